@@ -1,0 +1,59 @@
+"""custody's write side: profile leases as event streams.
+
+The public API is what this module exports; everything else is private to the package.
+"""
+
+from ledger.application import Ledger
+from ledger.domain.errors import (
+    CheckoutDenied,
+    InvalidInput,
+    LeaseLost,
+    LedgerError,
+    NotAllowed,
+    StoreUnavailable,
+    UnknownProfile,
+)
+from ledger.domain.events import EVENT_CLASSES, ProfileEvent
+from ledger.domain.model import (
+    Denial,
+    DenialReason,
+    Holder,
+    Lease,
+    LeaseStatus,
+    Outcome,
+    ProfileRecord,
+    ProfileState,
+    ReleaseResult,
+    ReviewDecision,
+    Role,
+    SweepResult,
+)
+from ledger.domain.policies import RELEASE_POLICIES
+from ledger.domain.view import Availability
+
+__all__ = [
+    "EVENT_CLASSES",
+    "RELEASE_POLICIES",
+    "Availability",
+    "CheckoutDenied",
+    "Denial",
+    "DenialReason",
+    "Holder",
+    "InvalidInput",
+    "Lease",
+    "LeaseLost",
+    "LeaseStatus",
+    "Ledger",
+    "LedgerError",
+    "NotAllowed",
+    "Outcome",
+    "ProfileEvent",
+    "ProfileRecord",
+    "ProfileState",
+    "ReleaseResult",
+    "ReviewDecision",
+    "Role",
+    "StoreUnavailable",
+    "SweepResult",
+    "UnknownProfile",
+]

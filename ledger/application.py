@@ -1,0 +1,494 @@
+"""``Ledger``: the commands of the lease lifecycle over one store.
+
+Each command validates its input, reads the store's clock, loads the profile, lets the aggregate
+decide and saves the new events with the availability row in one transaction. When another
+writer saved first (a version conflict), it reloads and decides again, so a lost race surfaces as
+a domain answer (``CheckoutDenied``, ``LeaseLost``), never as a driver error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError
+
+from ledger import inputs
+from ledger.domain.errors import (
+    InvalidInput,
+    LedgerError,
+    NotAllowed,
+    StoreUnavailable,
+    UnknownProfile,
+)
+from ledger.domain.events import ProfileEvent
+from ledger.domain.model import (
+    Cause,
+    Lease,
+    Outcome,
+    ProfileRecord,
+    ProfileState,
+    ReleaseResult,
+    ReviewDecision,
+    Role,
+    SweepResult,
+)
+from ledger.domain.policies import (
+    DEFAULT_RELEASE_POLICY,
+    DEFAULT_UNCLEAN_LIMIT,
+    DEFAULT_UNCLEAN_WINDOW_SECONDS,
+    ReleaseReport,
+)
+from ledger.domain.profile import CheckoutRequest, Context, Profile, replay
+from ledger.domain.view import Availability, availability_of
+from ledger.stores.recorders import AVAILABILITY_COLUMNS, AVAILABILITY_TABLE, to_db
+from ledger.stores.settings import StoreSettings
+from ledger.stores.store import IntegrityError, Store, store_errors
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+# A command that loses this many version races in a row gives up; with one event stream per
+# profile that only happens under a storm of writers on the very same profile.
+MAX_ATTEMPTS = 20
+
+
+class Ledger:
+    """The Python entry point. Open with ``Ledger.open(store_url)``; close when done."""
+
+    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
+        self.store = store
+        self._clock = clock
+
+    @classmethod
+    def open(cls, store_url: str | None = None, *, clock: Clock | None = None) -> Ledger:
+        """Open a store (None: ``$CUSTODY_STORE``, else ``./custody.db``).
+
+        A new SQLite file is initialised on first use; PostgreSQL must have been initialised
+        with ``Ledger.init`` (``custody init``) so that workers never race to create tables.
+        Raises ``InvalidInput`` for a malformed URL and ``StoreUnavailable`` when unreachable.
+        """
+        settings = StoreSettings.resolve(store_url)
+        if settings.kind == "sqlite" and not Path(settings.path).exists():
+            return cls(Store.open(settings, create=True), clock=clock)
+        store = Store.open(settings)
+        if not store.is_initialised():
+            if settings.kind == "sqlite":
+                store.close()
+                return cls(Store.open(settings, create=True), clock=clock)
+            store.close()
+            msg = f"store {settings.describe()} is not initialised: run custody init"
+            raise StoreUnavailable(msg)
+        return cls(store, clock=clock)
+
+    @classmethod
+    def init(cls, store_url: str | None = None) -> Ledger:
+        """Create the schema (idempotent) and open the store."""
+        return cls(Store.open(StoreSettings.resolve(store_url), create=True))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def now(self) -> datetime:
+        """The clock every deadline is judged on (the store's, unless a test injects one)."""
+        return self._clock() if self._clock is not None else self.store.now()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def profile(self, profile_id: str, *, version: int | None = None) -> Profile:
+        """The profile aggregate (optionally as of ``version``); ``UnknownProfile`` if absent."""
+        pid = inputs.profile_id(profile_id)
+        try:
+            with store_errors(self.store.settings):
+                profile: Profile = self.store.app.repository.get(
+                    Profile.create_id(pid), version=version, projector_func=replay
+                )
+        except AggregateNotFoundError:
+            raise UnknownProfile(pid) from None
+        return profile
+
+    def history(self, profile_id: str) -> list[ProfileEvent]:
+        """Every event on the profile's stream, oldest first."""
+        pid = self.profile(profile_id).profile_id
+        with store_errors(self.store.settings):
+            return list(self.store.app.events.get(Profile.create_id(pid)))  # type: ignore[arg-type]
+
+    # -- registration ----------------------------------------------------------------------------
+
+    def register_profile(
+        self,
+        profile_id: str,
+        *,
+        account_id: str,
+        proxy_id: str,
+        region: str | None = None,
+        user_data_dir: str | None = None,
+        release_policy: str = DEFAULT_RELEASE_POLICY,
+        unclean_limit: int = DEFAULT_UNCLEAN_LIMIT,
+        unclean_window_seconds: int = DEFAULT_UNCLEAN_WINDOW_SECONDS,
+        actor: str = "operator",
+        command_id: str | None = None,
+    ) -> ProfileRecord:
+        """Register a profile with its account context. Registering the same record again is a
+        no-op; a different record for an existing profile raises ``NotAllowed``."""
+        record = ProfileRecord(
+            profile_id=inputs.profile_id(profile_id),
+            account_id=inputs.name("account_id", account_id),
+            proxy_id=inputs.name("proxy_id", proxy_id),
+            region=inputs.optional_name("region", region),
+            user_data_dir=inputs.optional_name("user_data_dir", user_data_dir),
+            release_policy=inputs.release_policy(release_policy),
+            unclean_limit=inputs.positive_int("unclean_limit", unclean_limit),
+            unclean_window_seconds=inputs.positive_int(
+                "unclean_window_seconds", unclean_window_seconds
+            ),
+        )
+        actor = inputs.name("actor", actor)
+        for _ in range(2):  # a second round only after losing a registration race
+            try:
+                existing = self.profile(record.profile_id).registration()
+            except UnknownProfile:
+                ctx = self._context(actor, Role.OPERATOR, command_id, None, "registered")
+                try:
+                    self._save(Profile.register(record, ctx))
+                except IntegrityError:
+                    continue
+                return record
+            if existing != record:
+                msg = (
+                    f"profile {record.profile_id} is already registered differently "
+                    f"(account {existing.account_id}, proxy {existing.proxy_id})"
+                )
+                raise NotAllowed(msg)
+            return existing
+        raise StoreUnavailable(f"could not register {record.profile_id}: conflicting writers")
+
+    # -- the lease -------------------------------------------------------------------------------
+
+    def checkout(
+        self,
+        profile_id: str,
+        *,
+        worker_id: str,
+        run_id: str,
+        task_type: str,
+        ttl_seconds: int = 300,
+        account_id: str | None = None,
+        proxy_id: str | None = None,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Lease:
+        """Lease the profile to a worker, or raise ``CheckoutDenied`` with the reason."""
+        pid = inputs.profile_id(profile_id)
+        request = CheckoutRequest(
+            worker_id=inputs.name("worker_id", worker_id),
+            run_id=inputs.name("run_id", run_id),
+            task_type=inputs.name("task_type", task_type),
+            ttl_seconds=inputs.ttl_seconds(ttl_seconds),
+            account_id=inputs.optional_name("account_id", account_id),
+            proxy_id=inputs.optional_name("proxy_id", proxy_id),
+        )
+
+        def act(profile: Profile, now: datetime, cid: str) -> None:
+            correlation = correlation_id or request.run_id
+            ctx = self._context(request.worker_id, Role.WORKER, cid, correlation, "checkout", now)
+            profile.checkout(request, ctx)
+
+        return self._command(pid, command_id, act, _current_lease)
+
+    def heartbeat(
+        self,
+        lease_id: str,
+        *,
+        fencing_token: int,
+        step: str | None = None,
+        url: str | None = None,
+        safe: bool = False,
+        mutating: bool = False,
+        command_id: str | None = None,
+    ) -> Lease:
+        """Renew the lease's deadline and record the step and URL; ``LeaseLost`` if it is gone."""
+        pid, _ = inputs.lease_id(lease_id)
+        token = inputs.fencing_token(fencing_token)
+        step = inputs.optional_name("step", step)
+        url = inputs.optional_url("url", url)
+        safe, mutating = inputs.flag("safe", safe), inputs.flag("mutating", mutating)
+        if (safe or mutating) and step is None:
+            raise InvalidInput("step", "a step name is required with safe or mutating")
+
+        def act(profile: Profile, now: datetime, cid: str) -> None:
+            ctx = self._lease_context(profile, lease_id, cid, "heartbeat", now)
+            profile.heartbeat(
+                lease_id, token, ctx, step=step, url=url, safe=safe, mutating=mutating
+            )
+
+        return self._command(pid, command_id, act, _current_lease)
+
+    def extend(
+        self, lease_id: str, *, fencing_token: int, ttl_seconds: int, command_id: str | None = None
+    ) -> Lease:
+        """Give a live lease a new TTL, counted from now."""
+        pid, _ = inputs.lease_id(lease_id)
+        token = inputs.fencing_token(fencing_token)
+        ttl = inputs.ttl_seconds(ttl_seconds)
+
+        def act(profile: Profile, now: datetime, cid: str) -> None:
+            ctx = self._lease_context(profile, lease_id, cid, f"extend to {ttl}s", now)
+            profile.extend(lease_id, token, ttl, ctx)
+
+        return self._command(pid, command_id, act, _current_lease)
+
+    def release(
+        self,
+        lease_id: str,
+        *,
+        fencing_token: int,
+        outcome: Outcome | str,
+        reason: str | None = None,
+        final_url: str | None = None,
+        screenshot: str | None = None,
+        prompt_seen: bool = False,
+        observed_proxy: str | None = None,
+        observed_account: str | None = None,
+        command_id: str | None = None,
+    ) -> ReleaseResult:
+        """End the lease with the worker's report; the rules decide pool, review or quarantine."""
+        pid, _ = inputs.lease_id(lease_id)
+        token = inputs.fencing_token(fencing_token)
+        report = ReleaseReport(
+            outcome=inputs.choice("outcome", Outcome, outcome),
+            final_url=inputs.optional_url("final_url", final_url),
+            screenshot=inputs.optional_name("screenshot", screenshot),
+            prompt_seen=inputs.flag("prompt_seen", prompt_seen),
+            observed_proxy=inputs.optional_name("observed_proxy", observed_proxy),
+            observed_account=inputs.optional_name("observed_account", observed_account),
+        )
+        said = inputs.text("reason", reason or "")
+        if report.outcome is Outcome.EXPECTED_FAILURE and not said.strip():
+            raise InvalidInput("reason", "an expected failure must say what it was")
+
+        def act(profile: Profile, now: datetime, cid: str) -> None:
+            ctx = self._lease_context(profile, lease_id, cid, said or report.outcome.value, now)
+            profile.release(lease_id, token, report, ctx)
+
+        return self._command(pid, command_id, act, _release_result)
+
+    # -- operators, reviewers and the sweep ----------------------------------------------------
+
+    def force_release(
+        self, profile_id: str, *, actor: str, reason: str, command_id: str | None = None
+    ) -> ReleaseResult:
+        """End the live lease by hand; the profile goes to review."""
+        return self._operate(
+            profile_id, actor, reason, command_id, Profile.force_release, _release_result
+        )
+
+    def quarantine(
+        self, profile_id: str, *, actor: str, reason: str, command_id: str | None = None
+    ) -> Availability:
+        """Quarantine the profile (ending any live lease) until a reviewer clears it."""
+        return self._operate(
+            profile_id, actor, reason, command_id, Profile.quarantine, availability_of
+        )
+
+    def disable(
+        self, profile_id: str, *, actor: str, reason: str, command_id: str | None = None
+    ) -> Availability:
+        """Take the profile out of rotation (ending any live lease, which then needs review)."""
+        return self._operate(
+            profile_id, actor, reason, command_id, Profile.disable, availability_of
+        )
+
+    def enable(
+        self, profile_id: str, *, actor: str, reason: str, command_id: str | None = None
+    ) -> Availability:
+        """Bring a disabled profile back to the state it was disabled from."""
+        return self._operate(profile_id, actor, reason, command_id, Profile.enable, availability_of)
+
+    def review(
+        self,
+        profile_id: str,
+        *,
+        reviewer: str,
+        decision: ReviewDecision | str,
+        note: str,
+        command_id: str | None = None,
+    ) -> Availability:
+        """A reviewer returns the profile to the pool, keeps it quarantined, or disables it."""
+        pid = inputs.profile_id(profile_id)
+        who = inputs.name("reviewer", reviewer)
+        verdict = inputs.choice("decision", ReviewDecision, decision)
+        said = inputs.name("note", note)
+
+        def act(profile: Profile, now: datetime, cid: str) -> None:
+            ctx = self._context(who, Role.REVIEWER, cid, None, said, now)
+            profile.review(verdict, said, ctx)
+
+        return self._command(pid, command_id, act, availability_of)
+
+    def sweep(self, *, actor: str = "sweeper") -> list[SweepResult]:
+        """Mark every lease past its deadline stale and send its profile to review or quarantine.
+
+        Candidates come from the availability rows; each is re-judged on its aggregate, so a
+        lease renewed since the row was read is left alone.
+        """
+        who = inputs.name("actor", actor)
+        now = self.now()
+        rows = self.store.query(
+            f"SELECT profile_id FROM {AVAILABILITY_TABLE} "
+            "WHERE state = 'stale' OR (state = 'leased' AND until < ?) ORDER BY profile_id",
+            (to_db(now),),
+        )
+        results: list[SweepResult] = []
+        for row in rows:
+            before = self.profile(row["profile_id"])
+            lease = before.lease
+            after = self._command(row["profile_id"], None, partial(_settle, who), lambda p: p)
+            if (
+                lease is not None
+                and after.block is not None
+                and after.block.lease_id == lease.lease_id
+            ):
+                results.append(
+                    SweepResult(
+                        profile_id=after.profile_id,
+                        lease_id=lease.lease_id,
+                        profile_state=after.state,
+                        cause=after.block.cause,
+                    )
+                )
+        return results
+
+    def availability(self) -> list[Availability]:
+        """Every profile's availability row, as stored beside its events."""
+        columns = ", ".join(AVAILABILITY_COLUMNS)
+        rows = self.store.query(f"SELECT {columns} FROM {AVAILABILITY_TABLE} ORDER BY profile_id")
+        return [Availability.model_validate(r) for r in rows]
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _operate(
+        self,
+        profile_id: str,
+        actor: str,
+        reason: str,
+        command_id: str | None,
+        method: Callable[[Profile, Context], Any],
+        result_of: Callable[[Profile], T],
+    ) -> T:
+        pid = inputs.profile_id(profile_id)
+        who = inputs.name("actor", actor)
+        said = inputs.name("reason", reason)
+
+        def act(profile: Profile, now: datetime, cid: str) -> None:
+            method(profile, self._context(who, Role.OPERATOR, cid, None, said, now))
+
+        return self._command(pid, command_id, act, result_of)
+
+    def _command(
+        self,
+        profile_id: str,
+        command_id: str | None,
+        act: Callable[[Profile, datetime, str], None],
+        result_of: Callable[[Profile], T],
+    ) -> T:
+        """Load, decide, save; on a version conflict reload and decide again.
+
+        A command id already applied to this profile returns the result as of that command
+        and appends nothing, so a worker may safely resend after a timeout.
+        """
+        cid = inputs.name("command_id", command_id) if command_id is not None else _new_id()
+        for _ in range(MAX_ATTEMPTS):
+            profile = self.profile(profile_id)
+            if cid in profile.commands:
+                return result_of(self.profile(profile_id, version=profile.commands[cid]))
+            act(profile, self.now(), cid)
+            if not profile.pending_events:
+                return result_of(profile)
+            try:
+                self._save(profile)
+            except IntegrityError:
+                continue
+            return result_of(profile)
+        raise LedgerError(f"profile {profile_id}: gave up after {MAX_ATTEMPTS} conflicting writes")
+
+    def _save(self, profile: Profile) -> None:
+        with store_errors(self.store.settings):
+            self.store.app.save(profile, availability=[availability_of(profile)])
+
+    def _context(
+        self,
+        actor: str,
+        role: Role,
+        command_id: str | None,
+        correlation_id: str | None,
+        reason: str,
+        now: datetime | None = None,
+    ) -> Context:
+        cid = command_id or _new_id()
+        return Context(
+            actor_id=actor,
+            role=role,
+            now=now or self.now(),
+            command_id=cid,
+            correlation_id=correlation_id or cid,
+            causation_id=cid,
+            reason=reason,
+        )
+
+    def _lease_context(
+        self, profile: Profile, lease_id: str, cid: str, reason: str, now: datetime
+    ) -> Context:
+        """Lease commands act as the lease's worker and correlate on its run."""
+        lease = profile.lease if profile.lease and profile.lease.lease_id == lease_id else None
+        worker = lease.worker_id if lease else "unknown"
+        return self._context(worker, Role.WORKER, cid, lease.run_id if lease else None, reason, now)
+
+
+def _settle(actor: str, profile: Profile, now: datetime, cid: str) -> None:
+    """The sweep's decision on one profile: stale if overdue, then review or quarantine."""
+    ctx = Context(actor, Role.SCHEDULER, now, cid, cid, cid, "renewal deadline missed")
+    if profile.is_overdue(now):
+        profile.mark_stale(ctx)
+    if profile.state is ProfileState.STALE:
+        profile.settle_stale(ctx)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _current_lease(profile: Profile) -> Lease:
+    lease = profile.lease or profile.last_lease
+    assert lease is not None
+    return lease
+
+
+def _release_result(profile: Profile) -> ReleaseResult:
+    lease = profile.last_lease
+    assert lease is not None
+    assert lease.ending is not None
+    cause: Cause | None = profile.block.cause if profile.block else None
+    state = profile.state
+    if state is ProfileState.AVAILABLE:
+        message = f"{lease.lease_id} released cleanly; {profile.profile_id} is back in the pool"
+    else:
+        message = f"{lease.lease_id} ended ({cause}); {profile.profile_id} is {state.value}"
+    return ReleaseResult(
+        lease_id=lease.lease_id,
+        profile_id=profile.profile_id,
+        ending=lease.ending,
+        profile_state=state,
+        cause=cause,
+        message=message,
+    )

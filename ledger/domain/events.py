@@ -1,0 +1,186 @@
+"""The facts on a profile's event stream. Events are contracts: frozen, past tense, versioned.
+
+Every event carries the profile's ``originator_id`` and ``originator_version`` (its place in the
+stream) and one audit ``envelope``. An event's ``event_type`` is the name it has in every export,
+timeline and report, and the topic it is stored under; change a shipped event only by raising its
+``class_version`` and adding an upcaster to ``UPCASTERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from ledger.domain.model import (
+    Cause,
+    Envelope,
+    Frozen,
+    Lease,
+    Outcome,
+    ProfileState,
+    ReviewDecision,
+)
+
+
+class ProfileEvent(Frozen):
+    """Base of every event on a profile's stream."""
+
+    event_type: ClassVar[str] = ""
+    class_version: ClassVar[int] = 1
+
+    originator_id: UUID
+    originator_version: int
+    profile_id: str
+    envelope: Envelope
+
+    @property
+    def event_id(self) -> str:
+        """A stable id for causation links: the profile and the event's place in its stream."""
+        return f"{self.profile_id}#{self.originator_version}"
+
+    @property
+    def at(self) -> datetime:
+        return self.envelope.at
+
+
+class ProfileRegistered(ProfileEvent):
+    event_type = "profile_registered"
+    account_id: str
+    proxy_id: str
+    region: str | None
+    user_data_dir: str | None
+    release_policy: str
+    unclean_limit: int
+    unclean_window_seconds: int
+
+
+class LeaseAcquired(ProfileEvent):
+    event_type = "lease_acquired"
+    lease: Lease
+
+
+class LeaseHeartbeat(ProfileEvent):
+    event_type = "lease_heartbeat"
+    lease_id: str
+    fencing_token: int
+    step: str | None
+    url: str | None
+    safe: bool
+    mutating: bool
+    expires_at: datetime
+
+
+class LeaseExtended(ProfileEvent):
+    event_type = "lease_extended"
+    lease_id: str
+    fencing_token: int
+    ttl_seconds: int
+    expires_at: datetime
+
+
+class LeaseReleaseRequested(ProfileEvent):
+    event_type = "lease_release_requested"
+    lease_id: str
+    fencing_token: int
+    outcome: Outcome
+    final_url: str | None
+    screenshot: str | None
+    prompt_seen: bool
+    observed_proxy: str | None
+    observed_account: str | None
+
+
+class LeaseReleasedCleanly(ProfileEvent):
+    event_type = "lease_released_cleanly"
+    lease_id: str
+    outcome: Outcome
+
+
+class LeaseMarkedStale(ProfileEvent):
+    event_type = "lease_marked_stale"
+    lease_id: str
+    expires_at: datetime
+    last_heartbeat_at: datetime
+    last_step: str | None
+    last_url: str | None
+    last_safe_step: str | None
+    mutating_step: str | None
+
+
+class LeaseRevoked(ProfileEvent):
+    """An operator ended a live lease (force release, quarantine or disable)."""
+
+    event_type = "lease_revoked"
+    lease_id: str
+    cause: Cause
+
+
+class ReviewRequested(ProfileEvent):
+    event_type = "review_requested"
+    cause: Cause
+    lease_id: str | None
+
+
+class ProfileQuarantined(ProfileEvent):
+    event_type = "profile_quarantined"
+    cause: Cause
+    lease_id: str | None
+    unclean_leases: list[str]
+
+
+class ProfileReviewed(ProfileEvent):
+    event_type = "profile_reviewed"
+    decision: ReviewDecision
+    note: str
+
+
+class ProfileReturnedToPool(ProfileEvent):
+    event_type = "profile_returned_to_pool"
+
+
+class ProfileDisabled(ProfileEvent):
+    event_type = "profile_disabled"
+    previous_state: ProfileState
+
+
+class ProfileEnabled(ProfileEvent):
+    """Enabling decides where the profile goes: the pool only if it was disabled while idle."""
+
+    event_type = "profile_enabled"
+    state: ProfileState
+
+
+EVENT_CLASSES: dict[str, type[ProfileEvent]] = {
+    cls.event_type: cls
+    for cls in (
+        ProfileRegistered,
+        LeaseAcquired,
+        LeaseHeartbeat,
+        LeaseExtended,
+        LeaseReleaseRequested,
+        LeaseReleasedCleanly,
+        LeaseMarkedStale,
+        LeaseRevoked,
+        ReviewRequested,
+        ProfileQuarantined,
+        ProfileReviewed,
+        ProfileReturnedToPool,
+        ProfileDisabled,
+        ProfileEnabled,
+    )
+}
+
+# (event_type, from_version) -> function that rewrites the stored dict to from_version + 1.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def upcast(event_type: str, state: dict[str, Any], from_version: int) -> dict[str, Any]:
+    """Bring a stored event's state up to its class's current ``class_version``."""
+    target = EVENT_CLASSES[event_type].class_version
+    while from_version < target:
+        state = UPCASTERS[(event_type, from_version)](state)
+        from_version += 1
+    return state

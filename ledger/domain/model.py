@@ -1,0 +1,242 @@
+"""The lease vocabulary: states, roles, outcomes, reasons, and the records crossing boundaries.
+
+Everything here is a frozen pydantic model or a string enum, so it serialises to the same JSON
+in the event store, on the CLI's ``--json`` output and in reports.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+PROFILE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
+_PROFILE_ID_RE = re.compile(rf"^{PROFILE_ID_PATTERN}$")
+_LEASE_ID_RE = re.compile(rf"^lease-([1-9][0-9]{{0,17}})@({PROFILE_ID_PATTERN})$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_profile_id(value: str) -> str:
+    if not _PROFILE_ID_RE.match(value):
+        msg = "must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
+        raise ValueError(msg)
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if _CONTROL_RE.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+ProfileId = Annotated[str, AfterValidator(_check_profile_id)]
+Name = Annotated[str, Field(max_length=200), AfterValidator(_check_name)]
+Text = Annotated[str, Field(max_length=2000)]
+Url = Annotated[str, Field(min_length=1, max_length=4096)]
+TtlSeconds = Annotated[int, Field(ge=1, le=86_400)]
+FencingToken = Annotated[int, Field(ge=1)]
+
+
+def lease_id_for(profile_id: str, fencing_token: int) -> str:
+    """The lease id names the profile and the token, so a lease id alone routes a command."""
+    return f"lease-{fencing_token}@{profile_id}"
+
+
+def parse_lease_id(lease_id: str) -> tuple[str, int]:
+    """Split a lease id into (profile_id, fencing_token); raise ValueError when malformed."""
+    match = _LEASE_ID_RE.match(lease_id)
+    if match is None:
+        msg = f"malformed lease id {lease_id!r}: expected lease-<token>@<profile_id>"
+        raise ValueError(msg)
+    return match.group(2), int(match.group(1))
+
+
+class ProfileState(StrEnum):
+    """Where a profile stands. Only ``available`` may be checked out."""
+
+    AVAILABLE = "available"
+    LEASED = "leased"
+    STALE = "stale"
+    REVIEW_REQUIRED = "review_required"
+    QUARANTINED = "quarantined"
+    DISABLED = "disabled"
+
+
+class Role(StrEnum):
+    """Who may say what: the role is recorded on every event."""
+
+    WORKER = "worker"
+    SCHEDULER = "scheduler"
+    REVIEWER = "reviewer"
+    OPERATOR = "operator"
+
+
+class Outcome(StrEnum):
+    """What a worker reports when it releases its lease."""
+
+    SUCCESS = "success"
+    EXPECTED_FAILURE = "expected_failure"
+    FAILURE = "failure"
+
+
+class ReviewDecision(StrEnum):
+    """A reviewer's verdict on a blocked profile."""
+
+    RETURN = "return"
+    QUARANTINE = "quarantine"
+    DISABLE = "disable"
+
+
+class LeaseStatus(StrEnum):
+    """Where a lease stands: live (``active``, ``stale``) or ended."""
+
+    ACTIVE = "active"
+    STALE = "stale"
+    RELEASED = "released"
+    ENDED_UNCLEAN = "ended_unclean"
+    REVOKED = "revoked"
+
+
+class DenialReason(StrEnum):
+    """Closed set of reasons a checkout is refused; each has a remediation."""
+
+    ALREADY_LEASED = "already_leased"
+    STALE = "stale"
+    REVIEW_REQUIRED = "review_required"
+    QUARANTINED = "quarantined"
+    DISABLED = "disabled"
+    PROXY_MISMATCH = "proxy_mismatch"
+    ACCOUNT_MISMATCH = "account_mismatch"
+    PREVIOUS_RUN_UNKNOWN = "previous_run_unknown"
+
+
+class Cause(StrEnum):
+    """Why a profile was sent to review or quarantine (recorded on the event)."""
+
+    LEASE_EXPIRED = "lease_expired"
+    MUTATION_UNCONFIRMED = "mutation_unconfirmed"
+    UNKNOWN_FINAL_URL = "unknown_final_url"
+    MISSING_SCREENSHOT = "missing_screenshot"
+    VERIFICATION_PROMPT = "verification_prompt"
+    UNEXPECTED_FAILURE = "unexpected_failure"
+    PROXY_MISMATCH = "proxy_mismatch"
+    ACCOUNT_MISMATCH = "account_mismatch"
+    FORCE_RELEASE = "force_release"
+    REPEATED_UNCLEAN_ENDINGS = "repeated_unclean_endings"
+    OPERATOR = "operator"
+    REVIEWER = "reviewer"
+
+
+# Causes that mean "nobody knows how the last run ended"; a checkout denied for one of them
+# says previous_run_unknown rather than a bare review_required.
+UNKNOWN_ENDING_CAUSES = frozenset(
+    {
+        Cause.LEASE_EXPIRED,
+        Cause.UNKNOWN_FINAL_URL,
+        Cause.MISSING_SCREENSHOT,
+        Cause.UNEXPECTED_FAILURE,
+        Cause.FORCE_RELEASE,
+    }
+)
+
+
+class Frozen(BaseModel):
+    """Base for every value model: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Envelope(Frozen):
+    """The audit envelope every event carries. ``at`` is the store's clock at the command."""
+
+    actor_id: str
+    actor_role: Role
+    reason: str = ""
+    correlation_id: str
+    causation_id: str
+    command_id: str
+    at: datetime
+
+
+class Lease(Frozen):
+    """The article's lease record, plus the fencing token and what the run reported."""
+
+    lease_id: str
+    profile_id: str
+    account_id: str
+    worker_id: str
+    run_id: str
+    task_type: str
+    proxy_id: str
+    lease_status: LeaseStatus
+    lease_started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+    ttl_seconds: int
+    last_safe_step: str | None = None
+    release_policy: str
+    fencing_token: int
+    last_step: str | None = None
+    last_url: str | None = None
+    mutating_step: str | None = None
+    ending: str | None = None
+    ended_at: datetime | None = None
+
+
+class Holder(Frozen):
+    """Who holds (or last held) a profile."""
+
+    worker_id: str
+    run_id: str
+    task_type: str
+    lease_id: str
+
+
+class Denial(Frozen):
+    """Why a checkout was refused, in words for a person and codes for a program."""
+
+    profile_id: str
+    reason: DenialReason
+    message: str
+    since: datetime | None = None
+    until: datetime | None = None
+    holder: Holder | None = None
+    remediation: str
+
+
+class ReleaseResult(Frozen):
+    """How a release ended: the lease's ending and where the profile now stands."""
+
+    lease_id: str
+    profile_id: str
+    ending: str
+    profile_state: ProfileState
+    cause: Cause | None = None
+    message: str
+
+
+class ProfileRecord(Frozen):
+    """A profile's registration: the account context a checkout must match."""
+
+    profile_id: str
+    account_id: str
+    proxy_id: str
+    region: str | None = None
+    user_data_dir: str | None = None
+    release_policy: str
+    unclean_limit: int
+    unclean_window_seconds: int
+
+
+class SweepResult(Frozen):
+    """One stale lease the sweep found and what it decided."""
+
+    profile_id: str
+    lease_id: str
+    profile_state: ProfileState
+    cause: Cause

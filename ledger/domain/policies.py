@@ -1,0 +1,122 @@
+"""Release policies and the rules that judge how a lease ended. Pure functions, no I/O.
+
+An ending is *clean* (the profile returns to the pool), *review* (a person must look) or
+*quarantine* (the profile is unsafe until cleared). Only a clean ending is explainable on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from ledger.domain.model import Cause, Lease, Outcome
+
+
+class Ending(StrEnum):
+    CLEAN = "clean"
+    REVIEW = "review"
+    QUARANTINE = "quarantine"
+
+
+@dataclass(frozen=True)
+class ReleasePolicy:
+    """What a release must prove, and where an unproven ending sends the profile."""
+
+    name: str
+    requires_screenshot: bool
+    on_unknown: Ending
+    description: str
+
+
+RELEASE_POLICIES: dict[str, ReleasePolicy] = {
+    p.name: p
+    for p in (
+        ReleasePolicy(
+            "manual_review_on_unknown_state",
+            requires_screenshot=False,
+            on_unknown=Ending.REVIEW,
+            description="an unknown final URL sends the profile to review",
+        ),
+        ReleasePolicy(
+            "quarantine_on_unknown_state",
+            requires_screenshot=False,
+            on_unknown=Ending.QUARANTINE,
+            description="an unknown final URL quarantines the profile",
+        ),
+        ReleasePolicy(
+            "evidence_required",
+            requires_screenshot=True,
+            on_unknown=Ending.REVIEW,
+            description="a release needs a final URL and screenshot, else review",
+        ),
+        ReleasePolicy(
+            "strict_evidence",
+            requires_screenshot=True,
+            on_unknown=Ending.QUARANTINE,
+            description="a release needs a final URL and screenshot, else quarantine",
+        ),
+    )
+}
+DEFAULT_RELEASE_POLICY = "manual_review_on_unknown_state"
+DEFAULT_UNCLEAN_LIMIT = 3
+DEFAULT_UNCLEAN_WINDOW_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class ReleaseReport:
+    """What the worker says about the end of its run."""
+
+    outcome: Outcome
+    final_url: str | None = None
+    screenshot: str | None = None
+    prompt_seen: bool = False
+    observed_proxy: str | None = None
+    observed_account: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ending: Ending
+    cause: Cause | None
+
+
+def judge_release(lease: Lease, report: ReleaseReport, policy: ReleasePolicy) -> Verdict:
+    """Decide how a release ends, most serious finding first."""
+    if report.observed_proxy is not None and report.observed_proxy != lease.proxy_id:
+        return Verdict(Ending.QUARANTINE, Cause.PROXY_MISMATCH)
+    if report.observed_account is not None and report.observed_account != lease.account_id:
+        return Verdict(Ending.QUARANTINE, Cause.ACCOUNT_MISMATCH)
+    if report.prompt_seen:
+        return Verdict(Ending.REVIEW, Cause.VERIFICATION_PROMPT)
+    if report.outcome is Outcome.FAILURE:
+        if lease.mutating_step is not None:
+            return Verdict(Ending.QUARANTINE, Cause.MUTATION_UNCONFIRMED)
+        return Verdict(Ending.REVIEW, Cause.UNEXPECTED_FAILURE)
+    if report.final_url is None:
+        return Verdict(policy.on_unknown, Cause.UNKNOWN_FINAL_URL)
+    if policy.requires_screenshot and report.screenshot is None:
+        return Verdict(policy.on_unknown, Cause.MISSING_SCREENSHOT)
+    return Verdict(Ending.CLEAN, None)
+
+
+def judge_stale(lease: Lease) -> Verdict:
+    """A lease that missed its deadline: quarantine if the account may be half-mutated."""
+    if lease.mutating_step is not None:
+        return Verdict(Ending.QUARANTINE, Cause.MUTATION_UNCONFIRMED)
+    return Verdict(Ending.REVIEW, Cause.LEASE_EXPIRED)
+
+
+def repeated_unclean(
+    earlier: tuple[tuple[str, datetime], ...],
+    lease_id: str,
+    now: datetime,
+    limit: int,
+    window_seconds: int,
+) -> list[str] | None:
+    """The leases to list when this unclean ending is the ``limit``-th within the window."""
+    since = now - timedelta(seconds=window_seconds)
+    recent = [lid for lid, at in earlier if at >= since and lid != lease_id]
+    if len(recent) + 1 >= limit:
+        return [*recent, lease_id]
+    return None

@@ -1,0 +1,87 @@
+"""Current availability of a profile, derived purely from its state (no clock).
+
+The store writes this row in the same transaction as the events that produced it, so it never
+lags; a rebuild from the events must reproduce it exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ledger.domain.model import (
+    UNKNOWN_ENDING_CAUSES,
+    DenialReason,
+    Frozen,
+    Lease,
+    ProfileState,
+)
+from ledger.domain.state import ProfileStateMachine
+
+_REASON_BY_STATE = {
+    ProfileState.LEASED: DenialReason.ALREADY_LEASED,
+    ProfileState.STALE: DenialReason.STALE,
+    ProfileState.QUARANTINED: DenialReason.QUARANTINED,
+    ProfileState.DISABLED: DenialReason.DISABLED,
+}
+
+
+class Availability(Frozen):
+    """One row per profile: state, holder, deadline, reason and last user."""
+
+    profile_id: str
+    account_id: str
+    proxy_id: str
+    region: str | None
+    state: ProfileState
+    reason: DenialReason | None
+    cause: str | None
+    since: datetime | None
+    until: datetime | None
+    holder_worker: str | None
+    holder_run: str | None
+    holder_task: str | None
+    lease_id: str | None
+    fencing_token: int | None
+    heartbeat_at: datetime | None
+    last_worker: str | None
+    last_run: str | None
+    last_lease_id: str | None
+    last_ending: str | None
+    last_ended_at: datetime | None
+    version: int
+
+
+def availability_of(p: ProfileStateMachine) -> Availability:
+    """The availability row for a profile's current state."""
+    lease, last = p.lease, p.last_lease
+    recent: Lease | None = lease or last
+    reason = _REASON_BY_STATE.get(p.state)
+    cause: str | None = None
+    if p.block is not None and p.state in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):
+        cause = p.block.cause.value
+        if p.state is ProfileState.REVIEW_REQUIRED:
+            unknown = p.block.cause in UNKNOWN_ENDING_CAUSES
+            reason = DenialReason.PREVIOUS_RUN_UNKNOWN if unknown else DenialReason.REVIEW_REQUIRED
+    return Availability(
+        profile_id=p.profile_id,
+        account_id=p.account_id,
+        proxy_id=p.proxy_id,
+        region=p.region,
+        state=p.state,
+        reason=reason,
+        cause=cause,
+        since=p.since,
+        until=lease.expires_at if lease else None,
+        holder_worker=lease.worker_id if lease else None,
+        holder_run=lease.run_id if lease else None,
+        holder_task=lease.task_type if lease else None,
+        lease_id=lease.lease_id if lease else None,
+        fencing_token=lease.fencing_token if lease else None,
+        heartbeat_at=lease.heartbeat_at if lease else None,
+        last_worker=recent.worker_id if recent else None,
+        last_run=recent.run_id if recent else None,
+        last_lease_id=recent.lease_id if recent else None,
+        last_ending=last.ending if last and not lease else None,
+        last_ended_at=last.ended_at if last and not lease else None,
+        version=p.version,
+    )

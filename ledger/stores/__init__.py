@@ -1,0 +1,1 @@
+"""Adapters from settings to an eventsourcing environment, for SQLite and PostgreSQL."""

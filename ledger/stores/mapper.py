@@ -1,0 +1,50 @@
+"""Stored event format under our control: topic = event type, state = the event's JSON.
+
+We keep the format ours (not the library's module-path topics) so later tamper evidence can hash
+exactly these bytes, and renaming a Python class never orphans stored events.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
+
+from ledger.domain.events import EVENT_CLASSES, ProfileEvent, upcast
+
+
+class ProfileEventMapper(Mapper[UUID]):
+    """Maps ``ProfileEvent`` models to ``StoredEvent`` rows and back."""
+
+    def __init__(self) -> None:
+        super().__init__(transcoder=JSONTranscoder())
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        event: ProfileEvent = domain_event
+        state = event.model_dump(mode="json", exclude={"originator_id", "originator_version"})
+        state["class_version"] = type(event).class_version
+        return StoredEvent(
+            originator_id=event.originator_id,
+            originator_version=event.originator_version,
+            topic=event.event_type,
+            state=json.dumps(state, separators=(",", ":"), sort_keys=True).encode(),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return decode(
+            stored_event.topic,
+            stored_event.state,
+            stored_event.originator_id,
+            stored_event.originator_version,
+        )
+
+
+def decode(topic: str, state: bytes, originator_id: UUID | str, version: int) -> ProfileEvent:
+    """Rebuild a domain event from its stored topic and bytes, upcasting old versions."""
+    data: dict[str, Any] = json.loads(state)
+    data = upcast(topic, data, data.pop("class_version", 1))
+    data["originator_id"] = originator_id
+    data["originator_version"] = version
+    return EVENT_CLASSES[topic].model_validate(data)

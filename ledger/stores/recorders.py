@@ -1,0 +1,90 @@
+"""Application recorders that also write the availability row, in the events' transaction.
+
+A row written beside its events can never lag or disagree with them: if the events' insert
+fails (another writer took that version) the row's upsert rolls back with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from ledger.domain.view import Availability
+
+AVAILABILITY_TABLE = "custody_availability"
+AVAILABILITY_COLUMNS: tuple[str, ...] = tuple(Availability.model_fields)
+_INTEGER_COLUMNS = {"fencing_token", "version"}
+
+
+def availability_ddl() -> list[str]:
+    """DDL for the availability table; the same text works on SQLite and PostgreSQL."""
+    cols = ", ".join(
+        f"{c} {'BIGINT' if c in _INTEGER_COLUMNS else 'TEXT'}"
+        + (" PRIMARY KEY" if c == "profile_id" else "")
+        for c in AVAILABILITY_COLUMNS
+    )
+    return [
+        f"CREATE TABLE IF NOT EXISTS {AVAILABILITY_TABLE} ({cols})",
+        f"CREATE INDEX IF NOT EXISTS {AVAILABILITY_TABLE}_state "
+        f"ON {AVAILABILITY_TABLE} (state, until)",
+    ]
+
+
+def to_db(value: Any) -> Any:
+    """Times are stored as UTC ISO-8601 text with microseconds, so they sort as text."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds")
+    return value
+
+
+def availability_params(row: Availability) -> tuple[Any, ...]:
+    dumped = row.model_dump(mode="python")
+    return tuple(to_db(_plain(dumped[c])) for c in AVAILABILITY_COLUMNS)
+
+
+def _plain(value: Any) -> Any:
+    """Enums are stored by value."""
+    return getattr(value, "value", value)
+
+
+def upsert_availability_sql(placeholder: str) -> str:
+    cols = ", ".join(AVAILABILITY_COLUMNS)
+    marks = ", ".join([placeholder] * len(AVAILABILITY_COLUMNS))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in AVAILABILITY_COLUMNS if c != "profile_id")
+    return (
+        f"INSERT INTO {AVAILABILITY_TABLE} ({cols}) VALUES ({marks}) "
+        f"ON CONFLICT (profile_id) DO UPDATE SET {updates}"
+    )
+
+
+_SQLITE_UPSERT = upsert_availability_sql("?")
+_PG_UPSERT = upsert_availability_sql("%s")
+
+
+def _rows(kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [availability_params(r) for r in kwargs.get("availability", ())]
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        rows = _rows(kwargs)
+        if rows:
+            c.executemany(_SQLITE_UPSERT, rows)
+        return ids
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def _insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        for row in _rows(kwargs):
+            curs.execute(_PG_UPSERT, row)

@@ -1,0 +1,128 @@
+"""The store: an eventsourcing application on SQLite or PostgreSQL, its clock and its tables.
+
+Driver errors stop here: callers see ``StoreUnavailable``, never psycopg or sqlite3 exceptions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    PersistenceError,
+)
+from eventsourcing.utils import Environment
+
+from ledger.domain.errors import StoreUnavailable
+from ledger.stores.mapper import ProfileEventMapper
+from ledger.stores.recorders import AVAILABILITY_TABLE, availability_ddl
+from ledger.stores.settings import APPLICATION_NAME, StoreSettings
+
+__all__ = ["IntegrityError", "LedgerApplication", "Store"]
+
+_RECORDERS = {
+    "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",
+    "postgresql": "ledger.stores.recorders:PostgresLedgerRecorder",
+}
+
+
+class LedgerApplication(Application[UUID]):
+    """The eventsourcing application holding every profile's event stream."""
+
+    name = APPLICATION_NAME
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        # Configuration comes from the store URL alone; stray POSTGRES_* variables in the
+        # process environment must not redirect the ledger.
+        return Environment(name, dict(env or {}))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return ProfileEventMapper()
+
+
+@contextmanager
+def store_errors(settings: StoreSettings) -> Iterator[None]:
+    """Translate driver and library failures into ``StoreUnavailable`` naming the store."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = f"store {settings.describe()} unavailable: {first}"
+        raise StoreUnavailable(msg) from e
+
+
+class Store:
+    """One open store. ``query``/``execute`` take ``?`` placeholders on both databases."""
+
+    def __init__(self, settings: StoreSettings, app: LedgerApplication) -> None:
+        self.settings = settings
+        self.app = app
+        self._pg = settings.kind == "postgresql"
+
+    @classmethod
+    def open(cls, settings: StoreSettings, *, create: bool = False) -> Store:
+        """Open the store; ``create`` builds the schema (idempotent) before anything else."""
+        env = settings.environment(create_table=create)
+        env["APPLICATION_RECORDER_TOPIC"] = _RECORDERS[settings.kind]
+        with store_errors(settings):
+            if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():
+                msg = f"directory {settings.sqlite_file().parent} does not exist"
+                raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
+            store = cls(settings, LedgerApplication(env=env))
+            if create:
+                for statement in availability_ddl():
+                    store.execute(statement)
+        return store
+
+    def close(self) -> None:
+        self.app.close()
+
+    def is_initialised(self) -> bool:
+        if self._pg:
+            rows = self.query("SELECT to_regclass(?) AS t", (AVAILABILITY_TABLE,))
+        else:
+            rows = self.query(
+                "SELECT name AS t FROM sqlite_master WHERE type='table' AND name=?",
+                (AVAILABILITY_TABLE,),
+            )
+        return bool(rows and rows[0]["t"])
+
+    def now(self) -> datetime:
+        """The store's clock: PostgreSQL's on a shared store, the local clock on SQLite."""
+        if not self._pg:
+            return datetime.now(UTC)
+        rows = self.query("SELECT clock_timestamp() AS now")
+        now: datetime = rows[0]["now"]
+        return now.astimezone(UTC)
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self._pg else statement
+
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with store_errors(self.settings), self._transaction(commit=False) as cursor:
+            cursor.execute(self._sql(statement), params)
+            return [dict(row) for row in cursor.fetchall()]
+
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        with store_errors(self.settings), self._transaction(commit=True) as cursor:
+            cursor.execute(self._sql(statement), params)
+
+    def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        with store_errors(self.settings), self._transaction(commit=True) as cursor:
+            cursor.executemany(self._sql(statement), rows)
+
+    @contextmanager
+    def _transaction(self, *, commit: bool) -> Iterator[Any]:
+        datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.transaction(commit=commit) as cursor:
+            yield cursor
