@@ -1,0 +1,1 @@
+"""custody's composition root: the command line and its wiring."""

@@ -60,38 +60,56 @@ MAX_ATTEMPTS = 20
 class Ledger:
     """The Python entry point. Open with ``Ledger.open(store_url)``; close when done."""
 
-    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
-        self.store = store
+    def __init__(self, settings: StoreSettings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self._store: Store | None = None
         self._clock = clock
 
     @classmethod
     def open(cls, store_url: str | None = None, *, clock: Clock | None = None) -> Ledger:
-        """Open a store (None: ``$CUSTODY_STORE``, else ``./custody.db``).
+        """A ledger on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``).
 
-        A new SQLite file is initialised on first use; PostgreSQL must have been initialised
-        with ``Ledger.init`` (``custody init``) so that workers never race to create tables.
-        Raises ``InvalidInput`` for a malformed URL and ``StoreUnavailable`` when unreachable.
+        The URL is checked now (``InvalidInput``); the store is reached on first use, so a
+        command refused for bad input touches nothing. A new SQLite file is initialised on
+        first use; PostgreSQL must have been initialised with ``init`` (``custody init``) so
+        that workers never race to create tables (``StoreUnavailable`` says so).
         """
-        settings = StoreSettings.resolve(store_url)
-        if settings.kind == "sqlite" and not Path(settings.path).exists():
-            return cls(Store.open(settings, create=True), clock=clock)
-        store = Store.open(settings)
-        if not store.is_initialised():
-            if settings.kind == "sqlite":
-                store.close()
-                return cls(Store.open(settings, create=True), clock=clock)
-            store.close()
-            msg = f"store {settings.describe()} is not initialised: run custody init"
-            raise StoreUnavailable(msg)
-        return cls(store, clock=clock)
+        return cls(StoreSettings.resolve(store_url), clock=clock)
 
     @classmethod
     def init(cls, store_url: str | None = None) -> Ledger:
-        """Create the schema (idempotent) and open the store."""
-        return cls(Store.open(StoreSettings.resolve(store_url), create=True))
+        """Create the schema (idempotent) and return a ledger on it."""
+        ledger = cls(StoreSettings.resolve(store_url))
+        ledger._store = Store.open(ledger.settings, create=True)
+        return ledger
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = self._connect()
+        return self._store
+
+    def _connect(self) -> Store:
+        settings = self.settings
+        if settings.kind == "sqlite" and not Path(settings.path).exists():
+            return Store.open(settings, create=True)
+        store = Store.open(settings)
+        try:
+            initialised = store.is_initialised()
+        except StoreUnavailable:
+            store.close()
+            raise
+        if initialised:
+            return store
+        store.close()
+        if settings.kind == "sqlite":
+            return Store.open(settings, create=True)
+        raise StoreUnavailable(f"store {settings.describe()} is not initialised: run custody init")
 
     def close(self) -> None:
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def __enter__(self) -> Ledger:
         return self
@@ -109,7 +127,7 @@ class Ledger:
         """The profile aggregate (optionally as of ``version``); ``UnknownProfile`` if absent."""
         pid = inputs.profile_id(profile_id)
         try:
-            with store_errors(self.store.settings):
+            with store_errors(self.settings):
                 profile: Profile = self.store.app.repository.get(
                     Profile.create_id(pid), version=version, projector_func=replay
                 )
@@ -120,7 +138,7 @@ class Ledger:
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first."""
         pid = self.profile(profile_id).profile_id
-        with store_errors(self.store.settings):
+        with store_errors(self.settings):
             return list(self.store.app.events.get(Profile.create_id(pid)))  # type: ignore[arg-type]
 
     # -- registration ----------------------------------------------------------------------------
@@ -201,7 +219,7 @@ class Ledger:
 
         def act(profile: Profile, now: datetime, cid: str) -> None:
             correlation = correlation_id or request.run_id
-            ctx = self._context(request.worker_id, Role.WORKER, cid, correlation, "checkout", now)
+            ctx = self._context(request.worker_id, Role.WORKER, cid, correlation, "", now)
             profile.checkout(request, ctx)
 
         return self._command(pid, command_id, act, _current_lease)
@@ -227,7 +245,7 @@ class Ledger:
             raise InvalidInput("step", "a step name is required with safe or mutating")
 
         def act(profile: Profile, now: datetime, cid: str) -> None:
-            ctx = self._lease_context(profile, lease_id, cid, "heartbeat", now)
+            ctx = self._lease_context(profile, lease_id, cid, "", now)
             profile.heartbeat(
                 lease_id, token, ctx, step=step, url=url, safe=safe, mutating=mutating
             )
@@ -423,7 +441,7 @@ class Ledger:
         raise LedgerError(f"profile {profile_id}: gave up after {MAX_ATTEMPTS} conflicting writes")
 
     def _save(self, profile: Profile) -> None:
-        with store_errors(self.store.settings):
+        with store_errors(self.settings):
             self.store.app.save(profile, availability=[availability_of(profile)])
 
     def _context(

@@ -1,0 +1,18 @@
+"""custody's read side: availability, explanations and timelines rebuilt from the events."""
+
+from projections.availability import StatusRow, rebuild_availability, status, verify_availability
+from projections.explain import Explanation, Usage, explain, who
+from projections.timeline import TimelineRow, timeline
+
+__all__ = [
+    "Explanation",
+    "StatusRow",
+    "TimelineRow",
+    "Usage",
+    "explain",
+    "rebuild_availability",
+    "status",
+    "timeline",
+    "verify_availability",
+    "who",
+]

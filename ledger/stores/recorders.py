@@ -58,7 +58,9 @@ def upsert_availability_sql(placeholder: str) -> str:
     updates = ", ".join(f"{c} = excluded.{c}" for c in AVAILABILITY_COLUMNS if c != "profile_id")
     return (
         f"INSERT INTO {AVAILABILITY_TABLE} ({cols}) VALUES ({marks}) "
-        f"ON CONFLICT (profile_id) DO UPDATE SET {updates}"
+        f"ON CONFLICT (profile_id) DO UPDATE SET {updates} "
+        # A row never goes back in time, even if a rebuild races a live write.
+        f"WHERE {AVAILABILITY_TABLE}.version <= excluded.version"
     )
 
 

@@ -1,0 +1,3 @@
+from custody.cli import run
+
+run()

@@ -1,0 +1,177 @@
+"""Rendering results for a person (text) or a program (``--json``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, TextIO
+
+from pydantic import BaseModel
+
+from ledger import (
+    Availability,
+    CheckoutDenied,
+    InvalidInput,
+    Lease,
+    LeaseLost,
+    LedgerError,
+    ProfileRecord,
+    ReleaseResult,
+    SweepResult,
+)
+from projections import Explanation, StatusRow, TimelineRow, Usage
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def emit(command: str, result: Any, *, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(json.dumps(_plain(result), indent=2, sort_keys=False) + "\n")
+        return
+    for line in text(command, result):
+        out.write(line + "\n")
+
+
+def error_line(error: LedgerError) -> str:
+    if isinstance(error, CheckoutDenied):
+        return f"{error} -- to unblock: {error.remediation}"
+    if isinstance(error, LeaseLost):
+        return f"{error} -- stop work on this profile"
+    return str(error)
+
+
+def emit_error(error: LedgerError, *, out: TextIO) -> None:
+    body: dict[str, Any] = {
+        "error": type(error).__name__,
+        "exit_code": error.exit_code,
+        "message": str(error),
+    }
+    if isinstance(error, CheckoutDenied):
+        body["denial"] = _plain(error.denial)
+    if isinstance(error, InvalidInput):
+        body["field"] = error.field
+    out.write(json.dumps(body, indent=2) + "\n")
+
+
+def _t(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "-"
+
+
+def text(command: str, result: Any) -> list[str]:
+    """Human-readable lines for a command's result."""
+    if isinstance(result, Lease):
+        return [lease_line(result)]
+    if isinstance(result, ReleaseResult):
+        return [result.message]
+    if isinstance(result, ProfileRecord):
+        return [
+            f"registered {result.profile_id}: account {result.account_id}, proxy "
+            f"{result.proxy_id}, policy {result.release_policy}"
+        ]
+    if isinstance(result, Availability):
+        return [f"{result.profile_id} is now {result.state.value}"]
+    if isinstance(result, Explanation):
+        return explanation_lines(result)
+    if isinstance(result, Usage):
+        return [usage_line(result)]
+    if isinstance(result, list):
+        return list_lines(command, result)
+    if isinstance(result, dict):
+        return [f"{k}: {v}" for k, v in result.items()]
+    return [] if result is None else [str(result)]
+
+
+def lease_line(lease: Lease) -> str:
+    step = f", last step {lease.last_step}" if lease.last_step else ""
+    return (
+        f"{lease.lease_id} token {lease.fencing_token}: worker {lease.worker_id}, run "
+        f"{lease.run_id} ({lease.task_type}), {lease.lease_status.value} until "
+        f"{_t(lease.expires_at)}{step}"
+    )
+
+
+def list_lines(command: str, rows: list[Any]) -> list[str]:
+    if not rows:
+        return {"sweep": ["no lease is past its deadline"]}.get(command, ["(none)"])
+    first = rows[0]
+    if isinstance(first, SweepResult):
+        return [
+            f"{r.lease_id}: marked stale; {r.profile_id} is {r.profile_state.value} ({r.cause})"
+            for r in rows
+        ]
+    if isinstance(first, StatusRow):
+        return status_lines(rows)
+    if isinstance(first, TimelineRow):
+        return [timeline_line(r) for r in rows]
+    return [str(r) for r in rows]
+
+
+def status_lines(rows: list[StatusRow]) -> list[str]:
+    lines = [f"{'PROFILE':24} {'STATE':16} {'REASON':22} {'HOLDER / LAST USER':28} UNTIL"]
+    for r in rows:
+        state = r.state.value + (" (overdue)" if r.overdue else "")
+        who = r.holder_worker or (f"last: {r.last_worker}" if r.last_worker else "-")
+        reason = r.reason.value if r.reason else "-"
+        lines.append(f"{r.profile_id:24} {state:16} {reason:22} {who:28} {_t(r.until)}")
+    return lines
+
+
+def timeline_line(r: TimelineRow) -> str:
+    bits = [f"{_t(r.at)}  #{r.version:<3} {r.event_type:24} {r.actor_id} ({r.actor_role})"]
+    for label, value in (
+        ("lease", r.lease_id),
+        ("step", r.step),
+        ("url", r.url),
+        ("cause", r.cause),
+        ("outcome", r.outcome),
+    ):
+        if value:
+            bits.append(f"{label}={value}")
+    if r.detail:
+        bits.append(r.detail)
+    if r.reason:
+        bits.append(f'"{r.reason}"')
+    return "  ".join(bits)
+
+
+def explanation_lines(e: Explanation) -> list[str]:
+    reason = f" ({e.reason.value})" if e.reason and e.reason.value != e.state.value else ""
+    lines = [f"{e.profile_id}: {e.state.value}{reason}", f"  {e.message}"]
+    lines.append(f"  since {_t(e.since)}" + (f", until {_t(e.until)}" if e.until else ""))
+    if e.cause:
+        lines.append(f"  cause: {e.cause}, decided by {e.blocked_by}")
+    if e.lease is not None:
+        lease = e.lease
+        lines += [
+            f"  lease {lease.lease_id} (token {lease.fencing_token}): worker {lease.worker_id}, "
+            f"run {lease.run_id}, task {lease.task_type}",
+            f"  last safe step: {lease.last_safe_step or '-'}; step that mutated the account: "
+            f"{lease.mutating_step or '-'}",
+            f"  last step: {lease.last_step or '-'}; last URL: {lease.last_url or '-'}; "
+            f"last heartbeat: {_t(lease.heartbeat_at)}",
+        ]
+        if lease.ending:
+            lines.append(f"  lease ended: {lease.ending} at {_t(lease.ended_at)}")
+    if e.unclean_leases:
+        lines.append(f"  unclean endings: {', '.join(e.unclean_leases)}")
+    if e.remediation:
+        lines.append(f"  to unblock: {e.remediation}")
+    return lines
+
+
+def usage_line(u: Usage) -> str:
+    if u.lease is None:
+        return f"{u.profile_id}: never leased"
+    lease = u.lease
+    who = f"worker {lease.worker_id}, run {lease.run_id} ({lease.task_type}), {lease.lease_id}"
+    if u.current:
+        return f"{u.profile_id}: held by {who} until {_t(lease.expires_at)}"
+    return f"{u.profile_id}: last used by {who}; ended {u.ending} at {_t(u.ended_at)}"
