@@ -1,0 +1,164 @@
+"""The lease lifecycle end to end on a real store (SQLite and PostgreSQL, same tests)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import StepClock, event_count, register
+
+from ledger import (
+    CheckoutDenied,
+    DenialReason,
+    InvalidInput,
+    LeaseLost,
+    Ledger,
+    NotAllowed,
+    ProfileState,
+    UnknownProfile,
+)
+from projections import explain, timeline, who
+
+
+def test_lifecycle_records_every_transition_in_order(ledger: Ledger) -> None:
+    """checkout, heartbeat, extend and a clean release leave the article's events, in order."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="inventory_check")
+    ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step="dash", url="u1")
+    ledger.extend(lease.lease_id, fencing_token=lease.fencing_token, ttl_seconds=600)
+    result = ledger.release(
+        lease.lease_id, fencing_token=lease.fencing_token, outcome="success", final_url="u2"
+    )
+    assert result.profile_state is ProfileState.AVAILABLE
+    assert [e.event_type for e in ledger.history(pid)] == [
+        "profile_registered",
+        "lease_acquired",
+        "lease_heartbeat",
+        "lease_extended",
+        "lease_release_requested",
+        "lease_released_cleanly",
+    ]
+
+
+def test_denied_checkout_names_the_holder_and_appends_nothing(ledger: Ledger) -> None:
+    """A second checkout is denied with the holder's worker, run and deadline; no event."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+    before = event_count(ledger)
+    with pytest.raises(CheckoutDenied) as denied:
+        ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+    assert denied.value.reason is DenialReason.ALREADY_LEASED
+    assert denied.value.holder is not None
+    assert (denied.value.holder.worker_id, denied.value.holder.run_id) == ("w1", "r1")
+    assert denied.value.until == lease.expires_at
+    assert event_count(ledger) == before
+
+
+def test_mismatched_context_is_denied(ledger: Ledger) -> None:
+    """A checkout for another account or proxy is denied with the matching reason code."""
+    pid = register(ledger)
+    with pytest.raises(CheckoutDenied) as by_account:
+        ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", account_id="other")
+    with pytest.raises(CheckoutDenied) as by_proxy:
+        ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", proxy_id="proxy_eu")
+    assert by_account.value.reason is DenialReason.ACCOUNT_MISMATCH
+    assert by_proxy.value.reason is DenialReason.PROXY_MISMATCH
+
+
+def test_resent_command_id_returns_the_first_result_and_appends_nothing(ledger: Ledger) -> None:
+    """A worker resending checkout and heartbeat with the same command id gets the same answer."""
+    pid = register(ledger)
+    first = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t", command_id="c-1")
+    again = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t", command_id="c-1")
+    assert again == first
+    beat = ledger.heartbeat(first.lease_id, fencing_token=1, step="s", command_id="c-2")
+    count = event_count(ledger)
+    assert ledger.heartbeat(first.lease_id, fencing_token=1, step="s", command_id="c-2") == beat
+    assert event_count(ledger) == count
+    assert [e.event_type for e in ledger.history(pid)].count("lease_acquired") == 1
+
+
+def test_sweep_marks_overdue_lease_stale_and_worker_learns_it(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """Past the deadline the sweep marks the lease stale, quarantines after a mutating step,
+    and the worker's next heartbeat is refused as lease lost."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+    ledger.heartbeat(lease.lease_id, fencing_token=1, step="login", safe=True)
+    ledger.heartbeat(lease.lease_id, fencing_token=1, step="submit", url="u/s", mutating=True)
+    clock.advance(31)
+    with pytest.raises(CheckoutDenied) as denied:
+        ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+    assert denied.value.reason is DenialReason.STALE
+    results = ledger.sweep()
+    assert [(r.profile_id, r.profile_state) for r in results] == [(pid, ProfileState.QUARANTINED)]
+    assert ledger.sweep() == []
+    with pytest.raises(LeaseLost):
+        ledger.heartbeat(lease.lease_id, fencing_token=1)
+    why = explain(ledger, pid)
+    assert why.reason is DenialReason.QUARANTINED
+    assert why.lease is not None
+    assert (why.lease.last_safe_step, why.lease.mutating_step, why.lease.last_url) == (
+        "login",
+        "submit",
+        "u/s",
+    )
+    assert "custody review" in (why.remediation or "")
+
+
+def test_review_returns_profile_and_next_lease_has_higher_token(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """After review, the next worker gets the profile with the next fencing token."""
+    pid = register(ledger)
+    first = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=5)
+    clock.advance(6)
+    ledger.sweep()
+    with pytest.raises(CheckoutDenied) as denied:
+        ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+    assert denied.value.reason is DenialReason.PREVIOUS_RUN_UNKNOWN
+    with pytest.raises(NotAllowed):
+        ledger.review(pid, reviewer="w1", decision="return", note="my own run")
+    ledger.review(pid, reviewer="alice", decision="return", note="checked")
+    second = ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+    assert second.fencing_token == first.fencing_token + 1
+    assert who(ledger, pid).lease == second
+
+
+def test_force_release_goes_to_review_never_the_pool(ledger: Ledger) -> None:
+    """An operator's force release ends the lease and requires review, recording the actor."""
+    pid = register(ledger)
+    ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+    result = ledger.force_release(pid, actor="ops_bob", reason="worker host rebooted")
+    assert result.profile_state is ProfileState.REVIEW_REQUIRED
+    rows = timeline(ledger, pid)
+    assert [(r.event_type, r.actor_id, r.actor_role) for r in rows[-2:]] == [
+        ("lease_revoked", "ops_bob", "operator"),
+        ("review_requested", "ops_bob", "operator"),
+    ]
+
+
+def test_bad_input_is_named_and_writes_nothing(ledger: Ledger) -> None:
+    """Malformed ids, a negative TTL, an unknown profile and a wrong token write nothing."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput, match="ttl_seconds"):
+        ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=-5)
+    with pytest.raises(InvalidInput, match="lease_id"):
+        ledger.heartbeat("not-a-lease", fencing_token=1)
+    with pytest.raises(InvalidInput, match="profile_id"):
+        ledger.checkout("bad id!", worker_id="w", run_id="r", task_type="t")
+    with pytest.raises(UnknownProfile):
+        ledger.checkout("nobody", worker_id="w", run_id="r", task_type="t")
+    with pytest.raises(LeaseLost, match="fencing token 7"):
+        ledger.heartbeat(lease.lease_id, fencing_token=7)
+    assert event_count(ledger) == before
+
+
+def test_reregistering_differently_is_refused(ledger: Ledger) -> None:
+    """Registering the same record is a no-op; a different account for it is refused."""
+    pid = register(ledger)
+    register(ledger)
+    with pytest.raises(NotAllowed, match="already registered"):
+        register(ledger, account_id="someone_else")
+    assert [e.event_type for e in ledger.history(pid)] == ["profile_registered"]
