@@ -37,7 +37,7 @@ def main(store_url: str, worker: str, iterations: int, profiles: list[str], seed
                 denials[denied.reason.value] = denials.get(denied.reason.value, 0) + 1
                 if denied.reason is DenialReason.ALREADY_LEASED and denied.holder is None:
                     unexpected.append("already_leased denial without a holder")
-            except Exception as e:  # noqa: BLE001 - the test asserts there are none
+            except Exception as e:  # the test asserts there are none
                 unexpected.append(f"{type(e).__name__}: {e}")
     summary = {"worker": worker, "granted": granted, "denied": denials, "unexpected": unexpected}
     print(json.dumps(summary))
