@@ -61,6 +61,20 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
         raise StoreUnavailable(msg) from e
 
 
+def _probe(settings: StoreSettings) -> None:
+    """One direct connection first: a refused or unknown server fails at once, rather than
+    after the pool's whole timeout of retries."""
+    conn = psycopg.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password or None,
+        dbname=settings.dbname,
+        connect_timeout=settings.connect_timeout,
+    )
+    conn.close()
+
+
 class Store:
     """One open store. ``query``/``execute`` take ``?`` placeholders on both databases."""
 
@@ -78,6 +92,8 @@ class Store:
             if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():
                 msg = f"directory {settings.sqlite_file().parent} does not exist"
                 raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
+            if settings.kind == "postgresql":
+                _probe(settings)
             store = cls(settings, LedgerApplication(env=env))
             if create:
                 for statement in availability_ddl():
