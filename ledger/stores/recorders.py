@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ledger.domain.view import Availability
@@ -65,10 +64,9 @@ def upsert_availability_sql(placeholder: str) -> str:
 
 
 _SQLITE_UPSERT = upsert_availability_sql("?")
-_PG_UPSERT = upsert_availability_sql("%s")
 
 
-def _rows(kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
+def availability_rows(kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [availability_params(r) for r in kwargs.get("availability", ())]
 
 
@@ -77,16 +75,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
-        rows = _rows(kwargs)
+        rows = availability_rows(kwargs)
         if rows:
             c.executemany(_SQLITE_UPSERT, rows)
         return ids
-
-
-class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    def _insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
-        for row in _rows(kwargs):
-            curs.execute(_PG_UPSERT, row)

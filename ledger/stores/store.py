@@ -6,13 +6,13 @@ Driver errors stop here: callers see ``StoreUnavailable``, never psycopg or sqli
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
     IntegrityError,
@@ -30,7 +30,7 @@ __all__ = ["IntegrityError", "LedgerApplication", "Store"]
 
 _RECORDERS = {
     "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",
-    "postgresql": "ledger.stores.recorders:PostgresLedgerRecorder",
+    "postgresql": "ledger.stores.postgres:PostgresLedgerRecorder",
 }
 
 
@@ -51,11 +51,17 @@ class LedgerApplication(Application[UUID]):
 @contextmanager
 def store_errors(settings: StoreSettings) -> Iterator[None]:
     """Translate driver and library failures into ``StoreUnavailable`` naming the store."""
+    # psycopg is imported only for PostgreSQL stores; if it is not loaded, none of its errors
+    # can be raised, and an SQLite user never pays for importing it.
+    psycopg = sys.modules.get("psycopg")
+    driver_errors: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error, OSError)
+    if psycopg is not None:
+        driver_errors += (psycopg.Error,)
     try:
         yield
     except IntegrityError:
         raise
-    except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as e:
+    except driver_errors as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         msg = f"store {settings.describe()} unavailable: {first}"
         raise StoreUnavailable(msg) from e
@@ -64,6 +70,8 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
 def _probe(settings: StoreSettings) -> None:
     """One direct connection first: a refused or unknown server fails at once, rather than
     after the pool's whole timeout of retries."""
+    import psycopg
+
     conn = psycopg.connect(
         host=settings.host,
         port=settings.port,
