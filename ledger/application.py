@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -367,25 +366,30 @@ class Ledger:
             "WHERE state = 'stale' OR (state = 'leased' AND until < ?) ORDER BY profile_id",
             (to_db(now),),
         )
-        results: list[SweepResult] = []
-        for row in rows:
-            before = self.profile(row["profile_id"])
-            lease = before.lease
-            after = self._command(row["profile_id"], None, partial(_settle, who), lambda p: p)
-            if (
-                lease is not None
-                and after.block is not None
-                and after.block.lease_id == lease.lease_id
-            ):
-                results.append(
-                    SweepResult(
-                        profile_id=after.profile_id,
-                        lease_id=lease.lease_id,
-                        profile_state=after.state,
-                        cause=after.block.cause,
-                    )
-                )
-        return results
+        results = [self._sweep_one(row["profile_id"], who) for row in rows]
+        return [r for r in results if r is not None]
+
+    def _sweep_one(self, profile_id: str, actor: str) -> SweepResult | None:
+        settled: list[str] = []
+
+        def act(profile: Profile, now: datetime, cid: str) -> None:
+            settled.clear()  # a retry after a version conflict decides afresh
+            ctx = Context(actor, Role.SCHEDULER, now, cid, cid, cid, "renewal deadline missed")
+            if profile.is_overdue(now):
+                profile.mark_stale(ctx)
+            if profile.state is ProfileState.STALE and profile.lease is not None:
+                settled.append(profile.lease.lease_id)
+                profile.settle_stale(ctx)
+
+        profile = self._command(profile_id, None, act, lambda p: p)
+        if not settled or profile.block is None:
+            return None
+        return SweepResult(
+            profile_id=profile.profile_id,
+            lease_id=settled[0],
+            profile_state=profile.state,
+            cause=profile.block.cause,
+        )
 
     def availability(self) -> list[Availability]:
         """Every profile's availability row, as stored beside its events."""
@@ -471,15 +475,6 @@ class Ledger:
         lease = profile.lease if profile.lease and profile.lease.lease_id == lease_id else None
         worker = lease.worker_id if lease else "unknown"
         return self._context(worker, Role.WORKER, cid, lease.run_id if lease else None, reason, now)
-
-
-def _settle(actor: str, profile: Profile, now: datetime, cid: str) -> None:
-    """The sweep's decision on one profile: stale if overdue, then review or quarantine."""
-    ctx = Context(actor, Role.SCHEDULER, now, cid, cid, cid, "renewal deadline missed")
-    if profile.is_overdue(now):
-        profile.mark_stale(ctx)
-    if profile.state is ProfileState.STALE:
-        profile.settle_stale(ctx)
 
 
 def _new_id() -> str:
