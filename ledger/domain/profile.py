@@ -70,6 +70,12 @@ class Profile(ProfileStateMachine):
         super().__init__(originator_id)
         self._pending: list[ev.ProfileEvent] = []
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Profile:
+        copied = super().__deepcopy__(memo)
+        assert isinstance(copied, Profile)
+        copied._pending = list(self._pending)
+        return copied
+
     @staticmethod
     def create_id(profile_id: str) -> UUID:
         """The aggregate id is derived from the profile's own id, so no lookup is needed."""

@@ -6,6 +6,7 @@ stores arrived on the event. That is what makes replay deterministic.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,6 +80,13 @@ class ProfileStateMachine:
         self.last_review: Review | None = None
         self.unclean_endings: tuple[tuple[str, datetime], ...] = ()
         self.commands: dict[str, int] = {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ProfileStateMachine:
+        """Every value held is immutable (frozen models, tuples) except ``commands``, so a
+        copy needs only its own ``commands``: cheap enough for the repository's cache."""
+        copied = copy.copy(self)
+        copied.commands = dict(self.commands)
+        return copied
 
     def apply(self, event: ev.ProfileEvent) -> None:
         """Evolve the state by one event; the event must be the next in this stream."""

@@ -34,6 +34,9 @@ _RECORDERS = {
 }
 
 
+AGGREGATE_CACHE_SIZE = 1000
+
+
 class LedgerApplication(Application[UUID]):
     """The eventsourcing application holding every profile's event stream."""
 
@@ -96,6 +99,9 @@ class Store:
         """Open the store; ``create`` builds the schema (idempotent) before anything else."""
         env = settings.environment(create_table=create)
         env["APPLICATION_RECORDER_TOPIC"] = _RECORDERS[settings.kind]
+        # Each process keeps the profiles it touched and fast-forwards them with only the
+        # events it has not seen, so a command does not replay the whole stream every time.
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(AGGREGATE_CACHE_SIZE)
         with store_errors(settings):
             if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():
                 msg = f"directory {settings.sqlite_file().parent} does not exist"
