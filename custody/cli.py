@@ -29,9 +29,8 @@ Handler = Callable[[Ledger, argparse.Namespace], Any]
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        """Bad usage is bad input: one line, exit 2."""
-        sys.stderr.write(f"custody: error: {message} (see custody --help)\n")
-        raise SystemExit(2)
+        """Bad usage is bad input, reported like any other (``main`` renders it)."""
+        raise InvalidInput("arguments", f"{message} (see custody --help)")
 
 
 def _init(ledger: Ledger, a: argparse.Namespace) -> Any:
@@ -81,7 +80,7 @@ def _extend(ledger: Ledger, a: argparse.Namespace) -> Any:
 
 def _release(ledger: Ledger, a: argparse.Namespace) -> Any:
     if a.screenshot is not None and not Path(a.screenshot).is_file():
-        raise InvalidInput("screenshot", f"no file at {a.screenshot}")
+        raise InvalidInput("screenshot", f"no file at {a.screenshot!r}")
     return ledger.release(
         a.lease,
         fencing_token=a.token,
@@ -223,7 +222,11 @@ def _parser() -> _Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
+    except InvalidInput as e:
+        return _fail(e, "--json" in argv)
     try:
         ledger = Ledger.open(args.store)
     except LedgerError as e:
@@ -236,7 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("custody: interrupted\n")
         return 130
     except Exception as e:  # a bug of ours: still one line for the person, never a traceback
-        sys.stderr.write(f"custody: internal error: {type(e).__name__}: {e}\n")
+        sys.stderr.write(
+            f"custody: internal error: {render.one_line(f'{type(e).__name__}: {e}')}\n"
+        )
         return 1
     finally:
         ledger.close()
@@ -245,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(error: LedgerError, as_json: bool) -> int:
-    sys.stderr.write(f"custody: {render.error_line(error)}\n")
+    sys.stderr.write(f"custody: {render.one_line(render.error_line(error))}\n")
     if as_json:
         render.emit_error(error, out=sys.stdout)
     return error.exit_code

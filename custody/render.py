@@ -48,6 +48,11 @@ def error_line(error: LedgerError) -> str:
     return str(error)
 
 
+def one_line(message: str) -> str:
+    """Errors are one line, whatever a driver or a user's input put in them."""
+    return " ".join(message.split())
+
+
 def emit_error(error: LedgerError, *, out: TextIO) -> None:
     body: dict[str, Any] = {
         "error": type(error).__name__,

@@ -51,20 +51,24 @@ class LedgerApplication(Application[UUID]):
         return ProfileEventMapper()
 
 
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    # psycopg is imported only for PostgreSQL stores (an SQLite user never pays for it); it is
+    # looked up when an error is being judged, since it may have been imported meanwhile.
+    errors: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error, OSError)
+    psycopg = sys.modules.get("psycopg")
+    return (*errors, psycopg.Error) if psycopg is not None else errors
+
+
 @contextmanager
 def store_errors(settings: StoreSettings) -> Iterator[None]:
     """Translate driver and library failures into ``StoreUnavailable`` naming the store."""
-    # psycopg is imported only for PostgreSQL stores; if it is not loaded, none of its errors
-    # can be raised, and an SQLite user never pays for importing it.
-    psycopg = sys.modules.get("psycopg")
-    driver_errors: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error, OSError)
-    if psycopg is not None:
-        driver_errors += (psycopg.Error,)
     try:
         yield
     except IntegrityError:
         raise
-    except driver_errors as e:
+    except Exception as e:
+        if not isinstance(e, _driver_errors()):
+            raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         msg = f"store {settings.describe()} unavailable: {first}"
         raise StoreUnavailable(msg) from e

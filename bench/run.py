@@ -1,0 +1,311 @@
+"""custody's benchmark: every figure beside its raw baseline, measured in the same run.
+
+    .venv/bin/python bench/run.py [--quick] [--store sqlite|postgresql|both]
+
+Each figure is the median of three rounds; custody and its baselines alternate within a round,
+so drift on the machine hits both sides alike. PostgreSQL runs on a throwaway cluster
+(tests/pg_cluster.py) that is stopped and deleted at the end, as are the SQLite files.
+bench/README.md says what each figure measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from time import perf_counter
+
+import leases
+import raw as rawio
+from parallel import Writers
+
+from ledger import Ledger
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUNDS = 3
+WRITERS = 4
+
+
+@dataclass(frozen=True)
+class Sizes:
+    heartbeats: int  # figure 1: heartbeats per round, all on one fresh lease
+    parallel: int  # figure 2: heartbeats per process per round
+    cycles: int  # figure 3: checkout+release cycles per round, on one fresh profile
+    histories: tuple[int, ...]  # figure 4: events on the profile before the timed checkout
+
+
+FULL = Sizes(heartbeats=500, parallel=100, cycles=60, histories=(10, 1_000, 5_000))
+QUICK = Sizes(heartbeats=100, parallel=40, cycles=25, histories=(10, 1_000))
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str
+    custody_url: str
+    raw: str  # an SQLite file path or a PostgreSQL URL (a database apart from custody's)
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    store: str
+    custody: float
+    raw: float
+    plain: float | None = None
+
+
+@dataclass(frozen=True)
+class Replay:
+    store: str
+    events: int
+    checkout_ms: float
+    cycle_ms: float
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def rate(n: int, loop: Callable[[], None]) -> float:
+    start = perf_counter()
+    loop()
+    return n / (perf_counter() - start)
+
+
+# -- the figures ---------------------------------------------------------------------------------
+
+
+def heartbeats_one_process(target: Target, n: int) -> Figure:
+    custody, raw, plain = [], [], []
+    with Ledger.open(target.custody_url) as ledger:
+        store = rawio.open_raw(target.kind, target.raw)
+        try:
+            for _ in range(ROUNDS):
+                lease = leases.fresh_lease(ledger, "bench-hb")
+                custody.append(rate(n, partial(leases.heartbeats, ledger, lease, n)))
+                stream, pid = rawio.fresh_stream(store, leases.unique("bench-hb"))
+                raw.append(rate(n, partial(rawio.heartbeats, store, stream, pid, n)))
+                plain.append(rate(n, partial(rawio.plain_inserts, store, uuid.uuid4(), n)))
+        finally:
+            store.close()
+    name = f"heartbeat, 1 process ({n}/round on one lease)"
+    return Figure(name, target.kind, *map(statistics.median, (custody, raw, plain)))
+
+
+def heartbeats_parallel(target: Target, writers: Writers, n: int) -> Figure:
+    custody, raw, plain = [], [], []
+    for _ in range(ROUNDS):
+        custody.append(writers.ops_per_second("custody", target.kind, target.custody_url, n))
+        raw.append(writers.ops_per_second("raw", target.kind, target.raw, n))
+        plain.append(writers.ops_per_second("plain", target.kind, target.raw, n))
+    name = f"heartbeat, {writers.count} processes ({n}/round each, own lease)"
+    return Figure(name, target.kind, *map(statistics.median, (custody, raw, plain)))
+
+
+def checkout_release_cycles(target: Target, n: int) -> Figure:
+    custody, raw = [], []
+    with Ledger.open(target.custody_url) as ledger:
+        store = rawio.open_raw(target.kind, target.raw)
+        try:
+            for _ in range(ROUNDS):
+                pid = leases.register(ledger, leases.unique("bench-cycle"))
+                custody.append(rate(n, partial(leases.cycles, ledger, pid, n)))
+                stream, raw_pid = uuid.uuid4(), leases.unique("bench-cycle")
+                raw.append(rate(n, partial(rawio.cycles, store, stream, raw_pid, n)))
+        finally:
+            store.close()
+    name = f"checkout+release cycles/s ({n}/round on one profile)"
+    return Figure(name, target.kind, statistics.median(custody), statistics.median(raw))
+
+
+def checkout_with_history(target: Target, events: int) -> Replay:
+    """Time checkout+release on a profile that already holds ``events`` events."""
+    with Ledger.open(target.custody_url) as ledger:
+        lease = leases.fresh_lease(ledger, "bench-history")
+        # registered + acquired + heartbeats + release requested + released cleanly
+        leases.grow_history(ledger, lease, max(0, events - 4))
+        leases.release(ledger, lease)
+        replayed, checkout_ms, cycle_ms = [], [], []
+        for _ in range(ROUNDS):
+            replayed.append(ledger.profile(lease.profile_id).version)
+            start = perf_counter()
+            held = leases.checkout(ledger, lease.profile_id, ttl_seconds=300)
+            acquired = perf_counter()
+            leases.release(ledger, held)
+            checkout_ms.append((acquired - start) * 1e3)
+            cycle_ms.append((perf_counter() - start) * 1e3)
+    return Replay(
+        target.kind,
+        int(statistics.median(replayed)),
+        statistics.median(checkout_ms),
+        statistics.median(cycle_ms),
+    )
+
+
+# -- stores --------------------------------------------------------------------------------------
+
+
+def memory_backed_parent() -> str | None:
+    """The shared-memory tmpfs when usable, else None (the temp dir).
+
+    PostgreSQL's throwaway cluster lives there too, with fsync off, so neither store pays for
+    disk flushes and the ratios compare software, not disks.
+    """
+    shm = Path("/dev/shm")  # noqa: S108 - only a parent: the directory comes from mkdtemp
+    usable = shm.is_dir() and os.access(shm, os.W_OK | os.X_OK)
+    return str(shm) if usable and shutil.disk_usage(shm).free >= 1 << 30 else None
+
+
+@contextmanager
+def store_target(kind: str, directory: Path) -> Iterator[Target]:
+    """A fresh custody store and raw store of ``kind``; PostgreSQL's cluster lives as long."""
+    if kind == "sqlite":
+        yield sqlite_target(directory)
+    else:
+        with postgres_target() as target:
+            yield target
+
+
+def sqlite_target(directory: Path) -> Target:
+    custody_url = f"sqlite:///{directory / 'custody.db'}"
+    Ledger.init(custody_url).close()
+    raw = str(directory / "raw.db")
+    rawio.create_raw("sqlite", raw)
+    return Target("sqlite", custody_url, raw)
+
+
+@contextmanager
+def postgres_target() -> Iterator[Target]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pg_cluster import PostgresCluster, create_database
+
+    say("starting a throwaway PostgreSQL cluster ...")
+    cluster = PostgresCluster.start()
+    try:
+        custody_url = create_database(cluster.admin_url, "bench_custody")
+        Ledger.init(custody_url).close()
+        raw = create_database(cluster.admin_url, "bench_raw")
+        rawio.create_raw("postgresql", raw)
+        yield Target("postgresql", custody_url, raw)
+    finally:
+        cluster.stop()
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def _ops(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def throughput_table(figures: list[Figure]) -> str:
+    lines = [
+        "| figure | store | custody ops/s | raw baseline ops/s | ratio | plain INSERT ops/s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for f in figures:
+        ratio = f.custody / f.raw
+        lines.append(
+            f"| {f.name} | {f.store} | {_ops(f.custody)} | {_ops(f.raw)} | "
+            f"{ratio:.2f} (1/{1 / ratio:.1f}) | {_ops(f.plain)} |"
+        )
+    return "\n".join(lines)
+
+
+def replay_table(rows: list[Replay]) -> str:
+    lines = [
+        "| events replayed by the checkout | store | checkout ms | checkout+release ms |",
+        "|---:|---|---:|---:|",
+    ]
+    lines += [
+        f"| {r.events:,} | {r.store} | {r.checkout_ms:.1f} | {r.cycle_ms:.1f} |" for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def sizes_line(target: Target) -> str:
+    with Ledger.open(target.custody_url) as ledger:
+        sizes = leases.event_sizes(ledger)
+    raw_sizes = {
+        "profile_registered": rawio.REGISTERED,
+        "lease_acquired": rawio.ACQUIRED,
+        "lease_heartbeat": rawio.HEARTBEAT,
+        "lease_release_requested": rawio.RELEASE_REQUESTED,
+        "lease_released_cleanly": rawio.RELEASED,
+    }
+    measured = ", ".join(
+        f"{topic} {size:.0f}/{raw_sizes.get(topic, '-')}" for topic, size in sizes.items()
+    )
+    return f"[{target.kind}] event bytes, custody/raw: {measured}"
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def bench_store(
+    target: Target, sizes: Sizes, writers: Writers
+) -> tuple[list[Figure], list[Replay]]:
+    say(f"[{target.kind}] heartbeats, 1 process ...")
+    figures = [heartbeats_one_process(target, sizes.heartbeats)]
+    say(f"[{target.kind}] heartbeats, {writers.count} processes ...")
+    figures.append(heartbeats_parallel(target, writers, sizes.parallel))
+    say(f"[{target.kind}] checkout+release cycles ...")
+    figures.append(checkout_release_cycles(target, sizes.cycles))
+    replays = []
+    for events in sizes.histories:
+        say(f"[{target.kind}] checkout on a {events:,}-event history ...")
+        replays.append(checkout_with_history(target, events))
+    say(sizes_line(target))
+    return figures, replays
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller rounds (a smoke run)")
+    parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    kinds = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
+
+    began = perf_counter()
+    load_before = os.getloadavg()[0]
+    figures: list[list[Figure]] = []  # one list per store, figures in order
+    replays: list[Replay] = []
+    directory = Path(tempfile.mkdtemp(prefix="custody-bench-", dir=memory_backed_parent()))
+    writers = Writers(WRITERS)
+    try:
+        for kind in kinds:
+            with store_target(kind, directory) as target:
+                per_store, replayed = bench_store(target, sizes, writers)
+            figures.append(per_store)
+            replays += replayed
+        writers.close()
+    except BaseException:
+        writers.terminate()
+        raise
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+    print(throughput_table([f for same_figure in zip(*figures, strict=True) for f in same_figure]))
+    print()
+    print(replay_table(sorted(replays, key=lambda r: (r.events, r.store))))
+    print()
+    print(
+        f"{ROUNDS} rounds per figure, median shown; whole run {perf_counter() - began:.0f} s; "
+        f"{os.cpu_count()} cores, 1-min load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

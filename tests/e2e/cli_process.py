@@ -1,0 +1,100 @@
+"""The custody command line run as a real subprocess, the way a person or a script runs it.
+
+`custody(...)` runs one command and waits; `custody_all(...)` starts independent commands at
+once and waits for all of them (each process spends ~0.4 s starting Python, so a batch of
+read-only or refused commands costs little more than one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+TIMEOUT_S = 60
+
+
+class Run(NamedTuple):
+    """A finished command: exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+MODULE = (sys.executable, "-m", "custody")
+SCRIPT = (str(Path(sys.executable).parent / "custody"),)  # the installed console script
+
+
+def start(
+    *args: str, cwd: Path, store: str | None = None, program: Sequence[str] = MODULE
+) -> subprocess.Popen[str]:
+    """Start ``python -m custody ARGS`` (or ``program ARGS``) in ``cwd``, with
+    ``$CUSTODY_STORE`` set to ``store`` or unset (so the default ``./custody.db`` applies)."""
+    env = dict(os.environ)
+    env.pop("CUSTODY_STORE", None)
+    if store is not None:
+        env["CUSTODY_STORE"] = store
+    return subprocess.Popen(
+        [*program, *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str]) -> Run:
+    """Wait for a started command (killing it after ``TIMEOUT_S``)."""
+    with proc:
+        try:
+            out, err = proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    return Run(proc.returncode, out, err)
+
+
+def custody(
+    *args: str, cwd: Path, store: str | None = None, program: Sequence[str] = MODULE
+) -> Run:
+    """Run one command to completion."""
+    return finish(start(*args, cwd=cwd, store=store, program=program))
+
+
+def custody_all(
+    commands: Sequence[Sequence[str]], *, cwd: Path, store: str | None = None
+) -> list[Run]:
+    """Run independent commands at the same time; results in the order given."""
+    procs = [start(*args, cwd=cwd, store=store) for args in commands]
+    return [finish(proc) for proc in procs]
+
+
+def ok(run: Run) -> Run:
+    """Assert the command succeeded, showing its stderr otherwise."""
+    assert run.code == 0, f"exit {run.code}: {run.err}"
+    return run
+
+
+def error_line(run: Run) -> str:
+    """Assert stderr is exactly one ``custody:`` line with no traceback; return that line."""
+    lines = run.err.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {run.err!r}"
+    assert lines[0].startswith("custody:"), lines[0]
+    assert "Traceback" not in run.err
+    return lines[0]
+
+
+def event_types(timeline_json: Any) -> list[str]:
+    """The event types of a ``timeline --json`` answer, oldest first."""
+    return [row["event_type"] for row in timeline_json]

@@ -1,0 +1,60 @@
+"""End to end: the ``custody`` command line as a subprocess, on a shared PostgreSQL store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_process import custody, error_line, event_types, finish, ok, start
+
+pytestmark = pytest.mark.postgres
+
+PROFILE = "profile_shop_17"
+REGISTER = ["register", PROFILE, "--account", "account_shop_17", "--proxy", "proxy_us_east_12"]
+
+
+def checkout_args(worker: str) -> list[str]:
+    return ["checkout", PROFILE, "--worker", worker, "--run", f"run_{worker}", "--task", "t"]
+
+
+def test_command_before_init_says_to_run_init(pg_url: str, tmp_path: Path) -> None:
+    """On a PostgreSQL database without the schema, a checkout exits 6 and says to run
+    custody init (workers never create tables)."""
+    run = custody("--store", pg_url, *checkout_args("worker_03"), cwd=tmp_path)
+    assert run.code == 6, run.err
+    assert "custody init" in error_line(run)
+
+
+def test_init_is_idempotent_then_a_lease_runs(pg_url: str, tmp_path: Path) -> None:
+    """``custody init`` twice exits 0 both times; then register, checkout and release work
+    with the store given by $CUSTODY_STORE."""
+    ok(custody("--store", pg_url, "init", cwd=tmp_path))
+    ok(custody("--store", pg_url, "init", cwd=tmp_path))
+
+    ok(custody(*REGISTER, cwd=tmp_path, store=pg_url))
+    lease = ok(custody("--json", *checkout_args("worker_03"), cwd=tmp_path, store=pg_url)).json()
+    assert lease["lease_id"] == f"lease-1@{PROFILE}"
+    assert lease["fencing_token"] == 1
+    release = ["release", lease["lease_id"], "--token", "1", "--outcome", "success"]
+    released = custody(
+        "--json", *release, "--final-url", "https://shop.example/done", cwd=tmp_path, store=pg_url
+    )
+    assert ok(released).json()["profile_state"] == "available"
+
+
+def test_simultaneous_checkouts_one_wins(pg_url: str, tmp_path: Path) -> None:
+    """Two checkouts of one profile started at the same time: exactly one exits 0, the other
+    exits 3 naming the winner, and the history holds one lease."""
+    ok(custody("--store", pg_url, "init", cwd=tmp_path))
+    ok(custody(*REGISTER, cwd=tmp_path, store=pg_url))
+
+    racers = {w: start(*checkout_args(w), cwd=tmp_path, store=pg_url) for w in ("w_a", "w_b")}
+    runs = {w: finish(proc) for w, proc in racers.items()}
+
+    codes = sorted(run.code for run in runs.values())
+    assert codes == [0, 3], {w: (r.code, r.err) for w, r in runs.items()}
+    winner = next(w for w, r in runs.items() if r.code == 0)
+    loser = next(r for r in runs.values() if r.code == 3)
+    assert f"worker {winner}" in error_line(loser)
+    timeline = ok(custody("--json", "timeline", PROFILE, cwd=tmp_path, store=pg_url)).json()
+    assert event_types(timeline).count("lease_acquired") == 1

@@ -1,0 +1,379 @@
+"""End to end: the ``custody`` command line as a subprocess, on the embedded SQLite store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from cli_process import (
+    SCRIPT,
+    Run,
+    custody,
+    custody_all,
+    error_line,
+    event_types,
+    finish,
+    ok,
+    start,
+)
+
+PROFILE = "profile_shop_17"
+ACCOUNT = "account_shop_17"
+PROXY = "proxy_us_east_12"
+REGISTER = ["register", PROFILE, "--account", ACCOUNT, "--proxy", PROXY]
+
+
+def checkout_args(profile: str, worker: str = "worker_03") -> list[str]:
+    return ["checkout", profile, "--worker", worker, "--run", f"run_{worker}", "--task", "t"]
+
+
+def states(cwd: Path) -> dict[str, str]:
+    """Each profile's state, as ``status --json`` reports it."""
+    rows = ok(custody("--json", "status", cwd=cwd)).json()
+    return {row["profile_id"]: row["state"] for row in rows}
+
+
+def is_subsequence(wanted: list[str], seen: list[str]) -> bool:
+    rest = iter(seen)
+    return all(any(s == w for s in rest) for w in wanted)
+
+
+# -- the lifecycle -------------------------------------------------------------------------------
+
+
+def test_lifecycle_on_default_sqlite_file(tmp_path: Path) -> None:
+    """With no --store and no init, the first command creates ./custody.db and a lease runs
+    from checkout to clean release, then status, who, timeline and why report it."""
+    assert not (tmp_path / "custody.db").exists()
+    ok(custody(*REGISTER, cwd=tmp_path))
+    assert (tmp_path / "custody.db").is_file()
+
+    lease = ok(custody("--json", *checkout_args(PROFILE), cwd=tmp_path)).json()
+    assert lease["lease_id"] == f"lease-1@{PROFILE}"
+    assert lease["fencing_token"] == 1
+    assert lease["worker_id"] == "worker_03"
+    lease_id = lease["lease_id"]
+
+    beat = custody(
+        *("heartbeat", lease_id, "--token", "1", "--step", "dashboard_loaded"),
+        *("--url", "https://shop.example/dashboard", "--safe"),
+        cwd=tmp_path,
+    )
+    assert "last step dashboard_loaded" in ok(beat).out
+    released = custody(
+        *("release", lease_id, "--token", "1", "--outcome", "success"),
+        *("--final-url", "https://shop.example/done"),
+        cwd=tmp_path,
+    )
+    assert "released cleanly" in ok(released).out
+
+    status, who, timeline, why = (
+        ok(run)
+        for run in custody_all(
+            [["status"], ["who", PROFILE], ["timeline", PROFILE], ["why", PROFILE]], cwd=tmp_path
+        )
+    )
+    row = next(line.split() for line in status.out.splitlines() if line.startswith(PROFILE))
+    assert row[1] == "available"
+    assert "last used by worker worker_03" in who.out
+    assert "released_cleanly" in who.out
+    types = [line.split()[2] for line in timeline.out.splitlines()]
+    assert is_subsequence(
+        ["profile_registered", "lease_acquired", "lease_heartbeat", "lease_released_cleanly"],
+        types,
+    ), types
+    assert why.out.splitlines()[0] == f"{PROFILE}: available"
+    assert "last safe step: dashboard_loaded" in why.out
+
+
+# -- refusals: exit codes, one line, JSON, nothing written ---------------------------------------
+
+HOLDER = "worker_a"
+W_B = ["--worker", "worker_b", "--run", "run_b", "--task", "t"]
+RELEASE_LIVE = ["release", "lease-1@p_live", "--token", "1", "--outcome", "success"]
+
+# name: (argv, exit code, what the one line must mention)
+REFUSALS: dict[str, tuple[list[str], int, list[str]]] = {
+    "negative_ttl": (["checkout", "p_done", *W_B, "--ttl", "-5"], 2, ["ttl_seconds"]),
+    "malformed_lease_id": (["heartbeat", "p_live", "--token", "1"], 2, ["lease_id"]),
+    "unknown_profile": (["checkout", "p_nobody", *W_B], 2, ["p_nobody"]),
+    "missing_required_option": (
+        ["checkout", "p_done", "--worker", "worker_b", "--run", "run_b"],
+        2,
+        ["--task"],
+    ),
+    "bogus_outcome": (
+        ["release", "lease-1@p_live", "--token", "1", "--outcome", "bogus"],
+        2,
+        ["--outcome"],
+    ),
+    "missing_screenshot": (
+        [*RELEASE_LIVE, "--screenshot", "no_such_shot.png"],
+        2,
+        ["screenshot", "no_such_shot.png"],
+    ),
+    "screenshot_path_with_newline": (
+        [*RELEASE_LIVE, "--screenshot", "shot\n.png"],
+        2,
+        ["screenshot"],
+    ),
+    "denied_checkout": (["checkout", "p_live", *W_B], 3, [HOLDER, "to unblock"]),
+    "wrong_token": (["heartbeat", "lease-1@p_live", "--token", "2"], 4, ["lease lost"]),
+    "ended_lease": (["heartbeat", "lease-1@p_done", "--token", "1"], 4, ["lease lost"]),
+    "review_of_available_profile": (
+        ["review", "p_done", "--reviewer", "alice", "--decision", "return", "--note", "ok"],
+        5,
+        ["p_done"],
+    ),
+    "register_differently": (
+        ["register", "p_live", "--account", "account_other", "--proxy", "proxy_x"],
+        5,
+        ["already registered"],
+    ),
+    "unreachable_postgres": (
+        ["--store", "postgresql://nobody@127.0.0.1:1/x", "status"],
+        6,
+        ["unavailable"],
+    ),
+    "sqlite_in_missing_directory": (
+        ["--store", "sqlite:///no_such_dir/custody.db", "status"],
+        6,
+        ["no_such_dir"],
+    ),
+}
+JSON_REFUSALS = [  # one of each exit code, and bad usage caught by the argument parser
+    "negative_ttl",
+    "bogus_outcome",
+    "denied_checkout",
+    "wrong_token",
+    "review_of_available_profile",
+    "sqlite_in_missing_directory",
+]
+
+
+class Fleet:
+    """A store where p_live is leased to worker_a and p_done was released cleanly, with every
+    refusal above run against it (text and --json), and snapshots before and after."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.text: dict[str, Run] = {}
+        self.json: dict[str, Run] = {}
+        self.before: list[Run] = []
+        self.after: list[Run] = []
+
+
+SNAPSHOT = [
+    ["--json", "timeline", "p_live"],
+    ["--json", "timeline", "p_done"],
+    ["--json", "status"],
+]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    """The refusal tests' shared store, with every refusal already run against it."""
+    cwd = tmp_path_factory.mktemp("fleet")
+    ok(custody("register", "p_live", "--account", "a", "--proxy", "x", cwd=cwd))
+    for run in custody_all(
+        [
+            ["register", "p_done", "--account", "a", "--proxy", "x"],
+            ["checkout", "p_live", "--worker", HOLDER, "--run", "run_a", "--task", "t"],
+        ],
+        cwd=cwd,
+    ):
+        ok(run)
+    ok(custody("checkout", "p_done", "--worker", HOLDER, "--run", "run_a", "--task", "t", cwd=cwd))
+    release = ["release", "lease-1@p_done", "--token", "1", "--outcome", "success"]
+    ok(custody(*release, "--final-url", "https://shop.example/done", cwd=cwd))
+
+    fleet = Fleet(cwd)
+    fleet.before = [ok(run) for run in custody_all(SNAPSHOT, cwd=cwd)]
+    names = list(REFUSALS)
+    runs = custody_all(
+        [REFUSALS[n][0] for n in names] + [["--json", *REFUSALS[n][0]] for n in JSON_REFUSALS],
+        cwd=cwd,
+    )
+    fleet.text = dict(zip(names, runs[: len(names)], strict=True))
+    fleet.json = dict(zip(JSON_REFUSALS, runs[len(names) :], strict=True))
+    fleet.after = [ok(run) for run in custody_all(SNAPSHOT, cwd=cwd)]
+    return fleet
+
+
+@pytest.mark.parametrize("name", list(REFUSALS))
+def test_refusal_exit_code_and_one_line(fleet: Fleet, name: str) -> None:
+    """Each refusal exits with its code (2 bad input, 3 denied, 4 lease lost, 5 not allowed,
+    6 store unavailable) and says so in one ``custody:`` line naming the field or reason."""
+    _, code, mentions = REFUSALS[name]
+    run = fleet.text[name]
+    assert run.code == code, run.err
+    line = error_line(run)
+    for word in mentions:
+        assert word in line
+    assert run.out == ""
+
+
+@pytest.mark.parametrize("name", JSON_REFUSALS)
+def test_refusal_with_json_prints_error_object(fleet: Fleet, name: str) -> None:
+    """With --json a refusal prints an object with "error" and "exit_code" on stdout (and
+    keeps its one line on stderr)."""
+    _, code, _ = REFUSALS[name]
+    run = fleet.json[name]
+    assert run.code == code, run.err
+    error_line(run)
+    assert run.out.strip(), f"--json printed nothing on stdout (stderr: {run.err.strip()})"
+    body = run.json()
+    assert isinstance(body["error"], str)
+    assert body["exit_code"] == code
+
+
+def test_denied_checkout_json_carries_the_denial(fleet: Fleet) -> None:
+    """A denied checkout's JSON names the reason, the holder and what unblocks it."""
+    denial = fleet.json["denied_checkout"].json()["denial"]
+    assert denial["reason"] == "already_leased"
+    assert denial["holder"]["worker_id"] == HOLDER
+    assert "force-release p_live" in denial["remediation"]
+
+
+def test_refusals_leave_the_store_unchanged(fleet: Fleet) -> None:
+    """Every refused command leaves the timelines and the availability as they were."""
+    assert [run.json() for run in fleet.after] == [run.json() for run in fleet.before]
+
+
+def test_store_in_missing_directory_is_not_created(fleet: Fleet) -> None:
+    """An SQLite store in a missing directory is refused, not created."""
+    assert not (fleet.cwd / "no_such_dir").exists()
+
+
+def test_bad_input_in_empty_dir_creates_no_store(tmp_path: Path) -> None:
+    """Bad input is refused before the store is touched: no custody.db appears."""
+    runs = custody_all(
+        [
+            ["checkout", "p", "--worker", "w", "--run", "r", "--task", "t", "--ttl", "-5"],
+            ["heartbeat", "not-a-lease", "--token", "1"],
+        ],
+        cwd=tmp_path,
+    )
+    for run in runs:
+        assert run.code == 2, run.err
+        error_line(run)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- resends, the sweep, operators ---------------------------------------------------------------
+
+
+def test_resent_checkout_with_same_command_id_is_applied_once(tmp_path: Path) -> None:
+    """Resending a checkout with the same --command-id returns the same lease and appends
+    nothing."""
+    ok(custody(*REGISTER, cwd=tmp_path))
+    resend = ["--json", *checkout_args(PROFILE), "--command-id", "cmd-0945"]
+    first = ok(custody(*resend, cwd=tmp_path)).json()
+    second = ok(custody(*resend, cwd=tmp_path)).json()
+    assert second["lease_id"] == first["lease_id"]
+    assert second["fencing_token"] == first["fencing_token"] == 1
+    timeline = ok(custody("--json", "timeline", PROFILE, cwd=tmp_path)).json()
+    assert event_types(timeline).count("lease_acquired") == 1
+
+
+def test_sweep_sends_overdue_lease_to_review_then_reviewer_returns_it(tmp_path: Path) -> None:
+    """A lease past its deadline is marked stale by sweep, the profile needs review
+    (previous_run_unknown) and is denied until a reviewer returns it; the next lease gets
+    fencing token 2."""
+    ok(custody(*REGISTER, cwd=tmp_path))
+    ok(custody(*checkout_args(PROFILE), "--ttl", "1", cwd=tmp_path))
+    time.sleep(1.5)  # SQLite judges deadlines on the local clock
+
+    swept = ok(custody("sweep", cwd=tmp_path))
+    assert f"lease-1@{PROFILE}: marked stale" in swept.out
+    why, denied = custody_all(
+        [["--json", "why", PROFILE], checkout_args(PROFILE, "worker_04")], cwd=tmp_path
+    )
+    explanation = ok(why).json()
+    assert explanation["state"] == "review_required"
+    assert explanation["reason"] == "previous_run_unknown"
+    assert denied.code == 3, denied.err
+    assert "previous_run_unknown" in error_line(denied)
+
+    review = ["review", PROFILE, "--reviewer", "alice", "--decision", "return", "--note", "ok"]
+    ok(custody(*review, cwd=tmp_path))
+    lease = ok(custody("--json", *checkout_args(PROFILE, "worker_04"), cwd=tmp_path)).json()
+    assert lease["fencing_token"] == 2
+    assert lease["worker_id"] == "worker_04"
+
+
+def test_force_release_quarantine_disable_enable(tmp_path: Path) -> None:
+    """Operator commands exit 0: force-release sends a leased profile to review (actor
+    recorded), quarantine quarantines, disable disables and enable brings it back."""
+    operator = ["--actor", "op_mia", "--reason", "checking"]
+    ok(custody("register", "p_fr", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    for run in custody_all(
+        [
+            ["register", "p_qu", "--account", "a", "--proxy", "x"],
+            ["register", "p_di", "--account", "a", "--proxy", "x"],
+            checkout_args("p_fr"),
+        ],
+        cwd=tmp_path,
+    ):
+        ok(run)
+    released, quarantined, disabled = (
+        ok(run)
+        for run in custody_all(
+            [
+                ["--json", "force-release", "p_fr", *operator],
+                ["--json", "quarantine", "p_qu", *operator],
+                ["--json", "disable", "p_di", *operator],
+            ],
+            cwd=tmp_path,
+        )
+    )
+    assert released.json()["profile_state"] == "review_required"
+    assert quarantined.json()["state"] == "quarantined"
+    assert disabled.json()["state"] == "disabled"
+    assert states(tmp_path) == {
+        "p_fr": "review_required",
+        "p_qu": "quarantined",
+        "p_di": "disabled",
+    }
+
+    enabled, timeline = custody_all(
+        [["--json", "enable", "p_di", *operator], ["--json", "timeline", "p_fr"]], cwd=tmp_path
+    )
+    assert ok(enabled).json()["state"] == "available"
+    assert states(tmp_path)["p_di"] == "available"
+    assert any(
+        row["actor_id"] == "op_mia" and row["actor_role"] == "operator"
+        for row in ok(timeline).json()
+    ), timeline.out
+
+
+# -- the demo and the entry points ---------------------------------------------------------------
+
+
+def test_demo_narrates_the_story_and_leaves_an_inspectable_store(tmp_path: Path) -> None:
+    """``custody demo`` narrates the article's story and its store holds the review and the
+    return to the pool."""
+    db = tmp_path / "demo.db"
+    demo = ok(custody("demo", "--db", str(db), cwd=tmp_path))
+    for phrase in (
+        "denied: already_leased",
+        "denied: stale",
+        "quarantined",
+        "lease lost",
+        "lease-2@profile_shop_17",
+    ):
+        assert phrase in demo.out
+    timeline = custody("--store", f"sqlite:///{db}", "--json", "timeline", PROFILE, cwd=tmp_path)
+    types = event_types(ok(timeline).json())
+    assert "profile_reviewed" in types
+    assert "profile_returned_to_pool" in types
+
+
+def test_help_from_console_script_and_module(tmp_path: Path) -> None:
+    """``custody --help`` and ``python -m custody --help`` both exit 0 and list the commands."""
+    with_script = start("--help", cwd=tmp_path, program=SCRIPT)
+    with_module = custody("--help", cwd=tmp_path)
+    for run in (finish(with_script), with_module):
+        assert ok(run).out.startswith("usage: custody")
+        assert "checkout" in run.out
