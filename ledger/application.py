@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
@@ -26,7 +25,6 @@ from ledger.domain.errors import (
 )
 from ledger.domain.events import ProfileEvent
 from ledger.domain.model import (
-    Cause,
     Lease,
     Outcome,
     ProfileRecord,
@@ -43,6 +41,7 @@ from ledger.domain.policies import (
     ReleaseReport,
 )
 from ledger.domain.profile import CheckoutRequest, Context, Profile, replay
+from ledger.domain.results import current_lease, release_result
 from ledger.domain.view import Availability, availability_of
 from ledger.stores.recorders import AVAILABILITY_COLUMNS, AVAILABILITY_TABLE, to_db
 from ledger.stores.settings import StoreSettings
@@ -85,25 +84,8 @@ class Ledger:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = self._connect()
+            self._store = Store.connect(self.settings)
         return self._store
-
-    def _connect(self) -> Store:
-        settings = self.settings
-        if settings.kind == "sqlite" and not Path(settings.path).exists():
-            return Store.open(settings, create=True)
-        store = Store.open(settings)
-        try:
-            initialised = store.is_initialised()
-        except StoreUnavailable:
-            store.close()
-            raise
-        if initialised:
-            return store
-        store.close()
-        if settings.kind == "sqlite":
-            return Store.open(settings, create=True)
-        raise StoreUnavailable(f"store {settings.describe()} is not initialised: run custody init")
 
     def close(self) -> None:
         if self._store is not None:
@@ -221,7 +203,7 @@ class Ledger:
             ctx = self._context(request.worker_id, Role.WORKER, cid, correlation, "", now)
             profile.checkout(request, ctx)
 
-        return self._command(pid, command_id, act, _current_lease)
+        return self._command(pid, command_id, act, current_lease)
 
     def heartbeat(
         self,
@@ -249,7 +231,7 @@ class Ledger:
                 lease_id, token, ctx, step=step, url=url, safe=safe, mutating=mutating
             )
 
-        return self._command(pid, command_id, act, _current_lease)
+        return self._command(pid, command_id, act, current_lease)
 
     def extend(
         self, lease_id: str, *, fencing_token: int, ttl_seconds: int, command_id: str | None = None
@@ -263,7 +245,7 @@ class Ledger:
             ctx = self._lease_context(profile, lease_id, cid, f"extend to {ttl}s", now)
             profile.extend(lease_id, token, ttl, ctx)
 
-        return self._command(pid, command_id, act, _current_lease)
+        return self._command(pid, command_id, act, current_lease)
 
     def release(
         self,
@@ -298,7 +280,7 @@ class Ledger:
             ctx = self._lease_context(profile, lease_id, cid, said or report.outcome.value, now)
             profile.release(lease_id, token, report, ctx)
 
-        return self._command(pid, command_id, act, _release_result)
+        return self._command(pid, command_id, act, release_result)
 
     # -- operators, reviewers and the sweep ----------------------------------------------------
 
@@ -307,7 +289,7 @@ class Ledger:
     ) -> ReleaseResult:
         """End the live lease by hand; the profile goes to review."""
         return self._operate(
-            profile_id, actor, reason, command_id, Profile.force_release, _release_result
+            profile_id, actor, reason, command_id, Profile.force_release, release_result
         )
 
     def quarantine(
@@ -479,29 +461,3 @@ class Ledger:
 
 def _new_id() -> str:
     return uuid.uuid4().hex
-
-
-def _current_lease(profile: Profile) -> Lease:
-    lease = profile.lease or profile.last_lease
-    assert lease is not None
-    return lease
-
-
-def _release_result(profile: Profile) -> ReleaseResult:
-    lease = profile.last_lease
-    assert lease is not None
-    assert lease.ending is not None
-    cause: Cause | None = profile.block.cause if profile.block else None
-    state = profile.state
-    if state is ProfileState.AVAILABLE:
-        message = f"{lease.lease_id} released cleanly; {profile.profile_id} is back in the pool"
-    else:
-        message = f"{lease.lease_id} ended ({cause}); {profile.profile_id} is {state.value}"
-    return ReleaseResult(
-        lease_id=lease.lease_id,
-        profile_id=profile.profile_id,
-        ending=lease.ending,
-        profile_state=state,
-        cause=cause,
-        message=message,
-    )

@@ -118,6 +118,25 @@ class Store:
                     store.execute(statement)
         return store
 
+    @classmethod
+    def connect(cls, settings: StoreSettings) -> Store:
+        """Open an initialised store: a new SQLite file is initialised here; an uninitialised
+        PostgreSQL is refused, so that workers never race to create tables."""
+        if settings.kind == "sqlite" and not settings.sqlite_file().exists():
+            return cls.open(settings, create=True)
+        store = cls.open(settings)
+        try:
+            initialised = store.is_initialised()
+        except StoreUnavailable:
+            store.close()
+            raise
+        if initialised:
+            return store
+        store.close()
+        if settings.kind == "sqlite":
+            return cls.open(settings, create=True)
+        raise StoreUnavailable(f"store {settings.describe()} is not initialised: run custody init")
+
     def close(self) -> None:
         self.app.close()
 
