@@ -122,8 +122,12 @@ def _rebuild(ledger: Ledger, a: argparse.Namespace) -> Any:
 def _demo(ledger: Ledger, a: argparse.Namespace) -> Any:
     from custody.demo import play
 
-    play(a.db, out=sys.stdout)  # the narration is the output, with or without --json
-    return None
+    # Under --json the narration goes to stderr and stdout carries the story's events.
+    store = play(a.db, out=sys.stderr if a.json else sys.stdout)
+    if not a.json:
+        return None
+    with Ledger.open(store) as played:
+        return {"store": store, "timeline": timeline(played, "profile_shop_17")}
 
 
 def _parser() -> _Parser:

@@ -370,6 +370,20 @@ def test_demo_narrates_the_story_and_leaves_an_inspectable_store(tmp_path: Path)
     assert "profile_returned_to_pool" in types
 
 
+def test_demo_with_json_gives_the_story_events_on_stdout(tmp_path: Path) -> None:
+    """Under ``--json`` the demo narrates on stderr and prints its timeline as JSON."""
+    demo = ok(custody("--json", "demo", "--db", str(tmp_path / "demo.db"), cwd=tmp_path))
+    played = demo.json()
+    assert "worker_04 denied" in demo.err
+    assert played["store"] == f"sqlite:///{tmp_path / 'demo.db'}"
+    last = played["timeline"][-1]
+    assert (last["event_type"], last["actor_id"], last["fencing_token"]) == (
+        "lease_acquired",
+        "worker_04",
+        2,
+    )
+
+
 def test_help_from_console_script_and_module(tmp_path: Path) -> None:
     """``custody --help`` and ``python -m custody --help`` both exit 0 and list the commands."""
     with_script = start("--help", cwd=tmp_path, program=SCRIPT)
