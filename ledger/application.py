@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
@@ -100,7 +100,8 @@ class Ledger:
 
     def now(self) -> datetime:
         """The clock every deadline is judged on (the store's, unless a test injects one)."""
-        return self._clock() if self._clock is not None else self.store.now()
+        now = self._clock() if self._clock is not None else self.store.now()
+        return now.astimezone(UTC)
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ fails (another writer took that version) the row's upsert rolls back with it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -37,7 +37,7 @@ def availability_ddl() -> list[str]:
 def to_db(value: Any) -> Any:
     """Times are stored as UTC ISO-8601 text with microseconds, so they sort as text."""
     if isinstance(value, datetime):
-        return value.isoformat(timespec="microseconds")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
     return value
 
 
