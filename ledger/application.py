@@ -223,8 +223,6 @@ class Ledger:
         step = inputs.optional_name("step", step)
         url = inputs.optional_url("url", url)
         safe, mutating = inputs.flag("safe", safe), inputs.flag("mutating", mutating)
-        if (safe or mutating) and step is None:
-            raise InvalidInput("step", "a step name is required with safe or mutating")
 
         def act(profile: Profile, now: datetime, cid: str) -> None:
             ctx = self._lease_context(profile, lease_id, cid, "", now)

@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger.domain import events as ev
 from ledger.domain.denials import context_denial, state_denial
-from ledger.domain.errors import CheckoutDenied, LeaseLost, NotAllowed
+from ledger.domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
 from ledger.domain.model import (
     Cause,
     Envelope,
@@ -91,7 +91,9 @@ class Profile(ProfileStateMachine):
 
     def _trigger(self, cls: type[ev.ProfileEvent], ctx: Context, **payload: Any) -> None:
         # Events after the first in one command are caused by the one before them.
-        causation = self._pending[-1].event_id if self._pending else ctx.causation_id
+        previous = self._pending[-1] if self._pending else None
+        same_command = previous is not None and previous.envelope.command_id == ctx.command_id
+        causation = previous.event_id if previous and same_command else ctx.causation_id
         envelope = Envelope(
             actor_id=ctx.actor_id,
             actor_role=ctx.role,
@@ -198,7 +200,12 @@ class Profile(ProfileStateMachine):
         safe: bool,
         mutating: bool,
     ) -> Lease:
-        """Renew the deadline by the lease's TTL and record the step and URL."""
+        """Renew the deadline by the lease's TTL and record the step and URL.
+
+        A safe or mutating mark needs the step's name: an unnamed mutation would erase the
+        record of an earlier one."""
+        if (safe or mutating) and step is None:
+            raise InvalidInput("step", "a step name is required with safe or mutating")
         lease = self.live_lease(lease_id, fencing_token, ctx.now)
         self._trigger(
             ev.LeaseHeartbeat,
@@ -279,6 +286,7 @@ class Profile(ProfileStateMachine):
 
     def mark_stale(self, ctx: Context) -> None:
         """Record that the live lease missed its deadline (the caller checked ``is_overdue``)."""
+        _require(ctx, Role.SCHEDULER, Role.OPERATOR)
         lease = self.lease
         if lease is None or not self.is_overdue(ctx.now):
             raise NotAllowed(f"profile {self.profile_id} has no lease past its deadline")
@@ -304,6 +312,7 @@ class Profile(ProfileStateMachine):
 
     def force_release(self, ctx: Context) -> Verdict:
         """End a live lease by hand; the profile goes to review, never straight to the pool."""
+        _require(ctx, Role.OPERATOR)
         lease = self.lease
         if lease is None:
             raise NotAllowed(f"profile {self.profile_id} has no live lease to force-release")
@@ -311,6 +320,8 @@ class Profile(ProfileStateMachine):
         return self._end_unclean(Verdict(Ending.REVIEW, Cause.FORCE_RELEASE), lease.lease_id, ctx)
 
     def quarantine(self, ctx: Context) -> None:
+        """Quarantine the profile, ending any live lease, until a reviewer clears it."""
+        _require(ctx, Role.OPERATOR)
         if self.state in (ProfileState.QUARANTINED, ProfileState.DISABLED):
             raise NotAllowed(f"profile {self.profile_id} is already {self.state.value}")
         lease_id = self.lease.lease_id if self.lease else None
@@ -321,6 +332,8 @@ class Profile(ProfileStateMachine):
         )
 
     def disable(self, ctx: Context) -> None:
+        """Take the profile out of rotation; a live lease ends and will need review."""
+        _require(ctx, Role.OPERATOR)
         if self.state is ProfileState.DISABLED:
             raise NotAllowed(f"profile {self.profile_id} is already disabled")
         if self.lease is not None:
@@ -329,14 +342,15 @@ class Profile(ProfileStateMachine):
         self._trigger(ev.ProfileDisabled, ctx, previous_state=self.state)
 
     def enable(self, ctx: Context) -> None:
+        """Return a disabled profile to the state it was disabled from."""
+        _require(ctx, Role.OPERATOR)
         if self.state is not ProfileState.DISABLED or self.disabled is None:
             raise NotAllowed(f"profile {self.profile_id} is {self.state.value}, not disabled")
         self._trigger(ev.ProfileEnabled, ctx, state=self.disabled.previous_state)
 
     def review(self, decision: ReviewDecision, note: str, ctx: Context) -> None:
         """A reviewer's verdict on a profile in review or quarantine (reviewer role only)."""
-        if ctx.role is not Role.REVIEWER:
-            raise NotAllowed(f"only a reviewer may review; {ctx.actor_id} acts as {ctx.role.value}")
+        _require(ctx, Role.REVIEWER)
         if self.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):
             raise NotAllowed(f"profile {self.profile_id} is {self.state.value}: nothing to review")
         if self.last_lease is not None and self.last_lease.worker_id == ctx.actor_id:
@@ -355,6 +369,12 @@ class Profile(ProfileStateMachine):
             )
         else:
             self._trigger(ev.ProfileDisabled, ctx, previous_state=self.state)
+
+
+def _require(ctx: Context, *roles: Role) -> None:
+    if ctx.role not in roles:
+        allowed = " or ".join(r.value for r in roles)
+        raise NotAllowed(f"{ctx.actor_id} acts as {ctx.role.value}; this needs the {allowed} role")
 
 
 def replay(initial: Profile | None, events: Iterable[ev.ProfileEvent]) -> Profile | None:

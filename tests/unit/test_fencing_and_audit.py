@@ -1,0 +1,240 @@
+"""Fencing, lost leases, disable/enable, the audit envelope, denials and availability reasons.
+
+The companion of ``test_rules.py`` (the issue's rules table): the guarantees around the table's
+rows, on the pure Profile aggregate with a hand-driven clock (no I/O).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from profile_scene import DONE_URL, Scene
+
+from ledger.domain.denials import state_denial
+from ledger.domain.errors import InvalidInput, LeaseLost, NotAllowed
+from ledger.domain.model import DenialReason, Outcome, ProfileState, Role
+from ledger.domain.policies import ReleaseReport
+from ledger.domain.profile import CheckoutRequest, Context
+from ledger.domain.view import availability_of
+
+# -- fencing and lost leases --------------------------------------------------------------------
+
+
+def test_fencing_tokens_increase_by_one_per_lease() -> None:
+    """Each lease of a profile carries the previous token plus one, whatever ended it."""
+    s = Scene()
+    tokens = [s.checkout().fencing_token]
+    s.release(s.live)
+    tokens.append(s.checkout().fencing_token)
+    s.force_release()
+    s.review()
+    tokens.append(s.checkout().fencing_token)
+    assert tokens == [1, 2, 3]
+
+
+# Each way to lose a lease returns the token the worker then presents (None: its own).
+def _wrong_token(s: Scene) -> int | None:
+    return s.live.fencing_token + 1
+
+
+def _marked_stale(s: Scene) -> int | None:
+    s.advance(301)
+    s.profile.mark_stale(s.ctx("sweeper", Role.SCHEDULER))
+    s.collect()
+    return None
+
+
+def _ended(s: Scene) -> int | None:
+    s.release(s.live)
+    s.checkout("worker-b")
+    return None
+
+
+def _past_deadline(s: Scene) -> int | None:
+    s.advance(301)
+    return None
+
+
+_LOSSES: dict[str, tuple[Callable[[Scene], int | None], str]] = {
+    "wrong token": (_wrong_token, "fencing token 2 is not the lease's token 1"),
+    "stale lease": (_marked_stale, "the lease was marked stale"),
+    "after deadline": (_past_deadline, "renewal deadline"),
+    "ended lease": (_ended, "lease ended (released_cleanly:success)"),
+}
+
+
+@pytest.mark.parametrize("loss", list(_LOSSES))
+def test_heartbeat_on_lost_lease_raises_lease_lost(loss: str) -> None:
+    """Heartbeat with a wrong token, a stale lease, past the deadline or an ended lease: lost."""
+    s = Scene()
+    lease = s.checkout("worker-a")
+    lose, why = _LOSSES[loss]
+    token = lose(s)
+    version = s.profile.version
+    with pytest.raises(LeaseLost) as lost:
+        s.heartbeat(lease, step="still_here", token=token)
+    assert lost.value.lease_id == lease.lease_id
+    assert why in lost.value.why
+    assert s.profile.version == version
+    assert s.profile.pending_events == []
+
+
+def test_extend_and_release_with_wrong_token_raise_lease_lost() -> None:
+    """Extend and release must present the current token too; a wrong one appends nothing."""
+    s = Scene()
+    lease = s.checkout()
+    with pytest.raises(LeaseLost, match="fencing token 7"):
+        s.profile.extend(lease.lease_id, 7, 600, s.ctx())
+    with pytest.raises(LeaseLost, match="fencing token 7"):
+        s.profile.release(lease.lease_id, 7, ReleaseReport(Outcome.SUCCESS, DONE_URL), s.ctx())
+    assert s.profile.pending_events == []
+    assert s.profile.state is ProfileState.LEASED
+
+
+# -- disable and enable -------------------------------------------------------------------------
+
+
+def test_disable_of_leased_profile_ends_lease_and_enable_brings_back_review() -> None:
+    """Disabling a leased profile ends its lease; enabling returns it to review, not the pool."""
+    s = Scene()
+    lease = s.checkout()
+    assert s.types(s.disable()) == ["lease_revoked", "review_requested", "profile_disabled"]
+    assert s.profile.lease is None
+    with pytest.raises(LeaseLost):
+        s.heartbeat(lease)
+    s.enable()
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
+
+
+def test_disable_of_available_profile_and_enable_returns_to_pool() -> None:
+    """A profile disabled while idle goes back to the pool when enabled."""
+    s = Scene()
+    assert s.types(s.disable()) == ["profile_disabled"]
+    assert availability_of(s.profile).reason is DenialReason.DISABLED
+    assert s.types(s.enable()) == ["profile_enabled"]
+    assert s.profile.state is ProfileState.AVAILABLE
+
+
+# -- the envelope, denials and availability -----------------------------------------------------
+
+
+def test_every_event_carries_the_context_envelope() -> None:
+    """Each event's envelope holds the context's actor, role, reason, ids and time."""
+    s = Scene()
+    s.checkout()
+    ctx = Context("ops-olga", Role.OPERATOR, s.advance(17), "cmd-x", "corr-x", "cause-x", "hung")
+    s.profile.force_release(ctx)
+    events = s.collect()
+    assert len(events) == 2
+    for event in events:
+        envelope = event.envelope
+        assert (envelope.actor_id, envelope.actor_role, envelope.reason) == (
+            "ops-olga",
+            Role.OPERATOR,
+            "hung",
+        )
+        assert (envelope.command_id, envelope.correlation_id) == ("cmd-x", "corr-x")
+        assert envelope.at == event.at == ctx.now
+    assert events[0].envelope.causation_id == "cause-x"
+
+
+@pytest.mark.parametrize("command", ["release", "review", "force_release"])
+def test_later_events_of_a_command_are_caused_by_the_one_before(command: str) -> None:
+    """In a multi-event command each event after the first names its predecessor as cause."""
+    s = Scene()
+    lease = s.checkout()
+    if command == "release":
+        s.release(lease)
+    elif command == "force_release":
+        s.force_release()
+    else:
+        s.release(lease, prompt_seen=True)
+        s.review()
+    events = s.history[-2:]
+    assert len(events) == 2
+    assert events[0].envelope.causation_id.startswith("cause-")
+    assert events[1].envelope.causation_id == events[0].event_id
+
+
+def test_state_denial_names_holder_and_remediation() -> None:
+    """The already_leased denial names worker and run; each blocked state says what unblocks."""
+    s = Scene()
+    lease = s.checkout("worker-a")
+    denial = state_denial(s.profile, s.now)
+    assert denial is not None
+    assert "worker-a" in denial.message
+    assert lease.run_id in denial.message
+    assert "custody force-release" in denial.remediation
+    assert denial.until == lease.expires_at
+    s.force_release()
+    denial = state_denial(s.profile, s.now)
+    assert denial is not None
+    assert denial.holder is not None
+    assert denial.holder.lease_id == lease.lease_id
+    assert "ops-olga" in denial.message
+    assert "custody review" in denial.remediation
+    s.disable(actor="ops-otto")
+    denial = state_denial(s.profile, s.now)
+    assert denial is not None
+    assert "disabled by ops-otto" in denial.message
+    assert "custody enable" in denial.remediation
+
+
+def test_availability_reason_for_expired_lease_is_previous_run_unknown() -> None:
+    """A profile in review because its lease expired reads previous_run_unknown."""
+    s = Scene()
+    s.checkout(ttl=60)
+    s.advance(61)
+    s.sweep()
+    row = availability_of(s.profile)
+    assert (row.state, row.reason, row.cause) == (
+        ProfileState.REVIEW_REQUIRED,
+        DenialReason.PREVIOUS_RUN_UNKNOWN,
+        "lease_expired",
+    )
+
+
+def test_availability_reason_for_verification_prompt_is_review_required() -> None:
+    """A profile in review because of a verification prompt reads review_required."""
+    s = Scene()
+    s.release(s.checkout(), prompt_seen=True)
+    row = availability_of(s.profile)
+    assert (row.reason, row.cause) == (DenialReason.REVIEW_REQUIRED, "verification_prompt")
+
+
+@pytest.mark.parametrize("command", ["force_release", "quarantine", "disable"])
+@pytest.mark.parametrize("role", [Role.WORKER, Role.SCHEDULER, Role.REVIEWER])
+def test_operator_commands_need_the_operator_role(command: str, role: Role) -> None:
+    """force_release, quarantine and disable are refused to any role but operator."""
+    s = Scene()
+    s.checkout()
+    with pytest.raises(NotAllowed, match="needs the operator role"):
+        getattr(s.profile, command)(s.ctx("someone", role))
+    assert s.profile.pending_events == []
+
+
+def test_unnamed_mutating_or_safe_step_is_refused() -> None:
+    """A safe or mutating heartbeat must name its step, so no mutation record is erased."""
+    s = Scene()
+    lease = s.checkout()
+    s.heartbeat(lease, step="pay", mutating=True)
+    for flags in ({"mutating": True}, {"safe": True}):
+        with pytest.raises(InvalidInput, match="step"):
+            s.heartbeat(lease, **flags)  # type: ignore[arg-type]
+    assert s.live.mutating_step == "pay"
+
+
+def test_causation_never_links_across_commands() -> None:
+    """Events still pending from one command do not become the cause of the next command's."""
+    s = Scene()
+    lease = s.profile.checkout(
+        CheckoutRequest(worker_id="w", run_id="r", task_type="t", ttl_seconds=60), s.ctx("w")
+    )
+    heartbeat_ctx = s.ctx("w")
+    s.profile.heartbeat(
+        lease.lease_id, 1, heartbeat_ctx, step="s", url=None, safe=False, mutating=False
+    )
+    acquired, beat = s.profile.collect_events()
+    assert acquired.envelope.causation_id != beat.envelope.causation_id
+    assert beat.envelope.causation_id == heartbeat_ctx.causation_id

@@ -1,0 +1,354 @@
+"""The lease rules of issue 2, one test per row, on the pure Profile aggregate (no I/O).
+
+Fencing, lost leases, disable/enable and the audit envelope are in ``test_fencing_and_audit.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from profile_scene import DONE_URL, PROXY, Scene
+
+from ledger.domain import events as ev
+from ledger.domain.errors import CheckoutDenied, NotAllowed
+from ledger.domain.model import (
+    Cause,
+    DenialReason,
+    LeaseStatus,
+    Outcome,
+    ProfileState,
+    ReviewDecision,
+    Role,
+)
+from ledger.domain.policies import Ending
+from ledger.domain.profile import CheckoutRequest
+
+
+def _request(worker: str = "worker-b", **context: str) -> CheckoutRequest:
+    return CheckoutRequest(worker, f"run-{worker}", "place_order", 300, **context)
+
+
+def _unclean_review(s: Scene) -> None:
+    s.release(s.checkout(), Outcome.FAILURE)
+
+
+# -- checkout -----------------------------------------------------------------------------------
+
+
+def test_checkout_of_available_profile_acquires_lease() -> None:
+    """Checkout of an available profile whose context matches appends lease_acquired: leased."""
+    s = Scene()
+    lease = s.checkout("worker-a", 120, account_id="acct-shop-17", proxy_id=PROXY)
+    assert s.types()[-1] == "lease_acquired"
+    assert s.profile.state is ProfileState.LEASED
+    assert s.profile.lease == lease
+    assert (lease.worker_id, lease.account_id, lease.proxy_id) == (
+        "worker-a",
+        "acct-shop-17",
+        PROXY,
+    )
+    assert lease.lease_status is LeaseStatus.ACTIVE
+    assert lease.lease_started_at == lease.heartbeat_at == s.now
+    assert (lease.expires_at - s.now).total_seconds() == 120
+    assert lease.release_policy == "manual_review_on_unknown_state"
+
+
+def _leased(s: Scene) -> None:
+    s.checkout("worker-a")
+
+
+def _overdue(s: Scene) -> None:
+    s.checkout("worker-a")
+    s.advance(301)
+
+
+def _expired_and_swept(s: Scene) -> None:
+    _overdue(s)
+    s.sweep()
+
+
+def _prompted(s: Scene) -> None:
+    s.release(s.checkout("worker-a"), prompt_seen=True)
+
+
+def _proxy_mismatched(s: Scene) -> None:
+    s.release(s.checkout("worker-a"), observed_proxy="proxy-x")
+
+
+def _disabled(s: Scene) -> None:
+    s.checkout("worker-a")
+    s.disable()
+
+
+_BLOCKERS: dict[str, tuple[Callable[[Scene], None], DenialReason]] = {
+    "leased": (_leased, DenialReason.ALREADY_LEASED),
+    "overdue": (_overdue, DenialReason.STALE),
+    "expired": (_expired_and_swept, DenialReason.PREVIOUS_RUN_UNKNOWN),
+    "prompt": (_prompted, DenialReason.REVIEW_REQUIRED),
+    "quarantined": (_proxy_mismatched, DenialReason.QUARANTINED),
+    "disabled": (_disabled, DenialReason.DISABLED),
+}
+
+
+@pytest.mark.parametrize("blocker", list(_BLOCKERS))
+def test_checkout_of_unavailable_profile_is_denied_and_appends_nothing(blocker: str) -> None:
+    """A checkout of a non-available profile raises CheckoutDenied naming reason and holder."""
+    s = Scene()
+    block, reason = _BLOCKERS[blocker]
+    block(s)
+    version, state = s.profile.version, s.profile.state
+    with pytest.raises(CheckoutDenied) as denied:
+        s.profile.checkout(_request(), s.ctx("worker-b"))
+    assert denied.value.reason is reason
+    assert denied.value.holder is not None
+    assert denied.value.holder.worker_id == "worker-a"
+    assert denied.value.remediation
+    assert s.profile.pending_events == []
+    assert (s.profile.version, s.profile.state) == (version, state)
+
+
+@pytest.mark.parametrize(
+    ("context", "reason"),
+    [
+        ({"proxy_id": "proxy-us-9"}, DenialReason.PROXY_MISMATCH),
+        ({"account_id": "acct-other"}, DenialReason.ACCOUNT_MISMATCH),
+    ],
+)
+def test_checkout_with_mismatched_context_is_denied(
+    context: dict[str, str], reason: DenialReason
+) -> None:
+    """A checkout naming another proxy or account is denied proxy_/account_mismatch."""
+    s = Scene()
+    with pytest.raises(CheckoutDenied) as denied:
+        s.profile.checkout(_request(**context), s.ctx("worker-b"))
+    assert denied.value.reason is reason
+    assert s.profile.pending_events == []
+    assert s.profile.state is ProfileState.AVAILABLE
+
+
+# -- heartbeat, extend, the sweep ---------------------------------------------------------------
+
+
+def test_heartbeat_before_deadline_extends_it_and_records_step_and_url() -> None:
+    """A heartbeat renews the deadline by the TTL from now and records step and URL."""
+    s = Scene()
+    lease = s.checkout(ttl=60)
+    s.advance(45)
+    renewed = s.heartbeat(lease, step="login", url="https://shop.example/login", safe=True)
+    assert s.types()[-1] == "lease_heartbeat"
+    assert renewed.expires_at == s.now + (lease.expires_at - lease.lease_started_at)
+    assert (renewed.heartbeat_at, renewed.last_step) == (s.now, "login")
+    assert (renewed.last_url, renewed.last_safe_step) == ("https://shop.example/login", "login")
+    assert s.profile.state is ProfileState.LEASED
+
+
+def test_extend_sets_new_ttl_and_deadline_from_now() -> None:
+    """Extend gives a live lease a new TTL counted from the command's time."""
+    s = Scene()
+    lease = s.checkout(ttl=60)
+    s.advance(30)
+    extended = s.profile.extend(lease.lease_id, lease.fencing_token, 900, s.ctx())
+    assert (extended.ttl_seconds, (extended.expires_at - s.now).total_seconds()) == (900, 900)
+
+
+def test_overdue_lease_is_marked_stale_with_last_step_url_and_heartbeat() -> None:
+    """A sweep past the deadline records lease_marked_stale carrying step, URL and heartbeat."""
+    s = Scene()
+    lease = s.checkout(ttl=60)
+    s.advance(30)
+    s.heartbeat(lease, step="open_cart", url="https://shop.example/cart")
+    beat = s.now
+    s.advance(61)
+    assert s.profile.is_overdue(s.now)
+    s.profile.mark_stale(s.ctx("sweeper", Role.SCHEDULER))
+    stale = s.profile.pending_events[-1]
+    assert isinstance(stale, ev.LeaseMarkedStale)
+    assert (stale.last_step, stale.last_url) == ("open_cart", "https://shop.example/cart")
+    assert (stale.last_heartbeat_at, stale.lease_id) == (beat, lease.lease_id)
+    assert s.profile.state is ProfileState.STALE
+
+
+def test_stale_after_unconfirmed_mutating_step_quarantines() -> None:
+    """Stale with an account-mutating step since the last safe step: quarantined."""
+    s = Scene()
+    lease = s.checkout(ttl=60)
+    s.heartbeat(lease, step="logged_in", safe=True)
+    s.heartbeat(lease, step="submit_order", mutating=True)
+    s.advance(61)
+    verdict = s.sweep()
+    assert verdict is not None
+    assert (verdict.ending, verdict.cause) == (Ending.QUARANTINE, Cause.MUTATION_UNCONFIRMED)
+    assert s.types()[-2:] == ["lease_marked_stale", "profile_quarantined"]
+    assert s.profile.state is ProfileState.QUARANTINED
+
+
+@pytest.mark.parametrize("steps", [[], [("submit_order", True), ("order_confirmed", False)]])
+def test_stale_without_unconfirmed_mutation_requests_review(steps: list[tuple[str, bool]]) -> None:
+    """Stale with no mutation, or one confirmed by a later safe step: review requested."""
+    s = Scene()
+    lease = s.checkout(ttl=60)
+    for step, mutating in steps:
+        s.heartbeat(lease, step=step, mutating=mutating, safe=not mutating)
+    s.advance(61)
+    s.sweep()
+    assert s.types()[-2:] == ["lease_marked_stale", "review_requested"]
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
+    assert s.profile.block is not None
+    assert s.profile.block.cause is Cause.LEASE_EXPIRED
+
+
+# -- release ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", [Outcome.SUCCESS, Outcome.EXPECTED_FAILURE])
+def test_clean_release_returns_profile_to_pool(outcome: Outcome) -> None:
+    """Success, or an expected failure with its reason, ends lease_released_cleanly: available."""
+    s = Scene()
+    lease = s.checkout()
+    verdict = s.release(lease, outcome, reason="out of stock")
+    assert verdict.ending is Ending.CLEAN
+    assert s.types()[-2:] == ["lease_release_requested", "lease_released_cleanly"]
+    assert s.profile.state is ProfileState.AVAILABLE
+    assert s.profile.lease is None
+    assert s.profile.last_lease is not None
+    assert s.profile.last_lease.lease_status is LeaseStatus.RELEASED
+
+
+def test_release_reporting_verification_prompt_requires_review() -> None:
+    """A release reporting a login/verification prompt: review requested, review_required."""
+    s = Scene()
+    s.release(s.checkout(), prompt_seen=True)
+    assert s.types()[-1] == "review_requested"
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("proxy", "account", "cause"),
+    [
+        ("proxy-us-9", None, Cause.PROXY_MISMATCH),
+        (None, "acct-other", Cause.ACCOUNT_MISMATCH),
+    ],
+)
+def test_release_reporting_mismatch_quarantines(
+    proxy: str | None, account: str | None, cause: Cause
+) -> None:
+    """A release that observed another proxy or account quarantines the profile."""
+    s = Scene()
+    verdict = s.release(s.checkout(), observed_proxy=proxy, observed_account=account)
+    assert (verdict.ending, verdict.cause) == (Ending.QUARANTINE, cause)
+    assert s.types()[-1] == "profile_quarantined"
+    assert s.profile.state is ProfileState.QUARANTINED
+
+
+_ON_UNKNOWN = {
+    "manual_review_on_unknown_state": ProfileState.REVIEW_REQUIRED,
+    "quarantine_on_unknown_state": ProfileState.QUARANTINED,
+    "evidence_required": ProfileState.REVIEW_REQUIRED,
+    "strict_evidence": ProfileState.QUARANTINED,
+}
+
+
+@pytest.mark.parametrize("policy", list(_ON_UNKNOWN))
+def test_release_with_unknown_final_url_follows_policy(policy: str) -> None:
+    """A release without a final URL goes to review or quarantine as the policy says."""
+    s = Scene(policy=policy)
+    verdict = s.release(s.checkout(), final_url=None, screenshot="final.png")
+    assert verdict.cause is Cause.UNKNOWN_FINAL_URL
+    assert s.profile.state is _ON_UNKNOWN[policy]
+
+
+@pytest.mark.parametrize("policy", list(_ON_UNKNOWN))
+def test_release_without_screenshot_follows_policy(policy: str) -> None:
+    """A missing screenshot is unclean only where the policy asks for one."""
+    s = Scene(policy=policy)
+    verdict = s.release(s.checkout(), final_url=DONE_URL, screenshot=None)
+    if "evidence" in policy:
+        assert verdict.cause is Cause.MISSING_SCREENSHOT
+        assert s.profile.state is _ON_UNKNOWN[policy]
+    else:
+        assert s.profile.state is ProfileState.AVAILABLE
+
+
+def test_force_release_requests_review_with_actor_recorded() -> None:
+    """Force release: lease revoked, review requested by the operator, never straight to pool."""
+    s = Scene()
+    lease = s.checkout()
+    s.force_release(actor="ops-olga")
+    assert s.types()[-2:] == ["lease_revoked", "review_requested"]
+    assert all(e.envelope.actor_id == "ops-olga" for e in s.history[-2:])
+    assert all(e.envelope.actor_role is Role.OPERATOR for e in s.history[-2:])
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
+    assert s.profile.last_lease is not None
+    assert s.profile.last_lease.lease_id == lease.lease_id
+    assert s.profile.last_lease.lease_status is LeaseStatus.REVOKED
+
+
+def test_three_unclean_endings_within_window_quarantine_listing_them() -> None:
+    """The third unclean ending within 24 h quarantines, listing those three leases."""
+    s = Scene()
+    ids = []
+    for _ in range(3):
+        ids.append(s.checkout().lease_id)
+        s.release(s.live, Outcome.FAILURE)
+        if len(ids) < 3:
+            assert s.profile.state is ProfileState.REVIEW_REQUIRED
+            s.review(ReviewDecision.RETURN)
+            s.advance(8 * 3600)
+    last = s.history[-1]
+    assert isinstance(last, ev.ProfileQuarantined)
+    assert last.cause is Cause.REPEATED_UNCLEAN_ENDINGS
+    assert last.unclean_leases == ids
+    assert s.profile.state is ProfileState.QUARANTINED
+
+
+def test_unclean_endings_spread_over_more_than_window_do_not_quarantine() -> None:
+    """Three unclean endings spread over more than 24 h each only request review."""
+    s = Scene()
+    for _ in range(3):
+        _unclean_review(s)
+        assert s.profile.state is ProfileState.REVIEW_REQUIRED
+        s.review(ReviewDecision.RETURN)
+        s.advance(13 * 3600)
+    assert "profile_quarantined" not in s.types()
+
+
+# -- review ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("decision", "state", "types"),
+    [
+        (ReviewDecision.RETURN, ProfileState.AVAILABLE, ["profile_returned_to_pool"]),
+        (ReviewDecision.QUARANTINE, ProfileState.QUARANTINED, ["profile_quarantined"]),
+        (ReviewDecision.DISABLE, ProfileState.DISABLED, ["profile_disabled"]),
+    ],
+)
+def test_review_by_reviewer_decides_where_profile_goes(
+    decision: ReviewDecision, state: ProfileState, types: list[str]
+) -> None:
+    """A reviewer's decision appends profile_reviewed and moves the profile accordingly."""
+    s = Scene()
+    _unclean_review(s)
+    events = s.review(decision)
+    assert s.types(events) == ["profile_reviewed", *types]
+    assert s.profile.state is state
+
+
+@pytest.mark.parametrize("role", [Role.WORKER, Role.SCHEDULER, Role.OPERATOR])
+def test_review_by_other_role_is_not_allowed(role: Role) -> None:
+    """Only the reviewer role may review."""
+    s = Scene()
+    _unclean_review(s)
+    with pytest.raises(NotAllowed, match="needs the reviewer role"):
+        s.review(reviewer="ops-olga", role=role)
+    assert s.profile.pending_events == []
+
+
+def test_review_by_worker_of_lease_under_review_is_not_allowed() -> None:
+    """The worker who ran the lease under review cannot review it, even as a reviewer."""
+    s = Scene()
+    _unclean_review(s)
+    with pytest.raises(NotAllowed, match="ran the lease under review"):
+        s.review(reviewer="worker-a")
+    assert s.profile.pending_events == []
