@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,38 @@ def test_many_processes_racing_checkout_never_overlap(store_url: str) -> None:
     assert sum(int(s["granted"]) for s in summaries) == len(winners) > 0  # type: ignore[call-overload]
     denied = [s["denied"] for s in summaries]
     assert any(d.get("already_leased") for d in denied)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_concurrent_sweepers_settle_each_lease_once(store_url: str) -> None:
+    """Four sweep processes started together on overdue leases: each lease is marked stale
+    and sent to review exactly once, and the sweeps' reports add up to the leases."""
+    with Ledger.open(store_url) as ledger:
+        leases = []
+        for pid in PROFILES:
+            register(ledger, pid)
+            leases.append(
+                ledger.checkout(pid, worker_id="w", run_id=f"r-{pid}", task_type="t", ttl_seconds=1)
+            )
+    time.sleep(1.5)  # past the deadline on the store's own clock
+    sweeps = [
+        subprocess.Popen(
+            [sys.executable, "-m", "custody", "--store", store_url, "--json", "sweep"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    reported = []
+    for proc in sweeps:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        reported += [r["lease_id"] for r in json.loads(out)]
+    assert sorted(reported) == sorted(lease.lease_id for lease in leases)
+    with Ledger.open(store_url) as ledger:
+        for pid in PROFILES:
+            types = [e.event_type for e in ledger.history(pid)]
+            assert types.count("lease_marked_stale") == 1
+            assert types.count("review_requested") == 1
+            assert ledger.profile(pid).state.value == "review_required"
