@@ -8,8 +8,13 @@ a domain answer (``CheckoutDenied``, ``LeaseLost``), never as a driver error.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import random
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -18,7 +23,6 @@ from eventsourcing.application import AggregateNotFoundError
 from ledger import inputs
 from ledger.domain.errors import (
     InvalidInput,
-    LedgerError,
     NotAllowed,
     StoreUnavailable,
     UnknownProfile,
@@ -50,9 +54,9 @@ from ledger.stores.store import IntegrityError, Store, store_errors
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
-# A command that loses this many version races in a row gives up; with one event stream per
-# profile that only happens under a storm of writers on the very same profile.
-MAX_ATTEMPTS = 20
+# A command that loses this many version races in a row gives up (as StoreUnavailable: the
+# caller may retry); with backoff and one stream per profile that takes a storm of writers.
+MAX_ATTEMPTS = 30
 
 
 class Ledger:
@@ -158,7 +162,8 @@ class Ledger:
             try:
                 existing = self.profile(record.profile_id).registration()
             except UnknownProfile:
-                ctx = self._context(actor, Role.OPERATOR, command_id, None, "registered")
+                issued = self._issue(command_id, "register", record)
+                ctx = issued.context(actor, Role.OPERATOR, reason="registered")
                 try:
                     self._save(Profile.register(record, ctx))
                 except IntegrityError:
@@ -199,12 +204,12 @@ class Ledger:
             proxy_id=inputs.optional_name("proxy_id", proxy_id),
         )
 
-        def act(profile: Profile, now: datetime, cid: str) -> None:
+        def act(profile: Profile, issued: Issued) -> None:
             correlation = correlation_id or request.run_id
-            ctx = self._context(request.worker_id, Role.WORKER, cid, correlation, "", now)
-            profile.checkout(request, ctx)
+            profile.checkout(request, issued.context(request.worker_id, Role.WORKER, correlation))
 
-        return self._command(pid, command_id, act, current_lease)
+        issued = self._issue(command_id, "checkout", pid, request)
+        return self._command(pid, issued, act, current_lease)
 
     def heartbeat(
         self,
@@ -224,13 +229,14 @@ class Ledger:
         url = inputs.optional_url("url", url)
         safe, mutating = inputs.flag("safe", safe), inputs.flag("mutating", mutating)
 
-        def act(profile: Profile, now: datetime, cid: str) -> None:
-            ctx = self._lease_context(profile, lease_id, cid, "", now)
+        def act(profile: Profile, issued: Issued) -> None:
+            ctx = _lease_context(profile, lease_id, issued, "")
             profile.heartbeat(
                 lease_id, token, ctx, step=step, url=url, safe=safe, mutating=mutating
             )
 
-        return self._command(pid, command_id, act, current_lease)
+        issued = self._issue(command_id, "heartbeat", lease_id, token, step, url, safe, mutating)
+        return self._command(pid, issued, act, current_lease)
 
     def extend(
         self, lease_id: str, *, fencing_token: int, ttl_seconds: int, command_id: str | None = None
@@ -240,11 +246,12 @@ class Ledger:
         token = inputs.fencing_token(fencing_token)
         ttl = inputs.ttl_seconds(ttl_seconds)
 
-        def act(profile: Profile, now: datetime, cid: str) -> None:
-            ctx = self._lease_context(profile, lease_id, cid, f"extend to {ttl}s", now)
+        def act(profile: Profile, issued: Issued) -> None:
+            ctx = _lease_context(profile, lease_id, issued, f"extend to {ttl}s")
             profile.extend(lease_id, token, ttl, ctx)
 
-        return self._command(pid, command_id, act, current_lease)
+        issued = self._issue(command_id, "extend", lease_id, token, ttl)
+        return self._command(pid, issued, act, current_lease)
 
     def release(
         self,
@@ -275,11 +282,12 @@ class Ledger:
         if report.outcome is Outcome.EXPECTED_FAILURE and not said.strip():
             raise InvalidInput("reason", "an expected failure must say what it was")
 
-        def act(profile: Profile, now: datetime, cid: str) -> None:
-            ctx = self._lease_context(profile, lease_id, cid, said or report.outcome.value, now)
+        def act(profile: Profile, issued: Issued) -> None:
+            ctx = _lease_context(profile, lease_id, issued, said or report.outcome.value)
             profile.release(lease_id, token, report, ctx)
 
-        return self._command(pid, command_id, act, release_result)
+        issued = self._issue(command_id, "release", lease_id, token, report, said)
+        return self._command(pid, issued, act, release_result)
 
     # -- operators, reviewers and the sweep ----------------------------------------------------
 
@@ -328,11 +336,11 @@ class Ledger:
         verdict = inputs.choice("decision", ReviewDecision, decision)
         said = inputs.name("note", note)
 
-        def act(profile: Profile, now: datetime, cid: str) -> None:
-            ctx = self._context(who, Role.REVIEWER, cid, None, said, now)
-            profile.review(verdict, said, ctx)
+        def act(profile: Profile, issued: Issued) -> None:
+            profile.review(verdict, said, issued.context(who, Role.REVIEWER, reason=said))
 
-        return self._command(pid, command_id, act, availability_of)
+        issued = self._issue(command_id, "review", pid, who, verdict, said)
+        return self._command(pid, issued, act, availability_of)
 
     def sweep(self, *, actor: str = "sweeper") -> list[SweepResult]:
         """Mark every lease past its deadline stale and send its profile to review or quarantine.
@@ -353,16 +361,17 @@ class Ledger:
     def _sweep_one(self, profile_id: str, actor: str) -> SweepResult | None:
         settled: list[str] = []
 
-        def act(profile: Profile, now: datetime, cid: str) -> None:
+        def act(profile: Profile, issued: Issued) -> None:
             settled.clear()  # a retry after a version conflict decides afresh
-            ctx = Context(actor, Role.SCHEDULER, now, cid, cid, cid, "renewal deadline missed")
-            if profile.is_overdue(now):
+            ctx = issued.context(actor, Role.SCHEDULER, reason="renewal deadline missed")
+            if profile.is_overdue(ctx.now):
                 profile.mark_stale(ctx)
             if profile.state is ProfileState.STALE and profile.lease is not None:
                 settled.append(profile.lease.lease_id)
                 profile.settle_stale(ctx)
 
-        profile = self._command(profile_id, None, act, lambda p: p)
+        issued = self._issue(None, "sweep", profile_id, actor)
+        profile = self._command(profile_id, issued, act, lambda p: p)
         if not settled or profile.block is None:
             return None
         return SweepResult(
@@ -393,69 +402,93 @@ class Ledger:
         who = inputs.name("actor", actor)
         said = inputs.name("reason", reason)
 
-        def act(profile: Profile, now: datetime, cid: str) -> None:
-            method(profile, self._context(who, Role.OPERATOR, cid, None, said, now))
+        def act(profile: Profile, issued: Issued) -> None:
+            method(profile, issued.context(who, Role.OPERATOR, reason=said))
 
-        return self._command(pid, command_id, act, result_of)
+        issued = self._issue(command_id, method.__name__, pid, who, said)
+        return self._command(pid, issued, act, result_of)
+
+    def _issue(self, command_id: str | None, name: str, *arguments: object) -> Issued:
+        """Stamp a command: its id (the caller's or a new one), its fingerprint, the time."""
+        cid = inputs.name("command_id", command_id) if command_id is not None else _new_id()
+        digest = hashlib.sha256(json.dumps(arguments, default=repr).encode()).hexdigest()[:16]
+        return Issued(cid, f"{name}:{digest}", self.now)
 
     def _command(
         self,
         profile_id: str,
-        command_id: str | None,
-        act: Callable[[Profile, datetime, str], None],
+        issued: Issued,
+        act: Callable[[Profile, Issued], None],
         result_of: Callable[[Profile], T],
     ) -> T:
-        """Load, decide, save; on a version conflict reload and decide again.
+        """Load, decide, save; on a version conflict back off, reload and decide again.
 
-        A command id already applied to this profile returns the result as of that command
-        and appends nothing, so a worker may safely resend after a timeout.
+        A command id this profile already applied returns the result as of that command and
+        appends nothing, so a worker may safely resend after a timeout; the same id with
+        different arguments is refused as ``InvalidInput``.
         """
-        cid = inputs.name("command_id", command_id) if command_id is not None else _new_id()
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             profile = self.profile(profile_id)
-            if cid in profile.commands:
-                return result_of(self.profile(profile_id, version=profile.commands[cid]))
-            act(profile, self.now(), cid)
+            if issued.command_id in profile.commands:
+                return result_of(self._replayed(profile, issued))
+            act(profile, issued.at(self.now()))
             if not profile.pending_events:
                 return result_of(profile)
             try:
                 self._save(profile)
             except IntegrityError:
+                # Another writer took this version; jitter keeps the losers from colliding again.
+                time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311
                 continue
             return result_of(profile)
-        raise LedgerError(f"profile {profile_id}: gave up after {MAX_ATTEMPTS} conflicting writes")
+        msg = f"profile {profile_id} is busy: {MAX_ATTEMPTS} conflicting writes in a row; retry"
+        raise StoreUnavailable(msg)
+
+    def _replayed(self, profile: Profile, issued: Issued) -> Profile:
+        version, command = profile.commands[issued.command_id]
+        if command != issued.command:
+            first = command.split(":", 1)[0] or "another command"
+            msg = f"{issued.command_id!r} was already used on {profile.profile_id} for {first}"
+            raise InvalidInput("command_id", msg)
+        return self.profile(profile.profile_id, version=version)
 
     def _save(self, profile: Profile) -> None:
         with store_errors(self.settings):
             self.store.app.save(profile, availability=[availability_of(profile)])
 
-    def _context(
-        self,
-        actor: str,
-        role: Role,
-        command_id: str | None,
-        correlation_id: str | None,
-        reason: str,
-        now: datetime | None = None,
+
+@dataclass(frozen=True)
+class Issued:
+    """A command as issued: its id, its fingerprint and, once decided, the store's time."""
+
+    command_id: str
+    command: str
+    clock: Callable[[], datetime]
+    now: datetime | None = None
+
+    def at(self, now: datetime) -> Issued:
+        return Issued(self.command_id, self.command, self.clock, now)
+
+    def context(
+        self, actor: str, role: Role, correlation_id: str | None = None, *, reason: str = ""
     ) -> Context:
-        cid = command_id or _new_id()
         return Context(
             actor_id=actor,
             role=role,
-            now=now or self.now(),
-            command_id=cid,
-            correlation_id=correlation_id or cid,
-            causation_id=cid,
+            now=self.now or self.clock(),
+            command_id=self.command_id,
+            correlation_id=correlation_id or self.command_id,
+            causation_id=self.command_id,
             reason=reason,
+            command=self.command,
         )
 
-    def _lease_context(
-        self, profile: Profile, lease_id: str, cid: str, reason: str, now: datetime
-    ) -> Context:
-        """Lease commands act as the lease's worker and correlate on its run."""
-        lease = profile.lease if profile.lease and profile.lease.lease_id == lease_id else None
-        worker = lease.worker_id if lease else "unknown"
-        return self._context(worker, Role.WORKER, cid, lease.run_id if lease else None, reason, now)
+
+def _lease_context(profile: Profile, lease_id: str, issued: Issued, reason: str) -> Context:
+    """Lease commands act as the lease's worker and correlate on its run."""
+    lease = profile.lease if profile.lease and profile.lease.lease_id == lease_id else None
+    worker = lease.worker_id if lease else "unknown"
+    return issued.context(worker, Role.WORKER, lease.run_id if lease else None, reason=reason)
 
 
 def _new_id() -> str:

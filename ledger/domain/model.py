@@ -40,6 +40,7 @@ Text = Annotated[str, Field(max_length=2000)]
 Url = Annotated[str, Field(min_length=1, max_length=4096)]
 TtlSeconds = Annotated[int, Field(ge=1, le=86_400)]
 FencingToken = Annotated[int, Field(ge=1)]
+PositiveInt = Annotated[int, Field(ge=1)]
 
 
 def lease_id_for(profile_id: str, fencing_token: int) -> str:
@@ -160,6 +161,7 @@ class Envelope(Frozen):
     correlation_id: str
     causation_id: str
     command_id: str
+    command: str = ""
     at: datetime
 
 

@@ -82,21 +82,37 @@ class Verdict:
 
 
 def judge_release(lease: Lease, report: ReleaseReport, policy: ReleasePolicy) -> Verdict:
-    """Decide how a release ends, most serious finding first."""
-    if report.observed_proxy is not None and report.observed_proxy != lease.proxy_id:
-        return Verdict(Ending.QUARANTINE, Cause.PROXY_MISMATCH)
-    if report.observed_account is not None and report.observed_account != lease.account_id:
-        return Verdict(Ending.QUARANTINE, Cause.ACCOUNT_MISMATCH)
-    if report.prompt_seen:
-        return Verdict(Ending.REVIEW, Cause.VERIFICATION_PROMPT)
-    if report.outcome is Outcome.FAILURE:
-        if lease.mutating_step is not None:
-            return Verdict(Ending.QUARANTINE, Cause.MUTATION_UNCONFIRMED)
-        return Verdict(Ending.REVIEW, Cause.UNEXPECTED_FAILURE)
-    if report.final_url is None:
-        return Verdict(policy.on_unknown, Cause.UNKNOWN_FINAL_URL)
-    if policy.requires_screenshot and report.screenshot is None:
-        return Verdict(policy.on_unknown, Cause.MISSING_SCREENSHOT)
+    """Decide how a release ends: every finding counts and the most severe one wins
+    (quarantine over review); among equals, the first listed below."""
+    findings = [
+        (
+            report.observed_proxy not in (None, lease.proxy_id),
+            Ending.QUARANTINE,
+            Cause.PROXY_MISMATCH,
+        ),
+        (
+            report.observed_account not in (None, lease.account_id),
+            Ending.QUARANTINE,
+            Cause.ACCOUNT_MISMATCH,
+        ),
+        (
+            report.outcome is Outcome.FAILURE and lease.mutating_step is not None,
+            Ending.QUARANTINE,
+            Cause.MUTATION_UNCONFIRMED,
+        ),
+        (report.prompt_seen, Ending.REVIEW, Cause.VERIFICATION_PROMPT),
+        (report.outcome is Outcome.FAILURE, Ending.REVIEW, Cause.UNEXPECTED_FAILURE),
+        (report.final_url is None, policy.on_unknown, Cause.UNKNOWN_FINAL_URL),
+        (
+            policy.requires_screenshot and report.screenshot is None,
+            policy.on_unknown,
+            Cause.MISSING_SCREENSHOT,
+        ),
+    ]
+    for severity in (Ending.QUARANTINE, Ending.REVIEW):
+        for found, ending, cause in findings:
+            if found and ending is severity:
+                return Verdict(ending, cause)
     return Verdict(Ending.CLEAN, None)
 
 

@@ -51,6 +51,7 @@ class Context:
     correlation_id: str
     causation_id: str
     reason: str = ""
+    command: str = ""  # what was asked, as a fingerprint: a reused command id must match it
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Profile(ProfileStateMachine):
             correlation_id=ctx.correlation_id,
             causation_id=causation,
             command_id=ctx.command_id,
+            command=ctx.command,
             at=ctx.now,
         )
         event = cls(
@@ -206,6 +208,8 @@ class Profile(ProfileStateMachine):
         record of an earlier one."""
         if (safe or mutating) and step is None:
             raise InvalidInput("step", "a step name is required with safe or mutating")
+        if safe and mutating:
+            raise InvalidInput("safe", "a step cannot both mutate the account and confirm it safe")
         lease = self.live_lease(lease_id, fencing_token, ctx.now)
         self._trigger(
             ev.LeaseHeartbeat,
@@ -317,7 +321,11 @@ class Profile(ProfileStateMachine):
         if lease is None:
             raise NotAllowed(f"profile {self.profile_id} has no live lease to force-release")
         self._trigger(ev.LeaseRevoked, ctx, lease_id=lease.lease_id, cause=Cause.FORCE_RELEASE)
-        return self._end_unclean(Verdict(Ending.REVIEW, Cause.FORCE_RELEASE), lease.lease_id, ctx)
+        # Ending a run by hand does not make an unconfirmed mutation any safer.
+        verdict = judge_stale(lease) if lease.mutating_step else None
+        return self._end_unclean(
+            verdict or Verdict(Ending.REVIEW, Cause.FORCE_RELEASE), lease.lease_id, ctx
+        )
 
     def quarantine(self, ctx: Context) -> None:
         """Quarantine the profile, ending any live lease, until a reviewer clears it."""

@@ -3,6 +3,7 @@ first time it ran, when a resent command id is recognised)."""
 
 from __future__ import annotations
 
+from ledger.domain.errors import LedgerError
 from ledger.domain.model import Cause, Lease, ProfileState, ReleaseResult
 from ledger.domain.profile import Profile
 
@@ -10,15 +11,16 @@ from ledger.domain.profile import Profile
 def current_lease(profile: Profile) -> Lease:
     """The lease a lease command acted on: the live one, or the one it just ended."""
     lease = profile.lease or profile.last_lease
-    assert lease is not None
+    if lease is None:
+        raise LedgerError(f"profile {profile.profile_id} has never been leased")
     return lease
 
 
 def release_result(profile: Profile) -> ReleaseResult:
     """How the lease ended and where that left the profile."""
     lease = profile.last_lease
-    assert lease is not None
-    assert lease.ending is not None
+    if lease is None or lease.ending is None:
+        raise LedgerError(f"profile {profile.profile_id} has no ended lease to report")
     cause: Cause | None = profile.block.cause if profile.block else None
     state = profile.state
     if state is ProfileState.AVAILABLE:

@@ -18,7 +18,7 @@ from ledger.domain.model import Cause, Lease, LeaseStatus, ProfileState, Role
 
 # How many command ids a profile remembers for de-duplicating retries, and how many unclean
 # endings it keeps for the repeated-failure rule. Both bound the state (and future snapshots).
-REMEMBERED_COMMANDS = 256
+REMEMBERED_COMMANDS = 4096
 REMEMBERED_UNCLEAN_ENDINGS = 64
 
 
@@ -79,7 +79,7 @@ class ProfileStateMachine:
         self.disabled: Disabled | None = None
         self.last_review: Review | None = None
         self.unclean_endings: tuple[tuple[str, datetime], ...] = ()
-        self.commands: dict[str, int] = {}
+        self.commands: dict[str, tuple[int, str]] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ProfileStateMachine:
         """Every value held is immutable (frozen models, tuples) except ``commands``, so a
@@ -95,11 +95,11 @@ class ProfileStateMachine:
             raise ValueError(msg)
         _HANDLERS[type(event)](self, event)
         self.version = event.originator_version
-        self._remember(event.envelope.command_id)
+        self._remember(event.envelope.command_id, event.envelope.command)
 
-    def _remember(self, command_id: str) -> None:
+    def _remember(self, command_id: str, command: str) -> None:
         self.commands.pop(command_id, None)
-        self.commands[command_id] = self.version
+        self.commands[command_id] = (self.version, command)
         while len(self.commands) > REMEMBERED_COMMANDS:
             del self.commands[next(iter(self.commands))]
 
@@ -187,7 +187,7 @@ def _heartbeat(p: ProfileStateMachine, e: ev.LeaseHeartbeat) -> None:
         changes["last_url"] = e.url
     if e.mutating:
         changes["mutating_step"] = e.step
-    if e.safe:
+    elif e.safe:
         # A safe step confirms the account is in a known state, even after a mutation.
         changes["last_safe_step"] = e.step
         changes["mutating_step"] = None

@@ -162,3 +162,18 @@ def test_reregistering_differently_is_refused(ledger: Ledger) -> None:
     with pytest.raises(NotAllowed, match="already registered"):
         register(ledger, account_id="someone_else")
     assert [e.event_type for e in ledger.history(pid)] == ["profile_registered"]
+
+
+def test_command_id_reused_for_another_command_is_refused(ledger: Ledger) -> None:
+    """A command id is bound to what it asked: reusing it for another worker's checkout, or
+    for a different command, is refused as bad input and appends nothing."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="wA", run_id="r1", task_type="t", command_id="c1")
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput, match="command_id"):
+        ledger.checkout(pid, worker_id="wB", run_id="r2", task_type="t", command_id="c1")
+    with pytest.raises(InvalidInput, match="already used on profile_shop_17 for checkout"):
+        ledger.heartbeat(lease.lease_id, fencing_token=1, step="s2", command_id="c1")
+    with pytest.raises(InvalidInput, match="command_id"):
+        ledger.release(lease.lease_id, fencing_token=1, outcome="success", command_id="c1")
+    assert event_count(ledger) == before

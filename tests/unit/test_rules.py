@@ -11,7 +11,7 @@ import pytest
 from profile_scene import DONE_URL, PROXY, Scene
 
 from ledger.domain import events as ev
-from ledger.domain.errors import CheckoutDenied, NotAllowed
+from ledger.domain.errors import CheckoutDenied, InvalidInput, NotAllowed
 from ledger.domain.model import (
     Cause,
     DenialReason,
@@ -351,4 +351,35 @@ def test_review_by_worker_of_lease_under_review_is_not_allowed() -> None:
     _unclean_review(s)
     with pytest.raises(NotAllowed, match="ran the lease under review"):
         s.review(reviewer="worker-a")
+    assert s.profile.pending_events == []
+
+
+def test_unconfirmed_mutation_outranks_a_prompt_on_release() -> None:
+    """A failed run that mutated the account and then met a prompt is quarantined: the most
+    severe finding wins, whatever order the report lists them in."""
+    s = Scene()
+    lease = s.checkout()
+    s.heartbeat(lease, step="submit_order", mutating=True)
+    verdict = s.release(s.live, Outcome.FAILURE, prompt_seen=True)
+    assert (verdict.ending, verdict.cause) == (Ending.QUARANTINE, Cause.MUTATION_UNCONFIRMED)
+    assert s.profile.state is ProfileState.QUARANTINED
+
+
+def test_force_release_after_unconfirmed_mutation_quarantines() -> None:
+    """Ending a run by hand does not make an unconfirmed mutation safe: it is quarantined
+    as the sweep would, not merely sent to review."""
+    s = Scene()
+    lease = s.checkout()
+    s.heartbeat(lease, step="submit_order", mutating=True)
+    verdict = s.force_release()
+    assert (verdict.ending, verdict.cause) == (Ending.QUARANTINE, Cause.MUTATION_UNCONFIRMED)
+    assert s.types()[-2:] == ["lease_revoked", "profile_quarantined"]
+
+
+def test_a_step_cannot_be_both_safe_and_mutating() -> None:
+    """A heartbeat marking one step both safe and mutating is refused and writes nothing."""
+    s = Scene()
+    lease = s.checkout()
+    with pytest.raises(InvalidInput, match="safe"):
+        s.heartbeat(lease, step="submit_order", safe=True, mutating=True)
     assert s.profile.pending_events == []
