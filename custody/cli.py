@@ -1,12 +1,14 @@
 """``custody``: the command line. Thin: parse, call the ledger, render, map errors to exit codes.
 
-Exit codes: 0 done, 2 bad input, 3 checkout denied, 4 lease lost, 5 not allowed in this state,
-6 store unavailable, 1 anything else. An error is one line on stderr, never a traceback.
+Exit codes: 0 done, 2 bad input, 3 checkout denied, 4 lease lost, 6 store unavailable, 1
+anything else (such as a command the profile's state does not allow). An error is one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +27,9 @@ from ledger import (
 from projections import explain, rebuild_availability, status, timeline, verify_availability, who
 
 Handler = Callable[[Ledger, argparse.Namespace], Any]
+
+# Commands that only read: on a missing SQLite file they say so rather than create one.
+READ_ONLY = frozenset({"status", "why", "who", "timeline", "rebuild", "sweep"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -232,13 +237,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidInput as e:
         return _fail(e, "--json" in argv)
     try:
-        ledger = Ledger.open(args.store)
+        ledger = Ledger.open(args.store, create=args.command not in READ_ONLY)
     except LedgerError as e:
         return _fail(e, args.json)
     try:
         result = args.handler(ledger, args)
+        render.emit(args.command, result, as_json=args.json, out=sys.stdout)
+        sys.stdout.flush()
     except LedgerError as e:
         return _fail(e, args.json)
+    except BrokenPipeError:
+        # The reader went away (``custody status | head``): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write("custody: interrupted\n")
         return 130
@@ -249,7 +260,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         ledger.close()
-    render.emit(args.command, result, as_json=args.json, out=sys.stdout)
     return 0
 
 

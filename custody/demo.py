@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from custody import render
-from ledger import CheckoutDenied, LeaseLost, Ledger
+from ledger import CheckoutDenied, InvalidInput, LeaseLost, Ledger
 from projections import explain, timeline, who
 
 PROFILE = "profile_shop_17"
@@ -37,7 +37,8 @@ def play(db: str | None, *, out: TextIO) -> str:
     """Play the story into ``db`` (a new temporary file when None) and narrate it to ``out``."""
     path = Path(db) if db else Path(tempfile.mkdtemp(prefix="custody-demo-")) / "custody.db"
     if path.exists():
-        path.unlink()
+        # The demo writes a story into a fresh file; it never overwrites someone's ledger.
+        raise InvalidInput("db", f"{path} already exists: give the demo a new file")
     clock = StoryClock()
     store = f"sqlite:///{path}"
 

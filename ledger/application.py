@@ -62,21 +62,28 @@ MAX_ATTEMPTS = 30
 class Ledger:
     """The Python entry point. Open with ``Ledger.open(store_url)``; close when done."""
 
-    def __init__(self, settings: StoreSettings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: StoreSettings, *, clock: Clock | None = None, create: bool = True
+    ) -> None:
         self.settings = settings
         self._store: Store | None = None
         self._clock = clock
+        self._create = create
 
     @classmethod
-    def open(cls, store_url: str | None = None, *, clock: Clock | None = None) -> Ledger:
+    def open(
+        cls, store_url: str | None = None, *, clock: Clock | None = None, create: bool = True
+    ) -> Ledger:
         """A ledger on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``).
 
         The URL is checked now (``InvalidInput``); the store is reached on first use, so a
         command refused for bad input touches nothing. A new SQLite file is initialised on
-        first use; PostgreSQL must have been initialised with ``init`` (``custody init``) so
-        that workers never race to create tables (``StoreUnavailable`` says so).
+        first use unless ``create`` is False (for read-only callers, so a mistyped path does
+        not make an empty ledger); PostgreSQL must have been initialised with ``init``
+        (``custody init``) so that workers never race to create tables (``StoreUnavailable``
+        says so).
         """
-        return cls(StoreSettings.resolve(store_url), clock=clock)
+        return cls(StoreSettings.resolve(store_url), clock=clock, create=create)
 
     @classmethod
     def init(cls, store_url: str | None = None) -> Ledger:
@@ -88,7 +95,7 @@ class Ledger:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store.connect(self.settings)
+            self._store = Store.connect(self.settings, create=self._create)
         return self._store
 
     def close(self) -> None:

@@ -81,7 +81,7 @@ class LeaseLost(LedgerError):
 class NotAllowed(LedgerError):
     """The command is well formed but the profile's state or the actor's role forbids it."""
 
-    exit_code = 5
+    exit_code = 1  # the issue's contract: "1 anything else"
 
 
 class StoreUnavailable(LedgerError):

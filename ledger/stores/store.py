@@ -119,10 +119,13 @@ class Store:
         return store
 
     @classmethod
-    def connect(cls, settings: StoreSettings) -> Store:
-        """Open an initialised store: a new SQLite file is initialised here; an uninitialised
-        PostgreSQL is refused, so that workers never race to create tables."""
+    def connect(cls, settings: StoreSettings, *, create: bool = True) -> Store:
+        """Open an initialised store: a new SQLite file is initialised here (if ``create``);
+        an uninitialised PostgreSQL is refused, so that workers never race to create tables."""
         if settings.kind == "sqlite" and not settings.sqlite_file().exists():
+            if not create:
+                msg = f"no store at {settings.path}; custody init or any writing command makes one"
+                raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
             return cls.open(settings, create=True)
         store = cls.open(settings)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -123,12 +125,12 @@ REFUSALS: dict[str, tuple[list[str], int, list[str]]] = {
     "ended_lease": (["heartbeat", "lease-1@p_done", "--token", "1"], 4, ["lease lost"]),
     "review_of_available_profile": (
         ["review", "p_done", "--reviewer", "alice", "--decision", "return", "--note", "ok"],
-        5,
+        1,
         ["p_done"],
     ),
     "register_differently": (
         ["register", "p_live", "--account", "account_other", "--proxy", "proxy_x"],
-        5,
+        1,
         ["already registered"],
     ),
     "unreachable_postgres": (
@@ -203,8 +205,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
 
 @pytest.mark.parametrize("name", list(REFUSALS))
 def test_refusal_exit_code_and_one_line(fleet: Fleet, name: str) -> None:
-    """Each refusal exits with its code (2 bad input, 3 denied, 4 lease lost, 5 not allowed,
-    6 store unavailable) and says so in one ``custody:`` line naming the field or reason."""
+    """Each refusal exits with its code (2 bad input, 3 denied, 4 lease lost, 6 store
+    unavailable, 1 a state that forbids the command) in one line naming the field or reason."""
     _, code, mentions = REFUSALS[name]
     run = fleet.text[name]
     assert run.code == code, run.err
@@ -259,6 +261,43 @@ def test_bad_input_in_empty_dir_creates_no_store(tmp_path: Path) -> None:
         assert run.code == 2, run.err
         error_line(run)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_commands_on_a_missing_store_create_nothing(tmp_path: Path) -> None:
+    """A read (why, status, timeline) on a path with no store says so (exit 6) and does not
+    make an empty ledger, so a mistyped --store never creates one."""
+    runs = custody_all(
+        [["why", "nope"], ["status"], ["--store", "sqlite:///custdy.db", "timeline", "p"]],
+        cwd=tmp_path,
+    )
+    for run in runs:
+        assert run.code == 6, run.err
+        assert "no store at" in error_line(run)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_never_overwrites_an_existing_file(tmp_path: Path) -> None:
+    """``custody demo --db FILE`` refuses a file that exists and leaves its ledger intact."""
+    ok(custody(*REGISTER, cwd=tmp_path))
+    run = custody("demo", "--db", "custody.db", cwd=tmp_path)
+    assert run.code == 2
+    assert "already exists" in error_line(run)
+    assert states(tmp_path) == {PROFILE: "available"}
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path: Path) -> None:
+    """A reader that leaves before custody writes (``custody status | true``) is not an
+    error of ours: exit 0 and nothing on stderr."""
+    ok(custody(*REGISTER, cwd=tmp_path))
+    command = f"{sys.executable} -m custody --json status | true"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 # -- resends, the sweep, operators ---------------------------------------------------------------
