@@ -23,8 +23,10 @@ from ledger import (
     Outcome,
     ProfileState,
     ReviewDecision,
+    rebuild_availability,
+    verify_availability,
 )
-from projections import explain, rebuild_availability, status, timeline, verify_availability, who
+from projections import explain, status, timeline, who
 
 Handler = Callable[[Ledger, argparse.Namespace], Any]
 

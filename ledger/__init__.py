@@ -4,6 +4,8 @@ The public API is what this module exports; everything else is private to the pa
 """
 
 from ledger.application import Ledger
+from ledger.availability import rebuild_availability, verify_availability
+from ledger.domain.denials import state_denial
 from ledger.domain.errors import (
     CheckoutDenied,
     InvalidInput,
@@ -17,6 +19,7 @@ from ledger.domain.events import EVENT_CLASSES, ProfileEvent
 from ledger.domain.model import (
     Denial,
     DenialReason,
+    Frozen,
     Holder,
     Lease,
     LeaseStatus,
@@ -29,7 +32,7 @@ from ledger.domain.model import (
     SweepResult,
 )
 from ledger.domain.policies import RELEASE_POLICIES
-from ledger.domain.view import Availability
+from ledger.domain.view import Availability, availability_of
 
 __all__ = [
     "EVENT_CLASSES",
@@ -38,6 +41,7 @@ __all__ = [
     "CheckoutDenied",
     "Denial",
     "DenialReason",
+    "Frozen",
     "Holder",
     "InvalidInput",
     "Lease",
@@ -56,4 +60,8 @@ __all__ = [
     "StoreUnavailable",
     "SweepResult",
     "UnknownProfile",
+    "availability_of",
+    "rebuild_availability",
+    "state_denial",
+    "verify_availability",
 ]

@@ -47,6 +47,7 @@ from ledger.domain.policies import (
 from ledger.domain.profile import CheckoutRequest, Context, Profile, replay
 from ledger.domain.results import current_lease, release_result
 from ledger.domain.view import Availability, availability_of
+from ledger.stores.mapper import decode_profile_id
 from ledger.stores.recorders import AVAILABILITY_COLUMNS, AVAILABILITY_TABLE, to_db
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import IntegrityError, Store, store_errors
@@ -127,6 +128,18 @@ class Ledger:
         except AggregateNotFoundError:
             raise UnknownProfile(pid) from None
         return profile
+
+    def profile_ids(self) -> list[str]:
+        """Every registered profile, read from the event log itself, in id order."""
+        ids: list[str] = []
+        start = 1
+        with store_errors(self.settings):
+            while batch := self.store.app.recorder.select_notifications(
+                start, 1000, topics=["profile_registered"]
+            ):
+                ids += [decode_profile_id(n.state) for n in batch]
+                start = batch[-1].id + 1
+        return sorted(ids)
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first."""

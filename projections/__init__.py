@@ -1,6 +1,6 @@
 """custody's read side: availability, explanations and timelines rebuilt from the events."""
 
-from projections.availability import StatusRow, rebuild_availability, status, verify_availability
+from projections.availability import StatusRow, status
 from projections.explain import Explanation, Usage, explain, who
 from projections.timeline import TimelineRow, timeline
 
@@ -10,9 +10,7 @@ __all__ = [
     "TimelineRow",
     "Usage",
     "explain",
-    "rebuild_availability",
     "status",
     "timeline",
-    "verify_availability",
     "who",
 ]

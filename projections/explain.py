@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ledger import DenialReason, Holder, Lease, Ledger, ProfileState
-from ledger.domain.denials import state_denial
-from ledger.domain.model import Frozen
+from ledger import DenialReason, Frozen, Holder, Lease, Ledger, ProfileState, state_denial
 
 
 class Explanation(Frozen):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ledger import Ledger, ProfileEvent
-from ledger.domain.model import Frozen
+from ledger import Frozen, Ledger, ProfileEvent
 
 # Payload fields lifted into their own columns; the rest is summarised in ``detail``.
 _LIFTED = ("lease_id", "step", "url", "cause", "outcome", "fencing_token")

@@ -48,3 +48,9 @@ def decode(topic: str, state: bytes, originator_id: UUID | str, version: int) ->
     data["originator_id"] = originator_id
     data["originator_version"] = version
     return EVENT_CLASSES[topic].model_validate(data)
+
+
+def decode_profile_id(state: bytes) -> str:
+    """The profile id a stored event names, without building the whole event."""
+    profile_id: str = json.loads(state)["profile_id"]
+    return profile_id

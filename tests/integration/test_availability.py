@@ -5,9 +5,19 @@ from __future__ import annotations
 import pytest
 from conftest import StepClock, register
 
-from ledger import CheckoutDenied, Ledger, ProfileState
-from ledger.stores.recorders import AVAILABILITY_TABLE
-from projections import rebuild_availability, status, verify_availability
+from ledger import (
+    CheckoutDenied,
+    Ledger,
+    ProfileState,
+    rebuild_availability,
+    verify_availability,
+)
+from ledger.stores.recorders import (
+    AVAILABILITY_TABLE,
+    availability_params,
+    upsert_availability_sql,
+)
+from projections import status
 
 
 def _busy_fleet(ledger: Ledger, clock: StepClock) -> None:
@@ -78,3 +88,15 @@ def test_checkout_decides_on_the_aggregate_not_the_row(ledger: Ledger) -> None:
     ledger.store.execute(f"UPDATE {AVAILABILITY_TABLE} SET state = 'available'")
     with pytest.raises(CheckoutDenied):
         ledger.checkout("p0", worker_id="w2", run_id="r2", task_type="t")
+
+
+def test_rebuild_drops_rows_of_unregistered_profiles_only(ledger: Ledger, clock: StepClock) -> None:
+    """A row for a profile the event log never registered is dropped by a rebuild; every
+    registered profile keeps its row."""
+    _busy_fleet(ledger, clock)
+    ghost = ledger.availability()[0].model_copy(update={"profile_id": "ghost"})
+    ledger.store.executemany(upsert_availability_sql("?"), [availability_params(ghost)])
+    assert verify_availability(ledger) == ["ghost"]
+    rebuild_availability(ledger)
+    assert [r.profile_id for r in ledger.availability()] == ["p0", "p1", "p2", "p3", "p4"]
+    assert ledger.profile_ids() == ["p0", "p1", "p2", "p3", "p4"]
