@@ -158,7 +158,12 @@ def _parser() -> _Parser:
     sp.add_argument("--proxy", required=True)
     sp.add_argument("--region")
     sp.add_argument("--user-data-dir")
-    sp.add_argument("--policy", default="manual_review_on_unknown_state", choices=RELEASE_POLICIES)
+    sp.add_argument(
+        "--policy",
+        default="manual_review_on_unknown_state",
+        choices=RELEASE_POLICIES,
+        help="; ".join(f"{name}: {p.description}" for name, p in RELEASE_POLICIES.items()),
+    )
 
     sp = cmd("checkout", _checkout, "lease a profile before launching a browser")
     sp.add_argument("profile")

@@ -152,7 +152,8 @@ def explanation_lines(e: Explanation) -> list[str]:
     lines = [f"{e.profile_id}: {e.state.value}{reason}", f"  {e.message}"]
     lines.append(f"  since {_t(e.since)}" + (f", until {_t(e.until)}" if e.until else ""))
     if e.cause:
-        lines.append(f"  cause: {e.cause}, decided by {e.blocked_by}")
+        after = f" (the last one: {e.trigger})" if e.trigger else ""
+        lines.append(f"  cause: {e.cause}{after}, decided by {e.blocked_by}")
     if e.lease is not None:
         lease = e.lease
         lines += [
@@ -167,6 +168,8 @@ def explanation_lines(e: Explanation) -> list[str]:
             lines.append(f"  lease ended: {lease.ending} at {_t(lease.ended_at)}")
     if e.unclean_leases:
         lines.append(f"  unclean endings: {', '.join(e.unclean_leases)}")
+    if e.last_review:
+        lines.append(f"  last review: {e.last_review}")
     if e.remediation:
         lines.append(f"  to unblock: {e.remediation}")
     return lines

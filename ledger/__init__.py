@@ -32,6 +32,7 @@ from ledger.domain.model import (
     SweepResult,
 )
 from ledger.domain.policies import RELEASE_POLICIES
+from ledger.domain.profile import Profile
 from ledger.domain.view import Availability, availability_of
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "LedgerError",
     "NotAllowed",
     "Outcome",
+    "Profile",
     "ProfileEvent",
     "ProfileRecord",
     "ProfileState",

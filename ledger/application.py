@@ -172,7 +172,7 @@ class Ledger:
             region=inputs.optional_name("region", region),
             user_data_dir=inputs.optional_name("user_data_dir", user_data_dir),
             release_policy=inputs.release_policy(release_policy),
-            unclean_limit=inputs.positive_int("unclean_limit", unclean_limit),
+            unclean_limit=inputs.unclean_limit(unclean_limit),
             unclean_window_seconds=inputs.positive_int(
                 "unclean_window_seconds", unclean_window_seconds
             ),

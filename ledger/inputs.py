@@ -11,6 +11,7 @@ from ledger.domain.errors import InvalidInput
 from ledger.domain.model import (
     FencingToken,
     Name,
+    PositiveInt,
     ProfileId,
     Text,
     TtlSeconds,
@@ -18,6 +19,7 @@ from ledger.domain.model import (
     parse_lease_id,
 )
 from ledger.domain.policies import RELEASE_POLICIES
+from ledger.domain.state import REMEMBERED_UNCLEAN_ENDINGS
 
 T = TypeVar("T")
 E = TypeVar("E", bound=StrEnum)
@@ -68,12 +70,22 @@ def ttl_seconds(value: Any, field: str = "ttl_seconds") -> int:
 
 
 def positive_int(field: str, value: Any) -> int:
-    result: int = _check(field, FencingToken, value)
+    result: int = _check(field, PositiveInt, value)
     return result
 
 
+def unclean_limit(value: Any) -> int:
+    """A profile remembers its last REMEMBERED_UNCLEAN_ENDINGS endings; a larger limit could
+    never be reached."""
+    limit = positive_int("unclean_limit", value)
+    if limit > REMEMBERED_UNCLEAN_ENDINGS:
+        raise InvalidInput("unclean_limit", f"at most {REMEMBERED_UNCLEAN_ENDINGS} (got {limit})")
+    return limit
+
+
 def fencing_token(value: Any) -> int:
-    return positive_int("fencing_token", value)
+    result: int = _check("fencing_token", FencingToken, value)
+    return result
 
 
 def lease_id(value: Any) -> tuple[str, int]:

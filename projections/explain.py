@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ledger import DenialReason, Frozen, Holder, Lease, Ledger, ProfileState, state_denial
+from ledger import (
+    DenialReason,
+    Frozen,
+    Holder,
+    Lease,
+    Ledger,
+    Profile,
+    ProfileState,
+    state_denial,
+)
 
 
 class Explanation(Frozen):
@@ -20,7 +29,9 @@ class Explanation(Frozen):
     until: datetime | None
     holder: Holder | None
     cause: str | None
+    trigger: str | None
     blocked_by: str | None
+    last_review: str | None
     lease: Lease | None
     unclean_leases: list[str]
     remediation: str | None
@@ -53,11 +64,20 @@ def explain(ledger: Ledger, profile_id: str) -> Explanation:
         until=denial.until if denial else None,
         holder=denial.holder if denial else None,
         cause=block.cause.value if block else None,
+        trigger=block.trigger.value if block and block.trigger else None,
         blocked_by=f"{block.actor_id} ({block.actor_role.value})" if block else None,
+        last_review=_review_line(profile),
         lease=lease,
         unclean_leases=list(block.unclean_leases) if block else [],
         remediation=denial.remediation if denial else None,
     )
+
+
+def _review_line(profile: Profile) -> str | None:
+    review = profile.last_review
+    if review is None:
+        return None
+    return f"{review.decision} by {review.reviewer} at {review.at.isoformat()}: {review.note}"
 
 
 _BLOCKED = (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED, ProfileState.DISABLED)

@@ -54,66 +54,97 @@ def context_denial(
     return None
 
 
+_REASON_BY_STATE = {
+    ProfileState.LEASED: DenialReason.ALREADY_LEASED,
+    ProfileState.STALE: DenialReason.STALE,
+    ProfileState.QUARANTINED: DenialReason.QUARANTINED,
+    ProfileState.DISABLED: DenialReason.DISABLED,
+}
+
+
+def standing_reason(p: ProfileStateMachine) -> DenialReason | None:
+    """The reason the state alone gives, without a clock: what the availability row records.
+    A review after a run whose ending nobody knows says previous_run_unknown."""
+    if p.state is ProfileState.REVIEW_REQUIRED:
+        unknown = p.block is not None and p.block.cause in UNKNOWN_ENDING_CAUSES
+        return DenialReason.PREVIOUS_RUN_UNKNOWN if unknown else DenialReason.REVIEW_REQUIRED
+    return _REASON_BY_STATE.get(p.state)
+
+
 def state_denial(p: ProfileStateMachine, now: datetime) -> Denial | None:
-    """The denial the profile's current state imposes, or None when it is available."""
-    pid = p.profile_id
-    if p.state is ProfileState.AVAILABLE:
+    """The denial the profile's state imposes at ``now``, or None when it is available.
+    A lease past its deadline denies as stale even before the sweep has marked it."""
+    reason = standing_reason(p)
+    if reason is None:
         return None
-    if p.state is ProfileState.DISABLED:
-        assert p.disabled is not None
-        return Denial(
-            profile_id=pid,
-            reason=DenialReason.DISABLED,
-            message=f"disabled by {p.disabled.actor_id}: {p.disabled.reason}",
-            since=p.disabled.since,
-            holder=holder_of(p.last_lease),
-            remediation=f"an operator runs: custody enable {pid} --actor NAME --reason TEXT",
-        )
-    if p.state is ProfileState.LEASED and p.lease is not None and now <= p.lease.expires_at:
-        lease = p.lease
-        return Denial(
-            profile_id=pid,
-            reason=DenialReason.ALREADY_LEASED,
-            message=(
-                f"leased to worker {lease.worker_id} for run {lease.run_id} "
-                f"({lease.task_type}) until {lease.expires_at.isoformat()}"
-            ),
-            since=lease.lease_started_at,
-            until=lease.expires_at,
-            holder=holder_of(lease),
-            remediation=(
-                "wait for the holder to release; an operator can end the lease with: "
-                f"custody force-release {pid} --actor NAME --reason TEXT"
-            ),
-        )
-    if p.state in (ProfileState.LEASED, ProfileState.STALE):
-        assert p.lease is not None
-        lease = p.lease
-        return Denial(
-            profile_id=pid,
-            reason=DenialReason.STALE,
-            message=(
-                f"lease {lease.lease_id} of worker {lease.worker_id} missed its renewal "
-                f"deadline {lease.expires_at.isoformat()}; the run's ending is unknown"
-            ),
-            since=lease.expires_at,
-            holder=holder_of(lease),
-            remediation="run: custody sweep, then review the profile",
-        )
-    assert p.block is not None
+    if reason is DenialReason.ALREADY_LEASED and p.lease is not None and now > p.lease.expires_at:
+        reason = DenialReason.STALE
+    if reason is DenialReason.DISABLED:
+        return _disabled(p)
+    if reason is DenialReason.ALREADY_LEASED:
+        return _leased(p)
+    if reason is DenialReason.STALE:
+        return _stale(p)
+    return _blocked(p, reason)
+
+
+def _disabled(p: ProfileStateMachine) -> Denial:
+    assert p.disabled is not None
+    return Denial(
+        profile_id=p.profile_id,
+        reason=DenialReason.DISABLED,
+        message=f"disabled by {p.disabled.actor_id}: {p.disabled.reason}",
+        since=p.disabled.since,
+        holder=holder_of(p.last_lease),
+        remediation=f"an operator runs: custody enable {p.profile_id} --actor NAME --reason TEXT",
+    )
+
+
+def _leased(p: ProfileStateMachine) -> Denial:
+    lease = p.lease
+    assert lease is not None
+    return Denial(
+        profile_id=p.profile_id,
+        reason=DenialReason.ALREADY_LEASED,
+        message=(
+            f"leased to worker {lease.worker_id} for run {lease.run_id} "
+            f"({lease.task_type}) until {lease.expires_at.isoformat()}"
+        ),
+        since=lease.lease_started_at,
+        until=lease.expires_at,
+        holder=holder_of(lease),
+        remediation=(
+            "wait for the holder to release; an operator can end the lease with: "
+            f"custody force-release {p.profile_id} --actor NAME --reason TEXT"
+        ),
+    )
+
+
+def _stale(p: ProfileStateMachine) -> Denial:
+    lease = p.lease
+    assert lease is not None
+    return Denial(
+        profile_id=p.profile_id,
+        reason=DenialReason.STALE,
+        message=(
+            f"lease {lease.lease_id} of worker {lease.worker_id} missed its renewal "
+            f"deadline {lease.expires_at.isoformat()}; the run's ending is unknown"
+        ),
+        since=lease.expires_at,
+        holder=holder_of(lease),
+        remediation="run: custody sweep, then review the profile",
+    )
+
+
+def _blocked(p: ProfileStateMachine, reason: DenialReason) -> Denial:
     block = p.block
-    if p.state is ProfileState.QUARANTINED:
-        reason = DenialReason.QUARANTINED
-    elif block.cause in UNKNOWN_ENDING_CAUSES:
-        reason = DenialReason.PREVIOUS_RUN_UNKNOWN
-    else:
-        reason = DenialReason.REVIEW_REQUIRED
+    assert block is not None
     said = f": {block.reason}" if block.reason else ""
     return Denial(
-        profile_id=pid,
+        profile_id=p.profile_id,
         reason=reason,
         message=f"{p.state.value.replace('_', ' ')} ({block.cause}) by {block.actor_id}{said}",
         since=block.since,
         holder=holder_of(p.last_lease),
-        remediation=_review_hint(pid),
+        remediation=_review_hint(p.profile_id),
     )

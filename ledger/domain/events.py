@@ -124,10 +124,13 @@ class ReviewRequested(ProfileEvent):
 
 
 class ProfileQuarantined(ProfileEvent):
+    """``trigger`` is the ending that made the count: set when the cause is repeated endings."""
+
     event_type = "profile_quarantined"
     cause: Cause
     lease_id: str | None
     unclean_leases: list[str]
+    trigger: Cause | None = None
 
 
 class ProfileReviewed(ProfileEvent):

@@ -271,11 +271,15 @@ class Profile(ProfileStateMachine):
         if verdict.ending is Ending.REVIEW and listed is None:
             self._trigger(ev.ReviewRequested, ctx, cause=verdict.cause, lease_id=lease_id)
             return verdict
-        cause = (
-            verdict.cause if verdict.ending is Ending.QUARANTINE else Cause.REPEATED_UNCLEAN_ENDINGS
-        )
+        repeated = verdict.ending is not Ending.QUARANTINE
+        cause = Cause.REPEATED_UNCLEAN_ENDINGS if repeated else verdict.cause
         self._trigger(
-            ev.ProfileQuarantined, ctx, cause=cause, lease_id=lease_id, unclean_leases=listed or []
+            ev.ProfileQuarantined,
+            ctx,
+            cause=cause,
+            lease_id=lease_id,
+            unclean_leases=listed or [],
+            trigger=verdict.cause if repeated else None,
         )
         return Verdict(Ending.QUARANTINE, cause)
 

@@ -34,6 +34,7 @@ class Block:
     reason: str
     lease_id: str | None
     unclean_leases: tuple[str, ...] = ()
+    trigger: Cause | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,6 @@ class ProfileStateMachine:
         self.unclean_window_seconds = 0
         self.state = ProfileState.AVAILABLE
         self.since: datetime | None = None
-        self.registered_at: datetime | None = None
         self.lease: Lease | None = None
         self.last_lease: Lease | None = None
         self.last_token = 0
@@ -136,6 +136,7 @@ class ProfileStateMachine:
             reason=event.envelope.reason,
             lease_id=event.lease_id,
             unclean_leases=tuple(unclean),
+            trigger=event.trigger if isinstance(event, ev.ProfileQuarantined) else None,
         )
         if event.lease_id is not None and all(
             lid != event.lease_id for lid, _ in self.unclean_endings
@@ -165,7 +166,6 @@ def _registered(p: ProfileStateMachine, e: ev.ProfileRegistered) -> None:
     p.release_policy = e.release_policy
     p.unclean_limit = e.unclean_limit
     p.unclean_window_seconds = e.unclean_window_seconds
-    p.registered_at = e.at
     p._enter(ProfileState.AVAILABLE, e.at)
 
 

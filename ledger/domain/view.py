@@ -8,21 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ledger.domain.denials import standing_reason
 from ledger.domain.model import (
-    UNKNOWN_ENDING_CAUSES,
     DenialReason,
     Frozen,
     Lease,
     ProfileState,
 )
 from ledger.domain.state import ProfileStateMachine
-
-_REASON_BY_STATE = {
-    ProfileState.LEASED: DenialReason.ALREADY_LEASED,
-    ProfileState.STALE: DenialReason.STALE,
-    ProfileState.QUARANTINED: DenialReason.QUARANTINED,
-    ProfileState.DISABLED: DenialReason.DISABLED,
-}
 
 
 class Availability(Frozen):
@@ -55,20 +48,15 @@ def availability_of(p: ProfileStateMachine) -> Availability:
     """The availability row for a profile's current state."""
     lease, last = p.lease, p.last_lease
     recent: Lease | None = lease or last
-    reason = _REASON_BY_STATE.get(p.state)
-    cause: str | None = None
-    if p.block is not None and p.state in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):
-        cause = p.block.cause.value
-        if p.state is ProfileState.REVIEW_REQUIRED:
-            unknown = p.block.cause in UNKNOWN_ENDING_CAUSES
-            reason = DenialReason.PREVIOUS_RUN_UNKNOWN if unknown else DenialReason.REVIEW_REQUIRED
+    blocked = p.state in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED)
+    cause = p.block.cause.value if blocked and p.block is not None else None
     return Availability(
         profile_id=p.profile_id,
         account_id=p.account_id,
         proxy_id=p.proxy_id,
         region=p.region,
         state=p.state,
-        reason=reason,
+        reason=standing_reason(p),
         cause=cause,
         since=p.since,
         until=lease.expires_at if lease else None,

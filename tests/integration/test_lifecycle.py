@@ -177,3 +177,10 @@ def test_command_id_reused_for_another_command_is_refused(ledger: Ledger) -> Non
     with pytest.raises(InvalidInput, match="command_id"):
         ledger.release(lease.lease_id, fencing_token=1, outcome="success", command_id="c1")
     assert event_count(ledger) == before
+
+
+def test_unclean_limit_beyond_what_a_profile_remembers_is_refused(ledger: Ledger) -> None:
+    """An unclean-endings limit the profile could never count up to is bad input."""
+    with pytest.raises(InvalidInput, match="unclean_limit"):
+        register(ledger, unclean_limit=65)
+    assert event_count(ledger) == 0

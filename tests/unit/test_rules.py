@@ -298,8 +298,11 @@ def test_three_unclean_endings_within_window_quarantine_listing_them() -> None:
     last = s.history[-1]
     assert isinstance(last, ev.ProfileQuarantined)
     assert last.cause is Cause.REPEATED_UNCLEAN_ENDINGS
+    assert last.trigger is Cause.UNEXPECTED_FAILURE  # the ending that made the count
     assert last.unclean_leases == ids
     assert s.profile.state is ProfileState.QUARANTINED
+    assert s.profile.block is not None
+    assert s.profile.block.trigger is Cause.UNEXPECTED_FAILURE
 
 
 def test_unclean_endings_spread_over_more_than_window_do_not_quarantine() -> None:
