@@ -23,7 +23,7 @@ from eventsourcing.utils import Environment
 
 from ledger.domain.errors import StoreUnavailable
 from ledger.stores.mapper import ProfileEventMapper
-from ledger.stores.recorders import AVAILABILITY_TABLE, availability_ddl
+from ledger.stores.recorders import availability_ddl
 from ledger.stores.settings import APPLICATION_NAME, StoreSettings
 
 __all__ = ["IntegrityError", "LedgerApplication", "Store"]
@@ -35,6 +35,17 @@ _RECORDERS = {
 
 
 AGGREGATE_CACHE_SIZE = 1000
+
+
+# The version of our own tables (custody_availability, custody_schema). Raise it with a
+# migration whenever their DDL changes; stores older than this are refused until
+# `custody init` migrates them.
+SCHEMA_VERSION = 1
+SCHEMA_TABLE = "custody_schema"
+_SCHEMA_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
+    "(id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
+)
 
 
 class LedgerApplication(Application[UUID]):
@@ -114,9 +125,18 @@ class Store:
                 _probe(settings)
             store = cls(settings, LedgerApplication(env=env))
             if create:
-                for statement in availability_ddl():
-                    store.execute(statement)
+                store._create_schema()
         return store
+
+    def _create_schema(self) -> None:
+        """Our tables, then the schema version; a migration would run between the two."""
+        for statement in (*availability_ddl(), *_SCHEMA_DDL):
+            self.execute(statement)
+        self.execute(
+            f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
+            f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
+            (SCHEMA_VERSION, SCHEMA_VERSION),
+        )
 
     @classmethod
     def connect(cls, settings: StoreSettings, *, create: bool = True) -> Store:
@@ -129,29 +149,40 @@ class Store:
             return cls.open(settings, create=True)
         store = cls.open(settings)
         try:
-            initialised = store.is_initialised()
+            version = store.schema_version()
         except StoreUnavailable:
             store.close()
             raise
-        if initialised:
+        if version == SCHEMA_VERSION:
             return store
         store.close()
-        if settings.kind == "sqlite":
+        where = f"store {settings.describe()}"
+        if version is None and settings.kind == "sqlite":
             return cls.open(settings, create=True)
-        raise StoreUnavailable(f"store {settings.describe()} is not initialised: run custody init")
+        if version is None:
+            raise StoreUnavailable(f"{where} is not initialised: run custody init")
+        if version < SCHEMA_VERSION:
+            msg = f"{where} has schema {version}, this custody needs {SCHEMA_VERSION}"
+            raise StoreUnavailable(f"{msg}: run custody init to migrate it")
+        msg = f"{where} has schema {version}, newer than this custody's {SCHEMA_VERSION}"
+        raise StoreUnavailable(f"{msg}: upgrade custody")
 
     def close(self) -> None:
         self.app.close()
 
-    def is_initialised(self) -> bool:
+    def schema_version(self) -> int | None:
+        """The schema version ``custody init`` recorded, or None if it never ran here."""
         if self._pg:
-            rows = self.query("SELECT to_regclass(?) AS t", (AVAILABILITY_TABLE,))
+            found = self.query("SELECT to_regclass(?) AS t", (SCHEMA_TABLE,))
         else:
-            rows = self.query(
+            found = self.query(
                 "SELECT name AS t FROM sqlite_master WHERE type='table' AND name=?",
-                (AVAILABILITY_TABLE,),
+                (SCHEMA_TABLE,),
             )
-        return bool(rows and rows[0]["t"])
+        if not (found and found[0]["t"]):
+            return None
+        rows = self.query(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1")
+        return int(rows[0]["version"]) if rows else None
 
     def now(self) -> datetime:
         """The store's clock: PostgreSQL's on a shared store, the local clock on SQLite."""

@@ -80,3 +80,19 @@ def test_sqlite_file_in_missing_directory_is_unavailable(tmp_path: object) -> No
     url = f"sqlite:///{tmp_path}/missing/custody.db"
     with Ledger.open(url) as ledger, pytest.raises(StoreUnavailable, match="does not exist"):
         ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+
+
+def test_schema_version_is_checked_and_init_migrates(store_url: str) -> None:
+    """A store from an older custody is refused until init migrates it; one from a newer
+    custody is refused with a word to upgrade; the events survive both."""
+    with Ledger.open(store_url) as ledger:
+        pid = register(ledger)
+        ledger.store.execute("UPDATE custody_schema SET version = 0")
+    with Ledger.open(store_url) as ledger, pytest.raises(StoreUnavailable, match="to migrate"):
+        ledger.profile(pid)
+    Ledger.init(store_url).close()
+    with Ledger.open(store_url) as ledger:
+        assert ledger.profile(pid).profile_id == pid
+        ledger.store.execute("UPDATE custody_schema SET version = 99")
+    with Ledger.open(store_url) as ledger, pytest.raises(StoreUnavailable, match="upgrade"):
+        ledger.profile(pid)
