@@ -8,19 +8,16 @@ a domain answer (``CheckoutDenied``, ``LeaseLost``), never as a driver error.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 
 from ledger import inputs
+from ledger.commands import Issued, fingerprint, lease_context, new_id
 from ledger.domain.errors import (
     InvalidInput,
     NotAllowed,
@@ -250,7 +247,7 @@ class Ledger:
         safe, mutating = inputs.flag("safe", safe), inputs.flag("mutating", mutating)
 
         def act(profile: Profile, issued: Issued) -> None:
-            ctx = _lease_context(profile, lease_id, issued, "")
+            ctx = lease_context(profile, lease_id, issued, "")
             profile.heartbeat(
                 lease_id, token, ctx, step=step, url=url, safe=safe, mutating=mutating
             )
@@ -267,7 +264,7 @@ class Ledger:
         ttl = inputs.ttl_seconds(ttl_seconds)
 
         def act(profile: Profile, issued: Issued) -> None:
-            ctx = _lease_context(profile, lease_id, issued, f"extend to {ttl}s")
+            ctx = lease_context(profile, lease_id, issued, f"extend to {ttl}s")
             profile.extend(lease_id, token, ttl, ctx)
 
         issued = self._issue(command_id, "extend", lease_id, token, ttl)
@@ -303,7 +300,7 @@ class Ledger:
             raise InvalidInput("reason", "an expected failure must say what it was")
 
         def act(profile: Profile, issued: Issued) -> None:
-            ctx = _lease_context(profile, lease_id, issued, said or report.outcome.value)
+            ctx = lease_context(profile, lease_id, issued, said or report.outcome.value)
             profile.release(lease_id, token, report, ctx)
 
         issued = self._issue(command_id, "release", lease_id, token, report, said)
@@ -430,9 +427,8 @@ class Ledger:
 
     def _issue(self, command_id: str | None, name: str, *arguments: object) -> Issued:
         """Stamp a command: its id (the caller's or a new one), its fingerprint, the time."""
-        cid = inputs.name("command_id", command_id) if command_id is not None else _new_id()
-        digest = hashlib.sha256(json.dumps(arguments, default=repr).encode()).hexdigest()[:16]
-        return Issued(cid, f"{name}:{digest}", self.now)
+        cid = inputs.name("command_id", command_id) if command_id is not None else new_id()
+        return Issued(cid, fingerprint(name, *arguments), self.now)
 
     def _command(
         self,
@@ -475,41 +471,3 @@ class Ledger:
     def _save(self, profile: Profile) -> None:
         with store_errors(self.settings):
             self.store.app.save(profile, availability=[availability_of(profile)])
-
-
-@dataclass(frozen=True)
-class Issued:
-    """A command as issued: its id, its fingerprint and, once decided, the store's time."""
-
-    command_id: str
-    command: str
-    clock: Callable[[], datetime]
-    now: datetime | None = None
-
-    def at(self, now: datetime) -> Issued:
-        return Issued(self.command_id, self.command, self.clock, now)
-
-    def context(
-        self, actor: str, role: Role, correlation_id: str | None = None, *, reason: str = ""
-    ) -> Context:
-        return Context(
-            actor_id=actor,
-            role=role,
-            now=self.now or self.clock(),
-            command_id=self.command_id,
-            correlation_id=correlation_id or self.command_id,
-            causation_id=self.command_id,
-            reason=reason,
-            command=self.command,
-        )
-
-
-def _lease_context(profile: Profile, lease_id: str, issued: Issued, reason: str) -> Context:
-    """Lease commands act as the lease's worker and correlate on its run."""
-    lease = profile.lease if profile.lease and profile.lease.lease_id == lease_id else None
-    worker = lease.worker_id if lease else "unknown"
-    return issued.context(worker, Role.WORKER, lease.run_id if lease else None, reason=reason)
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
