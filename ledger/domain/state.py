@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger.domain import events as ev
-from ledger.domain.model import Cause, Lease, LeaseStatus, ProfileState, Role
+from ledger.domain.model import Cause, Frozen, Lease, LeaseStatus, ProfileState, Role
 
 # How many command ids a profile remembers for de-duplicating retries, and how many unclean
 # endings it keeps for the repeated-failure rule. Both bound the state (and future snapshots).
@@ -22,8 +21,7 @@ REMEMBERED_COMMANDS = 4096
 REMEMBERED_UNCLEAN_ENDINGS = 64
 
 
-@dataclass(frozen=True)
-class Block:
+class Block(Frozen):
     """Why a profile is in review or quarantine, and who put it there."""
 
     state: ProfileState
@@ -37,16 +35,14 @@ class Block:
     trigger: Cause | None = None
 
 
-@dataclass(frozen=True)
-class Disabled:
+class Disabled(Frozen):
     since: datetime
     actor_id: str
     reason: str
     previous_state: ProfileState
 
 
-@dataclass(frozen=True)
-class Review:
+class Review(Frozen):
     decision: str
     reviewer: str
     note: str
@@ -235,7 +231,9 @@ def _quarantined(p: ProfileStateMachine, e: ev.ProfileQuarantined) -> None:
 
 @_on(ev.ProfileReviewed)
 def _reviewed(p: ProfileStateMachine, e: ev.ProfileReviewed) -> None:
-    p.last_review = Review(e.decision, e.envelope.actor_id, e.note, e.at)
+    p.last_review = Review(
+        decision=e.decision.value, reviewer=e.envelope.actor_id, note=e.note, at=e.at
+    )
 
 
 @_on(ev.ProfileReturnedToPool)
@@ -246,7 +244,12 @@ def _returned(p: ProfileStateMachine, e: ev.ProfileReturnedToPool) -> None:
 
 @_on(ev.ProfileDisabled)
 def _disabled(p: ProfileStateMachine, e: ev.ProfileDisabled) -> None:
-    p.disabled = Disabled(e.at, e.envelope.actor_id, e.envelope.reason, e.previous_state)
+    p.disabled = Disabled(
+        since=e.at,
+        actor_id=e.envelope.actor_id,
+        reason=e.envelope.reason,
+        previous_state=e.previous_state,
+    )
     p._enter(ProfileState.DISABLED, e.at)
 
 
