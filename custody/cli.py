@@ -30,8 +30,9 @@ from projections import explain, status, timeline, who
 
 Handler = Callable[[Ledger, argparse.Namespace], Any]
 
-# Commands that only read: on a missing SQLite file they say so rather than create one.
-READ_ONLY = frozenset({"status", "why", "who", "timeline", "rebuild", "sweep"})
+# Commands with nothing to do on a store that does not exist: on a missing SQLite file they
+# say so rather than create one (a mistyped --store must not make an empty ledger).
+NEED_EXISTING_STORE = frozenset({"status", "why", "who", "timeline", "rebuild", "sweep"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -244,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidInput as e:
         return _fail(e, "--json" in argv)
     try:
-        ledger = Ledger.open(args.store, create=args.command not in READ_ONLY)
+        ledger = Ledger.open(args.store, create=args.command not in NEED_EXISTING_STORE)
     except LedgerError as e:
         return _fail(e, args.json)
     try:
