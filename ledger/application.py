@@ -180,7 +180,7 @@ class Ledger:
                 existing = self.profile(record.profile_id).registration()
             except UnknownProfile:
                 issued = self._issue(command_id, "register", record)
-                ctx = issued.context(actor, Role.OPERATOR, reason="registered")
+                ctx = issued.at(self.now()).context(actor, Role.OPERATOR, reason="registered")
                 try:
                     self._save(Profile.register(record, ctx))
                 except IntegrityError:
@@ -426,9 +426,9 @@ class Ledger:
         return self._command(pid, issued, act, result_of)
 
     def _issue(self, command_id: str | None, name: str, *arguments: object) -> Issued:
-        """Stamp a command: its id (the caller's or a new one), its fingerprint, the time."""
+        """Stamp a command: its id (the caller's or a new one) and its fingerprint."""
         cid = inputs.name("command_id", command_id) if command_id is not None else new_id()
-        return Issued(cid, fingerprint(name, *arguments), self.now)
+        return Issued(cid, fingerprint(name, *arguments))
 
     def _command(
         self,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,19 +32,19 @@ class Issued:
 
     command_id: str
     command: str
-    clock: Callable[[], datetime]
     now: datetime | None = None
 
     def at(self, now: datetime) -> Issued:
-        return Issued(self.command_id, self.command, self.clock, now)
+        return Issued(self.command_id, self.command, now)
 
     def context(
         self, actor: str, role: Role, correlation_id: str | None = None, *, reason: str = ""
     ) -> Context:
+        assert self.now is not None, "a command is decided at a time: use at(now) first"
         return Context(
             actor_id=actor,
             role=role,
-            now=self.now or self.clock(),
+            now=self.now,
             command_id=self.command_id,
             correlation_id=correlation_id or self.command_id,
             causation_id=self.command_id,

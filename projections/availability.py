@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ledger import Availability, Ledger, ProfileState
 
 
@@ -24,8 +22,4 @@ def status(
         if (account_id is None or r.account_id == account_id)
         and (state is None or r.state is state)
     ]
-    return [StatusRow(**r.model_dump(), overdue=_overdue(r, now)) for r in rows]
-
-
-def _overdue(row: Availability, now: datetime) -> bool:
-    return row.state is ProfileState.LEASED and row.until is not None and row.until < now
+    return [StatusRow(**r.model_dump(), overdue=r.overdue_at(now)) for r in rows]

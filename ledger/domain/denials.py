@@ -77,7 +77,7 @@ def state_denial(p: ProfileStateMachine, now: datetime) -> Denial | None:
     reason = standing_reason(p)
     if reason is None:
         return None
-    if reason is DenialReason.ALREADY_LEASED and p.lease is not None and now > p.lease.expires_at:
+    if reason is DenialReason.ALREADY_LEASED and p.lease is not None and p.lease.overdue_at(now):
         reason = DenialReason.STALE
     if reason is DenialReason.DISABLED:
         return _disabled(p)

@@ -189,6 +189,10 @@ class Lease(Frozen):
     ending: str | None = None
     ended_at: datetime | None = None
 
+    def overdue_at(self, now: datetime) -> bool:
+        """TTL is a renewal deadline: past it, the lease may no longer be acted on."""
+        return now > self.expires_at
+
 
 class Holder(Frozen):
     """Who holds (or last held) a profile."""

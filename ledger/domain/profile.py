@@ -186,7 +186,7 @@ class Profile(ProfileStateMachine):
             raise LeaseLost(lease_id, why)
         if lease.lease_status is LeaseStatus.STALE:
             raise LeaseLost(lease_id, "the lease was marked stale")
-        if now > lease.expires_at:
+        if lease.overdue_at(now):
             why = f"renewal deadline {lease.expires_at.isoformat()} passed"
             raise LeaseLost(lease_id, why)
         return lease
@@ -289,7 +289,7 @@ class Profile(ProfileStateMachine):
         return (
             self.state is ProfileState.LEASED
             and self.lease is not None
-            and now > self.lease.expires_at
+            and self.lease.overdue_at(now)
         )
 
     def mark_stale(self, ctx: Context) -> None:

@@ -43,6 +43,10 @@ class Availability(Frozen):
     last_ended_at: datetime | None
     version: int
 
+    def overdue_at(self, now: datetime) -> bool:
+        """The row's lease missed its deadline (the same rule as ``Lease.overdue_at``)."""
+        return self.state is ProfileState.LEASED and self.until is not None and now > self.until
+
 
 def availability_of(p: ProfileStateMachine) -> Availability:
     """The availability row for a profile's current state."""
