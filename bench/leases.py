@@ -72,7 +72,7 @@ def grow_history(ledger: Ledger, lease: Lease, count: int, chunk: int = 1_000) -
     """Append ``count`` real heartbeat events to the lease's profile, ``chunk`` per save."""
     done = 0
     while done < count:
-        profile = ledger.profile(lease.profile_id)
+        profile = ledger.uow.load(lease.profile_id)
         now = ledger.now()
         for i in range(done, min(count, done + chunk)):
             cid = uuid.uuid4().hex
@@ -87,7 +87,7 @@ def grow_history(ledger: Ledger, lease: Lease, count: int, chunk: int = 1_000) -
                 mutating=False,
             )
         done += len(profile.pending_events)
-        ledger.store.app.save(profile, availability=[availability_of(profile)])
+        ledger.store.save(profile, availability_of(profile))
 
 
 def event_sizes(ledger: Ledger) -> dict[str, float]:

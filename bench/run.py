@@ -136,7 +136,7 @@ def checkout_with_history(target: Target, events: int) -> Replay:
         leases.release(ledger, lease)
         replayed, checkout_ms, cycle_ms = [], [], []
         for _ in range(ROUNDS):
-            replayed.append(ledger.profile(lease.profile_id).version)
+            replayed.append(ledger.view(lease.profile_id).version)
             start = perf_counter()
             held = leases.checkout(ledger, lease.profile_id, ttl_seconds=300)
             acquired = perf_counter()

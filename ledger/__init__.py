@@ -5,7 +5,6 @@ The public API is what this module exports; everything else is private to the pa
 
 from ledger.application import Ledger
 from ledger.availability import rebuild_availability, verify_availability
-from ledger.domain.denials import state_denial
 from ledger.domain.errors import (
     CheckoutDenied,
     InvalidInput,
@@ -19,7 +18,6 @@ from ledger.domain.events import EVENT_CLASSES, ProfileEvent
 from ledger.domain.model import (
     Denial,
     DenialReason,
-    Frozen,
     Holder,
     Lease,
     LeaseStatus,
@@ -32,17 +30,18 @@ from ledger.domain.model import (
     SweepResult,
 )
 from ledger.domain.policies import RELEASE_POLICIES
-from ledger.domain.profile import Profile
-from ledger.domain.view import Availability, availability_of
+from ledger.domain.state import Block, Disabled, Review
+from ledger.domain.view import Availability, ProfileView
 
 __all__ = [
     "EVENT_CLASSES",
     "RELEASE_POLICIES",
     "Availability",
+    "Block",
     "CheckoutDenied",
     "Denial",
     "DenialReason",
-    "Frozen",
+    "Disabled",
     "Holder",
     "InvalidInput",
     "Lease",
@@ -52,18 +51,17 @@ __all__ = [
     "LedgerError",
     "NotAllowed",
     "Outcome",
-    "Profile",
     "ProfileEvent",
     "ProfileRecord",
     "ProfileState",
+    "ProfileView",
     "ReleaseResult",
+    "Review",
     "ReviewDecision",
     "Role",
     "StoreUnavailable",
     "SweepResult",
     "UnknownProfile",
-    "availability_of",
     "rebuild_availability",
-    "state_denial",
     "verify_availability",
 ]

@@ -8,14 +8,12 @@ The ledger writes each row beside its events, so the rows never lag; these funct
 from __future__ import annotations
 
 from ledger.application import Ledger
-from ledger.domain.errors import UnknownProfile
 from ledger.domain.view import Availability, availability_of
-from ledger.stores.recorders import AVAILABILITY_TABLE, availability_params, upsert_availability_sql
 
 
 def recompute_availability(ledger: Ledger) -> list[Availability]:
     """Rows computed from the event streams alone, ordered by profile id."""
-    return [availability_of(ledger.profile(pid)) for pid in ledger.profile_ids()]
+    return [availability_of(ledger.uow.load(pid)) for pid in ledger.profile_ids()]
 
 
 def verify_availability(ledger: Ledger) -> list[str]:
@@ -33,22 +31,9 @@ def rebuild_availability(ledger: Ledger) -> int:
     many rows were written.
     """
     rows = recompute_availability(ledger)
-    if rows:
-        ledger.store.executemany(
-            upsert_availability_sql("?"), [availability_params(r) for r in rows]
-        )
+    ledger.store.write_availability(rows)
     known = {r.profile_id for r in rows}
     for row in ledger.availability():
-        if row.profile_id not in known and not _registered(ledger, row.profile_id):
-            ledger.store.execute(
-                f"DELETE FROM {AVAILABILITY_TABLE} WHERE profile_id = ?", (row.profile_id,)
-            )
+        if row.profile_id not in known and ledger.store.load(row.profile_id) is None:
+            ledger.store.delete_availability(row.profile_id)
     return len(rows)
-
-
-def _registered(ledger: Ledger, profile_id: str) -> bool:
-    try:
-        ledger.profile(profile_id)
-    except UnknownProfile:
-        return False
-    return True

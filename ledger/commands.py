@@ -1,7 +1,12 @@
-"""A command as issued: its id, its fingerprint and the time it is decided at.
+"""Commands: what a caller asks of the ledger, validated strictly at the boundary.
 
-The fingerprint binds a command id to what was asked, so a resent command is recognised and
-the same id reused for something else is refused.
+Each command is a frozen pydantic model. ``parse`` turns any validation failure into one
+``InvalidInput`` naming the field, so nothing malformed reaches the aggregate or the store.
+
+A command's ``fingerprint`` binds a command id to what was asked: a hash of the command's
+canonical JSON, leaving out the id itself and every field still at its default. A later version
+that adds an optional field therefore fingerprints an old command exactly as before, so a worker
+that retries across a deploy is recognised, not refused.
 """
 
 from __future__ import annotations
@@ -9,52 +14,187 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from ledger.domain.model import Role
-from ledger.domain.profile import Context, Profile
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from ledger.domain.errors import InvalidInput
+from ledger.domain.model import (
+    CommandId,
+    FencingToken,
+    Identity,
+    LeaseId,
+    Name,
+    Outcome,
+    ProfileId,
+    ReviewDecision,
+    Text,
+    TtlSeconds,
+    UncleanLimit,
+    UncleanWindow,
+    Url,
+)
+from ledger.domain.policies import (
+    DEFAULT_RELEASE_POLICY,
+    DEFAULT_UNCLEAN_LIMIT,
+    DEFAULT_UNCLEAN_WINDOW_SECONDS,
+    PolicyName,
+)
 
-def new_id() -> str:
-    return uuid.uuid4().hex
+C = TypeVar("C", bound="Command")
 
-
-def fingerprint(name: str, *arguments: object) -> str:
-    """``name:digest`` of the command's arguments, stable across processes and runs."""
-    digest = hashlib.sha256(json.dumps(arguments, default=repr).encode()).hexdigest()[:16]
-    return f"{name}:{digest}"
-
-
-@dataclass(frozen=True)
-class Issued:
-    """A command as issued: its id, its fingerprint and, once decided, the store's time."""
-
-    command_id: str
-    command: str
-    now: datetime | None = None
-
-    def at(self, now: datetime) -> Issued:
-        return Issued(self.command_id, self.command, now)
-
-    def context(
-        self, actor: str, role: Role, correlation_id: str | None = None, *, reason: str = ""
-    ) -> Context:
-        assert self.now is not None, "a command is decided at a time: use at(now) first"
-        return Context(
-            actor_id=actor,
-            role=role,
-            now=self.now,
-            command_id=self.command_id,
-            correlation_id=correlation_id or self.command_id,
-            causation_id=self.command_id,
-            reason=reason,
-            command=self.command,
-        )
+# Enums arrive as their values from the CLI, JSON and the README's examples; everything else is
+# strict (no "300" for a TTL, no 1 for a flag).
+_LAX = Field(strict=False)
+# How much of a rejected value an error line quotes.
+QUOTED_PREFIX = 60
 
 
-def lease_context(profile: Profile, lease_id: str, issued: Issued, reason: str) -> Context:
-    """Lease commands act as the lease's worker and correlate on its run."""
-    lease = profile.lease if profile.lease and profile.lease.lease_id == lease_id else None
-    worker = lease.worker_id if lease else "unknown"
-    return issued.context(worker, Role.WORKER, lease.run_id if lease else None, reason=reason)
+class Command(BaseModel):
+    """Base of every command: frozen, strict, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    kind: ClassVar[str] = ""
+
+    command_id: CommandId | None = None
+
+    def fingerprint(self) -> str:
+        """``kind:digest`` of what was asked; stable across processes, runs and versions that
+        only add optional fields."""
+        asked = self.model_dump(mode="json", exclude={"command_id"}, exclude_defaults=True)
+        canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256(f"{self.kind}\n{canonical}".encode()).hexdigest()[:16]
+        return f"{self.kind}:{digest}"
+
+    def issued_id(self) -> str:
+        """The caller's command id, or a new one for a command sent once."""
+        return self.command_id if self.command_id is not None else uuid.uuid4().hex
+
+
+def parse(cls: type[C], **fields: Any) -> C:
+    """Validate ``fields`` as a ``cls`` command; ``InvalidInput`` names the first bad field."""
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as e:
+        problem = e.errors()[0]
+        field = ".".join(str(p) for p in problem["loc"]) or cls.kind
+        text = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] != "missing":
+            text += f" (got {quoted(problem['input'])})"
+        raise InvalidInput(field, text) from None
+
+
+def quoted(value: Any) -> str:
+    """A value as an error line may show it: its repr, cut to a short prefix."""
+    shown = repr(value)
+    return shown if len(shown) <= QUOTED_PREFIX else f"{shown[:QUOTED_PREFIX]}... ({len(shown)})"
+
+
+class RegisterProfile(Command):
+    kind = "register"
+    profile_id: ProfileId
+    account_id: Identity
+    proxy_id: Identity
+    region: Name | None = None
+    user_data_dir: Name | None = None
+    release_policy: PolicyName = DEFAULT_RELEASE_POLICY
+    unclean_limit: UncleanLimit = DEFAULT_UNCLEAN_LIMIT
+    unclean_window_seconds: UncleanWindow = DEFAULT_UNCLEAN_WINDOW_SECONDS
+    actor: Identity = "operator"
+
+
+class Checkout(Command):
+    kind = "checkout"
+    profile_id: ProfileId
+    worker_id: Identity
+    run_id: Identity
+    task_type: Name
+    ttl_seconds: TtlSeconds = 300
+    account_id: Identity | None = None
+    proxy_id: Identity | None = None
+    correlation_id: Name | None = None
+
+
+class LeaseCommand(Command):
+    """A command a worker sends under its lease, proving it with the fencing token."""
+
+    lease_id: LeaseId
+    fencing_token: FencingToken
+
+
+class Heartbeat(LeaseCommand):
+    kind = "heartbeat"
+    step: Name | None = None
+    url: Url | None = None
+    safe: bool = False
+    mutating: bool = False
+
+
+class Extend(LeaseCommand):
+    kind = "extend"
+    ttl_seconds: TtlSeconds
+
+
+class Release(LeaseCommand):
+    kind = "release"
+    # ``outcome`` comes before ``reason``: the validator below reads it.
+    outcome: Annotated[Outcome, _LAX]
+    reason: Text | None = None
+    final_url: Url | None = None
+    screenshot: Name | None = None
+    prompt_seen: bool = False
+    observed_proxy: Identity | None = None
+    observed_account: Identity | None = None
+
+    @field_validator("reason")
+    @classmethod
+    def _expected_failure_says_why(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("outcome") is Outcome.EXPECTED_FAILURE and not (reason or "").strip():
+            raise ValueError("an expected failure must say what it was")
+        return reason
+
+
+class OperatorCommand(Command):
+    """An operator's action on a profile, with who and why."""
+
+    profile_id: ProfileId
+    actor: Identity
+    reason: Name
+
+
+class ForceRelease(OperatorCommand):
+    kind = "force_release"
+
+
+class Quarantine(OperatorCommand):
+    kind = "quarantine"
+
+
+class Disable(OperatorCommand):
+    kind = "disable"
+
+
+class Enable(OperatorCommand):
+    kind = "enable"
+
+
+class Review(Command):
+    kind = "review"
+    profile_id: ProfileId
+    reviewer: Identity
+    decision: Annotated[ReviewDecision, _LAX]
+    note: Name
+
+
+class Sweep(Command):
+    kind = "sweep"
+    actor: Identity = "sweeper"
+
+
+class SettleOverdue(Command):
+    """The sweep's command on one profile: mark its overdue lease stale, then decide."""
+
+    kind = "sweep"
+    profile_id: ProfileId
+    actor: Identity

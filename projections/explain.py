@@ -6,17 +6,16 @@ from datetime import datetime
 
 from ledger import (
     DenialReason,
-    Frozen,
     Holder,
     Lease,
     Ledger,
-    Profile,
     ProfileState,
-    state_denial,
+    ProfileView,
 )
+from projections.base import ReadModel
 
 
-class Explanation(Frozen):
+class Explanation(ReadModel):
     """The state, the reason and what unblocks it, with the lease and run that led there."""
 
     profile_id: str
@@ -37,7 +36,7 @@ class Explanation(Frozen):
     remediation: str | None
 
 
-class Usage(Frozen):
+class Usage(ReadModel):
     """The current holder, or the last one and how that lease ended."""
 
     profile_id: str
@@ -49,32 +48,31 @@ class Usage(Frozen):
 
 def explain(ledger: Ledger, profile_id: str) -> Explanation:
     """Why the profile is (or is not) available right now, judged on the store's clock."""
-    profile = ledger.profile(profile_id)
-    denial = state_denial(profile, ledger.now())
-    block = profile.block if profile.state in _BLOCKED else None
-    lease = profile.lease or profile.last_lease
+    view = ledger.view(profile_id)
+    denial = view.denial
+    block = view.block if view.state in _BLOCKED else None
     return Explanation(
-        profile_id=profile.profile_id,
-        account_id=profile.account_id,
-        proxy_id=profile.proxy_id,
-        state=profile.state,
+        profile_id=view.record.profile_id,
+        account_id=view.record.account_id,
+        proxy_id=view.record.proxy_id,
+        state=view.state,
         reason=denial.reason if denial else None,
         message=denial.message if denial else "available: a checkout will be granted",
-        since=denial.since if denial else profile.since,
+        since=denial.since if denial else view.since,
         until=denial.until if denial else None,
         holder=denial.holder if denial else None,
         cause=block.cause.value if block else None,
         trigger=block.trigger.value if block and block.trigger else None,
         blocked_by=f"{block.actor_id} ({block.actor_role.value})" if block else None,
-        last_review=_review_line(profile),
-        lease=lease,
+        last_review=_review_line(view),
+        lease=view.lease or view.last_lease,
         unclean_leases=list(block.unclean_leases) if block else [],
         remediation=denial.remediation if denial else None,
     )
 
 
-def _review_line(profile: Profile) -> str | None:
-    review = profile.last_review
+def _review_line(view: ProfileView) -> str | None:
+    review = view.last_review
     if review is None:
         return None
     return f"{review.decision} by {review.reviewer} at {review.at.isoformat()}: {review.note}"
@@ -85,20 +83,13 @@ _BLOCKED = (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED, ProfileState
 
 def who(ledger: Ledger, profile_id: str) -> Usage:
     """Who holds the profile now, or who held it last and how that lease ended."""
-    profile = ledger.profile(profile_id)
-    if profile.lease is not None:
-        return Usage(
-            profile_id=profile.profile_id,
-            current=True,
-            lease=profile.lease,
-            ending=None,
-            ended_at=None,
-        )
-    last = profile.last_lease
+    view = ledger.view(profile_id)
+    last = view.lease or view.last_lease
+    current = view.lease is not None
     return Usage(
-        profile_id=profile.profile_id,
-        current=False,
+        profile_id=view.record.profile_id,
+        current=current,
         lease=last,
-        ending=last.ending if last else None,
-        ended_at=last.ended_at if last else None,
+        ending=None if current or last is None else last.ending,
+        ended_at=None if current or last is None else last.ended_at,
     )

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ledger import Frozen, Ledger, ProfileEvent
+from ledger import Ledger, ProfileEvent
+from projections.base import ReadModel
 
 # Payload fields lifted into their own columns; the rest is summarised in ``detail``.
 _LIFTED = ("lease_id", "step", "url", "cause", "outcome", "fencing_token")
 _ENVELOPE_AND_IDS = {"originator_id", "originator_version", "profile_id", "envelope"}
 
 
-class TimelineRow(Frozen):
+class TimelineRow(ReadModel):
     """One event, flat: who did what, when, to which lease, and why."""
 
     profile_id: str

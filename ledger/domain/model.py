@@ -14,13 +14,22 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 PROFILE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
-_PROFILE_ID_RE = re.compile(rf"^{PROFILE_ID_PATTERN}$")
-_LEASE_ID_RE = re.compile(rf"^lease-([1-9][0-9]{{0,17}})@({PROFILE_ID_PATTERN})$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# fullmatch, never ``$``: ``$`` also matches before a trailing newline, which let a look-alike
+# of an id ("p2\n") through.
+_PROFILE_ID_RE = re.compile(PROFILE_ID_PATTERN)
+_LEASE_ID_RE = re.compile(rf"lease-([1-9][0-9]{{0,17}})@({PROFILE_ID_PATTERN})")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+# Bounds that keep every deadline computable: ``now + ttl`` and ``now - window`` stay far inside
+# datetime's range whatever the store's clock says.
+MAX_TTL_SECONDS = 86_400
+MAX_UNCLEAN_WINDOW_SECONDS = 366 * 86_400
+MAX_UNCLEAN_LIMIT = 64  # a profile remembers this many unclean endings (state.py)
+MAX_FENCING_TOKEN = 10**18 - 1  # a lease id carries at most 18 digits
 
 
 def _check_profile_id(value: str) -> str:
-    if not _PROFILE_ID_RE.match(value):
+    if not _PROFILE_ID_RE.fullmatch(value):
         msg = "must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
         raise ValueError(msg)
     return value
@@ -34,13 +43,30 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _check_identity(value: str) -> str:
+    """Who or what acts: compared exactly as stored, so no spelling can pass for another."""
+    _check_name(value)
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace")
+    return value
+
+
+def _check_lease_id(value: str) -> str:
+    parse_lease_id(value)
+    return value
+
+
 ProfileId = Annotated[str, AfterValidator(_check_profile_id)]
 Name = Annotated[str, Field(max_length=200), AfterValidator(_check_name)]
+Identity = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
+CommandId = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
+LeaseId = Annotated[str, Field(max_length=160), AfterValidator(_check_lease_id)]
 Text = Annotated[str, Field(max_length=2000)]
 Url = Annotated[str, Field(min_length=1, max_length=4096)]
-TtlSeconds = Annotated[int, Field(ge=1, le=86_400)]
-FencingToken = Annotated[int, Field(ge=1)]
-PositiveInt = Annotated[int, Field(ge=1)]
+TtlSeconds = Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)]
+FencingToken = Annotated[int, Field(ge=1, le=MAX_FENCING_TOKEN)]
+UncleanLimit = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_LIMIT)]
+UncleanWindow = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_WINDOW_SECONDS)]
 
 
 def lease_id_for(profile_id: str, fencing_token: int) -> str:
@@ -50,7 +76,7 @@ def lease_id_for(profile_id: str, fencing_token: int) -> str:
 
 def parse_lease_id(lease_id: str) -> tuple[str, int]:
     """Split a lease id into (profile_id, fencing_token); raise ValueError when malformed."""
-    match = _LEASE_ID_RE.match(lease_id)
+    match = _LEASE_ID_RE.fullmatch(lease_id)
     if match is None:
         msg = f"malformed lease id {lease_id!r}: expected lease-<token>@<profile_id>"
         raise ValueError(msg)

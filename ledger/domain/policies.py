@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from ledger.domain.model import Cause, Lease, Outcome
 
@@ -61,6 +64,15 @@ RELEASE_POLICIES: dict[str, ReleasePolicy] = {
 DEFAULT_RELEASE_POLICY = "manual_review_on_unknown_state"
 DEFAULT_UNCLEAN_LIMIT = 3
 DEFAULT_UNCLEAN_WINDOW_SECONDS = 24 * 3600
+
+
+def _check_policy(name: str) -> str:
+    if name not in RELEASE_POLICIES:
+        raise ValueError(f"expected one of {', '.join(RELEASE_POLICIES)}")
+    return name
+
+
+PolicyName = Annotated[str, AfterValidator(_check_policy)]
 
 
 @dataclass(frozen=True)

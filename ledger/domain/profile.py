@@ -292,6 +292,14 @@ class Profile(ProfileStateMachine):
             and self.lease.overdue_at(now)
         )
 
+    def sweep(self, ctx: Context) -> None:
+        """The sweep's decision: a lease past its deadline is marked stale, and a stale lease
+        is settled (review or quarantine). A profile with nothing overdue is left alone."""
+        if self.is_overdue(ctx.now):
+            self.mark_stale(ctx)
+        if self.state is ProfileState.STALE and self.lease is not None:
+            self.settle_stale(ctx)
+
     def mark_stale(self, ctx: Context) -> None:
         """Record that the live lease missed its deadline (the caller checked ``is_overdue``)."""
         _require(ctx, Role.SCHEDULER, Role.OPERATOR)

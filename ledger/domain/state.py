@@ -13,12 +13,20 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger.domain import events as ev
-from ledger.domain.model import Cause, Frozen, Lease, LeaseStatus, ProfileState, Role
+from ledger.domain.model import (
+    MAX_UNCLEAN_LIMIT,
+    Cause,
+    Frozen,
+    Lease,
+    LeaseStatus,
+    ProfileState,
+    Role,
+)
 
 # How many command ids a profile remembers for de-duplicating retries, and how many unclean
 # endings it keeps for the repeated-failure rule. Both bound the state (and future snapshots).
 REMEMBERED_COMMANDS = 4096
-REMEMBERED_UNCLEAN_ENDINGS = 64
+REMEMBERED_UNCLEAN_ENDINGS = MAX_UNCLEAN_LIMIT
 
 
 class Block(Frozen):

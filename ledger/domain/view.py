@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ledger.domain.denials import standing_reason
+from ledger.domain.denials import standing_reason, state_denial
 from ledger.domain.model import (
+    Denial,
     DenialReason,
     Frozen,
     Lease,
+    ProfileRecord,
     ProfileState,
 )
-from ledger.domain.state import ProfileStateMachine
+from ledger.domain.state import Block, Disabled, ProfileStateMachine, Review
 
 
 class Availability(Frozen):
@@ -76,4 +78,37 @@ def availability_of(p: ProfileStateMachine) -> Availability:
         last_ending=last.ending if last and not lease else None,
         last_ended_at=last.ended_at if last and not lease else None,
         version=p.version,
+    )
+
+
+class ProfileView(Frozen):
+    """A profile as its events leave it, judged at a moment: the ledger's public read model
+    of one profile (the aggregate itself stays inside the ledger)."""
+
+    record: ProfileRecord
+    state: ProfileState
+    since: datetime | None
+    version: int
+    lease: Lease | None
+    last_lease: Lease | None
+    block: Block | None
+    disabled: Disabled | None
+    last_review: Review | None
+    denial: Denial | None  # what a checkout at ``at`` would be told (None: it is granted)
+    at: datetime
+
+
+def view_of(p: ProfileStateMachine, record: ProfileRecord, now: datetime) -> ProfileView:
+    return ProfileView(
+        record=record,
+        state=p.state,
+        since=p.since,
+        version=p.version,
+        lease=p.lease,
+        last_lease=p.last_lease,
+        block=p.block,
+        disabled=p.disabled,
+        last_review=p.last_review,
+        denial=state_denial(p, now),
+        at=now,
     )

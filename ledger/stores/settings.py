@@ -1,4 +1,5 @@
-"""Store URLs: ``sqlite:///path/custody.db`` (the default) or ``postgresql://user@host:port/db``."""
+"""Store URLs: ``sqlite:///path/custody.db`` (the default), ``postgresql://user@host:port/db``,
+or ``memory://NAME`` (this process only: tests and notebooks)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class StoreSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["sqlite", "postgresql"]
+    kind: Literal["sqlite", "postgresql", "memory"]
     path: str = ""
     host: str = ""
     port: int = 5432
@@ -44,6 +45,11 @@ class StoreSettings(BaseModel):
             if parts.netloc or not path:
                 raise InvalidInput("store", f"expected sqlite:///path/to/file.db, got {url!r}")
             return cls(kind="sqlite", path=path)
+        if parts.scheme == "memory":
+            name = parts.netloc + parts.path
+            if not name:
+                raise InvalidInput("store", f"expected memory://NAME, got {url!r}")
+            return cls(kind="memory", path=name)
         if parts.scheme in ("postgresql", "postgres"):
             dbname = unquote(parts.path.lstrip("/"))
             try:
@@ -69,6 +75,8 @@ class StoreSettings(BaseModel):
     def describe(self) -> str:
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
+        if self.kind == "memory":
+            return f"memory://{self.path}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def sqlite_file(self) -> Path:

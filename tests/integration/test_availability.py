@@ -12,12 +12,13 @@ from ledger import (
     rebuild_availability,
     verify_availability,
 )
-from ledger.stores.recorders import (
-    AVAILABILITY_TABLE,
-    availability_params,
-    upsert_availability_sql,
-)
 from projections import status
+
+
+def _tamper(ledger: Ledger, profile_id: str, **changes: object) -> None:
+    """Edit a row behind the ledger's back (same version, so the upsert takes it)."""
+    (row,) = [r for r in ledger.availability() if r.profile_id == profile_id]
+    ledger.store.write_availability([row.model_copy(update=changes)])
 
 
 def _busy_fleet(ledger: Ledger, clock: StepClock) -> None:
@@ -64,7 +65,8 @@ def test_rebuild_from_events_reproduces_the_rows_exactly(ledger: Ledger, clock: 
     _busy_fleet(ledger, clock)
     before = ledger.availability()
     assert verify_availability(ledger) == []
-    ledger.store.execute(f"DELETE FROM {AVAILABILITY_TABLE}")
+    for row in before:
+        ledger.store.delete_availability(row.profile_id)
     assert ledger.availability() == []
     assert rebuild_availability(ledger) == 5
     assert ledger.availability() == before
@@ -73,9 +75,7 @@ def test_rebuild_from_events_reproduces_the_rows_exactly(ledger: Ledger, clock: 
 def test_verify_finds_a_tampered_row_and_rebuild_mends_it(ledger: Ledger, clock: StepClock) -> None:
     """A row edited behind the ledger's back is reported, and a rebuild restores it."""
     _busy_fleet(ledger, clock)
-    ledger.store.execute(
-        f"UPDATE {AVAILABILITY_TABLE} SET state = 'available' WHERE profile_id = ?", ("p2",)
-    )
+    _tamper(ledger, "p2", state=ProfileState.AVAILABLE)
     assert verify_availability(ledger) == ["p2"]
     rebuild_availability(ledger)
     assert verify_availability(ledger) == []
@@ -85,7 +85,7 @@ def test_checkout_decides_on_the_aggregate_not_the_row(ledger: Ledger) -> None:
     """Even if the row claims a leased profile is available, checkout is still denied."""
     register(ledger, "p0")
     ledger.checkout("p0", worker_id="w1", run_id="r1", task_type="t")
-    ledger.store.execute(f"UPDATE {AVAILABILITY_TABLE} SET state = 'available'")
+    _tamper(ledger, "p0", state=ProfileState.AVAILABLE)
     with pytest.raises(CheckoutDenied):
         ledger.checkout("p0", worker_id="w2", run_id="r2", task_type="t")
 
@@ -95,7 +95,7 @@ def test_rebuild_drops_rows_of_unregistered_profiles_only(ledger: Ledger, clock:
     registered profile keeps its row."""
     _busy_fleet(ledger, clock)
     ghost = ledger.availability()[0].model_copy(update={"profile_id": "ghost"})
-    ledger.store.executemany(upsert_availability_sql("?"), [availability_params(ghost)])
+    ledger.store.write_availability([ghost])
     assert verify_availability(ledger) == ["ghost"]
     rebuild_availability(ledger)
     assert [r.profile_id for r in ledger.availability()] == ["p0", "p1", "p2", "p3", "p4"]

@@ -18,13 +18,13 @@ PROFILES = ["race_a", "race_b", "race_c"]
 _ENDINGS = {"lease_released_cleanly", "review_requested", "profile_quarantined", "lease_revoked"}
 
 
-def _run_workers(store_url: str, workers: int, iterations: int) -> list[dict[str, object]]:
+def _run_workers(sql_store_url: str, workers: int, iterations: int) -> list[dict[str, object]]:
     procs = [
         subprocess.Popen(
             [
                 sys.executable,
                 str(WORKER),
-                store_url,
+                sql_store_url,
                 f"w{n}",
                 str(iterations),
                 ",".join(PROFILES),
@@ -63,15 +63,15 @@ def _check_history(ledger: Ledger, profile_id: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_many_processes_racing_checkout_never_overlap(store_url: str) -> None:
+def test_many_processes_racing_checkout_never_overlap(sql_store_url: str) -> None:
     """8 processes hammer checkout/release on 3 profiles: one winner at a time per profile,
     tokens strictly increase, losers only ever see CheckoutDenied naming the holder."""
-    with Ledger.open(store_url) as ledger:
+    with Ledger.open(sql_store_url) as ledger:
         for pid in PROFILES:
             register(ledger, pid)
-    summaries = _run_workers(store_url, workers=8, iterations=25)
+    summaries = _run_workers(sql_store_url, workers=8, iterations=25)
     assert [s["unexpected"] for s in summaries] == [[]] * 8
-    with Ledger.open(store_url) as ledger:
+    with Ledger.open(sql_store_url) as ledger:
         winners = [w for pid in PROFILES for w in _check_history(ledger, pid)]
     for summary in summaries:
         assert winners.count(summary["worker"]) == summary["granted"]
@@ -81,10 +81,10 @@ def test_many_processes_racing_checkout_never_overlap(store_url: str) -> None:
 
 
 @pytest.mark.slow
-def test_concurrent_sweepers_settle_each_lease_once(store_url: str) -> None:
+def test_concurrent_sweepers_settle_each_lease_once(sql_store_url: str) -> None:
     """Four sweep processes started together on overdue leases: each lease is marked stale
     and sent to review exactly once, and the sweeps' reports add up to the leases."""
-    with Ledger.open(store_url) as ledger:
+    with Ledger.open(sql_store_url) as ledger:
         leases = []
         for pid in PROFILES:
             register(ledger, pid)
@@ -94,7 +94,7 @@ def test_concurrent_sweepers_settle_each_lease_once(store_url: str) -> None:
     time.sleep(1.5)  # past the deadline on the store's own clock
     sweeps = [
         subprocess.Popen(
-            [sys.executable, "-m", "custody", "--store", store_url, "--json", "sweep"],
+            [sys.executable, "-m", "custody", "--store", sql_store_url, "--json", "sweep"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -107,9 +107,9 @@ def test_concurrent_sweepers_settle_each_lease_once(store_url: str) -> None:
         assert proc.returncode == 0, err
         reported += [r["lease_id"] for r in json.loads(out)]
     assert sorted(reported) == sorted(lease.lease_id for lease in leases)
-    with Ledger.open(store_url) as ledger:
+    with Ledger.open(sql_store_url) as ledger:
         for pid in PROFILES:
             types = [e.event_type for e in ledger.history(pid)]
             assert types.count("lease_marked_stale") == 1
             assert types.count("review_requested") == 1
-            assert ledger.profile(pid).state.value == "review_required"
+            assert ledger.view(pid).state.value == "review_required"

@@ -9,7 +9,7 @@ import pytest
 from conftest import register
 
 from ledger import InvalidInput, Ledger, StoreUnavailable
-from ledger.stores import store as store_module
+from ledger.stores import sql as store_module
 
 
 class _SkewedDatetime(datetime):
@@ -22,16 +22,16 @@ class _SkewedDatetime(datetime):
 
 
 def test_deadlines_use_the_store_clock_not_the_worker_clock(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
+    sql_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On PostgreSQL a lease starts on the server's clock even if the local clock is an hour
     fast; on SQLite (embedded, one host) the local clock is the store's clock."""
     monkeypatch.setattr(store_module, "datetime", _SkewedDatetime)
-    with Ledger.open(store_url) as ledger:
+    with Ledger.open(sql_store_url) as ledger:
         pid = register(ledger)
         lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
     offset = lease.lease_started_at - datetime.now(UTC)
-    if store_url.startswith("postgresql"):
+    if sql_store_url.startswith("postgresql"):
         assert abs(offset) < timedelta(minutes=5)
     else:
         assert offset > timedelta(minutes=55)
@@ -82,17 +82,17 @@ def test_sqlite_file_in_missing_directory_is_unavailable(tmp_path: object) -> No
         ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
 
 
-def test_schema_version_is_checked_and_init_migrates(store_url: str) -> None:
+def test_schema_version_is_checked_and_init_migrates(sql_store_url: str) -> None:
     """A store from an older custody is refused until init migrates it; one from a newer
     custody is refused with a word to upgrade; the events survive both."""
-    with Ledger.open(store_url) as ledger:
+    with Ledger.open(sql_store_url) as ledger:
         pid = register(ledger)
         ledger.store.execute("UPDATE custody_schema SET version = 0")
-    with Ledger.open(store_url) as ledger, pytest.raises(StoreUnavailable, match="to migrate"):
-        ledger.profile(pid)
-    Ledger.init(store_url).close()
-    with Ledger.open(store_url) as ledger:
-        assert ledger.profile(pid).profile_id == pid
+    with Ledger.open(sql_store_url) as ledger, pytest.raises(StoreUnavailable, match="to migrate"):
+        ledger.view(pid)
+    Ledger.init(sql_store_url).close()
+    with Ledger.open(sql_store_url) as ledger:
+        assert ledger.view(pid).record.profile_id == pid
         ledger.store.execute("UPDATE custody_schema SET version = 99")
-    with Ledger.open(store_url) as ledger, pytest.raises(StoreUnavailable, match="upgrade"):
-        ledger.profile(pid)
+    with Ledger.open(sql_store_url) as ledger, pytest.raises(StoreUnavailable, match="upgrade"):
+        ledger.view(pid)

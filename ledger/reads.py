@@ -1,0 +1,93 @@
+"""The ledger's connection and its public read API: read models, never the aggregate.
+
+``LedgerReads`` is the half of ``Ledger`` that opens the store on first use and answers
+questions: a profile's view, its history as events, the availability rows, the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Self
+
+from ledger.commands import Command, parse
+from ledger.domain.errors import UnknownProfile
+from ledger.domain.events import ProfileEvent
+from ledger.domain.model import ProfileId
+from ledger.domain.view import Availability, ProfileView, view_of
+from ledger.stores.settings import StoreSettings
+from ledger.stores.store import Store
+from ledger.unit_of_work import Clock, UnitOfWork
+
+
+class _ProfileQuery(Command):
+    kind = "read"
+    profile_id: ProfileId
+
+
+class LedgerReads:
+    """Holds the store (opened on first use) and the unit of work over it."""
+
+    def __init__(
+        self,
+        settings: StoreSettings,
+        connector: Callable[[], Store],
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self._connector = connector
+        self._clock = clock
+        self._uow: UnitOfWork | None = None
+
+    @property
+    def uow(self) -> UnitOfWork:
+        if self._uow is None:
+            self._uow = UnitOfWork(self._connector(), self._clock)
+        return self._uow
+
+    @property
+    def store(self) -> Store:
+        """The open store (the port the ledger writes through)."""
+        return self.uow.store
+
+    def close(self) -> None:
+        if self._uow is not None:
+            self._uow.store.close()
+            self._uow = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def conflicts(self) -> int:
+        """How many version races this ledger's commands lost (and retried) so far."""
+        return self._uow.conflicts if self._uow is not None else 0
+
+    def now(self) -> datetime:
+        """The clock every deadline is judged on (the store's, unless a test injects one)."""
+        return self.uow.now()
+
+    def view(self, profile_id: str) -> ProfileView:
+        """The profile as its events leave it, judged now; ``UnknownProfile`` if absent."""
+        pid = parse(_ProfileQuery, profile_id=profile_id).profile_id
+        profile = self.uow.load(pid)
+        return view_of(profile, profile.registration(), self.now())
+
+    def profile_ids(self) -> list[str]:
+        """Every registered profile, read from the event log itself, in id order."""
+        return self.store.profile_ids()
+
+    def history(self, profile_id: str) -> list[ProfileEvent]:
+        """Every event on the profile's stream, oldest first; ``UnknownProfile`` if none."""
+        pid = parse(_ProfileQuery, profile_id=profile_id).profile_id
+        events = self.store.history(pid)
+        if not events:
+            raise UnknownProfile(pid)
+        return events
+
+    def availability(self) -> list[Availability]:
+        """Every profile's availability row, as stored beside its events."""
+        return self.store.availability()

@@ -1,0 +1,94 @@
+"""The in-memory store: the library's POPO recorder plus an availability dict, for tests.
+
+Stores are named (``memory://NAME``): every ledger opened on one name in this process shares it,
+as processes share a file or a server. Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder
+
+from ledger.domain.model import ProfileState
+from ledger.domain.view import Availability
+from ledger.stores.settings import StoreSettings
+from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store
+
+
+class MemoryLedgerRecorder(POPOApplicationRecorder):
+    """Writes the availability row under the same lock as the events, so they never part."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, Availability] = {}
+
+    def _update_table(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._update_table(stored_events, **kwargs)
+        self.upsert(kwargs.get("availability", ()))
+        return ids
+
+    def upsert(self, rows: Sequence[Availability]) -> None:
+        with self._database_lock:
+            for row in rows:
+                held = self.rows.get(row.profile_id)
+                if held is None or held.version <= row.version:
+                    self.rows[row.profile_id] = row
+
+
+class _MemoryApplication(LedgerApplication):
+    def __init__(self, recorder: MemoryLedgerRecorder, env: dict[str, str]) -> None:
+        self._given_recorder = recorder
+        super().__init__(env=env)
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        return self._given_recorder
+
+
+_STORES: dict[str, MemoryLedgerRecorder] = {}
+_STORES_LOCK = threading.Lock()
+
+
+class MemoryStore(Store):
+    """A store that lives in this process, shared by name."""
+
+    def __init__(self, settings: StoreSettings, recorder: MemoryLedgerRecorder) -> None:
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.popo",
+            "AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZE),
+        }
+        super().__init__(settings, _MemoryApplication(recorder, env))
+        self._recorder = recorder
+
+    @classmethod
+    def connect(cls, settings: StoreSettings) -> MemoryStore:
+        with _STORES_LOCK:
+            recorder = _STORES.setdefault(settings.path, MemoryLedgerRecorder())
+        return cls(settings, recorder)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def availability(self) -> list[Availability]:
+        with self._recorder._database_lock:
+            return [self._recorder.rows[pid] for pid in sorted(self._recorder.rows)]
+
+    def overdue(self, now: datetime) -> list[str]:
+        return [
+            r.profile_id
+            for r in self.availability()
+            if r.state is ProfileState.STALE or r.overdue_at(now)
+        ]
+
+    def write_availability(self, rows: list[Availability]) -> None:
+        self._recorder.upsert(rows)
+
+    def delete_availability(self, profile_id: str) -> None:
+        with self._recorder._database_lock:
+            self._recorder.rows.pop(profile_id, None)

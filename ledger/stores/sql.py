@@ -1,0 +1,188 @@
+"""The SQL store: SQLite (the embedded default) and PostgreSQL (many hosts), one schema.
+
+``query``/``execute`` take ``?`` placeholders on both databases. The schema is created in one
+explicit step (``initialise``), never by workers racing at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.domain.errors import StoreUnavailable
+from ledger.domain.view import Availability
+from ledger.stores.recorders import (
+    AVAILABILITY_COLUMNS,
+    AVAILABILITY_TABLE,
+    availability_ddl,
+    availability_params,
+    to_db,
+    upsert_availability_sql,
+)
+from ledger.stores.settings import StoreSettings
+from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store, store_errors
+
+_RECORDERS = {
+    "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",
+    "postgresql": "ledger.stores.postgres:PostgresLedgerRecorder",
+}
+
+# The version of our own tables (custody_availability, custody_schema). Raise it with a
+# migration whenever their DDL changes; stores older than this are refused until
+# `custody init` migrates them.
+SCHEMA_VERSION = 1
+SCHEMA_TABLE = "custody_schema"
+_SCHEMA_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
+    "(id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
+)
+
+
+def _probe(settings: StoreSettings) -> None:
+    """One direct connection first: a refused or unknown server fails at once, rather than
+    after the pool's whole timeout of retries."""
+    import psycopg
+
+    conn = psycopg.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password or None,
+        dbname=settings.dbname,
+        connect_timeout=settings.connect_timeout,
+    )
+    conn.close()
+
+
+class SqlStore(Store):
+    """A store on SQLite or PostgreSQL."""
+
+    def __init__(self, settings: StoreSettings, app: LedgerApplication) -> None:
+        super().__init__(settings, app)
+        self._pg = settings.kind == "postgresql"
+
+    @classmethod
+    def open(cls, settings: StoreSettings, *, create: bool = False) -> SqlStore:
+        """Open the store; ``create`` builds the schema (idempotent) before anything else."""
+        env = settings.environment(create_table=create)
+        env["APPLICATION_RECORDER_TOPIC"] = _RECORDERS[settings.kind]
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(AGGREGATE_CACHE_SIZE)
+        with store_errors(settings):
+            if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():
+                msg = f"directory {settings.sqlite_file().parent} does not exist"
+                raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
+            if settings.kind == "postgresql":
+                _probe(settings)
+            store = cls(settings, LedgerApplication(env=env))
+            if create:
+                store._create_schema()
+        return store
+
+    def _create_schema(self) -> None:
+        """Our tables, then the schema version; a migration would run between the two."""
+        for statement in (*availability_ddl(), *_SCHEMA_DDL):
+            self.execute(statement)
+        self.execute(
+            f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
+            f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
+            (SCHEMA_VERSION, SCHEMA_VERSION),
+        )
+
+    @classmethod
+    def connect(cls, settings: StoreSettings, *, create: bool = True) -> SqlStore:
+        """Open an initialised store: a new SQLite file is initialised here (if ``create``);
+        an uninitialised PostgreSQL is refused, so that workers never race to create tables."""
+        if settings.kind == "sqlite" and not settings.sqlite_file().exists():
+            if not create:
+                msg = f"no store at {settings.path}; custody init or any writing command makes one"
+                raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
+            return cls.open(settings, create=True)
+        store = cls.open(settings)
+        try:
+            version = store.schema_version()
+        except StoreUnavailable:
+            store.close()
+            raise
+        if version == SCHEMA_VERSION:
+            return store
+        store.close()
+        where = f"store {settings.describe()}"
+        if version is None and settings.kind == "sqlite":
+            return cls.open(settings, create=True)
+        if version is None:
+            raise StoreUnavailable(f"{where} is not initialised: run custody init")
+        if version < SCHEMA_VERSION:
+            msg = f"{where} has schema {version}, this custody needs {SCHEMA_VERSION}"
+            raise StoreUnavailable(f"{msg}: run custody init to migrate it")
+        msg = f"{where} has schema {version}, newer than this custody's {SCHEMA_VERSION}"
+        raise StoreUnavailable(f"{msg}: upgrade custody")
+
+    def schema_version(self) -> int | None:
+        """The schema version ``custody init`` recorded, or None if it never ran here."""
+        if self._pg:
+            found = self.query("SELECT to_regclass(?) AS t", (SCHEMA_TABLE,))
+        else:
+            found = self.query(
+                "SELECT name AS t FROM sqlite_master WHERE type='table' AND name=?",
+                (SCHEMA_TABLE,),
+            )
+        if not (found and found[0]["t"]):
+            return None
+        rows = self.query(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1")
+        return int(rows[0]["version"]) if rows else None
+
+    def now(self) -> datetime:
+        """PostgreSQL's clock on a shared store, the local clock on SQLite."""
+        if not self._pg:
+            return datetime.now(UTC)
+        rows = self.query("SELECT clock_timestamp() AS now")
+        now: datetime = rows[0]["now"]
+        return now.astimezone(UTC)
+
+    # -- the availability table -------------------------------------------------------------
+
+    def availability(self) -> list[Availability]:
+        columns = ", ".join(AVAILABILITY_COLUMNS)
+        rows = self.query(f"SELECT {columns} FROM {AVAILABILITY_TABLE} ORDER BY profile_id")
+        return [Availability.model_validate(r) for r in rows]
+
+    def overdue(self, now: datetime) -> list[str]:
+        rows = self.query(
+            f"SELECT profile_id FROM {AVAILABILITY_TABLE} "
+            "WHERE state = 'stale' OR (state = 'leased' AND until < ?) ORDER BY profile_id",
+            (to_db(now),),
+        )
+        return [row["profile_id"] for row in rows]
+
+    def write_availability(self, rows: list[Availability]) -> None:
+        if rows:
+            self.executemany(upsert_availability_sql("?"), [availability_params(r) for r in rows])
+
+    def delete_availability(self, profile_id: str) -> None:
+        self.execute(f"DELETE FROM {AVAILABILITY_TABLE} WHERE profile_id = ?", (profile_id,))
+
+    # -- SQL ----------------------------------------------------------------------------------
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self._pg else statement
+
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with store_errors(self.settings), self._transaction(commit=False) as cursor:
+            cursor.execute(self._sql(statement), params)
+            return [dict(row) for row in cursor.fetchall()]
+
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        with store_errors(self.settings), self._transaction(commit=True) as cursor:
+            cursor.execute(self._sql(statement), params)
+
+    def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        with store_errors(self.settings), self._transaction(commit=True) as cursor:
+            cursor.executemany(self._sql(statement), rows)
+
+    @contextmanager
+    def _transaction(self, *, commit: bool) -> Iterator[Any]:
+        datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.transaction(commit=commit) as cursor:
+            yield cursor
