@@ -140,7 +140,7 @@ class Release(LeaseCommand):
     kind = "release"
     # ``outcome`` comes before ``reason``: the validator below reads it.
     outcome: Annotated[Outcome, _LAX]
-    reason: Text | None = None
+    reason: Text | None = Field(default=None, validate_default=True)
     final_url: Url | None = None
     screenshot: Name | None = None
     prompt_seen: bool = False

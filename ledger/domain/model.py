@@ -52,7 +52,8 @@ def _check_identity(value: str) -> str:
 
 
 def _check_lease_id(value: str) -> str:
-    parse_lease_id(value)
+    if not _LEASE_ID_RE.fullmatch(value):
+        raise ValueError("expected lease-<token>@<profile_id>")
     return value
 
 

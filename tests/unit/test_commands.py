@@ -1,0 +1,125 @@
+"""Commands are validated strictly at the boundary and fingerprinted stably."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.commands import (
+    Checkout,
+    Heartbeat,
+    RegisterProfile,
+    Release,
+    Review,
+    parse,
+)
+from ledger.domain.errors import InvalidInput
+from ledger.domain.model import Outcome, ReviewDecision
+
+CHECKOUT = {
+    "profile_id": "profile_shop_17",
+    "worker_id": "worker_03",
+    "run_id": "run_0945",
+    "task_type": "inventory_check",
+}
+
+
+def test_fingerprint_is_pinned() -> None:
+    """The fingerprint of a known command has a known value: stored command ids stay
+    recognisable across processes, runs and releases."""
+    assert parse(Checkout, **CHECKOUT).fingerprint() == "checkout:ac853c46ef00a549"
+    release = parse(
+        Release,
+        lease_id="lease-1@profile_shop_17",
+        fencing_token=1,
+        outcome="success",
+        final_url="https://shop.example/done",
+    )
+    assert release.fingerprint() == "release:489ed93e03ef1ad6"
+
+
+def test_fingerprint_survives_a_later_optional_field() -> None:
+    """A later version that adds an optional field fingerprints an old command as before, so
+    a worker that retries across a deploy is recognised."""
+
+    class CheckoutV2(Checkout):
+        priority: int | None = None
+        region: str = "any"
+
+    old = parse(Checkout, **CHECKOUT)
+    assert parse(CheckoutV2, **CHECKOUT).fingerprint() == old.fingerprint()
+    assert parse(CheckoutV2, **CHECKOUT, priority=2).fingerprint() != old.fingerprint()
+
+
+def test_fingerprint_binds_what_was_asked_not_the_id_or_spelling() -> None:
+    """Another argument changes the fingerprint; the command id, an explicit default and an
+    enum given as its value do not."""
+    base = parse(Checkout, **CHECKOUT).fingerprint()
+    assert parse(Checkout, **{**CHECKOUT, "run_id": "run_0946"}).fingerprint() != base
+    assert parse(Checkout, **CHECKOUT, command_id="c-1").fingerprint() == base
+    assert parse(Checkout, **CHECKOUT, ttl_seconds=300).fingerprint() == base
+    assert parse(Checkout, **CHECKOUT, ttl_seconds=301).fingerprint() != base
+    as_value = parse(Review, profile_id="p", reviewer="r", decision="return", note="ok")
+    as_enum = parse(Review, profile_id="p", reviewer="r", decision=ReviewDecision.RETURN, note="ok")
+    assert as_value.fingerprint() == as_enum.fingerprint()
+    assert (
+        as_value.fingerprint()
+        != parse(Heartbeat, lease_id="lease-1@p", fencing_token=1).fingerprint()
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"ttl_seconds": "300"}, "ttl_seconds"),
+        ({"ttl_seconds": -5}, "ttl_seconds"),
+        ({"ttl_seconds": 86_401}, "ttl_seconds"),
+        ({"ttl_seconds": True}, "ttl_seconds"),
+        ({"profile_id": "p2\n"}, "profile_id"),
+        ({"profile_id": "x" * 129}, "profile_id"),
+        ({"worker_id": "w4 "}, "worker_id"),
+        ({"worker_id": " "}, "worker_id"),
+        ({"worker_id": "w\x1b[31m"}, "worker_id"),
+        ({"command_id": "c\n"}, "command_id"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_bad_checkout_fields_name_the_field(fields: dict[str, object], field: str) -> None:
+    """Strict validation: no coercion, no look-alike ids, no unknown fields; the error names
+    the field."""
+    with pytest.raises(InvalidInput) as caught:
+        parse(Checkout, **{**CHECKOUT, **fields})
+    assert caught.value.field == field
+
+
+def test_missing_field_is_named() -> None:
+    """A required field left out is named, without a made-up value."""
+    with pytest.raises(InvalidInput, match="invalid worker_id: Field required$"):
+        parse(Checkout, profile_id="p", run_id="r", task_type="t")
+
+
+def test_release_rules_at_the_boundary() -> None:
+    """An expected failure must say what it was (given blank or not at all); a lease id
+    matches in full; an outcome arrives as its value."""
+    lease = {"lease_id": "lease-1@p", "fencing_token": 1}
+    for reason in ({}, {"reason": "  "}):
+        with pytest.raises(InvalidInput, match="invalid reason: an expected failure"):
+            parse(Release, **lease, outcome="expected_failure", **reason)
+    assert parse(Release, **lease, outcome="expected_failure", reason="sold out").reason
+    with pytest.raises(InvalidInput, match="invalid lease_id"):
+        parse(Release, lease_id="lease-1@p\n", fencing_token=1, outcome="success")
+    assert parse(Release, **lease, outcome="failure").outcome is Outcome.FAILURE
+
+
+def test_numbers_have_ranges_date_arithmetic_survives() -> None:
+    """The repeated-failure window and limit are bounded, so ``now - window`` cannot overflow."""
+    base = {"profile_id": "p", "account_id": "a", "proxy_id": "x"}
+    for bad in ({"unclean_window_seconds": 10**12}, {"unclean_limit": 65}, {"unclean_limit": 0}):
+        with pytest.raises(InvalidInput):
+            parse(RegisterProfile, **base, **bad)
+
+
+def test_long_values_are_quoted_by_a_short_prefix() -> None:
+    """An error line quotes at most a short prefix of a huge value."""
+    with pytest.raises(InvalidInput) as caught:
+        parse(Heartbeat, lease_id="lease-1@p", fencing_token=1, url="u" * 1_000_000)
+    assert len(str(caught.value)) < 300
