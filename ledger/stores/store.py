@@ -33,6 +33,10 @@ from ledger.stores.settings import APPLICATION_NAME, StoreSettings
 AGGREGATE_CACHE_SIZE = 1000
 
 
+# What SQLite and PostgreSQL say when a lock was not granted within the bounded wait.
+_BUSY = ("database is locked", "lock timeout", "statement timeout")
+
+
 class StreamConflict(Exception):
     """Another writer appended to the profile's stream first; nothing of this save was kept."""
 
@@ -70,7 +74,10 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
         if not isinstance(e, _driver_errors()):
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        msg = f"store {settings.describe()} unavailable: {first}"
+        said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
+        msg = f"store {settings.describe()} {said}: {first}"
+        if said == "busy":
+            msg += f" (waited {settings.timeout} s; nothing was written, retry)"
         raise StoreUnavailable(msg) from e
 
 

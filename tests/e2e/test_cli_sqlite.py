@@ -93,6 +93,7 @@ def test_lifecycle_on_default_sqlite_file(tmp_path: Path) -> None:
 
 HOLDER = "worker_a"
 W_B = ["--worker", "worker_b", "--run", "run_b", "--task", "t"]
+REGISTER_X = ["--account", "account_x", "--proxy", "proxy_x"]
 RELEASE_LIVE = ["release", "lease-1@p_live", "--token", "1", "--outcome", "success"]
 
 # name: (argv, exit code, what the one line must mention)
@@ -138,10 +139,12 @@ REFUSALS: dict[str, tuple[list[str], int, list[str]]] = {
         6,
         ["unavailable"],
     ),
+    # A writing command, so the refusal comes from the directory check itself (a read
+    # command stops earlier, at "no store").
     "sqlite_in_missing_directory": (
-        ["--store", "sqlite:///no_such_dir/custody.db", "status"],
+        ["--store", "sqlite:///no_such_dir/custody.db", "register", "p_x", *REGISTER_X],
         6,
-        ["no_such_dir"],
+        ["no_such_dir", "does not exist"],
     ),
 }
 JSON_REFUSALS = [  # one of each exit code, and bad usage caught by the argument parser
