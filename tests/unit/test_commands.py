@@ -93,7 +93,7 @@ def test_bad_checkout_fields_name_the_field(fields: dict[str, object], field: st
 
 def test_missing_field_is_named() -> None:
     """A required field left out is named, without a made-up value."""
-    with pytest.raises(InvalidInput, match="invalid worker_id: Field required$"):
+    with pytest.raises(InvalidInput, match=r"invalid worker_id: Field required$"):
         parse(Checkout, profile_id="p", run_id="r", task_type="t")
 
 
