@@ -1,4 +1,9 @@
-"""The PostgreSQL recorder, in its own module so SQLite users never import psycopg."""
+"""The PostgreSQL recorder, in its own module so SQLite users never import psycopg.
+
+Every call is tried once. The library retries a failed call ten times (waiting a pool timeout
+each time when the server is down, or a lock timeout each time behind a stuck writer), which
+turns the store's bounded wait into ten of them; the unit of work decides what is retried.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from ledger.stores.recorders import availability_rows, upsert_availability_sql
 
 _PG_UPSERT = upsert_availability_sql("%s")
+_BASE = PostgresApplicationRecorder
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -20,3 +26,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
         for row in availability_rows(kwargs):
             curs.execute(_PG_UPSERT, row)
+
+    # The library's methods without its retry decorator (``functools.wraps`` keeps them).
+    def insert_events(self, *args: Any, **kwargs: Any) -> Any:
+        return _BASE.insert_events.__wrapped__(self, *args, **kwargs)
+
+    def select_events(self, *args: Any, **kwargs: Any) -> Any:
+        return _BASE.select_events.__wrapped__(self, *args, **kwargs)
+
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
+        once = _BASE.select_notifications.__wrapped__
+        return once(self, *args, **kwargs)
+
+    def max_notification_id(self) -> Any:
+        return _BASE.max_notification_id.__wrapped__(self)
