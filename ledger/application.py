@@ -51,13 +51,15 @@ class Ledger(LedgerReads):
         race to create tables.
         """
         settings = StoreSettings.resolve(store_url)
-        return cls(settings, lambda: connect(settings, create=create), clock)
+        return cls(
+            settings, lambda creating: connect(settings, create=creating), clock, create=create
+        )
 
     @classmethod
     def init(cls, store_url: str | None = None) -> Ledger:
         """Create the schema (idempotent) and return a ledger on it."""
         settings = StoreSettings.resolve(store_url)
-        ledger = cls(settings, lambda: initialise(settings))
+        ledger = cls(settings, lambda _: initialise(settings))
         _ = ledger.store
         return ledger
 
@@ -77,7 +79,7 @@ class Ledger(LedgerReads):
     ) -> ProfileRecord:
         """Register a profile with its account context; the same record again is a no-op, a
         different one for an existing profile raises ``NotAllowed``."""
-        return self._run(handlers.register, cmds.RegisterProfile, locals())
+        return self._run(handlers.register, cmds.RegisterProfile, locals(), creating=True)
 
     def checkout(
         self,
@@ -174,10 +176,15 @@ class Ledger(LedgerReads):
         return self._run(handlers.sweep, cmds.Sweep, locals())
 
     def _run(
-        self, handler: Callable[[UnitOfWork, C], R], cls: type[C], arguments: dict[str, Any]
+        self,
+        handler: Callable[[UnitOfWork, C], R],
+        cls: type[C],
+        arguments: dict[str, Any],
+        *,
+        creating: bool = False,
     ) -> R:
         """Validate the method's arguments (its ``locals()``; ``None`` means not given) into a
         command first, so bad input never opens the store; then hand it to its handler."""
-        given = {k: v for k, v in arguments.items() if k != "self" and v is not None}
-        command = cmds.parse(cls, **given)
-        return handler(self.uow, command)
+        given = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+        command = cmds.parse(cls, **{k: v for k, v in given.items() if v is not None})
+        return handler(self._open(creating=creating), command)

@@ -31,18 +31,28 @@ class LedgerReads:
     def __init__(
         self,
         settings: StoreSettings,
-        connector: Callable[[], Store],
+        connector: Callable[[bool], Store],
         clock: Clock | None = None,
+        *,
+        create: bool = True,
     ) -> None:
         self.settings = settings
         self._connector = connector
         self._clock = clock
+        self._create = create
         self._uow: UnitOfWork | None = None
 
     @property
     def uow(self) -> UnitOfWork:
+        """The unit of work on the open store; a missing store is not created here."""
+        return self._open(creating=False)
+
+    def _open(self, *, creating: bool) -> UnitOfWork:
+        """Open the store on first use. Only a command that makes a profile may create a new
+        store (and only if this ledger was opened with ``create``): a mistyped path given to
+        any other command must not leave an empty ledger behind."""
         if self._uow is None:
-            self._uow = UnitOfWork(self._connector(), self._clock)
+            self._uow = UnitOfWork(self._connector(creating and self._create), self._clock)
         return self._uow
 
     @property

@@ -23,4 +23,4 @@ def initialise(settings: StoreSettings) -> Store:
         return connect(settings)
     from ledger.stores.sql import SqlStore
 
-    return SqlStore.open(settings, create=True)
+    return SqlStore.initialise(settings)

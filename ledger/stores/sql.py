@@ -6,12 +6,14 @@ explicit step (``initialise``), never by workers racing at start-up.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.request import pathname2url
 
-from ledger.domain.errors import StoreUnavailable
+from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.view import Availability
 from ledger.stores.recorders import (
     AVAILABILITY_COLUMNS,
@@ -40,20 +42,42 @@ _SCHEMA_DDL = (
 )
 
 
-def _probe(settings: StoreSettings) -> None:
-    """One direct connection first: a refused or unknown server fails at once, rather than
-    after the pool's whole timeout of retries."""
+# Any fixed number: the advisory lock every `custody init` on one database takes, so that
+# concurrent inits create the schema one after another instead of failing on each other.
+_SCHEMA_LOCK_KEY = 0x637573746F6479  # "custody"
+
+
+@contextmanager
+def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator[None]:
+    """One direct connection first, so a refused or unknown server fails at once; held (with
+    the schema lock, if asked) while the store is set up."""
     import psycopg
 
-    conn = psycopg.connect(
+    with psycopg.connect(
         host=settings.host,
         port=settings.port,
         user=settings.user,
         password=settings.password or None,
         dbname=settings.dbname,
         connect_timeout=settings.connect_timeout,
-    )
-    conn.close()
+        autocommit=True,
+    ) as conn:
+        if schema_lock:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        yield
+
+
+def _sqlite_tables(settings: StoreSettings) -> set[str]:
+    """The tables an existing SQLite file holds, read without writing a byte to it."""
+    uri = f"file:{pathname2url(str(settings.sqlite_file().resolve()))}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as conn:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {name for (name,) in rows}
+    except sqlite3.DatabaseError as e:
+        raise InvalidInput(
+            "store", f"{settings.describe()} is not an SQLite database: {e}"
+        ) from None
 
 
 class SqlStore(Store):
@@ -73,11 +97,12 @@ class SqlStore(Store):
             if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():
                 msg = f"directory {settings.sqlite_file().parent} does not exist"
                 raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
-            if settings.kind == "postgresql":
-                _probe(settings)
-            store = cls(settings, LedgerApplication(env=env))
-            if create:
-                store._create_schema()
+            with ExitStack() as setting_up:
+                if settings.kind == "postgresql":
+                    setting_up.enter_context(_postgres_session(settings, schema_lock=create))
+                store = cls(settings, LedgerApplication(env=env))
+                if create:
+                    store._create_schema()
         return store
 
     def _create_schema(self) -> None:
@@ -94,11 +119,13 @@ class SqlStore(Store):
     def connect(cls, settings: StoreSettings, *, create: bool = True) -> SqlStore:
         """Open an initialised store: a new SQLite file is initialised here (if ``create``);
         an uninitialised PostgreSQL is refused, so that workers never race to create tables."""
-        if settings.kind == "sqlite" and not settings.sqlite_file().exists():
-            if not create:
-                msg = f"no store at {settings.path}; custody init or any writing command makes one"
-                raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
-            return cls.open(settings, create=True)
+        if settings.kind == "sqlite":
+            fresh = cls._sqlite_is_fresh(settings)
+            if fresh:
+                if not create:
+                    msg = f"no store at {settings.path}; custody init or register makes one"
+                    raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
+                return cls.open(settings, create=True)
         store = cls.open(settings)
         try:
             version = store.schema_version()
@@ -109,8 +136,6 @@ class SqlStore(Store):
             return store
         store.close()
         where = f"store {settings.describe()}"
-        if version is None and settings.kind == "sqlite":
-            return cls.open(settings, create=True)
         if version is None:
             raise StoreUnavailable(f"{where} is not initialised: run custody init")
         if version < SCHEMA_VERSION:
@@ -118,6 +143,29 @@ class SqlStore(Store):
             raise StoreUnavailable(f"{msg}: run custody init to migrate it")
         msg = f"{where} has schema {version}, newer than this custody's {SCHEMA_VERSION}"
         raise StoreUnavailable(f"{msg}: upgrade custody")
+
+    @classmethod
+    def initialise(cls, settings: StoreSettings) -> SqlStore:
+        """Create or migrate the schema (idempotent, safe to run concurrently) and open."""
+        if settings.kind == "sqlite":
+            cls._sqlite_is_fresh(settings)  # refuses another application's database
+        return cls.open(settings, create=True)
+
+    @staticmethod
+    def _sqlite_is_fresh(settings: StoreSettings) -> bool:
+        """True for a missing or empty file (a new store may be made there); False for a
+        custody store; ``InvalidInput`` for another application's database."""
+        path = settings.sqlite_file()
+        if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+            return True
+        tables = _sqlite_tables(settings)
+        if tables & {SCHEMA_TABLE, AVAILABILITY_TABLE}:  # custody's, perhaps of an older schema
+            return False
+        if not tables:
+            return True
+        shown = ", ".join(sorted(tables)[:3])
+        msg = f"{settings.describe()} is not a custody store (it holds other tables: {shown})"
+        raise InvalidInput("store", msg)
 
     def schema_version(self) -> int | None:
         """The schema version ``custody init`` recorded, or None if it never ran here."""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -76,10 +83,63 @@ def test_malformed_store_urls_are_bad_input() -> None:
 
 
 def test_sqlite_file_in_missing_directory_is_unavailable(tmp_path: object) -> None:
-    """An SQLite path whose directory does not exist is reported, and not created."""
+    """An SQLite path whose directory does not exist is reported, and not created: a
+    registration (which may make a new store) names the directory; any other command says
+    there is no store."""
     url = f"sqlite:///{tmp_path}/missing/custody.db"
     with Ledger.open(url) as ledger, pytest.raises(StoreUnavailable, match="does not exist"):
+        ledger.register_profile("p", account_id="a", proxy_id="x")
+    with Ledger.open(url) as ledger, pytest.raises(StoreUnavailable, match="no store at"):
         ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+    assert not (Path(str(tmp_path)) / "missing").exists()
+
+
+def test_only_a_registration_makes_a_new_store(tmp_path: Path) -> None:
+    """A checkout, heartbeat or read on a path with no store creates nothing (exit-2 or not);
+    a registration there makes the store."""
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    with Ledger.open(url) as ledger:
+        with pytest.raises(StoreUnavailable, match="no store at"):
+            ledger.heartbeat("lease-1@p", fencing_token=1)
+        with pytest.raises(StoreUnavailable, match="no store at"):
+            ledger.availability()
+        assert list(tmp_path.iterdir()) == []
+        ledger.register_profile("p", account_id="a", proxy_id="x")
+        assert ledger.view("p").state == "available"
+
+
+@pytest.mark.parametrize("writing", [True, False])
+def test_another_applications_sqlite_file_is_never_written(tmp_path: Path, writing: bool) -> None:
+    """Pointed at another application's SQLite file, custody refuses as bad input and leaves
+    the file byte for byte as it was (no tables, no journal mode); so does init."""
+    path = tmp_path / "other.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    before = path.read_bytes()
+    with Ledger.open(f"sqlite:///{path}") as ledger:
+        command = (
+            partial(ledger.register_profile, "p", account_id="a", proxy_id="x")
+            if writing
+            else ledger.availability
+        )
+        with pytest.raises(InvalidInput, match="invoices"):
+            command()
+    with pytest.raises(InvalidInput, match="not a custody store"):
+        Ledger.init(f"sqlite:///{path}")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+def test_an_empty_file_becomes_a_store_only_by_a_registration(tmp_path: Path) -> None:
+    """An empty file is not a store for a read; a registration may make it one."""
+    path = tmp_path / "empty.db"
+    path.touch()
+    with Ledger.open(f"sqlite:///{path}") as ledger:
+        with pytest.raises(StoreUnavailable, match="no store at"):
+            ledger.availability()
+        assert path.stat().st_size == 0
+        ledger.register_profile("p", account_id="a", proxy_id="x")
+        assert [r.profile_id for r in ledger.availability()] == ["p"]
 
 
 def test_schema_version_is_checked_and_init_migrates(sql_store_url: str) -> None:
@@ -96,3 +156,24 @@ def test_schema_version_is_checked_and_init_migrates(sql_store_url: str) -> None
         ledger.store.execute("UPDATE custody_schema SET version = 99")
     with Ledger.open(sql_store_url) as ledger, pytest.raises(StoreUnavailable, match="upgrade"):
         ledger.view(pid)
+
+
+@pytest.mark.slow
+def test_concurrent_inits_on_a_fresh_postgres_all_succeed(pg_url: str) -> None:
+    """Eight processes run init at once on a new database: every one succeeds (one lock
+    around schema creation), and the store then works."""
+    # Every process imports first, then all of them call init at the same instant.
+    script = (
+        "import sys, time; from ledger import Ledger; "
+        "time.sleep(max(0, float(sys.argv[2]) - time.time())); Ledger.init(sys.argv[1]).close()"
+    )
+    start_at = str(time.time() + 2.0)
+    argv = [sys.executable, "-c", script, pg_url, start_at]
+    procs = [subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    errors = [
+        err for proc in procs for err in [proc.communicate(timeout=120)[1]] if proc.returncode
+    ]
+    assert errors == []
+    with Ledger.open(pg_url) as ledger:
+        register(ledger)
+        assert ledger.profile_ids() == ["profile_shop_17"]
