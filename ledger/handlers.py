@@ -7,7 +7,7 @@ of work's (``ledger.unit_of_work``); the rules themselves are the aggregate's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from ledger import commands as cmds
 from ledger.domain import events as ev
@@ -24,7 +24,7 @@ from ledger.domain.policies import ReleaseReport
 from ledger.domain.profile import CheckoutRequest, Context, Profile
 from ledger.domain.results import current_lease, release_result
 from ledger.domain.view import Availability, availability_of
-from ledger.unit_of_work import Issued, UnitOfWork
+from ledger.unit_of_work import Done, Issued, UnitOfWork
 
 
 def _lease_context(profile: Profile, lease_id: str, issued: Issued, reason: str) -> Context:
@@ -34,16 +34,23 @@ def _lease_context(profile: Profile, lease_id: str, issued: Issued, reason: str)
     return issued.context(worker, Role.WORKER, lease.run_id if lease else None, reason=reason)
 
 
-def _lease(profile: Profile, _: Sequence[ev.ProfileEvent]) -> Lease:
-    return current_lease(profile)
+def _lease(uow: UnitOfWork) -> Callable[[Done], Lease]:
+    """The lease the command acted on; for a replayed command id, as it stands now, so a
+    worker that resends learns at once that its lease is gone."""
+
+    def answer(done: Done) -> Lease:
+        lease = current_lease(done.profile)
+        return uow.lease_now(lease) if done.replayed else lease
+
+    return answer
 
 
-def _released(profile: Profile, _: Sequence[ev.ProfileEvent]) -> ReleaseResult:
-    return release_result(profile)
+def _released(done: Done) -> ReleaseResult:
+    return release_result(done.profile)
 
 
-def _availability(profile: Profile, _: Sequence[ev.ProfileEvent]) -> Availability:
-    return availability_of(profile)
+def _availability(done: Done) -> Availability:
+    return availability_of(done.profile)
 
 
 def register(uow: UnitOfWork, c: cmds.RegisterProfile) -> ProfileRecord:
@@ -62,7 +69,7 @@ def register(uow: UnitOfWork, c: cmds.RegisterProfile) -> ProfileRecord:
             )
             raise NotAllowed(msg)
 
-    return uow.run(c.profile_id, c, decide, lambda p, _: p.registration(), create=create)
+    return uow.run(c.profile_id, c, decide, lambda done: done.profile.registration(), create=create)
 
 
 def checkout(uow: UnitOfWork, c: cmds.Checkout) -> Lease:
@@ -80,7 +87,7 @@ def checkout(uow: UnitOfWork, c: cmds.Checkout) -> Lease:
         correlation = c.correlation_id or c.run_id
         profile.checkout(request, issued.context(c.worker_id, Role.WORKER, correlation))
 
-    return uow.run(c.profile_id, c, decide, _lease)
+    return uow.run(c.profile_id, c, decide, _lease(uow))
 
 
 def heartbeat(uow: UnitOfWork, c: cmds.Heartbeat) -> Lease:
@@ -96,7 +103,7 @@ def heartbeat(uow: UnitOfWork, c: cmds.Heartbeat) -> Lease:
             mutating=c.mutating,
         )
 
-    return uow.run(_profile_of(c), c, decide, _lease)
+    return uow.run(_profile_of(c), c, decide, _lease(uow))
 
 
 def extend(uow: UnitOfWork, c: cmds.Extend) -> Lease:
@@ -104,7 +111,7 @@ def extend(uow: UnitOfWork, c: cmds.Extend) -> Lease:
         ctx = _lease_context(profile, c.lease_id, issued, f"extend to {c.ttl_seconds}s")
         profile.extend(c.lease_id, c.fencing_token, c.ttl_seconds, ctx)
 
-    return uow.run(_profile_of(c), c, decide, _lease)
+    return uow.run(_profile_of(c), c, decide, _lease(uow))
 
 
 def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
@@ -163,15 +170,15 @@ def settle_overdue(uow: UnitOfWork, c: cmds.SettleOverdue) -> SweepResult | None
     def decide(profile: Profile, issued: Issued) -> None:
         profile.sweep(issued.context(c.actor, Role.SCHEDULER, reason="renewal deadline missed"))
 
-    def answer(profile: Profile, appended: Sequence[ev.ProfileEvent]) -> SweepResult | None:
+    def answer(done: Done) -> SweepResult | None:
         endings = (ev.ReviewRequested, ev.ProfileQuarantined)
-        ending = next((e for e in appended if isinstance(e, endings)), None)
+        ending = next((e for e in done.appended if isinstance(e, endings)), None)
         if ending is None or ending.lease_id is None:
             return None
         return SweepResult(
-            profile_id=profile.profile_id,
+            profile_id=done.profile.profile_id,
             lease_id=ending.lease_id,
-            profile_state=profile.state,
+            profile_state=done.profile.state,
             cause=ending.cause,
         )
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 from ledger.commands import Command
 from ledger.domain.errors import InvalidInput, StoreUnavailable, UnknownProfile
 from ledger.domain.events import ProfileEvent
-from ledger.domain.model import Role
+from ledger.domain.model import Lease, Role
 from ledger.domain.profile import Context, Profile
 from ledger.domain.view import availability_of
 from ledger.stores.store import Store, StreamConflict
@@ -54,11 +54,20 @@ class Issued:
         )
 
 
+@dataclass(frozen=True)
+class Done:
+    """What an answer is made from: the profile right after the command (as it was then, for
+    a replayed command id) and the events this run appended (none when it changed nothing or
+    was a replay)."""
+
+    profile: Profile
+    appended: Sequence[ProfileEvent] = ()
+    replayed: bool = False
+
+
 Decide = Callable[[Profile, Issued], None]
 Create = Callable[[Issued], Profile]
-# An answer sees the profile after the command and the events this run appended (none when
-# the command changed nothing or was a replay of one already applied).
-Answer = Callable[[Profile, Sequence[ProfileEvent]], T]
+Answer = Callable[[Done], T]
 
 
 class UnitOfWork:
@@ -96,31 +105,61 @@ class UnitOfWork:
         arguments is refused as ``InvalidInput``. ``create`` starts a new stream when the
         profile does not exist (else ``UnknownProfile``).
         """
+        given = command.command_id
         command_id, fingerprint = command.issued_id(), command.fingerprint()
         for attempt in range(MAX_ATTEMPTS):
             profile = self.store.load(profile_id)
             issued = Issued(command_id, fingerprint, self.now())
+            if profile is not None and command_id in profile.commands:
+                return answer(Done(self._replayed(profile, command_id, fingerprint), (), True))
+            if given is not None:
+                self._check_unused(given, profile_id)
             if profile is None:
                 if create is None:
                     raise UnknownProfile(profile_id)
                 profile = create(issued)
-            elif command_id in profile.commands:
-                return answer(self._replayed(profile, command_id, fingerprint), ())
             else:
                 decide(profile, issued)
             events = profile.pending_events
             if not events:
-                return answer(profile, ())
+                return answer(Done(profile))
             try:
-                self.store.save(profile, availability_of(profile))
+                self.store.save(profile, availability_of(profile), given)
             except StreamConflict:
                 self.conflicts += 1
                 # Jitter keeps the losers of one race from colliding again.
                 time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311
                 continue
-            return answer(profile, events)
+            return answer(Done(profile, events))
         msg = f"profile {profile_id} is busy: {MAX_ATTEMPTS} conflicting writes in a row; retry"
         raise StoreUnavailable(msg)
+
+    def _check_unused(self, command_id: str, profile_id: str) -> None:
+        """A caller's command id names one command in the whole store: one used on another
+        profile, or on this one too long ago for the profile to remember it, is refused."""
+        owner = self.store.command_owner(command_id)
+        if owner is None:
+            return
+        if owner != profile_id:
+            msg = f"{command_id!r} was already used on profile {owner}: send a new id"
+        else:
+            msg = f"{command_id!r} was used on {profile_id} too long ago to replay: send a new id"
+        raise InvalidInput("command_id", msg)
+
+    def lease_now(self, lease: Lease) -> Lease:
+        """The lease as it stands now (a replayed answer must not say a lease is active that
+        has since ended): the live or last lease, else the lease found ending in the history."""
+        profile = self.load(lease.profile_id)
+        for held in (profile.lease, profile.last_lease):
+            if held is not None and held.lease_id == lease.lease_id:
+                return held
+        folded = Profile(profile.id)
+        for event in self.store.history(lease.profile_id):
+            folded.apply(event)
+            ended = folded.last_lease
+            if ended is not None and ended.lease_id == lease.lease_id:
+                return ended
+        return lease
 
     def _replayed(self, profile: Profile, command_id: str, fingerprint: str) -> Profile:
         version, asked = profile.commands[command_id]

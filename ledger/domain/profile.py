@@ -6,6 +6,7 @@ the command's ids arrive in a ``Context``. Denials raise and trigger nothing.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -373,8 +374,9 @@ class Profile(ProfileStateMachine):
         _require(ctx, Role.REVIEWER)
         if self.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):
             raise NotAllowed(f"profile {self.profile_id} is {self.state.value}: nothing to review")
-        if self.last_lease is not None and self.last_lease.worker_id == ctx.actor_id:
-            raise NotAllowed(f"{ctx.actor_id} ran the lease under review and cannot review it")
+        if self.last_lease is not None and same_identity(self.last_lease.worker_id, ctx.actor_id):
+            who = self.last_lease.worker_id
+            raise NotAllowed(f"{ctx.actor_id} is {who}, who ran the lease under review")
         self._trigger(ev.ProfileReviewed, ctx, decision=decision, note=note)
         if decision is ReviewDecision.RETURN:
             self._trigger(ev.ProfileReturnedToPool, ctx)
@@ -389,6 +391,16 @@ class Profile(ProfileStateMachine):
             )
         else:
             self._trigger(ev.ProfileDisabled, ctx, previous_state=self.state)
+
+
+def same_identity(a: str, b: str) -> bool:
+    """Two spellings of one identity: compared after Unicode compatibility folding and case
+    folding, so "W4" or a full-width w4 cannot pass for someone other than w4."""
+    return _folded(a) == _folded(b)
+
+
+def _folded(identity: str) -> str:
+    return unicodedata.normalize("NFKC", identity).casefold().strip()
 
 
 def _require(ctx: Context, *roles: Role) -> None:

@@ -50,6 +50,12 @@ def decode(topic: str, state: bytes, originator_id: UUID | str, version: int) ->
     return EVENT_CLASSES[topic].model_validate(data)
 
 
+def command_of(state: bytes) -> tuple[str, str]:
+    """The (command id, profile id) a stored event names, without building the whole event."""
+    data = json.loads(state)
+    return str(data["envelope"]["command_id"]), str(data["profile_id"])
+
+
 def decode_profile_id(state: bytes) -> str:
     """The profile id a stored event names, without building the whole event."""
     profile_id: str = json.loads(state)["profile_id"]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
 from ledger.domain.model import ProfileState
@@ -26,12 +26,19 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, Availability] = {}
+        self.commands: dict[str, str] = {}
+
+    def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        super()._assert_uniqueness(stored_events, **kwargs)
+        if any(cid in self.commands for cid, _ in kwargs.get("commands", ())):
+            raise IntegrityError("command id already recorded")
 
     def _update_table(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._update_table(stored_events, **kwargs)
         self.upsert(kwargs.get("availability", ()))
+        self.commands.update(kwargs.get("commands", ()))
         return ids
 
     def upsert(self, rows: Sequence[Availability]) -> None:
@@ -74,6 +81,10 @@ class MemoryStore(Store):
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def command_owner(self, command_id: str) -> str | None:
+        with self._recorder._database_lock:
+            return self._recorder.commands.get(command_id)
 
     def availability(self) -> list[Availability]:
         with self._recorder._database_lock:

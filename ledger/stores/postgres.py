@@ -13,9 +13,15 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from ledger.stores.recorders import availability_rows, upsert_availability_sql
+from ledger.stores.recorders import (
+    availability_rows,
+    command_rows,
+    insert_command_sql,
+    upsert_availability_sql,
+)
 
 _PG_UPSERT = upsert_availability_sql("%s")
+_PG_COMMAND = insert_command_sql("%s")
 _BASE = PostgresApplicationRecorder
 
 
@@ -26,6 +32,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
         for row in availability_rows(kwargs):
             curs.execute(_PG_UPSERT, row)
+        for command in command_rows(kwargs):
+            curs.execute(_PG_COMMAND, command)
 
     # The library's methods without its retry decorator (``functools.wraps`` keeps them).
     def insert_events(self, *args: Any, **kwargs: Any) -> Any:

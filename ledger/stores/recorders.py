@@ -1,7 +1,10 @@
-"""Application recorders that also write the availability row, in the events' transaction.
+"""Application recorders that also write the availability row and the command ids a caller
+gave, in the events' transaction.
 
 A row written beside its events can never lag or disagree with them: if the events' insert
-fails (another writer took that version) the row's upsert rolls back with it.
+fails (another writer took that version) the row's upsert rolls back with it. A command id is
+recorded once for the whole store: reusing it on another profile fails the insert (and so the
+save) like a version conflict.
 """
 
 from __future__ import annotations
@@ -70,6 +73,24 @@ def availability_rows(kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [availability_params(r) for r in kwargs.get("availability", ())]
 
 
+COMMANDS_TABLE = "custody_commands"
+COMMANDS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {COMMANDS_TABLE} "
+    "(command_id TEXT PRIMARY KEY, profile_id TEXT NOT NULL)"
+)
+
+
+def insert_command_sql(placeholder: str, *, if_new: bool = False) -> str:
+    marks = f"{placeholder}, {placeholder}"
+    sql = f"INSERT INTO {COMMANDS_TABLE} (command_id, profile_id) VALUES ({marks})"
+    return f"{sql} ON CONFLICT (command_id) DO NOTHING" if if_new else sql
+
+
+def command_rows(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (command id, profile id) pairs a save records: ids a caller chose."""
+    return list(kwargs.get("commands", ()))
+
+
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -78,4 +99,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         rows = availability_rows(kwargs)
         if rows:
             c.executemany(_SQLITE_UPSERT, rows)
+        commands = command_rows(kwargs)
+        if commands:
+            c.executemany(insert_command_sql("?"), commands)
         return ids

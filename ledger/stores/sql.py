@@ -15,11 +15,15 @@ from urllib.request import pathname2url
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.view import Availability
+from ledger.stores.mapper import command_of
 from ledger.stores.recorders import (
     AVAILABILITY_COLUMNS,
     AVAILABILITY_TABLE,
+    COMMANDS_DDL,
+    COMMANDS_TABLE,
     availability_ddl,
     availability_params,
+    insert_command_sql,
     to_db,
     upsert_availability_sql,
 )
@@ -34,7 +38,8 @@ _RECORDERS = {
 # The version of our own tables (custody_availability, custody_schema). Raise it with a
 # migration whenever their DDL changes; stores older than this are refused until
 # `custody init` migrates them.
-SCHEMA_VERSION = 1
+# 2: custody_commands (a caller's command id is unique across the store).
+SCHEMA_VERSION = 2
 SCHEMA_TABLE = "custody_schema"
 _SCHEMA_DDL = (
     f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
@@ -106,9 +111,11 @@ class SqlStore(Store):
         return store
 
     def _create_schema(self) -> None:
-        """Our tables, then the schema version; a migration would run between the two."""
-        for statement in (*availability_ddl(), *_SCHEMA_DDL):
+        """Our tables, then the migrations from the recorded version, then the new version."""
+        for statement in (*availability_ddl(), COMMANDS_DDL, *_SCHEMA_DDL):
             self.execute(statement)
+        if (self.schema_version() or SCHEMA_VERSION) < 2:
+            self._backfill_commands()
         self.execute(
             f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
             f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
@@ -167,6 +174,15 @@ class SqlStore(Store):
         msg = f"{settings.describe()} is not a custody store (it holds other tables: {shown})"
         raise InvalidInput("store", msg)
 
+    def _backfill_commands(self) -> None:
+        """Record the command ids of every stored event (the first profile to use an id
+        keeps it), so ids used before version 2 stay bound to their profile."""
+        start = 1
+        while batch := self.app.recorder.select_notifications(start, 1000):
+            rows = [command_of(n.state) for n in batch]
+            self.executemany(insert_command_sql("?", if_new=True), rows)
+            start = batch[-1].id + 1
+
     def schema_version(self) -> int | None:
         """The schema version ``custody init`` recorded, or None if it never ran here."""
         if self._pg:
@@ -190,6 +206,12 @@ class SqlStore(Store):
         return now.astimezone(UTC)
 
     # -- the availability table -------------------------------------------------------------
+
+    def command_owner(self, command_id: str) -> str | None:
+        rows = self.query(
+            f"SELECT profile_id FROM {COMMANDS_TABLE} WHERE command_id = ?", (command_id,)
+        )
+        return str(rows[0]["profile_id"]) if rows else None
 
     def availability(self) -> list[Availability]:
         columns = ", ".join(AVAILABILITY_COLUMNS)

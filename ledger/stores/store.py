@@ -104,12 +104,14 @@ class Store:
             return None
         return profile
 
-    def save(self, profile: Profile, row: Availability) -> None:
-        """Append the profile's pending events and upsert its availability row, in one
-        transaction; ``StreamConflict`` if another writer took that version (nothing kept)."""
+    def save(self, profile: Profile, row: Availability, command_id: str | None = None) -> None:
+        """Append the profile's pending events, upsert its availability row and record the
+        caller's command id, in one transaction; ``StreamConflict`` if another writer took that
+        version or that command id first (nothing kept)."""
+        commands = [(command_id, profile.profile_id)] if command_id is not None else []
         try:
             with store_errors(self.settings):
-                self.app.save(profile, availability=[row])
+                self.app.save(profile, availability=[row], commands=commands)
         except IntegrityError:
             raise StreamConflict(profile.profile_id) from None
 
@@ -140,6 +142,10 @@ class Store:
 
     def now(self) -> datetime:
         """The clock every deadline is judged on."""
+        raise NotImplementedError
+
+    def command_owner(self, command_id: str) -> str | None:
+        """The profile a caller's command id was used on, if it was used."""
         raise NotImplementedError
 
     def availability(self) -> list[Availability]:

@@ -177,3 +177,21 @@ def test_concurrent_inits_on_a_fresh_postgres_all_succeed(pg_url: str) -> None:
     with Ledger.open(pg_url) as ledger:
         register(ledger)
         assert ledger.profile_ids() == ["profile_shop_17"]
+
+
+def test_init_migrates_a_version_1_store_and_binds_its_command_ids(sql_store_url: str) -> None:
+    """A store of schema 1 (no command table) is refused until init migrates it; the
+    migration records the command ids already used, so they stay bound to their profile."""
+    with Ledger.open(sql_store_url) as ledger:
+        register(ledger, "p1")
+        register(ledger, "p2")
+        ledger.checkout("p1", worker_id="w", run_id="r", task_type="t", command_id="old-id")
+        ledger.store.execute("DROP TABLE custody_commands")  # type: ignore[attr-defined]
+        ledger.store.execute("UPDATE custody_schema SET version = 1")  # type: ignore[attr-defined]
+    with Ledger.open(sql_store_url) as ledger, pytest.raises(StoreUnavailable, match="migrate"):
+        ledger.view("p1")
+    Ledger.init(sql_store_url).close()
+    with Ledger.open(sql_store_url) as ledger:
+        with pytest.raises(InvalidInput, match="already used on profile p1"):
+            ledger.checkout("p2", worker_id="w", run_id="r", task_type="t", command_id="old-id")
+        assert ledger.view("p1").state == "leased"

@@ -348,12 +348,14 @@ def test_review_by_other_role_is_not_allowed(role: Role) -> None:
     assert s.profile.pending_events == []
 
 
-def test_review_by_worker_of_lease_under_review_is_not_allowed() -> None:
-    """The worker who ran the lease under review cannot review it, even as a reviewer."""
+@pytest.mark.parametrize("spelling", ["worker-a", "WORKER-A", "Worker-A", "\uff57orker-a"])
+def test_review_by_worker_of_lease_under_review_is_not_allowed(spelling: str) -> None:
+    """The worker who ran the lease under review cannot review it, even as a reviewer, and
+    not under another spelling of its name (case, full-width letters)."""
     s = Scene()
     _unclean_review(s)
-    with pytest.raises(NotAllowed, match="ran the lease under review"):
-        s.review(reviewer="worker-a")
+    with pytest.raises(NotAllowed, match="who ran the lease under review"):
+        s.review(reviewer=spelling)
     assert s.profile.pending_events == []
 
 

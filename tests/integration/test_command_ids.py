@@ -1,0 +1,57 @@
+"""A caller's command id names one command in the whole store, and a resent command tells the
+truth about the lease as it stands now."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import register
+
+from ledger import InvalidInput, LeaseStatus, Ledger
+
+
+def test_a_command_id_cannot_be_reused_on_another_profile(ledger: Ledger) -> None:
+    """The id of a checkout on one profile is refused for a checkout on another, and that
+    refusal writes nothing."""
+    register(ledger, "p1")
+    register(ledger, "p2")
+    ledger.checkout("p1", worker_id="w", run_id="r", task_type="t", command_id="cmd-1")
+    with pytest.raises(InvalidInput, match="already used on profile p1"):
+        ledger.checkout("p2", worker_id="w", run_id="r", task_type="t", command_id="cmd-1")
+    assert [e.event_type for e in ledger.history("p2")] == ["profile_registered"]
+
+
+def test_a_resent_checkout_reports_the_lease_as_it_is_now(ledger: Ledger) -> None:
+    """A worker resending its checkout after the lease ended and another worker took the
+    profile is told its lease is no longer active (the replay appends nothing)."""
+    register(ledger)
+    first = ledger.checkout(
+        "profile_shop_17", worker_id="w1", run_id="r1", task_type="t", command_id="c-1"
+    )
+    ledger.release(
+        first.lease_id, fencing_token=1, outcome="success", final_url="https://x.test/done"
+    )
+    second = ledger.checkout("profile_shop_17", worker_id="w2", run_id="r2", task_type="t")
+    ledger.release(
+        second.lease_id, fencing_token=2, outcome="success", final_url="https://x.test/done"
+    )
+    ledger.checkout("profile_shop_17", worker_id="w3", run_id="r3", task_type="t")
+    events = len(ledger.history("profile_shop_17"))
+    resent = ledger.checkout(
+        "profile_shop_17", worker_id="w1", run_id="r1", task_type="t", command_id="c-1"
+    )
+    assert resent.lease_id == first.lease_id
+    assert resent.lease_status is LeaseStatus.RELEASED
+    assert resent.ended_at is not None
+    assert len(ledger.history("profile_shop_17")) == events
+
+
+def test_a_resent_heartbeat_reports_a_live_lease_as_active(ledger: Ledger) -> None:
+    """While the lease lives, the replayed answer is the live lease (with its latest deadline)."""
+    register(ledger)
+    lease = ledger.checkout("profile_shop_17", worker_id="w1", run_id="r1", task_type="t")
+    ledger.heartbeat(lease.lease_id, fencing_token=1, step="a", command_id="hb-1")
+    later = ledger.heartbeat(lease.lease_id, fencing_token=1, step="b")
+    resent = ledger.heartbeat(lease.lease_id, fencing_token=1, step="a", command_id="hb-1")
+    assert resent.lease_status is LeaseStatus.ACTIVE
+    assert resent.last_step == "b"
+    assert resent.expires_at == later.expires_at
