@@ -24,7 +24,6 @@ from ledger import (
     ProfileState,
     ReviewDecision,
     rebuild_availability,
-    verify_availability,
 )
 from projections import explain, status, timeline, who
 
@@ -123,8 +122,7 @@ def _status(ledger: Ledger, a: argparse.Namespace) -> Any:
 
 
 def _rebuild(ledger: Ledger, a: argparse.Namespace) -> Any:
-    written = rebuild_availability(ledger)
-    return {"rows_written": written, "differences": verify_availability(ledger)}
+    return rebuild_availability(ledger)
 
 
 def _demo(ledger: Ledger, a: argparse.Namespace) -> Any:
@@ -222,7 +220,7 @@ def _parser() -> _Parser:
     sp.add_argument("--note", required=True)
     with_command_id(sp)
 
-    cmd("sweep", lambda ledger, a: ledger.sweep(), "mark overdue leases stale and decide")
+    cmd("sweep", lambda ledger, a: ledger.sweep().settled, "mark overdue leases stale and decide")
     sp = cmd("status", _status, "availability of every profile")
     sp.add_argument("--account")
     sp.add_argument("--state", choices=[s.value for s in ProfileState])

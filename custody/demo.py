@@ -95,7 +95,7 @@ def play(db: str | None, *, out: TextIO) -> str:
         try_checkout(ledger, "worker_04", "run_0955")
 
         say("\n6. the sweep runs:")
-        for result in ledger.sweep():
+        for result in ledger.sweep().settled:
             say(
                 f"  {result.lease_id} marked stale; {PROFILE} is {result.profile_state.value} "
                 f"({result.cause.value}: a mutating step ran after the last safe step)"

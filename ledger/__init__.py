@@ -4,7 +4,14 @@ The public API is what this module exports; everything else is private to the pa
 """
 
 from ledger.application import Ledger
-from ledger.availability import rebuild_availability, verify_availability
+from ledger.availability import (
+    RebuildReport,
+    RowDifference,
+    availability_differences,
+    rebuild_availability,
+    row_problem,
+    verify_availability,
+)
 from ledger.domain.errors import (
     CheckoutDenied,
     InvalidInput,
@@ -27,6 +34,8 @@ from ledger.domain.model import (
     ReleaseResult,
     ReviewDecision,
     Role,
+    SweepFailure,
+    SweepReport,
     SweepResult,
 )
 from ledger.domain.policies import RELEASE_POLICIES
@@ -55,13 +64,19 @@ __all__ = [
     "ProfileRecord",
     "ProfileState",
     "ProfileView",
+    "RebuildReport",
     "ReleaseResult",
     "Review",
     "ReviewDecision",
     "Role",
+    "RowDifference",
     "StoreUnavailable",
+    "SweepFailure",
+    "SweepReport",
     "SweepResult",
     "UnknownProfile",
+    "availability_differences",
     "rebuild_availability",
+    "row_problem",
     "verify_availability",
 ]

@@ -18,7 +18,7 @@ from ledger.domain.model import (
     ProfileRecord,
     ReleaseResult,
     ReviewDecision,
-    SweepResult,
+    SweepReport,
 )
 from ledger.domain.policies import (
     DEFAULT_RELEASE_POLICY,
@@ -170,9 +170,9 @@ class Ledger(LedgerReads):
         """A reviewer returns the profile to the pool, keeps it quarantined, or disables it."""
         return self._run(handlers.review, cmds.Review, locals())
 
-    def sweep(self, *, actor: str = "sweeper") -> list[SweepResult]:
+    def sweep(self, *, actor: str = "sweeper") -> SweepReport:
         """Mark every lease past its deadline stale and send its profile to review or
-        quarantine; returns what it settled."""
+        quarantine, each profile on its own; reports what it settled and what it could not."""
         return self._run(handlers.sweep, cmds.Sweep, locals())
 
     def _run(

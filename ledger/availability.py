@@ -1,39 +1,88 @@
-"""The availability table's upkeep: recompute it from the event streams, verify, rebuild.
+"""The availability table's upkeep: compare it with the event streams, and repair it.
 
-The ledger writes each row beside its events, so the rows never lag; these functions prove it
-(``verify_availability``) and repair a table that was wiped or edited behind the ledger's back
-(``rebuild_availability``). Both read the event log itself, never the table, to know what exists.
+The ledger writes each row beside its events, so an honest row never lags; these functions
+prove it (``availability_differences``) and repair a table that was wiped or edited behind the
+ledger's back (``rebuild_availability``). They learn what exists from the event log itself, and
+they compare like with like: a row with the stream as of the row's own version, so writers
+running meanwhile cause no false alarm.
 """
 
 from __future__ import annotations
 
 from ledger.application import Ledger
+from ledger.domain.model import Frozen
 from ledger.domain.view import Availability, availability_of
 
 
-def recompute_availability(ledger: Ledger) -> list[Availability]:
-    """Rows computed from the event streams alone, ordered by profile id."""
-    return [availability_of(ledger.uow.load(pid)) for pid in ledger.profile_ids()]
+class RowDifference(Frozen):
+    """One row that does not say what its profile's events say."""
+
+    profile_id: str
+    problem: str
+
+
+class RebuildReport(Frozen):
+    """What a rebuild found, before it repaired it, and how many rows it rewrote."""
+
+    differences: list[RowDifference]
+    rows_written: int
+    rows_deleted: int
+
+
+def availability_differences(ledger: Ledger) -> list[RowDifference]:
+    """Every row that is missing, unreadable, of no registered profile, or unlike its events."""
+    registered = set(ledger.profile_ids())
+    readable, damaged = ledger.store.scan_availability()
+    stored = {r.profile_id for r in readable} | set(damaged)
+    found = []
+    for pid in sorted(registered | stored):
+        problem = _problem(ledger, pid) if pid in registered else "no such profile is registered"
+        if problem is not None:
+            found.append(RowDifference(profile_id=pid, problem=problem))
+    return found
+
+
+def row_problem(ledger: Ledger, profile_id: str) -> str | None:
+    """What is wrong with a registered profile's stored row, or None when it agrees."""
+    return _problem(ledger, profile_id)
+
+
+def _problem(ledger: Ledger, profile_id: str) -> str | None:
+    stored = ledger.store.availability_row(profile_id)
+    latest = ledger.uow.load(profile_id)  # read after the row: never older than an honest row
+    if stored is None:
+        return "missing"
+    if isinstance(stored, str):
+        return f"unreadable: {stored}"
+    if stored.version > latest.version:
+        return f"version {stored.version} is ahead of the events ({latest.version})"
+    if stored.version < latest.version:
+        stored_again = ledger.store.availability_row(profile_id)  # a writer may have moved on
+        if not isinstance(stored_again, Availability) or stored_again.version < latest.version:
+            return f"version {stored.version} is behind the events ({latest.version})"
+        stored = stored_again
+    fresh = availability_of(ledger.uow.load(profile_id, stored.version))
+    fields = [f for f in Availability.model_fields if getattr(stored, f) != getattr(fresh, f)]
+    return f"differs in {', '.join(fields)}" if fields else None
 
 
 def verify_availability(ledger: Ledger) -> list[str]:
-    """The profile ids whose stored row differs from a recomputation (empty: they agree)."""
-    stored = {r.profile_id: r for r in ledger.availability()}
-    fresh = {r.profile_id: r for r in recompute_availability(ledger)}
-    return sorted(pid for pid in stored.keys() | fresh.keys() if stored.get(pid) != fresh.get(pid))
+    """The profile ids whose row differs from the events (empty: they agree)."""
+    return [d.profile_id for d in availability_differences(ledger)]
 
 
-def rebuild_availability(ledger: Ledger) -> int:
-    """Rewrite every row from its recomputation and drop rows of no registered profile.
-
-    Beside live writers an upsert never moves a row back to an older version, and a row is
-    dropped only after the event log confirms its profile was never registered. Returns how
-    many rows were written.
-    """
-    rows = recompute_availability(ledger)
-    ledger.store.write_availability(rows)
-    known = {r.profile_id for r in rows}
-    for row in ledger.availability():
-        if row.profile_id not in known and ledger.store.load(row.profile_id) is None:
-            ledger.store.delete_availability(row.profile_id)
-    return len(rows)
+def rebuild_availability(ledger: Ledger) -> RebuildReport:
+    """Report every difference, then repair it whatever the row held: rewrite the row from the
+    events (only if the stream has not moved on meanwhile: then its writer wrote the row) and
+    drop rows of profiles never registered."""
+    differences = availability_differences(ledger)
+    registered = set(ledger.profile_ids())
+    written = deleted = 0
+    for difference in differences:
+        pid = difference.profile_id
+        if pid not in registered:
+            ledger.store.delete_availability(pid)
+            deleted += 1
+        elif ledger.store.replace_availability(availability_of(ledger.uow.load(pid))):
+            written += 1
+    return RebuildReport(differences=differences, rows_written=written, rows_deleted=deleted)

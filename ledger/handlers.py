@@ -11,12 +11,14 @@ from collections.abc import Callable
 
 from ledger import commands as cmds
 from ledger.domain import events as ev
-from ledger.domain.errors import NotAllowed
+from ledger.domain.errors import NotAllowed, StoreUnavailable
 from ledger.domain.model import (
     Lease,
     ProfileRecord,
     ReleaseResult,
     Role,
+    SweepFailure,
+    SweepReport,
     SweepResult,
     parse_lease_id,
 )
@@ -185,15 +187,27 @@ def settle_overdue(uow: UnitOfWork, c: cmds.SettleOverdue) -> SweepResult | None
     return uow.run(c.profile_id, c, decide, answer)
 
 
-def sweep(uow: UnitOfWork, c: cmds.Sweep) -> list[SweepResult]:
-    """Settle every lease the availability rows show past its deadline; each candidate is
-    re-judged on its aggregate, so a lease renewed since the row was read is left alone."""
-    results = []
-    for profile_id in uow.store.overdue(uow.now()):
-        settled = settle_overdue(uow, cmds.SettleOverdue(profile_id=profile_id, actor=c.actor))
-        if settled is not None:
-            results.append(settled)
-    return results
+def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
+    """Settle every lease past its deadline, each profile on its own: one that fails is
+    reported with its id and the others are still swept (only a store that cannot be reached
+    stops the sweep). Candidates are the rows showing a lease overdue, plus every profile whose
+    row is missing or unreadable, so a damaged read model cannot hide an overdue lease; each
+    is re-judged on its aggregate, so a lease renewed since the row was read is left alone."""
+    store = uow.store
+    readable, _ = store.scan_availability()
+    unseen = set(store.profile_ids()) - {r.profile_id for r in readable}
+    settled, failed = [], []
+    for profile_id in sorted(set(store.overdue(uow.now())) | unseen):
+        try:
+            result = settle_overdue(uow, cmds.SettleOverdue(profile_id=profile_id, actor=c.actor))
+        except StoreUnavailable:
+            raise
+        except Exception as e:  # one profile's failure must not stop the sweep
+            failed.append(SweepFailure(profile_id=profile_id, error=f"{type(e).__name__}: {e}"))
+            continue
+        if result is not None:
+            settled.append(result)
+    return SweepReport(settled=settled, failed=failed)
 
 
 def _profile_of(c: cmds.LeaseCommand) -> str:

@@ -14,7 +14,7 @@ from ledger.commands import Command, parse
 from ledger.domain.errors import UnknownProfile
 from ledger.domain.events import ProfileEvent
 from ledger.domain.model import ProfileId
-from ledger.domain.view import Availability, ProfileView, view_of
+from ledger.domain.view import Availability, ProfileView, availability_of, view_of
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import Store
 from ledger.unit_of_work import Clock, UnitOfWork
@@ -99,5 +99,14 @@ class LedgerReads:
         return events
 
     def availability(self) -> list[Availability]:
-        """Every profile's availability row, as stored beside its events."""
+        """Every readable availability row, as stored beside its events."""
         return self.store.availability()
+
+    def damaged_availability(self) -> dict[str, str]:
+        """Rows that cannot be read (a NULL, a junk value), by profile id, with the problem."""
+        return self.store.damaged_rows()
+
+    def availability_from_events(self, profile_id: str) -> Availability:
+        """The row the profile's events give now (what ``rebuild`` would write)."""
+        pid = parse(_ProfileQuery, profile_id=profile_id).profile_id
+        return availability_of(self.uow.load(pid))

@@ -6,9 +6,12 @@ from ledger import Availability, Ledger, ProfileState
 
 
 class StatusRow(Availability):
-    """An availability row judged at a moment: ``overdue`` when a lease missed its deadline."""
+    """An availability row judged at a moment: ``overdue`` when a lease missed its deadline;
+    ``damaged`` says what was wrong with a stored row that could not be read (the row shown is
+    then the one the events give; ``custody rebuild`` repairs the table)."""
 
     overdue: bool
+    damaged: str | None = None
 
 
 def status(
@@ -16,10 +19,18 @@ def status(
 ) -> list[StatusRow]:
     """Every profile's availability, optionally for one account or one state."""
     now = ledger.now()
-    rows = [
-        r
-        for r in ledger.availability()
+    rows: list[tuple[Availability, str | None]] = [(r, None) for r in ledger.availability()]
+    damaged = ledger.damaged_availability()
+    if damaged:  # rows of profiles never registered are junk: rebuild drops them
+        registered = set(ledger.profile_ids())
+        rows += [
+            (ledger.availability_from_events(pid), problem)
+            for pid, problem in damaged.items()
+            if pid in registered
+        ]
+    return [
+        StatusRow(**r.model_dump(), overdue=r.overdue_at(now), damaged=problem)
+        for r, problem in sorted(rows, key=lambda pair: pair[0].profile_id)
         if (account_id is None or r.account_id == account_id)
         and (state is None or r.state is state)
     ]
-    return [StatusRow(**r.model_dump(), overdue=r.overdue_at(now)) for r in rows]

@@ -11,6 +11,7 @@ from ledger import (
     Ledger,
     ProfileState,
     ProfileView,
+    row_problem,
 )
 from projections.base import ReadModel
 
@@ -34,6 +35,7 @@ class Explanation(ReadModel):
     lease: Lease | None
     unclean_leases: list[str]
     remediation: str | None
+    row_problem: str | None = None  # the stored availability row disagrees: run custody rebuild
 
 
 class Usage(ReadModel):
@@ -68,6 +70,7 @@ def explain(ledger: Ledger, profile_id: str) -> Explanation:
         lease=view.lease or view.last_lease,
         unclean_leases=list(block.unclean_leases) if block else [],
         remediation=denial.remediation if denial else None,
+        row_problem=row_problem(ledger, profile_id),
     )
 
 

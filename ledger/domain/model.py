@@ -273,3 +273,17 @@ class SweepResult(Frozen):
     lease_id: str
     profile_state: ProfileState
     cause: Cause
+
+
+class SweepFailure(Frozen):
+    """A profile the sweep could not settle, and why; the sweep went on with the others."""
+
+    profile_id: str
+    error: str
+
+
+class SweepReport(Frozen):
+    """What one sweep settled, and the profiles it could not."""
+
+    settled: list[SweepResult]
+    failed: list[SweepFailure]

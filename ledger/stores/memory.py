@@ -15,6 +15,7 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Store
 from eventsourcing.popo import POPOApplicationRecorder
 
 from ledger.domain.model import ProfileState
+from ledger.domain.profile import Profile
 from ledger.domain.view import Availability
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store
@@ -44,9 +45,11 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
     def upsert(self, rows: Sequence[Availability]) -> None:
         with self._database_lock:
             for row in rows:
-                held = self.rows.get(row.profile_id)
-                if held is None or held.version <= row.version:
-                    self.rows[row.profile_id] = row
+                self.rows[row.profile_id] = row
+
+    def stream_version(self, originator_id: str) -> int:
+        with self._database_lock:
+            return max(self._stored_events_index.get(originator_id, {0: 0}))
 
 
 class _MemoryApplication(LedgerApplication):
@@ -86,9 +89,22 @@ class MemoryStore(Store):
         with self._recorder._database_lock:
             return self._recorder.commands.get(command_id)
 
-    def availability(self) -> list[Availability]:
+    def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
+        # Only valid models are ever stored here: a memory row cannot be damaged.
         with self._recorder._database_lock:
-            return [self._recorder.rows[pid] for pid in sorted(self._recorder.rows)]
+            return [self._recorder.rows[pid] for pid in sorted(self._recorder.rows)], {}
+
+    def availability_row(self, profile_id: str) -> Availability | str | None:
+        with self._recorder._database_lock:
+            return self._recorder.rows.get(profile_id)
+
+    def replace_availability(self, row: Availability) -> bool:
+        with self._recorder._database_lock:
+            stream = str(Profile.create_id(row.profile_id))
+            if self._recorder.stream_version(stream) != row.version:
+                return False
+            self._recorder.rows[row.profile_id] = row
+            return True
 
     def overdue(self, now: datetime) -> list[str]:
         return [

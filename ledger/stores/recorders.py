@@ -15,6 +15,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from pydantic import ValidationError
 
 from ledger.domain.view import Availability
 
@@ -44,6 +45,16 @@ def to_db(value: Any) -> Any:
     return value
 
 
+def read_row(row: dict[str, Any]) -> Availability | str:
+    """A stored row as availability, or what is wrong with it (a NULL, a junk value)."""
+    try:
+        return Availability.model_validate(row)
+    except ValidationError as e:
+        problem = e.errors()[0]
+        field = ".".join(str(p) for p in problem["loc"])
+        return f"{field}: {problem['msg']} (got {str(problem['input'])[:40]!r})"
+
+
 def availability_params(row: Availability) -> tuple[Any, ...]:
     dumped = row.model_dump(mode="python")
     return tuple(to_db(_plain(dumped[c])) for c in AVAILABILITY_COLUMNS)
@@ -54,15 +65,17 @@ def _plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def upsert_availability_sql(placeholder: str) -> str:
+def upsert_availability_sql(placeholder: str, *, where: str | None = None) -> str:
+    """Insert or overwrite a row; with ``where``, only if that condition holds."""
     cols = ", ".join(AVAILABILITY_COLUMNS)
     marks = ", ".join([placeholder] * len(AVAILABILITY_COLUMNS))
+    values = f"VALUES ({marks})" if where is None else f"SELECT {marks} WHERE {where}"
     updates = ", ".join(f"{c} = excluded.{c}" for c in AVAILABILITY_COLUMNS if c != "profile_id")
     return (
-        f"INSERT INTO {AVAILABILITY_TABLE} ({cols}) VALUES ({marks}) "
-        f"ON CONFLICT (profile_id) DO UPDATE SET {updates} "
-        # A row never goes back in time, even if a rebuild races a live write.
-        f"WHERE {AVAILABILITY_TABLE}.version <= excluded.version"
+        f"INSERT INTO {AVAILABILITY_TABLE} ({cols}) {values} "
+        # Unconditional: the events just appended at this version prove the row is the latest
+        # (writers of one stream commit in version order), so a damaged row is overwritten.
+        f"ON CONFLICT (profile_id) DO UPDATE SET {updates}"
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.request import pathname2url
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable
+from ledger.domain.profile import Profile
 from ledger.domain.view import Availability
 from ledger.stores.mapper import command_of
 from ledger.stores.recorders import (
@@ -24,6 +25,7 @@ from ledger.stores.recorders import (
     availability_ddl,
     availability_params,
     insert_command_sql,
+    read_row,
     to_db,
     upsert_availability_sql,
 )
@@ -213,10 +215,41 @@ class SqlStore(Store):
         )
         return str(rows[0]["profile_id"]) if rows else None
 
-    def availability(self) -> list[Availability]:
+    def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
         columns = ", ".join(AVAILABILITY_COLUMNS)
         rows = self.query(f"SELECT {columns} FROM {AVAILABILITY_TABLE} ORDER BY profile_id")
-        return [Availability.model_validate(r) for r in rows]
+        readable: list[Availability] = []
+        damaged: dict[str, str] = {}
+        for row in rows:
+            read = read_row(row)
+            if isinstance(read, str):
+                damaged[str(row["profile_id"])] = read
+            else:
+                readable.append(read)
+        return readable, damaged
+
+    def availability_row(self, profile_id: str) -> Availability | str | None:
+        columns = ", ".join(AVAILABILITY_COLUMNS)
+        rows = self.query(
+            f"SELECT {columns} FROM {AVAILABILITY_TABLE} WHERE profile_id = ?", (profile_id,)
+        )
+        return read_row(rows[0]) if rows else None
+
+    def replace_availability(self, row: Availability) -> bool:
+        # One statement, so SQLite takes its write lock before it reads the stream's version
+        # (a read that upgrades to a write would fail at once beside a live writer).
+        events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        stream = Profile.create_id(row.profile_id)
+        latest = f"(SELECT max(originator_version) FROM {events} WHERE originator_id = ?) = ?"
+        with store_errors(self.settings), self._transaction(commit=True) as cursor:
+            if self._pg:  # the lock every writer takes: no append can slip in between
+                cursor.execute(f"LOCK TABLE {events} IN EXCLUSIVE MODE")
+            cursor.execute(
+                self._sql(upsert_availability_sql("?", where=latest)),
+                (*availability_params(row), stream if self._pg else stream.hex, row.version),
+            )
+            # The library wraps SQLite's cursor (without its rowcount); psycopg's is bare.
+            return bool(cursor.rowcount if self._pg else cursor.sqlite_cursor.rowcount)
 
     def overdue(self, now: datetime) -> list[str]:
         rows = self.query(

@@ -149,7 +149,19 @@ class Store:
         raise NotImplementedError
 
     def availability(self) -> list[Availability]:
-        """Every stored availability row, in profile id order."""
+        """Every readable availability row, in profile id order (see ``damaged_rows``)."""
+        return self.scan_availability()[0]
+
+    def damaged_rows(self) -> dict[str, str]:
+        """Rows that cannot be read as availability (a NULL or junk value), by profile id."""
+        return self.scan_availability()[1]
+
+    def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
+        """The readable rows in profile id order, and the unreadable ones with the problem."""
+        raise NotImplementedError
+
+    def availability_row(self, profile_id: str) -> Availability | str | None:
+        """One profile's row: the row, what is wrong with it, or None when there is none."""
         raise NotImplementedError
 
     def overdue(self, now: datetime) -> list[str]:
@@ -157,7 +169,13 @@ class Store:
         raise NotImplementedError
 
     def write_availability(self, rows: list[Availability]) -> None:
-        """Upsert rows; a row never moves back to an older version."""
+        """Upsert rows as given (tests and tools; the ledger writes rows with their events)."""
+        raise NotImplementedError
+
+    def replace_availability(self, row: Availability) -> bool:
+        """Replace the profile's row, whatever it holds, by ``row`` if the profile's stream is
+        still at ``row.version`` (checked in the same transaction, against writers); returns
+        whether it was replaced."""
         raise NotImplementedError
 
     def delete_availability(self, profile_id: str) -> None:

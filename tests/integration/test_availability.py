@@ -68,7 +68,11 @@ def test_rebuild_from_events_reproduces_the_rows_exactly(ledger: Ledger, clock: 
     for row in before:
         ledger.store.delete_availability(row.profile_id)
     assert ledger.availability() == []
-    assert rebuild_availability(ledger) == 5
+    report = rebuild_availability(ledger)
+    assert [(d.profile_id, d.problem) for d in report.differences] == [
+        (f"p{n}", "missing") for n in range(5)
+    ]
+    assert report.rows_written == 5
     assert ledger.availability() == before
 
 
@@ -100,3 +104,78 @@ def test_rebuild_drops_rows_of_unregistered_profiles_only(ledger: Ledger, clock:
     rebuild_availability(ledger)
     assert [r.profile_id for r in ledger.availability()] == ["p0", "p1", "p2", "p3", "p4"]
     assert ledger.profile_ids() == ["p0", "p1", "p2", "p3", "p4"]
+
+
+def test_rebuild_reports_then_repairs_a_row_edited_to_a_higher_version(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A row whose version was raised by hand is reported (ahead of the events) and repaired;
+    it used to survive every rebuild."""
+    _busy_fleet(ledger, clock)
+    _tamper(ledger, "p2", version=999, state=ProfileState.AVAILABLE)
+    report = rebuild_availability(ledger)
+    assert [d.profile_id for d in report.differences] == ["p2"]
+    assert "ahead of the events" in report.differences[0].problem
+    assert verify_availability(ledger) == []
+    assert rebuild_availability(ledger).differences == []  # it says what it finds, not []
+
+
+def test_a_later_write_overwrites_a_damaged_row(ledger: Ledger) -> None:
+    """The row written with new events is the truth at that version, whatever the old row
+    claimed."""
+    register(ledger, "p0")
+    _tamper(ledger, "p0", version=999, state=ProfileState.DISABLED)
+    ledger.checkout("p0", worker_id="w1", run_id="r1", task_type="t")
+    assert verify_availability(ledger) == []
+
+
+def test_the_sweep_settles_an_overdue_lease_whose_row_was_deleted(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """With a leased profile's row deleted, the sweep still finds the overdue lease (it reads
+    the event log for profiles without a readable row)."""
+    register(ledger, "p0")
+    lease = ledger.checkout("p0", worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+    ledger.store.delete_availability("p0")
+    clock.advance(31)
+    report = ledger.sweep()
+    assert [r.lease_id for r in report.settled] == [lease.lease_id]
+    assert ledger.view("p0").state is ProfileState.REVIEW_REQUIRED
+
+
+def test_one_profile_that_cannot_be_settled_does_not_stop_the_sweep(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A profile whose stored registration makes its ending fail (a window that overflows
+    date arithmetic, written before the range existed) is reported with its id; the profiles
+    after it are still swept."""
+    _register_unchecked(ledger, "p_bad", unclean_window_seconds=10**12)
+    register(ledger, "p_good")
+    for pid in ("p_bad", "p_good"):
+        ledger.checkout(pid, worker_id="w", run_id=f"r-{pid}", task_type="t", ttl_seconds=30)
+    clock.advance(31)
+    report = ledger.sweep()
+    assert [r.profile_id for r in report.settled] == ["p_good"]
+    assert [f.profile_id for f in report.failed] == ["p_bad"]
+    assert "OverflowError" in report.failed[0].error
+    assert ledger.view("p_good").state is ProfileState.REVIEW_REQUIRED
+
+
+def _register_unchecked(ledger: Ledger, profile_id: str, **record: object) -> None:
+    """Write a registration the command models would now refuse, as an older custody did."""
+    from ledger.domain.model import ProfileRecord, Role
+    from ledger.domain.profile import Context, Profile
+    from ledger.domain.view import availability_of
+
+    fields: dict[str, object] = {
+        "profile_id": profile_id,
+        "account_id": "account_shop_17",
+        "proxy_id": "proxy_us_east_12",
+        "release_policy": "manual_review_on_unknown_state",
+        "unclean_limit": 3,
+        "unclean_window_seconds": 86_400,
+    }
+    fields.update(record)
+    ctx = Context("ops", Role.OPERATOR, ledger.now(), "c-old", "c-old", "c-old")
+    profile = Profile.register(ProfileRecord.model_validate(fields), ctx)
+    ledger.store.save(profile, availability_of(profile))

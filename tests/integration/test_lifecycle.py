@@ -89,9 +89,9 @@ def test_sweep_marks_overdue_lease_stale_and_worker_learns_it(
     with pytest.raises(CheckoutDenied) as denied:
         ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
     assert denied.value.reason is DenialReason.STALE
-    results = ledger.sweep()
+    results = ledger.sweep().settled
     assert [(r.profile_id, r.profile_state) for r in results] == [(pid, ProfileState.QUARANTINED)]
-    assert ledger.sweep() == []
+    assert ledger.sweep().settled == []
     with pytest.raises(LeaseLost):
         ledger.heartbeat(lease.lease_id, fencing_token=1)
     why = explain(ledger, pid)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import register
 
-from ledger import Ledger
+from ledger import Ledger, availability_differences, rebuild_availability
 
 WORKER = Path(__file__).with_name("race_worker.py")
 PROFILES = ["race_a", "race_b", "race_c"]
@@ -127,3 +127,32 @@ def test_concurrent_sweepers_settle_each_lease_once(sql_store_url: str) -> None:
             assert types.count("lease_marked_stale") == 1
             assert types.count("review_requested") == 1
             assert ledger.view(pid).state.value == "review_required"
+
+
+@pytest.mark.slow
+def test_verify_beside_live_writers_reports_no_difference(sql_store_url: str) -> None:
+    """While worker processes check out, heartbeat and release, verify and rebuild compare each
+    row with the stream as of the row's own version: they never report a difference that is
+    not there (they used to on every run)."""
+    with Ledger.open(sql_store_url) as ledger:
+        for pid in PROFILES:
+            register(ledger, pid)
+    start_at = time.time() + 2.0
+    argv = [sys.executable, str(WORKER), sql_store_url]
+    rest = [",".join(PROFILES), str(start_at), "0.3"]
+    procs = [
+        subprocess.Popen([*argv, f"w{n}", "15", *rest], stdout=subprocess.PIPE, text=True)
+        for n in range(3)
+    ]
+    checks, found = 0, []
+    with Ledger.open(sql_store_url) as ledger:
+        while any(p.poll() is None for p in procs):
+            if time.time() > start_at:
+                found += availability_differences(ledger)
+                found += rebuild_availability(ledger).differences
+                checks += 1
+    for proc in procs:
+        proc.communicate()
+        assert proc.returncode == 0
+    assert checks > 5
+    assert found == []
