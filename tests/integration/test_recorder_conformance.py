@@ -1,0 +1,93 @@
+"""Our recorders keep the library's contract: its own conformance suites, run on our classes.
+
+`eventsourcing.tests.persistence` ships the suites any custom recorder can inherit. Ours write
+the availability row beside the events, so they must still insert, select, number and refuse
+events exactly as the library's recorders do. Each test gets a fresh database built the way the
+store builds it (the library's factory, our recorder topic, our availability table): a real
+SQLite file, or a fresh database on the session's PostgreSQL cluster.
+
+Suites not subclassed here, and why: `AggregateRecorderTestCase` pins aggregate recorders
+(`insert_events` returning None), where application recorders return notification ids;
+`ProcessRecorderTestCase`/`TrackingRecorderTestCase` pin classes we do not subclass;
+`InfrastructureFactoryTestCase` pins the library's factory, not a recorder (that the factory
+builds our class from the topic is asserted by `open_recorder` for every test here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventsourcing.tests import persistence as suites
+from ledger_recorders import open_recorder
+
+from ledger.stores.postgres import PostgresLedgerRecorder
+from ledger.stores.recorders import SQLiteLedgerRecorder
+
+
+class _OnFreshStore:
+    """Opens our recorder on the test's own store (``self.store_url``) and closes it after."""
+
+    store_url: str
+
+    def setUp(self) -> None:
+        self._factories: list[Any] = []
+
+    def tearDown(self) -> None:
+        for factory in self._factories:
+            factory.close()
+
+    def create_recorder(self) -> Any:
+        factory, recorder = open_recorder(self.store_url)
+        self._factories.append(factory)
+        return recorder
+
+
+class _OnSQLiteFile(_OnFreshStore):
+    @pytest.fixture(autouse=True)
+    def _sqlite_file(self, tmp_path: Path) -> None:
+        self.store_url = f"sqlite:///{tmp_path / 'custody.db'}"
+
+
+@pytest.mark.postgres
+class _OnPostgres(_OnFreshStore):
+    @pytest.fixture(autouse=True)
+    def _postgres_database(self, pg_url: str) -> None:
+        self.store_url = pg_url
+
+
+class TestSQLiteLedgerRecorderKeepsTheApplicationRecorderContract(
+    _OnSQLiteFile, suites.ApplicationRecorderTestCase[SQLiteLedgerRecorder]
+):
+    """The library's application recorder suite, on `SQLiteLedgerRecorder` and a real file."""
+
+    def test_insert_subscribe(self) -> None:
+        """SQLite has no subscriptions, in the library's recorder as in ours: the library's
+        optional subscribe test cannot apply, so this pins that ``subscribe`` refuses."""
+        recorder = self.create_recorder()
+        with pytest.raises(NotImplementedError, match="does not support subscriptions"):
+            recorder.subscribe(gt=0)
+
+
+class TestPostgresLedgerRecorderKeepsTheApplicationRecorderContract(
+    _OnPostgres, suites.ApplicationRecorderTestCase[PostgresLedgerRecorder]
+):
+    """The library's application recorder suite, on `PostgresLedgerRecorder` and a real
+    PostgreSQL database."""
+
+    def test_insert_subscribe(self) -> None:
+        """The library's LISTEN/NOTIFY subscription sees what our recorder inserts."""
+        self.optional_test_insert_subscribe()
+
+
+class TestSQLiteLedgerRecorderNeverInterleavesNotificationIds(
+    _OnSQLiteFile, suites.NonInterleavingNotificationIDsBaseCase
+):
+    """Two concurrent inserts on one SQLite file get two unbroken runs of notification ids."""
+
+
+class TestPostgresLedgerRecorderNeverInterleavesNotificationIds(
+    _OnPostgres, suites.NonInterleavingNotificationIDsBaseCase
+):
+    """Two concurrent inserts on PostgreSQL get two unbroken runs of notification ids."""
