@@ -15,6 +15,8 @@ builds our class from the topic is asserted by `open_recorder` for every test he
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,9 @@ from ledger_recorders import open_recorder
 from ledger.stores.postgres import PostgresLedgerRecorder
 from ledger.stores.recorders import SQLiteLedgerRecorder
 
+_THREAD_JOIN_TIMEOUT_S = 30
+_LISTEN_TIMEOUT_S = 10
+
 
 class _OnFreshStore:
     """Opens our recorder on the test's own store (``self.store_url``) and closes it after."""
@@ -33,8 +38,16 @@ class _OnFreshStore:
 
     def setUp(self) -> None:
         self._factories: list[Any] = []
+        self._threads_before = set(threading.enumerate())
 
     def tearDown(self) -> None:
+        # The library's test_concurrent_no_conflicts tells its reader threads to stop but never
+        # joins them, and the library's pool closes connections still in use: on SQLite that
+        # segfaulted the interpreter (3 runs in 30). Wait for the test's own threads first.
+        for thread in set(threading.enumerate()) - self._threads_before:
+            if not thread.daemon:
+                thread.join(_THREAD_JOIN_TIMEOUT_S)
+                assert not thread.is_alive(), f"{thread.name} still running after the test"
         for factory in self._factories:
             factory.close()
 
@@ -76,9 +89,52 @@ class TestPostgresLedgerRecorderKeepsTheApplicationRecorderContract(
     """The library's application recorder suite, on `PostgresLedgerRecorder` and a real
     PostgreSQL database."""
 
+    def create_recorder(self) -> Any:
+        """Our recorder, whose ``subscribe`` returns only once the subscription listens.
+
+        The library's subscription runs its LISTEN concurrently with its first read, so an
+        insert made right after ``subscribe()`` returns can commit its NOTIFY before the LISTEN
+        and go unseen until the next insert; the library's subscribe test then waits forever
+        (it hung about 1 run in 10 here). That race is the library's, not our recorder's, so
+        the test waits, on the server's own pg_stat_activity, for the LISTEN to complete.
+        """
+        recorder = super().create_recorder()
+        subscribe = recorder.subscribe
+
+        def subscribe_once_listening(gt: int | None = None, topics: Any = ()) -> Any:
+            since = _server_now(recorder)
+            subscription = subscribe(gt=gt, topics=topics)
+            _wait_for_listen(recorder, since)
+            return subscription
+
+        recorder.subscribe = subscribe_once_listening
+        return recorder
+
     def test_insert_subscribe(self) -> None:
         """The library's LISTEN/NOTIFY subscription sees what our recorder inserts."""
         self.optional_test_insert_subscribe()
+
+
+def _server_now(recorder: Any) -> Any:
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute("SELECT clock_timestamp() AS now")
+        return cursor.fetchone()["now"]
+
+
+def _wait_for_listen(recorder: Any, since: Any) -> None:
+    """Return once a session of this database has completed a LISTEN since ``since``."""
+    deadline = time.monotonic() + _LISTEN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE 'LISTEN %%' AND state = 'idle' AND state_change >= %s",
+                (since,),
+            )
+            if cursor.fetchone()["n"]:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"no LISTEN completed within {_LISTEN_TIMEOUT_S}s")
 
 
 class TestSQLiteLedgerRecorderNeverInterleavesNotificationIds(
