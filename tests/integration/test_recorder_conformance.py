@@ -44,12 +44,14 @@ class _OnFreshStore:
         # The library's test_concurrent_no_conflicts tells its reader threads to stop but never
         # joins them, and the library's pool closes connections still in use: on SQLite that
         # segfaulted the interpreter (3 runs in 30). Wait for the test's own threads first.
-        for thread in set(threading.enumerate()) - self._threads_before:
-            if not thread.daemon:
-                thread.join(_THREAD_JOIN_TIMEOUT_S)
-                assert not thread.is_alive(), f"{thread.name} still running after the test"
-        for factory in self._factories:
-            factory.close()
+        try:
+            for thread in set(threading.enumerate()) - self._threads_before:
+                if not thread.daemon:
+                    thread.join(_THREAD_JOIN_TIMEOUT_S)
+                    assert not thread.is_alive(), f"{thread.name} still running after the test"
+        finally:
+            for factory in self._factories:
+                factory.close()
 
     def create_recorder(self) -> Any:
         factory, recorder = open_recorder(self.store_url)
