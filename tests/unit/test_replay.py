@@ -1,4 +1,4 @@
-"""Replay rebuilds a profile exactly, and events survive the stored format (and its upcasting)."""
+"""Replay rebuilds a profile exactly, and events survive the stored format."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import StoredEvent
 from profile_scene import Scene
 
 from ledger.domain import events as ev
-from ledger.domain.model import Outcome, ReviewDecision, Role
+from ledger.domain.model import Outcome, ReviewDecision
 from ledger.domain.profile import Profile, replay
 from ledger.domain.view import availability_of
 from ledger.stores.mapper import ProfileEventMapper
@@ -140,64 +139,3 @@ def test_stored_state_is_json_under_the_event_type_topic() -> None:
         assert state["envelope"]["command_id"] == event.envelope.command_id
         assert "originator_id" not in state
         assert "originator_version" not in state
-
-
-class _LeaseExtendedV2(ev.LeaseExtended):
-    """A hypothetical second version of lease_extended that names who extended the lease."""
-
-    class_version = 2
-    extended_by: str
-
-
-def _old_extended_state(with_version: bool) -> bytes:
-    s = Scene()
-    lease = s.checkout("worker-a")
-    s.profile.extend(lease.lease_id, lease.fencing_token, 900, s.ctx("worker-a"))
-    state = json.loads(ProfileEventMapper().to_stored_event(s.collect()[-1]).state)
-    if not with_version:
-        del state["class_version"]
-    return json.dumps(state).encode()
-
-
-@pytest.mark.parametrize("with_version", [True, False])
-def test_old_stored_event_is_upcast_to_the_current_class_version(
-    monkeypatch: pytest.MonkeyPatch, with_version: bool
-) -> None:
-    """A stored v1 event (or one without a version) passes its upcaster and loads as v2."""
-    calls: list[dict[str, Any]] = []
-
-    def v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
-        calls.append(state)
-        return {**state, "extended_by": state["envelope"]["actor_id"]}
-
-    old = _old_extended_state(with_version)
-    monkeypatch.setitem(ev.EVENT_CLASSES, "lease_extended", _LeaseExtendedV2)
-    monkeypatch.setitem(ev.UPCASTERS, ("lease_extended", 1), v1_to_v2)
-    uid = Profile.create_id("profile_shop_17")
-    stored = StoredEvent(originator_id=uid, originator_version=3, topic="lease_extended", state=old)
-    event = ProfileEventMapper().to_domain_event(stored)
-    assert isinstance(event, _LeaseExtendedV2)
-    assert event.extended_by == "worker-a"
-    assert (event.ttl_seconds, event.originator_version, event.originator_id) == (900, 3, uid)
-    assert len(calls) == 1
-    assert "class_version" not in calls[0]
-
-
-def test_current_version_event_is_not_upcast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An event stored at the current class_version loads without passing any upcaster."""
-
-    def refuse(state: dict[str, Any]) -> dict[str, Any]:
-        raise AssertionError("upcaster ran on a current event")
-
-    monkeypatch.setitem(ev.EVENT_CLASSES, "lease_extended", _LeaseExtendedV2)
-    monkeypatch.setitem(ev.UPCASTERS, ("lease_extended", 1), refuse)
-    s = Scene()
-    lease = s.checkout("worker-a")
-    ctx = s.ctx("worker-a", Role.WORKER)
-    s.profile.extend(lease.lease_id, lease.fencing_token, 900, ctx)
-    v1 = s.collect()[-1]
-    v2 = _LeaseExtendedV2(**v1.model_dump(), extended_by="worker-a")
-    mapper = ProfileEventMapper()
-    stored = mapper.to_stored_event(v2)
-    assert json.loads(stored.state)["class_version"] == 2
-    assert mapper.to_domain_event(stored) == v2
