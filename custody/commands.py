@@ -92,8 +92,8 @@ def register(ledger: Ledger, **params: Any) -> ProfileRecord:
     metavar="SECONDS",
     help="renewal deadline",
 )
-@click.option("--account", "account_id", metavar="ACCOUNT", help="refuse another account's")
-@click.option("--proxy", "proxy_id", metavar="PROXY", help="refuse one behind another proxy")
+@click.option("--account", "account_id", metavar="ACCOUNT", help="deny unless it is this account's")
+@click.option("--proxy", "proxy_id", metavar="PROXY", help="deny unless it uses this proxy")
 @_command_id
 @on_ledger
 def checkout(ledger: Ledger, **params: Any) -> Lease:
