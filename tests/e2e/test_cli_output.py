@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_process import custody, error_line, ok
+from cli_process import custody, custody_all, error_line, ok
 
 # The longest profile id the ledger accepts (128 characters), ending in a mark of its own so a
 # cut or a wrap shows.
@@ -53,6 +53,23 @@ def test_status_on_a_terminal_is_coloured_and_folds_without_cutting(fleet: Path)
     assert "…" not in run.out
     first_column = "".join(line.split()[0] for line in lines if line and not line[0].isspace())
     assert LONG_ID in first_column
+
+
+def test_every_command_listed_by_help_has_its_own_help(tmp_path: Path) -> None:
+    """Each command ``custody --help`` lists answers ``--help`` with its usage line, and the
+    choices the ledger defines show in it."""
+    top = ok(custody("--help", cwd=tmp_path)).out
+    listed = top.split("Commands:\n", 1)[1].splitlines()
+    commands = [line.split()[0] for line in listed if line.strip()]
+    assert commands[:3] == ["init", "register", "checkout"], commands
+    runs = custody_all([[command, "--help"] for command in commands], cwd=tmp_path)
+    for command, run in zip(commands, runs, strict=True):
+        assert ok(run).out.startswith(f"usage: custody {command} "), run.out
+    helps = dict(zip(commands, (run.out for run in runs), strict=True))
+    assert "[success|expected_failure|failure]" in helps["release"]
+    assert "[return|quarantine|disable]" in helps["review"]
+    assert "strict_evidence" in helps["register"]
+    assert list(tmp_path.iterdir()) == []
 
 
 # What a command may not import at start-up: reported by a probe that runs custody's main in
