@@ -1,3 +1,25 @@
-from custody.cli import run
+"""``python -m custody`` and the ``custody`` command.
 
-run()
+The CLI is imported inside ``run``, so a Ctrl-C while it loads is one line and exit 130, like
+one that arrives later, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+
+def run() -> NoReturn:
+    try:
+        from custody.cli import main
+
+        code = main()
+    except KeyboardInterrupt:
+        sys.stderr.write("custody: interrupted\n")
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    run()

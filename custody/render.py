@@ -16,8 +16,9 @@ from ledger import (
     LeaseLost,
     LedgerError,
     ProfileRecord,
+    RebuildReport,
     ReleaseResult,
-    SweepResult,
+    SweepReport,
 )
 from projections import Explanation, StatusRow, TimelineRow, Usage
 
@@ -33,11 +34,35 @@ def _plain(value: Any) -> Any:
 
 
 def emit(command: str, result: Any, *, as_json: bool, out: TextIO) -> None:
+    """Write a command's result: JSON, a table (status) or lines of text. Free text (a URL, a
+    reason) is kept in the ledger as given and printed safely: JSON escapes it, text shows a
+    control character or a terminal escape sequence as its escape (``\\x1b``)."""
     if as_json:
         out.write(json.dumps(_plain(result), indent=2, sort_keys=False) + "\n")
         return
+    if result and isinstance(result, list) and isinstance(result[0], StatusRow):
+        from custody.tables import write_status  # rich is imported only to draw a table
+
+        write_status(result, out=out)
+        return
     for line in text(command, result):
-        out.write(line + "\n")
+        out.write(printable(line) + "\n")
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on (controls, escapes, line
+    separators, invisible format characters) written as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def unfinished(result: Any) -> str | None:
+    """What a command that ran could not finish (exit 1), or None."""
+    if isinstance(result, SweepReport) and result.failed:
+        failed = "; ".join(f"{f.profile_id} ({f.error})" for f in result.failed)
+        return f"the sweep could not settle {len(result.failed)} profile(s): {failed}"
+    return None
 
 
 def error_line(error: LedgerError) -> str:
@@ -48,9 +73,14 @@ def error_line(error: LedgerError) -> str:
     return str(error)
 
 
+# An error line quotes at most this much of anything: a 1 MB URL is not echoed whole.
+MAX_LINE = 400
+
+
 def one_line(message: str) -> str:
-    """Errors are one line, whatever a driver or a user's input put in them."""
-    return " ".join(message.split())
+    """Errors are one short, printable line, whatever a driver or a user's input put in them."""
+    line = printable(" ".join(message.split()))
+    return line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]}... ({len(line)} characters)"
 
 
 def emit_error(error: LedgerError, *, out: TextIO) -> None:
@@ -66,7 +96,8 @@ def emit_error(error: LedgerError, *, out: TextIO) -> None:
     out.write(json.dumps(body, indent=2) + "\n")
 
 
-def _t(value: datetime | None) -> str:
+def moment(value: datetime | None) -> str:
+    """A time to the second (ISO 8601, with its offset), or ``-`` for none."""
     return value.isoformat(timespec="seconds") if value else "-"
 
 
@@ -87,6 +118,10 @@ def text(command: str, result: Any) -> list[str]:
         return explanation_lines(result)
     if isinstance(result, Usage):
         return [usage_line(result)]
+    if isinstance(result, SweepReport):
+        return sweep_lines(result)
+    if isinstance(result, RebuildReport):
+        return rebuild_lines(result)
     if isinstance(result, list):
         return list_lines(command, result)
     if isinstance(result, dict):
@@ -99,38 +134,41 @@ def lease_line(lease: Lease) -> str:
     return (
         f"{lease.lease_id} token {lease.fencing_token}: worker {lease.worker_id}, run "
         f"{lease.run_id} ({lease.task_type}), {lease.lease_status.value} until "
-        f"{_t(lease.expires_at)}{step}"
+        f"{moment(lease.expires_at)}{step}"
     )
+
+
+def sweep_lines(report: SweepReport) -> list[str]:
+    lines = [
+        f"{r.lease_id}: marked stale; {r.profile_id} is {r.profile_state.value} ({r.cause})"
+        for r in report.settled
+    ]
+    lines += [f"{f.profile_id}: could not be settled: {f.error}" for f in report.failed]
+    return lines or ["no lease is past its deadline"]
+
+
+def rebuild_lines(report: RebuildReport) -> list[str]:
+    if not report.differences:
+        return ["availability agrees with the events: nothing to repair"]
+    lines = [f"{d.profile_id}: {d.problem}" for d in report.differences]
+    lines.append(
+        f"repaired: {report.rows_written} row(s) rewritten from the events, "
+        f"{report.rows_deleted} row(s) of unregistered profiles deleted"
+    )
+    return lines
 
 
 def list_lines(command: str, rows: list[Any]) -> list[str]:
     if not rows:
-        return {"sweep": ["no lease is past its deadline"]}.get(command, ["(none)"])
+        return ["(none)"]
     first = rows[0]
-    if isinstance(first, SweepResult):
-        return [
-            f"{r.lease_id}: marked stale; {r.profile_id} is {r.profile_state.value} ({r.cause})"
-            for r in rows
-        ]
-    if isinstance(first, StatusRow):
-        return status_lines(rows)
     if isinstance(first, TimelineRow):
         return [timeline_line(r) for r in rows]
     return [str(r) for r in rows]
 
 
-def status_lines(rows: list[StatusRow]) -> list[str]:
-    lines = [f"{'PROFILE':24} {'STATE':16} {'REASON':22} {'HOLDER / LAST USER':28} UNTIL"]
-    for r in rows:
-        state = r.state.value + (" (overdue)" if r.overdue else "")
-        who = r.holder_worker or (f"last: {r.last_worker}" if r.last_worker else "-")
-        reason = r.reason.value if r.reason else "-"
-        lines.append(f"{r.profile_id:24} {state:16} {reason:22} {who:28} {_t(r.until)}")
-    return lines
-
-
 def timeline_line(r: TimelineRow) -> str:
-    bits = [f"{_t(r.at)}  #{r.version:<3} {r.event_type:24} {r.actor_id} ({r.actor_role})"]
+    bits = [f"{moment(r.at)}  #{r.version:<3} {r.event_type:24} {r.actor_id} ({r.actor_role})"]
     for label, value in (
         ("lease", r.lease_id),
         ("step", r.step),
@@ -150,7 +188,7 @@ def timeline_line(r: TimelineRow) -> str:
 def explanation_lines(e: Explanation) -> list[str]:
     reason = f" ({e.reason.value})" if e.reason and e.reason.value != e.state.value else ""
     lines = [f"{e.profile_id}: {e.state.value}{reason}", f"  {e.message}"]
-    lines.append(f"  since {_t(e.since)}" + (f", until {_t(e.until)}" if e.until else ""))
+    lines.append(f"  since {moment(e.since)}" + (f", until {moment(e.until)}" if e.until else ""))
     if e.cause:
         after = f" (the last one: {e.trigger})" if e.trigger else ""
         lines.append(f"  cause: {e.cause}{after}, decided by {e.blocked_by}")
@@ -162,10 +200,10 @@ def explanation_lines(e: Explanation) -> list[str]:
             f"  last safe step: {lease.last_safe_step or '-'}; step that mutated the account: "
             f"{lease.mutating_step or '-'}",
             f"  last step: {lease.last_step or '-'}; last URL: {lease.last_url or '-'}; "
-            f"last heartbeat: {_t(lease.heartbeat_at)}",
+            f"last heartbeat: {moment(lease.heartbeat_at)}",
         ]
         if lease.ending:
-            lines.append(f"  lease ended: {lease.ending} at {_t(lease.ended_at)}")
+            lines.append(f"  lease ended: {lease.ending} at {moment(lease.ended_at)}")
     if e.unclean_leases:
         lines.append(f"  unclean endings: {', '.join(e.unclean_leases)}")
     if e.last_review:
@@ -181,5 +219,5 @@ def usage_line(u: Usage) -> str:
     lease = u.lease
     who = f"worker {lease.worker_id}, run {lease.run_id} ({lease.task_type}), {lease.lease_id}"
     if u.current:
-        return f"{u.profile_id}: held by {who} until {_t(lease.expires_at)}"
-    return f"{u.profile_id}: last used by {who}; ended {u.ending} at {_t(u.ended_at)}"
+        return f"{u.profile_id}: held by {who} until {moment(lease.expires_at)}"
+    return f"{u.profile_id}: last used by {who}; ended {u.ending} at {moment(u.ended_at)}"

@@ -118,6 +118,11 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/pytest" && -x
 else
   say "pip install -e '.[dev]' (takes a while on a fresh venv)"
   rm -f "$STAMP"
+  # The distribution was called custody before it became profile-custody; an old editable
+  # install left beside the new one would put a second finder for the same packages on the path.
+  if "$VENV/bin/python" -m pip show -q custody >/dev/null 2>&1; then
+    quiet "$VENV/bin/python" -m pip uninstall -q -y --disable-pip-version-check custody
+  fi
   (cd "$ROOT" && quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]')
   echo "$want" >"$STAMP"
 fi

@@ -17,6 +17,7 @@ DEFAULT_SQLITE_FILE = "custody.db"
 STORE_ENV_VAR = "CUSTODY_STORE"
 APPLICATION_NAME = "custody"
 DEFAULT_TIMEOUT_SECONDS = 5
+MAX_PATH, MAX_NAME = 4096, 255  # what Linux accepts for a path and for one name in it
 MAX_TIMEOUT_SECONDS = 3600
 
 
@@ -58,6 +59,11 @@ class StoreSettings(BaseModel):
                 raise InvalidInput("store", f"expected sqlite:///path/to/file.db, got {shown}")
             if path == ":memory:" or path.startswith("file:"):
                 msg = f"{shown} would keep nothing between commands: give a file path"
+                raise InvalidInput("store", msg)
+            if len(path) > MAX_PATH or any(len(part) > MAX_NAME for part in path.split("/")):
+                msg = (
+                    f"path too long ({len(path)} characters; at most {MAX_PATH}, {MAX_NAME} a name)"
+                )
                 raise InvalidInput("store", msg)
             return cls(kind="sqlite", path=path, timeout=timeout)
         if parts.scheme == "memory":

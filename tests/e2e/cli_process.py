@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,19 +33,29 @@ MODULE = (sys.executable, "-m", "custody")
 SCRIPT = (str(Path(sys.executable).parent / "custody"),)  # the installed console script
 
 
+# Variables that change how output looks (rich reads them): unset unless a test sets them, so
+# output is what a pipe gets whatever the developer's shell exports.
+LOOKS = ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES")
+
+
 def start(
-    *args: str, cwd: Path, store: str | None = None, program: Sequence[str] = MODULE
+    *args: str,
+    cwd: Path,
+    store: str | None = None,
+    program: Sequence[str] = MODULE,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """Start ``python -m custody ARGS`` (or ``program ARGS``) in ``cwd``, with
-    ``$CUSTODY_STORE`` set to ``store`` or unset (so the default ``./custody.db`` applies)."""
-    env = dict(os.environ)
-    env.pop("CUSTODY_STORE", None)
+    ``$CUSTODY_STORE`` set to ``store`` or unset (so the default ``./custody.db`` applies) and
+    the variables in ``env`` set."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("CUSTODY_STORE", *LOOKS)}
     if store is not None:
-        env["CUSTODY_STORE"] = store
+        environ["CUSTODY_STORE"] = store
+    environ.update(env or {})
     return subprocess.Popen(
         [*program, *args],
         cwd=cwd,
-        env=env,
+        env=environ,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -66,10 +76,14 @@ def finish(proc: subprocess.Popen[str]) -> Run:
 
 
 def custody(
-    *args: str, cwd: Path, store: str | None = None, program: Sequence[str] = MODULE
+    *args: str,
+    cwd: Path,
+    store: str | None = None,
+    program: Sequence[str] = MODULE,
+    env: Mapping[str, str] | None = None,
 ) -> Run:
     """Run one command to completion."""
-    return finish(start(*args, cwd=cwd, store=store, program=program))
+    return finish(start(*args, cwd=cwd, store=store, program=program, env=env))
 
 
 def custody_all(

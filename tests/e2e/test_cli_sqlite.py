@@ -134,6 +134,12 @@ REFUSALS: dict[str, tuple[list[str], int, list[str]]] = {
         1,
         ["already registered"],
     ),
+    "unknown_option": (["status", "--colour"], 2, ["--colour", "custody status --help"]),
+    "missing_argument": (["why"], 2, ["PROFILE"]),
+    "unknown_command": (["checkin", "p_live"], 2, ["checkin"]),
+    "no_command": (["--store", "sqlite:///custody.db"], 2, ["missing command"]),
+    "bad_state_choice": (["status", "--state", "asleep"], 2, ["--state", "asleep"]),
+    "token_not_a_number": (["heartbeat", "lease-1@p_live", "--token", "one"], 2, ["--token"]),
     "unreachable_postgres": (
         ["--store", "postgresql://nobody@127.0.0.1:1/x", "status"],
         6,
@@ -150,6 +156,7 @@ REFUSALS: dict[str, tuple[list[str], int, list[str]]] = {
 JSON_REFUSALS = [  # one of each exit code, and bad usage caught by the argument parser
     "negative_ttl",
     "bogus_outcome",
+    "unknown_option",
     "denied_checkout",
     "wrong_token",
     "review_of_available_profile",

@@ -119,7 +119,7 @@ def test_concurrent_sweepers_settle_each_lease_once(sql_store_url: str) -> None:
     for proc in sweeps:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-        reported += [r["lease_id"] for r in json.loads(out)]
+        reported += [r["lease_id"] for r in json.loads(out)["settled"]]
     assert sorted(reported) == sorted(lease.lease_id for lease in leases)
     with Ledger.open(sql_store_url) as ledger:
         for pid in PROFILES:

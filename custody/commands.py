@@ -1,0 +1,281 @@
+"""The commands: each names its options after the ledger's keyword arguments (``--worker`` is
+``worker_id``) and hands them over as parsed; the result goes back to ``custody.cli`` to render.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from custody.wiring import (
+    Group,
+    LedgerChoice,
+    Options,
+    decisions,
+    on_ledger,
+    options,
+    outcomes,
+    policies,
+    states,
+)
+
+if TYPE_CHECKING:
+    from ledger import (
+        Availability,
+        Lease,
+        Ledger,
+        ProfileRecord,
+        RebuildReport,
+        ReleaseResult,
+        SweepReport,
+    )
+    from projections import Explanation, StatusRow, TimelineRow, Usage
+
+# Commands that change the store: if their output cannot be written they were still carried out.
+WRITING_COMMANDS = frozenset(
+    {
+        "init",
+        "register",
+        "checkout",
+        "heartbeat",
+        "extend",
+        "release",
+        "force-release",
+        "quarantine",
+        "disable",
+        "enable",
+        "review",
+        "sweep",
+        "rebuild",
+    }
+)
+
+_profile = click.argument("profile_id", metavar="PROFILE")
+_lease = click.argument("lease_id", metavar="LEASE")
+_token = click.option(
+    "--token", "fencing_token", type=int, required=True, metavar="N", help="the lease's token"
+)
+_command_id = click.option(
+    "--command-id", metavar="ID", help="resending the same id applies the command once"
+)
+
+
+@click.group(
+    cls=Group,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("--store", metavar="URL", help="sqlite:///path.db or postgresql://user@host:port/db")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def cli(ctx: click.Context, store: str | None, as_json: bool) -> None:
+    """Leases for browser automation profiles."""
+    ctx.obj = Options(store=store, as_json=as_json)
+
+
+@cli.command()
+def init() -> dict[str, str]:
+    """create the store's schema (idempotent)"""
+    from ledger import Ledger
+
+    with Ledger.init(options().store) as ledger:
+        return {"initialised": ledger.settings.describe()}
+
+
+@cli.command()
+@_profile
+@click.option("--account", "account_id", required=True, metavar="ACCOUNT")
+@click.option("--proxy", "proxy_id", required=True, metavar="PROXY")
+@click.option("--region", metavar="REGION")
+@click.option("--user-data-dir", metavar="DIR")
+@click.option(
+    "--policy",
+    "release_policy",
+    type=LedgerChoice(policies),
+    default="manual_review_on_unknown_state",
+    show_default=True,
+    help="where a release that proves nothing sends the profile (README: Release rules)",
+)
+@on_ledger
+def register(ledger: Ledger, **params: Any) -> ProfileRecord:
+    """register a profile with its account context"""
+    return ledger.register_profile(**params)
+
+
+@cli.command()
+@_profile
+@click.option("--worker", "worker_id", required=True, metavar="WORKER")
+@click.option("--run", "run_id", required=True, metavar="RUN")
+@click.option("--task", "task_type", required=True, metavar="TASK")
+@click.option(
+    "--ttl",
+    "ttl_seconds",
+    type=int,
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="renewal deadline",
+)
+@click.option("--account", "account_id", metavar="ACCOUNT", help="deny unless it is this account's")
+@click.option("--proxy", "proxy_id", metavar="PROXY", help="deny unless it uses this proxy")
+@_command_id
+@on_ledger
+def checkout(ledger: Ledger, **params: Any) -> Lease:
+    """lease a profile before launching a browser"""
+    return ledger.checkout(**params)
+
+
+@cli.command()
+@_lease
+@_token
+@click.option("--step", metavar="STEP")
+@click.option("--url", metavar="URL")
+@click.option("--safe", is_flag=True, help="the account is in a known state")
+@click.option("--mutating", is_flag=True, help="this step changes the account")
+@_command_id
+@on_ledger
+def heartbeat(ledger: Ledger, **params: Any) -> Lease:
+    """renew a lease and record the step and URL"""
+    return ledger.heartbeat(**params)
+
+
+@cli.command()
+@_lease
+@_token
+@click.option("--ttl", "ttl_seconds", type=int, required=True, metavar="SECONDS")
+@_command_id
+@on_ledger
+def extend(ledger: Ledger, **params: Any) -> Lease:
+    """give a live lease a new TTL, counted from now"""
+    return ledger.extend(**params)
+
+
+@cli.command()
+@_lease
+@_token
+@click.option("--outcome", type=LedgerChoice(outcomes), required=True)
+@click.option("--reason", metavar="TEXT", help="why it ended so")
+@click.option("--final-url", metavar="URL")
+@click.option("--screenshot", metavar="FILE")
+@click.option("--prompt-seen", is_flag=True, help="a login or verification prompt appeared")
+@click.option("--observed-proxy", metavar="PROXY")
+@click.option("--observed-account", metavar="ACCOUNT")
+@_command_id
+@on_ledger
+def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseResult:
+    """end a lease and report how the run ended"""
+    from ledger import InvalidInput
+
+    if screenshot is not None and not os.path.isfile(screenshot):
+        raise InvalidInput("screenshot", f"no file at {screenshot!r}")
+    return ledger.release(screenshot=screenshot, **params)
+
+
+def _operator_command(name: str, help_: str) -> None:
+    @cli.command(name, help=help_)
+    @_profile
+    @click.option("--actor", required=True, metavar="NAME")
+    @click.option("--reason", required=True, metavar="TEXT")
+    @_command_id
+    @on_ledger
+    def operate(ledger: Ledger, **params: Any) -> ReleaseResult | Availability:
+        result: ReleaseResult | Availability = getattr(ledger, name.replace("-", "_"))(**params)
+        return result
+
+
+for _name, _help in (
+    ("force-release", "end a live lease by hand (the profile goes to review)"),
+    ("quarantine", "quarantine a profile until a reviewer clears it"),
+    ("disable", "take a profile out of rotation"),
+    ("enable", "bring a disabled profile back"),
+):
+    _operator_command(_name, _help)
+
+
+@cli.command()
+@_profile
+@click.option("--reviewer", required=True, metavar="NAME")
+@click.option("--decision", type=LedgerChoice(decisions), required=True)
+@click.option("--note", required=True, metavar="TEXT")
+@_command_id
+@on_ledger
+def review(ledger: Ledger, **params: Any) -> Availability:
+    """a reviewer's decision on a blocked profile"""
+    return ledger.review(**params)
+
+
+@cli.command()
+@on_ledger
+def sweep(ledger: Ledger) -> SweepReport:
+    """mark overdue leases stale and decide (a profile that fails is reported, the rest swept)"""
+    return ledger.sweep()
+
+
+@cli.command()
+@click.option("--account", "account_id", metavar="ACCOUNT", help="only this account's profiles")
+@click.option("--state", type=LedgerChoice(states), help="only profiles in this state")
+@on_ledger
+def status(ledger: Ledger, **params: Any) -> list[StatusRow]:
+    """availability of every profile"""
+    from projections import status as status_rows
+
+    return status_rows(ledger, **params)
+
+
+@cli.command()
+@_profile
+@on_ledger
+def why(ledger: Ledger, profile_id: str) -> Explanation:
+    """why a profile is blocked"""
+    from projections import explain
+
+    return explain(ledger, profile_id)
+
+
+@cli.command()
+@_profile
+@on_ledger
+def who(ledger: Ledger, profile_id: str) -> Usage:
+    """who holds or last held a profile"""
+    from projections import who as usage
+
+    return usage(ledger, profile_id)
+
+
+@cli.command()
+@_profile
+@on_ledger
+def timeline(ledger: Ledger, profile_id: str) -> list[TimelineRow]:
+    """a profile's events"""
+    from projections import timeline as rows
+
+    return rows(ledger, profile_id)
+
+
+@cli.command()
+@on_ledger
+def rebuild(ledger: Ledger) -> RebuildReport:
+    """report how availability differs from the events, then repair it"""
+    from ledger import rebuild_availability
+
+    return rebuild_availability(ledger)
+
+
+@cli.command()
+@click.option("--db", metavar="FILE", help="SQLite file to write (default: a new temporary file)")
+def demo(db: str | None) -> dict[str, Any] | None:
+    """play the article's failure story on a fresh SQLite file"""
+    from custody.demo import PROFILE, play
+    from ledger import Ledger
+    from projections import timeline as rows
+
+    # Under --json the narration goes to stderr and stdout carries the story's events.
+    as_json = options().as_json
+    store = play(db, out=sys.stderr if as_json else sys.stdout)
+    if not as_json:
+        return None
+    with Ledger.open(store) as played:
+        return {"store": store, "timeline": rows(played, PROFILE)}

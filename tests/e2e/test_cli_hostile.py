@@ -1,0 +1,173 @@
+"""A hostile user at the command line: output that cannot be written, secrets, escapes, huge
+values, Ctrl-C. Each gets the right exit code and one line, and nothing a user did is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cli_process import MODULE, custody, error_line, ok
+
+CHECKOUT = ["checkout", "p", "--worker", "w", "--run", "r", "--task", "t"]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=tmp_path, store=url))
+    return url
+
+
+def _shell(command: str, tmp_path: Path, store: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, CUSTODY_STORE=store)
+    argv = " ".join(MODULE)
+    return subprocess.run(
+        ["bash", "-c", command.replace("CUSTODY", argv)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("redirect", ["1>&-", "1>/dev/full"], ids=["closed", "full_disk"])
+@pytest.mark.parametrize("json_flag", ["", "--json"])
+def test_a_granted_checkout_whose_output_fails_still_says_it_was_granted(
+    tmp_path: Path, store: str, redirect: str, json_flag: str
+) -> None:
+    """The checkout was carried out: exit 0, and stderr says so and how to get the result
+    (resending the printed --command-id returns the lease and appends nothing)."""
+    done = _shell(f"CUSTODY {json_flag} {' '.join(CHECKOUT)} {redirect}", tmp_path, store)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "checkout was carried out" in line
+    resend = line.split("resend it with ")[1].split(" to get")[0].split()
+    again = ok(custody("--json", *CHECKOUT, *resend, cwd=tmp_path, store=store)).json()
+    assert again["lease_id"] == "lease-1@p"
+    timeline = ok(custody("--json", "timeline", "p", cwd=tmp_path, store=store)).json()
+    assert [row["event_type"] for row in timeline] == ["profile_registered", "lease_acquired"]
+
+
+def test_a_closed_pipe_under_json_is_quiet(tmp_path: Path, store: str) -> None:
+    """A reader that goes away (``| head -c0``) after a refused command under --json: the
+    exit code is the refusal's, one line on stderr, no traceback."""
+    done = _shell("CUSTODY --json checkout nobody --worker w --run r --task t | head -c0; "
+                  "exit ${PIPESTATUS[0]}", tmp_path, store)  # fmt: skip
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_name_the_terminal_cannot_encode_is_escaped(tmp_path: Path, store: str) -> None:
+    """With an ASCII-only stdout, a worker named with other letters still gets its lease."""
+    done = custody(*CHECKOUT[:3], "wörker_ß", *CHECKOUT[4:], cwd=tmp_path, store=store,
+                   env={"PYTHONIOENCODING": "ascii"})  # fmt: skip
+    assert done.code == 0, done.err
+    assert "w\\xf6rker_\\xdf" in done.out
+
+
+def test_no_password_in_any_message(tmp_path: Path) -> None:
+    """A store URL's password never appears in an error, malformed or unreachable."""
+    for url in (
+        "postgresql://u:sekrit@127.0.0.1:1/x",
+        "postgresql://u:sekrit@127.0.0.1:notaport/x",
+        "postgresql://u:sekrit@127.0.0.1:0/x",
+        "mysql://u:sekrit@127.0.0.1/x",
+    ):
+        run = custody("--store", url, "status", cwd=tmp_path)
+        assert run.code in (2, 6), run.err
+        assert "sekrit" not in error_line(run)
+
+
+def test_escape_sequences_in_free_text_are_stored_and_printed_escaped(
+    tmp_path: Path, store: str
+) -> None:
+    """A URL and a reason holding terminal escapes are kept as given (JSON has them) but
+    timeline and why print them escaped, as does the next worker's denial."""
+    ok(custody(*CHECKOUT, cwd=tmp_path, store=store))
+    evil = "https://x.test/\x1b[2J\x1b]0;pwned\x07"
+    ok(custody("heartbeat", "lease-1@p", "--token", "1", "--step", "s", "--url", evil,
+               cwd=tmp_path, store=store))  # fmt: skip
+    ok(custody("release", "lease-1@p", "--token", "1", "--outcome", "failure", "--reason",
+               "boom\x1b[31m\u2028next", cwd=tmp_path, store=store))  # fmt: skip
+    for command in (["timeline", "p"], ["why", "p"], CHECKOUT):
+        run = custody(*command, cwd=tmp_path, store=store)
+        shown = run.out + run.err
+        for raw in ("\x1b", "\x07", "\u2028"):
+            assert raw not in shown
+    assert "\\x1b[2J" in custody("timeline", "p", cwd=tmp_path, store=store).out
+    rows = ok(custody("--json", "timeline", "p", cwd=tmp_path, store=store)).json()
+    assert evil in [row["url"] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["heartbeat", "lease-1@p", "--token", "1", "--url", "u" * 100_000], "url"),
+        (
+            [
+                "release",
+                "lease-1@p",
+                "--token",
+                "1",
+                "--outcome",
+                "success",
+                "--screenshot",
+                "s" * 5000,
+            ],
+            "screenshot",
+        ),
+        (["--store", f"sqlite:///{'d' * 300}/x.db", "status"], "store"),
+        (
+            [
+                "--store",
+                f"sqlite:///{'d/' * 3000}x.db",
+                "register",
+                "q",
+                "--account",
+                "a",
+                "--proxy",
+                "x",
+            ],
+            "store",
+        ),
+    ],
+    ids=["huge_url", "long_screenshot", "long_store_name", "long_store_path"],
+)
+def test_huge_values_are_bad_input_quoted_short(
+    tmp_path: Path, store: str, argv: list[str], field: str
+) -> None:
+    """Oversized values are bad input (exit 2) naming the field, and the line quotes only a
+    short prefix."""
+    run = custody(*argv, cwd=tmp_path, store=store)
+    assert run.code == 2, run.err
+    line = error_line(run)
+    assert field in line
+    assert len(line) < 600
+
+
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path: Path, store: str) -> None:
+    """SIGINT at moments through start-up and the command: never a traceback; the exit status
+    is interrupted (130, or death by SIGINT, which a shell also reports as 130) or the
+    command's own if it had finished."""
+    for delay in (0.08, 0.12, 0.16, 0.2, 0.25, 0.3, 0.4):
+        proc = subprocess.Popen(
+            [*MODULE, "--store", store, "status"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, (delay, err)
+        assert proc.returncode in (0, 130, -signal.SIGINT), (delay, proc.returncode, err)
+        assert err in ("", "custody: interrupted\n"), (delay, err)

@@ -1,0 +1,146 @@
+"""End to end: how the command line looks (tables in a pipe and on a terminal) and what it
+imports to start, on the embedded SQLite store."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from cli_process import custody, custody_all, error_line, ok
+
+# The longest profile id the ledger accepts (128 characters), ending in a mark of its own so a
+# cut or a wrap shows.
+LONG_ID = "p" + "x" * 126 + "Z"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the longest possible profile id (available) and a short one leased by a
+    worker whose name looks like rich markup."""
+    cwd = tmp_path_factory.mktemp("looks")
+    ok(custody("register", LONG_ID, "--account", "a", "--proxy", "x", cwd=cwd))
+    ok(custody("register", "short", "--account", "a", "--proxy", "x", cwd=cwd))
+    checkout = ["checkout", "short", "--worker", "w[bold]1", "--run", "r", "--task", "t"]
+    ok(custody(*checkout, cwd=cwd))
+    return cwd
+
+
+def test_piped_status_keeps_a_128_character_id_whole_on_one_line(fleet: Path) -> None:
+    """In a pipe, status is plain text, one line per profile however long the id: the full
+    128-character id, then its state, never wrapped, cut or coloured."""
+    run = ok(custody("status", cwd=fleet))
+    lines = run.out.splitlines()
+    assert "\x1b" not in run.out
+    assert len(lines) == 3, run.out
+    assert lines[0].split()[0] == "PROFILE"
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows[LONG_ID][1] == "available"
+    assert rows["short"][1:4] == ["leased", "already_leased", "w[bold]1"]
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_status_on_a_terminal_is_coloured_and_folds_without_cutting(fleet: Path) -> None:
+    """On a terminal 60 columns wide, status is coloured and fits the width; the long id folds
+    inside its column, every character kept, and nothing is cut with an ellipsis."""
+    run = ok(custody("status", cwd=fleet, env={"FORCE_COLOR": "1", "COLUMNS": "60"}))
+    assert "\x1b[" in run.out
+    lines = ANSI.sub("", run.out).splitlines()
+    assert all(len(line) <= 60 for line in lines), lines
+    assert "…" not in run.out
+    first_column = "".join(line.split()[0] for line in lines if line and not line[0].isspace())
+    assert LONG_ID in first_column
+
+
+def test_every_command_listed_by_help_has_its_own_help(tmp_path: Path) -> None:
+    """Each command ``custody --help`` lists answers ``--help`` with its usage line, and the
+    choices the ledger defines show in it."""
+    top = ok(custody("--help", cwd=tmp_path)).out
+    listed = top.split("Commands:\n", 1)[1].splitlines()
+    commands = [line.split()[0] for line in listed if line.strip()]
+    assert commands[:3] == ["init", "register", "checkout"], commands
+    runs = custody_all([[command, "--help"] for command in commands], cwd=tmp_path)
+    for command, run in zip(commands, runs, strict=True):
+        assert ok(run).out.startswith(f"usage: custody {command} "), run.out
+    helps = dict(zip(commands, (run.out for run in runs), strict=True))
+    assert "[success|expected_failure|failure]" in helps["release"]
+    assert "[return|quarantine|disable]" in helps["review"]
+    assert "strict_evidence" in helps["register"]
+    assert list(tmp_path.iterdir()) == []
+
+
+# What a command may not import at start-up: reported by a probe that runs custody's main in
+# the process and then lists the top-level modules loaded.
+PROBE = """
+import json, sys
+from custody.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+HEAVY = {"ledger", "projections", "pydantic", "eventsourcing", "rich", "psycopg", "psycopg_pool"}
+
+
+def loaded(*args: str, cwd: Path) -> set[str]:
+    """The top-level modules ``custody ARGS`` imported (the command must exit 0)."""
+    run = custody(*args, cwd=cwd, program=(sys.executable, "-c", PROBE))
+    report = json.loads(run.out.splitlines()[-1])
+    assert report["code"] == 0, run.err
+    return set(report["modules"])
+
+
+def test_help_imports_neither_the_ledger_nor_rich(tmp_path: Path) -> None:
+    """``custody --help`` imports click alone: no ledger, pydantic, eventsourcing, rich or
+    psycopg."""
+    modules = loaded("--help", cwd=tmp_path)
+    assert "click" in modules
+    assert modules.isdisjoint(HEAVY), modules & HEAVY
+
+
+def test_status_on_sqlite_never_imports_psycopg(fleet: Path) -> None:
+    """``custody status`` on an SQLite store reads the ledger and draws its table without
+    importing psycopg or its pool."""
+    modules = loaded("status", cwd=fleet)
+    assert {"ledger", "projections", "rich"} <= modules
+    assert modules.isdisjoint({"psycopg", "psycopg_pool"}), modules
+
+
+def test_json_and_empty_answers_never_import_rich(tmp_path: Path) -> None:
+    """rich is imported only to draw a table: not for ``--json status``, nor for the status of
+    a store with no profile."""
+    ok(custody("init", cwd=tmp_path))
+    for args in (["--json", "status"], ["status"]):
+        modules = loaded(*args, cwd=tmp_path)
+        assert "ledger" in modules
+        assert "rich" not in modules, args
+
+
+# Failures from inside a running command: the probe replaces the read side's status with one
+# that raises, as a Ctrl-C or a bug of ours would.
+RAISING = """
+import sys, projections
+from custody.cli import main
+def status(*args, **kwargs):
+    raise {error}
+projections.status = status
+sys.exit(main(["status"]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        ("KeyboardInterrupt", 130, "custody: interrupted"),
+        ("RuntimeError('boom\\nsecond line')", 1, "custody: internal error: RuntimeError: boom"),
+    ],
+)
+def test_interrupt_and_internal_error_are_one_line(
+    fleet: Path, error: str, code: int, line: str
+) -> None:
+    """A Ctrl-C while a command runs exits 130 and a bug of ours exits 1, each with one line on
+    stderr and no traceback."""
+    run = custody(cwd=fleet, program=(sys.executable, "-c", RAISING.format(error=error)))
+    assert run.code == code, run.err
+    assert error_line(run).startswith(line)
