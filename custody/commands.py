@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -159,7 +160,7 @@ def extend(ledger: Ledger, **params: Any) -> Lease:
 @click.option("--outcome", type=LedgerChoice(outcomes), required=True)
 @click.option("--reason", metavar="TEXT", help="why it ended so")
 @click.option("--final-url", metavar="URL")
-@click.option("--screenshot", metavar="FILE")
+@click.option("--screenshot", metavar="FILE", help="the final screenshot; its sha256 is recorded")
 @click.option("--prompt-seen", is_flag=True, help="a login or verification prompt appeared")
 @click.option("--observed-proxy", metavar="PROXY")
 @click.option("--observed-account", metavar="ACCOUNT")
@@ -169,9 +170,14 @@ def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseRes
     """end a lease and report how the run ended"""
     from ledger import InvalidInput
 
-    if screenshot is not None and not os.path.isfile(screenshot):
+    if screenshot is None:
+        return ledger.release(**params)
+    if not os.path.isfile(screenshot):
         raise InvalidInput("screenshot", f"no file at {screenshot!r}")
-    return ledger.release(screenshot=screenshot, **params)
+    # The file is hashed where it is: the ledger records the digest, never reads the disk.
+    with open(screenshot, "rb") as shot:
+        digest = hashlib.file_digest(shot, "sha256").hexdigest()
+    return ledger.release(screenshot=screenshot, screenshot_sha256=digest, **params)
 
 
 def _operator_command(name: str, help_: str) -> None:

@@ -126,12 +126,17 @@ class Ledger(LedgerReads):
         reason: str | None = None,
         final_url: str | None = None,
         screenshot: str | None = None,
+        screenshot_sha256: str | None = None,
         prompt_seen: bool = False,
         observed_proxy: str | None = None,
         observed_account: str | None = None,
         command_id: str | None = None,
     ) -> ReleaseResult:
-        """End the lease with the worker's report; the rules decide pool, review or quarantine."""
+        """End the lease with the worker's report; the rules decide pool, review or quarantine.
+
+        ``screenshot_sha256`` is the hex digest of the screenshot file's bytes, computed by
+        whoever holds the file (the ledger never reads a worker's disk); it needs ``screenshot``.
+        """
         return self._run(handlers.release, cmds.Release, locals())
 
     def force_release(

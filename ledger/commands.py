@@ -28,6 +28,7 @@ from ledger.domain.model import (
     Outcome,
     ProfileId,
     ReviewDecision,
+    Sha256,
     Text,
     TtlSeconds,
     UncleanLimit,
@@ -143,6 +144,7 @@ class Release(LeaseCommand):
     reason: Text | None = Field(default=None, validate_default=True)
     final_url: Url | None = None
     screenshot: Name | None = None
+    screenshot_sha256: Sha256 | None = None
     prompt_seen: bool = False
     observed_proxy: Identity | None = None
     observed_account: Identity | None = None
@@ -153,6 +155,13 @@ class Release(LeaseCommand):
         if info.data.get("outcome") is Outcome.EXPECTED_FAILURE and not (reason or "").strip():
             raise ValueError("an expected failure must say what it was")
         return reason
+
+    @field_validator("screenshot_sha256")
+    @classmethod
+    def _digest_of_a_screenshot(cls, digest: str | None, info: ValidationInfo) -> str | None:
+        if digest is not None and info.data.get("screenshot") is None:
+            raise ValueError("a screenshot digest needs the screenshot it is the digest of")
+        return digest
 
 
 class OperatorCommand(Command):

@@ -121,6 +121,7 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
         outcome=c.outcome,
         final_url=c.final_url,
         screenshot=c.screenshot,
+        screenshot_sha256=c.screenshot_sha256,
         prompt_seen=c.prompt_seen,
         observed_proxy=c.observed_proxy,
         observed_account=c.observed_account,

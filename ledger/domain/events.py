@@ -81,12 +81,17 @@ class LeaseExtended(ProfileEvent):
 
 
 class LeaseReleaseRequested(ProfileEvent):
+    """Version 2 added ``screenshot_sha256``: the digest of the screenshot's bytes, so the
+    evidence a worker filed can later be checked against the file (None before version 2)."""
+
     event_type = "lease_release_requested"
+    class_version = 2
     lease_id: str
     fencing_token: int
     outcome: Outcome
     final_url: str | None
     screenshot: str | None
+    screenshot_sha256: str | None = None
     prompt_seen: bool
     observed_proxy: str | None
     observed_account: str | None
@@ -177,7 +182,16 @@ EVENT_CLASSES: dict[str, type[ProfileEvent]] = {
 
 # (event_type, from_version) -> function that rewrites the stored dict to from_version + 1.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def _release_requested_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 recorded a screenshot's path only: its digest is unknown, never guessed."""
+    return {**state, "screenshot_sha256": None}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("lease_release_requested", 1): _release_requested_v1_to_v2,
+}
 
 
 def upcast(event_type: str, state: dict[str, Any], from_version: int) -> dict[str, Any]:

@@ -64,6 +64,8 @@ CommandId = Annotated[str, Field(max_length=200), AfterValidator(_check_identity
 LeaseId = Annotated[str, Field(max_length=160), AfterValidator(_check_lease_id)]
 Text = Annotated[str, Field(max_length=2000)]
 Url = Annotated[str, Field(min_length=1, max_length=4096)]
+# A file's sha256 as 64 lowercase hex digits (hashlib's hexdigest).
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 TtlSeconds = Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)]
 FencingToken = Annotated[int, Field(ge=1, le=MAX_FENCING_TOKEN)]
 UncleanLimit = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_LIMIT)]

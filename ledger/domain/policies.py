@@ -82,6 +82,7 @@ class ReleaseReport:
     outcome: Outcome
     final_url: str | None = None
     screenshot: str | None = None
+    screenshot_sha256: str | None = None
     prompt_seen: bool = False
     observed_proxy: str | None = None
     observed_account: str | None = None

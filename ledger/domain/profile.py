@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -250,12 +250,7 @@ class Profile(ProfileStateMachine):
             ctx,
             lease_id=lease_id,
             fencing_token=fencing_token,
-            outcome=report.outcome,
-            final_url=report.final_url,
-            screenshot=report.screenshot,
-            prompt_seen=report.prompt_seen,
-            observed_proxy=report.observed_proxy,
-            observed_account=report.observed_account,
+            **asdict(report),  # the event records the worker's report field for field
         )
         verdict = judge_release(lease, report, RELEASE_POLICIES[lease.release_policy])
         if verdict.ending is Ending.CLEAN:

@@ -110,6 +110,20 @@ def test_release_rules_at_the_boundary() -> None:
     assert parse(Release, **lease, outcome="failure").outcome is Outcome.FAILURE
 
 
+def test_a_screenshot_digest_is_hex_sha256_of_a_named_screenshot() -> None:
+    """The digest is 64 lowercase hex digits (a newline after it, upper case or a short one is
+    refused) and only comes with the screenshot it is the digest of."""
+    lease = {"lease_id": "lease-1@p", "fencing_token": 1, "outcome": "success"}
+    digest = "ab" * 32
+    shot = parse(Release, **lease, screenshot="final.png", screenshot_sha256=digest)
+    assert shot.screenshot_sha256 == digest
+    for bad in (digest + "\n", digest.upper(), digest[:-1], "g" * 64):
+        with pytest.raises(InvalidInput, match="invalid screenshot_sha256"):
+            parse(Release, **lease, screenshot="final.png", screenshot_sha256=bad)
+    with pytest.raises(InvalidInput, match="needs the screenshot"):
+        parse(Release, **lease, screenshot_sha256=digest)
+
+
 def test_numbers_have_ranges_date_arithmetic_survives() -> None:
     """The repeated-failure window and limit are bounded, so ``now - window`` cannot overflow."""
     base = {"profile_id": "p", "account_id": "a", "proxy_id": "x"}

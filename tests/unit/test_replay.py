@@ -134,7 +134,7 @@ def test_stored_state_is_json_under_the_event_type_topic() -> None:
             event.originator_version,
         )
         state = json.loads(stored.state)
-        assert state["class_version"] == 1
+        assert state["class_version"] == type(event).class_version
         assert state["profile_id"] == event.profile_id
         assert state["envelope"]["command_id"] == event.envelope.command_id
         assert "originator_id" not in state

@@ -134,6 +134,25 @@ EXPECTED: dict[str, tuple[int, Envelope, dict[str, Any]]] = {
             "outcome": Outcome.EXPECTED_FAILURE,
             "final_url": "https://shop.example/orders/done",
             "screenshot": "/shots/run-42/final.png",
+            # Version 1 had no digest: its upcaster says unknown, never a guess.
+            "screenshot_sha256": None,
+            "prompt_seen": True,
+            "observed_proxy": "proxy-de-3",
+            "observed_account": "acct-shop-17",
+        },
+    ),
+    "lease_release_requested.v2": (
+        5,
+        _envelope(5, *_WORKER),
+        {
+            "lease_id": LEASE_ID,
+            "fencing_token": 3,
+            "outcome": Outcome.EXPECTED_FAILURE,
+            "final_url": "https://shop.example/orders/done",
+            "screenshot": "/shots/run-42/final.png",
+            "screenshot_sha256": (
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            ),
             "prompt_seen": True,
             "observed_proxy": "proxy-de-3",
             "observed_account": "acct-shop-17",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -187,3 +188,49 @@ def test_an_old_event_without_its_upcaster_is_refused(monkeypatch: pytest.Monkey
     _pretend_heartbeat_is(monkeypatch, 2, {})
     with pytest.raises(KeyError, match="lease_heartbeat"):
         decode("lease_heartbeat", HEARTBEAT_V1, ORIGINATOR_ID, 3)
+
+
+# --- the shipped upcaster: lease_release_requested v1 -> v2 (the screenshot's digest) --------
+
+RELEASE_V1 = (
+    Path(__file__).parent.parent / "fixtures" / "stored_events" / "lease_release_requested.v1.json"
+)
+
+
+def test_a_pinned_v1_release_passes_the_shipped_upcaster_and_has_no_digest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The release event stored before version 2 (the pinned bytes) loads through the upcaster
+    in UPCASTERS, exactly once, as today's class with its digest unknown (None) and every other
+    field as stored."""
+    shipped = ev.UPCASTERS[("lease_release_requested", 1)]
+    calls: list[State] = []
+
+    def spy(state: State) -> State:
+        calls.append(dict(state))
+        return shipped(state)
+
+    monkeypatch.setitem(ev.UPCASTERS, ("lease_release_requested", 1), spy)
+    stored = RELEASE_V1.read_bytes()
+    assert json.loads(stored)["class_version"] == 1
+    assert ev.LeaseReleaseRequested.class_version == 2
+    event = decode("lease_release_requested", stored, ORIGINATOR_ID, 5)
+    assert type(event) is ev.LeaseReleaseRequested
+    assert event.screenshot == "/shots/run-42/final.png"
+    assert event.screenshot_sha256 is None
+    assert len(calls) == 1
+    assert "screenshot_sha256" not in calls[0]
+
+
+def test_an_upcast_v1_release_is_stored_again_as_v2() -> None:
+    """Re-encoding an upcast v1 release writes class_version 2 with an explicit null digest,
+    and that decodes to the same event without passing the upcaster."""
+    event = decode("lease_release_requested", RELEASE_V1.read_bytes(), ORIGINATOR_ID, 5)
+    restored = ProfileEventMapper().to_stored_event(event)
+    state = json.loads(restored.state)
+    assert state["class_version"] == 2
+    assert state["screenshot_sha256"] is None
+    assert {k: v for k, v in state.items() if k not in ("class_version", "screenshot_sha256")} == {
+        k: v for k, v in json.loads(RELEASE_V1.read_bytes()).items() if k != "class_version"
+    }
+    assert decode("lease_release_requested", restored.state, ORIGINATOR_ID, 5) == event
