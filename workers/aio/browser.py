@@ -1,0 +1,79 @@
+"""A leased profile's browser on Playwright's async API: the same guard, watch and final
+screenshot as ``workers.browser``, for a task on an event loop.
+
+The request guard is a ``context.route`` handler running on the event loop: a request made
+while the loop is blocked (or the process stopped) waits for it, and it asks the guard, which
+reads the clock, so past the deadline the request is aborted without reaching the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from playwright.async_api import BrowserContext, Frame, Page, Route
+from playwright.async_api import Error as PlaywrightError
+
+from workers import evidence
+from workers.guard import LeaseGuard, Progress
+from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations
+
+
+class BrowserSession:
+    """A launched context under a lease, used from its event loop only. ``install`` before
+    any page loads."""
+
+    def __init__(
+        self, context: BrowserContext, guard: LeaseGuard, navigations: Navigations
+    ) -> None:
+        self.context = context
+        self.closed = False
+        self._guard = guard
+        self._navigations = navigations
+        self._last_page: Page | None = None
+
+    async def install(self) -> None:
+        """The request guard on every request, and the navigation watch on every page."""
+        await self.context.route(ALL_URLS, self._route)
+        for page in self.context.pages:
+            self._watch(page)
+        self.context.on("page", self._watch)
+
+    async def _route(self, route: Route) -> None:
+        if self._guard.held():
+            await route.fallback()
+        else:
+            await route.abort(BLOCKED)
+
+    def _watch(self, page: Page) -> None:
+        def navigated(frame: Frame) -> None:
+            main_frame = frame.parent_frame is None
+            if main_frame:
+                self._last_page = page
+            self._navigations.navigated(frame.url, main_frame=main_frame)
+
+        page.on("framenavigated", navigated)
+
+    async def screenshot(self, launch: LaunchPlan, progress: Progress) -> None:
+        """As ``workers.browser.BrowserSession.screenshot``."""
+        page = self._last_page
+        if page is None or page.is_closed():
+            page = next((p for p in reversed(self.context.pages) if not p.is_closed()), None)
+        if page is None:
+            return
+        launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
+        except PlaywrightError:
+            return
+        progress.update(
+            screenshot=evidence.recorded_path(launch.screenshot, launch.evidence_dir),
+            screenshot_sha256=evidence.sha256_of(launch.screenshot),
+        )
+
+    async def close(self) -> None:
+        """Close the context (flushing cookies); idempotent and quiet about a dead browser."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(PlaywrightError):
+            await self.context.close()

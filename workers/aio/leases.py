@@ -1,0 +1,270 @@
+"""The worker SDK on asyncio: ``workers.leases`` with the same names, awaited.
+
+The ledger's calls block, and a ``Ledger`` must stay on one thread: each ``ProfileLeases`` owns
+a single-thread executor, and its ledger is made and used on that thread only (checkout,
+steps, heartbeats and release all run there, one at a time). Heartbeats are an asyncio task
+that sleeps until the next renewal is due and hands the renewal to that thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from playwright.async_api import BrowserContext, Playwright
+
+from ledger import Lease, LeaseLost, Ledger, ReleaseResult
+from workers import evidence, launch, profile_dir, renewal
+from workers.aio.browser import BrowserSession
+from workers.guard import Clock, LeaseGuard, Progress
+from workers.settings import BrowserSettings
+from workers.timing import RenewalTiming
+
+R = TypeVar("R")
+
+
+class WorkerLease:
+    """One checked-out lease as its task sees it (see ``workers.leases.WorkerLease``)."""
+
+    def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
+        self.lease = lease
+        self.lost = guard.lost
+        self.evidence: evidence.Evidence | None = None
+        self.result: ReleaseResult | None = None
+        self._leases = leases
+        self._guard = guard
+        self._progress = Progress()
+        self._session: BrowserSession | None = None
+        self._expected_failure: str | None = None
+        self._stop = threading.Event()  # interrupts a renewal's retries on the ledger thread
+        self._heartbeats: asyncio.Task[None] | None = None
+
+    @property
+    def lease_id(self) -> str:
+        return self.lease.lease_id
+
+    @property
+    def fencing_token(self) -> int:
+        return self.lease.fencing_token
+
+    @property
+    def why_lost(self) -> str:
+        return self._guard.why
+
+    @property
+    def heartbeat_task_running(self) -> bool:
+        return self._heartbeats is not None and not self._heartbeats.done()
+
+    async def step(self, name: str, *, safe: bool = False, mutating: bool = False) -> None:
+        """As ``workers.leases.WorkerLease.step``."""
+        await self._ensure_held()
+        url = self._progress.now().url
+        if await self._leases.call(
+            lambda ledger: renewal.renew(
+                ledger,
+                self.lease,
+                self._guard,
+                step=name,
+                url=url,
+                safe=safe,
+                mutating=mutating,
+                wait=self._stop.wait,
+                clock=self._leases.clock,
+            )
+        ):
+            self._progress.stepped(name, safe=safe, mutating=mutating)
+        await self._ensure_held()
+
+    def expected_failure(self, reason: str) -> None:
+        """As ``workers.leases.WorkerLease.expected_failure``."""
+        self._expected_failure = reason
+
+    @asynccontextmanager
+    async def browser(self, pw: Playwright, **launch_options: Any) -> AsyncIterator[BrowserContext]:
+        """As ``workers.leases.WorkerLease.browser``, on the async API."""
+        await self._ensure_held()
+        profile_id = self.lease.profile_id
+        record = await self._leases.call(lambda ledger: ledger.view(profile_id).record)
+        leases = self._leases
+        plan = launch.plan(
+            self.lease, record.user_data_dir, leases.settings, leases.evidence_dir, launch_options
+        )
+        await self.step("browser_launch")
+        await asyncio.to_thread(profile_dir.claim, plan.user_data_dir, self.lease)
+        context = await pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
+        self._progress.update(observed_proxy=plan.proxy_id)
+        navigations = launch.Navigations(self._progress, leases.settings.prompt_matcher())
+        session = self._session = BrowserSession(context, self._guard, navigations)
+        try:
+            await session.install()
+            yield context
+            if self._guard.held():
+                await session.screenshot(plan, self._progress)
+        except BaseException:
+            if self._guard.held():
+                await session.screenshot(plan, self._progress)
+            raise
+        finally:
+            await session.close()
+            self._session = None
+
+    async def _ensure_held(self) -> None:
+        if self._guard.held():
+            return
+        await self._close_browser()
+        raise LeaseLost(self.lease_id, self._guard.why)
+
+    async def _close_browser(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _start(self) -> None:
+        self._heartbeats = asyncio.create_task(self._renew_while_held())
+
+    async def _renew_while_held(self) -> None:
+        """The heartbeat task: renew every interval until the lease is lost or left."""
+        timing, clock = self._guard.timing, self._leases.clock
+        while True:
+            await asyncio.sleep(max(0.0, self._guard.renewed_at + timing.interval - clock()))
+            if self._stop.is_set() or not self._guard.held():
+                return
+            report = self._progress.now()
+            renew = partial(
+                renewal.renew,
+                lease=self.lease,
+                guard=self._guard,
+                step=report.step,
+                url=report.url,
+                wait=self._stop.wait,
+                clock=clock,
+            )
+            try:
+                await self._leases.call(renew)
+            except Exception as error:  # the deadline, not a surprise, decides
+                self._guard.failed(f"{type(error).__name__}: {error}")
+                await asyncio.sleep(timing.retry_period)
+
+    async def _end(self, error: BaseException | None) -> None:
+        """As ``workers.leases.WorkerLease._end``: heartbeats stop before the release."""
+        self._stop.set()
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeats
+        await self._close_browser()
+        self.evidence = evidence.settle(
+            self.lease,
+            self._guard,
+            self._progress.now(),
+            error,
+            self._expected_failure,
+            self._leases.evidence_dir,
+        )
+        if self.evidence is not None:
+            record = self.evidence
+            self.result = await self._leases.call(
+                lambda ledger: renewal.release(ledger, self.lease, self._guard, record)
+            )
+
+
+class ProfileLeases:
+    """A worker's door to the ledger on asyncio (see ``workers.leases.ProfileLeases``)."""
+
+    def __init__(
+        self,
+        store_url: str | None,
+        worker_id: str,
+        settings: BrowserSettings,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.store_url = store_url
+        self.worker_id = worker_id
+        self.settings = settings
+        self.clock = clock
+        self.evidence_dir = Path(settings.evidence_dir).absolute()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custody-ledger")
+        self._ledger: Ledger | None = None  # made and used on the executor's thread only
+
+    @classmethod
+    def open(
+        cls,
+        store_url: str | None = None,
+        *,
+        worker_id: str,
+        settings: BrowserSettings | None = None,
+        clock: Clock = time.monotonic,
+    ) -> ProfileLeases:
+        """As ``workers.leases.ProfileLeases.open``; nothing is opened until first use."""
+        return cls(store_url, worker_id, settings or BrowserSettings(), clock)
+
+    async def call(self, use: Callable[[Ledger], R]) -> R:
+        """Run ``use(ledger)`` on the ledger's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._on, use)
+
+    def _on(self, use: Callable[[Ledger], R]) -> R:
+        if self._ledger is None:
+            self._ledger = Ledger.open(self.store_url, create=False)
+        return use(self._ledger)
+
+    @asynccontextmanager
+    async def checkout(
+        self,
+        profile_id: str,
+        *,
+        run_id: str,
+        task_type: str,
+        ttl_seconds: int = 300,
+        account_id: str | None = None,
+        proxy_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> AsyncIterator[WorkerLease]:
+        """As ``workers.leases.ProfileLeases.checkout``, entered with ``async with``."""
+        started = self.clock()
+        until = started + RenewalTiming.from_ttl(ttl_seconds).renew_deadline
+
+        def send(ledger: Ledger) -> Lease:
+            return renewal.checkout(
+                lambda command_id: ledger.checkout(
+                    profile_id,
+                    worker_id=self.worker_id,
+                    run_id=run_id,
+                    task_type=task_type,
+                    ttl_seconds=ttl_seconds,
+                    account_id=account_id,
+                    proxy_id=proxy_id,
+                    command_id=command_id,
+                    correlation_id=correlation_id,
+                ),
+                until=until,
+                clock=self.clock,
+            )
+
+        lease = await self.call(send)
+        timing = RenewalTiming.from_ttl(lease.ttl_seconds)
+        held = WorkerLease(lease, self, LeaseGuard(lease.lease_id, timing, started, self.clock))
+        held._start()
+        try:
+            yield held
+        except BaseException as error:
+            await held._end(error)
+            raise
+        await held._end(None)
+
+    async def close(self) -> None:
+        """Close the ledger on its thread, then the thread."""
+        await self.call(lambda ledger: ledger.close())
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

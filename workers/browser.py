@@ -1,0 +1,85 @@
+"""A leased profile's browser on Playwright's sync API: the lease guard on every request, the
+navigation watch, and the final screenshot.
+
+Every request of the context, whichever page or frame makes it, passes ``context.route``'s
+handler, which lets it through only while the lease is held and aborts it once the lease is
+lost. Playwright holds a routed request until the handler has answered, and the handler runs on
+the Playwright thread (the task's), so a request made while the task is busy elsewhere, or while
+the process is stopped, waits; when the handler runs it asks the guard, which reads the clock:
+past the deadline the request is aborted without reaching the network. Not covered: a route the
+task installs itself that calls ``continue_()`` (its handlers run before this one: use
+``fallback()``), and ``context.request`` (Playwright's HTTP client, which does not pass routes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from playwright.sync_api import BrowserContext, Frame, Page, Route
+from playwright.sync_api import Error as PlaywrightError
+
+from workers import evidence
+from workers.guard import LeaseGuard, Progress
+from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations
+
+
+class BrowserSession:
+    """A launched context under a lease. Used on the Playwright thread only."""
+
+    def __init__(
+        self, context: BrowserContext, guard: LeaseGuard, navigations: Navigations
+    ) -> None:
+        """Installs the request guard and the navigation watch before any page loads."""
+        self.context = context
+        self.closed = False
+        self._guard = guard
+        self._navigations = navigations
+        self._last_page: Page | None = None
+        context.route(ALL_URLS, self._route)
+        for page in context.pages:
+            self._watch(page)
+        context.on("page", self._watch)
+
+    def _route(self, route: Route) -> None:
+        if self._guard.held():
+            route.fallback()
+        else:
+            route.abort(BLOCKED)
+
+    def _watch(self, page: Page) -> None:
+        def navigated(frame: Frame) -> None:
+            main_frame = frame.parent_frame is None
+            if main_frame:
+                self._last_page = page
+            self._navigations.navigated(frame.url, main_frame=main_frame)
+
+        page.on("framenavigated", navigated)
+
+    def screenshot(self, launch: LaunchPlan, progress: Progress) -> None:
+        """Save the last navigated page (or the last open one) as the final screenshot and
+        record its path and sha256; a page that cannot be captured leaves no screenshot."""
+        page = self._last_page
+        if page is None or page.is_closed():
+            page = next((p for p in reversed(self.context.pages) if not p.is_closed()), None)
+        if page is None:
+            return
+        path: Path = launch.screenshot
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            page.screenshot(path=path, timeout=launch.screenshot_timeout_ms)
+        except PlaywrightError:
+            return
+        progress.update(
+            screenshot=evidence.recorded_path(path, launch.evidence_dir),
+            screenshot_sha256=evidence.sha256_of(path),
+        )
+
+    def close(self) -> None:
+        """Close the context (the only way Chromium flushes recent cookies); idempotent, and
+        quiet about a browser that is already gone."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(PlaywrightError):
+            self.context.close()

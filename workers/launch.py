@@ -1,0 +1,80 @@
+"""What a launch of a leased profile needs, decided before any browser starts, and the
+bookkeeping its callbacks do; shared by the sync and the asyncio flavours.
+
+Nothing here calls Playwright: ``plan`` refuses a launch the profile or the worker's
+configuration does not allow, and ``Navigations`` turns a frame's navigation into a string in
+``Progress`` (Playwright runs the callback on its own thread; it must not block or do I/O).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger import Lease
+from workers import evidence
+from workers.guard import Progress
+from workers.settings import BrowserSettings, LaunchRefused
+
+# The abort reason Chromium shows for a request the lease guard refused.
+BLOCKED = "blockedbyclient"
+ALL_URLS = "**/*"
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Where and how to launch, and where the final screenshot goes."""
+
+    user_data_dir: Path
+    proxy_id: str
+    arguments: dict[str, Any]
+    evidence_dir: Path
+    lease_dir: Path
+    screenshot: Path
+    screenshot_timeout_ms: float
+
+
+def plan(
+    lease: Lease,
+    user_data_dir: str | None,
+    settings: BrowserSettings,
+    evidence_dir: Path,
+    options: Mapping[str, Any],
+) -> LaunchPlan:
+    """The launch for ``lease`` on the profile's registered directory. ``LaunchRefused`` when
+    the profile has no registered directory, this worker cannot resolve its proxy id, or an
+    option would choose the directory or the proxy."""
+    if not user_data_dir:
+        msg = (
+            f"profile {lease.profile_id} has no user_data_dir registered: register it with "
+            "--user-data-dir before a worker may launch it"
+        )
+        raise LaunchRefused(msg)
+    proxy = settings.resolve_proxy(lease.proxy_id)
+    lease_dir = evidence.lease_directory(evidence_dir, lease)
+    return LaunchPlan(
+        user_data_dir=Path(user_data_dir),
+        proxy_id=lease.proxy_id,
+        arguments=settings.launch_arguments(proxy, options),
+        evidence_dir=evidence_dir,
+        lease_dir=lease_dir,
+        screenshot=lease_dir / "final.png",
+        screenshot_timeout_ms=settings.screenshot_timeout_ms,
+    )
+
+
+class Navigations:
+    """Records navigations: the main frame's URL as the page's URL, any frame's URL that looks
+    like a prompt as the prompt seen."""
+
+    def __init__(self, progress: Progress, is_prompt: Callable[[str], bool]) -> None:
+        self._progress = progress
+        self._is_prompt = is_prompt
+
+    def navigated(self, url: str, *, main_frame: bool) -> None:
+        if self._is_prompt(url):
+            self._progress.prompt(url)
+        if main_frame:
+            self._progress.update(url=url)

@@ -1,0 +1,253 @@
+"""The worker SDK on Playwright's sync API: check a profile out, work under the lease, release
+it with the evidence collected.
+
+    leases = ProfileLeases.open(store_url=None, worker_id="worker_03")
+    with leases.checkout("profile_shop_17", run_id="run_0945", task_type="check") as lease:
+        with lease.browser(pw) as context:
+            ...
+            lease.step("dashboard_loaded", safe=True)
+
+Leaving the checkout block releases the lease: success with the final URL and screenshot; an
+exception as a failure naming it; ``lease.expected_failure(reason)`` as an expected failure.
+A lease that is lost (the ledger says so, or it could not be renewed before its deadline) is
+never released by the worker: the sweep settles it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+from playwright.sync_api import BrowserContext, Playwright
+
+from ledger import Lease, LeaseLost, Ledger, ReleaseResult
+from workers import evidence, launch, profile_dir, renewal
+from workers.browser import BrowserSession
+from workers.guard import Clock, LeaseGuard, Progress
+from workers.renewal import Renewer, renew
+from workers.settings import BrowserSettings
+from workers.timing import RenewalTiming
+
+STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat thread
+
+
+class WorkerLease:
+    """One checked-out lease as its task sees it. Use it on the thread that checked it out.
+
+    ``lost`` is a ``threading.Event`` set once the lease is lost; ``why_lost`` says why. After
+    the checkout block, ``evidence`` and ``result`` hold what the release reported and how the
+    ledger judged it (None if the lease was lost)."""
+
+    def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
+        self.lease = lease
+        self.lost = guard.lost
+        self.evidence: evidence.Evidence | None = None
+        self.result: ReleaseResult | None = None
+        self._leases = leases
+        self._guard = guard
+        self._progress = Progress()
+        self._renewer = Renewer(leases.open_ledger, lease, guard, self._progress, leases.clock)
+        self._session: BrowserSession | None = None
+        self._expected_failure: str | None = None
+
+    @property
+    def lease_id(self) -> str:
+        return self.lease.lease_id
+
+    @property
+    def fencing_token(self) -> int:
+        return self.lease.fencing_token
+
+    @property
+    def why_lost(self) -> str:
+        return self._guard.why
+
+    @property
+    def heartbeat_thread_alive(self) -> bool:
+        return self._renewer.alive
+
+    def step(self, name: str, *, safe: bool = False, mutating: bool = False) -> None:
+        """Record the step in the ledger now, as a heartbeat naming it (with the page's last
+        URL): ``safe`` marks a point where the account is in a known state (the last safe
+        step), ``mutating`` a step that may change the account. ``LeaseLost`` (the browser
+        closed first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses."""
+        self._ensure_held()
+        url = self._progress.now().url
+        if renew(
+            self._leases.ledger,
+            self.lease,
+            self._guard,
+            step=name,
+            url=url,
+            safe=safe,
+            mutating=mutating,
+            wait=_sleep,
+            clock=self._leases.clock,
+        ):
+            self._progress.stepped(name, safe=safe, mutating=mutating)
+        self._ensure_held()
+
+    def expected_failure(self, reason: str) -> None:
+        """End the lease as an expected failure with ``reason`` when the checkout block is left
+        (an exception raised later still makes it a failure)."""
+        self._expected_failure = reason
+
+    @contextmanager
+    def browser(self, pw: Playwright, **launch_options: Any) -> Iterator[BrowserContext]:
+        """A persistent context on the profile's registered directory, with its proxy.
+
+        Before launching: ``LaunchRefused`` if the profile has no directory or this worker
+        cannot resolve its proxy id; a heartbeat proves the lease current (``LeaseLost``); the
+        fencing token is written to the directory's marker (``LeaseLost`` if a later lease's
+        token is there). Leaving the block takes the final screenshot (unless the lease was
+        lost) and always closes the context."""
+        self._ensure_held()
+        record = self._leases.ledger.view(self.lease.profile_id).record
+        plan = launch.plan(
+            self.lease,
+            record.user_data_dir,
+            self._leases.settings,
+            self._leases.evidence_dir,
+            launch_options,
+        )
+        self.step("browser_launch")
+        profile_dir.claim(plan.user_data_dir, self.lease)
+        context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
+        self._progress.update(observed_proxy=plan.proxy_id)
+        navigations = launch.Navigations(self._progress, self._leases.settings.prompt_matcher())
+        session = self._session = BrowserSession(context, self._guard, navigations)
+        try:
+            yield context
+            if self._guard.held():
+                session.screenshot(plan, self._progress)
+        except BaseException:
+            if self._guard.held():
+                session.screenshot(plan, self._progress)
+            raise
+        finally:
+            session.close()
+            self._session = None
+
+    def _ensure_held(self) -> None:
+        """Raise ``LeaseLost`` once the lease is lost, closing the browser first."""
+        if self._guard.held():
+            return
+        self._close_browser()
+        raise LeaseLost(self.lease_id, self._guard.why)
+
+    def _close_browser(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+    def _start(self) -> None:
+        self._renewer.start()
+
+    def _end(self, error: BaseException | None) -> None:
+        """Stop the heartbeats, close the browser, then release with the evidence (or, for a
+        lost lease, release nothing: ``LeaseLost`` when no other error is on its way)."""
+        self._renewer.stop(STOP_TIMEOUT)
+        self._close_browser()
+        self.evidence = evidence.settle(
+            self.lease,
+            self._guard,
+            self._progress.now(),
+            error,
+            self._expected_failure,
+            self._leases.evidence_dir,
+        )
+        if self.evidence is not None:
+            ledger = self._leases.ledger
+            self.result = renewal.release(ledger, self.lease, self._guard, self.evidence)
+
+
+class ProfileLeases:
+    """A worker's door to the ledger. Holds a ``Ledger``: use it on one thread (each lease's
+    heartbeat thread opens a ledger of its own on the same store)."""
+
+    def __init__(
+        self,
+        store_url: str | None,
+        worker_id: str,
+        settings: BrowserSettings,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.store_url = store_url
+        self.worker_id = worker_id
+        self.settings = settings
+        self.clock = clock
+        self.evidence_dir = Path(settings.evidence_dir).absolute()
+        self.ledger = self.open_ledger()
+
+    @classmethod
+    def open(
+        cls,
+        store_url: str | None = None,
+        *,
+        worker_id: str,
+        settings: BrowserSettings | None = None,
+        clock: Clock = time.monotonic,
+    ) -> ProfileLeases:
+        """Leases on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``); the store must
+        exist (``InvalidInput`` for a bad URL now, ``StoreUnavailable`` on first use)."""
+        return cls(store_url, worker_id, settings or BrowserSettings(), clock)
+
+    def open_ledger(self) -> Ledger:
+        """A new ledger on this store, for the calling thread."""
+        return Ledger.open(self.store_url, create=False)
+
+    @contextmanager
+    def checkout(
+        self,
+        profile_id: str,
+        *,
+        run_id: str,
+        task_type: str,
+        ttl_seconds: int = 300,
+        account_id: str | None = None,
+        proxy_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Iterator[WorkerLease]:
+        """Lease the profile (``CheckoutDenied`` with the reason), renew it in the background,
+        and release it when the block is left (see the module's docstring)."""
+        started = self.clock()
+        lease = renewal.checkout(
+            lambda command_id: self.ledger.checkout(
+                profile_id,
+                worker_id=self.worker_id,
+                run_id=run_id,
+                task_type=task_type,
+                ttl_seconds=ttl_seconds,
+                account_id=account_id,
+                proxy_id=proxy_id,
+                command_id=command_id,
+                correlation_id=correlation_id,
+            ),
+            until=started + RenewalTiming.from_ttl(ttl_seconds).renew_deadline,
+            clock=self.clock,
+        )
+        timing = RenewalTiming.from_ttl(lease.ttl_seconds)
+        held = WorkerLease(lease, self, LeaseGuard(lease.lease_id, timing, started, self.clock))
+        held._start()
+        try:
+            yield held
+        except BaseException as error:
+            held._end(error)
+            raise
+        held._end(None)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False

@@ -1,0 +1,197 @@
+"""The worker's lease commands, each resent under its own command id after
+``StoreUnavailable`` (so one that did land is not applied twice): checkout, renewal (a
+heartbeat), release; and the background thread that renews a lease every interval on a ledger
+of its own.
+
+None of this touches a Playwright object: the thread reads the step and URL the task reported
+from ``Progress`` and says what it learned through ``LeaseGuard``. The functions block; the
+asyncio flavour runs them on its ledger's own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+from ledger import Lease, LeaseLost, Ledger, ReleaseResult, StoreUnavailable
+from workers.evidence import Evidence
+from workers.guard import Clock, LeaseGuard, Progress
+
+
+class Heartbeats(Protocol):
+    """The part of ``ledger.Ledger`` a renewal needs (a fake in the unit tests)."""
+
+    def heartbeat(
+        self,
+        lease_id: str,
+        *,
+        fencing_token: int,
+        step: str | None = None,
+        url: str | None = None,
+        safe: bool = False,
+        mutating: bool = False,
+        command_id: str | None = None,
+    ) -> Lease: ...
+
+    def close(self) -> None: ...
+
+
+Wait = Callable[[float], bool]  # sleep up to n seconds; True: stop was asked for
+
+
+def renew(
+    ledger: Heartbeats,
+    lease: Lease,
+    guard: LeaseGuard,
+    *,
+    step: str | None,
+    url: str | None,
+    safe: bool = False,
+    mutating: bool = False,
+    wait: Wait,
+    clock: Clock = time.monotonic,
+) -> bool:
+    """Send one heartbeat; after ``StoreUnavailable`` send it again, under the same command id
+    (so a heartbeat that did land is not applied twice), every retry period while the lease is
+    held. True: renewed, and the guard's deadline moved. False: the lease is lost (the ledger
+    said ``LeaseLost``, or the deadline passed; the guard says why) or ``wait`` was stopped.
+    Any other error (bad input such as a step name the ledger refuses) propagates."""
+    command_id = uuid.uuid4().hex
+    started = clock()
+    while guard.held():
+        try:
+            ledger.heartbeat(
+                lease.lease_id,
+                fencing_token=lease.fencing_token,
+                step=step,
+                url=url,
+                safe=safe,
+                mutating=mutating,
+                command_id=command_id,
+            )
+        except LeaseLost as lost:
+            guard.lose(str(lost))
+            return False
+        except StoreUnavailable as down:
+            guard.failed(str(down))
+            if wait(guard.timing.retry_period):
+                return False
+            continue
+        guard.renewed(started)
+        return True
+    return False
+
+
+def checkout(
+    send: Callable[[str], Lease], *, until: float, clock: Clock, pause: float = 0.2
+) -> Lease:
+    """``send(command_id)`` (a checkout), resent after ``StoreUnavailable`` until ``until``."""
+    command_id = uuid.uuid4().hex
+    while True:
+        try:
+            return send(command_id)
+        except StoreUnavailable:
+            if clock() + pause >= until:
+                raise
+            time.sleep(pause)
+
+
+def release(ledger: Ledger, lease: Lease, guard: LeaseGuard, record: Evidence) -> ReleaseResult:
+    """Release with the evidence, resent while the store is unavailable and the lease held;
+    ``LeaseLost`` when the ledger refuses it or the deadline passes first."""
+    command_id = uuid.uuid4().hex
+    while True:
+        try:
+            return ledger.release(
+                lease.lease_id,
+                fencing_token=lease.fencing_token,
+                command_id=command_id,
+                **record.release_arguments(),
+            )
+        except LeaseLost as lost:
+            guard.lose(str(lost))
+            raise
+        except StoreUnavailable as down:
+            guard.failed(str(down))
+            if not guard.held():
+                raise LeaseLost(lease.lease_id, guard.why) from down
+            time.sleep(guard.timing.retry_period)
+
+
+class Renewer:
+    """The heartbeat thread of one lease.
+
+    It opens its own ledger with ``open_ledger`` (a ledger is never shared across threads),
+    renews ``interval`` after the start of the last renewal that succeeded (a ``step`` sent by
+    the task counts), and ends when the lease is lost or ``stop`` is called; it closes its
+    ledger on the way out. An error it does not expect is retried like an unavailable store,
+    so only the deadline decides when to give up.
+    """
+
+    def __init__(
+        self,
+        open_ledger: Callable[[], Heartbeats],
+        lease: Lease,
+        guard: LeaseGuard,
+        progress: Progress,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._open_ledger = open_ledger
+        self._lease = lease
+        self._guard = guard
+        self._progress = progress
+        self._clock = clock
+        self._stop = threading.Event()
+        self.renewals = 0
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat {lease.lease_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Ask the thread to end and wait for it; True when it has ended."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        ledger = self._open_ledger()
+        try:
+            while self._sleep_until_due():
+                self._renew_once(ledger)
+        finally:
+            ledger.close()
+
+    def _sleep_until_due(self) -> bool:
+        """Wait for the next renewal; False when the thread should end."""
+        due = self._guard.renewed_at + self._guard.timing.interval
+        if self._stop.wait(max(0.0, due - self._clock())):
+            return False
+        return self._guard.held()
+
+    def _renew_once(self, ledger: Heartbeats) -> None:
+        report = self._progress.now()
+        try:
+            if renew(
+                ledger,
+                self._lease,
+                self._guard,
+                step=report.step,
+                url=report.url,
+                wait=self._stop.wait,
+                clock=self._clock,
+            ):
+                self.renewals += 1
+        except Exception as error:  # the deadline, not a surprise, decides when to give up
+            self._guard.failed(f"{type(error).__name__}: {error}")
+            self._stop.wait(self._guard.timing.retry_period)

@@ -1,0 +1,111 @@
+"""A worker's browser configuration: which Chromium, where evidence goes, how a proxy id
+becomes a proxy, which pages count as a login or verification prompt.
+
+The ledger knows a profile's proxy only by its id. The worker turns the id into a server and
+credentials from its own configuration (a mapping or a callable), so credentials never reach
+the ledger; the id it resolved is what it reports as the proxy it launched with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import ProxySettings
+
+DEFAULT_EXECUTABLE = "/usr/bin/chromium"
+PROXIES_ENV_VAR = "CUSTODY_PROXIES"
+# Pages that mean a person must look: a challenge, a captcha, a second factor. A login page is
+# left out on purpose: many tasks log in; a task that must never see one adds its pattern.
+DEFAULT_PROMPT_PATTERNS = (
+    r"captcha",
+    r"/challenge",
+    r"/verif(y|ication)",
+    r"/(2fa|mfa|two-factor)",
+)
+# What a launch always gets unless the caller says otherwise. Service workers are blocked: a
+# request a service worker makes on its own is one more path to the network to reason about.
+LAUNCH_DEFAULTS: dict[str, Any] = {"headless": True, "service_workers": "block"}
+# Options that would make the launch something other than this lease's profile and proxy.
+RESERVED_OPTIONS = ("user_data_dir", "proxy")
+
+# A proxy id resolves to the proxy's settings, or to None: "this id means a direct connection".
+DIRECT = None
+Proxy = ProxySettings | None
+ProxyResolver = Mapping[str, Proxy] | Callable[[str], Proxy]
+
+
+class LaunchRefused(Exception):
+    """The browser was not launched: the profile or this worker's configuration does not allow
+    it (no registered profile directory, a proxy id this worker cannot resolve, an option
+    that would launch something other than the leased profile)."""
+
+
+@dataclass(frozen=True)
+class BrowserSettings:
+    """How this worker launches a leased profile.
+
+    ``proxies``: a mapping from proxy id to Playwright proxy settings (``DIRECT`` for none), or
+    a callable doing the same that raises ``LookupError`` for an id it does not know; None reads
+    the JSON file named by ``$CUSTODY_PROXIES`` (an object of the same shape), else knows no
+    proxy. ``prompt_patterns`` are regular expressions searched in every URL a frame navigates
+    to (case-insensitive). ``evidence_dir`` receives each lease's final screenshot and
+    ``evidence.json``.
+    """
+
+    executable_path: str = DEFAULT_EXECUTABLE
+    proxies: ProxyResolver | None = None
+    prompt_patterns: Sequence[str] = DEFAULT_PROMPT_PATTERNS
+    evidence_dir: str | os.PathLike[str] = "evidence"
+    screenshot_timeout_ms: float = 5_000
+    launch_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolve_proxy(self, proxy_id: str) -> Proxy:
+        """The proxy to launch with for ``proxy_id``; ``LaunchRefused`` if this worker has no
+        configuration for it (never a silent direct connection)."""
+        resolver = self.proxies if self.proxies is not None else _proxies_from_environment()
+        try:
+            return resolver[proxy_id] if isinstance(resolver, Mapping) else resolver(proxy_id)
+        except LookupError:
+            msg = (
+                f"this worker has no proxy configured for {proxy_id!r}: map it in "
+                f"BrowserSettings(proxies=...) or in the file ${PROXIES_ENV_VAR} names"
+            )
+            raise LaunchRefused(msg) from None
+
+    def prompt_matcher(self) -> Callable[[str], bool]:
+        """A predicate: does this URL look like a login or verification prompt?"""
+        patterns = [re.compile(p, re.IGNORECASE) for p in self.prompt_patterns]
+        return lambda url: any(p.search(url) for p in patterns)
+
+    def launch_arguments(self, proxy: Proxy, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for ``launch_persistent_context`` (all but the directory):
+        defaults, then this worker's ``launch_options``, then the call's, then the proxy.
+        ``LaunchRefused`` for an option that would choose the directory or the proxy."""
+        for name in RESERVED_OPTIONS:
+            if name in options or name in self.launch_options:
+                raise LaunchRefused(f"{name} comes from the lease's profile, not a launch option")
+        arguments = {**LAUNCH_DEFAULTS, "executable_path": self.executable_path}
+        arguments.update(self.launch_options)
+        arguments.update(options)
+        if proxy is not None:
+            arguments["proxy"] = proxy
+        return arguments
+
+
+def _proxies_from_environment() -> Mapping[str, Proxy]:
+    path = os.environ.get(PROXIES_ENV_VAR)
+    if not path:
+        return {}
+    try:
+        loaded = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise LaunchRefused(f"cannot read ${PROXIES_ENV_VAR} ({path}): {e}") from None
+    if not isinstance(loaded, dict):
+        raise LaunchRefused(f"${PROXIES_ENV_VAR} ({path}) must hold a JSON object")
+    return loaded
