@@ -1,0 +1,63 @@
+"""The fencing token in the profile directory: a later lease's mark refuses an earlier one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ledger import Lease, LeaseLost, LeaseStatus
+from workers import profile_dir
+
+T = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def lease(token: int) -> Lease:
+    return Lease(
+        lease_id=f"lease-{token}@p1",
+        profile_id="p1",
+        account_id="a",
+        worker_id=f"w{token}",
+        run_id=f"r{token}",
+        task_type="t",
+        proxy_id="x",
+        lease_status=LeaseStatus.ACTIVE,
+        lease_started_at=T,
+        heartbeat_at=T,
+        expires_at=T,
+        ttl_seconds=30,
+        release_policy="manual_review_on_unknown_state",
+        fencing_token=token,
+    )
+
+
+def test_a_claim_writes_the_lease_and_a_higher_token_replaces_it(tmp_path: Path) -> None:
+    """A new directory is made and marked; the same token may claim again (a relaunch); a
+    higher token replaces the mark."""
+    directory = tmp_path / "profiles" / "p1"
+    profile_dir.claim(directory, lease(2))
+    assert profile_dir.read(directory) is not None
+    profile_dir.claim(directory, lease(2))
+    profile_dir.claim(directory, lease(3))
+    marker = profile_dir.read(directory)
+    assert marker is not None
+    assert (marker["fencing_token"], marker["worker_id"], marker["run_id"]) == (3, "w3", "r3")
+
+
+def test_a_lower_token_is_refused_and_the_mark_kept(tmp_path: Path) -> None:
+    """A launch holding a lower token than the mark is refused, naming both tokens."""
+    profile_dir.claim(tmp_path, lease(7))
+    with pytest.raises(LeaseLost, match="fencing token 7; this lease holds 6"):
+        profile_dir.claim(tmp_path, lease(6))
+    marker = profile_dir.read(tmp_path)
+    assert marker is not None
+    assert marker["fencing_token"] == 7
+
+
+@pytest.mark.parametrize("content", ['{"fencing_token": "9"}', "not json", '{"other": 1}'])
+def test_a_damaged_mark_refuses_every_launch(tmp_path: Path, content: str) -> None:
+    """A mark that cannot be read is not guessed at: no token may launch over it."""
+    (tmp_path / profile_dir.MARKER).write_text(content)
+    with pytest.raises(LeaseLost, match="cannot be read"):
+        profile_dir.claim(tmp_path, lease(10**6))

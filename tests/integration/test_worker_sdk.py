@@ -1,0 +1,211 @@
+"""The worker SDK against a real ledger (in memory), without a browser: how a lease ends, what
+the release reports, when a lease is lost, and which launches are refused before any browser
+starts (``NoBrowser`` fails the test if one is attempted)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger import CheckoutDenied, Ledger
+from ledger.domain import events as ev
+from workers import DIRECT, BrowserSettings, LaunchRefused, LeaseLost, ProfileLeases
+from workers.profile_dir import MARKER
+
+
+class NoBrowser:
+    """A Playwright stand-in: the test fails if the SDK tries to launch anything."""
+
+    @property
+    def chromium(self) -> Any:
+        raise AssertionError("a browser was launched")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    url = f"memory://{uuid.uuid4().hex}"
+    with Ledger.init(url) as ledger:
+        ledger.register_profile(
+            "p1", account_id="a", proxy_id="px", user_data_dir=str(tmp_path / "p1")
+        )
+        ledger.register_profile("p_nodir", account_id="a", proxy_id="px")
+        ledger.register_profile(
+            "p_unknown_proxy", account_id="a", proxy_id="py", user_data_dir=str(tmp_path / "py")
+        )
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> BrowserSettings:
+    return BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+
+
+def leases_on(store: str, settings: BrowserSettings, **kw: Any) -> ProfileLeases:
+    return ProfileLeases.open(store, worker_id="worker_03", settings=settings, **kw)
+
+
+def history(store: str, profile_id: str = "p1") -> list[ev.ProfileEvent]:
+    with Ledger.open(store, create=False) as ledger:
+        return ledger.history(profile_id)
+
+
+def test_leaving_the_block_releases_with_what_the_worker_knows(
+    store: str, settings: BrowserSettings, tmp_path: Path
+) -> None:
+    """A clean exit releases as success with the steps the ledger accepted; without a browser
+    there is no final URL, so the rules send the profile to review. The heartbeat thread has
+    ended before the release, and evidence.json keeps the record."""
+    with (
+        leases_on(store, settings) as leases,
+        leases.checkout("p1", run_id="run_1", task_type="t") as lease,
+    ):
+        assert lease.heartbeat_thread_alive
+        lease.step("dashboard_loaded", safe=True)
+    assert not lease.heartbeat_thread_alive
+    assert lease.evidence is not None
+    assert lease.result is not None
+    assert (lease.evidence.outcome, lease.evidence.last_safe_step) == (
+        "success",
+        "dashboard_loaded",
+    )
+    assert lease.result.profile_state == "review_required"
+    assert lease.result.cause == "unknown_final_url"
+    kept = json.loads((tmp_path / "evidence/p1/lease-1/evidence.json").read_text())
+    assert kept["lease_id"] == "lease-1@p1"
+    assert kept["outcome"] == "success"
+    types = [e.event_type for e in history(store)]
+    assert types[-2:] == ["lease_release_requested", "review_requested"]
+    assert "lease_heartbeat" not in types[types.index("lease_release_requested") :]
+
+
+def test_an_exception_releases_as_a_failure_naming_it(
+    store: str, settings: BrowserSettings
+) -> None:
+    """The exception propagates; the release is a failure whose reason names it, and a
+    mutating step no safe step confirmed quarantines the profile."""
+    with (  # noqa: PT012
+        leases_on(store, settings) as leases,
+        pytest.raises(RuntimeError, match="boom"),
+        leases.checkout("p1", run_id="run_1", task_type="t") as lease,
+    ):
+        lease.step("submit_order", mutating=True)
+        raise RuntimeError("boom")
+    assert lease.result is not None
+    assert lease.result.profile_state == "quarantined"
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.outcome == "failure"
+    assert release.envelope.reason == "RuntimeError: boom"
+
+
+def test_expected_failure_is_released_as_such(store: str, settings: BrowserSettings) -> None:
+    """lease.expected_failure(reason) makes the release an expected failure with the reason."""
+    with (
+        leases_on(store, settings) as leases,
+        leases.checkout("p1", run_id="run_1", task_type="t") as lease,
+    ):
+        lease.expected_failure("out of stock")
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert (release.outcome, release.envelope.reason) == ("expected_failure", "out of stock")
+
+
+def test_a_worker_paused_past_its_deadline_stops_and_releases_nothing(
+    store: str, settings: BrowserSettings
+) -> None:
+    """Past the renew deadline on the worker's own clock (no heartbeat thread needed to
+    notice), the lease is lost: step() raises LeaseLost, lease.lost is set, and leaving the
+    block raises LeaseLost without sending a release."""
+    clock = FakeClock()
+    with (  # noqa: PT012
+        leases_on(store, settings, clock=clock) as leases,
+        pytest.raises(LeaseLost),
+        leases.checkout("p1", run_id="run_1", task_type="t", ttl_seconds=30) as lease,
+    ):
+        lease.step("polling")
+        clock.now += 20  # 2/3 of the TTL, as a SIGSTOP would
+        assert not lease.lost.is_set()
+        with pytest.raises(LeaseLost, match="not renewed within 20s"):
+            lease.step("polling")
+        assert lease.lost.is_set()
+    assert lease.result is None
+    assert not lease.heartbeat_thread_alive
+    assert not [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+
+
+def test_a_lease_the_ledger_ended_is_lost_at_the_next_step(
+    store: str, settings: BrowserSettings
+) -> None:
+    """An operator ends the lease; the worker's next step learns it from the ledger."""
+    with (  # noqa: PT012
+        leases_on(store, settings) as leases,
+        pytest.raises(LeaseLost),
+        leases.checkout("p1", run_id="run_1", task_type="t") as lease,
+    ):
+        with Ledger.open(store, create=False) as ops:
+            ops.force_release("p1", actor="ops", reason="browser hung")
+        with pytest.raises(LeaseLost, match="lease ended"):
+            lease.step("polling")
+    assert "lease ended" in lease.why_lost
+
+
+def test_a_denied_checkout_raises_before_the_block(store: str, settings: BrowserSettings) -> None:
+    """A second worker is denied with the reason; its block never runs."""
+    with leases_on(store, settings) as leases, leases.checkout("p1", run_id="r1", task_type="t"):
+        other = leases_on(store, settings)
+        with (
+            pytest.raises(CheckoutDenied) as denied,
+            other.checkout("p1", run_id="r2", task_type="t"),
+        ):
+            pytest.fail("the block ran")
+        assert denied.value.reason == "already_leased"
+
+
+@pytest.mark.parametrize(
+    ("profile_id", "options", "message"),
+    [
+        ("p_nodir", {}, "no user_data_dir registered"),
+        ("p_unknown_proxy", {}, "no proxy configured for 'py'"),
+        ("p1", {"proxy": {"server": "http://elsewhere:1"}}, "proxy comes from the lease"),
+    ],
+    ids=["no_directory", "unknown_proxy", "proxy_option"],
+)
+def test_launches_the_profile_does_not_allow_are_refused(
+    store: str, settings: BrowserSettings, profile_id: str, options: dict[str, Any], message: str
+) -> None:
+    """Refused before any browser starts, with a message that says what to fix."""
+    with (
+        leases_on(store, settings) as leases,
+        pytest.raises(LaunchRefused, match=message),
+        leases.checkout(profile_id, run_id="r", task_type="t") as lease,
+        lease.browser(NoBrowser(), **options),  # type: ignore[arg-type]
+    ):
+        pytest.fail("launched")
+
+
+def test_a_directory_marked_by_a_later_lease_refuses_the_launch(
+    store: str, settings: BrowserSettings, tmp_path: Path
+) -> None:
+    """A profile directory whose marker holds a higher fencing token than the lease's is not
+    launched (LeaseLost), and the marker is left as it was."""
+    marker = tmp_path / "p1" / MARKER
+    marker.parent.mkdir()
+    marker.write_text(json.dumps({"fencing_token": 5, "lease_id": "lease-5@p1"}))
+    with (
+        leases_on(store, settings) as leases,
+        pytest.raises(LeaseLost, match="token 5"),
+        leases.checkout("p1", run_id="r", task_type="t") as lease,
+        lease.browser(NoBrowser()),  # type: ignore[arg-type]
+    ):
+        pytest.fail("launched")
+    assert json.loads(marker.read_text())["fencing_token"] == 5

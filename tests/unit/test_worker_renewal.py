@@ -1,0 +1,269 @@
+"""The worker's renewal timing and lost-lease state machine, on fakes: no browser, no store.
+
+A ``FakeClock`` stands for the monotonic clock and ``ScriptedLedger`` for the ledger's
+heartbeat, answering from a script (a lease, ``StoreUnavailable``, ``LeaseLost``...).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, StoreUnavailable
+from workers.guard import LeaseGuard, Progress
+from workers.renewal import Renewer, renew
+from workers.timing import RenewalTiming
+
+T = datetime(2026, 1, 1, tzinfo=UTC)
+LEASE = Lease(
+    lease_id="lease-1@p1",
+    profile_id="p1",
+    account_id="a",
+    worker_id="w",
+    run_id="r",
+    task_type="t",
+    proxy_id="x",
+    lease_status=LeaseStatus.ACTIVE,
+    lease_started_at=T,
+    heartbeat_at=T,
+    expires_at=T,
+    ttl_seconds=30,
+    release_policy="manual_review_on_unknown_state",
+    fencing_token=1,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ScriptedLedger:
+    """Answers each heartbeat with the next scripted item (an exception is raised); once the
+    script is spent, every heartbeat succeeds. ``on_call`` runs first (to move a clock)."""
+
+    def __init__(self, *script: BaseException | None, on_call: Any = None) -> None:
+        self.script = list(script)
+        self.calls: list[dict[str, Any]] = []
+        self.closed = False
+        self.on_call = on_call
+
+    def heartbeat(self, lease_id: str, **kwargs: Any) -> Lease:
+        self.calls.append({"lease_id": lease_id, **kwargs})
+        if self.on_call:
+            self.on_call()
+        answer = self.script.pop(0) if self.script else None
+        if answer is not None:
+            raise answer
+        return LEASE
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def guard_for(clock: FakeClock, ttl: float = 30) -> LeaseGuard:
+    return LeaseGuard(LEASE.lease_id, RenewalTiming.from_ttl(ttl), clock.now, clock)
+
+
+def test_timing_is_derived_from_the_ttl() -> None:
+    """Renew every TTL/3, give up 2/3 TTL after the last renewal, retry every TTL/15 kept
+    within 50 ms and 2 s; a TTL that is not positive is refused."""
+    t = RenewalTiming.from_ttl(300)
+    assert (t.interval, t.renew_deadline, t.retry_period) == (100, 200, 2.0)
+    t = RenewalTiming.from_ttl(3)
+    assert (t.interval, t.renew_deadline, t.retry_period) == (1, 2, 0.2)
+    assert RenewalTiming.from_ttl(0.3).retry_period == 0.05
+    for ttl in (1, 3, 60, 86_400):
+        t = RenewalTiming.from_ttl(ttl)
+        assert t.retry_period < t.interval < t.renew_deadline < t.ttl_seconds
+    with pytest.raises(ValueError, match="positive"):
+        RenewalTiming.from_ttl(0)
+
+
+def test_the_guard_holds_until_its_deadline_then_stays_lost(clock: FakeClock) -> None:
+    """Held until 2/3 TTL after the last renewal's start; the first question past it loses the
+    lease for good (a renewal arriving later does not revive it), with the reason kept."""
+    guard = guard_for(clock)
+    clock.now += 19.5
+    assert guard.held()
+    guard.renewed(clock.now - 5)  # a renewal that started 5 s ago: the deadline is 15 s on
+    clock.now += 14
+    assert guard.held()
+    clock.now += 1
+    assert not guard.held()
+    assert guard.lost.is_set()
+    assert "not renewed within 20s" in guard.why
+    guard.renewed(clock.now)
+    assert not guard.held()
+    with pytest.raises(LeaseLost, match="not renewed within 20s"):
+        guard.check()
+
+
+def test_the_guard_keeps_the_first_reason_and_never_moves_back(clock: FakeClock) -> None:
+    """An older renewal cannot pull the deadline back; the first loss's reason is kept."""
+    guard = guard_for(clock)
+    guard.renewed(clock.now + 10)
+    guard.renewed(clock.now)
+    assert guard.valid_until == clock.now + 30
+    guard.lose("the ledger said so")
+    guard.lose("something else")
+    assert guard.why == "the ledger said so"
+
+
+def test_renew_moves_the_deadline_from_the_start_of_the_heartbeat(clock: FakeClock) -> None:
+    """A heartbeat that took 3 s counts from when it was sent (the ledger's deadline is later
+    than that), and carries the step and URL given."""
+    guard = guard_for(clock)
+    ledger = ScriptedLedger(on_call=lambda: setattr(clock, "now", clock.now + 3))
+    sent = clock.now + 5
+    clock.now = sent
+    assert renew(ledger, LEASE, guard, step="s", url="u", wait=lambda _: False, clock=clock)
+    assert guard.renewed_at == sent
+    (call,) = ledger.calls
+    assert (call["step"], call["url"], call["fencing_token"]) == ("s", "u", 1)
+
+
+def test_an_unavailable_store_is_retried_under_one_command_id(clock: FakeClock) -> None:
+    """After StoreUnavailable the heartbeat is resent with the same command id, a retry period
+    apart, and the lease stays held when one lands."""
+    guard = guard_for(clock)
+    waits: list[float] = []
+    ledger = ScriptedLedger(StoreUnavailable("down"), StoreUnavailable("down"))
+    assert renew(ledger, LEASE, guard, step=None, url=None, wait=_record(waits), clock=clock)
+    assert len(ledger.calls) == 3
+    assert len({c["command_id"] for c in ledger.calls}) == 1
+    assert waits == [2.0, 2.0]
+    assert guard.held()
+
+
+def test_an_unavailable_store_past_the_deadline_loses_the_lease(clock: FakeClock) -> None:
+    """Retries stop at the renew deadline: the lease is lost, naming the last error."""
+    guard = guard_for(clock)
+    ledger = ScriptedLedger(*[StoreUnavailable("store busy")] * 100)
+
+    def wait(seconds: float) -> bool:
+        clock.now += seconds
+        return False
+
+    assert not renew(ledger, LEASE, guard, step=None, url=None, wait=wait, clock=clock)
+    assert guard.lost.is_set()
+    assert "store busy" in guard.why
+    assert len(ledger.calls) == 10  # 20 s of deadline, one try every 2 s
+
+
+def test_lease_lost_from_the_ledger_ends_at_once(clock: FakeClock) -> None:
+    """The ledger's LeaseLost is not retried: the guard is lost with its message."""
+    guard = guard_for(clock)
+    ledger = ScriptedLedger(LeaseLost(LEASE.lease_id, "the lease was marked stale"))
+    assert not renew(ledger, LEASE, guard, step=None, url=None, wait=lambda _: False, clock=clock)
+    assert len(ledger.calls) == 1
+    assert "marked stale" in guard.why
+
+
+def test_bad_input_propagates_and_a_stop_interrupts_retries(clock: FakeClock) -> None:
+    """A step name the ledger refuses is the caller's error, not a loss; a stop asked for
+    during a retry ends the renewal without losing the lease."""
+    guard = guard_for(clock)
+    with pytest.raises(InvalidInput):
+        renew(
+            ScriptedLedger(InvalidInput("step", "bad")),
+            LEASE,
+            guard,
+            step="x",
+            url=None,
+            wait=lambda _: False,
+            clock=clock,
+        )
+    stopping = ScriptedLedger(StoreUnavailable("down"))
+    assert not renew(stopping, LEASE, guard, step=None, url=None, wait=lambda _: True, clock=clock)
+    assert guard.held()
+
+
+def test_progress_follows_the_ledgers_rules_for_steps() -> None:
+    """A safe step confirms the account (clearing an unconfirmed mutation), as the ledger does;
+    a URL is cut to what the ledger accepts; the first prompt is kept."""
+    progress = Progress()
+    progress.stepped("login", safe=True, mutating=False)
+    progress.stepped("submit", safe=False, mutating=True)
+    assert (progress.now().last_safe_step, progress.now().mutating_step) == ("login", "submit")
+    progress.stepped("done", safe=True, mutating=False)
+    assert (progress.now().last_safe_step, progress.now().mutating_step) == ("done", None)
+    progress.update(url="https://x/" + "a" * 5000)
+    assert len(progress.now().url or "") == 4096
+    progress.prompt("https://x/captcha")
+    progress.prompt("https://x/verify")
+    assert progress.now().prompt_url == "https://x/captcha"
+
+
+# -- the heartbeat thread, on real threads and a short TTL -------------------------------------
+
+
+@pytest.fixture
+def short_lease() -> Iterator[tuple[LeaseGuard, Progress]]:
+    timing = RenewalTiming.from_ttl(0.6)  # renew every 0.2 s
+    return LeaseGuard(LEASE.lease_id, timing, time.monotonic()), Progress()
+
+
+def test_the_heartbeat_thread_renews_then_stops_for_good(
+    short_lease: tuple[LeaseGuard, Progress],
+) -> None:
+    """The thread renews every interval with the reported step and URL, on the ledger it
+    opened for itself; after stop() it has ended, closed that ledger and sends nothing more."""
+    guard, progress = short_lease
+    progress.update(step="polling", url="https://x/")
+    ledger = ScriptedLedger()
+    opened_on: list[threading.Thread] = []
+
+    def open_ledger() -> ScriptedLedger:
+        opened_on.append(threading.current_thread())
+        return ledger
+
+    renewer = Renewer(open_ledger, LEASE, guard, progress)
+    renewer.start()
+    time.sleep(0.75)
+    assert renewer.stop(timeout=5)
+    sent = len(ledger.calls)
+    assert 2 <= sent <= 5
+    assert all((c["step"], c["url"]) == ("polling", "https://x/") for c in ledger.calls)
+    assert opened_on[0] is not threading.current_thread()
+    assert ledger.closed
+    assert not renewer.alive
+    assert not guard.lost.is_set()
+    time.sleep(0.5)
+    assert len(ledger.calls) == sent
+
+
+def test_the_heartbeat_thread_ends_when_the_ledger_says_lost(
+    short_lease: tuple[LeaseGuard, Progress],
+) -> None:
+    """LeaseLost from the ledger sets the lease's lost event and ends the thread by itself."""
+    guard, progress = short_lease
+    ledger = ScriptedLedger(None, LeaseLost(LEASE.lease_id, "now held under lease-2@p1"))
+    renewer = Renewer(lambda: ledger, LEASE, guard, progress)
+    renewer.start()
+    assert guard.lost.wait(timeout=5)
+    time.sleep(0.1)
+    assert not renewer.alive
+    assert "lease-2@p1" in guard.why
+    assert len(ledger.calls) == 2
+
+
+def _record(waits: list[float]) -> Any:
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        return False
+
+    return wait
