@@ -3,12 +3,17 @@ navigation watch, and the final screenshot.
 
 Every request of the context, whichever page or frame makes it, passes ``context.route``'s
 handler, which lets it through only while the lease is held and aborts it once the lease is
-lost. Playwright holds a routed request until the handler has answered, and the handler runs on
-the Playwright thread (the task's), so a request made while the task is busy elsewhere, or while
-the process is stopped, waits; when the handler runs it asks the guard, which reads the clock:
-past the deadline the request is aborted without reaching the network. Not covered: a route the
-task installs itself that calls ``continue_()`` (its handlers run before this one: use
-``fallback()``), and ``context.request`` (Playwright's HTTP client, which does not pass routes).
+lost; every WebSocket passes ``context.route_web_socket``'s, which connects it only while the
+lease is held and closes it at the first message the page sends after the loss.
+
+Playwright holds a routed request (or message) until the handler has answered, and the handler
+runs on the Playwright thread (the task's), so one made while the task is busy elsewhere, or
+while the process is stopped, waits; when the handler runs it asks the guard, which reads the
+clock: past the deadline it is refused without reaching the network. The browser itself is
+closed on the task's thread, at its next SDK call or when the block is left; until then it can
+reach nothing. Not covered: a route the task installs itself that calls ``continue_()`` (its
+handlers run before these: use ``fallback()``), and ``context.request`` (Playwright's own HTTP
+client, which passes no route).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, Frame, Page, Route
+from playwright.sync_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.sync_api import Error as PlaywrightError
 
 from workers import evidence
@@ -37,6 +42,7 @@ class BrowserSession:
         self._navigations = navigations
         self._last_page: Page | None = None
         context.route(ALL_URLS, self._route)
+        context.route_web_socket(ALL_URLS, self._route_socket)
         for page in context.pages:
             self._watch(page)
         context.on("page", self._watch)
@@ -46,6 +52,21 @@ class BrowserSession:
             route.fallback()
         else:
             route.abort(BLOCKED)
+
+    def _route_socket(self, socket: WebSocketRoute) -> None:
+        if not self._guard.held():
+            socket.close()
+            return
+        server = socket.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if self._guard.held():
+                server.send(message)
+            else:
+                server.close()
+                socket.close()
+
+        socket.on_message(from_page)
 
     def _watch(self, page: Page) -> None:
         def navigated(frame: Frame) -> None:

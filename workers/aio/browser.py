@@ -1,7 +1,8 @@
 """A leased profile's browser on Playwright's async API: the same guard, watch and final
 screenshot as ``workers.browser``, for a task on an event loop.
 
-The request guard is a ``context.route`` handler running on the event loop: a request made
+The guards are a ``context.route`` and a ``context.route_web_socket`` handler running on the
+event loop (see ``workers.browser``): a request made
 while the loop is blocked (or the process stopped) waits for it, and it asks the guard, which
 reads the clock, so past the deadline the request is aborted without reaching the network.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
-from playwright.async_api import BrowserContext, Frame, Page, Route
+from playwright.async_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
 from workers import evidence
@@ -34,6 +35,7 @@ class BrowserSession:
     async def install(self) -> None:
         """The request guard on every request, and the navigation watch on every page."""
         await self.context.route(ALL_URLS, self._route)
+        await self.context.route_web_socket(ALL_URLS, self._route_socket)
         for page in self.context.pages:
             self._watch(page)
         self.context.on("page", self._watch)
@@ -43,6 +45,21 @@ class BrowserSession:
             await route.fallback()
         else:
             await route.abort(BLOCKED)
+
+    async def _route_socket(self, socket: WebSocketRoute) -> None:
+        if not self._guard.held():
+            await socket.close()
+            return
+        server = socket.connect_to_server()
+
+        async def from_page(message: str | bytes) -> None:
+            if self._guard.held():
+                server.send(message)
+            else:
+                await server.close()
+                await socket.close()
+
+        socket.on_message(from_page)
 
     def _watch(self, page: Page) -> None:
         def navigated(frame: Frame) -> None:

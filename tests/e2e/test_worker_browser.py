@@ -1,0 +1,143 @@
+"""The SDK's browser with a real Chromium against local pages: cookies across leases, the
+evidence filed at release, a verification prompt, and the profile's proxy."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from local_site import CountingProxy, LocalSite
+from playwright.sync_api import Playwright, sync_playwright
+from worker_harness import PROFILE, store_with_profile
+
+from ledger import Ledger
+from ledger.domain import events as ev
+from workers import DIRECT, BrowserSettings, ProfileLeases
+from workers.profile_dir import read as read_marker
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def pw() -> Iterator[Playwright]:
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[LocalSite]:
+    served = LocalSite()
+    yield served
+    served.close()
+
+
+def releases(store: str) -> list[ev.LeaseReleaseRequested]:
+    with Ledger.open(store, create=False) as ledger:
+        return [e for e in ledger.history(PROFILE) if isinstance(e, ev.LeaseReleaseRequested)]
+
+
+def test_a_cookie_set_under_one_lease_is_there_under_the_next(
+    tmp_path: Path, pw: Playwright, site: LocalSite
+) -> None:
+    """Two clean leases on one profile: the login cookie (with an expiry) set under the first
+    is sent under the second. Each release files the final URL and a screenshot whose sha256
+    is the file's; the profile directory's marker holds the latest fencing token."""
+    store, user_data_dir = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        leases.checkout(PROFILE, run_id="run_1", task_type="login") as first,
+        first.browser(pw) as context,
+    ):
+        context.new_page().goto(f"{site.url}/login")
+        first.step("logged_in", safe=True)
+    with (
+        leases.checkout(PROFILE, run_id="run_2", task_type="check") as second,
+        second.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{site.url}/whoami")
+        cookies = page.text_content("#cookies")
+    assert cookies == "session=s3cret"
+    assert first.result is not None
+    assert second.result is not None
+    assert (first.result.profile_state, second.result.profile_state) == ("available", "available")
+
+    filed = releases(store)
+    assert [r.final_url for r in filed] == [f"{site.url}/login", f"{site.url}/whoami"]
+    for release in filed:
+        assert release.screenshot is not None
+        shot = Path(release.screenshot)
+        assert shot.read_bytes().startswith(b"\x89PNG")
+        assert release.screenshot_sha256 == hashlib.sha256(shot.read_bytes()).hexdigest()
+    marker = read_marker(user_data_dir)
+    assert marker is not None
+    assert (marker["fencing_token"], marker["run_id"]) == (2, "run_2")
+
+
+def test_a_verification_page_sends_the_profile_to_review(
+    tmp_path: Path, pw: Playwright, site: LocalSite
+) -> None:
+    """A navigation matching a prompt pattern is reported at release (prompt_seen), and the
+    rules send the profile to review, even though the task itself succeeded."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{site.url}/dashboard")
+        page.goto(f"{site.url}/verify/challenge?next=/orders")
+        page.goto(f"{site.url}/dashboard")
+    assert lease.evidence is not None
+    assert lease.evidence.prompt_url == f"{site.url}/verify/challenge?next=/orders"
+    assert lease.result is not None
+    assert (lease.result.profile_state, lease.result.cause) == (
+        "review_required",
+        "verification_prompt",
+    )
+    assert [r.prompt_seen for r in releases(store)] == [True]
+
+
+def test_the_browser_goes_through_the_profiles_proxy_and_its_credentials_stay_local(
+    tmp_path: Path, pw: Playwright, site: LocalSite
+) -> None:
+    """The profile's proxy id resolves, in the worker's own configuration, to a proxy that
+    wants credentials: every page request passes it (even to 127.0.0.1), the release reports
+    the proxy id launched with, and the password appears nowhere in the ledger. A release
+    reporting another proxy quarantines the profile."""
+    proxy = CountingProxy("worker", "pw-s3cret")
+    try:
+        server = {"server": proxy.server, "username": "worker", "password": "pw-s3cret"}
+        settings = BrowserSettings(proxies={"px": server}, evidence_dir=tmp_path / "evidence")
+        store, _ = store_with_profile(tmp_path)
+        leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+        before = len(site.hits)
+        with (
+            leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+            lease.browser(pw) as context,
+        ):
+            context.new_page().goto(f"{site.url}/orders")
+    finally:
+        proxy.close()
+    assert f"{site.url}/orders" in proxy.requests
+    assert [h.via_proxy for h in site.hits[before:]] == [True]
+    assert lease.result is not None
+    assert lease.result.profile_state == "available"
+    assert [r.observed_proxy for r in releases(store)] == ["px"]
+    with Ledger.open(store, create=False) as ledger:
+        stored = ledger.store.history(PROFILE)
+        assert "pw-s3cret" not in repr(stored)
+        other = ledger.checkout(PROFILE, worker_id="worker_04", run_id="run_2", task_type="t")
+        ended = ledger.release(
+            other.lease_id,
+            fencing_token=other.fencing_token,
+            outcome="success",
+            final_url=f"{site.url}/orders",
+            observed_proxy="proxy_eu_9",
+        )
+    assert (ended.profile_state, ended.cause) == ("quarantined", "proxy_mismatch")

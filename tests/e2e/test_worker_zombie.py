@@ -1,0 +1,76 @@
+"""A worker paused past its deadline (SIGSTOP, then SIGCONT), with a real Chromium whose page
+keeps making requests: once the lease is lost, nothing it does reaches the network, and it
+never heartbeats or releases again."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_process import custody, ok
+from local_site import LocalSite, browsers_on
+from worker_harness import PROFILE, Worker, store_with_profile, wait_until
+
+from ledger import Ledger
+from ledger.domain import events as ev
+
+pytestmark = pytest.mark.browser
+TTL = 3
+LEASE_LOST_EXIT = 4
+
+
+@pytest.fixture
+def site() -> Iterator[LocalSite]:
+    served = LocalSite()
+    yield served
+    served.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_paused_worker_wakes_up_lost_and_its_browser_reaches_nothing(
+    tmp_path: Path, site: LocalSite, flavour: str
+) -> None:
+    """While the worker is stopped its page keeps asking for /tick and sending on a WebSocket;
+    requests and messages wait in the lease guard's routes. Resumed past the ledger's
+    deadline, the guard aborts every waiting request, closes the socket, and the next step
+    raises LeaseLost: the site receives no request or message after the lease was lost, the
+    worker exits 4, its browser is gone, the ledger holds no heartbeat sent after it woke and
+    no release, and the sweep finds the lease still to settle."""
+    store, user_data_dir = store_with_profile(tmp_path)
+    worker = Worker(store, PROFILE, "run_z", flavour, "zombie", site.url, str(TTL), str(tmp_path))
+    worker.wait_for("ready")
+    for path in ("/tick", "/ws:message"):  # both ways to the network are in use
+        assert wait_until(lambda p=path: len([h for h in site.hits if h.path == p]) >= 3, 5)
+
+    worker.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Only reads while it is stopped: a worker stopped inside a write holds SQLite's lock.
+        with Ledger.open(store, create=False) as ledger:
+            lease = ledger.view(PROFILE).lease
+            assert lease is not None
+            lost_at = lease.expires_at.timestamp()  # the ledger's deadline: the lease is lost
+            time.sleep(max(0.0, (lease.expires_at - ledger.now()).total_seconds()) + 0.3)
+        resumed_at = time.time()
+    finally:
+        worker.proc.send_signal(signal.SIGCONT)
+    said = worker.wait_for("lost", timeout=30)
+    code, _ = worker.finish()
+    swept = ok(custody("--json", "sweep", cwd=tmp_path, env={"CUSTODY_STORE": store}))
+    assert [s["lease_id"] for s in swept.json()["settled"]] == [lease.lease_id]
+
+    assert code == LEASE_LOST_EXIT
+    assert said["at"] >= resumed_at
+    assert lost_at < resumed_at
+    late = site.hits_after(lost_at)
+    assert late == [], f"{len(late)} requests reached the site after the lease was lost"
+    assert not browsers_on(str(user_data_dir))
+    with Ledger.open(store, create=False) as ledger:
+        events = ledger.history(PROFILE)
+    beats = [e.envelope.at.timestamp() for e in events if isinstance(e, ev.LeaseHeartbeat)]
+    assert beats
+    assert max(beats) < resumed_at
+    assert not [e for e in events if isinstance(e, ev.LeaseReleaseRequested)]
+    assert events[-1].event_type == "review_requested"
