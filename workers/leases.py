@@ -225,7 +225,6 @@ class ProfileLeases:
                 command_id=command_id,
                 correlation_id=correlation_id,
             ),
-            until=started + RenewalTiming.from_ttl(ttl_seconds).renew_deadline,
             clock=self.clock,
         )
         timing = RenewalTiming.from_ttl(lease.ttl_seconds)

@@ -85,11 +85,17 @@ def renew(
     return False
 
 
-def checkout(
-    send: Callable[[str], Lease], *, until: float, clock: Clock, pause: float = 0.2
-) -> Lease:
-    """``send(command_id)`` (a checkout), resent after ``StoreUnavailable`` until ``until``."""
+# A checkout is resent for this long at most: long enough to recover a lease whose grant was
+# lost on the way back, short enough that a store that is not there fails the worker promptly.
+CHECKOUT_RESEND_SECONDS = 3.0
+
+
+def checkout(send: Callable[[str], Lease], *, clock: Clock, pause: float = 0.25) -> Lease:
+    """``send(command_id)`` (a checkout), resent under the same id after ``StoreUnavailable``
+    for up to ``CHECKOUT_RESEND_SECONDS``; then the error propagates. A grant that landed but
+    whose answer was lost is returned by the resend (the ledger replays the command id)."""
     command_id = uuid.uuid4().hex
+    until = clock() + CHECKOUT_RESEND_SECONDS
     while True:
         try:
             return send(command_id)

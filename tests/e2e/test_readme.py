@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from local_site import CountingProxy, LocalSite
+
+from ledger import Ledger
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -17,12 +21,49 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
+def _python_block(marker: str) -> str:
+    (block,) = [b for b in _blocks("python") if marker in b]
+    return block
+
+
 def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Python API example runs as written against a new SQLite file."""
     monkeypatch.chdir(tmp_path)
-    (example,) = _blocks("python")
+    example = _python_block("from ledger import")
     exec(compile(example, "README.md", "exec"), {})  # noqa: S102 - our own README
     assert (tmp_path / "custody.db").exists()
+
+
+@pytest.mark.browser
+def test_worker_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Workers example runs as written, with what the text before it asks for: the profile
+    registered with its directory in ./custody.db, its proxy id mapped in $CUSTODY_PROXIES (to a
+    local proxy wanting credentials), and ``url`` a local page. It releases cleanly through
+    that proxy, with a screenshot on file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CUSTODY_STORE", raising=False)
+    with Ledger.open() as ledger:
+        ledger.register_profile(
+            "profile_shop_17",
+            account_id="account_shop_17",
+            proxy_id="proxy_us_east_12",
+            user_data_dir=str(tmp_path / "profiles" / "profile_shop_17"),
+        )
+    site, proxy = LocalSite(), CountingProxy("w3", "pw")
+    try:
+        proxies = {"proxy_us_east_12": {"server": proxy.server, "username": "w3", "password": "pw"}}
+        (tmp_path / "proxies.json").write_text(json.dumps(proxies))
+        monkeypatch.setenv("CUSTODY_PROXIES", str(tmp_path / "proxies.json"))
+        example = _python_block("from workers import")
+        namespace = {"url": f"{site.url}/dashboard"}
+        exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    finally:
+        site.close()
+        proxy.close()
+    assert proxy.requests == [f"{site.url}/dashboard"]
+    with Ledger.open(create=False) as ledger:
+        assert ledger.view("profile_shop_17").state == "available"
+    assert list((tmp_path / "evidence" / "profile_shop_17").glob("lease-1/final.png"))
 
 
 def test_cli_example_runs(tmp_path: Path) -> None:

@@ -4,16 +4,18 @@ starts (``NoBrowser`` fails the test if one is attempted)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledger import CheckoutDenied, Ledger
+from ledger import CheckoutDenied, Ledger, StoreUnavailable
 from ledger.domain import events as ev
-from workers import DIRECT, BrowserSettings, LaunchRefused, LeaseLost, ProfileLeases
+from workers import DIRECT, BrowserSettings, LaunchRefused, LeaseLost, ProfileLeases, aio
 from workers.profile_dir import MARKER
 
 
@@ -209,3 +211,62 @@ def test_a_directory_marked_by_a_later_lease_refuses_the_launch(
     ):
         pytest.fail("launched")
     assert json.loads(marker.read_text())["fencing_token"] == 5
+
+
+def test_the_asyncio_flavour_keeps_its_ledger_on_one_thread_of_its_own(
+    store: str, settings: BrowserSettings
+) -> None:
+    """The same lease on asyncio: heartbeats are a task that renews while the block runs,
+    every ledger call runs on one thread that is not the event loop's, and after the block the
+    task has ended and the release was sent."""
+    threads: set[int] = set()
+
+    async def run() -> aio.WorkerLease:
+        leases = aio.ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+        loop_thread = threading.get_ident()
+        original = leases._on
+
+        def spy(use: Any) -> Any:
+            threads.add(threading.get_ident())
+            return original(use)
+
+        leases._on = spy  # type: ignore[method-assign]
+        async with leases.checkout("p1", run_id="run_1", task_type="t", ttl_seconds=3) as lease:
+            assert lease.heartbeat_task_running
+            await lease.step("dashboard_loaded", safe=True)
+            await asyncio.sleep(2.3)  # two renewal intervals and some
+        assert loop_thread not in threads
+        await leases.close()
+        return lease
+
+    lease = asyncio.run(run())
+    assert len(threads) == 1
+    assert not lease.heartbeat_task_running
+    assert lease.result is not None
+    events = history(store)
+    renewals = [e for e in events if isinstance(e, ev.LeaseHeartbeat)]
+    assert len(renewals) >= 3  # the step and at least two renewals
+    assert events[-2].event_type == "lease_release_requested"
+
+
+def test_a_checkout_whose_answer_was_lost_is_resent_under_the_same_id(
+    store: str, settings: BrowserSettings
+) -> None:
+    """StoreUnavailable after the grant landed: the resend carries the same command id, so the
+    worker gets the lease that was granted rather than being denied by its own lease."""
+    leases = leases_on(store, settings)
+    real = leases.ledger.checkout
+    sent: list[str | None] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        sent.append(kwargs.get("command_id"))
+        granted = real(*args, **kwargs)
+        if len(sent) == 1:
+            raise StoreUnavailable("the answer was lost")
+        return granted
+
+    leases.ledger.checkout = flaky  # type: ignore[method-assign]
+    with leases.checkout("p1", run_id="run_1", task_type="t") as lease:
+        assert lease.fencing_token == 1
+    assert len(sent) == 2
+    assert sent[0] == sent[1]

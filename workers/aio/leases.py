@@ -228,7 +228,6 @@ class ProfileLeases:
     ) -> AsyncIterator[WorkerLease]:
         """As ``workers.leases.ProfileLeases.checkout``, entered with ``async with``."""
         started = self.clock()
-        until = started + RenewalTiming.from_ttl(ttl_seconds).renew_deadline
 
         def send(ledger: Ledger) -> Lease:
             return renewal.checkout(
@@ -243,7 +242,6 @@ class ProfileLeases:
                     command_id=command_id,
                     correlation_id=correlation_id,
                 ),
-                until=until,
                 clock=self.clock,
             )
 
@@ -259,9 +257,14 @@ class ProfileLeases:
         await held._end(None)
 
     async def close(self) -> None:
-        """Close the ledger on its thread, then the thread."""
-        await self.call(lambda ledger: ledger.close())
+        """Close the ledger on its thread (if one was opened), then the thread."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
 
     async def __aenter__(self) -> Self:
         return self
