@@ -19,14 +19,12 @@ client, which passes no route).
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.sync_api import Error as PlaywrightError
 
-from workers import evidence
 from workers.guard import LeaseGuard, Progress
-from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations
+from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations, final_page
 
 
 class BrowserSession:
@@ -80,21 +78,15 @@ class BrowserSession:
     def screenshot(self, launch: LaunchPlan, progress: Progress) -> None:
         """Save the last navigated page (or the last open one) as the final screenshot and
         record its path and sha256; a page that cannot be captured leaves no screenshot."""
-        page = self._last_page
-        if page is None or page.is_closed():
-            page = next((p for p in reversed(self.context.pages) if not p.is_closed()), None)
+        page = final_page(self._last_page, self.context.pages)
         if page is None:
             return
-        path: Path = launch.screenshot
-        path.parent.mkdir(parents=True, exist_ok=True)
+        launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
         try:
-            page.screenshot(path=path, timeout=launch.screenshot_timeout_ms)
+            page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
         except PlaywrightError:
             return
-        progress.update(
-            screenshot=evidence.recorded_path(path, launch.evidence_dir),
-            screenshot_sha256=evidence.sha256_of(path),
-        )
+        launch.file_screenshot(progress)
 
     def close(self) -> None:
         """Close the context (the only way Chromium flushes recent cookies); idempotent, and

@@ -8,10 +8,10 @@ configuration does not allow, and ``Navigations`` turns a frame's navigation int
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ledger import Lease
 from workers import evidence
@@ -34,6 +34,27 @@ class LaunchPlan:
     lease_dir: Path
     screenshot: Path
     screenshot_timeout_ms: float
+
+    def file_screenshot(self, progress: Progress) -> None:
+        """The screenshot was saved: record its path and the sha256 of its bytes."""
+        progress.update(
+            screenshot=evidence.recorded_path(self.screenshot, self.evidence_dir),
+            screenshot_sha256=evidence.sha256_of(self.screenshot),
+        )
+
+
+class _Page(Protocol):
+    def is_closed(self) -> bool: ...
+
+
+P = TypeVar("P", bound=_Page)
+
+
+def final_page(last_navigated: P | None, pages: Sequence[P]) -> P | None:
+    """The page the final screenshot shows: the last one navigated, else the last one open."""
+    if last_navigated is not None and not last_navigated.is_closed():
+        return last_navigated
+    return next((p for p in reversed(pages) if not p.is_closed()), None)
 
 
 def plan(

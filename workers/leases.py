@@ -18,15 +18,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Self
 
 from playwright.sync_api import BrowserContext, Playwright
 
-from ledger import Lease, LeaseLost, Ledger, ReleaseResult
+from ledger import Lease, LeaseLost, Ledger
 from workers import evidence, launch, profile_dir, renewal
 from workers.browser import BrowserSession
-from workers.guard import Clock, LeaseGuard, Progress
+from workers.guard import Clock, LeaseGuard
+from workers.held import HeldLease, WorkerConfig
 from workers.renewal import Renewer, renew
 from workers.settings import BrowserSettings
 from workers.timing import RenewalTiming
@@ -34,36 +34,14 @@ from workers.timing import RenewalTiming
 STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat thread
 
 
-class WorkerLease:
-    """One checked-out lease as its task sees it. Use it on the thread that checked it out.
-
-    ``lost`` is a ``threading.Event`` set once the lease is lost; ``why_lost`` says why. After
-    the checkout block, ``evidence`` and ``result`` hold what the release reported and how the
-    ledger judged it (None if the lease was lost)."""
+class WorkerLease(HeldLease):
+    """One checked-out lease (see ``HeldLease``). Use it on the thread that checked it out."""
 
     def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        self.lease = lease
-        self.lost = guard.lost
-        self.evidence: evidence.Evidence | None = None
-        self.result: ReleaseResult | None = None
+        super().__init__(lease, guard)
         self._leases = leases
-        self._guard = guard
-        self._progress = Progress()
         self._renewer = Renewer(leases.open_ledger, lease, guard, self._progress, leases.clock)
         self._session: BrowserSession | None = None
-        self._expected_failure: str | None = None
-
-    @property
-    def lease_id(self) -> str:
-        return self.lease.lease_id
-
-    @property
-    def fencing_token(self) -> int:
-        return self.lease.fencing_token
-
-    @property
-    def why_lost(self) -> str:
-        return self._guard.why
 
     @property
     def heartbeat_thread_alive(self) -> bool:
@@ -89,11 +67,6 @@ class WorkerLease:
         ):
             self._progress.stepped(name, safe=safe, mutating=mutating)
         self._ensure_held()
-
-    def expected_failure(self, reason: str) -> None:
-        """End the lease as an expected failure with ``reason`` when the checkout block is left
-        (an exception raised later still makes it a failure)."""
-        self._expected_failure = reason
 
     @contextmanager
     def browser(self, pw: Playwright, **launch_options: Any) -> Iterator[BrowserContext]:
@@ -163,9 +136,9 @@ class WorkerLease:
             self.result = renewal.release(ledger, self.lease, self._guard, self.evidence)
 
 
-class ProfileLeases:
-    """A worker's door to the ledger. Holds a ``Ledger``: use it on one thread (each lease's
-    heartbeat thread opens a ledger of its own on the same store)."""
+class ProfileLeases(WorkerConfig):
+    """A worker's door to the ledger (``ProfileLeases.open``). Holds a ``Ledger``: use it on
+    one thread (each lease's heartbeat thread opens a ledger of its own on the same store)."""
 
     def __init__(
         self,
@@ -174,25 +147,8 @@ class ProfileLeases:
         settings: BrowserSettings,
         clock: Clock = time.monotonic,
     ) -> None:
-        self.store_url = store_url
-        self.worker_id = worker_id
-        self.settings = settings
-        self.clock = clock
-        self.evidence_dir = Path(settings.evidence_dir).absolute()
+        super().__init__(store_url, worker_id, settings, clock)
         self.ledger = self.open_ledger()
-
-    @classmethod
-    def open(
-        cls,
-        store_url: str | None = None,
-        *,
-        worker_id: str,
-        settings: BrowserSettings | None = None,
-        clock: Clock = time.monotonic,
-    ) -> ProfileLeases:
-        """Leases on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``); the store must
-        exist (``InvalidInput`` for a bad URL now, ``StoreUnavailable`` on first use)."""
-        return cls(store_url, worker_id, settings or BrowserSettings(), clock)
 
     def open_ledger(self) -> Ledger:
         """A new ledger on this store, for the calling thread."""

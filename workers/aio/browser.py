@@ -14,9 +14,8 @@ import contextlib
 from playwright.async_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
-from workers import evidence
 from workers.guard import LeaseGuard, Progress
-from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations
+from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations, final_page
 
 
 class BrowserSession:
@@ -72,9 +71,7 @@ class BrowserSession:
 
     async def screenshot(self, launch: LaunchPlan, progress: Progress) -> None:
         """As ``workers.browser.BrowserSession.screenshot``."""
-        page = self._last_page
-        if page is None or page.is_closed():
-            page = next((p for p in reversed(self.context.pages) if not p.is_closed()), None)
+        page = final_page(self._last_page, self.context.pages)
         if page is None:
             return
         launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -82,10 +79,7 @@ class BrowserSession:
             await page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
         except PlaywrightError:
             return
-        progress.update(
-            screenshot=evidence.recorded_path(launch.screenshot, launch.evidence_dir),
-            screenshot_sha256=evidence.sha256_of(launch.screenshot),
-        )
+        launch.file_screenshot(progress)
 
     async def close(self) -> None:
         """Close the context (flushing cookies); idempotent and quiet about a dead browser."""

@@ -16,48 +16,30 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from playwright.async_api import BrowserContext, Playwright
 
-from ledger import Lease, LeaseLost, Ledger, ReleaseResult
+from ledger import Lease, LeaseLost, Ledger
 from workers import evidence, launch, profile_dir, renewal
 from workers.aio.browser import BrowserSession
-from workers.guard import Clock, LeaseGuard, Progress
+from workers.guard import Clock, LeaseGuard
+from workers.held import HeldLease, WorkerConfig
 from workers.settings import BrowserSettings
 from workers.timing import RenewalTiming
 
 R = TypeVar("R")
 
 
-class WorkerLease:
-    """One checked-out lease as its task sees it (see ``workers.leases.WorkerLease``)."""
+class WorkerLease(HeldLease):
+    """One checked-out lease (see ``HeldLease``), used from its event loop."""
 
     def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        self.lease = lease
-        self.lost = guard.lost
-        self.evidence: evidence.Evidence | None = None
-        self.result: ReleaseResult | None = None
+        super().__init__(lease, guard)
         self._leases = leases
-        self._guard = guard
-        self._progress = Progress()
         self._session: BrowserSession | None = None
-        self._expected_failure: str | None = None
         self._stop = threading.Event()  # interrupts a renewal's retries on the ledger thread
         self._heartbeats: asyncio.Task[None] | None = None
-
-    @property
-    def lease_id(self) -> str:
-        return self.lease.lease_id
-
-    @property
-    def fencing_token(self) -> int:
-        return self.lease.fencing_token
-
-    @property
-    def why_lost(self) -> str:
-        return self._guard.why
 
     @property
     def heartbeat_task_running(self) -> bool:
@@ -82,10 +64,6 @@ class WorkerLease:
         ):
             self._progress.stepped(name, safe=safe, mutating=mutating)
         await self._ensure_held()
-
-    def expected_failure(self, reason: str) -> None:
-        """As ``workers.leases.WorkerLease.expected_failure``."""
-        self._expected_failure = reason
 
     @asynccontextmanager
     async def browser(self, pw: Playwright, **launch_options: Any) -> AsyncIterator[BrowserContext]:
@@ -175,8 +153,9 @@ class WorkerLease:
             )
 
 
-class ProfileLeases:
-    """A worker's door to the ledger on asyncio (see ``workers.leases.ProfileLeases``)."""
+class ProfileLeases(WorkerConfig):
+    """A worker's door to the ledger on asyncio (``ProfileLeases.open``; nothing is opened
+    until the first checkout)."""
 
     def __init__(
         self,
@@ -185,25 +164,9 @@ class ProfileLeases:
         settings: BrowserSettings,
         clock: Clock = time.monotonic,
     ) -> None:
-        self.store_url = store_url
-        self.worker_id = worker_id
-        self.settings = settings
-        self.clock = clock
-        self.evidence_dir = Path(settings.evidence_dir).absolute()
+        super().__init__(store_url, worker_id, settings, clock)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custody-ledger")
         self._ledger: Ledger | None = None  # made and used on the executor's thread only
-
-    @classmethod
-    def open(
-        cls,
-        store_url: str | None = None,
-        *,
-        worker_id: str,
-        settings: BrowserSettings | None = None,
-        clock: Clock = time.monotonic,
-    ) -> ProfileLeases:
-        """As ``workers.leases.ProfileLeases.open``; nothing is opened until first use."""
-        return cls(store_url, worker_id, settings or BrowserSettings(), clock)
 
     async def call(self, use: Callable[[Ledger], R]) -> R:
         """Run ``use(ledger)`` on the ledger's own thread."""

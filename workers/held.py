@@ -1,0 +1,77 @@
+"""What the sync and the asyncio SDK share: a worker's configuration (``WorkerConfig``) and the
+state of one held lease (``HeldLease``). Neither calls the ledger or Playwright."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Self
+
+from ledger import Lease, ReleaseResult
+from workers.evidence import Evidence
+from workers.guard import Clock, LeaseGuard, Progress
+from workers.settings import BrowserSettings
+
+
+class WorkerConfig:
+    """Who the worker is, which store it uses, how it launches browsers."""
+
+    def __init__(
+        self,
+        store_url: str | None,
+        worker_id: str,
+        settings: BrowserSettings,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.store_url = store_url
+        self.worker_id = worker_id
+        self.settings = settings
+        self.clock = clock
+        self.evidence_dir = Path(settings.evidence_dir).absolute()
+
+    @classmethod
+    def open(
+        cls,
+        store_url: str | None = None,
+        *,
+        worker_id: str,
+        settings: BrowserSettings | None = None,
+        clock: Clock = time.monotonic,
+    ) -> Self:
+        """Leases on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``), which must exist
+        (``InvalidInput`` for a malformed URL at once, ``StoreUnavailable`` at the checkout)."""
+        return cls(store_url, worker_id, settings or BrowserSettings(), clock)
+
+
+class HeldLease:
+    """One checked-out lease as its task sees it.
+
+    ``lost`` is a ``threading.Event`` set once the lease is lost; ``why_lost`` says why. After
+    the checkout block, ``evidence`` and ``result`` hold what the release reported and how the
+    ledger judged it (both None if the lease was lost)."""
+
+    def __init__(self, lease: Lease, guard: LeaseGuard) -> None:
+        self.lease = lease
+        self.lost = guard.lost
+        self.evidence: Evidence | None = None
+        self.result: ReleaseResult | None = None
+        self._guard = guard
+        self._progress = Progress()
+        self._expected_failure: str | None = None
+
+    @property
+    def lease_id(self) -> str:
+        return self.lease.lease_id
+
+    @property
+    def fencing_token(self) -> int:
+        return self.lease.fencing_token
+
+    @property
+    def why_lost(self) -> str:
+        return self._guard.why
+
+    def expected_failure(self, reason: str) -> None:
+        """End the lease as an expected failure with ``reason`` when the checkout block is left
+        (an exception raised later still makes it a failure)."""
+        self._expected_failure = reason
