@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from ledger.domain.errors import InvalidInput
 from ledger.domain.model import (
     CommandId,
+    Directory,
     FencingToken,
     Identity,
     LeaseId,
@@ -97,7 +98,7 @@ class RegisterProfile(Command):
     account_id: Identity
     proxy_id: Identity
     region: Name | None = None
-    user_data_dir: Name | None = None
+    user_data_dir: Directory | None = None
     release_policy: PolicyName = DEFAULT_RELEASE_POLICY
     unclean_limit: UncleanLimit = DEFAULT_UNCLEAN_LIMIT
     unclean_window_seconds: UncleanWindow = DEFAULT_UNCLEAN_WINDOW_SECONDS

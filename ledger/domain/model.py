@@ -51,6 +51,15 @@ def _check_identity(value: str) -> str:
     return value
 
 
+def _check_directory(value: str) -> str:
+    """A profile directory is absolute: a relative one would name a different directory on
+    every worker, depending on where it was started."""
+    _check_name(value)
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value
+
+
 def _check_lease_id(value: str) -> str:
     if not _LEASE_ID_RE.fullmatch(value):
         raise ValueError("expected lease-<token>@<profile_id>")
@@ -62,6 +71,7 @@ Name = Annotated[str, Field(max_length=200), AfterValidator(_check_name)]
 Identity = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
 CommandId = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
 LeaseId = Annotated[str, Field(max_length=160), AfterValidator(_check_lease_id)]
+Directory = Annotated[str, Field(max_length=4096), AfterValidator(_check_directory)]
 Text = Annotated[str, Field(max_length=2000)]
 Url = Annotated[str, Field(min_length=1, max_length=4096)]
 TtlSeconds = Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)]
