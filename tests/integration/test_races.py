@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import register
-from lease_history import leases_in_order
+from racing import leases_in_order, run_all
 
 from ledger import Ledger, availability_differences, rebuild_availability
 
@@ -23,30 +23,8 @@ def _run_workers(
 ) -> list[dict[str, object]]:
     # Every process starts, opens the store and warms its cache before the first round.
     start_at = time.time() + 3.0
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(WORKER),
-                store_url,
-                f"w{n}",
-                str(rounds),
-                ",".join(PROFILES),
-                str(start_at),
-                str(interval),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(workers)
-    ]
-    summaries = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err
-        summaries.append(json.loads(out))
-    return summaries
+    rest = [str(rounds), ",".join(PROFILES), str(start_at), str(interval)]
+    return run_all(str(WORKER), [[store_url, f"w{n}", *rest] for n in range(workers)])
 
 
 @pytest.mark.slow

@@ -3,9 +3,6 @@ PostgreSQL): never two holders, every task either runs or gets the aggregated re
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import register
-from lease_history import leases_in_order
+from racing import leases_in_order, run_all
 
 from ledger import Ledger
 
@@ -24,22 +21,8 @@ WORKERS, ROUNDS, INTERVAL = 6, 8, 0.8
 
 def _race(store_url: str) -> list[dict[str, Any]]:
     start_at = time.time() + 3.0  # every process has started and warmed its cache by then
-    argv = [sys.executable, str(WORKER), store_url]
-    procs = [
-        subprocess.Popen(
-            [*argv, f"w{n}", str(ROUNDS), str(start_at), str(INTERVAL)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(WORKERS)
-    ]
-    summaries = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err
-        summaries.append(json.loads(out))
-    return summaries
+    rest = [str(ROUNDS), str(start_at), str(INTERVAL)]
+    return run_all(str(WORKER), [[store_url, f"w{n}", *rest] for n in range(WORKERS)])
 
 
 @pytest.mark.slow

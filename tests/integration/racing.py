@@ -1,6 +1,13 @@
-"""Reading a profile's event history back as its leases, for tests that race real processes."""
+"""For tests that race real processes: run them to their JSON summaries, and read a profile's
+event history back as its leases."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 from ledger import Lease, Ledger
 
@@ -24,3 +31,23 @@ def leases_in_order(ledger: Ledger, profile_id: str) -> list[Lease]:
             live = None
     assert live is None, f"{profile_id}: lease {live} never ended"
     return acquired
+
+
+def run_all(script: str, argvs: Sequence[Sequence[str]]) -> list[Any]:
+    """Start ``python script ARGS`` for every argument list at once; wait for all; each must
+    exit 0 and print one JSON document, returned in the order given."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, script, *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    summaries = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        summaries.append(json.loads(out))
+    return summaries
