@@ -49,7 +49,7 @@ class BrowserCheck(Frozen):
 
 
 def stop_hint(profile_id: str) -> str:
-    return f"custody inspect {profile_id} --stop-orphan"
+    return f"custody inspect {profile_id} --stop-orphan --actor NAME"
 
 
 def review_refusal(
