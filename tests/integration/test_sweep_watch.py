@@ -20,11 +20,16 @@ from ledger import Ledger, ProfileState
 
 EXPIRING = [f"exp_{i}" for i in range(6)]
 BATCH = [f"batch_{i:02}" for i in range(60)]
+_TEXT_LINE = re.compile(
+    r"\S+ (lease-1@\S+): marked stale; \S+ is review_required \(lease_expired\)"
+)
 _STOPPED = re.compile(r"custody: sweeper stopped after (\d+) pass\(es\); (\d+) version race")
 
 
-def _start_watcher(store_url: str, out: Path, err: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "custody", "--store", store_url, "--json"]
+def _start_watcher(
+    store_url: str, out: Path, err: Path, *, as_json: bool
+) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "custody", "--store", store_url, *(["--json"] if as_json else [])]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         return subprocess.Popen(
             [*argv, "sweep", "--watch", "--interval", "0.3"],
@@ -59,7 +64,9 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
             ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
     time.sleep(1.5)  # every batch lease is past its deadline on the store's clock
     outs = [(tmp_path / f"w{n}.out", tmp_path / f"w{n}.err") for n in range(2)]
-    watchers = [_start_watcher(sql_store_url, out, err) for out, err in outs]
+    watchers = [  # one logs JSON lines, the other text lines
+        _start_watcher(sql_store_url, out, err, as_json=n == 0) for n, (out, err) in enumerate(outs)
+    ]
     try:
         for _, err in outs:
             _wait_for("the watchers to start", lambda err=err: b"sweeping" in err.read_bytes())
@@ -99,10 +106,12 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
         assert stopped is not None, text
         races += int(stopped[2])
     assert races > 0, "the watchers never raced: this test proved nothing about them"
-    logged = [json.loads(line) for out, _ in outs for line in out.read_text().splitlines()]
-    assert all(entry["transition"] == "settled" for entry in logged), logged
-    expected = sorted(f"lease-1@{p}" for p in [*BATCH, *EXPIRING])
-    assert sorted(e["lease_id"] for e in logged) == expected
+    as_json = [json.loads(line) for line in outs[0][0].read_text().splitlines()]
+    assert all(entry["transition"] == "settled" for entry in as_json), as_json
+    as_text = [_TEXT_LINE.fullmatch(line) for line in outs[1][0].read_text().splitlines()]
+    assert all(as_text), outs[1][0].read_text()
+    logged = [e["lease_id"] for e in as_json] + [m[1] for m in as_text if m]
+    assert sorted(logged) == sorted(f"lease-1@{p}" for p in [*BATCH, *EXPIRING])
     with Ledger.open(sql_store_url) as ledger:
         for pid in [*BATCH, *EXPIRING]:
             types = [e.event_type for e in ledger.history(pid)]
