@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from ledger import commands as cmds
 from ledger import handlers
+from ledger.domain.browser import BrowserCheck, StopSignal
 from ledger.domain.model import (
     Lease,
     Outcome,
@@ -139,10 +140,28 @@ class Ledger(LedgerReads):
         reviewer: str,
         decision: ReviewDecision | str,
         note: str,
+        browser: BrowserCheck | None = None,
         command_id: str | None = None,
     ) -> Availability:
-        """A reviewer returns the profile to the pool, keeps it quarantined, or disables it."""
+        """A reviewer returns the profile to the pool, keeps it quarantined, or disables it.
+        ``browser``: what an inspection of the profile's directory found (``workers.inspector``);
+        a browser still alive there makes a return ``NotAllowed``."""
         return self._run(handlers.review, cmds.Review, locals())
+
+    def record_browser_stop(
+        self,
+        profile_id: str,
+        *,
+        actor: str,
+        host: str,
+        pid: int,
+        user_data_dir: str,
+        signal: StopSignal | str,
+        command_id: str | None = None,
+    ) -> Availability:
+        """Record an orphaned browser stopped on the profile's registered directory (the
+        stopping is the caller's: ``workers.inspector.stop_orphan``)."""
+        return self._run(handlers.record_browser_stop, cmds.RecordBrowserStop, locals())
 
     def sweep(self, *, actor: str = "sweeper") -> SweepReport:
         """Mark every lease past its deadline stale and send its profile to review or

@@ -5,7 +5,9 @@
 #     (reinstalled only when pyproject.toml, the Python version, the repo's location or its
 #     top-level packages change: see .venv/.custody-stamp),
 #   - with --with-postgres: PostgreSQL server binaries under /usr/lib/postgresql/*/bin
-#     (the tests start their own throwaway cluster; no packaged cluster or service is used).
+#     (the tests start their own throwaway cluster; no packaged cluster or service is used),
+#   - with --with-chromium: Debian's Chromium at /usr/bin/chromium (the inspector's tests run a
+#     real browser; never `playwright install`, which has no download host here).
 # Works on Debian/Ubuntu as root or through sudo. One line per step; a failing command's
 # output is shown in full.
 set -euo pipefail
@@ -15,12 +17,14 @@ VENV="$ROOT/.venv"
 STAMP="$VENV/.custody-stamp"
 MIN_PY="3.11"
 
-usage() { echo "usage: $0 [--with-postgres]"; }
+usage() { echo "usage: $0 [--with-postgres] [--with-chromium]"; }
 
 with_postgres=0
+with_chromium=0
 for arg in "$@"; do
   case "$arg" in
     --with-postgres) with_postgres=1 ;;
+    --with-chromium) with_chromium=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -154,6 +158,17 @@ if ((with_postgres)); then
   fi
   if ((EUID == 0)) && ! id -u postgres >/dev/null 2>&1; then
     die "running as root but there is no 'postgres' OS user to run the test cluster as"
+  fi
+fi
+
+# --- Chromium ------------------------------------------------------------------------------
+if ((with_chromium)); then
+  if [[ -x /usr/bin/chromium ]]; then
+    say "Chromium present (/usr/bin/chromium)"
+  else
+    apt_install chromium
+    [[ -x /usr/bin/chromium ]] || die "chromium installed, but there is no /usr/bin/chromium"
+    say "Chromium installed (/usr/bin/chromium)"
   fi
 fi
 

@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.venv/bin"
 
-bash "$ROOT/scripts/bootstrap.sh" --with-postgres
+bash "$ROOT/scripts/bootstrap.sh" --with-postgres --with-chromium
 cd "$ROOT"
 
 step() {

@@ -151,6 +151,9 @@ class DenialReason(StrEnum):
     PROXY_MISMATCH = "proxy_mismatch"
     ACCOUNT_MISMATCH = "account_mismatch"
     PREVIOUS_RUN_UNKNOWN = "previous_run_unknown"
+    # A routed checkout (any matching profile of an account) found none it could lease: the
+    # denial is about a pool, not one profile, so none of the reasons above would be true.
+    NO_PROFILE_AVAILABLE = "no_profile_available"
 
 
 class Cause(StrEnum):
@@ -241,9 +244,11 @@ class Holder(Frozen):
 
 
 class Denial(Frozen):
-    """Why a checkout was refused, in words for a person and codes for a program."""
+    """Why a checkout was refused, in words for a person and codes for a program.
+    ``profile_id`` is None only for ``no_profile_available``: a pool was refused, not one
+    profile."""
 
-    profile_id: str
+    profile_id: str | None
     reason: DenialReason
     message: str
     since: datetime | None = None
