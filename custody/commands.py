@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         SweepReport,
     )
     from projections import Explanation, StatusRow, TimelineRow, Usage
+    from workers import Inspection
 
 # Commands that change the store: if their output cannot be written they were still carried out.
 WRITING_COMMANDS = frozenset(
@@ -51,6 +52,7 @@ WRITING_COMMANDS = frozenset(
         "review",
         "sweep",
         "rebuild",
+        "inspect",
     }
 )
 
@@ -209,15 +211,65 @@ for _name, _help in (
 @_command_id
 @on_ledger
 def review(ledger: Ledger, **params: Any) -> Availability:
-    """a reviewer's decision on a blocked profile"""
-    return ledger.review(**params)
+    """a reviewer's decision on a blocked profile (no return while its browser still runs)"""
+    from workers.inspector import inspect_here
+
+    # The ledger judges the browser on this host as the reviewer's command observes it.
+    directory = ledger.view(params["profile_id"]).record.user_data_dir
+    return ledger.review(browser=inspect_here(directory), **params)
 
 
 @cli.command()
+@click.option("--watch", is_flag=True, help="sweep until SIGINT or SIGTERM, one line a transition")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    metavar="SECONDS",
+    help="with --watch: the pause between passes  [default: 5]",
+)
 @on_ledger
-def sweep(ledger: Ledger) -> SweepReport:
+def sweep(ledger: Ledger, watch: bool, interval: float | None) -> SweepReport | None:
     """mark overdue leases stale and decide (a profile that fails is reported, the rest swept)"""
-    return ledger.sweep()
+    if not watch:
+        if interval is not None:
+            raise click.UsageError("--interval is for --watch")
+        return ledger.sweep()
+    from custody.watch import watch_sweeps
+
+    watch_sweeps(ledger, interval=5.0 if interval is None else interval, as_json=options().as_json)
+    return None
+
+
+@cli.command()
+@_profile
+@click.option(
+    "--stop-orphan",
+    is_flag=True,
+    help="stop its browser if no lease holds the profile (SIGHUP, then SIGKILL of its group); "
+    "recorded as browser_stopped",
+)
+@click.option("--actor", metavar="NAME", help="who stops it (needed with --stop-orphan)")
+@click.option(
+    "--grace",
+    type=click.FloatRange(0.1, 60),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="how long SIGHUP has before SIGKILL",
+)
+@on_ledger
+def inspect(
+    ledger: Ledger, profile_id: str, stop_orphan: bool, actor: str | None, grace: float
+) -> Inspection:
+    """is a browser still running on the profile's directory (on this host)"""
+    from workers.inspector import inspect_profile
+    from workers.inspector import stop_orphan as stop
+
+    if not stop_orphan:
+        return inspect_profile(ledger, profile_id)
+    if actor is None:
+        raise click.UsageError("--stop-orphan needs --actor NAME")
+    return stop(ledger, profile_id, actor=actor, grace_seconds=grace)
 
 
 @cli.command()
@@ -235,10 +287,12 @@ def status(ledger: Ledger, **params: Any) -> list[StatusRow]:
 @_profile
 @on_ledger
 def why(ledger: Ledger, profile_id: str) -> Explanation:
-    """why a profile is blocked"""
+    """why a profile is blocked (with its browser, when its directory is on this host)"""
     from projections import explain
+    from workers.inspector import inspect_here
 
-    return explain(ledger, profile_id)
+    directory = ledger.view(profile_id).record.user_data_dir
+    return explain(ledger, profile_id, browser=inspect_here(directory))
 
 
 @cli.command()

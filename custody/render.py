@@ -18,9 +18,12 @@ from ledger import (
     ProfileRecord,
     RebuildReport,
     ReleaseResult,
+    SweepFailure,
     SweepReport,
+    SweepResult,
 )
 from projections import Explanation, StatusRow, TimelineRow, Usage
+from workers import Inspection
 
 
 def _plain(value: Any) -> Any:
@@ -36,7 +39,10 @@ def _plain(value: Any) -> Any:
 def emit(command: str, result: Any, *, as_json: bool, out: TextIO) -> None:
     """Write a command's result: JSON, a table (status) or lines of text. Free text (a URL, a
     reason) is kept in the ledger as given and printed safely: JSON escapes it, text shows a
-    control character or a terminal escape sequence as its escape (``\\x1b``)."""
+    control character or a terminal escape sequence as its escape (``\\x1b``). A command that
+    wrote its own output (``sweep --watch``) returns None: nothing more is written."""
+    if result is None:
+        return
     if as_json:
         out.write(json.dumps(_plain(result), indent=2, sort_keys=False) + "\n")
         return
@@ -122,6 +128,8 @@ def text(command: str, result: Any) -> list[str]:
         return sweep_lines(result)
     if isinstance(result, RebuildReport):
         return rebuild_lines(result)
+    if isinstance(result, Inspection):
+        return inspection_lines(result)
     if isinstance(result, list):
         return list_lines(command, result)
     if isinstance(result, dict):
@@ -139,12 +147,31 @@ def lease_line(lease: Lease) -> str:
 
 
 def sweep_lines(report: SweepReport) -> list[str]:
-    lines = [
-        f"{r.lease_id}: marked stale; {r.profile_id} is {r.profile_state.value} ({r.cause})"
-        for r in report.settled
-    ]
-    lines += [f"{f.profile_id}: could not be settled: {f.error}" for f in report.failed]
+    lines = [settled_line(r) for r in report.settled]
+    lines += [failed_line(f) for f in report.failed]
     return lines or ["no lease is past its deadline"]
+
+
+def settled_line(r: SweepResult) -> str:
+    return f"{r.lease_id}: marked stale; {r.profile_id} is {r.profile_state.value} ({r.cause})"
+
+
+def failed_line(f: SweepFailure) -> str:
+    return f"{f.profile_id}: could not be settled: {f.error}"
+
+
+def inspection_lines(i: Inspection) -> list[str]:
+    held = f", held by worker {i.holder.worker_id} under {i.holder.lease_id}" if i.holder else ""
+    lines = [f"{i.profile_id}: {i.state.value}{held}", f"  directory: {i.user_data_dir or '-'}"]
+    status = f"{i.browser.status.value}: " if i.browser else ""
+    lines.append(f"  browser: {status}{i.note}")
+    if i.stopped is not None:
+        lines.append(
+            f"  stopped with {i.stopped.value}; recorded as browser_stopped (#{i.version})"
+        )
+    elif i.browser is not None and i.browser.alive and i.holder is None:
+        lines.append(f"  to stop it: custody inspect {i.profile_id} --stop-orphan --actor NAME")
+    return lines
 
 
 def rebuild_lines(report: RebuildReport) -> list[str]:
@@ -204,6 +231,10 @@ def explanation_lines(e: Explanation) -> list[str]:
         ]
         if lease.ending:
             lines.append(f"  lease ended: {lease.ending} at {moment(lease.ended_at)}")
+    if e.browser is not None:
+        lines.append(f"  browser: {e.browser.status.value}: {e.browser.detail}")
+    if e.browser_note:
+        lines.append(f"  {e.browser_note}")
     if e.unclean_leases:
         lines.append(f"  unclean endings: {', '.join(e.unclean_leases)}")
     if e.last_review:

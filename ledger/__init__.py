@@ -12,6 +12,14 @@ from ledger.availability import (
     row_problem,
     verify_availability,
 )
+from ledger.domain.browser import (
+    BrowserCheck,
+    BrowserStatus,
+    StopSignal,
+    blocking_note,
+    review_refusal,
+    stop_refusal,
+)
 from ledger.domain.errors import (
     CheckoutDenied,
     InvalidInput,
@@ -47,6 +55,8 @@ __all__ = [
     "RELEASE_POLICIES",
     "Availability",
     "Block",
+    "BrowserCheck",
+    "BrowserStatus",
     "CheckoutDenied",
     "Denial",
     "DenialReason",
@@ -70,13 +80,17 @@ __all__ = [
     "ReviewDecision",
     "Role",
     "RowDifference",
+    "StopSignal",
     "StoreUnavailable",
     "SweepFailure",
     "SweepReport",
     "SweepResult",
     "UnknownProfile",
     "availability_differences",
+    "blocking_note",
     "rebuild_availability",
+    "review_refusal",
     "row_problem",
+    "stop_refusal",
     "verify_availability",
 ]

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from ledger import commands as cmds
 from ledger import handlers
+from ledger.domain.browser import BrowserCheck, StopSignal
 from ledger.domain.model import (
     Lease,
     Outcome,
@@ -27,41 +28,15 @@ from ledger.domain.policies import (
 )
 from ledger.domain.view import Availability
 from ledger.reads import LedgerReads
-from ledger.stores import connect, initialise
-from ledger.stores.settings import StoreSettings
-from ledger.unit_of_work import Clock, UnitOfWork
+from ledger.unit_of_work import UnitOfWork
 
 C = TypeVar("C", bound=cmds.Command)
 R = TypeVar("R")
 
 
 class Ledger(LedgerReads):
-    """Open with ``Ledger.open(store_url)``; close when done. One per thread."""
-
-    @classmethod
-    def open(
-        cls, store_url: str | None = None, *, clock: Clock | None = None, create: bool = True
-    ) -> Ledger:
-        """A ledger on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``).
-
-        The URL is checked now (``InvalidInput``); the store is reached on first use, so a
-        command refused for bad input touches nothing. A new SQLite file is initialised on first
-        use unless ``create`` is False (read-only callers: a mistyped path must not make an empty
-        ledger); PostgreSQL must have been initialised (``custody init``), so that workers never
-        race to create tables.
-        """
-        settings = StoreSettings.resolve(store_url)
-        return cls(
-            settings, lambda creating: connect(settings, create=creating), clock, create=create
-        )
-
-    @classmethod
-    def init(cls, store_url: str | None = None) -> Ledger:
-        """Create the schema (idempotent) and return a ledger on it."""
-        settings = StoreSettings.resolve(store_url)
-        ledger = cls(settings, lambda _: initialise(settings))
-        _ = ledger.store
-        return ledger
+    """Open with ``Ledger.open(store_url)`` (or ``Ledger.init``); close when done. One per
+    thread. The commands are below; opening and the reads are ``LedgerReads``'."""
 
     def register_profile(
         self,
@@ -170,10 +145,28 @@ class Ledger(LedgerReads):
         reviewer: str,
         decision: ReviewDecision | str,
         note: str,
+        browser: BrowserCheck | None = None,
         command_id: str | None = None,
     ) -> Availability:
-        """A reviewer returns the profile to the pool, keeps it quarantined, or disables it."""
+        """A reviewer returns the profile to the pool, keeps it quarantined, or disables it.
+        ``browser``: what an inspection of the profile's directory found (``workers.inspector``);
+        a browser still alive there makes a return ``NotAllowed``."""
         return self._run(handlers.review, cmds.Review, locals())
+
+    def record_browser_stop(
+        self,
+        profile_id: str,
+        *,
+        actor: str,
+        host: str,
+        pid: int,
+        user_data_dir: str,
+        signal: StopSignal | str,
+        command_id: str | None = None,
+    ) -> Availability:
+        """Record an orphaned browser stopped on the profile's registered directory (the
+        stopping is the caller's: ``workers.inspector.stop_orphan``)."""
+        return self._run(handlers.record_browser_stop, cmds.RecordBrowserStop, locals())
 
     def sweep(self, *, actor: str = "sweeper") -> SweepReport:
         """Mark every lease past its deadline stale and send its profile to review or

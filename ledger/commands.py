@@ -18,9 +18,11 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from ledger.domain.browser import BrowserCheck, StopSignal
 from ledger.domain.errors import InvalidInput
 from ledger.domain.model import (
     CommandId,
+    Directory,
     FencingToken,
     Identity,
     LeaseId,
@@ -57,13 +59,17 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     kind: ClassVar[str] = ""
+    # Fields that carry what the caller observed rather than what it asked: a resend observes
+    # afresh, so they are left out of the fingerprint.
+    observed: ClassVar[frozenset[str]] = frozenset()
 
     command_id: CommandId | None = None
 
     def fingerprint(self) -> str:
         """``kind:digest`` of what was asked; stable across processes, runs and versions that
         only add optional fields."""
-        asked = self.model_dump(mode="json", exclude={"command_id"}, exclude_defaults=True)
+        left_out = {"command_id", *self.observed}
+        asked = self.model_dump(mode="json", exclude=left_out, exclude_defaults=True)
         canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(f"{self.kind}\n{canonical}".encode()).hexdigest()[:16]
         return f"{self.kind}:{digest}"
@@ -98,7 +104,7 @@ class RegisterProfile(Command):
     account_id: Identity
     proxy_id: Identity
     region: Name | None = None
-    user_data_dir: Name | None = None
+    user_data_dir: Directory | None = None
     release_policy: PolicyName = DEFAULT_RELEASE_POLICY
     unclean_limit: UncleanLimit = DEFAULT_UNCLEAN_LIMIT
     unclean_window_seconds: UncleanWindow = DEFAULT_UNCLEAN_WINDOW_SECONDS
@@ -190,10 +196,24 @@ class Enable(OperatorCommand):
 
 class Review(Command):
     kind = "review"
+    observed = frozenset({"browser"})
     profile_id: ProfileId
     reviewer: Identity
     decision: Annotated[ReviewDecision, _LAX]
     note: Name
+    browser: BrowserCheck | None = None  # what an inspection of the directory found, if made
+
+
+class RecordBrowserStop(Command):
+    """An operator's record of an orphaned browser stopped on the profile's directory."""
+
+    kind = "browser_stop"
+    profile_id: ProfileId
+    actor: Identity
+    host: Name
+    pid: Annotated[int, Field(ge=1)]
+    user_data_dir: Name
+    signal: Annotated[StopSignal, _LAX]
 
 
 class Sweep(Command):

@@ -161,7 +161,17 @@ def force_release(uow: UnitOfWork, c: cmds.ForceRelease) -> ReleaseResult:
 def review(uow: UnitOfWork, c: cmds.Review) -> Availability:
     def decide(profile: Profile, issued: Issued) -> None:
         ctx = issued.context(c.reviewer, Role.REVIEWER, reason=c.note)
-        profile.review(c.decision, c.note, ctx)
+        profile.review(c.decision, c.note, ctx, c.browser)
+
+    return uow.run(c.profile_id, c, decide, _availability)
+
+
+def record_browser_stop(uow: UnitOfWork, c: cmds.RecordBrowserStop) -> Availability:
+    """Append ``BrowserStopped``; the profile's state is unchanged (the row shows the version)."""
+
+    def decide(profile: Profile, issued: Issued) -> None:
+        ctx = issued.context(c.actor, Role.OPERATOR, reason=f"orphaned browser: {c.signal}")
+        profile.record_browser_stop(c.host, c.pid, c.user_data_dir, c.signal, ctx)
 
     return uow.run(c.profile_id, c, decide, _availability)
 

@@ -15,6 +15,7 @@ from ledger.domain.errors import UnknownProfile
 from ledger.domain.events import ProfileEvent
 from ledger.domain.model import ProfileId
 from ledger.domain.view import Availability, ProfileView, availability_of, view_of
+from ledger.stores import connect, initialise
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import Store
 from ledger.unit_of_work import Clock, UnitOfWork
@@ -41,6 +42,31 @@ class LedgerReads:
         self._clock = clock
         self._create = create
         self._uow: UnitOfWork | None = None
+
+    @classmethod
+    def open(
+        cls, store_url: str | None = None, *, clock: Clock | None = None, create: bool = True
+    ) -> Self:
+        """A ledger on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``).
+
+        The URL is checked now (``InvalidInput``); the store is reached on first use, so a
+        command refused for bad input touches nothing. Only a registration may make a new store
+        (a missing or empty SQLite file), and not if ``create`` is False; PostgreSQL must have
+        been initialised (``custody init``), so that workers never race to create tables.
+        """
+        settings = StoreSettings.resolve(store_url)
+        return cls(
+            settings, lambda creating: connect(settings, create=creating), clock, create=create
+        )
+
+    @classmethod
+    def init(cls, store_url: str | None = None) -> Self:
+        """Create or migrate the schema (idempotent, safe to run concurrently); return a
+        ledger on it."""
+        settings = StoreSettings.resolve(store_url)
+        ledger = cls(settings, lambda _: initialise(settings))
+        ledger._open(creating=True)
+        return ledger
 
     @property
     def uow(self) -> UnitOfWork:

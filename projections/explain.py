@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from ledger import (
+    BrowserCheck,
     DenialReason,
     Holder,
     Lease,
     Ledger,
     ProfileState,
     ProfileView,
+    blocking_note,
     row_problem,
 )
 from projections.base import ReadModel
@@ -36,6 +38,8 @@ class Explanation(ReadModel):
     unclean_leases: list[str]
     remediation: str | None
     row_problem: str | None = None  # the stored availability row disagrees: run custody rebuild
+    browser: BrowserCheck | None = None  # what an inspection of its directory found, if made
+    browser_note: str | None = None  # a browser still running keeps the profile blocked
 
 
 class Usage(ReadModel):
@@ -48,11 +52,17 @@ class Usage(ReadModel):
     ended_at: datetime | None
 
 
-def explain(ledger: Ledger, profile_id: str) -> Explanation:
-    """Why the profile is (or is not) available right now, judged on the store's clock."""
+def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = None) -> Explanation:
+    """Why the profile is (or is not) available right now, judged on the store's clock.
+    ``browser``, an inspection of its directory made by the caller, is shown beside; a browser
+    still running with no lease holding the profile keeps it blocked until it stops."""
     view = ledger.view(profile_id)
     denial = view.denial
     block = view.block if view.state in _BLOCKED else None
+    note = blocking_note(view.record.profile_id, browser, held=view.lease is not None)
+    remediation = denial.remediation if denial else None
+    if note is not None and remediation is not None:
+        remediation = f"first stop the browser, then {remediation}"
     return Explanation(
         profile_id=view.record.profile_id,
         account_id=view.record.account_id,
@@ -69,8 +79,10 @@ def explain(ledger: Ledger, profile_id: str) -> Explanation:
         last_review=_review_line(view),
         lease=view.lease or view.last_lease,
         unclean_leases=list(block.unclean_leases) if block else [],
-        remediation=denial.remediation if denial else None,
+        remediation=remediation,
         row_problem=row_problem(ledger, profile_id),
+        browser=browser,
+        browser_note=note,
     )
 
 

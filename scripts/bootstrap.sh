@@ -6,8 +6,9 @@
 #     top-level packages change: see .venv/.custody-stamp),
 #   - with --with-postgres: PostgreSQL server binaries under /usr/lib/postgresql/*/bin
 #     (the tests start their own throwaway cluster; no packaged cluster or service is used),
-#   - with --with-chromium: Debian's chromium at /usr/bin/chromium, for the browser tests
-#     (Playwright drives it; `playwright install` downloads browsers and is never used).
+#   - with --with-chromium: Debian's Chromium at /usr/bin/chromium (the inspector's and the
+#     worker SDK's tests run a real browser; never `playwright install`, which has no download
+#     host here).
 # Works on Debian/Ubuntu as root or through sudo. One line per step; a failing command's
 # output is shown in full.
 set -euo pipefail
@@ -161,7 +162,7 @@ if ((with_postgres)); then
   fi
 fi
 
-# --- Chromium ----------------------------------------------------------------------------
+# --- Chromium ------------------------------------------------------------------------------
 if ((with_chromium)); then
   if [[ -x /usr/bin/chromium ]]; then
     say "Chromium present (/usr/bin/chromium)"

@@ -41,9 +41,8 @@ class CheckoutDenied(LedgerError):
     exit_code = 3
 
     def __init__(self, denial: Denial) -> None:
-        super().__init__(
-            f"checkout of {denial.profile_id} denied ({denial.reason}): {denial.message}"
-        )
+        what = f"checkout of {denial.profile_id}" if denial.profile_id is not None else "checkout"
+        super().__init__(f"{what} denied ({denial.reason}): {denial.message}")
         self.denial = denial
 
     @property

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+from ledger.domain.browser import StopSignal
 from ledger.domain.model import (
     Cause,
     Envelope,
@@ -160,6 +161,20 @@ class ProfileEnabled(ProfileEvent):
     state: ProfileState
 
 
+class BrowserStopped(ProfileEvent):
+    """An orphaned browser on the profile's directory was stopped while no lease held it.
+
+    Recorded after the stop, so it says what happened: which process on which host, and the
+    signal that ended it (SIGHUP when the gentle stop sufficed, else SIGKILL of its group).
+    """
+
+    event_type = "browser_stopped"
+    host: str
+    pid: int
+    user_data_dir: str
+    signal: StopSignal
+
+
 EVENT_CLASSES: dict[str, type[ProfileEvent]] = {
     cls.event_type: cls
     for cls in (
@@ -177,6 +192,7 @@ EVENT_CLASSES: dict[str, type[ProfileEvent]] = {
         ProfileReturnedToPool,
         ProfileDisabled,
         ProfileEnabled,
+        BrowserStopped,
     )
 }
 

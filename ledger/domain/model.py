@@ -51,6 +51,15 @@ def _check_identity(value: str) -> str:
     return value
 
 
+def _check_directory(value: str) -> str:
+    """A profile directory is absolute: a relative one would name a different directory on
+    every worker, depending on where it was started."""
+    _check_name(value)
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value
+
+
 def _check_lease_id(value: str) -> str:
     if not _LEASE_ID_RE.fullmatch(value):
         raise ValueError("expected lease-<token>@<profile_id>")
@@ -62,6 +71,7 @@ Name = Annotated[str, Field(max_length=200), AfterValidator(_check_name)]
 Identity = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
 CommandId = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
 LeaseId = Annotated[str, Field(max_length=160), AfterValidator(_check_lease_id)]
+Directory = Annotated[str, Field(max_length=4096), AfterValidator(_check_directory)]
 Text = Annotated[str, Field(max_length=2000)]
 Url = Annotated[str, Field(min_length=1, max_length=4096)]
 # A file's sha256 as 64 lowercase hex digits (hashlib's hexdigest).
@@ -143,6 +153,9 @@ class DenialReason(StrEnum):
     PROXY_MISMATCH = "proxy_mismatch"
     ACCOUNT_MISMATCH = "account_mismatch"
     PREVIOUS_RUN_UNKNOWN = "previous_run_unknown"
+    # A routed checkout (any matching profile of an account) found none it could lease: the
+    # denial is about a pool, not one profile, so none of the reasons above would be true.
+    NO_PROFILE_AVAILABLE = "no_profile_available"
 
 
 class Cause(StrEnum):
@@ -233,9 +246,11 @@ class Holder(Frozen):
 
 
 class Denial(Frozen):
-    """Why a checkout was refused, in words for a person and codes for a program."""
+    """Why a checkout was refused, in words for a person and codes for a program.
+    ``profile_id`` is None only for ``no_profile_available``: a pool was refused, not one
+    profile."""
 
-    profile_id: str
+    profile_id: str | None
     reason: DenialReason
     message: str
     since: datetime | None = None

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger.domain import events as ev
+from ledger.domain.browser import BrowserCheck, StopSignal, review_refusal
 from ledger.domain.denials import context_denial, state_denial
 from ledger.domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
 from ledger.domain.model import (
@@ -364,14 +365,25 @@ class Profile(ProfileStateMachine):
             raise NotAllowed(f"profile {self.profile_id} is {self.state.value}, not disabled")
         self._trigger(ev.ProfileEnabled, ctx, state=self.disabled.previous_state)
 
-    def review(self, decision: ReviewDecision, note: str, ctx: Context) -> None:
-        """A reviewer's verdict on a profile in review or quarantine (reviewer role only)."""
+    def review(
+        self,
+        decision: ReviewDecision,
+        note: str,
+        ctx: Context,
+        browser: BrowserCheck | None = None,
+    ) -> None:
+        """A reviewer's verdict on a profile in review or quarantine (reviewer role only).
+        ``browser`` is what an inspection of the profile's directory found, if anyone looked:
+        a browser still running there forbids returning the profile to the pool."""
         _require(ctx, Role.REVIEWER)
         if self.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):
             raise NotAllowed(f"profile {self.profile_id} is {self.state.value}: nothing to review")
         if self.last_lease is not None and same_identity(self.last_lease.worker_id, ctx.actor_id):
             who = self.last_lease.worker_id
             raise NotAllowed(f"{ctx.actor_id} is {who}, who ran the lease under review")
+        refused = review_refusal(self.profile_id, decision, browser)
+        if refused is not None:
+            raise NotAllowed(refused)
         self._trigger(ev.ProfileReviewed, ctx, decision=decision, note=note)
         if decision is ReviewDecision.RETURN:
             self._trigger(ev.ProfileReturnedToPool, ctx)
@@ -386,6 +398,20 @@ class Profile(ProfileStateMachine):
             )
         else:
             self._trigger(ev.ProfileDisabled, ctx, previous_state=self.state)
+
+    def record_browser_stop(
+        self, host: str, pid: int, user_data_dir: str, signal: StopSignal, ctx: Context
+    ) -> None:
+        """Record that the browser on the profile's registered directory was stopped. The
+        caller stopped it only after ``browser.stop_refusal`` found no holder; this records
+        what happened, so a lease taken since does not unmake it. Operator role only."""
+        _require(ctx, Role.OPERATOR)
+        if user_data_dir != self.user_data_dir:
+            registered = self.user_data_dir or "none"
+            raise NotAllowed(f"{user_data_dir!r} is not the registered directory ({registered})")
+        self._trigger(
+            ev.BrowserStopped, ctx, host=host, pid=pid, user_data_dir=user_data_dir, signal=signal
+        )
 
 
 def same_identity(a: str, b: str) -> bool:

@@ -265,3 +265,9 @@ def _disabled(p: ProfileStateMachine, e: ev.ProfileDisabled) -> None:
 def _enabled(p: ProfileStateMachine, e: ev.ProfileEnabled) -> None:
     p.disabled = None
     p._enter(e.state, e.at)
+
+
+@_on(ev.BrowserStopped)
+def _browser_stopped(p: ProfileStateMachine, e: ev.BrowserStopped) -> None:
+    """Stopping an orphaned browser changes no lease and no state: a blocked profile still
+    needs its review. The event is the audit record, read by the timeline."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.request import pathname2url
+from urllib.parse import quote
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.profile import Profile
@@ -76,7 +76,7 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
 
 def _sqlite_tables(settings: StoreSettings) -> set[str]:
     """The tables an existing SQLite file holds, read without writing a byte to it."""
-    uri = f"file:{pathname2url(str(settings.sqlite_file().resolve()))}?mode=ro"
+    uri = f"file:{quote(str(settings.sqlite_file().resolve()))}?mode=ro"
     try:
         with closing(sqlite3.connect(uri, uri=True)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")

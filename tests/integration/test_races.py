@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from conftest import register
+from racing import leases_in_order, run_all
 
 from ledger import Ledger, availability_differences, rebuild_availability
 
 WORKER = Path(__file__).with_name("race_worker.py")
 PROFILES = ["race_a", "race_b", "race_c"]
-_ENDINGS = {"lease_released_cleanly", "review_requested", "profile_quarantined", "lease_revoked"}
 
 
 def _run_workers(
@@ -23,48 +23,8 @@ def _run_workers(
 ) -> list[dict[str, object]]:
     # Every process starts, opens the store and warms its cache before the first round.
     start_at = time.time() + 3.0
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(WORKER),
-                store_url,
-                f"w{n}",
-                str(rounds),
-                ",".join(PROFILES),
-                str(start_at),
-                str(interval),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(workers)
-    ]
-    summaries = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err
-        summaries.append(json.loads(out))
-    return summaries
-
-
-def _check_history(ledger: Ledger, profile_id: str) -> list[str]:
-    """Assert no two leases overlap and tokens rise by one; return the winners in order."""
-    live: str | None = None
-    token = 0
-    winners = []
-    for event in ledger.history(profile_id):
-        if event.event_type == "lease_acquired":
-            assert live is None, f"{event.event_id}: acquired while {live} was live"
-            lease = event.lease  # type: ignore[attr-defined]
-            assert lease.fencing_token == token + 1, f"{event.event_id}: token did not rise by 1"
-            token, live = lease.fencing_token, lease.lease_id
-            winners.append(lease.worker_id)
-        elif event.event_type in _ENDINGS and getattr(event, "lease_id", None) == live:
-            live = None
-    assert live is None, f"{profile_id}: lease {live} never ended"
-    return winners
+    rest = [str(rounds), ",".join(PROFILES), str(start_at), str(interval)]
+    return run_all(str(WORKER), [[store_url, f"w{n}", *rest] for n in range(workers)])
 
 
 @pytest.mark.slow
@@ -80,7 +40,7 @@ def test_many_processes_racing_checkout_never_overlap(sql_store_url: str) -> Non
     summaries = _run_workers(sql_store_url, workers=workers, rounds=rounds, interval=0.6)
     assert [s["unexpected"] for s in summaries] == [[]] * workers
     with Ledger.open(sql_store_url) as ledger:
-        winners = [w for pid in PROFILES for w in _check_history(ledger, pid)]
+        winners = [lease.worker_id for pid in PROFILES for lease in leases_in_order(ledger, pid)]
     for summary in summaries:
         assert winners.count(summary["worker"]) == summary["granted"]
     # Every round's profile was free at its start, so each round has a winner; a loser that

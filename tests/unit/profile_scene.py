@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
+from ledger.domain.browser import StopSignal
 from ledger.domain.events import ProfileEvent
 from ledger.domain.model import Lease, Outcome, ProfileRecord, ReviewDecision, Role
 from ledger.domain.policies import (
@@ -213,4 +214,12 @@ class Scene:
 
     def enable(self, actor: str = "ops-olga") -> list[ProfileEvent]:
         self.profile.enable(self.ctx(actor, Role.OPERATOR, "account reopened"))
+        return self.collect()
+
+    def stop_browser(self, signal: StopSignal = StopSignal.SIGHUP) -> list[ProfileEvent]:
+        """Record an orphaned browser stopped on the registered directory."""
+        directory = self.profile.user_data_dir
+        assert directory is not None
+        ctx = self.ctx("ops-olga", Role.OPERATOR)
+        self.profile.record_browser_stop("vm", 4242, directory, signal, ctx)
         return self.collect()

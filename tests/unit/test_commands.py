@@ -124,6 +124,14 @@ def test_a_screenshot_digest_is_hex_sha256_of_a_named_screenshot() -> None:
         parse(Release, **lease, screenshot_sha256=digest)
 
 
+def test_a_profile_directory_is_absolute() -> None:
+    """A relative user_data_dir would name another directory on every worker: refused."""
+    base = {"profile_id": "p", "account_id": "a", "proxy_id": "x"}
+    with pytest.raises(InvalidInput, match="user_data_dir: must be an absolute path"):
+        parse(RegisterProfile, **base, user_data_dir="profiles/p")
+    assert parse(RegisterProfile, **base, user_data_dir="/srv/profiles/p").user_data_dir
+
+
 def test_numbers_have_ranges_date_arithmetic_survives() -> None:
     """The repeated-failure window and limit are bounded, so ``now - window`` cannot overflow."""
     base = {"profile_id": "p", "account_id": "a", "proxy_id": "x"}

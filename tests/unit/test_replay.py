@@ -30,6 +30,7 @@ def _eventful_scene() -> Scene:
     s.review(ReviewDecision.RETURN)
     s.checkout("worker-c")
     s.force_release()
+    s.stop_browser()
     s.review(ReviewDecision.DISABLE)
     s.enable()
     s.quarantine()

@@ -18,6 +18,7 @@ from uuid import UUID
 
 import pytest
 
+from ledger.domain.browser import StopSignal
 from ledger.domain.events import EVENT_CLASSES, ProfileEvent
 from ledger.domain.model import (
     Cause,
@@ -211,6 +212,16 @@ EXPECTED: dict[str, tuple[int, Envelope, dict[str, Any]]] = {
         14,
         _envelope(14, *_OPS, "account reopened"),
         {"state": ProfileState.AVAILABLE},
+    ),
+    "browser_stopped.v1": (
+        15,
+        _envelope(15, *_OPS, "orphaned browser: SIGKILL"),
+        {
+            "host": "worker-host-7",
+            "pid": 48213,
+            "user_data_dir": "/profiles/profile_shop_17",
+            "signal": StopSignal.SIGKILL,
+        },
     ),
 }
 

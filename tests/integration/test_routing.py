@@ -1,0 +1,128 @@
+"""Account-aware routing on every store: which profiles are candidates, the random order, a
+lost race moving on, and the aggregated reason when nothing can be leased."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import MutableSequence
+from typing import Any
+
+import pytest
+from conftest import StepClock, event_count, register
+
+from ledger import Availability, CheckoutDenied, DenialReason, Ledger
+from workers import NoProfileAvailable, checkout_for
+
+ACCOUNT = "account_shop"
+
+
+def _route(ledger: Ledger, worker: str = "w", **kw: Any) -> str:
+    kw.setdefault("account_id", ACCOUNT)
+    lease = checkout_for(ledger, worker_id=worker, run_id=f"run-{worker}", task_type="t", **kw)
+    return lease.profile_id
+
+
+def _pool(ledger: Ledger, n: int, **overrides: object) -> list[str]:
+    fields: dict[str, object] = {"account_id": ACCOUNT, **overrides}
+    return [register(ledger, f"shop_{i}", **fields) for i in range(n)]
+
+
+class InOrder(random.Random):
+    """An rng whose shuffle puts the listed profiles first, in that order."""
+
+    def __init__(self, *first: str) -> None:
+        super().__init__(0)
+        self.first = first
+
+    def shuffle(self, x: MutableSequence[Any]) -> None:
+        x[:] = sorted(
+            x, key=lambda p: (p not in self.first, self.first.index(p) if p in self.first else 0)
+        )
+
+
+def test_only_available_profiles_of_the_account_region_and_proxy_are_leased(
+    ledger: Ledger,
+) -> None:
+    """Another account's profile, another region's and another proxy's are never picked,
+    even when they are the only ones free."""
+    register(ledger, "other_account", account_id="account_other")
+    register(ledger, "eu_one", account_id=ACCOUNT, region="eu")
+    register(ledger, "us_one", account_id=ACCOUNT, region="us", proxy_id="proxy_us")
+    register(ledger, "us_two", account_id=ACCOUNT, region="us", proxy_id="proxy_other")
+    assert _route(ledger, "a", region="eu") == "eu_one"
+    assert _route(ledger, "b", region="us", proxy_id="proxy_us") == "us_one"
+    with pytest.raises(NoProfileAvailable) as denied:
+        _route(ledger, "c", region="us", proxy_id="proxy_us")
+    assert denied.value.standing == {"us_one": "leased", "us_two": "proxy mismatch"}
+    assert ledger.view("other_account").lease is None
+
+
+def test_candidates_are_tried_in_random_order(ledger: Ledger) -> None:
+    """Different draws lease different profiles first (in a fixed order every worker would
+    race for the same one): each of 3 free profiles comes first under some seed of 30."""
+    pool = _pool(ledger, 3)
+    first = set()
+    for seed in range(30):
+        pid = _route(ledger, f"w{seed}", rng=random.Random(seed))
+        first.add(pid)
+        lease = ledger.view(pid).lease
+        assert lease is not None
+        ledger.release(
+            lease.lease_id, fencing_token=lease.fencing_token, outcome="success", final_url="u"
+        )
+    assert first == set(pool)
+
+
+def test_a_profile_lost_to_another_worker_moves_on_to_the_next(ledger: Ledger) -> None:
+    """Routing decided on rows read before another worker took the first candidate: the
+    ledger denies it (already leased) and the next candidate is leased instead."""
+    _pool(ledger, 2)
+    rows_before = ledger.availability()
+    ledger.checkout("shop_0", worker_id="rival", run_id="r", task_type="t")
+
+    class Outdated(Ledger):
+        def availability(self) -> list[Availability]:
+            return rows_before
+
+    outdated = Outdated(ledger.settings, lambda _: ledger.store, ledger._clock)  # same store
+    assert _route(outdated, rng=InOrder("shop_0", "shop_1")) == "shop_1"
+
+
+def test_nothing_available_raises_the_aggregated_reason(ledger: Ledger, clock: StepClock) -> None:
+    """With every profile of the account unavailable, one CheckoutDenied
+    (no_profile_available) counts why, most common first, and appends nothing."""
+    pool = _pool(ledger, 6)
+    register(ledger, "shop_px", account_id=ACCOUNT, proxy_id="proxy_elsewhere")
+    for pid in pool[:3]:
+        ledger.checkout(pid, worker_id="holder", run_id=f"r-{pid}", task_type="t", ttl_seconds=60)
+    ledger.quarantine(pool[3], actor="ops", reason="suspicious")
+    ledger.quarantine(pool[4], actor="ops", reason="suspicious")
+    ledger.disable(pool[5], actor="ops", reason="closed")
+    clock.advance(30)
+    before = event_count(ledger)
+    with pytest.raises(CheckoutDenied) as denied:
+        _route(ledger, proxy_id="proxy_us_east_12")
+    assert denied.value.reason is DenialReason.NO_PROFILE_AVAILABLE
+    assert denied.value.denial.message == (
+        "0 of 7 profiles for account_shop: 3 leased, 2 quarantined, 1 disabled, 1 proxy mismatch"
+    )
+    assert denied.value.denial.profile_id is None
+    assert "custody status --account account_shop" in denied.value.remediation
+    assert str(denied.value).startswith("checkout denied (no_profile_available): 0 of 7")
+    assert event_count(ledger) == before
+    clock.advance(31)  # the leases are past their deadlines now: counted as stale
+    with pytest.raises(NoProfileAvailable) as later:
+        _route(ledger, proxy_id="proxy_us_east_12")
+    assert later.value.counts == {"stale": 3, "quarantined": 2, "disabled": 1, "proxy mismatch": 1}
+
+
+def test_an_account_without_profiles_says_so(ledger: Ledger) -> None:
+    """No profile registered for the account (or region): 0 of 0, and how to register one."""
+    _pool(ledger, 1)
+    with pytest.raises(NoProfileAvailable) as denied:
+        _route(ledger, region="mars")
+    assert (
+        denied.value.denial.message
+        == "0 of 0 profiles for account_shop in mars: none is registered"
+    )
+    assert "custody register" in denied.value.remediation

@@ -1,0 +1,132 @@
+"""``custody sweep --watch`` as real processes: two watchers on one store (SQLite and
+PostgreSQL) while leases expire settle each expired lease exactly once, leave a renewed one
+alone, and stop with exit 0 on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import register
+
+from ledger import Ledger, ProfileState
+
+EXPIRING = [f"exp_{i}" for i in range(6)]
+BATCH = [f"batch_{i:02}" for i in range(60)]
+_TEXT_LINE = re.compile(
+    r"\S+ (lease-1@\S+): marked stale; \S+ is review_required \(lease_expired\)"
+)
+_STOPPED = re.compile(r"custody: sweeper stopped after (\d+) pass\(es\); (\d+) version race")
+
+
+def _start_watcher(
+    store_url: str, out: Path, err: Path, *, as_json: bool
+) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "custody", "--store", store_url, *(["--json"] if as_json else [])]
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        return subprocess.Popen(
+            [*argv, "sweep", "--watch", "--interval", "0.3"],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+
+def _wait_for(what: str, done: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
+    sql_store_url: str, tmp_path: Path
+) -> None:
+    """Two watcher processes start together on 30 overdue leases (so their passes collide:
+    version races are counted and must happen), then six more leases pass their deadlines one
+    after another while they run. The history holds exactly one lease_marked_stale and one
+    review_requested per lease, the watchers' JSON lines name each lease exactly once between
+    them, a lease kept renewed is never touched, and SIGTERM (one) and SIGINT (the other) stop
+    them with exit 0, no traceback. Without the SIGTERM handler the first exits -15, and
+    without the unit of work's retry after a lost race a lease is logged twice: both fail."""
+    with Ledger.open(sql_store_url) as ledger:
+        for pid in [*BATCH, *EXPIRING, "renewed"]:
+            register(ledger, pid)
+        for pid in BATCH:
+            ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+    time.sleep(1.5)  # every batch lease is past its deadline on the store's clock
+    outs = [(tmp_path / f"w{n}.out", tmp_path / f"w{n}.err") for n in range(2)]
+    watchers = [  # one logs JSON lines, the other text lines
+        _start_watcher(sql_store_url, out, err, as_json=n == 0) for n, (out, err) in enumerate(outs)
+    ]
+    try:
+        for _, err in outs:
+            _wait_for("the watchers to start", lambda err=err: b"sweeping" in err.read_bytes())
+        with Ledger.open(sql_store_url) as ledger:
+            kept = ledger.checkout(
+                "renewed", worker_id="w", run_id="r", task_type="t", ttl_seconds=3
+            )
+            for n, pid in enumerate(EXPIRING):  # deadlines spread over the watchers' passes
+                ledger.checkout(
+                    pid, worker_id="w", run_id=f"r{n}", task_type="t", ttl_seconds=1 + n % 3
+                )
+                time.sleep(0.3)
+
+            def settled() -> bool:
+                ledger.heartbeat(kept.lease_id, fencing_token=kept.fencing_token)
+                done = (ledger.view(p).state for p in [*BATCH, *EXPIRING])
+                return all(state is ProfileState.REVIEW_REQUIRED for state in done)
+
+            _wait_for("every expired lease to be settled", settled)
+            time.sleep(1.0)  # a few more passes: nothing more may happen
+            ledger.heartbeat(kept.lease_id, fencing_token=kept.fencing_token)
+        watchers[0].send_signal(signal.SIGTERM)
+        watchers[1].send_signal(signal.SIGINT)
+        codes = [w.wait(timeout=30) for w in watchers]
+    finally:
+        for w in watchers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+
+    errs = [err.read_text() for _, err in outs]
+    assert codes == [0, 0], errs
+    races = 0
+    for text in errs:
+        assert "Traceback" not in text
+        stopped = _STOPPED.match(text.splitlines()[-1])
+        assert stopped is not None, text
+        races += int(stopped[2])
+    assert races > 0, "the watchers never raced: this test proved nothing about them"
+    as_json = [json.loads(line) for line in outs[0][0].read_text().splitlines()]
+    assert all(entry["transition"] == "settled" for entry in as_json), as_json
+    as_text = [_TEXT_LINE.fullmatch(line) for line in outs[1][0].read_text().splitlines()]
+    assert all(as_text), outs[1][0].read_text()
+    logged = [e["lease_id"] for e in as_json] + [m[1] for m in as_text if m]
+    assert sorted(logged) == sorted(f"lease-1@{p}" for p in [*BATCH, *EXPIRING])
+    with Ledger.open(sql_store_url) as ledger:
+        for pid in [*BATCH, *EXPIRING]:
+            types = [e.event_type for e in ledger.history(pid)]
+            assert types.count("lease_marked_stale") == 1, (pid, types)
+            assert types.count("review_requested") == 1, (pid, types)
+        assert ledger.view("renewed").state is ProfileState.LEASED
+
+
+def test_watch_refuses_a_bad_interval_and_interval_needs_watch(tmp_path: Path) -> None:
+    """--interval below 0.1 s is bad input (exit 2); --interval without --watch too."""
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(store).close()
+    base = [sys.executable, "-m", "custody", "--store", store, "sweep"]
+    for extra in (["--watch", "--interval", "0"], ["--interval", "3"]):
+        done = subprocess.run([*base, *extra], capture_output=True, text=True, check=False)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "interval" in done.stderr
