@@ -23,7 +23,7 @@ from typing import Any, Self
 from playwright.sync_api import BrowserContext, Playwright
 
 from ledger import Lease, LeaseLost, Ledger
-from workers import evidence, launch, profile_dir, renewal
+from workers import evidence, launch, profile_dir, renewal, routing
 from workers.browser import BrowserSession
 from workers.guard import Clock, LeaseGuard
 from workers.held import HeldLease, WorkerConfig
@@ -183,6 +183,41 @@ class ProfileLeases(WorkerConfig):
             ),
             clock=self.clock,
         )
+        with self._holding(lease, started) as held:
+            yield held
+
+    @contextmanager
+    def checkout_for(
+        self,
+        *,
+        account_id: str,
+        run_id: str,
+        task_type: str,
+        region: str | None = None,
+        ttl_seconds: int = 300,
+        proxy_id: str | None = None,
+    ) -> Iterator[WorkerLease]:
+        """Lease any available profile of the account (``workers.routing.checkout_for``:
+        candidates in random order, the next one after a lost race, ``NoProfileAvailable``
+        with the aggregated reasons when none is left), then as ``checkout``. Not resent after
+        ``StoreUnavailable``: routing is not idempotent."""
+        started = self.clock()
+        lease = routing.checkout_for(
+            self.ledger,
+            worker_id=self.worker_id,
+            run_id=run_id,
+            task_type=task_type,
+            account_id=account_id,
+            region=region,
+            ttl_seconds=ttl_seconds,
+            proxy_id=proxy_id,
+        )
+        with self._holding(lease, started) as held:
+            yield held
+
+    @contextmanager
+    def _holding(self, lease: Lease, started: float) -> Iterator[WorkerLease]:
+        """Renew the lease in the background; release it when the block is left."""
         timing = RenewalTiming.from_ttl(lease.ttl_seconds)
         held = WorkerLease(lease, self, LeaseGuard(lease.lease_id, timing, started, self.clock))
         held._start()

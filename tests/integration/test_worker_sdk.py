@@ -15,7 +15,15 @@ import pytest
 
 from ledger import CheckoutDenied, Ledger, StoreUnavailable
 from ledger.domain import events as ev
-from workers import DIRECT, BrowserSettings, LaunchRefused, LeaseLost, ProfileLeases, aio
+from workers import (
+    DIRECT,
+    BrowserSettings,
+    LaunchRefused,
+    LeaseLost,
+    NoProfileAvailable,
+    ProfileLeases,
+    aio,
+)
 from workers.profile_dir import MARKER
 
 
@@ -270,3 +278,38 @@ def test_a_checkout_whose_answer_was_lost_is_resent_under_the_same_id(
         assert lease.fencing_token == 1
     assert len(sent) == 2
     assert sent[0] == sent[1]
+
+
+def test_checkout_for_leases_any_free_profile_of_the_account(
+    store: str, settings: BrowserSettings, tmp_path: Path
+) -> None:
+    """leases.checkout_for routes to an available profile of the account and holds it like a
+    checkout (renewed, released at the end); with every profile taken it is denied with the
+    aggregated reason, on both flavours."""
+    with Ledger.open(store, create=False) as ledger:
+        for n in (1, 2):
+            ledger.register_profile(
+                f"shop_{n}", account_id="shop", proxy_id="px", user_data_dir=str(tmp_path / f"s{n}")
+            )
+    with (
+        leases_on(store, settings) as leases,
+        leases.checkout_for(account_id="shop", run_id="r1", task_type="t") as first,
+        leases.checkout_for(account_id="shop", run_id="r2", task_type="t") as second,
+    ):
+        assert {first.lease.profile_id, second.lease.profile_id} == {"shop_1", "shop_2"}
+        assert first.heartbeat_thread_alive
+        with pytest.raises(NoProfileAvailable, match="0 of 2 profiles for shop: 2 leased"):  # noqa: SIM117
+            with leases.checkout_for(account_id="shop", run_id="r3", task_type="t"):
+                pytest.fail("the block ran")
+
+        async def route() -> str:
+            async with (
+                aio.ProfileLeases.open(store, worker_id="w9", settings=settings) as other,
+                other.checkout_for(account_id="shop", run_id="r4", task_type="t"),
+            ):
+                return "routed"
+
+        with pytest.raises(NoProfileAvailable):
+            asyncio.run(route())
+    assert first.evidence is not None
+    assert second.evidence is not None

@@ -21,7 +21,7 @@ from typing import Any, Self, TypeVar
 from playwright.async_api import BrowserContext, Playwright
 
 from ledger import Lease, LeaseLost, Ledger
-from workers import evidence, launch, profile_dir, renewal
+from workers import evidence, launch, profile_dir, renewal, routing
 from workers.aio.browser import BrowserSession
 from workers.guard import Clock, LeaseGuard
 from workers.held import HeldLease, WorkerConfig
@@ -209,6 +209,39 @@ class ProfileLeases(WorkerConfig):
             )
 
         lease = await self.call(send)
+        async with self._holding(lease, started) as held:
+            yield held
+
+    @asynccontextmanager
+    async def checkout_for(
+        self,
+        *,
+        account_id: str,
+        run_id: str,
+        task_type: str,
+        region: str | None = None,
+        ttl_seconds: int = 300,
+        proxy_id: str | None = None,
+    ) -> AsyncIterator[WorkerLease]:
+        """As ``workers.leases.ProfileLeases.checkout_for``, entered with ``async with``."""
+        started = self.clock()
+        route = partial(
+            routing.checkout_for,
+            worker_id=self.worker_id,
+            run_id=run_id,
+            task_type=task_type,
+            account_id=account_id,
+            region=region,
+            ttl_seconds=ttl_seconds,
+            proxy_id=proxy_id,
+        )
+        lease = await self.call(route)
+        async with self._holding(lease, started) as held:
+            yield held
+
+    @asynccontextmanager
+    async def _holding(self, lease: Lease, started: float) -> AsyncIterator[WorkerLease]:
+        """Renew the lease in a task; release it when the block is left."""
         timing = RenewalTiming.from_ttl(lease.ttl_seconds)
         held = WorkerLease(lease, self, LeaseGuard(lease.lease_id, timing, started, self.clock))
         held._start()
