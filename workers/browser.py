@@ -19,22 +19,28 @@ client, which passes no route).
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.sync_api import Error as PlaywrightError
 
 from workers.guard import LeaseGuard, Progress
-from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations, final_page
+from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations, final_page, kill_browser
 
 
 class BrowserSession:
     """A launched context under a lease. Used on the Playwright thread only."""
 
     def __init__(
-        self, context: BrowserContext, guard: LeaseGuard, navigations: Navigations
+        self,
+        context: BrowserContext,
+        guard: LeaseGuard,
+        navigations: Navigations,
+        user_data_dir: Path,
     ) -> None:
         """Installs the request guard and the navigation watch before any page loads."""
         self.context = context
+        self._user_data_dir = user_data_dir
         self.closed = False
         self._guard = guard
         self._navigations = navigations
@@ -89,10 +95,13 @@ class BrowserSession:
         launch.file_screenshot(progress)
 
     def close(self) -> None:
-        """Close the context (the only way Chromium flushes recent cookies); idempotent, and
-        quiet about a browser that is already gone."""
+        """Close the context (the only way Chromium flushes recent cookies); under a lost lease
+        kill the browser first (``launch.kill_browser`` says why). Idempotent, and quiet about
+        a browser that is already gone."""
         if self.closed:
             return
         self.closed = True
+        if not self._guard.held():
+            kill_browser(self._user_data_dir)
         with contextlib.suppress(PlaywrightError):
             self.context.close()

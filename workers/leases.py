@@ -91,7 +91,9 @@ class WorkerLease(HeldLease):
         context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
         self._progress.update(observed_proxy=plan.proxy_id)
         navigations = launch.Navigations(self._progress, self._leases.settings.prompt_matcher())
-        session = self._session = BrowserSession(context, self._guard, navigations)
+        session = self._session = BrowserSession(
+            context, self._guard, navigations, plan.user_data_dir
+        )
         try:
             yield context
             if self._guard.held():

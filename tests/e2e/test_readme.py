@@ -54,7 +54,7 @@ def test_worker_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         proxies = {"proxy_us_east_12": {"server": proxy.server, "username": "w3", "password": "pw"}}
         (tmp_path / "proxies.json").write_text(json.dumps(proxies))
         monkeypatch.setenv("CUSTODY_PROXIES", str(tmp_path / "proxies.json"))
-        example = _python_block("from workers import")
+        example = _python_block("ProfileLeases.open(")
         namespace = {"url": f"{site.url}/dashboard"}
         exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     finally:

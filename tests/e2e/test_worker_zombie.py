@@ -65,7 +65,8 @@ def test_a_paused_worker_wakes_up_lost_and_its_browser_reaches_nothing(
     assert said["at"] >= resumed_at
     assert lost_at < resumed_at
     late = site.hits_after(lost_at)
-    assert late == [], f"{len(late)} requests reached the site after the lease was lost"
+    seen = [(h.path, round(h.at - lost_at, 3), round(h.at - resumed_at, 3)) for h in late]
+    assert late == [], f"after the loss (path, s after loss, s after resume): {seen} {said}"
     assert not browsers_on(str(user_data_dir))
     with Ledger.open(store, create=False) as ledger:
         events = ledger.history(PROFILE)

@@ -10,12 +10,13 @@ reads the clock, so past the deadline the request is aborted without reaching th
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 from playwright.async_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
 from workers.guard import LeaseGuard, Progress
-from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations, final_page
+from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations, final_page, kill_browser
 
 
 class BrowserSession:
@@ -23,9 +24,14 @@ class BrowserSession:
     any page loads."""
 
     def __init__(
-        self, context: BrowserContext, guard: LeaseGuard, navigations: Navigations
+        self,
+        context: BrowserContext,
+        guard: LeaseGuard,
+        navigations: Navigations,
+        user_data_dir: Path,
     ) -> None:
         self.context = context
+        self._user_data_dir = user_data_dir
         self.closed = False
         self._guard = guard
         self._navigations = navigations
@@ -82,9 +88,12 @@ class BrowserSession:
         launch.file_screenshot(progress)
 
     async def close(self) -> None:
-        """Close the context (flushing cookies); idempotent and quiet about a dead browser."""
+        """As ``workers.browser.BrowserSession.close``: under a lost lease the browser is
+        killed before the context is closed."""
         if self.closed:
             return
         self.closed = True
+        if not self._guard.held():
+            kill_browser(self._user_data_dir)
         with contextlib.suppress(PlaywrightError):
             await self.context.close()

@@ -80,7 +80,9 @@ class WorkerLease(HeldLease):
         context = await pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
         self._progress.update(observed_proxy=plan.proxy_id)
         navigations = launch.Navigations(self._progress, leases.settings.prompt_matcher())
-        session = self._session = BrowserSession(context, self._guard, navigations)
+        session = self._session = BrowserSession(
+            context, self._guard, navigations, plan.user_data_dir
+        )
         try:
             await session.install()
             yield context
