@@ -11,9 +11,9 @@ runs on the Playwright thread (the task's), so one made while the task is busy e
 while the process is stopped, waits; when the handler runs it asks the guard, which reads the
 clock: past the deadline it is refused without reaching the network. The browser itself is
 stopped on the task's thread, at its next SDK call or when the block is left (killed, not
-closed: see ``launch.kill_browser``); until then it can reach nothing. Not covered: a route the task installs itself that calls ``continue_()`` (its
-handlers run before these: use ``fallback()``), and ``context.request`` (Playwright's own HTTP
-client, which passes no route).
+closed: see ``launch.kill_browser``); until then it can reach nothing. Not covered: a route
+the task installs itself that calls ``continue_()`` (its handlers run before these: use
+``fallback()``), and ``context.request`` (Playwright's own HTTP client, which passes no route).
 """
 
 from __future__ import annotations
