@@ -96,13 +96,9 @@ class WorkerLease(HeldLease):
         )
         try:
             yield context
+        finally:  # the final screenshot is evidence of a failure as much as of a success
             if self._guard.held():
                 session.screenshot(plan, self._progress)
-        except BaseException:
-            if self._guard.held():
-                session.screenshot(plan, self._progress)
-            raise
-        finally:
             session.close()
             self._session = None
 

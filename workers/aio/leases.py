@@ -86,13 +86,9 @@ class WorkerLease(HeldLease):
         try:
             await session.install()
             yield context
+        finally:  # the final screenshot is evidence of a failure as much as of a success
             if self._guard.held():
                 await session.screenshot(plan, self._progress)
-        except BaseException:
-            if self._guard.held():
-                await session.screenshot(plan, self._progress)
-            raise
-        finally:
             await session.close()
             self._session = None
 
