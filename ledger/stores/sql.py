@@ -6,6 +6,7 @@ explicit step (``initialise``), never by workers racing at start-up.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
@@ -31,6 +32,7 @@ from ledger.stores.recorders import (
 )
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store, store_errors
+from ledger.stores.views import SqlViews
 
 _RECORDERS = {
     "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",
@@ -265,6 +267,12 @@ class SqlStore(Store):
 
     def delete_availability(self, profile_id: str) -> None:
         self.execute(f"DELETE FROM {AVAILABILITY_TABLE} WHERE profile_id = ?", (profile_id,))
+
+    @functools.cached_property
+    def views(self) -> SqlViews:
+        events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        datastore = self.app.recorder.datastore  # type: ignore[attr-defined]
+        return SqlViews(self.settings, datastore, events)
 
     # -- SQL ----------------------------------------------------------------------------------
 
