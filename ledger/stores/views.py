@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import sqlite3
 import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 from urllib.request import pathname2url
@@ -176,12 +178,8 @@ class SqlViews(Views):
                 yield
             return
         # A lock file beside the database: the kernel drops the lock when its holder dies.
-        path = f"{self.settings.sqlite_file()}.{name.replace(':', '-')}.lock"
-        with store_errors(self.settings), open(path, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise _held(name) from None
+        path = Path(f"{self.settings.sqlite_file()}.{name}.lock")
+        with store_errors(self.settings), _locked_file(path, name):
             yield
 
     @contextmanager
@@ -248,6 +246,31 @@ class SqlViews(Views):
             f"postgresql://{quote(s.user, safe='')}{password}@{s.host}:{s.port}/"
             f"{quote(s.dbname, safe='')}?connect_timeout={s.connect_timeout}"
         )
+
+
+@contextmanager
+def _locked_file(path: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive flock on ``path``, removed again when released. A file unlinked by
+    the holder before this process locked it is not the lock any more: try the new one."""
+    while True:
+        handle = path.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise _held(name) from None
+        try:
+            same = os.fstat(handle.fileno()).st_ino == path.stat().st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
 
 
 # Namespace of custody's advisory locks (the first half of the two-key form).
