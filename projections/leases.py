@@ -69,6 +69,8 @@ _AFTER = {
     "profile_quarantined": "quarantined",
 }
 
+_UNCLEAN = {"review_requested": "review", "profile_quarantined": "quarantine"}
+
 
 def _lease_of(event: ProfileEvent) -> str | None:
     lease = getattr(event, "lease", None)
@@ -160,7 +162,7 @@ def _first_ending(row: dict[str, Any], event: Any) -> None:
         row["cause"] = event.cause.value
     elif kind in ("review_requested", "profile_quarantined"):
         stale = row["status"] == "stale"
-        _end(row, event, "stale" if stale else _AFTER[kind].replace("_required", ""))
+        _end(row, event, "stale" if stale else _UNCLEAN[kind])
         row["cause"] = event.cause.value
 
 
