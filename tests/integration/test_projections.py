@@ -136,12 +136,33 @@ def test_an_answer_never_lags_the_command_before_it(ledger: Ledger) -> None:
         assert timeline(ledger, pid)[-1].step == f"s{n}"
 
 
-def test_a_crash_between_rows_and_position_applies_nothing_and_resumes_exactly(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+def _crash_at(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every catch-up die at ``where``: when it writes the position (its rows written),
+    or right after a read model wrote its rows."""
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"killed {where}")
+
+    if where == "at the position":
+        monkeypatch.setattr(FeedTransaction, "track", crash)
+        return
+    for projection in PROJECTIONS.values():
+        wrote = type(projection).apply
+
+        def apply_then_crash(self: object, *args: object, _wrote: object = wrote) -> None:
+            _wrote(self, *args)  # type: ignore[operator]
+            crash()
+
+        monkeypatch.setattr(type(projection), "apply", apply_then_crash)
+
+
+@pytest.mark.parametrize("where", ["at the position", "after the rows"])
+def test_a_crash_mid_batch_applies_nothing_and_the_next_catch_up_is_exact(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    """A crash after a batch's rows are written but before its position is (simulated by
-    failing the position write) leaves rows and position as they were; the next catch-up
-    applies each event once: no duplicate, no gap, heartbeats counted once."""
+    """A catch-up that dies between writing a batch's rows and writing its position (either
+    way round) leaves rows and position as they were; the next catch-up applies each event
+    once: no duplicate, no gap, every heartbeat counted once."""
     pid = register(ledger)
     lid, tok = _lease(ledger, pid)
     for n in range(30):
@@ -150,25 +171,17 @@ def test_a_crash_between_rows_and_position_applies_nothing_and_resumes_exactly(
         catch_up(ledger, projection, batch=7)
     for n in range(30, 50):
         ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+    tables = {name: (p.table.name, p.table.key) for name, p in PROJECTIONS.items()}
     before = {p.name: p.position for p in projection_status(ledger, PROJECTIONS.values())}
-    written = {
-        name: len(rows(ledger, p.table.name, p.table.key)) for name, p in PROJECTIONS.items()
-    }
-    real_track = FeedTransaction.track
-
-    def crash(self: FeedTransaction, name: str, position: int) -> None:
-        raise RuntimeError("killed between the rows and the position")
-
-    monkeypatch.setattr(FeedTransaction, "track", crash)
-    for projection in PROJECTIONS.values():
-        with pytest.raises(RuntimeError, match="killed"):
-            catch_up(ledger, projection, batch=7)
+    stored = {name: rows(ledger, *table) for name, table in tables.items()}
+    with monkeypatch.context() as patched:
+        _crash_at(where, patched)
+        for projection in PROJECTIONS.values():
+            with pytest.raises(RuntimeError, match="killed"):
+                catch_up(ledger, projection, batch=7)
     after = {p.name: p.position for p in projection_status(ledger, PROJECTIONS.values())}
     assert after == before
-    assert written == {
-        name: len(rows(ledger, p.table.name, p.table.key)) for name, p in PROJECTIONS.items()
-    }
-    monkeypatch.setattr(FeedTransaction, "track", real_track)
+    assert {name: rows(ledger, *table) for name, table in tables.items()} == stored
     for projection in PROJECTIONS.values():
         catch_up(ledger, projection, batch=7)
     assert_exact(ledger)
