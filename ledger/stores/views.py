@@ -186,19 +186,9 @@ class SqlViews(Views):
     def _advisory_lock(self, name: str) -> Iterator[None]:
         # A session lock on a connection of its own (never one of the pool's, which would
         # keep the lock after the connection went back): closing it, or dying, releases it.
-        import psycopg
-
         s = self.settings
         with store_errors(s):
-            conn = psycopg.connect(
-                host=s.host,
-                port=s.port,
-                user=s.user,
-                password=s.password or None,
-                dbname=s.dbname,
-                connect_timeout=s.connect_timeout,
-                autocommit=True,
-            )
+            conn = postgres_connection(s)
         with closing(conn):
             key = zlib.crc32(name.encode()) - 2**31
             with store_errors(s):
@@ -271,6 +261,21 @@ def _locked_file(path: Path, name: str) -> Iterator[None]:
     finally:
         path.unlink(missing_ok=True)
         handle.close()
+
+
+def postgres_connection(settings: StoreSettings) -> Any:
+    """A direct connection of its own (autocommit), outside the library's pool."""
+    import psycopg
+
+    return psycopg.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password or None,
+        dbname=settings.dbname,
+        connect_timeout=settings.connect_timeout,
+        autocommit=True,
+    )
 
 
 # Namespace of custody's advisory locks (the first half of the two-key form).
