@@ -17,12 +17,15 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
-def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Python API example runs as written against a new SQLite file."""
+def test_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python examples run as written, in order, against a new SQLite file: the API
+    example makes the ledger the reports example reads."""
     monkeypatch.chdir(tmp_path)
-    (example,) = _blocks("python")
-    exec(compile(example, "README.md", "exec"), {})  # noqa: S102 - our own README
+    monkeypatch.delenv("CUSTODY_STORE", raising=False)
+    api, reports_example = _blocks("python")
+    exec(compile(api, "README.md", "exec"), {})  # noqa: S102 - our own README
     assert (tmp_path / "custody.db").exists()
+    exec(compile(reports_example, "README.md", "exec"), {})  # noqa: S102 - our own README
 
 
 def test_cli_example_runs(tmp_path: Path) -> None:
