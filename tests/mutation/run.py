@@ -135,7 +135,8 @@ MUTANTS = (
     Mutant(
         "reviewer-not-worker",
         "ledger/domain/profile.py",
-        "        if self.last_lease is not None and self.last_lease.worker_id == ctx.actor_id:\n",
+        "        if self.last_lease is not None and same_identity(self.last_lease.worker_id, "
+        "ctx.actor_id):\n",
         "        if False:\n",
         "the worker whose run is under review may review it",
     ),
