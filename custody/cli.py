@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from custody import reading  # noqa: F401 - registers the report and projections commands
 from custody.commands import WRITING_COMMANDS, cli
 from custody.wiring import RESEND_KEY
 

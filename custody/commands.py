@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         ReleaseResult,
         SweepReport,
     )
-    from projections import Explanation, StatusRow, TimelineRow, Usage
+    from projections import Explanation, StatusRow, Usage
     from workers import Inspection
 
 # Commands that change the store: if their output cannot be written they were still carried out.
@@ -83,8 +83,11 @@ def cli(ctx: click.Context, store: str | None, as_json: bool) -> None:
 def init() -> dict[str, str]:
     """create the store's schema (idempotent)"""
     from ledger import Ledger
+    from projections import PROJECTIONS, install
 
     with Ledger.init(options().store) as ledger:
+        for projection in PROJECTIONS.values():  # once, here, not raced for by readers
+            install(ledger, projection)
         return {"initialised": ledger.settings.describe()}
 
 
@@ -303,16 +306,6 @@ def who(ledger: Ledger, profile_id: str) -> Usage:
     from projections import who as usage
 
     return usage(ledger, profile_id)
-
-
-@cli.command()
-@_profile
-@on_ledger
-def timeline(ledger: Ledger, profile_id: str) -> list[TimelineRow]:
-    """a profile's events"""
-    from projections import timeline as rows
-
-    return rows(ledger, profile_id)
 
 
 @cli.command()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import BaseModel
 
+from custody.output import Printed
 from ledger import (
     Availability,
     CheckoutDenied,
@@ -22,8 +23,11 @@ from ledger import (
     SweepReport,
     SweepResult,
 )
-from projections import Explanation, StatusRow, TimelineRow, Usage
+from projections import Explanation, ProjectionStatus, Rebuilt, StatusRow, TimelineRow, Usage
 from workers import Inspection
+
+if TYPE_CHECKING:
+    from reports import Replay
 
 
 def _plain(value: Any) -> Any:
@@ -42,6 +46,9 @@ def emit(command: str, result: Any, *, as_json: bool, out: TextIO) -> None:
     control character or a terminal escape sequence as its escape (``\\x1b``). A command that
     wrote its own output (``sweep --watch``) returns None: nothing more is written."""
     if result is None:
+        return
+    if isinstance(result, Printed):
+        result.write(out, as_json=as_json)
         return
     if as_json:
         out.write(json.dumps(_plain(result), indent=2, sort_keys=False) + "\n")
@@ -191,11 +198,66 @@ def list_lines(command: str, rows: list[Any]) -> list[str]:
     first = rows[0]
     if isinstance(first, TimelineRow):
         return [timeline_line(r) for r in rows]
+    if isinstance(first, ProjectionStatus):
+        return [projection_line(r) for r in rows]
+    if isinstance(first, Rebuilt | RebuildReport):
+        return [
+            line
+            for r in rows
+            for line in (rebuilt_lines(r) if isinstance(r, Rebuilt) else rebuild_lines(r))
+        ]
     return [str(r) for r in rows]
 
 
-def timeline_line(r: TimelineRow) -> str:
-    bits = [f"{moment(r.at)}  #{r.version:<3} {r.event_type:24} {r.actor_id} ({r.actor_role})"]
+def projection_line(s: ProjectionStatus) -> str:
+    if s.position is None:
+        return f"{s.name}: not installed yet (its first read installs it); {s.lag} events to apply"
+    rebuilding = "; a rebuild is under way" if s.rebuilding else ""
+    return (
+        f"{s.name}: position {s.position} of {s.head}, lag {s.lag} events, "
+        f"{s.rows} rows{rebuilding}"
+    )
+
+
+def rebuilt_lines(r: Rebuilt) -> list[str]:
+    return [f"{r.name}: rebuilt to position {r.position}, {r.rows} rows, in {r.seconds} s"]
+
+
+def replay_lines(r: Replay) -> list[str]:
+    reason = f" ({r.reason.value})" if r.reason and r.reason.value != r.state.value else ""
+    lines = [
+        f"{r.profile_id} at {moment(r.at)}: {r.state.value}{reason}, since {moment(r.since)} "
+        f"(stream version {r.version})",
+        f"  {r.message}",
+    ]
+    if r.holder is not None:
+        h = r.holder
+        lines.append(
+            f"  holder: worker {h.worker_id}, run {h.run_id} ({h.task_type}), {h.lease_id}"
+            + (f"; deadline {moment(r.deadline)}" if r.deadline else "")
+        )
+    if r.block is not None:
+        b = r.block
+        lines.append(f"  cause: {b.cause.value}, decided by {b.actor_id} ({b.actor_role.value})")
+    lease = r.lease or r.last_lease
+    if lease is not None:
+        then = (
+            "then current" if r.lease else f"last, ended {lease.ending} at {moment(lease.ended_at)}"
+        )
+        lines.append(
+            f"  lease {lease.lease_id} ({then}): last step {lease.last_step or '-'}, last safe "
+            f"step {lease.last_safe_step or '-'}, unconfirmed mutation {lease.mutating_step or '-'}"
+        )
+    lines.append("  events up to then:")
+    lines += [f"    {timeline_line(e)}" for e in r.before] or ["    (none)"]
+    lines.append("  events after:")
+    lines += [f"    {timeline_line(e)}" for e in r.after] or ["    (none)"]
+    return lines
+
+
+def timeline_line(r: TimelineRow, *, profile: bool = False) -> str:
+    who = f"{r.profile_id}  " if profile else ""
+    bits = [f"{moment(r.at)}  {who}#{r.version:<3} {r.event_type:24} {r.actor_id} ({r.actor_role})"]
     for label, value in (
         ("lease", r.lease_id),
         ("step", r.step),

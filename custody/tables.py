@@ -50,6 +50,14 @@ def write_status(rows: list[StatusRow], *, out: TextIO) -> None:
     _write(table, out)
 
 
+def write_rows(headers: list[str], rows: list[list[str]], *, out: TextIO) -> None:
+    """A plain table of text cells (a report's chosen columns)."""
+    table = _table(*headers)
+    for row in rows:
+        table.add_row(*(Text(printable(cell)) for cell in row))
+    _write(table, out)
+
+
 def _table(*headers: str) -> Table:
     """On a narrow terminal a long value folds inside its column: never cut, never hidden."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")

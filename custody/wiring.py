@@ -12,13 +12,16 @@ import functools
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 # Commands with nothing to do on a store that does not exist: on a missing SQLite file they
 # say so rather than create one (a mistyped --store must not make an empty ledger).
-NEED_EXISTING_STORE = frozenset({"status", "why", "who", "timeline", "rebuild", "sweep", "inspect"})
+NEED_EXISTING_STORE = frozenset(
+    {"status", "why", "who", "timeline", "usage", "replay", "rebuild", "run", "sweep", "inspect"}
+)
 # Where a command that was given no --command-id keeps the one made for it, so that a failure to
 # write its output can say how to get the result again.
 RESEND_KEY = "custody.resend"
@@ -78,6 +81,26 @@ class LedgerChoice(click.ParamType[Any]):
         if value not in self.choices:
             self.fail(f"{value!r} is not one of {', '.join(map(repr, self.choices))}", param, ctx)
         return self.choices[value]
+
+
+class MomentType(click.ParamType[datetime]):
+    """A time in ISO 8601 (``2026-11-27``, ``2026-11-27T09:45:00Z``); without an offset, UTC."""
+
+    name = "time"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{str(value)[:40]!r} is not an ISO 8601 time (2026-11-27T09:45:00Z)")
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+MOMENT = MomentType()
 
 
 def outcomes() -> dict[str, object]:

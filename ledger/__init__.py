@@ -49,6 +49,7 @@ from ledger.domain.model import (
 from ledger.domain.policies import RELEASE_POLICIES
 from ledger.domain.state import Block, Disabled, Review
 from ledger.domain.view import Availability, ProfileView
+from ledger.feed import Feed, FeedTransaction, Notification
 
 __all__ = [
     "EVENT_CLASSES",
@@ -61,6 +62,8 @@ __all__ = [
     "Denial",
     "DenialReason",
     "Disabled",
+    "Feed",
+    "FeedTransaction",
     "Holder",
     "InvalidInput",
     "Lease",
@@ -69,6 +72,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "NotAllowed",
+    "Notification",
     "Outcome",
     "ProfileEvent",
     "ProfileRecord",

@@ -15,6 +15,7 @@ from ledger.domain.errors import UnknownProfile
 from ledger.domain.events import ProfileEvent
 from ledger.domain.model import ProfileId
 from ledger.domain.view import Availability, ProfileView, availability_of, view_of
+from ledger.feed import Feed
 from ledger.stores import connect, initialise
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import Store
@@ -123,6 +124,18 @@ class LedgerReads:
         if not events:
             raise UnknownProfile(pid)
         return events
+
+    def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
+        """The profile as its first ``version`` events left it, judged at ``at`` (what a
+        checkout at ``at`` would have been told); ``UnknownProfile`` if absent."""
+        pid = parse(_ProfileQuery, profile_id=profile_id).profile_id
+        profile = self.uow.load(pid, version)
+        return view_of(profile, profile.registration(), at)
+
+    @property
+    def feed(self) -> Feed:
+        """The notification log for read models, and their tables (``ledger.feed``)."""
+        return Feed(self.store)
 
     def availability(self) -> list[Availability]:
         """Every readable availability row, as stored beside its events."""

@@ -1,15 +1,40 @@
-"""custody's read side: availability, explanations and timelines rebuilt from the events."""
+"""custody's read side: availability, explanations, and the read models fed from the event log
+(leases, timeline) with exactly-once catch-up and rebuild."""
 
 from projections.availability import StatusRow, status
+from projections.base import Projection, ReadModel
 from projections.explain import Explanation, Usage, explain, who
-from projections.timeline import TimelineRow, timeline
+from projections.leases import LEASES_PROJECTION, LeasesProjection
+from projections.runner import ProjectionStatus, Rebuilt, catch_up, install, rebuild, run
+from projections.runner import status as projection_status
+from projections.timeline import TIMELINE_PROJECTION, TimelineProjection, TimelineRow, timeline
+
+# The read models fed from the notification log, by the name the command line uses.
+PROJECTIONS: dict[str, Projection] = {
+    LEASES_PROJECTION.name: LEASES_PROJECTION,
+    TIMELINE_PROJECTION.name: TIMELINE_PROJECTION,
+}
 
 __all__ = [
+    "LEASES_PROJECTION",
+    "PROJECTIONS",
+    "TIMELINE_PROJECTION",
     "Explanation",
+    "LeasesProjection",
+    "Projection",
+    "ProjectionStatus",
+    "ReadModel",
+    "Rebuilt",
     "StatusRow",
+    "TimelineProjection",
     "TimelineRow",
     "Usage",
+    "catch_up",
     "explain",
+    "install",
+    "projection_status",
+    "rebuild",
+    "run",
     "status",
     "timeline",
     "who",

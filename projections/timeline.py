@@ -1,69 +1,232 @@
-"""A profile's timeline: one flat row per event, in stream order."""
+"""The timeline read model: one flat row per event, the audit envelope in columns.
+
+Fed from the notification log (``projections.runner``), so a timeline of one profile, of an
+account or of the whole fleet in a time window is one indexed query, never a replay: ready for
+SQL and pandas without decoding a payload.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ledger import Ledger, ProfileEvent
-from projections.base import ReadModel
+from ledger import FeedTransaction, Ledger, Notification, ProfileEvent
+from projections.base import Index, Projection, ReadModel, Table, iso
+from projections.runner import catch_up
 
 # Payload fields lifted into their own columns; the rest is summarised in ``detail``.
 _LIFTED = ("lease_id", "step", "url", "cause", "outcome", "fencing_token")
 _ENVELOPE_AND_IDS = {"originator_id", "originator_version", "profile_id", "envelope"}
 
+TIMELINE = Table(
+    name="custody_timeline",
+    columns=(
+        ("position", "BIGINT"),
+        ("at", "TEXT NOT NULL"),
+        ("profile_id", "TEXT NOT NULL"),
+        ("account_id", "TEXT"),
+        ("version", "BIGINT NOT NULL"),
+        ("event_type", "TEXT NOT NULL"),
+        ("actor_id", "TEXT NOT NULL"),
+        ("actor_role", "TEXT NOT NULL"),
+        ("reason", "TEXT NOT NULL"),
+        ("lease_id", "TEXT"),
+        ("run_id", "TEXT"),
+        ("worker_id", "TEXT"),
+        ("fencing_token", "BIGINT"),
+        ("step", "TEXT"),
+        ("url", "TEXT"),
+        ("cause", "TEXT"),
+        ("outcome", "TEXT"),
+        ("detail", "TEXT NOT NULL"),
+        ("correlation_id", "TEXT NOT NULL"),
+        ("causation_id", "TEXT NOT NULL"),
+        ("command_id", "TEXT NOT NULL"),
+    ),
+    key="position",
+    indexes=(
+        Index("stream", ("profile_id", "version"), unique=True),
+        Index("profile_at", ("profile_id", "at")),
+        Index("account_at", ("account_id", "at")),
+        Index("at", ("at",)),
+        Index("lease", ("lease_id",)),
+    ),
+)
+
 
 class TimelineRow(ReadModel):
-    """One event, flat: who did what, when, to which lease, and why."""
+    """One event, flat: who did what, when, to which profile, account, lease and run, and
+    why; ``position`` is its place in the whole store's log."""
 
-    profile_id: str
-    version: int
+    position: int
     at: datetime
+    profile_id: str
+    account_id: str | None
+    version: int
     event_type: str
     actor_id: str
     actor_role: str
     reason: str
     lease_id: str | None
+    run_id: str | None
+    worker_id: str | None
     fencing_token: int | None
     step: str | None
     url: str | None
     cause: str | None
     outcome: str | None
     detail: str
-    command_id: str
     correlation_id: str
     causation_id: str
+    command_id: str
 
 
-def row_of(event: ProfileEvent) -> TimelineRow:
+def flat(event: ProfileEvent) -> dict[str, Any]:
+    """The event's columns that need nothing but the event itself."""
     payload: dict[str, Any] = event.model_dump(mode="json", exclude=_ENVELOPE_AND_IDS)
     lease = payload.pop("lease", None)
+    worker = run = None
     if lease is not None:  # lease_acquired carries the whole lease record
         payload.setdefault("lease_id", lease["lease_id"])
         payload.setdefault("fencing_token", lease["fencing_token"])
-        payload["worker_id"], payload["run_id"] = lease["worker_id"], lease["run_id"]
+        worker, run = lease["worker_id"], lease["run_id"]
+        payload["worker_id"], payload["run_id"] = worker, run
         payload["task_type"], payload["expires_at"] = lease["task_type"], lease["expires_at"]
     lifted = {k: payload.pop(k, None) for k in _LIFTED}
     if "final_url" in payload and lifted["url"] is None:
         lifted["url"] = payload.pop("final_url")
-    detail = ", ".join(f"{k}={v}" for k, v in payload.items() if v not in (None, [], False))
     env = event.envelope
-    return TimelineRow(
-        profile_id=event.profile_id,
-        version=event.originator_version,
-        at=env.at,
-        event_type=event.event_type,
-        actor_id=env.actor_id,
-        actor_role=env.actor_role.value,
-        reason=env.reason,
-        detail=detail,
-        command_id=env.command_id,
-        correlation_id=env.correlation_id,
-        causation_id=env.causation_id,
+    return {
+        "at": iso(env.at),
+        "profile_id": event.profile_id,
+        "account_id": payload.get("account_id"),
+        "version": event.originator_version,
+        "event_type": event.event_type,
+        "actor_id": env.actor_id,
+        "actor_role": env.actor_role.value,
+        "reason": env.reason,
+        "run_id": run,
+        "worker_id": worker,
+        "detail": ", ".join(f"{k}={v}" for k, v in payload.items() if v not in (None, [], False)),
+        "correlation_id": env.correlation_id,
+        "causation_id": env.causation_id,
+        "command_id": env.command_id,
         **lifted,
+    }
+
+
+class TimelineProjection(Projection):
+    name = "timeline"
+    table = TIMELINE
+
+    def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
+        accounts: dict[str, str | None] = {}
+        runs: dict[str, tuple[str | None, str | None]] = {}
+        rows = []
+        for n in batch:
+            row = flat(n.event)
+            row["position"] = n.position
+            pid = row["profile_id"]
+            if row["event_type"] == "profile_registered":
+                accounts[pid] = row["account_id"]
+            if pid not in accounts:  # an account never changes: its registration says it
+                found = tx.query(
+                    f"SELECT account_id FROM {table} WHERE profile_id = ? AND version = 1", (pid,)
+                )
+                accounts[pid] = found[0]["account_id"] if found else None
+            row["account_id"] = accounts[pid]
+            lease = row["lease_id"]
+            if row["event_type"] == "lease_acquired":
+                runs[lease] = (row["run_id"], row["worker_id"])
+            elif lease is not None:
+                if lease not in runs:
+                    found = tx.query(
+                        f"SELECT run_id, worker_id FROM {table} "
+                        "WHERE lease_id = ? AND event_type = 'lease_acquired'",
+                        (lease,),
+                    )
+                    runs[lease] = (
+                        (found[0]["run_id"], found[0]["worker_id"]) if found else (None, None)
+                    )
+                row["run_id"], row["worker_id"] = runs[lease]
+            rows.append(self.table.params(row))
+        tx.executemany(self.table.insert_sql(table), rows)
+
+
+TIMELINE_PROJECTION = TimelineProjection()
+
+
+def select(
+    *,
+    profile_id: str | None = None,
+    account_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[str, tuple[Any, ...]]:
+    """The SQL (``?`` placeholders) and parameters of a timeline query, in log order."""
+    where, params = ["1 = 1"], []
+    for clause, value in (
+        ("profile_id = ?", profile_id),
+        ("account_id = ?", account_id),
+        ("at >= ?", iso(since)),
+        ("at <= ?", iso(until)),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    columns = ", ".join(TIMELINE.column_names)
+    sql = f"SELECT {columns} FROM {TIMELINE.name} WHERE {' AND '.join(where)} ORDER BY position"
+    return sql, tuple(params)
+
+
+def timeline(
+    ledger: Ledger,
+    profile_id: str | None = None,
+    *,
+    account_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[TimelineRow]:
+    """The events of one profile, an account or every profile, optionally within a time
+    window, as flat rows in log order (oldest first). Brought up to date first.
+    ``UnknownProfile`` for a profile never registered."""
+    catch_up(ledger, TIMELINE_PROJECTION)
+    sql, params = select(profile_id=profile_id, account_id=account_id, since=since, until=until)
+    rows = [TimelineRow.model_validate(r) for r in ledger.feed.query(sql, params)]
+    if not rows and profile_id is not None:
+        ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)
+    return rows
+
+
+def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
+    """The profile's stream version at time ``at`` (its last event at or before ``at``),
+    found through the timeline's (profile, time) index; None if it was not registered yet."""
+    catch_up(ledger, TIMELINE_PROJECTION)
+    rows = ledger.feed.query(
+        f"SELECT max(version) AS version FROM {TIMELINE.name} WHERE profile_id = ? AND at <= ?",
+        (profile_id, iso(at)),
     )
+    version = rows[0]["version"]
+    return None if version is None else int(version)
 
 
-def timeline(ledger: Ledger, profile_id: str) -> list[TimelineRow]:
-    """Every event of the profile as a flat row, oldest first."""
-    return [row_of(e) for e in ledger.history(profile_id)]
+def around(
+    ledger: Ledger, profile_id: str, version: int, count: int
+) -> tuple[list[TimelineRow], list[TimelineRow]]:
+    """Up to ``count`` events of the profile up to ``version`` and after it, oldest first."""
+    columns = ", ".join(TIMELINE.column_names)
+    before = ledger.feed.query(
+        f"SELECT {columns} FROM {TIMELINE.name} WHERE profile_id = ? AND version <= ? "
+        "ORDER BY version DESC LIMIT ?",
+        (profile_id, version, count),
+    )
+    after = ledger.feed.query(
+        f"SELECT {columns} FROM {TIMELINE.name} WHERE profile_id = ? AND version > ? "
+        "ORDER BY version LIMIT ?",
+        (profile_id, version, count),
+    )
+    return (
+        [TimelineRow.model_validate(r) for r in reversed(before)],
+        [TimelineRow.model_validate(r) for r in after],
+    )

@@ -6,6 +6,7 @@ as processes share a file or a server. Nothing survives the process.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from ledger.domain.profile import Profile
 from ledger.domain.view import Availability
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store
+from ledger.stores.views import MemoryViews
 
 
 class MemoryLedgerRecorder(POPOApplicationRecorder):
@@ -115,6 +117,10 @@ class MemoryStore(Store):
 
     def write_availability(self, rows: list[Availability]) -> None:
         self._recorder.upsert(rows)
+
+    @functools.cached_property
+    def views(self) -> MemoryViews:
+        return MemoryViews(self.settings.path, self._recorder)
 
     def delete_availability(self, profile_id: str) -> None:
         with self._recorder._database_lock:

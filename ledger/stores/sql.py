@@ -6,6 +6,7 @@ explicit step (``initialise``), never by workers racing at start-up.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
@@ -31,6 +32,7 @@ from ledger.stores.recorders import (
 )
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store, store_errors
+from ledger.stores.views import SqlViews, postgres_connection
 
 _RECORDERS = {
     "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",
@@ -58,17 +60,7 @@ _SCHEMA_LOCK_KEY = 0x637573746F6479  # "custody"
 def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator[None]:
     """One direct connection first, so a refused or unknown server fails at once; held (with
     the schema lock, if asked) while the store is set up."""
-    import psycopg
-
-    with psycopg.connect(
-        host=settings.host,
-        port=settings.port,
-        user=settings.user,
-        password=settings.password or None,
-        dbname=settings.dbname,
-        connect_timeout=settings.connect_timeout,
-        autocommit=True,
-    ) as conn:
+    with postgres_connection(settings) as conn:
         if schema_lock:
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
         yield
@@ -265,6 +257,12 @@ class SqlStore(Store):
 
     def delete_availability(self, profile_id: str) -> None:
         self.execute(f"DELETE FROM {AVAILABILITY_TABLE} WHERE profile_id = ?", (profile_id,))
+
+    @functools.cached_property
+    def views(self) -> SqlViews:
+        events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        datastore = self.app.recorder.datastore  # type: ignore[attr-defined]
+        return SqlViews(self.settings, datastore, events)
 
     # -- SQL ----------------------------------------------------------------------------------
 

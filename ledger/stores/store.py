@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -27,6 +27,9 @@ from ledger.domain.profile import Profile, replay
 from ledger.domain.view import Availability
 from ledger.stores.mapper import ProfileEventMapper, decode_profile_id
 from ledger.stores.settings import APPLICATION_NAME, StoreSettings
+
+if TYPE_CHECKING:
+    from ledger.stores.views import Views
 
 # Each process keeps the profiles it touched and fast-forwards them with only the events it has
 # not seen, so a command does not replay the whole stream every time.
@@ -179,4 +182,9 @@ class Store:
         raise NotImplementedError
 
     def delete_availability(self, profile_id: str) -> None:
+        raise NotImplementedError
+
+    @property
+    def views(self) -> Views:
+        """Where the read models fed from the notification log keep their tables."""
         raise NotImplementedError

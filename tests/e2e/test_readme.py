@@ -26,12 +26,16 @@ def _python_block(marker: str) -> str:
     return block
 
 
-def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Python API example runs as written against a new SQLite file."""
+def test_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python examples run as written, in order, against a new SQLite file: the API
+    example makes the ledger the reports example reads."""
     monkeypatch.chdir(tmp_path)
-    example = _python_block("from ledger import")
-    exec(compile(example, "README.md", "exec"), {})  # noqa: S102 - our own README
+    monkeypatch.delenv("CUSTODY_STORE", raising=False)
+    api = _python_block("from ledger import CheckoutDenied")
+    reports_example = _python_block("import reports")
+    exec(compile(api, "README.md", "exec"), {})  # noqa: S102 - our own README
     assert (tmp_path / "custody.db").exists()
+    exec(compile(reports_example, "README.md", "exec"), {})  # noqa: S102 - our own README
 
 
 @pytest.mark.browser

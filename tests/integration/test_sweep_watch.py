@@ -60,9 +60,6 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
     with Ledger.open(sql_store_url) as ledger:
         for pid in [*BATCH, *EXPIRING, "renewed"]:
             register(ledger, pid)
-        for pid in BATCH:
-            ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
-    time.sleep(1.5)  # every batch lease is past its deadline on the store's clock
     outs = [(tmp_path / f"w{n}.out", tmp_path / f"w{n}.err") for n in range(2)]
     watchers = [  # one logs JSON lines, the other text lines
         _start_watcher(sql_store_url, out, err, as_json=n == 0) for n, (out, err) in enumerate(outs)
@@ -71,6 +68,10 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
         for _, err in outs:
             _wait_for("the watchers to start", lambda err=err: b"sweeping" in err.read_bytes())
         with Ledger.open(sql_store_url) as ledger:
+            # The batch expires only once both watchers are polling, so both passes find it
+            # at once and must race for it, however slowly either process started.
+            for pid in BATCH:
+                ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
             kept = ledger.checkout(
                 "renewed", worker_id="w", run_id="r", task_type="t", ttl_seconds=3
             )

@@ -1,0 +1,85 @@
+"""Read-model figures beside their baselines, measured in the same run.
+
+    .venv/bin/python bench/read_models.py STORE_URL [EVENTS]
+
+On an initialised, empty store: appends EVENTS heartbeats (default 5,000) across 10 profiles,
+then measures (median of 3):
+- catch-up of timeline and leases from position 0, against a bare read-and-decode of the same
+  notifications (``Ledger.feed.read`` in pages of 500, nothing written);
+- ``reports.timeline()`` (catch-up check, read, dtypes), against a bare read of the same rows
+  into pandas by the same path (``Ledger.feed.read_frame`` of ``SELECT *``);
+- ``reports.replay`` of one profile and a full rebuild of the timeline.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+from ledger import Ledger
+from projections import LEASES_PROJECTION, TIMELINE_PROJECTION, catch_up, install, rebuild
+from reports import replay, timeline
+
+
+def _median(run: Callable[[], object], setup: Callable[[], object] = lambda: None) -> float:
+    times = []
+    for _ in range(3):
+        setup()
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _reset(ledger: Ledger) -> None:
+    with ledger.feed.transaction() as tx:
+        for projection in (TIMELINE_PROJECTION, LEASES_PROJECTION):
+            tx.execute(f"DELETE FROM {projection.table.name}")
+            tx.start(projection.name, 0)
+
+
+def _bare_read(ledger: Ledger) -> int:
+    count, position = 0, 0
+    while batch := ledger.feed.read(position, 500):
+        count += len(batch)
+        position = batch[-1].position
+    return count
+
+
+def main(url: str, events: int) -> None:
+    with Ledger.open(url) as ledger:
+        leases = []
+        for n in range(10):
+            ledger.register_profile(f"bench_{n}", account_id="acct", proxy_id="px")
+            leases.append(
+                ledger.checkout(
+                    f"bench_{n}", worker_id="w", run_id=f"r{n}", task_type="t", ttl_seconds=86400
+                )
+            )
+        for i in range(events):
+            lease = leases[i % 10]
+            ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{i}")
+        total = ledger.feed.head()
+        for projection in (TIMELINE_PROJECTION, LEASES_PROJECTION):
+            install(ledger, projection)
+        bare = _median(lambda: _bare_read(ledger))
+        both = (TIMELINE_PROJECTION, LEASES_PROJECTION)
+        caught = _median(lambda: [catch_up(ledger, p) for p in both], lambda: _reset(ledger))
+        raw_frame = _median(lambda: ledger.feed.read_frame("SELECT * FROM custody_timeline"))
+        report = _median(lambda: timeline(ledger=ledger))
+        at = ledger.now()
+        replayed = _median(lambda: replay("bench_0", at=at, ledger=ledger))
+        rebuilt = _median(lambda: rebuild(ledger, TIMELINE_PROJECTION))
+    print(f"store {url.split(':')[0]}, {total} events")
+    print(f"bare read+decode      {total / bare:10,.0f} events/s")
+    print(f"catch-up (2 models)   {total / caught:10,.0f} events/s  ratio {bare / caught:.2f}")
+    print(f"bare frame read       {raw_frame * 1000:10.1f} ms")
+    print(f"reports.timeline()    {report * 1000:10.1f} ms  ratio {raw_frame / report:.2f}")
+    print(f"replay one profile    {replayed * 1000:10.1f} ms")
+    print(f"rebuild timeline      {rebuilt * 1000:10.1f} ms")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 5000)

@@ -1,0 +1,138 @@
+"""The report commands (timeline, usage, replay) and the read models' upkeep (projections).
+
+Each report command prints what the ``reports`` function of the same name returns; pandas is
+imported only by these commands. Every report brings its read model up to date first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from custody.commands import cli
+from custody.output import FrameAnswer, ReplayAnswer
+from custody.wiring import MOMENT, Group, LedgerChoice, on_ledger
+
+if TYPE_CHECKING:
+    from ledger import Ledger, RebuildReport
+    from projections import ProjectionStatus, Rebuilt
+
+_format = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table for a person, csv or json for a program (--json implies json)",
+)
+_since = click.option("--since", type=MOMENT, metavar="TIME", help="from this time (ISO 8601)")
+_until = click.option("--until", type=MOMENT, metavar="TIME", help="up to this time (ISO 8601)")
+
+
+@cli.command()
+@click.argument("profile_id", metavar="[PROFILE]", required=False)
+@click.option("--account", "account_id", metavar="ACCOUNT", help="only this account's profiles")
+@_since
+@_until
+@_format
+@on_ledger
+def timeline(
+    ledger: Ledger,
+    profile_id: str | None,
+    account_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    fmt: str,
+) -> FrameAnswer:
+    """events of a profile, an account or every profile, oldest first"""
+    from reports import timeline as events
+
+    frame = events(profile_id, account=account_id, since=since, until=until, ledger=ledger)
+    return FrameAnswer("timeline", frame, fmt, one_profile=profile_id is not None)
+
+
+@cli.command()
+@click.option("--account", "account_id", required=True, metavar="ACCOUNT")
+@_since
+@_until
+@_format
+@on_ledger
+def usage(
+    ledger: Ledger, account_id: str, since: datetime | None, until: datetime | None, fmt: str
+) -> FrameAnswer:
+    """every lease on an account's profiles in a window, and how each ended"""
+    from reports import usage as leases
+
+    return FrameAnswer("usage", leases(account_id, since=since, until=until, ledger=ledger), fmt)
+
+
+@cli.command()
+@click.argument("profile_id", metavar="PROFILE")
+@click.option("--at", required=True, type=MOMENT, metavar="TIME", help="the moment (ISO 8601)")
+@click.option(
+    "--events", type=click.IntRange(0, 1000), default=5, show_default=True, metavar="N",
+    help="events shown before and after the moment",
+)  # fmt: skip
+@on_ledger
+def replay(ledger: Ledger, profile_id: str, at: datetime, events: int) -> ReplayAnswer:
+    """a profile as it stood at a moment: state, holder, deadline, reason, events around it"""
+    from reports import replay as replayed
+
+    return ReplayAnswer(replayed(profile_id, at=at, events=events, ledger=ledger))
+
+
+def _names() -> dict[str, object]:
+    from projections import PROJECTIONS
+
+    return {"availability": "availability", **{name: name for name in PROJECTIONS}}
+
+
+@cli.group(cls=Group)
+def projections() -> None:
+    """the read models fed from the event log: status, rebuild, run"""
+
+
+@projections.command("status")
+@on_ledger
+def projections_status(ledger: Ledger) -> list[ProjectionStatus]:
+    """each read model's position in the event log and how far it lags"""
+    from projections import PROJECTIONS, projection_status
+
+    return projection_status(ledger, PROJECTIONS.values())
+
+
+@projections.command("rebuild")
+@click.argument("name", type=LedgerChoice(_names), required=False)
+@on_ledger
+def projections_rebuild(ledger: Ledger, name: str | None) -> list[Rebuilt | RebuildReport]:
+    """rebuild a read model (all without NAME) beside live writers, then swap it in"""
+    from ledger import rebuild_availability
+    from projections import PROJECTIONS, rebuild
+
+    done: list[Rebuilt | RebuildReport] = []
+    for each in [name] if name else list(_names()):
+        if each == "availability":  # written with the events: checked and repaired in place
+            done.append(rebuild_availability(ledger))
+        else:
+            done.append(rebuild(ledger, PROJECTIONS[str(each)]))
+    return done
+
+
+@projections.command("run")
+@click.option(
+    "--interval", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True,
+    metavar="SECONDS", help="how long to wait between catch-ups",
+)  # fmt: skip
+@click.option("--rounds", type=click.IntRange(1), metavar="N", help="stop after N catch-ups")
+@click.option(
+    "--batch", type=click.IntRange(1, 100_000), default=500, show_default=True, metavar="N",
+    help="events applied per transaction",
+)  # fmt: skip
+@on_ledger
+def projections_run(ledger: Ledger, **params: Any) -> dict[str, int]:
+    """keep every read model current for other readers (until Ctrl-C, or --rounds)"""
+    from projections import PROJECTIONS, run
+
+    return {"applied": run(ledger, PROJECTIONS.values(), **params)}

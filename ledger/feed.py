@@ -1,0 +1,207 @@
+"""The notification log as a feed for read models, and the place where they keep their rows.
+
+Every event has a position: its notification id, which rises in commit order (SQLite has one
+writer at a time; on PostgreSQL every append takes the events table's lock before its id is
+drawn, so an id is never committed after a higher one; ids may have gaps, where an append was
+rolled back). A read model fed from the log remembers the position of the last event it
+applied, in a row of ``custody_projection_positions``.
+
+Exactly once: ``Feed.transaction`` gives one database transaction in which a read model claims
+its position row (``claim``: a second runner of the same read model waits here, then sees the
+new position), reads the events after it, writes its own rows and moves its position
+(``track``). The rows and the position commit together or not at all, so a crash at any moment
+neither applies an event twice nor skips one. The read model's tables live in the store's own
+database (for a memory store: an SQLite database in the process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from ledger.domain.errors import NotAllowed
+from ledger.domain.events import ProfileEvent
+from ledger.stores.mapper import decode
+from ledger.stores.store import Store
+from ledger.stores.views import StoredNotification, ViewCursor
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+POSITIONS_TABLE = "custody_projection_positions"
+_POSITIONS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {POSITIONS_TABLE} "
+    "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+)
+# Read models are installed one at a time per database (PostgreSQL fails concurrent DDL).
+_INSTALL_LOCK = "SELECT pg_advisory_xact_lock(25461, 1)"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One event and its place in the notification log."""
+
+    position: int
+    event: ProfileEvent
+
+
+def _decoded(stored: Sequence[StoredNotification]) -> list[Notification]:
+    return [
+        Notification(
+            position=n.id,
+            event=decode(
+                n.topic,
+                n.state,
+                UUID(n.originator_id) if isinstance(n.originator_id, str) else n.originator_id,
+                n.version,
+            ),
+        )
+        for n in stored
+    ]
+
+
+class FeedTransaction:
+    """One transaction on the read models' database: SQL with ``?`` placeholders, the events
+    after a position, and the position rows. Committed when its block ends, else rolled back."""
+
+    def __init__(self, cursor: ViewCursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(statement, params)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(statement, rows)
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self._cursor.query(statement, params)
+
+    def claim(self, name: str) -> int:
+        """Lock the read model's position row for this transaction and return the position.
+
+        This writes first, so another transaction claiming the same row waits here (at most the
+        store's timeout) and then reads the position this one committed. ``NotAllowed`` if the
+        read model was never installed."""
+        self._cursor.execute(
+            f"UPDATE {POSITIONS_TABLE} SET position = position WHERE name = ?", (name,)
+        )
+        rows = self.query(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
+        if not rows:
+            raise NotAllowed(f"read model {name} is not installed")
+        return int(rows[0]["position"])
+
+    def track(self, name: str, position: int) -> None:
+        """Set the read model's position (it takes effect with the rows, at commit)."""
+        self._cursor.execute(
+            f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?", (position, name)
+        )
+
+    def start(self, name: str, position: int = 0) -> None:
+        """Create the position row, or reset it."""
+        self._cursor.execute(
+            f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (name, position),
+        )
+
+    def forget(self, name: str) -> None:
+        self._cursor.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
+
+    def notifications(self, after: int, limit: int) -> list[Notification]:
+        """Up to ``limit`` events after ``position``, decoded, in log order, as committed
+        when this transaction reads them."""
+        return _decoded(self._cursor.notifications(after, limit))
+
+
+class Feed:
+    """The notification log of one store, for the read models built on it."""
+
+    def __init__(self, store: Store) -> None:
+        self._views = store.views
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: the SQL the read models' database speaks."""
+        return self._views.dialect
+
+    def head(self) -> int:
+        """The position of the last event committed (0 for an empty log)."""
+        return self._views.head()
+
+    def lag(self, position: int) -> int:
+        """How many events come after ``position``."""
+        return self._views.count_after(position)
+
+    def read(self, after: int, limit: int) -> list[Notification]:
+        """Up to ``limit`` events after position ``after``, decoded, in log order."""
+        with self._views.reading() as cursor:
+            return _decoded(cursor.notifications(after, limit))
+
+    def positions(self) -> dict[str, int]:
+        """Every installed read model's position, by name (empty before the first)."""
+        with self._views.reading() as cursor:
+            if not _has_positions(cursor, self.dialect):
+                return {}
+            rows = cursor.query(f"SELECT name, position FROM {POSITIONS_TABLE} ORDER BY name")
+        return {str(r["name"]): int(r["position"]) for r in rows}
+
+    def install(self, name: str, ddl: Sequence[str]) -> bool:
+        """Create a read model's tables and its position row (at 0) in one transaction, unless
+        it is installed already; returns whether it was installed now. Safe to run from many
+        processes at once."""
+        if name in self.positions():
+            return False
+        postgres = self.dialect == "postgresql"
+        with self._views.transaction() as cursor:
+            if postgres:
+                cursor.execute(_INSTALL_LOCK)
+            cursor.execute(_POSITIONS_DDL)
+        # On SQLite a transaction must write first, or it may fail at once beside a writer.
+        with self._views.transaction() as cursor:
+            if postgres:
+                cursor.execute(_INSTALL_LOCK)
+            claimed = cursor.query(
+                f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (?, 0) "
+                "ON CONFLICT (name) DO NOTHING RETURNING name",
+                (name,),
+            )
+            if not claimed:
+                return False
+            for statement in ddl:
+                cursor.execute(statement)
+        return True
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[FeedTransaction]:
+        """One read-write transaction on the read models' database (see the module's doc)."""
+        with self._views.transaction() as cursor:
+            yield FeedTransaction(cursor)
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read model's tables, as dicts, in one read-only transaction."""
+        with self._views.reading() as cursor:
+            return cursor.query(statement, params)
+
+    def read_frame(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """A query's rows as a pandas DataFrame: read with ``pandas.read_sql`` from a sqlite3
+        connection on SQLite, and from PostgreSQL through ADBC as Arrow columns."""
+        return self._views.read_frame(statement, params)
+
+    def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the lock ``name`` (one holder across every process on the store) for a block;
+        ``NotAllowed`` at once if it is held. A holder that dies releases it."""
+        return self._views.exclusive(name)
+
+
+def _has_positions(cursor: ViewCursor, dialect: str) -> bool:
+    if dialect == "postgresql":
+        rows = cursor.query("SELECT to_regclass(?) IS NOT NULL AS found", (POSITIONS_TABLE,))
+    else:
+        rows = cursor.query(
+            "SELECT count(*) > 0 AS found FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (POSITIONS_TABLE,),
+        )
+    return bool(rows[0]["found"])

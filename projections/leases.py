@@ -1,0 +1,238 @@
+"""The leases read model: one row per lease, from checkout to how it ended.
+
+``ending`` says how a lease ended, in one word a report can group by:
+
+| ending | the lease |
+|---|---|
+| ``clean`` | was released with ``success`` and its evidence |
+| ``expected_failure`` | was released with ``expected_failure`` and its reason |
+| ``review`` / ``quarantine`` | was released, and the rules sent the profile there |
+| ``stale`` | missed its deadline; the sweep settled it (``profile_state_after`` says where) |
+| ``forced`` | was ended by an operator's force-release (or by disabling the profile) |
+| ``revoked`` | was ended by an operator quarantining the profile |
+
+The heartbeat gap counts every renewal (checkout, heartbeat, extend), as the lease's deadline
+does. ``mutating_step`` is a mutating step no later safe step confirmed, as the rules judge it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ledger import FeedTransaction, Notification, ProfileEvent
+from projections.base import Index, Projection, Table, iso
+
+LEASES = Table(
+    name="custody_leases",
+    columns=(
+        ("lease_id", "TEXT"),
+        ("profile_id", "TEXT NOT NULL"),
+        ("account_id", "TEXT NOT NULL"),
+        ("proxy_id", "TEXT NOT NULL"),
+        ("worker_id", "TEXT NOT NULL"),
+        ("run_id", "TEXT NOT NULL"),
+        ("task_type", "TEXT NOT NULL"),
+        ("fencing_token", "BIGINT NOT NULL"),
+        ("ttl_seconds", "BIGINT NOT NULL"),
+        ("started_at", "TEXT NOT NULL"),
+        ("expires_at", "TEXT NOT NULL"),
+        ("ended_at", "TEXT"),
+        ("status", "TEXT NOT NULL"),
+        ("outcome", "TEXT"),
+        ("ending", "TEXT"),
+        ("cause", "TEXT"),
+        ("profile_state_after", "TEXT"),
+        ("heartbeats", "BIGINT NOT NULL"),
+        ("last_renewal_at", "TEXT NOT NULL"),
+        ("longest_gap_seconds", "DOUBLE PRECISION NOT NULL"),
+        ("last_step", "TEXT"),
+        ("last_url", "TEXT"),
+        ("last_safe_step", "TEXT"),
+        ("mutating_step", "TEXT"),
+        ("marked_stale_at", "TEXT"),
+        ("ending_command_id", "TEXT"),
+        ("version", "BIGINT NOT NULL"),
+        ("position", "BIGINT NOT NULL"),
+    ),
+    key="lease_id",
+    indexes=(
+        Index("account_started", ("account_id", "started_at")),
+        Index("profile_started", ("profile_id", "started_at")),
+    ),
+)
+
+_AFTER = {
+    "lease_released_cleanly": "available",
+    "review_requested": "review_required",
+    "profile_quarantined": "quarantined",
+}
+
+_UNCLEAN = {"review_requested": "review", "profile_quarantined": "quarantine"}
+
+
+def _lease_of(event: ProfileEvent) -> str | None:
+    lease = getattr(event, "lease", None)
+    lease_id = lease.lease_id if lease is not None else getattr(event, "lease_id", None)
+    return None if lease_id is None else str(lease_id)
+
+
+def _acquired(event: Any) -> dict[str, Any]:
+    lease = event.lease
+    return {
+        "lease_id": lease.lease_id,
+        "profile_id": lease.profile_id,
+        "account_id": lease.account_id,
+        "proxy_id": lease.proxy_id,
+        "worker_id": lease.worker_id,
+        "run_id": lease.run_id,
+        "task_type": lease.task_type,
+        "fencing_token": lease.fencing_token,
+        "ttl_seconds": lease.ttl_seconds,
+        "started_at": iso(lease.lease_started_at),
+        "expires_at": iso(lease.expires_at),
+        "ended_at": None,
+        "status": "active",
+        "outcome": None,
+        "ending": None,
+        "cause": None,
+        "profile_state_after": None,
+        "heartbeats": 0,
+        "last_renewal_at": iso(lease.heartbeat_at),
+        "longest_gap_seconds": 0.0,
+        "last_step": None,
+        "last_url": None,
+        "last_safe_step": None,
+        "mutating_step": None,
+        "marked_stale_at": None,
+        "ending_command_id": None,
+    }
+
+
+def _renewed(row: dict[str, Any], at: datetime, expires_at: datetime) -> None:
+    gap = (at - datetime.fromisoformat(row["last_renewal_at"])).total_seconds()
+    row["longest_gap_seconds"] = max(row["longest_gap_seconds"], gap)
+    row["last_renewal_at"] = iso(at)
+    row["expires_at"] = iso(expires_at)
+
+
+def _end(row: dict[str, Any], event: Any, ending: str) -> None:
+    row.update(
+        ended_at=iso(event.at),
+        status="ended",
+        ending=ending,
+        ending_command_id=event.envelope.command_id,
+    )
+
+
+def evolve(row: dict[str, Any], event: Any) -> None:
+    """Fold one of the lease's events into its row (the row of ``lease_acquired`` exists)."""
+    kind = event.event_type
+    if kind == "lease_heartbeat":
+        row["heartbeats"] += 1
+        _renewed(row, event.at, event.expires_at)
+        row["last_step"] = event.step if event.step is not None else row["last_step"]
+        row["last_url"] = event.url if event.url is not None else row["last_url"]
+        if event.mutating:
+            row["mutating_step"] = event.step
+        elif event.safe:  # a safe step confirms the account, even after a mutation
+            row["last_safe_step"], row["mutating_step"] = event.step, None
+    elif kind == "lease_extended":
+        _renewed(row, event.at, event.expires_at)
+        row["ttl_seconds"] = event.ttl_seconds
+    elif kind == "lease_release_requested":
+        row["outcome"] = event.outcome.value
+        row["last_url"] = event.final_url or row["last_url"]
+    elif kind == "lease_marked_stale":
+        row.update(status="stale", marked_stale_at=iso(event.at))
+    elif row["ending"] is None:
+        _first_ending(row, event)
+    if kind in _AFTER and row["ending_command_id"] == event.envelope.command_id:
+        # Where the command that ended the lease sent the profile (a later review is not it).
+        row["profile_state_after"] = row["profile_state_after"] or _AFTER[kind]
+
+
+def _first_ending(row: dict[str, Any], event: Any) -> None:
+    kind = event.event_type
+    if kind == "lease_released_cleanly":
+        _end(row, event, "clean" if event.outcome.value == "success" else "expected_failure")
+    elif kind == "lease_revoked":
+        _end(row, event, "forced" if event.cause.value == "force_release" else "revoked")
+        row["cause"] = event.cause.value
+    elif kind in ("review_requested", "profile_quarantined"):
+        stale = row["status"] == "stale"
+        _end(row, event, "stale" if stale else _UNCLEAN[kind])
+        row["cause"] = event.cause.value
+
+
+class LeasesProjection(Projection):
+    name = "leases"
+    table = LEASES
+
+    def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
+        rows = self._load(tx, table, batch)
+        touched: dict[str, dict[str, Any]] = {}
+        for n in batch:
+            event = n.event
+            lease_id = _lease_of(event)
+            if lease_id is None:
+                continue
+            if event.event_type == "lease_acquired":
+                rows[lease_id] = _acquired(event)
+            row = rows.get(lease_id)
+            if row is None:  # an event naming a lease this log never acquired: nothing to fold
+                continue
+            if event.event_type != "lease_acquired":
+                evolve(row, event)
+            row["version"], row["position"] = event.originator_version, n.position
+            touched[lease_id] = row
+        tx.executemany(
+            self.table.insert_sql(table, upsert=True),
+            [self.table.params(r) for r in touched.values()],
+        )
+
+    def _load(
+        self, tx: FeedTransaction, table: str, batch: Sequence[Notification]
+    ) -> dict[str, dict[str, Any]]:
+        """The stored rows of the leases this batch continues."""
+        wanted = sorted(
+            {
+                lease
+                for n in batch
+                if n.event.event_type != "lease_acquired" and (lease := _lease_of(n.event))
+            }
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        columns = ", ".join(self.table.column_names)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for row in tx.query(
+                f"SELECT {columns} FROM {table} WHERE lease_id IN ({marks})", chunk
+            ):
+                row["longest_gap_seconds"] = float(row["longest_gap_seconds"])
+                rows[str(row["lease_id"])] = row
+        return rows
+
+
+LEASES_PROJECTION = LeasesProjection()
+
+
+def select_usage(
+    account_id: str, since: datetime | None, until: datetime | None
+) -> tuple[str, tuple[Any, ...]]:
+    """Every lease on a profile of the account that overlaps [since, until], oldest first."""
+    where, params = ["account_id = ?"], [account_id]
+    if until is not None:
+        where.append("started_at <= ?")
+        params.append(str(iso(until)))
+    if since is not None:
+        where.append("(ended_at IS NULL OR ended_at >= ?)")
+        params.append(str(iso(since)))
+    columns = ", ".join(LEASES.column_names)
+    sql = (
+        f"SELECT {columns} FROM {LEASES.name} WHERE {' AND '.join(where)} "
+        "ORDER BY started_at, lease_id"
+    )
+    return sql, tuple(params)

@@ -1,0 +1,70 @@
+"""What every report shares: the ledger it reads, the moments it is given, the dtypes it returns.
+
+A report reads a read model's table into pandas through ``Ledger.feed.read_frame`` (sqlite3 on
+SQLite, ADBC on PostgreSQL) and returns the same dtypes on every store: times as
+``datetime64[us, UTC]``, counts as nullable ``Int64``, text as pandas' string dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from ledger import InvalidInput, Ledger
+
+# A report's source: an open ledger, a store URL, or None ($CUSTODY_STORE, else ./custody.db).
+Source = Ledger | str | None
+Moment = datetime | str | None
+
+
+@contextmanager
+def opened(source: Source) -> Iterator[Ledger]:
+    """The ledger to read: the one given (left open), or one opened on the URL and closed after.
+    A report never creates a store."""
+    if isinstance(source, Ledger):
+        yield source
+        return
+    with Ledger.open(source, create=False) as ledger:
+        yield ledger
+
+
+def moment(field: str, value: Moment) -> datetime | None:
+    """An aware time from a datetime or ISO 8601 text (``2026-11-27``, ``2026-11-27T09:45Z``);
+    a time without an offset is UTC. ``InvalidInput`` names the field otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value
+        try:
+            value = datetime.fromisoformat(text.strip())
+        except ValueError:
+            msg = f"expected an ISO 8601 time such as 2026-11-27T09:45:00Z (got {text[:40]!r})"
+            raise InvalidInput(field, msg) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def typed(
+    frame: pd.DataFrame,
+    *,
+    times: Sequence[str] = (),
+    integers: Sequence[str] = (),
+    floats: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The frame with one dtype per column whatever store it came from; every other column
+    becomes text (missing values are missing, never the string ``None``)."""
+    out = frame.copy()
+    for column in out.columns:
+        if column in times:
+            out[column] = pd.to_datetime(out[column], utc=True, format="ISO8601").astype(
+                "datetime64[us, UTC]"
+            )
+        elif column in integers:
+            out[column] = out[column].astype("Int64")
+        elif column in floats:
+            out[column] = out[column].astype("float64")
+        else:
+            out[column] = out[column].astype("string")
+    return out

@@ -1,0 +1,35 @@
+"""The timeline as a DataFrame: the events of a profile, an account or the fleet in a window."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from projections import TIMELINE_PROJECTION, catch_up
+from projections.timeline import select
+from reports.frames import Moment, Source, moment, opened, typed
+
+TIMES = ("at",)
+INTEGERS = ("position", "version", "fencing_token")
+
+
+def timeline(
+    profile: str | None = None,
+    *,
+    account: str | None = None,
+    since: Moment = None,
+    until: Moment = None,
+    ledger: Source = None,
+) -> pd.DataFrame:
+    """One row per event (time, profile, account, version, event type, actor, role, reason,
+    lease, run, worker, step, URL, correlation, causation and command ids), oldest first,
+    for one profile and/or account and a time window (``since`` <= at <= ``until``), each
+    optional. The timeline is brought up to date first, so no command that finished before
+    is missing. ``UnknownProfile`` for a profile never registered."""
+    start, end = moment("since", since), moment("until", until)
+    with opened(ledger) as source:
+        catch_up(source, TIMELINE_PROJECTION)
+        sql, params = select(profile_id=profile, account_id=account, since=start, until=end)
+        frame = source.feed.read_frame(sql, params)
+        if frame.empty and profile is not None:
+            source.history(profile)  # UnknownProfile, or InvalidInput for a malformed id
+    return typed(frame, times=TIMES, integers=INTEGERS)

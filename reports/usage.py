@@ -1,0 +1,60 @@
+"""Compliance: every lease on any profile of an account in a window, and how each ended."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from projections import LEASES_PROJECTION, catch_up
+from projections.leases import select_usage
+from reports.frames import Moment, Source, moment, opened, typed
+
+COLUMNS = (
+    "profile_id",
+    "lease_id",
+    "worker_id",
+    "run_id",
+    "task_type",
+    "proxy_id",
+    "fencing_token",
+    "started_at",
+    "ended_at",
+    "status",
+    "outcome",
+    "ending",
+    "cause",
+    "profile_state_after",
+    "heartbeats",
+    "longest_gap_seconds",
+    "last_safe_step",
+    "mutating_step",
+    "last_step",
+    "last_url",
+)
+TIMES = ("started_at", "ended_at", "expires_at", "marked_stale_at", "last_renewal_at")
+
+
+def usage(
+    account: str,
+    *,
+    since: Moment = None,
+    until: Moment = None,
+    ledger: Source = None,
+) -> pd.DataFrame:
+    """Every lease on a profile of ``account`` that was live at any moment of the window
+    (started by ``until``, not ended before ``since``), oldest first: profile, lease, worker,
+    run, task, proxy, fencing token, start and end, the worker's outcome and how the lease
+    ended (``ending``: clean, expected_failure, review, quarantine, stale, forced, revoked;
+    empty while live), where the profile went, heartbeats and the longest gap between
+    renewals in seconds, the last safe step and an unconfirmed mutating step. Brought up to
+    date first."""
+    start, end = moment("since", since), moment("until", until)
+    with opened(ledger) as source:
+        catch_up(source, LEASES_PROJECTION)
+        frame = source.feed.read_frame(*select_usage(account, start, end))
+    frame = typed(
+        frame,
+        times=TIMES,
+        integers=("fencing_token", "heartbeats", "ttl_seconds", "version", "position"),
+        floats=("longest_gap_seconds",),
+    )
+    return frame.loc[:, list(COLUMNS)]

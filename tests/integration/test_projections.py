@@ -1,0 +1,282 @@
+"""The read models fed from the log (timeline, leases), on every store: what their rows say,
+exactly-once catch-up, and rebuild."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta, timezone
+
+import pytest
+from conftest import StepClock, register
+from projection_checks import TwinLeases, TwinTimeline, assert_exact, rows, whole_log
+
+from ledger import FeedTransaction, Ledger, NotAllowed
+from projections import (
+    LEASES_PROJECTION,
+    PROJECTIONS,
+    TIMELINE_PROJECTION,
+    catch_up,
+    projection_status,
+    rebuild,
+    timeline,
+)
+
+
+def _lease(ledger: Ledger, pid: str, run: str = "r") -> tuple[str, int]:
+    lease = ledger.checkout(pid, worker_id=f"w-{run}", run_id=run, task_type="t")
+    return lease.lease_id, lease.fencing_token
+
+
+def _every_ending(ledger: Ledger, clock: StepClock) -> dict[str, str]:
+    """One lease ended each way; returns the lease id of each ending."""
+    ids = {}
+    for pid in ("clean", "expected", "review", "quarantine", "stale", "forced", "revoked"):
+        register(ledger, pid)
+    lid, tok = _lease(ledger, "clean")
+    clock.advance(10)
+    ledger.heartbeat(lid, fencing_token=tok, step="a", safe=True)
+    clock.advance(30)
+    ledger.heartbeat(lid, fencing_token=tok, step="b")
+    clock.advance(5)
+    ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/done")
+    ids["clean"] = lid
+    lid, tok = _lease(ledger, "expected")
+    ledger.release(
+        lid,
+        fencing_token=tok,
+        outcome="expected_failure",
+        reason="sold out",
+        final_url="https://x/sold-out",
+    )
+    ids["expected_failure"] = lid
+    lid, tok = _lease(ledger, "review")
+    ledger.release(lid, fencing_token=tok, outcome="failure")
+    ids["review"] = lid
+    lid, tok = _lease(ledger, "quarantine")
+    ledger.heartbeat(lid, fencing_token=tok, step="pay", mutating=True)
+    ledger.release(lid, fencing_token=tok, outcome="failure")
+    ids["quarantine"] = lid
+    stale = ledger.checkout("stale", worker_id="w", run_id="r", task_type="t", ttl_seconds=5)
+    ids["stale"] = stale.lease_id
+    clock.advance(60)
+    ledger.sweep()
+    lid, _ = _lease(ledger, "forced")
+    ledger.force_release("forced", actor="op", reason="stuck")
+    ids["forced"] = lid
+    lid, _ = _lease(ledger, "revoked")
+    ledger.quarantine("revoked", actor="op", reason="suspicious")
+    ids["revoked"] = lid
+    return ids
+
+
+def test_leases_say_how_each_lease_ended(ledger: Ledger, clock: StepClock) -> None:
+    """One row per lease: the ending in one word, the cause, where the profile went, the
+    heartbeats and the longest gap between renewals, the safe and unconfirmed steps."""
+    ids = _every_ending(ledger, clock)
+    catch_up(ledger, LEASES_PROJECTION)
+    by_id = {r["lease_id"]: r for r in rows(ledger, "custody_leases", "lease_id")}
+    seen = {
+        ending: (by_id[lid]["ending"], by_id[lid]["cause"], by_id[lid]["profile_state_after"])
+        for ending, lid in ids.items()
+    }
+    assert seen == {
+        "clean": ("clean", None, "available"),
+        "expected_failure": ("expected_failure", None, "available"),
+        "review": ("review", "unexpected_failure", "review_required"),
+        "quarantine": ("quarantine", "mutation_unconfirmed", "quarantined"),
+        "stale": ("stale", "lease_expired", "review_required"),
+        "forced": ("forced", "force_release", "review_required"),
+        "revoked": ("revoked", "operator", "quarantined"),
+    }
+    clean = by_id[ids["clean"]]
+    assert (clean["heartbeats"], clean["longest_gap_seconds"]) == (2, 30.0)
+    assert (clean["last_safe_step"], clean["last_step"], clean["outcome"]) == ("a", "b", "success")
+    assert by_id[ids["quarantine"]]["mutating_step"] == "pay"
+    assert by_id[ids["stale"]]["marked_stale_at"] is not None
+    assert {r["status"] for r in by_id.values()} == {"ended"}
+
+
+def test_timeline_has_one_flat_row_per_event_with_its_envelope(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """Each event is one row in log order, with the account and the lease's run and worker on
+    every event of that lease, and the audit ids as the event carries them."""
+    _every_ending(ledger, clock)
+    rows_ = timeline(ledger)
+    log = whole_log(ledger)
+    assert [r.position for r in rows_] == [n.position for n in log]
+    for row, n in zip(rows_, log, strict=True):
+        env = n.event.envelope
+        assert (row.event_type, row.actor_id, row.command_id, row.causation_id) == (
+            n.event.event_type,
+            env.actor_id,
+            env.command_id,
+            env.causation_id,
+        )
+        assert row.at == env.at
+    beats = [r for r in rows_ if r.event_type == "lease_heartbeat"]
+    assert {(r.account_id, r.run_id, r.worker_id) for r in beats} == {
+        ("account_shop_17", "r", "w-r")
+    }
+    stale = timeline(ledger, "stale")
+    assert [r.event_type for r in stale][-2:] == ["lease_marked_stale", "review_requested"]
+    assert timeline(ledger, account_id="nobody") == []
+    middle = stale[1].at
+    assert [r.version for r in timeline(ledger, "stale", since=middle, until=middle)] == [2]
+
+
+def test_an_answer_never_lags_the_command_before_it(ledger: Ledger) -> None:
+    """Each read brings the timeline up to date: the event of the command just finished is
+    always in the answer."""
+    pid = register(ledger)
+    assert [r.event_type for r in timeline(ledger, pid)] == ["profile_registered"]
+    lid, tok = _lease(ledger, pid)
+    for n in range(5):
+        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+        assert timeline(ledger, pid)[-1].step == f"s{n}"
+
+
+def _crash_at(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every catch-up die at ``where``: when it writes the position (its rows written),
+    or right after a read model wrote its rows."""
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"killed {where}")
+
+    if where == "at the position":
+        monkeypatch.setattr(FeedTransaction, "track", crash)
+        return
+    for projection in PROJECTIONS.values():
+        wrote = type(projection).apply
+
+        def apply_then_crash(self: object, *args: object, _wrote: object = wrote) -> None:
+            _wrote(self, *args)  # type: ignore[operator]
+            crash()
+
+        monkeypatch.setattr(type(projection), "apply", apply_then_crash)
+
+
+@pytest.mark.parametrize("where", ["at the position", "after the rows"])
+def test_a_crash_mid_batch_applies_nothing_and_the_next_catch_up_is_exact(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A catch-up that dies between writing a batch's rows and writing its position (either
+    way round) leaves rows and position as they were; the next catch-up applies each event
+    once: no duplicate, no gap, every heartbeat counted once."""
+    pid = register(ledger)
+    lid, tok = _lease(ledger, pid)
+    for n in range(30):
+        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+    for projection in PROJECTIONS.values():
+        catch_up(ledger, projection, batch=7)
+    for n in range(30, 50):
+        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+    tables = {name: (p.table.name, p.table.key) for name, p in PROJECTIONS.items()}
+    before = {p.name: p.position for p in projection_status(ledger, PROJECTIONS.values())}
+    stored = {name: rows(ledger, *table) for name, table in tables.items()}
+    with monkeypatch.context() as patched:
+        _crash_at(where, patched)
+        for projection in PROJECTIONS.values():
+            with pytest.raises(RuntimeError, match="killed"):
+                catch_up(ledger, projection, batch=7)
+    after = {p.name: p.position for p in projection_status(ledger, PROJECTIONS.values())}
+    assert after == before
+    assert {name: rows(ledger, *table) for name, table in tables.items()} == stored
+    for projection in PROJECTIONS.values():
+        catch_up(ledger, projection, batch=7)
+    assert_exact(ledger)
+    assert rows(ledger, "custody_leases", "lease_id")[0]["heartbeats"] == 50
+
+
+def test_concurrent_catch_ups_apply_each_event_once(store_url: str) -> None:
+    """Four ledgers (one per thread) catch the same read models up at once in small batches:
+    they take turns on the position row, and every event is applied exactly once."""
+    with Ledger.open(store_url) as ledger:
+        for n in range(4):
+            pid = register(ledger, f"p{n}")
+            lid, tok = _lease(ledger, pid)
+            for step in range(40):
+                ledger.heartbeat(lid, fencing_token=tok, step=f"s{step}")
+    errors: list[BaseException] = []
+
+    def catch() -> None:
+        try:
+            with Ledger.open(store_url) as mine:
+                for projection in PROJECTIONS.values():
+                    catch_up(mine, projection, batch=5)
+        except BaseException as e:  # the test asserts there are none
+            errors.append(e)
+
+    threads = [threading.Thread(target=catch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with Ledger.open(store_url) as ledger:
+        assert_exact(ledger)
+
+
+def test_rebuild_equals_the_incremental_read_model(ledger: Ledger, clock: StepClock) -> None:
+    """A read model rebuilt from the whole log and swapped in equals, row for row, a twin
+    kept incrementally in small batches, and reading goes on from the swapped position."""
+    _every_ending(ledger, clock)
+    twins = (TwinLeases(), TwinTimeline())
+    for twin in twins:
+        catch_up(ledger, twin, batch=3)
+    for projection in PROJECTIONS.values():
+        catch_up(ledger, projection, batch=1000)
+    # Damage the live tables: the rebuild must not start from them.
+    with ledger.feed.transaction() as tx:
+        tx.execute("DELETE FROM custody_timeline WHERE version = 1")
+        tx.execute("UPDATE custody_leases SET heartbeats = 99")
+    for projection in PROJECTIONS.values():
+        done = rebuild(ledger, projection)
+        assert done.position == ledger.feed.head()
+    for projection, twin in zip(PROJECTIONS.values(), twins, strict=True):
+        key = projection.table.key
+        assert rows(ledger, projection.table.name, key) == rows(ledger, twin.table.name, key)
+    _lease(ledger, "clean", run="after")
+    assert timeline(ledger, "clean")[-1].run_id == "after"
+    catch_up(ledger, LEASES_PROJECTION)
+    assert_exact(ledger)
+
+
+def test_a_second_rebuild_of_the_same_read_model_is_refused(ledger: Ledger) -> None:
+    """While a rebuild of the timeline holds its lock, another is refused at once (and one of
+    the leases is not); after it ends, a rebuild runs."""
+    register(ledger)
+    with ledger.feed.exclusive("rebuild-timeline"):
+        with pytest.raises(NotAllowed, match="already running"):
+            rebuild(ledger, TIMELINE_PROJECTION)
+        assert rebuild(ledger, LEASES_PROJECTION).name == "leases"
+    assert rebuild(ledger, TIMELINE_PROJECTION).rows == 1
+
+
+def test_status_shows_position_and_lag(ledger: Ledger) -> None:
+    """Before the first read a read model is not installed; after it, its position is the
+    log's head; new events show as lag until the next read."""
+    pid = register(ledger)
+    first = {s.name: s for s in projection_status(ledger, PROJECTIONS.values())}
+    assert (first["timeline"].position, first["timeline"].lag) == (None, 1)
+    timeline(ledger, pid)
+    lid, tok = _lease(ledger, pid)
+    ledger.heartbeat(lid, fencing_token=tok)
+    now = {s.name: s for s in projection_status(ledger, PROJECTIONS.values())}
+    head = ledger.feed.head()
+    assert (now["timeline"].position, now["timeline"].lag, now["timeline"].rows) == (
+        head - 2,
+        2,
+        1,
+    )
+    assert now["leases"].position is None
+
+
+def test_times_compare_in_the_store_as_they_do_in_python(ledger: Ledger, clock: StepClock) -> None:
+    """A window given with another offset selects the same events as in UTC."""
+    pid = register(ledger)
+    clock.advance(3600)
+    _lease(ledger, pid)
+    at = timeline(ledger, pid)[1].at
+    shifted = at.astimezone(timezone(timedelta(hours=-5)))
+    assert [r.version for r in timeline(ledger, pid, since=shifted)] == [2]

@@ -1,0 +1,357 @@
+"""How we know the tests can fail: break one domain guard at a time and watch the tests catch it.
+
+For each named guard the script copies the repository to a temporary directory, applies one
+exact text substitution to the copy (the real files are never touched), runs the unit tests
+there and reports
+
+    KILLED    the tests failed, naming the tests that failed: the guard is pinned down
+    SURVIVED  the tests passed without the guard: they cannot tell it is gone
+
+A substitution that does not find its text exactly once stops the script: a refactor that
+moves a guard must update the mutant, never let it pass unnoticed. Before any mutant, the
+unmodified copy must pass the same tests, or every mutant would look killed.
+
+Usage (from the repository root):
+
+    .venv/bin/python tests/mutation/run.py                 # every guard, tests/unit
+    .venv/bin/python tests/mutation/run.py fencing-token deadline
+    .venv/bin/python tests/mutation/run.py --tests tests/unit/test_state_machine.py
+    .venv/bin/python tests/mutation/run.py --list
+
+Exit status: 0 when every mutant was killed; 1 when one survived or its run broke (a
+collection error or a timeout proves nothing); 2 when a mutation could not be applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TESTS = ("tests/unit",)
+# Set in every run this script starts, so that a run never starts this script again.
+NESTED = "CUSTODY_MUTANT"
+TIMEOUT_SECONDS = 300
+IGNORED = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "__pycache__",
+    "*.egg-info",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "build",
+    "custody.db*",
+)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One guard deleted or weakened by replacing ``find`` (present exactly once) in ``path``."""
+
+    name: str
+    path: str
+    find: str
+    replace: str
+    breaks: str
+
+
+MUTANTS = (
+    Mutant(
+        "fencing-token",
+        "ledger/domain/profile.py",
+        "        if fencing_token != lease.fencing_token:\n",
+        "        if False:\n",
+        "live_lease accepts any fencing token for the live lease id",
+    ),
+    Mutant(
+        "deadline",
+        "ledger/domain/profile.py",
+        "        if lease.overdue_at(now):\n",
+        "        if False:\n",
+        "live_lease accepts a heartbeat, extend or release past the renewal deadline",
+    ),
+    Mutant(
+        "account-proxy",
+        "ledger/domain/denials.py",
+        'differs from the profile\'s registration."""\n',
+        'differs from the profile\'s registration."""\n    return None\n',
+        "context_denial never denies: a checkout for another account or proxy is granted",
+    ),
+    Mutant(
+        "deadline-boundary",
+        "ledger/domain/model.py",
+        "        return now > self.expires_at\n",
+        "        return now >= self.expires_at\n",
+        "a lease counts as overdue at its deadline already, not only past it",
+    ),
+    Mutant(
+        "lease-id",
+        "ledger/domain/profile.py",
+        "        if lease is None or lease.lease_id != lease_id:\n",
+        "        if lease is None:\n",
+        "live_lease does not check that the lease id presented is the live lease's",
+    ),
+    Mutant(
+        "stale-lease",
+        "ledger/domain/profile.py",
+        "        if lease.lease_status is LeaseStatus.STALE:\n",
+        "        if False:\n",
+        "live_lease does not refuse a lease the sweep marked stale",
+    ),
+    Mutant(
+        "checkout-state",
+        "ledger/domain/profile.py",
+        " or state_denial(\n            self, ctx.now\n        )\n",
+        " or None\n",
+        "checkout ignores the profile's state (leased, stale, review, quarantine, disabled)",
+    ),
+    Mutant(
+        "overdue-checkout-says-stale",
+        "ledger/domain/denials.py",
+        "    if reason is DenialReason.ALREADY_LEASED and p.lease is not None"
+        " and p.lease.overdue_at(now):\n",
+        "    if False:\n",
+        "a checkout of a profile whose lease is overdue says already_leased, not stale",
+    ),
+    Mutant(
+        "mark-stale-needs-overdue",
+        "ledger/domain/profile.py",
+        "        if lease is None or not self.is_overdue(ctx.now):\n",
+        "        if lease is None:\n",
+        "mark_stale marks a lease that is still within its deadline",
+    ),
+    Mutant(
+        "reviewer-not-worker",
+        "ledger/domain/profile.py",
+        "        if self.last_lease is not None and same_identity(self.last_lease.worker_id, "
+        "ctx.actor_id):\n",
+        "        if False:\n",
+        "the worker whose run is under review may review it",
+    ),
+    Mutant(
+        "review-needs-block",
+        "ledger/domain/profile.py",
+        "        if self.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):\n",
+        "        if False:\n",
+        "a review may return a leased, available or disabled profile to the pool",
+    ),
+    Mutant(
+        "roles",
+        "ledger/domain/profile.py",
+        "    if ctx.role not in roles:\n",
+        "    if False:\n",
+        "any role may issue operator, sweep and review commands",
+    ),
+    Mutant(
+        "release-mutation-quarantine",
+        "ledger/domain/policies.py",
+        "            report.outcome is Outcome.FAILURE and lease.mutating_step is not None,\n",
+        "            False,\n",
+        "a failed run after an unconfirmed mutating step goes to review, not quarantine",
+    ),
+    Mutant(
+        "stale-mutation-quarantine",
+        "ledger/domain/policies.py",
+        "    if lease.mutating_step is not None:\n",
+        "    if False:\n",
+        "a stale lease after an unconfirmed mutating step goes to review, not quarantine",
+    ),
+    Mutant(
+        "force-release-mutation-quarantine",
+        "ledger/domain/profile.py",
+        "        verdict = judge_stale(lease) if lease.mutating_step else None\n",
+        "        verdict = None\n",
+        "a force-release after an unconfirmed mutating step goes to review, not quarantine",
+    ),
+    Mutant(
+        "unclean-limit",
+        "ledger/domain/policies.py",
+        "    if len(recent) + 1 >= limit:\n",
+        "    if len(recent) + 1 > limit:\n",
+        "the unclean_limit-th unclean ending in the window does not quarantine yet",
+    ),
+    Mutant(
+        "unclean-window",
+        "ledger/domain/policies.py",
+        "if at >= since and lid != lease_id]",
+        "if lid != lease_id]",
+        "unclean endings older than the window still count towards quarantine",
+    ),
+)
+REQUIRED = ("fencing-token", "deadline", "account-proxy")
+
+
+class MutationNotApplied(Exception):
+    """A mutant's text is not in its file exactly once: the code moved, update the mutant."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """How the tests went on one copy: passed, failed (naming the failed tests) or broken."""
+
+    name: str
+    tests: str  # passed, failed or broken
+    seconds: float
+    failed: tuple[str, ...] = ()
+    detail: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """What the run says about a mutant: failing tests kill it."""
+        return {"failed": "KILLED", "passed": "SURVIVED"}.get(self.tests, "BROKEN")
+
+
+def copy_tree(dest: Path) -> Path:
+    """A copy of the repository's sources and tests, without the venv, git or caches."""
+    tree = dest / "repo"
+    shutil.copytree(ROOT, tree, ignore=IGNORED)
+    return tree
+
+
+def mutated(mutant: Mutant, tree: Path) -> str:
+    """The text of the mutant's file in ``tree`` with the substitution made; reads only."""
+    text = (tree / mutant.path).read_text()
+    found = text.count(mutant.find)
+    if found != 1:
+        msg = (
+            f"{mutant.name}: the guard's text occurs {found} times in {mutant.path} "
+            f"(expected once); update the mutant to the code:\n{mutant.find}"
+        )
+        raise MutationNotApplied(msg)
+    return text.replace(mutant.find, mutant.replace)
+
+
+def run_pytest(tree: Path, tests: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run pytest in the copy, importing the copy's ``ledger``, never the repository's.
+
+    The venv's editable install points at the real repository; PYTHONPATH puts the copy first,
+    and a probe checks that it did before any test runs."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1", NESTED: "1"}
+    probe = "import ledger.domain.profile as m; print(m.__file__)"
+    where = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tree, env=env, capture_output=True, text=True
+    )
+    imported = Path(where.stdout.strip())
+    if where.returncode != 0 or not imported.is_relative_to(tree):
+        msg = f"the run would import ledger from {imported or where.stderr}, not from {tree}"
+        raise RuntimeError(msg)
+    command = [sys.executable, "-m", "pytest", *tests, "-q", "-rf", "-p", "no:cacheprovider"]
+    return subprocess.run(
+        command, cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS
+    )
+
+
+def killers(output: str) -> tuple[str, ...]:
+    """The failed tests named in pytest's short summary (``-rf``), without parameters."""
+    names = re.findall(r"^FAILED (\S+?)(?:\[.*?\])?(?: - .*)?$", output, re.MULTILINE)
+    return tuple(dict.fromkeys(name.removeprefix("tests/unit/") for name in names))
+
+
+def judge(mutant: Mutant | None, tests: Sequence[str]) -> Trial:
+    """Run the tests on a fresh copy, mutated unless ``mutant`` is None (the baseline)."""
+    name = mutant.name if mutant else "baseline"
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"custody-mutant-{name}-") as scratch:
+        tree = copy_tree(Path(scratch))
+        if mutant is not None:
+            (tree / mutant.path).write_text(mutated(mutant, tree))
+        try:
+            run = run_pytest(tree, tests)
+        except subprocess.TimeoutExpired:
+            took = time.monotonic() - started
+            return Trial(name, "broken", took, detail=f"timed out after {TIMEOUT_SECONDS} s")
+    took = time.monotonic() - started
+    output = run.stdout + run.stderr
+    failed = killers(output)
+    if run.returncode == 0:
+        return Trial(name, "passed", took)
+    if run.returncode == 1 and failed:
+        return Trial(name, "failed", took, failed)
+    # Exit 2-5 (interrupted, internal error, usage, no tests) shows a broken run, not a kill.
+    return Trial(name, "broken", took, failed, output[-2000:])
+
+
+def report(run: Trial, mutant: Mutant) -> None:
+    print(f"{run.verdict:<9} {run.name:<34} {run.seconds:5.1f} s  {mutant.breaks}")
+    for test in run.failed:
+        print(f"{'':<10}killed by {test}")
+    if run.detail:
+        print(run.detail)
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("guards", nargs="*", help="mutant names (default: all; see --list)")
+    parser.add_argument(
+        "--tests",
+        action="append",
+        metavar="PATH",
+        help="a test path to run in each copy, relative to the repository; repeatable "
+        "(default: tests/unit)",
+    )
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+    args.tests = args.tests or list(DEFAULT_TESTS)
+    return args
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse(argv)
+    if os.environ.get(NESTED):
+        print("refusing to run inside a mutant's test run", file=sys.stderr)
+        return 2
+    by_name = {m.name: m for m in MUTANTS}
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.name:<34} {m.path:<26} {m.breaks}")
+        return 0
+    here = Path(__file__).resolve().parent
+    nesting = [t for t in args.tests if here.is_relative_to((ROOT / t).resolve())]
+    if nesting:
+        print(f"the tests to run must not include {here}: {nesting}", file=sys.stderr)
+        return 2
+    unknown = [g for g in args.guards if g not in by_name]
+    if unknown:
+        print(f"unknown guards: {', '.join(unknown)} (see --list)", file=sys.stderr)
+        return 2
+    chosen = [by_name[g] for g in args.guards] or list(MUTANTS)
+    for mutant in chosen:  # fail fast, before any test runs, when a guard's code moved
+        try:
+            mutated(mutant, ROOT)
+        except MutationNotApplied as moved:
+            print(f"NOT APPLIED {moved}", file=sys.stderr)
+            return 2
+    started = time.monotonic()
+    baseline = judge(None, args.tests)
+    if baseline.tests != "passed":
+        print(f"the unmutated tests do not pass ({baseline.tests}); nothing is proven")
+        print(baseline.detail or "\n".join(baseline.failed))
+        return 1
+    print(f"baseline  {' '.join(args.tests)} pass unmutated in {baseline.seconds:.1f} s")
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        runs = list(pool.map(lambda m: judge(m, args.tests), chosen))
+    for run, mutant in zip(runs, chosen, strict=True):
+        report(run, mutant)
+    living = [r.name for r in runs if r.verdict != "KILLED"]
+    took = time.monotonic() - started
+    print(f"{len(runs) - len(living)} of {len(runs)} mutants killed in {took:.0f} s")
+    if living:
+        print(f"not killed: {', '.join(living)}")
+    return 1 if living else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
