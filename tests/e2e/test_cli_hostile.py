@@ -157,7 +157,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path: Path, store: st
     """SIGINT at moments through start-up and the command: never a traceback; the exit status
     is interrupted (130, or death by SIGINT, which a shell also reports as 130) or the
     command's own if it had finished."""
-    for delay in (0.08, 0.12, 0.16, 0.2, 0.25, 0.3, 0.4):
+    for delay in (0.12, 0.16, 0.2, 0.25, 0.3, 0.35, 0.4):
         proc = subprocess.Popen(
             [*MODULE, "--store", store, "status"],
             cwd=tmp_path,
