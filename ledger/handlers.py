@@ -8,6 +8,7 @@ of work's (``ledger.unit_of_work``); the rules themselves are the aggregate's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from ledger import commands as cmds
 from ledger.domain import events as ev
@@ -27,6 +28,8 @@ from ledger.domain.profile import CheckoutRequest, Context, Profile
 from ledger.domain.results import current_lease, release_result
 from ledger.domain.view import Availability, availability_of
 from ledger.unit_of_work import Done, Issued, UnitOfWork
+
+R = TypeVar("R")
 
 
 def _lease_context(profile: Profile, lease_id: str, issued: Issued, reason: str) -> Context:
@@ -135,27 +138,24 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
 
 
 def _operate(
-    method: Callable[[Profile, Context], object],
-) -> Callable[[UnitOfWork, cmds.OperatorCommand], Availability]:
-    def handle(uow: UnitOfWork, c: cmds.OperatorCommand) -> Availability:
+    method: Callable[[Profile, Context], object], answer: Callable[[Done], R]
+) -> Callable[[UnitOfWork, cmds.OperatorCommand], R]:
+    """The handler of an operator's command: ``method`` decides, as the operator, with the
+    command's reason."""
+
+    def handle(uow: UnitOfWork, c: cmds.OperatorCommand) -> R:
         def decide(profile: Profile, issued: Issued) -> None:
             method(profile, issued.context(c.actor, Role.OPERATOR, reason=c.reason))
 
-        return uow.run(c.profile_id, c, decide, _availability)
+        return uow.run(c.profile_id, c, decide, answer)
 
     return handle
 
 
-quarantine = _operate(Profile.quarantine)
-disable = _operate(Profile.disable)
-enable = _operate(Profile.enable)
-
-
-def force_release(uow: UnitOfWork, c: cmds.ForceRelease) -> ReleaseResult:
-    def decide(profile: Profile, issued: Issued) -> None:
-        profile.force_release(issued.context(c.actor, Role.OPERATOR, reason=c.reason))
-
-    return uow.run(c.profile_id, c, decide, _released)
+quarantine = _operate(Profile.quarantine, _availability)
+disable = _operate(Profile.disable, _availability)
+enable = _operate(Profile.enable, _availability)
+force_release = _operate(Profile.force_release, _released)
 
 
 def review(uow: UnitOfWork, c: cmds.Review) -> Availability:
