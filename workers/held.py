@@ -50,7 +50,7 @@ class HeldLease:
     the checkout block, ``evidence`` and ``result`` hold what the release reported and how the
     ledger judged it (both None if the lease was lost)."""
 
-    def __init__(self, lease: Lease, guard: LeaseGuard) -> None:
+    def __init__(self, lease: Lease, guard: LeaseGuard, settings: BrowserSettings) -> None:
         self.lease = lease
         self.lost = guard.lost
         self.evidence: Evidence | None = None
@@ -58,6 +58,7 @@ class HeldLease:
         self._guard = guard
         self._progress = Progress()
         self._expected_failure: str | None = None
+        self._is_prompt = settings.prompt_matcher()
 
     @property
     def lease_id(self) -> str:
@@ -70,6 +71,15 @@ class HeldLease:
     @property
     def why_lost(self) -> str:
         return self._guard.why
+
+    def visited(self, url: str) -> None:
+        """Report a page the task reached without ``browser()`` (an HTTP client, a browser the
+        SDK did not launch), as a navigation there would: the URL goes with the next heartbeat
+        and is the final URL unless another follows; a URL matching the worker's prompt
+        patterns is the prompt seen, which sends the profile to review at release."""
+        if self._is_prompt(url):
+            self._progress.prompt(url)
+        self._progress.update(url=url)
 
     def expected_failure(self, reason: str) -> None:
         """End the lease as an expected failure with ``reason`` when the checkout block is left

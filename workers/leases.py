@@ -38,7 +38,7 @@ class WorkerLease(HeldLease):
     """One checked-out lease (see ``HeldLease``). Use it on the thread that checked it out."""
 
     def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        super().__init__(lease, guard)
+        super().__init__(lease, guard, leases.settings)
         self._leases = leases
         self._renewer = Renewer(leases.open_ledger, lease, guard, self._progress, leases.clock)
         self._session: BrowserSession | None = None

@@ -100,6 +100,32 @@ def test_leaving_the_block_releases_with_what_the_worker_knows(
     assert "lease_heartbeat" not in types[types.index("lease_release_requested") :]
 
 
+def test_pages_reported_without_a_browser_are_the_url_and_the_prompt(
+    store: str, settings: BrowserSettings
+) -> None:
+    """lease.visited(url) does what a navigation does in a launched browser: the next
+    heartbeat carries the URL, the last one is the final URL, and a verification page is the
+    prompt seen, which sends the profile to review."""
+    with (
+        leases_on(store, settings) as leases,
+        leases.checkout("p1", run_id="run_1", task_type="t") as lease,
+    ):
+        lease.visited("http://127.0.0.1:9/dashboard")
+        lease.step("dashboard_loaded", safe=True)
+        lease.visited("http://127.0.0.1:9/verify/challenge")
+        lease.visited("http://127.0.0.1:9/done")
+    beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat)]
+    assert beats[-1].step == "dashboard_loaded"
+    assert beats[-1].url == "http://127.0.0.1:9/dashboard"
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert (release.final_url, release.prompt_seen) == ("http://127.0.0.1:9/done", True)
+    assert lease.result is not None
+    assert (lease.result.profile_state, lease.result.cause) == (
+        "review_required",
+        "verification_prompt",
+    )
+
+
 def test_an_exception_releases_as_a_failure_naming_it(
     store: str, settings: BrowserSettings
 ) -> None:

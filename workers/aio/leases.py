@@ -35,7 +35,7 @@ class WorkerLease(HeldLease):
     """One checked-out lease (see ``HeldLease``), used from its event loop."""
 
     def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        super().__init__(lease, guard)
+        super().__init__(lease, guard, leases.settings)
         self._leases = leases
         self._session: BrowserSession | None = None
         self._stop = threading.Event()  # interrupts a renewal's retries on the ledger thread
