@@ -317,6 +317,7 @@ class Profile(ProfileStateMachine):
 
     def settle_stale(self, ctx: Context) -> Verdict:
         """Judge a stale lease: quarantine after an unconfirmed mutation, else review."""
+        _require(ctx, Role.SCHEDULER, Role.OPERATOR)
         if self.state is not ProfileState.STALE or self.lease is None:
             raise NotAllowed(f"profile {self.profile_id} is not stale")
         return self._end_unclean(judge_stale(self.lease), self.lease.lease_id, ctx)

@@ -169,6 +169,21 @@ def test_overdue_lease_is_marked_stale_with_last_step_url_and_heartbeat() -> Non
     assert s.profile.state is ProfileState.STALE
 
 
+@pytest.mark.parametrize("role", [Role.WORKER, Role.REVIEWER])
+def test_only_the_scheduler_or_an_operator_settles_a_stale_lease(role: Role) -> None:
+    """Settling a stale lease (review or quarantine) is the sweeper's or an operator's call: a
+    worker or a reviewer asking for it is refused and nothing is recorded."""
+    s = Scene()
+    s.checkout(ttl=60)
+    s.advance(61)
+    s.profile.mark_stale(s.ctx("sweeper", Role.SCHEDULER))
+    s.collect()
+    with pytest.raises(NotAllowed, match="needs the scheduler or operator role"):
+        s.profile.settle_stale(s.ctx("someone", role))
+    assert s.profile.pending_events == []
+    assert s.profile.state is ProfileState.STALE
+
+
 def test_stale_after_unconfirmed_mutating_step_quarantines() -> None:
     """Stale with an account-mutating step since the last safe step: quarantined."""
     s = Scene()
