@@ -2,7 +2,7 @@
 
 Two accounts, October 2026 as "last month" (the notebook is run as of ``AS_OF``), with leases
 before, inside, across the end of and after that month: a clean one, a stale one the sweep
-settles, a forced one, a failed one whose review is still open. ``EXPECTED`` is what the
+settles, a forced one, failed ones whose reviews are still open. ``EXPECTED`` is what the
 compliance notebook must answer about it, worked out by hand from the story below.
 """
 
@@ -68,8 +68,9 @@ def write_story(store: str) -> None:
         )
         clock.at("2026-11-01T00:30:00+00:00")
         ledger.release(lease.lease_id, fencing_token=lease.fencing_token, **DONE)
-        clock.at("2026-11-05T10:00:00+00:00")  # this month: not last month's
-        _clean(ledger, "shop_2", "w_5", "r_5")
+        clock.at("2026-11-05T10:00:00+00:00")  # this month's use and review: not last month's
+        lease = ledger.checkout("shop_2", worker_id="w_5", run_id="r_5", task_type="t")
+        ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
 
 
 # What the notebook answers for ACCOUNT=acct_shop as of AS_OF (last month: October 2026).
