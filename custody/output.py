@@ -1,4 +1,4 @@
-"""Printing the reports: a DataFrame as a table, CSV or JSON, and a replay.
+"""Printing the reports: a DataFrame as a table, CSV or JSON (or into a file), and a replay.
 
 Importing this module imports neither pandas nor the reports: a command that has a report to
 print has imported them already.
@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -69,9 +70,12 @@ class FrameAnswer(Printed):
     frame: pd.DataFrame
     fmt: str
     one_profile: bool = False
+    output: Path | None = None  # --output FILE: the frame goes there, a summary to ``out``
 
     def write(self, out: TextIO, *, as_json: bool) -> None:
-        if as_json or self.fmt == "json":
+        if self.output is not None:
+            self._save(self.output, out, as_json=as_json)
+        elif as_json or self.fmt == "json":
             out.write(json.dumps(records(self.frame), indent=2) + "\n")
         elif self.fmt == "csv":
             rows = records(self.frame)
@@ -91,6 +95,17 @@ class FrameAnswer(Printed):
                 [[_cell(r[c]) for _, c in _USAGE_TABLE] for r in rows],
                 out=out,
             )
+
+    def _save(self, path: Path, out: TextIO, *, as_json: bool) -> None:
+        from custody.export import save
+
+        text = FrameAnswer(self.kind, self.frame, self.fmt)
+        save(self.frame, self.fmt, path, lambda file: text.write(file, as_json=False))
+        done = {"output": str(path), "format": self.fmt, "rows": len(self.frame)}
+        if as_json:
+            out.write(json.dumps(done) + "\n")
+        else:
+            out.write(f"wrote {len(self.frame)} {self.kind} rows to {path} ({self.fmt})\n")
 
     def _timeline(self, out: TextIO) -> None:
         from custody.render import printable, timeline_line

@@ -7,13 +7,15 @@ imported only by these commands. Every report brings its read model up to date f
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from custody.commands import cli
+from custody.export import checked_format
 from custody.output import FrameAnswer, ReplayAnswer
-from custody.wiring import MOMENT, Group, LedgerChoice, on_ledger
+from custody.wiring import MOMENT, Group, LedgerChoice, on_ledger, options
 
 if TYPE_CHECKING:
     from ledger import Ledger, RebuildReport
@@ -22,10 +24,17 @@ if TYPE_CHECKING:
 _format = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json"]),
+    type=click.Choice(["table", "csv", "json", "parquet"]),
     default="table",
     show_default=True,
-    help="table for a person, csv or json for a program (--json implies json)",
+    help="table for a person, csv or json for a program (--json implies json); parquet "
+    "needs --output",
+)
+_output = click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="FILE",
+    help="write the rows to FILE (csv, json or parquet) and a one-line summary to stdout",
 )
 _since = click.option("--since", type=MOMENT, metavar="TIME", help="from this time (ISO 8601)")
 _until = click.option("--until", type=MOMENT, metavar="TIME", help="up to this time (ISO 8601)")
@@ -37,6 +46,7 @@ _until = click.option("--until", type=MOMENT, metavar="TIME", help="up to this t
 @_since
 @_until
 @_format
+@_output
 @on_ledger
 def timeline(
     ledger: Ledger,
@@ -45,12 +55,14 @@ def timeline(
     since: datetime | None,
     until: datetime | None,
     fmt: str,
+    output: Path | None,
 ) -> FrameAnswer:
     """events of a profile, an account or every profile, oldest first"""
     from reports import timeline as events
 
+    fmt = checked_format(fmt, output, as_json=options().as_json)
     frame = events(profile_id, account=account_id, since=since, until=until, ledger=ledger)
-    return FrameAnswer("timeline", frame, fmt, one_profile=profile_id is not None)
+    return FrameAnswer("timeline", frame, fmt, one_profile=profile_id is not None, output=output)
 
 
 @cli.command()
@@ -58,14 +70,22 @@ def timeline(
 @_since
 @_until
 @_format
+@_output
 @on_ledger
 def usage(
-    ledger: Ledger, account_id: str, since: datetime | None, until: datetime | None, fmt: str
+    ledger: Ledger,
+    account_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    fmt: str,
+    output: Path | None,
 ) -> FrameAnswer:
     """every lease on an account's profiles in a window, and how each ended"""
     from reports import usage as leases
 
-    return FrameAnswer("usage", leases(account_id, since=since, until=until, ledger=ledger), fmt)
+    fmt = checked_format(fmt, output, as_json=options().as_json)
+    frame = leases(account_id, since=since, until=until, ledger=ledger)
+    return FrameAnswer("usage", frame, fmt, output=output)
 
 
 @cli.command()

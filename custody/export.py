@@ -1,0 +1,60 @@
+"""A report's DataFrame written to a file (``--output FILE``): csv, json or parquet.
+
+Parquet is binary, so it goes only to a file, never to a terminal or a pipe. The file appears
+whole or not at all: it is written beside its name and renamed over it when complete. Importing
+this module imports neither pandas nor pyarrow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FILE_FORMATS = ("csv", "json", "parquet")
+
+
+def checked_format(fmt: str, output: Path | None, *, as_json: bool) -> str:
+    """The format a report command writes in, checked before any report runs: parquet needs
+    ``--output``, a file takes csv, json or parquet (``--json`` alone means json), and the
+    file's directory must exist and be writable. ``InvalidInput`` names ``output`` otherwise."""
+    from ledger import InvalidInput
+
+    if output is None:
+        if fmt == "parquet":
+            msg = "--format parquet is binary and goes only to a file: give --output FILE"
+            raise InvalidInput("output", msg)
+        return fmt
+    if fmt == "table" and as_json:
+        fmt = "json"
+    if fmt not in FILE_FORMATS:
+        raise InvalidInput("output", "a file takes --format csv, json or parquet, not a table")
+    where = output.parent
+    if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
+        raise InvalidInput("output", f"cannot write a file in {str(where)[:200]!r}")
+    return fmt
+
+
+def save(frame: pd.DataFrame, fmt: str, path: Path, write_text: Callable[[TextIO], None]) -> None:
+    """Write ``frame`` to ``path``: parquet through pyarrow (every dtype kept: times with
+    their zone, nullable integers, strings), csv or json by ``write_text``. A failure leaves
+    ``path`` as it was and no partial file beside it."""
+    part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        if fmt == "parquet":
+            with part.open("xb") as binary:
+                frame.to_parquet(binary, index=False)
+        else:
+            with part.open("x", encoding="utf-8", newline="") as text:
+                write_text(text)
+        part.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise

@@ -1,0 +1,94 @@
+"""A ledger with a known compliance history, written on a clock the story moves by hand.
+
+Two accounts, October 2026 as "last month" (the notebook is run as of ``AS_OF``), with leases
+before, inside, across the end of and after that month: a clean one, a stale one the sweep
+settles, a forced one, failed ones whose reviews are still open. ``EXPECTED`` is what the
+compliance notebook must answer about it, worked out by hand from the story below.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ledger import Ledger
+
+AS_OF = "2026-11-15T12:00:00+00:00"
+SHOP, OTHER = "acct_shop", "acct_other"
+DONE = {"outcome": "success", "final_url": "https://shop.example/done"}  # a clean release
+
+
+class StoryClock:
+    """A clock the story sets and moves by hand (as ``custody demo``'s does)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 9, 20, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def at(self, text: str) -> None:
+        self.now = datetime.fromisoformat(text)
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def _clean(ledger: Ledger, profile: str, worker: str, run: str) -> None:
+    lease = ledger.checkout(profile, worker_id=worker, run_id=run, task_type="inventory_check")
+    ledger.release(lease.lease_id, fencing_token=lease.fencing_token, **DONE)
+
+
+def write_story(store: str) -> None:
+    """Write the story into the (new or empty) store ``store``."""
+    clock = StoryClock()
+    with Ledger.open(store, clock=clock) as ledger:
+        for profile, account in (("shop_1", SHOP), ("shop_2", SHOP), ("other_1", OTHER)):
+            ledger.register_profile(profile, account_id=account, proxy_id="proxy_1")
+        _clean(ledger, "shop_1", "w_september", "r_september")  # before the month
+        clock.at("2026-10-03T09:00:00+00:00")
+        _clean(ledger, "shop_1", "w_1", "r_1")
+        clock.at("2026-10-04T10:00:00+00:00")  # w_2 crashes; the sweep finds it 10 min later
+        ledger.checkout("shop_2", worker_id="w_2", run_id="r_2", task_type="t", ttl_seconds=300)
+        clock.advance(600)
+        ledger.sweep()  # stale: shop_2 waits in review from 10:10 ...
+        clock.advance(2 * 3600)
+        ledger.review("shop_2", reviewer="rev_alice", decision="return", note="checked")  # 12:10
+        clock.at("2026-10-10T14:00:00+00:00")
+        ledger.checkout("other_1", worker_id="w_3", run_id="r_3", task_type="t")
+        clock.advance(60)  # an operator ends w_3's run by hand at 14:01 ...
+        ledger.force_release("other_1", actor="op_bob", reason="stuck on a captcha")
+        clock.advance(30 * 60)
+        ledger.review("other_1", reviewer="rev_alice", decision="return", note="ok")  # 14:31
+        clock.at("2026-10-20T08:00:00+00:00")  # a failure: review requested, never completed
+        lease = ledger.checkout("other_1", worker_id="w_6", run_id="r_6", task_type="t")
+        ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
+        clock.at("2026-10-31T23:30:00+00:00")  # across the month's end: still last month's use
+        lease = ledger.checkout(
+            "shop_1", worker_id="w_4", run_id="r_4", task_type="t", ttl_seconds=7200
+        )
+        clock.at("2026-11-01T00:30:00+00:00")
+        ledger.release(lease.lease_id, fencing_token=lease.fencing_token, **DONE)
+        clock.at("2026-11-05T10:00:00+00:00")  # this month's use and review: not last month's
+        lease = ledger.checkout("shop_2", worker_id="w_5", run_id="r_5", task_type="t")
+        ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
+
+
+# What the notebook answers for ACCOUNT=acct_shop as of AS_OF (last month: October 2026).
+EXPECTED = {
+    "account": SHOP,
+    "window": ["2026-10-01T00:00:00+00:00", "2026-10-31T23:59:59.999999+00:00"],
+    "workers": {"w_1": 1, "w_2": 1, "w_4": 1},
+    "profiles": ["shop_1", "shop_2"],
+    "unknown_endings": [
+        {"run_id": "r_2", "worker_id": "w_2", "profile_id": "shop_2", "ending": "stale"},
+        {"run_id": "r_3", "worker_id": "w_3", "profile_id": "other_1", "ending": "forced"},
+    ],
+    "review_waits": [
+        {"profile_id": "shop_2", "requested_at": "2026-10-04T10:10:00+00:00",
+         "reviewed_at": "2026-10-04T12:10:00+00:00", "wait_minutes": 120.0},
+        {"profile_id": "other_1", "requested_at": "2026-10-10T14:01:00+00:00",
+         "reviewed_at": "2026-10-10T14:31:00+00:00", "wait_minutes": 30.0},
+        {"profile_id": "other_1", "requested_at": "2026-10-20T08:00:00+00:00",
+         "reviewed_at": None, "wait_minutes": 37680.0},
+    ],
+}  # fmt: skip

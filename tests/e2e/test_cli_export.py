@@ -1,0 +1,124 @@
+"""End to end: the report commands write their frames to a file (``--output FILE``): parquet
+with every dtype kept, csv and json as stdout would have them; bad combinations refused
+before anything is read or written. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from cli_process import custody, custody_all, error_line, ok
+from compliance_story import SHOP, write_story
+from pg_cluster import create_database, drop_database
+
+import reports
+from custody.export import save
+from ledger import Ledger
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The compliance story in a store of each kind (read only by the tests)."""
+    database = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('export') / 'custody.db'}"
+    else:
+        cluster = request.getfixturevalue("pg_cluster")
+        database = f"t_{uuid.uuid4().hex[:12]}"
+        url = create_database(cluster.admin_url, database)
+    Ledger.init(url).close()
+    write_story(url)
+    yield url
+    if database is not None:
+        drop_database(cluster.admin_url, database)
+
+
+def test_parquet_round_trips_the_report_frames(store: str, tmp_path: Path) -> None:
+    """timeline and usage --format parquet --output FILE: pandas reads back frames equal to
+    the reports' own, dtypes included (times datetime64[us, UTC], Int64, string); stdout
+    gets one summary line."""
+    timeline_run, usage_run = custody_all(
+        [
+            ["timeline", "--format", "parquet", "--output", "t.parquet"],
+            ["--json", "usage", "--account", SHOP, "--format", "parquet", "--output", "u.parquet"],
+        ],
+        cwd=tmp_path,
+        store=store,
+    )
+    expected = reports.timeline(ledger=store)
+    assert ok(timeline_run).out == f"wrote {len(expected)} timeline rows to t.parquet (parquet)\n"
+    assert ok(usage_run).json() == {"output": "u.parquet", "format": "parquet", "rows": 5}
+    read = pd.read_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(read, expected, check_exact=True)
+    assert (str(read["at"].dtype), str(read["position"].dtype)) == ("datetime64[us, UTC]", "Int64")
+    assert read["profile_id"].dtype == pd.StringDtype(na_value=pd.NA)
+    usage = pd.read_parquet(tmp_path / "u.parquet")
+    pd.testing.assert_frame_equal(usage, reports.usage(SHOP, ledger=store), check_exact=True)
+    assert str(usage["ended_at"].dtype) == "datetime64[us, UTC]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet", "u.parquet"]
+
+
+def test_csv_and_json_files_hold_what_stdout_would(store: str, tmp_path: Path) -> None:
+    """--output with csv or json (or --json alone) writes exactly what stdout gets without it."""
+    runs = custody_all(
+        [
+            ["timeline", "--format", "csv"],
+            ["timeline", "--format", "csv", "--output", "t.csv"],
+            ["usage", "--account", SHOP, "--format", "json"],
+            ["--json", "usage", "--account", SHOP, "--output", "u.json"],
+        ],
+        cwd=tmp_path,
+        store=store,
+    )
+    csv_out, csv_file, json_out, json_file = (ok(r) for r in runs)
+    assert (tmp_path / "t.csv").read_text(encoding="utf-8") == csv_out.out
+    assert (tmp_path / "u.json").read_text(encoding="utf-8") == json_out.out
+    assert json_file.json() == {"output": "u.json", "format": "json", "rows": 5}
+    assert csv_file.out.startswith("wrote ")
+
+
+def test_bad_combinations_are_refused_and_write_nothing(store: str, tmp_path: Path) -> None:
+    """parquet without --output (to a terminal or a pipe), a table into a file, a file in a
+    missing directory or one that is a directory: one line, exit 2, nothing on stdout, no file
+    made and an existing one left as it was."""
+    (tmp_path / "kept.csv").write_text("mine\n")
+    runs = custody_all(
+        [
+            ["timeline", "--format", "parquet"],
+            ["usage", "--account", SHOP, "--format", "parquet"],
+            ["timeline", "--output", "kept.csv"],
+            ["usage", "--account", SHOP, "--format", "csv", "--output", "nowhere/u.csv"],
+            ["timeline", "--format", "parquet", "--output", "."],
+        ],
+        cwd=tmp_path,
+        store=store,
+    )
+    lines = [error_line(r) for r in runs]
+    assert [r.code for r in runs] == [2] * 5
+    assert [r.out for r in runs] == [""] * 5
+    assert all("give --output FILE" in line for line in lines[:2])
+    assert "not a table" in lines[2]
+    assert "cannot write a file in 'nowhere'" in lines[3]
+    assert "is a directory" in lines[4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.csv"]
+    assert (tmp_path / "kept.csv").read_text() == "mine\n"
+    refused = custody("--json", "timeline", "--format", "parquet", cwd=tmp_path, store=store)
+    assert (refused.code, refused.json()["field"]) == (2, "output")
+
+
+def test_a_failed_write_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    """A frame pyarrow cannot write (a column mixing numbers and text) fails the save and
+    leaves the old file untouched, with no partial file beside it."""
+    target = tmp_path / "out.parquet"
+    target.write_bytes(b"old")
+    frame = pd.DataFrame({"mixed": pd.Series([1, "a"], dtype=object)})
+    with pytest.raises((pa.ArrowTypeError, pa.ArrowInvalid), match="mixed"):
+        save(frame, "parquet", target, lambda _: None)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]

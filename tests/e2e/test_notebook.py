@@ -1,0 +1,147 @@
+"""The compliance notebook runs, in a kernel of this venv, and gives the answers a known
+history calls for, so it cannot rot (reports/notebooks/compliance.ipynb)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from compliance_story import AS_OF, EXPECTED, SHOP, write_story
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbformat import NotebookNode
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "reports" / "notebooks" / "compliance.ipynb"
+CHARTS = ("image/png", "image/svg+xml")
+
+
+@pytest.fixture(scope="session")
+def kernels() -> KernelSpecManager:
+    """Kernel specs from this venv only, with ``python3`` there (ipykernel's wheel ships it;
+    installed with ``--sys-prefix`` if missing), so a python3 kernel a user installed for
+    another Python can never be the one that runs the notebook."""
+    where = Path(sys.prefix) / "share" / "jupyter" / "kernels"
+    if not (where / "python3" / "kernel.json").exists():
+        install = [
+            sys.executable,
+            "-m",
+            "ipykernel",
+            "install",
+            "--sys-prefix",
+            "--name",
+            "python3",
+        ]
+        subprocess.run(install, check=True, capture_output=True)
+    return KernelSpecManager(kernel_dirs=[str(where)])
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite ledger holding the compliance story (read only by the tests)."""
+    store = f"sqlite:///{tmp_path_factory.mktemp('story') / 'custody.db'}"
+    write_story(store)
+    return store
+
+
+def execute(nb: NotebookNode, kernels: KernelSpecManager, cwd: Path, **env: str) -> NotebookNode:
+    """Run every cell in a fresh kernel started in ``cwd`` with only the ``CUSTODY_*``
+    variables given; ``CellExecutionError`` when a cell raises."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")} | env
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=kernels)
+    client = NotebookClient(nb, km=km, timeout=120, resources={"metadata": {"path": str(cwd)}})
+    # The client does not own a manager it was given: cleanup_kc makes it stop the kernel and
+    # close its channels all the same, whether a cell raised or not.
+    client.execute(env=environ, cleanup_kc=True)
+    return nb
+
+
+def on_story(nb: NotebookNode, kernels: KernelSpecManager, story: str, cwd: Path) -> NotebookNode:
+    return execute(nb, kernels, cwd, CUSTODY_STORE=story, CUSTODY_ACCOUNT=SHOP, CUSTODY_AS_OF=AS_OF)
+
+
+def outputs(nb: NotebookNode) -> list[Any]:
+    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+
+
+def answers(nb: NotebookNode) -> dict[str, Any]:
+    """The JSON the notebook's last cell prints."""
+    (last,) = nb.cells[-1].outputs
+    assert last.output_type == "stream"
+    return dict(json.loads(last.text))
+
+
+def edited(old: str, new: str) -> NotebookNode:
+    """The committed notebook with ``old`` replaced by ``new`` in the one cell holding it."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    (cell,) = [c for c in nb.cells if old in c.source]
+    cell.source = cell.source.replace(old, new)
+    return nb
+
+
+def test_committed_notebook_is_valid_and_has_no_outputs() -> None:
+    """The committed notebook validates and carries no outputs or execution counts, so its
+    diffs show only what someone changed."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code
+    assert all(c.outputs == [] and c.execution_count is None for c in code)
+
+
+def test_notebook_answers_the_compliance_questions(
+    kernels: KernelSpecManager, story: str, tmp_path: Path
+) -> None:
+    """On the story: who used acct_shop in October (w_4's lease across the month's end
+    included, September's and November's not), the stale and forced runs of every account,
+    each October review request with its wait (an open one counted up to AS_OF); and a chart."""
+    nb = on_story(nbformat.read(NOTEBOOK, as_version=4), kernels, story, tmp_path)
+    assert answers(nb) == EXPECTED
+    assert not [o for o in outputs(nb) if o.output_type == "error"]
+    charts = [
+        o for o in outputs(nb) if o.output_type == "display_data" and set(CHARTS) & set(o.data)
+    ]
+    assert len(charts) == 1
+
+
+def test_a_wrong_filter_gives_answers_the_test_refuses(
+    kernels: KernelSpecManager, story: str, tmp_path: Path
+) -> None:
+    """A notebook that forgets forced endings still runs, and its answers differ from the
+    story's exactly there: the comparison above would fail."""
+    nb = on_story(edited('["stale", "forced"]', '["stale"]'), kernels, story, tmp_path)
+    got = answers(nb)
+    assert got != EXPECTED
+    assert got["unknown_endings"] == EXPECTED["unknown_endings"][:1]
+
+
+def test_a_cell_that_raises_fails_the_run(
+    kernels: KernelSpecManager, story: str, tmp_path: Path
+) -> None:
+    """A cell that raises stops the run with CellExecutionError naming the error, so a broken
+    notebook cannot pass."""
+    nb = edited("requested = ", "raise RuntimeError('review waits broke')\nrequested = ")
+    with pytest.raises(CellExecutionError, match="review waits broke"):
+        on_story(nb, kernels, story, tmp_path)
+
+
+def test_notebook_runs_with_its_defaults_on_the_demo_ledger(
+    kernels: KernelSpecManager, tmp_path: Path
+) -> None:
+    """With no CUSTODY_* variables it reads ./custody.db for the demo's account, judging last
+    month as of now: the demo happened this month, so every answer is empty, and still drawn."""
+    demo = [sys.executable, "-m", "custody", "demo", "--db", str(tmp_path / "custody.db")]
+    subprocess.run(demo, check=True, capture_output=True, cwd=tmp_path)
+    nb = execute(nbformat.read(NOTEBOOK, as_version=4), kernels, tmp_path)
+    got = answers(nb)
+    assert (got["account"], got["workers"], got["unknown_endings"]) == ("account_shop_17", {}, [])
+    assert got["review_waits"] == []
+    assert "in ./custody.db, last month" in nb.cells[1].outputs[0].text
+    assert any(set(CHARTS) & set(o.get("data", {})) for o in outputs(nb))
