@@ -55,9 +55,8 @@ def main(store_url: str, worker: str, rounds: int, start_at: float, interval: fl
                     account_id="acct_race",
                     region="eu",
                 )
-                granted.append(
-                    {"round": r, "lease_id": lease.lease_id, "profile": lease.profile_id}
-                )
+                won = {"round": r, "lease_id": lease.lease_id, "profile": lease.profile_id}
+                granted.append(won)
                 won_after_losing += ledger.lost > lost_before
                 time.sleep(max(0.0, start_at + (r + HOLD) * interval - time.time()))
                 ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step="work")
@@ -67,6 +66,9 @@ def main(store_url: str, worker: str, rounds: int, start_at: float, interval: fl
                     outcome="success",
                     final_url=f"https://example.test/{lease.profile_id}/done",
                 )
+                # A release that ends after the next round began (a loaded machine) leaves
+                # that round one profile short: the test allows for it, and only for it.
+                won["late"] = time.time() > start_at + (r + 1) * interval
             except CheckoutDenied as refused:
                 denied.append(
                     {"round": r, "reason": refused.reason.value, "message": refused.denial.message}

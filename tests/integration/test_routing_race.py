@@ -32,7 +32,8 @@ def test_routing_workers_never_share_a_profile_and_each_task_is_answered(
     """6 processes route at the same instant, 8 rounds, for 4 profiles of one account and
     region (beside one of another region and one of another account): the history shows no
     two leases of a profile overlapping and exactly the leases the workers were told they
-    hold; each round fills the pool; every other task gets no_profile_available with the
+    hold; each round fills the pool (but for the profiles whose release from the round before
+    came late); every other task gets no_profile_available with the
     aggregated count; and races were really lost and moved on from (else this proves nothing).
     With the move-on removed (the first lost candidate re-raised), denials say already_leased
     and this test fails."""
@@ -62,7 +63,10 @@ def test_routing_workers_never_share_a_profile_and_each_task_is_answered(
             assert d["reason"] == "no_profile_available", d
             assert d["message"].startswith("0 of 4 profiles for acct_race in eu: "), d
     per_round = Counter(g["round"] for s in summaries for g in s["granted"])
-    assert all(per_round[r] >= len(POOL) for r in range(ROUNDS)), per_round
+    late = Counter(g["round"] + 1 for s in summaries for g in s["granted"] if g["late"])
+    short = {r: len(POOL) - per_round[r] for r in range(ROUNDS) if per_round[r] < len(POOL)}
+    assert all(n <= late[r] for r, n in short.items()), (per_round, late)
+    assert len(short) < ROUNDS, "no round filled the pool"
 
     assert sum(s["lost"] for s in summaries) > 0, "no candidate was ever lost: no race happened"
     assert sum(s["won_after_losing"] for s in summaries) > 0, "no worker moved on after a loss"
