@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from ledger import Feed, Ledger
+from ledger import Feed, Ledger, StoreUnavailable
 from projections.base import Projection, ReadModel
 
 BATCH = 500
@@ -84,19 +84,30 @@ def run(
     """Keep the read models current for other readers: catch up, wait for the next wake-up
     (a committed append on PostgreSQL, at the latest ``interval`` seconds on every store; see
     ``Feed.wakeups``, which tells ``announce`` when it switches between push and polling), and
-    again, ``rounds`` times or until ``stop`` is set. Returns the events applied."""
+    again, ``rounds`` times or until ``stop`` is set. Returns the events applied. A store
+    that fails after the first catch-up (``StoreUnavailable``) is announced and tried again."""
     models = list(projections)
     stop = stop or threading.Event()
     applied, done = 0, 0
     with ledger.feed.wakeups(interval, announce) as wakeups:  # listening before catching up
         while not stop.is_set():
-            for projection in models:
-                applied += catch_up(ledger, projection, batch=batch)
+            try:
+                for projection in models:
+                    applied += catch_up(ledger, projection, batch=batch)
+            except StoreUnavailable as e:
+                if done == 0:  # a store that cannot be reached at all is said at once
+                    raise
+                # A restarting server or a lock held too long: the next wake-up tries again.
+                (announce or _unheard)(f"{e}; catching up again at the next wake-up")
             done += 1
             if rounds is not None and done >= rounds:
                 break
             wakeups.wait(stop)
     return applied
+
+
+def _unheard(line: str) -> None:
+    pass
 
 
 def status(ledger: Ledger, projections: Iterable[Projection]) -> list[ProjectionStatus]:

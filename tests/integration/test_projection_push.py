@@ -194,3 +194,25 @@ def test_sqlite_runner_polls_and_applies_within_its_interval(tmp_path: Path) -> 
     assert code == 0, runner.err.read_text()
     assert answer["applied"] >= 4
     assert runner.said("push:") == 0
+
+
+@pytest.mark.slow
+def test_a_catch_up_that_fails_is_announced_and_tried_again(pg_store: str, tmp_path: Path) -> None:
+    """A lock on the timeline's position row, held past the store's 1 s timeout, fails the
+    runner's catch-up (busy): it says so in a line, keeps running, and applies the event once
+    the lock is gone. A runner that let the error out would exit 6 instead: it fails."""
+    url = f"{pg_store}?timeout=1"
+    with Ledger.open(url) as ledger, _runner(url, tmp_path, interval=1) as runner:
+        _started(ledger, runner, "push: listening")
+        with psycopg.connect(pg_store) as blocker:  # one transaction, committed at the end
+            blocker.execute(
+                "SELECT position FROM custody_projection_positions "
+                "WHERE name = 'timeline' FOR UPDATE"
+            )
+            register(ledger, "behind_a_lock")
+            _wait_for("the runner to find the store busy", lambda: runner.said("busy") > 0)
+        _wait_for("the event to be applied", lambda: _in_timeline(ledger, "behind_a_lock"), 15)
+        assert runner.process.poll() is None, runner.err.read_text()
+        code, _ = runner.stop(signal.SIGTERM)
+    assert code == 0, runner.err.read_text()
+    assert runner.said("catching up again at the next wake-up") >= 1
