@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from conftest import register
+from projection_checks import assert_exact, whole_log
 
 from ledger import Ledger
 
@@ -44,8 +45,8 @@ class Runner:
 
 
 @contextmanager
-def _runner(store_url: str, tmp_path: Path, interval: float) -> Iterator[Runner]:
-    out, err = tmp_path / "run.out", tmp_path / "run.err"
+def _runner(store_url: str, tmp_path: Path, interval: float, name: str = "run") -> Iterator[Runner]:
+    out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
     argv = [sys.executable, "-m", "custody", "--store", store_url, "--json"]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
@@ -87,8 +88,11 @@ def _in_timeline(ledger: Ledger, profile_id: str) -> bool:
 
 
 def _caught_up(ledger: Ledger) -> bool:
+    """Whether every read model has applied the whole log (read without catching up)."""
     positions = ledger.feed.positions()
-    return bool(positions) and positions.get("timeline") == ledger.feed.head()
+    return {"leases", "timeline"} <= set(positions) and set(positions.values()) == {
+        ledger.feed.head()
+    }
 
 
 def _applied_after(ledger: Ledger, profile_id: str, seconds: float = 60) -> float:
@@ -216,3 +220,33 @@ def test_a_catch_up_that_fails_is_announced_and_tried_again(pg_store: str, tmp_p
         code, _ = runner.stop(signal.SIGTERM)
     assert code == 0, runner.err.read_text()
     assert runner.said("catching up again at the next wake-up") >= 1
+
+
+@pytest.mark.slow
+def test_two_runners_apply_each_event_exactly_once(sql_store_url: str, tmp_path: Path) -> None:
+    """Two runner processes on one store while leases are taken, beaten and released: between
+    them they apply each event once per read model (their counts add up to exactly twice the
+    log, both did some of the work), and the read models match the log."""
+    with Ledger.open(sql_store_url) as ledger, ExitStack() as stack:
+        runners = [
+            stack.enter_context(_runner(sql_store_url, tmp_path, 0.2, name=f"run{n}"))
+            for n in range(2)
+        ]
+        for runner in runners:
+            _wait_for("both runners to start", lambda runner=runner: runner.said("every 0.2 s") > 0)
+        for n in range(4):
+            pid = register(ledger, f"shared_{n}")
+            lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+            for beat in range(25):
+                ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{beat}")
+                time.sleep(0.01)
+            ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+        _wait_for("the runners to catch up", lambda: _caught_up(ledger))
+        stopped = [
+            r.stop(sig) for r, sig in zip(runners, (signal.SIGINT, signal.SIGTERM), strict=True)
+        ]
+        assert [code for code, _ in stopped] == [0, 0]
+        counts = [answer["applied"] for _, answer in stopped]
+        assert sum(counts) == 2 * len(whole_log(ledger)), counts
+        assert min(counts) > 0, f"one runner did all the work: {counts}"
+        assert_exact(ledger)
