@@ -32,7 +32,12 @@ APPLICATION_NAME = "custody-listen"
 STOP_CHECK_SECONDS = 0.2
 FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.5, 30.0
 # A peer that stopped answering is found dead after about idle + interval * count seconds.
-_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5}
+_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 
 class ListeningWakeups(Wakeups):
