@@ -6,6 +6,7 @@ imported only by these commands. Every report brings its read model up to date f
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,7 +144,7 @@ def projections_rebuild(ledger: Ledger, name: str | None) -> list[Rebuilt | Rebu
 @projections.command("run")
 @click.option(
     "--interval", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True,
-    metavar="SECONDS", help="how long to wait between catch-ups",
+    metavar="SECONDS", help="the polling interval: the longest wait between catch-ups",
 )  # fmt: skip
 @click.option("--rounds", type=click.IntRange(1), metavar="N", help="stop after N catch-ups")
 @click.option(
@@ -152,7 +153,16 @@ def projections_rebuild(ledger: Ledger, name: str | None) -> list[Rebuilt | Rebu
 )  # fmt: skip
 @on_ledger
 def projections_run(ledger: Ledger, **params: Any) -> dict[str, int]:
-    """keep every read model current for other readers (until Ctrl-C, or --rounds)"""
+    """keep every read model current for other readers (until Ctrl-C or SIGTERM, or --rounds):
+    PostgreSQL wakes it on each commit, and every store is polled every --interval"""
+    from custody.render import one_line
+    from custody.watch import stop_on_signals
     from projections import PROJECTIONS, run
 
-    return {"applied": run(ledger, PROJECTIONS.values(), **params)}
+    def announce(line: str) -> None:  # each switch between push and polling, on stderr
+        sys.stderr.write(f"custody: projections run: {one_line(line)}\n")
+        sys.stderr.flush()
+
+    with stop_on_signals() as stop:
+        applied = run(ledger, PROJECTIONS.values(), stop=stop, announce=announce, **params)
+    return {"applied": applied}

@@ -7,10 +7,12 @@ SIGINT and SIGTERM stop it cleanly: the pass under way is finished, then it exit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from types import FrameType
 from typing import TextIO
@@ -33,13 +35,7 @@ def watch_sweeps(
 ) -> None:
     """Sweep every ``interval`` seconds until SIGINT or SIGTERM (main thread only)."""
     out, err = out or sys.stdout, err or sys.stderr
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
-    try:
+    with stop_on_signals() as stop:
         err.write(
             f"custody: sweeping {ledger.settings.describe()} every {interval:g} s; "
             "stop with Ctrl-C or SIGTERM\n"
@@ -56,15 +52,29 @@ def watch_sweeps(
             err.flush()
 
         passes = watch(ledger, interval=interval, stop=stop, report=report, trouble=trouble)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     # Lost version races are the sign of sweepers working side by side (each lost race was
     # decided again on the winner's events, so nothing was settled twice).
     err.write(
         f"custody: sweeper stopped after {passes} pass(es); "
         f"{ledger.conflicts} version race(s) lost to other writers\n"
     )
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT or SIGTERM sets, for the block (main thread only): a long-running
+    command finishes what it is doing, then stops cleanly."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _lines(ledger: Ledger, at: datetime, result: SweepReport, as_json: bool) -> list[str]:

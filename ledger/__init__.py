@@ -50,6 +50,7 @@ from ledger.domain.policies import RELEASE_POLICIES
 from ledger.domain.state import Block, Disabled, Review
 from ledger.domain.view import Availability, ProfileView
 from ledger.feed import Feed, FeedTransaction, Notification
+from ledger.stores.wakeups import Wakeups
 
 __all__ = [
     "EVENT_CLASSES",
@@ -90,6 +91,7 @@ __all__ = [
     "SweepReport",
     "SweepResult",
     "UnknownProfile",
+    "Wakeups",
     "availability_differences",
     "blocking_note",
     "rebuild_availability",

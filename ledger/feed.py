@@ -27,6 +27,7 @@ from ledger.domain.events import ProfileEvent
 from ledger.stores.mapper import decode
 from ledger.stores.store import Store
 from ledger.stores.views import StoredNotification, ViewCursor
+from ledger.stores.wakeups import Announce, Wakeups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -190,10 +191,23 @@ class Feed:
         connection on SQLite, and from PostgreSQL through ADBC as Arrow columns."""
         return self._views.read_frame(statement, params)
 
+    def wakeups(self, interval: float, announce: Announce | None = None) -> Wakeups:
+        """Wake-ups for a loop that keeps read models current: ``wait`` returns when events
+        may have been committed and at the latest every ``interval`` seconds. PostgreSQL
+        pushes (LISTEN/NOTIFY), falling back to polling and reconnecting when its listening
+        connection dies; SQLite and memory stores poll. The connection, if any, is made now,
+        so a catch-up right after this misses nothing. ``announce`` hears one line at the
+        start and at each switch between push and polling. Close it (a context manager)."""
+        return self._views.wakeups(interval, announce or _unheard)
+
     def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Hold the lock ``name`` (one holder across every process on the store) for a block;
         ``NotAllowed`` at once if it is held. A holder that dies releases it."""
         return self._views.exclusive(name)
+
+
+def _unheard(line: str) -> None:
+    pass
 
 
 def _has_positions(cursor: ViewCursor, dialect: str) -> bool:

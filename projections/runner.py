@@ -1,7 +1,8 @@
 """Running read models: catch-up (exactly once), status, and rebuild into a shadow table.
 
-Catch-up polls the notification log on every store: SQLite has no push, and a poll after the
-command that wrote is what makes an answer never lag that command. Each batch is one
+A read catches up first, so an answer never lags the command before it. ``run`` keeps the read
+models current between reads: on PostgreSQL it is woken by each committed append (LISTEN/NOTIFY),
+on every store at the latest after its polling interval. Each batch is one
 transaction: claim the position row, read the events after it, write the rows, move the
 position; so a crash (or a kill) at any moment leaves rows and position as they were, and two
 runners of one read model take turns instead of applying an event twice.
@@ -9,11 +10,12 @@ runners of one read model take turns instead of applying an event twice.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from ledger import Feed, Ledger
+from ledger import Feed, Ledger, StoreUnavailable
 from projections.base import Projection, ReadModel
 
 BATCH = 500
@@ -76,19 +78,36 @@ def run(
     interval: float = 1.0,
     batch: int = BATCH,
     rounds: int | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> int:
-    """Keep the read models current for other readers: catch up, wait ``interval``, again
-    (``rounds`` times, or until interrupted). Returns the events applied."""
+    """Keep the read models current for other readers: catch up, wait for the next wake-up
+    (a committed append on PostgreSQL, at the latest ``interval`` seconds on every store; see
+    ``Feed.wakeups``, which tells ``announce`` when it switches between push and polling), and
+    again, ``rounds`` times or until ``stop`` is set. Returns the events applied. A store
+    that fails after the first catch-up (``StoreUnavailable``) is announced and tried again."""
     models = list(projections)
+    stop = stop or threading.Event()
     applied, done = 0, 0
-    while rounds is None or done < rounds:
-        for projection in models:
-            applied += catch_up(ledger, projection, batch=batch)
-        done += 1
-        if rounds is None or done < rounds:
-            sleep(interval)
+    with ledger.feed.wakeups(interval, announce) as wakeups:  # listening before catching up
+        while not stop.is_set():
+            try:
+                for projection in models:
+                    applied += catch_up(ledger, projection, batch=batch)
+            except StoreUnavailable as e:
+                if done == 0:  # a store that cannot be reached at all is said at once
+                    raise
+                # A restarting server or a lock held too long: the next wake-up tries again.
+                (announce or _unheard)(f"{e}; catching up again at the next wake-up")
+            done += 1
+            if rounds is not None and done >= rounds:
+                break
+            wakeups.wait(stop)
     return applied
+
+
+def _unheard(line: str) -> None:
+    pass
 
 
 def status(ledger: Ledger, projections: Iterable[Projection]) -> list[ProjectionStatus]:

@@ -262,7 +262,8 @@ class SqlStore(Store):
     def views(self) -> SqlViews:
         events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
         datastore = self.app.recorder.datastore  # type: ignore[attr-defined]
-        return SqlViews(self.settings, datastore, events)
+        channel = getattr(self.app.recorder, "channel_name", "")  # PostgreSQL's NOTIFY channel
+        return SqlViews(self.settings, datastore, events, channel)
 
     # -- SQL ----------------------------------------------------------------------------------
 

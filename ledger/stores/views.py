@@ -26,6 +26,7 @@ from uuid import UUID
 from ledger.domain.errors import NotAllowed, StoreUnavailable
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import store_errors
+from ledger.stores.wakeups import Announce, Wakeups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,6 +87,12 @@ class Views:
         for this database without a warning."""
         raise NotImplementedError
 
+    def wakeups(self, interval: float, announce: Announce) -> Wakeups:
+        """Wake-ups for a catch-up loop, polling every ``interval`` seconds (see
+        ``ledger.stores.wakeups``); ``announce`` hears each switch between push and polling."""
+        announce(f"polling every {interval:g} s (only a PostgreSQL store pushes)")
+        return Wakeups(interval)
+
 
 def _held(name: str) -> NotAllowed:
     return NotAllowed(f"{name} is already running in another process; try again when it ends")
@@ -136,8 +143,11 @@ class _SqlCursor:
 class SqlViews(Views):
     """Read models in the store's own database, beside the events."""
 
-    def __init__(self, settings: StoreSettings, datastore: Any, events_table: str) -> None:
+    def __init__(
+        self, settings: StoreSettings, datastore: Any, events_table: str, channel: str = ""
+    ) -> None:
         self.settings = settings
+        self._channel = channel  # PostgreSQL: what every append NOTIFYs
         self.dialect = settings.kind
         self._datastore = datastore
         self._events = events_table
@@ -210,6 +220,15 @@ class SqlViews(Views):
             with closing(conn):
                 return pd.read_sql(statement, conn, params=tuple(params))
 
+    def wakeups(self, interval: float, announce: Announce) -> Wakeups:
+        if not self._pg:  # SQLite cannot tell another process that it appended: poll
+            return super().wakeups(interval, announce)
+        from ledger.stores.listen import ListeningWakeups
+
+        listening = ListeningWakeups(self.settings, self._channel, interval, announce)
+        listening.listen()
+        return listening
+
     def _adbc_frame(self, statement: str, params: Sequence[Any]) -> pd.DataFrame:
         # ADBC hands the rows over as Arrow columns: about 9x faster than pandas.read_sql on a
         # SQLAlchemy engine here. pandas.read_sql refuses parameters on an ADBC connection,
@@ -263,8 +282,9 @@ def _locked_file(path: Path, name: str) -> Iterator[None]:
         handle.close()
 
 
-def postgres_connection(settings: StoreSettings) -> Any:
-    """A direct connection of its own (autocommit), outside the library's pool."""
+def postgres_connection(settings: StoreSettings, **options: Any) -> Any:
+    """A direct connection of its own (autocommit), outside the library's pool; ``options``
+    are further libpq parameters."""
     import psycopg
 
     return psycopg.connect(
@@ -275,6 +295,7 @@ def postgres_connection(settings: StoreSettings) -> Any:
         dbname=settings.dbname,
         connect_timeout=settings.connect_timeout,
         autocommit=True,
+        **options,
     )
 
 
