@@ -118,7 +118,14 @@ def _write_whole(target: Path, html: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(html)
+        os.chmod(temporary, 0o666 & ~_umask())  # as open() would have made it, not 0600
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current

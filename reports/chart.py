@@ -90,11 +90,14 @@ def _draw(shown: pd.DataFrame, profiles: list[str], now: datetime) -> str:
     ):
         fig = Figure(figsize=(11, 1.2 + 0.28 * len(profiles)), layout="constrained")
         ax = fig.add_subplot()
-        for n, lease in enumerate(rows_of(shown)):
-            kind = _kind(lease, now)
-            bar = ax.barh(row[str(lease["profile_id"])], width[n], left=start[n], height=0.6,
-                          color=COLOURS[kind], edgecolor="white", linewidth=0.4)  # fmt: skip
-            bar.patches[0].set_gid(f"lease-{n}")
+        leases = rows_of(shown)
+        bars = ax.barh(
+            [row[str(lease["profile_id"])] for lease in leases], width, left=start, height=0.6,
+            color=[COLOURS[_kind(lease, now)] for lease in leases], edgecolor="white",
+            linewidth=0.4,
+        )  # fmt: skip
+        for n, patch in enumerate(bars.patches):  # one call draws them all, in row order
+            patch.set_gid(f"lease-{n}")
         _axes(ax, profiles)
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -109,8 +110,8 @@ def test_checklist_exits_0_and_5_under_strict_when_answers_need_attention(
 
 
 def test_report_writes_one_page_and_replaces_an_old_one(fleet: tuple[Path, str]) -> None:
-    """report --html writes the page (replacing one there), says what it drew, and leaves no
-    temporary file beside it."""
+    """report --html writes the page (replacing one there) with the mode any new file gets,
+    says what it drew, and leaves no temporary file beside it."""
     cwd, store = fleet
     target = cwd / "out" / "fleet.html"
     target.parent.mkdir()
@@ -120,6 +121,9 @@ def test_report_writes_one_page_and_replaces_an_old_one(fleet: tuple[Path, str])
     page = target.read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert [p.name for p in target.parent.iterdir()] == ["fleet.html"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not 0600
 
 
 @pytest.mark.parametrize(
