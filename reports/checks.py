@@ -215,8 +215,8 @@ def transitions_logged(s: Sources, _: list[Explanation]) -> Answer:
     bare = int(s.counts["bare"].sum()) if not s.counts.empty else 0
     lease_events = {k: n for k, n in counts.items() if k.startswith("lease_")}
     ended = s.leases.loc[s.leases["ended_at"].notna()]
-    logged = set(_ids(s.events.loc[s.events["event_type"].isin(_ENDING_EVENTS)].dropna(
-        subset=["lease_id"])))  # fmt: skip
+    endings = s.events.loc[s.events["event_type"].isin(_ENDING_EVENTS)]
+    logged = set(_ids(endings.dropna(subset=["lease_id"])))
     unlogged = [lid for lid in _ids(ended) if lid not in logged]
     line = (
         f"lease events in the log: {sum(lease_events.values())}; ended leases whose ending is "
