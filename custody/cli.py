@@ -1,7 +1,8 @@
 """``custody``: the command line. Thin: parse, call the ledger, render, map errors to exit codes.
 
-Exit codes: 0 done, 2 bad input (usage errors included), 3 checkout denied, 4 lease lost, 6 store
-unavailable or busy, 130 interrupted, 1 anything else (such as a command the profile's state does
+Exit codes: 0 done, 2 bad input (usage errors included), 3 checkout denied, 4 lease lost, 5 the
+checklist needs attention (``checklist --strict`` only), 6 store unavailable or busy, 130
+interrupted, 1 anything else (such as a command the profile's state does
 not allow). An error is one line on stderr, and under ``--json`` also a JSON object on stdout;
 never a traceback.
 
@@ -21,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from custody import reading  # noqa: F401 - registers the report and projections commands
+from custody import (  # noqa: F401 - registers the report, fleet and projections commands
+    fleet_commands,
+    reading,
+)
 from custody.commands import WRITING_COMMANDS, cli
 from custody.wiring import RESEND_KEY
 
@@ -88,6 +92,13 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
             sys.stderr.write(f"custody: could not write the output: {render.one_line(str(e))}\n")
             return 1
         _carried_out(command, render.one_line(str(e)), resend)
+    from custody.output import Printed
+
+    failed = result.failed() if isinstance(result, Printed) else None
+    if failed is not None:
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"custody: {render.one_line(failed[1])}\n")
+        return failed[0]
     unfinished = render.unfinished(result)
     if unfinished is None:
         return 0

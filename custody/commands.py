@@ -24,6 +24,7 @@ from custody.wiring import (
 )
 
 if TYPE_CHECKING:
+    from custody.output import Printed
     from ledger import (
         Availability,
         Lease,
@@ -278,12 +279,25 @@ def inspect(
 @cli.command()
 @click.option("--account", "account_id", metavar="ACCOUNT", help="only this account's profiles")
 @click.option("--state", type=LedgerChoice(states), help="only profiles in this state")
+@click.option(
+    "--summary/--no-summary", default=None,
+    help="the fleet summary below the table (default: on a terminal only; with --json, an "
+    "object {profiles, fleet} instead of the list)",
+)  # fmt: skip
 @on_ledger
-def status(ledger: Ledger, **params: Any) -> list[StatusRow]:
-    """availability of every profile"""
+def status(ledger: Ledger, summary: bool | None, **params: Any) -> list[StatusRow] | Printed:
+    """availability of every profile (and, for a person, the fleet summary below)"""
+    from custody.fleet_output import StatusAnswer, for_a_person
     from projections import status as status_rows
 
-    return status_rows(ledger, **params)
+    rows = status_rows(ledger, **params)
+    if summary is None:  # a program reading a pipe or --json gets the table or list alone
+        summary = not options().as_json and for_a_person(sys.stdout)
+    if not summary:
+        return rows
+    from reports import fleet
+
+    return StatusAnswer(rows, fleet(account=params["account_id"], ledger=ledger))
 
 
 @cli.command()

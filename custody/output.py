@@ -39,6 +39,11 @@ class Printed:
     def write(self, out: TextIO, *, as_json: bool) -> None:
         raise NotImplementedError
 
+    def failed(self) -> tuple[int, str] | None:
+        """The exit code and one line, when the answer itself means failure (``checklist
+        --strict`` with an answer needing attention); None otherwise."""
+        return None
+
 
 def _value(value: Any) -> Any:
     """A cell as JSON has it: times in ISO 8601, missing values null, numbers as numbers."""

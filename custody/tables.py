@@ -80,3 +80,14 @@ def _write(table: Table, out: TextIO) -> None:
     plain.print(table)
     # Each cell is padded to its column's width; the last column's padding is noise in a pipe.
     out.writelines(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def write_lines(lines: list[str], *, out: TextIO) -> None:
+    """Lines of text: on a terminal folded to its width (nothing cut), in a pipe as they are."""
+    terminal = Console(file=out, highlight=False, emoji=False)
+    if not terminal.is_terminal:
+        for line in lines:
+            out.write(printable(line) + "\n")
+        return
+    for line in lines:
+        terminal.print(Text(printable(line)), overflow="fold")

@@ -20,7 +20,10 @@ import click
 # Commands with nothing to do on a store that does not exist: on a missing SQLite file they
 # say so rather than create one (a mistyped --store must not make an empty ledger).
 NEED_EXISTING_STORE = frozenset(
-    {"status", "why", "who", "timeline", "usage", "replay", "rebuild", "run", "sweep", "inspect"}
+    {
+        *("status", "why", "who", "timeline", "usage", "replay", "rebuild", "run", "sweep"),
+        *("inspect", "fleet", "health", "checklist", "report"),
+    }
 )
 # Where a command that was given no --command-id keeps the one made for it, so that a failure to
 # write its output can say how to get the result again.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -29,6 +30,11 @@ def opened(source: Source) -> Iterator[Ledger]:
         return
     with Ledger.open(source, create=False) as ledger:
         yield ledger
+
+
+def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as dicts keyed by column name (pandas' own values, missing as NA)."""
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def moment(field: str, value: Moment) -> datetime | None:
@@ -68,3 +74,19 @@ def typed(
         else:
             out[column] = out[column].astype("string")
     return out
+
+
+def spoken(seconds: float | None) -> str:
+    """A duration as a person reads it: ``45s``, ``5m 18s``, ``3h 02m``, ``2d 04h``;
+    ``-`` for none."""
+    if seconds is None or seconds != seconds:  # None or NaN
+        return "-"
+    whole = round(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"

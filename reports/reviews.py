@@ -1,0 +1,93 @@
+"""Time in review: each wait of a blocked profile for a reviewer's verdict, from the events.
+
+A wait begins when a profile is sent to review or quarantine (``review_requested``,
+``profile_quarantined``, or ``profile_enabled`` back into one of those states) and ends at the
+reviewer's verdict (``profile_reviewed``) or when an operator takes the profile out of
+rotation (``profile_disabled``). A verdict of quarantine ends one wait and its
+``profile_quarantined`` begins the next, so each row is one wait for one decision.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from projections import ReadModel
+from reports.frames import rows_of
+
+_BLOCKED = ("review_required", "quarantined")
+_STARTS = {"review_requested": "review_required", "profile_quarantined": "quarantined"}
+
+
+class ReviewWait(ReadModel):
+    """One wait for a verdict: which profile, from when, until when (None: still waiting),
+    how long (until the report's moment if still open), the cause, and how it ended."""
+
+    profile_id: str
+    account_id: str | None
+    state: str
+    cause: str | None
+    lease_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    seconds: float
+    ended_by: str | None
+
+
+def waits(events: pd.DataFrame, now: datetime) -> list[ReviewWait]:
+    """Every wait the events show, in the order they began (``events``: timeline rows in log
+    order, see ``reports.sources``)."""
+    open_: dict[str, dict[str, Any]] = {}
+    done: list[ReviewWait] = []
+    for row in rows_of(events):
+        pid, kind = str(row["profile_id"]), str(row["event_type"])
+        state = _entered(kind, row["detail"])
+        if state is not None and pid not in open_:
+            open_[pid] = _begin(row, state)
+        elif kind in ("profile_reviewed", "profile_disabled") and pid in open_:
+            done.append(_end(open_.pop(pid), row))
+    still = [_waiting(w, now) for w in open_.values()]
+    return sorted([*done, *still], key=lambda w: (w.started_at, w.profile_id))
+
+
+def _entered(kind: str, detail: Any) -> str | None:
+    """The blocked state an event puts its profile in, if any."""
+    if kind in _STARTS:
+        return _STARTS[kind]
+    if kind == "profile_enabled":  # the timeline's detail of this event is "state=<state>"
+        state = str(detail).removeprefix("state=")
+        return state if state in _BLOCKED else None
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _begin(row: dict[str, Any], state: str) -> dict[str, Any]:
+    return {
+        "profile_id": str(row["profile_id"]),
+        "account_id": _text(row["account_id"]),
+        "state": state,
+        "cause": _text(row["cause"]),
+        "lease_id": _text(row["lease_id"]),
+        "started_at": row["at"].to_pydatetime(),
+    }
+
+
+def _end(wait: dict[str, Any], row: dict[str, Any]) -> ReviewWait:
+    ended = row["at"].to_pydatetime()
+    if row["event_type"] == "profile_reviewed":  # its detail starts "decision=<decision>"
+        decision = str(row["detail"]).split(", ", 1)[0].removeprefix("decision=")
+        how = f"{decision} by {row['actor_id']}"
+    else:
+        how = f"disabled by {row['actor_id']}"
+    seconds = (ended - wait["started_at"]).total_seconds()
+    return ReviewWait(**wait, ended_at=ended, seconds=seconds, ended_by=how)
+
+
+def _waiting(wait: dict[str, Any], now: datetime) -> ReviewWait:
+    seconds = max(0.0, (now - wait["started_at"]).total_seconds())
+    return ReviewWait(**wait, ended_at=None, seconds=seconds, ended_by=None)

@@ -1,0 +1,56 @@
+"""SQLite stores for the fleet commands' end-to-end tests, made through the ledger's API.
+
+The scripted fleet of ``tests/integration/fleet_scene.py`` is played on a clock that starts
+ten minutes ago, so that the command line, which judges on the real clock, finds its overdue
+lease overdue and its waits a few minutes old.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ledger import Ledger
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
+from fleet_scene import script
+
+
+class PastClock:
+    """A clock moved by hand, starting ten minutes before now."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC) - timedelta(minutes=10)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def scripted_store(directory: Path) -> tuple[str, dict[str, str]]:
+    """A store holding the scripted fleet; its URL and the lease ids by name."""
+    url = f"sqlite:///{directory / 'custody.db'}"
+    clock = PastClock()
+    with Ledger.open(url, create=True, clock=clock) as ledger:
+        ids = script(ledger, clock)
+    return url, ids
+
+
+def many_leases_store(directory: Path, *, profiles: int = 60, leases: int = 600) -> str:
+    """A store of ``profiles`` profiles and ``leases`` leases, every 50th ending unclean."""
+    url = f"sqlite:///{directory / 'custody.db'}"
+    with Ledger.open(url, create=True) as ledger:
+        for p in range(profiles):
+            ledger.register_profile(f"p{p:03d}", account_id="acct", proxy_id="px")
+        for n in range(leases):
+            pid = f"p{n % profiles:03d}"
+            lease = ledger.checkout(pid, worker_id=f"w{n % 7}", run_id=f"r{n}", task_type="t")
+            outcome = "failure" if n % 50 == 0 else "success"
+            ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome=outcome,
+                           final_url="https://shop.example/done")  # fmt: skip
+            if outcome == "failure":
+                ledger.review(pid, reviewer="rev", decision="return", note="checked")
+    return url

@@ -1,0 +1,202 @@
+"""The fleet summary, health tables, checklist and HTML report on a scripted fleet
+(``fleet_scene``), on every store: every count is the one the script makes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import StepClock
+from fleet_scene import script
+
+import reports
+from ledger import Ledger
+from reports.page import report_html
+
+
+@pytest.fixture
+def scene(ledger: Ledger, clock: StepClock) -> dict[str, str]:
+    return script(ledger, clock)
+
+
+def test_fleet_counts_by_state_and_account_and_the_longest_stuck(
+    ledger: Ledger, scene: dict[str, str]
+) -> None:
+    """Seven profiles: 2 available, 1 leased (overdue), 3 in review, 1 quarantined; by
+    account and state; the stuck ones longest first, each with how long and why."""
+    fleet = reports.fleet(ledger=ledger)
+    assert fleet.profiles == 7
+    assert fleet.by_state == {
+        "available": 2,
+        "leased": 1,
+        "stale": 0,
+        "review_required": 3,
+        "quarantined": 1,
+        "disabled": 0,
+    }
+    assert fleet.overdue == 1
+    assert fleet.by_account == {"acct_a": 4, "acct_b": 3}
+    assert fleet.by_account_state["acct_a"]["review_required"] == 2
+    assert fleet.by_account_state["acct_b"]["leased"] == 1
+    assert [(s.profile_id, s.trouble, s.seconds, s.cause) for s in fleet.stuck] == [
+        ("a2", "review_required", 318.0, "unexpected_failure"),
+        ("a3", "quarantined", 310.0, "mutation_unconfirmed"),
+        ("a4", "review_required", 250.0, "lease_expired"),
+        ("b2", "review_required", 220.0, "force_release"),
+        ("b1", "overdue", 170.0, None),
+    ]
+    assert reports.fleet(account="acct_b", ledger=ledger).by_state["leased"] == 1
+
+
+def test_time_in_review_counts_finished_waits_and_ages_open_ones(
+    ledger: Ledger, scene: dict[str, str]
+) -> None:
+    """a2's first wait (100 s, returned by rev) is finished; four profiles wait now, the
+    oldest for 318 s; a verdict of quarantine would end one wait and begin the next."""
+    fleet = reports.fleet(ledger=ledger)
+    r = fleet.review
+    assert (r.finished, r.median_seconds, r.max_seconds) == (1, 100.0, 100.0)
+    assert (r.waiting, r.oldest_waiting_seconds) == (4, 318.0)
+    assert [(w.profile_id, w.state, w.seconds) for w in fleet.waiting] == [
+        ("a2", "review_required", 318.0),
+        ("a3", "quarantined", 310.0),
+        ("a4", "review_required", 250.0),
+        ("b2", "review_required", 220.0),
+    ]
+    ledger.review("a3", reviewer="rev", decision="quarantine", note="keep it")
+    after = reports.fleet(ledger=ledger)
+    assert (after.review.finished, after.review.waiting) == (2, 4)
+    assert [w.state for w in after.waiting if w.profile_id == "a3"] == ["quarantined"]
+
+
+def _rows(frame, key: str) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
+    return {str(r[key]): r for r in frame.to_dict("records")}
+
+
+def test_health_counts_unclean_endings_by_worker_account_proxy_and_profile(
+    ledger: Ledger, scene: dict[str, str]
+) -> None:
+    """Unclean endings (review, quarantine, stale, forced, revoked) per worker, account,
+    proxy and profile, the most unclean first; a live lease counts as live."""
+    health = reports.health(ledger=ledger)
+    workers = health.endings["worker"]
+    assert list(workers["worker_id"]) == ["w2", "w3", "w4", "w1"]
+    assert list(workers["unclean"]) == [2, 2, 1, 0]
+    by_worker = _rows(workers, "worker_id")
+    assert (by_worker["w3"]["quarantine"], by_worker["w3"]["stale"]) == (1, 1)
+    assert (by_worker["w4"]["forced"], by_worker["w4"]["live"]) == (1, 1)
+    assert (by_worker["w1"]["clean"], by_worker["w1"]["expected_failure"]) == (1, 1)
+    accounts = _rows(health.endings["account"], "account_id")
+    assert (accounts["acct_a"]["leases"], accounts["acct_a"]["unclean"]) == (6, 4)
+    assert (accounts["acct_b"]["leases"], accounts["acct_b"]["unclean"]) == (2, 1)
+    assert list(health.endings["proxy"]["unclean"]) == [4, 1]
+    assert _rows(health.endings["profile"], "profile_id")["a2"]["review"] == 2
+
+
+def test_health_durations_gaps_causes_and_profiles_that_keep_failing(
+    ledger: Ledger, scene: dict[str, str]
+) -> None:
+    """Durations of the seven ended leases; the longest silences (b1 silent 200 s on a
+    30 s TTL, a4 60 s on 5 s); causes by where they sent the profile; a2 keeps failing."""
+    health = reports.health(ledger=ledger)
+    d = _rows(health.durations, "ending")
+    assert (d["all"]["count"], d["all"]["median_seconds"], d["all"]["max_seconds"]) == (7, 30, 60)
+    assert (d["review"]["count"], d["review"]["median_seconds"]) == (2, 10.0)
+    assert d["revoked"]["count"] == 0
+    gaps = health.heartbeat_gaps.head(2).to_dict("records")
+    assert [(g["lease_id"], g["silent_seconds"], g["worst_share_of_ttl"]) for g in gaps] == [
+        (scene["b1_live"], 200.0, 6.667),
+        (scene["a4_stale"], 60.0, 12.0),
+    ]
+    causes = [(r["sent_to"], r["cause"], r["times"]) for r in health.causes.to_dict("records")]
+    assert causes == [
+        ("review", "unexpected_failure", 2),
+        ("quarantine", "mutation_unconfirmed", 1),
+        ("review", "force_release", 1),
+        ("review", "lease_expired", 1),
+    ]
+    assert list(health.failing["profile_id"]) == ["a2"]
+    assert health.failing["unclean_leases"].iloc[0] == f"{scene['a2_first']}, {scene['a2_second']}"
+    everyone = reports.health(failing_at=1, ledger=ledger).failing
+    assert list(everyone["profile_id"]) == ["a2", "a3", "a4", "b2"]
+
+
+def test_checklist_answers_the_eleven_questions_with_evidence(
+    ledger: Ledger, scene: dict[str, str]
+) -> None:
+    """Eleven answers in the article's order: attention where leases never heartbeat and a
+    lease is past its deadline unswept; what the events cannot tell is said, not guessed."""
+    listed = reports.checklist(ledger=ledger)
+    assert [c.number for c in listed.checks] == list(range(1, 12))
+    assert listed.checks[0].question == "Does every profile have an account owner?"
+    assert [c.number for c in listed.attention] == [4, 5]
+    answers = {c.number: c for c in listed.checks}
+    assert answers[1].answer == "every profile has an account owner: 7 of 7"
+    assert answers[2].answer == "granted checkouts with a lease record: 8 of 8"
+    assert answers[4].answer == "leases without a heartbeat: 4 of 8"
+    assert {e.split(":")[0] for e in answers[4].evidence} == {
+        scene["a1_expected"], scene["a2_first"], scene["a4_stale"], scene["b2_forced"]
+    }  # fmt: skip
+    assert answers[5].answer == (
+        "stale endings that returned to the pool without review: 0 (of 1); "
+        "leases past their deadline, not yet swept: 1"
+    )
+    assert answers[5].evidence[0].startswith(f"{scene['b1_live']}: b1 held by w4")
+    assert answers[7].answer.startswith(
+        "unclean endings that reached the pool without review: 0 of 5"
+    )
+    assert answers[10].answer == (
+        "returns to the pool after a reviewer's verdict: 1 of 1; "
+        "profiles waiting for a reviewer: 4 (oldest 5m 18s)"
+    )
+    assert answers[11].answer == "unavailable profiles with a reason: 5 of 5"
+    assert [c.number for c in listed.checks if not c.complete] == [2, 8]
+    assert "refused" in (answers[2].missing or "")
+
+
+def test_a_sweep_settles_the_overdue_lease_and_the_ttl_answer_turns_ok(
+    ledger: Ledger, scene: dict[str, str]
+) -> None:
+    """After the sweep, no lease is past its deadline: two stale endings, both waiting for
+    review and none back in the pool, so the TTL question is answered ok."""
+    ledger.sweep()
+    ttl = reports.checklist(ledger=ledger).checks[4]
+    assert ttl.verdict == "ok"
+    assert ttl.answer.startswith("stale endings that returned to the pool without review: 0 (of 2)")
+    assert reports.fleet(ledger=ledger).overdue == 0
+
+
+def test_an_empty_ledger_gives_zeros_empty_tables_and_a_page_without_a_chart(
+    ledger: Ledger,
+) -> None:
+    """No profile: zero counts, empty health tables with their columns, every answer ok on
+    0 of 0, and a page that says there is no lease to draw."""
+    fleet = reports.fleet(ledger=ledger)
+    assert (fleet.profiles, fleet.overdue, fleet.stuck) == (0, 0, [])
+    health = reports.health(ledger=ledger)
+    assert health.endings["worker"].empty
+    assert "unclean" in health.endings["worker"].columns
+    assert list(health.durations["count"]) == [0] * 8
+    assert reports.checklist(ledger=ledger).attention == []
+    page = report_html(ledger=ledger)
+    assert (page.leases, page.leases_drawn) == (0, 0)
+    assert "No lease yet" in page.html
+    assert "<svg" not in page.html
+
+
+def test_the_page_draws_one_bar_per_lease_and_fetches_nothing(
+    ledger: Ledger, scene: dict[str, str]
+) -> None:
+    """The report page holds every section, one chart bar per lease, a red badge for the
+    quarantined profile and each worker with unclean endings, and no script or URL to load."""
+    page = report_html(ledger=ledger)
+    html = page.html
+    for section in ("fleet", "blocked", "leases", "health", "checklist"):
+        assert f'<section id="{section}">' in html
+    assert (page.leases, page.leases_drawn) == (8, 8)
+    assert len(re.findall(r'<g id="lease-\d+"', html)) == 8
+    assert '<span class="badge bad">quarantined: 1</span>' in html
+    for worker, unclean in (("w2", 2), ("w3", 2), ("w4", 1)):
+        assert f'<span class="badge bad">worker {worker}: {unclean} unclean</span>' in html
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)

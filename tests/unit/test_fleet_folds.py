@@ -1,0 +1,136 @@
+"""The folds behind the checklist and the chart, on hand-made rows: histories the ledger itself
+refuses to write (a checkout after an unclean ending with no review, a return to the pool
+without a reviewer) must still be caught if a log ever holds them; and the chart's caps."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from reports.chart import BARS, ROWS, gantt
+from reports.checks import reviewer_returns, unreviewed_reuse
+from reports.reviews import waits
+from reports.sources import EVENT_COLUMNS, Sources
+
+T0 = datetime(2026, 11, 27, 9, 45, tzinfo=UTC)
+
+
+def _events(*rows: tuple[str, str, str | None, str]) -> pd.DataFrame:
+    """Timeline rows (profile, event type, lease, actor role), one second apart."""
+    records: list[dict[str, Any]] = []
+    for n, (pid, kind, lease, role) in enumerate(rows, start=1):
+        record: dict[str, Any] = dict.fromkeys(EVENT_COLUMNS)
+        record.update(position=n, at=pd.Timestamp(T0 + timedelta(seconds=n)), profile_id=pid,
+                      account_id="a", version=n, event_type=kind, actor_id=role,
+                      actor_role=role, lease_id=lease, detail="")  # fmt: skip
+        if kind == "profile_reviewed":
+            record["detail"] = "decision=return, note=ok"
+        records.append(record)
+    return pd.DataFrame(records, columns=list(EVENT_COLUMNS))
+
+
+def test_a_checkout_after_an_unclean_ending_without_review_is_caught() -> None:
+    """lease-1 ended unclean (review requested), then lease-2 was granted with no verdict
+    between: one line naming both; with a review between, nothing."""
+    unreviewed = _events(
+        ("p", "lease_acquired", "lease-1@p", "worker"),
+        ("p", "review_requested", "lease-1@p", "worker"),
+        ("p", "lease_acquired", "lease-2@p", "worker"),
+    )
+    found = unreviewed_reuse(unreviewed, {"lease-1@p"})
+    assert found == ["lease-2@p: granted after lease-1@p ended unclean, unreviewed"]
+    reviewed = _events(
+        ("p", "lease_acquired", "lease-1@p", "worker"),
+        ("p", "review_requested", "lease-1@p", "worker"),
+        ("p", "profile_reviewed", None, "reviewer"),
+        ("p", "profile_returned_to_pool", None, "reviewer"),
+        ("p", "lease_acquired", "lease-2@p", "worker"),
+    )
+    assert unreviewed_reuse(reviewed, {"lease-1@p"}) == []
+
+
+def _sources(events: pd.DataFrame) -> Sources:
+    return Sources(
+        at=T0 + timedelta(hours=1),
+        profiles=[],
+        leases=pd.DataFrame(),
+        events=events,
+        counts=pd.DataFrame(columns=["event_type", "events", "bare"]),
+    )
+
+
+def test_a_return_to_the_pool_without_a_reviewers_verdict_needs_attention() -> None:
+    """A return whose previous event is not a reviewer's verdict is listed and flagged; one
+    after a reviewer's verdict is not."""
+    bad = _events(
+        ("p", "review_requested", "lease-1@p", "worker"),
+        ("p", "profile_returned_to_pool", None, "operator"),
+    )
+    answer = reviewer_returns(_sources(bad), [])
+    assert answer.attention
+    assert answer.line.startswith("returns to the pool after a reviewer's verdict: 0 of 1")
+    good = _events(
+        ("p", "review_requested", "lease-1@p", "worker"),
+        ("p", "profile_reviewed", None, "reviewer"),
+        ("p", "profile_returned_to_pool", None, "reviewer"),
+    )
+    assert not reviewer_returns(_sources(good), []).attention
+
+
+def test_a_wait_ends_at_the_verdict_and_an_open_one_ages_to_now() -> None:
+    """Review requested at +1 s, verdict at +3 s: a 2 s wait ended by the reviewer; a wait
+    still open at the end is aged to the moment given."""
+    events = _events(
+        ("p", "review_requested", "lease-1@p", "worker"),
+        ("q", "profile_quarantined", "lease-1@q", "operator"),
+        ("p", "profile_reviewed", None, "reviewer"),
+    )
+    found = waits(events, T0 + timedelta(seconds=100))
+    assert [(w.profile_id, w.seconds, w.ended_by) for w in found] == [
+        ("p", 2.0, "return by reviewer"),
+        ("q", 98.0, None),
+    ]
+
+
+def _leases(count: int, profiles: int) -> pd.DataFrame:
+    rows = []
+    for n in range(count):
+        start = T0 + timedelta(minutes=n)
+        rows.append(
+            {
+                "lease_id": f"lease-{n}@p{n % profiles}",
+                "profile_id": f"p{n % profiles}",
+                "started_at": pd.Timestamp(start),
+                "ended_at": pd.Timestamp(start + timedelta(seconds=30)),
+                "expires_at": pd.Timestamp(start + timedelta(seconds=300)),
+                "ending": "stale" if n % 97 == 0 else "clean",
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["ending"] = frame["ending"].astype("string")
+    return frame
+
+
+def test_the_chart_caps_a_large_fleet_and_says_so() -> None:
+    """600 leases on 60 profiles: 40 profiles (those with an unclean ending among them) and
+    400 bars are drawn, one SVG group per bar, and the caption says what was left out."""
+    chart = gantt(_leases(600, 60), T0 + timedelta(days=1))
+    assert chart.bars == BARS
+    assert len(re.findall(r'<g id="lease-\d+"', chart.svg)) == BARS
+    assert len(re.findall(r"<text[^>]*>p\d+<", chart.svg)) == ROWS
+    troubled = {f"p{n % 60}" for n in range(0, 600, 97)}  # a stale ending each
+    assert all(f">{pid}<" in chart.svg for pid in troubled)
+    assert chart.caption.startswith(f"{BARS} of 600 leases on {ROWS} of 60 profiles (capped")
+    assert len(chart.svg) < 400_000
+
+
+def test_a_profile_id_with_dollar_signs_is_drawn_as_text() -> None:
+    """An id such as ``$x^2$`` is a label, not mathematics: the chart draws it as given."""
+    frame = _leases(2, 1)
+    frame["profile_id"] = "$x^2$"
+    chart = gantt(frame, T0 + timedelta(hours=1))
+    assert chart.bars == 2
+    assert "$x^2$" in chart.svg
