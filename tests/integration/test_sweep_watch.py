@@ -19,7 +19,10 @@ from conftest import register
 from ledger import Ledger, ProfileState
 
 EXPIRING = [f"exp_{i}" for i in range(6)]
-BATCH = [f"batch_{i:02}" for i in range(60)]
+# Three batches expire one after another: each is one more chance for the two watchers' passes
+# to overlap (on a loaded machine one pass can finish before the other begins).
+BATCHES = [[f"batch{k}_{i:02}" for i in range(40)] for k in range(3)]
+BATCH = [pid for batch in BATCHES for pid in batch]
 _TEXT_LINE = re.compile(
     r"\S+ (lease-1@\S+): marked stale; \S+ is review_required \(lease_expired\)"
 )
@@ -50,13 +53,14 @@ def _wait_for(what: str, done: Callable[[], bool], seconds: float = 60) -> None:
 def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
     sql_store_url: str, tmp_path: Path
 ) -> None:
-    """Two watcher processes start together on 30 overdue leases (so their passes collide:
-    version races are counted and must happen), then six more leases pass their deadlines one
-    after another while they run. The history holds exactly one lease_marked_stale and one
-    review_requested per lease, the watchers' JSON lines name each lease exactly once between
-    them, a lease kept renewed is never touched, and SIGTERM (one) and SIGINT (the other) stop
-    them with exit 0, no traceback. Without the SIGTERM handler the first exits -15, and
-    without the unit of work's retry after a lost race a lease is logged twice: both fail."""
+    """Two watcher processes start together on 40 overdue leases (so their passes collide:
+    version races are counted and must happen, over three such batches), then six more
+    leases pass their deadlines one after another while they run. The history holds exactly
+    one lease_marked_stale and one review_requested per lease, the watchers' JSON lines name
+    each lease exactly once between them, a lease kept renewed is never touched, and SIGTERM
+    (one) and SIGINT (the other) stop them with exit 0, no traceback. Without the SIGTERM
+    handler the first exits -15, and without the unit of work's retry after a lost race a
+    lease is logged twice: both fail."""
     with Ledger.open(sql_store_url) as ledger:
         for pid in [*BATCH, *EXPIRING, "renewed"]:
             register(ledger, pid)
@@ -70,7 +74,7 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
         with Ledger.open(sql_store_url) as ledger:
             # The batch expires only once both watchers are polling, so both passes find it
             # at once and must race for it, however slowly either process started.
-            for pid in BATCH:
+            for pid in BATCHES[0]:
                 ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
             kept = ledger.checkout(
                 "renewed", worker_id="w", run_id="r", task_type="t", ttl_seconds=3
@@ -81,12 +85,19 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
                 )
                 time.sleep(0.3)
 
+            expired = [*BATCHES[0], *EXPIRING]
+
             def settled() -> bool:
                 ledger.heartbeat(kept.lease_id, fencing_token=kept.fencing_token)
-                done = (ledger.view(p).state for p in [*BATCH, *EXPIRING])
+                done = (ledger.view(p).state for p in expired)
                 return all(state is ProfileState.REVIEW_REQUIRED for state in done)
 
             _wait_for("every expired lease to be settled", settled)
+            for batch in BATCHES[1:]:
+                for pid in batch:
+                    ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+                expired += batch
+                _wait_for("every expired lease to be settled", settled)
             time.sleep(1.0)  # a few more passes: nothing more may happen
             ledger.heartbeat(kept.lease_id, fencing_token=kept.fencing_token)
         watchers[0].send_signal(signal.SIGTERM)
