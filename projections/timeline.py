@@ -7,7 +7,7 @@ SQL and pandas without decoding a payload.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -209,6 +209,23 @@ def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
     )
     version = rows[0]["version"]
     return None if version is None else int(version)
+
+
+def at_moments(ledger: Ledger, profile_id: str, moments: Iterable[datetime]) -> list[TimelineRow]:
+    """The profile's events recorded at exactly these moments, in log order: a command's events
+    share its time, so the moment a state began gives the command that put the profile there.
+    One lookup on the (profile, time) index, whatever the stream's length."""
+    wanted = sorted({str(iso(m)) for m in moments})
+    if not wanted:
+        return []
+    catch_up(ledger, TIMELINE_PROJECTION)
+    columns = ", ".join(TIMELINE.column_names)
+    rows = ledger.feed.query(
+        f"SELECT {columns} FROM {TIMELINE.name} WHERE profile_id = ? "
+        f"AND at IN ({', '.join('?' * len(wanted))}) ORDER BY position",
+        (profile_id, *wanted),
+    )
+    return [TimelineRow.model_validate(r) for r in rows]
 
 
 def around(
