@@ -133,6 +133,12 @@ class Store:
             events = self.app.events.get(Profile.create_id(profile_id))
             return list(events)  # type: ignore[arg-type]
 
+    def exists(self, profile_id: str) -> bool:
+        """Whether the profile was registered: one indexed read of its first event."""
+        with store_errors(self.settings):
+            found = self.app.recorder.select_events(Profile.create_id(profile_id), limit=1)
+            return bool(found)
+
     def profile_ids(self) -> list[str]:
         """Every registered profile, read from the event log itself, in id order."""
         ids: list[str] = []
