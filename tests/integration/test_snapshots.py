@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from conftest import register
 
-from ledger import Ledger, StoreUnavailable
+from ledger import Ledger, StoreUnavailable, UnknownProfile
 from ledger.domain.profile import Profile, replay
 from ledger.domain.view import availability_of
 from ledger.stores.store import SNAPSHOT_INTERVAL
+from reports import replay as replay_at
 
 
 def _long_stream(ledger: Ledger, heartbeats: int) -> str:
@@ -105,3 +106,18 @@ def test_a_store_without_the_snapshots_table_is_migrated_by_init(sql_store_url: 
         assert [s.originator_version for s in snapshots.get(Profile.create_id(pid))] == [
             SNAPSHOT_INTERVAL
         ]
+
+
+def test_replay_at_a_moment_of_a_long_stream_is_the_fold_up_to_then(store_url: str) -> None:
+    """``reports.replay`` at the moment of an event past a snapshot gives the state folded up
+    to that event; a profile never registered is ``UnknownProfile``, before anything else."""
+    with Ledger.open(store_url) as ledger:
+        pid = _long_stream(ledger, SNAPSHOT_INTERVAL + 20)
+        events = ledger.history(pid)
+        target = events[SNAPSHOT_INTERVAL + 10]
+        then = replay_at(pid, at=target.envelope.at, ledger=ledger)
+        folded = _folded(ledger, pid, then.version)
+        assert then.version >= target.originator_version
+        assert (then.state, then.lease) == (folded.state, folded.lease)
+        with pytest.raises(UnknownProfile):
+            replay_at("never_registered", at=target.envelope.at, ledger=ledger)
