@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from ledger import FeedTransaction, Ledger, Notification, ProfileEvent
 from projections.base import Index, Projection, ReadModel, Table, iso
 from projections.runner import catch_up
@@ -80,6 +82,10 @@ class TimelineRow(ReadModel):
     correlation_id: str
     causation_id: str
     command_id: str
+
+
+# Validating a page of rows at once is about twice as fast as one model at a time.
+_ROWS: TypeAdapter[list[TimelineRow]] = TypeAdapter(list[TimelineRow])
 
 
 def flat(event: ProfileEvent) -> dict[str, Any]:
@@ -216,7 +222,7 @@ def timeline(
     ``UnknownProfile`` for a profile never registered."""
     catch_up(ledger, TIMELINE_PROJECTION)
     sql, params = select(profile_id=profile_id, account_id=account_id, since=since, until=until)
-    rows = [TimelineRow.model_validate(r) for r in ledger.feed.query(sql, params)]
+    rows = _ROWS.validate_python(ledger.feed.query(sql, params))
     if not rows and profile_id is not None:
         ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)
     return rows
@@ -248,7 +254,7 @@ def at_moments(ledger: Ledger, profile_id: str, moments: Iterable[datetime]) -> 
         f"AND at IN ({', '.join('?' * len(wanted))}) ORDER BY position",
         (profile_id, *wanted),
     )
-    return [TimelineRow.model_validate(r) for r in rows]
+    return _ROWS.validate_python(rows)
 
 
 def around(
@@ -267,6 +273,6 @@ def around(
         (profile_id, version, count),
     )
     return (
-        [TimelineRow.model_validate(r) for r in reversed(before)],
-        [TimelineRow.model_validate(r) for r in after],
+        _ROWS.validate_python(list(reversed(before))),
+        _ROWS.validate_python(after),
     )
