@@ -130,7 +130,7 @@ def text(command: str, result: Any) -> list[str]:
     if isinstance(result, Explanation):
         return explanation_lines(result)
     if isinstance(result, Usage):
-        return [usage_line(result)]
+        return [usage_line(result), *because_lines(result.because)]
     if isinstance(result, SweepReport):
         return sweep_lines(result)
     if isinstance(result, RebuildReport):
@@ -303,7 +303,12 @@ def explanation_lines(e: Explanation) -> list[str]:
         lines.append(f"  last review: {e.last_review}")
     if e.remediation:
         lines.append(f"  to unblock: {e.remediation}")
-    return lines
+    return lines + because_lines(e.because)
+
+
+def because_lines(rows: list[TimelineRow]) -> list[str]:
+    """The events behind an answer, one timeline line each."""
+    return ["  because:", *(f"    {timeline_line(r)}" for r in rows)] if rows else []
 
 
 def usage_line(u: Usage) -> str:

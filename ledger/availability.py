@@ -61,7 +61,8 @@ def _problem(ledger: Ledger, profile_id: str) -> str | None:
         if not isinstance(stored_again, Availability) or stored_again.version < latest.version:
             return f"version {stored.version} is behind the events ({latest.version})"
         stored = stored_again
-    fresh = availability_of(ledger.uow.load(profile_id, stored.version))
+    same = stored.version == latest.version  # the usual case: no second load
+    fresh = availability_of(latest if same else ledger.uow.load(profile_id, stored.version))
     fields = [f for f in Availability.model_fields if getattr(stored, f) != getattr(fresh, f)]
     return f"differs in {', '.join(fields)}" if fields else None
 

@@ -80,6 +80,18 @@ class FeedTransaction:
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self._cursor.query(statement, params)
 
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        key: str | None = None,
+    ) -> None:
+        """Insert rows in bulk (COPY on PostgreSQL); with ``key``, a row whose key exists
+        overwrites it (the rows must have distinct keys)."""
+        self._cursor.insert(table, columns, rows, key=key)
+
     def claim(self, name: str) -> int:
         """Lock the read model's position row for this transaction and return the position.
 
@@ -148,6 +160,16 @@ class Feed:
                 return {}
             rows = cursor.query(f"SELECT name, position FROM {POSITIONS_TABLE} ORDER BY name")
         return {str(r["name"]): int(r["position"]) for r in rows}
+
+    def standing(self, name: str) -> tuple[int | None, int]:
+        """The read model's position (None if not installed) and the log's head, read in one
+        transaction: what a reader asks before every answer, so it must be cheap."""
+        with self._views.reading() as cursor:
+            head = cursor.head()
+            if not _has_positions(cursor, self.dialect):
+                return None, head
+            rows = cursor.query(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
+        return (int(rows[0]["position"]) if rows else None), head
 
     def install(self, name: str, ddl: Sequence[str]) -> bool:
         """Create a read model's tables and its position row (at 0) in one transaction, unless

@@ -125,6 +125,13 @@ class LedgerReads:
             raise UnknownProfile(pid)
         return events
 
+    def require(self, profile_id: str) -> None:
+        """``UnknownProfile`` unless the profile was registered (``InvalidInput`` for a
+        malformed id); one indexed read, whatever the stream's length."""
+        pid = parse(_ProfileQuery, profile_id=profile_id).profile_id
+        if not self.store.exists(pid):
+            raise UnknownProfile(pid)
+
     def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
         """The profile as its first ``version`` events left it, judged at ``at`` (what a
         checkout at ``at`` would have been told); ``UnknownProfile`` if absent."""

@@ -7,7 +7,9 @@ rows inside the transaction that also moves its position (``projections.runner``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,9 +47,13 @@ class Table:
     key: str
     indexes: tuple[Index, ...] = ()
 
-    @property
+    @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
+
+    @functools.cached_property
+    def _getter(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        return operator.itemgetter(*self.column_names)
 
     def ddl(self, physical: str, tag: str) -> list[str]:
         cols = ", ".join(
@@ -72,7 +78,18 @@ class Table:
         return f"{sql} ON CONFLICT ({self.key}) DO UPDATE SET {updates}"
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(row[c] for c in self.column_names)
+        return self._getter(row)
+
+    def write(
+        self,
+        tx: FeedTransaction,
+        physical: str,
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert: bool = False,
+    ) -> None:
+        """Insert (or upsert, by key) ``rows`` in bulk into ``physical``."""
+        tx.insert(physical, self.column_names, rows, key=self.key if upsert else None)
 
 
 class Projection:

@@ -16,6 +16,7 @@ from ledger import (
     row_problem,
 )
 from projections.base import ReadModel
+from projections.timeline import TimelineRow, at_moments
 
 
 class Explanation(ReadModel):
@@ -40,6 +41,7 @@ class Explanation(ReadModel):
     row_problem: str | None = None  # the stored availability row disagrees: run custody rebuild
     browser: BrowserCheck | None = None  # what an inspection of its directory found, if made
     browser_note: str | None = None  # a browser still running keeps the profile blocked
+    because: list[TimelineRow] = []  # the events that put it in this state (its command's)
 
 
 class Usage(ReadModel):
@@ -50,6 +52,7 @@ class Usage(ReadModel):
     lease: Lease | None
     ending: str | None
     ended_at: datetime | None
+    because: list[TimelineRow] = []  # the events that began (and ended) that lease
 
 
 def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = None) -> Explanation:
@@ -83,6 +86,7 @@ def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = N
         row_problem=row_problem(ledger, profile_id),
         browser=browser,
         browser_note=note,
+        because=_entered(ledger, view),
     )
 
 
@@ -93,18 +97,51 @@ def _review_line(view: ProfileView) -> str | None:
     return f"{review.decision} by {review.reviewer} at {review.at.isoformat()}: {review.note}"
 
 
+# The events that move a profile into each state (enabling returns it to any).
+_ENTERING = {
+    ProfileState.AVAILABLE: {
+        "profile_registered",
+        "lease_released_cleanly",
+        "profile_returned_to_pool",
+    },
+    ProfileState.LEASED: {"lease_acquired"},
+    ProfileState.STALE: {"lease_marked_stale"},
+    ProfileState.REVIEW_REQUIRED: {"review_requested"},
+    ProfileState.QUARANTINED: {"profile_quarantined"},
+    ProfileState.DISABLED: {"profile_disabled"},
+}
+_RENEWALS = ("lease_heartbeat", "lease_extended")
+
+
+def _entered(ledger: Ledger, view: ProfileView) -> list[TimelineRow]:
+    """The events of the command that moved the profile into its state: among the events at
+    the moment the state began, the last that enters it names the command (several commands
+    may share a moment)."""
+    rows = at_moments(ledger, view.record.profile_id, [view.since] if view.since else [])
+    entering = _ENTERING[view.state] | {"profile_enabled"}
+    commands = [r.command_id for r in rows if r.event_type in entering]
+    return [r for r in rows if commands and r.command_id == commands[-1]]
+
+
 _BLOCKED = (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED, ProfileState.DISABLED)
 
 
 def who(ledger: Ledger, profile_id: str) -> Usage:
-    """Who holds the profile now, or who held it last and how that lease ended."""
+    """Who holds the profile now, or who held it last and how that lease ended, with the
+    events that began and ended that lease."""
     view = ledger.view(profile_id)
     last = view.lease or view.last_lease
     current = view.lease is not None
+    moments = [] if last is None else [last.lease_started_at, last.ended_at]
     return Usage(
         profile_id=view.record.profile_id,
         current=current,
         lease=last,
         ending=None if current or last is None else last.ending,
         ended_at=None if current or last is None else last.ended_at,
+        because=[
+            r
+            for r in at_moments(ledger, profile_id, [m for m in moments if m is not None])
+            if last is not None and r.lease_id == last.lease_id and r.event_type not in _RENEWALS
+        ],
     )

@@ -187,10 +187,7 @@ class LeasesProjection(Projection):
                 evolve(row, event)
             row["version"], row["position"] = event.originator_version, n.position
             touched[lease_id] = row
-        tx.executemany(
-            self.table.insert_sql(table, upsert=True),
-            [self.table.params(r) for r in touched.values()],
-        )
+        self.table.write(tx, table, [self.table.params(r) for r in touched.values()], upsert=True)
 
     def _load(
         self, tx: FeedTransaction, table: str, batch: Sequence[Notification]

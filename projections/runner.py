@@ -50,16 +50,20 @@ def install(ledger: Ledger, projection: Projection) -> bool:
 def catch_up(ledger: Ledger, projection: Projection, *, batch: int = BATCH) -> int:
     """Apply every event committed after the read model's position; return how many. An
     answer read after this sees every command that finished before it."""
-    install(ledger, projection)
+    position, head = ledger.feed.standing(projection.name)
+    if position is None:
+        install(ledger, projection)
+    elif position >= head:  # the common case for a reader: one short read transaction
+        return 0
     return _catch_up(ledger.feed, projection, projection.name, projection.table.name, batch)
 
 
 def _catch_up(feed: Feed, projection: Projection, name: str, table: str, batch: int) -> int:
     applied = 0
+    known = feed.positions().get(name, 0)
+    if known >= feed.head():  # nothing new: no write, no lock
+        return applied
     while True:
-        known = feed.positions().get(name, 0)
-        if known >= feed.head():  # nothing new: no write, no lock
-            return applied
         with feed.transaction() as tx:
             position = tx.claim(name)  # first: another runner of this model waits here
             found = tx.notifications(position, batch)

@@ -48,7 +48,7 @@ def replay(profile: str, *, at: Moment, events: int = 5, ledger: Source = None) 
     if when is None:
         raise InvalidInput("at", "a time is required")
     with opened(ledger) as source:
-        source.history(profile)  # UnknownProfile before anything else
+        source.require(profile)  # UnknownProfile before anything else, without a scan
         version = version_at(source, profile, when)
         if version is None:
             msg = f"{profile} was not registered yet at {when.isoformat()}"

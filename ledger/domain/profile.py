@@ -37,6 +37,7 @@ from ledger.domain.policies import (
     judge_stale,
     repeated_unclean,
 )
+from ledger.domain.snapshot import ProfileSnapshot
 from ledger.domain.state import ProfileStateMachine
 
 PROFILE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:custody:profile")
@@ -431,10 +432,17 @@ def _require(ctx: Context, *roles: Role) -> None:
         raise NotAllowed(f"{ctx.actor_id} acts as {ctx.role.value}; this needs the {allowed} role")
 
 
-def replay(initial: Profile | None, events: Iterable[ev.ProfileEvent]) -> Profile | None:
-    """Projector for the repository: fold events onto ``initial`` (None: a new profile)."""
+def replay(
+    initial: Profile | None, events: Iterable[ev.ProfileEvent | ProfileSnapshot]
+) -> Profile | None:
+    """Projector for the repository: fold events onto ``initial`` (None: a new profile), or
+    onto the snapshot that comes first."""
     profile = initial
     for event in events:
+        if isinstance(event, ProfileSnapshot):  # the repository gives it first, if any
+            profile = Profile(event.originator_id)
+            event.restore(profile)
+            continue
         if profile is None:
             profile = Profile(event.originator_id)
         profile.apply(event)

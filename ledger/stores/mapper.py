@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
 from ledger.domain.events import EVENT_CLASSES, ProfileEvent, upcast
+from ledger.domain.snapshot import SNAPSHOT_TOPIC, ProfileSnapshot
 
 
 class ProfileEventMapper(Mapper[UUID]):
@@ -22,6 +23,8 @@ class ProfileEventMapper(Mapper[UUID]):
         super().__init__(transcoder=JSONTranscoder())
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        if isinstance(domain_event, ProfileSnapshot):
+            return _stored_snapshot(domain_event)
         event: ProfileEvent = domain_event
         state = event.model_dump(mode="json", exclude={"originator_id", "originator_version"})
         state["class_version"] = type(event).class_version
@@ -33,12 +36,35 @@ class ProfileEventMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        if stored_event.topic == SNAPSHOT_TOPIC:
+            return _snapshot(stored_event)
         return decode(
             stored_event.topic,
             stored_event.state,
             stored_event.originator_id,
             stored_event.originator_version,
         )
+
+
+def _stored_snapshot(snapshot: ProfileSnapshot) -> StoredEvent:
+    state = snapshot.model_dump(mode="json", exclude={"originator_id", "originator_version"})
+    state["class_version"] = ProfileSnapshot.class_version
+    return StoredEvent(
+        originator_id=snapshot.originator_id,
+        originator_version=snapshot.originator_version,
+        topic=SNAPSHOT_TOPIC,
+        state=json.dumps(state, separators=(",", ":"), sort_keys=True).encode(),
+    )
+
+
+def _snapshot(stored: StoredEvent) -> ProfileSnapshot:
+    """A stored snapshot. Changing the snapshot's fields means a new ``class_version`` and
+    deleting the stored snapshots (they are a cache: the events rebuild them)."""
+    data: dict[str, Any] = json.loads(stored.state)
+    data.pop("class_version", None)
+    data["originator_id"] = stored.originator_id
+    data["originator_version"] = stored.originator_version
+    return ProfileSnapshot.model_validate(data)
 
 
 def decode(topic: str, state: bytes, originator_id: UUID | str, version: int) -> ProfileEvent:

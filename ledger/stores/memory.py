@@ -11,9 +11,10 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
-from eventsourcing.popo import POPOApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, EventStore, IntegrityError, StoredEvent
+from eventsourcing.popo import POPOAggregateRecorder, POPOApplicationRecorder
 
 from ledger.domain.model import ProfileState
 from ledger.domain.profile import Profile
@@ -30,6 +31,7 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         super().__init__()
         self.rows: dict[str, Availability] = {}
         self.commands: dict[str, str] = {}
+        self.snapshots = POPOAggregateRecorder()  # shared by every ledger on this store
 
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._assert_uniqueness(stored_events, **kwargs)
@@ -61,6 +63,9 @@ class _MemoryApplication(LedgerApplication):
 
     def construct_recorder(self) -> ApplicationRecorder:
         return self._given_recorder
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        return EventStore(mapper=self.mapper, recorder=self._given_recorder.snapshots)
 
 
 _STORES: dict[str, MemoryLedgerRecorder] = {}

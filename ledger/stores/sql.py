@@ -43,7 +43,9 @@ _RECORDERS = {
 # migration whenever their DDL changes; stores older than this are refused until
 # `custody init` migrates them.
 # 2: custody_commands (a caller's command id is unique across the store).
-SCHEMA_VERSION = 2
+# 3: the snapshots table (made by the library's recorder at init; snapshots are a cache, so the
+#    migration writes none: they appear as streams grow).
+SCHEMA_VERSION = 3
 SCHEMA_TABLE = "custody_schema"
 _SCHEMA_DDL = (
     f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "

@@ -11,6 +11,7 @@ from profile_scene import Scene
 from ledger.domain import events as ev
 from ledger.domain.model import Outcome, ReviewDecision
 from ledger.domain.profile import Profile, replay
+from ledger.domain.snapshot import ProfileSnapshot
 from ledger.domain.view import availability_of
 from ledger.stores.mapper import ProfileEventMapper
 
@@ -140,3 +141,37 @@ def test_stored_state_is_json_under_the_event_type_topic() -> None:
         assert state["envelope"]["command_id"] == event.envelope.command_id
         assert "originator_id" not in state
         assert "originator_version" not in state
+
+
+# -- snapshots ------------------------------------------------------------------------------------
+
+
+def test_snapshot_round_trips_typed_and_restores_an_equal_profile() -> None:
+    """A snapshot stored and read back holds typed values (a Lease, not a dict), and restoring
+    it then folding the rest equals folding every event."""
+    mapper = ProfileEventMapper()
+    s = _eventful_scene()
+    cut = len(s.history) // 2
+    head = _rebuilt(s.history[:cut])
+    stored = mapper.to_stored_event(ProfileSnapshot.take(head))
+    back = mapper.to_domain_event(stored)
+    assert stored.topic == "profile_snapshot"
+    assert isinstance(back, ProfileSnapshot)
+    assert back.originator_version == cut
+    assert back.last_lease is None or type(back.last_lease).__name__ == "Lease"
+    rebuilt = _rebuilt([back, *s.history[cut:]])  # type: ignore[list-item]
+    assert _snapshot(rebuilt) == _snapshot(s.profile)
+    assert (rebuilt.since, rebuilt.last_token, rebuilt.unclean_endings) == (
+        s.profile.since,
+        s.profile.last_token,
+        s.profile.unclean_endings,
+    )
+
+
+def test_snapshot_restores_a_profile_with_its_own_command_memory() -> None:
+    """Two profiles restored from one snapshot do not share the remembered command ids."""
+    snapshot = ProfileSnapshot.take(_rebuilt(_eventful_scene().history))
+    first, second = _rebuilt([snapshot]), _rebuilt([snapshot])  # type: ignore[list-item]
+    first.commands["extra"] = (999, "x")
+    assert "extra" not in second.commands
+    assert "extra" not in snapshot.commands

@@ -1,0 +1,54 @@
+"""``why`` and ``who`` name the events behind their answer, read from the timeline by the
+moment the state (or the lease) began, so a long stream costs them nothing more."""
+
+from __future__ import annotations
+
+from conftest import register
+
+from custody import render
+from ledger import Ledger
+from projections import explain, who
+
+
+def test_why_names_the_command_that_put_the_profile_in_review(ledger: Ledger) -> None:
+    """After a force-release, ``because`` holds exactly that command's events, in order, and
+    none of the heartbeats before it."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+    for _ in range(3):
+        ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token)
+    ledger.force_release(pid, actor="ops_bob", reason="host rebooted")
+    why = explain(ledger, pid)
+    assert [r.event_type for r in why.because] == ["lease_revoked", "review_requested"]
+    assert {r.command_id for r in why.because} == {why.because[0].command_id}
+    assert why.because[-1].version == len(ledger.history(pid))
+    lines = render.explanation_lines(why)
+    assert lines[-3] == "  because:"
+    assert "review_requested" in lines[-1]
+    assert "host rebooted" in lines[-1]
+
+
+def test_who_names_the_events_that_began_and_ended_the_last_lease(ledger: Ledger) -> None:
+    """For an ended lease ``because`` holds its checkout and the release's events (a success
+    without evidence goes to review); for a held lease, its checkout alone."""
+    pid = register(ledger)
+    first = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+    ledger.heartbeat(first.lease_id, fencing_token=first.fencing_token)
+    ledger.release(first.lease_id, fencing_token=first.fencing_token, outcome="success")
+    ended = who(ledger, pid)
+    assert [r.event_type for r in ended.because] == [
+        "lease_acquired",
+        "lease_release_requested",
+        "review_requested",
+    ]
+    assert {r.lease_id for r in ended.because} == {first.lease_id}
+    ledger.review(pid, reviewer="rolf", decision="return", note="checked")
+    second = ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+    held = who(ledger, pid)
+    assert [(r.event_type, r.lease_id) for r in held.because] == [
+        ("lease_acquired", second.lease_id)
+    ]
+    assert render.text("who", held)[1:] == [
+        "  because:",
+        f"    {render.timeline_line(held.because[0])}",
+    ]

@@ -1,0 +1,123 @@
+"""Snapshots: written every SNAPSHOT_INTERVAL versions on every store, and a load (now or as of
+a version) starts from the nearest one at or below it and gives the state every event gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import register
+
+from ledger import Ledger, StoreUnavailable, UnknownProfile
+from ledger.domain.profile import Profile, replay
+from ledger.domain.view import availability_of
+from ledger.stores.store import SNAPSHOT_INTERVAL
+from reports import replay as replay_at
+
+
+def _long_stream(ledger: Ledger, heartbeats: int) -> str:
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="inventory_check")
+    for n in range(heartbeats):
+        ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{n}")
+    ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+    return pid
+
+
+def _state(p: Profile) -> tuple[Any, ...]:
+    return (availability_of(p), p.lease, p.last_lease, p.block, p.commands, p.version)
+
+
+def _folded(ledger: Ledger, pid: str, version: int | None = None) -> Profile:
+    events = ledger.history(pid)
+    profile = replay(None, events if version is None else events[:version])
+    assert profile is not None
+    return profile
+
+
+def test_snapshots_are_written_at_every_interval(store_url: str) -> None:
+    """A stream of 2.5 intervals has snapshots at exactly the multiples of the interval."""
+    with Ledger.open(store_url) as ledger:
+        pid = _long_stream(ledger, SNAPSHOT_INTERVAL * 5 // 2)
+        snapshots = ledger.store.app.snapshots
+        assert snapshots is not None
+        found = snapshots.get(Profile.create_id(pid))
+        assert [s.originator_version for s in found] == [SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
+
+
+def test_loads_from_a_snapshot_equal_the_fold_of_every_event(store_url: str) -> None:
+    """A new process's load, and loads as of versions on both sides of a snapshot, start from
+    the nearest snapshot (reading only the events after it) and give the folded state."""
+    with Ledger.open(store_url) as writer:
+        pid = _long_stream(writer, SNAPSHOT_INTERVAL * 5 // 2)
+    with Ledger.open(store_url) as ledger:
+        read_after: list[int | None] = []
+        events = ledger.store.app.repository.event_store
+        real_get = events.get
+
+        def counting_get(*args: Any, **kwargs: Any) -> Any:
+            read_after.append(kwargs.get("gt"))
+            return real_get(*args, **kwargs)
+
+        events.get = counting_get  # type: ignore[method-assign]
+        starts = []
+        for version in (SNAPSHOT_INTERVAL - 1, SNAPSHOT_INTERVAL, SNAPSHOT_INTERVAL + 7, None):
+            read_after.clear()
+            loaded = ledger.uow.load(pid, version)
+            starts.append(read_after[0])
+            assert _state(loaded) == _state(_folded(ledger, pid, version))
+        assert starts == [None, SNAPSHOT_INTERVAL, SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
+
+
+def test_commands_after_a_snapshot_load_keep_their_rules(store_url: str) -> None:
+    """A profile loaded from a snapshot still replays a remembered command id and refuses a
+    second checkout: the snapshot carries the command memory and the lease."""
+    with Ledger.open(store_url) as writer:
+        pid = register(writer)
+        lease = writer.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+        for n in range(SNAPSHOT_INTERVAL):
+            writer.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, command_id=f"hb{n}")
+    with Ledger.open(store_url) as ledger:
+        again = ledger.heartbeat(
+            lease.lease_id, fencing_token=lease.fencing_token, command_id="hb5"
+        )
+        assert again.lease_id == lease.lease_id
+        assert len(ledger.history(pid)) == SNAPSHOT_INTERVAL + 2  # the resend appended nothing
+        assert ledger.view(pid).lease == _folded(ledger, pid).lease
+
+
+def test_a_store_without_the_snapshots_table_is_migrated_by_init(sql_store_url: str) -> None:
+    """A store of schema 2 (made before snapshots) is refused until ``custody init`` adds the
+    snapshots table; then long streams are snapshotted."""
+    table = "custody_snapshots" if sql_store_url.startswith("postgresql") else "stored_snapshots"
+    with Ledger.open(sql_store_url) as ledger:
+        ledger.store.execute(f"DROP TABLE {table}")  # type: ignore[attr-defined]
+        ledger.store.execute("UPDATE custody_schema SET version = 2")  # type: ignore[attr-defined]
+    with (
+        pytest.raises(StoreUnavailable, match="run custody init"),
+        Ledger.open(sql_store_url) as old,
+    ):
+        old.profile_ids()
+    Ledger.init(sql_store_url).close()
+    with Ledger.open(sql_store_url) as ledger:
+        pid = _long_stream(ledger, SNAPSHOT_INTERVAL)
+        snapshots = ledger.store.app.snapshots
+        assert snapshots is not None
+        assert [s.originator_version for s in snapshots.get(Profile.create_id(pid))] == [
+            SNAPSHOT_INTERVAL
+        ]
+
+
+def test_replay_at_a_moment_of_a_long_stream_is_the_fold_up_to_then(store_url: str) -> None:
+    """``reports.replay`` at the moment of an event past a snapshot gives the state folded up
+    to that event; a profile never registered is ``UnknownProfile``, before anything else."""
+    with Ledger.open(store_url) as ledger:
+        pid = _long_stream(ledger, SNAPSHOT_INTERVAL + 20)
+        events = ledger.history(pid)
+        target = events[SNAPSHOT_INTERVAL + 10]
+        then = replay_at(pid, at=target.envelope.at, ledger=ledger)
+        folded = _folded(ledger, pid, then.version)
+        assert then.version >= target.originator_version
+        assert (then.state, then.lease) == (folded.state, folded.lease)
+        with pytest.raises(UnknownProfile):
+            replay_at("never_registered", at=target.envelope.at, ledger=ledger)
