@@ -172,11 +172,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--long", type=int, help="events of the long stream (default: events/10, at most 100,000)"
+    )
     parser.add_argument("--sample", type=int, default=200, help="profiles asked why/who")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--admin-url", help="a running PostgreSQL server (superuser URL)")
     args = parser.parse_args()
-    layout = Layout(args.profiles, args.events)
+    layout = Layout(args.profiles, args.events, args.long)
     started = time.perf_counter()
     with _database(args.admin_url) as url:
         Ledger.init(url).close()

@@ -40,11 +40,14 @@ class Layout:
 
     profiles: int
     events: int
+    long: int | None = None  # the long stream's events (default: a tenth, at most 100,000)
     big: str = "scale_big"
     small: str = "scale_small"
 
     @property
     def big_events(self) -> int:
+        if self.long is not None:
+            return self.long
         return min(100_000, max(self.events // 10, 200))
 
     def streams(self) -> Iterator[tuple[str, int]]:
