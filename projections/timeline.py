@@ -230,11 +230,15 @@ def timeline(
 
 def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
     """The profile's stream version at time ``at`` (its last event at or before ``at``),
-    found through the timeline's (profile, time) index; None if it was not registered yet."""
+    found through the timeline's (profile, time) index; None if it was not registered yet.
+    A stream's times never go back (each command takes the store's clock when it is decided,
+    and a lost race decides again), so that is the highest version of its latest moment at or
+    before ``at``: two index seeks, not a scan of every earlier event of a long stream."""
     catch_up(ledger, TIMELINE_PROJECTION)
     rows = ledger.feed.query(
-        f"SELECT max(version) AS version FROM {TIMELINE.name} WHERE profile_id = ? AND at <= ?",
-        (profile_id, iso(at)),
+        f"SELECT max(version) AS version FROM {TIMELINE.name} WHERE profile_id = ? AND at = "
+        f"(SELECT max(at) FROM {TIMELINE.name} WHERE profile_id = ? AND at <= ?)",
+        (profile_id, profile_id, iso(at)),
     )
     version = rows[0]["version"]
     return None if version is None else int(version)

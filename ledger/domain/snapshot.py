@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
+from ledger.domain.memory import CommandMemory
 from ledger.domain.model import Frozen, Lease, ProfileState
 from ledger.domain.state import Block, Disabled, ProfileStateMachine, Review
 
@@ -38,14 +39,14 @@ _STATE_FIELDS = (
     "disabled",
     "last_review",
     "unclean_endings",
-    "commands",
 )
 
 
 class ProfileSnapshot(Frozen):
     """The state of profile ``originator_id`` after its event ``originator_version``."""
 
-    class_version: ClassVar[int] = 1
+    # 2: the command memory packed in one string, unpacked only by a command (1 held a dict).
+    class_version: ClassVar[int] = 2
 
     originator_id: UUID
     originator_version: int
@@ -66,13 +67,18 @@ class ProfileSnapshot(Frozen):
     disabled: Disabled | None
     last_review: Review | None
     unclean_endings: tuple[tuple[str, datetime], ...]
-    commands: dict[str, tuple[int, str]]
+    commands: str
 
     @classmethod
     def take(cls, profile: ProfileStateMachine) -> ProfileSnapshot:
         """The profile's state as it stands (the library calls this after a save)."""
         fields = {name: getattr(profile, name) for name in _STATE_FIELDS}
-        return cls(originator_id=profile.id, originator_version=profile.version, **fields)
+        return cls(
+            originator_id=profile.id,
+            originator_version=profile.version,
+            commands=profile.commands.pack(),
+            **fields,
+        )
 
     def restore(self, profile: ProfileStateMachine) -> None:
         """Put this state into ``profile``, a new one with this snapshot's id."""
@@ -80,5 +86,5 @@ class ProfileSnapshot(Frozen):
         assert profile.version == 0
         for name in _STATE_FIELDS:
             setattr(profile, name, getattr(self, name))
-        profile.commands = dict(self.commands)  # the profile's own, mutable copy
+        profile.commands = CommandMemory(self.commands)  # the profile's own, unpacked if asked
         profile.version = self.originator_version

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger.domain import events as ev
+from ledger.domain.memory import CommandMemory
 from ledger.domain.model import (
     MAX_UNCLEAN_LIMIT,
     Cause,
@@ -23,9 +24,8 @@ from ledger.domain.model import (
     Role,
 )
 
-# How many command ids a profile remembers for de-duplicating retries, and how many unclean
-# endings it keeps for the repeated-failure rule. Both bound the state (and future snapshots).
-REMEMBERED_COMMANDS = 4096
+# How many unclean endings a profile keeps for the repeated-failure rule (bounds the state; the
+# command ids it remembers are bounded in ledger.domain.memory).
 REMEMBERED_UNCLEAN_ENDINGS = MAX_UNCLEAN_LIMIT
 
 
@@ -83,13 +83,13 @@ class ProfileStateMachine:
         self.disabled: Disabled | None = None
         self.last_review: Review | None = None
         self.unclean_endings: tuple[tuple[str, datetime], ...] = ()
-        self.commands: dict[str, tuple[int, str]] = {}
+        self.commands = CommandMemory()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ProfileStateMachine:
         """Every value held is immutable (frozen models, tuples) except ``commands``, so a
         copy needs only its own ``commands``: cheap enough for the repository's cache."""
         copied = copy.copy(self)
-        copied.commands = dict(self.commands)
+        copied.commands = self.commands.copy()
         return copied
 
     def apply(self, event: ev.ProfileEvent) -> None:
@@ -99,13 +99,7 @@ class ProfileStateMachine:
             raise ValueError(msg)
         _HANDLERS[type(event)](self, event)
         self.version = event.originator_version
-        self._remember(event.envelope.command_id, event.envelope.command)
-
-    def _remember(self, command_id: str, command: str) -> None:
-        self.commands.pop(command_id, None)
-        self.commands[command_id] = (self.version, command)
-        while len(self.commands) > REMEMBERED_COMMANDS:
-            del self.commands[next(iter(self.commands))]
+        self.commands.remember(event.envelope.command_id, self.version, event.envelope.command)
 
     def _enter(self, state: ProfileState, at: datetime) -> None:
         if state is not self.state or self.since is None:

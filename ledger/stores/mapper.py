@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
 from ledger.domain.events import EVENT_CLASSES, ProfileEvent, upcast
+from ledger.domain.memory import CommandMemory
 from ledger.domain.snapshot import SNAPSHOT_TOPIC, ProfileSnapshot
 
 
@@ -61,7 +62,8 @@ def _snapshot(stored: StoredEvent) -> ProfileSnapshot:
     """A stored snapshot. Changing the snapshot's fields means a new ``class_version`` and
     deleting the stored snapshots (they are a cache: the events rebuild them)."""
     data: dict[str, Any] = json.loads(stored.state)
-    data.pop("class_version", None)
+    if data.pop("class_version", 1) == 1:  # the command memory as a dict: pack it
+        data["commands"] = CommandMemory.of(data["commands"]).pack()
     data["originator_id"] = stored.originator_id
     data["originator_version"] = stored.originator_version
     return ProfileSnapshot.model_validate(data)
