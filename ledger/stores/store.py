@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 AGGREGATE_CACHE_SIZE = 1000
 # A profile's state is snapshotted after every event whose version is a multiple of this, so a
 # load (now, or as of any version) folds at most this many events after the nearest snapshot.
-# Snapshots of long streams hold the remembered command ids (up to 4096, ~300 KB): the interval
-# trades their size against the events a load folds (bench/scale.py measures both).
+# Snapshots of long streams hold the remembered command ids (up to 4096, ~300 KB, packed in one
+# string that only a command unpacks): the interval trades their size against the events a load
+# folds (bench/scale.py measures both).
 SNAPSHOT_INTERVAL = 100
 
 
