@@ -19,9 +19,9 @@ from eventsourcing.popo import POPOAggregateRecorder, POPOApplicationRecorder
 from ledger.domain.model import ProfileState
 from ledger.domain.profile import Profile
 from ledger.domain.view import Availability
+from ledger.stores.memory_views import MemoryViews
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store
-from ledger.stores.views import MemoryViews
 
 
 class MemoryLedgerRecorder(POPOApplicationRecorder):

@@ -3,7 +3,8 @@ inside their transactions, a lock per rebuild, and the pandas read path.
 
 ``Views`` is the store-side half of ``ledger.feed``: one implementation per database. SQL is
 written with ``?`` placeholders on every backend. The memory store keeps its read models in an
-in-process SQLite database, so every read model's SQL is the same on all three stores.
+in-process SQLite database (``ledger.stores.memory_views``), so every read model's SQL is the
+same on all three stores.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -114,7 +114,7 @@ class Views:
         return Wakeups(interval)
 
 
-def _held(name: str) -> NotAllowed:
+def held(name: str) -> NotAllowed:
     return NotAllowed(f"{name} is already running in another process; try again when it ends")
 
 
@@ -264,7 +264,7 @@ class SqlViews(Views):
                 got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_SPACE, key))
                 row = got.fetchone()
             if not (row and row[0]):
-                raise _held(name)
+                raise held(name)
             yield
 
     def read_frame(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
@@ -326,7 +326,7 @@ def _locked_file(path: Path, name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise _held(name) from None
+            raise held(name) from None
         try:
             same = os.fstat(handle.fileno()).st_ino == path.stat().st_ino
         except FileNotFoundError:
@@ -360,111 +360,3 @@ def postgres_connection(settings: StoreSettings, **options: Any) -> Any:
 
 # Namespace of custody's advisory locks (the first half of the two-key form).
 _LOCK_SPACE = 0x6375
-
-
-# -- the memory store ------------------------------------------------------------------------
-
-
-class _MemoryCursor:
-    def __init__(self, conn: sqlite3.Connection, log: Any) -> None:
-        self._conn = conn
-        self._log = log
-
-    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
-        self._conn.execute(statement, tuple(params))
-
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._conn.executemany(statement, [tuple(r) for r in rows])
-
-    def insert(
-        self,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        *,
-        key: str | None = None,
-    ) -> None:
-        self.executemany(insert_sql(table, columns, key), rows)
-
-    def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return [dict(row) for row in self._conn.execute(statement, tuple(params)).fetchall()]
-
-    def head(self) -> int:
-        return int(self._log.max_notification_id() or 0)
-
-    def notifications(self, after: int, limit: int) -> list[StoredNotification]:
-        return [
-            StoredNotification(
-                id=n.id,
-                originator_id=n.originator_id,
-                version=n.originator_version,
-                topic=n.topic,
-                state=n.state,
-            )
-            for n in self._log.select_notifications(after + 1, limit)
-        ]
-
-
-class MemoryViews(Views):
-    """Read models of a memory store, in an SQLite database in this process."""
-
-    dialect = "sqlite"
-
-    def __init__(self, name: str, log: Any) -> None:
-        with _MEMORY_LOCK:
-            if name not in _MEMORY_DATABASES:
-                conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-                conn.row_factory = sqlite3.Row
-                _MEMORY_DATABASES[name] = (conn, threading.RLock())
-            self._conn, self._lock = _MEMORY_DATABASES[name]
-        self._name = name
-        self._log = log
-
-    @contextmanager
-    def transaction(self) -> Iterator[ViewCursor]:
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield _MemoryCursor(self._conn, self._log)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    @contextmanager
-    def reading(self) -> Iterator[ViewCursor]:
-        with self._lock:
-            yield _MemoryCursor(self._conn, self._log)
-
-    def head(self) -> int:
-        return int(self._log.max_notification_id() or 0)
-
-    def count_after(self, position: int) -> int:
-        count, start = 0, position + 1
-        while batch := self._log.select_notifications(start, 1000):
-            count += len(batch)
-            start = batch[-1].id + 1
-        return count
-
-    @contextmanager
-    def exclusive(self, name: str) -> Iterator[None]:
-        with _MEMORY_LOCK:
-            lock = _MEMORY_EXCLUSIVE.setdefault((self._name, name), threading.Lock())
-        if not lock.acquire(blocking=False):
-            raise _held(name)
-        try:
-            yield
-        finally:
-            lock.release()
-
-    def read_frame(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        import pandas as pd
-
-        with self._lock:
-            return pd.read_sql(statement, self._conn, params=tuple(params))
-
-
-_MEMORY_LOCK = threading.Lock()
-_MEMORY_DATABASES: dict[str, tuple[sqlite3.Connection, threading.RLock]] = {}
-_MEMORY_EXCLUSIVE: dict[tuple[str, str], threading.Lock] = {}
