@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from ledger.application import Ledger
 from ledger.domain.model import Frozen
+from ledger.domain.profile import Profile
 from ledger.domain.view import Availability, availability_of
+from ledger.reads import LedgerReads
 
 
 class RowDifference(Frozen):
@@ -47,9 +49,17 @@ def row_problem(ledger: Ledger, profile_id: str) -> str | None:
     return _problem(ledger, profile_id)
 
 
-def _problem(ledger: Ledger, profile_id: str) -> str | None:
+def _problem(ledger: LedgerReads, profile_id: str) -> str | None:
     stored = ledger.store.availability_row(profile_id)
     latest = ledger.uow.load(profile_id)  # read after the row: never older than an honest row
+    return row_problem_of(ledger, profile_id, stored, latest)
+
+
+def row_problem_of(
+    ledger: LedgerReads, profile_id: str, stored: Availability | str | None, latest: Profile
+) -> str | None:
+    """What is wrong with ``stored``, the profile's row, given ``latest``, its profile loaded
+    after the row was read; None when they agree."""
     if stored is None:
         return "missing"
     if isinstance(stored, str):

@@ -113,6 +113,18 @@ class LedgerReads:
         profile = self.uow.load(pid)
         return view_of(profile, profile.registration(), self.now())
 
+    def checked_view(self, profile_id: str) -> tuple[ProfileView, str | None]:
+        """``view``, and what is wrong with the profile's stored availability row (None: it
+        agrees), from one load of its events: the row is read first, so an honest row is
+        never newer than the events read after it."""
+        from ledger.availability import row_problem_of  # the row's upkeep builds on this class
+
+        pid = parse(_ProfileQuery, profile_id=profile_id).profile_id
+        stored = self.store.availability_row(pid)
+        profile = self.uow.load(pid)
+        problem = row_problem_of(self, pid, stored, profile)
+        return view_of(profile, profile.registration(), self.now()), problem
+
     def profile_ids(self) -> list[str]:
         """Every registered profile, read from the event log itself, in id order."""
         return self.store.profile_ids()

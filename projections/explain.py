@@ -13,7 +13,6 @@ from ledger import (
     ProfileState,
     ProfileView,
     blocking_note,
-    row_problem,
 )
 from projections.base import ReadModel
 from projections.timeline import TimelineRow, at_moments
@@ -59,7 +58,7 @@ def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = N
     """Why the profile is (or is not) available right now, judged on the store's clock.
     ``browser``, an inspection of its directory made by the caller, is shown beside; a browser
     still running with no lease holding the profile keeps it blocked until it stops."""
-    view = ledger.view(profile_id)
+    view, problem = ledger.checked_view(profile_id)
     denial = view.denial
     block = view.block if view.state in _BLOCKED else None
     note = blocking_note(view.record.profile_id, browser, held=view.lease is not None)
@@ -83,7 +82,7 @@ def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = N
         lease=view.lease or view.last_lease,
         unclean_leases=list(block.unclean_leases) if block else [],
         remediation=remediation,
-        row_problem=row_problem(ledger, profile_id),
+        row_problem=problem,
         browser=browser,
         browser_note=note,
         because=_entered(ledger, view),
