@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from custody.output import Printed, records
+from custody.output import Printed, cell, records, write_csv
 
 if TYPE_CHECKING:
     from projections import StatusRow
@@ -134,13 +134,8 @@ class HealthAnswer(Printed):
         import pandas as pd
 
         frames = [f.assign(table=name) for name, f in self.health.tables().items() if not f.empty]
-        whole = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        columns = ["table", *(c for c in whole.columns if c != "table")]
-        import csv
-
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records(whole.loc[:, columns]) if frames else [])
+        whole = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["table"])
+        write_csv(whole.loc[:, ["table", *(c for c in whole.columns if c != "table")]], out)
 
     def _tables(self, out: TextIO) -> None:
         from custody.tables import write_rows
@@ -151,19 +146,10 @@ class HealthAnswer(Printed):
                 out.write("  (none)\n\n")
                 continue
             rows = records(frame.head(TABLE_ROWS))
-            write_rows(list(frame.columns), [[_cell(v) for v in r.values()] for r in rows], out=out)
+            write_rows(list(frame.columns), [[cell(v) for v in r.values()] for r in rows], out=out)
             if len(frame) > TABLE_ROWS:
                 out.write(f"  ... and {len(frame) - TABLE_ROWS} more (--format csv or json)\n")
             out.write("\n")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".")
-    text = str(value)
-    return text[:19].replace("T", " ") if text[4:5] == "-" and text[10:11] == "T" else text
 
 
 @dataclass(frozen=True)

@@ -83,12 +83,7 @@ class FrameAnswer(Printed):
         elif as_json or self.fmt == "json":
             out.write(json.dumps(records(self.frame), indent=2) + "\n")
         elif self.fmt == "csv":
-            rows = records(self.frame)
-            import csv
-
-            writer = csv.DictWriter(out, fieldnames=list(self.frame.columns), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
+            write_csv(self.frame, out)
         elif self.kind == "timeline":
             self._timeline(out)
         else:
@@ -97,7 +92,7 @@ class FrameAnswer(Printed):
             rows = records(self.frame)
             write_rows(
                 [h for h, _ in _USAGE_TABLE],
-                [[_cell(r[c]) for _, c in _USAGE_TABLE] for r in rows],
+                [[cell(r[c]) for _, c in _USAGE_TABLE] for r in rows],
                 out=out,
             )
 
@@ -124,9 +119,22 @@ class FrameAnswer(Printed):
             out.write(printable(line) + "\n")
 
 
-def _cell(value: Any) -> str:
+def write_csv(frame: pd.DataFrame, out: TextIO) -> None:
+    """The frame as CSV: a header, then a row per record (missing values empty)."""
+    import csv
+
+    writer = csv.DictWriter(out, fieldnames=list(frame.columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records(frame))
+
+
+def cell(value: Any) -> str:
+    """A value as a table cell: "-" for missing, times to the second, floats without
+    trailing zeros."""
     if value is None:
         return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
     text = str(value)
     return text[:19].replace("T", " ") if text[4:5] == "-" and text[10:11] == "T" else text
 

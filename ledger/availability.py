@@ -38,18 +38,14 @@ def availability_differences(ledger: Ledger) -> list[RowDifference]:
     stored = {r.profile_id for r in readable} | set(damaged)
     found = []
     for pid in sorted(registered | stored):
-        problem = _problem(ledger, pid) if pid in registered else "no such profile is registered"
+        problem = row_problem(ledger, pid) if pid in registered else "no such profile is registered"
         if problem is not None:
             found.append(RowDifference(profile_id=pid, problem=problem))
     return found
 
 
-def row_problem(ledger: Ledger, profile_id: str) -> str | None:
+def row_problem(ledger: LedgerReads, profile_id: str) -> str | None:
     """What is wrong with a registered profile's stored row, or None when it agrees."""
-    return _problem(ledger, profile_id)
-
-
-def _problem(ledger: LedgerReads, profile_id: str) -> str | None:
     stored = ledger.store.availability_row(profile_id)
     latest = ledger.uow.load(profile_id)  # read after the row: never older than an honest row
     return row_problem_of(ledger, profile_id, stored, latest)

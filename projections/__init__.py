@@ -4,7 +4,12 @@
 from projections.availability import StatusRow, status
 from projections.base import Projection, ReadModel
 from projections.explain import Explanation, Usage, explain, who
-from projections.leases import LEASES_PROJECTION, LeasesProjection
+from projections.leases import (
+    EXPLAINABLE_ENDINGS,
+    LEASES_PROJECTION,
+    UNCLEAN_ENDINGS,
+    LeasesProjection,
+)
 from projections.runner import ProjectionStatus, Rebuilt, catch_up, install, rebuild, run
 from projections.runner import status as projection_status
 from projections.timeline import TIMELINE_PROJECTION, TimelineProjection, TimelineRow, timeline
@@ -16,9 +21,11 @@ PROJECTIONS: dict[str, Projection] = {
 }
 
 __all__ = [
+    "EXPLAINABLE_ENDINGS",
     "LEASES_PROJECTION",
     "PROJECTIONS",
     "TIMELINE_PROJECTION",
+    "UNCLEAN_ENDINGS",
     "Explanation",
     "LeasesProjection",
     "Projection",

@@ -69,6 +69,10 @@ _AFTER = {
     "profile_quarantined": "quarantined",
 }
 
+# What the ``ending`` column says: an explainable ending returns the profile to the pool, an
+# unclean one sends it to a reviewer (the reports count and colour leases by these).
+EXPLAINABLE_ENDINGS = ("clean", "expected_failure")
+UNCLEAN_ENDINGS = ("review", "quarantine", "stale", "forced", "revoked")
 _UNCLEAN = {"review_requested": "review", "profile_quarantined": "quarantine"}
 
 

@@ -59,10 +59,7 @@ def catch_up(ledger: Ledger, projection: Projection, *, batch: int = BATCH) -> i
 
 
 def _catch_up(feed: Feed, projection: Projection, name: str, table: str, batch: int) -> int:
-    applied = 0
-    known = feed.positions().get(name, 0)
-    if known >= feed.head():  # nothing new: no write, no lock
-        return applied
+    applied = 0  # the caller has seen there is something to apply (or is rebuilding)
     while True:
         with feed.transaction() as tx:
             position = tx.claim(name)  # first: another runner of this model waits here

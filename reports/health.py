@@ -12,11 +12,12 @@ from datetime import datetime
 
 import pandas as pd
 
+from projections import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
 from reports.frames import Source, opened
 from reports.sources import Sources, read_sources
 
-EXPLAINABLE = ("clean", "expected_failure")
-UNCLEAN = ("review", "quarantine", "stale", "forced", "revoked")
+EXPLAINABLE = EXPLAINABLE_ENDINGS
+UNCLEAN = UNCLEAN_ENDINGS
 ENDINGS = (*EXPLAINABLE, *UNCLEAN)
 BY = {"profile": "profile_id", "account": "account_id", "proxy": "proxy_id", "worker": "worker_id"}
 

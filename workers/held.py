@@ -10,6 +10,7 @@ from typing import Self
 from ledger import Lease, ReleaseResult
 from workers.evidence import Evidence
 from workers.guard import Clock, LeaseGuard, Progress
+from workers.launch import Navigations
 from workers.settings import BrowserSettings
 
 
@@ -58,7 +59,8 @@ class HeldLease:
         self._guard = guard
         self._progress = Progress()
         self._expected_failure: str | None = None
-        self._is_prompt = settings.prompt_matcher()
+        # Pages seen in a launched browser and pages a task reports go through the same door.
+        self._navigations = Navigations(self._progress, settings.prompt_matcher())
 
     @property
     def lease_id(self) -> str:
@@ -77,9 +79,7 @@ class HeldLease:
         SDK did not launch), as a navigation there would: the URL goes with the next heartbeat
         and is the final URL unless another follows; a URL matching the worker's prompt
         patterns is the prompt seen, which sends the profile to review at release."""
-        if self._is_prompt(url):
-            self._progress.prompt(url)
-        self._progress.update(url=url)
+        self._navigations.navigated(url, main_frame=True)
 
     def expected_failure(self, reason: str) -> None:
         """End the lease as an expected failure with ``reason`` when the checkout block is left

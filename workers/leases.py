@@ -90,9 +90,8 @@ class WorkerLease(HeldLease):
         profile_dir.claim(plan.user_data_dir, self.lease)
         context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
         self._progress.update(observed_proxy=plan.proxy_id)
-        navigations = launch.Navigations(self._progress, self._leases.settings.prompt_matcher())
         session = self._session = BrowserSession(
-            context, self._guard, navigations, plan.user_data_dir
+            context, self._guard, self._navigations, plan.user_data_dir
         )
         try:
             yield context

@@ -19,6 +19,8 @@ from custody.fleet.plan import make_plan
 from ledger import Ledger, ProfileState
 from ledger.domain import events as ev
 
+# The events that end a lease (a revocation is always followed by one of them).
+LEASE_ENDINGS = (ev.LeaseReleasedCleanly, ev.ReviewRequested, ev.ProfileQuarantined)
 FLEET_TIMEOUT_S = 300  # four Python processes (and Chromiums) on two loaded cores
 
 
@@ -50,7 +52,7 @@ def leases_by_run(found: dict[str, list[ev.ProfileEvent]]) -> dict[str, list[ev.
                 current = runs.setdefault(e.lease.run_id, [])
             if current is not None:
                 current.append(e)
-            if isinstance(e, ev.LeaseReleasedCleanly | ev.ReviewRequested | ev.ProfileQuarantined):
+            if isinstance(e, LEASE_ENDINGS):
                 current = None
     return runs
 
@@ -63,9 +65,7 @@ def check_one_holder_at_a_time(found: dict[str, list[ev.ProfileEvent]]) -> None:
                 assert live is None, f"{pid}: {e.lease.lease_id} acquired while {live} was live"
                 assert e.lease.fencing_token == token + 1
                 live, token = e.lease.lease_id, e.lease.fencing_token
-            elif isinstance(
-                e, ev.LeaseReleasedCleanly | ev.ReviewRequested | ev.ProfileQuarantined
-            ):
+            elif isinstance(e, LEASE_ENDINGS):
                 live = None
         assert live is None, f"{pid}: {live} is still held after the demo"
 

@@ -79,9 +79,8 @@ class WorkerLease(HeldLease):
         await asyncio.to_thread(profile_dir.claim, plan.user_data_dir, self.lease)
         context = await pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
         self._progress.update(observed_proxy=plan.proxy_id)
-        navigations = launch.Navigations(self._progress, leases.settings.prompt_matcher())
         session = self._session = BrowserSession(
-            context, self._guard, navigations, plan.user_data_dir
+            context, self._guard, self._navigations, plan.user_data_dir
         )
         try:
             await session.install()
