@@ -182,7 +182,8 @@ def _copy_in(
     cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], key: str | None
 ) -> None:
     """COPY the rows in: one stream instead of a round trip (and a parse) per row. An upsert
-    copies into a temporary table of the session first, then merges it in one statement."""
+    copies into a temporary table of the session first, merges it in one statement, and
+    empties it."""
     names = ", ".join(columns)
     target = table if key is None else f"{table}__load"
     if key is not None:
@@ -198,6 +199,9 @@ def _copy_in(
             f"INSERT INTO {table} ({names}) SELECT {names} FROM {target} "
             f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
         )
+        # Emptied now, not at commit: a transaction may upsert several batches (a rebuild's
+        # last step), and a later batch must not carry an earlier one's rows in again.
+        cursor.execute(f"TRUNCATE {target}")
 
 
 class SqlViews(Views):
