@@ -166,8 +166,11 @@ class Feed:
         transaction: what a reader asks before every answer, so it must be cheap."""
         with self._views.reading() as cursor:
             head = cursor.head()
-            if not _has_positions(cursor, self.dialect):
-                return None, head
+            # The table, once made, is never dropped: asked once per store, not per answer.
+            if not self._views.positions_made:
+                if not _has_positions(cursor, self.dialect):
+                    return None, head
+                self._views.positions_made = True
             rows = cursor.query(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
         return (int(rows[0]["position"]) if rows else None), head
 

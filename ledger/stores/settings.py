@@ -130,7 +130,7 @@ class StoreSettings(BaseModel):
             "POSTGRES_LOCK_TIMEOUT": str(self.timeout),
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "4",
-            "POSTGRES_PRE_PING": "y",
+            "POSTGRES_PRE_PING": "n",  # our own check replaces it: check_before_lending
             "CREATE_TABLE": create,
         }
 

@@ -32,7 +32,7 @@ from ledger.stores.recorders import (
 )
 from ledger.stores.settings import StoreSettings
 from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store, store_errors
-from ledger.stores.views import SqlViews, postgres_connection
+from ledger.stores.views import SqlViews, postgres_connection, read_cursor
 
 _RECORDERS = {
     "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",
@@ -102,6 +102,10 @@ class SqlStore(Store):
                 if settings.kind == "postgresql":
                     setting_up.enter_context(_postgres_session(settings, schema_lock=create))
                 store = cls(settings, LedgerApplication(env=env))
+                if settings.kind == "postgresql":
+                    from ledger.stores.postgres import check_before_lending
+
+                    check_before_lending(store.app.recorder.datastore)  # type: ignore[attr-defined]
                 if create:
                     store._create_schema()
         return store
@@ -273,7 +277,7 @@ class SqlStore(Store):
         return statement.replace("?", "%s") if self._pg else statement
 
     def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with store_errors(self.settings), self._transaction(commit=False) as cursor:
+        with store_errors(self.settings), self._reading() as cursor:
             cursor.execute(self._sql(statement), params)
             return [dict(row) for row in cursor.fetchall()]
 
@@ -290,3 +294,7 @@ class SqlStore(Store):
         datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
         with datastore.transaction(commit=commit) as cursor:
             yield cursor
+
+    def _reading(self) -> Any:
+        datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
+        return read_cursor(datastore, postgres=self._pg)

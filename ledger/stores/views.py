@@ -79,6 +79,7 @@ class Views:
     """The read models' side of one store."""
 
     dialect: str  # "sqlite" or "postgresql": the SQL a read model may rely on
+    positions_made = False  # the read models' positions table was seen (``Feed.standing``)
 
     def transaction(self) -> contextlib.AbstractContextManager[ViewCursor]:
         """One read-write transaction: committed when the block ends, rolled back if it
@@ -86,7 +87,8 @@ class Views:
         raise NotImplementedError
 
     def reading(self) -> contextlib.AbstractContextManager[ViewCursor]:
-        """One read-only transaction (rolled back at the end): it writes nothing."""
+        """Reads that write nothing: one read-only transaction on SQLite, statements in
+        autocommit on PostgreSQL (``read_cursor``)."""
         raise NotImplementedError
 
     def head(self) -> int:
@@ -204,6 +206,20 @@ def _copy_in(
         cursor.execute(f"TRUNCATE {target}")
 
 
+@contextmanager
+def read_cursor(datastore: Any, *, postgres: bool) -> Iterator[Any]:
+    """A cursor for reads. On PostgreSQL no transaction is opened: the pool's connections
+    are in autocommit, each statement sees its own snapshot under READ COMMITTED either way,
+    and BEGIN and ROLLBACK would be two more round trips around every read. SQLite's read
+    transaction is kept: it is in-process, and it gives a page of statements one snapshot."""
+    if not postgres:
+        with datastore.transaction(commit=False) as cursor:
+            yield cursor
+        return
+    with datastore.get_connection() as conn, conn.cursor() as cursor:
+        yield cursor
+
+
 class SqlViews(Views):
     """Read models in the store's own database, beside the events."""
 
@@ -226,7 +242,7 @@ class SqlViews(Views):
 
     @contextmanager
     def reading(self) -> Iterator[ViewCursor]:
-        with store_errors(self.settings), self._datastore.transaction(commit=False) as cursor:
+        with store_errors(self.settings), read_cursor(self._datastore, postgres=self._pg) as cursor:
             yield _SqlCursor(cursor, self._pg, self._events)
 
     def _query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

@@ -195,3 +195,39 @@ def test_init_migrates_a_version_1_store_and_binds_its_command_ids(sql_store_url
         with pytest.raises(InvalidInput, match="already used on profile p1"):
             ledger.checkout("p2", worker_id="w", run_id="r", task_type="t", command_id="old-id")
         assert ledger.view("p1").state == "leased"
+
+
+def _terminate_others(pg_url: str) -> int:
+    """End every other backend on the test's database, as a server restart or an idle
+    timeout does, and wait until they are gone; return how many there were."""
+    others = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid()"
+    )
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        pids = [pid for (pid,) in conn.execute(others).fetchall()]
+        for pid in pids:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 10
+        while conn.execute(others).fetchall() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return len(pids)
+
+
+def test_pooled_connections_ended_by_the_server_are_replaced_before_a_command(
+    pg_url: str,
+) -> None:
+    """The pool's connections die (a restart, an idle timeout, an operator's kill): the next
+    commands and reads succeed on new connections, without a failed call. Guard: the pool's
+    check before lending (``check_before_lending``); without it the first call fails."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        pid = register(ledger)
+        for _ in range(3):  # every connection of the pool has been lent at least once
+            ledger.view(pid)
+        assert _terminate_others(pg_url) >= 1
+        lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+        assert ledger.view(pid).lease == lease
+        assert _terminate_others(pg_url) >= 1
+        assert ledger.store.availability_row(pid) is not None
+        assert [e.event_type for e in ledger.history(pid)][-1] == "lease_acquired"
