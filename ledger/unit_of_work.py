@@ -107,13 +107,12 @@ class UnitOfWork:
         """
         given = command.command_id
         command_id, fingerprint = command.issued_id(), command.fingerprint()
+        recorded = None if given is None else (given, fingerprint)
         for attempt in range(MAX_ATTEMPTS):
+            if given is not None and (resent := self._resent(given, fingerprint, profile_id)):
+                return answer(resent)
             profile = self.store.load(profile_id)
             issued = Issued(command_id, fingerprint, self.now())
-            if profile is not None and command_id in profile.commands:
-                return answer(Done(self._replayed(profile, command_id, fingerprint), (), True))
-            if given is not None:
-                self._check_unused(given, profile_id)
             if profile is None:
                 if create is None:
                     raise UnknownProfile(profile_id)
@@ -124,8 +123,8 @@ class UnitOfWork:
             if not events:
                 return answer(Done(profile))
             try:
-                self.store.save(profile, availability_of(profile), given)
-            except StreamConflict:
+                self.store.save(profile, availability_of(profile), recorded)
+            except StreamConflict:  # another writer took the version, or this command id
                 self.conflicts += 1
                 # Jitter keeps the losers of one race from colliding again.
                 time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311
@@ -134,17 +133,21 @@ class UnitOfWork:
         msg = f"profile {profile_id} is busy: {MAX_ATTEMPTS} conflicting writes in a row; retry"
         raise StoreUnavailable(msg)
 
-    def _check_unused(self, command_id: str, profile_id: str) -> None:
-        """A caller's command id names one command in the whole store: one used on another
-        profile, or on this one too long ago for the profile to remember it, is refused."""
-        owner = self.store.command_owner(command_id)
-        if owner is None:
-            return
-        if owner != profile_id:
-            msg = f"{command_id!r} was already used on profile {owner}: send a new id"
-        else:
-            msg = f"{command_id!r} was used on {profile_id} too long ago to replay: send a new id"
-        raise InvalidInput("command_id", msg)
+    def _resent(self, command_id: str, fingerprint: str, profile_id: str) -> Done | None:
+        """A caller's command id names one command in the whole store. Recorded for this very
+        command on this profile: the answer as of that command, appending nothing. Recorded
+        for another profile or another command: ``InvalidInput``. Not recorded: None."""
+        record = self.store.command_record(command_id)
+        if record is None:
+            return None
+        if record.profile_id != profile_id:
+            msg = f"{command_id!r} was already used on profile {record.profile_id}: send a new id"
+            raise InvalidInput("command_id", msg)
+        if record.command != fingerprint:
+            first = record.command.split(":", 1)[0] or "another command"
+            msg = f"{command_id!r} was already used on {profile_id} for {first}"
+            raise InvalidInput("command_id", msg)
+        return Done(self.load(profile_id, record.version), (), True)
 
     def lease_now(self, lease: Lease) -> Lease:
         """The lease as it stands now (a replayed answer must not say a lease is active that
@@ -160,11 +163,3 @@ class UnitOfWork:
             if ended is not None and ended.lease_id == lease.lease_id:
                 return ended
         return lease
-
-    def _replayed(self, profile: Profile, command_id: str, fingerprint: str) -> Profile:
-        version, asked = profile.commands[command_id]
-        if asked != fingerprint:
-            first = asked.split(":", 1)[0] or "another command"
-            msg = f"{command_id!r} was already used on {profile.profile_id} for {first}"
-            raise InvalidInput("command_id", msg)
-        return self.load(profile.profile_id, version)

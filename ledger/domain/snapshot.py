@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
-from ledger.domain.memory import CommandMemory
 from ledger.domain.model import Frozen, Lease, ProfileState
 from ledger.domain.state import Block, Disabled, ProfileStateMachine, Review
 
@@ -45,8 +44,9 @@ _STATE_FIELDS = (
 class ProfileSnapshot(Frozen):
     """The state of profile ``originator_id`` after its event ``originator_version``."""
 
-    # 2: the command memory packed in one string, unpacked only by a command (1 held a dict).
-    class_version: ClassVar[int] = 2
+    # 3: no command ids (the store's custody_commands table answers a resent command);
+    # 2 held them packed in one string, 1 as a dict. Older snapshots load without them.
+    class_version: ClassVar[int] = 3
 
     originator_id: UUID
     originator_version: int
@@ -67,7 +67,6 @@ class ProfileSnapshot(Frozen):
     disabled: Disabled | None
     last_review: Review | None
     unclean_endings: tuple[tuple[str, datetime], ...]
-    commands: str
 
     @classmethod
     def take(cls, profile: ProfileStateMachine) -> ProfileSnapshot:
@@ -76,7 +75,6 @@ class ProfileSnapshot(Frozen):
         return cls(
             originator_id=profile.id,
             originator_version=profile.version,
-            commands=profile.commands.pack(),
             **fields,
         )
 
@@ -86,5 +84,4 @@ class ProfileSnapshot(Frozen):
         assert profile.version == 0
         for name in _STATE_FIELDS:
             setattr(profile, name, getattr(self, name))
-        profile.commands = CommandMemory(self.commands)  # the profile's own, unpacked if asked
         profile.version = self.originator_version

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger.domain import events as ev
-from ledger.domain.memory import CommandMemory
 from ledger.domain.model import (
     MAX_UNCLEAN_LIMIT,
     Cause,
@@ -24,8 +23,7 @@ from ledger.domain.model import (
     Role,
 )
 
-# How many unclean endings a profile keeps for the repeated-failure rule (bounds the state; the
-# command ids it remembers are bounded in ledger.domain.memory).
+# How many unclean endings a profile keeps for the repeated-failure rule (bounds the state).
 REMEMBERED_UNCLEAN_ENDINGS = MAX_UNCLEAN_LIMIT
 
 
@@ -83,14 +81,11 @@ class ProfileStateMachine:
         self.disabled: Disabled | None = None
         self.last_review: Review | None = None
         self.unclean_endings: tuple[tuple[str, datetime], ...] = ()
-        self.commands = CommandMemory()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ProfileStateMachine:
-        """Every value held is immutable (frozen models, tuples) except ``commands``, so a
-        copy needs only its own ``commands``: cheap enough for the repository's cache."""
-        copied = copy.copy(self)
-        copied.commands = self.commands.copy()
-        return copied
+        """Every value held is immutable (frozen models, tuples), so a shallow copy is a deep
+        one: cheap enough for the repository's cache."""
+        return copy.copy(self)
 
     def apply(self, event: ev.ProfileEvent) -> None:
         """Evolve the state by one event; the event must be the next in this stream."""
@@ -99,7 +94,6 @@ class ProfileStateMachine:
             raise ValueError(msg)
         _HANDLERS[type(event)](self, event)
         self.version = event.originator_version
-        self.commands.remember(event.envelope.command_id, self.version, event.envelope.command)
 
     def _enter(self, state: ProfileState, at: datetime) -> None:
         if state is not self.state or self.since is None:

@@ -13,7 +13,6 @@ from uuid import UUID
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
 from ledger.domain.events import EVENT_CLASSES, ProfileEvent, upcast
-from ledger.domain.memory import CommandMemory
 from ledger.domain.snapshot import SNAPSHOT_TOPIC, ProfileSnapshot
 
 
@@ -62,8 +61,8 @@ def _snapshot(stored: StoredEvent) -> ProfileSnapshot:
     """A stored snapshot. Changing the snapshot's fields means a new ``class_version`` and
     deleting the stored snapshots (they are a cache: the events rebuild them)."""
     data: dict[str, Any] = json.loads(stored.state)
-    if data.pop("class_version", 1) == 1:  # the command memory as a dict: pack it
-        data["commands"] = CommandMemory.of(data["commands"]).pack()
+    if data.pop("class_version", 1) < 3:  # 1 and 2 carried the command ids: not state now
+        data.pop("commands", None)
     data["originator_id"] = stored.originator_id
     data["originator_version"] = stored.originator_version
     return ProfileSnapshot.model_validate(data)
@@ -78,10 +77,12 @@ def decode(topic: str, state: bytes, originator_id: UUID | str, version: int) ->
     return EVENT_CLASSES[topic].model_validate(data)
 
 
-def command_of(state: bytes) -> tuple[str, str]:
-    """The (command id, profile id) a stored event names, without building the whole event."""
+def command_of(state: bytes) -> tuple[str, str, str]:
+    """The (command id, profile id, command fingerprint) a stored event names, without
+    building the whole event."""
     data = json.loads(state)
-    return str(data["envelope"]["command_id"]), str(data["profile_id"])
+    envelope = data["envelope"]
+    return str(envelope["command_id"]), str(data["profile_id"]), str(envelope.get("command", ""))
 
 
 def decode_profile_id(state: bytes) -> str:

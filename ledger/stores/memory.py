@@ -21,7 +21,7 @@ from ledger.domain.profile import Profile
 from ledger.domain.view import Availability
 from ledger.stores.memory_views import MemoryViews
 from ledger.stores.settings import StoreSettings
-from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store
+from ledger.stores.store import AGGREGATE_CACHE_SIZE, CommandRecord, LedgerApplication, Store
 
 
 class MemoryLedgerRecorder(POPOApplicationRecorder):
@@ -30,12 +30,12 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, Availability] = {}
-        self.commands: dict[str, str] = {}
+        self.commands: dict[str, CommandRecord] = {}
         self.snapshots = POPOAggregateRecorder()  # shared by every ledger on this store
 
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._assert_uniqueness(stored_events, **kwargs)
-        if any(cid in self.commands for cid, _ in kwargs.get("commands", ())):
+        if any(row[0] in self.commands for row in kwargs.get("commands", ())):
             raise IntegrityError("command id already recorded")
 
     def _update_table(
@@ -43,7 +43,8 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
     ) -> Sequence[int] | None:
         ids = super()._update_table(stored_events, **kwargs)
         self.upsert(kwargs.get("availability", ()))
-        self.commands.update(kwargs.get("commands", ()))
+        for command_id, profile_id, version, command in kwargs.get("commands", ()):
+            self.commands[command_id] = CommandRecord(profile_id, version, command)
         return ids
 
     def upsert(self, rows: Sequence[Availability]) -> None:
@@ -92,7 +93,7 @@ class MemoryStore(Store):
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def command_owner(self, command_id: str) -> str | None:
+    def command_record(self, command_id: str) -> CommandRecord | None:
         with self._recorder._database_lock:
             return self._recorder.commands.get(command_id)
 

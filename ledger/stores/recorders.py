@@ -87,20 +87,33 @@ def availability_rows(kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 COMMANDS_TABLE = "custody_commands"
+# A caller's command id, the profile it was used on, the version its last event reached and the
+# command's fingerprint: what a resent command is answered from (columns 3 and 4: schema 4).
 COMMANDS_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {COMMANDS_TABLE} "
-    "(command_id TEXT PRIMARY KEY, profile_id TEXT NOT NULL)"
+    f"CREATE TABLE IF NOT EXISTS {COMMANDS_TABLE} (command_id TEXT PRIMARY KEY, "
+    "profile_id TEXT NOT NULL, version BIGINT, command TEXT)"
 )
+COMMANDS_COLUMNS = ("command_id", "profile_id", "version", "command")
 
 
-def insert_command_sql(placeholder: str, *, if_new: bool = False) -> str:
-    marks = f"{placeholder}, {placeholder}"
-    sql = f"INSERT INTO {COMMANDS_TABLE} (command_id, profile_id) VALUES ({marks})"
-    return f"{sql} ON CONFLICT (command_id) DO NOTHING" if if_new else sql
+def insert_command_sql(placeholder: str, *, backfill: bool = False) -> str:
+    """The insert of one command row. ``backfill`` (a migration, event by event): the first
+    profile to use an id keeps it, and each later event of that command there moves its
+    version on."""
+    marks = ", ".join([placeholder] * len(COMMANDS_COLUMNS))
+    sql = f"INSERT INTO {COMMANDS_TABLE} ({', '.join(COMMANDS_COLUMNS)}) VALUES ({marks})"
+    if not backfill:
+        return sql
+    return (
+        f"{sql} ON CONFLICT (command_id) DO UPDATE SET version = excluded.version, "
+        f"command = excluded.command WHERE {COMMANDS_TABLE}.profile_id = excluded.profile_id "
+        f"AND ({COMMANDS_TABLE}.version IS NULL OR {COMMANDS_TABLE}.version < excluded.version)"
+    )
 
 
-def command_rows(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (command id, profile id) pairs a save records: ids a caller chose."""
+def command_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, int, str]]:
+    """The (command id, profile id, version, fingerprint) rows a save records: ids a caller
+    chose."""
     return list(kwargs.get("commands", ()))
 
 

@@ -31,7 +31,13 @@ from ledger.stores.recorders import (
     upsert_availability_sql,
 )
 from ledger.stores.settings import StoreSettings
-from ledger.stores.store import AGGREGATE_CACHE_SIZE, LedgerApplication, Store, store_errors
+from ledger.stores.store import (
+    AGGREGATE_CACHE_SIZE,
+    CommandRecord,
+    LedgerApplication,
+    Store,
+    store_errors,
+)
 from ledger.stores.views import SqlViews, postgres_connection, read_cursor
 
 _RECORDERS = {
@@ -45,7 +51,9 @@ _RECORDERS = {
 # 2: custody_commands (a caller's command id is unique across the store).
 # 3: the snapshots table (made by the library's recorder at init; snapshots are a cache, so the
 #    migration writes none: they appear as streams grow).
-SCHEMA_VERSION = 3
+# 4: custody_commands keeps each id's version and fingerprint (a resent command is answered
+#    from it; the profile no longer remembers ids): backfilled from the events.
+SCHEMA_VERSION = 4
 SCHEMA_TABLE = "custody_schema"
 _SCHEMA_DDL = (
     f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
@@ -114,7 +122,8 @@ class SqlStore(Store):
         """Our tables, then the migrations from the recorded version, then the new version."""
         for statement in (*availability_ddl(), COMMANDS_DDL, *_SCHEMA_DDL):
             self.execute(statement)
-        if (self.schema_version() or SCHEMA_VERSION) < 2:
+        if (self.schema_version() or SCHEMA_VERSION) < 4:
+            self._add_command_columns()
             self._backfill_commands()
         self.execute(
             f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
@@ -174,13 +183,29 @@ class SqlStore(Store):
         msg = f"{settings.describe()} is not a custody store (it holds other tables: {shown})"
         raise InvalidInput("store", msg)
 
+    def _add_command_columns(self) -> None:
+        """Schema 4: a command row also keeps its version and fingerprint."""
+        if self._pg:
+            have = set()
+        else:
+            have = {r["name"] for r in self.query(f"PRAGMA table_info({COMMANDS_TABLE})")}
+        for column, kind in (("version", "BIGINT"), ("command", "TEXT")):
+            if column not in have:
+                exists = "IF NOT EXISTS " if self._pg else ""
+                self.execute(f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN {exists}{column} {kind}")
+
     def _backfill_commands(self) -> None:
-        """Record the command ids of every stored event (the first profile to use an id
-        keeps it), so ids used before version 2 stay bound to their profile."""
+        """Record the command id of every stored event, with the version its last event
+        reached and its fingerprint (the first profile to use an id keeps it): ids used
+        before schema 2 stay bound to their profile, and before schema 4 (when the profile
+        itself remembered them) stay answerable."""
         start = 1
         while batch := self.app.recorder.select_notifications(start, 1000):
-            rows = [command_of(n.state) for n in batch]
-            self.executemany(insert_command_sql("?", if_new=True), rows)
+            rows = []
+            for n in batch:
+                command_id, profile_id, command = command_of(n.state)
+                rows.append((command_id, profile_id, n.originator_version, command))
+            self.executemany(insert_command_sql("?", backfill=True), rows)
             start = batch[-1].id + 1
 
     def schema_version(self) -> int | None:
@@ -207,11 +232,15 @@ class SqlStore(Store):
 
     # -- the availability table -------------------------------------------------------------
 
-    def command_owner(self, command_id: str) -> str | None:
+    def command_record(self, command_id: str) -> CommandRecord | None:
         rows = self.query(
-            f"SELECT profile_id FROM {COMMANDS_TABLE} WHERE command_id = ?", (command_id,)
+            f"SELECT profile_id, version, command FROM {COMMANDS_TABLE} WHERE command_id = ?",
+            (command_id,),
         )
-        return str(rows[0]["profile_id"]) if rows else None
+        if not rows:
+            return None
+        row = rows[0]  # every row has its version: written with its events, or backfilled
+        return CommandRecord(str(row["profile_id"]), int(row["version"]), str(row["command"]))
 
     def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
         columns = ", ".join(AVAILABILITY_COLUMNS)

@@ -13,6 +13,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -37,14 +38,23 @@ if TYPE_CHECKING:
 AGGREGATE_CACHE_SIZE = 1000
 # A profile's state is snapshotted after every event whose version is a multiple of this, so a
 # load (now, or as of any version) folds at most this many events after the nearest snapshot.
-# Snapshots of long streams hold the remembered command ids (up to 4096, ~300 KB, packed in one
-# string that only a command unpacks): the interval trades their size against the events a load
-# folds (bench/scale.py measures both).
+# A snapshot is the state alone (about 2 KB, whatever the stream's length): the interval trades
+# the snapshots table's size against the events a load folds (bench/scale.py measures both).
 SNAPSHOT_INTERVAL = 100
 
 
 # What SQLite and PostgreSQL say when a lock was not granted within the bounded wait.
 _BUSY = ("database is locked", "lock timeout", "statement timeout")
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """A caller's command id as the store recorded it with its events: the profile, the
+    version the command's last event reached and the fingerprint of what was asked."""
+
+    profile_id: str
+    version: int
+    command: str
 
 
 class StreamConflict(Exception):
@@ -117,11 +127,17 @@ class Store:
             return None
         return profile
 
-    def save(self, profile: Profile, row: Availability, command_id: str | None = None) -> None:
+    def save(
+        self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
+    ) -> None:
         """Append the profile's pending events, upsert its availability row and record the
-        caller's command id, in one transaction; ``StreamConflict`` if another writer took that
-        version or that command id first (nothing kept)."""
-        commands = [(command_id, profile.profile_id)] if command_id is not None else []
+        caller's ``command`` (its id and fingerprint) with the version the events reach, in
+        one transaction; ``StreamConflict`` if another writer took that version or that
+        command id first (nothing kept)."""
+        commands = []
+        if command is not None:
+            command_id, fingerprint = command
+            commands.append((command_id, profile.profile_id, profile.version, fingerprint))
         try:
             with store_errors(self.settings):
                 self.app.save(profile, availability=[row], commands=commands)
@@ -163,8 +179,8 @@ class Store:
         """The clock every deadline is judged on."""
         raise NotImplementedError
 
-    def command_owner(self, command_id: str) -> str | None:
-        """The profile a caller's command id was used on, if it was used."""
+    def command_record(self, command_id: str) -> CommandRecord | None:
+        """Where and how a caller's command id was used, if it was."""
         raise NotImplementedError
 
     def availability(self) -> list[Availability]:

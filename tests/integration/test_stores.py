@@ -197,6 +197,60 @@ def test_init_migrates_a_version_1_store_and_binds_its_command_ids(sql_store_url
         assert ledger.view("p1").state == "leased"
 
 
+def test_init_migrates_a_version_3_store_so_its_command_ids_still_replay(
+    sql_store_url: str,
+) -> None:
+    """Schema 3 kept only each id's profile (the profile remembered the rest). The migration
+    fills in each id's version and fingerprint from the events, so a command resent after
+    the upgrade is answered as it was, appends nothing, and a reused id is still refused.
+    Guard: the backfill of ``_backfill_commands``."""
+    with Ledger.open(sql_store_url) as ledger:
+        register(ledger, "p1")
+        register(ledger, "p2")
+        lease = ledger.checkout(
+            "p1", worker_id="w", run_id="r", task_type="t", command_id="old-checkout"
+        )
+        beat = ledger.heartbeat(
+            lease.lease_id, fencing_token=lease.fencing_token, step="s", command_id="old-beat"
+        )
+        store = ledger.store
+        store.execute("DROP TABLE custody_commands")  # type: ignore[attr-defined]
+        store.execute(  # type: ignore[attr-defined]
+            "CREATE TABLE custody_commands (command_id TEXT PRIMARY KEY, profile_id TEXT NOT NULL)"
+        )
+        for command_id in ("old-checkout", "old-beat"):
+            store.execute(  # type: ignore[attr-defined]
+                "INSERT INTO custody_commands VALUES (?, 'p1')", (command_id,)
+            )
+        store.execute("UPDATE custody_schema SET version = 3")  # type: ignore[attr-defined]
+        events = len(ledger.history("p1"))
+    Ledger.init(sql_store_url).close()
+    with Ledger.open(sql_store_url) as ledger:
+        again = ledger.checkout(
+            "p1", worker_id="w", run_id="r", task_type="t", command_id="old-checkout"
+        )
+        assert (again.lease_id, again.fencing_token) == (lease.lease_id, lease.fencing_token)
+        assert (
+            ledger.heartbeat(
+                lease.lease_id, fencing_token=lease.fencing_token, step="s", command_id="old-beat"
+            )
+            == beat
+        )
+        assert len(ledger.history("p1")) == events
+        with pytest.raises(InvalidInput, match="already used on p1 for heartbeat"):
+            ledger.heartbeat(
+                lease.lease_id, fencing_token=lease.fencing_token, step="t", command_id="old-beat"
+            )
+        with pytest.raises(InvalidInput, match="already used on profile p1"):
+            ledger.checkout(
+                "p2", worker_id="w", run_id="r", task_type="t", command_id="old-checkout"
+            )
+        rows = ledger.store.query(  # type: ignore[attr-defined]
+            "SELECT count(*) AS n FROM custody_commands WHERE version IS NULL OR command IS NULL"
+        )
+        assert rows[0]["n"] == 0
+
+
 def _terminate_others(pg_url: str) -> int:
     """End every other backend on the test's database, as a server restart or an idle
     timeout does, and wait until they are gone; return how many there were."""
