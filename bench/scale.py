@@ -78,7 +78,7 @@ def _database(admin_url: str | None) -> Iterator[str]:
 def _bare_read(ledger: Ledger) -> int:
     count, position = 0, 0
     while batch := ledger.feed.read(position, 1000):
-        count += len(batch)
+        count += len([n.event for n in batch])  # decoded: Feed.read decodes only when asked
         position = batch[-1].position
     return count
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger.domain.errors import NotAllowed
 from ledger.domain.events import ProfileEvent
-from ledger.stores.mapper import decode
+from ledger.stores.mapper import decode, decode_data
 from ledger.stores.store import Store
 from ledger.stores.views import StoredNotification, ViewCursor
 from ledger.stores.wakeups import Announce, Wakeups
@@ -41,27 +40,44 @@ _POSITIONS_DDL = (
 _INSTALL_LOCK = "SELECT pg_advisory_xact_lock(25461, 1)"
 
 
-@dataclass(frozen=True)
 class Notification:
-    """One event and its place in the notification log."""
+    """One event and its place in the notification log. ``event`` decodes it into its model
+    when first asked; ``data`` gives its stored JSON instead (upcast to the current version),
+    for a read model that only copies fields: decoding the model is most of a catch-up."""
 
-    position: int
-    event: ProfileEvent
+    __slots__ = ("_event", "_stored", "position")
+
+    def __init__(self, stored: StoredNotification) -> None:
+        self.position = stored.id
+        self._stored = stored
+        self._event: ProfileEvent | None = None
+
+    @property
+    def event_type(self) -> str:
+        return self._stored.topic
+
+    @property
+    def version(self) -> int:
+        """The event's place in its profile's stream."""
+        return self._stored.version
+
+    @property
+    def event(self) -> ProfileEvent:
+        if self._event is None:
+            n = self._stored
+            stream = UUID(n.originator_id) if isinstance(n.originator_id, str) else n.originator_id
+            self._event = decode(n.topic, n.state, stream, n.version)
+        return self._event
+
+    def data(self) -> dict[str, Any]:
+        """A new dict of the event's fields as JSON gives them (times as text, enums as their
+        values): ``event.model_dump(mode="json")`` without the stream's id and version, keys
+        in any order."""
+        return decode_data(self._stored.topic, self._stored.state)
 
 
-def _decoded(stored: Sequence[StoredNotification]) -> list[Notification]:
-    return [
-        Notification(
-            position=n.id,
-            event=decode(
-                n.topic,
-                n.state,
-                UUID(n.originator_id) if isinstance(n.originator_id, str) else n.originator_id,
-                n.version,
-            ),
-        )
-        for n in stored
-    ]
+def _notifications(stored: Sequence[StoredNotification]) -> list[Notification]:
+    return [Notification(n) for n in stored]
 
 
 class FeedTransaction:
@@ -124,9 +140,9 @@ class FeedTransaction:
         self._cursor.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
 
     def notifications(self, after: int, limit: int) -> list[Notification]:
-        """Up to ``limit`` events after ``position``, decoded, in log order, as committed
-        when this transaction reads them."""
-        return _decoded(self._cursor.notifications(after, limit))
+        """Up to ``limit`` events after ``position`` (each decoded when asked), in log order,
+        as committed when this transaction reads them."""
+        return _notifications(self._cursor.notifications(after, limit))
 
 
 class Feed:
@@ -149,9 +165,10 @@ class Feed:
         return self._views.count_after(position)
 
     def read(self, after: int, limit: int) -> list[Notification]:
-        """Up to ``limit`` events after position ``after``, decoded, in log order."""
+        """Up to ``limit`` events after position ``after`` (each decoded when asked), in log
+        order."""
         with self._views.reading() as cursor:
-            return _decoded(cursor.notifications(after, limit))
+            return _notifications(cursor.notifications(after, limit))
 
     def positions(self) -> dict[str, int]:
         """Every installed read model's position, by name (empty before the first)."""

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ledger import FeedTransaction, Notification, ProfileEvent
+from ledger import EVENT_CLASSES, FeedTransaction, Notification, ProfileEvent
 from projections.base import Index, Projection, Table, iso
 
 LEASES = Table(
@@ -76,9 +76,21 @@ UNCLEAN_ENDINGS = ("review", "quarantine", "stale", "forced", "revoked")
 _UNCLEAN = {"review_requested": "review", "profile_quarantined": "quarantine"}
 
 
+# Where each event type names its lease: the whole lease record, a lease id, or nowhere. Read
+# by type, not by trying attributes (a missing attribute costs pydantic an exception).
+_LEASE_FIELD = {
+    event_type: next((f for f in ("lease", "lease_id") if f in cls.model_fields), None)
+    for event_type, cls in EVENT_CLASSES.items()
+}
+
+
 def _lease_of(event: ProfileEvent) -> str | None:
-    lease = getattr(event, "lease", None)
-    lease_id = lease.lease_id if lease is not None else getattr(event, "lease_id", None)
+    field = _LEASE_FIELD[event.event_type]
+    if field is None:
+        return None
+    if field == "lease":
+        return str(event.lease.lease_id)  # type: ignore[attr-defined]
+    lease_id = event.lease_id  # type: ignore[attr-defined]
     return None if lease_id is None else str(lease_id)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ledger import FeedTransaction, Ledger, Notification, ProfileEvent
+from ledger import EVENT_CLASSES, FeedTransaction, Ledger, Notification
 from projections.base import Index, Projection, ReadModel, Table, iso
 from projections.runner import catch_up
 
@@ -88,9 +88,19 @@ class TimelineRow(ReadModel):
 _ROWS: TypeAdapter[list[TimelineRow]] = TypeAdapter(list[TimelineRow])
 
 
-def flat(event: ProfileEvent) -> dict[str, Any]:
-    """The event's columns that need nothing but the event itself."""
-    payload: dict[str, Any] = event.model_dump(mode="json", exclude=_ENVELOPE_AND_IDS)
+# Each event type's payload fields in its model's order: the order ``detail`` lists them in
+# (the stored JSON sorts its keys).
+_PAYLOAD_FIELDS = {
+    event_type: tuple(f for f in cls.model_fields if f not in _ENVELOPE_AND_IDS)
+    for event_type, cls in EVENT_CLASSES.items()
+}
+
+
+def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+    """The columns of one event that need nothing but the event itself, from its fields as
+    JSON gives them (``Notification.data``, or ``model_dump(mode="json")``): no model is
+    decoded, which is most of what a catch-up would otherwise spend."""
+    payload = {k: data.get(k) for k in _PAYLOAD_FIELDS[event_type]}
     lease = payload.pop("lease", None)
     worker = run = None
     if lease is not None:  # lease_acquired carries the whole lease record
@@ -102,22 +112,22 @@ def flat(event: ProfileEvent) -> dict[str, Any]:
     lifted = {k: payload.pop(k, None) for k in _LIFTED}
     if "final_url" in payload and lifted["url"] is None:
         lifted["url"] = payload.pop("final_url")
-    env = event.envelope
+    env = data["envelope"]
     return {
-        "at": iso(env.at),
-        "profile_id": event.profile_id,
+        "at": iso(datetime.fromisoformat(env["at"])),
+        "profile_id": data["profile_id"],
         "account_id": payload.get("account_id"),
-        "version": event.originator_version,
-        "event_type": event.event_type,
-        "actor_id": env.actor_id,
-        "actor_role": env.actor_role.value,
-        "reason": env.reason,
+        "version": version,
+        "event_type": event_type,
+        "actor_id": env["actor_id"],
+        "actor_role": env["actor_role"],
+        "reason": env["reason"],
         "run_id": run,
         "worker_id": worker,
         "detail": ", ".join(f"{k}={v}" for k, v in payload.items() if v not in (None, [], False)),
-        "correlation_id": env.correlation_id,
-        "causation_id": env.causation_id,
-        "command_id": env.command_id,
+        "correlation_id": env["correlation_id"],
+        "causation_id": env["causation_id"],
+        "command_id": env["command_id"],
         **lifted,
     }
 
@@ -127,7 +137,7 @@ class TimelineProjection(Projection):
     table = TIMELINE
 
     def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
-        flats = [flat(n.event) for n in batch]
+        flats = [flat(n.event_type, n.version, n.data()) for n in batch]
         accounts = _accounts(tx, table, flats)
         runs = _runs(tx, table, flats)
         rows = []

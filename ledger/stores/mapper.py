@@ -68,10 +68,16 @@ def _snapshot(stored: StoredEvent) -> ProfileSnapshot:
     return ProfileSnapshot.model_validate(data)
 
 
+def decode_data(topic: str, state: bytes) -> dict[str, Any]:
+    """A stored event's fields as JSON gives them, upcast from older versions: the event's
+    ``model_dump(mode="json")`` without its stream id and version."""
+    data: dict[str, Any] = json.loads(state)
+    return upcast(topic, data, data.pop("class_version", 1))
+
+
 def decode(topic: str, state: bytes, originator_id: UUID | str, version: int) -> ProfileEvent:
     """Rebuild a domain event from its stored topic and bytes, upcasting old versions."""
-    data: dict[str, Any] = json.loads(state)
-    data = upcast(topic, data, data.pop("class_version", 1))
+    data = decode_data(topic, state)
     data["originator_id"] = originator_id
     data["originator_version"] = version
     return EVENT_CLASSES[topic].model_validate(data)

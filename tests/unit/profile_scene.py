@@ -223,3 +223,28 @@ class Scene:
         ctx = self.ctx("ops-olga", Role.OPERATOR)
         self.profile.record_browser_stop("vm", 4242, directory, signal, ctx)
         return self.collect()
+
+
+def eventful_scene() -> Scene:
+    """One profile taken through every kind of event the aggregate can record."""
+    s = Scene()
+    lease = s.checkout("worker-a", 120)
+    s.heartbeat(lease, step="login", url="https://shop.example/login", safe=True)
+    s.profile.extend(lease.lease_id, lease.fencing_token, 600, s.ctx("worker-a"))
+    s.collect()
+    s.release(lease, Outcome.SUCCESS)
+    lease = s.checkout("worker-b", 60)
+    s.heartbeat(lease, step="submit_order", mutating=True)
+    s.advance(61)
+    s.sweep()
+    s.review(ReviewDecision.RETURN)
+    s.checkout("worker-c")
+    s.force_release()
+    s.stop_browser()
+    s.review(ReviewDecision.DISABLE)
+    s.enable()
+    s.quarantine()
+    s.review(ReviewDecision.RETURN, reviewer="rolf")
+    s.advance(3600)
+    s.release(s.checkout("worker-d"), prompt_seen=True)
+    return s
