@@ -126,11 +126,24 @@ def _acquired(event: Any) -> dict[str, Any]:
     }
 
 
+# While a batch folds, a lease's renewal times are kept as datetimes (the next gap is measured
+# from the last one) and turned into text once per batch (``_as_text``), not once per heartbeat.
+_RENEWAL_TIMES = ("last_renewal_at", "expires_at")
+
+
 def _renewed(row: dict[str, Any], at: datetime, expires_at: datetime) -> None:
-    gap = (at - datetime.fromisoformat(row["last_renewal_at"])).total_seconds()
+    last = row["last_renewal_at"]
+    gap = (at - (datetime.fromisoformat(last) if isinstance(last, str) else last)).total_seconds()
     row["longest_gap_seconds"] = max(row["longest_gap_seconds"], gap)
-    row["last_renewal_at"] = iso(at)
-    row["expires_at"] = iso(expires_at)
+    row["last_renewal_at"] = at
+    row["expires_at"] = expires_at
+
+
+def _as_text(row: dict[str, Any]) -> dict[str, Any]:
+    for name in _RENEWAL_TIMES:
+        if isinstance(row[name], datetime):
+            row[name] = iso(row[name])
+    return row
 
 
 def _end(row: dict[str, Any], event: Any, ending: str) -> None:
@@ -203,7 +216,8 @@ class LeasesProjection(Projection):
                 evolve(row, event)
             row["version"], row["position"] = event.originator_version, n.position
             touched[lease_id] = row
-        self.table.write(tx, table, [self.table.params(r) for r in touched.values()], upsert=True)
+        written = [self.table.params(_as_text(r)) for r in touched.values()]
+        self.table.write(tx, table, written, upsert=True)
 
     def _load(
         self, tx: FeedTransaction, table: str, batch: Sequence[Notification]
