@@ -40,7 +40,7 @@ AGGREGATE_CACHE_SIZE = 1000
 # load (now, or as of any version) folds at most this many events after the nearest snapshot.
 # A snapshot is the state alone (about 2 KB, whatever the stream's length): the interval trades
 # the snapshots table's size against the events a load folds (bench/scale.py measures both).
-SNAPSHOT_INTERVAL = 100
+SNAPSHOT_INTERVAL = 50
 
 
 # What SQLite and PostgreSQL say when a lock was not granted within the bounded wait.
