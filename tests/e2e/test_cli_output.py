@@ -99,12 +99,13 @@ def test_help_imports_neither_the_ledger_nor_rich(tmp_path: Path) -> None:
     assert modules.isdisjoint(HEAVY), modules & HEAVY
 
 
-def test_status_on_sqlite_never_imports_psycopg(fleet: Path) -> None:
+def test_status_on_sqlite_never_imports_psycopg_nor_playwright(fleet: Path) -> None:
     """``custody status`` on an SQLite store reads the ledger and draws its table without
-    importing psycopg or its pool."""
+    importing psycopg, its pool, or Playwright (about 140 ms of start-up; the ``workers``
+    package imports its names when first asked)."""
     modules = loaded("status", cwd=fleet)
-    assert {"ledger", "projections", "rich"} <= modules
-    assert modules.isdisjoint({"psycopg", "psycopg_pool"}), modules
+    assert {"ledger", "projections", "rich", "workers"} <= modules
+    assert modules.isdisjoint({"psycopg", "psycopg_pool", "playwright"}), modules
 
 
 def test_json_and_empty_answers_never_import_rich(tmp_path: Path) -> None:
