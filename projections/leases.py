@@ -155,19 +155,29 @@ def _end(row: dict[str, Any], event: Any, ending: str) -> None:
     )
 
 
+_HEARTBEAT = "lease_heartbeat"
+
+
+def _fold_heartbeat(row: dict[str, Any], heartbeat: dict[str, Any]) -> None:
+    """Fold a heartbeat into its lease's row, from its stored JSON (``Notification.data``):
+    most of a log is heartbeats, and decoding each into its model was most of a catch-up."""
+    row["heartbeats"] += 1
+    at = datetime.fromisoformat(heartbeat["envelope"]["at"])
+    _renewed(row, at, datetime.fromisoformat(heartbeat["expires_at"]))
+    step, url = heartbeat["step"], heartbeat["url"]
+    row["last_step"] = step if step is not None else row["last_step"]
+    row["last_url"] = url if url is not None else row["last_url"]
+    if heartbeat["mutating"]:
+        row["mutating_step"] = step
+    elif heartbeat["safe"]:  # a safe step confirms the account, even after a mutation
+        row["last_safe_step"], row["mutating_step"] = step, None
+
+
 def evolve(row: dict[str, Any], event: Any) -> None:
-    """Fold one of the lease's events into its row (the row of ``lease_acquired`` exists)."""
+    """Fold one of the lease's other events into its row (the row of ``lease_acquired``
+    exists)."""
     kind = event.event_type
-    if kind == "lease_heartbeat":
-        row["heartbeats"] += 1
-        _renewed(row, event.at, event.expires_at)
-        row["last_step"] = event.step if event.step is not None else row["last_step"]
-        row["last_url"] = event.url if event.url is not None else row["last_url"]
-        if event.mutating:
-            row["mutating_step"] = event.step
-        elif event.safe:  # a safe step confirms the account, even after a mutation
-            row["last_safe_step"], row["mutating_step"] = event.step, None
-    elif kind == "lease_extended":
+    if kind == "lease_extended":
         _renewed(row, event.at, event.expires_at)
         row["ttl_seconds"] = event.ttl_seconds
     elif kind == "lease_release_requested":
@@ -200,35 +210,40 @@ class LeasesProjection(Projection):
     table = LEASES
 
     def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
-        rows = self._load(tx, table, batch)
-        touched: dict[str, dict[str, Any]] = {}
+        # Heartbeats are folded from their stored JSON, every other event from its model.
+        named: list[tuple[Notification, dict[str, Any] | None, str | None]] = []
         for n in batch:
-            event = n.event
-            lease_id = _lease_of(event)
+            heartbeat = n.data() if n.event_type == _HEARTBEAT else None
+            lease = heartbeat["lease_id"] if heartbeat is not None else _lease_of(n.event)
+            named.append((n, heartbeat, lease))
+        rows = self._load(tx, table, named)
+        touched: dict[str, dict[str, Any]] = {}
+        for n, heartbeat, lease_id in named:
             if lease_id is None:
                 continue
-            if event.event_type == "lease_acquired":
-                rows[lease_id] = _acquired(event)
+            if n.event_type == "lease_acquired":
+                rows[lease_id] = _acquired(n.event)
             row = rows.get(lease_id)
             if row is None:  # an event naming a lease this log never acquired: nothing to fold
                 continue
-            if event.event_type != "lease_acquired":
-                evolve(row, event)
-            row["version"], row["position"] = event.originator_version, n.position
+            if heartbeat is not None:
+                _fold_heartbeat(row, heartbeat)
+            elif n.event_type != "lease_acquired":
+                evolve(row, n.event)
+            row["version"], row["position"] = n.version, n.position
             touched[lease_id] = row
         written = [self.table.params(_as_text(r)) for r in touched.values()]
         self.table.write(tx, table, written, upsert=True)
 
     def _load(
-        self, tx: FeedTransaction, table: str, batch: Sequence[Notification]
+        self,
+        tx: FeedTransaction,
+        table: str,
+        named: Sequence[tuple[Notification, dict[str, Any] | None, str | None]],
     ) -> dict[str, dict[str, Any]]:
         """The stored rows of the leases this batch continues."""
         wanted = sorted(
-            {
-                lease
-                for n in batch
-                if n.event.event_type != "lease_acquired" and (lease := _lease_of(n.event))
-            }
+            {lease for n, _, lease in named if lease and n.event_type != "lease_acquired"}
         )
         rows: dict[str, dict[str, Any]] = {}
         columns = ", ".join(self.table.column_names)

@@ -20,6 +20,7 @@ from projections import (
     rebuild,
     timeline,
 )
+from projections.base import iso
 
 
 def _lease(ledger: Ledger, pid: str, run: str = "r") -> tuple[str, int]:
@@ -91,6 +92,9 @@ def test_leases_say_how_each_lease_ended(ledger: Ledger, clock: StepClock) -> No
     clean = by_id[ids["clean"]]
     assert (clean["heartbeats"], clean["longest_gap_seconds"]) == (2, 30.0)
     assert (clean["last_safe_step"], clean["last_step"], clean["outcome"]) == ("a", "b", "success")
+    last_beat = [e for e in ledger.history("clean") if e.event_type == "lease_heartbeat"][-1]
+    assert clean["expires_at"] == iso(last_beat.expires_at)  # type: ignore[attr-defined]
+    assert clean["last_renewal_at"] == iso(last_beat.envelope.at)
     assert by_id[ids["quarantine"]]["mutating_step"] == "pay"
     assert by_id[ids["stale"]]["marked_stale_at"] is not None
     assert {r["status"] for r in by_id.values()} == {"ended"}
