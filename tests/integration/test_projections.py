@@ -10,7 +10,7 @@ import pytest
 from conftest import StepClock, register
 from projection_checks import TwinLeases, TwinTimeline, assert_exact, rows, whole_log
 
-from ledger import FeedTransaction, Ledger, NotAllowed
+from ledger import FeedTransaction, InvalidInput, Ledger, NotAllowed
 from projections import (
     LEASES_PROJECTION,
     PROJECTIONS,
@@ -21,6 +21,7 @@ from projections import (
     timeline,
 )
 from projections.base import iso
+from reports import timeline as timeline_frame
 
 
 def _lease(ledger: Ledger, pid: str, run: str = "r") -> tuple[str, int]:
@@ -244,6 +245,38 @@ def test_rebuild_equals_the_incremental_read_model(ledger: Ledger, clock: StepCl
     assert timeline(ledger, "clean")[-1].run_id == "after"
     catch_up(ledger, LEASES_PROJECTION)
     assert_exact(ledger)
+
+
+def test_the_last_events_of_a_timeline_are_its_tail(ledger: Ledger, clock: StepClock) -> None:
+    """``last`` gives the tail of the same answer (a profile's, an account's, the fleet's),
+    oldest first; a ``last`` below 1 is refused by the report."""
+    _every_ending(ledger, clock)
+    for ask in ({"profile_id": "clean"}, {"account_id": "account_shop_17"}, {}):
+        whole = timeline(ledger, **ask)  # type: ignore[arg-type]
+        assert len(whole) > 3
+        assert timeline(ledger, **ask, last=3) == whole[-3:]  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="last"):
+        timeline_frame(last=0, ledger=ledger)
+
+
+def test_a_catch_up_keeps_no_plan_made_on_a_small_read_model(pg_url: str) -> None:
+    """A catch-up fills a read model from empty. Its statements are planned afresh each
+    time, never prepared: a generic plan kept from the first batches (psycopg prepares a
+    statement run five times) scanned the whole leases table for every later batch, 8.8 ms
+    against 0.7 ms at 300,000 events. Guard: ``_SqlCursor``'s ``replan``."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        pid = register(ledger)
+        for run in range(12):
+            lid, tok = _lease(ledger, pid, run=f"r{run}")
+            ledger.heartbeat(lid, fencing_token=tok, step="s")
+            ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/ok")
+        for projection in PROJECTIONS.values():
+            catch_up(ledger, projection, batch=2)
+        with ledger.feed.transaction() as tx:
+            prepared = tx.query("SELECT statement FROM pg_prepared_statements")
+    kept = [r["statement"] for r in prepared if "custody_leases" in r["statement"]]
+    assert kept == [], kept
 
 
 def test_batches_applied_in_one_transaction_equal_a_catch_up(
