@@ -12,7 +12,8 @@ throwaway cluster (``tests/pg_cluster.py``, stopped and deleted at the end) or o
 2. ``why`` and ``who`` in a warm process (median over sampled profiles, each loaded cold from
    its latest snapshot), against a bare psycopg primary-key select of the availability row;
 3. one profile's timeline (``projections.timeline``) for a typical profile and the long one,
-   against a bare psycopg select of the same rows;
+   and the long one's last 100 events (``--last``), against a bare psycopg select of the same
+   rows;
 4. the whole timeline into pandas (``reports.timeline``), against a bare ``pandas.read_sql``
    of the same rows on an ADBC connection;
 5. ``replay --at`` (``reports.replay``) on the long stream and on the 100-event one.
@@ -138,6 +139,11 @@ def _timelines(
             )  # type: ignore[misc]
             n = len(ledger.history(pid))
             _row(lines, f"timeline of {label} ({n:,} events), rows as models", custody, bare)
+        pid = profiles["the long profile"]
+        sql, params = select(profile_id=pid, last=100)
+        custody = _median_ms(lambda: timeline(ledger, pid, last=100), repeat)
+        bare = _median_ms(lambda: conn.execute(sql.replace("?", "%s"), params).fetchall(), repeat)
+        _row(lines, "timeline of the long profile, its last 100 events (--last)", custody, bare)
 
 
 def _whole_frame(ledger: Ledger, url: str, lines: list[str], repeat: int) -> None:

@@ -37,6 +37,7 @@ _output = click.option(
     metavar="FILE",
     help="write the rows to FILE (csv, json or parquet) and a one-line summary to stdout",
 )
+MAX_LAST = 10_000_000  # more than any store here holds; a bound, so a typo is bad input
 _since = click.option("--since", type=MOMENT, metavar="TIME", help="from this time (ISO 8601)")
 _until = click.option("--until", type=MOMENT, metavar="TIME", help="up to this time (ISO 8601)")
 
@@ -46,6 +47,12 @@ _until = click.option("--until", type=MOMENT, metavar="TIME", help="up to this t
 @click.option("--account", "account_id", metavar="ACCOUNT", help="only this account's profiles")
 @_since
 @_until
+@click.option(
+    "--last",
+    type=click.IntRange(min=1, max=MAX_LAST),
+    metavar="N",
+    help="only the last N of these events (a long profile's, straight from its index)",
+)
 @_format
 @_output
 @on_ledger
@@ -55,6 +62,7 @@ def timeline(
     account_id: str | None,
     since: datetime | None,
     until: datetime | None,
+    last: int | None,
     fmt: str,
     output: Path | None,
 ) -> FrameAnswer:
@@ -62,7 +70,9 @@ def timeline(
     from reports import timeline as events
 
     fmt = checked_format(fmt, output, as_json=options().as_json)
-    frame = events(profile_id, account=account_id, since=since, until=until, ledger=ledger)
+    frame = events(
+        profile_id, account=account_id, since=since, until=until, last=last, ledger=ledger
+    )
     return FrameAnswer("timeline", frame, fmt, one_profile=profile_id is not None, output=output)
 
 

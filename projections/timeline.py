@@ -202,9 +202,13 @@ def select(
     account_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    last: int | None = None,
 ) -> tuple[str, tuple[Any, ...]]:
-    """The SQL (``?`` placeholders) and parameters of a timeline query, in log order."""
-    where, params = ["1 = 1"], []
+    """The SQL (``?`` placeholders) and parameters of a timeline query, in log order; with
+    ``last``, only the last ``last`` events of it (one profile's through its stream index,
+    whatever the stream's length)."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
     for clause, value in (
         ("profile_id = ?", profile_id),
         ("account_id = ?", account_id),
@@ -215,8 +219,13 @@ def select(
             where.append(clause)
             params.append(value)
     columns = ", ".join(TIMELINE.column_names)
-    sql = f"SELECT {columns} FROM {TIMELINE.name} WHERE {' AND '.join(where)} ORDER BY position"
-    return sql, tuple(params)
+    sql = f"SELECT {columns} FROM {TIMELINE.name} WHERE {' AND '.join(where)}"
+    if last is None:
+        return f"{sql} ORDER BY position", tuple(params)
+    # A profile's versions follow its log order, and (profile_id, version) is indexed.
+    newest = "version" if profile_id is not None else "position"
+    sql = f"SELECT * FROM ({sql} ORDER BY {newest} DESC LIMIT ?) AS latest ORDER BY position"
+    return sql, (*params, last)
 
 
 def timeline(
@@ -226,12 +235,15 @@ def timeline(
     account_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    last: int | None = None,
 ) -> list[TimelineRow]:
     """The events of one profile, an account or every profile, optionally within a time
-    window, as flat rows in log order (oldest first). Brought up to date first.
-    ``UnknownProfile`` for a profile never registered."""
+    window (and only the ``last`` of them), as flat rows in log order (oldest first). Brought
+    up to date first. ``UnknownProfile`` for a profile never registered."""
     catch_up(ledger, TIMELINE_PROJECTION)
-    sql, params = select(profile_id=profile_id, account_id=account_id, since=since, until=until)
+    sql, params = select(
+        profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
+    )
     rows = _ROWS.validate_python(ledger.feed.query(sql, params))
     if not rows and profile_id is not None:
         ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)

@@ -79,6 +79,32 @@ def test_timeline_by_account_and_window(fleet: tuple[Path, str, dict[str, str]])
     assert all(line.split()[1] in ("p1", "p2") for line in lines.splitlines())
 
 
+def test_timeline_last_is_the_tail_of_the_same_answer(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """--last N gives the last N events of what the same timeline gives whole, oldest first,
+    for a profile, an account and the fleet; --last 0 or a negative is one line, exit 2."""
+    cwd, store, _ = fleet
+    asks = (["p1"], ["--account", "acct_shop"], [])
+    answers = custody_all(
+        [
+            *(["--json", "timeline", *ask] for ask in asks),
+            *(["--json", "timeline", *ask, "--last", "2"] for ask in asks),
+        ],
+        cwd=cwd,
+        store=store,
+    )
+    wholes, lasts = answers[:3], answers[3:]
+    for whole, last in zip(wholes, lasts, strict=True):
+        rows = ok(whole).json()
+        assert len(rows) > 2
+        assert ok(last).json() == rows[-2:]
+    for bad in ("0", "-3", "two"):
+        refused = custody("timeline", "p1", "--last", bad, cwd=cwd, store=store)
+        assert refused.code == 2
+        assert "--last" in error_line(refused)
+
+
 def test_usage_lists_every_lease_of_the_account_with_its_ending(
     fleet: tuple[Path, str, dict[str, str]],
 ) -> None:
