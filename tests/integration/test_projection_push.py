@@ -227,13 +227,19 @@ def test_two_runners_apply_each_event_exactly_once(sql_store_url: str, tmp_path:
     """Two runner processes on one store while leases are taken, beaten and released: between
     them they apply each event once per read model (their counts add up to exactly twice the
     log, both did some of the work), and the read models match the log."""
+    # Two intervals, so the runners' wake-ups keep sliding past each other: with one interval,
+    # a runner that always woke a few ms first could take every event (it did once in ~20 runs).
+    intervals = (0.2, 0.13)
     with Ledger.open(sql_store_url) as ledger, ExitStack() as stack:
         runners = [
-            stack.enter_context(_runner(sql_store_url, tmp_path, 0.2, name=f"run{n}"))
-            for n in range(2)
+            stack.enter_context(_runner(sql_store_url, tmp_path, every, name=f"run{n}"))
+            for n, every in enumerate(intervals)
         ]
-        for runner in runners:
-            _wait_for("both runners to start", lambda runner=runner: runner.said("every 0.2 s") > 0)
+        for runner, every in zip(runners, intervals, strict=True):
+            _wait_for(
+                "both runners to start",
+                lambda runner=runner, every=every: runner.said(f"every {every} s") > 0,
+            )
         for n in range(4):
             pid = register(ledger, f"shared_{n}")
             lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
