@@ -96,6 +96,14 @@ _PAYLOAD_FIELDS = {
 }
 
 
+def _iso_text(at: str) -> str:
+    """``iso`` of a time as JSON gives it. pydantic writes a UTC time with microseconds as
+    ``...HH:MM:SS.ffffffZ``: that one is rewritten as text; any other form is parsed."""
+    if len(at) == 27 and at[-1] == "Z":
+        return at[:-1] + "+00:00"
+    return str(iso(datetime.fromisoformat(at)))
+
+
 def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
     """The columns of one event that need nothing but the event itself, from its fields as
     JSON gives them (``Notification.data``, or ``model_dump(mode="json")``): no model is
@@ -114,7 +122,7 @@ def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
         lifted["url"] = payload.pop("final_url")
     env = data["envelope"]
     return {
-        "at": iso(datetime.fromisoformat(env["at"])),
+        "at": _iso_text(env["at"]),
         "profile_id": data["profile_id"],
         "account_id": payload.get("account_id"),
         "version": version,

@@ -4,11 +4,14 @@ must be the one the model gives, field for field."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from profile_scene import eventful_scene
 
 from ledger.domain import events as ev
 from ledger.stores.mapper import ProfileEventMapper, decode_data
+from projections.base import iso
 from projections.timeline import flat
 
 _IDS = {"originator_id", "originator_version"}
@@ -48,3 +51,21 @@ def test_an_upcast_event_gives_the_row_of_its_current_version() -> None:
     assert flat(request.event_type, 3, data) == flat(
         request.event_type, 3, upcast.model_dump(mode="json", exclude=_IDS)
     )
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 11, 28, 3, 15, 0, 120000, tzinfo=UTC),
+        datetime(2026, 11, 28, 3, 15, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 28, 3, 15, 0, 5, tzinfo=UTC),
+        datetime(2026, 11, 28, 4, 15, 0, 5, tzinfo=timezone(timedelta(hours=1))),
+    ],
+)
+def test_a_row_keeps_the_time_as_iso_text_however_json_wrote_it(at: datetime) -> None:
+    """The row's time is ``iso`` of the event's time (UTC, microseconds, +00:00), whether the
+    JSON has microseconds or not: the text the timeline's indexes sort and compare."""
+    event = eventful_scene().history[0]
+    data = event.model_dump(mode="json", exclude=_IDS)
+    data["envelope"] = event.envelope.model_copy(update={"at": at}).model_dump(mode="json")
+    assert flat(event.event_type, 1, data)["at"] == iso(at)
