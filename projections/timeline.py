@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ledger import EVENT_CLASSES, FeedTransaction, Ledger, Notification
+from ledger import EVENT_CLASSES, FeedTransaction, InvalidInput, Ledger, Notification
 from projections.base import Index, Projection, ReadModel, Table, iso
 from projections.runner import catch_up
 
@@ -214,7 +214,9 @@ def select(
 ) -> tuple[str, tuple[Any, ...]]:
     """The SQL (``?`` placeholders) and parameters of a timeline query, in log order; with
     ``last``, only the last ``last`` events of it (one profile's through its stream index,
-    whatever the stream's length)."""
+    whatever the stream's length). ``InvalidInput`` for a ``last`` below 1."""
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise InvalidInput("last", f"must be a whole number of events from 1, got {last!r}")
     where: list[str] = ["1 = 1"]
     params: list[Any] = []
     for clause, value in (
@@ -247,11 +249,12 @@ def timeline(
 ) -> list[TimelineRow]:
     """The events of one profile, an account or every profile, optionally within a time
     window (and only the ``last`` of them), as flat rows in log order (oldest first). Brought
-    up to date first. ``UnknownProfile`` for a profile never registered."""
-    catch_up(ledger, TIMELINE_PROJECTION)
+    up to date first. ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for
+    a ``last`` below 1."""
     sql, params = select(
         profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
     )
+    catch_up(ledger, TIMELINE_PROJECTION)
     rows = _ROWS.validate_python(ledger.feed.query(sql, params))
     if not rows and profile_id is not None:
         ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)

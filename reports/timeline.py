@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ledger import InvalidInput
 from projections import TIMELINE_PROJECTION, catch_up
 from projections.timeline import select
 from reports.frames import Moment, Source, moment, opened, typed
@@ -29,13 +28,9 @@ def timeline(
     date first, so no command that finished before is missing. ``UnknownProfile`` for a
     profile never registered; ``InvalidInput`` for a ``last`` below 1."""
     start, end = moment("since", since), moment("until", until)
-    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-        raise InvalidInput("last", f"must be a whole number of events from 1, got {last!r}")
+    sql, params = select(profile_id=profile, account_id=account, since=start, until=end, last=last)
     with opened(ledger) as source:
         catch_up(source, TIMELINE_PROJECTION)
-        sql, params = select(
-            profile_id=profile, account_id=account, since=start, until=end, last=last
-        )
         frame = source.feed.read_frame(sql, params)
         if frame.empty and profile is not None:
             source.history(profile)  # UnknownProfile, or InvalidInput for a malformed id

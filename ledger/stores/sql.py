@@ -184,15 +184,19 @@ class SqlStore(Store):
         raise InvalidInput("store", msg)
 
     def _add_command_columns(self) -> None:
-        """Schema 4: a command row also keeps its version and fingerprint."""
+        """Schema 4: a command row also keeps its version and fingerprint (SQLite has no
+        ``ADD COLUMN IF NOT EXISTS``: its columns are read first)."""
+        added = (("version", "BIGINT"), ("command", "TEXT"))
         if self._pg:
-            have = set()
-        else:
-            have = {r["name"] for r in self.query(f"PRAGMA table_info({COMMANDS_TABLE})")}
-        for column, kind in (("version", "BIGINT"), ("command", "TEXT")):
+            for column, kind in added:
+                self.execute(
+                    f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN IF NOT EXISTS {column} {kind}"
+                )
+            return
+        have = {r["name"] for r in self.query(f"PRAGMA table_info({COMMANDS_TABLE})")}
+        for column, kind in added:
             if column not in have:
-                exists = "IF NOT EXISTS " if self._pg else ""
-                self.execute(f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN {exists}{column} {kind}")
+                self.execute(f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN {column} {kind}")
 
     def _backfill_commands(self) -> None:
         """Record the command id of every stored event, with the version its last event

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 AGGREGATE_CACHE_SIZE = 1000
 # A profile's state is snapshotted after every event whose version is a multiple of this, so a
 # load (now, or as of any version) folds at most this many events after the nearest snapshot.
-# A snapshot is the state alone (about 2 KB, whatever the stream's length): the interval trades
+# A snapshot is the state alone (1-2 KB, whatever the stream's length): the interval trades
 # the snapshots table's size against the events a load folds (bench/scale.py measures both).
 SNAPSHOT_INTERVAL = 50
 
