@@ -11,13 +11,14 @@ from typing import NoReturn
 
 
 def run() -> NoReturn:
+    from custody import interrupted
+
     try:
         from custody.cli import main
 
         code = main()
     except KeyboardInterrupt:
-        sys.stderr.write("custody: interrupted\n")
-        code = 130
+        code = interrupted()
     sys.exit(code)
 
 

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from custody import (  # noqa: F401 - registers the report, fleet and projections commands
+from custody import (  # noqa: F401 - fleet_commands and reading register their commands
     fleet_commands,
+    interrupted,
     reading,
 )
 from custody.commands import WRITING_COMMANDS, cli
@@ -53,12 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.UsageError as e:
         return _fail(_usage_error(e), json_anywhere)
     except KeyboardInterrupt:
-        sys.stderr.write("custody: interrupted\n")
-        return 130
+        return interrupted()
     except Exception as e:
         if _interrupted(e):
-            sys.stderr.write("custody: interrupted\n")
-            return 130
+            return interrupted()
         return _fail_unexpected(e, as_json)
     return _answer(command, result, as_json, resend)
 
