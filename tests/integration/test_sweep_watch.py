@@ -30,12 +30,12 @@ _STOPPED = re.compile(r"custody: sweeper stopped after (\d+) pass\(es\); (\d+) v
 
 
 def _start_watcher(
-    store_url: str, out: Path, err: Path, *, as_json: bool
+    store_url: str, out: Path, err: Path, *, as_json: bool, interval: float = 0.3
 ) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "custody", "--store", store_url, *(["--json"] if as_json else [])]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         return subprocess.Popen(
-            [*argv, "sweep", "--watch", "--interval", "0.3"],
+            [*argv, "sweep", "--watch", "--interval", str(interval)],
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
@@ -65,8 +65,12 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
         for pid in [*BATCH, *EXPIRING, "renewed"]:
             register(ledger, pid)
     outs = [(tmp_path / f"w{n}.out", tmp_path / f"w{n}.err") for n in range(2)]
-    watchers = [  # one logs JSON lines, the other text lines
-        _start_watcher(sql_store_url, out, err, as_json=n == 0) for n, (out, err) in enumerate(outs)
+    # One logs JSON lines, the other text lines. Their intervals differ, so their passes keep
+    # sliding over each other: with one interval, a watcher whose passes started just before
+    # the other's could settle every batch alone (it did once, on PostgreSQL).
+    watchers = [
+        _start_watcher(sql_store_url, out, err, as_json=n == 0, interval=(0.3, 0.2)[n])
+        for n, (out, err) in enumerate(outs)
     ]
     try:
         for _, err in outs:
