@@ -21,7 +21,7 @@ from ledger import Ledger, ProfileState
 EXPIRING = [f"exp_{i}" for i in range(6)]
 # Three batches expire one after another: each is one more chance for the two watchers' passes
 # to overlap (on a loaded machine one pass can finish before the other begins).
-BATCHES = [[f"batch{k}_{i:02}" for i in range(40)] for k in range(3)]
+BATCHES = [[f"batch{k}_{i:02}" for i in range(40)] for k in range(6)]
 BATCH = [pid for batch in BATCHES for pid in batch]
 _TEXT_LINE = re.compile(
     r"\S+ (lease-1@\S+): marked stale; \S+ is review_required \(lease_expired\)"
@@ -30,12 +30,12 @@ _STOPPED = re.compile(r"custody: sweeper stopped after (\d+) pass\(es\); (\d+) v
 
 
 def _start_watcher(
-    store_url: str, out: Path, err: Path, *, as_json: bool, interval: float = 0.3
+    store_url: str, out: Path, err: Path, *, as_json: bool
 ) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "custody", "--store", store_url, *(["--json"] if as_json else [])]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         return subprocess.Popen(
-            [*argv, "sweep", "--watch", "--interval", str(interval)],
+            [*argv, "sweep", "--watch", "--interval", "0.3"],
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
@@ -54,7 +54,7 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
     sql_store_url: str, tmp_path: Path
 ) -> None:
     """Two watcher processes start together on 40 overdue leases (so their passes collide:
-    version races are counted and must happen, over three such batches), then six more
+    version races are counted and must happen, over six such batches), then six more
     leases pass their deadlines one after another while they run. The history holds exactly
     one lease_marked_stale and one review_requested per lease, the watchers' JSON lines name
     each lease exactly once between them, a lease kept renewed is never touched, and SIGTERM
@@ -65,12 +65,8 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
         for pid in [*BATCH, *EXPIRING, "renewed"]:
             register(ledger, pid)
     outs = [(tmp_path / f"w{n}.out", tmp_path / f"w{n}.err") for n in range(2)]
-    # One logs JSON lines, the other text lines. Their intervals differ, so their passes keep
-    # sliding over each other: with one interval, a watcher whose passes started just before
-    # the other's could settle every batch alone (it did once, on PostgreSQL).
-    watchers = [
-        _start_watcher(sql_store_url, out, err, as_json=n == 0, interval=(0.3, 0.2)[n])
-        for n, (out, err) in enumerate(outs)
+    watchers = [  # one logs JSON lines, the other text lines
+        _start_watcher(sql_store_url, out, err, as_json=n == 0) for n, (out, err) in enumerate(outs)
     ]
     try:
         for _, err in outs:
