@@ -1,6 +1,8 @@
 """custody's composition root: the command line and its wiring."""
 
+import _thread
 import sys
+from typing import Any
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C
 
@@ -15,3 +17,24 @@ def interrupted() -> int:
     sys.stderr.write("custody: interrupted\n")
     sys.unraisablehook = lambda _: None
     return INTERRUPTED
+
+
+def keep_interrupts() -> None:
+    """Make a Ctrl-C that lands inside a callback Python cannot raise from count all the same.
+
+    A KeyboardInterrupt raised while the interpreter runs a weakref callback or a finalizer
+    (importlib runs one each time a module's import lock is dropped, many times a start-up) is
+    "unraisable": Python prints "Exception ignored in: ..." with a traceback and goes on as if
+    no Ctrl-C had come. This hook prints nothing for it and delivers the interrupt again, so it
+    is raised at the next ordinary line of the main thread, where the command line turns it
+    into one line and exit 130. Other unraisable errors go to the hook there was before."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # From another thread: raised here, the interrupt would be unraisable again.
+            _thread.start_new_thread(_thread.interrupt_main, ())
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook

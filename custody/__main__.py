@@ -11,7 +11,9 @@ from typing import NoReturn
 
 
 def run() -> NoReturn:
-    from custody import interrupted
+    from custody import interrupted, keep_interrupts
+
+    keep_interrupts()  # first: every import below runs importlib's callbacks
 
     try:
         from custody.cli import main
