@@ -86,10 +86,14 @@ def parse(cls: type[C], **fields: Any) -> C:
     except ValidationError as e:
         problem = e.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or cls.kind
-        text = problem["msg"].removeprefix("Value error, ")
+        text = _SAID.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
         if problem["type"] != "missing":
             text += f" (got {quoted(problem['input'])})"
         raise InvalidInput(field, text) from None
+
+
+# pydantic's words for a problem, where the caller deserves plainer ones.
+_SAID = {"string_unicode": "must be valid Unicode text (it holds bytes that were not UTF-8)"}
 
 
 def quoted(value: Any) -> str:

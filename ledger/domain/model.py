@@ -19,6 +19,7 @@ PROFILE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
 _PROFILE_ID_RE = re.compile(PROFILE_ID_PATTERN)
 _LEASE_ID_RE = re.compile(rf"lease-([1-9][0-9]{{0,17}})@({PROFILE_ID_PATTERN})")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 # Bounds that keep every deadline computable: ``now + ttl`` and ``now - window`` stay far inside
 # datetime's range whatever the store's clock says.
@@ -35,12 +36,23 @@ def _check_profile_id(value: str) -> str:
     return value
 
 
+def _check_storable(value: str) -> str:
+    """Text every store and every export can keep exactly: PostgreSQL's text cannot hold a NUL
+    character, and nothing encodes a lone surrogate (what undecodable bytes become in Python).
+    Refused here, at the door, so that an accepted text reads back unchanged forever."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\x00)")
+    if not value.isascii() and _SURROGATE_RE.search(value):
+        raise ValueError("must be valid Unicode text (it holds bytes that were not UTF-8)")
+    return value
+
+
 def _check_name(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
     if _CONTROL_RE.search(value):
         raise ValueError("must not contain control characters")
-    return value
+    return _check_storable(value)
 
 
 def _check_identity(value: str) -> str:
@@ -72,8 +84,8 @@ Identity = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)
 CommandId = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
 LeaseId = Annotated[str, Field(max_length=160), AfterValidator(_check_lease_id)]
 Directory = Annotated[str, Field(max_length=4096), AfterValidator(_check_directory)]
-Text = Annotated[str, Field(max_length=2000)]
-Url = Annotated[str, Field(min_length=1, max_length=4096)]
+Text = Annotated[str, Field(max_length=2000), AfterValidator(_check_storable)]
+Url = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_check_storable)]
 # A file's sha256 as 64 lowercase hex digits (hashlib's hexdigest).
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 TtlSeconds = Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)]
