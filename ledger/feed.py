@@ -23,7 +23,7 @@ from uuid import UUID
 
 from ledger.domain.errors import NotAllowed
 from ledger.domain.events import ProfileEvent
-from ledger.stores.mapper import decode, decode_data
+from ledger.stores.mapper import decode, decode_shown
 from ledger.stores.store import Store
 from ledger.stores.views import StoredNotification, ViewCursor
 from ledger.stores.wakeups import Announce, Wakeups
@@ -66,14 +66,15 @@ class Notification:
         if self._event is None:
             n = self._stored
             stream = UUID(n.originator_id) if isinstance(n.originator_id, str) else n.originator_id
-            self._event = decode(n.topic, n.state, stream, n.version)
+            self._event = decode(n.topic, n.state, stream, n.version, shown=True)
         return self._event
 
     def data(self) -> dict[str, Any]:
         """A new dict of the event's fields as JSON gives them (times as text, enums as their
         values): ``event.model_dump(mode="json")`` without the stream's id and version, keys
-        in any order."""
-        return decode_data(self._stored.topic, self._stored.state)
+        in any order. A NUL character in a text (stored before custody refused it) is written
+        as ``\\x00``: read models cannot hold it (``ledger.stores.mapper.decode_shown``)."""
+        return decode_shown(self._stored.topic, self._stored.state)
 
 
 def _notifications(stored: Sequence[StoredNotification]) -> list[Notification]:

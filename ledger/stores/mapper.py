@@ -75,12 +75,39 @@ def decode_data(topic: str, state: bytes) -> dict[str, Any]:
     return upcast(topic, data, data.pop("class_version", 1))
 
 
-def decode(topic: str, state: bytes, originator_id: UUID | str, version: int) -> ProfileEvent:
-    """Rebuild a domain event from its stored topic and bytes, upcasting old versions."""
-    data = decode_data(topic, state)
+def decode(
+    topic: str, state: bytes, originator_id: UUID | str, version: int, *, shown: bool = False
+) -> ProfileEvent:
+    """Rebuild a domain event from its stored topic and bytes, upcasting old versions; with
+    ``shown``, its text as a read model can hold it (``decode_shown``)."""
+    data = decode_shown(topic, state) if shown else decode_data(topic, state)
     data["originator_id"] = originator_id
     data["originator_version"] = version
     return EVENT_CLASSES[topic].model_validate(data)
+
+
+def decode_shown(topic: str, state: bytes) -> dict[str, Any]:
+    """``decode_data``, with any NUL character in a text written as ``\\x00``. custody has
+    refused NUL at the door since read models were promised to hold every text exactly; an
+    event stored before that may hold one, which PostgreSQL's text columns cannot. Its read
+    model rows show it escaped, as the command line shows a control character; the event
+    itself (``history``, ``why``, ``who``) keeps it. Only the stored JSON's escape is looked
+    for, so an event without one costs a byte search."""
+    data = decode_data(topic, state)
+    return _shown(data) if _NUL_IN_JSON in state else data
+
+
+_NUL_IN_JSON = b"\\u0000"  # how json.dumps writes a NUL (and only candidates contain it)
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
 
 
 def command_of(state: bytes) -> tuple[str, str, str]:
