@@ -131,7 +131,7 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
     )
 
     def decide(profile: Profile, issued: Issued) -> None:
-        ctx = _lease_context(profile, c.lease_id, issued, c.reason or c.outcome.value)
+        ctx = _lease_context(profile, c.lease_id, issued, c.reason or "")
         profile.release(c.lease_id, c.fencing_token, report, ctx)
 
     return uow.run(_profile_of(c), c, decide, _released)

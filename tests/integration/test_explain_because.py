@@ -52,3 +52,15 @@ def test_who_names_the_events_that_began_and_ended_the_last_lease(ledger: Ledger
         "  because:",
         f"    {render.timeline_line(held.because[0])}",
     ]
+
+
+def test_a_release_without_a_reason_puts_no_reason_in_the_headline(ledger: Ledger) -> None:
+    """A success without evidence goes to review; ``why`` says so without a made-up reason
+    (the outcome is not a reason: the headline once ended ': success')."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+    ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+    why = explain(ledger, pid)
+    assert why.message == "review required (unknown_final_url) by w1"
+    released = [r for r in why.because if r.event_type == "review_requested"]
+    assert [r.reason for r in released] == [""]
