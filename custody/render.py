@@ -22,6 +22,7 @@ from ledger import (
     SweepFailure,
     SweepReport,
     SweepResult,
+    ending_text,
 )
 from projections import Explanation, ProjectionStatus, Rebuilt, StatusRow, TimelineRow, Usage
 from workers import Inspection
@@ -242,7 +243,10 @@ def replay_lines(r: Replay) -> list[str]:
     lease = r.lease or r.last_lease
     if lease is not None:
         then = (
-            "then current" if r.lease else f"last, ended {lease.ending} at {moment(lease.ended_at)}"
+            "then current"
+            if r.lease
+            else f"last, ended {ending_text(lease.ending, lease.ending_cause)} at "
+            f"{moment(lease.ended_at)}"
         )
         lines.append(
             f"  lease {lease.lease_id} ({then}): last step {lease.last_step or '-'}, last safe "
@@ -292,7 +296,8 @@ def explanation_lines(e: Explanation) -> list[str]:
             f"last heartbeat: {moment(lease.heartbeat_at)}",
         ]
         if lease.ending:
-            lines.append(f"  lease ended: {lease.ending} at {moment(lease.ended_at)}")
+            how = ending_text(lease.ending, lease.ending_cause)
+            lines.append(f"  lease ended: {how} at {moment(lease.ended_at)}")
     if e.browser is not None:
         lines.append(f"  browser: {e.browser.status.value}: {e.browser.detail}")
     if e.browser_note:
@@ -318,4 +323,5 @@ def usage_line(u: Usage) -> str:
     who = f"worker {lease.worker_id}, run {lease.run_id} ({lease.task_type}), {lease.lease_id}"
     if u.current:
         return f"{u.profile_id}: held by {who} until {moment(lease.expires_at)}"
-    return f"{u.profile_id}: last used by {who}; ended {u.ending} at {moment(u.ended_at)}"
+    how = ending_text(u.ending, u.cause)
+    return f"{u.profile_id}: last used by {who}; ended {how} at {moment(u.ended_at)}"

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from ledger import (
     BrowserCheck,
+    Cause,
     DenialReason,
     Holder,
     Lease,
@@ -44,12 +45,14 @@ class Explanation(ReadModel):
 
 
 class Usage(ReadModel):
-    """The current holder, or the last one and how that lease ended."""
+    """The current holder, or the last one and how that lease ended (its ending and the cause
+    beside it, in the words every report uses)."""
 
     profile_id: str
     current: bool
     lease: Lease | None
     ending: str | None
+    cause: Cause | None = None
     ended_at: datetime | None
     because: list[TimelineRow] = []  # the events that began (and ended) that lease
 
@@ -137,6 +140,7 @@ def who(ledger: Ledger, profile_id: str) -> Usage:
         current=current,
         lease=last,
         ending=None if current or last is None else last.ending,
+        cause=None if current or last is None else last.ending_cause,
         ended_at=None if current or last is None else last.ended_at,
         because=[
             r

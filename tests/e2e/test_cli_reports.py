@@ -121,6 +121,30 @@ def test_usage_lists_every_lease_of_the_account_with_its_ending(
     assert table.splitlines()[0].split()[:3] == ["PROFILE", "LEASE", "WORKER"]
 
 
+def test_who_why_and_usage_name_an_ending_in_the_same_words(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """The failed run's ending reads ``review`` with its cause ``unexpected_failure`` in who
+    (text and JSON), why and usage alike: one vocabulary of endings."""
+    cwd, store, _ = fleet
+    said, told, used, why = custody_all(
+        [
+            ["--json", "who", "p2"],
+            ["who", "p2"],
+            ["--json", "usage", "--account", "acct_shop"],
+            ["why", "p2"],
+        ],
+        cwd=cwd,
+        store=store,
+    )
+    who = ok(said).json()
+    assert (who["ending"], who["cause"]) == ("review", "unexpected_failure")
+    (row,) = [r for r in ok(used).json() if r["lease_id"] == "lease-1@p2"]
+    assert (row["ending"], row["cause"]) == ("review", "unexpected_failure")
+    assert "; ended review (unexpected_failure) at " in ok(told).out
+    assert "lease ended: review (unexpected_failure) at " in ok(why).out
+
+
 def test_replay_shows_the_holder_at_a_moment(fleet: tuple[Path, str, dict[str, str]]) -> None:
     """replay --at a moment inside the first lease names its holder and deadline; the events
     after that moment start with the release."""
