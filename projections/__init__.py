@@ -4,7 +4,7 @@
 from ledger import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
 from projections.availability import StatusRow, status
 from projections.base import Projection, ReadModel
-from projections.explain import Explanation, Usage, explain, who
+from projections.explain import Explanation, Usage, explain, user, who
 from projections.leases import LEASES_PROJECTION, LeasesProjection
 from projections.runner import ProjectionStatus, Rebuilt, catch_up, install, rebuild, run
 from projections.runner import status as projection_status
@@ -40,5 +40,6 @@ __all__ = [
     "run",
     "status",
     "timeline",
+    "user",
     "who",
 ]

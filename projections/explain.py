@@ -30,7 +30,8 @@ class Explanation(ReadModel):
     message: str
     since: datetime | None
     until: datetime | None
-    holder: Holder | None
+    holder: Holder | None  # who holds a live (or stale) lease now
+    last_user: Holder | None  # with no lease held, whose lease came last
     cause: str | None
     trigger: str | None
     blocked_by: str | None
@@ -77,7 +78,8 @@ def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = N
         message=denial.message if denial else "available: a checkout will be granted",
         since=denial.since if denial else view.since,
         until=denial.until if denial else None,
-        holder=denial.holder if denial else None,
+        holder=user(view.lease),
+        last_user=None if view.lease else user(view.last_lease),
         cause=block.cause.value if block else None,
         trigger=block.trigger.value if block and block.trigger else None,
         blocked_by=f"{block.actor_id} ({block.actor_role.value})" if block else None,
@@ -89,6 +91,18 @@ def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = N
         browser=browser,
         browser_note=note,
         because=_entered(ledger, view),
+    )
+
+
+def user(lease: Lease | None) -> Holder | None:
+    """Who a lease was taken by: its worker, run, task and id."""
+    if lease is None:
+        return None
+    return Holder(
+        worker_id=lease.worker_id,
+        run_id=lease.run_id,
+        task_type=lease.task_type,
+        lease_id=lease.lease_id,
     )
 
 

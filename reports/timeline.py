@@ -23,11 +23,12 @@ def timeline(
 ) -> pd.DataFrame:
     """One row per event (time, profile, account, version, event type, actor, role, reason,
     lease, run, worker, step, URL, correlation, causation and command ids), oldest first,
-    for one profile and/or account and a time window (``since`` <= at <= ``until``), each
-    optional; ``last``: only the last so many of those events. The timeline is brought up to
-    date first, so no command that finished before is missing. ``UnknownProfile`` for a
+    for one profile and/or account and a time window (``since`` <= at <= ``until``, a date
+    alone meaning the whole day), each optional; ``last``: only the last so many of those
+    events. The timeline is brought up to date first, so no command that finished before is
+    missing. ``UnknownProfile`` for a
     profile never registered; ``InvalidInput`` for a ``last`` below 1."""
-    start, end = moment("since", since), moment("until", until)
+    start, end = moment("since", since), moment("until", until, until=True)
     sql, params = select(profile_id=profile, account_id=account, since=start, until=end, last=last)
     with opened(ledger) as source:
         catch_up(source, TIMELINE_PROJECTION)

@@ -46,8 +46,8 @@ def usage(
     ended (``ending``: clean, expected_failure, review, quarantine, stale, forced, revoked;
     empty while live), where the profile went, heartbeats and the longest gap between
     renewals in seconds, the last safe step and an unconfirmed mutating step. Brought up to
-    date first."""
-    start, end = moment("since", since), moment("until", until)
+    date first. Times as in ``reports.frames.moment``: a date alone means the whole day."""
+    start, end = moment("since", since), moment("until", until, until=True)
     with opened(ledger) as source:
         catch_up(source, LEASES_PROJECTION)
         frame = source.feed.read_frame(*select_usage(account, start, end))
