@@ -250,7 +250,7 @@ def timeline(
     """The events of one profile, an account or every profile, optionally within a time
     window (and only the ``last`` of them), as flat rows in log order (oldest first). Brought
     up to date first. ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for
-    a ``last`` below 1."""
+    a ``last`` below 1 or an account no profile was registered under."""
     sql, params = select(
         profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
     )
@@ -258,7 +258,20 @@ def timeline(
     rows = _ROWS.validate_python(ledger.feed.query(sql, params))
     if not rows and profile_id is not None:
         ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)
+    if not rows and account_id is not None:
+        require_account(ledger, account_id)
     return rows
+
+
+def require_account(ledger: Ledger, account_id: str) -> None:
+    """``InvalidInput`` naming ``account`` unless a profile was ever registered under it, as
+    its events say: one indexed read of the timeline (brought up to date first), whose every
+    row carries the account its profile was registered under."""
+    catch_up(ledger, TIMELINE_PROJECTION)
+    sql = f"SELECT profile_id FROM {TIMELINE.name} WHERE account_id = ? LIMIT 1"
+    if not ledger.feed.query(sql, (account_id,)):
+        msg = f"no profile was ever registered under account {account_id!r}"
+        raise InvalidInput("account", msg)
 
 
 def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:

@@ -6,6 +6,7 @@ import pandas as pd
 
 from projections import LEASES_PROJECTION, catch_up
 from projections.leases import select_usage
+from projections.timeline import require_account
 from reports.frames import Moment, Source, moment, opened, typed
 
 COLUMNS = (
@@ -46,11 +47,14 @@ def usage(
     ended (``ending``: clean, expected_failure, review, quarantine, stale, forced, revoked;
     empty while live), where the profile went, heartbeats and the longest gap between
     renewals in seconds, the last safe step and an unconfirmed mutating step. Brought up to
-    date first. Times as in ``reports.frames.moment``: a date alone means the whole day."""
+    date first. Times as in ``reports.frames.moment``: a date alone means the whole day.
+    ``InvalidInput`` naming ``account`` for an account no profile was registered under."""
     start, end = moment("since", since), moment("until", until, until=True)
     with opened(ledger) as source:
         catch_up(source, LEASES_PROJECTION)
         frame = source.feed.read_frame(*select_usage(account, start, end))
+        if frame.empty:
+            require_account(source, account)
     frame = typed(
         frame,
         times=TIMES,

@@ -162,6 +162,37 @@ def test_replay_shows_the_holder_at_a_moment(fleet: tuple[Path, str, dict[str, s
     assert "not registered yet" in error_line(early)
 
 
+UNKNOWN_ACCOUNT = [
+    ["checklist", "--account", "typo", "--strict"],
+    ["usage", "--account", "typo"],
+    ["health", "--account", "typo"],
+    ["fleet", "--account", "typo"],
+    ["report", "--html", "page.html", "--account", "typo"],
+    ["status", "--account", "typo"],
+    ["timeline", "--account", "typo"],
+    ["--json", "usage", "--account", "typo", "--since", "2001-01-01"],
+]
+
+
+def test_an_account_nobody_registered_is_bad_input_for_every_report(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """checklist, usage, health, fleet, report, status and timeline refuse an account no
+    profile was ever registered under: one line naming the account, exit 2, no page
+    written; a known account with nothing in the window is still an empty answer."""
+    cwd, store, _ = fleet
+    empty = ["--json", "usage", "--account", "other", "--until", "2001-01-01"]
+    runs = custody_all([*UNKNOWN_ACCOUNT, empty], cwd=cwd, store=store)
+    for asked, run in zip(UNKNOWN_ACCOUNT, runs[:-1], strict=True):
+        assert run.code == 2, (asked, run)
+        assert error_line(run) == (
+            "custody: invalid account: no profile was ever registered under account 'typo'"
+        ), asked
+    assert runs[-2].json()["field"] == "account"
+    assert ok(runs[-1]).json() == []
+    assert not (cwd / "page.html").exists()
+
+
 # Times that exist as written but not in UTC: the first day's first hour east of Greenwich,
 # the last day's last hour west of it.
 TOO_EARLY, TOO_LATE = "0001-01-01T00:00:00+05:30", "9999-12-31T23:59:59-05:00"
