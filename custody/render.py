@@ -26,7 +26,7 @@ from ledger import (
     ending_text,
 )
 from projections import Explanation, ProjectionStatus, Rebuilt, StatusRow, TimelineRow, Usage
-from workers import Inspection
+from workers import Inspection, NoProfileAvailable
 
 if TYPE_CHECKING:
     from reports import Replay
@@ -106,6 +106,9 @@ def emit_error(error: LedgerError, *, out: TextIO) -> None:
     }
     if isinstance(error, CheckoutDenied):
         body["denial"] = _plain(error.denial)
+    if isinstance(error, NoProfileAvailable):  # each profile's own denial, beside the counts
+        body["counts"] = error.counts
+        body["standing"] = _plain(error.standing)
     if isinstance(error, InvalidInput):
         body["field"] = error.field
     out.write(json.dumps(body, indent=2) + "\n")
