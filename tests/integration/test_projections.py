@@ -145,7 +145,8 @@ def test_timeline_has_one_flat_row_per_event_with_its_envelope(
     }
     stale = timeline(ledger, "stale")
     assert [r.event_type for r in stale][-2:] == ["lease_marked_stale", "review_requested"]
-    assert timeline(ledger, account_id="nobody") == []
+    with pytest.raises(InvalidInput, match="no profile was ever registered under account"):
+        timeline(ledger, account_id="nobody")
     middle = stale[1].at
     assert [r.version for r in timeline(ledger, "stale", since=middle, until=middle)] == [2]
 
