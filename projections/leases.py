@@ -244,10 +244,15 @@ LEASES_PROJECTION = LeasesProjection()
 
 
 def select_usage(
-    account_id: str, since: datetime | None, until: datetime | None
+    account_id: str | None, since: datetime | None, until: datetime | None
 ) -> tuple[str, tuple[Any, ...]]:
-    """Every lease on a profile of the account that overlaps [since, until], oldest first."""
-    where, params = ["account_id = ?"], [account_id]
+    """Every lease on a profile of the account (of every account: None) that overlaps
+    [since, until], oldest first."""
+    where: list[str] = ["1 = 1"]
+    params: list[str] = []
+    if account_id is not None:
+        where.append("account_id = ?")
+        params.append(account_id)
     if until is not None:
         where.append("started_at <= ?")
         params.append(str(iso(until)))

@@ -56,6 +56,18 @@ def moment(field: str, value: Moment, *, until: bool = False) -> datetime | None
         raise InvalidInput(field, msg) from None
 
 
+def as_of(ledger: Ledger, at: datetime | None) -> datetime:
+    """The moment an "as of" report is judged at: ``at``, or the store's time when None.
+    ``InvalidInput`` naming ``at`` for a moment after the store's time: the events cannot
+    tell what is still to come, and an answer about it would read as fact."""
+    now = ledger.now()
+    if at is None:
+        return now
+    if at > now:
+        raise InvalidInput("at", f"{at.isoformat()} is after the store's time {now.isoformat()}")
+    return at
+
+
 def _parsed(field: str, text: str, *, until: bool) -> datetime:
     try:
         day = date.fromisoformat(text.strip())

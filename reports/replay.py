@@ -14,7 +14,7 @@ from ledger import (
 )
 from projections import ReadModel, TimelineRow, user
 from projections.timeline import around, version_at
-from reports.frames import Moment, Source, moment, opened
+from reports.frames import Moment, Source, as_of, moment, opened
 
 
 class Replay(ReadModel):
@@ -53,10 +53,7 @@ def replay(profile: str, *, at: Moment, events: int = 5, ledger: Source = None) 
         raise InvalidInput("at", "a time is required")
     with opened(ledger) as source:
         source.require(profile)  # UnknownProfile before anything else, without a scan
-        now = source.now()
-        if when > now:
-            msg = f"{when.isoformat()} is after the store's time {now.isoformat()}"
-            raise InvalidInput("at", msg)
+        as_of(source, when)
         version = version_at(source, profile, when)
         if version is None:
             msg = f"{profile} was not registered yet at {when.isoformat()}"

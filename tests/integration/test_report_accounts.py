@@ -22,6 +22,8 @@ ASKS: dict[str, Callable[[Ledger, str], Any]] = {
     "checklist": lambda ledger, a: reports.checklist(account=a, ledger=ledger),
     "report": lambda ledger, a: report_html(account=a, ledger=ledger),
     "status": lambda ledger, a: status(ledger, account_id=a),
+    "review_waits": lambda ledger, a: reports.review_waits(account=a, ledger=ledger),
+    "ended_unknown": lambda ledger, a: reports.ended_unknown(account=a, ledger=ledger),
 }
 
 
