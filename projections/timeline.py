@@ -8,7 +8,7 @@ SQL and pandas without decoding a payload.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -222,8 +222,8 @@ def select(
     for clause, value in (
         ("profile_id = ?", profile_id),
         ("account_id = ?", account_id),
-        ("at >= ?", iso(since)),
-        ("at <= ?", iso(until)),
+        ("at >= ?", _stored("since", since)),
+        ("at <= ?", _stored("until", until)),
     ):
         if value is not None:
             where.append(clause)
@@ -236,6 +236,19 @@ def select(
     newest = "version" if profile_id is not None else "position"
     sql = f"SELECT * FROM ({sql} ORDER BY {newest} DESC LIMIT ?) AS latest ORDER BY position"
     return sql, (*params, last)
+
+
+def _stored(field: str, value: datetime | None) -> str | None:
+    """A time as the timeline stores it (UTC text); one without an offset is UTC, as
+    everywhere in custody. ``InvalidInput`` naming ``field`` for a time with no UTC instant."""
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return iso(value)
+    except OverflowError:
+        assert value is not None
+        msg = f"{value.isoformat()} is out of range: it has no instant in UTC"
+        raise InvalidInput(field, msg) from None
 
 
 def timeline(

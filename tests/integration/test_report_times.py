@@ -3,11 +3,14 @@ a time with no UTC instant is bad input, and replay refuses a moment after the s
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from conftest import StepClock, register
 
+import projections
 import reports
 from ledger import InvalidInput, Ledger
 
@@ -65,3 +68,27 @@ def test_replay_refuses_a_moment_after_the_store_s_time(
         reports.replay("profile_shop_17", at=clock.now + timedelta(microseconds=1), ledger=ledger)
     assert refused.value.field == "at"
     assert reports.replay("profile_shop_17", at=clock.now, ledger=ledger).state == "available"
+
+
+@pytest.fixture
+def host_east_of_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The host's local time is India's (UTC+05:30) for the test."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_timeline_read_model_takes_the_same_times(
+    ledger: Ledger, day: str, host_east_of_utc: None
+) -> None:
+    """projections.timeline, under the reports, refuses a time with no UTC instant naming
+    the field, and reads a time without an offset as UTC, not as the host's local time."""
+    east = timezone(timedelta(hours=5))
+    with pytest.raises(InvalidInput, match="out of range") as refused:
+        projections.timeline(ledger, since=datetime(1, 1, 1, tzinfo=east))
+    assert refused.value.field == "since"
+    every = projections.timeline(ledger)  # the fixture's events share one instant
+    naive = every[0].at.astimezone(UTC).replace(tzinfo=None)
+    assert projections.timeline(ledger, until=naive) == every
