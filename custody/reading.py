@@ -16,7 +16,7 @@ import click
 from custody.commands import cli
 from custody.export import checked_format
 from custody.output import FrameAnswer, ReplayAnswer
-from custody.wiring import MOMENT, Group, LedgerChoice, on_ledger, options
+from custody.wiring import MOMENT, UNTIL, Group, LedgerChoice, on_ledger, options
 
 if TYPE_CHECKING:
     from ledger import Ledger, RebuildReport
@@ -38,8 +38,16 @@ _output = click.option(
     help="write the rows to FILE (csv, json or parquet) and a one-line summary to stdout",
 )
 MAX_LAST = 10_000_000  # more than any store here holds; a bound, so a typo is bad input
-_since = click.option("--since", type=MOMENT, metavar="TIME", help="from this time (ISO 8601)")
-_until = click.option("--until", type=MOMENT, metavar="TIME", help="up to this time (ISO 8601)")
+_since = click.option(
+    "--since", type=MOMENT, metavar="TIME",
+    help="from this time (ISO 8601, UTC without an offset; a date alone means the whole day: "
+    "from its first instant)",
+)  # fmt: skip
+_until = click.option(
+    "--until", type=UNTIL, metavar="TIME",
+    help="up to this time, itself included (a date alone means the whole day: through its "
+    "last instant)",
+)  # fmt: skip
 
 
 @cli.command()
@@ -101,14 +109,19 @@ def usage(
 
 @cli.command()
 @click.argument("profile_id", metavar="PROFILE")
-@click.option("--at", required=True, type=MOMENT, metavar="TIME", help="the moment (ISO 8601)")
+@click.option(
+    "--at", required=True, type=MOMENT, metavar="TIME",
+    help="the moment (ISO 8601, UTC without an offset; a date alone: its first instant), "
+    "not after the store's time",
+)  # fmt: skip
 @click.option(
     "--events", type=click.IntRange(0, 1000), default=5, show_default=True, metavar="N",
     help="events shown before and after the moment",
 )  # fmt: skip
 @on_ledger
 def replay(ledger: Ledger, profile_id: str, at: datetime, events: int) -> ReplayAnswer:
-    """a profile as it stood at a moment: state, holder, deadline, reason, events around it"""
+    """a profile as it stood at a moment: state, holder or last user, deadline, reason, events
+    around it, every time to the microsecond"""
     from reports import replay as replayed
 
     return ReplayAnswer(replayed(profile_id, at=at, events=events, ledger=ledger))

@@ -12,6 +12,7 @@ from custody.output import Printed
 from ledger import (
     Availability,
     CheckoutDenied,
+    Holder,
     InvalidInput,
     Lease,
     LeaseLost,
@@ -22,9 +23,10 @@ from ledger import (
     SweepFailure,
     SweepReport,
     SweepResult,
+    ending_text,
 )
 from projections import Explanation, ProjectionStatus, Rebuilt, StatusRow, TimelineRow, Usage
-from workers import Inspection
+from workers import Inspection, NoProfileAvailable
 
 if TYPE_CHECKING:
     from reports import Replay
@@ -104,6 +106,9 @@ def emit_error(error: LedgerError, *, out: TextIO) -> None:
     }
     if isinstance(error, CheckoutDenied):
         body["denial"] = _plain(error.denial)
+    if isinstance(error, NoProfileAvailable):  # each profile's own denial, beside the counts
+        body["counts"] = error.counts
+        body["standing"] = _plain(error.standing)
     if isinstance(error, InvalidInput):
         body["field"] = error.field
     out.write(json.dumps(body, indent=2) + "\n")
@@ -112,6 +117,11 @@ def emit_error(error: LedgerError, *, out: TextIO) -> None:
 def moment(value: datetime | None) -> str:
     """A time to the second (ISO 8601, with its offset), or ``-`` for none."""
     return value.isoformat(timespec="seconds") if value else "-"
+
+
+def instant(value: datetime | None) -> str:
+    """A time exactly, to the microsecond (ISO 8601, with its offset), or ``-`` for none."""
+    return value.isoformat(timespec="microseconds") if value else "-"
 
 
 def text(command: str, result: Any) -> list[str]:
@@ -224,40 +234,46 @@ def rebuilt_lines(r: Rebuilt) -> list[str]:
 
 
 def replay_lines(r: Replay) -> list[str]:
+    """A replay for a person, every time to the microsecond: two moments a microsecond
+    apart may answer differently, so they must not read alike."""
     reason = f" ({r.reason.value})" if r.reason and r.reason.value != r.state.value else ""
     lines = [
-        f"{r.profile_id} at {moment(r.at)}: {r.state.value}{reason}, since {moment(r.since)} "
+        f"{r.profile_id} at {instant(r.at)}: {r.state.value}{reason}, since {instant(r.since)} "
         f"(stream version {r.version})",
         f"  {r.message}",
     ]
     if r.holder is not None:
-        h = r.holder
-        lines.append(
-            f"  holder: worker {h.worker_id}, run {h.run_id} ({h.task_type}), {h.lease_id}"
-            + (f"; deadline {moment(r.deadline)}" if r.deadline else "")
-        )
+        deadline = f"; deadline {instant(r.deadline)}" if r.deadline else ""
+        lines.append(f"  holder: {user_text(r.holder)}{deadline}")
+    if r.last_user is not None:
+        lines.append(f"  last user: {user_text(r.last_user)}")
     if r.block is not None:
         b = r.block
         lines.append(f"  cause: {b.cause.value}, decided by {b.actor_id} ({b.actor_role.value})")
     lease = r.lease or r.last_lease
     if lease is not None:
-        then = (
-            "then current" if r.lease else f"last, ended {lease.ending} at {moment(lease.ended_at)}"
-        )
+        how = ending_text(lease.ending, lease.ending_cause)
+        then = "then current" if r.lease else f"last, ended {how} at {instant(lease.ended_at)}"
         lines.append(
             f"  lease {lease.lease_id} ({then}): last step {lease.last_step or '-'}, last safe "
             f"step {lease.last_safe_step or '-'}, unconfirmed mutation {lease.mutating_step or '-'}"
         )
     lines.append("  events up to then:")
-    lines += [f"    {timeline_line(e)}" for e in r.before] or ["    (none)"]
+    lines += [f"    {timeline_line(e, exact=True)}" for e in r.before] or ["    (none)"]
     lines.append("  events after:")
-    lines += [f"    {timeline_line(e)}" for e in r.after] or ["    (none)"]
+    lines += [f"    {timeline_line(e, exact=True)}" for e in r.after] or ["    (none)"]
     return lines
 
 
-def timeline_line(r: TimelineRow, *, profile: bool = False) -> str:
+def user_text(h: Holder) -> str:
+    """Who took a lease: ``worker w2, run r7 (task), lease-3@p``."""
+    return f"worker {h.worker_id}, run {h.run_id} ({h.task_type}), {h.lease_id}"
+
+
+def timeline_line(r: TimelineRow, *, profile: bool = False, exact: bool = False) -> str:
     who = f"{r.profile_id}  " if profile else ""
-    bits = [f"{moment(r.at)}  {who}#{r.version:<3} {r.event_type:24} {r.actor_id} ({r.actor_role})"]
+    at = instant(r.at) if exact else moment(r.at)
+    bits = [f"{at}  {who}#{r.version:<3} {r.event_type:24} {r.actor_id} ({r.actor_role})"]
     for label, value in (
         ("lease", r.lease_id),
         ("step", r.step),
@@ -281,18 +297,22 @@ def explanation_lines(e: Explanation) -> list[str]:
     if e.cause:
         after = f" (the last one: {e.trigger})" if e.trigger else ""
         lines.append(f"  cause: {e.cause}{after}, decided by {e.blocked_by}")
+    if e.holder is not None:
+        lines.append(f"  holder: {user_text(e.holder)}")
+    if e.last_user is not None:
+        lines.append(f"  last user: {user_text(e.last_user)}")
     if e.lease is not None:
         lease = e.lease
         lines += [
-            f"  lease {lease.lease_id} (token {lease.fencing_token}): worker {lease.worker_id}, "
-            f"run {lease.run_id}, task {lease.task_type}",
+            f"  lease {lease.lease_id}, fencing token {lease.fencing_token}",
             f"  last safe step: {lease.last_safe_step or '-'}; step that mutated the account: "
             f"{lease.mutating_step or '-'}",
             f"  last step: {lease.last_step or '-'}; last URL: {lease.last_url or '-'}; "
             f"last heartbeat: {moment(lease.heartbeat_at)}",
         ]
         if lease.ending:
-            lines.append(f"  lease ended: {lease.ending} at {moment(lease.ended_at)}")
+            how = ending_text(lease.ending, lease.ending_cause)
+            lines.append(f"  lease ended: {how} at {moment(lease.ended_at)}")
     if e.browser is not None:
         lines.append(f"  browser: {e.browser.status.value}: {e.browser.detail}")
     if e.browser_note:
@@ -318,4 +338,5 @@ def usage_line(u: Usage) -> str:
     who = f"worker {lease.worker_id}, run {lease.run_id} ({lease.task_type}), {lease.lease_id}"
     if u.current:
         return f"{u.profile_id}: held by {who} until {moment(lease.expires_at)}"
-    return f"{u.profile_id}: last used by {who}; ended {u.ending} at {moment(u.ended_at)}"
+    how = ending_text(u.ending, u.cause)
+    return f"{u.profile_id}: last used by {who}; ended {how} at {moment(u.ended_at)}"

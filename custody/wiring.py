@@ -12,7 +12,7 @@ import functools
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -87,23 +87,32 @@ class LedgerChoice(click.ParamType[Any]):
 
 
 class MomentType(click.ParamType[datetime]):
-    """A time in ISO 8601 (``2026-11-27``, ``2026-11-27T09:45:00Z``); without an offset, UTC."""
+    """A time in ISO 8601 (``2026-11-27T09:45:00Z``; without an offset, UTC), read by the
+    reports' own rule (``reports.frames.moment``): a date alone means the whole day, from its
+    first instant, or with ``until`` through its last; a time with no UTC instant is bad
+    input. The reports are imported only when a value is read."""
 
     name = "time"
+
+    def __init__(self, *, until: bool = False) -> None:
+        self.until = until
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> datetime:
-        if isinstance(value, datetime):
-            return value
+        from ledger import InvalidInput
+        from reports.frames import moment
+
         try:
-            parsed = datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            self.fail(f"{str(value)[:40]!r} is not an ISO 8601 time (2026-11-27T09:45:00Z)")
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+            read = moment("time", value, until=self.until)
+        except InvalidInput as refused:
+            self.fail(refused.problem, param, ctx)
+        assert read is not None
+        return read
 
 
 MOMENT = MomentType()
+UNTIL = MomentType(until=True)
 
 
 def outcomes() -> dict[str, object]:

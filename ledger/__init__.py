@@ -20,6 +20,15 @@ from ledger.domain.browser import (
     review_refusal,
     stop_refusal,
 )
+from ledger.domain.endings import (
+    ENDED_UNKNOWN,
+    EXPLAINABLE_ENDINGS,
+    UNCLEAN_ENDINGS,
+    Ended,
+    LeaseEnding,
+    ending_text,
+    lease_ending,
+)
 from ledger.domain.errors import (
     CheckoutDenied,
     InvalidInput,
@@ -31,6 +40,7 @@ from ledger.domain.errors import (
 )
 from ledger.domain.events import EVENT_CLASSES, ProfileEvent
 from ledger.domain.model import (
+    Cause,
     Denial,
     DenialReason,
     Holder,
@@ -53,21 +63,27 @@ from ledger.feed import Feed, FeedTransaction, Notification
 from ledger.stores.wakeups import Wakeups
 
 __all__ = [
+    "ENDED_UNKNOWN",
     "EVENT_CLASSES",
+    "EXPLAINABLE_ENDINGS",
     "RELEASE_POLICIES",
+    "UNCLEAN_ENDINGS",
     "Availability",
     "Block",
     "BrowserCheck",
     "BrowserStatus",
+    "Cause",
     "CheckoutDenied",
     "Denial",
     "DenialReason",
     "Disabled",
+    "Ended",
     "Feed",
     "FeedTransaction",
     "Holder",
     "InvalidInput",
     "Lease",
+    "LeaseEnding",
     "LeaseLost",
     "LeaseStatus",
     "Ledger",
@@ -94,6 +110,8 @@ __all__ = [
     "Wakeups",
     "availability_differences",
     "blocking_note",
+    "ending_text",
+    "lease_ending",
     "rebuild_availability",
     "review_refusal",
     "row_problem",

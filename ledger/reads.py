@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Self
 
 from ledger.commands import Command, parse
+from ledger.domain.denials import context_denial, state_denial
 from ledger.domain.errors import UnknownProfile
 from ledger.domain.events import ProfileEvent
-from ledger.domain.model import ProfileId
+from ledger.domain.model import Denial, ProfileId
 from ledger.domain.view import Availability, ProfileView, availability_of, view_of
 from ledger.feed import Feed
 from ledger.stores import connect, initialise
@@ -143,6 +144,16 @@ class LedgerReads:
         pid = parse(_ProfileQuery, profile_id=profile_id).profile_id
         if not self.store.exists(pid):
             raise UnknownProfile(pid)
+
+    def checkout_denial(
+        self, profile_id: str, *, account_id: str | None = None, proxy_id: str | None = None
+    ) -> Denial | None:
+        """What a checkout of the profile (for ``account_id`` and ``proxy_id``, when given)
+        would be told now, by the rules ``checkout`` applies, in its order (context, then
+        state); None: it would be granted. Writes nothing. ``UnknownProfile`` if absent."""
+        pid = parse(_ProfileQuery, profile_id=profile_id).profile_id
+        profile = self.uow.load(pid)
+        return context_denial(profile, account_id, proxy_id) or state_denial(profile, self.now())
 
     def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
         """The profile as its first ``version`` events left it, judged at ``at`` (what a

@@ -1,15 +1,11 @@
 """custody's read side: availability, explanations, and the read models fed from the event log
 (leases, timeline) with exactly-once catch-up and rebuild."""
 
+from ledger import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
 from projections.availability import StatusRow, status
 from projections.base import Projection, ReadModel
-from projections.explain import Explanation, Usage, explain, who
-from projections.leases import (
-    EXPLAINABLE_ENDINGS,
-    LEASES_PROJECTION,
-    UNCLEAN_ENDINGS,
-    LeasesProjection,
-)
+from projections.explain import Explanation, Usage, explain, user, who
+from projections.leases import LEASES_PROJECTION, LeasesProjection
 from projections.runner import ProjectionStatus, Rebuilt, catch_up, install, rebuild, run
 from projections.runner import status as projection_status
 from projections.timeline import TIMELINE_PROJECTION, TimelineProjection, TimelineRow, timeline
@@ -44,5 +40,6 @@ __all__ = [
     "run",
     "status",
     "timeline",
+    "user",
     "who",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger import Availability, Ledger, ProfileState
+from projections.timeline import require_account
 
 
 class StatusRow(Availability):
@@ -17,7 +18,8 @@ class StatusRow(Availability):
 def status(
     ledger: Ledger, *, account_id: str | None = None, state: ProfileState | None = None
 ) -> list[StatusRow]:
-    """Every profile's availability, optionally for one account or one state."""
+    """Every profile's availability, optionally for one account or one state;
+    ``InvalidInput`` naming ``account`` for an account no profile was registered under."""
     now = ledger.now()
     rows: list[tuple[Availability, str | None]] = [(r, None) for r in ledger.availability()]
     damaged = ledger.damaged_availability()
@@ -28,9 +30,12 @@ def status(
             for pid, problem in damaged.items()
             if pid in registered
         ]
+    if account_id is not None:
+        rows = [(r, problem) for r, problem in rows if r.account_id == account_id]
+        if not rows:  # no row says so, but a row may be missing: the events decide
+            require_account(ledger, account_id)
     return [
         StatusRow(**r.model_dump(), overdue=r.overdue_at(now), damaged=problem)
         for r, problem in sorted(rows, key=lambda pair: pair[0].profile_id)
-        if (account_id is None or r.account_id == account_id)
-        and (state is None or r.state is state)
+        if state is None or r.state is state
     ]

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from ledger import (
     BrowserCheck,
+    Cause,
     DenialReason,
     Holder,
     Lease,
@@ -29,7 +30,8 @@ class Explanation(ReadModel):
     message: str
     since: datetime | None
     until: datetime | None
-    holder: Holder | None
+    holder: Holder | None  # who holds a live (or stale) lease now
+    last_user: Holder | None  # with no lease held, whose lease came last
     cause: str | None
     trigger: str | None
     blocked_by: str | None
@@ -44,12 +46,14 @@ class Explanation(ReadModel):
 
 
 class Usage(ReadModel):
-    """The current holder, or the last one and how that lease ended."""
+    """The current holder, or the last one and how that lease ended (its ending and the cause
+    beside it, in the words every report uses)."""
 
     profile_id: str
     current: bool
     lease: Lease | None
     ending: str | None
+    cause: Cause | None = None
     ended_at: datetime | None
     because: list[TimelineRow] = []  # the events that began (and ended) that lease
 
@@ -74,7 +78,8 @@ def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = N
         message=denial.message if denial else "available: a checkout will be granted",
         since=denial.since if denial else view.since,
         until=denial.until if denial else None,
-        holder=denial.holder if denial else None,
+        holder=user(view.lease),
+        last_user=None if view.lease else user(view.last_lease),
         cause=block.cause.value if block else None,
         trigger=block.trigger.value if block and block.trigger else None,
         blocked_by=f"{block.actor_id} ({block.actor_role.value})" if block else None,
@@ -86,6 +91,18 @@ def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = N
         browser=browser,
         browser_note=note,
         because=_entered(ledger, view),
+    )
+
+
+def user(lease: Lease | None) -> Holder | None:
+    """Who a lease was taken by: its worker, run, task and id."""
+    if lease is None:
+        return None
+    return Holder(
+        worker_id=lease.worker_id,
+        run_id=lease.run_id,
+        task_type=lease.task_type,
+        lease_id=lease.lease_id,
     )
 
 
@@ -137,6 +154,7 @@ def who(ledger: Ledger, profile_id: str) -> Usage:
         current=current,
         lease=last,
         ending=None if current or last is None else last.ending,
+        cause=None if current or last is None else last.ending_cause,
         ended_at=None if current or last is None else last.ended_at,
         because=[
             r

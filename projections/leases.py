@@ -1,15 +1,9 @@
 """The leases read model: one row per lease, from checkout to how it ended.
 
-``ending`` says how a lease ended, in one word a report can group by:
-
-| ending | the lease |
-|---|---|
-| ``clean`` | was released with ``success`` and its evidence |
-| ``expected_failure`` | was released with ``expected_failure`` and its reason |
-| ``review`` / ``quarantine`` | was released, and the rules sent the profile there |
-| ``stale`` | missed its deadline; the sweep settled it (``profile_state_after`` says where) |
-| ``forced`` | was ended by an operator's force-release (or by disabling the profile) |
-| ``revoked`` | was ended by an operator quarantining the profile |
+``ending`` says how a lease ended, in one word a report can group by, and ``cause`` the cause
+beside it: the domain's own rule decides both (``ledger.lease_ending``: clean,
+expected_failure, review, quarantine, stale, forced, revoked), so a row says what the ended
+lease in the ledger says. ``profile_state_after`` is where the ending sent the profile.
 
 The heartbeat gap counts every renewal (checkout, heartbeat, extend), as the lease's deadline
 does. ``mutating_step`` is a mutating step no later safe step confirmed, as the rules judge it.
@@ -21,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ledger import EVENT_CLASSES, FeedTransaction, Notification, ProfileEvent
+from ledger import EVENT_CLASSES, FeedTransaction, Notification, ProfileEvent, lease_ending
 from projections.base import Index, Projection, Table, iso
 
 LEASES = Table(
@@ -68,12 +62,6 @@ _AFTER = {
     "review_requested": "review_required",
     "profile_quarantined": "quarantined",
 }
-
-# What the ``ending`` column says: an explainable ending returns the profile to the pool, an
-# unclean one sends it to a reviewer (the reports count and colour leases by these).
-EXPLAINABLE_ENDINGS = ("clean", "expected_failure")
-UNCLEAN_ENDINGS = ("review", "quarantine", "stale", "forced", "revoked")
-_UNCLEAN = {"review_requested": "review", "profile_quarantined": "quarantine"}
 
 
 # Where each event type names its lease: the whole lease record, a lease id, or nowhere. Read
@@ -192,17 +180,11 @@ def evolve(row: dict[str, Any], event: Any) -> None:
         row["profile_state_after"] = row["profile_state_after"] or _AFTER[kind]
 
 
-def _first_ending(row: dict[str, Any], event: Any) -> None:
-    kind = event.event_type
-    if kind == "lease_released_cleanly":
-        _end(row, event, "clean" if event.outcome.value == "success" else "expected_failure")
-    elif kind == "lease_revoked":
-        _end(row, event, "forced" if event.cause.value == "force_release" else "revoked")
-        row["cause"] = event.cause.value
-    elif kind in ("review_requested", "profile_quarantined"):
-        stale = row["status"] == "stale"
-        _end(row, event, "stale" if stale else _UNCLEAN[kind])
-        row["cause"] = event.cause.value
+def _first_ending(row: dict[str, Any], event: ProfileEvent) -> None:
+    ended = lease_ending(event, stale=row["status"] == "stale")
+    if ended is not None:
+        _end(row, event, ended.ending.value)
+        row["cause"] = ended.cause.value if ended.cause is not None else None
 
 
 class LeasesProjection(Projection):
@@ -262,10 +244,15 @@ LEASES_PROJECTION = LeasesProjection()
 
 
 def select_usage(
-    account_id: str, since: datetime | None, until: datetime | None
+    account_id: str | None, since: datetime | None, until: datetime | None
 ) -> tuple[str, tuple[Any, ...]]:
-    """Every lease on a profile of the account that overlaps [since, until], oldest first."""
-    where, params = ["account_id = ?"], [account_id]
+    """Every lease on a profile of the account (of every account: None) that overlaps
+    [since, until], oldest first."""
+    where: list[str] = ["1 = 1"]
+    params: list[str] = []
+    if account_id is not None:
+        where.append("account_id = ?")
+        params.append(account_id)
     if until is not None:
         where.append("started_at <= ?")
         params.append(str(iso(until)))

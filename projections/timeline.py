@@ -8,7 +8,7 @@ SQL and pandas without decoding a payload.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -222,8 +222,8 @@ def select(
     for clause, value in (
         ("profile_id = ?", profile_id),
         ("account_id = ?", account_id),
-        ("at >= ?", iso(since)),
-        ("at <= ?", iso(until)),
+        ("at >= ?", _stored("since", since)),
+        ("at <= ?", _stored("until", until)),
     ):
         if value is not None:
             where.append(clause)
@@ -238,6 +238,19 @@ def select(
     return sql, (*params, last)
 
 
+def _stored(field: str, value: datetime | None) -> str | None:
+    """A time as the timeline stores it (UTC text); one without an offset is UTC, as
+    everywhere in custody. ``InvalidInput`` naming ``field`` for a time with no UTC instant."""
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return iso(value)
+    except OverflowError:
+        assert value is not None
+        msg = f"{value.isoformat()} is out of range: it has no instant in UTC"
+        raise InvalidInput(field, msg) from None
+
+
 def timeline(
     ledger: Ledger,
     profile_id: str | None = None,
@@ -250,7 +263,7 @@ def timeline(
     """The events of one profile, an account or every profile, optionally within a time
     window (and only the ``last`` of them), as flat rows in log order (oldest first). Brought
     up to date first. ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for
-    a ``last`` below 1."""
+    a ``last`` below 1 or an account no profile was registered under."""
     sql, params = select(
         profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
     )
@@ -258,7 +271,20 @@ def timeline(
     rows = _ROWS.validate_python(ledger.feed.query(sql, params))
     if not rows and profile_id is not None:
         ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)
+    if not rows and account_id is not None:
+        require_account(ledger, account_id)
     return rows
+
+
+def require_account(ledger: Ledger, account_id: str) -> None:
+    """``InvalidInput`` naming ``account`` unless a profile was ever registered under it, as
+    its events say: one indexed read of the timeline (brought up to date first), whose every
+    row carries the account its profile was registered under."""
+    catch_up(ledger, TIMELINE_PROJECTION)
+    sql = f"SELECT profile_id FROM {TIMELINE.name} WHERE account_id = ? LIMIT 1"
+    if not ledger.feed.query(sql, (account_id,)):
+        msg = f"no profile was ever registered under account {account_id!r}"
+        raise InvalidInput("account", msg)
 
 
 def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:

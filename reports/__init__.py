@@ -1,20 +1,25 @@
-"""pandas answers from the read models: timelines, compliance usage, incident replay, the
-fleet summary, its health, the article's checklist, and the HTML report.
+"""pandas answers from the read models: timelines, compliance usage and the runs that ended
+unknown, review waits, incident replay, the fleet summary, its health, the article's
+checklist, and the HTML report. Each question has one definition, used by the command line,
+the HTML report and the compliance notebook alike.
 
 Each report is a function returning a DataFrame (or a model for a single answer). It reads an
 open ``Ledger``, a store URL, or by default ``$CUSTODY_STORE`` (else ``./custody.db``), and
 brings the read model it reads up to date first.
 """
 
+from ledger import ENDED_UNKNOWN
 from reports.checklist import Check, Checklist, checklist
 from reports.fleet import Fleet, ReviewTimes, Stuck, fleet
+from reports.frames import moment
 from reports.health import Health, health
 from reports.replay import Replay, replay
-from reports.reviews import ReviewWait
+from reports.reviews import ReviewWait, review_waits
 from reports.timeline import timeline
-from reports.usage import usage
+from reports.usage import ended_unknown, usage
 
 __all__ = [
+    "ENDED_UNKNOWN",
     "Check",
     "Checklist",
     "Fleet",
@@ -24,9 +29,12 @@ __all__ = [
     "ReviewWait",
     "Stuck",
     "checklist",
+    "ended_unknown",
     "fleet",
     "health",
+    "moment",
     "replay",
+    "review_waits",
     "timeline",
     "usage",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pandas as pd
@@ -37,19 +37,50 @@ def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def moment(field: str, value: Moment) -> datetime | None:
-    """An aware time from a datetime or ISO 8601 text (``2026-11-27``, ``2026-11-27T09:45Z``);
-    a time without an offset is UTC. ``InvalidInput`` names the field otherwise."""
+def moment(field: str, value: Moment, *, until: bool = False) -> datetime | None:
+    """The UTC instant a datetime or ISO 8601 text (``2026-11-27T09:45Z``) names; a time
+    without an offset is UTC. A date alone (``2026-11-27``) means the whole day: its first
+    instant, or with ``until`` its last (``23:59:59.999999``). ``InvalidInput`` names the
+    field for text that is no time, and for a time with no UTC instant (the first hours of
+    year 1 east of Greenwich, the last of year 9999 west of it)."""
     if value is None:
         return None
     if isinstance(value, str):
-        text = value
-        try:
-            value = datetime.fromisoformat(text.strip())
-        except ValueError:
-            msg = f"expected an ISO 8601 time such as 2026-11-27T09:45:00Z (got {text[:40]!r})"
-            raise InvalidInput(field, msg) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        value = _parsed(field, value, until=until)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        msg = f"{value.isoformat()} is out of range: it has no instant in UTC"
+        raise InvalidInput(field, msg) from None
+
+
+def as_of(ledger: Ledger, at: datetime | None) -> datetime:
+    """The moment an "as of" report is judged at: ``at``, or the store's time when None.
+    ``InvalidInput`` naming ``at`` for a moment after the store's time: the events cannot
+    tell what is still to come, and an answer about it would read as fact."""
+    now = ledger.now()
+    if at is None:
+        return now
+    if at > now:
+        raise InvalidInput("at", f"{at.isoformat()} is after the store's time {now.isoformat()}")
+    return at
+
+
+def _parsed(field: str, text: str, *, until: bool) -> datetime:
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        pass
+    else:  # a day: from its first instant, or through its last
+        return datetime.combine(day, time.max if until else time.min, tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        msg = f"expected an ISO 8601 time such as 2026-11-27T09:45:00Z (got {text[:40]!r})"
+        raise InvalidInput(field, msg) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def typed(

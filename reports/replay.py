@@ -12,15 +12,16 @@ from ledger import (
     Lease,
     ProfileState,
 )
-from projections import ReadModel, TimelineRow
+from projections import ReadModel, TimelineRow, user
 from projections.timeline import around, version_at
-from reports.frames import Moment, Source, moment, opened
+from reports.frames import Moment, Source, as_of, moment, opened
 
 
 class Replay(ReadModel):
     """ "Why was this profile unavailable at 14:02, and who held it?": the state its events
     gave at ``at`` (judged at ``at``: a lease past its deadline then reads as stale), the
-    lease then current (or the last one), and the events just before and after."""
+    lease then current (or the last one), and the events just before and after. ``holder``
+    is who held a lease at ``at``; with none held, ``last_user`` is whose lease came last."""
 
     profile_id: str
     at: datetime
@@ -30,6 +31,7 @@ class Replay(ReadModel):
     reason: DenialReason | None
     message: str
     holder: Holder | None
+    last_user: Holder | None
     deadline: datetime | None
     cause: str | None
     block: Block | None
@@ -40,15 +42,18 @@ class Replay(ReadModel):
 
 
 def replay(profile: str, *, at: Moment, events: int = 5, ledger: Source = None) -> Replay:
-    """The profile at time ``at``: its events up to ``at`` folded (the stream version is found
-    through the timeline's (profile, time) index, not a scan), then judged at ``at``; with up
-    to ``events`` events at or before ``at`` and after it. ``InvalidInput`` if ``at`` is
-    missing or before the profile was registered; ``UnknownProfile`` if it never was."""
+    """The profile at time ``at`` (a date alone: its first instant): its events up to ``at``
+    folded (the stream version is found through the timeline's (profile, time) index, not a
+    scan), then judged at ``at``; with up to ``events`` events at or before ``at`` and after
+    it. ``InvalidInput`` if ``at`` is missing, has no UTC instant, is after the store's time
+    (the events cannot tell the future) or before the profile was registered;
+    ``UnknownProfile`` if it never was."""
     when = moment("at", at)
     if when is None:
         raise InvalidInput("at", "a time is required")
     with opened(ledger) as source:
         source.require(profile)  # UnknownProfile before anything else, without a scan
+        as_of(source, when)
         version = version_at(source, profile, when)
         if version is None:
             msg = f"{profile} was not registered yet at {when.isoformat()}"
@@ -65,7 +70,8 @@ def replay(profile: str, *, at: Moment, events: int = 5, ledger: Source = None) 
         since=view.since,
         reason=denial.reason if denial else None,
         message=denial.message if denial else "available: a checkout would have been granted",
-        holder=denial.holder if denial else None,
+        holder=user(view.lease),
+        last_user=None if view.lease else user(view.last_lease),
         deadline=view.lease.expires_at if view.lease else None,
         cause=view.block.cause.value if blocked and view.block else None,
         block=view.block if blocked else None,

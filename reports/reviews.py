@@ -4,7 +4,8 @@ A wait begins when a profile is sent to review or quarantine (``review_requested
 ``profile_quarantined``, or ``profile_enabled`` back into one of those states) and ends at the
 reviewer's verdict (``profile_reviewed``) or when an operator takes the profile out of
 rotation (``profile_disabled``). A verdict of quarantine ends one wait and its
-``profile_quarantined`` begins the next, so each row is one wait for one decision.
+``profile_quarantined`` begins the next, so each row is one wait for one decision. The fleet
+summary's time in review, the checklist and ``review_waits`` all count these waits.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from projections import ReadModel
-from reports.frames import rows_of
+from projections import TIMELINE_PROJECTION, ReadModel, catch_up
+from projections.timeline import require_account
+from reports.frames import Moment, Source, as_of, moment, opened, rows_of, typed
+from reports.sources import read_events
 
 _BLOCKED = ("review_required", "quarantined")
 _STARTS = {"review_requested": "review_required", "profile_quarantined": "quarantined"}
@@ -34,6 +37,40 @@ class ReviewWait(ReadModel):
     ended_at: datetime | None
     seconds: float
     ended_by: str | None
+
+
+COLUMNS = tuple(ReviewWait.model_fields)
+
+
+def review_waits(
+    *,
+    account: str | None = None,
+    since: Moment = None,
+    until: Moment = None,
+    at: Moment = None,
+    ledger: Source = None,
+) -> pd.DataFrame:
+    """Every wait for a reviewer's verdict (in review or in quarantine, one row per decision
+    waited for) that was open at any moment of the window, in the order they began, as the
+    events stood at ``at`` (default: the store's time; a wait still open then is counted up
+    to it, its ``ended_at`` empty): ``account``'s profiles' (every profile's: None). Brought
+    up to date first. ``InvalidInput`` for ``at`` after the store's time, or for an account
+    no profile was registered under."""
+    start, end = moment("since", since), moment("until", until, until=True)
+    with opened(ledger) as source:
+        catch_up(source, TIMELINE_PROJECTION)
+        events = read_events(source, account)
+        if events.empty and account is not None:
+            require_account(source, account)
+        when = as_of(source, moment("at", at))
+    found = [
+        w
+        for w in waits(events.loc[events["at"] <= when], when)
+        if (end is None or w.started_at <= end)
+        and (start is None or w.ended_at is None or w.ended_at >= start)
+    ]
+    frame = pd.DataFrame([w.model_dump() for w in found], columns=list(COLUMNS))
+    return typed(frame, times=("started_at", "ended_at"), floats=("seconds",))
 
 
 def waits(events: pd.DataFrame, now: datetime) -> list[ReviewWait]:

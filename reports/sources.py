@@ -80,7 +80,7 @@ def read_sources(ledger: Ledger, *, account: str | None = None) -> Sources:
         at=ledger.now(),
         profiles=status(ledger, account_id=account),
         leases=_leases(ledger, account),
-        events=_events(ledger, account),
+        events=read_events(ledger, account),
         counts=_counts(ledger, account),
     )
 
@@ -102,7 +102,9 @@ def _leases(ledger: Ledger, account: str | None) -> pd.DataFrame:
     return frame.loc[:, list(LEASES.column_names)]
 
 
-def _events(ledger: Ledger, account: str | None) -> pd.DataFrame:
+def read_events(ledger: Ledger, account: str | None) -> pd.DataFrame:
+    """Every event but heartbeats and extensions (``EVENT_TYPES``) of ``account``'s profiles
+    (every profile's: None), in log order, as the timeline holds them now."""
     where, params = _where(account)
     marks = ", ".join("?" * len(EVENT_TYPES))
     sql = (

@@ -16,6 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from ledger.domain import events as ev
 from ledger.domain.browser import BrowserCheck, StopSignal, review_refusal
 from ledger.domain.denials import context_denial, state_denial
+from ledger.domain.endings import ending_text
 from ledger.domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
 from ledger.domain.model import (
     Cause,
@@ -178,7 +179,8 @@ class Profile(ProfileStateMachine):
             )
             if ended is not None:
                 assert ended.ended_at is not None
-                why = f"lease ended ({ended.ending}) at {ended.ended_at.isoformat()}"
+                how = ending_text(ended.ending, ended.ending_cause)
+                why = f"lease ended {how} at {ended.ended_at.isoformat()}"
             elif lease is not None:
                 why = f"profile {self.profile_id} is now held under {lease.lease_id}"
             else:

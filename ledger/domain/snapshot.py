@@ -44,9 +44,11 @@ _STATE_FIELDS = (
 class ProfileSnapshot(Frozen):
     """The state of profile ``originator_id`` after its event ``originator_version``."""
 
+    # 4: the leases it carries name their ending in one word, with its cause beside
+    # (``ledger.domain.endings``); older ones held other words, so schema 6 deletes them.
     # 3: no command ids (the store's custody_commands table answers a resent command);
     # 2 held them packed in one string, 1 as a dict. Older snapshots load without them.
-    class_version: ClassVar[int] = 3
+    class_version: ClassVar[int] = 4
 
     originator_id: UUID
     originator_version: int

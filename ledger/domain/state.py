@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger.domain import events as ev
+from ledger.domain.endings import lease_ending
 from ledger.domain.model import (
     MAX_UNCLEAN_LIMIT,
     Cause,
@@ -104,10 +105,18 @@ class ProfileStateMachine:
         assert self.lease is not None
         self.lease = self.lease.model_copy(update=changes)
 
-    def _end_lease(self, status: LeaseStatus, ending: str, at: datetime) -> None:
+    def _end_lease(self, status: LeaseStatus, event: ev.ProfileEvent) -> None:
+        """End the live lease, if any, naming its ending by the domain's one rule."""
         if self.lease is None:
             return
-        self._update_lease(lease_status=status, ending=ending, ended_at=at)
+        ended = lease_ending(event, stale=self.lease.lease_status is LeaseStatus.STALE)
+        assert ended is not None, f"{event.event_type} ends no lease"
+        self._update_lease(
+            lease_status=status,
+            ending=ended.ending.value,
+            ending_cause=ended.cause,
+            ended_at=event.at,
+        )
         self.last_lease = self.lease
         self.lease = None
 
@@ -117,7 +126,7 @@ class ProfileStateMachine:
             if isinstance(event, ev.ReviewRequested)
             else ProfileState.QUARANTINED
         )
-        self._end_lease(LeaseStatus.ENDED_UNCLEAN, f"{event.event_type}:{event.cause}", event.at)
+        self._end_lease(LeaseStatus.ENDED_UNCLEAN, event)
         unclean = event.unclean_leases if isinstance(event, ev.ProfileQuarantined) else []
         self.block = Block(
             state=state,
@@ -199,7 +208,7 @@ def _release_requested(p: ProfileStateMachine, e: ev.LeaseReleaseRequested) -> N
 
 @_on(ev.LeaseReleasedCleanly)
 def _released(p: ProfileStateMachine, e: ev.LeaseReleasedCleanly) -> None:
-    p._end_lease(LeaseStatus.RELEASED, f"released_cleanly:{e.outcome}", e.at)
+    p._end_lease(LeaseStatus.RELEASED, e)
     p.block = None
     p._enter(ProfileState.AVAILABLE, e.at)
 
@@ -212,7 +221,7 @@ def _stale(p: ProfileStateMachine, e: ev.LeaseMarkedStale) -> None:
 
 @_on(ev.LeaseRevoked)
 def _revoked(p: ProfileStateMachine, e: ev.LeaseRevoked) -> None:
-    p._end_lease(LeaseStatus.REVOKED, f"revoked:{e.cause}", e.at)
+    p._end_lease(LeaseStatus.REVOKED, e)
 
 
 @_on(ev.ReviewRequested)

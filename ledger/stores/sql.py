@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.profile import Profile
-from ledger.domain.view import Availability
+from ledger.domain.view import Availability, availability_of
 from ledger.stores.mapper import command_of
 from ledger.stores.recorders import (
     AVAILABILITY_COLUMNS,
@@ -53,7 +53,10 @@ _RECORDERS = {
 #    migration writes none: they appear as streams grow).
 # 4: custody_commands keeps each id's version and fingerprint (a resent command is answered
 #    from it; the profile no longer remembers ids): backfilled from the events.
-SCHEMA_VERSION = 4
+# 5: (the registered directories table, made on another branch).
+# 6: a lease's ending is one word (clean ... revoked) where older versions wrote
+#    ``review_requested:lease_expired``: rows and snapshots holding the old words are redone.
+SCHEMA_VERSION = 6
 SCHEMA_TABLE = "custody_schema"
 _SCHEMA_DDL = (
     f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
@@ -125,6 +128,8 @@ class SqlStore(Store):
         if (self.schema_version() or SCHEMA_VERSION) < 4:
             self._add_command_columns()
             self._backfill_commands()
+        if (self.schema_version() or SCHEMA_VERSION) < 6:
+            self._rewrite_endings()
         self.execute(
             f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
             f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
@@ -211,6 +216,21 @@ class SqlStore(Store):
                 rows.append((command_id, profile_id, n.originator_version, command))
             self.executemany(insert_command_sql("?", backfill=True), rows)
             start = batch[-1].id + 1
+
+    def _rewrite_endings(self) -> None:
+        """Schema 6: the words of a lease's ending (``ledger.domain.endings``). Snapshots
+        carried the old words: they are a cache, so they are deleted (the events rebuild them
+        as streams grow); every availability row that names a last ending is rewritten from
+        its profile's events."""
+        snapshots = self.app.snapshots
+        if snapshots is not None:
+            table = snapshots.recorder.events_table_name  # type: ignore[attr-defined]
+            self.execute(f"DELETE FROM {table}")
+        named = f"SELECT profile_id FROM {AVAILABILITY_TABLE} WHERE last_ending IS NOT NULL"
+        for row in self.query(named):
+            profile = self.load(str(row["profile_id"]))
+            if profile is not None:
+                self.replace_availability(availability_of(profile))
 
     def schema_version(self) -> int | None:
         """The schema version ``custody init`` recorded, or None if it never ran here."""

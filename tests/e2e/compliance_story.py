@@ -2,8 +2,9 @@
 
 Two accounts, October 2026 as "last month" (the notebook is run as of ``AS_OF``), with leases
 before, inside, across the end of and after that month: a clean one, a stale one the sweep
-settles, a forced one, failed ones whose reviews are still open. ``EXPECTED`` is what the
-compliance notebook must answer about it, worked out by hand from the story below.
+settles, a forced one, a revoked one (its profile quarantined, then returned), failed ones
+whose reviews are still open. ``EXPECTED`` is what the compliance notebook must answer about
+it, worked out by hand from the story below.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ def write_story(store: str) -> None:
     """Write the story into the (new or empty) store ``store``."""
     clock = StoryClock()
     with Ledger.open(store, clock=clock) as ledger:
-        for profile, account in (("shop_1", SHOP), ("shop_2", SHOP), ("other_1", OTHER)):
+        for profile, account in (
+            ("shop_1", SHOP),
+            ("shop_2", SHOP),
+            ("other_1", OTHER),
+            ("other_2", OTHER),
+        ):
             ledger.register_profile(profile, account_id=account, proxy_id="proxy_1")
         _clean(ledger, "shop_1", "w_september", "r_september")  # before the month
         clock.at("2026-10-03T09:00:00+00:00")
@@ -62,6 +68,12 @@ def write_story(store: str) -> None:
         clock.at("2026-10-20T08:00:00+00:00")  # a failure: review requested, never completed
         lease = ledger.checkout("other_1", worker_id="w_6", run_id="r_6", task_type="t")
         ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
+        clock.at("2026-10-25T09:00:00+00:00")
+        ledger.checkout("other_2", worker_id="w_7", run_id="r_7", task_type="t")
+        clock.advance(300)  # an operator quarantines other_2 mid-run at 09:05: revoked ...
+        ledger.quarantine("other_2", actor="op_bob", reason="suspicious traffic")
+        clock.advance(3600)
+        ledger.review("other_2", reviewer="rev_alice", decision="return", note="clean")  # 10:05
         clock.at("2026-10-31T23:30:00+00:00")  # across the month's end: still last month's use
         lease = ledger.checkout(
             "shop_1", worker_id="w_4", run_id="r_4", task_type="t", ttl_seconds=7200
@@ -80,15 +92,26 @@ EXPECTED = {
     "workers": {"w_1": 1, "w_2": 1, "w_4": 1},
     "profiles": ["shop_1", "shop_2"],
     "unknown_endings": [
-        {"run_id": "r_2", "worker_id": "w_2", "profile_id": "shop_2", "ending": "stale"},
-        {"run_id": "r_3", "worker_id": "w_3", "profile_id": "other_1", "ending": "forced"},
+        {"run_id": "r_2", "worker_id": "w_2", "profile_id": "shop_2", "ending": "stale",
+         "cause": "lease_expired"},
+        {"run_id": "r_3", "worker_id": "w_3", "profile_id": "other_1", "ending": "forced",
+         "cause": "force_release"},
+        {"run_id": "r_7", "worker_id": "w_7", "profile_id": "other_2", "ending": "revoked",
+         "cause": "operator"},
     ],
     "review_waits": [
-        {"profile_id": "shop_2", "requested_at": "2026-10-04T10:10:00+00:00",
-         "reviewed_at": "2026-10-04T12:10:00+00:00", "wait_minutes": 120.0},
-        {"profile_id": "other_1", "requested_at": "2026-10-10T14:01:00+00:00",
-         "reviewed_at": "2026-10-10T14:31:00+00:00", "wait_minutes": 30.0},
-        {"profile_id": "other_1", "requested_at": "2026-10-20T08:00:00+00:00",
-         "reviewed_at": None, "wait_minutes": 37680.0},
+        {"profile_id": "shop_2", "state": "review_required", "cause": "lease_expired",
+         "started_at": "2026-10-04T10:10:00+00:00", "ended_at": "2026-10-04T12:10:00+00:00",
+         "ended_by": "return by rev_alice", "seconds": 7200.0},
+        {"profile_id": "other_1", "state": "review_required", "cause": "force_release",
+         "started_at": "2026-10-10T14:01:00+00:00", "ended_at": "2026-10-10T14:31:00+00:00",
+         "ended_by": "return by rev_alice", "seconds": 1800.0},
+        # still open at AS_OF: 26 days and 4 hours
+        {"profile_id": "other_1", "state": "review_required", "cause": "unexpected_failure",
+         "started_at": "2026-10-20T08:00:00+00:00", "ended_at": None, "ended_by": None,
+         "seconds": 2_260_800.0},
+        {"profile_id": "other_2", "state": "quarantined", "cause": "operator",
+         "started_at": "2026-10-25T09:05:00+00:00", "ended_at": "2026-10-25T10:05:00+00:00",
+         "ended_by": "return by rev_alice", "seconds": 3600.0},
     ],
 }  # fmt: skip

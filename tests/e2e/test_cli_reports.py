@@ -8,7 +8,7 @@ import io
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -121,6 +121,30 @@ def test_usage_lists_every_lease_of_the_account_with_its_ending(
     assert table.splitlines()[0].split()[:3] == ["PROFILE", "LEASE", "WORKER"]
 
 
+def test_who_why_and_usage_name_an_ending_in_the_same_words(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """The failed run's ending reads ``review`` with its cause ``unexpected_failure`` in who
+    (text and JSON), why and usage alike: one vocabulary of endings."""
+    cwd, store, _ = fleet
+    said, told, used, why = custody_all(
+        [
+            ["--json", "who", "p2"],
+            ["who", "p2"],
+            ["--json", "usage", "--account", "acct_shop"],
+            ["why", "p2"],
+        ],
+        cwd=cwd,
+        store=store,
+    )
+    who = ok(said).json()
+    assert (who["ending"], who["cause"]) == ("review", "unexpected_failure")
+    (row,) = [r for r in ok(used).json() if r["lease_id"] == "lease-1@p2"]
+    assert (row["ending"], row["cause"]) == ("review", "unexpected_failure")
+    assert "; ended review (unexpected_failure) at " in ok(told).out
+    assert "lease ended: review (unexpected_failure) at " in ok(why).out
+
+
 def test_replay_shows_the_holder_at_a_moment(fleet: tuple[Path, str, dict[str, str]]) -> None:
     """replay --at a moment inside the first lease names its holder and deadline; the events
     after that moment start with the release."""
@@ -136,6 +160,141 @@ def test_replay_shows_the_holder_at_a_moment(fleet: tuple[Path, str, dict[str, s
     early = custody("replay", "p1", "--at", "2001-01-01", cwd=cwd, store=store)
     assert early.code == 2
     assert "not registered yet" in error_line(early)
+
+
+UNKNOWN_ACCOUNT = [
+    ["checklist", "--account", "typo", "--strict"],
+    ["usage", "--account", "typo"],
+    ["health", "--account", "typo"],
+    ["fleet", "--account", "typo"],
+    ["report", "--html", "page.html", "--account", "typo"],
+    ["status", "--account", "typo"],
+    ["timeline", "--account", "typo"],
+    ["--json", "usage", "--account", "typo", "--since", "2001-01-01"],
+]
+
+
+def test_an_account_nobody_registered_is_bad_input_for_every_report(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """checklist, usage, health, fleet, report, status and timeline refuse an account no
+    profile was ever registered under: one line naming the account, exit 2, no page
+    written; a known account with nothing in the window is still an empty answer."""
+    cwd, store, _ = fleet
+    empty = ["--json", "usage", "--account", "other", "--until", "2001-01-01"]
+    runs = custody_all([*UNKNOWN_ACCOUNT, empty], cwd=cwd, store=store)
+    for asked, run in zip(UNKNOWN_ACCOUNT, runs[:-1], strict=True):
+        assert run.code == 2, (asked, run)
+        assert error_line(run) == (
+            "custody: invalid account: no profile was ever registered under account 'typo'"
+        ), asked
+    assert runs[-2].json()["field"] == "account"
+    assert ok(runs[-1]).json() == []
+    assert not (cwd / "page.html").exists()
+
+
+# Times that exist as written but not in UTC: the first day's first hour east of Greenwich,
+# the last day's last hour west of it.
+TOO_EARLY, TOO_LATE = "0001-01-01T00:00:00+05:30", "9999-12-31T23:59:59-05:00"
+OUT_OF_RANGE = {
+    "--at": ["replay", "p1", "--at", TOO_EARLY],
+    "--since": ["timeline", "--since", TOO_EARLY],
+    "--until": ["usage", "--account", "acct_shop", "--until", TOO_LATE],
+}
+
+
+def test_a_time_out_of_range_is_bad_input_for_every_time_option(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """A time that has no UTC instant is one line naming its option, exit 2, for replay
+    --at, --since and --until alike (and --until of the last day also for replay's at)."""
+    cwd, store, _ = fleet
+    asks = [*OUT_OF_RANGE.values(), ["replay", "p1", "--at", TOO_LATE]]
+    runs = custody_all(asks, cwd=cwd, store=store)
+    for option, run in zip([*OUT_OF_RANGE, "--at"], runs, strict=True):
+        assert run.code == 2, run
+        line = error_line(run)
+        assert option in line, line
+        assert "out of range" in line, line
+
+
+def test_replay_refuses_a_moment_after_the_store_s_time(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """replay --at a moment still to come is bad input saying the store's time, not an
+    answer about the future."""
+    cwd, store, _ = fleet
+    later = custody("replay", "p1", "--at", "2999-01-01T00:00:00Z", cwd=cwd, store=store)
+    assert later.code == 2
+    line = error_line(later)
+    assert "2999-01-01T00:00:00+00:00 is after the store's time 2" in line, line
+
+
+def test_replay_text_shows_the_instant_exactly(fleet: tuple[Path, str, dict[str, str]]) -> None:
+    """Replays at p1's release and one microsecond before it answer differently, and their
+    text says each instant to the microsecond, so they never read alike."""
+    cwd, store, _ = fleet
+    events = ok(custody("--json", "timeline", "p1", cwd=cwd, store=store)).json()
+    (released,) = [e for e in events if e["event_type"] == "lease_released_cleanly"]
+    at = datetime.fromisoformat(released["at"])
+    before = at - timedelta(microseconds=1)
+    then, just_before = custody_all(
+        [["replay", "p1", "--at", t.isoformat()] for t in (at, before)], cwd=cwd, store=store
+    )
+    first = ok(then).out.splitlines()[0]
+    assert first.startswith(f"p1 at {at.isoformat(timespec='microseconds')}: available")
+    earlier = ok(just_before).out.splitlines()[0]
+    assert earlier.startswith(f"p1 at {before.isoformat(timespec='microseconds')}: leased")
+
+
+def test_a_blocked_profile_has_a_last_user_and_no_holder(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """p2 went to review after w2's failed run: replay and why (text and JSON) call w2 its
+    last user, never its holder; the live q1 still has a holder."""
+    cwd, store, _ = fleet
+    now = datetime.now(UTC).isoformat()
+    replayed, replay_text, why, why_text, held = custody_all(
+        [
+            ["--json", "replay", "p2", "--at", now],
+            ["replay", "p2", "--at", now],
+            ["--json", "why", "p2"],
+            ["why", "p2"],
+            ["--json", "replay", "q1", "--at", now],
+        ],
+        cwd=cwd,
+        store=store,
+    )
+    for answer in (ok(replayed).json(), ok(why).json()):
+        assert answer["state"] == "review_required"
+        assert answer["holder"] is None
+        assert answer["last_user"]["worker_id"] == "w2"
+    for text in (ok(replay_text).out, ok(why_text).out):
+        assert "holder" not in text
+        assert "last user: worker w2, run r-p2" in text
+    assert ok(held).json()["holder"]["worker_id"] == "w3"
+
+
+def test_a_date_alone_means_the_whole_day(fleet: tuple[Path, str, dict[str, str]]) -> None:
+    """--since DATE counts from its first instant and --until DATE through its last: the
+    day's own leases and events are inside both; the help says so."""
+    cwd, store, _ = fleet
+    leases = ok(custody("--json", "usage", "--account", "acct_shop", cwd=cwd, store=store)).json()
+    day = leases[0]["started_at"][:10]
+    through, from_, help_ = custody_all(
+        [
+            ["--json", "usage", "--account", "acct_shop", "--until", day],
+            ["--json", "timeline", "p1", "--since", day, "--until", day],
+            ["usage", "--help"],
+        ],
+        cwd=cwd,
+        store=store,
+    )
+    assert ok(through).json() == leases
+    assert len(ok(from_).json()) == len(
+        ok(custody("--json", "timeline", "p1", cwd=cwd, store=store)).json()
+    )
+    assert "a date alone means the whole day" in " ".join(ok(help_).out.split())
 
 
 def test_projections_status_rebuild_and_run(fleet: tuple[Path, str, dict[str, str]]) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from conftest import StepClock
 from fleet_scene import script
 
 import reports
-from ledger import Ledger
+from ledger import InvalidInput, Ledger
 from reports.page import report_html
 
 
@@ -200,3 +201,43 @@ def test_the_page_draws_one_bar_per_lease_and_fetches_nothing(
         assert f'<span class="badge bad">worker {worker}: {unclean} unclean</span>' in html
     assert "<script" not in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+
+
+def test_review_waits_and_the_fleet_s_time_in_review_are_one_definition(
+    ledger: Ledger, clock: StepClock, scene: dict[str, str]
+) -> None:
+    """review_waits lists the waits the fleet summary counts (quarantine waits too): the
+    finished one and the four open ones with their ages; as of a moment before a2's return,
+    a2's first wait is open; a moment after the store's time is refused."""
+    waits = reports.review_waits(ledger=ledger)
+    fleet = reports.fleet(ledger=ledger)
+    rows = waits.to_dict("records")
+    assert [
+        (w["profile_id"], w["state"], w["seconds"]) for w in rows if pd.isna(w["ended_at"])
+    ] == [(w.profile_id, w.state, w.seconds) for w in fleet.waiting]
+    finished = [w for w in rows if pd.notna(w["ended_at"])]
+    assert [(w["profile_id"], w["seconds"], w["ended_by"]) for w in finished] == [
+        ("a2", 100.0, "return by rev")
+    ]
+    assert "quarantined" in set(waits["state"])
+    before_return = finished[0]["ended_at"] - pd.Timedelta(seconds=1)
+    then = reports.review_waits(at=before_return, ledger=ledger)
+    assert then.to_dict("records")[0]["ended_at"] is pd.NaT
+    assert then["seconds"].iloc[0] == 99.0
+    with pytest.raises(InvalidInput, match="after the store's time"):
+        reports.review_waits(at=clock.now + pd.Timedelta(seconds=1), ledger=ledger)
+
+
+def test_ended_unknown_is_the_stale_forced_and_revoked_leases(
+    ledger: Ledger, scene: dict[str, str]
+) -> None:
+    """Of every lease, the runs no worker reported the ending of: a4's stale one and b2's
+    forced one; a revoked one joins them once an operator quarantines b1 mid-lease."""
+    unknown = reports.ended_unknown(ledger=ledger)
+    assert list(unknown["lease_id"]) == [scene["a4_stale"], scene["b2_forced"]]
+    ledger.quarantine("b1", actor="ops", reason="suspicious")
+    unknown = reports.ended_unknown(ledger=ledger)
+    assert list(unknown["ending"]) == ["stale", "forced", "revoked"]
+    assert list(reports.ended_unknown(account="acct_a", ledger=ledger)["lease_id"]) == [
+        scene["a4_stale"]
+    ]

@@ -19,6 +19,7 @@ from projections import (
     projection_status,
     rebuild,
     timeline,
+    who,
 )
 from projections.base import iso
 from reports import timeline as timeline_frame
@@ -101,6 +102,25 @@ def test_leases_say_how_each_lease_ended(ledger: Ledger, clock: StepClock) -> No
     assert {r["status"] for r in by_id.values()} == {"ended"}
 
 
+def test_the_read_model_and_the_domain_name_each_ending_alike(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """For every lease, the leases read model's ending and cause are the ended lease's own
+    (the domain's), which ``who`` and the availability row show too."""
+    ids = _every_ending(ledger, clock)
+    catch_up(ledger, LEASES_PROJECTION)
+    by_id = {r["lease_id"]: r for r in rows(ledger, "custody_leases", "lease_id")}
+    for lid in ids.values():
+        pid = lid.split("@", 1)[1]
+        ended = ledger.view(pid).last_lease
+        assert ended is not None
+        cause = ended.ending_cause.value if ended.ending_cause else None
+        assert (ended.ending, cause) == (by_id[lid]["ending"], by_id[lid]["cause"])
+        said = who(ledger, pid)
+        assert (said.ending, said.cause) == (ended.ending, ended.ending_cause)
+        assert ledger.availability_from_events(pid).last_ending == ended.ending
+
+
 def test_timeline_has_one_flat_row_per_event_with_its_envelope(
     ledger: Ledger, clock: StepClock
 ) -> None:
@@ -125,7 +145,8 @@ def test_timeline_has_one_flat_row_per_event_with_its_envelope(
     }
     stale = timeline(ledger, "stale")
     assert [r.event_type for r in stale][-2:] == ["lease_marked_stale", "review_requested"]
-    assert timeline(ledger, account_id="nobody") == []
+    with pytest.raises(InvalidInput, match="no profile was ever registered under account"):
+        timeline(ledger, account_id="nobody")
     middle = stale[1].at
     assert [r.version for r in timeline(ledger, "stale", since=middle, until=middle)] == [2]
 

@@ -3,13 +3,17 @@ lost race moving on, and the aggregated reason when nothing can be leased."""
 
 from __future__ import annotations
 
+import io
+import json
 import random
 from collections.abc import MutableSequence
+from datetime import datetime
 from typing import Any
 
 import pytest
 from conftest import StepClock, event_count, register
 
+from custody.render import emit_error, error_line, one_line
 from ledger import Availability, CheckoutDenied, DenialReason, Ledger
 from workers import NoProfileAvailable, checkout_for
 
@@ -53,7 +57,8 @@ def test_only_available_profiles_of_the_account_region_and_proxy_are_leased(
     assert _route(ledger, "b", region="us", proxy_id="proxy_us") == "us_one"
     with pytest.raises(NoProfileAvailable) as denied:
         _route(ledger, "c", region="us", proxy_id="proxy_us")
-    assert denied.value.standing == {"us_one": "leased", "us_two": "proxy mismatch"}
+    labels = {pid: s.label for pid, s in denied.value.standing.items()}
+    assert labels == {"us_one": "leased", "us_two": "proxy mismatch"}
     assert ledger.view("other_account").lease is None
 
 
@@ -126,3 +131,82 @@ def test_an_account_without_profiles_says_so(ledger: Ledger) -> None:
         == "0 of 0 profiles for account_shop in mars: none is registered"
     )
     assert "custody register" in denied.value.remediation
+
+
+def test_each_profile_s_standing_is_its_own_denial(ledger: Ledger, clock: StepClock) -> None:
+    """Every profile routing could not lease stands as a checkout of it alone is told: the
+    reason, message, since, until, holder and what unblocks it, whether the rows ruled it
+    out, a rival took it first, or its lease is overdue."""
+    leased, quarantined, disabled, overdue, rival = _pool(ledger, 5)
+    ledger.checkout(leased, worker_id="holder", run_id="r1", task_type="t", ttl_seconds=600)
+    ledger.quarantine(quarantined, actor="ops", reason="suspicious")
+    ledger.disable(disabled, actor="ops", reason="closed")
+    ledger.checkout(overdue, worker_id="late", run_id="r2", task_type="t", ttl_seconds=5)
+    ledger.register_profile("shop_px", account_id=ACCOUNT, proxy_id="proxy_elsewhere")
+    clock.advance(10)
+    rows_before = ledger.availability()
+    ledger.checkout(rival, worker_id="rival", run_id="r3", task_type="t")
+
+    class Outdated(Ledger):
+        def availability(self) -> list[Availability]:
+            return rows_before
+
+    outdated = Outdated(ledger.settings, lambda _: ledger.store, ledger._clock)
+    with pytest.raises(NoProfileAvailable) as denied:
+        _route(outdated, proxy_id="proxy_us_east_12")
+    standing = denied.value.standing
+    assert sorted(standing) == sorted([leased, quarantined, disabled, overdue, rival, "shop_px"])
+    for pid, stood in standing.items():
+        with pytest.raises(CheckoutDenied) as alone:
+            ledger.checkout(pid, worker_id="w", run_id="r", task_type="t",
+                            account_id=ACCOUNT, proxy_id="proxy_us_east_12")  # fmt: skip
+        own = alone.value.denial
+        assert stood.profile_id == pid
+        assert (stood.reason, stood.message, stood.remediation) == (
+            own.reason, own.message, own.remediation
+        ), pid  # fmt: skip
+        assert (stood.since, stood.until, stood.holder) == (own.since, own.until, own.holder)
+    assert standing[leased].until is not None
+    assert standing[leased].holder is not None
+    assert standing[leased].holder.worker_id == "holder"
+    assert standing[rival].holder is not None
+    assert standing[rival].holder.worker_id == "rival"
+    assert "custody review" in standing[quarantined].remediation
+    assert "custody enable" in standing[disabled].remediation
+    assert (standing[overdue].label, standing["shop_px"].label) == ("stale", "proxy mismatch")
+
+
+def test_the_json_error_shows_each_profile_s_standing(ledger: Ledger) -> None:
+    """The command line's JSON error for a routing denial carries each profile's standing
+    (reason, until, holder, what unblocks it) beside the counts; its text stays one line."""
+    leased, blocked = _pool(ledger, 2)
+    lease = ledger.checkout(leased, worker_id="holder", run_id="r1", task_type="t")
+    ledger.quarantine(blocked, actor="ops", reason="suspicious")
+    with pytest.raises(NoProfileAvailable) as denied:
+        _route(ledger)
+    out = io.StringIO()
+    emit_error(denied.value, out=out)
+    body = json.loads(out.getvalue())
+    assert body["counts"] == {"leased": 1, "quarantined": 1}
+    held = body["standing"][leased]
+    assert (held["reason"], held["holder"]["worker_id"]) == ("already_leased", "holder")
+    assert datetime.fromisoformat(held["until"]) == lease.expires_at
+    assert "custody review" in body["standing"][blocked]["remediation"]
+    assert "\n" not in one_line(error_line(denied.value))
+
+
+def test_a_profile_freed_since_the_rows_were_read_is_leased(ledger: Ledger) -> None:
+    """The rows show the only profile leased, but its lease ended since: asked what a
+    checkout of it would be told, the ledger says granted, so routing leases it rather than
+    counting it as leased."""
+    (pid,) = _pool(ledger, 1)
+    lease = ledger.checkout(pid, worker_id="w0", run_id="r0", task_type="t")
+    rows_before = ledger.availability()
+    ledger.release(lease.lease_id, fencing_token=1, outcome="success", final_url="u")
+
+    class Outdated(Ledger):
+        def availability(self) -> list[Availability]:
+            return rows_before
+
+    outdated = Outdated(ledger.settings, lambda _: ledger.store, ledger._clock)
+    assert _route(outdated) == pid

@@ -189,6 +189,13 @@ MUTANTS = (
         "if lid != lease_id]",
         "unclean endings older than the window still count towards quarantine",
     ),
+    Mutant(
+        "stale-ending",
+        "ledger/domain/endings.py",
+        "        if stale:\n",
+        "        if False:\n",
+        "a lease the sweep settled after its deadline ends as review or quarantine, not stale",
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

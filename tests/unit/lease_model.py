@@ -89,6 +89,7 @@ class Standing:
     mutating: bool
     last_token: int
     last_ended: str | None
+    last_ending: tuple[str, Cause | None] | None
     cause: Cause | None
     disabled_from: ProfileState | None
     unclean: tuple[str, ...]
@@ -110,6 +111,7 @@ def standing_of(p: Profile) -> Standing:
         mutating=lease is not None and lease.mutating_step is not None,
         last_token=p.last_token,
         last_ended=p.last_lease.lease_id if p.last_lease else None,
+        last_ending=(p.last_lease.ending, p.last_lease.ending_cause) if p.last_lease else None,
         cause=p.block.cause if blocked and p.block else None,
         disabled_from=p.disabled.previous_state if disabled and p.disabled else None,
         unclean=tuple(lid for lid, _ in p.unclean_endings),
@@ -143,6 +145,7 @@ class ModelProfile:
     last_token: int = 0
     last_worker: str | None = None  # whose run a review looks at
     last_ended: str | None = None
+    last_ending: tuple[str, Cause | None] | None = None  # how it ended, and the cause beside
     cause: Cause | None = None
     disabled_from: ProfileState | None = None
     unclean: list[tuple[str, datetime]] = field(default_factory=list)
@@ -160,6 +163,7 @@ class ModelProfile:
             mutating=lease is not None and lease.mutating,
             last_token=self.last_token,
             last_ended=self.last_ended,
+            last_ending=self.last_ending,
             cause=self.cause if self.state in (REVIEW, QUARANTINE) else None,
             disabled_from=self.disabled_from if self.state is ProfileState.DISABLED else None,
             unclean=tuple(lid for lid, _ in self.unclean),
@@ -239,6 +243,8 @@ class ModelProfile:
             ending = self._judge(self.lease, report)
             if ending is None:
                 self.last_ended, self.lease = self.lease.lease_id, None
+                clean = report.outcome is Outcome.SUCCESS
+                self.last_ending = ("clean" if clean else "expected_failure", None)
                 self.state = ProfileState.AVAILABLE
             else:
                 self._end_unclean(*ending, now)
@@ -293,9 +299,9 @@ class ModelProfile:
     def _settle(self, now: datetime) -> None:
         assert self.lease is not None
         if self.lease.mutating:
-            self._end_unclean(QUARANTINE, Cause.MUTATION_UNCONFIRMED, now)
+            self._end_unclean(QUARANTINE, Cause.MUTATION_UNCONFIRMED, now, "stale")
         else:
-            self._end_unclean(REVIEW, Cause.LEASE_EXPIRED, now)
+            self._end_unclean(REVIEW, Cause.LEASE_EXPIRED, now, "stale")
 
     # -- operators and reviewers --------------------------------------------------------------
 
@@ -305,9 +311,9 @@ class ModelProfile:
         if self.lease is None:
             return not_allowed("no live lease to force-release")
         if self.lease.mutating:
-            self._end_unclean(QUARANTINE, Cause.MUTATION_UNCONFIRMED, now)
+            self._end_unclean(QUARANTINE, Cause.MUTATION_UNCONFIRMED, now, "forced")
         else:
-            self._end_unclean(REVIEW, Cause.FORCE_RELEASE, now)
+            self._end_unclean(REVIEW, Cause.FORCE_RELEASE, now, "forced")
         return None
 
     def quarantine(self, role: Role, now: datetime) -> Refusal | None:
@@ -315,7 +321,7 @@ class ModelProfile:
             return not_allowed("role")
         if self.state in (QUARANTINE, ProfileState.DISABLED):
             return not_allowed("is already")
-        self._block(QUARANTINE, Cause.OPERATOR, now)
+        self._block(QUARANTINE, Cause.OPERATOR, now, "revoked")
         return None
 
     def disable(self, role: Role, now: datetime) -> Refusal | None:
@@ -355,20 +361,33 @@ class ModelProfile:
 
     # -- how a lease ends badly -----------------------------------------------------------------
 
-    def _end_unclean(self, state: ProfileState, cause: Cause, now: datetime) -> None:
+    def _end_unclean(
+        self, state: ProfileState, cause: Cause, now: datetime, how: str | None = None
+    ) -> None:
         """The ``unclean_limit``-th unclean ending within the window quarantines, whatever
         the ending on its own would have asked for."""
         window = _s(self.unclean_window)
         earlier = [lid for lid, at in self.unclean if now - at <= window]
         if len(earlier) + 1 >= self.unclean_limit and state is REVIEW:
             state, cause = QUARANTINE, Cause.REPEATED_UNCLEAN_ENDINGS
-        self._block(state, cause, now)
+        self._block(state, cause, now, how)
 
-    def _block(self, state: ProfileState, cause: Cause, now: datetime) -> None:
-        """Enter review or quarantine; a live lease ends there and counts as unclean."""
+    def _block(
+        self, state: ProfileState, cause: Cause, now: datetime, how: str | None = None
+    ) -> None:
+        """Enter review or quarantine; a live lease ends there and counts as unclean. ``how``
+        says who ended it: the sweep (stale, with the cause it was blocked for) or an operator
+        (forced, revoked: the operator's cause); otherwise its release, named after where the
+        profile went."""
         if self.lease is not None:
             self.last_ended, self.lease = self.lease.lease_id, None
             self.unclean.append((self.last_ended, now))
+            if how == "forced":
+                self.last_ending = ("forced", Cause.FORCE_RELEASE)
+            elif how == "revoked":
+                self.last_ending = ("revoked", Cause.OPERATOR)
+            else:
+                self.last_ending = (how or ("review" if state is REVIEW else "quarantine"), cause)
         self.state, self.cause = state, cause
 
 

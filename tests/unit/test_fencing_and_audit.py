@@ -60,7 +60,7 @@ _LOSSES: dict[str, tuple[Callable[[Scene], int | None], str]] = {
     "wrong token": (_wrong_token, "fencing token 2 is not the lease's token 1"),
     "stale lease": (_marked_stale, "the lease was marked stale"),
     "after deadline": (_past_deadline, "renewal deadline"),
-    "ended lease": (_ended, "lease ended (released_cleanly:success)"),
+    "ended lease": (_ended, "lease ended clean at "),
 }
 
 

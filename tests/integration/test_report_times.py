@@ -1,0 +1,94 @@
+"""The times the report functions take as text, on every store: a date alone is a whole day,
+a time with no UTC instant is bad input, and replay refuses a moment after the store's time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from conftest import StepClock, register
+
+import projections
+import reports
+from ledger import InvalidInput, Ledger
+
+
+@pytest.fixture
+def day(ledger: Ledger, clock: StepClock) -> str:
+    """One profile used once, today on the test's clock; returns today's date."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t")
+    ledger.release(lease.lease_id, fencing_token=1, outcome="success", final_url="u")
+    return clock.now.date().isoformat()
+
+
+def test_a_date_alone_is_the_whole_day(ledger: Ledger, day: str) -> None:
+    """until=DATE reaches through the day's last instant and since=DATE from its first, in
+    the timeline and in usage alike."""
+    events = reports.timeline(ledger=ledger)
+    assert len(reports.timeline(until=day, ledger=ledger)) == len(events) == 4
+    assert len(reports.timeline(since=day, until=day, ledger=ledger)) == 4
+    used = reports.usage("account_shop_17", since=day, until=day, ledger=ledger)
+    assert list(used["lease_id"]) == ["lease-1@profile_shop_17"]
+
+
+@pytest.mark.parametrize(
+    ("field", "ask"),
+    [
+        ("at", {"at": "0001-01-01T00:00:00+05:30"}),
+        ("since", {"since": "0001-01-01T00:00:00+05:30"}),
+        ("until", {"until": "9999-12-31T23:59:59-05:00"}),
+        ("since", {"since": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))}),
+    ],
+)
+def test_a_time_with_no_utc_instant_is_bad_input(
+    ledger: Ledger, day: str, field: str, ask: dict[str, object]
+) -> None:
+    """The first hour of year 1 east of Greenwich or the last of year 9999 west of it, as
+    text or as a datetime, is InvalidInput naming the field, never an OverflowError."""
+
+    def ask_the_report() -> object:
+        if field == "at":
+            return reports.replay("profile_shop_17", ledger=ledger, **ask)  # type: ignore[arg-type]
+        return reports.usage("account_shop_17", ledger=ledger, **ask)  # type: ignore[arg-type]
+
+    with pytest.raises(InvalidInput, match="out of range") as refused:
+        ask_the_report()
+    assert refused.value.field == field
+
+
+def test_replay_refuses_a_moment_after_the_store_s_time(
+    ledger: Ledger, clock: StepClock, day: str
+) -> None:
+    """replay at a moment past the store's clock is InvalidInput saying the store's time;
+    at the clock's own moment it answers."""
+    with pytest.raises(InvalidInput, match="after the store's time") as refused:
+        reports.replay("profile_shop_17", at=clock.now + timedelta(microseconds=1), ledger=ledger)
+    assert refused.value.field == "at"
+    assert reports.replay("profile_shop_17", at=clock.now, ledger=ledger).state == "available"
+
+
+@pytest.fixture
+def host_east_of_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The host's local time is India's (UTC+05:30) for the test."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_timeline_read_model_takes_the_same_times(
+    ledger: Ledger, day: str, host_east_of_utc: None
+) -> None:
+    """projections.timeline, under the reports, refuses a time with no UTC instant naming
+    the field, and reads a time without an offset as UTC, not as the host's local time."""
+    east = timezone(timedelta(hours=5))
+    with pytest.raises(InvalidInput, match="out of range") as refused:
+        projections.timeline(ledger, since=datetime(1, 1, 1, tzinfo=east))
+    assert refused.value.field == "since"
+    every = projections.timeline(ledger)  # the fixture's events share one instant
+    naive = every[0].at.astimezone(UTC).replace(tzinfo=None)
+    assert projections.timeline(ledger, until=naive) == every

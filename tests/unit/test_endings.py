@@ -1,0 +1,135 @@
+"""How a lease ended, in the one vocabulary every answer uses: clean, expected_failure, review,
+quarantine, stale, forced, revoked, with the cause beside it where there is one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from profile_scene import Scene
+
+from ledger.domain.errors import LeaseLost
+from ledger.domain.model import Cause, Outcome, ProfileState, Role
+from ledger.domain.results import release_result
+
+
+def _clean(s: Scene) -> None:
+    s.release(s.checkout())
+
+
+def _expected_failure(s: Scene) -> None:
+    s.release(s.checkout(), Outcome.EXPECTED_FAILURE, reason="sold out")
+
+
+def _review(s: Scene) -> None:
+    s.release(s.checkout(), Outcome.FAILURE)
+
+
+def _quarantine(s: Scene) -> None:
+    s.release(s.checkout(), observed_proxy="proxy-elsewhere")
+
+
+def _stale(s: Scene) -> None:
+    s.checkout(ttl=60)
+    s.advance(61)
+    s.sweep()
+
+
+def _stale_after_a_mutation(s: Scene) -> None:
+    s.heartbeat(s.checkout(ttl=60), step="pay", mutating=True)
+    s.advance(61)
+    s.sweep()
+
+
+def _forced(s: Scene) -> None:
+    s.checkout()
+    s.force_release()
+
+
+def _forced_after_a_mutation(s: Scene) -> None:
+    s.heartbeat(s.checkout(), step="pay", mutating=True)
+    s.force_release()
+
+
+def _forced_while_stale(s: Scene) -> None:
+    s.checkout(ttl=60)
+    s.advance(61)
+    s.profile.mark_stale(s.ctx("sweeper", Role.SCHEDULER))
+    s.collect()
+    s.force_release()
+
+
+def _disabled_mid_lease(s: Scene) -> None:
+    s.checkout()
+    s.disable()
+
+
+def _revoked(s: Scene) -> None:
+    s.checkout()
+    s.quarantine()
+
+
+ENDINGS: dict[str, tuple[Callable[[Scene], None], str, Cause | None, ProfileState]] = {
+    "clean": (_clean, "clean", None, ProfileState.AVAILABLE),
+    "expected failure": (_expected_failure, "expected_failure", None, ProfileState.AVAILABLE),
+    "failed run": (_review, "review", Cause.UNEXPECTED_FAILURE, ProfileState.REVIEW_REQUIRED),
+    "proxy mismatch": (_quarantine, "quarantine", Cause.PROXY_MISMATCH, ProfileState.QUARANTINED),
+    "stale": (_stale, "stale", Cause.LEASE_EXPIRED, ProfileState.REVIEW_REQUIRED),
+    "stale after a mutation": (
+        _stale_after_a_mutation,
+        "stale",
+        Cause.MUTATION_UNCONFIRMED,
+        ProfileState.QUARANTINED,
+    ),
+    "force-released": (_forced, "forced", Cause.FORCE_RELEASE, ProfileState.REVIEW_REQUIRED),
+    "force-released after a mutation": (
+        _forced_after_a_mutation,
+        "forced",
+        Cause.FORCE_RELEASE,
+        ProfileState.QUARANTINED,
+    ),
+    "force-released while stale": (
+        _forced_while_stale,
+        "forced",
+        Cause.FORCE_RELEASE,
+        ProfileState.REVIEW_REQUIRED,
+    ),
+    "disabled mid-lease": (
+        _disabled_mid_lease,
+        "forced",
+        Cause.FORCE_RELEASE,
+        ProfileState.DISABLED,
+    ),
+    "quarantined by an operator": (_revoked, "revoked", Cause.OPERATOR, ProfileState.QUARANTINED),
+}
+
+
+@pytest.mark.parametrize("how", list(ENDINGS))
+def test_a_lease_ends_in_one_word_with_its_cause(how: str) -> None:
+    """Each way a lease can end leaves the ended lease with its one-word ending and the cause
+    beside it (none for an explainable ending), whatever state the profile went to."""
+    end, ending, cause, state = ENDINGS[how]
+    s = Scene()
+    end(s)
+    ended = s.profile.last_lease
+    assert ended is not None
+    assert (ended.ending, ended.ending_cause, s.profile.state) == (ending, cause, state)
+
+
+@pytest.mark.parametrize("how", ["clean", "failed run", "proxy mismatch"])
+def test_a_release_answers_with_the_same_word(how: str) -> None:
+    """The release's answer names the ending in the same word the ended lease keeps."""
+    end, ending, _, _ = ENDINGS[how]
+    s = Scene()
+    end(s)
+    assert release_result(s.profile).ending == ending
+
+
+def test_a_stale_lease_says_so_when_it_is_lost() -> None:
+    """A worker presenting a lease that ended stale is told the ending in the same words."""
+    s = Scene()
+    lease = s.checkout(ttl=60)
+    s.advance(61)
+    s.sweep()
+    with pytest.raises(LeaseLost, match=r"lease ended stale \(lease_expired\) at "):
+        s.heartbeat(lease)
