@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg_pool import ConnectionPool
 
 from ledger.stores.recorders import (
@@ -22,6 +22,7 @@ from ledger.stores.recorders import (
     insert_command_sql,
     upsert_availability_sql,
 )
+from ledger.stores.settings import DEFAULT_TIMEOUT_SECONDS, lock_timeout_options
 
 _PG_UPSERT = upsert_availability_sql("%s")
 _PG_COMMAND = insert_command_sql("%s")
@@ -51,6 +52,22 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def max_notification_id(self) -> Any:
         return _BASE.max_notification_id.__wrapped__(self)
+
+
+class BoundedPostgresFactory(PostgresFactory):
+    """The library's factory, its pool configured before anything uses it (the recorder
+    opens it while it is built): every connection waits for a lock at most the store's
+    timeout, reads included (the library bounds only its inserts' lock), and is checked
+    before it is lent (``check_before_lending``)."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        if not isinstance(pool.kwargs, dict) or not pool.closed:
+            raise RuntimeError("the library's pool opened before custody could configure it")
+        timeout = int(self.env.get(self.POSTGRES_LOCK_TIMEOUT) or DEFAULT_TIMEOUT_SECONDS)
+        pool.kwargs["options"] = lock_timeout_options(timeout)
+        check_before_lending(self.datastore)
 
 
 def check_before_lending(datastore: PostgresDatastore) -> None:

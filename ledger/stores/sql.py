@@ -37,6 +37,7 @@ from ledger.stores.store import (
     LedgerApplication,
     Store,
     store_errors,
+    store_failure,
 )
 from ledger.stores.views import SqlViews, postgres_connection, read_cursor
 
@@ -80,9 +81,11 @@ def _sqlite_tables(settings: StoreSettings) -> set[str]:
     """The tables an existing SQLite file holds, read without writing a byte to it."""
     uri = f"file:{quote(str(settings.sqlite_file().resolve()))}?mode=ro"
     try:
-        with closing(sqlite3.connect(uri, uri=True)) as conn:
+        with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             return {name for (name,) in rows}
+    except sqlite3.OperationalError as e:  # held by another connection: busy, not junk
+        raise store_failure(settings, e) from None
     except sqlite3.DatabaseError as e:
         raise InvalidInput(
             "store", f"{settings.describe()} is not an SQLite database: {e}"
@@ -110,10 +113,6 @@ class SqlStore(Store):
                 if settings.kind == "postgresql":
                     setting_up.enter_context(_postgres_session(settings, schema_lock=create))
                 store = cls(settings, LedgerApplication(env=env))
-                if settings.kind == "postgresql":
-                    from ledger.stores.postgres import check_before_lending
-
-                    check_before_lending(store.app.recorder.datastore)  # type: ignore[attr-defined]
                 if create:
                     store._create_schema()
         return store

@@ -96,12 +96,20 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
     except Exception as e:
         if not isinstance(e, _driver_errors()):
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
-        msg = f"store {settings.describe()} {said}: {first}"
-        if said == "busy":
-            msg += f" (waited {settings.timeout} s; nothing was written, retry)"
-        raise StoreUnavailable(msg) from e
+        raise store_failure(settings, e) from e
+
+
+def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavailable:
+    """The ``StoreUnavailable`` a driver's error means: busy (a lock not granted within the
+    store's timeout) or unavailable, in one line that never shows the store's password."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if settings.password:
+        first = first.replace(settings.password, "***")
+    said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
+    msg = f"store {settings.describe()} {said}: {first}"
+    if said == "busy":
+        msg += f" (waited {settings.timeout} s; nothing was written, retry)"
+    return StoreUnavailable(msg)
 
 
 class Store:

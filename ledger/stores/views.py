@@ -23,9 +23,9 @@ from urllib.parse import quote
 from urllib.request import pathname2url
 from uuid import UUID
 
-from ledger.domain.errors import NotAllowed, StoreUnavailable
+from ledger.domain.errors import NotAllowed
 from ledger.stores.settings import StoreSettings
-from ledger.stores.store import store_errors
+from ledger.stores.store import store_errors, store_failure
 from ledger.stores.wakeups import Announce, Wakeups
 
 if TYPE_CHECKING:
@@ -338,9 +338,7 @@ class SqlViews(Views):
                 frame: pd.DataFrame = cursor.fetch_arrow_table().to_pandas()
                 return frame
         except adbc.Error as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            msg = f"store {self.settings.describe()} unavailable: {first}"
-            raise StoreUnavailable(msg.replace(self.settings.password, "***")) from None
+            raise store_failure(self.settings, e) from None
 
     def _uri(self) -> str:
         s = self.settings
@@ -348,6 +346,7 @@ class SqlViews(Views):
         return (
             f"postgresql://{quote(s.user, safe='')}{password}@{s.host}:{s.port}/"
             f"{quote(s.dbname, safe='')}?connect_timeout={s.connect_timeout}"
+            f"&options={quote(s.postgres_options(), safe='')}"
         )
 
 
@@ -389,6 +388,7 @@ def postgres_connection(settings: StoreSettings, **options: Any) -> Any:
         dbname=settings.dbname,
         connect_timeout=settings.connect_timeout,
         autocommit=True,
+        options=settings.postgres_options(),
         **options,
     )
 
