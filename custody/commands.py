@@ -81,15 +81,18 @@ def cli(ctx: click.Context, store: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-def init() -> dict[str, str]:
-    """create the store's schema (idempotent)"""
+def init() -> dict[str, Any]:
+    """create the store's schema, or migrate an older one (idempotent)"""
     from ledger import Ledger
     from projections import PROJECTIONS, install
 
     with Ledger.init(options().store) as ledger:
         for projection in PROJECTIONS.values():  # once, here, not raced for by readers
             install(ledger, projection)
-        return {"initialised": ledger.settings.describe()}
+        done: dict[str, Any] = {"initialised": ledger.settings.describe()}
+        if ledger.store.notes:  # what a migration found (directories shared before schema 5)
+            done["notes"] = ledger.store.notes
+        return done
 
 
 @cli.command()

@@ -140,8 +140,15 @@ def text(command: str, result: Any) -> list[str]:
     if isinstance(result, list):
         return list_lines(command, result)
     if isinstance(result, dict):
-        return [f"{k}: {v}" for k, v in result.items()]
+        return [line for k, v in result.items() for line in _entry_lines(k, v)]
     return [] if result is None else [str(result)]
+
+
+def _entry_lines(key: str, value: Any) -> list[str]:
+    """``key: value``, or a list's items indented below its key."""
+    if isinstance(value, list):
+        return [f"{key}:", *(f"  {item}" for item in value)]
+    return [f"{key}: {value}"]
 
 
 def lease_line(lease: Lease) -> str:

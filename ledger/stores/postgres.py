@@ -17,15 +17,21 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg_pool import ConnectionPool
 
 from ledger.stores.recorders import (
+    DIRECTORIES_TABLE,
     availability_rows,
     command_rows,
+    directory_rows,
     insert_command_sql,
+    insert_directory_sql,
+    overlapping_sql,
+    refuse_overlaps,
     upsert_availability_sql,
 )
 from ledger.stores.settings import DEFAULT_TIMEOUT_SECONDS, lock_timeout_options
 
 _PG_UPSERT = upsert_availability_sql("%s")
 _PG_COMMAND = insert_command_sql("%s")
+_PG_DIRECTORY = insert_directory_sql("%s")
 _BASE = PostgresApplicationRecorder
 
 
@@ -34,6 +40,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
+        claims = directory_rows(kwargs)
+        if claims:  # first: a refusal here leaves the transaction before the events' insert
+            _claim_directories(curs, claims)
         for row in availability_rows(kwargs):
             curs.execute(_PG_UPSERT, row)
         for command in command_rows(kwargs):
@@ -52,6 +61,21 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def max_notification_id(self) -> Any:
         return _BASE.max_notification_id.__wrapped__(self)
+
+
+def _claim_directories(curs: Any, claims: Sequence[tuple[str, str]]) -> None:
+    """Record the registrations' directories unless one overlaps another profile's. The
+    table's lock makes registrations take turns from the look to the commit (readers go on),
+    so two racing registrations of overlapping directories cannot both see none."""
+    curs.execute(f"LOCK TABLE {DIRECTORIES_TABLE} IN EXCLUSIVE MODE")
+
+    def found(directory: str) -> list[tuple[str, str]]:
+        curs.execute(*overlapping_sql("%s", directory))
+        return [(str(r["profile_id"]), str(r["user_data_dir"])) for r in curs.fetchall()]
+
+    refuse_overlaps(claims, found)
+    for claim in claims:
+        curs.execute(_PG_DIRECTORY, claim)
 
 
 class BoundedPostgresFactory(PostgresFactory):

@@ -17,15 +17,20 @@ from urllib.parse import quote
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.profile import Profile
 from ledger.domain.view import Availability
-from ledger.stores.mapper import command_of
+from ledger.stores.directories import legacy_directories
+from ledger.stores.mapper import command_of, decode_data
 from ledger.stores.recorders import (
     AVAILABILITY_COLUMNS,
     AVAILABILITY_TABLE,
     COMMANDS_DDL,
     COMMANDS_TABLE,
+    DIRECTORIES_DDL,
+    DIRECTORIES_TABLE,
     availability_ddl,
     availability_params,
     insert_command_sql,
+    insert_directory_sql,
+    overlapping_sql,
     read_row,
     to_db,
     upsert_availability_sql,
@@ -34,6 +39,7 @@ from ledger.stores.settings import StoreSettings
 from ledger.stores.store import (
     AGGREGATE_CACHE_SIZE,
     CommandRecord,
+    DirectoryRecord,
     LedgerApplication,
     Store,
     store_errors,
@@ -54,7 +60,9 @@ _RECORDERS = {
 #    migration writes none: they appear as streams grow).
 # 4: custody_commands keeps each id's version and fingerprint (a resent command is answered
 #    from it; the profile no longer remembers ids): backfilled from the events.
-SCHEMA_VERSION = 4
+# 5: custody_directories (one directory, one profile): backfilled from the registrations,
+#    overlaps reported, never refused (``ledger.stores.directories``).
+SCHEMA_VERSION = 5
 SCHEMA_TABLE = "custody_schema"
 _SCHEMA_DDL = (
     f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
@@ -119,11 +127,14 @@ class SqlStore(Store):
 
     def _create_schema(self) -> None:
         """Our tables, then the migrations from the recorded version, then the new version."""
-        for statement in (*availability_ddl(), COMMANDS_DDL, *_SCHEMA_DDL):
+        for statement in (*availability_ddl(), COMMANDS_DDL, *DIRECTORIES_DDL, *_SCHEMA_DDL):
             self.execute(statement)
-        if (self.schema_version() or SCHEMA_VERSION) < 4:
+        found = self.schema_version() or SCHEMA_VERSION
+        if found < 4:
             self._add_command_columns()
             self._backfill_commands()
+        if found < 5:
+            self._backfill_directories()
         self.execute(
             f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
             f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
@@ -211,6 +222,22 @@ class SqlStore(Store):
             self.executemany(insert_command_sql("?", backfill=True), rows)
             start = batch[-1].id + 1
 
+    def _backfill_directories(self) -> None:
+        """Record every registration's directory; the overlaps found become the store's
+        notes (``legacy_directories``)."""
+        registrations = []
+        start = 1
+        while batch := self.app.recorder.select_notifications(
+            start, 1000, topics=["profile_registered"]
+        ):
+            for n in batch:
+                data = decode_data(n.topic, n.state)
+                registrations.append((str(data["profile_id"]), data.get("user_data_dir")))
+            start = batch[-1].id + 1
+        rows, self.notes = legacy_directories(registrations)
+        for at in range(0, len(rows), 1000):
+            self.executemany(insert_directory_sql("?"), rows[at : at + 1000])
+
     def schema_version(self) -> int | None:
         """The schema version ``custody init`` recorded, or None if it never ran here."""
         if self._pg:
@@ -244,6 +271,16 @@ class SqlStore(Store):
             return None
         row = rows[0]  # every row has its version: written with its events, or backfilled
         return CommandRecord(str(row["profile_id"]), int(row["version"]), str(row["command"]))
+
+    def directories(self) -> list[DirectoryRecord]:
+        rows = self.query(
+            f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE} ORDER BY profile_id"
+        )
+        return [DirectoryRecord(str(r["profile_id"]), str(r["user_data_dir"])) for r in rows]
+
+    def overlapping(self, directory: str) -> list[DirectoryRecord]:
+        rows = self.query(*overlapping_sql("?", directory))
+        return [DirectoryRecord(str(r["profile_id"]), str(r["user_data_dir"])) for r in rows]
 
     def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
         columns = ", ".join(AVAILABILITY_COLUMNS)
