@@ -309,10 +309,13 @@ def status(ledger: Ledger, summary: bool | None, **params: Any) -> list[StatusRo
 def why(ledger: Ledger, profile_id: str) -> Explanation:
     """why a profile is blocked (with its browser, when its directory is on this host)"""
     from projections import explain
-    from workers.inspector import inspect_here
+    from workers.inspector import inspect_profile
 
-    directory = ledger.view(profile_id).record.user_data_dir
-    return explain(ledger, profile_id, browser=inspect_here(directory))
+    seen = inspect_profile(ledger, profile_id)
+    shown = seen.browser is not None and seen.browser.alive and not seen.orphan
+    return explain(
+        ledger, profile_id, browser=seen.browser, not_ours=seen.shared if shown else None
+    )
 
 
 @cli.command()

@@ -179,11 +179,13 @@ def inspection_lines(i: Inspection) -> list[str]:
     lines = [f"{i.profile_id}: {i.state.value}{held}", f"  directory: {i.user_data_dir or '-'}"]
     status = f"{i.browser.status.value}: " if i.browser else ""
     lines.append(f"  browser: {status}{i.note}")
+    if i.shared is not None:
+        lines.append(f"  shared: {i.shared}")
     if i.stopped is not None:
         lines.append(
             f"  stopped with {i.stopped.value}; recorded as browser_stopped (#{i.version})"
         )
-    elif i.browser is not None and i.browser.alive and i.holder is None:
+    elif i.orphan:
         lines.append(f"  to stop it: custody inspect {i.profile_id} --stop-orphan --actor NAME")
     return lines
 
