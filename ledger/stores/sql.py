@@ -36,6 +36,7 @@ from ledger.stores.recorders import (
     upsert_availability_sql,
 )
 from ledger.stores.settings import StoreSettings
+from ledger.stores.sql_views import SqlViews
 from ledger.stores.store import (
     AGGREGATE_CACHE_SIZE,
     CommandRecord,
@@ -45,7 +46,7 @@ from ledger.stores.store import (
     store_errors,
     store_failure,
 )
-from ledger.stores.views import SqlViews, postgres_connection, read_cursor
+from ledger.stores.views import postgres_connection, read_cursor
 
 _RECORDERS = {
     "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",
