@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from ledger import Lease, LeaseLost
-from workers.settings import LaunchRefused
 
 MARKER = ".custody-lease"
 
@@ -59,6 +58,9 @@ def _judge(user_data_dir: Path, held: tuple[int, str | None] | None, lease: Leas
         raise LeaseLost(lease.lease_id, why)
     token, owner = held
     if owner is not None and owner != lease.profile_id:
+        # Imported here: the settings import Playwright, and the inspector reads markers.
+        from workers.settings import LaunchRefused
+
         raise LaunchRefused(
             f"{user_data_dir} carries the lease marker of profile {owner} (fencing token "
             f"{token}): it is {owner}'s directory, not {lease.profile_id}'s, and one directory "
