@@ -71,10 +71,16 @@ def printable(text: str) -> str:
 
 
 def unfinished(result: Any) -> str | None:
-    """What a command that ran could not finish (exit 1), or None."""
+    """What a command that ran could not finish, or found wrong (exit 1), or None."""
     if isinstance(result, SweepReport) and result.failed:
         failed = "; ".join(f"{f.profile_id} ({f.error})" for f in result.failed)
         return f"the sweep could not settle {len(result.failed)} profile(s): {failed}"
+    if isinstance(result, list) and result and isinstance(result[0], ProjectionStatus):
+        damaged = [s for s in result if s.problems]
+        if damaged:
+            count = sum(len(s.problems) for s in damaged)
+            repairs = "; ".join(f"custody projections rebuild {s.name}" for s in damaged)
+            return f"{count} problem(s) found: the read models are damaged; repair: {repairs}"
     return None
 
 
@@ -208,7 +214,7 @@ def list_lines(command: str, rows: list[Any]) -> list[str]:
     if isinstance(first, TimelineRow):
         return [timeline_line(r) for r in rows]
     if isinstance(first, ProjectionStatus):
-        return [projection_line(r) for r in rows]
+        return [line for r in rows for line in (projection_line(r), *problem_lines(r))]
     if isinstance(first, Rebuilt | RebuildReport):
         return [
             line
@@ -226,6 +232,11 @@ def projection_line(s: ProjectionStatus) -> str:
         f"{s.name}: position {s.position} of {s.head}, lag {s.lag} events, "
         f"{s.rows} rows{rebuilding}"
     )
+
+
+def problem_lines(s: ProjectionStatus) -> list[str]:
+    """What is wrong with a read model, one line each (it names the repair), indented."""
+    return [f"  {problem}" for problem in s.problems]
 
 
 def rebuilt_lines(r: Rebuilt) -> list[str]:

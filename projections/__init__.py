@@ -10,7 +10,15 @@ from projections.leases import (
     UNCLEAN_ENDINGS,
     LeasesProjection,
 )
-from projections.runner import ProjectionStatus, Rebuilt, catch_up, install, rebuild, run
+from projections.runner import (
+    ProjectionStatus,
+    Rebuilt,
+    catch_up,
+    install,
+    rebuild,
+    run,
+    upgrade,
+)
 from projections.runner import status as projection_status
 from projections.timeline import TIMELINE_PROJECTION, TimelineProjection, TimelineRow, timeline
 
@@ -44,5 +52,6 @@ __all__ = [
     "run",
     "status",
     "timeline",
+    "upgrade",
     "who",
 ]

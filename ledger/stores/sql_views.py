@@ -20,12 +20,14 @@ from ledger.stores.settings import StoreSettings
 from ledger.stores.store import store_errors, store_failure
 from ledger.stores.views import (
     StoredNotification,
+    StreamCount,
     ViewCursor,
     Views,
     held,
     insert_sql,
     postgres_connection,
     read_cursor,
+    stream_key,
 )
 from ledger.stores.wakeups import Announce, Wakeups
 
@@ -79,6 +81,42 @@ class SqlCursor:
         self._cursor.execute(self._sql(statement), tuple(params), **self._prepare)
         return [dict(row) for row in self._cursor.fetchall()]
 
+    def tuples(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        # Each driver's cursor makes its rows with a factory of its own, switched for this.
+        raw = self._cursor if self._pg else self._cursor.sqlite_cursor
+        made = raw.row_factory
+        raw.row_factory = _tuple_row() if self._pg else None
+        try:
+            raw.execute(self._sql(statement), tuple(params))
+            return list(raw.fetchall())
+        finally:
+            raw.row_factory = made
+
+    def stream_counts(self, upto: int) -> dict[str, StreamCount]:
+        column = "notification_id" if self._pg else "rowid"
+        rows = self.query(
+            "SELECT originator_id, count(*) AS events, max(originator_version) AS last, "
+            "sum(CASE WHEN topic = 'lease_acquired' THEN 1 ELSE 0 END) AS leases "
+            f"FROM {self._events} WHERE {column} <= ? GROUP BY originator_id",
+            (upto,),
+        )
+        return {
+            stream_key(r["originator_id"]): StreamCount(
+                int(r["events"]), int(r["last"]), int(r["leases"])
+            )
+            for r in rows
+        }
+
+    def table_columns(self, table: str) -> list[str]:
+        if not self._pg:
+            return [str(r["name"]) for r in self.query(f"PRAGMA table_info({table})")]
+        rows = self.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema() ORDER BY ordinal_position",
+            (table,),
+        )
+        return [str(r["column_name"]) for r in rows]
+
     def notifications(self, after: int, limit: int) -> list[StoredNotification]:
         column = "notification_id" if self._pg else "rowid"
         rows = self.query(
@@ -96,6 +134,12 @@ class SqlCursor:
             )
             for r in rows
         ]
+
+
+def _tuple_row() -> Any:
+    from psycopg.rows import tuple_row  # psycopg only where PostgreSQL is used
+
+    return tuple_row
 
 
 def _copy_in(
@@ -137,6 +181,7 @@ class SqlViews(Views):
     def __init__(
         self, settings: StoreSettings, datastore: Any, events_table: str, channel: str = ""
     ) -> None:
+        super().__init__()
         self.settings = settings
         self._channel = channel  # PostgreSQL: what every append NOTIFYs
         self.dialect = settings.kind
@@ -154,6 +199,21 @@ class SqlViews(Views):
     @contextmanager
     def reading(self) -> Iterator[ViewCursor]:
         with store_errors(self.settings), read_cursor(self._datastore, postgres=self._pg) as cursor:
+            yield SqlCursor(cursor, self._pg, self._events)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[ViewCursor]:
+        if not self._pg:  # SQLite's read transaction already sees one moment (WAL)
+            with store_errors(self.settings), self._datastore.transaction(commit=False) as cur:
+                yield SqlCursor(cur, self._pg, self._events)
+            return
+        with (
+            store_errors(self.settings),
+            self._datastore.get_connection() as conn,
+            conn.transaction(force_rollback=True),
+            conn.cursor() as cursor,
+        ):
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield SqlCursor(cursor, self._pg, self._events)
 
     def _query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

@@ -44,6 +44,11 @@ class ViewCursor(Protocol):
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
+    def tuples(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """``query``'s rows as plain tuples, in the statement's column order: for a scan of
+        many rows (a dict per row costs as much as reading it)."""
+        ...
+
     def insert(
         self,
         table: str,
@@ -56,6 +61,29 @@ class ViewCursor(Protocol):
     def notifications(self, after: int, limit: int) -> list[StoredNotification]: ...
 
     def head(self) -> int: ...
+
+    def stream_counts(self, upto: int) -> dict[str, StreamCount]:
+        """Each stream's events up to position ``upto``, by its id (``str`` of its UUID)."""
+        ...
+
+    def table_columns(self, table: str) -> list[str]:
+        """The table's columns in their order; empty when there is no such table."""
+        ...
+
+
+@dataclass(frozen=True)
+class StreamCount:
+    """A stream's events up to a position: how many, its last version, and how many of them
+    acquired a lease (one row each in the leases read model)."""
+
+    events: int
+    last_version: int
+    leases: int
+
+
+def stream_key(originator_id: UUID | str) -> str:
+    """A stream id as every store gives it: the UUID's usual text (SQLite keeps its hex)."""
+    return str(originator_id if isinstance(originator_id, UUID) else UUID(originator_id))
 
 
 def insert_sql(table: str, columns: Sequence[str], key: str | None) -> str:
@@ -73,6 +101,9 @@ class Views:
     dialect: str  # "sqlite" or "postgresql": the SQL a read model may rely on
     positions_made = False  # the read models' positions table was seen (``Feed.standing``)
 
+    def __init__(self) -> None:
+        self.layouts_checked: set[str] = set()  # tables found as their read model writes them
+
     def transaction(self) -> contextlib.AbstractContextManager[ViewCursor]:
         """One read-write transaction: committed when the block ends, rolled back if it
         raises. Its first write waits at most the store's timeout for a lock."""
@@ -81,6 +112,12 @@ class Views:
     def reading(self) -> contextlib.AbstractContextManager[ViewCursor]:
         """Reads that write nothing: one read-only transaction on SQLite, statements in
         autocommit on PostgreSQL (``read_cursor``)."""
+        raise NotImplementedError
+
+    def snapshot(self) -> contextlib.AbstractContextManager[ViewCursor]:
+        """Reads that write nothing and all see one moment of the database (a repeatable-read
+        transaction on PostgreSQL), whatever commits meanwhile: for a check that compares
+        several tables."""
         raise NotImplementedError
 
     def head(self) -> int:
