@@ -140,8 +140,11 @@ def unfinished(ledger: Ledger, projection: Projection, shadow: str) -> str | Non
 
     try:
         with ledger.feed.exclusive(f"rebuild-{projection.name}"):
-            pass
+            # Looked at again under the lock: a rebuild may have finished since the snapshot.
+            left = shadow in ledger.feed.positions()
     except NotAllowed:
+        return None
+    if not left:
         return None
     said = f"a rebuild was left unfinished (its position {shadow} remains)"
     return f"{projection.name}: {said}: {repair(projection)}"

@@ -42,9 +42,9 @@ def sharing(ledger: Ledger, view: ProfileView) -> Sharing:
                 f"browser there may be {other}'s and is never stopped from {profile_id}",
                 blocks=True,
             )
-    marker = profile_dir.read(Path(directory)) if os.path.isdir(directory) else None
-    owner = marker.get("profile_id") if marker is not None else None
-    if marker is not None and owner != profile_id:
+    marker = (profile_dir.read(Path(directory)) if os.path.isdir(directory) else None) or {}
+    owner = marker.get("profile_id")
+    if isinstance(owner, str) and owner != profile_id:
         return Sharing(
             f"{directory} carries the lease marker of profile {owner} (lease "
             f"{marker.get('lease_id')}): the browser there is {owner}'s, not {profile_id}'s "
