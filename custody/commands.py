@@ -81,15 +81,23 @@ def cli(ctx: click.Context, store: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-def init() -> dict[str, str]:
-    """create the store's schema (idempotent)"""
+def init() -> dict[str, Any]:
+    """create the store's schema, or migrate an older one (idempotent)"""
     from ledger import Ledger
-    from projections import PROJECTIONS, install
+    from projections import PROJECTIONS, install, upgrade
 
     with Ledger.init(options().store) as ledger:
         for projection in PROJECTIONS.values():  # once, here, not raced for by readers
             install(ledger, projection)
-        return {"initialised": ledger.settings.describe()}
+        # A read model whose columns changed since its table was made is rebuilt, beside any
+        # writers, and swapped in.
+        rebuilt = upgrade(ledger, PROJECTIONS.values())
+        done: dict[str, Any] = {"initialised": ledger.settings.describe()}
+        if rebuilt:
+            done["rebuilt"] = ", ".join(f"{r.name} ({r.rows} rows)" for r in rebuilt)
+        if ledger.store.notes:  # what a migration found (directories shared before schema 5)
+            done["notes"] = ledger.store.notes
+        return done
 
 
 @cli.command()
@@ -306,10 +314,13 @@ def status(ledger: Ledger, summary: bool | None, **params: Any) -> list[StatusRo
 def why(ledger: Ledger, profile_id: str) -> Explanation:
     """why a profile is blocked (with its browser, when its directory is on this host)"""
     from projections import explain
-    from workers.inspector import inspect_here
+    from workers.inspector import inspect_profile
 
-    directory = ledger.view(profile_id).record.user_data_dir
-    return explain(ledger, profile_id, browser=inspect_here(directory))
+    seen = inspect_profile(ledger, profile_id)
+    shown = seen.browser is not None and seen.browser.alive and not seen.orphan
+    return explain(
+        ledger, profile_id, browser=seen.browser, not_ours=seen.shared if shown else None
+    )
 
 
 @cli.command()

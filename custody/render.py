@@ -73,10 +73,16 @@ def printable(text: str) -> str:
 
 
 def unfinished(result: Any) -> str | None:
-    """What a command that ran could not finish (exit 1), or None."""
+    """What a command that ran could not finish, or found wrong (exit 1), or None."""
     if isinstance(result, SweepReport) and result.failed:
         failed = "; ".join(f"{f.profile_id} ({f.error})" for f in result.failed)
         return f"the sweep could not settle {len(result.failed)} profile(s): {failed}"
+    if isinstance(result, list) and result and isinstance(result[0], ProjectionStatus):
+        damaged = [s for s in result if s.problems]
+        if damaged:
+            count = sum(len(s.problems) for s in damaged)
+            repairs = "; ".join(f"custody projections rebuild {s.name}" for s in damaged)
+            return f"{count} problem(s) found: the read models are damaged; repair: {repairs}"
     return None
 
 
@@ -150,8 +156,15 @@ def text(command: str, result: Any) -> list[str]:
     if isinstance(result, list):
         return list_lines(command, result)
     if isinstance(result, dict):
-        return [f"{k}: {v}" for k, v in result.items()]
+        return [line for k, v in result.items() for line in _entry_lines(k, v)]
     return [] if result is None else [str(result)]
+
+
+def _entry_lines(key: str, value: Any) -> list[str]:
+    """``key: value``, or a list's items indented below its key."""
+    if isinstance(value, list):
+        return [f"{key}:", *(f"  {item}" for item in value)]
+    return [f"{key}: {value}"]
 
 
 def lease_line(lease: Lease) -> str:
@@ -182,11 +195,13 @@ def inspection_lines(i: Inspection) -> list[str]:
     lines = [f"{i.profile_id}: {i.state.value}{held}", f"  directory: {i.user_data_dir or '-'}"]
     status = f"{i.browser.status.value}: " if i.browser else ""
     lines.append(f"  browser: {status}{i.note}")
+    if i.shared is not None:
+        lines.append(f"  shared: {i.shared}")
     if i.stopped is not None:
         lines.append(
             f"  stopped with {i.stopped.value}; recorded as browser_stopped (#{i.version})"
         )
-    elif i.browser is not None and i.browser.alive and i.holder is None:
+    elif i.orphan:
         lines.append(f"  to stop it: custody inspect {i.profile_id} --stop-orphan --actor NAME")
     return lines
 
@@ -209,7 +224,7 @@ def list_lines(command: str, rows: list[Any]) -> list[str]:
     if isinstance(first, TimelineRow):
         return [timeline_line(r) for r in rows]
     if isinstance(first, ProjectionStatus):
-        return [projection_line(r) for r in rows]
+        return [line for r in rows for line in (projection_line(r), *problem_lines(r))]
     if isinstance(first, Rebuilt | RebuildReport):
         return [
             line
@@ -227,6 +242,11 @@ def projection_line(s: ProjectionStatus) -> str:
         f"{s.name}: position {s.position} of {s.head}, lag {s.lag} events, "
         f"{s.rows} rows{rebuilding}"
     )
+
+
+def problem_lines(s: ProjectionStatus) -> list[str]:
+    """What is wrong with a read model, one line each (it names the repair), indented."""
+    return [f"  {problem}" for problem in s.problems]
 
 
 def rebuilt_lines(r: Rebuilt) -> list[str]:

@@ -59,7 +59,7 @@ from ledger.domain.model import (
 from ledger.domain.policies import RELEASE_POLICIES
 from ledger.domain.state import Block, Disabled, Review
 from ledger.domain.view import Availability, ProfileView
-from ledger.feed import Feed, FeedTransaction, Notification
+from ledger.feed import Feed, FeedSnapshot, FeedTransaction, Notification, ReadModelDamaged
 from ledger.stores.wakeups import Wakeups
 
 __all__ = [
@@ -79,6 +79,7 @@ __all__ = [
     "Disabled",
     "Ended",
     "Feed",
+    "FeedSnapshot",
     "FeedTransaction",
     "Holder",
     "InvalidInput",
@@ -95,6 +96,7 @@ __all__ = [
     "ProfileRecord",
     "ProfileState",
     "ProfileView",
+    "ReadModelDamaged",
     "RebuildReport",
     "ReleaseResult",
     "Review",

@@ -21,11 +21,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ledger.domain.errors import NotAllowed
+from ledger.domain.errors import LedgerError, NotAllowed
 from ledger.domain.events import ProfileEvent
+from ledger.domain.profile import Profile
 from ledger.stores.mapper import decode, decode_shown
 from ledger.stores.store import Store
-from ledger.stores.views import StoredNotification, ViewCursor
+from ledger.stores.views import StoredNotification, StreamCount, ViewCursor
 from ledger.stores.wakeups import Announce, Wakeups
 
 if TYPE_CHECKING:
@@ -38,6 +39,22 @@ _POSITIONS_DDL = (
 )
 # Read models are installed one at a time per database (PostgreSQL fails concurrent DDL).
 _INSTALL_LOCK = "SELECT pg_advisory_xact_lock(25461, 1)"
+
+
+class ReadModelDamaged(LedgerError):
+    """A read model's table is missing, or not the one its read model writes (an older
+    layout, a table edited by hand): a read cannot be answered from it. The store itself is
+    fine; ``custody projections rebuild NAME`` makes the table again from the events."""
+
+    exit_code = 1
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(
+            f"read model {name} is damaged: {problem}; "
+            f"repair it with custody projections rebuild {name}"
+        )
+        self.name = name
+        self.problem = problem
 
 
 class Notification:
@@ -146,10 +163,48 @@ class FeedTransaction:
         return _notifications(self._cursor.notifications(after, limit))
 
 
+class FeedSnapshot:
+    """Reads at one moment of the read models' database (``Feed.snapshot``)."""
+
+    def __init__(self, cursor: ViewCursor, store: Store) -> None:
+        self._cursor = cursor
+        self._store = store
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self._cursor.query(statement, params)
+
+    def tuples(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """``query``'s rows as tuples in the statement's column order (for long scans)."""
+        return self._cursor.tuples(statement, params)
+
+    def head(self) -> int:
+        """The position of the last event committed (0 for an empty log)."""
+        return self._cursor.head()
+
+    def positions(self) -> dict[str, int]:
+        """Every installed read model's position, by name."""
+        if not _has_positions(self._cursor, self._store.views.dialect):
+            return {}
+        rows = self._cursor.query(f"SELECT name, position FROM {POSITIONS_TABLE}")
+        return {str(r["name"]): int(r["position"]) for r in rows}
+
+    def columns(self, table: str) -> list[str]:
+        """The table's columns in their order; empty when there is no such table."""
+        return self._cursor.table_columns(table)
+
+    def stream_counts(self, upto: int) -> dict[str, StreamCount]:
+        """Each profile's events up to position ``upto`` (one aggregate of the log), by
+        profile id: how many, its last version, how many acquired a lease."""
+        counts = self._cursor.stream_counts(upto)
+        named = {str(Profile.create_id(pid)): pid for pid in self._store.profile_ids()}
+        return {named.get(stream, stream): count for stream, count in counts.items()}
+
+
 class Feed:
     """The notification log of one store, for the read models built on it."""
 
     def __init__(self, store: Store) -> None:
+        self._store = store
         self._views = store.views
 
     @property
@@ -179,9 +234,11 @@ class Feed:
             rows = cursor.query(f"SELECT name, position FROM {POSITIONS_TABLE} ORDER BY name")
         return {str(r["name"]): int(r["position"]) for r in rows}
 
-    def standing(self, name: str) -> tuple[int | None, int]:
+    def standing(self, name: str, table: str) -> tuple[int | None, int]:
         """The read model's position (None if not installed) and the log's head, read in one
-        transaction: what a reader asks before every answer, so it must be cheap."""
+        transaction: what a reader asks before every answer, so it must be cheap.
+        ``ReadModelDamaged`` when the read model is installed but its ``table`` is missing
+        (asked in the same statement as the position: no extra round trip)."""
         with self._views.reading() as cursor:
             head = cursor.head()
             # The table, once made, is never dropped: asked once per store, not per answer.
@@ -189,8 +246,30 @@ class Feed:
                 if not _has_positions(cursor, self.dialect):
                     return None, head
                 self._views.positions_made = True
-            rows = cursor.query(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
-        return (int(rows[0]["position"]) if rows else None), head
+            rows = cursor.query(_STANDING[self.dialect], (table, name))
+        if not rows:
+            return None, head
+        if not rows[0]["present"]:
+            raise ReadModelDamaged(name, f"its table {table} is missing")
+        return int(rows[0]["position"]), head
+
+    @property
+    def checked_layouts(self) -> set[str]:
+        """The read models' tables found, once in this process, with the columns their read
+        model writes (a table is never altered but by hand or by an older custody)."""
+        return self._views.layouts_checked
+
+    def columns(self, table: str) -> list[str]:
+        """The table's columns in their order; empty when there is no such table."""
+        with self._views.reading() as cursor:
+            return cursor.table_columns(table)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[FeedSnapshot]:
+        """Reads that all see one moment of the read models' database, whatever commits
+        meanwhile (positions, rows and the log agree with each other)."""
+        with self._views.snapshot() as cursor:
+            yield FeedSnapshot(cursor, self._store)
 
     def install(self, name: str, ddl: Sequence[str]) -> bool:
         """Create a read model's tables and its position row (at 0) in one transaction, unless
@@ -251,6 +330,15 @@ class Feed:
 
 def _unheard(line: str) -> None:
     pass
+
+
+# The position and whether the read model's table exists, in one statement.
+_STANDING = {
+    "postgresql": f"SELECT position, to_regclass(?) IS NOT NULL AS present "
+    f"FROM {POSITIONS_TABLE} WHERE name = ?",
+    "sqlite": "SELECT position, EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' "
+    f"AND name = ?) AS present FROM {POSITIONS_TABLE} WHERE name = ?",
+}
 
 
 def _has_positions(cursor: ViewCursor, dialect: str) -> bool:

@@ -12,6 +12,7 @@ from typing import Self
 
 from ledger.commands import Command, parse
 from ledger.domain.denials import context_denial, state_denial
+from ledger.domain.directories import normalised
 from ledger.domain.errors import UnknownProfile
 from ledger.domain.events import ProfileEvent
 from ledger.domain.model import Denial, ProfileId
@@ -125,6 +126,16 @@ class LedgerReads:
         profile = self.uow.load(pid)
         problem = row_problem_of(self, pid, stored, profile)
         return view_of(profile, profile.registration(), self.now()), problem
+
+    def overlapping_profiles(self, profile_id: str) -> list[str]:
+        """The other profiles whose registered directory is, contains or lies inside this
+        profile's, in directory order (only a store from before schema 5 can hold any: a
+        registration overlapping another is refused); ``UnknownProfile`` if absent."""
+        directory = self.view(profile_id).record.user_data_dir
+        if directory is None:
+            return []
+        found = self.store.overlapping(normalised(directory))
+        return [d.profile_id for d in found if d.profile_id != profile_id]
 
     def profile_ids(self) -> list[str]:
         """Every registered profile, read from the event log itself, in id order."""

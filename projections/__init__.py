@@ -6,7 +6,15 @@ from projections.availability import StatusRow, status
 from projections.base import Projection, ReadModel
 from projections.explain import Explanation, Usage, explain, user, who
 from projections.leases import LEASES_PROJECTION, LeasesProjection
-from projections.runner import ProjectionStatus, Rebuilt, catch_up, install, rebuild, run
+from projections.runner import (
+    ProjectionStatus,
+    Rebuilt,
+    catch_up,
+    install,
+    rebuild,
+    run,
+    upgrade,
+)
 from projections.runner import status as projection_status
 from projections.timeline import TIMELINE_PROJECTION, TimelineProjection, TimelineRow, timeline
 
@@ -40,6 +48,7 @@ __all__ = [
     "run",
     "status",
     "timeline",
+    "upgrade",
     "user",
     "who",
 ]

@@ -8,6 +8,7 @@ rows inside the transaction that also moves its position (``projections.runner``
 from __future__ import annotations
 
 import functools
+import hashlib
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,11 +37,18 @@ class Index:
     unique: bool = False
 
 
+DIGEST = "digest"
+
+
 @dataclass(frozen=True)
 class Table:
     """A read model's table: its columns (name, SQL type), key and indexes. The same DDL runs
     on SQLite and PostgreSQL. Index names carry a tag, so a rebuilt table (made under another
-    name, then renamed) never meets the names of the indexes it replaces."""
+    name, then renamed) never meets the names of the indexes it replaces.
+
+    Every row also stores ``digest``: a 64-bit hash of its other columns, computed when it is
+    written (``digest``). A row edited by hand no longer matches its digest, which is how
+    ``projections status`` finds an edit in any column without replaying the events."""
 
     name: str
     columns: tuple[tuple[str, str], ...]
@@ -49,16 +57,36 @@ class Table:
 
     @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
+        """The columns a read gives (the digest is the table's own)."""
         return tuple(name for name, _ in self.columns)
+
+    @functools.cached_property
+    def stored_names(self) -> tuple[str, ...]:
+        """Every column of the table, in its order: the columns, then the digest."""
+        return (*self.column_names, DIGEST)
 
     @functools.cached_property
     def _getter(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
         return operator.itemgetter(*self.column_names)
 
+    @functools.cached_property
+    def _floats(self) -> tuple[int, ...]:
+        return tuple(i for i, (_, kind) in enumerate(self.columns) if kind.startswith("DOUBLE"))
+
+    def digest(self, values: Sequence[Any]) -> int:
+        """The digest of a row's column values, as written or as read back (a float column
+        reads back as a float, whatever number was written)."""
+        if self._floats:
+            values = list(values)
+            for i in self._floats:
+                values[i] = None if values[i] is None else float(values[i])
+        text = repr(tuple(values)).encode()
+        return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
+
     def ddl(self, physical: str, tag: str) -> list[str]:
         cols = ", ".join(
             f"{name} {kind}" + (" PRIMARY KEY" if name == self.key else "")
-            for name, kind in self.columns
+            for name, kind in (*self.columns, (DIGEST, "BIGINT"))
         )
         statements = [f"CREATE TABLE {physical} ({cols})"]
         for index in self.indexes:
@@ -68,14 +96,6 @@ class Table:
                 f"ON {physical} ({', '.join(index.columns)})"
             )
         return statements
-
-    def insert_sql(self, physical: str, *, upsert: bool = False) -> str:
-        names = self.column_names
-        sql = f"INSERT INTO {physical} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-        if not upsert:
-            return sql
-        updates = ", ".join(f"{c} = excluded.{c}" for c in names if c != self.key)
-        return f"{sql} ON CONFLICT ({self.key}) DO UPDATE SET {updates}"
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return self._getter(row)
@@ -88,8 +108,25 @@ class Table:
         *,
         upsert: bool = False,
     ) -> None:
-        """Insert (or upsert, by key) ``rows`` in bulk into ``physical``."""
-        tx.insert(physical, self.column_names, rows, key=self.key if upsert else None)
+        """Insert (or upsert, by key) ``rows`` (values of ``column_names``) in bulk into
+        ``physical``, each with its digest."""
+        digested = [(*row, self.digest(row)) for row in rows]
+        tx.insert(physical, self.stored_names, digested, key=self.key if upsert else None)
+
+
+def layout_problem(table: Table, found: Sequence[str]) -> str:
+    """What is wrong with a read model's table whose columns are ``found`` (none: missing)."""
+    if not found:
+        return f"its table {table.name} is missing"
+    lacks = [c for c in table.stored_names if c not in found]
+    extra = [c for c in found if c not in table.stored_names]
+    said = [f"lacks {', '.join(lacks)}"] if lacks else []
+    said += [f"has {', '.join(extra)}, which it should not"] if extra else []
+    how = "; ".join(said) or "its columns in another order"
+    return (
+        f"its table {table.name} is of another layout ({how}: an older custody made it, or a "
+        "hand altered it; custody init rebuilds it)"
+    )
 
 
 class Projection:
@@ -98,6 +135,13 @@ class Projection:
 
     name: str
     table: Table
+    # What the read model's rows of a profile are counted against, up to its position: the
+    # profile's ``events`` (one row each) or the ``leases`` it acquired (one row each).
+    counts: str = "events"
+
+    @property
+    def one_row_per_event(self) -> bool:
+        return self.counts == "events"
 
     def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
         """Write the rows ``batch`` gives into ``table`` (the live table, or a rebuild's)."""

@@ -58,17 +58,31 @@ class Usage(ReadModel):
     because: list[TimelineRow] = []  # the events that began (and ended) that lease
 
 
-def explain(ledger: Ledger, profile_id: str, *, browser: BrowserCheck | None = None) -> Explanation:
+def explain(
+    ledger: Ledger,
+    profile_id: str,
+    *,
+    browser: BrowserCheck | None = None,
+    not_ours: str | None = None,
+) -> Explanation:
     """Why the profile is (or is not) available right now, judged on the store's clock.
     ``browser``, an inspection of its directory made by the caller, is shown beside; a browser
-    still running with no lease holding the profile keeps it blocked until it stops."""
+    still running with no lease holding the profile keeps it blocked until it stops.
+    ``not_ours`` says why that browser may be another profile's (a directory an older store
+    let profiles share): then it is not this profile's to stop, and no stop is suggested."""
     view, problem = ledger.checked_view(profile_id)
     denial = view.denial
     block = view.block if view.state in _BLOCKED else None
     note = blocking_note(view.record.profile_id, browser, held=view.lease is not None)
     remediation = denial.remediation if denial else None
+    if note is not None and not_ours is not None:
+        note = (
+            f"a browser still runs on the profile's directory, not as its orphan: {not_ours}; "
+            "the profile stays blocked until it stops"
+        )
     if note is not None and remediation is not None:
-        remediation = f"first stop the browser, then {remediation}"
+        first = "wait for that browser to stop" if not_ours else "stop the browser"
+        remediation = f"first {first}, then {remediation}"
     return Explanation(
         profile_id=view.record.profile_id,
         account_id=view.record.account_id,

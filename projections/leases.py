@@ -190,6 +190,7 @@ def _first_ending(row: dict[str, Any], event: ProfileEvent) -> None:
 class LeasesProjection(Projection):
     name = "leases"
     table = LEASES
+    counts = "leases"
 
     def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
         # Heartbeats are folded from their stored JSON, every other event from its model.

@@ -10,20 +10,23 @@ runners of one read model take turns instead of applying an event twice.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from ledger import Feed, Ledger, StoreUnavailable
-from projections.base import Projection, ReadModel
+from ledger import Feed, Ledger, LedgerError, ReadModelDamaged, StoreUnavailable
+from projections.base import Projection, ReadModel, layout_problem
+from projections.verify import check, unfinished
 
 BATCH = 500
 SHADOW = "__next"  # the suffix of a rebuild's table and position row
 
 
 class ProjectionStatus(ReadModel):
-    """Where a read model stands: its position and how many events it has yet to apply."""
+    """Where a read model stands: its position, how many events it has yet to apply, and
+    what is wrong with its rows (``projections.verify``: one line each, with its repair)."""
 
     name: str
     position: int | None  # None: not installed yet (the first read installs it)
@@ -31,6 +34,7 @@ class ProjectionStatus(ReadModel):
     lag: int
     rows: int | None
     rebuilding: bool
+    problems: list[str] = []
 
 
 class Rebuilt(ReadModel):
@@ -50,12 +54,27 @@ def install(ledger: Ledger, projection: Projection) -> bool:
 def catch_up(ledger: Ledger, projection: Projection, *, batch: int = BATCH) -> int:
     """Apply every event committed after the read model's position; return how many. An
     answer read after this sees every command that finished before it."""
-    position, head = ledger.feed.standing(projection.name)
+    feed, table = ledger.feed, projection.table
+    position, head = feed.standing(projection.name, table.name)  # names a missing table
     if position is None:
         install(ledger, projection)
-    elif position >= head:  # the common case for a reader: one short read transaction
-        return 0
-    return _catch_up(ledger.feed, projection, projection.name, projection.table.name, batch)
+    else:
+        _check_layout(feed, projection)
+        if position >= head:  # the common case for a reader: one short read transaction
+            return 0
+    return _catch_up(feed, projection, projection.name, table.name, batch)
+
+
+def _check_layout(feed: Feed, projection: Projection) -> None:
+    """``ReadModelDamaged`` unless the read model's table has the columns it writes (read once
+    per table in this process)."""
+    table = projection.table
+    if table.name in feed.checked_layouts:
+        return
+    found = feed.columns(table.name)
+    if found != list(table.stored_names):
+        raise ReadModelDamaged(projection.name, layout_problem(table, found))
+    feed.checked_layouts.add(table.name)
 
 
 def _catch_up(feed: Feed, projection: Projection, name: str, table: str, batch: int) -> int:
@@ -112,57 +131,99 @@ def _unheard(line: str) -> None:
 
 
 def status(ledger: Ledger, projections: Iterable[Projection]) -> list[ProjectionStatus]:
-    """Each read model's position, the log's head and the lag between them (no catch-up)."""
-    feed = ledger.feed
-    positions = feed.positions()
-    head = feed.head()
+    """Each read model's position, the log's head and the lag between them (no catch-up),
+    and what is wrong with it: its rows and position checked against the log at one moment
+    (``projections.verify.check``), and a rebuild left unfinished by a process that died."""
     found = []
     for projection in projections:
-        position = positions.get(projection.name)
-        rows = None
-        if position is not None:
-            counted = feed.query(f"SELECT count(*) AS n FROM {projection.table.name}")
-            rows = int(counted[0]["n"])
+        with ledger.feed.snapshot() as snapshot:
+            positions = snapshot.positions()
+            head = snapshot.head()
+            position = positions.get(projection.name)
+            rows: int | None = None
+            problems: list[str] = []
+            if position is not None:
+                rows, problems = check(snapshot, projection, position)
+        shadow = projection.name + SHADOW
+        left = unfinished(ledger, projection, shadow) if shadow in positions else None
         found.append(
             ProjectionStatus(
                 name=projection.name,
                 position=position,
                 head=head,
-                lag=feed.lag(position or 0),
+                lag=ledger.feed.lag(min(position or 0, head)),
                 rows=rows,
-                rebuilding=projection.name + SHADOW in positions,
+                rebuilding=shadow in positions and left is None,
+                problems=problems if left is None else [*problems, left],
             )
         )
     return found
 
 
+def upgrade(ledger: Ledger, projections: Iterable[Projection]) -> list[Rebuilt]:
+    """Rebuild each installed read model whose table is missing or not of the layout its
+    read model writes now (made by an older custody): what ``custody init`` runs, so a change
+    of a read model's columns reaches existing stores. A current one is left alone."""
+    done = []
+    positions = ledger.feed.positions()
+    for projection in projections:
+        table = projection.table
+        if projection.name in positions and ledger.feed.columns(table.name) != list(
+            table.stored_names
+        ):
+            done.append(rebuild(ledger, projection))
+    return done
+
+
 def rebuild(ledger: Ledger, projection: Projection, *, batch: int = 1000) -> Rebuilt:
     """Rebuild the read model from the whole log into a shadow table while writers go on,
-    then swap it in: one transaction applies the last events, replaces the live table and
-    moves the position, so readers see the old table or the new one, never a mix. A second
-    rebuild of the same read model meanwhile is refused (``NotAllowed``)."""
+    then swap it in: one transaction applies the last events, replaces the live table (or
+    makes it, if it was dropped) and moves the position, so readers see the old table or the
+    new one, never a mix. A second rebuild of the same read model meanwhile is refused
+    (``NotAllowed``); a rebuild that fails drops what it made, so none is said to be under
+    way."""
     started = time.monotonic()
     feed = ledger.feed
     install(ledger, projection)
-    live, shadow = projection.table.name, projection.table.name + SHADOW
     name, shadow_name = projection.name, projection.name + SHADOW
+    shadow = projection.table.name + SHADOW
     with feed.exclusive(f"rebuild-{name}"):
-        with feed.transaction() as tx:  # whatever a dead rebuild left is started afresh
-            tx.start(shadow_name)
-            tx.execute(f"DROP TABLE IF EXISTS {shadow}")
-            for statement in projection.table.ddl(shadow, uuid.uuid4().hex[:8]):
-                tx.execute(statement)
-        _catch_up(feed, projection, shadow_name, shadow, batch)
-        with feed.transaction() as tx:
-            tx.claim(name)  # live catch-ups wait for the swap, then continue from its position
-            position = tx.claim(shadow_name)
-            while found := tx.notifications(position, batch):
-                projection.apply(tx, shadow, found)
-                position = found[-1].position
-            tx.execute(f"DROP TABLE {live}")
-            tx.execute(f"ALTER TABLE {shadow} RENAME TO {live}")
-            tx.track(name, position)
-            tx.forget(shadow_name)
-            rows = int(tx.query(f"SELECT count(*) AS n FROM {live}")[0]["n"])
+        try:
+            position, rows = _rebuild(feed, projection, shadow, batch)
+        except BaseException:
+            _abandon(feed, shadow_name, shadow)
+            raise
+    feed.checked_layouts.discard(projection.table.name)
     seconds = round(time.monotonic() - started, 3)
     return Rebuilt(name=name, position=position, rows=rows, seconds=seconds)
+
+
+def _rebuild(feed: Feed, projection: Projection, shadow: str, batch: int) -> tuple[int, int]:
+    live = projection.table.name
+    name, shadow_name = projection.name, projection.name + SHADOW
+    with feed.transaction() as tx:  # whatever a dead rebuild left is started afresh
+        tx.start(shadow_name)
+        tx.execute(f"DROP TABLE IF EXISTS {shadow}")
+        for statement in projection.table.ddl(shadow, uuid.uuid4().hex[:8]):
+            tx.execute(statement)
+    _catch_up(feed, projection, shadow_name, shadow, batch)
+    with feed.transaction() as tx:
+        tx.claim(name)  # live catch-ups wait for the swap, then continue from its position
+        position = tx.claim(shadow_name)
+        while found := tx.notifications(position, batch):
+            projection.apply(tx, shadow, found)
+            position = found[-1].position
+        tx.execute(f"DROP TABLE IF EXISTS {live}")  # a dropped table is made again
+        tx.execute(f"ALTER TABLE {shadow} RENAME TO {live}")
+        tx.track(name, position)
+        tx.forget(shadow_name)
+        rows = int(tx.query(f"SELECT count(*) AS n FROM {live}")[0]["n"])
+    return position, rows
+
+
+def _abandon(feed: Feed, shadow_name: str, shadow: str) -> None:
+    """Drop a failed rebuild's table and position (best effort: the store may be what
+    failed; the next rebuild starts afresh anyway)."""
+    with contextlib.suppress(LedgerError), feed.transaction() as tx:
+        tx.forget(shadow_name)
+        tx.execute(f"DROP TABLE IF EXISTS {shadow}")

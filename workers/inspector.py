@@ -37,6 +37,7 @@ from ledger import (
     StoreUnavailable,
     stop_refusal,
 )
+from workers.sharing import Sharing, sharing
 
 LOCK_NAME = "SingletonLock"
 # Names ``/proc/<pid>/exe`` has for a Chromium browser (Debian's /usr/bin/chromium is a script
@@ -136,15 +137,15 @@ def inspect(user_data_dir: str, host: Host | None = None) -> BrowserCheck:
     try:
         target = host.lock_target(user_data_dir)
     except OSError as e:
-        return found(BrowserStatus.UNKNOWN, f"unknown: {LOCK_NAME} is unreadable ({e})")
+        return found(BrowserStatus.UNKNOWN, f"{LOCK_NAME} is unreadable ({e})")
     if target is None:
         return found(BrowserStatus.NOT_RUNNING, f"no {LOCK_NAME}: no browser has it open")
     lock_host, _, number = target.rpartition("-")
     if not lock_host or not number.isdigit() or int(number) < 1:
-        return found(BrowserStatus.UNKNOWN, f"unknown: {LOCK_NAME} names {target!r}, not host-pid")
+        return found(BrowserStatus.UNKNOWN, f"{LOCK_NAME} names {target!r}, not host-pid")
     pid = int(number)
     if lock_host != here:
-        detail = f"unknown: another host (the lock names {lock_host}, pid {pid}; this is {here})"
+        detail = f"another host (the lock names {lock_host}, pid {pid}; this is {here})"
         return found(BrowserStatus.UNKNOWN, detail, lock_host=lock_host, pid=pid)
     status, detail = _judge(host.process(pid), pid, user_data_dir)
     return found(status, detail, lock_host=lock_host, pid=pid)
@@ -153,15 +154,15 @@ def inspect(user_data_dir: str, host: Host | None = None) -> BrowserCheck:
 def _judge(proc: Process | None, pid: int, user_data_dir: str) -> tuple[BrowserStatus, str]:
     stale = BrowserStatus.STALE_LOCK
     if proc is None:
-        return stale, f"stale lock: pid {pid} is not running"
+        return stale, f"pid {pid} is not running"
     if proc.state in ("Z", "X"):
-        return stale, f"stale lock: pid {pid} has exited (zombie)"
+        return stale, f"pid {pid} has exited (zombie)"
     if proc.exe is None:
-        return BrowserStatus.UNKNOWN, f"unknown: pid {pid} runs, but its executable is unreadable"
+        return BrowserStatus.UNKNOWN, f"pid {pid} runs, but its executable is unreadable"
     if os.path.basename(proc.exe) not in CHROMIUM_NAMES:
-        return stale, f"stale lock: pid {pid} is now {proc.exe}, not Chromium"
+        return stale, f"pid {pid} is now {proc.exe}, not Chromium"
     if not any(_names_directory(arg, user_data_dir) for arg in proc.cmdline):
-        return stale, f"stale lock: Chromium pid {pid} runs on another --user-data-dir"
+        return stale, f"Chromium pid {pid} runs on another --user-data-dir"
     return BrowserStatus.ALIVE, f"Chromium pid {pid} runs with --user-data-dir={user_data_dir}"
 
 
@@ -177,7 +178,10 @@ def _names_directory(arg: str, user_data_dir: str) -> bool:
 class Inspection(BaseModel):
     """A profile, its directory, and what inspecting the directory found here. ``browser`` is
     None when no directory is registered or it is not on this host (``note`` says which);
-    ``stopped`` is the signal that ended an orphan, ``version`` the event that records it."""
+    ``shared`` says who else may use the directory (``workers.sharing``); ``orphan``: a
+    browser runs there that is this profile's and no lease holds it (``--stop-orphan`` would
+    stop it); ``stopped`` is the signal that ended an orphan, ``version`` the event that
+    records it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -187,6 +191,8 @@ class Inspection(BaseModel):
     holder: Holder | None
     browser: BrowserCheck | None
     note: str
+    shared: str | None = None
+    orphan: bool = False
     stopped: StopSignal | None = None
     version: int | None = None
 
@@ -202,12 +208,14 @@ def inspect_here(user_data_dir: str | None, host: Host | None = None) -> Browser
 def inspect_profile(ledger: Ledger, profile_id: str, host: Host | None = None) -> Inspection:
     """Inspect the profile's registered directory on this host; writes nothing."""
     view = ledger.view(profile_id)
-    return _inspection(view, inspect_here(view.record.user_data_dir, host))
+    browser = inspect_here(view.record.user_data_dir, host)
+    return _inspection(view, browser, sharing(ledger, view))
 
 
 def _inspection(
     view: ProfileView,
     browser: BrowserCheck | None,
+    shared: Sharing | None = None,
     stopped: StopSignal | None = None,
     version: int | None = None,
 ) -> Inspection:
@@ -227,6 +235,7 @@ def _inspection(
             task_type=lease.task_type,
             lease_id=lease.lease_id,
         )
+    shared = shared or Sharing()
     return Inspection(
         profile_id=view.record.profile_id,
         user_data_dir=directory,
@@ -234,6 +243,8 @@ def _inspection(
         holder=holder,
         browser=browser,
         note=note,
+        shared=shared.said,
+        orphan=browser is not None and browser.alive and holder is None and not shared.blocks,
         stopped=stopped,
         version=version,
     )
@@ -253,8 +264,10 @@ def stop_orphan(
     The stop is SIGHUP (Chromium closes cleanly, flushing cookies), then after ``grace_seconds``
     SIGKILL of its process group; each signal goes only to a process that is still the browser
     inspected (a reused pid is left alone). Raises ``NotAllowed`` while a lease (live or stale)
-    holds the profile, when no directory is registered or it is not on this host, and when the
-    lock names another host; with no browser running it stops nothing and records nothing.
+    holds the profile, when no directory is registered or it is not on this host, when the
+    lock names another host, and when the browser may be another profile's (``sharing``: a
+    directory an older store let profiles share); with no browser running it stops nothing
+    and records nothing.
     A checkout granted between the ledger's answer and the signal finds Chromium's lock still
     held by the orphan: its launch fails rather than sharing the profile.
     """
@@ -269,11 +282,14 @@ def stop_orphan(
         raise NotAllowed(f"cannot stop a browser of {profile_id}: {_inspection(view, None).note}")
     if check.status is BrowserStatus.UNKNOWN:
         raise NotAllowed(f"cannot stop a browser of {profile_id} from here: {check.detail}")
+    shared = sharing(ledger, view)
     if not check.alive or check.pid is None:
-        return _inspection(view, check)
+        return _inspection(view, check, shared)
+    if shared.blocks:  # perhaps another profile's browser, perhaps under its lease
+        raise NotAllowed(f"cannot stop the browser on {profile_id}'s directory: {shared.said}")
     used = _terminate(check, host, grace_seconds)
     if used is None:
-        return _inspection(view, inspect(directory, host))
+        return _inspection(view, inspect(directory, host), shared)
     try:
         row = ledger.record_browser_stop(
             profile_id,
@@ -287,7 +303,7 @@ def stop_orphan(
         msg = f"Chromium pid {check.pid} was stopped with {used}, but could not be recorded: {e}"
         raise StoreUnavailable(msg) from e
     after = inspect(directory, host)
-    return _inspection(ledger.view(profile_id), after, stopped=used, version=row.version)
+    return _inspection(ledger.view(profile_id), after, shared, used, row.version)
 
 
 def _terminate(check: BrowserCheck, host: Host, grace_seconds: float) -> StopSignal | None:

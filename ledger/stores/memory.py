@@ -16,12 +16,20 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, EventStore, IntegrityError, StoredEvent
 from eventsourcing.popo import POPOAggregateRecorder, POPOApplicationRecorder
 
+from ledger.domain.directories import overlap
 from ledger.domain.model import ProfileState
 from ledger.domain.profile import Profile
 from ledger.domain.view import Availability
 from ledger.stores.memory_views import MemoryViews
+from ledger.stores.recorders import refuse_overlaps
 from ledger.stores.settings import StoreSettings
-from ledger.stores.store import AGGREGATE_CACHE_SIZE, CommandRecord, LedgerApplication, Store
+from ledger.stores.store import (
+    AGGREGATE_CACHE_SIZE,
+    CommandRecord,
+    DirectoryRecord,
+    LedgerApplication,
+    Store,
+)
 
 
 class MemoryLedgerRecorder(POPOApplicationRecorder):
@@ -31,12 +39,22 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         super().__init__()
         self.rows: dict[str, Availability] = {}
         self.commands: dict[str, CommandRecord] = {}
+        self.directories: dict[str, str] = {}  # profile id: its normalised directory
         self.snapshots = POPOAggregateRecorder()  # shared by every ledger on this store
 
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._assert_uniqueness(stored_events, **kwargs)
         if any(row[0] in self.commands for row in kwargs.get("commands", ())):
             raise IntegrityError("command id already recorded")
+        refuse_overlaps(kwargs.get("directories", ()), self.overlapping)
+
+    def overlapping(self, directory: str) -> list[tuple[str, str]]:
+        """The recorded (profile, directory) rows overlapping the normalised ``directory``."""
+        with self._database_lock:
+            return sorted(
+                ((pid, d) for pid, d in self.directories.items() if overlap(directory, d)),
+                key=lambda row: (row[1], row[0]),
+            )
 
     def _update_table(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -45,6 +63,8 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         self.upsert(kwargs.get("availability", ()))
         for command_id, profile_id, version, command in kwargs.get("commands", ()):
             self.commands[command_id] = CommandRecord(profile_id, version, command)
+        for profile_id, directory in kwargs.get("directories", ()):
+            self.directories.setdefault(profile_id, directory)
         return ids
 
     def upsert(self, rows: Sequence[Availability]) -> None:
@@ -96,6 +116,13 @@ class MemoryStore(Store):
     def command_record(self, command_id: str) -> CommandRecord | None:
         with self._recorder._database_lock:
             return self._recorder.commands.get(command_id)
+
+    def directories(self) -> list[DirectoryRecord]:
+        with self._recorder._database_lock:
+            return [DirectoryRecord(p, d) for p, d in sorted(self._recorder.directories.items())]
+
+    def overlapping(self, directory: str) -> list[DirectoryRecord]:
+        return [DirectoryRecord(p, d) for p, d in self._recorder.overlapping(directory)]
 
     def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
         # Only valid models are ever stored here: a memory row cannot be damaged.

@@ -3,13 +3,22 @@ SQL is the same on all three stores (``ledger.stores.views`` has the port and th
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ledger.stores.views import StoredNotification, ViewCursor, Views, held, insert_sql
+from ledger.stores.views import (
+    StoredNotification,
+    StreamCount,
+    ViewCursor,
+    Views,
+    held,
+    insert_sql,
+    stream_key,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,8 +49,28 @@ class _MemoryCursor:
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return [dict(row) for row in self._conn.execute(statement, tuple(params)).fetchall()]
 
+    def tuples(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        return list(cursor.execute(statement, tuple(params)).fetchall())
+
     def head(self) -> int:
         return int(self._log.max_notification_id() or 0)
+
+    def stream_counts(self, upto: int) -> dict[str, StreamCount]:
+        found: dict[str, StreamCount] = {}
+        for n in self._log.select_notifications(1, max(upto, 0), stop=upto):
+            key = stream_key(n.originator_id)
+            seen = found.get(key, StreamCount(0, 0, 0))
+            found[key] = StreamCount(
+                seen.events + 1,
+                max(seen.last_version, n.originator_version),
+                seen.leases + (n.topic == "lease_acquired"),
+            )
+        return found
+
+    def table_columns(self, table: str) -> list[str]:
+        return [str(r["name"]) for r in self.query(f"PRAGMA table_info({table})")]
 
     def notifications(self, after: int, limit: int) -> list[StoredNotification]:
         return [
@@ -62,6 +91,7 @@ class MemoryViews(Views):
     dialect = "sqlite"
 
     def __init__(self, name: str, log: Any) -> None:
+        super().__init__()
         with _MEMORY_LOCK:
             if name not in _MEMORY_DATABASES:
                 conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -86,6 +116,9 @@ class MemoryViews(Views):
     def reading(self) -> Iterator[ViewCursor]:
         with self._lock:
             yield _MemoryCursor(self._conn, self._log)
+
+    def snapshot(self) -> contextlib.AbstractContextManager[ViewCursor]:
+        return self.reading()  # its lock keeps every read model's writer out meanwhile
 
     def head(self) -> int:
         return int(self._log.max_notification_id() or 0)

@@ -13,18 +13,25 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg_pool import ConnectionPool
 
 from ledger.stores.recorders import (
+    DIRECTORIES_TABLE,
     availability_rows,
     command_rows,
+    directory_rows,
     insert_command_sql,
+    insert_directory_sql,
+    overlapping_sql,
+    refuse_overlaps,
     upsert_availability_sql,
 )
+from ledger.stores.settings import DEFAULT_TIMEOUT_SECONDS, lock_timeout_options
 
 _PG_UPSERT = upsert_availability_sql("%s")
 _PG_COMMAND = insert_command_sql("%s")
+_PG_DIRECTORY = insert_directory_sql("%s")
 _BASE = PostgresApplicationRecorder
 
 
@@ -33,6 +40,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
+        claims = directory_rows(kwargs)
+        if claims:  # first: a refusal here leaves the transaction before the events' insert
+            _claim_directories(curs, claims)
         for row in availability_rows(kwargs):
             curs.execute(_PG_UPSERT, row)
         for command in command_rows(kwargs):
@@ -51,6 +61,37 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def max_notification_id(self) -> Any:
         return _BASE.max_notification_id.__wrapped__(self)
+
+
+def _claim_directories(curs: Any, claims: Sequence[tuple[str, str]]) -> None:
+    """Record the registrations' directories unless one overlaps another profile's. The
+    table's lock makes registrations take turns from the look to the commit (readers go on),
+    so two racing registrations of overlapping directories cannot both see none."""
+    curs.execute(f"LOCK TABLE {DIRECTORIES_TABLE} IN EXCLUSIVE MODE")
+
+    def found(directory: str) -> list[tuple[str, str]]:
+        curs.execute(*overlapping_sql("%s", directory))
+        return [(str(r["profile_id"]), str(r["user_data_dir"])) for r in curs.fetchall()]
+
+    refuse_overlaps(claims, found)
+    for claim in claims:
+        curs.execute(_PG_DIRECTORY, claim)
+
+
+class BoundedPostgresFactory(PostgresFactory):
+    """The library's factory, its pool configured before anything uses it (the recorder
+    opens it while it is built): every connection waits for a lock at most the store's
+    timeout, reads included (the library bounds only its inserts' lock), and is checked
+    before it is lent (``check_before_lending``)."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        if not isinstance(pool.kwargs, dict) or not pool.closed:
+            raise RuntimeError("the library's pool opened before custody could configure it")
+        timeout = int(self.env.get(self.POSTGRES_LOCK_TIMEOUT) or DEFAULT_TIMEOUT_SECONDS)
+        pool.kwargs["options"] = lock_timeout_options(timeout)
+        check_before_lending(self.datastore)
 
 
 def check_before_lending(datastore: PostgresDatastore) -> None:

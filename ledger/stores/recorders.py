@@ -1,5 +1,5 @@
-"""Application recorders that also write the availability row and the command ids a caller
-gave, in the events' transaction.
+"""Application recorders that also write the availability row, the command ids a caller gave
+and the directories registrations claim, in the events' transaction.
 
 A row written beside its events can never lag or disagree with them: if the events' insert
 fails (another writer took that version) the row's upsert rolls back with it. A command id is
@@ -9,7 +9,7 @@ save) like a version conflict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,8 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from pydantic import ValidationError
 
+from ledger.domain.directories import ancestors, inside_prefix, refusal
+from ledger.domain.errors import InvalidInput
 from ledger.domain.view import Availability
 
 AVAILABILITY_TABLE = "custody_availability"
@@ -117,6 +119,57 @@ def command_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, int, str]]:
     return list(kwargs.get("commands", ()))
 
 
+DIRECTORIES_TABLE = "custody_directories"
+# Each profile's registered user_data_dir, normalised (schema 5): written in its registration's
+# transaction, after a look at the directories already there, so that one directory (and all
+# inside it) belongs to one profile, whichever of two racing registrations commits first.
+DIRECTORIES_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {DIRECTORIES_TABLE} "
+    "(profile_id TEXT PRIMARY KEY, user_data_dir TEXT NOT NULL)",
+    f"CREATE INDEX IF NOT EXISTS {DIRECTORIES_TABLE}_dir ON {DIRECTORIES_TABLE} (user_data_dir)",
+)
+
+
+def overlapping_sql(placeholder: str, directory: str) -> tuple[str, tuple[str, ...]]:
+    """The query (and its parameters) of the recorded directories that are the normalised
+    ``directory``, contain it (an index lookup each) or lie inside it (a prefix of whole
+    components), with their profiles."""
+    equal_or_containing = (directory, *ancestors(directory))
+    prefix = inside_prefix(directory)
+    marks = ", ".join([placeholder] * len(equal_or_containing))
+    sql = (
+        f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE} "
+        f"WHERE user_data_dir IN ({marks}) "
+        f"OR substr(user_data_dir, 1, {len(prefix)}) = {placeholder} "
+        "ORDER BY user_data_dir, profile_id"
+    )
+    return sql, (*equal_or_containing, prefix)
+
+
+def insert_directory_sql(placeholder: str) -> str:
+    return (
+        f"INSERT INTO {DIRECTORIES_TABLE} (profile_id, user_data_dir) "
+        f"VALUES ({placeholder}, {placeholder}) ON CONFLICT (profile_id) DO NOTHING"
+    )
+
+
+def directory_rows(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (profile id, normalised directory) rows a save claims: its registrations'."""
+    return list(kwargs.get("directories", ()))
+
+
+def refuse_overlaps(
+    claims: Sequence[tuple[str, str]], found: Callable[[str], Sequence[tuple[str, str]]]
+) -> None:
+    """``InvalidInput`` naming ``user_data_dir`` and the profile that has it when a claimed
+    directory overlaps another profile's; ``found(directory)`` gives the recorded (profile,
+    directory) rows overlapping it. Run where no other registration can commit meanwhile."""
+    for profile_id, directory in claims:
+        for holder, theirs in found(directory):
+            if holder != profile_id:
+                raise InvalidInput("user_data_dir", refusal(profile_id, directory, holder, theirs))
+
+
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -128,4 +181,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         commands = command_rows(kwargs)
         if commands:
             c.executemany(insert_command_sql("?"), commands)
+        claims = directory_rows(kwargs)
+        if claims:  # the events' insert took the file's write lock: no registration can race
+
+            def found(directory: str) -> list[tuple[str, str]]:
+                c.execute(*overlapping_sql("?", directory))
+                return [(str(r[0]), str(r[1])) for r in c.fetchall()]
+
+            refuse_overlaps(claims, found)
+            c.executemany(insert_directory_sql("?"), claims)
         return ids

@@ -109,6 +109,11 @@ class StoreSettings(BaseModel):
     def sqlite_file(self) -> Path:
         return Path(self.path)
 
+    def postgres_options(self) -> str:
+        """libpq's ``options`` for every PostgreSQL session the store opens (see
+        ``lock_timeout_options``)."""
+        return lock_timeout_options(self.timeout)
+
     def environment(self, *, create_table: bool) -> dict[str, str]:
         """The eventsourcing environment for this store (never read from ``os.environ``)."""
         create = "y" if create_table else "n"
@@ -120,7 +125,7 @@ class StoreSettings(BaseModel):
                 "CREATE_TABLE": create,
             }
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "ledger.stores.postgres:BoundedPostgresFactory",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
@@ -133,6 +138,14 @@ class StoreSettings(BaseModel):
             "POSTGRES_PRE_PING": "n",  # our own check replaces it: check_before_lending
             "CREATE_TABLE": create,
         }
+
+
+def lock_timeout_options(timeout: int) -> str:
+    """libpq's ``options`` for every PostgreSQL session a store opens (the library's pool,
+    direct connections, LISTEN, ADBC): any wait for a lock, by a read as much as by a write,
+    gives up after ``timeout`` seconds (a session holding the events table, such as a migration
+    or a VACUUM FULL, would otherwise stall every command behind it)."""
+    return f"-c lock_timeout={timeout * 1000}"
 
 
 def _redacted(url: str) -> str:

@@ -17,28 +17,36 @@ from urllib.parse import quote
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.profile import Profile
 from ledger.domain.view import Availability, availability_of
-from ledger.stores.mapper import command_of
+from ledger.stores.directories import legacy_directories
+from ledger.stores.mapper import command_of, decode_data
 from ledger.stores.recorders import (
     AVAILABILITY_COLUMNS,
     AVAILABILITY_TABLE,
     COMMANDS_DDL,
     COMMANDS_TABLE,
+    DIRECTORIES_DDL,
+    DIRECTORIES_TABLE,
     availability_ddl,
     availability_params,
     insert_command_sql,
+    insert_directory_sql,
+    overlapping_sql,
     read_row,
     to_db,
     upsert_availability_sql,
 )
 from ledger.stores.settings import StoreSettings
+from ledger.stores.sql_views import SqlViews
 from ledger.stores.store import (
     AGGREGATE_CACHE_SIZE,
     CommandRecord,
+    DirectoryRecord,
     LedgerApplication,
     Store,
     store_errors,
+    store_failure,
 )
-from ledger.stores.views import SqlViews, postgres_connection, read_cursor
+from ledger.stores.views import postgres_connection, read_cursor
 
 _RECORDERS = {
     "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",
@@ -53,7 +61,8 @@ _RECORDERS = {
 #    migration writes none: they appear as streams grow).
 # 4: custody_commands keeps each id's version and fingerprint (a resent command is answered
 #    from it; the profile no longer remembers ids): backfilled from the events.
-# 5: (the registered directories table, made on another branch).
+# 5: custody_directories (one directory, one profile): backfilled from the registrations,
+#    overlaps reported, never refused (``ledger.stores.directories``).
 # 6: a lease's ending is one word (clean ... revoked) where older versions wrote
 #    ``review_requested:lease_expired``: rows and snapshots holding the old words are redone.
 SCHEMA_VERSION = 6
@@ -83,9 +92,11 @@ def _sqlite_tables(settings: StoreSettings) -> set[str]:
     """The tables an existing SQLite file holds, read without writing a byte to it."""
     uri = f"file:{quote(str(settings.sqlite_file().resolve()))}?mode=ro"
     try:
-        with closing(sqlite3.connect(uri, uri=True)) as conn:
+        with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             return {name for (name,) in rows}
+    except sqlite3.OperationalError as e:  # held by another connection: busy, not junk
+        raise store_failure(settings, e) from None
     except sqlite3.DatabaseError as e:
         raise InvalidInput(
             "store", f"{settings.describe()} is not an SQLite database: {e}"
@@ -113,22 +124,21 @@ class SqlStore(Store):
                 if settings.kind == "postgresql":
                     setting_up.enter_context(_postgres_session(settings, schema_lock=create))
                 store = cls(settings, LedgerApplication(env=env))
-                if settings.kind == "postgresql":
-                    from ledger.stores.postgres import check_before_lending
-
-                    check_before_lending(store.app.recorder.datastore)  # type: ignore[attr-defined]
                 if create:
                     store._create_schema()
         return store
 
     def _create_schema(self) -> None:
         """Our tables, then the migrations from the recorded version, then the new version."""
-        for statement in (*availability_ddl(), COMMANDS_DDL, *_SCHEMA_DDL):
+        for statement in (*availability_ddl(), COMMANDS_DDL, *DIRECTORIES_DDL, *_SCHEMA_DDL):
             self.execute(statement)
-        if (self.schema_version() or SCHEMA_VERSION) < 4:
+        found = self.schema_version() or SCHEMA_VERSION
+        if found < 4:
             self._add_command_columns()
             self._backfill_commands()
-        if (self.schema_version() or SCHEMA_VERSION) < 6:
+        if found < 5:
+            self._backfill_directories()
+        if found < 6:
             self._rewrite_endings()
         self.execute(
             f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
@@ -232,6 +242,22 @@ class SqlStore(Store):
             if profile is not None:
                 self.replace_availability(availability_of(profile))
 
+    def _backfill_directories(self) -> None:
+        """Record every registration's directory; the overlaps found become the store's
+        notes (``legacy_directories``)."""
+        registrations = []
+        start = 1
+        while batch := self.app.recorder.select_notifications(
+            start, 1000, topics=["profile_registered"]
+        ):
+            for n in batch:
+                data = decode_data(n.topic, n.state)
+                registrations.append((str(data["profile_id"]), data.get("user_data_dir")))
+            start = batch[-1].id + 1
+        rows, self.notes = legacy_directories(registrations)
+        for at in range(0, len(rows), 1000):
+            self.executemany(insert_directory_sql("?"), rows[at : at + 1000])
+
     def schema_version(self) -> int | None:
         """The schema version ``custody init`` recorded, or None if it never ran here."""
         if self._pg:
@@ -265,6 +291,16 @@ class SqlStore(Store):
             return None
         row = rows[0]  # every row has its version: written with its events, or backfilled
         return CommandRecord(str(row["profile_id"]), int(row["version"]), str(row["command"]))
+
+    def directories(self) -> list[DirectoryRecord]:
+        rows = self.query(
+            f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE} ORDER BY profile_id"
+        )
+        return [DirectoryRecord(str(r["profile_id"]), str(r["user_data_dir"])) for r in rows]
+
+    def overlapping(self, directory: str) -> list[DirectoryRecord]:
+        rows = self.query(*overlapping_sql("?", directory))
+        return [DirectoryRecord(str(r["profile_id"]), str(r["user_data_dir"])) for r in rows]
 
     def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
         columns = ", ".join(AVAILABILITY_COLUMNS)

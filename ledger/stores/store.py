@@ -22,8 +22,9 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError
 from eventsourcing.utils import Environment
 
+from ledger.domain.directories import normalised
 from ledger.domain.errors import StoreUnavailable
-from ledger.domain.events import ProfileEvent
+from ledger.domain.events import ProfileEvent, ProfileRegistered
 from ledger.domain.profile import Profile, replay
 from ledger.domain.snapshot import ProfileSnapshot
 from ledger.domain.view import Availability
@@ -55,6 +56,24 @@ class CommandRecord:
     profile_id: str
     version: int
     command: str
+
+
+@dataclass(frozen=True)
+class DirectoryRecord:
+    """A profile's registered ``user_data_dir``, normalised, as the store recorded it."""
+
+    profile_id: str
+    user_data_dir: str
+
+
+def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
+    """The (profile id, normalised directory) a save of ``profile`` claims: the directory of
+    a registration among its pending events."""
+    return [
+        (profile.profile_id, normalised(e.user_data_dir))
+        for e in profile.pending_events
+        if isinstance(e, ProfileRegistered) and e.user_data_dir is not None
+    ]
 
 
 class StreamConflict(Exception):
@@ -96,12 +115,20 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
     except Exception as e:
         if not isinstance(e, _driver_errors()):
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
-        msg = f"store {settings.describe()} {said}: {first}"
-        if said == "busy":
-            msg += f" (waited {settings.timeout} s; nothing was written, retry)"
-        raise StoreUnavailable(msg) from e
+        raise store_failure(settings, e) from e
+
+
+def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavailable:
+    """The ``StoreUnavailable`` a driver's error means: busy (a lock not granted within the
+    store's timeout) or unavailable, in one line that never shows the store's password."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if settings.password:
+        first = first.replace(settings.password, "***")
+    said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
+    msg = f"store {settings.describe()} {said}: {first}"
+    if said == "busy":
+        msg += f" (waited {settings.timeout} s; nothing was written, retry)"
+    return StoreUnavailable(msg)
 
 
 class Store:
@@ -110,6 +137,8 @@ class Store:
     def __init__(self, settings: StoreSettings, app: LedgerApplication) -> None:
         self.settings = settings
         self.app = app
+        # What opening the store has to tell a person: a migration's findings (``init``).
+        self.notes: list[str] = []
 
     def close(self) -> None:
         self.app.close()
@@ -130,17 +159,21 @@ class Store:
     def save(
         self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
     ) -> None:
-        """Append the profile's pending events, upsert its availability row and record the
-        caller's ``command`` (its id and fingerprint) with the version the events reach, in
-        one transaction; ``StreamConflict`` if another writer took that version or that
-        command id first (nothing kept)."""
+        """Append the profile's pending events, upsert its availability row, record the
+        caller's ``command`` (its id and fingerprint) with the version the events reach and
+        the directory a registration claims, in one transaction; ``StreamConflict`` if another
+        writer took that version or that command id first, ``InvalidInput`` if the directory
+        overlaps another profile's (nothing kept)."""
         commands = []
         if command is not None:
             command_id, fingerprint = command
             commands.append((command_id, profile.profile_id, profile.version, fingerprint))
+        directories = claimed_directories(profile)
         try:
             with store_errors(self.settings):
-                self.app.save(profile, availability=[row], commands=commands)
+                self.app.save(
+                    profile, availability=[row], commands=commands, directories=directories
+                )
         except IntegrityError:
             raise StreamConflict(profile.profile_id) from None
 
@@ -181,6 +214,15 @@ class Store:
 
     def command_record(self, command_id: str) -> CommandRecord | None:
         """Where and how a caller's command id was used, if it was."""
+        raise NotImplementedError
+
+    def directories(self) -> list[DirectoryRecord]:
+        """Every recorded profile directory, in profile id order."""
+        raise NotImplementedError
+
+    def overlapping(self, directory: str) -> list[DirectoryRecord]:
+        """The recorded directories that are, contain or lie inside the normalised
+        ``directory`` (only a store from before schema 5 can hold two that overlap)."""
         raise NotImplementedError
 
     def availability(self) -> list[Availability]:

@@ -98,12 +98,12 @@ def test_a_lock_naming_another_host_is_unknown(
     (elsewhere / "SingletonLock").symlink_to(f"other-box-{browser.pid}")
     check = inspect(str(elsewhere))
     assert check.status is BrowserStatus.UNKNOWN
-    assert check.detail.startswith("unknown: another host")
+    assert check.detail.startswith("another host")
     # The registered directory is the real one; point a second profile at the other.
     ok(_cli(store, tmp_path, "register", "p2", "--account", "a", "--proxy", "x",
             "--user-data-dir", str(elsewhere)))  # fmt: skip
     why = ok(_cli(store, tmp_path, "why", "p2")).out
-    assert "browser: unknown: unknown: another host" in why
+    assert "browser: unknown: another host (the lock names other-box" in why
 
 
 def test_stop_orphan_is_refused_while_a_lease_holds_the_profile(
@@ -168,3 +168,71 @@ def test_a_hung_orphan_is_killed_with_its_group_after_the_grace(
     last = ok(_cli(store, tmp_path, "--json", "timeline", PROFILE)).json()[-1]
     assert last["event_type"] == "browser_stopped"
     assert "signal=SIGKILL" in last["detail"]
+
+
+@pytest.fixture
+def shared_store(tmp_path: Path, profile_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A store an older custody wrote, in which profile A (``PROFILE``) and profile B were
+    registered on the same directory, migrated by ``custody init``."""
+    import ledger.stores.store as store_module
+    from ledger import Ledger
+
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr(store_module, "claimed_directories", lambda profile: [])
+        with Ledger.open(url) as ledger:
+            for profile in (PROFILE, "profile_b"):
+                ledger.register_profile(
+                    profile, account_id=f"a_{profile}", proxy_id="x", user_data_dir=str(profile_dir)
+                )
+            ledger.store.execute("DROP TABLE custody_directories")  # type: ignore[attr-defined]
+            ledger.store.execute("UPDATE custody_schema SET version = 4")  # type: ignore[attr-defined]
+    ok(_cli(url, tmp_path, "init"))
+    return url
+
+
+def test_a_browser_of_another_profile_on_a_shared_directory_is_never_stopped(
+    browser: subprocess.Popen[bytes], profile_dir: Path, shared_store: str, tmp_path: Path
+) -> None:
+    """The issue's story: A and B share a directory (a legacy store), A is leased and its
+    browser runs. ``inspect B`` does not call it B's orphan, names A's lease and suggests no
+    stop; ``--stop-orphan`` on B exits 1 naming A and the browser lives on; ``why B`` suggests
+    no stop either. Once A's lease has ended, the marker A's launch left names A: B still may
+    not stop it, and A may (recorded on A's stream, not B's)."""
+    from workers import profile_dir as marker
+
+    _checkout(shared_store, tmp_path)
+    lease = ok(_cli(shared_store, tmp_path, "--json", "who", PROFILE)).json()["lease"]
+    shown = ok(_cli(shared_store, tmp_path, "--json", "inspect", "profile_b")).json()
+    assert shown["browser"]["status"] == "alive"
+    assert shown["orphan"] is False
+    assert f"profile {PROFILE}" in shown["shared"]
+    assert lease["lease_id"] in shown["shared"]
+    text = ok(_cli(shared_store, tmp_path, "inspect", "profile_b")).out
+    assert "--stop-orphan" not in text
+    assert f"shared: {profile_dir} overlaps the directory of profile {PROFILE}" in text
+    refused = _cli(shared_store, tmp_path, "inspect", "profile_b", "--stop-orphan",
+                   "--actor", "ops")  # fmt: skip
+    assert refused.code == 1
+    assert lease["lease_id"] in error_line(refused)
+    assert browser.poll() is None
+    assert "--stop-orphan" not in ok(_cli(shared_store, tmp_path, "why", "profile_b")).out
+
+    from ledger import Lease
+
+    marker.claim(profile_dir, Lease.model_validate(lease))  # what A's launch wrote
+    ok(_cli(shared_store, tmp_path, "force-release", PROFILE, "--actor", "ops", "--reason", "x"))
+    shown = ok(_cli(shared_store, tmp_path, "--json", "inspect", "profile_b")).json()
+    assert shown["orphan"] is False
+    assert f"marker of profile {PROFILE}" in shown["shared"]
+    refused = _cli(shared_store, tmp_path, "inspect", "profile_b", "--stop-orphan",
+                   "--actor", "ops")  # fmt: skip
+    assert refused.code == 1
+    assert f"marker of profile {PROFILE}" in error_line(refused)
+    assert browser.poll() is None
+    stopped = ok(_cli(shared_store, tmp_path, "--json", "inspect", PROFILE, "--stop-orphan",
+                      "--actor", "ops"))  # fmt: skip
+    assert stopped.json()["stopped"] == "SIGHUP"
+    for profile, expected in ((PROFILE, True), ("profile_b", False)):
+        timeline = ok(_cli(shared_store, tmp_path, "--json", "timeline", profile)).json()
+        assert ("browser_stopped" in event_types(timeline)) is expected, profile

@@ -94,3 +94,43 @@ def test_a_stopped_server_fails_within_the_timeout() -> None:
     waited = time.monotonic() - started
     ledger.close()
     assert waited < 10, f"waited {waited:.1f} s for a stopped server"
+
+
+def test_every_postgres_session_of_the_store_bounds_its_lock_waits(pg_url: str) -> None:
+    """The library's pool, a direct connection, the LISTEN connection and ADBC (pandas' path)
+    each wait for a lock at most the store's timeout (3 s here), reads included."""
+    from ledger.stores.views import postgres_connection
+
+    url = f"{pg_url}?timeout=3"
+    Ledger.init(url).close()
+    with Ledger.open(url) as ledger:
+        shown = "SELECT current_setting('lock_timeout') AS t"
+        pooled = ledger.feed.query(shown)[0]["t"]
+        with postgres_connection(ledger.settings) as direct:
+            row = direct.execute(shown).fetchone()
+        with ledger.feed.wakeups(1.0) as wakeups:
+            listening = wakeups._conn.execute(shown).fetchone()  # type: ignore[attr-defined]
+        adbc = ledger.feed.read_frame(shown).iloc[0, 0]
+    assert [pooled, row[0], listening[0], adbc] == ["3s"] * 4
+
+
+def test_a_pandas_read_behind_a_held_table_is_busy_within_the_timeout(pg_url: str) -> None:
+    """A report's frame (read through ADBC) behind a session holding the timeline's table
+    gives up as busy after the 1 s timeout instead of waiting for the holder."""
+    import psycopg
+
+    url = f"{pg_url}?timeout=1"
+    Ledger.init(url).close()
+    with Ledger.open(url) as ledger:
+        register(ledger, "p")
+        assert len(ledger.feed.read_frame("SELECT 1 AS one")) == 1
+        from projections import TIMELINE_PROJECTION, catch_up
+
+        catch_up(ledger, TIMELINE_PROJECTION)
+        with psycopg.connect(pg_url) as holder:
+            holder.execute("LOCK TABLE custody_timeline IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="busy"):
+                ledger.feed.read_frame("SELECT count(*) AS n FROM custody_timeline")
+            waited = time.monotonic() - started
+    assert waited < 3, f"waited {waited:.1f} s behind a held table"

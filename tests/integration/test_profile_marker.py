@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from ledger import Lease, LeaseLost, LeaseStatus
-from workers import profile_dir
+from workers import LaunchRefused, profile_dir
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def lease(token: int) -> Lease:
+def lease(token: int, profile_id: str = "p1") -> Lease:
     return Lease(
-        lease_id=f"lease-{token}@p1",
-        profile_id="p1",
+        lease_id=f"lease-{token}@{profile_id}",
+        profile_id=profile_id,
         account_id="a",
         worker_id=f"w{token}",
         run_id=f"r{token}",
@@ -61,3 +61,26 @@ def test_a_damaged_mark_refuses_every_launch(tmp_path: Path, content: str) -> No
     (tmp_path / profile_dir.MARKER).write_text(content)
     with pytest.raises(LeaseLost, match="cannot be read"):
         profile_dir.claim(tmp_path, lease(10**6))
+
+
+@pytest.mark.parametrize("token", [3, 7, 9])
+def test_a_marker_of_another_profile_refuses_the_launch_naming_it(
+    tmp_path: Path, token: int
+) -> None:
+    """Tokens are compared within one profile only: p2's lease with a lower, equal or higher
+    token than p1's marker is neither lost nor allowed; the launch is refused naming p1, and
+    p1's marker is kept."""
+    profile_dir.claim(tmp_path, lease(7))
+    with pytest.raises(LaunchRefused, match="marker of profile p1") as refused:
+        profile_dir.claim(tmp_path, lease(token, "p2"))
+    assert "not p2's" in str(refused.value)
+    marker = profile_dir.read(tmp_path)
+    assert marker is not None
+    assert (marker["profile_id"], marker["fencing_token"]) == ("p1", 7)
+
+
+def test_a_marker_that_names_no_profile_refuses_every_launch(tmp_path: Path) -> None:
+    """A marker without the profile that wrote it cannot be judged: no token may launch."""
+    (tmp_path / profile_dir.MARKER).write_text('{"fencing_token": 1}')
+    with pytest.raises(LeaseLost, match="cannot be read"):
+        profile_dir.claim(tmp_path, lease(10))

@@ -236,7 +236,9 @@ def test_a_directory_marked_by_a_later_lease_refuses_the_launch(
     launched (LeaseLost), and the marker is left as it was."""
     marker = tmp_path / "p1" / MARKER
     marker.parent.mkdir()
-    marker.write_text(json.dumps({"fencing_token": 5, "lease_id": "lease-5@p1"}))
+    marker.write_text(
+        json.dumps({"fencing_token": 5, "lease_id": "lease-5@p1", "profile_id": "p1"})
+    )
     with (
         leases_on(store, settings) as leases,
         pytest.raises(LeaseLost, match="token 5"),

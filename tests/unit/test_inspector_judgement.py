@@ -87,7 +87,7 @@ def test_a_lock_naming_another_host_is_unknown() -> None:
     process happens to have the lock's pid."""
     check = inspect(DIR, _host(_browser(), lock="other-box-4242"))
     assert check.status is BrowserStatus.UNKNOWN
-    assert check.detail.startswith("unknown: another host")
+    assert check.detail.startswith("another host (the lock names other-box, pid 4242")
     assert check.lock_host == "other-box"
 
 
@@ -114,3 +114,24 @@ def test_no_lock_is_not_running_and_an_unreadable_one_is_unknown() -> None:
 def test_an_unreadable_executable_is_unknown_not_stale() -> None:
     """A running pid whose exe cannot be read (another user's) may be the browser: unknown."""
     assert inspect(DIR, _host(_browser(exe=None))).status is BrowserStatus.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        _host(_browser(), lock="other-box-4242"),  # another host's lock
+        _host(_browser(), lock="garbage"),  # a lock that is not host-pid
+        FakeHost(unreadable=True),  # a lock that is not a link
+        _host(_browser(exe=None)),  # an executable that cannot be read
+        _host(None),  # a dead pid
+        _host(_browser(state="Z")),  # a zombie
+        _host(_browser(exe="/usr/bin/python3.11")),  # a reused pid
+        _host(_browser(dir_arg="/profiles")),  # a Chromium on another directory
+    ],
+)
+def test_a_detail_does_not_repeat_its_status(host: FakeHost) -> None:
+    """The status is shown before the detail ("unknown: another host (...)"), so the detail
+    does not start with the status again ("unknown: unknown: another host")."""
+    check = inspect(DIR, host)
+    said = check.status.value.replace("_", " ")
+    assert not check.detail.lower().startswith(said), check.detail

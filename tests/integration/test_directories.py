@@ -1,0 +1,153 @@
+"""One directory, one profile: a registration whose ``user_data_dir`` is, contains or lies
+inside another profile's is refused, on every store, also when processes race; and a store
+from before the rule (schema 4) is migrated by recording its directories, overlaps and all."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import event_count, register
+from racing import run_all
+
+import ledger.stores.store as store_module
+from ledger import InvalidInput, Ledger, StoreUnavailable
+
+RACER = str(Path(__file__).with_name("directory_racer.py"))
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    [
+        "/srv/profiles/a",  # the same directory
+        "/srv/profiles/a/",  # spelled with a trailing slash
+        "/srv/profiles/./b/../a",  # spelled the long way
+        "/srv/profiles/a/cache",  # inside it
+        "/srv/profiles",  # containing it
+        "/",  # containing everything
+    ],
+)
+def test_an_overlapping_directory_is_refused_naming_its_profile(
+    ledger: Ledger, theirs: str
+) -> None:
+    """A second profile on the same directory, one inside it or one containing it is bad
+    input naming user_data_dir and the profile that has it; nothing is written."""
+    register(ledger, "profile_a", user_data_dir="/srv/profiles/a")
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput, match="profile_a") as refused:
+        register(ledger, "profile_b", account_id="other", user_data_dir=theirs)
+    assert refused.value.field == "user_data_dir"
+    assert "/srv/profiles/a" in str(refused.value)
+    assert event_count(ledger) == before
+    assert ledger.profile_ids() == ["profile_a"]
+    assert [r.profile_id for r in ledger.availability()] == ["profile_a"]
+
+
+@pytest.mark.parametrize("theirs", ["/srv/profiles/ab", "/srv/profile", "/srv/profiles/b/a"])
+def test_a_sibling_sharing_a_prefix_is_not_an_overlap(ledger: Ledger, theirs: str) -> None:
+    """Directories are compared by whole components: /srv/profiles/ab is not inside
+    /srv/profiles/a, nor is /srv/profile a parent of it."""
+    register(ledger, "profile_a", user_data_dir="/srv/profiles/a")
+    register(ledger, "profile_b", user_data_dir=theirs)
+    assert ledger.profile_ids() == ["profile_a", "profile_b"]
+
+
+def test_registering_the_same_profile_again_stays_a_no_op(ledger: Ledger) -> None:
+    """The profile's own directory does not overlap itself: the same record again appends
+    nothing and is not refused; a refused registration leaves the directory free."""
+    register(ledger, "profile_a", user_data_dir="/srv/profiles/a")
+    before = event_count(ledger)
+    register(ledger, "profile_a", user_data_dir="/srv/profiles/a")
+    assert event_count(ledger) == before
+    with pytest.raises(InvalidInput):
+        register(ledger, "profile_b", user_data_dir="/srv/profiles/a/b")
+    register(ledger, "profile_c", user_data_dir="/srv/profiles/c")  # c was never taken
+
+
+def test_a_profile_without_a_directory_takes_none(ledger: Ledger) -> None:
+    """Profiles registered without a user_data_dir never conflict with each other."""
+    register(ledger, "profile_a")
+    register(ledger, "profile_b")
+    register(ledger, "profile_c", user_data_dir="/srv/profiles/c")
+    assert ledger.profile_ids() == ["profile_a", "profile_b", "profile_c"]
+
+
+@pytest.mark.slow
+def test_processes_racing_for_overlapping_directories_leave_one_winner(
+    sql_store_url: str,
+) -> None:
+    """Four processes register four profiles at the same instant on one directory, a
+    directory inside it, one containing it and the same one spelled otherwise, round after
+    round: each round exactly one registration wins, the others are refused as bad input,
+    and the store holds the winners alone."""
+    rounds, racers = 6, 4
+    start_at = time.time() + 3.0
+    summaries = run_all(
+        RACER,
+        [[sql_store_url, str(i), str(rounds), str(start_at), "0.6"] for i in range(racers)],
+    )
+    for summary in summaries:
+        assert summary["unexpected"] == [], summary
+    for r in range(rounds):
+        winners = [s["racer"] for s in summaries if r in s["won"]]
+        refused = [s["racer"] for s in summaries if r in s["refused"]]
+        assert len(winners) == 1, f"round {r}: winners {winners}"
+        assert len(refused) == racers - 1, f"round {r}: refused {refused}"
+    with Ledger.open(sql_store_url) as ledger:
+        won = sorted(f"r{r}_{s['racer']}" for s in summaries for r in s["won"])
+        assert ledger.profile_ids() == won
+        assert len(ledger.store.directories()) == rounds
+
+
+def _legacy_store(url: str, monkeypatch: pytest.MonkeyPatch, **dirs: str) -> None:
+    """A store as custody wrote it before schema 5: profiles registered on the given
+    directories with nothing checked, no directory table, schema 4."""
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr(store_module, "claimed_directories", lambda profile: [])
+        with Ledger.open(url) as ledger:
+            for profile_id, directory in dirs.items():
+                register(ledger, profile_id, user_data_dir=directory)
+            ledger.store.execute("DROP TABLE custody_directories")  # type: ignore[attr-defined]
+            ledger.store.execute("UPDATE custody_schema SET version = 4")  # type: ignore[attr-defined]
+
+
+def test_init_records_a_legacy_stores_directories_and_says_what_overlaps(
+    sql_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema 4 store with two profiles on one directory and one inside another is
+    refused until init; init does not fail on them: it records every directory and says
+    which overlap which (the first registered named as keeping it). Afterwards a new
+    registration overlapping any of them is refused."""
+    _legacy_store(
+        sql_store_url,
+        monkeypatch,
+        p_first="/srv/shared",
+        p_second="/srv/shared/",
+        p_inner="/srv/shared/inner",
+        p_alone="/srv/alone",
+    )
+    with Ledger.open(sql_store_url) as ledger, pytest.raises(StoreUnavailable, match="migrate"):
+        ledger.view("p_first")
+    with Ledger.init(sql_store_url) as ledger:
+        notes = ledger.store.notes
+        assert len(notes) == 2, notes
+        assert notes[0].startswith("profile p_second's user_data_dir '/srv/shared' is")
+        assert "of profile p_first, registered first" in notes[0]
+        assert notes[1].startswith("profile p_inner's user_data_dir '/srv/shared/inner' over")
+        assert "of profile p_first, registered first" in notes[1]
+        assert "p_alone" not in " ".join(notes)
+        assert {d.profile_id for d in ledger.store.directories()} == {
+            "p_first",
+            "p_second",
+            "p_inner",
+            "p_alone",
+        }
+    with Ledger.init(sql_store_url) as ledger:  # migrated once: nothing more to say
+        assert ledger.store.notes == []
+    with Ledger.open(sql_store_url) as ledger:
+        with pytest.raises(InvalidInput, match="of profile p_first"):
+            register(ledger, "p_new", user_data_dir="/srv/shared/inner/deeper")
+        register(ledger, "p_new", user_data_dir="/srv/elsewhere")
+        assert ledger.overlapping_profiles("p_second") == ["p_first", "p_inner"]
+        assert ledger.overlapping_profiles("p_alone") == []

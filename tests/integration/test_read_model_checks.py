@@ -1,0 +1,251 @@
+"""Read models that check themselves: ``projections status`` compares each read model with the
+events (rows deleted, edited, inserted; a position ahead of the log or behind its own rows)
+and names what differs; a dropped table is named by reads and re-created by a rebuild; a rebuild
+that died leaves nothing that says one is under way; an older layout is rebuilt by init."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import StepClock, register
+from projection_checks import assert_exact
+
+from ledger import Ledger, StoreUnavailable
+from ledger.feed import POSITIONS_TABLE, ReadModelDamaged
+from projections import (
+    LEASES_PROJECTION,
+    PROJECTIONS,
+    TIMELINE_PROJECTION,
+    Projection,
+    catch_up,
+    projection_status,
+    rebuild,
+    timeline,
+    upgrade,
+)
+from projections.leases import LEASES
+from projections.timeline import TIMELINE
+from reports import usage
+
+
+def _scene(ledger: Ledger, clock: StepClock) -> None:
+    """Three profiles, a few leases each with heartbeats, every read model current."""
+    for pid in ("p1", "p2", "p3"):
+        register(ledger, pid)
+        for run in range(3):
+            lease = ledger.checkout(pid, worker_id="w", run_id=f"r{run}", task_type="t")
+            for step in range(2):
+                clock.advance(1)
+                ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{step}")
+            ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="success",
+                           final_url="https://x/done")  # fmt: skip
+    for projection in PROJECTIONS.values():
+        catch_up(ledger, projection)
+
+
+def _problems(ledger: Ledger, projection: Projection) -> list[str]:
+    (found,) = projection_status(ledger, [projection])
+    return found.problems
+
+
+def _sql(ledger: Ledger, statement: str, params: tuple[Any, ...] = ()) -> None:
+    with ledger.feed.transaction() as tx:
+        tx.execute(statement, params)
+
+
+def _one(ledger: Ledger, statement: str, params: tuple[Any, ...] = ()) -> Any:
+    return next(iter(ledger.feed.query(statement, params)[0].values()))
+
+
+# A value unlike the stored one, for each column type (a row is edited in one column); a
+# negative number is never another row's position or version.
+def _other(kind: str, value: Any) -> Any:
+    if kind.startswith("BIGINT"):
+        return -(value or 0) - 1
+    if kind.startswith("DOUBLE"):
+        return (value or 0.0) + 0.5
+    return f"{value}x"
+
+
+def _edit(table: str, key: str, column: str, kind: str) -> Callable[[Ledger], None]:
+    def edit(ledger: Ledger) -> None:
+        row = ledger.feed.query(f"SELECT {key}, {column} FROM {table} WHERE profile_id = 'p2' "
+                                f"ORDER BY {key} LIMIT 1 OFFSET 1")[0]  # fmt: skip
+        _sql(ledger, f"UPDATE {table} SET {column} = ? WHERE {key} = ?",
+             (_other(kind, row[column]), row[key]))  # fmt: skip
+
+    return edit
+
+
+def _delete(table: str, key: str) -> Callable[[Ledger], None]:
+    def delete(ledger: Ledger) -> None:
+        found = _one(ledger, f"SELECT max({key}) FROM {table} WHERE profile_id = 'p2'")
+        _sql(ledger, f"DELETE FROM {table} WHERE {key} = ?", (found,))
+
+    return delete
+
+
+def _insert_timeline(ledger: Ledger) -> None:
+    columns = ", ".join(c for c in TIMELINE.column_names if c != "position")
+    _sql(ledger, f"INSERT INTO {TIMELINE.name} (position, {columns}, digest) SELECT -1, "
+                 f"{columns.replace('version', '99 AS version')}, digest FROM {TIMELINE.name} "
+                 "WHERE profile_id = 'p2' AND version = 1")  # fmt: skip
+
+
+def _insert_lease(ledger: Ledger) -> None:
+    columns = ", ".join(c for c in LEASES.column_names if c != "lease_id")
+    _sql(ledger, f"INSERT INTO {LEASES.name} (lease_id, {columns}, digest) SELECT "
+                 f"'lease-9@p2', {columns}, digest FROM {LEASES.name} "
+                 "WHERE lease_id = 'lease-1@p2'")  # fmt: skip
+
+
+def _position(name: str, move: Callable[[int, int], int]) -> Callable[[Ledger], None]:
+    def set_position(ledger: Ledger) -> None:
+        at = _one(ledger, f"SELECT position FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
+        _sql(ledger, f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?",
+             (move(at, ledger.feed.head()), name))  # fmt: skip
+
+    return set_position
+
+
+_DAMAGE: dict[str, tuple[Projection, Callable[[Ledger], None], str | None, str]] = {
+    "timeline-deleted": (TIMELINE_PROJECTION, _delete(TIMELINE.name, "position"), "p2", "missing"),
+    "timeline-inserted": (TIMELINE_PROJECTION, _insert_timeline, "p2", "too many"),
+    "timeline-ahead": (TIMELINE_PROJECTION, _position("timeline", lambda p, h: h + 5), None,
+                       "ahead of the log's head"),
+    "timeline-behind": (TIMELINE_PROJECTION, _position("timeline", lambda p, h: p - 4), None,
+                        "behind rows already written"),
+    "leases-deleted": (LEASES_PROJECTION, _delete(LEASES.name, "lease_id"), "p2", "missing"),
+    "leases-inserted": (LEASES_PROJECTION, _insert_lease, "p2", "too many"),
+    "leases-ahead": (LEASES_PROJECTION, _position("leases", lambda p, h: h + 5), None,
+                     "ahead of the log's head"),
+    "leases-behind": (LEASES_PROJECTION, _position("leases", lambda p, h: p - 4), None,
+                      "behind rows already written"),
+}  # fmt: skip
+for _projection, _key in ((TIMELINE_PROJECTION, "position"), (LEASES_PROJECTION, "lease_id")):
+    for _column, _kind in (*_projection.table.columns, ("digest", "BIGINT")):
+        _DAMAGE[f"{_projection.name}-edited-{_column}"] = (
+            _projection, _edit(_projection.table.name, _key, _column, _kind), "p2", "edited"
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGE))
+def test_status_names_each_damage_and_a_rebuild_repairs_it(
+    ledger: Ledger, clock: StepClock, damage: str
+) -> None:
+    """Rows deleted, edited in any column, or inserted, and a position set ahead of the log or
+    behind its own rows: status names the read model, the profile where it applies and the
+    command that repairs it (positions alone said 'lag 0' to all of these); that command
+    repairs it; the other read model is not blamed."""
+    projection, damage_it, profile, said = _DAMAGE[damage]
+    _scene(ledger, clock)
+    assert [s.problems for s in projection_status(ledger, PROJECTIONS.values())] == [[], []]
+    damage_it(ledger)
+    problems = _problems(ledger, projection)
+    assert problems, f"{damage} went unnoticed"
+    assert any(said in p for p in problems), problems
+    if profile is not None:
+        assert any(f"profile {profile}:" in p for p in problems), problems
+    for problem in problems:
+        assert problem.endswith(f"custody projections rebuild {projection.name}"), problem
+    others = [p for p in PROJECTIONS.values() if p is not projection]
+    assert [s.problems for s in projection_status(ledger, others)] == [[]]
+    rebuild(ledger, projection)
+    assert _problems(ledger, projection) == []
+    assert_exact(ledger)
+
+
+def test_status_counts_the_rows_and_is_clean_after_more_commands(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """An honest read model, caught up or lagging, has no problem: lag is not damage."""
+    _scene(ledger, clock)
+    register(ledger, "p4")
+    ledger.checkout("p4", worker_id="w", run_id="r", task_type="t")
+    timeline_status, leases_status = projection_status(ledger, [TIMELINE_PROJECTION,
+                                                                LEASES_PROJECTION])  # fmt: skip
+    assert (timeline_status.lag, timeline_status.problems) == (2, [])
+    assert (leases_status.rows, leases_status.problems) == (9, [])
+
+
+@pytest.mark.parametrize("projection", [TIMELINE_PROJECTION, LEASES_PROJECTION], ids=str)
+def test_a_dropped_table_is_named_by_reads_and_recreated_by_rebuild(
+    ledger: Ledger, clock: StepClock, projection: Projection
+) -> None:
+    """With a read model's table dropped, a read names the read model and the command that
+    repairs it (not 'store unavailable'), status names it, and the rebuild re-creates the
+    table exactly, leaving no rebuild said to be under way."""
+    _scene(ledger, clock)
+    read = {
+        "timeline": lambda: timeline(ledger, "p1"),
+        "leases": lambda: usage("account_shop_17", ledger=ledger),
+    }[projection.name]
+    read()  # this process has seen the table whole: the drop comes after
+    _sql(ledger, f"DROP TABLE {projection.table.name}")
+    with pytest.raises(ReadModelDamaged) as damaged:
+        read()
+    assert not isinstance(damaged.value, StoreUnavailable)
+    assert f"read model {projection.name}" in str(damaged.value)
+    assert str(damaged.value).endswith(f"custody projections rebuild {projection.name}")
+    assert damaged.value.exit_code == 1
+    assert any("is missing" in p for p in _problems(ledger, projection))
+    rebuild(ledger, projection)
+    (status,) = projection_status(ledger, [projection])
+    assert (status.problems, status.rebuilding) == ([], False)
+    assert_exact(ledger)
+    read()
+
+
+def test_a_rebuild_that_fails_leaves_none_under_way(
+    ledger: Ledger, clock: StepClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild that fails half-way drops what it made: no shadow position is left to say
+    that a rebuild is under way, and the live read model is as it was."""
+    _scene(ledger, clock)
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("the rebuild died")
+
+    with monkeypatch.context() as broken:
+        broken.setattr(TIMELINE_PROJECTION, "apply", fail)
+        with pytest.raises(RuntimeError, match="died"):
+            rebuild(ledger, TIMELINE_PROJECTION)
+    assert "timeline__next" not in ledger.feed.positions()
+    (status,) = projection_status(ledger, [TIMELINE_PROJECTION])
+    assert (status.rebuilding, status.problems) == (False, [])
+
+
+def test_a_rebuild_left_by_a_dead_process_is_said_so(ledger: Ledger, clock: StepClock) -> None:
+    """A shadow position whose rebuild holds no lock (its process was killed) is not 'a
+    rebuild under way': status names it as unfinished, with the command that finishes it."""
+    _scene(ledger, clock)
+    with ledger.feed.transaction() as tx:
+        tx.start("timeline__next", 3)
+    (status,) = projection_status(ledger, [TIMELINE_PROJECTION])
+    assert status.rebuilding is False
+    assert status.problems == [
+        "timeline: a rebuild was left unfinished (its position timeline__next remains): "
+        "custody projections rebuild timeline"
+    ]
+    rebuild(ledger, TIMELINE_PROJECTION)
+    assert "timeline__next" not in ledger.feed.positions()
+
+
+def test_a_read_model_of_an_older_layout_is_named_then_rebuilt_by_upgrade(
+    sql_store_url: str, clock: StepClock
+) -> None:
+    """A table made before a column was added (the digest) is named on the first read with
+    its repair; the upgrade that init runs rebuilds it (and leaves a current one alone)."""
+    with Ledger.open(sql_store_url, clock=clock) as ledger:
+        _scene(ledger, clock)
+        _sql(ledger, f"ALTER TABLE {TIMELINE.name} DROP COLUMN digest")
+    with Ledger.open(sql_store_url, clock=clock) as ledger:
+        with pytest.raises(ReadModelDamaged, match="digest"):
+            timeline(ledger, "p1")
+        rebuilt = upgrade(ledger, PROJECTIONS.values())
+        assert [r.name for r in rebuilt] == ["timeline"]
+        assert upgrade(ledger, PROJECTIONS.values()) == []
+        assert [s.problems for s in projection_status(ledger, PROJECTIONS.values())] == [[], []]
+        assert len(timeline(ledger, "p1")) == len(ledger.history("p1"))
