@@ -73,7 +73,7 @@ def renew(
                 command_id=command_id,
             )
         except LeaseLost as lost:
-            guard.lose(str(lost))
+            guard.lose(lost.why)
             return False
         except StoreUnavailable as down:
             guard.failed(str(down))
@@ -118,7 +118,7 @@ def release(ledger: Ledger, lease: Lease, guard: LeaseGuard, record: Evidence) -
                 **record.release_arguments(),
             )
         except LeaseLost as lost:
-            guard.lose(str(lost))
+            guard.lose(lost.why)
             raise
         except StoreUnavailable as down:
             guard.failed(str(down))

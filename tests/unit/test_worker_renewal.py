@@ -173,6 +173,18 @@ def test_lease_lost_from_the_ledger_ends_at_once(clock: FakeClock) -> None:
     assert "marked stale" in guard.why
 
 
+def test_a_loss_the_ledger_reports_is_said_once(clock: FakeClock) -> None:
+    """The guard keeps the ledger's reason alone, so the LeaseLost the worker raises names the
+    lease and says "lease lost" once, never "lease lost: X: lease lost: X: ..."."""
+    guard = guard_for(clock)
+    ledger = ScriptedLedger(LeaseLost(LEASE.lease_id, "the lease was marked stale"))
+    assert not renew(ledger, LEASE, guard, step=None, url=None, wait=lambda _: False, clock=clock)
+    assert guard.why == "the lease was marked stale"
+    with pytest.raises(LeaseLost) as lost:
+        guard.check()
+    assert str(lost.value) == "lease lost: lease-1@p1: the lease was marked stale"
+
+
 def test_bad_input_propagates_and_a_stop_interrupts_retries(clock: FakeClock) -> None:
     """A step name the ledger refuses is the caller's error, not a loss; a stop asked for
     during a retry ends the renewal without losing the lease."""
