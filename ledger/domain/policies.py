@@ -96,7 +96,9 @@ class Verdict:
 
 def judge_release(lease: Lease, report: ReleaseReport, policy: ReleasePolicy) -> Verdict:
     """Decide how a release ends: every finding counts and the most severe one wins
-    (quarantine over review); among equals, the first listed below."""
+    (quarantine over review); among equals, the first listed below. An expected failure is
+    explained by its reason: it needs no final URL and no screenshot."""
+    proves = report.outcome is not Outcome.EXPECTED_FAILURE  # what evidence must show
     findings = [
         (
             report.observed_proxy not in (None, lease.proxy_id),
@@ -115,9 +117,9 @@ def judge_release(lease: Lease, report: ReleaseReport, policy: ReleasePolicy) ->
         ),
         (report.prompt_seen, Ending.REVIEW, Cause.VERIFICATION_PROMPT),
         (report.outcome is Outcome.FAILURE, Ending.REVIEW, Cause.UNEXPECTED_FAILURE),
-        (report.final_url is None, policy.on_unknown, Cause.UNKNOWN_FINAL_URL),
+        (proves and report.final_url is None, policy.on_unknown, Cause.UNKNOWN_FINAL_URL),
         (
-            policy.requires_screenshot and report.screenshot is None,
+            proves and policy.requires_screenshot and report.screenshot is None,
             policy.on_unknown,
             Cause.MISSING_SCREENSHOT,
         ),

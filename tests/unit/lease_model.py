@@ -249,6 +249,8 @@ class ModelProfile:
         outrank review findings, and among equals the one listed first wins."""
         needs_screenshot, unproven = POLICIES[self.policy]
         failed = report.outcome is Outcome.FAILURE
+        # An expected failure is explained by its reason: no URL or screenshot to prove.
+        proves = report.outcome is not Outcome.EXPECTED_FAILURE
         findings = [
             (report.observed_proxy not in (None, self.proxy_id), QUARANTINE, Cause.PROXY_MISMATCH),
             (
@@ -259,8 +261,12 @@ class ModelProfile:
             (failed and lease.mutating, QUARANTINE, Cause.MUTATION_UNCONFIRMED),
             (report.prompt_seen, REVIEW, Cause.VERIFICATION_PROMPT),
             (failed, REVIEW, Cause.UNEXPECTED_FAILURE),
-            (report.final_url is None, unproven, Cause.UNKNOWN_FINAL_URL),
-            (needs_screenshot and report.screenshot is None, unproven, Cause.MISSING_SCREENSHOT),
+            (proves and report.final_url is None, unproven, Cause.UNKNOWN_FINAL_URL),
+            (
+                proves and needs_screenshot and report.screenshot is None,
+                unproven,
+                Cause.MISSING_SCREENSHOT,
+            ),
         ]
         for worst in (QUARANTINE, REVIEW):
             for found, state, cause in findings:

@@ -285,6 +285,30 @@ def test_release_without_screenshot_follows_policy(policy: str) -> None:
         assert s.profile.state is ProfileState.AVAILABLE
 
 
+@pytest.mark.parametrize("policy", list(_ON_UNKNOWN))
+def test_an_expected_failure_is_explained_by_its_reason_alone(policy: str) -> None:
+    """An expected failure needs neither a final URL nor a screenshot, under every policy (a
+    task that found the shop closed may have had no browser at all): back to the pool. A
+    success without them still goes where the policy says."""
+    s = Scene(policy=policy)
+    verdict = s.release(s.checkout(), Outcome.EXPECTED_FAILURE, final_url=None, reason="closed")
+    assert verdict.ending is Ending.CLEAN
+    assert s.types()[-1] == "lease_released_cleanly"
+    assert s.profile.state is ProfileState.AVAILABLE
+    s.release(s.checkout(), Outcome.SUCCESS, final_url=None)
+    assert s.profile.state is _ON_UNKNOWN[policy]
+
+
+def test_an_expected_failure_that_met_a_prompt_or_another_proxy_is_still_unclean() -> None:
+    """Its reason explains the failure, not a prompt seen or a proxy that was not the lease's."""
+    s = Scene()
+    s.release(s.checkout(), Outcome.EXPECTED_FAILURE, final_url=None, prompt_seen=True)
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
+    s.review(ReviewDecision.RETURN)
+    s.release(s.checkout(), Outcome.EXPECTED_FAILURE, final_url=None, observed_proxy="proxy-x")
+    assert s.profile.state is ProfileState.QUARANTINED
+
+
 def test_force_release_requests_review_with_actor_recorded() -> None:
     """Force release: lease revoked, review requested by the operator, never straight to pool."""
     s = Scene()
