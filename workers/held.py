@@ -11,7 +11,7 @@ from ledger import Lease, ReleaseResult
 from workers.evidence import Evidence
 from workers.guard import Clock, LeaseGuard, Progress
 from workers.launch import Navigations
-from workers.settings import BrowserSettings
+from workers.settings import BrowserSettings, default_evidence_dir
 
 
 class WorkerConfig:
@@ -28,7 +28,10 @@ class WorkerConfig:
         self.worker_id = worker_id
         self.settings = settings
         self.clock = clock
-        self.evidence_dir = Path(settings.evidence_dir).absolute()
+        chosen = settings.evidence_dir
+        self.evidence_dir = (
+            Path(chosen).absolute() if chosen is not None else default_evidence_dir()
+        )
 
     @classmethod
     def open(
