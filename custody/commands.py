@@ -170,6 +170,7 @@ def extend(ledger: Ledger, **params: Any) -> Lease:
 @click.option("--prompt-seen", is_flag=True, help="a login or verification prompt appeared")
 @click.option("--observed-proxy", metavar="PROXY")
 @click.option("--observed-account", metavar="ACCOUNT")
+@click.option("--evidence-problem", metavar="TEXT", help="why the evidence could not be collected")
 @_command_id
 @on_ledger
 def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseResult:

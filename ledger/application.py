@@ -105,12 +105,15 @@ class Ledger(LedgerReads):
         prompt_seen: bool = False,
         observed_proxy: str | None = None,
         observed_account: str | None = None,
+        evidence_problem: str | None = None,
         command_id: str | None = None,
     ) -> ReleaseResult:
         """End the lease with the worker's report; the rules decide pool, review or quarantine.
 
         ``screenshot_sha256`` is the hex digest of the screenshot file's bytes, computed by
         whoever holds the file (the ledger never reads a worker's disk); it needs ``screenshot``.
+        ``evidence_problem`` says why the evidence could not be collected: such an ending is
+        unproven (``evidence_failed``), never a clean one.
         """
         return self._run(handlers.release, cmds.Release, locals())
 

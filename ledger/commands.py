@@ -154,6 +154,7 @@ class Release(LeaseCommand):
     prompt_seen: bool = False
     observed_proxy: Identity | None = None
     observed_account: Identity | None = None
+    evidence_problem: Text | None = None
 
     @field_validator("reason")
     @classmethod

@@ -128,6 +128,7 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
         prompt_seen=c.prompt_seen,
         observed_proxy=c.observed_proxy,
         observed_account=c.observed_account,
+        evidence_problem=c.evidence_problem,
     )
 
     def decide(profile: Profile, issued: Issued) -> None:

@@ -169,6 +169,9 @@ class Cause(StrEnum):
     UNEXPECTED_FAILURE = "unexpected_failure"
     PROXY_MISMATCH = "proxy_mismatch"
     ACCOUNT_MISMATCH = "account_mismatch"
+    # The worker could not collect its evidence at release (a browser that did not answer,
+    # a dead driver): the release says so, and proves nothing.
+    EVIDENCE_FAILED = "evidence_failed"
     FORCE_RELEASE = "force_release"
     REPEATED_UNCLEAN_ENDINGS = "repeated_unclean_endings"
     OPERATOR = "operator"
@@ -183,6 +186,7 @@ UNKNOWN_ENDING_CAUSES = frozenset(
         Cause.UNKNOWN_FINAL_URL,
         Cause.MISSING_SCREENSHOT,
         Cause.UNEXPECTED_FAILURE,
+        Cause.EVIDENCE_FAILED,
         Cause.FORCE_RELEASE,
     }
 )

@@ -189,6 +189,14 @@ MUTANTS = (
         "if lid != lease_id]",
         "unclean endings older than the window still count towards quarantine",
     ),
+    Mutant(
+        "evidence-failed",
+        "ledger/domain/policies.py",
+        "        (report.evidence_problem is not None, policy.on_unknown, Cause.EVIDENCE_FAILED)"
+        ",\n",
+        "",
+        "a release whose evidence could not be collected may return the profile to the pool",
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -55,6 +55,7 @@ def _explain_clean_release(scene: Scene, k: int) -> None:
     assert request.lease_id == e.lease_id
     assert request.outcome in (Outcome.SUCCESS, Outcome.EXPECTED_FAILURE)
     assert not request.prompt_seen
+    assert request.evidence_problem is None
     assert request.observed_proxy in (None, PROXY)
     assert request.observed_account in (None, ACCOUNT)
     if request.outcome is Outcome.EXPECTED_FAILURE:

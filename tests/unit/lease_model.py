@@ -41,6 +41,7 @@ UNKNOWN_ENDINGS = {
     Cause.UNKNOWN_FINAL_URL,
     Cause.MISSING_SCREENSHOT,
     Cause.UNEXPECTED_FAILURE,
+    Cause.EVIDENCE_FAILED,
     Cause.FORCE_RELEASE,
 }
 
@@ -261,6 +262,8 @@ class ModelProfile:
             (failed and lease.mutating, QUARANTINE, Cause.MUTATION_UNCONFIRMED),
             (report.prompt_seen, REVIEW, Cause.VERIFICATION_PROMPT),
             (failed, REVIEW, Cause.UNEXPECTED_FAILURE),
+            # Evidence the worker could not collect proves nothing, whatever the outcome.
+            (report.evidence_problem is not None, unproven, Cause.EVIDENCE_FAILED),
             (proves and report.final_url is None, unproven, Cause.UNKNOWN_FINAL_URL),
             (
                 proves and needs_screenshot and report.screenshot is None,

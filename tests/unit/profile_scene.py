@@ -165,6 +165,7 @@ class Scene:
         prompt_seen: bool = False,
         observed_proxy: str | None = None,
         observed_account: str | None = None,
+        evidence_problem: str | None = None,
         reason: str = "",
     ) -> Verdict:
         report = ReleaseReport(
@@ -174,6 +175,7 @@ class Scene:
             prompt_seen=prompt_seen,
             observed_proxy=observed_proxy,
             observed_account=observed_account,
+            evidence_problem=evidence_problem,
         )
         ctx = self.ctx(lease.worker_id, reason=reason)
         verdict = self.profile.release(lease.lease_id, lease.fencing_token, report, ctx)

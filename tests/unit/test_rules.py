@@ -309,6 +309,29 @@ def test_an_expected_failure_that_met_a_prompt_or_another_proxy_is_still_unclean
     assert s.profile.state is ProfileState.QUARANTINED
 
 
+@pytest.mark.parametrize("policy", list(_ON_UNKNOWN))
+@pytest.mark.parametrize("outcome", [Outcome.SUCCESS, Outcome.EXPECTED_FAILURE])
+def test_a_release_whose_evidence_failed_is_not_clean(policy: str, outcome: Outcome) -> None:
+    """A release saying its evidence could not be collected (a browser that did not answer
+    the screenshot, a driver that died) never returns the profile to the pool, even with a
+    final URL and a screenshot from before: evidence_failed, review or quarantine as the
+    policy says for an unproven ending. The event keeps what went wrong."""
+    s = Scene(policy=policy)
+    problem = "screenshot failed: Timeout 5000ms exceeded"
+    verdict = s.release(
+        s.checkout(), outcome, screenshot="final.png", evidence_problem=problem, reason="x"
+    )
+    assert verdict.cause is Cause.EVIDENCE_FAILED
+    assert s.profile.state is _ON_UNKNOWN[policy]
+    request = next(e for e in s.history if isinstance(e, ev.LeaseReleaseRequested))
+    assert request.evidence_problem == problem
+    assert s.profile.block is not None
+    if s.profile.state is ProfileState.REVIEW_REQUIRED:  # nobody knows how the run ended
+        with pytest.raises(CheckoutDenied) as denied:
+            s.profile.checkout(_request(), s.ctx("worker-b"))
+        assert denied.value.reason is DenialReason.PREVIOUS_RUN_UNKNOWN
+
+
 def test_force_release_requests_review_with_actor_recorded() -> None:
     """Force release: lease revoked, review requested by the operator, never straight to pool."""
     s = Scene()

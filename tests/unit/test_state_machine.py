@@ -118,6 +118,7 @@ REPORT = st.one_of(
         prompt_seen=st.booleans(),
         observed_proxy=st.sampled_from([None, PROXY, "proxy-other"]),
         observed_account=st.sampled_from([None, ACCOUNT, "acct-other"]),
+        evidence_problem=st.sampled_from([None, None, "screenshot failed: Timeout"]),
     ),
 )
 

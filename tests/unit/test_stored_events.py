@@ -137,6 +137,7 @@ EXPECTED: dict[str, tuple[int, Envelope, dict[str, Any]]] = {
             "screenshot": "/shots/run-42/final.png",
             # Version 1 had no digest: its upcaster says unknown, never a guess.
             "screenshot_sha256": None,
+            "evidence_problem": None,  # nor could it say its evidence failed (version 3)
             "prompt_seen": True,
             "observed_proxy": "proxy-de-3",
             "observed_account": "acct-shop-17",
@@ -154,6 +155,25 @@ EXPECTED: dict[str, tuple[int, Envelope, dict[str, Any]]] = {
             "screenshot_sha256": (
                 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
             ),
+            "evidence_problem": None,  # version 2 could not say its evidence failed
+            "prompt_seen": True,
+            "observed_proxy": "proxy-de-3",
+            "observed_account": "acct-shop-17",
+        },
+    ),
+    "lease_release_requested.v3": (
+        5,
+        _envelope(5, *_WORKER),
+        {
+            "lease_id": LEASE_ID,
+            "fencing_token": 3,
+            "outcome": Outcome.EXPECTED_FAILURE,
+            "final_url": "https://shop.example/orders/done",
+            "screenshot": "/shots/run-42/final.png",
+            "screenshot_sha256": (
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            ),
+            "evidence_problem": "screenshot failed: Timeout 5000ms exceeded",
             "prompt_seen": True,
             "observed_proxy": "proxy-de-3",
             "observed_account": "acct-shop-17",
