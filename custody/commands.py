@@ -106,6 +106,13 @@ def init() -> dict[str, str]:
     show_default=True,
     help="where a release that proves nothing sends the profile (README: Release rules)",
 )
+@click.option(
+    "--max-lease",
+    "max_lease_seconds",
+    type=int,
+    metavar="SECONDS",
+    help="hard limit of every lease: no renewal past it",
+)
 @on_ledger
 def register(ledger: Ledger, **params: Any) -> ProfileRecord:
     """register a profile with its account context"""
@@ -128,6 +135,13 @@ def register(ledger: Ledger, **params: Any) -> ProfileRecord:
 )
 @click.option("--account", "account_id", metavar="ACCOUNT", help="deny unless it is this account's")
 @click.option("--proxy", "proxy_id", metavar="PROXY", help="deny unless it uses this proxy")
+@click.option(
+    "--max-duration",
+    "max_duration_seconds",
+    type=int,
+    metavar="SECONDS",
+    help="hard limit of this lease: no renewal past it",
+)
 @_command_id
 @on_ledger
 def checkout(ledger: Ledger, **params: Any) -> Lease:

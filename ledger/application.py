@@ -49,11 +49,13 @@ class Ledger(LedgerReads):
         release_policy: str = DEFAULT_RELEASE_POLICY,
         unclean_limit: int = DEFAULT_UNCLEAN_LIMIT,
         unclean_window_seconds: int = DEFAULT_UNCLEAN_WINDOW_SECONDS,
+        max_lease_seconds: int | None = None,
         actor: str = "operator",
         command_id: str | None = None,
     ) -> ProfileRecord:
         """Register a profile with its account context; the same record again is a no-op, a
-        different one for an existing profile raises ``NotAllowed``."""
+        different one for an existing profile raises ``NotAllowed``. ``max_lease_seconds``:
+        the hard limit of every lease of the profile (None: none)."""
         return self._run(handlers.register, cmds.RegisterProfile, locals(), creating=True)
 
     def checkout(
@@ -68,8 +70,14 @@ class Ledger(LedgerReads):
         proxy_id: str | None = None,
         command_id: str | None = None,
         correlation_id: str | None = None,
+        max_duration_seconds: int | None = None,
     ) -> Lease:
-        """Lease the profile to a worker, or raise ``CheckoutDenied`` with the reason."""
+        """Lease the profile to a worker, or raise ``CheckoutDenied`` with the reason.
+
+        ``max_duration_seconds`` is the lease's hard limit (within the profile's
+        ``max_lease_seconds``, the tighter wins): no renewal moves its deadline past it, and
+        from then on heartbeats, extends and the release raise ``LeaseLost`` saying so; the
+        lease then goes stale and the sweep settles it."""
         return self._run(handlers.checkout, cmds.Checkout, locals())
 
     def heartbeat(

@@ -26,6 +26,7 @@ from ledger.domain.model import (
     FencingToken,
     Identity,
     LeaseId,
+    MaxLeaseSeconds,
     Name,
     Outcome,
     ProfileId,
@@ -108,6 +109,7 @@ class RegisterProfile(Command):
     release_policy: PolicyName = DEFAULT_RELEASE_POLICY
     unclean_limit: UncleanLimit = DEFAULT_UNCLEAN_LIMIT
     unclean_window_seconds: UncleanWindow = DEFAULT_UNCLEAN_WINDOW_SECONDS
+    max_lease_seconds: MaxLeaseSeconds | None = None
     actor: Identity = "operator"
 
 
@@ -121,6 +123,7 @@ class Checkout(Command):
     account_id: Identity | None = None
     proxy_id: Identity | None = None
     correlation_id: Name | None = None
+    max_duration_seconds: MaxLeaseSeconds | None = None
 
 
 class LeaseCommand(Command):

@@ -86,6 +86,7 @@ def checkout(uow: UnitOfWork, c: cmds.Checkout) -> Lease:
         ttl_seconds=c.ttl_seconds,
         account_id=c.account_id,
         proxy_id=c.proxy_id,
+        max_duration_seconds=c.max_duration_seconds,
     )
 
     def decide(profile: Profile, issued: Issued) -> None:

@@ -29,6 +29,7 @@ _STATE_FIELDS = (
     "release_policy",
     "unclean_limit",
     "unclean_window_seconds",
+    "max_lease_seconds",
     "state",
     "since",
     "lease",
@@ -44,9 +45,11 @@ _STATE_FIELDS = (
 class ProfileSnapshot(Frozen):
     """The state of profile ``originator_id`` after its event ``originator_version``."""
 
+    # 4: the profile's max_lease_seconds and each lease's hard_limit_at (older snapshots
+    # were taken before either existed: they load as None, which is what their events say).
     # 3: no command ids (the store's custody_commands table answers a resent command);
     # 2 held them packed in one string, 1 as a dict. Older snapshots load without them.
-    class_version: ClassVar[int] = 3
+    class_version: ClassVar[int] = 4
 
     originator_id: UUID
     originator_version: int
@@ -58,6 +61,7 @@ class ProfileSnapshot(Frozen):
     release_policy: str
     unclean_limit: int
     unclean_window_seconds: int
+    max_lease_seconds: int | None = None
     state: ProfileState
     since: datetime | None
     lease: Lease | None

@@ -6,12 +6,13 @@ Fencing, lost leases, disable/enable and the audit envelope are in ``test_fencin
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from profile_scene import DONE_URL, PROXY, Scene
 
 from ledger.domain import events as ev
-from ledger.domain.errors import CheckoutDenied, InvalidInput, NotAllowed
+from ledger.domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
 from ledger.domain.model import (
     Cause,
     DenialReason,
@@ -211,6 +212,63 @@ def test_stale_without_unconfirmed_mutation_requests_review(steps: list[tuple[st
     assert s.profile.state is ProfileState.REVIEW_REQUIRED
     assert s.profile.block is not None
     assert s.profile.block.cause is Cause.LEASE_EXPIRED
+
+
+# -- the hard limit -----------------------------------------------------------------------------
+
+
+def test_renewals_never_move_the_deadline_past_the_hard_limit() -> None:
+    """A lease checked out for at most 100 s: each renewal's deadline is capped at the hard
+    limit; at the limit a heartbeat, an extend or a release is refused as lease lost naming
+    it, and once its deadline has passed the sweep settles the lease as any missed deadline."""
+    s = Scene()
+    lease = s.checkout(ttl=60, max_duration=100)
+    limit = s.now + timedelta(seconds=100)
+    assert (lease.hard_limit_at, lease.expires_at) == (limit, s.now + timedelta(seconds=60))
+    s.advance(50)
+    assert s.heartbeat(lease, step="still_working").expires_at == limit
+    s.advance(49.5)
+    assert s.profile.extend(lease.lease_id, 1, 600, s.ctx()).expires_at == limit
+    s.collect()
+    s.advance(0.5)  # at the limit itself
+    with pytest.raises(LeaseLost, match=r"hard limit .* reached"):
+        s.heartbeat(lease, step="still_working")
+    with pytest.raises(LeaseLost, match="hard limit"):
+        s.profile.extend(lease.lease_id, 1, 60, s.ctx())
+    with pytest.raises(LeaseLost, match="hard limit"):
+        s.release(lease)
+    assert s.profile.pending_events == []
+    assert s.profile.state is ProfileState.LEASED
+    s.advance(0.001)
+    verdict = s.sweep()
+    assert verdict is not None
+    assert verdict.cause is Cause.LEASE_EXPIRED
+    assert s.types()[-2:] == ["lease_marked_stale", "review_requested"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "asked", "limit"), [(90, None, 90), (90, 120, 90), (90, 30, 30), (None, 30, 30)]
+)
+def test_the_hard_limit_is_the_tighter_of_the_profiles_and_the_checkouts(
+    policy: int | None, asked: int | None, limit: int
+) -> None:
+    """The profile's max_lease_seconds (its policy) bounds every lease; a checkout may ask for
+    less, never more. A lease's first deadline is within the limit too."""
+    s = Scene(max_lease=policy)
+    lease = s.checkout(ttl=300, max_duration=asked)
+    assert lease.hard_limit_at == s.now + timedelta(seconds=limit)
+    assert lease.expires_at == lease.hard_limit_at
+
+
+def test_without_a_hard_limit_renewals_go_on() -> None:
+    """Neither the profile nor the checkout sets a limit: a lease renewed in time lives on."""
+    s = Scene()
+    lease = s.checkout(ttl=60)
+    assert lease.hard_limit_at is None
+    for _ in range(100):
+        s.advance(59)
+        renewed = s.heartbeat(lease)
+    assert renewed.expires_at == s.now + timedelta(seconds=60)
 
 
 # -- release ------------------------------------------------------------------------------------

@@ -58,6 +58,33 @@ def _envelope(n: int, actor: str, role: Role, reason: str = "") -> Envelope:
     )
 
 
+def _lease(hard_limit_at: datetime | None) -> Lease:
+    """The lease the lease_acquired fixtures carry (version 1 had no hard limit)."""
+    return Lease(
+        lease_id=LEASE_ID,
+        profile_id=PROFILE_ID,
+        account_id="acct-shop-17",
+        worker_id="worker-a",
+        run_id="run-42",
+        task_type="place_order",
+        proxy_id="proxy-de-3",
+        lease_status=LeaseStatus.ACTIVE,
+        lease_started_at=_at(2),
+        heartbeat_at=_at(2),
+        expires_at=_at(302),
+        ttl_seconds=300,
+        last_safe_step="cart",
+        release_policy="manual_review_on_unknown_state",
+        fencing_token=3,
+        last_step="cart",
+        last_url="https://shop.example/cart",
+        mutating_step="submit_order",
+        ending="released",
+        ended_at=_at(299),
+        hard_limit_at=hard_limit_at,
+    )
+
+
 _WORKER = ("worker-a", Role.WORKER)
 _SWEEPER = ("sweeper", Role.SCHEDULER)
 _OPS = ("ops-olga", Role.OPERATOR)
@@ -78,36 +105,26 @@ EXPECTED: dict[str, tuple[int, Envelope, dict[str, Any]]] = {
             "release_policy": "manual_review_on_unknown_state",
             "unclean_limit": 3,
             "unclean_window_seconds": 86_400,
+            "max_lease_seconds": None,  # version 1 set no hard limit
         },
     ),
-    "lease_acquired.v1": (
-        2,
-        _envelope(2, *_WORKER),
+    "profile_registered.v2": (
+        1,
+        _envelope(1, *_OPS, "new shop account, Zürich team"),
         {
-            "lease": Lease(
-                lease_id=LEASE_ID,
-                profile_id=PROFILE_ID,
-                account_id="acct-shop-17",
-                worker_id="worker-a",
-                run_id="run-42",
-                task_type="place_order",
-                proxy_id="proxy-de-3",
-                lease_status=LeaseStatus.ACTIVE,
-                lease_started_at=_at(2),
-                heartbeat_at=_at(2),
-                expires_at=_at(302),
-                ttl_seconds=300,
-                last_safe_step="cart",
-                release_policy="manual_review_on_unknown_state",
-                fencing_token=3,
-                last_step="cart",
-                last_url="https://shop.example/cart",
-                mutating_step="submit_order",
-                ending="released",
-                ended_at=_at(299),
-            )
+            "account_id": "acct-shop-17",
+            "proxy_id": "proxy-de-3",
+            "region": "eu-central",
+            "user_data_dir": "/profiles/profile_shop_17",
+            "release_policy": "manual_review_on_unknown_state",
+            "unclean_limit": 3,
+            "unclean_window_seconds": 86_400,
+            "max_lease_seconds": 3600,
         },
     ),
+    "lease_acquired.v1": (2, _envelope(2, *_WORKER), {"lease": _lease(hard_limit_at=None)}),
+    # Version 2: the lease carries its hard limit.
+    "lease_acquired.v2": (2, _envelope(2, *_WORKER), {"lease": _lease(hard_limit_at=_at(3602))}),
     "lease_heartbeat.v1": (
         3,
         _envelope(3, *_WORKER),
