@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ledger import LeaseLost
+from workers.reasons import storable
 from workers.timing import RenewalTiming
 
 Clock = Callable[[], float]
@@ -105,10 +106,13 @@ class Report:
     observed_proxy: str | None = None
     screenshot: str | None = None
     screenshot_sha256: str | None = None
+    evidence_problem: str | None = None
 
 
 class Progress:
-    """The run's report, updated from any thread (a navigation callback only stores a string)."""
+    """The run's report, updated from any thread (a navigation callback only stores a string).
+    Page URLs are kept storable (``workers.reasons.storable``) and within the ledger's limit,
+    so no heartbeat or release is ever refused for one."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -120,9 +124,17 @@ class Progress:
 
     def update(self, **changes: str | None) -> None:
         if "url" in changes and changes["url"] is not None:
-            changes["url"] = changes["url"][:MAX_URL]
+            changes["url"] = storable(changes["url"])[:MAX_URL]
         with self._lock:
             self._report = replace(self._report, **changes)
+
+    def evidence_failed(self, what: str) -> None:
+        """Something the evidence needed went wrong (a screenshot, the browser's close); each
+        such line is kept, in order."""
+        with self._lock:
+            earlier = self._report.evidence_problem
+            said = f"{earlier}; {what}" if earlier else what
+            self._report = replace(self._report, evidence_problem=said)
 
     def stepped(self, step: str, *, safe: bool, mutating: bool) -> None:
         """Record a step the ledger accepted, with the ledger's rule for safe and mutating."""
@@ -139,4 +151,4 @@ class Progress:
         """A login or verification page was navigated to; the first one is kept."""
         with self._lock:
             if self._report.prompt_url is None:
-                self._report = replace(self._report, prompt_url=url[:MAX_URL])
+                self._report = replace(self._report, prompt_url=storable(url)[:MAX_URL])

@@ -3,15 +3,28 @@ state of one held lease (``HeldLease``). Neither calls the ledger or Playwright.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Self
 
-from ledger import Lease, ReleaseResult
-from workers.evidence import Evidence
+from ledger import InvalidInput, Lease, ReleaseResult
+from workers.evidence import MAX_REASON, Evidence
 from workers.guard import Clock, LeaseGuard, Progress
 from workers.launch import Navigations
+from workers.reasons import reason_of, storable
 from workers.settings import BrowserSettings, default_evidence_dir
+
+log = logging.getLogger("custody.workers")
+
+
+def not_released(error: BaseException, failure: Exception, lease_id: str) -> None:
+    """The release failed while the task's own exception was on its way out: that exception
+    goes on (it is the one the caller must see), carrying a note that says why the lease was
+    not released; the failure is logged too. The sweep settles the lease at its deadline."""
+    why = reason_of(failure)
+    error.add_note(f"custody: {lease_id} was not released: {why}")
+    log.warning("%s was not released (%s) while %s propagated", lease_id, why, reason_of(error))
 
 
 class WorkerConfig:
@@ -86,5 +99,12 @@ class HeldLease:
 
     def expected_failure(self, reason: str) -> None:
         """End the lease as an expected failure with ``reason`` when the checkout block is left
-        (an exception raised later still makes it a failure)."""
+        (an exception raised later still makes it a failure). ``InvalidInput`` at once for a
+        reason the ledger would refuse (empty, or longer than it keeps); a NUL or a lone
+        surrogate in it is escaped (``workers.reasons.storable``)."""
+        reason = storable(reason)
+        if not reason.strip() or len(reason) > MAX_REASON:
+            raise InvalidInput(
+                "reason", f"an expected failure's reason: 1 to {MAX_REASON} characters"
+            )
         self._expected_failure = reason

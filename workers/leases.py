@@ -26,7 +26,7 @@ from ledger import Lease, LeaseLost, Ledger
 from workers import evidence, launch, profile_dir, renewal, routing
 from workers.browser import BrowserSession
 from workers.guard import Clock, LeaseGuard
-from workers.held import HeldLease, WorkerConfig
+from workers.held import HeldLease, WorkerConfig, not_released
 from workers.renewal import Renewer, renew
 from workers.settings import BrowserSettings
 from workers.timing import RenewalTiming
@@ -130,7 +130,10 @@ class WorkerLease(HeldLease):
         )
         if self.evidence is not None:
             ledger = self._leases.ledger
-            self.result = renewal.release(ledger, self.lease, self._guard, self.evidence)
+            sent = self.evidence
+            self.result, self.evidence = renewal.release(ledger, self.lease, self._guard, sent)
+            if self.evidence is not sent:  # the ledger refused part of it: keep what it took
+                self.evidence.write(evidence.lease_directory(self._leases.evidence_dir, self.lease))
 
 
 class ProfileLeases(WorkerConfig):
@@ -221,7 +224,10 @@ class ProfileLeases(WorkerConfig):
         try:
             yield held
         except BaseException as error:
-            held._end(error)
+            try:
+                held._end(error)
+            except Exception as failure:  # never instead of the task's own exception
+                not_released(error, failure, held.lease_id)
             raise
         held._end(None)
 

@@ -24,7 +24,7 @@ from ledger import Lease, LeaseLost, Ledger
 from workers import evidence, launch, profile_dir, renewal, routing
 from workers.aio.browser import BrowserSession
 from workers.guard import Clock, LeaseGuard
-from workers.held import HeldLease, WorkerConfig
+from workers.held import HeldLease, WorkerConfig, not_released
 from workers.settings import BrowserSettings
 from workers.timing import RenewalTiming
 
@@ -145,9 +145,11 @@ class WorkerLease(HeldLease):
         )
         if self.evidence is not None:
             record = self.evidence
-            self.result = await self._leases.call(
+            self.result, self.evidence = await self._leases.call(
                 lambda ledger: renewal.release(ledger, self.lease, self._guard, record)
             )
+            if self.evidence is not record:  # the ledger refused part of it: keep what it took
+                self.evidence.write(evidence.lease_directory(self._leases.evidence_dir, self.lease))
 
 
 class ProfileLeases(WorkerConfig):
@@ -245,7 +247,10 @@ class ProfileLeases(WorkerConfig):
         try:
             yield held
         except BaseException as error:
-            await held._end(error)
+            try:
+                await held._end(error)
+            except Exception as failure:  # never instead of the task's own exception
+                not_released(error, failure, held.lease_id)
             raise
         await held._end(None)
 
