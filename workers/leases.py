@@ -91,13 +91,13 @@ class WorkerLease(HeldLease):
         context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
         self._progress.update(observed_proxy=plan.proxy_id)
         session = self._session = BrowserSession(
-            context, self._guard, self._navigations, plan.user_data_dir
+            context, self._guard, self._navigations, self._progress, plan.user_data_dir
         )
         try:
             yield context
         finally:  # the final screenshot is evidence of a failure as much as of a success
             if self._guard.held():
-                session.screenshot(plan, self._progress)
+                session.screenshot(plan)
             session.close()
             self._session = None
 

@@ -80,14 +80,14 @@ class WorkerLease(HeldLease):
         context = await pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
         self._progress.update(observed_proxy=plan.proxy_id)
         session = self._session = BrowserSession(
-            context, self._guard, self._navigations, plan.user_data_dir
+            context, self._guard, self._navigations, self._progress, plan.user_data_dir
         )
         try:
             await session.install()
             yield context
         finally:  # the final screenshot is evidence of a failure as much as of a success
             if self._guard.held():
-                await session.screenshot(plan, self._progress)
+                await session.screenshot(plan)
             await session.close()
             self._session = None
 
@@ -145,11 +145,12 @@ class WorkerLease(HeldLease):
         )
         if self.evidence is not None:
             record = self.evidence
-            self.result, self.evidence = await self._leases.call(
+            self.result, sent = await self._leases.call(
                 lambda ledger: renewal.release(ledger, self.lease, self._guard, record)
             )
-            if self.evidence is not record:  # the ledger refused part of it: keep what it took
-                self.evidence.write(evidence.lease_directory(self._leases.evidence_dir, self.lease))
+            self.evidence = sent
+            if sent is not record:  # the ledger refused part of it: keep what it took
+                sent.write(evidence.lease_directory(self._leases.evidence_dir, self.lease))
 
 
 class ProfileLeases(WorkerConfig):
