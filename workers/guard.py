@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ledger import LeaseLost
+from ledger import Lease, LeaseLost
 from workers.reasons import storable
 from workers.timing import RenewalTiming
 
@@ -28,17 +28,36 @@ class LeaseGuard:
     """Held or lost, for one lease. Once lost it stays lost."""
 
     def __init__(
-        self, lease_id: str, timing: RenewalTiming, started: float, clock: Clock = time.monotonic
+        self,
+        lease_id: str,
+        timing: RenewalTiming,
+        started: float,
+        clock: Clock = time.monotonic,
+        max_duration: float | None = None,
     ) -> None:
-        """``started``: the clock's reading just before the checkout was sent."""
+        """``started``: the clock's reading just before the checkout was sent;
+        ``max_duration``: the lease's hard limit in seconds from its start (None: none)."""
         self.lease_id = lease_id
         self.timing = timing
         self.lost = threading.Event()
+        self.max_duration = max_duration
+        self.hard_limit = None if max_duration is None else started + max_duration
         self._clock = clock
         self._lock = threading.Lock()
         self._renewed_at = started
         self._why = ""
         self._last_error = ""
+
+    @classmethod
+    def for_lease(cls, lease: Lease, started: float, clock: Clock = time.monotonic) -> LeaseGuard:
+        """The guard of a lease just granted, its timing from the TTL. Its hard limit counts
+        from ``started``, which is before the ledger's start of the lease, so the worker stops
+        before the ledger refuses it."""
+        duration = None
+        if lease.hard_limit_at is not None:
+            duration = (lease.hard_limit_at - lease.lease_started_at).total_seconds()
+        timing = RenewalTiming.from_ttl(lease.ttl_seconds)
+        return cls(lease.lease_id, timing, started, clock, duration)
 
     @property
     def why(self) -> str:
@@ -54,16 +73,23 @@ class LeaseGuard:
 
     @property
     def valid_until(self) -> float:
+        """The local deadline: ``renew_deadline`` after the last renewal's start, and never
+        past the hard limit."""
         with self._lock:
-            return self._renewed_at + self.timing.renew_deadline
+            until = self._renewed_at + self.timing.renew_deadline
+        return until if self.hard_limit is None else min(until, self.hard_limit)
 
     def held(self) -> bool:
         """True while the lease is neither lost nor past its local deadline; the first call
         past the deadline loses it."""
         if self.lost.is_set():
             return False
-        if self._clock() < self.valid_until:
+        now = self._clock()
+        if now < self.valid_until:
             return True
+        if self.hard_limit is not None and now >= self.hard_limit:
+            self.lose(f"hard limit of {self.max_duration:g}s reached: stop the run")
+            return False
         error = f" (last renewal error: {self._last_error})" if self._last_error else ""
         self.lose(f"not renewed within {self.timing.renew_deadline:g}s{error}")
         return False

@@ -29,7 +29,6 @@ from workers.guard import Clock, LeaseGuard
 from workers.held import HeldLease, WorkerConfig, not_released
 from workers.renewal import Renewer, renew
 from workers.settings import BrowserSettings
-from workers.timing import RenewalTiming
 
 STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat thread
 
@@ -165,9 +164,12 @@ class ProfileLeases(WorkerConfig):
         account_id: str | None = None,
         proxy_id: str | None = None,
         correlation_id: str | None = None,
+        max_duration_seconds: int | None = None,
     ) -> Iterator[WorkerLease]:
         """Lease the profile (``CheckoutDenied`` with the reason), renew it in the background,
-        and release it when the block is left (see the module's docstring)."""
+        and release it when the block is left (see the module's docstring).
+        ``max_duration_seconds``: the lease's hard limit (``Ledger.checkout``); the worker
+        loses the lease at it on its own clock, and its browser is stopped."""
         started = self.clock()
         lease = renewal.checkout(
             lambda command_id: self.ledger.checkout(
@@ -180,6 +182,7 @@ class ProfileLeases(WorkerConfig):
                 proxy_id=proxy_id,
                 command_id=command_id,
                 correlation_id=correlation_id,
+                max_duration_seconds=max_duration_seconds,
             ),
             clock=self.clock,
         )
@@ -218,8 +221,7 @@ class ProfileLeases(WorkerConfig):
     @contextmanager
     def _holding(self, lease: Lease, started: float) -> Iterator[WorkerLease]:
         """Renew the lease in the background; release it when the block is left."""
-        timing = RenewalTiming.from_ttl(lease.ttl_seconds)
-        held = WorkerLease(lease, self, LeaseGuard(lease.lease_id, timing, started, self.clock))
+        held = WorkerLease(lease, self, LeaseGuard.for_lease(lease, started, self.clock))
         held._start()
         try:
             yield held

@@ -333,6 +333,48 @@ def test_a_worker_paused_past_its_deadline_stops_and_releases_nothing(
     assert not [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
 
 
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_hard_limit_stops_the_worker_on_its_own_clock(
+    store: str, settings: BrowserSettings, flavour: str
+) -> None:
+    """A checkout with max_duration_seconds=60 (TTL 300): the lease carries its hard limit;
+    on the worker's clock, a step just before it is renewed, and from the limit on the lease
+    is lost saying so, without asking the ledger, and nothing is released."""
+    clock = FakeClock()
+
+    def body(lease: Any) -> None:
+        assert lease.lease.hard_limit_at is not None
+        clock.now += 59
+        yield lease.step("nearly_done")
+        assert not lease.lost.is_set()
+        clock.now += 1
+        yield lease.step("too_late")
+
+    def run_sync() -> Any:
+        with leases_on(store, settings, clock=clock).checkout(
+            "p1", run_id="r", task_type="t", max_duration_seconds=60
+        ) as lease:
+            for _ in body(lease):
+                pass
+        return lease
+
+    async def run_async() -> Any:
+        leases = aio.ProfileLeases.open(store, worker_id="w", settings=settings, clock=clock)
+        async with (
+            leases,
+            leases.checkout("p1", run_id="r", task_type="t", max_duration_seconds=60) as lease,
+        ):
+            for step in body(lease):
+                await step
+        return lease
+
+    with pytest.raises(LeaseLost, match="hard limit of 60s reached"):
+        run_sync() if flavour == "sync" else asyncio.run(run_async())
+    beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat)]
+    assert [b.step for b in beats] == ["nearly_done"]
+    assert not [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+
+
 def test_a_lease_the_ledger_ended_is_lost_at_the_next_step(
     store: str, settings: BrowserSettings
 ) -> None:

@@ -123,6 +123,21 @@ def test_the_guard_keeps_the_first_reason_and_never_moves_back(clock: FakeClock)
     assert guard.why == "the ledger said so"
 
 
+def test_the_guard_never_holds_past_the_hard_limit(clock: FakeClock) -> None:
+    """With a hard limit of 30 s (TTL 300), renewals move the local deadline but never past
+    the limit; at the limit the lease is lost, saying so."""
+    start = clock.now
+    guard = LeaseGuard(LEASE.lease_id, RenewalTiming.from_ttl(300), start, clock, max_duration=30)
+    assert guard.valid_until == start + 30
+    clock.now += 29
+    guard.renewed(clock.now)
+    assert guard.valid_until == start + 30
+    assert guard.held()
+    clock.now += 1
+    assert not guard.held()
+    assert guard.why == "hard limit of 30s reached: stop the run"
+
+
 def test_renew_moves_the_deadline_from_the_start_of_the_heartbeat(clock: FakeClock) -> None:
     """A heartbeat that took 3 s counts from when it was sent (the ledger's deadline is later
     than that), and carries the step and URL given."""

@@ -26,7 +26,6 @@ from workers.aio.browser import BrowserSession
 from workers.guard import Clock, LeaseGuard
 from workers.held import HeldLease, WorkerConfig, not_released
 from workers.settings import BrowserSettings
-from workers.timing import RenewalTiming
 
 R = TypeVar("R")
 
@@ -188,6 +187,7 @@ class ProfileLeases(WorkerConfig):
         account_id: str | None = None,
         proxy_id: str | None = None,
         correlation_id: str | None = None,
+        max_duration_seconds: int | None = None,
     ) -> AsyncIterator[WorkerLease]:
         """As ``workers.leases.ProfileLeases.checkout``, entered with ``async with``."""
         started = self.clock()
@@ -204,6 +204,7 @@ class ProfileLeases(WorkerConfig):
                     proxy_id=proxy_id,
                     command_id=command_id,
                     correlation_id=correlation_id,
+                    max_duration_seconds=max_duration_seconds,
                 ),
                 clock=self.clock,
             )
@@ -242,8 +243,7 @@ class ProfileLeases(WorkerConfig):
     @asynccontextmanager
     async def _holding(self, lease: Lease, started: float) -> AsyncIterator[WorkerLease]:
         """Renew the lease in a task; release it when the block is left."""
-        timing = RenewalTiming.from_ttl(lease.ttl_seconds)
-        held = WorkerLease(lease, self, LeaseGuard(lease.lease_id, timing, started, self.clock))
+        held = WorkerLease(lease, self, LeaseGuard.for_lease(lease, started, self.clock))
         held._start()
         try:
             yield held
