@@ -23,6 +23,7 @@ from pathlib import Path
 from playwright.sync_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.sync_api import Error as PlaywrightError
 
+from workers.browser_watch import BrowserWatch
 from workers.guard import LeaseGuard, Progress
 from workers.launch import (
     ALL_URLS,
@@ -45,9 +46,12 @@ class BrowserSession:
         navigations: Navigations,
         progress: Progress,
         user_data_dir: Path,
+        watch: BrowserWatch,
     ) -> None:
-        """Installs the request guard and the navigation watch before any page loads."""
+        """Installs the request guard and the navigation watch before any page loads.
+        ``watch``: the browser's watchdog, told ``done`` once the browser is closed."""
         self.context = context
+        self._watchdog = watch
         self._user_data_dir = user_data_dir
         self.closed = False
         self._guard = guard
@@ -124,3 +128,5 @@ class BrowserSession:
             self.context.close()
         except PlaywrightError as failed:
             self._evidence.close_failed(failed, expected=killed)
+        finally:
+            self._watchdog.done()

@@ -1,5 +1,6 @@
 """What a worker knows about its lease, shared by the task's thread, Playwright's callbacks
-and the heartbeat thread: every method here is thread-safe and none does I/O.
+and the heartbeat thread: every method here is thread-safe and none does I/O (a watcher the
+guard calls may: the browser's watchdog, ``workers.watchdog``).
 
 ``LeaseGuard`` says whether the lease is still held. It is held until ``lose`` is called, and
 never past its local deadline: ``held()`` reads the clock itself, so a worker that was paused
@@ -11,6 +12,7 @@ page's URL, a prompt, the evidence filed at the end.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +23,8 @@ from workers.reasons import storable
 from workers.timing import RenewalTiming
 
 Clock = Callable[[], float]
+Moved = Callable[[float], None]  # the local deadline moved to this reading of the clock
+Lost = Callable[[str], None]  # the lease was lost, for this reason
 MAX_URL = 4096  # what the ledger accepts for a URL; a longer page URL is cut, not refused
 
 
@@ -47,6 +51,7 @@ class LeaseGuard:
         self._renewed_at = started
         self._why = ""
         self._last_error = ""
+        self._watchers: list[tuple[Moved, Lost]] = []
 
     @classmethod
     def for_lease(cls, lease: Lease, started: float, clock: Clock = time.monotonic) -> LeaseGuard:
@@ -99,12 +104,33 @@ class LeaseGuard:
         if not self.held():
             raise LeaseLost(self.lease_id, self.why)
 
+    def watch(self, moved: Moved, lost: Lost) -> Callable[[], None]:
+        """Call ``moved(valid_until)`` after each renewal and ``lost(why)`` once the lease is
+        lost (at once if it already is), on the thread that renewed or lost it, outside the
+        guard's lock; returns the function that ends the calls."""
+        watcher = (moved, lost)
+        with self._lock:
+            self._watchers.append(watcher)
+        if self.lost.is_set():
+            lost(self.why)
+
+        def unwatch() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._watchers.remove(watcher)
+
+        return unwatch
+
     def renewed(self, started: float) -> None:
         """A renewal sent at ``started`` succeeded: the deadline moves (never backwards)."""
         with self._lock:
-            if not self.lost.is_set():
-                self._renewed_at = max(self._renewed_at, started)
-                self._last_error = ""
+            if self.lost.is_set():
+                return
+            self._renewed_at = max(self._renewed_at, started)
+            self._last_error = ""
+            watchers = list(self._watchers)
+        until = self.valid_until
+        for moved, _ in watchers:
+            moved(until)
 
     def failed(self, error: str) -> None:
         """A renewal failed in a way that may pass; remembered for the loss's message."""
@@ -115,9 +141,13 @@ class LeaseGuard:
         """The lease is gone (the ledger said so, or the deadline passed); the first reason
         given is kept."""
         with self._lock:
-            if not self.lost.is_set():
-                self._why = why
-                self.lost.set()
+            if self.lost.is_set():
+                return
+            self._why = why
+            self.lost.set()
+            watchers = list(self._watchers)
+        for _, lost in watchers:
+            lost(why)
 
 
 @dataclass(frozen=True)

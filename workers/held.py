@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 from typing import Self
 
-from ledger import InvalidInput, Lease, ReleaseResult
+from playwright.sync_api import Error as PlaywrightError
+
+from ledger import InvalidInput, Lease, LeaseLost, ReleaseResult
 from workers.evidence import MAX_REASON, Evidence
 from workers.guard import Clock, LeaseGuard, Progress
 from workers.launch import Navigations
@@ -89,6 +91,15 @@ class HeldLease:
     @property
     def why_lost(self) -> str:
         return self._guard.why
+
+    def lost_with(self, error: BaseException) -> LeaseLost | None:
+        """What to raise instead of ``error`` when it is the browser failing because the lease
+        was lost (the watchdog or the guard killed the browser, so the task's page call
+        failed): ``LeaseLost``, which the caller raises from ``error``. None for any other
+        error, which propagates as it is."""
+        if isinstance(error, PlaywrightError) and not self._guard.held():
+            return LeaseLost(self.lease_id, self._guard.why)
+        return None
 
     def visited(self, url: str) -> None:
         """Report a page the task reached without ``browser()`` (an HTTP client, a browser the

@@ -25,6 +25,7 @@ from playwright.sync_api import BrowserContext, Playwright
 from ledger import Lease, LeaseLost, Ledger
 from workers import evidence, launch, profile_dir, renewal, routing
 from workers.browser import BrowserSession
+from workers.browser_watch import BrowserWatch
 from workers.guard import Clock, LeaseGuard
 from workers.held import HeldLease, WorkerConfig, not_released
 from workers.renewal import Renewer, renew
@@ -87,10 +88,16 @@ class WorkerLease(HeldLease):
         )
         self.step("browser_launch")
         profile_dir.claim(plan.user_data_dir, self.lease)
-        context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
+        watch = BrowserWatch(plan.user_data_dir, self._guard, self._leases.clock)
+        try:
+            context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
+        except BaseException:
+            watch.done()
+            raise
+        watch.launched()
         self._progress.update(observed_proxy=plan.proxy_id)
         session = self._session = BrowserSession(
-            context, self._guard, self._navigations, self._progress, plan.user_data_dir
+            context, self._guard, self._navigations, self._progress, plan.user_data_dir, watch
         )
         try:
             yield context
@@ -230,6 +237,9 @@ class ProfileLeases(WorkerConfig):
                 held._end(error)
             except Exception as failure:  # never instead of the task's own exception
                 not_released(error, failure, held.lease_id)
+            lost = held.lost_with(error)
+            if lost is not None:
+                raise lost from error
             raise
         held._end(None)
 

@@ -9,11 +9,13 @@ reads the clock, so past the deadline the request is aborted without reaching th
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from playwright.async_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
+from workers.browser_watch import BrowserWatch
 from workers.guard import LeaseGuard, Progress
 from workers.launch import (
     ALL_URLS,
@@ -37,8 +39,10 @@ class BrowserSession:
         navigations: Navigations,
         progress: Progress,
         user_data_dir: Path,
+        watch: BrowserWatch,
     ) -> None:
         self.context = context
+        self._watchdog = watch
         self._user_data_dir = user_data_dir
         self.closed = False
         self._guard = guard
@@ -114,3 +118,5 @@ class BrowserSession:
             await self.context.close()
         except PlaywrightError as failed:
             self._evidence.close_failed(failed, expected=killed)
+        finally:
+            await asyncio.to_thread(self._watchdog.done)

@@ -23,6 +23,7 @@ from playwright.async_api import BrowserContext, Playwright
 from ledger import Lease, LeaseLost, Ledger
 from workers import evidence, launch, profile_dir, renewal, routing
 from workers.aio.browser import BrowserSession
+from workers.browser_watch import BrowserWatch
 from workers.guard import Clock, LeaseGuard
 from workers.held import HeldLease, WorkerConfig, not_released
 from workers.settings import BrowserSettings
@@ -76,10 +77,18 @@ class WorkerLease(HeldLease):
         )
         await self.step("browser_launch")
         await asyncio.to_thread(profile_dir.claim, plan.user_data_dir, self.lease)
-        context = await pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
+        watch = BrowserWatch(plan.user_data_dir, self._guard, self._leases.clock)
+        try:
+            context = await pw.chromium.launch_persistent_context(
+                plan.user_data_dir, **plan.arguments
+            )
+        except BaseException:
+            await asyncio.to_thread(watch.done)
+            raise
+        watch.launched()
         self._progress.update(observed_proxy=plan.proxy_id)
         session = self._session = BrowserSession(
-            context, self._guard, self._navigations, self._progress, plan.user_data_dir
+            context, self._guard, self._navigations, self._progress, plan.user_data_dir, watch
         )
         try:
             await session.install()
@@ -252,6 +261,9 @@ class ProfileLeases(WorkerConfig):
                 await held._end(error)
             except Exception as failure:  # never instead of the task's own exception
                 not_released(error, failure, held.lease_id)
+            lost = held.lost_with(error)
+            if lost is not None:
+                raise lost from error
             raise
         await held._end(None)
 
