@@ -48,7 +48,7 @@ from ledger.domain.model import (
 )
 from ledger.domain.policies import RELEASE_POLICIES
 from ledger.domain.state import Block, Disabled, Review
-from ledger.domain.view import Availability, ProfileView
+from ledger.domain.view import Availability, LeaseCheck, ProfileView
 from ledger.feed import Feed, FeedTransaction, Notification
 from ledger.stores.wakeups import Wakeups
 
@@ -68,6 +68,7 @@ __all__ = [
     "Holder",
     "InvalidInput",
     "Lease",
+    "LeaseCheck",
     "LeaseLost",
     "LeaseStatus",
     "Ledger",

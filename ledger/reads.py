@@ -13,8 +13,15 @@ from typing import Self
 from ledger.commands import Command, parse
 from ledger.domain.errors import UnknownProfile
 from ledger.domain.events import ProfileEvent
-from ledger.domain.model import ProfileId
-from ledger.domain.view import Availability, ProfileView, availability_of, view_of
+from ledger.domain.model import LeaseId, ProfileId, parse_lease_id
+from ledger.domain.view import (
+    Availability,
+    LeaseCheck,
+    ProfileView,
+    availability_of,
+    lease_check,
+    view_of,
+)
 from ledger.feed import Feed
 from ledger.stores import connect, initialise
 from ledger.stores.settings import StoreSettings
@@ -25,6 +32,11 @@ from ledger.unit_of_work import Clock, UnitOfWork
 class _ProfileQuery(Command):
     kind = "read"
     profile_id: ProfileId
+
+
+class _LeaseQuery(Command):
+    kind = "read"
+    lease_id: LeaseId
 
 
 class LedgerReads:
@@ -124,6 +136,19 @@ class LedgerReads:
         profile = self.uow.load(pid)
         problem = row_problem_of(self, pid, stored, profile)
         return view_of(profile, profile.registration(), self.now()), problem
+
+    def check_lease(self, lease_id: str) -> LeaseCheck:
+        """Is the lease still its profile's live lease (not ended, not marked stale)? What a
+        worker polls while it holds one, to learn of a force-release, a quarantine or a
+        disable within seconds. One indexed read of the profile's availability row (written
+        with the events, so never behind them); a row missing or damaged is made from the
+        events instead. ``InvalidInput`` for a malformed lease id, ``UnknownProfile``."""
+        lid = parse(_LeaseQuery, lease_id=lease_id).lease_id
+        pid = parse_lease_id(lid)[0]
+        row = self.store.availability_row(pid)
+        if not isinstance(row, Availability):
+            row = availability_of(self.uow.load(pid))
+        return lease_check(row, lid)
 
     def profile_ids(self) -> list[str]:
         """Every registered profile, read from the event log itself, in id order."""

@@ -10,14 +10,16 @@ from typing import Self
 
 from playwright.sync_api import Error as PlaywrightError
 
-from ledger import InvalidInput, Lease, LeaseLost, ReleaseResult
+from ledger import InvalidInput, Lease, LeaseLost, Ledger, ReleaseResult
 from workers.evidence import MAX_REASON, Evidence
 from workers.guard import Clock, LeaseGuard, Progress
 from workers.launch import Navigations
 from workers.reasons import reason_of, storable
+from workers.revocation import RevocationWatch
 from workers.settings import BrowserSettings, default_evidence_dir
 
 log = logging.getLogger("custody.workers")
+STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat and watch threads
 
 
 def not_released(error: BaseException, failure: Exception, lease_id: str) -> None:
@@ -61,6 +63,10 @@ class WorkerConfig:
         (``InvalidInput`` for a malformed URL at once, ``StoreUnavailable`` at the checkout)."""
         return cls(store_url, worker_id, settings or BrowserSettings(), clock)
 
+    def open_ledger(self) -> Ledger:
+        """A new ledger on this store, for the calling thread."""
+        return Ledger.open(self.store_url, create=False)
+
 
 class HeldLease:
     """One checked-out lease as its task sees it.
@@ -69,7 +75,7 @@ class HeldLease:
     the checkout block, ``evidence`` and ``result`` hold what the release reported and how the
     ledger judged it (both None if the lease was lost)."""
 
-    def __init__(self, lease: Lease, guard: LeaseGuard, settings: BrowserSettings) -> None:
+    def __init__(self, lease: Lease, guard: LeaseGuard, config: WorkerConfig) -> None:
         self.lease = lease
         self.lost = guard.lost
         self.evidence: Evidence | None = None
@@ -78,7 +84,8 @@ class HeldLease:
         self._progress = Progress()
         self._expected_failure: str | None = None
         # Pages seen in a launched browser and pages a task reports go through the same door.
-        self._navigations = Navigations(self._progress, settings.prompt_matcher())
+        self._navigations = Navigations(self._progress, config.settings.prompt_matcher())
+        self._revocations = RevocationWatch(config.open_ledger, guard)
 
     @property
     def lease_id(self) -> str:

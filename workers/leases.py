@@ -22,23 +22,21 @@ from typing import Any, Self
 
 from playwright.sync_api import BrowserContext, Playwright
 
-from ledger import Lease, LeaseLost, Ledger
+from ledger import Lease, LeaseLost
 from workers import evidence, launch, profile_dir, renewal, routing
 from workers.browser import BrowserSession
 from workers.browser_watch import BrowserWatch
 from workers.guard import Clock, LeaseGuard
-from workers.held import HeldLease, WorkerConfig, not_released
+from workers.held import STOP_TIMEOUT, HeldLease, WorkerConfig, not_released
 from workers.renewal import Renewer, renew
 from workers.settings import BrowserSettings
-
-STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat thread
 
 
 class WorkerLease(HeldLease):
     """One checked-out lease (see ``HeldLease``). Use it on the thread that checked it out."""
 
     def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        super().__init__(lease, guard, leases.settings)
+        super().__init__(lease, guard, leases)
         self._leases = leases
         self._renewer = Renewer(leases.open_ledger, lease, guard, self._progress, leases.clock)
         self._session: BrowserSession | None = None
@@ -120,11 +118,13 @@ class WorkerLease(HeldLease):
 
     def _start(self) -> None:
         self._renewer.start()
+        self._revocations.start()
 
     def _end(self, error: BaseException | None) -> None:
         """Stop the heartbeats, close the browser, then release with the evidence (or, for a
         lost lease, release nothing: ``LeaseLost`` when no other error is on its way)."""
         self._renewer.stop(STOP_TIMEOUT)
+        self._revocations.stop(STOP_TIMEOUT)
         self._close_browser()
         self.evidence = evidence.settle(
             self.lease,
@@ -155,10 +155,6 @@ class ProfileLeases(WorkerConfig):
     ) -> None:
         super().__init__(store_url, worker_id, settings, clock)
         self.ledger = self.open_ledger()
-
-    def open_ledger(self) -> Ledger:
-        """A new ledger on this store, for the calling thread."""
-        return Ledger.open(self.store_url, create=False)
 
     @contextmanager
     def checkout(

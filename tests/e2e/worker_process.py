@@ -6,6 +6,8 @@ crash:  log in (a cookie with an expiry), a safe step, then a mutating step; pri
         {"event": "mutating"} and wait to be killed.
 zombie: open /poll (it fetches /tick every 100 ms), a safe step; print {"event": "ready"}, then
         step every 300 ms.
+busy:   open /poll, a safe step; print {"event": "ready"}, then block in one page call (two
+        minutes) without calling the SDK.
 redirects: open /form, a safe step, submit the form (a POST whose 303 starts a redirect chain
         of 20 hops, 0.5 s each) and print {"event": "submitted"}; then wait on the page,
         stepping no more (only the heartbeat thread writes).
@@ -64,6 +66,11 @@ def run_sync(
     ):
         announce_deadlines(lease)
         page = context.new_page()
+        if scenario == "busy":
+            page.goto(f"{site}/poll")
+            lease.step("polling", safe=True)
+            say(event="ready", lease_id=lease.lease_id)
+            page.wait_for_timeout(120_000)
         if scenario == "redirects":
             page.goto(f"{site}/form")
             lease.step("form_loaded", safe=True)
@@ -103,6 +110,11 @@ async def run_async(
     ):
         announce_deadlines(lease)
         page = await context.new_page()
+        if scenario == "busy":
+            await page.goto(f"{site}/poll")
+            await lease.step("polling", safe=True)
+            say(event="ready", lease_id=lease.lease_id)
+            await page.wait_for_timeout(120_000)
         if scenario == "redirects":
             await page.goto(f"{site}/form")
             await lease.step("form_loaded", safe=True)

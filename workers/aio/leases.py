@@ -25,7 +25,7 @@ from workers import evidence, launch, profile_dir, renewal, routing
 from workers.aio.browser import BrowserSession
 from workers.browser_watch import BrowserWatch
 from workers.guard import Clock, LeaseGuard
-from workers.held import HeldLease, WorkerConfig, not_released
+from workers.held import STOP_TIMEOUT, HeldLease, WorkerConfig, not_released
 from workers.settings import BrowserSettings
 
 R = TypeVar("R")
@@ -35,7 +35,7 @@ class WorkerLease(HeldLease):
     """One checked-out lease (see ``HeldLease``), used from its event loop."""
 
     def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        super().__init__(lease, guard, leases.settings)
+        super().__init__(lease, guard, leases)
         self._leases = leases
         self._session: BrowserSession | None = None
         self._stop = threading.Event()  # interrupts a renewal's retries on the ledger thread
@@ -111,6 +111,7 @@ class WorkerLease(HeldLease):
 
     def _start(self) -> None:
         self._heartbeats = asyncio.create_task(self._renew_while_held())
+        self._revocations.start()
 
     async def _renew_while_held(self) -> None:
         """The heartbeat task: renew every interval until the lease is lost or left."""
@@ -142,6 +143,7 @@ class WorkerLease(HeldLease):
             self._heartbeats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeats
+        await asyncio.to_thread(self._revocations.stop, STOP_TIMEOUT)
         await self._close_browser()
         self.evidence = evidence.settle(
             self.lease,
@@ -182,7 +184,7 @@ class ProfileLeases(WorkerConfig):
 
     def _on(self, use: Callable[[Ledger], R]) -> R:
         if self._ledger is None:
-            self._ledger = Ledger.open(self.store_url, create=False)
+            self._ledger = self.open_ledger()
         return use(self._ledger)
 
     @asynccontextmanager
