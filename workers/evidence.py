@@ -46,11 +46,14 @@ def recorded_path(path: Path, evidence_dir: Path) -> str:
     )
 
 
-def ending(error: BaseException | None, expected_failure: str | None) -> tuple[Outcome, str | None]:
-    """How a run ended: an exception is a failure (named by its type and first line:
-    ``workers.reasons.reason_of``), else an expected failure the task declared, else success."""
+def ending(
+    error: BaseException | None, expected_failure: str | None, failure: str | None = None
+) -> tuple[Outcome, str | None]:
+    """How a run ended: an exception is a failure (``failure`` if given, else named by its
+    type and first line: ``workers.reasons.reason_of``), else an expected failure the task
+    declared, else success."""
     if error is not None:
-        return Outcome.FAILURE, reason_of(error)
+        return Outcome.FAILURE, failure or reason_of(error)
     if expected_failure is not None:
         return Outcome.EXPECTED_FAILURE, expected_failure
     return Outcome.SUCCESS, None
@@ -141,14 +144,16 @@ def settle(
     error: BaseException | None,
     expected_failure: str | None,
     evidence_dir: Path,
+    failure: str | None = None,
 ) -> Evidence | None:
-    """The evidence a lease ending now releases with, kept in its evidence directory. A lost
-    lease releases nothing: None when an error is already on its way, else ``LeaseLost``."""
+    """The evidence a lease ending now releases with, kept in its evidence directory (an
+    error's reason is ``failure`` if given). A lost lease releases nothing: None when an error
+    is already on its way, else ``LeaseLost``."""
     if not guard.held():
         if error is None:
             raise LeaseLost(lease.lease_id, guard.why)
         return None
-    outcome, reason = ending(error, expected_failure)
+    outcome, reason = ending(error, expected_failure, failure)
     record = Evidence.of(lease, report, outcome, reason)
     record.write(lease_directory(evidence_dir, lease))
     return record

@@ -4,6 +4,7 @@ state of one held lease (``HeldLease``). Neither calls the ledger or Playwright.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Self
@@ -11,12 +12,14 @@ from typing import Self
 from playwright.sync_api import Error as PlaywrightError
 
 from ledger import InvalidInput, Lease, LeaseLost, Ledger, ReleaseResult
+from workers import evidence
 from workers.evidence import MAX_REASON, Evidence
 from workers.guard import Clock, LeaseGuard, Progress
 from workers.launch import Navigations
 from workers.reasons import reason_of, storable
 from workers.revocation import RevocationWatch
 from workers.settings import BrowserSettings, default_evidence_dir
+from workers.termination import Signalled, Terminated
 
 log = logging.getLogger("custody.workers")
 STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat and watch threads
@@ -86,6 +89,8 @@ class HeldLease:
         # Pages seen in a launched browser and pages a task reports go through the same door.
         self._navigations = Navigations(self._progress, config.settings.prompt_matcher())
         self._revocations = RevocationWatch(config.open_ledger, guard)
+        self._evidence_dir = config.evidence_dir
+        self._signalled = Signalled()
 
     @property
     def lease_id(self) -> str:
@@ -99,14 +104,50 @@ class HeldLease:
     def why_lost(self) -> str:
         return self._guard.why
 
-    def lost_with(self, error: BaseException) -> LeaseLost | None:
-        """What to raise instead of ``error`` when it is the browser failing because the lease
-        was lost (the watchdog or the guard killed the browser, so the task's page call
-        failed): ``LeaseLost``, which the caller raises from ``error``. None for any other
-        error, which propagates as it is."""
+    @property
+    def terminated(self) -> signal.Signals | None:
+        """The signal that came while the lease was held (SIGTERM), if one did."""
+        return self._signalled.signal
+
+    def note(self, signum: int) -> None:
+        """SIGTERM, with the application's own handler deciding (``workers.termination``)."""
+        self._signalled.note(signum)
+
+    def terminate(self, signum: int) -> bool:
+        """SIGTERM, with the SDK stopping the run (``workers.termination``)."""
+        return self._signalled.terminate(signum)
+
+    def stop_if_terminated(self) -> None:
+        """``Terminated`` once SIGTERM stopped the run (after a release it did not cut short)."""
+        if self._signalled.must_stop and self._signalled.signal is not None:
+            raise Terminated(self._signalled.signal)
+
+    def instead_of(self, error: BaseException) -> BaseException | None:
+        """What the checkout block raises instead of ``error`` (from it), or None to let it
+        propagate: ``Terminated`` once SIGTERM stopped the run (the cancellation or browser
+        error it caused is not the task's); ``LeaseLost`` when ``error`` is the browser failing
+        because the lease was lost (the watchdog or the guard killed it)."""
+        if self._signalled.must_stop and not isinstance(error, Terminated):
+            assert self._signalled.signal is not None
+            return Terminated(self._signalled.signal)
         if isinstance(error, PlaywrightError) and not self._guard.held():
             return LeaseLost(self.lease_id, self._guard.why)
         return None
+
+    def _settle(self, error: BaseException | None) -> Evidence | None:
+        """The evidence to release with (``evidence.settle``), a run stopped by SIGTERM saying
+        so and naming the step it reached."""
+        report = self._progress.now()
+        failure = self._signalled.reason(report.step, error) if error is not None else None
+        return evidence.settle(
+            self.lease,
+            self._guard,
+            report,
+            error,
+            self._expected_failure,
+            self._evidence_dir,
+            failure,
+        )
 
     def visited(self, url: str) -> None:
         """Report a page the task reached without ``browser()`` (an HTTP client, a browser the

@@ -15,21 +15,24 @@ never released by the worker: the sweep settles it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
+import greenlet
 from playwright.sync_api import BrowserContext, Playwright
 
 from ledger import Lease, LeaseLost
-from workers import evidence, launch, profile_dir, renewal, routing
+from workers import evidence, launch, profile_dir, renewal, routing, termination
 from workers.browser import BrowserSession
 from workers.browser_watch import BrowserWatch
 from workers.guard import Clock, LeaseGuard
 from workers.held import STOP_TIMEOUT, HeldLease, WorkerConfig, not_released
 from workers.renewal import Renewer, renew
 from workers.settings import BrowserSettings
+from workers.termination import Terminated
 
 
 class WorkerLease(HeldLease):
@@ -52,18 +55,19 @@ class WorkerLease(HeldLease):
         closed first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses."""
         self._ensure_held()
         url = self._progress.now().url
-        if renew(
-            self._leases.ledger,
-            self.lease,
-            self._guard,
-            step=name,
-            url=url,
-            safe=safe,
-            mutating=mutating,
-            wait=_sleep,
-            clock=self._leases.clock,
-        ):
-            self._progress.stepped(name, safe=safe, mutating=mutating)
+        with self._signalled.sdk_call():
+            if renew(
+                self._leases.ledger,
+                self.lease,
+                self._guard,
+                step=name,
+                url=url,
+                safe=safe,
+                mutating=mutating,
+                wait=_sleep,
+                clock=self._leases.clock,
+            ):
+                self._progress.stepped(name, safe=safe, mutating=mutating)
         self._ensure_held()
 
     @contextmanager
@@ -76,16 +80,17 @@ class WorkerLease(HeldLease):
         token is there). Leaving the block takes the final screenshot (unless the lease was
         lost) and always closes the context."""
         self._ensure_held()
-        record = self._leases.ledger.view(self.lease.profile_id).record
-        plan = launch.plan(
-            self.lease,
-            record.user_data_dir,
-            self._leases.settings,
-            self._leases.evidence_dir,
-            launch_options,
-        )
-        self.step("browser_launch")
-        profile_dir.claim(plan.user_data_dir, self.lease)
+        with self._signalled.sdk_call():
+            record = self._leases.ledger.view(self.lease.profile_id).record
+            plan = launch.plan(
+                self.lease,
+                record.user_data_dir,
+                self._leases.settings,
+                self._leases.evidence_dir,
+                launch_options,
+            )
+            self.step("browser_launch")
+            profile_dir.claim(plan.user_data_dir, self.lease)
         watch = BrowserWatch(plan.user_data_dir, self._guard, self._leases.clock)
         try:
             context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
@@ -117,8 +122,30 @@ class WorkerLease(HeldLease):
             self._session.close()
 
     def _start(self) -> None:
+        self._greenlet = greenlet.getcurrent()  # where the task runs: where SIGTERM is raised
         self._renewer.start()
         self._revocations.start()
+
+    def terminate(self, signum: int) -> bool:
+        """SIGTERM (``workers.termination``): ``Terminated`` is raised in the task at once when
+        the signal finds it running, or just after the SDK call under way. Found inside
+        Playwright's dispatcher (the task waits in a page call), it is thrown into the task
+        from the event loop's next callback, never in the middle of a message."""
+        if not self._signalled.terminate(signum):
+            return False
+        if greenlet.getcurrent() is self._greenlet:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        loop.call_soon_threadsafe(self._greenlet.throw, Terminated(signum))
+        return False
+
+    def _close_out(self, error: BaseException | None) -> None:
+        """``_end``, which a SIGTERM does not cut short (``Terminated`` follows it)."""
+        with self._signalled.sdk_call(then_raise=False):
+            self._end(error)
 
     def _end(self, error: BaseException | None) -> None:
         """Stop the heartbeats, close the browser, then release with the evidence (or, for a
@@ -126,14 +153,7 @@ class WorkerLease(HeldLease):
         self._renewer.stop(STOP_TIMEOUT)
         self._revocations.stop(STOP_TIMEOUT)
         self._close_browser()
-        self.evidence = evidence.settle(
-            self.lease,
-            self._guard,
-            self._progress.now(),
-            error,
-            self._expected_failure,
-            self._leases.evidence_dir,
-        )
+        self.evidence = self._settle(error)
         if self.evidence is not None:
             ledger = self._leases.ledger
             sent = self.evidence
@@ -225,19 +245,21 @@ class ProfileLeases(WorkerConfig):
     def _holding(self, lease: Lease, started: float) -> Iterator[WorkerLease]:
         """Renew the lease in the background; release it when the block is left."""
         held = WorkerLease(lease, self, LeaseGuard.for_lease(lease, started, self.clock))
-        held._start()
-        try:
-            yield held
-        except BaseException as error:
+        with termination.handling(held):
+            held._start()
             try:
-                held._end(error)
-            except Exception as failure:  # never instead of the task's own exception
-                not_released(error, failure, held.lease_id)
-            lost = held.lost_with(error)
-            if lost is not None:
-                raise lost from error
-            raise
-        held._end(None)
+                yield held
+            except BaseException as error:
+                try:
+                    held._close_out(error)
+                except Exception as failure:  # never instead of the task's own exception
+                    not_released(error, failure, held.lease_id)
+                instead = held.instead_of(error)
+                if instead is not None:
+                    raise instead from error
+                raise
+            held._close_out(None)
+            held.stop_if_terminated()
 
     def close(self) -> None:
         self.ledger.close()

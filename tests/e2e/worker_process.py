@@ -8,6 +8,7 @@ zombie: open /poll (it fetches /tick every 100 ms), a safe step; print {"event":
         step every 300 ms.
 busy:   open /poll, a safe step; print {"event": "ready"}, then block in one page call (two
         minutes) without calling the SDK.
+busy_mutating: the same, with a mutating step after the safe one.
 redirects: open /form, a safe step, submit the form (a POST whose 303 starts a redirect chain
         of 20 hops, 0.5 s each) and print {"event": "submitted"}; then wait on the page,
         stepping no more (only the heartbeat thread writes).
@@ -66,9 +67,11 @@ def run_sync(
     ):
         announce_deadlines(lease)
         page = context.new_page()
-        if scenario == "busy":
+        if scenario.startswith("busy"):
             page.goto(f"{site}/poll")
             lease.step("polling", safe=True)
+            if scenario == "busy_mutating":
+                lease.step("submit_order", mutating=True)
             say(event="ready", lease_id=lease.lease_id)
             page.wait_for_timeout(120_000)
         if scenario == "redirects":
@@ -110,9 +113,11 @@ async def run_async(
     ):
         announce_deadlines(lease)
         page = await context.new_page()
-        if scenario == "busy":
+        if scenario.startswith("busy"):
             await page.goto(f"{site}/poll")
             await lease.step("polling", safe=True)
+            if scenario == "busy_mutating":
+                await lease.step("submit_order", mutating=True)
             say(event="ready", lease_id=lease.lease_id)
             await page.wait_for_timeout(120_000)
         if scenario == "redirects":

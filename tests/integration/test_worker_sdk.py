@@ -531,6 +531,53 @@ def test_the_asyncio_flavour_keeps_its_ledger_on_one_thread_of_its_own(
     assert events[-2].event_type == "lease_release_requested"
 
 
+def test_an_asyncio_release_survives_repeated_cancellation(
+    store: str, settings: BrowserSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task is cancelled, then cancelled three times more 5 ms apart while the lease is
+    being released (a release that takes 100 ms): the release still completes, once, the
+    heartbeat task and the revocation watch have ended, and the cancellation reaches the
+    caller."""
+    real = renewal.release
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(renewal, "release", slow)
+    held: list[aio.WorkerLease] = []
+
+    async def work(leases: aio.ProfileLeases) -> None:
+        async with leases.checkout("p1", run_id="r", task_type="t") as lease:
+            held.append(lease)
+            await asyncio.sleep(60)
+
+    async def run() -> None:
+        async with aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases:
+            task = asyncio.create_task(work(leases))
+            await asyncio.sleep(0.3)
+            for _ in range(4):
+                task.cancel()
+                await asyncio.sleep(0.005)
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(run())
+    (lease,) = held
+    assert lease.result is not None
+    assert not lease.heartbeat_task_running
+    assert not lease._revocations.alive
+    releases = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert len(releases) == 1
+    assert releases[0].outcome == "failure"
+    beats_after = [
+        e
+        for e in history(store)[history(store).index(releases[0]) :]
+        if isinstance(e, ev.LeaseHeartbeat)
+    ]
+    assert beats_after == []
+
+
 def test_a_checkout_whose_answer_was_lost_is_resent_under_the_same_id(
     store: str, settings: BrowserSettings
 ) -> None:

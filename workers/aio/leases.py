@@ -21,7 +21,7 @@ from typing import Any, Self, TypeVar
 from playwright.async_api import BrowserContext, Playwright
 
 from ledger import Lease, LeaseLost, Ledger
-from workers import evidence, launch, profile_dir, renewal, routing
+from workers import evidence, launch, profile_dir, renewal, routing, termination
 from workers.aio.browser import BrowserSession
 from workers.browser_watch import BrowserWatch
 from workers.guard import Clock, LeaseGuard
@@ -40,6 +40,8 @@ class WorkerLease(HeldLease):
         self._session: BrowserSession | None = None
         self._stop = threading.Event()  # interrupts a renewal's retries on the ledger thread
         self._heartbeats: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None  # the task running the checkout block
+        self._closing = False
 
     @property
     def heartbeat_task_running(self) -> bool:
@@ -110,8 +112,18 @@ class WorkerLease(HeldLease):
             await self._session.close()
 
     def _start(self) -> None:
+        self._task = asyncio.current_task()
         self._heartbeats = asyncio.create_task(self._renew_while_held())
         self._revocations.start()
+
+    def terminate(self, signum: int) -> bool:
+        """SIGTERM (``workers.termination``): cancel the task running the checkout block, once,
+        unless it is already leaving it; the block then releases and raises ``Terminated``."""
+        first = not self._signalled.must_stop
+        self._signalled.terminate(signum)
+        if first and not self._closing and self._task is not None:
+            self._task.get_loop().call_soon_threadsafe(self._task.cancel)
+        return False
 
     async def _renew_while_held(self) -> None:
         """The heartbeat task: renew every interval until the lease is lost or left."""
@@ -136,6 +148,22 @@ class WorkerLease(HeldLease):
                 self._guard.failed(f"{type(error).__name__}: {error}")
                 await asyncio.sleep(timing.retry_period)
 
+    async def _close_out(self, error: BaseException | None) -> None:
+        """``_end``, carried through whatever cancels the task meanwhile (a cancellation during
+        a release must not leave the lease live and unrenewed): the cancellation is passed on
+        once the lease is released."""
+        self._closing = True
+        ending = asyncio.ensure_future(self._end(error))
+        cancelled = False
+        while not ending.done():
+            try:
+                await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                cancelled = True
+        ending.result()
+        if cancelled:
+            raise asyncio.CancelledError
+
     async def _end(self, error: BaseException | None) -> None:
         """As ``workers.leases.WorkerLease._end``: heartbeats stop before the release."""
         self._stop.set()
@@ -145,14 +173,7 @@ class WorkerLease(HeldLease):
                 await self._heartbeats
         await asyncio.to_thread(self._revocations.stop, STOP_TIMEOUT)
         await self._close_browser()
-        self.evidence = evidence.settle(
-            self.lease,
-            self._guard,
-            self._progress.now(),
-            error,
-            self._expected_failure,
-            self._leases.evidence_dir,
-        )
+        self.evidence = self._settle(error)
         if self.evidence is not None:
             record = self.evidence
             self.result, sent = await self._leases.call(
@@ -255,19 +276,21 @@ class ProfileLeases(WorkerConfig):
     async def _holding(self, lease: Lease, started: float) -> AsyncIterator[WorkerLease]:
         """Renew the lease in a task; release it when the block is left."""
         held = WorkerLease(lease, self, LeaseGuard.for_lease(lease, started, self.clock))
-        held._start()
-        try:
-            yield held
-        except BaseException as error:
+        with termination.handling(held):
+            held._start()
             try:
-                await held._end(error)
-            except Exception as failure:  # never instead of the task's own exception
-                not_released(error, failure, held.lease_id)
-            lost = held.lost_with(error)
-            if lost is not None:
-                raise lost from error
-            raise
-        await held._end(None)
+                yield held
+            except BaseException as error:
+                try:
+                    await held._close_out(error)
+                except Exception as failure:  # never instead of the task's own exception
+                    not_released(error, failure, held.lease_id)
+                instead = held.instead_of(error)
+                if instead is not None:
+                    raise instead from error
+                raise
+            await held._close_out(None)
+            held.stop_if_terminated()
 
     async def close(self) -> None:
         """Close the ledger on its thread (if one was opened), then the thread."""
