@@ -113,6 +113,10 @@ class HeldLease:
         """SIGTERM, with the application's own handler deciding (``workers.termination``)."""
         self._signalled.note(signum)
 
+    def stop(self, signum: int) -> None:
+        """SIGTERM, with a lease held inside this one's block interrupting the run."""
+        self._signalled.stop(signum)
+
     def terminate(self, signum: int) -> bool:
         """SIGTERM, with the SDK stopping the run (``workers.termination``)."""
         return self._signalled.terminate(signum)

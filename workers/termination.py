@@ -56,6 +56,10 @@ class Terminable(Protocol):
     def note(self, signum: int) -> None:
         """The signal came and the application's own handler decides: remember it only."""
 
+    def stop(self, signum: int) -> None:
+        """The signal came and the SDK stops the run, which a lease held inside this one's
+        block interrupts: remember that it must stop."""
+
     def terminate(self, signum: int) -> bool:
         """The signal came and the SDK stops the run (for asyncio, by cancelling the block's
         task); True when the handler should raise ``Terminated`` at once (a sync lease outside
@@ -76,10 +80,13 @@ class Signalled:
     def note(self, signum: int) -> None:
         self.signal = signal.Signals(signum)
 
-    def terminate(self, signum: int) -> bool:
-        """The SDK stops the run; True when it may be interrupted now."""
+    def stop(self, signum: int) -> None:
         self.note(signum)
         self.must_stop = True
+
+    def terminate(self, signum: int) -> bool:
+        """The SDK stops the run; True when it may be interrupted now."""
+        self.stop(signum)
         if self._depth:
             self._pending = True
         return not self._depth
@@ -151,6 +158,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
             lease.note(signum)
         previous(signum, frame)
         return
-    interrupt = [lease.terminate(signum) for lease in held]
-    if any(interrupt):
+    if not held:
+        return
+    *outer, innermost = held  # a lease held inside another's block: it interrupts the run
+    for lease in outer:
+        lease.stop(signum)
+    if innermost.terminate(signum):
         raise Terminated(signum)

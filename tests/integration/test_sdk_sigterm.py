@@ -26,6 +26,7 @@ def store(tmp_path: Path) -> str:
     url = f"memory://{uuid.uuid4().hex}"
     with Ledger.init(url) as ledger:
         ledger.register_profile("p1", account_id="a", proxy_id="px")
+        ledger.register_profile("p2", account_id="a", proxy_id="px")
     return url
 
 
@@ -42,9 +43,10 @@ def default_sigterm() -> Iterator[None]:
     signal.signal(signal.SIGTERM, before)
 
 
-def release_of(store: str) -> ev.LeaseReleaseRequested:
+def release_of(store: str, profile_id: str = "p1") -> ev.LeaseReleaseRequested:
     with Ledger.open(store, create=False) as ledger:
-        (release,) = [e for e in ledger.history("p1") if isinstance(e, ev.LeaseReleaseRequested)]
+        history = ledger.history(profile_id)
+    (release,) = [e for e in history if isinstance(e, ev.LeaseReleaseRequested)]
     return release
 
 
@@ -110,6 +112,27 @@ def test_sigterm_during_a_ledger_call_waits_for_its_end(
     assert [b.step for b in beats] == ["checked_cart"]
     assert release_of(store).envelope.reason == "terminated by SIGTERM at step 'checked_cart'"
     assert state_of(store) == "review_required"
+
+
+def test_nested_leases_are_both_released_and_terminated_once(
+    store: str, settings: BrowserSettings
+) -> None:
+    """Two leases held one inside the other: SIGTERM interrupts the inner block once, both
+    leases are released naming the signal and their own last step, Terminated leaves both
+    blocks, and the default disposition is back."""
+    leases = ProfileLeases.open(store, worker_id="w", settings=settings)
+    with (  # noqa: PT012
+        pytest.raises(Terminated),
+        leases.checkout("p1", run_id="r1", task_type="t") as outer,
+        leases.checkout("p2", run_id="r2", task_type="t") as inner,
+    ):
+        outer.step("outer_step", safe=True)
+        inner.step("inner_step", safe=True)
+        sigterm()
+        time.sleep(10)
+    assert release_of(store, "p1").envelope.reason == "terminated by SIGTERM at step 'outer_step'"
+    assert release_of(store, "p2").envelope.reason == "terminated by SIGTERM at step 'inner_step'"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 class AppStop(BaseException):
