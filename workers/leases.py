@@ -16,6 +16,7 @@ never released by the worker: the sweep settles it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from typing import Any, Self
 
 import greenlet
 from playwright.sync_api import BrowserContext, Playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from ledger import Lease, LeaseLost
 from workers import evidence, launch, profile_dir, renewal, routing, termination
@@ -91,6 +93,18 @@ class WorkerLease(HeldLease):
             )
             self.step("browser_launch")
             profile_dir.claim(plan.user_data_dir, self.lease)
+        session = self._session = self._launch(pw, plan)
+        try:
+            yield session.context
+        finally:  # the final screenshot is evidence of a failure as much as of a success
+            if self._guard.held():
+                session.screenshot(plan)
+            session.close()
+            self._session = None
+
+    def _launch(self, pw: Playwright, plan: launch.LaunchPlan) -> BrowserSession:
+        """Start the browser's watchdog, launch the browser, guard its context; a failure on
+        the way leaves neither running."""
         watch = BrowserWatch(plan.user_data_dir, self._guard, self._leases.clock)
         try:
             context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
@@ -99,16 +113,15 @@ class WorkerLease(HeldLease):
             raise
         watch.launched()
         self._progress.update(observed_proxy=plan.proxy_id)
-        session = self._session = BrowserSession(
-            context, self._guard, self._navigations, self._progress, plan.user_data_dir, watch
-        )
         try:
-            yield context
-        finally:  # the final screenshot is evidence of a failure as much as of a success
-            if self._guard.held():
-                session.screenshot(plan)
-            session.close()
-            self._session = None
+            return BrowserSession(
+                context, self._guard, self._navigations, self._progress, plan.user_data_dir, watch
+            )
+        except BaseException:
+            with contextlib.suppress(PlaywrightError):
+                context.close()
+            watch.done()
+            raise
 
     def _ensure_held(self) -> None:
         """Raise ``LeaseLost`` once the lease is lost, closing the browser first."""

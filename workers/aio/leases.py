@@ -79,6 +79,18 @@ class WorkerLease(HeldLease):
         )
         await self.step("browser_launch")
         await asyncio.to_thread(profile_dir.claim, plan.user_data_dir, self.lease)
+        session = self._session = await self._launch(pw, plan)
+        try:
+            await session.install()
+            yield session.context
+        finally:  # the final screenshot is evidence of a failure as much as of a success
+            if self._guard.held():
+                await session.screenshot(plan)
+            await session.close()
+            self._session = None
+
+    async def _launch(self, pw: Playwright, plan: launch.LaunchPlan) -> BrowserSession:
+        """Start the browser's watchdog, then launch the browser (``install`` guards it)."""
         watch = BrowserWatch(plan.user_data_dir, self._guard, self._leases.clock)
         try:
             context = await pw.chromium.launch_persistent_context(
@@ -89,17 +101,9 @@ class WorkerLease(HeldLease):
             raise
         watch.launched()
         self._progress.update(observed_proxy=plan.proxy_id)
-        session = self._session = BrowserSession(
+        return BrowserSession(
             context, self._guard, self._navigations, self._progress, plan.user_data_dir, watch
         )
-        try:
-            await session.install()
-            yield context
-        finally:  # the final screenshot is evidence of a failure as much as of a success
-            if self._guard.held():
-                await session.screenshot(plan)
-            await session.close()
-            self._session = None
 
     async def _ensure_held(self) -> None:
         if self._guard.held():
