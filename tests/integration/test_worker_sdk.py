@@ -6,26 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from worker_scene import FakeClock, history, leases_on, sdk_settings, sdk_store
 
-from ledger import CheckoutDenied, InvalidInput, Ledger, StoreUnavailable
+from ledger import CheckoutDenied, Ledger, StoreUnavailable
 from ledger.domain import events as ev
 from workers import (
-    DIRECT,
     BrowserSettings,
     LaunchRefused,
     LeaseLost,
     NoProfileAvailable,
-    ProfileLeases,
     aio,
-    renewal,
 )
 from workers.profile_dir import MARKER
 
@@ -38,40 +33,14 @@ class NoBrowser:
         raise AssertionError("a browser was launched")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> str:
-    url = f"memory://{uuid.uuid4().hex}"
-    with Ledger.init(url) as ledger:
-        ledger.register_profile(
-            "p1", account_id="a", proxy_id="px", user_data_dir=str(tmp_path / "p1")
-        )
-        ledger.register_profile("p_nodir", account_id="a", proxy_id="px")
-        ledger.register_profile(
-            "p_unknown_proxy", account_id="a", proxy_id="py", user_data_dir=str(tmp_path / "py")
-        )
-    return url
+    return sdk_store(tmp_path)
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> BrowserSettings:
-    return BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
-
-
-def leases_on(store: str, settings: BrowserSettings, **kw: Any) -> ProfileLeases:
-    return ProfileLeases.open(store, worker_id="worker_03", settings=settings, **kw)
-
-
-def history(store: str, profile_id: str = "p1") -> list[ev.ProfileEvent]:
-    with Ledger.open(store, create=False) as ledger:
-        return ledger.history(profile_id)
+    return sdk_settings(tmp_path)
 
 
 def test_leaving_the_block_releases_with_what_the_worker_knows(
@@ -148,141 +117,6 @@ def test_an_exception_releases_as_a_failure_naming_it(
     assert release.envelope.reason == "RuntimeError: boom"
 
 
-class Unprintable(Exception):
-    """An exception whose message cannot be read."""
-
-    def __str__(self) -> str:
-        raise RuntimeError("no message for you")
-
-
-def _storable(text: str) -> bool:
-    """What every store keeps as given: no NUL, no lone surrogate (valid UTF-8)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
-
-
-@pytest.mark.parametrize(
-    ("error", "reason"),
-    [
-        (
-            RuntimeError("cannot read " + os.fsdecode(b"caf\xe9\x00.txt") + ": gone"),
-            "RuntimeError: cannot read caf\\udce9\\x00.txt: gone",
-        ),
-        (Unprintable(), "Unprintable"),
-        (
-            RuntimeError("Failed to launch chromium\n" + " --flag" * 400),
-            "RuntimeError: Failed to launch chromium",
-        ),
-        (RuntimeError("x" * 5000), "RuntimeError: " + "x" * 183 + "..."),
-    ],
-    ids=["undecodable_file_name", "unprintable", "launch_command_line", "long"],
-)
-def test_the_reason_derived_from_an_exception_is_storable_and_short(
-    store: str, settings: BrowserSettings, error: Exception, reason: str
-) -> None:
-    """Whatever the exception says (a file name that is not UTF-8 with a NUL, a message that
-    cannot be read, Chromium's 2 KB command line, 5,000 characters), the release's reason is
-    its type and first line, escaped and at most 200 characters; the lease is released and the
-    user's very exception propagates."""
-    with (
-        leases_on(store, settings) as leases,
-        pytest.raises(type(error)) as raised,
-        leases.checkout("p1", run_id="run_1", task_type="t"),
-    ):
-        raise error
-    assert raised.value is error
-    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
-    assert release.outcome == "failure"
-    assert release.envelope.reason == reason
-    assert _storable(release.envelope.reason)
-    assert len(release.envelope.reason) <= 200
-
-
-@pytest.mark.parametrize("flavour", ["sync", "async"])
-def test_a_release_that_fails_never_hides_the_users_exception(
-    store: str,
-    settings: BrowserSettings,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-    flavour: str,
-) -> None:
-    """The release itself fails (not for the store's sake): the user's exception still
-    propagates, carrying a note that says the lease was not released and why, and the failure
-    is logged; on both flavours."""
-
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("release broke")
-
-    monkeypatch.setattr(renewal, "release", broken)
-
-    async def run_async() -> None:
-        async with (
-            aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases,
-            leases.checkout("p1", run_id="run_1", task_type="t"),
-        ):
-            raise ValueError("the task's own error")
-
-    def run_sync() -> None:
-        with leases_on(store, settings).checkout("p1", run_id="run_1", task_type="t"):
-            raise ValueError("the task's own error")
-
-    with pytest.raises(ValueError, match="the task's own error") as raised:
-        asyncio.run(run_async()) if flavour == "async" else run_sync()
-    notes = getattr(raised.value, "__notes__", [])
-    assert any("not released" in n and "release broke" in n for n in notes), notes
-    assert "release broke" in caplog.text
-
-
-def test_a_release_the_ledger_refuses_is_sent_again_with_what_it_can_take(
-    store: str, settings: BrowserSettings, tmp_path: Path
-) -> None:
-    """A release refused as bad input (here: any final URL) is sent again without what the
-    ledger refused, saying so as the evidence problem: the lease always ends, and never
-    cleanly on an unproven report; evidence.json keeps what was released."""
-    leases = leases_on(store, settings)
-    real = leases.ledger.release
-
-    def picky(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("final_url") is not None:
-            raise InvalidInput("final_url", "not this one")
-        return real(*args, **kwargs)
-
-    leases.ledger.release = picky  # type: ignore[method-assign]
-    with leases.checkout("p1", run_id="run_1", task_type="t") as lease:
-        lease.visited("http://127.0.0.1:9/done")
-    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
-    assert release.final_url is None
-    assert release.evidence_problem is not None
-    assert "final_url" in release.evidence_problem
-    assert lease.result is not None
-    assert (lease.result.profile_state, lease.result.cause) == (
-        "review_required",
-        "evidence_failed",
-    )
-    kept = json.loads((tmp_path / "evidence/p1/lease-1/evidence.json").read_text())
-    assert (kept["final_url"], kept["evidence_problem"]) == (None, release.evidence_problem)
-
-
-def test_pages_with_unstorable_urls_are_escaped_not_refused(
-    store: str, settings: BrowserSettings
-) -> None:
-    """A page URL holding a NUL or an undecodable byte is escaped before any heartbeat or
-    release carries it, so the lease is renewed and released, not lost over a URL."""
-    with (
-        leases_on(store, settings) as leases,
-        leases.checkout("p1", run_id="run_1", task_type="t") as lease,
-    ):
-        lease.visited("http://127.0.0.1:9/a\x00b/" + os.fsdecode(b"\xff"))
-        lease.step("looked")
-    beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat)]
-    assert beats[-1].url == "http://127.0.0.1:9/a\\x00b/\\udcff"
-    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
-    assert release.final_url == beats[-1].url
-
-
 def test_expected_failure_is_released_as_such(store: str, settings: BrowserSettings) -> None:
     """lease.expected_failure(reason) makes the release an expected failure with the reason."""
     with (
@@ -292,23 +126,6 @@ def test_expected_failure_is_released_as_such(store: str, settings: BrowserSetti
         lease.expected_failure("out of stock")
     (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
     assert (release.outcome, release.envelope.reason) == ("expected_failure", "out of stock")
-
-
-def test_an_expected_failure_the_ledger_would_refuse_is_bad_input_at_once(
-    store: str, settings: BrowserSettings
-) -> None:
-    """An empty or over-long expected failure reason is refused where the task gives it (not
-    at the release, where it would cost the lease); a NUL in it is escaped."""
-    with (
-        leases_on(store, settings) as leases,
-        leases.checkout("p1", run_id="run_1", task_type="t") as lease,
-    ):
-        for bad in (" ", "x" * 2001):
-            with pytest.raises(InvalidInput, match="reason"):
-                lease.expected_failure(bad)
-        lease.expected_failure("closed\x00")
-    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
-    assert (release.outcome, release.envelope.reason) == ("expected_failure", "closed\\x00")
 
 
 def test_a_worker_paused_past_its_deadline_stops_and_releases_nothing(
@@ -332,97 +149,6 @@ def test_a_worker_paused_past_its_deadline_stops_and_releases_nothing(
     assert lease.result is None
     assert not lease.heartbeat_thread_alive
     assert not [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
-
-
-@pytest.mark.parametrize("flavour", ["sync", "async"])
-def test_a_hard_limit_stops_the_worker_on_its_own_clock(
-    store: str, settings: BrowserSettings, flavour: str
-) -> None:
-    """A checkout with max_duration_seconds=60 (TTL 300): the lease carries its hard limit;
-    on the worker's clock, a step just before it is renewed, and from the limit on the lease
-    is lost saying so, without asking the ledger, and nothing is released."""
-    clock = FakeClock()
-
-    def body(lease: Any) -> None:
-        assert lease.lease.hard_limit_at is not None
-        clock.now += 59
-        yield lease.step("nearly_done")
-        assert not lease.lost.is_set()
-        clock.now += 1
-        yield lease.step("too_late")
-
-    def run_sync() -> Any:
-        with leases_on(store, settings, clock=clock).checkout(
-            "p1", run_id="r", task_type="t", max_duration_seconds=60
-        ) as lease:
-            for _ in body(lease):
-                pass
-        return lease
-
-    async def run_async() -> Any:
-        leases = aio.ProfileLeases.open(store, worker_id="w", settings=settings, clock=clock)
-        async with (
-            leases,
-            leases.checkout("p1", run_id="r", task_type="t", max_duration_seconds=60) as lease,
-        ):
-            for step in body(lease):
-                await step
-        return lease
-
-    with pytest.raises(LeaseLost, match="hard limit of 60s reached"):
-        run_sync() if flavour == "sync" else asyncio.run(run_async())
-    beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat)]
-    assert [b.step for b in beats] == ["nearly_done"]
-    assert not [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
-
-
-def blocked_until_lost(lease: Any, seconds: float) -> float | None:
-    """Block the calling thread (no SDK call, no await) until the lease is lost; how long it
-    took, or None."""
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        if lease.lost.is_set():
-            return time.monotonic() - started
-        time.sleep(0.01)
-    return None
-
-
-@pytest.mark.parametrize("action", ["force_release", "quarantine"])
-@pytest.mark.parametrize("flavour", ["sync", "async"])
-def test_a_revocation_reaches_a_busy_worker_within_a_poll(
-    store: str, settings: BrowserSettings, flavour: str, action: str
-) -> None:
-    """The task is busy and never calls the SDK (sync: its thread blocked; asyncio: its event
-    loop blocked); an operator force-releases or quarantines its lease (TTL 300: no renewal
-    is due for 100 s). Within 2 s lease.lost is set with a reason that says revoked, and
-    leaving the block raises LeaseLost, releasing nothing."""
-
-    def revoke() -> None:
-        time.sleep(0.2)
-        with Ledger.open(store, create=False) as ops:
-            getattr(ops, action)("p1", actor="ops", reason="stuck")
-
-    took: list[float | None] = []
-
-    def run_sync() -> None:
-        with leases_on(store, settings).checkout("p1", run_id="r", task_type="t") as lease:
-            threading.Thread(target=revoke).start()
-            took.append(blocked_until_lost(lease, 5))
-
-    async def run_async() -> None:
-        leases = aio.ProfileLeases.open(store, worker_id="w", settings=settings)
-        async with leases, leases.checkout("p1", run_id="r", task_type="t") as lease:
-            threading.Thread(target=revoke).start()
-            took.append(blocked_until_lost(lease, 5))
-
-    with pytest.raises(LeaseLost, match="revoked") as raised:
-        asyncio.run(run_async()) if flavour == "async" else run_sync()
-    (seconds,) = took
-    assert seconds is not None
-    assert seconds < 0.2 + 2
-    assert str(raised.value).count("lease lost") == 1
-    assert not [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
-    assert [e for e in history(store) if isinstance(e, ev.LeaseRevoked)]
 
 
 def test_a_lease_the_ledger_ended_is_lost_at_the_next_step(
@@ -529,53 +255,6 @@ def test_the_asyncio_flavour_keeps_its_ledger_on_one_thread_of_its_own(
     renewals = [e for e in events if isinstance(e, ev.LeaseHeartbeat)]
     assert len(renewals) >= 3  # the step and at least two renewals
     assert events[-2].event_type == "lease_release_requested"
-
-
-def test_an_asyncio_release_survives_repeated_cancellation(
-    store: str, settings: BrowserSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The task is cancelled, then cancelled three times more 5 ms apart while the lease is
-    being released (a release that takes 100 ms): the release still completes, once, the
-    heartbeat task and the revocation watch have ended, and the cancellation reaches the
-    caller."""
-    real = renewal.release
-
-    def slow(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(renewal, "release", slow)
-    held: list[aio.WorkerLease] = []
-
-    async def work(leases: aio.ProfileLeases) -> None:
-        async with leases.checkout("p1", run_id="r", task_type="t") as lease:
-            held.append(lease)
-            await asyncio.sleep(60)
-
-    async def run() -> None:
-        async with aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases:
-            task = asyncio.create_task(work(leases))
-            await asyncio.sleep(0.3)
-            for _ in range(4):
-                task.cancel()
-                await asyncio.sleep(0.005)
-            with pytest.raises(asyncio.CancelledError):
-                await task
-
-    asyncio.run(run())
-    (lease,) = held
-    assert lease.result is not None
-    assert not lease.heartbeat_task_running
-    assert not lease._revocations.alive
-    releases = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
-    assert len(releases) == 1
-    assert releases[0].outcome == "failure"
-    beats_after = [
-        e
-        for e in history(store)[history(store).index(releases[0]) :]
-        if isinstance(e, ev.LeaseHeartbeat)
-    ]
-    assert beats_after == []
 
 
 def test_a_checkout_whose_answer_was_lost_is_resent_under_the_same_id(
