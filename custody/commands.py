@@ -114,6 +114,13 @@ def init() -> dict[str, Any]:
     show_default=True,
     help="where a release that proves nothing sends the profile (README: Release rules)",
 )
+@click.option(
+    "--max-lease",
+    "max_lease_seconds",
+    type=int,
+    metavar="SECONDS",
+    help="hard limit of every lease: no renewal past it",
+)
 @on_ledger
 def register(ledger: Ledger, **params: Any) -> ProfileRecord:
     """register a profile with its account context"""
@@ -136,6 +143,13 @@ def register(ledger: Ledger, **params: Any) -> ProfileRecord:
 )
 @click.option("--account", "account_id", metavar="ACCOUNT", help="deny unless it is this account's")
 @click.option("--proxy", "proxy_id", metavar="PROXY", help="deny unless it uses this proxy")
+@click.option(
+    "--max-duration",
+    "max_duration_seconds",
+    type=int,
+    metavar="SECONDS",
+    help="hard limit of this lease: no renewal past it",
+)
 @_command_id
 @on_ledger
 def checkout(ledger: Ledger, **params: Any) -> Lease:
@@ -178,6 +192,7 @@ def extend(ledger: Ledger, **params: Any) -> Lease:
 @click.option("--prompt-seen", is_flag=True, help="a login or verification prompt appeared")
 @click.option("--observed-proxy", metavar="PROXY")
 @click.option("--observed-account", metavar="ACCOUNT")
+@click.option("--evidence-problem", metavar="TEXT", help="why the evidence could not be collected")
 @_command_id
 @on_ledger
 def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseResult:

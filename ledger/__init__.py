@@ -58,7 +58,7 @@ from ledger.domain.model import (
 )
 from ledger.domain.policies import RELEASE_POLICIES
 from ledger.domain.state import Block, Disabled, Review
-from ledger.domain.view import Availability, ProfileView
+from ledger.domain.view import Availability, LeaseCheck, ProfileView
 from ledger.feed import Feed, FeedSnapshot, FeedTransaction, Notification, ReadModelDamaged
 from ledger.stores.wakeups import Wakeups
 
@@ -84,6 +84,7 @@ __all__ = [
     "Holder",
     "InvalidInput",
     "Lease",
+    "LeaseCheck",
     "LeaseEnding",
     "LeaseLost",
     "LeaseStatus",

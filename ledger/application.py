@@ -49,11 +49,13 @@ class Ledger(LedgerReads):
         release_policy: str = DEFAULT_RELEASE_POLICY,
         unclean_limit: int = DEFAULT_UNCLEAN_LIMIT,
         unclean_window_seconds: int = DEFAULT_UNCLEAN_WINDOW_SECONDS,
+        max_lease_seconds: int | None = None,
         actor: str = "operator",
         command_id: str | None = None,
     ) -> ProfileRecord:
         """Register a profile with its account context; the same record again is a no-op, a
-        different one for an existing profile raises ``NotAllowed``."""
+        different one for an existing profile raises ``NotAllowed``. ``max_lease_seconds``:
+        the hard limit of every lease of the profile (None: none)."""
         return self._run(handlers.register, cmds.RegisterProfile, locals(), creating=True)
 
     def checkout(
@@ -68,8 +70,14 @@ class Ledger(LedgerReads):
         proxy_id: str | None = None,
         command_id: str | None = None,
         correlation_id: str | None = None,
+        max_duration_seconds: int | None = None,
     ) -> Lease:
-        """Lease the profile to a worker, or raise ``CheckoutDenied`` with the reason."""
+        """Lease the profile to a worker, or raise ``CheckoutDenied`` with the reason.
+
+        ``max_duration_seconds`` is the lease's hard limit (within the profile's
+        ``max_lease_seconds``, the tighter wins): no renewal moves its deadline past it, and
+        from then on heartbeats, extends and the release raise ``LeaseLost`` saying so; the
+        lease then goes stale and the sweep settles it."""
         return self._run(handlers.checkout, cmds.Checkout, locals())
 
     def heartbeat(
@@ -105,12 +113,15 @@ class Ledger(LedgerReads):
         prompt_seen: bool = False,
         observed_proxy: str | None = None,
         observed_account: str | None = None,
+        evidence_problem: str | None = None,
         command_id: str | None = None,
     ) -> ReleaseResult:
         """End the lease with the worker's report; the rules decide pool, review or quarantine.
 
         ``screenshot_sha256`` is the hex digest of the screenshot file's bytes, computed by
         whoever holds the file (the ledger never reads a worker's disk); it needs ``screenshot``.
+        ``evidence_problem`` says why the evidence could not be collected: such an ending is
+        unproven (``evidence_failed``), never a clean one.
         """
         return self._run(handlers.release, cmds.Release, locals())
 

@@ -26,6 +26,7 @@ from ledger.domain.model import (
     FencingToken,
     Identity,
     LeaseId,
+    MaxLeaseSeconds,
     Name,
     Outcome,
     ProfileId,
@@ -112,6 +113,7 @@ class RegisterProfile(Command):
     release_policy: PolicyName = DEFAULT_RELEASE_POLICY
     unclean_limit: UncleanLimit = DEFAULT_UNCLEAN_LIMIT
     unclean_window_seconds: UncleanWindow = DEFAULT_UNCLEAN_WINDOW_SECONDS
+    max_lease_seconds: MaxLeaseSeconds | None = None
     actor: Identity = "operator"
 
 
@@ -125,6 +127,7 @@ class Checkout(Command):
     account_id: Identity | None = None
     proxy_id: Identity | None = None
     correlation_id: Name | None = None
+    max_duration_seconds: MaxLeaseSeconds | None = None
 
 
 class LeaseCommand(Command):
@@ -158,6 +161,7 @@ class Release(LeaseCommand):
     prompt_seen: bool = False
     observed_proxy: Identity | None = None
     observed_account: Identity | None = None
+    evidence_problem: Text | None = None
 
     @field_validator("reason")
     @classmethod

@@ -86,6 +86,7 @@ def checkout(uow: UnitOfWork, c: cmds.Checkout) -> Lease:
         ttl_seconds=c.ttl_seconds,
         account_id=c.account_id,
         proxy_id=c.proxy_id,
+        max_duration_seconds=c.max_duration_seconds,
     )
 
     def decide(profile: Profile, issued: Issued) -> None:
@@ -128,6 +129,7 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
         prompt_seen=c.prompt_seen,
         observed_proxy=c.observed_proxy,
         observed_account=c.observed_account,
+        evidence_problem=c.evidence_problem,
     )
 
     def decide(profile: Profile, issued: Issued) -> None:

@@ -15,8 +15,15 @@ from ledger.domain.denials import context_denial, state_denial
 from ledger.domain.directories import normalised
 from ledger.domain.errors import UnknownProfile
 from ledger.domain.events import ProfileEvent
-from ledger.domain.model import Denial, ProfileId
-from ledger.domain.view import Availability, ProfileView, availability_of, view_of
+from ledger.domain.model import Denial, LeaseId, ProfileId, parse_lease_id
+from ledger.domain.view import (
+    Availability,
+    LeaseCheck,
+    ProfileView,
+    availability_of,
+    lease_check,
+    view_of,
+)
 from ledger.feed import Feed
 from ledger.stores import connect, initialise
 from ledger.stores.settings import StoreSettings
@@ -27,6 +34,11 @@ from ledger.unit_of_work import Clock, UnitOfWork
 class _ProfileQuery(Command):
     kind = "read"
     profile_id: ProfileId
+
+
+class _LeaseQuery(Command):
+    kind = "read"
+    lease_id: LeaseId
 
 
 class LedgerReads:
@@ -136,6 +148,19 @@ class LedgerReads:
             return []
         found = self.store.overlapping(normalised(directory))
         return [d.profile_id for d in found if d.profile_id != profile_id]
+
+    def check_lease(self, lease_id: str) -> LeaseCheck:
+        """Is the lease still its profile's live lease (not ended, not marked stale)? What a
+        worker polls while it holds one, to learn of a force-release, a quarantine or a
+        disable within seconds. One indexed read of the profile's availability row (written
+        with the events, so never behind them); a row missing or damaged is made from the
+        events instead. ``InvalidInput`` for a malformed lease id, ``UnknownProfile``."""
+        lid = parse(_LeaseQuery, lease_id=lease_id).lease_id
+        pid = parse_lease_id(lid)[0]
+        row = self.store.availability_row(pid)
+        if not isinstance(row, Availability):
+            row = availability_of(self.uow.load(pid))
+        return lease_check(row, lid)
 
     def profile_ids(self) -> list[str]:
         """Every registered profile, read from the event log itself, in id order."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from workers.routing import NoProfileAvailable, checkout_for
     from workers.settings import DIRECT, BrowserSettings, LaunchRefused
     from workers.sweeper import watch
+    from workers.termination import Terminated
     from workers.timing import RenewalTiming
 
 # Where each public name lives. A name is imported when first asked for, so a command that
@@ -40,6 +41,7 @@ _HOMES = {
     **dict.fromkeys(("NoProfileAvailable", "checkout_for"), "workers.routing"),
     **dict.fromkeys(("DIRECT", "BrowserSettings", "LaunchRefused"), "workers.settings"),
     "watch": "workers.sweeper",
+    "Terminated": "workers.termination",
     "RenewalTiming": "workers.timing",
 }
 
@@ -66,6 +68,7 @@ __all__ = [
     "NoProfileAvailable",
     "ProfileLeases",
     "RenewalTiming",
+    "Terminated",
     "WorkerLease",
     "checkout_for",
     "inspect",

@@ -18,14 +18,22 @@ the task installs itself that calls ``continue_()`` (its handlers run before the
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.sync_api import Error as PlaywrightError
 
+from workers.browser_watch import BrowserWatch
 from workers.guard import LeaseGuard, Progress
-from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations, final_page, kill_browser
+from workers.launch import (
+    ALL_URLS,
+    BLOCKED,
+    EvidenceWatch,
+    LaunchPlan,
+    Navigations,
+    final_page,
+    kill_browser,
+)
 
 
 class BrowserSession:
@@ -36,15 +44,22 @@ class BrowserSession:
         context: BrowserContext,
         guard: LeaseGuard,
         navigations: Navigations,
+        progress: Progress,
         user_data_dir: Path,
+        watch: BrowserWatch,
     ) -> None:
-        """Installs the request guard and the navigation watch before any page loads."""
+        """Installs the request guard and the navigation watch before any page loads.
+        ``watch``: the browser's watchdog, told ``done`` once the browser is closed."""
         self.context = context
+        self._watchdog = watch
         self._user_data_dir = user_data_dir
         self.closed = False
         self._guard = guard
         self._navigations = navigations
+        self._progress = progress
         self._last_page: Page | None = None
+        self._evidence = EvidenceWatch(progress)
+        context.on("close", self._evidence.context_closed)
         context.route(ALL_URLS, self._route)
         context.route_web_socket(ALL_URLS, self._route_socket)
         for page in context.pages:
@@ -81,27 +96,37 @@ class BrowserSession:
 
         page.on("framenavigated", navigated)
 
-    def screenshot(self, launch: LaunchPlan, progress: Progress) -> None:
+    def screenshot(self, launch: LaunchPlan) -> None:
         """Save the last navigated page (or the last open one) as the final screenshot and
-        record its path and sha256; a page that cannot be captured leaves no screenshot."""
+        record its path and sha256. A capture that fails is recorded as the evidence problem
+        (``EvidenceWatch``); a browser that did not answer it is killed at ``close``."""
+        if self._evidence.gone_before_capture():
+            return
         page = final_page(self._last_page, self.context.pages)
         if page is None:
             return
-        launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
         try:
+            launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
-        except PlaywrightError:
+        except Exception as failed:
+            self._evidence.capture_failed(failed, browser=isinstance(failed, PlaywrightError))
             return
-        launch.file_screenshot(progress)
+        launch.file_screenshot(self._progress)
 
     def close(self) -> None:
-        """Close the context (the only way Chromium flushes recent cookies); under a lost lease
-        kill the browser first (``launch.kill_browser`` says why). Idempotent, and quiet about
-        a browser that is already gone."""
+        """Close the context (the only way Chromium flushes recent cookies). Under a lost
+        lease, or after a screenshot the browser did not answer, kill the browser first
+        (``launch.kill_browser`` says why; a frozen browser would never answer the close).
+        Idempotent; a close that fails is recorded as an evidence problem."""
         if self.closed:
             return
         self.closed = True
-        if not self._guard.held():
-            kill_browser(self._user_data_dir)
-        with contextlib.suppress(PlaywrightError):
+        killed = False
+        if not self._guard.held() or self._evidence.unanswered:
+            killed = kill_browser(self._user_data_dir) is not None
+        try:
             self.context.close()
+        except PlaywrightError as failed:
+            self._evidence.close_failed(failed, expected=killed)
+        finally:
+            self._watchdog.done()

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ledger import Lease, LeaseLost, Outcome
 from workers.guard import LeaseGuard, Report
+from workers.reasons import capped, reason_of, storable
 
 MAX_RECORDED_PATH = 200  # what the ledger accepts for a screenshot's path
 MAX_REASON = 2000  # what the ledger accepts for a reason
+# What a release can do without when the ledger refuses it (a digest needs its screenshot).
+_DROPPABLE = {
+    "final_url": ("final_url",),
+    "screenshot": ("screenshot", "screenshot_sha256"),
+    "screenshot_sha256": ("screenshot", "screenshot_sha256"),
+    "observed_proxy": ("observed_proxy",),
+}
 
 
 def lease_directory(evidence_dir: Path, lease: Lease) -> Path:
@@ -30,17 +38,22 @@ def sha256_of(path: Path) -> str:
 
 
 def recorded_path(path: Path, evidence_dir: Path) -> str:
-    """The path the ledger records: absolute when it fits the ledger's limit, else relative to
-    the worker's evidence directory."""
-    shown = str(path)
-    return shown if len(shown) <= MAX_RECORDED_PATH else str(path.relative_to(evidence_dir))
+    """The path the ledger records (escaped: ``workers.reasons.storable``): absolute when it
+    fits the ledger's limit, else relative to the worker's evidence directory."""
+    shown = storable(str(path))
+    return (
+        shown if len(shown) <= MAX_RECORDED_PATH else storable(str(path.relative_to(evidence_dir)))
+    )
 
 
-def ending(error: BaseException | None, expected_failure: str | None) -> tuple[Outcome, str | None]:
-    """How a run ended: an exception is a failure (named with its type), else an expected
-    failure the task declared, else success."""
+def ending(
+    error: BaseException | None, expected_failure: str | None, failure: str | None = None
+) -> tuple[Outcome, str | None]:
+    """How a run ended: an exception is a failure (``failure`` if given, else named by its
+    type and first line: ``workers.reasons.reason_of``), else an expected failure the task
+    declared, else success."""
     if error is not None:
-        return Outcome.FAILURE, f"{type(error).__name__}: {error}"[:MAX_REASON]
+        return Outcome.FAILURE, failure or reason_of(error)
     if expected_failure is not None:
         return Outcome.EXPECTED_FAILURE, expected_failure
     return Outcome.SUCCESS, None
@@ -64,6 +77,7 @@ class Evidence:
     last_step: str | None
     last_safe_step: str | None
     mutating_step: str | None
+    evidence_problem: str | None = None
 
     @classmethod
     def of(cls, lease: Lease, report: Report, outcome: Outcome, reason: str | None) -> Evidence:
@@ -82,6 +96,9 @@ class Evidence:
             last_step=report.step,
             last_safe_step=report.last_safe_step,
             mutating_step=report.mutating_step,
+            evidence_problem=capped(report.evidence_problem, MAX_REASON)
+            if report.evidence_problem
+            else None,
         )
 
     def release_arguments(self) -> dict[str, Any]:
@@ -94,7 +111,23 @@ class Evidence:
             "screenshot_sha256": self.screenshot_sha256,
             "prompt_seen": self.prompt_seen,
             "observed_proxy": self.observed_proxy,
+            "evidence_problem": self.evidence_problem,
         }
+
+    def refused(self, field: str, problem: str) -> Evidence:
+        """This record without what the ledger refused as bad input (``field``: dropped, or
+        for the reason replaced), saying so as its evidence problem. The outcome stays: the
+        rules judge such an ending unproven, never clean."""
+        said = capped(storable(f"the ledger refused the release's {field}: {problem}"))
+        earlier = self.evidence_problem if field != "evidence_problem" else None
+        changes: dict[str, Any] = {
+            "evidence_problem": capped(f"{earlier}; {said}" if earlier else said, MAX_REASON)
+        }
+        if field in _DROPPABLE:
+            changes.update(dict.fromkeys(_DROPPABLE[field]))
+        elif field == "reason":
+            changes["reason"] = said
+        return replace(self, **changes)
 
     def write(self, directory: Path) -> Path:
         """Keep this record as ``evidence.json`` in ``directory`` (made if missing)."""
@@ -111,14 +144,16 @@ def settle(
     error: BaseException | None,
     expected_failure: str | None,
     evidence_dir: Path,
+    failure: str | None = None,
 ) -> Evidence | None:
-    """The evidence a lease ending now releases with, kept in its evidence directory. A lost
-    lease releases nothing: None when an error is already on its way, else ``LeaseLost``."""
+    """The evidence a lease ending now releases with, kept in its evidence directory (an
+    error's reason is ``failure`` if given). A lost lease releases nothing: None when an error
+    is already on its way, else ``LeaseLost``."""
     if not guard.held():
         if error is None:
             raise LeaseLost(lease.lease_id, guard.why)
         return None
-    outcome, reason = ending(error, expected_failure)
+    outcome, reason = ending(error, expected_failure, failure)
     record = Evidence.of(lease, report, outcome, reason)
     record.write(lease_directory(evidence_dir, lease))
     return record

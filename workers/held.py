@@ -3,15 +3,35 @@ state of one held lease (``HeldLease``). Neither calls the ledger or Playwright.
 
 from __future__ import annotations
 
+import logging
+import signal
 import time
 from pathlib import Path
 from typing import Self
 
-from ledger import Lease, ReleaseResult
-from workers.evidence import Evidence
+from playwright.sync_api import Error as PlaywrightError
+
+from ledger import InvalidInput, Lease, LeaseLost, Ledger, ReleaseResult
+from workers import evidence
+from workers.evidence import MAX_REASON, Evidence
 from workers.guard import Clock, LeaseGuard, Progress
 from workers.launch import Navigations
-from workers.settings import BrowserSettings
+from workers.reasons import reason_of, storable
+from workers.revocation import RevocationWatch
+from workers.settings import BrowserSettings, default_evidence_dir
+from workers.termination import Signalled, Terminated
+
+log = logging.getLogger("custody.workers")
+STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat and watch threads
+
+
+def not_released(error: BaseException, failure: Exception, lease_id: str) -> None:
+    """The release failed while the task's own exception was on its way out: that exception
+    goes on (it is the one the caller must see), carrying a note that says why the lease was
+    not released; the failure is logged too. The sweep settles the lease at its deadline."""
+    why = reason_of(failure)
+    error.add_note(f"custody: {lease_id} was not released: {why}")
+    log.warning("%s was not released (%s) while %s propagated", lease_id, why, reason_of(error))
 
 
 class WorkerConfig:
@@ -28,7 +48,10 @@ class WorkerConfig:
         self.worker_id = worker_id
         self.settings = settings
         self.clock = clock
-        self.evidence_dir = Path(settings.evidence_dir).absolute()
+        chosen = settings.evidence_dir
+        self.evidence_dir = (
+            Path(chosen).absolute() if chosen is not None else default_evidence_dir()
+        )
 
     @classmethod
     def open(
@@ -43,6 +66,10 @@ class WorkerConfig:
         (``InvalidInput`` for a malformed URL at once, ``StoreUnavailable`` at the checkout)."""
         return cls(store_url, worker_id, settings or BrowserSettings(), clock)
 
+    def open_ledger(self) -> Ledger:
+        """A new ledger on this store, for the calling thread."""
+        return Ledger.open(self.store_url, create=False)
+
 
 class HeldLease:
     """One checked-out lease as its task sees it.
@@ -51,7 +78,7 @@ class HeldLease:
     the checkout block, ``evidence`` and ``result`` hold what the release reported and how the
     ledger judged it (both None if the lease was lost)."""
 
-    def __init__(self, lease: Lease, guard: LeaseGuard, settings: BrowserSettings) -> None:
+    def __init__(self, lease: Lease, guard: LeaseGuard, config: WorkerConfig) -> None:
         self.lease = lease
         self.lost = guard.lost
         self.evidence: Evidence | None = None
@@ -60,7 +87,10 @@ class HeldLease:
         self._progress = Progress()
         self._expected_failure: str | None = None
         # Pages seen in a launched browser and pages a task reports go through the same door.
-        self._navigations = Navigations(self._progress, settings.prompt_matcher())
+        self._navigations = Navigations(self._progress, config.settings.prompt_matcher())
+        self._revocations = RevocationWatch(config.open_ledger, guard)
+        self._evidence_dir = config.evidence_dir
+        self._signalled = Signalled()
 
     @property
     def lease_id(self) -> str:
@@ -74,6 +104,55 @@ class HeldLease:
     def why_lost(self) -> str:
         return self._guard.why
 
+    @property
+    def terminated(self) -> signal.Signals | None:
+        """The signal that came while the lease was held (SIGTERM), if one did."""
+        return self._signalled.signal
+
+    def note(self, signum: int) -> None:
+        """SIGTERM, with the application's own handler deciding (``workers.termination``)."""
+        self._signalled.note(signum)
+
+    def stop(self, signum: int) -> None:
+        """SIGTERM, with a lease held inside this one's block interrupting the run."""
+        self._signalled.stop(signum)
+
+    def terminate(self, signum: int) -> bool:
+        """SIGTERM, with the SDK stopping the run (``workers.termination``)."""
+        return self._signalled.terminate(signum)
+
+    def stop_if_terminated(self) -> None:
+        """``Terminated`` once SIGTERM stopped the run (after a release it did not cut short)."""
+        if self._signalled.must_stop and self._signalled.signal is not None:
+            raise Terminated(self._signalled.signal)
+
+    def instead_of(self, error: BaseException) -> BaseException | None:
+        """What the checkout block raises instead of ``error`` (from it), or None to let it
+        propagate: ``Terminated`` once SIGTERM stopped the run (the cancellation or browser
+        error it caused is not the task's); ``LeaseLost`` when ``error`` is the browser failing
+        because the lease was lost (the watchdog or the guard killed it)."""
+        if self._signalled.must_stop and not isinstance(error, Terminated):
+            assert self._signalled.signal is not None
+            return Terminated(self._signalled.signal)
+        if isinstance(error, PlaywrightError) and not self._guard.held():
+            return LeaseLost(self.lease_id, self._guard.why)
+        return None
+
+    def _settle(self, error: BaseException | None) -> Evidence | None:
+        """The evidence to release with (``evidence.settle``), a run stopped by SIGTERM saying
+        so and naming the step it reached."""
+        report = self._progress.now()
+        failure = self._signalled.reason(report.step, error) if error is not None else None
+        return evidence.settle(
+            self.lease,
+            self._guard,
+            report,
+            error,
+            self._expected_failure,
+            self._evidence_dir,
+            failure,
+        )
+
     def visited(self, url: str) -> None:
         """Report a page the task reached without ``browser()`` (an HTTP client, a browser the
         SDK did not launch), as a navigation there would: the URL goes with the next heartbeat
@@ -83,5 +162,12 @@ class HeldLease:
 
     def expected_failure(self, reason: str) -> None:
         """End the lease as an expected failure with ``reason`` when the checkout block is left
-        (an exception raised later still makes it a failure)."""
+        (an exception raised later still makes it a failure). ``InvalidInput`` at once for a
+        reason the ledger would refuse (empty, or longer than it keeps); a NUL or a lone
+        surrogate in it is escaped (``workers.reasons.storable``)."""
+        reason = storable(reason)
+        if not reason.strip() or len(reason) > MAX_REASON:
+            raise InvalidInput(
+                "reason", f"an expected failure's reason: 1 to {MAX_REASON} characters"
+            )
         self._expected_failure = reason

@@ -19,6 +19,7 @@ from ledger import BrowserStatus, Lease
 from workers import evidence
 from workers.guard import Progress
 from workers.inspector import LocalHost, inspect
+from workers.reasons import reason_of
 from workers.settings import BrowserSettings, LaunchRefused
 
 # The abort reason Chromium shows for a request the lease guard refused.
@@ -105,6 +106,38 @@ def kill_browser(user_data_dir: Path) -> int | None:
     with contextlib.suppress(ProcessLookupError):
         LocalHost().send(check.pid, signal.SIGKILL, group=True)
     return check.pid
+
+
+class EvidenceWatch:
+    """What went wrong with a launched browser's evidence, said in ``Progress`` for the
+    release (its ``evidence_problem``): a browser gone before the final screenshot (a crash,
+    a dead driver), a screenshot that failed, a close that failed. ``unanswered``: the browser
+    did not answer the screenshot (frozen, or its driver gone), so it is killed, not closed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._gone = False
+        self.unanswered = False
+
+    def context_closed(self, *_: object) -> None:
+        """Playwright's ``close`` event (its own thread): the browser went away."""
+        self._gone = True
+
+    def gone_before_capture(self) -> bool:
+        if self._gone:
+            self._progress.evidence_failed("the browser was gone before the final screenshot")
+        return self._gone
+
+    def capture_failed(self, error: Exception, *, browser: bool) -> None:
+        """The screenshot raised ``error``; ``browser``: the browser's side failed (not,
+        say, the disk)."""
+        self._progress.evidence_failed(f"final screenshot failed: {reason_of(error)}")
+        self.unanswered = self.unanswered or browser
+
+    def close_failed(self, error: Exception, *, expected: bool) -> None:
+        """The context's close raised; ``expected`` after the browser was killed on purpose."""
+        if not expected:
+            self._progress.evidence_failed(f"browser close failed: {reason_of(error)}")
 
 
 class Navigations:

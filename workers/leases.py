@@ -15,30 +15,33 @@ never released by the worker: the sweep settles it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
+import greenlet
 from playwright.sync_api import BrowserContext, Playwright
+from playwright.sync_api import Error as PlaywrightError
 
-from ledger import Lease, LeaseLost, Ledger
-from workers import evidence, launch, profile_dir, renewal, routing
+from ledger import Lease, LeaseLost
+from workers import evidence, launch, profile_dir, renewal, routing, termination
 from workers.browser import BrowserSession
+from workers.browser_watch import BrowserWatch
 from workers.guard import Clock, LeaseGuard
-from workers.held import HeldLease, WorkerConfig
+from workers.held import STOP_TIMEOUT, HeldLease, WorkerConfig, not_released
 from workers.renewal import Renewer, renew
 from workers.settings import BrowserSettings
-from workers.timing import RenewalTiming
-
-STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat thread
+from workers.termination import Terminated
 
 
 class WorkerLease(HeldLease):
     """One checked-out lease (see ``HeldLease``). Use it on the thread that checked it out."""
 
     def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        super().__init__(lease, guard, leases.settings)
+        super().__init__(lease, guard, leases)
         self._leases = leases
         self._renewer = Renewer(leases.open_ledger, lease, guard, self._progress, leases.clock)
         self._session: BrowserSession | None = None
@@ -54,18 +57,19 @@ class WorkerLease(HeldLease):
         closed first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses."""
         self._ensure_held()
         url = self._progress.now().url
-        if renew(
-            self._leases.ledger,
-            self.lease,
-            self._guard,
-            step=name,
-            url=url,
-            safe=safe,
-            mutating=mutating,
-            wait=_sleep,
-            clock=self._leases.clock,
-        ):
-            self._progress.stepped(name, safe=safe, mutating=mutating)
+        with self._signalled.sdk_call():
+            if renew(
+                self._leases.ledger,
+                self.lease,
+                self._guard,
+                step=name,
+                url=url,
+                safe=safe,
+                mutating=mutating,
+                wait=_sleep,
+                clock=self._leases.clock,
+            ):
+                self._progress.stepped(name, safe=safe, mutating=mutating)
         self._ensure_held()
 
     @contextmanager
@@ -78,28 +82,46 @@ class WorkerLease(HeldLease):
         token is there). Leaving the block takes the final screenshot (unless the lease was
         lost) and always closes the context."""
         self._ensure_held()
-        record = self._leases.ledger.view(self.lease.profile_id).record
-        plan = launch.plan(
-            self.lease,
-            record.user_data_dir,
-            self._leases.settings,
-            self._leases.evidence_dir,
-            launch_options,
-        )
-        self.step("browser_launch")
-        profile_dir.claim(plan.user_data_dir, self.lease)
-        context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
-        self._progress.update(observed_proxy=plan.proxy_id)
-        session = self._session = BrowserSession(
-            context, self._guard, self._navigations, plan.user_data_dir
-        )
+        with self._signalled.sdk_call():
+            record = self._leases.ledger.view(self.lease.profile_id).record
+            plan = launch.plan(
+                self.lease,
+                record.user_data_dir,
+                self._leases.settings,
+                self._leases.evidence_dir,
+                launch_options,
+            )
+            self.step("browser_launch")
+            profile_dir.claim(plan.user_data_dir, self.lease)
+        session = self._session = self._launch(pw, plan)
         try:
-            yield context
+            yield session.context
         finally:  # the final screenshot is evidence of a failure as much as of a success
             if self._guard.held():
-                session.screenshot(plan, self._progress)
+                session.screenshot(plan)
             session.close()
             self._session = None
+
+    def _launch(self, pw: Playwright, plan: launch.LaunchPlan) -> BrowserSession:
+        """Start the browser's watchdog, launch the browser, guard its context; a failure on
+        the way leaves neither running."""
+        watch = BrowserWatch(plan.user_data_dir, self._guard, self._leases.clock)
+        try:
+            context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
+        except BaseException:
+            watch.done()
+            raise
+        watch.launched()
+        self._progress.update(observed_proxy=plan.proxy_id)
+        try:
+            return BrowserSession(
+                context, self._guard, self._navigations, self._progress, plan.user_data_dir, watch
+            )
+        except BaseException:
+            with contextlib.suppress(PlaywrightError):
+                context.close()
+            watch.done()
+            raise
 
     def _ensure_held(self) -> None:
         """Raise ``LeaseLost`` once the lease is lost, closing the browser first."""
@@ -113,24 +135,44 @@ class WorkerLease(HeldLease):
             self._session.close()
 
     def _start(self) -> None:
+        self._greenlet = greenlet.getcurrent()  # where the task runs: where SIGTERM is raised
         self._renewer.start()
+        self._revocations.start()
+
+    def terminate(self, signum: int) -> bool:
+        """SIGTERM (``workers.termination``): ``Terminated`` is raised in the task at once when
+        the signal finds it running, or just after the SDK call under way. Found inside
+        Playwright's dispatcher (the task waits in a page call), it is thrown into the task
+        from the event loop's next callback, never in the middle of a message."""
+        if not self._signalled.terminate(signum):
+            return False
+        if greenlet.getcurrent() is self._greenlet:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        loop.call_soon_threadsafe(self._greenlet.throw, Terminated(signum))
+        return False
+
+    def _close_out(self, error: BaseException | None) -> None:
+        """``_end``, which a SIGTERM does not cut short (``Terminated`` follows it)."""
+        with self._signalled.sdk_call(then_raise=False):
+            self._end(error)
 
     def _end(self, error: BaseException | None) -> None:
         """Stop the heartbeats, close the browser, then release with the evidence (or, for a
         lost lease, release nothing: ``LeaseLost`` when no other error is on its way)."""
         self._renewer.stop(STOP_TIMEOUT)
+        self._revocations.stop(STOP_TIMEOUT)
         self._close_browser()
-        self.evidence = evidence.settle(
-            self.lease,
-            self._guard,
-            self._progress.now(),
-            error,
-            self._expected_failure,
-            self._leases.evidence_dir,
-        )
+        self.evidence = self._settle(error)
         if self.evidence is not None:
             ledger = self._leases.ledger
-            self.result = renewal.release(ledger, self.lease, self._guard, self.evidence)
+            sent = self.evidence
+            self.result, self.evidence = renewal.release(ledger, self.lease, self._guard, sent)
+            if self.evidence is not sent:  # the ledger refused part of it: keep what it took
+                self.evidence.write(evidence.lease_directory(self._leases.evidence_dir, self.lease))
 
 
 class ProfileLeases(WorkerConfig):
@@ -147,10 +189,6 @@ class ProfileLeases(WorkerConfig):
         super().__init__(store_url, worker_id, settings, clock)
         self.ledger = self.open_ledger()
 
-    def open_ledger(self) -> Ledger:
-        """A new ledger on this store, for the calling thread."""
-        return Ledger.open(self.store_url, create=False)
-
     @contextmanager
     def checkout(
         self,
@@ -162,9 +200,12 @@ class ProfileLeases(WorkerConfig):
         account_id: str | None = None,
         proxy_id: str | None = None,
         correlation_id: str | None = None,
+        max_duration_seconds: int | None = None,
     ) -> Iterator[WorkerLease]:
         """Lease the profile (``CheckoutDenied`` with the reason), renew it in the background,
-        and release it when the block is left (see the module's docstring)."""
+        and release it when the block is left (see the module's docstring).
+        ``max_duration_seconds``: the lease's hard limit (``Ledger.checkout``); the worker
+        loses the lease at it on its own clock, and its browser is stopped."""
         started = self.clock()
         lease = renewal.checkout(
             lambda command_id: self.ledger.checkout(
@@ -177,6 +218,7 @@ class ProfileLeases(WorkerConfig):
                 proxy_id=proxy_id,
                 command_id=command_id,
                 correlation_id=correlation_id,
+                max_duration_seconds=max_duration_seconds,
             ),
             clock=self.clock,
         )
@@ -215,15 +257,22 @@ class ProfileLeases(WorkerConfig):
     @contextmanager
     def _holding(self, lease: Lease, started: float) -> Iterator[WorkerLease]:
         """Renew the lease in the background; release it when the block is left."""
-        timing = RenewalTiming.from_ttl(lease.ttl_seconds)
-        held = WorkerLease(lease, self, LeaseGuard(lease.lease_id, timing, started, self.clock))
-        held._start()
-        try:
-            yield held
-        except BaseException as error:
-            held._end(error)
-            raise
-        held._end(None)
+        held = WorkerLease(lease, self, LeaseGuard.for_lease(lease, started, self.clock))
+        with termination.handling(held):
+            held._start()
+            try:
+                yield held
+            except BaseException as error:
+                try:
+                    held._close_out(error)
+                except Exception as failure:  # never instead of the task's own exception
+                    not_released(error, failure, held.lease_id)
+                instead = held.instead_of(error)
+                if instead is not None:
+                    raise instead from error
+                raise
+            held._close_out(None)
+            held.stop_if_terminated()
 
     def close(self) -> None:
         self.ledger.close()

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-from ledger import Lease, LeaseLost, Ledger, ReleaseResult, StoreUnavailable
+from ledger import InvalidInput, Lease, LeaseLost, Ledger, ReleaseResult, StoreUnavailable
 from workers.evidence import Evidence
 from workers.guard import Clock, LeaseGuard, Progress
 
@@ -73,7 +73,7 @@ def renew(
                 command_id=command_id,
             )
         except LeaseLost as lost:
-            guard.lose(str(lost))
+            guard.lose(lost.why)
             return False
         except StoreUnavailable as down:
             guard.failed(str(down))
@@ -105,26 +105,39 @@ def checkout(send: Callable[[str], Lease], *, clock: Clock, pause: float = 0.25)
             time.sleep(pause)
 
 
-def release(ledger: Ledger, lease: Lease, guard: LeaseGuard, record: Evidence) -> ReleaseResult:
+def release(
+    ledger: Ledger, lease: Lease, guard: LeaseGuard, record: Evidence
+) -> tuple[ReleaseResult, Evidence]:
     """Release with the evidence, resent while the store is unavailable and the lease held;
-    ``LeaseLost`` when the ledger refuses it or the deadline passes first."""
-    command_id = uuid.uuid4().hex
+    ``LeaseLost`` when the ledger refuses it or the deadline passes first. A report the ledger
+    refuses as bad input is sent again without the refused field, saying so
+    (``Evidence.refused``): the lease ends, unproven, rather than being left to expire. A
+    field refused twice raises ``InvalidInput``. Returns the result and the record sent."""
+    command_id = uuid.uuid4().hex  # a refused command wrote nothing: the id stays unused
+    refused: set[str] = set()
     while True:
         try:
-            return ledger.release(
+            result = ledger.release(
                 lease.lease_id,
                 fencing_token=lease.fencing_token,
                 command_id=command_id,
                 **record.release_arguments(),
             )
+        except InvalidInput as bad:
+            if bad.field in refused:
+                raise
+            refused.add(bad.field)
+            record = record.refused(bad.field, bad.problem)
         except LeaseLost as lost:
-            guard.lose(str(lost))
+            guard.lose(lost.why)
             raise
         except StoreUnavailable as down:
             guard.failed(str(down))
             if not guard.held():
                 raise LeaseLost(lease.lease_id, guard.why) from down
             time.sleep(guard.timing.retry_period)
+        else:
+            return result, record
 
 
 class Renewer:

@@ -20,6 +20,7 @@ from playwright.sync_api import ProxySettings
 
 DEFAULT_EXECUTABLE = "/usr/bin/chromium"
 PROXIES_ENV_VAR = "CUSTODY_PROXIES"
+EVIDENCE_ENV_VAR = "CUSTODY_EVIDENCE_DIR"
 # Pages that mean a person must look: a challenge, a captcha, a second factor. A login page is
 # left out on purpose: many tasks log in; a task that must never see one adds its pattern.
 DEFAULT_PROMPT_PATTERNS = (
@@ -55,13 +56,13 @@ class BrowserSettings:
     the JSON file named by ``$CUSTODY_PROXIES`` (an object of the same shape), else knows no
     proxy. ``prompt_patterns`` are regular expressions searched in every URL a frame navigates
     to (case-insensitive). ``evidence_dir`` receives each lease's final screenshot and
-    ``evidence.json``.
+    ``evidence.json``; None: ``default_evidence_dir()``.
     """
 
     executable_path: str = DEFAULT_EXECUTABLE
     proxies: ProxyResolver | None = None
     prompt_patterns: Sequence[str] = DEFAULT_PROMPT_PATTERNS
-    evidence_dir: str | os.PathLike[str] = "evidence"
+    evidence_dir: str | os.PathLike[str] | None = None
     screenshot_timeout_ms: float = 5_000
     launch_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -96,6 +97,20 @@ class BrowserSettings:
         if proxy is not None:
             arguments["proxy"] = proxy
         return arguments
+
+
+def default_evidence_dir() -> Path:
+    """Where evidence goes unless the settings name a directory, always absolute:
+    ``$CUSTODY_EVIDENCE_DIR`` (a relative one from the working directory, read now), else
+    ``$XDG_STATE_HOME/custody/evidence`` when that is absolute (the XDG spec ignores a relative
+    one), else ``~/.local/state/custody/evidence``: evidence is state a user keeps, and a
+    worker's working directory depends on how it was started."""
+    named = os.environ.get(EVIDENCE_ENV_VAR)
+    if named:
+        return Path(named).absolute()
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return base / "custody" / "evidence"
 
 
 def _proxies_from_environment() -> Mapping[str, Proxy]:

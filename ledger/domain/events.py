@@ -47,7 +47,11 @@ class ProfileEvent(Frozen):
 
 
 class ProfileRegistered(ProfileEvent):
+    """Version 2 added ``max_lease_seconds``: the hard limit of every lease of the profile
+    (None: no limit, as for every profile registered before version 2)."""
+
     event_type = "profile_registered"
+    class_version = 2
     account_id: str
     proxy_id: str
     region: str | None
@@ -55,10 +59,14 @@ class ProfileRegistered(ProfileEvent):
     release_policy: str
     unclean_limit: int
     unclean_window_seconds: int
+    max_lease_seconds: int | None = None
 
 
 class LeaseAcquired(ProfileEvent):
+    """Version 2: the lease carries ``hard_limit_at`` (None before: no limit)."""
+
     event_type = "lease_acquired"
+    class_version = 2
     lease: Lease
 
 
@@ -83,16 +91,20 @@ class LeaseExtended(ProfileEvent):
 
 class LeaseReleaseRequested(ProfileEvent):
     """Version 2 added ``screenshot_sha256``: the digest of the screenshot's bytes, so the
-    evidence a worker filed can later be checked against the file (None before version 2)."""
+    evidence a worker filed can later be checked against the file (None before version 2).
+    Version 3 added ``evidence_problem``: why the worker could not collect its evidence (a
+    screenshot the browser did not answer, a driver gone), None when nothing went wrong and
+    for every release stored before version 3."""
 
     event_type = "lease_release_requested"
-    class_version = 2
+    class_version = 3
     lease_id: str
     fencing_token: int
     outcome: Outcome
     final_url: str | None
     screenshot: str | None
     screenshot_sha256: str | None = None
+    evidence_problem: str | None = None
     prompt_seen: bool
     observed_proxy: str | None
     observed_account: str | None
@@ -205,8 +217,26 @@ def _release_requested_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "screenshot_sha256": None}
 
 
+def _release_requested_v2_to_v3(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 could not say its evidence failed: nothing is known to have gone wrong."""
+    return {**state, "evidence_problem": None}
+
+
+def _registered_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Before version 2 a profile's leases had no hard limit."""
+    return {**state, "max_lease_seconds": None}
+
+
+def _acquired_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Before version 2 a lease had no hard limit."""
+    return {**state, "lease": {**state["lease"], "hard_limit_at": None}}
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("profile_registered", 1): _registered_v1_to_v2,
+    ("lease_acquired", 1): _acquired_v1_to_v2,
     ("lease_release_requested", 1): _release_requested_v1_to_v2,
+    ("lease_release_requested", 2): _release_requested_v2_to_v3,
 }
 
 

@@ -24,6 +24,7 @@ _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # Bounds that keep every deadline computable: ``now + ttl`` and ``now - window`` stay far inside
 # datetime's range whatever the store's clock says.
 MAX_TTL_SECONDS = 86_400
+MAX_LEASE_SECONDS = 7 * 86_400  # a lease's hard limit (a browser task, not a standing job)
 MAX_UNCLEAN_WINDOW_SECONDS = 366 * 86_400
 MAX_UNCLEAN_LIMIT = 64  # a profile remembers this many unclean endings (state.py)
 MAX_FENCING_TOKEN = 10**18 - 1  # a lease id carries at most 18 digits
@@ -89,6 +90,7 @@ Url = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_check
 # A file's sha256 as 64 lowercase hex digits (hashlib's hexdigest).
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 TtlSeconds = Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)]
+MaxLeaseSeconds = Annotated[int, Field(ge=1, le=MAX_LEASE_SECONDS)]
 FencingToken = Annotated[int, Field(ge=1, le=MAX_FENCING_TOKEN)]
 UncleanLimit = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_LIMIT)]
 UncleanWindow = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_WINDOW_SECONDS)]
@@ -181,6 +183,9 @@ class Cause(StrEnum):
     UNEXPECTED_FAILURE = "unexpected_failure"
     PROXY_MISMATCH = "proxy_mismatch"
     ACCOUNT_MISMATCH = "account_mismatch"
+    # The worker could not collect its evidence at release (a browser that did not answer,
+    # a dead driver): the release says so, and proves nothing.
+    EVIDENCE_FAILED = "evidence_failed"
     FORCE_RELEASE = "force_release"
     REPEATED_UNCLEAN_ENDINGS = "repeated_unclean_endings"
     OPERATOR = "operator"
@@ -195,6 +200,7 @@ UNKNOWN_ENDING_CAUSES = frozenset(
         Cause.UNKNOWN_FINAL_URL,
         Cause.MISSING_SCREENSHOT,
         Cause.UNEXPECTED_FAILURE,
+        Cause.EVIDENCE_FAILED,
         Cause.FORCE_RELEASE,
     }
 )
@@ -246,10 +252,17 @@ class Lease(Frozen):
     # they were before the field existed (tests/fixtures/stored_events).
     ending_cause: Cause | None = Field(default=None, exclude_if=lambda cause: cause is None)
     ended_at: datetime | None = None
+    hard_limit_at: datetime | None = None  # no renewal reaches past it (None: no limit)
 
     def overdue_at(self, now: datetime) -> bool:
         """TTL is a renewal deadline: past it, the lease may no longer be acted on."""
         return now > self.expires_at
+
+    def capped(self, deadline: datetime) -> datetime:
+        """``deadline``, or the hard limit if that comes first: no renewal moves past it."""
+        if self.hard_limit_at is None:
+            return deadline
+        return min(deadline, self.hard_limit_at)
 
 
 class Holder(Frozen):
@@ -297,6 +310,7 @@ class ProfileRecord(Frozen):
     release_policy: str
     unclean_limit: int
     unclean_window_seconds: int
+    max_lease_seconds: int | None = None  # every lease's hard limit (None: no limit)
 
 
 class SweepResult(Frozen):

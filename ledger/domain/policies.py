@@ -86,6 +86,7 @@ class ReleaseReport:
     prompt_seen: bool = False
     observed_proxy: str | None = None
     observed_account: str | None = None
+    evidence_problem: str | None = None  # why the evidence could not be collected
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,10 @@ class Verdict:
 
 def judge_release(lease: Lease, report: ReleaseReport, policy: ReleasePolicy) -> Verdict:
     """Decide how a release ends: every finding counts and the most severe one wins
-    (quarantine over review); among equals, the first listed below."""
+    (quarantine over review); among equals, the first listed below. An expected failure is
+    explained by its reason: it needs no final URL and no screenshot. Evidence that could
+    not be collected (whatever the outcome) proves nothing: the ending is unproven."""
+    proves = report.outcome is not Outcome.EXPECTED_FAILURE  # what evidence must show
     findings = [
         (
             report.observed_proxy not in (None, lease.proxy_id),
@@ -115,9 +119,10 @@ def judge_release(lease: Lease, report: ReleaseReport, policy: ReleasePolicy) ->
         ),
         (report.prompt_seen, Ending.REVIEW, Cause.VERIFICATION_PROMPT),
         (report.outcome is Outcome.FAILURE, Ending.REVIEW, Cause.UNEXPECTED_FAILURE),
-        (report.final_url is None, policy.on_unknown, Cause.UNKNOWN_FINAL_URL),
+        (report.evidence_problem is not None, policy.on_unknown, Cause.EVIDENCE_FAILED),
+        (proves and report.final_url is None, policy.on_unknown, Cause.UNKNOWN_FINAL_URL),
         (
-            policy.requires_screenshot and report.screenshot is None,
+            proves and policy.requires_screenshot and report.screenshot is None,
             policy.on_unknown,
             Cause.MISSING_SCREENSHOT,
         ),

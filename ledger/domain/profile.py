@@ -66,6 +66,7 @@ class CheckoutRequest:
     ttl_seconds: int
     account_id: str | None = None
     proxy_id: str | None = None
+    max_duration_seconds: int | None = None  # the lease's hard limit, within the profile's
 
 
 class Profile(ProfileStateMachine):
@@ -137,6 +138,7 @@ class Profile(ProfileStateMachine):
             release_policy=self.release_policy,
             unclean_limit=self.unclean_limit,
             unclean_window_seconds=self.unclean_window_seconds,
+            max_lease_seconds=self.max_lease_seconds,
         )
 
     # -- the lease ----------------------------------------------------------------------------
@@ -149,6 +151,8 @@ class Profile(ProfileStateMachine):
         if denial is not None:
             raise CheckoutDenied(denial)
         token = self.last_token + 1
+        hard_limit = self._hard_limit(request, ctx.now)
+        deadline = ctx.now + timedelta(seconds=request.ttl_seconds)
         lease = Lease(
             lease_id=lease_id_for(self.profile_id, token),
             profile_id=self.profile_id,
@@ -160,13 +164,19 @@ class Profile(ProfileStateMachine):
             lease_status=LeaseStatus.ACTIVE,
             lease_started_at=ctx.now,
             heartbeat_at=ctx.now,
-            expires_at=ctx.now + timedelta(seconds=request.ttl_seconds),
+            expires_at=min(deadline, hard_limit) if hard_limit else deadline,
             ttl_seconds=request.ttl_seconds,
             release_policy=self.release_policy,
             fencing_token=token,
+            hard_limit_at=hard_limit,
         )
         self._trigger(ev.LeaseAcquired, ctx, lease=lease)
         return lease
+
+    def _hard_limit(self, request: CheckoutRequest, now: datetime) -> datetime | None:
+        """The tighter of the profile's limit and the checkout's (None: neither sets one)."""
+        limits = [s for s in (self.max_lease_seconds, request.max_duration_seconds) if s]
+        return now + timedelta(seconds=min(limits)) if limits else None
 
     def live_lease(self, lease_id: str, fencing_token: int, now: datetime) -> Lease:
         """The lease a worker may act on, or ``LeaseLost`` saying why it may not."""
@@ -191,6 +201,9 @@ class Profile(ProfileStateMachine):
             raise LeaseLost(lease_id, why)
         if lease.lease_status is LeaseStatus.STALE:
             raise LeaseLost(lease_id, "the lease was marked stale")
+        if lease.hard_limit_at is not None and now >= lease.hard_limit_at:
+            why = f"hard limit {lease.hard_limit_at.isoformat()} reached: stop the run"
+            raise LeaseLost(lease_id, why)
         if lease.overdue_at(now):
             why = f"renewal deadline {lease.expires_at.isoformat()} passed"
             raise LeaseLost(lease_id, why)
@@ -207,7 +220,8 @@ class Profile(ProfileStateMachine):
         safe: bool,
         mutating: bool,
     ) -> Lease:
-        """Renew the deadline by the lease's TTL and record the step and URL.
+        """Renew the deadline by the lease's TTL (never past its hard limit) and record the
+        step and URL.
 
         A safe or mutating mark needs the step's name: an unnamed mutation would erase the
         record of an earlier one."""
@@ -225,21 +239,22 @@ class Profile(ProfileStateMachine):
             url=url,
             safe=safe,
             mutating=mutating,
-            expires_at=ctx.now + timedelta(seconds=lease.ttl_seconds),
+            expires_at=lease.capped(ctx.now + timedelta(seconds=lease.ttl_seconds)),
         )
         assert self.lease is not None
         return self.lease
 
     def extend(self, lease_id: str, fencing_token: int, ttl_seconds: int, ctx: Context) -> Lease:
-        """Set a new TTL and deadline (counted from now) for a live lease."""
-        self.live_lease(lease_id, fencing_token, ctx.now)
+        """Set a new TTL and deadline (counted from now, never past the hard limit) for a
+        live lease."""
+        lease = self.live_lease(lease_id, fencing_token, ctx.now)
         self._trigger(
             ev.LeaseExtended,
             ctx,
             lease_id=lease_id,
             fencing_token=fencing_token,
             ttl_seconds=ttl_seconds,
-            expires_at=ctx.now + timedelta(seconds=ttl_seconds),
+            expires_at=lease.capped(ctx.now + timedelta(seconds=ttl_seconds)),
         )
         assert self.lease is not None
         return self.lease

@@ -29,6 +29,7 @@ _STATE_FIELDS = (
     "release_policy",
     "unclean_limit",
     "unclean_window_seconds",
+    "max_lease_seconds",
     "state",
     "since",
     "lease",
@@ -45,7 +46,8 @@ class ProfileSnapshot(Frozen):
     """The state of profile ``originator_id`` after its event ``originator_version``."""
 
     # 4: the leases it carries name their ending in one word, with its cause beside
-    # (``ledger.domain.endings``); older ones held other words, so schema 6 deletes them.
+    # (``ledger.domain.endings``); older ones held other words, so schema 6 deletes them. It
+    # also carries the profile's max_lease_seconds and each lease's hard_limit_at.
     # 3: no command ids (the store's custody_commands table answers a resent command);
     # 2 held them packed in one string, 1 as a dict. Older snapshots load without them.
     class_version: ClassVar[int] = 4
@@ -60,6 +62,7 @@ class ProfileSnapshot(Frozen):
     release_policy: str
     unclean_limit: int
     unclean_window_seconds: int
+    max_lease_seconds: int | None = None
     state: ProfileState
     since: datetime | None
     lease: Lease | None

@@ -73,6 +73,7 @@ class ProfileStateMachine:
         self.release_policy = ""
         self.unclean_limit = 0
         self.unclean_window_seconds = 0
+        self.max_lease_seconds: int | None = None
         self.state = ProfileState.AVAILABLE
         self.since: datetime | None = None
         self.lease: Lease | None = None
@@ -167,6 +168,7 @@ def _registered(p: ProfileStateMachine, e: ev.ProfileRegistered) -> None:
     p.release_policy = e.release_policy
     p.unclean_limit = e.unclean_limit
     p.unclean_window_seconds = e.unclean_window_seconds
+    p.max_lease_seconds = e.max_lease_seconds
     p._enter(ProfileState.AVAILABLE, e.at)
 
 

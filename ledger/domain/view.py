@@ -81,6 +81,39 @@ def availability_of(p: ProfileStateMachine) -> Availability:
     )
 
 
+class LeaseCheck(Frozen):
+    """Whether a lease is still its profile's live lease, as the availability row says: what
+    a worker polls for while it holds a lease. ``why`` says why not (None while live)."""
+
+    lease_id: str
+    live: bool
+    profile_state: ProfileState
+    why: str | None
+
+
+def lease_check(row: Availability, lease_id: str) -> LeaseCheck:
+    """Judge ``lease_id`` against its profile's row: live while the row holds it and it is
+    not marked stale. Reads no clock: a lease past its deadline but not yet marked is the
+    worker's own deadline to notice."""
+    pid = row.profile_id
+    if row.lease_id == lease_id:
+        live = row.state is ProfileState.LEASED
+        why = None if live else f"the ledger marked {lease_id} {row.state.value}"
+    elif row.last_lease_id == lease_id and row.lease_id is None:
+        at = row.last_ended_at.isoformat() if row.last_ended_at else "an unknown time"
+        why = f"the ledger ended {lease_id} ({row.last_ending}) at {at}; {pid} is {row.state.value}"
+        live = False
+    else:
+        live = False
+        latest = row.lease_id or row.last_lease_id
+        why = (
+            f"{pid} is now held under {latest}"
+            if row.lease_id
+            else f"{pid}'s latest lease is {latest}"
+        )
+    return LeaseCheck(lease_id=lease_id, live=live, profile_state=row.state, why=why)
+
+
 class ProfileView(Frozen):
     """A profile as its events leave it, judged at a moment: the ledger's public read model
     of one profile (the aggregate itself stays inside the ledger)."""

@@ -4,8 +4,10 @@ receives (with the time), and a forward proxy that counts what passes through it
 Pages: ``/login`` sets a cookie with an expiry (it survives a browser restart), ``/whoami``
 shows the cookies sent, ``/poll`` fetches ``/tick`` every 100 ms for as long as it is open,
 and sends "tick" on a WebSocket to ``/ws`` as often (each message received is logged as a hit on
-``/ws:message``), ``/verify/challenge`` is a verification prompt; any other path is a plain
-page.
+``/ws:message``), ``/verify/challenge`` is a verification prompt, ``/form`` holds a form that
+POSTs to ``/submit``, which answers 303 to ``/hop/1``: each ``/hop/N`` waits ``HOP_SECONDS``
+and redirects to ``/hop/N+1``, a chain Chromium follows for 20 hops (the driver follows them
+without asking the worker's route handler); any other path is a plain page.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ const socket = new WebSocket(`ws://${location.host}/ws`);
 setInterval(() => socket.readyState === 1 && socket.send('tick'), 100);
 </script></body></html>"""
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+FORM_PAGE = b"""<html><body><form id=f method=post action=/submit>
+<input name=order value=42><button id=go>order</button></form></body></html>"""
+HOP_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,10 @@ class LocalSite:
                 if path == "/ws":
                     self.socket()
                     return
+                if path.startswith("/hop/"):
+                    time.sleep(HOP_SECONDS)
+                    self.redirect(302, f"/hop/{int(path.removeprefix('/hop/')) + 1}")
+                    return
                 headers, body = site.page(path, cookie)
                 self.send_response(200)
                 for name, value in [("Content-Type", "text/html"), *headers]:
@@ -73,6 +82,19 @@ class LocalSite:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                """``/submit``: the form's POST, answered 303 See Other to the first hop."""
+                path = urlsplit(self.path).path
+                site.hits.append(Hit(time.time(), path, self.headers.get("Cookie", ""), False))
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.redirect(303, "/hop/1")
+
+            def redirect(self, status: int, location: str) -> None:
+                self.send_response(status)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def socket(self) -> None:
                 """Accept the WebSocket, then log each message the browser sends."""
@@ -100,6 +122,8 @@ class LocalSite:
             return [("Set-Cookie", "session=s3cret; Max-Age=3600; Path=/")], b"<h1>logged in</h1>"
         if path == "/poll":
             return [], POLL_PAGE
+        if path == "/form":
+            return [], FORM_PAGE
         if path == "/whoami":
             return [], f"<h1>cookies</h1><p id=cookies>{cookie}</p>".encode()
         return [], f"<h1>{path}</h1>".encode()

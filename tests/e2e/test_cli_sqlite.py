@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,16 @@ RELEASE_LIVE = ["release", "lease-1@p_live", "--token", "1", "--outcome", "succe
 # name: (argv, exit code, what the one line must mention)
 REFUSALS: dict[str, tuple[list[str], int, list[str]]] = {
     "negative_ttl": (["checkout", "p_done", *W_B, "--ttl", "-5"], 2, ["ttl_seconds"]),
+    "negative_max_duration": (
+        ["checkout", "p_done", *W_B, "--max-duration", "-5"],
+        2,
+        ["max_duration_seconds"],
+    ),
+    "zero_max_lease": (
+        ["register", "p_new", "--account", "a", "--proxy", "x", "--max-lease", "0"],
+        2,
+        ["max_lease_seconds"],
+    ),
     "malformed_lease_id": (["heartbeat", "p_live", "--token", "1"], 2, ["lease_id"]),
     "unknown_profile": (["checkout", "p_nobody", *W_B], 2, ["p_nobody"]),
     "missing_required_option": (
@@ -311,6 +322,18 @@ def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path: Path) -> None:
 
 
 # -- resends, the sweep, operators ---------------------------------------------------------------
+
+
+def test_a_hard_limit_from_register_and_checkout_is_the_tighter(tmp_path: Path) -> None:
+    """register --max-lease 600 then checkout --max-duration 60: the lease's hard limit is
+    60 s after its start, and its first deadline (TTL 300) is capped there."""
+    ok(custody(*REGISTER, "--max-lease", "600", cwd=tmp_path))
+    args = [*checkout_args(PROFILE), "--max-duration", "60"]
+    lease = ok(custody("--json", *args, cwd=tmp_path)).json()
+    started = datetime.fromisoformat(lease["lease_started_at"])
+    limit = datetime.fromisoformat(lease["hard_limit_at"])
+    assert (limit - started).total_seconds() == 60
+    assert lease["expires_at"] == lease["hard_limit_at"]
 
 
 def test_resent_checkout_with_same_command_id_is_applied_once(tmp_path: Path) -> None:

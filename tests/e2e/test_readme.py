@@ -43,9 +43,12 @@ def test_worker_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """The Workers example runs as written, with what the text before it asks for: the profile
     registered with its directory in ./custody.db, its proxy id mapped in $CUSTODY_PROXIES (to a
     local proxy wanting credentials), and ``url`` a local page. It releases cleanly through
-    that proxy, with a screenshot on file."""
+    that proxy, with a screenshot on file in the default evidence directory (under
+    $XDG_STATE_HOME, never the working directory)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CUSTODY_STORE", raising=False)
+    monkeypatch.delenv("CUSTODY_EVIDENCE_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     with Ledger.open() as ledger:
         ledger.register_profile(
             "profile_shop_17",
@@ -67,7 +70,9 @@ def test_worker_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert proxy.requests == [f"{site.url}/dashboard"]
     with Ledger.open(create=False) as ledger:
         assert ledger.view("profile_shop_17").state == "available"
-    assert list((tmp_path / "evidence" / "profile_shop_17").glob("lease-1/final.png"))
+    evidence = tmp_path / "state" / "custody" / "evidence" / "profile_shop_17"
+    assert list(evidence.glob("lease-1/final.png"))
+    assert not (tmp_path / "evidence").exists()
 
 
 def test_cli_example_runs(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from local_site import CountingProxy, LocalSite
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Playwright, sync_playwright
 from worker_harness import PROFILE, store_with_profile
 
@@ -141,3 +142,29 @@ def test_the_browser_goes_through_the_profiles_proxy_and_its_credentials_stay_lo
             observed_proxy="proxy_eu_9",
         )
     assert (ended.profile_state, ended.cause) == ("quarantined", "proxy_mismatch")
+
+
+def test_a_failed_launch_is_released_with_a_short_reason(tmp_path: Path, pw: Playwright) -> None:
+    """A browser that cannot start (its executable exits at once): Playwright's error carries
+    about 4 KB of Chromium's command line and logs; the release's reason is the error's type
+    and first line only, and the error itself propagates unchanged."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(
+        proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence", executable_path="/bin/false"
+    )
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        pytest.raises(PlaywrightError) as failed,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw),
+    ):
+        pytest.fail("launched")
+    assert len(str(failed.value)) > 2000
+    (release,) = releases(store)
+    assert release.outcome == "failure"
+    assert release.envelope.reason == (
+        "TargetClosedError: BrowserType.launch_persistent_context: "
+        "Target page, context or browser has been closed"
+    )
+    assert lease.result is not None
+    assert lease.result.profile_state == "review_required"

@@ -34,9 +34,10 @@ def test_a_paused_worker_wakes_up_lost_and_its_browser_reaches_nothing(
     tmp_path: Path, site: LocalSite, flavour: str
 ) -> None:
     """While the worker is stopped its page keeps asking for /tick and sending on a WebSocket;
-    requests and messages wait in the lease guard's routes. Resumed past the ledger's
-    deadline, the guard aborts every waiting request, closes the socket, and the next step
-    raises LeaseLost: the site receives no request or message after the lease was lost, the
+    requests and messages wait in the lease guard's routes until, at the lease's local
+    deadline, the browser's watchdog kills the browser. Resumed past the ledger's deadline,
+    the worker learns the lease is lost (LeaseLost, from its next page call or step): the
+    site receives no request or message after the lease was lost, the
     worker exits 4, its browser is gone, the ledger holds no heartbeat sent after it woke and
     no release, and the sweep finds the lease still to settle."""
     store, user_data_dir = store_with_profile(tmp_path)

@@ -17,10 +17,14 @@ SCRIPT = Path(__file__).parent / "worker_process.py"
 PROFILE = "profile_shop_17"
 
 
-def store_with_profile(tmp_path: Path, profile_id: str = PROFILE) -> tuple[str, Path]:
-    """A new SQLite store holding the profile, registered with a directory under tmp_path."""
+def store_with_profile(
+    tmp_path: Path, profile_id: str = PROFILE, url: str | None = None
+) -> tuple[str, Path]:
+    """A store holding the profile, registered with a directory under tmp_path: a new SQLite
+    file, or the (empty) store at ``url``, initialised here."""
     user_data_dir = tmp_path / "profiles" / profile_id
-    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    url = url or f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
     with Ledger.open(url) as ledger:
         ledger.register_profile(
             profile_id, account_id="acct", proxy_id="px", user_data_dir=str(user_data_dir)

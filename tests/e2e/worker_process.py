@@ -5,8 +5,15 @@
 crash:  log in (a cookie with an expiry), a safe step, then a mutating step; print
         {"event": "mutating"} and wait to be killed.
 zombie: open /poll (it fetches /tick every 100 ms), a safe step; print {"event": "ready"}, then
-        step every 300 ms. On losing the lease print {"event": "lost", "why": ..., "at": ...}
-        and exit 4.
+        step every 300 ms.
+busy:   open /poll, a safe step; print {"event": "ready"}, then block in one page call (two
+        minutes) without calling the SDK.
+busy_mutating: the same, with a mutating step after the safe one.
+redirects: open /form, a safe step, submit the form (a POST whose 303 starts a redirect chain
+        of 20 hops, 0.5 s each) and print {"event": "submitted"}; then wait on the page,
+        stepping no more (only the heartbeat thread writes).
+Every renewal prints {"event": "deadline", "at": ...}: the lease's local deadline as wall
+time. On losing the lease print {"event": "lost", "why": ..., "at": ...} and exit 4.
 Each line on stdout is one JSON object.
 """
 
@@ -22,12 +29,25 @@ from playwright.async_api import async_playwright
 from playwright.sync_api import sync_playwright
 
 from workers import DIRECT, BrowserSettings, LeaseLost, ProfileLeases, aio
+from workers.held import HeldLease
 
 LEASE_LOST_EXIT = 4
 
 
 def say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
+
+
+def announce_deadlines(lease: HeldLease) -> None:
+    """Print each renewal's local deadline (the watchdog's), as wall time, when it moves."""
+
+    def moved(until: float) -> None:
+        say(event="deadline", at=time.time() + until - time.monotonic())
+
+    lease._guard.watch(moved, lambda why: None)
+
+
+SUBMIT = "document.getElementById('f').submit()"
 
 
 def run_sync(
@@ -45,7 +65,22 @@ def run_sync(
         leases.checkout(profile, run_id=run, task_type=scenario, ttl_seconds=ttl) as lease,
         lease.browser(pw) as context,
     ):
+        announce_deadlines(lease)
         page = context.new_page()
+        if scenario.startswith("busy"):
+            page.goto(f"{site}/poll")
+            lease.step("polling", safe=True)
+            if scenario == "busy_mutating":
+                lease.step("submit_order", mutating=True)
+            say(event="ready", lease_id=lease.lease_id)
+            page.wait_for_timeout(120_000)
+        if scenario == "redirects":
+            page.goto(f"{site}/form")
+            lease.step("form_loaded", safe=True)
+            page.evaluate(SUBMIT)
+            say(event="submitted", lease_id=lease.lease_id)
+            while True:
+                page.wait_for_timeout(300)
         if scenario == "crash":
             page.goto(f"{site}/login")
             lease.step("logged_in", safe=True)
@@ -76,7 +111,22 @@ async def run_async(
         leases.checkout(profile, run_id=run, task_type=scenario, ttl_seconds=ttl) as lease,
         lease.browser(pw) as context,
     ):
+        announce_deadlines(lease)
         page = await context.new_page()
+        if scenario.startswith("busy"):
+            await page.goto(f"{site}/poll")
+            await lease.step("polling", safe=True)
+            if scenario == "busy_mutating":
+                await lease.step("submit_order", mutating=True)
+            say(event="ready", lease_id=lease.lease_id)
+            await page.wait_for_timeout(120_000)
+        if scenario == "redirects":
+            await page.goto(f"{site}/form")
+            await lease.step("form_loaded", safe=True)
+            await page.evaluate(SUBMIT)
+            say(event="submitted", lease_id=lease.lease_id)
+            while True:
+                await page.wait_for_timeout(300)
         if scenario == "crash":
             await page.goto(f"{site}/login")
             await lease.step("logged_in", safe=True)

@@ -196,6 +196,28 @@ MUTANTS = (
         "        if False:\n",
         "a lease the sweep settled after its deadline ends as review or quarantine, not stale",
     ),
+    Mutant(
+        "evidence-failed",
+        "ledger/domain/policies.py",
+        "        (report.evidence_problem is not None, policy.on_unknown, Cause.EVIDENCE_FAILED)"
+        ",\n",
+        "",
+        "a release whose evidence could not be collected may return the profile to the pool",
+    ),
+    Mutant(
+        "hard-limit",
+        "ledger/domain/profile.py",
+        "        if lease.hard_limit_at is not None and now >= lease.hard_limit_at:\n",
+        "        if False:\n",
+        "live_lease accepts a heartbeat, extend or release at or past the lease's hard limit",
+    ),
+    Mutant(
+        "hard-limit-cap",
+        "ledger/domain/model.py",
+        "        return min(deadline, self.hard_limit_at)\n",
+        "        return deadline\n",
+        "a renewal moves the lease's deadline past its hard limit",
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -54,10 +54,13 @@ def _explain_clean_release(scene: Scene, k: int) -> None:
     assert isinstance(request, ev.LeaseReleaseRequested)
     assert request.lease_id == e.lease_id
     assert request.outcome in (Outcome.SUCCESS, Outcome.EXPECTED_FAILURE)
-    assert request.final_url is not None
     assert not request.prompt_seen
+    assert request.evidence_problem is None
     assert request.observed_proxy in (None, PROXY)
     assert request.observed_account in (None, ACCOUNT)
+    if request.outcome is Outcome.EXPECTED_FAILURE:
+        return  # explained by its reason: it needs no final URL or screenshot
+    assert request.final_url is not None
     policy = RELEASE_POLICIES[scene.profile.release_policy]
     assert request.screenshot is not None or not policy.requires_screenshot
 

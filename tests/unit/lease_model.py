@@ -41,6 +41,7 @@ UNKNOWN_ENDINGS = {
     Cause.UNKNOWN_FINAL_URL,
     Cause.MISSING_SCREENSHOT,
     Cause.UNEXPECTED_FAILURE,
+    Cause.EVIDENCE_FAILED,
     Cause.FORCE_RELEASE,
 }
 
@@ -85,6 +86,7 @@ class Standing:
     worker: str | None
     ttl: int | None
     expires_at: datetime | None
+    hard_limit: datetime | None
     stale: bool
     mutating: bool
     last_token: int
@@ -107,6 +109,7 @@ def standing_of(p: Profile) -> Standing:
         worker=lease.worker_id if lease else None,
         ttl=lease.ttl_seconds if lease else None,
         expires_at=lease.expires_at if lease else None,
+        hard_limit=lease.hard_limit_at if lease else None,
         stale=lease is not None and lease.lease_status is LeaseStatus.STALE,
         mutating=lease is not None and lease.mutating_step is not None,
         last_token=p.last_token,
@@ -125,8 +128,15 @@ class ModelLease:
     worker: str
     ttl: int
     expires_at: datetime
+    limit: datetime | None = None  # the hard limit: no renewal past it, nothing at or after it
     mutating: bool = False  # a mutating step has not been confirmed by a safe step since
     stale: bool = False
+
+    def renew(self, ttl: int, now: datetime) -> None:
+        """A renewal's deadline: ``ttl`` from now, but never past the hard limit."""
+        self.ttl, self.expires_at = ttl, now + _s(ttl)
+        if self.limit is not None and self.expires_at > self.limit:
+            self.expires_at = self.limit
 
 
 @dataclass
@@ -140,6 +150,7 @@ class ModelProfile:
     policy: str
     unclean_limit: int
     unclean_window: int
+    max_lease: int | None = None  # every lease's hard limit, in seconds
     state: ProfileState = ProfileState.AVAILABLE
     lease: ModelLease | None = None
     last_token: int = 0
@@ -159,6 +170,7 @@ class ModelProfile:
             worker=lease.worker if lease else None,
             ttl=lease.ttl if lease else None,
             expires_at=lease.expires_at if lease else None,
+            hard_limit=lease.limit if lease else None,
             stale=lease is not None and lease.stale,
             mutating=lease is not None and lease.mutating,
             last_token=self.last_token,
@@ -176,7 +188,13 @@ class ModelProfile:
     # -- the worker's commands --------------------------------------------------------------
 
     def checkout(
-        self, worker: str, ttl: int, account: str | None, proxy: str | None, now: datetime
+        self,
+        worker: str,
+        ttl: int,
+        account: str | None,
+        proxy: str | None,
+        now: datetime,
+        max_duration: int | None = None,
     ) -> Refusal | None:
         if account is not None and account != self.account_id:
             return denied(DenialReason.ACCOUNT_MISMATCH)
@@ -187,7 +205,10 @@ class ModelProfile:
             return denied(reason)
         self.last_token += 1
         lease_id = f"lease-{self.last_token}@{self.profile_id}"
-        self.lease = ModelLease(lease_id, self.last_token, worker, ttl, now + _s(ttl))
+        limits = [s for s in (self.max_lease, max_duration) if s is not None]
+        limit = now + _s(min(limits)) if limits else None
+        self.lease = ModelLease(lease_id, self.last_token, worker, ttl, now, limit)
+        self.lease.renew(ttl, now)
         self.last_worker, self.state, self.cause = worker, ProfileState.LEASED, None
         return None
 
@@ -215,6 +236,8 @@ class ModelProfile:
             return lost("fencing token")
         if lease.stale:
             return lost("marked stale")
+        if lease.limit is not None and now >= lease.limit:
+            return lost("hard limit")
         if now > lease.expires_at:
             return lost("renewal deadline")
         return None
@@ -224,7 +247,7 @@ class ModelProfile:
     ) -> Refusal | None:
         refusal = self._lost(lease_id, token, now)
         if refusal is None and self.lease is not None:
-            self.lease.expires_at = now + _s(self.lease.ttl)
+            self.lease.renew(self.lease.ttl, now)
             if mutating or safe:
                 self.lease.mutating = mutating
         return refusal
@@ -232,7 +255,7 @@ class ModelProfile:
     def extend(self, lease_id: str, token: int, ttl: int, now: datetime) -> Refusal | None:
         refusal = self._lost(lease_id, token, now)
         if refusal is None and self.lease is not None:
-            self.lease.ttl, self.lease.expires_at = ttl, now + _s(ttl)
+            self.lease.renew(ttl, now)
         return refusal
 
     def release(
@@ -255,6 +278,8 @@ class ModelProfile:
         outrank review findings, and among equals the one listed first wins."""
         needs_screenshot, unproven = POLICIES[self.policy]
         failed = report.outcome is Outcome.FAILURE
+        # An expected failure is explained by its reason: no URL or screenshot to prove.
+        proves = report.outcome is not Outcome.EXPECTED_FAILURE
         findings = [
             (report.observed_proxy not in (None, self.proxy_id), QUARANTINE, Cause.PROXY_MISMATCH),
             (
@@ -265,8 +290,14 @@ class ModelProfile:
             (failed and lease.mutating, QUARANTINE, Cause.MUTATION_UNCONFIRMED),
             (report.prompt_seen, REVIEW, Cause.VERIFICATION_PROMPT),
             (failed, REVIEW, Cause.UNEXPECTED_FAILURE),
-            (report.final_url is None, unproven, Cause.UNKNOWN_FINAL_URL),
-            (needs_screenshot and report.screenshot is None, unproven, Cause.MISSING_SCREENSHOT),
+            # Evidence the worker could not collect proves nothing, whatever the outcome.
+            (report.evidence_problem is not None, unproven, Cause.EVIDENCE_FAILED),
+            (proves and report.final_url is None, unproven, Cause.UNKNOWN_FINAL_URL),
+            (
+                proves and needs_screenshot and report.screenshot is None,
+                unproven,
+                Cause.MISSING_SCREENSHOT,
+            ),
         ]
         for worst in (QUARANTINE, REVIEW):
             for found, state, cause in findings:

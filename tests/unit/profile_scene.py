@@ -46,6 +46,7 @@ def record(
     policy: str = DEFAULT_RELEASE_POLICY,
     limit: int = DEFAULT_UNCLEAN_LIMIT,
     window: int = DEFAULT_UNCLEAN_WINDOW_SECONDS,
+    max_lease: int | None = None,
 ) -> ProfileRecord:
     return ProfileRecord(
         profile_id=profile_id,
@@ -56,6 +57,7 @@ def record(
         release_policy=policy,
         unclean_limit=limit,
         unclean_window_seconds=window,
+        max_lease_seconds=max_lease,
     )
 
 
@@ -69,12 +71,13 @@ class Scene:
         policy: str = DEFAULT_RELEASE_POLICY,
         limit: int = DEFAULT_UNCLEAN_LIMIT,
         window: int = DEFAULT_UNCLEAN_WINDOW_SECONDS,
+        max_lease: int | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.clock = clock or Clock()
         self._ids: Iterator[int] = count(1)
         self.history: list[ProfileEvent] = []
-        rec = record(profile_id, policy=policy, limit=limit, window=window)
+        rec = record(profile_id, policy=policy, limit=limit, window=window, max_lease=max_lease)
         self.profile = Profile.register(rec, self.ctx("ops-olga", Role.OPERATOR))
         self.collect()
 
@@ -120,6 +123,7 @@ class Scene:
         *,
         account_id: str | None = None,
         proxy_id: str | None = None,
+        max_duration: int | None = None,
     ) -> Lease:
         request = CheckoutRequest(
             worker_id=worker,
@@ -128,6 +132,7 @@ class Scene:
             ttl_seconds=ttl,
             account_id=account_id,
             proxy_id=proxy_id,
+            max_duration_seconds=max_duration,
         )
         lease = self.profile.checkout(request, self.ctx(worker))
         self.collect()
@@ -165,6 +170,7 @@ class Scene:
         prompt_seen: bool = False,
         observed_proxy: str | None = None,
         observed_account: str | None = None,
+        evidence_problem: str | None = None,
         reason: str = "",
     ) -> Verdict:
         report = ReleaseReport(
@@ -174,6 +180,7 @@ class Scene:
             prompt_seen=prompt_seen,
             observed_proxy=observed_proxy,
             observed_account=observed_account,
+            evidence_problem=evidence_problem,
         )
         ctx = self.ctx(lease.worker_id, reason=reason)
         verdict = self.profile.release(lease.lease_id, lease.fencing_token, report, ctx)

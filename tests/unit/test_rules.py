@@ -6,12 +6,13 @@ Fencing, lost leases, disable/enable and the audit envelope are in ``test_fencin
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from profile_scene import DONE_URL, PROXY, Scene
 
 from ledger.domain import events as ev
-from ledger.domain.errors import CheckoutDenied, InvalidInput, NotAllowed
+from ledger.domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
 from ledger.domain.model import (
     Cause,
     DenialReason,
@@ -213,6 +214,63 @@ def test_stale_without_unconfirmed_mutation_requests_review(steps: list[tuple[st
     assert s.profile.block.cause is Cause.LEASE_EXPIRED
 
 
+# -- the hard limit -----------------------------------------------------------------------------
+
+
+def test_renewals_never_move_the_deadline_past_the_hard_limit() -> None:
+    """A lease checked out for at most 100 s: each renewal's deadline is capped at the hard
+    limit; at the limit a heartbeat, an extend or a release is refused as lease lost naming
+    it, and once its deadline has passed the sweep settles the lease as any missed deadline."""
+    s = Scene()
+    lease = s.checkout(ttl=60, max_duration=100)
+    limit = s.now + timedelta(seconds=100)
+    assert (lease.hard_limit_at, lease.expires_at) == (limit, s.now + timedelta(seconds=60))
+    s.advance(50)
+    assert s.heartbeat(lease, step="still_working").expires_at == limit
+    s.advance(49.5)
+    assert s.profile.extend(lease.lease_id, 1, 600, s.ctx()).expires_at == limit
+    s.collect()
+    s.advance(0.5)  # at the limit itself
+    with pytest.raises(LeaseLost, match=r"hard limit .* reached"):
+        s.heartbeat(lease, step="still_working")
+    with pytest.raises(LeaseLost, match="hard limit"):
+        s.profile.extend(lease.lease_id, 1, 60, s.ctx())
+    with pytest.raises(LeaseLost, match="hard limit"):
+        s.release(lease)
+    assert s.profile.pending_events == []
+    assert s.profile.state is ProfileState.LEASED
+    s.advance(0.001)
+    verdict = s.sweep()
+    assert verdict is not None
+    assert verdict.cause is Cause.LEASE_EXPIRED
+    assert s.types()[-2:] == ["lease_marked_stale", "review_requested"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "asked", "limit"), [(90, None, 90), (90, 120, 90), (90, 30, 30), (None, 30, 30)]
+)
+def test_the_hard_limit_is_the_tighter_of_the_profiles_and_the_checkouts(
+    policy: int | None, asked: int | None, limit: int
+) -> None:
+    """The profile's max_lease_seconds (its policy) bounds every lease; a checkout may ask for
+    less, never more. A lease's first deadline is within the limit too."""
+    s = Scene(max_lease=policy)
+    lease = s.checkout(ttl=300, max_duration=asked)
+    assert lease.hard_limit_at == s.now + timedelta(seconds=limit)
+    assert lease.expires_at == lease.hard_limit_at
+
+
+def test_without_a_hard_limit_renewals_go_on() -> None:
+    """Neither the profile nor the checkout sets a limit: a lease renewed in time lives on."""
+    s = Scene()
+    lease = s.checkout(ttl=60)
+    assert lease.hard_limit_at is None
+    for _ in range(100):
+        s.advance(59)
+        renewed = s.heartbeat(lease)
+    assert renewed.expires_at == s.now + timedelta(seconds=60)
+
+
 # -- release ------------------------------------------------------------------------------------
 
 
@@ -283,6 +341,53 @@ def test_release_without_screenshot_follows_policy(policy: str) -> None:
         assert s.profile.state is _ON_UNKNOWN[policy]
     else:
         assert s.profile.state is ProfileState.AVAILABLE
+
+
+@pytest.mark.parametrize("policy", list(_ON_UNKNOWN))
+def test_an_expected_failure_is_explained_by_its_reason_alone(policy: str) -> None:
+    """An expected failure needs neither a final URL nor a screenshot, under every policy (a
+    task that found the shop closed may have had no browser at all): back to the pool. A
+    success without them still goes where the policy says."""
+    s = Scene(policy=policy)
+    verdict = s.release(s.checkout(), Outcome.EXPECTED_FAILURE, final_url=None, reason="closed")
+    assert verdict.ending is Ending.CLEAN
+    assert s.types()[-1] == "lease_released_cleanly"
+    assert s.profile.state is ProfileState.AVAILABLE
+    s.release(s.checkout(), Outcome.SUCCESS, final_url=None)
+    assert s.profile.state is _ON_UNKNOWN[policy]
+
+
+def test_an_expected_failure_that_met_a_prompt_or_another_proxy_is_still_unclean() -> None:
+    """Its reason explains the failure, not a prompt seen or a proxy that was not the lease's."""
+    s = Scene()
+    s.release(s.checkout(), Outcome.EXPECTED_FAILURE, final_url=None, prompt_seen=True)
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
+    s.review(ReviewDecision.RETURN)
+    s.release(s.checkout(), Outcome.EXPECTED_FAILURE, final_url=None, observed_proxy="proxy-x")
+    assert s.profile.state is ProfileState.QUARANTINED
+
+
+@pytest.mark.parametrize("policy", list(_ON_UNKNOWN))
+@pytest.mark.parametrize("outcome", [Outcome.SUCCESS, Outcome.EXPECTED_FAILURE])
+def test_a_release_whose_evidence_failed_is_not_clean(policy: str, outcome: Outcome) -> None:
+    """A release saying its evidence could not be collected (a browser that did not answer
+    the screenshot, a driver that died) never returns the profile to the pool, even with a
+    final URL and a screenshot from before: evidence_failed, review or quarantine as the
+    policy says for an unproven ending. The event keeps what went wrong."""
+    s = Scene(policy=policy)
+    problem = "screenshot failed: Timeout 5000ms exceeded"
+    verdict = s.release(
+        s.checkout(), outcome, screenshot="final.png", evidence_problem=problem, reason="x"
+    )
+    assert verdict.cause is Cause.EVIDENCE_FAILED
+    assert s.profile.state is _ON_UNKNOWN[policy]
+    request = next(e for e in s.history if isinstance(e, ev.LeaseReleaseRequested))
+    assert request.evidence_problem == problem
+    assert s.profile.block is not None
+    if s.profile.state is ProfileState.REVIEW_REQUIRED:  # nobody knows how the run ended
+        with pytest.raises(CheckoutDenied) as denied:
+            s.profile.checkout(_request(), s.ctx("worker-b"))
+        assert denied.value.reason is DenialReason.PREVIOUS_RUN_UNKNOWN
 
 
 def test_force_release_requests_review_with_actor_recorded() -> None:

@@ -84,6 +84,9 @@ WORKER_STEP = st.sampled_from([None, "plain", "safe", "mutating", "mutating", "m
 # or past the window (120 or 600 s) in which unclean endings count. Or to a lease's deadline exactly
 # (still in time) or one second past it.
 TTL = st.sampled_from([60, 300, 600, 600]) | st.integers(1, 600)
+# Hard limits: most leases have none; some profiles cap every lease, some checkouts their own.
+MAX_LEASE = st.sampled_from([None, None, 90, 600])
+MAX_DURATION = st.sampled_from([None, None, None, 30, 300])
 TIME = st.sampled_from(["hop", "hop", "to_deadline", "past_deadline"])
 SECONDS = st.sampled_from([0, 1, 5, 30, 60, 120, 240, 601, 3600])
 # A fifth of the sweep's and operator's commands come from a worker, who may issue none.
@@ -118,6 +121,7 @@ REPORT = st.one_of(
         prompt_seen=st.booleans(),
         observed_proxy=st.sampled_from([None, PROXY, "proxy-other"]),
         observed_account=st.sampled_from([None, ACCOUNT, "acct-other"]),
+        evidence_problem=st.sampled_from([None, None, "screenshot failed: Timeout"]),
     ),
 )
 
@@ -132,23 +136,39 @@ class LeaseLifecycle(RuleBasedStateMachine):
         limit=st.sampled_from([1, 2, 2, 3]),
         window=st.sampled_from([120, 600, 24 * 3600]),
         ttl=TTL,
+        max_lease=MAX_LEASE,
     )
     def register_and_lease(
-        self, count: int, policies: tuple[str, str], limit: int, window: int, ttl: int
+        self,
+        count: int,
+        policies: tuple[str, str],
+        limit: int,
+        window: int,
+        ttl: int,
+        max_lease: int | None,
     ) -> None:
         """Every run starts with each profile leased, so that lease commands have a lease to
         aim at (or miss) from the first step."""
         self.clock = Clock()
         self.scenes = [
-            Scene(f"profile_{i}", policy=policies[i], limit=limit, window=window, clock=self.clock)
+            Scene(
+                f"profile_{i}",
+                policy=policies[i],
+                limit=limit,
+                window=window,
+                max_lease=max_lease,
+                clock=self.clock,
+            )
             for i in range(count)
         ]
         self.models = [
-            ModelProfile(s.profile.profile_id, ACCOUNT, PROXY, policies[i], limit, window)
+            ModelProfile(
+                s.profile.profile_id, ACCOUNT, PROXY, policies[i], limit, window, max_lease
+            )
             for i, s in enumerate(self.scenes)
         ]
         for i in range(count):
-            self.lease_out(i, "worker-a", ttl, "match")
+            self.lease_out(i, "worker-a", ttl, "match", None)
 
     @rule(i=PROFILE, data=st.data())
     def act(self, i: int, data: st.DataObject) -> None:
@@ -193,16 +213,22 @@ class LeaseLifecycle(RuleBasedStateMachine):
 
     # -- the worker ----------------------------------------------------------------------------
 
-    def lease_out(self, k: int, worker: str, ttl: int, context: str) -> None:
+    def lease_out(
+        self, k: int, worker: str, ttl: int, context: str, max_duration: int | None
+    ) -> None:
         s, m = self.scenes[k], self.models[k]
         account = {"match": ACCOUNT, "account": "acct-other", "both": "acct-other"}.get(context)
         proxy = {"match": PROXY, "proxy": "proxy-other", "both": "proxy-other"}.get(context)
-        request = CheckoutRequest(worker, f"run-{s.profile.version}", "task", ttl, account, proxy)
-        expected = m.checkout(worker, ttl, account, proxy, s.now)
+        run = f"run-{s.profile.version}"
+        request = CheckoutRequest(worker, run, "task", ttl, account, proxy, max_duration)
+        expected = m.checkout(worker, ttl, account, proxy, s.now, max_duration)
         self.attempt("checkout", k, lambda: s.profile.checkout(request, s.ctx(worker)), expected)
 
     def checkout(self, k: int, data: st.DataObject) -> None:
-        self.lease_out(k, *data.draw(st.tuples(WORKER, TTL, CONTEXT), "worker, ttl, context"))
+        drawn = data.draw(
+            st.tuples(WORKER, TTL, CONTEXT, MAX_DURATION), "worker, ttl, context, max"
+        )
+        self.lease_out(k, *drawn)
 
     def lease_ref(self, k: int, aim: str, shift: int) -> tuple[str, int]:
         """The newest lease's id (live or ended), the one before it, or the next one (never

@@ -58,6 +58,33 @@ def _envelope(n: int, actor: str, role: Role, reason: str = "") -> Envelope:
     )
 
 
+def _lease(hard_limit_at: datetime | None) -> Lease:
+    """The lease the lease_acquired fixtures carry (version 1 had no hard limit)."""
+    return Lease(
+        lease_id=LEASE_ID,
+        profile_id=PROFILE_ID,
+        account_id="acct-shop-17",
+        worker_id="worker-a",
+        run_id="run-42",
+        task_type="place_order",
+        proxy_id="proxy-de-3",
+        lease_status=LeaseStatus.ACTIVE,
+        lease_started_at=_at(2),
+        heartbeat_at=_at(2),
+        expires_at=_at(302),
+        ttl_seconds=300,
+        last_safe_step="cart",
+        release_policy="manual_review_on_unknown_state",
+        fencing_token=3,
+        last_step="cart",
+        last_url="https://shop.example/cart",
+        mutating_step="submit_order",
+        ending="released",
+        ended_at=_at(299),
+        hard_limit_at=hard_limit_at,
+    )
+
+
 _WORKER = ("worker-a", Role.WORKER)
 _SWEEPER = ("sweeper", Role.SCHEDULER)
 _OPS = ("ops-olga", Role.OPERATOR)
@@ -78,36 +105,26 @@ EXPECTED: dict[str, tuple[int, Envelope, dict[str, Any]]] = {
             "release_policy": "manual_review_on_unknown_state",
             "unclean_limit": 3,
             "unclean_window_seconds": 86_400,
+            "max_lease_seconds": None,  # version 1 set no hard limit
         },
     ),
-    "lease_acquired.v1": (
-        2,
-        _envelope(2, *_WORKER),
+    "profile_registered.v2": (
+        1,
+        _envelope(1, *_OPS, "new shop account, Zürich team"),
         {
-            "lease": Lease(
-                lease_id=LEASE_ID,
-                profile_id=PROFILE_ID,
-                account_id="acct-shop-17",
-                worker_id="worker-a",
-                run_id="run-42",
-                task_type="place_order",
-                proxy_id="proxy-de-3",
-                lease_status=LeaseStatus.ACTIVE,
-                lease_started_at=_at(2),
-                heartbeat_at=_at(2),
-                expires_at=_at(302),
-                ttl_seconds=300,
-                last_safe_step="cart",
-                release_policy="manual_review_on_unknown_state",
-                fencing_token=3,
-                last_step="cart",
-                last_url="https://shop.example/cart",
-                mutating_step="submit_order",
-                ending="released",
-                ended_at=_at(299),
-            )
+            "account_id": "acct-shop-17",
+            "proxy_id": "proxy-de-3",
+            "region": "eu-central",
+            "user_data_dir": "/profiles/profile_shop_17",
+            "release_policy": "manual_review_on_unknown_state",
+            "unclean_limit": 3,
+            "unclean_window_seconds": 86_400,
+            "max_lease_seconds": 3600,
         },
     ),
+    "lease_acquired.v1": (2, _envelope(2, *_WORKER), {"lease": _lease(hard_limit_at=None)}),
+    # Version 2: the lease carries its hard limit.
+    "lease_acquired.v2": (2, _envelope(2, *_WORKER), {"lease": _lease(hard_limit_at=_at(3602))}),
     "lease_heartbeat.v1": (
         3,
         _envelope(3, *_WORKER),
@@ -137,6 +154,7 @@ EXPECTED: dict[str, tuple[int, Envelope, dict[str, Any]]] = {
             "screenshot": "/shots/run-42/final.png",
             # Version 1 had no digest: its upcaster says unknown, never a guess.
             "screenshot_sha256": None,
+            "evidence_problem": None,  # nor could it say its evidence failed (version 3)
             "prompt_seen": True,
             "observed_proxy": "proxy-de-3",
             "observed_account": "acct-shop-17",
@@ -154,6 +172,25 @@ EXPECTED: dict[str, tuple[int, Envelope, dict[str, Any]]] = {
             "screenshot_sha256": (
                 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
             ),
+            "evidence_problem": None,  # version 2 could not say its evidence failed
+            "prompt_seen": True,
+            "observed_proxy": "proxy-de-3",
+            "observed_account": "acct-shop-17",
+        },
+    ),
+    "lease_release_requested.v3": (
+        5,
+        _envelope(5, *_WORKER),
+        {
+            "lease_id": LEASE_ID,
+            "fencing_token": 3,
+            "outcome": Outcome.EXPECTED_FAILURE,
+            "final_url": "https://shop.example/orders/done",
+            "screenshot": "/shots/run-42/final.png",
+            "screenshot_sha256": (
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            ),
+            "evidence_problem": "screenshot failed: Timeout 5000ms exceeded",
             "prompt_seen": True,
             "observed_proxy": "proxy-de-3",
             "observed_account": "acct-shop-17",

@@ -190,47 +190,75 @@ def test_an_old_event_without_its_upcaster_is_refused(monkeypatch: pytest.Monkey
         decode("lease_heartbeat", HEARTBEAT_V1, ORIGINATOR_ID, 3)
 
 
-# --- the shipped upcaster: lease_release_requested v1 -> v2 (the screenshot's digest) --------
+# --- the shipped upcasters: lease_release_requested v1 -> v2 (the screenshot's digest) and
+# v2 -> v3 (what went wrong with the evidence) ----------------------------------------------
 
-RELEASE_V1 = (
-    Path(__file__).parent.parent / "fixtures" / "stored_events" / "lease_release_requested.v1.json"
-)
+STORED_EVENTS = Path(__file__).parent.parent / "fixtures" / "stored_events"
+RELEASE_V1 = STORED_EVENTS / "lease_release_requested.v1.json"
+RELEASE_V2 = STORED_EVENTS / "lease_release_requested.v2.json"
 
 
-def test_a_pinned_v1_release_passes_the_shipped_upcaster_and_has_no_digest(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The release event stored before version 2 (the pinned bytes) loads through the upcaster
-    in UPCASTERS, exactly once, as today's class with its digest unknown (None) and every other
-    field as stored."""
-    shipped = ev.UPCASTERS[("lease_release_requested", 1)]
-    calls: list[State] = []
+def _spied(monkeypatch: pytest.MonkeyPatch, from_version: int, calls: list[str]) -> None:
+    """Wrap the shipped upcaster from ``from_version``, noting each call and what it saw."""
+    shipped = ev.UPCASTERS[("lease_release_requested", from_version)]
 
     def spy(state: State) -> State:
-        calls.append(dict(state))
+        calls.append(f"{from_version}->{from_version + 1}: {sorted(state)}")
         return shipped(state)
 
-    monkeypatch.setitem(ev.UPCASTERS, ("lease_release_requested", 1), spy)
+    monkeypatch.setitem(ev.UPCASTERS, ("lease_release_requested", from_version), spy)
+
+
+def test_a_pinned_v1_release_passes_the_shipped_upcasters_and_has_no_digest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The release event stored before version 2 (the pinned bytes) passes the upcasters in
+    UPCASTERS, 1->2 then 2->3, each once, and loads as today's class with its digest unknown
+    and no evidence problem (None) and every other field as stored."""
+    calls: list[str] = []
+    _spied(monkeypatch, 1, calls)
+    _spied(monkeypatch, 2, calls)
     stored = RELEASE_V1.read_bytes()
     assert json.loads(stored)["class_version"] == 1
-    assert ev.LeaseReleaseRequested.class_version == 2
+    assert ev.LeaseReleaseRequested.class_version == 3
     event = decode("lease_release_requested", stored, ORIGINATOR_ID, 5)
     assert type(event) is ev.LeaseReleaseRequested
     assert event.screenshot == "/shots/run-42/final.png"
-    assert event.screenshot_sha256 is None
-    assert len(calls) == 1
+    assert (event.screenshot_sha256, event.evidence_problem) == (None, None)
+    assert [c.split(":")[0] for c in calls] == ["1->2", "2->3"]
     assert "screenshot_sha256" not in calls[0]
+    assert "screenshot_sha256" in calls[1]
+    assert "evidence_problem" not in calls[1]
 
 
-def test_an_upcast_v1_release_is_stored_again_as_v2() -> None:
-    """Re-encoding an upcast v1 release writes class_version 2 with an explicit null digest,
-    and that decodes to the same event without passing the upcaster."""
-    event = decode("lease_release_requested", RELEASE_V1.read_bytes(), ORIGINATOR_ID, 5)
+def test_a_pinned_v2_release_passes_only_the_v2_upcaster_and_keeps_its_digest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A release stored at version 2 passes 2->3 alone: its digest stays, its evidence problem
+    is None (version 2 could not say one)."""
+    calls: list[str] = []
+    _spied(monkeypatch, 1, calls)
+    _spied(monkeypatch, 2, calls)
+    event = decode("lease_release_requested", RELEASE_V2.read_bytes(), ORIGINATOR_ID, 5)
+    assert event.screenshot_sha256 == json.loads(RELEASE_V2.read_bytes())["screenshot_sha256"]
+    assert event.evidence_problem is None
+    assert [c.split(":")[0] for c in calls] == ["2->3"]
+
+
+@pytest.mark.parametrize("fixture", [RELEASE_V1, RELEASE_V2], ids=["v1", "v2"])
+def test_an_upcast_release_is_stored_again_at_the_current_version(fixture: Path) -> None:
+    """Re-encoding an upcast v1 or v2 release writes class_version 3 with explicit nulls for
+    what it could not know, every stored field unchanged, and that decodes to the same event
+    without passing an upcaster."""
+    event = decode("lease_release_requested", fixture.read_bytes(), ORIGINATOR_ID, 5)
     restored = ProfileEventMapper().to_stored_event(event)
     state = json.loads(restored.state)
-    assert state["class_version"] == 2
-    assert state["screenshot_sha256"] is None
-    assert {k: v for k, v in state.items() if k not in ("class_version", "screenshot_sha256")} == {
-        k: v for k, v in json.loads(RELEASE_V1.read_bytes()).items() if k != "class_version"
+    old = json.loads(fixture.read_bytes())
+    assert state["class_version"] == 3
+    assert state["evidence_problem"] is None
+    assert state["screenshot_sha256"] == old.get("screenshot_sha256")
+    added = ("class_version", "screenshot_sha256", "evidence_problem")
+    assert {k: v for k, v in state.items() if k not in added} == {
+        k: v for k, v in old.items() if k not in added
     }
     assert decode("lease_release_requested", restored.state, ORIGINATOR_ID, 5) == event

@@ -123,6 +123,21 @@ def test_the_guard_keeps_the_first_reason_and_never_moves_back(clock: FakeClock)
     assert guard.why == "the ledger said so"
 
 
+def test_the_guard_never_holds_past_the_hard_limit(clock: FakeClock) -> None:
+    """With a hard limit of 30 s (TTL 300), renewals move the local deadline but never past
+    the limit; at the limit the lease is lost, saying so."""
+    start = clock.now
+    guard = LeaseGuard(LEASE.lease_id, RenewalTiming.from_ttl(300), start, clock, max_duration=30)
+    assert guard.valid_until == start + 30
+    clock.now += 29
+    guard.renewed(clock.now)
+    assert guard.valid_until == start + 30
+    assert guard.held()
+    clock.now += 1
+    assert not guard.held()
+    assert guard.why == "hard limit of 30s reached: stop the run"
+
+
 def test_renew_moves_the_deadline_from_the_start_of_the_heartbeat(clock: FakeClock) -> None:
     """A heartbeat that took 3 s counts from when it was sent (the ledger's deadline is later
     than that), and carries the step and URL given."""
@@ -171,6 +186,18 @@ def test_lease_lost_from_the_ledger_ends_at_once(clock: FakeClock) -> None:
     assert not renew(ledger, LEASE, guard, step=None, url=None, wait=lambda _: False, clock=clock)
     assert len(ledger.calls) == 1
     assert "marked stale" in guard.why
+
+
+def test_a_loss_the_ledger_reports_is_said_once(clock: FakeClock) -> None:
+    """The guard keeps the ledger's reason alone, so the LeaseLost the worker raises names the
+    lease and says "lease lost" once, never "lease lost: X: lease lost: X: ..."."""
+    guard = guard_for(clock)
+    ledger = ScriptedLedger(LeaseLost(LEASE.lease_id, "the lease was marked stale"))
+    assert not renew(ledger, LEASE, guard, step=None, url=None, wait=lambda _: False, clock=clock)
+    assert guard.why == "the lease was marked stale"
+    with pytest.raises(LeaseLost) as lost:
+        guard.check()
+    assert str(lost.value) == "lease lost: lease-1@p1: the lease was marked stale"
 
 
 def test_bad_input_propagates_and_a_stop_interrupts_retries(clock: FakeClock) -> None:

@@ -9,14 +9,23 @@ reads the clock, so past the deadline the request is aborted without reaching th
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 from pathlib import Path
 
 from playwright.async_api import BrowserContext, Frame, Page, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
+from workers.browser_watch import BrowserWatch
 from workers.guard import LeaseGuard, Progress
-from workers.launch import ALL_URLS, BLOCKED, LaunchPlan, Navigations, final_page, kill_browser
+from workers.launch import (
+    ALL_URLS,
+    BLOCKED,
+    EvidenceWatch,
+    LaunchPlan,
+    Navigations,
+    final_page,
+    kill_browser,
+)
 
 
 class BrowserSession:
@@ -28,17 +37,23 @@ class BrowserSession:
         context: BrowserContext,
         guard: LeaseGuard,
         navigations: Navigations,
+        progress: Progress,
         user_data_dir: Path,
+        watch: BrowserWatch,
     ) -> None:
         self.context = context
+        self._watchdog = watch
         self._user_data_dir = user_data_dir
         self.closed = False
         self._guard = guard
         self._navigations = navigations
+        self._progress = progress
         self._last_page: Page | None = None
+        self._evidence = EvidenceWatch(progress)
 
     async def install(self) -> None:
         """The request guard on every request, and the navigation watch on every page."""
+        self.context.on("close", self._evidence.context_closed)
         await self.context.route(ALL_URLS, self._route)
         await self.context.route_web_socket(ALL_URLS, self._route_socket)
         for page in self.context.pages:
@@ -75,25 +90,33 @@ class BrowserSession:
 
         page.on("framenavigated", navigated)
 
-    async def screenshot(self, launch: LaunchPlan, progress: Progress) -> None:
+    async def screenshot(self, launch: LaunchPlan) -> None:
         """As ``workers.browser.BrowserSession.screenshot``."""
+        if self._evidence.gone_before_capture():
+            return
         page = final_page(self._last_page, self.context.pages)
         if page is None:
             return
-        launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
         try:
+            launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
-        except PlaywrightError:
+        except Exception as failed:
+            self._evidence.capture_failed(failed, browser=isinstance(failed, PlaywrightError))
             return
-        launch.file_screenshot(progress)
+        launch.file_screenshot(self._progress)
 
     async def close(self) -> None:
-        """As ``workers.browser.BrowserSession.close``: under a lost lease the browser is
-        killed before the context is closed."""
+        """As ``workers.browser.BrowserSession.close``: under a lost lease, or after a
+        screenshot the browser did not answer, the browser is killed before the close."""
         if self.closed:
             return
         self.closed = True
-        if not self._guard.held():
-            kill_browser(self._user_data_dir)
-        with contextlib.suppress(PlaywrightError):
+        killed = False
+        if not self._guard.held() or self._evidence.unanswered:
+            killed = kill_browser(self._user_data_dir) is not None
+        try:
             await self.context.close()
+        except PlaywrightError as failed:
+            self._evidence.close_failed(failed, expected=killed)
+        finally:
+            await asyncio.to_thread(self._watchdog.done)

@@ -21,12 +21,12 @@ from typing import Any, Self, TypeVar
 from playwright.async_api import BrowserContext, Playwright
 
 from ledger import Lease, LeaseLost, Ledger
-from workers import evidence, launch, profile_dir, renewal, routing
+from workers import evidence, launch, profile_dir, renewal, routing, termination
 from workers.aio.browser import BrowserSession
+from workers.browser_watch import BrowserWatch
 from workers.guard import Clock, LeaseGuard
-from workers.held import HeldLease, WorkerConfig
+from workers.held import STOP_TIMEOUT, HeldLease, WorkerConfig, not_released
 from workers.settings import BrowserSettings
-from workers.timing import RenewalTiming
 
 R = TypeVar("R")
 
@@ -35,11 +35,13 @@ class WorkerLease(HeldLease):
     """One checked-out lease (see ``HeldLease``), used from its event loop."""
 
     def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        super().__init__(lease, guard, leases.settings)
+        super().__init__(lease, guard, leases)
         self._leases = leases
         self._session: BrowserSession | None = None
         self._stop = threading.Event()  # interrupts a renewal's retries on the ledger thread
         self._heartbeats: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None  # the task running the checkout block
+        self._closing = False
 
     @property
     def heartbeat_task_running(self) -> bool:
@@ -77,19 +79,31 @@ class WorkerLease(HeldLease):
         )
         await self.step("browser_launch")
         await asyncio.to_thread(profile_dir.claim, plan.user_data_dir, self.lease)
-        context = await pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
-        self._progress.update(observed_proxy=plan.proxy_id)
-        session = self._session = BrowserSession(
-            context, self._guard, self._navigations, plan.user_data_dir
-        )
+        session = self._session = await self._launch(pw, plan)
         try:
             await session.install()
-            yield context
+            yield session.context
         finally:  # the final screenshot is evidence of a failure as much as of a success
             if self._guard.held():
-                await session.screenshot(plan, self._progress)
+                await session.screenshot(plan)
             await session.close()
             self._session = None
+
+    async def _launch(self, pw: Playwright, plan: launch.LaunchPlan) -> BrowserSession:
+        """Start the browser's watchdog, then launch the browser (``install`` guards it)."""
+        watch = BrowserWatch(plan.user_data_dir, self._guard, self._leases.clock)
+        try:
+            context = await pw.chromium.launch_persistent_context(
+                plan.user_data_dir, **plan.arguments
+            )
+        except BaseException:
+            await asyncio.to_thread(watch.done)
+            raise
+        watch.launched()
+        self._progress.update(observed_proxy=plan.proxy_id)
+        return BrowserSession(
+            context, self._guard, self._navigations, self._progress, plan.user_data_dir, watch
+        )
 
     async def _ensure_held(self) -> None:
         if self._guard.held():
@@ -102,7 +116,18 @@ class WorkerLease(HeldLease):
             await self._session.close()
 
     def _start(self) -> None:
+        self._task = asyncio.current_task()
         self._heartbeats = asyncio.create_task(self._renew_while_held())
+        self._revocations.start()
+
+    def terminate(self, signum: int) -> bool:
+        """SIGTERM (``workers.termination``): cancel the task running the checkout block, once,
+        unless it is already leaving it; the block then releases and raises ``Terminated``."""
+        first = not self._signalled.must_stop
+        self._signalled.terminate(signum)
+        if first and not self._closing and self._task is not None:
+            self._task.get_loop().call_soon_threadsafe(self._task.cancel)
+        return False
 
     async def _renew_while_held(self) -> None:
         """The heartbeat task: renew every interval until the lease is lost or left."""
@@ -127,6 +152,22 @@ class WorkerLease(HeldLease):
                 self._guard.failed(f"{type(error).__name__}: {error}")
                 await asyncio.sleep(timing.retry_period)
 
+    async def _close_out(self, error: BaseException | None) -> None:
+        """``_end``, carried through whatever cancels the task meanwhile (a cancellation during
+        a release must not leave the lease live and unrenewed): the cancellation is passed on
+        once the lease is released."""
+        self._closing = True
+        ending = asyncio.ensure_future(self._end(error))
+        cancelled = False
+        while not ending.done():
+            try:
+                await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                cancelled = True
+        ending.result()
+        if cancelled:
+            raise asyncio.CancelledError
+
     async def _end(self, error: BaseException | None) -> None:
         """As ``workers.leases.WorkerLease._end``: heartbeats stop before the release."""
         self._stop.set()
@@ -134,20 +175,17 @@ class WorkerLease(HeldLease):
             self._heartbeats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeats
+        await asyncio.to_thread(self._revocations.stop, STOP_TIMEOUT)
         await self._close_browser()
-        self.evidence = evidence.settle(
-            self.lease,
-            self._guard,
-            self._progress.now(),
-            error,
-            self._expected_failure,
-            self._leases.evidence_dir,
-        )
+        self.evidence = self._settle(error)
         if self.evidence is not None:
             record = self.evidence
-            self.result = await self._leases.call(
+            self.result, sent = await self._leases.call(
                 lambda ledger: renewal.release(ledger, self.lease, self._guard, record)
             )
+            self.evidence = sent
+            if sent is not record:  # the ledger refused part of it: keep what it took
+                sent.write(evidence.lease_directory(self._leases.evidence_dir, self.lease))
 
 
 class ProfileLeases(WorkerConfig):
@@ -171,7 +209,7 @@ class ProfileLeases(WorkerConfig):
 
     def _on(self, use: Callable[[Ledger], R]) -> R:
         if self._ledger is None:
-            self._ledger = Ledger.open(self.store_url, create=False)
+            self._ledger = self.open_ledger()
         return use(self._ledger)
 
     @asynccontextmanager
@@ -185,6 +223,7 @@ class ProfileLeases(WorkerConfig):
         account_id: str | None = None,
         proxy_id: str | None = None,
         correlation_id: str | None = None,
+        max_duration_seconds: int | None = None,
     ) -> AsyncIterator[WorkerLease]:
         """As ``workers.leases.ProfileLeases.checkout``, entered with ``async with``."""
         started = self.clock()
@@ -201,6 +240,7 @@ class ProfileLeases(WorkerConfig):
                     proxy_id=proxy_id,
                     command_id=command_id,
                     correlation_id=correlation_id,
+                    max_duration_seconds=max_duration_seconds,
                 ),
                 clock=self.clock,
             )
@@ -239,15 +279,22 @@ class ProfileLeases(WorkerConfig):
     @asynccontextmanager
     async def _holding(self, lease: Lease, started: float) -> AsyncIterator[WorkerLease]:
         """Renew the lease in a task; release it when the block is left."""
-        timing = RenewalTiming.from_ttl(lease.ttl_seconds)
-        held = WorkerLease(lease, self, LeaseGuard(lease.lease_id, timing, started, self.clock))
-        held._start()
-        try:
-            yield held
-        except BaseException as error:
-            await held._end(error)
-            raise
-        await held._end(None)
+        held = WorkerLease(lease, self, LeaseGuard.for_lease(lease, started, self.clock))
+        with termination.handling(held):
+            held._start()
+            try:
+                yield held
+            except BaseException as error:
+                try:
+                    await held._close_out(error)
+                except Exception as failure:  # never instead of the task's own exception
+                    not_released(error, failure, held.lease_id)
+                instead = held.instead_of(error)
+                if instead is not None:
+                    raise instead from error
+                raise
+            await held._close_out(None)
+            held.stop_if_terminated()
 
     async def close(self) -> None:
         """Close the ledger on its thread (if one was opened), then the thread."""

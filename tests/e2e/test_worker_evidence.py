@@ -1,0 +1,138 @@
+"""Evidence that cannot be collected at release, with a real Chromium: a frozen browser and a
+dead Playwright driver. The release says what went wrong, and the profile does not go back to
+the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_site import LocalSite, browsers_on
+from playwright.async_api import async_playwright
+from playwright.sync_api import sync_playwright
+from worker_harness import PROFILE, store_with_profile, wait_until
+
+from ledger import Ledger
+from ledger.domain import events as ev
+from workers import DIRECT, BrowserSettings, ProfileLeases, aio, inspect
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def site() -> Iterator[LocalSite]:
+    served = LocalSite()
+    yield served
+    served.close()
+
+
+def release_of(store: str) -> ev.LeaseReleaseRequested:
+    with Ledger.open(store, create=False) as ledger:
+        (release,) = [e for e in ledger.history(PROFILE) if isinstance(e, ev.LeaseReleaseRequested)]
+    return release
+
+
+def driver_of_this_process() -> int:
+    """The Playwright driver (node, ``run-driver``) this process started."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if parent == os.getpid() and b"run-driver" in args:
+            return int(entry.name)
+    raise AssertionError("no Playwright driver among this process's children")
+
+
+def freeze(user_data_dir: Path) -> None:
+    """Stop the browser on the directory (SIGSTOP): it answers nothing from now on."""
+    browser = inspect(str(user_data_dir)).pid
+    assert browser is not None
+    os.kill(browser, signal.SIGSTOP)
+
+
+def run_sync(store: str, settings: BrowserSettings, url: str, user_data_dir: Path) -> Any:
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        context.new_page().goto(url)
+        freeze(user_data_dir)
+    return lease
+
+
+async def run_async(store: str, settings: BrowserSettings, url: str, user_data_dir: Path) -> Any:
+    async with (
+        aio.ProfileLeases.open(store, worker_id="worker_03", settings=settings) as leases,
+        async_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        await (await context.new_page()).goto(url)
+        freeze(user_data_dir)
+    return lease
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_frozen_browser_is_recorded_killed_and_sent_to_review(
+    tmp_path: Path, site: LocalSite, flavour: str
+) -> None:
+    """The task succeeds, then its Chromium stops answering (SIGSTOP) before the block is
+    left: the final screenshot times out, the release says so (no screenshot, the evidence
+    problem names the timeout) and the profile goes to review, not the pool; the frozen
+    browser is killed rather than waited for."""
+    store, user_data_dir = store_with_profile(tmp_path)
+    settings = BrowserSettings(
+        proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence", screenshot_timeout_ms=1500
+    )
+    args = (store, settings, f"{site.url}/orders", user_data_dir)
+    lease = run_sync(*args) if flavour == "sync" else asyncio.run(run_async(*args))
+    assert lease.result is not None
+    assert (lease.result.profile_state, lease.result.cause) == (
+        "review_required",
+        "evidence_failed",
+    )
+    release = release_of(store)
+    assert (release.outcome, release.final_url) == ("success", f"{site.url}/orders")
+    assert release.screenshot is None
+    assert release.evidence_problem is not None
+    assert "final screenshot failed" in release.evidence_problem
+    assert "Timeout" in release.evidence_problem
+    assert not browsers_on(str(user_data_dir))
+
+
+def test_a_dead_driver_is_recorded_and_sent_to_review(tmp_path: Path, site: LocalSite) -> None:
+    """The task succeeds, then the Playwright driver dies (SIGKILL) before the block is left:
+    the screenshot and the close fail, the release says both, and the profile goes to review;
+    the browser, its pipe gone, does not outlive the run."""
+    store, user_data_dir = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        context.new_page().goto(f"{site.url}/orders")
+        os.kill(driver_of_this_process(), signal.SIGKILL)
+    assert lease.result is not None
+    assert (lease.result.profile_state, lease.result.cause) == (
+        "review_required",
+        "evidence_failed",
+    )
+    release = release_of(store)
+    assert release.outcome == "success"
+    assert release.screenshot is None
+    problem = release.evidence_problem or ""
+    assert "final screenshot failed: TargetClosedError" in problem
+    assert wait_until(lambda: not browsers_on(str(user_data_dir)), 10)

@@ -1,0 +1,58 @@
+"""Ledger.check_lease on every store: what a worker polls to learn that its lease was taken
+back, at the cost of one read of the profile's availability row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import register
+
+from ledger import InvalidInput, Ledger, ProfileState, UnknownProfile
+
+
+def test_a_live_lease_then_a_force_release_in_one_row_read_each(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live while held; not live once force-released, saying so. Each check reads the row
+    once and loads no events."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t")
+    reads: list[str] = []
+    row_of = ledger.store.availability_row
+
+    def counted(profile_id: str) -> Any:
+        reads.append(profile_id)
+        return row_of(profile_id)
+
+    def no_load(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the check loaded the profile's events")
+
+    monkeypatch.setattr(ledger.store, "availability_row", counted)
+    monkeypatch.setattr(ledger.uow, "load", no_load)
+    assert ledger.check_lease(lease.lease_id).live
+    monkeypatch.undo()
+    ledger.force_release(pid, actor="ops", reason="stuck")
+    monkeypatch.setattr(ledger.store, "availability_row", counted)
+    monkeypatch.setattr(ledger.uow, "load", no_load)
+    check = ledger.check_lease(lease.lease_id)
+    assert (check.live, check.profile_state) == (False, ProfileState.REVIEW_REQUIRED)
+    assert check.why is not None
+    assert check.why.startswith(f"the ledger ended {lease.lease_id}")
+    assert reads == [pid, pid]
+
+
+def test_a_missing_row_is_answered_from_the_events(ledger: Ledger) -> None:
+    """A row deleted behind the ledger's back: the check answers from the events."""
+    pid = register(ledger)
+    lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t")
+    ledger.store.delete_availability(pid)
+    assert ledger.check_lease(lease.lease_id).live
+
+
+def test_a_malformed_or_unknown_lease_is_bad_input(ledger: Ledger) -> None:
+    """A malformed lease id is InvalidInput; one of no registered profile UnknownProfile."""
+    with pytest.raises(InvalidInput, match="lease_id"):
+        ledger.check_lease("lease-x@p")
+    with pytest.raises(UnknownProfile):
+        ledger.check_lease("lease-1@nobody")

@@ -1,0 +1,199 @@
+"""SIGTERM while a lease is held, in this process (the worker SDK on the main thread, no
+browser): the lease is released as a failure naming the signal and the step reached, then
+``Terminated`` (exit status 143) leaves the block; a handler the application installed is
+kept and run; what was there before comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger import Ledger
+from ledger.domain import events as ev
+from workers import DIRECT, BrowserSettings, ProfileLeases, Terminated, aio
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    url = f"memory://{uuid.uuid4().hex}"
+    with Ledger.init(url) as ledger:
+        ledger.register_profile("p1", account_id="a", proxy_id="px")
+        ledger.register_profile("p2", account_id="a", proxy_id="px")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> BrowserSettings:
+    return BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+
+
+@pytest.fixture(autouse=True)
+def default_sigterm() -> Iterator[None]:
+    """Each test starts from Python's default disposition and leaves it so."""
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+def release_of(store: str, profile_id: str = "p1") -> ev.LeaseReleaseRequested:
+    with Ledger.open(store, create=False) as ledger:
+        history = ledger.history(profile_id)
+    (release,) = [e for e in history if isinstance(e, ev.LeaseReleaseRequested)]
+    return release
+
+
+def state_of(store: str) -> str:
+    with Ledger.open(store, create=False) as ledger:
+        return ledger.view("p1").state.value
+
+
+def sigterm() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_releases_naming_the_step_then_exits_143(
+    store: str, settings: BrowserSettings
+) -> None:
+    """SIGTERM after a mutating step: the task is interrupted at once, the release is a
+    failure saying "terminated by SIGTERM at step 'submit_order'", the unconfirmed mutation
+    quarantines the profile, Terminated (a SystemExit of 143) leaves the block, and SIGTERM's
+    default disposition is back."""
+    leases = ProfileLeases.open(store, worker_id="w", settings=settings)
+    with (  # noqa: PT012
+        pytest.raises(Terminated) as stopped,
+        leases.checkout("p1", run_id="r", task_type="t") as lease,
+    ):
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        lease.step("submit_order", mutating=True)
+        sigterm()
+        time.sleep(10)
+        pytest.fail("the task went on after SIGTERM")
+    assert isinstance(stopped.value, SystemExit)
+    assert stopped.value.code == 143
+    release = release_of(store)
+    assert (release.outcome, release.envelope.reason) == (
+        "failure",
+        "terminated by SIGTERM at step 'submit_order'",
+    )
+    assert state_of(store) == "quarantined"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_sigterm_during_a_ledger_call_waits_for_its_end(
+    store: str, settings: BrowserSettings
+) -> None:
+    """SIGTERM arriving while the SDK is inside a heartbeat is not raised there: the heartbeat
+    completes (it is recorded), then the step raises Terminated, and the release names the
+    step; the profile, with no mutation, goes to review."""
+    leases = ProfileLeases.open(store, worker_id="w", settings=settings)
+    real = leases.ledger.heartbeat
+
+    def signalled_midway(*args: Any, **kwargs: Any) -> Any:
+        sigterm()
+        time.sleep(0.05)  # the handler has run by now, inside this call
+        return real(*args, **kwargs)
+
+    with (  # noqa: PT012
+        pytest.raises(Terminated),
+        leases.checkout("p1", run_id="r", task_type="t") as lease,
+    ):
+        leases.ledger.heartbeat = signalled_midway  # type: ignore[method-assign]
+        lease.step("checked_cart", safe=True)
+    with Ledger.open(store, create=False) as ledger:
+        beats = [e for e in ledger.history("p1") if isinstance(e, ev.LeaseHeartbeat)]
+    assert [b.step for b in beats] == ["checked_cart"]
+    assert release_of(store).envelope.reason == "terminated by SIGTERM at step 'checked_cart'"
+    assert state_of(store) == "review_required"
+
+
+def test_nested_leases_are_both_released_and_terminated_once(
+    store: str, settings: BrowserSettings
+) -> None:
+    """Two leases held one inside the other: SIGTERM interrupts the inner block once, both
+    leases are released naming the signal and their own last step, Terminated leaves both
+    blocks, and the default disposition is back."""
+    leases = ProfileLeases.open(store, worker_id="w", settings=settings)
+    with (  # noqa: PT012
+        pytest.raises(Terminated),
+        leases.checkout("p1", run_id="r1", task_type="t") as outer,
+        leases.checkout("p2", run_id="r2", task_type="t") as inner,
+    ):
+        outer.step("outer_step", safe=True)
+        inner.step("inner_step", safe=True)
+        sigterm()
+        time.sleep(10)
+    assert release_of(store, "p1").envelope.reason == "terminated by SIGTERM at step 'outer_step'"
+    assert release_of(store, "p2").envelope.reason == "terminated by SIGTERM at step 'inner_step'"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+class AppStop(BaseException):
+    """What the application's own SIGTERM handler raises."""
+
+
+def test_the_applications_own_handler_is_kept_run_and_restored(
+    store: str, settings: BrowserSettings
+) -> None:
+    """An application that installed its own SIGTERM handler keeps it: it runs (the SDK does
+    not raise), its exception leaves the block, the release says SIGTERM came and what the
+    handler raised, and afterwards the very same handler is installed."""
+    calls: list[int] = []
+
+    def app_handler(signum: int, frame: Any) -> None:
+        calls.append(signum)
+        raise AppStop("shutting down")
+
+    signal.signal(signal.SIGTERM, app_handler)
+    leases = ProfileLeases.open(store, worker_id="w", settings=settings)
+    with (  # noqa: PT012
+        pytest.raises(AppStop),
+        leases.checkout("p1", run_id="r", task_type="t") as lease,
+    ):
+        lease.step("reading", safe=True)
+        sigterm()
+        time.sleep(10)
+    assert calls == [signal.SIGTERM]
+    assert release_of(store).envelope.reason == (
+        "terminated by SIGTERM at step 'reading' (AppStop: shutting down)"
+    )
+    assert signal.getsignal(signal.SIGTERM) is app_handler
+
+
+def test_an_ignored_sigterm_stays_ignored(store: str, settings: BrowserSettings) -> None:
+    """SIG_IGN: the SDK installs nothing; the lease ends as the task says."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    leases = ProfileLeases.open(store, worker_id="w", settings=settings)
+    with leases.checkout("p1", run_id="r", task_type="t") as lease:
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        sigterm()
+        lease.expected_failure("nothing to do")
+    assert release_of(store).outcome == "expected_failure"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+
+
+def test_sigterm_stops_an_asyncio_lease_the_same_way(store: str, settings: BrowserSettings) -> None:
+    """On asyncio the block's task is cancelled: the release names SIGTERM and the step,
+    Terminated leaves asyncio.run, and the default disposition is back."""
+
+    async def run() -> None:
+        async with (
+            aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases,
+            leases.checkout("p1", run_id="r", task_type="t") as lease,
+        ):
+            await lease.step("polling", safe=True)
+            asyncio.get_running_loop().call_later(0.1, sigterm)
+            await asyncio.sleep(10)
+
+    with pytest.raises(Terminated) as stopped:
+        asyncio.run(run())
+    assert stopped.value.code == 143
+    assert release_of(store).envelope.reason == "terminated by SIGTERM at step 'polling'"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
