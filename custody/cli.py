@@ -28,6 +28,7 @@ from custody import (  # noqa: F401 - fleet_commands and reading register their 
     reading,
 )
 from custody.commands import WRITING_COMMANDS, cli
+from custody.text import one_line
 from custody.wiring import RESEND_KEY
 
 if TYPE_CHECKING:
@@ -88,21 +89,21 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
     except (OSError, ValueError) as e:
         _silence_stdout()
         if command not in WRITING_COMMANDS:
-            sys.stderr.write(f"custody: could not write the output: {render.one_line(str(e))}\n")
+            sys.stderr.write(f"custody: could not write the output: {one_line(str(e))}\n")
             return 1
-        _carried_out(command, render.one_line(str(e)), resend)
-    from custody.output import Printed
+        _carried_out(command, one_line(str(e)), resend)
+    from custody.printed import Printed
 
     failed = result.failed() if isinstance(result, Printed) else None
     if failed is not None:
         with contextlib.suppress(OSError):
-            sys.stderr.write(f"custody: {render.one_line(failed[1])}\n")
+            sys.stderr.write(f"custody: {one_line(failed[1])}\n")
         return failed[0]
     unfinished = render.unfinished(result)
     if unfinished is None:
         return 0
     with contextlib.suppress(OSError):
-        sys.stderr.write(f"custody: {render.one_line(unfinished)}\n")
+        sys.stderr.write(f"custody: {one_line(unfinished)}\n")
     return 1
 
 
@@ -136,9 +137,8 @@ def _fail_unexpected(error: Exception, as_json: bool) -> int:
     ledger = sys.modules.get("ledger")
     if ledger is not None and isinstance(error, ledger.LedgerError):
         return _fail(error, as_json)
-    from custody import render
 
-    described = render.one_line(f"{type(error).__name__}: {error}")
+    described = one_line(f"{type(error).__name__}: {error}")
     with contextlib.suppress(OSError):
         sys.stderr.write(f"custody: internal error: {described}\n")
     return 1
@@ -148,7 +148,7 @@ def _fail(error: LedgerError, as_json: bool) -> int:
     from custody import render
 
     with contextlib.suppress(OSError):
-        sys.stderr.write(f"custody: {render.one_line(render.error_line(error))}\n")
+        sys.stderr.write(f"custody: {one_line(render.error_line(error))}\n")
     if as_json:
         try:
             render.emit_error(error, out=sys.stdout)

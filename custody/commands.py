@@ -24,7 +24,7 @@ from custody.wiring import (
 )
 
 if TYPE_CHECKING:
-    from custody.output import Printed
+    from custody.printed import Printed
     from ledger import (
         Availability,
         Lease,

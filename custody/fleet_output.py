@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from custody.output import Printed, cell, records, table_rows, write_csv
+from custody.output import cell, records, table_rows, write_csv
+from custody.printed import Printed
 
 if TYPE_CHECKING:
     from projections import StatusRow
@@ -163,7 +164,7 @@ class ChecklistAnswer(Printed):
     strict: bool
 
     def write(self, out: TextIO, *, as_json: bool) -> None:
-        from custody.render import printable
+        from custody.text import printable
 
         if as_json:
             body = self.checklist.model_dump(mode="json")

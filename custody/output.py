@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from custody.printed import Printed
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -32,18 +34,6 @@ _USAGE_TABLE = (
     ("OUTCOME", "outcome"),
     ("BEATS", "heartbeats"),
 )
-
-
-class Printed:
-    """A result that prints itself (the report commands' answers)."""
-
-    def write(self, out: TextIO, *, as_json: bool) -> None:
-        raise NotImplementedError
-
-    def failed(self) -> tuple[int, str] | None:
-        """The exit code and one line, when the answer itself means failure (``checklist
-        --strict`` with an answer needing attention); None otherwise."""
-        return None
 
 
 def missing(value: Any) -> bool:
@@ -126,7 +116,8 @@ class FrameAnswer(Printed):
             out.write(f"wrote {len(self.frame)} {self.kind} rows to {path} ({self.fmt})\n")
 
     def _timeline(self, out: TextIO) -> None:
-        from custody.render import printable, timeline_line
+        from custody.render import timeline_line
+        from custody.text import printable
         from projections import TimelineRow
 
         rows = records(self.frame)
@@ -199,7 +190,8 @@ class ReplayAnswer(Printed):
     replay: Replay
 
     def write(self, out: TextIO, *, as_json: bool) -> None:
-        from custody.render import printable, replay_lines
+        from custody.render import replay_lines
+        from custody.text import printable
 
         if as_json:
             out.write(self.replay.model_dump_json(indent=2) + "\n")

@@ -178,7 +178,7 @@ def projections_rebuild(ledger: Ledger, name: str | None) -> list[Rebuilt | Rebu
 def projections_run(ledger: Ledger, **params: Any) -> dict[str, int]:
     """keep every read model current for other readers (until Ctrl-C or SIGTERM, or --rounds):
     PostgreSQL wakes it on each commit, and every store is polled every --interval"""
-    from custody.render import one_line
+    from custody.text import one_line
     from custody.watch import stop_on_signals
     from projections import PROJECTIONS, run
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import BaseModel
 
-from custody.output import Printed
+from custody.printed import Printed
+from custody.text import instant, moment, printable
 from ledger import (
     Availability,
     CheckoutDenied,
@@ -64,14 +64,6 @@ def emit(command: str, result: Any, *, as_json: bool, out: TextIO) -> None:
         out.write(printable(line) + "\n")
 
 
-def printable(text: str) -> str:
-    """``text`` with every character a terminal would act on (controls, escapes, line
-    separators, invisible format characters) written as its escape."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
 def unfinished(result: Any) -> str | None:
     """What a command that ran could not finish, or found wrong (exit 1), or None."""
     if isinstance(result, SweepReport) and result.failed:
@@ -94,16 +86,6 @@ def error_line(error: LedgerError) -> str:
     return str(error)
 
 
-# An error line quotes at most this much of anything: a 1 MB URL is not echoed whole.
-MAX_LINE = 400
-
-
-def one_line(message: str) -> str:
-    """Errors are one short, printable line, whatever a driver or a user's input put in them."""
-    line = printable(" ".join(message.split()))
-    return line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]}... ({len(line)} characters)"
-
-
 def emit_error(error: LedgerError, *, out: TextIO) -> None:
     body: dict[str, Any] = {
         "error": type(error).__name__,
@@ -118,16 +100,6 @@ def emit_error(error: LedgerError, *, out: TextIO) -> None:
     if isinstance(error, InvalidInput):
         body["field"] = error.field
     out.write(json.dumps(body, indent=2) + "\n")
-
-
-def moment(value: datetime | None) -> str:
-    """A time to the second (ISO 8601, with its offset), or ``-`` for none."""
-    return value.isoformat(timespec="seconds") if value else "-"
-
-
-def instant(value: datetime | None) -> str:
-    """A time exactly, to the microsecond (ISO 8601, with its offset), or ``-`` for none."""
-    return value.isoformat(timespec="microseconds") if value else "-"
 
 
 def text(command: str, result: Any) -> list[str]:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from custody.render import moment, printable
+from custody.text import moment, printable
 from projections import StatusRow
 
 # Wider than any row: in a pipe the table keeps its natural width and never wraps.

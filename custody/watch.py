@@ -18,6 +18,7 @@ from types import FrameType
 from typing import TextIO
 
 from custody import render
+from custody.text import moment, one_line, printable
 from ledger import Ledger, StoreUnavailable, SweepReport, SweepResult
 from workers import watch
 from workers.inspector import inspect_here
@@ -48,7 +49,7 @@ def watch_sweeps(
             out.flush()
 
         def trouble(at: datetime, error: StoreUnavailable) -> None:
-            err.write(f"custody: {render.one_line(str(error))}; next pass in {interval:g} s\n")
+            err.write(f"custody: {one_line(str(error))}; next pass in {interval:g} s\n")
             err.flush()
 
         passes = watch(ledger, interval=interval, stop=stop, report=report, trouble=trouble)
@@ -89,15 +90,13 @@ def _lines(ledger: Ledger, at: datetime, result: SweepReport, as_json: bool) -> 
             lines.append(json.dumps(body))
         else:
             seen = f"; browser {browser['status']}: {browser['detail']}" if browser else ""
-            lines.append(
-                render.printable(f"{render.moment(at)} {render.settled_line(settled)}{seen}")
-            )
+            lines.append(printable(f"{moment(at)} {render.settled_line(settled)}{seen}"))
     for failed in result.failed:
         if as_json:
             body = {"at": at.isoformat(), "transition": "failed", **failed.model_dump(mode="json")}
             lines.append(json.dumps(body))
         else:
-            lines.append(render.printable(f"{render.moment(at)} {render.failed_line(failed)}"))
+            lines.append(printable(f"{moment(at)} {render.failed_line(failed)}"))
     return lines
 
 

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from custody.render import printable
+from custody.text import printable
 
 _TALLIES = ("granted", "clean", "expected failure", "review", "quarantine", "denied", "crashed")
 

@@ -7,6 +7,7 @@ from typing import Any, TextIO
 from custody import render
 from custody.fleet.supervisor import FleetResult
 from custody.tables import write_status
+from custody.text import printable
 
 
 def write_summary(result: FleetResult, out: TextIO) -> None:
@@ -18,7 +19,7 @@ def write_summary(result: FleetResult, out: TextIO) -> None:
     out.write(f"\n-- custody why: {len(result.blocked)} blocked profile(s) --\n")
     for explanation in result.blocked:
         for line in render.explanation_lines(explanation):
-            out.write(render.printable(line) + "\n")
+            out.write(printable(line) + "\n")
         out.write("\n")
     out.write(f"Look closer: custody --store {result.store} timeline PROFILE\n")
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from conftest import StepClock, event_count, register
 
-from custody.render import emit_error, error_line, one_line
+from custody.render import emit_error, error_line
+from custody.text import one_line
 from ledger import Availability, CheckoutDenied, DenialReason, Ledger
 from workers import NoProfileAvailable, checkout_for
 
