@@ -124,7 +124,9 @@ def init() -> dict[str, Any]:
 @on_ledger
 def register(ledger: Ledger, **params: Any) -> ProfileRecord:
     """register a profile with its account context"""
-    return ledger.register_profile(**params)
+    from ledger import RegisterProfile
+
+    return ledger.handle(RegisterProfile(**params))
 
 
 @cli.command()
@@ -154,7 +156,9 @@ def register(ledger: Ledger, **params: Any) -> ProfileRecord:
 @on_ledger
 def checkout(ledger: Ledger, **params: Any) -> Lease:
     """lease a profile before launching a browser"""
-    return ledger.checkout(**params)
+    from ledger import Checkout
+
+    return ledger.handle(Checkout(**params))
 
 
 @cli.command()
@@ -168,7 +172,9 @@ def checkout(ledger: Ledger, **params: Any) -> Lease:
 @on_ledger
 def heartbeat(ledger: Ledger, **params: Any) -> Lease:
     """renew a lease and record the step and URL"""
-    return ledger.heartbeat(**params)
+    from ledger import Heartbeat
+
+    return ledger.handle(Heartbeat(**params))
 
 
 @cli.command()
@@ -179,7 +185,9 @@ def heartbeat(ledger: Ledger, **params: Any) -> Lease:
 @on_ledger
 def extend(ledger: Ledger, **params: Any) -> Lease:
     """give a live lease a new TTL, counted from now"""
-    return ledger.extend(**params)
+    from ledger import Extend
+
+    return ledger.handle(Extend(**params))
 
 
 @cli.command()
@@ -197,16 +205,16 @@ def extend(ledger: Ledger, **params: Any) -> Lease:
 @on_ledger
 def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseResult:
     """end a lease and report how the run ended"""
-    from ledger import InvalidInput
+    from ledger import InvalidInput, Release
 
     if screenshot is None:
-        return ledger.release(**params)
+        return ledger.handle(Release(**params))
     if not os.path.isfile(screenshot):
         raise InvalidInput("screenshot", f"no file at {screenshot!r}")
     # The file is hashed where it is: the ledger records the digest, never reads the disk.
     with open(screenshot, "rb") as shot:
         digest = hashlib.file_digest(shot, "sha256").hexdigest()
-    return ledger.release(screenshot=screenshot, screenshot_sha256=digest, **params)
+    return ledger.handle(Release(screenshot=screenshot, screenshot_sha256=digest, **params))
 
 
 def _operator_command(name: str, help_: str) -> None:
@@ -217,10 +225,20 @@ def _operator_command(name: str, help_: str) -> None:
     @_command_id
     @on_ledger
     def operate(ledger: Ledger, **params: Any) -> ReleaseResult | Availability:
-        result: ReleaseResult | Availability = getattr(ledger, name.replace("-", "_"))(**params)
+        import ledger as commands
+
+        command = getattr(commands, _OPERATOR_COMMANDS[name])
+        result: ReleaseResult | Availability = ledger.handle(command(**params))
         return result
 
 
+# Each operator's command line, and the ledger's command it builds.
+_OPERATOR_COMMANDS = {
+    "force-release": "ForceRelease",
+    "quarantine": "Quarantine",
+    "disable": "Disable",
+    "enable": "Enable",
+}
 for _name, _help in (
     ("force-release", "end a live lease by hand (the profile goes to review)"),
     ("quarantine", "quarantine a profile until a reviewer clears it"),
@@ -239,11 +257,12 @@ for _name, _help in (
 @on_ledger
 def review(ledger: Ledger, **params: Any) -> Availability:
     """a reviewer's decision on a blocked profile (no return while its browser still runs)"""
+    from ledger import Review
     from workers.inspector import inspect_here
 
     # The ledger judges the browser on this host as the reviewer's command observes it.
     directory = ledger.view(params["profile_id"]).record.user_data_dir
-    return ledger.review(browser=inspect_here(directory), **params)
+    return ledger.handle(Review(browser=inspect_here(directory), **params))
 
 
 @cli.command()
@@ -260,7 +279,9 @@ def sweep(ledger: Ledger, watch: bool, interval: float | None) -> SweepReport | 
     if not watch:
         if interval is not None:
             raise click.UsageError("--interval is for --watch")
-        return ledger.sweep()
+        from ledger import Sweep
+
+        return ledger.handle(Sweep())
     from custody.watch import watch_sweeps
 
     watch_sweeps(ledger, interval=5.0 if interval is None else interval, as_json=options().as_json)

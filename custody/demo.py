@@ -12,7 +12,18 @@ from pathlib import Path
 from typing import TextIO
 
 from custody import render
-from ledger import CheckoutDenied, InvalidInput, LeaseLost, Ledger
+from ledger import (
+    Checkout,
+    CheckoutDenied,
+    Heartbeat,
+    InvalidInput,
+    LeaseLost,
+    Ledger,
+    RegisterProfile,
+    Review,
+    ReviewDecision,
+    Sweep,
+)
 from projections import explain, timeline, who
 
 PROFILE = "profile_shop_17"
@@ -47,24 +58,32 @@ def play(db: str | None, *, out: TextIO) -> str:
 
     def try_checkout(ledger: Ledger, worker: str, run: str) -> None:
         try:
-            ledger.checkout(PROFILE, worker_id=worker, run_id=run, task_type="submit_order")
+            ledger.handle(
+                Checkout(profile_id=PROFILE, worker_id=worker, run_id=run, task_type="submit_order")
+            )
         except CheckoutDenied as denied:
             say(f"  {worker} denied: {denied.reason.value} -- {denied.denial.message}")
             say(f"    to unblock: {denied.remediation}")
 
     with Ledger.open(store, clock=clock) as ledger:
         say(f"custody demo: a fresh ledger in {path}")
-        ledger.register_profile(PROFILE, account_id=ACCOUNT, proxy_id=PROXY, region="us-east")
+        ledger.handle(
+            RegisterProfile(
+                profile_id=PROFILE, account_id=ACCOUNT, proxy_id=PROXY, region="us-east"
+            )
+        )
         say(f"\n1. {PROFILE} is registered for {ACCOUNT} behind {PROXY}.")
 
-        lease = ledger.checkout(
-            PROFILE,
-            worker_id="worker_03",
-            run_id="run_0945",
-            task_type="submit_order",
-            ttl_seconds=300,
-            account_id=ACCOUNT,
-            proxy_id=PROXY,
+        lease = ledger.handle(
+            Checkout(
+                profile_id=PROFILE,
+                worker_id="worker_03",
+                run_id="run_0945",
+                task_type="submit_order",
+                ttl_seconds=300,
+                account_id=ACCOUNT,
+                proxy_id=PROXY,
+            )
         )
         say(f"2. worker_03 checks it out: {render.lease_line(lease)}")
         token = lease.fencing_token
@@ -74,13 +93,15 @@ def play(db: str | None, *, out: TextIO) -> str:
             (42, "order_form_submitted", "https://shop.example/checkout/submit", False, True),
         ):
             clock.advance(seconds)
-            ledger.heartbeat(
-                lease.lease_id,
-                fencing_token=token,
-                step=step,
-                url=url,
-                safe=safe,
-                mutating=mutating,
+            ledger.handle(
+                Heartbeat(
+                    lease_id=lease.lease_id,
+                    fencing_token=token,
+                    step=step,
+                    url=url,
+                    safe=safe,
+                    mutating=mutating,
+                )
             )
             kind = "safe" if safe else "MUTATING" if mutating else "step"
             say(f"   heartbeat: {step} ({kind}) at {url}")
@@ -95,7 +116,7 @@ def play(db: str | None, *, out: TextIO) -> str:
         try_checkout(ledger, "worker_04", "run_0955")
 
         say("\n6. the sweep runs:")
-        for result in ledger.sweep().settled:
+        for result in ledger.handle(Sweep()).settled:
             say(
                 f"  {result.lease_id} marked stale; {PROFILE} is {result.profile_state.value} "
                 f"({result.cause.value}: a mutating step ran after the last safe step)"
@@ -107,21 +128,30 @@ def play(db: str | None, *, out: TextIO) -> str:
 
         say("\n7. worker_03 wakes up and tries to carry on:")
         try:
-            ledger.heartbeat(lease.lease_id, fencing_token=token, step="confirmation_page")
+            ledger.handle(
+                Heartbeat(lease_id=lease.lease_id, fencing_token=token, step="confirmation_page")
+            )
         except LeaseLost as lost:
             say(f"  {lost} -> worker_03 must stop")
 
         clock.advance(600)
         say("\n8. a reviewer inspects the account, finds the order was not placed, returns it:")
-        ledger.review(
-            PROFILE,
-            reviewer="reviewer_alice",
-            decision="return",
-            note="order not placed; cart emptied; session valid",
+        ledger.handle(
+            Review(
+                profile_id=PROFILE,
+                reviewer="reviewer_alice",
+                decision=ReviewDecision.RETURN,
+                note="order not placed; cart emptied; session valid",
+            )
         )
         clock.advance(5)
-        second = ledger.checkout(
-            PROFILE, worker_id="worker_04", run_id="run_1010", task_type="submit_order"
+        second = ledger.handle(
+            Checkout(
+                profile_id=PROFILE,
+                worker_id="worker_04",
+                run_id="run_1010",
+                task_type="submit_order",
+            )
         )
         say(f"9. worker_04 gets it, with a higher fencing token: {render.lease_line(second)}")
 

@@ -23,8 +23,8 @@ from ledger import (
     SweepFailure,
     SweepReport,
     SweepResult,
-    ending_text,
 )
+from ledger.rules import ending_text
 from projections import Explanation, ProjectionStatus, Rebuilt, StatusRow, TimelineRow, Usage
 from workers import Inspection, NoProfileAvailable
 

@@ -1,6 +1,15 @@
 """custody's write side: profile leases as event streams.
 
-The public API is what this module exports; everything else is private to the package.
+The user's API: open a ``Ledger``, build commands and ``handle`` them, read what it answers::
+
+    with Ledger.open("sqlite:///custody.db") as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        lease = ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+
+Errors form one hierarchy rooted in ``LedgerError``. What the read side and the workers share
+with the ledger beyond this (the notification log for read models, the rules they apply to what
+they read) lives in the namespaces ``ledger.feed`` and ``ledger.rules``; everything else is
+private to the package.
 """
 
 from ledger.application import Ledger
@@ -9,26 +18,24 @@ from ledger.availability import (
     RowDifference,
     availability_differences,
     rebuild_availability,
-    row_problem,
     verify_availability,
 )
-from ledger.domain.browser import (
-    BrowserCheck,
-    BrowserStatus,
-    StopSignal,
-    blocking_note,
-    review_refusal,
-    stop_refusal,
+from ledger.commands import (
+    Checkout,
+    Command,
+    Disable,
+    Enable,
+    Extend,
+    ForceRelease,
+    Heartbeat,
+    Quarantine,
+    RecordBrowserStop,
+    RegisterProfile,
+    Release,
+    Review,
+    Sweep,
 )
-from ledger.domain.endings import (
-    ENDED_UNKNOWN,
-    EXPLAINABLE_ENDINGS,
-    UNCLEAN_ENDINGS,
-    Ended,
-    LeaseEnding,
-    ending_text,
-    lease_ending,
-)
+from ledger.domain.browser import BrowserCheck, BrowserStatus, StopSignal
 from ledger.domain.errors import (
     CheckoutDenied,
     InvalidInput,
@@ -57,48 +64,50 @@ from ledger.domain.model import (
     SweepResult,
 )
 from ledger.domain.policies import RELEASE_POLICIES
-from ledger.domain.state import Block, Disabled, Review
+from ledger.domain.state import Block, Disabled, LastReview
 from ledger.domain.view import Availability, LeaseCheck, ProfileView
-from ledger.feed import Feed, FeedSnapshot, FeedTransaction, Notification, ReadModelDamaged
-from ledger.stores.wakeups import Wakeups
+from ledger.feed import ReadModelDamaged
 
 __all__ = [
-    "ENDED_UNKNOWN",
     "EVENT_CLASSES",
-    "EXPLAINABLE_ENDINGS",
     "RELEASE_POLICIES",
-    "UNCLEAN_ENDINGS",
     "Availability",
     "Block",
     "BrowserCheck",
     "BrowserStatus",
     "Cause",
+    "Checkout",
     "CheckoutDenied",
+    "Command",
     "Denial",
     "DenialReason",
+    "Disable",
     "Disabled",
-    "Ended",
-    "Feed",
-    "FeedSnapshot",
-    "FeedTransaction",
+    "Enable",
+    "Extend",
+    "ForceRelease",
+    "Heartbeat",
     "Holder",
     "InvalidInput",
+    "LastReview",
     "Lease",
     "LeaseCheck",
-    "LeaseEnding",
     "LeaseLost",
     "LeaseStatus",
     "Ledger",
     "LedgerError",
     "NotAllowed",
-    "Notification",
     "Outcome",
     "ProfileEvent",
     "ProfileRecord",
     "ProfileState",
     "ProfileView",
+    "Quarantine",
     "ReadModelDamaged",
     "RebuildReport",
+    "RecordBrowserStop",
+    "RegisterProfile",
+    "Release",
     "ReleaseResult",
     "Review",
     "ReviewDecision",
@@ -106,18 +115,12 @@ __all__ = [
     "RowDifference",
     "StopSignal",
     "StoreUnavailable",
+    "Sweep",
     "SweepFailure",
     "SweepReport",
     "SweepResult",
     "UnknownProfile",
-    "Wakeups",
     "availability_differences",
-    "blocking_note",
-    "ending_text",
-    "lease_ending",
     "rebuild_availability",
-    "review_refusal",
-    "row_problem",
-    "stop_refusal",
     "verify_availability",
 ]

@@ -1,199 +1,265 @@
-"""``Ledger``: the Python entry point, a thin façade over the command handlers.
+"""``Ledger``: the ledger on one store. Commands go through ``handle``; reads return read models.
 
-Each method validates its arguments into a command model (``InvalidInput`` names the field;
-nothing is written) and hands it to its handler; the unit of work loads, decides, saves and
-retries. Reads return public read models, never the aggregate.
+A caller builds a command (``ledger.commands``: ``Checkout``, ``Heartbeat``, ...) and hands it to
+``Ledger.handle``, which runs it through its handler (``ledger.handlers``) and the unit of work.
+Reads answer questions: a profile's view, its history as events, the availability rows, the
+clock. Neither ever returns the aggregate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Self, TypeVar
 
-from ledger import commands as cmds
 from ledger import handlers
-from ledger.domain.browser import BrowserCheck, StopSignal
-from ledger.domain.model import (
-    Lease,
-    Outcome,
-    ProfileRecord,
-    ReleaseResult,
-    ReviewDecision,
-    SweepReport,
+from ledger.commands import Command
+from ledger.domain.denials import context_denial, state_denial
+from ledger.domain.directories import normalised
+from ledger.domain.errors import UnknownProfile
+from ledger.domain.events import ProfileEvent
+from ledger.domain.model import Denial, LeaseId, ProfileId, parse_lease_id
+from ledger.domain.profile import Profile
+from ledger.domain.view import (
+    Availability,
+    LeaseCheck,
+    ProfileView,
+    availability_of,
+    lease_check,
+    view_of,
 )
-from ledger.domain.policies import (
-    DEFAULT_RELEASE_POLICY,
-    DEFAULT_UNCLEAN_LIMIT,
-    DEFAULT_UNCLEAN_WINDOW_SECONDS,
-)
-from ledger.domain.view import Availability
-from ledger.reads import LedgerReads
-from ledger.unit_of_work import UnitOfWork
+from ledger.feed import Feed
+from ledger.stores import connect, initialise
+from ledger.stores.settings import StoreSettings
+from ledger.stores.sql import SqlStore
+from ledger.unit_of_work import Clock, UnitOfWork
 
-C = TypeVar("C", bound=cmds.Command)
 R = TypeVar("R")
 
 
-class Ledger(LedgerReads):
-    """Open with ``Ledger.open(store_url)`` (or ``Ledger.init``); close when done. One per
-    thread. The commands are below; opening and the reads are ``LedgerReads``'."""
+class _ProfileQuery(Command[Any]):
+    kind = "read"
+    profile_id: ProfileId
 
-    def register_profile(
+
+class _LeaseQuery(Command[Any]):
+    kind = "read"
+    lease_id: LeaseId
+
+
+class Ledger:
+    """The ledger on one store: ``handle`` runs a command, the other methods read.
+
+    Open with ``Ledger.open(store_url)`` (or ``Ledger.init``); close when done (it is a context
+    manager). One per thread. Reads return read models, never the aggregate."""
+
+    def __init__(
         self,
-        profile_id: str,
+        settings: StoreSettings,
+        connector: Callable[[bool], SqlStore],
+        clock: Clock | None = None,
         *,
-        account_id: str,
-        proxy_id: str,
-        region: str | None = None,
-        user_data_dir: str | None = None,
-        release_policy: str = DEFAULT_RELEASE_POLICY,
-        unclean_limit: int = DEFAULT_UNCLEAN_LIMIT,
-        unclean_window_seconds: int = DEFAULT_UNCLEAN_WINDOW_SECONDS,
-        max_lease_seconds: int | None = None,
-        actor: str = "operator",
-        command_id: str | None = None,
-    ) -> ProfileRecord:
-        """Register a profile with its account context; the same record again is a no-op, a
-        different one for an existing profile raises ``NotAllowed``. ``max_lease_seconds``:
-        the hard limit of every lease of the profile (None: none)."""
-        return self._run(handlers.register, cmds.RegisterProfile, locals(), creating=True)
+        create: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._connector = connector
+        self._clock = clock
+        self._create = create
+        self._uow: UnitOfWork | None = None
+        self._store: SqlStore | None = None
 
-    def checkout(
-        self,
-        profile_id: str,
-        *,
-        worker_id: str,
-        run_id: str,
-        task_type: str,
-        ttl_seconds: int = 300,
-        account_id: str | None = None,
-        proxy_id: str | None = None,
-        command_id: str | None = None,
-        correlation_id: str | None = None,
-        max_duration_seconds: int | None = None,
-    ) -> Lease:
-        """Lease the profile to a worker, or raise ``CheckoutDenied`` with the reason.
+    @classmethod
+    def open(
+        cls, store_url: str | None = None, *, clock: Clock | None = None, create: bool = True
+    ) -> Self:
+        """A ledger on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``).
 
-        ``max_duration_seconds`` is the lease's hard limit (within the profile's
-        ``max_lease_seconds``, the tighter wins): no renewal moves its deadline past it, and
-        from then on heartbeats, extends and the release raise ``LeaseLost`` saying so; the
-        lease then goes stale and the sweep settles it."""
-        return self._run(handlers.checkout, cmds.Checkout, locals())
-
-    def heartbeat(
-        self,
-        lease_id: str,
-        *,
-        fencing_token: int,
-        step: str | None = None,
-        url: str | None = None,
-        safe: bool = False,
-        mutating: bool = False,
-        command_id: str | None = None,
-    ) -> Lease:
-        """Renew the lease's deadline and record the step and URL; ``LeaseLost`` if it is gone."""
-        return self._run(handlers.heartbeat, cmds.Heartbeat, locals())
-
-    def extend(
-        self, lease_id: str, *, fencing_token: int, ttl_seconds: int, command_id: str | None = None
-    ) -> Lease:
-        """Give a live lease a new TTL, counted from now."""
-        return self._run(handlers.extend, cmds.Extend, locals())
-
-    def release(
-        self,
-        lease_id: str,
-        *,
-        fencing_token: int,
-        outcome: Outcome | str,
-        reason: str | None = None,
-        final_url: str | None = None,
-        screenshot: str | None = None,
-        screenshot_sha256: str | None = None,
-        prompt_seen: bool = False,
-        observed_proxy: str | None = None,
-        observed_account: str | None = None,
-        evidence_problem: str | None = None,
-        command_id: str | None = None,
-    ) -> ReleaseResult:
-        """End the lease with the worker's report; the rules decide pool, review or quarantine.
-
-        ``screenshot_sha256`` is the hex digest of the screenshot file's bytes, computed by
-        whoever holds the file (the ledger never reads a worker's disk); it needs ``screenshot``.
-        ``evidence_problem`` says why the evidence could not be collected: such an ending is
-        unproven (``evidence_failed``), never a clean one.
+        The URL is checked now (``InvalidInput``); the store is reached on first use, so a
+        command refused for bad input touches nothing. Only a registration may make a new store
+        (a missing or empty SQLite file), and not if ``create`` is False; PostgreSQL must have
+        been initialised (``custody init``), so that workers never race to create tables.
         """
-        return self._run(handlers.release, cmds.Release, locals())
+        settings = StoreSettings.resolve(store_url)
+        return cls(
+            settings, lambda creating: connect(settings, create=creating), clock, create=create
+        )
 
-    def force_release(
-        self, profile_id: str, *, actor: str, reason: str, command_id: str | None = None
-    ) -> ReleaseResult:
-        """End the live lease by hand; the profile goes to review (or quarantine)."""
-        return self._run(handlers.force_release, cmds.ForceRelease, locals())
+    @classmethod
+    def init(cls, store_url: str | None = None) -> Self:
+        """Create or migrate the schema (idempotent, safe to run concurrently); return a
+        ledger on it."""
+        settings = StoreSettings.resolve(store_url)
+        ledger = cls(settings, lambda _: initialise(settings))
+        ledger._open(creating=True)
+        return ledger
 
-    def quarantine(
-        self, profile_id: str, *, actor: str, reason: str, command_id: str | None = None
-    ) -> Availability:
-        """Quarantine the profile (ending any live lease) until a reviewer clears it."""
-        return self._run(handlers.quarantine, cmds.Quarantine, locals())
+    @property
+    def uow(self) -> UnitOfWork:
+        """The unit of work on the open store; a missing store is not created here."""
+        return self._open(creating=False)
 
-    def disable(
-        self, profile_id: str, *, actor: str, reason: str, command_id: str | None = None
-    ) -> Availability:
-        """Take the profile out of rotation (ending any live lease, which then needs review)."""
-        return self._run(handlers.disable, cmds.Disable, locals())
+    def _open(self, *, creating: bool) -> UnitOfWork:
+        """Open the store on first use. Only a command that makes a profile may create a new
+        store (and only if this ledger was opened with ``create``): a mistyped path given to
+        any other command must not leave an empty ledger behind."""
+        if self._uow is None:
+            self._store = self._connector(creating and self._create)
+            self._uow = UnitOfWork(self._store, self._clock)
+        return self._uow
 
-    def enable(
-        self, profile_id: str, *, actor: str, reason: str, command_id: str | None = None
-    ) -> Availability:
-        """Bring a disabled profile back to the state it was disabled from."""
-        return self._run(handlers.enable, cmds.Enable, locals())
+    @property
+    def store(self) -> SqlStore:
+        """The open store: the repository the commands run on, and what the reads read."""
+        self._open(creating=False)
+        assert self._store is not None
+        return self._store
 
-    def review(
-        self,
-        profile_id: str,
-        *,
-        reviewer: str,
-        decision: ReviewDecision | str,
-        note: str,
-        browser: BrowserCheck | None = None,
-        command_id: str | None = None,
-    ) -> Availability:
-        """A reviewer returns the profile to the pool, keeps it quarantined, or disables it.
-        ``browser``: what an inspection of the profile's directory found (``workers.inspector``);
-        a browser still alive there makes a return ``NotAllowed``."""
-        return self._run(handlers.review, cmds.Review, locals())
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store, self._uow = None, None
 
-    def record_browser_stop(
-        self,
-        profile_id: str,
-        *,
-        actor: str,
-        host: str,
-        pid: int,
-        user_data_dir: str,
-        signal: StopSignal | str,
-        command_id: str | None = None,
-    ) -> Availability:
-        """Record an orphaned browser stopped on the profile's registered directory (the
-        stopping is the caller's: ``workers.inspector.stop_orphan``)."""
-        return self._run(handlers.record_browser_stop, cmds.RecordBrowserStop, locals())
+    def __enter__(self) -> Self:
+        return self
 
-    def sweep(self, *, actor: str = "sweeper") -> SweepReport:
-        """Mark every lease past its deadline stale and send its profile to review or
-        quarantine, each profile on its own; reports what it settled and what it could not."""
-        return self._run(handlers.sweep, cmds.Sweep, locals())
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-    def _run(
-        self,
-        handler: Callable[[UnitOfWork, C], R],
-        cls: type[C],
-        arguments: dict[str, Any],
-        *,
-        creating: bool = False,
-    ) -> R:
-        """Validate the method's arguments (its ``locals()``; ``None`` means not given) into a
-        command first, so bad input never opens the store; then hand it to its handler."""
-        given = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
-        command = cmds.parse(cls, **{k: v for k, v in given.items() if v is not None})
-        return handler(self._open(creating=creating), command)
+    def handle(self, command: Command[R]) -> R:
+        """Run ``command`` (``Checkout(...)``, ``Heartbeat(...)``, ...; ``ledger.commands``)
+        through its handler and return its answer. The store is reached only now, so a
+        command refused for bad input (which building it already raises) touches nothing;
+        only a command that makes a profile (``RegisterProfile``) may make a new store.
+        Raises the domain's answers (``CheckoutDenied``, ``LeaseLost``, ``NotAllowed``,
+        ``InvalidInput`` for a reused command id) and ``StoreUnavailable``."""
+        return handlers.handle(self._open(creating=command.creates), command)
+
+    @property
+    def conflicts(self) -> int:
+        """How many version races this ledger's commands lost (and retried) so far."""
+        return self._uow.conflicts if self._uow is not None else 0
+
+    def now(self) -> datetime:
+        """The clock every deadline is judged on (the store's, unless a test injects one)."""
+        return self.uow.now()
+
+    def view(self, profile_id: str) -> ProfileView:
+        """The profile as its events leave it, judged now; ``UnknownProfile`` if absent."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        profile = self.uow.load(pid)
+        return view_of(profile, profile.registration(), self.now())
+
+    def checked_view(self, profile_id: str) -> tuple[ProfileView, str | None]:
+        """``view``, and what is wrong with the profile's stored availability row (None: it
+        agrees), from one load of its events: the row is read first, so an honest row is
+        never newer than the events read after it."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        stored = self.store.availability_row(pid)
+        profile = self.uow.load(pid)
+        problem = self._row_problem(pid, stored, profile)
+        return view_of(profile, profile.registration(), self.now()), problem
+
+    def overlapping_profiles(self, profile_id: str) -> list[str]:
+        """The other profiles whose registered directory is, contains or lies inside this
+        profile's, in directory order (only a store from before schema 5 can hold any: a
+        registration overlapping another is refused); ``UnknownProfile`` if absent."""
+        directory = self.view(profile_id).record.user_data_dir
+        if directory is None:
+            return []
+        found = self.store.overlapping(normalised(directory))
+        return [d.profile_id for d in found if d.profile_id != profile_id]
+
+    def check_lease(self, lease_id: str) -> LeaseCheck:
+        """Is the lease still its profile's live lease (not ended, not marked stale)? What a
+        worker polls while it holds one, to learn of a force-release, a quarantine or a
+        disable within seconds. One indexed read of the profile's availability row (written
+        with the events, so never behind them); a row missing or damaged is made from the
+        events instead. ``InvalidInput`` for a malformed lease id, ``UnknownProfile``."""
+        lid = _LeaseQuery(lease_id=lease_id).lease_id
+        pid = parse_lease_id(lid)[0]
+        row = self.store.availability_row(pid)
+        if not isinstance(row, Availability):
+            row = availability_of(self.uow.load(pid))
+        return lease_check(row, lid)
+
+    def profile_ids(self) -> list[str]:
+        """Every registered profile, read from the event log itself, in id order."""
+        return self.store.profile_ids()
+
+    def history(self, profile_id: str) -> list[ProfileEvent]:
+        """Every event on the profile's stream, oldest first; ``UnknownProfile`` if none."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        events = self.store.history(pid)
+        if not events:
+            raise UnknownProfile(pid)
+        return events
+
+    def require(self, profile_id: str) -> None:
+        """``UnknownProfile`` unless the profile was registered (``InvalidInput`` for a
+        malformed id); one indexed read, whatever the stream's length."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        if not self.store.exists(pid):
+            raise UnknownProfile(pid)
+
+    def checkout_denial(
+        self, profile_id: str, *, account_id: str | None = None, proxy_id: str | None = None
+    ) -> Denial | None:
+        """What a checkout of the profile (for ``account_id`` and ``proxy_id``, when given)
+        would be told now, by the rules ``checkout`` applies, in its order (context, then
+        state); None: it would be granted. Writes nothing. ``UnknownProfile`` if absent."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        profile = self.uow.load(pid)
+        return context_denial(profile, account_id, proxy_id) or state_denial(profile, self.now())
+
+    def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
+        """The profile as its first ``version`` events left it, judged at ``at`` (what a
+        checkout at ``at`` would have been told); ``UnknownProfile`` if absent."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        profile = self.uow.load(pid, version)
+        return view_of(profile, profile.registration(), at)
+
+    @property
+    def feed(self) -> Feed:
+        """The notification log for read models, and their tables (``ledger.feed``)."""
+        return Feed(self.store)
+
+    def availability(self) -> list[Availability]:
+        """Every readable availability row, as stored beside its events."""
+        return self.store.availability()
+
+    def damaged_availability(self) -> dict[str, str]:
+        """Rows that cannot be read (a NULL, a junk value), by profile id, with the problem."""
+        return self.store.damaged_rows()
+
+    def availability_from_events(self, profile_id: str) -> Availability:
+        """The row the profile's events give now (what ``rebuild`` would write)."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        return availability_of(self.uow.load(pid))
+
+    def row_problem(self, profile_id: str) -> str | None:
+        """What is wrong with a registered profile's stored availability row, or None when it
+        agrees with the events."""
+        stored = self.store.availability_row(profile_id)
+        latest = self.uow.load(profile_id)  # read after the row: never older than an honest row
+        return self._row_problem(profile_id, stored, latest)
+
+    def _row_problem(
+        self, profile_id: str, stored: Availability | str | None, latest: Profile
+    ) -> str | None:
+        """What is wrong with ``stored``, the profile's row, given ``latest``, its profile
+        loaded after the row was read; None when they agree."""
+        if stored is None:
+            return "missing"
+        if isinstance(stored, str):
+            return f"unreadable: {stored}"
+        if stored.version > latest.version:
+            return f"version {stored.version} is ahead of the events ({latest.version})"
+        if stored.version < latest.version:
+            stored_again = self.store.availability_row(profile_id)  # a writer may have moved on
+            if not isinstance(stored_again, Availability) or stored_again.version < latest.version:
+                return f"version {stored.version} is behind the events ({latest.version})"
+            stored = stored_again
+        same = stored.version == latest.version  # the usual case: no second load
+        fresh = availability_of(latest if same else self.uow.load(profile_id, stored.version))
+        fields = [f for f in Availability.model_fields if getattr(stored, f) != getattr(fresh, f)]
+        return f"differs in {', '.join(fields)}" if fields else None

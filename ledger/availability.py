@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from ledger.application import Ledger
 from ledger.domain.model import Frozen
-from ledger.domain.profile import Profile
-from ledger.domain.view import Availability, availability_of
-from ledger.reads import LedgerReads
+from ledger.domain.view import availability_of
 
 
 class RowDifference(Frozen):
@@ -38,39 +36,10 @@ def availability_differences(ledger: Ledger) -> list[RowDifference]:
     stored = {r.profile_id for r in readable} | set(damaged)
     found = []
     for pid in sorted(registered | stored):
-        problem = row_problem(ledger, pid) if pid in registered else "no such profile is registered"
+        problem = ledger.row_problem(pid) if pid in registered else "no such profile is registered"
         if problem is not None:
             found.append(RowDifference(profile_id=pid, problem=problem))
     return found
-
-
-def row_problem(ledger: LedgerReads, profile_id: str) -> str | None:
-    """What is wrong with a registered profile's stored row, or None when it agrees."""
-    stored = ledger.store.availability_row(profile_id)
-    latest = ledger.uow.load(profile_id)  # read after the row: never older than an honest row
-    return row_problem_of(ledger, profile_id, stored, latest)
-
-
-def row_problem_of(
-    ledger: LedgerReads, profile_id: str, stored: Availability | str | None, latest: Profile
-) -> str | None:
-    """What is wrong with ``stored``, the profile's row, given ``latest``, its profile loaded
-    after the row was read; None when they agree."""
-    if stored is None:
-        return "missing"
-    if isinstance(stored, str):
-        return f"unreadable: {stored}"
-    if stored.version > latest.version:
-        return f"version {stored.version} is ahead of the events ({latest.version})"
-    if stored.version < latest.version:
-        stored_again = ledger.store.availability_row(profile_id)  # a writer may have moved on
-        if not isinstance(stored_again, Availability) or stored_again.version < latest.version:
-            return f"version {stored.version} is behind the events ({latest.version})"
-        stored = stored_again
-    same = stored.version == latest.version  # the usual case: no second load
-    fresh = availability_of(latest if same else ledger.uow.load(profile_id, stored.version))
-    fields = [f for f in Availability.model_fields if getattr(stored, f) != getattr(fresh, f)]
-    return f"differs in {', '.join(fields)}" if fields else None
 
 
 def verify_availability(ledger: Ledger) -> list[str]:

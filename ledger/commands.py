@@ -1,7 +1,10 @@
-"""Commands: what a caller asks of the ledger, validated strictly at the boundary.
+"""Commands: what a caller asks of the ledger, as values, validated strictly at the door.
 
-Each command is a frozen pydantic model. ``parse`` turns any validation failure into one
-``InvalidInput`` naming the field, so nothing malformed reaches the aggregate or the store.
+Each command is a frozen pydantic model a caller builds (``Heartbeat(lease_id=..., ...)``) and
+hands to ``Ledger.handle``; its type parameter is what the ledger answers (``Command[Lease]``).
+Building one with a malformed field raises one ``InvalidInput`` naming the field, so nothing
+malformed reaches the aggregate or the store. The command line, the worker SDK and the tests
+build the same models: each argument is declared once, here.
 
 A command's ``fingerprint`` binds a command id to what was asked: a hash of the command's
 canonical JSON, leaving out the id itself and every field still at its default. A later version
@@ -14,9 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from ledger.domain.browser import BrowserCheck, StopSignal
 from ledger.domain.errors import InvalidInput
@@ -25,13 +37,18 @@ from ledger.domain.model import (
     Directory,
     FencingToken,
     Identity,
+    Lease,
     LeaseId,
     MaxLeaseSeconds,
     Name,
     Outcome,
     ProfileId,
+    ProfileRecord,
+    ReleaseResult,
     ReviewDecision,
     Sha256,
+    SweepReport,
+    SweepResult,
     Text,
     TtlSeconds,
     UncleanLimit,
@@ -44,8 +61,9 @@ from ledger.domain.policies import (
     DEFAULT_UNCLEAN_WINDOW_SECONDS,
     PolicyName,
 )
+from ledger.domain.view import Availability
 
-C = TypeVar("C", bound="Command")
+R = TypeVar("R")
 
 # Enums arrive as their values from the CLI, JSON and the README's examples; everything else is
 # strict (no "300" for a TTL, no 1 for a flag).
@@ -54,8 +72,8 @@ _LAX = Field(strict=False)
 QUOTED_PREFIX = 60
 
 
-class Command(BaseModel):
-    """Base of every command: frozen, strict, unknown fields refused."""
+class Command(BaseModel, Generic[R]):
+    """Base of every command: frozen, strict, unknown fields refused; ``R`` is its answer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -63,8 +81,20 @@ class Command(BaseModel):
     # Fields that carry what the caller observed rather than what it asked: a resend observes
     # afresh, so they are left out of the fingerprint.
     observed: ClassVar[frozenset[str]] = frozenset()
+    # Whether the command may start a profile's stream (and a new store).
+    creates: ClassVar[bool] = False
 
     command_id: CommandId | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _at_the_door(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Bad input is one ``InvalidInput`` naming the first bad field, whoever builds the
+        command (the API's caller, the command line, the SDK)."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            raise invalid(cls.kind, e) from None
 
     def fingerprint(self) -> str:
         """``kind:digest`` of what was asked; stable across processes, runs and versions that
@@ -80,17 +110,15 @@ class Command(BaseModel):
         return self.command_id if self.command_id is not None else uuid.uuid4().hex
 
 
-def parse(cls: type[C], **fields: Any) -> C:
-    """Validate ``fields`` as a ``cls`` command; ``InvalidInput`` names the first bad field."""
-    try:
-        return cls.model_validate(fields)
-    except ValidationError as e:
-        problem = e.errors()[0]
-        field = ".".join(str(p) for p in problem["loc"]) or cls.kind
-        text = _SAID.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
-        if problem["type"] != "missing":
-            text += f" (got {quoted(problem['input'])})"
-        raise InvalidInput(field, text) from None
+def invalid(kind: str, error: ValidationError) -> InvalidInput:
+    """The ``InvalidInput`` a validation failure means: the first bad field, in plain words,
+    with a short quote of what was given."""
+    problem = error.errors()[0]
+    field = ".".join(str(p) for p in problem["loc"]) or kind
+    text = _SAID.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
+    if problem["type"] != "missing":
+        text += f" (got {quoted(problem['input'])})"
+    return InvalidInput(field, text)
 
 
 # pydantic's words for a problem, where the caller deserves plainer ones.
@@ -103,8 +131,9 @@ def quoted(value: Any) -> str:
     return shown if len(shown) <= QUOTED_PREFIX else f"{shown[:QUOTED_PREFIX]}... ({len(shown)})"
 
 
-class RegisterProfile(Command):
+class RegisterProfile(Command[ProfileRecord]):
     kind = "register"
+    creates = True
     profile_id: ProfileId
     account_id: Identity
     proxy_id: Identity
@@ -117,7 +146,7 @@ class RegisterProfile(Command):
     actor: Identity = "operator"
 
 
-class Checkout(Command):
+class Checkout(Command[Lease]):
     kind = "checkout"
     profile_id: ProfileId
     worker_id: Identity
@@ -130,14 +159,14 @@ class Checkout(Command):
     max_duration_seconds: MaxLeaseSeconds | None = None
 
 
-class LeaseCommand(Command):
+class LeaseCommand(Command[R], Generic[R]):
     """A command a worker sends under its lease, proving it with the fencing token."""
 
     lease_id: LeaseId
     fencing_token: FencingToken
 
 
-class Heartbeat(LeaseCommand):
+class Heartbeat(LeaseCommand[Lease]):
     kind = "heartbeat"
     step: Name | None = None
     url: Url | None = None
@@ -145,12 +174,12 @@ class Heartbeat(LeaseCommand):
     mutating: bool = False
 
 
-class Extend(LeaseCommand):
+class Extend(LeaseCommand[Lease]):
     kind = "extend"
     ttl_seconds: TtlSeconds
 
 
-class Release(LeaseCommand):
+class Release(LeaseCommand[ReleaseResult]):
     kind = "release"
     # ``outcome`` comes before ``reason``: the validator below reads it.
     outcome: Annotated[Outcome, _LAX]
@@ -178,7 +207,7 @@ class Release(LeaseCommand):
         return digest
 
 
-class OperatorCommand(Command):
+class OperatorCommand(Command[R], Generic[R]):
     """An operator's action on a profile, with who and why."""
 
     profile_id: ProfileId
@@ -186,23 +215,23 @@ class OperatorCommand(Command):
     reason: Name
 
 
-class ForceRelease(OperatorCommand):
+class ForceRelease(OperatorCommand[ReleaseResult]):
     kind = "force_release"
 
 
-class Quarantine(OperatorCommand):
+class Quarantine(OperatorCommand[Availability]):
     kind = "quarantine"
 
 
-class Disable(OperatorCommand):
+class Disable(OperatorCommand[Availability]):
     kind = "disable"
 
 
-class Enable(OperatorCommand):
+class Enable(OperatorCommand[Availability]):
     kind = "enable"
 
 
-class Review(Command):
+class Review(Command[Availability]):
     kind = "review"
     observed = frozenset({"browser"})
     profile_id: ProfileId
@@ -212,7 +241,7 @@ class Review(Command):
     browser: BrowserCheck | None = None  # what an inspection of the directory found, if made
 
 
-class RecordBrowserStop(Command):
+class RecordBrowserStop(Command[Availability]):
     """An operator's record of an orphaned browser stopped on the profile's directory."""
 
     kind = "browser_stop"
@@ -224,12 +253,12 @@ class RecordBrowserStop(Command):
     signal: Annotated[StopSignal, _LAX]
 
 
-class Sweep(Command):
+class Sweep(Command[SweepReport]):
     kind = "sweep"
     actor: Identity = "sweeper"
 
 
-class SettleOverdue(Command):
+class SettleOverdue(Command[SweepResult | None]):
     """The sweep's command on one profile: mark its overdue lease stale, then decide."""
 
     kind = "sweep"

@@ -1,18 +1,21 @@
-"""One handler per command: turn a validated command into a decision on the aggregate.
+"""One handler per command: what the aggregate is asked, by whom, and what the caller gets back.
 
-Each handler names the profile stream it acts on, what the aggregate is asked, who acts in
-which role, and what the caller gets back. Loading, saving, retrying and replaying are the unit
-of work's (``ledger.unit_of_work``); the rules themselves are the aggregate's.
+A handler names the profile stream a command acts on and the ``Decision`` it asks of the
+aggregate (one of ``Profile``'s command methods, with the command's arguments, acting as whom),
+hands both to the unit of work, and makes the caller's answer from what the unit of work says
+was done. Loading, saving, retrying and replaying are the unit of work's; the rules themselves
+are the aggregate's. ``handle`` dispatches a command to its handler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from ledger import commands as cmds
 from ledger.domain import events as ev
-from ledger.domain.errors import NotAllowed, StoreUnavailable
+from ledger.domain.errors import StoreUnavailable
 from ledger.domain.model import (
     Lease,
     ProfileRecord,
@@ -24,57 +27,34 @@ from ledger.domain.model import (
     parse_lease_id,
 )
 from ledger.domain.policies import ReleaseReport
-from ledger.domain.profile import CheckoutRequest, Context, Profile
+from ledger.domain.profile import CheckoutRequest, Profile
 from ledger.domain.results import current_lease, release_result
 from ledger.domain.view import Availability, availability_of
-from ledger.unit_of_work import Done, Issued, UnitOfWork
+from ledger.unit_of_work import Acting, Creation, Decision, Done, UnitOfWork
 
 R = TypeVar("R")
 
 
-def _lease_context(profile: Profile, lease_id: str, issued: Issued, reason: str) -> Context:
-    """Lease commands act as the lease's worker and correlate on its run."""
-    lease = profile.lease if profile.lease and profile.lease.lease_id == lease_id else None
-    worker = lease.worker_id if lease else "unknown"
-    return issued.context(worker, Role.WORKER, lease.run_id if lease else None, reason=reason)
+def handle(uow: UnitOfWork, command: cmds.Command[R]) -> R:
+    """Run ``command`` through its handler (``KeyError`` for a class with none)."""
+    return cast(R, HANDLERS[type(command)](uow, command))
 
 
-def _lease(uow: UnitOfWork) -> Callable[[Done], Lease]:
+def _lease(done: Done) -> Lease:
     """The lease the command acted on; for a replayed command id, as it stands now, so a
     worker that resends learns at once that its lease is gone."""
-
-    def answer(done: Done) -> Lease:
-        lease = current_lease(done.profile)
-        return uow.lease_now(lease) if done.replayed else lease
-
-    return answer
-
-
-def _released(done: Done) -> ReleaseResult:
-    return release_result(done.profile)
-
-
-def _availability(done: Done) -> Availability:
-    return availability_of(done.profile)
+    if done.replayed and done.lease_now is not None:
+        return done.lease_now
+    return current_lease(done.profile)
 
 
 def register(uow: UnitOfWork, c: cmds.RegisterProfile) -> ProfileRecord:
     """Registering the same record again is a no-op; another record for the id is refused."""
     record = ProfileRecord.model_validate(c.model_dump(exclude={"command_id", "actor"}))
-
-    def create(issued: Issued) -> Profile:
-        return Profile.register(record, issued.context(c.actor, Role.OPERATOR, reason="registered"))
-
-    def decide(profile: Profile, _: Issued) -> None:
-        existing = profile.registration()
-        if existing != record:
-            msg = (
-                f"profile {record.profile_id} is already registered differently "
-                f"(account {existing.account_id}, proxy {existing.proxy_id})"
-            )
-            raise NotAllowed(msg)
-
-    return uow.run(c.profile_id, c, decide, lambda done: done.profile.registration(), create=create)
+    acting = Acting(Role.OPERATOR, c.actor, reason="registered")
+    confirm = Decision(partial(Profile.confirm_registration, record=record), acting)
+    creation = Creation(partial(Profile.register, record), confirm)
+    return uow.run(c, c.profile_id, creation).profile.registration()
 
 
 def checkout(uow: UnitOfWork, c: cmds.Checkout) -> Lease:
@@ -88,39 +68,42 @@ def checkout(uow: UnitOfWork, c: cmds.Checkout) -> Lease:
         proxy_id=c.proxy_id,
         max_duration_seconds=c.max_duration_seconds,
     )
-
-    def decide(profile: Profile, issued: Issued) -> None:
-        correlation = c.correlation_id or c.run_id
-        profile.checkout(request, issued.context(c.worker_id, Role.WORKER, correlation))
-
-    return uow.run(c.profile_id, c, decide, _lease(uow))
+    acting = Acting(Role.WORKER, c.worker_id, correlation_id=c.correlation_id or c.run_id)
+    decision = Decision(partial(Profile.checkout, request=request), acting)
+    return _lease(uow.run(c, c.profile_id, decision))
 
 
 def heartbeat(uow: UnitOfWork, c: cmds.Heartbeat) -> Lease:
-    def decide(profile: Profile, issued: Issued) -> None:
-        ctx = _lease_context(profile, c.lease_id, issued, "")
-        profile.heartbeat(
-            c.lease_id,
-            c.fencing_token,
-            ctx,
+    """Renew the lease and record its step and URL; ``LeaseLost`` if it is not live."""
+    decision = Decision(
+        partial(
+            Profile.heartbeat,
+            lease_id=c.lease_id,
+            fencing_token=c.fencing_token,
             step=c.step,
             url=c.url,
             safe=c.safe,
             mutating=c.mutating,
-        )
-
-    return uow.run(_profile_of(c), c, decide, _lease(uow))
+        ),
+        _worker(c),
+    )
+    return _lease(uow.run(c, _profile_of(c), decision))
 
 
 def extend(uow: UnitOfWork, c: cmds.Extend) -> Lease:
-    def decide(profile: Profile, issued: Issued) -> None:
-        ctx = _lease_context(profile, c.lease_id, issued, f"extend to {c.ttl_seconds}s")
-        profile.extend(c.lease_id, c.fencing_token, c.ttl_seconds, ctx)
-
-    return uow.run(_profile_of(c), c, decide, _lease(uow))
+    """Give the live lease a new TTL, counted from now."""
+    act = partial(
+        Profile.extend,
+        lease_id=c.lease_id,
+        fencing_token=c.fencing_token,
+        ttl_seconds=c.ttl_seconds,
+    )
+    decision = Decision(act, _worker(c, f"extend to {c.ttl_seconds}s"))
+    return _lease(uow.run(c, _profile_of(c), decision))
 
 
 def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
+    """End the lease with the worker's report; the rules decide pool, review or quarantine."""
     report = ReleaseReport(
         outcome=c.outcome,
         final_url=c.final_url,
@@ -131,86 +114,90 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
         observed_account=c.observed_account,
         evidence_problem=c.evidence_problem,
     )
-
-    def decide(profile: Profile, issued: Issued) -> None:
-        ctx = _lease_context(profile, c.lease_id, issued, c.reason or "")
-        profile.release(c.lease_id, c.fencing_token, report, ctx)
-
-    return uow.run(_profile_of(c), c, decide, _released)
-
-
-def _operate(
-    method: Callable[[Profile, Context], object], answer: Callable[[Done], R]
-) -> Callable[[UnitOfWork, cmds.OperatorCommand], R]:
-    """The handler of an operator's command: ``method`` decides, as the operator, with the
-    command's reason."""
-
-    def handle(uow: UnitOfWork, c: cmds.OperatorCommand) -> R:
-        def decide(profile: Profile, issued: Issued) -> None:
-            method(profile, issued.context(c.actor, Role.OPERATOR, reason=c.reason))
-
-        return uow.run(c.profile_id, c, decide, answer)
-
-    return handle
+    act = partial(
+        Profile.release, lease_id=c.lease_id, fencing_token=c.fencing_token, report=report
+    )
+    done = uow.run(c, _profile_of(c), Decision(act, _worker(c, c.reason or "")))
+    return release_result(done.profile)
 
 
-quarantine = _operate(Profile.quarantine, _availability)
-disable = _operate(Profile.disable, _availability)
-enable = _operate(Profile.enable, _availability)
-force_release = _operate(Profile.force_release, _released)
+def _worker(c: cmds.LeaseCommand[Any], reason: str = "") -> Acting:
+    """A lease command acts as the lease's worker, correlated on its run."""
+    return Acting(Role.WORKER, reason=reason, lease_id=c.lease_id)
+
+
+def force_release(uow: UnitOfWork, c: cmds.ForceRelease) -> ReleaseResult:
+    """End the live lease by hand; the profile goes to review (or quarantine)."""
+    acting = Acting(Role.OPERATOR, c.actor, reason=c.reason)
+    return release_result(uow.run(c, c.profile_id, Decision(Profile.force_release, acting)).profile)
+
+
+def quarantine(uow: UnitOfWork, c: cmds.Quarantine) -> Availability:
+    """Quarantine the profile, ending any live lease."""
+    return _operator(uow, c, Profile.quarantine)
+
+
+def disable(uow: UnitOfWork, c: cmds.Disable) -> Availability:
+    """Take the profile out of rotation, ending any live lease."""
+    return _operator(uow, c, Profile.disable)
+
+
+def enable(uow: UnitOfWork, c: cmds.Enable) -> Availability:
+    """Bring a disabled profile back to the state it was disabled from."""
+    return _operator(uow, c, Profile.enable)
+
+
+def _operator(
+    uow: UnitOfWork, c: cmds.OperatorCommand[Availability], method: Callable[..., object]
+) -> Availability:
+    acting = Acting(Role.OPERATOR, c.actor, reason=c.reason)
+    return availability_of(uow.run(c, c.profile_id, Decision(method, acting)).profile)
 
 
 def review(uow: UnitOfWork, c: cmds.Review) -> Availability:
-    def decide(profile: Profile, issued: Issued) -> None:
-        ctx = issued.context(c.reviewer, Role.REVIEWER, reason=c.note)
-        profile.review(c.decision, c.note, ctx, c.browser)
-
-    return uow.run(c.profile_id, c, decide, _availability)
+    """A reviewer's verdict on a profile in review or quarantine."""
+    act = partial(Profile.review, decision=c.decision, note=c.note, browser=c.browser)
+    decision = Decision(act, Acting(Role.REVIEWER, c.reviewer, reason=c.note))
+    return availability_of(uow.run(c, c.profile_id, decision).profile)
 
 
 def record_browser_stop(uow: UnitOfWork, c: cmds.RecordBrowserStop) -> Availability:
     """Append ``BrowserStopped``; the profile's state is unchanged (the row shows the version)."""
-
-    def decide(profile: Profile, issued: Issued) -> None:
-        ctx = issued.context(c.actor, Role.OPERATOR, reason=f"orphaned browser: {c.signal}")
-        profile.record_browser_stop(c.host, c.pid, c.user_data_dir, c.signal, ctx)
-
-    return uow.run(c.profile_id, c, decide, _availability)
+    act = partial(
+        Profile.record_browser_stop,
+        host=c.host,
+        pid=c.pid,
+        user_data_dir=c.user_data_dir,
+        signal=c.signal,
+    )
+    acting = Acting(Role.OPERATOR, c.actor, reason=f"orphaned browser: {c.signal}")
+    return availability_of(uow.run(c, c.profile_id, Decision(act, acting)).profile)
 
 
 def settle_overdue(uow: UnitOfWork, c: cmds.SettleOverdue) -> SweepResult | None:
     """Mark the profile's overdue lease stale and send it to review or quarantine; None when
     there was nothing to settle (renewed meanwhile, or another sweeper was first)."""
-
-    def decide(profile: Profile, issued: Issued) -> None:
-        profile.sweep(issued.context(c.actor, Role.SCHEDULER, reason="renewal deadline missed"))
-
-    def answer(done: Done) -> SweepResult | None:
-        endings = (ev.ReviewRequested, ev.ProfileQuarantined)
-        ending = next((e for e in done.appended if isinstance(e, endings)), None)
-        if ending is None or ending.lease_id is None:
-            return None
-        return SweepResult(
-            profile_id=done.profile.profile_id,
-            lease_id=ending.lease_id,
-            profile_state=done.profile.state,
-            cause=ending.cause,
-        )
-
-    return uow.run(c.profile_id, c, decide, answer)
+    acting = Acting(Role.SCHEDULER, c.actor, reason="renewal deadline missed")
+    done = uow.run(c, c.profile_id, Decision(Profile.sweep, acting))
+    endings = (ev.ReviewRequested, ev.ProfileQuarantined)
+    ending = next((e for e in done.appended if isinstance(e, endings)), None)
+    if ending is None or ending.lease_id is None:
+        return None
+    return SweepResult(
+        profile_id=done.profile.profile_id,
+        lease_id=ending.lease_id,
+        profile_state=done.profile.state,
+        cause=ending.cause,
+    )
 
 
 def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     """Settle every lease past its deadline, each profile on its own: one that fails is
     reported with its id and the others are still swept (only a store that cannot be reached
-    stops the sweep). Candidates are the rows showing a lease overdue, plus every profile whose
-    row is missing or unreadable, so a damaged read model cannot hide an overdue lease; each
-    is re-judged on its aggregate, so a lease renewed since the row was read is left alone."""
-    store = uow.store
-    readable, _ = store.scan_availability()
-    unseen = set(store.profile_ids()) - {r.profile_id for r in readable}
+    stops the sweep). Each candidate (``Repository.sweep_candidates``) is re-judged on its
+    aggregate, so a lease renewed since its row was read is left alone."""
     settled, failed = [], []
-    for profile_id in sorted(set(store.overdue(uow.now())) | unseen):
+    for profile_id in uow.repository.sweep_candidates(uow.now()):
         try:
             result = settle_overdue(uow, cmds.SettleOverdue(profile_id=profile_id, actor=c.actor))
         except StoreUnavailable:
@@ -223,5 +210,21 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     return SweepReport(settled=settled, failed=failed)
 
 
-def _profile_of(c: cmds.LeaseCommand) -> str:
+def _profile_of(c: cmds.LeaseCommand[Any]) -> str:
     return parse_lease_id(c.lease_id)[0]
+
+
+HANDLERS: dict[type[cmds.Command[Any]], Callable[[UnitOfWork, Any], Any]] = {
+    cmds.RegisterProfile: register,
+    cmds.Checkout: checkout,
+    cmds.Heartbeat: heartbeat,
+    cmds.Extend: extend,
+    cmds.Release: release,
+    cmds.ForceRelease: force_release,
+    cmds.Quarantine: quarantine,
+    cmds.Disable: disable,
+    cmds.Enable: enable,
+    cmds.Review: review,
+    cmds.RecordBrowserStop: record_browser_stop,
+    cmds.Sweep: sweep,
+}

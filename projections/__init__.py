@@ -1,7 +1,7 @@
 """custody's read side: availability, explanations, and the read models fed from the event log
 (leases, timeline) with exactly-once catch-up and rebuild."""
 
-from ledger import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
+from ledger.rules import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
 from projections.availability import StatusRow, status
 from projections.base import Projection, ReadModel
 from projections.explain import Explanation, Usage, explain, user, who

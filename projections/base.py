@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ledger import FeedTransaction, Notification
+from ledger.feed import FeedTransaction, Notification
 
 
 class ReadModel(BaseModel):

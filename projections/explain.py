@@ -13,8 +13,8 @@ from ledger import (
     Ledger,
     ProfileState,
     ProfileView,
-    blocking_note,
 )
+from ledger.rules import blocking_note
 from projections.base import ReadModel
 from projections.timeline import TimelineRow, at_moments
 

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ledger import EVENT_CLASSES, FeedTransaction, Notification, ProfileEvent, lease_ending
+from ledger import EVENT_CLASSES, ProfileEvent
+from ledger.feed import FeedTransaction, Notification
+from ledger.rules import lease_ending
 from projections.base import Index, Projection, Table, iso
 
 LEASES = Table(

@@ -16,7 +16,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from ledger import Feed, Ledger, LedgerError, ReadModelDamaged, StoreUnavailable
+from ledger import Ledger, LedgerError, ReadModelDamaged, StoreUnavailable
+from ledger.feed import Feed
 from projections.base import Projection, ReadModel, layout_problem
 from projections.verify import check, unfinished
 

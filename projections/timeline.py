@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ledger import EVENT_CLASSES, FeedTransaction, InvalidInput, Ledger, Notification
+from ledger import EVENT_CLASSES, InvalidInput, Ledger
+from ledger.feed import FeedTransaction, Notification
 from projections.base import Index, Projection, ReadModel, Table, iso
 from projections.runner import catch_up
 

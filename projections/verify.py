@@ -22,7 +22,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger import FeedSnapshot, Ledger
+from ledger import Ledger
+from ledger.feed import FeedSnapshot
 from projections.base import Projection, layout_problem
 
 PAGE = 5000  # rows read at a time: the whole read model is never held in memory

@@ -8,7 +8,7 @@ open ``Ledger``, a store URL, or by default ``$CUSTODY_STORE`` (else ``./custody
 brings the read model it reads up to date first.
 """
 
-from ledger import ENDED_UNKNOWN
+from ledger.rules import ENDED_UNKNOWN
 from reports.checklist import Check, Checklist, checklist
 from reports.fleet import Fleet, ReviewTimes, Stuck, fleet
 from reports.frames import moment

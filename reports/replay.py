@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ledger import (
-    Block,
-    DenialReason,
-    Holder,
-    InvalidInput,
-    Lease,
-    ProfileState,
-)
+from ledger import Block, DenialReason, Holder, InvalidInput, Lease, ProfileState
 from projections import ReadModel, TimelineRow, user
 from projections.timeline import around, version_at
 from reports.frames import Moment, Source, as_of, moment, opened

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ledger import ENDED_UNKNOWN
+from ledger.rules import ENDED_UNKNOWN
 from projections import LEASES_PROJECTION, catch_up
 from projections.leases import select_usage
 from projections.timeline import require_account

@@ -33,10 +33,11 @@ from ledger import (
     NotAllowed,
     ProfileState,
     ProfileView,
+    RecordBrowserStop,
     StopSignal,
     StoreUnavailable,
-    stop_refusal,
 )
+from ledger.rules import stop_refusal
 from workers.sharing import Sharing, sharing
 
 LOCK_NAME = "SingletonLock"
@@ -291,13 +292,15 @@ def stop_orphan(
     if used is None:
         return _inspection(view, inspect(directory, host), shared)
     try:
-        row = ledger.record_browser_stop(
-            profile_id,
-            actor=actor,
-            host=check.host,
-            pid=check.pid,
-            user_data_dir=directory,
-            signal=used,
+        row = ledger.handle(
+            RecordBrowserStop(
+                profile_id=profile_id,
+                actor=actor,
+                host=check.host,
+                pid=check.pid,
+                user_data_dir=directory,
+                signal=used,
+            )
         )
     except StoreUnavailable as e:  # the stop happened: say so, whatever the store says
         msg = f"Chromium pid {check.pid} was stopped with {used}, but could not be recorded: {e}"

@@ -26,13 +26,13 @@ import greenlet
 from playwright.sync_api import BrowserContext, Playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from ledger import Lease, LeaseLost
+from ledger import Checkout, Lease, LeaseLost
 from workers import evidence, launch, profile_dir, renewal, routing, termination
 from workers.browser import BrowserSession
 from workers.browser_watch import BrowserWatch
 from workers.guard import Clock, LeaseGuard
 from workers.held import STOP_TIMEOUT, HeldLease, WorkerConfig, not_released
-from workers.renewal import Renewer, renew
+from workers.renewal import Renewer, heartbeat, renew
 from workers.settings import BrowserSettings
 from workers.termination import Terminated
 
@@ -57,18 +57,9 @@ class WorkerLease(HeldLease):
         closed first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses."""
         self._ensure_held()
         url = self._progress.now().url
+        beat = heartbeat(self.lease, step=name, url=url, safe=safe, mutating=mutating)
         with self._signalled.sdk_call():
-            if renew(
-                self._leases.ledger,
-                self.lease,
-                self._guard,
-                step=name,
-                url=url,
-                safe=safe,
-                mutating=mutating,
-                wait=_sleep,
-                clock=self._leases.clock,
-            ):
+            if renew(self._leases.ledger, beat, self._guard, wait=_sleep, clock=self._leases.clock):
                 self._progress.stepped(name, safe=safe, mutating=mutating)
         self._ensure_held()
 
@@ -208,17 +199,19 @@ class ProfileLeases(WorkerConfig):
         loses the lease at it on its own clock, and its browser is stopped."""
         started = self.clock()
         lease = renewal.checkout(
-            lambda command_id: self.ledger.checkout(
-                profile_id,
-                worker_id=self.worker_id,
-                run_id=run_id,
-                task_type=task_type,
-                ttl_seconds=ttl_seconds,
-                account_id=account_id,
-                proxy_id=proxy_id,
-                command_id=command_id,
-                correlation_id=correlation_id,
-                max_duration_seconds=max_duration_seconds,
+            lambda command_id: self.ledger.handle(
+                Checkout(
+                    profile_id=profile_id,
+                    worker_id=self.worker_id,
+                    run_id=run_id,
+                    task_type=task_type,
+                    ttl_seconds=ttl_seconds,
+                    account_id=account_id,
+                    proxy_id=proxy_id,
+                    command_id=command_id,
+                    correlation_id=correlation_id,
+                    max_duration_seconds=max_duration_seconds,
+                )
             ),
             clock=self.clock,
         )

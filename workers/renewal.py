@@ -14,27 +14,29 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from ledger import InvalidInput, Lease, LeaseLost, Ledger, ReleaseResult, StoreUnavailable
+from ledger import (
+    Command,
+    Heartbeat,
+    InvalidInput,
+    Lease,
+    LeaseLost,
+    Ledger,
+    Release,
+    ReleaseResult,
+    StoreUnavailable,
+)
 from workers.evidence import Evidence
 from workers.guard import Clock, LeaseGuard, Progress
 
+R = TypeVar("R")
 
-class Heartbeats(Protocol):
-    """The part of ``ledger.Ledger`` a renewal needs (a fake in the unit tests)."""
 
-    def heartbeat(
-        self,
-        lease_id: str,
-        *,
-        fencing_token: int,
-        step: str | None = None,
-        url: str | None = None,
-        safe: bool = False,
-        mutating: bool = False,
-        command_id: str | None = None,
-    ) -> Lease: ...
+class Handles(Protocol):
+    """The part of ``ledger.Ledger`` the worker's commands need (a fake in the unit tests)."""
+
+    def handle(self, command: Command[R]) -> R: ...
 
     def close(self) -> None: ...
 
@@ -42,36 +44,39 @@ class Heartbeats(Protocol):
 Wait = Callable[[float], bool]  # sleep up to n seconds; True: stop was asked for
 
 
+def heartbeat(
+    lease: Lease, *, step: str | None, url: str | None, safe: bool = False, mutating: bool = False
+) -> Heartbeat:
+    """The heartbeat a worker sends under ``lease``, with a command id of its own, so that
+    resending it after ``StoreUnavailable`` applies it once. ``InvalidInput`` for a step or
+    URL the ledger refuses."""
+    return Heartbeat(
+        lease_id=lease.lease_id,
+        fencing_token=lease.fencing_token,
+        step=step,
+        url=url,
+        safe=safe,
+        mutating=mutating,
+        command_id=uuid.uuid4().hex,
+    )
+
+
 def renew(
-    ledger: Heartbeats,
-    lease: Lease,
+    ledger: Handles,
+    beat: Heartbeat,
     guard: LeaseGuard,
     *,
-    step: str | None,
-    url: str | None,
-    safe: bool = False,
-    mutating: bool = False,
     wait: Wait,
     clock: Clock = time.monotonic,
 ) -> bool:
-    """Send one heartbeat; after ``StoreUnavailable`` send it again, under the same command id
-    (so a heartbeat that did land is not applied twice), every retry period while the lease is
+    """Send one heartbeat; after ``StoreUnavailable`` send it again (under its own command id,
+    so a heartbeat that did land is not applied twice), every retry period while the lease is
     held. True: renewed, and the guard's deadline moved. False: the lease is lost (the ledger
-    said ``LeaseLost``, or the deadline passed; the guard says why) or ``wait`` was stopped.
-    Any other error (bad input such as a step name the ledger refuses) propagates."""
-    command_id = uuid.uuid4().hex
+    said ``LeaseLost``, or the deadline passed; the guard says why) or ``wait`` was stopped."""
     started = clock()
     while guard.held():
         try:
-            ledger.heartbeat(
-                lease.lease_id,
-                fencing_token=lease.fencing_token,
-                step=step,
-                url=url,
-                safe=safe,
-                mutating=mutating,
-                command_id=command_id,
-            )
+            ledger.handle(beat)
         except LeaseLost as lost:
             guard.lose(lost.why)
             return False
@@ -117,11 +122,13 @@ def release(
     refused: set[str] = set()
     while True:
         try:
-            result = ledger.release(
-                lease.lease_id,
-                fencing_token=lease.fencing_token,
-                command_id=command_id,
-                **record.release_arguments(),
+            result = ledger.handle(
+                Release(
+                    lease_id=lease.lease_id,
+                    fencing_token=lease.fencing_token,
+                    command_id=command_id,
+                    **record.release_arguments(),
+                )
             )
         except InvalidInput as bad:
             if bad.field in refused:
@@ -152,7 +159,7 @@ class Renewer:
 
     def __init__(
         self,
-        open_ledger: Callable[[], Heartbeats],
+        open_ledger: Callable[[], Handles],
         lease: Lease,
         guard: LeaseGuard,
         progress: Progress,
@@ -198,18 +205,11 @@ class Renewer:
             return False
         return self._guard.held()
 
-    def _renew_once(self, ledger: Heartbeats) -> None:
+    def _renew_once(self, ledger: Handles) -> None:
         report = self._progress.now()
         try:
-            if renew(
-                ledger,
-                self._lease,
-                self._guard,
-                step=report.step,
-                url=report.url,
-                wait=self._stop.wait,
-                clock=self._clock,
-            ):
+            beat = heartbeat(self._lease, step=report.step, url=report.url)
+            if renew(ledger, beat, self._guard, wait=self._stop.wait, clock=self._clock):
                 self.renewals += 1
         except Exception as error:  # the deadline, not a surprise, decides when to give up
             self._guard.failed(f"{type(error).__name__}: {error}")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ledger import (
     Availability,
+    Checkout,
     CheckoutDenied,
     Denial,
     DenialReason,
@@ -145,14 +146,16 @@ class _Attempt:
         """The lease, or None with the profile's standing recorded (a race lost, a row out
         of date, a row of no registered profile)."""
         try:
-            return self.ledger.checkout(
-                profile_id,
-                worker_id=self.worker_id,
-                run_id=self.run_id,
-                task_type=self.task_type,
-                ttl_seconds=self.ttl_seconds,
-                account_id=self.account_id,
-                proxy_id=self.proxy_id,
+            return self.ledger.handle(
+                Checkout(
+                    profile_id=profile_id,
+                    worker_id=self.worker_id,
+                    run_id=self.run_id,
+                    task_type=self.task_type,
+                    ttl_seconds=self.ttl_seconds,
+                    account_id=self.account_id,
+                    proxy_id=self.proxy_id,
+                )
             )
         except CheckoutDenied as denied:
             self.standing[profile_id] = _stood(profile_id, denied.denial)

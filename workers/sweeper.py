@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from ledger import Ledger, StoreUnavailable, SweepReport
+from ledger import Ledger, StoreUnavailable, Sweep, SweepReport
 
 Report = Callable[[datetime, SweepReport], None]
 Trouble = Callable[[datetime, StoreUnavailable], None]
@@ -38,7 +38,7 @@ def watch(
     while not stop.is_set():
         try:
             began = ledger.now()
-            result = ledger.sweep(actor=actor)
+            result = ledger.handle(Sweep(actor=actor))
         except StoreUnavailable as e:
             trouble(datetime.now().astimezone(), e)
         else:

@@ -23,7 +23,7 @@ from custody.fleet.display import Display, Progress
 from custody.fleet.plan import FleetPlan
 from custody.fleet.site import Shop
 from custody.fleet.worker import WorkerSpec
-from ledger import InvalidInput, Ledger, ProfileState, SweepReport
+from ledger import InvalidInput, Ledger, ProfileState, RegisterProfile, SweepReport
 from projections import Explanation, StatusRow, explain, status
 from workers import watch
 from workers.inspector import inspect_here
@@ -84,12 +84,14 @@ def run_fleet(
 def _register(store: str, plan: FleetPlan, workdir: Path) -> None:
     with Ledger.init(store) as ledger:
         for p in plan.profiles:
-            ledger.register_profile(
-                p.profile_id,
-                account_id=p.account_id,
-                proxy_id=p.proxy_id,
-                region="us-east",
-                user_data_dir=str(workdir / "profiles" / p.profile_id),
+            ledger.handle(
+                RegisterProfile(
+                    profile_id=p.profile_id,
+                    account_id=p.account_id,
+                    proxy_id=p.proxy_id,
+                    region="us-east",
+                    user_data_dir=str(workdir / "profiles" / p.profile_id),
+                )
             )
 
 

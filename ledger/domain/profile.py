@@ -128,6 +128,24 @@ class Profile(ProfileStateMachine):
         profile._trigger(ev.ProfileRegistered, ctx, **record.model_dump())
         return profile
 
+    def confirm_registration(self, record: ProfileRecord, ctx: Context) -> None:
+        """Registering the same record again changes nothing; another record for this profile
+        is ``NotAllowed`` (a profile's account context never changes)."""
+        existing = self.registration()
+        if existing != record:
+            msg = (
+                f"profile {record.profile_id} is already registered differently "
+                f"(account {existing.account_id}, proxy {existing.proxy_id})"
+            )
+            raise NotAllowed(msg)
+
+    def worker_of(self, lease_id: str) -> tuple[str, str | None]:
+        """Who a command under ``lease_id`` acts as, and the run it correlates on: the live
+        lease's worker and run ("unknown" when that is not the live lease: the command will be
+        refused as ``LeaseLost``, and its refusal names no one)."""
+        lease = self.lease if self.lease and self.lease.lease_id == lease_id else None
+        return (lease.worker_id, lease.run_id) if lease else ("unknown", None)
+
     def registration(self) -> ProfileRecord:
         return ProfileRecord(
             profile_id=self.profile_id,

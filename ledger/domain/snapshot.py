@@ -15,7 +15,7 @@ from typing import ClassVar
 from uuid import UUID
 
 from ledger.domain.model import Frozen, Lease, ProfileState
-from ledger.domain.state import Block, Disabled, ProfileStateMachine, Review
+from ledger.domain.state import Block, Disabled, LastReview, ProfileStateMachine
 
 SNAPSHOT_TOPIC = "profile_snapshot"
 
@@ -70,7 +70,7 @@ class ProfileSnapshot(Frozen):
     last_token: int
     block: Block | None
     disabled: Disabled | None
-    last_review: Review | None
+    last_review: LastReview | None
     unclean_endings: tuple[tuple[str, datetime], ...]
 
     @classmethod

@@ -49,7 +49,7 @@ class Disabled(Frozen):
     previous_state: ProfileState
 
 
-class Review(Frozen):
+class LastReview(Frozen):
     decision: str
     reviewer: str
     note: str
@@ -81,7 +81,7 @@ class ProfileStateMachine:
         self.last_token = 0
         self.block: Block | None = None
         self.disabled: Disabled | None = None
-        self.last_review: Review | None = None
+        self.last_review: LastReview | None = None
         self.unclean_endings: tuple[tuple[str, datetime], ...] = ()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ProfileStateMachine:
@@ -238,7 +238,7 @@ def _quarantined(p: ProfileStateMachine, e: ev.ProfileQuarantined) -> None:
 
 @_on(ev.ProfileReviewed)
 def _reviewed(p: ProfileStateMachine, e: ev.ProfileReviewed) -> None:
-    p.last_review = Review(
+    p.last_review = LastReview(
         decision=e.decision.value, reviewer=e.envelope.actor_id, note=e.note, at=e.at
     )
 

@@ -17,7 +17,7 @@ from ledger.domain.model import (
     ProfileRecord,
     ProfileState,
 )
-from ledger.domain.state import Block, Disabled, ProfileStateMachine, Review
+from ledger.domain.state import Block, Disabled, LastReview, ProfileStateMachine
 
 
 class Availability(Frozen):
@@ -126,7 +126,7 @@ class ProfileView(Frozen):
     last_lease: Lease | None
     block: Block | None
     disabled: Disabled | None
-    last_review: Review | None
+    last_review: LastReview | None
     denial: Denial | None  # what a checkout at ``at`` would be told (None: it is granted)
     at: datetime
 

@@ -1,26 +1,16 @@
-"""Adapters from settings to a store: SQLite, PostgreSQL, or one in memory for tests."""
+"""Adapters from settings to a store: SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
 from ledger.stores.settings import StoreSettings
-from ledger.stores.store import Store
+from ledger.stores.sql import SqlStore
 
 
-def connect(settings: StoreSettings, *, create: bool = True) -> Store:
+def connect(settings: StoreSettings, *, create: bool = True) -> SqlStore:
     """An open, initialised store (see ``SqlStore.connect`` for what ``create`` allows)."""
-    if settings.kind == "memory":
-        from ledger.stores.memory import MemoryStore
-
-        return MemoryStore.connect(settings)
-    from ledger.stores.sql import SqlStore
-
     return SqlStore.connect(settings, create=create)
 
 
-def initialise(settings: StoreSettings) -> Store:
+def initialise(settings: StoreSettings) -> SqlStore:
     """Create the schema (idempotent) and return the open store."""
-    if settings.kind == "memory":
-        return connect(settings)
-    from ledger.stores.sql import SqlStore
-
     return SqlStore.initialise(settings)

@@ -1,5 +1,5 @@
-"""Store URLs: ``sqlite:///path/custody.db`` (the default), ``postgresql://user@host:port/db``,
-or ``memory://NAME`` (this process only: tests and notebooks)."""
+"""Store URLs: ``sqlite:///path/custody.db`` (the default, one host) or
+``postgresql://user@host:port/db`` (many hosts)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class StoreSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["sqlite", "postgresql", "memory"]
+    kind: Literal["sqlite", "postgresql"]
     path: str = ""
     host: str = ""
     port: int = 5432
@@ -66,11 +66,6 @@ class StoreSettings(BaseModel):
                 )
                 raise InvalidInput("store", msg)
             return cls(kind="sqlite", path=path, timeout=timeout)
-        if parts.scheme == "memory":
-            name = parts.netloc + parts.path
-            if not name:
-                raise InvalidInput("store", f"expected memory://NAME, got {shown}")
-            return cls(kind="memory", path=name, timeout=timeout)
         if parts.scheme in ("postgresql", "postgres"):
             return cls._postgres(parts, shown, timeout)
         raise InvalidInput(
@@ -102,8 +97,6 @@ class StoreSettings(BaseModel):
     def describe(self) -> str:
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
-        if self.kind == "memory":
-            return f"memory://{self.path}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def sqlite_file(self) -> Path:

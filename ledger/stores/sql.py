@@ -17,6 +17,7 @@ from urllib.parse import quote
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.profile import Profile
 from ledger.domain.view import Availability, availability_of
+from ledger.ports import CommandRecord, DirectoryRecord
 from ledger.stores.directories import legacy_directories
 from ledger.stores.mapper import command_of, decode_data
 from ledger.stores.recorders import (
@@ -39,8 +40,6 @@ from ledger.stores.settings import StoreSettings
 from ledger.stores.sql_views import SqlViews
 from ledger.stores.store import (
     AGGREGATE_CACHE_SIZE,
-    CommandRecord,
-    DirectoryRecord,
     LedgerApplication,
     Store,
     store_errors,

@@ -1,10 +1,10 @@
 """The store port: one profile's stream loaded and saved, the availability rows beside it.
 
-``Store`` holds an eventsourcing application and does everything that is the same on every
-backend (load, save, history, the registered profiles). Its subclasses add the store's clock and
-the availability table: ``SqlStore`` on SQLite and PostgreSQL, ``MemoryStore`` in the process.
-Driver errors stop here: callers see ``StoreUnavailable`` or ``StreamConflict``, never psycopg,
-sqlite3 or eventsourcing exceptions.
+``Store`` holds an eventsourcing application and does what every database does alike (load,
+save, history, the registered profiles); ``SqlStore`` adds the store's clock, the availability
+table and the read models' database, on SQLite and PostgreSQL. Together they are the ledger's
+``Repository`` (``ledger.ports``) and what its reads need. Driver errors stop here: callers see
+``StoreUnavailable`` or ``StreamConflict``, never psycopg, sqlite3 or eventsourcing exceptions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -28,6 +27,7 @@ from ledger.domain.events import ProfileEvent, ProfileRegistered
 from ledger.domain.profile import Profile, replay
 from ledger.domain.snapshot import ProfileSnapshot
 from ledger.domain.view import Availability
+from ledger.ports import CommandRecord, DirectoryRecord, StreamConflict
 from ledger.stores.mapper import ProfileEventMapper, decode_profile_id
 from ledger.stores.settings import APPLICATION_NAME, StoreSettings
 
@@ -48,24 +48,6 @@ SNAPSHOT_INTERVAL = 50
 _BUSY = ("database is locked", "lock timeout", "statement timeout")
 
 
-@dataclass(frozen=True)
-class CommandRecord:
-    """A caller's command id as the store recorded it with its events: the profile, the
-    version the command's last event reached and the fingerprint of what was asked."""
-
-    profile_id: str
-    version: int
-    command: str
-
-
-@dataclass(frozen=True)
-class DirectoryRecord:
-    """A profile's registered ``user_data_dir``, normalised, as the store recorded it."""
-
-    profile_id: str
-    user_data_dir: str
-
-
 def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
     """The (profile id, normalised directory) a save of ``profile`` claims: the directory of
     a registration among its pending events."""
@@ -74,10 +56,6 @@ def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
         for e in profile.pending_events
         if isinstance(e, ProfileRegistered) and e.user_data_dir is not None
     ]
-
-
-class StreamConflict(Exception):
-    """Another writer appended to the profile's stream first; nothing of this save was kept."""
 
 
 class LedgerApplication(Application[UUID]):
@@ -244,6 +222,13 @@ class Store:
     def overdue(self, now: datetime) -> list[str]:
         """Profiles whose row says stale or a lease past its deadline at ``now``."""
         raise NotImplementedError
+
+    def sweep_candidates(self, now: datetime) -> list[str]:
+        """Profiles whose row says stale or overdue at ``now``, and those whose row is missing
+        or unreadable, in id order (``ledger.ports.Repository``)."""
+        readable, _ = self.scan_availability()
+        unseen = set(self.profile_ids()) - {r.profile_id for r in readable}
+        return sorted(set(self.overdue(now)) | unseen)
 
     def write_availability(self, rows: list[Availability]) -> None:
         """Upsert rows as given (tests and tools; the ledger writes rows with their events)."""

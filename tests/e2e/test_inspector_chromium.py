@@ -15,7 +15,7 @@ import pytest
 from chromium_process import launch, live_members, stop, wait_until
 from cli_process import Run, custody, error_line, event_types, ok
 
-from ledger import BrowserStatus
+from ledger import BrowserStatus, RegisterProfile
 from workers import inspect
 
 pytestmark = pytest.mark.slow
@@ -182,8 +182,13 @@ def shared_store(tmp_path: Path, profile_dir: Path, monkeypatch: pytest.MonkeyPa
         before_the_rule.setattr(store_module, "claimed_directories", lambda profile: [])
         with Ledger.open(url) as ledger:
             for profile in (PROFILE, "profile_b"):
-                ledger.register_profile(
-                    profile, account_id=f"a_{profile}", proxy_id="x", user_data_dir=str(profile_dir)
+                ledger.handle(
+                    RegisterProfile(
+                        profile_id=profile,
+                        account_id=f"a_{profile}",
+                        proxy_id="x",
+                        user_data_dir=str(profile_dir),
+                    )
                 )
             ledger.store.execute("DROP TABLE custody_directories")  # type: ignore[attr-defined]
             ledger.store.execute("UPDATE custody_schema SET version = 4")  # type: ignore[attr-defined]

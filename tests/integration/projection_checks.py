@@ -7,7 +7,8 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
-from ledger import Ledger, Notification
+from ledger import Ledger
+from ledger.feed import Notification
 from projections import LeasesProjection, TimelineProjection
 from projections.leases import LEASES
 from projections.timeline import TIMELINE

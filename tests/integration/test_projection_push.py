@@ -21,7 +21,7 @@ import pytest
 from conftest import register
 from projection_checks import assert_exact, whole_log
 
-from ledger import Ledger
+from ledger import Checkout, Heartbeat, Ledger, Release
 
 LISTENER = "custody-listen"  # the application_name of the runner's listening connection
 PUSHED_WITHIN = 3.0  # seconds: a push, where the polling interval is 10 s or more
@@ -242,11 +242,21 @@ def test_two_runners_apply_each_event_exactly_once(sql_store_url: str, tmp_path:
             )
         for n in range(4):
             pid = register(ledger, f"shared_{n}")
-            lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+            lease = ledger.handle(
+                Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+            )
             for beat in range(25):
-                ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{beat}")
+                ledger.handle(
+                    Heartbeat(
+                        lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{beat}"
+                    )
+                )
                 time.sleep(0.01)
-            ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+            ledger.handle(
+                Release(
+                    lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="success"
+                )
+            )
         _wait_for("the runners to catch up", lambda: _caught_up(ledger))
         stopped = [
             r.stop(sig) for r, sig in zip(runners, (signal.SIGINT, signal.SIGTERM), strict=True)

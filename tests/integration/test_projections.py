@@ -10,7 +10,18 @@ import pytest
 from conftest import StepClock, register
 from projection_checks import TwinLeases, TwinTimeline, assert_exact, rows, whole_log
 
-from ledger import FeedTransaction, InvalidInput, Ledger, NotAllowed
+from ledger import (
+    Checkout,
+    ForceRelease,
+    Heartbeat,
+    InvalidInput,
+    Ledger,
+    NotAllowed,
+    Quarantine,
+    Release,
+    Sweep,
+)
+from ledger.feed import FeedTransaction
 from projections import (
     LEASES_PROJECTION,
     PROJECTIONS,
@@ -26,7 +37,7 @@ from reports import timeline as timeline_frame
 
 
 def _lease(ledger: Ledger, pid: str, run: str = "r") -> tuple[str, int]:
-    lease = ledger.checkout(pid, worker_id=f"w-{run}", run_id=run, task_type="t")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id=f"w-{run}", run_id=run, task_type="t"))
     return lease.lease_id, lease.fencing_token
 
 
@@ -37,37 +48,43 @@ def _every_ending(ledger: Ledger, clock: StepClock) -> dict[str, str]:
         register(ledger, pid)
     lid, tok = _lease(ledger, "clean")
     clock.advance(10)
-    ledger.heartbeat(lid, fencing_token=tok, step="a", safe=True)
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="a", safe=True))
     clock.advance(30)
-    ledger.heartbeat(lid, fencing_token=tok, step="b")
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="b"))
     clock.advance(5)
-    ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/done")
+    ledger.handle(
+        Release(lease_id=lid, fencing_token=tok, outcome="success", final_url="https://x/done")
+    )
     ids["clean"] = lid
     lid, tok = _lease(ledger, "expected")
-    ledger.release(
-        lid,
-        fencing_token=tok,
-        outcome="expected_failure",
-        reason="sold out",
-        final_url="https://x/sold-out",
+    ledger.handle(
+        Release(
+            lease_id=lid,
+            fencing_token=tok,
+            outcome="expected_failure",
+            reason="sold out",
+            final_url="https://x/sold-out",
+        )
     )
     ids["expected_failure"] = lid
     lid, tok = _lease(ledger, "review")
-    ledger.release(lid, fencing_token=tok, outcome="failure")
+    ledger.handle(Release(lease_id=lid, fencing_token=tok, outcome="failure"))
     ids["review"] = lid
     lid, tok = _lease(ledger, "quarantine")
-    ledger.heartbeat(lid, fencing_token=tok, step="pay", mutating=True)
-    ledger.release(lid, fencing_token=tok, outcome="failure")
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="pay", mutating=True))
+    ledger.handle(Release(lease_id=lid, fencing_token=tok, outcome="failure"))
     ids["quarantine"] = lid
-    stale = ledger.checkout("stale", worker_id="w", run_id="r", task_type="t", ttl_seconds=5)
+    stale = ledger.handle(
+        Checkout(profile_id="stale", worker_id="w", run_id="r", task_type="t", ttl_seconds=5)
+    )
     ids["stale"] = stale.lease_id
     clock.advance(60)
-    ledger.sweep()
+    ledger.handle(Sweep())
     lid, _ = _lease(ledger, "forced")
-    ledger.force_release("forced", actor="op", reason="stuck")
+    ledger.handle(ForceRelease(profile_id="forced", actor="op", reason="stuck"))
     ids["forced"] = lid
     lid, _ = _lease(ledger, "revoked")
-    ledger.quarantine("revoked", actor="op", reason="suspicious")
+    ledger.handle(Quarantine(profile_id="revoked", actor="op", reason="suspicious"))
     ids["revoked"] = lid
     return ids
 
@@ -158,7 +175,7 @@ def test_an_answer_never_lags_the_command_before_it(ledger: Ledger) -> None:
     assert [r.event_type for r in timeline(ledger, pid)] == ["profile_registered"]
     lid, tok = _lease(ledger, pid)
     for n in range(5):
-        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{n}"))
         assert timeline(ledger, pid)[-1].step == f"s{n}"
 
 
@@ -192,11 +209,11 @@ def test_a_crash_mid_batch_applies_nothing_and_the_next_catch_up_is_exact(
     pid = register(ledger)
     lid, tok = _lease(ledger, pid)
     for n in range(30):
-        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{n}"))
     for projection in PROJECTIONS.values():
         catch_up(ledger, projection, batch=7)
     for n in range(30, 50):
-        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{n}"))
     tables = {name: (p.table.name, p.table.key) for name, p in PROJECTIONS.items()}
     before = {p.name: p.position for p in projection_status(ledger, PROJECTIONS.values())}
     stored = {name: rows(ledger, *table) for name, table in tables.items()}
@@ -222,7 +239,7 @@ def test_concurrent_catch_ups_apply_each_event_once(store_url: str) -> None:
             pid = register(ledger, f"p{n}")
             lid, tok = _lease(ledger, pid)
             for step in range(40):
-                ledger.heartbeat(lid, fencing_token=tok, step=f"s{step}")
+                ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{step}"))
     errors: list[BaseException] = []
 
     def catch() -> None:
@@ -290,8 +307,12 @@ def test_a_catch_up_keeps_no_plan_made_on_a_small_read_model(pg_url: str) -> Non
         pid = register(ledger)
         for run in range(12):
             lid, tok = _lease(ledger, pid, run=f"r{run}")
-            ledger.heartbeat(lid, fencing_token=tok, step="s")
-            ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/ok")
+            ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="s"))
+            ledger.handle(
+                Release(
+                    lease_id=lid, fencing_token=tok, outcome="success", final_url="https://x/ok"
+                )
+            )
         for projection in PROJECTIONS.values():
             catch_up(ledger, projection, batch=2)
         with ledger.feed.transaction() as tx:
@@ -337,7 +358,7 @@ def test_status_shows_position_and_lag(ledger: Ledger) -> None:
     assert (first["timeline"].position, first["timeline"].lag) == (None, 1)
     timeline(ledger, pid)
     lid, tok = _lease(ledger, pid)
-    ledger.heartbeat(lid, fencing_token=tok)
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok))
     now = {s.name: s for s in projection_status(ledger, PROJECTIONS.values())}
     head = ledger.feed.head()
     assert (now["timeline"].position, now["timeline"].lag, now["timeline"].rows) == (

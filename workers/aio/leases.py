@@ -20,7 +20,7 @@ from typing import Any, Self, TypeVar
 
 from playwright.async_api import BrowserContext, Playwright
 
-from ledger import Lease, LeaseLost, Ledger
+from ledger import Checkout, Lease, LeaseLost, Ledger
 from workers import evidence, launch, profile_dir, renewal, routing, termination
 from workers.aio.browser import BrowserSession
 from workers.browser_watch import BrowserWatch
@@ -51,17 +51,10 @@ class WorkerLease(HeldLease):
         """As ``workers.leases.WorkerLease.step``."""
         await self._ensure_held()
         url = self._progress.now().url
+        beat = renewal.heartbeat(self.lease, step=name, url=url, safe=safe, mutating=mutating)
         if await self._leases.call(
             lambda ledger: renewal.renew(
-                ledger,
-                self.lease,
-                self._guard,
-                step=name,
-                url=url,
-                safe=safe,
-                mutating=mutating,
-                wait=self._stop.wait,
-                clock=self._leases.clock,
+                ledger, beat, self._guard, wait=self._stop.wait, clock=self._leases.clock
             )
         ):
             self._progress.stepped(name, safe=safe, mutating=mutating)
@@ -137,14 +130,9 @@ class WorkerLease(HeldLease):
             if self._stop.is_set() or not self._guard.held():
                 return
             report = self._progress.now()
+            beat = renewal.heartbeat(self.lease, step=report.step, url=report.url)
             renew = partial(
-                renewal.renew,
-                lease=self.lease,
-                guard=self._guard,
-                step=report.step,
-                url=report.url,
-                wait=self._stop.wait,
-                clock=clock,
+                renewal.renew, beat=beat, guard=self._guard, wait=self._stop.wait, clock=clock
             )
             try:
                 await self._leases.call(renew)
@@ -230,17 +218,19 @@ class ProfileLeases(WorkerConfig):
 
         def send(ledger: Ledger) -> Lease:
             return renewal.checkout(
-                lambda command_id: ledger.checkout(
-                    profile_id,
-                    worker_id=self.worker_id,
-                    run_id=run_id,
-                    task_type=task_type,
-                    ttl_seconds=ttl_seconds,
-                    account_id=account_id,
-                    proxy_id=proxy_id,
-                    command_id=command_id,
-                    correlation_id=correlation_id,
-                    max_duration_seconds=max_duration_seconds,
+                lambda command_id: ledger.handle(
+                    Checkout(
+                        profile_id=profile_id,
+                        worker_id=self.worker_id,
+                        run_id=run_id,
+                        task_type=task_type,
+                        ttl_seconds=ttl_seconds,
+                        account_id=account_id,
+                        proxy_id=proxy_id,
+                        command_id=command_id,
+                        correlation_id=correlation_id,
+                        max_duration_seconds=max_duration_seconds,
+                    )
                 ),
                 clock=self.clock,
             )
