@@ -23,8 +23,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ledger.stores.connections import postgres_connection
 from ledger.stores.settings import StoreSettings
-from ledger.stores.views import postgres_connection
 from ledger.stores.wakeups import Announce, Mode, Wakeups
 
 APPLICATION_NAME = "custody-listen"
