@@ -59,7 +59,7 @@ from ledger.domain.model import (
 from ledger.domain.policies import RELEASE_POLICIES
 from ledger.domain.state import Block, Disabled, Review
 from ledger.domain.view import Availability, ProfileView
-from ledger.feed import Feed, FeedSnapshot, FeedTransaction, Notification, ReadModelDamaged
+from ledger.feed import Feed, FeedSnapshot, FeedTransaction, LoggedEvent, ReadModelDamaged
 from ledger.stores.wakeups import Wakeups
 
 __all__ = [
@@ -89,8 +89,8 @@ __all__ = [
     "LeaseStatus",
     "Ledger",
     "LedgerError",
+    "LoggedEvent",
     "NotAllowed",
-    "Notification",
     "Outcome",
     "ProfileEvent",
     "ProfileRecord",

@@ -15,11 +15,11 @@ from ledger import (
     ProfileView,
     blocking_note,
 )
-from projections.base import ReadModel
+from projections.base import ReadResult
 from projections.timeline import TimelineRow, at_moments
 
 
-class Explanation(ReadModel):
+class Explanation(ReadResult):
     """The state, the reason and what unblocks it, with the lease and run that led there."""
 
     profile_id: str
@@ -45,7 +45,7 @@ class Explanation(ReadModel):
     because: list[TimelineRow] = []  # the events that put it in this state (its command's)
 
 
-class Usage(ReadModel):
+class Usage(ReadResult):
     """The current holder, or the last one and how that lease ended (its ending and the cause
     beside it, in the words every report uses)."""
 

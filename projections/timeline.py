@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ledger import EVENT_CLASSES, FeedTransaction, InvalidInput, Ledger, Notification
-from projections.base import Index, Projection, ReadModel, Table, iso
+from ledger import EVENT_CLASSES, FeedTransaction, InvalidInput, Ledger, LoggedEvent
+from projections.base import Index, ReadModel, ReadResult, Table, iso
 from projections.runner import catch_up
 
 # Payload fields lifted into their own columns; the rest is summarised in ``detail``.
@@ -57,7 +57,7 @@ TIMELINE = Table(
 )
 
 
-class TimelineRow(ReadModel):
+class TimelineRow(ReadResult):
     """One event, flat: who did what, when, to which profile, account, lease and run, and
     why; ``position`` is its place in the whole store's log."""
 
@@ -106,7 +106,7 @@ def _iso_text(at: str) -> str:
 
 def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
     """The columns of one event that need nothing but the event itself, from its fields as
-    JSON gives them (``Notification.data``, or ``model_dump(mode="json")``): no model is
+    JSON gives them (``LoggedEvent.data``, or ``model_dump(mode="json")``): no model is
     decoded, which is most of what a catch-up would otherwise spend."""
     payload = {k: data.get(k) for k in _PAYLOAD_FIELDS[event_type]}
     lease = payload.pop("lease", None)
@@ -140,11 +140,11 @@ def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class TimelineProjection(Projection):
+class TimelineReadModel(ReadModel):
     name = "timeline"
     table = TIMELINE
 
-    def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
+    def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
         flats = [flat(n.event_type, n.version, n.data()) for n in batch]
         accounts = _accounts(tx, table, flats)
         runs = _runs(tx, table, flats)
@@ -201,7 +201,7 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
 _REGISTERED = "profile_registered"
 
 
-TIMELINE_PROJECTION = TimelineProjection()
+TIMELINE_READ_MODEL = TimelineReadModel()
 
 
 def select(
@@ -267,7 +267,7 @@ def timeline(
     sql, params = select(
         profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
     )
-    catch_up(ledger, TIMELINE_PROJECTION)
+    catch_up(ledger, TIMELINE_READ_MODEL)
     rows = _ROWS.validate_python(ledger.feed.query(sql, params))
     if not rows and profile_id is not None:
         ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)
@@ -280,7 +280,7 @@ def require_account(ledger: Ledger, account_id: str) -> None:
     """``InvalidInput`` naming ``account`` unless a profile was ever registered under it, as
     its events say: one indexed read of the timeline (brought up to date first), whose every
     row carries the account its profile was registered under."""
-    catch_up(ledger, TIMELINE_PROJECTION)
+    catch_up(ledger, TIMELINE_READ_MODEL)
     sql = f"SELECT profile_id FROM {TIMELINE.name} WHERE account_id = ? LIMIT 1"
     if not ledger.feed.query(sql, (account_id,)):
         msg = f"no profile was ever registered under account {account_id!r}"
@@ -293,7 +293,7 @@ def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
     A stream's times never go back (each command takes the store's clock when it is decided,
     and a lost race decides again), so that is the highest version of its latest moment at or
     before ``at``: two index seeks, not a scan of every earlier event of a long stream."""
-    catch_up(ledger, TIMELINE_PROJECTION)
+    catch_up(ledger, TIMELINE_READ_MODEL)
     rows = ledger.feed.query(
         f"SELECT max(version) AS version FROM {TIMELINE.name} WHERE profile_id = ? AND at = "
         f"(SELECT max(at) FROM {TIMELINE.name} WHERE profile_id = ? AND at <= ?)",
@@ -310,7 +310,7 @@ def at_moments(ledger: Ledger, profile_id: str, moments: Iterable[datetime]) -> 
     wanted = sorted({str(iso(m)) for m in moments})
     if not wanted:
         return []
-    catch_up(ledger, TIMELINE_PROJECTION)
+    catch_up(ledger, TIMELINE_READ_MODEL)
     columns = ", ".join(TIMELINE.column_names)
     rows = ledger.feed.query(
         f"SELECT {columns} FROM {TIMELINE.name} WHERE profile_id = ? "

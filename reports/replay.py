@@ -12,12 +12,12 @@ from ledger import (
     Lease,
     ProfileState,
 )
-from projections import ReadModel, TimelineRow, user
+from projections import ReadResult, TimelineRow, user
 from projections.timeline import around, version_at
 from reports.frames import Moment, Source, as_of, moment, opened
 
 
-class Replay(ReadModel):
+class Replay(ReadResult):
     """ "Why was this profile unavailable at 14:02, and who held it?": the state its events
     gave at ``at`` (judged at ``at``: a lease past its deadline then reads as stale), the
     lease then current (or the last one), and the events just before and after. ``holder``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from projections import TIMELINE_PROJECTION, catch_up
+from projections import TIMELINE_READ_MODEL, catch_up
 from projections.timeline import require_account, select
 from reports.frames import Moment, Source, moment, opened, typed
 
@@ -32,7 +32,7 @@ def timeline(
     start, end = moment("since", since), moment("until", until, until=True)
     sql, params = select(profile_id=profile, account_id=account, since=start, until=end, last=last)
     with opened(ledger) as source:
-        catch_up(source, TIMELINE_PROJECTION)
+        catch_up(source, TIMELINE_READ_MODEL)
         frame = source.feed.read_frame(sql, params)
         if frame.empty and profile is not None:
             source.history(profile)  # UnknownProfile, or InvalidInput for a malformed id

@@ -1,4 +1,4 @@
-"""What the projection tests compare: the read models against the log itself, and copies of the
+"""What the read model tests compare: the read models against the log itself, and copies of the
 read models under other names (an incremental twin to hold a rebuild against)."""
 
 from __future__ import annotations
@@ -7,15 +7,15 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
-from ledger import Ledger, Notification
-from projections import LeasesProjection, TimelineProjection
+from ledger import Ledger, LoggedEvent
+from projections import LeasesReadModel, TimelineReadModel
 from projections.leases import LEASES
 from projections.timeline import TIMELINE
 
 
-def whole_log(ledger: Ledger) -> list[Notification]:
+def whole_log(ledger: Ledger) -> list[LoggedEvent]:
     """Every event in the store, in log order, read from the notification log itself."""
-    found: list[Notification] = []
+    found: list[LoggedEvent] = []
     while batch := ledger.feed.read(found[-1].position if found else 0, 1000):
         found += batch
     return found
@@ -48,13 +48,13 @@ def assert_exact(ledger: Ledger, timeline: str = TIMELINE.name, leases: str = LE
     }
 
 
-class TwinTimeline(TimelineProjection):
+class TwinTimeline(TimelineReadModel):
     """The timeline under another name and table: kept incrementally beside the real one."""
 
     name = "timeline_twin"
     table = dataclasses.replace(TIMELINE, name="custody_timeline_twin")
 
 
-class TwinLeases(LeasesProjection):
+class TwinLeases(LeasesReadModel):
     name = "leases_twin"
     table = dataclasses.replace(LEASES, name="custody_leases_twin")

@@ -124,9 +124,9 @@ def test_a_pandas_read_behind_a_held_table_is_busy_within_the_timeout(pg_url: st
     with Ledger.open(url) as ledger:
         register(ledger, "p")
         assert len(ledger.feed.read_frame("SELECT 1 AS one")) == 1
-        from projections import TIMELINE_PROJECTION, catch_up
+        from projections import TIMELINE_READ_MODEL, catch_up
 
-        catch_up(ledger, TIMELINE_PROJECTION)
+        catch_up(ledger, TIMELINE_READ_MODEL)
         with psycopg.connect(pg_url) as holder:
             holder.execute("LOCK TABLE custody_timeline IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()

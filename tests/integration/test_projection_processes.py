@@ -1,5 +1,5 @@
 """Read models against real processes: a rebuild while writer processes append, and a
-projection process killed in the middle of its catch-up."""
+model process killed in the middle of its catch-up."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from conftest import register
 from projection_checks import TwinLeases, TwinTimeline, assert_exact, rows
 
 from ledger import Ledger
-from projections import PROJECTIONS, catch_up, projection_status
+from projections import READ_MODELS, catch_up, read_model_status
 
 WORKER = Path(__file__).with_name("race_worker.py")
 PROFILES = ["race_a", "race_b", "race_c"]
@@ -49,8 +49,8 @@ def test_rebuild_beside_live_writers_equals_the_incremental_read_model(sql_store
         for pid in PROFILES:
             register(ledger, pid)
         _backlog(ledger, 300)
-        for projection in (*PROJECTIONS.values(), *twins):
-            catch_up(ledger, projection)
+        for model in (*READ_MODELS.values(), *twins):
+            catch_up(ledger, model)
     start_at = time.time() + 2.0
     writers = [
         subprocess.Popen(
@@ -80,8 +80,8 @@ def test_rebuild_beside_live_writers_equals_the_incremental_read_model(sql_store
                 out, err = proc.communicate(timeout=300)
                 rebuilds.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
             overlapped += any(w.poll() is None for w in writers)
-            for projection in (*PROJECTIONS.values(), *twins):
-                catch_up(ledger, projection, batch=7)
+            for model in (*READ_MODELS.values(), *twins):
+                catch_up(ledger, model, batch=7)
     for writer in writers:
         writer.communicate()
         assert writer.returncode == 0
@@ -91,11 +91,11 @@ def test_rebuild_beside_live_writers_equals_the_incremental_read_model(sql_store
     for refused in (r for r in rebuilds if r.returncode != 0):
         assert "already running" in refused.stderr, refused.stderr
     with Ledger.open(sql_store_url) as ledger:
-        for projection in (*PROJECTIONS.values(), *twins):
-            catch_up(ledger, projection)
-        for projection, twin in zip(PROJECTIONS.values(), twins, strict=True):
-            key = projection.table.key
-            assert rows(ledger, projection.table.name, key) == rows(ledger, twin.table.name, key)
+        for model in (*READ_MODELS.values(), *twins):
+            catch_up(ledger, model)
+        for model, twin in zip(READ_MODELS.values(), twins, strict=True):
+            key = model.table.key
+            assert rows(ledger, model.table.name, key) == rows(ledger, twin.table.name, key)
         assert_exact(ledger)
 
 
@@ -113,7 +113,7 @@ def test_a_projection_process_killed_mid_catch_up_resumes_without_duplicate_or_g
         killed_at = None
         deadline = time.time() + 120
         while time.time() < deadline and runner.poll() is None:
-            positions = ledger.feed.positions()
+            positions = ledger.feed.checkpoints()
             done = positions.get("leases", 0)
             if 0 < done < head:
                 os.kill(runner.pid, signal.SIGKILL)
@@ -123,8 +123,8 @@ def test_a_projection_process_killed_mid_catch_up_resumes_without_duplicate_or_g
         runner.communicate(timeout=60)
         assert killed_at is not None, "the runner finished before it could be killed"
         assert runner.returncode == -signal.SIGKILL
-        for projection in PROJECTIONS.values():
-            catch_up(ledger, projection, batch=50)
+        for model in READ_MODELS.values():
+            catch_up(ledger, model, batch=50)
         assert_exact(ledger)
         assert rows(ledger, "custody_leases", "lease_id")[0]["heartbeats"] == 600
 
@@ -156,7 +156,7 @@ def test_status_beside_live_writers_runners_and_rebuilds_finds_no_damage(
                 rebuilding = checks % 4 == 3
                 if rebuilding:
                     rebuild = _custody(sql_store_url, "projections", "rebuild", "timeline")
-                for status in projection_status(ledger, PROJECTIONS.values()):
+                for status in read_model_status(ledger, READ_MODELS.values()):
                     problems += status.problems
                 if rebuilding:
                     _, err = rebuild.communicate(timeout=120)

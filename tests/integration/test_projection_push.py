@@ -89,7 +89,7 @@ def _in_timeline(ledger: Ledger, profile_id: str) -> bool:
 
 def _caught_up(ledger: Ledger) -> bool:
     """Whether every read model has applied the whole log (read without catching up)."""
-    positions = ledger.feed.positions()
+    positions = ledger.feed.checkpoints()
     return {"leases", "timeline"} <= set(positions) and set(positions.values()) == {
         ledger.feed.head()
     }
@@ -202,7 +202,7 @@ def test_sqlite_runner_polls_and_applies_within_its_interval(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_a_catch_up_that_fails_is_announced_and_tried_again(pg_store: str, tmp_path: Path) -> None:
-    """A lock on the timeline's position row, held past the store's 1 s timeout, fails the
+    """A lock on the timeline's checkpoint row, held past the store's 1 s timeout, fails the
     runner's catch-up (busy): it says so in a line, keeps running, and applies the event once
     the lock is gone. A runner that let the error out would exit 6 instead: it fails."""
     url = f"{pg_store}?timeout=1"

@@ -12,11 +12,11 @@ from projection_checks import TwinLeases, TwinTimeline, assert_exact, rows, whol
 
 from ledger import FeedTransaction, InvalidInput, Ledger, NotAllowed
 from projections import (
-    LEASES_PROJECTION,
-    PROJECTIONS,
-    TIMELINE_PROJECTION,
+    LEASES_READ_MODEL,
+    READ_MODELS,
+    TIMELINE_READ_MODEL,
     catch_up,
-    projection_status,
+    read_model_status,
     rebuild,
     timeline,
     who,
@@ -76,7 +76,7 @@ def test_leases_say_how_each_lease_ended(ledger: Ledger, clock: StepClock) -> No
     """One row per lease: the ending in one word, the cause, where the profile went, the
     heartbeats and the longest gap between renewals, the safe and unconfirmed steps."""
     ids = _every_ending(ledger, clock)
-    catch_up(ledger, LEASES_PROJECTION)
+    catch_up(ledger, LEASES_READ_MODEL)
     by_id = {r["lease_id"]: r for r in rows(ledger, "custody_leases", "lease_id")}
     seen = {
         ending: (by_id[lid]["ending"], by_id[lid]["cause"], by_id[lid]["profile_state_after"])
@@ -108,7 +108,7 @@ def test_the_read_model_and_the_domain_name_each_ending_alike(
     """For every lease, the leases read model's ending and cause are the ended lease's own
     (the domain's), which ``who`` and the availability row show too."""
     ids = _every_ending(ledger, clock)
-    catch_up(ledger, LEASES_PROJECTION)
+    catch_up(ledger, LEASES_READ_MODEL)
     by_id = {r["lease_id"]: r for r in rows(ledger, "custody_leases", "lease_id")}
     for lid in ids.values():
         pid = lid.split("@", 1)[1]
@@ -170,16 +170,16 @@ def _crash_at(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError(f"killed {where}")
 
     if where == "at the position":
-        monkeypatch.setattr(FeedTransaction, "track", crash)
+        monkeypatch.setattr(FeedTransaction, "move_checkpoint", crash)
         return
-    for projection in PROJECTIONS.values():
-        wrote = type(projection).apply
+    for model in READ_MODELS.values():
+        wrote = type(model).fold
 
-        def apply_then_crash(self: object, *args: object, _wrote: object = wrote) -> None:
+        def fold_then_crash(self: object, *args: object, _wrote: object = wrote) -> None:
             _wrote(self, *args)  # type: ignore[operator]
             crash()
 
-        monkeypatch.setattr(type(projection), "apply", apply_then_crash)
+        monkeypatch.setattr(type(model), "fold", fold_then_crash)
 
 
 @pytest.mark.parametrize("where", ["at the position", "after the rows"])
@@ -193,30 +193,30 @@ def test_a_crash_mid_batch_applies_nothing_and_the_next_catch_up_is_exact(
     lid, tok = _lease(ledger, pid)
     for n in range(30):
         ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
-    for projection in PROJECTIONS.values():
-        catch_up(ledger, projection, batch=7)
+    for model in READ_MODELS.values():
+        catch_up(ledger, model, batch=7)
     for n in range(30, 50):
         ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
-    tables = {name: (p.table.name, p.table.key) for name, p in PROJECTIONS.items()}
-    before = {p.name: p.position for p in projection_status(ledger, PROJECTIONS.values())}
+    tables = {name: (p.table.name, p.table.key) for name, p in READ_MODELS.items()}
+    before = {p.name: p.position for p in read_model_status(ledger, READ_MODELS.values())}
     stored = {name: rows(ledger, *table) for name, table in tables.items()}
     with monkeypatch.context() as patched:
         _crash_at(where, patched)
-        for projection in PROJECTIONS.values():
+        for model in READ_MODELS.values():
             with pytest.raises(RuntimeError, match="killed"):
-                catch_up(ledger, projection, batch=7)
-    after = {p.name: p.position for p in projection_status(ledger, PROJECTIONS.values())}
+                catch_up(ledger, model, batch=7)
+    after = {p.name: p.position for p in read_model_status(ledger, READ_MODELS.values())}
     assert after == before
     assert {name: rows(ledger, *table) for name, table in tables.items()} == stored
-    for projection in PROJECTIONS.values():
-        catch_up(ledger, projection, batch=7)
+    for model in READ_MODELS.values():
+        catch_up(ledger, model, batch=7)
     assert_exact(ledger)
     assert rows(ledger, "custody_leases", "lease_id")[0]["heartbeats"] == 50
 
 
 def test_concurrent_catch_ups_apply_each_event_once(store_url: str) -> None:
     """Four ledgers (one per thread) catch the same read models up at once in small batches:
-    they take turns on the position row, and every event is applied exactly once."""
+    they take turns on the checkpoint, and every event is applied exactly once."""
     with Ledger.open(store_url) as ledger:
         for n in range(4):
             pid = register(ledger, f"p{n}")
@@ -228,8 +228,8 @@ def test_concurrent_catch_ups_apply_each_event_once(store_url: str) -> None:
     def catch() -> None:
         try:
             with Ledger.open(store_url) as mine:
-                for projection in PROJECTIONS.values():
-                    catch_up(mine, projection, batch=5)
+                for model in READ_MODELS.values():
+                    catch_up(mine, model, batch=5)
         except BaseException as e:  # the test asserts there are none
             errors.append(e)
 
@@ -250,21 +250,21 @@ def test_rebuild_equals_the_incremental_read_model(ledger: Ledger, clock: StepCl
     twins = (TwinLeases(), TwinTimeline())
     for twin in twins:
         catch_up(ledger, twin, batch=3)
-    for projection in PROJECTIONS.values():
-        catch_up(ledger, projection, batch=1000)
+    for model in READ_MODELS.values():
+        catch_up(ledger, model, batch=1000)
     # Damage the live tables: the rebuild must not start from them.
     with ledger.feed.transaction() as tx:
         tx.execute("DELETE FROM custody_timeline WHERE version = 1")
         tx.execute("UPDATE custody_leases SET heartbeats = 99")
-    for projection in PROJECTIONS.values():
-        done = rebuild(ledger, projection)
+    for model in READ_MODELS.values():
+        done = rebuild(ledger, model)
         assert done.position == ledger.feed.head()
-    for projection, twin in zip(PROJECTIONS.values(), twins, strict=True):
-        key = projection.table.key
-        assert rows(ledger, projection.table.name, key) == rows(ledger, twin.table.name, key)
+    for model, twin in zip(READ_MODELS.values(), twins, strict=True):
+        key = model.table.key
+        assert rows(ledger, model.table.name, key) == rows(ledger, twin.table.name, key)
     _lease(ledger, "clean", run="after")
     assert timeline(ledger, "clean")[-1].run_id == "after"
-    catch_up(ledger, LEASES_PROJECTION)
+    catch_up(ledger, LEASES_READ_MODEL)
     assert_exact(ledger)
 
 
@@ -292,8 +292,8 @@ def test_a_catch_up_keeps_no_plan_made_on_a_small_read_model(pg_url: str) -> Non
             lid, tok = _lease(ledger, pid, run=f"r{run}")
             ledger.heartbeat(lid, fencing_token=tok, step="s")
             ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/ok")
-        for projection in PROJECTIONS.values():
-            catch_up(ledger, projection, batch=2)
+        for model in READ_MODELS.values():
+            catch_up(ledger, model, batch=2)
         with ledger.feed.transaction() as tx:
             prepared = tx.query("SELECT statement FROM pg_prepared_statements")
     kept = [r["statement"] for r in prepared if "custody_leases" in r["statement"]]
@@ -310,11 +310,11 @@ def test_batches_applied_in_one_transaction_equal_a_catch_up(
     _every_ending(ledger, clock)
     twin = TwinLeases()
     catch_up(ledger, twin)
-    catch_up(ledger, LEASES_PROJECTION)
+    catch_up(ledger, LEASES_READ_MODEL)
     with ledger.feed.transaction() as tx:
         tx.execute("DELETE FROM custody_leases")
         for n in ledger.feed.read(0, 1000):
-            LEASES_PROJECTION.apply(tx, "custody_leases", [n])
+            LEASES_READ_MODEL.fold(tx, "custody_leases", [n])
     assert rows(ledger, "custody_leases", "lease_id") == rows(ledger, twin.table.name, "lease_id")
 
 
@@ -324,21 +324,21 @@ def test_a_second_rebuild_of_the_same_read_model_is_refused(ledger: Ledger) -> N
     register(ledger)
     with ledger.feed.exclusive("rebuild-timeline"):
         with pytest.raises(NotAllowed, match="already running"):
-            rebuild(ledger, TIMELINE_PROJECTION)
-        assert rebuild(ledger, LEASES_PROJECTION).name == "leases"
-    assert rebuild(ledger, TIMELINE_PROJECTION).rows == 1
+            rebuild(ledger, TIMELINE_READ_MODEL)
+        assert rebuild(ledger, LEASES_READ_MODEL).name == "leases"
+    assert rebuild(ledger, TIMELINE_READ_MODEL).rows == 1
 
 
 def test_status_shows_position_and_lag(ledger: Ledger) -> None:
     """Before the first read a read model is not installed; after it, its position is the
     log's head; new events show as lag until the next read."""
     pid = register(ledger)
-    first = {s.name: s for s in projection_status(ledger, PROJECTIONS.values())}
+    first = {s.name: s for s in read_model_status(ledger, READ_MODELS.values())}
     assert (first["timeline"].position, first["timeline"].lag) == (None, 1)
     timeline(ledger, pid)
     lid, tok = _lease(ledger, pid)
     ledger.heartbeat(lid, fencing_token=tok)
-    now = {s.name: s for s in projection_status(ledger, PROJECTIONS.values())}
+    now = {s.name: s for s in read_model_status(ledger, READ_MODELS.values())}
     head = ledger.feed.head()
     assert (now["timeline"].position, now["timeline"].lag, now["timeline"].rows) == (
         head - 2,
