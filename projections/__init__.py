@@ -16,7 +16,13 @@ from projections.runner import (
     upgrade,
 )
 from projections.runner import status as read_model_status
-from projections.timeline import TIMELINE_READ_MODEL, TimelineReadModel, TimelineRow, timeline
+from projections.timeline import (
+    TIMELINE_READ_MODEL,
+    TimelineReadModel,
+    TimelineRow,
+    read_timeline,
+    timeline,
+)
 
 # The read models fed from the notification log, by the name the command line uses.
 READ_MODELS: dict[str, ReadModel] = {
@@ -44,6 +50,7 @@ __all__ = [
     "explain",
     "install",
     "read_model_status",
+    "read_timeline",
     "rebuild",
     "run",
     "status",

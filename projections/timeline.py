@@ -7,9 +7,9 @@ SQL and pandas without decoding a payload.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -83,6 +83,9 @@ class TimelineRow(ReadResult):
     causation_id: str
     command_id: str
 
+
+# What a timeline is read into: rows as dicts, or a DataFrame.
+Found = TypeVar("Found", bound=Sized)
 
 # Validating a page of rows at once is about twice as fast as one model at a time.
 _ROWS: TypeAdapter[list[TimelineRow]] = TypeAdapter(list[TimelineRow])
@@ -251,6 +254,34 @@ def _stored(field: str, value: datetime | None) -> str | None:
         raise InvalidInput(field, msg) from None
 
 
+def read_timeline(
+    ledger: Ledger,
+    read: Callable[[str, Sequence[Any]], Found],
+    *,
+    profile_id: str | None = None,
+    account_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    last: int | None = None,
+) -> Found:
+    """The one definition of a timeline answer, whatever shape it is read in: the events of
+    one profile, an account or every profile, optionally within a time window (and only the
+    ``last`` of them), in log order (oldest first), brought up to date first. ``read`` runs
+    the query (``Feed.query`` for rows, ``Feed.read_frame`` for a DataFrame).
+    ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for a ``last`` below
+    1, a time with no UTC instant, or an account no profile was registered under."""
+    sql, params = select(
+        profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
+    )
+    catch_up(ledger, TIMELINE_READ_MODEL)
+    found = read(sql, params)
+    if len(found) == 0 and profile_id is not None:
+        ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)
+    if len(found) == 0 and account_id is not None:
+        require_account(ledger, account_id)
+    return found
+
+
 def timeline(
     ledger: Ledger,
     profile_id: str | None = None,
@@ -260,20 +291,17 @@ def timeline(
     until: datetime | None = None,
     last: int | None = None,
 ) -> list[TimelineRow]:
-    """The events of one profile, an account or every profile, optionally within a time
-    window (and only the ``last`` of them), as flat rows in log order (oldest first). Brought
-    up to date first. ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for
-    a ``last`` below 1 or an account no profile was registered under."""
-    sql, params = select(
-        profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
+    """``read_timeline`` as flat rows (``reports.timeline`` gives the same as a DataFrame)."""
+    rows = read_timeline(
+        ledger,
+        ledger.feed.query,
+        profile_id=profile_id,
+        account_id=account_id,
+        since=since,
+        until=until,
+        last=last,
     )
-    catch_up(ledger, TIMELINE_READ_MODEL)
-    rows = _ROWS.validate_python(ledger.feed.query(sql, params))
-    if not rows and profile_id is not None:
-        ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)
-    if not rows and account_id is not None:
-        require_account(ledger, account_id)
-    return rows
+    return _ROWS.validate_python(rows)
 
 
 def require_account(ledger: Ledger, account_id: str) -> None:

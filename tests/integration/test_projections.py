@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta, timezone
+from typing import Any
 
+import pandas as pd
 import pytest
 from conftest import StepClock, register
 from projection_checks import TwinLeases, TwinTimeline, assert_exact, rows, whole_log
 
-from ledger import FeedTransaction, InvalidInput, Ledger, NotAllowed
+from ledger import FeedTransaction, InvalidInput, Ledger, LedgerError, NotAllowed
 from projections import (
     LEASES_READ_MODEL,
     READ_MODELS,
@@ -23,6 +25,7 @@ from projections import (
 )
 from projections.base import iso
 from reports import timeline as timeline_frame
+from reports.frames import rows_of
 
 
 def _lease(ledger: Ledger, pid: str, run: str = "r") -> tuple[str, int]:
@@ -356,3 +359,66 @@ def test_times_compare_in_the_store_as_they_do_in_python(ledger: Ledger, clock: 
     at = timeline(ledger, pid)[1].at
     shifted = at.astimezone(timezone(timedelta(hours=-5)))
     assert [r.version for r in timeline(ledger, pid, since=shifted)] == [2]
+
+
+def _plain(value: object) -> object:
+    """A DataFrame cell as the row model holds it: NA as None, a Timestamp as a datetime."""
+    if value is pd.NA:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+def _both(ledger: Ledger, ask: dict[str, Any]) -> tuple[object, object]:
+    """The rows and the report's records for one ask, or the error each raised."""
+    said: list[object] = []
+    for read in (_rows, _records):
+        try:
+            said.append(read(ledger, ask))
+        except LedgerError as e:
+            said.append((type(e).__name__, str(e)))
+    return said[0], said[1]
+
+
+def _rows(ledger: Ledger, ask: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r.model_dump() for r in timeline(ledger, ask["profile"], **_named(ask, "_id"))]
+
+
+def _records(ledger: Ledger, ask: dict[str, Any]) -> list[dict[str, Any]]:
+    frame = timeline_frame(ask["profile"], ledger=ledger, **_named(ask, ""))
+    return [{k: _plain(v) for k, v in row.items()} for row in rows_of(frame)]
+
+
+def _named(ask: dict[str, Any], suffix: str) -> dict[str, Any]:
+    return {
+        f"account{suffix}": ask.get("account"),
+        **{k: ask.get(k) for k in ("since", "until", "last")},
+    }
+
+
+def test_the_report_and_the_rows_are_one_timeline(sql_store_url: str, clock: StepClock) -> None:
+    """``reports.timeline`` (a DataFrame) and ``projections.timeline`` (rows) answer each ask
+    (a profile, an account, the fleet, a window, the last events) with the same events, field
+    for field, and refuse the same asks with the same error: one definition behind both."""
+    with Ledger.open(sql_store_url, clock=clock) as ledger:
+        _every_ending(ledger, clock)
+        middle = timeline(ledger)[20].at
+        asks: list[dict[str, Any]] = [
+            {"profile": "clean"},
+            {"profile": None, "account": "account_shop_17"},
+            {"profile": None},
+            {"profile": "stale", "since": middle},
+            {"profile": None, "until": middle, "last": 4},
+            {"profile": "clean", "last": 2},
+            {"profile": None, "since": clock.now + timedelta(days=1)},
+            {"profile": "nobody"},
+            {"profile": None, "account": "nobody"},
+            {"profile": "clean", "last": 0},
+            {"profile": "bad id\n"},
+        ]
+        answers = [_both(ledger, ask) for ask in asks]
+    for ask, (rows_said, report_said) in zip(asks, answers, strict=True):
+        assert rows_said == report_said, ask
+    assert [len(a) for a, _ in answers[:7]] == [6, 31, 31, 3, 4, 2, 0]
+    assert [a[0] for a, _ in answers[7:]] == ["UnknownProfile", *["InvalidInput"] * 3]  # type: ignore[index]
