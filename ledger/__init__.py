@@ -20,6 +20,7 @@ from ledger.domain.browser import (
     review_refusal,
     stop_refusal,
 )
+from ledger.domain.denials import holder_of
 from ledger.domain.endings import (
     ENDED_UNKNOWN,
     EXPLAINABLE_ENDINGS,
@@ -113,6 +114,7 @@ __all__ = [
     "availability_differences",
     "blocking_note",
     "ending_text",
+    "holder_of",
     "lease_ending",
     "rebuild_availability",
     "review_refusal",

@@ -173,11 +173,8 @@ class FeedSnapshot:
         self._cursor = cursor
         self._store = store
 
-    def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return self._cursor.query(statement, params)
-
     def tuples(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """``query``'s rows as tuples in the statement's column order (for long scans)."""
+        """A query's rows as tuples in the statement's column order (for long scans)."""
         return self._cursor.tuples(statement, params)
 
     def head(self) -> int:
@@ -186,10 +183,7 @@ class FeedSnapshot:
 
     def checkpoints(self) -> dict[str, int]:
         """Every installed read model's checkpoint (its position), by name."""
-        if not _has_checkpoints(self._cursor, self._store.views.dialect):
-            return {}
-        rows = self._cursor.query(f"SELECT name, position FROM {CHECKPOINTS_TABLE}")
-        return {str(r["name"]): int(r["position"]) for r in rows}
+        return _checkpoints(self._cursor, self._store.views.dialect)
 
     def columns(self, table: str) -> list[str]:
         """The table's columns in their order; empty when there is no such table."""
@@ -233,10 +227,7 @@ class Feed:
         """Every installed read model's checkpoint (its position), by name (empty before the
         first)."""
         with self._views.reading() as cursor:
-            if not _has_checkpoints(cursor, self.dialect):
-                return {}
-            rows = cursor.query(f"SELECT name, position FROM {CHECKPOINTS_TABLE} ORDER BY name")
-        return {str(r["name"]): int(r["position"]) for r in rows}
+            return _checkpoints(cursor, self.dialect)
 
     def standing(self, name: str, table: str) -> tuple[int | None, int]:
         """The read model's checkpoint (None if not installed) and the log's head, read in one
@@ -343,6 +334,13 @@ _STANDING = {
     "sqlite": "SELECT position, EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' "
     f"AND name = ?) AS present FROM {CHECKPOINTS_TABLE} WHERE name = ?",
 }
+
+
+def _checkpoints(cursor: ViewCursor, dialect: str) -> dict[str, int]:
+    if not _has_checkpoints(cursor, dialect):
+        return {}
+    rows = cursor.query(f"SELECT name, position FROM {CHECKPOINTS_TABLE} ORDER BY name")
+    return {str(r["name"]): int(r["position"]) for r in rows}
 
 
 def _has_checkpoints(cursor: ViewCursor, dialect: str) -> bool:

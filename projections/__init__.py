@@ -4,7 +4,7 @@
 from ledger import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
 from projections.availability import StatusRow, status
 from projections.base import ReadModel, ReadResult
-from projections.explain import Explanation, Usage, explain, user, who
+from projections.explain import Explanation, Usage, explain, who
 from projections.leases import LEASES_READ_MODEL, LeasesReadModel
 from projections.runner import (
     ReadModelStatus,
@@ -56,6 +56,5 @@ __all__ = [
     "status",
     "timeline",
     "upgrade",
-    "user",
     "who",
 ]
