@@ -1,16 +1,22 @@
 """Read models that check themselves: ``projections status`` compares each read model with the
 events (rows deleted, edited, inserted; a position ahead of the log or behind its own rows)
 and names what differs; a dropped table is named by reads and re-created by a rebuild; a rebuild
-that died leaves nothing that says one is under way; an older layout is rebuilt by init."""
+that died leaves nothing that says one is under way; an older layout is rebuilt by init; and
+status beside writer, runner and rebuild processes finds no damage where there is none."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import StepClock, register
-from projection_checks import assert_exact
+from log_checks import assert_exact
+from runner_processes import WORKER, backlog, custody
 
 from ledger import Ledger, StoreUnavailable
 from ledger.feed import CHECKPOINTS_TABLE, ReadModelDamaged
@@ -249,3 +255,52 @@ def test_a_read_model_of_an_older_layout_is_named_then_rebuilt_by_upgrade(
         assert upgrade(ledger, READ_MODELS.values()) == []
         assert [s.problems for s in read_model_status(ledger, READ_MODELS.values())] == [[], []]
         assert len(timeline(ledger, "p1")) == len(ledger.history("p1"))
+
+
+_RACED = ["race_a", "race_b", "race_c"]
+
+
+@pytest.mark.slow
+def test_status_beside_live_writers_runners_and_rebuilds_finds_no_damage(
+    sql_store_url: str,
+) -> None:
+    """Writer processes append, a `projections run` process catches up in small batches and a
+    `projections rebuild` swaps tables in, while status checks both read models again and
+    again: an honest read model is never reported damaged (each check reads rows, position
+    and log at one moment), and `custody projections status` exits 0."""
+    with Ledger.open(sql_store_url) as ledger:
+        for pid in _RACED:
+            register(ledger, pid)
+        backlog(ledger, 200)
+    start_at = time.time() + 2.0
+    argv = [str(WORKER), sql_store_url, "", "24", ",".join(_RACED), str(start_at), "0.3"]
+    writers = [
+        subprocess.Popen([sys.executable, *argv[:2], f"w{n}", *argv[3:]], stdout=subprocess.PIPE)
+        for n in range(3)
+    ]
+    runner = custody(sql_store_url, "projections", "run", "--interval", "0.05", "--batch", "7")
+    checks, problems = 0, []
+    try:
+        with Ledger.open(sql_store_url) as ledger:
+            time.sleep(max(0.0, start_at - time.time()))
+            while any(w.poll() is None for w in writers):
+                rebuilding = checks % 4 == 3
+                if rebuilding:
+                    rebuild = custody(sql_store_url, "projections", "rebuild", "timeline")
+                for status in read_model_status(ledger, READ_MODELS.values()):
+                    problems += status.problems
+                if rebuilding:
+                    _, err = rebuild.communicate(timeout=120)
+                    assert rebuild.returncode == 0, err
+                checks += 1
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.communicate(timeout=60)
+    for writer in writers:
+        writer.communicate()
+        assert writer.returncode == 0
+    assert checks >= 4, f"only {checks} checks ran beside the writers"
+    assert problems == []
+    status = custody(sql_store_url, "projections", "status")
+    _, err = status.communicate(timeout=60)
+    assert status.returncode == 0, err

@@ -1,18 +1,17 @@
 """The read models fed from the log (timeline, leases), on every store: what their rows say,
-exactly-once catch-up, and rebuild."""
+what a read of them answers, status and rebuild (exactly once: ``test_exactly_once.py``)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta, timezone
 from typing import Any
 
 import pandas as pd
 import pytest
 from conftest import StepClock, register
-from projection_checks import TwinLeases, TwinTimeline, assert_exact, rows, whole_log
+from log_checks import every_ending, rows, take_lease, whole_log
 
-from ledger import FeedTransaction, InvalidInput, Ledger, LedgerError, NotAllowed
+from ledger import InvalidInput, Ledger, LedgerError, NotAllowed
 from projections import (
     LEASES_READ_MODEL,
     READ_MODELS,
@@ -28,57 +27,10 @@ from reports import timeline as timeline_frame
 from reports.frames import rows_of
 
 
-def _lease(ledger: Ledger, pid: str, run: str = "r") -> tuple[str, int]:
-    lease = ledger.checkout(pid, worker_id=f"w-{run}", run_id=run, task_type="t")
-    return lease.lease_id, lease.fencing_token
-
-
-def _every_ending(ledger: Ledger, clock: StepClock) -> dict[str, str]:
-    """One lease ended each way; returns the lease id of each ending."""
-    ids = {}
-    for pid in ("clean", "expected", "review", "quarantine", "stale", "forced", "revoked"):
-        register(ledger, pid)
-    lid, tok = _lease(ledger, "clean")
-    clock.advance(10)
-    ledger.heartbeat(lid, fencing_token=tok, step="a", safe=True)
-    clock.advance(30)
-    ledger.heartbeat(lid, fencing_token=tok, step="b")
-    clock.advance(5)
-    ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/done")
-    ids["clean"] = lid
-    lid, tok = _lease(ledger, "expected")
-    ledger.release(
-        lid,
-        fencing_token=tok,
-        outcome="expected_failure",
-        reason="sold out",
-        final_url="https://x/sold-out",
-    )
-    ids["expected_failure"] = lid
-    lid, tok = _lease(ledger, "review")
-    ledger.release(lid, fencing_token=tok, outcome="failure")
-    ids["review"] = lid
-    lid, tok = _lease(ledger, "quarantine")
-    ledger.heartbeat(lid, fencing_token=tok, step="pay", mutating=True)
-    ledger.release(lid, fencing_token=tok, outcome="failure")
-    ids["quarantine"] = lid
-    stale = ledger.checkout("stale", worker_id="w", run_id="r", task_type="t", ttl_seconds=5)
-    ids["stale"] = stale.lease_id
-    clock.advance(60)
-    ledger.sweep()
-    lid, _ = _lease(ledger, "forced")
-    ledger.force_release("forced", actor="op", reason="stuck")
-    ids["forced"] = lid
-    lid, _ = _lease(ledger, "revoked")
-    ledger.quarantine("revoked", actor="op", reason="suspicious")
-    ids["revoked"] = lid
-    return ids
-
-
 def test_leases_say_how_each_lease_ended(ledger: Ledger, clock: StepClock) -> None:
     """One row per lease: the ending in one word, the cause, where the profile went, the
     heartbeats and the longest gap between renewals, the safe and unconfirmed steps."""
-    ids = _every_ending(ledger, clock)
+    ids = every_ending(ledger, clock)
     catch_up(ledger, LEASES_READ_MODEL)
     by_id = {r["lease_id"]: r for r in rows(ledger, "custody_leases", "lease_id")}
     seen = {
@@ -110,7 +62,7 @@ def test_the_read_model_and_the_domain_name_each_ending_alike(
 ) -> None:
     """For every lease, the leases read model's ending and cause are the ended lease's own
     (the domain's), which ``who`` and the availability row show too."""
-    ids = _every_ending(ledger, clock)
+    ids = every_ending(ledger, clock)
     catch_up(ledger, LEASES_READ_MODEL)
     by_id = {r["lease_id"]: r for r in rows(ledger, "custody_leases", "lease_id")}
     for lid in ids.values():
@@ -129,7 +81,7 @@ def test_timeline_has_one_flat_row_per_event_with_its_envelope(
 ) -> None:
     """Each event is one row in log order, with the account and the lease's run and worker on
     every event of that lease, and the audit ids as the event carries them."""
-    _every_ending(ledger, clock)
+    every_ending(ledger, clock)
     rows_ = timeline(ledger)
     log = whole_log(ledger)
     assert [r.position for r in rows_] == [n.position for n in log]
@@ -159,122 +111,16 @@ def test_an_answer_never_lags_the_command_before_it(ledger: Ledger) -> None:
     always in the answer."""
     pid = register(ledger)
     assert [r.event_type for r in timeline(ledger, pid)] == ["profile_registered"]
-    lid, tok = _lease(ledger, pid)
+    lid, tok = take_lease(ledger, pid)
     for n in range(5):
         ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
         assert timeline(ledger, pid)[-1].step == f"s{n}"
 
 
-def _crash_at(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every catch-up die at ``where``: when it writes the position (its rows written),
-    or right after a read model wrote its rows."""
-
-    def crash(*args: object, **kwargs: object) -> None:
-        raise RuntimeError(f"killed {where}")
-
-    if where == "at the position":
-        monkeypatch.setattr(FeedTransaction, "move_checkpoint", crash)
-        return
-    for model in READ_MODELS.values():
-        wrote = type(model).fold
-
-        def fold_then_crash(self: object, *args: object, _wrote: object = wrote) -> None:
-            _wrote(self, *args)  # type: ignore[operator]
-            crash()
-
-        monkeypatch.setattr(type(model), "fold", fold_then_crash)
-
-
-@pytest.mark.parametrize("where", ["at the position", "after the rows"])
-def test_a_crash_mid_batch_applies_nothing_and_the_next_catch_up_is_exact(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, where: str
-) -> None:
-    """A catch-up that dies between writing a batch's rows and writing its position (either
-    way round) leaves rows and position as they were; the next catch-up applies each event
-    once: no duplicate, no gap, every heartbeat counted once."""
-    pid = register(ledger)
-    lid, tok = _lease(ledger, pid)
-    for n in range(30):
-        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
-    for model in READ_MODELS.values():
-        catch_up(ledger, model, batch=7)
-    for n in range(30, 50):
-        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
-    tables = {name: (p.table.name, p.table.key) for name, p in READ_MODELS.items()}
-    before = {p.name: p.position for p in read_model_status(ledger, READ_MODELS.values())}
-    stored = {name: rows(ledger, *table) for name, table in tables.items()}
-    with monkeypatch.context() as patched:
-        _crash_at(where, patched)
-        for model in READ_MODELS.values():
-            with pytest.raises(RuntimeError, match="killed"):
-                catch_up(ledger, model, batch=7)
-    after = {p.name: p.position for p in read_model_status(ledger, READ_MODELS.values())}
-    assert after == before
-    assert {name: rows(ledger, *table) for name, table in tables.items()} == stored
-    for model in READ_MODELS.values():
-        catch_up(ledger, model, batch=7)
-    assert_exact(ledger)
-    assert rows(ledger, "custody_leases", "lease_id")[0]["heartbeats"] == 50
-
-
-def test_concurrent_catch_ups_apply_each_event_once(store_url: str) -> None:
-    """Four ledgers (one per thread) catch the same read models up at once in small batches:
-    they take turns on the checkpoint, and every event is applied exactly once."""
-    with Ledger.open(store_url) as ledger:
-        for n in range(4):
-            pid = register(ledger, f"p{n}")
-            lid, tok = _lease(ledger, pid)
-            for step in range(40):
-                ledger.heartbeat(lid, fencing_token=tok, step=f"s{step}")
-    errors: list[BaseException] = []
-
-    def catch() -> None:
-        try:
-            with Ledger.open(store_url) as mine:
-                for model in READ_MODELS.values():
-                    catch_up(mine, model, batch=5)
-        except BaseException as e:  # the test asserts there are none
-            errors.append(e)
-
-    threads = [threading.Thread(target=catch) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    with Ledger.open(store_url) as ledger:
-        assert_exact(ledger)
-
-
-def test_rebuild_equals_the_incremental_read_model(ledger: Ledger, clock: StepClock) -> None:
-    """A read model rebuilt from the whole log and swapped in equals, row for row, a twin
-    kept incrementally in small batches, and reading goes on from the swapped position."""
-    _every_ending(ledger, clock)
-    twins = (TwinLeases(), TwinTimeline())
-    for twin in twins:
-        catch_up(ledger, twin, batch=3)
-    for model in READ_MODELS.values():
-        catch_up(ledger, model, batch=1000)
-    # Damage the live tables: the rebuild must not start from them.
-    with ledger.feed.transaction() as tx:
-        tx.execute("DELETE FROM custody_timeline WHERE version = 1")
-        tx.execute("UPDATE custody_leases SET heartbeats = 99")
-    for model in READ_MODELS.values():
-        done = rebuild(ledger, model)
-        assert done.position == ledger.feed.head()
-    for model, twin in zip(READ_MODELS.values(), twins, strict=True):
-        key = model.table.key
-        assert rows(ledger, model.table.name, key) == rows(ledger, twin.table.name, key)
-    _lease(ledger, "clean", run="after")
-    assert timeline(ledger, "clean")[-1].run_id == "after"
-    catch_up(ledger, LEASES_READ_MODEL)
-    assert_exact(ledger)
-
-
 def test_the_last_events_of_a_timeline_are_its_tail(ledger: Ledger, clock: StepClock) -> None:
     """``last`` gives the tail of the same answer (a profile's, an account's, the fleet's),
     oldest first; a ``last`` below 1 is refused by the report."""
-    _every_ending(ledger, clock)
+    every_ending(ledger, clock)
     for ask in ({"profile_id": "clean"}, {"account_id": "account_shop_17"}, {}):
         whole = timeline(ledger, **ask)  # type: ignore[arg-type]
         assert len(whole) > 3
@@ -292,7 +138,7 @@ def test_a_catch_up_keeps_no_plan_made_on_a_small_read_model(pg_url: str) -> Non
     with Ledger.open(pg_url) as ledger:
         pid = register(ledger)
         for run in range(12):
-            lid, tok = _lease(ledger, pid, run=f"r{run}")
+            lid, tok = take_lease(ledger, pid, run=f"r{run}")
             ledger.heartbeat(lid, fencing_token=tok, step="s")
             ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/ok")
         for model in READ_MODELS.values():
@@ -301,24 +147,6 @@ def test_a_catch_up_keeps_no_plan_made_on_a_small_read_model(pg_url: str) -> Non
             prepared = tx.query("SELECT statement FROM pg_prepared_statements")
     kept = [r["statement"] for r in prepared if "custody_leases" in r["statement"]]
     assert kept == [], kept
-
-
-def test_batches_applied_in_one_transaction_equal_a_catch_up(
-    ledger: Ledger, clock: StepClock
-) -> None:
-    """A rebuild's last step applies every batch that arrived meanwhile in one transaction, so
-    one lease can be upserted by several batches before a commit. Each batch's rows go in on
-    their own: the same as a catch-up. Guard: the bulk upsert empties its load table (on
-    PostgreSQL, rows were kept until commit and the next batch upserted a lease twice)."""
-    _every_ending(ledger, clock)
-    twin = TwinLeases()
-    catch_up(ledger, twin)
-    catch_up(ledger, LEASES_READ_MODEL)
-    with ledger.feed.transaction() as tx:
-        tx.execute("DELETE FROM custody_leases")
-        for n in ledger.feed.read(0, 1000):
-            LEASES_READ_MODEL.fold(tx, "custody_leases", [n])
-    assert rows(ledger, "custody_leases", "lease_id") == rows(ledger, twin.table.name, "lease_id")
 
 
 def test_a_second_rebuild_of_the_same_read_model_is_refused(ledger: Ledger) -> None:
@@ -339,7 +167,7 @@ def test_status_shows_position_and_lag(ledger: Ledger) -> None:
     first = {s.name: s for s in read_model_status(ledger, READ_MODELS.values())}
     assert (first["timeline"].position, first["timeline"].lag) == (None, 1)
     timeline(ledger, pid)
-    lid, tok = _lease(ledger, pid)
+    lid, tok = take_lease(ledger, pid)
     ledger.heartbeat(lid, fencing_token=tok)
     now = {s.name: s for s in read_model_status(ledger, READ_MODELS.values())}
     head = ledger.feed.head()
@@ -355,7 +183,7 @@ def test_times_compare_in_the_store_as_they_do_in_python(ledger: Ledger, clock: 
     """A window given with another offset selects the same events as in UTC."""
     pid = register(ledger)
     clock.advance(3600)
-    _lease(ledger, pid)
+    take_lease(ledger, pid)
     at = timeline(ledger, pid)[1].at
     shifted = at.astimezone(timezone(timedelta(hours=-5)))
     assert [r.version for r in timeline(ledger, pid, since=shifted)] == [2]
@@ -402,7 +230,7 @@ def test_the_report_and_the_rows_are_one_timeline(sql_store_url: str, clock: Ste
     (a profile, an account, the fleet, a window, the last events) with the same events, field
     for field, and refuse the same asks with the same error: one definition behind both."""
     with Ledger.open(sql_store_url, clock=clock) as ledger:
-        _every_ending(ledger, clock)
+        every_ending(ledger, clock)
         middle = timeline(ledger)[20].at
         asks: list[dict[str, Any]] = [
             {"profile": "clean"},
