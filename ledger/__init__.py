@@ -20,6 +20,7 @@ from ledger.domain.browser import (
     review_refusal,
     stop_refusal,
 )
+from ledger.domain.denials import holder_of
 from ledger.domain.endings import (
     ENDED_UNKNOWN,
     EXPLAINABLE_ENDINGS,
@@ -59,7 +60,7 @@ from ledger.domain.model import (
 from ledger.domain.policies import RELEASE_POLICIES
 from ledger.domain.state import Block, Disabled, Review
 from ledger.domain.view import Availability, LeaseCheck, ProfileView
-from ledger.feed import Feed, FeedSnapshot, FeedTransaction, Notification, ReadModelDamaged
+from ledger.feed import Feed, FeedSnapshot, FeedTransaction, LoggedEvent, ReadModelDamaged
 from ledger.stores.wakeups import Wakeups
 
 __all__ = [
@@ -90,8 +91,8 @@ __all__ = [
     "LeaseStatus",
     "Ledger",
     "LedgerError",
+    "LoggedEvent",
     "NotAllowed",
-    "Notification",
     "Outcome",
     "ProfileEvent",
     "ProfileRecord",
@@ -114,6 +115,7 @@ __all__ = [
     "availability_differences",
     "blocking_note",
     "ending_text",
+    "holder_of",
     "lease_ending",
     "rebuild_availability",
     "review_refusal",

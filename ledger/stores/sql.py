@@ -17,6 +17,7 @@ from urllib.parse import quote
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.profile import Profile
 from ledger.domain.view import Availability, availability_of
+from ledger.stores.connections import postgres_connection, read_cursor
 from ledger.stores.directories import legacy_directories
 from ledger.stores.mapper import command_of, decode_data
 from ledger.stores.recorders import (
@@ -46,7 +47,6 @@ from ledger.stores.store import (
     store_errors,
     store_failure,
 )
-from ledger.stores.views import postgres_connection, read_cursor
 
 _RECORDERS = {
     "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",
