@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from ledger import Checkout, Heartbeat, Ledger, RegisterProfile
-from projections import LEASES_PROJECTION, TIMELINE_PROJECTION, catch_up, install, rebuild
+from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, catch_up, install, rebuild
 from reports import replay, timeline
 
 
@@ -35,9 +35,9 @@ def _median(run: Callable[[], object], setup: Callable[[], object] = lambda: Non
 
 def _reset(ledger: Ledger) -> None:
     with ledger.feed.transaction() as tx:
-        for projection in (TIMELINE_PROJECTION, LEASES_PROJECTION):
-            tx.execute(f"DELETE FROM {projection.table.name}")
-            tx.start(projection.name, 0)
+        for model in (TIMELINE_READ_MODEL, LEASES_READ_MODEL):
+            tx.execute(f"DELETE FROM {model.table.name}")
+            tx.reset_checkpoint(model.name, 0)
 
 
 def _bare_read(ledger: Ledger) -> int:
@@ -72,16 +72,16 @@ def main(url: str, events: int) -> None:
                 Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{i}")
             )
         total = ledger.feed.head()
-        for projection in (TIMELINE_PROJECTION, LEASES_PROJECTION):
-            install(ledger, projection)
+        for model in (TIMELINE_READ_MODEL, LEASES_READ_MODEL):
+            install(ledger, model)
         bare = _median(lambda: _bare_read(ledger))
-        both = (TIMELINE_PROJECTION, LEASES_PROJECTION)
+        both = (TIMELINE_READ_MODEL, LEASES_READ_MODEL)
         caught = _median(lambda: [catch_up(ledger, p) for p in both], lambda: _reset(ledger))
         raw_frame = _median(lambda: ledger.feed.read_frame("SELECT * FROM custody_timeline"))
         report = _median(lambda: timeline(ledger=ledger))
         at = ledger.now()
         replayed = _median(lambda: replay("bench_0", at=at, ledger=ledger))
-        rebuilt = _median(lambda: rebuild(ledger, TIMELINE_PROJECTION))
+        rebuilt = _median(lambda: rebuild(ledger, TIMELINE_READ_MODEL))
     print(f"store {url.split(':')[0]}, {total} events")
     print(f"bare read+decode      {total / bare:10,.0f} events/s")
     print(f"catch-up (2 models)   {total / caught:10,.0f} events/s  ratio {bare / caught:.2f}")

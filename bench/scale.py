@@ -39,7 +39,7 @@ import psycopg
 from scale_data import Layout, generate
 
 from ledger import Ledger
-from projections import LEASES_PROJECTION, TIMELINE_PROJECTION, catch_up, explain, timeline, who
+from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, catch_up, explain, timeline, who
 from projections.timeline import select
 from reports import replay
 from reports import timeline as timeline_frame
@@ -90,11 +90,11 @@ def _row(line: list[str], name: str, custody: float, bare: float, unit: str = "m
 
 
 def _catch_up(ledger: Ledger, lines: list[str], total: int) -> None:
-    for projection in (TIMELINE_PROJECTION, LEASES_PROJECTION):
+    for model in (TIMELINE_READ_MODEL, LEASES_READ_MODEL):
         bare = _once_ms(lambda: _bare_read(ledger))
-        caught = _once_ms(lambda p=projection: catch_up(ledger, p))  # type: ignore[misc]
+        caught = _once_ms(lambda p=model: catch_up(ledger, p))  # type: ignore[misc]
         lines.append(
-            f"| catch-up of {projection.name}, {total:,} events (one run) | "
+            f"| catch-up of {model.name}, {total:,} events (one run) | "
             f"{total / caught * 1000:,.0f} events/s | {total / bare * 1000:,.0f} events/s | "
             f"{bare / caught:.2f} |"
         )

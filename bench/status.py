@@ -29,7 +29,7 @@ from pathlib import Path
 from scale_data import Layout, generate
 
 from ledger import Ledger
-from projections import PROJECTIONS, catch_up, projection_status
+from projections import READ_MODELS, catch_up, read_model_status
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,10 +46,10 @@ def _median_s(run: Callable[[], object]) -> float:
 def _positions_only(ledger: Ledger) -> None:
     """What status read before it checked anything."""
     feed = ledger.feed
-    positions = feed.positions()
-    for projection in PROJECTIONS.values():
-        feed.lag(positions.get(projection.name, 0))
-        feed.query(f"SELECT count(*) AS n FROM {projection.table.name}")
+    positions = feed.checkpoints()
+    for model in READ_MODELS.values():
+        feed.lag(positions.get(model.name, 0))
+        feed.query(f"SELECT count(*) AS n FROM {model.table.name}")
 
 
 @contextmanager
@@ -74,13 +74,13 @@ def measure(kind: str, layout: Layout) -> str:
         with Ledger.open(url) as ledger:
             events = generate(ledger, layout)
             started = time.perf_counter()
-            for projection in PROJECTIONS.values():
-                catch_up(ledger, projection)
+            for model in READ_MODELS.values():
+                catch_up(ledger, model)
             caught = time.perf_counter() - started
-            statuses = projection_status(ledger, PROJECTIONS.values())
+            statuses = read_model_status(ledger, READ_MODELS.values())
             assert [s.problems for s in statuses] == [[], []], statuses
             rows = {s.name: s.rows for s in statuses}
-            checked = _median_s(lambda: projection_status(ledger, PROJECTIONS.values()))
+            checked = _median_s(lambda: read_model_status(ledger, READ_MODELS.values()))
             bare = _median_s(lambda: _positions_only(ledger))
     return (
         f"| {kind} | {events:,} | {rows['timeline']:,} / {rows['leases']:,} | "

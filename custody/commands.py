@@ -84,14 +84,14 @@ def cli(ctx: click.Context, store: str | None, as_json: bool) -> None:
 def init() -> dict[str, Any]:
     """create the store's schema, or migrate an older one (idempotent)"""
     from ledger import Ledger
-    from projections import PROJECTIONS, install, upgrade
+    from projections import READ_MODELS, install, upgrade
 
     with Ledger.init(options().store) as ledger:
-        for projection in PROJECTIONS.values():  # once, here, not raced for by readers
-            install(ledger, projection)
+        for model in READ_MODELS.values():  # once, here, not raced for by readers
+            install(ledger, model)
         # A read model whose columns changed since its table was made is rebuilt, beside any
         # writers, and swapped in.
-        rebuilt = upgrade(ledger, PROJECTIONS.values())
+        rebuilt = upgrade(ledger, READ_MODELS.values())
         done: dict[str, Any] = {"initialised": ledger.settings.describe()}
         if rebuilt:
             done["rebuilt"] = ", ".join(f"{r.name} ({r.rows} rows)" for r in rebuilt)

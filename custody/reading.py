@@ -20,7 +20,7 @@ from custody.wiring import MOMENT, UNTIL, Group, LedgerChoice, on_ledger, option
 
 if TYPE_CHECKING:
     from ledger import Ledger, RebuildReport
-    from projections import ProjectionStatus, Rebuilt
+    from projections import ReadModelStatus, Rebuilt
 
 _format = click.option(
     "--format",
@@ -128,9 +128,9 @@ def replay(ledger: Ledger, profile_id: str, at: datetime, events: int) -> Replay
 
 
 def _names() -> dict[str, object]:
-    from projections import PROJECTIONS
+    from projections import READ_MODELS
 
-    return {"availability": "availability", **{name: name for name in PROJECTIONS}}
+    return {"availability": "availability", **{name: name for name in READ_MODELS}}
 
 
 @cli.group(cls=Group)
@@ -140,11 +140,11 @@ def projections() -> None:
 
 @projections.command("status")
 @on_ledger
-def projections_status(ledger: Ledger) -> list[ProjectionStatus]:
+def projections_status(ledger: Ledger) -> list[ReadModelStatus]:
     """each read model's position in the event log and how far it lags"""
-    from projections import PROJECTIONS, projection_status
+    from projections import READ_MODELS, read_model_status
 
-    return projection_status(ledger, PROJECTIONS.values())
+    return read_model_status(ledger, READ_MODELS.values())
 
 
 @projections.command("rebuild")
@@ -153,14 +153,14 @@ def projections_status(ledger: Ledger) -> list[ProjectionStatus]:
 def projections_rebuild(ledger: Ledger, name: str | None) -> list[Rebuilt | RebuildReport]:
     """rebuild a read model (all without NAME) beside live writers, then swap it in"""
     from ledger import rebuild_availability
-    from projections import PROJECTIONS, rebuild
+    from projections import READ_MODELS, rebuild
 
     done: list[Rebuilt | RebuildReport] = []
     for each in [name] if name else list(_names()):
         if each == "availability":  # written with the events: checked and repaired in place
             done.append(rebuild_availability(ledger))
         else:
-            done.append(rebuild(ledger, PROJECTIONS[str(each)]))
+            done.append(rebuild(ledger, READ_MODELS[str(each)]))
     return done
 
 
@@ -180,12 +180,12 @@ def projections_run(ledger: Ledger, **params: Any) -> dict[str, int]:
     PostgreSQL wakes it on each commit, and every store is polled every --interval"""
     from custody.text import one_line
     from custody.watch import stop_on_signals
-    from projections import PROJECTIONS, run
+    from projections import READ_MODELS, run
 
     def announce(line: str) -> None:  # each switch between push and polling, on stderr
         sys.stderr.write(f"custody: projections run: {one_line(line)}\n")
         sys.stderr.flush()
 
     with stop_on_signals() as stop:
-        applied = run(ledger, PROJECTIONS.values(), stop=stop, announce=announce, **params)
+        applied = run(ledger, READ_MODELS.values(), stop=stop, announce=announce, **params)
     return {"applied": applied}

@@ -25,7 +25,7 @@ from ledger import (
     SweepResult,
 )
 from ledger.rules import ending_text
-from projections import Explanation, ProjectionStatus, Rebuilt, StatusRow, TimelineRow, Usage
+from projections import Explanation, ReadModelStatus, Rebuilt, StatusRow, TimelineRow, Usage
 from workers import Inspection, NoProfileAvailable
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def unfinished(result: Any) -> str | None:
     if isinstance(result, SweepReport) and result.failed:
         failed = "; ".join(f"{f.profile_id} ({f.error})" for f in result.failed)
         return f"the sweep could not settle {len(result.failed)} profile(s): {failed}"
-    if isinstance(result, list) and result and isinstance(result[0], ProjectionStatus):
+    if isinstance(result, list) and result and isinstance(result[0], ReadModelStatus):
         damaged = [s for s in result if s.problems]
         if damaged:
             count = sum(len(s.problems) for s in damaged)
@@ -195,8 +195,8 @@ def list_lines(command: str, rows: list[Any]) -> list[str]:
     first = rows[0]
     if isinstance(first, TimelineRow):
         return [timeline_line(r) for r in rows]
-    if isinstance(first, ProjectionStatus):
-        return [line for r in rows for line in (projection_line(r), *problem_lines(r))]
+    if isinstance(first, ReadModelStatus):
+        return [line for r in rows for line in (read_model_line(r), *problem_lines(r))]
     if isinstance(first, Rebuilt | RebuildReport):
         return [
             line
@@ -206,7 +206,7 @@ def list_lines(command: str, rows: list[Any]) -> list[str]:
     return [str(r) for r in rows]
 
 
-def projection_line(s: ProjectionStatus) -> str:
+def read_model_line(s: ReadModelStatus) -> str:
     if s.position is None:
         return f"{s.name}: not installed yet (its first read installs it); {s.lag} events to apply"
     rebuilding = "; a rebuild is under way" if s.rebuilding else ""
@@ -216,7 +216,7 @@ def projection_line(s: ProjectionStatus) -> str:
     )
 
 
-def problem_lines(s: ProjectionStatus) -> list[str]:
+def problem_lines(s: ReadModelStatus) -> list[str]:
     """What is wrong with a read model, one line each (it names the repair), indented."""
     return [f"  {problem}" for problem in s.problems]
 

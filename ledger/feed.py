@@ -3,15 +3,16 @@
 Every event has a position: its notification id, which rises in commit order (SQLite has one
 writer at a time; on PostgreSQL every append takes the events table's lock before its id is
 drawn, so an id is never committed after a higher one; ids may have gaps, where an append was
-rolled back). A read model fed from the log remembers the position of the last event it
-applied, in a row of ``custody_projection_positions``.
+rolled back). A read model fed from the log keeps a checkpoint: the position of the last event it
+folded, in a row of ``custody_projection_positions`` (custody's own table, not the library's
+``tracking``: see ``projections.base``).
 
 Exactly once: ``Feed.transaction`` gives one database transaction in which a read model claims
-its position row (``claim``: a second runner of the same read model waits here, then sees the
-new position), reads the events after it, writes its own rows and moves its position
-(``track``). The rows and the position commit together or not at all, so a crash at any moment
-neither applies an event twice nor skips one. The read model's tables live in the store's own
-database (for a memory store: an SQLite database in the process).
+its checkpoint (``claim_checkpoint``: a second runner of the same read model waits here, then
+sees the new position), reads the events after it, writes its own rows and moves its checkpoint
+(``move_checkpoint``). The rows and the checkpoint commit together or not at all, so a crash at
+any moment neither applies an event twice nor skips one. The read model's tables live in the
+store's own database.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from ledger.stores.wakeups import Announce, Wakeups
 if TYPE_CHECKING:
     import pandas as pd
 
-POSITIONS_TABLE = "custody_projection_positions"
-_POSITIONS_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {POSITIONS_TABLE} "
+# The table's name is older than the word checkpoint; stores hold it under this name.
+CHECKPOINTS_TABLE = "custody_projection_positions"
+_CHECKPOINTS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} "
     "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
 )
 # Read models are installed one at a time per database (PostgreSQL fails concurrent DDL).
@@ -57,10 +59,12 @@ class ReadModelDamaged(LedgerError):
         self.problem = problem
 
 
-class Notification:
-    """One event and its place in the notification log. ``event`` decodes it into its model
-    when first asked; ``data`` gives its stored JSON instead (upcast to the current version),
-    for a read model that only copies fields: decoding the model is most of a catch-up."""
+class LoggedEvent:
+    """One event and its position in the notification log, as the feed hands it to a read
+    model (the library's ``Notification`` is the stored row). ``event`` decodes it into its
+    model when first asked; ``data`` gives its stored JSON instead (upcast to the current
+    version), for a read model that only copies fields: decoding the model is most of a
+    catch-up."""
 
     __slots__ = ("_event", "_stored", "position")
 
@@ -94,22 +98,20 @@ class Notification:
         return decode_shown(self._stored.topic, self._stored.state)
 
 
-def _notifications(stored: Sequence[StoredNotification]) -> list[Notification]:
-    return [Notification(n) for n in stored]
+def _logged(stored: Sequence[StoredNotification]) -> list[LoggedEvent]:
+    return [LoggedEvent(n) for n in stored]
 
 
 class FeedTransaction:
     """One transaction on the read models' database: SQL with ``?`` placeholders, the events
-    after a position, and the position rows. Committed when its block ends, else rolled back."""
+    after a position, and the read models' checkpoints. Committed when its block ends, else
+    rolled back."""
 
     def __init__(self, cursor: ViewCursor) -> None:
         self._cursor = cursor
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         self._cursor.execute(statement, params)
-
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._cursor.executemany(statement, rows)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self._cursor.query(statement, params)
@@ -126,41 +128,42 @@ class FeedTransaction:
         overwrites it (the rows must have distinct keys)."""
         self._cursor.insert(table, columns, rows, key=key)
 
-    def claim(self, name: str) -> int:
-        """Lock the read model's position row for this transaction and return the position.
+    def claim_checkpoint(self, name: str) -> int:
+        """Lock the read model's checkpoint for this transaction and return its position.
 
         This writes first, so another transaction claiming the same row waits here (at most the
         store's timeout) and then reads the position this one committed. ``NotAllowed`` if the
         read model was never installed."""
         self._cursor.execute(
-            f"UPDATE {POSITIONS_TABLE} SET position = position WHERE name = ?", (name,)
+            f"UPDATE {CHECKPOINTS_TABLE} SET position = position WHERE name = ?", (name,)
         )
-        rows = self.query(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
+        rows = self.query(f"SELECT position FROM {CHECKPOINTS_TABLE} WHERE name = ?", (name,))
         if not rows:
             raise NotAllowed(f"read model {name} is not installed")
         return int(rows[0]["position"])
 
-    def track(self, name: str, position: int) -> None:
-        """Set the read model's position (it takes effect with the rows, at commit)."""
+    def move_checkpoint(self, name: str, position: int) -> None:
+        """Set the read model's checkpoint to ``position`` (it takes effect with the rows, at
+        commit)."""
         self._cursor.execute(
-            f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?", (position, name)
+            f"UPDATE {CHECKPOINTS_TABLE} SET position = ? WHERE name = ?", (position, name)
         )
 
-    def start(self, name: str, position: int = 0) -> None:
-        """Create the position row, or reset it."""
+    def reset_checkpoint(self, name: str, position: int = 0) -> None:
+        """Create the read model's checkpoint at ``position``, or set it back there."""
         self._cursor.execute(
-            f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (?, ?) "
+            f"INSERT INTO {CHECKPOINTS_TABLE} (name, position) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             (name, position),
         )
 
-    def forget(self, name: str) -> None:
-        self._cursor.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
+    def drop_checkpoint(self, name: str) -> None:
+        self._cursor.execute(f"DELETE FROM {CHECKPOINTS_TABLE} WHERE name = ?", (name,))
 
-    def notifications(self, after: int, limit: int) -> list[Notification]:
+    def events_after(self, position: int, limit: int) -> list[LoggedEvent]:
         """Up to ``limit`` events after ``position`` (each decoded when asked), in log order,
         as committed when this transaction reads them."""
-        return _notifications(self._cursor.notifications(after, limit))
+        return _logged(self._cursor.notifications(position, limit))
 
 
 class FeedSnapshot:
@@ -170,23 +173,17 @@ class FeedSnapshot:
         self._cursor = cursor
         self._store = store
 
-    def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return self._cursor.query(statement, params)
-
     def tuples(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """``query``'s rows as tuples in the statement's column order (for long scans)."""
+        """A query's rows as tuples in the statement's column order (for long scans)."""
         return self._cursor.tuples(statement, params)
 
     def head(self) -> int:
         """The position of the last event committed (0 for an empty log)."""
         return self._cursor.head()
 
-    def positions(self) -> dict[str, int]:
-        """Every installed read model's position, by name."""
-        if not _has_positions(self._cursor, self._store.views.dialect):
-            return {}
-        rows = self._cursor.query(f"SELECT name, position FROM {POSITIONS_TABLE}")
-        return {str(r["name"]): int(r["position"]) for r in rows}
+    def checkpoints(self) -> dict[str, int]:
+        """Every installed read model's checkpoint (its position), by name."""
+        return _checkpoints(self._cursor, self._store.views.dialect)
 
     def columns(self, table: str) -> list[str]:
         """The table's columns in their order; empty when there is no such table."""
@@ -220,22 +217,20 @@ class Feed:
         """How many events come after ``position``."""
         return self._views.count_after(position)
 
-    def read(self, after: int, limit: int) -> list[Notification]:
+    def read(self, after: int, limit: int) -> list[LoggedEvent]:
         """Up to ``limit`` events after position ``after`` (each decoded when asked), in log
         order."""
         with self._views.reading() as cursor:
-            return _notifications(cursor.notifications(after, limit))
+            return _logged(cursor.notifications(after, limit))
 
-    def positions(self) -> dict[str, int]:
-        """Every installed read model's position, by name (empty before the first)."""
+    def checkpoints(self) -> dict[str, int]:
+        """Every installed read model's checkpoint (its position), by name (empty before the
+        first)."""
         with self._views.reading() as cursor:
-            if not _has_positions(cursor, self.dialect):
-                return {}
-            rows = cursor.query(f"SELECT name, position FROM {POSITIONS_TABLE} ORDER BY name")
-        return {str(r["name"]): int(r["position"]) for r in rows}
+            return _checkpoints(cursor, self.dialect)
 
     def standing(self, name: str, table: str) -> tuple[int | None, int]:
-        """The read model's position (None if not installed) and the log's head, read in one
+        """The read model's checkpoint (None if not installed) and the log's head, read in one
         transaction: what a reader asks before every answer, so it must be cheap.
         ``ReadModelDamaged`` when the read model is installed but its ``table`` is missing
         (asked in the same statement as the position: no extra round trip)."""
@@ -243,7 +238,7 @@ class Feed:
             head = cursor.head()
             # The table, once made, is never dropped: asked once per store, not per answer.
             if not self._views.positions_made:
-                if not _has_positions(cursor, self.dialect):
+                if not _has_checkpoints(cursor, self.dialect):
                     return None, head
                 self._views.positions_made = True
             rows = cursor.query(_STANDING[self.dialect], (table, name))
@@ -267,27 +262,27 @@ class Feed:
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[FeedSnapshot]:
         """Reads that all see one moment of the read models' database, whatever commits
-        meanwhile (positions, rows and the log agree with each other)."""
+        meanwhile (checkpoints, rows and the log agree with each other)."""
         with self._views.snapshot() as cursor:
             yield FeedSnapshot(cursor, self._store)
 
     def install(self, name: str, ddl: Sequence[str]) -> bool:
-        """Create a read model's tables and its position row (at 0) in one transaction, unless
+        """Create a read model's tables and its checkpoint (at 0) in one transaction, unless
         it is installed already; returns whether it was installed now. Safe to run from many
         processes at once."""
-        if name in self.positions():
+        if name in self.checkpoints():
             return False
         postgres = self.dialect == "postgresql"
         with self._views.transaction() as cursor:
             if postgres:
                 cursor.execute(_INSTALL_LOCK)
-            cursor.execute(_POSITIONS_DDL)
+            cursor.execute(_CHECKPOINTS_DDL)
         # On SQLite a transaction must write first, or it may fail at once beside a writer.
         with self._views.transaction() as cursor:
             if postgres:
                 cursor.execute(_INSTALL_LOCK)
             claimed = cursor.query(
-                f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (?, 0) "
+                f"INSERT INTO {CHECKPOINTS_TABLE} (name, position) VALUES (?, 0) "
                 "ON CONFLICT (name) DO NOTHING RETURNING name",
                 (name,),
             )
@@ -317,7 +312,7 @@ class Feed:
         """Wake-ups for a loop that keeps read models current: ``wait`` returns when events
         may have been committed and at the latest every ``interval`` seconds. PostgreSQL
         pushes (LISTEN/NOTIFY), falling back to polling and reconnecting when its listening
-        connection dies; SQLite and memory stores poll. The connection, if any, is made now,
+        connection dies; SQLite polls. The connection, if any, is made now,
         so a catch-up right after this misses nothing. ``announce`` hears one line at the
         start and at each switch between push and polling. Close it (a context manager)."""
         return self._views.wakeups(interval, announce or _unheard)
@@ -332,21 +327,28 @@ def _unheard(line: str) -> None:
     pass
 
 
-# The position and whether the read model's table exists, in one statement.
+# The checkpoint and whether the read model's table exists, in one statement.
 _STANDING = {
     "postgresql": f"SELECT position, to_regclass(?) IS NOT NULL AS present "
-    f"FROM {POSITIONS_TABLE} WHERE name = ?",
+    f"FROM {CHECKPOINTS_TABLE} WHERE name = ?",
     "sqlite": "SELECT position, EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' "
-    f"AND name = ?) AS present FROM {POSITIONS_TABLE} WHERE name = ?",
+    f"AND name = ?) AS present FROM {CHECKPOINTS_TABLE} WHERE name = ?",
 }
 
 
-def _has_positions(cursor: ViewCursor, dialect: str) -> bool:
+def _checkpoints(cursor: ViewCursor, dialect: str) -> dict[str, int]:
+    if not _has_checkpoints(cursor, dialect):
+        return {}
+    rows = cursor.query(f"SELECT name, position FROM {CHECKPOINTS_TABLE} ORDER BY name")
+    return {str(r["name"]): int(r["position"]) for r in rows}
+
+
+def _has_checkpoints(cursor: ViewCursor, dialect: str) -> bool:
     if dialect == "postgresql":
-        rows = cursor.query("SELECT to_regclass(?) IS NOT NULL AS found", (POSITIONS_TABLE,))
+        rows = cursor.query("SELECT to_regclass(?) IS NOT NULL AS found", (CHECKPOINTS_TABLE,))
     else:
         rows = cursor.query(
             "SELECT count(*) > 0 AS found FROM sqlite_master WHERE type = 'table' AND name = ?",
-            (POSITIONS_TABLE,),
+            (CHECKPOINTS_TABLE,),
         )
     return bool(rows[0]["found"])

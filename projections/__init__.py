@@ -3,11 +3,11 @@
 
 from ledger.rules import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
 from projections.availability import StatusRow, status
-from projections.base import Projection, ReadModel
-from projections.explain import Explanation, Usage, explain, user, who
-from projections.leases import LEASES_PROJECTION, LeasesProjection
+from projections.base import ReadModel, ReadResult
+from projections.explain import Explanation, Usage, explain, who
+from projections.leases import LEASES_READ_MODEL, LeasesReadModel
 from projections.runner import (
-    ProjectionStatus,
+    ReadModelStatus,
     Rebuilt,
     catch_up,
     install,
@@ -15,40 +15,46 @@ from projections.runner import (
     run,
     upgrade,
 )
-from projections.runner import status as projection_status
-from projections.timeline import TIMELINE_PROJECTION, TimelineProjection, TimelineRow, timeline
+from projections.runner import status as read_model_status
+from projections.timeline import (
+    TIMELINE_READ_MODEL,
+    TimelineReadModel,
+    TimelineRow,
+    read_timeline,
+    timeline,
+)
 
 # The read models fed from the notification log, by the name the command line uses.
-PROJECTIONS: dict[str, Projection] = {
-    LEASES_PROJECTION.name: LEASES_PROJECTION,
-    TIMELINE_PROJECTION.name: TIMELINE_PROJECTION,
+READ_MODELS: dict[str, ReadModel] = {
+    LEASES_READ_MODEL.name: LEASES_READ_MODEL,
+    TIMELINE_READ_MODEL.name: TIMELINE_READ_MODEL,
 }
 
 __all__ = [
     "EXPLAINABLE_ENDINGS",
-    "LEASES_PROJECTION",
-    "PROJECTIONS",
-    "TIMELINE_PROJECTION",
+    "LEASES_READ_MODEL",
+    "READ_MODELS",
+    "TIMELINE_READ_MODEL",
     "UNCLEAN_ENDINGS",
     "Explanation",
-    "LeasesProjection",
-    "Projection",
-    "ProjectionStatus",
+    "LeasesReadModel",
     "ReadModel",
+    "ReadModelStatus",
+    "ReadResult",
     "Rebuilt",
     "StatusRow",
-    "TimelineProjection",
+    "TimelineReadModel",
     "TimelineRow",
     "Usage",
     "catch_up",
     "explain",
     "install",
-    "projection_status",
+    "read_model_status",
+    "read_timeline",
     "rebuild",
     "run",
     "status",
     "timeline",
     "upgrade",
-    "user",
     "who",
 ]

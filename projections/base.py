@@ -1,8 +1,21 @@
-"""The base of every read-side row, and of every read model's table.
+"""The read side's vocabulary: the answers it gives, the read models it keeps, their tables.
 
-A read model fed from the notification log is a ``Projection``: a name (its position row and
-its name on the command line), a ``Table``, and ``apply``, which turns a batch of events into
-rows inside the transaction that also moves its position (``projections.runner``).
+Everything a read returns (a row, a status, an explanation) is a ``ReadResult``: a frozen
+pydantic model. A read model fed from the notification log is a ``ReadModel``: a name (its
+checkpoint's name, and its name on the command line), a ``Table``, and ``fold``, which writes
+the rows a batch of events gives inside the transaction that also moves its checkpoint
+(``projections.runner``).
+
+These are custody's own words, not eventsourcing's ``Projection``/``TrackingRecorder``/
+``ProjectionRunner``, because that contract cannot keep what the read models need (eventsourcing
+9.5's source): its runner follows ``recorder.subscribe()``, which SQLite's recorder refuses
+(``NotImplementedError``); ``Projection.process_event`` takes one event at a time, where a
+catch-up folds a batch of hundreds in one transaction; ``TrackingRecorder.insert_tracking``
+opens a transaction of its own on its own table, so a rebuild could not swap a shadow table in
+and move the position in the same transaction; a second runner of one projection fails on the
+tracking row's ``IntegrityError``, where two of ours take turns on the checkpoint; and its
+LISTEN has no polling fallback. A read model's position is its checkpoint
+(``ledger.FeedTransaction.claim_checkpoint`` / ``move_checkpoint``), never "tracking".
 """
 
 from __future__ import annotations
@@ -17,10 +30,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ledger.feed import FeedTransaction, Notification
+from ledger.feed import FeedTransaction, LoggedEvent
 
 
-class ReadModel(BaseModel):
+class ReadResult(BaseModel):
+    """What a read returns: frozen, and refusing fields it does not declare."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -129,13 +144,13 @@ def layout_problem(table: Table, found: Sequence[str]) -> str:
     )
 
 
-class Projection:
-    """A read model fed from the notification log. ``apply`` must be deterministic: the same
-    events give the same rows, whether applied in one batch or many, today or in a rebuild."""
+class ReadModel:
+    """A read model fed from the notification log. ``fold`` must be deterministic: the same
+    events give the same rows, whether folded in one batch or many, today or in a rebuild."""
 
     name: str
     table: Table
-    # What the read model's rows of a profile are counted against, up to its position: the
+    # What the read model's rows of a profile are counted against, up to its checkpoint: the
     # profile's ``events`` (one row each) or the ``leases`` it acquired (one row each).
     counts: str = "events"
 
@@ -143,6 +158,7 @@ class Projection:
     def one_row_per_event(self) -> bool:
         return self.counts == "events"
 
-    def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
-        """Write the rows ``batch`` gives into ``table`` (the live table, or a rebuild's)."""
+    def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
+        """Write the rows ``batch`` gives into ``table`` (the live table, or a rebuild's),
+        continuing from the rows already there."""
         raise NotImplementedError

@@ -14,12 +14,12 @@ from ledger import (
     ProfileState,
     ProfileView,
 )
-from ledger.rules import blocking_note
-from projections.base import ReadModel
+from ledger.rules import blocking_note, holder_of
+from projections.base import ReadResult
 from projections.timeline import TimelineRow, at_moments
 
 
-class Explanation(ReadModel):
+class Explanation(ReadResult):
     """The state, the reason and what unblocks it, with the lease and run that led there."""
 
     profile_id: str
@@ -45,7 +45,7 @@ class Explanation(ReadModel):
     because: list[TimelineRow] = []  # the events that put it in this state (its command's)
 
 
-class Usage(ReadModel):
+class Usage(ReadResult):
     """The current holder, or the last one and how that lease ended (its ending and the cause
     beside it, in the words every report uses)."""
 
@@ -92,8 +92,8 @@ def explain(
         message=denial.message if denial else "available: a checkout will be granted",
         since=denial.since if denial else view.since,
         until=denial.until if denial else None,
-        holder=user(view.lease),
-        last_user=None if view.lease else user(view.last_lease),
+        holder=holder_of(view.lease),
+        last_user=None if view.lease else holder_of(view.last_lease),
         cause=block.cause.value if block else None,
         trigger=block.trigger.value if block and block.trigger else None,
         blocked_by=f"{block.actor_id} ({block.actor_role.value})" if block else None,
@@ -105,18 +105,6 @@ def explain(
         browser=browser,
         browser_note=note,
         because=_entered(ledger, view),
-    )
-
-
-def user(lease: Lease | None) -> Holder | None:
-    """Who a lease was taken by: its worker, run, task and id."""
-    if lease is None:
-        return None
-    return Holder(
-        worker_id=lease.worker_id,
-        run_id=lease.run_id,
-        task_type=lease.task_type,
-        lease_id=lease.lease_id,
     )
 
 

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from ledger import EVENT_CLASSES, ProfileEvent
-from ledger.feed import FeedTransaction, Notification
+from ledger.feed import FeedTransaction, LoggedEvent
 from ledger.rules import lease_ending
-from projections.base import Index, Projection, Table, iso
+from projections.base import Index, ReadModel, Table, iso
 
 LEASES = Table(
     name="custody_leases",
@@ -149,7 +149,7 @@ _HEARTBEAT = "lease_heartbeat"
 
 
 def _fold_heartbeat(row: dict[str, Any], heartbeat: dict[str, Any]) -> None:
-    """Fold a heartbeat into its lease's row, from its stored JSON (``Notification.data``):
+    """Fold a heartbeat into its lease's row, from its stored JSON (``LoggedEvent.data``):
     most of a log is heartbeats, and decoding each into its model was most of a catch-up."""
     row["heartbeats"] += 1
     at = datetime.fromisoformat(heartbeat["envelope"]["at"])
@@ -189,14 +189,14 @@ def _first_ending(row: dict[str, Any], event: ProfileEvent) -> None:
         row["cause"] = ended.cause.value if ended.cause is not None else None
 
 
-class LeasesProjection(Projection):
+class LeasesReadModel(ReadModel):
     name = "leases"
     table = LEASES
     counts = "leases"
 
-    def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
+    def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
         # Heartbeats are folded from their stored JSON, every other event from its model.
-        named: list[tuple[Notification, dict[str, Any] | None, str | None]] = []
+        named: list[tuple[LoggedEvent, dict[str, Any] | None, str | None]] = []
         for n in batch:
             heartbeat = n.data() if n.event_type == _HEARTBEAT else None
             lease = heartbeat["lease_id"] if heartbeat is not None else _lease_of(n.event)
@@ -224,7 +224,7 @@ class LeasesProjection(Projection):
         self,
         tx: FeedTransaction,
         table: str,
-        named: Sequence[tuple[Notification, dict[str, Any] | None, str | None]],
+        named: Sequence[tuple[LoggedEvent, dict[str, Any] | None, str | None]],
     ) -> dict[str, dict[str, Any]]:
         """The stored rows of the leases this batch continues."""
         wanted = sorted(
@@ -243,7 +243,7 @@ class LeasesProjection(Projection):
         return rows
 
 
-LEASES_PROJECTION = LeasesProjection()
+LEASES_READ_MODEL = LeasesReadModel()
 
 
 def select_usage(

@@ -7,15 +7,15 @@ SQL and pandas without decoding a payload.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
 from ledger import EVENT_CLASSES, InvalidInput, Ledger
-from ledger.feed import FeedTransaction, Notification
-from projections.base import Index, Projection, ReadModel, Table, iso
+from ledger.feed import FeedTransaction, LoggedEvent
+from projections.base import Index, ReadModel, ReadResult, Table, iso
 from projections.runner import catch_up
 
 # Payload fields lifted into their own columns; the rest is summarised in ``detail``.
@@ -58,7 +58,7 @@ TIMELINE = Table(
 )
 
 
-class TimelineRow(ReadModel):
+class TimelineRow(ReadResult):
     """One event, flat: who did what, when, to which profile, account, lease and run, and
     why; ``position`` is its place in the whole store's log."""
 
@@ -85,6 +85,9 @@ class TimelineRow(ReadModel):
     command_id: str
 
 
+# What a timeline is read into: rows as dicts, or a DataFrame.
+Found = TypeVar("Found", bound=Sized)
+
 # Validating a page of rows at once is about twice as fast as one model at a time.
 _ROWS: TypeAdapter[list[TimelineRow]] = TypeAdapter(list[TimelineRow])
 
@@ -107,7 +110,7 @@ def _iso_text(at: str) -> str:
 
 def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
     """The columns of one event that need nothing but the event itself, from its fields as
-    JSON gives them (``Notification.data``, or ``model_dump(mode="json")``): no model is
+    JSON gives them (``LoggedEvent.data``, or ``model_dump(mode="json")``): no model is
     decoded, which is most of what a catch-up would otherwise spend."""
     payload = {k: data.get(k) for k in _PAYLOAD_FIELDS[event_type]}
     lease = payload.pop("lease", None)
@@ -141,11 +144,11 @@ def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class TimelineProjection(Projection):
+class TimelineReadModel(ReadModel):
     name = "timeline"
     table = TIMELINE
 
-    def apply(self, tx: FeedTransaction, table: str, batch: Sequence[Notification]) -> None:
+    def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
         flats = [flat(n.event_type, n.version, n.data()) for n in batch]
         accounts = _accounts(tx, table, flats)
         runs = _runs(tx, table, flats)
@@ -202,7 +205,7 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
 _REGISTERED = "profile_registered"
 
 
-TIMELINE_PROJECTION = TimelineProjection()
+TIMELINE_READ_MODEL = TimelineReadModel()
 
 
 def select(
@@ -252,6 +255,34 @@ def _stored(field: str, value: datetime | None) -> str | None:
         raise InvalidInput(field, msg) from None
 
 
+def read_timeline(
+    ledger: Ledger,
+    read: Callable[[str, Sequence[Any]], Found],
+    *,
+    profile_id: str | None = None,
+    account_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    last: int | None = None,
+) -> Found:
+    """The one definition of a timeline answer, whatever shape it is read in: the events of
+    one profile, an account or every profile, optionally within a time window (and only the
+    ``last`` of them), in log order (oldest first), brought up to date first. ``read`` runs
+    the query (``Feed.query`` for rows, ``Feed.read_frame`` for a DataFrame).
+    ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for a ``last`` below
+    1, a time with no UTC instant, or an account no profile was registered under."""
+    sql, params = select(
+        profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
+    )
+    catch_up(ledger, TIMELINE_READ_MODEL)
+    found = read(sql, params)
+    if len(found) == 0 and profile_id is not None:
+        ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)
+    if len(found) == 0 and account_id is not None:
+        require_account(ledger, account_id)
+    return found
+
+
 def timeline(
     ledger: Ledger,
     profile_id: str | None = None,
@@ -261,27 +292,24 @@ def timeline(
     until: datetime | None = None,
     last: int | None = None,
 ) -> list[TimelineRow]:
-    """The events of one profile, an account or every profile, optionally within a time
-    window (and only the ``last`` of them), as flat rows in log order (oldest first). Brought
-    up to date first. ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for
-    a ``last`` below 1 or an account no profile was registered under."""
-    sql, params = select(
-        profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
+    """``read_timeline`` as flat rows (``reports.timeline`` gives the same as a DataFrame)."""
+    rows = read_timeline(
+        ledger,
+        ledger.feed.query,
+        profile_id=profile_id,
+        account_id=account_id,
+        since=since,
+        until=until,
+        last=last,
     )
-    catch_up(ledger, TIMELINE_PROJECTION)
-    rows = _ROWS.validate_python(ledger.feed.query(sql, params))
-    if not rows and profile_id is not None:
-        ledger.history(profile_id)  # raises UnknownProfile (or InvalidInput for a bad id)
-    if not rows and account_id is not None:
-        require_account(ledger, account_id)
-    return rows
+    return _ROWS.validate_python(rows)
 
 
 def require_account(ledger: Ledger, account_id: str) -> None:
     """``InvalidInput`` naming ``account`` unless a profile was ever registered under it, as
     its events say: one indexed read of the timeline (brought up to date first), whose every
     row carries the account its profile was registered under."""
-    catch_up(ledger, TIMELINE_PROJECTION)
+    catch_up(ledger, TIMELINE_READ_MODEL)
     sql = f"SELECT profile_id FROM {TIMELINE.name} WHERE account_id = ? LIMIT 1"
     if not ledger.feed.query(sql, (account_id,)):
         msg = f"no profile was ever registered under account {account_id!r}"
@@ -294,7 +322,7 @@ def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
     A stream's times never go back (each command takes the store's clock when it is decided,
     and a lost race decides again), so that is the highest version of its latest moment at or
     before ``at``: two index seeks, not a scan of every earlier event of a long stream."""
-    catch_up(ledger, TIMELINE_PROJECTION)
+    catch_up(ledger, TIMELINE_READ_MODEL)
     rows = ledger.feed.query(
         f"SELECT max(version) AS version FROM {TIMELINE.name} WHERE profile_id = ? AND at = "
         f"(SELECT max(at) FROM {TIMELINE.name} WHERE profile_id = ? AND at <= ?)",
@@ -311,7 +339,7 @@ def at_moments(ledger: Ledger, profile_id: str, moments: Iterable[datetime]) -> 
     wanted = sorted({str(iso(m)) for m in moments})
     if not wanted:
         return []
-    catch_up(ledger, TIMELINE_PROJECTION)
+    catch_up(ledger, TIMELINE_READ_MODEL)
     columns = ", ".join(TIMELINE.column_names)
     rows = ledger.feed.query(
         f"SELECT {columns} FROM {TIMELINE.name} WHERE profile_id = ? "

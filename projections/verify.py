@@ -24,7 +24,7 @@ from typing import Any
 
 from ledger import Ledger
 from ledger.feed import FeedSnapshot
-from projections.base import Projection, layout_problem
+from projections.base import ReadModel, layout_problem
 
 PAGE = 5000  # rows read at a time: the whole read model is never held in memory
 
@@ -48,47 +48,47 @@ class _Scan:
     profiles: dict[str, _Rows] = field(default_factory=lambda: defaultdict(_Rows))
 
 
-def repair(projection: Projection) -> str:
-    return f"custody projections rebuild {projection.name}"
+def repair(model: ReadModel) -> str:
+    return f"custody projections rebuild {model.name}"
 
 
-def check(snapshot: FeedSnapshot, projection: Projection, position: int) -> tuple[int, list[str]]:
+def check(snapshot: FeedSnapshot, model: ReadModel, position: int) -> tuple[int, list[str]]:
     """The read model's rows and what is wrong with them (one line each, empty when it agrees
     with the log), at ``position``, its position in this snapshot."""
-    table = projection.table
+    table = model.table
     found = snapshot.columns(table.name)
     if found != list(table.stored_names):
-        return 0, [_line(projection, None, layout_problem(table, found))]
-    scan = _scan(snapshot, projection, position)
+        return 0, [_line(model, None, layout_problem(table, found))]
+    scan = _scan(snapshot, model, position)
     head = snapshot.head()
     problems = []
     if position > head:
         said = f"its position {position} is ahead of the log's head {head}"
-        problems.append(_line(projection, None, said))
+        problems.append(_line(model, None, said))
     if scan.beyond:
         said = (
             f"its position {position} is behind rows already written ({scan.beyond} row(s) "
             f"up to position {scan.top})"
         )
-        problems.append(_line(projection, None, said))
+        problems.append(_line(model, None, said))
     counts = snapshot.stream_counts(position)
     for profile_id in sorted(set(counts) | set(scan.profiles)):
         rows = scan.profiles.get(profile_id, _Rows())
         count = counts.get(profile_id)
-        for said in _profile_problems(projection, rows, count):
-            problems.append(_line(projection, profile_id, said))
+        for said in _profile_problems(model, rows, count):
+            problems.append(_line(model, profile_id, said))
     return scan.rows, problems
 
 
-def _line(projection: Projection, profile_id: str | None, said: str) -> str:
+def _line(model: ReadModel, profile_id: str | None, said: str) -> str:
     where = f" profile {profile_id}:" if profile_id is not None else ""
-    return f"{projection.name}:{where} {said}: {repair(projection)}"
+    return f"{model.name}:{where} {said}: {repair(model)}"
 
 
-def _profile_problems(projection: Projection, rows: _Rows, count: Any) -> list[str]:
+def _profile_problems(model: ReadModel, rows: _Rows, count: Any) -> list[str]:
     """What differs between a profile's rows and its events (``count``: a ``StreamCount``, or
     None when it has no events up to the position)."""
-    kind = projection.counts
+    kind = model.counts
     wanted = 0 if count is None else getattr(count, kind)
     last = 0 if count is None else count.last_version
     found = []
@@ -96,7 +96,7 @@ def _profile_problems(projection: Projection, rows: _Rows, count: Any) -> list[s
         found.append(f"{wanted - rows.count} row(s) missing ({rows.count} for {wanted} {kind})")
     elif rows.count > wanted:
         found.append(f"{rows.count - wanted} row(s) too many ({rows.count} for {wanted} {kind})")
-    elif rows.count and projection.one_row_per_event and rows.last_version != last:
+    elif rows.count and model.one_row_per_event and rows.last_version != last:
         found.append(f"its rows end at version {rows.last_version}, its events at {last}")
     elif rows.last_version > last:
         found.append(f"a row at version {rows.last_version}, past its events ({last})")
@@ -105,9 +105,9 @@ def _profile_problems(projection: Projection, rows: _Rows, count: Any) -> list[s
     return found
 
 
-def _scan(snapshot: FeedSnapshot, projection: Projection, position: int) -> _Scan:
+def _scan(snapshot: FeedSnapshot, model: ReadModel, position: int) -> _Scan:
     """Every row, a page at a time in key order: counted by profile, checked by digest."""
-    table = projection.table
+    table = model.table
     names = table.stored_names  # the columns, then the digest: a row's last value
     at, profile, version, key = (names.index(c) for c in ("position", "profile_id", "version",
                                                           table.key))  # fmt: skip
@@ -134,18 +134,18 @@ def _scan(snapshot: FeedSnapshot, projection: Projection, position: int) -> _Sca
         after = page[-1][key]
 
 
-def unfinished(ledger: Ledger, projection: Projection, shadow: str) -> str | None:
+def unfinished(ledger: Ledger, model: ReadModel, shadow: str) -> str | None:
     """A rebuild's position left behind by a process that died (no rebuild holds its lock):
     the problem line, or None when a rebuild is under way."""
     from ledger import NotAllowed
 
     try:
-        with ledger.feed.exclusive(f"rebuild-{projection.name}"):
+        with ledger.feed.exclusive(f"rebuild-{model.name}"):
             # Looked at again under the lock: a rebuild may have finished since the snapshot.
-            left = shadow in ledger.feed.positions()
+            left = shadow in ledger.feed.checkpoints()
     except NotAllowed:
         return None
     if not left:
         return None
     said = f"a rebuild was left unfinished (its position {shadow} remains)"
-    return f"{projection.name}: {said}: {repair(projection)}"
+    return f"{model.name}: {said}: {repair(model)}"

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from ledger import Ledger
-from projections import Explanation, ReadModel, explain
+from projections import Explanation, ReadResult, explain
 from reports import checks
 from reports.checks import Answer
 from reports.frames import Source, opened
@@ -40,7 +40,7 @@ QUESTIONS: tuple[tuple[str, Callable[[Sources, list[Explanation]], Answer]], ...
 EXPLAINED = 20
 
 
-class Check(ReadModel):
+class Check(ReadResult):
     """One question answered: ``answer`` is one line, ``evidence`` the ids behind it (at most
     ``checks.EVIDENCE`` lines, the last saying how many more), ``missing`` what the events
     cannot tell (None when they tell everything asked)."""
@@ -54,7 +54,7 @@ class Check(ReadModel):
     missing: str | None
 
 
-class Checklist(ReadModel):
+class Checklist(ReadResult):
     """The eleven answers, judged at ``at`` (the store's clock)."""
 
     at: datetime

@@ -7,7 +7,7 @@ import statistics
 from datetime import datetime
 
 from ledger import ProfileState
-from projections import ReadModel, StatusRow
+from projections import ReadResult, StatusRow
 from reports.frames import Source, opened
 from reports.reviews import ReviewWait, waits
 from reports.sources import Sources, read_sources
@@ -16,7 +16,7 @@ STATES = tuple(s.value for s in ProfileState)
 _STUCK = (ProfileState.STALE, ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED)
 
 
-class Stuck(ReadModel):
+class Stuck(ReadResult):
     """A profile in trouble and for how long: ``overdue`` (its lease missed its deadline and
     no sweep has settled it yet: ``since`` is the deadline), ``stale``, ``review_required`` or
     ``quarantined`` (``since``: when it got there)."""
@@ -30,7 +30,7 @@ class Stuck(ReadModel):
     worker_id: str | None
 
 
-class ReviewTimes(ReadModel):
+class ReviewTimes(ReadResult):
     """Waits for a reviewer's verdict: the finished ones' count, median, 95th percentile and
     longest (seconds), and the open ones' count and oldest age."""
 
@@ -42,7 +42,7 @@ class ReviewTimes(ReadModel):
     oldest_waiting_seconds: float | None
 
 
-class Fleet(ReadModel):
+class Fleet(ReadResult):
     """Counts by state (every state, zeros included) and by account and state; ``overdue``
     counts leased profiles past their deadline. ``stuck`` lists overdue, stale, review and
     quarantined profiles, longest first; ``waiting`` the open review waits, oldest first."""

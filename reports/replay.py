@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from ledger import Block, DenialReason, Holder, InvalidInput, Lease, ProfileState
-from projections import ReadModel, TimelineRow, user
+from ledger.rules import holder_of
+from projections import ReadResult, TimelineRow
 from projections.timeline import around, version_at
 from reports.frames import Moment, Source, as_of, moment, opened
 
 
-class Replay(ReadModel):
+class Replay(ReadResult):
     """ "Why was this profile unavailable at 14:02, and who held it?": the state its events
     gave at ``at`` (judged at ``at``: a lease past its deadline then reads as stale), the
     lease then current (or the last one), and the events just before and after. ``holder``
@@ -63,8 +64,8 @@ def replay(profile: str, *, at: Moment, events: int = 5, ledger: Source = None) 
         since=view.since,
         reason=denial.reason if denial else None,
         message=denial.message if denial else "available: a checkout would have been granted",
-        holder=user(view.lease),
-        last_user=None if view.lease else user(view.last_lease),
+        holder=holder_of(view.lease),
+        last_user=None if view.lease else holder_of(view.last_lease),
         deadline=view.lease.expires_at if view.lease else None,
         cause=view.block.cause.value if blocked and view.block else None,
         block=view.block if blocked else None,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from projections import TIMELINE_PROJECTION, ReadModel, catch_up
+from projections import TIMELINE_READ_MODEL, ReadResult, catch_up
 from projections.timeline import require_account
 from reports.frames import Moment, Source, as_of, moment, opened, rows_of, typed
 from reports.sources import read_events
@@ -24,7 +24,7 @@ _BLOCKED = ("review_required", "quarantined")
 _STARTS = {"review_requested": "review_required", "profile_quarantined": "quarantined"}
 
 
-class ReviewWait(ReadModel):
+class ReviewWait(ReadResult):
     """One wait for a verdict: which profile, from when, until when (None: still waiting),
     how long (until the report's moment if still open), the cause, and how it ended."""
 
@@ -58,7 +58,7 @@ def review_waits(
     no profile was registered under."""
     start, end = moment("since", since), moment("until", until, until=True)
     with opened(ledger) as source:
-        catch_up(source, TIMELINE_PROJECTION)
+        catch_up(source, TIMELINE_READ_MODEL)
         events = read_events(source, account)
         if events.empty and account is not None:
             require_account(source, account)

@@ -14,7 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from ledger import Ledger
-from projections import LEASES_PROJECTION, TIMELINE_PROJECTION, StatusRow, catch_up, status
+from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, StatusRow, catch_up, status
 from projections.leases import LEASES
 from projections.timeline import TIMELINE
 from reports.frames import typed
@@ -74,8 +74,8 @@ class Sources:
 def read_sources(ledger: Ledger, *, account: str | None = None) -> Sources:
     """Bring the leases and timeline read models up to date, then read them (only
     ``account``'s profiles when given)."""
-    catch_up(ledger, LEASES_PROJECTION)
-    catch_up(ledger, TIMELINE_PROJECTION)
+    catch_up(ledger, LEASES_READ_MODEL)
+    catch_up(ledger, TIMELINE_READ_MODEL)
     return Sources(
         at=ledger.now(),
         profiles=status(ledger, account_id=account),

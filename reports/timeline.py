@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from projections import TIMELINE_PROJECTION, catch_up
-from projections.timeline import require_account, select
+from projections import read_timeline
 from reports.frames import Moment, Source, moment, opened, typed
 
 TIMES = ("at",)
@@ -25,17 +24,18 @@ def timeline(
     lease, run, worker, step, URL, correlation, causation and command ids), oldest first,
     for one profile and/or account and a time window (``since`` <= at <= ``until``, a date
     alone meaning the whole day), each optional; ``last``: only the last so many of those
-    events. The timeline is brought up to date first, so no command that finished before is
-    missing. ``UnknownProfile`` for a
-    profile never registered; ``InvalidInput`` for a ``last`` below 1 or an account no profile
-    was registered under."""
+    events: ``projections.read_timeline`` read as a DataFrame, so it answers and refuses
+    exactly as ``projections.timeline`` does (brought up to date first, so no command that
+    finished before is missing)."""
     start, end = moment("since", since), moment("until", until, until=True)
-    sql, params = select(profile_id=profile, account_id=account, since=start, until=end, last=last)
     with opened(ledger) as source:
-        catch_up(source, TIMELINE_PROJECTION)
-        frame = source.feed.read_frame(sql, params)
-        if frame.empty and profile is not None:
-            source.history(profile)  # UnknownProfile, or InvalidInput for a malformed id
-        if frame.empty and account is not None:
-            require_account(source, account)
+        frame = read_timeline(
+            source,
+            source.feed.read_frame,
+            profile_id=profile,
+            account_id=account,
+            since=start,
+            until=end,
+            last=last,
+        )
     return typed(frame, times=TIMES, integers=INTEGERS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ledger.rules import ENDED_UNKNOWN
-from projections import LEASES_PROJECTION, catch_up
+from projections import LEASES_READ_MODEL, catch_up
 from projections.leases import select_usage
 from projections.timeline import require_account
 from reports.frames import Moment, Source, moment, opened, typed
@@ -55,7 +55,7 @@ def usage(
     ``account`` for an account no profile was registered under."""
     start, end = moment("since", since), moment("until", until, until=True)
     with opened(ledger) as source:
-        catch_up(source, LEASES_PROJECTION)
+        catch_up(source, LEASES_READ_MODEL)
         frame = source.feed.read_frame(*select_usage(account, start, end))
         if frame.empty and account is not None:
             require_account(source, account)

@@ -23,9 +23,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ledger.stores.connections import postgres_connection
 from ledger.stores.settings import StoreSettings
-from ledger.stores.views import postgres_connection
-from ledger.stores.wakeups import Announce, Mode, Wakeups
+from ledger.stores.wakeups import Announce, Wakeups
 
 APPLICATION_NAME = "custody-listen"
 # How often a wait looks at its stop event: a signal does not cut a wait on the socket short.
@@ -54,10 +54,6 @@ class ListeningWakeups(Wakeups):
         self._backoff = FIRST_BACKOFF_SECONDS
         self._retry_at = 0.0  # monotonic time of the next connection attempt
         self._caught_up = False  # the loop has caught up since the last (re)connection
-
-    @property
-    def mode(self) -> Mode:
-        return "push" if self._conn is not None else "polling"
 
     def listen(self) -> bool:
         """Connect and LISTEN now (a failure is announced, and retried by ``wait``); True if

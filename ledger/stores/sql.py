@@ -18,6 +18,7 @@ from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.profile import Profile
 from ledger.domain.view import Availability, availability_of
 from ledger.ports import CommandRecord, DirectoryRecord
+from ledger.stores.connections import postgres_connection, read_cursor
 from ledger.stores.directories import legacy_directories
 from ledger.stores.mapper import command_of, decode_data
 from ledger.stores.recorders import (
@@ -45,7 +46,6 @@ from ledger.stores.store import (
     store_errors,
     store_failure,
 )
-from ledger.stores.views import postgres_connection, read_cursor
 
 _RECORDERS = {
     "sqlite": "ledger.stores.recorders:SQLiteLedgerRecorder",

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from urllib.request import pathname2url
 
+from ledger.stores.connections import postgres_connection, read_cursor, store_errors, store_failure
 from ledger.stores.settings import StoreSettings
-from ledger.stores.store import store_errors, store_failure
 from ledger.stores.views import (
     StoredNotification,
     StreamCount,
@@ -25,8 +25,6 @@ from ledger.stores.views import (
     Views,
     held,
     insert_sql,
-    postgres_connection,
-    read_cursor,
     stream_key,
 )
 from ledger.stores.wakeups import Announce, Wakeups

@@ -9,25 +9,22 @@ table and the read models' database, on SQLite and PostgreSQL. Together they are
 
 from __future__ import annotations
 
-import sqlite3
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError
+from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.utils import Environment
 
 from ledger.domain.directories import normalised
-from ledger.domain.errors import StoreUnavailable
 from ledger.domain.events import ProfileEvent, ProfileRegistered
 from ledger.domain.profile import Profile, replay
 from ledger.domain.snapshot import ProfileSnapshot
 from ledger.domain.view import Availability
 from ledger.ports import CommandRecord, DirectoryRecord, StreamConflict
+from ledger.stores.connections import store_errors as store_errors
+from ledger.stores.connections import store_failure as store_failure
 from ledger.stores.mapper import ProfileEventMapper, decode_profile_id
 from ledger.stores.settings import APPLICATION_NAME, StoreSettings
 
@@ -42,10 +39,6 @@ AGGREGATE_CACHE_SIZE = 1000
 # A snapshot is the state alone (1-2 KB, whatever the stream's length): the interval trades
 # the snapshots table's size against the events a load folds (bench/scale.py measures both).
 SNAPSHOT_INTERVAL = 50
-
-
-# What SQLite and PostgreSQL say when a lock was not granted within the bounded wait.
-_BUSY = ("database is locked", "lock timeout", "statement timeout")
 
 
 def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
@@ -73,40 +66,6 @@ class LedgerApplication(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ProfileEventMapper()
-
-
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    # psycopg is imported only for PostgreSQL stores (an SQLite user never pays for it); it is
-    # looked up when an error is being judged, since it may have been imported meanwhile.
-    errors: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error, OSError)
-    psycopg = sys.modules.get("psycopg")
-    return (*errors, psycopg.Error) if psycopg is not None else errors
-
-
-@contextmanager
-def store_errors(settings: StoreSettings) -> Iterator[None]:
-    """Translate driver and library failures into ``StoreUnavailable`` naming the store."""
-    try:
-        yield
-    except IntegrityError:
-        raise
-    except Exception as e:
-        if not isinstance(e, _driver_errors()):
-            raise
-        raise store_failure(settings, e) from e
-
-
-def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavailable:
-    """The ``StoreUnavailable`` a driver's error means: busy (a lock not granted within the
-    store's timeout) or unavailable, in one line that never shows the store's password."""
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if settings.password:
-        first = first.replace(settings.password, "***")
-    said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
-    msg = f"store {settings.describe()} {said}: {first}"
-    if said == "busy":
-        msg += f" (waited {settings.timeout} s; nothing was written, retry)"
-    return StoreUnavailable(msg)
 
 
 class Store:

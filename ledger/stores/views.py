@@ -3,21 +3,18 @@ inside their transactions, a lock per rebuild, and the pandas read path.
 
 ``Views`` is the store-side half of ``ledger.feed``: one implementation per database
 (``ledger.stores.sql_views`` for SQLite and PostgreSQL). SQL is written with ``?`` placeholders
-on every backend. The memory store keeps its read models in an in-process SQLite database
-(``ledger.stores.memory_views``), so every read model's SQL is the same on all three stores.
+on every backend.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from ledger.domain.errors import NotAllowed
-from ledger.stores.settings import StoreSettings
 from ledger.stores.wakeups import Announce, Wakeups
 
 if TYPE_CHECKING:
@@ -147,38 +144,3 @@ class Views:
 
 def held(name: str) -> NotAllowed:
     return NotAllowed(f"{name} is already running in another process; try again when it ends")
-
-
-# -- SQLite and PostgreSQL ------------------------------------------------------------------
-
-
-@contextmanager
-def read_cursor(datastore: Any, *, postgres: bool) -> Iterator[Any]:
-    """A cursor for reads. On PostgreSQL no transaction is opened: the pool's connections
-    are in autocommit, each statement sees its own snapshot under READ COMMITTED either way,
-    and BEGIN and ROLLBACK would be two more round trips around every read. SQLite's read
-    transaction is kept: it is in-process, and it gives a page of statements one snapshot."""
-    if not postgres:
-        with datastore.transaction(commit=False) as cursor:
-            yield cursor
-        return
-    with datastore.get_connection() as conn, conn.cursor() as cursor:
-        yield cursor
-
-
-def postgres_connection(settings: StoreSettings, **options: Any) -> Any:
-    """A direct connection of its own (autocommit), outside the library's pool; ``options``
-    are further libpq parameters."""
-    import psycopg
-
-    return psycopg.connect(
-        host=settings.host,
-        port=settings.port,
-        user=settings.user,
-        password=settings.password or None,
-        dbname=settings.dbname,
-        connect_timeout=settings.connect_timeout,
-        autocommit=True,
-        options=settings.postgres_options(),
-        **options,
-    )

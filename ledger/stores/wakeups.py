@@ -2,7 +2,7 @@
 
 Every store polls: ``Wakeups.wait`` returns at the latest after the polling interval, so a
 catch-up never waits longer than that, whatever happens to a push. PostgreSQL also pushes (see
-``ledger.stores.listen``). SQLite and the memory store only poll: their recorders cannot tell
+``ledger.stores.listen``). SQLite only polls: its recorder cannot tell
 another process that they appended.
 """
 
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Literal, Self
+from typing import Self
 
 Announce = Callable[[str], None]
-Mode = Literal["push", "polling"]
 
 
 class Wakeups:
@@ -22,11 +21,6 @@ class Wakeups:
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-
-    @property
-    def mode(self) -> Mode:
-        """``push`` while a notification can wake the loop early, else ``polling``."""
-        return "polling"
 
     def wait(self, stop: threading.Event) -> bool:
         """Return when events may have been committed (True: a store said so), when the

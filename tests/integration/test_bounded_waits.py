@@ -99,7 +99,7 @@ def test_a_stopped_server_fails_within_the_timeout() -> None:
 def test_every_postgres_session_of_the_store_bounds_its_lock_waits(pg_url: str) -> None:
     """The library's pool, a direct connection, the LISTEN connection and ADBC (pandas' path)
     each wait for a lock at most the store's timeout (3 s here), reads included."""
-    from ledger.stores.views import postgres_connection
+    from ledger.stores.connections import postgres_connection
 
     url = f"{pg_url}?timeout=3"
     Ledger.init(url).close()
@@ -124,9 +124,9 @@ def test_a_pandas_read_behind_a_held_table_is_busy_within_the_timeout(pg_url: st
     with Ledger.open(url) as ledger:
         register(ledger, "p")
         assert len(ledger.feed.read_frame("SELECT 1 AS one")) == 1
-        from projections import TIMELINE_PROJECTION, catch_up
+        from projections import TIMELINE_READ_MODEL, catch_up
 
-        catch_up(ledger, TIMELINE_PROJECTION)
+        catch_up(ledger, TIMELINE_READ_MODEL)
         with psycopg.connect(pg_url) as holder:
             holder.execute("LOCK TABLE custody_timeline IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()

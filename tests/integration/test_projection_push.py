@@ -4,63 +4,20 @@ it (LISTEN/NOTIFY), it falls back to polling and reconnects when its listening c
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from conftest import register
-from projection_checks import assert_exact, whole_log
+from runner_processes import Runner, background_runner, caught_up, wait_for
 
-from ledger import Checkout, Heartbeat, Ledger, Release
+from ledger import Ledger
 
 LISTENER = "custody-listen"  # the application_name of the runner's listening connection
 PUSHED_WITHIN = 3.0  # seconds: a push, where the polling interval is 10 s or more
-
-
-@dataclass
-class Runner:
-    process: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    def said(self, text: str) -> int:
-        """How many of the runner's stderr lines contain ``text``."""
-        return sum(text in line for line in self.err.read_text().splitlines())
-
-    def stop(self, sig: signal.Signals) -> tuple[int, dict[str, int]]:
-        """Send ``sig``; the exit code and the JSON answer on stdout."""
-        self.process.send_signal(sig)
-        code = self.process.wait(timeout=30)
-        return code, json.loads(self.out.read_text() or "{}")
-
-
-@contextmanager
-def _runner(store_url: str, tmp_path: Path, interval: float, name: str = "run") -> Iterator[Runner]:
-    out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
-    argv = [sys.executable, "-m", "custody", "--store", store_url, "--json"]
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*argv, "projections", "run", "--interval", str(interval)],
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-        )
-    try:
-        yield Runner(process, out, err)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -68,15 +25,6 @@ def pg_store(pg_url: str) -> str:
     """A fresh, initialised PostgreSQL store."""
     Ledger.init(pg_url).close()
     return pg_url
-
-
-def _wait_for(what: str, done: Callable[[], bool], seconds: float = 60) -> float:
-    """Wait until ``done()``; return how long it took."""
-    started = time.monotonic()
-    while not done():
-        assert time.monotonic() - started < seconds, f"timed out waiting for {what}"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def _in_timeline(ledger: Ledger, profile_id: str) -> bool:
@@ -87,18 +35,10 @@ def _in_timeline(ledger: Ledger, profile_id: str) -> bool:
     return int(found[0]["n"]) > 0
 
 
-def _caught_up(ledger: Ledger) -> bool:
-    """Whether every read model has applied the whole log (read without catching up)."""
-    positions = ledger.feed.positions()
-    return {"leases", "timeline"} <= set(positions) and set(positions.values()) == {
-        ledger.feed.head()
-    }
-
-
 def _applied_after(ledger: Ledger, profile_id: str, seconds: float = 60) -> float:
     """Register a profile; how long until the runner applied it to the timeline."""
     register(ledger, profile_id)
-    return _wait_for(
+    return wait_for(
         f"{profile_id} in the timeline", lambda: _in_timeline(ledger, profile_id), seconds
     )
 
@@ -115,8 +55,8 @@ def _listeners(pg_url: str) -> list[int]:
 
 
 def _started(ledger: Ledger, runner: Runner, mode: str) -> None:
-    _wait_for(f"the runner to say {mode}", lambda: runner.said(mode) > 0)
-    _wait_for("the runner's first catch-up", lambda: _caught_up(ledger))
+    wait_for(f"the runner to say {mode}", lambda: runner.said(mode) > 0)
+    wait_for("the runner's first catch-up", lambda: caught_up(ledger))
 
 
 @pytest.mark.slow
@@ -126,7 +66,10 @@ def test_postgres_pushes_each_commit_to_the_runner_long_before_its_interval(
     """With a 30 s polling interval, events committed by this process reach the timeline read
     model of a runner in another process within 3 s each, woken by NOTIFY; SIGTERM stops it
     with exit 0 and its count. Without the LISTEN each waits for the 30 s poll: it fails."""
-    with Ledger.open(pg_store) as ledger, _runner(pg_store, tmp_path, interval=30) as runner:
+    with (
+        Ledger.open(pg_store) as ledger,
+        background_runner(pg_store, tmp_path, interval=30) as runner,
+    ):
         register(ledger, "before")
         _started(ledger, runner, "push: listening")
         waits = [_applied_after(ledger, f"pushed_{n}", seconds=40) for n in range(3)]
@@ -146,15 +89,18 @@ def test_a_killed_listening_connection_falls_back_to_polling_and_reconnects(
     committed while nobody listened is applied within 3 s although the interval is 10 s; later
     events are pushed within 3 s again. Without the reconnect no new listener appears, and
     without the catch-up after reconnecting the unheard event waits for the poll: both fail."""
-    with Ledger.open(pg_store) as ledger, _runner(pg_store, tmp_path, interval=10) as runner:
+    with (
+        Ledger.open(pg_store) as ledger,
+        background_runner(pg_store, tmp_path, interval=10) as runner,
+    ):
         _started(ledger, runner, "push: listening")
         [first] = _listeners(pg_store)
         with psycopg.connect(pg_store, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(%s)", (first,))
         # Its NOTIFY found nobody listening: the catch-up after reconnecting applies it.
         assert _applied_after(ledger, "while_unheard", seconds=15) < PUSHED_WITHIN
-        _wait_for("a new listening connection", lambda: _listeners(pg_store) not in ([], [first]))
-        _wait_for("the runner to listen again", lambda: runner.said("push: listening") == 2)
+        wait_for("a new listening connection", lambda: _listeners(pg_store) not in ([], [first]))
+        wait_for("the runner to listen again", lambda: runner.said("push: listening") == 2)
         waits = [_applied_after(ledger, f"pushed_again_{n}", seconds=20) for n in range(3)]
         assert max(waits) < PUSHED_WITHIN, waits
         code, _ = runner.stop(signal.SIGINT)
@@ -170,7 +116,10 @@ def test_a_silent_listening_connection_still_lets_the_runner_poll(
     on a network that drops packets): events are still applied by the poll within the 2 s
     interval. A wait that trusted the connection and ignored the interval never applies
     them: it fails."""
-    with Ledger.open(pg_store) as ledger, _runner(pg_store, tmp_path, interval=2) as runner:
+    with (
+        Ledger.open(pg_store) as ledger,
+        background_runner(pg_store, tmp_path, interval=2) as runner,
+    ):
         _started(ledger, runner, "push: listening")
         [backend] = _listeners(pg_store)
         os.kill(backend, signal.SIGSTOP)
@@ -189,7 +138,7 @@ def test_sqlite_runner_polls_and_applies_within_its_interval(tmp_path: Path) -> 
     interval, and SIGINT stops it with exit 0."""
     store = f"sqlite:///{tmp_path / 'custody.db'}"
     Ledger.init(store).close()
-    with Ledger.open(store) as ledger, _runner(store, tmp_path, interval=1) as runner:
+    with Ledger.open(store) as ledger, background_runner(store, tmp_path, interval=1) as runner:
         register(ledger, "before")
         _started(ledger, runner, "polling every 1 s")
         waits = [_applied_after(ledger, f"polled_{n}", seconds=15) for n in range(3)]
@@ -202,11 +151,11 @@ def test_sqlite_runner_polls_and_applies_within_its_interval(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_a_catch_up_that_fails_is_announced_and_tried_again(pg_store: str, tmp_path: Path) -> None:
-    """A lock on the timeline's position row, held past the store's 1 s timeout, fails the
+    """A lock on the timeline's checkpoint row, held past the store's 1 s timeout, fails the
     runner's catch-up (busy): it says so in a line, keeps running, and applies the event once
     the lock is gone. A runner that let the error out would exit 6 instead: it fails."""
     url = f"{pg_store}?timeout=1"
-    with Ledger.open(url) as ledger, _runner(url, tmp_path, interval=1) as runner:
+    with Ledger.open(url) as ledger, background_runner(url, tmp_path, interval=1) as runner:
         _started(ledger, runner, "push: listening")
         with psycopg.connect(pg_store) as blocker:  # one transaction, committed at the end
             blocker.execute(
@@ -214,55 +163,9 @@ def test_a_catch_up_that_fails_is_announced_and_tried_again(pg_store: str, tmp_p
                 "WHERE name = 'timeline' FOR UPDATE"
             )
             register(ledger, "behind_a_lock")
-            _wait_for("the runner to find the store busy", lambda: runner.said("busy") > 0)
-        _wait_for("the event to be applied", lambda: _in_timeline(ledger, "behind_a_lock"), 15)
+            wait_for("the runner to find the store busy", lambda: runner.said("busy") > 0)
+        wait_for("the event to be applied", lambda: _in_timeline(ledger, "behind_a_lock"), 15)
         assert runner.process.poll() is None, runner.err.read_text()
         code, _ = runner.stop(signal.SIGTERM)
     assert code == 0, runner.err.read_text()
     assert runner.said("catching up again at the next wake-up") >= 1
-
-
-@pytest.mark.slow
-def test_two_runners_apply_each_event_exactly_once(sql_store_url: str, tmp_path: Path) -> None:
-    """Two runner processes on one store while leases are taken, beaten and released: between
-    them they apply each event once per read model (their counts add up to exactly twice the
-    log, both did some of the work), and the read models match the log."""
-    # Two intervals, so the runners' wake-ups keep sliding past each other: with one interval,
-    # a runner that always woke a few ms first could take every event (it did once in ~20 runs).
-    intervals = (0.2, 0.13)
-    with Ledger.open(sql_store_url) as ledger, ExitStack() as stack:
-        runners = [
-            stack.enter_context(_runner(sql_store_url, tmp_path, every, name=f"run{n}"))
-            for n, every in enumerate(intervals)
-        ]
-        for runner, every in zip(runners, intervals, strict=True):
-            _wait_for(
-                "both runners to start",
-                lambda runner=runner, every=every: runner.said(f"every {every} s") > 0,
-            )
-        for n in range(4):
-            pid = register(ledger, f"shared_{n}")
-            lease = ledger.handle(
-                Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
-            )
-            for beat in range(25):
-                ledger.handle(
-                    Heartbeat(
-                        lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{beat}"
-                    )
-                )
-                time.sleep(0.01)
-            ledger.handle(
-                Release(
-                    lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="success"
-                )
-            )
-        _wait_for("the runners to catch up", lambda: _caught_up(ledger))
-        stopped = [
-            r.stop(sig) for r, sig in zip(runners, (signal.SIGINT, signal.SIGTERM), strict=True)
-        ]
-        assert [code for code, _ in stopped] == [0, 0]
-        counts = [answer["applied"] for _, answer in stopped]
-        assert sum(counts) == 2 * len(whole_log(ledger)), counts
-        assert min(counts) > 0, f"one runner did all the work: {counts}"
-        assert_exact(ledger)

@@ -1,26 +1,32 @@
 """Read models that check themselves: ``projections status`` compares each read model with the
 events (rows deleted, edited, inserted; a position ahead of the log or behind its own rows)
 and names what differs; a dropped table is named by reads and re-created by a rebuild; a rebuild
-that died leaves nothing that says one is under way; an older layout is rebuilt by init."""
+that died leaves nothing that says one is under way; an older layout is rebuilt by init; and
+status beside writer, runner and rebuild processes finds no damage where there is none."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import StepClock, register
-from projection_checks import assert_exact
+from log_checks import assert_exact
+from runner_processes import WORKER, backlog, custody
 
 from ledger import Checkout, Heartbeat, Ledger, Release, StoreUnavailable
-from ledger.feed import POSITIONS_TABLE, ReadModelDamaged
+from ledger.feed import CHECKPOINTS_TABLE, ReadModelDamaged
 from projections import (
-    LEASES_PROJECTION,
-    PROJECTIONS,
-    TIMELINE_PROJECTION,
-    Projection,
+    LEASES_READ_MODEL,
+    READ_MODELS,
+    TIMELINE_READ_MODEL,
+    ReadModel,
     catch_up,
-    projection_status,
+    read_model_status,
     rebuild,
     timeline,
     upgrade,
@@ -53,12 +59,12 @@ def _scene(ledger: Ledger, clock: StepClock) -> None:
                     final_url="https://x/done",
                 )
             )
-    for projection in PROJECTIONS.values():
-        catch_up(ledger, projection)
+    for model in READ_MODELS.values():
+        catch_up(ledger, model)
 
 
-def _problems(ledger: Ledger, projection: Projection) -> list[str]:
-    (found,) = projection_status(ledger, [projection])
+def _problems(ledger: Ledger, model: ReadModel) -> list[str]:
+    (found,) = read_model_status(ledger, [model])
     return found.problems
 
 
@@ -115,31 +121,31 @@ def _insert_lease(ledger: Ledger) -> None:
 
 def _position(name: str, move: Callable[[int, int], int]) -> Callable[[Ledger], None]:
     def set_position(ledger: Ledger) -> None:
-        at = _one(ledger, f"SELECT position FROM {POSITIONS_TABLE} WHERE name = ?", (name,))
-        _sql(ledger, f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?",
+        at = _one(ledger, f"SELECT position FROM {CHECKPOINTS_TABLE} WHERE name = ?", (name,))
+        _sql(ledger, f"UPDATE {CHECKPOINTS_TABLE} SET position = ? WHERE name = ?",
              (move(at, ledger.feed.head()), name))  # fmt: skip
 
     return set_position
 
 
-_DAMAGE: dict[str, tuple[Projection, Callable[[Ledger], None], str | None, str]] = {
-    "timeline-deleted": (TIMELINE_PROJECTION, _delete(TIMELINE.name, "position"), "p2", "missing"),
-    "timeline-inserted": (TIMELINE_PROJECTION, _insert_timeline, "p2", "too many"),
-    "timeline-ahead": (TIMELINE_PROJECTION, _position("timeline", lambda p, h: h + 5), None,
+_DAMAGE: dict[str, tuple[ReadModel, Callable[[Ledger], None], str | None, str]] = {
+    "timeline-deleted": (TIMELINE_READ_MODEL, _delete(TIMELINE.name, "position"), "p2", "missing"),
+    "timeline-inserted": (TIMELINE_READ_MODEL, _insert_timeline, "p2", "too many"),
+    "timeline-ahead": (TIMELINE_READ_MODEL, _position("timeline", lambda p, h: h + 5), None,
                        "ahead of the log's head"),
-    "timeline-behind": (TIMELINE_PROJECTION, _position("timeline", lambda p, h: p - 4), None,
+    "timeline-behind": (TIMELINE_READ_MODEL, _position("timeline", lambda p, h: p - 4), None,
                         "behind rows already written"),
-    "leases-deleted": (LEASES_PROJECTION, _delete(LEASES.name, "lease_id"), "p2", "missing"),
-    "leases-inserted": (LEASES_PROJECTION, _insert_lease, "p2", "too many"),
-    "leases-ahead": (LEASES_PROJECTION, _position("leases", lambda p, h: h + 5), None,
+    "leases-deleted": (LEASES_READ_MODEL, _delete(LEASES.name, "lease_id"), "p2", "missing"),
+    "leases-inserted": (LEASES_READ_MODEL, _insert_lease, "p2", "too many"),
+    "leases-ahead": (LEASES_READ_MODEL, _position("leases", lambda p, h: h + 5), None,
                      "ahead of the log's head"),
-    "leases-behind": (LEASES_PROJECTION, _position("leases", lambda p, h: p - 4), None,
+    "leases-behind": (LEASES_READ_MODEL, _position("leases", lambda p, h: p - 4), None,
                       "behind rows already written"),
 }  # fmt: skip
-for _projection, _key in ((TIMELINE_PROJECTION, "position"), (LEASES_PROJECTION, "lease_id")):
-    for _column, _kind in (*_projection.table.columns, ("digest", "BIGINT")):
-        _DAMAGE[f"{_projection.name}-edited-{_column}"] = (
-            _projection, _edit(_projection.table.name, _key, _column, _kind), "p2", "edited"
+for _model, _key in ((TIMELINE_READ_MODEL, "position"), (LEASES_READ_MODEL, "lease_id")):
+    for _column, _kind in (*_model.table.columns, ("digest", "BIGINT")):
+        _DAMAGE[f"{_model.name}-edited-{_column}"] = (
+            _model, _edit(_model.table.name, _key, _column, _kind), "p2", "edited"
         )  # fmt: skip
 
 
@@ -151,21 +157,21 @@ def test_status_names_each_damage_and_a_rebuild_repairs_it(
     behind its own rows: status names the read model, the profile where it applies and the
     command that repairs it (positions alone said 'lag 0' to all of these); that command
     repairs it; the other read model is not blamed."""
-    projection, damage_it, profile, said = _DAMAGE[damage]
+    model, damage_it, profile, said = _DAMAGE[damage]
     _scene(ledger, clock)
-    assert [s.problems for s in projection_status(ledger, PROJECTIONS.values())] == [[], []]
+    assert [s.problems for s in read_model_status(ledger, READ_MODELS.values())] == [[], []]
     damage_it(ledger)
-    problems = _problems(ledger, projection)
+    problems = _problems(ledger, model)
     assert problems, f"{damage} went unnoticed"
     assert any(said in p for p in problems), problems
     if profile is not None:
         assert any(f"profile {profile}:" in p for p in problems), problems
     for problem in problems:
-        assert problem.endswith(f"custody projections rebuild {projection.name}"), problem
-    others = [p for p in PROJECTIONS.values() if p is not projection]
-    assert [s.problems for s in projection_status(ledger, others)] == [[]]
-    rebuild(ledger, projection)
-    assert _problems(ledger, projection) == []
+        assert problem.endswith(f"custody projections rebuild {model.name}"), problem
+    others = [p for p in READ_MODELS.values() if p is not model]
+    assert [s.problems for s in read_model_status(ledger, others)] == [[]]
+    rebuild(ledger, model)
+    assert _problems(ledger, model) == []
     assert_exact(ledger)
 
 
@@ -176,15 +182,15 @@ def test_status_counts_the_rows_and_is_clean_after_more_commands(
     _scene(ledger, clock)
     register(ledger, "p4")
     ledger.handle(Checkout(profile_id="p4", worker_id="w", run_id="r", task_type="t"))
-    timeline_status, leases_status = projection_status(ledger, [TIMELINE_PROJECTION,
-                                                                LEASES_PROJECTION])  # fmt: skip
+    timeline_status, leases_status = read_model_status(ledger, [TIMELINE_READ_MODEL,
+                                                                LEASES_READ_MODEL])  # fmt: skip
     assert (timeline_status.lag, timeline_status.problems) == (2, [])
     assert (leases_status.rows, leases_status.problems) == (9, [])
 
 
-@pytest.mark.parametrize("projection", [TIMELINE_PROJECTION, LEASES_PROJECTION], ids=str)
+@pytest.mark.parametrize("model", [TIMELINE_READ_MODEL, LEASES_READ_MODEL], ids=str)
 def test_a_dropped_table_is_named_by_reads_and_recreated_by_rebuild(
-    ledger: Ledger, clock: StepClock, projection: Projection
+    ledger: Ledger, clock: StepClock, model: ReadModel
 ) -> None:
     """With a read model's table dropped, a read names the read model and the command that
     repairs it (not 'store unavailable'), status names it, and the rebuild re-creates the
@@ -193,18 +199,18 @@ def test_a_dropped_table_is_named_by_reads_and_recreated_by_rebuild(
     read = {
         "timeline": lambda: timeline(ledger, "p1"),
         "leases": lambda: usage("account_shop_17", ledger=ledger),
-    }[projection.name]
+    }[model.name]
     read()  # this process has seen the table whole: the drop comes after
-    _sql(ledger, f"DROP TABLE {projection.table.name}")
+    _sql(ledger, f"DROP TABLE {model.table.name}")
     with pytest.raises(ReadModelDamaged) as damaged:
         read()
     assert not isinstance(damaged.value, StoreUnavailable)
-    assert f"read model {projection.name}" in str(damaged.value)
-    assert str(damaged.value).endswith(f"custody projections rebuild {projection.name}")
+    assert f"read model {model.name}" in str(damaged.value)
+    assert str(damaged.value).endswith(f"custody projections rebuild {model.name}")
     assert damaged.value.exit_code == 1
-    assert any("is missing" in p for p in _problems(ledger, projection))
-    rebuild(ledger, projection)
-    (status,) = projection_status(ledger, [projection])
+    assert any("is missing" in p for p in _problems(ledger, model))
+    rebuild(ledger, model)
+    (status,) = read_model_status(ledger, [model])
     assert (status.problems, status.rebuilding) == ([], False)
     assert_exact(ledger)
     read()
@@ -221,11 +227,11 @@ def test_a_rebuild_that_fails_leaves_none_under_way(
         raise RuntimeError("the rebuild died")
 
     with monkeypatch.context() as broken:
-        broken.setattr(TIMELINE_PROJECTION, "apply", fail)
+        broken.setattr(TIMELINE_READ_MODEL, "fold", fail)
         with pytest.raises(RuntimeError, match="died"):
-            rebuild(ledger, TIMELINE_PROJECTION)
-    assert "timeline__next" not in ledger.feed.positions()
-    (status,) = projection_status(ledger, [TIMELINE_PROJECTION])
+            rebuild(ledger, TIMELINE_READ_MODEL)
+    assert "timeline__next" not in ledger.feed.checkpoints()
+    (status,) = read_model_status(ledger, [TIMELINE_READ_MODEL])
     assert (status.rebuilding, status.problems) == (False, [])
 
 
@@ -234,15 +240,15 @@ def test_a_rebuild_left_by_a_dead_process_is_said_so(ledger: Ledger, clock: Step
     rebuild under way': status names it as unfinished, with the command that finishes it."""
     _scene(ledger, clock)
     with ledger.feed.transaction() as tx:
-        tx.start("timeline__next", 3)
-    (status,) = projection_status(ledger, [TIMELINE_PROJECTION])
+        tx.reset_checkpoint("timeline__next", 3)
+    (status,) = read_model_status(ledger, [TIMELINE_READ_MODEL])
     assert status.rebuilding is False
     assert status.problems == [
         "timeline: a rebuild was left unfinished (its position timeline__next remains): "
         "custody projections rebuild timeline"
     ]
-    rebuild(ledger, TIMELINE_PROJECTION)
-    assert "timeline__next" not in ledger.feed.positions()
+    rebuild(ledger, TIMELINE_READ_MODEL)
+    assert "timeline__next" not in ledger.feed.checkpoints()
 
 
 def test_a_read_model_of_an_older_layout_is_named_then_rebuilt_by_upgrade(
@@ -256,8 +262,57 @@ def test_a_read_model_of_an_older_layout_is_named_then_rebuilt_by_upgrade(
     with Ledger.open(sql_store_url, clock=clock) as ledger:
         with pytest.raises(ReadModelDamaged, match="digest"):
             timeline(ledger, "p1")
-        rebuilt = upgrade(ledger, PROJECTIONS.values())
+        rebuilt = upgrade(ledger, READ_MODELS.values())
         assert [r.name for r in rebuilt] == ["timeline"]
-        assert upgrade(ledger, PROJECTIONS.values()) == []
-        assert [s.problems for s in projection_status(ledger, PROJECTIONS.values())] == [[], []]
+        assert upgrade(ledger, READ_MODELS.values()) == []
+        assert [s.problems for s in read_model_status(ledger, READ_MODELS.values())] == [[], []]
         assert len(timeline(ledger, "p1")) == len(ledger.history("p1"))
+
+
+_RACED = ["race_a", "race_b", "race_c"]
+
+
+@pytest.mark.slow
+def test_status_beside_live_writers_runners_and_rebuilds_finds_no_damage(
+    sql_store_url: str,
+) -> None:
+    """Writer processes append, a `projections run` process catches up in small batches and a
+    `projections rebuild` swaps tables in, while status checks both read models again and
+    again: an honest read model is never reported damaged (each check reads rows, position
+    and log at one moment), and `custody projections status` exits 0."""
+    with Ledger.open(sql_store_url) as ledger:
+        for pid in _RACED:
+            register(ledger, pid)
+        backlog(ledger, 200)
+    start_at = time.time() + 2.0
+    argv = [str(WORKER), sql_store_url, "", "24", ",".join(_RACED), str(start_at), "0.3"]
+    writers = [
+        subprocess.Popen([sys.executable, *argv[:2], f"w{n}", *argv[3:]], stdout=subprocess.PIPE)
+        for n in range(3)
+    ]
+    runner = custody(sql_store_url, "projections", "run", "--interval", "0.05", "--batch", "7")
+    checks, problems = 0, []
+    try:
+        with Ledger.open(sql_store_url) as ledger:
+            time.sleep(max(0.0, start_at - time.time()))
+            while any(w.poll() is None for w in writers):
+                rebuilding = checks % 4 == 3
+                if rebuilding:
+                    rebuild = custody(sql_store_url, "projections", "rebuild", "timeline")
+                for status in read_model_status(ledger, READ_MODELS.values()):
+                    problems += status.problems
+                if rebuilding:
+                    _, err = rebuild.communicate(timeout=120)
+                    assert rebuild.returncode == 0, err
+                checks += 1
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.communicate(timeout=60)
+    for writer in writers:
+        writer.communicate()
+        assert writer.returncode == 0
+    assert checks >= 4, f"only {checks} checks ran beside the writers"
+    assert problems == []
+    status = custody(sql_store_url, "projections", "status")
+    _, err = status.communicate(timeout=60)
+    assert status.returncode == 0, err
