@@ -11,8 +11,8 @@ from __future__ import annotations
 import uuid
 
 from ledger import Checkout, Heartbeat, Lease, Ledger, RegisterProfile, Release, Role
-from ledger.domain.profile import Context
-from ledger.domain.view import availability_of
+from ledger._domain.profile import Context
+from ledger._domain.view import availability_of
 
 WORKER = "bench-worker"
 TTL = 86_400  # the longest TTL the ledger accepts: no lease expires during a run

@@ -22,14 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from custody import (  # noqa: F401 - fleet_commands and reading register their commands
-    fleet_commands,
-    interrupted,
-    reading,
-)
-from custody.commands import WRITING_COMMANDS, cli
-from custody.text import one_line
-from custody.wiring import RESEND_KEY
+from custody import _fleet_commands as fleet_commands, _reading as reading, interrupted  # noqa: F401 - fleet_commands and reading register their commands
+from custody._commands import WRITING_COMMANDS, cli
+from custody._text import one_line
+from custody._wiring import RESEND_KEY
 
 if TYPE_CHECKING:
     from ledger import LedgerError
@@ -74,7 +70,7 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
     """Write the result of a command that ran. The exit code says what happened to the
     command: if only its output failed, a command that was carried out still exits 0, and
     stderr says so and how to get the result again."""
-    from custody import render
+    from custody import _render as render
 
     try:
         if sys.stdout is None:
@@ -92,7 +88,7 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
             sys.stderr.write(f"custody: could not write the output: {one_line(str(e))}\n")
             return 1
         _carried_out(command, one_line(str(e)), resend)
-    from custody.printed import Printed
+    from custody._printed import Printed
 
     failed = result.failed() if isinstance(result, Printed) else None
     if failed is not None:
@@ -145,7 +141,7 @@ def _fail_unexpected(error: Exception, as_json: bool) -> int:
 
 
 def _fail(error: LedgerError, as_json: bool) -> int:
-    from custody import render
+    from custody import _render as render
 
     with contextlib.suppress(OSError):
         sys.stderr.write(f"custody: {one_line(render.error_line(error))}\n")

@@ -12,15 +12,15 @@ they read) lives in the namespaces ``ledger.feed`` and ``ledger.rules``; everyth
 private to the package.
 """
 
-from ledger.application import Ledger
-from ledger.availability import (
+from ledger._application import Ledger
+from ledger._availability import (
     RebuildReport,
     RowDifference,
     availability_differences,
     rebuild_availability,
     verify_availability,
 )
-from ledger.commands import (
+from ledger._commands import (
     Checkout,
     Command,
     Disable,
@@ -35,8 +35,8 @@ from ledger.commands import (
     Review,
     Sweep,
 )
-from ledger.domain.browser import BrowserCheck, BrowserStatus, StopSignal
-from ledger.domain.errors import (
+from ledger._domain.browser import BrowserCheck, BrowserStatus, StopSignal
+from ledger._domain.errors import (
     CheckoutDenied,
     InvalidInput,
     LeaseLost,
@@ -45,8 +45,8 @@ from ledger.domain.errors import (
     StoreUnavailable,
     UnknownProfile,
 )
-from ledger.domain.events import EVENT_CLASSES, ProfileEvent
-from ledger.domain.model import (
+from ledger._domain.events import EVENT_CLASSES, ProfileEvent
+from ledger._domain.model import (
     Cause,
     Denial,
     DenialReason,
@@ -63,9 +63,9 @@ from ledger.domain.model import (
     SweepReport,
     SweepResult,
 )
-from ledger.domain.policies import RELEASE_POLICIES
-from ledger.domain.state import Block, Disabled, LastReview
-from ledger.domain.view import Availability, LeaseCheck, ProfileView
+from ledger._domain.policies import RELEASE_POLICIES
+from ledger._domain.state import Block, Disabled, LastReview
+from ledger._domain.view import Availability, LeaseCheck, ProfileView
 from ledger.feed import ReadModelDamaged
 
 __all__ = [

@@ -7,7 +7,7 @@ dict-backed fake the unit tests run the service layer on (``tests/fakes.py``); o
 suite holds all of them to the same contract (``tests/integration/test_repository.py``).
 
 The reads need more of a store (the availability rows, the registered profiles, the read
-models' database): they use the SQL store itself (``ledger.stores``), which is also the
+models' database): they use the SQL store itself (``ledger._stores``), which is also the
 repository the ledger's commands run on.
 """
 
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ledger.domain.events import ProfileEvent
-from ledger.domain.profile import Profile
-from ledger.domain.view import Availability
+from ledger._domain.events import ProfileEvent
+from ledger._domain.profile import Profile
+from ledger._domain.view import Availability
 
 
 @dataclass(frozen=True)

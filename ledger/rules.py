@@ -3,9 +3,9 @@ rule has a second copy outside the ledger: the words for how a lease ended, who 
 holder is, and what a browser still running on a profile's directory forbids. Pure functions
 of their arguments."""
 
-from ledger.domain.browser import blocking_note, review_refusal, stop_refusal
-from ledger.domain.denials import holder_of
-from ledger.domain.endings import (
+from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
+from ledger._domain.denials import holder_of
+from ledger._domain.endings import (
     ENDED_UNKNOWN,
     EXPLAINABLE_ENDINGS,
     UNCLEAN_ENDINGS,

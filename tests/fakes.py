@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ledger.domain.directories import first_overlap, normalised, refusal
-from ledger.domain.errors import InvalidInput
-from ledger.domain.events import ProfileEvent, ProfileRegistered
-from ledger.domain.model import ProfileState
-from ledger.domain.profile import Profile, replay
-from ledger.domain.view import Availability
+from ledger._domain.directories import first_overlap, normalised, refusal
+from ledger._domain.errors import InvalidInput
+from ledger._domain.events import ProfileEvent, ProfileRegistered
+from ledger._domain.model import ProfileState
+from ledger._domain.profile import Profile, replay
+from ledger._domain.view import Availability
 from ledger.ports import CommandRecord, StreamConflict
 
 

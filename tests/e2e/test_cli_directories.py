@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cli_process import custody, error_line, ok
 
-import ledger.stores.store as store_module
+import ledger._stores.store as store_module
 from ledger import Ledger, RegisterProfile
 
 

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from cli_process import MODULE, Run, custody, ok
 
-from custody.output import undefanged, write_csv
+from custody._output import undefanged, write_csv
 from ledger import Checkout, Command, Heartbeat, Ledger, Quarantine, RegisterProfile, Release
-from ledger.domain.model import Outcome, Role
-from ledger.domain.policies import ReleaseReport
-from ledger.domain.profile import Context
-from ledger.domain.view import availability_of
+from ledger._domain.model import Outcome, Role
+from ledger._domain.policies import ReleaseReport
+from ledger._domain.profile import Context
+from ledger._domain.view import availability_of
 
 # Texts that look like a missing value, a time, a formula: each is an ordinary id or reason.
 PROFILE = "NaT"

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from local_site import CountingProxy, LocalSite
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError, Playwright, sync_playwright
 from worker_harness import PROFILE, store_with_profile
 
 from ledger import Checkout, Ledger, Release
-from ledger.domain import events as ev
+from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases
-from workers.profile_dir import read as read_marker
+from workers._profile_dir import read as read_marker
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ from local_site import LocalSite, browsers_on
 from worker_harness import PROFILE, Worker, store_with_profile, wait_until
 
 from ledger import ForceRelease, Ledger, Quarantine
-from ledger.domain import events as ev
+from ledger._domain import events as ev
 
 pytestmark = pytest.mark.browser
 TTL = 60  # the next renewal is 20 s away: only the revocation watch can tell in time

@@ -13,8 +13,8 @@ from conftest import StepClock, register
 from ledger import Checkout, ForceRelease, Heartbeat, Ledger, Quarantine, Release, Sweep
 from ledger.feed import LoggedEvent
 from projections import READ_MODELS, ReadModel
-from projections.leases import LEASES
-from projections.timeline import TIMELINE
+from projections._leases import LEASES
+from projections._timeline import TIMELINE
 
 
 def whole_log(ledger: Ledger) -> list[LoggedEvent]:

@@ -192,9 +192,9 @@ def test_one_profile_that_cannot_be_settled_does_not_stop_the_sweep(
 
 def _register_unchecked(ledger: Ledger, profile_id: str, **record: object) -> None:
     """Write a registration the command models would now refuse, as an older custody did."""
-    from ledger.domain.model import ProfileRecord, Role
-    from ledger.domain.profile import Context, Profile
-    from ledger.domain.view import availability_of
+    from ledger._domain.model import ProfileRecord, Role
+    from ledger._domain.profile import Context, Profile
+    from ledger._domain.view import availability_of
 
     fields: dict[str, object] = {
         "profile_id": profile_id,

@@ -99,7 +99,7 @@ def test_a_stopped_server_fails_within_the_timeout() -> None:
 def test_every_postgres_session_of_the_store_bounds_its_lock_waits(pg_url: str) -> None:
     """The library's pool, a direct connection, the LISTEN connection and ADBC (pandas' path)
     each wait for a lock at most the store's timeout (3 s here), reads included."""
-    from ledger.stores.connections import postgres_connection
+    from ledger._stores.connections import postgres_connection
 
     url = f"{pg_url}?timeout=3"
     Ledger.init(url).close()

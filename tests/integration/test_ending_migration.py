@@ -20,9 +20,9 @@ from ledger import (
     Sweep,
     verify_availability,
 )
-from ledger.domain.profile import Profile
-from ledger.stores.sql import SCHEMA_VERSION
-from ledger.stores.store import SNAPSHOT_INTERVAL
+from ledger._domain.profile import Profile
+from ledger._stores.sql import SCHEMA_VERSION
+from ledger._stores.store import SNAPSHOT_INTERVAL
 
 # What custody wrote before schema 6, for each ending this test makes.
 OLD_WORDS = {

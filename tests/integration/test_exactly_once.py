@@ -31,10 +31,10 @@ from log_checks import (
     every_ending,
     rows,
     take_lease,
+    twin as twin_of,
+    twins as twins_of,
     whole_log,
 )
-from log_checks import twin as twin_of
-from log_checks import twins as twins_of
 from runner_processes import WORKER, background_runner, backlog, caught_up, custody, wait_for
 
 from ledger import Checkout, Heartbeat, Ledger, Release

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conftest import register
 
-from custody import render
+from custody import _render as render
 from ledger import Checkout, ForceRelease, Heartbeat, Ledger, Release, Review
 from projections import explain, who
 

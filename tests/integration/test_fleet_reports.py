@@ -12,7 +12,7 @@ from fleet_scene import script
 
 import reports
 from ledger import InvalidInput, Ledger, Quarantine, Review, Sweep
-from reports.page import report_html
+from reports._page import report_html
 
 
 @pytest.fixture

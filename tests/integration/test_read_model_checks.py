@@ -31,8 +31,8 @@ from projections import (
     timeline,
     upgrade,
 )
-from projections.leases import LEASES
-from projections.timeline import TIMELINE
+from projections._leases import LEASES
+from projections._timeline import TIMELINE
 from reports import usage
 
 

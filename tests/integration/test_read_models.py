@@ -22,9 +22,9 @@ from projections import (
     timeline,
     who,
 )
-from projections.base import iso
+from projections._base import iso
 from reports import timeline as timeline_frame
-from reports.frames import rows_of
+from reports._frames import rows_of
 
 
 def test_leases_say_how_each_lease_ended(ledger: Ledger, clock: StepClock) -> None:

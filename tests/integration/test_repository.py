@@ -12,8 +12,8 @@ import pytest
 from fakes import FakeRepository
 
 from ledger import InvalidInput, Ledger, ProfileRecord, Role
-from ledger.domain.profile import CheckoutRequest, Context, Profile
-from ledger.domain.view import availability_of
+from ledger._domain.profile import CheckoutRequest, Context, Profile
+from ledger._domain.view import availability_of
 from ledger.ports import Repository, StreamConflict
 
 NOW = datetime(2026, 12, 2, 9, 45, tzinfo=UTC)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from conftest import StepClock, event_count, register
 
-from custody.render import emit_error, error_line
-from custody.text import one_line
+from custody._render import emit_error, error_line
+from custody._text import one_line
 from ledger import (
     Availability,
     Checkout,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ledger import Heartbeat, Ledger, RegisterProfile
-from ledger.domain import events as ev
+from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases, Terminated, aio
 
 

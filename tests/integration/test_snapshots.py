@@ -9,9 +9,9 @@ import pytest
 from conftest import register
 
 from ledger import Checkout, Heartbeat, Ledger, Release, StoreUnavailable, UnknownProfile
-from ledger.domain.profile import Profile, replay
-from ledger.domain.view import availability_of
-from ledger.stores.store import SNAPSHOT_INTERVAL
+from ledger._domain.profile import Profile, replay
+from ledger._domain.view import availability_of
+from ledger._stores.store import SNAPSHOT_INTERVAL
 from reports import replay as replay_at
 
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import register
 
 from ledger import Checkout, Heartbeat, InvalidInput, Ledger, RegisterProfile, StoreUnavailable
-from ledger.stores import sql as store_module
+from ledger._stores import sql as store_module
 
 
 class _SkewedDatetime(datetime):

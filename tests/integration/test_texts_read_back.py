@@ -17,13 +17,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 from pg_cluster import PostgresCluster, create_database, drop_database
 
 import reports
+from custody._output import undefanged
 from custody.cli import main
-from custody.output import undefanged
 from ledger import (
     Checkout,
     Heartbeat,

@@ -15,8 +15,8 @@ import pytest
 from worker_scene import history, leases_on, sdk_settings, sdk_store
 
 from ledger import InvalidInput, Release
-from ledger.domain import events as ev
-from workers import BrowserSettings, aio, renewal
+from ledger._domain import events as ev
+from workers import BrowserSettings, _renewal as renewal, aio
 
 
 @pytest.fixture

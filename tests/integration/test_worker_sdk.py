@@ -14,7 +14,7 @@ import pytest
 from worker_scene import FakeClock, history, leases_on, sdk_settings, sdk_store
 
 from ledger import Checkout, CheckoutDenied, ForceRelease, Ledger, RegisterProfile, StoreUnavailable
-from ledger.domain import events as ev
+from ledger._domain import events as ev
 from workers import (
     BrowserSettings,
     LaunchRefused,
@@ -22,7 +22,7 @@ from workers import (
     NoProfileAvailable,
     aio,
 )
-from workers.profile_dir import MARKER
+from workers._profile_dir import MARKER
 
 
 class NoBrowser:

@@ -14,8 +14,8 @@ import pytest
 from worker_scene import FakeClock, history, leases_on, sdk_settings, sdk_store
 
 from ledger import ForceRelease, Ledger, Quarantine
-from ledger.domain import events as ev
-from workers import BrowserSettings, LeaseLost, aio, renewal
+from ledger._domain import events as ev
+from workers import BrowserSettings, LeaseLost, _renewal as renewal, aio
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import Ledger, RegisterProfile
-from ledger.domain import events as ev
+from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.commands import (
+from ledger._commands import (
     Checkout,
     Heartbeat,
     RegisterProfile,
     Release,
     Review,
 )
-from ledger.domain.errors import InvalidInput
-from ledger.domain.model import Outcome, ReviewDecision
+from ledger._domain.errors import InvalidInput
+from ledger._domain.model import Outcome, ReviewDecision
 
 CHECKOUT = {
     "profile_id": "profile_shop_17",

@@ -21,11 +21,11 @@ from ledger import (
     StoreUnavailable,
     Sweep,
     UnknownProfile,
+    _unit_of_work as uow_module,
 )
-from ledger import unit_of_work as uow_module
-from ledger.domain.profile import Profile
-from ledger.handlers import handle
-from ledger.unit_of_work import UnitOfWork
+from ledger._domain.profile import Profile
+from ledger._handlers import handle
+from ledger._unit_of_work import UnitOfWork
 
 NOW = datetime(2026, 12, 2, 9, 45, tzinfo=UTC)
 SHOP = {"account_id": "account_shop_17", "proxy_id": "proxy_us_east_12"}

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, StoreUnavailable
-from workers.guard import LeaseGuard, Progress
-from workers.renewal import Renewer, heartbeat, renew
-from workers.timing import RenewalTiming
+from workers._guard import LeaseGuard, Progress
+from workers._renewal import Renewer, heartbeat, renew
+from workers._timing import RenewalTiming
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 LEASE = Lease(
