@@ -348,14 +348,14 @@ def status(ledger: Ledger, summary: bool | None, **params: Any) -> list[StatusRo
 @on_ledger
 def why(ledger: Ledger, profile_id: str) -> Explanation:
     """why a profile is blocked (with its browser, when its directory is on this host)"""
-    from projections import explain
-    from workers import inspect_profile
+    from projections import explain_view
+    from workers import inspect_view
 
-    seen = inspect_profile(ledger, profile_id)
+    view, problem = ledger.checked_view(profile_id)  # the one load of the profile
+    seen = inspect_view(ledger, view)
     shown = seen.browser is not None and seen.browser.alive and not seen.orphan
-    return explain(
-        ledger, profile_id, browser=seen.browser, not_ours=seen.shared if shown else None
-    )
+    not_ours = seen.shared if shown else None
+    return explain_view(ledger, view, problem, browser=seen.browser, not_ours=not_ours)
 
 
 @cli.command()
