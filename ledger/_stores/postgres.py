@@ -14,8 +14,10 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
+from ledger._stores.access import APPEND_LOCK_SQL
 from ledger._stores.recorders import (
     DIRECTORIES_TABLE,
     availability_rows,
@@ -36,6 +38,14 @@ _BASE = PostgresApplicationRecorder
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Appends take turns on an advisory lock instead of the library's LOCK TABLE ...
+        # EXCLUSIVE, which only a login that may UPDATE the events table can take
+        # (``ledger._stores.access``); its SET LOCAL lock_timeout stays first.
+        timeout, _lock = self.lock_table_statements
+        self.lock_table_statements = [timeout, SQL(APPEND_LOCK_SQL)]
+
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
