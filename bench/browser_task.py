@@ -22,7 +22,7 @@ from time import perf_counter
 
 from playwright.sync_api import Playwright, sync_playwright
 
-from ledger import Ledger
+from ledger import Ledger, RegisterProfile
 from workers import BrowserSettings, ProfileLeases
 
 CHROMIUM = "/usr/bin/chromium"
@@ -72,11 +72,13 @@ def main() -> None:
         root = Path(tmp)
         store = f"sqlite:///{root / 'custody.db'}"
         with Ledger.open(store) as ledger:
-            ledger.register_profile(
-                "bench_profile",
-                account_id="bench",
-                proxy_id="direct",
-                user_data_dir=str(root / "custody-profile"),
+            ledger.handle(
+                RegisterProfile(
+                    profile_id="bench_profile",
+                    account_id="bench",
+                    proxy_id="direct",
+                    user_data_dir=str(root / "custody-profile"),
+                )
             )
         settings = BrowserSettings(proxies={"direct": None}, evidence_dir=root / "evidence")
         leases = ProfileLeases.open(store, worker_id="bench_worker", settings=settings)

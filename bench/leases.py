@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 
-from ledger import Lease, Ledger, Role
-from ledger.domain.profile import Context
-from ledger.domain.view import availability_of
+from ledger import Checkout, Heartbeat, Lease, Ledger, RegisterProfile, Release, Role
+from ledger._domain.profile import Context
+from ledger._domain.view import availability_of
 
 WORKER = "bench-worker"
 TTL = 86_400  # the longest TTL the ledger accepts: no lease expires during a run
@@ -24,26 +24,32 @@ def unique(prefix: str) -> str:
 
 
 def register(ledger: Ledger, profile_id: str) -> str:
-    ledger.register_profile(profile_id, account_id="bench-account", proxy_id="bench-proxy")
+    ledger.handle(
+        RegisterProfile(profile_id=profile_id, account_id="bench-account", proxy_id="bench-proxy")
+    )
     return profile_id
 
 
 def checkout(ledger: Ledger, profile_id: str, ttl_seconds: int = TTL) -> Lease:
-    return ledger.checkout(
-        profile_id,
-        worker_id=WORKER,
-        run_id=f"run-{profile_id}",
-        task_type="bench",
-        ttl_seconds=ttl_seconds,
+    return ledger.handle(
+        Checkout(
+            profile_id=profile_id,
+            worker_id=WORKER,
+            run_id=f"run-{profile_id}",
+            task_type="bench",
+            ttl_seconds=ttl_seconds,
+        )
     )
 
 
 def release(ledger: Ledger, lease: Lease) -> None:
-    ledger.release(
-        lease.lease_id,
-        fencing_token=lease.fencing_token,
-        outcome="success",
-        final_url=f"https://shop.example.test/{lease.profile_id}/done",
+    ledger.handle(
+        Release(
+            lease_id=lease.lease_id,
+            fencing_token=lease.fencing_token,
+            outcome="success",
+            final_url=f"https://shop.example.test/{lease.profile_id}/done",
+        )
     )
 
 
@@ -54,11 +60,13 @@ def fresh_lease(ledger: Ledger, prefix: str) -> Lease:
 
 def heartbeats(ledger: Ledger, lease: Lease, n: int) -> None:
     for i in range(n):
-        ledger.heartbeat(
-            lease.lease_id,
-            fencing_token=lease.fencing_token,
-            step=f"step-{i}",
-            url=f"https://shop.example.test/cart/{i}",
+        ledger.handle(
+            Heartbeat(
+                lease_id=lease.lease_id,
+                fencing_token=lease.fencing_token,
+                step=f"step-{i}",
+                url=f"https://shop.example.test/cart/{i}",
+            )
         )
 
 

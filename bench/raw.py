@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from ledger.stores.recorders import AVAILABILITY_COLUMNS, availability_ddl, upsert_availability_sql
+from ledger._stores.recorders import AVAILABILITY_COLUMNS, availability_ddl, upsert_availability_sql
 
 # Sizes in bytes of the custody events each raw row stands in for, as the benchmark's own
 # custody events measure (bench/run.py prints the measured sizes with every run).

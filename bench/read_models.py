@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from ledger import Ledger
+from ledger import Checkout, Heartbeat, Ledger, RegisterProfile
 from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, catch_up, install, rebuild
 from reports import replay, timeline
 
@@ -52,15 +52,25 @@ def main(url: str, events: int) -> None:
     with Ledger.open(url) as ledger:
         leases = []
         for n in range(10):
-            ledger.register_profile(f"bench_{n}", account_id="acct", proxy_id="px")
+            ledger.handle(
+                RegisterProfile(profile_id=f"bench_{n}", account_id="acct", proxy_id="px")
+            )
             leases.append(
-                ledger.checkout(
-                    f"bench_{n}", worker_id="w", run_id=f"r{n}", task_type="t", ttl_seconds=86400
+                ledger.handle(
+                    Checkout(
+                        profile_id=f"bench_{n}",
+                        worker_id="w",
+                        run_id=f"r{n}",
+                        task_type="t",
+                        ttl_seconds=86400,
+                    )
                 )
             )
         for i in range(events):
             lease = leases[i % 10]
-            ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{i}")
+            ledger.handle(
+                Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{i}")
+            )
         total = ledger.feed.head()
         for model in (TIMELINE_READ_MODEL, LEASES_READ_MODEL):
             install(ledger, model)

@@ -40,9 +40,8 @@ from scale_data import Layout, generate
 
 from ledger import Ledger
 from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, catch_up, explain, timeline, who
-from projections.timeline import select
-from reports import replay
-from reports import timeline as timeline_frame
+from projections._timeline import select
+from reports import replay, timeline as timeline_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 

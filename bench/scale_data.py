@@ -16,18 +16,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ledger import Ledger
-from ledger.domain.events import ProfileEvent
-from ledger.domain.model import Outcome, ProfileRecord, Role
-from ledger.domain.policies import (
+from ledger._domain.events import ProfileEvent
+from ledger._domain.model import Outcome, ProfileRecord, Role
+from ledger._domain.policies import (
     DEFAULT_RELEASE_POLICY,
     DEFAULT_UNCLEAN_LIMIT,
     DEFAULT_UNCLEAN_WINDOW_SECONDS,
     ReleaseReport,
 )
-from ledger.domain.profile import CheckoutRequest, Context, Profile
-from ledger.domain.snapshot import ProfileSnapshot
-from ledger.domain.view import Availability, availability_of
-from ledger.stores.store import SNAPSHOT_INTERVAL
+from ledger._domain.profile import CheckoutRequest, Context, Profile
+from ledger._domain.snapshot import ProfileSnapshot
+from ledger._domain.view import Availability, availability_of
+from ledger._stores.store import SNAPSHOT_INTERVAL
 
 BATCH = 5_000
 HEARTBEATS_PER_LEASE = 20

@@ -7,7 +7,7 @@ into a fresh store (a throwaway PostgreSQL from ``tests/pg_cluster.py``, a SQLit
 directory), catches both read models up, then times (median of 3):
 
 - ``projections status`` as it is now: positions and lag, plus each read model's rows checked
-  against the log at one moment (``projections.verify``: an SQL aggregate of the events, one
+  against the log at one moment (``projections._verify``: an SQL aggregate of the events, one
   scan of the rows with their digests);
 - the positions alone, as status answered before (positions, head, lag, a row count): the
   baseline;

@@ -22,13 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from custody import (  # noqa: F401 - fleet_commands and reading register their commands
-    fleet_commands,
-    interrupted,
-    reading,
-)
-from custody.commands import WRITING_COMMANDS, cli
-from custody.wiring import RESEND_KEY
+from custody import _fleet_commands as fleet_commands, _reading as reading, interrupted  # noqa: F401 - fleet_commands and reading register their commands
+from custody._commands import WRITING_COMMANDS, cli
+from custody._text import one_line
+from custody._wiring import RESEND_KEY
 
 if TYPE_CHECKING:
     from ledger import LedgerError
@@ -73,7 +70,7 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
     """Write the result of a command that ran. The exit code says what happened to the
     command: if only its output failed, a command that was carried out still exits 0, and
     stderr says so and how to get the result again."""
-    from custody import render
+    from custody import _render as render
 
     try:
         if sys.stdout is None:
@@ -88,21 +85,21 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
     except (OSError, ValueError) as e:
         _silence_stdout()
         if command not in WRITING_COMMANDS:
-            sys.stderr.write(f"custody: could not write the output: {render.one_line(str(e))}\n")
+            sys.stderr.write(f"custody: could not write the output: {one_line(str(e))}\n")
             return 1
-        _carried_out(command, render.one_line(str(e)), resend)
-    from custody.output import Printed
+        _carried_out(command, one_line(str(e)), resend)
+    from custody._printed import Printed
 
     failed = result.failed() if isinstance(result, Printed) else None
     if failed is not None:
         with contextlib.suppress(OSError):
-            sys.stderr.write(f"custody: {render.one_line(failed[1])}\n")
+            sys.stderr.write(f"custody: {one_line(failed[1])}\n")
         return failed[0]
     unfinished = render.unfinished(result)
     if unfinished is None:
         return 0
     with contextlib.suppress(OSError):
-        sys.stderr.write(f"custody: {render.one_line(unfinished)}\n")
+        sys.stderr.write(f"custody: {one_line(unfinished)}\n")
     return 1
 
 
@@ -136,19 +133,18 @@ def _fail_unexpected(error: Exception, as_json: bool) -> int:
     ledger = sys.modules.get("ledger")
     if ledger is not None and isinstance(error, ledger.LedgerError):
         return _fail(error, as_json)
-    from custody import render
 
-    described = render.one_line(f"{type(error).__name__}: {error}")
+    described = one_line(f"{type(error).__name__}: {error}")
     with contextlib.suppress(OSError):
         sys.stderr.write(f"custody: internal error: {described}\n")
     return 1
 
 
 def _fail(error: LedgerError, as_json: bool) -> int:
-    from custody import render
+    from custody import _render as render
 
     with contextlib.suppress(OSError):
-        sys.stderr.write(f"custody: {render.one_line(render.error_line(error))}\n")
+        sys.stderr.write(f"custody: {one_line(render.error_line(error))}\n")
     if as_json:
         try:
             render.emit_error(error, out=sys.stdout)

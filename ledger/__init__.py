@@ -1,36 +1,42 @@
 """custody's write side: profile leases as event streams.
 
-The public API is what this module exports; everything else is private to the package.
+The user's API: open a ``Ledger``, build commands and ``handle`` them, read what it answers::
+
+    with Ledger.open("sqlite:///custody.db") as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        lease = ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+
+Errors form one hierarchy rooted in ``LedgerError``. What the read side and the workers share
+with the ledger beyond this (the notification log for read models, the rules they apply to what
+they read) lives in the namespaces ``ledger.feed`` and ``ledger.rules``; everything else is
+private to the package.
 """
 
-from ledger.application import Ledger
-from ledger.availability import (
+from ledger._application import Ledger
+from ledger._availability import (
     RebuildReport,
     RowDifference,
     availability_differences,
     rebuild_availability,
-    row_problem,
     verify_availability,
 )
-from ledger.domain.browser import (
-    BrowserCheck,
-    BrowserStatus,
-    StopSignal,
-    blocking_note,
-    review_refusal,
-    stop_refusal,
+from ledger._commands import (
+    Checkout,
+    Command,
+    Disable,
+    Enable,
+    Extend,
+    ForceRelease,
+    Heartbeat,
+    Quarantine,
+    RecordBrowserStop,
+    RegisterProfile,
+    Release,
+    Review,
+    Sweep,
 )
-from ledger.domain.denials import holder_of
-from ledger.domain.endings import (
-    ENDED_UNKNOWN,
-    EXPLAINABLE_ENDINGS,
-    UNCLEAN_ENDINGS,
-    Ended,
-    LeaseEnding,
-    ending_text,
-    lease_ending,
-)
-from ledger.domain.errors import (
+from ledger._domain.browser import BrowserCheck, BrowserStatus, StopSignal
+from ledger._domain.errors import (
     CheckoutDenied,
     InvalidInput,
     LeaseLost,
@@ -39,8 +45,8 @@ from ledger.domain.errors import (
     StoreUnavailable,
     UnknownProfile,
 )
-from ledger.domain.events import EVENT_CLASSES, ProfileEvent
-from ledger.domain.model import (
+from ledger._domain.events import EVENT_CLASSES, ProfileEvent
+from ledger._domain.model import (
     Cause,
     Denial,
     DenialReason,
@@ -57,49 +63,51 @@ from ledger.domain.model import (
     SweepReport,
     SweepResult,
 )
-from ledger.domain.policies import RELEASE_POLICIES
-from ledger.domain.state import Block, Disabled, Review
-from ledger.domain.view import Availability, LeaseCheck, ProfileView
-from ledger.feed import Feed, FeedSnapshot, FeedTransaction, LoggedEvent, ReadModelDamaged
-from ledger.stores.wakeups import Wakeups
+from ledger._domain.policies import RELEASE_POLICIES
+from ledger._domain.state import Block, Disabled, LastReview
+from ledger._domain.view import Availability, LeaseCheck, ProfileView
+from ledger.feed import ReadModelDamaged
 
 __all__ = [
-    "ENDED_UNKNOWN",
     "EVENT_CLASSES",
-    "EXPLAINABLE_ENDINGS",
     "RELEASE_POLICIES",
-    "UNCLEAN_ENDINGS",
     "Availability",
     "Block",
     "BrowserCheck",
     "BrowserStatus",
     "Cause",
+    "Checkout",
     "CheckoutDenied",
+    "Command",
     "Denial",
     "DenialReason",
+    "Disable",
     "Disabled",
-    "Ended",
-    "Feed",
-    "FeedSnapshot",
-    "FeedTransaction",
+    "Enable",
+    "Extend",
+    "ForceRelease",
+    "Heartbeat",
     "Holder",
     "InvalidInput",
+    "LastReview",
     "Lease",
     "LeaseCheck",
-    "LeaseEnding",
     "LeaseLost",
     "LeaseStatus",
     "Ledger",
     "LedgerError",
-    "LoggedEvent",
     "NotAllowed",
     "Outcome",
     "ProfileEvent",
     "ProfileRecord",
     "ProfileState",
     "ProfileView",
+    "Quarantine",
     "ReadModelDamaged",
     "RebuildReport",
+    "RecordBrowserStop",
+    "RegisterProfile",
+    "Release",
     "ReleaseResult",
     "Review",
     "ReviewDecision",
@@ -107,19 +115,12 @@ __all__ = [
     "RowDifference",
     "StopSignal",
     "StoreUnavailable",
+    "Sweep",
     "SweepFailure",
     "SweepReport",
     "SweepResult",
     "UnknownProfile",
-    "Wakeups",
     "availability_differences",
-    "blocking_note",
-    "ending_text",
-    "holder_of",
-    "lease_ending",
     "rebuild_availability",
-    "review_refusal",
-    "row_problem",
-    "stop_refusal",
     "verify_availability",
 ]

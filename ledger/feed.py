@@ -5,14 +5,14 @@ writer at a time; on PostgreSQL every append takes the events table's lock befor
 drawn, so an id is never committed after a higher one; ids may have gaps, where an append was
 rolled back). A read model fed from the log keeps a checkpoint: the position of the last event it
 folded, in a row of ``custody_projection_positions`` (custody's own table, not the library's
-``tracking``: see ``projections.base``).
+``tracking``: see ``projections._base``).
 
 Exactly once: ``Feed.transaction`` gives one database transaction in which a read model claims
 its checkpoint (``claim_checkpoint``: a second runner of the same read model waits here, then
 sees the new position), reads the events after it, writes its own rows and moves its checkpoint
 (``move_checkpoint``). The rows and the checkpoint commit together or not at all, so a crash at
 any moment neither applies an event twice nor skips one. The read model's tables live in the
-store's own database (for a memory store: an SQLite database in the process).
+store's own database.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ledger.domain.errors import LedgerError, NotAllowed
-from ledger.domain.events import ProfileEvent
-from ledger.domain.profile import Profile
-from ledger.stores.mapper import decode, decode_shown
-from ledger.stores.store import Store
-from ledger.stores.views import StoredNotification, StreamCount, ViewCursor
-from ledger.stores.wakeups import Announce, Wakeups
+from ledger._domain.errors import LedgerError, NotAllowed
+from ledger._domain.events import ProfileEvent
+from ledger._domain.profile import Profile
+from ledger._stores.mapper import decode, decode_shown
+from ledger._stores.store import Store
+from ledger._stores.views import StoredNotification, StreamCount, ViewCursor
+from ledger._stores.wakeups import Announce, Wakeups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,7 +94,7 @@ class LoggedEvent:
         """A new dict of the event's fields as JSON gives them (times as text, enums as their
         values): ``event.model_dump(mode="json")`` without the stream's id and version, keys
         in any order. A NUL character in a text (stored before custody refused it) is written
-        as ``\\x00``: read models cannot hold it (``ledger.stores.mapper.decode_shown``)."""
+        as ``\\x00``: read models cannot hold it (``ledger._stores.mapper.decode_shown``)."""
         return decode_shown(self._stored.topic, self._stored.state)
 
 
@@ -312,7 +312,7 @@ class Feed:
         """Wake-ups for a loop that keeps read models current: ``wait`` returns when events
         may have been committed and at the latest every ``interval`` seconds. PostgreSQL
         pushes (LISTEN/NOTIFY), falling back to polling and reconnecting when its listening
-        connection dies; SQLite and memory stores poll. The connection, if any, is made now,
+        connection dies; SQLite polls. The connection, if any, is made now,
         so a catch-up right after this misses nothing. ``announce`` hears one line at the
         start and at each switch between push and polling. Close it (a context manager)."""
         return self._views.wakeups(interval, announce or _unheard)

@@ -1,22 +1,22 @@
 """custody's read side: availability, explanations, and the read models fed from the event log
 (leases, timeline) with exactly-once catch-up and rebuild."""
 
-from ledger import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
-from projections.availability import StatusRow, status
-from projections.base import ReadModel, ReadResult
-from projections.explain import Explanation, Usage, explain, who
-from projections.leases import LEASES_READ_MODEL, LeasesReadModel
-from projections.runner import (
+from ledger.rules import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
+from projections._availability import StatusRow, status
+from projections._base import ReadModel, ReadResult
+from projections._explain import Explanation, Usage, explain, who
+from projections._leases import LEASES_READ_MODEL, LeasesReadModel
+from projections._runner import (
     ReadModelStatus,
     Rebuilt,
     catch_up,
     install,
     rebuild,
     run,
+    status as read_model_status,
     upgrade,
 )
-from projections.runner import status as read_model_status
-from projections.timeline import (
+from projections._timeline import (
     TIMELINE_READ_MODEL,
     TimelineReadModel,
     TimelineRow,

@@ -8,15 +8,16 @@ open ``Ledger``, a store URL, or by default ``$CUSTODY_STORE`` (else ``./custody
 brings the read model it reads up to date first.
 """
 
-from ledger import ENDED_UNKNOWN
-from reports.checklist import Check, Checklist, checklist
-from reports.fleet import Fleet, ReviewTimes, Stuck, fleet
-from reports.frames import moment
-from reports.health import Health, health
-from reports.replay import Replay, replay
-from reports.reviews import ReviewWait, review_waits
-from reports.timeline import timeline
-from reports.usage import ended_unknown, usage
+from ledger.rules import ENDED_UNKNOWN
+from reports._checklist import Check, Checklist, checklist
+from reports._fleet import Fleet, ReviewTimes, Stuck, fleet
+from reports._frames import moment, spoken
+from reports._health import Health, health
+from reports._page import Page, report_html
+from reports._replay import Replay, replay
+from reports._reviews import ReviewWait, review_waits
+from reports._timeline import timeline
+from reports._usage import ended_unknown, usage
 
 __all__ = [
     "ENDED_UNKNOWN",
@@ -24,6 +25,7 @@ __all__ = [
     "Checklist",
     "Fleet",
     "Health",
+    "Page",
     "Replay",
     "ReviewTimes",
     "ReviewWait",
@@ -34,7 +36,9 @@ __all__ = [
     "health",
     "moment",
     "replay",
+    "report_html",
     "review_waits",
+    "spoken",
     "timeline",
     "usage",
 ]

@@ -13,36 +13,52 @@ from typing import TYPE_CHECKING, Any
 from ledger import CheckoutDenied, LeaseLost
 
 if TYPE_CHECKING:
-    from workers.evidence import Evidence
-    from workers.inspector import (
-        Host,
-        Inspection,
-        LocalHost,
-        inspect,
-        inspect_profile,
-        stop_orphan,
+    from workers._evidence import Evidence as Evidence
+    from workers._inspector import (
+        Host as Host,
+        Inspection as Inspection,
+        LocalHost as LocalHost,
+        inspect as inspect,
+        inspect_here as inspect_here,
+        inspect_profile as inspect_profile,
+        stop_orphan as stop_orphan,
     )
-    from workers.leases import ProfileLeases, WorkerLease
-    from workers.routing import NoProfileAvailable, checkout_for
-    from workers.settings import DIRECT, BrowserSettings, LaunchRefused
-    from workers.sweeper import watch
-    from workers.termination import Terminated
-    from workers.timing import RenewalTiming
+    from workers._leases import ProfileLeases as ProfileLeases, WorkerLease as WorkerLease
+    from workers._routing import (
+        NoProfileAvailable as NoProfileAvailable,
+        checkout_for as checkout_for,
+    )
+    from workers._settings import (
+        DIRECT as DIRECT,
+        BrowserSettings as BrowserSettings,
+        LaunchRefused as LaunchRefused,
+    )
+    from workers._sweeper import watch as watch
+    from workers._termination import Terminated as Terminated
+    from workers._timing import RenewalTiming as RenewalTiming
 
 # Where each public name lives. A name is imported when first asked for, so a command that
 # never drives a browser (``custody status``) does not pay for importing Playwright.
 _HOMES = {
-    "Evidence": "workers.evidence",
+    "Evidence": "workers._evidence",
     **dict.fromkeys(
-        ("Host", "Inspection", "LocalHost", "inspect", "inspect_profile", "stop_orphan"),
-        "workers.inspector",
+        (
+            "Host",
+            "Inspection",
+            "LocalHost",
+            "inspect",
+            "inspect_here",
+            "inspect_profile",
+            "stop_orphan",
+        ),
+        "workers._inspector",
     ),
-    **dict.fromkeys(("ProfileLeases", "WorkerLease"), "workers.leases"),
-    **dict.fromkeys(("NoProfileAvailable", "checkout_for"), "workers.routing"),
-    **dict.fromkeys(("DIRECT", "BrowserSettings", "LaunchRefused"), "workers.settings"),
-    "watch": "workers.sweeper",
-    "Terminated": "workers.termination",
-    "RenewalTiming": "workers.timing",
+    **dict.fromkeys(("ProfileLeases", "WorkerLease"), "workers._leases"),
+    **dict.fromkeys(("NoProfileAvailable", "checkout_for"), "workers._routing"),
+    **dict.fromkeys(("DIRECT", "BrowserSettings", "LaunchRefused"), "workers._settings"),
+    "watch": "workers._sweeper",
+    "Terminated": "workers._termination",
+    "RenewalTiming": "workers._timing",
 }
 
 
@@ -55,24 +71,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [
-    "DIRECT",
-    "BrowserSettings",
-    "CheckoutDenied",
-    "Evidence",
-    "Host",
-    "Inspection",
-    "LaunchRefused",
-    "LeaseLost",
-    "LocalHost",
-    "NoProfileAvailable",
-    "ProfileLeases",
-    "RenewalTiming",
-    "Terminated",
-    "WorkerLease",
-    "checkout_for",
-    "inspect",
-    "inspect_profile",
-    "stop_orphan",
-    "watch",
-]
+__all__ = ["CheckoutDenied", "LeaseLost", *_HOMES]

@@ -28,7 +28,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ledger import CheckoutDenied, LeaseLost, Ledger, NotAllowed
+from ledger import (
+    CheckoutDenied,
+    Enable,
+    ForceRelease,
+    Heartbeat,
+    LeaseLost,
+    Ledger,
+    NotAllowed,
+    Quarantine,
+    RegisterProfile,
+    Release,
+    Review,
+    Sweep,
+)
 from workers import NoProfileAvailable, checkout_for
 
 ACCOUNTS = ("acct_shop", "acct_ads")
@@ -46,13 +59,13 @@ def worker(ledger: Ledger, name: str, rng: random.Random, n: int) -> None:
         ttl_seconds=TTL,
     )
     beat = {"lease_id": lease.lease_id, "fencing_token": lease.fencing_token}
-    ledger.heartbeat(**beat, step="open", url="https://shop.example/", safe=True)
+    ledger.handle(Heartbeat(**beat, step="open", url="https://shop.example/", safe=True))
     time.sleep(rng.uniform(0.0, 0.1))
     ending = rng.choice(["clean", "clean", "expected", "failure", "mutated", "proxy", "gone"])
     if ending == "gone":  # the worker vanishes: no release, the lease goes stale
         return
     if ending == "mutated":
-        ledger.heartbeat(**beat, step="submit_order", mutating=True)
+        ledger.handle(Heartbeat(**beat, step="submit_order", mutating=True))
     report: dict[str, object] = {"outcome": "success", "final_url": DONE}
     if ending == "expected":
         report = {"outcome": "expected_failure", "reason": "sold out", "final_url": DONE}
@@ -60,7 +73,7 @@ def worker(ledger: Ledger, name: str, rng: random.Random, n: int) -> None:
         report = {"outcome": "failure"}
     elif ending == "proxy":
         report["observed_proxy"] = "proxy_elsewhere"
-    ledger.release(**beat, **report)  # type: ignore[arg-type]
+    ledger.handle(Release(**beat, **report))  # type: ignore[arg-type]
 
 
 def operator(ledger: Ledger, name: str, rng: random.Random, n: int) -> None:
@@ -68,19 +81,21 @@ def operator(ledger: Ledger, name: str, rng: random.Random, n: int) -> None:
     state = ledger.view(pid).state.value
     if state == "leased" and rng.random() < 0.2:  # most runs are left to end on their own
         if rng.random() < 0.5:
-            ledger.force_release(pid, actor=name, reason="stuck")
+            ledger.handle(ForceRelease(profile_id=pid, actor=name, reason="stuck"))
         else:
-            ledger.quarantine(pid, actor=name, reason="suspicious")
+            ledger.handle(Quarantine(profile_id=pid, actor=name, reason="suspicious"))
     elif state in ("review_required", "quarantined"):
         decision = rng.choice(["return", "return", "return", "quarantine", "disable"])
-        ledger.review(pid, reviewer=f"{name}-reviewer", decision=decision, note="looked")
+        ledger.handle(
+            Review(profile_id=pid, reviewer=f"{name}-reviewer", decision=decision, note="looked")
+        )
     elif state == "disabled":
-        ledger.enable(pid, actor=name, reason="back")
+        ledger.handle(Enable(profile_id=pid, actor=name, reason="back"))
     time.sleep(rng.uniform(0.0, 0.05))
 
 
 def sweeper(ledger: Ledger, name: str, rng: random.Random, n: int) -> None:
-    ledger.sweep(actor=name)
+    ledger.handle(Sweep(actor=name))
     time.sleep(0.2)
 
 
@@ -117,7 +132,9 @@ def write_concurrently(store: str, *, workers: int = 6, seconds: float = 8.0) ->
         for n in range(10):
             limit = {"unclean_limit": 64} if n % 4 < 2 else {}
             account = ACCOUNTS[n % 2]
-            ledger.register_profile(f"p{n}", account_id=account, proxy_id="px", **limit)  # type: ignore[arg-type]
+            ledger.handle(
+                RegisterProfile(profile_id=f"p{n}", account_id=account, proxy_id="px", **limit)
+            )  # type: ignore[arg-type]
     roles = [("worker", f"w{n}") for n in range(workers)]
     roles += [("operator", "op_1"), ("operator", "op_2"), ("sweeper", "sweeper")]
     start_at = time.time() + 2.0  # every process has imported and opened the store by then

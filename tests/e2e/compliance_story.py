@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ledger import Ledger
+from ledger import (
+    Checkout,
+    ForceRelease,
+    Ledger,
+    Quarantine,
+    RegisterProfile,
+    Release,
+    Review,
+    Sweep,
+)
 
 AS_OF = "2026-11-15T12:00:00+00:00"
 SHOP, OTHER = "acct_shop", "acct_other"
@@ -35,8 +44,10 @@ class StoryClock:
 
 
 def _clean(ledger: Ledger, profile: str, worker: str, run: str) -> None:
-    lease = ledger.checkout(profile, worker_id=worker, run_id=run, task_type="inventory_check")
-    ledger.release(lease.lease_id, fencing_token=lease.fencing_token, **DONE)
+    lease = ledger.handle(
+        Checkout(profile_id=profile, worker_id=worker, run_id=run, task_type="inventory_check")
+    )
+    ledger.handle(Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token, **DONE))
 
 
 def write_story(store: str) -> None:
@@ -49,40 +60,64 @@ def write_story(store: str) -> None:
             ("other_1", OTHER),
             ("other_2", OTHER),
         ):
-            ledger.register_profile(profile, account_id=account, proxy_id="proxy_1")
+            ledger.handle(
+                RegisterProfile(profile_id=profile, account_id=account, proxy_id="proxy_1")
+            )
         _clean(ledger, "shop_1", "w_september", "r_september")  # before the month
         clock.at("2026-10-03T09:00:00+00:00")
         _clean(ledger, "shop_1", "w_1", "r_1")
         clock.at("2026-10-04T10:00:00+00:00")  # w_2 crashes; the sweep finds it 10 min later
-        ledger.checkout("shop_2", worker_id="w_2", run_id="r_2", task_type="t", ttl_seconds=300)
+        ledger.handle(
+            Checkout(
+                profile_id="shop_2", worker_id="w_2", run_id="r_2", task_type="t", ttl_seconds=300
+            )
+        )
         clock.advance(600)
-        ledger.sweep()  # stale: shop_2 waits in review from 10:10 ...
+        ledger.handle(Sweep())  # stale: shop_2 waits in review from 10:10 ...
         clock.advance(2 * 3600)
-        ledger.review("shop_2", reviewer="rev_alice", decision="return", note="checked")  # 12:10
+        ledger.handle(
+            Review(profile_id="shop_2", reviewer="rev_alice", decision="return", note="checked")
+        )  # 12:10
         clock.at("2026-10-10T14:00:00+00:00")
-        ledger.checkout("other_1", worker_id="w_3", run_id="r_3", task_type="t")
+        ledger.handle(Checkout(profile_id="other_1", worker_id="w_3", run_id="r_3", task_type="t"))
         clock.advance(60)  # an operator ends w_3's run by hand at 14:01 ...
-        ledger.force_release("other_1", actor="op_bob", reason="stuck on a captcha")
+        ledger.handle(
+            ForceRelease(profile_id="other_1", actor="op_bob", reason="stuck on a captcha")
+        )
         clock.advance(30 * 60)
-        ledger.review("other_1", reviewer="rev_alice", decision="return", note="ok")  # 14:31
+        ledger.handle(
+            Review(profile_id="other_1", reviewer="rev_alice", decision="return", note="ok")
+        )  # 14:31
         clock.at("2026-10-20T08:00:00+00:00")  # a failure: review requested, never completed
-        lease = ledger.checkout("other_1", worker_id="w_6", run_id="r_6", task_type="t")
-        ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
+        lease = ledger.handle(
+            Checkout(profile_id="other_1", worker_id="w_6", run_id="r_6", task_type="t")
+        )
+        ledger.handle(
+            Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
+        )
         clock.at("2026-10-25T09:00:00+00:00")
-        ledger.checkout("other_2", worker_id="w_7", run_id="r_7", task_type="t")
+        ledger.handle(Checkout(profile_id="other_2", worker_id="w_7", run_id="r_7", task_type="t"))
         clock.advance(300)  # an operator quarantines other_2 mid-run at 09:05: revoked ...
-        ledger.quarantine("other_2", actor="op_bob", reason="suspicious traffic")
+        ledger.handle(Quarantine(profile_id="other_2", actor="op_bob", reason="suspicious traffic"))
         clock.advance(3600)
-        ledger.review("other_2", reviewer="rev_alice", decision="return", note="clean")  # 10:05
+        ledger.handle(
+            Review(profile_id="other_2", reviewer="rev_alice", decision="return", note="clean")
+        )  # 10:05
         clock.at("2026-10-31T23:30:00+00:00")  # across the month's end: still last month's use
-        lease = ledger.checkout(
-            "shop_1", worker_id="w_4", run_id="r_4", task_type="t", ttl_seconds=7200
+        lease = ledger.handle(
+            Checkout(
+                profile_id="shop_1", worker_id="w_4", run_id="r_4", task_type="t", ttl_seconds=7200
+            )
         )
         clock.at("2026-11-01T00:30:00+00:00")
-        ledger.release(lease.lease_id, fencing_token=lease.fencing_token, **DONE)
+        ledger.handle(Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token, **DONE))
         clock.at("2026-11-05T10:00:00+00:00")  # this month's use and review: not last month's
-        lease = ledger.checkout("shop_2", worker_id="w_5", run_id="r_5", task_type="t")
-        ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
+        lease = ledger.handle(
+            Checkout(profile_id="shop_2", worker_id="w_5", run_id="r_5", task_type="t")
+        )
+        ledger.handle(
+            Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
+        )
 
 
 # What the notebook answers for ACCOUNT=acct_shop as of AS_OF (last month: October 2026).

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ledger import Ledger
+from ledger import Checkout, Ledger, RegisterProfile, Release, Review
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 from fleet_scene import script
@@ -44,13 +44,23 @@ def many_leases_store(directory: Path, *, profiles: int = 60, leases: int = 600)
     url = f"sqlite:///{directory / 'custody.db'}"
     with Ledger.open(url, create=True) as ledger:
         for p in range(profiles):
-            ledger.register_profile(f"p{p:03d}", account_id="acct", proxy_id="px")
+            ledger.handle(RegisterProfile(profile_id=f"p{p:03d}", account_id="acct", proxy_id="px"))
         for n in range(leases):
             pid = f"p{n % profiles:03d}"
-            lease = ledger.checkout(pid, worker_id=f"w{n % 7}", run_id=f"r{n}", task_type="t")
+            lease = ledger.handle(
+                Checkout(profile_id=pid, worker_id=f"w{n % 7}", run_id=f"r{n}", task_type="t")
+            )
             outcome = "failure" if n % 50 == 0 else "success"
-            ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome=outcome,
-                           final_url="https://shop.example/done")  # fmt: skip
+            ledger.handle(
+                Release(
+                    lease_id=lease.lease_id,
+                    fencing_token=lease.fencing_token,
+                    outcome=outcome,
+                    final_url="https://shop.example/done",
+                )
+            )
             if outcome == "failure":
-                ledger.review(pid, reviewer="rev", decision="return", note="checked")
+                ledger.handle(
+                    Review(profile_id=pid, reviewer="rev", decision="return", note="checked")
+                )
     return url

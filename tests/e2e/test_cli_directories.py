@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from cli_process import custody, error_line, ok
 
-import ledger.stores.store as store_module
-from ledger import Ledger
+import ledger._stores.store as store_module
+from ledger import Ledger, RegisterProfile
 
 
 def _register(store: str, cwd: Path, profile: str, directory: str) -> list[str]:
@@ -47,8 +47,13 @@ def test_init_of_an_older_store_names_the_profiles_sharing_a_directory(
         before_the_rule.setattr(store_module, "claimed_directories", lambda profile: [])
         with Ledger.open(store) as ledger:
             for profile in ("p_first", "p_second"):
-                ledger.register_profile(
-                    profile, account_id="a", proxy_id="x", user_data_dir="/srv/shared"
+                ledger.handle(
+                    RegisterProfile(
+                        profile_id=profile,
+                        account_id="a",
+                        proxy_id="x",
+                        user_data_dir="/srv/shared",
+                    )
                 )
             ledger.store.execute("DROP TABLE custody_directories")  # type: ignore[attr-defined]
             ledger.store.execute("UPDATE custody_schema SET version = 4")  # type: ignore[attr-defined]

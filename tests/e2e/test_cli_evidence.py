@@ -8,7 +8,7 @@ from pathlib import Path
 from cli_process import custody, ok
 
 from ledger import Ledger
-from ledger.domain.events import LeaseReleaseRequested
+from ledger._domain.events import LeaseReleaseRequested
 
 
 def test_release_with_a_screenshot_records_the_digest_of_its_bytes(tmp_path: Path) -> None:

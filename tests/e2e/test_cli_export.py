@@ -16,7 +16,7 @@ from compliance_story import SHOP, write_story
 from pg_cluster import create_database, drop_database
 
 import reports
-from custody.export import save
+from custody._export import save
 from ledger import Ledger
 
 

@@ -8,6 +8,7 @@ import csv
 import io
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,12 @@ import pandas as pd
 import pytest
 from cli_process import MODULE, Run, custody, ok
 
-from custody.output import undefanged, write_csv
-from ledger import Ledger
-from ledger.domain.model import Outcome, Role
-from ledger.domain.policies import ReleaseReport
-from ledger.domain.profile import Context
-from ledger.domain.view import availability_of
+from custody._output import undefanged, write_csv
+from ledger import Checkout, Command, Heartbeat, Ledger, Quarantine, RegisterProfile, Release
+from ledger._domain.model import Outcome, Role
+from ledger._domain.policies import ReleaseReport
+from ledger._domain.profile import Context
+from ledger._domain.view import availability_of
 
 # Texts that look like a missing value, a time, a formula: each is an ordinary id or reason.
 PROFILE = "NaT"
@@ -155,19 +156,20 @@ def test_nul_is_refused_by_the_api_naming_the_field(store: str) -> None:
     from ledger import InvalidInput
 
     with Ledger.open(store) as ledger:
-        ledger.register_profile("p", account_id="a", proxy_id="x")
-        lease = ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+        ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
+        lease = ledger.handle(Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t"))
         before = ledger.store.event_count()
-        attempts: list[tuple[str, Any]] = [
-            ("reason", lambda: ledger.release(lease.lease_id, fencing_token=1,
-                                              outcome="failure", reason="a\x00b")),
-            ("url", lambda: ledger.heartbeat(lease.lease_id, fencing_token=1, url="u\x00")),
-            ("step", lambda: ledger.heartbeat(lease.lease_id, fencing_token=1, step="s\x00")),
-            ("reason", lambda: ledger.quarantine("p", actor="op", reason="r\x00")),
+        lid = lease.lease_id
+        attempts: list[tuple[str, Callable[[], Command[Any]]]] = [
+            ("reason", lambda: Release(lease_id=lid, fencing_token=1, outcome="failure",
+                                       reason="a\x00b")),
+            ("url", lambda: Heartbeat(lease_id=lid, fencing_token=1, url="u\x00")),
+            ("step", lambda: Heartbeat(lease_id=lid, fencing_token=1, step="s\x00")),
+            ("reason", lambda: Quarantine(profile_id="p", actor="op", reason="r\x00")),
         ]  # fmt: skip
         for field, attempt in attempts:
             with pytest.raises(InvalidInput) as refused:
-                attempt()
+                ledger.handle(attempt())
             assert refused.value.field == field
             said = str(refused.value)  # ids and names refuse every control character
             assert "NUL" in said or "control characters" in said, said
@@ -202,8 +204,8 @@ def _legacy_nul_release(store: str) -> None:
     """Append, through the store's port below the command door, what an older custody
     accepted: a release whose reason holds a NUL."""
     with Ledger.open(store) as ledger:
-        ledger.register_profile("p", account_id="a", proxy_id="x")
-        lease = ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+        ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
+        lease = ledger.handle(Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t"))
         profile = ledger.store.load("p")
         assert profile is not None
         reason = "ValueError: a\x00b"

@@ -15,9 +15,9 @@ import pytest
 from cli_process import LOOKS
 from local_site import browsers_on
 
-from custody.fleet.plan import make_plan
+from custody._fleet.plan import make_plan
 from ledger import Ledger, ProfileState
-from ledger.domain import events as ev
+from ledger._domain import events as ev
 
 # The events that end a lease (a revocation is always followed by one of them).
 LEASE_ENDINGS = (ev.LeaseReleasedCleanly, ev.ReviewRequested, ev.ProfileQuarantined)

@@ -15,7 +15,7 @@ import pytest
 from chromium_process import launch, live_members, stop, wait_until
 from cli_process import Run, custody, error_line, event_types, ok
 
-from ledger import BrowserStatus
+from ledger import BrowserStatus, RegisterProfile
 from workers import inspect
 
 pytestmark = pytest.mark.slow
@@ -174,7 +174,7 @@ def test_a_hung_orphan_is_killed_with_its_group_after_the_grace(
 def shared_store(tmp_path: Path, profile_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A store an older custody wrote, in which profile A (``PROFILE``) and profile B were
     registered on the same directory, migrated by ``custody init``."""
-    import ledger.stores.store as store_module
+    import ledger._stores.store as store_module
     from ledger import Ledger
 
     url = f"sqlite:///{tmp_path / 'custody.db'}"
@@ -182,8 +182,13 @@ def shared_store(tmp_path: Path, profile_dir: Path, monkeypatch: pytest.MonkeyPa
         before_the_rule.setattr(store_module, "claimed_directories", lambda profile: [])
         with Ledger.open(url) as ledger:
             for profile in (PROFILE, "profile_b"):
-                ledger.register_profile(
-                    profile, account_id=f"a_{profile}", proxy_id="x", user_data_dir=str(profile_dir)
+                ledger.handle(
+                    RegisterProfile(
+                        profile_id=profile,
+                        account_id=f"a_{profile}",
+                        proxy_id="x",
+                        user_data_dir=str(profile_dir),
+                    )
                 )
             ledger.store.execute("DROP TABLE custody_directories")  # type: ignore[attr-defined]
             ledger.store.execute("UPDATE custody_schema SET version = 4")  # type: ignore[attr-defined]
@@ -199,7 +204,7 @@ def test_a_browser_of_another_profile_on_a_shared_directory_is_never_stopped(
     stop; ``--stop-orphan`` on B exits 1 naming A and the browser lives on; ``why B`` suggests
     no stop either. Once A's lease has ended, the marker A's launch left names A: B still may
     not stop it, and A may (recorded on A's stream, not B's)."""
-    from workers import profile_dir as marker
+    from workers import _profile_dir as marker
 
     _checkout(shared_store, tmp_path)
     lease = ok(_cli(shared_store, tmp_path, "--json", "who", PROFILE)).json()["lease"]

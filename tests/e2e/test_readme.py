@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from local_site import CountingProxy, LocalSite
 
-from ledger import Ledger
+from ledger import Ledger, RegisterProfile
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -31,7 +31,7 @@ def test_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     example makes the ledger the reports example reads."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CUSTODY_STORE", raising=False)
-    api = _python_block("from ledger import CheckoutDenied")
+    api = _python_block("    CheckoutDenied,")
     reports_example = _python_block("import reports")
     exec(compile(api, "README.md", "exec"), {})  # noqa: S102 - our own README
     assert (tmp_path / "custody.db").exists()
@@ -50,11 +50,13 @@ def test_worker_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("CUSTODY_EVIDENCE_DIR", raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     with Ledger.open() as ledger:
-        ledger.register_profile(
-            "profile_shop_17",
-            account_id="account_shop_17",
-            proxy_id="proxy_us_east_12",
-            user_data_dir=str(tmp_path / "profiles" / "profile_shop_17"),
+        ledger.handle(
+            RegisterProfile(
+                profile_id="profile_shop_17",
+                account_id="account_shop_17",
+                proxy_id="proxy_us_east_12",
+                user_data_dir=str(tmp_path / "profiles" / "profile_shop_17"),
+            )
         )
     site, proxy = LocalSite(), CountingProxy("w3", "pw")
     try:

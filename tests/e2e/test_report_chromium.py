@@ -14,7 +14,7 @@ from cli_process import custody, ok
 from fleet_store import many_leases_store, scripted_store
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from reports.chart import BARS
+from reports._chart import BARS
 
 pytestmark = pytest.mark.browser
 

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from local_site import CountingProxy, LocalSite
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError, Playwright, sync_playwright
 from worker_harness import PROFILE, store_with_profile
 
-from ledger import Ledger
-from ledger.domain import events as ev
+from ledger import Checkout, Ledger, Release
+from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases
-from workers.profile_dir import read as read_marker
+from workers._profile_dir import read as read_marker
 
 pytestmark = pytest.mark.browser
 
@@ -133,13 +132,17 @@ def test_the_browser_goes_through_the_profiles_proxy_and_its_credentials_stay_lo
     with Ledger.open(store, create=False) as ledger:
         stored = ledger.store.history(PROFILE)
         assert "pw-s3cret" not in repr(stored)
-        other = ledger.checkout(PROFILE, worker_id="worker_04", run_id="run_2", task_type="t")
-        ended = ledger.release(
-            other.lease_id,
-            fencing_token=other.fencing_token,
-            outcome="success",
-            final_url=f"{site.url}/orders",
-            observed_proxy="proxy_eu_9",
+        other = ledger.handle(
+            Checkout(profile_id=PROFILE, worker_id="worker_04", run_id="run_2", task_type="t")
+        )
+        ended = ledger.handle(
+            Release(
+                lease_id=other.lease_id,
+                fencing_token=other.fencing_token,
+                outcome="success",
+                final_url=f"{site.url}/orders",
+                observed_proxy="proxy_eu_9",
+            )
         )
     assert (ended.profile_state, ended.cause) == ("quarantined", "proxy_mismatch")
 

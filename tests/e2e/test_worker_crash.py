@@ -13,7 +13,7 @@ from cli_process import custody, ok
 from local_site import LocalSite, browsers_on
 from worker_harness import PROFILE, Worker, store_with_profile, wait_until
 
-from ledger import CheckoutDenied, Ledger
+from ledger import Checkout, CheckoutDenied, Ledger
 
 pytestmark = pytest.mark.browser
 TTL = 3
@@ -28,7 +28,9 @@ def site() -> Iterator[LocalSite]:
 
 def deny(store: str, worker: str) -> CheckoutDenied:
     with Ledger.open(store, create=False) as ledger, pytest.raises(CheckoutDenied) as denied:
-        ledger.checkout(PROFILE, worker_id=worker, run_id=f"run_{worker}", task_type="t")
+        ledger.handle(
+            Checkout(profile_id=PROFILE, worker_id=worker, run_id=f"run_{worker}", task_type="t")
+        )
     return denied.value
 
 
@@ -67,5 +69,7 @@ def test_a_killed_worker_is_swept_into_quarantine_and_leaves_no_browser(
     review = ["review", PROFILE, "--reviewer", "rita", "--decision", "return", "--note", "ok"]
     ok(custody(*review, cwd=tmp_path, env=env))
     with Ledger.open(store, create=False) as ledger:
-        taken = ledger.checkout(PROFILE, worker_id="worker_04", run_id="run_1000", task_type="t")
+        taken = ledger.handle(
+            Checkout(profile_id=PROFILE, worker_id="worker_04", run_id="run_1000", task_type="t")
+        )
     assert taken.fencing_token == 2

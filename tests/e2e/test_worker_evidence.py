@@ -18,7 +18,7 @@ from playwright.sync_api import sync_playwright
 from worker_harness import PROFILE, store_with_profile, wait_until
 
 from ledger import Ledger
-from ledger.domain import events as ev
+from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases, aio, inspect
 
 pytestmark = pytest.mark.browser

@@ -17,7 +17,7 @@ from local_site import LocalSite, browsers_on
 from worker_harness import PROFILE, Worker, store_with_profile, wait_until
 
 from ledger import Ledger
-from ledger.domain import events as ev
+from ledger._domain import events as ev
 
 pytestmark = pytest.mark.browser
 TTL = 3

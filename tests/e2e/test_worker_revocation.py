@@ -13,8 +13,8 @@ import pytest
 from local_site import LocalSite, browsers_on
 from worker_harness import PROFILE, Worker, store_with_profile, wait_until
 
-from ledger import Ledger
-from ledger.domain import events as ev
+from ledger import ForceRelease, Ledger, Quarantine
+from ledger._domain import events as ev
 
 pytestmark = pytest.mark.browser
 TTL = 60  # the next renewal is 20 s away: only the revocation watch can tell in time
@@ -37,10 +37,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
 
 @pytest.mark.parametrize(
     ("action", "flavour"),
-    [("force_release", "sync"), ("quarantine", "sync"), ("force_release", "async")],
+    [(ForceRelease, "sync"), (Quarantine, "sync"), (ForceRelease, "async")],
+    ids=["force_release-sync", "quarantine-sync", "force_release-async"],
 )
 def test_a_revoked_lease_stops_the_browser_within_two_seconds(
-    tmp_path: Path, site: LocalSite, store_url: str | None, action: str, flavour: str
+    tmp_path: Path,
+    site: LocalSite,
+    store_url: str | None,
+    action: type[ForceRelease | Quarantine],
+    flavour: str,
 ) -> None:
     """While the page fetches /tick every 100 ms (and sends on a WebSocket), an operator
     force-releases or quarantines the lease: no request or message reaches the site more
@@ -52,7 +57,7 @@ def test_a_revoked_lease_stops_the_browser_within_two_seconds(
     assert wait_until(lambda: len([h for h in site.hits if h.path == "/tick"]) >= 5, 5)
 
     with Ledger.open(store, create=False) as ops:
-        getattr(ops, action)(PROFILE, actor="ops_olga", reason="account locked")
+        ops.handle(action(profile_id=PROFILE, actor="ops_olga", reason="account locked"))
         (revoked,) = [e for e in ops.history(PROFILE) if isinstance(e, ev.LeaseRevoked)]
     revoked_at = revoked.envelope.at.timestamp()
     time.sleep(max(0.0, revoked_at + WITHIN + 1.0 - time.time()))

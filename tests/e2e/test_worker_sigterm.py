@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 from worker_harness import PROFILE, Worker, store_with_profile
 
 from ledger import Ledger
-from ledger.domain import events as ev
+from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases, Terminated
 
 pytestmark = pytest.mark.browser

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ledger import Ledger
+from ledger import Ledger, RegisterProfile
 
 SCRIPT = Path(__file__).parent / "worker_process.py"
 PROFILE = "profile_shop_17"
@@ -26,8 +26,13 @@ def store_with_profile(
     url = url or f"sqlite:///{tmp_path / 'custody.db'}"
     Ledger.init(url).close()
     with Ledger.open(url) as ledger:
-        ledger.register_profile(
-            profile_id, account_id="acct", proxy_id="px", user_data_dir=str(user_data_dir)
+        ledger.handle(
+            RegisterProfile(
+                profile_id=profile_id,
+                account_id="acct",
+                proxy_id="px",
+                user_data_dir=str(user_data_dir),
+            )
         )
     return url, user_data_dir
 

@@ -29,7 +29,7 @@ from playwright.async_api import async_playwright
 from playwright.sync_api import sync_playwright
 
 from workers import DIRECT, BrowserSettings, LeaseLost, ProfileLeases, aio
-from workers.held import HeldLease
+from workers._held import HeldLease
 
 LEASE_LOST_EXIT = 4
 

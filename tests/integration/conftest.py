@@ -1,15 +1,14 @@
-"""The integration suite runs unchanged on every store: in memory, SQLite and PostgreSQL."""
+"""The integration suite runs unchanged on every store: SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from ledger import Ledger
+from ledger import Ledger, RegisterProfile
 
 
 class StepClock:
@@ -26,9 +25,7 @@ class StepClock:
 
 
 def _fresh_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if kind == "memory":
-        url = f"memory://{uuid.uuid4().hex}"
-    elif kind == "sqlite":
+    if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'custody.db'}"
     else:
         url = request.getfixturevalue("pg_url")
@@ -36,9 +33,9 @@ def _fresh_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> s
     return url
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, initialised store of each kind: the shared suite runs unchanged on all three."""
+    """A fresh, initialised store of each kind: the shared suite runs unchanged on both."""
     return _fresh_store(request.param, request, tmp_path)
 
 
@@ -63,7 +60,7 @@ def ledger(store_url: str, clock: StepClock) -> Iterator[Ledger]:
 def register(ledger: Ledger, profile_id: str = "profile_shop_17", **overrides: object) -> str:
     fields: dict[str, object] = {"account_id": "account_shop_17", "proxy_id": "proxy_us_east_12"}
     fields.update(overrides)
-    ledger.register_profile(profile_id, **fields)  # type: ignore[arg-type]
+    ledger.handle(RegisterProfile(profile_id=profile_id, **fields))  # type: ignore[arg-type]
     return profile_id
 
 

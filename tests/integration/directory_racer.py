@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from ledger import InvalidInput, Ledger
+from ledger import InvalidInput, Ledger, RegisterProfile
 
 SPELLINGS = ("/race/r{r}/dir", "/race/r{r}/dir/inner", "/race/r{r}", "/race/r{r}/./dir/")
 
@@ -28,8 +28,13 @@ def main(store_url: str, racer: int, rounds: int, start_at: float, interval: flo
             time.sleep(max(0.0, start_at + r * interval - time.time()))
             directory = SPELLINGS[racer].format(r=r)
             try:
-                ledger.register_profile(
-                    f"r{r}_{racer}", account_id="a", proxy_id="x", user_data_dir=directory
+                ledger.handle(
+                    RegisterProfile(
+                        profile_id=f"r{r}_{racer}",
+                        account_id="a",
+                        proxy_id="x",
+                        user_data_dir=directory,
+                    )
                 )
                 won.append(r)
             except InvalidInput as e:

@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger import Ledger
+from ledger import (
+    Checkout,
+    ForceRelease,
+    Heartbeat,
+    Ledger,
+    RegisterProfile,
+    Release,
+    Review,
+    Sweep,
+)
 
 
 class Clock:  # the protocol of tests/integration/conftest.py's StepClock
@@ -20,7 +29,9 @@ class Clock:  # the protocol of tests/integration/conftest.py's StepClock
 
 
 def _lease(ledger: Ledger, pid: str, worker: str, run: str, **extra: Any) -> tuple[str, int]:
-    lease = ledger.checkout(pid, worker_id=worker, run_id=run, task_type="t", **extra)
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id=worker, run_id=run, task_type="t", **extra)
+    )
     return lease.lease_id, lease.fencing_token
 
 
@@ -28,47 +39,55 @@ def script(ledger: Ledger, clock: Any) -> dict[str, str]:
     """Play the fleet; returns the lease ids by name."""
     ids: dict[str, str] = {}
     for pid in ("a1", "a2", "a3", "a4"):
-        ledger.register_profile(pid, account_id="acct_a", proxy_id="px_a")
+        ledger.handle(RegisterProfile(profile_id=pid, account_id="acct_a", proxy_id="px_a"))
     for pid in ("b1", "b2", "b3"):
-        ledger.register_profile(pid, account_id="acct_b", proxy_id="px_b")
+        ledger.handle(RegisterProfile(profile_id=pid, account_id="acct_b", proxy_id="px_b"))
     lid, tok = ids["a1_clean"], _ = _lease(ledger, "a1", "w1", "r1")
     clock.advance(10)
-    ledger.heartbeat(lid, fencing_token=tok, step="home", safe=True)
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="home", safe=True))
     clock.advance(20)
-    ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/done")
+    ledger.handle(
+        Release(lease_id=lid, fencing_token=tok, outcome="success", final_url="https://x/done")
+    )
     lid, tok = _lease(ledger, "a1", "w1", "r2")
     ids["a1_expected"] = lid
     clock.advance(40)
-    ledger.release(
-        lid, fencing_token=tok, outcome="expected_failure", reason="sold out", final_url="https://x"
+    ledger.handle(
+        Release(
+            lease_id=lid,
+            fencing_token=tok,
+            outcome="expected_failure",
+            reason="sold out",
+            final_url="https://x",
+        )
     )
     lid, tok = _lease(ledger, "a2", "w2", "r3")
     ids["a2_first"] = lid
     clock.advance(5)
-    ledger.release(lid, fencing_token=tok, outcome="failure")
+    ledger.handle(Release(lease_id=lid, fencing_token=tok, outcome="failure"))
     clock.advance(100)
-    ledger.review("a2", reviewer="rev", decision="return", note="looked fine")
+    ledger.handle(Review(profile_id="a2", reviewer="rev", decision="return", note="looked fine"))
     lid, tok = _lease(ledger, "a2", "w2", "r4")
     ids["a2_second"] = lid
-    ledger.heartbeat(lid, fencing_token=tok, step="x")
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="x"))
     clock.advance(15)
-    ledger.release(lid, fencing_token=tok, outcome="failure")
+    ledger.handle(Release(lease_id=lid, fencing_token=tok, outcome="failure"))
     lid, tok = _lease(ledger, "a3", "w3", "r5")
     ids["a3_mutated"] = lid
     clock.advance(8)
-    ledger.heartbeat(lid, fencing_token=tok, step="pay", mutating=True)
-    ledger.release(lid, fencing_token=tok, outcome="failure")
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="pay", mutating=True))
+    ledger.handle(Release(lease_id=lid, fencing_token=tok, outcome="failure"))
     lid, _ = _lease(ledger, "a4", "w3", "r6", ttl_seconds=5)
     ids["a4_stale"] = lid
     clock.advance(60)
-    ledger.sweep()
+    ledger.handle(Sweep())
     lid, _ = _lease(ledger, "b2", "w4", "r7")
     ids["b2_forced"] = lid
     clock.advance(30)
-    ledger.force_release("b2", actor="op", reason="stuck")
+    ledger.handle(ForceRelease(profile_id="b2", actor="op", reason="stuck"))
     lid, tok = _lease(ledger, "b1", "w4", "r8", ttl_seconds=30)
     ids["b1_live"] = lid
     clock.advance(20)
-    ledger.heartbeat(lid, fencing_token=tok, step="cart")
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="cart"))
     clock.advance(200)  # b1's deadline passed 170 s ago; no sweep since
     return ids

@@ -12,14 +12,14 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
 from eventsourcing.utils import Environment, get_topic
 
-from ledger.stores.postgres import PostgresLedgerRecorder
-from ledger.stores.recorders import (
+from ledger._stores.postgres import PostgresLedgerRecorder
+from ledger._stores.recorders import (
     AVAILABILITY_COLUMNS,
     AVAILABILITY_TABLE,
     SQLiteLedgerRecorder,
     availability_ddl,
 )
-from ledger.stores.settings import APPLICATION_NAME, StoreSettings
+from ledger._stores.settings import APPLICATION_NAME, StoreSettings
 
 RECORDER_CLASSES: dict[str, type[ApplicationRecorder]] = {
     "sqlite": SQLiteLedgerRecorder,

@@ -10,10 +10,11 @@ from typing import Any
 
 from conftest import StepClock, register
 
-from ledger import Ledger, LoggedEvent
+from ledger import Checkout, ForceRelease, Heartbeat, Ledger, Quarantine, Release, Sweep
+from ledger.feed import LoggedEvent
 from projections import READ_MODELS, ReadModel
-from projections.leases import LEASES
-from projections.timeline import TIMELINE
+from projections._leases import LEASES
+from projections._timeline import TIMELINE
 
 
 def whole_log(ledger: Ledger) -> list[LoggedEvent]:
@@ -67,7 +68,7 @@ def twins(suffix: str = "twin") -> tuple[ReadModel, ...]:
 
 def take_lease(ledger: Ledger, pid: str, run: str = "r") -> tuple[str, int]:
     """A lease of ``pid`` for run ``run``: its id and fencing token."""
-    lease = ledger.checkout(pid, worker_id=f"w-{run}", run_id=run, task_type="t")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id=f"w-{run}", run_id=run, task_type="t"))
     return lease.lease_id, lease.fencing_token
 
 
@@ -78,36 +79,42 @@ def every_ending(ledger: Ledger, clock: StepClock) -> dict[str, str]:
         register(ledger, pid)
     lid, tok = take_lease(ledger, "clean")
     clock.advance(10)
-    ledger.heartbeat(lid, fencing_token=tok, step="a", safe=True)
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="a", safe=True))
     clock.advance(30)
-    ledger.heartbeat(lid, fencing_token=tok, step="b")
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="b"))
     clock.advance(5)
-    ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/done")
+    ledger.handle(
+        Release(lease_id=lid, fencing_token=tok, outcome="success", final_url="https://x/done")
+    )
     ids["clean"] = lid
     lid, tok = take_lease(ledger, "expected")
-    ledger.release(
-        lid,
-        fencing_token=tok,
-        outcome="expected_failure",
-        reason="sold out",
-        final_url="https://x/sold-out",
+    ledger.handle(
+        Release(
+            lease_id=lid,
+            fencing_token=tok,
+            outcome="expected_failure",
+            reason="sold out",
+            final_url="https://x/sold-out",
+        )
     )
     ids["expected_failure"] = lid
     lid, tok = take_lease(ledger, "review")
-    ledger.release(lid, fencing_token=tok, outcome="failure")
+    ledger.handle(Release(lease_id=lid, fencing_token=tok, outcome="failure"))
     ids["review"] = lid
     lid, tok = take_lease(ledger, "quarantine")
-    ledger.heartbeat(lid, fencing_token=tok, step="pay", mutating=True)
-    ledger.release(lid, fencing_token=tok, outcome="failure")
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="pay", mutating=True))
+    ledger.handle(Release(lease_id=lid, fencing_token=tok, outcome="failure"))
     ids["quarantine"] = lid
-    stale = ledger.checkout("stale", worker_id="w", run_id="r", task_type="t", ttl_seconds=5)
+    stale = ledger.handle(
+        Checkout(profile_id="stale", worker_id="w", run_id="r", task_type="t", ttl_seconds=5)
+    )
     ids["stale"] = stale.lease_id
     clock.advance(60)
-    ledger.sweep()
+    ledger.handle(Sweep())
     lid, _ = take_lease(ledger, "forced")
-    ledger.force_release("forced", actor="op", reason="stuck")
+    ledger.handle(ForceRelease(profile_id="forced", actor="op", reason="stuck"))
     ids["forced"] = lid
     lid, _ = take_lease(ledger, "revoked")
-    ledger.quarantine("revoked", actor="op", reason="suspicious")
+    ledger.handle(Quarantine(profile_id="revoked", actor="op", reason="suspicious"))
     ids["revoked"] = lid
     return ids

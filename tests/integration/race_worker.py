@@ -14,7 +14,7 @@ import json
 import sys
 import time
 
-from ledger import CheckoutDenied, DenialReason, Ledger
+from ledger import Checkout, CheckoutDenied, DenialReason, Heartbeat, Ledger, Release
 
 HOLD = 0.7  # the winner releases this far into the round
 
@@ -32,18 +32,26 @@ def main(
             pid = profiles[r % len(profiles)]
             time.sleep(max(0.0, start_at + r * interval - time.time()))
             try:
-                lease = ledger.checkout(
-                    pid, worker_id=worker, run_id=f"{worker}-{r}", task_type="t"
+                lease = ledger.handle(
+                    Checkout(
+                        profile_id=pid, worker_id=worker, run_id=f"{worker}-{r}", task_type="t"
+                    )
                 )
                 granted += 1
                 # Hold the lease until every loser has decided, so each round has one winner.
                 time.sleep(max(0.0, start_at + (r + HOLD) * interval - time.time()))
-                ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step="work")
-                ledger.release(
-                    lease.lease_id,
-                    fencing_token=lease.fencing_token,
-                    outcome="success",
-                    final_url=f"https://example.test/{pid}/done",
+                ledger.handle(
+                    Heartbeat(
+                        lease_id=lease.lease_id, fencing_token=lease.fencing_token, step="work"
+                    )
+                )
+                ledger.handle(
+                    Release(
+                        lease_id=lease.lease_id,
+                        fencing_token=lease.fencing_token,
+                        outcome="success",
+                        final_url=f"https://example.test/{pid}/done",
+                    )
                 )
             except CheckoutDenied as denied:
                 denials[denied.reason.value] = denials.get(denied.reason.value, 0) + 1

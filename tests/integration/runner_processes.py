@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import register
 
-from ledger import Ledger
+from ledger import Checkout, Heartbeat, Ledger
 
 WORKER = Path(__file__).with_name("race_worker.py")  # checks out, beats and releases
 
@@ -33,9 +33,13 @@ def custody(store_url: str, *args: str) -> subprocess.Popen[str]:
 def backlog(ledger: Ledger, beats: int) -> None:
     """A profile with a lease and ``beats`` heartbeats: events for a catch-up to chew on."""
     pid = register(ledger, "backlog")
-    lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=3600)
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=3600)
+    )
     for n in range(beats):
-        ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{n}")
+        ledger.handle(
+            Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{n}")
+        )
 
 
 @dataclass

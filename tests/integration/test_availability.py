@@ -6,9 +6,14 @@ import pytest
 from conftest import StepClock, register
 
 from ledger import (
+    Checkout,
     CheckoutDenied,
+    Disable,
+    Heartbeat,
     Ledger,
     ProfileState,
+    Release,
+    Sweep,
     rebuild_availability,
     verify_availability,
 )
@@ -26,21 +31,39 @@ def _busy_fleet(ledger: Ledger, clock: StepClock) -> None:
     for n in range(5):
         register(ledger, f"p{n}", account_id=f"acct{n % 2}")
     for n in range(5):
-        lease = ledger.checkout(
-            f"p{n}", worker_id=f"w{n}", run_id=f"r{n}", task_type="t", ttl_seconds=60
+        lease = ledger.handle(
+            Checkout(
+                profile_id=f"p{n}", worker_id=f"w{n}", run_id=f"r{n}", task_type="t", ttl_seconds=60
+            )
         )
-        ledger.heartbeat(lease.lease_id, fencing_token=1, step="s1", url="u1", safe=True)
-        ledger.release(lease.lease_id, fencing_token=1, outcome="success", final_url="u2")
-    ledger.checkout("p1", worker_id="w9", run_id="r9", task_type="t", ttl_seconds=30)
-    lease = ledger.checkout("p2", worker_id="w9", run_id="r10", task_type="t", ttl_seconds=30)
-    ledger.heartbeat(lease.lease_id, fencing_token=2, step="pay", mutating=True)
-    ledger.disable("p3", actor="ops", reason="account closed")
-    lease = ledger.checkout("p4", worker_id="w9", run_id="r11", task_type="t", ttl_seconds=300)
-    ledger.release(
-        lease.lease_id, fencing_token=2, outcome="success", prompt_seen=True, final_url="u/verify"
+        ledger.handle(
+            Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s1", url="u1", safe=True)
+        )
+        ledger.handle(
+            Release(lease_id=lease.lease_id, fencing_token=1, outcome="success", final_url="u2")
+        )
+    ledger.handle(
+        Checkout(profile_id="p1", worker_id="w9", run_id="r9", task_type="t", ttl_seconds=30)
+    )
+    lease = ledger.handle(
+        Checkout(profile_id="p2", worker_id="w9", run_id="r10", task_type="t", ttl_seconds=30)
+    )
+    ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=2, step="pay", mutating=True))
+    ledger.handle(Disable(profile_id="p3", actor="ops", reason="account closed"))
+    lease = ledger.handle(
+        Checkout(profile_id="p4", worker_id="w9", run_id="r11", task_type="t", ttl_seconds=300)
+    )
+    ledger.handle(
+        Release(
+            lease_id=lease.lease_id,
+            fencing_token=2,
+            outcome="success",
+            prompt_seen=True,
+            final_url="u/verify",
+        )
     )
     clock.advance(31)
-    ledger.sweep()
+    ledger.handle(Sweep())
 
 
 def test_rows_track_every_state(ledger: Ledger, clock: StepClock) -> None:
@@ -88,10 +111,10 @@ def test_verify_finds_a_tampered_row_and_rebuild_mends_it(ledger: Ledger, clock:
 def test_checkout_decides_on_the_aggregate_not_the_row(ledger: Ledger) -> None:
     """Even if the row claims a leased profile is available, checkout is still denied."""
     register(ledger, "p0")
-    ledger.checkout("p0", worker_id="w1", run_id="r1", task_type="t")
+    ledger.handle(Checkout(profile_id="p0", worker_id="w1", run_id="r1", task_type="t"))
     _tamper(ledger, "p0", state=ProfileState.AVAILABLE)
     with pytest.raises(CheckoutDenied):
-        ledger.checkout("p0", worker_id="w2", run_id="r2", task_type="t")
+        ledger.handle(Checkout(profile_id="p0", worker_id="w2", run_id="r2", task_type="t"))
 
 
 def test_rebuild_drops_rows_of_unregistered_profiles_only(ledger: Ledger, clock: StepClock) -> None:
@@ -125,7 +148,7 @@ def test_a_later_write_overwrites_a_damaged_row(ledger: Ledger) -> None:
     claimed."""
     register(ledger, "p0")
     _tamper(ledger, "p0", version=999, state=ProfileState.DISABLED)
-    ledger.checkout("p0", worker_id="w1", run_id="r1", task_type="t")
+    ledger.handle(Checkout(profile_id="p0", worker_id="w1", run_id="r1", task_type="t"))
     assert verify_availability(ledger) == []
 
 
@@ -135,10 +158,12 @@ def test_the_sweep_settles_an_overdue_lease_whose_row_was_deleted(
     """With a leased profile's row deleted, the sweep still finds the overdue lease (it reads
     the event log for profiles without a readable row)."""
     register(ledger, "p0")
-    lease = ledger.checkout("p0", worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+    lease = ledger.handle(
+        Checkout(profile_id="p0", worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+    )
     ledger.store.delete_availability("p0")
     clock.advance(31)
-    report = ledger.sweep()
+    report = ledger.handle(Sweep())
     assert [r.lease_id for r in report.settled] == [lease.lease_id]
     assert ledger.view("p0").state is ProfileState.REVIEW_REQUIRED
 
@@ -152,9 +177,13 @@ def test_one_profile_that_cannot_be_settled_does_not_stop_the_sweep(
     _register_unchecked(ledger, "p_bad", unclean_window_seconds=10**12)
     register(ledger, "p_good")
     for pid in ("p_bad", "p_good"):
-        ledger.checkout(pid, worker_id="w", run_id=f"r-{pid}", task_type="t", ttl_seconds=30)
+        ledger.handle(
+            Checkout(
+                profile_id=pid, worker_id="w", run_id=f"r-{pid}", task_type="t", ttl_seconds=30
+            )
+        )
     clock.advance(31)
-    report = ledger.sweep()
+    report = ledger.handle(Sweep())
     assert [r.profile_id for r in report.settled] == ["p_good"]
     assert [f.profile_id for f in report.failed] == ["p_bad"]
     assert "OverflowError" in report.failed[0].error
@@ -163,9 +192,9 @@ def test_one_profile_that_cannot_be_settled_does_not_stop_the_sweep(
 
 def _register_unchecked(ledger: Ledger, profile_id: str, **record: object) -> None:
     """Write a registration the command models would now refuse, as an older custody did."""
-    from ledger.domain.model import ProfileRecord, Role
-    from ledger.domain.profile import Context, Profile
-    from ledger.domain.view import availability_of
+    from ledger._domain.model import ProfileRecord, Role
+    from ledger._domain.profile import Context, Profile
+    from ledger._domain.view import availability_of
 
     fields: dict[str, object] = {
         "profile_id": profile_id,

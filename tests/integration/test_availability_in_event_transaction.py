@@ -18,12 +18,12 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from ledger_recorders import availability_rows, open_recorder
 
-from ledger.domain.model import ProfileRecord, Role
-from ledger.domain.policies import DEFAULT_RELEASE_POLICY
-from ledger.domain.profile import CheckoutRequest, Context, Profile
-from ledger.domain.view import Availability, availability_of
-from ledger.stores.mapper import ProfileEventMapper
-from ledger.stores.recorders import AVAILABILITY_COLUMNS, availability_params
+from ledger._domain.model import ProfileRecord, Role
+from ledger._domain.policies import DEFAULT_RELEASE_POLICY
+from ledger._domain.profile import CheckoutRequest, Context, Profile
+from ledger._domain.view import Availability, availability_of
+from ledger._stores.mapper import ProfileEventMapper
+from ledger._stores.recorders import AVAILABILITY_COLUMNS, availability_params
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 MAPPER = ProfileEventMapper()

@@ -14,7 +14,7 @@ import pytest
 from conftest import register
 from pg_cluster import PostgresCluster
 
-from ledger import Ledger, StoreUnavailable
+from ledger import Checkout, Heartbeat, Ledger, StoreUnavailable
 
 # A writer that takes the lock every writer needs, then freezes (SIGSTOP): on SQLite the file's
 # write lock, on PostgreSQL the events table's lock that the library takes on every insert.
@@ -59,7 +59,7 @@ def test_a_paused_writer_blocks_others_at_most_the_timeout(
     with Ledger.open(url) as ledger:
         started = time.monotonic()
         with pytest.raises(StoreUnavailable, match="busy") as caught:
-            ledger.checkout("p_other", worker_id="w", run_id="r", task_type="t")
+            ledger.handle(Checkout(profile_id="p_other", worker_id="w", run_id="r", task_type="t"))
         waited = time.monotonic() - started
     assert waited < 5, f"waited {waited:.1f} s behind a stuck writer"
     assert "nothing was written" in str(caught.value)
@@ -85,12 +85,12 @@ def test_a_stopped_server_fails_within_the_timeout() -> None:
         Ledger.init(url).close()
         ledger = Ledger.open(url)
         register(ledger, "p")
-        lease = ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+        lease = ledger.handle(Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t"))
     finally:
         cluster.stop()
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="unavailable"):
-        ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token)
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
     waited = time.monotonic() - started
     ledger.close()
     assert waited < 10, f"waited {waited:.1f} s for a stopped server"
@@ -99,7 +99,7 @@ def test_a_stopped_server_fails_within_the_timeout() -> None:
 def test_every_postgres_session_of_the_store_bounds_its_lock_waits(pg_url: str) -> None:
     """The library's pool, a direct connection, the LISTEN connection and ADBC (pandas' path)
     each wait for a lock at most the store's timeout (3 s here), reads included."""
-    from ledger.stores.connections import postgres_connection
+    from ledger._stores.connections import postgres_connection
 
     url = f"{pg_url}?timeout=3"
     Ledger.init(url).close()

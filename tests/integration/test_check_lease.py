@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import register
 
-from ledger import InvalidInput, Ledger, ProfileState, UnknownProfile
+from ledger import Checkout, ForceRelease, InvalidInput, Ledger, ProfileState, UnknownProfile
 
 
 def test_a_live_lease_then_a_force_release_in_one_row_read_each(
@@ -17,7 +17,7 @@ def test_a_live_lease_then_a_force_release_in_one_row_read_each(
     """Live while held; not live once force-released, saying so. Each check reads the row
     once and loads no events."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
     reads: list[str] = []
     row_of = ledger.store.availability_row
 
@@ -32,7 +32,7 @@ def test_a_live_lease_then_a_force_release_in_one_row_read_each(
     monkeypatch.setattr(ledger.uow, "load", no_load)
     assert ledger.check_lease(lease.lease_id).live
     monkeypatch.undo()
-    ledger.force_release(pid, actor="ops", reason="stuck")
+    ledger.handle(ForceRelease(profile_id=pid, actor="ops", reason="stuck"))
     monkeypatch.setattr(ledger.store, "availability_row", counted)
     monkeypatch.setattr(ledger.uow, "load", no_load)
     check = ledger.check_lease(lease.lease_id)
@@ -45,7 +45,7 @@ def test_a_live_lease_then_a_force_release_in_one_row_read_each(
 def test_a_missing_row_is_answered_from_the_events(ledger: Ledger) -> None:
     """A row deleted behind the ledger's back: the check answers from the events."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
     ledger.store.delete_availability(pid)
     assert ledger.check_lease(lease.lease_id).live
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import register
 
-from ledger import InvalidInput, LeaseStatus, Ledger
+from ledger import Checkout, Heartbeat, InvalidInput, LeaseStatus, Ledger, Release
 
 
 def test_a_command_id_cannot_be_reused_on_another_profile(ledger: Ledger) -> None:
@@ -14,9 +14,13 @@ def test_a_command_id_cannot_be_reused_on_another_profile(ledger: Ledger) -> Non
     refusal writes nothing."""
     register(ledger, "p1")
     register(ledger, "p2")
-    ledger.checkout("p1", worker_id="w", run_id="r", task_type="t", command_id="cmd-1")
+    ledger.handle(
+        Checkout(profile_id="p1", worker_id="w", run_id="r", task_type="t", command_id="cmd-1")
+    )
     with pytest.raises(InvalidInput, match="already used on profile p1"):
-        ledger.checkout("p2", worker_id="w", run_id="r", task_type="t", command_id="cmd-1")
+        ledger.handle(
+            Checkout(profile_id="p2", worker_id="w", run_id="r", task_type="t", command_id="cmd-1")
+        )
     assert [e.event_type for e in ledger.history("p2")] == ["profile_registered"]
 
 
@@ -24,20 +28,46 @@ def test_a_resent_checkout_reports_the_lease_as_it_is_now(ledger: Ledger) -> Non
     """A worker resending its checkout after the lease ended and another worker took the
     profile is told its lease is no longer active (the replay appends nothing)."""
     register(ledger)
-    first = ledger.checkout(
-        "profile_shop_17", worker_id="w1", run_id="r1", task_type="t", command_id="c-1"
+    first = ledger.handle(
+        Checkout(
+            profile_id="profile_shop_17",
+            worker_id="w1",
+            run_id="r1",
+            task_type="t",
+            command_id="c-1",
+        )
     )
-    ledger.release(
-        first.lease_id, fencing_token=1, outcome="success", final_url="https://x.test/done"
+    ledger.handle(
+        Release(
+            lease_id=first.lease_id,
+            fencing_token=1,
+            outcome="success",
+            final_url="https://x.test/done",
+        )
     )
-    second = ledger.checkout("profile_shop_17", worker_id="w2", run_id="r2", task_type="t")
-    ledger.release(
-        second.lease_id, fencing_token=2, outcome="success", final_url="https://x.test/done"
+    second = ledger.handle(
+        Checkout(profile_id="profile_shop_17", worker_id="w2", run_id="r2", task_type="t")
     )
-    ledger.checkout("profile_shop_17", worker_id="w3", run_id="r3", task_type="t")
+    ledger.handle(
+        Release(
+            lease_id=second.lease_id,
+            fencing_token=2,
+            outcome="success",
+            final_url="https://x.test/done",
+        )
+    )
+    ledger.handle(
+        Checkout(profile_id="profile_shop_17", worker_id="w3", run_id="r3", task_type="t")
+    )
     events = len(ledger.history("profile_shop_17"))
-    resent = ledger.checkout(
-        "profile_shop_17", worker_id="w1", run_id="r1", task_type="t", command_id="c-1"
+    resent = ledger.handle(
+        Checkout(
+            profile_id="profile_shop_17",
+            worker_id="w1",
+            run_id="r1",
+            task_type="t",
+            command_id="c-1",
+        )
     )
     assert resent.lease_id == first.lease_id
     assert resent.lease_status is LeaseStatus.RELEASED
@@ -48,10 +78,14 @@ def test_a_resent_checkout_reports_the_lease_as_it_is_now(ledger: Ledger) -> Non
 def test_a_resent_heartbeat_reports_a_live_lease_as_active(ledger: Ledger) -> None:
     """While the lease lives, the replayed answer is the live lease (with its latest deadline)."""
     register(ledger)
-    lease = ledger.checkout("profile_shop_17", worker_id="w1", run_id="r1", task_type="t")
-    ledger.heartbeat(lease.lease_id, fencing_token=1, step="a", command_id="hb-1")
-    later = ledger.heartbeat(lease.lease_id, fencing_token=1, step="b")
-    resent = ledger.heartbeat(lease.lease_id, fencing_token=1, step="a", command_id="hb-1")
+    lease = ledger.handle(
+        Checkout(profile_id="profile_shop_17", worker_id="w1", run_id="r1", task_type="t")
+    )
+    ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="a", command_id="hb-1"))
+    later = ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="b"))
+    resent = ledger.handle(
+        Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="a", command_id="hb-1")
+    )
     assert resent.lease_status is LeaseStatus.ACTIVE
     assert resent.last_step == "b"
     assert resent.expires_at == later.expires_at

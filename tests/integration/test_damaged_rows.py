@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import register
 
-from ledger import Ledger, ProfileState, rebuild_availability, verify_availability
+from ledger import Checkout, Ledger, ProfileState, rebuild_availability, verify_availability
 from projections import explain, status
 
 
@@ -18,7 +18,7 @@ def test_status_and_rebuild_survive_a_null_version_and_a_junk_row(sql_store_url:
     with Ledger.open(sql_store_url) as ledger:
         register(ledger, "p0")
         register(ledger, "p1")
-        ledger.checkout("p1", worker_id="w1", run_id="r1", task_type="t")
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
         _sql(ledger, "UPDATE custody_availability SET version = NULL WHERE profile_id = 'p1'")
         _sql(ledger, "INSERT INTO custody_availability (profile_id, state) VALUES ('junk', 'x')")
         rows = {r.profile_id: r for r in status(ledger)}
@@ -41,7 +41,7 @@ def test_why_names_what_is_wrong_with_the_stored_row(sql_store_url: str) -> None
     with Ledger.open(sql_store_url) as ledger:
         register(ledger, "p1")
         register(ledger, "p2")
-        ledger.checkout("p1", worker_id="w1", run_id="r1", task_type="t")
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
         assert explain(ledger, "p1").row_problem is None
         _sql(ledger, "UPDATE custody_availability SET state = 'available' WHERE profile_id = 'p1'")
         _sql(ledger, "DELETE FROM custody_availability WHERE profile_id = 'p2'")

@@ -11,7 +11,7 @@ import pytest
 from conftest import event_count, register
 from racing import run_all
 
-import ledger.stores.store as store_module
+import ledger._stores.store as store_module
 from ledger import InvalidInput, Ledger, StoreUnavailable
 
 RACER = str(Path(__file__).with_name("directory_racer.py"))

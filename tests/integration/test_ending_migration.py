@@ -9,10 +9,20 @@ import json
 import pytest
 from conftest import StepClock, register
 
-from ledger import Ledger, StoreUnavailable, verify_availability
-from ledger.domain.profile import Profile
-from ledger.stores.sql import SCHEMA_VERSION
-from ledger.stores.store import SNAPSHOT_INTERVAL
+from ledger import (
+    Checkout,
+    ForceRelease,
+    Heartbeat,
+    Ledger,
+    Release,
+    Review,
+    StoreUnavailable,
+    Sweep,
+    verify_availability,
+)
+from ledger._domain.profile import Profile
+from ledger._stores.sql import SCHEMA_VERSION
+from ledger._stores.store import SNAPSHOT_INTERVAL
 
 # What custody wrote before schema 6, for each ending this test makes.
 OLD_WORDS = {
@@ -28,21 +38,27 @@ def _history(ledger: Ledger, clock: StepClock) -> None:
     one has gone on past a snapshot, which holds that ended lease."""
     for pid in ("clean", "forced", "review", "long"):
         register(ledger, pid)
-    ledger.release(_lease(ledger, "clean"), fencing_token=1, outcome="success", final_url="u")
+    ledger.handle(
+        Release(lease_id=_lease(ledger, "clean"), fencing_token=1, outcome="success", final_url="u")
+    )
     _lease(ledger, "forced")
-    ledger.force_release("forced", actor="op", reason="stuck")
-    ledger.release(_lease(ledger, "review"), fencing_token=1, outcome="failure")
-    ledger.checkout("long", worker_id="w", run_id="r1", task_type="t", ttl_seconds=5)
+    ledger.handle(ForceRelease(profile_id="forced", actor="op", reason="stuck"))
+    ledger.handle(Release(lease_id=_lease(ledger, "review"), fencing_token=1, outcome="failure"))
+    ledger.handle(
+        Checkout(profile_id="long", worker_id="w", run_id="r1", task_type="t", ttl_seconds=5)
+    )
     clock.advance(10)
-    ledger.sweep()
-    ledger.review("long", reviewer="rev", decision="return", note="fine")
+    ledger.handle(Sweep())
+    ledger.handle(Review(profile_id="long", reviewer="rev", decision="return", note="fine"))
     live = _lease(ledger, "long", run="r2")
     while ledger.view("long").version < SNAPSHOT_INTERVAL + 3:
-        ledger.heartbeat(live, fencing_token=2, step="s")
+        ledger.handle(Heartbeat(lease_id=live, fencing_token=2, step="s"))
 
 
 def _lease(ledger: Ledger, pid: str, run: str = "r") -> str:
-    return ledger.checkout(pid, worker_id="w", run_id=run, task_type="t").lease_id
+    return ledger.handle(
+        Checkout(profile_id=pid, worker_id="w", run_id=run, task_type="t")
+    ).lease_id
 
 
 def _as_written_before(ledger: Ledger, version: int) -> None:

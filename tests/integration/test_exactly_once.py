@@ -31,13 +31,14 @@ from log_checks import (
     every_ending,
     rows,
     take_lease,
+    twin as twin_of,
+    twins as twins_of,
     whole_log,
 )
-from log_checks import twin as twin_of
-from log_checks import twins as twins_of
 from runner_processes import WORKER, background_runner, backlog, caught_up, custody, wait_for
 
-from ledger import FeedTransaction, Ledger
+from ledger import Checkout, Heartbeat, Ledger, Release
+from ledger.feed import FeedTransaction
 from projections import (
     LEASES_READ_MODEL,
     READ_MODELS,
@@ -69,13 +70,15 @@ def test_each_event_is_folded_once_whatever_the_batches(ledger: Ledger, clock: S
         pid = register(ledger, f"p{n}")
         lid, tok = take_lease(ledger, pid, run=f"r{n}")
         for beat in range(7 + n):
-            ledger.heartbeat(lid, fencing_token=tok, step=f"s{beat}")
+            ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{beat}"))
             if beat % 3 == n:
                 for model in small:
                     catch_up(ledger, model, batch=3)
         for model in tiny:
             catch_up(ledger, model, batch=1)
-        ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/ok")
+        ledger.handle(
+            Release(lease_id=lid, fencing_token=tok, outcome="success", final_url="https://x/ok")
+        )
     for models, batch in ((READ_MODELS.values(), 500), (small, 3), (tiny, 1)):
         for model in models:
             catch_up(ledger, model, batch=batch)
@@ -140,11 +143,11 @@ def test_a_crash_mid_batch_applies_nothing_and_the_next_catch_up_is_exact(
     pid = register(ledger)
     lid, tok = take_lease(ledger, pid)
     for n in range(30):
-        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{n}"))
     for model in READ_MODELS.values():
         catch_up(ledger, model, batch=7)
     for n in range(30, 50):
-        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{n}"))
     tables = {name: (p.table.name, p.table.key) for name, p in READ_MODELS.items()}
     before = {p.name: p.position for p in read_model_status(ledger, READ_MODELS.values())}
     stored = {name: rows(ledger, *table) for name, table in tables.items()}
@@ -203,7 +206,7 @@ def test_concurrent_catch_ups_apply_each_event_once(sql_store_url: str) -> None:
             pid = register(ledger, f"p{n}")
             lid, tok = take_lease(ledger, pid)
             for step in range(40):
-                ledger.heartbeat(lid, fencing_token=tok, step=f"s{step}")
+                ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{step}"))
     errors: list[BaseException] = []
 
     def catch() -> None:
@@ -244,11 +247,21 @@ def test_two_runners_apply_each_event_exactly_once(sql_store_url: str, tmp_path:
             )
         for n in range(4):
             pid = register(ledger, f"shared_{n}")
-            lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+            lease = ledger.handle(
+                Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+            )
             for beat in range(25):
-                ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{beat}")
+                ledger.handle(
+                    Heartbeat(
+                        lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{beat}"
+                    )
+                )
                 time.sleep(0.01)
-            ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+            ledger.handle(
+                Release(
+                    lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="success"
+                )
+            )
         wait_for("the runners to catch up", lambda: caught_up(ledger))
         stopped = [
             r.stop(sig) for r, sig in zip(runners, (signal.SIGINT, signal.SIGTERM), strict=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from conftest import register
 
-from custody import render
-from ledger import Ledger
+from custody import _render as render
+from ledger import Checkout, ForceRelease, Heartbeat, Ledger, Release, Review
 from projections import explain, who
 
 
@@ -14,10 +14,10 @@ def test_why_names_the_command_that_put_the_profile_in_review(ledger: Ledger) ->
     """After a force-release, ``because`` holds exactly that command's events, in order, and
     none of the heartbeats before it."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
     for _ in range(3):
-        ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token)
-    ledger.force_release(pid, actor="ops_bob", reason="host rebooted")
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    ledger.handle(ForceRelease(profile_id=pid, actor="ops_bob", reason="host rebooted"))
     why = explain(ledger, pid)
     assert [r.event_type for r in why.because] == ["lease_revoked", "review_requested"]
     assert {r.command_id for r in why.because} == {why.because[0].command_id}
@@ -32,9 +32,11 @@ def test_who_names_the_events_that_began_and_ended_the_last_lease(ledger: Ledger
     """For an ended lease ``because`` holds its checkout and the release's events (a success
     without evidence goes to review); for a held lease, its checkout alone."""
     pid = register(ledger)
-    first = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
-    ledger.heartbeat(first.lease_id, fencing_token=first.fencing_token)
-    ledger.release(first.lease_id, fencing_token=first.fencing_token, outcome="success")
+    first = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+    ledger.handle(Heartbeat(lease_id=first.lease_id, fencing_token=first.fencing_token))
+    ledger.handle(
+        Release(lease_id=first.lease_id, fencing_token=first.fencing_token, outcome="success")
+    )
     ended = who(ledger, pid)
     assert [r.event_type for r in ended.because] == [
         "lease_acquired",
@@ -42,8 +44,8 @@ def test_who_names_the_events_that_began_and_ended_the_last_lease(ledger: Ledger
         "review_requested",
     ]
     assert {r.lease_id for r in ended.because} == {first.lease_id}
-    ledger.review(pid, reviewer="rolf", decision="return", note="checked")
-    second = ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+    ledger.handle(Review(profile_id=pid, reviewer="rolf", decision="return", note="checked"))
+    second = ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
     held = who(ledger, pid)
     assert [(r.event_type, r.lease_id) for r in held.because] == [
         ("lease_acquired", second.lease_id)
@@ -58,8 +60,10 @@ def test_a_release_without_a_reason_puts_no_reason_in_the_headline(ledger: Ledge
     """A success without evidence goes to review; ``why`` says so without a made-up reason
     (the outcome is not a reason: the headline once ended ': success')."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
-    ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+    ledger.handle(
+        Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+    )
     why = explain(ledger, pid)
     assert why.message == "review required (unknown_final_url) by w1"
     released = [r for r in why.because if r.event_type == "review_requested"]

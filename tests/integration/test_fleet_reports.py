@@ -11,8 +11,8 @@ from conftest import StepClock
 from fleet_scene import script
 
 import reports
-from ledger import InvalidInput, Ledger
-from reports.page import report_html
+from ledger import InvalidInput, Ledger, Quarantine, Review, Sweep
+from reports._page import report_html
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_time_in_review_counts_finished_waits_and_ages_open_ones(
         ("a4", "review_required", 250.0),
         ("b2", "review_required", 220.0),
     ]
-    ledger.review("a3", reviewer="rev", decision="quarantine", note="keep it")
+    ledger.handle(Review(profile_id="a3", reviewer="rev", decision="quarantine", note="keep it"))
     after = reports.fleet(ledger=ledger)
     assert (after.review.finished, after.review.waiting) == (2, 4)
     assert [w.state for w in after.waiting if w.profile_id == "a3"] == ["quarantined"]
@@ -160,7 +160,7 @@ def test_a_sweep_settles_the_overdue_lease_and_the_ttl_answer_turns_ok(
 ) -> None:
     """After the sweep, no lease is past its deadline: two stale endings, both waiting for
     review and none back in the pool, so the TTL question is answered ok."""
-    ledger.sweep()
+    ledger.handle(Sweep())
     ttl = reports.checklist(ledger=ledger).checks[4]
     assert ttl.verdict == "ok"
     assert ttl.answer.startswith("stale endings that returned to the pool without review: 0 (of 2)")
@@ -235,7 +235,7 @@ def test_ended_unknown_is_the_stale_forced_and_revoked_leases(
     forced one; a revoked one joins them once an operator quarantines b1 mid-lease."""
     unknown = reports.ended_unknown(ledger=ledger)
     assert list(unknown["lease_id"]) == [scene["a4_stale"], scene["b2_forced"]]
-    ledger.quarantine("b1", actor="ops", reason="suspicious")
+    ledger.handle(Quarantine(profile_id="b1", actor="ops", reason="suspicious"))
     unknown = reports.ended_unknown(ledger=ledger)
     assert list(unknown["ending"]) == ["stale", "forced", "revoked"]
     assert list(reports.ended_unknown(account="acct_a", ledger=ledger)["lease_id"]) == [

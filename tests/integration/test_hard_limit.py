@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from conftest import StepClock, event_count, register
 
-from ledger import InvalidInput, LeaseLost, Ledger, ProfileState
+from ledger import Checkout, Heartbeat, InvalidInput, LeaseLost, Ledger, ProfileState, Sweep
 
 
 def test_a_checkout_and_a_profile_bound_every_renewal(ledger: Ledger, clock: StepClock) -> None:
@@ -18,21 +18,28 @@ def test_a_checkout_and_a_profile_bound_every_renewal(ledger: Ledger, clock: Ste
     pid = register(ledger, max_lease_seconds=120)
     assert ledger.view(pid).record.max_lease_seconds == 120
     register(ledger, max_lease_seconds=120)
-    lease = ledger.checkout(
-        pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=45, max_duration_seconds=60
+    lease = ledger.handle(
+        Checkout(
+            profile_id=pid,
+            worker_id="w",
+            run_id="r",
+            task_type="t",
+            ttl_seconds=45,
+            max_duration_seconds=60,
+        )
     )
     assert lease.hard_limit_at == lease.lease_started_at + timedelta(seconds=60)
     clock.advance(40)
-    renewed = ledger.heartbeat(lease.lease_id, fencing_token=1, step="s")
+    renewed = ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s"))
     assert renewed.expires_at == lease.hard_limit_at
     stored = ledger.view(pid).lease
     assert stored is not None
     assert (stored.hard_limit_at, stored.expires_at) == (lease.hard_limit_at, lease.hard_limit_at)
     clock.advance(20)
     with pytest.raises(LeaseLost, match="hard limit"):
-        ledger.heartbeat(lease.lease_id, fencing_token=1)
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
     clock.advance(1)
-    assert [s.lease_id for s in ledger.sweep().settled] == [lease.lease_id]
+    assert [s.lease_id for s in ledger.handle(Sweep()).settled] == [lease.lease_id]
     assert ledger.view(pid).state is ProfileState.REVIEW_REQUIRED
 
 
@@ -44,7 +51,15 @@ def test_a_hard_limit_out_of_range_is_bad_input_and_writes_nothing(
     pid = register(ledger)
     before = event_count(ledger)
     with pytest.raises(InvalidInput, match="max_duration_seconds"):
-        ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", max_duration_seconds=seconds)
+        ledger.handle(
+            Checkout(
+                profile_id=pid,
+                worker_id="w",
+                run_id="r",
+                task_type="t",
+                max_duration_seconds=seconds,
+            )
+        )
     with pytest.raises(InvalidInput, match="max_lease_seconds"):
         register(ledger, "p2", max_lease_seconds=seconds)
     assert event_count(ledger) == before

@@ -6,13 +6,20 @@ import pytest
 from conftest import StepClock, event_count, register
 
 from ledger import (
+    Checkout,
     CheckoutDenied,
     DenialReason,
+    Extend,
+    ForceRelease,
+    Heartbeat,
     InvalidInput,
     LeaseLost,
     Ledger,
     NotAllowed,
     ProfileState,
+    Release,
+    Review,
+    Sweep,
     UnknownProfile,
 )
 from projections import explain, timeline, who
@@ -21,11 +28,22 @@ from projections import explain, timeline, who
 def test_lifecycle_records_every_transition_in_order(ledger: Ledger) -> None:
     """checkout, heartbeat, extend and a clean release leave the article's events, in order."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="inventory_check")
-    ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step="dash", url="u1")
-    ledger.extend(lease.lease_id, fencing_token=lease.fencing_token, ttl_seconds=600)
-    result = ledger.release(
-        lease.lease_id, fencing_token=lease.fencing_token, outcome="success", final_url="u2"
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="inventory_check")
+    )
+    ledger.handle(
+        Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step="dash", url="u1")
+    )
+    ledger.handle(
+        Extend(lease_id=lease.lease_id, fencing_token=lease.fencing_token, ttl_seconds=600)
+    )
+    result = ledger.handle(
+        Release(
+            lease_id=lease.lease_id,
+            fencing_token=lease.fencing_token,
+            outcome="success",
+            final_url="u2",
+        )
     )
     assert result.profile_state is ProfileState.AVAILABLE
     assert [e.event_type for e in ledger.history(pid)] == [
@@ -41,10 +59,10 @@ def test_lifecycle_records_every_transition_in_order(ledger: Ledger) -> None:
 def test_denied_checkout_names_the_holder_and_appends_nothing(ledger: Ledger) -> None:
     """A second checkout is denied with the holder's worker, run and deadline; no event."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
     before = event_count(ledger)
     with pytest.raises(CheckoutDenied) as denied:
-        ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+        ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
     assert denied.value.reason is DenialReason.ALREADY_LEASED
     assert denied.value.holder is not None
     assert (denied.value.holder.worker_id, denied.value.holder.run_id) == ("w1", "r1")
@@ -56,9 +74,13 @@ def test_mismatched_context_is_denied(ledger: Ledger) -> None:
     """A checkout for another account or proxy is denied with the matching reason code."""
     pid = register(ledger)
     with pytest.raises(CheckoutDenied) as by_account:
-        ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", account_id="other")
+        ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", account_id="other")
+        )
     with pytest.raises(CheckoutDenied) as by_proxy:
-        ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", proxy_id="proxy_eu")
+        ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", proxy_id="proxy_eu")
+        )
     assert by_account.value.reason is DenialReason.ACCOUNT_MISMATCH
     assert by_proxy.value.reason is DenialReason.PROXY_MISMATCH
 
@@ -66,12 +88,23 @@ def test_mismatched_context_is_denied(ledger: Ledger) -> None:
 def test_resent_command_id_returns_the_first_result_and_appends_nothing(ledger: Ledger) -> None:
     """A worker resending checkout and heartbeat with the same command id gets the same answer."""
     pid = register(ledger)
-    first = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t", command_id="c-1")
-    again = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t", command_id="c-1")
+    first = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", command_id="c-1")
+    )
+    again = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", command_id="c-1")
+    )
     assert again == first
-    beat = ledger.heartbeat(first.lease_id, fencing_token=1, step="s", command_id="c-2")
+    beat = ledger.handle(
+        Heartbeat(lease_id=first.lease_id, fencing_token=1, step="s", command_id="c-2")
+    )
     count = event_count(ledger)
-    assert ledger.heartbeat(first.lease_id, fencing_token=1, step="s", command_id="c-2") == beat
+    assert (
+        ledger.handle(
+            Heartbeat(lease_id=first.lease_id, fencing_token=1, step="s", command_id="c-2")
+        )
+        == beat
+    )
     assert event_count(ledger) == count
     assert [e.event_type for e in ledger.history(pid)].count("lease_acquired") == 1
 
@@ -82,18 +115,22 @@ def test_sweep_marks_overdue_lease_stale_and_worker_learns_it(
     """Past the deadline the sweep marks the lease stale, quarantines after a mutating step,
     and the worker's next heartbeat is refused as lease lost."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
-    ledger.heartbeat(lease.lease_id, fencing_token=1, step="login", safe=True)
-    ledger.heartbeat(lease.lease_id, fencing_token=1, step="submit", url="u/s", mutating=True)
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+    )
+    ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="login", safe=True))
+    ledger.handle(
+        Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="submit", url="u/s", mutating=True)
+    )
     clock.advance(31)
     with pytest.raises(CheckoutDenied) as denied:
-        ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+        ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
     assert denied.value.reason is DenialReason.STALE
-    results = ledger.sweep().settled
+    results = ledger.handle(Sweep()).settled
     assert [(r.profile_id, r.profile_state) for r in results] == [(pid, ProfileState.QUARANTINED)]
-    assert ledger.sweep().settled == []
+    assert ledger.handle(Sweep()).settled == []
     with pytest.raises(LeaseLost):
-        ledger.heartbeat(lease.lease_id, fencing_token=1)
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
     why = explain(ledger, pid)
     assert why.reason is DenialReason.QUARANTINED
     assert why.lease is not None
@@ -110,16 +147,18 @@ def test_review_returns_profile_and_next_lease_has_higher_token(
 ) -> None:
     """After review, the next worker gets the profile with the next fencing token."""
     pid = register(ledger)
-    first = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=5)
+    first = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=5)
+    )
     clock.advance(6)
-    ledger.sweep()
+    ledger.handle(Sweep())
     with pytest.raises(CheckoutDenied) as denied:
-        ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+        ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
     assert denied.value.reason is DenialReason.PREVIOUS_RUN_UNKNOWN
     with pytest.raises(NotAllowed):
-        ledger.review(pid, reviewer="w1", decision="return", note="my own run")
-    ledger.review(pid, reviewer="alice", decision="return", note="checked")
-    second = ledger.checkout(pid, worker_id="w2", run_id="r2", task_type="t")
+        ledger.handle(Review(profile_id=pid, reviewer="w1", decision="return", note="my own run"))
+    ledger.handle(Review(profile_id=pid, reviewer="alice", decision="return", note="checked"))
+    second = ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
     assert second.fencing_token == first.fencing_token + 1
     assert who(ledger, pid).lease == second
 
@@ -127,8 +166,10 @@ def test_review_returns_profile_and_next_lease_has_higher_token(
 def test_force_release_goes_to_review_never_the_pool(ledger: Ledger) -> None:
     """An operator's force release ends the lease and requires review, recording the actor."""
     pid = register(ledger)
-    ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
-    result = ledger.force_release(pid, actor="ops_bob", reason="worker host rebooted")
+    ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+    result = ledger.handle(
+        ForceRelease(profile_id=pid, actor="ops_bob", reason="worker host rebooted")
+    )
     assert result.profile_state is ProfileState.REVIEW_REQUIRED
     rows = timeline(ledger, pid)
     assert [(r.event_type, r.actor_id, r.actor_role) for r in rows[-2:]] == [
@@ -140,18 +181,20 @@ def test_force_release_goes_to_review_never_the_pool(ledger: Ledger) -> None:
 def test_bad_input_is_named_and_writes_nothing(ledger: Ledger) -> None:
     """Malformed ids, a negative TTL, an unknown profile and a wrong token write nothing."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
     before = event_count(ledger)
     with pytest.raises(InvalidInput, match="ttl_seconds"):
-        ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=-5)
+        ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=-5)
+        )
     with pytest.raises(InvalidInput, match="lease_id"):
-        ledger.heartbeat("not-a-lease", fencing_token=1)
+        ledger.handle(Heartbeat(lease_id="not-a-lease", fencing_token=1))
     with pytest.raises(InvalidInput, match="profile_id"):
-        ledger.checkout("bad id!", worker_id="w", run_id="r", task_type="t")
+        ledger.handle(Checkout(profile_id="bad id!", worker_id="w", run_id="r", task_type="t"))
     with pytest.raises(UnknownProfile):
-        ledger.checkout("nobody", worker_id="w", run_id="r", task_type="t")
+        ledger.handle(Checkout(profile_id="nobody", worker_id="w", run_id="r", task_type="t"))
     with pytest.raises(LeaseLost, match="fencing token 7"):
-        ledger.heartbeat(lease.lease_id, fencing_token=7)
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=7))
     assert event_count(ledger) == before
 
 
@@ -168,14 +211,22 @@ def test_command_id_reused_for_another_command_is_refused(ledger: Ledger) -> Non
     """A command id is bound to what it asked: reusing it for another worker's checkout, or
     for a different command, is refused as bad input and appends nothing."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="wA", run_id="r1", task_type="t", command_id="c1")
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id="wA", run_id="r1", task_type="t", command_id="c1")
+    )
     before = event_count(ledger)
     with pytest.raises(InvalidInput, match="command_id"):
-        ledger.checkout(pid, worker_id="wB", run_id="r2", task_type="t", command_id="c1")
+        ledger.handle(
+            Checkout(profile_id=pid, worker_id="wB", run_id="r2", task_type="t", command_id="c1")
+        )
     with pytest.raises(InvalidInput, match="already used on profile_shop_17 for checkout"):
-        ledger.heartbeat(lease.lease_id, fencing_token=1, step="s2", command_id="c1")
+        ledger.handle(
+            Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s2", command_id="c1")
+        )
     with pytest.raises(InvalidInput, match="command_id"):
-        ledger.release(lease.lease_id, fencing_token=1, outcome="success", command_id="c1")
+        ledger.handle(
+            Release(lease_id=lease.lease_id, fencing_token=1, outcome="success", command_id="c1")
+        )
     assert event_count(ledger) == before
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledger import Lease, LeaseLost, LeaseStatus
-from workers import LaunchRefused, profile_dir
+from workers import LaunchRefused, _profile_dir as profile_dir
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 

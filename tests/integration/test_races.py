@@ -12,7 +12,7 @@ import pytest
 from conftest import register
 from racing import leases_in_order, run_all
 
-from ledger import Ledger, availability_differences, rebuild_availability
+from ledger import Checkout, Ledger, availability_differences, rebuild_availability
 
 WORKER = Path(__file__).with_name("race_worker.py")
 PROFILES = ["race_a", "race_b", "race_c"]
@@ -63,7 +63,15 @@ def test_concurrent_sweepers_settle_each_lease_once(sql_store_url: str) -> None:
         for pid in PROFILES:
             register(ledger, pid)
             leases.append(
-                ledger.checkout(pid, worker_id="w", run_id=f"r-{pid}", task_type="t", ttl_seconds=1)
+                ledger.handle(
+                    Checkout(
+                        profile_id=pid,
+                        worker_id="w",
+                        run_id=f"r-{pid}",
+                        task_type="t",
+                        ttl_seconds=1,
+                    )
+                )
             )
     time.sleep(1.5)  # past the deadline on the store's own clock
     sweeps = [

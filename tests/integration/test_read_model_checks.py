@@ -18,7 +18,7 @@ from conftest import StepClock, register
 from log_checks import assert_exact
 from runner_processes import WORKER, backlog, custody
 
-from ledger import Ledger, StoreUnavailable
+from ledger import Checkout, Heartbeat, Ledger, Release, StoreUnavailable
 from ledger.feed import CHECKPOINTS_TABLE, ReadModelDamaged
 from projections import (
     LEASES_READ_MODEL,
@@ -31,8 +31,8 @@ from projections import (
     timeline,
     upgrade,
 )
-from projections.leases import LEASES
-from projections.timeline import TIMELINE
+from projections._leases import LEASES
+from projections._timeline import TIMELINE
 from reports import usage
 
 
@@ -41,12 +41,24 @@ def _scene(ledger: Ledger, clock: StepClock) -> None:
     for pid in ("p1", "p2", "p3"):
         register(ledger, pid)
         for run in range(3):
-            lease = ledger.checkout(pid, worker_id="w", run_id=f"r{run}", task_type="t")
+            lease = ledger.handle(
+                Checkout(profile_id=pid, worker_id="w", run_id=f"r{run}", task_type="t")
+            )
             for step in range(2):
                 clock.advance(1)
-                ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{step}")
-            ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="success",
-                           final_url="https://x/done")  # fmt: skip
+                ledger.handle(
+                    Heartbeat(
+                        lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{step}"
+                    )
+                )
+            ledger.handle(
+                Release(
+                    lease_id=lease.lease_id,
+                    fencing_token=lease.fencing_token,
+                    outcome="success",
+                    final_url="https://x/done",
+                )
+            )
     for model in READ_MODELS.values():
         catch_up(ledger, model)
 
@@ -169,7 +181,7 @@ def test_status_counts_the_rows_and_is_clean_after_more_commands(
     """An honest read model, caught up or lagging, has no problem: lag is not damage."""
     _scene(ledger, clock)
     register(ledger, "p4")
-    ledger.checkout("p4", worker_id="w", run_id="r", task_type="t")
+    ledger.handle(Checkout(profile_id="p4", worker_id="w", run_id="r", task_type="t"))
     timeline_status, leases_status = read_model_status(ledger, [TIMELINE_READ_MODEL,
                                                                 LEASES_READ_MODEL])  # fmt: skip
     assert (timeline_status.lag, timeline_status.problems) == (2, [])

@@ -11,7 +11,7 @@ import pytest
 from conftest import StepClock, register
 from log_checks import every_ending, rows, take_lease, whole_log
 
-from ledger import InvalidInput, Ledger, LedgerError, NotAllowed
+from ledger import Heartbeat, InvalidInput, Ledger, LedgerError, NotAllowed, Release
 from projections import (
     LEASES_READ_MODEL,
     READ_MODELS,
@@ -22,9 +22,9 @@ from projections import (
     timeline,
     who,
 )
-from projections.base import iso
+from projections._base import iso
 from reports import timeline as timeline_frame
-from reports.frames import rows_of
+from reports._frames import rows_of
 
 
 def test_leases_say_how_each_lease_ended(ledger: Ledger, clock: StepClock) -> None:
@@ -113,7 +113,7 @@ def test_an_answer_never_lags_the_command_before_it(ledger: Ledger) -> None:
     assert [r.event_type for r in timeline(ledger, pid)] == ["profile_registered"]
     lid, tok = take_lease(ledger, pid)
     for n in range(5):
-        ledger.heartbeat(lid, fencing_token=tok, step=f"s{n}")
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{n}"))
         assert timeline(ledger, pid)[-1].step == f"s{n}"
 
 
@@ -139,8 +139,12 @@ def test_a_catch_up_keeps_no_plan_made_on_a_small_read_model(pg_url: str) -> Non
         pid = register(ledger)
         for run in range(12):
             lid, tok = take_lease(ledger, pid, run=f"r{run}")
-            ledger.heartbeat(lid, fencing_token=tok, step="s")
-            ledger.release(lid, fencing_token=tok, outcome="success", final_url="https://x/ok")
+            ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="s"))
+            ledger.handle(
+                Release(
+                    lease_id=lid, fencing_token=tok, outcome="success", final_url="https://x/ok"
+                )
+            )
         for model in READ_MODELS.values():
             catch_up(ledger, model, batch=2)
         with ledger.feed.transaction() as tx:
@@ -168,7 +172,7 @@ def test_status_shows_position_and_lag(ledger: Ledger) -> None:
     assert (first["timeline"].position, first["timeline"].lag) == (None, 1)
     timeline(ledger, pid)
     lid, tok = take_lease(ledger, pid)
-    ledger.heartbeat(lid, fencing_token=tok)
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok))
     now = {s.name: s for s in read_model_status(ledger, READ_MODELS.values())}
     head = ledger.feed.head()
     assert (now["timeline"].position, now["timeline"].lag, now["timeline"].rows) == (

@@ -24,8 +24,8 @@ import pytest
 from eventsourcing.tests import persistence as suites
 from ledger_recorders import open_recorder
 
-from ledger.stores.postgres import PostgresLedgerRecorder
-from ledger.stores.recorders import SQLiteLedgerRecorder
+from ledger._stores.postgres import PostgresLedgerRecorder
+from ledger._stores.recorders import SQLiteLedgerRecorder
 
 _THREAD_JOIN_TIMEOUT_S = 30
 _LISTEN_TIMEOUT_S = 10

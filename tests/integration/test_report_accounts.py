@@ -12,7 +12,7 @@ from conftest import register
 import reports
 from ledger import InvalidInput, Ledger
 from projections import status
-from reports.page import report_html
+from reports._page import report_html
 
 ASKS: dict[str, Callable[[Ledger, str], Any]] = {
     "usage": lambda ledger, a: reports.usage(a, ledger=ledger),

@@ -12,15 +12,17 @@ from conftest import StepClock, register
 
 import projections
 import reports
-from ledger import InvalidInput, Ledger
+from ledger import Checkout, InvalidInput, Ledger, Release
 
 
 @pytest.fixture
 def day(ledger: Ledger, clock: StepClock) -> str:
     """One profile used once, today on the test's clock; returns today's date."""
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t")
-    ledger.release(lease.lease_id, fencing_token=1, outcome="success", final_url="u")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+    ledger.handle(
+        Release(lease_id=lease.lease_id, fencing_token=1, outcome="success", final_url="u")
+    )
     return clock.now.date().isoformat()
 
 

@@ -13,8 +13,19 @@ from typing import Any
 import pytest
 from conftest import StepClock, event_count, register
 
-from custody.render import emit_error, error_line, one_line
-from ledger import Availability, CheckoutDenied, DenialReason, Ledger
+from custody._render import emit_error, error_line
+from custody._text import one_line
+from ledger import (
+    Availability,
+    Checkout,
+    CheckoutDenied,
+    DenialReason,
+    Disable,
+    Ledger,
+    Quarantine,
+    RegisterProfile,
+    Release,
+)
 from workers import NoProfileAvailable, checkout_for
 
 ACCOUNT = "account_shop"
@@ -72,8 +83,13 @@ def test_candidates_are_tried_in_random_order(ledger: Ledger) -> None:
         first.add(pid)
         lease = ledger.view(pid).lease
         assert lease is not None
-        ledger.release(
-            lease.lease_id, fencing_token=lease.fencing_token, outcome="success", final_url="u"
+        ledger.handle(
+            Release(
+                lease_id=lease.lease_id,
+                fencing_token=lease.fencing_token,
+                outcome="success",
+                final_url="u",
+            )
         )
     assert first == set(pool)
 
@@ -83,7 +99,7 @@ def test_a_profile_lost_to_another_worker_moves_on_to_the_next(ledger: Ledger) -
     ledger denies it (already leased) and the next candidate is leased instead."""
     _pool(ledger, 2)
     rows_before = ledger.availability()
-    ledger.checkout("shop_0", worker_id="rival", run_id="r", task_type="t")
+    ledger.handle(Checkout(profile_id="shop_0", worker_id="rival", run_id="r", task_type="t"))
 
     class Outdated(Ledger):
         def availability(self) -> list[Availability]:
@@ -99,10 +115,14 @@ def test_nothing_available_raises_the_aggregated_reason(ledger: Ledger, clock: S
     pool = _pool(ledger, 6)
     register(ledger, "shop_px", account_id=ACCOUNT, proxy_id="proxy_elsewhere")
     for pid in pool[:3]:
-        ledger.checkout(pid, worker_id="holder", run_id=f"r-{pid}", task_type="t", ttl_seconds=60)
-    ledger.quarantine(pool[3], actor="ops", reason="suspicious")
-    ledger.quarantine(pool[4], actor="ops", reason="suspicious")
-    ledger.disable(pool[5], actor="ops", reason="closed")
+        ledger.handle(
+            Checkout(
+                profile_id=pid, worker_id="holder", run_id=f"r-{pid}", task_type="t", ttl_seconds=60
+            )
+        )
+    ledger.handle(Quarantine(profile_id=pool[3], actor="ops", reason="suspicious"))
+    ledger.handle(Quarantine(profile_id=pool[4], actor="ops", reason="suspicious"))
+    ledger.handle(Disable(profile_id=pool[5], actor="ops", reason="closed"))
     clock.advance(30)
     before = event_count(ledger)
     with pytest.raises(CheckoutDenied) as denied:
@@ -138,14 +158,20 @@ def test_each_profile_s_standing_is_its_own_denial(ledger: Ledger, clock: StepCl
     reason, message, since, until, holder and what unblocks it, whether the rows ruled it
     out, a rival took it first, or its lease is overdue."""
     leased, quarantined, disabled, overdue, rival = _pool(ledger, 5)
-    ledger.checkout(leased, worker_id="holder", run_id="r1", task_type="t", ttl_seconds=600)
-    ledger.quarantine(quarantined, actor="ops", reason="suspicious")
-    ledger.disable(disabled, actor="ops", reason="closed")
-    ledger.checkout(overdue, worker_id="late", run_id="r2", task_type="t", ttl_seconds=5)
-    ledger.register_profile("shop_px", account_id=ACCOUNT, proxy_id="proxy_elsewhere")
+    ledger.handle(
+        Checkout(profile_id=leased, worker_id="holder", run_id="r1", task_type="t", ttl_seconds=600)
+    )
+    ledger.handle(Quarantine(profile_id=quarantined, actor="ops", reason="suspicious"))
+    ledger.handle(Disable(profile_id=disabled, actor="ops", reason="closed"))
+    ledger.handle(
+        Checkout(profile_id=overdue, worker_id="late", run_id="r2", task_type="t", ttl_seconds=5)
+    )
+    ledger.handle(
+        RegisterProfile(profile_id="shop_px", account_id=ACCOUNT, proxy_id="proxy_elsewhere")
+    )
     clock.advance(10)
     rows_before = ledger.availability()
-    ledger.checkout(rival, worker_id="rival", run_id="r3", task_type="t")
+    ledger.handle(Checkout(profile_id=rival, worker_id="rival", run_id="r3", task_type="t"))
 
     class Outdated(Ledger):
         def availability(self) -> list[Availability]:
@@ -158,8 +184,16 @@ def test_each_profile_s_standing_is_its_own_denial(ledger: Ledger, clock: StepCl
     assert sorted(standing) == sorted([leased, quarantined, disabled, overdue, rival, "shop_px"])
     for pid, stood in standing.items():
         with pytest.raises(CheckoutDenied) as alone:
-            ledger.checkout(pid, worker_id="w", run_id="r", task_type="t",
-                            account_id=ACCOUNT, proxy_id="proxy_us_east_12")  # fmt: skip
+            ledger.handle(
+                Checkout(
+                    profile_id=pid,
+                    worker_id="w",
+                    run_id="r",
+                    task_type="t",
+                    account_id=ACCOUNT,
+                    proxy_id="proxy_us_east_12",
+                )
+            )
         own = alone.value.denial
         assert stood.profile_id == pid
         assert (stood.reason, stood.message, stood.remediation) == (
@@ -180,8 +214,10 @@ def test_the_json_error_shows_each_profile_s_standing(ledger: Ledger) -> None:
     """The command line's JSON error for a routing denial carries each profile's standing
     (reason, until, holder, what unblocks it) beside the counts; its text stays one line."""
     leased, blocked = _pool(ledger, 2)
-    lease = ledger.checkout(leased, worker_id="holder", run_id="r1", task_type="t")
-    ledger.quarantine(blocked, actor="ops", reason="suspicious")
+    lease = ledger.handle(
+        Checkout(profile_id=leased, worker_id="holder", run_id="r1", task_type="t")
+    )
+    ledger.handle(Quarantine(profile_id=blocked, actor="ops", reason="suspicious"))
     with pytest.raises(NoProfileAvailable) as denied:
         _route(ledger)
     out = io.StringIO()
@@ -200,9 +236,11 @@ def test_a_profile_freed_since_the_rows_were_read_is_leased(ledger: Ledger) -> N
     checkout of it would be told, the ledger says granted, so routing leases it rather than
     counting it as leased."""
     (pid,) = _pool(ledger, 1)
-    lease = ledger.checkout(pid, worker_id="w0", run_id="r0", task_type="t")
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w0", run_id="r0", task_type="t"))
     rows_before = ledger.availability()
-    ledger.release(lease.lease_id, fencing_token=1, outcome="success", final_url="u")
+    ledger.handle(
+        Release(lease_id=lease.lease_id, fencing_token=1, outcome="success", final_url="u")
+    )
 
     class Outdated(Ledger):
         def availability(self) -> list[Availability]:

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from ledger import Ledger
-from ledger.domain.profile import Profile, replay
-from ledger.domain.view import availability_of
-from ledger.stores.store import SNAPSHOT_INTERVAL
+from ledger._domain.profile import Profile, replay
+from ledger._domain.view import availability_of
+from ledger._stores.store import SNAPSHOT_INTERVAL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from scale_data import Layout, generate

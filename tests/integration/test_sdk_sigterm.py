@@ -9,24 +9,23 @@ import asyncio
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledger import Ledger
-from ledger.domain import events as ev
+from ledger import Heartbeat, Ledger, RegisterProfile
+from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases, Terminated, aio
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> str:
-    url = f"memory://{uuid.uuid4().hex}"
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
     with Ledger.init(url) as ledger:
-        ledger.register_profile("p1", account_id="a", proxy_id="px")
-        ledger.register_profile("p2", account_id="a", proxy_id="px")
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="px"))
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a", proxy_id="px"))
     return url
 
 
@@ -94,18 +93,19 @@ def test_sigterm_during_a_ledger_call_waits_for_its_end(
     completes (it is recorded), then the step raises Terminated, and the release names the
     step; the profile, with no mutation, goes to review."""
     leases = ProfileLeases.open(store, worker_id="w", settings=settings)
-    real = leases.ledger.heartbeat
+    real = leases.ledger.handle
 
-    def signalled_midway(*args: Any, **kwargs: Any) -> Any:
-        sigterm()
-        time.sleep(0.05)  # the handler has run by now, inside this call
-        return real(*args, **kwargs)
+    def signalled_midway(command: Any) -> Any:
+        if isinstance(command, Heartbeat):
+            sigterm()
+            time.sleep(0.05)  # the handler has run by now, inside this call
+        return real(command)
 
     with (  # noqa: PT012
         pytest.raises(Terminated),
         leases.checkout("p1", run_id="r", task_type="t") as lease,
     ):
-        leases.ledger.heartbeat = signalled_midway  # type: ignore[method-assign]
+        leases.ledger.handle = signalled_midway  # type: ignore[method-assign]
         lease.step("checked_cart", safe=True)
     with Ledger.open(store, create=False) as ledger:
         beats = [e for e in ledger.history("p1") if isinstance(e, ev.LeaseHeartbeat)]

@@ -8,19 +8,25 @@ from typing import Any
 import pytest
 from conftest import register
 
-from ledger import Ledger, StoreUnavailable, UnknownProfile
-from ledger.domain.profile import Profile, replay
-from ledger.domain.view import availability_of
-from ledger.stores.store import SNAPSHOT_INTERVAL
+from ledger import Checkout, Heartbeat, Ledger, Release, StoreUnavailable, UnknownProfile
+from ledger._domain.profile import Profile, replay
+from ledger._domain.view import availability_of
+from ledger._stores.store import SNAPSHOT_INTERVAL
 from reports import replay as replay_at
 
 
 def _long_stream(ledger: Ledger, heartbeats: int) -> str:
     pid = register(ledger)
-    lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="inventory_check")
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="inventory_check")
+    )
     for n in range(heartbeats):
-        ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, step=f"s{n}")
-    ledger.release(lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+        ledger.handle(
+            Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{n}")
+        )
+    ledger.handle(
+        Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+    )
     return pid
 
 
@@ -74,12 +80,16 @@ def test_commands_after_a_snapshot_load_keep_their_rules(store_url: str) -> None
     keeps the ids) and keeps its lease: the snapshot carries the lease."""
     with Ledger.open(store_url) as writer:
         pid = register(writer)
-        lease = writer.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+        lease = writer.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
         for n in range(SNAPSHOT_INTERVAL):
-            writer.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, command_id=f"hb{n}")
+            writer.handle(
+                Heartbeat(
+                    lease_id=lease.lease_id, fencing_token=lease.fencing_token, command_id=f"hb{n}"
+                )
+            )
     with Ledger.open(store_url) as ledger:
-        again = ledger.heartbeat(
-            lease.lease_id, fencing_token=lease.fencing_token, command_id="hb5"
+        again = ledger.handle(
+            Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, command_id="hb5")
         )
         assert again.lease_id == lease.lease_id
         assert len(ledger.history(pid)) == SNAPSHOT_INTERVAL + 2  # the resend appended nothing
@@ -92,9 +102,13 @@ def test_a_snapshot_does_not_grow_with_the_commands_before_it(store_url: str) ->
     costs the same whatever the stream's length)."""
     with Ledger.open(store_url) as ledger:
         pid = register(ledger)
-        lease = ledger.checkout(pid, worker_id="w1", run_id="r1", task_type="t")
+        lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
         for n in range(SNAPSHOT_INTERVAL * 3):
-            ledger.heartbeat(lease.lease_id, fencing_token=lease.fencing_token, command_id=f"b{n}")
+            ledger.handle(
+                Heartbeat(
+                    lease_id=lease.lease_id, fencing_token=lease.fencing_token, command_id=f"b{n}"
+                )
+            )
         stored = ledger.store.app.snapshots.recorder.select_events(  # type: ignore[union-attr]
             Profile.create_id(pid)
         )

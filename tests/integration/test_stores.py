@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from conftest import register
 
-from ledger import InvalidInput, Ledger, StoreUnavailable
-from ledger.stores import sql as store_module
+from ledger import Checkout, Heartbeat, InvalidInput, Ledger, RegisterProfile, StoreUnavailable
+from ledger._stores import sql as store_module
 
 
 class _SkewedDatetime(datetime):
@@ -36,7 +36,9 @@ def test_deadlines_use_the_store_clock_not_the_worker_clock(
     monkeypatch.setattr(store_module, "datetime", _SkewedDatetime)
     with Ledger.open(sql_store_url) as ledger:
         pid = register(ledger)
-        lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+        )
     offset = lease.lease_started_at - datetime.now(UTC)
     if sql_store_url.startswith("postgresql"):
         assert abs(offset) < timedelta(minutes=5)
@@ -51,14 +53,14 @@ def test_unreachable_postgres_is_one_clear_error() -> None:
         Ledger.open("postgresql://custody@127.0.0.1:1/custody") as ledger,
         pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1/custody unavailable"),
     ):
-        ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+        ledger.handle(Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t"))
 
 
 def test_uninitialised_postgres_says_run_init_and_creates_nothing(pg_url: str) -> None:
     """Commands on a PostgreSQL database without the schema ask for custody init; no table
     appears, because workers never race to create tables."""
     with Ledger.open(pg_url) as ledger, pytest.raises(StoreUnavailable, match="custody init"):
-        ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+        ledger.handle(Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t"))
     with psycopg.connect(pg_url) as conn:
         tables = conn.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
@@ -88,9 +90,9 @@ def test_sqlite_file_in_missing_directory_is_unavailable(tmp_path: object) -> No
     there is no store."""
     url = f"sqlite:///{tmp_path}/missing/custody.db"
     with Ledger.open(url) as ledger, pytest.raises(StoreUnavailable, match="does not exist"):
-        ledger.register_profile("p", account_id="a", proxy_id="x")
+        ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
     with Ledger.open(url) as ledger, pytest.raises(StoreUnavailable, match="no store at"):
-        ledger.checkout("p", worker_id="w", run_id="r", task_type="t")
+        ledger.handle(Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t"))
     assert not (Path(str(tmp_path)) / "missing").exists()
 
 
@@ -100,11 +102,11 @@ def test_only_a_registration_makes_a_new_store(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'custody.db'}"
     with Ledger.open(url) as ledger:
         with pytest.raises(StoreUnavailable, match="no store at"):
-            ledger.heartbeat("lease-1@p", fencing_token=1)
+            ledger.handle(Heartbeat(lease_id="lease-1@p", fencing_token=1))
         with pytest.raises(StoreUnavailable, match="no store at"):
             ledger.availability()
         assert list(tmp_path.iterdir()) == []
-        ledger.register_profile("p", account_id="a", proxy_id="x")
+        ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
         assert ledger.view("p").state == "available"
 
 
@@ -118,7 +120,7 @@ def test_another_applications_sqlite_file_is_never_written(tmp_path: Path, writi
     before = path.read_bytes()
     with Ledger.open(f"sqlite:///{path}") as ledger:
         command = (
-            partial(ledger.register_profile, "p", account_id="a", proxy_id="x")
+            partial(ledger.handle, RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
             if writing
             else ledger.availability
         )
@@ -138,7 +140,7 @@ def test_an_empty_file_becomes_a_store_only_by_a_registration(tmp_path: Path) ->
         with pytest.raises(StoreUnavailable, match="no store at"):
             ledger.availability()
         assert path.stat().st_size == 0
-        ledger.register_profile("p", account_id="a", proxy_id="x")
+        ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
         assert [r.profile_id for r in ledger.availability()] == ["p"]
 
 
@@ -185,7 +187,9 @@ def test_init_migrates_a_version_1_store_and_binds_its_command_ids(sql_store_url
     with Ledger.open(sql_store_url) as ledger:
         register(ledger, "p1")
         register(ledger, "p2")
-        ledger.checkout("p1", worker_id="w", run_id="r", task_type="t", command_id="old-id")
+        ledger.handle(
+            Checkout(profile_id="p1", worker_id="w", run_id="r", task_type="t", command_id="old-id")
+        )
         ledger.store.execute("DROP TABLE custody_commands")  # type: ignore[attr-defined]
         ledger.store.execute("UPDATE custody_schema SET version = 1")  # type: ignore[attr-defined]
     with Ledger.open(sql_store_url) as ledger, pytest.raises(StoreUnavailable, match="migrate"):
@@ -193,7 +197,11 @@ def test_init_migrates_a_version_1_store_and_binds_its_command_ids(sql_store_url
     Ledger.init(sql_store_url).close()
     with Ledger.open(sql_store_url) as ledger:
         with pytest.raises(InvalidInput, match="already used on profile p1"):
-            ledger.checkout("p2", worker_id="w", run_id="r", task_type="t", command_id="old-id")
+            ledger.handle(
+                Checkout(
+                    profile_id="p2", worker_id="w", run_id="r", task_type="t", command_id="old-id"
+                )
+            )
         assert ledger.view("p1").state == "leased"
 
 
@@ -207,11 +215,18 @@ def test_init_migrates_a_version_3_store_so_its_command_ids_still_replay(
     with Ledger.open(sql_store_url) as ledger:
         register(ledger, "p1")
         register(ledger, "p2")
-        lease = ledger.checkout(
-            "p1", worker_id="w", run_id="r", task_type="t", command_id="old-checkout"
+        lease = ledger.handle(
+            Checkout(
+                profile_id="p1", worker_id="w", run_id="r", task_type="t", command_id="old-checkout"
+            )
         )
-        beat = ledger.heartbeat(
-            lease.lease_id, fencing_token=lease.fencing_token, step="s", command_id="old-beat"
+        beat = ledger.handle(
+            Heartbeat(
+                lease_id=lease.lease_id,
+                fencing_token=lease.fencing_token,
+                step="s",
+                command_id="old-beat",
+            )
         )
         store = ledger.store
         store.execute("DROP TABLE custody_commands")  # type: ignore[attr-defined]
@@ -226,24 +241,42 @@ def test_init_migrates_a_version_3_store_so_its_command_ids_still_replay(
         events = len(ledger.history("p1"))
     Ledger.init(sql_store_url).close()
     with Ledger.open(sql_store_url) as ledger:
-        again = ledger.checkout(
-            "p1", worker_id="w", run_id="r", task_type="t", command_id="old-checkout"
+        again = ledger.handle(
+            Checkout(
+                profile_id="p1", worker_id="w", run_id="r", task_type="t", command_id="old-checkout"
+            )
         )
         assert (again.lease_id, again.fencing_token) == (lease.lease_id, lease.fencing_token)
         assert (
-            ledger.heartbeat(
-                lease.lease_id, fencing_token=lease.fencing_token, step="s", command_id="old-beat"
+            ledger.handle(
+                Heartbeat(
+                    lease_id=lease.lease_id,
+                    fencing_token=lease.fencing_token,
+                    step="s",
+                    command_id="old-beat",
+                )
             )
             == beat
         )
         assert len(ledger.history("p1")) == events
         with pytest.raises(InvalidInput, match="already used on p1 for heartbeat"):
-            ledger.heartbeat(
-                lease.lease_id, fencing_token=lease.fencing_token, step="t", command_id="old-beat"
+            ledger.handle(
+                Heartbeat(
+                    lease_id=lease.lease_id,
+                    fencing_token=lease.fencing_token,
+                    step="t",
+                    command_id="old-beat",
+                )
             )
         with pytest.raises(InvalidInput, match="already used on profile p1"):
-            ledger.checkout(
-                "p2", worker_id="w", run_id="r", task_type="t", command_id="old-checkout"
+            ledger.handle(
+                Checkout(
+                    profile_id="p2",
+                    worker_id="w",
+                    run_id="r",
+                    task_type="t",
+                    command_id="old-checkout",
+                )
             )
         rows = ledger.store.query(  # type: ignore[attr-defined]
             "SELECT count(*) AS n FROM custody_commands WHERE version IS NULL OR command IS NULL"
@@ -280,7 +313,9 @@ def test_pooled_connections_ended_by_the_server_are_replaced_before_a_command(
         for _ in range(3):  # every connection of the pool has been lent at least once
             ledger.view(pid)
         assert _terminate_others(pg_url) >= 1
-        lease = ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+        )
         assert ledger.view(pid).lease == lease
         assert _terminate_others(pg_url) >= 1
         assert ledger.store.availability_row(pid) is not None

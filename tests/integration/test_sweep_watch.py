@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import register
 
-from ledger import Ledger, ProfileState
+from ledger import Checkout, Heartbeat, Ledger, ProfileState
 
 EXPIRING = [f"exp_{i}" for i in range(6)]
 # Three batches expire one after another: each is one more chance for the two watchers' passes
@@ -75,31 +75,47 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
             # The batch expires only once both watchers are polling, so both passes find it
             # at once and must race for it, however slowly either process started.
             for pid in BATCHES[0]:
-                ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
-            kept = ledger.checkout(
-                "renewed", worker_id="w", run_id="r", task_type="t", ttl_seconds=3
+                ledger.handle(
+                    Checkout(
+                        profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1
+                    )
+                )
+            kept = ledger.handle(
+                Checkout(
+                    profile_id="renewed", worker_id="w", run_id="r", task_type="t", ttl_seconds=3
+                )
             )
             for n, pid in enumerate(EXPIRING):  # deadlines spread over the watchers' passes
-                ledger.checkout(
-                    pid, worker_id="w", run_id=f"r{n}", task_type="t", ttl_seconds=1 + n % 3
+                ledger.handle(
+                    Checkout(
+                        profile_id=pid,
+                        worker_id="w",
+                        run_id=f"r{n}",
+                        task_type="t",
+                        ttl_seconds=1 + n % 3,
+                    )
                 )
                 time.sleep(0.3)
 
             expired = [*BATCHES[0], *EXPIRING]
 
             def settled() -> bool:
-                ledger.heartbeat(kept.lease_id, fencing_token=kept.fencing_token)
+                ledger.handle(Heartbeat(lease_id=kept.lease_id, fencing_token=kept.fencing_token))
                 done = (ledger.view(p).state for p in expired)
                 return all(state is ProfileState.REVIEW_REQUIRED for state in done)
 
             _wait_for("every expired lease to be settled", settled)
             for batch in BATCHES[1:]:
                 for pid in batch:
-                    ledger.checkout(pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+                    ledger.handle(
+                        Checkout(
+                            profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1
+                        )
+                    )
                 expired += batch
                 _wait_for("every expired lease to be settled", settled)
             time.sleep(1.0)  # a few more passes: nothing more may happen
-            ledger.heartbeat(kept.lease_id, fencing_token=kept.fencing_token)
+            ledger.handle(Heartbeat(lease_id=kept.lease_id, fencing_token=kept.fencing_token))
         watchers[0].send_signal(signal.SIGTERM)
         watchers[1].send_signal(signal.SIGINT)
         codes = [w.wait(timeout=30) for w in watchers]

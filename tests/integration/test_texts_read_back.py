@@ -17,14 +17,22 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 from pg_cluster import PostgresCluster, create_database, drop_database
 
 import reports
+from custody._output import undefanged
 from custody.cli import main
-from custody.output import undefanged
-from ledger import InvalidInput, Ledger, LedgerError
+from ledger import (
+    Checkout,
+    Heartbeat,
+    InvalidInput,
+    Ledger,
+    LedgerError,
+    RegisterProfile,
+    Release,
+    Review,
+)
 from projections import explain, timeline, who
 
 # Texts that pandas, CSV, spreadsheets or a table might take for something else.
@@ -100,30 +108,41 @@ def write_history(ledger: Ledger, t: dict[str, str]) -> Written:
     steps: list[tuple[dict[str, str], Callable[[], Any]]] = [
         (
             {"profile_id": t["profile"], "account_id": t["account"], "proxy_id": t["proxy"]},
-            lambda: ledger.register_profile(
-                t["profile"], account_id=t["account"], proxy_id=t["proxy"]
+            lambda: ledger.handle(
+                RegisterProfile(
+                    profile_id=t["profile"], account_id=t["account"], proxy_id=t["proxy"]
+                )
             ),
         ),
         (
             {"worker_id": t["worker"], "run_id": t["run"], "task_type": t["task"]},
-            lambda: ledger.checkout(
-                t["profile"], worker_id=t["worker"], run_id=t["run"], task_type=t["task"]
+            lambda: ledger.handle(
+                Checkout(
+                    profile_id=t["profile"],
+                    worker_id=t["worker"],
+                    run_id=t["run"],
+                    task_type=t["task"],
+                )
             ),
         ),
         (
             {"step": t["step"], "url": t["url"]},
-            lambda: ledger.heartbeat(lease(t), fencing_token=1, step=t["step"], url=t["url"]),
+            lambda: ledger.handle(
+                Heartbeat(lease_id=lease(t), fencing_token=1, step=t["step"], url=t["url"])
+            ),
         ),
         (
             {"reason": t["reason"]},
-            lambda: ledger.release(
-                lease(t), fencing_token=1, outcome="failure", reason=t["reason"]
+            lambda: ledger.handle(
+                Release(lease_id=lease(t), fencing_token=1, outcome="failure", reason=t["reason"])
             ),
         ),
         (
             {"note": t["note"]},
-            lambda: ledger.review(
-                t["profile"], reviewer="reviewer", decision="return", note=t["note"]
+            lambda: ledger.handle(
+                Review(
+                    profile_id=t["profile"], reviewer="reviewer", decision="return", note=t["note"]
+                )
             ),
         ),
     ]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from workers.browser_watch import BrowserWatch
-from workers.guard import LeaseGuard
-from workers.timing import RenewalTiming
+from workers._browser_watch import BrowserWatch
+from workers._guard import LeaseGuard
+from workers._timing import RenewalTiming
 
 # The stand-in: sleeps, with a child of its own in its process group.
 BROWSER = (
@@ -127,7 +127,7 @@ def test_a_lost_lease_kills_at_once_and_a_goodbye_kills_nothing(
 def test_a_worker_that_dies_takes_its_browser_with_it(tmp_path: Path, browser: StandIn) -> None:
     """The pipe closes without a goodbye (the worker was SIGKILLed): the watchdog kills the
     browser long before the deadline."""
-    watchdog = Path(__file__).parents[2] / "workers" / "watchdog.py"
+    watchdog = Path(__file__).parents[2] / "workers" / "_watchdog.py"
     deadline = repr(time.monotonic() + 60)
     proc = subprocess.Popen(
         [sys.executable, "-I", "-S", str(watchdog), str(tmp_path / "profile"), deadline, "x"],
@@ -165,7 +165,7 @@ def test_it_starts_fast_and_imports_neither_the_ledger_nor_playwright(tmp_path: 
     """The watchdog's own imports are the standard library's: what the process loads never
     names ledger, workers, pydantic or playwright, and a start-to-goodbye takes well under a
     second (it is measured in tens of milliseconds; the bound leaves room for a loaded host)."""
-    watchdog = Path(__file__).parents[2] / "workers" / "watchdog.py"
+    watchdog = Path(__file__).parents[2] / "workers" / "_watchdog.py"
     probe = (
         "import runpy, sys; sys.argv = ['w', '/none', '1e12', 'x'];"
         f"runpy.run_path({str(watchdog)!r}, run_name='not_main');"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from worker_scene import history, leases_on, sdk_settings, sdk_store
 
-from ledger import InvalidInput
-from ledger.domain import events as ev
-from workers import BrowserSettings, aio, renewal
+from ledger import InvalidInput, Release
+from ledger._domain import events as ev
+from workers import BrowserSettings, _renewal as renewal, aio
 
 
 @pytest.fixture
@@ -124,14 +124,14 @@ def test_a_release_the_ledger_refuses_is_sent_again_with_what_it_can_take(
     ledger refused, saying so as the evidence problem: the lease always ends, and never
     cleanly on an unproven report; evidence.json keeps what was released."""
     leases = leases_on(store, settings)
-    real = leases.ledger.release
+    real = leases.ledger.handle
 
-    def picky(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("final_url") is not None:
+    def picky(command: Any) -> Any:
+        if isinstance(command, Release) and command.final_url is not None:
             raise InvalidInput("final_url", "not this one")
-        return real(*args, **kwargs)
+        return real(command)
 
-    leases.ledger.release = picky  # type: ignore[method-assign]
+    leases.ledger.handle = picky  # type: ignore[method-assign]
     with leases.checkout("p1", run_id="run_1", task_type="t") as lease:
         lease.visited("http://127.0.0.1:9/done")
     (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from worker_scene import FakeClock, history, leases_on, sdk_settings, sdk_store
 
-from ledger import CheckoutDenied, Ledger, StoreUnavailable
-from ledger.domain import events as ev
+from ledger import Checkout, CheckoutDenied, ForceRelease, Ledger, RegisterProfile, StoreUnavailable
+from ledger._domain import events as ev
 from workers import (
     BrowserSettings,
     LaunchRefused,
@@ -22,7 +22,7 @@ from workers import (
     NoProfileAvailable,
     aio,
 )
-from workers.profile_dir import MARKER
+from workers._profile_dir import MARKER
 
 
 class NoBrowser:
@@ -162,7 +162,7 @@ def test_a_lease_the_ledger_ended_is_lost_at_the_next_step(
         leases.checkout("p1", run_id="run_1", task_type="t") as lease,
     ):
         with Ledger.open(store, create=False) as ops:
-            ops.force_release("p1", actor="ops", reason="browser hung")
+            ops.handle(ForceRelease(profile_id="p1", actor="ops", reason="browser hung"))
         with pytest.raises(LeaseLost, match="ended") as lost:  # the ledger's, or the watch's
             lease.step("polling")
         assert str(lost.value).count("lease lost") == 1, str(lost.value)
@@ -265,17 +265,18 @@ def test_a_checkout_whose_answer_was_lost_is_resent_under_the_same_id(
     """StoreUnavailable after the grant landed: the resend carries the same command id, so the
     worker gets the lease that was granted rather than being denied by its own lease."""
     leases = leases_on(store, settings)
-    real = leases.ledger.checkout
+    real = leases.ledger.handle
     sent: list[str | None] = []
 
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        sent.append(kwargs.get("command_id"))
-        granted = real(*args, **kwargs)
-        if len(sent) == 1:
-            raise StoreUnavailable("the answer was lost")
+    def flaky(command: Any) -> Any:
+        granted = real(command)
+        if isinstance(command, Checkout):
+            sent.append(command.command_id)
+            if len(sent) == 1:
+                raise StoreUnavailable("the answer was lost")
         return granted
 
-    leases.ledger.checkout = flaky  # type: ignore[method-assign]
+    leases.ledger.handle = flaky  # type: ignore[method-assign]
     with leases.checkout("p1", run_id="run_1", task_type="t") as lease:
         assert lease.fencing_token == 1
     assert len(sent) == 2
@@ -290,8 +291,13 @@ def test_checkout_for_leases_any_free_profile_of_the_account(
     aggregated reason, on both flavours."""
     with Ledger.open(store, create=False) as ledger:
         for n in (1, 2):
-            ledger.register_profile(
-                f"shop_{n}", account_id="shop", proxy_id="px", user_data_dir=str(tmp_path / f"s{n}")
+            ledger.handle(
+                RegisterProfile(
+                    profile_id=f"shop_{n}",
+                    account_id="shop",
+                    proxy_id="px",
+                    user_data_dir=str(tmp_path / f"s{n}"),
+                )
             )
     with (
         leases_on(store, settings) as leases,

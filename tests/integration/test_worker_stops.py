@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from worker_scene import FakeClock, history, leases_on, sdk_settings, sdk_store
 
-from ledger import Ledger
-from ledger.domain import events as ev
-from workers import BrowserSettings, LeaseLost, aio, renewal
+from ledger import ForceRelease, Ledger, Quarantine
+from ledger._domain import events as ev
+from workers import BrowserSettings, LeaseLost, _renewal as renewal, aio
 
 
 @pytest.fixture
@@ -81,10 +81,10 @@ def blocked_until_lost(lease: Any, seconds: float) -> float | None:
     return None
 
 
-@pytest.mark.parametrize("action", ["force_release", "quarantine"])
+@pytest.mark.parametrize("action", [ForceRelease, Quarantine], ids=["force_release", "quarantine"])
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_a_revocation_reaches_a_busy_worker_within_a_poll(
-    store: str, settings: BrowserSettings, flavour: str, action: str
+    store: str, settings: BrowserSettings, flavour: str, action: type[ForceRelease | Quarantine]
 ) -> None:
     """The task is busy and never calls the SDK (sync: its thread blocked; asyncio: its event
     loop blocked); an operator force-releases or quarantines its lease (TTL 300: no renewal
@@ -94,7 +94,7 @@ def test_a_revocation_reaches_a_busy_worker_within_a_poll(
     def revoke() -> None:
         time.sleep(0.2)
         with Ledger.open(store, create=False) as ops:
-            getattr(ops, action)("p1", actor="ops", reason="stuck")
+            ops.handle(action(profile_id="p1", actor="ops", reason="stuck"))
 
     took: list[float | None] = []
 

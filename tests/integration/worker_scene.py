@@ -3,12 +3,11 @@ lease, the worker's settings, a clock the test moves, and the profile's history.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
-from ledger import Ledger
-from ledger.domain import events as ev
+from ledger import Ledger, RegisterProfile
+from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases
 
 
@@ -21,16 +20,23 @@ class FakeClock:
 
 
 def sdk_store(tmp_path: Path) -> str:
-    """A new store in memory: p1 (a directory, proxy px), p_nodir (no directory) and
+    """A new SQLite store: p1 (a directory, proxy px), p_nodir (no directory) and
     p_unknown_proxy (a proxy the worker cannot resolve)."""
-    url = f"memory://{uuid.uuid4().hex}"
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
     with Ledger.init(url) as ledger:
-        ledger.register_profile(
-            "p1", account_id="a", proxy_id="px", user_data_dir=str(tmp_path / "p1")
+        ledger.handle(
+            RegisterProfile(
+                profile_id="p1", account_id="a", proxy_id="px", user_data_dir=str(tmp_path / "p1")
+            )
         )
-        ledger.register_profile("p_nodir", account_id="a", proxy_id="px")
-        ledger.register_profile(
-            "p_unknown_proxy", account_id="a", proxy_id="py", user_data_dir=str(tmp_path / "py")
+        ledger.handle(RegisterProfile(profile_id="p_nodir", account_id="a", proxy_id="px"))
+        ledger.handle(
+            RegisterProfile(
+                profile_id="p_unknown_proxy",
+                account_id="a",
+                proxy_id="py",
+                user_data_dir=str(tmp_path / "py"),
+            )
         )
     return url
 

@@ -70,56 +70,56 @@ class Mutant:
 MUTANTS = (
     Mutant(
         "fencing-token",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "        if fencing_token != lease.fencing_token:\n",
         "        if False:\n",
         "live_lease accepts any fencing token for the live lease id",
     ),
     Mutant(
         "deadline",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "        if lease.overdue_at(now):\n",
         "        if False:\n",
         "live_lease accepts a heartbeat, extend or release past the renewal deadline",
     ),
     Mutant(
         "account-proxy",
-        "ledger/domain/denials.py",
+        "ledger/_domain/denials.py",
         'differs from the profile\'s registration."""\n',
         'differs from the profile\'s registration."""\n    return None\n',
         "context_denial never denies: a checkout for another account or proxy is granted",
     ),
     Mutant(
         "deadline-boundary",
-        "ledger/domain/model.py",
+        "ledger/_domain/model.py",
         "        return now > self.expires_at\n",
         "        return now >= self.expires_at\n",
         "a lease counts as overdue at its deadline already, not only past it",
     ),
     Mutant(
         "lease-id",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "        if lease is None or lease.lease_id != lease_id:\n",
         "        if lease is None:\n",
         "live_lease does not check that the lease id presented is the live lease's",
     ),
     Mutant(
         "stale-lease",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "        if lease.lease_status is LeaseStatus.STALE:\n",
         "        if False:\n",
         "live_lease does not refuse a lease the sweep marked stale",
     ),
     Mutant(
         "checkout-state",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         " or state_denial(\n            self, ctx.now\n        )\n",
         " or None\n",
         "checkout ignores the profile's state (leased, stale, review, quarantine, disabled)",
     ),
     Mutant(
         "overdue-checkout-says-stale",
-        "ledger/domain/denials.py",
+        "ledger/_domain/denials.py",
         "    if reason is DenialReason.ALREADY_LEASED and p.lease is not None"
         " and p.lease.overdue_at(now):\n",
         "    if False:\n",
@@ -127,14 +127,14 @@ MUTANTS = (
     ),
     Mutant(
         "mark-stale-needs-overdue",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "        if lease is None or not self.is_overdue(ctx.now):\n",
         "        if lease is None:\n",
         "mark_stale marks a lease that is still within its deadline",
     ),
     Mutant(
         "reviewer-not-worker",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "        if self.last_lease is not None and same_identity(self.last_lease.worker_id, "
         "ctx.actor_id):\n",
         "        if False:\n",
@@ -142,63 +142,63 @@ MUTANTS = (
     ),
     Mutant(
         "review-needs-block",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "        if self.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):\n",
         "        if False:\n",
         "a review may return a leased, available or disabled profile to the pool",
     ),
     Mutant(
         "roles",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "    if ctx.role not in roles:\n",
         "    if False:\n",
         "any role may issue operator, sweep and review commands",
     ),
     Mutant(
         "release-mutation-quarantine",
-        "ledger/domain/policies.py",
+        "ledger/_domain/policies.py",
         "            report.outcome is Outcome.FAILURE and lease.mutating_step is not None,\n",
         "            False,\n",
         "a failed run after an unconfirmed mutating step goes to review, not quarantine",
     ),
     Mutant(
         "stale-mutation-quarantine",
-        "ledger/domain/policies.py",
+        "ledger/_domain/policies.py",
         "    if lease.mutating_step is not None:\n",
         "    if False:\n",
         "a stale lease after an unconfirmed mutating step goes to review, not quarantine",
     ),
     Mutant(
         "force-release-mutation-quarantine",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "        verdict = judge_stale(lease) if lease.mutating_step else None\n",
         "        verdict = None\n",
         "a force-release after an unconfirmed mutating step goes to review, not quarantine",
     ),
     Mutant(
         "unclean-limit",
-        "ledger/domain/policies.py",
+        "ledger/_domain/policies.py",
         "    if len(recent) + 1 >= limit:\n",
         "    if len(recent) + 1 > limit:\n",
         "the unclean_limit-th unclean ending in the window does not quarantine yet",
     ),
     Mutant(
         "unclean-window",
-        "ledger/domain/policies.py",
+        "ledger/_domain/policies.py",
         "if at >= since and lid != lease_id]",
         "if lid != lease_id]",
         "unclean endings older than the window still count towards quarantine",
     ),
     Mutant(
         "stale-ending",
-        "ledger/domain/endings.py",
+        "ledger/_domain/endings.py",
         "        if stale:\n",
         "        if False:\n",
         "a lease the sweep settled after its deadline ends as review or quarantine, not stale",
     ),
     Mutant(
         "evidence-failed",
-        "ledger/domain/policies.py",
+        "ledger/_domain/policies.py",
         "        (report.evidence_problem is not None, policy.on_unknown, Cause.EVIDENCE_FAILED)"
         ",\n",
         "",
@@ -206,14 +206,14 @@ MUTANTS = (
     ),
     Mutant(
         "hard-limit",
-        "ledger/domain/profile.py",
+        "ledger/_domain/profile.py",
         "        if lease.hard_limit_at is not None and now >= lease.hard_limit_at:\n",
         "        if False:\n",
         "live_lease accepts a heartbeat, extend or release at or past the lease's hard limit",
     ),
     Mutant(
         "hard-limit-cap",
-        "ledger/domain/model.py",
+        "ledger/_domain/model.py",
         "        return min(deadline, self.hard_limit_at)\n",
         "        return deadline\n",
         "a renewal moves the lease's deadline past its hard limit",
@@ -268,7 +268,7 @@ def run_pytest(tree: Path, tests: Sequence[str]) -> subprocess.CompletedProcess[
     The venv's editable install points at the real repository; PYTHONPATH puts the copy first,
     and a probe checks that it did before any test runs."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1", NESTED: "1"}
-    probe = "import ledger.domain.profile as m; print(m.__file__)"
+    probe = "import ledger._domain.profile as m; print(m.__file__)"
     where = subprocess.run(
         [sys.executable, "-c", probe], cwd=tree, env=env, capture_output=True, text=True
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from profile_scene import ACCOUNT, PROXY, Scene
 
-from ledger.domain import events as ev
-from ledger.domain.model import Outcome, ProfileState, ReviewDecision, Role, lease_id_for
-from ledger.domain.policies import RELEASE_POLICIES
+from ledger._domain import events as ev
+from ledger._domain.model import Outcome, ProfileState, ReviewDecision, Role, lease_id_for
+from ledger._domain.policies import RELEASE_POLICIES
 
 # The state each event puts its profile in; events missing here leave the state alone.
 ENTERS: dict[type[ev.ProfileEvent], ProfileState] = {

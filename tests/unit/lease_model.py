@@ -3,7 +3,7 @@
 The state machine test runs every command on the real ``Profile`` and on this model. The model
 says, before the command runs, either how it must be refused (the error and its reason) or what
 the profile must look like afterwards. It restates the rules of issue 2 in its own plain terms
-and takes only the vocabulary (enums, errors, the release report) from ``ledger.domain``, so a
+and takes only the vocabulary (enums, errors, the release report) from ``ledger._domain``, so a
 guard deleted from the aggregate cannot also vanish from the model.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ledger.domain.errors import CheckoutDenied, LeaseLost, LedgerError, NotAllowed
-from ledger.domain.model import (
+from ledger._domain.errors import CheckoutDenied, LeaseLost, LedgerError, NotAllowed
+from ledger._domain.model import (
     Cause,
     DenialReason,
     LeaseStatus,
@@ -22,8 +22,8 @@ from ledger.domain.model import (
     ReviewDecision,
     Role,
 )
-from ledger.domain.policies import ReleaseReport
-from ledger.domain.profile import Profile
+from ledger._domain.policies import ReleaseReport
+from ledger._domain.profile import Profile
 
 REVIEW, QUARANTINE = ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED
 

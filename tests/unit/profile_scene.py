@@ -11,17 +11,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from ledger.domain.browser import StopSignal
-from ledger.domain.events import ProfileEvent
-from ledger.domain.model import Lease, Outcome, ProfileRecord, ReviewDecision, Role
-from ledger.domain.policies import (
+from ledger._domain.browser import StopSignal
+from ledger._domain.events import ProfileEvent
+from ledger._domain.model import Lease, Outcome, ProfileRecord, ReviewDecision, Role
+from ledger._domain.policies import (
     DEFAULT_RELEASE_POLICY,
     DEFAULT_UNCLEAN_LIMIT,
     DEFAULT_UNCLEAN_WINDOW_SECONDS,
     ReleaseReport,
     Verdict,
 )
-from ledger.domain.profile import CheckoutRequest, Context, Profile
+from ledger._domain.profile import CheckoutRequest, Context, Profile
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 ACCOUNT = "acct-shop-17"

@@ -7,16 +7,16 @@ from __future__ import annotations
 import pytest
 from profile_scene import Scene
 
-from ledger.domain.browser import (
+from ledger._domain.browser import (
     BrowserCheck,
     BrowserStatus,
     StopSignal,
     blocking_note,
     stop_refusal,
 )
-from ledger.domain.errors import NotAllowed
-from ledger.domain.model import Outcome, ProfileState, ReviewDecision, Role
-from ledger.domain.profile import replay
+from ledger._domain.errors import NotAllowed
+from ledger._domain.model import Outcome, ProfileState, ReviewDecision, Role
+from ledger._domain.profile import replay
 
 DIR = "/profiles/profile_shop_17"
 

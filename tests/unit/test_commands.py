@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.commands import (
+from ledger._commands import (
     Checkout,
     Heartbeat,
     RegisterProfile,
     Release,
     Review,
-    parse,
 )
-from ledger.domain.errors import InvalidInput
-from ledger.domain.model import Outcome, ReviewDecision
+from ledger._domain.errors import InvalidInput
+from ledger._domain.model import Outcome, ReviewDecision
 
 CHECKOUT = {
     "profile_id": "profile_shop_17",
@@ -26,9 +25,8 @@ CHECKOUT = {
 def test_fingerprint_is_pinned() -> None:
     """The fingerprint of a known command has a known value: stored command ids stay
     recognisable across processes, runs and releases."""
-    assert parse(Checkout, **CHECKOUT).fingerprint() == "checkout:ac853c46ef00a549"
-    release = parse(
-        Release,
+    assert Checkout(**CHECKOUT).fingerprint() == "checkout:ac853c46ef00a549"
+    release = Release(
         lease_id="lease-1@profile_shop_17",
         fencing_token=1,
         outcome="success",
@@ -45,26 +43,23 @@ def test_fingerprint_survives_a_later_optional_field() -> None:
         priority: int | None = None
         region: str = "any"
 
-    old = parse(Checkout, **CHECKOUT)
-    assert parse(CheckoutV2, **CHECKOUT).fingerprint() == old.fingerprint()
-    assert parse(CheckoutV2, **CHECKOUT, priority=2).fingerprint() != old.fingerprint()
+    old = Checkout(**CHECKOUT)
+    assert CheckoutV2(**CHECKOUT).fingerprint() == old.fingerprint()
+    assert CheckoutV2(**CHECKOUT, priority=2).fingerprint() != old.fingerprint()
 
 
 def test_fingerprint_binds_what_was_asked_not_the_id_or_spelling() -> None:
     """Another argument changes the fingerprint; the command id, an explicit default and an
     enum given as its value do not."""
-    base = parse(Checkout, **CHECKOUT).fingerprint()
-    assert parse(Checkout, **{**CHECKOUT, "run_id": "run_0946"}).fingerprint() != base
-    assert parse(Checkout, **CHECKOUT, command_id="c-1").fingerprint() == base
-    assert parse(Checkout, **CHECKOUT, ttl_seconds=300).fingerprint() == base
-    assert parse(Checkout, **CHECKOUT, ttl_seconds=301).fingerprint() != base
-    as_value = parse(Review, profile_id="p", reviewer="r", decision="return", note="ok")
-    as_enum = parse(Review, profile_id="p", reviewer="r", decision=ReviewDecision.RETURN, note="ok")
+    base = Checkout(**CHECKOUT).fingerprint()
+    assert Checkout(**{**CHECKOUT, "run_id": "run_0946"}).fingerprint() != base
+    assert Checkout(**CHECKOUT, command_id="c-1").fingerprint() == base
+    assert Checkout(**CHECKOUT, ttl_seconds=300).fingerprint() == base
+    assert Checkout(**CHECKOUT, ttl_seconds=301).fingerprint() != base
+    as_value = Review(profile_id="p", reviewer="r", decision="return", note="ok")
+    as_enum = Review(profile_id="p", reviewer="r", decision=ReviewDecision.RETURN, note="ok")
     assert as_value.fingerprint() == as_enum.fingerprint()
-    assert (
-        as_value.fingerprint()
-        != parse(Heartbeat, lease_id="lease-1@p", fencing_token=1).fingerprint()
-    )
+    assert as_value.fingerprint() != Heartbeat(lease_id="lease-1@p", fencing_token=1).fingerprint()
 
 
 @pytest.mark.parametrize(
@@ -87,14 +82,14 @@ def test_bad_checkout_fields_name_the_field(fields: dict[str, object], field: st
     """Strict validation: no coercion, no look-alike ids, no unknown fields; the error names
     the field."""
     with pytest.raises(InvalidInput) as caught:
-        parse(Checkout, **{**CHECKOUT, **fields})
+        Checkout(**{**CHECKOUT, **fields})
     assert caught.value.field == field
 
 
 def test_missing_field_is_named() -> None:
     """A required field left out is named, without a made-up value."""
     with pytest.raises(InvalidInput, match=r"invalid worker_id: Field required$"):
-        parse(Checkout, profile_id="p", run_id="r", task_type="t")
+        Checkout(profile_id="p", run_id="r", task_type="t")
 
 
 def test_release_rules_at_the_boundary() -> None:
@@ -103,11 +98,11 @@ def test_release_rules_at_the_boundary() -> None:
     lease = {"lease_id": "lease-1@p", "fencing_token": 1}
     for reason in ({}, {"reason": "  "}):
         with pytest.raises(InvalidInput, match="invalid reason: an expected failure"):
-            parse(Release, **lease, outcome="expected_failure", **reason)
-    assert parse(Release, **lease, outcome="expected_failure", reason="sold out").reason
+            Release(**lease, outcome="expected_failure", **reason)
+    assert Release(**lease, outcome="expected_failure", reason="sold out").reason
     with pytest.raises(InvalidInput, match="invalid lease_id"):
-        parse(Release, lease_id="lease-1@p\n", fencing_token=1, outcome="success")
-    assert parse(Release, **lease, outcome="failure").outcome is Outcome.FAILURE
+        Release(lease_id="lease-1@p\n", fencing_token=1, outcome="success")
+    assert Release(**lease, outcome="failure").outcome is Outcome.FAILURE
 
 
 def test_a_screenshot_digest_is_hex_sha256_of_a_named_screenshot() -> None:
@@ -115,21 +110,21 @@ def test_a_screenshot_digest_is_hex_sha256_of_a_named_screenshot() -> None:
     refused) and only comes with the screenshot it is the digest of."""
     lease = {"lease_id": "lease-1@p", "fencing_token": 1, "outcome": "success"}
     digest = "ab" * 32
-    shot = parse(Release, **lease, screenshot="final.png", screenshot_sha256=digest)
+    shot = Release(**lease, screenshot="final.png", screenshot_sha256=digest)
     assert shot.screenshot_sha256 == digest
     for bad in (digest + "\n", digest.upper(), digest[:-1], "g" * 64):
         with pytest.raises(InvalidInput, match="invalid screenshot_sha256"):
-            parse(Release, **lease, screenshot="final.png", screenshot_sha256=bad)
+            Release(**lease, screenshot="final.png", screenshot_sha256=bad)
     with pytest.raises(InvalidInput, match="needs the screenshot"):
-        parse(Release, **lease, screenshot_sha256=digest)
+        Release(**lease, screenshot_sha256=digest)
 
 
 def test_a_profile_directory_is_absolute() -> None:
     """A relative user_data_dir would name another directory on every worker: refused."""
     base = {"profile_id": "p", "account_id": "a", "proxy_id": "x"}
     with pytest.raises(InvalidInput, match="user_data_dir: must be an absolute path"):
-        parse(RegisterProfile, **base, user_data_dir="profiles/p")
-    assert parse(RegisterProfile, **base, user_data_dir="/srv/profiles/p").user_data_dir
+        RegisterProfile(**base, user_data_dir="profiles/p")
+    assert RegisterProfile(**base, user_data_dir="/srv/profiles/p").user_data_dir
 
 
 def test_numbers_have_ranges_date_arithmetic_survives() -> None:
@@ -137,11 +132,11 @@ def test_numbers_have_ranges_date_arithmetic_survives() -> None:
     base = {"profile_id": "p", "account_id": "a", "proxy_id": "x"}
     for bad in ({"unclean_window_seconds": 10**12}, {"unclean_limit": 65}, {"unclean_limit": 0}):
         with pytest.raises(InvalidInput):
-            parse(RegisterProfile, **base, **bad)
+            RegisterProfile(**base, **bad)
 
 
 def test_long_values_are_quoted_by_a_short_prefix() -> None:
     """An error line quotes at most a short prefix of a huge value."""
     with pytest.raises(InvalidInput) as caught:
-        parse(Heartbeat, lease_id="lease-1@p", fencing_token=1, url="u" * 1_000_000)
+        Heartbeat(lease_id="lease-1@p", fencing_token=1, url="u" * 1_000_000)
     assert len(str(caught.value)) < 300

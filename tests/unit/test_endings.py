@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 from profile_scene import Scene
 
-from ledger.domain.errors import LeaseLost
-from ledger.domain.model import Cause, Outcome, ProfileState, Role
-from ledger.domain.results import release_result
+from ledger._domain.errors import LeaseLost
+from ledger._domain.model import Cause, Outcome, ProfileState, Role
+from ledger._domain.results import release_result
 
 
 def _clean(s: Scene) -> None:

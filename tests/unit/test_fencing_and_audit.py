@@ -11,12 +11,12 @@ from collections.abc import Callable
 import pytest
 from profile_scene import DONE_URL, Scene
 
-from ledger.domain.denials import state_denial
-from ledger.domain.errors import InvalidInput, LeaseLost, NotAllowed
-from ledger.domain.model import DenialReason, Outcome, ProfileState, Role
-from ledger.domain.policies import ReleaseReport
-from ledger.domain.profile import CheckoutRequest, Context
-from ledger.domain.view import availability_of
+from ledger._domain.denials import state_denial
+from ledger._domain.errors import InvalidInput, LeaseLost, NotAllowed
+from ledger._domain.model import DenialReason, Outcome, ProfileState, Role
+from ledger._domain.policies import ReleaseReport
+from ledger._domain.profile import CheckoutRequest, Context
+from ledger._domain.view import availability_of
 
 # -- fencing and lost leases --------------------------------------------------------------------
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pandas as pd
 
-from reports.chart import BARS, ROWS, gantt
-from reports.checks import reviewer_returns, unreviewed_reuse
-from reports.reviews import waits
-from reports.sources import EVENT_COLUMNS, Sources
+from reports._chart import BARS, ROWS, gantt
+from reports._checks import reviewer_returns, unreviewed_reuse
+from reports._reviews import waits
+from reports._sources import EVENT_COLUMNS, Sources
 
 T0 = datetime(2026, 11, 27, 9, 45, tzinfo=UTC)
 

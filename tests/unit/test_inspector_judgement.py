@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ledger import BrowserStatus
-from workers.inspector import Process, inspect
+from workers._inspector import Process, inspect
 
 DIR = "/profiles/shop_17"
 CHROMIUM = "/usr/lib/chromium/chromium"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from profile_scene import Scene
 
-from ledger.domain.model import Outcome, ProfileState, ReviewDecision, Role
-from ledger.domain.view import availability_of, lease_check
+from ledger._domain.model import Outcome, ProfileState, ReviewDecision, Role
+from ledger._domain.view import availability_of, lease_check
 
 
 def check(s: Scene, lease_id: str) -> tuple[bool, ProfileState, str | None]:

@@ -6,14 +6,13 @@ import json
 from typing import Any
 
 import pytest
-from profile_scene import Scene
-from profile_scene import eventful_scene as _eventful_scene
+from profile_scene import Scene, eventful_scene as _eventful_scene
 
-from ledger.domain import events as ev
-from ledger.domain.profile import Profile, replay
-from ledger.domain.snapshot import ProfileSnapshot
-from ledger.domain.view import availability_of
-from ledger.stores.mapper import ProfileEventMapper
+from ledger._domain import events as ev
+from ledger._domain.profile import Profile, replay
+from ledger._domain.snapshot import ProfileSnapshot
+from ledger._domain.view import availability_of
+from ledger._stores.mapper import ProfileEventMapper
 
 
 def _rebuilt(events: list[ev.ProfileEvent], initial: Profile | None = None) -> Profile:

@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from profile_scene import DONE_URL, PROXY, Scene
 
-from ledger.domain import events as ev
-from ledger.domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
-from ledger.domain.model import (
+from ledger._domain import events as ev
+from ledger._domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
+from ledger._domain.model import (
     Cause,
     DenialReason,
     LeaseStatus,
@@ -22,8 +22,8 @@ from ledger.domain.model import (
     ReviewDecision,
     Role,
 )
-from ledger.domain.policies import Ending
-from ledger.domain.profile import CheckoutRequest
+from ledger._domain.policies import Ending
+from ledger._domain.profile import CheckoutRequest
 
 
 def _request(worker: str = "worker-b", **context: str) -> CheckoutRequest:

@@ -14,22 +14,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from history_checks import check_available_only_after_explainable_ending, check_one_live_lease
-from hypothesis import event, settings
-from hypothesis import strategies as st
+from hypothesis import event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from lease_model import POLICIES, QUARANTINE, REVIEW, ModelProfile, Refusal, standing_of
 from profile_scene import ACCOUNT, DONE_URL, PROXY, Clock, Scene
 
-from ledger.domain.errors import CheckoutDenied, LeaseLost, LedgerError, NotAllowed
-from ledger.domain.model import (
+from ledger._domain.errors import CheckoutDenied, LeaseLost, LedgerError, NotAllowed
+from ledger._domain.model import (
     Outcome,
     ProfileState,
     ReviewDecision,
     Role,
 )
-from ledger.domain.policies import RELEASE_POLICIES, ReleaseReport
-from ledger.domain.profile import CheckoutRequest, replay
-from ledger.domain.view import availability_of
+from ledger._domain.policies import RELEASE_POLICIES, ReleaseReport
+from ledger._domain.profile import CheckoutRequest, replay
+from ledger._domain.view import availability_of
 
 REFUSALS = (CheckoutDenied, LeaseLost, NotAllowed)
 # What each step of the machine does, weighted: worker commands most, so that leases live, get

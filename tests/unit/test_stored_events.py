@@ -18,9 +18,9 @@ from uuid import UUID
 
 import pytest
 
-from ledger.domain.browser import StopSignal
-from ledger.domain.events import EVENT_CLASSES, ProfileEvent
-from ledger.domain.model import (
+from ledger._domain.browser import StopSignal
+from ledger._domain.events import EVENT_CLASSES, ProfileEvent
+from ledger._domain.model import (
     Cause,
     Envelope,
     Lease,
@@ -30,7 +30,7 @@ from ledger.domain.model import (
     ReviewDecision,
     Role,
 )
-from ledger.stores.mapper import ProfileEventMapper, decode
+from ledger._stores.mapper import ProfileEventMapper, decode
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "stored_events"
 _NAME = re.compile(r"^(?P<event_type>[a-z_]+)\.v(?P<version>[1-9][0-9]*)\.json$")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from ledger import StoreUnavailable, SweepReport
+from ledger import StoreUnavailable, Sweep, SweepReport
 from workers import watch
 
 
@@ -19,7 +19,7 @@ class FlakyLedger:
     def now(self) -> datetime:
         return datetime(2024, 5, 1, tzinfo=UTC)
 
-    def sweep(self, *, actor: str) -> SweepReport:
+    def handle(self, command: Sweep) -> SweepReport:
         self.sweeps += 1
         if self.sweeps == 2:
             raise StoreUnavailable("store sqlite:///x.db unavailable: disk I/O error")

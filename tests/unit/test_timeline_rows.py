@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from profile_scene import eventful_scene
 
-from ledger.domain import events as ev
-from ledger.stores.mapper import ProfileEventMapper, decode_data
-from projections.base import iso
-from projections.timeline import flat
+from ledger._domain import events as ev
+from ledger._stores.mapper import ProfileEventMapper, decode_data
+from projections._base import iso
+from projections._timeline import flat
 
 _IDS = {"originator_id", "originator_version"}
 

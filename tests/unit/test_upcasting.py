@@ -20,9 +20,9 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from ledger.domain import events as ev
-from ledger.domain.model import Envelope, Role
-from ledger.stores.mapper import ProfileEventMapper, decode
+from ledger._domain import events as ev
+from ledger._domain.model import Envelope, Role
+from ledger._stores.mapper import ProfileEventMapper, decode
 
 ORIGINATOR_ID = UUID("4d6fdd5f-8809-5c82-bdeb-c99c9fa07f0c")
 

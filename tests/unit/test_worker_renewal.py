@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, StoreUnavailable
-from workers.guard import LeaseGuard, Progress
-from workers.renewal import Renewer, renew
-from workers.timing import RenewalTiming
+from workers._guard import LeaseGuard, Progress
+from workers._renewal import Renewer, heartbeat, renew
+from workers._timing import RenewalTiming
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 LEASE = Lease(
@@ -56,8 +56,8 @@ class ScriptedLedger:
         self.closed = False
         self.on_call = on_call
 
-    def heartbeat(self, lease_id: str, **kwargs: Any) -> Lease:
-        self.calls.append({"lease_id": lease_id, **kwargs})
+    def handle(self, command: Any) -> Lease:
+        self.calls.append(command.model_dump())
         if self.on_call:
             self.on_call()
         answer = self.script.pop(0) if self.script else None
@@ -145,7 +145,9 @@ def test_renew_moves_the_deadline_from_the_start_of_the_heartbeat(clock: FakeClo
     ledger = ScriptedLedger(on_call=lambda: setattr(clock, "now", clock.now + 3))
     sent = clock.now + 5
     clock.now = sent
-    assert renew(ledger, LEASE, guard, step="s", url="u", wait=lambda _: False, clock=clock)
+    assert renew(
+        ledger, heartbeat(LEASE, step="s", url="u"), guard, wait=lambda _: False, clock=clock
+    )
     assert guard.renewed_at == sent
     (call,) = ledger.calls
     assert (call["step"], call["url"], call["fencing_token"]) == ("s", "u", 1)
@@ -157,7 +159,9 @@ def test_an_unavailable_store_is_retried_under_one_command_id(clock: FakeClock) 
     guard = guard_for(clock)
     waits: list[float] = []
     ledger = ScriptedLedger(StoreUnavailable("down"), StoreUnavailable("down"))
-    assert renew(ledger, LEASE, guard, step=None, url=None, wait=_record(waits), clock=clock)
+    assert renew(
+        ledger, heartbeat(LEASE, step=None, url=None), guard, wait=_record(waits), clock=clock
+    )
     assert len(ledger.calls) == 3
     assert len({c["command_id"] for c in ledger.calls}) == 1
     assert waits == [2.0, 2.0]
@@ -173,7 +177,7 @@ def test_an_unavailable_store_past_the_deadline_loses_the_lease(clock: FakeClock
         clock.now += seconds
         return False
 
-    assert not renew(ledger, LEASE, guard, step=None, url=None, wait=wait, clock=clock)
+    assert not renew(ledger, heartbeat(LEASE, step=None, url=None), guard, wait=wait, clock=clock)
     assert guard.lost.is_set()
     assert "store busy" in guard.why
     assert len(ledger.calls) == 10  # 20 s of deadline, one try every 2 s
@@ -183,7 +187,9 @@ def test_lease_lost_from_the_ledger_ends_at_once(clock: FakeClock) -> None:
     """The ledger's LeaseLost is not retried: the guard is lost with its message."""
     guard = guard_for(clock)
     ledger = ScriptedLedger(LeaseLost(LEASE.lease_id, "the lease was marked stale"))
-    assert not renew(ledger, LEASE, guard, step=None, url=None, wait=lambda _: False, clock=clock)
+    assert not renew(
+        ledger, heartbeat(LEASE, step=None, url=None), guard, wait=lambda _: False, clock=clock
+    )
     assert len(ledger.calls) == 1
     assert "marked stale" in guard.why
 
@@ -193,7 +199,9 @@ def test_a_loss_the_ledger_reports_is_said_once(clock: FakeClock) -> None:
     lease and says "lease lost" once, never "lease lost: X: lease lost: X: ..."."""
     guard = guard_for(clock)
     ledger = ScriptedLedger(LeaseLost(LEASE.lease_id, "the lease was marked stale"))
-    assert not renew(ledger, LEASE, guard, step=None, url=None, wait=lambda _: False, clock=clock)
+    assert not renew(
+        ledger, heartbeat(LEASE, step=None, url=None), guard, wait=lambda _: False, clock=clock
+    )
     assert guard.why == "the lease was marked stale"
     with pytest.raises(LeaseLost) as lost:
         guard.check()
@@ -207,15 +215,15 @@ def test_bad_input_propagates_and_a_stop_interrupts_retries(clock: FakeClock) ->
     with pytest.raises(InvalidInput):
         renew(
             ScriptedLedger(InvalidInput("step", "bad")),
-            LEASE,
+            heartbeat(LEASE, step="x", url=None),
             guard,
-            step="x",
-            url=None,
             wait=lambda _: False,
             clock=clock,
         )
     stopping = ScriptedLedger(StoreUnavailable("down"))
-    assert not renew(stopping, LEASE, guard, step=None, url=None, wait=lambda _: True, clock=clock)
+    assert not renew(
+        stopping, heartbeat(LEASE, step=None, url=None), guard, wait=lambda _: True, clock=clock
+    )
     assert guard.held()
 
 

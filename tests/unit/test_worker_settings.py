@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from workers import BrowserSettings
-from workers.held import WorkerConfig
-from workers.settings import default_evidence_dir
+from workers._held import WorkerConfig
+from workers._settings import default_evidence_dir
 
 
 @pytest.fixture

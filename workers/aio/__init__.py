@@ -7,6 +7,6 @@ async with leases.checkout("profile_shop_17", run_id="run_0945", task_type="t") 
         await lease.step("dashboard_loaded", safe=True)
 """
 
-from workers.aio.leases import ProfileLeases, WorkerLease
+from workers.aio._leases import ProfileLeases, WorkerLease
 
 __all__ = ["ProfileLeases", "WorkerLease"]

@@ -1,0 +1,131 @@
+"""The fleet commands: the summary (fleet), its health, the article's checklist, and the HTML
+report for operators. Each prints what the ``reports`` function of the same name returns;
+pandas (and, for the report, matplotlib) is imported only by these commands.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from custody._commands import cli
+from custody._fleet_output import ChecklistAnswer, FleetAnswer, HealthAnswer
+from custody._wiring import on_ledger
+
+if TYPE_CHECKING:
+    from ledger import Ledger
+
+_account = click.option(
+    "--account", "account", metavar="ACCOUNT", help="only this account's profiles"
+)
+
+
+@cli.command()
+@_account
+@on_ledger
+def fleet(ledger: Ledger, account: str | None) -> FleetAnswer:
+    """counts by state and account, the profiles stuck the longest, time in review"""
+    from reports import fleet as summary
+
+    return FleetAnswer(summary(account=account, ledger=ledger))
+
+
+@cli.command()
+@_account
+@click.option(
+    "--last", type=click.IntRange(1, 1000), default=5, show_default=True, metavar="N",
+    help="a profile keeps failing when --failing-at of its last N ended leases ended unclean",
+)  # fmt: skip
+@click.option(
+    "--failing-at", type=click.IntRange(1, 1000), default=2, show_default=True, metavar="N",
+    help="unclean endings that make a profile one that keeps failing",
+)  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+    show_default=True, help="table for a person; csv (one table column) or json for a program",
+)  # fmt: skip
+@on_ledger
+def health(
+    ledger: Ledger, account: str | None, last: int, failing_at: int, fmt: str
+) -> HealthAnswer:
+    """unclean endings by profile, account, proxy and worker; durations; heartbeat gaps"""
+    from reports import health as assessed
+
+    if failing_at > last:
+        from ledger import InvalidInput
+
+        raise InvalidInput("--failing-at", f"{failing_at} is more than --last {last}")
+    found = assessed(account=account, last=last, failing_at=failing_at, ledger=ledger)
+    return HealthAnswer(found, fmt)
+
+
+@cli.command()
+@_account
+@click.option("--strict", is_flag=True, help="exit 5 when any answer needs attention")
+@on_ledger
+def checklist(ledger: Ledger, account: str | None, strict: bool) -> ChecklistAnswer:
+    """the article's eleven questions answered for the fleet, with the evidence"""
+    from reports import checklist as answered
+
+    return ChecklistAnswer(answered(account=account, ledger=ledger), strict)
+
+
+@cli.command()
+@click.option("--html", "html_path", required=True, metavar="FILE",
+              help="the page to write (replaced if it exists)")  # fmt: skip
+@_account
+@on_ledger
+def report(ledger: Ledger, html_path: str, account: str | None) -> dict[str, Any]:
+    """one self-contained HTML page for operators: fleet, blocked, chart, health, checklist"""
+    target = _target(html_path)
+    from reports import report_html
+
+    page = report_html(account=account, ledger=ledger)
+    _write_whole(target, page.html)
+    return {
+        "written": str(target),
+        "bytes": len(page.html.encode()),
+        "profiles": page.profiles,
+        "leases": page.leases,
+        "leases_drawn": page.leases_drawn,
+        "attention": page.attention,
+    }
+
+
+def _target(html_path: str) -> Path:
+    """Where the page goes; ``InvalidInput`` naming --html if it cannot go there."""
+    from ledger import InvalidInput
+
+    target = Path(html_path)
+    if not html_path.strip() or target.is_dir():
+        raise InvalidInput("--html", f"{html_path!r} is a directory, not a file to write")
+    parent = target.parent
+    if not parent.is_dir():
+        raise InvalidInput("--html", f"directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InvalidInput("--html", f"directory {str(parent)!r} is not writable")
+    return target
+
+
+def _write_whole(target: Path, html: str) -> None:
+    """Write beside the target, then rename: a failure leaves the old page (or none), never
+    half of a new one."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(html)
+        os.chmod(temporary, 0o666 & ~_umask())  # as open() would have made it, not 0600
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current

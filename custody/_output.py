@@ -1,0 +1,200 @@
+"""Printing the reports: a DataFrame as a table, CSV or JSON (or into a file), and a replay.
+
+Importing this module imports neither pandas nor the reports: a command that has a report to
+print has imported them already.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from custody._printed import Printed
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from reports import Replay
+
+# What the usage table shows; csv and json carry every column.
+_USAGE_TABLE = (
+    ("PROFILE", "profile_id"),
+    ("LEASE", "lease_id"),
+    ("WORKER", "worker_id"),
+    ("RUN", "run_id"),
+    ("TASK", "task_type"),
+    ("STARTED", "started_at"),
+    ("ENDED", "ended_at"),
+    ("ENDING", "ending"),
+    ("OUTCOME", "outcome"),
+    ("BEATS", "heartbeats"),
+)
+
+
+def missing(value: Any) -> bool:
+    """Whether a cell holds no value: None, pandas' NA or NaT, or a float NaN. Text is never
+    missing, whatever it says: "NaT", "<NA>", "None", "nan" and "" are values a caller may
+    store (pandas is not imported to tell: its missing values are singletons of known types)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def _value(value: Any) -> Any:
+    """A cell as JSON has it: times in ISO 8601, missing values null, numbers as numbers,
+    text exactly as stored."""
+    if missing(value):
+        return None
+    if isinstance(value, datetime):  # pandas' Timestamp is a datetime
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as plain dicts, as JSON has them (``_value``)."""
+    columns = list(frame.columns)
+    return [
+        {c: _value(v) for c, v in zip(columns, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+
+
+def table_rows(frame: pd.DataFrame, columns: list[str] | None = None) -> list[tuple[Any, ...]]:
+    """The frame's rows (of ``columns``, default all) as pandas holds them: what ``cell``
+    formats, so a time is still a time there and text is still text."""
+    chosen = frame if columns is None else frame.loc[:, columns]
+    return list(chosen.itertuples(index=False, name=None))
+
+
+@dataclass(frozen=True)
+class FrameAnswer(Printed):
+    """A report's DataFrame and how to print it."""
+
+    kind: str
+    frame: pd.DataFrame
+    fmt: str
+    one_profile: bool = False
+    output: Path | None = None  # --output FILE: the frame goes there, a summary to ``out``
+
+    def write(self, out: TextIO, *, as_json: bool) -> None:
+        if self.output is not None:
+            self._save(self.output, out, as_json=as_json)
+        elif as_json or self.fmt == "json":
+            out.write(json.dumps(records(self.frame), indent=2) + "\n")
+        elif self.fmt == "csv":
+            write_csv(self.frame, out)
+        elif self.kind == "timeline":
+            self._timeline(out)
+        else:
+            from custody._tables import write_rows
+
+            columns = [c for _, c in _USAGE_TABLE]
+            write_rows(
+                [h for h, _ in _USAGE_TABLE],
+                [[cell(v) for v in row] for row in table_rows(self.frame, columns)],
+                out=out,
+            )
+
+    def _save(self, path: Path, out: TextIO, *, as_json: bool) -> None:
+        from custody._export import save
+
+        text = FrameAnswer(self.kind, self.frame, self.fmt)
+        save(self.frame, self.fmt, path, lambda file: text.write(file, as_json=False))
+        done = {"output": str(path), "format": self.fmt, "rows": len(self.frame)}
+        if as_json:
+            out.write(json.dumps(done) + "\n")
+        else:
+            out.write(f"wrote {len(self.frame)} {self.kind} rows to {path} ({self.fmt})\n")
+
+    def _timeline(self, out: TextIO) -> None:
+        from custody._render import timeline_line
+        from custody._text import printable
+        from projections import TimelineRow
+
+        rows = records(self.frame)
+        if not rows:
+            out.write("(none)\n")
+        for row in rows:
+            line = timeline_line(TimelineRow.model_validate(row), profile=not self.one_profile)
+            out.write(printable(line) + "\n")
+
+
+# What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defanged(text: str) -> str:
+    """A text cell as a CSV export writes it: a cell a spreadsheet would run as a formula gets
+    a leading single quote (OWASP's advice), and so does one that already starts with quotes
+    before such a character, so that ``undefanged`` gives every text back exactly."""
+    if text.lstrip("'").startswith(FORMULA_TRIGGERS):
+        return "'" + text
+    return text
+
+
+def undefanged(cell: str) -> str:
+    """The text a defanged CSV cell was made from (what a program reading the export does)."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_TRIGGERS):
+        return cell[1:]
+    return cell
+
+
+def write_csv(frame: pd.DataFrame, out: TextIO) -> None:
+    """The frame as CSV: a header, then a row per record, each ending in a newline; a missing
+    value is an empty cell, and a text cell a spreadsheet would take for a formula is defanged
+    (``defanged``). A cell holding a line break of either kind is quoted."""
+    import csv
+
+    # The csv module quotes a cell only for the line terminator's own characters: told "\r\n"
+    # it quotes a lone "\r" too (told "\n", it wrote one bare, and no reader could read the
+    # file back); each row's "\r\n" is then written as "\n".
+    row_text = io.StringIO()
+    writer = csv.writer(row_text, lineterminator="\r\n")
+
+    def write(cells: list[Any]) -> None:
+        writer.writerow(cells)
+        out.write(row_text.getvalue()[:-2] + "\n")
+        row_text.seek(0)
+        row_text.truncate()
+
+    write([defanged(str(c)) for c in frame.columns])
+    for row in records(frame):
+        write(
+            [defanged(v) if isinstance(v, str) else ("" if v is None else v) for v in row.values()]
+        )
+
+
+def cell(value: Any) -> str:
+    """A value as a table cell: "-" for missing, a (UTC) time to the second, a float without
+    trailing zeros, text as it is (a text that looks like a time is not a time: never cut)."""
+    if missing(value):
+        return "-"
+    if isinstance(value, datetime):  # the reports' times are UTC
+        return value.isoformat(sep=" ", timespec="seconds")[:19]
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class ReplayAnswer(Printed):
+    replay: Replay
+
+    def write(self, out: TextIO, *, as_json: bool) -> None:
+        from custody._render import replay_lines
+        from custody._text import printable
+
+        if as_json:
+            out.write(self.replay.model_dump_json(indent=2) + "\n")
+            return
+        for line in replay_lines(self.replay):
+            out.write(printable(line) + "\n")

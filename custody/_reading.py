@@ -1,0 +1,191 @@
+"""The report commands (timeline, usage, replay) and the read models' upkeep (projections).
+
+Each report command prints what the ``reports`` function of the same name returns; pandas is
+imported only by these commands. Every report brings its read model up to date first.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from custody._commands import cli
+from custody._export import checked_format
+from custody._output import FrameAnswer, ReplayAnswer
+from custody._wiring import MOMENT, UNTIL, Group, LedgerChoice, on_ledger, options
+
+if TYPE_CHECKING:
+    from ledger import Ledger, RebuildReport
+    from projections import ReadModelStatus, Rebuilt
+
+_format = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="table for a person, csv or json for a program (--json implies json); parquet "
+    "needs --output",
+)
+_output = click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="FILE",
+    help="write the rows to FILE (csv, json or parquet) and a one-line summary to stdout",
+)
+MAX_LAST = 10_000_000  # more than any store here holds; a bound, so a typo is bad input
+_since = click.option(
+    "--since", type=MOMENT, metavar="TIME",
+    help="from this time (ISO 8601, UTC without an offset; a date alone means the whole day: "
+    "from its first instant)",
+)  # fmt: skip
+_until = click.option(
+    "--until", type=UNTIL, metavar="TIME",
+    help="up to this time, itself included (a date alone means the whole day: through its "
+    "last instant)",
+)  # fmt: skip
+
+
+@cli.command()
+@click.argument("profile_id", metavar="[PROFILE]", required=False)
+@click.option("--account", "account_id", metavar="ACCOUNT", help="only this account's profiles")
+@_since
+@_until
+@click.option(
+    "--last",
+    type=click.IntRange(min=1, max=MAX_LAST),
+    metavar="N",
+    help="only the last N of these events (a long profile's, straight from its index)",
+)
+@_format
+@_output
+@on_ledger
+def timeline(
+    ledger: Ledger,
+    profile_id: str | None,
+    account_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    last: int | None,
+    fmt: str,
+    output: Path | None,
+) -> FrameAnswer:
+    """events of a profile, an account or every profile, oldest first"""
+    from reports import timeline as events
+
+    fmt = checked_format(fmt, output, as_json=options().as_json)
+    frame = events(
+        profile_id, account=account_id, since=since, until=until, last=last, ledger=ledger
+    )
+    return FrameAnswer("timeline", frame, fmt, one_profile=profile_id is not None, output=output)
+
+
+@cli.command()
+@click.option("--account", "account_id", required=True, metavar="ACCOUNT")
+@_since
+@_until
+@_format
+@_output
+@on_ledger
+def usage(
+    ledger: Ledger,
+    account_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    fmt: str,
+    output: Path | None,
+) -> FrameAnswer:
+    """every lease on an account's profiles in a window, and how each ended"""
+    from reports import usage as leases
+
+    fmt = checked_format(fmt, output, as_json=options().as_json)
+    frame = leases(account_id, since=since, until=until, ledger=ledger)
+    return FrameAnswer("usage", frame, fmt, output=output)
+
+
+@cli.command()
+@click.argument("profile_id", metavar="PROFILE")
+@click.option(
+    "--at", required=True, type=MOMENT, metavar="TIME",
+    help="the moment (ISO 8601, UTC without an offset; a date alone: its first instant), "
+    "not after the store's time",
+)  # fmt: skip
+@click.option(
+    "--events", type=click.IntRange(0, 1000), default=5, show_default=True, metavar="N",
+    help="events shown before and after the moment",
+)  # fmt: skip
+@on_ledger
+def replay(ledger: Ledger, profile_id: str, at: datetime, events: int) -> ReplayAnswer:
+    """a profile as it stood at a moment: state, holder or last user, deadline, reason, events
+    around it, every time to the microsecond"""
+    from reports import replay as replayed
+
+    return ReplayAnswer(replayed(profile_id, at=at, events=events, ledger=ledger))
+
+
+def _names() -> dict[str, object]:
+    from projections import READ_MODELS
+
+    return {"availability": "availability", **{name: name for name in READ_MODELS}}
+
+
+@cli.group(cls=Group)
+def projections() -> None:
+    """the read models fed from the event log: status, rebuild, run"""
+
+
+@projections.command("status")
+@on_ledger
+def projections_status(ledger: Ledger) -> list[ReadModelStatus]:
+    """each read model's position in the event log and how far it lags"""
+    from projections import READ_MODELS, read_model_status
+
+    return read_model_status(ledger, READ_MODELS.values())
+
+
+@projections.command("rebuild")
+@click.argument("name", type=LedgerChoice(_names), required=False)
+@on_ledger
+def projections_rebuild(ledger: Ledger, name: str | None) -> list[Rebuilt | RebuildReport]:
+    """rebuild a read model (all without NAME) beside live writers, then swap it in"""
+    from ledger import rebuild_availability
+    from projections import READ_MODELS, rebuild
+
+    done: list[Rebuilt | RebuildReport] = []
+    for each in [name] if name else list(_names()):
+        if each == "availability":  # written with the events: checked and repaired in place
+            done.append(rebuild_availability(ledger))
+        else:
+            done.append(rebuild(ledger, READ_MODELS[str(each)]))
+    return done
+
+
+@projections.command("run")
+@click.option(
+    "--interval", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True,
+    metavar="SECONDS", help="the polling interval: the longest wait between catch-ups",
+)  # fmt: skip
+@click.option("--rounds", type=click.IntRange(1), metavar="N", help="stop after N catch-ups")
+@click.option(
+    "--batch", type=click.IntRange(1, 100_000), default=500, show_default=True, metavar="N",
+    help="events applied per transaction",
+)  # fmt: skip
+@on_ledger
+def projections_run(ledger: Ledger, **params: Any) -> dict[str, int]:
+    """keep every read model current for other readers (until Ctrl-C or SIGTERM, or --rounds):
+    PostgreSQL wakes it on each commit, and every store is polled every --interval"""
+    from custody._text import one_line
+    from custody._watch import stop_on_signals
+    from projections import READ_MODELS, run
+
+    def announce(line: str) -> None:  # each switch between push and polling, on stderr
+        sys.stderr.write(f"custody: projections run: {one_line(line)}\n")
+        sys.stderr.flush()
+
+    with stop_on_signals() as stop:
+        applied = run(ledger, READ_MODELS.values(), stop=stop, announce=announce, **params)
+    return {"applied": applied}

@@ -1,0 +1,334 @@
+"""Rendering results for a person (text) or a program (``--json``)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TextIO
+
+from pydantic import BaseModel
+
+from custody._printed import Printed
+from custody._text import instant, moment, printable
+from ledger import (
+    Availability,
+    CheckoutDenied,
+    Holder,
+    InvalidInput,
+    Lease,
+    LeaseLost,
+    LedgerError,
+    ProfileRecord,
+    RebuildReport,
+    ReleaseResult,
+    SweepFailure,
+    SweepReport,
+    SweepResult,
+)
+from ledger.rules import ending_text
+from projections import Explanation, ReadModelStatus, Rebuilt, StatusRow, TimelineRow, Usage
+from workers import Inspection, NoProfileAvailable
+
+if TYPE_CHECKING:
+    from reports import Replay
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def emit(command: str, result: Any, *, as_json: bool, out: TextIO) -> None:
+    """Write a command's result: JSON, a table (status) or lines of text. Free text (a URL, a
+    reason) is kept in the ledger as given and printed safely: JSON escapes it, text shows a
+    control character or a terminal escape sequence as its escape (``\\x1b``). A command that
+    wrote its own output (``sweep --watch``) returns None: nothing more is written."""
+    if result is None:
+        return
+    if isinstance(result, Printed):
+        result.write(out, as_json=as_json)
+        return
+    if as_json:
+        out.write(json.dumps(_plain(result), indent=2, sort_keys=False) + "\n")
+        return
+    if result and isinstance(result, list) and isinstance(result[0], StatusRow):
+        from custody._tables import write_status  # rich is imported only to draw a table
+
+        write_status(result, out=out)
+        return
+    for line in text(command, result):
+        out.write(printable(line) + "\n")
+
+
+def unfinished(result: Any) -> str | None:
+    """What a command that ran could not finish, or found wrong (exit 1), or None."""
+    if isinstance(result, SweepReport) and result.failed:
+        failed = "; ".join(f"{f.profile_id} ({f.error})" for f in result.failed)
+        return f"the sweep could not settle {len(result.failed)} profile(s): {failed}"
+    if isinstance(result, list) and result and isinstance(result[0], ReadModelStatus):
+        damaged = [s for s in result if s.problems]
+        if damaged:
+            count = sum(len(s.problems) for s in damaged)
+            repairs = "; ".join(f"custody projections rebuild {s.name}" for s in damaged)
+            return f"{count} problem(s) found: the read models are damaged; repair: {repairs}"
+    return None
+
+
+def error_line(error: LedgerError) -> str:
+    if isinstance(error, CheckoutDenied):
+        return f"{error} -- to unblock: {error.remediation}"
+    if isinstance(error, LeaseLost):
+        return f"{error} -- stop work on this profile"
+    return str(error)
+
+
+def emit_error(error: LedgerError, *, out: TextIO) -> None:
+    body: dict[str, Any] = {
+        "error": type(error).__name__,
+        "exit_code": error.exit_code,
+        "message": str(error),
+    }
+    if isinstance(error, CheckoutDenied):
+        body["denial"] = _plain(error.denial)
+    if isinstance(error, NoProfileAvailable):  # each profile's own denial, beside the counts
+        body["counts"] = error.counts
+        body["standing"] = _plain(error.standing)
+    if isinstance(error, InvalidInput):
+        body["field"] = error.field
+    out.write(json.dumps(body, indent=2) + "\n")
+
+
+def text(command: str, result: Any) -> list[str]:
+    """Human-readable lines for a command's result."""
+    if isinstance(result, Lease):
+        return [lease_line(result)]
+    if isinstance(result, ReleaseResult):
+        return [result.message]
+    if isinstance(result, ProfileRecord):
+        return [
+            f"registered {result.profile_id}: account {result.account_id}, proxy "
+            f"{result.proxy_id}, policy {result.release_policy}"
+        ]
+    if isinstance(result, Availability):
+        return [f"{result.profile_id} is now {result.state.value}"]
+    if isinstance(result, Explanation):
+        return explanation_lines(result)
+    if isinstance(result, Usage):
+        return [usage_line(result), *because_lines(result.because)]
+    if isinstance(result, SweepReport):
+        return sweep_lines(result)
+    if isinstance(result, RebuildReport):
+        return rebuild_lines(result)
+    if isinstance(result, Inspection):
+        return inspection_lines(result)
+    if isinstance(result, list):
+        return list_lines(command, result)
+    if isinstance(result, dict):
+        return [line for k, v in result.items() for line in _entry_lines(k, v)]
+    return [] if result is None else [str(result)]
+
+
+def _entry_lines(key: str, value: Any) -> list[str]:
+    """``key: value``, or a list's items indented below its key."""
+    if isinstance(value, list):
+        return [f"{key}:", *(f"  {item}" for item in value)]
+    return [f"{key}: {value}"]
+
+
+def lease_line(lease: Lease) -> str:
+    step = f", last step {lease.last_step}" if lease.last_step else ""
+    return (
+        f"{lease.lease_id} token {lease.fencing_token}: worker {lease.worker_id}, run "
+        f"{lease.run_id} ({lease.task_type}), {lease.lease_status.value} until "
+        f"{moment(lease.expires_at)}{step}"
+    )
+
+
+def sweep_lines(report: SweepReport) -> list[str]:
+    lines = [settled_line(r) for r in report.settled]
+    lines += [failed_line(f) for f in report.failed]
+    return lines or ["no lease is past its deadline"]
+
+
+def settled_line(r: SweepResult) -> str:
+    return f"{r.lease_id}: marked stale; {r.profile_id} is {r.profile_state.value} ({r.cause})"
+
+
+def failed_line(f: SweepFailure) -> str:
+    return f"{f.profile_id}: could not be settled: {f.error}"
+
+
+def inspection_lines(i: Inspection) -> list[str]:
+    held = f", held by worker {i.holder.worker_id} under {i.holder.lease_id}" if i.holder else ""
+    lines = [f"{i.profile_id}: {i.state.value}{held}", f"  directory: {i.user_data_dir or '-'}"]
+    status = f"{i.browser.status.value}: " if i.browser else ""
+    lines.append(f"  browser: {status}{i.note}")
+    if i.shared is not None:
+        lines.append(f"  shared: {i.shared}")
+    if i.stopped is not None:
+        lines.append(
+            f"  stopped with {i.stopped.value}; recorded as browser_stopped (#{i.version})"
+        )
+    elif i.orphan:
+        lines.append(f"  to stop it: custody inspect {i.profile_id} --stop-orphan --actor NAME")
+    return lines
+
+
+def rebuild_lines(report: RebuildReport) -> list[str]:
+    if not report.differences:
+        return ["availability agrees with the events: nothing to repair"]
+    lines = [f"{d.profile_id}: {d.problem}" for d in report.differences]
+    lines.append(
+        f"repaired: {report.rows_written} row(s) rewritten from the events, "
+        f"{report.rows_deleted} row(s) of unregistered profiles deleted"
+    )
+    return lines
+
+
+def list_lines(command: str, rows: list[Any]) -> list[str]:
+    if not rows:
+        return ["(none)"]
+    first = rows[0]
+    if isinstance(first, TimelineRow):
+        return [timeline_line(r) for r in rows]
+    if isinstance(first, ReadModelStatus):
+        return [line for r in rows for line in (read_model_line(r), *problem_lines(r))]
+    if isinstance(first, Rebuilt | RebuildReport):
+        return [
+            line
+            for r in rows
+            for line in (rebuilt_lines(r) if isinstance(r, Rebuilt) else rebuild_lines(r))
+        ]
+    return [str(r) for r in rows]
+
+
+def read_model_line(s: ReadModelStatus) -> str:
+    if s.position is None:
+        return f"{s.name}: not installed yet (its first read installs it); {s.lag} events to apply"
+    rebuilding = "; a rebuild is under way" if s.rebuilding else ""
+    return (
+        f"{s.name}: position {s.position} of {s.head}, lag {s.lag} events, "
+        f"{s.rows} rows{rebuilding}"
+    )
+
+
+def problem_lines(s: ReadModelStatus) -> list[str]:
+    """What is wrong with a read model, one line each (it names the repair), indented."""
+    return [f"  {problem}" for problem in s.problems]
+
+
+def rebuilt_lines(r: Rebuilt) -> list[str]:
+    return [f"{r.name}: rebuilt to position {r.position}, {r.rows} rows, in {r.seconds} s"]
+
+
+def replay_lines(r: Replay) -> list[str]:
+    """A replay for a person, every time to the microsecond: two moments a microsecond
+    apart may answer differently, so they must not read alike."""
+    reason = f" ({r.reason.value})" if r.reason and r.reason.value != r.state.value else ""
+    lines = [
+        f"{r.profile_id} at {instant(r.at)}: {r.state.value}{reason}, since {instant(r.since)} "
+        f"(stream version {r.version})",
+        f"  {r.message}",
+    ]
+    if r.holder is not None:
+        deadline = f"; deadline {instant(r.deadline)}" if r.deadline else ""
+        lines.append(f"  holder: {user_text(r.holder)}{deadline}")
+    if r.last_user is not None:
+        lines.append(f"  last user: {user_text(r.last_user)}")
+    if r.block is not None:
+        b = r.block
+        lines.append(f"  cause: {b.cause.value}, decided by {b.actor_id} ({b.actor_role.value})")
+    lease = r.lease or r.last_lease
+    if lease is not None:
+        how = ending_text(lease.ending, lease.ending_cause)
+        then = "then current" if r.lease else f"last, ended {how} at {instant(lease.ended_at)}"
+        lines.append(
+            f"  lease {lease.lease_id} ({then}): last step {lease.last_step or '-'}, last safe "
+            f"step {lease.last_safe_step or '-'}, unconfirmed mutation {lease.mutating_step or '-'}"
+        )
+    lines.append("  events up to then:")
+    lines += [f"    {timeline_line(e, exact=True)}" for e in r.before] or ["    (none)"]
+    lines.append("  events after:")
+    lines += [f"    {timeline_line(e, exact=True)}" for e in r.after] or ["    (none)"]
+    return lines
+
+
+def user_text(h: Holder) -> str:
+    """Who took a lease: ``worker w2, run r7 (task), lease-3@p``."""
+    return f"worker {h.worker_id}, run {h.run_id} ({h.task_type}), {h.lease_id}"
+
+
+def timeline_line(r: TimelineRow, *, profile: bool = False, exact: bool = False) -> str:
+    who = f"{r.profile_id}  " if profile else ""
+    at = instant(r.at) if exact else moment(r.at)
+    bits = [f"{at}  {who}#{r.version:<3} {r.event_type:24} {r.actor_id} ({r.actor_role})"]
+    for label, value in (
+        ("lease", r.lease_id),
+        ("step", r.step),
+        ("url", r.url),
+        ("cause", r.cause),
+        ("outcome", r.outcome),
+    ):
+        if value:
+            bits.append(f"{label}={value}")
+    if r.detail:
+        bits.append(r.detail)
+    if r.reason:
+        bits.append(f'"{r.reason}"')
+    return "  ".join(bits)
+
+
+def explanation_lines(e: Explanation) -> list[str]:
+    reason = f" ({e.reason.value})" if e.reason and e.reason.value != e.state.value else ""
+    lines = [f"{e.profile_id}: {e.state.value}{reason}", f"  {e.message}"]
+    lines.append(f"  since {moment(e.since)}" + (f", until {moment(e.until)}" if e.until else ""))
+    if e.cause:
+        after = f" (the last one: {e.trigger})" if e.trigger else ""
+        lines.append(f"  cause: {e.cause}{after}, decided by {e.blocked_by}")
+    if e.holder is not None:
+        lines.append(f"  holder: {user_text(e.holder)}")
+    if e.last_user is not None:
+        lines.append(f"  last user: {user_text(e.last_user)}")
+    if e.lease is not None:
+        lease = e.lease
+        lines += [
+            f"  lease {lease.lease_id}, fencing token {lease.fencing_token}",
+            f"  last safe step: {lease.last_safe_step or '-'}; step that mutated the account: "
+            f"{lease.mutating_step or '-'}",
+            f"  last step: {lease.last_step or '-'}; last URL: {lease.last_url or '-'}; "
+            f"last heartbeat: {moment(lease.heartbeat_at)}",
+        ]
+        if lease.ending:
+            how = ending_text(lease.ending, lease.ending_cause)
+            lines.append(f"  lease ended: {how} at {moment(lease.ended_at)}")
+    if e.browser is not None:
+        lines.append(f"  browser: {e.browser.status.value}: {e.browser.detail}")
+    if e.browser_note:
+        lines.append(f"  {e.browser_note}")
+    if e.unclean_leases:
+        lines.append(f"  unclean endings: {', '.join(e.unclean_leases)}")
+    if e.last_review:
+        lines.append(f"  last review: {e.last_review}")
+    if e.remediation:
+        lines.append(f"  to unblock: {e.remediation}")
+    return lines + because_lines(e.because)
+
+
+def because_lines(rows: list[TimelineRow]) -> list[str]:
+    """The events behind an answer, one timeline line each."""
+    return ["  because:", *(f"    {timeline_line(r)}" for r in rows)] if rows else []
+
+
+def usage_line(u: Usage) -> str:
+    if u.lease is None:
+        return f"{u.profile_id}: never leased"
+    lease = u.lease
+    who = f"worker {lease.worker_id}, run {lease.run_id} ({lease.task_type}), {lease.lease_id}"
+    if u.current:
+        return f"{u.profile_id}: held by {who} until {moment(lease.expires_at)}"
+    how = ending_text(u.ending, u.cause)
+    return f"{u.profile_id}: last used by {who}; ended {how} at {moment(u.ended_at)}"

@@ -1,0 +1,34 @@
+"""Text for a person: one printable line, a time. Nothing here knows a result's shape, so every
+module that writes text (rendering, tables, reports) can use it without importing the others."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on (controls, escapes, line
+    separators, invisible format characters) written as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+# An error line quotes at most this much of anything: a 1 MB URL is not echoed whole.
+MAX_LINE = 400
+
+
+def one_line(message: str) -> str:
+    """Errors are one short, printable line, whatever a driver or a user's input put in them."""
+    line = printable(" ".join(message.split()))
+    return line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]}... ({len(line)} characters)"
+
+
+def moment(value: datetime | None) -> str:
+    """A time to the second (ISO 8601, with its offset), or ``-`` for none."""
+    return value.isoformat(timespec="seconds") if value else "-"
+
+
+def instant(value: datetime | None) -> str:
+    """A time exactly, to the microsecond (ISO 8601, with its offset), or ``-`` for none."""
+    return value.isoformat(timespec="microseconds") if value else "-"

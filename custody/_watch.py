@@ -1,0 +1,109 @@
+"""``custody sweep --watch``: the sweeper as a long-running process.
+
+It logs each transition it makes, one line each (a JSON object a line with ``--json``) on
+stdout, and says on stderr when it starts, when the store cannot be reached and when it stops.
+SIGINT and SIGTERM stop it cleanly: the pass under way is finished, then it exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from types import FrameType
+from typing import TextIO
+
+from custody import _render as render
+from custody._text import moment, one_line, printable
+from ledger import Ledger, StoreUnavailable, SweepReport, SweepResult
+from workers import inspect_here, watch
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def watch_sweeps(
+    ledger: Ledger,
+    *,
+    interval: float,
+    as_json: bool,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> None:
+    """Sweep every ``interval`` seconds until SIGINT or SIGTERM (main thread only)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    with stop_on_signals() as stop:
+        err.write(
+            f"custody: sweeping {ledger.settings.describe()} every {interval:g} s; "
+            "stop with Ctrl-C or SIGTERM\n"
+        )
+        err.flush()
+
+        def report(at: datetime, result: SweepReport) -> None:
+            for line in _lines(ledger, at, result, as_json):
+                out.write(line + "\n")
+            out.flush()
+
+        def trouble(at: datetime, error: StoreUnavailable) -> None:
+            err.write(f"custody: {one_line(str(error))}; next pass in {interval:g} s\n")
+            err.flush()
+
+        passes = watch(ledger, interval=interval, stop=stop, report=report, trouble=trouble)
+    # Lost version races are the sign of sweepers working side by side (each lost race was
+    # decided again on the winner's events, so nothing was settled twice).
+    err.write(
+        f"custody: sweeper stopped after {passes} pass(es); "
+        f"{ledger.conflicts} version race(s) lost to other writers\n"
+    )
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT or SIGTERM sets, for the block (main thread only): a long-running
+    command finishes what it is doing, then stops cleanly."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _lines(ledger: Ledger, at: datetime, result: SweepReport, as_json: bool) -> list[str]:
+    """One line a transition: each lease settled (with what its browser's directory shows on
+    this host), each profile that could not be."""
+    lines = []
+    for settled in result.settled:
+        browser = _browser(ledger, settled)
+        if as_json:
+            fields = {"at": at.isoformat(), "transition": "settled"}
+            body = {**fields, **settled.model_dump(mode="json"), "browser": browser}
+            lines.append(json.dumps(body))
+        else:
+            seen = f"; browser {browser['status']}: {browser['detail']}" if browser else ""
+            lines.append(printable(f"{moment(at)} {render.settled_line(settled)}{seen}"))
+    for failed in result.failed:
+        if as_json:
+            body = {"at": at.isoformat(), "transition": "failed", **failed.model_dump(mode="json")}
+            lines.append(json.dumps(body))
+        else:
+            lines.append(printable(f"{moment(at)} {render.failed_line(failed)}"))
+    return lines
+
+
+def _browser(ledger: Ledger, settled: SweepResult) -> dict[str, object] | None:
+    """A stale lease's browser may still run (a hung worker): look, if its directory is here."""
+    try:
+        directory = ledger.view(settled.profile_id).record.user_data_dir
+    except StoreUnavailable:
+        return None
+    check = inspect_here(directory)
+    return check.model_dump(mode="json") if check is not None else None

@@ -1,0 +1,168 @@
+"""How the command line is wired: click's classes as custody wants them, and the bridge from a
+command's parameters to the ledger.
+
+Nothing here imports the ledger at import time: choices the ledger defines are read from it
+when a value is checked or a command's help is shown, and the ledger is opened by the command
+that runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import click
+
+# Commands with nothing to do on a store that does not exist: on a missing SQLite file they
+# say so rather than create one (a mistyped --store must not make an empty ledger).
+NEED_EXISTING_STORE = frozenset(
+    {
+        *("status", "why", "who", "timeline", "usage", "replay", "rebuild", "run", "sweep"),
+        *("inspect", "fleet", "health", "checklist", "report"),
+    }
+)
+# Where a command that was given no --command-id keeps the one made for it, so that a failure to
+# write its output can say how to get the result again.
+RESEND_KEY = "custody.resend"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The global options, given before the command."""
+
+    store: str | None
+    as_json: bool
+
+
+def _write_usage(command: click.Command, ctx: click.Context, fmt: click.HelpFormatter) -> None:
+    pieces = " ".join(command.collect_usage_pieces(ctx))
+    fmt.write_usage(ctx.command_path, pieces, prefix="usage: ")
+
+
+class Command(click.Command):
+    """A subcommand whose usage line reads ``usage: custody COMMAND ...``."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _write_usage(self, ctx, formatter)
+
+
+class Group(click.Group):
+    """The ``custody`` group: ``usage:`` in lower case (as scripts have read it since argparse),
+    commands listed in the order they are defined, which is a lease's life."""
+
+    command_class = Command
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _write_usage(self, ctx, formatter)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+class LedgerChoice(click.ParamType[Any]):
+    """One of a set of names the ledger defines, read from it only when needed (to check a
+    value or to show a command's help), so that ``custody --help`` never imports the ledger.
+    The value given is the ledger's own (an enum member, or the name itself)."""
+
+    name = "choice"
+
+    def __init__(self, load: Callable[[], Mapping[str, object]]) -> None:
+        self._load = load
+
+    @functools.cached_property
+    def choices(self) -> Mapping[str, object]:
+        return self._load()
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return f"[{'|'.join(self.choices)}]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value not in self.choices:
+            self.fail(f"{value!r} is not one of {', '.join(map(repr, self.choices))}", param, ctx)
+        return self.choices[value]
+
+
+class MomentType(click.ParamType[datetime]):
+    """A time in ISO 8601 (``2026-11-27T09:45:00Z``; without an offset, UTC), read by the
+    reports' own rule (``reports._frames.moment``): a date alone means the whole day, from its
+    first instant, or with ``until`` through its last; a time with no UTC instant is bad
+    input. The reports are imported only when a value is read."""
+
+    name = "time"
+
+    def __init__(self, *, until: bool = False) -> None:
+        self.until = until
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        from ledger import InvalidInput
+        from reports import moment
+
+        try:
+            read = moment("time", value, until=self.until)
+        except InvalidInput as refused:
+            self.fail(refused.problem, param, ctx)
+        assert read is not None
+        return read
+
+
+MOMENT = MomentType()
+UNTIL = MomentType(until=True)
+
+
+def outcomes() -> dict[str, object]:
+    from ledger import Outcome
+
+    return {o.value: o for o in Outcome}
+
+
+def decisions() -> dict[str, object]:
+    from ledger import ReviewDecision
+
+    return {d.value: d for d in ReviewDecision}
+
+
+def states() -> dict[str, object]:
+    from ledger import ProfileState
+
+    return {s.value: s for s in ProfileState}
+
+
+def policies() -> dict[str, object]:
+    from ledger import RELEASE_POLICIES
+
+    return {name: name for name in RELEASE_POLICIES}
+
+
+def options() -> Options:
+    """The global options of the command line being run."""
+    found = click.get_current_context().find_object(Options)
+    if found is None:
+        raise RuntimeError("a custody command runs under the custody group")
+    return found
+
+
+def on_ledger(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Make ``handler(ledger, **params)`` a command's callback: it gets the ledger named by
+    ``--store`` (a read-only command never creates one) and returns the result to render."""
+
+    @functools.wraps(handler)
+    def callback(**params: Any) -> Any:
+        from ledger import Ledger
+
+        ctx = click.get_current_context()
+        if "command_id" in params:
+            # Every carried-out command can be resent for its result: give it an id if the
+            # caller did not (a resend with the same id appends nothing).
+            params["command_id"] = params["command_id"] or uuid.uuid4().hex
+            ctx.meta[RESEND_KEY] = f"--command-id {params['command_id']}"
+        create = ctx.info_name not in NEED_EXISTING_STORE
+        with Ledger.open(options().store, create=create) as ledger:
+            return handler(ledger, **params)
+
+    return callback

@@ -1,0 +1,265 @@
+"""``Ledger``: the ledger on one store. Commands go through ``handle``; reads return read models.
+
+A caller builds a command (``ledger._commands``: ``Checkout``, ``Heartbeat``, ...) and hands it to
+``Ledger.handle``, which runs it through its handler (``ledger._handlers``) and the unit of work.
+Reads answer questions: a profile's view, its history as events, the availability rows, the
+clock. Neither ever returns the aggregate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Self, TypeVar
+
+from ledger import _handlers as handlers
+from ledger._commands import Command
+from ledger._domain.denials import context_denial, state_denial
+from ledger._domain.directories import normalised
+from ledger._domain.errors import UnknownProfile
+from ledger._domain.events import ProfileEvent
+from ledger._domain.model import Denial, LeaseId, ProfileId, parse_lease_id
+from ledger._domain.profile import Profile
+from ledger._domain.view import (
+    Availability,
+    LeaseCheck,
+    ProfileView,
+    availability_of,
+    lease_check,
+    view_of,
+)
+from ledger._stores import connect, initialise
+from ledger._stores.settings import StoreSettings
+from ledger._stores.sql import SqlStore
+from ledger._unit_of_work import Clock, UnitOfWork
+from ledger.feed import Feed
+
+R = TypeVar("R")
+
+
+class _ProfileQuery(Command[Any]):
+    kind = "read"
+    profile_id: ProfileId
+
+
+class _LeaseQuery(Command[Any]):
+    kind = "read"
+    lease_id: LeaseId
+
+
+class Ledger:
+    """The ledger on one store: ``handle`` runs a command, the other methods read.
+
+    Open with ``Ledger.open(store_url)`` (or ``Ledger.init``); close when done (it is a context
+    manager). One per thread. Reads return read models, never the aggregate."""
+
+    def __init__(
+        self,
+        settings: StoreSettings,
+        connector: Callable[[bool], SqlStore],
+        clock: Clock | None = None,
+        *,
+        create: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._connector = connector
+        self._clock = clock
+        self._create = create
+        self._uow: UnitOfWork | None = None
+        self._store: SqlStore | None = None
+
+    @classmethod
+    def open(
+        cls, store_url: str | None = None, *, clock: Clock | None = None, create: bool = True
+    ) -> Self:
+        """A ledger on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``).
+
+        The URL is checked now (``InvalidInput``); the store is reached on first use, so a
+        command refused for bad input touches nothing. Only a registration may make a new store
+        (a missing or empty SQLite file), and not if ``create`` is False; PostgreSQL must have
+        been initialised (``custody init``), so that workers never race to create tables.
+        """
+        settings = StoreSettings.resolve(store_url)
+        return cls(
+            settings, lambda creating: connect(settings, create=creating), clock, create=create
+        )
+
+    @classmethod
+    def init(cls, store_url: str | None = None) -> Self:
+        """Create or migrate the schema (idempotent, safe to run concurrently); return a
+        ledger on it."""
+        settings = StoreSettings.resolve(store_url)
+        ledger = cls(settings, lambda _: initialise(settings))
+        ledger._open(creating=True)
+        return ledger
+
+    @property
+    def uow(self) -> UnitOfWork:
+        """The unit of work on the open store; a missing store is not created here."""
+        return self._open(creating=False)
+
+    def _open(self, *, creating: bool) -> UnitOfWork:
+        """Open the store on first use. Only a command that makes a profile may create a new
+        store (and only if this ledger was opened with ``create``): a mistyped path given to
+        any other command must not leave an empty ledger behind."""
+        if self._uow is None:
+            self._store = self._connector(creating and self._create)
+            self._uow = UnitOfWork(self._store, self._clock)
+        return self._uow
+
+    @property
+    def store(self) -> SqlStore:
+        """The open store: the repository the commands run on, and what the reads read."""
+        self._open(creating=False)
+        assert self._store is not None
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store, self._uow = None, None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def handle(self, command: Command[R]) -> R:
+        """Run ``command`` (``Checkout(...)``, ``Heartbeat(...)``, ...; ``ledger._commands``)
+        through its handler and return its answer. The store is reached only now, so a
+        command refused for bad input (which building it already raises) touches nothing;
+        only a command that makes a profile (``RegisterProfile``) may make a new store.
+        Raises the domain's answers (``CheckoutDenied``, ``LeaseLost``, ``NotAllowed``,
+        ``InvalidInput`` for a reused command id) and ``StoreUnavailable``."""
+        return handlers.handle(self._open(creating=command.creates), command)
+
+    @property
+    def conflicts(self) -> int:
+        """How many version races this ledger's commands lost (and retried) so far."""
+        return self._uow.conflicts if self._uow is not None else 0
+
+    def now(self) -> datetime:
+        """The clock every deadline is judged on (the store's, unless a test injects one)."""
+        return self.uow.now()
+
+    def view(self, profile_id: str) -> ProfileView:
+        """The profile as its events leave it, judged now; ``UnknownProfile`` if absent."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        profile = self.uow.load(pid)
+        return view_of(profile, profile.registration(), self.now())
+
+    def checked_view(self, profile_id: str) -> tuple[ProfileView, str | None]:
+        """``view``, and what is wrong with the profile's stored availability row (None: it
+        agrees), from one load of its events: the row is read first, so an honest row is
+        never newer than the events read after it."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        stored = self.store.availability_row(pid)
+        profile = self.uow.load(pid)
+        problem = self._row_problem(pid, stored, profile)
+        return view_of(profile, profile.registration(), self.now()), problem
+
+    def overlapping_profiles(self, profile_id: str) -> list[str]:
+        """The other profiles whose registered directory is, contains or lies inside this
+        profile's, in directory order (only a store from before schema 5 can hold any: a
+        registration overlapping another is refused); ``UnknownProfile`` if absent."""
+        directory = self.view(profile_id).record.user_data_dir
+        if directory is None:
+            return []
+        found = self.store.overlapping(normalised(directory))
+        return [d.profile_id for d in found if d.profile_id != profile_id]
+
+    def check_lease(self, lease_id: str) -> LeaseCheck:
+        """Is the lease still its profile's live lease (not ended, not marked stale)? What a
+        worker polls while it holds one, to learn of a force-release, a quarantine or a
+        disable within seconds. One indexed read of the profile's availability row (written
+        with the events, so never behind them); a row missing or damaged is made from the
+        events instead. ``InvalidInput`` for a malformed lease id, ``UnknownProfile``."""
+        lid = _LeaseQuery(lease_id=lease_id).lease_id
+        pid = parse_lease_id(lid)[0]
+        row = self.store.availability_row(pid)
+        if not isinstance(row, Availability):
+            row = availability_of(self.uow.load(pid))
+        return lease_check(row, lid)
+
+    def profile_ids(self) -> list[str]:
+        """Every registered profile, read from the event log itself, in id order."""
+        return self.store.profile_ids()
+
+    def history(self, profile_id: str) -> list[ProfileEvent]:
+        """Every event on the profile's stream, oldest first; ``UnknownProfile`` if none."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        events = self.store.history(pid)
+        if not events:
+            raise UnknownProfile(pid)
+        return events
+
+    def require(self, profile_id: str) -> None:
+        """``UnknownProfile`` unless the profile was registered (``InvalidInput`` for a
+        malformed id); one indexed read, whatever the stream's length."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        if not self.store.exists(pid):
+            raise UnknownProfile(pid)
+
+    def checkout_denial(
+        self, profile_id: str, *, account_id: str | None = None, proxy_id: str | None = None
+    ) -> Denial | None:
+        """What a checkout of the profile (for ``account_id`` and ``proxy_id``, when given)
+        would be told now, by the rules ``checkout`` applies, in its order (context, then
+        state); None: it would be granted. Writes nothing. ``UnknownProfile`` if absent."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        profile = self.uow.load(pid)
+        return context_denial(profile, account_id, proxy_id) or state_denial(profile, self.now())
+
+    def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
+        """The profile as its first ``version`` events left it, judged at ``at`` (what a
+        checkout at ``at`` would have been told); ``UnknownProfile`` if absent."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        profile = self.uow.load(pid, version)
+        return view_of(profile, profile.registration(), at)
+
+    @property
+    def feed(self) -> Feed:
+        """The notification log for read models, and their tables (``ledger.feed``)."""
+        return Feed(self.store)
+
+    def availability(self) -> list[Availability]:
+        """Every readable availability row, as stored beside its events."""
+        return self.store.availability()
+
+    def damaged_availability(self) -> dict[str, str]:
+        """Rows that cannot be read (a NULL, a junk value), by profile id, with the problem."""
+        return self.store.damaged_rows()
+
+    def availability_from_events(self, profile_id: str) -> Availability:
+        """The row the profile's events give now (what ``rebuild`` would write)."""
+        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        return availability_of(self.uow.load(pid))
+
+    def row_problem(self, profile_id: str) -> str | None:
+        """What is wrong with a registered profile's stored availability row, or None when it
+        agrees with the events."""
+        stored = self.store.availability_row(profile_id)
+        latest = self.uow.load(profile_id)  # read after the row: never older than an honest row
+        return self._row_problem(profile_id, stored, latest)
+
+    def _row_problem(
+        self, profile_id: str, stored: Availability | str | None, latest: Profile
+    ) -> str | None:
+        """What is wrong with ``stored``, the profile's row, given ``latest``, its profile
+        loaded after the row was read; None when they agree."""
+        if stored is None:
+            return "missing"
+        if isinstance(stored, str):
+            return f"unreadable: {stored}"
+        if stored.version > latest.version:
+            return f"version {stored.version} is ahead of the events ({latest.version})"
+        if stored.version < latest.version:
+            stored_again = self.store.availability_row(profile_id)  # a writer may have moved on
+            if not isinstance(stored_again, Availability) or stored_again.version < latest.version:
+                return f"version {stored.version} is behind the events ({latest.version})"
+            stored = stored_again
+        same = stored.version == latest.version  # the usual case: no second load
+        fresh = availability_of(latest if same else self.uow.load(profile_id, stored.version))
+        fields = [f for f in Availability.model_fields if getattr(stored, f) != getattr(fresh, f)]
+        return f"differs in {', '.join(fields)}" if fields else None

@@ -1,0 +1,64 @@
+"""The availability table's upkeep: compare it with the event streams, and repair it.
+
+The ledger writes each row beside its events, so an honest row never lags; these functions
+prove it (``availability_differences``) and repair a table that was wiped or edited behind the
+ledger's back (``rebuild_availability``). They learn what exists from the event log itself, and
+they compare like with like: a row with the stream as of the row's own version, so writers
+running meanwhile cause no false alarm.
+"""
+
+from __future__ import annotations
+
+from ledger._application import Ledger
+from ledger._domain.model import Frozen
+from ledger._domain.view import availability_of
+
+
+class RowDifference(Frozen):
+    """One row that does not say what its profile's events say."""
+
+    profile_id: str
+    problem: str
+
+
+class RebuildReport(Frozen):
+    """What a rebuild found, before it repaired it, and how many rows it rewrote."""
+
+    differences: list[RowDifference]
+    rows_written: int
+    rows_deleted: int
+
+
+def availability_differences(ledger: Ledger) -> list[RowDifference]:
+    """Every row that is missing, unreadable, of no registered profile, or unlike its events."""
+    registered = set(ledger.profile_ids())
+    readable, damaged = ledger.store.scan_availability()
+    stored = {r.profile_id for r in readable} | set(damaged)
+    found = []
+    for pid in sorted(registered | stored):
+        problem = ledger.row_problem(pid) if pid in registered else "no such profile is registered"
+        if problem is not None:
+            found.append(RowDifference(profile_id=pid, problem=problem))
+    return found
+
+
+def verify_availability(ledger: Ledger) -> list[str]:
+    """The profile ids whose row differs from the events (empty: they agree)."""
+    return [d.profile_id for d in availability_differences(ledger)]
+
+
+def rebuild_availability(ledger: Ledger) -> RebuildReport:
+    """Report every difference, then repair it whatever the row held: rewrite the row from the
+    events (only if the stream has not moved on meanwhile: then its writer wrote the row) and
+    drop rows of profiles never registered."""
+    differences = availability_differences(ledger)
+    registered = set(ledger.profile_ids())
+    written = deleted = 0
+    for difference in differences:
+        pid = difference.profile_id
+        if pid not in registered:
+            ledger.store.delete_availability(pid)
+            deleted += 1
+        elif ledger.store.replace_availability(availability_of(ledger.uow.load(pid))):
+            written += 1
+    return RebuildReport(differences=differences, rows_written=written, rows_deleted=deleted)

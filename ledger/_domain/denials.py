@@ -1,0 +1,150 @@
+"""Why a profile cannot be checked out now, said for a person and coded for a program."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ledger._domain.model import (
+    UNKNOWN_ENDING_CAUSES,
+    Denial,
+    DenialReason,
+    Holder,
+    Lease,
+    ProfileState,
+)
+from ledger._domain.state import ProfileStateMachine
+
+
+def holder_of(lease: Lease | None) -> Holder | None:
+    if lease is None:
+        return None
+    return Holder(
+        worker_id=lease.worker_id,
+        run_id=lease.run_id,
+        task_type=lease.task_type,
+        lease_id=lease.lease_id,
+    )
+
+
+def _review_hint(profile_id: str) -> str:
+    return (
+        f"a reviewer inspects the profile, then runs: custody review {profile_id} "
+        "--reviewer NAME --decision return|quarantine|disable --note TEXT"
+    )
+
+
+def context_denial(
+    p: ProfileStateMachine, account_id: str | None, proxy_id: str | None
+) -> Denial | None:
+    """A checkout whose account or proxy differs from the profile's registration."""
+    if account_id is not None and account_id != p.account_id:
+        return Denial(
+            profile_id=p.profile_id,
+            reason=DenialReason.ACCOUNT_MISMATCH,
+            message=f"profile belongs to account {p.account_id!r}, not {account_id!r}",
+            remediation=f"check out a profile registered for account {account_id!r}",
+        )
+    if proxy_id is not None and proxy_id != p.proxy_id:
+        return Denial(
+            profile_id=p.profile_id,
+            reason=DenialReason.PROXY_MISMATCH,
+            message=f"profile expects proxy {p.proxy_id!r}, not {proxy_id!r}",
+            remediation=f"launch through proxy {p.proxy_id!r}, or use another profile",
+        )
+    return None
+
+
+_REASON_BY_STATE = {
+    ProfileState.LEASED: DenialReason.ALREADY_LEASED,
+    ProfileState.STALE: DenialReason.STALE,
+    ProfileState.QUARANTINED: DenialReason.QUARANTINED,
+    ProfileState.DISABLED: DenialReason.DISABLED,
+}
+
+
+def standing_reason(p: ProfileStateMachine) -> DenialReason | None:
+    """The reason the state alone gives, without a clock: what the availability row records.
+    A review after a run whose ending nobody knows says previous_run_unknown."""
+    if p.state is ProfileState.REVIEW_REQUIRED:
+        unknown = p.block is not None and p.block.cause in UNKNOWN_ENDING_CAUSES
+        return DenialReason.PREVIOUS_RUN_UNKNOWN if unknown else DenialReason.REVIEW_REQUIRED
+    return _REASON_BY_STATE.get(p.state)
+
+
+def state_denial(p: ProfileStateMachine, now: datetime) -> Denial | None:
+    """The denial the profile's state imposes at ``now``, or None when it is available.
+    A lease past its deadline denies as stale even before the sweep has marked it."""
+    reason = standing_reason(p)
+    if reason is None:
+        return None
+    if reason is DenialReason.ALREADY_LEASED and p.lease is not None and p.lease.overdue_at(now):
+        reason = DenialReason.STALE
+    if reason is DenialReason.DISABLED:
+        return _disabled(p)
+    if reason is DenialReason.ALREADY_LEASED:
+        return _leased(p)
+    if reason is DenialReason.STALE:
+        return _stale(p)
+    return _blocked(p, reason)
+
+
+def _disabled(p: ProfileStateMachine) -> Denial:
+    assert p.disabled is not None
+    return Denial(
+        profile_id=p.profile_id,
+        reason=DenialReason.DISABLED,
+        message=f"disabled by {p.disabled.actor_id}: {p.disabled.reason}",
+        since=p.disabled.since,
+        holder=holder_of(p.last_lease),
+        remediation=f"an operator runs: custody enable {p.profile_id} --actor NAME --reason TEXT",
+    )
+
+
+def _leased(p: ProfileStateMachine) -> Denial:
+    lease = p.lease
+    assert lease is not None
+    return Denial(
+        profile_id=p.profile_id,
+        reason=DenialReason.ALREADY_LEASED,
+        message=(
+            f"leased to worker {lease.worker_id} for run {lease.run_id} "
+            f"({lease.task_type}) until {lease.expires_at.isoformat()}"
+        ),
+        since=lease.lease_started_at,
+        until=lease.expires_at,
+        holder=holder_of(lease),
+        remediation=(
+            "wait for the holder to release; an operator can end the lease with: "
+            f"custody force-release {p.profile_id} --actor NAME --reason TEXT"
+        ),
+    )
+
+
+def _stale(p: ProfileStateMachine) -> Denial:
+    lease = p.lease
+    assert lease is not None
+    return Denial(
+        profile_id=p.profile_id,
+        reason=DenialReason.STALE,
+        message=(
+            f"lease {lease.lease_id} of worker {lease.worker_id} missed its renewal "
+            f"deadline {lease.expires_at.isoformat()}; the run's ending is unknown"
+        ),
+        since=lease.expires_at,
+        holder=holder_of(lease),
+        remediation="run: custody sweep, then review the profile",
+    )
+
+
+def _blocked(p: ProfileStateMachine, reason: DenialReason) -> Denial:
+    block = p.block
+    assert block is not None
+    said = f": {block.reason}" if block.reason else ""
+    return Denial(
+        profile_id=p.profile_id,
+        reason=reason,
+        message=f"{p.state.value.replace('_', ' ')} ({block.cause}) by {block.actor_id}{said}",
+        since=block.since,
+        holder=holder_of(p.last_lease),
+        remediation=_review_hint(p.profile_id),
+    )

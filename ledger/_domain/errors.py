@@ -1,0 +1,89 @@
+"""One error hierarchy rooted in ``LedgerError``: the errors are part of the API.
+
+Each class carries the CLI exit code it maps to, so the CLI never decides on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ledger._domain.model import Denial, DenialReason, Holder
+
+
+class LedgerError(Exception):
+    """Base of every error custody raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidInput(LedgerError):
+    """A field of a command is malformed or out of range; nothing was written."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"invalid {field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class UnknownProfile(InvalidInput):
+    """The command names a profile that was never registered."""
+
+    def __init__(self, profile_id: str) -> None:
+        super().__init__("profile", f"no profile {profile_id!r} is registered")
+        self.profile_id = profile_id
+
+
+class CheckoutDenied(LedgerError):
+    """The profile cannot be leased now; ``denial`` says why and what unblocks it."""
+
+    exit_code = 3
+
+    def __init__(self, denial: Denial) -> None:
+        what = f"checkout of {denial.profile_id}" if denial.profile_id is not None else "checkout"
+        super().__init__(f"{what} denied ({denial.reason}): {denial.message}")
+        self.denial = denial
+
+    @property
+    def reason(self) -> DenialReason:
+        return self.denial.reason
+
+    @property
+    def holder(self) -> Holder | None:
+        return self.denial.holder
+
+    @property
+    def since(self) -> datetime | None:
+        return self.denial.since
+
+    @property
+    def until(self) -> datetime | None:
+        return self.denial.until
+
+    @property
+    def remediation(self) -> str:
+        return self.denial.remediation
+
+
+class LeaseLost(LedgerError):
+    """The presented lease id or fencing token is no longer the live lease: stop working."""
+
+    exit_code = 4
+
+    def __init__(self, lease_id: str, why: str) -> None:
+        super().__init__(f"lease lost: {lease_id}: {why}")
+        self.lease_id = lease_id
+        self.why = why
+
+
+class NotAllowed(LedgerError):
+    """The command is well formed but the profile's state or the actor's role forbids it."""
+
+    exit_code = 1  # the issue's contract: "1 anything else"
+
+
+class StoreUnavailable(LedgerError):
+    """The event store cannot be reached or is not initialised."""
+
+    exit_code = 6

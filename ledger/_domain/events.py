@@ -1,0 +1,249 @@
+"""The facts on a profile's event stream. Events are contracts: frozen, past tense, versioned.
+
+Every event carries the profile's ``originator_id`` and ``originator_version`` (its place in the
+stream) and one audit ``envelope``. An event's ``event_type`` is the name it has in every export,
+timeline and report, and the topic it is stored under; change a shipped event only by raising its
+``class_version`` and adding an upcaster to ``UPCASTERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from ledger._domain.browser import StopSignal
+from ledger._domain.model import (
+    Cause,
+    Envelope,
+    Frozen,
+    Lease,
+    Outcome,
+    ProfileState,
+    ReviewDecision,
+)
+
+
+class ProfileEvent(Frozen):
+    """Base of every event on a profile's stream."""
+
+    event_type: ClassVar[str] = ""
+    class_version: ClassVar[int] = 1
+
+    originator_id: UUID
+    originator_version: int
+    profile_id: str
+    envelope: Envelope
+
+    @property
+    def event_id(self) -> str:
+        """A stable id for causation links: the profile and the event's place in its stream."""
+        return f"{self.profile_id}#{self.originator_version}"
+
+    @property
+    def at(self) -> datetime:
+        return self.envelope.at
+
+
+class ProfileRegistered(ProfileEvent):
+    """Version 2 added ``max_lease_seconds``: the hard limit of every lease of the profile
+    (None: no limit, as for every profile registered before version 2)."""
+
+    event_type = "profile_registered"
+    class_version = 2
+    account_id: str
+    proxy_id: str
+    region: str | None
+    user_data_dir: str | None
+    release_policy: str
+    unclean_limit: int
+    unclean_window_seconds: int
+    max_lease_seconds: int | None = None
+
+
+class LeaseAcquired(ProfileEvent):
+    """Version 2: the lease carries ``hard_limit_at`` (None before: no limit)."""
+
+    event_type = "lease_acquired"
+    class_version = 2
+    lease: Lease
+
+
+class LeaseHeartbeat(ProfileEvent):
+    event_type = "lease_heartbeat"
+    lease_id: str
+    fencing_token: int
+    step: str | None
+    url: str | None
+    safe: bool
+    mutating: bool
+    expires_at: datetime
+
+
+class LeaseExtended(ProfileEvent):
+    event_type = "lease_extended"
+    lease_id: str
+    fencing_token: int
+    ttl_seconds: int
+    expires_at: datetime
+
+
+class LeaseReleaseRequested(ProfileEvent):
+    """Version 2 added ``screenshot_sha256``: the digest of the screenshot's bytes, so the
+    evidence a worker filed can later be checked against the file (None before version 2).
+    Version 3 added ``evidence_problem``: why the worker could not collect its evidence (a
+    screenshot the browser did not answer, a driver gone), None when nothing went wrong and
+    for every release stored before version 3."""
+
+    event_type = "lease_release_requested"
+    class_version = 3
+    lease_id: str
+    fencing_token: int
+    outcome: Outcome
+    final_url: str | None
+    screenshot: str | None
+    screenshot_sha256: str | None = None
+    evidence_problem: str | None = None
+    prompt_seen: bool
+    observed_proxy: str | None
+    observed_account: str | None
+
+
+class LeaseReleasedCleanly(ProfileEvent):
+    event_type = "lease_released_cleanly"
+    lease_id: str
+    outcome: Outcome
+
+
+class LeaseMarkedStale(ProfileEvent):
+    event_type = "lease_marked_stale"
+    lease_id: str
+    expires_at: datetime
+    last_heartbeat_at: datetime
+    last_step: str | None
+    last_url: str | None
+    last_safe_step: str | None
+    mutating_step: str | None
+
+
+class LeaseRevoked(ProfileEvent):
+    """An operator ended a live lease (force release, quarantine or disable)."""
+
+    event_type = "lease_revoked"
+    lease_id: str
+    cause: Cause
+
+
+class ReviewRequested(ProfileEvent):
+    event_type = "review_requested"
+    cause: Cause
+    lease_id: str | None
+
+
+class ProfileQuarantined(ProfileEvent):
+    """``trigger`` is the ending that made the count: set when the cause is repeated endings."""
+
+    event_type = "profile_quarantined"
+    cause: Cause
+    lease_id: str | None
+    unclean_leases: list[str]
+    trigger: Cause | None = None
+
+
+class ProfileReviewed(ProfileEvent):
+    event_type = "profile_reviewed"
+    decision: ReviewDecision
+    note: str
+
+
+class ProfileReturnedToPool(ProfileEvent):
+    event_type = "profile_returned_to_pool"
+
+
+class ProfileDisabled(ProfileEvent):
+    event_type = "profile_disabled"
+    previous_state: ProfileState
+
+
+class ProfileEnabled(ProfileEvent):
+    """Enabling decides where the profile goes: the pool only if it was disabled while idle."""
+
+    event_type = "profile_enabled"
+    state: ProfileState
+
+
+class BrowserStopped(ProfileEvent):
+    """An orphaned browser on the profile's directory was stopped while no lease held it.
+
+    Recorded after the stop, so it says what happened: which process on which host, and the
+    signal that ended it (SIGHUP when the gentle stop sufficed, else SIGKILL of its group).
+    """
+
+    event_type = "browser_stopped"
+    host: str
+    pid: int
+    user_data_dir: str
+    signal: StopSignal
+
+
+EVENT_CLASSES: dict[str, type[ProfileEvent]] = {
+    cls.event_type: cls
+    for cls in (
+        ProfileRegistered,
+        LeaseAcquired,
+        LeaseHeartbeat,
+        LeaseExtended,
+        LeaseReleaseRequested,
+        LeaseReleasedCleanly,
+        LeaseMarkedStale,
+        LeaseRevoked,
+        ReviewRequested,
+        ProfileQuarantined,
+        ProfileReviewed,
+        ProfileReturnedToPool,
+        ProfileDisabled,
+        ProfileEnabled,
+        BrowserStopped,
+    )
+}
+
+# (event_type, from_version) -> function that rewrites the stored dict to from_version + 1.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _release_requested_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 recorded a screenshot's path only: its digest is unknown, never guessed."""
+    return {**state, "screenshot_sha256": None}
+
+
+def _release_requested_v2_to_v3(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 could not say its evidence failed: nothing is known to have gone wrong."""
+    return {**state, "evidence_problem": None}
+
+
+def _registered_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Before version 2 a profile's leases had no hard limit."""
+    return {**state, "max_lease_seconds": None}
+
+
+def _acquired_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Before version 2 a lease had no hard limit."""
+    return {**state, "lease": {**state["lease"], "hard_limit_at": None}}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("profile_registered", 1): _registered_v1_to_v2,
+    ("lease_acquired", 1): _acquired_v1_to_v2,
+    ("lease_release_requested", 1): _release_requested_v1_to_v2,
+    ("lease_release_requested", 2): _release_requested_v2_to_v3,
+}
+
+
+def upcast(event_type: str, state: dict[str, Any], from_version: int) -> dict[str, Any]:
+    """Bring a stored event's state up to its class's current ``class_version``."""
+    target = EVENT_CLASSES[event_type].class_version
+    while from_version < target:
+        state = UPCASTERS[(event_type, from_version)](state)
+        from_version += 1
+    return state

@@ -1,0 +1,336 @@
+"""The lease vocabulary: states, roles, outcomes, reasons, and the records crossing boundaries.
+
+Everything here is a frozen pydantic model or a string enum, so it serialises to the same JSON
+in the event store, on the CLI's ``--json`` output and in reports.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+PROFILE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
+# fullmatch, never ``$``: ``$`` also matches before a trailing newline, which let a look-alike
+# of an id ("p2\n") through.
+_PROFILE_ID_RE = re.compile(PROFILE_ID_PATTERN)
+_LEASE_ID_RE = re.compile(rf"lease-([1-9][0-9]{{0,17}})@({PROFILE_ID_PATTERN})")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+# Bounds that keep every deadline computable: ``now + ttl`` and ``now - window`` stay far inside
+# datetime's range whatever the store's clock says.
+MAX_TTL_SECONDS = 86_400
+MAX_LEASE_SECONDS = 7 * 86_400  # a lease's hard limit (a browser task, not a standing job)
+MAX_UNCLEAN_WINDOW_SECONDS = 366 * 86_400
+MAX_UNCLEAN_LIMIT = 64  # a profile remembers this many unclean endings (state.py)
+MAX_FENCING_TOKEN = 10**18 - 1  # a lease id carries at most 18 digits
+
+
+def _check_profile_id(value: str) -> str:
+    if not _PROFILE_ID_RE.fullmatch(value):
+        msg = "must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
+        raise ValueError(msg)
+    return value
+
+
+def _check_storable(value: str) -> str:
+    """Text every store and every export can keep exactly: PostgreSQL's text cannot hold a NUL
+    character, and nothing encodes a lone surrogate (what undecodable bytes become in Python).
+    Refused here, at the door, so that an accepted text reads back unchanged forever."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\x00)")
+    if not value.isascii() and _SURROGATE_RE.search(value):
+        raise ValueError("must be valid Unicode text (it holds bytes that were not UTF-8)")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if _CONTROL_RE.search(value):
+        raise ValueError("must not contain control characters")
+    return _check_storable(value)
+
+
+def _check_identity(value: str) -> str:
+    """Who or what acts: compared exactly as stored, so no spelling can pass for another."""
+    _check_name(value)
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace")
+    return value
+
+
+def _check_directory(value: str) -> str:
+    """A profile directory is absolute: a relative one would name a different directory on
+    every worker, depending on where it was started."""
+    _check_name(value)
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value
+
+
+def _check_lease_id(value: str) -> str:
+    if not _LEASE_ID_RE.fullmatch(value):
+        raise ValueError("expected lease-<token>@<profile_id>")
+    return value
+
+
+ProfileId = Annotated[str, AfterValidator(_check_profile_id)]
+Name = Annotated[str, Field(max_length=200), AfterValidator(_check_name)]
+Identity = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
+CommandId = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
+LeaseId = Annotated[str, Field(max_length=160), AfterValidator(_check_lease_id)]
+Directory = Annotated[str, Field(max_length=4096), AfterValidator(_check_directory)]
+Text = Annotated[str, Field(max_length=2000), AfterValidator(_check_storable)]
+Url = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_check_storable)]
+# A file's sha256 as 64 lowercase hex digits (hashlib's hexdigest).
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+TtlSeconds = Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)]
+MaxLeaseSeconds = Annotated[int, Field(ge=1, le=MAX_LEASE_SECONDS)]
+FencingToken = Annotated[int, Field(ge=1, le=MAX_FENCING_TOKEN)]
+UncleanLimit = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_LIMIT)]
+UncleanWindow = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_WINDOW_SECONDS)]
+
+
+def lease_id_for(profile_id: str, fencing_token: int) -> str:
+    """The lease id names the profile and the token, so a lease id alone routes a command."""
+    return f"lease-{fencing_token}@{profile_id}"
+
+
+def parse_lease_id(lease_id: str) -> tuple[str, int]:
+    """Split a lease id into (profile_id, fencing_token); raise ValueError when malformed."""
+    match = _LEASE_ID_RE.fullmatch(lease_id)
+    if match is None:
+        msg = f"malformed lease id {lease_id!r}: expected lease-<token>@<profile_id>"
+        raise ValueError(msg)
+    return match.group(2), int(match.group(1))
+
+
+class ProfileState(StrEnum):
+    """Where a profile stands. Only ``available`` may be checked out."""
+
+    AVAILABLE = "available"
+    LEASED = "leased"
+    STALE = "stale"
+    REVIEW_REQUIRED = "review_required"
+    QUARANTINED = "quarantined"
+    DISABLED = "disabled"
+
+
+class Role(StrEnum):
+    """Who may say what: the role is recorded on every event."""
+
+    WORKER = "worker"
+    SCHEDULER = "scheduler"
+    REVIEWER = "reviewer"
+    OPERATOR = "operator"
+
+
+class Outcome(StrEnum):
+    """What a worker reports when it releases its lease."""
+
+    SUCCESS = "success"
+    EXPECTED_FAILURE = "expected_failure"
+    FAILURE = "failure"
+
+
+class ReviewDecision(StrEnum):
+    """A reviewer's verdict on a blocked profile."""
+
+    RETURN = "return"
+    QUARANTINE = "quarantine"
+    DISABLE = "disable"
+
+
+class LeaseStatus(StrEnum):
+    """Where a lease stands: live (``active``, ``stale``) or ended."""
+
+    ACTIVE = "active"
+    STALE = "stale"
+    RELEASED = "released"
+    ENDED_UNCLEAN = "ended_unclean"
+    REVOKED = "revoked"
+
+
+class DenialReason(StrEnum):
+    """Closed set of reasons a checkout is refused; each has a remediation."""
+
+    ALREADY_LEASED = "already_leased"
+    STALE = "stale"
+    REVIEW_REQUIRED = "review_required"
+    QUARANTINED = "quarantined"
+    DISABLED = "disabled"
+    PROXY_MISMATCH = "proxy_mismatch"
+    ACCOUNT_MISMATCH = "account_mismatch"
+    PREVIOUS_RUN_UNKNOWN = "previous_run_unknown"
+    # A routed checkout (any matching profile of an account) found none it could lease: the
+    # denial is about a pool, not one profile, so none of the reasons above would be true.
+    NO_PROFILE_AVAILABLE = "no_profile_available"
+
+
+class Cause(StrEnum):
+    """Why a profile was sent to review or quarantine (recorded on the event)."""
+
+    LEASE_EXPIRED = "lease_expired"
+    MUTATION_UNCONFIRMED = "mutation_unconfirmed"
+    UNKNOWN_FINAL_URL = "unknown_final_url"
+    MISSING_SCREENSHOT = "missing_screenshot"
+    VERIFICATION_PROMPT = "verification_prompt"
+    UNEXPECTED_FAILURE = "unexpected_failure"
+    PROXY_MISMATCH = "proxy_mismatch"
+    ACCOUNT_MISMATCH = "account_mismatch"
+    # The worker could not collect its evidence at release (a browser that did not answer,
+    # a dead driver): the release says so, and proves nothing.
+    EVIDENCE_FAILED = "evidence_failed"
+    FORCE_RELEASE = "force_release"
+    REPEATED_UNCLEAN_ENDINGS = "repeated_unclean_endings"
+    OPERATOR = "operator"
+    REVIEWER = "reviewer"
+
+
+# Causes that mean "nobody knows how the last run ended"; a checkout denied for one of them
+# says previous_run_unknown rather than a bare review_required.
+UNKNOWN_ENDING_CAUSES = frozenset(
+    {
+        Cause.LEASE_EXPIRED,
+        Cause.UNKNOWN_FINAL_URL,
+        Cause.MISSING_SCREENSHOT,
+        Cause.UNEXPECTED_FAILURE,
+        Cause.EVIDENCE_FAILED,
+        Cause.FORCE_RELEASE,
+    }
+)
+
+
+class Frozen(BaseModel):
+    """Base for every value model: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Envelope(Frozen):
+    """The audit envelope every event carries. ``at`` is the store's clock at the command."""
+
+    actor_id: str
+    actor_role: Role
+    reason: str = ""
+    correlation_id: str
+    causation_id: str
+    command_id: str
+    command: str = ""
+    at: datetime
+
+
+class Lease(Frozen):
+    """The article's lease record, plus the fencing token and what the run reported."""
+
+    lease_id: str
+    profile_id: str
+    account_id: str
+    worker_id: str
+    run_id: str
+    task_type: str
+    proxy_id: str
+    lease_status: LeaseStatus
+    lease_started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+    ttl_seconds: int
+    last_safe_step: str | None = None
+    release_policy: str
+    fencing_token: int
+    last_step: str | None = None
+    last_url: str | None = None
+    mutating_step: str | None = None
+    ending: str | None = None  # how it ended, in one word (``ledger._domain.endings``)
+    # The cause recorded beside the ending. Left out of the JSON while empty: the lease a
+    # ``lease_acquired`` event carries has not ended, so those events stay byte for byte what
+    # they were before the field existed (tests/fixtures/stored_events).
+    ending_cause: Cause | None = Field(default=None, exclude_if=lambda cause: cause is None)
+    ended_at: datetime | None = None
+    hard_limit_at: datetime | None = None  # no renewal reaches past it (None: no limit)
+
+    def overdue_at(self, now: datetime) -> bool:
+        """TTL is a renewal deadline: past it, the lease may no longer be acted on."""
+        return now > self.expires_at
+
+    def capped(self, deadline: datetime) -> datetime:
+        """``deadline``, or the hard limit if that comes first: no renewal moves past it."""
+        if self.hard_limit_at is None:
+            return deadline
+        return min(deadline, self.hard_limit_at)
+
+
+class Holder(Frozen):
+    """Who holds (or last held) a profile."""
+
+    worker_id: str
+    run_id: str
+    task_type: str
+    lease_id: str
+
+
+class Denial(Frozen):
+    """Why a checkout was refused, in words for a person and codes for a program.
+    ``profile_id`` is None only for ``no_profile_available``: a pool was refused, not one
+    profile."""
+
+    profile_id: str | None
+    reason: DenialReason
+    message: str
+    since: datetime | None = None
+    until: datetime | None = None
+    holder: Holder | None = None
+    remediation: str
+
+
+class ReleaseResult(Frozen):
+    """How a release ended: the lease's ending and where the profile now stands."""
+
+    lease_id: str
+    profile_id: str
+    ending: str
+    profile_state: ProfileState
+    cause: Cause | None = None
+    message: str
+
+
+class ProfileRecord(Frozen):
+    """A profile's registration: the account context a checkout must match."""
+
+    profile_id: str
+    account_id: str
+    proxy_id: str
+    region: str | None = None
+    user_data_dir: str | None = None
+    release_policy: str
+    unclean_limit: int
+    unclean_window_seconds: int
+    max_lease_seconds: int | None = None  # every lease's hard limit (None: no limit)
+
+
+class SweepResult(Frozen):
+    """One stale lease the sweep found and what it decided."""
+
+    profile_id: str
+    lease_id: str
+    profile_state: ProfileState
+    cause: Cause
+
+
+class SweepFailure(Frozen):
+    """A profile the sweep could not settle, and why; the sweep went on with the others."""
+
+    profile_id: str
+    error: str
+
+
+class SweepReport(Frozen):
+    """What one sweep settled, and the profiles it could not."""
+
+    settled: list[SweepResult]
+    failed: list[SweepFailure]

@@ -1,0 +1,37 @@
+"""What a command answers, read from the profile's state right after it (or right after the
+first time it ran, when a resent command id is recognised)."""
+
+from __future__ import annotations
+
+from ledger._domain.errors import LedgerError
+from ledger._domain.model import Cause, Lease, ProfileState, ReleaseResult
+from ledger._domain.profile import Profile
+
+
+def current_lease(profile: Profile) -> Lease:
+    """The lease a lease command acted on: the live one, or the one it just ended."""
+    lease = profile.lease or profile.last_lease
+    if lease is None:
+        raise LedgerError(f"profile {profile.profile_id} has never been leased")
+    return lease
+
+
+def release_result(profile: Profile) -> ReleaseResult:
+    """How the lease ended and where that left the profile."""
+    lease = profile.last_lease
+    if lease is None or lease.ending is None:
+        raise LedgerError(f"profile {profile.profile_id} has no ended lease to report")
+    cause: Cause | None = profile.block.cause if profile.block else None
+    state = profile.state
+    if state is ProfileState.AVAILABLE:
+        message = f"{lease.lease_id} released cleanly; {profile.profile_id} is back in the pool"
+    else:
+        message = f"{lease.lease_id} ended ({cause}); {profile.profile_id} is {state.value}"
+    return ReleaseResult(
+        lease_id=lease.lease_id,
+        profile_id=profile.profile_id,
+        ending=lease.ending,
+        profile_state=state,
+        cause=cause,
+        message=message,
+    )

@@ -1,0 +1,272 @@
+"""A profile's state, evolved only by applying its events.
+
+Applying an event never reads a clock, makes an id or touches the disk: every time and id it
+stores arrived on the event. That is what makes replay deterministic.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from ledger._domain import events as ev
+from ledger._domain.endings import lease_ending
+from ledger._domain.model import (
+    MAX_UNCLEAN_LIMIT,
+    Cause,
+    Frozen,
+    Lease,
+    LeaseStatus,
+    ProfileState,
+    Role,
+)
+
+# How many unclean endings a profile keeps for the repeated-failure rule (bounds the state).
+REMEMBERED_UNCLEAN_ENDINGS = MAX_UNCLEAN_LIMIT
+
+
+class Block(Frozen):
+    """Why a profile is in review or quarantine, and who put it there."""
+
+    state: ProfileState
+    cause: Cause
+    since: datetime
+    actor_id: str
+    actor_role: Role
+    reason: str
+    lease_id: str | None
+    unclean_leases: tuple[str, ...] = ()
+    trigger: Cause | None = None
+
+
+class Disabled(Frozen):
+    since: datetime
+    actor_id: str
+    reason: str
+    previous_state: ProfileState
+
+
+class LastReview(Frozen):
+    decision: str
+    reviewer: str
+    note: str
+    at: datetime
+
+
+E = TypeVar("E", bound=ev.ProfileEvent)
+
+
+class ProfileStateMachine:
+    """Holds everything a profile's events established; ``apply`` is the only mutator."""
+
+    def __init__(self, originator_id: UUID) -> None:
+        self.id = originator_id
+        self.version = 0
+        self.profile_id = ""
+        self.account_id = ""
+        self.proxy_id = ""
+        self.region: str | None = None
+        self.user_data_dir: str | None = None
+        self.release_policy = ""
+        self.unclean_limit = 0
+        self.unclean_window_seconds = 0
+        self.max_lease_seconds: int | None = None
+        self.state = ProfileState.AVAILABLE
+        self.since: datetime | None = None
+        self.lease: Lease | None = None
+        self.last_lease: Lease | None = None
+        self.last_token = 0
+        self.block: Block | None = None
+        self.disabled: Disabled | None = None
+        self.last_review: LastReview | None = None
+        self.unclean_endings: tuple[tuple[str, datetime], ...] = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ProfileStateMachine:
+        """Every value held is immutable (frozen models, tuples), so a shallow copy is a deep
+        one: cheap enough for the repository's cache."""
+        return copy.copy(self)
+
+    def apply(self, event: ev.ProfileEvent) -> None:
+        """Evolve the state by one event; the event must be the next in this stream."""
+        if event.originator_version != self.version + 1:
+            msg = f"event version {event.originator_version} does not follow {self.version}"
+            raise ValueError(msg)
+        _HANDLERS[type(event)](self, event)
+        self.version = event.originator_version
+
+    def _enter(self, state: ProfileState, at: datetime) -> None:
+        if state is not self.state or self.since is None:
+            self.since = at
+        self.state = state
+
+    def _update_lease(self, **changes: Any) -> None:
+        assert self.lease is not None
+        self.lease = self.lease.model_copy(update=changes)
+
+    def _end_lease(self, status: LeaseStatus, event: ev.ProfileEvent) -> None:
+        """End the live lease, if any, naming its ending by the domain's one rule."""
+        if self.lease is None:
+            return
+        ended = lease_ending(event, stale=self.lease.lease_status is LeaseStatus.STALE)
+        assert ended is not None, f"{event.event_type} ends no lease"
+        self._update_lease(
+            lease_status=status,
+            ending=ended.ending.value,
+            ending_cause=ended.cause,
+            ended_at=event.at,
+        )
+        self.last_lease = self.lease
+        self.lease = None
+
+    def _blocked(self, event: ev.ReviewRequested | ev.ProfileQuarantined) -> None:
+        state = (
+            ProfileState.REVIEW_REQUIRED
+            if isinstance(event, ev.ReviewRequested)
+            else ProfileState.QUARANTINED
+        )
+        self._end_lease(LeaseStatus.ENDED_UNCLEAN, event)
+        unclean = event.unclean_leases if isinstance(event, ev.ProfileQuarantined) else []
+        self.block = Block(
+            state=state,
+            cause=event.cause,
+            since=event.at,
+            actor_id=event.envelope.actor_id,
+            actor_role=event.envelope.actor_role,
+            reason=event.envelope.reason,
+            lease_id=event.lease_id,
+            unclean_leases=tuple(unclean),
+            trigger=event.trigger if isinstance(event, ev.ProfileQuarantined) else None,
+        )
+        if event.lease_id is not None and all(
+            lid != event.lease_id for lid, _ in self.unclean_endings
+        ):
+            kept = self.unclean_endings[-(REMEMBERED_UNCLEAN_ENDINGS - 1) :]
+            self.unclean_endings = (*kept, (event.lease_id, event.at))
+        self._enter(state, event.at)
+
+
+def _on(cls: type[E]) -> Callable[[Callable[[ProfileStateMachine, E], None]], None]:
+    def register(handler: Callable[[ProfileStateMachine, E], None]) -> None:
+        _HANDLERS[cls] = handler
+
+    return register
+
+
+_HANDLERS: dict[type[ev.ProfileEvent], Callable[[ProfileStateMachine, Any], None]] = {}
+
+
+@_on(ev.ProfileRegistered)
+def _registered(p: ProfileStateMachine, e: ev.ProfileRegistered) -> None:
+    p.profile_id = e.profile_id
+    p.account_id = e.account_id
+    p.proxy_id = e.proxy_id
+    p.region = e.region
+    p.user_data_dir = e.user_data_dir
+    p.release_policy = e.release_policy
+    p.unclean_limit = e.unclean_limit
+    p.unclean_window_seconds = e.unclean_window_seconds
+    p.max_lease_seconds = e.max_lease_seconds
+    p._enter(ProfileState.AVAILABLE, e.at)
+
+
+@_on(ev.LeaseAcquired)
+def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
+    p.lease = e.lease
+    p.last_token = e.lease.fencing_token
+    p.block = None
+    p._enter(ProfileState.LEASED, e.at)
+
+
+@_on(ev.LeaseHeartbeat)
+def _heartbeat(p: ProfileStateMachine, e: ev.LeaseHeartbeat) -> None:
+    assert p.lease is not None
+    changes: dict[str, Any] = {"heartbeat_at": e.at, "expires_at": e.expires_at}
+    if e.step is not None:
+        changes["last_step"] = e.step
+    if e.url is not None:
+        changes["last_url"] = e.url
+    if e.mutating:
+        changes["mutating_step"] = e.step
+    elif e.safe:
+        # A safe step confirms the account is in a known state, even after a mutation.
+        changes["last_safe_step"] = e.step
+        changes["mutating_step"] = None
+    p._update_lease(**changes)
+
+
+@_on(ev.LeaseExtended)
+def _extended(p: ProfileStateMachine, e: ev.LeaseExtended) -> None:
+    p._update_lease(heartbeat_at=e.at, expires_at=e.expires_at, ttl_seconds=e.ttl_seconds)
+
+
+@_on(ev.LeaseReleaseRequested)
+def _release_requested(p: ProfileStateMachine, e: ev.LeaseReleaseRequested) -> None:
+    if e.final_url is not None:
+        p._update_lease(last_url=e.final_url)
+
+
+@_on(ev.LeaseReleasedCleanly)
+def _released(p: ProfileStateMachine, e: ev.LeaseReleasedCleanly) -> None:
+    p._end_lease(LeaseStatus.RELEASED, e)
+    p.block = None
+    p._enter(ProfileState.AVAILABLE, e.at)
+
+
+@_on(ev.LeaseMarkedStale)
+def _stale(p: ProfileStateMachine, e: ev.LeaseMarkedStale) -> None:
+    p._update_lease(lease_status=LeaseStatus.STALE)
+    p._enter(ProfileState.STALE, e.at)
+
+
+@_on(ev.LeaseRevoked)
+def _revoked(p: ProfileStateMachine, e: ev.LeaseRevoked) -> None:
+    p._end_lease(LeaseStatus.REVOKED, e)
+
+
+@_on(ev.ReviewRequested)
+def _review_requested(p: ProfileStateMachine, e: ev.ReviewRequested) -> None:
+    p._blocked(e)
+
+
+@_on(ev.ProfileQuarantined)
+def _quarantined(p: ProfileStateMachine, e: ev.ProfileQuarantined) -> None:
+    p._blocked(e)
+
+
+@_on(ev.ProfileReviewed)
+def _reviewed(p: ProfileStateMachine, e: ev.ProfileReviewed) -> None:
+    p.last_review = LastReview(
+        decision=e.decision.value, reviewer=e.envelope.actor_id, note=e.note, at=e.at
+    )
+
+
+@_on(ev.ProfileReturnedToPool)
+def _returned(p: ProfileStateMachine, e: ev.ProfileReturnedToPool) -> None:
+    p.block = None
+    p._enter(ProfileState.AVAILABLE, e.at)
+
+
+@_on(ev.ProfileDisabled)
+def _disabled(p: ProfileStateMachine, e: ev.ProfileDisabled) -> None:
+    p.disabled = Disabled(
+        since=e.at,
+        actor_id=e.envelope.actor_id,
+        reason=e.envelope.reason,
+        previous_state=e.previous_state,
+    )
+    p._enter(ProfileState.DISABLED, e.at)
+
+
+@_on(ev.ProfileEnabled)
+def _enabled(p: ProfileStateMachine, e: ev.ProfileEnabled) -> None:
+    p.disabled = None
+    p._enter(e.state, e.at)
+
+
+@_on(ev.BrowserStopped)
+def _browser_stopped(p: ProfileStateMachine, e: ev.BrowserStopped) -> None:
+    """Stopping an orphaned browser changes no lease and no state: a blocked profile still
+    needs its review. The event is the audit record, read by the timeline."""

@@ -1,0 +1,230 @@
+"""One handler per command: what the aggregate is asked, by whom, and what the caller gets back.
+
+A handler names the profile stream a command acts on and the ``Decision`` it asks of the
+aggregate (one of ``Profile``'s command methods, with the command's arguments, acting as whom),
+hands both to the unit of work, and makes the caller's answer from what the unit of work says
+was done. Loading, saving, retrying and replaying are the unit of work's; the rules themselves
+are the aggregate's. ``handle`` dispatches a command to its handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar, cast
+
+from ledger import _commands as cmds
+from ledger._domain import events as ev
+from ledger._domain.errors import StoreUnavailable
+from ledger._domain.model import (
+    Lease,
+    ProfileRecord,
+    ReleaseResult,
+    Role,
+    SweepFailure,
+    SweepReport,
+    SweepResult,
+    parse_lease_id,
+)
+from ledger._domain.policies import ReleaseReport
+from ledger._domain.profile import CheckoutRequest, Profile
+from ledger._domain.results import current_lease, release_result
+from ledger._domain.view import Availability, availability_of
+from ledger._unit_of_work import Acting, Creation, Decision, Done, UnitOfWork
+
+R = TypeVar("R")
+
+
+def handle(uow: UnitOfWork, command: cmds.Command[R]) -> R:
+    """Run ``command`` through its handler (``KeyError`` for a class with none)."""
+    return cast(R, HANDLERS[type(command)](uow, command))
+
+
+def _lease(done: Done) -> Lease:
+    """The lease the command acted on; for a replayed command id, as it stands now, so a
+    worker that resends learns at once that its lease is gone."""
+    if done.replayed and done.lease_now is not None:
+        return done.lease_now
+    return current_lease(done.profile)
+
+
+def register(uow: UnitOfWork, c: cmds.RegisterProfile) -> ProfileRecord:
+    """Registering the same record again is a no-op; another record for the id is refused."""
+    record = ProfileRecord.model_validate(c.model_dump(exclude={"command_id", "actor"}))
+    acting = Acting(Role.OPERATOR, c.actor, reason="registered")
+    confirm = Decision(partial(Profile.confirm_registration, record=record), acting)
+    creation = Creation(partial(Profile.register, record), confirm)
+    return uow.run(c, c.profile_id, creation).profile.registration()
+
+
+def checkout(uow: UnitOfWork, c: cmds.Checkout) -> Lease:
+    """Lease the profile to the worker, or ``CheckoutDenied`` with the reason."""
+    request = CheckoutRequest(
+        worker_id=c.worker_id,
+        run_id=c.run_id,
+        task_type=c.task_type,
+        ttl_seconds=c.ttl_seconds,
+        account_id=c.account_id,
+        proxy_id=c.proxy_id,
+        max_duration_seconds=c.max_duration_seconds,
+    )
+    acting = Acting(Role.WORKER, c.worker_id, correlation_id=c.correlation_id or c.run_id)
+    decision = Decision(partial(Profile.checkout, request=request), acting)
+    return _lease(uow.run(c, c.profile_id, decision))
+
+
+def heartbeat(uow: UnitOfWork, c: cmds.Heartbeat) -> Lease:
+    """Renew the lease and record its step and URL; ``LeaseLost`` if it is not live."""
+    decision = Decision(
+        partial(
+            Profile.heartbeat,
+            lease_id=c.lease_id,
+            fencing_token=c.fencing_token,
+            step=c.step,
+            url=c.url,
+            safe=c.safe,
+            mutating=c.mutating,
+        ),
+        _worker(c),
+    )
+    return _lease(uow.run(c, _profile_of(c), decision))
+
+
+def extend(uow: UnitOfWork, c: cmds.Extend) -> Lease:
+    """Give the live lease a new TTL, counted from now."""
+    act = partial(
+        Profile.extend,
+        lease_id=c.lease_id,
+        fencing_token=c.fencing_token,
+        ttl_seconds=c.ttl_seconds,
+    )
+    decision = Decision(act, _worker(c, f"extend to {c.ttl_seconds}s"))
+    return _lease(uow.run(c, _profile_of(c), decision))
+
+
+def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
+    """End the lease with the worker's report; the rules decide pool, review or quarantine."""
+    report = ReleaseReport(
+        outcome=c.outcome,
+        final_url=c.final_url,
+        screenshot=c.screenshot,
+        screenshot_sha256=c.screenshot_sha256,
+        prompt_seen=c.prompt_seen,
+        observed_proxy=c.observed_proxy,
+        observed_account=c.observed_account,
+        evidence_problem=c.evidence_problem,
+    )
+    act = partial(
+        Profile.release, lease_id=c.lease_id, fencing_token=c.fencing_token, report=report
+    )
+    done = uow.run(c, _profile_of(c), Decision(act, _worker(c, c.reason or "")))
+    return release_result(done.profile)
+
+
+def _worker(c: cmds.LeaseCommand[Any], reason: str = "") -> Acting:
+    """A lease command acts as the lease's worker, correlated on its run."""
+    return Acting(Role.WORKER, reason=reason, lease_id=c.lease_id)
+
+
+def force_release(uow: UnitOfWork, c: cmds.ForceRelease) -> ReleaseResult:
+    """End the live lease by hand; the profile goes to review (or quarantine)."""
+    acting = Acting(Role.OPERATOR, c.actor, reason=c.reason)
+    return release_result(uow.run(c, c.profile_id, Decision(Profile.force_release, acting)).profile)
+
+
+def quarantine(uow: UnitOfWork, c: cmds.Quarantine) -> Availability:
+    """Quarantine the profile, ending any live lease."""
+    return _operator(uow, c, Profile.quarantine)
+
+
+def disable(uow: UnitOfWork, c: cmds.Disable) -> Availability:
+    """Take the profile out of rotation, ending any live lease."""
+    return _operator(uow, c, Profile.disable)
+
+
+def enable(uow: UnitOfWork, c: cmds.Enable) -> Availability:
+    """Bring a disabled profile back to the state it was disabled from."""
+    return _operator(uow, c, Profile.enable)
+
+
+def _operator(
+    uow: UnitOfWork, c: cmds.OperatorCommand[Availability], method: Callable[..., object]
+) -> Availability:
+    acting = Acting(Role.OPERATOR, c.actor, reason=c.reason)
+    return availability_of(uow.run(c, c.profile_id, Decision(method, acting)).profile)
+
+
+def review(uow: UnitOfWork, c: cmds.Review) -> Availability:
+    """A reviewer's verdict on a profile in review or quarantine."""
+    act = partial(Profile.review, decision=c.decision, note=c.note, browser=c.browser)
+    decision = Decision(act, Acting(Role.REVIEWER, c.reviewer, reason=c.note))
+    return availability_of(uow.run(c, c.profile_id, decision).profile)
+
+
+def record_browser_stop(uow: UnitOfWork, c: cmds.RecordBrowserStop) -> Availability:
+    """Append ``BrowserStopped``; the profile's state is unchanged (the row shows the version)."""
+    act = partial(
+        Profile.record_browser_stop,
+        host=c.host,
+        pid=c.pid,
+        user_data_dir=c.user_data_dir,
+        signal=c.signal,
+    )
+    acting = Acting(Role.OPERATOR, c.actor, reason=f"orphaned browser: {c.signal}")
+    return availability_of(uow.run(c, c.profile_id, Decision(act, acting)).profile)
+
+
+def settle_overdue(uow: UnitOfWork, c: cmds.SettleOverdue) -> SweepResult | None:
+    """Mark the profile's overdue lease stale and send it to review or quarantine; None when
+    there was nothing to settle (renewed meanwhile, or another sweeper was first)."""
+    acting = Acting(Role.SCHEDULER, c.actor, reason="renewal deadline missed")
+    done = uow.run(c, c.profile_id, Decision(Profile.sweep, acting))
+    endings = (ev.ReviewRequested, ev.ProfileQuarantined)
+    ending = next((e for e in done.appended if isinstance(e, endings)), None)
+    if ending is None or ending.lease_id is None:
+        return None
+    return SweepResult(
+        profile_id=done.profile.profile_id,
+        lease_id=ending.lease_id,
+        profile_state=done.profile.state,
+        cause=ending.cause,
+    )
+
+
+def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
+    """Settle every lease past its deadline, each profile on its own: one that fails is
+    reported with its id and the others are still swept (only a store that cannot be reached
+    stops the sweep). Each candidate (``Repository.sweep_candidates``) is re-judged on its
+    aggregate, so a lease renewed since its row was read is left alone."""
+    settled, failed = [], []
+    for profile_id in uow.repository.sweep_candidates(uow.now()):
+        try:
+            result = settle_overdue(uow, cmds.SettleOverdue(profile_id=profile_id, actor=c.actor))
+        except StoreUnavailable:
+            raise
+        except Exception as e:  # one profile's failure must not stop the sweep
+            failed.append(SweepFailure(profile_id=profile_id, error=f"{type(e).__name__}: {e}"))
+            continue
+        if result is not None:
+            settled.append(result)
+    return SweepReport(settled=settled, failed=failed)
+
+
+def _profile_of(c: cmds.LeaseCommand[Any]) -> str:
+    return parse_lease_id(c.lease_id)[0]
+
+
+HANDLERS: dict[type[cmds.Command[Any]], Callable[[UnitOfWork, Any], Any]] = {
+    cmds.RegisterProfile: register,
+    cmds.Checkout: checkout,
+    cmds.Heartbeat: heartbeat,
+    cmds.Extend: extend,
+    cmds.Release: release,
+    cmds.ForceRelease: force_release,
+    cmds.Quarantine: quarantine,
+    cmds.Disable: disable,
+    cmds.Enable: enable,
+    cmds.Review: review,
+    cmds.RecordBrowserStop: record_browser_stop,
+    cmds.Sweep: sweep,
+}

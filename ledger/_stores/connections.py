@@ -1,0 +1,89 @@
+"""What both sides of a SQL store share: a driver's failure translated into ``StoreUnavailable``,
+a cursor for reads, and a PostgreSQL connection of its own.
+
+The write side (``ledger._stores.store``, ``ledger._stores.sql``) and the read models' side
+(``ledger._stores.views``, ``sql_views``, ``listen``) both import this module, never each other
+for it, so neither side's port depends on the other's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, PersistenceError
+
+from ledger._domain.errors import StoreUnavailable
+from ledger._stores.settings import StoreSettings
+
+# What SQLite and PostgreSQL say when a lock was not granted within the bounded wait.
+_BUSY = ("database is locked", "lock timeout", "statement timeout")
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    # psycopg is imported only for PostgreSQL stores (an SQLite user never pays for it); it is
+    # looked up when an error is being judged, since it may have been imported meanwhile.
+    errors: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error, OSError)
+    psycopg = sys.modules.get("psycopg")
+    return (*errors, psycopg.Error) if psycopg is not None else errors
+
+
+@contextmanager
+def store_errors(settings: StoreSettings) -> Iterator[None]:
+    """Translate driver and library failures into ``StoreUnavailable`` naming the store."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except Exception as e:
+        if not isinstance(e, _driver_errors()):
+            raise
+        raise store_failure(settings, e) from e
+
+
+def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavailable:
+    """The ``StoreUnavailable`` a driver's error means: busy (a lock not granted within the
+    store's timeout) or unavailable, in one line that never shows the store's password."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if settings.password:
+        first = first.replace(settings.password, "***")
+    said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
+    msg = f"store {settings.describe()} {said}: {first}"
+    if said == "busy":
+        msg += f" (waited {settings.timeout} s; nothing was written, retry)"
+    return StoreUnavailable(msg)
+
+
+@contextmanager
+def read_cursor(datastore: Any, *, postgres: bool) -> Iterator[Any]:
+    """A cursor for reads. On PostgreSQL no transaction is opened: the pool's connections
+    are in autocommit, each statement sees its own snapshot under READ COMMITTED either way,
+    and BEGIN and ROLLBACK would be two more round trips around every read. SQLite's read
+    transaction is kept: it is in-process, and it gives a page of statements one snapshot."""
+    if not postgres:
+        with datastore.transaction(commit=False) as cursor:
+            yield cursor
+        return
+    with datastore.get_connection() as conn, conn.cursor() as cursor:
+        yield cursor
+
+
+def postgres_connection(settings: StoreSettings, **options: Any) -> Any:
+    """A direct connection of its own (autocommit), outside the library's pool; ``options``
+    are further libpq parameters."""
+    import psycopg
+
+    return psycopg.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password or None,
+        dbname=settings.dbname,
+        connect_timeout=settings.connect_timeout,
+        autocommit=True,
+        options=settings.postgres_options(),
+        **options,
+    )

@@ -1,0 +1,117 @@
+"""The PostgreSQL recorder, in its own module so SQLite users never import psycopg.
+
+Every call is tried once. The library retries a failed call ten times (waiting a pool timeout
+each time when the server is down, or a lock timeout each time behind a stuck writer), which
+turns the store's bounded wait into ten of them; the unit of work decides what is retried.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from psycopg_pool import ConnectionPool
+
+from ledger._stores.recorders import (
+    DIRECTORIES_TABLE,
+    availability_rows,
+    command_rows,
+    directory_rows,
+    insert_command_sql,
+    insert_directory_sql,
+    overlapping_sql,
+    refuse_overlaps,
+    upsert_availability_sql,
+)
+from ledger._stores.settings import DEFAULT_TIMEOUT_SECONDS, lock_timeout_options
+
+_PG_UPSERT = upsert_availability_sql("%s")
+_PG_COMMAND = insert_command_sql("%s")
+_PG_DIRECTORY = insert_directory_sql("%s")
+_BASE = PostgresApplicationRecorder
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def _insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        claims = directory_rows(kwargs)
+        if claims:  # first: a refusal here leaves the transaction before the events' insert
+            _claim_directories(curs, claims)
+        for row in availability_rows(kwargs):
+            curs.execute(_PG_UPSERT, row)
+        for command in command_rows(kwargs):
+            curs.execute(_PG_COMMAND, command)
+
+    # The library's methods without its retry decorator (``functools.wraps`` keeps them).
+    def insert_events(self, *args: Any, **kwargs: Any) -> Any:
+        return _BASE.insert_events.__wrapped__(self, *args, **kwargs)
+
+    def select_events(self, *args: Any, **kwargs: Any) -> Any:
+        return _BASE.select_events.__wrapped__(self, *args, **kwargs)
+
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
+        once = _BASE.select_notifications.__wrapped__
+        return once(self, *args, **kwargs)
+
+    def max_notification_id(self) -> Any:
+        return _BASE.max_notification_id.__wrapped__(self)
+
+
+def _claim_directories(curs: Any, claims: Sequence[tuple[str, str]]) -> None:
+    """Record the registrations' directories unless one overlaps another profile's. The
+    table's lock makes registrations take turns from the look to the commit (readers go on),
+    so two racing registrations of overlapping directories cannot both see none."""
+    curs.execute(f"LOCK TABLE {DIRECTORIES_TABLE} IN EXCLUSIVE MODE")
+
+    def found(directory: str) -> list[tuple[str, str]]:
+        curs.execute(*overlapping_sql("%s", directory))
+        return [(str(r["profile_id"]), str(r["user_data_dir"])) for r in curs.fetchall()]
+
+    refuse_overlaps(claims, found)
+    for claim in claims:
+        curs.execute(_PG_DIRECTORY, claim)
+
+
+class BoundedPostgresFactory(PostgresFactory):
+    """The library's factory, its pool configured before anything uses it (the recorder
+    opens it while it is built): every connection waits for a lock at most the store's
+    timeout, reads included (the library bounds only its inserts' lock), and is checked
+    before it is lent (``check_before_lending``)."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        if not isinstance(pool.kwargs, dict) or not pool.closed:
+            raise RuntimeError("the library's pool opened before custody could configure it")
+        timeout = int(self.env.get(self.POSTGRES_LOCK_TIMEOUT) or DEFAULT_TIMEOUT_SECONDS)
+        pool.kwargs["options"] = lock_timeout_options(timeout)
+        check_before_lending(self.datastore)
+
+
+def check_before_lending(datastore: PostgresDatastore) -> None:
+    """Give the library's pool our check of a connection before it is lent (``lend_checked``)
+    in place of the library's pre-ping, which sends an empty query before every statement:
+    a round trip that doubled the cost of a short read."""
+    pool = datastore.pool
+    if not hasattr(pool, "_check"):  # psycopg_pool keeps its check there (3.2, 3.3)
+        msg = "psycopg_pool no longer keeps its connection check in ConnectionPool._check"
+        raise RuntimeError(msg)
+    pool._check = lend_checked  # the pool takes its check only when it is built
+
+
+def lend_checked(conn: psycopg.Connection[Any]) -> None:
+    """Raise if the pooled connection is dead, so the pool replaces it before a command uses
+    it. A connection idle in the pool is sent nothing: when its socket is readable, the
+    server has said something (a terminated backend's notice, the EOF of a restart), and only
+    then is it pinged. No round trip otherwise."""
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the pooled connection is closed")
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)

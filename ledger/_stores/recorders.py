@@ -1,0 +1,193 @@
+"""Application recorders that also write the availability row, the command ids a caller gave
+and the directories registrations claim, in the events' transaction.
+
+A row written beside its events can never lag or disagree with them: if the events' insert
+fails (another writer took that version) the row's upsert rolls back with it. A command id is
+recorded once for the whole store: reusing it on another profile fails the insert (and so the
+save) like a version conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from pydantic import ValidationError
+
+from ledger._domain.directories import ancestors, inside_prefix, refusal
+from ledger._domain.errors import InvalidInput
+from ledger._domain.view import Availability
+
+AVAILABILITY_TABLE = "custody_availability"
+AVAILABILITY_COLUMNS: tuple[str, ...] = tuple(Availability.model_fields)
+_INTEGER_COLUMNS = {"fencing_token", "version"}
+
+
+def availability_ddl() -> list[str]:
+    """DDL for the availability table; the same text works on SQLite and PostgreSQL."""
+    cols = ", ".join(
+        f"{c} {'BIGINT' if c in _INTEGER_COLUMNS else 'TEXT'}"
+        + (" PRIMARY KEY" if c == "profile_id" else "")
+        for c in AVAILABILITY_COLUMNS
+    )
+    return [
+        f"CREATE TABLE IF NOT EXISTS {AVAILABILITY_TABLE} ({cols})",
+        f"CREATE INDEX IF NOT EXISTS {AVAILABILITY_TABLE}_state "
+        f"ON {AVAILABILITY_TABLE} (state, until)",
+    ]
+
+
+def to_db(value: Any) -> Any:
+    """Times are stored as UTC ISO-8601 text with microseconds, so they sort as text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return value
+
+
+def read_row(row: dict[str, Any]) -> Availability | str:
+    """A stored row as availability, or what is wrong with it (a NULL, a junk value)."""
+    try:
+        return Availability.model_validate(row)
+    except ValidationError as e:
+        problem = e.errors()[0]
+        field = ".".join(str(p) for p in problem["loc"])
+        return f"{field}: {problem['msg']} (got {str(problem['input'])[:40]!r})"
+
+
+def availability_params(row: Availability) -> tuple[Any, ...]:
+    dumped = row.model_dump(mode="python")
+    return tuple(to_db(_plain(dumped[c])) for c in AVAILABILITY_COLUMNS)
+
+
+def _plain(value: Any) -> Any:
+    """Enums are stored by value."""
+    return getattr(value, "value", value)
+
+
+def upsert_availability_sql(placeholder: str, *, where: str | None = None) -> str:
+    """Insert or overwrite a row; with ``where``, only if that condition holds."""
+    cols = ", ".join(AVAILABILITY_COLUMNS)
+    marks = ", ".join([placeholder] * len(AVAILABILITY_COLUMNS))
+    values = f"VALUES ({marks})" if where is None else f"SELECT {marks} WHERE {where}"
+    updates = ", ".join(f"{c} = excluded.{c}" for c in AVAILABILITY_COLUMNS if c != "profile_id")
+    return (
+        f"INSERT INTO {AVAILABILITY_TABLE} ({cols}) {values} "
+        # Unconditional: the events just appended at this version prove the row is the latest
+        # (writers of one stream commit in version order), so a damaged row is overwritten.
+        f"ON CONFLICT (profile_id) DO UPDATE SET {updates}"
+    )
+
+
+_SQLITE_UPSERT = upsert_availability_sql("?")
+
+
+def availability_rows(kwargs: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [availability_params(r) for r in kwargs.get("availability", ())]
+
+
+COMMANDS_TABLE = "custody_commands"
+# A caller's command id, the profile it was used on, the version its last event reached and the
+# command's fingerprint: what a resent command is answered from (columns 3 and 4: schema 4).
+COMMANDS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {COMMANDS_TABLE} (command_id TEXT PRIMARY KEY, "
+    "profile_id TEXT NOT NULL, version BIGINT, command TEXT)"
+)
+COMMANDS_COLUMNS = ("command_id", "profile_id", "version", "command")
+
+
+def insert_command_sql(placeholder: str, *, backfill: bool = False) -> str:
+    """The insert of one command row. ``backfill`` (a migration, event by event): the first
+    profile to use an id keeps it, and each later event of that command there moves its
+    version on."""
+    marks = ", ".join([placeholder] * len(COMMANDS_COLUMNS))
+    sql = f"INSERT INTO {COMMANDS_TABLE} ({', '.join(COMMANDS_COLUMNS)}) VALUES ({marks})"
+    if not backfill:
+        return sql
+    return (
+        f"{sql} ON CONFLICT (command_id) DO UPDATE SET version = excluded.version, "
+        f"command = excluded.command WHERE {COMMANDS_TABLE}.profile_id = excluded.profile_id "
+        f"AND ({COMMANDS_TABLE}.version IS NULL OR {COMMANDS_TABLE}.version < excluded.version)"
+    )
+
+
+def command_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, int, str]]:
+    """The (command id, profile id, version, fingerprint) rows a save records: ids a caller
+    chose."""
+    return list(kwargs.get("commands", ()))
+
+
+DIRECTORIES_TABLE = "custody_directories"
+# Each profile's registered user_data_dir, normalised (schema 5): written in its registration's
+# transaction, after a look at the directories already there, so that one directory (and all
+# inside it) belongs to one profile, whichever of two racing registrations commits first.
+DIRECTORIES_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {DIRECTORIES_TABLE} "
+    "(profile_id TEXT PRIMARY KEY, user_data_dir TEXT NOT NULL)",
+    f"CREATE INDEX IF NOT EXISTS {DIRECTORIES_TABLE}_dir ON {DIRECTORIES_TABLE} (user_data_dir)",
+)
+
+
+def overlapping_sql(placeholder: str, directory: str) -> tuple[str, tuple[str, ...]]:
+    """The query (and its parameters) of the recorded directories that are the normalised
+    ``directory``, contain it (an index lookup each) or lie inside it (a prefix of whole
+    components), with their profiles."""
+    equal_or_containing = (directory, *ancestors(directory))
+    prefix = inside_prefix(directory)
+    marks = ", ".join([placeholder] * len(equal_or_containing))
+    sql = (
+        f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE} "
+        f"WHERE user_data_dir IN ({marks}) "
+        f"OR substr(user_data_dir, 1, {len(prefix)}) = {placeholder} "
+        "ORDER BY user_data_dir, profile_id"
+    )
+    return sql, (*equal_or_containing, prefix)
+
+
+def insert_directory_sql(placeholder: str) -> str:
+    return (
+        f"INSERT INTO {DIRECTORIES_TABLE} (profile_id, user_data_dir) "
+        f"VALUES ({placeholder}, {placeholder}) ON CONFLICT (profile_id) DO NOTHING"
+    )
+
+
+def directory_rows(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (profile id, normalised directory) rows a save claims: its registrations'."""
+    return list(kwargs.get("directories", ()))
+
+
+def refuse_overlaps(
+    claims: Sequence[tuple[str, str]], found: Callable[[str], Sequence[tuple[str, str]]]
+) -> None:
+    """``InvalidInput`` naming ``user_data_dir`` and the profile that has it when a claimed
+    directory overlaps another profile's; ``found(directory)`` gives the recorded (profile,
+    directory) rows overlapping it. Run where no other registration can commit meanwhile."""
+    for profile_id, directory in claims:
+        for holder, theirs in found(directory):
+            if holder != profile_id:
+                raise InvalidInput("user_data_dir", refusal(profile_id, directory, holder, theirs))
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        rows = availability_rows(kwargs)
+        if rows:
+            c.executemany(_SQLITE_UPSERT, rows)
+        commands = command_rows(kwargs)
+        if commands:
+            c.executemany(insert_command_sql("?"), commands)
+        claims = directory_rows(kwargs)
+        if claims:  # the events' insert took the file's write lock: no registration can race
+
+            def found(directory: str) -> list[tuple[str, str]]:
+                c.execute(*overlapping_sql("?", directory))
+                return [(str(r[0]), str(r[1])) for r in c.fetchall()]
+
+            refuse_overlaps(claims, found)
+            c.executemany(insert_directory_sql("?"), claims)
+        return ids

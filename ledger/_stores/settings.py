@@ -1,0 +1,163 @@
+"""Store URLs: ``sqlite:///path/custody.db`` (the default, one host) or
+``postgresql://user@host:port/db`` (many hosts)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict
+
+from ledger._domain.errors import InvalidInput
+
+DEFAULT_SQLITE_FILE = "custody.db"
+STORE_ENV_VAR = "CUSTODY_STORE"
+APPLICATION_NAME = "custody"
+DEFAULT_TIMEOUT_SECONDS = 5
+MAX_PATH, MAX_NAME = 4096, 255  # what Linux accepts for a path and for one name in it
+MAX_TIMEOUT_SECONDS = 3600
+
+
+class StoreSettings(BaseModel):
+    """A parsed store URL. Passwords never appear in ``describe()``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["sqlite", "postgresql"]
+    path: str = ""
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+    connect_timeout: int = DEFAULT_TIMEOUT_SECONDS
+    # How long any one store call may wait (a lock, a busy file, an unreachable server) before
+    # the command fails as StoreUnavailable: short enough to fit inside the shortest sensible TTL.
+    timeout: int = DEFAULT_TIMEOUT_SECONDS
+
+    @classmethod
+    def resolve(cls, store_url: str | None) -> StoreSettings:
+        """The explicit URL, else ``$CUSTODY_STORE``, else an SQLite file in the working dir."""
+        if store_url is None:
+            store_url = os.environ.get(STORE_ENV_VAR) or f"sqlite:///{DEFAULT_SQLITE_FILE}"
+        if not store_url.strip():
+            raise InvalidInput("store", "is empty: give sqlite:///FILE or postgresql://...")
+        return cls.from_url(store_url)
+
+    @classmethod
+    def from_url(cls, url: str) -> StoreSettings:
+        """Parse a store URL; ``InvalidInput`` (never quoting a password) when malformed."""
+        parts = urlsplit(url)
+        shown = _redacted(url)
+        timeout = _timeout(parse_qs(parts.query, keep_blank_values=True), shown)
+        if parts.scheme == "sqlite":
+            path = unquote(parts.path)[1:] if parts.path.startswith("/") else ""
+            if parts.netloc or not path:
+                raise InvalidInput("store", f"expected sqlite:///path/to/file.db, got {shown}")
+            if path == ":memory:" or path.startswith("file:"):
+                msg = f"{shown} would keep nothing between commands: give a file path"
+                raise InvalidInput("store", msg)
+            if len(path) > MAX_PATH or any(len(part) > MAX_NAME for part in path.split("/")):
+                msg = (
+                    f"path too long ({len(path)} characters; at most {MAX_PATH}, {MAX_NAME} a name)"
+                )
+                raise InvalidInput("store", msg)
+            return cls(kind="sqlite", path=path, timeout=timeout)
+        if parts.scheme in ("postgresql", "postgres"):
+            return cls._postgres(parts, shown, timeout)
+        raise InvalidInput(
+            "store", f"unsupported scheme in {shown}: use sqlite:// or postgresql://"
+        )
+
+    @classmethod
+    def _postgres(cls, parts: SplitResult, shown: str, timeout: int) -> StoreSettings:
+        dbname = unquote(parts.path.lstrip("/"))
+        try:
+            port = parts.port if parts.port is not None else 5432
+        except ValueError:
+            raise InvalidInput("store", f"malformed port in {shown}") from None
+        if port == 0:
+            raise InvalidInput("store", f"port 0 in {shown}: give the server's port")
+        if not parts.hostname or not dbname or not parts.username:
+            raise InvalidInput("store", "expected postgresql://user[:password]@host[:port]/dbname")
+        return cls(
+            kind="postgresql",
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username),
+            password=unquote(parts.password or ""),
+            dbname=dbname,
+            connect_timeout=timeout,
+            timeout=timeout,
+        )
+
+    def describe(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.path}"
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def sqlite_file(self) -> Path:
+        return Path(self.path)
+
+    def postgres_options(self) -> str:
+        """libpq's ``options`` for every PostgreSQL session the store opens (see
+        ``lock_timeout_options``)."""
+        return lock_timeout_options(self.timeout)
+
+    def environment(self, *, create_table: bool) -> dict[str, str]:
+        """The eventsourcing environment for this store (never read from ``os.environ``)."""
+        create = "y" if create_table else "n"
+        if self.kind == "sqlite":
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.path,
+                "SQLITE_LOCK_TIMEOUT": str(self.timeout),
+                "CREATE_TABLE": create,
+            }
+        return {
+            "PERSISTENCE_MODULE": "ledger._stores.postgres:BoundedPostgresFactory",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_CONNECT_TIMEOUT": str(self.connect_timeout),
+            "POSTGRES_LOCK_TIMEOUT": str(self.timeout),
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "4",
+            "POSTGRES_PRE_PING": "n",  # our own check replaces it: check_before_lending
+            "CREATE_TABLE": create,
+        }
+
+
+def lock_timeout_options(timeout: int) -> str:
+    """libpq's ``options`` for every PostgreSQL session a store opens (the library's pool,
+    direct connections, LISTEN, ADBC): any wait for a lock, by a read as much as by a write,
+    gives up after ``timeout`` seconds (a session holding the events table, such as a migration
+    or a VACUUM FULL, would otherwise stall every command behind it)."""
+    return f"-c lock_timeout={timeout * 1000}"
+
+
+def _redacted(url: str) -> str:
+    """The URL as an error may quote it: no password, at most a short prefix."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        url = parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+    return repr(url) if len(url) <= 120 else f"{url[:120]!r}..."
+
+
+def _timeout(query: dict[str, list[str]], shown: str) -> int:
+    """``?timeout=SECONDS``: the bounded wait of every store call (1 to 3600)."""
+    unknown = set(query) - {"timeout"}
+    if unknown:
+        raise InvalidInput("store", f"unknown option {sorted(unknown)[0]!r} in {shown}")
+    values = query.get("timeout", [str(DEFAULT_TIMEOUT_SECONDS)])
+    value = values[-1]
+    if not re.fullmatch(r"[0-9]{1,5}", value) or not 1 <= int(value) <= MAX_TIMEOUT_SECONDS:
+        msg = f"timeout must be whole seconds from 1 to {MAX_TIMEOUT_SECONDS}, got {value!r}"
+        raise InvalidInput("store", msg)
+    return int(value)

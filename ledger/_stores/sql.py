@@ -1,0 +1,388 @@
+"""The SQL store: SQLite (the embedded default) and PostgreSQL (many hosts), one schema.
+
+``query``/``execute`` take ``?`` placeholders on both databases. The schema is created in one
+explicit step (``initialise``), never by workers racing at start-up.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from ledger._domain.errors import InvalidInput, StoreUnavailable
+from ledger._domain.profile import Profile
+from ledger._domain.view import Availability, availability_of
+from ledger._stores.connections import postgres_connection, read_cursor
+from ledger._stores.directories import legacy_directories
+from ledger._stores.mapper import command_of, decode_data
+from ledger._stores.recorders import (
+    AVAILABILITY_COLUMNS,
+    AVAILABILITY_TABLE,
+    COMMANDS_DDL,
+    COMMANDS_TABLE,
+    DIRECTORIES_DDL,
+    DIRECTORIES_TABLE,
+    availability_ddl,
+    availability_params,
+    insert_command_sql,
+    insert_directory_sql,
+    overlapping_sql,
+    read_row,
+    to_db,
+    upsert_availability_sql,
+)
+from ledger._stores.settings import StoreSettings
+from ledger._stores.sql_views import SqlViews
+from ledger._stores.store import (
+    AGGREGATE_CACHE_SIZE,
+    LedgerApplication,
+    Store,
+    store_errors,
+    store_failure,
+)
+from ledger.ports import CommandRecord, DirectoryRecord
+
+_RECORDERS = {
+    "sqlite": "ledger._stores.recorders:SQLiteLedgerRecorder",
+    "postgresql": "ledger._stores.postgres:PostgresLedgerRecorder",
+}
+
+# The version of our own tables (custody_availability, custody_schema). Raise it with a
+# migration whenever their DDL changes; stores older than this are refused until
+# `custody init` migrates them.
+# 2: custody_commands (a caller's command id is unique across the store).
+# 3: the snapshots table (made by the library's recorder at init; snapshots are a cache, so the
+#    migration writes none: they appear as streams grow).
+# 4: custody_commands keeps each id's version and fingerprint (a resent command is answered
+#    from it; the profile no longer remembers ids): backfilled from the events.
+# 5: custody_directories (one directory, one profile): backfilled from the registrations,
+#    overlaps reported, never refused (``ledger._stores.directories``).
+# 6: a lease's ending is one word (clean ... revoked) where older versions wrote
+#    ``review_requested:lease_expired``: rows and snapshots holding the old words are redone.
+SCHEMA_VERSION = 6
+SCHEMA_TABLE = "custody_schema"
+_SCHEMA_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
+    "(id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
+)
+
+
+# Any fixed number: the advisory lock every `custody init` on one database takes, so that
+# concurrent inits create the schema one after another instead of failing on each other.
+_SCHEMA_LOCK_KEY = 0x637573746F6479  # "custody"
+
+
+@contextmanager
+def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator[None]:
+    """One direct connection first, so a refused or unknown server fails at once; held (with
+    the schema lock, if asked) while the store is set up."""
+    with postgres_connection(settings) as conn:
+        if schema_lock:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        yield
+
+
+def _sqlite_tables(settings: StoreSettings) -> set[str]:
+    """The tables an existing SQLite file holds, read without writing a byte to it."""
+    uri = f"file:{quote(str(settings.sqlite_file().resolve()))}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {name for (name,) in rows}
+    except sqlite3.OperationalError as e:  # held by another connection: busy, not junk
+        raise store_failure(settings, e) from None
+    except sqlite3.DatabaseError as e:
+        raise InvalidInput(
+            "store", f"{settings.describe()} is not an SQLite database: {e}"
+        ) from None
+
+
+class SqlStore(Store):
+    """A store on SQLite or PostgreSQL."""
+
+    def __init__(self, settings: StoreSettings, app: LedgerApplication) -> None:
+        super().__init__(settings, app)
+        self._pg = settings.kind == "postgresql"
+
+    @classmethod
+    def open(cls, settings: StoreSettings, *, create: bool = False) -> SqlStore:
+        """Open the store; ``create`` builds the schema (idempotent) before anything else."""
+        env = settings.environment(create_table=create)
+        env["APPLICATION_RECORDER_TOPIC"] = _RECORDERS[settings.kind]
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(AGGREGATE_CACHE_SIZE)
+        with store_errors(settings):
+            if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():
+                msg = f"directory {settings.sqlite_file().parent} does not exist"
+                raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
+            with ExitStack() as setting_up:
+                if settings.kind == "postgresql":
+                    setting_up.enter_context(_postgres_session(settings, schema_lock=create))
+                store = cls(settings, LedgerApplication(env=env))
+                if create:
+                    store._create_schema()
+        return store
+
+    def _create_schema(self) -> None:
+        """Our tables, then the migrations from the recorded version, then the new version."""
+        for statement in (*availability_ddl(), COMMANDS_DDL, *DIRECTORIES_DDL, *_SCHEMA_DDL):
+            self.execute(statement)
+        found = self.schema_version() or SCHEMA_VERSION
+        if found < 4:
+            self._add_command_columns()
+            self._backfill_commands()
+        if found < 5:
+            self._backfill_directories()
+        if found < 6:
+            self._rewrite_endings()
+        self.execute(
+            f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
+            f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
+            (SCHEMA_VERSION, SCHEMA_VERSION),
+        )
+
+    @classmethod
+    def connect(cls, settings: StoreSettings, *, create: bool = True) -> SqlStore:
+        """Open an initialised store: a new SQLite file is initialised here (if ``create``);
+        an uninitialised PostgreSQL is refused, so that workers never race to create tables."""
+        if settings.kind == "sqlite":
+            fresh = cls._sqlite_is_fresh(settings)
+            if fresh:
+                if not create:
+                    msg = f"no store at {settings.path}; custody init or register makes one"
+                    raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
+                return cls.open(settings, create=True)
+        store = cls.open(settings)
+        try:
+            version = store.schema_version()
+        except StoreUnavailable:
+            store.close()
+            raise
+        if version == SCHEMA_VERSION:
+            return store
+        store.close()
+        where = f"store {settings.describe()}"
+        if version is None:
+            raise StoreUnavailable(f"{where} is not initialised: run custody init")
+        if version < SCHEMA_VERSION:
+            msg = f"{where} has schema {version}, this custody needs {SCHEMA_VERSION}"
+            raise StoreUnavailable(f"{msg}: run custody init to migrate it")
+        msg = f"{where} has schema {version}, newer than this custody's {SCHEMA_VERSION}"
+        raise StoreUnavailable(f"{msg}: upgrade custody")
+
+    @classmethod
+    def initialise(cls, settings: StoreSettings) -> SqlStore:
+        """Create or migrate the schema (idempotent, safe to run concurrently) and open."""
+        if settings.kind == "sqlite":
+            cls._sqlite_is_fresh(settings)  # refuses another application's database
+        return cls.open(settings, create=True)
+
+    @staticmethod
+    def _sqlite_is_fresh(settings: StoreSettings) -> bool:
+        """True for a missing or empty file (a new store may be made there); False for a
+        custody store; ``InvalidInput`` for another application's database."""
+        path = settings.sqlite_file()
+        if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+            return True
+        tables = _sqlite_tables(settings)
+        if tables & {SCHEMA_TABLE, AVAILABILITY_TABLE}:  # custody's, perhaps of an older schema
+            return False
+        if not tables:
+            return True
+        shown = ", ".join(sorted(tables)[:3])
+        msg = f"{settings.describe()} is not a custody store (it holds other tables: {shown})"
+        raise InvalidInput("store", msg)
+
+    def _add_command_columns(self) -> None:
+        """Schema 4: a command row also keeps its version and fingerprint (SQLite has no
+        ``ADD COLUMN IF NOT EXISTS``: its columns are read first)."""
+        added = (("version", "BIGINT"), ("command", "TEXT"))
+        if self._pg:
+            for column, kind in added:
+                self.execute(
+                    f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN IF NOT EXISTS {column} {kind}"
+                )
+            return
+        have = {r["name"] for r in self.query(f"PRAGMA table_info({COMMANDS_TABLE})")}
+        for column, kind in added:
+            if column not in have:
+                self.execute(f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN {column} {kind}")
+
+    def _backfill_commands(self) -> None:
+        """Record the command id of every stored event, with the version its last event
+        reached and its fingerprint (the first profile to use an id keeps it): ids used
+        before schema 2 stay bound to their profile, and before schema 4 (when the profile
+        itself remembered them) stay answerable."""
+        start = 1
+        while batch := self.app.recorder.select_notifications(start, 1000):
+            rows = []
+            for n in batch:
+                command_id, profile_id, command = command_of(n.state)
+                rows.append((command_id, profile_id, n.originator_version, command))
+            self.executemany(insert_command_sql("?", backfill=True), rows)
+            start = batch[-1].id + 1
+
+    def _rewrite_endings(self) -> None:
+        """Schema 6: the words of a lease's ending (``ledger._domain.endings``). Snapshots
+        carried the old words: they are a cache, so they are deleted (the events rebuild them
+        as streams grow); every availability row that names a last ending is rewritten from
+        its profile's events."""
+        snapshots = self.app.snapshots
+        if snapshots is not None:
+            table = snapshots.recorder.events_table_name  # type: ignore[attr-defined]
+            self.execute(f"DELETE FROM {table}")
+        named = f"SELECT profile_id FROM {AVAILABILITY_TABLE} WHERE last_ending IS NOT NULL"
+        for row in self.query(named):
+            profile = self.load(str(row["profile_id"]))
+            if profile is not None:
+                self.replace_availability(availability_of(profile))
+
+    def _backfill_directories(self) -> None:
+        """Record every registration's directory; the overlaps found become the store's
+        notes (``legacy_directories``)."""
+        registrations = []
+        start = 1
+        while batch := self.app.recorder.select_notifications(
+            start, 1000, topics=["profile_registered"]
+        ):
+            for n in batch:
+                data = decode_data(n.topic, n.state)
+                registrations.append((str(data["profile_id"]), data.get("user_data_dir")))
+            start = batch[-1].id + 1
+        rows, self.notes = legacy_directories(registrations)
+        for at in range(0, len(rows), 1000):
+            self.executemany(insert_directory_sql("?"), rows[at : at + 1000])
+
+    def schema_version(self) -> int | None:
+        """The schema version ``custody init`` recorded, or None if it never ran here."""
+        if self._pg:
+            found = self.query("SELECT to_regclass(?) AS t", (SCHEMA_TABLE,))
+        else:
+            found = self.query(
+                "SELECT name AS t FROM sqlite_master WHERE type='table' AND name=?",
+                (SCHEMA_TABLE,),
+            )
+        if not (found and found[0]["t"]):
+            return None
+        rows = self.query(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1")
+        return int(rows[0]["version"]) if rows else None
+
+    def now(self) -> datetime:
+        """PostgreSQL's clock on a shared store, the local clock on SQLite."""
+        if not self._pg:
+            return datetime.now(UTC)
+        rows = self.query("SELECT clock_timestamp() AS now")
+        now: datetime = rows[0]["now"]
+        return now.astimezone(UTC)
+
+    # -- the availability table -------------------------------------------------------------
+
+    def command_record(self, command_id: str) -> CommandRecord | None:
+        rows = self.query(
+            f"SELECT profile_id, version, command FROM {COMMANDS_TABLE} WHERE command_id = ?",
+            (command_id,),
+        )
+        if not rows:
+            return None
+        row = rows[0]  # every row has its version: written with its events, or backfilled
+        return CommandRecord(str(row["profile_id"]), int(row["version"]), str(row["command"]))
+
+    def directories(self) -> list[DirectoryRecord]:
+        rows = self.query(
+            f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE} ORDER BY profile_id"
+        )
+        return [DirectoryRecord(str(r["profile_id"]), str(r["user_data_dir"])) for r in rows]
+
+    def overlapping(self, directory: str) -> list[DirectoryRecord]:
+        rows = self.query(*overlapping_sql("?", directory))
+        return [DirectoryRecord(str(r["profile_id"]), str(r["user_data_dir"])) for r in rows]
+
+    def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
+        columns = ", ".join(AVAILABILITY_COLUMNS)
+        rows = self.query(f"SELECT {columns} FROM {AVAILABILITY_TABLE} ORDER BY profile_id")
+        readable: list[Availability] = []
+        damaged: dict[str, str] = {}
+        for row in rows:
+            read = read_row(row)
+            if isinstance(read, str):
+                damaged[str(row["profile_id"])] = read
+            else:
+                readable.append(read)
+        return readable, damaged
+
+    def availability_row(self, profile_id: str) -> Availability | str | None:
+        columns = ", ".join(AVAILABILITY_COLUMNS)
+        rows = self.query(
+            f"SELECT {columns} FROM {AVAILABILITY_TABLE} WHERE profile_id = ?", (profile_id,)
+        )
+        return read_row(rows[0]) if rows else None
+
+    def replace_availability(self, row: Availability) -> bool:
+        # One statement, so SQLite takes its write lock before it reads the stream's version
+        # (a read that upgrades to a write would fail at once beside a live writer).
+        events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        stream = Profile.create_id(row.profile_id)
+        latest = f"(SELECT max(originator_version) FROM {events} WHERE originator_id = ?) = ?"
+        with store_errors(self.settings), self._transaction(commit=True) as cursor:
+            if self._pg:  # the lock every writer takes: no append can slip in between
+                cursor.execute(f"LOCK TABLE {events} IN EXCLUSIVE MODE")
+            cursor.execute(
+                self._sql(upsert_availability_sql("?", where=latest)),
+                (*availability_params(row), stream if self._pg else stream.hex, row.version),
+            )
+            # The library wraps SQLite's cursor (without its rowcount); psycopg's is bare.
+            return bool(cursor.rowcount if self._pg else cursor.sqlite_cursor.rowcount)
+
+    def overdue(self, now: datetime) -> list[str]:
+        rows = self.query(
+            f"SELECT profile_id FROM {AVAILABILITY_TABLE} "
+            "WHERE state = 'stale' OR (state = 'leased' AND until < ?) ORDER BY profile_id",
+            (to_db(now),),
+        )
+        return [row["profile_id"] for row in rows]
+
+    def write_availability(self, rows: list[Availability]) -> None:
+        if rows:
+            self.executemany(upsert_availability_sql("?"), [availability_params(r) for r in rows])
+
+    def delete_availability(self, profile_id: str) -> None:
+        self.execute(f"DELETE FROM {AVAILABILITY_TABLE} WHERE profile_id = ?", (profile_id,))
+
+    @functools.cached_property
+    def views(self) -> SqlViews:
+        events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        datastore = self.app.recorder.datastore  # type: ignore[attr-defined]
+        channel = getattr(self.app.recorder, "channel_name", "")  # PostgreSQL's NOTIFY channel
+        return SqlViews(self.settings, datastore, events, channel)
+
+    # -- SQL ----------------------------------------------------------------------------------
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self._pg else statement
+
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with store_errors(self.settings), self._reading() as cursor:
+            cursor.execute(self._sql(statement), params)
+            return [dict(row) for row in cursor.fetchall()]
+
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        with store_errors(self.settings), self._transaction(commit=True) as cursor:
+            cursor.execute(self._sql(statement), params)
+
+    def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        with store_errors(self.settings), self._transaction(commit=True) as cursor:
+            cursor.executemany(self._sql(statement), rows)
+
+    @contextmanager
+    def _transaction(self, *, commit: bool) -> Iterator[Any]:
+        datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    def _reading(self) -> Any:
+        datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
+        return read_cursor(datastore, postgres=self._pg)

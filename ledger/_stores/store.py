@@ -1,0 +1,207 @@
+"""The store port: one profile's stream loaded and saved, the availability rows beside it.
+
+``Store`` holds an eventsourcing application and does what every database does alike (load,
+save, history, the registered profiles); ``SqlStore`` adds the store's clock, the availability
+table and the read models' database, on SQLite and PostgreSQL. Together they are the ledger's
+``Repository`` (``ledger.ports``) and what its reads need. Driver errors stop here: callers see
+``StoreUnavailable`` or ``StreamConflict``, never psycopg, sqlite3 or eventsourcing exceptions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.utils import Environment
+
+from ledger._domain.directories import normalised
+from ledger._domain.events import ProfileEvent, ProfileRegistered
+from ledger._domain.profile import Profile, replay
+from ledger._domain.snapshot import ProfileSnapshot
+from ledger._domain.view import Availability
+from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
+from ledger._stores.mapper import ProfileEventMapper, decode_profile_id
+from ledger._stores.settings import APPLICATION_NAME, StoreSettings
+from ledger.ports import CommandRecord, DirectoryRecord, StreamConflict
+
+if TYPE_CHECKING:
+    from ledger._stores.views import Views
+
+# Each process keeps the profiles it touched and fast-forwards them with only the events it has
+# not seen, so a command does not replay the whole stream every time.
+AGGREGATE_CACHE_SIZE = 1000
+# A profile's state is snapshotted after every event whose version is a multiple of this, so a
+# load (now, or as of any version) folds at most this many events after the nearest snapshot.
+# A snapshot is the state alone (1-2 KB, whatever the stream's length): the interval trades
+# the snapshots table's size against the events a load folds (bench/scale.py measures both).
+SNAPSHOT_INTERVAL = 50
+
+
+def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
+    """The (profile id, normalised directory) a save of ``profile`` claims: the directory of
+    a registration among its pending events."""
+    return [
+        (profile.profile_id, normalised(e.user_data_dir))
+        for e in profile.pending_events
+        if isinstance(e, ProfileRegistered) and e.user_data_dir is not None
+    ]
+
+
+class LedgerApplication(Application[UUID]):
+    """The eventsourcing application holding every profile's event stream."""
+
+    name = APPLICATION_NAME
+    snapshotting_intervals = {Profile: SNAPSHOT_INTERVAL}
+    snapshotting_projectors = {Profile: replay}
+    snapshot_class = ProfileSnapshot
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        # Configuration comes from the store URL alone; stray POSTGRES_* variables in the
+        # process environment must not redirect the ledger.
+        return Environment(name, {"IS_SNAPSHOTTING_ENABLED": "y", **dict(env or {})})
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return ProfileEventMapper()
+
+
+class Store:
+    """An open store. Not shared across threads: open one per thread."""
+
+    def __init__(self, settings: StoreSettings, app: LedgerApplication) -> None:
+        self.settings = settings
+        self.app = app
+        # What opening the store has to tell a person: a migration's findings (``init``).
+        self.notes: list[str] = []
+
+    def close(self) -> None:
+        self.app.close()
+
+    # -- the event streams ------------------------------------------------------------------
+
+    def load(self, profile_id: str, version: int | None = None) -> Profile | None:
+        """The profile's aggregate (as of ``version``), or None if it was never registered."""
+        try:
+            with store_errors(self.settings):
+                profile: Profile = self.app.repository.get(
+                    Profile.create_id(profile_id), version=version, projector_func=replay
+                )
+        except AggregateNotFoundError:
+            return None
+        return profile
+
+    def save(
+        self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
+    ) -> None:
+        """Append the profile's pending events, upsert its availability row, record the
+        caller's ``command`` (its id and fingerprint) with the version the events reach and
+        the directory a registration claims, in one transaction; ``StreamConflict`` if another
+        writer took that version or that command id first, ``InvalidInput`` if the directory
+        overlaps another profile's (nothing kept)."""
+        commands = []
+        if command is not None:
+            command_id, fingerprint = command
+            commands.append((command_id, profile.profile_id, profile.version, fingerprint))
+        directories = claimed_directories(profile)
+        try:
+            with store_errors(self.settings):
+                self.app.save(
+                    profile, availability=[row], commands=commands, directories=directories
+                )
+        except IntegrityError:
+            raise StreamConflict(profile.profile_id) from None
+
+    def history(self, profile_id: str) -> list[ProfileEvent]:
+        """Every event on the profile's stream, oldest first (empty if none)."""
+        with store_errors(self.settings):
+            events = self.app.events.get(Profile.create_id(profile_id))
+            return list(events)  # type: ignore[arg-type]
+
+    def exists(self, profile_id: str) -> bool:
+        """Whether the profile was registered: one indexed read of its first event."""
+        with store_errors(self.settings):
+            found = self.app.recorder.select_events(Profile.create_id(profile_id), limit=1)
+            return bool(found)
+
+    def profile_ids(self) -> list[str]:
+        """Every registered profile, read from the event log itself, in id order."""
+        ids: list[str] = []
+        start = 1
+        with store_errors(self.settings):
+            while batch := self.app.recorder.select_notifications(
+                start, 1000, topics=["profile_registered"]
+            ):
+                ids += [decode_profile_id(n.state) for n in batch]
+                start = batch[-1].id + 1
+        return sorted(ids)
+
+    def event_count(self) -> int:
+        """How many events the store holds (the notification log's last id, gaps included)."""
+        with store_errors(self.settings):
+            return self.app.recorder.max_notification_id() or 0
+
+    # -- what each backend provides ---------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The clock every deadline is judged on."""
+        raise NotImplementedError
+
+    def command_record(self, command_id: str) -> CommandRecord | None:
+        """Where and how a caller's command id was used, if it was."""
+        raise NotImplementedError
+
+    def directories(self) -> list[DirectoryRecord]:
+        """Every recorded profile directory, in profile id order."""
+        raise NotImplementedError
+
+    def overlapping(self, directory: str) -> list[DirectoryRecord]:
+        """The recorded directories that are, contain or lie inside the normalised
+        ``directory`` (only a store from before schema 5 can hold two that overlap)."""
+        raise NotImplementedError
+
+    def availability(self) -> list[Availability]:
+        """Every readable availability row, in profile id order (see ``damaged_rows``)."""
+        return self.scan_availability()[0]
+
+    def damaged_rows(self) -> dict[str, str]:
+        """Rows that cannot be read as availability (a NULL or junk value), by profile id."""
+        return self.scan_availability()[1]
+
+    def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
+        """The readable rows in profile id order, and the unreadable ones with the problem."""
+        raise NotImplementedError
+
+    def availability_row(self, profile_id: str) -> Availability | str | None:
+        """One profile's row: the row, what is wrong with it, or None when there is none."""
+        raise NotImplementedError
+
+    def overdue(self, now: datetime) -> list[str]:
+        """Profiles whose row says stale or a lease past its deadline at ``now``."""
+        raise NotImplementedError
+
+    def sweep_candidates(self, now: datetime) -> list[str]:
+        """Profiles whose row says stale or overdue at ``now``, and those whose row is missing
+        or unreadable, in id order (``ledger.ports.Repository``)."""
+        readable, _ = self.scan_availability()
+        unseen = set(self.profile_ids()) - {r.profile_id for r in readable}
+        return sorted(set(self.overdue(now)) | unseen)
+
+    def write_availability(self, rows: list[Availability]) -> None:
+        """Upsert rows as given (tests and tools; the ledger writes rows with their events)."""
+        raise NotImplementedError
+
+    def replace_availability(self, row: Availability) -> bool:
+        """Replace the profile's row, whatever it holds, by ``row`` if the profile's stream is
+        still at ``row.version`` (checked in the same transaction, against writers); returns
+        whether it was replaced."""
+        raise NotImplementedError
+
+    def delete_availability(self, profile_id: str) -> None:
+        raise NotImplementedError
+
+    @property
+    def views(self) -> Views:
+        """Where the read models fed from the notification log keep their tables."""
+        raise NotImplementedError

@@ -1,0 +1,197 @@
+"""The unit of work: load a profile, let the aggregate decide, save, in one place.
+
+It owns what every command needs around the decision: the store's clock, the idempotent replay
+of a command id already applied, and the retry after a version conflict (another writer appended
+to the stream first: reload, decide again). A lost race therefore surfaces as a domain answer
+(``CheckoutDenied``, ``LeaseLost``), never as a driver error.
+
+A handler says what the aggregate is asked as a ``Decision``: one of ``Profile``'s command
+methods with the command's arguments bound, and who acts. The unit of work calls it on the
+loaded profile and returns what happened (``Done``); the handler makes its answer from that.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger._commands import Command
+from ledger._domain.errors import InvalidInput, StoreUnavailable, UnknownProfile
+from ledger._domain.events import ProfileEvent
+from ledger._domain.model import Lease, Role
+from ledger._domain.profile import Context, Profile
+from ledger._domain.view import availability_of
+from ledger.ports import Repository, StreamConflict
+
+Clock = Callable[[], datetime]
+
+# A command that loses this many version races in a row gives up (as StoreUnavailable: the
+# caller may retry); with backoff and one stream per profile that takes a storm of writers.
+MAX_ATTEMPTS = 30
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Who a command acts as. ``actor`` None: the worker of the lease ``lease_id`` (a lease
+    command proves it with the fencing token), correlated on that lease's run."""
+
+    role: Role
+    actor: str | None = None
+    reason: str = ""
+    correlation_id: str | None = None
+    lease_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the aggregate is asked: ``act(profile, ctx=...)``, a ``Profile`` command method
+    with the command's arguments bound (``functools.partial``), acting as ``acting``."""
+
+    act: Callable[..., object]
+    acting: Acting
+
+
+@dataclass(frozen=True)
+class Creation:
+    """A command that starts a stream when its profile has none: ``make(ctx=...)`` returns
+    the new profile (``Profile.register``); ``then`` decides when the profile exists."""
+
+    make: Callable[..., Profile]
+    then: Decision
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an answer is made from: the profile right after the command (as it was then, for
+    a replayed command id), the events this run appended (none when it changed nothing or was
+    a replay) and, for a replay, the lease it acted on as that lease stands now."""
+
+    profile: Profile
+    appended: Sequence[ProfileEvent] = ()
+    replayed: bool = False
+    lease_now: Lease | None = None
+
+
+@dataclass(frozen=True)
+class _Issued:
+    """A command as issued: its id, its fingerprint and the store's time of this attempt."""
+
+    command_id: str
+    fingerprint: str
+    now: datetime
+
+    def context(self, acting: Acting, profile: Profile | None) -> Context:
+        actor, correlation = acting.actor, acting.correlation_id
+        if actor is None and profile is not None and acting.lease_id is not None:
+            actor, run = profile.worker_of(acting.lease_id)
+            correlation = correlation or run
+        return Context(
+            actor_id=actor or "unknown",
+            role=acting.role,
+            now=self.now,
+            command_id=self.command_id,
+            correlation_id=correlation or self.command_id,
+            causation_id=self.command_id,
+            reason=acting.reason,
+            command=self.fingerprint,
+        )
+
+
+class UnitOfWork:
+    """Runs commands against one repository. Not shared across threads."""
+
+    def __init__(self, repository: Repository, clock: Clock | None = None) -> None:
+        self.repository = repository
+        self._clock = clock
+        self.conflicts = 0  # version races lost and retried, for tests and metrics
+
+    def now(self) -> datetime:
+        """The clock every deadline is judged on (the store's, unless a test injects one)."""
+        now = self._clock() if self._clock is not None else self.repository.now()
+        return now.astimezone(UTC)
+
+    def load(self, profile_id: str, version: int | None = None) -> Profile:
+        profile = self.repository.load(profile_id, version)
+        if profile is None:
+            raise UnknownProfile(profile_id)
+        return profile
+
+    def run(self, command: Command[Any], profile_id: str, decision: Decision | Creation) -> Done:
+        """Load, decide, save; on a version conflict back off, reload and decide again.
+
+        A command id this profile already applied is answered as of that command and appends
+        nothing, so a worker may safely resend after a timeout; the same id with other
+        arguments is refused as ``InvalidInput``. A ``Creation`` starts a new stream when the
+        profile does not exist (else ``UnknownProfile``).
+        """
+        given = command.command_id
+        command_id, fingerprint = command.issued_id(), command.fingerprint()
+        recorded = None if given is None else (given, fingerprint)
+        for attempt in range(MAX_ATTEMPTS):
+            if given is not None and (resent := self._resent(given, fingerprint, profile_id)):
+                return resent
+            issued = _Issued(command_id, fingerprint, self.now())
+            profile = self._decided(profile_id, decision, issued)
+            events = profile.pending_events
+            if not events:
+                return Done(profile)
+            try:
+                self.repository.save(profile, availability_of(profile), recorded)
+            except StreamConflict:  # another writer took the version, or this command id
+                self.conflicts += 1
+                # Jitter keeps the losers of one race from colliding again.
+                time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311
+                continue
+            return Done(profile, events)
+        msg = f"profile {profile_id} is busy: {MAX_ATTEMPTS} conflicting writes in a row; retry"
+        raise StoreUnavailable(msg)
+
+    def _decided(self, profile_id: str, decision: Decision | Creation, issued: _Issued) -> Profile:
+        """The profile as it stands, with the decision made on it (its events pending)."""
+        profile = self.repository.load(profile_id)
+        if profile is None:
+            if not isinstance(decision, Creation):
+                raise UnknownProfile(profile_id)
+            return decision.make(ctx=issued.context(decision.then.acting, None))
+        if isinstance(decision, Creation):
+            decision = decision.then
+        decision.act(profile, ctx=issued.context(decision.acting, profile))
+        return profile
+
+    def _resent(self, command_id: str, fingerprint: str, profile_id: str) -> Done | None:
+        """A caller's command id names one command in the whole store. Recorded for this very
+        command on this profile: the answer as of that command, appending nothing. Recorded
+        for another profile or another command: ``InvalidInput``. Not recorded: None."""
+        record = self.repository.command_record(command_id)
+        if record is None:
+            return None
+        if record.profile_id != profile_id:
+            msg = f"{command_id!r} was already used on profile {record.profile_id}: send a new id"
+            raise InvalidInput("command_id", msg)
+        if record.command != fingerprint:
+            first = record.command.split(":", 1)[0] or "another command"
+            msg = f"{command_id!r} was already used on {profile_id} for {first}"
+            raise InvalidInput("command_id", msg)
+        then = self.load(profile_id, record.version)
+        acted = then.lease or then.last_lease
+        now = None if acted is None else self._lease_now(profile_id, acted)
+        return Done(then, (), True, now)
+
+    def _lease_now(self, profile_id: str, lease: Lease) -> Lease:
+        """The lease as it stands now (a replayed answer must not say a lease is active that
+        has since ended): the live or last lease, else the lease found ending in the history."""
+        profile = self.load(profile_id)
+        for held in (profile.lease, profile.last_lease):
+            if held is not None and held.lease_id == lease.lease_id:
+                return held
+        folded = Profile(profile.id)
+        for event in self.repository.history(profile_id):
+            folded.apply(event)
+            ended = folded.last_lease
+            if ended is not None and ended.lease_id == lease.lease_id:
+                return ended
+        return lease

@@ -1,0 +1,82 @@
+"""The ledger's port: what the write side needs of a store.
+
+``Repository`` is all the service layer (the unit of work and the handlers) may ask: load a
+profile, save what it decided, its history, a caller's command id, the clock, and which profiles
+the sweep must look at. The SQL stores (SQLite and PostgreSQL) implement it, and so does the
+dict-backed fake the unit tests run the service layer on (``tests/fakes.py``); one conformance
+suite holds all of them to the same contract (``tests/integration/test_repository.py``).
+
+The reads need more of a store (the availability rows, the registered profiles, the read
+models' database): they use the SQL store itself (``ledger._stores``), which is also the
+repository the ledger's commands run on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ledger._domain.events import ProfileEvent
+from ledger._domain.profile import Profile
+from ledger._domain.view import Availability
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """A caller's command id as the store recorded it with its events: the profile, the
+    version the command's last event reached and the fingerprint of what was asked."""
+
+    profile_id: str
+    version: int
+    command: str
+
+
+@dataclass(frozen=True)
+class DirectoryRecord:
+    """A profile's registered ``user_data_dir``, normalised, as the store recorded it."""
+
+    profile_id: str
+    user_data_dir: str
+
+
+class StreamConflict(Exception):
+    """Another writer appended to the profile's stream first (or recorded the same command id);
+    nothing of this save was kept."""
+
+
+class Repository(Protocol):
+    """What the service layer asks of a store. Every call is bounded by the store's timeout
+    and raises ``StoreUnavailable`` when the store cannot answer, never a driver's error."""
+
+    def now(self) -> datetime:
+        """The clock every deadline is judged on (the database's, where it has one)."""
+        ...
+
+    def load(self, profile_id: str, version: int | None = None) -> Profile | None:
+        """The profile as its events leave it (as of ``version``), or None if never
+        registered."""
+        ...
+
+    def save(
+        self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
+    ) -> None:
+        """Append the profile's pending events, write its availability ``row``, record the
+        caller's ``command`` (id, fingerprint) and the directory a registration claims, all
+        or nothing. ``StreamConflict`` if another writer took the version or the command id
+        first; ``InvalidInput`` if a registered directory overlaps another profile's."""
+        ...
+
+    def history(self, profile_id: str) -> list[ProfileEvent]:
+        """Every event on the profile's stream, oldest first (empty if none)."""
+        ...
+
+    def command_record(self, command_id: str) -> CommandRecord | None:
+        """Where and how a caller's command id was used, if it was."""
+        ...
+
+    def sweep_candidates(self, now: datetime) -> list[str]:
+        """The profiles a sweep at ``now`` must judge, in id order: every one whose row says
+        stale or shows a lease past its deadline, and every one whose row is missing or
+        unreadable (a damaged row must not hide an overdue lease)."""
+        ...

@@ -1,0 +1,30 @@
+"""The ledger's rules that the read side and the workers apply to what they read, so that no
+rule has a second copy outside the ledger: the words for how a lease ended, who a lease's
+holder is, and what a browser still running on a profile's directory forbids. Pure functions
+of their arguments."""
+
+from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
+from ledger._domain.denials import holder_of
+from ledger._domain.endings import (
+    ENDED_UNKNOWN,
+    EXPLAINABLE_ENDINGS,
+    UNCLEAN_ENDINGS,
+    Ended,
+    LeaseEnding,
+    ending_text,
+    lease_ending,
+)
+
+__all__ = [
+    "ENDED_UNKNOWN",
+    "EXPLAINABLE_ENDINGS",
+    "UNCLEAN_ENDINGS",
+    "Ended",
+    "LeaseEnding",
+    "blocking_note",
+    "ending_text",
+    "holder_of",
+    "lease_ending",
+    "review_refusal",
+    "stop_refusal",
+]

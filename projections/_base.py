@@ -1,0 +1,164 @@
+"""The read side's vocabulary: the answers it gives, the read models it keeps, their tables.
+
+Everything a read returns (a row, a status, an explanation) is a ``ReadResult``: a frozen
+pydantic model. A read model fed from the notification log is a ``ReadModel``: a name (its
+checkpoint's name, and its name on the command line), a ``Table``, and ``fold``, which writes
+the rows a batch of events gives inside the transaction that also moves its checkpoint
+(``projections._runner``).
+
+These are custody's own words, not eventsourcing's ``Projection``/``TrackingRecorder``/
+``ProjectionRunner``, because that contract cannot keep what the read models need (eventsourcing
+9.5's source): its runner follows ``recorder.subscribe()``, which SQLite's recorder refuses
+(``NotImplementedError``); ``Projection.process_event`` takes one event at a time, where a
+catch-up folds a batch of hundreds in one transaction; ``TrackingRecorder.insert_tracking``
+opens a transaction of its own on its own table, so a rebuild could not swap a shadow table in
+and move the position in the same transaction; a second runner of one projection fails on the
+tracking row's ``IntegrityError``, where two of ours take turns on the checkpoint; and its
+LISTEN has no polling fallback. A read model's position is its checkpoint
+(``ledger.FeedTransaction.claim_checkpoint`` / ``move_checkpoint``), never "tracking".
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ledger.feed import FeedTransaction, LoggedEvent
+
+
+class ReadResult(BaseModel):
+    """What a read returns: frozen, and refusing fields it does not declare."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def iso(value: datetime | None) -> str | None:
+    """Times are stored as UTC ISO-8601 text with microseconds: they sort and compare as text
+    the same way on SQLite and PostgreSQL."""
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Index:
+    suffix: str
+    columns: tuple[str, ...]
+    unique: bool = False
+
+
+DIGEST = "digest"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A read model's table: its columns (name, SQL type), key and indexes. The same DDL runs
+    on SQLite and PostgreSQL. Index names carry a tag, so a rebuilt table (made under another
+    name, then renamed) never meets the names of the indexes it replaces.
+
+    Every row also stores ``digest``: a 64-bit hash of its other columns, computed when it is
+    written (``digest``). A row edited by hand no longer matches its digest, which is how
+    ``projections status`` finds an edit in any column without replaying the events."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: str
+    indexes: tuple[Index, ...] = ()
+
+    @functools.cached_property
+    def column_names(self) -> tuple[str, ...]:
+        """The columns a read gives (the digest is the table's own)."""
+        return tuple(name for name, _ in self.columns)
+
+    @functools.cached_property
+    def stored_names(self) -> tuple[str, ...]:
+        """Every column of the table, in its order: the columns, then the digest."""
+        return (*self.column_names, DIGEST)
+
+    @functools.cached_property
+    def _getter(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        return operator.itemgetter(*self.column_names)
+
+    @functools.cached_property
+    def _floats(self) -> tuple[int, ...]:
+        return tuple(i for i, (_, kind) in enumerate(self.columns) if kind.startswith("DOUBLE"))
+
+    def digest(self, values: Sequence[Any]) -> int:
+        """The digest of a row's column values, as written or as read back (a float column
+        reads back as a float, whatever number was written)."""
+        if self._floats:
+            values = list(values)
+            for i in self._floats:
+                values[i] = None if values[i] is None else float(values[i])
+        text = repr(tuple(values)).encode()
+        return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
+
+    def ddl(self, physical: str, tag: str) -> list[str]:
+        cols = ", ".join(
+            f"{name} {kind}" + (" PRIMARY KEY" if name == self.key else "")
+            for name, kind in (*self.columns, (DIGEST, "BIGINT"))
+        )
+        statements = [f"CREATE TABLE {physical} ({cols})"]
+        for index in self.indexes:
+            unique = "UNIQUE " if index.unique else ""
+            statements.append(
+                f"CREATE {unique}INDEX {self.name}_{tag}_{index.suffix} "
+                f"ON {physical} ({', '.join(index.columns)})"
+            )
+        return statements
+
+    def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return self._getter(row)
+
+    def write(
+        self,
+        tx: FeedTransaction,
+        physical: str,
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert: bool = False,
+    ) -> None:
+        """Insert (or upsert, by key) ``rows`` (values of ``column_names``) in bulk into
+        ``physical``, each with its digest."""
+        digested = [(*row, self.digest(row)) for row in rows]
+        tx.insert(physical, self.stored_names, digested, key=self.key if upsert else None)
+
+
+def layout_problem(table: Table, found: Sequence[str]) -> str:
+    """What is wrong with a read model's table whose columns are ``found`` (none: missing)."""
+    if not found:
+        return f"its table {table.name} is missing"
+    lacks = [c for c in table.stored_names if c not in found]
+    extra = [c for c in found if c not in table.stored_names]
+    said = [f"lacks {', '.join(lacks)}"] if lacks else []
+    said += [f"has {', '.join(extra)}, which it should not"] if extra else []
+    how = "; ".join(said) or "its columns in another order"
+    return (
+        f"its table {table.name} is of another layout ({how}: an older custody made it, or a "
+        "hand altered it; custody init rebuilds it)"
+    )
+
+
+class ReadModel:
+    """A read model fed from the notification log. ``fold`` must be deterministic: the same
+    events give the same rows, whether folded in one batch or many, today or in a rebuild."""
+
+    name: str
+    table: Table
+    # What the read model's rows of a profile are counted against, up to its checkpoint: the
+    # profile's ``events`` (one row each) or the ``leases`` it acquired (one row each).
+    counts: str = "events"
+
+    @property
+    def one_row_per_event(self) -> bool:
+        return self.counts == "events"
+
+    def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
+        """Write the rows ``batch`` gives into ``table`` (the live table, or a rebuild's),
+        continuing from the rows already there."""
+        raise NotImplementedError

@@ -1,0 +1,270 @@
+"""The leases read model: one row per lease, from checkout to how it ended.
+
+``ending`` says how a lease ended, in one word a report can group by, and ``cause`` the cause
+beside it: the domain's own rule decides both (``ledger.lease_ending``: clean,
+expected_failure, review, quarantine, stale, forced, revoked), so a row says what the ended
+lease in the ledger says. ``profile_state_after`` is where the ending sent the profile.
+
+The heartbeat gap counts every renewal (checkout, heartbeat, extend), as the lease's deadline
+does. ``mutating_step`` is a mutating step no later safe step confirmed, as the rules judge it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ledger import EVENT_CLASSES, ProfileEvent
+from ledger.feed import FeedTransaction, LoggedEvent
+from ledger.rules import lease_ending
+from projections._base import Index, ReadModel, Table, iso
+
+LEASES = Table(
+    name="custody_leases",
+    columns=(
+        ("lease_id", "TEXT"),
+        ("profile_id", "TEXT NOT NULL"),
+        ("account_id", "TEXT NOT NULL"),
+        ("proxy_id", "TEXT NOT NULL"),
+        ("worker_id", "TEXT NOT NULL"),
+        ("run_id", "TEXT NOT NULL"),
+        ("task_type", "TEXT NOT NULL"),
+        ("fencing_token", "BIGINT NOT NULL"),
+        ("ttl_seconds", "BIGINT NOT NULL"),
+        ("started_at", "TEXT NOT NULL"),
+        ("expires_at", "TEXT NOT NULL"),
+        ("ended_at", "TEXT"),
+        ("status", "TEXT NOT NULL"),
+        ("outcome", "TEXT"),
+        ("ending", "TEXT"),
+        ("cause", "TEXT"),
+        ("profile_state_after", "TEXT"),
+        ("heartbeats", "BIGINT NOT NULL"),
+        ("last_renewal_at", "TEXT NOT NULL"),
+        ("longest_gap_seconds", "DOUBLE PRECISION NOT NULL"),
+        ("last_step", "TEXT"),
+        ("last_url", "TEXT"),
+        ("last_safe_step", "TEXT"),
+        ("mutating_step", "TEXT"),
+        ("marked_stale_at", "TEXT"),
+        ("ending_command_id", "TEXT"),
+        ("version", "BIGINT NOT NULL"),
+        ("position", "BIGINT NOT NULL"),
+    ),
+    key="lease_id",
+    indexes=(
+        Index("account_started", ("account_id", "started_at")),
+        Index("profile_started", ("profile_id", "started_at")),
+    ),
+)
+
+_AFTER = {
+    "lease_released_cleanly": "available",
+    "review_requested": "review_required",
+    "profile_quarantined": "quarantined",
+}
+
+
+# Where each event type names its lease: the whole lease record, a lease id, or nowhere. Read
+# by type, not by trying attributes (a missing attribute costs pydantic an exception).
+_LEASE_FIELD = {
+    event_type: next((f for f in ("lease", "lease_id") if f in cls.model_fields), None)
+    for event_type, cls in EVENT_CLASSES.items()
+}
+
+
+def _lease_of(event: ProfileEvent) -> str | None:
+    field = _LEASE_FIELD[event.event_type]
+    if field is None:
+        return None
+    if field == "lease":
+        return str(event.lease.lease_id)  # type: ignore[attr-defined]
+    lease_id = event.lease_id  # type: ignore[attr-defined]
+    return None if lease_id is None else str(lease_id)
+
+
+def _acquired(event: Any) -> dict[str, Any]:
+    lease = event.lease
+    return {
+        "lease_id": lease.lease_id,
+        "profile_id": lease.profile_id,
+        "account_id": lease.account_id,
+        "proxy_id": lease.proxy_id,
+        "worker_id": lease.worker_id,
+        "run_id": lease.run_id,
+        "task_type": lease.task_type,
+        "fencing_token": lease.fencing_token,
+        "ttl_seconds": lease.ttl_seconds,
+        "started_at": iso(lease.lease_started_at),
+        "expires_at": iso(lease.expires_at),
+        "ended_at": None,
+        "status": "active",
+        "outcome": None,
+        "ending": None,
+        "cause": None,
+        "profile_state_after": None,
+        "heartbeats": 0,
+        "last_renewal_at": iso(lease.heartbeat_at),
+        "longest_gap_seconds": 0.0,
+        "last_step": None,
+        "last_url": None,
+        "last_safe_step": None,
+        "mutating_step": None,
+        "marked_stale_at": None,
+        "ending_command_id": None,
+    }
+
+
+# While a batch folds, a lease's renewal times are kept as datetimes (the next gap is measured
+# from the last one) and turned into text once per batch (``_as_text``), not once per heartbeat.
+_RENEWAL_TIMES = ("last_renewal_at", "expires_at")
+
+
+def _renewed(row: dict[str, Any], at: datetime, expires_at: datetime) -> None:
+    last = row["last_renewal_at"]
+    gap = (at - (datetime.fromisoformat(last) if isinstance(last, str) else last)).total_seconds()
+    row["longest_gap_seconds"] = max(row["longest_gap_seconds"], gap)
+    row["last_renewal_at"] = at
+    row["expires_at"] = expires_at
+
+
+def _as_text(row: dict[str, Any]) -> dict[str, Any]:
+    for name in _RENEWAL_TIMES:
+        if isinstance(row[name], datetime):
+            row[name] = iso(row[name])
+    return row
+
+
+def _end(row: dict[str, Any], event: Any, ending: str) -> None:
+    row.update(
+        ended_at=iso(event.at),
+        status="ended",
+        ending=ending,
+        ending_command_id=event.envelope.command_id,
+    )
+
+
+_HEARTBEAT = "lease_heartbeat"
+
+
+def _fold_heartbeat(row: dict[str, Any], heartbeat: dict[str, Any]) -> None:
+    """Fold a heartbeat into its lease's row, from its stored JSON (``LoggedEvent.data``):
+    most of a log is heartbeats, and decoding each into its model was most of a catch-up."""
+    row["heartbeats"] += 1
+    at = datetime.fromisoformat(heartbeat["envelope"]["at"])
+    _renewed(row, at, datetime.fromisoformat(heartbeat["expires_at"]))
+    step, url = heartbeat["step"], heartbeat["url"]
+    row["last_step"] = step if step is not None else row["last_step"]
+    row["last_url"] = url if url is not None else row["last_url"]
+    if heartbeat["mutating"]:
+        row["mutating_step"] = step
+    elif heartbeat["safe"]:  # a safe step confirms the account, even after a mutation
+        row["last_safe_step"], row["mutating_step"] = step, None
+
+
+def evolve(row: dict[str, Any], event: Any) -> None:
+    """Fold one of the lease's other events into its row (the row of ``lease_acquired``
+    exists)."""
+    kind = event.event_type
+    if kind == "lease_extended":
+        _renewed(row, event.at, event.expires_at)
+        row["ttl_seconds"] = event.ttl_seconds
+    elif kind == "lease_release_requested":
+        row["outcome"] = event.outcome.value
+        row["last_url"] = event.final_url or row["last_url"]
+    elif kind == "lease_marked_stale":
+        row.update(status="stale", marked_stale_at=iso(event.at))
+    elif row["ending"] is None:
+        _first_ending(row, event)
+    if kind in _AFTER and row["ending_command_id"] == event.envelope.command_id:
+        # Where the command that ended the lease sent the profile (a later review is not it).
+        row["profile_state_after"] = row["profile_state_after"] or _AFTER[kind]
+
+
+def _first_ending(row: dict[str, Any], event: ProfileEvent) -> None:
+    ended = lease_ending(event, stale=row["status"] == "stale")
+    if ended is not None:
+        _end(row, event, ended.ending.value)
+        row["cause"] = ended.cause.value if ended.cause is not None else None
+
+
+class LeasesReadModel(ReadModel):
+    name = "leases"
+    table = LEASES
+    counts = "leases"
+
+    def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
+        # Heartbeats are folded from their stored JSON, every other event from its model.
+        named: list[tuple[LoggedEvent, dict[str, Any] | None, str | None]] = []
+        for n in batch:
+            heartbeat = n.data() if n.event_type == _HEARTBEAT else None
+            lease = heartbeat["lease_id"] if heartbeat is not None else _lease_of(n.event)
+            named.append((n, heartbeat, lease))
+        rows = self._load(tx, table, named)
+        touched: dict[str, dict[str, Any]] = {}
+        for n, heartbeat, lease_id in named:
+            if lease_id is None:
+                continue
+            if n.event_type == "lease_acquired":
+                rows[lease_id] = _acquired(n.event)
+            row = rows.get(lease_id)
+            if row is None:  # an event naming a lease this log never acquired: nothing to fold
+                continue
+            if heartbeat is not None:
+                _fold_heartbeat(row, heartbeat)
+            elif n.event_type != "lease_acquired":
+                evolve(row, n.event)
+            row["version"], row["position"] = n.version, n.position
+            touched[lease_id] = row
+        written = [self.table.params(_as_text(r)) for r in touched.values()]
+        self.table.write(tx, table, written, upsert=True)
+
+    def _load(
+        self,
+        tx: FeedTransaction,
+        table: str,
+        named: Sequence[tuple[LoggedEvent, dict[str, Any] | None, str | None]],
+    ) -> dict[str, dict[str, Any]]:
+        """The stored rows of the leases this batch continues."""
+        wanted = sorted(
+            {lease for n, _, lease in named if lease and n.event_type != "lease_acquired"}
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        columns = ", ".join(self.table.column_names)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for row in tx.query(
+                f"SELECT {columns} FROM {table} WHERE lease_id IN ({marks})", chunk
+            ):
+                row["longest_gap_seconds"] = float(row["longest_gap_seconds"])
+                rows[str(row["lease_id"])] = row
+        return rows
+
+
+LEASES_READ_MODEL = LeasesReadModel()
+
+
+def select_usage(
+    account_id: str | None, since: datetime | None, until: datetime | None
+) -> tuple[str, tuple[Any, ...]]:
+    """Every lease on a profile of the account (of every account: None) that overlaps
+    [since, until], oldest first."""
+    where: list[str] = ["1 = 1"]
+    params: list[str] = []
+    if account_id is not None:
+        where.append("account_id = ?")
+        params.append(account_id)
+    if until is not None:
+        where.append("started_at <= ?")
+        params.append(str(iso(until)))
+    if since is not None:
+        where.append("(ended_at IS NULL OR ended_at >= ?)")
+        params.append(str(iso(since)))
+    columns = ", ".join(LEASES.column_names)
+    sql = (
+        f"SELECT {columns} FROM {LEASES.name} WHERE {' AND '.join(where)} "
+        "ORDER BY started_at, lease_id"
+    )
+    return sql, tuple(params)

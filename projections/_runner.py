@@ -1,0 +1,231 @@
+"""Keeping read models current: catch-up (exactly once), status, and rebuild into a shadow table.
+
+A read catches up first, so an answer never lags the command before it. ``run`` keeps the read
+models current between reads: on PostgreSQL it is woken by each committed append (LISTEN/NOTIFY),
+on every store at the latest after its polling interval. Each batch is one transaction: claim
+the read model's checkpoint, read the events after it, fold them into rows, move the
+checkpoint; so a crash (or a kill) at any moment leaves rows and checkpoint as they were, and
+two runners of one read model take turns instead of folding an event twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from ledger import Ledger, LedgerError, ReadModelDamaged, StoreUnavailable
+from ledger.feed import Feed
+from projections._base import ReadModel, ReadResult, layout_problem
+from projections._verify import check, unfinished
+
+BATCH = 500
+SHADOW = "__next"  # the suffix of a rebuild's table and checkpoint
+
+
+class ReadModelStatus(ReadResult):
+    """Where a read model stands: its checkpoint's position, how many events it has yet to
+    fold, and what is wrong with its rows (``projections._verify``: one line each, with its
+    repair)."""
+
+    name: str
+    position: int | None  # None: not installed yet (the first read installs it)
+    head: int
+    lag: int
+    rows: int | None
+    rebuilding: bool
+    problems: list[str] = []
+
+
+class Rebuilt(ReadResult):
+    """A rebuild that was swapped in: the position it reached and the rows it holds."""
+
+    name: str
+    position: int
+    rows: int
+    seconds: float
+
+
+def install(ledger: Ledger, model: ReadModel) -> bool:
+    """Create the read model's table and checkpoint if missing; True if made now."""
+    return ledger.feed.install(model.name, model.table.ddl(model.table.name, "a"))
+
+
+def catch_up(ledger: Ledger, model: ReadModel, *, batch: int = BATCH) -> int:
+    """Fold every event committed after the read model's checkpoint; return how many. An
+    answer read after this sees every command that finished before it."""
+    feed, table = ledger.feed, model.table
+    position, head = feed.standing(model.name, table.name)  # names a missing table
+    if position is None:
+        install(ledger, model)
+    else:
+        _check_layout(feed, model)
+        if position >= head:  # the common case for a reader: one short read transaction
+            return 0
+    return _catch_up(feed, model, model.name, table.name, batch)
+
+
+def _check_layout(feed: Feed, model: ReadModel) -> None:
+    """``ReadModelDamaged`` unless the read model's table has the columns it writes (read once
+    per table in this process)."""
+    table = model.table
+    if table.name in feed.checked_layouts:
+        return
+    found = feed.columns(table.name)
+    if found != list(table.stored_names):
+        raise ReadModelDamaged(model.name, layout_problem(table, found))
+    feed.checked_layouts.add(table.name)
+
+
+def _catch_up(feed: Feed, model: ReadModel, name: str, table: str, batch: int) -> int:
+    applied = 0  # the caller has seen there is something to apply (or is rebuilding)
+    while True:
+        with feed.transaction() as tx:
+            position = tx.claim_checkpoint(name)  # first: another runner of it waits here
+            found = tx.events_after(position, batch)
+            if found:
+                model.fold(tx, table, found)
+                tx.move_checkpoint(name, found[-1].position)
+        applied += len(found)
+        if len(found) < batch:
+            return applied
+
+
+def run(
+    ledger: Ledger,
+    read_models: Iterable[ReadModel],
+    *,
+    interval: float = 1.0,
+    batch: int = BATCH,
+    rounds: int | None = None,
+    stop: threading.Event | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> int:
+    """Keep the read models current for other readers: catch up, wait for the next wake-up
+    (a committed append on PostgreSQL, at the latest ``interval`` seconds on every store; see
+    ``Feed.wakeups``, which tells ``announce`` when it switches between push and polling), and
+    again, ``rounds`` times or until ``stop`` is set. Returns the events folded. A store
+    that fails after the first catch-up (``StoreUnavailable``) is announced and tried again."""
+    models = list(read_models)
+    stop = stop or threading.Event()
+    applied, done = 0, 0
+    with ledger.feed.wakeups(interval, announce) as wakeups:  # listening before catching up
+        while not stop.is_set():
+            try:
+                for model in models:
+                    applied += catch_up(ledger, model, batch=batch)
+            except StoreUnavailable as e:
+                if done == 0:  # a store that cannot be reached at all is said at once
+                    raise
+                # A restarting server or a lock held too long: the next wake-up tries again.
+                (announce or _unheard)(f"{e}; catching up again at the next wake-up")
+            done += 1
+            if rounds is not None and done >= rounds:
+                break
+            wakeups.wait(stop)
+    return applied
+
+
+def _unheard(line: str) -> None:
+    pass
+
+
+def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]:
+    """Each read model's checkpoint, the log's head and the lag between them (no catch-up),
+    and what is wrong with it: its rows and checkpoint checked against the log at one moment
+    (``projections._verify.check``), and a rebuild left unfinished by a process that died."""
+    found = []
+    for model in models:
+        with ledger.feed.snapshot() as snapshot:
+            checkpoints = snapshot.checkpoints()
+            head = snapshot.head()
+            position = checkpoints.get(model.name)
+            rows: int | None = None
+            problems: list[str] = []
+            if position is not None:
+                rows, problems = check(snapshot, model, position)
+        shadow = model.name + SHADOW
+        left = unfinished(ledger, model, shadow) if shadow in checkpoints else None
+        found.append(
+            ReadModelStatus(
+                name=model.name,
+                position=position,
+                head=head,
+                lag=ledger.feed.lag(min(position or 0, head)),
+                rows=rows,
+                rebuilding=shadow in checkpoints and left is None,
+                problems=problems if left is None else [*problems, left],
+            )
+        )
+    return found
+
+
+def upgrade(ledger: Ledger, models: Iterable[ReadModel]) -> list[Rebuilt]:
+    """Rebuild each installed read model whose table is missing or not of the layout its
+    read model writes now (made by an older custody): what ``custody init`` runs, so a change
+    of a read model's columns reaches existing stores. A current one is left alone."""
+    done = []
+    checkpoints = ledger.feed.checkpoints()
+    for model in models:
+        table = model.table
+        if model.name in checkpoints and ledger.feed.columns(table.name) != list(
+            table.stored_names
+        ):
+            done.append(rebuild(ledger, model))
+    return done
+
+
+def rebuild(ledger: Ledger, model: ReadModel, *, batch: int = 1000) -> Rebuilt:
+    """Rebuild the read model from the whole log into a shadow table while writers go on,
+    then swap it in: one transaction applies the last events, replaces the live table (or
+    makes it, if it was dropped) and moves the checkpoint, so readers see the old table or the
+    new one, never a mix. A second rebuild of the same read model meanwhile is refused
+    (``NotAllowed``); a rebuild that fails drops what it made, so none is said to be under
+    way."""
+    started = time.monotonic()
+    feed = ledger.feed
+    install(ledger, model)
+    name, shadow_name = model.name, model.name + SHADOW
+    shadow = model.table.name + SHADOW
+    with feed.exclusive(f"rebuild-{name}"):
+        try:
+            position, rows = _rebuild(feed, model, shadow, batch)
+        except BaseException:
+            _abandon(feed, shadow_name, shadow)
+            raise
+    feed.checked_layouts.discard(model.table.name)
+    seconds = round(time.monotonic() - started, 3)
+    return Rebuilt(name=name, position=position, rows=rows, seconds=seconds)
+
+
+def _rebuild(feed: Feed, model: ReadModel, shadow: str, batch: int) -> tuple[int, int]:
+    live = model.table.name
+    name, shadow_name = model.name, model.name + SHADOW
+    with feed.transaction() as tx:  # whatever a dead rebuild left is started afresh
+        tx.reset_checkpoint(shadow_name)
+        tx.execute(f"DROP TABLE IF EXISTS {shadow}")
+        for statement in model.table.ddl(shadow, uuid.uuid4().hex[:8]):
+            tx.execute(statement)
+    _catch_up(feed, model, shadow_name, shadow, batch)
+    with feed.transaction() as tx:
+        tx.claim_checkpoint(name)  # live catch-ups wait for the swap, then go on from it
+        position = tx.claim_checkpoint(shadow_name)
+        while found := tx.events_after(position, batch):
+            model.fold(tx, shadow, found)
+            position = found[-1].position
+        tx.execute(f"DROP TABLE IF EXISTS {live}")  # a dropped table is made again
+        tx.execute(f"ALTER TABLE {shadow} RENAME TO {live}")
+        tx.move_checkpoint(name, position)
+        tx.drop_checkpoint(shadow_name)
+        rows = int(tx.query(f"SELECT count(*) AS n FROM {live}")[0]["n"])
+    return position, rows
+
+
+def _abandon(feed: Feed, shadow_name: str, shadow: str) -> None:
+    """Drop a failed rebuild's table and checkpoint (best effort: the store may be what
+    failed; the next rebuild starts afresh anyway)."""
+    with contextlib.suppress(LedgerError), feed.transaction() as tx:
+        tx.drop_checkpoint(shadow_name)
+        tx.execute(f"DROP TABLE IF EXISTS {shadow}")

@@ -1,0 +1,151 @@
+"""Read models that check themselves: each read model's rows and position against the log.
+
+A position alone says nothing about the rows: with rows deleted or edited by hand, or a
+position set ahead or behind, a catch-up finds nothing to do and a read answers from the
+damaged rows. So ``check`` compares, at one moment of the database (``Feed.snapshot``):
+
+- the position with the log's head (ahead of it: events it claims were never written) and
+  with the rows (behind a row already written: the next catch-up would apply it twice);
+- per profile, the rows up to the position with the events up to it, one SQL aggregate of the
+  log (how many events, the last version, how many leases acquired): a row deleted or
+  inserted changes the count, a profile's rows ending at another version say so;
+- every row with its digest (``Table.digest``, written with the row): a row edited in any
+  column no longer matches. This reads the rows, never the events: no replay.
+
+Each problem is one line naming the read model, the profile where it applies, and the command
+that repairs it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger import Ledger
+from ledger.feed import FeedSnapshot
+from projections._base import ReadModel, layout_problem
+
+PAGE = 5000  # rows read at a time: the whole read model is never held in memory
+
+
+@dataclass
+class _Rows:
+    """One profile's rows up to the position, as the scan found them."""
+
+    count: int = 0
+    last_version: int = 0
+    edited: int = 0
+
+
+@dataclass
+class _Scan:
+    """What the scan of a read model's rows found."""
+
+    rows: int = 0
+    top: int = 0  # the highest position a row records
+    beyond: int = 0  # rows recording a position past the read model's
+    profiles: dict[str, _Rows] = field(default_factory=lambda: defaultdict(_Rows))
+
+
+def repair(model: ReadModel) -> str:
+    return f"custody projections rebuild {model.name}"
+
+
+def check(snapshot: FeedSnapshot, model: ReadModel, position: int) -> tuple[int, list[str]]:
+    """The read model's rows and what is wrong with them (one line each, empty when it agrees
+    with the log), at ``position``, its position in this snapshot."""
+    table = model.table
+    found = snapshot.columns(table.name)
+    if found != list(table.stored_names):
+        return 0, [_line(model, None, layout_problem(table, found))]
+    scan = _scan(snapshot, model, position)
+    head = snapshot.head()
+    problems = []
+    if position > head:
+        said = f"its position {position} is ahead of the log's head {head}"
+        problems.append(_line(model, None, said))
+    if scan.beyond:
+        said = (
+            f"its position {position} is behind rows already written ({scan.beyond} row(s) "
+            f"up to position {scan.top})"
+        )
+        problems.append(_line(model, None, said))
+    counts = snapshot.stream_counts(position)
+    for profile_id in sorted(set(counts) | set(scan.profiles)):
+        rows = scan.profiles.get(profile_id, _Rows())
+        count = counts.get(profile_id)
+        for said in _profile_problems(model, rows, count):
+            problems.append(_line(model, profile_id, said))
+    return scan.rows, problems
+
+
+def _line(model: ReadModel, profile_id: str | None, said: str) -> str:
+    where = f" profile {profile_id}:" if profile_id is not None else ""
+    return f"{model.name}:{where} {said}: {repair(model)}"
+
+
+def _profile_problems(model: ReadModel, rows: _Rows, count: Any) -> list[str]:
+    """What differs between a profile's rows and its events (``count``: a ``StreamCount``, or
+    None when it has no events up to the position)."""
+    kind = model.counts
+    wanted = 0 if count is None else getattr(count, kind)
+    last = 0 if count is None else count.last_version
+    found = []
+    if rows.count < wanted:
+        found.append(f"{wanted - rows.count} row(s) missing ({rows.count} for {wanted} {kind})")
+    elif rows.count > wanted:
+        found.append(f"{rows.count - wanted} row(s) too many ({rows.count} for {wanted} {kind})")
+    elif rows.count and model.one_row_per_event and rows.last_version != last:
+        found.append(f"its rows end at version {rows.last_version}, its events at {last}")
+    elif rows.last_version > last:
+        found.append(f"a row at version {rows.last_version}, past its events ({last})")
+    if rows.edited:
+        found.append(f"{rows.edited} row(s) edited (unlike the digest written with them)")
+    return found
+
+
+def _scan(snapshot: FeedSnapshot, model: ReadModel, position: int) -> _Scan:
+    """Every row, a page at a time in key order: counted by profile, checked by digest."""
+    table = model.table
+    names = table.stored_names  # the columns, then the digest: a row's last value
+    at, profile, version, key = (names.index(c) for c in ("position", "profile_id", "version",
+                                                          table.key))  # fmt: skip
+    select = f"SELECT {', '.join(names)} FROM {table.name}"
+    scan = _Scan()
+    after: Any = None
+    while True:
+        where = "" if after is None else f" WHERE {table.key} > ?"
+        page = snapshot.tuples(
+            f"{select}{where} ORDER BY {table.key} LIMIT {PAGE}", () if after is None else (after,)
+        )
+        for row in page:
+            rows = scan.profiles[str(row[profile])]
+            rows.edited += table.digest(row[:-1]) != row[-1]
+            scan.rows += 1
+            if row[at] > position:  # not counted against the events up to the position
+                scan.beyond += 1
+                scan.top = max(scan.top, row[at])
+                continue
+            rows.count += 1
+            rows.last_version = max(rows.last_version, row[version])
+        if len(page) < PAGE:
+            return scan
+        after = page[-1][key]
+
+
+def unfinished(ledger: Ledger, model: ReadModel, shadow: str) -> str | None:
+    """A rebuild's position left behind by a process that died (no rebuild holds its lock):
+    the problem line, or None when a rebuild is under way."""
+    from ledger import NotAllowed
+
+    try:
+        with ledger.feed.exclusive(f"rebuild-{model.name}"):
+            # Looked at again under the lock: a rebuild may have finished since the snapshot.
+            left = shadow in ledger.feed.checkpoints()
+    except NotAllowed:
+        return None
+    if not left:
+        return None
+    said = f"a rebuild was left unfinished (its position {shadow} remains)"
+    return f"{model.name}: {said}: {repair(model)}"

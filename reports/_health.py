@@ -1,0 +1,181 @@
+"""Fleet health: where leases end unclean, how long they last, how long workers go silent,
+why profiles are blocked, and which profiles keep failing.
+
+An ending is *unclean* when the run did not end explainably: ``review``, ``quarantine``,
+``stale``, ``forced`` or ``revoked`` (``clean`` and ``expected_failure`` are explainable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from projections import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
+from reports._frames import Source, opened
+from reports._sources import Sources, read_sources
+
+EXPLAINABLE = EXPLAINABLE_ENDINGS
+UNCLEAN = UNCLEAN_ENDINGS
+ENDINGS = (*EXPLAINABLE, *UNCLEAN)
+BY = {"profile": "profile_id", "account": "account_id", "proxy": "proxy_id", "worker": "worker_id"}
+
+
+@dataclass(frozen=True)
+class Health:
+    """The health tables, each a DataFrame (see ``health``)."""
+
+    at: datetime
+    endings: dict[str, pd.DataFrame]
+    durations: pd.DataFrame
+    heartbeat_gaps: pd.DataFrame
+    causes: pd.DataFrame
+    failing: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table by name: ``endings_by_profile`` .. ``endings_by_worker``,
+        ``durations``, ``heartbeat_gaps``, ``causes``, ``failing``."""
+        named = {f"endings_by_{k}": v for k, v in self.endings.items()}
+        return {
+            **named,
+            "durations": self.durations,
+            "heartbeat_gaps": self.heartbeat_gaps,
+            "causes": self.causes,
+            "failing": self.failing,
+        }
+
+
+def health(
+    *, account: str | None = None, last: int = 5, failing_at: int = 2, ledger: Source = None
+) -> Health:
+    """The health tables after bringing the read models up to date (``account``'s profiles
+    only, when given). A profile *keeps failing* when at least ``failing_at`` of its ``last``
+    ended leases ended unclean."""
+    with opened(ledger) as source:
+        return assess(read_sources(source, account=account), last=last, failing_at=failing_at)
+
+
+def assess(sources: Sources, *, last: int = 5, failing_at: int = 2) -> Health:
+    """The health tables of an already-read ``Sources``."""
+    leases = sources.leases
+    return Health(
+        at=sources.at,
+        endings={name: endings(leases, column) for name, column in BY.items()},
+        durations=durations(leases),
+        heartbeat_gaps=heartbeat_gaps(leases, sources.at),
+        causes=causes(sources.events),
+        failing=failing(leases, last=last, failing_at=failing_at),
+    )
+
+
+def endings(leases: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One row per ``column`` value: leases, live ones, each ending's count and ``unclean``
+    (their sum), the most unclean first."""
+    kinds = leases["ending"].fillna("live").astype("string")
+    table = pd.crosstab(leases[column].astype("string"), kinds)
+    table = table.reindex(columns=[*ENDINGS, "live"], fill_value=0)
+    table.insert(0, "leases", table.sum(axis=1))
+    table["unclean"] = table[list(UNCLEAN)].sum(axis=1)
+    table = table.astype("Int64").rename_axis(index=column, columns=None).reset_index()
+    table[column] = table[column].astype("string")
+    return table.sort_values(["unclean", column], ascending=[False, True], ignore_index=True)
+
+
+def _seconds(end: pd.Series, start: pd.Series) -> pd.Series:
+    return (end - start).dt.total_seconds().astype("float64")
+
+
+def durations(leases: pd.DataFrame) -> pd.DataFrame:
+    """Ended leases' durations in seconds by ending, and ``all``: count, median, p95, max."""
+    ended = leases.loc[leases["ended_at"].notna()]
+    seconds = _seconds(ended["ended_at"], ended["started_at"])
+    groups = [("all", seconds), *((k, seconds[ended["ending"] == k]) for k in ENDINGS)]
+    rows = [
+        {
+            "ending": name,
+            "count": len(values),
+            "median_seconds": values.median() if len(values) else None,
+            "p95_seconds": values.quantile(0.95) if len(values) else None,
+            "max_seconds": values.max() if len(values) else None,
+        }
+        for name, values in groups
+    ]
+    frame = pd.DataFrame(rows, columns=list(rows[0]))
+    frame["ending"] = frame["ending"].astype("string")
+    frame["count"] = frame["count"].astype("Int64")
+    for column in ("median_seconds", "p95_seconds", "max_seconds"):
+        frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def heartbeat_gaps(leases: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """One row per lease, the longest silence first: heartbeats, TTL, the longest gap between
+    renewals (checkout, heartbeat, extend: the leases read model's), and the silence after
+    the last renewal (``silent_seconds``: until the lease ended, or until now for a live
+    one; a stale lease's is how long it went unrenewed before the sweep).
+    ``worst_share_of_ttl`` is the larger of the two over the TTL: above 1, a deadline
+    passed in silence."""
+    frame = leases.loc[
+        :, ["lease_id", "profile_id", "worker_id", "ending", "heartbeats", "ttl_seconds"]
+    ].copy()
+    frame["longest_gap_seconds"] = leases["longest_gap_seconds"]
+    until = leases["ended_at"].fillna(pd.Timestamp(now))
+    frame["silent_seconds"] = _seconds(until, leases["last_renewal_at"]).clip(lower=0.0)
+    worst = frame[["longest_gap_seconds", "silent_seconds"]].max(axis=1)
+    frame["worst_share_of_ttl"] = (worst / leases["ttl_seconds"].astype("float64")).round(3)
+    order = frame.assign(_worst=worst).sort_values(
+        ["_worst", "lease_id"], ascending=[False, True], ignore_index=True
+    )
+    return order.drop(columns="_worst")
+
+
+def causes(events: pd.DataFrame) -> pd.DataFrame:
+    """Why profiles were sent to review or quarantine: one row per (where, cause) with how
+    many times, on how many profiles, and the last time; most frequent first."""
+    sent = events.loc[events["event_type"].isin(["review_requested", "profile_quarantined"])]
+    where = sent["event_type"].map(
+        {"review_requested": "review", "profile_quarantined": "quarantine"}
+    )
+    frame = sent.assign(sent_to=where.astype("string"), cause=sent["cause"].fillna("unknown"))
+    table = (
+        frame.groupby(["sent_to", "cause"], as_index=False)
+        .agg(times=("position", "size"), profiles=("profile_id", "nunique"), last_at=("at", "max"))
+        .sort_values(
+            ["times", "sent_to", "cause"], ascending=[False, True, True], ignore_index=True
+        )
+    )
+    for column in ("times", "profiles"):
+        table[column] = table[column].astype("Int64")
+    for column in ("sent_to", "cause"):
+        table[column] = table[column].astype("string")
+    return table.loc[:, ["sent_to", "cause", "times", "profiles", "last_at"]]
+
+
+def failing(leases: pd.DataFrame, *, last: int, failing_at: int) -> pd.DataFrame:
+    """Profiles with at least ``failing_at`` unclean endings among their ``last`` ended
+    leases: how many, the endings oldest first, and the unclean leases' ids."""
+    ended = leases.loc[leases["ended_at"].notna()].sort_values(["started_at", "lease_id"])
+    rows = []
+    for pid, group in ended.groupby("profile_id", sort=True):
+        recent = group.tail(last)
+        bad = recent.loc[recent["ending"].isin(UNCLEAN)]
+        if len(bad) >= failing_at:
+            rows.append(
+                {
+                    "profile_id": str(pid),
+                    "account_id": str(recent["account_id"].iloc[-1]),
+                    "leases": len(recent),
+                    "unclean": len(bad),
+                    "endings": ", ".join(recent["ending"].astype(str)),
+                    "unclean_leases": ", ".join(bad["lease_id"].astype(str)),
+                    "last_unclean_at": bad["ended_at"].max(),
+                }
+            )
+    columns = ["profile_id", "account_id", "leases", "unclean", "endings", "unclean_leases"]
+    frame = pd.DataFrame(rows, columns=[*columns, "last_unclean_at"])
+    frame = frame.astype({"leases": "Int64", "unclean": "Int64"})
+    for column in ("profile_id", "account_id", "endings", "unclean_leases"):
+        frame[column] = frame[column].astype("string")
+    frame["last_unclean_at"] = pd.to_datetime(frame["last_unclean_at"], utc=True)
+    return frame.sort_values(["unclean", "profile_id"], ascending=[False, True], ignore_index=True)

@@ -1,0 +1,82 @@
+"""Compliance: every lease on any profile of an account in a window, and how each ended;
+and of those, the runs that ended unknown."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ledger.rules import ENDED_UNKNOWN
+from projections import LEASES_READ_MODEL, catch_up
+from projections.queries import require_account, select_usage
+from reports._frames import Moment, Source, moment, opened, typed
+
+COLUMNS = (
+    "profile_id",
+    "account_id",
+    "lease_id",
+    "worker_id",
+    "run_id",
+    "task_type",
+    "proxy_id",
+    "fencing_token",
+    "started_at",
+    "ended_at",
+    "status",
+    "outcome",
+    "ending",
+    "cause",
+    "profile_state_after",
+    "heartbeats",
+    "longest_gap_seconds",
+    "last_safe_step",
+    "mutating_step",
+    "last_step",
+    "last_url",
+)
+TIMES = ("started_at", "ended_at", "expires_at", "marked_stale_at", "last_renewal_at")
+
+
+def usage(
+    account: str | None,
+    *,
+    since: Moment = None,
+    until: Moment = None,
+    ledger: Source = None,
+) -> pd.DataFrame:
+    """Every lease on a profile of ``account`` (of every account: None) that was live at any
+    moment of the window (started by ``until``, not ended before ``since``), oldest first (by
+    start, then lease id): profile, account, lease, worker, run, task, proxy, fencing token,
+    start and end, the worker's outcome and how the lease ended (``ending``: clean,
+    expected_failure, review, quarantine, stale, forced, revoked; empty while live), where
+    the profile went, heartbeats and the longest gap between renewals in seconds, the last
+    safe step and an unconfirmed mutating step. Brought up to date first. Times as in
+    ``reports._frames.moment``: a date alone means the whole day. ``InvalidInput`` naming
+    ``account`` for an account no profile was registered under."""
+    start, end = moment("since", since), moment("until", until, until=True)
+    with opened(ledger) as source:
+        catch_up(source, LEASES_READ_MODEL)
+        frame = source.feed.read_frame(*select_usage(account, start, end))
+        if frame.empty and account is not None:
+            require_account(source, account)
+    frame = typed(
+        frame,
+        times=TIMES,
+        integers=("fencing_token", "heartbeats", "ttl_seconds", "version", "position"),
+        floats=("longest_gap_seconds",),
+    )
+    return frame.loc[:, list(COLUMNS)]
+
+
+def ended_unknown(
+    *,
+    account: str | None = None,
+    since: Moment = None,
+    until: Moment = None,
+    ledger: Source = None,
+) -> pd.DataFrame:
+    """The runs that ended unknown: of ``usage``'s leases (same window, same columns and
+    order; every account's when ``account`` is None), those no worker said the ending of,
+    because the sweep or an operator ended them: ``stale``, ``forced`` or ``revoked``
+    (``ledger.ENDED_UNKNOWN``)."""
+    leases = usage(account, since=since, until=until, ledger=ledger)
+    return leases.loc[leases["ending"].isin(ENDED_UNKNOWN)].reset_index(drop=True)

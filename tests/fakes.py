@@ -1,0 +1,102 @@
+"""A dict-backed fake of the ledger's write-side port (``ledger.ports.Repository``).
+
+It keeps each profile's events in a list and folds them on every load, as the real stores do
+from their tables; a save appends all of a profile's pending events or none. It touches no
+library internals and no I/O, so the service layer's rules (conflict retry, command-id replay,
+refusal of a reused id) are unit-tested against it in milliseconds; the conformance suite
+(``tests/integration/test_repository.py``) holds it and the real stores to the same contract.
+
+``before_save`` lets a test act between a command's load and its save, as another writer
+would: it is called with the profile about to be saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ledger._domain.directories import first_overlap, normalised, refusal
+from ledger._domain.errors import InvalidInput
+from ledger._domain.events import ProfileEvent, ProfileRegistered
+from ledger._domain.model import ProfileState
+from ledger._domain.profile import Profile, replay
+from ledger._domain.view import Availability
+from ledger.ports import CommandRecord, StreamConflict
+
+
+class FakeRepository:
+    """Profiles' event streams, availability rows, command ids and directories, in dicts."""
+
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self.streams: dict[str, list[ProfileEvent]] = {}
+        self.rows: dict[str, Availability] = {}
+        self.commands: dict[str, CommandRecord] = {}
+        self.directories: dict[str, str] = {}  # profile id -> normalised directory
+        self.saves = 0
+        self.before_save: Callable[[Profile], None] | None = None
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def load(self, profile_id: str, version: int | None = None) -> Profile | None:
+        events = self.streams.get(profile_id)
+        if not events:
+            return None
+        return replay(None, events if version is None else events[:version])
+
+    def save(
+        self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
+    ) -> None:
+        if self.before_save is not None:
+            hook, self.before_save = self.before_save, None  # once: a writer then steps aside
+            hook(profile)
+        pending = profile.pending_events
+        stream = self.streams.get(profile.profile_id, [])
+        if pending[0].originator_version != len(stream) + 1:
+            raise StreamConflict(profile.profile_id)
+        if command is not None and command[0] in self.commands:
+            raise StreamConflict(profile.profile_id)
+        claimed = self._claimed(profile.profile_id, pending)
+        events = list(profile.collect_events())
+        self.streams[profile.profile_id] = [*stream, *events]
+        self.rows[profile.profile_id] = row
+        if command is not None:
+            command_id, fingerprint = command
+            self.commands[command_id] = CommandRecord(
+                profile.profile_id, profile.version, fingerprint
+            )
+        if claimed is not None:
+            self.directories[profile.profile_id] = claimed
+        self.saves += 1
+
+    def _claimed(self, profile_id: str, pending: list[ProfileEvent]) -> str | None:
+        """The directory a registration claims; ``InvalidInput`` if another profile's
+        overlaps it (the invariant one aggregate cannot keep)."""
+        for event in pending:
+            if isinstance(event, ProfileRegistered) and event.user_data_dir is not None:
+                directory = normalised(event.user_data_dir)
+                others = [(p, d) for p, d in self.directories.items() if p != profile_id]
+                found = first_overlap(directory, others)
+                if found is not None:
+                    holder, theirs = found
+                    raise InvalidInput(
+                        "user_data_dir", refusal(profile_id, directory, holder, theirs)
+                    )
+                return directory
+        return None
+
+    def history(self, profile_id: str) -> list[ProfileEvent]:
+        return list(self.streams.get(profile_id, []))
+
+    def command_record(self, command_id: str) -> CommandRecord | None:
+        return self.commands.get(command_id)
+
+    def sweep_candidates(self, now: datetime) -> list[str]:
+        overdue = {
+            pid
+            for pid, row in self.rows.items()
+            if row.state is ProfileState.STALE or row.overdue_at(now)
+        }
+        unseen = set(self.streams) - set(self.rows)
+        return sorted(overdue | unseen)

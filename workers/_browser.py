@@ -1,0 +1,138 @@
+"""A leased profile's browser on Playwright's sync API: the lease guard on every request, the
+navigation watch, and the final screenshot.
+
+Every request of the context, whichever page or frame makes it, passes ``context.route``'s
+handler, which lets it through only while the lease is held and aborts it once the lease is
+lost; every WebSocket passes ``context.route_web_socket``'s, which connects it only while the
+lease is held and closes it at the first message the page sends after the loss.
+
+Playwright holds a routed request (or message) until the handler has answered, and the handler
+runs on the Playwright thread (the task's), so one made while the task is busy elsewhere, or
+while the process is stopped, waits; when the handler runs it asks the guard, which reads the
+clock: past the deadline it is refused without reaching the network. The browser itself is
+stopped on the task's thread, at its next SDK call or when the block is left (killed, not
+closed: see ``launch.kill_browser``); until then it can reach nothing. Not covered: a route
+the task installs itself that calls ``continue_()`` (its handlers run before these: use
+``fallback()``), and ``context.request`` (Playwright's own HTTP client, which passes no route).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import (
+    BrowserContext,
+    Error as PlaywrightError,
+    Frame,
+    Page,
+    Route,
+    WebSocketRoute,
+)
+
+from workers._browser_watch import BrowserWatch
+from workers._guard import LeaseGuard, Progress
+from workers._launch import (
+    ALL_URLS,
+    BLOCKED,
+    EvidenceWatch,
+    LaunchPlan,
+    Navigations,
+    final_page,
+    kill_browser,
+)
+
+
+class BrowserSession:
+    """A launched context under a lease. Used on the Playwright thread only."""
+
+    def __init__(
+        self,
+        context: BrowserContext,
+        guard: LeaseGuard,
+        navigations: Navigations,
+        progress: Progress,
+        user_data_dir: Path,
+        watch: BrowserWatch,
+    ) -> None:
+        """Installs the request guard and the navigation watch before any page loads.
+        ``watch``: the browser's watchdog, told ``done`` once the browser is closed."""
+        self.context = context
+        self._watchdog = watch
+        self._user_data_dir = user_data_dir
+        self.closed = False
+        self._guard = guard
+        self._navigations = navigations
+        self._progress = progress
+        self._last_page: Page | None = None
+        self._evidence = EvidenceWatch(progress)
+        context.on("close", self._evidence.context_closed)
+        context.route(ALL_URLS, self._route)
+        context.route_web_socket(ALL_URLS, self._route_socket)
+        for page in context.pages:
+            self._watch(page)
+        context.on("page", self._watch)
+
+    def _route(self, route: Route) -> None:
+        if self._guard.held():
+            route.fallback()
+        else:
+            route.abort(BLOCKED)
+
+    def _route_socket(self, socket: WebSocketRoute) -> None:
+        if not self._guard.held():
+            socket.close()
+            return
+        server = socket.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if self._guard.held():
+                server.send(message)
+            else:
+                server.close()
+                socket.close()
+
+        socket.on_message(from_page)
+
+    def _watch(self, page: Page) -> None:
+        def navigated(frame: Frame) -> None:
+            main_frame = frame.parent_frame is None
+            if main_frame:
+                self._last_page = page
+            self._navigations.navigated(frame.url, main_frame=main_frame)
+
+        page.on("framenavigated", navigated)
+
+    def screenshot(self, launch: LaunchPlan) -> None:
+        """Save the last navigated page (or the last open one) as the final screenshot and
+        record its path and sha256. A capture that fails is recorded as the evidence problem
+        (``EvidenceWatch``); a browser that did not answer it is killed at ``close``."""
+        if self._evidence.gone_before_capture():
+            return
+        page = final_page(self._last_page, self.context.pages)
+        if page is None:
+            return
+        try:
+            launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
+        except Exception as failed:
+            self._evidence.capture_failed(failed, browser=isinstance(failed, PlaywrightError))
+            return
+        launch.file_screenshot(self._progress)
+
+    def close(self) -> None:
+        """Close the context (the only way Chromium flushes recent cookies). Under a lost
+        lease, or after a screenshot the browser did not answer, kill the browser first
+        (``launch.kill_browser`` says why; a frozen browser would never answer the close).
+        Idempotent; a close that fails is recorded as an evidence problem."""
+        if self.closed:
+            return
+        self.closed = True
+        killed = False
+        if not self._guard.held() or self._evidence.unanswered:
+            killed = kill_browser(self._user_data_dir) is not None
+        try:
+            self.context.close()
+        except PlaywrightError as failed:
+            self._evidence.close_failed(failed, expected=killed)
+        finally:
+            self._watchdog.done()

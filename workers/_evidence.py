@@ -1,0 +1,159 @@
+"""The evidence a lease ends with: what the release reports, and the files kept beside it.
+
+Each lease gets a directory ``<evidence_dir>/<profile_id>/lease-<token>/`` holding the final
+screenshot (``final.png``) and ``evidence.json`` (this record). The release event carries the
+screenshot's path and the sha256 of its bytes, so the file can later be checked against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ledger import Lease, LeaseLost, Outcome
+from workers._guard import LeaseGuard, Report
+from workers._reasons import capped, reason_of, storable
+
+MAX_RECORDED_PATH = 200  # what the ledger accepts for a screenshot's path
+MAX_REASON = 2000  # what the ledger accepts for a reason
+# What a release can do without when the ledger refuses it (a digest needs its screenshot).
+_DROPPABLE = {
+    "final_url": ("final_url",),
+    "screenshot": ("screenshot", "screenshot_sha256"),
+    "screenshot_sha256": ("screenshot", "screenshot_sha256"),
+    "observed_proxy": ("observed_proxy",),
+}
+
+
+def lease_directory(evidence_dir: Path, lease: Lease) -> Path:
+    return evidence_dir / lease.profile_id / f"lease-{lease.fencing_token}"
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def recorded_path(path: Path, evidence_dir: Path) -> str:
+    """The path the ledger records (escaped: ``workers._reasons.storable``): absolute when it
+    fits the ledger's limit, else relative to the worker's evidence directory."""
+    shown = storable(str(path))
+    return (
+        shown if len(shown) <= MAX_RECORDED_PATH else storable(str(path.relative_to(evidence_dir)))
+    )
+
+
+def ending(
+    error: BaseException | None, expected_failure: str | None, failure: str | None = None
+) -> tuple[Outcome, str | None]:
+    """How a run ended: an exception is a failure (``failure`` if given, else named by its
+    type and first line: ``workers._reasons.reason_of``), else an expected failure the task
+    declared, else success."""
+    if error is not None:
+        return Outcome.FAILURE, failure or reason_of(error)
+    if expected_failure is not None:
+        return Outcome.EXPECTED_FAILURE, expected_failure
+    return Outcome.SUCCESS, None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a lease's release reported, and what the worker knew when it ended."""
+
+    lease_id: str
+    profile_id: str
+    run_id: str
+    outcome: Outcome
+    reason: str | None
+    final_url: str | None
+    screenshot: str | None
+    screenshot_sha256: str | None
+    prompt_seen: bool
+    prompt_url: str | None
+    observed_proxy: str | None
+    last_step: str | None
+    last_safe_step: str | None
+    mutating_step: str | None
+    evidence_problem: str | None = None
+
+    @classmethod
+    def of(cls, lease: Lease, report: Report, outcome: Outcome, reason: str | None) -> Evidence:
+        return cls(
+            lease_id=lease.lease_id,
+            profile_id=lease.profile_id,
+            run_id=lease.run_id,
+            outcome=outcome,
+            reason=reason,
+            final_url=report.url,
+            screenshot=report.screenshot,
+            screenshot_sha256=report.screenshot_sha256,
+            prompt_seen=report.prompt_url is not None,
+            prompt_url=report.prompt_url,
+            observed_proxy=report.observed_proxy,
+            last_step=report.step,
+            last_safe_step=report.last_safe_step,
+            mutating_step=report.mutating_step,
+            evidence_problem=capped(report.evidence_problem, MAX_REASON)
+            if report.evidence_problem
+            else None,
+        )
+
+    def release_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``Ledger.release`` (all but the lease and its token)."""
+        return {
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "final_url": self.final_url,
+            "screenshot": self.screenshot,
+            "screenshot_sha256": self.screenshot_sha256,
+            "prompt_seen": self.prompt_seen,
+            "observed_proxy": self.observed_proxy,
+            "evidence_problem": self.evidence_problem,
+        }
+
+    def refused(self, field: str, problem: str) -> Evidence:
+        """This record without what the ledger refused as bad input (``field``: dropped, or
+        for the reason replaced), saying so as its evidence problem. The outcome stays: the
+        rules judge such an ending unproven, never clean."""
+        said = capped(storable(f"the ledger refused the release's {field}: {problem}"))
+        earlier = self.evidence_problem if field != "evidence_problem" else None
+        changes: dict[str, Any] = {
+            "evidence_problem": capped(f"{earlier}; {said}" if earlier else said, MAX_REASON)
+        }
+        if field in _DROPPABLE:
+            changes.update(dict.fromkeys(_DROPPABLE[field]))
+        elif field == "reason":
+            changes["reason"] = said
+        return replace(self, **changes)
+
+    def write(self, directory: Path) -> Path:
+        """Keep this record as ``evidence.json`` in ``directory`` (made if missing)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "evidence.json"
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        return path
+
+
+def settle(
+    lease: Lease,
+    guard: LeaseGuard,
+    report: Report,
+    error: BaseException | None,
+    expected_failure: str | None,
+    evidence_dir: Path,
+    failure: str | None = None,
+) -> Evidence | None:
+    """The evidence a lease ending now releases with, kept in its evidence directory (an
+    error's reason is ``failure`` if given). A lost lease releases nothing: None when an error
+    is already on its way, else ``LeaseLost``."""
+    if not guard.held():
+        if error is None:
+            raise LeaseLost(lease.lease_id, guard.why)
+        return None
+    outcome, reason = ending(error, expected_failure, failure)
+    record = Evidence.of(lease, report, outcome, reason)
+    record.write(lease_directory(evidence_dir, lease))
+    return record

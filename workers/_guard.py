@@ -1,0 +1,210 @@
+"""What a worker knows about its lease, shared by the task's thread, Playwright's callbacks
+and the heartbeat thread: every method here is thread-safe and none does I/O (a watcher the
+guard calls may: the browser's watchdog, ``workers._watchdog``).
+
+``LeaseGuard`` says whether the lease is still held. It is held until ``lose`` is called, and
+never past its local deadline: ``held()`` reads the clock itself, so a worker that was paused
+(SIGSTOP, a long GC, a suspended VM) and resumes past its deadline finds the lease gone at the
+first question it asks (a route handler deciding a request, the next ``step``), before its
+heartbeat thread has had a chance to run. ``Progress`` is what the run reported: the step, the
+page's URL, a prompt, the evidence filed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ledger import Lease, LeaseLost
+from workers._reasons import storable
+from workers._timing import RenewalTiming
+
+Clock = Callable[[], float]
+Moved = Callable[[float], None]  # the local deadline moved to this reading of the clock
+Lost = Callable[[str], None]  # the lease was lost, for this reason
+MAX_URL = 4096  # what the ledger accepts for a URL; a longer page URL is cut, not refused
+
+
+class LeaseGuard:
+    """Held or lost, for one lease. Once lost it stays lost."""
+
+    def __init__(
+        self,
+        lease_id: str,
+        timing: RenewalTiming,
+        started: float,
+        clock: Clock = time.monotonic,
+        max_duration: float | None = None,
+    ) -> None:
+        """``started``: the clock's reading just before the checkout was sent;
+        ``max_duration``: the lease's hard limit in seconds from its start (None: none)."""
+        self.lease_id = lease_id
+        self.timing = timing
+        self.lost = threading.Event()
+        self.max_duration = max_duration
+        self.hard_limit = None if max_duration is None else started + max_duration
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._renewed_at = started
+        self._why = ""
+        self._last_error = ""
+        self._watchers: list[tuple[Moved, Lost]] = []
+
+    @classmethod
+    def for_lease(cls, lease: Lease, started: float, clock: Clock = time.monotonic) -> LeaseGuard:
+        """The guard of a lease just granted, its timing from the TTL. Its hard limit counts
+        from ``started``, which is before the ledger's start of the lease, so the worker stops
+        before the ledger refuses it."""
+        duration = None
+        if lease.hard_limit_at is not None:
+            duration = (lease.hard_limit_at - lease.lease_started_at).total_seconds()
+        timing = RenewalTiming.from_ttl(lease.ttl_seconds)
+        return cls(lease.lease_id, timing, started, clock, duration)
+
+    @property
+    def why(self) -> str:
+        """Why the lease was lost ("" while it is held)."""
+        with self._lock:
+            return self._why
+
+    @property
+    def renewed_at(self) -> float:
+        """The start of the last renewal that succeeded (the checkout counts as one)."""
+        with self._lock:
+            return self._renewed_at
+
+    @property
+    def valid_until(self) -> float:
+        """The local deadline: ``renew_deadline`` after the last renewal's start, and never
+        past the hard limit."""
+        with self._lock:
+            until = self._renewed_at + self.timing.renew_deadline
+        return until if self.hard_limit is None else min(until, self.hard_limit)
+
+    def held(self) -> bool:
+        """True while the lease is neither lost nor past its local deadline; the first call
+        past the deadline loses it."""
+        if self.lost.is_set():
+            return False
+        now = self._clock()
+        if now < self.valid_until:
+            return True
+        if self.hard_limit is not None and now >= self.hard_limit:
+            self.lose(f"hard limit of {self.max_duration:g}s reached: stop the run")
+            return False
+        error = f" (last renewal error: {self._last_error})" if self._last_error else ""
+        self.lose(f"not renewed within {self.timing.renew_deadline:g}s{error}")
+        return False
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` unless ``held()``."""
+        if not self.held():
+            raise LeaseLost(self.lease_id, self.why)
+
+    def watch(self, moved: Moved, lost: Lost) -> Callable[[], None]:
+        """Call ``moved(valid_until)`` after each renewal and ``lost(why)`` once the lease is
+        lost (at once if it already is), on the thread that renewed or lost it, outside the
+        guard's lock; returns the function that ends the calls."""
+        watcher = (moved, lost)
+        with self._lock:
+            self._watchers.append(watcher)
+        if self.lost.is_set():
+            lost(self.why)
+
+        def unwatch() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._watchers.remove(watcher)
+
+        return unwatch
+
+    def renewed(self, started: float) -> None:
+        """A renewal sent at ``started`` succeeded: the deadline moves (never backwards)."""
+        with self._lock:
+            if self.lost.is_set():
+                return
+            self._renewed_at = max(self._renewed_at, started)
+            self._last_error = ""
+            watchers = list(self._watchers)
+        until = self.valid_until
+        for moved, _ in watchers:
+            moved(until)
+
+    def failed(self, error: str) -> None:
+        """A renewal failed in a way that may pass; remembered for the loss's message."""
+        with self._lock:
+            self._last_error = error
+
+    def lose(self, why: str) -> None:
+        """The lease is gone (the ledger said so, or the deadline passed); the first reason
+        given is kept."""
+        with self._lock:
+            if self.lost.is_set():
+                return
+            self._why = why
+            self.lost.set()
+            watchers = list(self._watchers)
+        for _, lost in watchers:
+            lost(why)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A snapshot of what the run reported so far."""
+
+    step: str | None = None
+    last_safe_step: str | None = None
+    mutating_step: str | None = None
+    url: str | None = None
+    prompt_url: str | None = None
+    observed_proxy: str | None = None
+    screenshot: str | None = None
+    screenshot_sha256: str | None = None
+    evidence_problem: str | None = None
+
+
+class Progress:
+    """The run's report, updated from any thread (a navigation callback only stores a string).
+    Page URLs are kept storable (``workers._reasons.storable``) and within the ledger's limit,
+    so no heartbeat or release is ever refused for one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._report = Report()
+
+    def now(self) -> Report:
+        with self._lock:
+            return self._report
+
+    def update(self, **changes: str | None) -> None:
+        if "url" in changes and changes["url"] is not None:
+            changes["url"] = storable(changes["url"])[:MAX_URL]
+        with self._lock:
+            self._report = replace(self._report, **changes)
+
+    def evidence_failed(self, what: str) -> None:
+        """Something the evidence needed went wrong (a screenshot, the browser's close); each
+        such line is kept, in order."""
+        with self._lock:
+            earlier = self._report.evidence_problem
+            said = f"{earlier}; {what}" if earlier else what
+            self._report = replace(self._report, evidence_problem=said)
+
+    def stepped(self, step: str, *, safe: bool, mutating: bool) -> None:
+        """Record a step the ledger accepted, with the ledger's rule for safe and mutating."""
+        with self._lock:
+            r = self._report
+            if mutating:
+                self._report = replace(r, step=step, mutating_step=step)
+            elif safe:
+                self._report = replace(r, step=step, last_safe_step=step, mutating_step=None)
+            else:
+                self._report = replace(r, step=step)
+
+    def prompt(self, url: str) -> None:
+        """A login or verification page was navigated to; the first one is kept."""
+        with self._lock:
+            if self._report.prompt_url is None:
+                self._report = replace(self._report, prompt_url=storable(url)[:MAX_URL])

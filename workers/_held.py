@@ -1,0 +1,173 @@
+"""What the sync and the asyncio SDK share: a worker's configuration (``WorkerConfig``) and the
+state of one held lease (``HeldLease``). Neither calls the ledger or Playwright."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Self
+
+from playwright.sync_api import Error as PlaywrightError
+
+from ledger import InvalidInput, Lease, LeaseLost, Ledger, ReleaseResult
+from workers import _evidence as evidence
+from workers._evidence import MAX_REASON, Evidence
+from workers._guard import Clock, LeaseGuard, Progress
+from workers._launch import Navigations
+from workers._reasons import reason_of, storable
+from workers._revocation import RevocationWatch
+from workers._settings import BrowserSettings, default_evidence_dir
+from workers._termination import Signalled, Terminated
+
+log = logging.getLogger("custody.workers")
+STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat and watch threads
+
+
+def not_released(error: BaseException, failure: Exception, lease_id: str) -> None:
+    """The release failed while the task's own exception was on its way out: that exception
+    goes on (it is the one the caller must see), carrying a note that says why the lease was
+    not released; the failure is logged too. The sweep settles the lease at its deadline."""
+    why = reason_of(failure)
+    error.add_note(f"custody: {lease_id} was not released: {why}")
+    log.warning("%s was not released (%s) while %s propagated", lease_id, why, reason_of(error))
+
+
+class WorkerConfig:
+    """Who the worker is, which store it uses, how it launches browsers."""
+
+    def __init__(
+        self,
+        store_url: str | None,
+        worker_id: str,
+        settings: BrowserSettings,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.store_url = store_url
+        self.worker_id = worker_id
+        self.settings = settings
+        self.clock = clock
+        chosen = settings.evidence_dir
+        self.evidence_dir = (
+            Path(chosen).absolute() if chosen is not None else default_evidence_dir()
+        )
+
+    @classmethod
+    def open(
+        cls,
+        store_url: str | None = None,
+        *,
+        worker_id: str,
+        settings: BrowserSettings | None = None,
+        clock: Clock = time.monotonic,
+    ) -> Self:
+        """Leases on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``), which must exist
+        (``InvalidInput`` for a malformed URL at once, ``StoreUnavailable`` at the checkout)."""
+        return cls(store_url, worker_id, settings or BrowserSettings(), clock)
+
+    def open_ledger(self) -> Ledger:
+        """A new ledger on this store, for the calling thread."""
+        return Ledger.open(self.store_url, create=False)
+
+
+class HeldLease:
+    """One checked-out lease as its task sees it.
+
+    ``lost`` is a ``threading.Event`` set once the lease is lost; ``why_lost`` says why. After
+    the checkout block, ``evidence`` and ``result`` hold what the release reported and how the
+    ledger judged it (both None if the lease was lost)."""
+
+    def __init__(self, lease: Lease, guard: LeaseGuard, config: WorkerConfig) -> None:
+        self.lease = lease
+        self.lost = guard.lost
+        self.evidence: Evidence | None = None
+        self.result: ReleaseResult | None = None
+        self._guard = guard
+        self._progress = Progress()
+        self._expected_failure: str | None = None
+        # Pages seen in a launched browser and pages a task reports go through the same door.
+        self._navigations = Navigations(self._progress, config.settings.prompt_matcher())
+        self._revocations = RevocationWatch(config.open_ledger, guard)
+        self._evidence_dir = config.evidence_dir
+        self._signalled = Signalled()
+
+    @property
+    def lease_id(self) -> str:
+        return self.lease.lease_id
+
+    @property
+    def fencing_token(self) -> int:
+        return self.lease.fencing_token
+
+    @property
+    def why_lost(self) -> str:
+        return self._guard.why
+
+    @property
+    def terminated(self) -> signal.Signals | None:
+        """The signal that came while the lease was held (SIGTERM), if one did."""
+        return self._signalled.signal
+
+    def note(self, signum: int) -> None:
+        """SIGTERM, with the application's own handler deciding (``workers._termination``)."""
+        self._signalled.note(signum)
+
+    def stop(self, signum: int) -> None:
+        """SIGTERM, with a lease held inside this one's block interrupting the run."""
+        self._signalled.stop(signum)
+
+    def terminate(self, signum: int) -> bool:
+        """SIGTERM, with the SDK stopping the run (``workers._termination``)."""
+        return self._signalled.terminate(signum)
+
+    def stop_if_terminated(self) -> None:
+        """``Terminated`` once SIGTERM stopped the run (after a release it did not cut short)."""
+        if self._signalled.must_stop and self._signalled.signal is not None:
+            raise Terminated(self._signalled.signal)
+
+    def instead_of(self, error: BaseException) -> BaseException | None:
+        """What the checkout block raises instead of ``error`` (from it), or None to let it
+        propagate: ``Terminated`` once SIGTERM stopped the run (the cancellation or browser
+        error it caused is not the task's); ``LeaseLost`` when ``error`` is the browser failing
+        because the lease was lost (the watchdog or the guard killed it)."""
+        if self._signalled.must_stop and not isinstance(error, Terminated):
+            assert self._signalled.signal is not None
+            return Terminated(self._signalled.signal)
+        if isinstance(error, PlaywrightError) and not self._guard.held():
+            return LeaseLost(self.lease_id, self._guard.why)
+        return None
+
+    def _settle(self, error: BaseException | None) -> Evidence | None:
+        """The evidence to release with (``evidence.settle``), a run stopped by SIGTERM saying
+        so and naming the step it reached."""
+        report = self._progress.now()
+        failure = self._signalled.reason(report.step, error) if error is not None else None
+        return evidence.settle(
+            self.lease,
+            self._guard,
+            report,
+            error,
+            self._expected_failure,
+            self._evidence_dir,
+            failure,
+        )
+
+    def visited(self, url: str) -> None:
+        """Report a page the task reached without ``browser()`` (an HTTP client, a browser the
+        SDK did not launch), as a navigation there would: the URL goes with the next heartbeat
+        and is the final URL unless another follows; a URL matching the worker's prompt
+        patterns is the prompt seen, which sends the profile to review at release."""
+        self._navigations.navigated(url, main_frame=True)
+
+    def expected_failure(self, reason: str) -> None:
+        """End the lease as an expected failure with ``reason`` when the checkout block is left
+        (an exception raised later still makes it a failure). ``InvalidInput`` at once for a
+        reason the ledger would refuse (empty, or longer than it keeps); a NUL or a lone
+        surrogate in it is escaped (``workers._reasons.storable``)."""
+        reason = storable(reason)
+        if not reason.strip() or len(reason) > MAX_REASON:
+            raise InvalidInput(
+                "reason", f"an expected failure's reason: 1 to {MAX_REASON} characters"
+            )
+        self._expected_failure = reason

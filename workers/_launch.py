@@ -1,0 +1,155 @@
+"""What a launch of a leased profile needs, decided before any browser starts, and the
+bookkeeping its callbacks do; shared by the sync and the asyncio flavours.
+
+Nothing here calls Playwright: ``plan`` refuses a launch the profile or the worker's
+configuration does not allow, and ``Navigations`` turns a frame's navigation into a string in
+``Progress`` (Playwright runs the callback on its own thread; it must not block or do I/O).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from ledger import BrowserStatus, Lease
+from workers import _evidence as evidence
+from workers._guard import Progress
+from workers._inspector import LocalHost, inspect
+from workers._reasons import reason_of
+from workers._settings import BrowserSettings, LaunchRefused
+
+# The abort reason Chromium shows for a request the lease guard refused.
+BLOCKED = "blockedbyclient"
+ALL_URLS = "**/*"
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Where and how to launch, and where the final screenshot goes."""
+
+    user_data_dir: Path
+    proxy_id: str
+    arguments: dict[str, Any]
+    evidence_dir: Path
+    lease_dir: Path
+    screenshot: Path
+    screenshot_timeout_ms: float
+
+    def file_screenshot(self, progress: Progress) -> None:
+        """The screenshot was saved: record its path and the sha256 of its bytes."""
+        progress.update(
+            screenshot=evidence.recorded_path(self.screenshot, self.evidence_dir),
+            screenshot_sha256=evidence.sha256_of(self.screenshot),
+        )
+
+
+class _Page(Protocol):
+    def is_closed(self) -> bool: ...
+
+
+P = TypeVar("P", bound=_Page)
+
+
+def final_page(last_navigated: P | None, pages: Sequence[P]) -> P | None:
+    """The page the final screenshot shows: the last one navigated, else the last one open."""
+    if last_navigated is not None and not last_navigated.is_closed():
+        return last_navigated
+    return next((p for p in reversed(pages) if not p.is_closed()), None)
+
+
+def plan(
+    lease: Lease,
+    user_data_dir: str | None,
+    settings: BrowserSettings,
+    evidence_dir: Path,
+    options: Mapping[str, Any],
+) -> LaunchPlan:
+    """The launch for ``lease`` on the profile's registered directory. ``LaunchRefused`` when
+    the profile has no registered directory, this worker cannot resolve its proxy id, or an
+    option would choose the directory or the proxy."""
+    if not user_data_dir:
+        msg = (
+            f"profile {lease.profile_id} has no user_data_dir registered: register it with "
+            "--user-data-dir before a worker may launch it"
+        )
+        raise LaunchRefused(msg)
+    proxy = settings.resolve_proxy(lease.proxy_id)
+    lease_dir = evidence.lease_directory(evidence_dir, lease)
+    return LaunchPlan(
+        user_data_dir=Path(user_data_dir),
+        proxy_id=lease.proxy_id,
+        arguments=settings.launch_arguments(proxy, options),
+        evidence_dir=evidence_dir,
+        lease_dir=lease_dir,
+        screenshot=lease_dir / "final.png",
+        screenshot_timeout_ms=settings.screenshot_timeout_ms,
+    )
+
+
+def kill_browser(user_data_dir: Path) -> int | None:
+    """SIGKILL the process group of the Chromium running on ``user_data_dir`` on this host (the
+    pid its ``SingletonLock`` names, checked by the inspector); the pid, or None if none runs.
+
+    This is how a browser under a lost lease is stopped. A graceful ``context.close()`` is not
+    enough: Playwright stops answering routed requests once the context is closing, and as
+    Chromium shuts down it lets the requests still waiting for an answer go out to the network
+    (seen in the zombie test: a handful of requests reaching the site 0.1 to 0.3 s after the
+    worker resumed). Killed, the browser sends nothing more; its recent cookies are lost, which
+    matters little for a profile that goes to review anyway."""
+    check = inspect(str(user_data_dir))
+    if check.status is not BrowserStatus.ALIVE or check.pid is None:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        LocalHost().send(check.pid, signal.SIGKILL, group=True)
+    return check.pid
+
+
+class EvidenceWatch:
+    """What went wrong with a launched browser's evidence, said in ``Progress`` for the
+    release (its ``evidence_problem``): a browser gone before the final screenshot (a crash,
+    a dead driver), a screenshot that failed, a close that failed. ``unanswered``: the browser
+    did not answer the screenshot (frozen, or its driver gone), so it is killed, not closed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._gone = False
+        self.unanswered = False
+
+    def context_closed(self, *_: object) -> None:
+        """Playwright's ``close`` event (its own thread): the browser went away."""
+        self._gone = True
+
+    def gone_before_capture(self) -> bool:
+        if self._gone:
+            self._progress.evidence_failed("the browser was gone before the final screenshot")
+        return self._gone
+
+    def capture_failed(self, error: Exception, *, browser: bool) -> None:
+        """The screenshot raised ``error``; ``browser``: the browser's side failed (not,
+        say, the disk)."""
+        self._progress.evidence_failed(f"final screenshot failed: {reason_of(error)}")
+        self.unanswered = self.unanswered or browser
+
+    def close_failed(self, error: Exception, *, expected: bool) -> None:
+        """The context's close raised; ``expected`` after the browser was killed on purpose."""
+        if not expected:
+            self._progress.evidence_failed(f"browser close failed: {reason_of(error)}")
+
+
+class Navigations:
+    """Records navigations: the main frame's URL as the page's URL, any frame's URL that looks
+    like a prompt as the prompt seen."""
+
+    def __init__(self, progress: Progress, is_prompt: Callable[[str], bool]) -> None:
+        self._progress = progress
+        self._is_prompt = is_prompt
+
+    def navigated(self, url: str, *, main_frame: bool) -> None:
+        if self._is_prompt(url):
+            self._progress.prompt(url)
+        if main_frame:
+            self._progress.update(url=url)

@@ -1,0 +1,216 @@
+"""The worker's lease commands, each resent under its own command id after
+``StoreUnavailable`` (so one that did land is not applied twice): checkout, renewal (a
+heartbeat), release; and the background thread that renews a lease every interval on a ledger
+of its own.
+
+None of this touches a Playwright object: the thread reads the step and URL the task reported
+from ``Progress`` and says what it learned through ``LeaseGuard``. The functions block; the
+asyncio flavour runs them on its ledger's own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from ledger import (
+    Command,
+    Heartbeat,
+    InvalidInput,
+    Lease,
+    LeaseLost,
+    Ledger,
+    Release,
+    ReleaseResult,
+    StoreUnavailable,
+)
+from workers._evidence import Evidence
+from workers._guard import Clock, LeaseGuard, Progress
+
+R = TypeVar("R")
+
+
+class Handles(Protocol):
+    """The part of ``ledger.Ledger`` the worker's commands need (a fake in the unit tests)."""
+
+    def handle(self, command: Command[R]) -> R: ...
+
+    def close(self) -> None: ...
+
+
+Wait = Callable[[float], bool]  # sleep up to n seconds; True: stop was asked for
+
+
+def heartbeat(
+    lease: Lease, *, step: str | None, url: str | None, safe: bool = False, mutating: bool = False
+) -> Heartbeat:
+    """The heartbeat a worker sends under ``lease``, with a command id of its own, so that
+    resending it after ``StoreUnavailable`` applies it once. ``InvalidInput`` for a step or
+    URL the ledger refuses."""
+    return Heartbeat(
+        lease_id=lease.lease_id,
+        fencing_token=lease.fencing_token,
+        step=step,
+        url=url,
+        safe=safe,
+        mutating=mutating,
+        command_id=uuid.uuid4().hex,
+    )
+
+
+def renew(
+    ledger: Handles,
+    beat: Heartbeat,
+    guard: LeaseGuard,
+    *,
+    wait: Wait,
+    clock: Clock = time.monotonic,
+) -> bool:
+    """Send one heartbeat; after ``StoreUnavailable`` send it again (under its own command id,
+    so a heartbeat that did land is not applied twice), every retry period while the lease is
+    held. True: renewed, and the guard's deadline moved. False: the lease is lost (the ledger
+    said ``LeaseLost``, or the deadline passed; the guard says why) or ``wait`` was stopped."""
+    started = clock()
+    while guard.held():
+        try:
+            ledger.handle(beat)
+        except LeaseLost as lost:
+            guard.lose(lost.why)
+            return False
+        except StoreUnavailable as down:
+            guard.failed(str(down))
+            if wait(guard.timing.retry_period):
+                return False
+            continue
+        guard.renewed(started)
+        return True
+    return False
+
+
+# A checkout is resent for this long at most: long enough to recover a lease whose grant was
+# lost on the way back, short enough that a store that is not there fails the worker promptly.
+CHECKOUT_RESEND_SECONDS = 3.0
+
+
+def checkout(send: Callable[[str], Lease], *, clock: Clock, pause: float = 0.25) -> Lease:
+    """``send(command_id)`` (a checkout), resent under the same id after ``StoreUnavailable``
+    for up to ``CHECKOUT_RESEND_SECONDS``; then the error propagates. A grant that landed but
+    whose answer was lost is returned by the resend (the ledger replays the command id)."""
+    command_id = uuid.uuid4().hex
+    until = clock() + CHECKOUT_RESEND_SECONDS
+    while True:
+        try:
+            return send(command_id)
+        except StoreUnavailable:
+            if clock() + pause >= until:
+                raise
+            time.sleep(pause)
+
+
+def release(
+    ledger: Ledger, lease: Lease, guard: LeaseGuard, record: Evidence
+) -> tuple[ReleaseResult, Evidence]:
+    """Release with the evidence, resent while the store is unavailable and the lease held;
+    ``LeaseLost`` when the ledger refuses it or the deadline passes first. A report the ledger
+    refuses as bad input is sent again without the refused field, saying so
+    (``Evidence.refused``): the lease ends, unproven, rather than being left to expire. A
+    field refused twice raises ``InvalidInput``. Returns the result and the record sent."""
+    command_id = uuid.uuid4().hex  # a refused command wrote nothing: the id stays unused
+    refused: set[str] = set()
+    while True:
+        try:
+            result = ledger.handle(
+                Release(
+                    lease_id=lease.lease_id,
+                    fencing_token=lease.fencing_token,
+                    command_id=command_id,
+                    **record.release_arguments(),
+                )
+            )
+        except InvalidInput as bad:
+            if bad.field in refused:
+                raise
+            refused.add(bad.field)
+            record = record.refused(bad.field, bad.problem)
+        except LeaseLost as lost:
+            guard.lose(lost.why)
+            raise
+        except StoreUnavailable as down:
+            guard.failed(str(down))
+            if not guard.held():
+                raise LeaseLost(lease.lease_id, guard.why) from down
+            time.sleep(guard.timing.retry_period)
+        else:
+            return result, record
+
+
+class Renewer:
+    """The heartbeat thread of one lease.
+
+    It opens its own ledger with ``open_ledger`` (a ledger is never shared across threads),
+    renews ``interval`` after the start of the last renewal that succeeded (a ``step`` sent by
+    the task counts), and ends when the lease is lost or ``stop`` is called; it closes its
+    ledger on the way out. An error it does not expect is retried like an unavailable store,
+    so only the deadline decides when to give up.
+    """
+
+    def __init__(
+        self,
+        open_ledger: Callable[[], Handles],
+        lease: Lease,
+        guard: LeaseGuard,
+        progress: Progress,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._open_ledger = open_ledger
+        self._lease = lease
+        self._guard = guard
+        self._progress = progress
+        self._clock = clock
+        self._stop = threading.Event()
+        self.renewals = 0
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat {lease.lease_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Ask the thread to end and wait for it; True when it has ended."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        ledger = self._open_ledger()
+        try:
+            while self._sleep_until_due():
+                self._renew_once(ledger)
+        finally:
+            ledger.close()
+
+    def _sleep_until_due(self) -> bool:
+        """Wait for the next renewal; False when the thread should end."""
+        due = self._guard.renewed_at + self._guard.timing.interval
+        if self._stop.wait(max(0.0, due - self._clock())):
+            return False
+        return self._guard.held()
+
+    def _renew_once(self, ledger: Handles) -> None:
+        report = self._progress.now()
+        try:
+            beat = heartbeat(self._lease, step=report.step, url=report.url)
+            if renew(ledger, beat, self._guard, wait=self._stop.wait, clock=self._clock):
+                self.renewals += 1
+        except Exception as error:  # the deadline, not a surprise, decides when to give up
+            self._guard.failed(f"{type(error).__name__}: {error}")
+            self._stop.wait(self._guard.timing.retry_period)

@@ -1,0 +1,167 @@
+"""SIGTERM (how Kubernetes and systemd stop a process) while a lease is held: the lease is ended
+truthfully, its browser stopped, and then the process stops.
+
+By default SIGTERM kills a Python process on the spot: no release, and the profile waits out its
+TTL to be marked stale as "deadline missed". While a lease is held on the main thread (the sync
+SDK's block, or the asyncio SDK's on an event loop of the main thread), the SDK handles it
+instead:
+
+- sync: the handler raises ``Terminated`` in the task at once (Playwright's sync API is made to
+  survive an exception a signal handler raises while it waits), or, if the task is inside one
+  of the SDK's own ledger calls, as soon as that call returns;
+- asyncio: the handler cancels the task running the checkout block;
+
+the block unwinds (the browser block takes the final screenshot and closes the browser), the
+lease is released as a failure saying "terminated by SIGTERM at step '...'", so the rules send
+the profile to review (or quarantine after an unconfirmed mutating step), and ``Terminated``
+(a ``SystemExit`` with status 143, as for a process killed by the signal) leaves the block.
+
+A handler the application installed itself is never replaced: it stays, and runs, the SDK only
+noting the signal so that a release that follows says it (the application decides how to stop).
+SIG_IGN is left alone. When the last lease is left, whatever was there before is put back.
+Leases held on other threads are not covered: Python runs signal handlers on the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, Protocol
+
+from workers._reasons import capped, reason_of, storable
+
+Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+class Terminated(SystemExit):
+    """The worker was stopped by ``signal`` while it held a lease; the lease was released as
+    a failure saying so. Exits the process with 128 + the signal's number (143 for SIGTERM)
+    unless caught; ``except Exception`` does not catch it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signal = signal.Signals(signum)
+        super().__init__(128 + self.signal)
+
+    def __str__(self) -> str:
+        return f"terminated by {self.signal.name}"
+
+
+class Terminable(Protocol):
+    """A held lease, as the handler sees it."""
+
+    def note(self, signum: int) -> None:
+        """The signal came and the application's own handler decides: remember it only."""
+
+    def stop(self, signum: int) -> None:
+        """The signal came and the SDK stops the run, which a lease held inside this one's
+        block interrupts: remember that it must stop."""
+
+    def terminate(self, signum: int) -> bool:
+        """The signal came and the SDK stops the run (for asyncio, by cancelling the block's
+        task); True when the handler should raise ``Terminated`` at once (a sync lease outside
+        the SDK's own ledger calls)."""
+
+
+class Signalled:
+    """What SIGTERM did to one held lease: the signal noted, whether the SDK stops the run,
+    and the SDK's own ledger calls, which a raise must not cut in two (a connection left
+    mid-transaction): ``Terminated`` then waits for the end of the call."""
+
+    def __init__(self) -> None:
+        self.signal: signal.Signals | None = None
+        self.must_stop = False
+        self._depth = 0
+        self._pending = False
+
+    def note(self, signum: int) -> None:
+        self.signal = signal.Signals(signum)
+
+    def stop(self, signum: int) -> None:
+        self.note(signum)
+        self.must_stop = True
+
+    def terminate(self, signum: int) -> bool:
+        """The SDK stops the run; True when it may be interrupted now."""
+        self.stop(signum)
+        if self._depth:
+            self._pending = True
+        return not self._depth
+
+    @contextmanager
+    def sdk_call(self, *, then_raise: bool = True) -> Iterator[None]:
+        """One of the SDK's ledger calls: a SIGTERM meanwhile raises ``Terminated`` at its end
+        (unless ``then_raise`` is False: the caller checks ``must_stop`` itself)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if then_raise and self._pending and not self._depth and self.signal is not None:
+            self._pending = False
+            raise Terminated(self.signal)
+
+    def reason(self, step: str | None, error: BaseException) -> str | None:
+        """The release's reason after the signal: None if no signal came."""
+        if self.signal is None:
+            return None
+        said = f"terminated by {self.signal.name} "
+        said += f"at step {step!r}" if step else "before its first step"
+        if not isinstance(error, Terminated | asyncio.CancelledError):
+            said += f" ({reason_of(error)})"  # the application's own handler's doing
+        return capped(storable(said))
+
+
+_lock = threading.Lock()
+_held: list[Terminable] = []
+_previous: Handler = None
+
+
+@contextmanager
+def handling(lease: Terminable) -> Iterator[None]:
+    """SIGTERM ends ``lease`` truthfully while the block runs (on the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _enter(lease)
+    try:
+        yield
+    finally:
+        _leave(lease)
+
+
+def _enter(lease: Terminable) -> None:
+    global _previous
+    with _lock:
+        if not _held:
+            _previous = signal.getsignal(signal.SIGTERM)
+            if _previous is not signal.SIG_IGN:
+                signal.signal(signal.SIGTERM, _on_sigterm)
+        _held.append(lease)
+
+
+def _leave(lease: Terminable) -> None:
+    with _lock:
+        _held.remove(lease)
+        if not _held and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, _previous if _previous is not None else signal.SIG_DFL)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Runs on the main thread, between two bytecodes of whatever it was doing."""
+    previous, held = _previous, list(_held)
+    if callable(previous):  # the application's own handler decides; the leases note it
+        for lease in held:
+            lease.note(signum)
+        previous(signum, frame)
+        return
+    if not held:
+        return
+    *outer, innermost = held  # a lease held inside another's block: it interrupts the run
+    for lease in outer:
+        lease.stop(signum)
+    if innermost.terminate(signum):
+        raise Terminated(signum)
