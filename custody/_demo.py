@@ -17,6 +17,7 @@ from ledger import (
     CheckoutDenied,
     Heartbeat,
     InvalidInput,
+    Lease,
     LeaseLost,
     Ledger,
     RegisterProfile,
@@ -45,36 +46,54 @@ class StoryClock:
 
 
 def play(db: str | None, *, out: TextIO) -> str:
-    """Play the story into ``db`` (a new temporary file when None) and narrate it to ``out``."""
+    """Play the story into ``db`` (a new temporary file when None) and narrate it to ``out``;
+    return the store's URL."""
     path = Path(db) if db else Path(tempfile.mkdtemp(prefix="custody-demo-")) / "custody.db"
     if path.exists():
         # The demo writes a story into a fresh file; it never overwrites someone's ledger.
         raise InvalidInput("db", f"{path} already exists: give the demo a new file")
-    clock = StoryClock()
     store = f"sqlite:///{path}"
+    clock = StoryClock()
+    with Ledger.open(store, clock=clock) as ledger:
+        story = Story(ledger, clock, out)
+        story.say(f"custody demo: a fresh ledger in {path}")
+        lease = story.a_worker_leases_the_profile_and_crashes()
+        story.others_are_denied_and_the_sweep_quarantines()
+        story.the_late_worker_learns_it_lost(lease)
+        story.a_reviewer_returns_it_to_the_pool()
+        story.say(f"\nInspect it yourself: custody --store {store} timeline {PROFILE}")
+    return store
 
-    def say(line: str = "") -> None:
-        out.write(line + "\n")
 
-    def try_checkout(ledger: Ledger, worker: str, run: str) -> None:
+class Story:
+    """The article's failure story, act by act, on one ledger and a clock the story moves."""
+
+    def __init__(self, ledger: Ledger, clock: StoryClock, out: TextIO) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.out = out
+
+    def say(self, line: str = "") -> None:
+        self.out.write(line + "\n")
+
+    def try_checkout(self, worker: str, run: str) -> None:
         try:
-            ledger.handle(
+            self.ledger.handle(
                 Checkout(profile_id=PROFILE, worker_id=worker, run_id=run, task_type="submit_order")
             )
         except CheckoutDenied as denied:
-            say(f"  {worker} denied: {denied.reason.value} -- {denied.denial.message}")
-            say(f"    to unblock: {denied.remediation}")
+            self.say(f"  {worker} denied: {denied.reason.value} -- {denied.denial.message}")
+            self.say(f"    to unblock: {denied.remediation}")
 
-    with Ledger.open(store, clock=clock) as ledger:
-        say(f"custody demo: a fresh ledger in {path}")
-        ledger.handle(
+    def a_worker_leases_the_profile_and_crashes(self) -> Lease:
+        """Acts 1-3: registered, leased by worker_03, which crashes mid-submission."""
+        self.ledger.handle(
             RegisterProfile(
                 profile_id=PROFILE, account_id=ACCOUNT, proxy_id=PROXY, region="us-east"
             )
         )
-        say(f"\n1. {PROFILE} is registered for {ACCOUNT} behind {PROXY}.")
-
-        lease = ledger.handle(
+        self.say(f"\n1. {PROFILE} is registered for {ACCOUNT} behind {PROXY}.")
+        lease = self.ledger.handle(
             Checkout(
                 profile_id=PROFILE,
                 worker_id="worker_03",
@@ -85,18 +104,13 @@ def play(db: str | None, *, out: TextIO) -> str:
                 proxy_id=PROXY,
             )
         )
-        say(f"2. worker_03 checks it out: {render.lease_line(lease)}")
-        token = lease.fencing_token
-        for seconds, step, url, safe, mutating in (
-            (12, "browser_launched", "about:blank", True, False),
-            (9, "dashboard_loaded", "https://shop.example/dashboard", True, False),
-            (42, "order_form_submitted", "https://shop.example/checkout/submit", False, True),
-        ):
-            clock.advance(seconds)
-            ledger.handle(
+        self.say(f"2. worker_03 checks it out: {render.lease_line(lease)}")
+        for seconds, step, url, safe, mutating in _STEPS:
+            self.clock.advance(seconds)
+            self.ledger.handle(
                 Heartbeat(
                     lease_id=lease.lease_id,
-                    fencing_token=token,
+                    fencing_token=lease.fencing_token,
                     step=step,
                     url=url,
                     safe=safe,
@@ -104,39 +118,50 @@ def play(db: str | None, *, out: TextIO) -> str:
                 )
             )
             kind = "safe" if safe else "MUTATING" if mutating else "step"
-            say(f"   heartbeat: {step} ({kind}) at {url}")
-        say("3. worker_03 crashes mid-submission: no release, no more heartbeats.")
+            self.say(f"   heartbeat: {step} ({kind}) at {url}")
+        self.say("3. worker_03 crashes mid-submission: no release, no more heartbeats.")
+        return lease
 
-        clock.advance(60)
-        say("\n4. worker_04 wants the same account:")
-        try_checkout(ledger, "worker_04", "run_0950")
-
-        clock.advance(300)
-        say("5. five minutes later the deadline has passed, but TTL is not a cleanup command:")
-        try_checkout(ledger, "worker_04", "run_0955")
-
-        say("\n6. the sweep runs:")
-        for result in ledger.handle(Sweep()).settled:
-            say(
+    def others_are_denied_and_the_sweep_quarantines(self) -> None:
+        """Acts 4-6: worker_04 is denied, the deadline passes, the sweep quarantines."""
+        self.clock.advance(60)
+        self.say("\n4. worker_04 wants the same account:")
+        self.try_checkout("worker_04", "run_0950")
+        self.clock.advance(300)
+        self.say("5. five minutes later the deadline has passed, but TTL is not a cleanup command:")
+        self.try_checkout("worker_04", "run_0955")
+        self.say("\n6. the sweep runs:")
+        for result in self.ledger.handle(Sweep()).settled:
+            self.say(
                 f"  {result.lease_id} marked stale; {PROFILE} is {result.profile_state.value} "
                 f"({result.cause.value}: a mutating step ran after the last safe step)"
             )
-        try_checkout(ledger, "worker_04", "run_0957")
-        say("\n-- custody why --")
-        for line in render.explanation_lines(explain(ledger, PROFILE)):
-            say(line)
+        self.try_checkout("worker_04", "run_0957")
+        self.say("\n-- custody why --")
+        for line in render.explanation_lines(explain(self.ledger, PROFILE)):
+            self.say(line)
 
-        say("\n7. worker_03 wakes up and tries to carry on:")
+    def the_late_worker_learns_it_lost(self, lease: Lease) -> None:
+        """Act 7: worker_03 wakes up; its fencing token is refused."""
+        self.say("\n7. worker_03 wakes up and tries to carry on:")
         try:
-            ledger.handle(
-                Heartbeat(lease_id=lease.lease_id, fencing_token=token, step="confirmation_page")
+            self.ledger.handle(
+                Heartbeat(
+                    lease_id=lease.lease_id,
+                    fencing_token=lease.fencing_token,
+                    step="confirmation_page",
+                )
             )
         except LeaseLost as lost:
-            say(f"  {lost} -> worker_03 must stop")
+            self.say(f"  {lost} -> worker_03 must stop")
 
-        clock.advance(600)
-        say("\n8. a reviewer inspects the account, finds the order was not placed, returns it:")
-        ledger.handle(
+    def a_reviewer_returns_it_to_the_pool(self) -> None:
+        """Acts 8-9 and the epilogue: a review returns it; worker_04 gets a higher token."""
+        self.clock.advance(600)
+        self.say(
+            "\n8. a reviewer inspects the account, finds the order was not placed, returns it:"
+        )
+        self.ledger.handle(
             Review(
                 profile_id=PROFILE,
                 reviewer="reviewer_alice",
@@ -144,8 +169,8 @@ def play(db: str | None, *, out: TextIO) -> str:
                 note="order not placed; cart emptied; session valid",
             )
         )
-        clock.advance(5)
-        second = ledger.handle(
+        self.clock.advance(5)
+        second = self.ledger.handle(
             Checkout(
                 profile_id=PROFILE,
                 worker_id="worker_04",
@@ -153,12 +178,17 @@ def play(db: str | None, *, out: TextIO) -> str:
                 task_type="submit_order",
             )
         )
-        say(f"9. worker_04 gets it, with a higher fencing token: {render.lease_line(second)}")
+        self.say(f"9. worker_04 gets it, with a higher fencing token: {render.lease_line(second)}")
+        self.say("\n-- custody who --")
+        self.say(render.usage_line(who(self.ledger, PROFILE)))
+        self.say("\n-- custody timeline --")
+        for row in timeline(self.ledger, PROFILE):
+            self.say(render.timeline_line(row))
 
-        say("\n-- custody who --")
-        say(render.usage_line(who(ledger, PROFILE)))
-        say("\n-- custody timeline --")
-        for row in timeline(ledger, PROFILE):
-            say(render.timeline_line(row))
-        say(f"\nInspect it yourself: custody --store {store} timeline {PROFILE}")
-    return store
+
+# worker_03's steps: seconds after the one before, step, URL, safe, mutating.
+_STEPS = (
+    (12, "browser_launched", "about:blank", True, False),
+    (9, "dashboard_loaded", "https://shop.example/dashboard", True, False),
+    (42, "order_form_submitted", "https://shop.example/checkout/submit", False, True),
+)

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from custody import _fleet_commands as fleet_commands, _reading as reading, interrupted  # noqa: F401 - fleet_commands and reading register their commands
+# Each module registers its commands when imported, in the order --help lists them: a lease's
+# life, then what reads it.
+from custody import _operating  # noqa: F401  # isort: skip
+from custody import _profiles  # noqa: F401  # isort: skip
+from custody import _demo_command  # noqa: F401  # isort: skip
+from custody import _fleet_commands  # noqa: F401  # isort: skip
+from custody import _reading  # noqa: F401  # isort: skip
+from custody import interrupted
 from custody._commands import WRITING_COMMANDS, cli
 from custody._text import one_line
 from custody._wiring import RESEND_KEY

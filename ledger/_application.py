@@ -159,11 +159,11 @@ class Ledger:
         problem = self._row_problem(pid, stored, profile)
         return view_of(profile, profile.registration(), self.now()), problem
 
-    def overlapping_profiles(self, profile_id: str) -> list[str]:
-        """The other profiles whose registered directory is, contains or lies inside this
-        profile's, in directory order (only a store from before schema 5 can hold any: a
-        registration overlapping another is refused); ``UnknownProfile`` if absent."""
-        directory = self.view(profile_id).record.user_data_dir
+    def overlapping_profiles(self, view: ProfileView) -> list[str]:
+        """The other profiles whose registered directory is, contains or lies inside the
+        viewed profile's, in directory order (only a store from before schema 5 can hold any:
+        a registration overlapping another is refused). One read of the directories."""
+        profile_id, directory = view.record.profile_id, view.record.user_data_dir
         if directory is None:
             return []
         found = self.store.overlapping(normalised(directory))

@@ -54,6 +54,7 @@ from ledger._domain.model import (
     UncleanLimit,
     UncleanWindow,
     Url,
+    parse_lease_id,
 )
 from ledger._domain.policies import (
     DEFAULT_RELEASE_POLICY,
@@ -164,6 +165,11 @@ class LeaseCommand(Command[R], Generic[R]):
 
     lease_id: LeaseId
     fencing_token: FencingToken
+
+    @property
+    def profile_id(self) -> str:
+        """The profile whose stream the lease lives on (the lease id names it)."""
+        return parse_lease_id(self.lease_id)[0]
 
 
 class Heartbeat(LeaseCommand[Lease]):

@@ -24,13 +24,12 @@ from ledger._domain.model import (
     SweepFailure,
     SweepReport,
     SweepResult,
-    parse_lease_id,
 )
 from ledger._domain.policies import ReleaseReport
 from ledger._domain.profile import CheckoutRequest, Profile
 from ledger._domain.results import current_lease, release_result
 from ledger._domain.view import Availability, availability_of
-from ledger._unit_of_work import Acting, Creation, Decision, Done, UnitOfWork
+from ledger._unit_of_work import Acting, Creation, Decision, UnitOfWork
 
 R = TypeVar("R")
 
@@ -38,14 +37,6 @@ R = TypeVar("R")
 def handle(uow: UnitOfWork, command: cmds.Command[R]) -> R:
     """Run ``command`` through its handler (``KeyError`` for a class with none)."""
     return cast(R, HANDLERS[type(command)](uow, command))
-
-
-def _lease(done: Done) -> Lease:
-    """The lease the command acted on; for a replayed command id, as it stands now, so a
-    worker that resends learns at once that its lease is gone."""
-    if done.replayed and done.lease_now is not None:
-        return done.lease_now
-    return current_lease(done.profile)
 
 
 def register(uow: UnitOfWork, c: cmds.RegisterProfile) -> ProfileRecord:
@@ -70,11 +61,13 @@ def checkout(uow: UnitOfWork, c: cmds.Checkout) -> Lease:
     )
     acting = Acting(Role.WORKER, c.worker_id, correlation_id=c.correlation_id or c.run_id)
     decision = Decision(partial(Profile.checkout, request=request), acting)
-    return _lease(uow.run(c, c.profile_id, decision))
+    done = uow.run(c, c.profile_id, decision)
+    return current_lease(done.profile, done.lease_now)
 
 
 def heartbeat(uow: UnitOfWork, c: cmds.Heartbeat) -> Lease:
     """Renew the lease and record its step and URL; ``LeaseLost`` if it is not live."""
+    acting = Acting(Role.WORKER, lease_id=c.lease_id)  # the lease's worker, on its run
     decision = Decision(
         partial(
             Profile.heartbeat,
@@ -85,9 +78,10 @@ def heartbeat(uow: UnitOfWork, c: cmds.Heartbeat) -> Lease:
             safe=c.safe,
             mutating=c.mutating,
         ),
-        _worker(c),
+        acting,
     )
-    return _lease(uow.run(c, _profile_of(c), decision))
+    done = uow.run(c, c.profile_id, decision)
+    return current_lease(done.profile, done.lease_now)
 
 
 def extend(uow: UnitOfWork, c: cmds.Extend) -> Lease:
@@ -98,8 +92,9 @@ def extend(uow: UnitOfWork, c: cmds.Extend) -> Lease:
         fencing_token=c.fencing_token,
         ttl_seconds=c.ttl_seconds,
     )
-    decision = Decision(act, _worker(c, f"extend to {c.ttl_seconds}s"))
-    return _lease(uow.run(c, _profile_of(c), decision))
+    acting = Acting(Role.WORKER, reason=f"extend to {c.ttl_seconds}s", lease_id=c.lease_id)
+    done = uow.run(c, c.profile_id, Decision(act, acting))
+    return current_lease(done.profile, done.lease_now)
 
 
 def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
@@ -117,13 +112,8 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
     act = partial(
         Profile.release, lease_id=c.lease_id, fencing_token=c.fencing_token, report=report
     )
-    done = uow.run(c, _profile_of(c), Decision(act, _worker(c, c.reason or "")))
-    return release_result(done.profile)
-
-
-def _worker(c: cmds.LeaseCommand[Any], reason: str = "") -> Acting:
-    """A lease command acts as the lease's worker, correlated on its run."""
-    return Acting(Role.WORKER, reason=reason, lease_id=c.lease_id)
+    acting = Acting(Role.WORKER, reason=c.reason or "", lease_id=c.lease_id)
+    return release_result(uow.run(c, c.profile_id, Decision(act, acting)).profile)
 
 
 def force_release(uow: UnitOfWork, c: cmds.ForceRelease) -> ReleaseResult:
@@ -208,10 +198,6 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
         if result is not None:
             settled.append(result)
     return SweepReport(settled=settled, failed=failed)
-
-
-def _profile_of(c: cmds.LeaseCommand[Any]) -> str:
-    return parse_lease_id(c.lease_id)[0]
 
 
 HANDLERS: dict[type[cmds.Command[Any]], Callable[[UnitOfWork, Any], Any]] = {

@@ -4,7 +4,7 @@
 from ledger.rules import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
 from projections._availability import StatusRow, status
 from projections._base import ReadModel, ReadResult
-from projections._explain import Explanation, Usage, explain, who
+from projections._explain import Explanation, Usage, explain, explain_view, who
 from projections._leases import LEASES_READ_MODEL, LeasesReadModel
 from projections._runner import (
     ReadModelStatus,
@@ -48,6 +48,7 @@ __all__ = [
     "Usage",
     "catch_up",
     "explain",
+    "explain_view",
     "install",
     "read_model_status",
     "read_timeline",

@@ -71,18 +71,22 @@ def explain(
     ``not_ours`` says why that browser may be another profile's (a directory an older store
     let profiles share): then it is not this profile's to stop, and no stop is suggested."""
     view, problem = ledger.checked_view(profile_id)
+    return explain_view(ledger, view, problem, browser=browser, not_ours=not_ours)
+
+
+def explain_view(
+    ledger: Ledger,
+    view: ProfileView,
+    row_problem: str | None,
+    *,
+    browser: BrowserCheck | None = None,
+    not_ours: str | None = None,
+) -> Explanation:
+    """``explain`` for a profile the caller has loaded already (``Ledger.checked_view``), so
+    an answer that also inspects the profile's browser loads the profile once."""
     denial = view.denial
     block = view.block if view.state in _BLOCKED else None
-    note = blocking_note(view.record.profile_id, browser, held=view.lease is not None)
-    remediation = denial.remediation if denial else None
-    if note is not None and not_ours is not None:
-        note = (
-            f"a browser still runs on the profile's directory, not as its orphan: {not_ours}; "
-            "the profile stays blocked until it stops"
-        )
-    if note is not None and remediation is not None:
-        first = "wait for that browser to stop" if not_ours else "stop the browser"
-        remediation = f"first {first}, then {remediation}"
+    note, remediation = _browser_note(view, browser, not_ours)
     return Explanation(
         profile_id=view.record.profile_id,
         account_id=view.record.account_id,
@@ -101,11 +105,32 @@ def explain(
         lease=view.lease or view.last_lease,
         unclean_leases=list(block.unclean_leases) if block else [],
         remediation=remediation,
-        row_problem=problem,
+        row_problem=row_problem,
         browser=browser,
         browser_note=note,
         because=_entered(ledger, view),
     )
+
+
+def _browser_note(
+    view: ProfileView, browser: BrowserCheck | None, not_ours: str | None
+) -> tuple[str | None, str | None]:
+    """What a browser still running on the directory adds, and the remediation it changes:
+    it keeps an unheld profile blocked, and must stop first (or, another profile's, be
+    waited for)."""
+    remediation = view.denial.remediation if view.denial else None
+    note = blocking_note(view.record.profile_id, browser, held=view.lease is not None)
+    if note is None:
+        return None, remediation
+    if not_ours is not None:
+        note = (
+            f"a browser still runs on the profile's directory, not as its orphan: {not_ours}; "
+            "the profile stays blocked until it stops"
+        )
+    if remediation is not None:
+        first = "wait for that browser to stop" if not_ours else "stop the browser"
+        remediation = f"first {first}, then {remediation}"
+    return note, remediation
 
 
 def _review_line(view: ProfileView) -> str | None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         inspect as inspect,
         inspect_here as inspect_here,
         inspect_profile as inspect_profile,
+        inspect_view as inspect_view,
         stop_orphan as stop_orphan,
     )
     from workers._leases import ProfileLeases as ProfileLeases, WorkerLease as WorkerLease
@@ -49,6 +50,7 @@ _HOMES = {
             "inspect",
             "inspect_here",
             "inspect_profile",
+            "inspect_view",
             "stop_orphan",
         ),
         "workers._inspector",

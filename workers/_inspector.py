@@ -208,7 +208,11 @@ def inspect_here(user_data_dir: str | None, host: Host | None = None) -> Browser
 
 def inspect_profile(ledger: Ledger, profile_id: str, host: Host | None = None) -> Inspection:
     """Inspect the profile's registered directory on this host; writes nothing."""
-    view = ledger.view(profile_id)
+    return inspect_view(ledger, ledger.view(profile_id), host)
+
+
+def inspect_view(ledger: Ledger, view: ProfileView, host: Host | None = None) -> Inspection:
+    """``inspect_profile`` for a profile the caller has viewed already (no second load)."""
     browser = inspect_here(view.record.user_data_dir, host)
     return _inspection(view, browser, sharing(ledger, view))
 

@@ -32,7 +32,7 @@ def sharing(ledger: Ledger, view: ProfileView) -> Sharing:
     profile_id, directory = view.record.profile_id, view.record.user_data_dir
     if directory is None:
         return Sharing()
-    others = ledger.overlapping_profiles(profile_id)
+    others = ledger.overlapping_profiles(view)
     for other in others:
         lease = ledger.view(other).lease
         if lease is not None:

@@ -8,8 +8,12 @@ from ledger._domain.model import Cause, Lease, ProfileState, ReleaseResult
 from ledger._domain.profile import Profile
 
 
-def current_lease(profile: Profile) -> Lease:
-    """The lease a lease command acted on: the live one, or the one it just ended."""
+def current_lease(profile: Profile, now: Lease | None = None) -> Lease:
+    """The lease a lease command acted on: the live one, or the one it just ended; for a
+    resent command id, ``now``: that lease as it stands now (so a worker that resends learns
+    at once that its lease has ended since)."""
+    if now is not None:
+        return now
     lease = profile.lease or profile.last_lease
     if lease is None:
         raise LedgerError(f"profile {profile.profile_id} has never been leased")

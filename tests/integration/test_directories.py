@@ -149,5 +149,5 @@ def test_init_records_a_legacy_stores_directories_and_says_what_overlaps(
         with pytest.raises(InvalidInput, match="of profile p_first"):
             register(ledger, "p_new", user_data_dir="/srv/shared/inner/deeper")
         register(ledger, "p_new", user_data_dir="/srv/elsewhere")
-        assert ledger.overlapping_profiles("p_second") == ["p_first", "p_inner"]
-        assert ledger.overlapping_profiles("p_alone") == []
+        assert ledger.overlapping_profiles(ledger.view("p_second")) == ["p_first", "p_inner"]
+        assert ledger.overlapping_profiles(ledger.view("p_alone")) == []

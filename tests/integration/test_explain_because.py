@@ -3,10 +3,19 @@ moment the state (or the lease) began, so a long stream costs them nothing more.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
 from conftest import register
 
 from custody import _render as render
-from ledger import Checkout, ForceRelease, Heartbeat, Ledger, Release, Review
+from custody.cli import main
+from ledger import Checkout, ForceRelease, Heartbeat, Ledger, RegisterProfile, Release, Review
+from ledger._stores.sql import SqlStore
 from projections import explain, who
 
 
@@ -68,3 +77,30 @@ def test_a_release_without_a_reason_puts_no_reason_in_the_headline(ledger: Ledge
     assert why.message == "review required (unknown_final_url) by w1"
     released = [r for r in why.because if r.event_type == "review_requested"]
     assert [r.reason for r in released] == [""]
+
+
+def test_why_at_the_command_line_loads_the_profile_once(
+    sql_store_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``custody why`` reads the profile's events once: its view, the row check, the browser
+    inspection and the answer all share that one load."""
+    directory = tmp_path / "p1"
+    with Ledger.open(sql_store_url) as ledger:
+        ledger.handle(
+            RegisterProfile(
+                profile_id="p1", account_id="a", proxy_id="x", user_data_dir=str(directory)
+            )
+        )
+    loads: list[str] = []
+    real = SqlStore.load
+
+    def counted(self: SqlStore, profile_id: str, version: int | None = None) -> Any:
+        loads.append(profile_id)
+        return real(self, profile_id, version)
+
+    monkeypatch.setattr(SqlStore, "load", counted)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--store", sql_store_url, "--json", "why", "p1"]) == 0
+    assert json.loads(out.getvalue())["profile_id"] == "p1"
+    assert loads == ["p1"]

@@ -70,14 +70,14 @@ class Mutant:
 MUTANTS = (
     Mutant(
         "fencing-token",
-        "ledger/_domain/profile.py",
+        "ledger/_domain/leasing.py",
         "        if fencing_token != lease.fencing_token:\n",
         "        if False:\n",
         "live_lease accepts any fencing token for the live lease id",
     ),
     Mutant(
         "deadline",
-        "ledger/_domain/profile.py",
+        "ledger/_domain/leasing.py",
         "        if lease.overdue_at(now):\n",
         "        if False:\n",
         "live_lease accepts a heartbeat, extend or release past the renewal deadline",
@@ -98,21 +98,21 @@ MUTANTS = (
     ),
     Mutant(
         "lease-id",
-        "ledger/_domain/profile.py",
+        "ledger/_domain/leasing.py",
         "        if lease is None or lease.lease_id != lease_id:\n",
         "        if lease is None:\n",
         "live_lease does not check that the lease id presented is the live lease's",
     ),
     Mutant(
         "stale-lease",
-        "ledger/_domain/profile.py",
+        "ledger/_domain/leasing.py",
         "        if lease.lease_status is LeaseStatus.STALE:\n",
         "        if False:\n",
         "live_lease does not refuse a lease the sweep marked stale",
     ),
     Mutant(
         "checkout-state",
-        "ledger/_domain/profile.py",
+        "ledger/_domain/leasing.py",
         " or state_denial(\n            self, ctx.now\n        )\n",
         " or None\n",
         "checkout ignores the profile's state (leased, stale, review, quarantine, disabled)",
@@ -127,7 +127,7 @@ MUTANTS = (
     ),
     Mutant(
         "mark-stale-needs-overdue",
-        "ledger/_domain/profile.py",
+        "ledger/_domain/leasing.py",
         "        if lease is None or not self.is_overdue(ctx.now):\n",
         "        if lease is None:\n",
         "mark_stale marks a lease that is still within its deadline",
@@ -149,7 +149,7 @@ MUTANTS = (
     ),
     Mutant(
         "roles",
-        "ledger/_domain/profile.py",
+        "ledger/_domain/aggregate.py",
         "    if ctx.role not in roles:\n",
         "    if False:\n",
         "any role may issue operator, sweep and review commands",
@@ -206,7 +206,7 @@ MUTANTS = (
     ),
     Mutant(
         "hard-limit",
-        "ledger/_domain/profile.py",
+        "ledger/_domain/leasing.py",
         "        if lease.hard_limit_at is not None and now >= lease.hard_limit_at:\n",
         "        if False:\n",
         "live_lease accepts a heartbeat, extend or release at or past the lease's hard limit",

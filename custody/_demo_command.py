@@ -1,0 +1,74 @@
+"""``custody demo``: the article's failure story, or a small fleet of worker processes."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from custody._commands import cli
+from custody._wiring import options
+
+if TYPE_CHECKING:
+    pass
+
+
+@cli.command()
+@click.option("--db", metavar="FILE", help="SQLite file to write (default: a new temporary file)")
+@click.option(
+    "--workers", type=click.IntRange(1, 16), metavar="N",
+    help="run a fleet of N worker processes instead of the story",
+)  # fmt: skip
+@click.option(
+    "--tasks", type=click.IntRange(1, 20), default=3, show_default=True, metavar="M",
+    help="tasks per worker (with --workers)",
+)  # fmt: skip
+@click.option("--browser", is_flag=True, help="the workers drive Chromium (with --workers)")
+@click.option("--seed", type=int, default=17, show_default=True, help="where faults fall")
+@click.option(
+    "--ttl", type=click.IntRange(1, 600), default=3, show_default=True, metavar="SECONDS",
+    help="the fleet's lease TTL (with --workers)",
+)  # fmt: skip
+@click.pass_context
+def demo(ctx: click.Context, /, db: str | None, workers: int | None, **fleet: Any) -> Any:
+    """play the article's failure story, or run a small fleet (--workers), on a fresh SQLite
+    file"""
+    as_json = options().as_json
+    if workers is None:
+        for name in ("tasks", "browser", "seed", "ttl"):
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name} needs --workers N")
+        return _story(db, as_json)
+    return _fleet(db, workers, as_json, **fleet)
+
+
+def _story(db: str | None, as_json: bool) -> dict[str, Any] | None:
+    from custody._demo import PROFILE, play
+    from ledger import Ledger
+    from projections import timeline as rows
+
+    # Under --json the narration goes to stderr and stdout carries the story's events.
+    store = play(db, out=sys.stderr if as_json else sys.stdout)
+    if not as_json:
+        return None
+    with Ledger.open(store) as played:
+        return {"store": store, "timeline": rows(played, PROFILE)}
+
+
+def _fleet(
+    db: str | None, workers: int, as_json: bool, *, tasks: int, browser: bool, seed: int, ttl: int
+) -> dict[str, Any] | None:
+    from custody._fleet.plan import make_plan
+    from custody._fleet.summary import summary_json, write_summary
+    from custody._fleet.supervisor import run_fleet
+    from workers import BrowserSettings
+
+    plan = make_plan(workers, tasks, seed=seed, ttl_seconds=ttl)
+    out = sys.stderr if as_json else sys.stdout
+    executable = BrowserSettings().executable_path
+    result = run_fleet(plan, db=db, browser=browser, out=out, executable=executable)
+    if as_json:
+        return summary_json(result)
+    write_summary(result, out)
+    return None

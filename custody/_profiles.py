@@ -1,0 +1,75 @@
+"""The commands that say where profiles stand: status (with the fleet summary for a person),
+why a profile is blocked, who used it last, and the availability table's repair."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from custody._commands import cli, profile_argument
+from custody._wiring import LedgerChoice, on_ledger, options, states
+
+if TYPE_CHECKING:
+    from custody._printed import Printed
+    from ledger import Ledger, RebuildReport
+    from projections import Explanation, StatusRow, Usage
+
+
+@cli.command()
+@click.option("--account", "account_id", metavar="ACCOUNT", help="only this account's profiles")
+@click.option("--state", type=LedgerChoice(states), help="only profiles in this state")
+@click.option(
+    "--summary/--no-summary", default=None,
+    help="the fleet summary below the table (default: on a terminal only; with --json, an "
+    "object {profiles, fleet} instead of the list)",
+)  # fmt: skip
+@on_ledger
+def status(ledger: Ledger, summary: bool | None, **params: Any) -> list[StatusRow] | Printed:
+    """availability of every profile (and, for a person, the fleet summary below)"""
+    from custody._fleet_output import StatusAnswer, for_a_person
+    from projections import status as status_rows
+
+    rows = status_rows(ledger, **params)
+    if summary is None:  # a program reading a pipe or --json gets the table or list alone
+        summary = not options().as_json and for_a_person(sys.stdout)
+    if not summary:
+        return rows
+    from reports import fleet
+
+    return StatusAnswer(rows, fleet(account=params["account_id"], ledger=ledger))
+
+
+@cli.command()
+@profile_argument
+@on_ledger
+def why(ledger: Ledger, profile_id: str) -> Explanation:
+    """why a profile is blocked (with its browser, when its directory is on this host)"""
+    from projections import explain_view
+    from workers import inspect_view
+
+    view, problem = ledger.checked_view(profile_id)  # the one load of the profile
+    seen = inspect_view(ledger, view)
+    shown = seen.browser is not None and seen.browser.alive and not seen.orphan
+    not_ours = seen.shared if shown else None
+    return explain_view(ledger, view, problem, browser=seen.browser, not_ours=not_ours)
+
+
+@cli.command()
+@profile_argument
+@on_ledger
+def who(ledger: Ledger, profile_id: str) -> Usage:
+    """who holds or last held a profile"""
+    from projections import who as usage
+
+    return usage(ledger, profile_id)
+
+
+@cli.command()
+@on_ledger
+def rebuild(ledger: Ledger) -> RebuildReport:
+    """report how availability differs from the events, then repair it"""
+    from ledger import rebuild_availability
+
+    return rebuild_availability(ledger)
