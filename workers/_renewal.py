@@ -1,9 +1,10 @@
 """The worker's lease commands, each resent under its own command id after
 ``StoreUnavailable`` (so one that did land is not applied twice): checkout, renewal (a
-heartbeat), release; and the background thread that renews a lease every interval on a ledger
-of its own.
+heartbeat), release; when a background renewal is due and what it sends
+(``due_in``, ``renew_reported``: both flavours' heartbeats); and the sync flavour's heartbeat
+thread, which renews a lease every interval on a ledger of its own.
 
-None of this touches a Playwright object: the thread reads the step and URL the task reported
+None of this touches a Playwright object: a renewal reads the step and URL the task reported
 from ``Progress`` and says what it learned through ``LeaseGuard``. The functions block; the
 asyncio flavour runs them on its ledger's own thread.
 """
@@ -147,14 +148,41 @@ def release(
             return result, record
 
 
+def due_in(guard: LeaseGuard, clock: Clock) -> float:
+    """Seconds until the next background renewal is due: ``interval`` after the start of the
+    last renewal that succeeded (a ``step`` the task sent counts); 0 when it is due now."""
+    return max(0.0, guard.renewed_at + guard.timing.interval - clock())
+
+
+def renew_reported(
+    ledger: Handles,
+    lease: Lease,
+    guard: LeaseGuard,
+    progress: Progress,
+    *,
+    wait: Wait,
+    clock: Clock = time.monotonic,
+) -> bool:
+    """One background renewal: a heartbeat carrying the step and URL the run reported
+    (``renew``). An error it does not expect is remembered in the guard and waited out for a
+    retry period, like an unavailable store, so only the deadline decides when to give up.
+    True: renewed."""
+    report = progress.now()
+    try:
+        beat = heartbeat(lease, step=report.step, url=report.url)
+        return renew(ledger, beat, guard, wait=wait, clock=clock)
+    except Exception as error:  # the deadline, not a surprise, decides when to give up
+        guard.failed(f"{type(error).__name__}: {error}")
+        wait(guard.timing.retry_period)
+        return False
+
+
 class Renewer:
-    """The heartbeat thread of one lease.
+    """The heartbeat thread of one lease (the sync flavour's).
 
     It opens its own ledger with ``open_ledger`` (a ledger is never shared across threads),
-    renews ``interval`` after the start of the last renewal that succeeded (a ``step`` sent by
-    the task counts), and ends when the lease is lost or ``stop`` is called; it closes its
-    ledger on the way out. An error it does not expect is retried like an unavailable store,
-    so only the deadline decides when to give up.
+    renews when due (``due_in``, ``renew_reported``), and ends when the lease is lost or
+    ``stop`` is called; it closes its ledger on the way out.
     """
 
     def __init__(
@@ -200,17 +228,11 @@ class Renewer:
 
     def _sleep_until_due(self) -> bool:
         """Wait for the next renewal; False when the thread should end."""
-        due = self._guard.renewed_at + self._guard.timing.interval
-        if self._stop.wait(max(0.0, due - self._clock())):
+        if self._stop.wait(due_in(self._guard, self._clock)):
             return False
         return self._guard.held()
 
     def _renew_once(self, ledger: Handles) -> None:
-        report = self._progress.now()
-        try:
-            beat = heartbeat(self._lease, step=report.step, url=report.url)
-            if renew(ledger, beat, self._guard, wait=self._stop.wait, clock=self._clock):
-                self.renewals += 1
-        except Exception as error:  # the deadline, not a surprise, decides when to give up
-            self._guard.failed(f"{type(error).__name__}: {error}")
-            self._stop.wait(self._guard.timing.retry_period)
+        lease, guard, progress = self._lease, self._guard, self._progress
+        if renew_reported(ledger, lease, guard, progress, wait=self._stop.wait, clock=self._clock):
+            self.renewals += 1
