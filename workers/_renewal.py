@@ -11,7 +11,6 @@ asyncio flavour runs them on its ledger's own thread.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from ledger import (
 )
 from workers._evidence import Evidence
 from workers._guard import Clock, LeaseGuard, Progress
+from workers._lease_thread import LeaseThread
 
 R = TypeVar("R")
 
@@ -177,13 +177,10 @@ def renew_reported(
         return False
 
 
-class Renewer:
-    """The heartbeat thread of one lease (the sync flavour's).
-
-    It opens its own ledger with ``open_ledger`` (a ledger is never shared across threads),
-    renews when due (``due_in``, ``renew_reported``), and ends when the lease is lost or
-    ``stop`` is called; it closes its ledger on the way out.
-    """
+class Renewer(LeaseThread[Handles]):
+    """The heartbeat thread of one lease (the sync flavour's), on a ledger of its own
+    (``LeaseThread``): it renews when due (``due_in``, ``renew_reported``) until the lease is
+    lost or ``stop`` is called."""
 
     def __init__(
         self,
@@ -193,38 +190,16 @@ class Renewer:
         progress: Progress,
         clock: Clock = time.monotonic,
     ) -> None:
-        self._open_ledger = open_ledger
+        super().__init__(f"heartbeat {lease.lease_id}", open_ledger)
         self._lease = lease
         self._guard = guard
         self._progress = progress
         self._clock = clock
-        self._stop = threading.Event()
         self.renewals = 0
-        self._thread = threading.Thread(
-            target=self._run, name=f"heartbeat {lease.lease_id}", daemon=True
-        )
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Ask the thread to end and wait for it; True when it has ended."""
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        ledger = self._open_ledger()
-        try:
-            while self._sleep_until_due():
-                self._renew_once(ledger)
-        finally:
-            ledger.close()
+    def _watch(self, ledger: Handles) -> None:
+        while self._sleep_until_due():
+            self._renew_once(ledger)
 
     def _sleep_until_due(self) -> bool:
         """Wait for the next renewal; False when the thread should end."""
