@@ -5,7 +5,7 @@
 collected.
 
     leases = ProfileLeases.open(store_url=None, worker_id="worker_03")
-    with leases.checkout("profile_shop_17", run_id="run_0945", task_type="t") as lease:
+    with leases.checkout("profile_shop_17", run_id="run_0945", task_type="check") as lease:
         with lease.browser(pw) as context:
             ...
             lease.step("dashboard_loaded", safe=True)

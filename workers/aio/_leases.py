@@ -4,7 +4,7 @@
 collected.
 
     leases = ProfileLeases.open(store_url=None, worker_id="worker_03")
-    async with leases.checkout("profile_shop_17", run_id="run_0945", task_type="t") as lease:
+    async with leases.checkout("profile_shop_17", run_id="run_0945", task_type="check") as lease:
         async with lease.browser(pw) as context:
             ...
             await lease.step("dashboard_loaded", safe=True)
