@@ -28,7 +28,6 @@ from ledger import (
     BrowserCheck,
     BrowserStatus,
     Holder,
-    Lease,
     Ledger,
     LedgerError,
     NotAllowed,
@@ -38,7 +37,7 @@ from ledger import (
     StopSignal,
     StoreUnavailable,
 )
-from ledger.rules import stop_refusal
+from ledger.rules import holder_of, stop_refusal
 from workers._sharing import Sharing, sharing
 
 LOCK_NAME = "SingletonLock"
@@ -221,7 +220,7 @@ def _inspection(
     stopped: StopSignal | None = None,
     version: int | None = None,
 ) -> Inspection:
-    holder = _holder(view.lease)
+    holder = holder_of(view.lease)
     shared = shared or Sharing()
     return Inspection(
         profile_id=view.record.profile_id,
@@ -244,17 +243,6 @@ def _note(directory: str | None, browser: BrowserCheck | None) -> str:
     if directory is None:
         return "no user_data_dir is registered for this profile: nothing to inspect"
     return f"{directory} is not a directory on this host: inspect on the host that ran it"
-
-
-def _holder(lease: Lease | None) -> Holder | None:
-    if lease is None:
-        return None
-    return Holder(
-        worker_id=lease.worker_id,
-        run_id=lease.run_id,
-        task_type=lease.task_type,
-        lease_id=lease.lease_id,
-    )
 
 
 def stop_orphan(
