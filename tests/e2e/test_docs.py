@@ -171,6 +171,20 @@ def test_every_repository_path_named_exists(page: Path) -> None:
     assert [p for p in _named_paths(page) if not (ROOT / p).exists()] == []
 
 
+def test_the_code_points_only_at_docs_that_exist() -> None:
+    """A docs/ page a module of the packages points at exists (and no module points outside
+    the repository, at ``../shared/``)."""
+    named, outside = [], []
+    for package in PACKAGES:
+        for module in (ROOT / package).rglob("*.py"):
+            text = module.read_text()
+            named += [p for p in re.findall(r"\bdocs/[\w./-]+\.md", text) if "/../" not in p]
+            outside += [f"{module.relative_to(ROOT)}" for _ in re.findall(r"\.\./shared/", text)]
+    assert named, "the inspector points at its explanation in docs/"
+    assert [p for p in named if not (ROOT / p).exists()] == []
+    assert outside == []
+
+
 _FILE_SUFFIXES = (".db", ".py", ".md", ".json", ".html", ".csv", ".png", ".ipynb", ".parquet")
 
 
