@@ -3,8 +3,9 @@
 Chromium marks an open profile with ``SingletonLock``, a symlink to ``hostname-pid``. A browser
 is alive for a profile when the lock names this host, its pid is alive and not a zombie,
 ``/proc/<pid>/exe`` is Chromium, and its command line holds exactly
-``--user-data-dir=<that directory>`` (``../shared/notes/chromium.md``). Chromium's lock is not a
-lease: the ledger decides who may use a profile; the lock only says whether a browser has it.
+``--user-data-dir=<that directory>`` (``docs/explanation/browsers-and-the-inspector.md``).
+Chromium's lock is not a lease: the ledger decides who may use a profile; the lock only says
+whether a browser has it.
 
 Only the host that ran the browser can tell; elsewhere the answer is ``unknown``. The ledger
 never reads these facts itself: they are passed to it (``Ledger.review(browser=...)``) or
