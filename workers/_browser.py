@@ -1,5 +1,8 @@
-"""A leased profile's browser on Playwright's sync API: the lease guard on every request, the
-navigation watch, and the final screenshot.
+# Generated from workers/aio/_browser.py by scripts/unasync.py: do not edit it by hand. Edit the
+# source, then run `python scripts/unasync.py` (tests/e2e/test_unasync.py fails while this
+# file is stale).
+"""A leased profile's browser: the lease guard on every request, the navigation watch, and the
+final screenshot.
 
 Every request of the context, whichever page or frame makes it, passes ``context.route``'s
 handler, which lets it through only while the lease is held and aborts it once the lease is
@@ -7,13 +10,14 @@ lost; every WebSocket passes ``context.route_web_socket``'s, which connects it o
 lease is held and closes it at the first message the page sends after the loss.
 
 Playwright holds a routed request (or message) until the handler has answered, and the handler
-runs on the Playwright thread (the task's), so one made while the task is busy elsewhere, or
-while the process is stopped, waits; when the handler runs it asks the guard, which reads the
-clock: past the deadline it is refused without reaching the network. The browser itself is
-stopped on the task's thread, at its next SDK call or when the block is left (killed, not
-closed: see ``launch.kill_browser``); until then it can reach nothing. Not covered: a route
-the task installs itself that calls ``continue_()`` (its handlers run before these: use
-``fallback()``), and ``context.request`` (Playwright's own HTTP client, which passes no route).
+runs where the task's Playwright calls run (its thread, or its event loop), so one made while
+the task is busy elsewhere, or while the process is stopped, waits; when the handler runs it
+asks the guard, which reads the clock: past the deadline it is refused without reaching the
+network. The browser itself is stopped by the task, at its next SDK call or when the block is
+left (killed, not closed: see ``launch.kill_browser``); until then it can reach nothing. Not
+covered: a route the task installs itself that calls ``continue_()`` (its handlers run before
+these: use ``fallback()``), and ``context.request`` (Playwright's own HTTP client, which passes
+no route).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from playwright.sync_api import (
 )
 
 from workers._browser_watch import BrowserWatch
+from workers._flavour import blocking
 from workers._guard import LeaseGuard, Progress
 from workers._launch import (
     ALL_URLS,
@@ -43,7 +48,8 @@ from workers._launch import (
 
 
 class BrowserSession:
-    """A launched context under a lease. Used on the Playwright thread only."""
+    """A launched context under a lease, used by the lease's task only. ``install`` before any
+    page loads."""
 
     def __init__(
         self,
@@ -54,8 +60,7 @@ class BrowserSession:
         user_data_dir: Path,
         watch: BrowserWatch,
     ) -> None:
-        """Installs the request guard and the navigation watch before any page loads.
-        ``watch``: the browser's watchdog, told ``done`` once the browser is closed."""
+        """``watch``: the browser's watchdog, told ``done`` once the browser is closed."""
         self.context = context
         self._watchdog = watch
         self._user_data_dir = user_data_dir
@@ -65,12 +70,15 @@ class BrowserSession:
         self._progress = progress
         self._last_page: Page | None = None
         self._evidence = EvidenceWatch(progress)
-        context.on("close", self._evidence.context_closed)
-        context.route(ALL_URLS, self._route)
-        context.route_web_socket(ALL_URLS, self._route_socket)
-        for page in context.pages:
+
+    def install(self) -> None:
+        """The request guard on every request, and the navigation watch on every page."""
+        self.context.on("close", self._evidence.context_closed)
+        self.context.route(ALL_URLS, self._route)
+        self.context.route_web_socket(ALL_URLS, self._route_socket)
+        for page in self.context.pages:
             self._watch(page)
-        context.on("page", self._watch)
+        self.context.on("page", self._watch)
 
     def _route(self, route: Route) -> None:
         if self._guard.held():
@@ -135,4 +143,4 @@ class BrowserSession:
         except PlaywrightError as failed:
             self._evidence.close_failed(failed, expected=killed)
         finally:
-            self._watchdog.done()
+            blocking(self._watchdog.done)

@@ -3,8 +3,9 @@
 Chromium marks an open profile with ``SingletonLock``, a symlink to ``hostname-pid``. A browser
 is alive for a profile when the lock names this host, its pid is alive and not a zombie,
 ``/proc/<pid>/exe`` is Chromium, and its command line holds exactly
-``--user-data-dir=<that directory>`` (``../shared/notes/chromium.md``). Chromium's lock is not a
-lease: the ledger decides who may use a profile; the lock only says whether a browser has it.
+``--user-data-dir=<that directory>`` (``docs/explanation/browsers-and-the-inspector.md``).
+Chromium's lock is not a lease: the ledger decides who may use a profile; the lock only says
+whether a browser has it.
 
 Only the host that ran the browser can tell; elsewhere the answer is ``unknown``. The ledger
 never reads these facts itself: they are passed to it (``Ledger.review(browser=...)``) or
@@ -37,7 +38,7 @@ from ledger import (
     StopSignal,
     StoreUnavailable,
 )
-from ledger.rules import stop_refusal
+from ledger.rules import holder_of, stop_refusal
 from workers._sharing import Sharing, sharing
 
 LOCK_NAME = "SingletonLock"
@@ -224,35 +225,29 @@ def _inspection(
     stopped: StopSignal | None = None,
     version: int | None = None,
 ) -> Inspection:
-    directory = view.record.user_data_dir
-    if browser is not None:
-        note = browser.detail
-    elif directory is None:
-        note = "no user_data_dir is registered for this profile: nothing to inspect"
-    else:
-        note = f"{directory} is not a directory on this host: inspect on the host that ran it"
-    lease = view.lease
-    holder = None
-    if lease is not None:
-        holder = Holder(
-            worker_id=lease.worker_id,
-            run_id=lease.run_id,
-            task_type=lease.task_type,
-            lease_id=lease.lease_id,
-        )
+    holder = holder_of(view.lease)
     shared = shared or Sharing()
     return Inspection(
         profile_id=view.record.profile_id,
-        user_data_dir=directory,
+        user_data_dir=view.record.user_data_dir,
         state=view.state,
         holder=holder,
         browser=browser,
-        note=note,
+        note=_note(view.record.user_data_dir, browser),
         shared=shared.said,
         orphan=browser is not None and browser.alive and holder is None and not shared.blocks,
         stopped=stopped,
         version=version,
     )
+
+
+def _note(directory: str | None, browser: BrowserCheck | None) -> str:
+    """What inspecting the directory found, or why nothing was inspected."""
+    if browser is not None:
+        return browser.detail
+    if directory is None:
+        return "no user_data_dir is registered for this profile: nothing to inspect"
+    return f"{directory} is not a directory on this host: inspect on the host that ran it"
 
 
 def stop_orphan(
@@ -278,15 +273,7 @@ def stop_orphan(
     """
     host = host or LocalHost()
     view = ledger.view(profile_id)
-    directory = view.record.user_data_dir
-    refused = stop_refusal(view.record.profile_id, view.lease)
-    if refused is not None:
-        raise NotAllowed(refused)
-    check = inspect_here(directory, host)
-    if directory is None or check is None:
-        raise NotAllowed(f"cannot stop a browser of {profile_id}: {_inspection(view, None).note}")
-    if check.status is BrowserStatus.UNKNOWN:
-        raise NotAllowed(f"cannot stop a browser of {profile_id} from here: {check.detail}")
+    check = _browser_to_stop(view, host)
     shared = sharing(ledger, view)
     if not check.alive or check.pid is None:
         return _inspection(view, check, shared)
@@ -294,7 +281,34 @@ def stop_orphan(
         raise NotAllowed(f"cannot stop the browser on {profile_id}'s directory: {shared.said}")
     used = _terminate(check, host, grace_seconds)
     if used is None:
-        return _inspection(view, inspect(directory, host), shared)
+        return _inspection(view, inspect(check.user_data_dir, host), shared)
+    version = _record_stop(ledger, profile_id, actor, check, used)
+    after = inspect(check.user_data_dir, host)
+    return _inspection(ledger.view(profile_id), after, shared, used, version)
+
+
+def _browser_to_stop(view: ProfileView, host: Host) -> BrowserCheck:
+    """What inspecting the profile's directory here finds. ``NotAllowed`` while a lease (live
+    or stale) holds the profile, when no directory is registered or it is not on this host,
+    and when the lock names another host."""
+    profile_id = view.record.profile_id
+    refused = stop_refusal(profile_id, view.lease)
+    if refused is not None:
+        raise NotAllowed(refused)
+    check = inspect_here(view.record.user_data_dir, host)
+    if check is None:
+        raise NotAllowed(f"cannot stop a browser of {profile_id}: {_inspection(view, None).note}")
+    if check.status is BrowserStatus.UNKNOWN:
+        raise NotAllowed(f"cannot stop a browser of {profile_id} from here: {check.detail}")
+    return check
+
+
+def _record_stop(
+    ledger: Ledger, profile_id: str, actor: str, check: BrowserCheck, used: StopSignal
+) -> int:
+    """Record the stop (``BrowserStopped``); the event's version. A store that cannot take it
+    raises ``StoreUnavailable`` saying the browser was stopped all the same."""
+    assert check.pid is not None
     try:
         row = ledger.handle(
             RecordBrowserStop(
@@ -302,15 +316,14 @@ def stop_orphan(
                 actor=actor,
                 host=check.host,
                 pid=check.pid,
-                user_data_dir=directory,
+                user_data_dir=check.user_data_dir,
                 signal=used,
             )
         )
     except StoreUnavailable as e:  # the stop happened: say so, whatever the store says
         msg = f"Chromium pid {check.pid} was stopped with {used}, but could not be recorded: {e}"
         raise StoreUnavailable(msg) from e
-    after = inspect(directory, host)
-    return _inspection(ledger.view(profile_id), after, shared, used, row.version)
+    return row.version
 
 
 def _terminate(check: BrowserCheck, host: Host, grace_seconds: float) -> StopSignal | None:

@@ -1,5 +1,8 @@
-"""The worker SDK on Playwright's sync API: check a profile out, work under the lease, release
-it with the evidence collected.
+# Generated from workers/aio/_leases.py by scripts/unasync.py: do not edit it by hand. Edit the
+# source, then run `python scripts/unasync.py` (tests/e2e/test_unasync.py fails while this
+# file is stale).
+"""The worker SDK: check a profile out, work under the lease, release it with the evidence
+collected.
 
     leases = ProfileLeases.open(store_url=None, worker_id="worker_03")
     with leases.checkout("profile_shop_17", run_id="run_0945", task_type="check") as lease:
@@ -11,21 +14,23 @@ Leaving the checkout block releases the lease: success with the final URL and sc
 exception as a failure naming it; ``lease.expected_failure(reason)`` as an expected failure.
 A lease that is lost (the ledger says so, or it could not be renewed before its deadline) is
 never released by the worker: the sweep settles it.
+
+The lease's life is written here once, for both flavours; what a flavour does its own way
+(where the ledger's calls run, how heartbeats run, how SIGTERM stops the task) is in its
+``_flavour`` module.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Self
 
-import greenlet
 from playwright.sync_api import BrowserContext, Error as PlaywrightError, Playwright
 
-from ledger import Checkout, Lease, LeaseLost
+from ledger import Checkout, Lease, LeaseLost, Ledger
 from workers import (
     _evidence as evidence,
     _launch as launch,
@@ -36,25 +41,17 @@ from workers import (
 )
 from workers._browser import BrowserSession
 from workers._browser_watch import BrowserWatch
-from workers._guard import Clock, LeaseGuard
-from workers._held import STOP_TIMEOUT, HeldLease, WorkerConfig, not_released
-from workers._renewal import Renewer, heartbeat, renew
-from workers._settings import BrowserSettings
-from workers._termination import Terminated
+from workers._flavour import LedgerDoor, TaskLease, blocking
+from workers._guard import LeaseGuard
+from workers._held import STOP_TIMEOUT, not_released
 
 
-class WorkerLease(HeldLease):
-    """One checked-out lease (see ``HeldLease``). Use it on the thread that checked it out."""
+class WorkerLease(TaskLease):
+    """One checked-out lease (see ``HeldLease``), used by the task that checked it out."""
 
     def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        super().__init__(lease, guard, leases)
-        self._leases = leases
-        self._renewer = Renewer(leases.open_ledger, lease, guard, self._progress, leases.clock)
+        super().__init__(lease, leases, guard)
         self._session: BrowserSession | None = None
-
-    @property
-    def heartbeat_thread_alive(self) -> bool:
-        return self._renewer.alive
 
     def step(self, name: str, *, safe: bool = False, mutating: bool = False) -> None:
         """Record the step in the ledger now, as a heartbeat naming it (with the page's last
@@ -63,10 +60,13 @@ class WorkerLease(HeldLease):
         closed first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses."""
         self._ensure_held()
         url = self._progress.now().url
-        beat = heartbeat(self.lease, step=name, url=url, safe=safe, mutating=mutating)
-        with self._signalled.sdk_call():
-            if renew(self._leases.ledger, beat, self._guard, wait=_sleep, clock=self._leases.clock):
+        beat = renewal.heartbeat(self.lease, step=name, url=url, safe=safe, mutating=mutating)
+
+        def send(ledger: Ledger) -> None:  # the step is the run's once the ledger has it
+            if renewal.renew(ledger, beat, self._guard, wait=self._pause, clock=self._leases.clock):
                 self._progress.stepped(name, safe=safe, mutating=mutating)
+
+        self._call(send)
         self._ensure_held()
 
     @contextmanager
@@ -79,17 +79,13 @@ class WorkerLease(HeldLease):
         token is there). Leaving the block takes the final screenshot (unless the lease was
         lost) and always closes the context."""
         self._ensure_held()
-        with self._signalled.sdk_call():
-            record = self._leases.ledger.view(self.lease.profile_id).record
-            plan = launch.plan(
-                self.lease,
-                record.user_data_dir,
-                self._leases.settings,
-                self._leases.evidence_dir,
-                launch_options,
-            )
-            self.step("browser_launch")
-            profile_dir.claim(plan.user_data_dir, self.lease)
+        profile_id, leases = self.lease.profile_id, self._leases
+        record = self._call(lambda ledger: ledger.view(profile_id).record)
+        plan = launch.plan(
+            self.lease, record.user_data_dir, leases.settings, leases.evidence_dir, launch_options
+        )
+        self.step("browser_launch")
+        self._blocking(profile_dir.claim, plan.user_data_dir, self.lease)
         session = self._session = self._launch(pw, plan)
         try:
             yield session.context
@@ -106,19 +102,21 @@ class WorkerLease(HeldLease):
         try:
             context = pw.chromium.launch_persistent_context(plan.user_data_dir, **plan.arguments)
         except BaseException:
-            watch.done()
+            blocking(watch.done)
             raise
         watch.launched()
         self._progress.update(observed_proxy=plan.proxy_id)
+        session = BrowserSession(
+            context, self._guard, self._navigations, self._progress, plan.user_data_dir, watch
+        )
         try:
-            return BrowserSession(
-                context, self._guard, self._navigations, self._progress, plan.user_data_dir, watch
-            )
+            session.install()
         except BaseException:
             with contextlib.suppress(PlaywrightError):
                 context.close()
-            watch.done()
+            blocking(watch.done)
             raise
+        return session
 
     def _ensure_held(self) -> None:
         """Raise ``LeaseLost`` once the lease is lost, closing the browser first."""
@@ -131,60 +129,26 @@ class WorkerLease(HeldLease):
         if self._session is not None:
             self._session.close()
 
-    def _start(self) -> None:
-        self._greenlet = greenlet.getcurrent()  # where the task runs: where SIGTERM is raised
-        self._renewer.start()
-        self._revocations.start()
-
-    def terminate(self, signum: int) -> bool:
-        """SIGTERM (``workers._termination``): ``Terminated`` is raised in the task at once when
-        the signal finds it running, or just after the SDK call under way. Found inside
-        Playwright's dispatcher (the task waits in a page call), it is thrown into the task
-        from the event loop's next callback, never in the middle of a message."""
-        if not self._signalled.terminate(signum):
-            return False
-        if greenlet.getcurrent() is self._greenlet:
-            return True
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return True
-        loop.call_soon_threadsafe(self._greenlet.throw, Terminated(signum))
-        return False
-
-    def _close_out(self, error: BaseException | None) -> None:
-        """``_end``, which a SIGTERM does not cut short (``Terminated`` follows it)."""
-        with self._signalled.sdk_call(then_raise=False):
-            self._end(error)
-
     def _end(self, error: BaseException | None) -> None:
-        """Stop the heartbeats, close the browser, then release with the evidence (or, for a
-        lost lease, release nothing: ``LeaseLost`` when no other error is on its way)."""
-        self._renewer.stop(STOP_TIMEOUT)
-        self._revocations.stop(STOP_TIMEOUT)
+        """Stop the heartbeats and the revocation watch, close the browser, then release with
+        the evidence (or, for a lost lease, release nothing: ``LeaseLost`` when no other error
+        is on its way)."""
+        self._stop_heartbeats()
+        self._blocking(self._revocations.stop, STOP_TIMEOUT)
         self._close_browser()
         self.evidence = self._settle(error)
         if self.evidence is not None:
-            ledger = self._leases.ledger
-            sent = self.evidence
-            self.result, self.evidence = renewal.release(ledger, self.lease, self._guard, sent)
-            if self.evidence is not sent:  # the ledger refused part of it: keep what it took
-                self.evidence.write(evidence.lease_directory(self._leases.evidence_dir, self.lease))
+            record = self.evidence
+            release = partial(renewal.release, lease=self.lease, guard=self._guard, record=record)
+            self.result, sent = self._call(release)
+            self.evidence = sent
+            if sent is not record:  # the ledger refused part of it: keep what it took
+                sent.write(evidence.lease_directory(self._leases.evidence_dir, self.lease))
 
 
-class ProfileLeases(WorkerConfig):
-    """A worker's door to the ledger (``ProfileLeases.open``). Holds a ``Ledger``: use it on
-    one thread (each lease's heartbeat thread opens a ledger of its own on the same store)."""
-
-    def __init__(
-        self,
-        store_url: str | None,
-        worker_id: str,
-        settings: BrowserSettings,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        super().__init__(store_url, worker_id, settings, clock)
-        self.ledger = self.open_ledger()
+class ProfileLeases(LedgerDoor):
+    """A worker's door to the ledger (``ProfileLeases.open``; see ``LedgerDoor`` for when its
+    ledger is opened and where it is used)."""
 
     @contextmanager
     def checkout(
@@ -204,23 +168,25 @@ class ProfileLeases(WorkerConfig):
         ``max_duration_seconds``: the lease's hard limit (``Ledger.checkout``); the worker
         loses the lease at it on its own clock, and its browser is stopped."""
         started = self.clock()
-        lease = renewal.checkout(
-            lambda command_id: self.ledger.handle(
-                Checkout(
-                    profile_id=profile_id,
-                    worker_id=self.worker_id,
-                    run_id=run_id,
-                    task_type=task_type,
-                    ttl_seconds=ttl_seconds,
-                    account_id=account_id,
-                    proxy_id=proxy_id,
-                    command_id=command_id,
-                    correlation_id=correlation_id,
-                    max_duration_seconds=max_duration_seconds,
-                )
-            ),
-            clock=self.clock,
+        order = partial(
+            Checkout,
+            profile_id=profile_id,
+            worker_id=self.worker_id,
+            run_id=run_id,
+            task_type=task_type,
+            ttl_seconds=ttl_seconds,
+            account_id=account_id,
+            proxy_id=proxy_id,
+            correlation_id=correlation_id,
+            max_duration_seconds=max_duration_seconds,
         )
+
+        def send(ledger: Ledger) -> Lease:
+            return renewal.checkout(
+                lambda command_id: ledger.handle(order(command_id=command_id)), clock=self.clock
+            )
+
+        lease = self.call(send)
         with self._holding(lease, started) as held:
             yield held
 
@@ -240,8 +206,8 @@ class ProfileLeases(WorkerConfig):
         with the aggregated reasons when none is left), then as ``checkout``. Not resent after
         ``StoreUnavailable``: routing is not idempotent."""
         started = self.clock()
-        lease = routing.checkout_for(
-            self.ledger,
+        route = partial(
+            routing.checkout_for,
             worker_id=self.worker_id,
             run_id=run_id,
             task_type=task_type,
@@ -250,6 +216,7 @@ class ProfileLeases(WorkerConfig):
             ttl_seconds=ttl_seconds,
             proxy_id=proxy_id,
         )
+        lease = self.call(route)
         with self._holding(lease, started) as held:
             yield held
 
@@ -273,16 +240,8 @@ class ProfileLeases(WorkerConfig):
             held._close_out(None)
             held.stop_if_terminated()
 
-    def close(self) -> None:
-        self.ledger.close()
-
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _sleep(seconds: float) -> bool:
-    time.sleep(seconds)
-    return False

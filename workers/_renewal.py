@@ -1,16 +1,16 @@
 """The worker's lease commands, each resent under its own command id after
 ``StoreUnavailable`` (so one that did land is not applied twice): checkout, renewal (a
-heartbeat), release; and the background thread that renews a lease every interval on a ledger
-of its own.
+heartbeat), release; when a background renewal is due and what it sends
+(``due_in``, ``renew_reported``: both flavours' heartbeats); and the sync flavour's heartbeat
+thread, which renews a lease every interval on a ledger of its own.
 
-None of this touches a Playwright object: the thread reads the step and URL the task reported
+None of this touches a Playwright object: a renewal reads the step and URL the task reported
 from ``Progress`` and says what it learned through ``LeaseGuard``. The functions block; the
 asyncio flavour runs them on its ledger's own thread.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +29,7 @@ from ledger import (
 )
 from workers._evidence import Evidence
 from workers._guard import Clock, LeaseGuard, Progress
+from workers._lease_thread import LeaseThread
 
 R = TypeVar("R")
 
@@ -147,15 +148,39 @@ def release(
             return result, record
 
 
-class Renewer:
-    """The heartbeat thread of one lease.
+def due_in(guard: LeaseGuard, clock: Clock) -> float:
+    """Seconds until the next background renewal is due: ``interval`` after the start of the
+    last renewal that succeeded (a ``step`` the task sent counts); 0 when it is due now."""
+    return max(0.0, guard.renewed_at + guard.timing.interval - clock())
 
-    It opens its own ledger with ``open_ledger`` (a ledger is never shared across threads),
-    renews ``interval`` after the start of the last renewal that succeeded (a ``step`` sent by
-    the task counts), and ends when the lease is lost or ``stop`` is called; it closes its
-    ledger on the way out. An error it does not expect is retried like an unavailable store,
-    so only the deadline decides when to give up.
-    """
+
+def renew_reported(
+    ledger: Handles,
+    lease: Lease,
+    guard: LeaseGuard,
+    progress: Progress,
+    *,
+    wait: Wait,
+    clock: Clock = time.monotonic,
+) -> bool:
+    """One background renewal: a heartbeat carrying the step and URL the run reported
+    (``renew``). An error it does not expect is remembered in the guard and waited out for a
+    retry period, like an unavailable store, so only the deadline decides when to give up.
+    True: renewed."""
+    report = progress.now()
+    try:
+        beat = heartbeat(lease, step=report.step, url=report.url)
+        return renew(ledger, beat, guard, wait=wait, clock=clock)
+    except Exception as error:  # the deadline, not a surprise, decides when to give up
+        guard.failed(f"{type(error).__name__}: {error}")
+        wait(guard.timing.retry_period)
+        return False
+
+
+class Renewer(LeaseThread[Handles]):
+    """The heartbeat thread of one lease (the sync flavour's), on a ledger of its own
+    (``LeaseThread``): it renews when due (``due_in``, ``renew_reported``) until the lease is
+    lost or ``stop`` is called."""
 
     def __init__(
         self,
@@ -165,52 +190,24 @@ class Renewer:
         progress: Progress,
         clock: Clock = time.monotonic,
     ) -> None:
-        self._open_ledger = open_ledger
+        super().__init__(f"heartbeat {lease.lease_id}", open_ledger)
         self._lease = lease
         self._guard = guard
         self._progress = progress
         self._clock = clock
-        self._stop = threading.Event()
         self.renewals = 0
-        self._thread = threading.Thread(
-            target=self._run, name=f"heartbeat {lease.lease_id}", daemon=True
-        )
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Ask the thread to end and wait for it; True when it has ended."""
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        ledger = self._open_ledger()
-        try:
-            while self._sleep_until_due():
-                self._renew_once(ledger)
-        finally:
-            ledger.close()
+    def _watch(self, ledger: Handles) -> None:
+        while self._sleep_until_due():
+            self._renew_once(ledger)
 
     def _sleep_until_due(self) -> bool:
         """Wait for the next renewal; False when the thread should end."""
-        due = self._guard.renewed_at + self._guard.timing.interval
-        if self._stop.wait(max(0.0, due - self._clock())):
+        if self._stop.wait(due_in(self._guard, self._clock)):
             return False
         return self._guard.held()
 
     def _renew_once(self, ledger: Handles) -> None:
-        report = self._progress.now()
-        try:
-            beat = heartbeat(self._lease, step=report.step, url=report.url)
-            if renew(ledger, beat, self._guard, wait=self._stop.wait, clock=self._clock):
-                self.renewals += 1
-        except Exception as error:  # the deadline, not a surprise, decides when to give up
-            self._guard.failed(f"{type(error).__name__}: {error}")
-            self._stop.wait(self._guard.timing.retry_period)
+        lease, guard, progress = self._lease, self._guard, self._progress
+        if renew_reported(ledger, lease, guard, progress, wait=self._stop.wait, clock=self._clock):
+            self.renewals += 1

@@ -18,12 +18,12 @@ frozen runs no thread: its browser is stopped by the watchdog at the lease's loc
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Protocol
 
 from ledger import LeaseCheck, StoreUnavailable
 from workers._guard import LeaseGuard
+from workers._lease_thread import LeaseThread
 
 POLL_SECONDS = 0.5
 
@@ -36,9 +36,10 @@ class LeaseChecks(Protocol):
     def close(self) -> None: ...
 
 
-class RevocationWatch:
-    """The watch of one held lease; ``start`` with the lease, ``stop`` before releasing it
-    (the worker's own release must not read as a revocation)."""
+class RevocationWatch(LeaseThread[LeaseChecks]):
+    """The watch of one held lease, on a ledger of its own (``LeaseThread``); ``start`` with
+    the lease, ``stop`` before releasing it (the worker's own release must not read as a
+    revocation)."""
 
     def __init__(
         self,
@@ -46,35 +47,13 @@ class RevocationWatch:
         guard: LeaseGuard,
         poll: float = POLL_SECONDS,
     ) -> None:
-        self._open_ledger = open_ledger
+        super().__init__(f"revocation watch {guard.lease_id}", open_ledger)
         self._guard = guard
         self._poll = poll
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"revocation watch {guard.lease_id}", daemon=True
-        )
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Ask the thread to end and wait for it; True when it has ended."""
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        ledger = self._open_ledger()
-        try:
-            while not self._stop.wait(self._poll) and self._guard.held():
-                self._check(ledger)
-        finally:
-            ledger.close()
+    def _watch(self, ledger: LeaseChecks) -> None:
+        while not self._stop.wait(self._poll) and self._guard.held():
+            self._check(ledger)
 
     def _check(self, ledger: LeaseChecks) -> None:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -111,22 +111,26 @@ def checkout_for(
     (with no candidate, nothing checks it). Not idempotent: a caller that retries after a
     timeout may hold two leases, so it should release what it does not use.
     """
-    rows = [
-        r
-        for r in ledger.availability()
-        if r.account_id == account_id and (region is None or r.region == region)
-    ]
-    ruled_out = sorted(r.profile_id for r in rows if _ruled_out(r, proxy_id))
-    candidates = sorted(r.profile_id for r in rows if r.profile_id not in ruled_out)
+    candidates, ruled_out = _pool(ledger.availability(), account_id, region, proxy_id)
     (rng or random.SystemRandom()).shuffle(candidates)
     attempt = _Attempt(ledger, worker_id, run_id, task_type, account_id, ttl_seconds, proxy_id)
-    for profile_id in candidates:
-        if (lease := attempt.lease(profile_id)) is not None:
-            return lease
-    for profile_id in ruled_out:
-        if (lease := attempt.lease_if_free(profile_id)) is not None:
-            return lease
-    raise NoProfileAvailable(account_id, region, attempt.standing)
+    lease = attempt.first_of(candidates, ruled_out)
+    if lease is None:
+        raise NoProfileAvailable(account_id, region, attempt.standing)
+    return lease
+
+
+def _pool(
+    rows: Iterable[Availability], account_id: str, region: str | None, proxy_id: str | None
+) -> tuple[list[str], list[str]]:
+    """The account's profiles (in ``region``, when given) as their rows show them: those that
+    look free to lease, and those the rows rule out (``_ruled_out``), each sorted."""
+    ours = [
+        r for r in rows if r.account_id == account_id and (region is None or r.region == region)
+    ]
+    ruled_out = sorted(r.profile_id for r in ours if _ruled_out(r, proxy_id))
+    candidates = sorted(r.profile_id for r in ours if r.profile_id not in ruled_out)
+    return candidates, ruled_out
 
 
 @dataclass
@@ -141,6 +145,17 @@ class _Attempt:
     ttl_seconds: int
     proxy_id: str | None
     standing: dict[str, Standing] = field(default_factory=dict)
+
+    def first_of(self, candidates: Iterable[str], ruled_out: Iterable[str]) -> Lease | None:
+        """The first lease granted: of the candidates, in their order, then of the profiles
+        the rows ruled out that turn out free; None when none was."""
+        for profile_id in candidates:
+            if (lease := self.lease(profile_id)) is not None:
+                return lease
+        for profile_id in ruled_out:
+            if (lease := self.lease_if_free(profile_id)) is not None:
+                return lease
+        return None
 
     def lease(self, profile_id: str) -> Lease | None:
         """The lease, or None with the profile's standing recorded (a race lost, a row out

@@ -33,15 +33,9 @@ def sharing(ledger: Ledger, view: ProfileView) -> Sharing:
     if directory is None:
         return Sharing()
     others = ledger.overlapping_profiles(view)
-    for other in others:
-        lease = ledger.view(other).lease
-        if lease is not None:
-            return Sharing(
-                f"{directory} overlaps the directory of profile {other}, held by worker "
-                f"{lease.worker_id} under {lease.lease_id} ({lease.lease_status.value}): a "
-                f"browser there may be {other}'s and is never stopped from {profile_id}",
-                blocks=True,
-            )
+    held = _held_by_another(ledger, others, directory, profile_id)
+    if held is not None:
+        return held
     marker = (profile_dir.read(Path(directory)) if os.path.isdir(directory) else None) or {}
     owner = marker.get("profile_id")
     if isinstance(owner, str) and owner != profile_id:
@@ -51,11 +45,33 @@ def sharing(ledger: Ledger, view: ProfileView) -> Sharing:
             f"orphan; inspect {owner}",
             blocks=True,
         )
+    return _legacy_overlap(others, directory, profile_id, marked=owner == profile_id)
+
+
+def _held_by_another(
+    ledger: Ledger, others: list[str], directory: str, profile_id: str
+) -> Sharing | None:
+    """The first overlapping profile a lease (live or stale) holds, blocking; else None."""
+    for other in others:
+        lease = ledger.view(other).lease
+        if lease is not None:
+            return Sharing(
+                f"{directory} overlaps the directory of profile {other}, held by worker "
+                f"{lease.worker_id} under {lease.lease_id} ({lease.lease_status.value}): a "
+                f"browser there may be {other}'s and is never stopped from {profile_id}",
+                blocks=True,
+            )
+    return None
+
+
+def _legacy_overlap(others: list[str], directory: str, profile_id: str, *, marked: bool) -> Sharing:
+    """Profiles an older custody let share the directory, none holding a lease: a browser there
+    is this profile's only when its own marker (``marked``) says so."""
     if not others:
         return Sharing()
     listed = ", ".join(others)
     legacy = f"{directory} overlaps the directory of profile {listed} (registered before custody"
-    if owner == profile_id:
+    if marked:
         return Sharing(f"{legacy} refused that); its lease marker names {profile_id}")
     return Sharing(
         f"{legacy} refused that): whose browser runs there cannot be told, as no lease marker "

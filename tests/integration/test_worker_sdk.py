@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from workers import (
     LaunchRefused,
     LeaseLost,
     NoProfileAvailable,
+    _renewal as renewal,
     aio,
 )
 from workers._profile_dir import MARKER
@@ -321,3 +323,45 @@ def test_checkout_for_leases_any_free_profile_of_the_account(
             asyncio.run(route())
     assert first.evidence is not None
     assert second.evidence is not None
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_background_heartbeats_outlive_an_error_they_do_not_expect(
+    store: str, settings: BrowserSettings, monkeypatch: pytest.MonkeyPatch, flavour: str
+) -> None:
+    """The first background renewal fails with an error nobody expects (TTL 3 s: due after
+    1 s, retried 0.2 s later, given up 2 s after the last renewal): the heartbeats go on, the
+    lease is held through 2.6 s of work, and leaving the block releases it; on both
+    flavours."""
+    real = renewal.renew
+    surprises: list[str] = []
+
+    def hiccup(*args: Any, **kwargs: Any) -> Any:
+        if not surprises:
+            surprises.append("raised")
+            raise RuntimeError("driver hiccup")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(renewal, "renew", hiccup)
+
+    def run_sync() -> Any:
+        with leases_on(store, settings).checkout(
+            "p1", run_id="r", task_type="t", ttl_seconds=3
+        ) as lease:
+            time.sleep(2.6)
+        return lease
+
+    async def run_async() -> Any:
+        async with (
+            aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases,
+            leases.checkout("p1", run_id="r", task_type="t", ttl_seconds=3) as lease,
+        ):
+            await asyncio.sleep(2.6)
+        return lease
+
+    lease = run_sync() if flavour == "sync" else asyncio.run(run_async())
+    assert surprises == ["raised"]
+    assert not lease.lost.is_set()
+    assert lease.result is not None
+    beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat)]
+    assert len(beats) >= 2

@@ -16,7 +16,7 @@ import pytest
 
 from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, StoreUnavailable
 from workers._guard import LeaseGuard, Progress
-from workers._renewal import Renewer, heartbeat, renew
+from workers._renewal import Renewer, heartbeat, renew, renew_reported
 from workers._timing import RenewalTiming
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
@@ -225,6 +225,28 @@ def test_bad_input_propagates_and_a_stop_interrupts_retries(clock: FakeClock) ->
         stopping, heartbeat(LEASE, step=None, url=None), guard, wait=lambda _: True, clock=clock
     )
     assert guard.held()
+
+
+def test_a_surprise_in_a_background_renewal_is_waited_out_and_named_at_the_deadline(
+    clock: FakeClock,
+) -> None:
+    """An error a renewal does not expect (not StoreUnavailable, not LeaseLost) is not the
+    end: renew_reported notes it, waits a retry period and says not renewed; the next one
+    renews; a lease never renewed again is lost at its deadline naming the error."""
+    guard = guard_for(clock)
+    progress = Progress()
+    progress.update(step="polling", url="https://x/")
+    waits: list[float] = []
+    ledger = ScriptedLedger(RuntimeError("driver hiccup"))
+    assert not renew_reported(ledger, LEASE, guard, progress, wait=_record(waits), clock=clock)
+    assert (waits, guard.held()) == ([2.0], True)
+    assert renew_reported(ledger, LEASE, guard, progress, wait=_record(waits), clock=clock)
+    assert [(c["step"], c["url"]) for c in ledger.calls] == [("polling", "https://x/")] * 2
+    failing = ScriptedLedger(RuntimeError("driver hiccup"))
+    assert not renew_reported(failing, LEASE, guard, progress, wait=lambda _: False, clock=clock)
+    clock.now += 20
+    assert not guard.held()
+    assert guard.why == "not renewed within 20s (last renewal error: RuntimeError: driver hiccup)"
 
 
 def test_progress_follows_the_ledgers_rules_for_steps() -> None:

@@ -1,15 +1,26 @@
-"""A leased profile's browser on Playwright's async API: the same guard, watch and final
-screenshot as ``workers._browser``, for a task on an event loop.
+# The source of the sync flavour's workers/_browser.py: edit this file, then run
+# `python scripts/unasync.py` (tests/e2e/test_unasync.py fails while that file is stale).
+"""A leased profile's browser: the lease guard on every request, the navigation watch, and the
+final screenshot.
 
-The guards are a ``context.route`` and a ``context.route_web_socket`` handler running on the
-event loop (see ``workers._browser``): a request made
-while the loop is blocked (or the process stopped) waits for it, and it asks the guard, which
-reads the clock, so past the deadline the request is aborted without reaching the network.
+Every request of the context, whichever page or frame makes it, passes ``context.route``'s
+handler, which lets it through only while the lease is held and aborts it once the lease is
+lost; every WebSocket passes ``context.route_web_socket``'s, which connects it only while the
+lease is held and closes it at the first message the page sends after the loss.
+
+Playwright holds a routed request (or message) until the handler has answered, and the handler
+runs where the task's Playwright calls run (its thread, or its event loop), so one made while
+the task is busy elsewhere, or while the process is stopped, waits; when the handler runs it
+asks the guard, which reads the clock: past the deadline it is refused without reaching the
+network. The browser itself is stopped by the task, at its next SDK call or when the block is
+left (killed, not closed: see ``launch.kill_browser``); until then it can reach nothing. Not
+covered: a route the task installs itself that calls ``continue_()`` (its handlers run before
+these: use ``fallback()``), and ``context.request`` (Playwright's own HTTP client, which passes
+no route).
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from playwright.async_api import (
@@ -32,11 +43,12 @@ from workers._launch import (
     final_page,
     kill_browser,
 )
+from workers.aio._flavour import blocking
 
 
 class BrowserSession:
-    """A launched context under a lease, used from its event loop only. ``install`` before
-    any page loads."""
+    """A launched context under a lease, used by the lease's task only. ``install`` before any
+    page loads."""
 
     def __init__(
         self,
@@ -47,6 +59,7 @@ class BrowserSession:
         user_data_dir: Path,
         watch: BrowserWatch,
     ) -> None:
+        """``watch``: the browser's watchdog, told ``done`` once the browser is closed."""
         self.context = context
         self._watchdog = watch
         self._user_data_dir = user_data_dir
@@ -97,7 +110,9 @@ class BrowserSession:
         page.on("framenavigated", navigated)
 
     async def screenshot(self, launch: LaunchPlan) -> None:
-        """As ``workers._browser.BrowserSession.screenshot``."""
+        """Save the last navigated page (or the last open one) as the final screenshot and
+        record its path and sha256. A capture that fails is recorded as the evidence problem
+        (``EvidenceWatch``); a browser that did not answer it is killed at ``close``."""
         if self._evidence.gone_before_capture():
             return
         page = final_page(self._last_page, self.context.pages)
@@ -112,8 +127,10 @@ class BrowserSession:
         launch.file_screenshot(self._progress)
 
     async def close(self) -> None:
-        """As ``workers._browser.BrowserSession.close``: under a lost lease, or after a
-        screenshot the browser did not answer, the browser is killed before the close."""
+        """Close the context (the only way Chromium flushes recent cookies). Under a lost
+        lease, or after a screenshot the browser did not answer, kill the browser first
+        (``launch.kill_browser`` says why; a frozen browser would never answer the close).
+        Idempotent; a close that fails is recorded as an evidence problem."""
         if self.closed:
             return
         self.closed = True
@@ -125,4 +142,4 @@ class BrowserSession:
         except PlaywrightError as failed:
             self._evidence.close_failed(failed, expected=killed)
         finally:
-            await asyncio.to_thread(self._watchdog.done)
+            await blocking(self._watchdog.done)

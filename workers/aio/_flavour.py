@@ -1,0 +1,164 @@
+"""What the asyncio flavour does its own way. The rest of the SDK is written once, in
+``workers.aio._leases`` and ``workers.aio._browser`` (from which ``scripts/unasync.py`` makes
+the sync flavour, whose own ways are in ``workers._flavour``, with the same names as here).
+
+- The ledger's calls block, and a ``Ledger`` must stay on one thread: each ``ProfileLeases``
+  owns a single-thread executor, and its ledger is made and used on that thread only
+  (checkout, steps, heartbeats and release all run there, one at a time): ``LedgerDoor.call``.
+  Other blocking work (the directory's marker, the watchdog's goodbye) runs on a thread of
+  its own, off the event loop: ``blocking``.
+- Heartbeats are an asyncio task that sleeps until the next renewal is due and hands the
+  renewal to the ledger's thread.
+- SIGTERM cancels the task running the checkout block (``workers._termination``); the
+  close-out is carried through any cancellation (``TaskLease._close_out``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+from ledger import Lease, Ledger
+from workers import _renewal as renewal
+from workers._guard import Clock, LeaseGuard
+from workers._held import HeldLease, WorkerConfig
+from workers._settings import BrowserSettings
+
+R = TypeVar("R")
+
+
+async def blocking(work: Callable[..., R], *args: Any) -> R:
+    """``work(*args)`` on a thread of its own, off the event loop."""
+    return await asyncio.to_thread(work, *args)
+
+
+class LedgerDoor(WorkerConfig):
+    """A worker's configuration and its ledger on a thread of its own (nothing is opened until
+    the first call)."""
+
+    def __init__(
+        self,
+        store_url: str | None,
+        worker_id: str,
+        settings: BrowserSettings,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        super().__init__(store_url, worker_id, settings, clock)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custody-ledger")
+        self._ledger: Ledger | None = None  # made and used on the executor's thread only
+
+    async def call(self, use: Callable[[Ledger], R]) -> R:
+        """Run ``use(ledger)`` on the ledger's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._on, use)
+
+    def _on(self, use: Callable[[Ledger], R]) -> R:
+        if self._ledger is None:
+            self._ledger = self.open_ledger()
+        return use(self._ledger)
+
+    async def close(self) -> None:
+        """Close the ledger on its thread (if one was opened), then the thread."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+
+class TaskLease(HeldLease, ABC):
+    """A held lease whose task runs on an event loop: how it calls the ledger, blocks, renews
+    in the background, stops on SIGTERM and closes out."""
+
+    def __init__(self, lease: Lease, leases: LedgerDoor, guard: LeaseGuard) -> None:
+        super().__init__(lease, guard, leases)
+        self._leases = leases
+        self._stop = threading.Event()  # interrupts a renewal's retries on the ledger thread
+        self._heartbeats: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None  # the task running the checkout block
+        self._closing = False
+
+    @property
+    def heartbeat_task_running(self) -> bool:
+        return self._heartbeats is not None and not self._heartbeats.done()
+
+    async def _call(self, use: Callable[[Ledger], R]) -> R:
+        """``use(ledger)`` on the ledger's thread."""
+        return await self._leases.call(use)
+
+    @staticmethod
+    async def _blocking(work: Callable[..., R], *args: Any) -> R:
+        """``work(*args)`` off the event loop."""
+        return await blocking(work, *args)
+
+    def _pause(self, seconds: float) -> bool:
+        """How a renewal waits before a retry (on the ledger's thread): True once the lease is
+        being left."""
+        return self._stop.wait(seconds)
+
+    def _start(self) -> None:
+        self._task = asyncio.current_task()
+        self._heartbeats = asyncio.create_task(self._renew_while_held())
+        self._revocations.start()
+
+    async def _renew_while_held(self) -> None:
+        """The heartbeat task: renew when due (``renewal.renew_reported``, on the ledger's
+        thread) until the lease is lost or left."""
+        guard, clock = self._guard, self._leases.clock
+        renew = partial(
+            renewal.renew_reported,
+            lease=self.lease,
+            guard=guard,
+            progress=self._progress,
+            wait=self._pause,
+            clock=clock,
+        )
+        while True:
+            await asyncio.sleep(renewal.due_in(guard, clock))
+            if self._stop.is_set() or not guard.held():
+                return
+            await self._leases.call(renew)
+
+    async def _stop_heartbeats(self) -> None:
+        self._stop.set()
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeats
+
+    def terminate(self, signum: int) -> bool:
+        """SIGTERM (``workers._termination``): cancel the task running the checkout block, once,
+        unless it is already leaving it; the block then releases and raises ``Terminated``."""
+        first = not self._signalled.must_stop
+        self._signalled.terminate(signum)
+        if first and not self._closing and self._task is not None:
+            self._task.get_loop().call_soon_threadsafe(self._task.cancel)
+        return False
+
+    async def _close_out(self, error: BaseException | None) -> None:
+        """``_end``, carried through whatever cancels the task meanwhile (a cancellation during
+        a release must not leave the lease live and unrenewed): the cancellation is passed on
+        once the lease is released."""
+        self._closing = True
+        ending = asyncio.ensure_future(self._end(error))
+        cancelled = False
+        while not ending.done():
+            try:
+                await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                cancelled = True
+        ending.result()
+        if cancelled:
+            raise asyncio.CancelledError
+
+    @abstractmethod
+    async def _end(self, error: BaseException | None) -> None:
+        """Stop the heartbeats, close the browser, release (``WorkerLease``)."""
