@@ -21,7 +21,7 @@ import click
 
 from custody._commands import cli
 from custody._printed import Printed
-from custody._wiring import on_ledger
+from custody._wiring import Group, on_ledger
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -183,7 +183,7 @@ def _progress(err: TextIO) -> Callable[[int], None] | None:
     return said
 
 
-@cli.group()
+@cli.group(cls=Group)
 def access() -> None:
     """logins and their custody roles (PostgreSQL; run with the store owner's URL)"""
 

@@ -7,6 +7,7 @@ turns the store's bounded wait into ten of them; the unit of work decides what i
 
 from __future__ import annotations
 
+import contextlib
 import select
 from collections.abc import Sequence
 from typing import Any
@@ -58,9 +59,37 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         for command in command_rows(kwargs):
             curs.execute(_PG_COMMAND, command)
 
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        """The library's pipelined append (without its retry decorator), catching an error
+        from every statement, not only the events' insert. In pipeline mode psycopg raises a
+        statement's error at whichever later call reads it: a command id recorded twice
+        could surface while the events' insert was being queued, and the library, catching
+        only there, let the pipeline's exit replace the ``UniqueViolation`` (a conflict) with
+        ``PipelineAborted`` (store unavailable). The pipeline is synced once an error is
+        caught, so that its exit finds it clean and the error raised is the first one."""
+        exc: Exception | None = None
+        ids = None
+        with self.datastore.get_connection() as conn:
+            with conn.pipeline() as pipeline, conn.transaction():
+                try:
+                    with conn.cursor() as curs:
+                        self._insert_events(curs, stored_events, **kwargs)
+                    if stored_events:
+                        with conn.cursor() as curs:
+                            self._insert_stored_events(curs, stored_events, **kwargs)
+                            pipeline.sync()
+                            ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                    else:
+                        pipeline.sync()
+                except Exception as e:  # raised after the pipeline's exit, as the library does
+                    exc = e
+                    with contextlib.suppress(psycopg.Error):
+                        pipeline.sync()
+            if exc is not None:
+                raise exc
+        return ids
+
     # The library's methods without its retry decorator (``functools.wraps`` keeps them).
-    def insert_events(self, *args: Any, **kwargs: Any) -> Any:
-        return _BASE.insert_events.__wrapped__(self, *args, **kwargs)
 
     def select_events(self, *args: Any, **kwargs: Any) -> Any:
         return _BASE.select_events.__wrapped__(self, *args, **kwargs)

@@ -271,6 +271,14 @@ MUTANTS = (
         "a login that may not write snapshots tries to (and fails after its events committed)",
         ("tests/e2e/test_cli_access.py",),
     ),
+    Mutant(
+        "watchdog-deadline",
+        "workers/_watchdog.py",
+        '            return _stop(pids, user_data_dir, label, "the local deadline passed")\n',
+        "            deadline += 3600\n            continue\n",
+        "the watchdog lets the browser run past the local deadline (a frozen worker's redirects)",
+        ("tests/e2e/test_worker_redirects.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
