@@ -12,12 +12,14 @@ off), then, in each of 3 rounds, one after the other:
   originator_version, topic, state FROM <events> WHERE position > ? ORDER BY position LIMIT
   5000`` to the end (``rowid`` on SQLite, ``notification_id`` on PostgreSQL), adding up the
   states' lengths so that every row's bytes are fetched;
+- the same read, parsing each stored event's JSON (``json.loads``): what reading the events
+  costs once each is looked into at all (verify parses every body; not a baseline it must meet);
 - ``ledger.audit.verify`` over the same store (which must find nothing wrong).
 
-It prints the median events/s of each and their ratio (verify / bare; the issue asks for at
+It prints the median events/s of each and verify's ratio to the bare read (the issue asks for at
 least 0.5). Then it runs verify once more in a child process of its own and prints that process's
-peak RSS before the walk and after 10,000, 100,000, 1,000,000 ... events of it: memory may grow
-with the profiles (one head each), never with the events.
+resident memory (now and its peak so far) before the walk and after 10,000, 100,000, 1,000,000
+... events of it: memory may grow with the profiles (one head each), never with the events.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sqlite3
 import statistics
 import subprocess
@@ -56,26 +57,32 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Rates:
+    bare: float  # events/s, median of the rounds
+    parsed: float  # the bare read with each event's JSON parsed
+    verify: float
+
+
+@dataclass(frozen=True)
 class Result:
     kind: str
     events: int
     profiles: int
     generated_s: float
-    bare: float  # events/s, median of the rounds
-    verify: float
-    rss_kib: list[tuple[int, int]]  # (events walked, peak RSS of the child); 0: before the walk
+    rates: Rates
+    rss_kib: list[tuple[int, int, int]]  # ``memory``
 
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# -- the two sides ------------------------------------------------------------------------------
+# -- the sides ----------------------------------------------------------------------------------
 
 
-def bare_read(target: Target) -> tuple[int, int]:
-    """Every stored event, in log order and in pages, read with the driver alone: (events,
-    bytes of state)."""
+def bare_read(target: Target, *, parse: bool = False) -> int:
+    """Every stored event, in log order and in pages, read with the driver alone; with
+    ``parse``, each one's stored JSON parsed too (``json.loads``). Returns the events read."""
     if target.kind == "sqlite":
         conn: sqlite3.Connection | psycopg.Connection = sqlite3.connect(target.bare)
         statement = (
@@ -92,70 +99,75 @@ def bare_read(target: Target) -> tuple[int, int]:
     try:
         while rows := conn.execute(statement, (after, BATCH)).fetchall():
             for _, _, _, state in rows:
-                size += len(state)
+                size += len(json.loads(state)) if parse else len(state)
             events += len(rows)
             after = rows[-1][0]
     finally:
         conn.close()
-    return events, size
+    return events
 
 
-def verified(url: str) -> audit.Verification:
-    with Ledger.open(url) as ledger:
-        done = audit.verify(ledger)
-    if not done.holds:
-        raise SystemExit(f"verify found problems in a generated log: {done.problems[:3]}")
-    return done
-
-
-def rates(target: Target, events: int) -> tuple[float, float]:
-    """Median events/s of the bare read and of verify, taking turns for ``ROUNDS`` rounds."""
-    bare, verify = [], []
-    for n in range(ROUNDS):
-        say(f"[{target.kind}] round {n + 1}: bare read, verify ...")
-        started = time.perf_counter()
-        read, _ = bare_read(target)
-        bare.append(read / (time.perf_counter() - started))
-        started = time.perf_counter()
-        walked = verified(target.url).events
-        verify.append(walked / (time.perf_counter() - started))
-        assert read == walked == events, (read, walked, events)
-    return statistics.median(bare), statistics.median(verify)
+def rates(target: Target, events: int) -> Rates:
+    """Median events/s of the bare read (without and with parsing) and of verify, taking
+    turns for ``ROUNDS`` rounds."""
+    bare, parsed, verify = [], [], []
+    with Ledger.open(target.url) as ledger:
+        for n in range(ROUNDS):
+            say(f"[{target.kind}] round {n + 1}: bare read, bare read and parse, verify ...")
+            started = time.perf_counter()
+            read = bare_read(target)
+            bare.append(read / (time.perf_counter() - started))
+            started = time.perf_counter()
+            read = bare_read(target, parse=True)
+            parsed.append(read / (time.perf_counter() - started))
+            started = time.perf_counter()
+            done = audit.verify(ledger)
+            verify.append(done.events / (time.perf_counter() - started))
+            if not done.holds:
+                raise SystemExit(f"verify found problems in a generated log: {done.problems[:3]}")
+            assert read == done.events == events, (read, done.events, events)
+    return Rates(*map(statistics.median, (bare, parsed, verify)))
 
 
 # -- memory: verify alone in a child process ----------------------------------------------------
 
 
-def _peak_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+def _rss_kib() -> tuple[int, int]:
+    """This process's resident memory now and at its peak so far (VmRSS, VmHWM), in KiB."""
+    status = Path("/proc/self/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
 def child(url: str) -> None:
-    """Run verify once; print its peak RSS before the walk and as it passes each checkpoint."""
-    samples: list[tuple[int, int]] = []
+    """Run verify once; print its resident memory (now, peak) before the walk and as the
+    walk passes each checkpoint."""
+    samples: list[tuple[int, int, int]] = []
     ahead = list(CHECKPOINTS)
 
     def progress(walked: int) -> None:
         while ahead and walked >= ahead[0]:
-            samples.append((ahead.pop(0), _peak_kib()))
+            samples.append((ahead.pop(0), *_rss_kib()))
 
     with Ledger.open(url) as ledger:
         ledger.store.event_count()  # the connection is open before the first sample
-        samples.append((0, _peak_kib()))
+        samples.append((0, *_rss_kib()))
         done = audit.verify(ledger, progress=progress)
     if samples[-1][0] != done.events:
-        samples.append((done.events, _peak_kib()))
+        samples.append((done.events, *_rss_kib()))
     print(json.dumps(samples))
 
 
-def peak_rss(url: str) -> list[tuple[int, int]]:
+def memory(url: str) -> list[tuple[int, int, int]]:
+    """verify's resident memory as it walks, in a process of its own: (events walked, RSS
+    now, peak RSS), in KiB; 0 events: before the walk."""
     ran = subprocess.run(
         [sys.executable, __file__, "--child", url],
         capture_output=True,
         text=True,
         check=True,
     )
-    return [(int(n), int(kib)) for n, kib in json.loads(ran.stdout)]
+    return [(int(n), int(now), int(peak)) for n, now, peak in json.loads(ran.stdout)]
 
 
 # -- stores -------------------------------------------------------------------------------------
@@ -188,10 +200,10 @@ def measure(kind: str, layout: Layout) -> Result:
         with Ledger.open(target.url) as ledger:
             events = generate(ledger, layout)
         generated = time.perf_counter() - started
-        bare, verify = rates(target, events)
+        measured = rates(target, events)
         say(f"[{kind}] verify in a child process, for its memory ...")
-        rss = peak_rss(target.url)
-    return Result(kind, events, layout.profiles, generated, bare, verify, rss)
+        rss = memory(target.url)
+    return Result(kind, events, layout.profiles, generated, measured, rss)
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -199,23 +211,25 @@ def measure(kind: str, layout: Layout) -> Result:
 
 def rate_table(results: list[Result]) -> str:
     lines = [
-        "| store | events | profiles | bare read events/s | verify events/s | verify / bare |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| store | events | profiles | bare read events/s | bare read + json.loads events/s "
+        "| verify events/s | verify / bare |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        rate = r.rates
         lines.append(
-            f"| {r.kind} | {r.events:,} | {r.profiles:,} | {r.bare:,.0f} | {r.verify:,.0f} | "
-            f"{r.verify / r.bare:.2f} |"
+            f"| {r.kind} | {r.events:,} | {r.profiles:,} | {rate.bare:,.0f} | "
+            f"{rate.parsed:,.0f} | {rate.verify:,.0f} | {rate.verify / rate.bare:.2f} |"
         )
     return "\n".join(lines)
 
 
 def memory_table(results: list[Result]) -> str:
-    lines = ["| store | events walked | verify's peak RSS |", "|---|---:|---:|"]
+    lines = ["| store | events walked | verify's RSS | its peak so far |", "|---|---:|---:|---:|"]
     for r in results:
-        for walked, kib in r.rss_kib:
+        for walked, now, peak in r.rss_kib:
             shown = "before the walk" if walked == 0 else f"{walked:,}"
-            lines.append(f"| {r.kind} | {shown} | {kib / 1024:,.1f} MiB |")
+            lines.append(f"| {r.kind} | {shown} | {now / 1024:,.1f} MiB | {peak / 1024:,.1f} MiB |")
     return "\n".join(lines)
 
 
