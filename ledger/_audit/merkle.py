@@ -43,17 +43,27 @@ class TreeBuilder:
     wanted: frozenset[tuple[int, int]] = frozenset()
     size: int = 0
     found: dict[tuple[int, int], bytes] = field(default_factory=dict)
-    _stack: list[tuple[int, int, bytes]] = field(default_factory=list)  # (start, end, hash)
+    # The complete subtrees, widest (leftmost) first: one per set bit of ``size``, so that the
+    # subtree of bit k spans 2**k leaves, starting where the wider ones before it end.
+    _stack: list[bytes] = field(default_factory=list)
 
     def add(self, leaf: bytes) -> None:
-        start, end, value = self.size, self.size + 1, leaf
+        # The new leaf joins the subtrees of equal width below it, as a carry ripples through
+        # the trailing ones of the old size: one node hash per add on average.
+        n, stack, wanted = self.size, self._stack, self.wanted
+        start, end, value = n, n + 1, leaf
         self.size = end
-        self._keep(start, end, value)
-        while self._stack and self._stack[-1][1] - self._stack[-1][0] == end - start:
-            left_start, _, left = self._stack.pop()
-            start, value = left_start, node_hash(left, value)
+        if wanted:
             self._keep(start, end, value)
-        self._stack.append((start, end, value))
+        width = 1
+        while n & 1:
+            value = node_hash(stack.pop(), value)
+            start -= width
+            width <<= 1
+            n >>= 1
+            if wanted:
+                self._keep(start, end, value)
+        stack.append(value)
 
     def _keep(self, start: int, end: int, value: bytes) -> None:
         if (start, end) in self.wanted:
@@ -68,9 +78,14 @@ class TreeBuilder:
         subtree on the stack (true of every range a consistency proof asks for)."""
         if not self._stack:
             return EMPTY_ROOT
-        parts = [value for first, _, value in self._stack if first >= start]
-        if not parts or self._stack[-len(parts)][0] != start:
+        starts, first = [], 0
+        for bit in reversed(range(self.size.bit_length())):
+            if self.size >> bit & 1:
+                starts.append(first)
+                first += 1 << bit
+        if start not in starts:
             raise ValueError(f"leaf {start} does not begin a subtree of a {self.size}-leaf tree")
+        parts = self._stack[starts.index(start) :]
         value = parts[-1]
         for left in reversed(parts[:-1]):
             value = node_hash(left, value)

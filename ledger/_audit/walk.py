@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -140,7 +141,7 @@ class Walk:
 
     def _moved(self, profile_id: str, stream: Stream, version: int, own: str, at: int) -> None:
         stream.version, stream.head, stream.position = version, own, at
-        if (profile_id, version) in self.watch:
+        if self.watch and (profile_id, version) in self.watch:
             stream.hashes_at[version] = own
         self.tree.add(leaf_hash(bytes.fromhex(own)))
         self.last_position = at
@@ -191,5 +192,51 @@ def walk(
 
 
 def _each(state: Walk, rows: Iterable[Row]) -> None:
+    """``state.take`` each row; a row ``_intact`` vouches for moves its chain on here, to the
+    outcome ``take`` would give it (nothing wrong), parsing each part of it once."""
+    streams = state.streams
     for row in rows:
-        state.take(row)
+        intact = _intact(streams, row)
+        if intact is None:
+            state.take(row)
+            continue
+        profile_id, own, stream = intact
+        if stream is None:
+            stream = streams[profile_id] = Stream()
+        state._moved(profile_id, stream, row[1], own, row[0])
+
+
+def _intact(streams: dict[str, Stream], row: Row) -> tuple[str, str, Stream | None] | None:
+    """The profile, hash and stream (None: new) of a stored event that holds exactly what
+    custody stored and comes next in its chain, checked as ``Walk.take`` checks it; None for
+    any other row, before anything of it is kept, so that ``take`` says what is wrong."""
+    _, version, event_type, stored = row
+    tail = _INTACT_LINK.fullmatch(stored[-_LINK_LENGTH:].decode("latin-1"))
+    if tail is None or not stored.startswith(b'{"'):
+        return None
+    body_hash, own, prev = tail.groups()
+    body = stored[:-_LINK_LENGTH] + b"}"  # ``split``: the link is the last key
+    try:
+        # json.loads(body): its detect_encoding says UTF-8 for bytes opening with '{"', and it
+        # takes nothing after the object's closing brace
+        text = body.decode("utf-8", "surrogatepass")
+        raw, end = _JSON.raw_decode(text)
+        profile_id = raw["profile_id"]
+        header = header_bytes(raw, version, event_type)
+    except Exception:  # take says what is wrong with it, or fails as it fails
+        return None
+    if end != len(text) or type(profile_id) is not str:
+        return None
+    stream = streams.get(profile_id)
+    head, last = (stream.head, stream.version) if stream is not None else (GENESIS, 0)
+    if version != last + 1 or prev != head or hashlib.sha256(body).hexdigest() != body_hash:
+        return None
+    return (profile_id, own, stream) if event_hash(prev, header, body_hash) == own else None
+
+
+# An intact link as ``chain.stored`` writes it, last in the stored JSON: three hex SHA-256s.
+_INTACT_LINK = re.compile(
+    r',"~chain":\{"body":"([0-9a-f]{64})","hash":"([0-9a-f]{64})","prev":"([0-9a-f]{64})"\}\}'
+)
+_LINK_LENGTH = len(',"~chain":{"body":"","hash":"","prev":""}}') + 3 * 64
+_JSON = json.JSONDecoder()
