@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ledger._audit.merkle import TreeBuilder, leaf_hash
+from ledger._audit.merkle import EMPTY_ROOT, TreeBuilder, leaf_hash
 from ledger._domain.chain import GENESIS, event_hash, header_bytes, split
 from ledger._domain.profile import Profile
 
@@ -66,6 +66,8 @@ class Walk:
 
     def __post_init__(self) -> None:
         self.tree = TreeBuilder(wanted=self.wanted)
+        if 0 in self.sizes:  # a digest of the empty log
+            self.roots[0] = EMPTY_ROOT
 
     @property
     def events(self) -> int:
