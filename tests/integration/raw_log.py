@@ -81,6 +81,15 @@ class RawLog:
             for statement, params in statements:
                 cursor.execute(self._sql(statement), tuple(params))
 
+    def run(self, statement: str, *params: Any) -> None:
+        """Any statement, as the attacker's session runs it (``?`` for parameters)."""
+        self._run((statement, params))
+
+    def query(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+        with self._cursor() as cursor:
+            cursor.execute(self._sql(statement), params)
+            return list(cursor.fetchall())
+
     def stream_id(self, profile_id: str) -> Any:
         """The originator_id the store keys ``profile_id``'s stream by."""
         return self.stored_id(Profile.create_id(profile_id))
