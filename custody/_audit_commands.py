@@ -102,6 +102,8 @@ def verify(
 
     if since_file is not None and digest_file is None:
         raise InvalidInput("since_digest", "needs --digest: the later digest to compare with")
+    if public_key is not None and digest_file is None:
+        raise InvalidInput("public_key", "needs --digest: the digest whose signature it checks")
     against = load(_read(digest_file, "digest"), "digest") if digest_file else None
     since = load(_read(since_file, "since_digest"), "since_digest") if since_file else None
     key = _read(public_key, "public_key") if public_key is not None else None
@@ -133,7 +135,7 @@ class VerifyAnswer(Printed):
             return
         checked = f"checked {f.events} events of {f.profiles} profiles"
         if f.holds:
-            proved = "; the later digest's log extends the earlier's" if f.proof else ""
+            proved = "; the later digest's log extends the earlier's" if f.proof is not None else ""
             out.write(f"{checked}: every chain holds, the tree's root is {f.root}{proved}\n")
             return
         out.write(f"{checked}: {len(f.problems)} problem(s)\n")

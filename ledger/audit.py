@@ -192,10 +192,17 @@ def _extends(state: Walk, earlier: Digest, later: Digest) -> tuple[list[str], li
     """The RFC 9162 consistency proof from the earlier digest's tree to the later one's,
     made from the log and checked against both roots."""
     m, n = earlier.tree.size, later.tree.size
-    if m > n or m == 0:
+    if m > n:
         return [f"the earlier digest ({m} events) is not older than the later one ({n})"], None
-    ranges = consistency_ranges(m, n)
-    proof = [state.tree.found[r] for r in ranges]
+    if m == 0:  # the empty log begins every log (its root was checked against the empty tree's)
+        return [], []
+    found = [state.tree.found.get(r) for r in consistency_ranges(m, n)]
+    proof = [p for p in found if p is not None]
+    if len(proof) < len(found):  # the log no longer holds the later digest's events
+        return [
+            f"no proof that the log of {n} events extends the log of {m}: the log holds "
+            f"{state.events} now"
+        ], None
     old, new = bytes.fromhex(earlier.tree.root), bytes.fromhex(later.tree.root)
     if not verify_consistency(m, n, old, new, proof):
         msg = f"the log of {n} events does not extend the log of {m} the earlier digest records"

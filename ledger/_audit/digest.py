@@ -13,28 +13,31 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, StringConstraints, ValidationError
 
 from ledger._domain.errors import InvalidInput
 from ledger._domain.model import Frozen
+
+# A SHA-256 hash as a digest writes it: 64 lower-case hex digits.
+Hex256 = Annotated[str, StringConstraints(pattern="^[0-9a-f]{64}$")]
 
 
 class TreeHead(Frozen):
     """The log's Merkle tree (RFC 9162) over every event's hash in log order: how many
     events, its root, and the position of the last one."""
 
-    size: int
-    root: str
-    position: int
+    size: int = Field(ge=0)
+    root: Hex256
+    position: int = Field(ge=0)
 
 
 class Head(Frozen):
     """A profile's chain at the digest's moment: its last version and that event's hash."""
 
-    version: int
-    hash: str
+    version: int = Field(ge=1)
+    hash: Hex256
 
 
 class Digest(Frozen):

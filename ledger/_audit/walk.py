@@ -14,10 +14,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ledger._audit.merkle import TreeBuilder, leaf_hash
+from ledger._audit.merkle import EMPTY_ROOT, TreeBuilder, leaf_hash
 from ledger._domain.chain import GENESIS, event_hash, header_bytes, split
+from ledger._domain.profile import Profile
 
-Row = tuple[int, int, str, bytes]  # position, version, event type, stored state
+# position, stream id (the originator_id as hex, as the store keys it), version, event type,
+# stored state
+Row = tuple[int, str, int, str, bytes]
 BATCH = 5000
 
 
@@ -64,6 +67,8 @@ class Walk:
 
     def __post_init__(self) -> None:
         self.tree = TreeBuilder(wanted=self.wanted)
+        if 0 in self.sizes:  # a digest of the empty log
+            self.roots[0] = EMPTY_ROOT
 
     @property
     def events(self) -> int:
@@ -74,16 +79,19 @@ class Walk:
 
     def take(self, row: Row) -> None:
         """Walk one stored event."""
-        position, version, event_type, state = row
+        position, stream_id, version, event_type, state = row
         body, chain = split(state)
         try:
             raw = json.loads(body)
             profile_id = str(raw["profile_id"])
             header = header_bytes(raw, version, event_type)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             what = f"holds bytes at position {position} that are not an event custody stored"
             self._say(None, None, what)
             return
+        if stream_id != Profile.create_id(profile_id).hex:
+            # The chain is the body's; the ledger reads a profile's events by stream id.
+            self._say(profile_id, version, _MOVED)
         stream = self.streams.setdefault(profile_id, Stream())
         self._in_order(profile_id, stream, version)
         digest = hashlib.sha256(body).hexdigest()
@@ -169,6 +177,10 @@ _UNLINKED = (
 )
 _NOT_THE_ORIGIN = (
     "does not hash to the head recorded when chains began: an event up to here was edited"
+)
+_MOVED = (
+    "is stored under another stream than its profile's: moved between streams, so the ledger "
+    "does not read it as this profile's"
 )
 _BODY_EDITED = "its body was edited after it was stored (it no longer hashes to its link)"
 _HEADER_EDITED = "its header (who, when, which command) was edited after it was stored"

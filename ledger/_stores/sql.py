@@ -13,6 +13,7 @@ from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote
+from uuid import UUID
 
 from ledger._domain.authority import ALL_ROLES
 from ledger._domain.errors import InvalidInput, StoreUnavailable
@@ -286,18 +287,20 @@ class SqlStore(Store):
 
     # -- the log, for audits --------------------------------------------------------------
 
-    def logged_events(self, after: int, limit: int) -> list[tuple[int, int, str, bytes]]:
+    def logged_events(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
         """Up to ``limit`` stored events after position ``after``, in log order, as stored:
-        (position, version in its stream, event type, state bytes)."""
+        (position, stream id as hex, version in its stream, event type, state bytes)."""
         column = "notification_id" if self._pg else "rowid"
         events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
         with self.views.reading() as cursor:
             rows = cursor.tuples(
-                f"SELECT {column}, originator_version, topic, state FROM {events} "
+                f"SELECT {column}, originator_id, originator_version, topic, state FROM {events} "
                 f"WHERE {column} > ? ORDER BY {column} LIMIT ?",
                 (after, limit),
             )
-        return [(int(p), int(v), str(t), _stored_bytes(s)) for p, v, t, s in rows]
+        return [
+            (int(p), _stream_hex(o), int(v), str(t), _stored_bytes(s)) for p, o, v, t, s in rows
+        ]
 
     def chain_origins(self) -> dict[str, tuple[int, str, int]]:
         """Where each profile's chain begins, for a store whose first events were stored
@@ -338,6 +341,12 @@ class SqlStore(Store):
     def _reading(self) -> Any:
         datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
         return read_cursor(datastore, postgres=self._pg)
+
+
+def _stream_hex(stream: object) -> str:
+    """A stored stream id as the store's reads key it: PostgreSQL's uuid as hex, SQLite's text
+    as it is (the library keys it by ``UUID.hex``, so any other spelling is another stream)."""
+    return stream.hex if isinstance(stream, UUID) else str(stream)
 
 
 def _stored_bytes(state: object) -> bytes:
