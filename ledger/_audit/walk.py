@@ -8,6 +8,7 @@ the number of events: a million events stream through in batches.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -85,11 +86,11 @@ class Walk:
             raw = json.loads(body)
             profile_id = str(raw["profile_id"])
             header = header_bytes(raw, version, event_type)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             what = f"holds bytes at position {position} that are not an event custody stored"
             self._say(None, None, what)
             return
-        if stream_id != Profile.create_id(profile_id).hex:
+        if stream_id != _stream_id(profile_id):
             # The chain is the body's; the ledger reads a profile's events by stream id.
             self._say(profile_id, version, _MOVED)
         stream = self.streams.setdefault(profile_id, Stream())
@@ -135,7 +136,9 @@ class Walk:
         try:
             link = json.loads(chain)
             prev, body, own = str(link["prev"]), str(link["body"]), str(link["hash"])
-        except (ValueError, KeyError, TypeError):
+            if not all(_HASH.fullmatch(h) for h in (prev, body, own)):
+                raise ValueError("a link holds three hex SHA-256s")
+        except (ValueError, KeyError, TypeError, RecursionError):
             self._say(profile_id, version, "its link is not readable")
             return event_hash(stream.head, header, digest)
         if prev != stream.head:
@@ -215,14 +218,14 @@ def _each(state: Walk, rows: Iterable[Row]) -> None:
         profile_id, own, stream = intact
         if stream is None:
             stream = streams[profile_id] = Stream()
-        state._moved(profile_id, stream, row[1], own, row[0])
+        state._moved(profile_id, stream, row[2], own, row[0])
 
 
 def _intact(streams: dict[str, Stream], row: Row) -> tuple[str, str, Stream | None] | None:
     """The profile, hash and stream (None: new) of a stored event that holds exactly what
     custody stored and comes next in its chain, checked as ``Walk.take`` checks it; None for
     any other row, before anything of it is kept, so that ``take`` says what is wrong."""
-    _, version, event_type, stored = row
+    _, stream_id, version, event_type, stored = row
     tail = _INTACT_LINK.fullmatch(stored[-_LINK_LENGTH:].decode("latin-1"))
     if tail is None or not stored.startswith(b'{"'):
         return None
@@ -237,7 +240,7 @@ def _intact(streams: dict[str, Stream], row: Row) -> tuple[str, str, Stream | No
         header = header_bytes(raw, version, event_type)
     except Exception:  # take says what is wrong with it, or fails as it fails
         return None
-    if end != len(text) or type(profile_id) is not str:
+    if end != len(text) or type(profile_id) is not str or stream_id != _stream_id(profile_id):
         return None
     stream = streams.get(profile_id)
     head, last = (stream.head, stream.version) if stream is not None else (GENESIS, 0)
@@ -245,6 +248,15 @@ def _intact(streams: dict[str, Stream], row: Row) -> tuple[str, str, Stream | No
         return None
     return (profile_id, own, stream) if event_hash(prev, header, body_hash) == own else None
 
+
+@functools.lru_cache(maxsize=65536)
+def _stream_id(profile_id: str) -> str:
+    """The stream a profile's events are stored under, as ``logged_events`` spells it (a
+    uuid5 a walk would otherwise compute once per event)."""
+    return Profile.create_id(profile_id).hex
+
+
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 # An intact link as ``chain.stored`` writes it, last in the stored JSON: three hex SHA-256s.
 _INTACT_LINK = re.compile(

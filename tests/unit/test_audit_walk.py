@@ -16,6 +16,7 @@ from ledger._audit.merkle import TreeBuilder, consistency_ranges, leaf_hash
 from ledger._audit.walk import Row, Walk, walk
 from ledger._domain.chain import header_bytes, link, split, stored
 from ledger._domain.model import Outcome
+from ledger._domain.profile import Profile
 from ledger._stores.mapper import ProfileEventMapper
 
 
@@ -38,7 +39,10 @@ def _log() -> list[Row]:
         for history in streams:
             if i < len(history):
                 event = mapper.to_stored_event(history[i])
-                rows.append((len(rows) + 1, event.originator_version, event.topic, event.state))
+                stream = Profile.create_id(history[i].profile_id).hex
+                rows.append(
+                    (len(rows) + 1, stream, event.originator_version, event.topic, event.state)
+                )
     return rows
 
 
@@ -70,7 +74,7 @@ def _outcome(state: Walk) -> tuple[Any, ...]:
 def _digest_options(rows: list[Row]) -> dict[str, Any]:
     """What verify asks the walk to keep when it checks two digests."""
     n = max(len(rows), 2)
-    profiles = {json.loads(split(r[3])[0])["profile_id"] for r in LOG}
+    profiles = {json.loads(split(r[4])[0])["profile_id"] for r in LOG}
     return {
         "watch": {(p, v) for p in profiles for v in (1, 2, 9, 40)},
         "sizes": {1, 3, n - 1, n},
@@ -104,7 +108,7 @@ def test_an_intact_log_walks_to_its_heads_and_the_tree_of_its_hashes() -> None:
     assert last == LOG[-1][0]
     tree, heads = TreeBuilder(), {}
     for row in LOG:
-        body, chain = split(row[3])
+        body, chain = split(row[4])
         own = json.loads(chain or b"{}")["hash"]
         tree.add(leaf_hash(bytes.fromhex(own)))
         heads[json.loads(body)["profile_id"]] = own
@@ -125,7 +129,7 @@ def test_a_row_edited_anywhere_walks_as_taken_one_by_one(
     problems, keeps the same heads and builds the same tree as ``take`` row by row."""
     rows = list(LOG)
     i = data.draw(st.integers(0, len(rows) - 1), label="row")
-    position, version, topic, state = rows[i]
+    position, stream, version, topic, state = rows[i]
     at = data.draw(st.integers(0, len(state) - 1), label="at")
     byte = bytes([data.draw(st.sampled_from(b'{}[]",:\\ 0aef\x00\xff\x7f'), label="byte")])
     if edit == "replace":
@@ -136,7 +140,7 @@ def test_a_row_edited_anywhere_walks_as_taken_one_by_one(
         state = state[:at] + byte + state[at:]
     else:
         state = split(state)[0]
-    rows[i] = (position, version, topic, state)
+    rows[i] = (position, stream, version, topic, state)
     _same_either_way(rows, **(_digest_options(rows) if digests else {}))
 
 
@@ -157,19 +161,21 @@ def test_rows_moved_dropped_or_repeated_walk_as_taken_one_by_one(
         rows.insert(j, rows[i])
         rows = [(n, *r[1:]) for n, r in enumerate(rows, start=1)]
     else:
-        rows[i] = (rows[i][0], data.draw(st.integers(0, 60), label="version"), *rows[i][2:])
+        version = data.draw(st.integers(0, 60), label="version")
+        rows[i] = (rows[i][0], rows[i][1], version, *rows[i][3:])
     _same_either_way(rows)
 
 
 def _relinked(i: int, body: bytes, *, header_from: bytes | None = None) -> list[Row]:
     """The log with row ``i``'s body replaced and its link recomputed, as someone who knows
     the scheme would do, over the header of ``header_from`` (default: the new body)."""
-    position, version, topic, state = LOG[i]
+    position, stream, version, topic, state = LOG[i]
     prev = json.loads(split(state)[1] or b"{}")["prev"]
     parsed = json.loads(header_from if header_from is not None else body)
     rows = list(LOG)
     rows[i] = (
         position,
+        stream,
         version,
         topic,
         stored(body, link(prev, header_bytes(parsed, version, topic), body)),
@@ -178,7 +184,7 @@ def _relinked(i: int, body: bytes, *, header_from: bytes | None = None) -> list[
 
 
 def _body(i: int) -> bytes:
-    return split(LOG[i][3])[0]
+    return split(LOG[i][4])[0]
 
 
 @pytest.mark.parametrize(
@@ -221,3 +227,32 @@ def test_bodies_rewritten_and_relinked_walk_as_taken_one_by_one(
         except (ValueError, KeyError, TypeError, AttributeError):
             rows = _relinked(i, body, header_from=original)
         _same_either_way(rows)
+
+
+def test_a_link_or_body_no_parser_should_trust_is_named_not_a_crash() -> None:
+    """Damage the first bench of verify crashed on: a link whose hash is not hex, an envelope
+    that is not an object, a body nested past the parser's recursion limit. Each is named
+    with its profile and version (or as bytes custody never stored), and the walk goes on."""
+    position, stream, version, topic, state = LOG[0]
+    body, chain = split(state)
+    assert chain is not None
+    profile = json.loads(body)["profile_id"]
+    not_hex = chain.replace(json.loads(chain)["hash"].encode(), b"zz" * 32)
+    no_envelope = json.loads(body)
+    no_envelope["envelope"] = ["not", "an", "object"]
+    nested = b'{"profile_id":"x","deep":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    damaged = {
+        "hash not hex": state[: -len(chain) - 1] + not_hex + b"}",
+        "envelope a list": json.dumps(no_envelope, separators=(",", ":")).encode(),
+        "nested": nested,
+    }
+    for name, stored_state in damaged.items():
+        rows = [(position, stream, version, topic, stored_state), *LOG[1:]]
+        found = walk(_pages(rows), Walk())
+        lines = [p.line() for p in found.problems]
+        assert lines, name
+        assert found.events >= len(LOG) - 1, name
+        if name == "hash not hex":
+            assert lines[0] == f"{profile} v1: its link is not readable", lines
+        else:
+            assert "not an event custody stored" in lines[0], lines
