@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 
+import pytest
+
 from ledger._audit.merkle import (
     EMPTY_ROOT,
     TreeBuilder,
@@ -265,3 +267,42 @@ def test_verify_collects_every_proof_up_to_40_events_from_the_log() -> None:
             assert state.roots[n] == tree_root(leaves[:n])[1]
             collected = [state.tree.found[r] for r in ranges]
             assert collected == consistency_proof(iter(leaves), m, n)[1], (m, n)
+
+
+def _subtree_starts(size: int) -> list[int]:
+    """Where the complete subtrees of a ``size``-leaf tree begin, widest first."""
+    starts, first = [], 0
+    for bit in reversed(range(size.bit_length())):
+        if size >> bit & 1:
+            starts.append(first)
+            first += 1 << bit
+    return starts
+
+
+def test_range_root_of_each_subtree_start_and_only_those() -> None:
+    """``range_root(start)`` is the head of the leaves from ``start`` on, for each start of a
+    complete subtree; any other start is refused."""
+    for n in range(1, MAX + 1):
+        builder = TreeBuilder()
+        for leaf in LEAVES[:n]:
+            builder.add(leaf)
+        starts = _subtree_starts(n)
+        for start in range(n + 1):
+            if start in starts:
+                assert builder.range_root(start) == mth(start, n)
+            else:
+                with pytest.raises(ValueError, match="does not begin a subtree"):
+                    builder.range_root(start)
+
+
+def test_wanted_ranges_are_kept_as_they_form() -> None:
+    """Every range a consistency proof from m to n leaves asks for is found by the time the
+    tree has n leaves (or is a subtree still open then), holding that range's head."""
+    for n in range(1, MAX + 1):
+        for m in range(1, n + 1):
+            ranges = consistency_ranges(m, n)
+            builder = TreeBuilder(wanted=frozenset(ranges))
+            for leaf in LEAVES[:n]:
+                builder.add(leaf)
+            proof = [builder.found.get(r) or builder.range_root(r[0]) for r in ranges]
+            assert proof == [mth(a, b) for a, b in ranges], (m, n)
