@@ -134,6 +134,8 @@ class VerifyAnswer(Printed):
             out.write(json.dumps(f.model_dump(mode="json"), indent=2) + "\n")
             return
         checked = f"checked {f.events} events of {f.profiles} profiles"
+        if f.snapshots:
+            checked += f" and {f.snapshots} snapshot{'s' if f.snapshots > 1 else ''}"
         if f.holds:
             proved = "; the later digest's log extends the earlier's" if f.proof is not None else ""
             out.write(f"{checked}: every chain holds, the tree's root is {f.root}{proved}\n")

@@ -6,9 +6,12 @@ writes down the tree's size and root and every profile's head (signed with an Ed
 one is given); ``verify`` recomputes every chain and the tree from the stored bytes and names,
 with the profile and version, every event that was edited, deleted, reordered or inserted, and
 a digest that was forged or does not match. Given two digests it proves the later log extends
-the earlier one, with the RFC's consistency proof.
+the earlier one, with the RFC's consistency proof. Both also check every stored snapshot against
+the events it caches (``ledger._audit.snapshots``): a load starts from one, so a snapshot edited
+or forged changes what the ledger believes though every chain holds.
 
-One pass over the log each, in batches: memory grows with the number of profiles, not events.
+One pass over the log each, in batches, then one fold of each profile that has snapshots, up to
+its last: memory grows with the number of profiles, not events.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ledger._audit.digest import (
     signature_problem,
 )
 from ledger._audit.merkle import consistency_ranges, verify_consistency
+from ledger._audit.snapshots import SnapshotCheck
 from ledger._audit.walk import Problem, Walk, walk
 from ledger._domain.errors import LedgerError
 from ledger._domain.model import Frozen
@@ -53,12 +57,13 @@ class DigestRefused(LedgerError):
 
 
 class Verification(Frozen):
-    """What ``verify`` found: how many events and profiles it checked, the tree's size and
-    root, the problems (none: everything holds), and, given two digests, the consistency
-    proof that the later log extends the earlier."""
+    """What ``verify`` found: how many events, profiles and snapshots it checked, the tree's
+    size and root, the problems (none: everything holds), and, given two digests, the
+    consistency proof that the later log extends the earlier."""
 
     events: int
     profiles: int
+    snapshots: int = 0
     tree_size: int
     root: str
     problems: list[str]
@@ -81,9 +86,10 @@ def digest(
     before it (its hash is recorded); ``key``: an Ed25519 private key (PEM) to sign with."""
     store = ledger.store
     walked = walk(store.logged_events, Walk(origins=store.chain_origins()), progress)
-    if walked.problems:
-        shown = "; ".join(p.line() for p in walked.problems[:5])
-        more = f" (and {len(walked.problems) - 5} more)" if len(walked.problems) > 5 else ""
+    found = walked.problems + SnapshotCheck(store).run().problems
+    if found:
+        shown = "; ".join(p.line() for p in found[:5])
+        more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
         raise DigestRefused(f"the log does not verify, so no digest was made: {shown}{more}")
     made = Digest(
         store=ledger.settings.describe(),
@@ -113,7 +119,8 @@ def verify(
     store = ledger.store
     state = _planned(store.chain_origins(), against, since)
     walk(store.logged_events, state, progress)
-    problems = [p.line() for p in state.problems]
+    snapshots = SnapshotCheck(store).run()
+    problems = [p.line() for p in state.problems + snapshots.problems]
     proof = None
     for name, recorded in (("the digest", against), ("the earlier digest", since)):
         if recorded is not None:
@@ -124,6 +131,7 @@ def verify(
     return Verification(
         events=state.events,
         profiles=len(state.streams),
+        snapshots=snapshots.checked,
         tree_size=state.events,
         root=state.tree.root().hex(),
         problems=problems,

@@ -302,6 +302,30 @@ class SqlStore(Store):
             (int(p), _stream_hex(o), int(v), str(t), _stored_bytes(s)) for p, o, v, t, s in rows
         ]
 
+    def stored_snapshots(
+        self, after: tuple[str, int] | None, limit: int
+    ) -> list[tuple[str, int, str, bytes]]:
+        """Up to ``limit`` stored snapshots after (stream id as hex, version) ``after`` (None:
+        from the first), ordered by stream and version, as stored: (stream id as hex, version,
+        topic, state bytes)."""
+        table = self.tables.snapshots
+        if not table:
+            return []
+        where = ""
+        params: tuple[object, ...] = ()
+        if after is not None:
+            stream, version = after
+            key: object = UUID(stream) if self._pg else stream
+            where = "WHERE originator_id > ? OR (originator_id = ? AND originator_version > ?) "
+            params = (key, key, version)
+        with self.views.reading() as cursor:
+            rows = cursor.tuples(
+                f"SELECT originator_id, originator_version, topic, state FROM {table} {where}"
+                "ORDER BY originator_id, originator_version LIMIT ?",
+                (*params, limit),
+            )
+        return [(_stream_hex(o), int(v), str(t), _stored_bytes(s)) for o, v, t, s in rows]
+
     def chain_origins(self) -> dict[str, tuple[int, str, int]]:
         """Where each profile's chain begins, for a store whose first events were stored
         without links: its version, head and the log's position then (``migrations``)."""

@@ -53,6 +53,18 @@ def small_ledger(url: str) -> None:
         ledger.handle(Release(lease_id=second, fencing_token=1, outcome="failure"))
 
 
+def long_ledger(url: str) -> None:
+    """The small ledger, then p1 leased again by worker w2 and renewed 60 times (v7 to v67, a
+    live lease), so that the store holds p1's snapshots at v50 (mid-lease) and nothing past."""
+    small_ledger(url)
+    with Ledger.open(url) as ledger:
+        lease = ledger.handle(
+            Checkout(profile_id="p1", worker_id="w2", run_id="run-long", task_type="t")
+        ).lease_id
+        for beat in range(60):
+            ledger.handle(Heartbeat(lease_id=lease, fencing_token=2, step=f"page-{beat}"))
+
+
 def more_events(url: str) -> None:
     """p3 leased and renewed: the log grows past a digest taken before."""
     with Ledger.open(url) as ledger:

@@ -177,6 +177,58 @@ class RawLog:
     def _stream_value(self, stream: str) -> Any:
         return UUID(stream) if self.pg else stream
 
+    # -- the snapshots table (no triggers guard it: any login that writes it may) ------------
+
+    @property
+    def snapshot_table(self) -> str:
+        return "custody_snapshots" if self.pg else "stored_snapshots"
+
+    def snapshots(self) -> list[tuple[Any, int, str, bytes]]:
+        """Every stored snapshot as stored: (stream id, version, topic, state), in order."""
+        rows = self.query(
+            f"SELECT originator_id, originator_version, topic, state FROM {self.snapshot_table} "
+            "ORDER BY originator_id, originator_version"
+        )
+        return [(o, int(v), str(t), bytes(s)) for o, v, t, s in rows]
+
+    def snapshot(self, profile_id: str, version: int) -> dict[str, Any]:
+        """The stored JSON of ``profile_id``'s snapshot at ``version``."""
+        stream = self.stream_id(profile_id)
+        (found,) = [s for o, v, _, s in self.snapshots() if o == stream and v == version]
+        return dict(json.loads(found))
+
+    def put_snapshot(self, stream: Any, version: int, fields: dict[str, Any]) -> None:
+        """Store ``fields`` as the snapshot of ``stream`` at ``version``, replacing any."""
+        table = self.snapshot_table
+        with self._cursor() as cursor:
+            cursor.execute(
+                self._sql(
+                    f"DELETE FROM {table} WHERE originator_id = ? AND originator_version = ?"
+                ),
+                (stream, version),
+            )
+            cursor.execute(
+                self._sql(
+                    f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
+                    "VALUES (?, ?, ?, ?)"
+                ),
+                (stream, version, "profile_snapshot", dump(fields)),
+            )
+
+    def restore_snapshots(self, rows: list[tuple[Any, int, str, bytes]]) -> None:
+        """Put back exactly ``rows`` (what ``snapshots()`` read before the tampering)."""
+        table = self.snapshot_table
+        with self._cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table}")
+            for row in rows:
+                cursor.execute(
+                    self._sql(
+                        f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
+                        "VALUES (?, ?, ?, ?)"
+                    ),
+                    row,
+                )
+
     def tables(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every table of the store with all its rows, sorted: what "writes nothing" compares."""
         with self._cursor() as cursor:

@@ -5,7 +5,9 @@ the store verify again. Digests that were forged, altered or signed by another k
 too, and two digests prove the later log extends the earlier.
 
 Each attack runs on a fresh store (SQLite and PostgreSQL) holding ``audit_scene.small_ledger``:
-p1 at positions 1, 4, 6, 8, 9, 10 (v1 to v6), p2 at 2, 5, 7, 11, 12 (v1 to v5), p3 at 3.
+p1 at positions 1, 4, 6, 8, 9, 10 (v1 to v6), p2 at 2, 5, 7, 11, 12 (v1 to v5), p3 at 3. The
+snapshot attacks run on ``audit_scene.long_ledger`` (p1 leased again and renewed to v67, with a
+snapshot at v50): a snapshot changes what a load believes while every chain still holds.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from audit_scene import Said, custody, more_events, small_ledger
+from audit_scene import Said, custody, long_ledger, more_events, small_ledger
 from raw_log import RawLog, dump
 
 from ledger import Ledger
 from ledger._domain.chain import CHAIN_KEY, GENESIS, header_bytes, link, stored
+from ledger._domain.snapshot import ProfileSnapshot
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,162 @@ def test_an_untouched_store_verifies_against_its_digest(digested: Store) -> None
     assert said == Said(
         0, f"checked 12 events of 3 profiles: every chain holds, the tree's root is {root}\n", ""
     )
+
+
+# -- snapshots --------------------------------------------------------------------------------
+#
+# A load starts from the latest snapshot at or below the version it wants, so a snapshot changes
+# what the ledger believes without touching an event. ``long_ledger`` leaves p1 leased by w2 at
+# v67, with one snapshot, at v50 (mid-lease).
+
+
+def _mallory(fields: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's JSON with its live lease's worker changed to mallory."""
+    return {**fields, "lease": {**fields["lease"], "worker_id": "mallory"}}
+
+
+def _edit_snapshot(log: RawLog) -> None:
+    log.put_snapshot(log.stream_id("p1"), 50, _mallory(log.snapshot("p1", 50)))
+
+
+def _true_snapshot(log: RawLog, version: int) -> dict[str, Any]:
+    """The JSON of the snapshot custody would store of p1 at ``version`` (its events' fold)."""
+    with Ledger.open(log.url) as ledger:
+        profile = ledger.store.load("p1", version=version)
+        assert profile is not None
+        stored = ledger.store.app.mapper.to_stored_event(ProfileSnapshot.take(profile))
+    return dict(json.loads(stored.state))
+
+
+def _forge_snapshot(log: RawLog) -> None:
+    """A snapshot at v60, where the store keeps none: p1's true state there, but mallory's."""
+    log.put_snapshot(log.stream_id("p1"), 60, _mallory(_true_snapshot(log, 60)))
+
+
+def _snapshot_past_the_end(log: RawLog) -> None:
+    """A snapshot at v80 of a stream that ends at v67."""
+    log.put_snapshot(log.stream_id("p1"), 80, _mallory(log.snapshot("p1", 50)))
+
+
+def _snapshot_of_no_profile(log: RawLog) -> None:
+    """A snapshot of a profile p9 that was never registered, under p9's stream."""
+    forged = {**_mallory(log.snapshot("p1", 50)), "profile_id": "p9"}
+    log.put_snapshot(log.stream_id("p9"), 50, forged)
+
+
+def _edit_snapshot_head(log: RawLog) -> None:
+    """v50's snapshot with v49's hash as its head: p1's next event would link after v49."""
+    head = log.row("p1", 49).fields()[CHAIN_KEY]["hash"]
+    log.put_snapshot(log.stream_id("p1"), 50, {**log.snapshot("p1", 50), "head": head})
+
+
+def _p1_is_mallorys(ledger: Ledger) -> bool:
+    p1 = ledger.store.load("p1")
+    return p1 is not None and p1.lease is not None and p1.lease.worker_id == "mallory"
+
+
+def _p1_heads_elsewhere(ledger: Ledger) -> bool:
+    p1 = ledger.store.load("p1", version=50)
+    return p1 is not None and p1.head != ledger.store.history("p1")[49].hash_after("")
+
+
+def _p9_is_known(ledger: Ledger) -> bool:
+    return ledger.store.load("p9") is not None
+
+
+@dataclass(frozen=True)
+class SnapshotAttack:
+    """A snapshot rewritten: what is done, the one line verify must print (its start), and
+    what a load then believes that the events do not say."""
+
+    name: str
+    tamper: Callable[[RawLog], None]
+    expected: str
+    believed: Callable[[Ledger], bool]
+
+
+_BELIEVES = "its snapshot does not match its events (a load from it would believe lease.worker_id"
+SNAPSHOT_ATTACKS = [
+    SnapshotAttack(
+        "snapshot-edited",
+        _edit_snapshot,
+        f"p1 v50: {_BELIEVES} 'mallory' where the events say 'w2')",
+        _p1_is_mallorys,
+    ),
+    SnapshotAttack(
+        "snapshot-forged",
+        _forge_snapshot,
+        f"p1 v60: {_BELIEVES} 'mallory' where the events say 'w2')",
+        _p1_is_mallorys,
+    ),
+    SnapshotAttack(
+        "snapshot-past-the-end",
+        _snapshot_past_the_end,
+        "p1 v80: a snapshot beyond the profile's last event (v67): forged",
+        _p1_is_mallorys,
+    ),
+    SnapshotAttack(
+        "snapshot-of-no-profile",
+        _snapshot_of_no_profile,
+        "p9 v50: a snapshot under stream ",
+        _p9_is_known,
+    ),
+    SnapshotAttack(
+        "snapshot-head-edited",
+        _edit_snapshot_head,
+        "p1 v50: its snapshot's head is not the hash of its event v50",
+        _p1_heads_elsewhere,
+    ),
+]
+
+
+@pytest.mark.parametrize("attack", SNAPSHOT_ATTACKS, ids=[a.name for a in SNAPSHOT_ATTACKS])
+def test_each_snapshot_attack_is_named_and_the_restored_store_verifies(
+    sql_store_url: str, tmp_path: Path, attack: SnapshotAttack
+) -> None:
+    """A snapshot edited (a live lease's worker, its head), forged at a version that has none,
+    stored past its stream's end or for a profile never registered: the ledger's loads believe
+    it, though every chain holds; verify exits 5 with one line naming the profile and the
+    snapshot's version, and digest refuses the log; the original snapshots put back, both
+    pass."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)
+    before = log.snapshots()
+    assert [v for _, v, _, _ in before] == [50]
+    assert custody(store, "verify").code == 0
+    attack.tamper(log)
+    with Ledger.open(store) as ledger:  # what the forgery is for
+        assert attack.believed(ledger)
+    expected = attack.expected
+
+    said = custody(store, "verify")
+    assert said.code == 5, said
+    assert len(said.lines()) == 1, said.out
+    assert said.lines()[0].startswith(expected), said.out
+    _said_each(said, (expected,))
+    refused = custody(store, "digest", "--out", tmp_path / "digest.json")
+    assert refused.code == 5, refused
+    assert "the log does not verify, so no digest was made: " + expected in refused.err
+
+    log.restore_snapshots(before)
+    assert log.snapshots() == before
+    again = custody(store, "verify")
+    assert again.code == 0, again
+    assert again.out.startswith("checked 73 events of 3 profiles and 1 snapshot: every chain")
+    assert custody(store, "digest", "--out", tmp_path / "digest.json").code == 0
+
+
+def test_a_snapshot_forged_with_the_state_its_events_give_is_a_true_cache(
+    sql_store_url: str,
+) -> None:
+    """A snapshot inserted at v60 holding exactly the state p1's events fold to there (what
+    custody would have written) is no tampering: verify checks it and passes."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)
+    log.put_snapshot(log.stream_id("p1"), 60, _true_snapshot(log, 60))
+    said = custody(store, "verify")
+    assert said.code == 0, said
+    assert said.out.startswith("checked 73 events of 3 profiles and 2 snapshots: every chain")
 
 
 # -- forged digests --------------------------------------------------------------------------
