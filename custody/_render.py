@@ -133,10 +133,10 @@ def text(command: str, result: Any) -> list[str]:
 
 
 def _entry_lines(key: str, value: Any) -> list[str]:
-    """``key: value``, or a list's items indented below its key."""
+    """``key: value`` (``-`` for none), or a list's items indented below its key."""
     if isinstance(value, list):
         return [f"{key}:", *(f"  {item}" for item in value)]
-    return [f"{key}: {value}"]
+    return [f"{key}: {'-' if value is None else value}"]
 
 
 def lease_line(lease: Lease) -> str:

@@ -22,7 +22,8 @@ import click
 NEED_EXISTING_STORE = frozenset(
     {
         *("status", "why", "who", "timeline", "usage", "replay", "rebuild", "run", "sweep"),
-        *("inspect", "fleet", "health", "checklist", "report"),
+        *("inspect", "fleet", "health", "checklist", "report", "digest", "verify"),
+        *("grant", "list"),  # custody access
     }
 )
 # Where a command that was given no --command-id keeps the one made for it, so that a failure to

@@ -29,6 +29,7 @@ from custody import _profiles  # noqa: F401  # isort: skip
 from custody import _demo_command  # noqa: F401  # isort: skip
 from custody import _fleet_commands  # noqa: F401  # isort: skip
 from custody import _reading  # noqa: F401  # isort: skip
+from custody import _audit_commands  # noqa: F401  # isort: skip
 from custody import interrupted
 from custody._commands import WRITING_COMMANDS, cli
 from custody._text import one_line

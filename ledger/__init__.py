@@ -35,6 +35,7 @@ from ledger._commands import (
     Review,
     Sweep,
 )
+from ledger._domain.authority import Forbidden
 from ledger._domain.browser import BrowserCheck, BrowserStatus, StopSignal
 from ledger._domain.errors import (
     CheckoutDenied,
@@ -85,6 +86,7 @@ __all__ = [
     "Disabled",
     "Enable",
     "Extend",
+    "Forbidden",
     "ForceRelease",
     "Heartbeat",
     "Holder",

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 from ledger import _commands as cmds
 from ledger._domain import events as ev
+from ledger._domain.authority import Forbidden
 from ledger._domain.errors import StoreUnavailable
 from ledger._domain.model import (
     Lease,
@@ -186,11 +187,12 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     reported with its id and the others are still swept (only a store that cannot be reached
     stops the sweep). Each candidate (``Repository.sweep_candidates``) is re-judged on its
     aggregate, so a lease renewed since its row was read is left alone."""
+    uow.require(Role.SCHEDULER)  # a login that may not sweep fails once, not per profile
     settled, failed = [], []
     for profile_id in uow.repository.sweep_candidates(uow.now()):
         try:
             result = settle_overdue(uow, cmds.SettleOverdue(profile_id=profile_id, actor=c.actor))
-        except StoreUnavailable:
+        except (StoreUnavailable, Forbidden):
             raise
         except Exception as e:  # one profile's failure must not stop the sweep
             failed.append(SweepFailure(profile_id=profile_id, error=f"{type(e).__name__}: {e}"))

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger._commands import Command
+from ledger._domain.authority import check_acts
 from ledger._domain.errors import InvalidInput, StoreUnavailable, UnknownProfile
 from ledger._domain.events import ProfileEvent
 from ledger._domain.model import Lease, Role
@@ -114,6 +115,11 @@ class UnitOfWork:
         now = self._clock() if self._clock is not None else self.repository.now()
         return now.astimezone(UTC)
 
+    def require(self, role: Role) -> None:
+        """``Forbidden`` unless the store's login may act as ``role``."""
+        authority = self.repository.authority()
+        check_acts(role, authority.roles, authority.login)
+
     def load(self, profile_id: str, version: int | None = None) -> Profile:
         profile = self.repository.load(profile_id, version)
         if profile is None:
@@ -128,6 +134,8 @@ class UnitOfWork:
         arguments is refused as ``InvalidInput``. A ``Creation`` starts a new stream when the
         profile does not exist (else ``UnknownProfile``).
         """
+        acting = (decision.then if isinstance(decision, Creation) else decision).acting
+        self.require(acting.role)  # before anything is read
         given = command.command_id
         command_id, fingerprint = command.issued_id(), command.fingerprint()
         recorded = None if given is None else (given, fingerprint)

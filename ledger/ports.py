@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ledger._domain.events import ProfileEvent
+from ledger._domain.model import Role
 from ledger._domain.profile import Profile
 from ledger._domain.view import Availability
 
@@ -40,6 +41,16 @@ class DirectoryRecord:
     user_data_dir: str
 
 
+@dataclass(frozen=True)
+class Authority:
+    """Whom the store is opened as: its ``login`` and the custody roles it may act in (every
+    role on SQLite, where the file's permissions are the boundary, and for the owner of a
+    PostgreSQL store; the login's granted roles otherwise)."""
+
+    login: str
+    roles: frozenset[Role]
+
+
 class StreamConflict(Exception):
     """Another writer appended to the profile's stream first (or recorded the same command id);
     nothing of this save was kept."""
@@ -51,6 +62,10 @@ class Repository(Protocol):
 
     def now(self) -> datetime:
         """The clock every deadline is judged on (the database's, where it has one)."""
+        ...
+
+    def authority(self) -> Authority:
+        """Whom the store is opened as, and the roles its commands may act in."""
         ...
 
     def load(self, profile_id: str, version: int | None = None) -> Profile | None:

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from ledger._domain.directories import first_overlap, normalised, refusal
 from ledger._domain.errors import InvalidInput
 from ledger._domain.events import ProfileEvent, ProfileRegistered
-from ledger._domain.model import ProfileState
+from ledger._domain.model import ProfileState, Role
 from ledger._domain.profile import Profile, replay
 from ledger._domain.view import Availability
-from ledger.ports import CommandRecord, StreamConflict
+from ledger.ports import Authority, CommandRecord, StreamConflict
 
 
 class FakeRepository:
@@ -35,9 +35,13 @@ class FakeRepository:
         self.saves = 0
         self.before_save: Callable[[Profile], None] | None = None
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.roles = frozenset(Role)
 
     def now(self) -> datetime:
         return self._clock()
+
+    def authority(self) -> Authority:
+        return Authority("fake", self.roles)
 
     def load(self, profile_id: str, version: int | None = None) -> Profile | None:
         events = self.streams.get(profile_id)

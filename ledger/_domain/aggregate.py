@@ -16,6 +16,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger._domain import events as ev
+from ledger._domain.authority import check_records
 from ledger._domain.errors import NotAllowed
 from ledger._domain.model import Envelope, Role
 from ledger._domain.state import ProfileStateMachine
@@ -65,6 +66,7 @@ class AggregateRoot(ProfileStateMachine):
         return list(self._pending)
 
     def _trigger(self, cls: type[ev.ProfileEvent], ctx: Context, **payload: Any) -> None:
+        check_records(ctx.role, cls.event_type)  # the table the database enforces too
         # Events after the first in one command are caused by the one before them.
         previous = self._pending[-1] if self._pending else None
         same_command = previous is not None and previous.envelope.command_id == ctx.command_id
@@ -86,6 +88,7 @@ class AggregateRoot(ProfileStateMachine):
             envelope=envelope,
             **payload,
         )
+        event = event.linked(self.head)  # its place in the chain, after the last event
         self.apply(event)
         self._pending.append(event)
 

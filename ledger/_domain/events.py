@@ -13,7 +13,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+from pydantic import Field, PrivateAttr
+
 from ledger._domain.browser import StopSignal
+from ledger._domain.chain import Link, body_bytes, header_bytes, link
 from ledger._domain.model import (
     Cause,
     Envelope,
@@ -35,6 +38,58 @@ class ProfileEvent(Frozen):
     originator_version: int
     profile_id: str
     envelope: Envelope
+    # Its place in the profile's hash chain (``ledger._domain.chain``): stored beside the
+    # event's body, never part of it; None only for an event stored before hash chains.
+    chain: Link | None = Field(default=None, exclude=True)
+    # The canonical body and header, once made.
+    _body: bytes | None = PrivateAttr(default=None)
+    _header: bytes | None = PrivateAttr(default=None)
+    # For an event read back: the body and header it was stored with. An event stored before
+    # hash chains, at an older class_version, hashes as it was stored, not as upcast.
+    _stored: tuple[bytes, bytes] | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        """Events are equal by their fields: what was cached about their bytes is not part of
+        what they say."""
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = Frozen.__hash__
+
+    def body(self) -> bytes:
+        """The event's canonical body (``ledger._domain.chain.body_bytes``): what a store
+        keeps and what its link hashes."""
+        if self._body is None:
+            dumped = self.model_dump(mode="json", exclude={"originator_id", "originator_version"})
+            dumped["class_version"] = type(self).class_version
+            self._body = body_bytes(dumped)
+        return self._body
+
+    def header(self) -> bytes:
+        """The event's canonical header (``ledger._domain.chain.header_bytes``)."""
+        if self._header is None:
+            dumped = {
+                "profile_id": self.profile_id,
+                "class_version": type(self).class_version,
+                "envelope": self.envelope.model_dump(mode="json"),
+            }
+            self._header = header_bytes(dumped, self.originator_version, self.event_type)
+        return self._header
+
+    def as_stored(self, body: bytes, header: bytes) -> None:
+        """Remember the body and header this event was read back from (what it hashes)."""
+        self._stored = (body, header)
+
+    def linked(self, prev: str) -> ProfileEvent:
+        """This event with its link, following the event that hashed ``prev``."""
+        return self.model_copy(update={"chain": link(prev, self.header(), self.body())})
+
+    def hash_after(self, prev: str) -> str:
+        """The event's hash: its link's; for an event stored before hash chains, the hash its
+        link would have had after the event that hashed ``prev``."""
+        if self.chain is not None:
+            return self.chain.hash
+        body, header = self._stored or (self.body(), self.header())
+        return link(prev, header, body).hash
 
     @property
     def event_id(self) -> str:

@@ -39,6 +39,7 @@ _STATE_FIELDS = (
     "disabled",
     "last_review",
     "unclean_endings",
+    "head",
 )
 
 
@@ -50,7 +51,9 @@ class ProfileSnapshot(Frozen):
     # also carries the profile's max_lease_seconds and each lease's hard_limit_at.
     # 3: no command ids (the store's custody_commands table answers a resent command);
     # 2 held them packed in one string, 1 as a dict. Older snapshots load without them.
-    class_version: ClassVar[int] = 4
+    # 5: the hash of the profile's last event (``head``), where the next event's link starts;
+    # older ones lack it, so schema 7 deletes them.
+    class_version: ClassVar[int] = 5
 
     originator_id: UUID
     originator_version: int
@@ -72,6 +75,7 @@ class ProfileSnapshot(Frozen):
     disabled: Disabled | None
     last_review: LastReview | None
     unclean_endings: tuple[tuple[str, datetime], ...]
+    head: str
 
     @classmethod
     def take(cls, profile: ProfileStateMachine) -> ProfileSnapshot:

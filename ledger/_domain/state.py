@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger._domain import events as ev
+from ledger._domain.chain import GENESIS
 from ledger._domain.endings import lease_ending
 from ledger._domain.model import (
     MAX_UNCLEAN_LIMIT,
@@ -83,6 +84,7 @@ class ProfileStateMachine:
         self.disabled: Disabled | None = None
         self.last_review: LastReview | None = None
         self.unclean_endings: tuple[tuple[str, datetime], ...] = ()
+        self.head = GENESIS  # the hash of the last event: the next one's link starts here
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ProfileStateMachine:
         """Every value held is immutable (frozen models, tuples), so a shallow copy is a deep
@@ -96,6 +98,7 @@ class ProfileStateMachine:
             raise ValueError(msg)
         _HANDLERS[type(event)](self, event)
         self.version = event.originator_version
+        self.head = event.hash_after(self.head)
 
     def _enter(self, state: ProfileState, at: datetime) -> None:
         if state is not self.state or self.since is None:

@@ -16,11 +16,13 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
+from ledger._domain.authority import Forbidden
 from ledger._domain.errors import StoreUnavailable
 from ledger._stores.settings import StoreSettings
 
 # What SQLite and PostgreSQL say when a lock was not granted within the bounded wait.
 _BUSY = ("database is locked", "lock timeout", "statement timeout")
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def _driver_errors() -> tuple[type[BaseException], ...]:
@@ -41,13 +43,30 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
     except Exception as e:
         if not isinstance(e, _driver_errors()):
             raise
+        if _sqlstate(e) == _INSUFFICIENT_PRIVILEGE:  # the database refused this login
+            raise Forbidden(f"store {settings.describe()} refused: {_first_line(e)}") from e
         raise store_failure(settings, e) from e
+
+
+def _sqlstate(error: BaseException | None) -> str | None:
+    """The SQLSTATE of a psycopg error, or of the one the library's error wraps."""
+    while error is not None:
+        state = getattr(error, "sqlstate", None)
+        if state:
+            return str(state)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    said = str(error).strip()
+    return said.splitlines()[0] if said else type(error).__name__
 
 
 def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavailable:
     """The ``StoreUnavailable`` a driver's error means: busy (a lock not granted within the
     store's timeout) or unavailable, in one line that never shows the store's password."""
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    first = _first_line(error)
     if settings.password:
         first = first.replace(settings.password, "***")
     said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"

@@ -1,7 +1,9 @@
 """Stored event format under our control: topic = event type, state = the event's JSON.
 
-We keep the format ours (not the library's module-path topics) so later tamper evidence can hash
-exactly these bytes, and renaming a Python class never orphans stored events.
+The state is the event's canonical body (``ledger._domain.chain``) with its hash-chain link as
+the last key, ``"~chain"``: the bytes tamper evidence hashes are exactly the stored ones. We keep
+the format ours (not the library's module-path topics), so renaming a Python class never
+orphans stored events.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
+from ledger._domain.chain import CHAIN_KEY, Link, header_bytes, split, stored
 from ledger._domain.events import EVENT_CLASSES, ProfileEvent, upcast
 from ledger._domain.snapshot import SNAPSHOT_TOPIC, ProfileSnapshot
 
@@ -26,13 +29,12 @@ class ProfileEventMapper(Mapper[UUID]):
         if isinstance(domain_event, ProfileSnapshot):
             return _stored_snapshot(domain_event)
         event: ProfileEvent = domain_event
-        state = event.model_dump(mode="json", exclude={"originator_id", "originator_version"})
-        state["class_version"] = type(event).class_version
+        body = event.body()
         return StoredEvent(
             originator_id=event.originator_id,
             originator_version=event.originator_version,
             topic=event.event_type,
-            state=json.dumps(state, separators=(",", ":"), sort_keys=True).encode(),
+            state=stored(body, event.chain) if event.chain is not None else body,
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
@@ -70,8 +72,9 @@ def _snapshot(stored: StoredEvent) -> ProfileSnapshot:
 
 def decode_data(topic: str, state: bytes) -> dict[str, Any]:
     """A stored event's fields as JSON gives them, upcast from older versions: the event's
-    ``model_dump(mode="json")`` without its stream id and version."""
+    ``model_dump(mode="json")`` without its stream id, version and link."""
     data: dict[str, Any] = json.loads(state)
+    data.pop(CHAIN_KEY, None)
     return upcast(topic, data, data.pop("class_version", 1))
 
 
@@ -80,10 +83,19 @@ def decode(
 ) -> ProfileEvent:
     """Rebuild a domain event from its stored topic and bytes, upcasting old versions; with
     ``shown``, its text as a read model can hold it (``decode_shown``)."""
-    data = decode_shown(topic, state) if shown else decode_data(topic, state)
+    body, chain = split(state)
+    raw: dict[str, Any] = json.loads(body)
+    header = header_bytes(raw, version, topic)  # as stored, before any upcast
+    data = upcast(topic, raw, raw.pop("class_version", 1))
+    if shown and _NUL_IN_JSON in body:
+        data = _shown(data)
     data["originator_id"] = originator_id
     data["originator_version"] = version
-    return EVENT_CLASSES[topic].model_validate(data)
+    if chain is not None:
+        data["chain"] = Link.model_validate_json(chain)
+    event = EVENT_CLASSES[topic].model_validate(data)
+    event.as_stored(body, header)
+    return event
 
 
 def decode_shown(topic: str, state: bytes) -> dict[str, Any]:

@@ -7,6 +7,7 @@ turns the store's bounded wait into ten of them; the unit of work decides what i
 
 from __future__ import annotations
 
+import contextlib
 import select
 from collections.abc import Sequence
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
+from ledger._stores.access import APPEND_LOCK_SQL
 from ledger._stores.recorders import (
     DIRECTORIES_TABLE,
     availability_rows,
@@ -36,6 +39,14 @@ _BASE = PostgresApplicationRecorder
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Appends take turns on an advisory lock instead of the library's LOCK TABLE ...
+        # EXCLUSIVE, which only a login that may UPDATE the events table can take
+        # (``ledger._stores.access``); its SET LOCAL lock_timeout stays first.
+        timeout, _lock = self.lock_table_statements
+        self.lock_table_statements = [timeout, SQL(APPEND_LOCK_SQL)]
+
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
@@ -48,9 +59,37 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         for command in command_rows(kwargs):
             curs.execute(_PG_COMMAND, command)
 
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        """The library's pipelined append (without its retry decorator), catching an error
+        from every statement, not only the events' insert. In pipeline mode psycopg raises a
+        statement's error at whichever later call reads it: a command id recorded twice
+        could surface while the events' insert was being queued, and the library, catching
+        only there, let the pipeline's exit replace the ``UniqueViolation`` (a conflict) with
+        ``PipelineAborted`` (store unavailable). The pipeline is synced once an error is
+        caught, so that its exit finds it clean and the error raised is the first one."""
+        exc: Exception | None = None
+        ids = None
+        with self.datastore.get_connection() as conn:
+            with conn.pipeline() as pipeline, conn.transaction():
+                try:
+                    with conn.cursor() as curs:
+                        self._insert_events(curs, stored_events, **kwargs)
+                    if stored_events:
+                        with conn.cursor() as curs:
+                            self._insert_stored_events(curs, stored_events, **kwargs)
+                            pipeline.sync()
+                            ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                    else:
+                        pipeline.sync()
+                except Exception as e:  # raised after the pipeline's exit, as the library does
+                    exc = e
+                    with contextlib.suppress(psycopg.Error):
+                        pipeline.sync()
+            if exc is not None:
+                raise exc
+        return ids
+
     # The library's methods without its retry decorator (``functools.wraps`` keeps them).
-    def insert_events(self, *args: Any, **kwargs: Any) -> Any:
-        return _BASE.insert_events.__wrapped__(self, *args, **kwargs)
 
     def select_events(self, *args: Any, **kwargs: Any) -> Any:
         return _BASE.select_events.__wrapped__(self, *args, **kwargs)

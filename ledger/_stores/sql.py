@@ -11,26 +11,23 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
+from uuid import UUID
 
+from ledger._domain.authority import ALL_ROLES
 from ledger._domain.errors import InvalidInput, StoreUnavailable
 from ledger._domain.profile import Profile
-from ledger._domain.view import Availability, availability_of
+from ledger._domain.view import Availability
+from ledger._stores.access import APPEND_LOCK_SQL, Tables, authority_of
 from ledger._stores.connections import postgres_connection, read_cursor
-from ledger._stores.directories import legacy_directories
-from ledger._stores.mapper import command_of, decode_data
+from ledger._stores.migrations import ORIGINS_TABLE, SCHEMA_TABLE, SCHEMA_VERSION, create_schema
 from ledger._stores.recorders import (
     AVAILABILITY_COLUMNS,
     AVAILABILITY_TABLE,
-    COMMANDS_DDL,
     COMMANDS_TABLE,
-    DIRECTORIES_DDL,
     DIRECTORIES_TABLE,
-    availability_ddl,
     availability_params,
-    insert_command_sql,
-    insert_directory_sql,
     overlapping_sql,
     read_row,
     to_db,
@@ -45,32 +42,12 @@ from ledger._stores.store import (
     store_errors,
     store_failure,
 )
-from ledger.ports import CommandRecord, DirectoryRecord
+from ledger.ports import Authority, CommandRecord, DirectoryRecord
 
 _RECORDERS = {
     "sqlite": "ledger._stores.recorders:SQLiteLedgerRecorder",
     "postgresql": "ledger._stores.postgres:PostgresLedgerRecorder",
 }
-
-# The version of our own tables (custody_availability, custody_schema). Raise it with a
-# migration whenever their DDL changes; stores older than this are refused until
-# `custody init` migrates them.
-# 2: custody_commands (a caller's command id is unique across the store).
-# 3: the snapshots table (made by the library's recorder at init; snapshots are a cache, so the
-#    migration writes none: they appear as streams grow).
-# 4: custody_commands keeps each id's version and fingerprint (a resent command is answered
-#    from it; the profile no longer remembers ids): backfilled from the events.
-# 5: custody_directories (one directory, one profile): backfilled from the registrations,
-#    overlaps reported, never refused (``ledger._stores.directories``).
-# 6: a lease's ending is one word (clean ... revoked) where older versions wrote
-#    ``review_requested:lease_expired``: rows and snapshots holding the old words are redone.
-SCHEMA_VERSION = 6
-SCHEMA_TABLE = "custody_schema"
-_SCHEMA_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
-    "(id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
-)
-
 
 # Any fixed number: the advisory lock every `custody init` on one database takes, so that
 # concurrent inits create the schema one after another instead of failing on each other.
@@ -108,6 +85,7 @@ class SqlStore(Store):
     def __init__(self, settings: StoreSettings, app: LedgerApplication) -> None:
         super().__init__(settings, app)
         self._pg = settings.kind == "postgresql"
+        self._authority: Authority | None = None
 
     @classmethod
     def open(cls, settings: StoreSettings, *, create: bool = False) -> SqlStore:
@@ -124,26 +102,8 @@ class SqlStore(Store):
                     setting_up.enter_context(_postgres_session(settings, schema_lock=create))
                 store = cls(settings, LedgerApplication(env=env))
                 if create:
-                    store._create_schema()
+                    create_schema(store)
         return store
-
-    def _create_schema(self) -> None:
-        """Our tables, then the migrations from the recorded version, then the new version."""
-        for statement in (*availability_ddl(), COMMANDS_DDL, *DIRECTORIES_DDL, *_SCHEMA_DDL):
-            self.execute(statement)
-        found = self.schema_version() or SCHEMA_VERSION
-        if found < 4:
-            self._add_command_columns()
-            self._backfill_commands()
-        if found < 5:
-            self._backfill_directories()
-        if found < 6:
-            self._rewrite_endings()
-        self.execute(
-            f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
-            f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
-            (SCHEMA_VERSION, SCHEMA_VERSION),
-        )
 
     @classmethod
     def connect(cls, settings: StoreSettings, *, create: bool = True) -> SqlStore:
@@ -197,66 +157,6 @@ class SqlStore(Store):
         msg = f"{settings.describe()} is not a custody store (it holds other tables: {shown})"
         raise InvalidInput("store", msg)
 
-    def _add_command_columns(self) -> None:
-        """Schema 4: a command row also keeps its version and fingerprint (SQLite has no
-        ``ADD COLUMN IF NOT EXISTS``: its columns are read first)."""
-        added = (("version", "BIGINT"), ("command", "TEXT"))
-        if self._pg:
-            for column, kind in added:
-                self.execute(
-                    f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN IF NOT EXISTS {column} {kind}"
-                )
-            return
-        have = {r["name"] for r in self.query(f"PRAGMA table_info({COMMANDS_TABLE})")}
-        for column, kind in added:
-            if column not in have:
-                self.execute(f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN {column} {kind}")
-
-    def _backfill_commands(self) -> None:
-        """Record the command id of every stored event, with the version its last event
-        reached and its fingerprint (the first profile to use an id keeps it): ids used
-        before schema 2 stay bound to their profile, and before schema 4 (when the profile
-        itself remembered them) stay answerable."""
-        start = 1
-        while batch := self.app.recorder.select_notifications(start, 1000):
-            rows = []
-            for n in batch:
-                command_id, profile_id, command = command_of(n.state)
-                rows.append((command_id, profile_id, n.originator_version, command))
-            self.executemany(insert_command_sql("?", backfill=True), rows)
-            start = batch[-1].id + 1
-
-    def _rewrite_endings(self) -> None:
-        """Schema 6: the words of a lease's ending (``ledger._domain.endings``). Snapshots
-        carried the old words: they are a cache, so they are deleted (the events rebuild them
-        as streams grow); every availability row that names a last ending is rewritten from
-        its profile's events."""
-        snapshots = self.app.snapshots
-        if snapshots is not None:
-            table = snapshots.recorder.events_table_name  # type: ignore[attr-defined]
-            self.execute(f"DELETE FROM {table}")
-        named = f"SELECT profile_id FROM {AVAILABILITY_TABLE} WHERE last_ending IS NOT NULL"
-        for row in self.query(named):
-            profile = self.load(str(row["profile_id"]))
-            if profile is not None:
-                self.replace_availability(availability_of(profile))
-
-    def _backfill_directories(self) -> None:
-        """Record every registration's directory; the overlaps found become the store's
-        notes (``legacy_directories``)."""
-        registrations = []
-        start = 1
-        while batch := self.app.recorder.select_notifications(
-            start, 1000, topics=["profile_registered"]
-        ):
-            for n in batch:
-                data = decode_data(n.topic, n.state)
-                registrations.append((str(data["profile_id"]), data.get("user_data_dir")))
-            start = batch[-1].id + 1
-        rows, self.notes = legacy_directories(registrations)
-        for at in range(0, len(rows), 1000):
-            self.executemany(insert_directory_sql("?"), rows[at : at + 1000])
-
     def schema_version(self) -> int | None:
         """The schema version ``custody init`` recorded, or None if it never ran here."""
         if self._pg:
@@ -270,6 +170,32 @@ class SqlStore(Store):
             return None
         rows = self.query(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1")
         return int(rows[0]["version"]) if rows else None
+
+    @property
+    def tables(self) -> Tables:
+        """The tables whose privileges are not a cache's (``ledger._stores.access``)."""
+        snapshots = self.app.snapshots
+        return Tables(
+            events=self.app.recorder.events_table_name,  # type: ignore[attr-defined]
+            snapshots=snapshots.recorder.events_table_name if snapshots else "",  # type: ignore[attr-defined]
+            directories=DIRECTORIES_TABLE,
+            read_only=frozenset({SCHEMA_TABLE, ORIGINS_TABLE}),
+        )
+
+    def authority(self) -> Authority:
+        """Every role on SQLite (the file's permissions are the boundary); on PostgreSQL the
+        login's custody roles, or every role for the owner of the events table. Read once; a
+        login that may not write snapshots takes none."""
+        if self._authority is None:
+            if not self._pg:
+                self._authority = Authority(self.settings.describe(), ALL_ROLES)
+            else:
+                tables = self.tables
+                with store_errors(self.settings):
+                    found, snapshots = authority_of(self, tables.events, tables.snapshots)
+                self._authority = found
+                self.app.takes_snapshots = snapshots
+        return self._authority
 
     def now(self) -> datetime:
         """PostgreSQL's clock on a shared store, the local clock on SQLite."""
@@ -328,8 +254,8 @@ class SqlStore(Store):
         stream = Profile.create_id(row.profile_id)
         latest = f"(SELECT max(originator_version) FROM {events} WHERE originator_id = ?) = ?"
         with store_errors(self.settings), self._transaction(commit=True) as cursor:
-            if self._pg:  # the lock every writer takes: no append can slip in between
-                cursor.execute(f"LOCK TABLE {events} IN EXCLUSIVE MODE")
+            if self._pg:  # the lock every append takes: none can slip in between
+                cursor.execute(APPEND_LOCK_SQL)
             cursor.execute(
                 self._sql(upsert_availability_sql("?", where=latest)),
                 (*availability_params(row), stream if self._pg else stream.hex, row.version),
@@ -359,6 +285,56 @@ class SqlStore(Store):
         channel = getattr(self.app.recorder, "channel_name", "")  # PostgreSQL's NOTIFY channel
         return SqlViews(self.settings, datastore, events, channel)
 
+    # -- the log, for audits --------------------------------------------------------------
+
+    def logged_events(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
+        """Up to ``limit`` stored events after position ``after``, in log order, as stored:
+        (position, stream id as hex, version in its stream, event type, state bytes)."""
+        column = "notification_id" if self._pg else "rowid"
+        events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        with self.views.reading() as cursor:
+            rows = cursor.tuples(
+                f"SELECT {column}, originator_id, originator_version, topic, state FROM {events} "
+                f"WHERE {column} > ? ORDER BY {column} LIMIT ?",
+                (after, limit),
+            )
+        return [
+            (int(p), _stream_hex(o), int(v), str(t), _stored_bytes(s)) for p, o, v, t, s in rows
+        ]
+
+    def stored_snapshots(
+        self, after: tuple[str, int] | None, limit: int
+    ) -> list[tuple[str, int, str, bytes]]:
+        """Up to ``limit`` stored snapshots after (stream id as hex, version) ``after`` (None:
+        from the first), ordered by stream and version, as stored: (stream id as hex, version,
+        topic, state bytes)."""
+        table = self.tables.snapshots
+        if not table:
+            return []
+        where = ""
+        params: tuple[object, ...] = ()
+        if after is not None:
+            stream, version = after
+            key: object = UUID(stream) if self._pg else stream
+            where = "WHERE originator_id > ? OR (originator_id = ? AND originator_version > ?) "
+            params = (key, key, version)
+        with self.views.reading() as cursor:
+            rows = cursor.tuples(
+                f"SELECT originator_id, originator_version, topic, state FROM {table} {where}"
+                "ORDER BY originator_id, originator_version LIMIT ?",
+                (*params, limit),
+            )
+        return [(_stream_hex(o), int(v), str(t), _stored_bytes(s)) for o, v, t, s in rows]
+
+    def chain_origins(self) -> dict[str, tuple[int, str, int]]:
+        """Where each profile's chain begins, for a store whose first events were stored
+        without links: its version, head and the log's position then (``migrations``)."""
+        rows = self.query(f"SELECT profile_id, version, head, position FROM {ORIGINS_TABLE}")
+        return {
+            str(r["profile_id"]): (int(r["version"]), str(r["head"]), int(r["position"]))
+            for r in rows
+        }
+
     # -- SQL ----------------------------------------------------------------------------------
 
     def _sql(self, statement: str) -> str:
@@ -371,7 +347,10 @@ class SqlStore(Store):
 
     def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
         with store_errors(self.settings), self._transaction(commit=True) as cursor:
-            cursor.execute(self._sql(statement), params)
+            if self._pg and not params:  # a function's body may hold % (RAISE's format)
+                cursor.execute(statement)
+            else:
+                cursor.execute(self._sql(statement), params)
 
     def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         with store_errors(self.settings), self._transaction(commit=True) as cursor:
@@ -386,3 +365,20 @@ class SqlStore(Store):
     def _reading(self) -> Any:
         datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
         return read_cursor(datastore, postgres=self._pg)
+
+
+def _stream_hex(stream: object) -> str:
+    """A stored stream id as the store's reads key it: PostgreSQL's uuid as hex, SQLite's text
+    as it is (the library keys it by ``UUID.hex``, so any other spelling is another stream)."""
+    return stream.hex if isinstance(stream, UUID) else str(stream)
+
+
+def _stored_bytes(state: object) -> bytes:
+    """A stored event's state as bytes, whatever a hand in the database left there: SQLite
+    keeps what an UPDATE wrote (``replace()`` on a BLOB gives TEXT), and verify must still
+    read it to name it."""
+    if isinstance(state, str):
+        return state.encode("utf-8", "surrogateescape")
+    if state is None:
+        return b""
+    return bytes(cast(bytes, state))

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -254,7 +254,13 @@ class SqlViews(Views):
                 row = got.fetchone()
             if not (row and row[0]):
                 raise held(name)
-            yield
+            try:
+                yield
+            finally:
+                # Said before closing: a closed connection's backend releases its locks only
+                # as it exits, after the close returned, and the next taker would find it held.
+                with suppress(Exception):
+                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_SPACE, key))
 
     def read_frame(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         if self._pg:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
@@ -57,6 +57,14 @@ class LedgerApplication(Application[UUID]):
     snapshotting_intervals = {Profile: SNAPSHOT_INTERVAL}
     snapshotting_projectors = {Profile: replay}
     snapshot_class = ProfileSnapshot
+
+    # False for a PostgreSQL login that may not write snapshots (``ledger._stores.access``):
+    # its loads still start from the snapshots others wrote.
+    takes_snapshots = True
+
+    def _take_snapshots(self, processing_event: Any) -> None:
+        if self.takes_snapshots:
+            super()._take_snapshots(processing_event)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Configuration comes from the store URL alone; stray POSTGRES_* variables in the
@@ -118,6 +126,21 @@ class Store:
         with store_errors(self.settings):
             events = self.app.events.get(Profile.create_id(profile_id))
             return list(events)  # type: ignore[arg-type]
+
+    def stream_events(self, stream: UUID, after: int, upto: int, limit: int) -> list[ProfileEvent]:
+        """Up to ``limit`` events of ``stream`` after version ``after`` and up to ``upto``,
+        oldest first, read and decoded as a load reads them (upcast, without any snapshot)."""
+        with store_errors(self.settings):
+            events = self.app.events.get(stream, gt=after, lte=upto, limit=limit)
+            return list(events)  # type: ignore[arg-type]
+
+    def decode_snapshot(self, stream: UUID, version: int, topic: str, state: bytes) -> Any:
+        """A stored snapshot as a load decodes it (the store's own mapper); raises whatever the
+        mapper raises on bytes it cannot read."""
+        stored = StoredEvent(
+            originator_id=stream, originator_version=version, topic=topic, state=state
+        )
+        return self.app.mapper.to_domain_event(stored)
 
     def exists(self, profile_id: str) -> bool:
         """Whether the profile was registered: one indexed read of its first event."""

@@ -262,7 +262,7 @@ EXPECTED: dict[str, tuple[int, Envelope, dict[str, Any]]] = {
     ),
 }
 
-_BASE_FIELDS = {"originator_id", "originator_version", "profile_id", "envelope"}
+_BASE_FIELDS = {"originator_id", "originator_version", "profile_id", "envelope", "chain"}
 
 
 def _fixture_names() -> list[str]:

@@ -1,0 +1,226 @@
+"""The audit commands: a signing key, a digest of the whole log, and its verification.
+
+A digest is meant to live outside the database (a file, an object store, a ticket): ``digest
+--out FILE`` replaces FILE whole, naming the digest it replaces as its previous one. ``verify``
+exits 0 only when every chain holds (and the log holds what the digests given record), 5
+otherwise, printing one line per problem with its profile and version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import click
+
+from custody._commands import cli
+from custody._printed import Printed
+from custody._wiring import Group, on_ledger
+
+if TYPE_CHECKING:
+    from ledger import Ledger
+    from ledger.audit import Verification
+
+# What verify exits with when anything does not hold (as checklist --strict does).
+NOT_VERIFIED = 5
+
+_file = click.Path(dir_okay=False, path_type=Path)
+
+
+@cli.command()
+@click.argument("key_file", metavar="FILE", type=_file)
+def keygen(key_file: Path) -> dict[str, str]:
+    """make an Ed25519 key for signing digests: FILE (private, mode 0600) and FILE.pub"""
+    from ledger import InvalidInput
+    from ledger.audit import generate_key
+
+    public_file = key_file.with_name(key_file.name + ".pub")
+    for path in (key_file, public_file):
+        if path.exists():
+            raise InvalidInput("key_file", f"{path} exists: a key is never overwritten")
+    private, public = generate_key()
+    _write(key_file, private, mode=0o600)
+    _write(public_file, public, mode=0o644)
+    return {"key": str(key_file), "public_key": str(public_file)}
+
+
+@cli.command()
+@click.option("--out", type=_file, metavar="FILE", help="write the digest to FILE (whole)")
+@click.option(
+    "--previous", type=_file, metavar="FILE",
+    help="the digest this one follows (default: what --out holds now)",
+)  # fmt: skip
+@click.option("--key", type=_file, metavar="FILE", help="sign with this Ed25519 key (keygen)")
+@on_ledger
+def digest(
+    ledger: Ledger, out: Path | None, previous: Path | None, key: Path | None
+) -> dict[str, object] | DigestAnswer:
+    """a digest of the whole log: its tree's size and root, every profile's head, signed"""
+    from ledger.audit import digest as make
+
+    if previous is None and out is not None and out.exists():
+        previous = out
+    before = _read(previous, "previous") if previous is not None else None
+    secret = _read(key, "key") if key is not None else None
+    made = make(ledger, previous=before, key=secret, progress=_progress(sys.stderr))
+    if out is None:
+        return DigestAnswer(made.to_bytes().decode())
+    _write(out, made.to_bytes(), mode=0o644)
+    return {
+        "digest": str(out),
+        "events": made.tree.size,
+        "profiles": len(made.heads),
+        "root": made.tree.root,
+        "signed_by": made.key,
+        "previous": made.previous,
+    }
+
+
+@cli.command()
+@click.option("--digest", "digest_file", type=_file, metavar="FILE", help="check against it")
+@click.option(
+    "--since-digest", "since_file", type=_file, metavar="FILE",
+    help="with --digest: prove the log --digest records extends this earlier one's",
+)  # fmt: skip
+@click.option(
+    "--public-key", type=_file, metavar="FILE",
+    help="the digests must be signed with this key (keygen's FILE.pub)",
+)  # fmt: skip
+@on_ledger
+def verify(
+    ledger: Ledger, digest_file: Path | None, since_file: Path | None, public_key: Path | None
+) -> VerifyAnswer:
+    """recompute every profile's hash chain and the log's tree; exit 5 if anything is wrong"""
+    from ledger import InvalidInput
+    from ledger.audit import load, verify as check
+
+    if since_file is not None and digest_file is None:
+        raise InvalidInput("since_digest", "needs --digest: the later digest to compare with")
+    if public_key is not None and digest_file is None:
+        raise InvalidInput("public_key", "needs --digest: the digest whose signature it checks")
+    against = load(_read(digest_file, "digest"), "digest") if digest_file else None
+    since = load(_read(since_file, "since_digest"), "since_digest") if since_file else None
+    key = _read(public_key, "public_key") if public_key is not None else None
+    progress = _progress(sys.stderr)
+    found = check(ledger, against=against, since=since, public_key=key, progress=progress)
+    if progress is not None:
+        sys.stderr.write("\n")
+    return VerifyAnswer(found)
+
+
+@dataclass(frozen=True)
+class DigestAnswer(Printed):
+    text: str
+
+    def write(self, out: TextIO, *, as_json: bool) -> None:
+        out.write(self.text)
+
+
+@dataclass(frozen=True)
+class VerifyAnswer(Printed):
+    found: Verification
+
+    def write(self, out: TextIO, *, as_json: bool) -> None:
+        from custody._text import printable
+
+        f = self.found
+        if as_json:
+            out.write(json.dumps(f.model_dump(mode="json"), indent=2) + "\n")
+            return
+        checked = f"checked {f.events} events of {f.profiles} profiles"
+        if f.snapshots:
+            checked += f" and {f.snapshots} snapshot{'s' if f.snapshots > 1 else ''}"
+        if f.holds:
+            proved = "; the later digest's log extends the earlier's" if f.proof is not None else ""
+            out.write(f"{checked}: every chain holds, the tree's root is {f.root}{proved}\n")
+            return
+        out.write(f"{checked}: {len(f.problems)} problem(s)\n")
+        for problem in f.problems:
+            out.write(printable(f"  {problem}") + "\n")
+
+    def failed(self) -> tuple[int, str] | None:
+        if self.found.holds:
+            return None
+        return NOT_VERIFIED, f"verify: {len(self.found.problems)} problem(s) in the log"
+
+
+def _read(path: Path, field: str) -> bytes:
+    from ledger import InvalidInput
+
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InvalidInput(field, f"cannot read {str(path)[:200]!r}: {e.strerror}") from None
+
+
+def _write(path: Path, data: bytes, *, mode: int) -> None:
+    """Write ``data`` to ``path`` whole or not at all (beside it, then renamed over it)."""
+    from ledger import InvalidInput
+
+    part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        part.replace(path)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        raise InvalidInput("out", f"cannot write {str(path)[:200]!r}: {e.strerror}") from None
+
+
+def _progress(err: TextIO) -> Callable[[int], None] | None:
+    """A progress line on a terminal (events walked so far, ending the line at the end of
+    each batch so that what follows starts clean); nothing in a pipe."""
+    if not (hasattr(err, "isatty") and err.isatty()):
+        return None
+
+    def said(events: int) -> None:
+        err.write(f"\rcustody: {events} events walked\x1b[K")
+        err.flush()
+
+    return said
+
+
+@cli.group(cls=Group)
+def access() -> None:
+    """logins and their custody roles (PostgreSQL; run with the store owner's URL)"""
+
+
+@access.command("grant")
+@click.argument("login", metavar="LOGIN")
+@click.option(
+    "--role", required=True, type=click.Choice(["worker", "scheduler", "reviewer", "operator"]),
+    help="the one role LOGIN acts in",
+)  # fmt: skip
+@click.option(
+    "--password-stdin", is_flag=True,
+    help="set LOGIN's password to the first line read from standard input",
+)  # fmt: skip
+@on_ledger
+def access_grant(ledger: Ledger, login: str, role: str, password_stdin: bool) -> dict[str, object]:
+    """create or update LOGIN with exactly ROLE's privileges"""
+    from ledger import InvalidInput
+    from ledger.access import grant
+
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InvalidInput("password", "standard input gave an empty line")
+    done = grant(ledger, login, role, password)
+    return {"login": done.login, "role": done.role.value, "created": done.created}
+
+
+@access.command("list")
+@on_ledger
+def access_list(ledger: Ledger) -> list[dict[str, str]]:
+    """every login holding a custody role"""
+    from ledger.access import logins
+
+    return [{"login": found.login, "role": found.role.value} for found in logins(ledger)]

@@ -1,0 +1,167 @@
+"""Every stored snapshot checked against the events it caches: a load starts from the latest
+snapshot at or below the version it wants, so a snapshot edited, forged or stored beyond its
+stream's end changes what the ledger believes without touching a single event.
+
+A snapshot holds exactly the state its profile's events fold to at its version (its ``head``,
+the hash of the event at that version, among it). This pass reads the snapshots in stream and
+version order and, for each stream that has any, folds that stream's events from version 1 in
+batches with the domain's own fold, decoded as a load decodes them; what a snapshot holds
+otherwise is a ``Problem`` naming the profile and the snapshot's version.
+
+Memory holds one profile's state and one batch, never a stream's events: a profile with
+snapshots costs one fold of its events up to its last snapshot, a profile without none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+from ledger._audit.walk import BATCH, Problem
+from ledger._domain.events import ProfileEvent
+from ledger._domain.profile import Profile
+from ledger._domain.snapshot import ProfileSnapshot
+
+# stream id (the originator_id as hex, as the store keys it), version, topic, stored state
+SnapshotRow = tuple[str, int, str, bytes]
+# How many differing fields a problem line names.
+SHOWN = 3
+
+
+class SnapshotSource(Protocol):
+    """What the check reads: the stored snapshots in (stream, version) order, a stream's
+    events as a load reads them, and a snapshot as a load decodes it."""
+
+    def stored_snapshots(self, after: tuple[str, int] | None, limit: int) -> list[SnapshotRow]:
+        """Up to ``limit`` rows after (stream id, version) ``after``."""
+
+    def stream_events(self, stream: UUID, after: int, upto: int, limit: int) -> list[ProfileEvent]:
+        """Up to ``limit`` events of ``stream`` in versions ``after`` < v <= ``upto``."""
+
+    def decode_snapshot(self, stream: UUID, version: int, topic: str, state: bytes) -> Any:
+        """The decoded snapshot, or an exception."""
+
+
+@dataclass
+class _Fold:
+    """One stream's events folded as far as a snapshot asked: the profile at its version
+    (None: no event yet), or why the fold stopped."""
+
+    stream: UUID
+    events: Callable[[UUID, int, int, int], list[ProfileEvent]]
+    profile: Profile | None = None
+    broken: str | None = None
+
+    @property
+    def version(self) -> int:
+        return self.profile.version if self.profile is not None else 0
+
+    def to(self, version: int) -> None:
+        """Fold on to ``version``, or to the stream's last event before it."""
+        while self.broken is None and self.version < version:
+            batch = self.events(self.stream, self.version, version, BATCH)
+            if not batch:
+                return
+            try:
+                for event in batch:
+                    if self.profile is None:
+                        self.profile = Profile(event.originator_id)
+                    self.profile.apply(event)
+            except Exception as e:  # a damaged stream is named, never a crash
+                self.broken = f"v{self.version + 1} does not fold onto v{self.version} ({e})"
+
+
+@dataclass
+class SnapshotCheck:
+    """The pass: how many snapshots it checked and what it found wrong."""
+
+    source: SnapshotSource
+    checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    _fold: _Fold | None = None
+    _stream_hex: str = ""
+
+    def run(self) -> SnapshotCheck:
+        after: tuple[str, int] | None = None
+        while rows := self.source.stored_snapshots(after, BATCH):
+            for row in rows:
+                self.take(row)
+            after = rows[-1][0], rows[-1][1]
+        return self
+
+    def take(self, row: SnapshotRow) -> None:
+        """Check one stored snapshot (rows come in stream and version order)."""
+        stream_hex, version, topic, state = row
+        self.checked += 1
+        try:
+            stream = UUID(hex=stream_hex)
+        except ValueError:
+            self._say(None, stream_hex, version, "a snapshot under a stream id no profile has")
+            return
+        if self._fold is None or self._stream_hex != stream_hex:
+            self._fold, self._stream_hex = _Fold(stream, self.source.stream_events), stream_hex
+        fold = self._fold
+        fold.to(version)
+        try:
+            held = self.source.decode_snapshot(stream, version, topic, state)
+            if not isinstance(held, ProfileSnapshot):
+                raise TypeError(f"its topic {topic[:40]!r} is not a snapshot's")
+        except Exception as e:  # junk in the table is named, never a crash
+            self._say(fold, stream_hex, version, f"its snapshot is not readable ({_short(e)})")
+            return
+        what = _mismatch(fold, held, version)
+        if what is not None:
+            self._say(fold, held.profile_id, version, what)
+
+    def _say(self, fold: _Fold | None, fallback: str, version: int, what: str) -> None:
+        profile_id = fold.profile.profile_id if fold and fold.profile else fallback
+        self.problems.append(Problem(profile_id, version, what))
+
+
+def _mismatch(fold: _Fold, held: ProfileSnapshot, version: int) -> str | None:
+    """What is wrong with ``held``, the snapshot at ``version``, against the fold there."""
+    if fold.broken is not None:
+        return f"its snapshot cannot be checked: its events do not fold ({fold.broken})"
+    if fold.profile is None:
+        return (
+            f"a snapshot under stream {fold.stream.hex}, which holds no events: forged, a load "
+            "would believe a profile that was never registered"
+        )
+    if fold.version < version:
+        return (
+            f"a snapshot beyond the profile's last event (v{fold.version}): forged, a load "
+            "would believe events that were never stored"
+        )
+    folded = ProfileSnapshot.take(fold.profile)
+    if held == folded:
+        return None
+    differs = _differences(held.model_dump(mode="json"), folded.model_dump(mode="json"))
+    differs.sort(key=lambda d: d[0] == "head")  # what a load would believe first
+    if [d for d, _, _ in differs] == ["head"]:
+        return f"its snapshot's head is not the hash of its event v{version}"
+    shown = "; ".join(f"{path} {ours!r} where the events say {theirs!r}"
+                      for path, ours, theirs in differs[:SHOWN])  # fmt: skip
+    more = f" (and {len(differs) - SHOWN} more)" if len(differs) > SHOWN else ""
+    return f"its snapshot does not match its events (a load from it would believe {shown}{more})"
+
+
+def _differences(held: Any, folded: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """The dotted paths where two JSON values differ, with each side's value there."""
+    if isinstance(held, dict) and isinstance(folded, dict):
+        found = []
+        for key in sorted(set(held) | set(folded)):
+            found += _differences(held.get(key), folded.get(key), f"{path}.{key}".lstrip("."))
+        return found
+    return [] if held == folded else [(path, _cut(held), _cut(folded))]
+
+
+def _cut(value: Any) -> Any:
+    text = repr(value)
+    return value if len(text) <= 80 else text[:77] + "..."
+
+
+def _short(error: Exception) -> str:
+    said = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return said[:120]

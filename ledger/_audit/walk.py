@@ -1,0 +1,266 @@
+"""One pass over the whole log, in log order, recomputing every profile's hash chain and the
+log's Merkle tree from the stored bytes; what it finds wrong is a ``Problem`` naming the profile
+and the version.
+
+Memory grows with the number of profiles (each one's head) and the tree's height, never with
+the number of events: a million events stream through in batches.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ledger._audit.merkle import EMPTY_ROOT, TreeBuilder, leaf_hash
+from ledger._domain.chain import GENESIS, event_hash, header_bytes, split
+from ledger._domain.profile import Profile
+
+# position, stream id (the originator_id as hex, as the store keys it), version, event type,
+# stored state
+Row = tuple[int, str, int, str, bytes]
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing the log says that its chains or its digest do not: which profile, which
+    version (None: the whole profile or the whole log), and what is wrong."""
+
+    profile_id: str | None
+    version: int | None
+    what: str
+
+    def line(self) -> str:
+        where = self.profile_id or "the log"
+        at = f" v{self.version}" if self.version is not None else ""
+        return f"{where}{at}: {self.what}"
+
+
+@dataclass
+class Stream:
+    """A profile's chain as walked so far: its last version and hash, and where it was."""
+
+    version: int = 0
+    head: str = GENESIS
+    position: int = 0
+    hashes_at: dict[int, str] = field(default_factory=dict)  # versions a digest asks about
+
+
+@dataclass
+class Walk:
+    """The state of one pass. ``watch`` names (profile, version) whose hash a digest records
+    (kept as they pass); ``sizes`` the tree sizes whose roots a digest records;
+    ``wanted`` the subtree ranges a consistency proof needs."""
+
+    origins: dict[str, tuple[int, str, int]] = field(default_factory=dict)
+    watch: set[tuple[str, int]] = field(default_factory=set)
+    sizes: set[int] = field(default_factory=set)
+    wanted: frozenset[tuple[int, int]] = frozenset()
+    streams: dict[str, Stream] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    roots: dict[int, bytes] = field(default_factory=dict)
+    tree: TreeBuilder = field(init=False)
+    last_position: int = 0
+
+    def __post_init__(self) -> None:
+        self.tree = TreeBuilder(wanted=self.wanted)
+        if 0 in self.sizes:  # a digest of the empty log
+            self.roots[0] = EMPTY_ROOT
+
+    @property
+    def events(self) -> int:
+        return self.tree.size
+
+    def _say(self, profile_id: str | None, version: int | None, what: str) -> None:
+        self.problems.append(Problem(profile_id, version, what))
+
+    def take(self, row: Row) -> None:
+        """Walk one stored event."""
+        position, stream_id, version, event_type, state = row
+        body, chain = split(state)
+        try:
+            raw = json.loads(body)
+            profile_id = str(raw["profile_id"])
+            header = header_bytes(raw, version, event_type)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            what = f"holds bytes at position {position} that are not an event custody stored"
+            self._say(None, None, what)
+            return
+        if stream_id != _stream_id(profile_id):
+            # The chain is the body's; the ledger reads a profile's events by stream id.
+            self._say(profile_id, version, _MOVED)
+        stream = self.streams.setdefault(profile_id, Stream())
+        self._in_order(profile_id, stream, version)
+        digest = hashlib.sha256(body).hexdigest()
+        if chain is None:
+            own = self._unlinked(profile_id, stream, (version, position), header, digest)
+        else:
+            own = self._linked(profile_id, stream, version, (header, digest), chain)
+        self._moved(profile_id, stream, version, own, position)
+
+    def _in_order(self, profile_id: str, stream: Stream, version: int) -> None:
+        if version == stream.version + 1:
+            return
+        if version <= stream.version:
+            what = f"comes after v{stream.version} in the log: events reordered or repeated"
+        else:
+            gap = f"v{stream.version + 1}"
+            if version - 1 > stream.version + 1:
+                gap += f"..v{version - 1}"
+            what = f"follows v{stream.version}: {gap} deleted"
+        self._say(profile_id, version, what)
+
+    def _unlinked(
+        self, profile_id: str, stream: Stream, at: tuple[int, int], header: bytes, digest: str
+    ) -> str:
+        """An event stored without a link is one stored before hash chains began; after that
+        (or on a store made with chains) it was put there by hand."""
+        version, _ = at
+        origin = self.origins.get(profile_id)
+        if origin is None or version > origin[0]:
+            self._say(profile_id, version, _UNLINKED)
+        own = event_hash(stream.head, header, digest)
+        if origin is not None and version == origin[0] and own != origin[1]:
+            self._say(profile_id, version, _NOT_THE_ORIGIN)
+        return own
+
+    def _linked(
+        self, profile_id: str, stream: Stream, version: int, hashed: tuple[bytes, str],
+        chain: bytes,
+    ) -> str:  # fmt: skip
+        header, digest = hashed
+        try:
+            link = json.loads(chain)
+            prev, body, own = str(link["prev"]), str(link["body"]), str(link["hash"])
+            if not all(_HASH.fullmatch(h) for h in (prev, body, own)):
+                raise ValueError("a link holds three hex SHA-256s")
+        except (ValueError, KeyError, TypeError, RecursionError):
+            self._say(profile_id, version, "its link is not readable")
+            return event_hash(stream.head, header, digest)
+        if prev != stream.head:
+            what = f"its link names another previous event than the v{stream.version} before it"
+            self._say(profile_id, version, f"{what}: edited, deleted, reordered or inserted")
+        if body != digest:
+            self._say(profile_id, version, _BODY_EDITED)
+        elif own != event_hash(prev, header, body):
+            self._say(profile_id, version, _HEADER_EDITED)
+        return own
+
+    def _moved(self, profile_id: str, stream: Stream, version: int, own: str, at: int) -> None:
+        stream.version, stream.head, stream.position = version, own, at
+        if self.watch and (profile_id, version) in self.watch:
+            stream.hashes_at[version] = own
+        self.tree.add(leaf_hash(bytes.fromhex(own)))
+        self.last_position = at
+        size = self.tree.size
+        if size in self.sizes:
+            self.roots[size] = self.tree.root()
+            for start, end in self.wanted:  # a proof's ranges that end here end the tree now
+                if end == size and (start, end) not in self.tree.found:
+                    self.tree.found[(start, end)] = self.tree.range_root(start)
+
+    def finish(self) -> None:
+        """What only the whole pass can tell: a profile that lost events its chain's origin
+        recorded."""
+        for profile_id, (version, _, _) in sorted(self.origins.items()):
+            stream = self.streams.get(profile_id)
+            have = stream.version if stream else 0
+            if have < version:
+                what = f"ends at v{have}, but v{version} was recorded when chains began"
+                self._say(profile_id, None, f"{what}: its tail was deleted")
+
+
+_UNLINKED = (
+    "carries no hash-chain link though it was stored after chains began: inserted or "
+    "rewritten outside custody"
+)
+_NOT_THE_ORIGIN = (
+    "does not hash to the head recorded when chains began: an event up to here was edited"
+)
+_MOVED = (
+    "is stored under another stream than its profile's: moved between streams, so the ledger "
+    "does not read it as this profile's"
+)
+_BODY_EDITED = "its body was edited after it was stored (it no longer hashes to its link)"
+_HEADER_EDITED = "its header (who, when, which command) was edited after it was stored"
+
+
+def walk(
+    batches: Callable[[int, int], list[Row]],
+    state: Walk,
+    progress: Callable[[int], None] | None = None,
+) -> Walk:
+    """Feed every stored event, in log order, through ``state``; ``progress`` hears the
+    number walked after each batch."""
+    after = 0
+    while rows := batches(after, BATCH):
+        _each(state, rows)
+        after = rows[-1][0]
+        if progress is not None:
+            progress(state.events)
+    state.finish()
+    return state
+
+
+def _each(state: Walk, rows: Iterable[Row]) -> None:
+    """``state.take`` each row; a row ``_intact`` vouches for moves its chain on here, to the
+    outcome ``take`` would give it (nothing wrong), parsing each part of it once."""
+    streams = state.streams
+    for row in rows:
+        intact = _intact(streams, row)
+        if intact is None:
+            state.take(row)
+            continue
+        profile_id, own, stream = intact
+        if stream is None:
+            stream = streams[profile_id] = Stream()
+        state._moved(profile_id, stream, row[2], own, row[0])
+
+
+def _intact(streams: dict[str, Stream], row: Row) -> tuple[str, str, Stream | None] | None:
+    """The profile, hash and stream (None: new) of a stored event that holds exactly what
+    custody stored and comes next in its chain, checked as ``Walk.take`` checks it; None for
+    any other row, before anything of it is kept, so that ``take`` says what is wrong."""
+    _, stream_id, version, event_type, stored = row
+    tail = _INTACT_LINK.fullmatch(stored[-_LINK_LENGTH:].decode("latin-1"))
+    if tail is None or not stored.startswith(b'{"'):
+        return None
+    body_hash, own, prev = tail.groups()
+    body = stored[:-_LINK_LENGTH] + b"}"  # ``split``: the link is the last key
+    try:
+        # json.loads(body): its detect_encoding says UTF-8 for bytes opening with '{"', and it
+        # takes nothing after the object's closing brace
+        text = body.decode("utf-8", "surrogatepass")
+        raw, end = _JSON.raw_decode(text)
+        profile_id = raw["profile_id"]
+        header = header_bytes(raw, version, event_type)
+    except Exception:  # take says what is wrong with it, or fails as it fails
+        return None
+    if end != len(text) or type(profile_id) is not str or stream_id != _stream_id(profile_id):
+        return None
+    stream = streams.get(profile_id)
+    head, last = (stream.head, stream.version) if stream is not None else (GENESIS, 0)
+    if version != last + 1 or prev != head or hashlib.sha256(body).hexdigest() != body_hash:
+        return None
+    return (profile_id, own, stream) if event_hash(prev, header, body_hash) == own else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _stream_id(profile_id: str) -> str:
+    """The stream a profile's events are stored under, as ``logged_events`` spells it (a
+    uuid5 a walk would otherwise compute once per event)."""
+    return Profile.create_id(profile_id).hex
+
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+# An intact link as ``chain.stored`` writes it, last in the stored JSON: three hex SHA-256s.
+_INTACT_LINK = re.compile(
+    r',"~chain":\{"body":"([0-9a-f]{64})","hash":"([0-9a-f]{64})","prev":"([0-9a-f]{64})"\}\}'
+)
+_LINK_LENGTH = len(',"~chain":{"body":"","hash":"","prev":""}}') + 3 * 64
+_JSON = json.JSONDecoder()

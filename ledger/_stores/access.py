@@ -1,0 +1,269 @@
+"""What the database itself enforces: events are appended and read, never rewritten, and on
+PostgreSQL a login records only what its custody role may.
+
+- **Append-only.** Triggers refuse every UPDATE and DELETE of a stored event (SQLite and
+  PostgreSQL) and every TRUNCATE (PostgreSQL), whoever asks: the owner and a superuser too.
+  Someone who can drop a trigger can still rewrite history; ``custody verify`` then names what
+  changed (``ledger._audit``).
+- **Roles.** ``custody access grant LOGIN --role ROLE`` (``grant``) makes LOGIN a member of one
+  group role (``custody_worker``, ``custody_scheduler``, ``custody_reviewer``,
+  ``custody_operator``). The group roles may read every custody table and insert events, never
+  update, delete or truncate them; the caches (availability, command ids, read models) they
+  keep up are theirs to write; snapshots only the scheduler and the operator write (a snapshot
+  is a load's starting state, and a worker must not be able to forge one). An insert trigger
+  refuses an event whose recorded role is not one of the session's, or whose type that role
+  may not record (``ledger._domain.authority``): a worker's login cannot record a review.
+  The owner of the events table (the login ``custody init`` runs as) acts in every role.
+- **Turns.** Appends take a transaction-scoped advisory lock, in place of the library's
+  ``LOCK TABLE ... IN EXCLUSIVE MODE`` (which needs UPDATE on the table): appends still commit
+  in the order of their positions, so a reader following the log never passes a gap that
+  fills in later. A statement trigger takes it too, for inserts made outside custody.
+
+Group roles belong to the PostgreSQL cluster, not to one database: a cluster serving two
+custody stores gives a login of one the same role in the other if that store granted it too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ledger._domain.authority import ALL_ROLES, ROLE_EVENTS
+from ledger._domain.errors import InvalidInput
+from ledger._domain.model import Role
+from ledger.ports import Authority
+
+GROUP_ROLES = {role: f"custody_{role.value}" for role in Role}
+# The advisory lock every append holds until it commits (two-key form: custody's namespace).
+APPEND_LOCK = (0x6375, 2)
+APPEND_LOCK_SQL = f"SELECT pg_advisory_xact_lock({APPEND_LOCK[0]}, {APPEND_LOCK[1]})"
+_REFUSAL = "custody events are append-only"
+_LOGIN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# The roles that write snapshots (see the module's doc).
+_SNAPSHOT_WRITERS = frozenset({Role.SCHEDULER, Role.OPERATOR})
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The store's tables whose privileges are not a cache's."""
+
+    events: str
+    snapshots: str
+    directories: str
+    read_only: frozenset[str]  # the schema's own records: the schema version, chain origins
+
+    def privileges(self, table: str, role: Role) -> list[str]:
+        if table == self.events:
+            return ["SELECT", "INSERT"]
+        if table == self.snapshots:
+            return ["SELECT", "INSERT"] if role in _SNAPSHOT_WRITERS else ["SELECT"]
+        if table in self.read_only:
+            return ["SELECT"]
+        if table == self.directories:  # registrations lock it (which takes UPDATE) in turn
+            return ["SELECT", "INSERT", "UPDATE"] if role is Role.OPERATOR else ["SELECT"]
+        return ["SELECT", "INSERT", "UPDATE", "DELETE"]  # a cache, rebuilt from the events
+
+
+class Executing(Protocol):
+    _pg: bool
+
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]: ...
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None: ...
+
+
+def append_only_ddl(events: str, *, postgres: bool) -> list[str]:
+    """The triggers that refuse rewriting ``events`` (idempotent; run by every init)."""
+    if not postgres:
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS custody_events_no_{op.lower()} BEFORE {op} "
+            f"ON {events} BEGIN SELECT RAISE(ABORT, '{_REFUSAL}: {op} refused'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+    refuse = f"""
+CREATE OR REPLACE FUNCTION custody_refuse_rewrite() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+END $f$"""
+    in_turn = f"""
+CREATE OR REPLACE FUNCTION custody_append_in_turn() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    PERFORM pg_advisory_xact_lock({APPEND_LOCK[0]}, {APPEND_LOCK[1]});
+    RETURN NULL;
+END $f$"""
+    return [
+        refuse,
+        in_turn,
+        _check_append_ddl(),
+        f"CREATE OR REPLACE TRIGGER custody_events_no_rewrite BEFORE UPDATE OR DELETE "
+        f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_refuse_rewrite()",
+        f"CREATE OR REPLACE TRIGGER custody_events_no_truncate BEFORE TRUNCATE "
+        f"ON {events} FOR EACH STATEMENT EXECUTE FUNCTION custody_refuse_rewrite()",
+        f"CREATE OR REPLACE TRIGGER custody_events_in_turn BEFORE INSERT "
+        f"ON {events} FOR EACH STATEMENT EXECUTE FUNCTION custody_append_in_turn()",
+        f"CREATE OR REPLACE TRIGGER custody_events_by_role BEFORE INSERT "
+        f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_check_append()",
+    ]
+
+
+def _check_append_ddl() -> str:
+    """The insert trigger's function: the owner (and a superuser) pass; anyone else must hold
+    the group role the event's envelope names, and that role may record the event's type."""
+    cases = "\n".join(
+        f"        WHEN '{role.value}' THEN ARRAY[{', '.join(repr(t) for t in sorted(types))}]"
+        for role, types in ROLE_EVENTS.items()
+    )
+    return f"""
+CREATE OR REPLACE FUNCTION custody_check_append() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+    acting text;
+BEGIN
+    IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
+                   'MEMBER') THEN
+        RETURN NEW;
+    END IF;
+    acting := convert_from(NEW.state, 'UTF8')::json #>> '{{envelope,actor_role}}';
+    IF acting IS NULL OR NOT EXISTS (
+        SELECT 1 FROM pg_roles r WHERE r.rolname = 'custody_' || acting
+        AND pg_has_role(current_user, r.oid, 'MEMBER')
+    ) THEN
+        RAISE EXCEPTION 'login % may not record events as %', current_user,
+            coalesce(acting, 'no role') USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT (NEW.topic = ANY (CASE acting
+{cases}
+        ELSE ARRAY[]::text[] END)) THEN
+        RAISE EXCEPTION 'the % role may not record %', acting, NEW.topic
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $f$"""
+
+
+def authority_of(store: Executing, events: str, snapshots: str) -> tuple[Authority, bool]:
+    """Whom a PostgreSQL store is opened as, and whether it may write snapshots."""
+    rows = store.query(
+        "SELECT current_user AS login, "
+        "pg_has_role(current_user, c.relowner, 'MEMBER') AS owner, "
+        "has_table_privilege(?, 'INSERT') AS snapshots, "
+        "ARRAY(SELECT r.rolname FROM pg_roles r WHERE starts_with(r.rolname, 'custody_') "
+        "AND pg_has_role(current_user, r.oid, 'MEMBER')) AS roles "
+        "FROM pg_class c WHERE c.oid = to_regclass(?)",
+        (snapshots, events),
+    )
+    row = rows[0]
+    login = str(row["login"])
+    if row["owner"]:
+        return Authority(login, ALL_ROLES), bool(row["snapshots"])
+    names = {name: role for role, name in GROUP_ROLES.items()}
+    held = frozenset(names[n] for n in row["roles"] if n in names)
+    return Authority(login, held), bool(row["snapshots"])
+
+
+def grant(
+    store: Executing, tables: Tables, login: str, role: Role, password: str | None
+) -> dict[str, Any]:
+    """Make ``login`` (created if missing) a member of exactly ``role``'s group role, after
+    (re)applying the group roles' privileges on this store's tables."""
+    if not _LOGIN.fullmatch(login):
+        msg = f"{login!r}: give a PostgreSQL role name of lower-case letters, digits and _"
+        raise InvalidInput("login", msg)
+    me = str(store.query("SELECT current_user AS u")[0]["u"])
+    if login == me or login in GROUP_ROLES.values():
+        msg = f"{login} is the store's owner or a custody group role: grant to another login"
+        raise InvalidInput("login", msg)
+    apply_privileges(store, tables)
+    exists = store.query("SELECT 1 AS x FROM pg_roles WHERE rolname = ?", (login,))
+    verb = "ALTER" if exists else "CREATE"
+    _run_formatted(store, f"{verb} ROLE %I LOGIN", login)
+    if password is not None:
+        _run_formatted(store, "ALTER ROLE %I PASSWORD %L", login, password)
+    for other, group in GROUP_ROLES.items():
+        if other is not role:
+            _run_formatted(store, "REVOKE %I FROM %I", group, login)
+    _run_formatted(store, "GRANT %I TO %I", GROUP_ROLES[role], login)
+    return {"login": login, "role": role.value, "created": not exists}
+
+
+def logins(store: Executing) -> list[dict[str, str]]:
+    """Every login holding a custody group role, with the role."""
+    rows = store.query(
+        "SELECT m.rolname AS login, g.rolname AS grp FROM pg_auth_members a "
+        "JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
+        "WHERE starts_with(g.rolname, 'custody_') ORDER BY m.rolname, g.rolname"
+    )
+    names = {name: role for role, name in GROUP_ROLES.items()}
+    return [
+        {"login": str(r["login"]), "role": names[str(r["grp"])].value}
+        for r in rows
+        if str(r["grp"]) in names
+    ]
+
+
+def apply_privileges(store: Executing, tables: Tables) -> None:
+    """Create the group roles if missing and give them exactly their privileges on every
+    custody table of the store's schema (idempotent; ``custody init`` reapplies them when the
+    group roles exist, so tables a migration adds are covered)."""
+    for group in GROUP_ROLES.values():
+        _create_group(store, group)
+    names = [
+        str(r["t"])
+        for r in store.query(
+            "SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema() "
+            "AND starts_with(tablename, 'custody_')"
+        )
+    ]
+    sequences = [
+        str(r["s"])
+        for r in store.query(
+            "SELECT sequencename AS s FROM pg_sequences WHERE schemaname = current_schema() "
+            "AND starts_with(sequencename, 'custody_')"
+        )
+    ]
+    every = ", ".join(GROUP_ROLES.values())
+    store.execute(f"GRANT USAGE ON SCHEMA {_schema(store)} TO {every}")
+    for table in names:
+        store.execute(f"REVOKE ALL ON {table} FROM {every}")
+        for role, group in GROUP_ROLES.items():
+            kinds = tables.privileges(table, role)
+            store.execute(f"GRANT {', '.join(kinds)} ON {table} TO {group}")
+    for sequence in sequences:
+        store.execute(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {every}")
+    # Tables made later by this owner (a read model's rebuild) are caches: kept up by all.
+    store.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} "
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {every}"
+    )
+    store.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} "
+        f"GRANT USAGE, SELECT ON SEQUENCES TO {every}"
+    )
+
+
+def groups_exist(store: Executing) -> bool:
+    rows = store.query(
+        "SELECT count(*) AS n FROM pg_roles WHERE rolname = ANY(?)", (list(GROUP_ROLES.values()),)
+    )
+    return int(rows[0]["n"]) == len(GROUP_ROLES)
+
+
+def _create_group(store: Executing, group: str) -> None:
+    # Two grants at once may both find the role missing: the second's CREATE then fails
+    # (duplicate_object, or unique_violation on the catalog), which means it exists.
+    store.execute(
+        "DO $$ BEGIN "
+        f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{group}') THEN "
+        f"CREATE ROLE {group} NOLOGIN; END IF; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    )
+
+
+def _schema(store: Executing) -> str:
+    return str(store.query("SELECT quote_ident(current_schema()) AS s")[0]["s"])
+
+
+def _run_formatted(store: Executing, template: str, *args: str) -> None:
+    """Run a statement whose identifiers and literals the server quotes (``format``)."""
+    marks = ", ".join("?::text" for _ in args)
+    rows = store.query(f"SELECT format(?::text, {marks}) AS s", (template, *args))
+    store.execute(str(rows[0]["s"]))

@@ -1,0 +1,192 @@
+"""The store's own tables, and the migrations ``custody init`` runs from a store's recorded
+schema version to this one's. Each step is idempotent, and concurrent inits take turns (the
+schema lock, ``ledger._stores.sql``)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ledger._domain.profile import Profile
+from ledger._domain.view import Availability, availability_of
+from ledger._stores.access import Tables, append_only_ddl, apply_privileges, groups_exist
+from ledger._stores.directories import legacy_directories
+from ledger._stores.mapper import command_of, decode_data
+from ledger._stores.recorders import (
+    AVAILABILITY_TABLE,
+    COMMANDS_DDL,
+    COMMANDS_TABLE,
+    DIRECTORIES_DDL,
+    availability_ddl,
+    insert_command_sql,
+    insert_directory_sql,
+)
+
+
+class Migrating(Protocol):
+    """What a migration asks of the store it migrates."""
+
+    app: Any
+    notes: list[str]
+    _pg: bool
+
+    @property
+    def tables(self) -> Tables: ...
+
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]: ...
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None: ...
+    def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None: ...
+    def load(self, profile_id: str, version: int | None = None) -> Profile | None: ...
+    def replace_availability(self, row: Availability) -> bool: ...
+    def schema_version(self) -> int | None: ...
+    def profile_ids(self) -> list[str]: ...
+
+
+# The version of our own tables (custody_availability, custody_schema). Raise it with a
+# migration whenever their DDL changes; stores older than this are refused until
+# `custody init` migrates them.
+# 2: custody_commands (a caller's command id is unique across the store).
+# 3: the snapshots table (made by the library's recorder at init; snapshots are a cache, so the
+#    migration writes none: they appear as streams grow).
+# 4: custody_commands keeps each id's version and fingerprint (a resent command is answered
+#    from it; the profile no longer remembers ids): backfilled from the events.
+# 5: custody_directories (one directory, one profile): backfilled from the registrations,
+#    overlaps reported, never refused (``ledger._stores.directories``).
+# 6: a lease's ending is one word (clean ... revoked) where older versions wrote
+#    ``review_requested:lease_expired``: rows and snapshots holding the old words are redone.
+# 7: hash chains (``ledger._domain.chain``): each profile's head as its events left it before
+#    events carried links is recorded in custody_chain_origins; snapshots (without a head) go.
+#    Triggers refuse any UPDATE or DELETE (and TRUNCATE) of events (``ledger._stores.access``).
+SCHEMA_VERSION = 7
+SCHEMA_TABLE = "custody_schema"
+_SCHEMA_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
+    "(id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
+)
+# Where each profile's hash chain begins when its first events were stored without links: the
+# head its events up to ``version`` hash to (computed once, from their stored bytes, by the
+# schema 7 migration) and the log's head position then. A store made at schema 7 has none.
+ORIGINS_TABLE = "custody_chain_origins"
+_ORIGINS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {ORIGINS_TABLE} (profile_id TEXT PRIMARY KEY, "
+    "version BIGINT NOT NULL, head TEXT NOT NULL, position BIGINT NOT NULL)",
+)
+
+
+def create_schema(self: Migrating) -> None:
+    """Our tables, then the migrations from the recorded version, then the new version."""
+    tables = (*availability_ddl(), COMMANDS_DDL, *DIRECTORIES_DDL, *_SCHEMA_DDL, *_ORIGINS_DDL)
+    for statement in tables:
+        self.execute(statement)
+    found = self.schema_version() or SCHEMA_VERSION
+    if found < 4:
+        _add_command_columns(self)
+        _backfill_commands(self)
+    if found < 5:
+        _backfill_directories(self)
+    if found < 6:
+        _rewrite_endings(self)
+    if found < 7:
+        _begin_chains(self)
+    for statement in append_only_ddl(self.tables.events, postgres=self._pg):
+        self.execute(statement)
+    if self._pg and groups_exist(self):  # tables a migration added get their privileges
+        apply_privileges(self, self.tables)
+    self.execute(
+        f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, ?) ON CONFLICT (id) "
+        f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
+        (SCHEMA_VERSION, SCHEMA_VERSION),
+    )
+
+
+def _add_command_columns(self: Migrating) -> None:
+    """Schema 4: a command row also keeps its version and fingerprint (SQLite has no
+    ``ADD COLUMN IF NOT EXISTS``: its columns are read first)."""
+    added = (("version", "BIGINT"), ("command", "TEXT"))
+    if self._pg:
+        for column, kind in added:
+            self.execute(f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN IF NOT EXISTS {column} {kind}")
+        return
+    have = {r["name"] for r in self.query(f"PRAGMA table_info({COMMANDS_TABLE})")}
+    for column, kind in added:
+        if column not in have:
+            self.execute(f"ALTER TABLE {COMMANDS_TABLE} ADD COLUMN {column} {kind}")
+
+
+def _backfill_commands(self: Migrating) -> None:
+    """Record the command id of every stored event, with the version its last event
+    reached and its fingerprint (the first profile to use an id keeps it): ids used
+    before schema 2 stay bound to their profile, and before schema 4 (when the profile
+    itself remembered them) stay answerable."""
+    start = 1
+    while batch := self.app.recorder.select_notifications(start, 1000):
+        rows = []
+        for n in batch:
+            command_id, profile_id, command = command_of(n.state)
+            rows.append((command_id, profile_id, n.originator_version, command))
+        self.executemany(insert_command_sql("?", backfill=True), rows)
+        start = batch[-1].id + 1
+
+
+def _rewrite_endings(self: Migrating) -> None:
+    """Schema 6: the words of a lease's ending (``ledger._domain.endings``). Snapshots
+    carried the old words: they are a cache, so they are deleted (the events rebuild them
+    as streams grow); every availability row that names a last ending is rewritten from
+    its profile's events."""
+    _delete_snapshots(self)
+    named = f"SELECT profile_id FROM {AVAILABILITY_TABLE} WHERE last_ending IS NOT NULL"
+    for row in self.query(named):
+        profile = self.load(str(row["profile_id"]))
+        if profile is not None:
+            self.replace_availability(availability_of(profile))
+
+
+def _backfill_directories(self: Migrating) -> None:
+    """Record every registration's directory; the overlaps found become the store's
+    notes (``legacy_directories``)."""
+    registrations = []
+    start = 1
+    while batch := self.app.recorder.select_notifications(
+        start, 1000, topics=["profile_registered"]
+    ):
+        for n in batch:
+            data = decode_data(n.topic, n.state)
+            registrations.append((str(data["profile_id"]), data.get("user_data_dir")))
+        start = batch[-1].id + 1
+    rows, self.notes = legacy_directories(registrations)
+    for at in range(0, len(rows), 1000):
+        self.executemany(insert_directory_sql("?"), rows[at : at + 1000])
+
+
+def _delete_snapshots(self: Migrating) -> None:
+    """Snapshots are a cache of a fold: a migration that changes what they hold drops them
+    (loads fold the events instead; new ones appear as streams grow)."""
+    snapshots = self.app.snapshots
+    if snapshots is not None:
+        self.execute(f"DELETE FROM {snapshots.recorder.events_table_name}")
+
+
+def _begin_chains(self: Migrating) -> None:
+    """Schema 7: events stored from now on carry their hash-chain links. Every profile's head
+    as its events stand now (each event hashed from its stored bytes) is recorded where its
+    chain begins, so that ``custody verify`` can tell an event edited later from one stored
+    before links; snapshots, which lack a head, are dropped first."""
+    _delete_snapshots(self)
+    position = int(self.app.recorder.max_notification_id() or 0)
+    rows = []
+    for profile_id in self.profile_ids():
+        profile = self.load(profile_id)
+        if profile is not None:
+            rows.append((profile_id, profile.version, profile.head, position))
+    for at in range(0, len(rows), 1000):
+        self.executemany(
+            f"INSERT INTO {ORIGINS_TABLE} (profile_id, version, head, position) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (profile_id) DO NOTHING",
+            rows[at : at + 1000],
+        )
+    if rows:
+        events = sum(version for _, version, _, _ in rows)
+        self.notes.append(
+            f"hash chains begin here: {events} event(s) of {len(rows)} profile(s) stored "
+            "before them are chained from their stored bytes, and each profile's head is "
+            "recorded (custody verify checks them against it)"
+        )

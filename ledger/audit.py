@@ -1,0 +1,218 @@
+"""Tamper evidence for the whole ledger: digests and their verification.
+
+Every profile's events form a hash chain (each event hashes its header, its body and the event
+before it), and the log of all events forms a Merkle tree as RFC 9162 defines it. ``digest``
+writes down the tree's size and root and every profile's head (signed with an Ed25519 key, if
+one is given); ``verify`` recomputes every chain and the tree from the stored bytes and names,
+with the profile and version, every event that was edited, deleted, reordered or inserted, and
+a digest that was forged or does not match. Given two digests it proves the later log extends
+the earlier one, with the RFC's consistency proof. Both also check every stored snapshot against
+the events it caches (``ledger._audit.snapshots``): a load starts from one, so a snapshot edited
+or forged changes what the ledger believes though every chain holds.
+
+One pass over the log each, in batches, then one fold of each profile that has snapshots, up to
+its last: memory grows with the number of profiles, not events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ledger._application import Ledger
+from ledger._audit.digest import (
+    Digest,
+    Head,
+    TreeHead,
+    file_hash,
+    generate_key,
+    load,
+    sign,
+    signature_problem,
+)
+from ledger._audit.merkle import consistency_ranges, verify_consistency
+from ledger._audit.snapshots import SnapshotCheck
+from ledger._audit.walk import Problem, Walk, walk
+from ledger._domain.errors import LedgerError
+from ledger._domain.model import Frozen
+
+__all__ = [
+    "Digest",
+    "DigestRefused",
+    "Problem",
+    "Verification",
+    "digest",
+    "file_hash",
+    "generate_key",
+    "load",
+    "verify",
+]
+
+Progress = Callable[[int], None]
+
+
+class DigestRefused(LedgerError):
+    """The log does not verify: a digest of it would bless what was done to it."""
+
+    exit_code = 5
+
+
+class Verification(Frozen):
+    """What ``verify`` found: how many events, profiles and snapshots it checked, the tree's
+    size and root, the problems (none: everything holds), and, given two digests, the
+    consistency proof that the later log extends the earlier."""
+
+    events: int
+    profiles: int
+    snapshots: int = 0
+    tree_size: int
+    root: str
+    problems: list[str]
+    proof: list[str] | None = None
+
+    @property
+    def holds(self) -> bool:
+        return not self.problems
+
+
+def digest(
+    ledger: Ledger,
+    *,
+    previous: bytes | None = None,
+    key: bytes | None = None,
+    progress: Progress | None = None,
+) -> Digest:
+    """A digest of the log as it stands, after verifying every chain (``DigestRefused``,
+    naming what is wrong, when one does not hold). ``previous``: the bytes of the digest
+    before it (its hash is recorded); ``key``: an Ed25519 private key (PEM) to sign with."""
+    store = ledger.store
+    walked = walk(store.logged_events, Walk(origins=store.chain_origins()), progress)
+    found = walked.problems + SnapshotCheck(store).run().problems
+    if found:
+        shown = "; ".join(p.line() for p in found[:5])
+        more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+        raise DigestRefused(f"the log does not verify, so no digest was made: {shown}{more}")
+    made = Digest(
+        store=ledger.settings.describe(),
+        at=ledger.now(),
+        tree=TreeHead(
+            size=walked.events,
+            root=walked.tree.root().hex(),
+            position=walked.last_position,
+        ),
+        heads={p: Head(version=s.version, hash=s.head) for p, s in sorted(walked.streams.items())},
+        previous=file_hash(previous) if previous is not None else None,
+    )
+    return sign(made, key) if key is not None else made
+
+
+def verify(
+    ledger: Ledger,
+    *,
+    against: Digest | None = None,
+    since: Digest | None = None,
+    public_key: bytes | None = None,
+    progress: Progress | None = None,
+) -> Verification:
+    """Recompute every chain and the tree from the stored bytes; with ``against``, check the
+    log holds what that digest recorded (and its signature); with ``since`` too, prove the
+    log of ``against`` extends the log of ``since``. Writes nothing."""
+    store = ledger.store
+    state = _planned(store.chain_origins(), against, since)
+    walk(store.logged_events, state, progress)
+    snapshots = SnapshotCheck(store).run()
+    problems = [p.line() for p in state.problems + snapshots.problems]
+    proof = None
+    for name, recorded in (("the digest", against), ("the earlier digest", since)):
+        if recorded is not None:
+            problems += [f"{name} {p}" for p in _against(state, recorded, public_key)]
+    if against is not None and since is not None:
+        problems_, proof = _extends(state, since, against)
+        problems += problems_
+    return Verification(
+        events=state.events,
+        profiles=len(state.streams),
+        snapshots=snapshots.checked,
+        tree_size=state.events,
+        root=state.tree.root().hex(),
+        problems=problems,
+        proof=proof,
+    )
+
+
+def _planned(
+    origins: dict[str, tuple[int, str, int]], against: Digest | None, since: Digest | None
+) -> Walk:
+    """A walk that keeps what the digests will be checked against as it passes."""
+    recorded = [d for d in (against, since) if d is not None]
+    watch = {(p, h.version) for d in recorded for p, h in d.heads.items()}
+    sizes = {d.tree.size for d in recorded}
+    wanted: frozenset[tuple[int, int]] = frozenset()
+    if against is not None and since is not None and 0 < since.tree.size <= against.tree.size:
+        wanted = frozenset(consistency_ranges(since.tree.size, against.tree.size))
+    return Walk(origins=origins, watch=watch, sizes=sizes, wanted=wanted)
+
+
+def _against(state: Walk, recorded: Digest, public_key: bytes | None) -> list[str]:
+    """What the log holds that the digest does not say, and what is wrong with the digest."""
+    problems = []
+    signed = signature_problem(recorded, public_key)
+    if signed is not None:
+        problems.append(signed)
+    size = recorded.tree.size
+    if state.events < size:
+        problems.append(f"records {size} events; the log holds {state.events}: events were deleted")
+    elif state.roots.get(size, b"").hex() != recorded.tree.root:
+        problems.append(
+            f"records the tree of the first {size} events with root {recorded.tree.root[:16]}; "
+            "the log's first events differ: edited, deleted, reordered or inserted into the past"
+        )
+    problems += _heads(state, recorded)
+    return problems
+
+
+def _heads(state: Walk, recorded: Digest) -> list[str]:
+    problems = []
+    for profile_id, head in sorted(recorded.heads.items()):
+        stream = state.streams.get(profile_id)
+        if stream is None or stream.version < head.version:
+            have = stream.version if stream else 0
+            problems.append(
+                f"records {profile_id} at v{head.version}; the log ends it at v{have}: its "
+                "tail was deleted"
+            )
+        elif stream.hashes_at.get(head.version) != head.hash:
+            problems.append(
+                f"records another {profile_id} v{head.version} than the log holds: that event "
+                "or one before it was replaced"
+            )
+    inserted = [(p, s) for p, s in state.streams.items() if p not in recorded.heads and s.version]
+    for profile_id, stream in sorted(inserted):
+        first = stream.position if stream.version == 1 else None
+        if first is not None and first <= recorded.tree.position:
+            problems.append(
+                f"does not know {profile_id}, whose v1 lies inside its log (position "
+                f"{first}): inserted into the past"
+            )
+    return problems
+
+
+def _extends(state: Walk, earlier: Digest, later: Digest) -> tuple[list[str], list[str] | None]:
+    """The RFC 9162 consistency proof from the earlier digest's tree to the later one's,
+    made from the log and checked against both roots."""
+    m, n = earlier.tree.size, later.tree.size
+    if m > n:
+        return [f"the earlier digest ({m} events) is not older than the later one ({n})"], None
+    if m == 0:  # the empty log begins every log (its root was checked against the empty tree's)
+        return [], []
+    found = [state.tree.found.get(r) for r in consistency_ranges(m, n)]
+    proof = [p for p in found if p is not None]
+    if len(proof) < len(found):  # the log no longer holds the later digest's events
+        return [
+            f"no proof that the log of {n} events extends the log of {m}: the log holds "
+            f"{state.events} now"
+        ], None
+    old, new = bytes.fromhex(earlier.tree.root), bytes.fromhex(later.tree.root)
+    if not verify_consistency(m, n, old, new, proof):
+        msg = f"the log of {n} events does not extend the log of {m} the earlier digest records"
+        return [msg], [p.hex() for p in proof]
+    return [], [p.hex() for p in proof]

@@ -1,0 +1,234 @@
+"""Roles enforced where the data lives: a PostgreSQL store owned by an owner role (not a
+superuser), logins granted one custody role each with ``custody access grant``, and what each
+login can and cannot do, asked of the command line and of the database directly.
+
+The database is the boundary here, not the ledger: the attacks connect with psycopg as the
+worker's login, as a stolen credential would, and are refused by privileges and triggers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from cli_process import custody, error_line, event_types, ok
+from pg_cluster import PostgresCluster, drop_database
+
+pytestmark = pytest.mark.postgres
+
+PROFILE = "profile_shop_17"
+REGISTER = ["register", PROFILE, "--account", "account_shop_17", "--proxy", "proxy_us_east_12"]
+FORBIDDEN = 7
+
+
+def _as(url: str, login: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
+
+
+class Owned:
+    """A store whose owner is a login with CREATEROLE, not a superuser, and its logins."""
+
+    def __init__(self, cluster: PostgresCluster, tmp_path: Path) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.owner, self.db, self.tmp = f"own_{tag}", f"t_{tag}", tmp_path
+        self.tag = tag
+        self.admin = cluster.admin_url
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {self.owner} LOGIN CREATEROLE")
+            conn.execute(f"CREATE DATABASE {self.db} OWNER {self.owner} TEMPLATE template0")
+        parts = urlsplit(self.admin)
+        self.url = _as(urlunsplit(parts._replace(path=f"/{self.db}")), self.owner)
+        ok(custody("--store", self.url, "init", cwd=tmp_path))
+        with psycopg.connect(self.url, autocommit=True) as conn:  # PG 15 lets every login
+            conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # create tables
+
+    def login(self, role: str) -> str:
+        """A new login granted ``role``; its store URL."""
+        name = f"{role[:4]}_{self.tag}_{uuid.uuid4().hex[:4]}"
+        ok(custody("--store", self.url, "access", "grant", name, "--role", role, cwd=self.tmp))
+        return _as(self.url, name)
+
+    def cli(self, url: str, *args: str) -> object:
+        return custody("--store", url, *args, cwd=self.tmp)
+
+    def timeline(self) -> list[str]:
+        run = ok(custody("--store", self.url, "--json", "timeline", PROFILE, cwd=self.tmp))
+        return event_types(run.json())
+
+
+@pytest.fixture
+def owned(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[Owned]:
+    store = Owned(pg_cluster, tmp_path)
+    try:
+        yield store
+    finally:
+        drop_database(store.admin, store.db)
+
+
+def _leased(owned: Owned, worker_url: str) -> dict[str, object]:
+    ok(owned.cli(owned.url, *REGISTER))
+    args = ["--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t"]
+    lease: dict[str, object] = ok(owned.cli(worker_url, *args)).json()
+    return lease
+
+
+def test_a_worker_login_runs_its_lease_and_nothing_else(owned: Owned) -> None:
+    """The worker's login checks out, heartbeats and releases; a registration, a review and
+    an operator's quarantine over it exit 7 naming the role, and append nothing."""
+    worker = owned.login("worker")
+    lease = _leased(owned, worker)
+    lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
+    ok(owned.cli(worker, "heartbeat", lease_id, "--token", token, "--step", "cart"))
+    release = ["release", lease_id, "--token", token, "--outcome", "failure"]
+    ok(owned.cli(worker, *release, "--final-url", "https://shop.example/x"))
+    before = owned.timeline()
+    assert before[-1] in ("review_requested", "profile_quarantined"), before
+
+    for args in (
+        ["register", "profile_other", "--account", "a", "--proxy", "p"],
+        ["review", PROFILE, "--reviewer", "rv", "--decision", "return", "--note", "fine"],
+        ["quarantine", PROFILE, "--actor", "op", "--reason", "bad"],
+    ):
+        run = owned.cli(worker, *args)
+        assert run.code == FORBIDDEN, (args, run.err)
+        line = error_line(run)
+        assert "may act as worker" in line, line
+        assert "needs the" in line, line
+    assert owned.timeline() == before
+
+
+def test_the_database_refuses_a_worker_credential_that_skips_the_ledger(owned: Owned) -> None:
+    """Connected with psycopg as the worker's login: UPDATE, DELETE and TRUNCATE of events are
+    refused by privileges, and an appended reviewer's verdict (or a worker event of a type its
+    role may not record) is refused by the insert trigger. The events are as they were, and
+    custody verify holds."""
+    worker = owned.login("worker")
+    _leased(owned, worker)
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM custody_events "
+            "ORDER BY notification_id"
+        ).fetchall()
+    stream, version, _, state = rows[-1]
+    forged = json.loads(bytes(state))
+    forged["envelope"]["actor_role"] = "reviewer"
+    with psycopg.connect(worker, autocommit=True) as conn:
+        for statement in (
+            "UPDATE custody_events SET state = state",
+            "DELETE FROM custody_events",
+            "TRUNCATE custody_events",
+            "DELETE FROM custody_snapshots",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        for topic, role in (("profile_reviewed", "reviewer"), ("profile_reviewed", "worker")):
+            forged["envelope"]["actor_role"] = role
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+                conn.execute(
+                    "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (stream, version + 1, topic, json.dumps(forged).encode()),
+                )
+            assert ("as reviewer" if role == "reviewer" else "may not record") in str(refused.value)
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        after = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM custody_events "
+            "ORDER BY notification_id"
+        ).fetchall()
+    assert after == rows
+    ok(owned.cli(owned.url, "verify"))
+
+
+def test_not_even_the_owner_rewrites_events(owned: Owned) -> None:
+    """The owner of the events table may append as any role, but its UPDATE, DELETE and
+    TRUNCATE are refused by the triggers, which name the operation."""
+    ok(owned.cli(owned.url, *REGISTER))
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        for statement, op in (
+            ("UPDATE custody_events SET topic = topic", "UPDATE"),
+            ("DELETE FROM custody_events", "DELETE"),
+            ("TRUNCATE custody_events", "TRUNCATE"),
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f"{op} refused"):
+                conn.execute(statement)
+        (count,) = conn.execute("SELECT count(*) FROM custody_events").fetchone() or (0,)
+    assert count == 1
+
+
+def test_each_role_does_its_part_and_a_regrant_replaces_the_role(owned: Owned) -> None:
+    """An operator's login registers, a worker's leases and fails, a scheduler's sweeps, a
+    reviewer's review returns the profile; ``access list`` shows each login's one role, and
+    granting a login another role takes the first away."""
+    operator, worker = owned.login("operator"), owned.login("worker")
+    scheduler, reviewer = owned.login("scheduler"), owned.login("reviewer")
+    ok(owned.cli(operator, *REGISTER))
+    args = ["--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t"]
+    lease = ok(owned.cli(worker, *args, "--ttl", "1")).json()
+    time.sleep(1.5)
+    assert owned.cli(worker, "sweep").code == FORBIDDEN
+    ok(owned.cli(scheduler, "sweep"))
+    review = ["review", PROFILE, "--reviewer", "rv", "--decision", "return", "--note", "ok"]
+    assert owned.cli(scheduler, *review).code == FORBIDDEN
+    ok(owned.cli(reviewer, *review))
+    assert owned.timeline() == [
+        "profile_registered",
+        "lease_acquired",
+        "lease_marked_stale",
+        "review_requested",
+        "profile_reviewed",
+        "profile_returned_to_pool",
+    ]
+    assert lease["fencing_token"] == 1
+
+    listed = ok(owned.cli(owned.url, "--json", "access", "list")).json()
+    roles = {row["login"]: row["role"] for row in listed}
+    for url, role in ((operator, "operator"), (worker, "worker"), (reviewer, "reviewer")):
+        assert roles[urlsplit(url).username] == role
+    name = urlsplit(worker).username
+    assert name is not None
+    ok(owned.cli(owned.url, "access", "grant", name, "--role", "reviewer"))
+    listed = ok(owned.cli(owned.url, "--json", "access", "list")).json()
+    assert [r["role"] for r in listed if r["login"] == name] == ["reviewer"]
+    checkout = owned.cli(worker, *args)
+    assert checkout.code == FORBIDDEN, checkout.err
+
+
+def test_a_worker_login_takes_no_snapshot_and_reads_its_timeline(owned: Owned) -> None:
+    """Snapshots are a load's starting state: a worker's login may not write them, so its
+    process takes none (the 50th event's snapshot is not attempted, the command succeeds);
+    it still reads the timeline (the read models are caches it keeps up)."""
+    worker = owned.login("worker")
+    lease = _leased(owned, worker)
+    lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
+    from ledger import Heartbeat, Ledger
+
+    with Ledger.open(worker) as ledger:
+        for step in range(55):
+            ledger.handle(Heartbeat(lease_id=lease_id, fencing_token=int(token), step=f"s{step}"))
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        (snapshots,) = conn.execute("SELECT count(*) FROM custody_snapshots").fetchone() or (0,)
+    assert snapshots == 0
+    run = ok(owned.cli(worker, "--json", "timeline", PROFILE))
+    assert len(run.json()) == 57
+
+
+def test_grant_refuses_sqlite_and_bad_names(owned: Owned, tmp_path: Path) -> None:
+    """On SQLite there are no logins to grant (exit 2, the docs' boundary named); a login
+    name that is not a plain role name, or the owner itself, is refused with exit 2."""
+    sqlite = f"sqlite:///{tmp_path / 'c.db'}"
+    ok(custody("--store", sqlite, "init", cwd=tmp_path))
+    run = custody("--store", sqlite, "access", "grant", "w1", "--role", "worker", cwd=tmp_path)
+    assert run.code == 2
+    assert "file's permissions" in error_line(run)
+    for bad in ('w"; DROP TABLE custody_events; --', owned.owner, "custody_worker"):
+        run = owned.cli(owned.url, "access", "grant", bad, "--role", "worker")
+        assert run.code == 2, run.err
+        error_line(run)

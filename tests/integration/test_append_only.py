@@ -1,0 +1,81 @@
+"""Stored events are appended, never rewritten: on SQLite, triggers abort any UPDATE or DELETE
+of ``stored_events``; on PostgreSQL, triggers refuse UPDATE, DELETE and TRUNCATE of
+``custody_events`` even for a superuser (the test cluster's own login)."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+
+import psycopg
+import pytest
+
+from ledger import Ledger, RegisterProfile
+
+
+def _rewrites(store_url: str) -> list[tuple[str, str]]:
+    table = "custody_events" if store_url.startswith("postgresql") else "stored_events"
+    done = [
+        (f"UPDATE {table} SET topic = topic", "UPDATE"),
+        (f"DELETE FROM {table} WHERE originator_version = 1", "DELETE"),
+        (f"DELETE FROM {table}", "DELETE"),
+    ]
+    if store_url.startswith("postgresql"):
+        done.append((f"TRUNCATE {table}", "TRUNCATE"))
+    return done
+
+
+def _count(store_url: str) -> int:
+    if store_url.startswith("postgresql"):
+        with psycopg.connect(store_url) as conn:
+            row = conn.execute("SELECT count(*) FROM custody_events").fetchone()
+    else:
+        with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn:
+            row = conn.execute("SELECT count(*) FROM stored_events").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_no_statement_rewrites_a_stored_event(sql_store_url: str) -> None:
+    with Ledger.open(sql_store_url) as ledger:
+        for n in range(3):
+            ledger.handle(RegisterProfile(profile_id=f"p{n}", account_id="a", proxy_id="x"))
+    for statement, op in _rewrites(sql_store_url):
+        if sql_store_url.startswith("postgresql"):
+            with (
+                psycopg.connect(sql_store_url, autocommit=True) as conn,
+                pytest.raises(psycopg.errors.InsufficientPrivilege, match=f"{op} refused"),
+            ):
+                conn.execute(statement)
+        else:
+            with (
+                closing(sqlite3.connect(sql_store_url.removeprefix("sqlite:///"))) as conn,
+                pytest.raises(sqlite3.IntegrityError, match=f"{op} refused"),
+            ):
+                conn.execute(statement)
+        assert _count(sql_store_url) == 3, statement
+
+
+def test_init_again_keeps_the_guards(sql_store_url: str) -> None:
+    """``custody init`` reinstalls the triggers idempotently: a second init leaves one set."""
+    Ledger.init(sql_store_url).close()
+    Ledger.init(sql_store_url).close()
+    if sql_store_url.startswith("postgresql"):
+        with psycopg.connect(sql_store_url) as conn:
+            rows = conn.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'custody_events'::regclass "
+                "AND NOT tgisinternal ORDER BY tgname"
+            ).fetchall()
+        names = [r[0] for r in rows]
+        assert names == [
+            "custody_events_by_role",
+            "custody_events_in_turn",
+            "custody_events_no_rewrite",
+            "custody_events_no_truncate",
+        ]
+    else:
+        with closing(sqlite3.connect(sql_store_url.removeprefix("sqlite:///"))) as conn:
+            rows = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+            ).fetchall()
+        assert [r[0] for r in rows] == ["custody_events_no_delete", "custody_events_no_update"]

@@ -1,0 +1,665 @@
+"""Tamper evidence on real stores: each way an attacker who owns the database can rewrite history
+(going around the append-only triggers, as a superuser can) is named by ``custody verify``, with
+the profile and version where there is one, and exit 5; putting the original rows back makes
+the store verify again. Digests that were forged, altered or signed by another key are named
+too, and two digests prove the later log extends the earlier.
+
+Each attack runs on a fresh store (SQLite and PostgreSQL) holding ``audit_scene.small_ledger``:
+p1 at positions 1, 4, 6, 8, 9, 10 (v1 to v6), p2 at 2, 5, 7, 11, 12 (v1 to v5), p3 at 3. The
+snapshot attacks run on ``audit_scene.long_ledger`` (p1 leased again and renewed to v67, with a
+snapshot at v50): a snapshot changes what a load believes while every chain still holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from audit_scene import Said, custody, long_ledger, more_events, small_ledger
+from raw_log import RawLog, dump
+
+from ledger import Ledger
+from ledger._domain.chain import CHAIN_KEY, GENESIS, header_bytes, link, stored
+from ledger._domain.snapshot import ProfileSnapshot
+
+
+@dataclass(frozen=True)
+class Store:
+    """A store holding the small ledger, and a digest of it taken before any attack."""
+
+    url: str
+    digest: Path
+    log: RawLog
+
+
+@pytest.fixture
+def digested(sql_store_url: str, tmp_path: Path) -> Store:
+    small_ledger(sql_store_url)
+    digest = tmp_path / "digest.json"
+    assert custody(sql_store_url, "digest", "--out", digest).code == 0
+    return Store(sql_store_url, digest, RawLog(sql_store_url))
+
+
+def relinked(fields: dict[str, object], version: int, topic: str, prev: str) -> bytes:
+    """An event's stored bytes with a link made afresh after ``prev``: what an attacker who
+    knows the encoding writes so that the event's own link holds."""
+    body = {k: v for k, v in fields.items() if k != CHAIN_KEY}
+    encoded = dump(body)
+    return stored(encoded, link(prev, header_bytes(body, version, topic), encoded))
+
+
+def _prev(log: RawLog, profile_id: str, version: int) -> str:
+    """The hash the event after ``version`` links to (GENESIS before v1)."""
+    if version == 0:
+        return GENESIS
+    return str(log.row(profile_id, version).fields()[CHAIN_KEY]["hash"])
+
+
+# -- the attacks -----------------------------------------------------------------------------
+
+
+def _edit_body(log: RawLog) -> None:
+    log.edit(log.row("p1", 3).position, step="home")
+
+
+def _edit_actor(log: RawLog) -> None:
+    log.edit(log.row("p1", 3).position, envelope={"actor_id": "mallory"})
+
+
+def _edit_time(log: RawLog) -> None:
+    row = log.row("p1", 3)
+    at = datetime.fromisoformat(row.fields()["envelope"]["at"]) - timedelta(hours=1)
+    log.edit(row.position, envelope={"at": at.isoformat().replace("+00:00", "Z")})
+
+
+def _edit_actor_and_body_hash(log: RawLog) -> None:
+    """The body rewritten and its hash in the link with it; the event's hash left alone."""
+    row = log.row("p1", 3)
+    fields = row.fields()
+    fields["envelope"]["actor_id"] = "mallory"
+    chain = fields.pop(CHAIN_KEY)
+    chain["body"] = hashlib.sha256(dump(fields)).hexdigest()
+    log.set_state(row.position, dump({**fields, CHAIN_KEY: chain}))
+
+
+def _edit_topic(log: RawLog) -> None:
+    log.set_column(log.row("p1", 3).position, "topic", "lease_extended")
+
+
+def _edit_version(log: RawLog) -> None:
+    log.set_column(log.row("p1", 3).position, "originator_version", 9)
+
+
+def _relink_middle(log: RawLog) -> None:
+    row = log.row("p1", 3)
+    fields = row.fields()
+    fields["step"] = "home"
+    log.set_state(row.position, relinked(fields, 3, row.topic, _prev(log, "p1", 2)))
+
+
+def _relink_tail(log: RawLog) -> None:
+    """p1's last event rewritten with a link that holds: nothing after it to disagree."""
+    row = log.row("p1", 6)
+    fields = row.fields()
+    fields["outcome"] = "expected_failure"
+    log.set_state(row.position, relinked(fields, 6, row.topic, _prev(log, "p1", 5)))
+
+
+def _rechain_profile(log: RawLog) -> None:
+    """p2's events from v2 on rewritten (another worker) and chained afresh, every link good."""
+    prev = _prev(log, "p2", 1)
+    for version in range(2, 6):
+        row = log.row("p2", version)
+        fields = row.fields()
+        fields["envelope"]["actor_id"] = "mallory"
+        state = relinked(fields, version, row.topic, prev)
+        log.set_state(row.position, state)
+        prev = json.loads(state)[CHAIN_KEY]["hash"]
+
+
+def _delete_middle(log: RawLog) -> None:
+    log.delete(log.row("p1", 3).position)
+
+
+def _truncate_tail(log: RawLog) -> None:
+    log.delete(log.row("p1", 5).position, log.row("p1", 6).position)
+
+
+def _swap_in_profile(log: RawLog) -> None:
+    log.swap(log.row("p1", 3).position, log.row("p1", 4).position)
+
+
+def _swap_across_profiles(log: RawLog) -> None:
+    log.swap(log.row("p1", 3).position, log.row("p2", 3).position)
+
+
+def _copy_into_past(log: RawLog) -> None:
+    """A genuine event stored again, under a stream id of its own (the key allows it)."""
+    row = log.row("p1", 2)
+    log.insert(row.position + 1, log.stored_id(uuid4()), 2, row.topic, row.state)
+
+
+def _forge_profile_in_past(log: RawLog) -> None:
+    """A registration of a new profile, chained from genesis, inside the digested log."""
+    fields = log.row("p3", 1).fields()
+    fields["profile_id"] = "p9"
+    state = relinked(fields, 1, "profile_registered", GENESIS)
+    log.insert(2, log.stream_id("p9"), 1, "profile_registered", state)
+
+
+def _forge_event_in_past(log: RawLog) -> None:
+    """A p1 v7 that links after v6, stored before p1's v3."""
+    fields = log.row("p1", 3).fields()
+    fields["step"] = "forged"
+    state = relinked(fields, 7, "lease_heartbeat", _prev(log, "p1", 6))
+    log.insert(log.row("p1", 3).position, log.stream_id("p1"), 7, "lease_heartbeat", state)
+
+
+def _strip_link(log: RawLog) -> None:
+    row = log.row("p1", 3)
+    fields = row.fields()
+    del fields[CHAIN_KEY]
+    log.set_state(row.position, dump(fields))
+
+
+def _move_to_another_stream(log: RawLog) -> None:
+    """p1's release moved under a stream id no profile has: the ledger then reads p1 as still
+    leased (its events end at v4), though every chain still holds."""
+    elsewhere = log.stored_id(uuid4())
+    for version in (5, 6):
+        log.set_column(log.row("p1", version).position, "originator_id", elsewhere)
+
+
+def _junk_bytes(log: RawLog) -> None:
+    log.set_state(log.row("p1", 3).position, b"\x00 not JSON")
+
+
+def _junk_envelope(log: RawLog) -> None:
+    log.set_state(log.row("p1", 3).position, b'{"envelope":[],"profile_id":"p1"}')
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One way to rewrite history: what it does to the log, the lines verify must print
+    against the digest (each the start of one line), and whether verify alone (no digest)
+    names it too."""
+
+    name: str
+    tamper: Callable[[RawLog], None]
+    expected: tuple[str, ...]
+    without_digest: bool = True
+
+
+_TREE = "the digest records the tree of the first 12 events with root"
+ATTACKS = [
+    Attack("body-edited", _edit_body, ("p1 v3: its body was edited",)),
+    Attack("actor-edited", _edit_actor, ("p1 v3: its body was edited",)),
+    Attack("time-edited", _edit_time, ("p1 v3: its body was edited",)),
+    Attack("header-edited", _edit_actor_and_body_hash, ("p1 v3: its header (who, when",)),
+    Attack("topic-edited", _edit_topic, ("p1 v3: its header (who, when",)),
+    Attack("version-edited", _edit_version, ("p1 v9: follows v2: v3..v8 deleted",)),
+    Attack("relinked-middle", _relink_middle, ("p1 v4: its link names another previous event",)),
+    Attack(
+        "relinked-tail",
+        _relink_tail,
+        (_TREE, "the digest records another p1 v6 than the log holds"),
+        without_digest=False,
+    ),
+    Attack(
+        "rechained-profile",
+        _rechain_profile,
+        (_TREE, "the digest records another p2 v5 than the log holds"),
+        without_digest=False,
+    ),
+    Attack(
+        "deleted-middle",
+        _delete_middle,
+        ("p1 v4: follows v2: v3 deleted", "the digest records 12 events; the log holds 11"),
+    ),
+    Attack(
+        "tail-truncated",
+        _truncate_tail,
+        ("the digest records p1 at v6; the log ends it at v4: its tail was deleted",),
+        without_digest=False,
+    ),
+    Attack(
+        "swapped-in-profile",
+        _swap_in_profile,
+        ("p1 v4: follows v2: v3 deleted", "p1 v3: comes after v4 in the log", _TREE),
+    ),
+    Attack("swapped-across-profiles", _swap_across_profiles, (_TREE,), without_digest=False),
+    Attack(
+        "copy-into-past",
+        _copy_into_past,
+        ("p1 v2: comes after v2 in the log: events reordered or repeated",),
+    ),
+    Attack(
+        "profile-forged-into-past",
+        _forge_profile_in_past,
+        ("the digest does not know p9, whose v1 lies inside its log (position 2)", _TREE),
+        without_digest=False,
+    ),
+    Attack(
+        "event-forged-into-past",
+        _forge_event_in_past,
+        ("p1 v7: follows v2: v3..v6 deleted", "p1 v3: comes after v7 in the log"),
+    ),
+    Attack("link-stripped", _strip_link, ("p1 v3: carries no hash-chain link",)),
+    Attack(
+        "moved-to-another-stream",
+        _move_to_another_stream,
+        ("p1 v5: is stored under another stream", "p1 v6: is stored under another stream"),
+    ),
+    Attack("junk-bytes", _junk_bytes, ("the log: holds bytes at position 6 that are not",)),
+    Attack("junk-envelope", _junk_envelope, ("the log: holds bytes at position 6 that are not",)),
+]
+
+
+def _said_each(said: Said, expected: tuple[str, ...]) -> None:
+    lines = said.lines()
+    for start in expected:
+        assert any(line.startswith(start) for line in lines), (start, said.out)
+    # Every problem names a profile (and mostly a version), the log, or the digest.
+    for line in lines:
+        assert line.split(":")[0].split(" ")[0] in {"p1", "p2", "p3", "p9", "the"}, line
+    assert said.err == f"custody: verify: {len(lines)} problem(s) in the log\n"
+    assert "Traceback" not in said.out + said.err
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_each_attack_is_named_and_the_restored_store_verifies(
+    digested: Store, attack: Attack
+) -> None:
+    """verify --digest exits 5 naming the profile and version (or the digest's word) of each
+    attack; verify alone too unless only a digest can tell; the original rows put back (and
+    init's triggers made again) verify with exit 0."""
+    store, log = digested.url, digested.log
+    before = log.rows()
+    attack.tamper(log)
+    assert log.rows() != before
+    against = custody(store, "verify", "--digest", digested.digest)
+    assert against.code == 5, against
+    _said_each(against, attack.expected)
+    if attack.without_digest:
+        alone = custody(store, "verify")
+        assert alone.code == 5, alone
+        _said_each(alone, tuple(e for e in attack.expected if not e.startswith("the digest")))
+
+    log.restore(before)
+    Ledger.init(store).close()  # the triggers the attacker dropped (SQLite)
+    assert log.rows() == before
+    assert log.append_only()
+    again = custody(store, "verify", "--digest", digested.digest)
+    assert again.code == 0, again
+    assert "every chain holds" in again.out
+
+
+def test_an_untouched_store_verifies_against_its_digest(digested: Store) -> None:
+    """The baseline every attack is measured from: exit 0, the digest's root, nothing on
+    stderr."""
+    said = custody(digested.url, "verify", "--digest", digested.digest)
+    root = json.loads(digested.digest.read_bytes())["tree"]["root"]
+    assert said == Said(
+        0, f"checked 12 events of 3 profiles: every chain holds, the tree's root is {root}\n", ""
+    )
+
+
+# -- snapshots --------------------------------------------------------------------------------
+#
+# A load starts from the latest snapshot at or below the version it wants, so a snapshot changes
+# what the ledger believes without touching an event. ``long_ledger`` leaves p1 leased by w2 at
+# v67, with one snapshot, at v50 (mid-lease).
+
+
+def _mallory(fields: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's JSON with its live lease's worker changed to mallory."""
+    return {**fields, "lease": {**fields["lease"], "worker_id": "mallory"}}
+
+
+def _edit_snapshot(log: RawLog) -> None:
+    log.put_snapshot(log.stream_id("p1"), 50, _mallory(log.snapshot("p1", 50)))
+
+
+def _true_snapshot(log: RawLog, version: int) -> dict[str, Any]:
+    """The JSON of the snapshot custody would store of p1 at ``version`` (its events' fold)."""
+    with Ledger.open(log.url) as ledger:
+        profile = ledger.store.load("p1", version=version)
+        assert profile is not None
+        stored = ledger.store.app.mapper.to_stored_event(ProfileSnapshot.take(profile))
+    return dict(json.loads(stored.state))
+
+
+def _forge_snapshot(log: RawLog) -> None:
+    """A snapshot at v60, where the store keeps none: p1's true state there, but mallory's."""
+    log.put_snapshot(log.stream_id("p1"), 60, _mallory(_true_snapshot(log, 60)))
+
+
+def _snapshot_past_the_end(log: RawLog) -> None:
+    """A snapshot at v80 of a stream that ends at v67."""
+    log.put_snapshot(log.stream_id("p1"), 80, _mallory(log.snapshot("p1", 50)))
+
+
+def _snapshot_of_no_profile(log: RawLog) -> None:
+    """A snapshot of a profile p9 that was never registered, under p9's stream."""
+    forged = {**_mallory(log.snapshot("p1", 50)), "profile_id": "p9"}
+    log.put_snapshot(log.stream_id("p9"), 50, forged)
+
+
+def _edit_snapshot_head(log: RawLog) -> None:
+    """v50's snapshot with v49's hash as its head: p1's next event would link after v49."""
+    head = log.row("p1", 49).fields()[CHAIN_KEY]["hash"]
+    log.put_snapshot(log.stream_id("p1"), 50, {**log.snapshot("p1", 50), "head": head})
+
+
+def _p1_is_mallorys(ledger: Ledger) -> bool:
+    p1 = ledger.store.load("p1")
+    return p1 is not None and p1.lease is not None and p1.lease.worker_id == "mallory"
+
+
+def _p1_heads_elsewhere(ledger: Ledger) -> bool:
+    p1 = ledger.store.load("p1", version=50)
+    return p1 is not None and p1.head != ledger.store.history("p1")[49].hash_after("")
+
+
+def _p9_is_known(ledger: Ledger) -> bool:
+    return ledger.store.load("p9") is not None
+
+
+@dataclass(frozen=True)
+class SnapshotAttack:
+    """A snapshot rewritten: what is done, the one line verify must print (its start), and
+    what a load then believes that the events do not say."""
+
+    name: str
+    tamper: Callable[[RawLog], None]
+    expected: str
+    believed: Callable[[Ledger], bool]
+
+
+_BELIEVES = "its snapshot does not match its events (a load from it would believe lease.worker_id"
+SNAPSHOT_ATTACKS = [
+    SnapshotAttack(
+        "snapshot-edited",
+        _edit_snapshot,
+        f"p1 v50: {_BELIEVES} 'mallory' where the events say 'w2')",
+        _p1_is_mallorys,
+    ),
+    SnapshotAttack(
+        "snapshot-forged",
+        _forge_snapshot,
+        f"p1 v60: {_BELIEVES} 'mallory' where the events say 'w2')",
+        _p1_is_mallorys,
+    ),
+    SnapshotAttack(
+        "snapshot-past-the-end",
+        _snapshot_past_the_end,
+        "p1 v80: a snapshot beyond the profile's last event (v67): forged",
+        _p1_is_mallorys,
+    ),
+    SnapshotAttack(
+        "snapshot-of-no-profile",
+        _snapshot_of_no_profile,
+        "p9 v50: a snapshot under stream ",
+        _p9_is_known,
+    ),
+    SnapshotAttack(
+        "snapshot-head-edited",
+        _edit_snapshot_head,
+        "p1 v50: its snapshot's head is not the hash of its event v50",
+        _p1_heads_elsewhere,
+    ),
+]
+
+
+@pytest.mark.parametrize("attack", SNAPSHOT_ATTACKS, ids=[a.name for a in SNAPSHOT_ATTACKS])
+def test_each_snapshot_attack_is_named_and_the_restored_store_verifies(
+    sql_store_url: str, tmp_path: Path, attack: SnapshotAttack
+) -> None:
+    """A snapshot edited (a live lease's worker, its head), forged at a version that has none,
+    stored past its stream's end or for a profile never registered: the ledger's loads believe
+    it, though every chain holds; verify exits 5 with one line naming the profile and the
+    snapshot's version, and digest refuses the log; the original snapshots put back, both
+    pass."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)
+    before = log.snapshots()
+    assert [v for _, v, _, _ in before] == [50]
+    assert custody(store, "verify").code == 0
+    attack.tamper(log)
+    with Ledger.open(store) as ledger:  # what the forgery is for
+        assert attack.believed(ledger)
+    expected = attack.expected
+
+    said = custody(store, "verify")
+    assert said.code == 5, said
+    assert len(said.lines()) == 1, said.out
+    assert said.lines()[0].startswith(expected), said.out
+    _said_each(said, (expected,))
+    refused = custody(store, "digest", "--out", tmp_path / "digest.json")
+    assert refused.code == 5, refused
+    assert "the log does not verify, so no digest was made: " + expected in refused.err
+
+    log.restore_snapshots(before)
+    assert log.snapshots() == before
+    again = custody(store, "verify")
+    assert again.code == 0, again
+    assert again.out.startswith("checked 73 events of 3 profiles and 1 snapshot: every chain")
+    assert custody(store, "digest", "--out", tmp_path / "digest.json").code == 0
+
+
+def test_a_snapshot_forged_with_the_state_its_events_give_is_a_true_cache(
+    sql_store_url: str,
+) -> None:
+    """A snapshot inserted at v60 holding exactly the state p1's events fold to there (what
+    custody would have written) is no tampering: verify checks it and passes."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)
+    log.put_snapshot(log.stream_id("p1"), 60, _true_snapshot(log, 60))
+    said = custody(store, "verify")
+    assert said.code == 0, said
+    assert said.out.startswith("checked 73 events of 3 profiles and 2 snapshots: every chain")
+
+
+# -- forged digests --------------------------------------------------------------------------
+
+
+def _edit(path: Path, change: Callable[[dict[str, Any]], None], to: Path) -> Path:
+    recorded = json.loads(path.read_bytes())
+    change(recorded)
+    to.write_text(json.dumps(recorded, indent=2))
+    return to
+
+
+def _root(d: dict[str, Any]) -> None:
+    d["tree"]["root"] = hashlib.sha256(b"forged").hexdigest()
+
+
+def _head(d: dict[str, Any]) -> None:
+    d["heads"]["p1"]["hash"] = hashlib.sha256(b"forged").hexdigest()
+
+
+def _size(d: dict[str, Any]) -> None:
+    d["tree"]["size"] += 1
+
+
+def _at(d: dict[str, Any]) -> None:
+    d["at"] = "2020-01-01T00:00:00Z"
+
+
+def _unsign(d: dict[str, Any]) -> None:
+    d["signature"] = None
+    d["key"] = None
+
+
+@pytest.fixture
+def keys(tmp_path: Path, digested: Store) -> tuple[Path, Path]:
+    """Two key pairs (``keygen``); the store's signed digest is ``signed.json``."""
+    ours, theirs = tmp_path / "ours.key", tmp_path / "theirs.key"
+    for key in (ours, theirs):
+        assert custody(digested.url, "keygen", key).code == 0
+    said = custody(digested.url, "digest", "--key", ours, "--out", tmp_path / "signed.json")
+    assert said.code == 0, said
+    return ours, theirs
+
+
+FORGERIES = [
+    # name, signed digest?, what is done to it, --public-key given?, the line verify prints
+    ("root-edited", False, _root, False, "the digest records the tree of the first 12 events"),
+    ("head-edited", False, _head, False, "the digest records another p1 v6 than the log holds"),
+    ("size-edited", False, _size, False, "the digest records 13 events; the log holds 12"),
+    ("unsigned-where-a-key-is-named", False, None, True, "the digest is not signed, but a public"),
+    ("signature-stripped", True, _unsign, True, "the digest is not signed, but a public key"),
+    ("signed-then-altered", True, _at, False, "the digest does not verify with its key"),
+    ("signed-then-altered-keyed", True, _at, True, "the digest does not verify with its key"),
+    ("signed-then-root-edited", True, _root, True, "the digest does not verify with its key"),
+]
+
+
+@pytest.mark.parametrize(
+    ("signed", "change", "keyed", "expected"),
+    [f[1:] for f in FORGERIES],
+    ids=[f[0] for f in FORGERIES],
+)
+def test_a_forged_digest_is_named_and_the_genuine_one_verifies(
+    digested: Store,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+    signed: bool,
+    change: Callable[[dict[str, Any]], None] | None,
+    keyed: bool,
+    expected: str,
+) -> None:
+    """A digest edited (root, a head, its size, its time), stripped of its signature or given
+    unsigned where a public key is named: verify exits 5 with one line saying so; the genuine
+    digest verifies (exit 0), with the public key where one is named."""
+    ours, _ = keys
+    genuine = tmp_path / "signed.json" if signed else digested.digest
+    forged = _edit(genuine, change, tmp_path / "forged.json") if change else genuine
+    public = ("--public-key", f"{ours}.pub") if keyed else ()
+    said = custody(digested.url, "verify", "--digest", forged, *public)
+    assert said.code == 5, said
+    assert any(line.startswith(expected) for line in said.lines()), said.out
+    if not signed and keyed:
+        return  # an unsigned digest never verifies where a key is named
+    assert custody(digested.url, "verify", "--digest", genuine, *public).code == 0
+
+
+def test_a_digest_signed_by_another_key_is_refused(
+    digested: Store, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A digest of this very log, signed by a key that is not the one named: exit 5, "signed
+    by another key"; signed by ours it verifies."""
+    ours, theirs = keys
+    other = tmp_path / "other.json"
+    assert custody(digested.url, "digest", "--key", theirs, "--out", other).code == 0
+    said = custody(digested.url, "verify", "--digest", other, "--public-key", f"{ours}.pub")
+    assert said.code == 5
+    assert said.lines() == [
+        "the digest is signed by another key than the one given: forged, or not this custody's"
+    ]
+    mine = custody(
+        digested.url, "verify", "--digest", tmp_path / "signed.json", "--public-key", f"{ours}.pub"
+    )
+    assert mine.code == 0, mine
+
+
+# -- two digests -----------------------------------------------------------------------------
+
+
+def test_a_later_digest_extends_an_earlier_one_and_not_the_other_way(
+    digested: Store, tmp_path: Path
+) -> None:
+    """Two digests taken as the log grew: the later names the earlier's hash as its previous,
+    and verify proves the later log extends the earlier (exit 0, said); given the other way
+    round it exits 5."""
+    earlier, later = digested.digest, tmp_path / "later.json"
+    more_events(digested.url)
+    made = custody(digested.url, "digest", "--out", later, "--previous", earlier)
+    assert made.code == 0, made
+    recorded = json.loads(later.read_bytes())
+    assert recorded["previous"] == hashlib.sha256(earlier.read_bytes()).hexdigest()
+    assert recorded["tree"]["size"] == 14
+
+    said = custody(digested.url, "verify", "--digest", later, "--since-digest", earlier)
+    assert said.code == 0, said
+    assert said.out.rstrip().endswith("; the later digest's log extends the earlier's")
+
+    swapped = custody(digested.url, "verify", "--digest", earlier, "--since-digest", later)
+    assert swapped.code == 5
+    assert "the earlier digest (14 events) is not older than the later one (12)" in swapped.lines()
+
+
+def test_a_log_cut_below_the_later_digest_fails_the_proof_without_crashing(
+    digested: Store, tmp_path: Path
+) -> None:
+    """Both digests taken, then the log's newest events deleted: verify with both exits 5,
+    naming the deleted events, never an internal error."""
+    earlier, later = digested.digest, tmp_path / "later.json"
+    more_events(digested.url)
+    assert custody(digested.url, "digest", "--out", later).code == 0
+    log = digested.log
+    log.delete(*(r.position for r in log.rows()[-2:]))
+    said = custody(digested.url, "verify", "--digest", later, "--since-digest", earlier)
+    assert said.code == 5, said
+    assert "internal error" not in said.err
+    assert said.lines() == [
+        "the digest records 14 events; the log holds 12: events were deleted",
+        "the digest records p3 at v3; the log ends it at v1: its tail was deleted",
+        "no proof that the log of 14 events extends the log of 12: the log holds 12 now",
+    ]
+
+
+def test_a_digest_of_the_empty_log_verifies_and_every_later_log_extends_it(
+    sql_store_url: str, tmp_path: Path
+) -> None:
+    """The empty log's digest (root SHA-256 of nothing) verifies on the empty store, and the
+    log grown since extends it (exit 0); a digest of zero events with another root does not."""
+    empty, later = tmp_path / "empty.json", tmp_path / "later.json"
+    assert custody(sql_store_url, "digest", "--out", empty).code == 0
+    assert json.loads(empty.read_bytes())["tree"]["root"] == hashlib.sha256(b"").hexdigest()
+    said = custody(sql_store_url, "verify", "--digest", empty)
+    assert said.code == 0, said
+    small_ledger(sql_store_url)
+    assert custody(sql_store_url, "digest", "--out", later).code == 0
+    both = custody(sql_store_url, "verify", "--digest", later, "--since-digest", empty)
+    assert both.code == 0, both
+    assert both.out.rstrip().endswith("; the later digest's log extends the earlier's")
+    forged = _edit(empty, _root, tmp_path / "forged.json")
+    said = custody(sql_store_url, "verify", "--digest", later, "--since-digest", forged)
+    assert said.code == 5
+    assert said.lines()[0].startswith("the earlier digest records the tree of the first 0 events")
+
+
+# -- verify writes nothing -------------------------------------------------------------------
+
+
+def test_verify_and_digest_write_nothing_to_the_store(digested: Store, tmp_path: Path) -> None:
+    """Every table of the store holds the same rows before and after verify (alone, against a
+    digest, with two digests, on a tampered log) and digest."""
+    log = digested.log
+    later = tmp_path / "later.json"
+    untouched = log.rows()
+    log.edit(log.row("p2", 3).position, step="edited")
+    before = log.tables()
+    runs = [
+        custody(digested.url, "verify"),
+        custody(digested.url, "verify", "--digest", digested.digest),
+        custody(digested.url, "digest", "--out", later),  # refused: the log does not verify
+        custody(digested.url, "verify", "--digest", digested.digest, "--since-digest", later),
+    ]
+    assert [r.code for r in runs] == [5, 5, 5, 2]
+    assert log.tables() == before
+    log.restore(untouched)
+    Ledger.init(digested.url).close()
+    before = log.tables()
+    assert custody(digested.url, "digest", "--out", later).code == 0
+    both = custody(digested.url, "verify", "--digest", later, "--since-digest", digested.digest)
+    assert both.code == 0, both
+    assert log.tables() == before
