@@ -19,6 +19,7 @@ from custody._printed import Printed
 if TYPE_CHECKING:
     import pandas as pd
 
+    from projections import TimelineRow
     from reports import Replay
 
 # What the usage table shows; csv and json carry every column.
@@ -116,15 +117,28 @@ class FrameAnswer(Printed):
             out.write(f"wrote {len(self.frame)} {self.kind} rows to {path} ({self.fmt})\n")
 
     def _timeline(self, out: TextIO) -> None:
-        from custody._render import timeline_line
-        from custody._text import printable
         from projections import TimelineRow
 
-        rows = records(self.frame)
-        if not rows:
+        rows = [TimelineRow.model_validate(row) for row in records(self.frame)]
+        TimelineAnswer(rows, one_profile=self.one_profile).write(out, as_json=False)
+
+
+@dataclass(frozen=True)
+class TimelineAnswer(Printed):
+    """A timeline's rows as lines for a person, oldest first (``--format table`` to a
+    terminal or a pipe; ``FrameAnswer`` prints every other format from the DataFrame)."""
+
+    rows: list[TimelineRow]
+    one_profile: bool = False
+
+    def write(self, out: TextIO, *, as_json: bool) -> None:
+        from custody._render import timeline_line
+        from custody._text import printable
+
+        if not self.rows:
             out.write("(none)\n")
-        for row in rows:
-            line = timeline_line(TimelineRow.model_validate(row), profile=not self.one_profile)
+        for row in self.rows:
+            line = timeline_line(row, profile=not self.one_profile)
             out.write(printable(line) + "\n")
 
 

@@ -15,7 +15,7 @@ import click
 
 from custody._commands import cli
 from custody._export import checked_format
-from custody._output import FrameAnswer, ReplayAnswer
+from custody._output import FrameAnswer, ReplayAnswer, TimelineAnswer
 from custody._wiring import MOMENT, UNTIL, Group, LedgerChoice, on_ledger, options
 
 if TYPE_CHECKING:
@@ -73,11 +73,19 @@ def timeline(
     last: int | None,
     fmt: str,
     output: Path | None,
-) -> FrameAnswer:
+) -> FrameAnswer | TimelineAnswer:
     """events of a profile, an account or every profile, oldest first"""
+    as_json = options().as_json
+    fmt = checked_format(fmt, output, as_json=as_json)
+    if fmt == "table" and output is None and not as_json:
+        # Lines for a person need no DataFrame: the same read (``read_timeline``) as rows,
+        # so the command answers at a prompt's pace without importing pandas.
+        from projections import timeline as rows
+
+        found = rows(ledger, profile_id, account_id=account_id, since=since, until=until, last=last)
+        return TimelineAnswer(found, one_profile=profile_id is not None)
     from reports import timeline as events
 
-    fmt = checked_format(fmt, output, as_json=options().as_json)
     frame = events(
         profile_id, account=account_id, since=since, until=until, last=last, ledger=ledger
     )

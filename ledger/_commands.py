@@ -76,7 +76,7 @@ QUOTED_PREFIX = 60
 class Command(BaseModel, Generic[R]):
     """Base of every command: frozen, strict, unknown fields refused; ``R`` is its answer."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
 
     kind: ClassVar[str] = ""
     # Fields that carry what the caller observed rather than what it asked: a resend observes

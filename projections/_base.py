@@ -36,7 +36,7 @@ from ledger.feed import FeedTransaction, LoggedEvent
 class ReadResult(BaseModel):
     """What a read returns: frozen, and refusing fields it does not declare."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -8,16 +8,53 @@ open ``Ledger``, a store URL, or by default ``$CUSTODY_STORE`` (else ``./custody
 brings the read model it reads up to date first.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ledger.rules import ENDED_UNKNOWN
-from reports._checklist import Check, Checklist, checklist
-from reports._fleet import Fleet, ReviewTimes, Stuck, fleet
-from reports._frames import moment, spoken
-from reports._health import Health, health
-from reports._page import Page, report_html
-from reports._replay import Replay, replay
-from reports._reviews import ReviewWait, review_waits
-from reports._timeline import timeline
-from reports._usage import ended_unknown, usage
+
+if TYPE_CHECKING:
+    from reports._checklist import Check as Check, Checklist as Checklist, checklist as checklist
+    from reports._fleet import (
+        Fleet as Fleet,
+        ReviewTimes as ReviewTimes,
+        Stuck as Stuck,
+        fleet as fleet,
+    )
+    from reports._frames import moment as moment, spoken as spoken
+    from reports._health import Health as Health, health as health
+    from reports._page import Page as Page, report_html as report_html
+    from reports._replay import Replay as Replay, replay as replay
+    from reports._reviews import ReviewWait as ReviewWait, review_waits as review_waits
+    from reports._timeline import timeline as timeline
+    from reports._usage import ended_unknown as ended_unknown, usage as usage
+
+# Where each public name lives. A name is imported when first asked for, so a command that
+# prints a timeline or a table of leases does not pay for matplotlib (the HTML report's chart),
+# and one that only parses a time does not pay for pandas.
+_HOMES = {
+    **dict.fromkeys(("Check", "Checklist", "checklist"), "reports._checklist"),
+    **dict.fromkeys(("Fleet", "ReviewTimes", "Stuck", "fleet"), "reports._fleet"),
+    **dict.fromkeys(("moment", "spoken"), "reports._frames"),
+    **dict.fromkeys(("Health", "health"), "reports._health"),
+    **dict.fromkeys(("Page", "report_html"), "reports._page"),
+    **dict.fromkeys(("Replay", "replay"), "reports._replay"),
+    **dict.fromkeys(("ReviewWait", "review_waits"), "reports._reviews"),
+    "timeline": "reports._timeline",
+    **dict.fromkeys(("ended_unknown", "usage"), "reports._usage"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'reports' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ENDED_UNKNOWN",

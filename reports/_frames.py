@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ledger import InvalidInput, Ledger
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # A report's source: an open ledger, a store URL, or None ($CUSTODY_STORE, else ./custody.db).
 Source = Ledger | str | None
@@ -92,6 +93,8 @@ def typed(
 ) -> pd.DataFrame:
     """The frame with one dtype per column whatever store it came from; every other column
     becomes text (missing values are missing, never the string ``None``)."""
+    import pandas as pd  # here, so that parsing a moment (``moment``) never imports pandas
+
     out = frame.copy()
     for column in out.columns:
         if column in times:

@@ -209,7 +209,7 @@ UNKNOWN_ENDING_CAUSES = frozenset(
 class Frozen(BaseModel):
     """Base for every value model: immutable, strict about unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Envelope(Frozen):

@@ -24,7 +24,7 @@ MAX_TIMEOUT_SECONDS = 3600
 class StoreSettings(BaseModel):
     """A parsed store URL. Passwords never appear in ``describe()``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     kind: Literal["sqlite", "postgresql"]
     path: str = ""

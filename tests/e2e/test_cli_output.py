@@ -108,6 +108,41 @@ def test_status_on_sqlite_never_imports_psycopg_nor_playwright(fleet: Path) -> N
     assert modules.isdisjoint({"psycopg", "psycopg_pool", "playwright"}), modules
 
 
+DRAWING = {"pandas", "pyarrow", "matplotlib"}  # for what draws or exports, never for lines
+ELSEWHERE = {"psycopg", "psycopg_pool", "playwright"}  # another store's driver, a browser
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status"],
+        ["why", "short"],
+        ["who", "short"],
+        ["timeline", "short"],
+        ["timeline", "--account", "a", "--since", "2020-01-01", "--until", "2999-12-31"],
+    ],
+    ids=" ".join,
+)
+def test_answers_for_a_person_import_neither_pandas_nor_matplotlib(
+    fleet: Path, args: list[str]
+) -> None:
+    """The commands typed at a prompt read the ledger on SQLite without importing pandas,
+    pyarrow or matplotlib (the reports' DataFrames and chart), psycopg or Playwright: each of
+    those costs more than the whole command should take."""
+    modules = loaded(*args, cwd=fleet)
+    assert "ledger" in modules
+    assert modules.isdisjoint(DRAWING | ELSEWHERE), modules & (DRAWING | ELSEWHERE)
+
+
+def test_usage_imports_pandas_for_its_frame_but_never_the_chart(fleet: Path) -> None:
+    """``usage`` reads its leases as a DataFrame (``reports.usage``), but the reports package
+    imports each report when asked: not matplotlib, which only the HTML report's chart draws
+    with."""
+    modules = loaded("usage", "--account", "a", "--since", "2020-01-01", cwd=fleet)
+    assert "pandas" in modules
+    assert modules.isdisjoint({"matplotlib"} | ELSEWHERE), modules & ({"matplotlib"} | ELSEWHERE)
+
+
 def test_json_and_empty_answers_never_import_rich(tmp_path: Path) -> None:
     """rich is imported only to draw a table: not for ``--json status``, nor for the status of
     a store with no profile."""

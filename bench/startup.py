@@ -1,0 +1,92 @@
+"""How long the commands a person types take to answer, beside a bare Python start.
+
+    .venv/bin/python bench/startup.py [--runs N]
+
+Makes a small SQLite store in a temporary directory with the command line itself (three
+profiles on one account, a lease heartbeated and released, a lease held, a force-release), then
+runs each read command (``status``, ``why``, ``who``, ``timeline P``, ``usage --account A
+--since D``) and ``python -c pass`` in turn, ``--runs`` times each (default 21) after one
+warm-up round, every one a fresh process with its output to a pipe, as a program reading it
+would. It prints, per command, the median wall time and CPU time (user + system, the operating
+system's account of the finished child) and the wall ratio to ``python -c pass`` in the same
+round, median over the rounds; then the 1-minute load average, since other work on the machine
+moves every figure. The issue's target is 150 ms, about 5x a bare start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+CUSTODY = str(BIN / "custody")
+BARE = [sys.executable, "-c", "pass"]
+COMMANDS = {
+    "status": ["status"],
+    "why P": ["why", "p2"],
+    "who P": ["who", "p1"],
+    "timeline P": ["timeline", "p1"],
+    "usage --account A --since D": ["usage", "--account", "acct", "--since", "2000-01-01"],
+}
+STORE = [
+    ["init"],
+    *(["register", p, "--account", "acct", "--proxy", f"x{p}"] for p in ("p1", "p2", "p3")),
+    ["checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t"],
+    ["heartbeat", "lease-1@p1", "--token", "1", "--step", "s", "--safe"],
+    ["release", "lease-1@p1", "--token", "1", "--outcome", "success", "--final-url", "https://x"],
+    ["checkout", "p2", "--worker", "w2", "--run", "r2", "--task", "t", "--ttl", "86400"],
+    ["checkout", "p3", "--worker", "w3", "--run", "r3", "--task", "t", "--ttl", "86400"],
+    ["force-release", "p3", "--actor", "ops", "--reason", "stuck"],
+]
+
+
+def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """One run's wall and CPU seconds (the child's user + system time)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, capture_output=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()[-300:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21, help="rounds counted (default 21)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        cwd = Path(scratch)
+        for step in STORE:
+            subprocess.run([CUSTODY, *step], cwd=cwd, check=True, capture_output=True)
+        argvs = {"python -c pass": BARE} | {k: [CUSTODY, *v] for k, v in COMMANDS.items()}
+        walls: dict[str, list[float]] = {k: [] for k in argvs}
+        cpus: dict[str, list[float]] = {k: [] for k in argvs}
+        ratios: dict[str, list[float]] = {k: [] for k in argvs}
+        for round_ in range(args.runs + 1):  # the first round warms the caches, uncounted
+            measured = {name: timed(argv, cwd) for name, argv in argvs.items()}
+            if round_ == 0:
+                continue
+            for name, (wall, cpu) in measured.items():
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+                ratios[name].append(wall / measured["python -c pass"][0])
+    print(f"{'command':30} {'wall ms':>8} {'cpu ms':>8} {'x bare':>7}   (medians of {args.runs})")
+    for name in argvs:
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        ratio = statistics.median(ratios[name])
+        print(f"{name:30} {wall * 1000:8.0f} {cpu * 1000:8.0f} {ratio:7.1f}")
+    print(f"load average (1 min): {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
