@@ -9,9 +9,7 @@ otherwise, printing one line per problem with its profile and version.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import click
 
 from custody._commands import cli
 from custody._printed import Printed
+from custody._whole import written_whole
 from custody._wiring import Group, on_ledger
 
 if TYPE_CHECKING:
@@ -160,17 +159,13 @@ def _read(path: Path, field: str) -> bytes:
 
 
 def _write(path: Path, data: bytes, *, mode: int) -> None:
-    """Write ``data`` to ``path`` whole or not at all (beside it, then renamed over it)."""
+    """Write ``data`` to ``path`` whole or not at all; a failure is bad input naming it."""
     from ledger import InvalidInput
 
-    part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as file:
+        with written_whole(path, mode=mode) as file:
             file.write(data)
-        part.replace(path)
     except OSError as e:
-        part.unlink(missing_ok=True)
         raise InvalidInput("out", f"cannot write {str(path)[:200]!r}: {e.strerror}") from None
 
 

@@ -7,12 +7,13 @@ this module imports neither pandas nor pyarrow.
 
 from __future__ import annotations
 
-import contextlib
+import io
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+
+from custody._whole import written_whole
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,16 +46,9 @@ def save(frame: pd.DataFrame, fmt: str, path: Path, write_text: Callable[[TextIO
     """Write ``frame`` to ``path``: parquet through pyarrow (every dtype kept: times with
     their zone, nullable integers, strings), csv or json by ``write_text``. A failure leaves
     ``path`` as it was and no partial file beside it."""
-    part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    with written_whole(path) as binary:
         if fmt == "parquet":
-            with part.open("xb") as binary:
-                frame.to_parquet(binary, index=False)
+            frame.to_parquet(binary, index=False)
         else:
-            with part.open("x", encoding="utf-8", newline="") as text:
+            with io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
                 write_text(text)
-        part.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise

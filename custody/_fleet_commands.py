@@ -6,7 +6,6 @@ pandas (and, for the report, matplotlib) is imported only by these commands.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ import click
 
 from custody._commands import cli
 from custody._fleet_output import ChecklistAnswer, FleetAnswer, HealthAnswer
+from custody._whole import written_whole
 from custody._wiring import on_ledger
 
 if TYPE_CHECKING:
@@ -112,20 +112,6 @@ def _target(html_path: str) -> Path:
 
 
 def _write_whole(target: Path, html: str) -> None:
-    """Write beside the target, then rename: a failure leaves the old page (or none), never
-    half of a new one."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(html)
-        os.chmod(temporary, 0o666 & ~_umask())  # as open() would have made it, not 0600
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
+    """A failure leaves the old page (or none), never half of a new one."""
+    with written_whole(target) as out:
+        out.write(html.encode("utf-8"))
