@@ -1,11 +1,12 @@
 """The notification log as a feed for read models, and the place where they keep their rows.
 
-Every event has a position: its notification id, which rises in commit order (SQLite has one
-writer at a time; on PostgreSQL every append takes the events table's lock before its id is
-drawn, so an id is never committed after a higher one; ids may have gaps, where an append was
-rolled back). A read model fed from the log keeps a checkpoint: the position of the last event it
-folded, in a row of ``custody_projection_positions`` (custody's own table, not the library's
-``tracking``: see ``projections._base``).
+Every event has a position: its notification id. Ids may have gaps, where an append was rolled
+back. SQLite has one writer at a time, so ids commit in order; on PostgreSQL appends take no
+store-wide lock and may commit out of order, so a read of the log hands on no event past a gap
+that an append still in progress may fill (``ledger._stores.settled``): a follower neither
+misses nor repeats an event. A read model fed from the log keeps a checkpoint: the position of
+the last event it folded, in a row of ``custody_projection_positions`` (custody's own table,
+not the library's ``tracking``: see ``projections._base``).
 
 Exactly once: ``Feed.transaction`` gives one database transaction in which a read model claims
 its checkpoint (``claim_checkpoint``: a second runner of the same read model waits here, then
@@ -41,6 +42,11 @@ _CHECKPOINTS_DDL = (
 )
 # Read models are installed one at a time per database (PostgreSQL fails concurrent DDL).
 _INSTALL_LOCK = "SELECT pg_advisory_xact_lock(25461, 1)"
+# A read model's checkpoint, claimed for one transaction (``FeedTransaction.claim_checkpoint``).
+_CLAIM = {
+    "sqlite": f"UPDATE {CHECKPOINTS_TABLE} SET position = position WHERE name = ?",
+    "postgresql": "SELECT pg_advisory_xact_lock(25462, hashtext(?))",
+}
 
 
 class ReadModelDamaged(LedgerError):
@@ -107,8 +113,9 @@ class FeedTransaction:
     after a position, and the read models' checkpoints. Committed when its block ends, else
     rolled back."""
 
-    def __init__(self, cursor: ViewCursor) -> None:
+    def __init__(self, cursor: ViewCursor, dialect: str) -> None:
         self._cursor = cursor
+        self._claim = _CLAIM[dialect]
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         self._cursor.execute(statement, params)
@@ -131,12 +138,13 @@ class FeedTransaction:
     def claim_checkpoint(self, name: str) -> int:
         """Lock the read model's checkpoint for this transaction and return its position.
 
-        This writes first, so another transaction claiming the same row waits here (at most the
-        store's timeout) and then reads the position this one committed. ``NotAllowed`` if the
-        read model was never installed."""
-        self._cursor.execute(
-            f"UPDATE {CHECKPOINTS_TABLE} SET position = position WHERE name = ?", (name,)
-        )
+        Another transaction claiming the same checkpoint waits here (at most the store's
+        timeout) and then reads the position this one committed. On SQLite the claim writes
+        the row (a transaction must write first to hold the file's lock); on PostgreSQL it
+        takes an advisory lock of the transaction, which gives it no transaction id: a reader
+        waiting for a gap in the log to settle must hold none (``ledger._stores.settled``).
+        ``NotAllowed`` if the read model was never installed."""
+        self._cursor.execute(self._claim, (name,))
         rows = self.query(f"SELECT position FROM {CHECKPOINTS_TABLE} WHERE name = ?", (name,))
         if not rows:
             raise NotAllowed(f"read model {name} is not installed")
@@ -296,7 +304,7 @@ class Feed:
     def transaction(self) -> Iterator[FeedTransaction]:
         """One read-write transaction on the read models' database (see the module's doc)."""
         with self._views.transaction() as cursor:
-            yield FeedTransaction(cursor)
+            yield FeedTransaction(cursor, self.dialect)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read model's tables, as dicts, in one read-only transaction."""

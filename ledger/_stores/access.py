@@ -35,9 +35,6 @@ from ledger._domain.model import Role
 from ledger.ports import Authority
 
 GROUP_ROLES = {role: f"custody_{role.value}" for role in Role}
-# The advisory lock every append holds until it commits (two-key form: custody's namespace).
-APPEND_LOCK = (0x6375, 2)
-APPEND_LOCK_SQL = f"SELECT pg_advisory_xact_lock({APPEND_LOCK[0]}, {APPEND_LOCK[1]})"
 _REFUSAL = "custody events are append-only"
 _LOGIN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # The roles that write snapshots (see the module's doc).
@@ -85,22 +82,27 @@ CREATE OR REPLACE FUNCTION custody_refuse_rewrite() RETURNS trigger LANGUAGE plp
 BEGIN
     RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
 END $f$"""
-    in_turn = f"""
-CREATE OR REPLACE FUNCTION custody_append_in_turn() RETURNS trigger LANGUAGE plpgsql AS $f$
+    # Before any row of an insert draws its notification id, its transaction has an id of its
+    # own: what lets a reader tell a gap that may yet be filled (``ledger._stores.settled``).
+    xid_first = """
+CREATE OR REPLACE FUNCTION custody_append_xid_first() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
-    PERFORM pg_advisory_xact_lock({APPEND_LOCK[0]}, {APPEND_LOCK[1]});
+    PERFORM pg_current_xact_id();
     RETURN NULL;
 END $f$"""
     return [
         refuse,
-        in_turn,
+        xid_first,
         _check_append_ddl(),
+        # Schema 7 made appends take turns on an advisory lock; none is taken now.
+        f"DROP TRIGGER IF EXISTS custody_events_in_turn ON {events}",
+        "DROP FUNCTION IF EXISTS custody_append_in_turn()",
         f"CREATE OR REPLACE TRIGGER custody_events_no_rewrite BEFORE UPDATE OR DELETE "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_refuse_rewrite()",
         f"CREATE OR REPLACE TRIGGER custody_events_no_truncate BEFORE TRUNCATE "
         f"ON {events} FOR EACH STATEMENT EXECUTE FUNCTION custody_refuse_rewrite()",
-        f"CREATE OR REPLACE TRIGGER custody_events_in_turn BEFORE INSERT "
-        f"ON {events} FOR EACH STATEMENT EXECUTE FUNCTION custody_append_in_turn()",
+        f"CREATE OR REPLACE TRIGGER custody_events_xid_first BEFORE INSERT "
+        f"ON {events} FOR EACH STATEMENT EXECUTE FUNCTION custody_append_xid_first()",
         f"CREATE OR REPLACE TRIGGER custody_events_by_role BEFORE INSERT "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_check_append()",
     ]

@@ -15,10 +15,9 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
-from ledger._stores.access import APPEND_LOCK_SQL
 from ledger._stores.recorders import (
     DIRECTORIES_TABLE,
     availability_rows,
@@ -41,11 +40,18 @@ _BASE = PostgresApplicationRecorder
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Appends take turns on an advisory lock instead of the library's LOCK TABLE ...
-        # EXCLUSIVE, which only a login that may UPDATE the events table can take
-        # (``ledger._stores.access``); its SET LOCAL lock_timeout stays first.
+        # Appends take no store-wide lock (the library takes LOCK TABLE ... EXCLUSIVE so that
+        # ids commit in order): they commit side by side, and a read of the log waits for a
+        # gap that an append in progress may fill (``ledger._stores.settled``). Its SET LOCAL
+        # lock_timeout stays.
         timeout, _lock = self.lock_table_statements
-        self.lock_table_statements = [timeout, SQL(APPEND_LOCK_SQL)]
+        self.lock_table_statements = [timeout]
+        self._notify = SQL("NOTIFY {0}").format(Identifier(self.channel_name))
+
+    def _notify_channel(self, curs: Any) -> None:
+        """Nothing inside the append's transaction: a NOTIFY takes a lock of the whole server
+        from its commit's start to its end, the flush of the commit to disk included, so every
+        append that notified would commit in turn again (``_notify_after``)."""
 
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -69,7 +75,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         caught, so that its exit finds it clean and the error raised is the first one."""
         exc: Exception | None = None
         ids = None
-        with self.datastore.get_connection() as conn:
+        with self.datastore.get_connection() as conn:  # it translates psycopg's errors
             with conn.pipeline() as pipeline, conn.transaction():
                 try:
                     with conn.cursor() as curs:
@@ -87,7 +93,18 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                         pipeline.sync()
             if exc is not None:
                 raise exc
+            if stored_events:
+                self._notify_after(conn)
         return ids
+
+    def _notify_after(self, conn: psycopg.Connection[Any]) -> None:
+        """Wake the listeners (``ledger._stores.listen``) once the append has committed, in a
+        transaction of its own that does not wait for its commit to reach the disk: it holds
+        the server's notification lock for microseconds, and a crash can lose only a wake-up
+        (listeners also poll). Its failure cannot undo or hide the committed append."""
+        with contextlib.suppress(psycopg.Error), conn.pipeline(), conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit TO OFF")
+            conn.execute(self._notify)
 
     # The library's methods without its retry decorator (``functools.wraps`` keeps them).
 

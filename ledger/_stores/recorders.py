@@ -67,12 +67,17 @@ def _plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def upsert_availability_sql(placeholder: str, *, where: str | None = None) -> str:
-    """Insert or overwrite a row; with ``where``, only if that condition holds."""
+def upsert_availability_sql(
+    placeholder: str, *, where: str | None = None, overwrite: bool = True
+) -> str:
+    """Insert or overwrite a row; with ``where``, only if that condition holds; without
+    ``overwrite``, a row there already stays."""
     cols = ", ".join(AVAILABILITY_COLUMNS)
     marks = ", ".join([placeholder] * len(AVAILABILITY_COLUMNS))
     values = f"VALUES ({marks})" if where is None else f"SELECT {marks} WHERE {where}"
     updates = ", ".join(f"{c} = excluded.{c}" for c in AVAILABILITY_COLUMNS if c != "profile_id")
+    if not overwrite:
+        return f"INSERT INTO {AVAILABILITY_TABLE} ({cols}) {values} ON CONFLICT DO NOTHING"
     return (
         f"INSERT INTO {AVAILABILITY_TABLE} ({cols}) {values} "
         # Unconditional: the events just appended at this version prove the row is the latest

@@ -19,7 +19,7 @@ from ledger._domain.authority import ALL_ROLES
 from ledger._domain.errors import InvalidInput, StoreUnavailable
 from ledger._domain.profile import Profile
 from ledger._domain.view import Availability
-from ledger._stores.access import APPEND_LOCK_SQL, Tables, authority_of
+from ledger._stores.access import Tables, authority_of
 from ledger._stores.connections import postgres_connection, read_cursor
 from ledger._stores.migrations import ORIGINS_TABLE, SCHEMA_TABLE, SCHEMA_VERSION, create_schema
 from ledger._stores.recorders import (
@@ -253,11 +253,20 @@ class SqlStore(Store):
         events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
         stream = Profile.create_id(row.profile_id)
         latest = f"(SELECT max(originator_version) FROM {events} WHERE originator_id = ?) = ?"
+        overwrite = True
         with store_errors(self.settings), self._transaction(commit=True) as cursor:
-            if self._pg:  # the lock every append takes: none can slip in between
-                cursor.execute(APPEND_LOCK_SQL)
+            if self._pg:
+                # An append writes the row before its events: once the row is locked here, an
+                # append that wrote it has committed (the next statement sees its events and
+                # writes nothing) and a later one waits, then writes its own. With no row to
+                # lock, one an append inserts meanwhile is newer than this and stays.
+                cursor.execute(
+                    f"SELECT 1 FROM {AVAILABILITY_TABLE} WHERE profile_id = %s FOR UPDATE",
+                    (row.profile_id,),
+                )
+                overwrite = bool(cursor.fetchall())
             cursor.execute(
-                self._sql(upsert_availability_sql("?", where=latest)),
+                self._sql(upsert_availability_sql("?", where=latest, overwrite=overwrite)),
                 (*availability_params(row), stream if self._pg else stream.hex, row.version),
             )
             # The library wraps SQLite's cursor (without its rowcount); psycopg's is bare.
@@ -289,14 +298,11 @@ class SqlStore(Store):
 
     def logged_events(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
         """Up to ``limit`` stored events after position ``after``, in log order, as stored:
-        (position, stream id as hex, version in its stream, event type, state bytes)."""
-        column = "notification_id" if self._pg else "rowid"
-        events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        (position, stream id as hex, version in its stream, event type, state bytes). None
+        past a gap an append in progress may yet fill (``ledger._stores.settled``)."""
         with self.views.reading() as cursor:
-            rows = cursor.tuples(
-                f"SELECT {column}, originator_id, originator_version, topic, state FROM {events} "
-                f"WHERE {column} > ? ORDER BY {column} LIMIT ?",
-                (after, limit),
+            rows = cursor.log_tuples(
+                "originator_id, originator_version, topic, state", after, limit
             )
         return [
             (int(p), _stream_hex(o), int(v), str(t), _stored_bytes(s)) for p, o, v, t, s in rows

@@ -18,6 +18,13 @@ from urllib.request import pathname2url
 
 from ledger._stores.connections import postgres_connection, read_cursor, store_errors, store_failure
 from ledger._stores.settings import StoreSettings
+from ledger._stores.settled import (
+    RUNNING_QUERY,
+    SNAPSHOT_COLUMNS,
+    SNAPSHOT_QUERY,
+    Running,
+    read_settled,
+)
 from ledger._stores.views import (
     StoredNotification,
     StreamCount,
@@ -35,11 +42,18 @@ if TYPE_CHECKING:
 
 class SqlCursor:
     def __init__(
-        self, cursor: Any, postgres: bool, events_table: str, *, replan: bool = False
+        self,
+        cursor: Any,
+        postgres: bool,
+        events_table: str,
+        *,
+        replan: bool = False,
+        wait: float = 0.0,
     ) -> None:
         self._cursor = cursor
         self._pg = postgres
         self._events = events_table
+        self._wait = wait  # how long a read of the log waits for a gap to settle (``settled``)
         # psycopg prepares a statement run five times, and PostgreSQL may then keep one generic
         # plan for it, made from the statistics of that moment. A catch-up fills a read model
         # from empty within minutes, before any analyze: a plan made on the empty table scanned
@@ -115,22 +129,40 @@ class SqlCursor:
         )
         return [str(r["column_name"]) for r in rows]
 
-    def notifications(self, after: int, limit: int) -> list[StoredNotification]:
+    def log_tuples(self, columns: str, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` events after position ``after`` in log order, as tuples of
+        ``columns`` (the first: the position); on PostgreSQL none past a gap that an append
+        still in progress may fill (``ledger._stores.settled``)."""
         column = "notification_id" if self._pg else "rowid"
-        rows = self.query(
-            f"SELECT {column} AS id, originator_id, originator_version, topic, state "
-            f"FROM {self._events} WHERE {column} > ? ORDER BY {column} LIMIT ?",
-            (after, limit),
+        if not self._pg:  # one writer at a time: ids commit in order
+            return self.tuples(
+                f"SELECT {column}, {columns} FROM {self._events} WHERE {column} > ? "
+                f"ORDER BY {column} LIMIT ?",
+                (after, limit),
+            )
+        statement = (
+            f"SELECT {column}, {columns}, {SNAPSHOT_COLUMNS} FROM {self._events} "
+            f"WHERE {column} > ? ORDER BY {column} LIMIT ?"
         )
+
+        def select(start: int, count: int) -> list[tuple[Any, ...]]:
+            return self.tuples(statement, (start, count))
+
+        def snapshot() -> Running:
+            return Running.parse(*self.tuples(SNAPSHOT_QUERY)[0])
+
+        def running() -> list[int]:
+            return [int(x) for (x,) in self.tuples(RUNNING_QUERY)]
+
+        return read_settled(select, snapshot, running, after, limit, self._wait)
+
+    def notifications(self, after: int, limit: int) -> list[StoredNotification]:
+        rows = self.log_tuples("originator_id, originator_version, topic, state", after, limit)
         return [
             StoredNotification(
-                id=int(r["id"]),
-                originator_id=r["originator_id"],
-                version=int(r["originator_version"]),
-                topic=str(r["topic"]),
-                state=bytes(r["state"]),
+                id=int(i), originator_id=o, version=int(v), topic=str(t), state=bytes(s)
             )
-            for r in rows
+            for i, o, v, t, s in rows
         ]
 
 
@@ -186,18 +218,19 @@ class SqlViews(Views):
         self._datastore = datastore
         self._events = events_table
         self._pg = settings.kind == "postgresql"
+        self._wait = float(settings.timeout)
 
     @contextmanager
     def transaction(self) -> Iterator[ViewCursor]:
         with store_errors(self.settings), self._datastore.transaction(commit=True) as cursor:
             if self._pg:  # a claim waits behind another transaction at most the timeout
                 cursor.execute(f"SET LOCAL lock_timeout = '{self.settings.timeout}s'")
-            yield SqlCursor(cursor, self._pg, self._events, replan=True)
+            yield SqlCursor(cursor, self._pg, self._events, replan=True, wait=self._wait)
 
     @contextmanager
     def reading(self) -> Iterator[ViewCursor]:
         with store_errors(self.settings), read_cursor(self._datastore, postgres=self._pg) as cursor:
-            yield SqlCursor(cursor, self._pg, self._events)
+            yield SqlCursor(cursor, self._pg, self._events, wait=self._wait)
 
     @contextmanager
     def snapshot(self) -> Iterator[ViewCursor]:

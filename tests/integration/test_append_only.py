@@ -69,9 +69,9 @@ def test_init_again_keeps_the_guards(sql_store_url: str) -> None:
         names = [r[0] for r in rows]
         assert names == [
             "custody_events_by_role",
-            "custody_events_in_turn",
             "custody_events_no_rewrite",
             "custody_events_no_truncate",
+            "custody_events_xid_first",
         ]
     else:
         with closing(sqlite3.connect(sql_store_url.removeprefix("sqlite:///"))) as conn:

@@ -24,8 +24,8 @@ from ledger._domain.chain import CHAIN_KEY, split
 from ledger._stores.store import SNAPSHOT_INTERVAL
 
 # The triggers and functions schema 7 added (``ledger._stores.access``).
-_PG_TRIGGERS = ("no_rewrite", "no_truncate", "in_turn", "by_role")
-_PG_FUNCTIONS = ("custody_refuse_rewrite", "custody_append_in_turn", "custody_check_append")
+_PG_TRIGGERS = ("no_rewrite", "no_truncate", "xid_first", "by_role")
+_PG_FUNCTIONS = ("custody_refuse_rewrite", "custody_append_xid_first", "custody_check_append")
 
 
 def _long_stream(url: str) -> None:

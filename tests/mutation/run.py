@@ -279,6 +279,22 @@ MUTANTS = (
         "the watchdog lets the browser run past the local deadline (a frozen worker's redirects)",
         ("tests/e2e/test_worker_redirects.py",),
     ),
+    Mutant(
+        "follower-gaps",
+        "ledger/_stores/settled.py",
+        "    count = first_gap(after, ids)\n",
+        "    count = len(ids)\n",
+        "a read of the log on PostgreSQL hands on rows past a gap an append in progress fills",
+        ("tests/integration/test_followers.py",),
+    ),
+    Mutant(
+        "follower-past-xmax",
+        "ledger/_stores/settled.py",
+        "        return xid in self.xip or xid >= self.xmax\n",
+        "        return xid in self.xip\n",
+        "a gap's append whose id is past the snapshot's xmax is not waited for",
+        ("tests/unit/test_settled_reads.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
