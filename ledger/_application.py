@@ -8,8 +8,9 @@ clock. Neither ever returns the aggregate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, Self, TypeVar
 
 from ledger import _handlers as handlers
@@ -133,6 +134,17 @@ class Ledger:
         Raises the domain's answers (``CheckoutDenied``, ``LeaseLost``, ``NotAllowed``,
         ``InvalidInput`` for a reused command id) and ``StoreUnavailable``."""
         return handlers.handle(self._open(creating=command.creates), command)
+
+    def handle_together(self, commands: Sequence[Command[Any]]) -> list[Any]:
+        """Run several commands with their writes in one transaction (group commit: a process
+        serving many leases renews them in one round of the store, not one each). Each is
+        judged by the same rules as ``handle`` and answered on its own: the list holds, in
+        order, each command's answer or the ``LedgerError`` it raised (``LeaseLost``, a
+        denial...). If another writer was first on one of their profiles, each command runs
+        again on its own; a command on a profile already in the batch, or a registration, runs
+        on its own after it. ``StoreUnavailable`` is raised when the store cannot answer."""
+        uow = self._open(creating=any(c.creates for c in commands))
+        return uow.together([partial(handlers.handle, uow, c) for c in commands])
 
     @property
     def conflicts(self) -> int:

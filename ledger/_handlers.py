@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 from ledger import _commands as cmds
 from ledger._domain import events as ev
 from ledger._domain.authority import Forbidden
-from ledger._domain.errors import StoreUnavailable
+from ledger._domain.errors import LedgerError, StoreUnavailable
 from ledger._domain.model import (
     Lease,
     ProfileRecord,
@@ -182,24 +182,42 @@ def settle_overdue(uow: UnitOfWork, c: cmds.SettleOverdue) -> SweepResult | None
     )
 
 
+# How many overdue profiles one sweep settles in one transaction (``UnitOfWork.together``).
+SWEEP_BATCH = 100
+
+
 def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     """Settle every lease past its deadline, each profile on its own: one that fails is
     reported with its id and the others are still swept (only a store that cannot be reached
     stops the sweep). Each candidate (``Repository.sweep_candidates``) is re-judged on its
-    aggregate, so a lease renewed since its row was read is left alone."""
+    aggregate, so a lease renewed since its row was read is left alone. The profiles'
+    writes share a transaction, ``SWEEP_BATCH`` at a time (group commit)."""
     uow.require(Role.SCHEDULER)  # a login that may not sweep fails once, not per profile
     settled, failed = [], []
-    for profile_id in uow.repository.sweep_candidates(uow.now()):
-        try:
-            result = settle_overdue(uow, cmds.SettleOverdue(profile_id=profile_id, actor=c.actor))
-        except (StoreUnavailable, Forbidden):
-            raise
-        except Exception as e:  # one profile's failure must not stop the sweep
-            failed.append(SweepFailure(profile_id=profile_id, error=f"{type(e).__name__}: {e}"))
-            continue
-        if result is not None:
-            settled.append(result)
+    candidates = uow.repository.sweep_candidates(uow.now())
+    for start in range(0, len(candidates), SWEEP_BATCH):
+        chunk = candidates[start : start + SWEEP_BATCH]
+        calls = [partial(_settle, uow, profile_id, c.actor) for profile_id in chunk]
+        for profile_id, answer in zip(chunk, uow.together(calls), strict=True):
+            if isinstance(answer, StoreUnavailable | Forbidden):
+                raise answer
+            if isinstance(answer, Exception):
+                error = f"{type(answer).__name__}: {answer}"
+                failed.append(SweepFailure(profile_id=profile_id, error=error))
+            elif answer is not None:
+                settled.append(answer)
     return SweepReport(settled=settled, failed=failed)
+
+
+def _settle(uow: UnitOfWork, profile_id: str, actor: str) -> SweepResult | Exception | None:
+    """One profile's settlement, or what went wrong with it (the ledger's refusals are given
+    back by ``together``; anything else, a damaged stream say, is given back here)."""
+    try:
+        return settle_overdue(uow, cmds.SettleOverdue(profile_id=profile_id, actor=actor))
+    except LedgerError:
+        raise
+    except Exception as e:  # one profile's failure must not stop the sweep
+        return e
 
 
 HANDLERS: dict[type[cmds.Command[Any]], Callable[[UnitOfWork, Any], Any]] = {

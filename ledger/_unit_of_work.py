@@ -15,20 +15,21 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger._commands import Command
 from ledger._domain.authority import check_acts
-from ledger._domain.errors import InvalidInput, StoreUnavailable, UnknownProfile
+from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable, UnknownProfile
 from ledger._domain.events import ProfileEvent
 from ledger._domain.model import Lease, Role
 from ledger._domain.profile import Context, Profile
 from ledger._domain.view import availability_of
-from ledger.ports import Repository, StreamConflict
+from ledger.ports import Repository, Save, StreamConflict
 
 Clock = Callable[[], datetime]
+R = TypeVar("R")
 
 # A command that loses this many version races in a row gives up (as StoreUnavailable: the
 # caller may retry); with backoff and one stream per profile that takes a storm of writers.
@@ -102,6 +103,24 @@ class _Issued:
         )
 
 
+class _Alone(BaseException):
+    """A command that cannot share the batch's transaction (its profile is already in the
+    batch, or it makes a new profile): it runs on its own after the batch. A BaseException,
+    so that a handler's ``except Exception`` passes it through."""
+
+
+@dataclass
+class _Batch:
+    """Commands run together (``UnitOfWork.together``): one store time, their saves held
+    until the last has decided, and which call made each."""
+
+    now: datetime
+    saves: list[Save] = field(default_factory=list)
+    callers: list[int] = field(default_factory=list)
+    profiles: set[str] = field(default_factory=set)
+    calling: int = 0
+
+
 class UnitOfWork:
     """Runs commands against one repository. Not shared across threads."""
 
@@ -109,11 +128,46 @@ class UnitOfWork:
         self.repository = repository
         self._clock = clock
         self.conflicts = 0  # version races lost and retried, for tests and metrics
+        self._batch: _Batch | None = None
 
     def now(self) -> datetime:
         """The clock every deadline is judged on (the store's, unless a test injects one)."""
+        if self._batch is not None:
+            return self._batch.now
         now = self._clock() if self._clock is not None else self.repository.now()
         return now.astimezone(UTC)
+
+    def together(self, calls: Sequence[Callable[[], R]]) -> list[R | LedgerError]:
+        """Run several commands (``calls``: each runs one command's handler, so calls ``run``
+        once) with their writes in one transaction: group commit for a process that serves
+        many leases. Each is judged by the same rules as alone, at one store time, and
+        answered on its own: its answer, or the ``LedgerError`` it raised. If another writer
+        took one of their versions first, nothing of the batch is kept and each command runs
+        again on its own (with ``run``'s retries); so does a command whose profile is already
+        in the batch, or that registers a profile. Inside another batch, the calls join it."""
+        if self._batch is not None:
+            return [_answer(call) for call in calls]
+        self._batch = batch = _Batch(self.now())
+        answers: dict[int, R | LedgerError] = {}
+        alone: list[int] = []
+        try:
+            for n, call in enumerate(calls):
+                batch.calling = n
+                try:
+                    answers[n] = _answer(call)
+                except _Alone:
+                    alone.append(n)
+        finally:
+            self._batch = None
+        if batch.saves:
+            try:
+                self.repository.save_together(batch.saves)
+            except StreamConflict:  # nothing kept: each on its own, as if sent alone
+                self.conflicts += 1
+                alone = sorted({*alone, *batch.callers})
+        for n in alone:
+            answers[n] = _answer(calls[n])
+        return [answers[n] for n in range(len(calls))]
 
     def require(self, role: Role) -> None:
         """``Forbidden`` unless the store's login may act as ``role``."""
@@ -136,6 +190,8 @@ class UnitOfWork:
         """
         acting = (decision.then if isinstance(decision, Creation) else decision).acting
         self.require(acting.role)  # before anything is read
+        if self._batch is not None:
+            return self._batched(self._batch, command, profile_id, decision)
         given = command.command_id
         command_id, fingerprint = command.issued_id(), command.fingerprint()
         recorded = None if given is None else (given, fingerprint)
@@ -157,6 +213,28 @@ class UnitOfWork:
             return Done(profile, events)
         msg = f"profile {profile_id} is busy: {MAX_ATTEMPTS} conflicting writes in a row; retry"
         raise StoreUnavailable(msg)
+
+    def _batched(
+        self, batch: _Batch, command: Command[Any], profile_id: str, decision: Decision | Creation
+    ) -> Done:
+        """``run`` inside ``together``: decided now, saved with the batch (the answer made
+        from it stands only if the batch is kept, else the command runs again alone)."""
+        if isinstance(decision, Creation) or profile_id in batch.profiles:
+            raise _Alone  # a registration checks its directory against committed ones only
+        given = command.command_id
+        fingerprint = command.fingerprint()
+        if given is not None and (resent := self._resent(given, fingerprint, profile_id)):
+            return resent
+        issued = _Issued(command.issued_id(), fingerprint, batch.now)
+        profile = self._decided(profile_id, decision, issued)
+        events = profile.pending_events
+        if not events:
+            return Done(profile)
+        recorded = None if given is None else (given, fingerprint)
+        batch.saves.append((profile, availability_of(profile), recorded))
+        batch.callers.append(batch.calling)
+        batch.profiles.add(profile_id)
+        return Done(profile, events)
 
     def _decided(self, profile_id: str, decision: Decision | Creation, issued: _Issued) -> Profile:
         """The profile as it stands, with the decision made on it (its events pending)."""
@@ -203,3 +281,11 @@ class UnitOfWork:
             if ended is not None and ended.lease_id == lease.lease_id:
                 return ended
         return lease
+
+
+def _answer(call: Callable[[], R]) -> R | LedgerError:
+    """The call's answer, or the ledger's refusal it raised (``_Alone`` goes through)."""
+    try:
+        return call()
+    except LedgerError as e:
+        return e

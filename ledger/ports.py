@@ -13,6 +13,7 @@ repository the ledger's commands run on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -51,6 +52,11 @@ class Authority:
     roles: frozenset[Role]
 
 
+# One profile's save: the profile with its pending events, its availability row, and the
+# caller's command (id, fingerprint) if it gave one.
+Save = tuple[Profile, Availability, tuple[str, str] | None]
+
+
 class StreamConflict(Exception):
     """Another writer appended to the profile's stream first (or recorded the same command id);
     nothing of this save was kept."""
@@ -80,6 +86,12 @@ class Repository(Protocol):
         caller's ``command`` (id, fingerprint) and the directory a registration claims, all
         or nothing. ``StreamConflict`` if another writer took the version or the command id
         first; ``InvalidInput`` if a registered directory overlaps another profile's."""
+        ...
+
+    def save_together(self, saves: Sequence[Save]) -> None:
+        """``save`` for several profiles (each at most once) in one transaction: all or
+        nothing. ``StreamConflict`` if another writer took any of their versions or command
+        ids first."""
         ...
 
     def history(self, profile_id: str) -> list[ProfileEvent]:

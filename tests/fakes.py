@@ -12,7 +12,7 @@ would: it is called with the profile about to be saved.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from ledger._domain.directories import first_overlap, normalised, refusal
@@ -21,7 +21,7 @@ from ledger._domain.events import ProfileEvent, ProfileRegistered
 from ledger._domain.model import ProfileState, Role
 from ledger._domain.profile import Profile, replay
 from ledger._domain.view import Availability
-from ledger.ports import Authority, CommandRecord, StreamConflict
+from ledger.ports import Authority, CommandRecord, Save, StreamConflict
 
 
 class FakeRepository:
@@ -52,26 +52,33 @@ class FakeRepository:
     def save(
         self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
     ) -> None:
+        self.save_together([(profile, row, command)])
+
+    def save_together(self, saves: Sequence[Save]) -> None:
         if self.before_save is not None:
             hook, self.before_save = self.before_save, None  # once: a writer then steps aside
-            hook(profile)
-        pending = profile.pending_events
-        stream = self.streams.get(profile.profile_id, [])
-        if pending[0].originator_version != len(stream) + 1:
-            raise StreamConflict(profile.profile_id)
-        if command is not None and command[0] in self.commands:
-            raise StreamConflict(profile.profile_id)
-        claimed = self._claimed(profile.profile_id, pending)
-        events = list(profile.collect_events())
-        self.streams[profile.profile_id] = [*stream, *events]
-        self.rows[profile.profile_id] = row
-        if command is not None:
-            command_id, fingerprint = command
-            self.commands[command_id] = CommandRecord(
-                profile.profile_id, profile.version, fingerprint
-            )
-        if claimed is not None:
-            self.directories[profile.profile_id] = claimed
+            hook(saves[0][0])
+        claims = {}
+        for profile, _, command in saves:  # all checked before anything is kept
+            pending = profile.pending_events
+            stream = self.streams.get(profile.profile_id, [])
+            if pending[0].originator_version != len(stream) + 1:
+                raise StreamConflict(profile.profile_id)
+            if command is not None and command[0] in self.commands:
+                raise StreamConflict(profile.profile_id)
+            claims[profile.profile_id] = self._claimed(profile.profile_id, pending)
+        for profile, row, command in saves:
+            events = list(profile.collect_events())
+            self.streams[profile.profile_id] = [*self.streams.get(profile.profile_id, []), *events]
+            self.rows[profile.profile_id] = row
+            if command is not None:
+                command_id, fingerprint = command
+                self.commands[command_id] = CommandRecord(
+                    profile.profile_id, profile.version, fingerprint
+                )
+            claimed = claims[profile.profile_id]
+            if claimed is not None:
+                self.directories[profile.profile_id] = claimed
         self.saves += 1
 
     def _claimed(self, profile_id: str, pending: list[ProfileEvent]) -> str | None:

@@ -9,6 +9,7 @@ table and the read models' database, on SQLite and PostgreSQL. Together they are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -25,7 +26,7 @@ from ledger._domain.view import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
 from ledger._stores.mapper import ProfileEventMapper, decode_profile_id
 from ledger._stores.settings import APPLICATION_NAME, StoreSettings
-from ledger.ports import CommandRecord, DirectoryRecord, StreamConflict
+from ledger.ports import CommandRecord, DirectoryRecord, Save, StreamConflict
 
 if TYPE_CHECKING:
     from ledger._stores.views import Views
@@ -108,18 +109,25 @@ class Store:
         the directory a registration claims, in one transaction; ``StreamConflict`` if another
         writer took that version or that command id first, ``InvalidInput`` if the directory
         overlaps another profile's (nothing kept)."""
-        commands = []
-        if command is not None:
-            command_id, fingerprint = command
-            commands.append((command_id, profile.profile_id, profile.version, fingerprint))
-        directories = claimed_directories(profile)
+        self.save_together([(profile, row, command)])
+
+    def save_together(self, saves: Sequence[Save]) -> None:
+        """``save`` of several profiles in one transaction (group commit), all or nothing."""
+        commands, rows, directories = [], [], []
+        for profile, row, command in saves:
+            if command is not None:
+                command_id, fingerprint = command
+                commands.append((command_id, profile.profile_id, profile.version, fingerprint))
+            rows.append(row)
+            directories += claimed_directories(profile)
+        profiles = [profile for profile, _, _ in saves]
         try:
             with store_errors(self.settings):
                 self.app.save(
-                    profile, availability=[row], commands=commands, directories=directories
+                    *profiles, availability=rows, commands=commands, directories=directories
                 )
         except IntegrityError:
-            raise StreamConflict(profile.profile_id) from None
+            raise StreamConflict(", ".join(p.profile_id for p in profiles)) from None
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first (empty if none)."""

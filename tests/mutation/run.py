@@ -295,6 +295,14 @@ MUTANTS = (
         "a gap's append whose id is past the snapshot's xmax is not waited for",
         ("tests/unit/test_settled_reads.py",),
     ),
+    Mutant(
+        "group-commit",
+        "ledger/_unit_of_work.py",
+        "        self._batch = batch = _Batch(self.now())\n",
+        "        return [_answer(call) for call in calls]\n        batch = _Batch(self.now())\n",
+        "commands run together each take a transaction of their own",
+        ("tests/unit/test_group_commit.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

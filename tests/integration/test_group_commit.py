@@ -1,0 +1,69 @@
+"""Group commit on real stores (``Ledger.handle_together``, the sweep): commands on several
+profiles are written in one transaction, which PostgreSQL shows as one transaction id on every
+event row; each command is still judged and answered on its own."""
+
+from __future__ import annotations
+
+import psycopg
+from conftest import StepClock, register
+
+from ledger import Checkout, Heartbeat, LeaseLost, Ledger, Sweep
+from ledger._domain.model import Lease
+
+PROFILES = ("p1", "p2", "p3", "p4")
+
+
+def _leases(ledger: Ledger) -> list[Lease]:
+    held = []
+    for pid in PROFILES:
+        register(ledger, pid)
+        checkout = Checkout(profile_id=pid, worker_id=f"w-{pid}", run_id=f"r-{pid}", task_type="t")
+        held.append(ledger.handle(checkout))
+    return held
+
+
+def _writers(url: str, after: int) -> list[tuple[str, str]]:
+    """Each event after position ``after``: its type and the transaction that wrote it."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT topic, xmin::text FROM custody_events WHERE notification_id > %s "
+            "ORDER BY notification_id",
+            (after,),
+        ).fetchall()
+    return [(str(topic), str(xid)) for topic, xid in rows]
+
+
+def test_heartbeats_of_several_leases_share_one_transaction(ledger: Ledger, store_url: str) -> None:
+    leases = _leases(ledger)
+    head = ledger.feed.head()
+    beats = [
+        Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{n}")
+        for n, lease in enumerate(leases)
+    ]
+    beats[2] = Heartbeat(lease_id=leases[2].lease_id, fencing_token=7, step="wrong token")
+    answers = ledger.handle_together(beats)
+    assert isinstance(answers[2], LeaseLost)
+    assert [a.lease_id for n, a in enumerate(answers) if n != 2] == [
+        lease.lease_id for n, lease in enumerate(leases) if n != 2
+    ]
+    found = ledger.feed.read(head, 10)
+    assert [e.event_type for e in found] == ["lease_heartbeat"] * 3
+    assert [e.data()["step"] for e in found] == ["s0", "s1", "s3"]
+    if store_url.startswith("postgresql"):
+        written = _writers(store_url, head)
+        assert len({xid for _, xid in written}) == 1  # one transaction
+
+
+def test_a_sweep_settles_overdue_profiles_in_one_transaction(
+    ledger: Ledger, store_url: str, clock: StepClock
+) -> None:
+    _leases(ledger)
+    head = ledger.feed.head()
+    clock.advance(48 * 3600)
+    report = ledger.handle(Sweep())
+    assert sorted(r.profile_id for r in report.settled) == list(PROFILES)
+    assert report.failed == []
+    if store_url.startswith("postgresql"):
+        written = _writers(store_url, head)
+        assert len(written) >= 2 * len(PROFILES)  # each: marked stale, then sent to review
+        assert len({xid for _, xid in written}) == 1
