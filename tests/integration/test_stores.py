@@ -17,6 +17,13 @@ from conftest import register
 
 from ledger import Checkout, Heartbeat, InvalidInput, Ledger, RegisterProfile, StoreUnavailable
 from ledger._stores import sql as store_module
+from ledger._stores.clock import OffsetClock
+
+HOUR = 3600.0
+
+
+def _fast_wall() -> float:
+    return time.time() + HOUR
 
 
 class _SkewedDatetime(datetime):
@@ -35,6 +42,7 @@ def test_deadlines_use_the_store_clock_not_the_worker_clock(
     fast; on SQLite (embedded, one host) the local clock is the store's clock."""
     monkeypatch.setattr(store_module, "datetime", _SkewedDatetime)
     with Ledger.open(sql_store_url) as ledger:
+        ledger.store.clock = OffsetClock(ledger.store.server_time, wall=_fast_wall)
         pid = register(ledger)
         lease = ledger.handle(
             Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
@@ -44,6 +52,39 @@ def test_deadlines_use_the_store_clock_not_the_worker_clock(
         assert abs(offset) < timedelta(minutes=5)
     else:
         assert offset > timedelta(minutes=55)
+    assert lease.expires_at - lease.lease_started_at == timedelta(seconds=60)
+
+
+def test_postgres_time_is_the_servers_within_the_bound_without_a_query_per_command(
+    pg_url: str,
+) -> None:
+    """With the worker's clock an hour fast, the store's time stays the server's, within the
+    clock's error bound (checked against the server's clock read between two of its times),
+    and a run of commands measures the offset once instead of querying the clock each time."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        store = ledger.store
+        asked: list[datetime] = []
+
+        def server_time() -> datetime:
+            asked.append(store.server_time())
+            return asked[-1]
+
+        store.clock = OffsetClock(server_time, wall=_fast_wall)
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+        )
+        for _ in range(5):
+            ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+        assert len(asked) == 1  # on the first command; none after
+        before = store.now()
+        server = store.server_time()
+        after = store.now()
+        bound = timedelta(seconds=store.clock.error_bound())
+    assert before - bound <= server <= after + bound
+    assert bound < timedelta(milliseconds=50)
+    assert abs(lease.lease_started_at - asked[0]) < timedelta(seconds=5)
     assert lease.expires_at - lease.lease_started_at == timedelta(seconds=60)
 
 
