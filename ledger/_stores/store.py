@@ -9,6 +9,8 @@ table and the read models' database, on SQLite and PostgreSQL. Together they are
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -113,13 +115,41 @@ class Store:
             command_id, fingerprint = command
             commands.append((command_id, profile.profile_id, profile.version, fingerprint))
         directories = claimed_directories(profile)
+        events = profile.collect_events()
+        app = self.app
         try:
             with store_errors(self.settings):
-                self.app.save(
-                    profile, availability=[row], commands=commands, directories=directories
+                # What ``Application.save`` does, without its runtime Protocol checks (a walk
+                # of the Protocol's attributes per isinstance) and deprecated hooks.
+                app.recorder.insert_events(
+                    [app.mapper.to_stored_event(e) for e in events],
+                    availability=[row],
+                    commands=commands,
+                    directories=directories,
                 )
         except IntegrityError:
             raise StreamConflict(profile.profile_id) from None
+        # The saved profile is the cached one now: the next load fast-forwards from its
+        # version and finds nothing, instead of reading back and decoding its own events
+        # (the library caches nothing after a save when it fast-forwards).
+        cache = app.repository.cache
+        if cache is not None and events:
+            cache.put(profile.id, profile)
+        with store_errors(self.settings):
+            self._snapshot_if_due(events)
+
+    def _snapshot_if_due(self, events: Sequence[ProfileEvent]) -> None:
+        """A snapshot at each saved version that is a multiple of ``SNAPSHOT_INTERVAL``, as
+        ``Application.save`` takes them (not for a login that may not write snapshots)."""
+        app = self.app
+        if app.snapshots is None or not app.takes_snapshots:
+            return
+        for event in events:
+            if event.originator_version % SNAPSHOT_INTERVAL == 0:
+                # One already there is this very state (only the writer of a version takes
+                # it): never a reason to run the command again.
+                with contextlib.suppress(IntegrityError):
+                    app.take_snapshot(event.originator_id, event.originator_version, replay)
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first (empty if none)."""

@@ -10,6 +10,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -361,3 +362,31 @@ def test_pooled_connections_ended_by_the_server_are_replaced_before_a_command(
         assert _terminate_others(pg_url) >= 1
         assert ledger.store.availability_row(pid) is not None
         assert [e.event_type for e in ledger.history(pid)][-1] == "lease_acquired"
+
+
+def test_a_saved_profile_is_not_read_back_by_the_next_command(store_url: str) -> None:
+    """After a save the process keeps the profile as saved, so the next command's load reads
+    none of its own events back; an event another process appended is still read."""
+    with Ledger.open(store_url) as ledger, Ledger.open(store_url) as other:
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=600)
+        )
+        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token)
+        recorder: Any = ledger.store.app.recorder
+        read_back: list[Any] = []
+        select = recorder.select_events
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            found = select(*args, **kwargs)
+            read_back.extend(found)
+            return found
+
+        recorder.select_events = counting
+        for _ in range(3):
+            ledger.handle(beat)
+        assert read_back == []
+        other.handle(beat)
+        ledger.handle(beat)
+        assert [e.originator_version for e in read_back] == [6]
+        assert len(ledger.history(pid)) == 7
