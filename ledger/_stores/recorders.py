@@ -67,11 +67,14 @@ def _plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def upsert_availability_sql(placeholder: str, *, where: str | None = None) -> str:
-    """Insert or overwrite a row; with ``where``, only if that condition holds."""
+def upsert_availability_sql(placeholder: str, *, where: str | None = None, rows: int = 1) -> str:
+    """Insert or overwrite ``rows`` rows (of distinct profiles); with ``where``, one row, only
+    if that condition holds."""
     cols = ", ".join(AVAILABILITY_COLUMNS)
     marks = ", ".join([placeholder] * len(AVAILABILITY_COLUMNS))
     values = f"VALUES ({marks})" if where is None else f"SELECT {marks} WHERE {where}"
+    if rows > 1:
+        values = "VALUES " + ", ".join([f"({marks})"] * rows)
     updates = ", ".join(f"{c} = excluded.{c}" for c in AVAILABILITY_COLUMNS if c != "profile_id")
     return (
         f"INSERT INTO {AVAILABILITY_TABLE} ({cols}) {values} "
