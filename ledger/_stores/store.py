@@ -136,20 +136,27 @@ class Store:
         if cache is not None and events:
             cache.put(profile.id, profile)
         with store_errors(self.settings):
-            self._snapshot_if_due(events)
+            self._snapshot_if_due(profile, events)
 
-    def _snapshot_if_due(self, events: Sequence[ProfileEvent]) -> None:
+    def _snapshot_if_due(self, profile: Profile, events: Sequence[ProfileEvent]) -> None:
         """A snapshot at each saved version that is a multiple of ``SNAPSHOT_INTERVAL``, as
-        ``Application.save`` takes them (not for a login that may not write snapshots)."""
+        ``Application.save`` takes them (not for a login that may not write snapshots). At the
+        saved profile's own version it is taken from the profile in hand instead of folding
+        the stream again from the store (``custody verify`` checks each against the fold)."""
         app = self.app
         if app.snapshots is None or not app.takes_snapshots:
             return
         for event in events:
-            if event.originator_version % SNAPSHOT_INTERVAL == 0:
-                # One already there is this very state (only the writer of a version takes
-                # it): never a reason to run the command again.
-                with contextlib.suppress(IntegrityError):
-                    app.take_snapshot(event.originator_id, event.originator_version, replay)
+            version = event.originator_version
+            if version % SNAPSHOT_INTERVAL:
+                continue
+            # One already there is this very state (only the writer of a version takes
+            # it): never a reason to run the command again.
+            with contextlib.suppress(IntegrityError):
+                if version == profile.version:
+                    app.snapshots.put([ProfileSnapshot.take(profile)])
+                else:
+                    app.take_snapshot(event.originator_id, version, replay)
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first (empty if none)."""
