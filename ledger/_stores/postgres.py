@@ -99,33 +99,33 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         return ids
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
-        """The library's pipelined append (without its retry decorator), catching an error
-        from every statement, not only the events' insert. In pipeline mode psycopg raises a
-        statement's error at whichever later call reads it: a command id recorded twice
-        could surface while the events' insert was being queued, and the library, catching
-        only there, let the pipeline's exit replace the ``UniqueViolation`` (a conflict) with
-        ``PipelineAborted`` (store unavailable). The pipeline is synced once an error is
-        caught, so that its exit finds it clean and the error raised is the first one."""
-        exc: Exception | None = None
+        """The library's pipelined append (without its retry decorator) in one round trip:
+        BEGIN, the statements, COMMIT, then a single sync. (The library's ``transaction()``
+        inside a pipeline nests two more pipelines, each of which syncs on exit: three or four
+        round trips per append.) Every statement's error is caught, not only the events'
+        insert's: in pipeline mode psycopg raises an error at whichever later call reads it,
+        and the server skips what follows it, COMMIT included, until the sync. The first error
+        is raised once the pipeline is synced and the failed transaction rolled back."""
         ids = None
-        with self.datastore.get_connection() as conn:
-            with conn.pipeline() as pipeline, conn.transaction():
-                try:
-                    with conn.cursor() as curs:
-                        self._insert_events(curs, stored_events, **kwargs)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor() as curs,
+            conn.cursor() as appending,
+        ):
+            try:
+                with conn.pipeline():
+                    curs.execute(b"BEGIN")
+                    self._insert_events(curs, stored_events, **kwargs)
                     if stored_events:
-                        with conn.cursor() as curs:
-                            self._insert_stored_events(curs, stored_events, **kwargs)
-                            pipeline.sync()
-                            ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-                    else:
-                        pipeline.sync()
-                except Exception as e:  # raised after the pipeline's exit, as the library does
-                    exc = e
-                    with contextlib.suppress(psycopg.Error):
-                        pipeline.sync()
-            if exc is not None:
-                raise exc
+                        self._insert_stored_events(appending, stored_events, **kwargs)
+                    curs.execute(b"COMMIT")
+                # The pipeline's exit synced it: every result is in.
+                if stored_events:
+                    ids = self._fetch_ids_after_insert_events(appending, stored_events, **kwargs)
+            except Exception:
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()  # a no-op unless the failure left the transaction open
+                raise
         return ids
 
     # The library's methods without its retry decorator (``functools.wraps`` keeps them).
