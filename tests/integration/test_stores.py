@@ -18,7 +18,7 @@ from conftest import register
 
 from ledger import Checkout, Heartbeat, InvalidInput, Ledger, RegisterProfile, StoreUnavailable
 from ledger._stores import sql as store_module
-from ledger._stores.clock import OffsetClock
+from ledger._stores.clock import SAMPLES, OffsetClock
 
 HOUR = 3600.0
 
@@ -78,7 +78,10 @@ def test_postgres_time_is_the_servers_within_the_bound_without_a_query_per_comma
         )
         for _ in range(5):
             ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
-        assert len(asked) == 1  # on the first command; none after
+        # Measured on the first command (a sample or, on a busy machine, up to SAMPLES), never
+        # again: no query per command.
+        assert store.clock.measurements == 1
+        assert 1 <= len(asked) <= SAMPLES
         before = store.now()
         server = store.server_time()
         after = store.now()
