@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from copy import deepcopy
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -93,14 +94,32 @@ class Store:
 
     def load(self, profile_id: str, version: int | None = None) -> Profile | None:
         """The profile's aggregate (as of ``version``), or None if it was never registered."""
+        stream = Profile.create_id(profile_id)
         try:
             with store_errors(self.settings):
+                if version is None and (cached := self._fast_forwarded(stream)) is not None:
+                    return cached
                 profile: Profile = self.app.repository.get(
-                    Profile.create_id(profile_id), version=version, projector_func=replay
+                    stream, version=version, projector_func=replay
                 )
         except AggregateNotFoundError:
             return None
         return profile
+
+    def _fast_forwarded(self, stream: UUID) -> Profile | None:
+        """A copy of the cached profile brought up to date with the events appended since
+        (usually none: one indexed read), or None when it is not cached. What the library's
+        repository does for a cached aggregate, without its per-stream lock for threads
+        sharing one application (a store is never shared across threads)."""
+        cache = self.app.repository.cache
+        if cache is None:
+            return None
+        try:
+            cached = cast(Profile, cache.get(stream))
+        except KeyError:
+            return None
+        replay(cached, self.app.events.get(stream, gt=cached.version))  # type: ignore[arg-type]
+        return deepcopy(cached)
 
     def save(
         self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
