@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 from psycopg_pool import ConnectionPool
 
 from ledger._stores.access import APPEND_LOCK_SQL
@@ -88,6 +88,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             params += command
         statement = _append_sql(self._events_table, len(stored_events), len(rows), len(commands))
         curs.execute(statement, params, prepare=True)
+
+    # The library's lock and NOTIFY, each statement rendered to text once instead of composed
+    # on every append (whatever ``lock_table_statements`` holds when the first append runs).
+
+    def _lock_table(self, curs: Any) -> None:
+        for statement in self._lock_sql:
+            curs.execute(statement, prepare=True)
+
+    def _notify_channel(self, curs: Any) -> None:
+        curs.execute(self._notify_sql)
+
+    @functools.cached_property
+    def _lock_sql(self) -> list[str]:
+        return [_text(statement) for statement in self.lock_table_statements]
+
+    @functools.cached_property
+    def _notify_sql(self) -> str:
+        return SQL("NOTIFY {0}").format(Identifier(self.channel_name)).as_string(None)
 
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -162,6 +180,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def max_notification_id(self) -> Any:
         return _BASE.max_notification_id.__wrapped__(self)
+
+
+def _text(statement: Any) -> str:
+    """A statement as text: a composed one rendered (its literals quoted as PostgreSQL reads
+    them), bytes decoded, a string as it is."""
+    if isinstance(statement, Composable):
+        return statement.as_string(None)
+    return statement.decode() if isinstance(statement, bytes) else str(statement)
 
 
 def _values(count: int, width: int) -> str:
