@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -58,13 +59,18 @@ def read_row(row: dict[str, Any]) -> Availability | str:
 
 
 def availability_params(row: Availability) -> tuple[Any, ...]:
-    dumped = row.model_dump(mode="python")
-    return tuple(to_db(_plain(dumped[c])) for c in AVAILABILITY_COLUMNS)
-
-
-def _plain(value: Any) -> Any:
-    """Enums are stored by value."""
-    return getattr(value, "value", value)
+    """The row's columns as stored, in ``AVAILABILITY_COLUMNS`` order: times as ``to_db``
+    writes them, enums by value (every column is a scalar: no dump needed). Every append
+    sends one, so it is one loop without a call per column."""
+    params = []
+    for column in AVAILABILITY_COLUMNS:
+        value = getattr(row, column)
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat(timespec="microseconds")
+        elif isinstance(value, Enum):
+            value = value.value
+        params.append(value)
+    return tuple(params)
 
 
 def upsert_availability_sql(placeholder: str, *, where: str | None = None, rows: int = 1) -> str:
