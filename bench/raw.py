@@ -6,8 +6,8 @@ rows (JSON encoded here, in Python), and upsert the profile's availability row. 
 the library's shape and names (``stored_events`` on SQLite, ``custody_events`` with a
 ``bigserial`` notification id on PostgreSQL) and the availability DDL and upsert are the
 ledger's own, so the two sides do the same I/O; what the raw side leaves out is the library:
-loading and replaying the stream, the store clock query, pydantic models, PostgreSQL's
-``LOCK TABLE ... IN EXCLUSIVE MODE`` and ``NOTIFY``.
+loading and replaying the stream, the store clock's offset measurement, pydantic models,
+PostgreSQL's ``LOCK TABLE ... IN EXCLUSIVE MODE`` and ``NOTIFY``.
 
 ``insert_plain`` is the even rawer floor: one single-row autocommit INSERT.
 """

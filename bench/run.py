@@ -1,6 +1,6 @@
 """custody's benchmark: every figure beside its raw baseline, measured in the same run.
 
-    .venv/bin/python bench/run.py [--quick] [--store sqlite|postgresql|both]
+    .venv/bin/python bench/run.py [--quick] [--store sqlite|postgresql|both] [--heartbeat-only]
 
 Each figure is the median of three rounds; custody and its baselines alternate within a round,
 so drift on the machine hits both sides alike. PostgreSQL runs on a throwaway cluster
@@ -11,6 +11,7 @@ bench/README.md says what each figure measures.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import shutil
 import statistics
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 
 import leases
 import raw as rawio
@@ -64,6 +65,19 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What one operation costs the writing process itself: CPU time (user + system, µs) and
+    Python function calls, for a heartbeat and for the raw sides measured beside it."""
+
+    store: str
+    heartbeat_us: float
+    raw_us: float
+    plain_us: float
+    heartbeat_calls: float
+    plain_calls: float
+
+
+@dataclass(frozen=True)
 class Replay:
     store: str
     events: int
@@ -75,30 +89,54 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def rate(n: int, loop: Callable[[], None]) -> float:
-    start = perf_counter()
+def rate(n: int, loop: Callable[[], None], cpu: list[float] | None = None) -> float:
+    """Operations per second of wall time; with ``cpu``, also appends the process's CPU time
+    per operation in µs (the client's own cost, which wall time mixes with the server's)."""
+    start, started_cpu = perf_counter(), process_time()
     loop()
-    return n / (perf_counter() - start)
+    elapsed, used = perf_counter() - start, process_time() - started_cpu
+    if cpu is not None:
+        cpu.append(used / n * 1e6)
+    return n / elapsed
+
+
+def calls_per_op(n: int, loop: Callable[[], None]) -> float:
+    """Python function calls (cProfile's count, C functions included) per operation."""
+    profile = cProfile.Profile()
+    profile.runcall(loop)
+    profile.create_stats()
+    return sum(calls for _, calls, _, _, _ in profile.stats.values()) / n
 
 
 # -- the figures ---------------------------------------------------------------------------------
 
 
-def heartbeats_one_process(target: Target, n: int) -> Figure:
+def heartbeats_one_process(target: Target, n: int) -> tuple[Figure, Cost]:
     custody, raw, plain = [], [], []
+    cpu: dict[str, list[float]] = {"custody": [], "raw": [], "plain": []}
     with Ledger.open(target.custody_url) as ledger:
         store = rawio.open_raw(target.kind, target.raw)
         try:
             for _ in range(ROUNDS):
                 lease = leases.fresh_lease(ledger, "bench-hb")
-                custody.append(rate(n, partial(leases.heartbeats, ledger, lease, n)))
+                loop = partial(leases.heartbeats, ledger, lease, n)
+                custody.append(rate(n, loop, cpu["custody"]))
                 stream, pid = rawio.fresh_stream(store, leases.unique("bench-hb"))
-                raw.append(rate(n, partial(rawio.heartbeats, store, stream, pid, n)))
-                plain.append(rate(n, partial(rawio.plain_inserts, store, uuid.uuid4(), n)))
+                loop = partial(rawio.heartbeats, store, stream, pid, n)
+                raw.append(rate(n, loop, cpu["raw"]))
+                loop = partial(rawio.plain_inserts, store, uuid.uuid4(), n)
+                plain.append(rate(n, loop, cpu["plain"]))
+            # Counted after the timed rounds: the profiler slows what it counts.
+            lease = leases.fresh_lease(ledger, "bench-hb")
+            calls = calls_per_op(n, partial(leases.heartbeats, ledger, lease, n))
+            plain_calls = calls_per_op(n, partial(rawio.plain_inserts, store, uuid.uuid4(), n))
         finally:
             store.close()
     name = f"heartbeat, 1 process ({n}/round on one lease)"
-    return Figure(name, target.kind, *map(statistics.median, (custody, raw, plain)))
+    figure = Figure(name, target.kind, *map(statistics.median, (custody, raw, plain)))
+    mid = {side: statistics.median(us) for side, us in cpu.items()}
+    cost = Cost(target.kind, mid["custody"], mid["raw"], mid["plain"], calls, plain_calls)
+    return figure, cost
 
 
 def heartbeats_parallel(target: Target, writers: Writers, n: int) -> Figure:
@@ -221,6 +259,20 @@ def throughput_table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def cost_table(costs: list[Cost]) -> str:
+    lines = [
+        "| store | heartbeat CPU µs | raw baseline CPU µs | plain INSERT CPU µs "
+        "| heartbeat / plain INSERT | calls per heartbeat | calls per plain INSERT |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {c.store} | {c.heartbeat_us:,.0f} | {c.raw_us:,.0f} | {c.plain_us:,.0f} "
+        f"| {c.heartbeat_us / c.plain_us:.1f}x | {c.heartbeat_calls:,.0f} | {c.plain_calls:,.0f} |"
+        for c in costs
+    ]
+    return "\n".join(lines)
+
+
 def replay_table(rows: list[Replay]) -> str:
     lines = [
         "| events replayed by the checkout | store | checkout ms | checkout+release ms |",
@@ -252,10 +304,14 @@ def sizes_line(target: Target) -> str:
 
 
 def bench_store(
-    target: Target, sizes: Sizes, writers: Writers
-) -> tuple[list[Figure], list[Replay]]:
+    target: Target, sizes: Sizes, writers: Writers | None
+) -> tuple[list[Figure], list[Replay], Cost]:
+    """Every figure on one store; without ``writers``, only the single-process heartbeats."""
     say(f"[{target.kind}] heartbeats, 1 process ...")
-    figures = [heartbeats_one_process(target, sizes.heartbeats)]
+    figure, cost = heartbeats_one_process(target, sizes.heartbeats)
+    figures = [figure]
+    if writers is None:
+        return figures, [], cost
     say(f"[{target.kind}] heartbeats, {writers.count} processes ...")
     figures.append(heartbeats_parallel(target, writers, sizes.parallel))
     say(f"[{target.kind}] checkout+release cycles ...")
@@ -265,13 +321,16 @@ def bench_store(
         say(f"[{target.kind}] checkout on a {events:,}-event history ...")
         replays.append(checkout_with_history(target, events))
     say(sizes_line(target))
-    return figures, replays
+    return figures, replays, cost
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller rounds (a smoke run)")
     parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument(
+        "--heartbeat-only", action="store_true", help="only figure 1 and its CPU and calls"
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     kinds = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
@@ -280,25 +339,32 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     figures: list[list[Figure]] = []  # one list per store, figures in order
     replays: list[Replay] = []
+    costs: list[Cost] = []
     directory = Path(tempfile.mkdtemp(prefix="custody-bench-", dir=memory_backed_parent()))
-    writers = Writers(WRITERS)
+    writers = None if args.heartbeat_only else Writers(WRITERS)
     try:
         for kind in kinds:
             with store_target(kind, directory) as target:
-                per_store, replayed = bench_store(target, sizes, writers)
+                per_store, replayed, cost = bench_store(target, sizes, writers)
             figures.append(per_store)
+            costs.append(cost)
             replays += replayed
-        writers.close()
+        if writers is not None:
+            writers.close()
     except BaseException:
-        writers.terminate()
+        if writers is not None:
+            writers.terminate()
         raise
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
     print(throughput_table([f for same_figure in zip(*figures, strict=True) for f in same_figure]))
     print()
-    print(replay_table(sorted(replays, key=lambda r: (r.events, r.store))))
+    print(cost_table(costs))
     print()
+    if replays:
+        print(replay_table(sorted(replays, key=lambda r: (r.events, r.store))))
+        print()
     print(
         f"{ROUNDS} rounds per figure, median shown; whole run {perf_counter() - began:.0f} s; "
         f"{os.cpu_count()} cores, 1-min load average {load_before:.1f} before, "

@@ -58,22 +58,26 @@ class ProfileEvent(Frozen):
     def body(self) -> bytes:
         """The event's canonical body (``ledger._domain.chain.body_bytes``): what a store
         keeps and what its link hashes."""
-        if self._body is None:
-            dumped = self.model_dump(mode="json", exclude={"originator_id", "originator_version"})
-            dumped["class_version"] = type(self).class_version
-            self._body = body_bytes(dumped)
-        return self._body
+        body = self._body
+        if body is None:
+            body, self._header = self._canonical()
+            self._body = body
+        return body
 
     def header(self) -> bytes:
         """The event's canonical header (``ledger._domain.chain.header_bytes``)."""
-        if self._header is None:
-            dumped = {
-                "profile_id": self.profile_id,
-                "class_version": type(self).class_version,
-                "envelope": self.envelope.model_dump(mode="json"),
-            }
-            self._header = header_bytes(dumped, self.originator_version, self.event_type)
-        return self._header
+        header = self._header
+        if header is None:
+            self._body, header = self._canonical()
+            self._header = header
+        return header
+
+    def _canonical(self) -> tuple[bytes, bytes]:
+        """The body and the header from one JSON dump of the event (the header's profile,
+        class version and envelope are the body's)."""
+        dumped = self.model_dump(mode="json", exclude={"originator_id", "originator_version"})
+        dumped["class_version"] = type(self).class_version
+        return body_bytes(dumped), header_bytes(dumped, self.originator_version, self.event_type)
 
     def as_stored(self, body: bytes, header: bytes) -> None:
         """Remember the body and header this event was read back from (what it hashes)."""

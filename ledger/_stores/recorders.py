@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -58,23 +59,30 @@ def read_row(row: dict[str, Any]) -> Availability | str:
 
 
 def availability_params(row: Availability) -> tuple[Any, ...]:
-    dumped = row.model_dump(mode="python")
-    return tuple(to_db(_plain(dumped[c])) for c in AVAILABILITY_COLUMNS)
-
-
-def _plain(value: Any) -> Any:
-    """Enums are stored by value."""
-    return getattr(value, "value", value)
+    """The row's columns as stored, in ``AVAILABILITY_COLUMNS`` order: times as ``to_db``
+    writes them, enums by value (every column is a scalar: no dump needed). Every append
+    sends one, so it is one loop without a call per column."""
+    params = []
+    for column in AVAILABILITY_COLUMNS:
+        value = getattr(row, column)
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat(timespec="microseconds")
+        elif isinstance(value, Enum):
+            value = value.value
+        params.append(value)
+    return tuple(params)
 
 
 def upsert_availability_sql(
-    placeholder: str, *, where: str | None = None, overwrite: bool = True
+    placeholder: str, *, where: str | None = None, rows: int = 1, overwrite: bool = True
 ) -> str:
-    """Insert or overwrite a row; with ``where``, only if that condition holds; without
-    ``overwrite``, a row there already stays."""
+    """Insert or overwrite ``rows`` rows (of distinct profiles); with ``where``, one row, only
+    if that condition holds; without ``overwrite``, a row there already stays."""
     cols = ", ".join(AVAILABILITY_COLUMNS)
     marks = ", ".join([placeholder] * len(AVAILABILITY_COLUMNS))
     values = f"VALUES ({marks})" if where is None else f"SELECT {marks} WHERE {where}"
+    if rows > 1:
+        values = "VALUES " + ", ".join([f"({marks})"] * rows)
     updates = ", ".join(f"{c} = excluded.{c}" for c in AVAILABILITY_COLUMNS if c != "profile_id")
     if not overwrite:
         return f"INSERT INTO {AVAILABILITY_TABLE} ({cols}) {values} ON CONFLICT DO NOTHING"

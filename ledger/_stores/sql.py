@@ -20,6 +20,7 @@ from ledger._domain.errors import InvalidInput, StoreUnavailable
 from ledger._domain.profile import Profile
 from ledger._domain.view import Availability
 from ledger._stores.access import Tables, authority_of
+from ledger._stores.clock import OffsetClock
 from ledger._stores.connections import postgres_connection, read_cursor
 from ledger._stores.migrations import ORIGINS_TABLE, SCHEMA_TABLE, SCHEMA_VERSION, create_schema
 from ledger._stores.recorders import (
@@ -86,6 +87,9 @@ class SqlStore(Store):
         super().__init__(settings, app)
         self._pg = settings.kind == "postgresql"
         self._authority: Authority | None = None
+        # PostgreSQL's clock, read locally with a measured offset (``ledger._stores.clock``);
+        # a test may replace it with one reading a skewed local clock.
+        self.clock = OffsetClock(self.server_time)
 
     @classmethod
     def open(cls, settings: StoreSettings, *, create: bool = False) -> SqlStore:
@@ -198,9 +202,14 @@ class SqlStore(Store):
         return self._authority
 
     def now(self) -> datetime:
-        """PostgreSQL's clock on a shared store, the local clock on SQLite."""
+        """PostgreSQL's clock on a shared store (within ``self.clock.error_bound()``, without a
+        query per call), the local clock on SQLite (embedded: one host's clock)."""
         if not self._pg:
             return datetime.now(UTC)
+        return self.clock.now()
+
+    def server_time(self) -> datetime:
+        """The database server's clock, read now (one query)."""
         rows = self.query("SELECT clock_timestamp() AS now")
         now: datetime = rows[0]["now"]
         return now.astimezone(UTC)

@@ -9,9 +9,11 @@ table and the read models' database, on SQLite and PostgreSQL. Together they are
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from copy import deepcopy
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -92,14 +94,32 @@ class Store:
 
     def load(self, profile_id: str, version: int | None = None) -> Profile | None:
         """The profile's aggregate (as of ``version``), or None if it was never registered."""
+        stream = Profile.create_id(profile_id)
         try:
             with store_errors(self.settings):
+                if version is None and (cached := self._fast_forwarded(stream)) is not None:
+                    return cached
                 profile: Profile = self.app.repository.get(
-                    Profile.create_id(profile_id), version=version, projector_func=replay
+                    stream, version=version, projector_func=replay
                 )
         except AggregateNotFoundError:
             return None
         return profile
+
+    def _fast_forwarded(self, stream: UUID) -> Profile | None:
+        """A copy of the cached profile brought up to date with the events appended since
+        (usually none: one indexed read), or None when it is not cached. What the library's
+        repository does for a cached aggregate, without its per-stream lock for threads
+        sharing one application (a store is never shared across threads)."""
+        cache = self.app.repository.cache
+        if cache is None:
+            return None
+        try:
+            cached = cast(Profile, cache.get(stream))
+        except KeyError:
+            return None
+        replay(cached, self.app.events.get(stream, gt=cached.version))  # type: ignore[arg-type]
+        return deepcopy(cached)
 
     def save(
         self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
@@ -120,14 +140,49 @@ class Store:
                 commands.append((command_id, profile.profile_id, profile.version, fingerprint))
             rows.append(row)
             directories += claimed_directories(profile)
-        profiles = [profile for profile, _, _ in saves]
+        collected = [profile.collect_events() for profile, _, _ in saves]
+        app = self.app
         try:
             with store_errors(self.settings):
-                self.app.save(
-                    *profiles, availability=rows, commands=commands, directories=directories
+                # What ``Application.save`` does, without its runtime Protocol checks (a walk
+                # of the Protocol's attributes per isinstance) and deprecated hooks.
+                app.recorder.insert_events(
+                    [app.mapper.to_stored_event(e) for each in collected for e in each],
+                    availability=rows,
+                    commands=commands,
+                    directories=directories,
                 )
         except IntegrityError:
-            raise StreamConflict(", ".join(p.profile_id for p in profiles)) from None
+            raise StreamConflict(", ".join(p.profile_id for p, _, _ in saves)) from None
+        # The saved profile is the cached one now: the next load fast-forwards from its
+        # version and finds nothing, instead of reading back and decoding its own events
+        # (the library caches nothing after a save when it fast-forwards).
+        cache = app.repository.cache
+        for (profile, _, _), events in zip(saves, collected, strict=True):
+            if cache is not None and events:
+                cache.put(profile.id, profile)
+            with store_errors(self.settings):
+                self._snapshot_if_due(profile, events)
+
+    def _snapshot_if_due(self, profile: Profile, events: Sequence[ProfileEvent]) -> None:
+        """A snapshot at each saved version that is a multiple of ``SNAPSHOT_INTERVAL``, as
+        ``Application.save`` takes them (not for a login that may not write snapshots). At the
+        saved profile's own version it is taken from the profile in hand instead of folding
+        the stream again from the store (``custody verify`` checks each against the fold)."""
+        app = self.app
+        if app.snapshots is None or not app.takes_snapshots:
+            return
+        for event in events:
+            version = event.originator_version
+            if version % SNAPSHOT_INTERVAL:
+                continue
+            # One already there is this very state (only the writer of a version takes
+            # it): never a reason to run the command again.
+            with contextlib.suppress(IntegrityError):
+                if version == profile.version:
+                    app.snapshots.put([ProfileSnapshot.take(profile)])
+                else:
+                    app.take_snapshot(event.originator_id, version, replay)
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first (empty if none)."""

@@ -10,6 +10,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,6 +18,13 @@ from conftest import register
 
 from ledger import Checkout, Heartbeat, InvalidInput, Ledger, RegisterProfile, StoreUnavailable
 from ledger._stores import sql as store_module
+from ledger._stores.clock import SAMPLES, OffsetClock
+
+HOUR = 3600.0
+
+
+def _fast_wall() -> float:
+    return time.time() + HOUR
 
 
 class _SkewedDatetime(datetime):
@@ -35,6 +43,7 @@ def test_deadlines_use_the_store_clock_not_the_worker_clock(
     fast; on SQLite (embedded, one host) the local clock is the store's clock."""
     monkeypatch.setattr(store_module, "datetime", _SkewedDatetime)
     with Ledger.open(sql_store_url) as ledger:
+        ledger.store.clock = OffsetClock(ledger.store.server_time, wall=_fast_wall)
         pid = register(ledger)
         lease = ledger.handle(
             Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
@@ -44,6 +53,42 @@ def test_deadlines_use_the_store_clock_not_the_worker_clock(
         assert abs(offset) < timedelta(minutes=5)
     else:
         assert offset > timedelta(minutes=55)
+    assert lease.expires_at - lease.lease_started_at == timedelta(seconds=60)
+
+
+def test_postgres_time_is_the_servers_within_the_bound_without_a_query_per_command(
+    pg_url: str,
+) -> None:
+    """With the worker's clock an hour fast, the store's time stays the server's, within the
+    clock's error bound (checked against the server's clock read between two of its times),
+    and a run of commands measures the offset once instead of querying the clock each time."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        store = ledger.store
+        asked: list[datetime] = []
+
+        def server_time() -> datetime:
+            asked.append(store.server_time())
+            return asked[-1]
+
+        store.clock = OffsetClock(server_time, wall=_fast_wall)
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=60)
+        )
+        for _ in range(5):
+            ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+        # Measured on the first command (a sample or, on a busy machine, up to SAMPLES), never
+        # again: no query per command.
+        assert store.clock.measurements == 1
+        assert 1 <= len(asked) <= SAMPLES
+        before = store.now()
+        server = store.server_time()
+        after = store.now()
+        bound = timedelta(seconds=store.clock.error_bound())
+    assert before - bound <= server <= after + bound
+    assert bound < timedelta(milliseconds=50)
+    assert abs(lease.lease_started_at - asked[0]) < timedelta(seconds=5)
     assert lease.expires_at - lease.lease_started_at == timedelta(seconds=60)
 
 
@@ -320,3 +365,31 @@ def test_pooled_connections_ended_by_the_server_are_replaced_before_a_command(
         assert _terminate_others(pg_url) >= 1
         assert ledger.store.availability_row(pid) is not None
         assert [e.event_type for e in ledger.history(pid)][-1] == "lease_acquired"
+
+
+def test_a_saved_profile_is_not_read_back_by_the_next_command(store_url: str) -> None:
+    """After a save the process keeps the profile as saved, so the next command's load reads
+    none of its own events back; an event another process appended is still read."""
+    with Ledger.open(store_url) as ledger, Ledger.open(store_url) as other:
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=600)
+        )
+        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token)
+        recorder: Any = ledger.store.app.recorder
+        read_back: list[Any] = []
+        select = recorder.select_events
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            found = select(*args, **kwargs)
+            read_back.extend(found)
+            return found
+
+        recorder.select_events = counting
+        for _ in range(3):
+            ledger.handle(beat)
+        assert read_back == []
+        other.handle(beat)
+        ledger.handle(beat)
+        assert [e.originator_version for e in read_back] == [6]
+        assert len(ledger.history(pid)) == 7

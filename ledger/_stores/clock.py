@@ -1,0 +1,103 @@
+"""The store's clock without a query per command: the local clock plus a measured offset.
+
+Deadlines are judged on the store's time, so that workers on hosts whose clocks disagree judge a
+lease alike. Asking PostgreSQL for ``clock_timestamp()`` before every command cost a round trip
+and a statement's client CPU each time. ``OffsetClock`` asks once, remembers how far the server's
+clock is from the local one, and answers from the local clock corrected by that offset. (The
+server's ``now()`` inside the write would not do: the aggregate decides with the time before
+anything is written, judging the deadline and putting the time into the event, whose hash links
+the chain.)
+
+The bound. A sample reads the local clock before (``t0``) and after (``t1``) the server's; the
+server read its clock somewhere in between, so the offset taken at the midpoint is wrong by at
+most half the round trip, ``(t1 - t0) / 2``. Up to ``SAMPLES`` samples are taken while that is
+over ``GOOD_SAMPLE_S``, and the tightest is kept. Afterwards the two clocks may drift apart by
+at most ``MAX_DRIFT`` (500 ppm, the most a Linux clock is slewed) of the time since the
+sample, and the offset is measured again after ``MAX_AGE_S``. A step of the local clock
+(an operator setting it, a resume from suspend) shows as the wall clock moving differently
+from the monotonic one and is measured again at once when larger than ``STEP_TOLERANCE_S``.
+So every time given is within
+
+    half the kept sample's round trip + STEP_TOLERANCE_S + MAX_DRIFT x MAX_AGE_S
+    = round trip / 2 + 5 ms + 15 ms
+
+of the server's clock, plus whatever the server's own clock steps by between two measurements
+(a failover to another primary, an operator setting its time): seen within ``MAX_AGE_S``.
+``error_bound()`` gives the bound of the current estimate. Times given never go backwards within
+one clock, whatever a new measurement finds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+SAMPLES = 3  # at most this many round trips per measurement
+GOOD_SAMPLE_S = 0.002  # a sample this tight (half its round trip) ends the measurement
+MAX_AGE_S = 30.0  # measured again after this long
+MAX_DRIFT = 500e-6  # the most two clocks may drift apart, per second elapsed
+STEP_TOLERANCE_S = 0.005  # a local clock step larger than this is noticed
+
+
+class OffsetClock:
+    """The server's time as ``read_server`` gives it, estimated from ``wall`` (seconds since
+    the epoch, like ``time.time``) and a measured offset; ``monotonic`` times the estimate's
+    age and notices steps of ``wall``. Not shared across threads (one per store)."""
+
+    def __init__(
+        self,
+        read_server: Callable[[], datetime],
+        *,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read_server = read_server
+        self._wall = wall
+        self._monotonic = monotonic
+        self._offset = 0.0  # server minus wall, seconds
+        self._uncertainty = 0.0  # half the kept sample's round trip
+        self._measured_wall = 0.0
+        self._measured_at: float | None = None  # monotonic time of the measurement
+        self._last = 0.0  # the latest time given, as seconds since the epoch
+        self.measurements = 0  # how many times the server was asked (for tests and metrics)
+
+    def now(self) -> datetime:
+        """The server's time now, within ``error_bound()``; measures the offset first when it
+        is missing, too old or the local clock stepped."""
+        wall, mono = self._wall(), self._monotonic()
+        measured = self._measured_at
+        if (
+            measured is None
+            or mono - measured > MAX_AGE_S
+            or abs((wall - self._measured_wall) - (mono - measured)) > STEP_TOLERANCE_S
+        ):
+            self.measure()
+            wall = self._wall()
+        given = max(wall + self._offset, self._last)
+        self._last = given
+        return datetime.fromtimestamp(given, UTC)
+
+    def error_bound(self) -> float:
+        """At most how far (seconds) a time given now may be from the server's clock, its own
+        steps aside; infinite before the first measurement."""
+        if self._measured_at is None:
+            return float("inf")
+        age = self._monotonic() - self._measured_at
+        return self._uncertainty + STEP_TOLERANCE_S + MAX_DRIFT * age
+
+    def measure(self) -> None:
+        """Ask the server for its time (up to ``SAMPLES`` times) and keep the tightest offset."""
+        best: tuple[float, float, float, float] | None = None
+        for _ in range(SAMPLES):
+            before, mono = self._wall(), self._monotonic()
+            server = self._read_server().timestamp()
+            after = self._wall()
+            half = max(0.0, after - before) / 2
+            if best is None or half < best[0]:
+                best = (half, server - (before + half), before, mono)
+            if half <= GOOD_SAMPLE_S:
+                break
+        assert best is not None
+        self._uncertainty, self._offset, self._measured_wall, self._measured_at = best
+        self.measurements += 1

@@ -1,0 +1,138 @@
+"""The store's clock read locally: the server's time within the documented bound, no query per
+call, measured again when old or when the local clock steps (``ledger._stores.clock``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ledger._stores.clock import MAX_AGE_S, STEP_TOLERANCE_S, OffsetClock
+
+HOUR = 3600.0
+
+
+class Host:
+    """True time ``t`` (seconds), a local wall clock ``skew`` seconds off it and running
+    ``rate`` times as fast (the monotonic clock runs at the same rate), and a server whose
+    clock is true plus ``server_step``. A server read takes ``trip`` seconds; the server reads
+    its clock ``read_at`` of the way through the trip."""
+
+    def __init__(self, skew: float = 0.0, trip: float = 0.0002) -> None:
+        self.t = 1_900_000_000.0
+        self.skew = skew
+        self.rate = 1.0
+        self.trips = [trip]  # one per read; the last is repeated
+        self.read_at = 0.5
+        self.server_step = 0.0
+        self.server_reads = 0
+        self._t0 = self.t
+
+    def wall(self) -> float:
+        return self._t0 + (self.t - self._t0) * self.rate + self.skew
+
+    def monotonic(self) -> float:
+        return (self.t - self._t0) * self.rate
+
+    def server(self) -> datetime:
+        trip = self.trips[min(self.server_reads, len(self.trips) - 1)]
+        self.server_reads += 1
+        self.t += trip * self.read_at
+        seen = self.true_server()
+        self.t += trip * (1 - self.read_at)
+        return datetime.fromtimestamp(seen, UTC)
+
+    def true_server(self) -> float:
+        return self.t + self.server_step
+
+    def clock(self) -> OffsetClock:
+        return OffsetClock(self.server, wall=self.wall, monotonic=self.monotonic)
+
+
+def error(host: Host, clock: OffsetClock) -> float:
+    given = clock.now().timestamp()
+    return abs(given - host.true_server())
+
+
+def test_gives_the_servers_time_when_the_local_clock_is_an_hour_fast() -> None:
+    """A worker whose clock is an hour fast still judges deadlines on the server's time."""
+    host = Host(skew=HOUR)
+    clock = host.clock()
+    assert error(host, clock) < 0.001
+    host.t += 10
+    assert error(host, clock) < 0.001
+    assert host.server_reads == 1
+
+
+def test_the_error_stays_within_the_bound_when_the_server_reads_off_centre() -> None:
+    """A 40 ms round trip with the server reading its clock late in it: the estimate is off
+    by up to half the trip, and ``error_bound`` says so."""
+    host = Host(skew=-HOUR, trip=0.040)
+    host.read_at = 0.95  # the server's clock read 38 ms into the trip
+    clock = host.clock()
+    off = error(host, clock)
+    assert 0.015 < off <= clock.error_bound()
+    assert clock.error_bound() == pytest.approx(0.020 + STEP_TOLERANCE_S, abs=1e-4)
+
+
+def test_a_slow_sample_is_taken_again_and_the_tightest_kept() -> None:
+    """A 200 ms round trip is not trusted while a tighter sample can be had."""
+    host = Host(trip=0.2)
+    host.trips = [0.2, 0.001]
+    clock = host.clock()
+    clock.now()
+    assert host.server_reads == 2
+    assert clock.error_bound() == pytest.approx(0.0005 + STEP_TOLERANCE_S, abs=1e-6)
+
+
+def test_measured_once_then_again_when_old() -> None:
+    """Commands within ``MAX_AGE_S`` of the measurement send no query; later ones measure
+    again, so a server clock step is seen within that time."""
+    host = Host(skew=5.0)
+    clock = host.clock()
+    for _ in range(200):
+        clock.now()
+        host.t += (MAX_AGE_S - 1) / 200
+    assert host.server_reads == 1
+    host.server_step = 2.0  # the server's clock was set meanwhile (a failover, an operator)
+    host.t += 2
+    assert error(host, clock) < 0.001
+    assert host.server_reads == 2
+
+
+def test_a_step_of_the_local_clock_is_noticed_at_once() -> None:
+    """Someone sets the worker's clock back an hour: the next time given is still the
+    server's, because the wall clock moved unlike the monotonic one."""
+    host = Host()
+    clock = host.clock()
+    clock.now()
+    host.t += 1
+    host.skew -= HOUR
+    assert error(host, clock) < 0.001
+    assert host.server_reads == 2
+
+
+def test_drift_between_measurements_stays_within_the_bound() -> None:
+    """A local clock running 400 ppm fast drifts from the server's between measurements; the
+    drift stays inside ``error_bound``."""
+    host = Host(skew=30.0)
+    host.rate = 1 + 400e-6
+    clock = host.clock()
+    clock.now()
+    host.t += (MAX_AGE_S - 0.5) / host.rate
+    off = error(host, clock)
+    assert 0.010 < off <= clock.error_bound()
+
+
+def test_times_never_go_backwards_when_a_measurement_finds_the_server_behind() -> None:
+    """A new measurement that finds the server's clock a second behind does not make the
+    next command's time earlier than the last one's."""
+    host = Host()
+    clock = host.clock()
+    clock.now()
+    host.t += MAX_AGE_S - 0.1
+    last = clock.now()
+    host.server_step = -1.0
+    host.t += 0.2
+    assert clock.now() >= last
+    assert host.server_reads == 2
