@@ -78,13 +78,18 @@ PROBE = """
 import json, sys
 from custody.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 HEAVY = {"ledger", "projections", "pydantic", "eventsourcing", "rich", "psycopg", "psycopg_pool"}
 
 
 def loaded(*args: str, cwd: Path) -> set[str]:
     """The top-level modules ``custody ARGS`` imported (the command must exit 0)."""
+    return {m.split(".")[0] for m in modules_of(*args, cwd=cwd)}
+
+
+def modules_of(*args: str, cwd: Path) -> set[str]:
+    """Every module ``custody ARGS`` imported, submodules too (the command must exit 0)."""
     run = custody(*args, cwd=cwd, program=(sys.executable, "-c", PROBE))
     report = json.loads(run.out.splitlines()[-1])
     assert report["code"] == 0, run.err
@@ -101,11 +106,30 @@ def test_help_imports_neither_the_ledger_nor_rich(tmp_path: Path) -> None:
 
 def test_status_on_sqlite_never_imports_psycopg_nor_playwright(fleet: Path) -> None:
     """``custody status`` on an SQLite store reads the ledger and draws its table without
-    importing psycopg, its pool, or Playwright (about 140 ms of start-up; the ``workers``
-    package imports its names when first asked)."""
+    importing psycopg, its pool, or Playwright (about 140 ms of start-up), nor the workers'
+    side at all: the renderer checks an answer's class only once its module was imported."""
     modules = loaded("status", cwd=fleet)
-    assert {"ledger", "projections", "rich", "workers"} <= modules
-    assert modules.isdisjoint({"psycopg", "psycopg_pool", "playwright"}), modules
+    assert {"ledger", "projections", "rich"} <= modules
+    assert modules.isdisjoint({"psycopg", "psycopg_pool", "playwright", "workers"}), modules
+
+
+# Modules only a command that writes, or a read model's upkeep, needs: the command models and
+# their handlers (``ledger/__init__`` and ``Ledger.handle`` import them when asked), and the
+# leases read model (``projections/__init__`` likewise).
+WRITE_SIDE = {"ledger._commands", "ledger._handlers", "projections._leases"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["status"], ["why", "short"], ["who", "short"], ["timeline", "short"]],
+    ids=" ".join,
+)
+def test_reading_commands_build_no_command_model(fleet: Path, args: list[str]) -> None:
+    """A command that only reads imports none of the command models or their handlers (about a
+    third of the ledger's start-up), nor a read model it does not read."""
+    modules = modules_of(*args, cwd=fleet)
+    assert "ledger._application" in modules
+    assert modules.isdisjoint(WRITE_SIDE), modules & WRITE_SIDE
 
 
 DRAWING = {"pandas", "pyarrow", "matplotlib"}  # for what draws or exports, never for lines
