@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     )
     from projections._leases import (
         LEASES_READ_MODEL as LEASES_READ_MODEL,
+        LeaseRow as LeaseRow,
         LeasesReadModel as LeasesReadModel,
+        read_usage as read_usage,
+        usage as usage,
     )
     from projections._read_models import READ_MODELS as READ_MODELS
     from projections._runner import (
@@ -53,7 +56,10 @@ _HOMES = {
     **dict.fromkeys(
         ("Explanation", "Usage", "explain", "explain_view", "who"), "projections._explain"
     ),
-    **dict.fromkeys(("LEASES_READ_MODEL", "LeasesReadModel"), "projections._leases"),
+    **dict.fromkeys(
+        ("LEASES_READ_MODEL", "LeaseRow", "LeasesReadModel", "read_usage", "usage"),
+        "projections._leases",
+    ),
     "READ_MODELS": "projections._read_models",
     "read_model_status": "projections._runner:status",
     **dict.fromkeys(
@@ -92,6 +98,7 @@ __all__ = [
     "TIMELINE_READ_MODEL",
     "UNCLEAN_ENDINGS",
     "Explanation",
+    "LeaseRow",
     "LeasesReadModel",
     "ReadModel",
     "ReadModelStatus",
@@ -107,10 +114,12 @@ __all__ = [
     "install",
     "read_model_status",
     "read_timeline",
+    "read_usage",
     "rebuild",
     "run",
     "status",
     "timeline",
     "upgrade",
+    "usage",
     "who",
 ]

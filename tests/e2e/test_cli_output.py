@@ -144,6 +144,7 @@ ELSEWHERE = {"psycopg", "psycopg_pool", "playwright"}  # another store's driver,
         ["who", "short"],
         ["timeline", "short"],
         ["timeline", "--account", "a", "--since", "2020-01-01", "--until", "2999-12-31"],
+        ["usage", "--account", "a", "--since", "2020-01-01"],
     ],
     ids=" ".join,
 )
@@ -158,11 +159,12 @@ def test_answers_for_a_person_import_neither_pandas_nor_matplotlib(
     assert modules.isdisjoint(DRAWING | ELSEWHERE), modules & (DRAWING | ELSEWHERE)
 
 
-def test_usage_imports_pandas_for_its_frame_but_never_the_chart(fleet: Path) -> None:
-    """``usage`` reads its leases as a DataFrame (``reports.usage``), but the reports package
-    imports each report when asked: not matplotlib, which only the HTML report's chart draws
-    with."""
-    modules = loaded("usage", "--account", "a", "--since", "2020-01-01", cwd=fleet)
+def test_usage_as_csv_imports_pandas_for_its_frame_but_never_the_chart(fleet: Path) -> None:
+    """``usage --format csv`` reads its leases as a DataFrame (``reports.usage``), but the
+    reports package imports each report when asked: not matplotlib, which only the HTML
+    report's chart draws with. (As a table for a person, usage imports no pandas at all.)"""
+    args = ["usage", "--account", "a", "--since", "2020-01-01", "--format", "csv"]
+    modules = loaded(*args, cwd=fleet)
     assert "pandas" in modules
     assert modules.isdisjoint({"matplotlib"} | ELSEWHERE), modules & ({"matplotlib"} | ELSEWHERE)
 
