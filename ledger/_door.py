@@ -33,19 +33,13 @@ LAX = Field(strict=False)
 QUOTED_PREFIX = 60
 
 
-class Command(BaseModel, Generic[R]):
-    """Base of every command: frozen, strict, unknown fields refused; ``R`` is its answer."""
+class Door(BaseModel):
+    """What every value checked at the door is: frozen, strict, unknown fields refused, and
+    bad input one ``InvalidInput`` naming the first bad field."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
 
     kind: ClassVar[str] = ""
-    # Fields that carry what the caller observed rather than what it asked: a resend observes
-    # afresh, so they are left out of the fingerprint.
-    observed: ClassVar[frozenset[str]] = frozenset()
-    # Whether the command may start a profile's stream (and a new store).
-    creates: ClassVar[bool] = False
-
-    command_id: CommandId | None = None
 
     @model_validator(mode="wrap")
     @classmethod
@@ -56,6 +50,18 @@ class Command(BaseModel, Generic[R]):
             return handler(data)
         except ValidationError as e:
             raise invalid(cls.kind, e) from None
+
+
+class Command(Door, Generic[R]):
+    """Base of every command: checked at the door; ``R`` is its answer."""
+
+    # Fields that carry what the caller observed rather than what it asked: a resend observes
+    # afresh, so they are left out of the fingerprint.
+    observed: ClassVar[frozenset[str]] = frozenset()
+    # Whether the command may start a profile's stream (and a new store).
+    creates: ClassVar[bool] = False
+
+    command_id: CommandId | None = None
 
     def fingerprint(self) -> str:
         """``kind:digest`` of what was asked; stable across processes, runs and versions that
@@ -92,14 +98,16 @@ def quoted(value: Any) -> str:
     return shown if len(shown) <= QUOTED_PREFIX else f"{shown[:QUOTED_PREFIX]}... ({len(shown)})"
 
 
-class ProfileQuery(Command[Any]):
+# Not commands: parametrising a generic model (``Command[Any]``) builds its schema at import,
+# and with it loads pydantic's plugins, start-up a read has no use for.
+class ProfileQuery(Door):
     """A read's profile id, checked at the same door as a command's."""
 
     kind = "read"
     profile_id: ProfileId
 
 
-class LeaseQuery(Command[Any]):
+class LeaseQuery(Door):
     """A read's lease id, checked at the same door as a command's."""
 
     kind = "read"
