@@ -113,6 +113,33 @@ def test_status_on_sqlite_never_imports_psycopg_nor_playwright(fleet: Path) -> N
     assert modules.isdisjoint({"psycopg", "psycopg_pool", "playwright", "workers"}), modules
 
 
+def test_each_command_is_found_in_the_module_the_group_names() -> None:
+    """The group's map of where each command lives (``custody._commands.HOMES``) names every
+    command defined outside ``custody._commands``, each in the module that defines it, in the
+    order ``--help`` lists them."""
+    from custody._commands import HOMES, cli
+
+    listed = cli.list_commands(cli.make_context("custody", []))
+    home = {name: cli.commands[name].callback.__module__ for name in listed}
+    assert {n: m for n, m in home.items() if m != "custody._commands"} == HOMES
+    assert [n for n in listed if n in HOMES] == list(HOMES)
+
+
+def test_a_command_imports_its_own_module_alone(fleet: Path) -> None:
+    """``status`` imports the module of the commands that say where profiles stand, and none of
+    the other command modules (the fleet's, the reports', the audit's, the operators')."""
+    modules = modules_of("status", cwd=fleet)
+    assert "custody._profiles" in modules
+    others = {
+        "custody._operating",
+        "custody._demo_command",
+        "custody._fleet_commands",
+        "custody._reading",
+        "custody._audit_commands",
+    }
+    assert modules.isdisjoint(others), modules & others
+
+
 # Modules only a command that writes, or a read model's upkeep, needs: the command models and
 # their handlers (``ledger/__init__`` and ``Ledger.handle`` import them when asked), and the
 # leases read model (``projections/__init__`` likewise).
