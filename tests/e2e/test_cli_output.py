@@ -196,6 +196,18 @@ def test_usage_as_csv_imports_pandas_for_its_frame_but_never_the_chart(fleet: Pa
     assert modules.isdisjoint({"matplotlib"} | ELSEWHERE), modules & ({"matplotlib"} | ELSEWHERE)
 
 
+@pytest.mark.parametrize(
+    "args", [["status"], ["usage", "--account", "a", "--since", "2020-01-01"]], ids=" ".join
+)
+def test_a_table_in_a_pipe_is_laid_out_without_rich_s_console(fleet: Path, args: list[str]) -> None:
+    """In a pipe a table is laid out by rich's measure of a character's width alone: rich's
+    console and table (about 25 ms of start-up) are imported only to draw on a terminal."""
+    modules = modules_of(*args, cwd=fleet)
+    assert "rich.cells" in modules
+    drawing = {"rich.console", "rich.table", "rich.text"}
+    assert modules.isdisjoint(drawing), modules & drawing
+
+
 def test_json_and_empty_answers_never_import_rich(tmp_path: Path) -> None:
     """rich is imported only to draw a table: not for ``--json status``, nor for the status of
     a store with no profile."""
