@@ -10,7 +10,15 @@ warm-up round, every one a fresh process with its output to a pipe, as a program
 would. It prints, per command, the median wall time and CPU time (user + system, the operating
 system's account of the finished child) and the wall ratio to ``python -c pass`` in the same
 round, median over the rounds; then the 1-minute load average, since other work on the machine
-moves every figure. The issue's target is 150 ms, about 5x a bare start.
+moves every figure. The issue's target is 150 ms, about 5x a bare start. ``--before DIR``
+runs each command also on another revision's packages (``PYTHONPATH=DIR``), beside this
+tree's run in every round, so that a change is measured against what it changed under the
+same load.
+
+The children run without ``PYTHONDONTWRITEBYTECODE``, so the warm-up round leaves custody's
+bytecode cached, as an installed package has it (pip compiles it at install): with that
+variable set, every start compiles custody's modules from source again, a cost no user of an
+installed custody pays.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 CUSTODY = str(BIN / "custody")
 BARE = [sys.executable, "-c", "pass"]
+# As a user's shell has it, but with bytecode written (see the module's docstring).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 COMMANDS = {
     "status": ["status"],
     "why P": ["why", "p2"],
@@ -47,11 +57,11 @@ STORE = [
 ]
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
     """One run's wall and CPU seconds (the child's user + system time)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, capture_output=True)
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -60,31 +70,53 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
     return wall, cpu
 
 
+def runs(before: Path | None) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each measured row's command line and environment: the bare start, each command, and
+    with ``before`` each command again on that tree (``before: status``)."""
+    found = {"python -c pass": (BARE, ENV)}
+    for name, args in COMMANDS.items():
+        found[name] = ([CUSTODY, *args], ENV)
+        if before is not None:
+            found[f"before: {name}"] = ([CUSTODY, *args], ENV | {"PYTHONPATH": str(before)})
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21, help="rounds counted (default 21)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="custody's packages of another revision (git archive REV | tar -x -C DIR): each "
+        "command runs on them too, right beside this tree's run, under the same load",
+    )
     args = parser.parse_args()
+    before = args.before.resolve() if args.before else None
     with tempfile.TemporaryDirectory() as scratch:
         cwd = Path(scratch)
         for step in STORE:
-            subprocess.run([CUSTODY, *step], cwd=cwd, check=True, capture_output=True)
-        argvs = {"python -c pass": BARE} | {k: [CUSTODY, *v] for k, v in COMMANDS.items()}
-        walls: dict[str, list[float]] = {k: [] for k in argvs}
-        cpus: dict[str, list[float]] = {k: [] for k in argvs}
-        ratios: dict[str, list[float]] = {k: [] for k in argvs}
+            subprocess.run([CUSTODY, *step], cwd=cwd, check=True, capture_output=True, env=ENV)
+        measuring = runs(before)
+        walls: dict[str, list[float]] = {k: [] for k in measuring}
+        cpus: dict[str, list[float]] = {k: [] for k in measuring}
+        ratios: dict[str, list[float]] = {k: [] for k in measuring}
         for round_ in range(args.runs + 1):  # the first round warms the caches, uncounted
-            measured = {name: timed(argv, cwd) for name, argv in argvs.items()}
+            order = list(measuring.items())
+            if round_ % 2:  # a pair's second run is the other tree's every other round
+                order.reverse()
+            measured = {name: timed(argv, cwd, env) for name, (argv, env) in order}
             if round_ == 0:
                 continue
             for name, (wall, cpu) in measured.items():
                 walls[name].append(wall)
                 cpus[name].append(cpu)
                 ratios[name].append(wall / measured["python -c pass"][0])
-    print(f"{'command':30} {'wall ms':>8} {'cpu ms':>8} {'x bare':>7}   (medians of {args.runs})")
-    for name in argvs:
+    print(f"{'command':38} {'wall ms':>8} {'cpu ms':>8} {'x bare':>7}   (medians of {args.runs})")
+    for name in measuring:
         wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
         ratio = statistics.median(ratios[name])
-        print(f"{name:30} {wall * 1000:8.0f} {cpu * 1000:8.0f} {ratio:7.1f}")
+        print(f"{name:38} {wall * 1000:8.0f} {cpu * 1000:8.0f} {ratio:7.1f}")
     print(f"load average (1 min): {os.getloadavg()[0]:.2f}")
 
 

@@ -8,7 +8,6 @@ report to print has imported them already.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
@@ -23,21 +22,6 @@ if TYPE_CHECKING:
 ATTENTION_EXIT = 5
 # Rows per health table in table format; csv and json carry every row.
 TABLE_ROWS = 20
-
-
-def for_a_person(out: TextIO) -> bool:
-    """Whether ``out`` is a terminal, decided as rich decides it (TTY_COMPATIBLE, then
-    FORCE_COLOR, then isatty), without importing rich."""
-    compatible = os.environ.get("TTY_COMPATIBLE", "")
-    if compatible in ("0", "1"):
-        return compatible == "1"
-    if os.environ.get("FORCE_COLOR") is not None:
-        return os.environ["FORCE_COLOR"] != ""
-    isatty = getattr(out, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:  # a closed stream
-        return False
 
 
 def fleet_lines(fleet: Fleet) -> list[str]:

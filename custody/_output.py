@@ -19,7 +19,7 @@ from custody._printed import Printed
 if TYPE_CHECKING:
     import pandas as pd
 
-    from projections import TimelineRow
+    from projections import LeaseRow, TimelineRow
     from reports import Replay
 
 # What the usage table shows; csv and json carry every column.
@@ -96,14 +96,8 @@ class FrameAnswer(Printed):
         elif self.kind == "timeline":
             self._timeline(out)
         else:
-            from custody._tables import write_rows
-
             columns = [c for _, c in _USAGE_TABLE]
-            write_rows(
-                [h for h, _ in _USAGE_TABLE],
-                [[cell(v) for v in row] for row in table_rows(self.frame, columns)],
-                out=out,
-            )
+            write_usage_table(table_rows(self.frame, columns), out)
 
     def _save(self, path: Path, out: TextIO, *, as_json: bool) -> None:
         from custody._export import save
@@ -121,6 +115,27 @@ class FrameAnswer(Printed):
 
         rows = [TimelineRow.model_validate(row) for row in records(self.frame)]
         TimelineAnswer(rows, one_profile=self.one_profile).write(out, as_json=False)
+
+
+def write_usage_table(rows: list[tuple[Any, ...]], out: TextIO) -> None:
+    """The usage table for a person: ``_USAGE_TABLE``'s columns, a cell each (``cell``)."""
+    from custody._tables import write_rows
+
+    headers = [h for h, _ in _USAGE_TABLE]
+    write_rows(headers, [[cell(v) for v in row] for row in rows], out=out)
+
+
+@dataclass(frozen=True)
+class UsageAnswer(Printed):
+    """An account's leases as a table for a person (``--format table`` to a terminal or a
+    pipe), from rows: no DataFrame, so no pandas. ``FrameAnswer`` prints every other format
+    from ``reports.usage``'s DataFrame."""
+
+    rows: list[LeaseRow]
+
+    def write(self, out: TextIO, *, as_json: bool) -> None:
+        columns = [c for _, c in _USAGE_TABLE]
+        write_usage_table([tuple(getattr(r, c) for c in columns) for r in self.rows], out)
 
 
 @dataclass(frozen=True)

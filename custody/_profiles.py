@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 @on_ledger
 def status(ledger: Ledger, summary: bool | None, **params: Any) -> list[StatusRow] | Printed:
     """availability of every profile (and, for a person, the fleet summary below)"""
-    from custody._fleet_output import StatusAnswer, for_a_person
+    from custody._text import for_a_person
     from projections import status as status_rows
 
     rows = status_rows(ledger, **params)
@@ -36,6 +36,7 @@ def status(ledger: Ledger, summary: bool | None, **params: Any) -> list[StatusRo
         summary = not options().as_json and for_a_person(sys.stdout)
     if not summary:
         return rows
+    from custody._fleet_output import StatusAnswer
     from reports import fleet
 
     return StatusAnswer(rows, fleet(account=params["account_id"], ledger=ledger))

@@ -15,7 +15,7 @@ import click
 
 from custody._commands import cli
 from custody._export import checked_format
-from custody._output import FrameAnswer, ReplayAnswer, TimelineAnswer
+from custody._output import FrameAnswer, ReplayAnswer, TimelineAnswer, UsageAnswer
 from custody._wiring import MOMENT, UNTIL, Group, LedgerChoice, on_ledger, options
 
 if TYPE_CHECKING:
@@ -106,11 +106,18 @@ def usage(
     until: datetime | None,
     fmt: str,
     output: Path | None,
-) -> FrameAnswer:
+) -> FrameAnswer | UsageAnswer:
     """every lease on an account's profiles in a window, and how each ended"""
+    as_json = options().as_json
+    fmt = checked_format(fmt, output, as_json=as_json)
+    if fmt == "table" and output is None and not as_json:
+        # A table for a person needs no DataFrame: the same read (``read_usage``) as rows,
+        # so the command answers at a prompt's pace without importing pandas.
+        from projections import usage as rows
+
+        return UsageAnswer(rows(ledger, account_id, since=since, until=until))
     from reports import usage as leases
 
-    fmt = checked_format(fmt, output, as_json=options().as_json)
     frame = leases(account_id, since=since, until=until, ledger=ledger)
     return FrameAnswer("usage", frame, fmt, output=output)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import BaseModel
@@ -25,11 +26,23 @@ from ledger import (
     SweepResult,
 )
 from ledger.rules import ending_text
-from projections import Explanation, ReadModelStatus, Rebuilt, StatusRow, TimelineRow, Usage
-from workers import Inspection, NoProfileAvailable
 
 if TYPE_CHECKING:
+    from projections import Explanation, ReadModelStatus, Rebuilt, TimelineRow, Usage
     from reports import Replay
+    from workers import Inspection
+
+
+def _is(value: object, package: str, name: str) -> bool:
+    """``isinstance(value, package.name)`` for a public class of the read side or the workers,
+    without importing the module that defines it: a value can be an instance of a class only
+    once that module was imported, so a command imports no answer's class but its own."""
+    if package not in sys.modules:
+        return False
+    return any(
+        c.__name__ == name and c.__module__.partition(".")[0] == package
+        for c in type(value).__mro__
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -55,7 +68,7 @@ def emit(command: str, result: Any, *, as_json: bool, out: TextIO) -> None:
     if as_json:
         out.write(json.dumps(_plain(result), indent=2, sort_keys=False) + "\n")
         return
-    if result and isinstance(result, list) and isinstance(result[0], StatusRow):
+    if result and isinstance(result, list) and _is(result[0], "projections", "StatusRow"):
         from custody._tables import write_status  # rich is imported only to draw a table
 
         write_status(result, out=out)
@@ -69,7 +82,7 @@ def unfinished(result: Any) -> str | None:
     if isinstance(result, SweepReport) and result.failed:
         failed = "; ".join(f"{f.profile_id} ({f.error})" for f in result.failed)
         return f"the sweep could not settle {len(result.failed)} profile(s): {failed}"
-    if isinstance(result, list) and result and isinstance(result[0], ReadModelStatus):
+    if isinstance(result, list) and result and _is(result[0], "projections", "ReadModelStatus"):
         damaged = [s for s in result if s.problems]
         if damaged:
             count = sum(len(s.problems) for s in damaged)
@@ -94,7 +107,10 @@ def emit_error(error: LedgerError, *, out: TextIO) -> None:
     }
     if isinstance(error, CheckoutDenied):
         body["denial"] = _plain(error.denial)
-    if isinstance(error, NoProfileAvailable):  # each profile's own denial, beside the counts
+    if _is(error, "workers", "NoProfileAvailable"):  # each profile's own denial, beside the counts
+        from workers import NoProfileAvailable  # imported already: the error is one
+
+        assert isinstance(error, NoProfileAvailable)
         body["counts"] = error.counts
         body["standing"] = _plain(error.standing)
     if isinstance(error, InvalidInput):
@@ -115,15 +131,15 @@ def text(command: str, result: Any) -> list[str]:
         ]
     if isinstance(result, Availability):
         return [f"{result.profile_id} is now {result.state.value}"]
-    if isinstance(result, Explanation):
+    if _is(result, "projections", "Explanation"):
         return explanation_lines(result)
-    if isinstance(result, Usage):
+    if _is(result, "projections", "Usage"):
         return [usage_line(result), *because_lines(result.because)]
     if isinstance(result, SweepReport):
         return sweep_lines(result)
     if isinstance(result, RebuildReport):
         return rebuild_lines(result)
-    if isinstance(result, Inspection):
+    if _is(result, "workers", "Inspection"):
         return inspection_lines(result)
     if isinstance(result, list):
         return list_lines(command, result)
@@ -193,15 +209,15 @@ def list_lines(command: str, rows: list[Any]) -> list[str]:
     if not rows:
         return ["(none)"]
     first = rows[0]
-    if isinstance(first, TimelineRow):
+    if _is(first, "projections", "TimelineRow"):
         return [timeline_line(r) for r in rows]
-    if isinstance(first, ReadModelStatus):
+    if _is(first, "projections", "ReadModelStatus"):
         return [line for r in rows for line in (read_model_line(r), *problem_lines(r))]
-    if isinstance(first, Rebuilt | RebuildReport):
+    if _is(first, "projections", "Rebuilt") or isinstance(first, RebuildReport):
         return [
             line
             for r in rows
-            for line in (rebuilt_lines(r) if isinstance(r, Rebuilt) else rebuild_lines(r))
+            for line in (rebuilt_lines(r) if _is(r, "projections", "Rebuilt") else rebuild_lines(r))
         ]
     return [str(r) for r in rows]
 

@@ -1,25 +1,26 @@
-"""Tables drawn by rich: coloured and fitted to the width on a terminal, plain in a pipe.
+"""Tables: drawn by rich on a terminal (coloured and fitted to the width), plain in a pipe.
 
 In a pipe a table is as wide as its longest row, so every row stays one line that ``grep`` and
-``awk`` can read and no cell (a 128-character profile id, a long reason) is wrapped or cut. On a
-terminal a cell too long for the width folds inside its column; nothing is ever truncated.
+``awk`` can read and no cell (a 128-character profile id, a long reason) is wrapped or cut; it
+is laid out here, without importing rich (about 25 ms of start-up), by rich's own measure of a
+character's width. On a terminal a cell too long for the width folds inside its column; nothing
+is ever truncated.
 """
 
 from __future__ import annotations
 
-import io
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from custody._text import for_a_person, moment, printable
 
-from custody._text import moment, printable
-from projections import StatusRow
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-# Wider than any row: in a pipe the table keeps its natural width and never wraps.
-_UNBOUNDED_WIDTH = 1_000_000
+    from projections import StatusRow
+
+# A cell: its pieces of text, each with the style it has on a terminal ("" for none).
+Cell = list[tuple[str, str]]
 
 _STATE_STYLES = {
     "available": "green",
@@ -32,62 +33,91 @@ _STATE_STYLES = {
 
 def write_status(rows: list[StatusRow], *, out: TextIO) -> None:
     """The status table: profile, state, reason, holder or last user, deadline."""
-    table = _table("PROFILE", "STATE", "REASON", "HOLDER / LAST USER", "UNTIL")
+    cells: list[list[Cell]] = []
     for r in rows:
-        state = Text(r.state.value, style=_STATE_STYLES.get(r.state.value, ""))
+        state = [(r.state.value, _STATE_STYLES.get(r.state.value, ""))]
         if r.overdue:
-            state.append(" (overdue)", style="bold red")
+            state.append((" (overdue)", "bold red"))
         if r.damaged:
-            state.append(" (row damaged: custody rebuild)", style="bold red")
+            state.append((" (row damaged: custody rebuild)", "bold red"))
         holder = r.holder_worker or (f"last: {r.last_worker}" if r.last_worker else "-")
-        table.add_row(
-            Text(printable(r.profile_id)),
-            state,
-            Text(r.reason.value if r.reason else "-"),
-            Text(printable(holder)),
-            Text(moment(r.until)),
+        cells.append(
+            [
+                _plain(printable(r.profile_id)),
+                state,
+                _plain(r.reason.value if r.reason else "-"),
+                _plain(printable(holder)),
+                _plain(moment(r.until)),
+            ]
         )
-    _write(table, out)
+    _write(["PROFILE", "STATE", "REASON", "HOLDER / LAST USER", "UNTIL"], cells, out)
 
 
 def write_rows(headers: list[str], rows: list[list[str]], *, out: TextIO) -> None:
     """A plain table of text cells (a report's chosen columns)."""
-    table = _table(*headers)
-    for row in rows:
-        table.add_row(*(Text(printable(cell)) for cell in row))
-    _write(table, out)
+    _write(headers, [[_plain(printable(cell)) for cell in row] for row in rows], out)
 
 
-def _table(*headers: str) -> Table:
+def _plain(text: str) -> Cell:
+    return [(text, "")]
+
+
+def _write(headers: list[str], rows: list[list[Cell]], out: TextIO) -> None:
+    if for_a_person(out):
+        terminal = _console(out)
+        if terminal.is_terminal:
+            terminal.print(_rich_table(headers, rows))
+            return
+    texts = [["".join(text for text, _ in cell) for cell in row] for row in rows]
+    out.writelines(_plain_lines(headers, texts))
+
+
+def _plain_lines(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """The table as rich lays it out borderless at an unbounded width (each column as wide as
+    its widest cell, two spaces between columns), without the last column's padding, which
+    is noise in a pipe."""
+    from rich.cells import cell_len  # rich's measure alone: no console
+
+    widths = [max(cell_len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    return [
+        "  ".join(
+            cell + " " * (w - cell_len(cell)) for cell, w in zip(row, widths, strict=True)
+        ).rstrip()
+        + "\n"
+        for row in (headers, *rows)
+    ]
+
+
+def _console(out: TextIO) -> Console:
+    # FORCE_COLOR, NO_COLOR, TTY_COMPATIBLE and COLUMNS are honoured as rich documents them.
+    from rich.console import Console
+
+    return Console(file=out, highlight=False, emoji=False)
+
+
+def _rich_table(headers: list[str], rows: list[list[Cell]]) -> Table:
     """On a narrow terminal a long value folds inside its column: never cut, never hidden."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for header in headers:
         table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text.assemble(*cell) for cell in row))
     return table
-
-
-def _write(table: Table, out: TextIO) -> None:
-    # FORCE_COLOR, NO_COLOR, TTY_COMPATIBLE and COLUMNS are honoured as rich documents them.
-    terminal = Console(file=out, highlight=False, emoji=False)
-    if terminal.is_terminal:
-        terminal.print(table)
-        return
-    table.box = None
-    buffer = io.StringIO()
-    plain = Console(
-        file=buffer, width=_UNBOUNDED_WIDTH, color_system=None, highlight=False, emoji=False
-    )
-    plain.print(table)
-    # Each cell is padded to its column's width; the last column's padding is noise in a pipe.
-    out.writelines(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
 def write_lines(lines: list[str], *, out: TextIO) -> None:
     """Lines of text: on a terminal folded to its width (nothing cut), in a pipe as they are."""
-    terminal = Console(file=out, highlight=False, emoji=False)
-    if not terminal.is_terminal:
-        for line in lines:
-            out.write(printable(line) + "\n")
-        return
+    if for_a_person(out):
+        from rich.text import Text
+
+        terminal = _console(out)
+        if terminal.is_terminal:
+            for line in lines:
+                terminal.print(Text(printable(line)), overflow="fold")
+            return
     for line in lines:
-        terminal.print(Text(printable(line)), overflow="fold")
+        out.write(printable(line) + "\n")

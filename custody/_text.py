@@ -3,7 +3,9 @@ module that writes text (rendering, tables, reports) can use it without importin
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from typing import TextIO
 
 
 def printable(text: str) -> str:
@@ -32,3 +34,18 @@ def moment(value: datetime | None) -> str:
 def instant(value: datetime | None) -> str:
     """A time exactly, to the microsecond (ISO 8601, with its offset), or ``-`` for none."""
     return value.isoformat(timespec="microseconds") if value else "-"
+
+
+def for_a_person(out: TextIO) -> bool:
+    """Whether ``out`` is a terminal, decided as rich decides it (TTY_COMPATIBLE, then
+    FORCE_COLOR, then isatty), without importing rich."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    if os.environ.get("FORCE_COLOR") is not None:
+        return os.environ["FORCE_COLOR"] != ""
+    isatty = getattr(out, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False

@@ -9,6 +9,7 @@ that runs.
 from __future__ import annotations
 
 import functools
+import importlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,6 +63,34 @@ class Group(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
+
+
+class CommandsGroup(Group):
+    """A group whose commands are defined in several modules, ``homes`` naming the module of
+    each command the group's own module does not define, in the order they are listed. A
+    module is imported when one of its commands runs, or when every command is listed
+    (``--help``, an unknown name), so a command pays for its own module's imports alone."""
+
+    def __init__(self, *args: Any, homes: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.homes = dict(homes)
+
+    def _import_all(self) -> None:
+        for module in dict.fromkeys(self.homes.values()):
+            importlib.import_module(module)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._import_all()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            home = self.homes.get(cmd_name)
+            if home is not None:
+                importlib.import_module(home)
+            else:  # unknown here: click's error then suggests from every command
+                self._import_all()
+        return super().get_command(ctx, cmd_name)
 
 
 class LedgerChoice(click.ParamType[Any]):

@@ -6,9 +6,10 @@ interrupted, 1 anything else (such as a command the profile's state does
 not allow). An error is one line on stderr, and under ``--json`` also a JSON object on stdout;
 never a traceback.
 
-Start-up: importing this module imports click and nothing else of weight. The ledger, the read
-side and rich are imported by the commands that need them, so ``custody --help`` pays for no
-pydantic model, and only a PostgreSQL store imports psycopg.
+Start-up: importing this module imports click and nothing else of weight. A command's module is
+imported when it runs (``custody._commands.HOMES``), and the ledger, the read side and rich by
+the commands that need them, so ``custody --help`` pays for no pydantic model, and only a
+PostgreSQL store imports psycopg.
 """
 
 from __future__ import annotations
@@ -22,14 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-# Each module registers its commands when imported, in the order --help lists them: a lease's
-# life, then what reads it.
-from custody import _operating  # noqa: F401  # isort: skip
-from custody import _profiles  # noqa: F401  # isort: skip
-from custody import _demo_command  # noqa: F401  # isort: skip
-from custody import _fleet_commands  # noqa: F401  # isort: skip
-from custody import _reading  # noqa: F401  # isort: skip
-from custody import _audit_commands  # noqa: F401  # isort: skip
 from custody import interrupted
 from custody._commands import WRITING_COMMANDS, cli
 from custody._text import one_line

@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from ledger import _handlers as handlers
-from ledger._commands import Command
 from ledger._domain.denials import context_denial, state_denial
 from ledger._domain.directories import normalised
 from ledger._domain.errors import UnknownProfile
 from ledger._domain.events import ProfileEvent
-from ledger._domain.model import Denial, LeaseId, ProfileId, parse_lease_id
+from ledger._domain.model import Denial, parse_lease_id
 from ledger._domain.profile import Profile
 from ledger._domain.view import (
     Availability,
@@ -29,23 +27,17 @@ from ledger._domain.view import (
     lease_check,
     view_of,
 )
+from ledger._door import LeaseQuery, ProfileQuery
 from ledger._stores import connect, initialise
 from ledger._stores.settings import StoreSettings
 from ledger._stores.sql import SqlStore
 from ledger._unit_of_work import Clock, UnitOfWork
 from ledger.feed import Feed
 
+if TYPE_CHECKING:
+    from ledger._door import Command
+
 R = TypeVar("R")
-
-
-class _ProfileQuery(Command[Any]):
-    kind = "read"
-    profile_id: ProfileId
-
-
-class _LeaseQuery(Command[Any]):
-    kind = "read"
-    lease_id: LeaseId
 
 
 class Ledger:
@@ -133,6 +125,8 @@ class Ledger:
         only a command that makes a profile (``RegisterProfile``) may make a new store.
         Raises the domain's answers (``CheckoutDenied``, ``LeaseLost``, ``NotAllowed``,
         ``InvalidInput`` for a reused command id) and ``StoreUnavailable``."""
+        from ledger import _handlers as handlers  # the command models: not for a read
+
         return handlers.handle(self._open(creating=command.creates), command)
 
     def handle_together(self, commands: Sequence[Command[Any]]) -> list[Any]:
@@ -143,6 +137,8 @@ class Ledger:
         denial...). If another writer was first on one of their profiles, each command runs
         again on its own; a command on a profile already in the batch, or a registration, runs
         on its own after it. ``StoreUnavailable`` is raised when the store cannot answer."""
+        from ledger import _handlers as handlers  # the command models: not for a read
+
         uow = self._open(creating=any(c.creates for c in commands))
         return uow.together([partial(handlers.handle, uow, c) for c in commands])
 
@@ -157,7 +153,7 @@ class Ledger:
 
     def view(self, profile_id: str) -> ProfileView:
         """The profile as its events leave it, judged now; ``UnknownProfile`` if absent."""
-        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        pid = ProfileQuery(profile_id=profile_id).profile_id
         profile = self.uow.load(pid)
         return view_of(profile, profile.registration(), self.now())
 
@@ -165,7 +161,7 @@ class Ledger:
         """``view``, and what is wrong with the profile's stored availability row (None: it
         agrees), from one load of its events: the row is read first, so an honest row is
         never newer than the events read after it."""
-        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        pid = ProfileQuery(profile_id=profile_id).profile_id
         stored = self.store.availability_row(pid)
         profile = self.uow.load(pid)
         problem = self._row_problem(pid, stored, profile)
@@ -187,7 +183,7 @@ class Ledger:
         disable within seconds. One indexed read of the profile's availability row (written
         with the events, so never behind them); a row missing or damaged is made from the
         events instead. ``InvalidInput`` for a malformed lease id, ``UnknownProfile``."""
-        lid = _LeaseQuery(lease_id=lease_id).lease_id
+        lid = LeaseQuery(lease_id=lease_id).lease_id
         pid = parse_lease_id(lid)[0]
         row = self.store.availability_row(pid)
         if not isinstance(row, Availability):
@@ -200,7 +196,7 @@ class Ledger:
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first; ``UnknownProfile`` if none."""
-        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        pid = ProfileQuery(profile_id=profile_id).profile_id
         events = self.store.history(pid)
         if not events:
             raise UnknownProfile(pid)
@@ -209,7 +205,7 @@ class Ledger:
     def require(self, profile_id: str) -> None:
         """``UnknownProfile`` unless the profile was registered (``InvalidInput`` for a
         malformed id); one indexed read, whatever the stream's length."""
-        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        pid = ProfileQuery(profile_id=profile_id).profile_id
         if not self.store.exists(pid):
             raise UnknownProfile(pid)
 
@@ -219,14 +215,14 @@ class Ledger:
         """What a checkout of the profile (for ``account_id`` and ``proxy_id``, when given)
         would be told now, by the rules ``checkout`` applies, in its order (context, then
         state); None: it would be granted. Writes nothing. ``UnknownProfile`` if absent."""
-        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        pid = ProfileQuery(profile_id=profile_id).profile_id
         profile = self.uow.load(pid)
         return context_denial(profile, account_id, proxy_id) or state_denial(profile, self.now())
 
     def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
         """The profile as its first ``version`` events left it, judged at ``at`` (what a
         checkout at ``at`` would have been told); ``UnknownProfile`` if absent."""
-        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        pid = ProfileQuery(profile_id=profile_id).profile_id
         profile = self.uow.load(pid, version)
         return view_of(profile, profile.registration(), at)
 
@@ -245,7 +241,7 @@ class Ledger:
 
     def availability_from_events(self, profile_id: str) -> Availability:
         """The row the profile's events give now (what ``rebuild`` would write)."""
-        pid = _ProfileQuery(profile_id=profile_id).profile_id
+        pid = ProfileQuery(profile_id=profile_id).profile_id
         return availability_of(self.uow.load(pid))
 
     def row_problem(self, profile_id: str) -> str | None:

@@ -14,26 +14,12 @@ that retries across a deploy is recognised, not refused.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator
 
 from ledger._domain.browser import BrowserCheck, StopSignal
-from ledger._domain.errors import InvalidInput
 from ledger._domain.model import (
-    CommandId,
     Directory,
     FencingToken,
     Identity,
@@ -63,73 +49,9 @@ from ledger._domain.policies import (
     PolicyName,
 )
 from ledger._domain.view import Availability
+from ledger._door import LAX, Command as Command
 
 R = TypeVar("R")
-
-# Enums arrive as their values from the CLI, JSON and the README's examples; everything else is
-# strict (no "300" for a TTL, no 1 for a flag).
-_LAX = Field(strict=False)
-# How much of a rejected value an error line quotes.
-QUOTED_PREFIX = 60
-
-
-class Command(BaseModel, Generic[R]):
-    """Base of every command: frozen, strict, unknown fields refused; ``R`` is its answer."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
-
-    kind: ClassVar[str] = ""
-    # Fields that carry what the caller observed rather than what it asked: a resend observes
-    # afresh, so they are left out of the fingerprint.
-    observed: ClassVar[frozenset[str]] = frozenset()
-    # Whether the command may start a profile's stream (and a new store).
-    creates: ClassVar[bool] = False
-
-    command_id: CommandId | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _at_the_door(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        """Bad input is one ``InvalidInput`` naming the first bad field, whoever builds the
-        command (the API's caller, the command line, the SDK)."""
-        try:
-            return handler(data)
-        except ValidationError as e:
-            raise invalid(cls.kind, e) from None
-
-    def fingerprint(self) -> str:
-        """``kind:digest`` of what was asked; stable across processes, runs and versions that
-        only add optional fields."""
-        left_out = {"command_id", *self.observed}
-        asked = self.model_dump(mode="json", exclude=left_out, exclude_defaults=True)
-        canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        digest = hashlib.sha256(f"{self.kind}\n{canonical}".encode()).hexdigest()[:16]
-        return f"{self.kind}:{digest}"
-
-    def issued_id(self) -> str:
-        """The caller's command id, or a new one for a command sent once."""
-        return self.command_id if self.command_id is not None else uuid.uuid4().hex
-
-
-def invalid(kind: str, error: ValidationError) -> InvalidInput:
-    """The ``InvalidInput`` a validation failure means: the first bad field, in plain words,
-    with a short quote of what was given."""
-    problem = error.errors()[0]
-    field = ".".join(str(p) for p in problem["loc"]) or kind
-    text = _SAID.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
-    if problem["type"] != "missing":
-        text += f" (got {quoted(problem['input'])})"
-    return InvalidInput(field, text)
-
-
-# pydantic's words for a problem, where the caller deserves plainer ones.
-_SAID = {"string_unicode": "must be valid Unicode text (it holds bytes that were not UTF-8)"}
-
-
-def quoted(value: Any) -> str:
-    """A value as an error line may show it: its repr, cut to a short prefix."""
-    shown = repr(value)
-    return shown if len(shown) <= QUOTED_PREFIX else f"{shown[:QUOTED_PREFIX]}... ({len(shown)})"
 
 
 class RegisterProfile(Command[ProfileRecord]):
@@ -188,7 +110,7 @@ class Extend(LeaseCommand[Lease]):
 class Release(LeaseCommand[ReleaseResult]):
     kind = "release"
     # ``outcome`` comes before ``reason``: the validator below reads it.
-    outcome: Annotated[Outcome, _LAX]
+    outcome: Annotated[Outcome, LAX]
     reason: Text | None = Field(default=None, validate_default=True)
     final_url: Url | None = None
     screenshot: Name | None = None
@@ -242,7 +164,7 @@ class Review(Command[Availability]):
     observed = frozenset({"browser"})
     profile_id: ProfileId
     reviewer: Identity
-    decision: Annotated[ReviewDecision, _LAX]
+    decision: Annotated[ReviewDecision, LAX]
     note: Name
     browser: BrowserCheck | None = None  # what an inspection of the directory found, if made
 
@@ -256,7 +178,7 @@ class RecordBrowserStop(Command[Availability]):
     host: Name
     pid: Annotated[int, Field(ge=1)]
     user_data_dir: Name
-    signal: Annotated[StopSignal, _LAX]
+    signal: Annotated[StopSignal, LAX]
 
 
 class Sweep(Command[SweepReport]):

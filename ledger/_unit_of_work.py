@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from ledger._commands import Command
 from ledger._domain.authority import check_acts
 from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable, UnknownProfile
 from ledger._domain.events import ProfileEvent
 from ledger._domain.model import Lease, Role
 from ledger._domain.profile import Context, Profile
 from ledger._domain.view import availability_of
+from ledger._door import Command
 from ledger.ports import Repository, Save, StreamConflict
 
 Clock = Callable[[], datetime]

@@ -1,34 +1,95 @@
 """custody's read side: availability, explanations, and the read models fed from the event log
 (leases, timeline) with exactly-once catch-up and rebuild."""
 
-from ledger.rules import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
-from projections._availability import StatusRow, status
-from projections._base import ReadModel, ReadResult
-from projections._explain import Explanation, Usage, explain, explain_view, who
-from projections._leases import LEASES_READ_MODEL, LeasesReadModel
-from projections._runner import (
-    ReadModelStatus,
-    Rebuilt,
-    catch_up,
-    install,
-    rebuild,
-    run,
-    status as read_model_status,
-    upgrade,
-)
-from projections._timeline import (
-    TIMELINE_READ_MODEL,
-    TimelineReadModel,
-    TimelineRow,
-    read_timeline,
-    timeline,
-)
+from __future__ import annotations
 
-# The read models fed from the notification log, by the name the command line uses.
-READ_MODELS: dict[str, ReadModel] = {
-    LEASES_READ_MODEL.name: LEASES_READ_MODEL,
-    TIMELINE_READ_MODEL.name: TIMELINE_READ_MODEL,
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledger.rules import (
+        EXPLAINABLE_ENDINGS as EXPLAINABLE_ENDINGS,
+        UNCLEAN_ENDINGS as UNCLEAN_ENDINGS,
+    )
+    from projections._availability import StatusRow as StatusRow, status as status
+    from projections._base import ReadModel as ReadModel, ReadResult as ReadResult
+    from projections._explain import (
+        Explanation as Explanation,
+        Usage as Usage,
+        explain as explain,
+        explain_view as explain_view,
+        who as who,
+    )
+    from projections._leases import (
+        LEASES_READ_MODEL as LEASES_READ_MODEL,
+        LeaseRow as LeaseRow,
+        LeasesReadModel as LeasesReadModel,
+        read_usage as read_usage,
+        usage as usage,
+    )
+    from projections._read_models import READ_MODELS as READ_MODELS
+    from projections._runner import (
+        ReadModelStatus as ReadModelStatus,
+        Rebuilt as Rebuilt,
+        catch_up as catch_up,
+        install as install,
+        rebuild as rebuild,
+        run as run,
+        status as read_model_status,
+        upgrade as upgrade,
+    )
+    from projections._timeline import (
+        TIMELINE_READ_MODEL as TIMELINE_READ_MODEL,
+        TimelineReadModel as TimelineReadModel,
+        TimelineRow as TimelineRow,
+        read_timeline as read_timeline,
+        timeline as timeline,
+    )
+
+# Where each public name lives (``module:name`` where it is known there by another name). A name
+# is imported when first asked for, so ``custody status`` builds neither the timeline's nor the
+# leases' read model, and ``who`` no status rows.
+_HOMES = {
+    **dict.fromkeys(("EXPLAINABLE_ENDINGS", "UNCLEAN_ENDINGS"), "ledger.rules"),
+    **dict.fromkeys(("StatusRow", "status"), "projections._availability"),
+    **dict.fromkeys(("ReadModel", "ReadResult"), "projections._base"),
+    **dict.fromkeys(
+        ("Explanation", "Usage", "explain", "explain_view", "who"), "projections._explain"
+    ),
+    **dict.fromkeys(
+        ("LEASES_READ_MODEL", "LeaseRow", "LeasesReadModel", "read_usage", "usage"),
+        "projections._leases",
+    ),
+    "READ_MODELS": "projections._read_models",
+    "read_model_status": "projections._runner:status",
+    **dict.fromkeys(
+        (
+            "ReadModelStatus",
+            "Rebuilt",
+            "catch_up",
+            "install",
+            "rebuild",
+            "run",
+            "upgrade",
+        ),
+        "projections._runner",
+    ),
+    **dict.fromkeys(
+        ("TIMELINE_READ_MODEL", "TimelineReadModel", "TimelineRow", "read_timeline", "timeline"),
+        "projections._timeline",
+    ),
 }
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'projections' has no attribute {name!r}")
+    module, _, there = home.partition(":")
+    value = getattr(importlib.import_module(module), there or name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EXPLAINABLE_ENDINGS",
@@ -37,6 +98,7 @@ __all__ = [
     "TIMELINE_READ_MODEL",
     "UNCLEAN_ENDINGS",
     "Explanation",
+    "LeaseRow",
     "LeasesReadModel",
     "ReadModel",
     "ReadModelStatus",
@@ -52,10 +114,12 @@ __all__ = [
     "install",
     "read_model_status",
     "read_timeline",
+    "read_usage",
     "rebuild",
     "run",
     "status",
     "timeline",
     "upgrade",
+    "usage",
     "who",
 ]

@@ -11,14 +11,16 @@ does. ``mutating_step`` is a mutating step no later safe step confirmed, as the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from ledger import EVENT_CLASSES, ProfileEvent
+from ledger import EVENT_CLASSES, Ledger, ProfileEvent
 from ledger.feed import FeedTransaction, LoggedEvent
 from ledger.rules import lease_ending
-from projections._base import Index, ReadModel, Table, iso
+from projections._base import Index, ReadModel, ReadResult, Table, iso
+from projections._runner import catch_up
+from projections._timeline import Found, require_account
 
 LEASES = Table(
     name="custody_leases",
@@ -268,3 +270,71 @@ def select_usage(
         "ORDER BY started_at, lease_id"
     )
     return sql, tuple(params)
+
+
+def read_usage(
+    ledger: Ledger,
+    read: Callable[[str, Sequence[Any]], Found],
+    *,
+    account_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Found:
+    """The one definition of a usage answer, whatever shape it is read in: every lease on a
+    profile of ``account_id`` (of every account: None) live at any moment of [since, until]
+    (started by ``until``, not ended before ``since``), oldest first (by start, then lease
+    id), brought up to date first. ``read`` runs the query (``Feed.query`` for rows,
+    ``Feed.read_frame`` for a DataFrame). ``InvalidInput`` naming ``account`` for an account
+    no profile was registered under."""
+    catch_up(ledger, LEASES_READ_MODEL)
+    found = read(*select_usage(account_id, since, until))
+    if len(found) == 0 and account_id is not None:
+        require_account(ledger, account_id)
+    return found
+
+
+class LeaseRow(ReadResult):
+    """One lease, from checkout to how it ended (``ending``: clean, expected_failure, review,
+    quarantine, stale, forced, revoked; None while live)."""
+
+    lease_id: str
+    profile_id: str
+    account_id: str
+    proxy_id: str
+    worker_id: str
+    run_id: str
+    task_type: str
+    fencing_token: int
+    ttl_seconds: int
+    started_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    status: str
+    outcome: str | None
+    ending: str | None
+    cause: str | None
+    profile_state_after: str | None
+    heartbeats: int
+    last_renewal_at: datetime
+    longest_gap_seconds: float
+    last_step: str | None
+    last_url: str | None
+    last_safe_step: str | None
+    mutating_step: str | None
+    marked_stale_at: datetime | None
+    ending_command_id: str | None
+    version: int
+    position: int
+
+
+def usage(
+    ledger: Ledger,
+    account_id: str | None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[LeaseRow]:
+    """``read_usage`` as rows (``reports.usage`` gives the same as a DataFrame), without
+    pandas: what a person's table of an account's leases needs."""
+    rows = read_usage(ledger, ledger.feed.query, account_id=account_id, since=since, until=until)
+    return [LeaseRow.model_validate(row) for row in rows]

@@ -1,7 +1,15 @@
 """The read models' tables and the queries the reports run on them: the part of the read side
 that ``reports`` builds its DataFrames from, as one public namespace."""
 
-from projections._leases import LEASES, select_usage
+from projections._leases import LEASES, read_usage, select_usage
 from projections._timeline import TIMELINE, around, require_account, version_at
 
-__all__ = ["LEASES", "TIMELINE", "around", "require_account", "select_usage", "version_at"]
+__all__ = [
+    "LEASES",
+    "TIMELINE",
+    "around",
+    "read_usage",
+    "require_account",
+    "select_usage",
+    "version_at",
+]

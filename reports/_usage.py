@@ -6,8 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ledger.rules import ENDED_UNKNOWN
-from projections import LEASES_READ_MODEL, catch_up
-from projections.queries import require_account, select_usage
+from projections.queries import read_usage
 from reports._frames import Moment, Source, moment, opened, typed
 
 COLUMNS = (
@@ -49,15 +48,15 @@ def usage(
     start and end, the worker's outcome and how the lease ended (``ending``: clean,
     expected_failure, review, quarantine, stale, forced, revoked; empty while live), where
     the profile went, heartbeats and the longest gap between renewals in seconds, the last
-    safe step and an unconfirmed mutating step. Brought up to date first. Times as in
+    safe step and an unconfirmed mutating step: ``projections.read_usage``'s leases, as a
+    DataFrame (``projections.usage`` has them as rows). Brought up to date first. Times as in
     ``reports._frames.moment``: a date alone means the whole day. ``InvalidInput`` naming
     ``account`` for an account no profile was registered under."""
     start, end = moment("since", since), moment("until", until, until=True)
     with opened(ledger) as source:
-        catch_up(source, LEASES_READ_MODEL)
-        frame = source.feed.read_frame(*select_usage(account, start, end))
-        if frame.empty and account is not None:
-            require_account(source, account)
+        frame = read_usage(
+            source, source.feed.read_frame, account_id=account, since=start, until=end
+        )
     frame = typed(
         frame,
         times=TIMES,

@@ -34,7 +34,6 @@ from ledger import (
     NotAllowed,
     ProfileState,
     ProfileView,
-    RecordBrowserStop,
     StopSignal,
     StoreUnavailable,
 )
@@ -308,6 +307,8 @@ def _record_stop(
 ) -> int:
     """Record the stop (``BrowserStopped``); the event's version. A store that cannot take it
     raises ``StoreUnavailable`` saying the browser was stopped all the same."""
+    from ledger import RecordBrowserStop  # the command models: not for ``why``'s look
+
     assert check.pid is not None
     try:
         row = ledger.handle(

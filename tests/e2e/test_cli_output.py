@@ -78,13 +78,18 @@ PROBE = """
 import json, sys
 from custody.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 HEAVY = {"ledger", "projections", "pydantic", "eventsourcing", "rich", "psycopg", "psycopg_pool"}
 
 
 def loaded(*args: str, cwd: Path) -> set[str]:
     """The top-level modules ``custody ARGS`` imported (the command must exit 0)."""
+    return {m.split(".")[0] for m in modules_of(*args, cwd=cwd)}
+
+
+def modules_of(*args: str, cwd: Path) -> set[str]:
+    """Every module ``custody ARGS`` imported, submodules too (the command must exit 0)."""
     run = custody(*args, cwd=cwd, program=(sys.executable, "-c", PROBE))
     report = json.loads(run.out.splitlines()[-1])
     assert report["code"] == 0, run.err
@@ -101,11 +106,57 @@ def test_help_imports_neither_the_ledger_nor_rich(tmp_path: Path) -> None:
 
 def test_status_on_sqlite_never_imports_psycopg_nor_playwright(fleet: Path) -> None:
     """``custody status`` on an SQLite store reads the ledger and draws its table without
-    importing psycopg, its pool, or Playwright (about 140 ms of start-up; the ``workers``
-    package imports its names when first asked)."""
+    importing psycopg, its pool, or Playwright (about 140 ms of start-up), nor the workers'
+    side at all: the renderer checks an answer's class only once its module was imported."""
     modules = loaded("status", cwd=fleet)
-    assert {"ledger", "projections", "rich", "workers"} <= modules
-    assert modules.isdisjoint({"psycopg", "psycopg_pool", "playwright"}), modules
+    assert {"ledger", "projections", "rich"} <= modules
+    assert modules.isdisjoint({"psycopg", "psycopg_pool", "playwright", "workers"}), modules
+
+
+def test_each_command_is_found_in_the_module_the_group_names() -> None:
+    """The group's map of where each command lives (``custody._commands.HOMES``) names every
+    command defined outside ``custody._commands``, each in the module that defines it, in the
+    order ``--help`` lists them."""
+    from custody._commands import HOMES, cli
+
+    listed = cli.list_commands(cli.make_context("custody", []))
+    home = {name: cli.commands[name].callback.__module__ for name in listed}
+    assert {n: m for n, m in home.items() if m != "custody._commands"} == HOMES
+    assert [n for n in listed if n in HOMES] == list(HOMES)
+
+
+def test_a_command_imports_its_own_module_alone(fleet: Path) -> None:
+    """``status`` imports the module of the commands that say where profiles stand, and none of
+    the other command modules (the fleet's, the reports', the audit's, the operators')."""
+    modules = modules_of("status", cwd=fleet)
+    assert "custody._profiles" in modules
+    others = {
+        "custody._operating",
+        "custody._demo_command",
+        "custody._fleet_commands",
+        "custody._reading",
+        "custody._audit_commands",
+    }
+    assert modules.isdisjoint(others), modules & others
+
+
+# Modules only a command that writes, or a read model's upkeep, needs: the command models and
+# their handlers (``ledger/__init__`` and ``Ledger.handle`` import them when asked), and the
+# leases read model (``projections/__init__`` likewise).
+WRITE_SIDE = {"ledger._commands", "ledger._handlers", "projections._leases"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["status"], ["why", "short"], ["who", "short"], ["timeline", "short"]],
+    ids=" ".join,
+)
+def test_reading_commands_build_no_command_model(fleet: Path, args: list[str]) -> None:
+    """A command that only reads imports none of the command models or their handlers (about a
+    third of the ledger's start-up), nor a read model it does not read."""
+    modules = modules_of(*args, cwd=fleet)
+    assert "ledger._application" in modules
+    assert modules.isdisjoint(WRITE_SIDE), modules & WRITE_SIDE
 
 
 DRAWING = {"pandas", "pyarrow", "matplotlib"}  # for what draws or exports, never for lines
@@ -120,6 +171,7 @@ ELSEWHERE = {"psycopg", "psycopg_pool", "playwright"}  # another store's driver,
         ["who", "short"],
         ["timeline", "short"],
         ["timeline", "--account", "a", "--since", "2020-01-01", "--until", "2999-12-31"],
+        ["usage", "--account", "a", "--since", "2020-01-01"],
     ],
     ids=" ".join,
 )
@@ -134,13 +186,26 @@ def test_answers_for_a_person_import_neither_pandas_nor_matplotlib(
     assert modules.isdisjoint(DRAWING | ELSEWHERE), modules & (DRAWING | ELSEWHERE)
 
 
-def test_usage_imports_pandas_for_its_frame_but_never_the_chart(fleet: Path) -> None:
-    """``usage`` reads its leases as a DataFrame (``reports.usage``), but the reports package
-    imports each report when asked: not matplotlib, which only the HTML report's chart draws
-    with."""
-    modules = loaded("usage", "--account", "a", "--since", "2020-01-01", cwd=fleet)
+def test_usage_as_csv_imports_pandas_for_its_frame_but_never_the_chart(fleet: Path) -> None:
+    """``usage --format csv`` reads its leases as a DataFrame (``reports.usage``), but the
+    reports package imports each report when asked: not matplotlib, which only the HTML
+    report's chart draws with. (As a table for a person, usage imports no pandas at all.)"""
+    args = ["usage", "--account", "a", "--since", "2020-01-01", "--format", "csv"]
+    modules = loaded(*args, cwd=fleet)
     assert "pandas" in modules
     assert modules.isdisjoint({"matplotlib"} | ELSEWHERE), modules & ({"matplotlib"} | ELSEWHERE)
+
+
+@pytest.mark.parametrize(
+    "args", [["status"], ["usage", "--account", "a", "--since", "2020-01-01"]], ids=" ".join
+)
+def test_a_table_in_a_pipe_is_laid_out_without_rich_s_console(fleet: Path, args: list[str]) -> None:
+    """In a pipe a table is laid out by rich's measure of a character's width alone: rich's
+    console and table (about 25 ms of start-up) are imported only to draw on a terminal."""
+    modules = modules_of(*args, cwd=fleet)
+    assert "rich.cells" in modules
+    drawing = {"rich.console", "rich.table", "rich.text"}
+    assert modules.isdisjoint(drawing), modules & drawing
 
 
 def test_json_and_empty_answers_never_import_rich(tmp_path: Path) -> None:

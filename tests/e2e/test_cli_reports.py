@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -119,6 +120,38 @@ def test_usage_lists_every_lease_of_the_account_with_its_ending(
     }
     table = ok(custody("usage", "--account", "acct_shop", cwd=cwd, store=store)).out
     assert table.splitlines()[0].split()[:3] == ["PROFILE", "LEASE", "WORKER"]
+
+
+@pytest.mark.parametrize("window", [[], ["--since", "2000-01-01", "--until", "2999-12-31"]])
+def test_usage_as_a_table_and_as_a_frame_list_the_same_leases(
+    fleet: tuple[Path, str, dict[str, str]], window: list[str]
+) -> None:
+    """The usage table for a person (rows from ``projections.usage``, no pandas) and its JSON
+    (``reports.usage``'s DataFrame) come from one read, ``read_usage``: the same leases in the
+    same order, cell for cell in the columns the table shows."""
+    cwd, store, _ = fleet
+    args = ["usage", "--account", "acct_shop", *window]
+    table = ok(custody(*args, cwd=cwd, store=store)).out.splitlines()
+    frame = ok(custody("--json", *args, cwd=cwd, store=store)).json()
+
+    def shown(value: object) -> str:
+        return "-" if value is None else str(value)
+
+    expected = [
+        [
+            *(r[c] for c in ("profile_id", "lease_id", "worker_id", "run_id", "task_type")),
+            *(shown(r[c] and r[c][:19].replace("T", " ")) for c in ("started_at", "ended_at")),
+            *(shown(r[c]) for c in ("ending", "outcome", "heartbeats")),
+        ]
+        for r in frame
+    ]
+    assert len(frame) == 2
+    assert [_cells(line) for line in table[1:]] == expected
+
+
+def _cells(line: str) -> list[str]:
+    """A table row's cells: split on the runs of spaces between columns (a time holds one)."""
+    return [c for c in re.split(r"\s{2,}", line.strip()) if c]
 
 
 def test_who_why_and_usage_name_an_ending_in_the_same_words(

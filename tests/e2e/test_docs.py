@@ -264,7 +264,10 @@ def _cli_commands() -> dict[str, click.Command]:
     found: dict[str, click.Command] = {}
 
     def walk(group: click.Group, prefix: str) -> None:
-        for name, command in group.commands.items():
+        ctx = click.Context(group)  # listed as --help lists them: each command's module imported
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None, name
             if isinstance(command, click.Group):
                 walk(command, f"{prefix}{name} ")
             else:

@@ -1,0 +1,114 @@
+"""The door every command comes in by: ``Command``, the frozen, strict base of each command
+model, and the one way a validation failure becomes ``InvalidInput`` naming its field.
+
+Apart from the commands themselves (``ledger._commands``), so that the ledger's reads, which
+check a profile or lease id at this door, need not build every command model first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+
+from ledger._domain.errors import InvalidInput
+from ledger._domain.model import CommandId, LeaseId, ProfileId
+
+R = TypeVar("R")
+
+# Enums arrive as their values from the CLI, JSON and the README's examples; everything else is
+# strict (no "300" for a TTL, no 1 for a flag).
+LAX = Field(strict=False)
+# How much of a rejected value an error line quotes.
+QUOTED_PREFIX = 60
+
+
+class Door(BaseModel):
+    """What every value checked at the door is: frozen, strict, unknown fields refused, and
+    bad input one ``InvalidInput`` naming the first bad field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
+
+    kind: ClassVar[str] = ""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _at_the_door(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Bad input is one ``InvalidInput`` naming the first bad field, whoever builds the
+        command (the API's caller, the command line, the SDK)."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            raise invalid(cls.kind, e) from None
+
+
+class Command(Door, Generic[R]):
+    """Base of every command: checked at the door; ``R`` is its answer."""
+
+    # Fields that carry what the caller observed rather than what it asked: a resend observes
+    # afresh, so they are left out of the fingerprint.
+    observed: ClassVar[frozenset[str]] = frozenset()
+    # Whether the command may start a profile's stream (and a new store).
+    creates: ClassVar[bool] = False
+
+    command_id: CommandId | None = None
+
+    def fingerprint(self) -> str:
+        """``kind:digest`` of what was asked; stable across processes, runs and versions that
+        only add optional fields."""
+        left_out = {"command_id", *self.observed}
+        asked = self.model_dump(mode="json", exclude=left_out, exclude_defaults=True)
+        canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256(f"{self.kind}\n{canonical}".encode()).hexdigest()[:16]
+        return f"{self.kind}:{digest}"
+
+    def issued_id(self) -> str:
+        """The caller's command id, or a new one for a command sent once."""
+        return self.command_id if self.command_id is not None else uuid.uuid4().hex
+
+
+def invalid(kind: str, error: ValidationError) -> InvalidInput:
+    """The ``InvalidInput`` a validation failure means: the first bad field, in plain words,
+    with a short quote of what was given."""
+    problem = error.errors()[0]
+    field = ".".join(str(p) for p in problem["loc"]) or kind
+    text = _SAID.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
+    if problem["type"] != "missing":
+        text += f" (got {quoted(problem['input'])})"
+    return InvalidInput(field, text)
+
+
+# pydantic's words for a problem, where the caller deserves plainer ones.
+_SAID = {"string_unicode": "must be valid Unicode text (it holds bytes that were not UTF-8)"}
+
+
+def quoted(value: Any) -> str:
+    """A value as an error line may show it: its repr, cut to a short prefix."""
+    shown = repr(value)
+    return shown if len(shown) <= QUOTED_PREFIX else f"{shown[:QUOTED_PREFIX]}... ({len(shown)})"
+
+
+# Not commands: parametrising a generic model (``Command[Any]``) builds its schema at import,
+# and with it loads pydantic's plugins, start-up a read has no use for.
+class ProfileQuery(Door):
+    """A read's profile id, checked at the same door as a command's."""
+
+    kind = "read"
+    profile_id: ProfileId
+
+
+class LeaseQuery(Door):
+    """A read's lease id, checked at the same door as a command's."""
+
+    kind = "read"
+    lease_id: LeaseId
