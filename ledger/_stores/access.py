@@ -14,10 +14,11 @@ PostgreSQL a login records only what its custody role may.
   refuses an event whose recorded role is not one of the session's, or whose type that role
   may not record (``ledger._domain.authority``): a worker's login cannot record a review.
   The owner of the events table (the login ``custody init`` runs as) acts in every role.
-- **Turns.** Appends take a transaction-scoped advisory lock, in place of the library's
-  ``LOCK TABLE ... IN EXCLUSIVE MODE`` (which needs UPDATE on the table): appends still commit
-  in the order of their positions, so a reader following the log never passes a gap that
-  fills in later. A statement trigger takes it too, for inserts made outside custody.
+- **No turns.** Appends take no store-wide lock (neither the library's ``LOCK TABLE ... IN
+  EXCLUSIVE MODE``, which needs UPDATE on the table, nor an advisory lock) and may commit out
+  of the order of their positions. A statement trigger gives every insert a transaction id
+  before it draws a position, which is what lets a reader following the log tell a gap that
+  may yet be filled (``ledger._stores.settled``).
 
 Group roles belong to the PostgreSQL cluster, not to one database: a cluster serving two
 custody stores gives a login of one the same role in the other if that store granted it too.
@@ -94,15 +95,16 @@ END $f$"""
         refuse,
         xid_first,
         _check_append_ddl(),
-        # Schema 7 made appends take turns on an advisory lock; none is taken now.
-        f"DROP TRIGGER IF EXISTS custody_events_in_turn ON {events}",
-        "DROP FUNCTION IF EXISTS custody_append_in_turn()",
         f"CREATE OR REPLACE TRIGGER custody_events_no_rewrite BEFORE UPDATE OR DELETE "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_refuse_rewrite()",
         f"CREATE OR REPLACE TRIGGER custody_events_no_truncate BEFORE TRUNCATE "
         f"ON {events} FOR EACH STATEMENT EXECUTE FUNCTION custody_refuse_rewrite()",
         f"CREATE OR REPLACE TRIGGER custody_events_xid_first BEFORE INSERT "
         f"ON {events} FOR EACH STATEMENT EXECUTE FUNCTION custody_append_xid_first()",
+        # Schema 7 made appends take turns on an advisory lock; none is taken from schema 8.
+        # Dropped once its successor is in place: no append goes without either.
+        f"DROP TRIGGER IF EXISTS custody_events_in_turn ON {events}",
+        "DROP FUNCTION IF EXISTS custody_append_in_turn()",
         f"CREATE OR REPLACE TRIGGER custody_events_by_role BEFORE INSERT "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_check_append()",
     ]

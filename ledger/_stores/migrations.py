@@ -56,7 +56,10 @@ class Migrating(Protocol):
 # 7: hash chains (``ledger._domain.chain``): each profile's head as its events left it before
 #    events carried links is recorded in custody_chain_origins; snapshots (without a head) go.
 #    Triggers refuse any UPDATE or DELETE (and TRUNCATE) of events (``ledger._stores.access``).
-SCHEMA_VERSION = 7
+# 8: appends take no store-wide lock and may commit out of the order of their positions; an
+#    insert trigger gives each a transaction id before it draws one (``ledger._stores.settled``
+#    is how readers keep up). Refused by an older custody, whose readers would miss events.
+SCHEMA_VERSION = 8
 SCHEMA_TABLE = "custody_schema"
 _SCHEMA_DDL = (
     f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "

@@ -12,11 +12,14 @@ hands on no row past a *gap* that may still be filled, and it can tell when one 
   (the gap stays forever) or was in progress at ``S``.
 - The snapshot does not list every transaction in progress: ``xip`` holds those below its
   ``xmax``, which is the newest *ended* transaction's id plus one, and ``T`` may have a higher
-  id. So the read asks the lock table which transactions are in progress now (each holds the
-  lock of its own id until it ends): ``T``, if it has not ended, is among those listed in
-  ``xip`` or at or past ``xmax``. Once each of those has ended, a second read sees ``g`` if
-  ``T`` committed; if it does not, it never will. Every gap up to the first read's last row is
-  then settled.
+  id. So the read asks the lock table which appends are in progress now (each holds the lock
+  of its own id, and the events table's ROW EXCLUSIVE lock, until it ends): ``T``, if it has
+  not ended, is among those listed in ``xip`` or at or past ``xmax``. Once each of those has
+  ended, a second read sees ``g`` if ``T`` committed; if it does not, it never will. Every gap
+  up to the first read's last row is then settled.
+
+Readers run their transactions in READ COMMITTED, whatever the server's default, so that a
+second read sees what committed after the first (``SqlViews.transaction``).
 
 The reader waits for them (appends last milliseconds), polling the server's snapshot, at most
 the store's timeout; past that it hands on what is settled and the next read goes on from
@@ -38,12 +41,18 @@ SNAPSHOT_COLUMNS = (
     "(SELECT pg_current_snapshot()::text), (SELECT pg_current_xact_id_if_assigned()::text)"
 )
 SNAPSHOT_QUERY = f"SELECT {SNAPSHOT_COLUMNS}"
-# The ids (32 bits) of the transactions in progress now on this database (or prepared, with
-# no session): each holds the lock of its own id until it ends.
+# The ids (32 bits) of the appends in progress now: each transaction holds the lock of its own
+# id until it ends, and an insert holds ROW EXCLUSIVE on the events table (``?``) from before
+# it draws a position (taken when the statement is planned) until its transaction ends. One
+# read of the lock table (materialised), so the two kinds of lock are seen at one moment.
+# (Not pg_stat_activity: a transaction reads that once and keeps its copy.)
 RUNNING_QUERY = (
-    "SELECT l.transactionid::text FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-    "WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted "
-    "AND (l.pid IS NULL OR a.datname = current_database())"
+    "WITH locks AS MATERIALIZED (SELECT locktype, mode, granted, relation, transactionid, "
+    "virtualtransaction FROM pg_locks) "
+    "SELECT x.transactionid::text FROM locks x WHERE x.locktype = 'transactionid' "
+    "AND x.mode = 'ExclusiveLock' AND x.granted AND x.virtualtransaction IN "
+    "(SELECT r.virtualtransaction FROM locks r WHERE r.locktype = 'relation' "
+    "AND r.mode = 'RowExclusiveLock' AND r.relation = to_regclass(?))"
 )
 _FIRST_PAUSE = 0.0005
 _LONGEST_PAUSE = 0.02

@@ -151,7 +151,7 @@ class SqlCursor:
             return Running.parse(*self.tuples(SNAPSHOT_QUERY)[0])
 
         def running() -> list[int]:
-            return [int(x) for (x,) in self.tuples(RUNNING_QUERY)]
+            return [int(x) for (x,) in self.tuples(RUNNING_QUERY, (self._events,))]
 
         return read_settled(select, snapshot, running, after, limit, self._wait)
 
@@ -223,6 +223,9 @@ class SqlViews(Views):
     def transaction(self) -> Iterator[ViewCursor]:
         with store_errors(self.settings), self._datastore.transaction(commit=True) as cursor:
             if self._pg:  # a claim waits behind another transaction at most the timeout
+                # Each statement sees what committed before it, whatever the server's default:
+                # a read of the log waits for a gap, then reads again (``settled``).
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 cursor.execute(f"SET LOCAL lock_timeout = '{self.settings.timeout}s'")
             yield SqlCursor(cursor, self._pg, self._events, replan=True, wait=self._wait)
 

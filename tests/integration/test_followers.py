@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from conftest import register
 
 from ledger import Checkout, Heartbeat, Ledger
-from projections import TIMELINE_READ_MODEL, read_model_status
+from projections import TIMELINE_READ_MODEL, catch_up, read_model_status
 
 PROCESS = Path(__file__).with_name("follower_process.py")
 WRITERS = 6
@@ -134,3 +135,42 @@ def test_a_read_past_its_bound_hands_on_only_what_is_settled(pg_url: str, ends: 
             conn.commit() if ends == "commit" else conn.rollback()
         found = [e.position for e in ledger.feed.read(head, 10)]
     assert found == ([head + 1, head + 2] if ends == "commit" else [head + 2])
+
+
+def test_a_catch_up_waits_for_a_gap_whatever_the_servers_default_isolation(pg_url: str) -> None:
+    """With the database's default at REPEATABLE READ, a read model's catch-up (its own
+    transaction) waits for the append that holds a gap, reads again once it commits, and folds
+    it: a second read in the first one's snapshot would pass the gap without it."""
+    Ledger.init(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        assert name is not None
+        conn.execute(
+            f"ALTER DATABASE {name[0]} SET default_transaction_isolation = 'repeatable read'"
+        )
+        conn.execute(  # the registration of "slowpoke" holds its position a second, uncommitted
+            "CREATE FUNCTION custody_test_slow() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+            "BEGIN PERFORM pg_sleep(1); RETURN NULL; END $f$"
+        )
+        conn.execute(
+            "CREATE TRIGGER custody_test_slow AFTER INSERT ON custody_events FOR EACH ROW "
+            "WHEN (position('slowpoke' in convert_from(NEW.state, 'UTF8')) > 0) "
+            "EXECUTE FUNCTION custody_test_slow()"
+        )
+    with Ledger.open(pg_url) as ledger:
+        register(ledger, "a")
+        catch_up(ledger, TIMELINE_READ_MODEL)
+
+        def slow() -> None:
+            with Ledger.open(pg_url) as other:
+                register(other, "slowpoke")
+
+        held = threading.Thread(target=slow)
+        held.start()
+        time.sleep(0.3)
+        register(ledger, "b")  # committed above slowpoke's position
+        catch_up(ledger, TIMELINE_READ_MODEL)
+        held.join()
+        (status,) = read_model_status(ledger, [TIMELINE_READ_MODEL])
+    assert status.problems == []
+    assert (status.rows, status.position) == (3, _positions(pg_url)[-1])

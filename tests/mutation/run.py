@@ -296,6 +296,14 @@ MUTANTS = (
         ("tests/unit/test_settled_reads.py",),
     ),
     Mutant(
+        "follower-running",
+        "ledger/_stores/settled.py",
+        """    "AND x.mode = 'ExclusiveLock' AND x.granted AND x.virtualtransaction IN "\n""",
+        """    "AND false AND x.virtualtransaction IN "\n""",
+        "a read of the log waits for no append in progress before it passes a gap",
+        ("tests/integration/test_followers.py",),
+    ),
+    Mutant(
         "group-commit",
         "ledger/_unit_of_work.py",
         "        self._batch = batch = _Batch(self.now())\n",

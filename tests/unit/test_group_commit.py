@@ -1,7 +1,7 @@
 """Group commit (``UnitOfWork.together``, ``Ledger.handle_together``, the sweep): several
 commands' writes in one transaction, each command judged and answered on its own; on the fake
 repository, which counts transactions (``saves``). The same on real stores, one transaction id
-for every event: ``tests/integration/test_group_commit.py``."""
+for every event: ``tests/integration/test_group_commit_stores.py``."""
 
 from __future__ import annotations
 
