@@ -196,13 +196,10 @@ class UnitOfWork:
         command_id, fingerprint = command.issued_id(), command.fingerprint()
         recorded = None if given is None else (given, fingerprint)
         for attempt in range(MAX_ATTEMPTS):
-            if given is not None and (resent := self._resent(given, fingerprint, profile_id)):
-                return resent
-            issued = _Issued(command_id, fingerprint, self.now())
-            profile = self._decided(profile_id, decision, issued)
-            events = profile.pending_events
-            if not events:
-                return Done(profile)
+            done = self._attempt(command, profile_id, decision, command_id, self.now())
+            if done.replayed or not done.appended:
+                return done
+            profile, events = done.profile, done.appended
             try:
                 self.repository.save(profile, availability_of(profile), recorded)
             except StreamConflict:  # another writer took the version, or this command id
@@ -221,20 +218,31 @@ class UnitOfWork:
         from it stands only if the batch is kept, else the command runs again alone)."""
         if isinstance(decision, Creation) or profile_id in batch.profiles:
             raise _Alone  # a registration checks its directory against committed ones only
+        done = self._attempt(command, profile_id, decision, command.issued_id(), batch.now)
+        if done.replayed or not done.appended:
+            return done
         given = command.command_id
-        fingerprint = command.fingerprint()
-        if given is not None and (resent := self._resent(given, fingerprint, profile_id)):
-            return resent
-        issued = _Issued(command.issued_id(), fingerprint, batch.now)
-        profile = self._decided(profile_id, decision, issued)
-        events = profile.pending_events
-        if not events:
-            return Done(profile)
-        recorded = None if given is None else (given, fingerprint)
-        batch.saves.append((profile, availability_of(profile), recorded))
+        recorded = None if given is None else (given, command.fingerprint())
+        batch.saves.append((done.profile, availability_of(done.profile), recorded))
         batch.callers.append(batch.calling)
         batch.profiles.add(profile_id)
-        return Done(profile, events)
+        return done
+
+    def _attempt(
+        self,
+        command: Command[Any],
+        profile_id: str,
+        decision: Decision | Creation,
+        command_id: str,
+        now: datetime,
+    ) -> Done:
+        """One attempt of ``run``, before the save: the answer to a resent command id, or the
+        profile with the decision made on it at ``now`` (its events pending, as ``appended``)."""
+        given, fingerprint = command.command_id, command.fingerprint()
+        if given is not None and (resent := self._resent(given, fingerprint, profile_id)):
+            return resent
+        profile = self._decided(profile_id, decision, _Issued(command_id, fingerprint, now))
+        return Done(profile, list(profile.pending_events))
 
     def _decided(self, profile_id: str, decision: Decision | Creation, issued: _Issued) -> Profile:
         """The profile as it stands, with the decision made on it (its events pending)."""
