@@ -184,7 +184,8 @@ def _progress(err: TextIO) -> Callable[[int], None] | None:
 
 @cli.group(cls=Group)
 def access() -> None:
-    """logins and their custody roles (PostgreSQL; run with the store owner's URL)"""
+    """logins and their custody roles (PostgreSQL), and the lease service's bearer tokens
+    (run with the store owner's URL)"""
 
 
 @access.command("grant")
@@ -219,3 +220,41 @@ def access_list(ledger: Ledger) -> list[dict[str, str]]:
     from ledger.access import logins
 
     return [{"login": found.login, "role": found.role.value} for found in logins(ledger)]
+
+
+_ROLES = click.Choice(["worker", "scheduler", "reviewer", "operator"])
+
+
+@access.command("token")
+@click.argument("actor", metavar="ACTOR")
+@click.option("--role", required=True, type=_ROLES, help="the one role ACTOR acts in")
+@on_ledger
+def access_token(ledger: Ledger, actor: str, role: str) -> dict[str, str]:
+    """print a new bearer token for the lease service (custody serve): ACTOR acting as ROLE
+    (shown once; the store keeps its hash)"""
+    from ledger.access import issue_token
+
+    made = issue_token(ledger, actor, role)
+    return {"token": made.token, "token_id": made.token_id, "actor": made.actor, "role": role}
+
+
+@access.command("revoke")
+@click.argument("actor", metavar="[ACTOR]", required=False)
+@click.option("--token-id", metavar="ID", help="revoke this one token (custody access tokens)")
+@on_ledger
+def access_revoke(ledger: Ledger, actor: str | None, token_id: str | None) -> dict[str, object]:
+    """revoke every token of ACTOR, or the token --token-id names (within 5 s on every
+    replica of the service)"""
+    from ledger.access import revoke_tokens
+
+    revoked = revoke_tokens(ledger, actor=actor, token_id=token_id)
+    return {"revoked": revoked, "of": actor if actor is not None else token_id}
+
+
+@access.command("tokens")
+@on_ledger
+def access_tokens(ledger: Ledger) -> list[dict[str, object]]:
+    """every token issued: its id, actor, role, when issued and revoked (never the token)"""
+    from ledger.access import tokens_issued
+
+    return [row.model_dump(mode="json") for row in tokens_issued(ledger)]

@@ -70,6 +70,7 @@ HOMES = {
     **dict.fromkeys(("fleet", "health", "checklist", "report"), "custody._fleet_commands"),
     **dict.fromkeys(("timeline", "usage", "replay", "projections"), "custody._reading"),
     **dict.fromkeys(("keygen", "digest", "verify", "access"), "custody._audit_commands"),
+    "serve": "custody._serve",
 }
 
 

@@ -219,6 +219,8 @@ def list_lines(command: str, rows: list[Any]) -> list[str]:
             for r in rows
             for line in (rebuilt_lines(r) if _is(r, "projections", "Rebuilt") else rebuild_lines(r))
         ]
+    if isinstance(first, dict):  # records (access list, access tokens): one line each
+        return ["  ".join("-" if v is None else str(v) for v in r.values()) for r in rows]
     return [str(r) for r in rows]
 
 

@@ -190,6 +190,19 @@ class Ledger:
             row = availability_of(self.uow.load(pid))
         return lease_check(row, lid)
 
+    def lease_worker(self, lease_id: str) -> str | None:
+        """The worker that holds (or last held) the lease, while its profile's availability row
+        still names it; None when the row names another lease. One indexed read: what a
+        service checks before it lets a caller speak under a lease."""
+        lid = LeaseQuery(lease_id=lease_id).lease_id
+        pid = parse_lease_id(lid)[0]
+        row = self.store.availability_row(pid)
+        if not isinstance(row, Availability):
+            row = availability_of(self.uow.load(pid))
+        if row.lease_id == lid:
+            return row.holder_worker
+        return row.last_worker if row.last_lease_id == lid else None
+
     def profile_ids(self) -> list[str]:
         """Every registered profile, read from the event log itself, in id order."""
         return self.store.profile_ids()

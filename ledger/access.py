@@ -11,6 +11,11 @@ role may UPDATE, DELETE or TRUNCATE events (``ledger._stores.access``).
 On SQLite there are no logins: the file's permissions and the ledger's own checks are the
 boundary; whoever can write the file can act in every role (and ``custody verify`` names what
 they rewrote).
+
+The lease service (``custody serve``) knows its callers by bearer tokens: ``issue_token`` makes
+one for an actor in one role (shown once, stored hashed), ``token_holder`` says whose a token
+is, ``revoke_tokens`` ends an actor's tokens or one token. The service's own store login must
+hold the roles its callers act in; the database still refuses what that login may not record.
 """
 
 from __future__ import annotations
@@ -18,11 +23,25 @@ from __future__ import annotations
 from ledger._application import Ledger
 from ledger._domain.authority import ROLE_EVENTS, Forbidden
 from ledger._domain.errors import InvalidInput
-from ledger._domain.model import Frozen, Role
-from ledger._stores import access
+from ledger._domain.model import Frozen, Identity, Role
+from ledger._stores import access, tokens
 from ledger._stores.sql import SqlStore
 
-__all__ = ["ROLE_EVENTS", "Forbidden", "Granted", "LoginRole", "grant", "logins"]
+__all__ = [
+    "ROLE_EVENTS",
+    "Forbidden",
+    "Granted",
+    "IssuedToken",
+    "LoginRole",
+    "TokenHolder",
+    "TokenRow",
+    "grant",
+    "issue_token",
+    "logins",
+    "revoke_tokens",
+    "token_holder",
+    "tokens_issued",
+]
 
 
 class Granted(Frozen):
@@ -49,6 +68,62 @@ def logins(ledger: Ledger) -> list[LoginRole]:
     """Every login that holds a custody role, with it."""
     found = access.logins(_postgres(ledger))
     return [LoginRole(login=r["login"], role=Role(r["role"])) for r in found]
+
+
+class TokenHolder(Frozen):
+    """Who a bearer token speaks for: the actor and the one role it acts in."""
+
+    token_id: str
+    actor: str
+    role: Role
+
+
+class IssuedToken(TokenHolder):
+    token: str  # shown once: the store keeps its SHA-256 only
+
+
+class TokenRow(TokenHolder):
+    issued_at: str
+    revoked_at: str | None
+
+
+def issue_token(ledger: Ledger, actor: str, role: Role | str) -> IssuedToken:
+    """A new bearer token for ``actor`` acting as ``role`` (on PostgreSQL, run with the owner's
+    URL: custody's group roles may only read the tokens)."""
+    chosen = _role(role)
+    who = _actor(actor)
+    store = ledger.store
+    groups = list(access.GROUP_ROLES.values()) if store._pg and access.groups_exist(store) else []
+    made = tokens.issue(store, who, chosen.value, ledger.now(), groups)
+    return IssuedToken.model_validate(made)
+
+
+def token_holder(ledger: Ledger, token: str) -> TokenHolder | None:
+    """Whose ``token`` is, or None when it is unknown or revoked."""
+    found = tokens.holder(ledger.store, token)
+    return TokenHolder.model_validate(found) if found is not None else None
+
+
+def revoke_tokens(ledger: Ledger, *, actor: str | None = None, token_id: str | None = None) -> int:
+    """Revoke every live token of ``actor``, or the token ``token_id``; how many were live."""
+    if (actor is None) == (token_id is None):
+        raise InvalidInput("token", "name an actor or a token id, not both")
+    return tokens.revoke(ledger.store, ledger.now(), actor=actor, token_id=token_id)
+
+
+def tokens_issued(ledger: Ledger) -> list[TokenRow]:
+    """Every token issued on this store, live or revoked (never the token itself)."""
+    return [TokenRow.model_validate(r) for r in tokens.listed(ledger.store)]
+
+
+def _actor(actor: str) -> str:
+    from ledger._door import Door
+
+    class _Actor(Door):
+        kind = "token"
+        actor: Identity
+
+    return _Actor(actor=actor).actor
 
 
 def _role(role: Role | str) -> Role:

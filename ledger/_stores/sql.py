@@ -43,6 +43,7 @@ from ledger._stores.store import (
     store_errors,
     store_failure,
 )
+from ledger._stores.tokens import TOKENS_TABLE
 from ledger.ports import Authority, CommandRecord, DirectoryRecord
 
 _RECORDERS = {
@@ -183,7 +184,7 @@ class SqlStore(Store):
             events=self.app.recorder.events_table_name,  # type: ignore[attr-defined]
             snapshots=snapshots.recorder.events_table_name if snapshots else "",  # type: ignore[attr-defined]
             directories=DIRECTORIES_TABLE,
-            read_only=frozenset({SCHEMA_TABLE, ORIGINS_TABLE}),
+            read_only=frozenset({SCHEMA_TABLE, ORIGINS_TABLE, TOKENS_TABLE}),
         )
 
     def authority(self) -> Authority:

@@ -1,0 +1,73 @@
+"""``custody serve``: the lease service (``service``) under uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import click
+
+from custody._commands import cli
+from custody._wiring import options
+
+DEFAULT_LISTEN = "127.0.0.1:8420"
+
+
+@cli.command()
+@click.option(
+    "--listen", default=DEFAULT_LISTEN, show_default=True, metavar="HOST:PORT",
+    help="where to take requests (port 0: any free port, printed)",
+)  # fmt: skip
+@click.option(
+    "--access-log/--no-access-log", default=False, show_default=True,
+    help="a line per request on standard error",
+)  # fmt: skip
+def serve(listen: str, access_log: bool) -> None:
+    """serve the ledger over HTTP to workers in any language, and the review console to people
+    (tokens: custody access token); stops cleanly on SIGTERM or Ctrl-C"""
+    import uvicorn
+
+    from ledger import Ledger
+    from service import create_app
+
+    host, port = _address(listen)
+    url = options().store
+    with Ledger.open(url, create=False) as ledger:
+        where = ledger.settings.describe()
+        ledger.store.schema_version()  # refuse a missing or uninitialised store now
+    sock = _bound(host, port)
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(f"custody serving {where} on http://{shown_host}:{sock.getsockname()[1]}", err=True)
+    sys.stderr.flush()
+    config = uvicorn.Config(
+        create_app(url),
+        log_level="warning",
+        access_log=access_log,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _address(listen: str) -> tuple[str, int]:
+    from ledger import InvalidInput
+
+    host, sep, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InvalidInput("listen", f"give HOST:PORT, e.g. {DEFAULT_LISTEN} (got {listen!r})")
+    return host, int(port)
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    from ledger import InvalidInput
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        raise InvalidInput("listen", f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(2048)
+    return sock

@@ -1,0 +1,105 @@
+"""Bearer tokens for the lease service: an actor and the one role it acts in, stored hashed.
+
+A token is shown once, when it is issued; the store keeps only its SHA-256, so a copy of the
+database does not let anyone call the service. Revoking marks the token's row; a revoked row
+is kept (who held which role, and until when, is part of the audit). The table is made by the
+first ``issue`` (on PostgreSQL with the owner's URL, like ``custody access grant``); custody's
+group roles may only read it, so a worker's database login cannot mint a reviewer's token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from typing import Any, Protocol
+
+TOKENS_TABLE = "custody_tokens"
+PREFIX = "cst_"
+# How many characters of the hash name a token in listings and revocations.
+TOKEN_ID_LENGTH = 12
+
+_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {TOKENS_TABLE} (token_hash TEXT PRIMARY KEY, "
+    "token_id TEXT NOT NULL UNIQUE, actor TEXT NOT NULL, role TEXT NOT NULL, "
+    "issued_at TEXT NOT NULL, revoked_at TEXT)"
+)
+
+
+class Executing(Protocol):
+    _pg: bool
+
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]: ...
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None: ...
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(
+    store: Executing, actor: str, role: str, now: datetime, groups: list[str]
+) -> dict[str, str]:
+    """A new token for ``actor`` in ``role``; ``groups`` are the database roles that may read
+    the table (PostgreSQL: custody's group roles, when they exist)."""
+    store.execute(_DDL)
+    if store._pg and groups:
+        every = ", ".join(groups)
+        store.execute(f"REVOKE ALL ON {TOKENS_TABLE} FROM {every}")
+        store.execute(f"GRANT SELECT ON {TOKENS_TABLE} TO {every}")
+    token = PREFIX + secrets.token_urlsafe(32)
+    hashed = digest(token)
+    token_id = hashed[:TOKEN_ID_LENGTH]
+    store.execute(
+        f"INSERT INTO {TOKENS_TABLE} (token_hash, token_id, actor, role, issued_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (hashed, token_id, actor, role, now.isoformat()),
+    )
+    return {"token": token, "token_id": token_id, "actor": actor, "role": role}
+
+
+def exists(store: Executing) -> bool:
+    if store._pg:
+        rows = store.query("SELECT to_regclass(?) IS NOT NULL AS found", (TOKENS_TABLE,))
+    else:
+        rows = store.query(
+            "SELECT count(*) > 0 AS found FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (TOKENS_TABLE,),
+        )
+    return bool(rows[0]["found"])
+
+
+def holder(store: Executing, token: str) -> dict[str, str] | None:
+    """The live token's actor and role, or None (unknown, revoked, or no token issued yet)."""
+    if not token.startswith(PREFIX) or not exists(store):
+        return None
+    rows = store.query(
+        f"SELECT token_id, actor, role FROM {TOKENS_TABLE} "
+        "WHERE token_hash = ? AND revoked_at IS NULL",
+        (digest(token),),
+    )
+    return {k: str(v) for k, v in rows[0].items()} if rows else None
+
+
+def revoke(store: Executing, now: datetime, *, actor: str | None, token_id: str | None) -> int:
+    """Revoke the live tokens of ``actor`` or the one named ``token_id``; how many."""
+    if not exists(store):
+        return 0
+    where, params = ("actor = ?", actor) if actor is not None else ("token_id = ?", token_id)
+    found = store.query(
+        f"SELECT count(*) AS n FROM {TOKENS_TABLE} WHERE {where} AND revoked_at IS NULL", (params,)
+    )
+    store.execute(
+        f"UPDATE {TOKENS_TABLE} SET revoked_at = ? WHERE {where} AND revoked_at IS NULL",
+        (now.isoformat(), params),
+    )
+    return int(found[0]["n"])
+
+
+def listed(store: Executing) -> list[dict[str, Any]]:
+    if not exists(store):
+        return []
+    return store.query(
+        f"SELECT token_id, actor, role, issued_at, revoked_at FROM {TOKENS_TABLE} "
+        "ORDER BY issued_at, token_id"
+    )

@@ -1,0 +1,345 @@
+"""The HTTP resources: each builds a ledger command (its body checked at the same door as the
+CLI's) or runs a read, and answers with the ledger's own models and sentences.
+
+Writes queue on the writer thread (group commit, ``service._writer``); reads run on the
+reader threads (``service._readers``). The actor is the bearer token's, never the body's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+from fastapi import FastAPI, Query, Response
+
+from ledger import (
+    Availability,
+    Checkout,
+    Command,
+    Disable,
+    Enable,
+    Extend,
+    ForceRelease,
+    Heartbeat,
+    Lease,
+    LeaseCheck,
+    Ledger,
+    ProfileRecord,
+    Quarantine,
+    RegisterProfile,
+    Release,
+    ReleaseResult,
+    Review,
+    Role,
+    Sweep,
+    SweepReport,
+)
+from ledger.access import TokenHolder
+from service import _errors, _metrics
+from service._auth import Refused, Tokens, require
+from service._bodies import (
+    CheckoutBody,
+    ExtendBody,
+    HeartbeatBody,
+    OperatorBody,
+    RegisterBody,
+    ReleaseBody,
+    ReviewBody,
+)
+from service._readers import Readers
+from service._types import Caller, IdempotencyKey, LeasePath, ProfilePath
+from service._writer import Writer
+
+log = logging.getLogger("custody.service")
+Operator = type[ForceRelease] | type[Quarantine] | type[Disable] | type[Enable]
+T = TypeVar("T")
+
+# How long a lease watch may hold a request open, and how often it looks.
+MAX_WAIT_SECONDS = 60.0
+WATCH_INTERVAL_SECONDS = 0.25
+# How many lease owners one process remembers (a lease's worker never changes).
+OWNERS_REMEMBERED = 100_000
+
+
+class Service:
+    """What one process holds: the writer, the readers, the token and owner caches."""
+
+    def __init__(self, store_url: str | None) -> None:
+        self.store_url = store_url
+        self.writer = Writer(self._ledger)
+        self.readers = Readers(self._ledger)
+        self.tokens = Tokens(self.readers.run)
+        self.owners: dict[str, str] = {}
+
+    def _ledger(self) -> Ledger:
+        return Ledger.open(self.store_url, create=False)
+
+    async def write(self, command: Command[T]) -> T:
+        answer: T = await asyncio.wrap_future(self.writer.submit(command))
+        return answer
+
+    async def own_lease(self, caller: TokenHolder, lease_id: str) -> None:
+        """A worker speaks only under its own leases (a fencing token is a small number,
+        not a secret). A lease the profile's row no longer names passes: the ledger answers
+        that it is lost."""
+        if caller.role is not Role.WORKER:
+            return
+        owner = self.owners.get(lease_id)
+        if owner is None:
+            owner = await self.readers.run(lambda ledger: ledger.lease_worker(lease_id))
+            if owner is not None:
+                self.remember(lease_id, owner)
+        if owner is not None and owner != caller.actor:
+            raise Refused(f"lease {lease_id} is held by {owner}, not {caller.actor}")
+
+    def remember(self, lease_id: str, worker: str) -> None:
+        if len(self.owners) >= OWNERS_REMEMBERED:
+            for old in list(self.owners)[: OWNERS_REMEMBERED // 2]:
+                del self.owners[old]
+        self.owners[lease_id] = worker
+
+
+def command_id(caller: TokenHolder, key: str | None) -> str | None:
+    """The command id an Idempotency-Key means: one actor's key never meets another's."""
+    if key is None:
+        return None
+    _errors.check_key(key)
+    digest = hashlib.sha256(f"{caller.actor}\n{key}".encode()).hexdigest()[:32]
+    return f"http-{digest}"
+
+
+def create_app(store_url: str | None = None) -> FastAPI:
+    """The service on the store at ``store_url`` (None: ``$CUSTODY_STORE``, else
+    ``./custody.db``), which must exist (``custody init``)."""
+    service = Service(store_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.writer.start()
+        try:
+            yield
+        finally:  # uvicorn stops taking requests first (SIGTERM), then this drains the writer
+            await asyncio.to_thread(service.writer.stop)
+            service.readers.close()
+
+    app = FastAPI(
+        title="custody lease service",
+        version="1",
+        lifespan=lifespan,
+        description="Leases on browser profiles: checkout, heartbeat, release, review.",
+    )
+    app.state.service = service
+    _errors.install(app)
+    metrics = _metrics.Metrics(service)
+    metrics.install(app)
+
+    # -- the worker's lease -------------------------------------------------------------
+
+    @app.post(
+        "/v1/profiles/{profile_id}/checkout",
+        status_code=201,
+        response_model=Lease,
+        responses=_errors.responses(401, 403, 404, 409, 422, 503),
+        tags=["leases"],
+    )
+    async def checkout(
+        profile_id: ProfilePath, body: CheckoutBody, who: Caller, key: IdempotencyKey = None
+    ) -> Lease:
+        """Check out a profile for the calling worker: the lease, or 409 with why not."""
+        require(who, Role.WORKER)
+        command = Checkout(
+            profile_id=profile_id,
+            worker_id=who.actor,
+            command_id=command_id(who, key),
+            **body.model_dump(exclude_unset=True),
+        )
+        lease = await service.write(command)
+        service.remember(lease.lease_id, lease.worker_id)
+        return lease
+
+    async def under_lease(who: TokenHolder, lease_id: str, build: Callable[[], Command[T]]) -> T:
+        require(who, Role.WORKER)
+        command = build()  # a malformed lease id is bad input before any read
+        await service.own_lease(who, lease_id)
+        return await service.write(command)
+
+    @app.post(
+        "/v1/leases/{lease_id}/heartbeat",
+        response_model=Lease,
+        responses=_errors.responses(401, 403, 404, 410, 422, 503),
+        tags=["leases"],
+    )
+    async def heartbeat(
+        lease_id: LeasePath, body: HeartbeatBody, who: Caller, key: IdempotencyKey = None
+    ) -> Lease:
+        """Renew the lease and record the step and URL; 410 when the lease is lost."""
+        fields = body.model_dump(exclude_unset=True)
+        return await under_lease(
+            who,
+            lease_id,
+            lambda: Heartbeat(lease_id=lease_id, command_id=command_id(who, key), **fields),
+        )
+
+    @app.post(
+        "/v1/leases/{lease_id}/extend",
+        response_model=Lease,
+        responses=_errors.responses(401, 403, 404, 410, 422, 503),
+        tags=["leases"],
+    )
+    async def extend(
+        lease_id: LeasePath, body: ExtendBody, who: Caller, key: IdempotencyKey = None
+    ) -> Lease:
+        """Set a new renewal deadline for the lease."""
+        fields = body.model_dump(exclude_unset=True)
+        return await under_lease(
+            who,
+            lease_id,
+            lambda: Extend(lease_id=lease_id, command_id=command_id(who, key), **fields),
+        )
+
+    @app.post(
+        "/v1/leases/{lease_id}/release",
+        response_model=ReleaseResult,
+        responses=_errors.responses(401, 403, 404, 410, 422, 503),
+        tags=["leases"],
+    )
+    async def release(
+        lease_id: LeasePath, body: ReleaseBody, who: Caller, key: IdempotencyKey = None
+    ) -> ReleaseResult:
+        """End the lease with its outcome and evidence; the answer says where the profile
+        now stands."""
+        fields = body.model_dump(exclude_unset=True)
+        return await under_lease(
+            who,
+            lease_id,
+            lambda: Release(lease_id=lease_id, command_id=command_id(who, key), **fields),
+        )
+
+    @app.get(
+        "/v1/leases/{lease_id}",
+        response_model=LeaseCheck,
+        responses=_errors.responses(401, 403, 404, 422, 503),
+        tags=["leases"],
+    )
+    async def watch(
+        lease_id: LeasePath,
+        who: Caller,
+        wait: Annotated[
+            float,
+            Query(
+                ge=0,
+                le=MAX_WAIT_SECONDS,
+                description="seconds to hold the request while the lease stays live (a long "
+                "poll): it answers as soon as the lease is revoked, ended or marked stale",
+            ),
+        ] = 0,
+    ) -> LeaseCheck:
+        """Whether the lease is still live; with ``wait``, a long poll that answers the moment
+        it is not (a force-release, a quarantine, a disable, a sweep)."""
+        check = await service.readers.run(lambda ledger: ledger.check_lease(lease_id))
+        await service.own_lease(who, lease_id)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
+        while check.live and loop.time() < until:
+            await asyncio.sleep(min(WATCH_INTERVAL_SECONDS, max(until - loop.time(), 0)))
+            check = await service.readers.run(lambda ledger: ledger.check_lease(lease_id))
+        return check
+
+    # -- people's actions --------------------------------------------------------------
+
+    @app.post(
+        "/v1/profiles",
+        status_code=201,
+        response_model=ProfileRecord,
+        responses=_errors.responses(401, 403, 409, 422, 503),
+        tags=["operators"],
+    )
+    async def register(
+        body: RegisterBody, who: Caller, key: IdempotencyKey = None
+    ) -> ProfileRecord:
+        """Register a profile (operators)."""
+        require(who, Role.OPERATOR)
+        fields = body.model_dump(exclude_unset=True)
+        return await service.write(
+            RegisterProfile(actor=who.actor, command_id=command_id(who, key), **fields)
+        )
+
+    @app.post(
+        "/v1/profiles/{profile_id}/review",
+        response_model=Availability,
+        responses=_errors.responses(401, 403, 404, 409, 422, 503),
+        tags=["reviewers"],
+    )
+    async def review(
+        profile_id: ProfilePath, body: ReviewBody, who: Caller, key: IdempotencyKey = None
+    ) -> Availability:
+        """A reviewer's verdict on a blocked profile: return it, keep it quarantined, or
+        disable it, with a note."""
+        require(who, Role.REVIEWER)
+        fields = body.model_dump(exclude_unset=True)
+        return await service.write(
+            Review(
+                profile_id=profile_id,
+                reviewer=who.actor,
+                command_id=command_id(who, key),
+                **fields,
+            )
+        )
+
+    def operator_action(path: str, make: Operator, answer: type[Any], doc: str) -> None:
+        async def act(
+            profile_id: ProfilePath, body: OperatorBody, who: Caller, key: IdempotencyKey = None
+        ) -> Any:
+            require(who, Role.OPERATOR)
+            return await service.write(
+                make(
+                    profile_id=profile_id,
+                    actor=who.actor,
+                    reason=body.reason,
+                    command_id=command_id(who, key),
+                )
+            )
+
+        act.__doc__ = doc
+        act.__name__ = path.replace("-", "_")
+        app.post(
+            f"/v1/profiles/{{profile_id}}/{path}",
+            response_model=answer,
+            responses=_errors.responses(401, 403, 404, 409, 422, 503),
+            tags=["operators"],
+        )(act)
+
+    operator_action("force-release", ForceRelease, ReleaseResult, "End the live lease now.")
+    operator_action("quarantine", Quarantine, Availability, "Quarantine the profile.")
+    operator_action("disable", Disable, Availability, "Take the profile out of the pool.")
+    operator_action("enable", Enable, Availability, "Put a disabled profile back.")
+
+    @app.post(
+        "/v1/sweep",
+        response_model=SweepReport,
+        responses=_errors.responses(401, 403, 503),
+        tags=["schedulers"],
+    )
+    async def sweep(who: Caller, key: IdempotencyKey = None) -> SweepReport:
+        """Mark every lease past its renewal deadline stale and settle its profile."""
+        require(who, Role.SCHEDULER, Role.OPERATOR)
+        return await service.write(Sweep(actor=who.actor, command_id=command_id(who, key)))
+
+    # -- reads -------------------------------------------------------------------------
+
+    from service import _reads
+
+    _reads.install(app, service)
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz(response: Response) -> dict[str, str]:
+        """200 while the store answers; 503 when it does not."""
+        await service.readers.run(lambda ledger: ledger.now() and ledger.store.schema_version())
+        response.headers["Cache-Control"] = "no-store"
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,127 @@
+"""Errors as the command line has them: one JSON body with a code a program can act on and the
+ledger's own sentence for a person. 422 bad input naming the field, 404 an unknown profile,
+409 a denied checkout (with the denial) or a refused action, 410 a lost lease, 401 no valid
+token, 403 a role that may not act, 503 the store unavailable (with ``Retry-After``). Never a
+stack trace in a body: anything unforeseen is a 500 whose body says to read the log."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from ledger import (
+    CheckoutDenied,
+    Denial,
+    Forbidden,
+    InvalidInput,
+    LeaseLost,
+    LedgerError,
+    NotAllowed,
+    StoreUnavailable,
+    UnknownProfile,
+)
+from service._auth import Refused, Unauthorised
+
+log = logging.getLogger("custody.service")
+
+RETRY_AFTER_SECONDS = 2
+# An Idempotency-Key: printable ASCII without spaces, as long as a UUID or a little more.
+_KEY = re.compile(r"[!-~]{1,128}")
+
+
+class Problem(BaseModel):
+    """Every error's body: ``error`` is a code, ``message`` the sentence for a person."""
+
+    error: str
+    message: str
+    field: str | None = None
+    lease_id: str | None = None
+    denial: Denial | None = None
+
+
+_DESCRIBED = {
+    401: "no valid bearer token",
+    403: "the token's role may not do this, or the lease is another worker's",
+    404: "no such profile",
+    409: "denied: the checkout's denial, or the profile's state forbids the action",
+    410: "the lease is lost: stop working",
+    422: "bad input, naming the field",
+    503: "the store is unavailable; retry after Retry-After seconds",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Problem, "description": _DESCRIBED[code]} for code in codes}
+
+
+def check_key(key: str) -> None:
+    if not _KEY.fullmatch(key):
+        raise InvalidInput("Idempotency-Key", "must be 1-128 printable ASCII characters, no spaces")
+
+
+def _answer(status: int, problem: Problem, **headers: str) -> JSONResponse:
+    body = problem.model_dump(mode="json", exclude_none=True)
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def problem_of(error: Exception) -> tuple[int, Problem, dict[str, str]]:
+    """The status, body and headers an error is answered with."""
+    said = str(error)
+    if isinstance(error, Unauthorised):
+        return 401, Problem(error="unauthorised", message=said), {"WWW-Authenticate": "Bearer"}
+    if isinstance(error, Refused | Forbidden):
+        return 403, Problem(error="forbidden", message=said), {}
+    if isinstance(error, UnknownProfile):
+        return 404, Problem(error="unknown_profile", message=said, field="profile_id"), {}
+    if isinstance(error, InvalidInput):
+        return 422, Problem(error="invalid_input", message=said, field=error.field), {}
+    if isinstance(error, CheckoutDenied):
+        problem = Problem(error="checkout_denied", message=said, denial=error.denial)
+        return 409, problem, {}
+    if isinstance(error, LeaseLost):
+        return 410, Problem(error="lease_lost", message=said, lease_id=error.lease_id), {}
+    if isinstance(error, StoreUnavailable):
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return 503, Problem(error="store_unavailable", message=said), retry
+    if isinstance(error, NotAllowed):
+        return 409, Problem(error="not_allowed", message=said), {}
+    if isinstance(error, LedgerError):
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+        return 409, Problem(error=code, message=said), {}
+    log.exception("unforeseen failure", exc_info=error)
+    return 500, Problem(error="internal", message="the service failed; its log says why"), {}
+
+
+def install(app: FastAPI) -> None:
+    async def known(_: Request, error: Exception) -> JSONResponse:
+        status, problem, headers = problem_of(error)
+        return _answer(status, problem, **headers)
+
+    async def malformed(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        first = error.errors()[0] if error.errors() else {}
+        where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(where) or "body"
+        text = str(first.get("msg", "malformed")).removeprefix("Value error, ")
+        if first.get("type") == "json_invalid":
+            field, text = "body", "is not valid JSON"
+        problem = Problem(error="invalid_input", message=f"invalid {field}: {text}", field=field)
+        return _answer(422, problem)
+
+    async def http(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, HTTPException)
+        problem = Problem(error="http_" + str(error.status_code), message=str(error.detail))
+        return _answer(error.status_code, problem, **(error.headers or {}))
+
+    app.add_exception_handler(RequestValidationError, malformed)
+    app.add_exception_handler(HTTPException, http)
+    for kind in (LedgerError, Unauthorised, Refused):
+        app.add_exception_handler(kind, known)
+    app.add_exception_handler(Exception, known)  # logged, and answered without a trace

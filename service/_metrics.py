@@ -1,0 +1,130 @@
+"""``GET /metrics`` in Prometheus' text format: leases and profiles by state, stale endings by
+profile, account and proxy, the oldest stale profile and the oldest open review, heartbeat lag,
+request latency, and how many commands each group commit carried.
+
+The fleet's figures are read from the store at each scrape (the same reports the command line
+prints), so every replica reports the whole fleet; the request and commit figures are this
+process's own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ledger import Ledger, ProfileState
+
+if TYPE_CHECKING:
+    from service._app import Service
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 200)
+
+
+class _Fleet(Collector):
+    """The families read from the store for one scrape."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+def fleet_families(ledger: Ledger) -> list[Metric]:
+    from reports import fleet, health
+
+    summary = fleet(ledger=ledger)
+    profiles = GaugeMetricFamily("custody_profiles", "profiles by state", labels=["state"])
+    for state, count in summary.by_state.items():
+        profiles.add_metric([state], count)
+    leased = summary.by_state.get(ProfileState.LEASED.value, 0)
+    stale = summary.by_state.get(ProfileState.STALE.value, 0)
+    leases = GaugeMetricFamily("custody_leases", "live leases by state", labels=["state"])
+    leases.add_metric(["active"], leased - summary.overdue)
+    leases.add_metric(["overdue"], summary.overdue)
+    leases.add_metric(["stale"], stale)
+    oldest_stale = max(
+        (s.seconds or 0.0 for s in summary.stuck if s.trouble == ProfileState.STALE.value),
+        default=0.0,
+    )
+    stale_age = GaugeMetricFamily(
+        "custody_oldest_stale_seconds", "how long the longest-stale profile has been stale"
+    )
+    stale_age.add_metric([], oldest_stale)
+    review_age = GaugeMetricFamily(
+        "custody_oldest_review_seconds", "how long the oldest open review has waited"
+    )
+    review_age.add_metric([], summary.review.oldest_waiting_seconds or 0.0)
+    now = summary.at
+    lags = [
+        (now - r.heartbeat_at).total_seconds()
+        for r in ledger.availability()
+        if r.state is ProfileState.LEASED and r.heartbeat_at is not None
+    ]
+    lag = GaugeMetricFamily(
+        "custody_heartbeat_lag_seconds", "seconds since live leases' last heartbeat",
+        labels=["quantile"],
+    )  # fmt: skip
+    lags.sort()
+    for q in (0.5, 0.99, 1.0):
+        lag.add_metric([str(q)], lags[min(int(q * len(lags)), len(lags) - 1)] if lags else 0.0)
+    families: list[Metric] = [profiles, leases, stale_age, review_age, lag]
+    tables = health(ledger=ledger).endings
+    for by, column in (("profile", "profile_id"), ("account", "account_id"), ("proxy", "proxy_id")):
+        family = CounterMetricFamily(
+            f"custody_stale_endings_by_{by}", f"leases that ended stale, by {by}", labels=[by]
+        )
+        for row in tables[by].itertuples(index=False):
+            count = int(row.stale)  # type: ignore[arg-type]  # an int column
+            if count:
+                family.add_metric([str(getattr(row, column))], count)
+        families.append(family)
+    return families
+
+
+class Metrics:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.latency = Histogram(
+            "custody_http_request_seconds", "request latency by route, method and status",
+            ["route", "method", "status"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.batches = Histogram(
+            "custody_group_commit_commands", "commands written per transaction",
+            buckets=_BATCH_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+
+    def install(self, app: FastAPI) -> None:
+        latency = self.latency
+
+        @app.middleware("http")
+        async def timed(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            started = time.perf_counter()
+            response = await call_next(request)
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            latency.labels(route, request.method, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
+            return response
+
+        @app.get("/metrics", tags=["service"], response_class=Response)
+        async def metrics() -> Response:
+            """Prometheus' text format (no token: bind it where only your scraper reaches)."""
+            for size in self.service.writer.stats.drain():
+                self.batches.observe(size)
+            families = await self.service.readers.run(fleet_families)
+            scrape = CollectorRegistry(auto_describe=False)
+            scrape.register(_Fleet(families))
+            body = generate_latest(self.registry) + generate_latest(scrape)
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+        _ = (timed, metrics)
