@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ledger import Ledger, RegisterProfile
+
+if TYPE_CHECKING:
+    from serving import Served
 
 
 class StepClock:
@@ -67,3 +71,15 @@ def register(ledger: Ledger, profile_id: str = "profile_shop_17", **overrides: o
 def event_count(ledger: Ledger) -> int:
     """How many events the whole store holds (read from the notification log itself)."""
     return ledger.store.event_count()
+
+
+@pytest.fixture
+def served(store_url: str) -> Iterator[Served]:
+    """``custody serve`` on a fresh store of each kind, with a token per role."""
+    from serving import serve
+
+    running = serve(store_url)
+    try:
+        yield running
+    finally:
+        running.stop()
