@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 
@@ -46,7 +47,16 @@ def serve(listen: str, access_log: bool) -> None:
         timeout_graceful_shutdown=30,
         server_header=False,
     )
+    # uvicorn stops taking requests on SIGTERM or SIGINT, answers those in flight, drains the
+    # writer, then raises the signal again under the handlers it found: these make that a
+    # clean exit (0), not a death by signal.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _address(listen: str) -> tuple[str, int]:

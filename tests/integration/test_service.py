@@ -1,26 +1,83 @@
-"""The lease service over HTTP: a real ``custody serve`` process on each store."""
+"""The lease service over HTTP: a real ``custody serve`` process on each store, spoken to as a
+worker, a reviewer, an operator and a stranger would; the events are read afterwards through
+the ledger."""
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
 import pytest
-from serving import Served
+from conftest import event_count
+from pg_cluster import create_database, drop_database
+from serving import Served, serve
 
 from ledger import Ledger, RegisterProfile, Role
 
 pytestmark = pytest.mark.slow
 
+CHECKOUT = {"run_id": "r1", "task_type": "t"}
+_numbers = itertools.count(1)
 
-def _register(served: Served, profile_id: str = "p1") -> None:
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """One service per store kind for the module (a start costs seconds); each test uses
+    profiles of its own."""
+    name = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{Path(tmp_path_factory.mktemp('service')) / 'custody.db'}"
+    else:
+        cluster = request.getfixturevalue("pg_cluster")
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        url = create_database(cluster.admin_url, name)
+    Ledger.init(url).close()
+    running = serve(url)
+    try:
+        yield running
+    finally:
+        assert running.stop() == 0
+        if name is not None:
+            drop_database(request.getfixturevalue("pg_cluster").admin_url, name)
+
+
+@pytest.fixture
+def pid(served: Served) -> str:
+    """A profile of this test's own, registered."""
+    profile_id = f"p{next(_numbers)}"
+    _register(served, profile_id)
+    return profile_id
+
+
+def _register(served: Served, *profile_ids: str) -> None:
     with Ledger.open(served.store_url) as ledger:
-        ledger.handle(RegisterProfile(profile_id=profile_id, account_id="a1", proxy_id="x1"))
+        for profile_id in profile_ids:
+            ledger.handle(RegisterProfile(profile_id=profile_id, account_id="a1", proxy_id="x1"))
 
 
-def test_a_worker_checks_out_heartbeats_and_releases(served: Served) -> None:
-    _register(served)
+def _events(served: Served) -> int:
+    with Ledger.open(served.store_url) as ledger:
+        return event_count(ledger)
+
+
+def _checkout(client: httpx.Client, profile_id: str) -> dict[str, Any]:
+    got = client.post(f"/v1/profiles/{profile_id}/checkout", json=CHECKOUT)
+    assert got.status_code == 201, got.text
+    lease: dict[str, Any] = got.json()
+    return lease
+
+
+def test_a_worker_checks_out_heartbeats_and_releases(served: Served, pid: str) -> None:
     with served.client(Role.WORKER) as worker:
-        got = worker.post("/v1/profiles/p1/checkout", json={"run_id": "r1", "task_type": "t"})
-        assert got.status_code == 201, got.text
-        lease = got.json()
+        lease = _checkout(worker, pid)
         assert lease["worker_id"] == "worker-1"  # the token's actor, never the body's
         beat = worker.post(
             f"/v1/leases/{lease['lease_id']}/heartbeat",
@@ -35,3 +92,290 @@ def test_a_worker_checks_out_heartbeats_and_releases(served: Served) -> None:
         )  # fmt: skip
         assert done.status_code == 200, done.text
         assert done.json()["profile_state"] == "available"
+    with Ledger.open(served.store_url) as ledger:
+        kinds = [type(e).__name__ for e in ledger.history(pid)]
+    assert kinds[1:] == [
+        "LeaseAcquired",
+        "LeaseHeartbeat",
+        "LeaseReleaseRequested",
+        "LeaseReleasedCleanly",
+    ]
+
+
+def test_a_denied_checkout_is_409_with_the_denial(served: Served, pid: str) -> None:
+    with served.client(Role.WORKER) as worker:
+        _checkout(worker, pid)
+        other = served.token("worker-2", Role.WORKER)
+        with served.client(token=other) as second:
+            denied = second.post(f"/v1/profiles/{pid}/checkout", json=CHECKOUT)
+    assert denied.status_code == 409
+    body = denied.json()
+    assert body["error"] == "checkout_denied"
+    assert body["denial"]["reason"] == "already_leased"
+    assert body["denial"]["holder"]["worker_id"] == "worker-1"
+    assert body["denial"]["remediation"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/profiles/p1/checkout", {"run_id": "r1", "task_type": "t", "ttl_seconds": -5},
+         "ttl_seconds"),
+        ("/v1/profiles/p1/checkout", {"run_id": "r1", "task_type": "t", "ttl_seconds": "60"},
+         "ttl_seconds"),
+        ("/v1/profiles/p1/checkout", {"run_id": "r1", "task_type": "t", "worker_id": "w9"},
+         "worker_id"),
+        ("/v1/profiles/p1/checkout", {"run_id": "r\x00", "task_type": "t"}, "run_id"),
+        ("/v1/profiles/bad%20id/checkout", CHECKOUT, "profile_id"),
+        ("/v1/leases/not-a-lease/heartbeat", {"fencing_token": 1}, "lease_id"),
+        ("/v1/leases/lease-1@p1/heartbeat", {"fencing_token": 0}, "fencing_token"),
+        ("/v1/leases/lease-1@p1/release", {"fencing_token": 1, "outcome": "expected_failure"},
+         "reason"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_422_naming_the_field_and_writes_nothing(
+    served: Served, pid: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    path = path.replace("p1", pid)
+    before = _events(served)
+    with served.client(Role.WORKER) as worker:
+        got = worker.post(path, json=body)
+    assert got.status_code == 422, got.text
+    assert got.json()["field"] == field
+    assert field in got.json()["message"]
+    assert "Traceback" not in got.text
+    assert _events(served) == before
+
+
+def test_malformed_json_and_an_unknown_profile_write_nothing(served: Served, pid: str) -> None:
+    before = _events(served)
+    with served.client(Role.WORKER) as worker:
+        junk = worker.post(
+            "/v1/profiles/p1/checkout",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        unknown = worker.post("/v1/profiles/nobody/checkout", json=CHECKOUT)
+    assert (junk.status_code, junk.json()["error"]) == (422, "invalid_input")
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_profile")
+    assert _events(served) == before
+
+
+def test_who_is_calling_comes_from_the_token(served: Served, pid: str) -> None:
+    with served.client() as stranger:
+        assert stranger.post(f"/v1/profiles/{pid}/checkout", json=CHECKOUT).status_code == 401
+    with served.client(token="cst_made-up") as forger:
+        assert forger.post(f"/v1/profiles/{pid}/checkout", json=CHECKOUT).status_code == 401
+    with served.client(Role.REVIEWER) as reviewer:
+        refused = reviewer.post(f"/v1/profiles/{pid}/checkout", json=CHECKOUT)
+    assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
+    with served.client(Role.WORKER) as worker:
+        lease = _checkout(worker, pid)
+    before = _events(served)
+    # Another worker may not speak under this lease, even knowing its fencing token.
+    with served.client(token=served.token("worker-2", Role.WORKER)) as other:
+        beat = other.post(
+            f"/v1/leases/{lease['lease_id']}/heartbeat",
+            json={"fencing_token": lease["fencing_token"]},
+        )
+        review = other.post(f"/v1/profiles/{pid}/review", json={"decision": "return", "note": "ok"})
+    assert beat.status_code == 403, beat.text
+    assert "held by worker-1" in beat.json()["message"]
+    assert review.status_code == 403
+    assert _events(served) == before
+
+
+def test_a_revoked_token_stops_working(served: Served) -> None:
+    from ledger.access import revoke_tokens
+
+    token = served.token("worker-9", Role.WORKER)
+    with served.client(token=token) as worker:
+        assert worker.get("/v1/profiles").status_code == 200
+        with Ledger.open(served.store_url) as ledger:
+            assert revoke_tokens(ledger, actor="worker-9") == 1
+        deadline = time.monotonic() + 10
+        while worker.get("/v1/profiles").status_code == 200:
+            assert time.monotonic() < deadline, "the revoked token still works after 10 s"
+            time.sleep(0.25)
+        assert worker.get("/v1/profiles").status_code == 401
+
+
+def test_a_lost_lease_is_410(served: Served, pid: str) -> None:
+    with served.client(Role.WORKER) as worker:
+        lease = _checkout(worker, pid)
+        with served.client(Role.OPERATOR) as operator:
+            forced = operator.post(f"/v1/profiles/{pid}/force-release", json={"reason": "stop"})
+            assert forced.status_code == 200, forced.text
+        beat = worker.post(
+            f"/v1/leases/{lease['lease_id']}/heartbeat",
+            json={"fencing_token": lease["fencing_token"]},
+        )
+    assert beat.status_code == 410
+    assert beat.json()["error"] == "lease_lost"
+    assert beat.json()["lease_id"] == lease["lease_id"]
+
+
+def test_a_resent_request_returns_the_first_answer_and_appends_nothing(
+    served: Served, pid: str
+) -> None:
+    with served.client(Role.WORKER) as worker:
+        lease = _checkout(worker, pid)
+        key = {"Idempotency-Key": "beat-7"}
+        body = {"fencing_token": lease["fencing_token"], "step": "pay"}
+        first = worker.post(f"/v1/leases/{lease['lease_id']}/heartbeat", json=body, headers=key)
+        after_first = _events(served)
+        again = worker.post(f"/v1/leases/{lease['lease_id']}/heartbeat", json=body, headers=key)
+        changed = {**body, "step": "other"}
+        reused = worker.post(f"/v1/leases/{lease['lease_id']}/heartbeat", json=changed, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert _events(served) == after_first
+    assert reused.status_code == 422  # the same key for another command is refused
+    assert _events(served) == after_first
+
+
+def test_a_long_poll_answers_the_moment_the_lease_is_revoked(served: Served, pid: str) -> None:
+    with served.client(Role.WORKER) as worker:
+        lease = _checkout(worker, pid)
+        answers: list[tuple[float, dict[str, Any]]] = []
+
+        def watch() -> None:
+            got = worker.get(f"/v1/leases/{lease['lease_id']}", params={"wait": 20})
+            answers.append((time.monotonic(), got.json()))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        time.sleep(1.0)
+        assert not answers, "the long poll answered while the lease was live"
+        with served.client(Role.OPERATOR) as operator:
+            revoked_at = time.monotonic()
+            assert operator.post(
+                f"/v1/profiles/{pid}/force-release", json={"reason": "x"}
+            ).is_success
+        watcher.join(20)
+    (answered_at, check), *_ = answers
+    assert check["live"] is False
+    assert answered_at - revoked_at < 1.5
+
+
+def test_operators_and_reviewers_act_and_every_action_is_an_event(served: Served, pid: str) -> None:
+    with served.client(Role.OPERATOR) as operator:
+        q = operator.post(f"/v1/profiles/{pid}/quarantine", json={"reason": "suspicious"})
+        assert (q.status_code, q.json()["state"]) == (200, "quarantined")
+    with served.client(Role.REVIEWER) as reviewer:
+        missing = reviewer.post(f"/v1/profiles/{pid}/review", json={"decision": "return"})
+        assert (missing.status_code, missing.json()["field"]) == (422, "note")
+        r = reviewer.post(f"/v1/profiles/{pid}/review", json={"decision": "return", "note": "fine"})
+        assert (r.status_code, r.json()["state"]) == (200, "available"), r.text
+        why = reviewer.get(f"/v1/profiles/{pid}/why").json()
+        assert why["state"] == "available"
+    with Ledger.open(served.store_url) as ledger:
+        kinds = [type(e).__name__ for e in ledger.history(pid)]
+        actors = [e.envelope.actor_id for e in ledger.history(pid)]
+    assert kinds[1:] == ["ProfileQuarantined", "ProfileReviewed", "ProfileReturnedToPool"]
+    assert actors[1:] == ["operator-1", "reviewer-1", "reviewer-1"]
+
+
+def test_reads_answer_what_the_command_line_answers(served: Served) -> None:
+    account = f"acct{next(_numbers)}"
+    with Ledger.open(served.store_url) as ledger:
+        for profile_id in (f"{account}-1", f"{account}-2"):
+            ledger.handle(RegisterProfile(profile_id=profile_id, account_id=account, proxy_id="x"))
+    with served.client(Role.WORKER) as worker:
+        _checkout(worker, f"{account}-2")
+    with served.client(Role.SCHEDULER) as reader:
+        leased_before = reader.get("/v1/fleet").json()["by_state"]["leased"]
+        rows = reader.get("/v1/profiles", params={"account": account}).json()
+        states = {r["profile_id"]: r["state"] for r in rows}
+        assert states == {f"{account}-1": "available", f"{account}-2": "leased"}
+        leased = reader.get("/v1/profiles", params={"state": "leased"}).json()
+        assert f"{account}-2" in [r["profile_id"] for r in leased]
+        who = reader.get(f"/v1/profiles/{account}-2/who").json()
+        assert who["lease"]["worker_id"] == "worker-1"
+        timeline = reader.get(f"/v1/profiles/{account}-2/timeline").json()
+        assert [r["event_type"] for r in timeline][-1] == "lease_acquired"
+        fleet = reader.get("/v1/fleet", params={"account": account}).json()
+        assert fleet["by_state"]["leased"] == 1
+        bad = reader.get("/v1/profiles", params={"state": "sleeping"})
+        assert bad.status_code == 422
+        metrics = reader.get("/metrics").text
+    assert f'custody_profiles{{state="leased"}} {float(leased_before)}' in metrics
+    route = 'method="POST",route="/v1/profiles/{profile_id}/checkout",status="201"'
+    assert f"custody_http_request_seconds_count{{{route}}}" in metrics
+
+
+def test_heartbeats_arriving_together_share_a_transaction(served: Served) -> None:
+    """Group commit: heartbeats of many leases sent at once are written in fewer transactions
+    than there are heartbeats, and each is answered and recorded once."""
+    leases = []
+    with served.client(Role.WORKER) as worker:
+        for _ in range(40):
+            profile_id = f"g{next(_numbers)}"
+            _register(served, profile_id)
+            leases.append(_checkout(worker, profile_id))
+    mark = _last_position(served)
+    with served.client(Role.WORKER) as worker:
+        before = _metric(worker.get("/metrics").text, "custody_group_commit_commands_count")
+        go = threading.Barrier(len(leases))
+        answers: list[int] = []
+
+        def beat(lease: dict[str, Any]) -> None:
+            with served.client(Role.WORKER) as mine:
+                go.wait()
+                got = mine.post(
+                    f"/v1/leases/{lease['lease_id']}/heartbeat",
+                    json={"fencing_token": lease["fencing_token"], "step": "together"},
+                )
+                answers.append(got.status_code)
+
+        threads = [threading.Thread(target=beat, args=(lease,)) for lease in leases]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        text = worker.get("/metrics").text
+    assert answers == [200] * len(leases)
+    transactions = _metric(text, "custody_group_commit_commands_count") - before
+    assert transactions < len(leases), f"{transactions} transactions for {len(leases)} heartbeats"
+    with Ledger.open(served.store_url) as ledger:
+        for lease in leases:
+            beats = [
+                e for e in ledger.history(lease["profile_id"])
+                if type(e).__name__ == "LeaseHeartbeat"
+            ]  # fmt: skip
+            assert len(beats) == 1
+    if served.store_url.startswith("postgresql"):  # and the database says so too
+        assert _transactions_since(served, mark) < len(leases)
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def _last_position(served: Served) -> int:
+    if not served.store_url.startswith("postgresql"):
+        return 0
+    import psycopg
+
+    with psycopg.connect(served.store_url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(max(notification_id), 0) FROM custody_events"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _transactions_since(served: Served, mark: int) -> int:
+    """How many PostgreSQL transactions wrote the events after ``mark`` (each row's xmin)."""
+    import psycopg
+
+    with psycopg.connect(served.store_url) as conn:
+        row = conn.execute(
+            "SELECT count(DISTINCT xmin::text) FROM custody_events WHERE notification_id > %s",
+            (mark,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -1,0 +1,87 @@
+"""The service as a process: it stops cleanly on SIGTERM, answering what it took, and it says
+503 with Retry-After while its store cannot be reached, and recovers after."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from serving import serve
+
+from ledger import Ledger, RegisterProfile, Role
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_answers_the_requests_in_flight_and_exits_0(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    with Ledger.init(url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="x"))
+    served = serve(url)
+    with served.client(Role.WORKER) as worker:
+        lease = worker.post("/v1/profiles/p1/checkout", json={"run_id": "r", "task_type": "t"})
+        lease_id = lease.json()["lease_id"]
+    answers: list[Any] = []
+
+    def watch() -> None:  # in flight when the signal comes
+        with served.client(Role.WORKER) as mine:
+            got = mine.get(f"/v1/leases/{lease_id}", params={"wait": 3})
+            answers.append((got.status_code, got.json()["live"]))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    served.process.send_signal(signal.SIGTERM)
+    assert served.stop() == 0
+    watcher.join(10)
+    assert answers == [(200, True)]  # answered in full, not cut off
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.postgres
+def test_an_unreachable_store_is_503_with_retry_after_then_recovers(pg_cluster: Any) -> None:
+    from pg_cluster import create_database, drop_database
+
+    name = "t_unreachable_service"
+    url = create_database(pg_cluster.admin_url, name)
+    try:
+        with Ledger.init(url) as ledger:
+            ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="x"))
+        served = serve(url)
+        try:
+            with psycopg.connect(pg_cluster.admin_url, autocommit=True) as admin:
+                admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+                with served.client(Role.WORKER) as worker:
+                    down = worker.post(
+                        "/v1/profiles/p1/checkout", json={"run_id": "r", "task_type": "t"}
+                    )
+                    health = worker.get("/healthz")
+                assert down.status_code == 503, down.text
+                assert down.json()["error"] == "store_unavailable"
+                assert down.headers["Retry-After"].isdigit()
+                assert "Traceback" not in down.text
+                assert health.status_code == 503
+                admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+            with served.client(Role.WORKER) as worker:
+                deadline = time.monotonic() + 20
+                while (up := worker.get("/healthz")).status_code != 200:
+                    assert time.monotonic() < deadline, up.text
+                    time.sleep(0.2)
+                again = worker.post(
+                    "/v1/profiles/p1/checkout", json={"run_id": "r", "task_type": "t"}
+                )
+            assert again.status_code == 201, again.text
+        finally:
+            assert served.stop() == 0
+    finally:
+        drop_database(pg_cluster.admin_url, name)
