@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -404,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     print()
     print(
-        f"largest fleet with p99 under {TARGET_P99_MS:.0f} ms, a heartbeat every {args.interval:g} s:"
+        f"largest fleet with p99 under {TARGET_P99_MS:.0f} ms, "
+        f"a heartbeat every {args.interval:g} s:"
     )
     for way, fleet in held.items():
         ratio = (
@@ -416,7 +416,6 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(
             json.dumps({"figures": figures, "held": held, "load": load}, indent=2) + "\n"
         )
-    _ = statistics
     return 0
 
 
