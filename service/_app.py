@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Query, Response
+from pydantic import BaseModel
 
 from ledger import (
     Availability,
@@ -103,6 +104,13 @@ class Service:
         self.owners[lease_id] = worker
 
 
+def answered(model: BaseModel, status: int = 200) -> Response:
+    """The answer as JSON, serialised once by the model itself: FastAPI would validate the
+    returned model again against ``response_model`` (which stays, for the OpenAPI
+    document), a cost every heartbeat would pay."""
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+
+
 def command_id(caller: TokenHolder, key: str | None) -> str | None:
     """The command id an Idempotency-Key means: one actor's key never meets another's."""
     if key is None:
@@ -148,7 +156,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
     )
     async def checkout(
         profile_id: ProfilePath, body: CheckoutBody, who: Caller, key: IdempotencyKey = None
-    ) -> Lease:
+    ) -> Response:
         """Check out a profile for the calling worker: the lease, or 409 with why not."""
         require(who, Role.WORKER)
         command = Checkout(
@@ -159,13 +167,15 @@ def create_app(store_url: str | None = None) -> FastAPI:
         )
         lease = await service.write(command)
         service.remember(lease.lease_id, lease.worker_id)
-        return lease
+        return answered(lease, 201)
 
-    async def under_lease(who: TokenHolder, lease_id: str, build: Callable[[], Command[T]]) -> T:
+    async def under_lease(
+        who: TokenHolder, lease_id: str, build: Callable[[], Command[Any]]
+    ) -> Response:
         require(who, Role.WORKER)
         command = build()  # a malformed lease id is bad input before any read
         await service.own_lease(who, lease_id)
-        return await service.write(command)
+        return answered(await service.write(command))
 
     @app.post(
         "/v1/leases/{lease_id}/heartbeat",
@@ -175,7 +185,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
     )
     async def heartbeat(
         lease_id: LeasePath, body: HeartbeatBody, who: Caller, key: IdempotencyKey = None
-    ) -> Lease:
+    ) -> Response:
         """Renew the lease and record the step and URL; 410 when the lease is lost."""
         fields = body.model_dump(exclude_unset=True)
         return await under_lease(
@@ -192,7 +202,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
     )
     async def extend(
         lease_id: LeasePath, body: ExtendBody, who: Caller, key: IdempotencyKey = None
-    ) -> Lease:
+    ) -> Response:
         """Set a new renewal deadline for the lease."""
         fields = body.model_dump(exclude_unset=True)
         return await under_lease(
@@ -209,7 +219,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
     )
     async def release(
         lease_id: LeasePath, body: ReleaseBody, who: Caller, key: IdempotencyKey = None
-    ) -> ReleaseResult:
+    ) -> Response:
         """End the lease with its outcome and evidence; the answer says where the profile
         now stands."""
         fields = body.model_dump(exclude_unset=True)

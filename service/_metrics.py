@@ -9,13 +9,14 @@ process's own."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import Ledger, ProfileState
 
@@ -102,19 +103,7 @@ class Metrics:
         )  # fmt: skip
 
     def install(self, app: FastAPI) -> None:
-        latency = self.latency
-
-        @app.middleware("http")
-        async def timed(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
-            started = time.perf_counter()
-            response = await call_next(request)
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            latency.labels(route, request.method, str(response.status_code)).observe(
-                time.perf_counter() - started
-            )
-            return response
+        app.add_middleware(_Timed, latency=self.latency)
 
         @app.get("/metrics", tags=["service"], response_class=Response)
         async def metrics() -> Response:
@@ -127,4 +116,34 @@ class Metrics:
             body = generate_latest(self.registry) + generate_latest(scrape)
             return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-        _ = (timed, metrics)
+        _ = metrics
+
+
+class _Timed:
+    """Each request's latency by route template, method and status: a plain ASGI middleware
+    (Starlette's ``BaseHTTPMiddleware`` runs every request through extra tasks and streams,
+    which a heartbeat would pay for)."""
+
+    def __init__(self, app: ASGIApp, latency: Histogram) -> None:
+        self.app = app
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def sent(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.latency.labels(route, scope["method"], str(status[0])).observe(
+                time.perf_counter() - started
+            )
