@@ -77,7 +77,8 @@ def _fuzz(service: Served, operation: Any) -> None:
         assert "Traceback" not in response.text, said
         if 400 <= response.status_code < 500:
             body = response.json()
-            assert body["error"] and body["message"], said
+            assert body["error"], said
+            assert body["message"], said
             assert _events(service) == before, f"refused but wrote: {said}"
 
     one()
