@@ -85,3 +85,55 @@ def test_an_unreachable_store_is_503_with_retry_after_then_recovers(pg_cluster: 
             assert served.stop() == 0
     finally:
         drop_database(pg_cluster.admin_url, name)
+
+
+@pytest.mark.postgres
+def test_two_replicas_share_one_postgresql(pg_url: str) -> None:
+    """Stateless replicas: a lease checked out through one is renewed and watched through the
+    other, and racing checkouts through both grant exactly one lease."""
+    with Ledger.init(pg_url) as ledger:
+        for profile_id in ("p1", "race"):
+            ledger.handle(RegisterProfile(profile_id=profile_id, account_id="a", proxy_id="x"))
+    first, second = serve(pg_url), serve(pg_url, tokens=False)
+    second.tokens = first.tokens  # the tokens live in the store, not in a replica
+    try:
+        with first.client(Role.WORKER) as one, second.client(Role.WORKER) as two:
+            lease = one.post("/v1/profiles/p1/checkout", json={"run_id": "r", "task_type": "t"})
+            lease_id, token_no = lease.json()["lease_id"], lease.json()["fencing_token"]
+            beat = two.post(f"/v1/leases/{lease_id}/heartbeat", json={"fencing_token": token_no})
+            assert beat.status_code == 200, beat.text
+            answers: list[Any] = []
+            watcher = threading.Thread(
+                target=lambda: answers.append(
+                    two.get(f"/v1/leases/{lease_id}", params={"wait": 20}).json()
+                )
+            )
+            watcher.start()
+            time.sleep(0.5)
+            with first.client(Role.OPERATOR) as operator:
+                assert operator.post("/v1/profiles/p1/disable", json={"reason": "x"}).is_success
+            watcher.join(20)
+        assert answers[0]["live"] is False
+        codes: list[int] = []
+        go = threading.Barrier(8)
+
+        def race(served: Any) -> None:
+            with served.client(Role.WORKER) as mine:
+                go.wait()
+                got = mine.post(
+                    "/v1/profiles/race/checkout", json={"run_id": "r", "task_type": "t"}
+                )
+                codes.append(got.status_code)
+
+        racers = [threading.Thread(target=race, args=(s,)) for s in (first, second) * 4]
+        for t in racers:
+            t.start()
+        for t in racers:
+            t.join(60)
+        assert sorted(codes) == [201] + [409] * 7
+        with Ledger.open(pg_url) as ledger:
+            acquired = [e for e in ledger.history("race") if type(e).__name__ == "LeaseAcquired"]
+        assert len(acquired) == 1
+    finally:
+        assert first.stop() == 0
+        assert second.stop() == 0
