@@ -70,7 +70,9 @@ def test_a_reviewer_returns_a_quarantined_profile_and_a_worker_gets_it_again(
     assert "quarantined" in row.inner_text()
     assert "mutation_unconfirmed" in row.inner_text()
     if SHOTS:
+        page.set_viewport_size({"width": 1000, "height": 260})
         page.screenshot(path=str(Path(SHOTS) / "console-queue.png"))
+        page.set_viewport_size({"width": 1000, "height": 720})
 
     row.get_by_role("link", name="shop_17").click()
     assert "mutation_unconfirmed" in page.locator("#why").inner_text()
@@ -81,7 +83,7 @@ def test_a_reviewer_returns_a_quarantined_profile_and_a_worker_gets_it_again(
     width = page.locator("img#screenshot").evaluate("img => img.naturalWidth")
     assert width > 0, "the screenshot did not load"
     if SHOTS:
-        page.screenshot(path=str(Path(SHOTS) / "console-profile.png"))
+        page.screenshot(path=str(Path(SHOTS) / "console-profile.png"), full_page=True)
 
     page.check("input[name=decision][value=return]")
     page.fill("#note", "order not placed; cart emptied")
