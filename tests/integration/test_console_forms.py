@@ -93,3 +93,26 @@ def test_the_console_is_not_part_of_the_api(served: Served) -> None:
     """The pages are for people: no /console path in the OpenAPI document programs use."""
     spec = httpx.get(f"{served.url}/openapi.json").json()
     assert not [p for p in spec["paths"] if p.startswith("/console")]
+
+
+def test_the_reviewer_is_the_tokens_actor_never_the_forms(served: Served) -> None:
+    """A form that names another reviewer (or actor) changes nothing: the verdict's event is
+    the session token's actor's."""
+    crashed_run(served, "p_actor")
+    with _signed_in(served) as (client, csrf):
+        forged = {"reviewer": "mallory", "actor": "mallory", **VERDICT}
+        answer = client.post("/console/profiles/p_actor/review", data={"csrf": csrf, **forged})
+        assert answer.status_code == 303, answer.text
+    with served.client(Role.REVIEWER) as reader:
+        timeline = reader.get("/v1/profiles/p_actor/timeline").json()
+    reviewed = [e["actor_id"] for e in timeline if e["event_type"] == "profile_reviewed"]
+    assert reviewed == ["reviewer-1"]
+
+
+def test_signing_out_ends_the_session(served: Served) -> None:
+    """After signing out the browser holds no session: the queue sends it to sign in."""
+    with _signed_in(served) as (client, csrf):
+        assert client.get("/console/queue").status_code == 200
+        out = client.post("/console/sign-out", data={"csrf": csrf})
+        assert out.status_code == 303
+        assert client.get("/console/queue").status_code == 303
