@@ -341,9 +341,10 @@ def create_app(store_url: str | None = None) -> FastAPI:
 
     # -- reads -------------------------------------------------------------------------
 
-    from service import _reads
+    from service import _console, _reads
 
     _reads.install(app, service)
+    _console.install(app, service)
 
     @app.get("/healthz", tags=["service"])
     async def healthz(response: Response) -> dict[str, str]:

@@ -1,0 +1,307 @@
+"""The review console: pages for people under ``/console``. A reviewer signs in with the token
+``custody access token NAME --role reviewer`` printed for them, sees the profiles waiting for a
+verdict, opens one (why it is blocked, the last run's steps, final URL and screenshot, its
+timeline) and returns it, keeps it quarantined or disables it, with a note.
+
+What it guarantees:
+
+- The reviewer is the token's actor, never a form's field; only a reviewer's token signs in,
+  and every page and action asks the token again (a revoked token stops within the token
+  cache's seconds).
+- Every verdict is the ledger's ``Review`` command, written by the service's writer: one
+  event per action, and the ledger's own sentence on the page when it refuses.
+- A form is accepted only from the console's own origin (``Origin``, else ``Referer``), with
+  the session's form token; the cookie is HttpOnly and SameSite=Strict.
+- Nothing is fetched from elsewhere, no script runs (the Content-Security-Policy allows none),
+  and every text is escaped by the templates (Jinja2's autoescape).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from ledger import InvalidInput, Ledger, LedgerError, Review, Role
+from ledger.access import TokenHolder
+from service import _console_reads as reads
+from service._auth import Refused, Unauthorised, require
+from service._errors import problem_of
+
+if TYPE_CHECKING:
+    from service._app import Service
+
+COOKIE = "custody_console"
+SESSION_SECONDS = 8 * 3600
+FORM_MAX_BYTES = 16 * 1024
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in reviewer, and the form token their pages' forms carry."""
+
+    who: TokenHolder
+    csrf: str
+
+
+Act = Callable[[Session], Awaitable[Response]]
+
+
+def form_token(token: str) -> str:
+    """The form token a session's forms carry: derived from the session's bearer token, so a
+    page of another site (which cannot read the cookie) cannot forge it, and any replica can
+    check it."""
+    return hashlib.sha256(f"custody console form\n{token}".encode()).hexdigest()
+
+
+class Console:
+    """The console's pages on one service: its templates, and the session every page and
+    action is judged under."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.templates = Environment(
+            loader=PackageLoader("service", "templates"),
+            autoescape=True,  # the guard against a worker's text becoming markup
+            undefined=StrictUndefined,
+        )
+        self.templates.filters["when"] = _when
+        self.templates.filters["age"] = _age
+
+    async def reviewer(self, token: str | None) -> TokenHolder:
+        """Who the token is: ``Unauthorised`` (none, unknown, revoked) or ``Refused`` (a role
+        that may not review)."""
+        holder = await self.service.tokens.caller(f"Bearer {token or ''}")
+        require(holder, Role.REVIEWER)
+        return holder
+
+    def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("who", None)
+        context.setdefault("csrf", "")
+        context.setdefault("said", None)
+        html = self.templates.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+    def refusal(self, status: int, said: str, session: Session | None = None) -> Response:
+        back = "/console/queue" if session else "/console/sign-in"
+        return self.page(
+            "refused.html", status, title="Refused" if status < 500 else "Not done", said=said,
+            back=back, who=session and session.who, csrf=session.csrf if session else "",
+        )  # fmt: skip
+
+    async def signed_in(self, request: Request, act: Act, *, posted: bool = False) -> Response:
+        """``act`` for the session's reviewer; a form must also come from this origin with the
+        session's form token. No session: to the sign-in page. A refusal: its page, with the
+        sentence of whoever refused (the ledger's, for a command)."""
+        if posted and not same_origin(request):
+            return self.refusal(403, "a form is accepted only from the console's own pages")
+        token = request.cookies.get(COOKIE)
+        try:
+            session = Session(await self.reviewer(token), form_token(token or ""))
+        except Unauthorised:
+            return _secured(RedirectResponse("/console/sign-in", status_code=303))
+        except Refused as refused:
+            return self.refusal(403, str(refused))
+        try:
+            if posted:
+                said = (await read_form(request)).get("csrf", "")
+                if not hmac.compare_digest(said.encode(), session.csrf.encode()):
+                    msg = "the form's token is not this session's: reload the page"
+                    return self.refusal(403, msg, session)
+            return await act(session)
+        except (LedgerError, Refused) as error:
+            status, problem, _ = problem_of(error)
+            return self.refusal(status, problem.message, session)
+
+    async def profile(
+        self, session: Session, profile_id: str, *, said: str | None = None, status: int = 200
+    ) -> Response:
+        """The profile's page; ``said`` is a refusal to show above it."""
+        page = await self.service.readers.run(lambda ledger: reads.profile_page(ledger, profile_id))
+        return self.page(
+            "profile.html", status, title=profile_id, page=page, who=session.who,
+            csrf=session.csrf, said=said,
+        )  # fmt: skip
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a form was posted from this origin: its ``Origin`` header (every browser sends
+    one on a POST), else its ``Referer``'s origin, must be the console's own."""
+    said = request.headers.get("origin")
+    if said is None or said == "null":
+        referer = urlsplit(request.headers.get("referer", ""))
+        said = f"{referer.scheme}://{referer.netloc}" if referer.netloc else None
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return said is not None and hmac.compare_digest(said.lower(), own.lower())
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (the first of each name); ``InvalidInput`` past
+    ``FORM_MAX_BYTES`` or for text that is not UTF-8. Read once, then remembered."""
+    known: dict[str, str] | None = getattr(request.state, "form", None)
+    if known is not None:
+        return known
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_MAX_BYTES:
+            raise InvalidInput("form", f"must be at most {FORM_MAX_BYTES} bytes")
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InvalidInput("form", "must be a UTF-8 urlencoded form") from error
+    form = {name: values[0] for name, values in fields.items()}
+    request.state.form = form
+    return form
+
+
+def _secured(response: Response) -> Response:
+    response.headers.update(HEADERS)
+    return response
+
+
+def _when(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _age(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return "—"
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days"
+
+
+def install(app: FastAPI, service: Service) -> None:
+    """The console's routes under ``/console`` (left out of the OpenAPI document: they are
+    pages for people, not resources for programs)."""
+    console = Console(service)
+    router = APIRouter(prefix="/console", include_in_schema=False)
+    stylesheet = (files("service") / "templates" / "console.css").read_bytes()
+
+    @router.get("")
+    async def home() -> Response:
+        return _secured(RedirectResponse("/console/queue", status_code=303))
+
+    @router.get("/console.css")
+    async def style() -> Response:
+        return _secured(Response(stylesheet, media_type="text/css"))
+
+    @router.get("/sign-in")
+    async def sign_in_page() -> Response:
+        return console.page("sign_in.html", title="Sign in")
+
+    @router.post("/sign-in")
+    async def sign_in(request: Request) -> Response:
+        if not same_origin(request):
+            return console.refusal(403, "a form is accepted only from the console's own pages")
+        try:
+            token = (await read_form(request)).get("token", "").strip()
+            await console.reviewer(token)
+        except (Unauthorised, InvalidInput) as error:
+            return console.page("sign_in.html", 401, title="Sign in", said=str(error))
+        except Refused as refused:
+            return console.refusal(403, str(refused))
+        signed = _secured(RedirectResponse("/console/queue", status_code=303))
+        signed.set_cookie(
+            COOKIE, token, max_age=SESSION_SECONDS, path="/console", httponly=True,
+            samesite="strict", secure=request.url.scheme == "https",
+        )  # fmt: skip
+        return signed
+
+    @router.post("/sign-out")
+    async def sign_out(request: Request) -> Response:
+        async def out(_: Session) -> Response:
+            gone = _secured(RedirectResponse("/console/sign-in", status_code=303))
+            gone.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
+            return gone
+
+        return await console.signed_in(request, out, posted=True)
+
+    @router.get("/queue")
+    async def queue(request: Request) -> Response:
+        async def show(session: Session) -> Response:
+            waiting = await service.readers.run(reads.queue)
+            return console.page("queue.html", title="Queue", queue=waiting, who=session.who,
+                                csrf=session.csrf)  # fmt: skip
+
+        return await console.signed_in(request, show)
+
+    @router.get("/profiles/{profile_id}")
+    async def profile(request: Request, profile_id: str) -> Response:
+        return await console.signed_in(request, lambda s: console.profile(s, profile_id))
+
+    @router.get("/profiles/{profile_id}/screenshot")
+    async def screenshot(request: Request, profile_id: str) -> Response:
+        async def show(session: Session) -> Response:
+            return await _screenshot(console, session, profile_id)
+
+        return await console.signed_in(request, show)
+
+    @router.post("/profiles/{profile_id}/review")
+    async def review(request: Request, profile_id: str) -> Response:
+        async def decide(session: Session) -> Response:
+            form = await read_form(request)
+            try:
+                verdict = Review.model_validate(
+                    {
+                        "profile_id": profile_id,
+                        "reviewer": session.who.actor,  # the token's, never the form's
+                        "decision": form.get("decision", ""),
+                        "note": form.get("note", ""),
+                    }
+                )
+                await service.write(verdict)
+            except (LedgerError, Refused) as refused:
+                status, problem, _ = problem_of(refused)
+                return await console.profile(session, profile_id, said=problem.message,
+                                             status=status)  # fmt: skip
+            done = f"/console/profiles/{quote(profile_id, safe='')}"
+            return _secured(RedirectResponse(done, status_code=303))
+
+        return await console.signed_in(request, decide, posted=True)
+
+    app.include_router(router)
+
+
+async def _screenshot(console: Console, session: Session, profile_id: str) -> Response:
+    """The last run's screenshot, when the service may show it; else 404 saying why."""
+
+    def find(ledger: Ledger) -> reads.Evidence | None:
+        view = ledger.view(profile_id)
+        lease = view.lease or view.last_lease
+        return None if lease is None else reads.last_evidence(ledger, profile_id, lease.lease_id)
+
+    evidence = await console.service.readers.run(find)
+    if evidence is None or evidence.screenshot is None:
+        return console.refusal(404, "the profile's last run filed no screenshot", session)
+    path = evidence.screenshot
+    problem, content, media = await asyncio.to_thread(
+        reads.screenshot_problem, path, evidence.sha256
+    )
+    if problem is not None:
+        return console.refusal(404, f"the screenshot was at {path}; {problem}", session)
+    return _secured(Response(content, media_type=media))

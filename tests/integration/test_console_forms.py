@@ -1,0 +1,118 @@
+"""The review console's guards, over plain HTTP to a real ``custody serve``: a form from
+another origin or without the session's form token records nothing, the session cookie cannot
+be read by a script or sent from another site, a screenshot path names only an image, and the
+pages stay out of the API's OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from console_scene import crashed_run, events
+from serving import Served
+
+from ledger import Role
+from service._console import form_token
+
+pytestmark = pytest.mark.slow
+
+VERDICT = {"decision": "return", "note": "cart emptied"}
+
+
+@contextmanager
+def _signed_in(served: Served) -> Iterator[tuple[httpx.Client, str]]:
+    """A client holding a reviewer's session cookie, and that session's form token."""
+    token = served.tokens[Role.REVIEWER]
+    with httpx.Client(base_url=served.url, headers={"Origin": served.url}, timeout=30) as client:
+        answer = client.post("/console/sign-in", data={"token": token})
+        assert answer.status_code == 303, answer.text
+        yield client, form_token(token)
+
+
+def test_a_form_from_another_origin_records_nothing(served: Served) -> None:
+    """The session's cookie and form token are not enough: a verdict posted with another
+    site's Origin is refused (403) and no event is written."""
+    crashed_run(served, "p_origin")
+    before = events(served)
+    with _signed_in(served) as (client, csrf):
+        answer = client.post(
+            "/console/profiles/p_origin/review",
+            data={"csrf": csrf, **VERDICT},
+            headers={"Origin": "https://elsewhere.example"},
+        )
+    assert answer.status_code == 403
+    assert "own pages" in answer.text
+    assert events(served) == before
+
+
+def test_a_form_without_the_sessions_token_records_nothing(served: Served) -> None:
+    """From the right origin but with no (or another session's) form token: 403, nothing
+    written."""
+    crashed_run(served, "p_csrf")
+    before = events(served)
+    with _signed_in(served) as (client, _):
+        for said in ({}, {"csrf": form_token("someone else's token")}):
+            answer = client.post("/console/profiles/p_csrf/review", data={**said, **VERDICT})
+            assert answer.status_code == 403, answer.text
+    assert events(served) == before
+
+
+def test_the_session_cookie_is_httponly_and_strict(served: Served) -> None:
+    """Signing in sets the token in a cookie no script reads and no other site sends; a
+    request without it is sent to sign in."""
+    token = served.tokens[Role.REVIEWER]
+    with httpx.Client(base_url=served.url, headers={"Origin": served.url}) as client:
+        answer = client.post("/console/sign-in", data={"token": token})
+        cookie = answer.headers["set-cookie"].lower()
+        assert "httponly" in cookie
+        assert "samesite=strict" in cookie
+    anonymous = httpx.get(f"{served.url}/console/queue")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/console/sign-in"
+
+
+def test_a_screenshot_path_that_is_no_image_is_not_read_out(served: Served, tmp_path: Path) -> None:
+    """A release naming a readable file that is not an image (a worker could name any file)
+    gets no byte of it served: the page says where it was and why it is not shown."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the service's secret\n")
+    crashed_run(served, "p_shot", screenshot=secret)
+    with _signed_in(served) as (client, _):
+        page = client.get("/console/profiles/p_shot")
+        image = client.get("/console/profiles/p_shot/screenshot")
+    assert f"not shown: it was at <code>{secret}</code>" in page.text
+    assert "not a PNG or JPEG" in page.text
+    assert image.status_code == 404
+    assert "secret" not in image.text.replace(str(secret), "")
+
+
+def test_the_console_is_not_part_of_the_api(served: Served) -> None:
+    """The pages are for people: no /console path in the OpenAPI document programs use."""
+    spec = httpx.get(f"{served.url}/openapi.json").json()
+    assert not [p for p in spec["paths"] if p.startswith("/console")]
+
+
+def test_the_reviewer_is_the_tokens_actor_never_the_forms(served: Served) -> None:
+    """A form that names another reviewer (or actor) changes nothing: the verdict's event is
+    the session token's actor's."""
+    crashed_run(served, "p_actor")
+    with _signed_in(served) as (client, csrf):
+        forged = {"reviewer": "mallory", "actor": "mallory", **VERDICT}
+        answer = client.post("/console/profiles/p_actor/review", data={"csrf": csrf, **forged})
+        assert answer.status_code == 303, answer.text
+    with served.client(Role.REVIEWER) as reader:
+        timeline = reader.get("/v1/profiles/p_actor/timeline").json()
+    reviewed = [e["actor_id"] for e in timeline if e["event_type"] == "profile_reviewed"]
+    assert reviewed == ["reviewer-1"]
+
+
+def test_signing_out_ends_the_session(served: Served) -> None:
+    """After signing out the browser holds no session: the queue sends it to sign in."""
+    with _signed_in(served) as (client, csrf):
+        assert client.get("/console/queue").status_code == 200
+        out = client.post("/console/sign-out", data={"csrf": csrf})
+        assert out.status_code == 303
+        assert client.get("/console/queue").status_code == 303
