@@ -28,7 +28,6 @@ from ledger import (
     Heartbeat,
     Lease,
     LeaseCheck,
-    Ledger,
     ProfileRecord,
     Quarantine,
     RegisterProfile,
@@ -41,7 +40,7 @@ from ledger import (
 )
 from ledger.access import TokenHolder
 from service import _errors, _metrics
-from service._auth import Refused, Tokens, require
+from service._auth import require
 from service._bodies import (
     CheckoutBody,
     ExtendBody,
@@ -51,9 +50,8 @@ from service._bodies import (
     ReleaseBody,
     ReviewBody,
 )
-from service._readers import Readers
+from service._service import Service
 from service._types import Caller, IdempotencyKey, LeasePath, ProfilePath
-from service._writer import Writer
 
 log = logging.getLogger("custody.service")
 Operator = type[ForceRelease] | type[Quarantine] | type[Disable] | type[Enable]
@@ -62,46 +60,6 @@ T = TypeVar("T")
 # How long a lease watch may hold a request open, and how often it looks.
 MAX_WAIT_SECONDS = 60.0
 WATCH_INTERVAL_SECONDS = 0.25
-# How many lease owners one process remembers (a lease's worker never changes).
-OWNERS_REMEMBERED = 100_000
-
-
-class Service:
-    """What one process holds: the writer, the readers, the token and owner caches."""
-
-    def __init__(self, store_url: str | None) -> None:
-        self.store_url = store_url
-        self.writer = Writer(self._ledger)
-        self.readers = Readers(self._ledger)
-        self.tokens = Tokens(self.readers.run)
-        self.owners: dict[str, str] = {}
-
-    def _ledger(self) -> Ledger:
-        return Ledger.open(self.store_url, create=False)
-
-    async def write(self, command: Command[T]) -> T:
-        answer: T = await asyncio.wrap_future(self.writer.submit(command))
-        return answer
-
-    async def own_lease(self, caller: TokenHolder, lease_id: str) -> None:
-        """A worker speaks only under its own leases (a fencing token is a small number,
-        not a secret). A lease the profile's row no longer names passes: the ledger answers
-        that it is lost."""
-        if caller.role is not Role.WORKER:
-            return
-        owner = self.owners.get(lease_id)
-        if owner is None:
-            owner = await self.readers.run(lambda ledger: ledger.lease_worker(lease_id))
-            if owner is not None:
-                self.remember(lease_id, owner)
-        if owner is not None and owner != caller.actor:
-            raise Refused(f"lease {lease_id} is held by {owner}, not {caller.actor}")
-
-    def remember(self, lease_id: str, worker: str) -> None:
-        if len(self.owners) >= OWNERS_REMEMBERED:
-            for old in list(self.owners)[: OWNERS_REMEMBERED // 2]:
-                del self.owners[old]
-        self.owners[lease_id] = worker
 
 
 def answered(model: BaseModel, status: int = 200) -> Response:

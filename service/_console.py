@@ -39,7 +39,7 @@ from service._auth import Refused, Unauthorised, require
 from service._errors import problem_of
 
 if TYPE_CHECKING:
-    from service._app import Service
+    from service._service import Service
 
 COOKIE = "custody_console"
 SESSION_SECONDS = 8 * 3600

@@ -15,7 +15,7 @@ from service import _errors
 from service._types import Caller, ProfilePath
 
 if TYPE_CHECKING:
-    from service._app import Service
+    from service._service import Service
 
 MAX_EVENTS = 10_000
 

@@ -36,7 +36,7 @@ from local_site import CountingProxy, LocalSite
 PAGES = pages()
 # Every page a reader may follow a link from.
 LINKED_PAGES = [README, *PAGES, ROOT / "tests" / "README.md", ROOT / "bench" / "README.md"]
-PACKAGES = ("ledger", "projections", "workers", "reports", "custody")
+PACKAGES = ("ledger", "projections", "workers", "reports", "service", "custody")
 REFERENCE = DOCS / "reference"
 
 

@@ -1,0 +1,56 @@
+"""What one service process holds: the writer thread (group commit), the reader threads, and
+the caches of token holders and lease owners."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypeVar
+
+from ledger import Command, Ledger, Role
+from ledger.access import TokenHolder
+from service._auth import Refused, Tokens
+from service._readers import Readers
+from service._writer import Writer
+
+T = TypeVar("T")
+
+# How many lease owners one process remembers (a lease's worker never changes).
+OWNERS_REMEMBERED = 100_000
+
+
+class Service:
+    """What one process holds: the writer, the readers, the token and owner caches."""
+
+    def __init__(self, store_url: str | None) -> None:
+        self.store_url = store_url
+        self.writer = Writer(self._ledger)
+        self.readers = Readers(self._ledger)
+        self.tokens = Tokens(self.readers.run)
+        self.owners: dict[str, str] = {}
+
+    def _ledger(self) -> Ledger:
+        return Ledger.open(self.store_url, create=False)
+
+    async def write(self, command: Command[T]) -> T:
+        answer: T = await asyncio.wrap_future(self.writer.submit(command))
+        return answer
+
+    async def own_lease(self, caller: TokenHolder, lease_id: str) -> None:
+        """A worker speaks only under its own leases (a fencing token is a small number,
+        not a secret). A lease the profile's row no longer names passes: the ledger answers
+        that it is lost."""
+        if caller.role is not Role.WORKER:
+            return
+        owner = self.owners.get(lease_id)
+        if owner is None:
+            owner = await self.readers.run(lambda ledger: ledger.lease_worker(lease_id))
+            if owner is not None:
+                self.remember(lease_id, owner)
+        if owner is not None and owner != caller.actor:
+            raise Refused(f"lease {lease_id} is held by {owner}, not {caller.actor}")
+
+    def remember(self, lease_id: str, worker: str) -> None:
+        if len(self.owners) >= OWNERS_REMEMBERED:
+            for old in list(self.owners)[: OWNERS_REMEMBERED // 2]:
+                del self.owners[old]
+        self.owners[lease_id] = worker
