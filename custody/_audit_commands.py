@@ -191,16 +191,20 @@ def access() -> None:
 @access.command("grant")
 @click.argument("login", metavar="LOGIN")
 @click.option(
-    "--role", required=True, type=click.Choice(["worker", "scheduler", "reviewer", "operator"]),
-    help="the one role LOGIN acts in",
+    "--role", "roles", required=True, multiple=True,
+    type=click.Choice(["worker", "scheduler", "reviewer", "operator"]),
+    help="the role LOGIN acts in (repeat it for a login that acts in several: a lease "
+    "service's, whose callers act in theirs)",
 )  # fmt: skip
 @click.option(
     "--password-stdin", is_flag=True,
     help="set LOGIN's password to the first line read from standard input",
 )  # fmt: skip
 @on_ledger
-def access_grant(ledger: Ledger, login: str, role: str, password_stdin: bool) -> dict[str, object]:
-    """create or update LOGIN with exactly ROLE's privileges"""
+def access_grant(
+    ledger: Ledger, login: str, roles: tuple[str, ...], password_stdin: bool
+) -> dict[str, object]:
+    """create or update LOGIN with exactly the privileges of its --role (or roles)"""
     from ledger import InvalidInput
     from ledger.access import grant
 
@@ -209,8 +213,9 @@ def access_grant(ledger: Ledger, login: str, role: str, password_stdin: bool) ->
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise InvalidInput("password", "standard input gave an empty line")
-    done = grant(ledger, login, role, password)
-    return {"login": done.login, "role": done.role.value, "created": done.created}
+    done = grant(ledger, login, roles, password)
+    given = ", ".join(r.value for r in done.roles)
+    return {"login": done.login, "role": given, "created": done.created}
 
 
 @access.command("list")

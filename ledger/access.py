@@ -20,6 +20,8 @@ hold the roles its callers act in; the database still refuses what that login ma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ledger._application import Ledger
 from ledger._domain.authority import ROLE_EVENTS, Forbidden
 from ledger._domain.errors import InvalidInput
@@ -46,7 +48,8 @@ __all__ = [
 
 class Granted(Frozen):
     login: str
-    role: Role
+    role: Role  # the first of ``roles``
+    roles: tuple[Role, ...]
     created: bool
 
 
@@ -55,13 +58,23 @@ class LoginRole(Frozen):
     role: Role
 
 
-def grant(ledger: Ledger, login: str, role: Role | str, password: str | None = None) -> Granted:
-    """Create or update ``login`` with exactly ``role``'s privileges (``password``, if given,
-    replaces its password; a login without one authenticates as the server's pg_hba allows)."""
-    chosen = _role(role)
+def grant(
+    ledger: Ledger,
+    login: str,
+    role: Role | str | Sequence[Role | str],
+    password: str | None = None,
+) -> Granted:
+    """Create or update ``login`` with exactly the privileges of ``role`` (or of each of
+    several roles: a lease service's login acts for its callers in theirs); ``password``, if
+    given, replaces its password (a login without one authenticates as the server's pg_hba
+    allows)."""
+    asked = [role] if isinstance(role, str) else list(role)
+    if not asked:
+        raise InvalidInput("role", "give at least one custody role")
+    chosen = tuple(dict.fromkeys(_role(r) for r in asked))
     store = _postgres(ledger)
-    done = access.grant(store, store.tables, login, chosen, password)
-    return Granted(login=done["login"], role=chosen, created=done["created"])
+    done = access.grant(store, store.tables, login, frozenset(chosen), password)
+    return Granted(login=done["login"], role=chosen[0], roles=chosen, created=done["created"])
 
 
 def logins(ledger: Ledger) -> list[LoginRole]:

@@ -165,9 +165,9 @@ def authority_of(store: Executing, events: str, snapshots: str) -> tuple[Authori
 
 
 def grant(
-    store: Executing, tables: Tables, login: str, role: Role, password: str | None
+    store: Executing, tables: Tables, login: str, roles: frozenset[Role], password: str | None
 ) -> dict[str, Any]:
-    """Make ``login`` (created if missing) a member of exactly ``role``'s group role, after
+    """Make ``login`` (created if missing) a member of exactly ``roles``' group roles, after
     (re)applying the group roles' privileges on this store's tables."""
     if not _LOGIN.fullmatch(login):
         msg = f"{login!r}: give a PostgreSQL role name of lower-case letters, digits and _"
@@ -183,10 +183,11 @@ def grant(
     if password is not None:
         _run_formatted(store, "ALTER ROLE %I PASSWORD %L", login, password)
     for other, group in GROUP_ROLES.items():
-        if other is not role:
+        if other not in roles:
             _run_formatted(store, "REVOKE %I FROM %I", group, login)
-    _run_formatted(store, "GRANT %I TO %I", GROUP_ROLES[role], login)
-    return {"login": login, "role": role.value, "created": not exists}
+    for role in sorted(roles):
+        _run_formatted(store, "GRANT %I TO %I", GROUP_ROLES[role], login)
+    return {"login": login, "created": not exists}
 
 
 def logins(store: Executing) -> list[dict[str, str]]:

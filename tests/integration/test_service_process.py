@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,59 @@ def test_two_replicas_share_one_postgresql(pg_url: str) -> None:
     finally:
         assert first.stop() == 0
         assert second.stop() == 0
+
+
+@pytest.mark.postgres
+def test_a_service_login_acts_only_in_the_roles_granted_to_it(pg_cluster: Any) -> None:
+    """The database bounds the service: a login granted worker and reviewer serves checkouts
+    and reviews, and an operator's token gets 403 from the ledger's own check of the login
+    (the database would refuse the event too); nothing is written."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from pg_cluster import drop_database
+
+    from ledger.access import grant, issue_token, logins
+
+    tag = uuid.uuid4().hex[:8]
+    owner, db = f"own_{tag}", f"t_{tag}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
+
+    def as_login(login: str) -> str:
+        parts = urlsplit(pg_cluster.admin_url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"{login}@{host}", path=f"/{db}"))
+
+    try:
+        owner_url, service_login = as_login(owner), f"svc_{tag}"
+        with Ledger.init(owner_url) as ledger:
+            ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="x"))
+            granted = grant(ledger, service_login, ["worker", "reviewer"])
+            assert [r.value for r in granted.roles] == ["worker", "reviewer"]
+            held = {r.role.value for r in logins(ledger) if r.login == service_login}
+            assert held == {"worker", "reviewer"}
+            tokens = {r: issue_token(ledger, f"{r.value}-1", r).token for r in Role}
+        served = serve(as_login(service_login), tokens=False)
+        served.tokens = tokens
+        try:
+            with served.client(Role.WORKER) as worker:
+                got = worker.post(
+                    "/v1/profiles/p1/checkout", json={"run_id": "r", "task_type": "t"}
+                )
+                assert got.status_code == 201, got.text
+            with Ledger.open(owner_url) as ledger:
+                before = len(ledger.history("p1"))
+            with served.client(Role.OPERATOR) as operator:
+                refused = operator.post("/v1/profiles/p1/quarantine", json={"reason": "x"})
+            assert refused.status_code == 403, refused.text
+            assert f"store login {service_login}" in refused.json()["message"]
+            with Ledger.open(owner_url) as ledger:
+                assert len(ledger.history("p1")) == before
+        finally:
+            assert served.stop() == 0
+    finally:
+        drop_database(pg_cluster.admin_url, db)
+        with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+            for role in (f"svc_{tag}", owner):
+                conn.execute(f"DROP ROLE IF EXISTS {role}")
