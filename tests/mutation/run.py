@@ -311,6 +311,34 @@ MUTANTS = (
         "commands run together each take a transaction of their own",
         ("tests/unit/test_group_commit.py",),
     ),
+    Mutant(
+        "service-lease-owner",
+        "service/_service.py",
+        "        if caller.role is not Role.WORKER:\n            return\n",
+        "        return\n",
+        "a worker's token speaks under another worker's lease, knowing its fencing token",
+        ("tests/integration/test_service.py::test_who_is_calling_comes_from_the_token",),
+    ),
+    Mutant(
+        "service-idempotency",
+        "service/_app.py",
+        "    if key is None:\n        return None\n",
+        "    return None\n",
+        "a request resent with its Idempotency-Key appends again",
+        (
+            "tests/integration/test_service.py::test_a_resent_request_returns_the_first_answer_and_appends_nothing",
+        ),
+    ),
+    Mutant(
+        "service-group-commit",
+        "service/_writer.py",
+        "MAX_BATCH = 200\n",
+        "MAX_BATCH = 1\n",
+        "heartbeats arriving together at the service each take a transaction",
+        (
+            "tests/integration/test_service.py::test_heartbeats_arriving_together_share_a_transaction",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
