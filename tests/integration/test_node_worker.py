@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     assert shutil.which(args[0]), f"{args[0]} is not on PATH (Node 20 and npm are needed)"
-    assert (CLIENT / "node_modules").is_dir(), "run: npm ci --prefix clients/typescript"
+    assert (CLIENT / "node_modules").is_dir(), "run: scripts/bootstrap.sh --with-node"
     return subprocess.run(
         args,
         cwd=CLIENT,
