@@ -43,16 +43,28 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
-@pytest.fixture
-def sqlite_served(tmp_path: Path) -> Iterator[Served]:
-    """``custody serve`` on a fresh SQLite store with a token per role."""
-    url = f"sqlite:///{tmp_path / 'custody.db'}"
+def _serve(url: str) -> Iterator[Served]:
     Ledger.init(url).close()
     running = serve(url)
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def sqlite_served(tmp_path: Path) -> Iterator[Served]:
+    """``custody serve`` on a fresh SQLite store with a token per role."""
+    yield from _serve(f"sqlite:///{tmp_path / 'custody.db'}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """``custody serve`` on a fresh store of each kind with a token per role."""
+    if request.param == "sqlite":
+        yield from _serve(f"sqlite:///{tmp_path / 'custody.db'}")
+    else:
+        yield from _serve(request.getfixturevalue("pg_url"))
 
 
 def test_the_client_types_agree_with_the_service(sqlite_served: Served) -> None:
@@ -88,7 +100,7 @@ def _of(events: list[Any], event_type: str) -> list[Any]:
 
 @pytest.mark.browser
 def test_the_example_node_worker_clean_crashed_and_revoked(
-    sqlite_served: Served, tmp_path: Path
+    any_served: Served, tmp_path: Path
 ) -> None:
     """``npm test`` drives the example worker through a clean run, a crash after a mutating
     step and a revocation mid-run (its own assertions: the page's traffic stops within 2 s),
@@ -96,11 +108,11 @@ def test_the_example_node_worker_clean_crashed_and_revoked(
     sha256, a failed release after ``submit_order`` and the profile blocked as the policy
     says, an operator's revocation and no release by the worker."""
     profiles, evidence, results = tmp_path / "profiles", tmp_path / "evidence", tmp_path / "r.json"
-    _register(sqlite_served.store_url, profiles)
+    _register(any_served.store_url, profiles)
     env = {
-        "CUSTODY_URL": sqlite_served.url,
-        "CUSTODY_WORKER_TOKEN": sqlite_served.tokens[Role.WORKER],
-        "CUSTODY_OPERATOR_TOKEN": sqlite_served.tokens[Role.OPERATOR],
+        "CUSTODY_URL": any_served.url,
+        "CUSTODY_WORKER_TOKEN": any_served.tokens[Role.WORKER],
+        "CUSTODY_OPERATOR_TOKEN": any_served.tokens[Role.OPERATOR],
         "CUSTODY_PROFILES_DIR": str(profiles),
         "CUSTODY_EVIDENCE_DIR": str(evidence),
         "CUSTODY_RESULTS": str(results),
@@ -111,7 +123,7 @@ def test_the_example_node_worker_clean_crashed_and_revoked(
     assert "# skipped 0" in tested.stdout, "the service's tests were skipped"
     seen = json.loads(results.read_text())
 
-    with Ledger.open(sqlite_served.store_url) as ledger:
+    with Ledger.open(any_served.store_url) as ledger:
         clean = _events(ledger, "node_clean")
         (released,) = _of(clean, "lease_release_requested")
         assert released.outcome == "success"
