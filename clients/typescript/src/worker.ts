@@ -35,7 +35,7 @@ import {
   type ReleaseResult,
   StoreUnavailable,
 } from "./client.js";
-import { type Clock, LeaseGuard, MAX_URL, monotonic, Progress } from "./guard.js";
+import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
@@ -242,8 +242,14 @@ export class WorkerLease {
   start(): void {
     const beat = async (): Promise<void> => {
       if (!this.guard.held()) return;
-      await this.renew({});
-      if (this.guard.held()) this.heartbeats = setTimeout(beat, this.guard.timing.intervalMs);
+      let next = this.guard.timing.intervalMs;
+      try {
+        await this.renew({});
+      } catch {
+        // An answer it does not expect (a 403, a 500) is waited out: the deadline decides.
+        next = this.guard.timing.retryMs;
+      }
+      if (this.guard.held() && !this.watching.signal.aborted) this.heartbeats = setTimeout(beat, next);
     };
     this.heartbeats = setTimeout(beat, this.guard.timing.intervalMs);
     this.watchDone = this.watch();
@@ -437,4 +443,3 @@ function defaultEvidenceDir(): string {
   return join(base, "custody", "evidence");
 }
 
-export { MAX_URL };

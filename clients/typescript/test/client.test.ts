@@ -152,4 +152,21 @@ describe("the worker SDK", () => {
     );
     assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 0);
   });
+
+  it("waits out a background renewal's unexpected answer instead of dying of it", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: { ...LEASE, ttl_seconds: 3 } }, // renewed every second
+      { status: 500, body: { error: "internal", message: "the service failed" } }, // at 1 s
+      { status: 200, body: LEASE }, // at 1.2 s: the retry period of a 3 s TTL
+      { status: 200, body: { lease_id: LEASE.lease_id, profile_id: "p 1", ending: "clean",
+        profile_state: "available", message: "released" } },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
+      await new Promise((done) => setTimeout(done, 1600));
+    });
+    assert.equal(lease.result?.ending, "clean");
+    assert.equal(sent.filter((s) => s.url.endsWith("/heartbeat")).length, 2);
+  });
 });
