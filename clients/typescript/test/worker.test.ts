@@ -142,11 +142,19 @@ describe("the example worker against the service", { skip: !env.CUSTODY_URL && "
     const before = site.requests.length;
     const revoked = performance.now();
     const forced = await operator.forceRelease("node_revoked", { reason: "revoked by the Node worker test" });
+    const answered = performance.now() - revoked; // the revocation is in the ledger by now
     const run = await worker.done;
     const ticks = site.requests.filter((r) => r.path.startsWith("/tick"));
     const last = Math.max(...ticks.map((r) => r.at));
     const why = await operator.why("node_revoked");
-    results.revoked = { ...run, why, forced, lastRequestAfterRevocationMs: last - revoked };
+    results.revoked = {
+      ...run,
+      why,
+      forced,
+      forceReleaseAnsweredMs: answered,
+      lastRequestAfterRevocationMs: last - revoked,
+      requestsAfterRevocation: site.requests.filter((r) => r.at > revoked).map((r) => [r.path, r.at - revoked]),
+    };
     assert.ok(before > 5 && ticks.some((r) => r.at < revoked), "the page was talking to its site");
     assert.equal(run.code, 3, run.stderr + JSON.stringify(run.said)); // LeaseLost
     assert.ok(
