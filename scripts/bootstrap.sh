@@ -9,6 +9,9 @@
 #   - with --with-chromium: Debian's Chromium at /usr/bin/chromium (the inspector's and the
 #     worker SDK's tests run a real browser; never `playwright install`, which has no download
 #     host here).
+#   - with --with-node: clients/typescript's Node packages, `npm ci` from its package-lock.json
+#     into clients/typescript/node_modules (nothing global; only the npm registry is reached),
+#     again only when the lock file changed. Node >= 20 and npm must be on PATH already.
 # Works on Debian/Ubuntu as root or through sudo. One line per step; a failing command's
 # output is shown in full.
 set -euo pipefail
@@ -18,14 +21,16 @@ VENV="$ROOT/.venv"
 STAMP="$VENV/.custody-stamp"
 MIN_PY="3.11"
 
-usage() { echo "usage: $0 [--with-postgres] [--with-chromium]"; }
+usage() { echo "usage: $0 [--with-postgres] [--with-chromium] [--with-node]"; }
 
 with_postgres=0
 with_chromium=0
+with_node=0
 for arg in "$@"; do
   case "$arg" in
     --with-postgres) with_postgres=1 ;;
     --with-chromium) with_chromium=1 ;;
+    --with-node) with_node=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -170,6 +175,28 @@ if ((with_chromium)); then
     apt_install chromium
     [[ -x /usr/bin/chromium ]] || die "chromium installed, but there is no /usr/bin/chromium"
     say "Chromium installed (/usr/bin/chromium)"
+  fi
+fi
+
+# --- Node packages of the TypeScript client -----------------------------------------------
+# The TypeScript client's and the example Node worker's tests (npm test, run by
+# tests/integration/test_node_worker.py) need clients/typescript/node_modules, installed
+# exactly as package-lock.json pins it. `npm ci` starts from an empty node_modules each time,
+# so a stamp of the lock file skips it when nothing changed.
+if ((with_node)); then
+  CLIENT="$ROOT/clients/typescript"
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+    || die "node and npm not found: install Node >= 20 (Debian's nodejs package is older)"
+  node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
+    || die "Node $(node --version) is too old for clients/typescript: it needs >= 20"
+  node_stamp="$CLIENT/node_modules/.custody-stamp"
+  node_want="$( (sha256sum "$CLIENT/package-lock.json"; node --version) | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$node_stamp" && "$(cat "$node_stamp")" == "$node_want" ]]; then
+    say "Node packages installed, up to date with clients/typescript/package-lock.json"
+  else
+    say "npm ci --prefix clients/typescript"
+    quiet npm ci --prefix "$CLIENT" --no-audit --no-fund
+    echo "$node_want" >"$node_stamp"
   fi
 fi
 

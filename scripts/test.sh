@@ -6,7 +6,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.venv/bin"
 
-bash "$ROOT/scripts/bootstrap.sh" --with-postgres --with-chromium
+# --with-node: `npm ci --prefix clients/typescript`, for the TypeScript client's and the Node
+# worker's tests (tests/integration/test_node_worker.py runs npm test there).
+bash "$ROOT/scripts/bootstrap.sh" --with-postgres --with-chromium --with-node
 cd "$ROOT"
 
 step() {

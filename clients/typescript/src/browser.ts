@@ -1,0 +1,83 @@
+/**
+ * A leased profile's browser: Playwright's persistent context on the profile's directory, with
+ * the lease guard on every request and the navigation watch.
+ *
+ * Every request of the context, whichever page or frame makes it, passes `context.route`'s
+ * handler, which lets it through only while the lease is held and aborts it once the lease is
+ * lost; and the moment the guard loses the lease (the revocation watch, a refused heartbeat,
+ * the local deadline) the context is closed, which ends the browser. Not covered: a route the
+ * task installs itself that calls `continue()` (use `fallback()`), WebSockets already open
+ * (closed with the context), and `context.request` (Playwright's own HTTP client, no route).
+ */
+import { createHash } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { BrowserContext, Frame, Page, Route } from "playwright-core";
+import type { LeaseGuard, Progress } from "./guard.js";
+
+export const BLOCKED = "blockedbyclient";
+const SCREENSHOT_TIMEOUT_MS = 10_000;
+const CLOSE_TIMEOUT_MS = 10_000;
+
+export class BrowserSession {
+  private closing: Promise<void> | null = null;
+  private lastPage: Page | null = null;
+
+  constructor(
+    readonly context: BrowserContext,
+    private readonly guard: LeaseGuard,
+    private readonly progress: Progress,
+  ) {}
+
+  /** The request guard on every request, the navigation watch on every page, and the stop
+   * on the lease's loss. Call before any page loads. */
+  async install(): Promise<void> {
+    await this.context.route("**/*", (route) => this.decide(route));
+    for (const page of this.context.pages()) this.watch(page);
+    this.context.on("page", (page) => this.watch(page));
+    this.guard.onLost(() => void this.close());
+  }
+
+  private decide(route: Route): Promise<void> {
+    return this.guard.held() ? route.fallback() : route.abort(BLOCKED);
+  }
+
+  private watch(page: Page): void {
+    page.on("framenavigated", (frame: Frame) => {
+      if (frame.parentFrame() !== null) return;
+      this.lastPage = page;
+      this.progress.navigated(frame.url());
+    });
+  }
+
+  /** Save the last navigated page (or the last open one) to `path` and record its sha256.
+   * A capture that fails is recorded as the evidence problem, never thrown. */
+  async screenshot(path: string): Promise<void> {
+    const page = this.lastPage && !this.lastPage.isClosed() ? this.lastPage : this.context.pages().at(-1);
+    if (!page) return;
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      await page.screenshot({ path, timeout: SCREENSHOT_TIMEOUT_MS });
+      const bytes = await readFile(path);
+      this.progress.screenshot = path;
+      this.progress.screenshotSha256 = createHash("sha256").update(bytes).digest("hex");
+      this.progress.navigated(page.url());
+    } catch (failed) {
+      this.progress.problem(`the final screenshot failed: ${firstLine(failed)}`);
+    }
+  }
+
+  /** Close the context (which ends the browser); idempotent, never throws. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref());
+      await Promise.race([this.context.close().catch(() => undefined), timer]);
+    })();
+    return this.closing;
+  }
+}
+
+export function firstLine(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.split("\n")[0] ?? text;
+}

@@ -1,0 +1,282 @@
+/**
+ * A typed client of custody's lease service. Every path, body and answer type here is taken
+ * from `openapi.ts`, which is generated from the service's own /openapi.json (see
+ * scripts/openapi-types.mjs): a resource the service renames, a field it drops or a body it
+ * changes makes `tsc` refuse this file.
+ *
+ * Errors are the service's: a 409 denial is `CheckoutDenied` (with the ledger's denial), a 410
+ * is `LeaseLost`, a 503 is `StoreUnavailable` (with Retry-After), anything else a
+ * `CustodyError` carrying the body's `error` code and the ledger's sentence.
+ */
+import type { components, paths } from "./openapi.js";
+
+export type Schemas = components["schemas"];
+export type Lease = Schemas["Lease"];
+export type LeaseCheck = Schemas["LeaseCheck"];
+export type ReleaseResult = Schemas["ReleaseResult"];
+export type Availability = Schemas["Availability"];
+export type Explanation = Schemas["Explanation"];
+export type Problem = Schemas["Problem"];
+export type Denial = Schemas["Denial"];
+export type Outcome = Schemas["Outcome"];
+export type ProfileState = Schemas["ProfileState"];
+
+type Method = "get" | "post";
+type Operation<P extends keyof paths, M extends Method> = NonNullable<paths[P][M]>;
+type JsonOf<T> = T extends { content: { "application/json": infer B } } ? B : never;
+/** The JSON body an operation takes. */
+export type BodyOf<P extends keyof paths, M extends Method> =
+  Operation<P, M> extends { requestBody: infer R } ? JsonOf<R> : never;
+/** The JSON an operation answers with `status`. */
+export type AnswerOf<
+  P extends keyof paths,
+  M extends Method,
+  S extends keyof Operation<P, M>["responses"],
+> = JsonOf<Operation<P, M>["responses"][S]>;
+type PathOf<P extends keyof paths, M extends Method> =
+  Operation<P, M> extends { parameters: { path: infer A } } ? A : never;
+type QueryOf<P extends keyof paths, M extends Method> =
+  Operation<P, M> extends { parameters: { query?: infer Q } } ? Q : never;
+
+export type CheckoutOrder = BodyOf<"/v1/profiles/{profile_id}/checkout", "post">;
+export type HeartbeatBody = BodyOf<"/v1/leases/{lease_id}/heartbeat", "post">;
+export type ExtendBody = BodyOf<"/v1/leases/{lease_id}/extend", "post">;
+export type ReleaseBody = BodyOf<"/v1/leases/{lease_id}/release", "post">;
+export type OperatorBody = BodyOf<"/v1/profiles/{profile_id}/force-release", "post">;
+
+/** An answer of the service other than the one asked for. */
+export class CustodyError extends Error {
+  readonly status: number;
+  readonly problem: Problem;
+
+  constructor(status: number, problem: Problem) {
+    super(problem.message);
+    this.name = "CustodyError";
+    this.status = status;
+    this.problem = problem;
+  }
+
+  get code(): string {
+    return this.problem.error;
+  }
+}
+
+/** 409 to a checkout: the ledger's denial (reason code, holder, until, what unblocks it). */
+export class CheckoutDenied extends CustodyError {
+  override name = "CheckoutDenied";
+
+  get denial(): Denial | null | undefined {
+    return this.problem.denial;
+  }
+}
+
+/** 410: the lease is lost (revoked, ended, stale, superseded). Stop working. */
+export class LeaseLost extends CustodyError {
+  override name = "LeaseLost";
+
+  get leaseId(): string | null | undefined {
+    return this.problem.lease_id;
+  }
+}
+
+/** 503: the store did not answer; the same request (same Idempotency-Key) may be sent again. */
+export class StoreUnavailable extends CustodyError {
+  override name = "StoreUnavailable";
+  retryAfterSeconds = 2;
+}
+
+export interface ClientOptions {
+  /** The service's base URL, e.g. http://127.0.0.1:8000 */
+  baseUrl: string;
+  /** A bearer token (`custody access token ACTOR --role ROLE`). */
+  token: string;
+  /** Seconds a request may take, beyond any long poll's wait (default 30). */
+  timeoutSeconds?: number;
+  fetch?: typeof fetch;
+}
+
+interface Sending {
+  path?: Record<string, string>;
+  query?: Record<string, string | number | undefined | null>;
+  body?: unknown;
+  idempotencyKey?: string | undefined;
+  waitSeconds?: number;
+  signal?: AbortSignal | undefined;
+}
+
+/** The lease service's resources, one method each, typed from its OpenAPI document. */
+export class CustodyClient {
+  readonly baseUrl: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(options: ClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.token = options.token;
+    this.timeoutMs = (options.timeoutSeconds ?? 30) * 1000;
+    this.fetchFn = options.fetch ?? fetch;
+  }
+
+  // -- the worker's lease --------------------------------------------------------------
+
+  /** Check the profile out for the token's worker: the lease, or `CheckoutDenied`. */
+  checkout(
+    profileId: string,
+    order: CheckoutOrder,
+    idempotencyKey?: string,
+  ): Promise<AnswerOf<"/v1/profiles/{profile_id}/checkout", "post", 201>> {
+    return this.send("/v1/profiles/{profile_id}/checkout", "post", 201, {
+      path: { profile_id: profileId } satisfies PathOf<"/v1/profiles/{profile_id}/checkout", "post">,
+      body: order,
+      idempotencyKey,
+    });
+  }
+
+  /** Renew the lease, recording the step and URL; `LeaseLost` once it is lost. */
+  heartbeat(
+    leaseId: string,
+    body: HeartbeatBody,
+    idempotencyKey?: string,
+  ): Promise<AnswerOf<"/v1/leases/{lease_id}/heartbeat", "post", 200>> {
+    return this.send("/v1/leases/{lease_id}/heartbeat", "post", 200, {
+      path: { lease_id: leaseId } satisfies PathOf<"/v1/leases/{lease_id}/heartbeat", "post">,
+      body,
+      idempotencyKey,
+    });
+  }
+
+  extend(
+    leaseId: string,
+    body: ExtendBody,
+    idempotencyKey?: string,
+  ): Promise<AnswerOf<"/v1/leases/{lease_id}/extend", "post", 200>> {
+    return this.send("/v1/leases/{lease_id}/extend", "post", 200, {
+      path: { lease_id: leaseId } satisfies PathOf<"/v1/leases/{lease_id}/extend", "post">,
+      body,
+      idempotencyKey,
+    });
+  }
+
+  /** End the lease with its outcome and evidence; the answer says where the profile stands. */
+  release(
+    leaseId: string,
+    body: ReleaseBody,
+    idempotencyKey?: string,
+  ): Promise<AnswerOf<"/v1/leases/{lease_id}/release", "post", 200>> {
+    return this.send("/v1/leases/{lease_id}/release", "post", 200, {
+      path: { lease_id: leaseId } satisfies PathOf<"/v1/leases/{lease_id}/release", "post">,
+      body,
+      idempotencyKey,
+    });
+  }
+
+  /** Whether the lease is live; with `waitSeconds`, a long poll answering the moment it is not. */
+  watch(
+    leaseId: string,
+    waitSeconds = 0,
+    signal?: AbortSignal,
+  ): Promise<AnswerOf<"/v1/leases/{lease_id}", "get", 200>> {
+    const query: QueryOf<"/v1/leases/{lease_id}", "get"> = { wait: waitSeconds };
+    return this.send("/v1/leases/{lease_id}", "get", 200, {
+      path: { lease_id: leaseId } satisfies PathOf<"/v1/leases/{lease_id}", "get">,
+      query,
+      waitSeconds,
+      signal,
+    });
+  }
+
+  // -- people's actions and reads ------------------------------------------------------
+
+  /** End the profile's live lease now (operators). */
+  forceRelease(
+    profileId: string,
+    body: OperatorBody,
+    idempotencyKey?: string,
+  ): Promise<AnswerOf<"/v1/profiles/{profile_id}/force-release", "post", 200>> {
+    return this.send("/v1/profiles/{profile_id}/force-release", "post", 200, {
+      path: { profile_id: profileId },
+      body,
+      idempotencyKey,
+    });
+  }
+
+  quarantine(
+    profileId: string,
+    body: BodyOf<"/v1/profiles/{profile_id}/quarantine", "post">,
+    idempotencyKey?: string,
+  ): Promise<AnswerOf<"/v1/profiles/{profile_id}/quarantine", "post", 200>> {
+    return this.send("/v1/profiles/{profile_id}/quarantine", "post", 200, {
+      path: { profile_id: profileId },
+      body,
+      idempotencyKey,
+    });
+  }
+
+  /** Why the profile is (or is not) available, and what unblocks it. */
+  why(profileId: string): Promise<AnswerOf<"/v1/profiles/{profile_id}/why", "get", 200>> {
+    return this.send("/v1/profiles/{profile_id}/why", "get", 200, {
+      path: { profile_id: profileId },
+    });
+  }
+
+  /** Mark every lease past its renewal deadline stale (schedulers, operators). */
+  sweep(idempotencyKey?: string): Promise<AnswerOf<"/v1/sweep", "post", 200>> {
+    return this.send("/v1/sweep", "post", 200, { idempotencyKey });
+  }
+
+  // -- the wire ------------------------------------------------------------------------
+
+  private async send<
+    P extends keyof paths,
+    M extends Method,
+    S extends keyof Operation<P, M>["responses"] & number,
+  >(path: P, method: M, status: S, sending: Sending): Promise<AnswerOf<P, M, S>> {
+    const url = new URL(this.baseUrl + fill(path, sending.path ?? {}));
+    for (const [name, value] of Object.entries(sending.query ?? {})) {
+      if (value !== undefined && value !== null) url.searchParams.set(name, String(value));
+    }
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.token}` };
+    if (sending.body !== undefined) headers["Content-Type"] = "application/json";
+    if (sending.idempotencyKey !== undefined) headers["Idempotency-Key"] = sending.idempotencyKey;
+    const timeout = AbortSignal.timeout(this.timeoutMs + (sending.waitSeconds ?? 0) * 1000);
+    const answer = await this.fetchFn(url, {
+      method: method.toUpperCase(),
+      headers,
+      body: sending.body === undefined ? null : JSON.stringify(sending.body),
+      signal: sending.signal ? AbortSignal.any([timeout, sending.signal]) : timeout,
+    });
+    const text = await answer.text();
+    if (answer.status === status) return JSON.parse(text) as AnswerOf<P, M, S>;
+    throw errorOf(answer.status, text, answer.headers.get("Retry-After"));
+  }
+}
+
+function fill(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new TypeError(`no value for {${name}} in ${template}`);
+    return encodeURIComponent(value);
+  });
+}
+
+/** The error an answer means; a body that is not the service's Problem is named as such. */
+export function errorOf(status: number, text: string, retryAfter: string | null): CustodyError {
+  let problem: Problem;
+  try {
+    const parsed = JSON.parse(text) as Partial<Problem>;
+    if (typeof parsed.error !== "string" || typeof parsed.message !== "string") throw new Error();
+    problem = parsed as Problem;
+  } catch {
+    problem = { error: `http_${status}`, message: text.slice(0, 500) || `HTTP ${status}` };
+  }
+  if (status === 409 && problem.error === "checkout_denied") return new CheckoutDenied(status, problem);
+  if (status === 410) return new LeaseLost(status, problem);
+  if (status === 503) {
+    const unavailable = new StoreUnavailable(status, problem);
+    const seconds = Number(retryAfter);
+    if (retryAfter !== null && Number.isFinite(seconds)) unavailable.retryAfterSeconds = seconds;
+    return unavailable;
+  }
+  return new CustodyError(status, problem);
+}

@@ -1,0 +1,114 @@
+/**
+ * What a worker knows about its lease: held until `lose` is called, and never past its local
+ * deadline (two thirds of the TTL after the last renewal's start, as the Python SDK's
+ * `RenewalTiming`), so a worker whose renewals stopped reaching the service stops on its own
+ * clock before the ledger marks the lease stale. `Progress` is what the run reported.
+ */
+import type { Lease } from "./client.js";
+
+export type Clock = () => number; // milliseconds, monotonic
+export const monotonic: Clock = () => performance.now();
+
+/** When a lease with this TTL renews, gives up, and retries (all in milliseconds). */
+export interface RenewalTiming {
+  ttlMs: number;
+  intervalMs: number;
+  renewDeadlineMs: number;
+  retryMs: number;
+}
+
+export function timingOf(ttlSeconds: number): RenewalTiming {
+  if (!(ttlSeconds > 0)) throw new RangeError(`a lease's TTL must be positive, got ${ttlSeconds}`);
+  const ttlMs = ttlSeconds * 1000;
+  return {
+    ttlMs,
+    intervalMs: ttlMs / 3,
+    renewDeadlineMs: (ttlMs * 2) / 3,
+    retryMs: Math.min(2000, Math.max(50, ttlMs / 15)),
+  };
+}
+
+type Lost = (why: string) => void;
+
+export class LeaseGuard {
+  readonly leaseId: string;
+  readonly timing: RenewalTiming;
+  private renewedAt: number;
+  private why = "";
+  private readonly watchers: Lost[] = [];
+
+  constructor(
+    lease: Lease,
+    started: number,
+    private readonly clock: Clock = monotonic,
+  ) {
+    this.leaseId = lease.lease_id;
+    this.timing = timingOf(lease.ttl_seconds);
+    this.renewedAt = started;
+  }
+
+  /** Held: not lost, and not past the local deadline (which loses it, once, here). */
+  held(): boolean {
+    if (this.why) return false;
+    if (this.clock() > this.renewedAt + this.timing.renewDeadlineMs) {
+      this.lose("not renewed before its deadline (the service did not answer in time)");
+      return false;
+    }
+    return true;
+  }
+
+  /** Why the lease was lost ("" while held). */
+  get whyLost(): string {
+    return this.why;
+  }
+
+  /** A renewal sent at `started` succeeded: the local deadline moves. */
+  renewed(started: number): void {
+    if (!this.why) this.renewedAt = Math.max(this.renewedAt, started);
+  }
+
+  /** Lose the lease (once); every watcher hears why, at once. */
+  lose(why: string): void {
+    if (this.why) return;
+    this.why = why || "lost";
+    for (const watcher of this.watchers.splice(0)) {
+      try {
+        watcher(this.why);
+      } catch {
+        // a watcher's failure must not keep the others from stopping
+      }
+    }
+  }
+
+  onLost(watcher: Lost): void {
+    if (this.why) watcher(this.why);
+    else this.watchers.push(watcher);
+  }
+}
+
+/** What the run reported: its steps, the page's URL, the final screenshot. */
+export class Progress {
+  step: string | null = null;
+  lastSafeStep: string | null = null;
+  mutatingStep: string | null = null;
+  url: string | null = null;
+  screenshot: string | null = null;
+  screenshotSha256: string | null = null;
+  evidenceProblem: string | null = null;
+
+  stepped(name: string, safe: boolean, mutating: boolean): void {
+    this.step = name;
+    if (safe) this.lastSafeStep = name;
+    if (mutating) this.mutatingStep = name;
+  }
+
+  navigated(url: string): void {
+    if (url && url !== "about:blank") this.url = url.slice(0, MAX_URL);
+  }
+
+  problem(said: string): void {
+    this.evidenceProblem = this.evidenceProblem ? `${this.evidenceProblem}; ${said}` : said;
+  }
+}
+
+export const MAX_URL = 4096; // what the ledger keeps of a URL: a longer one is cut, not refused

@@ -1,0 +1,30 @@
+export {
+  type AnswerOf,
+  type Availability,
+  type BodyOf,
+  CheckoutDenied,
+  type CheckoutOrder,
+  type ClientOptions,
+  CustodyClient,
+  CustodyError,
+  type Denial,
+  type Explanation,
+  type Lease,
+  type LeaseCheck,
+  LeaseLost,
+  type Outcome,
+  type Problem,
+  type ProfileState,
+  type ReleaseResult,
+  type Schemas,
+  StoreUnavailable,
+} from "./client.js";
+export type { components, paths } from "./openapi.js";
+export {
+  type BrowserOptions,
+  type Evidence,
+  ProfileLeases,
+  type ProfileLeasesOptions,
+  type StepOptions,
+  WorkerLease,
+} from "./worker.js";

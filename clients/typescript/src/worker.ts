@@ -1,0 +1,445 @@
+/**
+ * The worker SDK, in the Python SDK's shape (`workers.ProfileLeases`), over the lease service:
+ *
+ *     const leases = new ProfileLeases({ client, profileDir: (id) => `/profiles/${id}` });
+ *     const lease = await leases.checkout("profile_shop_17", { run_id: "run_0945",
+ *       task_type: "check" }, async (lease) => {
+ *       await lease.browser(chromium, async (context) => {
+ *         ...
+ *         await lease.step("dashboard_loaded", { safe: true });
+ *       }, { executablePath: "/usr/bin/chromium" });
+ *     });
+ *     lease.result?.message;
+ *
+ * Leaving the task releases the lease: success with the final URL and screenshot (and its
+ * sha256); an exception as a failure naming it (and the exception is thrown on);
+ * `lease.expectedFailure(reason)` as an expected failure. While the task runs, the lease is
+ * renewed every third of its TTL and watched with the service's long poll; the moment it is
+ * lost (revoked, stale, refused) the browser's requests are aborted and its context closed, and
+ * the task's next SDK call throws `LeaseLost`. A lost lease is never released by the worker.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import type { BrowserContext, BrowserType, LaunchOptions } from "playwright-core";
+import { BrowserSession, firstLine } from "./browser.js";
+import {
+  type CheckoutOrder,
+  type CustodyClient,
+  CustodyError,
+  type Lease,
+  LeaseLost,
+  type Outcome,
+  type ReleaseBody,
+  type ReleaseResult,
+  StoreUnavailable,
+} from "./client.js";
+import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
+
+export const MAX_REASON = 2000; // what the ledger keeps of a reason
+const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
+const CHECKOUT_RESEND_MS = 3000;
+const WATCH_SECONDS = 10;
+const WATCH_RETRY_MS = 500;
+
+export interface ProfileLeasesOptions {
+  client: CustodyClient;
+  /** The directory of a profile on this host (what it was registered with). */
+  profileDir?: (profileId: string) => string;
+  /** Where each lease's screenshot and evidence.json go; default as the Python SDK's. */
+  evidenceDir?: string;
+  /** How long each long poll of the revocation watch holds (seconds, at most 60). */
+  watchSeconds?: number;
+  clock?: Clock;
+}
+
+/** What a release reported, kept as `evidence.json` beside the screenshot. */
+export interface Evidence {
+  lease_id: string;
+  profile_id: string;
+  run_id: string;
+  outcome: Outcome;
+  reason: string | null;
+  final_url: string | null;
+  screenshot: string | null;
+  screenshot_sha256: string | null;
+  last_step: string | null;
+  last_safe_step: string | null;
+  mutating_step: string | null;
+  evidence_problem: string | null;
+}
+
+export class ProfileLeases {
+  readonly client: CustodyClient;
+  readonly evidenceDir: string;
+  readonly watchSeconds: number;
+  readonly clock: Clock;
+  private readonly profileDir: ((profileId: string) => string) | undefined;
+
+  constructor(options: ProfileLeasesOptions) {
+    this.client = options.client;
+    this.profileDir = options.profileDir;
+    this.evidenceDir = resolve(options.evidenceDir ?? defaultEvidenceDir());
+    this.watchSeconds = options.watchSeconds ?? WATCH_SECONDS;
+    this.clock = options.clock ?? monotonic;
+  }
+
+  /** Lease the profile (`CheckoutDenied` with the ledger's denial), run `task` under the lease,
+   * and release it when the task ends (see the module's comment). Answers the lease, whose
+   * `result` and `evidence` say how the release went. */
+  async checkout(
+    profileId: string,
+    order: CheckoutOrder,
+    task: (lease: WorkerLease) => Promise<void>,
+  ): Promise<WorkerLease> {
+    const started = this.clock();
+    const key = randomUUID(); // resent under the same id: a grant whose answer was lost returns
+    const until = started + CHECKOUT_RESEND_MS;
+    let granted: Lease;
+    for (;;) {
+      try {
+        granted = await this.client.checkout(profileId, order, key);
+        break;
+      } catch (error) {
+        if (!transient(error) || this.clock() + 250 >= until) throw error;
+        await sleep(250);
+      }
+    }
+    const lease = new WorkerLease(granted, this, new LeaseGuard(granted, started, this.clock));
+    lease.start();
+    let failure: unknown = undefined;
+    let failed = false;
+    try {
+      await task(lease);
+    } catch (error) {
+      failure = error;
+      failed = true;
+    }
+    await lease.end(failed ? { error: failure } : null);
+    if (failed) throw lease.insteadOf(failure);
+    return lease;
+  }
+
+  directoryOf(profileId: string): string {
+    if (!this.profileDir) {
+      throw new Error(`no directory for ${profileId}: give ProfileLeases a profileDir`);
+    }
+    return this.profileDir(profileId);
+  }
+}
+
+export interface StepOptions {
+  /** A point where the account is in a known state (the lease's last safe step). */
+  safe?: boolean;
+  /** A step that may change the account: an unclean ending after it goes to review. */
+  mutating?: boolean;
+}
+
+export type BrowserOptions = LaunchOptions & { userDataDir?: string; serviceWorkers?: "allow" | "block" };
+
+/** One checked-out lease, used by the task that checked it out. */
+export class WorkerLease {
+  lease: Lease;
+  result: ReleaseResult | null = null;
+  evidence: Evidence | null = null;
+  private readonly progress = new Progress();
+  private session: BrowserSession | null = null;
+  private expected: string | null = null;
+  private heartbeats: NodeJS.Timeout | null = null;
+  private readonly watching = new AbortController();
+  private watchDone: Promise<void> = Promise.resolve();
+
+  constructor(
+    lease: Lease,
+    private readonly leases: ProfileLeases,
+    private readonly guard: LeaseGuard,
+  ) {
+    this.lease = lease;
+  }
+
+  get leaseId(): string {
+    return this.lease.lease_id;
+  }
+
+  get fencingToken(): number {
+    return this.lease.fencing_token;
+  }
+
+  get lost(): boolean {
+    return !this.guard.held();
+  }
+
+  get whyLost(): string {
+    return this.guard.whyLost;
+  }
+
+  /** Record the step in the ledger now, as a heartbeat naming it with the page's last URL.
+   * `LeaseLost` (the browser closed first) once the lease is lost. */
+  async step(name: string, options: StepOptions = {}): Promise<void> {
+    this.ensureHeld();
+    const safe = options.safe ?? false;
+    const mutating = options.mutating ?? false;
+    if (await this.renew({ step: name, safe, mutating })) {
+      this.progress.stepped(name, safe, mutating);
+    }
+    this.ensureHeld();
+  }
+
+  /** A page reached without `browser()`: its URL goes with the next heartbeat and is the
+   * final URL unless another follows. */
+  visited(url: string): void {
+    this.progress.navigated(url);
+  }
+
+  /** End the lease as an expected failure with `reason` (an exception still makes it a
+   * failure). */
+  expectedFailure(reason: string): void {
+    if (!reason.trim() || reason.length > MAX_REASON) {
+      throw new RangeError(`an expected failure's reason: 1 to ${MAX_REASON} characters`);
+    }
+    this.expected = reason;
+  }
+
+  /** A persistent context on the profile's directory, launched with Playwright's `browserType`
+   * (`chromium` of playwright-core; pass `executablePath`). Before launching, a heartbeat
+   * proves the lease current. Leaving `body` takes the final screenshot (unless the lease was
+   * lost) and always closes the context. */
+  async browser<T>(
+    browserType: BrowserType,
+    body: (context: BrowserContext) => Promise<T>,
+    options: BrowserOptions = {},
+  ): Promise<T> {
+    this.ensureHeld();
+    const { userDataDir, ...launch } = options;
+    const directory = userDataDir ?? this.leases.directoryOf(this.lease.profile_id);
+    await this.step("browser_launch");
+    // Service workers' requests would pass no route of the context: blocked, as in Python.
+    const context = await browserType.launchPersistentContext(directory, {
+      headless: true,
+      serviceWorkers: "block",
+      ...launch,
+    });
+    const session = (this.session = new BrowserSession(context, this.guard, this.progress));
+    try {
+      await session.install();
+    } catch (error) {
+      await session.close();
+      throw error;
+    }
+    try {
+      return await body(context);
+    } finally {
+      if (this.guard.held()) await session.screenshot(join(this.directory(), "final.png"));
+      await session.close();
+      this.session = null;
+    }
+  }
+
+  // -- the lease's life ------------------------------------------------------------------
+
+  /** Begin renewing every third of the TTL and watching for a revocation. */
+  start(): void {
+    const beat = async (): Promise<void> => {
+      if (!this.guard.held()) return;
+      let next = this.guard.timing.intervalMs;
+      try {
+        await this.renew({});
+      } catch {
+        // An answer it does not expect (a 403, a 500) is waited out: the deadline decides.
+        next = this.guard.timing.retryMs;
+      }
+      if (this.guard.held() && !this.watching.signal.aborted) this.heartbeats = setTimeout(beat, next);
+    };
+    this.heartbeats = setTimeout(beat, this.guard.timing.intervalMs);
+    this.watchDone = this.watch();
+  }
+
+  /** The revocation watch: the service's long poll on the lease, again and again, until the
+   * lease is not live (then the lease is lost, which stops the browser) or the watch is
+   * stopped. A service that does not answer is asked again; the deadline decides. */
+  private async watch(): Promise<void> {
+    const signal = this.watching.signal;
+    while (!signal.aborted && this.guard.held()) {
+      try {
+        const check = await this.leases.client.watch(this.leaseId, this.leases.watchSeconds, signal);
+        if (!check.live && !signal.aborted) this.guard.lose(`revoked: ${check.why ?? "not live"}`);
+      } catch (error) {
+        if (signal.aborted) return;
+        if (error instanceof LeaseLost) this.guard.lose(error.message);
+        else await sleep(WATCH_RETRY_MS);
+      }
+    }
+  }
+
+  /** One heartbeat, resent under its own Idempotency-Key while the service is unavailable
+   * and the lease held. True: renewed. False: the lease is lost (the guard says why). */
+  private async renew(fields: { step?: string; safe?: boolean; mutating?: boolean }): Promise<boolean> {
+    const key = randomUUID();
+    const started = this.leases.clock();
+    while (this.guard.held()) {
+      try {
+        const body = { fencing_token: this.fencingToken, url: this.progress.url, ...fields };
+        this.lease = await this.leases.client.heartbeat(this.leaseId, body, key);
+        this.guard.renewed(started);
+        return true;
+      } catch (error) {
+        if (error instanceof LeaseLost) {
+          this.guard.lose(error.message);
+          return false;
+        }
+        if (!transient(error)) throw error;
+        await sleep(this.guard.timing.retryMs);
+      }
+    }
+    return false;
+  }
+
+  private ensureHeld(): void {
+    if (this.guard.held()) return;
+    void this.session?.close();
+    throw lostError(this.leaseId, this.guard.whyLost);
+  }
+
+  /** Stop renewing and watching, close the browser, then release with the evidence (a lost
+   * lease releases nothing: `LeaseLost` when no other error is on its way). */
+  async end(failure: { error: unknown } | null): Promise<void> {
+    if (this.heartbeats) clearTimeout(this.heartbeats);
+    this.watching.abort();
+    await this.watchDone;
+    await this.session?.close();
+    if (!this.guard.held()) {
+      if (failure === null) throw lostError(this.leaseId, this.guard.whyLost);
+      return;
+    }
+    let evidence = this.settle(failure);
+    await this.keep(evidence);
+    const key = randomUUID();
+    for (;;) {
+      try {
+        this.result = await this.leases.client.release(this.leaseId, releaseBody(evidence, this.fencingToken), key);
+        this.evidence = evidence;
+        return;
+      } catch (error) {
+        if (error instanceof LeaseLost) {
+          this.guard.lose(error.message);
+          if (failure === null) throw error;
+          return;
+        }
+        const refused = refusedField(error);
+        if (refused !== null && evidence.evidence_problem?.includes(refused) !== true) {
+          evidence = withoutRefused(evidence, refused, (error as CustodyError).message);
+          continue;
+        }
+        if (!transient(error) || !this.guard.held()) throw error;
+        await sleep(this.guard.timing.retryMs);
+      }
+    }
+  }
+
+  /** What the checkout throws instead of the task's `error`: `LeaseLost` when the error is the
+   * browser failing because the lease was lost (its context was closed under the task). */
+  insteadOf(error: unknown): unknown {
+    const browserGone = error instanceof Error && /closed|Target page|has been closed/i.test(error.message);
+    if (!this.guard.held() && browserGone) return lostError(this.leaseId, this.guard.whyLost);
+    return error;
+  }
+
+  private settle(failure: { error: unknown } | null): Evidence {
+    const p = this.progress;
+    let outcome: Outcome = "success";
+    let reason: string | null = null;
+    if (failure !== null) {
+      outcome = "failure";
+      reason = firstLine(failure.error).slice(0, MAX_REASON);
+    } else if (this.expected !== null) {
+      outcome = "expected_failure";
+      reason = this.expected;
+    }
+    return {
+      lease_id: this.leaseId,
+      profile_id: this.lease.profile_id,
+      run_id: this.lease.run_id,
+      outcome,
+      reason,
+      final_url: p.url,
+      screenshot: p.screenshot === null ? null : this.recordedPath(p.screenshot),
+      screenshot_sha256: p.screenshotSha256,
+      last_step: p.step,
+      last_safe_step: p.lastSafeStep,
+      mutating_step: p.mutatingStep,
+      evidence_problem: p.evidenceProblem?.slice(0, MAX_REASON) ?? null,
+    };
+  }
+
+  /** The lease's evidence directory: `<evidenceDir>/<profile_id>/lease-<token>/`. */
+  directory(): string {
+    return join(this.leases.evidenceDir, this.lease.profile_id, `lease-${this.fencingToken}`);
+  }
+
+  private recordedPath(path: string): string {
+    return path.length <= MAX_RECORDED_PATH ? path : relative(this.leases.evidenceDir, path);
+  }
+
+  private async keep(evidence: Evidence): Promise<void> {
+    await mkdir(this.directory(), { recursive: true });
+    const text = JSON.stringify(evidence, Object.keys(evidence).sort(), 2);
+    await writeFile(join(this.directory(), "evidence.json"), `${text}\n`);
+  }
+}
+
+function releaseBody(evidence: Evidence, fencingToken: number): ReleaseBody {
+  return {
+    fencing_token: fencingToken,
+    outcome: evidence.outcome,
+    reason: evidence.reason,
+    final_url: evidence.final_url,
+    screenshot: evidence.screenshot,
+    screenshot_sha256: evidence.screenshot_sha256,
+    evidence_problem: evidence.evidence_problem,
+  };
+}
+
+const DROPPABLE: Record<string, (keyof Evidence)[]> = {
+  final_url: ["final_url"],
+  screenshot: ["screenshot", "screenshot_sha256"],
+  screenshot_sha256: ["screenshot", "screenshot_sha256"],
+};
+
+function refusedField(error: unknown): string | null {
+  if (!(error instanceof CustodyError) || error.status !== 422) return null;
+  const field = error.problem.field;
+  return field && field in DROPPABLE ? field : null;
+}
+
+/** The evidence without what the ledger refused as bad input, saying so: the lease ends,
+ * unproven, rather than being left to expire. */
+function withoutRefused(evidence: Evidence, field: string, said: string): Evidence {
+  const note = `the ledger refused the release's ${field}: ${said}`;
+  const problem = evidence.evidence_problem ? `${evidence.evidence_problem}; ${note}` : note;
+  const changed: Evidence = { ...evidence, evidence_problem: problem.slice(0, MAX_REASON) };
+  for (const name of DROPPABLE[field] ?? []) (changed as unknown as Record<string, null>)[name] = null;
+  return changed;
+}
+
+function lostError(leaseId: string, why: string): LeaseLost {
+  return new LeaseLost(410, { error: "lease_lost", message: `${leaseId} is lost: ${why}`, lease_id: leaseId });
+}
+
+/** A failure worth resending the same request for: the store or the network, not the ledger. */
+function transient(error: unknown): boolean {
+  return error instanceof StoreUnavailable || (error instanceof TypeError && !(error instanceof CustodyError));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+function defaultEvidenceDir(): string {
+  const named = process.env.CUSTODY_EVIDENCE_DIR;
+  if (named) return resolve(named);
+  const state = process.env.XDG_STATE_HOME ?? "";
+  const base = isAbsolute(state) ? state : join(homedir(), ".local", "state");
+  return join(base, "custody", "evidence");
+}
+

@@ -1,0 +1,172 @@
+// The client and the worker SDK without a service: a fake fetch answers as the service would.
+import assert from "node:assert/strict";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import {
+  CheckoutDenied,
+  CustodyClient,
+  CustodyError,
+  type Lease,
+  LeaseLost,
+  ProfileLeases,
+  StoreUnavailable,
+} from "../src/index.js";
+import { errorOf } from "../src/client.js";
+import { LeaseGuard } from "../src/guard.js";
+
+interface Sent {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: Record<string, unknown> | null;
+}
+
+type Answer = { status: number; body: unknown; headers?: Record<string, string> };
+
+/** A fetch that records each request and answers from `answers` in order; the revocation
+ * watch's long poll is held open until it is aborted (the lease stays live). */
+function fakeFetch(answers: Answer[]): { fetch: typeof fetch; sent: Sent[] } {
+  const sent: Sent[] = [];
+  const fake = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    if (init?.method === "GET" && String(input).includes("/v1/leases/")) {
+      const signal = init.signal;
+      return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+    }
+    sent.push({
+      method: init?.method ?? "GET",
+      url: String(input),
+      headers: (init?.headers ?? {}) as Record<string, string>,
+      body: typeof init?.body === "string" ? (JSON.parse(init.body) as Record<string, unknown>) : null,
+    });
+    const next = answers.shift();
+    if (!next) throw new Error(`no answer left for ${String(input)}`);
+    return new Response(JSON.stringify(next.body), { status: next.status, headers: next.headers ?? {} });
+  };
+  return { fetch: fake as typeof fetch, sent };
+}
+
+const LEASE: Lease = {
+  lease_id: "lease-1@p 1",
+  profile_id: "p 1",
+  account_id: "a1",
+  worker_id: "w1",
+  run_id: "r1",
+  task_type: "t",
+  proxy_id: "x1",
+  lease_status: "active",
+  lease_started_at: "2026-12-02T00:00:00Z",
+  heartbeat_at: "2026-12-02T00:00:00Z",
+  expires_at: "2026-12-02T00:05:00Z",
+  ttl_seconds: 300,
+  release_policy: "manual_review_on_unknown_state",
+  fencing_token: 7,
+};
+
+describe("the client", () => {
+  it("sends the bearer token and Idempotency-Key, and fills the path escaped", async () => {
+    const { fetch, sent } = fakeFetch([{ status: 201, body: LEASE }]);
+    const client = new CustodyClient({ baseUrl: "http://svc/", token: "tok", fetch });
+    const lease = await client.checkout("p 1", { run_id: "r1", task_type: "t" }, "key-1");
+    assert.equal(lease.fencing_token, 7);
+    assert.equal(sent[0]?.url, "http://svc/v1/profiles/p%201/checkout");
+    assert.equal(sent[0]?.headers.Authorization, "Bearer tok");
+    assert.equal(sent[0]?.headers["Idempotency-Key"], "key-1");
+    assert.deepEqual(sent[0]?.body, { run_id: "r1", task_type: "t" });
+  });
+
+  it("answers each error status with its own error", () => {
+    const denial = { profile_id: "p1", reason: "leased", message: "held", remediation: "wait" };
+    const denied = errorOf(409, JSON.stringify({ error: "checkout_denied", message: "no", denial }), null);
+    assert.ok(denied instanceof CheckoutDenied);
+    assert.equal(denied.denial?.reason, "leased");
+    assert.ok(errorOf(410, JSON.stringify({ error: "lease_lost", message: "gone" }), null) instanceof LeaseLost);
+    const down = errorOf(503, JSON.stringify({ error: "store_unavailable", message: "down" }), "5");
+    assert.ok(down instanceof StoreUnavailable);
+    assert.equal(down.retryAfterSeconds, 5);
+    const refused = errorOf(409, JSON.stringify({ error: "not_allowed", message: "no" }), null);
+    assert.ok(refused instanceof CustodyError && !(refused instanceof CheckoutDenied));
+    const odd = errorOf(502, "<html>bad gateway</html>", null);
+    assert.equal(odd.code, "http_502");
+  });
+});
+
+describe("the lease guard", () => {
+  it("loses the lease at its local deadline, telling each watcher once", () => {
+    let now = 0;
+    const guard = new LeaseGuard({ ...LEASE, ttl_seconds: 3 }, 0, () => now);
+    const heard: string[] = [];
+    guard.onLost((why) => heard.push(why));
+    now = 1999;
+    assert.ok(guard.held());
+    now = 2001; // two thirds of a 3 s TTL after the checkout's start
+    assert.ok(!guard.held());
+    assert.ok(!guard.held());
+    assert.equal(heard.length, 1);
+    assert.match(heard[0] ?? "", /deadline/);
+  });
+});
+
+describe("the worker SDK", () => {
+  it("releases a task's exception as a failure naming it, then throws it on", async () => {
+    const released = { lease_id: LEASE.lease_id, profile_id: "p 1", ending: "failed",
+      profile_state: "quarantined", message: "quarantined" };
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: { ...LEASE, ttl_seconds: 3 } }, // resent after 200 ms, not 2 s
+      { status: 200, body: { ...LEASE, last_step: "submit_order" } },
+      { status: 503, body: { error: "store_unavailable", message: "down" }, headers: { "Retry-After": "1" } },
+      { status: 200, body: released },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const evidenceDir = await mkdtemp(join(tmpdir(), "custody-ts-"));
+    const leases = new ProfileLeases({ client, evidenceDir });
+    await assert.rejects(
+      leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
+        await lease.step("submit_order", { mutating: true });
+        throw new Error("crashed after submit_order");
+      }),
+      /crashed after submit_order/,
+    );
+    const releases = sent.filter((s) => s.url.endsWith("/release"));
+    assert.equal(releases.length, 2, "resent once after the 503");
+    assert.equal(releases[0]?.headers["Idempotency-Key"], releases[1]?.headers["Idempotency-Key"]);
+    assert.equal(releases[1]?.body?.outcome, "failure");
+    assert.equal(releases[1]?.body?.reason, "Error: crashed after submit_order");
+    assert.equal(releases[1]?.body?.fencing_token, 7);
+    assert.equal(sent[1]?.body?.mutating, true);
+  });
+
+  it("does not release a lease the service says is lost, and says so", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: LEASE },
+      { status: 410, body: { error: "lease_lost", message: "revoked", lease_id: LEASE.lease_id } },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    await assert.rejects(
+      leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
+        await lease.step("dashboard_loaded", { safe: true });
+      }),
+      LeaseLost,
+    );
+    assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 0);
+  });
+
+  it("waits out a background renewal's unexpected answer instead of dying of it", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: { ...LEASE, ttl_seconds: 3 } }, // renewed every second
+      { status: 500, body: { error: "internal", message: "the service failed" } }, // at 1 s
+      { status: 200, body: LEASE }, // at 1.2 s: the retry period of a 3 s TTL
+      { status: 200, body: { lease_id: LEASE.lease_id, profile_id: "p 1", ending: "clean",
+        profile_state: "available", message: "released" } },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
+      await new Promise((done) => setTimeout(done, 1600));
+    });
+    assert.equal(lease.result?.ending, "clean");
+    assert.equal(sent.filter((s) => s.url.endsWith("/heartbeat")).length, 2);
+  });
+});
