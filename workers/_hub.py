@@ -16,11 +16,14 @@ Each lease keeps what a heartbeat thread of its own gave it:
   even a batch already on its way (it waits for that batch's answer);
 - the hub never touches a Playwright object: it reads ``Progress`` and tells ``LeaseGuard``.
 
-A due renewal waits for no other: what is due now is sent with whatever else falls due within
-its window (``WINDOW_SECONDS``, at most a tenth of the lease's interval), so leases renewed
-together stay due together; a lease renewed that little early only sends its next heartbeat
-that little sooner. Retries are scheduled, never slept, so a lease whose renewal failed holds
-back no other lease's. Revocation is still watched per lease (``workers._revocation``).
+A due renewal waits for no other: what is due now is sent with every lease due within half its
+interval (``WINDOW_SHARE``), which renews those early. Leases renewed together stay due
+together, and two groups of one TTL merge within an interval (whichever is due first, the other
+is due within half an interval of it then or at its own turn), so a process's leases soon share
+each transaction; each early renewal costs its lease one heartbeat sooner than it needed, never
+a later deadline. A retry keeps its own time (a retry period after the failure, no earlier), and
+retries are scheduled, never slept, so a lease whose renewal failed holds back no other lease's.
+Revocation is still watched per lease (``workers._revocation``).
 
 The thread starts with the first lease and ends, closing its ledger, when the last one leaves.
 """
@@ -39,8 +42,7 @@ from ledger import Heartbeat, Lease, LeaseLost, StoreUnavailable
 from workers._guard import Clock, LeaseGuard, Progress
 from workers._renewal import Handles, heartbeat
 
-WINDOW_SECONDS = 0.5  # how early a lease may be renewed to join a batch due now
-WINDOW_SHARE = 0.1  # ... and never more than this share of its interval
+WINDOW_SHARE = 0.5  # how early, in intervals, a lease is renewed to join a batch due now
 
 
 class HandlesTogether(Handles, Protocol):
@@ -83,7 +85,8 @@ class Renewal:
 
     @property
     def window(self) -> float:
-        return min(WINDOW_SECONDS, self.guard.timing.interval * WINDOW_SHARE)
+        """How soon before it is due the lease goes with a batch due now (a retry: not at all)."""
+        return 0.0 if self.retry_at is not None else self.guard.timing.interval * WINDOW_SHARE
 
     def due_in(self, now: float) -> float:
         """Seconds until the next try: a retry period after a failure, else ``interval`` after

@@ -111,28 +111,40 @@ def idle_hub(clock: FakeClock) -> RenewalHub:
 
 
 def test_leases_due_within_the_window_are_renewed_in_one_store_call(clock: FakeClock) -> None:
-    """TTL 30 (renew every 10 s, window 0.5 s): when p1 is due, p2 (due 0.3 s later) goes with
-    it in one handle_together, each with its own heartbeat, command id and step; p3 (due 5 s
-    later) goes alone, as one Heartbeat; from then on p1 and p2 stay due together."""
+    """TTL 30 (renew every 10 s, window 5 s): when p1 is due, p2 (due 3 s later) goes with it
+    in one handle_together, each with its own heartbeat, command id and step; p3 (due 6 s
+    later) does not, but at its turn p1 and p2 are due within the window and go with it: from
+    then on all three are renewed together."""
     hub, ledger, start = idle_hub(clock), BatchLedger(), clock.now
-    p1, p2, p3 = (join(hub, clock, n, start + lag) for n, lag in ((1, 0), (2, 0.3), (3, 5)))
+    p1, p2, p3 = (join(hub, clock, n, start + lag) for n, lag in ((1, 0), (2, 3), (3, 6)))
     assert hub.renew_due(ledger) == 10  # nothing due yet: p1 in 10 s
     clock.now = start + 10
-    assert hub.renew_due(ledger) == pytest.approx(5)
+    assert hub.renew_due(ledger) == pytest.approx(6)
     assert ledger.calls[0][0] == "handle_together"
     assert ledger.sent(0) == ["lease-1@p1", "lease-1@p2"]
     beats = ledger.calls[0][1]
     assert [b.step for b in beats] == ["step1", "step2"]
     assert len({b.command_id for b in beats}) == 2
     assert p1.guard.renewed_at == p2.guard.renewed_at == start + 10
-    clock.now = start + 15
+    for turn in (16, 26, 36):
+        clock.now = start + turn
+        assert hub.renew_due(ledger) == 10
+    assert [ledger.sent(n) for n in (1, 2, 3)] == [["lease-1@p1", "lease-1@p2", "lease-1@p3"]] * 3
+    assert p1.guard.renewed_at == p3.guard.renewed_at == start + 36
+    assert (p1.renewals, p2.renewals, p3.renewals) == (4, 4, 3)
+    assert (hub.store_calls, hub.heartbeats_sent) == (4, 11)
+
+
+def test_a_lease_due_alone_is_one_heartbeat(clock: FakeClock) -> None:
+    """One lease (or one due, the others beyond their window) is sent as one Heartbeat, not a
+    batch of one."""
+    hub, ledger, start = idle_hub(clock), BatchLedger(), clock.now
+    alone = join(hub, clock, 1, start)
+    join(hub, clock, 2, start + 6)
+    clock.now = start + 10
     hub.renew_due(ledger)
-    assert (ledger.calls[1][0], ledger.sent(1)) == ("handle", ["lease-1@p3"])
-    clock.now = start + 20
-    hub.renew_due(ledger)
-    assert ledger.sent(2) == ["lease-1@p1", "lease-1@p2"]
-    assert (p1.renewals, p2.renewals, p3.renewals) == (2, 2, 1)
-    assert (hub.store_calls, hub.heartbeats_sent) == (3, 5)
+    assert (ledger.calls[0][0], ledger.sent(0)) == ("handle", ["lease-1@p1"])
+    assert alone.guard.renewed_at == start + 10
 
 
 def test_a_lease_lost_in_a_batch_tells_its_own_guard_only(clock: FakeClock) -> None:
