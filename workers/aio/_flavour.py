@@ -4,12 +4,13 @@ the sync flavour, whose own ways are in ``workers._flavour``, with the same name
 
 - The ledger's calls block, and a ``Ledger`` must stay on one thread: each ``ProfileLeases``
   owns a single-thread executor, and its ledger is made and used on that thread only
-  (checkout, steps, heartbeats and release all run there, one at a time): ``LedgerDoor.call``.
+  (checkout, steps and release all run there, one at a time): ``LedgerDoor.call``.
   Other blocking work (the directory's marker, the watchdog's goodbye) runs on a thread of
   its own, off the event loop: ``blocking``.
 - Heartbeats are the process's renewal hub's (``workers._hub``), as in the sync flavour: one
   thread with a ledger of its own renews every lease the process holds on the store, the
-  leases due together in one transaction; the event loop only joins and leaves it.
+  leases due together in one transaction; the event loop only joins it and leaves it (the
+  leaving, which may wait for a batch on its way, off the loop).
 - SIGTERM cancels the task running the checkout block (``workers._termination``); the
   close-out is carried through any cancellation (``TaskLease._close_out``).
 """
