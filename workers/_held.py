@@ -24,7 +24,7 @@ from workers._settings import BrowserSettings, default_evidence_dir
 from workers._termination import Signalled, Terminated
 
 log = logging.getLogger("custody.workers")
-STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat and watch threads
+STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its last heartbeat and its watch
 
 
 def not_released(error: BaseException, failure: Exception, lease_id: str) -> None:
