@@ -5,7 +5,9 @@
 
 - The task runs on the thread that checked the lease out (Playwright's sync API is bound to
   it), and so does the worker's ledger, opened with ``ProfileLeases``: ``LedgerDoor.call``.
-- Heartbeats run on a thread of their own with a ledger of their own (``_renewal.Renewer``).
+- Heartbeats are the process's renewal hub's (``workers._hub``): one thread with a ledger of its
+  own renews every lease the process holds on the store, the leases due together in one
+  transaction.
 - SIGTERM raises ``Terminated`` in the task (``workers._termination``), never in the middle of
   one of the SDK's own ledger calls or blocking steps (``TaskLease._call``, ``_blocking``),
   nor during the close-out (``TaskLease._close_out``).
@@ -24,7 +26,7 @@ import greenlet
 from ledger import Lease, Ledger
 from workers._guard import Clock, LeaseGuard
 from workers._held import STOP_TIMEOUT, HeldLease, WorkerConfig
-from workers._renewal import Renewer
+from workers._hub import Renewal
 from workers._settings import BrowserSettings
 from workers._termination import Terminated
 
@@ -39,7 +41,8 @@ def blocking(work: Callable[..., R], *args: Any) -> R:
 class LedgerDoor(WorkerConfig):
     """A worker's configuration and its ledger, opened at once (``InvalidInput`` for a
     malformed store URL, ``StoreUnavailable`` for a store that cannot be reached). Use it on
-    one thread: each lease's heartbeat thread opens a ledger of its own on the same store."""
+    one thread: the process's renewal hub and each lease's revocation watch open ledgers of
+    their own on the same store."""
 
     def __init__(
         self,
@@ -66,11 +69,12 @@ class TaskLease(HeldLease, ABC):
     def __init__(self, lease: Lease, leases: LedgerDoor, guard: LeaseGuard) -> None:
         super().__init__(lease, guard, leases)
         self._leases = leases
-        self._renewer = Renewer(leases.open_ledger, lease, guard, self._progress, leases.clock)
+        self._renewal: Renewal | None = None
 
     @property
     def heartbeat_thread_alive(self) -> bool:
-        return self._renewer.alive
+        """True while the renewal hub's thread renews this lease."""
+        return self._renewal is not None and self._renewal.renewing
 
     def _call(self, use: Callable[[Ledger], R]) -> R:
         """``use(ledger)``; a SIGTERM meanwhile raises ``Terminated`` once it returns."""
@@ -90,11 +94,12 @@ class TaskLease(HeldLease, ABC):
 
     def _start(self) -> None:
         self._greenlet = greenlet.getcurrent()  # where the task runs: where SIGTERM is raised
-        self._renewer.start()
+        self._renewal = self._leases.renewals.join(self.lease, self._guard, self._progress)
         self._revocations.start()
 
     def _stop_heartbeats(self) -> None:
-        self._renewer.stop(STOP_TIMEOUT)
+        if self._renewal is not None:
+            self._renewal.leave(STOP_TIMEOUT)
 
     def terminate(self, signum: int) -> bool:
         """SIGTERM (``workers._termination``): ``Terminated`` is raised in the task at once when

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from functools import partial
 from pathlib import Path
 from typing import Self
 
@@ -15,6 +16,7 @@ from ledger import InvalidInput, Lease, LeaseLost, Ledger, ReleaseResult
 from workers import _evidence as evidence
 from workers._evidence import MAX_REASON, Evidence
 from workers._guard import Clock, LeaseGuard, Progress
+from workers._hub import RenewalHub, hub_for
 from workers._launch import Navigations
 from workers._reasons import reason_of, storable
 from workers._revocation import RevocationWatch
@@ -22,7 +24,7 @@ from workers._settings import BrowserSettings, default_evidence_dir
 from workers._termination import Signalled, Terminated
 
 log = logging.getLogger("custody.workers")
-STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its heartbeat and watch threads
+STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its last heartbeat and its watch
 
 
 def not_released(error: BaseException, failure: Exception, lease_id: str) -> None:
@@ -69,6 +71,16 @@ class WorkerConfig:
     def open_ledger(self) -> Ledger:
         """A new ledger on this store, for the calling thread."""
         return Ledger.open(self.store_url, create=False)
+
+    @property
+    def renewals(self) -> RenewalHub:
+        """The process's renewal hub for this store and clock (``workers._hub``): every lease the
+        process holds there, from any ``ProfileLeases`` of either flavour, is renewed by its one
+        thread, the leases due together in one transaction."""
+        opened = self.open_ledger()  # not connected: what the URL names, as a key
+        return hub_for(
+            opened.settings, partial(Ledger.open, self.store_url, create=False), self.clock
+        )
 
 
 class HeldLease:

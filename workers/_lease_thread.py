@@ -1,6 +1,6 @@
-"""A thread beside a held lease, with a ledger of its own: the sync flavour's heartbeats
-(``workers._renewal.Renewer``) and both flavours' revocation watch
-(``workers._revocation.RevocationWatch``).
+"""A thread beside a held lease, with a ledger of its own: both flavours' revocation watch
+(``workers._revocation.RevocationWatch``). Heartbeats are the process's renewal hub's
+(``workers._hub``), one thread for every lease on a store.
 
 A ledger is never shared across threads, so the thread opens its own when it starts and closes
 it when it ends; ``stop`` asks it to end and waits for it.

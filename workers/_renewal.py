@@ -1,12 +1,10 @@
 """The worker's lease commands, each resent under its own command id after
 ``StoreUnavailable`` (so one that did land is not applied twice): checkout, renewal (a
-heartbeat), release; when a background renewal is due and what it sends
-(``due_in``, ``renew_reported``: both flavours' heartbeats); and the sync flavour's heartbeat
-thread, which renews a lease every interval on a ledger of its own.
+heartbeat: a step the task sends), release. Background renewals, several leases at a time, are
+the process's renewal hub's (``workers._hub``).
 
-None of this touches a Playwright object: a renewal reads the step and URL the task reported
-from ``Progress`` and says what it learned through ``LeaseGuard``. The functions block; the
-asyncio flavour runs them on its ledger's own thread.
+None of this touches a Playwright object: a renewal says what it learned through
+``LeaseGuard``. The functions block; the asyncio flavour runs them on its ledger's own thread.
 """
 
 from __future__ import annotations
@@ -28,8 +26,7 @@ from ledger import (
     StoreUnavailable,
 )
 from workers._evidence import Evidence
-from workers._guard import Clock, LeaseGuard, Progress
-from workers._lease_thread import LeaseThread
+from workers._guard import Clock, LeaseGuard
 
 R = TypeVar("R")
 
@@ -146,68 +143,3 @@ def release(
             time.sleep(guard.timing.retry_period)
         else:
             return result, record
-
-
-def due_in(guard: LeaseGuard, clock: Clock) -> float:
-    """Seconds until the next background renewal is due: ``interval`` after the start of the
-    last renewal that succeeded (a ``step`` the task sent counts); 0 when it is due now."""
-    return max(0.0, guard.renewed_at + guard.timing.interval - clock())
-
-
-def renew_reported(
-    ledger: Handles,
-    lease: Lease,
-    guard: LeaseGuard,
-    progress: Progress,
-    *,
-    wait: Wait,
-    clock: Clock = time.monotonic,
-) -> bool:
-    """One background renewal: a heartbeat carrying the step and URL the run reported
-    (``renew``). An error it does not expect is remembered in the guard and waited out for a
-    retry period, like an unavailable store, so only the deadline decides when to give up.
-    True: renewed."""
-    report = progress.now()
-    try:
-        beat = heartbeat(lease, step=report.step, url=report.url)
-        return renew(ledger, beat, guard, wait=wait, clock=clock)
-    except Exception as error:  # the deadline, not a surprise, decides when to give up
-        guard.failed(f"{type(error).__name__}: {error}")
-        wait(guard.timing.retry_period)
-        return False
-
-
-class Renewer(LeaseThread[Handles]):
-    """The heartbeat thread of one lease (the sync flavour's), on a ledger of its own
-    (``LeaseThread``): it renews when due (``due_in``, ``renew_reported``) until the lease is
-    lost or ``stop`` is called."""
-
-    def __init__(
-        self,
-        open_ledger: Callable[[], Handles],
-        lease: Lease,
-        guard: LeaseGuard,
-        progress: Progress,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        super().__init__(f"heartbeat {lease.lease_id}", open_ledger)
-        self._lease = lease
-        self._guard = guard
-        self._progress = progress
-        self._clock = clock
-        self.renewals = 0
-
-    def _watch(self, ledger: Handles) -> None:
-        while self._sleep_until_due():
-            self._renew_once(ledger)
-
-    def _sleep_until_due(self) -> bool:
-        """Wait for the next renewal; False when the thread should end."""
-        if self._stop.wait(due_in(self._guard, self._clock)):
-            return False
-        return self._guard.held()
-
-    def _renew_once(self, ledger: Handles) -> None:
-        lease, guard, progress = self._lease, self._guard, self._progress
-        if renew_reported(ledger, lease, guard, progress, wait=self._stop.wait, clock=self._clock):
-            self.renewals += 1

@@ -21,7 +21,7 @@ from workers import (
     LaunchRefused,
     LeaseLost,
     NoProfileAvailable,
-    _renewal as renewal,
+    _hub as hub,
     aio,
 )
 from workers._profile_dir import MARKER
@@ -333,7 +333,7 @@ def test_background_heartbeats_outlive_an_error_they_do_not_expect(
     1 s, retried 0.2 s later, given up 2 s after the last renewal): the heartbeats go on, the
     lease is held through 2.6 s of work, and leaving the block releases it; on both
     flavours."""
-    real = renewal.renew
+    real = hub.send  # the renewal hub's store call, shared by both flavours
     surprises: list[str] = []
 
     def hiccup(*args: Any, **kwargs: Any) -> Any:
@@ -342,7 +342,7 @@ def test_background_heartbeats_outlive_an_error_they_do_not_expect(
             raise RuntimeError("driver hiccup")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(renewal, "renew", hiccup)
+    monkeypatch.setattr(hub, "send", hiccup)
 
     def run_sync() -> Any:
         with leases_on(store, settings).checkout(

@@ -338,6 +338,37 @@ MUTANTS = (
         (
             "tests/integration/test_service.py::test_heartbeats_arriving_together_share_a_transaction",
         ),
+        "hub-group-commit",
+        "workers/_hub.py",
+        "    return ledger.handle_together(beats)\n",
+        "    return [ledger.handle(beat) for beat in beats]\n",
+        "a worker's due heartbeats each take a transaction of their own",
+        ("tests/unit/test_renewal_hub.py", "tests/integration/test_heartbeat_batches.py"),
+    ),
+    Mutant(
+        "hub-lost-alone",
+        "workers/_hub.py",
+        "            self.guard.lose(answer.why)\n            return False\n",
+        "            raise answer\n",
+        "a LeaseLost answered for one heartbeat of a batch ends the renewals of every lease",
+        ("tests/unit/test_renewal_hub.py", "tests/integration/test_heartbeat_batches.py"),
+    ),
+    Mutant(
+        "hub-resend-same-id",
+        "workers/_hub.py",
+        "            self.guard.failed(str(answer))\n"
+        "            self.retry_at = now + self.guard.timing.retry_period\n",
+        "            self.failed(answer, now)\n",
+        "a heartbeat the store could not take is resent under a new command id",
+        ("tests/unit/test_renewal_hub.py",),
+    ),
+    Mutant(
+        "hub-leave-waits",
+        "workers/_hub.py",
+        "            while renewal in self._sending:\n",
+        "            while False:\n",
+        "a lease leaves the hub while a batch carrying its heartbeat is on its way",
+        ("tests/unit/test_renewal_hub.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")

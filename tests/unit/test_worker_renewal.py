@@ -6,9 +6,6 @@ heartbeat, answering from a script (a lease, ``StoreUnavailable``, ``LeaseLost``
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +13,7 @@ import pytest
 
 from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, StoreUnavailable
 from workers._guard import LeaseGuard, Progress
-from workers._renewal import Renewer, heartbeat, renew, renew_reported
+from workers._renewal import heartbeat, renew
 from workers._timing import RenewalTiming
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
@@ -227,28 +224,6 @@ def test_bad_input_propagates_and_a_stop_interrupts_retries(clock: FakeClock) ->
     assert guard.held()
 
 
-def test_a_surprise_in_a_background_renewal_is_waited_out_and_named_at_the_deadline(
-    clock: FakeClock,
-) -> None:
-    """An error a renewal does not expect (not StoreUnavailable, not LeaseLost) is not the
-    end: renew_reported notes it, waits a retry period and says not renewed; the next one
-    renews; a lease never renewed again is lost at its deadline naming the error."""
-    guard = guard_for(clock)
-    progress = Progress()
-    progress.update(step="polling", url="https://x/")
-    waits: list[float] = []
-    ledger = ScriptedLedger(RuntimeError("driver hiccup"))
-    assert not renew_reported(ledger, LEASE, guard, progress, wait=_record(waits), clock=clock)
-    assert (waits, guard.held()) == ([2.0], True)
-    assert renew_reported(ledger, LEASE, guard, progress, wait=_record(waits), clock=clock)
-    assert [(c["step"], c["url"]) for c in ledger.calls] == [("polling", "https://x/")] * 2
-    failing = ScriptedLedger(RuntimeError("driver hiccup"))
-    assert not renew_reported(failing, LEASE, guard, progress, wait=lambda _: False, clock=clock)
-    clock.now += 20
-    assert not guard.held()
-    assert guard.why == "not renewed within 20s (last renewal error: RuntimeError: driver hiccup)"
-
-
 def test_progress_follows_the_ledgers_rules_for_steps() -> None:
     """A safe step confirms the account (clearing an unconfirmed mutation), as the ledger does;
     a URL is cut to what the ledger accepts; the first prompt is kept."""
@@ -263,59 +238,6 @@ def test_progress_follows_the_ledgers_rules_for_steps() -> None:
     progress.prompt("https://x/captcha")
     progress.prompt("https://x/verify")
     assert progress.now().prompt_url == "https://x/captcha"
-
-
-# -- the heartbeat thread, on real threads and a short TTL -------------------------------------
-
-
-@pytest.fixture
-def short_lease() -> Iterator[tuple[LeaseGuard, Progress]]:
-    timing = RenewalTiming.from_ttl(0.6)  # renew every 0.2 s
-    return LeaseGuard(LEASE.lease_id, timing, time.monotonic()), Progress()
-
-
-def test_the_heartbeat_thread_renews_then_stops_for_good(
-    short_lease: tuple[LeaseGuard, Progress],
-) -> None:
-    """The thread renews every interval with the reported step and URL, on the ledger it
-    opened for itself; after stop() it has ended, closed that ledger and sends nothing more."""
-    guard, progress = short_lease
-    progress.update(step="polling", url="https://x/")
-    ledger = ScriptedLedger()
-    opened_on: list[threading.Thread] = []
-
-    def open_ledger() -> ScriptedLedger:
-        opened_on.append(threading.current_thread())
-        return ledger
-
-    renewer = Renewer(open_ledger, LEASE, guard, progress)
-    renewer.start()
-    time.sleep(0.75)
-    assert renewer.stop(timeout=5)
-    sent = len(ledger.calls)
-    assert 2 <= sent <= 5
-    assert all((c["step"], c["url"]) == ("polling", "https://x/") for c in ledger.calls)
-    assert opened_on[0] is not threading.current_thread()
-    assert ledger.closed
-    assert not renewer.alive
-    assert not guard.lost.is_set()
-    time.sleep(0.5)
-    assert len(ledger.calls) == sent
-
-
-def test_the_heartbeat_thread_ends_when_the_ledger_says_lost(
-    short_lease: tuple[LeaseGuard, Progress],
-) -> None:
-    """LeaseLost from the ledger sets the lease's lost event and ends the thread by itself."""
-    guard, progress = short_lease
-    ledger = ScriptedLedger(None, LeaseLost(LEASE.lease_id, "now held under lease-2@p1"))
-    renewer = Renewer(lambda: ledger, LEASE, guard, progress)
-    renewer.start()
-    assert guard.lost.wait(timeout=5)
-    time.sleep(0.1)
-    assert not renewer.alive
-    assert "lease-2@p1" in guard.why
-    assert len(ledger.calls) == 2
 
 
 def _record(waits: list[float]) -> Any:

@@ -4,11 +4,13 @@ the sync flavour, whose own ways are in ``workers._flavour``, with the same name
 
 - The ledger's calls block, and a ``Ledger`` must stay on one thread: each ``ProfileLeases``
   owns a single-thread executor, and its ledger is made and used on that thread only
-  (checkout, steps, heartbeats and release all run there, one at a time): ``LedgerDoor.call``.
+  (checkout, steps and release all run there, one at a time): ``LedgerDoor.call``.
   Other blocking work (the directory's marker, the watchdog's goodbye) runs on a thread of
   its own, off the event loop: ``blocking``.
-- Heartbeats are an asyncio task that sleeps until the next renewal is due and hands the
-  renewal to the ledger's thread.
+- Heartbeats are the process's renewal hub's (``workers._hub``), as in the sync flavour: one
+  thread with a ledger of its own renews every lease the process holds on the store, the
+  leases due together in one transaction; the event loop only joins it and leaves it (the
+  leaving, which may wait for a batch on its way, off the loop).
 - SIGTERM cancels the task running the checkout block (``workers._termination``); the
   close-out is carried through any cancellation (``TaskLease._close_out``).
 """
@@ -16,19 +18,17 @@ the sync flavour, whose own ways are in ``workers._flavour``, with the same name
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, TypeVar
 
 from ledger import Lease, Ledger
-from workers import _renewal as renewal
 from workers._guard import Clock, LeaseGuard
-from workers._held import HeldLease, WorkerConfig
+from workers._held import STOP_TIMEOUT, HeldLease, WorkerConfig
+from workers._hub import Renewal
 from workers._settings import BrowserSettings
 
 R = TypeVar("R")
@@ -82,13 +82,14 @@ class TaskLease(HeldLease, ABC):
         super().__init__(lease, guard, leases)
         self._leases = leases
         self._stop = threading.Event()  # interrupts a renewal's retries on the ledger thread
-        self._heartbeats: asyncio.Task[None] | None = None
+        self._renewal: Renewal | None = None
         self._task: asyncio.Task[Any] | None = None  # the task running the checkout block
         self._closing = False
 
     @property
     def heartbeat_task_running(self) -> bool:
-        return self._heartbeats is not None and not self._heartbeats.done()
+        """True while the renewal hub's thread renews this lease."""
+        return self._renewal is not None and self._renewal.renewing
 
     async def _call(self, use: Callable[[Ledger], R]) -> R:
         """``use(ledger)`` on the ledger's thread."""
@@ -106,33 +107,13 @@ class TaskLease(HeldLease, ABC):
 
     def _start(self) -> None:
         self._task = asyncio.current_task()
-        self._heartbeats = asyncio.create_task(self._renew_while_held())
+        self._renewal = self._leases.renewals.join(self.lease, self._guard, self._progress)
         self._revocations.start()
-
-    async def _renew_while_held(self) -> None:
-        """The heartbeat task: renew when due (``renewal.renew_reported``, on the ledger's
-        thread) until the lease is lost or left."""
-        guard, clock = self._guard, self._leases.clock
-        renew = partial(
-            renewal.renew_reported,
-            lease=self.lease,
-            guard=guard,
-            progress=self._progress,
-            wait=self._pause,
-            clock=clock,
-        )
-        while True:
-            await asyncio.sleep(renewal.due_in(guard, clock))
-            if self._stop.is_set() or not guard.held():
-                return
-            await self._leases.call(renew)
 
     async def _stop_heartbeats(self) -> None:
         self._stop.set()
-        if self._heartbeats is not None:
-            self._heartbeats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeats
+        if self._renewal is not None:  # it may wait for a batch on its way: off the loop
+            await blocking(self._renewal.leave, STOP_TIMEOUT)
 
     def terminate(self, signum: int) -> bool:
         """SIGTERM (``workers._termination``): cancel the task running the checkout block, once,
