@@ -338,6 +338,8 @@ MUTANTS = (
         (
             "tests/integration/test_service.py::test_heartbeats_arriving_together_share_a_transaction",
         ),
+    ),
+    Mutant(
         "hub-group-commit",
         "workers/_hub.py",
         "    return ledger.handle_together(beats)\n",
