@@ -222,7 +222,8 @@ def _direct(job: dict[str, Any]) -> dict[str, Any]:
     if way == "ledger":
         from ledger import Heartbeat, Ledger
 
-        ledger = Ledger.open(url)
+        # Every profile of its share stays loaded, as the service's writer keeps its fleet's.
+        ledger = Ledger.open(url, cached_profiles=len(leases))
         ledger.check_lease(leases[0][0])  # connect before the clock starts
 
         def send(worker: int) -> None:

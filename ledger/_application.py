@@ -63,7 +63,12 @@ class Ledger:
 
     @classmethod
     def open(
-        cls, store_url: str | None = None, *, clock: Clock | None = None, create: bool = True
+        cls,
+        store_url: str | None = None,
+        *,
+        clock: Clock | None = None,
+        create: bool = True,
+        cached_profiles: int | None = None,
     ) -> Self:
         """A ledger on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``).
 
@@ -71,8 +76,12 @@ class Ledger:
         command refused for bad input touches nothing. Only a registration may make a new store
         (a missing or empty SQLite file), and not if ``create`` is False; PostgreSQL must have
         been initialised (``custody init``), so that workers never race to create tables.
+        ``cached_profiles`` (default 1,000) is how many profiles stay loaded between commands:
+        a process renewing more leases than that reloads each one every time.
         """
         settings = StoreSettings.resolve(store_url)
+        if cached_profiles is not None:
+            settings = settings.model_copy(update={"cached_profiles": max(1, cached_profiles)})
         return cls(
             settings, lambda creating: connect(settings, create=creating), clock, create=create
         )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Query
 
-from ledger import Ledger, ProfileState
+from ledger import Ledger, ProfileRecord, ProfileState
 from projections import Explanation, StatusRow, TimelineRow, Usage
 from reports import Fleet, Replay
 from service import _errors
@@ -34,6 +34,15 @@ def install(app: FastAPI, service: Service) -> None:
         from projections import status
 
         return await readers.run(lambda ledger: status(ledger, account_id=account, state=state))
+
+    @app.get(
+        "/v1/profiles/{profile_id}", response_model=ProfileRecord, responses=reading,
+        tags=["reads"],
+    )  # fmt: skip
+    async def registration(profile_id: ProfilePath, who: Caller) -> ProfileRecord:
+        """The profile's registration: its account, proxy, region, directory and policy (what
+        a worker needs to launch its browser on the leased profile)."""
+        return await readers.run(lambda ledger: ledger.view(profile_id).record)
 
     @app.get(
         "/v1/profiles/{profile_id}/why", response_model=Explanation, responses=reading,

@@ -16,6 +16,10 @@ T = TypeVar("T")
 
 # How many lease owners one process remembers (a lease's worker never changes).
 OWNERS_REMEMBERED = 100_000
+# How many profiles the writer keeps loaded between commands: the whole fleet a process serves
+# (a ledger's default, 1,000, would reload each of 2,000 round-robin heartbeats' profiles every
+# time: p50 460 ms at 2,000 workers in bench/fleet.py). A loaded profile is a few KB.
+WRITER_CACHED_PROFILES = 50_000
 
 
 class Service:
@@ -23,7 +27,9 @@ class Service:
 
     def __init__(self, store_url: str | None) -> None:
         self.store_url = store_url
-        self.writer = Writer(self._ledger)
+        self.writer = Writer(
+            lambda: Ledger.open(store_url, create=False, cached_profiles=WRITER_CACHED_PROFILES)
+        )
         self.readers = Readers(self._ledger)
         self.tokens = Tokens(self.readers.run)
         self.owners: dict[str, str] = {}

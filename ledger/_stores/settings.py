@@ -19,6 +19,7 @@ APPLICATION_NAME = "custody"
 DEFAULT_TIMEOUT_SECONDS = 5
 MAX_PATH, MAX_NAME = 4096, 255  # what Linux accepts for a path and for one name in it
 MAX_TIMEOUT_SECONDS = 3600
+DEFAULT_CACHED_PROFILES = 1000
 
 
 class StoreSettings(BaseModel):
@@ -37,6 +38,9 @@ class StoreSettings(BaseModel):
     # How long any one store call may wait (a lock, a busy file, an unreachable server) before
     # the command fails as StoreUnavailable: short enough to fit inside the shortest sensible TTL.
     timeout: int = DEFAULT_TIMEOUT_SECONDS
+    # How many profiles a ledger keeps loaded between its commands (not from the URL: a
+    # process serving many leases, the lease service's writer, asks for more).
+    cached_profiles: int = DEFAULT_CACHED_PROFILES
 
     @classmethod
     def resolve(cls, store_url: str | None) -> StoreSettings:

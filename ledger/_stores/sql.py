@@ -37,7 +37,6 @@ from ledger._stores.recorders import (
 from ledger._stores.settings import StoreSettings
 from ledger._stores.sql_views import SqlViews
 from ledger._stores.store import (
-    AGGREGATE_CACHE_SIZE,
     LedgerApplication,
     Store,
     store_errors,
@@ -97,7 +96,7 @@ class SqlStore(Store):
         """Open the store; ``create`` builds the schema (idempotent) before anything else."""
         env = settings.environment(create_table=create)
         env["APPLICATION_RECORDER_TOPIC"] = _RECORDERS[settings.kind]
-        env["AGGREGATE_CACHE_MAXSIZE"] = str(AGGREGATE_CACHE_SIZE)
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cached_profiles)
         with store_errors(settings):
             if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():
                 msg = f"directory {settings.sqlite_file().parent} does not exist"

@@ -33,9 +33,9 @@ from ledger.ports import CommandRecord, DirectoryRecord, Save, StreamConflict
 if TYPE_CHECKING:
     from ledger._stores.views import Views
 
-# Each process keeps the profiles it touched and fast-forwards them with only the events it has
-# not seen, so a command does not replay the whole stream every time.
-AGGREGATE_CACHE_SIZE = 1000
+# Each process keeps the profiles it touched (``StoreSettings.cached_profiles`` of them) and
+# fast-forwards them with only the events it has not seen, so a command does not replay the
+# whole stream every time.
 # A profile's state is snapshotted after every event whose version is a multiple of this, so a
 # load (now, or as of any version) folds at most this many events after the nearest snapshot.
 # A snapshot is the state alone (1-2 KB, whatever the stream's length): the interval trades

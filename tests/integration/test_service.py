@@ -290,6 +290,9 @@ def test_reads_answer_what_the_command_line_answers(served: Served) -> None:
         assert states == {f"{account}-1": "available", f"{account}-2": "leased"}
         leased = reader.get("/v1/profiles", params={"state": "leased"}).json()
         assert f"{account}-2" in [r["profile_id"] for r in leased]
+        record = reader.get(f"/v1/profiles/{account}-2").json()
+        assert (record["account_id"], record["proxy_id"]) == (account, "x")
+        assert reader.get("/v1/profiles/nobody").status_code == 404
         who = reader.get(f"/v1/profiles/{account}-2/who").json()
         assert who["lease"]["worker_id"] == "worker-1"
         timeline = reader.get(f"/v1/profiles/{account}-2/timeline").json()
