@@ -196,7 +196,10 @@ class UnitOfWork:
         command_id, fingerprint = command.issued_id(), command.fingerprint()
         recorded = None if given is None else (given, fingerprint)
         for attempt in range(MAX_ATTEMPTS):
-            done = self._attempt(command, profile_id, decision, command_id, self.now())
+            # The first attempt decides on the profile this process holds, without a read;
+            # after a conflict (it was behind), on the profile as the store has it.
+            trusting = attempt == 0
+            done = self._attempt(command, profile_id, decision, command_id, self.now(), trusting)
             if done.replayed or not done.appended:
                 return done
             profile, events = done.profile, done.appended
@@ -218,7 +221,7 @@ class UnitOfWork:
         from it stands only if the batch is kept, else the command runs again alone)."""
         if isinstance(decision, Creation) or profile_id in batch.profiles:
             raise _Alone  # a registration checks its directory against committed ones only
-        done = self._attempt(command, profile_id, decision, command.issued_id(), batch.now)
+        done = self._attempt(command, profile_id, decision, command.issued_id(), batch.now, True)
         if done.replayed or not done.appended:
             return done
         given = command.command_id
@@ -235,17 +238,37 @@ class UnitOfWork:
         decision: Decision | Creation,
         command_id: str,
         now: datetime,
+        trusting: bool = False,
     ) -> Done:
         """One attempt of ``run``, before the save: the answer to a resent command id, or the
         profile with the decision made on it at ``now`` (its events pending, as ``appended``)."""
         given, fingerprint = command.command_id, command.fingerprint()
         if given is not None and (resent := self._resent(given, fingerprint, profile_id)):
             return resent
-        profile = self._decided(profile_id, decision, _Issued(command_id, fingerprint, now))
+        issued = _Issued(command_id, fingerprint, now)
+        profile = self._decided(profile_id, decision, issued, trusting=trusting)
         return Done(profile, list(profile.pending_events))
 
-    def _decided(self, profile_id: str, decision: Decision | Creation, issued: _Issued) -> Profile:
-        """The profile as it stands, with the decision made on it (its events pending)."""
+    def _decided(
+        self, profile_id: str, decision: Decision | Creation, issued: _Issued, *, trusting: bool
+    ) -> Profile:
+        """The profile as it stands, with the decision made on it (its events pending).
+
+        ``trusting``: first on the profile this process holds, read from nothing. A decision
+        that appends stands on it, because its save conflicts if another writer appended
+        since (every change of a profile is an event on its stream). A refusal, or a decision
+        that appends nothing, could be the held profile's being behind: it is made again on
+        the profile as the store has it."""
+        if trusting and not isinstance(decision, Creation):
+            held = self.repository.cached(profile_id)
+            if held is not None:
+                try:
+                    decision.act(held, ctx=issued.context(decision.acting, held))
+                except LedgerError:
+                    pass
+                else:
+                    if held.pending_events:
+                        return held
         profile = self.repository.load(profile_id)
         if profile is None:
             if not isinstance(decision, Creation):

@@ -79,6 +79,12 @@ class Repository(Protocol):
         registered."""
         ...
 
+    def cached(self, profile_id: str) -> Profile | None:
+        """A copy of the profile as this store last loaded or saved it, read from nothing
+        (None when it holds none). It may be behind the store: a save of a decision made on
+        it conflicts if it is, so a write may trust it; a refusal may not."""
+        ...
+
     def save(
         self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
     ) -> None:

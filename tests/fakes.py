@@ -49,6 +49,9 @@ class FakeRepository:
             return None
         return replay(None, events if version is None else events[:version])
 
+    def cached(self, profile_id: str) -> Profile | None:
+        return None  # the fake holds nothing between calls: every decision loads afresh
+
     def save(
         self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
     ) -> None:

@@ -106,6 +106,18 @@ class Store:
             return None
         return profile
 
+    def cached(self, profile_id: str) -> Profile | None:
+        """A copy of the profile this store last loaded or saved, without a read (it may be
+        behind the store: see ``ledger.ports.Repository.cached``)."""
+        cache = self.app.repository.cache
+        if cache is None:
+            return None
+        try:
+            held = cast(Profile, cache.get(Profile.create_id(profile_id)))
+        except KeyError:
+            return None
+        return deepcopy(held)
+
     def _fast_forwarded(self, stream: UUID) -> Profile | None:
         """A copy of the cached profile brought up to date with the events appended since
         (usually none: one indexed read), or None when it is not cached. What the library's

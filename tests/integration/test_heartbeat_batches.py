@@ -121,7 +121,9 @@ def test_a_lease_lost_in_a_batch_leaves_the_others_renewing(store: str) -> None:
     """Three leases renewed by one hub; an operator force-releases p2's. The next batch's
     heartbeat for p2 is answered LeaseLost: p2's guard is lost with the ledger's reason, and
     p1 and p3 are renewed on, together, in the transactions after it. (No revocation watch
-    runs here: the batch's answer is how p2 learns it.)"""
+    runs here: the batch's answer is how p2 learns it.) The batch that carried p2's heartbeat
+    was decided on the profiles the hub held, p2's behind the store: it conflicted, and its
+    heartbeats were sent again one to a transaction (p1 and p3 each alone once)."""
     held: dict[str, tuple[Any, LeaseGuard]] = {}
     hub = RenewalHub(partial(Ledger.open, store, create=False), time.monotonic)
     with Ledger.open(store, create=False) as ledger:
@@ -147,5 +149,6 @@ def test_a_lease_lost_in_a_batch_leaves_the_others_renewing(store: str) -> None:
     for renewal, _ in held.values():
         assert renewal.leave(timeout=5)
     found = rounds(background_beats(store, after), store)
-    assert len(found) >= 2
-    assert found == [{"p1", "p3"}] * len(found), found
+    alone = [beats for beats in found if beats != {"p1", "p3"}]
+    assert alone in ([], [{"p1"}, {"p3"}], [{"p3"}, {"p1"}]), found
+    assert len(found) - len(alone) >= 2

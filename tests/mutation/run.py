@@ -312,6 +312,22 @@ MUTANTS = (
         ("tests/unit/test_group_commit.py",),
     ),
     Mutant(
+        "trusted-refusal",
+        "ledger/_unit_of_work.py",
+        "                except LedgerError:\n                    pass\n",
+        "                except LedgerError:\n                    raise\n",
+        "a refusal is made on the profile this process holds, which may be behind the store",
+        ("tests/integration/test_trusted_cache.py",),
+    ),
+    Mutant(
+        "trusted-no-append",
+        "ledger/_unit_of_work.py",
+        "                    if held.pending_events:\n                        return held\n",
+        "                    return held\n",
+        "a decision that appends nothing is made on the profile this process holds",
+        ("tests/integration/test_trusted_cache.py",),
+    ),
+    Mutant(
         "service-lease-owner",
         "service/_service.py",
         "        if caller.role is not Role.WORKER:\n            return\n",
