@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
@@ -55,6 +55,7 @@ from service._types import Caller, IdempotencyKey, LeasePath, ProfilePath
 
 log = logging.getLogger("custody.service")
 Operator = type[ForceRelease] | type[Quarantine] | type[Disable] | type[Enable]
+Lease_ = type[Heartbeat] | type[Extend] | type[Release]
 T = TypeVar("T")
 
 # How long a lease watch may hold a request open, and how often it looks.
@@ -127,65 +128,43 @@ def create_app(store_url: str | None = None) -> FastAPI:
         service.remember(lease.lease_id, lease.worker_id)
         return answered(lease, 201)
 
-    async def under_lease(
-        who: TokenHolder, lease_id: str, build: Callable[[], Command[Any]]
-    ) -> Response:
-        require(who, Role.WORKER)
-        command = build()  # a malformed lease id is bad input before any read
-        await service.own_lease(who, lease_id)
-        return answered(await service.write(command))
+    def lease_action(
+        path: str, body_type: type[Any], make: Lease_, answer: type[Any], doc: str
+    ) -> None:
+        """``POST /v1/leases/{lease_id}/PATH``: a worker's command under its own lease."""
 
-    @app.post(
-        "/v1/leases/{lease_id}/heartbeat",
-        response_model=Lease,
-        responses=_errors.responses(401, 403, 404, 410, 422, 503),
-        tags=["leases"],
-    )
-    async def heartbeat(
-        lease_id: LeasePath, body: HeartbeatBody, who: Caller, key: IdempotencyKey = None
-    ) -> Response:
-        """Renew the lease and record the step and URL; 410 when the lease is lost."""
-        fields = body.model_dump(exclude_unset=True)
-        return await under_lease(
-            who,
-            lease_id,
-            lambda: Heartbeat(lease_id=lease_id, command_id=command_id(who, key), **fields),
-        )
+        async def act(
+            lease_id: LeasePath, body: Any, who: Caller, key: IdempotencyKey = None
+        ) -> Response:
+            require(who, Role.WORKER)
+            fields = body.model_dump(exclude_unset=True)
+            # A malformed lease id is bad input before any read.
+            command: Command[Any] = make(
+                lease_id=lease_id, command_id=command_id(who, key), **fields
+            )
+            await service.own_lease(who, lease_id)
+            return answered(await service.write(command))
 
-    @app.post(
-        "/v1/leases/{lease_id}/extend",
-        response_model=Lease,
-        responses=_errors.responses(401, 403, 404, 410, 422, 503),
-        tags=["leases"],
-    )
-    async def extend(
-        lease_id: LeasePath, body: ExtendBody, who: Caller, key: IdempotencyKey = None
-    ) -> Response:
-        """Set a new renewal deadline for the lease."""
-        fields = body.model_dump(exclude_unset=True)
-        return await under_lease(
-            who,
-            lease_id,
-            lambda: Extend(lease_id=lease_id, command_id=command_id(who, key), **fields),
-        )
+        act.__annotations__["body"] = body_type  # what FastAPI reads the body as
+        act.__name__ = path
+        act.__doc__ = doc
+        app.post(
+            f"/v1/leases/{{lease_id}}/{path}",
+            response_model=answer,
+            responses=_errors.responses(401, 403, 404, 410, 422, 503),
+            tags=["leases"],
+        )(act)
 
-    @app.post(
-        "/v1/leases/{lease_id}/release",
-        response_model=ReleaseResult,
-        responses=_errors.responses(401, 403, 404, 410, 422, 503),
-        tags=["leases"],
-    )
-    async def release(
-        lease_id: LeasePath, body: ReleaseBody, who: Caller, key: IdempotencyKey = None
-    ) -> Response:
-        """End the lease with its outcome and evidence; the answer says where the profile
-        now stands."""
-        fields = body.model_dump(exclude_unset=True)
-        return await under_lease(
-            who,
-            lease_id,
-            lambda: Release(lease_id=lease_id, command_id=command_id(who, key), **fields),
-        )
+    lease_action(
+        "heartbeat", HeartbeatBody, Heartbeat, Lease,
+        "Renew the lease and record the step and URL; 410 when the lease is lost.",
+    )  # fmt: skip
+    lease_action("extend", ExtendBody, Extend, Lease, "Set a new renewal deadline for the lease.")
+    lease_action(
+        "release", ReleaseBody, Release, ReleaseResult,
+        "End the lease with its outcome and evidence; the answer says where the profile now "
+        "stands.",
+    )  # fmt: skip
 
     @app.get(
         "/v1/leases/{lease_id}",

@@ -92,8 +92,7 @@ export interface paths {
         put?: never;
         /**
          * Release
-         * @description End the lease with its outcome and evidence; the answer says where the profile
-         *     now stands.
+         * @description End the lease with its outcome and evidence; the answer says where the profile now stands.
          */
         post: operations["release_v1_leases__lease_id__release_post"];
         delete?: never;
