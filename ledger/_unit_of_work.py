@@ -129,6 +129,8 @@ class UnitOfWork:
         self._clock = clock
         self.conflicts = 0  # version races lost and retried, for tests and metrics
         self._batch: _Batch | None = None
+        # Set while a conflicted batch's commands run again: none trusts a held profile.
+        self._distrust = False
 
     def now(self) -> datetime:
         """The clock every deadline is judged on (the store's, unless a test injects one)."""
@@ -165,8 +167,14 @@ class UnitOfWork:
             except StreamConflict:  # nothing kept: each on its own, as if sent alone
                 self.conflicts += 1
                 alone = sorted({*alone, *batch.callers})
-        for n in alone:
-            answers[n] = _answer(calls[n])
+                # Some profile this process held was behind the store: each decides again
+                # on the profile as the store has it, not on the held one that conflicted.
+                self._distrust = True
+        try:
+            for n in alone:
+                answers[n] = _answer(calls[n])
+        finally:
+            self._distrust = False
         return [answers[n] for n in range(len(calls))]
 
     def require(self, role: Role) -> None:
@@ -198,7 +206,7 @@ class UnitOfWork:
         for attempt in range(MAX_ATTEMPTS):
             # The first attempt decides on the profile this process holds, without a read;
             # after a conflict (it was behind), on the profile as the store has it.
-            trusting = attempt == 0
+            trusting = attempt == 0 and not self._distrust
             done = self._attempt(command, profile_id, decision, command_id, self.now(), trusting)
             if done.replayed or not done.appended:
                 return done

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, Query, Response
+from fastapi import FastAPI, Query, Request, Response
 from pydantic import BaseModel
 
 from ledger import (
@@ -59,7 +59,9 @@ Lease_ = type[Heartbeat] | type[Extend] | type[Release]
 T = TypeVar("T")
 
 # How long a lease watch may hold a request open, and how often it looks.
-MAX_WAIT_SECONDS = 60.0
+# Below the 30 s a stop grants requests in flight (custody serve's graceful shutdown), so a
+# watch never holds a stop up.
+MAX_WAIT_SECONDS = 25.0
 WATCH_INTERVAL_SECONDS = 0.25
 
 
@@ -173,6 +175,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
         tags=["leases"],
     )
     async def watch(
+        request: Request,
         lease_id: LeasePath,
         who: Caller,
         wait: Annotated[
@@ -191,7 +194,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
         await service.own_lease(who, lease_id)
         loop = asyncio.get_running_loop()
         until = loop.time() + wait
-        while check.live and loop.time() < until:
+        while check.live and loop.time() < until and not await request.is_disconnected():
             await asyncio.sleep(min(WATCH_INTERVAL_SECONDS, max(until - loop.time(), 0)))
             check = await service.readers.run(lambda ledger: ledger.check_lease(lease_id))
         return check
@@ -228,14 +231,13 @@ def create_app(store_url: str | None = None) -> FastAPI:
         disable it, with a note."""
         require(who, Role.REVIEWER)
         fields = body.model_dump(exclude_unset=True)
-        return await service.write(
-            Review(
-                profile_id=profile_id,
-                reviewer=who.actor,
-                command_id=command_id(who, key),
-                **fields,
-            )
+        verdict = Review(
+            profile_id=profile_id, reviewer=who.actor, command_id=command_id(who, key), **fields
         )
+        # The browser on this host, as the reviewer's command observes it (a resend observes
+        # afresh: it is left out of the command's fingerprint).
+        observed = verdict.model_copy(update={"browser": await service.browser_here(profile_id)})
+        return await service.write(observed)
 
     def operator_action(path: str, make: Operator, answer: type[Any], doc: str) -> None:
         async def act(

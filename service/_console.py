@@ -274,7 +274,8 @@ def install(app: FastAPI, service: Service) -> None:
                         "note": form.get("note", ""),
                     }
                 )
-                await service.write(verdict)
+                browser = await service.browser_here(profile_id)
+                await service.write(verdict.model_copy(update={"browser": browser}))
             except (LedgerError, Refused) as refused:
                 status, problem, _ = problem_of(refused)
                 return await console.profile(session, profile_id, said=problem.message,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -145,16 +146,26 @@ def screenshot_problem(path: str, digest: str | None) -> tuple[str | None, bytes
     any other file."""
     if not os.path.isabs(path):
         return "the path is not absolute, so it names no file here", b"", ""
+    if digest is None:
+        return "the release recorded no sha256 to check the file against", b"", ""
     try:
-        with open(path, "rb") as file:
-            content = file.read(SCREENSHOT_MAX_BYTES + 1)
+        # Never blocking: a worker may name a FIFO or a terminal, whose open or read would
+        # hold a reader thread for ever; only a regular file is read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as error:
         return f"the service cannot read it here ({error.strerror or error})", b"", ""
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return "the path is not a regular file", b"", ""
+        try:
+            content = file.read(SCREENSHOT_MAX_BYTES + 1)
+        except OSError as error:
+            return f"the service cannot read it here ({error.strerror or error})", b"", ""
     if len(content) > SCREENSHOT_MAX_BYTES:
         return "the file is larger than any screenshot the worker writes", b"", ""
     media = next((m for magic, m in _IMAGES.items() if content.startswith(magic)), None)
     if media is None:
         return "the file is not a PNG or JPEG image", b"", ""
-    if digest is not None and hashlib.sha256(content).hexdigest() != digest:
+    if hashlib.sha256(content).hexdigest() != digest:
         return "the file's sha256 differs from the one the release recorded", b"", ""
     return None, content, media

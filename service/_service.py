@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import TypeVar
 
-from ledger import Command, Ledger, Role
+from ledger import BrowserCheck, Command, Ledger, Role
 from ledger.access import TokenHolder
 from service._auth import Refused, Tokens
 from service._readers import Readers
@@ -54,6 +54,17 @@ class Service:
                 self.remember(lease_id, owner)
         if owner is not None and owner != caller.actor:
             raise Refused(f"lease {lease_id} is held by {owner}, not {caller.actor}")
+
+    async def browser_here(self, profile_id: str) -> BrowserCheck | None:
+        """What an inspection of the profile's directory on this host finds (None: it has no
+        directory here): what a review observes, so that the ledger refuses to return a
+        profile whose browser still runs, as ``custody review`` does."""
+        from workers import inspect_here
+
+        def inspected(ledger: Ledger) -> BrowserCheck | None:
+            return inspect_here(ledger.view(profile_id).record.user_data_dir)
+
+        return await self.readers.run(inspected)
 
     def remember(self, lease_id: str, worker: str) -> None:
         if len(self.owners) >= OWNERS_REMEMBERED:

@@ -5,6 +5,7 @@ and under load the queue fills while the previous transaction commits."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import Command, Ledger, LedgerError, StoreUnavailable
+
+log = logging.getLogger("custody.service")
 
 # The most commands one transaction carries: a bound on a transaction's length and on how
 # long one slow batch delays the requests queued behind it.
@@ -53,7 +56,12 @@ class Writer:
         self._thread.start()
 
     def submit(self, command: Command[Any]) -> Future[Any]:
+        """Queue ``command``; its future answer. ``StoreUnavailable`` at once when the writer
+        is not running (stopped, or failed), rather than a request waiting for nobody."""
         done: Future[Any] = Future()
+        if not self._thread.is_alive():
+            done.set_exception(StoreUnavailable("the service's writer is not running"))
+            return done
         self._queue.put((command, done))
         return done
 
@@ -86,29 +94,38 @@ class Writer:
 
     def _write(self, ledger: Ledger, batch: list[tuple[Command[Any], Future[Any]]]) -> None:
         commands = [command for command, _ in batch]
+        answers: list[Any]
         try:
             if len(commands) == 1:
                 answers = [_alone(ledger, commands[0])]
             else:
                 answers = ledger.handle_together(commands)
-        except BaseException as e:  # the store failed the whole batch: each request hears it
-            for _, done in batch:
-                done.set_exception(e)
-            if not isinstance(e, Exception):
-                raise
-            return
+        except StoreUnavailable as e:  # the store failed the whole batch: each request hears it
+            answers = [e] * len(commands)
+        except Exception:  # one command's unforeseen failure: each runs alone, so it fails alone
+            log.exception("a batch failed; its commands run one at a time")
+            answers = [_alone(ledger, command) for command in commands]
         self.stats.record(len(commands))
         for (_, done), answer in zip(batch, answers, strict=True):
-            if isinstance(answer, LedgerError):
-                done.set_exception(answer)
-            else:
-                done.set_result(answer)
+            _settle(done, answer)
+
+
+def _settle(done: Future[Any], answer: Any) -> None:
+    """Answer a request, unless it was cancelled meanwhile (a client gone, a shutdown past its
+    grace): its command was written all the same."""
+    if not done.set_running_or_notify_cancel():
+        return
+    if isinstance(answer, BaseException):
+        done.set_exception(answer)
+    else:
+        done.set_result(answer)
 
 
 def _alone(ledger: Ledger, command: Command[Any]) -> Any:
+    """One command's answer, or the error it raised (whatever it is)."""
     try:
         return ledger.handle(command)
-    except StoreUnavailable:
-        raise
-    except LedgerError as e:
+    except Exception as e:
+        if not isinstance(e, LedgerError):
+            log.exception("a command failed unforeseen")
         return e

@@ -37,6 +37,7 @@ def crashed_run(
     step: str = "submit_order",
     url: str = "https://shop.example/checkout",
     screenshot: Path | None = None,
+    screenshot_sha256: str | None = None,
 ) -> dict[str, object]:
     """worker-1 checks out ``profile_id``, reports a safe step then a mutating one, and its
     run fails before it can say whether the mutation happened: the release (with its final
@@ -57,7 +58,7 @@ def crashed_run(
             assert said.status_code == 200, said.text
         evidence: dict[str, object] = {"final_url": url}
         if screenshot is not None:
-            digest = hashlib.sha256(screenshot.read_bytes()).hexdigest()
+            digest = screenshot_sha256 or hashlib.sha256(screenshot.read_bytes()).hexdigest()
             evidence |= {"screenshot": str(screenshot), "screenshot_sha256": digest}
         done = worker.post(
             f"/v1/leases/{lease['lease_id']}/release",

@@ -5,6 +5,7 @@ pages stay out of the API's OpenAPI document."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,6 +88,20 @@ def test_a_screenshot_path_that_is_no_image_is_not_read_out(served: Served, tmp_
     assert "not a PNG or JPEG" in page.text
     assert image.status_code == 404
     assert "secret" not in image.text.replace(str(secret), "")
+
+
+def test_a_screenshot_path_naming_a_fifo_holds_no_reader(served: Served, tmp_path: Path) -> None:
+    """A release naming a FIFO (whose open would wait for a writer for ever) is judged without
+    opening it for a blocking read: the page answers at once and says why it shows nothing."""
+    fifo = tmp_path / "shot.png"
+    os.mkfifo(fifo)
+    crashed_run(served, "p_fifo", screenshot=fifo, screenshot_sha256="0" * 64)
+    with _signed_in(served) as (client, _):
+        page = client.get("/console/profiles/p_fifo", timeout=10)
+        image = client.get("/console/profiles/p_fifo/screenshot", timeout=10)
+        assert client.get("/console/profiles/p_fifo", timeout=10).status_code == 200
+    assert "not a regular file" in page.text
+    assert image.status_code == 404
 
 
 def test_the_console_is_not_part_of_the_api(served: Served) -> None:

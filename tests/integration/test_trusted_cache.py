@@ -89,3 +89,19 @@ def test_a_decision_that_appends_nothing_is_never_made_on_a_profile_that_was_beh
         time.sleep(1.3)
         report = mine.handle(Sweep(actor="sweeper"))
     assert [r.profile_id for r in report.settled] == [pid]
+
+
+def test_a_batch_that_conflicted_decides_again_on_the_stores_profiles(store_url: str) -> None:
+    """One held profile behind the store makes the batch conflict once; its commands then
+    decide on the store's profiles, so none conflicts again (a replica's batch costs one
+    retry, not one per stale profile)."""
+    with Ledger.open(store_url) as mine, Ledger.open(store_url) as other:
+        first, second = register(mine, "p1"), register(mine, "p2")
+        leases = [_lease(mine, first), _lease(mine, second)]
+        other.handle(ForceRelease(profile_id=first, actor="op", reason="stop"))
+        answers = mine.handle_together(
+            [Heartbeat(lease_id=x.lease_id, fencing_token=x.fencing_token) for x in leases]
+        )
+        assert isinstance(answers[0], LeaseLost)
+        assert answers[1].lease_id == leases[1].lease_id
+        assert mine.conflicts == 1
