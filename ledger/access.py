@@ -26,6 +26,7 @@ from ledger._application import Ledger
 from ledger._domain.authority import ROLE_EVENTS, Forbidden
 from ledger._domain.errors import InvalidInput
 from ledger._domain.model import Frozen, Identity, Role
+from ledger._door import Door
 from ledger._stores import access, tokens
 from ledger._stores.sql import SqlStore
 
@@ -129,13 +130,14 @@ def tokens_issued(ledger: Ledger) -> list[TokenRow]:
     return [TokenRow.model_validate(r) for r in tokens.listed(ledger.store)]
 
 
+class _Actor(Door):
+    """A token's actor, checked at the same door as a command's."""
+
+    kind = "token"
+    actor: Identity
+
+
 def _actor(actor: str) -> str:
-    from ledger._door import Door
-
-    class _Actor(Door):
-        kind = "token"
-        actor: Identity
-
     return _Actor(actor=actor).actor
 
 

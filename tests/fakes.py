@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from ledger._domain.directories import first_overlap, normalised, refusal
 from ledger._domain.errors import InvalidInput
 from ledger._domain.events import ProfileEvent, ProfileRegistered
-from ledger._domain.model import ProfileState, Role
+from ledger._domain.model import Lease, LeaseStatus, ProfileState, Role
 from ledger._domain.profile import Profile, replay
 from ledger._domain.view import Availability
 from ledger.ports import Authority, CommandRecord, Save, StreamConflict
@@ -114,3 +114,31 @@ class FakeRepository:
         }
         unseen = set(self.streams) - set(self.rows)
         return sorted(overdue | unseen)
+
+
+# A worker's lease as the renewal tests hold it, and the monotonic clock they move by hand.
+_T = datetime(2026, 1, 1, tzinfo=UTC)
+LEASE = Lease(
+    lease_id="lease-1@p1",
+    profile_id="p1",
+    account_id="a",
+    worker_id="w",
+    run_id="r",
+    task_type="t",
+    proxy_id="x",
+    lease_status=LeaseStatus.ACTIVE,
+    lease_started_at=_T,
+    heartbeat_at=_T,
+    expires_at=_T,
+    ttl_seconds=30,
+    release_policy="manual_review_on_unknown_state",
+    fencing_token=1,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -7,42 +7,17 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fakes import LEASE, FakeClock
 
-from ledger import Heartbeat, Lease, LeaseLost, LeaseStatus, StoreUnavailable
+from ledger import Heartbeat, Lease, LeaseLost, StoreUnavailable
 from workers._guard import LeaseGuard, Progress
 from workers._hub import RenewalHub
 from workers._timing import RenewalTiming
 
 Answer = BaseException | None  # None: the lease, renewed
-T = datetime(2026, 1, 1, tzinfo=UTC)
-LEASE = Lease(
-    lease_id="lease-1@p1",
-    profile_id="p1",
-    account_id="a",
-    worker_id="w",
-    run_id="r",
-    task_type="t",
-    proxy_id="x",
-    lease_status=LeaseStatus.ACTIVE,
-    lease_started_at=T,
-    heartbeat_at=T,
-    expires_at=T,
-    ttl_seconds=30,
-    release_policy="manual_review_on_unknown_state",
-    fencing_token=1,
-)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def eventually(condition: Any, seconds: float = 5) -> bool:
