@@ -1,6 +1,6 @@
 """Read-model figures beside their baselines, measured in the same run.
 
-    .venv/bin/python bench/read_models.py STORE_URL [EVENTS]
+    .venv/bin/python bench/read_models.py STORE_URL [EVENTS] [--json FILE]
 
 On an initialised, empty store: appends EVENTS heartbeats (default 5,000) across 10 profiles,
 then measures (median of 3):
@@ -9,14 +9,19 @@ then measures (median of 3):
 - ``reports.timeline()`` (catch-up check, read, dtypes), against a bare read of the same rows
   into pandas by the same path (``Ledger.feed.read_frame`` of ``SELECT *``);
 - ``reports.replay`` of one profile and a full rebuild of the timeline.
+
+With ``--json FILE`` it writes the figures there too.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from ledger import Checkout, Heartbeat, Ledger, RegisterProfile
 from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, catch_up, install, rebuild
@@ -43,12 +48,12 @@ def _reset(ledger: Ledger) -> None:
 def _bare_read(ledger: Ledger) -> int:
     count, position = 0, 0
     while batch := ledger.feed.read(position, 500):
-        count += len(batch)
+        count += len([n.event for n in batch])  # decoded: Feed.read decodes only when asked
         position = batch[-1].position
     return count
 
 
-def main(url: str, events: int) -> None:
+def measure(url: str, events: int) -> dict[str, float]:
     with Ledger.open(url) as ledger:
         leases = []
         for n in range(10):
@@ -82,6 +87,16 @@ def main(url: str, events: int) -> None:
         at = ledger.now()
         replayed = _median(lambda: replay("bench_0", at=at, ledger=ledger))
         rebuilt = _median(lambda: rebuild(ledger, TIMELINE_READ_MODEL))
+    found = {
+        "events": total,
+        "bare_read_decode_per_s": round(total / bare),
+        "catch_up_per_s": round(total / caught),
+        "catch_up_ratio": round(bare / caught, 2),
+        "bare_frame_ms": round(raw_frame * 1000, 1),
+        "timeline_report_ms": round(report * 1000, 1),
+        "replay_ms": round(replayed * 1000, 1),
+        "rebuild_ms": round(rebuilt * 1000, 1),
+    }
     print(f"store {url.split(':')[0]}, {total} events")
     print(f"bare read+decode      {total / bare:10,.0f} events/s")
     print(f"catch-up (2 models)   {total / caught:10,.0f} events/s  ratio {bare / caught:.2f}")
@@ -89,7 +104,20 @@ def main(url: str, events: int) -> None:
     print(f"reports.timeline()    {report * 1000:10.1f} ms  ratio {raw_frame / report:.2f}")
     print(f"replay one profile    {replayed * 1000:10.1f} ms")
     print(f"rebuild timeline      {rebuilt * 1000:10.1f} ms")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url", metavar="STORE_URL", help="an initialised, empty store")
+    parser.add_argument("events", metavar="EVENTS", type=int, nargs="?", default=5000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    found = measure(args.url, args.events)
+    if args.json:
+        args.json.write_text(json.dumps(found, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 5000)
+    sys.exit(main())

@@ -1,6 +1,7 @@
 """custody's benchmark: every figure beside its raw baseline, measured in the same run.
 
     .venv/bin/python bench/run.py [--quick] [--store sqlite|postgresql|both] [--heartbeat-only]
+        [--json FILE]
 
 Each figure is the median of three rounds; custody and its baselines alternate within a round,
 so drift on the machine hits both sides alike. PostgreSQL runs on a throwaway cluster
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import shutil
 import statistics
@@ -20,7 +22,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from time import perf_counter, process_time
@@ -331,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--heartbeat-only", action="store_true", help="only figure 1 and its CPU and calls"
     )
+    parser.add_argument("--json", type=Path, help="write every figure to this file too")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     kinds = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
@@ -370,6 +373,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores, 1-min load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after"
     )
+    if args.json:
+        found = {
+            "throughput": [asdict(f) for same_store in figures for f in same_store],
+            "cost": [asdict(c) for c in costs],
+            "history": [asdict(r) for r in replays],
+            "load": [load_before, os.getloadavg()[0]],
+        }
+        args.json.write_text(json.dumps(found, indent=2) + "\n")
     return 0
 
 

@@ -43,6 +43,7 @@ class Layout:
     long: int | None = None  # the long stream's events (default: a tenth, at most 100,000)
     big: str = "scale_big"
     small: str = "scale_small"
+    settled: bool = False  # each stream ends with its lease released (a checkout may follow)
 
     @property
     def big_events(self) -> int:
@@ -143,7 +144,9 @@ def generate(ledger: Ledger, layout: Layout) -> int:
             if len(batch.events) >= BATCH:
                 batch.rows[profile_id] = availability_of(stream.profile)
                 flush()
-            if stream.profile.version >= length:
+            if stream.profile.version >= length and not (
+                layout.settled and stream.profile.lease is not None
+            ):
                 break
             stream.step()
         batch.rows[profile_id] = availability_of(stream.profile)

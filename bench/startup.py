@@ -1,6 +1,6 @@
 """How long the commands a person types take to answer, beside a bare Python start.
 
-    .venv/bin/python bench/startup.py [--runs N]
+    .venv/bin/python bench/startup.py [--runs N] [--before DIR] [--json FILE]
 
 Makes a small SQLite store in a temporary directory with the command line itself (three
 profiles on one account, a lease heartbeated and released, a lease held, a force-release), then
@@ -24,6 +24,7 @@ installed custody pays.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -91,6 +92,7 @@ def main() -> None:
         help="custody's packages of another revision (git archive REV | tar -x -C DIR): each "
         "command runs on them too, right beside this tree's run, under the same load",
     )
+    parser.add_argument("--json", type=Path, help="write every row's medians to this file too")
     args = parser.parse_args()
     before = args.before.resolve() if args.before else None
     with tempfile.TemporaryDirectory() as scratch:
@@ -113,11 +115,17 @@ def main() -> None:
                 cpus[name].append(cpu)
                 ratios[name].append(wall / measured["python -c pass"][0])
     print(f"{'command':38} {'wall ms':>8} {'cpu ms':>8} {'x bare':>7}   (medians of {args.runs})")
+    rows = []
     for name in measuring:
         wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
         ratio = statistics.median(ratios[name])
         print(f"{name:38} {wall * 1000:8.0f} {cpu * 1000:8.0f} {ratio:7.1f}")
-    print(f"load average (1 min): {os.getloadavg()[0]:.2f}")
+        rows.append({"command": name, "wall_ms": round(wall * 1000, 1),
+                     "cpu_ms": round(cpu * 1000, 1), "x_bare": round(ratio, 2)})  # fmt: skip
+    load = os.getloadavg()[0]
+    print(f"load average (1 min): {load:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"commands": rows, "load": load}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,222 @@
+"""How long an appended event takes to reach the read models under load, beside a bare follower
+that only reads and decodes, in the same run (issue 16).
+
+    .venv/bin/python bench/lag.py [--store sqlite|postgresql|both] [--writers N] [--rate R]
+        [--seconds S] [--interval I] [--rounds K] [--json FILE]
+
+The load: ``--writers`` (default 4) ``spawn``ed processes, each heartbeating its own lease at
+``--rate`` heartbeats/s (default 50, paced) for ``--seconds`` (default 10); each heartbeat's step
+names it, and its writer notes when the heartbeat returned (committed), by ``perf_counter``,
+which is one monotonic clock for every process of the machine.
+
+The follower, in a process of its own, as ``custody projections run --interval I`` keeps every
+read model current: the store's wake-ups (PostgreSQL's NOTIFY on each commit; SQLite polls every
+``--interval``, default 1.0 s as the command's), then ``catch_up`` of each read model; after
+each pass it notes the time and the timeline's checkpoint. The baseline is a bare follower on the
+same wake-ups that reads and decodes the new events (``Ledger.feed.read``) and writes nothing:
+what following costs before any read model is written. The two take turns, ``--rounds`` times
+each (default 2), under the same load.
+
+An event's lag runs from its commit to the end of the first pass whose position covers it (the
+events' positions are read back from the timeline afterwards). It prints the median, p99 and
+slowest lag of each side and their ratio, and the load average; ``--json`` writes the figures.
+Stores: an SQLite file on the disk and a throwaway PostgreSQL on the disk with ``fsync`` on
+(``bench/appenders.py``'s ``durable_cluster``), deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from time import perf_counter
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+
+import leases  # noqa: E402
+from checkouts import target  # noqa: E402
+
+from ledger import Heartbeat, Ledger  # noqa: E402
+from projections import READ_MODELS, TIMELINE_READ_MODEL, catch_up, install  # noqa: E402
+
+# (time a pass ended, the position it reached)
+Mark = tuple[float, int]
+
+
+@dataclass(frozen=True)
+class Lag:
+    store: str
+    side: str  # "read models" or "bare read"
+    events: int
+    median_ms: float
+    p99_ms: float
+    slowest_ms: float
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- the processes ------------------------------------------------------------------------------
+
+
+def write(url: str, name: str, rate: float, seconds: float) -> list[tuple[str, float]]:
+    """Heartbeat one lease at ``rate``/s for ``seconds``; each step's name and commit time."""
+    committed = []
+    with Ledger.open(url) as ledger:
+        lease = leases.fresh_lease(ledger, name)
+        start = perf_counter()
+        for i in range(int(rate * seconds)):
+            due = start + i / rate
+            if (ahead := due - perf_counter()) > 0:
+                time.sleep(ahead)
+            step = f"{name}-{i}"
+            ledger.handle(
+                Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=step)
+            )
+            committed.append((step, perf_counter()))
+    return committed
+
+
+def follow(url: str, side: str, interval: float, stop: Event, marks: list[Mark]) -> None:
+    """Follow the log until ``stop``: catch every read model up (``side`` "read models") or
+    read and decode the new events (``side`` "bare read"), noting each pass's end."""
+    with Ledger.open(url) as ledger:
+        position = ledger.feed.head()
+        with ledger.feed.wakeups(interval) as wakeups:
+            while not stop.is_set():
+                if side == "read models":
+                    for model in READ_MODELS.values():
+                        catch_up(ledger, model)
+                    ended = perf_counter()
+                    position = ledger.feed.checkpoints()[TIMELINE_READ_MODEL.name]
+                else:
+                    while events := ledger.feed.read(position, 500):
+                        for event in events:
+                            _ = event.event  # decoded, as a read model decodes it
+                        position = events[-1].position
+                    ended = perf_counter()
+                marks.append((ended, position))
+                wakeups.wait(stop)
+
+
+def follower(url: str, side: str, interval: float, stop: Event, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    marks: list[Mark] = []
+    follow(url, side, interval, stop, marks)
+    out.put(marks)
+
+
+# -- one round ----------------------------------------------------------------------------------
+
+
+def round_of(url: str, side: str, args: argparse.Namespace, n: int) -> list[float]:
+    """Every event's lag (seconds) in one round of ``side`` under the writers' load."""
+    context = multiprocessing.get_context("spawn")
+    stop, out = context.Event(), context.Queue()
+    follower_process = context.Process(
+        target=follower, args=(url, side, args.interval, stop, out), daemon=True
+    )
+    follower_process.start()
+    with context.Pool(args.writers) as pool:
+        names = [f"lag-{side[0]}{n}-{w}" for w in range(args.writers)]
+        tasks = [(url, name, args.rate, args.seconds) for name in names]
+        committed = [c for written in pool.starmap(write, tasks) for c in written]
+    with Ledger.open(url) as ledger:
+        head = ledger.feed.head()
+        catch_up(ledger, TIMELINE_READ_MODEL)  # positions of this round's steps, below
+        rows = ledger.store.query(
+            f"SELECT step, position FROM {TIMELINE_READ_MODEL.table.name} WHERE step LIKE ?",
+            (f"lag-{side[0]}{n}-%",),
+        )
+    positions = {row["step"]: int(row["position"]) for row in rows}
+    time.sleep(args.interval + 1)  # the follower's last pass reaches the head
+    stop.set()
+    marks: list[Mark] = out.get(timeout=60)
+    follower_process.join(30)
+    if not marks or marks[-1][1] < head:
+        raise SystemExit(f"{side}: the follower stopped at {marks[-1:]} before the head {head}")
+    lags = []
+    for step, at in committed:
+        position = positions[step]
+        # A pass may end between the commit and the writer's note of it: that lag is 0.
+        reached = next(ended for ended, upto in marks if upto >= position)
+        lags.append(max(0.0, reached - at))
+    return lags
+
+
+def lag_figure(store: str, side: str, lags: list[float]) -> Lag:
+    ordered = sorted(lags)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return Lag(
+        store,
+        side,
+        len(lags),
+        round(statistics.median(lags) * 1000, 1),
+        round(p99 * 1000, 1),
+        round(ordered[-1] * 1000, 1),
+    )
+
+
+def table(rows: list[Lag]) -> str:
+    lines = [
+        "| store | follower | events | lag median ms | p99 ms | slowest ms | median / bare |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        bare = next(r for r in rows if r.store == row.store and r.side == "bare read")
+        lines.append(
+            f"| {row.store} | {row.side} | {row.events:,} | {row.median_ms:.1f} "
+            f"| {row.p99_ms:.1f} | {row.slowest_ms:.1f} | {row.median_ms / bare.median_ms:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    kinds = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
+    started, load_before = perf_counter(), os.getloadavg()[0]
+    rows: list[Lag] = []
+    for kind in kinds:
+        with target(kind) as found:
+            with Ledger.open(found.url) as ledger:
+                for model in READ_MODELS.values():
+                    install(ledger, model)
+            lags: dict[str, list[float]] = {"read models": [], "bare read": []}
+            for n in range(args.rounds):
+                for side in lags:
+                    say(f"[{kind}] round {n + 1}: {side} under {args.writers} writers ...")
+                    lags[side] += round_of(found.url, side, args, n)
+            rows += [lag_figure(kind, side, found_lags) for side, found_lags in lags.items()]
+    load = os.getloadavg()[0]
+    print(table(rows))
+    print()
+    print(
+        f"{args.writers} writers x {args.rate:g} heartbeats/s for {args.seconds:g} s, "
+        f"{args.rounds} rounds per side, --interval {args.interval:g}; whole run "
+        f"{perf_counter() - started:.0f} s; {os.cpu_count()} cores, 1-min load average "
+        f"{load_before:.1f} before, {load:.1f} after"
+    )
+    if args.json:
+        figures = {"lags": [asdict(row) for row in rows], "load": [load_before, load]}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
