@@ -159,6 +159,23 @@ def test_reading_commands_build_no_command_model(fleet: Path, args: list[str]) -
     assert modules.isdisjoint(WRITE_SIDE), modules & WRITE_SIDE
 
 
+# The read models fed from the event log and their catch-up: what a report brings up to date
+# before it reads, never what the availability table (written with the events) needs.
+CATCH_UP = {"projections._timeline", "projections._runner", "projections._base"}
+
+
+def test_status_brings_no_read_model_up_to_date(fleet: Path) -> None:
+    """``status`` reads the availability table alone: it imports neither the timeline nor the
+    read models' catch-up, which only ``status --account`` of an account without a row reads
+    (to tell an unknown account from one whose row is missing)."""
+    modules = modules_of("status", cwd=fleet)
+    assert "projections._availability" in modules
+    assert modules.isdisjoint(CATCH_UP), modules & CATCH_UP
+    unknown = custody("status", "--account", "nobody", cwd=fleet)
+    assert unknown.code == 2, unknown.err
+    assert error_line(unknown).endswith("no profile was ever registered under account 'nobody'")
+
+
 DRAWING = {"pandas", "pyarrow", "matplotlib"}  # for what draws or exports, never for lines
 ELSEWHERE = {"psycopg", "psycopg_pool", "playwright"}  # another store's driver, a browser
 
