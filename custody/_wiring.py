@@ -39,7 +39,8 @@ RESEND_KEY = "custody.resend"
 @contextlib.contextmanager
 def first_import_of_the_ledger() -> Iterator[None]:
     """Run what imports the ledger for the first time in this process with the garbage
-    collector paused, then leave what it made out of every later collection (``gc.freeze``).
+    collector paused, then leave every object alive at its end (what it made, and the little
+    the command line made before it) out of every later collection (``gc.freeze``).
 
     That import (pydantic, the domain's models and events, the store's library) is most of a
     command's start-up: tens of thousands of objects that live as long as the process, and
