@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ledger import Availability, Ledger, ProfileState
-from projections._timeline import require_account
 
 
 class StatusRow(Availability):
@@ -33,6 +32,10 @@ def status(
     if account_id is not None:
         rows = [(r, problem) for r, problem in rows if r.account_id == account_id]
         if not rows:  # no row says so, but a row may be missing: the events decide
+            # Imported here: the timeline and its catch-up are what this rare case alone
+            # reads, so a plain ``custody status`` brings no read model up to date.
+            from projections._timeline import require_account
+
             require_account(ledger, account_id)
     return [
         StatusRow(**r.model_dump(), overdue=r.overdue_at(now), damaged=problem)

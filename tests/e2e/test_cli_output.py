@@ -96,6 +96,36 @@ def modules_of(*args: str, cwd: Path) -> set[str]:
     return set(report["modules"])
 
 
+# Reports, after a command, whether the collector runs and whether the ledger's classes (made
+# by its first import, with most of the start-up's objects) are left out of its collections.
+COLLECTOR_PROBE = """
+import gc, json, sys
+from custody.cli import main
+code = main(sys.argv[1:])
+from ledger import Ledger, ProfileEvent
+made = [Ledger, ProfileEvent]
+collected = {id(o) for o in gc.get_objects()}
+frozen = all(gc.is_tracked(c) and id(c) not in collected for c in made)
+print(json.dumps({"code": code, "collecting": gc.isenabled(), "frozen": frozen}))
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["status"], ["usage", "--account", "a", "--since", "2020-01-01"]], ids=" ".join
+)
+def test_the_ledger_s_first_import_is_left_out_of_collections_which_then_resume(
+    fleet: Path, args: list[str]
+) -> None:
+    """What the ledger's first import makes in a command's process, most of its start-up and
+    all of it for good, is left out of every collection (``gc.freeze``), whether the ledger is
+    first imported to read a time (``usage --since``) or to open the store; and the collector
+    runs again after it, so a command that runs for hours still collects."""
+    run = custody(*args, cwd=fleet, program=(sys.executable, "-c", COLLECTOR_PROBE))
+    report = json.loads(run.out.splitlines()[-1])
+    assert report["code"] == 0, run.err
+    assert report == {"code": 0, "collecting": True, "frozen": True}
+
+
 def test_help_imports_neither_the_ledger_nor_rich(tmp_path: Path) -> None:
     """``custody --help`` imports click alone: no ledger, pydantic, eventsourcing, rich or
     psycopg."""
@@ -157,6 +187,23 @@ def test_reading_commands_build_no_command_model(fleet: Path, args: list[str]) -
     modules = modules_of(*args, cwd=fleet)
     assert "ledger._application" in modules
     assert modules.isdisjoint(WRITE_SIDE), modules & WRITE_SIDE
+
+
+# The read models fed from the event log and their catch-up: what a report brings up to date
+# before it reads, never what the availability table (written with the events) needs.
+CATCH_UP = {"projections._timeline", "projections._runner", "projections._base"}
+
+
+def test_status_brings_no_read_model_up_to_date(fleet: Path) -> None:
+    """``status`` reads the availability table alone: it imports neither the timeline nor the
+    read models' catch-up, which only ``status --account`` of an account without a row reads
+    (to tell an unknown account from one whose row is missing)."""
+    modules = modules_of("status", cwd=fleet)
+    assert "projections._availability" in modules
+    assert modules.isdisjoint(CATCH_UP), modules & CATCH_UP
+    unknown = custody("status", "--account", "nobody", cwd=fleet)
+    assert unknown.code == 2, unknown.err
+    assert error_line(unknown).endswith("no profile was ever registered under account 'nobody'")
 
 
 DRAWING = {"pandas", "pyarrow", "matplotlib"}  # for what draws or exports, never for lines

@@ -297,6 +297,30 @@ def test_read_commands_on_a_missing_store_create_nothing(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
+def test_every_command_closes_its_store_before_the_process_exits(tmp_path: Path) -> None:
+    """The process exits without finalising what is still alive (``custody.__main__``), so
+    each command closes its store itself: after every one, writing or reading, granted or
+    refused, the SQLite file stands alone, with no ``-wal`` or ``-shm`` file beside it (what
+    a connection left open keeps)."""
+    lease = f"lease-1@{PROFILE}"
+    commands = [
+        (REGISTER, 0),
+        (checkout_args(PROFILE), 0),
+        (checkout_args(PROFILE, "worker_04"), 3),
+        (["heartbeat", lease, "--token", "1", "--step", "s"], 0),
+        (["status"], 0),
+        (["why", PROFILE], 0),
+        (["who", PROFILE], 0),
+        (["timeline", PROFILE], 0),
+        (["usage", "--account", ACCOUNT, "--since", "2000-01-01"], 0),
+        (["release", lease, "--token", "1", "--outcome", "success", "--final-url", "https://x"], 0),
+    ]
+    for args, code in commands:
+        run = custody(*args, cwd=tmp_path)
+        assert run.code == code, (args, run.err)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["custody.db"], args
+
+
 def test_demo_never_overwrites_an_existing_file(tmp_path: Path) -> None:
     """``custody demo --db FILE`` refuses a file that exists and leaves its ledger intact."""
     ok(custody(*REGISTER, cwd=tmp_path))
