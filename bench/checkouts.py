@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    sizes = [int(n) for n in args.histories.split(",")]
+    sizes = sorted(int(n) for n in args.histories.split(","))  # the smallest first
     kinds = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
     started, load_before = perf_counter(), os.getloadavg()[0]
     found_histories: list[History] = []

@@ -12,10 +12,12 @@ which is one monotonic clock for every process of the machine.
 The follower, in a process of its own, as ``custody projections run --interval I`` keeps every
 read model current: the store's wake-ups (PostgreSQL's NOTIFY on each commit; SQLite polls every
 ``--interval``, default 1.0 s as the command's), then ``catch_up`` of each read model; after
-each pass it notes the time and the timeline's checkpoint. The baseline is a bare follower on the
-same wake-ups that reads and decodes the new events (``Ledger.feed.read``) and writes nothing:
-what following costs before any read model is written. The two take turns, ``--rounds`` times
-each (default 2), under the same load.
+each pass it notes the time and the least of the read models' checkpoints (every read model
+has every event up to it). The baseline is a bare follower on the same wake-ups that reads and
+decodes the new events (``Ledger.feed.read``) and writes nothing: what following costs before
+any read model is written. The two take turns, ``--rounds`` times each (default 2), under the
+same load; between rounds, with no follower running, every read model is brought to the head,
+so that each round's follower starts with nothing behind it.
 
 An event's lag runs from its commit to the end of the first pass whose position covers it (the
 events' positions are read back from the timeline afterwards). It prints the median, p99 and
@@ -97,7 +99,9 @@ def follow(url: str, side: str, interval: float, stop: Event, marks: list[Mark])
                     for model in READ_MODELS.values():
                         catch_up(ledger, model)
                     ended = perf_counter()
-                    position = ledger.feed.checkpoints()[TIMELINE_READ_MODEL.name]
+                    # every read model has the events up to the least of their checkpoints
+                    checkpoints = ledger.feed.checkpoints()
+                    position = min(checkpoints[name] for name in READ_MODELS)
                 else:
                     while events := ledger.feed.read(position, 500):
                         for event in events:
@@ -131,18 +135,23 @@ def round_of(url: str, side: str, args: argparse.Namespace, n: int) -> list[floa
         committed = [c for written in pool.starmap(write, tasks) for c in written]
     with Ledger.open(url) as ledger:
         head = ledger.feed.head()
-        catch_up(ledger, TIMELINE_READ_MODEL)  # positions of this round's steps, below
-        rows = ledger.store.query(
-            f"SELECT step, position FROM {TIMELINE_READ_MODEL.table.name} WHERE step LIKE ?",
-            (f"lag-{side[0]}{n}-%",),
-        )
-    positions = {row["step"]: int(row["position"]) for row in rows}
     time.sleep(args.interval + 1)  # the follower's last pass reaches the head
     stop.set()
     marks: list[Mark] = out.get(timeout=60)
     follower_process.join(30)
     if not marks or marks[-1][1] < head:
         raise SystemExit(f"{side}: the follower stopped at {marks[-1:]} before the head {head}")
+    with Ledger.open(url) as ledger:
+        # Only now that the follower has stopped: every read model brought to the head, so
+        # that the next round's follower, of either side, starts with nothing behind it, and
+        # this round's steps found at their positions.
+        for model in READ_MODELS.values():
+            catch_up(ledger, model)
+        rows = ledger.store.query(
+            f"SELECT step, position FROM {TIMELINE_READ_MODEL.table.name} WHERE step LIKE ?",
+            (f"lag-{side[0]}{n}-%",),
+        )
+    positions = {row["step"]: int(row["position"]) for row in rows}
     lags = []
     for step, at in committed:
         position = positions[step]
@@ -165,6 +174,10 @@ def lag_figure(store: str, side: str, lags: list[float]) -> Lag:
     )
 
 
+def _ratio(ms: float, bare_ms: float) -> str:
+    return f"{ms / bare_ms:.2f}" if bare_ms > 0 else "-"  # a bare median may round to 0.0 ms
+
+
 def table(rows: list[Lag]) -> str:
     lines = [
         "| store | follower | events | lag median ms | p99 ms | slowest ms | median / bare |",
@@ -174,7 +187,7 @@ def table(rows: list[Lag]) -> str:
         bare = next(r for r in rows if r.store == row.store and r.side == "bare read")
         lines.append(
             f"| {row.store} | {row.side} | {row.events:,} | {row.median_ms:.1f} "
-            f"| {row.p99_ms:.1f} | {row.slowest_ms:.1f} | {row.median_ms / bare.median_ms:.2f} |"
+            f"| {row.p99_ms:.1f} | {row.slowest_ms:.1f} | {_ratio(row.median_ms, bare.median_ms)} |"
         )
     return "\n".join(lines)
 
