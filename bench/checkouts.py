@@ -42,6 +42,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -266,7 +267,7 @@ def race_task(task: tuple[str, str, str, str]) -> tuple[str, float]:
         store = _held[where] = rawio.open_raw(kind, where)
 
     def raw_attempt() -> str:
-        stream = rawio.uuid.UUID(name)
+        stream = uuid.UUID(name)
         try:
             store.append(stream, name, [rawio.event("lease_acquired", rawio.ACQUIRED)], "leased")
         except (psycopg.IntegrityError, sqlite3.IntegrityError):

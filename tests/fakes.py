@@ -116,24 +116,31 @@ class FakeRepository:
         return sorted(overdue | unseen)
 
 
-# A worker's lease as the renewal tests hold it, and the monotonic clock they move by hand.
-_T = datetime(2026, 1, 1, tzinfo=UTC)
-LEASE = Lease(
-    lease_id="lease-1@p1",
-    profile_id="p1",
-    account_id="a",
-    worker_id="w",
-    run_id="r",
-    task_type="t",
-    proxy_id="x",
-    lease_status=LeaseStatus.ACTIVE,
-    lease_started_at=_T,
-    heartbeat_at=_T,
-    expires_at=_T,
-    ttl_seconds=30,
-    release_policy="manual_review_on_unknown_state",
-    fencing_token=1,
-)
+def held_lease(
+    token: int = 1, profile_id: str = "p1", worker_id: str = "w", run_id: str = "r"
+) -> Lease:
+    """A worker's active lease as a test holds it, without a store."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return Lease(
+        lease_id=f"lease-{token}@{profile_id}",
+        profile_id=profile_id,
+        account_id="a",
+        worker_id=worker_id,
+        run_id=run_id,
+        task_type="t",
+        proxy_id="x",
+        lease_status=LeaseStatus.ACTIVE,
+        lease_started_at=at,
+        heartbeat_at=at,
+        expires_at=at,
+        ttl_seconds=30,
+        release_policy="manual_review_on_unknown_state",
+        fencing_token=token,
+    )
+
+
+# The lease the renewal tests hold, and the monotonic clock they move by hand.
+LEASE = held_lease()
 
 
 class FakeClock:

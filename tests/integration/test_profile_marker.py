@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fakes import held_lease
 
-from ledger import Lease, LeaseLost, LeaseStatus
+from ledger import Lease, LeaseLost
 from workers import LaunchRefused, _profile_dir as profile_dir
-
-T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def lease(token: int, profile_id: str = "p1") -> Lease:
-    return Lease(
-        lease_id=f"lease-{token}@{profile_id}",
-        profile_id=profile_id,
-        account_id="a",
-        worker_id=f"w{token}",
-        run_id=f"r{token}",
-        task_type="t",
-        proxy_id="x",
-        lease_status=LeaseStatus.ACTIVE,
-        lease_started_at=T,
-        heartbeat_at=T,
-        expires_at=T,
-        ttl_seconds=30,
-        release_policy="manual_review_on_unknown_state",
-        fencing_token=token,
-    )
+    return held_lease(token, profile_id, worker_id=f"w{token}", run_id=f"r{token}")
 
 
 def test_a_claim_writes_the_lease_and_a_higher_token_replaces_it(tmp_path: Path) -> None:
