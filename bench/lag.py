@@ -11,13 +11,14 @@ which is one monotonic clock for every process of the machine.
 
 The follower, in a process of its own, as ``custody projections run --interval I`` keeps every
 read model current: the store's wake-ups (PostgreSQL's NOTIFY on each commit; SQLite polls every
-``--interval``, default 1.0 s as the command's), then ``catch_up`` of each read model; after
-each pass it notes the time and the least of the read models' checkpoints (every read model
-has every event up to it). The baseline is a bare follower on the same wake-ups that reads and
-decodes the new events (``Ledger.feed.read``) and writes nothing: what following costs before
-any read model is written. The two take turns, ``--rounds`` times each (default 2), under the
-same load; between rounds, with no follower running, every read model is brought to the head,
-so that each round's follower starts with nothing behind it.
+``--interval``, default 1.0 s as the command's), then ``catch_up_all`` of the read models
+(one read of the log for all); after each pass it notes the time and the least of the read
+models' checkpoints (every read model has every event up to it). The baseline is a bare
+follower on the same wake-ups that reads and decodes the new events (``Ledger.feed.read``) and
+writes nothing: what following costs before any read model is written. The two take turns,
+``--rounds`` times each (default 2), under the same load; between rounds, with no follower
+running, every read model is brought to the head, so that each round's follower starts with
+nothing behind it.
 
 An event's lag runs from its commit to the end of the first pass whose position covers it (the
 events' positions are read back from the timeline afterwards). It prints the median, p99 and
@@ -47,7 +48,7 @@ import leases  # noqa: E402
 from checkouts import target  # noqa: E402
 
 from ledger import Heartbeat, Ledger  # noqa: E402
-from projections import READ_MODELS, TIMELINE_READ_MODEL, catch_up, install  # noqa: E402
+from projections import READ_MODELS, TIMELINE_READ_MODEL, catch_up, catch_up_all, install  # noqa: E402
 
 # (time a pass ended, the position it reached)
 Mark = tuple[float, int]
@@ -96,8 +97,7 @@ def follow(url: str, side: str, interval: float, stop: Event, marks: list[Mark])
         with ledger.feed.wakeups(interval) as wakeups:
             while not stop.is_set():
                 if side == "read models":
-                    for model in READ_MODELS.values():
-                        catch_up(ledger, model)
+                    catch_up_all(ledger, READ_MODELS.values())  # as `projections run`
                     ended = perf_counter()
                     # every read model has the events up to the least of their checkpoints
                     checkpoints = ledger.feed.checkpoints()

@@ -70,14 +70,15 @@ class LoggedEvent:
     model (the library's ``Notification`` is the stored row). ``event`` decodes it into its
     model when first asked; ``data`` gives its stored JSON instead (upcast to the current
     version), for a read model that only copies fields: decoding the model is most of a
-    catch-up."""
+    catch-up. Either is decoded once, however many read models fold the event."""
 
-    __slots__ = ("_event", "_stored", "position")
+    __slots__ = ("_data", "_event", "_stored", "position")
 
     def __init__(self, stored: StoredNotification) -> None:
         self.position = stored.id
         self._stored = stored
         self._event: ProfileEvent | None = None
+        self._data: dict[str, Any] | None = None
 
     @property
     def event_type(self) -> str:
@@ -97,11 +98,14 @@ class LoggedEvent:
         return self._event
 
     def data(self) -> dict[str, Any]:
-        """A new dict of the event's fields as JSON gives them (times as text, enums as their
-        values): ``event.model_dump(mode="json")`` without the stream's id and version, keys
-        in any order. A NUL character in a text (stored before custody refused it) is written
+        """The event's fields as JSON gives them (times as text, enums as their values):
+        ``event.model_dump(mode="json")`` without the stream's id and version, keys in any
+        order. One dict, shared by every read model that folds the event: read it, never
+        change it. A NUL character in a text (stored before custody refused it) is written
         as ``\\x00``: read models cannot hold it (``ledger._stores.mapper.decode_shown``)."""
-        return decode_shown(self._stored.topic, self._stored.state)
+        if self._data is None:
+            self._data = decode_shown(self._stored.topic, self._stored.state)
+        return self._data
 
 
 def _logged(stored: Sequence[StoredNotification]) -> list[LoggedEvent]:

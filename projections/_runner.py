@@ -67,6 +67,46 @@ def catch_up(ledger: Ledger, model: ReadModel, *, batch: int = BATCH) -> int:
     return _catch_up(feed, model, model.name, table.name, batch)
 
 
+def catch_up_all(ledger: Ledger, models: Iterable[ReadModel], *, batch: int = BATCH) -> int:
+    """``catch_up`` of each read model, reading the log once for all of those behind: one
+    transaction per batch claims every one's checkpoint (in name order), reads the events after
+    the least of them, folds into each only the events after its own and moves each checkpoint.
+    Each event is still folded once per read model (the claims are ``catch_up``'s), and an event
+    is read and decoded once for all of them, where one catch-up each would read and decode
+    it once per read model. Returns the events folded, summed over the read models."""
+    feed, behind = ledger.feed, []
+    for model in models:
+        position, head = feed.standing(model.name, model.table.name)
+        if position is None:
+            install(ledger, model)
+        else:
+            _check_layout(feed, model)
+            if position >= head:
+                continue
+        behind.append(model)
+    if len(behind) == 1:
+        return _catch_up(feed, behind[0], behind[0].name, behind[0].table.name, batch)
+    return _catch_up_together(feed, sorted(behind, key=lambda m: m.name), batch) if behind else 0
+
+
+def _catch_up_together(feed: Feed, models: list[ReadModel], batch: int) -> int:
+    applied = 0
+    while True:
+        with feed.transaction() as tx:
+            # Claimed in one order by every caller, so two callers never wait for each other.
+            positions = [tx.claim_checkpoint(model.name) for model in models]
+            least = min(positions)
+            found = tx.events_after(least, batch)
+            for model, position in zip(models, positions, strict=True):
+                mine = found if position == least else [n for n in found if n.position > position]
+                if mine:
+                    model.fold(tx, model.table.name, mine)
+                    tx.move_checkpoint(model.name, mine[-1].position)
+                applied += len(mine)
+        if len(found) < batch:
+            return applied
+
+
 def _check_layout(feed: Feed, model: ReadModel) -> None:
     """``ReadModelDamaged`` unless the read model's table has the columns it writes (read once
     per table in this process)."""
@@ -114,8 +154,7 @@ def run(
     with ledger.feed.wakeups(interval, announce) as wakeups:  # listening before catching up
         while not stop.is_set():
             try:
-                for model in models:
-                    applied += catch_up(ledger, model, batch=batch)
+                applied += catch_up_all(ledger, models, batch=batch)
             except StoreUnavailable as e:
                 if done == 0:  # a store that cannot be reached at all is said at once
                     raise

@@ -14,7 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from ledger import Ledger
-from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, StatusRow, catch_up, status
+from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, StatusRow, catch_up_all, status
 from projections.queries import LEASES, TIMELINE
 from reports._frames import typed
 
@@ -73,8 +73,7 @@ class Sources:
 def read_sources(ledger: Ledger, *, account: str | None = None) -> Sources:
     """Bring the leases and timeline read models up to date, then read them (only
     ``account``'s profiles when given)."""
-    catch_up(ledger, LEASES_READ_MODEL)
-    catch_up(ledger, TIMELINE_READ_MODEL)
+    catch_up_all(ledger, (LEASES_READ_MODEL, TIMELINE_READ_MODEL))
     return Sources(
         at=ledger.now(),
         profiles=status(ledger, account_id=account),

@@ -5,7 +5,8 @@ fed from the log (``projections.READ_MODELS``), as the library's conformance sui
 recorder. What it holds custody's catch-up to, one section each:
 
 - each event is folded once across batches, whatever their size and however many a
-  transaction folds;
+  transaction folds, by one read model at a time or by all of them together (``catch_up_all``:
+  one read of the log for every read model, each from its own checkpoint);
 - a crash between the rows and the checkpoint (either way round, or a SIGKILL of a runner
   process) leaves both as they were, and the next catch-up goes on exactly;
 - two runners of one read model (threads, then processes) take turns on its checkpoint;
@@ -37,12 +38,13 @@ from log_checks import (
 )
 from runner_processes import WORKER, background_runner, backlog, caught_up, custody, wait_for
 
-from ledger import Checkout, Heartbeat, Ledger, Release
+from ledger import Checkout, Heartbeat, Ledger, Release, feed as feed_module
 from ledger.feed import FeedTransaction
 from projections import (
     LEASES_READ_MODEL,
     READ_MODELS,
     catch_up,
+    catch_up_all,
     read_model_status,
     rebuild,
     timeline,
@@ -110,6 +112,51 @@ def test_batches_applied_in_one_transaction_equal_a_catch_up(
     assert rows(ledger, "custody_leases", "lease_id") == rows(ledger, twin.table.name, "lease_id")
 
 
+def test_read_models_caught_up_together_read_and_decode_each_event_once(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``catch_up_all`` of read models at different checkpoints (one behind the other, one
+    already at the head) folds into each only the events after its own checkpoint, reading the
+    log once per batch for all of them and decoding each event's JSON once, however many read
+    models fold it. Guards: the one read (a catch-up of each read model read the log once
+    each) and ``LoggedEvent.data``'s decoded dict (each read model decoded it again)."""
+    pid = register(ledger)
+    lid, tok = take_lease(ledger, pid)
+    beat = iter(range(100))
+
+    def beats(n: int) -> None:
+        for _ in range(n):
+            ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{next(beat)}"))
+
+    beats(10)
+    ahead, behind, never = twins_of("ahead"), twins_of("behind"), twins_of("never")
+    for model in (*ahead, *behind):
+        catch_up(ledger, model)
+    beats(10)
+    for model in ahead:
+        catch_up(ledger, model)
+    at_head = twin_of(LEASES_READ_MODEL, "at_head")
+    catch_up(ledger, at_head)
+    beats(10)
+    catch_up(ledger, at_head)
+    logged = len(whole_log(ledger))
+    reads, decoded = [], []
+    read, decode = FeedTransaction.events_after, feed_module.decode_shown
+    monkeypatch.setattr(
+        FeedTransaction, "events_after", lambda tx, *a: reads.append(a) or read(tx, *a)
+    )
+    monkeypatch.setattr(feed_module, "decode_shown", lambda *a: decoded.append(a) or decode(*a))
+    folded = catch_up_all(ledger, (*ahead, *behind, *never, at_head))
+    assert folded == 2 * 10 + 2 * 20 + 2 * logged  # each read model's own events, once
+    assert reads == [(0, 500)]  # from the least checkpoint (``never``'s), in one batch
+    assert len(decoded) == logged  # each event's JSON once, for every read model folding it
+    monkeypatch.undo()
+    for suffix, models in (("ahead", ahead), ("behind", behind), ("never", never)):
+        leases, timeline_twin = (m.table.name for m in models)
+        assert_exact(ledger, timeline=timeline_twin, leases=leases), suffix
+    assert rows(ledger, at_head.table.name, "lease_id")[0]["heartbeats"] == 30
+
+
 # -- a crash between the rows and the checkpoint
 
 
@@ -133,13 +180,15 @@ def _crash_at(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(type(model), "fold", fold_then_crash)
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["each alone", "together"])
 @pytest.mark.parametrize("where", ["at the position", "after the rows"])
 def test_a_crash_mid_batch_applies_nothing_and_the_next_catch_up_is_exact(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, where: str
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, where: str, together: bool
 ) -> None:
     """A catch-up that dies between writing a batch's rows and writing its position (either
-    way round) leaves rows and position as they were; the next catch-up applies each event
-    once: no duplicate, no gap, every heartbeat counted once."""
+    way round; one read model's catch-up, or all of them together, where the first read model
+    has written its rows when the crash comes) leaves rows and positions as they were; the next
+    catch-up applies each event once: no duplicate, no gap, every heartbeat counted once."""
     pid = register(ledger)
     lid, tok = take_lease(ledger, pid)
     for n in range(30):
@@ -153,6 +202,9 @@ def test_a_crash_mid_batch_applies_nothing_and_the_next_catch_up_is_exact(
     stored = {name: rows(ledger, *table) for name, table in tables.items()}
     with monkeypatch.context() as patched:
         _crash_at(where, patched)
+        if together:
+            with pytest.raises(RuntimeError, match="killed"):
+                catch_up_all(ledger, READ_MODELS.values(), batch=7)
         for model in READ_MODELS.values():
             with pytest.raises(RuntimeError, match="killed"):
                 catch_up(ledger, model, batch=7)
@@ -199,8 +251,9 @@ def test_a_projection_process_killed_mid_catch_up_resumes_without_duplicate_or_g
 
 
 def test_concurrent_catch_ups_apply_each_event_once(sql_store_url: str) -> None:
-    """Four ledgers (one per thread) catch the same read models up at once in small batches:
-    they take turns on the checkpoint, and every event is applied exactly once."""
+    """Four ledgers (one per thread) catch the same read models up at once in small batches,
+    two one read model at a time and two all together: they take turns on the checkpoints,
+    and every event is applied exactly once."""
     with Ledger.open(sql_store_url) as ledger:
         for n in range(4):
             pid = register(ledger, f"p{n}")
@@ -209,15 +262,17 @@ def test_concurrent_catch_ups_apply_each_event_once(sql_store_url: str) -> None:
                 ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{step}"))
     errors: list[BaseException] = []
 
-    def catch() -> None:
+    def catch(together: bool) -> None:
         try:
             with Ledger.open(sql_store_url) as mine:
+                if together:
+                    catch_up_all(mine, READ_MODELS.values(), batch=5)
                 for model in READ_MODELS.values():
                     catch_up(mine, model, batch=5)
         except BaseException as e:  # the test asserts there are none
             errors.append(e)
 
-    threads = [threading.Thread(target=catch) for _ in range(4)]
+    threads = [threading.Thread(target=catch, args=(n % 2 == 1,)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -343,8 +398,8 @@ def test_rebuild_beside_live_writers_equals_the_incremental_read_model(sql_store
                 out, err = proc.communicate(timeout=300)
                 rebuilds.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
             overlapped += any(w.poll() is None for w in writers)
-            for model in (*READ_MODELS.values(), *twins):
-                catch_up(ledger, model, batch=7)
+            # together, as `projections run` catches up (its claims beside the rebuild's)
+            catch_up_all(ledger, (*READ_MODELS.values(), *twins), batch=7)
     for writer in writers:
         writer.communicate()
         assert writer.returncode == 0
