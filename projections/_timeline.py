@@ -54,7 +54,9 @@ TIMELINE = Table(
         Index("profile_at", ("profile_id", "at")),
         Index("account_at", ("account_id", "at")),
         Index("at", ("at",)),
-        Index("lease", ("lease_id",)),
+        # A lease's acquisition, found by each batch that continues it (``_runs``), without a
+        # walk over its heartbeats.
+        Index("lease_event", ("lease_id", "event_type")),
     ),
 )
 

@@ -12,6 +12,7 @@ from conftest import StepClock, register
 from log_checks import every_ending, rows, take_lease, whole_log
 
 from ledger import Heartbeat, InvalidInput, Ledger, LedgerError, NotAllowed, Release
+from ledger.feed import FeedTransaction
 from projections import (
     LEASES_READ_MODEL,
     READ_MODELS,
@@ -151,6 +152,50 @@ def test_a_catch_up_keeps_no_plan_made_on_a_small_read_model(pg_url: str) -> Non
             prepared = tx.query("SELECT statement FROM pg_prepared_statements")
     kept = [r["statement"] for r in prepared if "custody_leases" in r["statement"]]
     assert kept == [], kept
+
+
+def test_a_batch_finds_its_leases_acquisitions_without_walking_their_heartbeats(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each timeline batch looks up the acquisition of every lease it continues. The lookup
+    searches the lease's rows by id and event type together, so it does not grow with the
+    lease's heartbeats: looked up by lease id alone, a catch-up of 20,000 heartbeats on 10
+    leases ran at 0.55x a bare read-and-decode, against 0.8x. Guard: the timeline's index on
+    ``(lease_id, event_type)`` (``lease_id`` alone: the plan searched by ``lease_id=?``)."""
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
+    looked_up: list[tuple[str, list[Any]]] = []
+    query = FeedTransaction.query
+
+    def noted(tx: FeedTransaction, statement: str, params: Any = ()) -> list[dict[str, Any]]:
+        if "'lease_acquired' AND lease_id IN" in statement:
+            looked_up.append((statement, list(params)))
+        return query(tx, statement, params)
+
+    with Ledger.open(url) as ledger:
+        lid, tok = take_lease(ledger, register(ledger))
+        catch_up(ledger, TIMELINE_READ_MODEL)
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="s"))
+        monkeypatch.setattr(FeedTransaction, "query", noted)
+        catch_up(ledger, TIMELINE_READ_MODEL)
+        monkeypatch.undo()
+        assert len(looked_up) == 1
+        statement, params = looked_up[0]
+        with ledger.feed.transaction() as tx:
+            plan = tx.query(f"EXPLAIN QUERY PLAN {statement}", params)
+    assert [r["detail"] for r in plan] == [
+        f"SEARCH custody_timeline USING INDEX {_index_of(url, 'lease_event')} "
+        "(lease_id=? AND event_type=?)"
+    ]
+
+
+def _index_of(url: str, suffix: str) -> str:
+    with Ledger.open(url) as ledger:
+        found = ledger.feed.query(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
+            (f"custody_timeline_%_{suffix}",),
+        )
+    return str(found[0]["name"])
 
 
 def test_a_second_rebuild_of_the_same_read_model_is_refused(ledger: Ledger) -> None:
