@@ -7,6 +7,7 @@ explicit step (``initialise``), never by workers racing at start-up.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
@@ -66,8 +67,16 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
 
 
 def _sqlite_tables(settings: StoreSettings) -> set[str]:
-    """The tables an existing SQLite file holds, read without writing a byte to it."""
-    uri = f"file:{quote(str(settings.sqlite_file().resolve()))}?mode=ro"
+    """The tables an existing SQLite file holds, read without writing a byte to it or leaving
+    a file beside it. A file in WAL mode gets its ``-wal`` and ``-shm`` files from any
+    connection that opens it, and a read-only connection cannot remove them when it closes: a
+    read-write one, only reading, does (and has nothing to write back, as no ``-wal`` file,
+    so no uncommitted page, was there before it). Read-only where the ``-wal`` file is there
+    already (another connection's) or the file may not be written."""
+    path = settings.sqlite_file().resolve()
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    mode = "rw" if writable and not path.with_name(f"{path.name}-wal").exists() else "ro"
+    uri = f"file:{quote(str(path))}?mode={mode}"
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")

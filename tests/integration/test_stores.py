@@ -155,13 +155,20 @@ def test_only_a_registration_makes_a_new_store(tmp_path: Path) -> None:
         assert ledger.view("p").state == "available"
 
 
+@pytest.mark.parametrize("journal", ["delete", "wal"])
 @pytest.mark.parametrize("writing", [True, False])
-def test_another_applications_sqlite_file_is_never_written(tmp_path: Path, writing: bool) -> None:
+def test_another_applications_sqlite_file_is_never_written(
+    tmp_path: Path, writing: bool, journal: str
+) -> None:
     """Pointed at another application's SQLite file, custody refuses as bad input and leaves
-    the file byte for byte as it was (no tables, no journal mode); so does init."""
+    the file byte for byte as it was (no tables, no journal mode), and nothing beside it: a
+    file in WAL mode gets no ``-wal`` or ``-shm`` left behind (a read-only connection, which
+    cannot remove them, left both); so does init."""
     path = tmp_path / "other.db"
     with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(f"PRAGMA journal_mode = {journal}")
         conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
     before = path.read_bytes()
     with Ledger.open(f"sqlite:///{path}") as ledger:
         command = (
