@@ -271,6 +271,11 @@ class Feed:
         with self._views.reading() as cursor:
             return cursor.table_columns(table)
 
+    def indexes(self, table: str) -> list[str]:
+        """The names of the table's indexes (its key's aside)."""
+        with self._views.reading() as cursor:
+            return cursor.table_indexes(table)
+
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[FeedSnapshot]:
         """Reads that all see one moment of the read models' database, whatever commits

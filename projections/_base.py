@@ -112,6 +112,13 @@ class Table:
             )
         return statements
 
+    def indexed_by(self, names: Sequence[str]) -> bool:
+        """Whether indexes of these names (as ``ddl`` names them, whatever their tag) include
+        each of the table's."""
+        prefix = f"{self.name}_"
+        made = {n.removeprefix(prefix).partition("_")[2] for n in names if n.startswith(prefix)}
+        return all(index.suffix in made for index in self.indexes)
+
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return self._getter(row)
 

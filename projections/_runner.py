@@ -203,14 +203,17 @@ def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]
 
 def upgrade(ledger: Ledger, models: Iterable[ReadModel]) -> list[Rebuilt]:
     """Rebuild each installed read model whose table is missing or not of the layout its
-    read model writes now (made by an older custody): what ``custody init`` runs, so a change
-    of a read model's columns reaches existing stores. A current one is left alone."""
+    read model writes now (made by an older custody: other columns, or an index missing):
+    what ``custody init`` runs, so a change of a read model's table reaches existing stores.
+    A current one is left alone."""
     done = []
-    checkpoints = ledger.feed.checkpoints()
+    feed = ledger.feed
+    checkpoints = feed.checkpoints()
     for model in models:
         table = model.table
-        if model.name in checkpoints and ledger.feed.columns(table.name) != list(
-            table.stored_names
+        if model.name in checkpoints and (
+            feed.columns(table.name) != list(table.stored_names)
+            or not table.indexed_by(feed.indexes(table.name))
         ):
             done.append(rebuild(ledger, model))
     return done

@@ -128,6 +128,16 @@ class SqlCursor:
         )
         return [str(r["column_name"]) for r in rows]
 
+    def table_indexes(self, table: str) -> list[str]:
+        if not self._pg:
+            statement = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+        else:
+            statement = (
+                "SELECT indexname AS name FROM pg_indexes WHERE tablename = ? "
+                "AND schemaname = current_schema()"
+            )
+        return sorted(str(r["name"]) for r in self.query(statement, (table,)))
+
     def log_tuples(self, columns: str, after: int, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` events after position ``after`` in log order, as tuples of
         ``columns`` (the first: the position); on PostgreSQL none past a gap that an append

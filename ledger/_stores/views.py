@@ -72,6 +72,10 @@ class ViewCursor(Protocol):
         """The table's columns in their order; empty when there is no such table."""
         ...
 
+    def table_indexes(self, table: str) -> list[str]:
+        """The names of the table's indexes made by a ``CREATE INDEX`` (not its key's)."""
+        ...
+
 
 @dataclass(frozen=True)
 class StreamCount:

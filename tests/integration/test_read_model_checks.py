@@ -269,6 +269,27 @@ def test_a_read_model_of_an_older_layout_is_named_then_rebuilt_by_upgrade(
         assert len(timeline(ledger, "p1")) == len(ledger.history("p1"))
 
 
+def test_a_read_model_made_before_an_index_changed_is_rebuilt_by_upgrade(
+    sql_store_url: str, clock: StepClock
+) -> None:
+    """A timeline table made by a custody that indexed a lease's rows by ``lease_id`` alone
+    (before ``lease_event``: its catch-up slowed with every lease's history) is rebuilt by
+    the upgrade that init runs, and gets the index; a current one is left alone. Guard: the
+    index check in ``upgrade`` (columns alone: the table kept its old index)."""
+    with Ledger.open(sql_store_url, clock=clock) as ledger:
+        _scene(ledger, clock)
+        (made,) = [n for n in ledger.feed.indexes(TIMELINE.name) if n.endswith("_lease_event")]
+        _sql(ledger, f"DROP INDEX {made}")
+        _sql(ledger, f"CREATE INDEX {TIMELINE.name}_a_lease ON {TIMELINE.name} (lease_id)")
+    with Ledger.open(sql_store_url, clock=clock) as ledger:
+        assert len(timeline(ledger, "p1")) == len(ledger.history("p1"))  # not damaged: slower
+        rebuilt = upgrade(ledger, READ_MODELS.values())
+        assert [r.name for r in rebuilt] == ["timeline"]
+        assert upgrade(ledger, READ_MODELS.values()) == []
+        assert [n for n in ledger.feed.indexes(TIMELINE.name) if n.endswith("_lease_event")]
+        assert [s.problems for s in read_model_status(ledger, READ_MODELS.values())] == [[], []]
+
+
 _RACED = ["race_a", "race_b", "race_c"]
 
 
