@@ -328,6 +328,23 @@ MUTANTS = (
         ("tests/integration/test_trusted_cache.py",),
     ),
     Mutant(
+        "wakeup-after-commit",
+        "ledger/_stores/postgres.py",
+        """                if committing.statusmessage != "COMMIT":\n""",
+        """                if True:\n""",
+        "a wake-up that fails after the append's COMMIT is raised as the append's failure",
+        ("tests/integration/test_append_wakeup.py",),
+    ),
+    Mutant(
+        "wakeup-behind-append",
+        "ledger/_stores/postgres.py",
+        """                    curs.execute(b"BEGIN")\n                    self._insert_events(""",
+        """                    self._queue_notify(curs)\n"""
+        """                    curs.execute(b"BEGIN")\n                    self._insert_events(""",
+        "the wake-up is queued before the append, so a failed append still wakes the listeners",
+        ("tests/integration/test_append_wakeup.py",),
+    ),
+    Mutant(
         "service-lease-owner",
         "service/_service.py",
         "        if caller.role is not Role.WORKER:\n            return\n",
