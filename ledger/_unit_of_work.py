@@ -127,7 +127,9 @@ class UnitOfWork:
     def __init__(self, repository: Repository, clock: Clock | None = None) -> None:
         self.repository = repository
         self._clock = clock
-        self.conflicts = 0  # version races lost and retried, for tests and metrics
+        # Writes refused and retried (version races lost; a resent command id found by its
+        # write), for tests and metrics.
+        self.conflicts = 0
         self._batch: _Batch | None = None
         # Set while a conflicted batch's commands run again: none trusts a held profile.
         self._distrust = False
