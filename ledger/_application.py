@@ -153,7 +153,8 @@ class Ledger:
 
     @property
     def conflicts(self) -> int:
-        """How many version races this ledger's commands lost (and retried) so far."""
+        """How many writes of this ledger's commands were refused and retried so far: version
+        races lost, and resent command ids that their write found used (then answered)."""
         return self._uow.conflicts if self._uow is not None else 0
 
     def now(self) -> datetime:

@@ -127,7 +127,9 @@ class UnitOfWork:
     def __init__(self, repository: Repository, clock: Clock | None = None) -> None:
         self.repository = repository
         self._clock = clock
-        self.conflicts = 0  # version races lost and retried, for tests and metrics
+        # Writes refused and retried (version races lost; a resent command id found by its
+        # write), for tests and metrics.
+        self.conflicts = 0
         self._batch: _Batch | None = None
         # Set while a conflicted batch's commands run again: none trusts a held profile.
         self._distrust = False
@@ -204,10 +206,13 @@ class UnitOfWork:
         command_id, fingerprint = command.issued_id(), command.fingerprint()
         recorded = None if given is None else (given, fingerprint)
         for attempt in range(MAX_ATTEMPTS):
-            # The first attempt decides on the profile this process holds, without a read;
-            # after a conflict (it was behind), on the profile as the store has it.
+            # The first attempt decides on the profile this process holds, reading nothing,
+            # not even its command id; after a conflict (it was behind, or the id was used),
+            # on the profile as the store has it, the id looked up first.
             trusting = attempt == 0 and not self._distrust
-            done = self._attempt(command, profile_id, decision, command_id, self.now(), trusting)
+            done = self._attempt(
+                command, profile_id, decision, command_id, self.now(), trusting, optimistic=trusting
+            )
             if done.replayed or not done.appended:
                 return done
             profile, events = done.profile, done.appended
@@ -247,36 +252,50 @@ class UnitOfWork:
         command_id: str,
         now: datetime,
         trusting: bool = False,
+        *,
+        optimistic: bool = False,
     ) -> Done:
         """One attempt of ``run``, before the save: the answer to a resent command id, or the
-        profile with the decision made on it at ``now`` (its events pending, as ``appended``)."""
+        profile with the decision made on it at ``now`` (its events pending, as ``appended``).
+
+        ``trusting``: decided first on the profile this process holds (``_held_decision``).
+        ``optimistic`` too: the caller's command id is looked up only if that decision appends
+        nothing. One that appends is saved with the id, and the save conflicts if the id was
+        recorded (it is the commands table's key) as when the profile was behind: the next
+        attempt, not trusting, looks it up and answers the resend. A write reads nothing first.
+        """
         given, fingerprint = command.command_id, command.fingerprint()
-        if given is not None and (resent := self._resent(given, fingerprint, profile_id)):
-            return resent
         issued = _Issued(command_id, fingerprint, now)
-        profile = self._decided(profile_id, decision, issued, trusting=trusting)
+        if not optimistic and (resent := self._resent(given, fingerprint, profile_id)):
+            return resent
+        if trusting and (held := self._held_decision(profile_id, decision, issued)) is not None:
+            return Done(held, list(held.pending_events))
+        if optimistic and (resent := self._resent(given, fingerprint, profile_id)):
+            return resent
+        profile = self._decided(profile_id, decision, issued)
         return Done(profile, list(profile.pending_events))
 
-    def _decided(
-        self, profile_id: str, decision: Decision | Creation, issued: _Issued, *, trusting: bool
-    ) -> Profile:
-        """The profile as it stands, with the decision made on it (its events pending).
+    def _held_decision(
+        self, profile_id: str, decision: Decision | Creation, issued: _Issued
+    ) -> Profile | None:
+        """The profile this process holds, read from nothing, with the decision made on it,
+        if that decision appends; else None. A decision that appends stands on it, because
+        its save conflicts if another writer appended since (every change of a profile is an
+        event on its stream). A refusal, or a decision that appends nothing, could be the held
+        profile's being behind: it is made again on the profile as the store has it."""
+        if isinstance(decision, Creation):
+            return None
+        held = self.repository.cached(profile_id)
+        if held is None:
+            return None
+        try:
+            decision.act(held, ctx=issued.context(decision.acting, held))
+        except LedgerError:
+            return None
+        return held if held.pending_events else None
 
-        ``trusting``: first on the profile this process holds, read from nothing. A decision
-        that appends stands on it, because its save conflicts if another writer appended
-        since (every change of a profile is an event on its stream). A refusal, or a decision
-        that appends nothing, could be the held profile's being behind: it is made again on
-        the profile as the store has it."""
-        if trusting and not isinstance(decision, Creation):
-            held = self.repository.cached(profile_id)
-            if held is not None:
-                try:
-                    decision.act(held, ctx=issued.context(decision.acting, held))
-                except LedgerError:
-                    pass
-                else:
-                    if held.pending_events:
-                        return held
+    def _decided(self, profile_id: str, decision: Decision | Creation, issued: _Issued) -> Profile:
+        """The profile as the store has it, with the decision made on it (its events pending)."""
         profile = self.repository.load(profile_id)
         if profile is None:
             if not isinstance(decision, Creation):
@@ -287,10 +306,13 @@ class UnitOfWork:
         decision.act(profile, ctx=issued.context(decision.acting, profile))
         return profile
 
-    def _resent(self, command_id: str, fingerprint: str, profile_id: str) -> Done | None:
+    def _resent(self, command_id: str | None, fingerprint: str, profile_id: str) -> Done | None:
         """A caller's command id names one command in the whole store. Recorded for this very
         command on this profile: the answer as of that command, appending nothing. Recorded
-        for another profile or another command: ``InvalidInput``. Not recorded: None."""
+        for another profile or another command: ``InvalidInput``. Not recorded, or no id
+        given (nothing read): None."""
+        if command_id is None:
+            return None
         record = self.repository.command_record(command_id)
         if record is None:
             return None

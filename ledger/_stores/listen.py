@@ -1,10 +1,11 @@
 """PostgreSQL pushes: LISTEN on the events table's channel, with polling as the fallback.
 
-Every append NOTIFYs the channel named after the events table (``custody_events``) inside its
-own transaction (the library's ``PostgresApplicationRecorder`` does it right after it takes the
-table's lock), so the notification is delivered when the events are committed, never before
-and never for a rolled-back append. A dedicated autocommit connection (``application_name``
-``custody-listen``) LISTENs, and ``wait`` returns as soon as a notification arrives.
+Every append NOTIFYs the channel named after the events table (``custody_events``) in a
+transaction of its own that the server runs right after the append's COMMIT, in the append's
+round trip (``ledger._stores.postgres``), so the notification is delivered once the events are
+committed, never before and never for a failed append. A dedicated autocommit connection
+(``application_name`` ``custody-listen``) LISTENs, and ``wait`` returns as soon as a
+notification arrives.
 
 What push cannot promise, polling covers: ``wait`` returns at the latest after the interval,
 so a listening connection that died without a word (a network that drops packets) delays a

@@ -78,7 +78,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         """The library's insert as one prepared statement with plain parameters that also
         writes the availability rows and command ids: no composite array to dump, no SQL
         composed per call, one statement fewer per row kind. Without the library's lock and
-        its NOTIFY inside the transaction (``_notify_after``)."""
+        its NOTIFY inside the transaction (``_queue_notify``)."""
         rows, commands = availability_rows(kwargs), command_rows(kwargs)
         params: list[Any] = []
         for e in stored_events:
@@ -106,18 +106,20 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         """The library's pipelined append (without its retry decorator) in one round trip:
-        BEGIN, the statements, COMMIT, then a single sync. (The library's ``transaction()``
-        inside a pipeline nests two more pipelines, each of which syncs on exit: three or four
-        round trips per append.) Every statement's error is caught, not only the events'
-        insert's: in pipeline mode psycopg raises an error at whichever later call reads it,
-        and the server skips what follows it, COMMIT included, until the sync. The first error
-        is raised once the pipeline is synced and the failed transaction rolled back. The
-        listeners are woken after it, in a round trip of its own (``_notify_after``)."""
+        BEGIN, the statements, COMMIT, then the listeners' wake-up (``_queue_notify``), then a
+        single sync. (The library's ``transaction()`` inside a pipeline nests two more
+        pipelines, each of which syncs on exit: three or four round trips per append.) Every
+        statement's error is caught, not only the events' insert's: in pipeline mode psycopg
+        raises an error at whichever later call reads it, and the server skips what follows
+        it until the sync: the append's COMMIT, and the wake-up with it (a failed append wakes
+        nobody). The append's first error is raised once the pipeline is synced and the failed
+        transaction rolled back; an error after its COMMIT (the wake-up's) is not."""
         ids = None
         with (
             self.datastore.get_connection() as conn,
             conn.cursor() as curs,
             psycopg.RawCursor(conn, row_factory=curs.row_factory) as appending,
+            conn.cursor() as committing,
         ):
             try:
                 with conn.pipeline():
@@ -125,35 +127,33 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     self._insert_events(curs, stored_events, **kwargs)
                     if stored_events:
                         self._insert_stored_events(appending, stored_events, **kwargs)
-                    curs.execute(b"COMMIT")
+                    committing.execute(b"COMMIT")
+                    if stored_events:
+                        self._queue_notify(curs)
                 # The pipeline's exit synced it: every result is in.
-                if stored_events:
-                    ids = self._fetch_ids_after_insert_events(appending, stored_events, **kwargs)
             except Exception:
                 with contextlib.suppress(psycopg.Error):
-                    conn.rollback()  # a no-op unless the failure left the transaction open
-                raise
+                    conn.rollback()  # a no-op unless the failure left a transaction open
+                # Results reach their cursors in order, an error's too: the append's COMMIT
+                # has a result only if everything before it succeeded.
+                if committing.statusmessage != "COMMIT":
+                    raise
             if stored_events:
-                self._notify_after(conn)
+                ids = self._fetch_ids_after_insert_events(appending, stored_events, **kwargs)
         return ids
 
-    def _notify_after(self, conn: psycopg.Connection[Any]) -> None:
-        """Wake the listeners (``ledger._stores.listen``) once the append has committed, in a
-        transaction of its own (one more round trip) that does not wait for its commit to
-        reach the disk. A NOTIFY holds a lock of the whole server from its transaction's
-        commit to its end: inside the append, the flush included, it would make every append
-        commit in turn again; here it is held for microseconds, and a crash can lose only a
-        wake-up (listeners also poll). Its failure (a full notification queue) cannot undo or
-        hide the committed append."""
-        try:
-            with conn.pipeline():
-                conn.execute(b"BEGIN")
-                conn.execute(b"SET LOCAL synchronous_commit TO OFF")
-                conn.execute(self._notify_sql)
-                conn.execute(b"COMMIT")
-        except psycopg.Error:
-            with contextlib.suppress(psycopg.Error):
-                conn.rollback()
+    def _queue_notify(self, curs: Any) -> None:
+        """Queue the listeners' wake-up (``ledger._stores.listen``) after the append's COMMIT,
+        in a transaction of its own that does not wait for its commit to reach the disk: the
+        server runs it once the append has committed, in the append's round trip. A NOTIFY
+        holds a lock of the whole server from its transaction's commit to its end: inside the
+        append, the flush included, it would make every append commit in turn again; here it
+        is held for microseconds, and a crash can lose only a wake-up (listeners also poll).
+        Its failure (a full notification queue) cannot undo or hide the committed append."""
+        curs.execute(b"BEGIN")
+        curs.execute(b"SET LOCAL synchronous_commit TO OFF")
+        curs.execute(self._notify_sql)
+        curs.execute(b"COMMIT")
 
     # The library's methods without its retry decorator (``functools.wraps`` keeps them).
 

@@ -1,0 +1,143 @@
+"""A PostgreSQL append wakes the listeners in its own round trip (issue 16): exactly one
+NOTIFY for an append that committed, none for one that failed, and the append's own error
+(or success) unchanged by the wake-up queued behind it."""
+
+from __future__ import annotations
+
+import dataclasses
+import select
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import register
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from ledger import Checkout, ForceRelease, Heartbeat, LeaseLost, Ledger
+from ledger._domain.profile import Profile
+
+QUIET_S = 0.5  # how long a listener waits to be sure nothing more arrives
+
+
+@pytest.fixture
+def opened(pg_url: str) -> Iterator[Ledger]:
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        yield ledger
+
+
+@pytest.fixture
+def listening(pg_url: str, opened: Ledger) -> Iterator[psycopg.Connection[Any]]:
+    """A connection LISTENing on the recorder's channel."""
+    channel = opened.store.app.recorder.channel_name
+    conn = psycopg.connect(pg_url, autocommit=True)
+    conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _heard(conn: psycopg.Connection[Any]) -> int:
+    """How many notifications arrive until none has for ``QUIET_S``."""
+    count = 0
+    while select.select([conn.pgconn.socket], [], [], QUIET_S)[0]:
+        conn.pgconn.consume_input()
+        while conn.pgconn.notifies() is not None:
+            count += 1
+    return count
+
+
+def _stream(ledger: Ledger, profile_id: str) -> list[StoredEvent]:
+    return list(ledger.store.app.recorder.select_events(Profile.create_id(profile_id)))
+
+
+def _lease(ledger: Ledger, profile_id: str) -> Any:
+    checkout = Checkout(profile_id=profile_id, worker_id="w1", run_id="r", task_type="t")
+    return ledger.handle(checkout)
+
+
+def test_an_append_that_commits_wakes_the_listeners_once(
+    opened: Ledger, listening: psycopg.Connection[Any]
+) -> None:
+    """One heartbeat, one notification, after the events are visible."""
+    lease = _lease(opened, register(opened))
+    _heard(listening)  # the registration's and the checkout's
+    opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    assert _heard(listening) == 1
+
+
+def test_an_append_that_takes_a_taken_version_raises_as_before_and_wakes_nobody(
+    opened: Ledger, listening: psycopg.Connection[Any]
+) -> None:
+    """A version conflict is the library's IntegrityError (what ``Store.save`` maps to a
+    conflict), no listener hears of it, and the connection goes back to the pool clean."""
+    recorder = opened.store.app.recorder
+    pid = register(opened)
+    _heard(listening)
+    taken = _stream(opened, pid)[-1]
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([taken])
+    assert _heard(listening) == 0
+    _lease(opened, pid)  # the next append goes through, and wakes once
+    assert _heard(listening) == 1
+
+
+def test_an_append_with_a_used_command_id_raises_as_before_and_wakes_nobody(
+    opened: Ledger, listening: psycopg.Connection[Any]
+) -> None:
+    """A command id recorded first by another writer fails the whole append: nothing of it
+    is kept, and nobody is woken."""
+    recorder = opened.store.app.recorder
+    pid = register(opened)
+    lease = _lease(opened, pid)
+    opened.handle(
+        Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, command_id="c1")
+    )
+    _heard(listening)
+    last = _stream(opened, pid)[-1]
+    after = dataclasses.replace(last, originator_version=last.originator_version + 1)
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([after], commands=[("c1", pid, after.originator_version, "x")])
+    assert _heard(listening) == 0
+    assert _stream(opened, pid)[-1].originator_version == last.originator_version
+
+
+def test_a_heartbeat_refused_as_behind_wakes_nobody(
+    pg_url: str, opened: Ledger, listening: psycopg.Connection[Any]
+) -> None:
+    """A heartbeat decided on a held profile another process moved on: its refused append
+    sends nothing, nor does the refusal then made on the store's profile."""
+    pid = register(opened)
+    lease = _lease(opened, pid)
+    with Ledger.open(pg_url) as other:
+        other.handle(ForceRelease(profile_id=pid, actor="op", reason="stop"))
+    _heard(listening)
+    with pytest.raises(LeaseLost):
+        opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    assert opened.conflicts == 1
+    assert _heard(listening) == 0
+
+
+def test_a_wake_up_that_fails_after_the_commit_leaves_the_append_committed(
+    opened: Ledger, listening: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wake-up runs after the append's COMMIT: its failure (here a statement the server
+    refuses, as it would refuse a NOTIFY on a full queue) neither undoes the append nor
+    reaches the caller, and the connection is usable afterwards."""
+    recorder = opened.store.app.recorder
+    pid = register(opened)
+    lease = _lease(opened, pid)
+    before = _stream(opened, pid)[-1].originator_version
+    monkeypatch.setattr(recorder, "_notify_sql", b"SELECT 1/0")
+    started = time.monotonic()
+    opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    assert time.monotonic() - started < 5
+    assert _stream(opened, pid)[-1].originator_version == before + 1
+    assert opened.conflicts == 0
+    monkeypatch.undo()
+    _heard(listening)
+    opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    assert _heard(listening) == 1
