@@ -213,7 +213,7 @@ AGGREGATE = {"ledger._domain.events", "ledger._domain.state", "ledger._domain.pr
 
 @pytest.mark.parametrize(
     "args",
-    [["status"]],
+    [["status"], ["timeline", "short"], ["usage", "--account", "a", "--since", "2020-01-01"]],
     ids=" ".join,
 )
 def test_reading_tables_imports_neither_the_aggregate_nor_its_events(
