@@ -40,7 +40,7 @@ if TYPE_CHECKING:
         Review as Review,
         Sweep as Sweep,
     )
-    from ledger._domain.authority import Forbidden as Forbidden
+    from ledger._domain.acting import Forbidden as Forbidden
     from ledger._domain.browser import (
         BrowserCheck as BrowserCheck,
         BrowserStatus as BrowserStatus,
@@ -77,16 +77,13 @@ if TYPE_CHECKING:
         SweepResult as SweepResult,
     )
     from ledger._domain.policies import RELEASE_POLICIES as RELEASE_POLICIES
+    from ledger._domain.row import Availability as Availability, LeaseCheck as LeaseCheck
     from ledger._domain.state import (
         Block as Block,
         Disabled as Disabled,
         LastReview as LastReview,
     )
-    from ledger._domain.view import (
-        Availability as Availability,
-        LeaseCheck as LeaseCheck,
-        ProfileView as ProfileView,
-    )
+    from ledger._domain.view import ProfileView as ProfileView
     from ledger._door import Command as Command
     from ledger.feed import ReadModelDamaged as ReadModelDamaged
 
@@ -122,7 +119,7 @@ _HOMES = {
         ),
         "ledger._commands",
     ),
-    "Forbidden": "ledger._domain.authority",
+    "Forbidden": "ledger._domain.acting",
     "Command": "ledger._door",
     **dict.fromkeys(
         (
@@ -180,14 +177,8 @@ _HOMES = {
         ),
         "ledger._domain.state",
     ),
-    **dict.fromkeys(
-        (
-            "Availability",
-            "LeaseCheck",
-            "ProfileView",
-        ),
-        "ledger._domain.view",
-    ),
+    **dict.fromkeys(("Availability", "LeaseCheck"), "ledger._domain.row"),
+    "ProfileView": "ledger._domain.view",
     "ReadModelDamaged": "ledger.feed",
 }
 

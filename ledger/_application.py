@@ -4,6 +4,10 @@ A caller builds a command (``ledger._commands``: ``Checkout``, ``Heartbeat``, ..
 ``Ledger.handle``, which runs it through its handler (``ledger._handlers``) and the unit of work.
 Reads answer questions: a profile's view, its history as events, the availability rows, the
 clock. Neither ever returns the aggregate.
+
+The aggregate, its events and the rules that judge it are imported by the methods that load a
+profile, not with the module: a read of the availability table (``custody status``) pays for
+the row's model alone.
 """
 
 from __future__ import annotations
@@ -13,29 +17,23 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from ledger._domain.denials import context_denial, state_denial
 from ledger._domain.directories import normalised
 from ledger._domain.errors import UnknownProfile
-from ledger._domain.events import ProfileEvent
-from ledger._domain.model import Denial, parse_lease_id
-from ledger._domain.profile import Profile
-from ledger._domain.view import (
-    Availability,
-    LeaseCheck,
-    ProfileView,
-    availability_of,
-    lease_check,
-    view_of,
-)
+from ledger._domain.model import parse_lease_id
+from ledger._domain.row import Availability, LeaseCheck, lease_check
 from ledger._door import LeaseQuery, ProfileQuery
 from ledger._stores import connect, initialise
 from ledger._stores.settings import StoreSettings
 from ledger._stores.sql import SqlStore
 from ledger._unit_of_work import Clock, UnitOfWork
-from ledger.feed import Feed
 
 if TYPE_CHECKING:
+    from ledger._domain.events import ProfileEvent
+    from ledger._domain.model import Denial
+    from ledger._domain.profile import Profile
+    from ledger._domain.view import ProfileView
     from ledger._door import Command
+    from ledger.feed import Feed
 
 R = TypeVar("R")
 
@@ -163,6 +161,8 @@ class Ledger:
 
     def view(self, profile_id: str) -> ProfileView:
         """The profile as its events leave it, judged now; ``UnknownProfile`` if absent."""
+        from ledger._domain.view import view_of
+
         pid = ProfileQuery(profile_id=profile_id).profile_id
         profile = self.uow.load(pid)
         return view_of(profile, profile.registration(), self.now())
@@ -171,6 +171,8 @@ class Ledger:
         """``view``, and what is wrong with the profile's stored availability row (None: it
         agrees), from one load of its events: the row is read first, so an honest row is
         never newer than the events read after it."""
+        from ledger._domain.view import view_of
+
         pid = ProfileQuery(profile_id=profile_id).profile_id
         stored = self.store.availability_row(pid)
         profile = self.uow.load(pid)
@@ -193,6 +195,8 @@ class Ledger:
         disable within seconds. One indexed read of the profile's availability row (written
         with the events, so never behind them); a row missing or damaged is made from the
         events instead. ``InvalidInput`` for a malformed lease id, ``UnknownProfile``."""
+        from ledger._domain.view import availability_of
+
         lid = LeaseQuery(lease_id=lease_id).lease_id
         pid = parse_lease_id(lid)[0]
         row = self.store.availability_row(pid)
@@ -204,6 +208,8 @@ class Ledger:
         """The worker that holds (or last held) the lease, while its profile's availability row
         still names it; None when the row names another lease. One indexed read: what a
         service checks before it lets a caller speak under a lease."""
+        from ledger._domain.view import availability_of
+
         lid = LeaseQuery(lease_id=lease_id).lease_id
         pid = parse_lease_id(lid)[0]
         row = self.store.availability_row(pid)
@@ -238,6 +244,8 @@ class Ledger:
         """What a checkout of the profile (for ``account_id`` and ``proxy_id``, when given)
         would be told now, by the rules ``checkout`` applies, in its order (context, then
         state); None: it would be granted. Writes nothing. ``UnknownProfile`` if absent."""
+        from ledger._domain.denials import context_denial, state_denial
+
         pid = ProfileQuery(profile_id=profile_id).profile_id
         profile = self.uow.load(pid)
         return context_denial(profile, account_id, proxy_id) or state_denial(profile, self.now())
@@ -245,6 +253,8 @@ class Ledger:
     def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
         """The profile as its first ``version`` events left it, judged at ``at`` (what a
         checkout at ``at`` would have been told); ``UnknownProfile`` if absent."""
+        from ledger._domain.view import view_of
+
         pid = ProfileQuery(profile_id=profile_id).profile_id
         profile = self.uow.load(pid, version)
         return view_of(profile, profile.registration(), at)
@@ -252,6 +262,8 @@ class Ledger:
     @property
     def feed(self) -> Feed:
         """The notification log for read models, and their tables (``ledger.feed``)."""
+        from ledger.feed import Feed
+
         return Feed(self.store)
 
     def availability(self) -> list[Availability]:
@@ -264,6 +276,8 @@ class Ledger:
 
     def availability_from_events(self, profile_id: str) -> Availability:
         """The row the profile's events give now (what ``rebuild`` would write)."""
+        from ledger._domain.view import availability_of
+
         pid = ProfileQuery(profile_id=profile_id).profile_id
         return availability_of(self.uow.load(pid))
 
@@ -279,6 +293,8 @@ class Ledger:
     ) -> str | None:
         """What is wrong with ``stored``, the profile's row, given ``latest``, its profile
         loaded after the row was read; None when they agree."""
+        from ledger._domain.view import availability_of
+
         if stored is None:
             return "missing"
         if isinstance(stored, str):

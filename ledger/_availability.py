@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from ledger._application import Ledger
 from ledger._domain.model import Frozen
-from ledger._domain.view import availability_of
 
 
 class RowDifference(Frozen):
@@ -51,6 +50,8 @@ def rebuild_availability(ledger: Ledger) -> RebuildReport:
     """Report every difference, then repair it whatever the row held: rewrite the row from the
     events (only if the stream has not moved on meanwhile: then its writer wrote the row) and
     drop rows of profiles never registered."""
+    from ledger._domain.view import availability_of  # the state machine: not for the report
+
     differences = availability_differences(ledger)
     registered = set(ledger.profile_ids())
     written = deleted = 0

@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 
 from ledger import _commands as cmds
 from ledger._domain import events as ev
-from ledger._domain.authority import Forbidden
+from ledger._domain.acting import Forbidden
 from ledger._domain.errors import LedgerError, StoreUnavailable
 from ledger._domain.model import (
     Lease,

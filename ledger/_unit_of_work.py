@@ -8,6 +8,9 @@ to the stream first: reload, decide again). A lost race therefore surfaces as a 
 A handler says what the aggregate is asked as a ``Decision``: one of ``Profile``'s command
 methods with the command's arguments bound, and who acts. The unit of work calls it on the
 loaded profile and returns what happened (``Done``); the handler makes its answer from that.
+
+The aggregate and its events are imported when a command runs, not with the module: a ledger
+opened to read (``custody status``) asks its unit of work for the time alone.
 """
 
 from __future__ import annotations
@@ -17,16 +20,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ledger._domain.authority import check_acts
+from ledger._domain.acting import check_acts
 from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable, UnknownProfile
-from ledger._domain.events import ProfileEvent
 from ledger._domain.model import Lease, Role
-from ledger._domain.profile import Context, Profile
-from ledger._domain.view import availability_of
 from ledger._door import Command
 from ledger.ports import Repository, Save, StreamConflict
+
+if TYPE_CHECKING:
+    from ledger._domain.events import ProfileEvent
+    from ledger._domain.profile import Context, Profile
+    from ledger._domain.row import Availability
 
 Clock = Callable[[], datetime]
 R = TypeVar("R")
@@ -87,6 +92,8 @@ class _Issued:
     now: datetime
 
     def context(self, acting: Acting, profile: Profile | None) -> Context:
+        from ledger._domain.profile import Context
+
         actor, correlation = acting.actor, acting.correlation_id
         if actor is None and profile is not None and acting.lease_id is not None:
             actor, run = profile.worker_of(acting.lease_id)
@@ -217,7 +224,7 @@ class UnitOfWork:
                 return done
             profile, events = done.profile, done.appended
             try:
-                self.repository.save(profile, availability_of(profile), recorded)
+                self.repository.save(profile, _row(profile), recorded)
             except StreamConflict:  # another writer took the version, or this command id
                 self.conflicts += 1
                 # Jitter keeps the losers of one race from colliding again.
@@ -239,7 +246,7 @@ class UnitOfWork:
             return done
         given = command.command_id
         recorded = None if given is None else (given, command.fingerprint())
-        batch.saves.append((done.profile, availability_of(done.profile), recorded))
+        batch.saves.append((done.profile, _row(done.profile), recorded))
         batch.callers.append(batch.calling)
         batch.profiles.add(profile_id)
         return done
@@ -335,6 +342,8 @@ class UnitOfWork:
         for held in (profile.lease, profile.last_lease):
             if held is not None and held.lease_id == lease.lease_id:
                 return held
+        from ledger._domain.profile import Profile
+
         folded = Profile(profile.id)
         for event in self.repository.history(profile_id):
             folded.apply(event)
@@ -342,6 +351,13 @@ class UnitOfWork:
             if ended is not None and ended.lease_id == lease.lease_id:
                 return ended
         return lease
+
+
+def _row(profile: Profile) -> Availability:
+    """The availability row saved with the profile's events."""
+    from ledger._domain.view import availability_of
+
+    return availability_of(profile)
 
 
 def _answer(call: Callable[[], R]) -> R | LedgerError:

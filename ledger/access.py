@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ledger._application import Ledger
-from ledger._domain.authority import ROLE_EVENTS, Forbidden
+from ledger._domain.acting import Forbidden
+from ledger._domain.authority import ROLE_EVENTS
 from ledger._domain.errors import InvalidInput
 from ledger._domain.model import Frozen, Identity, Role
 from ledger._door import Door

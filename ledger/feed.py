@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger._domain.errors import LedgerError, NotAllowed
-from ledger._domain.events import ProfileEvent
-from ledger._domain.profile import Profile
 from ledger._stores.mapper import decode, decode_shown
-from ledger._stores.store import Store
+from ledger._stores.store import Store, stream_of
 from ledger._stores.views import StoredNotification, StreamCount, ViewCursor
 from ledger._stores.wakeups import Announce, Wakeups
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ledger._domain.events import ProfileEvent
 
 # The table's name is older than the word checkpoint; stores hold it under this name.
 CHECKPOINTS_TABLE = "custody_projection_positions"
@@ -205,7 +205,7 @@ class FeedSnapshot:
         """Each profile's events up to position ``upto`` (one aggregate of the log), by
         profile id: how many, its last version, how many acquired a lease."""
         counts = self._cursor.stream_counts(upto)
-        named = {str(Profile.create_id(pid)): pid for pid in self._store.profile_ids()}
+        named = {str(stream_of(pid)): pid for pid in self._store.profile_ids()}
         return {named.get(stream, stream): count for stream, count in counts.items()}
 
 

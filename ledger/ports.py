@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ledger._domain.events import ProfileEvent
 from ledger._domain.model import Role
-from ledger._domain.profile import Profile
-from ledger._domain.view import Availability
+from ledger._domain.row import Availability
+
+if TYPE_CHECKING:  # a store opened to read its tables imports neither
+    from ledger._domain.events import ProfileEvent
+    from ledger._domain.profile import Profile
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Authority:
 
 # One profile's save: the profile with its pending events, its availability row, and the
 # caller's command (id, fingerprint) if it gave one.
-Save = tuple[Profile, Availability, tuple[str, str] | None]
+Save = tuple["Profile", Availability, tuple[str, str] | None]
 
 
 class StreamConflict(Exception):

@@ -11,16 +11,20 @@ does. ``mutating_step`` is a mutating step no later safe step confirmed, as the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ledger import EVENT_CLASSES, Ledger, ProfileEvent
+from ledger import Ledger
 from ledger.feed import FeedTransaction, LoggedEvent
 from ledger.rules import lease_ending
 from projections._base import Index, ReadModel, ReadResult, Table, iso
 from projections._runner import catch_up
 from projections._timeline import Found, require_account
+
+if TYPE_CHECKING:
+    from ledger import ProfileEvent
 
 LEASES = Table(
     name="custody_leases",
@@ -68,16 +72,21 @@ _AFTER = {
 }
 
 
-# Where each event type names its lease: the whole lease record, a lease id, or nowhere. Read
-# by type, not by trying attributes (a missing attribute costs pydantic an exception).
-_LEASE_FIELD = {
-    event_type: next((f for f in ("lease", "lease_id") if f in cls.model_fields), None)
-    for event_type, cls in EVENT_CLASSES.items()
-}
+@functools.cache
+def _lease_fields() -> dict[str, str | None]:
+    """Where each event type names its lease: the whole lease record, a lease id, or nowhere.
+    Read by type, not by trying attributes (a missing attribute costs pydantic an exception);
+    from the events on the first fold, so that a read with nothing new to fold imports none."""
+    from ledger import EVENT_CLASSES
+
+    return {
+        event_type: next((f for f in ("lease", "lease_id") if f in cls.model_fields), None)
+        for event_type, cls in EVENT_CLASSES.items()
+    }
 
 
 def _lease_of(event: ProfileEvent) -> str | None:
-    field = _LEASE_FIELD[event.event_type]
+    field = _lease_fields()[event.event_type]
     if field is None:
         return None
     if field == "lease":

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
-from ledger import EVENT_CLASSES, InvalidInput, Ledger
+from ledger import InvalidInput, Ledger
 from ledger.feed import FeedTransaction, LoggedEvent
 from projections._base import Index, ReadModel, ReadResult, Table, iso
 from projections._runner import catch_up
@@ -99,12 +99,17 @@ def _rows() -> TypeAdapter[list[TimelineRow]]:
     return TypeAdapter(list[TimelineRow])
 
 
-# Each event type's payload fields in its model's order: the order ``detail`` lists them in
-# (the stored JSON sorts its keys).
-_PAYLOAD_FIELDS = {
-    event_type: tuple(f for f in cls.model_fields if f not in _ENVELOPE_AND_IDS)
-    for event_type, cls in EVENT_CLASSES.items()
-}
+@functools.cache
+def _payload_fields() -> dict[str, tuple[str, ...]]:
+    """Each event type's payload fields in its model's order: the order ``detail`` lists them
+    in (the stored JSON sorts its keys). Read from the events on the first fold, so that a
+    timeline with nothing new to fold imports no event."""
+    from ledger import EVENT_CLASSES
+
+    return {
+        event_type: tuple(f for f in cls.model_fields if f not in _ENVELOPE_AND_IDS)
+        for event_type, cls in EVENT_CLASSES.items()
+    }
 
 
 def _iso_text(at: str) -> str:
@@ -119,7 +124,7 @@ def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
     """The columns of one event that need nothing but the event itself, from its fields as
     JSON gives them (``LoggedEvent.data``, or ``model_dump(mode="json")``): no model is
     decoded, which is most of what a catch-up would otherwise spend."""
-    payload = {k: data.get(k) for k in _PAYLOAD_FIELDS[event_type]}
+    payload = {k: data.get(k) for k in _payload_fields()[event_type]}
     lease = payload.pop("lease", None)
     worker = run = None
     if lease is not None:  # lease_acquired carries the whole lease record

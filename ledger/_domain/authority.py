@@ -5,7 +5,9 @@ record (a command method calling the wrong ``_trigger`` fails in every test that
 the ledger refuses a command whose role its store login does not hold (``Forbidden``, before
 anything is loaded), and on PostgreSQL the events table's insert trigger refuses a row whose
 recorded role is not one of the session's, or whose type that role may not record
-(``ledger._stores.access`` writes the trigger from this table).
+(``ledger._stores.access`` writes the trigger from this table). What the store login may act
+as (``Forbidden``, ``check_acts``) needs no event: it lives in ``ledger._domain.acting``, so a
+store opened to read imports none.
 """
 
 from __future__ import annotations
@@ -57,25 +59,8 @@ ROLE_EVENTS: Mapping[Role, frozenset[str]] = {
     ),
 }
 
-ALL_ROLES = frozenset(Role)
-
-
-class Forbidden(NotAllowed):
-    """The store login may not act in the role a command needs (on PostgreSQL, the login's
-    custody roles; the database itself refuses what the ledger would let through)."""
-
-    exit_code = 7
-
 
 def check_records(role: Role, event_type: str) -> None:
     """``NotAllowed`` unless ``role`` may record an event of ``event_type``."""
     if event_type not in ROLE_EVENTS[role]:
         raise NotAllowed(f"the {role.value} role may not record {event_type}")
-
-
-def check_acts(role: Role, held: frozenset[Role], login: str) -> None:
-    """``Forbidden`` unless the store login (``login``, holding ``held``) may act as ``role``."""
-    if role not in held:
-        have = ", ".join(sorted(r.value for r in held)) or "no custody role"
-        msg = f"store login {login} may act as {have}; this command needs the {role.value} role"
-        raise Forbidden(msg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ledger._domain.model import (
     UNKNOWN_ENDING_CAUSES,
@@ -12,7 +13,9 @@ from ledger._domain.model import (
     Lease,
     ProfileState,
 )
-from ledger._domain.state import ProfileStateMachine
+
+if TYPE_CHECKING:  # the rules read a profile's state; ``ledger.rules`` imports none
+    from ledger._domain.state import ProfileStateMachine
 
 
 def holder_of(lease: Lease | None) -> Holder | None:

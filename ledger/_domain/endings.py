@@ -17,10 +17,12 @@ Beside the word goes the cause the ending event recorded (``lease_expired``,
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from ledger._domain import events as ev
 from ledger._domain.model import Cause, Outcome
+
+if TYPE_CHECKING:
+    from ledger._domain import events as ev
 
 
 class LeaseEnding(StrEnum):
@@ -60,6 +62,8 @@ def lease_ending(event: ev.ProfileEvent, *, stale: bool) -> Ended | None:
     event that ends no lease. Review or quarantine after a missed deadline is ``stale``
     whatever the cause; an operator's revocation is ``forced`` or ``revoked`` even of a stale
     lease, since the operator ended it before the sweep did."""
+    from ledger._domain import events as ev  # imported by whoever holds an event already
+
     if isinstance(event, ev.LeaseReleasedCleanly):
         clean = event.outcome is Outcome.SUCCESS
         return Ended(LeaseEnding.CLEAN if clean else LeaseEnding.EXPECTED_FAILURE, None)

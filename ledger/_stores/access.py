@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ledger._domain.authority import ALL_ROLES, ROLE_EVENTS
+from ledger._domain.acting import ALL_ROLES
 from ledger._domain.errors import InvalidInput
 from ledger._domain.model import Role
 from ledger.ports import Authority
@@ -113,6 +113,8 @@ END $f$"""
 def _check_append_ddl() -> str:
     """The insert trigger's function: the owner (and a superuser) pass; anyone else must hold
     the group role the event's envelope names, and that role may record the event's type."""
+    from ledger._domain.authority import ROLE_EVENTS  # the events: for the DDL only
+
     cases = "\n".join(
         f"        WHEN '{role.value}' THEN ARRAY[{', '.join(repr(t) for t in sorted(types))}]"
         for role, types in ROLE_EVENTS.items()

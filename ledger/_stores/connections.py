@@ -16,7 +16,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
-from ledger._domain.authority import Forbidden
+from ledger._domain.acting import Forbidden
 from ledger._domain.errors import StoreUnavailable
 from ledger._stores.settings import StoreSettings
 

@@ -4,19 +4,24 @@ The state is the event's canonical body (``ledger._domain.chain``) with its hash
 the last key, ``"~chain"``: the bytes tamper evidence hashes are exactly the stored ones. We keep
 the format ours (not the library's module-path topics), so renaming a Python class never
 orphans stored events.
+
+The events and the snapshot are imported by the functions that build or decode them, so that a
+store opened only to read its tables imports neither (``ledger._stores.store``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
 from ledger._domain.chain import CHAIN_KEY, Link, header_bytes, split, stored
-from ledger._domain.events import EVENT_CLASSES, ProfileEvent, upcast
-from ledger._domain.snapshot import SNAPSHOT_TOPIC, ProfileSnapshot
+
+if TYPE_CHECKING:
+    from ledger._domain.events import ProfileEvent
+    from ledger._domain.snapshot import ProfileSnapshot
 
 
 class ProfileEventMapper(Mapper[UUID]):
@@ -26,6 +31,8 @@ class ProfileEventMapper(Mapper[UUID]):
         super().__init__(transcoder=JSONTranscoder())
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        from ledger._domain.snapshot import ProfileSnapshot
+
         if isinstance(domain_event, ProfileSnapshot):
             return _stored_snapshot(domain_event)
         event: ProfileEvent = domain_event
@@ -38,6 +45,8 @@ class ProfileEventMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        from ledger._domain.snapshot import SNAPSHOT_TOPIC
+
         if stored_event.topic == SNAPSHOT_TOPIC:
             return _snapshot(stored_event)
         return decode(
@@ -49,6 +58,8 @@ class ProfileEventMapper(Mapper[UUID]):
 
 
 def _stored_snapshot(snapshot: ProfileSnapshot) -> StoredEvent:
+    from ledger._domain.snapshot import SNAPSHOT_TOPIC, ProfileSnapshot
+
     state = snapshot.model_dump(mode="json", exclude={"originator_id", "originator_version"})
     state["class_version"] = ProfileSnapshot.class_version
     return StoredEvent(
@@ -62,6 +73,8 @@ def _stored_snapshot(snapshot: ProfileSnapshot) -> StoredEvent:
 def _snapshot(stored: StoredEvent) -> ProfileSnapshot:
     """A stored snapshot. Changing the snapshot's fields means a new ``class_version`` and
     deleting the stored snapshots (they are a cache: the events rebuild them)."""
+    from ledger._domain.snapshot import ProfileSnapshot
+
     data: dict[str, Any] = json.loads(stored.state)
     if data.pop("class_version", 1) < 3:  # 1 and 2 carried the command ids: not state now
         data.pop("commands", None)
@@ -73,6 +86,8 @@ def _snapshot(stored: StoredEvent) -> ProfileSnapshot:
 def decode_data(topic: str, state: bytes) -> dict[str, Any]:
     """A stored event's fields as JSON gives them, upcast from older versions: the event's
     ``model_dump(mode="json")`` without its stream id, version and link."""
+    from ledger._domain.events import upcast
+
     data: dict[str, Any] = json.loads(state)
     data.pop(CHAIN_KEY, None)
     return upcast(topic, data, data.pop("class_version", 1))
@@ -83,6 +98,8 @@ def decode(
 ) -> ProfileEvent:
     """Rebuild a domain event from its stored topic and bytes, upcasting old versions; with
     ``shown``, its text as a read model can hold it (``decode_shown``)."""
+    from ledger._domain.events import EVENT_CLASSES, upcast
+
     body, chain = split(state)
     raw: dict[str, Any] = json.loads(body)
     header = header_bytes(raw, version, topic)  # as stored, before any upcast

@@ -4,10 +4,9 @@ schema lock, ``ledger._stores.sql``)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ledger._domain.profile import Profile
-from ledger._domain.view import Availability, availability_of
+from ledger._domain.row import Availability
 from ledger._stores.access import Tables, append_only_ddl, apply_privileges, groups_exist
 from ledger._stores.directories import legacy_directories
 from ledger._stores.mapper import command_of, decode_data
@@ -20,6 +19,9 @@ from ledger._stores.recorders import (
     insert_command_sql,
     insert_directory_sql,
 )
+
+if TYPE_CHECKING:
+    from ledger._domain.profile import Profile
 
 
 class Migrating(Protocol):
@@ -135,6 +137,8 @@ def _rewrite_endings(self: Migrating) -> None:
     carried the old words: they are a cache, so they are deleted (the events rebuild them
     as streams grow); every availability row that names a last ending is rewritten from
     its profile's events."""
+    from ledger._domain.view import availability_of  # the state machine: for a migration only
+
     _delete_snapshots(self)
     named = f"SELECT profile_id FROM {AVAILABILITY_TABLE} WHERE last_ending IS NOT NULL"
     for row in self.query(named):

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from ledger._domain.directories import ancestors, inside_prefix, refusal
 from ledger._domain.errors import InvalidInput
-from ledger._domain.view import Availability
+from ledger._domain.row import Availability
 
 AVAILABILITY_TABLE = "custody_availability"
 AVAILABILITY_COLUMNS: tuple[str, ...] = tuple(Availability.model_fields)

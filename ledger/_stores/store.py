@@ -5,6 +5,10 @@ save, history, the registered profiles); ``SqlStore`` adds the store's clock, th
 table and the read models' database, on SQLite and PostgreSQL. Together they are the ledger's
 ``Repository`` (``ledger.ports``) and what its reads need. Driver errors stop here: callers see
 ``StoreUnavailable`` or ``StreamConflict``, never psycopg, sqlite3 or eventsourcing exceptions.
+
+The domain (the aggregate, its events and snapshots) is imported by the methods that load,
+save or decode a stream, not with the module: a store opened to read its tables (``custody
+status``, a worker's lease check) pays for none of it.
 """
 
 from __future__ import annotations
@@ -21,16 +25,15 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
-from ledger._domain.events import ProfileEvent, ProfileRegistered
-from ledger._domain.profile import Profile, replay
-from ledger._domain.snapshot import ProfileSnapshot
-from ledger._domain.view import Availability
+from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
 from ledger._stores.mapper import ProfileEventMapper, decode_profile_id
 from ledger._stores.settings import APPLICATION_NAME, StoreSettings
 from ledger.ports import CommandRecord, DirectoryRecord, Save, StreamConflict
 
 if TYPE_CHECKING:
+    from ledger._domain.events import ProfileEvent
+    from ledger._domain.profile import Profile
     from ledger._stores.views import Views
 
 # Each process keeps the profiles it touched (``StoreSettings.cached_profiles`` of them) and
@@ -46,6 +49,8 @@ SNAPSHOT_INTERVAL = 50
 def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
     """The (profile id, normalised directory) a save of ``profile`` claims: the directory of
     a registration among its pending events."""
+    from ledger._domain.events import ProfileRegistered
+
     return [
         (profile.profile_id, normalised(e.user_data_dir))
         for e in profile.pending_events
@@ -53,21 +58,23 @@ def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
     ]
 
 
+def stream_of(profile_id: str) -> UUID:
+    """The profile's stream id (``Profile.create_id``), for a caller that holds no profile."""
+    from ledger._domain.profile import Profile
+
+    return Profile.create_id(profile_id)
+
+
 class LedgerApplication(Application[UUID]):
-    """The eventsourcing application holding every profile's event stream."""
+    """The eventsourcing application holding every profile's event stream. It names no
+    aggregate class (see the module's docstring): nothing of custody calls ``save`` on it,
+    the store appends and takes snapshots itself (``Store.save_together``)."""
 
     name = APPLICATION_NAME
-    snapshotting_intervals = {Profile: SNAPSHOT_INTERVAL}
-    snapshotting_projectors = {Profile: replay}
-    snapshot_class = ProfileSnapshot
 
     # False for a PostgreSQL login that may not write snapshots (``ledger._stores.access``):
     # its loads still start from the snapshots others wrote.
     takes_snapshots = True
-
-    def _take_snapshots(self, processing_event: Any) -> None:
-        if self.takes_snapshots:
-            super()._take_snapshots(processing_event)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Configuration comes from the store URL alone; stray POSTGRES_* variables in the
@@ -94,6 +101,8 @@ class Store:
 
     def load(self, profile_id: str, version: int | None = None) -> Profile | None:
         """The profile's aggregate (as of ``version``), or None if it was never registered."""
+        from ledger._domain.profile import Profile, replay
+
         stream = Profile.create_id(profile_id)
         try:
             with store_errors(self.settings):
@@ -109,6 +118,8 @@ class Store:
     def cached(self, profile_id: str) -> Profile | None:
         """A copy of the profile this store last loaded or saved, without a read (it may be
         behind the store: see ``ledger.ports.Repository.cached``)."""
+        from ledger._domain.profile import Profile
+
         cache = self.app.repository.cache
         if cache is None:
             return None
@@ -123,6 +134,8 @@ class Store:
         (usually none: one indexed read), or None when it is not cached. What the library's
         repository does for a cached aggregate, without its per-stream lock for threads
         sharing one application (a store is never shared across threads)."""
+        from ledger._domain.profile import Profile, replay
+
         cache = self.app.repository.cache
         if cache is None:
             return None
@@ -183,7 +196,11 @@ class Store:
         """A snapshot at each saved version that is a multiple of ``SNAPSHOT_INTERVAL``, as
         ``Application.save`` takes them (not for a login that may not write snapshots). At the
         saved profile's own version it is taken from the profile in hand instead of folding
-        the stream again from the store (``custody verify`` checks each against the fold)."""
+        the stream again from the store (``custody verify`` checks each against the fold);
+        at another, from the stream folded to it, as ``Application.take_snapshot`` does."""
+        from ledger._domain.profile import replay
+        from ledger._domain.snapshot import ProfileSnapshot
+
         app = self.app
         if app.snapshots is None or not app.takes_snapshots:
             return
@@ -194,15 +211,17 @@ class Store:
             # One already there is this very state (only the writer of a version takes
             # it): never a reason to run the command again.
             with contextlib.suppress(IntegrityError):
-                if version == profile.version:
-                    app.snapshots.put([ProfileSnapshot.take(profile)])
-                else:
-                    app.take_snapshot(event.originator_id, version, replay)
+                taken = profile
+                if version != profile.version:
+                    taken = app.repository.get(
+                        event.originator_id, version=version, projector_func=replay
+                    )
+                app.snapshots.put([ProfileSnapshot.take(taken)])
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first (empty if none)."""
         with store_errors(self.settings):
-            events = self.app.events.get(Profile.create_id(profile_id))
+            events = self.app.events.get(stream_of(profile_id))
             return list(events)  # type: ignore[arg-type]
 
     def stream_events(self, stream: UUID, after: int, upto: int, limit: int) -> list[ProfileEvent]:
@@ -223,7 +242,7 @@ class Store:
     def exists(self, profile_id: str) -> bool:
         """Whether the profile was registered: one indexed read of its first event."""
         with store_errors(self.settings):
-            found = self.app.recorder.select_events(Profile.create_id(profile_id), limit=1)
+            found = self.app.recorder.select_events(stream_of(profile_id), limit=1)
             return bool(found)
 
     def profile_ids(self) -> list[str]:

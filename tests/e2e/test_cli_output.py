@@ -102,8 +102,8 @@ COLLECTOR_PROBE = """
 import gc, json, sys
 from custody.cli import main
 code = main(sys.argv[1:])
-from ledger import Ledger, ProfileEvent
-made = [Ledger, ProfileEvent]
+from ledger import Availability, Ledger
+made = [Ledger, Availability]  # both made by every command's first import of the ledger
 collected = {id(o) for o in gc.get_objects()}
 frozen = all(gc.is_tracked(c) and id(c) not in collected for c in made)
 print(json.dumps({"code": code, "collecting": gc.isenabled(), "frozen": frozen}))
@@ -204,6 +204,28 @@ def test_status_brings_no_read_model_up_to_date(fleet: Path) -> None:
     unknown = custody("status", "--account", "nobody", cwd=fleet)
     assert unknown.code == 2, unknown.err
     assert error_line(unknown).endswith("no profile was ever registered under account 'nobody'")
+
+
+# The aggregate, its events and its state machine: what a command loading a profile, or folding
+# new events into a read model, needs; never what a read of tables alone does.
+AGGREGATE = {"ledger._domain.events", "ledger._domain.state", "ledger._domain.profile"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["status"], ["timeline", "short"], ["usage", "--account", "a", "--since", "2020-01-01"]],
+    ids=" ".join,
+)
+def test_reading_tables_imports_neither_the_aggregate_nor_its_events(
+    fleet: Path, args: list[str]
+) -> None:
+    """A command that reads tables alone (the availability table; read models with no new
+    event to fold) imports neither the aggregate nor its events (about 15 ms of its imports):
+    each row it reads is still checked by the row's model, which imports neither."""
+    ok(custody(*args, cwd=fleet))  # folds whatever its read models had not seen
+    modules = modules_of(*args, cwd=fleet)
+    assert "ledger._stores.recorders" in modules  # the store was opened, its rows read
+    assert modules.isdisjoint(AGGREGATE), modules & AGGREGATE
 
 
 DRAWING = {"pandas", "pyarrow", "matplotlib"}  # for what draws or exports, never for lines

@@ -20,7 +20,7 @@ _IDS = {"originator_id", "originator_version"}
 def test_a_row_from_the_stored_json_equals_the_row_from_the_model() -> None:
     """For every kind of event (and an upcast one): the stored bytes sort their keys and write
     times in JSON's form, and the row is still the one the model's own dump gives.
-    Guard: ``_PAYLOAD_FIELDS`` (detail in the model's field order)."""
+    Guard: ``_payload_fields`` (detail in the model's field order)."""
     events = eventful_scene().history
     assert {e.event_type for e in events} == set(ev.EVENT_CLASSES)
     mapper = ProfileEventMapper()

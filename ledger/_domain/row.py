@@ -1,0 +1,76 @@
+"""The availability row: one profile's state as its table holds it, and the rule that judges a
+lease by it.
+
+Apart from ``ledger._domain.view`` (which makes the row from a profile's state) so that a read
+of the table (``custody status``, a worker's lease check) imports neither the events nor the
+state machine: the row is checked by its model when read, whatever made it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ledger._domain.model import DenialReason, Frozen, ProfileState
+
+
+class Availability(Frozen):
+    """One row per profile: state, holder, deadline, reason and last user."""
+
+    profile_id: str
+    account_id: str
+    proxy_id: str
+    region: str | None
+    state: ProfileState
+    reason: DenialReason | None
+    cause: str | None
+    since: datetime | None
+    until: datetime | None
+    holder_worker: str | None
+    holder_run: str | None
+    holder_task: str | None
+    lease_id: str | None
+    fencing_token: int | None
+    heartbeat_at: datetime | None
+    last_worker: str | None
+    last_run: str | None
+    last_lease_id: str | None
+    last_ending: str | None
+    last_ended_at: datetime | None
+    version: int
+
+    def overdue_at(self, now: datetime) -> bool:
+        """The row's lease missed its deadline (the same rule as ``Lease.overdue_at``)."""
+        return self.state is ProfileState.LEASED and self.until is not None and now > self.until
+
+
+class LeaseCheck(Frozen):
+    """Whether a lease is still its profile's live lease, as the availability row says: what
+    a worker polls for while it holds a lease. ``why`` says why not (None while live)."""
+
+    lease_id: str
+    live: bool
+    profile_state: ProfileState
+    why: str | None
+
+
+def lease_check(row: Availability, lease_id: str) -> LeaseCheck:
+    """Judge ``lease_id`` against its profile's row: live while the row holds it and it is
+    not marked stale. Reads no clock: a lease past its deadline but not yet marked is the
+    worker's own deadline to notice."""
+    pid = row.profile_id
+    if row.lease_id == lease_id:
+        live = row.state is ProfileState.LEASED
+        why = None if live else f"the ledger marked {lease_id} {row.state.value}"
+    elif row.last_lease_id == lease_id and row.lease_id is None:
+        at = row.last_ended_at.isoformat() if row.last_ended_at else "an unknown time"
+        why = f"the ledger ended {lease_id} ({row.last_ending}) at {at}; {pid} is {row.state.value}"
+        live = False
+    else:
+        live = False
+        latest = row.lease_id or row.last_lease_id
+        why = (
+            f"{pid} is now held under {latest}"
+            if row.lease_id
+            else f"{pid}'s latest lease is {latest}"
+        )
+    return LeaseCheck(lease_id=lease_id, live=live, profile_state=row.state, why=why)
