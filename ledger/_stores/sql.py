@@ -71,10 +71,16 @@ def _sqlite_tables(settings: StoreSettings) -> set[str]:
     a file beside it. A file in WAL mode gets its ``-wal`` and ``-shm`` files from any
     connection that opens it, and a read-only connection cannot remove them when it closes: a
     read-write one, only reading, does (and has nothing to write back, as no ``-wal`` file,
-    so no uncommitted page, was there before it). Read-only where the ``-wal`` file is there
-    already (another connection's) or the file may not be written."""
+    so no uncommitted page, was there before it). Read-only for any other file: one not in
+    WAL mode (a read-write connection would roll a hot journal back into it), one whose
+    ``-wal`` file is there already (another connection's), one that may not be written."""
     path = settings.sqlite_file().resolve()
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    try:
+        with path.open("rb") as head:  # the header's read and write versions: 2 is WAL
+            wal_mode = head.read(20)[18:20] == b"\x02\x02"
+    except OSError:  # sqlite3 says what is wrong with it below
+        wal_mode = False
+    writable = wal_mode and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
     mode = "rw" if writable and not path.with_name(f"{path.name}-wal").exists() else "ro"
     uri = f"file:{quote(str(path))}?mode={mode}"
     try:
