@@ -71,17 +71,15 @@ def _sqlite_tables(settings: StoreSettings) -> set[str]:
     a file beside it. A file in WAL mode gets its ``-wal`` and ``-shm`` files from any
     connection that opens it, and a read-only connection cannot remove them when it closes: a
     read-write one, only reading, does (and has nothing to write back, as no ``-wal`` file,
-    so no uncommitted page, was there before it). Read-only for any other file: one not in
-    WAL mode (a read-write connection would roll a hot journal back into it), one whose
-    ``-wal`` file is there already (another connection's), one that may not be written."""
+    so no uncommitted page, was there before it). Read-only where a ``-journal`` file is there
+    (a read-write connection would roll a hot journal back into the file), where the ``-wal``
+    file is there already (another connection's), or where the file may not be written. Only
+    names are looked at: opening the file itself from Python and closing it would drop every
+    lock this process's SQLite connections hold on it (POSIX locks are per process)."""
     path = settings.sqlite_file().resolve()
-    try:
-        with path.open("rb") as head:  # the header's read and write versions: 2 is WAL
-            wal_mode = head.read(20)[18:20] == b"\x02\x02"
-    except OSError:  # sqlite3 says what is wrong with it below
-        wal_mode = False
-    writable = wal_mode and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-    mode = "rw" if writable and not path.with_name(f"{path.name}-wal").exists() else "ro"
+    beside = [path.with_name(f"{path.name}-{kind}") for kind in ("wal", "journal")]
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    mode = "rw" if writable and not any(p.exists() for p in beside) else "ro"
     uri = f"file:{quote(str(path))}?mode={mode}"
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:
