@@ -56,15 +56,9 @@ def install(ledger: Ledger, model: ReadModel) -> bool:
 def catch_up(ledger: Ledger, model: ReadModel, *, batch: int = BATCH) -> int:
     """Fold every event committed after the read model's checkpoint; return how many. An
     answer read after this sees every command that finished before it."""
-    feed, table = ledger.feed, model.table
-    position, head = feed.standing(model.name, table.name)  # names a missing table
-    if position is None:
-        install(ledger, model)
-    else:
-        _check_layout(feed, model)
-        if position >= head:  # the common case for a reader: one short read transaction
-            return 0
-    return _catch_up(feed, model, model.name, table.name, batch)
+    if not _behind(ledger, model):  # the common case for a reader: one short read transaction
+        return 0
+    return _catch_up(ledger.feed, model, model.name, model.table.name, batch)
 
 
 def catch_up_all(ledger: Ledger, models: Iterable[ReadModel], *, batch: int = BATCH) -> int:
@@ -74,19 +68,20 @@ def catch_up_all(ledger: Ledger, models: Iterable[ReadModel], *, batch: int = BA
     Each event is still folded once per read model (the claims are ``catch_up``'s), and an event
     is read and decoded once for all of them, where one catch-up each would read and decode
     it once per read model. Returns the events folded, summed over the read models."""
-    feed, behind = ledger.feed, []
-    for model in models:
-        position, head = feed.standing(model.name, model.table.name)
-        if position is None:
-            install(ledger, model)
-        else:
-            _check_layout(feed, model)
-            if position >= head:
-                continue
-        behind.append(model)
-    if len(behind) == 1:
-        return _catch_up(feed, behind[0], behind[0].name, behind[0].table.name, batch)
-    return _catch_up_together(feed, sorted(behind, key=lambda m: m.name), batch) if behind else 0
+    behind = sorted((m for m in models if _behind(ledger, m)), key=lambda m: m.name)
+    return _catch_up_together(ledger.feed, behind, batch) if behind else 0
+
+
+def _behind(ledger: Ledger, model: ReadModel) -> bool:
+    """Whether the read model has events to fold: installed now if missing, and
+    ``ReadModelDamaged`` if its table is missing or of another layout."""
+    feed = ledger.feed
+    position, head = feed.standing(model.name, model.table.name)  # names a missing table
+    if position is None:
+        install(ledger, model)
+        return True
+    _check_layout(feed, model)
+    return position < head
 
 
 def _catch_up_together(feed: Feed, models: list[ReadModel], batch: int) -> int:
