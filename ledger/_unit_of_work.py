@@ -217,9 +217,8 @@ class UnitOfWork:
             # not even its command id; after a conflict (it was behind, or the id was used),
             # on the profile as the store has it, the id looked up first.
             trusting = attempt == 0 and not self._distrust
-            done = self._attempt(
-                command, profile_id, decision, command_id, self.now(), trusting, optimistic=trusting
-            )
+            issued = _Issued(command_id, fingerprint, self.now())
+            done = self._attempt(command, profile_id, decision, issued, trusting, trusting)
             if done.replayed or not done.appended:
                 return done
             profile, events = done.profile, done.appended
@@ -241,11 +240,13 @@ class UnitOfWork:
         from it stands only if the batch is kept, else the command runs again alone)."""
         if isinstance(decision, Creation) or profile_id in batch.profiles:
             raise _Alone  # a registration checks its directory against committed ones only
-        done = self._attempt(command, profile_id, decision, command.issued_id(), batch.now, True)
+        fingerprint = command.fingerprint()
+        issued = _Issued(command.issued_id(), fingerprint, batch.now)
+        done = self._attempt(command, profile_id, decision, issued, True)
         if done.replayed or not done.appended:
             return done
         given = command.command_id
-        recorded = None if given is None else (given, command.fingerprint())
+        recorded = None if given is None else (given, fingerprint)
         batch.saves.append((done.profile, _row(done.profile), recorded))
         batch.callers.append(batch.calling)
         batch.profiles.add(profile_id)
@@ -256,14 +257,12 @@ class UnitOfWork:
         command: Command[Any],
         profile_id: str,
         decision: Decision | Creation,
-        command_id: str,
-        now: datetime,
+        issued: _Issued,
         trusting: bool = False,
-        *,
         optimistic: bool = False,
     ) -> Done:
         """One attempt of ``run``, before the save: the answer to a resent command id, or the
-        profile with the decision made on it at ``now`` (its events pending, as ``appended``).
+        profile with the decision made on it at ``issued.now`` (its events pending, as ``appended``).
 
         ``trusting``: decided first on the profile this process holds (``_held_decision``).
         ``optimistic`` too: the caller's command id is looked up only if that decision appends
@@ -271,8 +270,7 @@ class UnitOfWork:
         recorded (it is the commands table's key) as when the profile was behind: the next
         attempt, not trusting, looks it up and answers the resend. A write reads nothing first.
         """
-        given, fingerprint = command.command_id, command.fingerprint()
-        issued = _Issued(command_id, fingerprint, now)
+        given, fingerprint = command.command_id, issued.fingerprint
         if not optimistic and (resent := self._resent(given, fingerprint, profile_id)):
             return resent
         if trusting and (held := self._held_decision(profile_id, decision, issued)) is not None:
