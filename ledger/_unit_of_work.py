@@ -262,7 +262,8 @@ class UnitOfWork:
         optimistic: bool = False,
     ) -> Done:
         """One attempt of ``run``, before the save: the answer to a resent command id, or the
-        profile with the decision made on it at ``issued.now`` (its events pending, as ``appended``).
+        profile with the decision made on it at ``issued.now`` (its events pending, as
+        ``appended``).
 
         ``trusting``: decided first on the profile this process holds (``_held_decision``).
         ``optimistic`` too: the caller's command id is looked up only if that decision appends

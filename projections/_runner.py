@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from ledger import Ledger, LedgerError, ReadModelDamaged, StoreUnavailable
+from ledger import InvalidInput, Ledger, LedgerError, ReadModelDamaged, StoreUnavailable
 from ledger.feed import Feed
 from projections._base import ReadModel, ReadResult, layout_problem
 from projections._verify import check, unfinished
@@ -67,9 +67,29 @@ def catch_up_all(ledger: Ledger, models: Iterable[ReadModel], *, batch: int = BA
     the least of them, folds into each only the events after its own and moves each checkpoint.
     Each event is still folded once per read model (the claims are ``catch_up``'s), and an event
     is read and decoded once for all of them, where one catch-up each would read and decode
-    it once per read model. Returns the events folded, summed over the read models."""
-    behind = sorted((m for m in models if _behind(ledger, m)), key=lambda m: m.name)
+    it once per read model. Returns the events folded, summed over the read models. A read
+    model named twice is caught up once (one checkpoint, one claim); two different read models
+    under one name are ``InvalidInput`` (they would share a checkpoint)."""
+    behind = sorted((m for m in _once_each(models) if _behind(ledger, m)), key=lambda m: m.name)
     return _catch_up_together(ledger.feed, behind, batch) if behind else 0
+
+
+def _once_each(models: Iterable[ReadModel]) -> list[ReadModel]:
+    """Each read model once, in the order given: its checkpoint claimed twice in one
+    transaction would give both claims the same position, and every event would be folded
+    twice."""
+    named: dict[str, ReadModel] = {}
+    for model in models:
+        first = named.setdefault(model.name, model)
+        if first is not model and (type(first), first.table.name) != (
+            type(model),
+            model.table.name,
+        ):
+            msg = (
+                f"two different read models are named {model.name!r}: they would share a checkpoint"
+            )
+            raise InvalidInput("read_models", msg)
+    return list(named.values())
 
 
 def _behind(ledger: Ledger, model: ReadModel) -> bool:

@@ -38,7 +38,7 @@ from log_checks import (
 )
 from runner_processes import WORKER, background_runner, backlog, caught_up, custody, wait_for
 
-from ledger import Checkout, Heartbeat, Ledger, Release, feed as feed_module
+from ledger import Checkout, Heartbeat, InvalidInput, Ledger, Release, feed as feed_module
 from ledger.feed import FeedTransaction
 from projections import (
     LEASES_READ_MODEL,
@@ -47,6 +47,7 @@ from projections import (
     catch_up_all,
     read_model_status,
     rebuild,
+    run,
     timeline,
 )
 
@@ -155,6 +156,32 @@ def test_read_models_caught_up_together_read_and_decode_each_event_once(
         leases, timeline_twin = (m.table.name for m in models)
         assert_exact(ledger, timeline=timeline_twin, leases=leases), suffix
     assert rows(ledger, at_head.table.name, "lease_id")[0]["heartbeats"] == 30
+
+
+def test_a_read_model_named_twice_is_caught_up_once(ledger: Ledger) -> None:
+    """A read model given twice, to ``catch_up_all`` or to ``run`` (a caller building its list
+    from names with a repeat), folds each event once: its checkpoint claimed twice in one
+    transaction would give both claims the same position, and every event would be folded
+    twice (each heartbeat counted twice; the timeline's rows inserted again). Two different
+    read models under one name are refused: they would share a checkpoint. Guard:
+    ``_once_each`` in ``projections._runner`` (found by a review: 10 heartbeats for 5)."""
+    pid = register(ledger)
+    lid, tok = take_lease(ledger, pid)
+    leases, timeline_twin = twins_of("named_twice")
+    catch_up(ledger, leases)
+    for step in range(5):
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{step}"))
+    catch_up_all(ledger, [leases, timeline_twin, leases, timeline_twin])
+    assert rows(ledger, leases.table.name, "lease_id")[0]["heartbeats"] == 5
+    for step in range(5, 8):
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step=f"s{step}"))
+    run(ledger, [leases, leases, timeline_twin, timeline_twin], rounds=1)
+    assert rows(ledger, leases.table.name, "lease_id")[0]["heartbeats"] == 8
+    assert_exact(ledger, timeline=timeline_twin.table.name, leases=leases.table.name)
+    impostor = twin_of(LEASES_READ_MODEL, "impostor")
+    impostor.name = leases.name
+    with pytest.raises(InvalidInput, match="two different read models are named"):
+        catch_up_all(ledger, [leases, impostor])
 
 
 # -- a crash between the rows and the checkpoint

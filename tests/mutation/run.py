@@ -336,6 +336,16 @@ MUTANTS = (
         ("tests/integration/test_trusted_cache.py",),
     ),
     Mutant(
+        "catch-up-once-each",
+        "projections/_runner.py",
+        "    return list(named.values())\n",
+        "    return list(models)\n",
+        "a read model named twice in one catch-up folds every event twice",
+        (
+            "tests/integration/test_exactly_once.py::test_a_read_model_named_twice_is_caught_up_once",
+        ),
+    ),
+    Mutant(
         "wakeup-after-commit",
         "ledger/_stores/postgres.py",
         """                if committing.statusmessage != "COMMIT":\n""",
