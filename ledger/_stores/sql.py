@@ -67,19 +67,22 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
 
 
 def _sqlite_tables(settings: StoreSettings) -> set[str]:
-    """The tables an existing SQLite file holds, read without writing a byte to it or leaving
-    a file beside it. A file in WAL mode gets its ``-wal`` and ``-shm`` files from any
-    connection that opens it, and a read-only connection cannot remove them when it closes: a
-    read-write one, only reading, does (and has nothing to write back, as no ``-wal`` file,
-    so no uncommitted page, was there before it). Read-only where a ``-journal`` file is there
-    (a read-write connection would roll a hot journal back into the file), where the ``-wal``
-    file is there already (another connection's), or where the file may not be written. Only
-    names are looked at: opening the file itself from Python and closing it would drop every
-    lock this process's SQLite connections hold on it (POSIX locks are per process)."""
+    """The tables an existing SQLite file holds, read without writing a byte to it. A file in
+    WAL mode gets its ``-wal`` and ``-shm`` files from any connection that opens it, and a
+    read-only connection cannot remove them when it closes: a read-write one, only reading,
+    does (and has nothing to write back, as no ``-wal`` file, so no uncommitted page, was
+    there before it). A file that may not be written, with nothing beside it, is read as
+    immutable, which makes no file beside it either (with no ``-wal`` or ``-journal`` there,
+    the file holds every committed page). Read-only, as any SQLite reader, where a
+    ``-journal`` file is there (a read-write connection would roll a hot journal back into
+    the file) or a ``-wal`` file (another connection's, or its application's that died: the
+    pages in it are read, and a ``-shm`` missing beside it is made, as any reader makes it).
+    Only names are looked at: opening the file itself from Python and closing it would drop
+    every lock this process's SQLite connections hold on it (POSIX locks are per process)."""
     path = settings.sqlite_file().resolve()
-    beside = [path.with_name(f"{path.name}-{kind}") for kind in ("wal", "journal")]
+    beside = any(path.with_name(f"{path.name}-{kind}").exists() for kind in ("wal", "journal"))
     writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-    mode = "rw" if writable and not any(p.exists() for p in beside) else "ro"
+    mode = "ro" if beside else "rw" if writable else "ro&immutable=1"
     uri = f"file:{quote(str(path))}?mode={mode}"
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:

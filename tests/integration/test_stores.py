@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -157,18 +158,31 @@ def test_only_a_registration_makes_a_new_store(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("journal", ["delete", "wal"])
 @pytest.mark.parametrize("writing", [True, False])
+@pytest.mark.parametrize("ours", ["writable", "read-only"])
 def test_another_applications_sqlite_file_is_never_written(
-    tmp_path: Path, writing: bool, journal: str
+    tmp_path: Path, writing: bool, journal: str, ours: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pointed at another application's SQLite file, custody refuses as bad input and leaves
     the file byte for byte as it was (no tables, no journal mode), and nothing beside it: a
     file in WAL mode gets no ``-wal`` or ``-shm`` left behind (a read-only connection, which
-    cannot remove them, left both); so does init."""
+    cannot remove them, left both), whether or not this user may write the file; so does
+    init. The tests run as root, who may write anything: for a file this user may not write
+    (a 0444 file of another user's), the permission check is told so."""
     path = tmp_path / "other.db"
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(f"PRAGMA journal_mode = {journal}")
         conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+    if ours == "read-only":
+        path.chmod(0o444)
+        real = os.access
+
+        def access(where: object, mode: int, **kwargs: object) -> bool:
+            if mode == os.W_OK and Path(str(where)) == path:
+                return False
+            return real(where, mode, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "access", access)
     before = path.read_bytes()
     with Ledger.open(f"sqlite:///{path}") as ledger:
         command = (
@@ -182,6 +196,32 @@ def test_another_applications_sqlite_file_is_never_written(
         Ledger.init(f"sqlite:///{path}")
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+def test_another_applications_file_with_its_tables_in_a_hot_wal_is_refused(tmp_path: Path) -> None:
+    """Another application died in WAL mode: its file and its ``-wal``, whose committed pages
+    (here its only table) were never checkpointed. Custody reads those pages too (a read-only
+    connection, as any SQLite reader), so it refuses the file instead of taking it for an empty
+    one and writing its schema there, and it leaves the file and the ``-wal`` byte for byte; a
+    ``-shm``, missing beside them, is made as any reader makes it (``_sqlite_tables``)."""
+    made, app = tmp_path / "made", tmp_path / "app"
+    made.mkdir()
+    app.mkdir()
+    with closing(sqlite3.connect(made / "other.db")) as conn:
+        conn.execute("PRAGMA journal_mode = wal")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        with conn:
+            conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+        for name in ("other.db", "other.db-wal"):  # copied while its connection is open
+            (app / name).write_bytes((made / name).read_bytes())
+    path = app / "other.db"
+    before = {name: (app / name).read_bytes() for name in ("other.db", "other.db-wal")}
+    with Ledger.open(f"sqlite:///{path}") as ledger, pytest.raises(InvalidInput, match="invoices"):
+        ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
+    with pytest.raises(InvalidInput, match="not a custody store"):
+        Ledger.init(f"sqlite:///{path}")
+    assert {name: (app / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in app.iterdir()) == ["other.db", "other.db-shm", "other.db-wal"]
 
 
 def test_an_empty_file_becomes_a_store_only_by_a_registration(tmp_path: Path) -> None:
