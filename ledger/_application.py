@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from ledger.feed import Feed
 
 R = TypeVar("R")
+# The most commands ``handle_together`` writes in one transaction: PostgreSQL takes at most
+# 65,535 parameters a statement, and a batch's one statement takes about 25 to 40 a command
+# (its events, its availability row's 21 columns, its command id).
+TOGETHER_AT_MOST = 500
 
 
 class Ledger:
@@ -138,16 +142,21 @@ class Ledger:
 
     def handle_together(self, commands: Sequence[Command[Any]]) -> list[Any]:
         """Run several commands with their writes in one transaction (group commit: a process
-        serving many leases renews them in one round of the store, not one each). Each is
-        judged by the same rules as ``handle`` and answered on its own: the list holds, in
+        serving many leases renews them in one round of the store, not one each), up to
+        ``TOGETHER_AT_MOST`` of them: more go in one transaction per that many, in order. Each
+        is judged by the same rules as ``handle`` and answered on its own: the list holds, in
         order, each command's answer or the ``LedgerError`` it raised (``LeaseLost``, a
         denial...). If another writer was first on one of their profiles, each command runs
         again on its own; a command on a profile already in the batch, or a registration, runs
         on its own after it. ``StoreUnavailable`` is raised when the store cannot answer."""
         from ledger import _handlers as handlers  # the command models: not for a read
 
-        uow = self._open(creating=any(c.creates for c in commands))
-        return uow.together([partial(handlers.handle, uow, c) for c in commands])
+        answers: list[Any] = []
+        for start in range(0, len(commands), TOGETHER_AT_MOST):
+            batch = commands[start : start + TOGETHER_AT_MOST]
+            uow = self._open(creating=any(c.creates for c in batch))
+            answers += uow.together([partial(handlers.handle, uow, c) for c in batch])
+        return answers
 
     @property
     def conflicts(self) -> int:

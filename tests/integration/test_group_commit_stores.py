@@ -8,6 +8,7 @@ import psycopg
 from conftest import StepClock, register
 
 from ledger import Checkout, Heartbeat, LeaseLost, Ledger, Sweep
+from ledger._application import TOGETHER_AT_MOST
 from ledger._domain.model import Lease
 
 PROFILES = ("p1", "p2", "p3", "p4")
@@ -67,3 +68,25 @@ def test_a_sweep_settles_overdue_profiles_in_one_transaction(
         written = _writers(store_url, head)
         assert len(written) >= 2 * len(PROFILES)  # each: marked stale, then sent to review
         assert len({xid for _, xid in written}) == 1
+
+
+def test_a_batch_beyond_one_statements_parameters_is_written_in_several(pg_url: str) -> None:
+    """PostgreSQL takes at most 65,535 parameters a statement, and a batch's append is one
+    statement of about 25 a checkout: 2,700 checkouts in one ``handle_together`` were refused
+    whole as the store being unavailable ("number of parameters must be between 0 and
+    65535"). They go in transactions of ``TOGETHER_AT_MOST``, each answered in order."""
+    count = 2_700
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        for n in range(count):
+            register(ledger, f"p{n}")
+        head = ledger.feed.head()
+        answers = ledger.handle_together(
+            [Checkout(profile_id=f"p{n}", worker_id="w", run_id=f"r{n}", task_type="t")
+             for n in range(count)]
+        )  # fmt: skip
+        assert [a.profile_id for a in answers] == [f"p{n}" for n in range(count)]
+        assert {row.state for row in ledger.availability()} == {"leased"}
+    written = _writers(pg_url, head)
+    assert len(written) == count
+    assert len({xid for _, xid in written}) == -(-count // TOGETHER_AT_MOST)
