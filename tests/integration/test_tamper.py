@@ -25,7 +25,8 @@ import pytest
 from audit_scene import Said, custody, long_ledger, more_events, small_ledger
 from raw_log import RawLog, dump
 
-from ledger import Ledger
+from ledger import Ledger, audit
+from ledger._audit.snapshots import SnapshotCheck
 from ledger._domain.chain import CHAIN_KEY, GENESIS, header_bytes, link, stored
 from ledger._domain.snapshot import ProfileSnapshot
 
@@ -663,3 +664,46 @@ def test_verify_and_digest_write_nothing_to_the_store(digested: Store, tmp_path:
     both = custody(digested.url, "verify", "--digest", later, "--since-digest", digested.digest)
     assert both.code == 0, both
     assert log.tables() == before
+
+
+def test_the_snapshot_check_beside_the_walk_names_what_it_names_in_process(
+    sql_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every snapshot attack at once, with an event deleted too: verify with the snapshot
+    check in a child process (``beside``) says exactly what it says in one process, the walk's
+    problems first; the check in this process is made to fail, so the child's answer is the one
+    merged (a child that did not answer would be run here again, and fail)."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)
+    for attack in SNAPSHOT_ATTACKS[1:4]:  # forged at v60, past the end, of no profile
+        attack.tamper(log)
+    _edit_snapshot(log)  # and v50 edited
+    log.delete(log.row("p2", 2).position)
+    with Ledger.open(store) as ledger:
+        alone = audit.verify(ledger, beside=False)
+    where = [p.split(":")[0] for p in alone.problems]
+    assert where[:2] == ["p2 v3", "p2 v3"], alone.problems  # the walk's: v2 deleted
+    assert sorted(where[2:]) == ["p1 v50", "p1 v60", "p1 v80", "p9 v50"], alone.problems
+
+    def refused(check: SnapshotCheck) -> SnapshotCheck:
+        raise AssertionError("the snapshot check ran in verify's own process")
+
+    monkeypatch.setattr(SnapshotCheck, "run", refused)
+    with Ledger.open(store) as ledger:
+        beside = audit.verify(ledger, beside=True)
+    assert beside == alone
+
+
+def test_a_snapshot_check_whose_child_cannot_start_runs_in_process(
+    sql_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No interpreter to start the child with: verify checks the snapshots itself, and says
+    what it always says."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)
+    _edit_snapshot(log)
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    with Ledger.open(store) as ledger:
+        found = audit.verify(ledger, beside=True)
+    assert found.snapshots == 1
+    assert [p.split(":")[0] for p in found.problems] == ["p1 v50"]
