@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ledger._application import Ledger
-from ledger._audit.beside import SnapshotsBeside
+from ledger._audit.beside import SnapshotsBeside, share
 from ledger._audit.digest import (
     Digest,
     Head,
@@ -151,22 +151,29 @@ def _walk_and_check(
     ledger: Ledger, state: Walk, progress: Progress | None, beside: bool | None
 ) -> tuple[int, list[Problem]]:
     """Walk the log through ``state`` and check every snapshot: how many snapshots and what
-    is wrong with them. With ``beside``, the check runs in a child process during the walk; one
-    that does not answer is run again here, after it."""
+    is wrong with them. With ``beside``, a child process checks the first streams' snapshots
+    during the walk and this one the rest after it (``beside.share``); if the child does not
+    answer, this process checks them all again."""
     store = ledger.store
     if beside is None:
         beside = store.event_count() >= BESIDE_FROM
-    if not beside:
+    extents = store.snapshot_extents() if beside else []
+    if not extents:
         walk(store.logged_events, state, progress)
         done = SnapshotCheck(store).run()
         return done.checked, done.problems
-    with SnapshotsBeside(ledger.settings) as child:
+    until = share(extents, store.event_count())
+    with SnapshotsBeside(ledger.settings, until) as child:
         walk(store.logged_events, state, progress)
+        own = SnapshotCheck(store, streams=(until, None)).run() if until is not None else None
         answer = child.result()
     if answer is None:
         done = SnapshotCheck(store).run()
         return done.checked, done.problems
-    return answer
+    checked, problems = answer
+    if own is not None:
+        return checked + own.checked, problems + own.problems
+    return checked, problems
 
 
 def _planned(

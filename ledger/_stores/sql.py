@@ -354,6 +354,20 @@ class SqlStore(Store):
             )
         return [(_stream_hex(o), int(v), str(t), _stored_bytes(s)) for o, v, t, s in rows]
 
+    def snapshot_extents(self) -> list[tuple[str, int]]:
+        """Each stream with stored snapshots and its last snapshot's version, in stream order
+        (as ``stored_snapshots`` orders them): how far a check of its snapshots folds it."""
+        table = self.tables.snapshots
+        if not table:
+            return []
+        with self.views.reading() as cursor:
+            rows = cursor.tuples(
+                f"SELECT originator_id, max(originator_version) FROM {table} "
+                "GROUP BY originator_id ORDER BY originator_id",
+                (),
+            )
+        return [(_stream_hex(o), int(v)) for o, v in rows]
+
     def chain_origins(self) -> dict[str, tuple[int, str, int]]:
         """Where each profile's chain begins, for a store whose first events were stored
         without links: its version, head and the log's position then (``migrations``)."""

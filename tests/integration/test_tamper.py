@@ -26,6 +26,7 @@ from audit_scene import Said, custody, long_ledger, more_events, small_ledger
 from raw_log import RawLog, dump
 
 from ledger import Ledger, audit
+from ledger._audit.beside import share
 from ledger._audit.snapshots import SnapshotCheck
 from ledger._domain.chain import CHAIN_KEY, GENESIS, header_bytes, link, stored
 from ledger._domain.snapshot import ProfileSnapshot
@@ -670,9 +671,10 @@ def test_the_snapshot_check_beside_the_walk_names_what_it_names_in_process(
     sql_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every snapshot attack at once, with an event deleted too: verify with the snapshot
-    check in a child process (``beside``) says exactly what it says in one process, the walk's
-    problems first; the check in this process is made to fail, so the child's answer is the one
-    merged (a child that did not answer would be run here again, and fail)."""
+    check shared with a child process (``beside``: the child takes p1's or p9's stream, verify
+    the other after its walk) says exactly what it says in one process, the walk's problems
+    first. A check of the first streams is made to fail in this process, so the child's answer
+    is the one merged (a child that did not answer would be checked for here again, and fail)."""
     store, log = sql_store_url, RawLog(sql_store_url)
     long_ledger(store)
     for attack in SNAPSHOT_ATTACKS[1:4]:  # forged at v60, past the end, of no profile
@@ -685,11 +687,18 @@ def test_the_snapshot_check_beside_the_walk_names_what_it_names_in_process(
     assert where[:2] == ["p2 v3", "p2 v3"], alone.problems  # the walk's: v2 deleted
     assert sorted(where[2:]) == ["p1 v50", "p1 v60", "p1 v80", "p9 v50"], alone.problems
 
-    def refused(check: SnapshotCheck) -> SnapshotCheck:
-        raise AssertionError("the snapshot check ran in verify's own process")
+    run = SnapshotCheck.run
 
-    monkeypatch.setattr(SnapshotCheck, "run", refused)
+    def the_rest_only(check: SnapshotCheck) -> SnapshotCheck:
+        if check.streams[0] is None:
+            raise AssertionError("the child's share was checked in verify's own process")
+        return run(check)
+
+    monkeypatch.setattr(SnapshotCheck, "run", the_rest_only)
     with Ledger.open(store) as ledger:
+        extents = ledger.store.snapshot_extents()
+        assert len(extents) == 2  # p1 and p9
+        assert share(extents, 72) == extents[1][0]  # one for the child, one for verify
         beside = audit.verify(ledger, beside=True)
     assert beside == alone
 
