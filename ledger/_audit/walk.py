@@ -103,6 +103,8 @@ class Walk:
             own = self._unlinked(profile_id, stream, (version, position), header, digest)
         else:
             own = self._linked(profile_id, stream, version, (header, digest), chain)
+            if not state.endswith(b"}"):  # ``split`` reads past the last byte
+                self._say(profile_id, version, _TAIL_EDITED)
         self._moved(profile_id, stream, version, own, position)
 
     def _in_order(self, profile_id: str, stream: Stream, version: int) -> None:
@@ -187,6 +189,10 @@ _NOT_THE_ORIGIN = (
 _MOVED = (
     "is stored under another stream than its profile's: moved between streams, so the ledger "
     "does not read it as this profile's"
+)
+_TAIL_EDITED = (
+    "its stored bytes end otherwise than custody wrote them (edited after it was stored; the "
+    "link and the body read the same)"
 )
 _BODY_EDITED = "its body was edited after it was stored (it no longer hashes to its link)"
 _HEADER_EDITED = "its header (who, when, which command) was edited after it was stored"

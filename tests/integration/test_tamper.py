@@ -179,6 +179,12 @@ def _move_to_another_stream(log: RawLog) -> None:
         log.set_column(log.row("p1", version).position, "originator_id", elsewhere)
 
 
+def _edit_closing_byte(log: RawLog) -> None:
+    """The stored state's last byte, which every read reads past (the link ends before it)."""
+    row = log.row("p1", 3)
+    log.set_state(row.position, bytes(row.state)[:-1] + b" ")
+
+
 def _junk_bytes(log: RawLog) -> None:
     log.set_state(log.row("p1", 3).position, b"\x00 not JSON")
 
@@ -259,6 +265,7 @@ ATTACKS = [
         _move_to_another_stream,
         ("p1 v5: is stored under another stream", "p1 v6: is stored under another stream"),
     ),
+    Attack("closing-byte-edited", _edit_closing_byte, ("p1 v3: its stored bytes end otherwise",)),
     Attack("junk-bytes", _junk_bytes, ("the log: holds bytes at position 6 that are not",)),
     Attack("junk-envelope", _junk_envelope, ("the log: holds bytes at position 6 that are not",)),
 ]

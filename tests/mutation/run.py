@@ -437,6 +437,14 @@ MUTANTS = (
         "verify's shortcut reads a body nested past json's recursion limit with orjson",
         ("tests/unit/test_audit_walk.py",),
     ),
+    Mutant(
+        "walk-closing-byte",
+        "ledger/_audit/walk.py",
+        '            if not state.endswith(b"}"):  # ``split`` reads past the last byte\n',
+        "            if False:\n",
+        "verify reads past a stored event's last byte, so an edit of it goes unnamed",
+        ("tests/unit/test_audit_walk.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
