@@ -75,18 +75,25 @@ class _Fold:
 
 @dataclass
 class SnapshotCheck:
-    """The pass: how many snapshots it checked and what it found wrong."""
+    """The pass: how many snapshots it checked and what it found wrong. ``streams``: the
+    streams it checks, from the first (None: from the first there is) to before the second
+    (None: to the last), as stream ids in hex; two checks of adjacent ranges find together
+    what one check of both finds, in the same order."""
 
     source: SnapshotSource
+    streams: tuple[str | None, str | None] = (None, None)
     checked: int = 0
     problems: list[Problem] = field(default_factory=list)
     _fold: _Fold | None = None
     _stream_hex: str = ""
 
     def run(self) -> SnapshotCheck:
-        after: tuple[str, int] | None = None
+        first, until = self.streams
+        after: tuple[str, int] | None = (first, -1) if first is not None else None
         while rows := self.source.stored_snapshots(after, BATCH):
             for row in rows:
+                if until is not None and row[0] >= until:
+                    return self
                 self.take(row)
             after = rows[-1][0], rows[-1][1]
         return self

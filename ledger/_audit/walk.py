@@ -14,9 +14,12 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from ledger._audit.merkle import EMPTY_ROOT, TreeBuilder, leaf_hash
-from ledger._domain.chain import GENESIS, event_hash, header_bytes, split
+from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_fields, split
 from ledger._domain.profile import Profile
 
 # position, stream id (the originator_id as hex, as the store keys it), version, event type,
@@ -100,6 +103,8 @@ class Walk:
             own = self._unlinked(profile_id, stream, (version, position), header, digest)
         else:
             own = self._linked(profile_id, stream, version, (header, digest), chain)
+            if not state.endswith(b"}"):  # ``split`` reads past the last byte
+                self._say(profile_id, version, _TAIL_EDITED)
         self._moved(profile_id, stream, version, own, position)
 
     def _in_order(self, profile_id: str, stream: Stream, version: int) -> None:
@@ -185,6 +190,10 @@ _MOVED = (
     "is stored under another stream than its profile's: moved between streams, so the ledger "
     "does not read it as this profile's"
 )
+_TAIL_EDITED = (
+    "its stored bytes end otherwise than custody wrote them (edited after it was stored; the "
+    "link and the body read the same)"
+)
 _BODY_EDITED = "its body was edited after it was stored (it no longer hashes to its link)"
 _HEADER_EDITED = "its header (who, when, which command) was edited after it was stored"
 
@@ -224,29 +233,52 @@ def _each(state: Walk, rows: Iterable[Row]) -> None:
 def _intact(streams: dict[str, Stream], row: Row) -> tuple[str, str, Stream | None] | None:
     """The profile, hash and stream (None: new) of a stored event that holds exactly what
     custody stored and comes next in its chain, checked as ``Walk.take`` checks it; None for
-    any other row, before anything of it is kept, so that ``take`` says what is wrong."""
+    any other row, before anything of it is kept, so that ``take`` says what is wrong.
+
+    The body is parsed by orjson, not json: where the two could read it apart (a lone
+    surrogate, NaN, an integer past 64 bits, nesting json's recursion limit stops) orjson
+    refuses or ``_header`` does, and the row is left to ``take``."""
     _, stream_id, version, event_type, stored = row
-    tail = _INTACT_LINK.fullmatch(stored[-_LINK_LENGTH:].decode("latin-1"))
-    if tail is None or not stored.startswith(b'{"'):
+    tail = stored[-_LINK_LENGTH:].decode("latin-1")
+    if tail[:19] != _OPENS or tail[83:93] != _HASH_AT or tail[157:167] != _PREV_AT:
         return None
-    body_hash, own, prev = tail.groups()
+    if tail[231:] != '"}}' or not stored.startswith(b'{"'):
+        return None
+    # Each of the three is compared below with a hex SHA-256 it must equal (the body's, the
+    # event's, the head before it), so none needs a look of its own.
+    body_hash, own, prev = tail[19:83], tail[93:157], tail[167:231]
     body = stored[:-_LINK_LENGTH] + b"}"  # ``split``: the link is the last key
+    if body.count(b"{") + body.count(b"[") > _NESTED:
+        return None  # json.loads may meet the recursion limit where orjson does not
     try:
-        # json.loads(body): its detect_encoding says UTF-8 for bytes opening with '{"', and it
-        # takes nothing after the object's closing brace
-        text = body.decode("utf-8", "surrogatepass")
-        raw, end = _JSON.raw_decode(text)
+        # As json.loads(body) (UTF-8 for bytes opening with '{"'), where orjson accepts it:
+        # orjson is strict UTF-8 and takes nothing after the object but whitespace.
+        raw = orjson.loads(body)
         profile_id = raw["profile_id"]
-        header = header_bytes(raw, version, event_type)
+        header = _header(header_fields(raw, version, event_type))
     except Exception:  # take says what is wrong with it, or fails as it fails
         return None
-    if end != len(text) or type(profile_id) is not str or stream_id != _stream_id(profile_id):
+    if header is None or type(profile_id) is not str or stream_id != _stream_id(profile_id):
         return None
     stream = streams.get(profile_id)
     head, last = (stream.head, stream.version) if stream is not None else (GENESIS, 0)
     if version != last + 1 or prev != head or hashlib.sha256(body).hexdigest() != body_hash:
         return None
     return (profile_id, own, stream) if event_hash(prev, header, body_hash) == own else None
+
+
+def _header(fields: list[Any]) -> bytes | None:
+    """``header_bytes`` of these fields, encoded by orjson; None where its bytes could differ
+    from json's. They agree on strings of printable ASCII without a quote or a backslash
+    (anything else orjson writes escaped, or as itself outside ASCII or as DEL, where json
+    writes ``\\uXXXX``), on integers (orjson refuses those past 64 bits) and on true, false
+    and null; never trusted for floats, objects or arrays."""
+    if not _PLAIN.issuperset(map(type, fields)):
+        return None
+    encoded = orjson.dumps(fields)
+    if not encoded.isascii() or b"\\" in encoded or b"\x7f" in encoded:
+        return None
+    return encoded
 
 
 @functools.lru_cache(maxsize=65536)
@@ -258,9 +290,13 @@ def _stream_id(profile_id: str) -> str:
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 
-# An intact link as ``chain.stored`` writes it, last in the stored JSON: three hex SHA-256s.
-_INTACT_LINK = re.compile(
-    r',"~chain":\{"body":"([0-9a-f]{64})","hash":"([0-9a-f]{64})","prev":"([0-9a-f]{64})"\}\}'
-)
+# An intact link as ``chain.stored`` writes it, last in the stored JSON: three hex SHA-256s,
+# ',"~chain":{"body":"<64>","hash":"<64>","prev":"<64>"}}', read at these offsets.
+_OPENS, _HASH_AT, _PREV_AT = ',"~chain":{"body":"', '","hash":"', '","prev":"'
 _LINK_LENGTH = len(',"~chain":{"body":"","hash":"","prev":""}}') + 3 * 64
-_JSON = json.JSONDecoder()
+# At most this many brackets in a body the shortcut reads: its nesting is then far below the
+# depth where json.loads raises RecursionError (about 1,000 less the caller's frames) and
+# orjson (1,024) goes on. custody's events hold a handful.
+_NESTED = 100
+# The types of header fields whose JSON orjson writes as json does (see ``_header``).
+_PLAIN = frozenset({str, int, bool, type(None)})

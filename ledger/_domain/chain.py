@@ -61,15 +61,19 @@ def body_bytes(dumped: dict[str, Any]) -> bytes:
 
 def header_bytes(dumped: dict[str, Any], version: int, event_type: str) -> bytes:
     """The canonical header: which event this is, and who made it under which command."""
+    return _HEADER_JSON.encode(header_fields(dumped, version, event_type)).encode()
+
+
+def header_fields(dumped: dict[str, Any], version: int, event_type: str) -> list[Any]:
+    """What the header holds, in its order: the JSON array ``header_bytes`` encodes."""
     envelope = dumped["envelope"]
-    fields = [
+    return [
         dumped["profile_id"],
         version,
         event_type,
         dumped.get("class_version", 1),
         *map(envelope.get, _HEADER_ENVELOPE, _ABSENT),
     ]
-    return _HEADER_JSON.encode(fields).encode()
 
 
 def link(prev: str, header: bytes, body: bytes) -> Link:

@@ -80,7 +80,8 @@ class ProfileEvent(Frozen):
         return body_bytes(dumped), header_bytes(dumped, self.originator_version, self.event_type)
 
     def as_stored(self, body: bytes, header: bytes) -> None:
-        """Remember the body and header this event was read back from (what it hashes)."""
+        """Remember the body and header this event, stored without a link, was read back from
+        (what it hashes)."""
         self._stored = (body, header)
 
     def linked(self, prev: str) -> ProfileEvent:

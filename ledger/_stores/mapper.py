@@ -102,7 +102,9 @@ def decode(
 
     body, chain = split(state)
     raw: dict[str, Any] = json.loads(body)
-    header = header_bytes(raw, version, topic)  # as stored, before any upcast
+    # What an event stored before hash chains hashes (as stored, before any upcast); a linked
+    # event's hash is its link's.
+    header = header_bytes(raw, version, topic) if chain is None else None
     data = upcast(topic, raw, raw.pop("class_version", 1))
     if shown and _NUL_IN_JSON in body:
         data = _shown(data)
@@ -111,7 +113,8 @@ def decode(
     if chain is not None:
         data["chain"] = Link.model_validate_json(chain)
     event = EVENT_CLASSES[topic].model_validate(data)
-    event.as_stored(body, header)
+    if header is not None:
+        event.as_stored(body, header)
     return event
 
 

@@ -325,10 +325,11 @@ class SqlStore(Store):
         """Up to ``limit`` stored events after position ``after``, in log order, as stored:
         (position, stream id as hex, version in its stream, event type, state bytes). None
         past a gap an append in progress may yet fill (``ledger._stores.settled``)."""
+        # PostgreSQL spells the stream id in hex itself: a uuid made per row only to be
+        # written out again costs more than reading its bytes.
+        stream = "encode(uuid_send(originator_id), 'hex')" if self._pg else "originator_id"
         with self.views.reading() as cursor:
-            rows = cursor.log_tuples(
-                "originator_id, originator_version, topic, state", after, limit
-            )
+            rows = cursor.log_tuples(f"{stream}, originator_version, topic, state", after, limit)
         return [
             (int(p), _stream_hex(o), int(v), str(t), _stored_bytes(s)) for p, o, v, t, s in rows
         ]
@@ -356,6 +357,20 @@ class SqlStore(Store):
                 (*params, limit),
             )
         return [(_stream_hex(o), int(v), str(t), _stored_bytes(s)) for o, v, t, s in rows]
+
+    def snapshot_extents(self) -> list[tuple[str, int]]:
+        """Each stream with stored snapshots and its last snapshot's version, in stream order
+        (as ``stored_snapshots`` orders them): how far a check of its snapshots folds it."""
+        table = self.tables.snapshots
+        if not table:
+            return []
+        with self.views.reading() as cursor:
+            rows = cursor.tuples(
+                f"SELECT originator_id, max(originator_version) FROM {table} "
+                "GROUP BY originator_id ORDER BY originator_id",
+                (),
+            )
+        return [(_stream_hex(o), int(v)) for o, v in rows]
 
     def chain_origins(self) -> dict[str, tuple[int, str, int]]:
         """Where each profile's chain begins, for a store whose first events were stored

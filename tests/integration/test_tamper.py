@@ -25,7 +25,9 @@ import pytest
 from audit_scene import Said, custody, long_ledger, more_events, small_ledger
 from raw_log import RawLog, dump
 
-from ledger import Ledger
+from ledger import Ledger, audit
+from ledger._audit.beside import share
+from ledger._audit.snapshots import SnapshotCheck
 from ledger._domain.chain import CHAIN_KEY, GENESIS, header_bytes, link, stored
 from ledger._domain.snapshot import ProfileSnapshot
 
@@ -177,6 +179,12 @@ def _move_to_another_stream(log: RawLog) -> None:
         log.set_column(log.row("p1", version).position, "originator_id", elsewhere)
 
 
+def _edit_closing_byte(log: RawLog) -> None:
+    """The stored state's last byte, which every read reads past (the link ends before it)."""
+    row = log.row("p1", 3)
+    log.set_state(row.position, bytes(row.state)[:-1] + b" ")
+
+
 def _junk_bytes(log: RawLog) -> None:
     log.set_state(log.row("p1", 3).position, b"\x00 not JSON")
 
@@ -257,6 +265,7 @@ ATTACKS = [
         _move_to_another_stream,
         ("p1 v5: is stored under another stream", "p1 v6: is stored under another stream"),
     ),
+    Attack("closing-byte-edited", _edit_closing_byte, ("p1 v3: its stored bytes end otherwise",)),
     Attack("junk-bytes", _junk_bytes, ("the log: holds bytes at position 6 that are not",)),
     Attack("junk-envelope", _junk_envelope, ("the log: holds bytes at position 6 that are not",)),
 ]
@@ -663,3 +672,54 @@ def test_verify_and_digest_write_nothing_to_the_store(digested: Store, tmp_path:
     both = custody(digested.url, "verify", "--digest", later, "--since-digest", digested.digest)
     assert both.code == 0, both
     assert log.tables() == before
+
+
+def test_the_snapshot_check_beside_the_walk_names_what_it_names_in_process(
+    sql_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every snapshot attack at once, with an event deleted too: verify with the snapshot
+    check shared with a child process (``beside``: the child takes p1's or p9's stream, verify
+    the other after its walk) says exactly what it says in one process, the walk's problems
+    first. A check of the first streams is made to fail in this process, so the child's answer
+    is the one merged (a child that did not answer would be checked for here again, and fail)."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)
+    for attack in SNAPSHOT_ATTACKS[1:4]:  # forged at v60, past the end, of no profile
+        attack.tamper(log)
+    _edit_snapshot(log)  # and v50 edited
+    log.delete(log.row("p2", 2).position)
+    with Ledger.open(store) as ledger:
+        alone = audit.verify(ledger, beside=False)
+    where = [p.split(":")[0] for p in alone.problems]
+    assert where[:2] == ["p2 v3", "p2 v3"], alone.problems  # the walk's: v2 deleted
+    assert sorted(where[2:]) == ["p1 v50", "p1 v60", "p1 v80", "p9 v50"], alone.problems
+
+    run = SnapshotCheck.run
+
+    def the_rest_only(check: SnapshotCheck) -> SnapshotCheck:
+        if check.streams[0] is None:
+            raise AssertionError("the child's share was checked in verify's own process")
+        return run(check)
+
+    monkeypatch.setattr(SnapshotCheck, "run", the_rest_only)
+    with Ledger.open(store) as ledger:
+        extents = ledger.store.snapshot_extents()
+        assert len(extents) == 2  # p1 and p9
+        assert share(extents, 72) == extents[1][0]  # one for the child, one for verify
+        beside = audit.verify(ledger, beside=True)
+    assert beside == alone
+
+
+def test_a_snapshot_check_whose_child_cannot_start_runs_in_process(
+    sql_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No interpreter to start the child with: verify checks the snapshots itself, and says
+    what it always says."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)
+    _edit_snapshot(log)
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    with Ledger.open(store) as ledger:
+        found = audit.verify(ledger, beside=True)
+    assert found.snapshots == 1
+    assert [p.split(":")[0] for p in found.problems] == ["p1 v50"]

@@ -423,6 +423,38 @@ MUTANTS = (
         "a lease leaves the hub while a batch carrying its heartbeat is on its way",
         ("tests/unit/test_renewal_hub.py",),
     ),
+    Mutant(
+        "walk-orjson-header",
+        "ledger/_audit/walk.py",
+        '    if not encoded.isascii() or b"\\\\" in encoded or b"\\x7f" in encoded:\n',
+        "    if False:\n",
+        "verify's shortcut hashes orjson's header bytes where json writes them otherwise",
+        ("tests/unit/test_audit_walk.py",),
+    ),
+    Mutant(
+        "walk-orjson-types",
+        "ledger/_audit/walk.py",
+        "    if not _PLAIN.issuperset(map(type, fields)):\n",
+        "    if False:\n",
+        "verify's shortcut trusts orjson with a float, an object or an integer past 64 bits",
+        ("tests/unit/test_audit_walk.py",),
+    ),
+    Mutant(
+        "walk-orjson-depth",
+        "ledger/_audit/walk.py",
+        '    if body.count(b"{") + body.count(b"[") > _NESTED:\n',
+        "    if False:\n",
+        "verify's shortcut reads a body nested past json's recursion limit with orjson",
+        ("tests/unit/test_audit_walk.py",),
+    ),
+    Mutant(
+        "walk-closing-byte",
+        "ledger/_audit/walk.py",
+        '            if not state.endswith(b"}"):  # ``split`` reads past the last byte\n',
+        "            if False:\n",
+        "verify reads past a stored event's last byte, so an edit of it goes unnamed",
+        ("tests/unit/test_audit_walk.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

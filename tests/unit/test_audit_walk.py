@@ -8,13 +8,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 from profile_scene import Scene, eventful_scene
 
 from ledger._audit.merkle import TreeBuilder, consistency_ranges, leaf_hash
 from ledger._audit.walk import Row, Walk, walk
-from ledger._domain.chain import header_bytes, link, split, stored
+from ledger._domain.chain import header_bytes, header_fields, link, split, stored
 from ledger._domain.model import Outcome
 from ledger._domain.profile import Profile
 from ledger._stores.mapper import ProfileEventMapper
@@ -256,3 +257,85 @@ def test_a_link_or_body_no_parser_should_trust_is_named_not_a_crash() -> None:
             assert lines[0] == f"{profile} v1: its link is not readable", lines
         else:
             assert "not an event custody stored" in lines[0], lines
+
+
+# Header fields whose JSON orjson writes otherwise than json (or reads otherwise: an integer past
+# 64 bits is a float to orjson), each put where the header holds it.
+_WRITTEN_OTHERWISE = {
+    "an actor outside ASCII": (b'"actor_id":"ops-olga"', '"actor_id":"ops-\\u00f6lga"'),
+    "an actor with DEL": (b'"actor_id":"ops-olga"', '"actor_id":"ops-\\u007folga"'),
+    "a command as an object": (b'"command":""', '"command":{"b":"\\u00f6"}'),
+    "a class version past 64 bits": (b'"class_version":2', '"class_version":18446744073709551617'),
+    "a float class version json writes as 1e-05": (b'"class_version":2', '"class_version":1e-5'),
+}
+# Header fields both write alike, escaped: the shortcut leaves them to ``take`` all the same.
+_ESCAPED = {
+    "an actor with a quote": (b'"actor_id":"ops-olga"', '"actor_id":"ops-\\"olga"'),
+    "an actor with a backslash": (b'"actor_id":"ops-olga"', '"actor_id":"ops-\\\\olga"'),
+    "an actor with a control character": (b'"actor_id":"ops-olga"', '"actor_id":"ops-\\u0001"'),
+}
+
+
+def _orjson_header(body: bytes, version: int, topic: str) -> bytes:
+    """The header a shortcut trusting orjson both ways would hash."""
+    return orjson.dumps(header_fields(orjson.loads(body), version, topic))
+
+
+@pytest.mark.parametrize("name", sorted(_WRITTEN_OTHERWISE) + sorted(_ESCAPED))
+def test_a_link_over_a_header_orjson_writes_otherwise_is_named_as_take_names_it(
+    name: str,
+) -> None:
+    """A body whose header fields orjson writes (or reads) otherwise than json, relinked over
+    orjson's bytes, as a forger who knows the shortcut would: ``take`` names the header as
+    edited, so the shortcut (which parses with orjson) must not vouch for it; relinked over
+    json's bytes, custody's own, it holds either way."""
+    old, new = {**_WRITTEN_OTHERWISE, **_ESCAPED}[name]
+    i = 0  # the registration of profile_shop_17: class version 2, every envelope field
+    position, stream, version, topic, state = LOG[i]
+    body = _body(i).replace(old, new.encode())
+    assert body != _body(i)
+    honest = _same_either_way(_relinked(i, body))[0]  # v2 follows v1's old hash, so is named
+    assert honest
+    assert not [p for p in honest if p.startswith("profile_shop_17 v1:")]
+    if name in _ESCAPED:
+        return
+    assert header_bytes(json.loads(body), version, topic) != _orjson_header(body, version, topic)
+    prev = json.loads(split(state)[1] or b"{}")["prev"]
+    forged = link(prev, _orjson_header(body, version, topic), body)
+    rows = list(LOG)
+    rows[i] = (position, stream, version, topic, stored(body, forged))
+    problems = _same_either_way(rows)[0]
+    assert problems[0] == "profile_shop_17 v1: " + _HEADER_EDITED
+
+
+def test_a_body_nested_past_json_s_depth_but_not_orjson_s_is_named_as_take_names_it() -> None:
+    """A relinked body nested 1,000 deep: json.loads (as ``take`` reads it) meets the
+    recursion limit, orjson (1,024 deep) reads it; the shortcut must leave it to ``take``."""
+    position, stream, version, topic, state = LOG[0]
+    body = _body(0)[:-1] + b',"deep":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    with pytest.raises(RecursionError):
+        json.loads(body)
+    prev = json.loads(split(state)[1] or b"{}")["prev"]
+    honest = link(prev, header_bytes(orjson.loads(body), version, topic), body)
+    rows = [(position, stream, version, topic, stored(body, honest)), *LOG[1:]]
+    problems = _same_either_way(rows)[0]
+    assert problems[0] == (
+        f"the log: holds bytes at position {position} that are not an event custody stored"
+    )
+
+
+_HEADER_EDITED = "its header (who, when, which command) was edited after it was stored"
+
+
+def test_every_byte_of_a_link_edited_walks_as_taken_one_by_one() -> None:
+    """Each byte of one event's link (the part the shortcut reads at fixed offsets) replaced
+    in turn: the walk says what ``take`` says, every time, and that is a problem for each, the
+    stored state's closing byte too (which ``split`` reads past: guard ``_TAIL_EDITED``)."""
+    position, stream, version, topic, state = LOG[7]
+    link_length = len(state) - len(split(state)[0]) + 1
+    for at in range(len(state) - link_length, len(state)):
+        swapped = b"0" if state[at : at + 1] != b"0" else b"a"
+        rows = list(LOG)
+        rows[7] = (position, stream, version, topic, state[:at] + swapped + state[at + 1 :])
+        problems = _same_either_way(rows)[0]
+        assert problems, at

@@ -1,0 +1,140 @@
+"""The snapshot check in a process of its own, beside the walk.
+
+Both are read-only passes over the same store, each on a connection of its own, and neither
+needs the other's answer: on a machine with two cores the check (which folds each profile with
+snapshots through the domain's own decoding and ``Profile.apply``) runs while the walk hashes.
+
+The child is a fresh interpreter (``python -m ledger._audit.beside``), never a fork: a forked
+child would share the parent's database connections (closing a PostgreSQL connection there ends
+the parent's session) and the locks its threads held. It reads the store's settings from its
+stdin (never its command line, which others can read), writes what it found to its stdout as
+JSON, and runs in a session of its own, so a Ctrl-C at the terminal reaches the parent alone,
+which stops it.
+
+The child takes the streams up to a point (``share``) and the parent, after its walk, the rest,
+so that both end about together; the child's problems come first, as one check in stream order
+would give them.
+
+Whatever keeps the child from answering (it cannot start, the store refuses it, it dies) makes
+``result`` None, and the caller runs the check itself, where what went wrong is reported as it
+always was: the child can make verify faster, never change what it says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from ledger._audit.snapshots import SnapshotCheck
+from ledger._audit.walk import Problem
+from ledger._stores.settings import StoreSettings
+
+# What walking one event costs against folding one in the snapshot check, and what starting the
+# child costs, in folded events (bench/verify.py on SQLite: about 8 and 22 us an event, 0.2 s).
+WALK_COST = 0.4
+START_COST = 9_000
+
+
+def share(extents: list[tuple[str, int]], events: int) -> str | None:
+    """The first stream verify's own process checks after its walk of ``events`` events
+    (None: the child checks them all), given each stream's last snapshot (``extents``, in
+    stream order): the child folds what the walk and the rest cost, so both end together. The
+    child checks at least the first stream."""
+    child = (WALK_COST * events + sum(v for _, v in extents) - START_COST) / 2
+    folded = 0
+    for n, (stream, version) in enumerate(extents):
+        if folded >= child and n > 0:
+            return stream
+        folded += version
+    return None
+
+
+class SnapshotsBeside:
+    """The snapshot check of the store ``settings`` name, of the streams before ``until``
+    (None: all), started in a child process at once; ``result`` waits for it. A context
+    manager: leaving stops a child still running."""
+
+    def __init__(self, settings: StoreSettings, until: str | None = None) -> None:
+        self._child: subprocess.Popen[bytes] | None = None
+        ledger_root = Path(__file__).resolve().parents[2]  # this very ledger, in the child too
+        path = os.pathsep.join(p for p in (str(ledger_root), os.environ.get("PYTHONPATH")) if p)
+        try:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "ledger._audit.beside"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
+                start_new_session=True,
+            )
+            assert self._child.stdin is not None
+            asked = {"settings": settings.model_dump(mode="json"), "until": until}
+            self._child.stdin.write(json.dumps(asked).encode())
+            self._child.stdin.close()
+        except (OSError, ValueError):
+            self.stop()
+
+    def result(self) -> tuple[int, list[Problem]] | None:
+        """How many snapshots the child checked and what it found, or None: it did not say."""
+        child = self._child
+        if child is None:
+            return None
+        try:
+            assert child.stdout is not None
+            out = child.stdout.read()  # to its end: the child has answered, or died
+            if child.wait() != 0:
+                return None
+            answer = json.loads(out)
+            problems = [Problem(p, v, str(w)) for p, v, w in answer["problems"]]
+            return int(answer["checked"]), problems
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the child, if it still runs, and close its pipes."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    def __enter__(self) -> SnapshotsBeside:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main() -> None:
+    """The child: the check on the store and streams its stdin names; its answer, as JSON, on
+    stdout (a failure of any kind: nothing, and exit status 1)."""
+    from ledger._stores import connect
+
+    asked = json.loads(sys.stdin.buffer.read())
+    settings = StoreSettings.model_validate(asked["settings"])
+    store = connect(settings, create=False)
+    try:
+        done = SnapshotCheck(store, streams=(None, asked["until"])).run()
+    finally:
+        store.close()
+    problems = [(p.profile_id, p.version, p.what) for p in done.problems]
+    sys.stdout.write(json.dumps({"checked": done.checked, "problems": problems}))
+
+
+if __name__ == "__main__":
+    main()
