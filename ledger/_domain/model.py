@@ -10,6 +10,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -99,6 +100,15 @@ UncleanWindow = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_WINDOW_SECONDS)]
 def lease_id_for(profile_id: str, fencing_token: int) -> str:
     """The lease id names the profile and the token, so a lease id alone routes a command."""
     return f"lease-{fencing_token}@{profile_id}"
+
+
+PROFILE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:custody:profile")
+
+
+def stream_id(profile_id: str) -> UUID:
+    """A profile's event stream id is derived from the profile's own id, so no lookup is
+    needed (the aggregate's id, ``AggregateRoot.create_id``)."""
+    return uuid5(PROFILE_NAMESPACE, profile_id)
 
 
 def parse_lease_id(lease_id: str) -> tuple[str, int]:

@@ -25,6 +25,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
+from ledger._domain.model import stream_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
 from ledger._stores.mapper import ProfileEventMapper, decode_profile_id
@@ -34,6 +35,7 @@ from ledger.ports import CommandRecord, DirectoryRecord, Save, StreamConflict
 if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
     from ledger._domain.profile import Profile
+    from ledger._domain.state import ProfileStateMachine
     from ledger._stores.views import Views
 
 # Each process keeps the profiles it touched (``StoreSettings.cached_profiles`` of them) and
@@ -60,9 +62,7 @@ def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
 
 def stream_of(profile_id: str) -> UUID:
     """The profile's stream id (``Profile.create_id``), for a caller that holds no profile."""
-    from ledger._domain.profile import Profile
-
-    return Profile.create_id(profile_id)
+    return stream_id(profile_id)
 
 
 class LedgerApplication(Application[UUID]):
@@ -115,16 +115,38 @@ class Store:
             return None
         return profile
 
+    def state(self, profile_id: str, version: int | None = None) -> ProfileStateMachine | None:
+        """The profile's state as its events leave it (as of ``version``), or None if it was
+        never registered: what a read judges, folded by the same state machine as ``load``
+        but without the aggregate's commands (``ledger._domain.profile`` and the rules it
+        imports, which a read never runs). A profile this store holds is fast-forwarded as
+        ``load`` does; another is read as the library's repository reads it (the latest
+        snapshot up to ``version``, then the events after it), and never put in its cache,
+        which holds aggregates for the commands."""
+        from ledger._domain.snapshot import fold
+        from ledger._domain.state import ProfileStateMachine
+
+        stream = stream_id(profile_id)
+        app = self.app
+        with store_errors(self.settings):
+            if version is None and (cached := self._fast_forwarded(stream)) is not None:
+                return cached
+            snapshots = app.snapshots
+            found = (
+                list(snapshots.get(stream, desc=True, limit=1, lte=version)) if snapshots else []
+            )
+            after = found[0].originator_version if found else None
+            events = app.events.get(stream, gt=after, lte=version)
+            return fold(None, [*found, *events], ProfileStateMachine)  # type: ignore[list-item]
+
     def cached(self, profile_id: str) -> Profile | None:
         """A copy of the profile this store last loaded or saved, without a read (it may be
         behind the store: see ``ledger.ports.Repository.cached``)."""
-        from ledger._domain.profile import Profile
-
         cache = self.app.repository.cache
         if cache is None:
             return None
         try:
-            held = cast(Profile, cache.get(Profile.create_id(profile_id)))
+            held = cast("Profile", cache.get(stream_id(profile_id)))
         except KeyError:
             return None
         return deepcopy(held)
@@ -134,16 +156,16 @@ class Store:
         (usually none: one indexed read), or None when it is not cached. What the library's
         repository does for a cached aggregate, without its per-stream lock for threads
         sharing one application (a store is never shared across threads)."""
-        from ledger._domain.profile import Profile, replay
+        from ledger._domain.snapshot import fold
 
         cache = self.app.repository.cache
         if cache is None:
             return None
         try:
-            cached = cast(Profile, cache.get(stream))
+            cached = cast("Profile", cache.get(stream))
         except KeyError:
             return None
-        replay(cached, self.app.events.get(stream, gt=cached.version))  # type: ignore[arg-type]
+        fold(cached, self.app.events.get(stream, gt=cached.version), type(cached))  # type: ignore[arg-type]
         return deepcopy(cached)
 
     def save(

@@ -228,6 +228,29 @@ def test_reading_tables_imports_neither_the_aggregate_nor_its_events(
     assert modules.isdisjoint(AGGREGATE), modules & AGGREGATE
 
 
+# The aggregate's commands and the rules only they run (leases granted and renewed, release
+# policies, who may record what): what a command that writes needs, never a read of a profile.
+COMMANDS_OF_THE_AGGREGATE = {
+    "ledger._domain.profile",
+    "ledger._domain.aggregate",
+    "ledger._domain.leasing",
+    "ledger._domain.policies",
+    "ledger._domain.authority",
+}
+
+
+@pytest.mark.parametrize("args", [["why", "short"], ["who", "short"]], ids=" ".join)
+def test_reading_a_profile_folds_its_events_without_the_aggregate_s_commands(
+    fleet: Path, args: list[str]
+) -> None:
+    """A command that reads a profile (``why``, ``who``) folds its events into the state
+    machine alone (``Store.state``): it imports the events and the state machine, never the
+    aggregate's commands and the rules only they run (about 5 ms of its imports)."""
+    modules = modules_of(*args, cwd=fleet)
+    assert {"ledger._domain.events", "ledger._domain.state"} <= modules
+    assert modules.isdisjoint(COMMANDS_OF_THE_AGGREGATE), modules & COMMANDS_OF_THE_AGGREGATE
+
+
 DRAWING = {"pandas", "pyarrow", "matplotlib"}  # for what draws or exports, never for lines
 ELSEWHERE = {"psycopg", "psycopg_pool", "playwright"}  # another store's driver, a browser
 
