@@ -251,6 +251,27 @@ def test_reading_a_profile_folds_its_events_without_the_aggregate_s_commands(
     assert modules.isdisjoint(COMMANDS_OF_THE_AGGREGATE), modules & COMMANDS_OF_THE_AGGREGATE
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["why", "short"],
+        ["who", "short"],
+        ["timeline", "short"],
+        ["usage", "--account", "a", "--since", "2020-01-01"],
+    ],
+    ids=" ".join,
+)
+def test_a_read_s_catch_up_imports_no_check_of_the_read_models(
+    fleet: Path, args: list[str]
+) -> None:
+    """A read brings the timeline (or the leases) up to date through the catch-up, without
+    importing the check of a read model's rows against the log (``projections._verify``),
+    which only ``projections status`` runs."""
+    modules = modules_of(*args, cwd=fleet)
+    assert "projections._runner" in modules
+    assert "projections._verify" not in modules
+
+
 DRAWING = {"pandas", "pyarrow", "matplotlib"}  # for what draws or exports, never for lines
 ELSEWHERE = {"psycopg", "psycopg_pool", "playwright"}  # another store's driver, a browser
 
