@@ -14,9 +14,10 @@ from ledger._domain.aggregate import Context, require, same_identity
 from ledger._domain.browser import BrowserCheck, StopSignal, review_refusal
 from ledger._domain.errors import NotAllowed
 from ledger._domain.leasing import CheckoutRequest, LeaseRules
+from ledger._domain.loading import fold
 from ledger._domain.model import Cause, ProfileRecord, ProfileState, ReviewDecision, Role
 from ledger._domain.policies import Ending, Verdict, judge_stale
-from ledger._domain.snapshot import ProfileSnapshot, fold
+from ledger._domain.snapshot import ProfileSnapshot
 
 __all__ = ["CheckoutRequest", "Context", "Profile", "replay", "same_identity"]
 
@@ -143,5 +144,5 @@ def replay(
     initial: Profile | None, events: Iterable[ev.ProfileEvent | ProfileSnapshot]
 ) -> Profile | None:
     """Projector for the repository: fold events onto ``initial`` (None: a new profile), or
-    onto the snapshot that comes first (``ledger._domain.snapshot.fold``)."""
+    onto the snapshot that comes first (``ledger._domain.loading.fold``)."""
     return fold(initial, events, Profile)

@@ -10,16 +10,12 @@ taking or restoring one reads no clock and makes no id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 from uuid import UUID
 
-from ledger._domain import events as ev
 from ledger._domain.model import Frozen, Lease, ProfileState
 from ledger._domain.state import Block, Disabled, LastReview, ProfileStateMachine
-
-SNAPSHOT_TOPIC = "profile_snapshot"
 
 # The fields of the state machine a snapshot carries: all of them but its id and version.
 _STATE_FIELDS = (
@@ -96,26 +92,3 @@ class ProfileSnapshot(Frozen):
         for name in _STATE_FIELDS:
             setattr(profile, name, getattr(self, name))
         profile.version = self.originator_version
-
-
-S = TypeVar("S", bound=ProfileStateMachine)
-
-
-def fold(
-    initial: S | None,
-    events: Iterable[ev.ProfileEvent | ProfileSnapshot],
-    make: Callable[[UUID], S],
-) -> S | None:
-    """Fold a stream onto ``initial`` (None: a new profile, made by ``make``), or onto the
-    snapshot that comes first: the one fold of every load. A command's load makes the
-    aggregate (``ledger._domain.profile.replay``); a read's, the state alone."""
-    profile = initial
-    for event in events:
-        if isinstance(event, ProfileSnapshot):  # the repository gives it first, if any
-            profile = make(event.originator_id)
-            event.restore(profile)
-            continue
-        if profile is None:
-            profile = make(event.originator_id)
-        profile.apply(event)
-    return profile

@@ -123,7 +123,7 @@ class Store:
         ``load`` does; another is read as the library's repository reads it (the latest
         snapshot up to ``version``, then the events after it), and never put in its cache,
         which holds aggregates for the commands."""
-        from ledger._domain.snapshot import fold
+        from ledger._domain.loading import fold
         from ledger._domain.state import ProfileStateMachine
 
         stream = stream_id(profile_id)
@@ -156,7 +156,7 @@ class Store:
         (usually none: one indexed read), or None when it is not cached. What the library's
         repository does for a cached aggregate, without its per-stream lock for threads
         sharing one application (a store is never shared across threads)."""
-        from ledger._domain.snapshot import fold
+        from ledger._domain.loading import fold
 
         cache = self.app.repository.cache
         if cache is None:

@@ -245,10 +245,12 @@ def test_reading_a_profile_folds_its_events_without_the_aggregate_s_commands(
 ) -> None:
     """A command that reads a profile (``why``, ``who``) folds its events into the state
     machine alone (``Store.state``): it imports the events and the state machine, never the
-    aggregate's commands and the rules only they run (about 5 ms of its imports)."""
+    aggregate's commands and the rules only they run (about 5 ms of its imports), nor, for a
+    stream with no snapshot yet (these are short), the snapshot's model."""
     modules = modules_of(*args, cwd=fleet)
     assert {"ledger._domain.events", "ledger._domain.state"} <= modules
     assert modules.isdisjoint(COMMANDS_OF_THE_AGGREGATE), modules & COMMANDS_OF_THE_AGGREGATE
+    assert "ledger._domain.snapshot" not in modules
 
 
 @pytest.mark.parametrize(
