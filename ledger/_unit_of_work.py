@@ -18,7 +18,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -37,9 +36,9 @@ Clock = Callable[[], datetime]
 R = TypeVar("R")
 
 # The records a command is run with (who acts, what is decided, what was done) are immutable
-# NamedTuples, not frozen dataclasses: on Python 3.11 a frozen dataclass costs about 0.35 ms to
-# define (a compile per generated method), a NamedTuple 0.07, and every command, a read's
-# too, imports this module for the store's time.
+# NamedTuples and the batch a plain class, not dataclasses: on Python 3.11 a frozen dataclass
+# costs about 0.35 ms to define (a compile per generated method), a NamedTuple 0.07, and every
+# command, a read's too, imports this module for the store's time.
 
 # A command that loses this many version races in a row gives up (as StoreUnavailable: the
 # caller may retry); with backoff and one stream per profile that takes a storm of writers.
@@ -116,16 +115,16 @@ class _Alone(BaseException):
     so that a handler's ``except Exception`` passes it through."""
 
 
-@dataclass
 class _Batch:
     """Commands run together (``UnitOfWork.together``): one store time, their saves held
     until the last has decided, and which call made each."""
 
-    now: datetime
-    saves: list[Save] = field(default_factory=list)
-    callers: list[int] = field(default_factory=list)
-    profiles: set[str] = field(default_factory=set)
-    calling: int = 0
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.saves: list[Save] = []
+        self.callers: list[int] = []
+        self.profiles: set[str] = set()
+        self.calling = 0
 
 
 class UnitOfWork:

@@ -19,9 +19,8 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -51,8 +50,8 @@ KILL_WAIT_SECONDS = 10.0
 _POLL_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
-class Process:
+# Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
+class Process(NamedTuple):
     """What ``/proc`` says about a process: its state letter (``Z`` zombie), its process group,
     its executable (None when unreadable) and its command line."""
 
