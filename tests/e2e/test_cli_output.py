@@ -301,6 +301,14 @@ def test_the_domain_compiles_no_pattern_at_import(fleet: Path, args: list[str]) 
     assert report == {"code": 0, "compiled": []}, run.err
 
 
+def test_why_inspects_without_importing_what_stops_a_browser(fleet: Path) -> None:
+    """``why`` inspects the profile's directory (``workers._inspector``) without importing
+    ``signal``, which only stopping an orphaned browser sends (``inspect --stop-orphan``)."""
+    modules = modules_of("why", "short", cwd=fleet)
+    assert "workers._inspector" in modules
+    assert "signal" not in modules
+
+
 DRAWING = {"pandas", "pyarrow", "matplotlib"}  # for what draws or exports, never for lines
 ELSEWHERE = {"psycopg", "psycopg_pool", "playwright"}  # another store's driver, a browser
 
