@@ -298,17 +298,6 @@ class Denial(Frozen):
     remediation: str
 
 
-class ReleaseResult(Frozen):
-    """How a release ended: the lease's ending and where the profile now stands."""
-
-    lease_id: str
-    profile_id: str
-    ending: str
-    profile_state: ProfileState
-    cause: Cause | None = None
-    message: str
-
-
 class ProfileRecord(Frozen):
     """A profile's registration: the account context a checkout must match."""
 
@@ -321,26 +310,3 @@ class ProfileRecord(Frozen):
     unclean_limit: int
     unclean_window_seconds: int
     max_lease_seconds: int | None = None  # every lease's hard limit (None: no limit)
-
-
-class SweepResult(Frozen):
-    """One stale lease the sweep found and what it decided."""
-
-    profile_id: str
-    lease_id: str
-    profile_state: ProfileState
-    cause: Cause
-
-
-class SweepFailure(Frozen):
-    """A profile the sweep could not settle, and why; the sweep went on with the others."""
-
-    profile_id: str
-    error: str
-
-
-class SweepReport(Frozen):
-    """What one sweep settled, and the profiles it could not."""
-
-    settled: list[SweepResult]
-    failed: list[SweepFailure]
