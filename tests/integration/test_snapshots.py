@@ -162,14 +162,26 @@ def test_replay_at_a_moment_of_a_long_stream_is_the_fold_up_to_then(store_url: s
 
 
 def test_a_read_s_load_leaves_the_cache_to_the_commands(store_url: str) -> None:
-    """A read folds a profile it does not hold into the state alone and keeps none of it: the
-    next command in the process still loads the aggregate (a bare state in the cache would
-    have no commands), and a read of a profile the process holds starts from that one."""
+    """A read folds a profile it does not hold into the state alone and keeps it apart from
+    the repository's cache: the next command in the process still loads the aggregate (a bare
+    state in that cache would have no commands), the next read fast-forwards the state it kept,
+    and a read of a profile the process holds as an aggregate starts from that one."""
     with Ledger.open(store_url) as writer:
         pid = register(writer)
     with Ledger.open(store_url) as ledger:
         assert ledger.view(pid).version == 1
         assert ledger.store.cached(pid) is None
+        read_after: list[int | None] = []
+        events = ledger.store.app.repository.event_store
+        real_get = events.get
+
+        def counting_get(*args: Any, **kwargs: Any) -> Any:
+            read_after.append(kwargs.get("gt"))
+            return real_get(*args, **kwargs)
+
+        events.get = counting_get  # type: ignore[method-assign]
+        assert ledger.view(pid).version == 1
+        assert read_after == [1]  # only what came after the state it kept
         lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
         held = ledger.store.cached(pid)
         assert isinstance(held, Profile)
