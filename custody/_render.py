@@ -20,23 +20,21 @@ from ledger import (
     LedgerError,
     ProfileRecord,
     RebuildReport,
-    ReleaseResult,
-    SweepFailure,
-    SweepReport,
-    SweepResult,
 )
 from ledger.rules import ending_text
 
 if TYPE_CHECKING:
+    from ledger import SweepFailure, SweepReport, SweepResult
     from projections import Explanation, ReadModelStatus, Rebuilt, TimelineRow, Usage
     from reports import Replay
     from workers import Inspection
 
 
 def _is(value: object, package: str, name: str) -> bool:
-    """``isinstance(value, package.name)`` for a public class of the read side or the workers,
-    without importing the module that defines it: a value can be an instance of a class only
-    once that module was imported, so a command imports no answer's class but its own."""
+    """``isinstance(value, package.name)`` for a public class of the read side, the workers or
+    the answers of the ledger's commands, without importing the module that defines it: a
+    value can be an instance of a class only once that module was imported, so a command
+    imports (and defines) no answer's class but its own."""
     if package not in sys.modules:
         return False
     return any(
@@ -79,7 +77,7 @@ def emit(command: str, result: Any, *, as_json: bool, out: TextIO) -> None:
 
 def unfinished(result: Any) -> str | None:
     """What a command that ran could not finish, or found wrong (exit 1), or None."""
-    if isinstance(result, SweepReport) and result.failed:
+    if _is(result, "ledger", "SweepReport") and result.failed:
         failed = "; ".join(f"{f.profile_id} ({f.error})" for f in result.failed)
         return f"the sweep could not settle {len(result.failed)} profile(s): {failed}"
     if isinstance(result, list) and result and _is(result[0], "projections", "ReadModelStatus"):
@@ -122,7 +120,7 @@ def text(command: str, result: Any) -> list[str]:
     """Human-readable lines for a command's result."""
     if isinstance(result, Lease):
         return [lease_line(result)]
-    if isinstance(result, ReleaseResult):
+    if _is(result, "ledger", "ReleaseResult"):
         return [result.message]
     if isinstance(result, ProfileRecord):
         return [
@@ -135,7 +133,7 @@ def text(command: str, result: Any) -> list[str]:
         return explanation_lines(result)
     if _is(result, "projections", "Usage"):
         return [usage_line(result), *because_lines(result.because)]
-    if isinstance(result, SweepReport):
+    if _is(result, "ledger", "SweepReport"):
         return sweep_lines(result)
     if isinstance(result, RebuildReport):
         return rebuild_lines(result)

@@ -16,9 +16,8 @@ import importlib
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -58,8 +57,8 @@ def first_import_of_the_ledger() -> Iterator[None]:
         gc.enable()
 
 
-@dataclass(frozen=True)
-class Options:
+# Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
+class Options(NamedTuple):
     """The global options, given before the command."""
 
     store: str | None

@@ -69,14 +69,16 @@ if TYPE_CHECKING:
         Outcome as Outcome,
         ProfileRecord as ProfileRecord,
         ProfileState as ProfileState,
-        ReleaseResult as ReleaseResult,
         ReviewDecision as ReviewDecision,
         Role as Role,
+    )
+    from ledger._domain.policies import RELEASE_POLICIES as RELEASE_POLICIES
+    from ledger._domain.results import (
+        ReleaseResult as ReleaseResult,
         SweepFailure as SweepFailure,
         SweepReport as SweepReport,
         SweepResult as SweepResult,
     )
-    from ledger._domain.policies import RELEASE_POLICIES as RELEASE_POLICIES
     from ledger._domain.row import Availability as Availability, LeaseCheck as LeaseCheck
     from ledger._domain.state import (
         Block as Block,
@@ -159,16 +161,15 @@ _HOMES = {
             "Outcome",
             "ProfileRecord",
             "ProfileState",
-            "ReleaseResult",
             "ReviewDecision",
             "Role",
-            "SweepFailure",
-            "SweepReport",
-            "SweepResult",
         ),
         "ledger._domain.model",
     ),
     "RELEASE_POLICIES": "ledger._domain.policies",
+    **dict.fromkeys(
+        ("ReleaseResult", "SweepFailure", "SweepReport", "SweepResult"), "ledger._domain.results"
+    ),
     **dict.fromkeys(
         (
             "Block",

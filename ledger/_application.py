@@ -7,7 +7,8 @@ clock. Neither ever returns the aggregate.
 
 The aggregate, its events and the rules that judge it are imported by the methods that load a
 profile, not with the module: a read of the availability table (``custody status``) pays for
-the row's model alone.
+the row's model alone. A read that loads a profile (``view``, ``why``, ``who``) folds its events
+into the state machine alone, never the aggregate with its commands and their rules.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ledger._unit_of_work import Clock, UnitOfWork
 if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
     from ledger._domain.model import Denial
-    from ledger._domain.profile import Profile
+    from ledger._domain.state import ProfileStateMachine
     from ledger._domain.view import ProfileView
     from ledger._door import Command
     from ledger.feed import Feed
@@ -168,12 +169,21 @@ class Ledger:
         """The clock every deadline is judged on (the store's, unless a test injects one)."""
         return self.uow.now()
 
+    def _state(self, profile_id: str, version: int | None = None) -> ProfileStateMachine:
+        """The profile's state as its events leave it (as of ``version``), what every read
+        judges: folded without the aggregate's commands (``Store.state``). ``UnknownProfile``
+        if absent."""
+        state = self.store.state(profile_id, version)
+        if state is None:
+            raise UnknownProfile(profile_id)
+        return state
+
     def view(self, profile_id: str) -> ProfileView:
         """The profile as its events leave it, judged now; ``UnknownProfile`` if absent."""
         from ledger._domain.view import view_of
 
         pid = ProfileQuery(profile_id=profile_id).profile_id
-        profile = self.uow.load(pid)
+        profile = self._state(pid)
         return view_of(profile, profile.registration(), self.now())
 
     def checked_view(self, profile_id: str) -> tuple[ProfileView, str | None]:
@@ -184,7 +194,7 @@ class Ledger:
 
         pid = ProfileQuery(profile_id=profile_id).profile_id
         stored = self.store.availability_row(pid)
-        profile = self.uow.load(pid)
+        profile = self._state(pid)
         problem = self._row_problem(pid, stored, profile)
         return view_of(profile, profile.registration(), self.now()), problem
 
@@ -210,7 +220,7 @@ class Ledger:
         pid = parse_lease_id(lid)[0]
         row = self.store.availability_row(pid)
         if not isinstance(row, Availability):
-            row = availability_of(self.uow.load(pid))
+            row = availability_of(self._state(pid))
         return lease_check(row, lid)
 
     def lease_worker(self, lease_id: str) -> str | None:
@@ -223,7 +233,7 @@ class Ledger:
         pid = parse_lease_id(lid)[0]
         row = self.store.availability_row(pid)
         if not isinstance(row, Availability):
-            row = availability_of(self.uow.load(pid))
+            row = availability_of(self._state(pid))
         if row.lease_id == lid:
             return row.holder_worker
         return row.last_worker if row.last_lease_id == lid else None
@@ -256,7 +266,7 @@ class Ledger:
         from ledger._domain.denials import context_denial, state_denial
 
         pid = ProfileQuery(profile_id=profile_id).profile_id
-        profile = self.uow.load(pid)
+        profile = self._state(pid)
         return context_denial(profile, account_id, proxy_id) or state_denial(profile, self.now())
 
     def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
@@ -265,7 +275,7 @@ class Ledger:
         from ledger._domain.view import view_of
 
         pid = ProfileQuery(profile_id=profile_id).profile_id
-        profile = self.uow.load(pid, version)
+        profile = self._state(pid, version)
         return view_of(profile, profile.registration(), at)
 
     @property
@@ -288,17 +298,17 @@ class Ledger:
         from ledger._domain.view import availability_of
 
         pid = ProfileQuery(profile_id=profile_id).profile_id
-        return availability_of(self.uow.load(pid))
+        return availability_of(self._state(pid))
 
     def row_problem(self, profile_id: str) -> str | None:
         """What is wrong with a registered profile's stored availability row, or None when it
         agrees with the events."""
         stored = self.store.availability_row(profile_id)
-        latest = self.uow.load(profile_id)  # read after the row: never older than an honest row
+        latest = self._state(profile_id)  # read after the row: never older than an honest row
         return self._row_problem(profile_id, stored, latest)
 
     def _row_problem(
-        self, profile_id: str, stored: Availability | str | None, latest: Profile
+        self, profile_id: str, stored: Availability | str | None, latest: ProfileStateMachine
     ) -> str | None:
         """What is wrong with ``stored``, the profile's row, given ``latest``, its profile
         loaded after the row was read; None when they agree."""
@@ -316,6 +326,6 @@ class Ledger:
                 return f"version {stored.version} is behind the events ({latest.version})"
             stored = stored_again
         same = stored.version == latest.version  # the usual case: no second load
-        fresh = availability_of(latest if same else self.uow.load(profile_id, stored.version))
+        fresh = availability_of(latest if same else self._state(profile_id, stored.version))
         fields = [f for f in Availability.model_fields if getattr(stored, f) != getattr(fresh, f)]
         return f"differs in {', '.join(fields)}" if fields else None

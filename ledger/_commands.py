@@ -30,11 +30,8 @@ from ledger._domain.model import (
     Outcome,
     ProfileId,
     ProfileRecord,
-    ReleaseResult,
     ReviewDecision,
     Sha256,
-    SweepReport,
-    SweepResult,
     Text,
     TtlSeconds,
     UncleanLimit,
@@ -48,6 +45,7 @@ from ledger._domain.policies import (
     DEFAULT_UNCLEAN_WINDOW_SECONDS,
     PolicyName,
 )
+from ledger._domain.results import ReleaseResult, SweepReport, SweepResult
 from ledger._domain.view import Availability
 from ledger._door import LAX, Command as Command
 

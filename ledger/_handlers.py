@@ -17,18 +17,17 @@ from ledger import _commands as cmds
 from ledger._domain import events as ev
 from ledger._domain.acting import Forbidden
 from ledger._domain.errors import LedgerError, StoreUnavailable
-from ledger._domain.model import (
-    Lease,
-    ProfileRecord,
+from ledger._domain.model import Lease, ProfileRecord, Role
+from ledger._domain.policies import ReleaseReport
+from ledger._domain.profile import CheckoutRequest, Profile
+from ledger._domain.results import (
     ReleaseResult,
-    Role,
     SweepFailure,
     SweepReport,
     SweepResult,
+    current_lease,
+    release_result,
 )
-from ledger._domain.policies import ReleaseReport
-from ledger._domain.profile import CheckoutRequest, Profile
-from ledger._domain.results import current_lease, release_result
 from ledger._domain.view import Availability, availability_of
 from ledger._unit_of_work import Acting, Creation, Decision, UnitOfWork
 

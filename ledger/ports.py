@@ -14,9 +14,8 @@ repository the ledger's commands run on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ledger._domain.model import Role
 from ledger._domain.row import Availability
@@ -26,8 +25,8 @@ if TYPE_CHECKING:  # a store opened to read its tables imports neither
     from ledger._domain.profile import Profile
 
 
-@dataclass(frozen=True)
-class CommandRecord:
+# Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
+class CommandRecord(NamedTuple):
     """A caller's command id as the store recorded it with its events: the profile, the
     version the command's last event reached and the fingerprint of what was asked."""
 
@@ -36,16 +35,14 @@ class CommandRecord:
     command: str
 
 
-@dataclass(frozen=True)
-class DirectoryRecord:
+class DirectoryRecord(NamedTuple):
     """A profile's registered ``user_data_dir``, normalised, as the store recorded it."""
 
     profile_id: str
     user_data_dir: str
 
 
-@dataclass(frozen=True)
-class Authority:
+class Authority(NamedTuple):
     """Whom the store is opened as: its ``login`` and the custody roles it may act in (every
     role on SQLite, where the file's permissions are the boundary, and for the owner of a
     PostgreSQL store; the login's granted roles otherwise)."""

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from ledger import InvalidInput, Ledger, LedgerError, ReadModelDamaged, StoreUnavailable
 from ledger.feed import Feed
 from projections._base import ReadModel, ReadResult, layout_problem
-from projections._verify import check, unfinished
 
 BATCH = 500
 SHADOW = "__next"  # the suffix of a rebuild's table and checkpoint
@@ -190,6 +189,8 @@ def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]
     """Each read model's checkpoint, the log's head and the lag between them (no catch-up),
     and what is wrong with it: its rows and checkpoint checked against the log at one moment
     (``projections._verify.check``), and a rebuild left unfinished by a process that died."""
+    from projections._verify import check, unfinished  # not for a read's catch-up
+
     found = []
     for model in models:
         with ledger.feed.snapshot() as snapshot:

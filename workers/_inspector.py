@@ -16,12 +16,10 @@ launch on this host takes a stale lock over by itself.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,6 +38,9 @@ from ledger import (
 from ledger.rules import holder_of, stop_refusal
 from workers._sharing import Sharing, sharing
 
+if TYPE_CHECKING:
+    import signal  # imported to stop a browser (``_terminate``), never to inspect one
+
 LOCK_NAME = "SingletonLock"
 # Names ``/proc/<pid>/exe`` has for a Chromium browser (Debian's /usr/bin/chromium is a script
 # that execs /usr/lib/chromium/chromium; Playwright's builds are chrome or headless_shell).
@@ -51,8 +52,8 @@ KILL_WAIT_SECONDS = 10.0
 _POLL_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
-class Process:
+# Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
+class Process(NamedTuple):
     """What ``/proc`` says about a process: its state letter (``Z`` zombie), its process group,
     its executable (None when unreadable) and its command line."""
 
@@ -330,6 +331,8 @@ def _record_stop(
 def _terminate(check: BrowserCheck, host: Host, grace_seconds: float) -> StopSignal | None:
     """SIGHUP, wait, then SIGKILL the group: the signal that ended the browser, or None when
     it exited on its own before any signal reached it."""
+    import signal
+
     if not _send_if_same(check, host, signal.SIGHUP, group=False):
         return None
     if _gone_within(check, host, grace_seconds):

@@ -11,15 +11,15 @@ while the directory is shared and no marker says whose the browser is.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ledger import Ledger, ProfileView
 from workers import _profile_dir as profile_dir
 
 
-@dataclass(frozen=True)
-class Sharing:
+# Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
+class Sharing(NamedTuple):
     """What a person should know about who else uses the profile's directory (``said``), and
     whether that keeps a browser there from being this profile's orphan (``blocks``)."""
 

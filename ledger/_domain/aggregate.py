@@ -13,15 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from ledger._domain import events as ev
 from ledger._domain.authority import check_records
 from ledger._domain.errors import NotAllowed
-from ledger._domain.model import Envelope, Role
+from ledger._domain.model import Envelope, Role, stream_id
 from ledger._domain.state import ProfileStateMachine
-
-PROFILE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:custody:profile")
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ class AggregateRoot(ProfileStateMachine):
     @staticmethod
     def create_id(profile_id: str) -> UUID:
         """The aggregate id is derived from the profile's own id, so no lookup is needed."""
-        return uuid5(PROFILE_NAMESPACE, profile_id)
+        return stream_id(profile_id)
 
     def collect_events(self) -> Sequence[ev.ProfileEvent]:
         collected, self._pending = self._pending, []

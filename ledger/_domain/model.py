@@ -10,16 +10,17 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 PROFILE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
 # fullmatch, never ``$``: ``$`` also matches before a trailing newline, which let a look-alike
-# of an id ("p2\n") through.
-_PROFILE_ID_RE = re.compile(PROFILE_ID_PATTERN)
-_LEASE_ID_RE = re.compile(rf"lease-([1-9][0-9]{{0,17}})@({PROFILE_ID_PATTERN})")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+# of an id ("p2\n") through. Matched through ``re``'s functions, which compile a pattern on its
+# first use and keep it: an import compiles none (a read that checks no name never needs them).
+_LEASE_ID = rf"lease-([1-9][0-9]{{0,17}})@({PROFILE_ID_PATTERN})"
+_CONTROL = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_SURROGATE = "[\ud800-\udfff]"
 
 # Bounds that keep every deadline computable: ``now + ttl`` and ``now - window`` stay far inside
 # datetime's range whatever the store's clock says.
@@ -31,7 +32,7 @@ MAX_FENCING_TOKEN = 10**18 - 1  # a lease id carries at most 18 digits
 
 
 def _check_profile_id(value: str) -> str:
-    if not _PROFILE_ID_RE.fullmatch(value):
+    if not re.fullmatch(PROFILE_ID_PATTERN, value):
         msg = "must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
         raise ValueError(msg)
     return value
@@ -43,7 +44,7 @@ def _check_storable(value: str) -> str:
     Refused here, at the door, so that an accepted text reads back unchanged forever."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters (\\x00)")
-    if not value.isascii() and _SURROGATE_RE.search(value):
+    if not value.isascii() and re.search(_SURROGATE, value):
         raise ValueError("must be valid Unicode text (it holds bytes that were not UTF-8)")
     return value
 
@@ -51,7 +52,7 @@ def _check_storable(value: str) -> str:
 def _check_name(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
-    if _CONTROL_RE.search(value):
+    if re.search(_CONTROL, value):
         raise ValueError("must not contain control characters")
     return _check_storable(value)
 
@@ -74,7 +75,7 @@ def _check_directory(value: str) -> str:
 
 
 def _check_lease_id(value: str) -> str:
-    if not _LEASE_ID_RE.fullmatch(value):
+    if not re.fullmatch(_LEASE_ID, value):
         raise ValueError("expected lease-<token>@<profile_id>")
     return value
 
@@ -101,9 +102,18 @@ def lease_id_for(profile_id: str, fencing_token: int) -> str:
     return f"lease-{fencing_token}@{profile_id}"
 
 
+PROFILE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:custody:profile")
+
+
+def stream_id(profile_id: str) -> UUID:
+    """A profile's event stream id is derived from the profile's own id, so no lookup is
+    needed (the aggregate's id, ``AggregateRoot.create_id``)."""
+    return uuid5(PROFILE_NAMESPACE, profile_id)
+
+
 def parse_lease_id(lease_id: str) -> tuple[str, int]:
     """Split a lease id into (profile_id, fencing_token); raise ValueError when malformed."""
-    match = _LEASE_ID_RE.fullmatch(lease_id)
+    match = re.fullmatch(_LEASE_ID, lease_id)
     if match is None:
         msg = f"malformed lease id {lease_id!r}: expected lease-<token>@<profile_id>"
         raise ValueError(msg)
@@ -288,17 +298,6 @@ class Denial(Frozen):
     remediation: str
 
 
-class ReleaseResult(Frozen):
-    """How a release ended: the lease's ending and where the profile now stands."""
-
-    lease_id: str
-    profile_id: str
-    ending: str
-    profile_state: ProfileState
-    cause: Cause | None = None
-    message: str
-
-
 class ProfileRecord(Frozen):
     """A profile's registration: the account context a checkout must match."""
 
@@ -311,26 +310,3 @@ class ProfileRecord(Frozen):
     unclean_limit: int
     unclean_window_seconds: int
     max_lease_seconds: int | None = None  # every lease's hard limit (None: no limit)
-
-
-class SweepResult(Frozen):
-    """One stale lease the sweep found and what it decided."""
-
-    profile_id: str
-    lease_id: str
-    profile_state: ProfileState
-    cause: Cause
-
-
-class SweepFailure(Frozen):
-    """A profile the sweep could not settle, and why; the sweep went on with the others."""
-
-    profile_id: str
-    error: str
-
-
-class SweepReport(Frozen):
-    """What one sweep settled, and the profiles it could not."""
-
-    settled: list[SweepResult]
-    failed: list[SweepFailure]

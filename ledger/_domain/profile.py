@@ -14,6 +14,7 @@ from ledger._domain.aggregate import Context, require, same_identity
 from ledger._domain.browser import BrowserCheck, StopSignal, review_refusal
 from ledger._domain.errors import NotAllowed
 from ledger._domain.leasing import CheckoutRequest, LeaseRules
+from ledger._domain.loading import fold
 from ledger._domain.model import Cause, ProfileRecord, ProfileState, ReviewDecision, Role
 from ledger._domain.policies import Ending, Verdict, judge_stale
 from ledger._domain.snapshot import ProfileSnapshot
@@ -47,19 +48,6 @@ class Profile(LeaseRules):
         refused as ``LeaseLost``, and its refusal names no one)."""
         lease = self.lease if self.lease and self.lease.lease_id == lease_id else None
         return (lease.worker_id, lease.run_id) if lease else ("unknown", None)
-
-    def registration(self) -> ProfileRecord:
-        return ProfileRecord(
-            profile_id=self.profile_id,
-            account_id=self.account_id,
-            proxy_id=self.proxy_id,
-            region=self.region,
-            user_data_dir=self.user_data_dir,
-            release_policy=self.release_policy,
-            unclean_limit=self.unclean_limit,
-            unclean_window_seconds=self.unclean_window_seconds,
-            max_lease_seconds=self.max_lease_seconds,
-        )
 
     def force_release(self, ctx: Context) -> Verdict:
         """End a live lease by hand; the profile goes to review, never straight to the pool."""
@@ -156,14 +144,5 @@ def replay(
     initial: Profile | None, events: Iterable[ev.ProfileEvent | ProfileSnapshot]
 ) -> Profile | None:
     """Projector for the repository: fold events onto ``initial`` (None: a new profile), or
-    onto the snapshot that comes first."""
-    profile = initial
-    for event in events:
-        if isinstance(event, ProfileSnapshot):  # the repository gives it first, if any
-            profile = Profile(event.originator_id)
-            event.restore(profile)
-            continue
-        if profile is None:
-            profile = Profile(event.originator_id)
-        profile.apply(event)
-    return profile
+    onto the snapshot that comes first (``ledger._domain.loading.fold``)."""
+    return fold(initial, events, Profile)

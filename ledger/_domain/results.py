@@ -3,9 +3,49 @@ first time it ran, when a resent command id is recognised)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ledger._domain.errors import LedgerError
-from ledger._domain.model import Cause, Lease, ProfileState, ReleaseResult
-from ledger._domain.profile import Profile
+from ledger._domain.model import Cause, Frozen, Lease, ProfileState
+
+if TYPE_CHECKING:
+    from ledger._domain.profile import Profile
+
+
+# The answers of the commands that end leases: defined here, with what makes them, so that a
+# read defines none of them.
+class ReleaseResult(Frozen):
+    """How a release ended: the lease's ending and where the profile now stands."""
+
+    lease_id: str
+    profile_id: str
+    ending: str
+    profile_state: ProfileState
+    cause: Cause | None = None
+    message: str
+
+
+class SweepResult(Frozen):
+    """One stale lease the sweep found and what it decided."""
+
+    profile_id: str
+    lease_id: str
+    profile_state: ProfileState
+    cause: Cause
+
+
+class SweepFailure(Frozen):
+    """A profile the sweep could not settle, and why; the sweep went on with the others."""
+
+    profile_id: str
+    error: str
+
+
+class SweepReport(Frozen):
+    """What one sweep settled, and the profiles it could not."""
+
+    settled: list[SweepResult]
+    failed: list[SweepFailure]
 
 
 def current_lease(profile: Profile, now: Lease | None = None) -> Lease:

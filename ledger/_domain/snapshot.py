@@ -17,8 +17,6 @@ from uuid import UUID
 from ledger._domain.model import Frozen, Lease, ProfileState
 from ledger._domain.state import Block, Disabled, LastReview, ProfileStateMachine
 
-SNAPSHOT_TOPIC = "profile_snapshot"
-
 # The fields of the state machine a snapshot carries: all of them but its id and version.
 _STATE_FIELDS = (
     "profile_id",

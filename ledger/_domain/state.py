@@ -21,6 +21,7 @@ from ledger._domain.model import (
     Frozen,
     Lease,
     LeaseStatus,
+    ProfileRecord,
     ProfileState,
     Role,
 )
@@ -90,6 +91,19 @@ class ProfileStateMachine:
         """Every value held is immutable (frozen models, tuples), so a shallow copy is a deep
         one: cheap enough for the repository's cache."""
         return copy.copy(self)
+
+    def registration(self) -> ProfileRecord:
+        return ProfileRecord(
+            profile_id=self.profile_id,
+            account_id=self.account_id,
+            proxy_id=self.proxy_id,
+            region=self.region,
+            user_data_dir=self.user_data_dir,
+            release_policy=self.release_policy,
+            unclean_limit=self.unclean_limit,
+            unclean_window_seconds=self.unclean_window_seconds,
+            max_lease_seconds=self.max_lease_seconds,
+        )
 
     def apply(self, event: ev.ProfileEvent) -> None:
         """Evolve the state by one event; the event must be the next in this stream."""

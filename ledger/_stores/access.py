@@ -27,8 +27,7 @@ custody stores gives a login of one the same role in the other if that store gra
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ledger._domain.acting import ALL_ROLES
 from ledger._domain.errors import InvalidInput
@@ -42,8 +41,8 @@ _LOGIN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SNAPSHOT_WRITERS = frozenset({Role.SCHEDULER, Role.OPERATOR})
 
 
-@dataclass(frozen=True)
-class Tables:
+# Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
+class Tables(NamedTuple):
     """The store's tables whose privileges are not a cache's."""
 
     events: str

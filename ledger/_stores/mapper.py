@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
     from ledger._domain.snapshot import ProfileSnapshot
 
+# The topic a snapshot is stored under (an event's is its event type): a load that finds none
+# never imports the snapshot's model.
+SNAPSHOT_TOPIC = "profile_snapshot"
+
 
 class ProfileEventMapper(Mapper[UUID]):
     """Maps ``ProfileEvent`` models to ``StoredEvent`` rows and back."""
@@ -45,8 +49,6 @@ class ProfileEventMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        from ledger._domain.snapshot import SNAPSHOT_TOPIC
-
         if stored_event.topic == SNAPSHOT_TOPIC:
             return _snapshot(stored_event)
         return decode(
@@ -58,7 +60,7 @@ class ProfileEventMapper(Mapper[UUID]):
 
 
 def _stored_snapshot(snapshot: ProfileSnapshot) -> StoredEvent:
-    from ledger._domain.snapshot import SNAPSHOT_TOPIC, ProfileSnapshot
+    from ledger._domain.snapshot import ProfileSnapshot
 
     state = snapshot.model_dump(mode="json", exclude={"originator_id", "originator_version"})
     state["class_version"] = ProfileSnapshot.class_version

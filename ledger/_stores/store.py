@@ -20,11 +20,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Cache, LRUCache
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
+from ledger._domain.model import stream_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
 from ledger._stores.mapper import ProfileEventMapper, decode_profile_id
@@ -34,6 +35,7 @@ from ledger.ports import CommandRecord, DirectoryRecord, Save, StreamConflict
 if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
     from ledger._domain.profile import Profile
+    from ledger._domain.state import ProfileStateMachine
     from ledger._stores.views import Views
 
 # Each process keeps the profiles it touched (``StoreSettings.cached_profiles`` of them) and
@@ -60,9 +62,7 @@ def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
 
 def stream_of(profile_id: str) -> UUID:
     """The profile's stream id (``Profile.create_id``), for a caller that holds no profile."""
-    from ledger._domain.profile import Profile
-
-    return Profile.create_id(profile_id)
+    return stream_id(profile_id)
 
 
 class LedgerApplication(Application[UUID]):
@@ -93,6 +93,11 @@ class Store:
         self.app = app
         # What opening the store has to tell a person: a migration's findings (``init``).
         self.notes: list[str] = []
+        # The states reads folded (``state``), as many as the repository keeps aggregates for
+        # the commands, apart from those: a read makes no aggregate, a command needs one.
+        self._states: Cache[UUID, ProfileStateMachine] | None = (
+            LRUCache(maxsize=settings.cached_profiles) if app.repository.cache else None
+        )
 
     def close(self) -> None:
         self.app.close()
@@ -106,8 +111,9 @@ class Store:
         stream = Profile.create_id(profile_id)
         try:
             with store_errors(self.settings):
-                if version is None and (cached := self._fast_forwarded(stream)) is not None:
-                    return cached
+                held = self.app.repository.cache
+                if version is None and (cached := self._fast_forwarded(stream, held)) is not None:
+                    return cast("Profile", cached)
                 profile: Profile = self.app.repository.get(
                     stream, version=version, projector_func=replay
                 )
@@ -115,36 +121,66 @@ class Store:
             return None
         return profile
 
+    def state(self, profile_id: str, version: int | None = None) -> ProfileStateMachine | None:
+        """The profile's state as its events leave it (as of ``version``), or None if it was
+        never registered: what a read judges, folded by the same state machine as ``load``
+        but without the aggregate's commands (``ledger._domain.profile`` and the rules it
+        imports, which a read never runs). A profile this store holds, as an aggregate or as
+        a state a read folded, is fast-forwarded as ``load`` does; another is read as the
+        library's repository reads it (the latest snapshot up to ``version``, then the events
+        after it) and kept apart from the repository's cache, which holds aggregates."""
+        from ledger._domain.loading import fold
+        from ledger._domain.state import ProfileStateMachine
+
+        stream = stream_id(profile_id)
+        app = self.app
+        with store_errors(self.settings):
+            if version is None:
+                for cache in (app.repository.cache, self._states):
+                    if (held := self._fast_forwarded(stream, cache)) is not None:
+                        return held
+            snapshots = app.snapshots
+            found = (
+                list(snapshots.get(stream, desc=True, limit=1, lte=version)) if snapshots else []
+            )
+            after = found[0].originator_version if found else None
+            events = app.events.get(stream, gt=after, lte=version)
+            state = fold(None, [*found, *events], ProfileStateMachine)  # type: ignore[list-item]
+        if state is None or version is not None or self._states is None:
+            return state
+        self._states.put(stream, state)
+        return deepcopy(state)  # the held one stays as folded
+
     def cached(self, profile_id: str) -> Profile | None:
         """A copy of the profile this store last loaded or saved, without a read (it may be
         behind the store: see ``ledger.ports.Repository.cached``)."""
-        from ledger._domain.profile import Profile
-
         cache = self.app.repository.cache
         if cache is None:
             return None
         try:
-            held = cast(Profile, cache.get(Profile.create_id(profile_id)))
+            held = cast("Profile", cache.get(stream_id(profile_id)))
         except KeyError:
             return None
         return deepcopy(held)
 
-    def _fast_forwarded(self, stream: UUID) -> Profile | None:
-        """A copy of the cached profile brought up to date with the events appended since
-        (usually none: one indexed read), or None when it is not cached. What the library's
-        repository does for a cached aggregate, without its per-stream lock for threads
-        sharing one application (a store is never shared across threads)."""
-        from ledger._domain.profile import Profile, replay
+    def _fast_forwarded(
+        self, stream: UUID, cache: Cache[UUID, Any] | None
+    ) -> ProfileStateMachine | None:
+        """A copy of the profile ``cache`` holds (the repository's aggregates, or the states
+        reads folded), brought up to date with the events appended since (usually none: one
+        indexed read), or None when it is not held. What the library's repository does for a
+        cached aggregate, without its per-stream lock for threads sharing one application (a
+        store is never shared across threads)."""
+        from ledger._domain.loading import fold
 
-        cache = self.app.repository.cache
         if cache is None:
             return None
         try:
-            cached = cast(Profile, cache.get(stream))
+            held: ProfileStateMachine = cache.get(stream)
         except KeyError:
             return None
-        replay(cached, self.app.events.get(stream, gt=cached.version))  # type: ignore[arg-type]
-        return deepcopy(cached)
+        fold(held, self.app.events.get(stream, gt=held.version), type(held))  # type: ignore[arg-type]
+        return deepcopy(held)
 
     def save(
         self, profile: Profile, row: Availability, command: tuple[str, str] | None = None

@@ -29,12 +29,12 @@ def test_a_live_lease_then_a_force_release_in_one_row_read_each(
         raise AssertionError("the check loaded the profile's events")
 
     monkeypatch.setattr(ledger.store, "availability_row", counted)
-    monkeypatch.setattr(ledger.uow, "load", no_load)
+    monkeypatch.setattr(ledger.store, "state", no_load)
     assert ledger.check_lease(lease.lease_id).live
     monkeypatch.undo()
     ledger.handle(ForceRelease(profile_id=pid, actor="ops", reason="stuck"))
     monkeypatch.setattr(ledger.store, "availability_row", counted)
-    monkeypatch.setattr(ledger.uow, "load", no_load)
+    monkeypatch.setattr(ledger.store, "state", no_load)
     check = ledger.check_lease(lease.lease_id)
     assert (check.live, check.profile_state) == (False, ProfileState.REVIEW_REQUIRED)
     assert check.why is not None

@@ -92,13 +92,13 @@ def test_why_at_the_command_line_loads_the_profile_once(
             )
         )
     loads: list[str] = []
-    real = SqlStore.load
+    real = SqlStore.state  # a read's load: the state its events give (no aggregate)
 
     def counted(self: SqlStore, profile_id: str, version: int | None = None) -> Any:
         loads.append(profile_id)
         return real(self, profile_id, version)
 
-    monkeypatch.setattr(SqlStore, "load", counted)
+    monkeypatch.setattr(SqlStore, "state", counted)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["--store", sql_store_url, "--json", "why", "p1"]) == 0

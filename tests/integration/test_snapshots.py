@@ -10,6 +10,7 @@ from conftest import register
 
 from ledger import Checkout, Heartbeat, Ledger, Release, StoreUnavailable, UnknownProfile
 from ledger._domain.profile import Profile, replay
+from ledger._domain.state import ProfileStateMachine
 from ledger._domain.view import availability_of
 from ledger._stores.store import SNAPSHOT_INTERVAL
 from reports import replay as replay_at
@@ -30,7 +31,7 @@ def _long_stream(ledger: Ledger, heartbeats: int) -> str:
     return pid
 
 
-def _state(p: Profile) -> tuple[Any, ...]:
+def _state(p: ProfileStateMachine) -> tuple[Any, ...]:
     return (availability_of(p), p.lease, p.last_lease, p.block, p.version)
 
 
@@ -51,9 +52,11 @@ def test_snapshots_are_written_at_every_interval(store_url: str) -> None:
         assert [s.originator_version for s in found] == [SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
 
 
-def test_loads_from_a_snapshot_equal_the_fold_of_every_event(store_url: str) -> None:
+@pytest.mark.parametrize("load", ["command", "read"])
+def test_loads_from_a_snapshot_equal_the_fold_of_every_event(store_url: str, load: str) -> None:
     """A new process's load, and loads as of versions on both sides of a snapshot, start from
-    the nearest snapshot (reading only the events after it) and give the folded state."""
+    the nearest snapshot (reading only the events after it) and give the folded state: a
+    command's load of the aggregate, and a read's of the state alone (``Store.state``)."""
     with Ledger.open(store_url) as writer:
         pid = _long_stream(writer, SNAPSHOT_INTERVAL * 5 // 2)
     with Ledger.open(store_url) as ledger:
@@ -69,7 +72,11 @@ def test_loads_from_a_snapshot_equal_the_fold_of_every_event(store_url: str) -> 
         starts = []
         for version in (SNAPSHOT_INTERVAL - 1, SNAPSHOT_INTERVAL, SNAPSHOT_INTERVAL + 7, None):
             read_after.clear()
-            loaded = ledger.uow.load(pid, version)
+            if load == "command":
+                loaded: Any = ledger.uow.load(pid, version)
+            else:
+                loaded = ledger.store.state(pid, version)
+                assert type(loaded) is ProfileStateMachine
             starts.append(read_after[0])
             assert _state(loaded) == _state(_folded(ledger, pid, version))
         assert starts == [None, SNAPSHOT_INTERVAL, SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
@@ -152,3 +159,31 @@ def test_replay_at_a_moment_of_a_long_stream_is_the_fold_up_to_then(store_url: s
         assert (then.state, then.lease) == (folded.state, folded.lease)
         with pytest.raises(UnknownProfile):
             replay_at("never_registered", at=target.envelope.at, ledger=ledger)
+
+
+def test_a_read_s_load_leaves_the_cache_to_the_commands(store_url: str) -> None:
+    """A read folds a profile it does not hold into the state alone and keeps it apart from
+    the repository's cache: the next command in the process still loads the aggregate (a bare
+    state in that cache would have no commands), the next read fast-forwards the state it kept,
+    and a read of a profile the process holds as an aggregate starts from that one."""
+    with Ledger.open(store_url) as writer:
+        pid = register(writer)
+    with Ledger.open(store_url) as ledger:
+        assert ledger.view(pid).version == 1
+        assert ledger.store.cached(pid) is None
+        read_after: list[int | None] = []
+        events = ledger.store.app.repository.event_store
+        real_get = events.get
+
+        def counting_get(*args: Any, **kwargs: Any) -> Any:
+            read_after.append(kwargs.get("gt"))
+            return real_get(*args, **kwargs)
+
+        events.get = counting_get  # type: ignore[method-assign]
+        assert ledger.view(pid).version == 1
+        assert read_after == [1]  # only what came after the state it kept
+        lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+        held = ledger.store.cached(pid)
+        assert isinstance(held, Profile)
+        assert ledger.view(pid).lease == lease
+        assert type(ledger.store.state(pid)) is Profile  # a copy of the held one
