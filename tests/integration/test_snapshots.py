@@ -52,6 +52,21 @@ def test_snapshots_are_written_at_every_interval(store_url: str) -> None:
         assert [s.originator_version for s in found] == [SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
 
 
+def _reads_after(ledger: Ledger) -> list[int | None]:
+    """The version after which each read of a stream's events starts (None: from its first),
+    appended as the ledger's event store is read."""
+    read_after: list[int | None] = []
+    events = ledger.store.app.repository.event_store
+    real_get = events.get
+
+    def counting_get(*args: Any, **kwargs: Any) -> Any:
+        read_after.append(kwargs.get("gt"))
+        return real_get(*args, **kwargs)
+
+    events.get = counting_get  # type: ignore[method-assign]
+    return read_after
+
+
 @pytest.mark.parametrize("load", ["command", "read"])
 def test_loads_from_a_snapshot_equal_the_fold_of_every_event(store_url: str, load: str) -> None:
     """A new process's load, and loads as of versions on both sides of a snapshot, start from
@@ -60,15 +75,7 @@ def test_loads_from_a_snapshot_equal_the_fold_of_every_event(store_url: str, loa
     with Ledger.open(store_url) as writer:
         pid = _long_stream(writer, SNAPSHOT_INTERVAL * 5 // 2)
     with Ledger.open(store_url) as ledger:
-        read_after: list[int | None] = []
-        events = ledger.store.app.repository.event_store
-        real_get = events.get
-
-        def counting_get(*args: Any, **kwargs: Any) -> Any:
-            read_after.append(kwargs.get("gt"))
-            return real_get(*args, **kwargs)
-
-        events.get = counting_get  # type: ignore[method-assign]
+        read_after = _reads_after(ledger)
         starts = []
         for version in (SNAPSHOT_INTERVAL - 1, SNAPSHOT_INTERVAL, SNAPSHOT_INTERVAL + 7, None):
             read_after.clear()
@@ -171,15 +178,7 @@ def test_a_read_s_load_leaves_the_cache_to_the_commands(store_url: str) -> None:
     with Ledger.open(store_url) as ledger:
         assert ledger.view(pid).version == 1
         assert ledger.store.cached(pid) is None
-        read_after: list[int | None] = []
-        events = ledger.store.app.repository.event_store
-        real_get = events.get
-
-        def counting_get(*args: Any, **kwargs: Any) -> Any:
-            read_after.append(kwargs.get("gt"))
-            return real_get(*args, **kwargs)
-
-        events.get = counting_get  # type: ignore[method-assign]
+        read_after = _reads_after(ledger)
         assert ledger.view(pid).version == 1
         assert read_after == [1]  # only what came after the state it kept
         lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
