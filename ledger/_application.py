@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from ledger._domain.directories import normalised
-from ledger._domain.errors import UnknownProfile
+from ledger._domain.errors import StoreUnavailable, UnknownProfile
 from ledger._domain.model import parse_lease_id
 from ledger._domain.row import Availability, LeaseCheck, lease_check
 from ledger._door import LeaseQuery, ProfileQuery
@@ -149,14 +149,23 @@ class Ledger:
         order, each command's answer or the ``LedgerError`` it raised (``LeaseLost``, a
         denial...). If another writer was first on one of their profiles, each command runs
         again on its own; a command on a profile already in the batch, or a registration, runs
-        on its own after it. ``StoreUnavailable`` is raised when the store cannot answer."""
+        on its own after it. ``StoreUnavailable`` is raised when the store cannot answer, unless
+        a transaction of the call has been written: then the answers to its commands are given,
+        and every command after them is answered with that ``StoreUnavailable``."""
         from ledger import _handlers as handlers  # the command models: not for a read
 
+        uow = self._open(creating=any(c.creates for c in commands))
         answers: list[Any] = []
         for start in range(0, len(commands), TOGETHER_AT_MOST):
             batch = commands[start : start + TOGETHER_AT_MOST]
-            uow = self._open(creating=any(c.creates for c in batch))
-            answers += uow.together([partial(handlers.handle, uow, c) for c in batch])
+            try:
+                answers += uow.together([partial(handlers.handle, uow, c) for c in batch])
+            except StoreUnavailable as e:
+                if not answers:  # nothing was written: the call failed as a whole
+                    raise
+                # The transactions before stand: their answers are given, and each command
+                # not written is answered with the failure.
+                return answers + [e] * (len(commands) - len(answers))
         return answers
 
     @property

@@ -4,12 +4,20 @@ Both are read-only passes over the same store, each on a connection of its own, 
 needs the other's answer: on a machine with two cores the check (which folds each profile with
 snapshots through the domain's own decoding and ``Profile.apply``) runs while the walk hashes.
 
-The child is a fresh interpreter (``python -m ledger._audit.beside``), never a fork: a forked
+The child is a fresh interpreter (``python -P -m ledger._audit.beside``), never a fork: a forked
 child would share the parent's database connections (closing a PostgreSQL connection there ends
 the parent's session) and the locks its threads held. It reads the store's settings from its
 stdin (never its command line, which others can read), writes what it found to its stdout as
 JSON, and runs in a session of its own, so a Ctrl-C at the terminal reaches the parent alone,
 which stops it.
+
+It runs this very custody: ``-P`` keeps the working directory off its import path (a ``ledger``
+package there, another checkout or a planted one, would otherwise be imported first), the
+ledger's root is put on it only if the parent's path lacks it, and the child names the ledger
+it imported: another than the parent's, and its answer is not taken. And it ends with the
+parent: the parent holds the child's stdin open while it runs, and the child exits when that
+pipe closes, as it does when the parent is killed (SIGTERM, SIGKILL: no ``finally`` of the
+parent's runs then).
 
 The child takes the streams up to a point (``share``) and the parent, after its walk, the rest,
 so that both end about together; the child's problems come first, as one check in stream order
@@ -22,10 +30,12 @@ always was: the child can make verify faster, never change what it says.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -33,6 +43,8 @@ from ledger._audit.snapshots import SnapshotCheck
 from ledger._audit.walk import Problem
 from ledger._stores.settings import StoreSettings
 
+# The directory this ledger package is in: the child must import the ledger from there.
+LEDGER_ROOT = str(Path(__file__).resolve().parents[2])
 # What walking one event costs against folding one in the snapshot check, and what starting the
 # child costs, in folded events (bench/verify.py on SQLite: about 8 and 22 us an event, 0.2 s).
 WALK_COST = 0.4
@@ -60,21 +72,24 @@ class SnapshotsBeside:
 
     def __init__(self, settings: StoreSettings, until: str | None = None) -> None:
         self._child: subprocess.Popen[bytes] | None = None
-        ledger_root = Path(__file__).resolve().parents[2]  # this very ledger, in the child too
-        path = os.pathsep.join(p for p in (str(ledger_root), os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ)
+        if LEDGER_ROOT not in {_resolved(p) for p in sys.path}:  # this very ledger, in the child
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (LEDGER_ROOT, env.get("PYTHONPATH")) if p
+            )
         try:
             self._child = subprocess.Popen(
-                [sys.executable, "-m", "ledger._audit.beside"],
+                [sys.executable, "-P", "-m", "ledger._audit.beside"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": path},
+                env=env,
                 start_new_session=True,
             )
             assert self._child.stdin is not None
             asked = {"settings": settings.model_dump(mode="json"), "until": until}
-            self._child.stdin.write(json.dumps(asked).encode())
-            self._child.stdin.close()
+            self._child.stdin.write(json.dumps(asked).encode() + b"\n")
+            self._child.stdin.flush()  # held open: the child ends when it closes
         except (OSError, ValueError):
             self.stop()
 
@@ -89,6 +104,8 @@ class SnapshotsBeside:
             if child.wait() != 0:
                 return None
             answer = json.loads(out)
+            if answer["ledger"] != LEDGER_ROOT:  # another custody answered: not taken
+                return None
             problems = [Problem(p, v, str(w)) for p, v, w in answer["problems"]]
             return int(answer["checked"]), problems
         except (OSError, ValueError, KeyError, TypeError):
@@ -101,12 +118,13 @@ class SnapshotsBeside:
         child, self._child = self._child, None
         if child is None:
             return
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
         if child.poll() is None:
             child.kill()
         child.wait()
-        for pipe in (child.stdin, child.stdout):
-            if pipe is not None:
-                pipe.close()
 
     def __enter__(self) -> SnapshotsBeside:
         return self
@@ -125,7 +143,8 @@ def main() -> None:
     stdout (a failure of any kind: nothing, and exit status 1)."""
     from ledger._stores import connect
 
-    asked = json.loads(sys.stdin.buffer.read())
+    asked = json.loads(sys.stdin.buffer.readline())
+    threading.Thread(target=_end_with_the_parent, daemon=True).start()
     settings = StoreSettings.model_validate(asked["settings"])
     store = connect(settings, create=False)
     try:
@@ -133,7 +152,18 @@ def main() -> None:
     finally:
         store.close()
     problems = [(p.profile_id, p.version, p.what) for p in done.problems]
-    sys.stdout.write(json.dumps({"checked": done.checked, "problems": problems}))
+    answer = {"ledger": LEDGER_ROOT, "checked": done.checked, "problems": problems}
+    sys.stdout.write(json.dumps(answer))
+
+
+def _end_with_the_parent() -> None:
+    """Exit once the parent's end of stdin closes: it has stopped the check, or it died."""
+    sys.stdin.buffer.read()
+    os._exit(1)
+
+
+def _resolved(entry: str) -> str:
+    return str(Path(entry or ".").resolve())
 
 
 if __name__ == "__main__":

@@ -61,7 +61,11 @@ class _Fold:
     def to(self, version: int) -> None:
         """Fold on to ``version``, or to the stream's last event before it."""
         while self.broken is None and self.version < version:
-            batch = self.events(self.stream, self.version, version, BATCH)
+            try:
+                batch = self.events(self.stream, self.version, version, BATCH)
+            except Exception as e:  # junk bytes that do not decode: named, never a crash
+                self.broken = f"an event after v{self.version} cannot be read ({e})"
+                return
             if not batch:
                 return
             try:

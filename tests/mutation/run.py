@@ -346,6 +346,31 @@ MUTANTS = (
         ),
     ),
     Mutant(
+        "together-answers-what-was-written",
+        "ledger/_application.py",
+        "                if not answers:  # nothing was written: the call failed as a whole\n",
+        "                if True:\n",
+        "a failure after a written transaction of handle_together hides the answers written",
+        ("tests/integration/test_group_commit_stores.py",),
+    ),
+    Mutant(
+        "beside-ends-with-verify",
+        "ledger/_audit/beside.py",
+        "    threading.Thread(target=_end_with_the_parent, daemon=True).start()\n",
+        "    pass\n",
+        "verify's second process goes on reading the store after verify was killed",
+        ("tests/integration/test_verify_beside.py",),
+    ),
+    Mutant(
+        "snapshot-fold-decode",
+        "ledger/_audit/snapshots.py",
+        '                self.broken = f"an event after v{self.version} cannot be read ({e})"\n'
+        "                return\n",
+        "                raise\n",
+        "junk in a profile with snapshots crashes verify instead of being named",
+        ("tests/integration/test_verify_beside.py",),
+    ),
+    Mutant(
         "wakeup-after-commit",
         "ledger/_stores/postgres.py",
         """                if committing.statusmessage != "COMMIT":\n""",
