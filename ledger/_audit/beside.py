@@ -157,8 +157,11 @@ def main() -> None:
 
 
 def _end_with_the_parent() -> None:
-    """Exit once the parent's end of stdin closes: it has stopped the check, or it died."""
-    sys.stdin.buffer.read()
+    """Exit once the parent's end of stdin closes: it has stopped the check, or it died. The
+    descriptor is read, not ``sys.stdin``: a thread blocked in a buffered read holds its lock,
+    which the interpreter's exit then waits for, and aborts."""
+    while os.read(0, 4096):
+        pass
     os._exit(1)
 
 
