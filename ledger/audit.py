@@ -155,14 +155,15 @@ def _walk_and_check(
     during the walk and this one the rest after it (``beside.share``); if the child does not
     answer, this process checks them all again."""
     store = ledger.store
+    events = store.event_count() if beside is not False else 0
     if beside is None:
-        beside = store.event_count() >= BESIDE_FROM
+        beside = events >= BESIDE_FROM
     extents = store.snapshot_extents() if beside else []
     if not extents:
         walk(store.logged_events, state, progress)
         done = SnapshotCheck(store).run()
         return done.checked, done.problems
-    until = share(extents, store.event_count())
+    until = share(extents, events)
     with SnapshotsBeside(ledger.settings, until) as child:
         walk(store.logged_events, state, progress)
         own = SnapshotCheck(store, streams=(until, None)).run() if until is not None else None

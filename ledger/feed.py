@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger._domain.errors import LedgerError, NotAllowed
+from ledger._domain.model import stream_id
 from ledger._stores.mapper import decode, decode_shown
-from ledger._stores.store import Store, stream_of
+from ledger._stores.store import Store
 from ledger._stores.views import StoredNotification, StreamCount, ViewCursor
 from ledger._stores.wakeups import Announce, Wakeups
 
@@ -205,7 +206,7 @@ class FeedSnapshot:
         """Each profile's events up to position ``upto`` (one aggregate of the log), by
         profile id: how many, its last version, how many acquired a lease."""
         counts = self._cursor.stream_counts(upto)
-        named = {str(stream_of(pid)): pid for pid in self._store.profile_ids()}
+        named = {str(stream_id(pid)): pid for pid in self._store.profile_ids()}
         return {named.get(stream, stream): count for stream, count in counts.items()}
 
 

@@ -80,10 +80,7 @@ def _once_each(models: Iterable[ReadModel]) -> list[ReadModel]:
     named: dict[str, ReadModel] = {}
     for model in models:
         first = named.setdefault(model.name, model)
-        if first is not model and (type(first), first.table.name) != (
-            type(model),
-            model.table.name,
-        ):
+        if type(first) is not type(model) or first.table.name != model.table.name:
             msg = (
                 f"two different read models are named {model.name!r}: they would share a checkpoint"
             )

@@ -20,7 +20,7 @@ import orjson
 
 from ledger._audit.merkle import EMPTY_ROOT, TreeBuilder, leaf_hash
 from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_fields, split
-from ledger._domain.profile import Profile
+from ledger._domain.model import stream_id
 
 # position, stream id (the originator_id as hex, as the store keys it), version, event type,
 # stored state
@@ -285,7 +285,7 @@ def _header(fields: list[Any]) -> bytes | None:
 def _stream_id(profile_id: str) -> str:
     """The stream a profile's events are stored under, as ``logged_events`` spells it (a
     uuid5 a walk would otherwise compute once per event)."""
-    return Profile.create_id(profile_id).hex
+    return stream_id(profile_id).hex
 
 
 _HASH = re.compile(r"[0-9a-f]{64}")

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from ledger._domain.acting import ALL_ROLES
 from ledger._domain.errors import InvalidInput, StoreUnavailable
+from ledger._domain.model import stream_id
 from ledger._domain.row import Availability
 from ledger._stores.access import Tables, authority_of
 from ledger._stores.clock import OffsetClock
@@ -41,7 +42,6 @@ from ledger._stores.store import (
     Store,
     store_errors,
     store_failure,
-    stream_of,
 )
 from ledger._stores.tokens import TOKENS_TABLE
 from ledger.ports import Authority, CommandRecord, DirectoryRecord
@@ -276,7 +276,7 @@ class SqlStore(Store):
         # One statement, so SQLite takes its write lock before it reads the stream's version
         # (a read that upgrades to a write would fail at once beside a live writer).
         events = self.app.recorder.events_table_name  # type: ignore[attr-defined]
-        stream = stream_of(row.profile_id)
+        stream = stream_id(row.profile_id)
         latest = f"(SELECT max(originator_version) FROM {events} WHERE originator_id = ?) = ?"
         overwrite = True
         with store_errors(self.settings), self._transaction(commit=True) as cursor:

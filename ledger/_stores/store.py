@@ -60,11 +60,6 @@ def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
     ]
 
 
-def stream_of(profile_id: str) -> UUID:
-    """The profile's stream id (``Profile.create_id``), for a caller that holds no profile."""
-    return stream_id(profile_id)
-
-
 class LedgerApplication(Application[UUID]):
     """The eventsourcing application holding every profile's event stream. It names no
     aggregate class (see the module's docstring): nothing of custody calls ``save`` on it,
@@ -106,9 +101,9 @@ class Store:
 
     def load(self, profile_id: str, version: int | None = None) -> Profile | None:
         """The profile's aggregate (as of ``version``), or None if it was never registered."""
-        from ledger._domain.profile import Profile, replay
+        from ledger._domain.profile import replay
 
-        stream = Profile.create_id(profile_id)
+        stream = stream_id(profile_id)
         try:
             with store_errors(self.settings):
                 held = self.app.repository.cache
@@ -257,7 +252,7 @@ class Store:
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first (empty if none)."""
         with store_errors(self.settings):
-            events = self.app.events.get(stream_of(profile_id))
+            events = self.app.events.get(stream_id(profile_id))
             return list(events)  # type: ignore[arg-type]
 
     def stream_events(self, stream: UUID, after: int, upto: int, limit: int) -> list[ProfileEvent]:
@@ -278,7 +273,7 @@ class Store:
     def exists(self, profile_id: str) -> bool:
         """Whether the profile was registered: one indexed read of its first event."""
         with store_errors(self.settings):
-            found = self.app.recorder.select_events(stream_of(profile_id), limit=1)
+            found = self.app.recorder.select_events(stream_id(profile_id), limit=1)
             return bool(found)
 
     def profile_ids(self) -> list[str]:
