@@ -4,6 +4,7 @@ NOTIFY for an append that committed, none for one that failed, and the append's 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import select
 import time
@@ -15,7 +16,7 @@ import pytest
 from conftest import register
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from ledger import Checkout, ForceRelease, Heartbeat, LeaseLost, Ledger
+from ledger import Checkout, ForceRelease, Heartbeat, InvalidInput, LeaseLost, Ledger
 from ledger._domain.profile import Profile
 
 QUIET_S = 0.5  # how long a listener waits to be sure nothing more arrives
@@ -141,3 +142,47 @@ def test_a_wake_up_that_fails_after_the_commit_leaves_the_append_committed(
     _heard(listening)
     opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
     assert _heard(listening) == 1
+
+
+def test_a_registration_claiming_a_directory_wakes_once_and_a_refused_one_nobody(
+    opened: Ledger, listening: psycopg.Connection[Any]
+) -> None:
+    """A registration that claims a directory (appended in the transaction that looks at the
+    directories already claimed) wakes the listeners once; one refused for an overlapping
+    directory wakes nobody."""
+    register(opened, "profile_a", user_data_dir="/srv/profiles/a")
+    assert _heard(listening) == 1
+    with pytest.raises(InvalidInput):
+        register(opened, "profile_b", account_id="other", user_data_dir="/srv/profiles/a/b")
+    assert _heard(listening) == 0
+
+
+def test_a_registration_whose_wake_up_fails_stays_registered(
+    opened: Ledger, listening: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wake-up after a directory-claiming registration's COMMIT may fail without undoing
+    it or reaching the caller."""
+    monkeypatch.setattr(opened.store.app.recorder, "_notify_sql", b"SELECT 1/0")
+    register(opened, "profile_a", user_data_dir="/srv/profiles/a")
+    assert [e.originator_version for e in _stream(opened, "profile_a")] == [1]
+    monkeypatch.undo()
+    assert _heard(listening) == 0
+    _lease(opened, "profile_a")
+    assert _heard(listening) == 1
+
+
+def test_an_append_prepares_its_statement_again_on_a_connection_that_dropped_it(
+    opened: Ledger,
+) -> None:
+    """The one-round-trip append's prepared statement, dropped from a pooled connection
+    (psycopg sends DEALLOCATE ALL when a transaction on it rolls back), is prepared again:
+    the heartbeat after it goes through as the first one did, with no conflict."""
+    lease = _lease(opened, register(opened))
+    opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    pool = opened.store.app.recorder.datastore.pool
+    with contextlib.ExitStack() as held:  # every pooled connection, idle now
+        for _ in range(pool.get_stats()["pool_size"]):
+            held.enter_context(pool.connection(timeout=1)).execute("DEALLOCATE ALL")
+    opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    assert opened.conflicts == 0
+    assert len(_stream(opened, lease.profile_id)) == 4

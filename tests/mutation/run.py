@@ -388,6 +388,23 @@ MUTANTS = (
         ("tests/integration/test_append_wakeup.py",),
     ),
     Mutant(
+        "wakeup-after-commit-one-round-trip",
+        "ledger/_stores/postgres.py",
+        """    for result in results[: append + 2]:  # BEGIN, the prepare, the append, COMMIT\n""",
+        """    for result in results[:-1]:\n""",
+        "a wake-up that fails after the one-round-trip append's COMMIT is raised as its failure",
+        ("tests/integration/test_append_wakeup.py",),
+    ),
+    Mutant(
+        "wakeup-behind-append-one-round-trip",
+        "ledger/_stores/postgres.py",
+        """[partial(pgconn.send_query_params, b"BEGIN", None)]""",
+        """[partial(pgconn.send_query_params, notify, None),"""
+        """ partial(pgconn.send_query_params, b"BEGIN", None)]""",
+        "the wake-up is queued before the one-round-trip append: a failed one still wakes",
+        ("tests/integration/test_append_wakeup.py",),
+    ),
+    Mutant(
         "service-lease-owner",
         "service/_service.py",
         "        if caller.role is not Role.WORKER:\n            return\n",
