@@ -6,6 +6,7 @@ in the event store, on the CLI's ``--json`` output and in reports.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -105,9 +106,11 @@ def lease_id_for(profile_id: str, fencing_token: int) -> str:
 PROFILE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:custody:profile")
 
 
+@functools.lru_cache(maxsize=4096)
 def stream_id(profile_id: str) -> UUID:
     """A profile's event stream id is derived from the profile's own id, so no lookup is
-    needed (the aggregate's id, ``AggregateRoot.create_id``)."""
+    needed (the aggregate's id, ``AggregateRoot.create_id``). Remembered for the profiles a
+    process last asked about: a command asks for it more than once, and a UUID is immutable."""
     return uuid5(PROFILE_NAMESPACE, profile_id)
 
 

@@ -6,7 +6,6 @@ stores arrived on the event. That is what makes replay deterministic.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -89,8 +88,11 @@ class ProfileStateMachine:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ProfileStateMachine:
         """Every value held is immutable (frozen models, tuples), so a shallow copy is a deep
-        one: cheap enough for the repository's cache."""
-        return copy.copy(self)
+        one: cheap enough for the repository's cache (and made without ``copy.copy``'s walk
+        of the pickle protocol: a command copies the profile it holds every time)."""
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
 
     def registration(self) -> ProfileRecord:
         return ProfileRecord(

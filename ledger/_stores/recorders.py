@@ -9,6 +9,7 @@ save) like a version conflict.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
@@ -61,16 +62,30 @@ def read_row(row: dict[str, Any]) -> Availability | str:
 def availability_params(row: Availability) -> tuple[Any, ...]:
     """The row's columns as stored, in ``AVAILABILITY_COLUMNS`` order: times as ``to_db``
     writes them, enums by value (every column is a scalar: no dump needed). Every append
-    sends one, so it is one loop without a call per column."""
-    params = []
-    for column in AVAILABILITY_COLUMNS:
-        value = getattr(row, column)
+    sends one, so the values are read from the model's fields at once and only the columns
+    that may hold a time or an enum are looked at."""
+    params = list(_ROW_VALUES(row.__dict__))
+    for at in _CONVERTED_AT:
+        value = params[at]
         if isinstance(value, datetime):
-            value = value.astimezone(UTC).isoformat(timespec="microseconds")
+            params[at] = value.astimezone(UTC).isoformat(timespec="microseconds")
         elif isinstance(value, Enum):
-            value = value.value
-        params.append(value)
+            params[at] = value.value
     return tuple(params)
+
+
+def _may_convert(annotation: Any) -> bool:
+    """Whether a column of this type may hold a time or an enum (``availability_params``)."""
+    kinds = getattr(annotation, "__args__", None) or (annotation,)
+    return any(isinstance(k, type) and issubclass(k, datetime | Enum) for k in kinds)
+
+
+_ROW_VALUES = operator.itemgetter(*AVAILABILITY_COLUMNS)
+_CONVERTED_AT = tuple(
+    at
+    for at, field in enumerate(Availability.model_fields.values())
+    if _may_convert(field.annotation)
+)
 
 
 def upsert_availability_sql(

@@ -220,8 +220,7 @@ class Store:
         for (profile, _, _), events in zip(saves, collected, strict=True):
             if cache is not None and events:
                 cache.put(profile.id, profile)
-            with store_errors(self.settings):
-                self._snapshot_if_due(profile, events)
+            self._snapshot_if_due(profile, events)
 
     def _snapshot_if_due(self, profile: Profile, events: Sequence[ProfileEvent]) -> None:
         """A snapshot at each saved version that is a multiple of ``SNAPSHOT_INTERVAL``, as
@@ -229,25 +228,25 @@ class Store:
         saved profile's own version it is taken from the profile in hand instead of folding
         the stream again from the store (``custody verify`` checks each against the fold);
         at another, from the stream folded to it, as ``Application.take_snapshot`` does."""
+        due = [e for e in events if not e.originator_version % SNAPSHOT_INTERVAL]
+        app = self.app
+        if not due or app.snapshots is None or not app.takes_snapshots:
+            return
         from ledger._domain.profile import replay
         from ledger._domain.snapshot import ProfileSnapshot
 
-        app = self.app
-        if app.snapshots is None or not app.takes_snapshots:
-            return
-        for event in events:
-            version = event.originator_version
-            if version % SNAPSHOT_INTERVAL:
-                continue
-            # One already there is this very state (only the writer of a version takes
-            # it): never a reason to run the command again.
-            with contextlib.suppress(IntegrityError):
-                taken = profile
-                if version != profile.version:
-                    taken = app.repository.get(
-                        event.originator_id, version=version, projector_func=replay
-                    )
-                app.snapshots.put([ProfileSnapshot.take(taken)])
+        with store_errors(self.settings):
+            for event in due:
+                version = event.originator_version
+                # One already there is this very state (only the writer of a version takes
+                # it): never a reason to run the command again.
+                with contextlib.suppress(IntegrityError):
+                    taken = profile
+                    if version != profile.version:
+                        taken = app.repository.get(
+                            event.originator_id, version=version, projector_func=replay
+                        )
+                    app.snapshots.put([ProfileSnapshot.take(taken)])
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first (empty if none)."""
