@@ -267,20 +267,14 @@ def _plain(
     formats: a stream id (16 bytes) and a state in binary, every other value as text (the
     server reads each as its column's type). A row's and a command's values are text, whole
     numbers or NULL (``availability_params``); text is UTF-8, the connection's encoding
-    (``_round_trip`` checks it)."""
+    (``_prepared_append`` checks it)."""
     values: list[bytes | None] = []
     for e in stored_events:
         stream = e.originator_id if isinstance(e.originator_id, UUID) else UUID(e.originator_id)
         values += (stream.bytes, b"%d" % e.originator_version, e.topic.encode(), e.state)
     formats = [1, 0, 0, 1] * len(stored_events)
     for row in (*rows, *commands):
-        for value in row:
-            if value is None or isinstance(value, bytes):
-                values.append(value)
-            elif isinstance(value, int):
-                values.append(b"%d" % value)
-            else:
-                values.append(value.encode())
+        values += [None if value is None else str(value).encode() for value in row]
     formats += [0] * (len(values) - len(formats))
     return values, formats
 
