@@ -266,8 +266,8 @@ MUTANTS = (
     Mutant(
         "worker-snapshots",
         "ledger/_stores/store.py",
-        "        if app.snapshots is None or not app.takes_snapshots:\n",
-        "        if app.snapshots is None:\n",
+        "        if not due or app.snapshots is None or not app.takes_snapshots:\n",
+        "        if not due or app.snapshots is None:\n",
         "a login that may not write snapshots tries to (and fails after its events committed)",
         ("tests/e2e/test_cli_access.py",),
     ),
