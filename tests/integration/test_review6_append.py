@@ -1,0 +1,48 @@
+"""Review of lean3's one-round-trip PostgreSQL append: what it must keep from main's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from conftest import register
+
+from ledger import Checkout, Heartbeat, Ledger
+from ledger._domain.profile import Profile
+
+
+@pytest.fixture
+def opened(pg_url: str) -> Iterator[Ledger]:
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        yield ledger
+
+
+def _versions(ledger: Ledger, profile_id: str) -> list[int]:
+    recorder = ledger.store.app.recorder
+    return [e.originator_version for e in recorder.select_events(Profile.create_id(profile_id))]
+
+
+def test_a_connection_lost_after_the_append_committed_does_not_fail_the_command(
+    opened: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection dies after the append's COMMIT (here the wake-up behind it ends its
+    own session a moment later, as a server restart or a network cut right after the commit
+    would; the pause lets COMMIT's result reach the client first): the
+    append is committed, so the command succeeded and must say so (main's pipelined append
+    raises only if COMMIT has no result). Reporting StoreUnavailable for a committed append
+    makes a caller resend a command that was applied."""
+    recorder = opened.store.app.recorder
+    pid = register(opened)
+    checkout = Checkout(profile_id=pid, worker_id="w1", run_id="r", task_type="t")
+    lease = opened.handle(checkout)
+    before = _versions(opened, pid)[-1]
+    monkeypatch.setattr(
+        recorder, "_notify_sql", b"SELECT pg_sleep(0.3), pg_terminate_backend(pg_backend_pid())"
+    )
+    opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    monkeypatch.undo()
+    assert _versions(opened, pid)[-1] == before + 1
+    # and the dead connection is not lent again: the next heartbeat goes through
+    opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    assert _versions(opened, pid)[-1] == before + 2
