@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import psycopg
+import psycopg.sql
 import pytest
 from conftest import register
+from pg_cluster import database_url, drop_database
 
 from ledger import Checkout, Heartbeat, Ledger
 from ledger._domain.profile import Profile
@@ -46,3 +51,34 @@ def test_a_connection_lost_after_the_append_committed_does_not_fail_the_command(
     # and the dead connection is not lent again: the next heartbeat goes through
     opened.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
     assert _versions(opened, pid)[-1] == before + 2
+
+
+@pytest.fixture
+def latin1_url(pg_cluster: Any) -> Iterator[str]:
+    """A fresh database whose encoding is LATIN1 (so is its sessions' client encoding)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL(
+                "CREATE DATABASE {} TEMPLATE template0 ENCODING 'LATIN1' "
+                "LC_COLLATE 'C' LC_CTYPE 'C'"
+            ).format(psycopg.sql.Identifier(name))
+        )
+    try:
+        yield database_url(pg_cluster.admin_url, name)
+    finally:
+        drop_database(pg_cluster.admin_url, name)
+
+
+def test_a_store_on_a_latin1_database_still_takes_commands(latin1_url: str) -> None:
+    """main appends through psycopg, which encodes parameters in the session's encoding: a
+    store on a LATIN1 database registers, checks out and heartbeats. lean3's append refuses
+    any client encoding but UTF-8 (NotSupportedError, so StoreUnavailable) on every command
+    that is not a directory-claiming registration: a store that worked stops taking writes."""
+    Ledger.init(latin1_url).close()
+    with Ledger.open(latin1_url) as ledger:
+        pid = register(ledger)
+        checkout = Checkout(profile_id=pid, worker_id="w1", run_id="r", task_type="t")
+        lease = ledger.handle(checkout)
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+        assert _versions(ledger, pid) == [1, 2, 3]
