@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -82,3 +83,37 @@ def test_a_store_on_a_latin1_database_still_takes_commands(latin1_url: str) -> N
         lease = ledger.handle(checkout)
         ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
         assert _versions(ledger, pid) == [1, 2, 3]
+
+
+def test_the_prepared_appends_a_pooled_connection_keeps_are_bounded(opened: Ledger) -> None:
+    """Group commit batches come in every size (``handle_together``, up to 500 commands),
+    and each size and number of command ids is a shape of the append statement. On main the
+    statement is prepared through psycopg, which keeps about ``prepared_max`` (100, one over between evictions) per
+    connection and deallocates the least used; lean3 prepares one per shape per connection
+    (``_PREPARED``) and never deallocates any: the server's memory for them grows with every
+    new batch size for the life of the connection."""
+    profiles = [register(opened, f"p{n}") for n in range(32)]
+    leases = {}
+    for pid in profiles:
+        checkout = Checkout(profile_id=pid, worker_id="w1", run_id="r", task_type="t")
+        leases[pid] = opened.handle(checkout)
+    for size in range(1, 33):
+        for with_ids in range(size + 1):
+            beats = [
+                Heartbeat(
+                    lease_id=leases[pid].lease_id,
+                    fencing_token=leases[pid].fencing_token,
+                    command_id=f"c-{size}-{with_ids}-{n}" if n < with_ids else None,
+                )
+                for n, pid in enumerate(profiles[:size])
+            ]
+            answers = opened.handle_together(beats)
+            assert not [a for a in answers if isinstance(a, Exception)]
+    pool = opened.store.app.recorder.datastore.pool
+    kept = []
+    with contextlib.ExitStack() as held:  # every pooled connection, idle now
+        for _ in range(pool.get_stats()["pool_size"]):
+            conn = held.enter_context(pool.connection(timeout=1))
+            row = conn.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchone()
+            kept.append(row["n"])
+    assert max(kept) <= 110, f"prepared statements per pooled connection: {kept}"
