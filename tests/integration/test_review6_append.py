@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -117,3 +118,28 @@ def test_the_prepared_appends_a_pooled_connection_keeps_are_bounded(opened: Ledg
             row = conn.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchone()
             kept.append(row["n"])
     assert max(kept) <= 110, f"prepared statements per pooled connection: {kept}"
+
+
+def test_the_recorder_never_keeps_a_text_other_than_the_one_it_was_given(opened: Ledger) -> None:
+    """A text parameter is sent to libpq as a C string, and libpq reads a text-format
+    parameter up to its first NUL: lean3's append keeps "eu" for a region "eu\\x00west" and
+    says nothing. main's psycopg refuses a NUL in a text parameter (DataError, nothing
+    written). The door refuses NUL in what it accepts, so this is the recorder's own
+    contract: it writes what it is given exactly, or refuses it."""
+    from eventsourcing.persistence import PersistenceError
+
+    pid = register(opened)
+    recorder = opened.store.app.recorder
+    last = list(recorder.select_events(Profile.create_id(pid)))[-1]
+    row = opened.store.availability_row(pid)
+    assert not isinstance(row, str) and row is not None
+    damaged = row.model_copy(update={"region": "eu\x00west", "version": row.version + 1})
+    after = dataclasses.replace(last, originator_version=last.originator_version + 1)
+    try:
+        recorder.insert_events([after], availability=[damaged])
+    except PersistenceError:
+        assert _versions(opened, pid) == [last.originator_version]  # refused: nothing kept
+        return
+    kept = opened.store.availability_row(pid)
+    assert not isinstance(kept, str) and kept is not None
+    assert kept.region == "eu\x00west", f"the row keeps {kept.region!r}"
