@@ -125,7 +125,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         nobody). The append's first error is raised once the pipeline is synced and the failed
         transaction rolled back; an error after its COMMIT (the wake-up's) is not."""
         if stored_events and not directory_rows(kwargs):
-            return self._append(stored_events, kwargs)
+            appended = self._append(stored_events, kwargs)
+            if appended is not None:
+                return appended
         ids = None
         with (
             self.datastore.get_connection() as conn,
@@ -154,20 +156,31 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 ids = self._fetch_ids_after_insert_events(appending, stored_events, **kwargs)
         return ids
 
-    def _append(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> list[int]:
+    def _append(
+        self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]
+    ) -> list[int] | None:
         """The events, their availability rows and command ids in one prepared statement
         (``_append_sql``) with plain parameters, sent with BEGIN, COMMIT and the listeners'
         wake-up in one round trip through libpq's pipeline (``_round_trip``): what psycopg's
         cursors and pipeline did in about 500 Python calls per append, without them. The
         same transaction and statements as the pipelined path, so the same guarantees: all or
-        nothing, a failed append wakes nobody, a failed wake-up leaves the append committed."""
+        nothing, a failed append wakes nobody, a failed wake-up leaves the append committed.
+
+        None, having sent nothing, where psycopg's path must write it instead (``_direct``):
+        a connection whose encoding is not UTF-8, a text holding NUL (which libpq would cut
+        there: psycopg refuses it), a shape of statement more than the connection may keep."""
         rows, commands = availability_rows(kwargs), command_rows(kwargs)
         shape = (len(stored_events), len(rows), len(commands))
-        statement = _append_sql(self._events_table, *shape)
         name = _append_name(*shape)
         values, formats = _plain(stored_events, rows, commands)
         with self.datastore.get_connection() as conn:
-            appended = _prepared_append(conn, name, statement, values, formats, self._notify_sql)
+            prepared = _direct(conn, name, values, formats)
+            if prepared is None:
+                return None
+            statement = _append_sql(self._events_table, *shape)
+            appended = _prepared_append(
+                conn, prepared, name, statement, values, formats, self._notify_sql
+            )
         ids = [int(appended.get_value(n, 0) or 0) for n in range(appended.ntuples)]
         if len(ids) != len(stored_events):
             msg = f"the insert gave {len(ids)} notification ids for {len(stored_events)} events"
@@ -283,10 +296,36 @@ def _plain(
 # ``_pg3_*``). psycopg deallocates every statement of a connection when a transaction on it
 # rolls back (``DEALLOCATE ALL``), ours with its own: ``_prepared_append`` then prepares again.
 _PREPARED: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
+# How many shapes of append a connection keeps prepared: a process's commands come in a few
+# (one to three events, with or without a command id); group commit's batches of every size
+# beyond them go through psycopg's path, whose prepared statements psycopg bounds itself.
+PREPARED_AT_MOST = 16
+
+
+def _direct(
+    conn: psycopg.Connection[Any], name: bytes, values: list[bytes | None], formats: list[int]
+) -> set[bytes] | None:
+    """The names prepared on ``conn`` if the append ``name`` of ``values`` may go by
+    ``_prepared_append``; None where psycopg's path must write it: a client encoding other
+    than UTF-8 (the text parameters are UTF-8), a NUL in a text (libpq reads a text
+    parameter up to it, where psycopg refuses it, writing nothing), a new shape beyond
+    ``PREPARED_AT_MOST`` (the server keeps each prepared statement for the session)."""
+    prepared = _PREPARED.get(conn)
+    if prepared is None:
+        if conn.info.encoding != "utf-8":
+            return None
+        prepared = _PREPARED[conn] = set()
+    if name not in prepared and len(prepared) >= PREPARED_AT_MOST:
+        return None
+    texts = (value for value, text in zip(values, formats, strict=True) if not text)
+    if any(b"\0" in value for value in texts if value is not None):
+        return None
+    return prepared
 
 
 def _prepared_append(
     conn: psycopg.Connection[Any],
+    prepared: set[bytes],
     name: bytes,
     statement: str,
     values: list[bytes | None],
@@ -294,12 +333,8 @@ def _prepared_append(
     notify: bytes,
 ) -> Any:
     """``_round_trip`` of the append ``statement``, prepared as ``name`` on its first use on
-    ``conn``, and once more if the server no longer has it (nothing was written then)."""
-    prepared = _PREPARED.get(conn)
-    if prepared is None:
-        if conn.info.encoding != "utf-8":  # the server decodes the text parameters as such
-            raise psycopg.NotSupportedError(f"client encoding {conn.info.encoding}, not UTF-8")
-        prepared = _PREPARED[conn] = set()
+    ``conn`` (``prepared`` names those it has), and once more if the server no longer has it
+    (nothing was written then)."""
     try:
         return _round_trip(conn, name, statement, values, formats, notify, prepared)
     except psycopg.errors.InvalidSqlStatementName:
@@ -322,7 +357,8 @@ def _round_trip(
     end, so that the server skips everything after a failed statement up to the sync: a
     failed append wakes nobody. Its error, or its COMMIT's, is raised as psycopg raises it
     once every result is read and the transaction rolled back; the wake-up's is not (it runs
-    after the commit, which it cannot undo)."""
+    after the commit, which it cannot undo), nor a connection lost once COMMIT's result is in
+    (the append is kept: the command succeeded; the connection is closed, never lent again)."""
     pgconn = conn.pgconn
     queue: list[Callable[[], None]] = [partial(pgconn.send_query_params, b"BEGIN", None)]
     if preparing := name not in prepared:
@@ -334,18 +370,21 @@ def _round_trip(
         partial(pgconn.send_query_params, notify, None),
         pgconn.pipeline_sync,
     )
+    results: list[Any] = []
     with conn.lock:
         pgconn.enter_pipeline_mode()
         try:
             for send in queue:
                 send()
             conn.wait(generators.send(pgconn))
-            results = [conn.wait(generators.fetch_many(pgconn))[0] for _ in queue]
+            for _ in queue:
+                results.append(conn.wait(generators.fetch_many(pgconn))[0])
             pgconn.exit_pipeline_mode()
-        except BaseException:
+        except BaseException as lost:
             conn.close()  # left inside the pipeline, with results unread: of no further use
-            raise
-    if preparing and results[append - 1].status == pq.ExecStatus.COMMAND_OK:
+            if not (isinstance(lost, Exception) and _committed(results, append)):
+                raise
+    if preparing and results[append - 1].status == pq.ExecStatus.COMMAND_OK and not conn.closed:
         prepared.add(name)  # a statement outlives a transaction rolled back after it
     for result in results[: append + 2]:  # BEGIN, the prepare, the append, COMMIT
         if result.status == pq.ExecStatus.FATAL_ERROR:
@@ -354,6 +393,16 @@ def _round_trip(
                 conn.rollback()
             raise psycopg.errors.error_from_result(result, encoding="utf-8")
     return results[append]
+
+
+def _committed(results: list[Any], append: int) -> bool:
+    """Whether the results read so far hold the append's COMMIT, with no error before it."""
+    through_commit = results[: append + 2]
+    return (
+        len(through_commit) == append + 2
+        and all(r.status != pq.ExecStatus.FATAL_ERROR for r in through_commit)
+        and through_commit[-1].status == pq.ExecStatus.COMMAND_OK
+    )
 
 
 @functools.cache

@@ -497,6 +497,38 @@ MUTANTS = (
         "verify reads past a stored event's last byte, so an edit of it goes unnamed",
         ("tests/unit/test_audit_walk.py",),
     ),
+    Mutant(
+        "direct-append-committed",
+        "ledger/_stores/postgres.py",
+        "            if not (isinstance(lost, Exception) and _committed(results, append)):\n",
+        "            if True:\n",
+        "a committed append whose connection is lost after COMMIT is reported as failed",
+        ("tests/integration/test_append_direct.py",),
+    ),
+    Mutant(
+        "direct-append-encoding",
+        "ledger/_stores/postgres.py",
+        '        if conn.info.encoding != "utf-8":\n            return None\n',
+        "        if False:\n            return None\n",
+        "the one-round-trip append sends UTF-8 text to a connection of another encoding",
+        ("tests/integration/test_append_direct.py",),
+    ),
+    Mutant(
+        "direct-append-nul",
+        "ledger/_stores/postgres.py",
+        '    if any(b"\\0" in value for value in texts if value is not None):\n',
+        "    if False:\n",
+        "the one-round-trip append lets libpq cut a text at its first NUL",
+        ("tests/integration/test_append_direct.py",),
+    ),
+    Mutant(
+        "direct-append-bounded",
+        "ledger/_stores/postgres.py",
+        "    if name not in prepared and len(prepared) >= PREPARED_AT_MOST:\n",
+        "    if False:\n",
+        "a connection keeps a prepared append for every shape of batch it ever wrote",
+        ("tests/integration/test_append_direct.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

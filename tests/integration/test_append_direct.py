@@ -1,4 +1,6 @@
-"""Review of lean3's one-round-trip PostgreSQL append: what it must keep from main's."""
+"""The one-round-trip PostgreSQL append (``ledger._stores.postgres._append``) keeps what
+psycopg's path kept: a committed append is answered as such, every database encoding takes
+commands, prepared statements stay bounded, a text is written exactly or refused."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pg_cluster import database_url, drop_database
 
 from ledger import Checkout, Heartbeat, Ledger
 from ledger._domain.profile import Profile
+from ledger._stores.postgres import PREPARED_AT_MOST
 
 
 @pytest.fixture
@@ -36,7 +39,7 @@ def test_a_connection_lost_after_the_append_committed_does_not_fail_the_command(
     """The connection dies after the append's COMMIT (here the wake-up behind it ends its
     own session a moment later, as a server restart or a network cut right after the commit
     would; the pause lets COMMIT's result reach the client first): the
-    append is committed, so the command succeeded and must say so (main's pipelined append
+    append is committed, so the command succeeded and must say so (psycopg's pipelined path
     raises only if COMMIT has no result). Reporting StoreUnavailable for a committed append
     makes a caller resend a command that was applied."""
     recorder = opened.store.app.recorder
@@ -73,26 +76,29 @@ def latin1_url(pg_cluster: Any) -> Iterator[str]:
 
 
 def test_a_store_on_a_latin1_database_still_takes_commands(latin1_url: str) -> None:
-    """main appends through psycopg, which encodes parameters in the session's encoding: a
-    store on a LATIN1 database registers, checks out and heartbeats. lean3's append refuses
-    any client encoding but UTF-8 (NotSupportedError, so StoreUnavailable) on every command
-    that is not a directory-claiming registration: a store that worked stops taking writes."""
+    """A store on a LATIN1 database registers, checks out and heartbeats, as through psycopg,
+    which encodes parameters in the session's encoding: the one-round-trip append, whose text
+    is UTF-8, leaves such a connection to psycopg's path (it refused every command but a
+    directory-claiming registration: a store that worked stopped taking writes)."""
     Ledger.init(latin1_url).close()
     with Ledger.open(latin1_url) as ledger:
-        pid = register(ledger)
-        checkout = Checkout(profile_id=pid, worker_id="w1", run_id="r", task_type="t")
+        pid = register(ledger, region="São Paulo")  # LATIN1 holds these letters: kept exactly
+        checkout = Checkout(profile_id=pid, worker_id="wörker", run_id="r", task_type="t")
         lease = ledger.handle(checkout)
         ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
         assert _versions(ledger, pid) == [1, 2, 3]
+        (row,) = ledger.availability()
+        assert (row.region, row.holder_worker) == ("São Paulo", "wörker")
 
 
 def test_the_prepared_appends_a_pooled_connection_keeps_are_bounded(opened: Ledger) -> None:
     """Group commit batches come in every size (``handle_together``, up to 500 commands),
     and each size and number of command ids is a shape of the append statement. On main the
-    statement is prepared through psycopg, which keeps about ``prepared_max`` (100, one over between evictions) per
-    connection and deallocates the least used; lean3 prepares one per shape per connection
-    (``_PREPARED``) and never deallocates any: the server's memory for them grows with every
-    new batch size for the life of the connection."""
+    statement is prepared through psycopg, which keeps about ``prepared_max`` (100, one over
+    between evictions) per connection and deallocates the least used; the one-round-trip
+    append keeps at most ``PREPARED_AT_MOST`` shapes more (it prepared one per shape and never
+    deallocated any: 201 on a connection after these batches, the server's memory for them
+    growing with every new batch size for the life of the connection)."""
     profiles = [register(opened, f"p{n}") for n in range(32)]
     leases = {}
     for pid in profiles:
@@ -117,22 +123,25 @@ def test_the_prepared_appends_a_pooled_connection_keeps_are_bounded(opened: Ledg
             conn = held.enter_context(pool.connection(timeout=1))
             row = conn.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchone()
             kept.append(row["n"])
-    assert max(kept) <= 110, f"prepared statements per pooled connection: {kept}"
+    # psycopg's own (prepared_max, one over between evictions) and the appends' shapes.
+    bound = 100 + 1 + PREPARED_AT_MOST
+    assert max(kept) <= bound, f"prepared statements per pooled connection: {kept}"
 
 
 def test_the_recorder_never_keeps_a_text_other_than_the_one_it_was_given(opened: Ledger) -> None:
-    """A text parameter is sent to libpq as a C string, and libpq reads a text-format
-    parameter up to its first NUL: lean3's append keeps "eu" for a region "eu\\x00west" and
-    says nothing. main's psycopg refuses a NUL in a text parameter (DataError, nothing
-    written). The door refuses NUL in what it accepts, so this is the recorder's own
-    contract: it writes what it is given exactly, or refuses it."""
+    """libpq reads a text-format parameter as a C string, up to its first NUL: the
+    one-round-trip append kept "eu" for a region "eu\\x00west" and said nothing. psycopg
+    refuses a NUL in a text parameter (DataError, nothing written), so such an append goes
+    its way. The door refuses NUL in what it accepts, so this is the recorder's own contract:
+    it writes what it is given exactly, or refuses it."""
     from eventsourcing.persistence import PersistenceError
 
     pid = register(opened)
     recorder = opened.store.app.recorder
     last = list(recorder.select_events(Profile.create_id(pid)))[-1]
     row = opened.store.availability_row(pid)
-    assert not isinstance(row, str) and row is not None
+    assert not isinstance(row, str)
+    assert row is not None
     damaged = row.model_copy(update={"region": "eu\x00west", "version": row.version + 1})
     after = dataclasses.replace(last, originator_version=last.originator_version + 1)
     try:
@@ -141,5 +150,6 @@ def test_the_recorder_never_keeps_a_text_other_than_the_one_it_was_given(opened:
         assert _versions(opened, pid) == [last.originator_version]  # refused: nothing kept
         return
     kept = opened.store.availability_row(pid)
-    assert not isinstance(kept, str) and kept is not None
+    assert not isinstance(kept, str)
+    assert kept is not None
     assert kept.region == "eu\x00west", f"the row keeps {kept.region!r}"
