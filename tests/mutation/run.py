@@ -480,6 +480,22 @@ MUTANTS = (
         "verify reads past a stored event's last byte, so an edit of it goes unnamed",
         ("tests/unit/test_audit_walk.py",),
     ),
+    Mutant(
+        "pydantic-plugins-group",
+        "custody/_pydantic_plugins.py",
+        "            return _GROUP.search(f.read()) is not None\n",
+        "            return False\n",
+        "the cheap look for pydantic's plugins misses one a distribution declares",
+        ("tests/unit/test_pydantic_plugins.py",),
+    ),
+    Mutant(
+        "pydantic-plugins-unseen",
+        "custody/_pydantic_plugins.py",
+        "    return not files\n",
+        "    return True\n",
+        "the cheap look for pydantic's plugins answers none for a zip on the path it cannot read",
+        ("tests/unit/test_pydantic_plugins.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
