@@ -16,7 +16,6 @@ launch on this host takes a stale lock over by itself.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -85,7 +84,9 @@ class LocalHost:
     """This machine, read through ``/proc`` (Linux)."""
 
     def name(self) -> str:
-        return socket.gethostname()
+        # gethostname(2), which Chromium writes into its lock, is uname's nodename on Linux;
+        # read here without importing socket (about 2 ms of ``custody why``).
+        return os.uname().nodename
 
     def lock_target(self, user_data_dir: str) -> str | None:
         try:

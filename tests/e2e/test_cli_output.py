@@ -303,10 +303,12 @@ def test_the_domain_compiles_no_pattern_at_import(fleet: Path, args: list[str]) 
 
 def test_why_inspects_without_importing_what_stops_a_browser(fleet: Path) -> None:
     """``why`` inspects the profile's directory (``workers._inspector``) without importing
-    ``signal``, which only stopping an orphaned browser sends (``inspect --stop-orphan``)."""
+    ``signal``, which only stopping an orphaned browser sends (``inspect --stop-orphan``), nor
+    ``socket``: the host's name, which Chromium writes into its lock, is read from ``uname``."""
     modules = modules_of("why", "short", cwd=fleet)
     assert "workers._inspector" in modules
     assert "signal" not in modules
+    assert "socket" not in modules
 
 
 @pytest.mark.parametrize("args", [["status"], ["why", "short"], ["who", "short"]], ids=" ".join)
