@@ -1,0 +1,42 @@
+"""review5: reproducers of broken promises on the command line (bad input is one clear line,
+a distinct exit code, and writes nothing)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from cli_process import custody, error_line, ok
+
+
+def test_a_malformed_postgresql_host_is_bad_input_not_an_internal_error(tmp_path: Path) -> None:
+    """An unbalanced IPv6 bracket in the store URL is bad input naming the store (exit 2),
+    like a malformed port; not ``internal error: ValueError`` with exit 1."""
+    run = custody("--store", "postgresql://u@[::1/db", "status", cwd=tmp_path)
+    line = error_line(run)
+    assert run.code == 2, line
+    assert "internal error" not in line, line
+
+
+def _dump(path: Path) -> list[str]:
+    with sqlite3.connect(path) as c:
+        return list(c.iterdump())
+
+
+def test_init_refuses_a_store_of_a_newer_schema_and_writes_nothing(tmp_path: Path) -> None:
+    """docs/operations/upgrades.md: a store whose schema is newer than the custody reading it
+    is refused ("upgrade custody"). Every command refuses it with exit 6, but ``init`` says
+    "initialised", exits 0 and creates tables in the newer store."""
+    db = tmp_path / "custody.db"
+    store = f"sqlite:///{db}"
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path, store=store))
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE custody_schema SET version = version + 1")
+    before = _dump(db)
+    status = custody("status", cwd=tmp_path, store=store)
+    assert status.code == 6 and "upgrade custody" in error_line(status)
+
+    run = custody("init", cwd=tmp_path, store=store)
+    assert (run.code, run.err.strip()) != (0, ""), f"init accepted a newer store: {run.out!r}"
+    assert run.code == 6 and "upgrade custody" in error_line(run)
+    assert _dump(db) == before

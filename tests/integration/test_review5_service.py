@@ -1,0 +1,53 @@
+"""review5: reproducers of broken promises in the HTTP lease service (``custody serve``):
+every read answers what the command line answers, bad input is one clear refusal."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from serving import Served
+
+from custody.cli import main
+from ledger import Checkout, Heartbeat, Ledger, RegisterProfile, Role
+
+
+@pytest.fixture
+def http(served: Served) -> Iterator[Served]:
+    """The service on a store (each kind) holding p1: registered, leased, one heartbeat."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(Heartbeat(lease_id="lease-1@p1", fencing_token=1, step="s1"))
+    yield served
+
+
+def _cli(store: str, *args: str) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--store", store, *args])
+    assert code == 0, err.getvalue()
+    return out.getvalue()
+
+
+def test_timeline_until_a_date_reads_the_whole_day_over_http_as_on_the_cli(
+    http: Served,
+) -> None:
+    """docs/reference/cli.md: a date alone means the whole day, ``until`` through its last
+    instant. ``custody timeline p1 --until TODAY`` gives today's events; the service's
+    ``GET /v1/profiles/p1/timeline?until=TODAY`` gives none (it reads the date as midnight)."""
+    today = datetime.now(UTC).date().isoformat()
+    on_cli = json.loads(_cli(http.store_url, "--json", "timeline", "p1", "--until", today))
+    assert [r["event_type"] for r in on_cli][:3] == [
+        "profile_registered",
+        "lease_acquired",
+        "lease_heartbeat",
+    ]
+    with http.client(Role.WORKER) as client:
+        got = client.get(f"/v1/profiles/p1/timeline?until={today}")
+    assert got.status_code == 200, got.text
+    assert [r["position"] for r in got.json()] == [r["position"] for r in on_cli]
