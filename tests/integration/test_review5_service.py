@@ -6,14 +6,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from serving import Served
 
 from custody.cli import main
-from ledger import Checkout, Heartbeat, Ledger, RegisterProfile, Role
+from ledger import Checkout, ForceRelease, Heartbeat, Ledger, RegisterProfile, Role
 
 
 @pytest.fixture
@@ -51,3 +53,31 @@ def test_timeline_until_a_date_reads_the_whole_day_over_http_as_on_the_cli(
         got = client.get(f"/v1/profiles/p1/timeline?until={today}")
     assert got.status_code == 200, got.text
     assert [r["position"] for r in got.json()] == [r["position"] for r in on_cli]
+
+
+def test_the_consoles_review_form_refuses_a_note_that_is_not_utf8_and_writes_nothing(
+    served: Served,
+) -> None:
+    """``service._console.read_form`` promises ``InvalidInput`` "for text that is not UTF-8";
+    the CLI refuses such a note (exit 2) and the JSON API too. A form field percent-encoding a
+    byte that is no UTF-8 (``note=bad%FFbytes``) is decoded with replacement instead: the
+    verdict is written with the note ``'bad\\ufffdbytes'``, a text nobody sent."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(ForceRelease(profile_id="p1", actor="op", reason="stuck"))
+        before = len(ledger.history("p1"))
+    form = {"content-type": "application/x-www-form-urlencoded", "origin": served.url}
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        signed = browser.post(
+            "/console/sign-in", content=f"token={served.tokens[Role.REVIEWER]}", headers=form
+        )
+        assert signed.status_code in (200, 303), signed.text
+        page = browser.get("/console/profiles/p1")
+        found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert found is not None, page.text[:500]
+        body = f"csrf={found.group(1)}&decision=quarantine&note=bad%FFbytes"
+        browser.post("/console/profiles/p1/review", content=body, headers=form)
+    with Ledger.open(served.store_url) as ledger:
+        written = [e.envelope.reason for e in ledger.history("p1")[before:]]
+    assert written == [], f"the console wrote {written!r}"
