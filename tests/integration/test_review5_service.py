@@ -81,3 +81,43 @@ def test_the_consoles_review_form_refuses_a_note_that_is_not_utf8_and_writes_not
     with Ledger.open(served.store_url) as ledger:
         written = [e.envelope.reason for e in ledger.history("p1")[before:]]
     assert written == [], f"the console wrote {written!r}"
+
+
+def test_a_body_that_is_not_utf8_is_bad_input_naming_the_body(http: Served) -> None:
+    """docs/how-to/serve-workers-over-http.md: bad input is 422 ``invalid_input`` naming the
+    field, nothing written. A JSON body holding a byte that is no UTF-8 is answered 400
+    ``http_400`` "There was an error parsing the body": a code the error table does not
+    have, naming nothing (the CLI says "must be valid Unicode text")."""
+    with http.client(Role.WORKER) as client:
+        got = client.post(
+            "/v1/leases/lease-1@p1/heartbeat",
+            content=b'{"fencing_token": 1, "step": "bad\xffbytes"}',
+            headers={"content-type": "application/json"},
+        )
+    assert (got.status_code, got.json().get("error")) == (422, "invalid_input"), got.text
+
+
+def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
+    http: Served,
+) -> None:
+    """The same Idempotency-Key with a different body is refused (422), but the refusal names
+    a field the caller never sent, ``command_id``, and quotes the service's own digest
+    (``'http-4be2...' was already used``), not the ``Idempotency-Key`` it names for a
+    malformed key."""
+    with http.client(Role.WORKER) as client:
+        first = client.post("/v1/profiles/p2/checkout", json={"run_id": "r", "task_type": "t"})
+        assert first.status_code == 404  # no p2 yet: nothing written, the key is free
+        with Ledger.open(http.store_url) as ledger:
+            ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+        key = {"Idempotency-Key": "beat-7"}
+        order = {"run_id": "r", "task_type": "t"}
+        done = client.post("/v1/profiles/p2/checkout", json=order, headers=key)
+        assert done.status_code == 201, done.text
+        other = client.post("/v1/profiles/p2/checkout", json={**order, "run_id": "r2"}, headers=key)
+        malformed = client.post(
+            "/v1/profiles/p2/checkout", json=order, headers={"Idempotency-Key": "a b"}
+        )
+    assert malformed.json()["field"] == "Idempotency-Key"
+    assert other.status_code == 422, other.text
+    refusal = other.json()
+    assert (refusal["field"], "beat-7" in refusal["message"]) == ("Idempotency-Key", True), refusal
