@@ -34,9 +34,24 @@ def test_init_refuses_a_store_of_a_newer_schema_and_writes_nothing(tmp_path: Pat
         c.execute("UPDATE custody_schema SET version = version + 1")
     before = _dump(db)
     status = custody("status", cwd=tmp_path, store=store)
-    assert status.code == 6 and "upgrade custody" in error_line(status)
+    assert status.code == 6
+    assert "upgrade custody" in error_line(status)
 
     run = custody("init", cwd=tmp_path, store=store)
     assert (run.code, run.err.strip()) != (0, ""), f"init accepted a newer store: {run.out!r}"
-    assert run.code == 6 and "upgrade custody" in error_line(run)
+    assert run.code == 6
+    assert "upgrade custody" in error_line(run)
     assert _dump(db) == before
+
+
+def test_an_unreachable_postgresql_is_one_readable_line_whatever_the_password(
+    tmp_path: Path,
+) -> None:
+    """``ledger._stores.connections.store_failure`` hides the password by replacing every
+    occurrence of it in the driver's message: with the password ``o`` the line reads
+    "c***nnecti***n failed: ... C***nnecti***n refused" (and shows where the password's
+    letters were)."""
+    run = custody("--store", "postgresql://u:o@127.0.0.1:1/x", "status", cwd=tmp_path)
+    line = error_line(run)
+    assert run.code == 6, line
+    assert "Connection refused" in line, line
