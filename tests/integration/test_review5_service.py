@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -19,13 +18,13 @@ from ledger import Checkout, ForceRelease, Heartbeat, Ledger, RegisterProfile, R
 
 
 @pytest.fixture
-def http(served: Served) -> Iterator[Served]:
+def http(served: Served) -> Served:
     """The service on a store (each kind) holding p1: registered, leased, one heartbeat."""
     with Ledger.open(served.store_url) as ledger:
         ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
         ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
         ledger.handle(Heartbeat(lease_id="lease-1@p1", fencing_token=1, step="s1"))
-    yield served
+    return served
 
 
 def _cli(store: str, *args: str) -> str:
