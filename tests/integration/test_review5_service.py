@@ -82,15 +82,27 @@ def test_the_consoles_review_form_refuses_a_note_that_is_not_utf8_and_writes_not
     assert written == [], f"the console wrote {written!r}"
 
 
-def test_a_body_that_is_not_utf8_is_bad_input_naming_the_body(http: Served) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"fencing_token": 1, "step": "bad\xffbytes"}',  # a byte that is no UTF-8
+        b'{"fencing_token": 1, "ttl_seconds": ' + b"9" * 5000 + b"}",  # a 5,000-digit number
+        b'{"fencing_token": 1, "step": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deep
+    ],
+    ids=["not-utf8", "long-number", "deep-nesting"],
+)
+def test_a_body_the_service_cannot_parse_is_bad_input_naming_the_body(
+    http: Served, body: bytes
+) -> None:
     """docs/how-to/serve-workers-over-http.md: bad input is 422 ``invalid_input`` naming the
-    field, nothing written. A JSON body holding a byte that is no UTF-8 is answered 400
-    ``http_400`` "There was an error parsing the body": a code the error table does not
-    have, naming nothing (the CLI says "must be valid Unicode text")."""
+    field, nothing written. These bodies are answered 400 ``http_400`` "There was an error
+    parsing the body": a code the error table does not have, naming nothing (the CLI says
+    "must be valid Unicode text" for the first, "ttl_seconds ... at most 86400" for the
+    second)."""
     with http.client(Role.WORKER) as client:
         got = client.post(
-            "/v1/leases/lease-1@p1/heartbeat",
-            content=b'{"fencing_token": 1, "step": "bad\xffbytes"}',
+            "/v1/leases/lease-1@p1/extend",
+            content=body,
             headers={"content-type": "application/json"},
         )
     assert (got.status_code, got.json().get("error")) == (422, "invalid_input"), got.text
