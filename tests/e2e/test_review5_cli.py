@@ -70,3 +70,25 @@ def test_an_unreachable_postgresql_is_one_readable_line_whatever_the_password(
     line = error_line(run)
     assert run.code == 6, line
     assert "Connection refused" in line, line
+
+
+def test_init_of_an_older_custody_does_not_rebuild_a_newer_stores_read_models(
+    tmp_path: Path,
+) -> None:
+    """A newer custody's timeline table (here: one more column) on a store of a newer schema:
+    this custody's ``init`` answers ``rebuilt: timeline`` and swaps in its own, older layout,
+    dropping the newer column and its values, then exits 0."""
+    db = tmp_path / "custody.db"
+    store = f"sqlite:///{db}"
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path, store=store))
+    ok(custody("timeline", "p1", cwd=tmp_path, store=store))  # the timeline table is made
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE custody_schema SET version = version + 1")
+        c.execute("ALTER TABLE custody_timeline ADD COLUMN newer TEXT")
+        c.execute("UPDATE custody_timeline SET newer = 'kept'")
+
+    run = custody("--json", "init", cwd=tmp_path, store=store)
+
+    with sqlite3.connect(db) as c:
+        columns = [r[1] for r in c.execute("PRAGMA table_info(custody_timeline)")]
+    assert "newer" in columns, f"init (exit {run.code}) rebuilt the newer table: {run.out!r}"
