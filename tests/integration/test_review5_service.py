@@ -1,0 +1,134 @@
+"""review5: reproducers of broken promises in the HTTP lease service (``custody serve``):
+every read answers what the command line answers, bad input is one clear refusal."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from serving import Served
+
+from custody.cli import main
+from ledger import Checkout, ForceRelease, Heartbeat, Ledger, RegisterProfile, Role
+
+
+@pytest.fixture
+def http(served: Served) -> Served:
+    """The service on a store (each kind) holding p1: registered, leased, one heartbeat."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(Heartbeat(lease_id="lease-1@p1", fencing_token=1, step="s1"))
+    return served
+
+
+def _cli(store: str, *args: str) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--store", store, *args])
+    assert code == 0, err.getvalue()
+    return out.getvalue()
+
+
+def test_timeline_until_a_date_reads_the_whole_day_over_http_as_on_the_cli(
+    http: Served,
+) -> None:
+    """docs/reference/cli.md: a date alone means the whole day, ``until`` through its last
+    instant. ``custody timeline p1 --until TODAY`` gives today's events; the service's
+    ``GET /v1/profiles/p1/timeline?until=TODAY`` gives none (it reads the date as midnight)."""
+    today = datetime.now(UTC).date().isoformat()
+    on_cli = json.loads(_cli(http.store_url, "--json", "timeline", "p1", "--until", today))
+    assert [r["event_type"] for r in on_cli][:3] == [
+        "profile_registered",
+        "lease_acquired",
+        "lease_heartbeat",
+    ]
+    with http.client(Role.WORKER) as client:
+        got = client.get(f"/v1/profiles/p1/timeline?until={today}")
+    assert got.status_code == 200, got.text
+    assert [r["position"] for r in got.json()] == [r["position"] for r in on_cli]
+
+
+def test_the_consoles_review_form_refuses_a_note_that_is_not_utf8_and_writes_nothing(
+    served: Served,
+) -> None:
+    """``service._console.read_form`` promises ``InvalidInput`` "for text that is not UTF-8";
+    the CLI refuses such a note (exit 2) and the JSON API too. A form field percent-encoding a
+    byte that is no UTF-8 (``note=bad%FFbytes``) is decoded with replacement instead: the
+    verdict is written with the note ``'bad\\ufffdbytes'``, a text nobody sent."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(ForceRelease(profile_id="p1", actor="op", reason="stuck"))
+        before = len(ledger.history("p1"))
+    form = {"content-type": "application/x-www-form-urlencoded", "origin": served.url}
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        signed = browser.post(
+            "/console/sign-in", content=f"token={served.tokens[Role.REVIEWER]}", headers=form
+        )
+        assert signed.status_code in (200, 303), signed.text
+        page = browser.get("/console/profiles/p1")
+        found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert found is not None, page.text[:500]
+        body = f"csrf={found.group(1)}&decision=quarantine&note=bad%FFbytes"
+        browser.post("/console/profiles/p1/review", content=body, headers=form)
+    with Ledger.open(served.store_url) as ledger:
+        written = [e.envelope.reason for e in ledger.history("p1")[before:]]
+    assert written == [], f"the console wrote {written!r}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"fencing_token": 1, "step": "bad\xffbytes"}',  # a byte that is no UTF-8
+        b'{"fencing_token": 1, "ttl_seconds": ' + b"9" * 5000 + b"}",  # a 5,000-digit number
+        b'{"fencing_token": 1, "step": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deep
+    ],
+    ids=["not-utf8", "long-number", "deep-nesting"],
+)
+def test_a_body_the_service_cannot_parse_is_bad_input_naming_the_body(
+    http: Served, body: bytes
+) -> None:
+    """docs/how-to/serve-workers-over-http.md: bad input is 422 ``invalid_input`` naming the
+    field, nothing written. These bodies are answered 400 ``http_400`` "There was an error
+    parsing the body": a code the error table does not have, naming nothing (the CLI says
+    "must be valid Unicode text" for the first, "ttl_seconds ... at most 86400" for the
+    second)."""
+    with http.client(Role.WORKER) as client:
+        got = client.post(
+            "/v1/leases/lease-1@p1/extend",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+    assert (got.status_code, got.json().get("error")) == (422, "invalid_input"), got.text
+
+
+def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
+    http: Served,
+) -> None:
+    """The same Idempotency-Key with a different body is refused (422), but the refusal names
+    a field the caller never sent, ``command_id``, and quotes the service's own digest
+    (``'http-4be2...' was already used``), not the ``Idempotency-Key`` it names for a
+    malformed key."""
+    with http.client(Role.WORKER) as client:
+        first = client.post("/v1/profiles/p2/checkout", json={"run_id": "r", "task_type": "t"})
+        assert first.status_code == 404  # no p2 yet: nothing written, the key is free
+        with Ledger.open(http.store_url) as ledger:
+            ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+        key = {"Idempotency-Key": "beat-7"}
+        order = {"run_id": "r", "task_type": "t"}
+        done = client.post("/v1/profiles/p2/checkout", json=order, headers=key)
+        assert done.status_code == 201, done.text
+        other = client.post("/v1/profiles/p2/checkout", json={**order, "run_id": "r2"}, headers=key)
+        malformed = client.post(
+            "/v1/profiles/p2/checkout", json=order, headers={"Idempotency-Key": "a b"}
+        )
+    assert malformed.json()["field"] == "Idempotency-Key"
+    assert other.status_code == 422, other.text
+    refusal = other.json()
+    assert (refusal["field"], "beat-7" in refusal["message"]) == ("Idempotency-Key", True), refusal
