@@ -262,6 +262,13 @@ class SqlStore(Store):
         row = rows[0]  # every row has its version: written with its events, or backfilled
         return CommandRecord(str(row["profile_id"]), int(row["version"]), str(row["command"]))
 
+    def record_sweep(self, command_id: str, command: str) -> None:
+        self.execute(
+            f"INSERT INTO {COMMANDS_TABLE} (command_id, profile_id, version, command) "
+            "VALUES (?, '', 0, ?) ON CONFLICT (command_id) DO NOTHING",
+            (command_id, command),
+        )
+
     def directories(self) -> list[DirectoryRecord]:
         rows = self.query(
             f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE} ORDER BY profile_id"

@@ -496,6 +496,38 @@ MUTANTS = (
         "the cheap look for pydantic's plugins answers none for a zip on the path it cannot read",
         ("tests/unit/test_pydantic_plugins.py",),
     ),
+    Mutant(
+        "sweep-resent",
+        "ledger/_handlers.py",
+        "    first = _swept(uow, c)\n",
+        "    first = None\n",
+        "a resent sweep (its command id recorded) sweeps again instead of answering the first",
+        ("tests/integration/test_sweep_command_ids.py",),
+    ),
+    Mutant(
+        "init-newer-store",
+        "ledger/_stores/sql.py",
+        "    if version is not None and version > SCHEMA_VERSION:\n",
+        "    if False:\n",
+        "init (and every command) takes a store a newer custody migrated",
+        ("tests/integration/test_stores.py",),
+    ),
+    Mutant(
+        "directory-bytes",
+        "ledger/_domain/model.py",
+        "    if len(value.encode(\"utf-8\")) > MAX_DIRECTORY_BYTES:\n",
+        "    if False:\n",
+        "the door takes a directory PostgreSQL's index of directories cannot hold",
+        ("tests/integration/test_directories.py",),
+    ),
+    Mutant(
+        "password-alone",
+        "ledger/_stores/connections.py",
+        "        first = re.sub(alone, \"***\", first)\n",
+        "        first = first.replace(settings.password, \"***\")\n",
+        "a store's failure hides the password's letters inside the driver's words",
+        ("tests/unit/test_store_urls.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

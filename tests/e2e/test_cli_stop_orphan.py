@@ -1,4 +1,4 @@
-"""review5: ``custody inspect --stop-orphan`` against a real Chromium: bad input is refused
+"""``custody inspect --stop-orphan`` against a real Chromium: bad input is refused
 before anything is done, and a stop that was carried out is recorded (every transition is an
 event; a refused command does nothing)."""
 
@@ -46,9 +46,9 @@ def _events(store: str, cwd: Path) -> list[str]:
 def test_a_bad_actor_is_refused_before_the_browser_is_stopped(
     tmp_path: Path, stopped_later: list[subprocess.Popen[bytes]]
 ) -> None:
-    """``--actor ' ops'`` is bad input (exit 2). It is found only when the stop is recorded,
-    after the browser was killed: the command says "invalid actor", records nothing, and the
-    orphan is gone."""
+    """``--actor ' ops'`` is bad input (exit 2), found before any signal: the browser still
+    runs and nothing is recorded (it was found only when the stop was recorded, after the
+    browser was killed)."""
     store, browser = _orphan(tmp_path, tmp_path / "profiles" / PROFILE)
     stopped_later.append(browser)
     before = _events(store, tmp_path)
@@ -64,11 +64,10 @@ def test_a_bad_actor_is_refused_before_the_browser_is_stopped(
 def test_a_stop_on_a_long_directory_is_recorded(
     tmp_path: Path, stopped_later: list[subprocess.Popen[bytes]]
 ) -> None:
-    """``user_data_dir`` accepts 4,096 characters, but the stop's record
-    (``RecordBrowserStop.user_data_dir``) takes a ``Name`` of at most 200: on a directory
-    longer than that the browser is stopped, then the record is refused as bad input
-    ("invalid user_data_dir: String should have at most 200 characters", exit 2) and no
-    ``browser_stopped`` is written."""
+    """The stop's record (``RecordBrowserStop.user_data_dir``) takes a directory as long as a
+    registration does: it took a ``Name`` of at most 200 characters, so on a longer directory
+    the browser was stopped, then the record refused as bad input (exit 2), and no
+    ``browser_stopped`` written."""
     directory = tmp_path / ("d" * 120) / ("e" * 120) / PROFILE
     store, browser = _orphan(tmp_path, directory)
     stopped_later.append(browser)

@@ -1,4 +1,4 @@
-"""review5: reproducers of the command-id promise (docs/explanation/audit-envelope.md,
+"""A sweep's command id keeps the command-id promise (docs/explanation/audit-envelope.md,
 docs/how-to/serve-workers-over-http.md): "A resent request with the same Idempotency-Key
 returns the first answer and appends nothing; the same key with a different body is refused";
 "an id names one command in the whole store"."""
@@ -14,8 +14,9 @@ from ledger import Checkout, InvalidInput, Ledger, Quarantine, Sweep
 def test_a_resent_sweep_returns_the_first_answer_and_appends_nothing(
     ledger: Ledger, clock: StepClock
 ) -> None:
-    """``POST /v1/sweep`` takes an Idempotency-Key (``Sweep(command_id=...)``); the id is
-    never recorded, so the resend sweeps again: it settles another lease and appends."""
+    """``POST /v1/sweep`` takes an Idempotency-Key (``Sweep(command_id=...)``, and ``custody
+    sweep --command-id``): the resend answers what the first sweep did and sweeps nothing
+    (the id was never recorded, so a resend settled a lease overdue since, and appended)."""
     register(ledger, "p1")
     register(ledger, "p2")
     ledger.handle(
@@ -37,9 +38,16 @@ def test_a_resent_sweep_returns_the_first_answer_and_appends_nothing(
 
 
 def test_a_sweep_may_not_reuse_another_commands_id(ledger: Ledger) -> None:
-    """An id already naming a quarantine of p1 is refused for any other command; a sweep
-    takes it without a word."""
+    """An id already naming a quarantine of p1 is refused for a sweep (it was taken without a
+    word), and a sweep's id for any other command."""
     register(ledger, "p1")
     ledger.handle(Quarantine(profile_id="p1", actor="op", reason="r", command_id="op-1"))
-    with pytest.raises(InvalidInput):
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput, match="'op-1' was already used on profile p1"):
         ledger.handle(Sweep(command_id="op-1"))
+    ledger.handle(Sweep(command_id="sweep-1"))
+    with pytest.raises(InvalidInput, match="'sweep-1' was already used for a sweep"):
+        ledger.handle(Quarantine(profile_id="p1", actor="op", reason="r", command_id="sweep-1"))
+    with pytest.raises(InvalidInput, match="'sweep-1' was already used for another sweep"):
+        ledger.handle(Sweep(command_id="sweep-1", actor="another"))
+    assert event_count(ledger) == before
