@@ -515,7 +515,7 @@ MUTANTS = (
     Mutant(
         "directory-bytes",
         "ledger/_domain/model.py",
-        "    if len(value.encode(\"utf-8\")) > MAX_DIRECTORY_BYTES:\n",
+        '    if len(value.encode("utf-8")) > MAX_DIRECTORY_BYTES:\n',
         "    if False:\n",
         "the door takes a directory PostgreSQL's index of directories cannot hold",
         ("tests/integration/test_directories.py",),
@@ -523,8 +523,8 @@ MUTANTS = (
     Mutant(
         "password-alone",
         "ledger/_stores/connections.py",
-        "        first = re.sub(alone, \"***\", first)\n",
-        "        first = first.replace(settings.password, \"***\")\n",
+        '        first = re.sub(alone, "***", first)\n',
+        '        first = first.replace(settings.password, "***")\n',
         "a store's failure hides the password's letters inside the driver's words",
         ("tests/unit/test_store_urls.py",),
     ),
