@@ -204,7 +204,10 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
             if isinstance(answer, StoreUnavailable | Forbidden):
                 raise answer
             if isinstance(answer, Exception):
-                error = f"{type(answer).__name__}: {answer}"
+                # Text every store and export keeps: a damaged stream's error may quote bytes
+                # that were never UTF-8 (lone surrogates), which no JSON encoder writes.
+                said = f"{type(answer).__name__}: {answer}"
+                error = said.encode("utf-8", "backslashreplace").decode("utf-8")
                 failed.append(SweepFailure(profile_id=profile_id, error=error))
             elif answer is not None:
                 settled.append(answer)
