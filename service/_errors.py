@@ -66,6 +66,13 @@ def check_key(key: str) -> None:
         raise InvalidInput("Idempotency-Key", "must be 1-128 printable ASCII characters, no spaces")
 
 
+def key_refused(refused: InvalidInput, command_id: str, key: str) -> InvalidInput:
+    """The ledger's refusal of the command id derived from an Idempotency-Key, as the caller
+    knows it: naming the header and the key it sent, never the service's digest."""
+    problem = refused.problem.replace(repr(command_id), repr(key))
+    return InvalidInput("Idempotency-Key", problem.replace("send a new id", "send a new key"))
+
+
 def _answer(status: int, problem: Problem, **headers: str) -> JSONResponse:
     body = problem.model_dump(mode="json", exclude_none=True)
     return JSONResponse(body, status_code=status, headers=headers or None)
