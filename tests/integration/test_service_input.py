@@ -1,5 +1,7 @@
-"""review5: reproducers of broken promises in the HTTP lease service (``custody serve``):
-every read answers what the command line answers, bad input is one clear refusal."""
+"""What the HTTP lease service (``custody serve``) makes of what a caller sends: a read's
+times mean what they mean on the command line, and input it cannot take (a body it cannot
+read, a form's text that is no UTF-8, a reused Idempotency-Key) is one refusal naming what the
+caller sent, with nothing written."""
 
 from __future__ import annotations
 
@@ -35,12 +37,10 @@ def _cli(store: str, *args: str) -> str:
     return out.getvalue()
 
 
-def test_timeline_until_a_date_reads_the_whole_day_over_http_as_on_the_cli(
-    http: Served,
-) -> None:
-    """docs/reference/cli.md: a date alone means the whole day, ``until`` through its last
-    instant. ``custody timeline p1 --until TODAY`` gives today's events; the service's
-    ``GET /v1/profiles/p1/timeline?until=TODAY`` gives none (it reads the date as midnight)."""
+def test_timeline_until_a_date_runs_through_that_day_as_on_the_cli(http: Served) -> None:
+    """``GET /v1/profiles/p1/timeline?until=TODAY`` answers today's events, as ``custody
+    timeline p1 --until TODAY`` does (docs/reference/cli.md: a date alone for ``until`` runs
+    through its last instant), not none of them (the date read as its midnight)."""
     today = datetime.now(UTC).date().isoformat()
     on_cli = json.loads(_cli(http.store_url, "--json", "timeline", "p1", "--until", today))
     assert [r["event_type"] for r in on_cli][:3] == [
@@ -57,10 +57,9 @@ def test_timeline_until_a_date_reads_the_whole_day_over_http_as_on_the_cli(
 def test_the_consoles_review_form_refuses_a_note_that_is_not_utf8_and_writes_nothing(
     served: Served,
 ) -> None:
-    """``service._console.read_form`` promises ``InvalidInput`` "for text that is not UTF-8";
-    the CLI refuses such a note (exit 2) and the JSON API too. A form field percent-encoding a
-    byte that is no UTF-8 (``note=bad%FFbytes``) is decoded with replacement instead: the
-    verdict is written with the note ``'bad\\ufffdbytes'``, a text nobody sent."""
+    """A console form percent-encoding a byte that is no UTF-8 (``note=bad%FFbytes``) is
+    refused and writes nothing, as the CLI and the JSON API refuse such a note; never decoded
+    with replacement into a verdict noted ``'bad\\ufffdbytes'``, a text nobody sent."""
     with Ledger.open(served.store_url) as ledger:
         ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
         ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
@@ -76,10 +75,12 @@ def test_the_consoles_review_form_refuses_a_note_that_is_not_utf8_and_writes_not
         found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
         assert found is not None, page.text[:500]
         body = f"csrf={found.group(1)}&decision=quarantine&note=bad%FFbytes"
-        browser.post("/console/profiles/p1/review", content=body, headers=form)
+        refused = browser.post("/console/profiles/p1/review", content=body, headers=form)
     with Ledger.open(served.store_url) as ledger:
         written = [e.envelope.reason for e in ledger.history("p1")[before:]]
     assert written == [], f"the console wrote {written!r}"
+    assert refused.status_code == 422, refused.text[:500]
+    assert "UTF-8" in refused.text
 
 
 @pytest.mark.parametrize(
@@ -91,14 +92,13 @@ def test_the_consoles_review_form_refuses_a_note_that_is_not_utf8_and_writes_not
     ],
     ids=["not-utf8", "long-number", "deep-nesting"],
 )
-def test_a_body_the_service_cannot_parse_is_bad_input_naming_the_body(
+def test_a_body_the_service_cannot_read_is_invalid_input_naming_the_body(
     http: Served, body: bytes
 ) -> None:
-    """docs/how-to/serve-workers-over-http.md: bad input is 422 ``invalid_input`` naming the
-    field, nothing written. These bodies are answered 400 ``http_400`` "There was an error
-    parsing the body": a code the error table does not have, naming nothing (the CLI says
-    "must be valid Unicode text" for the first, "ttl_seconds ... at most 86400" for the
-    second)."""
+    """A body of bytes that are no UTF-8, a 5,000-digit number or nesting deeper than a parser
+    goes is 422 ``invalid_input`` naming the body (the error table of
+    docs/how-to/serve-workers-over-http.md), not 400 ``http_400`` "There was an error parsing
+    the body", a code the table does not have, naming nothing."""
     with http.client(Role.WORKER) as client:
         got = client.post(
             "/v1/leases/lease-1@p1/extend",
@@ -111,10 +111,10 @@ def test_a_body_the_service_cannot_parse_is_bad_input_naming_the_body(
 def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
     http: Served,
 ) -> None:
-    """The same Idempotency-Key with a different body is refused (422), but the refusal names
-    a field the caller never sent, ``command_id``, and quotes the service's own digest
-    (``'http-4be2...' was already used``), not the ``Idempotency-Key`` it names for a
-    malformed key."""
+    """The same Idempotency-Key with a different body is refused (422) naming the
+    ``Idempotency-Key`` header and the key sent (``'beat-7' was already used``), as a
+    malformed key is; never ``command_id`` and the service's digest of the key
+    (``'http-4be2...'``), which the caller never sent."""
     with http.client(Role.WORKER) as client:
         first = client.post("/v1/profiles/p2/checkout", json={"run_id": "r", "task_type": "t"})
         assert first.status_code == 404  # no p2 yet: nothing written, the key is free
