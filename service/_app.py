@@ -46,6 +46,7 @@ from service._bodies import (
     CheckoutBody,
     ExtendBody,
     HeartbeatBody,
+    JsonRoute,
     OperatorBody,
     RegisterBody,
     ReleaseBody,
@@ -103,6 +104,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
         description="Leases on browser profiles: checkout, heartbeat, release, review.",
     )
     app.state.service = service
+    app.router.route_class = JsonRoute  # set before the first route, so every route has it
     _errors.install(app)
     metrics = _metrics.Metrics(service)
     metrics.install(app)

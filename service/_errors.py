@@ -117,8 +117,8 @@ def install(app: FastAPI) -> None:
         where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(where) or "body"
         text = str(first.get("msg", "malformed")).removeprefix("Value error, ")
-        if first.get("type") == "json_invalid":
-            field, text = "body", "is not valid JSON"
+        if first.get("type") == "json_invalid":  # service._bodies.read_json says why
+            field, text = "body", str(first.get("ctx", {}).get("error", "is not valid JSON"))
         problem = Problem(error="invalid_input", message=f"invalid {field}: {text}", field=field)
         return _answer(422, problem)
 

@@ -84,16 +84,17 @@ def test_the_consoles_review_form_refuses_a_note_that_is_not_utf8_and_writes_not
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "says"),
     [
-        b'{"fencing_token": 1, "step": "bad\xffbytes"}',  # a byte that is no UTF-8
-        b'{"fencing_token": 1, "ttl_seconds": ' + b"9" * 5000 + b"}",  # a 5,000-digit number
-        b'{"fencing_token": 1, "step": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deep
+        (b'{"fencing_token": 1, "step": "bad\xffbytes"}', "not UTF-8"),  # a byte no UTF-8
+        (b'{"fencing_token": 1, "ttl_seconds": ' + b"9" * 5000 + b"}", "5,000 digits"),
+        (b'{"fencing_token": 1, "step": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "deeply"),
+        (b'{"fencing_token": 1, "ttl_seconds": }', "not valid JSON"),
     ],
-    ids=["not-utf8", "long-number", "deep-nesting"],
+    ids=["not-utf8", "long-number", "deep-nesting", "not-json"],
 )
 def test_a_body_the_service_cannot_read_is_invalid_input_naming_the_body(
-    http: Served, body: bytes
+    http: Served, body: bytes, says: str
 ) -> None:
     """A body of bytes that are no UTF-8, a 5,000-digit number or nesting deeper than a parser
     goes is 422 ``invalid_input`` naming the body (the error table of
@@ -106,6 +107,32 @@ def test_a_body_the_service_cannot_read_is_invalid_input_naming_the_body(
             headers={"content-type": "application/json"},
         )
     assert (got.status_code, got.json().get("error")) == (422, "invalid_input"), got.text
+    assert (got.json()["field"], says in got.json()["message"]) == ("body", True), got.text
+
+
+def test_a_key_given_twice_in_a_body_is_refused_naming_it_and_writes_nothing(
+    http: Served,
+) -> None:
+    """A body giving a key twice (``"step": "cart", "step": "pay"``) is 422 ``invalid_input``
+    naming the body and the key, and writes nothing; never taken as one of its values (the
+    last, as Python's json reads it), a step the sender may not have meant."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+    with http.client(Role.WORKER) as client:
+        lease = client.post("/v1/profiles/p2/checkout", json={"run_id": "r", "task_type": "t"})
+        assert lease.status_code == 201, lease.text
+        with Ledger.open(http.store_url) as ledger:
+            before = len(ledger.history("p2"))
+        token = lease.json()["fencing_token"]
+        got = client.post(
+            f"/v1/leases/{lease.json()['lease_id']}/heartbeat",
+            content=f'{{"fencing_token": {token}, "step": "cart", "step": "pay"}}',
+            headers={"content-type": "application/json"},
+        )
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p2")) == before
+    assert (got.status_code, got.json().get("field")) == (422, "body"), got.text
+    assert "'step'" in got.json()["message"], got.text
 
 
 def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
