@@ -111,7 +111,7 @@ def install(app: FastAPI) -> None:
         status, problem, headers = problem_of(error)
         return _answer(status, problem, **headers)
 
-    async def malformed(_: Request, error: Exception) -> JSONResponse:
+    async def malformed(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         first = error.errors()[0] if error.errors() else {}
         where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
@@ -119,6 +119,11 @@ def install(app: FastAPI) -> None:
         text = str(first.get("msg", "malformed")).removeprefix("Value error, ")
         if first.get("type") == "json_invalid":  # service._bodies.read_json says why
             field, text = "body", str(first.get("ctx", {}).get("error", "is not valid JSON"))
+        elif not where and isinstance(first.get("input"), bytes):
+            # FastAPI reads a body as JSON only when its Content-Type says JSON.
+            said = request.headers.get("content-type")
+            sent = "the request sent none" if said is None else f"got {said[:80]!r}"
+            field, text = "Content-Type", f"must be application/json ({sent})"
         problem = Problem(error="invalid_input", message=f"invalid {field}: {text}", field=field)
         return _answer(422, problem)
 

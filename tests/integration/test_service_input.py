@@ -110,6 +110,37 @@ def test_a_body_the_service_cannot_read_is_invalid_input_naming_the_body(
     assert (got.json()["field"], says in got.json()["message"]) == ("body", True), got.text
 
 
+@pytest.mark.parametrize(
+    ("content_type", "says"),
+    [
+        ("text/plain", "got 'text/plain'"),
+        ("application/x-www-form-urlencoded", "got 'application/x-www-form-urlencoded'"),
+        (None, "sent none"),
+    ],
+    ids=["text", "form", "none"],
+)
+def test_a_body_not_sent_as_json_is_refused_naming_the_content_type(
+    http: Served, content_type: str | None, says: str
+) -> None:
+    """A JSON body sent as another content type (or none, as ``curl -d`` without ``-H``
+    sends a form) is 422 ``invalid_input`` naming ``Content-Type`` and what was sent, and
+    writes nothing; not "invalid body: Input should be a valid dictionary", which sends the
+    caller looking for a fault in a body that has none."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+    headers = {} if content_type is None else {"content-type": content_type}
+    with http.client(Role.WORKER) as client:
+        got = client.post(
+            "/v1/profiles/p2/checkout",
+            content=json.dumps({"run_id": "r", "task_type": "t"}),
+            headers=headers,
+        )
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p2")) == 1  # its registration alone
+    assert (got.status_code, got.json().get("field")) == (422, "Content-Type"), got.text
+    assert says in got.json()["message"], got.text
+
+
 def test_a_key_given_twice_in_a_body_is_refused_naming_it_and_writes_nothing(
     http: Served,
 ) -> None:
