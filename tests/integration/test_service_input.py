@@ -171,8 +171,9 @@ def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
 ) -> None:
     """The same Idempotency-Key with a different body is refused (422) naming the
     ``Idempotency-Key`` header and the key sent (``'beat-7' was already used``), as a
-    malformed key is; never ``command_id`` and the service's digest of the key
-    (``'http-4be2...'``), which the caller never sent."""
+    malformed key is, and so is the key sent again for another profile (``send a new
+    key``); never ``command_id`` and the service's digest of the key (``'http-4be2...'``),
+    which the caller never sent."""
     with http.client(Role.WORKER) as client:
         first = client.post("/v1/profiles/p2/checkout", json={"run_id": "r", "task_type": "t"})
         assert first.status_code == 404  # no p2 yet: nothing written, the key is free
@@ -186,7 +187,11 @@ def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
         malformed = client.post(
             "/v1/profiles/p2/checkout", json=order, headers={"Idempotency-Key": "a b"}
         )
+        elsewhere = client.post("/v1/profiles/p1/checkout", json=order, headers=key)
     assert malformed.json()["field"] == "Idempotency-Key"
     assert other.status_code == 422, other.text
     refusal = other.json()
     assert (refusal["field"], "beat-7" in refusal["message"]) == ("Idempotency-Key", True), refusal
+    moved = elsewhere.json()
+    assert (elsewhere.status_code, moved["field"]) == (422, "Idempotency-Key"), moved
+    assert "'beat-7' was already used on profile p2: send a new key" in moved["message"], moved
