@@ -71,15 +71,21 @@ def review(ledger: Ledger, **params: Any) -> Availability:
     metavar="SECONDS",
     help="with --watch: the pause between passes  [default: 5]",
 )
+@command_id_option
 @on_ledger
-def sweep(ledger: Ledger, watch: bool, interval: float | None) -> SweepReport | None:
+def sweep(
+    ledger: Ledger, watch: bool, interval: float | None, command_id: str
+) -> SweepReport | None:
     """mark overdue leases stale and decide (a profile that fails is reported, the rest swept)"""
+    given = click.get_current_context().get_parameter_source("command_id")
     if not watch:
         if interval is not None:
             raise click.UsageError("--interval is for --watch")
         from ledger import Sweep
 
-        return ledger.handle(Sweep())
+        return ledger.handle(Sweep(command_id=command_id))
+    if given is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--command-id is for one sweep, not --watch")
     from custody._watch import watch_sweeps
 
     watch_sweeps(ledger, interval=5.0 if interval is None else interval, as_json=options().as_json)

@@ -16,14 +16,20 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
-# An error line quotes at most this much of anything: a 1 MB URL is not echoed whole.
-MAX_LINE = 400
+# An error line quotes at most this much of anything: a 1 MB URL is not echoed whole. Its
+# end is kept too: what was wrong is often said after the value quoted (click's "'999...' is
+# not a valid integer").
+MAX_LINE, KEPT_END = 400, 120
 
 
 def one_line(message: str) -> str:
-    """Errors are one short, printable line, whatever a driver or a user's input put in them."""
+    """Errors are one short, printable line, whatever a driver or a user's input put in them:
+    a long one keeps its beginning and its end, and says how much was left out between."""
     line = printable(" ".join(message.split()))
-    return line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]}... ({len(line)} characters)"
+    if len(line) <= MAX_LINE:
+        return line
+    head, tail = line[: MAX_LINE - KEPT_END], line[-KEPT_END:]
+    return f"{head} ...({len(line) - len(head) - len(tail)} characters left out)... {tail}"
 
 
 def moment(value: datetime | None) -> str:

@@ -175,7 +175,7 @@ class RecordBrowserStop(Command[Availability]):
     actor: Identity
     host: Name
     pid: Annotated[int, Field(ge=1)]
-    user_data_dir: Name
+    user_data_dir: Directory  # the registered directory, as long as registration takes it
     signal: Annotated[StopSignal, LAX]
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 from ledger import _commands as cmds
 from ledger._domain import events as ev
 from ledger._domain.acting import Forbidden
-from ledger._domain.errors import LedgerError, StoreUnavailable
+from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable
 from ledger._domain.model import Lease, ProfileRecord, Role
 from ledger._domain.policies import ReleaseReport
 from ledger._domain.profile import CheckoutRequest, Profile
@@ -192,6 +192,9 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     aggregate, so a lease renewed since its row was read is left alone. The profiles'
     writes share a transaction, ``SWEEP_BATCH`` at a time (group commit)."""
     uow.require(Role.SCHEDULER)  # a login that may not sweep fails once, not per profile
+    first = _swept(uow, c)
+    if first is not None:
+        return first
     settled, failed = [], []
     candidates = uow.repository.sweep_candidates(uow.now())
     for start in range(0, len(candidates), SWEEP_BATCH):
@@ -201,11 +204,33 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
             if isinstance(answer, StoreUnavailable | Forbidden):
                 raise answer
             if isinstance(answer, Exception):
-                error = f"{type(answer).__name__}: {answer}"
+                # Text every store and export keeps: a damaged stream's error may quote bytes
+                # that were never UTF-8 (lone surrogates), which no JSON encoder writes.
+                said = f"{type(answer).__name__}: {answer}"
+                error = said.encode("utf-8", "backslashreplace").decode("utf-8")
                 failed.append(SweepFailure(profile_id=profile_id, error=error))
             elif answer is not None:
                 settled.append(answer)
-    return SweepReport(settled=settled, failed=failed)
+    report = SweepReport(settled=settled, failed=failed)
+    if c.command_id is not None:  # once every profile's writes are kept
+        uow.repository.record_sweep(c.command_id, f"{c.fingerprint()}\n{report.model_dump_json()}")
+    return report
+
+
+def _swept(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport | None:
+    """The answer of the sweep that ``c``'s command id already names (a resend: nothing is
+    swept again, so leases overdue since are left to the next sweep); None for a new id or
+    none given. ``InvalidInput`` when the id names another command."""
+    if c.command_id is None:
+        return None
+    record = uow.repository.command_record(c.command_id)
+    if record is None:
+        return None
+    fingerprint, _, answer = record.command.partition("\n")
+    if record.profile_id or fingerprint != c.fingerprint():
+        used = f"on profile {record.profile_id}" if record.profile_id else "for another sweep"
+        raise InvalidInput("command_id", f"{c.command_id!r} was already used {used}: send a new id")
+    return SweepReport.model_validate_json(answer)
 
 
 def _settle(uow: UnitOfWork, profile_id: str, actor: str) -> SweepResult | Exception | None:

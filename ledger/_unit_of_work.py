@@ -322,7 +322,8 @@ class UnitOfWork:
         if record is None:
             return None
         if record.profile_id != profile_id:
-            msg = f"{command_id!r} was already used on profile {record.profile_id}: send a new id"
+            used = f"on profile {record.profile_id}" if record.profile_id else "for a sweep"
+            msg = f"{command_id!r} was already used {used}: send a new id"
             raise InvalidInput("command_id", msg)
         if record.command != fingerprint:
             first = record.command.split(":", 1)[0] or "another command"

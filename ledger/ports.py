@@ -107,6 +107,12 @@ class Repository(Protocol):
         """Where and how a caller's command id was used, if it was."""
         ...
 
+    def record_sweep(self, command_id: str, command: str) -> None:
+        """Record a sweep's command id with ``command`` (its fingerprint and its answer: a
+        sweep appends to many profiles, none of which is its own); kept unless the id is
+        recorded already. ``command_record`` then names no profile for it."""
+        ...
+
     def sweep_candidates(self, now: datetime) -> list[str]:
         """The profiles a sweep at ``now`` must judge, in id order: every one whose row says
         stale or shows a lease past its deadline, and every one whose row is missing or

@@ -26,6 +26,7 @@ from ledger import (
     Extend,
     ForceRelease,
     Heartbeat,
+    InvalidInput,
     Lease,
     LeaseCheck,
     ProfileRecord,
@@ -45,6 +46,7 @@ from service._bodies import (
     CheckoutBody,
     ExtendBody,
     HeartbeatBody,
+    JsonRoute,
     OperatorBody,
     RegisterBody,
     ReleaseBody,
@@ -102,9 +104,20 @@ def create_app(store_url: str | None = None) -> FastAPI:
         description="Leases on browser profiles: checkout, heartbeat, release, review.",
     )
     app.state.service = service
+    app.router.route_class = JsonRoute  # set before the first route, so every route has it
     _errors.install(app)
     metrics = _metrics.Metrics(service)
     metrics.install(app)
+
+    async def write(command: Command[T], key: str | None) -> T:
+        """The command written; a refusal of its command id names the Idempotency-Key the
+        caller sent, not the id the service derived from it."""
+        try:
+            return await service.write(command)
+        except InvalidInput as refused:
+            if key is None or command.command_id is None or refused.field != "command_id":
+                raise
+            raise _errors.key_refused(refused, command.command_id, key) from refused
 
     # -- the worker's lease -------------------------------------------------------------
 
@@ -126,7 +139,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
             command_id=command_id(who, key),
             **body.model_dump(exclude_unset=True),
         )
-        lease = await service.write(command)
+        lease = await write(command, key)
         service.remember(lease.lease_id, lease.worker_id)
         return answered(lease, 201)
 
@@ -145,7 +158,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
                 lease_id=lease_id, command_id=command_id(who, key), **fields
             )
             await service.own_lease(who, lease_id)
-            return answered(await service.write(command))
+            return answered(await write(command, key))
 
         act.__annotations__["body"] = body_type  # what FastAPI reads the body as
         act.__name__ = path
@@ -214,8 +227,8 @@ def create_app(store_url: str | None = None) -> FastAPI:
         """Register a profile (operators)."""
         require(who, Role.OPERATOR)
         fields = body.model_dump(exclude_unset=True)
-        return await service.write(
-            RegisterProfile(actor=who.actor, command_id=command_id(who, key), **fields)
+        return await write(
+            RegisterProfile(actor=who.actor, command_id=command_id(who, key), **fields), key
         )
 
     @app.post(
@@ -237,20 +250,21 @@ def create_app(store_url: str | None = None) -> FastAPI:
         # The browser on this host, as the reviewer's command observes it (a resend observes
         # afresh: it is left out of the command's fingerprint).
         observed = verdict.model_copy(update={"browser": await service.browser_here(profile_id)})
-        return await service.write(observed)
+        return await write(observed, key)
 
     def operator_action(path: str, make: Operator, answer: type[Any], doc: str) -> None:
         async def act(
             profile_id: ProfilePath, body: OperatorBody, who: Caller, key: IdempotencyKey = None
         ) -> Any:
             require(who, Role.OPERATOR)
-            return await service.write(
+            return await write(
                 make(
                     profile_id=profile_id,
                     actor=who.actor,
                     reason=body.reason,
                     command_id=command_id(who, key),
-                )
+                ),
+                key,
             )
 
         act.__doc__ = doc
@@ -276,7 +290,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
     async def sweep(who: Caller, key: IdempotencyKey = None) -> SweepReport:
         """Mark every lease past its renewal deadline stale and settle its profile."""
         require(who, Role.SCHEDULER, Role.OPERATOR)
-        return await service.write(Sweep(actor=who.actor, command_id=command_id(who, key)))
+        return await write(Sweep(actor=who.actor, command_id=command_id(who, key)), key)
 
     # -- reads -------------------------------------------------------------------------
 

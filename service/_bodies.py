@@ -4,12 +4,20 @@ lease from the path, the actor from the token, the command id from ``Idempotency
 Made from the command models themselves, so a field is declared once (``ledger``'s commands)
 and the OpenAPI schema says exactly what the ledger checks; the command built from a body is
 checked again at the ledger's door (rules across fields, such as an expected failure's
-reason)."""
+reason).
+
+A body is read by ``read_json`` (through ``JsonRoute``): JSON in UTF-8, each key once, or
+bad input naming the body; never a text nobody sent, a key read two ways, or a 400 naming
+nothing."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, create_model
 
 from ledger import Checkout, Extend, Heartbeat, RegisterProfile, Release, Review
@@ -45,3 +53,80 @@ class OperatorBody(Body):
     """Why an operator acts (recorded on the event)."""
 
     reason: str
+
+
+# The longest number a body may hold. No field takes more than 18 digits (a fencing token);
+# beyond this a number is refused as the body's fault before Python converts it (a conversion
+# costs time quadratic in its length, and past 4,300 digits raises).
+MAX_DIGITS = 100
+
+
+class Unreadable(json.JSONDecodeError):
+    """A body that is no JSON object the service reads; ``msg`` says why in a user's words.
+    A ``JSONDecodeError``, because that is what FastAPI answers as bad input (with ``msg``);
+    any other failure to read a body it answers 400, naming nothing."""
+
+    def __init__(self, problem: str, text: str = "", position: int = 0) -> None:
+        super().__init__(problem, text, position)
+
+
+def read_json(body: bytes) -> Any:
+    """The JSON text ``body`` holds, read as RFC 8259 has it: UTF-8 (a leading byte order
+    mark ignored), each key of an object once. ``Unreadable`` otherwise, and for a number
+    longer than ``MAX_DIGITS`` or nesting deeper than Python's recursion limit."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        where = f"byte 0x{body[error.start]:02x} at offset {error.start}"
+        raise Unreadable(f"is not UTF-8 text ({where})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_object, parse_int=_integer)
+    except Unreadable:
+        raise
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise Unreadable(f"is not valid JSON ({error.msg} at {where})", text, error.pos) from None
+    except RecursionError:
+        raise Unreadable("nests arrays or objects too deeply") from None
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are each given once: of a key given twice, neither is taken."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = repr(key) if len(key) <= 40 else f"{key[:40]!r}..."
+                raise Unreadable(f"gives the key {shown} more than once")
+            seen.add(key)
+    return found
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_DIGITS:
+        count = len(digits.lstrip("-"))
+        raise Unreadable(f"holds a number {count:,} digits long (no field takes one that long)")
+    return int(digits)
+
+
+class JsonRequest(Request):
+    """A request whose JSON body is read by ``read_json``."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = read_json(await self.body())
+        return self._json
+
+
+class JsonRoute(APIRoute):
+    """A resource whose JSON body is read by ``read_json`` (FastAPI's own reading takes a key
+    given twice, the last winning, and answers a body it cannot read 400, naming nothing)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handled(request: Request) -> Response:
+            return await handle(JsonRequest(request.scope, request.receive))
+
+        return handled

@@ -168,7 +168,9 @@ async def read_form(request: Request) -> dict[str, str]:
         if len(body) > FORM_MAX_BYTES:
             raise InvalidInput("form", f"must be at most {FORM_MAX_BYTES} bytes")
     try:
-        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
+        # errors="strict": a percent-escape of bytes that are not UTF-8 is refused, never
+        # decoded with replacement into a text nobody sent (parse_qs' default).
+        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20, errors="strict")
     except (UnicodeDecodeError, ValueError) as error:
         raise InvalidInput("form", "must be a UTF-8 urlencoded form") from error
     form = {name: values[0] for name, values in fields.items()}

@@ -66,6 +66,13 @@ def check_key(key: str) -> None:
         raise InvalidInput("Idempotency-Key", "must be 1-128 printable ASCII characters, no spaces")
 
 
+def key_refused(refused: InvalidInput, command_id: str, key: str) -> InvalidInput:
+    """The ledger's refusal of the command id derived from an Idempotency-Key, as the caller
+    knows it: naming the header and the key it sent, never the service's digest."""
+    problem = refused.problem.replace(repr(command_id), repr(key))
+    return InvalidInput("Idempotency-Key", problem.replace("send a new id", "send a new key"))
+
+
 def _answer(status: int, problem: Problem, **headers: str) -> JSONResponse:
     body = problem.model_dump(mode="json", exclude_none=True)
     return JSONResponse(body, status_code=status, headers=headers or None)
@@ -104,14 +111,19 @@ def install(app: FastAPI) -> None:
         status, problem, headers = problem_of(error)
         return _answer(status, problem, **headers)
 
-    async def malformed(_: Request, error: Exception) -> JSONResponse:
+    async def malformed(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         first = error.errors()[0] if error.errors() else {}
         where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(where) or "body"
         text = str(first.get("msg", "malformed")).removeprefix("Value error, ")
-        if first.get("type") == "json_invalid":
-            field, text = "body", "is not valid JSON"
+        if first.get("type") == "json_invalid":  # service._bodies.read_json says why
+            field, text = "body", str(first.get("ctx", {}).get("error", "is not valid JSON"))
+        elif not where and isinstance(first.get("input"), bytes):
+            # FastAPI reads a body as JSON only when its Content-Type says JSON.
+            said = request.headers.get("content-type")
+            sent = "the request sent none" if said is None else f"got {said[:80]!r}"
+            field, text = "Content-Type", f"must be application/json ({sent})"
         problem = Problem(error="invalid_input", message=f"invalid {field}: {text}", field=field)
         return _answer(422, problem)
 

@@ -82,7 +82,7 @@ def install(app: FastAPI, service: Service) -> None:
         from projections import timeline as rows
         from reports import moment
 
-        start, end = moment("since", since), moment("until", until)
+        start, end = moment("since", since), moment("until", until, until=True)
 
         def read(ledger: Ledger) -> list[TimelineRow]:
             ledger.require(profile_id)

@@ -106,6 +106,9 @@ class FakeRepository:
     def command_record(self, command_id: str) -> CommandRecord | None:
         return self.commands.get(command_id)
 
+    def record_sweep(self, command_id: str, command: str) -> None:
+        self.commands.setdefault(command_id, CommandRecord("", 0, command))
+
     def sweep_candidates(self, now: datetime) -> list[str]:
         overdue = {
             pid

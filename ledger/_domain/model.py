@@ -30,6 +30,11 @@ MAX_LEASE_SECONDS = 7 * 86_400  # a lease's hard limit (a browser task, not a st
 MAX_UNCLEAN_WINDOW_SECONDS = 366 * 86_400
 MAX_UNCLEAN_LIMIT = 64  # a profile remembers this many unclean endings (state.py)
 MAX_FENCING_TOKEN = 10**18 - 1  # a lease id carries at most 18 digits
+# A profile's directory, in UTF-8 bytes: the store looks directories up by an index, and
+# PostgreSQL's B-tree takes at most 2,704 bytes an entry (a longer one failed the registration
+# as "store unavailable" where SQLite kept it). Linux's paths stop at 4,096 bytes, and Chromium
+# writes files some hundreds of bytes deep below its directory.
+MAX_DIRECTORY_BYTES = 2048
 
 
 def _check_profile_id(value: str) -> str:
@@ -72,6 +77,8 @@ def _check_directory(value: str) -> str:
     _check_name(value)
     if not value.startswith("/"):
         raise ValueError("must be an absolute path")
+    if len(value.encode("utf-8")) > MAX_DIRECTORY_BYTES:
+        raise ValueError(f"must be at most {MAX_DIRECTORY_BYTES} bytes in UTF-8")
     return value
 
 
@@ -86,7 +93,7 @@ Name = Annotated[str, Field(max_length=200), AfterValidator(_check_name)]
 Identity = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
 CommandId = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
 LeaseId = Annotated[str, Field(max_length=160), AfterValidator(_check_lease_id)]
-Directory = Annotated[str, Field(max_length=4096), AfterValidator(_check_directory)]
+Directory = Annotated[str, Field(max_length=MAX_DIRECTORY_BYTES), AfterValidator(_check_directory)]
 Text = Annotated[str, Field(max_length=2000), AfterValidator(_check_storable)]
 Url = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_check_storable)]
 # A file's sha256 as 64 lowercase hex digits (hashlib's hexdigest).

@@ -72,5 +72,7 @@ def lease_check(row: Availability, lease_id: str) -> LeaseCheck:
             f"{pid} is now held under {latest}"
             if row.lease_id
             else f"{pid}'s latest lease is {latest}"
+            if latest
+            else f"{pid} has never been leased"
         )
     return LeaseCheck(lease_id=lease_id, live=live, profile_state=row.state, why=why)

@@ -8,6 +8,7 @@ for it, so neither side's port depends on the other's.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -68,7 +69,10 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
     store's timeout) or unavailable, in one line that never shows the store's password."""
     first = _first_line(error)
     if settings.password:
-        first = first.replace(settings.password, "***")
+        # The password where it stands alone, never its letters inside the driver's own words
+        # (a password "o" made "c***nnecti***n refused").
+        alone = rf"(?<![0-9A-Za-z]){re.escape(settings.password)}(?![0-9A-Za-z])"
+        first = re.sub(alone, "***", first)
     said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
     msg = f"store {settings.describe()} {said}: {first}"
     if said == "busy":

@@ -54,13 +54,22 @@ class StoreSettings(BaseModel):
     @classmethod
     def from_url(cls, url: str) -> StoreSettings:
         """Parse a store URL; ``InvalidInput`` (never quoting a password) when malformed."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.hostname  # noqa: B018  (a bracketed host is checked when read)
+        except ValueError as e:  # an unbalanced or non-address bracketed host
+            # Not quoted: a URL that does not split cannot be told apart from its password.
+            raise InvalidInput("store", f"malformed URL ({e})") from None
         shown = _redacted(url)
         timeout = _timeout(parse_qs(parts.query, keep_blank_values=True), shown)
         if parts.scheme == "sqlite":
             path = unquote(parts.path)[1:] if parts.path.startswith("/") else ""
             if parts.netloc or not path:
                 raise InvalidInput("store", f"expected sqlite:///path/to/file.db, got {shown}")
+            if "\0" in path:
+                raise InvalidInput("store", f"a NUL byte in the path of {shown}")
+            if path.endswith("/") or Path(path).name in ("", ".", ".."):
+                raise InvalidInput("store", f"{shown} names a directory: give a file path")
             if path == ":memory:" or path.startswith("file:"):
                 msg = f"{shown} would keep nothing between commands: give a file path"
                 raise InvalidInput("store", msg)

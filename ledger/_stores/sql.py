@@ -63,11 +63,26 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
     with postgres_connection(settings) as conn:
         if schema_lock:
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            # Before the library's recorder creates a table: a newer custody's store is its own.
+            (found,) = conn.execute("SELECT to_regclass(%s)", (SCHEMA_TABLE,)).fetchone() or (None,)
+            if found is not None:
+                row = conn.execute(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1").fetchone()
+                _refuse_newer(settings, int(row[0]) if row else None)
         yield
 
 
-def _sqlite_tables(settings: StoreSettings) -> set[str]:
-    """The tables an existing SQLite file holds, read without writing a byte to it. A file in
+def _refuse_newer(settings: StoreSettings, version: int | None) -> None:
+    """A store a newer custody migrated is refused by this one, which would not know its
+    tables (``init`` included: it would otherwise write this custody's layout into it)."""
+    if version is not None and version > SCHEMA_VERSION:
+        where = f"store {settings.describe()}"
+        msg = f"{where} has schema {version}, newer than this custody's {SCHEMA_VERSION}"
+        raise StoreUnavailable(f"{msg}: upgrade custody")
+
+
+def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
+    """The tables an existing SQLite file holds and the schema version custody recorded in it
+    (None if none), read without writing a byte to it. A file in
     WAL mode gets its ``-wal`` and ``-shm`` files from any connection that opens it, and a
     read-only connection cannot remove them when it closes: a read-write one, only reading,
     does (and has nothing to write back, as no ``-wal`` file, so no uncommitted page, was
@@ -87,7 +102,11 @@ def _sqlite_tables(settings: StoreSettings) -> set[str]:
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            return {name for (name,) in rows}
+            tables = {name for (name,) in rows}
+            if SCHEMA_TABLE not in tables:
+                return tables, None
+            row = conn.execute(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1").fetchone()
+            return tables, int(row[0]) if row else None
     except sqlite3.OperationalError as e:  # held by another connection: busy, not junk
         raise store_failure(settings, e) from None
     except sqlite3.DatabaseError as e:
@@ -148,11 +167,9 @@ class SqlStore(Store):
         where = f"store {settings.describe()}"
         if version is None:
             raise StoreUnavailable(f"{where} is not initialised: run custody init")
-        if version < SCHEMA_VERSION:
-            msg = f"{where} has schema {version}, this custody needs {SCHEMA_VERSION}"
-            raise StoreUnavailable(f"{msg}: run custody init to migrate it")
-        msg = f"{where} has schema {version}, newer than this custody's {SCHEMA_VERSION}"
-        raise StoreUnavailable(f"{msg}: upgrade custody")
+        _refuse_newer(settings, version)
+        msg = f"{where} has schema {version}, this custody needs {SCHEMA_VERSION}"
+        raise StoreUnavailable(f"{msg}: run custody init to migrate it")
 
     @classmethod
     def initialise(cls, settings: StoreSettings) -> SqlStore:
@@ -166,9 +183,12 @@ class SqlStore(Store):
         """True for a missing or empty file (a new store may be made there); False for a
         custody store; ``InvalidInput`` for another application's database."""
         path = settings.sqlite_file()
+        if path.is_dir():
+            raise InvalidInput("store", f"{settings.describe()} is a directory: give a file path")
         if not path.exists() or (path.is_file() and path.stat().st_size == 0):
             return True
-        tables = _sqlite_tables(settings)
+        tables, version = _sqlite_tables(settings)
+        _refuse_newer(settings, version)
         if tables & {SCHEMA_TABLE, AVAILABILITY_TABLE}:  # custody's, perhaps of an older schema
             return False
         if not tables:
@@ -241,6 +261,13 @@ class SqlStore(Store):
             return None
         row = rows[0]  # every row has its version: written with its events, or backfilled
         return CommandRecord(str(row["profile_id"]), int(row["version"]), str(row["command"]))
+
+    def record_sweep(self, command_id: str, command: str) -> None:
+        self.execute(
+            f"INSERT INTO {COMMANDS_TABLE} (command_id, profile_id, version, command) "
+            "VALUES (?, '', 0, ?) ON CONFLICT (command_id) DO NOTHING",
+            (command_id, command),
+        )
 
     def directories(self) -> list[DirectoryRecord]:
         rows = self.query(

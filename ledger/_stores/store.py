@@ -302,6 +302,10 @@ class Store:
         """Where and how a caller's command id was used, if it was."""
         raise NotImplementedError
 
+    def record_sweep(self, command_id: str, command: str) -> None:
+        """Record a sweep's command id (``Repository.record_sweep``)."""
+        raise NotImplementedError
+
     def directories(self) -> list[DirectoryRecord]:
         """Every recorded profile directory, in profile id order."""
         raise NotImplementedError

@@ -232,3 +232,26 @@ def test_grant_refuses_sqlite_and_bad_names(owned: Owned, tmp_path: Path) -> Non
         run = owned.cli(owned.url, "access", "grant", bad, "--role", "worker")
         assert run.code == 2, run.err
         error_line(run)
+
+
+@pytest.mark.slow
+def test_a_worker_login_cannot_stop_an_orphaned_browser_and_stops_nothing(owned: Owned) -> None:
+    """Stopping an orphaned browser is an operator's act, recorded as ``browser_stopped``: a
+    worker's login is refused (exit 7 naming the role) before any signal reaches the browser,
+    which still runs, and nothing is appended."""
+    from chromium_process import launch, stop
+
+    directory = owned.tmp / "profiles" / PROFILE
+    directory.mkdir(parents=True)
+    ok(owned.cli(owned.url, *REGISTER, "--user-data-dir", str(directory)))
+    worker = owned.login("worker")
+    before = owned.timeline()
+    browser = launch(directory, owned.tmp / "chromium.log")
+    try:
+        run = owned.cli(worker, "inspect", PROFILE, "--stop-orphan", "--actor", "ops")
+        assert run.code == FORBIDDEN, run.err
+        assert "needs the operator role" in error_line(run)
+        assert browser.poll() is None, "a refused stop stopped the browser"
+        assert owned.timeline() == before
+    finally:
+        stop(browser)

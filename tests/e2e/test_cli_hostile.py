@@ -153,6 +153,21 @@ def test_huge_values_are_bad_input_quoted_short(
     assert len(line) < 600
 
 
+def test_a_huge_value_quoted_short_still_says_what_is_wrong_with_it(
+    tmp_path: Path, store: str
+) -> None:
+    """The line keeps its end as well as its beginning: what was wrong is said after the value
+    (the line was cut after 400 characters of 5,000 nines, "is not a valid integer" lost)."""
+    argv = ["checkout", "p", "--worker", "w", "--run", "r", "--task", "t", "--ttl", "9" * 5000]
+    run = custody(*argv, cwd=tmp_path, store=store)
+    assert run.code == 2, run.err
+    line = error_line(run)
+    assert "'--ttl'" in line
+    assert line.endswith("is not a valid integer (see custody checkout --help)"), line
+    assert "characters left out" in line
+    assert len(line) < 600
+
+
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path: Path, store: str) -> None:
     """SIGINT at moments through start-up and the command: never a traceback; the exit status
     is interrupted (130, or death by SIGINT, which a shell also reports as 130) or the

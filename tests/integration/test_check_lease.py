@@ -56,3 +56,12 @@ def test_a_malformed_or_unknown_lease_is_bad_input(ledger: Ledger) -> None:
         ledger.check_lease("lease-x@p")
     with pytest.raises(UnknownProfile):
         ledger.check_lease("lease-1@nobody")
+
+
+def test_a_lease_of_a_profile_never_leased_is_answered_in_a_sentence(ledger: Ledger) -> None:
+    """What ``GET /v1/leases/{id}`` answers of a profile never leased: said so, not
+    "p1's latest lease is None" (``ledger._domain.row.lease_check``)."""
+    register(ledger, "p1")
+    check = ledger.check_lease("lease-1@p1")
+    assert not check.live
+    assert check.why == "p1 has never been leased"

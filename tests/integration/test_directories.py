@@ -13,8 +13,38 @@ from racing import run_all
 
 import ledger._stores.store as store_module
 from ledger import InvalidInput, Ledger, StoreUnavailable
+from ledger._domain.model import MAX_DIRECTORY_BYTES
 
 RACER = str(Path(__file__).with_name("directory_racer.py"))
+
+
+# The longest directory the door takes, in UTF-8 bytes; one of ASCII and one of 2-byte letters.
+LONGEST = ["/" + "d" * 2047, "/" + "d" + "é" * 1023]
+
+
+@pytest.mark.parametrize("directory", LONGEST, ids=["ascii", "two-byte"])
+def test_the_longest_directory_the_door_takes_is_kept_on_every_store(
+    ledger: Ledger, directory: str
+) -> None:
+    """A directory of 2,048 UTF-8 bytes is registered and read back on both stores, and one
+    byte more is refused at the door naming user_data_dir, writing nothing: PostgreSQL's index
+    of directories takes at most 2,704 bytes an entry, and a 4,000-character directory, which
+    the door took, failed there as "store unavailable" where SQLite kept it."""
+    assert len(directory.encode()) == MAX_DIRECTORY_BYTES
+    register(ledger, "p1", user_data_dir=directory)
+    assert ledger.view("p1").record.user_data_dir == directory
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput, match="at most 2048") as refused:
+        register(ledger, "p2", account_id="other", user_data_dir=directory + "x")
+    assert refused.value.field == "user_data_dir"
+    assert event_count(ledger) == before
+
+
+def test_a_directory_as_long_as_a_linux_path_is_refused_at_the_door(ledger: Ledger) -> None:
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput, match="user_data_dir"):
+        register(ledger, "p1", user_data_dir="/" + "d" * 4000)
+    assert event_count(ledger) == before
 
 
 @pytest.mark.parametrize(

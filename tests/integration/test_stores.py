@@ -20,6 +20,8 @@ from conftest import register
 from ledger import Checkout, Heartbeat, InvalidInput, Ledger, RegisterProfile, StoreUnavailable
 from ledger._stores import sql as store_module
 from ledger._stores.clock import SAMPLES, OffsetClock
+from ledger._stores.settings import StoreSettings
+from ledger._stores.sql import SqlStore
 
 HOUR = 3600.0
 
@@ -250,6 +252,33 @@ def test_schema_version_is_checked_and_init_migrates(sql_store_url: str) -> None
         ledger.store.execute("UPDATE custody_schema SET version = 99")
     with Ledger.open(sql_store_url) as ledger, pytest.raises(StoreUnavailable, match="upgrade"):
         ledger.view(pid)
+
+
+def test_init_writes_nothing_to_a_store_a_newer_custody_migrated(sql_store_url: str) -> None:
+    """``custody init`` of an older custody refuses a newer store as every command does,
+    before the library's recorder or a migration writes to it: a trigger the newer custody
+    dropped is not made again (init rewrote the newer store's tables into its own layout)."""
+    with Ledger.open(sql_store_url) as ledger:
+        register(ledger)
+        postgres = sql_store_url.startswith("postgresql")
+        dropped = "custody_events_no_rewrite" if postgres else "custody_events_no_update"
+        on = f" ON {ledger.store.tables.events}" if postgres else ""
+        ledger.store.execute(f"DROP TRIGGER {dropped}{on}")
+        ledger.store.execute("UPDATE custody_schema SET version = 99")
+        if postgres:
+            named = "SELECT tgname AS name FROM pg_trigger WHERE NOT tgisinternal"
+        else:
+            named = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        triggers = {r["name"] for r in ledger.store.query(named)}
+    assert dropped not in triggers
+    with pytest.raises(StoreUnavailable, match=r"newer than this custody's .*upgrade custody"):
+        Ledger.init(sql_store_url)
+    store = SqlStore.open(StoreSettings.from_url(sql_store_url))  # the version left unchecked
+    try:
+        assert {r["name"] for r in store.query(named)} == triggers
+        assert store.schema_version() == 99
+    finally:
+        store.close()
 
 
 @pytest.mark.slow

@@ -212,3 +212,26 @@ def test_the_sweep_judges_each_candidate_on_its_events(
         (stale.lease_id, "review_required")
     ]
     assert report.failed == []
+
+
+def test_a_sweep_reports_a_failure_in_text_every_export_keeps_and_answers_it_again(
+    uow: UnitOfWork, repo: FakeRepository, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile the sweep cannot settle (a damaged stream whose error quotes bytes that were
+    never UTF-8) is reported in text JSON can hold, so the sweep's answer is recorded under
+    its command id and a resend gets it back (the report could not be written as JSON)."""
+    handle(uow, _checkout("w", ttl_seconds=10))
+    clock.now += timedelta(seconds=20)
+    loaded = repo.load
+
+    def damaged(profile_id: str, version: int | None = None) -> Profile | None:
+        if version is None:
+            raise ValueError("stored bytes b'\\xff' read as '\udcff'")
+        return loaded(profile_id, version)
+
+    monkeypatch.setattr(repo, "load", damaged)
+    report = handle(uow, Sweep(command_id="sweep-1"))
+    assert [f.profile_id for f in report.failed] == ["p1"]
+    assert report.failed[0].error == "ValueError: stored bytes b'\\xff' read as '\\udcff'"
+    assert report.model_dump_json()
+    assert handle(uow, Sweep(command_id="sweep-1")) == report

@@ -1,0 +1,107 @@
+"""Stores the command line refuses, each in one line with its exit code, writing nothing: a
+URL that names no store, a directory, a store a newer custody migrated (``init`` included),
+and an unreachable server whatever its password."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cli_process import custody, error_line, ok
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@[::1/db",  # an unbalanced IPv6 bracket
+        "postgresql://u@[zz]:1/db",  # a bracketed host that is no IPv6 address
+        "sqlite:////",  # the root directory as the file
+        "sqlite:///{tmp}/a%00b.db",  # a NUL in the path
+    ],
+)
+def test_a_malformed_store_url_is_bad_input_not_an_internal_error(tmp_path: Path, url: str) -> None:
+    """A store URL that names no store is bad input naming the store (exit 2, one line), as a
+    malformed port or scheme is; these four were "custody: internal error: ValueError: ..."
+    with exit 1 (``StoreSettings.from_url`` let urlsplit's and the path's ValueError through)."""
+    run = custody(
+        "--store", url.format(tmp=tmp_path), "register", "p1", "--account", "a", "--proxy", "x",
+        cwd=tmp_path,
+    )  # fmt: skip
+    line = error_line(run)
+    assert "internal error" not in line, line
+    assert run.code == 2, line
+    assert line.startswith("custody: invalid store: "), line
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_directory_given_as_the_sqlite_file_is_named_so(tmp_path: Path) -> None:
+    """An existing directory as the SQLite file: bad input saying it is a directory, for a
+    read and for init (it was "unavailable: unable to open database file", exit 6)."""
+    directory = tmp_path / "stores"
+    directory.mkdir()
+    for args in (["status"], ["init"], ["register", "p1", "--account", "a", "--proxy", "x"]):
+        run = custody("--store", f"sqlite:///{directory}", *args, cwd=tmp_path)
+        assert run.code == 2, run.err
+        assert error_line(run).endswith(f"{directory} is a directory: give a file path")
+    assert list(directory.iterdir()) == []
+
+
+def _dump(path: Path) -> list[str]:
+    with sqlite3.connect(path) as c:
+        return list(c.iterdump())
+
+
+def test_init_refuses_a_store_of_a_newer_schema_and_writes_nothing(tmp_path: Path) -> None:
+    """docs/operations/upgrades.md: a store whose schema is newer than the custody reading it
+    is refused ("upgrade custody"), by ``init`` as by every command (``init`` said
+    "initialised", exited 0 and wrote to the newer store)."""
+    db = tmp_path / "custody.db"
+    store = f"sqlite:///{db}"
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path, store=store))
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE custody_schema SET version = version + 1")
+    before = _dump(db)
+    status = custody("status", cwd=tmp_path, store=store)
+    assert status.code == 6
+    assert "upgrade custody" in error_line(status)
+
+    run = custody("init", cwd=tmp_path, store=store)
+    assert (run.code, run.err.strip()) != (0, ""), f"init accepted a newer store: {run.out!r}"
+    assert run.code == 6
+    assert "upgrade custody" in error_line(run)
+    assert _dump(db) == before
+
+
+def test_an_unreachable_postgresql_is_one_readable_line_whatever_the_password(
+    tmp_path: Path,
+) -> None:
+    """``ledger._stores.connections.store_failure`` hides the password where it stands alone in
+    the driver's message: replacing every occurrence, a password ``o`` made the line read
+    "c***nnecti***n failed: ... C***nnecti***n refused" (and showed where its letters were)."""
+    run = custody("--store", "postgresql://u:o@127.0.0.1:1/x", "status", cwd=tmp_path)
+    line = error_line(run)
+    assert run.code == 6, line
+    assert "Connection refused" in line, line
+
+
+def test_init_of_an_older_custody_does_not_rebuild_a_newer_stores_read_models(
+    tmp_path: Path,
+) -> None:
+    """A newer custody's timeline table (here: one more column) on a store of a newer schema
+    is left as it is: this custody's ``init`` answered ``rebuilt: timeline``, swapped in its
+    own, older layout, dropping the newer column and its values, and exited 0."""
+    db = tmp_path / "custody.db"
+    store = f"sqlite:///{db}"
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path, store=store))
+    ok(custody("timeline", "p1", cwd=tmp_path, store=store))  # the timeline table is made
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE custody_schema SET version = version + 1")
+        c.execute("ALTER TABLE custody_timeline ADD COLUMN newer TEXT")
+        c.execute("UPDATE custody_timeline SET newer = 'kept'")
+
+    run = custody("--json", "init", cwd=tmp_path, store=store)
+
+    with sqlite3.connect(db) as c:
+        columns = [r[1] for r in c.execute("PRAGMA table_info(custody_timeline)")]
+    assert "newer" in columns, f"init (exit {run.code}) rebuilt the newer table: {run.out!r}"

@@ -1,0 +1,197 @@
+"""What the HTTP lease service (``custody serve``) makes of what a caller sends: a read's
+times mean what they mean on the command line, and input it cannot take (a body it cannot
+read, a form's text that is no UTF-8, a reused Idempotency-Key) is one refusal naming what the
+caller sent, with nothing written."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from serving import Served
+
+from custody.cli import main
+from ledger import Checkout, ForceRelease, Heartbeat, Ledger, RegisterProfile, Role
+
+
+@pytest.fixture
+def http(served: Served) -> Served:
+    """The service on a store (each kind) holding p1: registered, leased, one heartbeat."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(Heartbeat(lease_id="lease-1@p1", fencing_token=1, step="s1"))
+    return served
+
+
+def _cli(store: str, *args: str) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--store", store, *args])
+    assert code == 0, err.getvalue()
+    return out.getvalue()
+
+
+def test_timeline_until_a_date_runs_through_that_day_as_on_the_cli(http: Served) -> None:
+    """``GET /v1/profiles/p1/timeline?until=TODAY`` answers today's events, as ``custody
+    timeline p1 --until TODAY`` does (docs/reference/cli.md: a date alone for ``until`` runs
+    through its last instant), not none of them (the date read as its midnight)."""
+    today = datetime.now(UTC).date().isoformat()
+    on_cli = json.loads(_cli(http.store_url, "--json", "timeline", "p1", "--until", today))
+    assert [r["event_type"] for r in on_cli][:3] == [
+        "profile_registered",
+        "lease_acquired",
+        "lease_heartbeat",
+    ]
+    with http.client(Role.WORKER) as client:
+        got = client.get(f"/v1/profiles/p1/timeline?until={today}")
+    assert got.status_code == 200, got.text
+    assert [r["position"] for r in got.json()] == [r["position"] for r in on_cli]
+
+
+def test_the_consoles_review_form_refuses_a_note_that_is_not_utf8_and_writes_nothing(
+    served: Served,
+) -> None:
+    """A console form percent-encoding a byte that is no UTF-8 (``note=bad%FFbytes``) is
+    refused and writes nothing, as the CLI and the JSON API refuse such a note; never decoded
+    with replacement into a verdict noted ``'bad\\ufffdbytes'``, a text nobody sent."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(ForceRelease(profile_id="p1", actor="op", reason="stuck"))
+        before = len(ledger.history("p1"))
+    form = {"content-type": "application/x-www-form-urlencoded", "origin": served.url}
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        signed = browser.post(
+            "/console/sign-in", content=f"token={served.tokens[Role.REVIEWER]}", headers=form
+        )
+        assert signed.status_code in (200, 303), signed.text
+        page = browser.get("/console/profiles/p1")
+        found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert found is not None, page.text[:500]
+        body = f"csrf={found.group(1)}&decision=quarantine&note=bad%FFbytes"
+        refused = browser.post("/console/profiles/p1/review", content=body, headers=form)
+    with Ledger.open(served.store_url) as ledger:
+        written = [e.envelope.reason for e in ledger.history("p1")[before:]]
+    assert written == [], f"the console wrote {written!r}"
+    assert refused.status_code == 422, refused.text[:500]
+    assert "UTF-8" in refused.text
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"fencing_token": 1, "step": "bad\xffbytes"}', "not UTF-8"),  # a byte no UTF-8
+        (b'{"fencing_token": 1, "ttl_seconds": ' + b"9" * 5000 + b"}", "5,000 digits"),
+        (b'{"fencing_token": 1, "step": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "deeply"),
+        (b'{"fencing_token": 1, "ttl_seconds": }', "not valid JSON"),
+    ],
+    ids=["not-utf8", "long-number", "deep-nesting", "not-json"],
+)
+def test_a_body_the_service_cannot_read_is_invalid_input_naming_the_body(
+    http: Served, body: bytes, says: str
+) -> None:
+    """A body of bytes that are no UTF-8, a 5,000-digit number or nesting deeper than a parser
+    goes is 422 ``invalid_input`` naming the body (the error table of
+    docs/how-to/serve-workers-over-http.md), not 400 ``http_400`` "There was an error parsing
+    the body", a code the table does not have, naming nothing."""
+    with http.client(Role.WORKER) as client:
+        got = client.post(
+            "/v1/leases/lease-1@p1/extend",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+    assert (got.status_code, got.json().get("error")) == (422, "invalid_input"), got.text
+    assert (got.json()["field"], says in got.json()["message"]) == ("body", True), got.text
+
+
+@pytest.mark.parametrize(
+    ("content_type", "says"),
+    [
+        ("text/plain", "got 'text/plain'"),
+        ("application/x-www-form-urlencoded", "got 'application/x-www-form-urlencoded'"),
+        (None, "sent none"),
+    ],
+    ids=["text", "form", "none"],
+)
+def test_a_body_not_sent_as_json_is_refused_naming_the_content_type(
+    http: Served, content_type: str | None, says: str
+) -> None:
+    """A JSON body sent as another content type (or none, as ``curl -d`` without ``-H``
+    sends a form) is 422 ``invalid_input`` naming ``Content-Type`` and what was sent, and
+    writes nothing; not "invalid body: Input should be a valid dictionary", which sends the
+    caller looking for a fault in a body that has none."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+    headers = {} if content_type is None else {"content-type": content_type}
+    with http.client(Role.WORKER) as client:
+        got = client.post(
+            "/v1/profiles/p2/checkout",
+            content=json.dumps({"run_id": "r", "task_type": "t"}),
+            headers=headers,
+        )
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p2")) == 1  # its registration alone
+    assert (got.status_code, got.json().get("field")) == (422, "Content-Type"), got.text
+    assert says in got.json()["message"], got.text
+
+
+def test_a_key_given_twice_in_a_body_is_refused_naming_it_and_writes_nothing(
+    http: Served,
+) -> None:
+    """A body giving a key twice (``"step": "cart", "step": "pay"``) is 422 ``invalid_input``
+    naming the body and the key, and writes nothing; never taken as one of its values (the
+    last, as Python's json reads it), a step the sender may not have meant."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+    with http.client(Role.WORKER) as client:
+        lease = client.post("/v1/profiles/p2/checkout", json={"run_id": "r", "task_type": "t"})
+        assert lease.status_code == 201, lease.text
+        with Ledger.open(http.store_url) as ledger:
+            before = len(ledger.history("p2"))
+        token = lease.json()["fencing_token"]
+        got = client.post(
+            f"/v1/leases/{lease.json()['lease_id']}/heartbeat",
+            content=f'{{"fencing_token": {token}, "step": "cart", "step": "pay"}}',
+            headers={"content-type": "application/json"},
+        )
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p2")) == before
+    assert (got.status_code, got.json().get("field")) == (422, "body"), got.text
+    assert "'step'" in got.json()["message"], got.text
+
+
+def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
+    http: Served,
+) -> None:
+    """The same Idempotency-Key with a different body is refused (422) naming the
+    ``Idempotency-Key`` header and the key sent (``'beat-7' was already used``), as a
+    malformed key is, and so is the key sent again for another profile (``send a new
+    key``); never ``command_id`` and the service's digest of the key (``'http-4be2...'``),
+    which the caller never sent."""
+    with http.client(Role.WORKER) as client:
+        first = client.post("/v1/profiles/p2/checkout", json={"run_id": "r", "task_type": "t"})
+        assert first.status_code == 404  # no p2 yet: nothing written, the key is free
+        with Ledger.open(http.store_url) as ledger:
+            ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+        key = {"Idempotency-Key": "beat-7"}
+        order = {"run_id": "r", "task_type": "t"}
+        done = client.post("/v1/profiles/p2/checkout", json=order, headers=key)
+        assert done.status_code == 201, done.text
+        other = client.post("/v1/profiles/p2/checkout", json={**order, "run_id": "r2"}, headers=key)
+        malformed = client.post(
+            "/v1/profiles/p2/checkout", json=order, headers={"Idempotency-Key": "a b"}
+        )
+        elsewhere = client.post("/v1/profiles/p1/checkout", json=order, headers=key)
+    assert malformed.json()["field"] == "Idempotency-Key"
+    assert other.status_code == 422, other.text
+    refusal = other.json()
+    assert (refusal["field"], "beat-7" in refusal["message"]) == ("Idempotency-Key", True), refusal
+    moved = elsewhere.json()
+    assert (elsewhere.status_code, moved["field"]) == (422, "Idempotency-Key"), moved
+    assert "'beat-7' was already used on profile p2: send a new key" in moved["message"], moved

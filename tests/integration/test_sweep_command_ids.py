@@ -1,0 +1,53 @@
+"""A sweep's command id keeps the command-id promise (docs/explanation/audit-envelope.md,
+docs/how-to/serve-workers-over-http.md): "A resent request with the same Idempotency-Key
+returns the first answer and appends nothing; the same key with a different body is refused";
+"an id names one command in the whole store"."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import StepClock, event_count, register
+
+from ledger import Checkout, InvalidInput, Ledger, Quarantine, Sweep
+
+
+def test_a_resent_sweep_returns_the_first_answer_and_appends_nothing(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """``POST /v1/sweep`` takes an Idempotency-Key (``Sweep(command_id=...)``, and ``custody
+    sweep --command-id``): the resend answers what the first sweep did and sweeps nothing
+    (the id was never recorded, so a resend settled a lease overdue since, and appended)."""
+    register(ledger, "p1")
+    register(ledger, "p2")
+    ledger.handle(
+        Checkout(profile_id="p1", worker_id="w", run_id="r1", task_type="t", ttl_seconds=1)
+    )
+    clock.advance(5)
+    first = ledger.handle(Sweep(command_id="sweep-key-1"))
+    assert [s.profile_id for s in first.settled] == ["p1"]
+    ledger.handle(
+        Checkout(profile_id="p2", worker_id="w", run_id="r2", task_type="t", ttl_seconds=1)
+    )
+    clock.advance(5)
+    before = event_count(ledger)
+
+    again = ledger.handle(Sweep(command_id="sweep-key-1"))  # the answer was lost: resent
+
+    assert event_count(ledger) == before, "the resent sweep appended events"
+    assert again == first
+
+
+def test_a_sweep_may_not_reuse_another_commands_id(ledger: Ledger) -> None:
+    """An id already naming a quarantine of p1 is refused for a sweep (it was taken without a
+    word), and a sweep's id for any other command."""
+    register(ledger, "p1")
+    ledger.handle(Quarantine(profile_id="p1", actor="op", reason="r", command_id="op-1"))
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput, match="'op-1' was already used on profile p1"):
+        ledger.handle(Sweep(command_id="op-1"))
+    ledger.handle(Sweep(command_id="sweep-1"))
+    with pytest.raises(InvalidInput, match="'sweep-1' was already used for a sweep"):
+        ledger.handle(Quarantine(profile_id="p1", actor="op", reason="r", command_id="sweep-1"))
+    with pytest.raises(InvalidInput, match="'sweep-1' was already used for another sweep"):
+        ledger.handle(Sweep(command_id="sweep-1", actor="another"))
+    assert event_count(ledger) == before

@@ -1,0 +1,50 @@
+"""A store URL that names no store is bad input naming the store; a store's failure is one line
+that never shows its password (``ledger._stores.settings``, ``ledger._stores.connections``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger import InvalidInput
+from ledger._stores.connections import store_failure
+from ledger._stores.settings import StoreSettings
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql://u:pw@[::1/db", "malformed URL (Invalid IPv6 URL)"),
+        ("postgresql://u@[zz]:1/db", "malformed URL ('zz' does not appear"),
+        ("sqlite:////", "names a directory"),
+        ("sqlite:///data/", "names a directory"),
+        ("sqlite:///data/..", "names a directory"),
+        ("sqlite:///a%00b.db", "a NUL byte in the path"),
+    ],
+)
+def test_a_url_naming_no_store_is_invalid_input_naming_why(url: str, said: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        StoreSettings.from_url(url)
+    assert refused.value.field == "store"
+    assert said in str(refused.value)
+    assert "pw" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("password", "driver_said", "shown"),
+    [
+        (
+            "o",
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused',
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused',
+        ),
+        ("s3cret!", "password s3cret! was refused", "password *** was refused"),
+        ("s3cret", 'FATAL: password="s3cret" rejected', 'FATAL: password="***" rejected'),
+        ("a.b", "user axb: a.b refused", "user axb: *** refused"),
+    ],
+)
+def test_a_store_s_failure_hides_its_password_and_nothing_else(
+    password: str, driver_said: str, shown: str
+) -> None:
+    settings = StoreSettings.from_url(f"postgresql://u:{password}@127.0.0.1:1/x")
+    failure = store_failure(settings, OSError(driver_said))
+    assert str(failure).endswith(f"unavailable: {shown}")
