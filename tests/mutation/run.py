@@ -528,6 +528,8 @@ MUTANTS = (
         "    if False:\n",
         "a connection keeps a prepared append for every shape of batch it ever wrote",
         ("tests/integration/test_append_direct.py",),
+    ),
+    Mutant(
         "pydantic-plugins-group",
         "custody/_pydantic_plugins.py",
         "            return _GROUP.search(f.read()) is not None\n",
