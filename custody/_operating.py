@@ -77,13 +77,13 @@ def sweep(
     ledger: Ledger, watch: bool, interval: float | None, command_id: str
 ) -> SweepReport | None:
     """mark overdue leases stale and decide (a profile that fails is reported, the rest swept)"""
-    given = click.get_current_context().get_parameter_source("command_id")
     if not watch:
         if interval is not None:
             raise click.UsageError("--interval is for --watch")
         from ledger import Sweep
 
         return ledger.handle(Sweep(command_id=command_id))
+    given = click.get_current_context().get_parameter_source("command_id")
     if given is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--command-id is for one sweep, not --watch")
     from custody._watch import watch_sweeps

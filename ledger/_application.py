@@ -29,6 +29,7 @@ from ledger._stores.sql import SqlStore
 from ledger._unit_of_work import Clock, UnitOfWork
 
 if TYPE_CHECKING:
+    from ledger._commands import RecordBrowserStop
     from ledger._domain.events import ProfileEvent
     from ledger._domain.model import Denial
     from ledger._domain.state import ProfileStateMachine
@@ -265,6 +266,12 @@ class Ledger:
         pid = ProfileQuery(profile_id=profile_id).profile_id
         if not self.store.exists(pid):
             raise UnknownProfile(pid)
+
+    def may_record(self, command: RecordBrowserStop) -> None:
+        """``Forbidden`` unless the store's login may act in the role ``command`` is recorded
+        in: asked before what it records is done (a browser stopped), not only when it is
+        handled after."""
+        self.uow.require(command.acts_as)
 
     def checkout_denial(
         self, profile_id: str, *, account_id: str | None = None, proxy_id: str | None = None

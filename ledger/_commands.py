@@ -14,7 +14,7 @@ that retries across a deploy is recognised, not refused.
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, ClassVar, Generic, TypeVar
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -31,6 +31,7 @@ from ledger._domain.model import (
     ProfileId,
     ProfileRecord,
     ReviewDecision,
+    Role,
     Sha256,
     Text,
     TtlSeconds,
@@ -171,6 +172,9 @@ class RecordBrowserStop(Command[Availability]):
     """An operator's record of an orphaned browser stopped on the profile's directory."""
 
     kind = "browser_stop"
+    # The role the record is made in: a caller that stops the browser before recording it
+    # asks first whether its login may (``Ledger.may_record``).
+    acts_as: ClassVar[Role] = Role.OPERATOR
     profile_id: ProfileId
     actor: Identity
     host: Name

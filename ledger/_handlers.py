@@ -17,7 +17,7 @@ from ledger import _commands as cmds
 from ledger._domain import events as ev
 from ledger._domain.acting import Forbidden
 from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable
-from ledger._domain.model import Lease, ProfileRecord, Role
+from ledger._domain.model import Lease, ProfileRecord, Role, storable
 from ledger._domain.policies import ReleaseReport
 from ledger._domain.profile import CheckoutRequest, Profile
 from ledger._domain.results import (
@@ -160,7 +160,7 @@ def record_browser_stop(uow: UnitOfWork, c: cmds.RecordBrowserStop) -> Availabil
         user_data_dir=c.user_data_dir,
         signal=c.signal,
     )
-    acting = Acting(Role.OPERATOR, c.actor, reason=f"orphaned browser: {c.signal}")
+    acting = Acting(c.acts_as, c.actor, reason=f"orphaned browser: {c.signal}")
     return availability_of(uow.run(c, c.profile_id, Decision(act, acting)).profile)
 
 
@@ -206,8 +206,7 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
             if isinstance(answer, Exception):
                 # Text every store and export keeps: a damaged stream's error may quote bytes
                 # that were never UTF-8 (lone surrogates), which no JSON encoder writes.
-                said = f"{type(answer).__name__}: {answer}"
-                error = said.encode("utf-8", "backslashreplace").decode("utf-8")
+                error = storable(f"{type(answer).__name__}: {answer}")
                 failed.append(SweepFailure(profile_id=profile_id, error=error))
             elif answer is not None:
                 settled.append(answer)

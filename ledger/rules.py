@@ -1,7 +1,7 @@
 """The ledger's rules that the read side and the workers apply to what they read, so that no
 rule has a second copy outside the ledger: the words for how a lease ended, who a lease's
-holder is, and what a browser still running on a profile's directory forbids. Pure functions
-of their arguments."""
+holder is, what a browser still running on a profile's directory forbids, and text made
+storable. Pure functions of their arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
 from ledger._domain.denials import holder_of
@@ -14,6 +14,7 @@ from ledger._domain.endings import (
     ending_text,
     lease_ending,
 )
+from ledger._domain.model import storable
 
 __all__ = [
     "ENDED_UNKNOWN",
@@ -27,4 +28,5 @@ __all__ = [
     "lease_ending",
     "review_refusal",
     "stop_refusal",
+    "storable",
 ]

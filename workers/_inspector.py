@@ -315,7 +315,7 @@ def _stop_record(
     """The command that will record stopping the browser ``check`` found, built (so checked
     at the door: ``InvalidInput``) with the gentle signal, and the store login's role checked
     (``Forbidden``), before any signal is sent."""
-    from ledger import RecordBrowserStop, Role  # the command models: not for ``why``'s look
+    from ledger import RecordBrowserStop  # the command models: not for ``why``'s look
 
     assert check.pid is not None
     record = RecordBrowserStop(
@@ -326,7 +326,7 @@ def _stop_record(
         user_data_dir=check.user_data_dir,
         signal=StopSignal.SIGHUP,
     )
-    ledger.uow.require(Role.OPERATOR)
+    ledger.may_record(record)
     return record
 
 

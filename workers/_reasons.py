@@ -9,13 +9,10 @@ that is not UTF-8), and the ledger refuses both at its door: they are escaped he
 
 from __future__ import annotations
 
+from ledger.rules import storable as storable  # the ledger's rule, for the SDK's modules
+
 MAX_DERIVED = 200  # a reason derived from an exception: its type and first line, at most this
 _CUT = "..."
-
-
-def storable(text: str) -> str:
-    """``text`` with NUL and lone surrogates escaped; any other text comes back unchanged."""
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def capped(text: str, limit: int = MAX_DERIVED) -> str:

@@ -55,6 +55,13 @@ def _check_storable(value: str) -> str:
     return value
 
 
+def storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates escaped (as ``\\x00`` and ``\\udcff``), so that
+    ``_check_storable`` takes it: for text made from what no caller typed (an exception's
+    message, a file name that is not UTF-8). Any other text comes back unchanged."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _check_name(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")

@@ -63,6 +63,7 @@ class Migrating(Protocol):
 #    is how readers keep up). Refused by an older custody, whose readers would miss events.
 SCHEMA_VERSION = 8
 SCHEMA_TABLE = "custody_schema"
+RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (
     f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
     "(id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",

@@ -279,8 +279,8 @@ def _plain(
     """The append's parameters as libpq takes them, in ``_append_sql``'s order, and their
     formats: a stream id (16 bytes) and a state in binary, every other value as text (the
     server reads each as its column's type). A row's and a command's values are text, whole
-    numbers or NULL (``availability_params``); text is UTF-8, the connection's encoding
-    (``_prepared_append`` checks it)."""
+    numbers or NULL (``availability_params``); text is UTF-8 (``_direct`` sends an append on a
+    connection of another encoding psycopg's way)."""
     values: list[bytes | None] = []
     for e in stored_events:
         stream = e.originator_id if isinstance(e.originator_id, UUID) else UUID(e.originator_id)

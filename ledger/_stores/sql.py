@@ -23,7 +23,13 @@ from ledger._domain.row import Availability
 from ledger._stores.access import Tables, authority_of
 from ledger._stores.clock import OffsetClock
 from ledger._stores.connections import postgres_connection, read_cursor
-from ledger._stores.migrations import ORIGINS_TABLE, SCHEMA_TABLE, SCHEMA_VERSION, create_schema
+from ledger._stores.migrations import (
+    ORIGINS_TABLE,
+    RECORDED_VERSION,
+    SCHEMA_TABLE,
+    SCHEMA_VERSION,
+    create_schema,
+)
 from ledger._stores.recorders import (
     AVAILABILITY_COLUMNS,
     AVAILABILITY_TABLE,
@@ -66,7 +72,7 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
             # Before the library's recorder creates a table: a newer custody's store is its own.
             (found,) = conn.execute("SELECT to_regclass(%s)", (SCHEMA_TABLE,)).fetchone() or (None,)
             if found is not None:
-                row = conn.execute(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1").fetchone()
+                row = conn.execute(RECORDED_VERSION).fetchone()
                 _refuse_newer(settings, int(row[0]) if row else None)
         yield
 
@@ -105,7 +111,7 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
             tables = {name for (name,) in rows}
             if SCHEMA_TABLE not in tables:
                 return tables, None
-            row = conn.execute(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1").fetchone()
+            row = conn.execute(RECORDED_VERSION).fetchone()
             return tables, int(row[0]) if row else None
     except sqlite3.OperationalError as e:  # held by another connection: busy, not junk
         raise store_failure(settings, e) from None
@@ -208,7 +214,7 @@ class SqlStore(Store):
             )
         if not (found and found[0]["t"]):
             return None
-        rows = self.query(f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1")
+        rows = self.query(RECORDED_VERSION)
         return int(rows[0]["version"]) if rows else None
 
     @property
