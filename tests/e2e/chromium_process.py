@@ -53,6 +53,16 @@ def launch(user_data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
+def still_running(proc: subprocess.Popen[bytes], seconds: float = 3.0) -> bool:
+    """Whether the browser has not exited ``seconds`` later: a signal's clean shutdown takes
+    a moment, so a look right after a command cannot tell a stopped browser from a live one."""
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Kill what is left of a test's browser and its group, and reap it."""
     with contextlib.suppress(ProcessLookupError):

@@ -239,7 +239,7 @@ def test_a_worker_login_cannot_stop_an_orphaned_browser_and_stops_nothing(owned:
     """Stopping an orphaned browser is an operator's act, recorded as ``browser_stopped``: a
     worker's login is refused (exit 7 naming the role) before any signal reaches the browser,
     which still runs, and nothing is appended."""
-    from chromium_process import launch, stop
+    from chromium_process import launch, still_running, stop
 
     directory = owned.tmp / "profiles" / PROFILE
     directory.mkdir(parents=True)
@@ -251,7 +251,7 @@ def test_a_worker_login_cannot_stop_an_orphaned_browser_and_stops_nothing(owned:
         run = owned.cli(worker, "inspect", PROFILE, "--stop-orphan", "--actor", "ops")
         assert run.code == FORBIDDEN, run.err
         assert "needs the operator role" in error_line(run)
-        assert browser.poll() is None, "a refused stop stopped the browser"
+        assert still_running(browser), "a refused stop stopped the browser"
         assert owned.timeline() == before
     finally:
         stop(browser)

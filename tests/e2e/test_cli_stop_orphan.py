@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chromium_process import launch, stop
+from chromium_process import launch, still_running, stop
 from cli_process import Run, custody, error_line, ok
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ def test_a_bad_actor_is_refused_before_the_browser_is_stopped(
     assert run.code == 2, run
     assert "actor" in error_line(run)
     assert _events(store, tmp_path) == before
-    assert browser.poll() is None, "the browser was stopped by a refused command"
+    assert still_running(browser), "the browser was stopped by a refused command"
 
 
 def test_a_stop_on_a_long_directory_is_recorded(
