@@ -4,7 +4,7 @@ past its deadline. Denials raise and trigger nothing; a lost lease is ``LeaseLos
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ledger._domain import events as ev
@@ -164,7 +164,8 @@ class LeaseRules(AggregateRoot):
             ctx,
             lease_id=lease_id,
             fencing_token=fencing_token,
-            **asdict(report),  # the event records the worker's report field for field
+            # The event records the worker's report field for field (flat values: no copy).
+            **vars(report),
         )
         verdict = judge_release(lease, report, RELEASE_POLICIES[lease.release_policy])
         if verdict.ending is Ending.CLEAN:

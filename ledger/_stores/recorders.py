@@ -10,13 +10,21 @@ save) like a version conflict.
 from __future__ import annotations
 
 import operator
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.persistence import InterfaceError, StoredEvent
+from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteFactory,
+)
 from pydantic import ValidationError
 
 from ledger._domain.directories import ancestors, inside_prefix, refusal
@@ -219,3 +227,57 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             refuse_overlaps(claims, found)
             c.executemany(insert_directory_sql("?"), claims)
         return ids
+
+
+# How many prepared statements each SQLite connection keeps (the standard library's default).
+SQLITE_STATEMENTS_KEPT = 128
+
+
+class StatementKeepingPool(SQLiteConnectionPool):
+    """The library's SQLite pool, its connections keeping ``SQLITE_STATEMENTS_KEPT`` prepared
+    statements. The library opens them with ``cached_statements=True``, which ``sqlite3``
+    reads as a cache of one statement: a command's five statements (``BEGIN``, the events'
+    insert, the availability upsert, the command id, ``COMMIT``) were each prepared again
+    every time, about 40 µs of a heartbeat's CPU."""
+
+    def _create_connection(self) -> SQLiteConnection:
+        # The library's own (eventsourcing 9.5), but for the statements kept.
+        try:
+            c = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=SQLITE_STATEMENTS_KEPT,
+                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as e:
+            raise InterfaceError(e) from e
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            cursor = c.cursor()
+            cursor.execute("PRAGMA journal_mode;")
+            if cursor.fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL;")
+                self.journal_mode_was_changed_to_wal = True
+            self.is_journal_mode_wal = True
+        c.row_factory = sqlite3.Row
+        return SQLiteConnection(sqlite_conn=c, max_age=self.max_age)
+
+
+class SQLiteLedgerFactory(SQLiteFactory):
+    """The library's SQLite factory, its pool a ``StatementKeepingPool`` (built before any
+    connection is opened, with the library's sizes)."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        built = self.datastore.pool
+        self.datastore.pool = StatementKeepingPool(
+            db_name=built.db_name,
+            lock_timeout=built.lock_timeout,
+            pool_size=built.pool_size,
+            max_overflow=built.max_overflow,
+            pool_timeout=built.pool_timeout,
+            max_age=built.max_age,
+            pre_ping=built.pre_ping,
+        )
+        built.close()

@@ -125,7 +125,7 @@ class StoreSettings(BaseModel):
         create = "y" if create_table else "n"
         if self.kind == "sqlite":
             return {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "PERSISTENCE_MODULE": "ledger._stores.recorders:SQLiteLedgerFactory",
                 "SQLITE_DBNAME": self.path,
                 "SQLITE_LOCK_TIMEOUT": str(self.timeout),
                 "CREATE_TABLE": create,

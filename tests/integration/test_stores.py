@@ -469,3 +469,40 @@ def test_a_saved_profile_is_not_read_back_by_the_next_command(store_url: str) ->
         ledger.handle(beat)
         assert [e.originator_version for e in read_back] == [6]
         assert len(ledger.history(pid)) == 7
+
+
+def test_the_sqlite_store_prepares_a_command_s_statements_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library opens SQLite connections with ``cached_statements=True``, a cache of one
+    statement: every statement of every command was compiled again (``StatementKeepingPool``).
+    SQLite asks a connection's authorizer while it compiles a statement, never when it runs a
+    compiled one, so after a first heartbeat the next ones compile nothing but the ends of
+    transactions (``sqlite3``'s ``commit()`` and ``rollback()`` compile theirs every call)."""
+    compiled: list[tuple[object, ...]] = []
+    connect = sqlite3.connect
+
+    def watched(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+
+        def authorize(*asked: object) -> int:
+            compiled.append(asked)
+            return sqlite3.SQLITE_OK
+
+        conn.set_authorizer(authorize)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", watched)
+    with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}") as ledger:
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=600)
+        )
+        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token)
+        ledger.handle(beat)
+        compiled.clear()
+        for _ in range(5):
+            ledger.handle(beat)
+        assert len(ledger.history(pid)) == 8
+    ends = {(sqlite3.SQLITE_TRANSACTION, "COMMIT"), (sqlite3.SQLITE_TRANSACTION, "ROLLBACK")}
+    assert [asked for asked in compiled if asked[:2] not in ends] == []

@@ -530,6 +530,14 @@ MUTANTS = (
         ("tests/integration/test_append_direct.py",),
     ),
     Mutant(
+        "sqlite-statements-kept",
+        "ledger/_stores/recorders.py",
+        "                cached_statements=SQLITE_STATEMENTS_KEPT,\n",
+        "                cached_statements=True,\n",
+        "SQLite connections keep one prepared statement, as the library opens them",
+        ("tests/integration/test_stores.py",),
+    ),
+    Mutant(
         "pydantic-plugins-group",
         "custody/_pydantic_plugins.py",
         "            return _GROUP.search(f.read()) is not None\n",
