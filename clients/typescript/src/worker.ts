@@ -36,6 +36,7 @@ import {
   StoreUnavailable,
 } from "./client.js";
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
+import { kept, lengthOf, storable } from "./text.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
@@ -116,9 +117,18 @@ export class ProfileLeases {
       failure = error;
       failed = true;
     }
-    await lease.end(failed ? { error: failure } : null);
-    if (failed) throw lease.insteadOf(failure);
-    return lease;
+    if (!failed) {
+      await lease.end(null);
+      return lease;
+    }
+    try {
+      await lease.end({ error: failure });
+    } catch (error) {
+      // The task's own error goes on (it is the one the caller must see); why the lease was
+      // not released is a warning. The sweep settles the lease at its deadline.
+      process.emitWarning(`custody: ${lease.leaseId} was not released: ${firstLine(error)}`);
+    }
+    throw lease.insteadOf(failure);
   }
 
   directoryOf(profileId: string): string {
@@ -193,9 +203,11 @@ export class WorkerLease {
   }
 
   /** End the lease as an expected failure with `reason` (an exception still makes it a
-   * failure). */
+   * failure). `RangeError` at once for a reason the ledger would refuse (empty, or longer than
+   * it keeps); a NUL or a lone surrogate in it is escaped (`storable`, as in Python). */
   expectedFailure(reason: string): void {
-    if (!reason.trim() || reason.length > MAX_REASON) {
+    reason = storable(reason);
+    if (!reason.trim() || lengthOf(reason) > MAX_REASON) {
       throw new RangeError(`an expected failure's reason: 1 to ${MAX_REASON} characters`);
     }
     this.expected = reason;
@@ -351,7 +363,7 @@ export class WorkerLease {
     let reason: string | null = null;
     if (failure !== null) {
       outcome = "failure";
-      reason = firstLine(failure.error).slice(0, MAX_REASON);
+      reason = kept(firstLine(failure.error), MAX_REASON);
     } else if (this.expected !== null) {
       outcome = "expected_failure";
       reason = this.expected;
@@ -368,7 +380,7 @@ export class WorkerLease {
       last_step: p.step,
       last_safe_step: p.lastSafeStep,
       mutating_step: p.mutatingStep,
-      evidence_problem: p.evidenceProblem?.slice(0, MAX_REASON) ?? null,
+      evidence_problem: p.evidenceProblem === null ? null : kept(p.evidenceProblem, MAX_REASON),
     };
   }
 
@@ -417,7 +429,7 @@ function refusedField(error: unknown): string | null {
 function withoutRefused(evidence: Evidence, field: string, said: string): Evidence {
   const note = `the ledger refused the release's ${field}: ${said}`;
   const problem = evidence.evidence_problem ? `${evidence.evidence_problem}; ${note}` : note;
-  const changed: Evidence = { ...evidence, evidence_problem: problem.slice(0, MAX_REASON) };
+  const changed: Evidence = { ...evidence, evidence_problem: kept(problem, MAX_REASON) };
   for (const name of DROPPABLE[field] ?? []) (changed as unknown as Record<string, null>)[name] = null;
   return changed;
 }

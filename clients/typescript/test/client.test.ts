@@ -15,6 +15,7 @@ import {
 } from "../src/index.js";
 import { errorOf } from "../src/client.js";
 import { LeaseGuard } from "../src/guard.js";
+import { cut, storable } from "../src/text.js";
 
 interface Sent {
   method: string;
@@ -168,5 +169,48 @@ describe("the worker SDK", () => {
     });
     assert.equal(lease.result?.ending, "clean");
     assert.equal(sent.filter((s) => s.url.endsWith("/heartbeat")).length, 2);
+  });
+
+  it("throws the task's own error on when its release is refused", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: LEASE },
+      { status: 500, body: { error: "internal", message: "the service failed" } },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const warned: string[] = [];
+    const hear = (warning: Error): void => void warned.push(warning.message);
+    process.on("warning", hear);
+    try {
+      await assert.rejects(
+        leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
+          throw new RangeError("the task's own failure");
+        }),
+        (error: unknown) => error instanceof RangeError && /the task's own failure/.test(error.message),
+      );
+      await new Promise((done) => setImmediate(done)); // warnings are emitted on the next tick
+    } finally {
+      process.off("warning", hear);
+    }
+    assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 1);
+    assert.match(warned.join("\n"), /was not released: CustodyError: the service failed/);
+  });
+});
+
+describe("text the SDK derives for the ledger", () => {
+  it("escapes what the ledger refuses as Python's storable does, and nothing else", () => {
+    assert.equal(storable("a\u0000b"), "a\\x00b");
+    assert.equal(storable("lone \ud83d high, lone \ude00 low"), "lone \\ud83d high, lone \\ude00 low");
+    assert.equal(storable("\udcff"), "\\udcff");
+    assert.equal(storable("a pair \u{1F600} stays, as does \\x00 typed"), "a pair \u{1F600} stays, as does \\x00 typed");
+  });
+
+  it("cuts between code points, counting them as the ledger does", () => {
+    const text = "x".repeat(1999) + "\u{1F600}".repeat(2);
+    const kept = cut(text, 2000);
+    assert.equal([...kept].length, 2000);
+    assert.ok(kept.endsWith("x\u{1F600}"));
+    assert.equal(storable(kept), kept, "no lone surrogate left at the cut");
+    assert.equal(cut("short", 2000), "short");
   });
 });
