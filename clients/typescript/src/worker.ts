@@ -285,13 +285,15 @@ export class WorkerLease {
   }
 
   /** One heartbeat, resent under its own Idempotency-Key while the service is unavailable
-   * and the lease held. True: renewed. False: the lease is lost (the guard says why). */
+   * and the lease held. Its body is built once, from the page's URL when it is first sent:
+   * a resend is the same command, byte for byte (the service refuses a key used for another
+   * body). True: renewed. False: the lease is lost (the guard says why). */
   private async renew(fields: { step?: string; safe?: boolean; mutating?: boolean }): Promise<boolean> {
     const key = randomUUID();
     const started = this.leases.clock();
+    const body = { fencing_token: this.fencingToken, url: this.progress.url, ...fields };
     while (this.guard.held()) {
       try {
-        const body = { fencing_token: this.fencingToken, url: this.progress.url, ...fields };
         this.lease = await this.leases.client.heartbeat(this.leaseId, body, key);
         this.guard.renewed(started);
         return true;
