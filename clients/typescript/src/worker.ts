@@ -96,14 +96,22 @@ export class ProfileLeases {
   ): Promise<WorkerLease> {
     const started = this.clock();
     const key = randomUUID(); // resent under the same id: a grant whose answer was lost returns
+    const body = { ...order }; // each resend is the same command
     const until = started + CHECKOUT_RESEND_MS;
     let granted: Lease;
-    for (;;) {
+    for (let last = false; ; ) {
       try {
-        granted = await this.client.checkout(profileId, order, key);
+        granted = await this.client.checkout(profileId, body, key);
         break;
       } catch (error) {
-        if (!transient(error) || this.clock() + 250 >= until) throw error;
+        if (!transient(error) || last) throw error;
+        if (this.clock() + 250 >= until) {
+          // The window closed. An answer lost on its way (the client's timeout, a dropped
+          // connection) may have been a grant: it is asked for once more, so that no lease is
+          // left held in this worker's name with nobody running under it.
+          if (error instanceof StoreUnavailable) throw error;
+          last = true;
+        }
         await sleep(250);
       }
     }
@@ -440,9 +448,18 @@ function lostError(leaseId: string, why: string): LeaseLost {
   return new LeaseLost(410, { error: "lease_lost", message: `${leaseId} is lost: ${why}`, lease_id: leaseId });
 }
 
-/** A failure worth resending the same request for: the store or the network, not the ledger. */
+/** A failure worth resending the same request for, under its Idempotency-Key: the store (503),
+ * or an answer lost on its way, which the ledger may have written (the network: fetch's
+ * `TypeError`; the client's timeout: a `DOMException` "TimeoutError", or "AbortError"). Never
+ * the ledger's own word. */
 function transient(error: unknown): boolean {
-  return error instanceof StoreUnavailable || (error instanceof TypeError && !(error instanceof CustodyError));
+  if (error instanceof CustodyError) return error instanceof StoreUnavailable;
+  return error instanceof TypeError || lostAnswer(error);
+}
+
+function lostAnswer(error: unknown): boolean {
+  const name = typeof error === "object" && error !== null ? (error as { name?: unknown }).name : undefined;
+  return name === "TimeoutError" || name === "AbortError";
 }
 
 function sleep(ms: number): Promise<void> {

@@ -24,7 +24,9 @@ interface Sent {
   body: Record<string, unknown> | null;
 }
 
-type Answer = { status: number; body: unknown; headers?: Record<string, string> };
+/** An answer, or the answer lost on its way (`lost`: what fetch rejects with, once the
+ * request has reached the service). */
+type Answer = { status: number; body: unknown; headers?: Record<string, string> } | { lost: unknown };
 
 /** A fetch that records each request and answers from `answers` in order; the revocation
  * watch's long poll is held open until it is aborted (the lease stays live). */
@@ -43,6 +45,7 @@ function fakeFetch(answers: Answer[]): { fetch: typeof fetch; sent: Sent[] } {
     });
     const next = answers.shift();
     if (!next) throw new Error(`no answer left for ${String(input)}`);
+    if ("lost" in next) throw next.lost;
     return new Response(JSON.stringify(next.body), { status: next.status, headers: next.headers ?? {} });
   };
   return { fetch: fake as typeof fetch, sent };
@@ -194,6 +197,87 @@ describe("the worker SDK", () => {
     }
     assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 1);
     assert.match(warned.join("\n"), /was not released: CustodyError: the service failed/);
+  });
+});
+
+describe("a command whose answer was lost", () => {
+  const timedOut = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
+  const released = { lease_id: LEASE.lease_id, profile_id: "p 1", ending: "clean",
+    profile_state: "available", message: "released" };
+
+  it("is resent under its key with its first body: a heartbeat whose answer timed out", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: { ...LEASE, ttl_seconds: 3 } },
+      { lost: timedOut() }, // the step's heartbeat: written, its answer late
+      { status: 200, body: LEASE }, // the resend, answered from the first
+      { status: 200, body: released },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
+      lease.visited("https://shop.example/pay");
+      const stepping = lease.step("submit_order", { mutating: true });
+      lease.visited("https://shop.example/order/thanks"); // the page moves on meanwhile
+      await stepping;
+    });
+    assert.equal(lease.result?.ending, "clean");
+    const beats = sent.filter((s) => s.url.endsWith("/heartbeat"));
+    assert.equal(beats.length, 2, "resent once");
+    assert.equal(beats[0]?.headers["Idempotency-Key"], beats[1]?.headers["Idempotency-Key"]);
+    assert.deepEqual(beats[1]?.body, beats[0]?.body);
+    assert.equal(beats[1]?.body?.url, "https://shop.example/pay");
+  });
+
+  it("is resent under its key: a release whose answer timed out", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: { ...LEASE, ttl_seconds: 3 } },
+      { lost: new DOMException("This operation was aborted", "AbortError") },
+      { status: 200, body: released },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {});
+    assert.equal(lease.result?.ending, "clean");
+    const releases = sent.filter((s) => s.url.endsWith("/release"));
+    assert.equal(releases.length, 2);
+    assert.equal(releases[0]?.headers["Idempotency-Key"], releases[1]?.headers["Idempotency-Key"]);
+    assert.deepEqual(releases[1]?.body, releases[0]?.body);
+  });
+
+  it("is resent once more after the checkout's window closed: a grant is never orphaned", async () => {
+    let now = 0;
+    const { fetch, sent } = fakeFetch([
+      { lost: timedOut() }, // answered after the whole window (the client's 30 s timeout)
+      { status: 201, body: LEASE },
+      { status: 200, body: released },
+    ]);
+    const slow: typeof globalThis.fetch = async (input, init) => {
+      if (init?.method === "POST" && String(input).endsWith("/checkout")) now += 30_000;
+      return fetch(input, init);
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: slow });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")),
+      clock: () => now });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {});
+    assert.equal(lease.result?.ending, "clean");
+    const checkouts = sent.filter((s) => s.url.endsWith("/checkout"));
+    assert.equal(checkouts.length, 2);
+    assert.equal(checkouts[0]?.headers["Idempotency-Key"], checkouts[1]?.headers["Idempotency-Key"]);
+  });
+
+  it("is not resent past the checkout's window when the service answered 503", async () => {
+    let now = 0;
+    const down = { status: 503, body: { error: "store_unavailable", message: "down" } };
+    const { fetch, sent } = fakeFetch([down, down, down]);
+    const slow: typeof globalThis.fetch = async (input, init) => {
+      now += 2_000;
+      return fetch(input, init);
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: slow });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")),
+      clock: () => now });
+    await assert.rejects(leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {}), StoreUnavailable);
+    assert.equal(sent.length, 2);
   });
 });
 
