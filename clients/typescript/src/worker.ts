@@ -165,6 +165,7 @@ export class WorkerLease {
   private session: BrowserSession | null = null;
   private expected: string | null = null;
   private heartbeats: NodeJS.Timeout | null = null;
+  private deadline: NodeJS.Timeout | null = null;
   private readonly watching = new AbortController();
   private watchDone: Promise<void> = Promise.resolve();
 
@@ -273,6 +274,17 @@ export class WorkerLease {
     };
     this.heartbeats = setTimeout(beat, this.guard.timing.intervalMs);
     this.watchDone = this.watch();
+    this.awaitDeadline();
+  }
+
+  /** Ask the guard at its local deadline (the hard limit, or the renewal deadline), so the
+   * lease is lost there on the worker's own clock and its browser stopped, whether or not
+   * anything else asks; after a renewal moved the deadline, again at the new one. */
+  private awaitDeadline(): void {
+    if (!this.guard.held() || this.watching.signal.aborted) return;
+    const due = Math.max(0, this.guard.validUntil - this.leases.clock()) + 1;
+    this.deadline = setTimeout(() => this.awaitDeadline(), Math.min(due, 2 ** 31 - 1));
+    this.deadline.unref();
   }
 
   /** The revocation watch: the service's long poll on the lease, again and again, until the
@@ -327,6 +339,7 @@ export class WorkerLease {
    * lease releases nothing: `LeaseLost` when no other error is on its way). */
   async end(failure: { error: unknown } | null): Promise<void> {
     if (this.heartbeats) clearTimeout(this.heartbeats);
+    if (this.deadline) clearTimeout(this.deadline);
     this.watching.abort();
     await this.watchDone;
     await this.session?.close();

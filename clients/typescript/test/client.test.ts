@@ -112,6 +112,40 @@ describe("the lease guard", () => {
   });
 });
 
+describe("the lease guard at a hard limit", () => {
+  const LIMITED: Lease = { ...LEASE, ttl_seconds: 300, hard_limit_at: "2026-12-02T00:00:02.5Z" };
+
+  it("loses the lease at the hard limit, counted from the checkout's start on its own clock", () => {
+    let now = 1000; // the clock's reading just before the checkout was sent
+    const guard = new LeaseGuard(LIMITED, 1000, () => now);
+    guard.renewed(3000); // a renewal never moves the deadline past the limit
+    now = 3499;
+    assert.ok(guard.held());
+    now = 3500;
+    assert.ok(!guard.held());
+    assert.match(guard.whyLost, /hard limit of 2.5s reached/);
+  });
+
+  it("is asked at the limit, so the lease is lost there though nothing else asks", async () => {
+    const started = performance.now();
+    const limited = { ...LIMITED, hard_limit_at: "2026-12-02T00:00:00.3Z" };
+    const { fetch, sent } = fakeFetch([{ status: 201, body: limited }]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    let why = "";
+    await assert.rejects(
+      leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
+        await new Promise((done) => setTimeout(done, 600));
+        why = lease.whyLost; // read, not asked: `lost` would ask the guard itself
+      }),
+      LeaseLost,
+    );
+    assert.match(why, /hard limit/);
+    assert.ok(performance.now() - started < 2000);
+    assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 0, "a lost lease is not released");
+  });
+});
+
 describe("the worker SDK", () => {
   it("releases a task's exception as a failure naming it, then throws it on", async () => {
     const released = { lease_id: LEASE.lease_id, profile_id: "p 1", ending: "failed",
