@@ -42,6 +42,10 @@ export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
 const CHECKOUT_RESEND_MS = 3000;
 const WATCH_SECONDS = 10;
+const MAX_WATCH_SECONDS = 60; // what the option takes
+// The longest hold the service gives a long poll (service/_app.py MAX_WAIT_SECONDS): it refuses
+// a longer `wait` 422, so a longer watchSeconds is asked for as this.
+export const SERVICE_MAX_WAIT_SECONDS = 25;
 const WATCH_RETRY_MS = 500;
 
 export interface ProfileLeasesOptions {
@@ -50,7 +54,9 @@ export interface ProfileLeasesOptions {
   profileDir?: (profileId: string) => string;
   /** Where each lease's screenshot and evidence.json go; default as the Python SDK's. */
   evidenceDir?: string;
-  /** How long each long poll of the revocation watch holds (seconds, at most 60). */
+  /** How long each long poll of the revocation watch holds (seconds, more than 0 and at most
+   * 60; default 10). The service holds one at most 25 s: a longer one is asked for as 25. A
+   * force-release is heard at once whatever the hold. `RangeError` at construction otherwise. */
   watchSeconds?: number;
   clock?: Clock;
 }
@@ -74,6 +80,8 @@ export interface Evidence {
 export class ProfileLeases {
   readonly client: CustodyClient;
   readonly evidenceDir: string;
+  /** The hold each long poll of the revocation watch asks for (the option, at most the
+   * service's 25 s). */
   readonly watchSeconds: number;
   readonly clock: Clock;
   private readonly profileDir: ((profileId: string) => string) | undefined;
@@ -82,7 +90,11 @@ export class ProfileLeases {
     this.client = options.client;
     this.profileDir = options.profileDir;
     this.evidenceDir = resolve(options.evidenceDir ?? defaultEvidenceDir());
-    this.watchSeconds = options.watchSeconds ?? WATCH_SECONDS;
+    const watch = options.watchSeconds ?? WATCH_SECONDS;
+    if (typeof watch !== "number" || !(watch > 0 && watch <= MAX_WATCH_SECONDS)) {
+      throw new RangeError(`watchSeconds: more than 0 and at most ${MAX_WATCH_SECONDS}, got ${String(watch)}`);
+    }
+    this.watchSeconds = Math.min(watch, SERVICE_MAX_WAIT_SECONDS);
     this.clock = options.clock ?? monotonic;
   }
 
@@ -289,7 +301,10 @@ export class WorkerLease {
 
   /** The revocation watch: the service's long poll on the lease, again and again, until the
    * lease is not live (then the lease is lost, which stops the browser) or the watch is
-   * stopped. A service that does not answer is asked again; the deadline decides. */
+   * stopped. A service that does not answer (the network, a timeout, a 5xx, a 408 or 429) is
+   * asked again; the deadline decides. A watch the service refuses (any other 4xx: the token,
+   * the request) could never hear a revocation: the lease is lost at once, saying why, rather
+   * than run on unwatched. */
   private async watch(): Promise<void> {
     const signal = this.watching.signal;
     while (!signal.aborted && this.guard.held()) {
@@ -299,7 +314,9 @@ export class WorkerLease {
       } catch (error) {
         if (signal.aborted) return;
         if (error instanceof LeaseLost) this.guard.lose(error.message);
-        else await sleep(WATCH_RETRY_MS);
+        else if (refusedForGood(error)) {
+          this.guard.lose(`the revocation watch was refused (${error.status} ${error.code}): ${error.message}`);
+        } else await sleep(WATCH_RETRY_MS);
       }
     }
   }
@@ -468,6 +485,12 @@ function lostError(leaseId: string, why: string): LeaseLost {
 function transient(error: unknown): boolean {
   if (error instanceof CustodyError) return error instanceof StoreUnavailable;
   return error instanceof TypeError || lostAnswer(error);
+}
+
+/** A refusal asking again will not change: a 4xx other than 408 (timeout) and 429 (too many). */
+function refusedForGood(error: unknown): error is CustodyError {
+  if (!(error instanceof CustodyError)) return false;
+  return error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429;
 }
 
 function lostAnswer(error: unknown): boolean {

@@ -146,6 +146,81 @@ describe("the lease guard at a hard limit", () => {
   });
 });
 
+describe("the revocation watch", () => {
+  /** `fakeFetch`'s answers, but each long poll of the watch answered `watchAnswer` (or held
+   * open, when it is null), and the watch's URLs recorded. */
+  function watched(answers: Answer[], watchAnswer: Answer | null): { fetch: typeof fetch; sent: Sent[]; polls: string[] } {
+    const { fetch: inner, sent } = fakeFetch(answers);
+    const polls: string[] = [];
+    const fake: typeof fetch = async (input, init) => {
+      if (init?.method === "GET" && String(input).includes("/v1/leases/")) {
+        polls.push(String(input));
+        if (watchAnswer !== null && "status" in watchAnswer) {
+          return new Response(JSON.stringify(watchAnswer.body), { status: watchAnswer.status });
+        }
+      }
+      return inner(input, init);
+    };
+    return { fetch: fake, sent, polls };
+  }
+
+  it("takes a hold of more than 0 and at most 60 seconds, and asks the service for at most 25", async () => {
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok" });
+    for (const bad of [0, -1, 61, Number.NaN, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => new ProfileLeases({ client, watchSeconds: bad }), RangeError, String(bad));
+    }
+    assert.equal(new ProfileLeases({ client, watchSeconds: 60 }).watchSeconds, 25);
+    assert.equal(new ProfileLeases({ client, watchSeconds: 7 }).watchSeconds, 7);
+    assert.equal(new ProfileLeases({ client }).watchSeconds, 10);
+    const { fetch, polls } = watched(
+      [{ status: 201, body: LEASE }, { status: 200, body: { lease_id: LEASE.lease_id, profile_id: "p 1",
+        ending: "clean", profile_state: "available", message: "released" } }],
+      null,
+    );
+    const leases = new ProfileLeases({ client: new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch }),
+      evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")), watchSeconds: 60 });
+    await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
+      await new Promise((done) => setTimeout(done, 50));
+    });
+    assert.ok(polls.length >= 1);
+    assert.equal(new URL(polls[0] ?? "http://x").searchParams.get("wait"), "25");
+  });
+
+  it("loses the lease when the service refuses the watch, rather than run on unwatched", async () => {
+    const refused = { status: 422, body: { error: "invalid_input", message: "invalid wait: too long", field: "wait" } };
+    const { fetch, sent, polls } = watched([{ status: 201, body: LEASE }], refused);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    let why = "";
+    await assert.rejects(
+      leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
+        await new Promise((done) => setTimeout(done, 1500));
+        why = lease.whyLost;
+      }),
+      LeaseLost,
+    );
+    assert.match(why, /the revocation watch was refused \(422 invalid_input\): invalid wait/);
+    assert.equal(polls.length, 1, "asked once, not again and again");
+    assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 0);
+  });
+
+  it("asks again after an answer that may pass (a 503), the lease held meanwhile", async () => {
+    const down = { status: 503, body: { error: "store_unavailable", message: "down" } };
+    const { fetch, polls } = watched(
+      [{ status: 201, body: LEASE }, { status: 200, body: { lease_id: LEASE.lease_id, profile_id: "p 1",
+        ending: "clean", profile_state: "available", message: "released" } }],
+      down,
+    );
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
+      await new Promise((done) => setTimeout(done, 1200));
+    });
+    assert.equal(lease.result?.ending, "clean");
+    assert.ok(polls.length >= 2, `${polls.length} polls`);
+  });
+});
+
 describe("the worker SDK", () => {
   it("releases a task's exception as a failure naming it, then throws it on", async () => {
     const released = { lease_id: LEASE.lease_id, profile_id: "p 1", ending: "failed",
