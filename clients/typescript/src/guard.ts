@@ -8,6 +8,7 @@
  * the run reported.
  */
 import type { Lease } from "./client.js";
+import { kept } from "./text.js";
 
 export type Clock = () => number; // milliseconds, monotonic
 export const monotonic: Clock = () => performance.now();
@@ -129,8 +130,10 @@ export class Progress {
     if (mutating) this.mutatingStep = name;
   }
 
+  /** A page's URL, kept storable (escaped, as the Python SDK's `Progress`) and within the
+   * ledger's limit, so no heartbeat or release is refused for one. */
   navigated(url: string): void {
-    if (url && url !== "about:blank") this.url = url.slice(0, MAX_URL);
+    if (url && url !== "about:blank") this.url = kept(url, MAX_URL);
   }
 
   problem(said: string): void {
