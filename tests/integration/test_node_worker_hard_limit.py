@@ -7,7 +7,8 @@ the lease is lost on "its own deadline passing", and clients/typescript/src/guar
 local deadline is "as the Python SDK's" -- whose ``workers._guard.LeaseGuard.valid_until`` is
 never past the hard limit).
 
-Before the fix (found by review7): a lease checked out through ``ProfileLeases`` with ``ttl_seconds`` 60 and a hard
+Before the fix (found by review7):
+a lease checked out through ``ProfileLeases`` with ``ttl_seconds`` 60 and a hard
 limit of 2 s (the checkout's ``max_duration_seconds``, or the profile's ``--max-lease``) is
 still ``lost === false`` 4 s after the checkout, though the ledger already refuses it (its
 ``expires_at`` is the hard limit): the guard (``guard.ts`` ``LeaseGuard``) reads only

@@ -7,7 +7,8 @@ whose answer was lost returns"; the Python SDK resends a checkout whose answer w
 ``workers._renewal.checkout``; clients/typescript/src/client.ts ``ClientOptions.timeoutSeconds``
 "Seconds a request may take").
 
-Before the fix (found by review7): when the service grants the checkout but its answer does not arrive within the
+Before the fix (found by review7):
+when the service grants the checkout but its answer does not arrive within the
 client's ``timeoutSeconds`` (a slow network on the way back), ``fetch`` rejects with a
 ``DOMException`` ``TimeoutError``, which ``transient()`` does not count (only
 ``StoreUnavailable`` and ``TypeError``): ``ProfileLeases.checkout`` throws at once, never resends

@@ -5,7 +5,8 @@ used for a different command is refused; clients/typescript/src/worker.ts ``rene
 heartbeat, resent under its own Idempotency-Key while the service is unavailable"; the Python
 SDK builds the heartbeat once and resends that same command, ``workers._renewal.renew``).
 
-Before the fix (found by review7): ``WorkerLease.renew`` rebuilds the body on every attempt from the page's URL *now*
+Before the fix (found by review7):
+``WorkerLease.renew`` rebuilds the body on every attempt from the page's URL *now*
 (``{fencing_token, url: this.progress.url, ...fields}`` inside the retry loop). When a
 heartbeat lands but its answer is lost (the connection drops: a ``TypeError``, which the SDK
 resends), and the page navigates meanwhile (as it does right after a mutating click), the

@@ -6,7 +6,8 @@ long poll" and "when it is lost (an operator's force-release, ...), every reques
 context is aborted at once"; ``ProfileLeasesOptions.watchSeconds`` is documented "How long
 each long poll of the revocation watch holds (seconds, at most 60)".
 
-Before the fix (found by review7): with ``watchSeconds`` 30 or 60, every long poll is refused 422 (the service's
+Before the fix (found by review7):
+with ``watchSeconds`` 30 or 60, every long poll is refused 422 (the service's
 ``GET /v1/leases/{id}?wait=`` takes at most 25, ``service._app.MAX_WAIT_SECONDS``); the watch
 swallows the refusal and asks again every 500 ms, so a force-release is not heard until the
 next heartbeat, a third of the TTL later (20 s here): the browser runs on under a revoked
