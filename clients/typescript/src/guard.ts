@@ -2,9 +2,13 @@
  * What a worker knows about its lease: held until `lose` is called, and never past its local
  * deadline (two thirds of the TTL after the last renewal's start, as the Python SDK's
  * `RenewalTiming`), so a worker whose renewals stopped reaching the service stops on its own
- * clock before the ledger marks the lease stale. `Progress` is what the run reported.
+ * clock before the ledger marks the lease stale; nor past its hard limit (`hard_limit_at`),
+ * counted on the worker's clock from just before the checkout was sent, so the worker stops
+ * before the ledger refuses the lease (as the Python SDK's `LeaseGuard`). `Progress` is what
+ * the run reported.
  */
 import type { Lease } from "./client.js";
+import { kept } from "./text.js";
 
 export type Clock = () => number; // milliseconds, monotonic
 export const monotonic: Clock = () => performance.now();
@@ -33,6 +37,9 @@ type Lost = (why: string) => void;
 export class LeaseGuard {
   readonly leaseId: string;
   readonly timing: RenewalTiming;
+  /** The lease's hard limit in ms from its start (null: none), and when it falls on `clock`. */
+  readonly maxDurationMs: number | null;
+  readonly hardLimit: number | null;
   private renewedAt: number;
   private why = "";
   private readonly watchers: Lost[] = [];
@@ -45,16 +52,28 @@ export class LeaseGuard {
     this.leaseId = lease.lease_id;
     this.timing = timingOf(lease.ttl_seconds);
     this.renewedAt = started;
+    this.maxDurationMs = maxDurationOf(lease);
+    this.hardLimit = this.maxDurationMs === null ? null : started + this.maxDurationMs;
   }
 
-  /** Held: not lost, and not past the local deadline (which loses it, once, here). */
+  /** The local deadline: the renewal deadline after the last renewal's start, and never past
+   * the hard limit. */
+  get validUntil(): number {
+    const until = this.renewedAt + this.timing.renewDeadlineMs;
+    return this.hardLimit === null ? until : Math.min(until, this.hardLimit);
+  }
+
+  /** Held: not lost, and before the local deadline (which loses it, once, here). */
   held(): boolean {
     if (this.why) return false;
-    if (this.clock() > this.renewedAt + this.timing.renewDeadlineMs) {
+    const now = this.clock();
+    if (now < this.validUntil) return true;
+    if (this.hardLimit !== null && now >= this.hardLimit) {
+      this.lose(`hard limit of ${(this.maxDurationMs ?? 0) / 1000}s reached: stop the run`);
+    } else {
       this.lose("not renewed before its deadline (the service did not answer in time)");
-      return false;
     }
-    return true;
+    return false;
   }
 
   /** Why the lease was lost ("" while held). */
@@ -86,6 +105,15 @@ export class LeaseGuard {
   }
 }
 
+/** The lease's hard limit in milliseconds from its start, as the ledger set it (the tighter
+ * of the checkout's `max_duration_seconds` and the profile's `max_lease_seconds`); null when
+ * it has none, or its times cannot be read. */
+function maxDurationOf(lease: Lease): number | null {
+  if (lease.hard_limit_at === undefined || lease.hard_limit_at === null) return null;
+  const ms = Date.parse(lease.hard_limit_at) - Date.parse(lease.lease_started_at);
+  return Number.isFinite(ms) ? Math.max(0, ms) : null;
+}
+
 /** What the run reported: its steps, the page's URL, the final screenshot. */
 export class Progress {
   step: string | null = null;
@@ -102,8 +130,10 @@ export class Progress {
     if (mutating) this.mutatingStep = name;
   }
 
+  /** A page's URL, kept storable (escaped, as the Python SDK's `Progress`) and within the
+   * ledger's limit, so no heartbeat or release is refused for one. */
   navigated(url: string): void {
-    if (url && url !== "about:blank") this.url = url.slice(0, MAX_URL);
+    if (url && url !== "about:blank") this.url = kept(url, MAX_URL);
   }
 
   problem(said: string): void {

@@ -36,11 +36,16 @@ import {
   StoreUnavailable,
 } from "./client.js";
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
+import { kept, lengthOf, storable } from "./text.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
 const CHECKOUT_RESEND_MS = 3000;
 const WATCH_SECONDS = 10;
+const MAX_WATCH_SECONDS = 60; // what the option takes
+// The longest hold the service gives a long poll (service/_app.py MAX_WAIT_SECONDS): it refuses
+// a longer `wait` 422, so a longer watchSeconds is asked for as this.
+export const SERVICE_MAX_WAIT_SECONDS = 25;
 const WATCH_RETRY_MS = 500;
 
 export interface ProfileLeasesOptions {
@@ -49,7 +54,9 @@ export interface ProfileLeasesOptions {
   profileDir?: (profileId: string) => string;
   /** Where each lease's screenshot and evidence.json go; default as the Python SDK's. */
   evidenceDir?: string;
-  /** How long each long poll of the revocation watch holds (seconds, at most 60). */
+  /** How long each long poll of the revocation watch holds (seconds, more than 0 and at most
+   * 60; default 10). The service holds one at most 25 s: a longer one is asked for as 25. A
+   * force-release is heard at once whatever the hold. `RangeError` at construction otherwise. */
   watchSeconds?: number;
   clock?: Clock;
 }
@@ -73,6 +80,8 @@ export interface Evidence {
 export class ProfileLeases {
   readonly client: CustodyClient;
   readonly evidenceDir: string;
+  /** The hold each long poll of the revocation watch asks for (the option, at most the
+   * service's 25 s). */
   readonly watchSeconds: number;
   readonly clock: Clock;
   private readonly profileDir: ((profileId: string) => string) | undefined;
@@ -81,7 +90,11 @@ export class ProfileLeases {
     this.client = options.client;
     this.profileDir = options.profileDir;
     this.evidenceDir = resolve(options.evidenceDir ?? defaultEvidenceDir());
-    this.watchSeconds = options.watchSeconds ?? WATCH_SECONDS;
+    const watch = options.watchSeconds ?? WATCH_SECONDS;
+    if (typeof watch !== "number" || !(watch > 0 && watch <= MAX_WATCH_SECONDS)) {
+      throw new RangeError(`watchSeconds: more than 0 and at most ${MAX_WATCH_SECONDS}, got ${String(watch)}`);
+    }
+    this.watchSeconds = Math.min(watch, SERVICE_MAX_WAIT_SECONDS);
     this.clock = options.clock ?? monotonic;
   }
 
@@ -95,14 +108,22 @@ export class ProfileLeases {
   ): Promise<WorkerLease> {
     const started = this.clock();
     const key = randomUUID(); // resent under the same id: a grant whose answer was lost returns
+    const body = { ...order }; // each resend is the same command
     const until = started + CHECKOUT_RESEND_MS;
     let granted: Lease;
-    for (;;) {
+    for (let last = false; ; ) {
       try {
-        granted = await this.client.checkout(profileId, order, key);
+        granted = await this.client.checkout(profileId, body, key);
         break;
       } catch (error) {
-        if (!transient(error) || this.clock() + 250 >= until) throw error;
+        if (!transient(error) || last) throw error;
+        if (this.clock() + 250 >= until) {
+          // The window closed. An answer lost on its way (the client's timeout, a dropped
+          // connection) may have been a grant: it is asked for once more, so that no lease is
+          // left held in this worker's name with nobody running under it.
+          if (error instanceof StoreUnavailable) throw error;
+          last = true;
+        }
         await sleep(250);
       }
     }
@@ -116,9 +137,18 @@ export class ProfileLeases {
       failure = error;
       failed = true;
     }
-    await lease.end(failed ? { error: failure } : null);
-    if (failed) throw lease.insteadOf(failure);
-    return lease;
+    if (!failed) {
+      await lease.end(null);
+      return lease;
+    }
+    try {
+      await lease.end({ error: failure });
+    } catch (error) {
+      // The task's own error goes on (it is the one the caller must see); why the lease was
+      // not released is a warning. The sweep settles the lease at its deadline.
+      process.emitWarning(`custody: ${lease.leaseId} was not released: ${firstLine(error)}`);
+    }
+    throw lease.insteadOf(failure);
   }
 
   directoryOf(profileId: string): string {
@@ -147,6 +177,7 @@ export class WorkerLease {
   private session: BrowserSession | null = null;
   private expected: string | null = null;
   private heartbeats: NodeJS.Timeout | null = null;
+  private deadline: NodeJS.Timeout | null = null;
   private readonly watching = new AbortController();
   private watchDone: Promise<void> = Promise.resolve();
 
@@ -193,9 +224,11 @@ export class WorkerLease {
   }
 
   /** End the lease as an expected failure with `reason` (an exception still makes it a
-   * failure). */
+   * failure). `RangeError` at once for a reason the ledger would refuse (empty, or longer than
+   * it keeps); a NUL or a lone surrogate in it is escaped (`storable`, as in Python). */
   expectedFailure(reason: string): void {
-    if (!reason.trim() || reason.length > MAX_REASON) {
+    reason = storable(reason);
+    if (!reason.trim() || lengthOf(reason) > MAX_REASON) {
       throw new RangeError(`an expected failure's reason: 1 to ${MAX_REASON} characters`);
     }
     this.expected = reason;
@@ -253,11 +286,25 @@ export class WorkerLease {
     };
     this.heartbeats = setTimeout(beat, this.guard.timing.intervalMs);
     this.watchDone = this.watch();
+    this.awaitDeadline();
+  }
+
+  /** Ask the guard at its local deadline (the hard limit, or the renewal deadline), so the
+   * lease is lost there on the worker's own clock and its browser stopped, whether or not
+   * anything else asks; after a renewal moved the deadline, again at the new one. */
+  private awaitDeadline(): void {
+    if (!this.guard.held() || this.watching.signal.aborted) return;
+    const due = Math.max(0, this.guard.validUntil - this.leases.clock()) + 1;
+    this.deadline = setTimeout(() => this.awaitDeadline(), Math.min(due, 2 ** 31 - 1));
+    this.deadline.unref();
   }
 
   /** The revocation watch: the service's long poll on the lease, again and again, until the
    * lease is not live (then the lease is lost, which stops the browser) or the watch is
-   * stopped. A service that does not answer is asked again; the deadline decides. */
+   * stopped. A service that does not answer (the network, a timeout, a 5xx, a 408 or 429) is
+   * asked again; the deadline decides. A watch the service refuses (any other 4xx: the token,
+   * the request) could never hear a revocation: the lease is lost at once, saying why, rather
+   * than run on unwatched. */
   private async watch(): Promise<void> {
     const signal = this.watching.signal;
     while (!signal.aborted && this.guard.held()) {
@@ -267,19 +314,23 @@ export class WorkerLease {
       } catch (error) {
         if (signal.aborted) return;
         if (error instanceof LeaseLost) this.guard.lose(error.message);
-        else await sleep(WATCH_RETRY_MS);
+        else if (refusedForGood(error)) {
+          this.guard.lose(`the revocation watch was refused (${error.status} ${error.code}): ${error.message}`);
+        } else await sleep(WATCH_RETRY_MS);
       }
     }
   }
 
   /** One heartbeat, resent under its own Idempotency-Key while the service is unavailable
-   * and the lease held. True: renewed. False: the lease is lost (the guard says why). */
+   * and the lease held. Its body is built once, from the page's URL when it is first sent:
+   * a resend is the same command, byte for byte (the service refuses a key used for another
+   * body). True: renewed. False: the lease is lost (the guard says why). */
   private async renew(fields: { step?: string; safe?: boolean; mutating?: boolean }): Promise<boolean> {
     const key = randomUUID();
     const started = this.leases.clock();
+    const body = { fencing_token: this.fencingToken, url: this.progress.url, ...fields };
     while (this.guard.held()) {
       try {
-        const body = { fencing_token: this.fencingToken, url: this.progress.url, ...fields };
         this.lease = await this.leases.client.heartbeat(this.leaseId, body, key);
         this.guard.renewed(started);
         return true;
@@ -305,6 +356,7 @@ export class WorkerLease {
    * lease releases nothing: `LeaseLost` when no other error is on its way). */
   async end(failure: { error: unknown } | null): Promise<void> {
     if (this.heartbeats) clearTimeout(this.heartbeats);
+    if (this.deadline) clearTimeout(this.deadline);
     this.watching.abort();
     await this.watchDone;
     await this.session?.close();
@@ -351,7 +403,7 @@ export class WorkerLease {
     let reason: string | null = null;
     if (failure !== null) {
       outcome = "failure";
-      reason = firstLine(failure.error).slice(0, MAX_REASON);
+      reason = kept(firstLine(failure.error), MAX_REASON);
     } else if (this.expected !== null) {
       outcome = "expected_failure";
       reason = this.expected;
@@ -368,7 +420,7 @@ export class WorkerLease {
       last_step: p.step,
       last_safe_step: p.lastSafeStep,
       mutating_step: p.mutatingStep,
-      evidence_problem: p.evidenceProblem?.slice(0, MAX_REASON) ?? null,
+      evidence_problem: p.evidenceProblem === null ? null : kept(p.evidenceProblem, MAX_REASON),
     };
   }
 
@@ -417,7 +469,7 @@ function refusedField(error: unknown): string | null {
 function withoutRefused(evidence: Evidence, field: string, said: string): Evidence {
   const note = `the ledger refused the release's ${field}: ${said}`;
   const problem = evidence.evidence_problem ? `${evidence.evidence_problem}; ${note}` : note;
-  const changed: Evidence = { ...evidence, evidence_problem: problem.slice(0, MAX_REASON) };
+  const changed: Evidence = { ...evidence, evidence_problem: kept(problem, MAX_REASON) };
   for (const name of DROPPABLE[field] ?? []) (changed as unknown as Record<string, null>)[name] = null;
   return changed;
 }
@@ -426,9 +478,24 @@ function lostError(leaseId: string, why: string): LeaseLost {
   return new LeaseLost(410, { error: "lease_lost", message: `${leaseId} is lost: ${why}`, lease_id: leaseId });
 }
 
-/** A failure worth resending the same request for: the store or the network, not the ledger. */
+/** A failure worth resending the same request for, under its Idempotency-Key: the store (503),
+ * or an answer lost on its way, which the ledger may have written (the network: fetch's
+ * `TypeError`; the client's timeout: a `DOMException` "TimeoutError", or "AbortError"). Never
+ * the ledger's own word. */
 function transient(error: unknown): boolean {
-  return error instanceof StoreUnavailable || (error instanceof TypeError && !(error instanceof CustodyError));
+  if (error instanceof CustodyError) return error instanceof StoreUnavailable;
+  return error instanceof TypeError || lostAnswer(error);
+}
+
+/** A refusal asking again will not change: a 4xx other than 408 (timeout) and 429 (too many). */
+function refusedForGood(error: unknown): error is CustodyError {
+  if (!(error instanceof CustodyError)) return false;
+  return error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429;
+}
+
+function lostAnswer(error: unknown): boolean {
+  const name = typeof error === "object" && error !== null ? (error as { name?: unknown }).name : undefined;
+  return name === "TimeoutError" || name === "AbortError";
 }
 
 function sleep(ms: number): Promise<void> {

@@ -15,6 +15,7 @@ import {
 } from "../src/index.js";
 import { errorOf } from "../src/client.js";
 import { LeaseGuard } from "../src/guard.js";
+import { cut, storable } from "../src/text.js";
 
 interface Sent {
   method: string;
@@ -23,7 +24,9 @@ interface Sent {
   body: Record<string, unknown> | null;
 }
 
-type Answer = { status: number; body: unknown; headers?: Record<string, string> };
+/** An answer, or the answer lost on its way (`lost`: what fetch rejects with, once the
+ * request has reached the service). */
+type Answer = { status: number; body: unknown; headers?: Record<string, string> } | { lost: unknown };
 
 /** A fetch that records each request and answers from `answers` in order; the revocation
  * watch's long poll is held open until it is aborted (the lease stays live). */
@@ -42,6 +45,7 @@ function fakeFetch(answers: Answer[]): { fetch: typeof fetch; sent: Sent[] } {
     });
     const next = answers.shift();
     if (!next) throw new Error(`no answer left for ${String(input)}`);
+    if ("lost" in next) throw next.lost;
     return new Response(JSON.stringify(next.body), { status: next.status, headers: next.headers ?? {} });
   };
   return { fetch: fake as typeof fetch, sent };
@@ -108,6 +112,115 @@ describe("the lease guard", () => {
   });
 });
 
+describe("the lease guard at a hard limit", () => {
+  const LIMITED: Lease = { ...LEASE, ttl_seconds: 300, hard_limit_at: "2026-12-02T00:00:02.5Z" };
+
+  it("loses the lease at the hard limit, counted from the checkout's start on its own clock", () => {
+    let now = 1000; // the clock's reading just before the checkout was sent
+    const guard = new LeaseGuard(LIMITED, 1000, () => now);
+    guard.renewed(3000); // a renewal never moves the deadline past the limit
+    now = 3499;
+    assert.ok(guard.held());
+    now = 3500;
+    assert.ok(!guard.held());
+    assert.match(guard.whyLost, /hard limit of 2.5s reached/);
+  });
+
+  it("is asked at the limit, so the lease is lost there though nothing else asks", async () => {
+    const started = performance.now();
+    const limited = { ...LIMITED, hard_limit_at: "2026-12-02T00:00:00.3Z" };
+    const { fetch, sent } = fakeFetch([{ status: 201, body: limited }]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    let why = "";
+    await assert.rejects(
+      leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
+        await new Promise((done) => setTimeout(done, 600));
+        why = lease.whyLost; // read, not asked: `lost` would ask the guard itself
+      }),
+      LeaseLost,
+    );
+    assert.match(why, /hard limit/);
+    assert.ok(performance.now() - started < 2000);
+    assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 0, "a lost lease is not released");
+  });
+});
+
+describe("the revocation watch", () => {
+  /** `fakeFetch`'s answers, but each long poll of the watch answered `watchAnswer` (or held
+   * open, when it is null), and the watch's URLs recorded. */
+  function watched(answers: Answer[], watchAnswer: Answer | null): { fetch: typeof fetch; sent: Sent[]; polls: string[] } {
+    const { fetch: inner, sent } = fakeFetch(answers);
+    const polls: string[] = [];
+    const fake: typeof fetch = async (input, init) => {
+      if (init?.method === "GET" && String(input).includes("/v1/leases/")) {
+        polls.push(String(input));
+        if (watchAnswer !== null && "status" in watchAnswer) {
+          return new Response(JSON.stringify(watchAnswer.body), { status: watchAnswer.status });
+        }
+      }
+      return inner(input, init);
+    };
+    return { fetch: fake, sent, polls };
+  }
+
+  it("takes a hold of more than 0 and at most 60 seconds, and asks the service for at most 25", async () => {
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok" });
+    for (const bad of [0, -1, 61, Number.NaN, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => new ProfileLeases({ client, watchSeconds: bad }), RangeError, String(bad));
+    }
+    assert.equal(new ProfileLeases({ client, watchSeconds: 60 }).watchSeconds, 25);
+    assert.equal(new ProfileLeases({ client, watchSeconds: 7 }).watchSeconds, 7);
+    assert.equal(new ProfileLeases({ client }).watchSeconds, 10);
+    const { fetch, polls } = watched(
+      [{ status: 201, body: LEASE }, { status: 200, body: { lease_id: LEASE.lease_id, profile_id: "p 1",
+        ending: "clean", profile_state: "available", message: "released" } }],
+      null,
+    );
+    const leases = new ProfileLeases({ client: new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch }),
+      evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")), watchSeconds: 60 });
+    await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
+      await new Promise((done) => setTimeout(done, 50));
+    });
+    assert.ok(polls.length >= 1);
+    assert.equal(new URL(polls[0] ?? "http://x").searchParams.get("wait"), "25");
+  });
+
+  it("loses the lease when the service refuses the watch, rather than run on unwatched", async () => {
+    const refused = { status: 422, body: { error: "invalid_input", message: "invalid wait: too long", field: "wait" } };
+    const { fetch, sent, polls } = watched([{ status: 201, body: LEASE }], refused);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    let why = "";
+    await assert.rejects(
+      leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
+        await new Promise((done) => setTimeout(done, 1500));
+        why = lease.whyLost;
+      }),
+      LeaseLost,
+    );
+    assert.match(why, /the revocation watch was refused \(422 invalid_input\): invalid wait/);
+    assert.equal(polls.length, 1, "asked once, not again and again");
+    assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 0);
+  });
+
+  it("asks again after an answer that may pass (a 503), the lease held meanwhile", async () => {
+    const down = { status: 503, body: { error: "store_unavailable", message: "down" } };
+    const { fetch, polls } = watched(
+      [{ status: 201, body: LEASE }, { status: 200, body: { lease_id: LEASE.lease_id, profile_id: "p 1",
+        ending: "clean", profile_state: "available", message: "released" } }],
+      down,
+    );
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
+      await new Promise((done) => setTimeout(done, 1200));
+    });
+    assert.equal(lease.result?.ending, "clean");
+    assert.ok(polls.length >= 2, `${polls.length} polls`);
+  });
+});
+
 describe("the worker SDK", () => {
   it("releases a task's exception as a failure naming it, then throws it on", async () => {
     const released = { lease_id: LEASE.lease_id, profile_id: "p 1", ending: "failed",
@@ -168,5 +281,129 @@ describe("the worker SDK", () => {
     });
     assert.equal(lease.result?.ending, "clean");
     assert.equal(sent.filter((s) => s.url.endsWith("/heartbeat")).length, 2);
+  });
+
+  it("throws the task's own error on when its release is refused", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: LEASE },
+      { status: 500, body: { error: "internal", message: "the service failed" } },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const warned: string[] = [];
+    const hear = (warning: Error): void => void warned.push(warning.message);
+    process.on("warning", hear);
+    try {
+      await assert.rejects(
+        leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
+          throw new RangeError("the task's own failure");
+        }),
+        (error: unknown) => error instanceof RangeError && /the task's own failure/.test(error.message),
+      );
+      await new Promise((done) => setImmediate(done)); // warnings are emitted on the next tick
+    } finally {
+      process.off("warning", hear);
+    }
+    assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 1);
+    assert.match(warned.join("\n"), /was not released: CustodyError: the service failed/);
+  });
+});
+
+describe("a command whose answer was lost", () => {
+  const timedOut = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
+  const released = { lease_id: LEASE.lease_id, profile_id: "p 1", ending: "clean",
+    profile_state: "available", message: "released" };
+
+  it("is resent under its key with its first body: a heartbeat whose answer timed out", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: { ...LEASE, ttl_seconds: 3 } },
+      { lost: timedOut() }, // the step's heartbeat: written, its answer late
+      { status: 200, body: LEASE }, // the resend, answered from the first
+      { status: 200, body: released },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
+      lease.visited("https://shop.example/pay");
+      const stepping = lease.step("submit_order", { mutating: true });
+      lease.visited("https://shop.example/order/thanks"); // the page moves on meanwhile
+      await stepping;
+    });
+    assert.equal(lease.result?.ending, "clean");
+    const beats = sent.filter((s) => s.url.endsWith("/heartbeat"));
+    assert.equal(beats.length, 2, "resent once");
+    assert.equal(beats[0]?.headers["Idempotency-Key"], beats[1]?.headers["Idempotency-Key"]);
+    assert.deepEqual(beats[1]?.body, beats[0]?.body);
+    assert.equal(beats[1]?.body?.url, "https://shop.example/pay");
+  });
+
+  it("is resent under its key: a release whose answer timed out", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: { ...LEASE, ttl_seconds: 3 } },
+      { lost: new DOMException("This operation was aborted", "AbortError") },
+      { status: 200, body: released },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {});
+    assert.equal(lease.result?.ending, "clean");
+    const releases = sent.filter((s) => s.url.endsWith("/release"));
+    assert.equal(releases.length, 2);
+    assert.equal(releases[0]?.headers["Idempotency-Key"], releases[1]?.headers["Idempotency-Key"]);
+    assert.deepEqual(releases[1]?.body, releases[0]?.body);
+  });
+
+  it("is resent once more after the checkout's window closed: a grant is never orphaned", async () => {
+    let now = 0;
+    const { fetch, sent } = fakeFetch([
+      { lost: timedOut() }, // answered after the whole window (the client's 30 s timeout)
+      { status: 201, body: LEASE },
+      { status: 200, body: released },
+    ]);
+    const slow: typeof globalThis.fetch = async (input, init) => {
+      if (init?.method === "POST" && String(input).endsWith("/checkout")) now += 30_000;
+      return fetch(input, init);
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: slow });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")),
+      clock: () => now });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {});
+    assert.equal(lease.result?.ending, "clean");
+    const checkouts = sent.filter((s) => s.url.endsWith("/checkout"));
+    assert.equal(checkouts.length, 2);
+    assert.equal(checkouts[0]?.headers["Idempotency-Key"], checkouts[1]?.headers["Idempotency-Key"]);
+  });
+
+  it("is not resent past the checkout's window when the service answered 503", async () => {
+    let now = 0;
+    const down = { status: 503, body: { error: "store_unavailable", message: "down" } };
+    const { fetch, sent } = fakeFetch([down, down, down]);
+    const slow: typeof globalThis.fetch = async (input, init) => {
+      now += 2_000;
+      return fetch(input, init);
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: slow });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")),
+      clock: () => now });
+    await assert.rejects(leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {}), StoreUnavailable);
+    assert.equal(sent.length, 2);
+  });
+});
+
+describe("text the SDK derives for the ledger", () => {
+  it("escapes what the ledger refuses as Python's storable does, and nothing else", () => {
+    assert.equal(storable("a\u0000b"), "a\\x00b");
+    assert.equal(storable("lone \ud83d high, lone \ude00 low"), "lone \\ud83d high, lone \\ude00 low");
+    assert.equal(storable("\udcff"), "\\udcff");
+    assert.equal(storable("a pair \u{1F600} stays, as does \\x00 typed"), "a pair \u{1F600} stays, as does \\x00 typed");
+  });
+
+  it("cuts between code points, counting them as the ledger does", () => {
+    const text = "x".repeat(1999) + "\u{1F600}".repeat(2);
+    const kept = cut(text, 2000);
+    assert.equal([...kept].length, 2000);
+    assert.ok(kept.endsWith("x\u{1F600}"));
+    assert.equal(storable(kept), kept, "no lone surrogate left at the cut");
+    assert.equal(cut("short", 2000), "short");
   });
 });

@@ -1,0 +1,46 @@
+"""Run a Node script against the TypeScript client's build (clients/typescript/dist), for the
+Node worker tests that probe one guarantee each: the client as a Node worker uses it, against
+a real ``custody serve`` (first written as review7's reproducers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "clients" / "typescript"
+INDEX = CLIENT / "dist" / "src" / "index.js"
+
+
+def built() -> Path:
+    """The client's compiled entry point, built with tsc when it is missing."""
+    assert shutil.which("node"), "node is not on PATH (Node 20 is needed)"
+    assert (CLIENT / "node_modules").is_dir(), "run: npm ci --prefix clients/typescript"
+    if not INDEX.is_file():
+        subprocess.run(
+            ["npm", "run", "build"], cwd=CLIENT, check=True, capture_output=True, timeout=300
+        )
+    return INDEX
+
+
+def run_node(tmp: Path, script: str, env: dict[str, str], timeout: float = 90) -> dict[str, Any]:
+    """Run ``script`` (an ES module; ``CLIENT_INDEX`` in it is replaced by the client's entry
+    point) and answer the JSON object its last line of stdout prints."""
+    path = tmp / "probe.mjs"
+    path.write_text(script.replace("CLIENT_INDEX", built().as_uri()))
+    done = subprocess.run(
+        ["node", str(path)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert lines, f"node printed nothing (exit {done.returncode}): {done.stderr[-2000:]}"
+    answer: dict[str, Any] = json.loads(lines[-1])
+    return answer

@@ -1,0 +1,125 @@
+"""The Node worker SDK (clients/typescript, ``ProfileLeases``) against a real ``custody serve``.
+
+Guarantees (docs/how-to/node-worker.md, "The worker"): "leaving the task releases the lease
+[...] an exception as a failure naming it (then thrown on)"; the lease is "watched with the
+service's long poll" and "when it is lost (an operator's force-release, ...), every request of
+the context is aborted at once". Quality bar: nothing a user did is ever lost; what the SDK
+makes from text nobody typed (an exception's message) is made storable, as the Python SDK does
+(``workers._reasons.storable``).
+
+Before the fix (found by review7):
+
+- a task that throws an ``Error`` whose message holds a NUL, or whose first line the SDK cuts
+  at 2,000 UTF-16 code units in the middle of an emoji (a lone surrogate), is never released:
+  the release is refused 422 ``invalid reason`` and ``checkout`` throws that ``CustodyError``
+  instead of the task's error; the lease stays live until a sweep makes it stale (review).
+  (``worker.ts`` ``settle``: ``firstLine(...).slice(0, MAX_REASON)`` with no ``storable``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from node_probe import run_node
+from serving import Served, serve
+
+from ledger import Ledger, ProfileState, RegisterProfile, Role
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Served]:
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
+    running = serve(url)
+    try:
+        with Ledger.open(url) as ledger:
+            ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        yield running
+    finally:
+        running.stop()
+
+
+FAILING_TASK = """
+import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
+const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN });
+const leases = new ProfileLeases({ client, evidenceDir: process.env.EVIDENCE });
+const message = process.env.KIND === "nul"
+  ? "the page sent a byte \\u0000 we did not expect"
+  : "x".repeat(1990) + "\\u{1F600}".repeat(10);
+try {
+  await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
+    async () => { throw new Error(message); });
+  console.log(JSON.stringify({ thrown: null }));
+} catch (e) {
+  console.log(JSON.stringify({ thrown: e.name, status: e.status ?? null,
+    message: String(e.message).slice(0, 300) }));
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["nul", "emoji-at-the-cut"])
+def test_a_task_that_throws_is_released_as_a_failure_whatever_its_message(
+    service: Served, tmp_path: Path, kind: str
+) -> None:
+    said = run_node(
+        tmp_path,
+        FAILING_TASK,
+        {
+            "URL": service.url,
+            "TOKEN": service.tokens[Role.WORKER],
+            "EVIDENCE": str(tmp_path / "evidence"),
+            "KIND": kind,
+        },
+    )
+    with Ledger.open(service.store_url) as ledger:
+        state = ledger.view("p1").state
+        types = [e.event_type for e in ledger.history("p1")]
+    # The task's own error is thrown on, not the service's refusal of the release.
+    assert said["thrown"] == "Error", said
+    assert said["status"] is None, said
+    # And the lease was released as a failure: not left live for a sweep to find.
+    assert "lease_release_requested" in types, (state, types, said)
+    assert state is not ProfileState.LEASED, (state, types, said)
+
+
+EXPECTED = """
+import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
+const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN });
+const leases = new ProfileLeases({ client, evidenceDir: process.env.EVIDENCE });
+let said = {};
+try {
+  const lease = await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
+    async (lease) => { lease.expectedFailure("the shop said \\u0000 out of stock"); });
+  said = { outcome: lease.evidence?.outcome ?? null, state: lease.result?.profile_state ?? null };
+} catch (e) {
+  said = { thrown: `${e.name}: ${e.message}`.slice(0, 300) };
+}
+console.log(JSON.stringify(said));
+"""
+
+
+def test_an_expected_failure_whose_reason_holds_nul_is_released(
+    service: Served, tmp_path: Path
+) -> None:
+    """The Python SDK escapes a NUL in ``expected_failure``'s reason (``workers._held``:
+    "a NUL or a lone surrogate in it is escaped"); the Node SDK's ``expectedFailure`` takes it
+    as it is, and its release is then refused 422: ``checkout`` throws and the lease is left
+    live."""
+    said = run_node(
+        tmp_path,
+        EXPECTED,
+        {
+            "URL": service.url,
+            "TOKEN": service.tokens[Role.WORKER],
+            "EVIDENCE": str(tmp_path / "evidence"),
+        },
+    )
+    with Ledger.open(service.store_url) as ledger:
+        state = ledger.view("p1").state
+    assert "thrown" not in said, said
+    assert said["outcome"] == "expected_failure", said
+    assert state is not ProfileState.LEASED, (state, said)

@@ -1,0 +1,96 @@
+"""The Node worker SDK keeps a page's URL storable, as the Python SDK does.
+
+Guarantee (docs/how-to/node-worker.md, "The worker": text the SDK makes for the ledger, a
+page's URL among it, is made storable by the ledger's own rule, so no heartbeat or release is
+refused for it; the Python SDK's ``workers._guard.Progress``: "Page URLs are kept storable
+[...] so no heartbeat or release is ever refused for one").
+
+Before the fix (suspected by review7, confirmed here): ``lease.visited(url)`` with a NUL or a
+lone surrogate in the URL (``Progress.navigated`` kept it as it was) made every heartbeat carry
+it: the service refused each 422, so ``lease.step`` threw that ``CustodyError`` into the task,
+and background renewals failed until the lease was lost at its deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from node_probe import run_node
+from serving import Served, serve
+
+from ledger import Ledger, ProfileState, RegisterProfile, Role
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Served]:
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
+    running = serve(url)
+    try:
+        with Ledger.open(url) as ledger:
+            ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        yield running
+    finally:
+        running.stop()
+
+
+VISITED = """
+import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
+const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN });
+const leases = new ProfileLeases({ client, evidenceDir: process.env.EVIDENCE });
+const url = process.env.KIND === "nul"
+  ? "https://shop.example/search?q=a\\u0000b"
+  : "https://shop.example/search?q=" + "x".repeat(4059) + "\\u{1F600}".repeat(20);
+let said = {};
+try {
+  const lease = await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
+    async (lease) => {
+      lease.visited(url);
+      await lease.step("searched", { safe: true });
+      said.stepped = true;
+    });
+  said.final_url = lease.evidence?.final_url ?? null;
+  said.evidence_problem = lease.evidence?.evidence_problem ?? null;
+} catch (e) {
+  said.thrown = `${e.name}: ${e.message}`.slice(0, 300);
+}
+console.log(JSON.stringify(said));
+"""
+
+
+@pytest.mark.parametrize("kind", ["nul", "emoji-at-the-cut"])
+def test_a_page_url_nobody_could_store_is_escaped_not_refused(
+    service: Served, tmp_path: Path, kind: str
+) -> None:
+    said = run_node(
+        tmp_path,
+        VISITED,
+        {
+            "URL": service.url,
+            "TOKEN": service.tokens[Role.WORKER],
+            "EVIDENCE": str(tmp_path / "evidence"),
+            "KIND": kind,
+        },
+    )
+    with Ledger.open(service.store_url) as ledger:
+        state = ledger.view("p1").state
+        urls = [
+            getattr(e, "url", None)
+            for e in ledger.history("p1")
+            if e.event_type == "lease_heartbeat"
+        ]
+    assert "thrown" not in said, said
+    assert said["stepped"] is True, said
+    assert said["evidence_problem"] is None, said  # the final URL was not refused either
+    assert said["final_url"] in urls, (said, urls)
+    if kind == "nul":
+        assert said["final_url"] == "https://shop.example/search?q=a\\x00b", said
+    else:
+        assert len(said["final_url"]) == 4096, said
+        # 4,089 characters before the emoji: a cut at 4,096 UTF-16 units would split the 8th
+        assert said["final_url"].endswith("x" + "\U0001f600" * 7), said
+    assert state is not ProfileState.LEASED, (state, said)
