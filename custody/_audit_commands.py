@@ -63,9 +63,10 @@ def digest(
     """a digest of the whole log: its tree's size and root, every profile's head, signed"""
     from ledger.audit import digest as make
 
-    if previous is None and out is not None and out.exists():
-        previous = out
     before = _read(previous, "previous") if previous is not None else None
+    if previous is None and out is not None and out.exists():
+        before = _read(out, "out")  # the digest this one replaces, and follows
+        _refuse_unless_digest(before, out)
     secret = _read(key, "key") if key is not None else None
     made = make(ledger, previous=before, key=secret, progress=_progress(sys.stderr))
     if out is None:
@@ -147,6 +148,19 @@ class VerifyAnswer(Printed):
         if self.found.holds:
             return None
         return NOT_VERIFIED, f"verify: {len(self.found.problems)} problem(s) in the log"
+
+
+def _refuse_unless_digest(data: bytes, out: Path) -> None:
+    """``digest --out`` replaces only a digest: anything else there (a signing key, notes)
+    is someone's, and stays."""
+    from ledger import InvalidInput
+    from ledger.audit import load
+
+    try:
+        load(data, "out")
+    except InvalidInput as e:
+        msg = f"{str(out)[:200]!r} holds no digest to replace, and is kept ({e.problem})"
+        raise InvalidInput("out", msg) from None
 
 
 def _read(path: Path, field: str) -> bytes:

@@ -51,6 +51,7 @@ def test_digest_out_naming_a_file_that_is_no_digest_refuses_and_keeps_it(
     run = custody("--store", store, "digest", "--out", "notes.txt", cwd=tmp_path)
     assert notes.read_text() == "what the auditor wrote down\n", "the file was overwritten"
     assert run.code == 2, (run.code, run.out, run.err)
+    assert "invalid out: 'notes.txt' holds no digest to replace, and is kept" in run.err
 
 
 def test_digest_previous_that_is_no_digest_is_refused(store: str, tmp_path: Path) -> None:
@@ -59,4 +60,5 @@ def test_digest_previous_that_is_no_digest_is_refused(store: str, tmp_path: Path
         "--store", store, "digest", "--out", "d.json", "--previous", "notes.txt", cwd=tmp_path
     )
     assert run.code == 2, (run.code, run.out, run.err)
+    assert "invalid previous: is not a custody digest" in run.err
     assert not (tmp_path / "d.json").exists()
