@@ -47,7 +47,9 @@ def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
         drop_database(pg_cluster.admin_url, db)
 
 
-@pytest.mark.parametrize("login", ["pg_monitor", "public", "none"])
+@pytest.mark.parametrize(
+    "login", ["pg_monitor", "public", "none", "current_user", "session_user", "current_role"]
+)
 def test_a_reserved_login_name_is_bad_input_naming_the_login(
     owner_url: str, tmp_path: Path, login: str
 ) -> None:
