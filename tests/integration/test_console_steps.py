@@ -22,6 +22,7 @@ import pytest
 from serving import Served, serve
 
 from ledger import Checkout, ForceRelease, Heartbeat, Ledger, RegisterProfile, Role
+from service._console_reads import STEPS_SHOWN
 
 STEPS = 520
 
@@ -76,3 +77,8 @@ def test_the_profile_page_shows_the_runs_last_steps(service: Served) -> None:
     assert shown, steps.group(1)[:500]
     # The step the run reported last (the mutation) is among the steps shown.
     assert "submit_order" in shown, (len(shown), shown[-3:])
+    assert len(shown) == STEPS_SHOWN, len(shown)
+    left_out = STEPS - STEPS_SHOWN
+    said = re.search(r"<p id=\"steps-left-out\">(.*?)</p>", page.text, re.S)
+    assert said is not None, page.text[:800]
+    assert f"first {left_out} steps are not shown" in said.group(1), said.group(1)
