@@ -9,6 +9,8 @@ otherwise, printing one line per problem with its profile and version.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,13 +165,33 @@ def _refuse_unless_digest(data: bytes, out: Path) -> None:
         raise InvalidInput("out", msg) from None
 
 
+# The most a digest, key or public key file may hold: a digest names every profile's head
+# (about 130 bytes each), so this is room for a few million profiles.
+MAX_FILE_BYTES = 1 << 30
+
+
 def _read(path: Path, field: str) -> bytes:
+    """A regular file's bytes; a device, a FIFO or a larger file is refused before it is read
+    (``/dev/zero`` never ends; a FIFO waits for a writer)."""
     from ledger import InvalidInput
 
+    shown = repr(str(path)[:200])
     try:
-        return path.read_bytes()
+        with open(path, "rb", opener=_nonblocking) as file:
+            found = os.fstat(file.fileno())
+            if not stat.S_ISREG(found.st_mode):
+                raise InvalidInput(field, f"{shown} is not a regular file")
+            if found.st_size > MAX_FILE_BYTES:
+                raise InvalidInput(field, f"{shown} holds over {MAX_FILE_BYTES:,} bytes")
+            return file.read()
     except OSError as e:
-        raise InvalidInput(field, f"cannot read {str(path)[:200]!r}: {e.strerror}") from None
+        raise InvalidInput(field, f"cannot read {shown}: {e.strerror}") from None
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    # Opening a FIFO for reading waits for a writer; without blocking it opens at once, and
+    # is then refused as not a regular file.
+    return os.open(path, flags | os.O_NONBLOCK)
 
 
 def _write(path: Path, data: bytes, *, mode: int) -> None:

@@ -15,6 +15,7 @@ and the key is gone for good; a file of notes is overwritten the same way, and a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,16 @@ def test_digest_previous_that_is_no_digest_is_refused(store: str, tmp_path: Path
     assert run.code == 2, (run.code, run.out, run.err)
     assert "invalid previous: is not a custody digest" in run.err
     assert not (tmp_path / "d.json").exists()
+
+
+@pytest.mark.parametrize("given", ["/dev/zero", "fifo"])
+def test_a_digest_file_that_is_no_regular_file_is_refused_before_it_is_read(
+    store: str, tmp_path: Path, given: str
+) -> None:
+    """``/dev/zero`` never ends (verify read it until memory ran out) and a FIFO waits for a
+    writer (verify hung): either is refused at once, naming the option."""
+    if given == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    run = custody("--store", store, "verify", "--digest", given, cwd=tmp_path)
+    assert run.code == 2, (run.code, run.out, run.err)
+    assert "invalid digest:" in run.err and "is not a regular file" in run.err, run.err
