@@ -191,7 +191,7 @@ def _read(path: Path, field: str) -> bytes:
 def _nonblocking(path: str, flags: int) -> int:
     # Opening a FIFO for reading waits for a writer; without blocking it opens at once, and
     # is then refused as not a regular file.
-    return os.open(path, flags | os.O_NONBLOCK)
+    return os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
 
 
 def _write(path: Path, data: bytes, *, mode: int) -> None:
