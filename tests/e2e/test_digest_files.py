@@ -75,4 +75,5 @@ def test_a_digest_file_that_is_no_regular_file_is_refused_before_it_is_read(
         os.mkfifo(tmp_path / "fifo")
     run = custody("--store", store, "verify", "--digest", given, cwd=tmp_path)
     assert run.code == 2, (run.code, run.out, run.err)
-    assert "invalid digest:" in run.err and "is not a regular file" in run.err, run.err
+    assert "invalid digest:" in run.err, run.err
+    assert "is not a regular file" in run.err, run.err
