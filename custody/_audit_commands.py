@@ -9,6 +9,8 @@ otherwise, printing one line per problem with its profile and version.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,9 +65,10 @@ def digest(
     """a digest of the whole log: its tree's size and root, every profile's head, signed"""
     from ledger.audit import digest as make
 
-    if previous is None and out is not None and out.exists():
-        previous = out
     before = _read(previous, "previous") if previous is not None else None
+    if previous is None and out is not None and out.exists():
+        before = _read(out, "out")  # the digest this one replaces, and follows
+        _refuse_unless_digest(before, out)
     secret = _read(key, "key") if key is not None else None
     made = make(ledger, previous=before, key=secret, progress=_progress(sys.stderr))
     if out is None:
@@ -149,13 +152,46 @@ class VerifyAnswer(Printed):
         return NOT_VERIFIED, f"verify: {len(self.found.problems)} problem(s) in the log"
 
 
-def _read(path: Path, field: str) -> bytes:
+def _refuse_unless_digest(data: bytes, out: Path) -> None:
+    """``digest --out`` replaces only a digest: anything else there (a signing key, notes)
+    is someone's, and stays."""
     from ledger import InvalidInput
+    from ledger.audit import load
 
     try:
-        return path.read_bytes()
+        load(data, "out")
+    except InvalidInput as e:
+        msg = f"{str(out)[:200]!r} holds no digest to replace, and is kept ({e.problem})"
+        raise InvalidInput("out", msg) from None
+
+
+# The most a digest, key or public key file may hold: a digest names every profile's head
+# (about 130 bytes each), so this is room for a few million profiles.
+MAX_FILE_BYTES = 1 << 30
+
+
+def _read(path: Path, field: str) -> bytes:
+    """A regular file's bytes; a device, a FIFO or a larger file is refused before it is read
+    (``/dev/zero`` never ends; a FIFO waits for a writer)."""
+    from ledger import InvalidInput
+
+    shown = repr(str(path)[:200])
+    try:
+        with open(path, "rb", opener=_nonblocking) as file:
+            found = os.fstat(file.fileno())
+            if not stat.S_ISREG(found.st_mode):
+                raise InvalidInput(field, f"{shown} is not a regular file")
+            if found.st_size > MAX_FILE_BYTES:
+                raise InvalidInput(field, f"{shown} holds over {MAX_FILE_BYTES:,} bytes")
+            return file.read()
     except OSError as e:
-        raise InvalidInput(field, f"cannot read {str(path)[:200]!r}: {e.strerror}") from None
+        raise InvalidInput(field, f"cannot read {shown}: {e.strerror}") from None
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    # Opening a FIFO for reading waits for a writer; without blocking it opens at once, and
+    # is then refused as not a regular file.
+    return os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
 
 
 def _write(path: Path, data: bytes, *, mode: int) -> None:

@@ -23,7 +23,13 @@ DEFAULT_LISTEN = "127.0.0.1:8420"
     "--access-log/--no-access-log", default=False, show_default=True,
     help="a line per request on standard error",
 )  # fmt: skip
-def serve(listen: str, access_log: bool) -> None:
+@click.option(
+    "--forwarded-allow-ips", "forwarded", default="127.0.0.1", show_default=True,
+    metavar="IPS",
+    help="the proxies (comma-separated addresses, or *) whose X-Forwarded-Proto and "
+    "X-Forwarded-For are believed: a load balancer that terminates HTTPS",
+)  # fmt: skip
+def serve(listen: str, access_log: bool, forwarded: str) -> None:
     """serve the ledger over HTTP to workers in any language, and the review console to people
     (tokens: custody access token); stops cleanly on SIGTERM or Ctrl-C"""
     import uvicorn
@@ -46,6 +52,8 @@ def serve(listen: str, access_log: bool) -> None:
         access_log=access_log,
         timeout_graceful_shutdown=30,
         server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded,
     )
     # uvicorn stops taking requests on SIGTERM or SIGINT, answers those in flight, drains the
     # writer, then raises the signal again under the handlers it found: these make that a

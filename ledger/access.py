@@ -26,7 +26,7 @@ from ledger._application import Ledger
 from ledger._domain.acting import Forbidden
 from ledger._domain.authority import ROLE_EVENTS
 from ledger._domain.errors import InvalidInput
-from ledger._domain.model import Frozen, Identity, Role
+from ledger._domain.model import Frozen, Identity, Role, storable
 from ledger._door import Door
 from ledger._stores import access, tokens
 from ledger._stores.sql import SqlStore
@@ -120,10 +120,22 @@ def token_holder(ledger: Ledger, token: str) -> TokenHolder | None:
 
 
 def revoke_tokens(ledger: Ledger, *, actor: str | None = None, token_id: str | None = None) -> int:
-    """Revoke every live token of ``actor``, or the token ``token_id``; how many were live."""
+    """Revoke every live token of ``actor``, or the token ``token_id``; how many were live.
+    ``InvalidInput`` naming ``actor`` or ``token_id`` when no token was ever issued to it (a
+    typo must not pass for a revocation while the real token stays live)."""
     if (actor is None) == (token_id is None):
         raise InvalidInput("token", "name an actor or a token id, not both")
-    return tokens.revoke(ledger.store, ledger.now(), actor=actor, token_id=token_id)
+    if actor is not None:
+        field, named = "actor", f"to {_actor(actor)!r}"
+    else:
+        field, named = "token_id", f"with the id {token_id!r}"
+    never = f"no token was ever issued {named} (custody access tokens lists those issued)"
+    if token_id is not None and storable(token_id) != token_id:
+        raise InvalidInput(field, never)
+    live, ever = tokens.revoke(ledger.store, ledger.now(), actor=actor, token_id=token_id)
+    if not ever:
+        raise InvalidInput(field, never)
+    return live
 
 
 def tokens_issued(ledger: Ledger) -> list[TokenRow]:

@@ -90,7 +90,10 @@ def digest(
 ) -> Digest:
     """A digest of the log as it stands, after verifying every chain (``DigestRefused``,
     naming what is wrong, when one does not hold). ``previous``: the bytes of the digest
-    before it (its hash is recorded); ``key``: an Ed25519 private key (PEM) to sign with."""
+    before it (its hash is recorded; ``InvalidInput`` naming ``previous`` unless they are a
+    digest's); ``key``: an Ed25519 private key (PEM) to sign with."""
+    if previous is not None:
+        load(previous, "previous")
     walked = Walk(origins=ledger.store.chain_origins())
     _, snapshot_problems = _walk_and_check(ledger, walked, progress, beside)
     found = walked.problems + snapshot_problems

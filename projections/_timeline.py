@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 
 from ledger import InvalidInput, Ledger
 from ledger.feed import FeedTransaction, LoggedEvent
+from ledger.rules import storable
 from projections._base import Index, ReadModel, ReadResult, Table, iso
 from projections._runner import catch_up
 
@@ -320,7 +321,12 @@ def timeline(
 def require_account(ledger: Ledger, account_id: str) -> None:
     """``InvalidInput`` naming ``account`` unless a profile was ever registered under it, as
     its events say: one indexed read of the timeline (brought up to date first), whose every
-    row carries the account its profile was registered under."""
+    row carries the account its profile was registered under. An account id holding what no
+    registration takes (NUL, a lone surrogate) is refused before the read: PostgreSQL would
+    fail the query on it as if the store were down."""
+    if storable(account_id) != account_id:
+        msg = f"no profile was ever registered under account {account_id!r}"
+        raise InvalidInput("account", f"{msg}: an account id holds no NUL or lone surrogate")
     catch_up(ledger, TIMELINE_READ_MODEL)
     sql = f"SELECT profile_id FROM {TIMELINE.name} WHERE account_id = ? LIMIT 1"
     if not ledger.feed.query(sql, (account_id,)):

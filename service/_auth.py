@@ -17,6 +17,9 @@ TOKEN_CACHE_SECONDS = 5.0
 # A bound on the cache; past it the oldest half is forgotten (a flood of made-up tokens must
 # not grow the process).
 TOKEN_CACHE_SIZE = 50_000
+# An issued token is 47 characters (custody access token); a longer one is no token, and is
+# not remembered: the cache's bound in entries is then a bound in bytes too.
+MAX_TOKEN_LENGTH = 100
 
 
 class Unauthorised(Exception):
@@ -42,6 +45,8 @@ class Tokens:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorised("send Authorization: Bearer TOKEN (custody access token ACTOR)")
         token = token.strip()
+        if len(token) > MAX_TOKEN_LENGTH:  # never issued: neither looked up nor remembered
+            raise Unauthorised("the token is unknown or revoked")
         now = time.monotonic()
         known = self._known.get(token)
         if known is None or known[1] <= now:

@@ -17,10 +17,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, create_model
 
 from ledger import Checkout, Extend, Heartbeat, RegisterProfile, Release, Review
+from service._types import _bearer, _caller
 
 # Filled in by the service, never by a caller.
 _FILLED = frozenset(
@@ -121,12 +123,23 @@ class JsonRequest(Request):
 
 class JsonRoute(APIRoute):
     """A resource whose JSON body is read by ``read_json`` (FastAPI's own reading takes a key
-    given twice, the last winning, and answers a body it cannot read 400, naming nothing)."""
+    given twice, the last winning, and answers a body it cannot read 400, naming nothing).
+    A resource that needs a token checks it first: FastAPI reads and parses the body before
+    it resolves any dependency, so a stranger's body (of any size) was read, and a bad one
+    answered 422 instead of 401."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
+        needs_token = _needs(self.dependant, _caller)
 
         async def handled(request: Request) -> Response:
+            if needs_token:  # raises Unauthorised (401) before any byte of the body is read
+                await _caller(request, await _bearer(request))
             return await handle(JsonRequest(request.scope, request.receive))
 
         return handled
+
+
+def _needs(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    """Whether ``call`` is among the dependencies a resource resolves."""
+    return any(d.call is call or _needs(d, call) for d in dependant.dependencies)

@@ -71,6 +71,7 @@ class ProfilePage:
     timeline: list[TimelineRow]
     at: datetime
     reviewable: bool = field(default=False)
+    steps_left_out: int = 0  # the run's earliest steps, not shown (STEPS_SHOWN at most are)
 
 
 def queue(ledger: Ledger) -> Queue:
@@ -97,10 +98,13 @@ def profile_page(ledger: Ledger, profile_id: str) -> ProfilePage:
     explanation = explain_view(ledger, view, problem)
     lease = view.lease or view.last_lease
     steps: list[TimelineRow] = []
+    steps_left_out = 0
     evidence = None
     if lease is not None:
         since = timeline(ledger, profile_id, since=lease.lease_started_at)
-        steps = [r for r in since if r.lease_id == lease.lease_id and r.step][:STEPS_SHOWN]
+        reported = [r for r in since if r.lease_id == lease.lease_id and r.step]
+        steps_left_out = max(0, len(reported) - STEPS_SHOWN)
+        steps = reported[steps_left_out:]  # the last: what the run did before it stopped
         evidence = last_evidence(ledger, profile_id, lease.lease_id)
     return ProfilePage(
         explanation=explanation,
@@ -110,6 +114,7 @@ def profile_page(ledger: Ledger, profile_id: str) -> ProfilePage:
         timeline=timeline(ledger, profile_id, last=TIMELINE_SHOWN),
         at=ledger.now(),
         reviewable=view.state in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED),
+        steps_left_out=steps_left_out,
     )
 
 

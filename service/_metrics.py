@@ -119,6 +119,11 @@ class Metrics:
         _ = metrics
 
 
+# The methods a request's latency is labelled with; any other (h11 takes any token as a
+# method) is counted as "other", so that made-up methods cannot grow the series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class _Timed:
     """Each request's latency by route template, method and status: a plain ASGI middleware
     (Starlette's ``BaseHTTPMiddleware`` runs every request through extra tasks and streams,
@@ -144,6 +149,7 @@ class _Timed:
             await self.app(scope, receive, sent)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.latency.labels(route, scope["method"], str(status[0])).observe(
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.latency.labels(route, method, str(status[0])).observe(
                 time.perf_counter() - started
             )

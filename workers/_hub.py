@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from ledger import Heartbeat, Lease, LeaseLost, StoreUnavailable
 from workers._guard import Clock, LeaseGuard, Progress
-from workers._renewal import Handles, heartbeat
+from workers._renewal import Handles, ended, heartbeat
 
 WINDOW_SHARE = 0.5  # how early, in intervals, a lease is renewed to join a batch due now
 
@@ -119,6 +119,9 @@ class Renewal:
             self.retry_at = now + self.guard.timing.retry_period
         elif isinstance(answer, BaseException):
             self.failed(answer, now)
+        elif isinstance(answer, Lease) and (why := ended(answer)) is not None:
+            self.guard.lose(why)
+            return False
         else:
             self.guard.renewed(self.started)
             self.beat, self.retry_at = None, None

@@ -20,6 +20,7 @@ from ledger import (
     InvalidInput,
     Lease,
     LeaseLost,
+    LeaseStatus,
     Ledger,
     Release,
     ReleaseResult,
@@ -74,7 +75,7 @@ def renew(
     started = clock()
     while guard.held():
         try:
-            ledger.handle(beat)
+            answer = ledger.handle(beat)
         except LeaseLost as lost:
             guard.lose(lost.why)
             return False
@@ -83,9 +84,20 @@ def renew(
             if wait(guard.timing.retry_period):
                 return False
             continue
+        if (why := ended(answer)) is not None:
+            guard.lose(why)
+            return False
         guard.renewed(started)
         return True
     return False
+
+
+def ended(answer: Lease) -> str | None:
+    """Why a lease the ledger answered is no longer held (None: it is): a resent command is
+    answered with the lease as it stands now, which may have ended since the first landed."""
+    if answer.lease_status is LeaseStatus.ACTIVE:
+        return None
+    return f"the ledger answered the lease as {answer.lease_status.value}"
 
 
 # A checkout is resent for this long at most: long enough to recover a lease whose grant was
@@ -101,11 +113,15 @@ def checkout(send: Callable[[str], Lease], *, clock: Clock, pause: float = 0.25)
     until = clock() + CHECKOUT_RESEND_SECONDS
     while True:
         try:
-            return send(command_id)
+            granted = send(command_id)
         except StoreUnavailable:
             if clock() + pause >= until:
                 raise
             time.sleep(pause)
+            continue
+        if (why := ended(granted)) is not None:  # granted, then ended before the resend
+            raise LeaseLost(granted.lease_id, why)
+        return granted
 
 
 def release(

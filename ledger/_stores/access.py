@@ -31,12 +31,14 @@ from typing import Any, NamedTuple, Protocol
 
 from ledger._domain.acting import ALL_ROLES
 from ledger._domain.errors import InvalidInput
-from ledger._domain.model import Role
+from ledger._domain.model import Role, storable
 from ledger.ports import Authority
 
 GROUP_ROLES = {role: f"custody_{role.value}" for role in Role}
 _REFUSAL = "custody events are append-only"
 _LOGIN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Role names PostgreSQL refuses to create (besides every name starting with pg_).
+_RESERVED_LOGINS = frozenset({"public", "none", "current_user", "session_user", "current_role"})
 # The roles that write snapshots (see the module's doc).
 _SNAPSHOT_WRITERS = frozenset({Role.SCHEDULER, Role.OPERATOR})
 
@@ -173,6 +175,12 @@ def grant(
     if not _LOGIN.fullmatch(login):
         msg = f"{login!r}: give a PostgreSQL role name of lower-case letters, digits and _"
         raise InvalidInput("login", msg)
+    if login.startswith("pg_") or login in _RESERVED_LOGINS:
+        msg = f"{login!r} is a name PostgreSQL reserves (pg_*, public, none, ...): choose another"
+        raise InvalidInput("login", msg)
+    if password is not None and storable(password) != password:
+        msg = "holds a NUL or bytes that are not UTF-8, which PostgreSQL cannot keep"
+        raise InvalidInput("password", msg)
     me = str(store.query("SELECT current_user AS u")[0]["u"])
     if login == me or login in GROUP_ROLES.values():
         msg = f"{login} is the store's owner or a custody group role: grant to another login"
@@ -180,9 +188,10 @@ def grant(
     apply_privileges(store, tables)
     exists = store.query("SELECT 1 AS x FROM pg_roles WHERE rolname = ?", (login,))
     verb = "ALTER" if exists else "CREATE"
-    _run_formatted(store, f"{verb} ROLE %I LOGIN", login)
-    if password is not None:
-        _run_formatted(store, "ALTER ROLE %I PASSWORD %L", login, password)
+    if password is None:
+        _run_formatted(store, f"{verb} ROLE %I LOGIN", login)
+    else:  # in the same statement: a login is never made without the password asked for
+        _run_formatted(store, f"{verb} ROLE %I LOGIN PASSWORD %L", login, password)
     for other, group in GROUP_ROLES.items():
         if other not in roles:
             _run_formatted(store, "REVOKE %I FROM %I", group, login)

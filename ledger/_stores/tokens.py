@@ -81,19 +81,24 @@ def holder(store: Executing, token: str) -> dict[str, str] | None:
     return {k: str(v) for k, v in rows[0].items()} if rows else None
 
 
-def revoke(store: Executing, now: datetime, *, actor: str | None, token_id: str | None) -> int:
-    """Revoke the live tokens of ``actor`` or the one named ``token_id``; how many."""
+def revoke(
+    store: Executing, now: datetime, *, actor: str | None, token_id: str | None
+) -> tuple[int, int]:
+    """Revoke the live tokens of ``actor`` or the one named ``token_id``: how many were live,
+    and how many were ever issued."""
     if not exists(store):
-        return 0
+        return 0, 0
     where, params = ("actor = ?", actor) if actor is not None else ("token_id = ?", token_id)
     found = store.query(
-        f"SELECT count(*) AS n FROM {TOKENS_TABLE} WHERE {where} AND revoked_at IS NULL", (params,)
+        "SELECT count(*) AS ever, coalesce(sum(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), 0)"
+        f" AS live FROM {TOKENS_TABLE} WHERE {where}",
+        (params,),
     )
     store.execute(
         f"UPDATE {TOKENS_TABLE} SET revoked_at = ? WHERE {where} AND revoked_at IS NULL",
         (now.isoformat(), params),
     )
-    return int(found[0]["n"])
+    return int(found[0]["live"]), int(found[0]["ever"])
 
 
 def listed(store: Executing) -> list[dict[str, Any]]:

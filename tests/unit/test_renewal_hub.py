@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fakes import LEASE, FakeClock
 
-from ledger import Heartbeat, Lease, LeaseLost, StoreUnavailable
+from ledger import Heartbeat, Lease, LeaseLost, LeaseStatus, StoreUnavailable
 from workers._guard import LeaseGuard, Progress
 from workers._hub import RenewalHub
 from workers._timing import RenewalTiming
@@ -120,6 +120,25 @@ def test_a_lease_due_alone_is_one_heartbeat(clock: FakeClock) -> None:
     hub.renew_due(ledger)
     assert (ledger.calls[0][0], ledger.sent(0)) == ("handle", ["lease-1@p1"])
     assert alone.guard.renewed_at == start + 10
+
+
+@pytest.mark.parametrize("status", [LeaseStatus.REVOKED, LeaseStatus.RELEASED])
+def test_a_heartbeat_answered_with_an_ended_lease_loses_it(
+    clock: FakeClock, status: LeaseStatus
+) -> None:
+    """A resent heartbeat (its first landed, its answer was lost) is answered with the lease as
+    it stands now: ended since, by a force-release or another's release, it is lost, not
+    renewed (the hub treated any lease answered as renewed, and went on renewing)."""
+    ended = lease(1).model_copy(update={"lease_status": status})
+    ledger = BatchLedger({"lease-1@p1": ended})  # type: ignore[dict-item]
+    hub, start = idle_hub(clock), clock.now
+    p1 = join(hub, clock, 1, start)
+    clock.now = start + 10
+    hub.renew_due(ledger)
+    assert p1.guard.lost.is_set()
+    assert p1.guard.why == f"the ledger answered the lease as {status.value}"
+    assert not p1.renewing
+    assert p1.renewals == 0
 
 
 def test_a_lease_lost_in_a_batch_tells_its_own_guard_only(clock: FakeClock) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fakes import LEASE, FakeClock
 
-from ledger import InvalidInput, Lease, LeaseLost, StoreUnavailable
+from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, StoreUnavailable
 from workers._guard import LeaseGuard, Progress
-from workers._renewal import heartbeat, renew
+from workers._renewal import checkout, heartbeat, renew
 from workers._timing import RenewalTiming
 
 
@@ -220,3 +220,32 @@ def _record(waits: list[float]) -> Any:
         return False
 
     return wait
+
+
+class EndedLedger(ScriptedLedger):
+    """Answers every command with the lease as it stands now: ended (what a resent command
+    whose first landed is answered with, once the lease was force-released since)."""
+
+    def handle(self, command: Any) -> Lease:
+        super().handle(command)
+        return LEASE.model_copy(update={"lease_status": LeaseStatus.REVOKED})
+
+
+def test_a_heartbeat_answered_with_an_ended_lease_loses_it(clock: FakeClock) -> None:
+    """renew took any lease answered as renewed: a resend's answer that the lease was revoked
+    since moved the deadline on, and the task went on as if it held the profile."""
+    guard = guard_for(clock)
+    beat = heartbeat(LEASE, step=None, url=None)
+    assert not renew(EndedLedger(), beat, guard, wait=lambda s: False, clock=clock)
+    assert guard.lost.is_set()
+    assert guard.why == "the ledger answered the lease as revoked"
+
+
+def test_a_checkout_answered_with_an_ended_lease_is_lost(clock: FakeClock) -> None:
+    """A checkout resent after its answer was lost is answered with the lease granted then; if
+    it was revoked before the resend, the worker must not launch a browser under it."""
+    ledger = EndedLedger()
+    with pytest.raises(LeaseLost, match="answered the lease as revoked"):
+        checkout(
+            lambda command_id: ledger.handle(heartbeat(LEASE, step=None, url=None)), clock=clock
+        )

@@ -1,0 +1,77 @@
+"""``custody access grant --password-stdin`` with a password PostgreSQL cannot take: the wrong
+exit code, and a login created though the command failed.
+
+Guarantee (quality bar; docs/reference/exit-codes.md): bad input is one line naming what is
+wrong, exit 2, and a refused command writes nothing; exit 6 is "store unavailable", and an
+"internal error" is never the answer to input.
+
+Observed (``custody access grant LOGIN --role worker --password-stdin``):
+
+- a password holding a NUL byte: exit 6, "store ... unavailable: PostgreSQL text fields cannot
+  contain NUL (0x00) bytes";
+- a password of bytes that are not UTF-8: exit 1, "internal error: UnicodeEncodeError: 'utf-8'
+  codec can't encode characters ... surrogates not allowed";
+
+and in both cases the login was created anyway (``CREATE ROLE LOGIN`` runs before the password
+is set, ``ledger._stores.access.grant``), with no password and no custody role, so
+``custody access list`` does not show it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from cli_process import custody, ok
+from pg_cluster import PostgresCluster, drop_database
+
+pytestmark = pytest.mark.postgres
+
+
+def _as(url: str, login: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
+
+
+@pytest.fixture
+def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
+    tag = uuid.uuid4().hex[:8]
+    owner, db = f"own_{tag}", f"t_{tag}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
+    url = _as(urlunsplit(urlsplit(pg_cluster.admin_url)._replace(path=f"/{db}")), owner)
+    ok(custody("--store", url, "init", cwd=tmp_path))
+    try:
+        yield url
+    finally:
+        drop_database(pg_cluster.admin_url, db)
+
+
+@pytest.mark.parametrize(
+    "password", [b"pass\x00word\n", b"\xff\xfepassword\n"], ids=["nul", "not-utf8"]
+)
+def test_a_password_postgresql_cannot_take_is_bad_input_and_creates_no_login(
+    owner_url: str, tmp_path: Path, password: bytes
+) -> None:
+    login = f"w_{uuid.uuid4().hex[:8]}"
+    run = subprocess.run(
+        [sys.executable, "-m", "custody", "--store", owner_url, "access", "grant", login,
+         "--role", "worker", "--password-stdin"],
+        input=password, capture_output=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    err = run.stderr.decode(errors="replace")
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        made = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchall()
+        conn.execute(f"DROP ROLE IF EXISTS {login}")  # roles outlive the test's database
+    assert run.returncode == 2, (run.returncode, err)
+    assert "password" in err, err
+    assert "internal error" not in err, err
+    assert made == [], f"the refused grant created the login {login}"

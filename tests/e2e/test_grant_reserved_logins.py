@@ -1,0 +1,59 @@
+"""``custody access grant`` of a login name PostgreSQL reserves answers "store unavailable".
+
+Guarantee (quality bar; docs/reference/exit-codes.md): bad input is one line naming what is
+wrong, exit 2; exit 6 means the store is unavailable, not busy or uninitialised, and a script
+retrying on 6 would retry this for ever. docs/operations/roles.md: "``custody access grant LOGIN
+--role ROLE`` makes ``LOGIN`` a member of exactly that group role".
+
+Observed: ``custody access grant pg_monitor --role worker`` (likewise ``public``, ``none``) passes
+the login check (``ledger._stores.access._LOGIN``: lower-case letters, digits and _), then
+PostgreSQL refuses ``ALTER ROLE pg_monitor LOGIN`` ("role name ... is reserved"), which is
+answered exit 6 "store ... unavailable: role name "pg_monitor" is reserved".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from cli_process import custody, ok
+from pg_cluster import PostgresCluster, drop_database
+
+pytestmark = pytest.mark.postgres
+
+
+def _as(url: str, login: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
+
+
+@pytest.fixture
+def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
+    tag = uuid.uuid4().hex[:8]
+    owner, db = f"own_{tag}", f"t_{tag}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
+    url = _as(urlunsplit(urlsplit(pg_cluster.admin_url)._replace(path=f"/{db}")), owner)
+    ok(custody("--store", url, "init", cwd=tmp_path))
+    try:
+        yield url
+    finally:
+        drop_database(pg_cluster.admin_url, db)
+
+
+@pytest.mark.parametrize(
+    "login", ["pg_monitor", "public", "none", "current_user", "session_user", "current_role"]
+)
+def test_a_reserved_login_name_is_bad_input_naming_the_login(
+    owner_url: str, tmp_path: Path, login: str
+) -> None:
+    run = custody("--store", owner_url, "access", "grant", login, "--role", "worker", cwd=tmp_path)
+    assert run.code == 2, (run.code, run.err)
+    assert "login" in run.err, run.err
+    assert "unavailable" not in run.err, run.err
