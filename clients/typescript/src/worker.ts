@@ -331,7 +331,13 @@ export class WorkerLease {
     const body = { fencing_token: this.fencingToken, url: this.progress.url, ...fields };
     while (this.guard.held()) {
       try {
-        this.lease = await this.leases.client.heartbeat(this.leaseId, body, key);
+        const answered = await this.leases.client.heartbeat(this.leaseId, body, key);
+        if (answered.lease_status !== "active") {
+          // A resend's answer: the lease as it stands now, ended since the first landed.
+          this.guard.lose(`the service answered the lease as ${answered.lease_status}`);
+          return false;
+        }
+        this.lease = answered;
         this.guard.renewed(started);
         return true;
       } catch (error) {

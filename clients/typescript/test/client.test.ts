@@ -337,6 +337,23 @@ describe("a command whose answer was lost", () => {
     assert.equal(beats[1]?.body?.url, "https://shop.example/pay");
   });
 
+  it("loses the lease when the resend's answer says it ended since", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: { ...LEASE, ttl_seconds: 3 } },
+      { lost: timedOut() }, // the step's heartbeat: written, its answer late
+      { status: 200, body: { ...LEASE, lease_status: "revoked" } }, // force-released since
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    await assert.rejects(
+      leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
+        await lease.step("submit_order", { mutating: true });
+      }),
+      (error: unknown) => error instanceof LeaseLost && /answered the lease as revoked/.test(error.message),
+    );
+    assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 0, "a lost lease is not released");
+  });
+
   it("is resent under its key: a release whose answer timed out", async () => {
     const { fetch, sent } = fakeFetch([
       { status: 201, body: { ...LEASE, ttl_seconds: 3 } },
