@@ -43,7 +43,7 @@ const LEASE: Lease = {
 
 const timedOut = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
 
-describe("review8: a resent checkout answered with a lease that ended since", () => {
+describe("a resent checkout answered with a lease that ended since", () => {
   /**
    * Guarantee (the Python SDK's `checkout`, ce0b5d2; the Node worker's own resend of lost
    * answers): a checkout resent under its key whose first send landed is answered with the
@@ -74,7 +74,7 @@ describe("review8: a resent checkout answered with a lease that ended since", ()
   });
 });
 
-describe("review8: an expected failure's reason the ledger counts as empty", () => {
+describe("an expected failure's reason the ledger counts as empty", () => {
   /**
    * Guarantee (`WorkerLease.expectedFailure`'s doc): a reason the ledger would refuse (empty)
    * is a `RangeError` at once, so the task fails there and its lease is still released. The
@@ -108,7 +108,7 @@ describe("review8: an expected failure's reason the ledger counts as empty", () 
   });
 });
 
-describe("review8: a grant the extra checkout resend recovers after the local deadline", () => {
+describe("a grant the extra checkout resend recovers after the local deadline", () => {
   /**
    * Guarantee (worker.ts, the checkout's extra resend after its window): "An answer lost on
    * its way ... may have been a grant: it is asked for once more, so that no lease is left
