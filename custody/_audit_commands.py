@@ -65,10 +65,12 @@ def digest(
     """a digest of the whole log: its tree's size and root, every profile's head, signed"""
     from ledger.audit import digest as make
 
-    before = _read(previous, "previous") if previous is not None else None
-    if previous is None and out is not None and out.exists():
-        before = _read(out, "out")  # the digest this one replaces, and follows
-        _refuse_unless_digest(before, out)
+    replaced = None
+    if out is not None and out.exists():  # a digest --out replaces: nothing else is replaced
+        replaced = _read(out, "out")
+        _refuse_unless_digest(replaced, out)
+    # The digest this one follows: --previous, else the one it replaces.
+    before = _read(previous, "previous") if previous is not None else replaced
     secret = _read(key, "key") if key is not None else None
     made = make(ledger, previous=before, key=secret, progress=_progress(sys.stderr))
     if out is None:

@@ -24,12 +24,12 @@ DEFAULT_LISTEN = "127.0.0.1:8420"
     help="a line per request on standard error",
 )  # fmt: skip
 @click.option(
-    "--forwarded-allow-ips", "forwarded", default="127.0.0.1", show_default=True,
-    metavar="IPS",
+    "--forwarded-allow-ips", "forwarded", default=None, metavar="IPS",
     help="the proxies (comma-separated addresses, or *) whose X-Forwarded-Proto and "
-    "X-Forwarded-For are believed: a load balancer that terminates HTTPS",
+    "X-Forwarded-For are believed: a load balancer that terminates HTTPS (default: "
+    "$FORWARDED_ALLOW_IPS, else 127.0.0.1 and ::1)",
 )  # fmt: skip
-def serve(listen: str, access_log: bool, forwarded: str) -> None:
+def serve(listen: str, access_log: bool, forwarded: str | None) -> None:
     """serve the ledger over HTTP to workers in any language, and the review console to people
     (tokens: custody access token); stops cleanly on SIGTERM or Ctrl-C"""
     import uvicorn

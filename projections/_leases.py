@@ -21,7 +21,7 @@ from ledger.feed import FeedTransaction, LoggedEvent
 from ledger.rules import lease_ending
 from projections._base import Index, ReadModel, ReadResult, Table, iso
 from projections._runner import catch_up
-from projections._timeline import Found, require_account
+from projections._timeline import Found, readable_account, require_account
 
 if TYPE_CHECKING:
     from ledger import ProfileEvent
@@ -266,7 +266,7 @@ def select_usage(
     params: list[str] = []
     if account_id is not None:
         where.append("account_id = ?")
-        params.append(account_id)
+        params.append(readable_account(account_id))
     if until is not None:
         where.append("started_at <= ?")
         params.append(str(iso(until)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter
 
@@ -238,7 +238,7 @@ def select(
     params: list[Any] = []
     for clause, value in (
         ("profile_id = ?", profile_id),
-        ("account_id = ?", account_id),
+        ("account_id = ?", readable_account(account_id)),
         ("at >= ?", _stored("since", since)),
         ("at <= ?", _stored("until", until)),
     ):
@@ -318,15 +318,25 @@ def timeline(
     return _rows().validate_python(rows)
 
 
+@overload
+def readable_account(account_id: str) -> str: ...
+@overload
+def readable_account(account_id: None) -> None: ...
+def readable_account(account_id: str | None) -> str | None:
+    """``account_id`` as a query may take it: one holding what no registration takes (NUL, a
+    lone surrogate) is ``InvalidInput`` naming ``account``, before any query is built on it,
+    since PostgreSQL fails a query on it as if the store were down."""
+    if account_id is not None and storable(account_id) != account_id:
+        msg = f"no profile was ever registered under account {account_id!r}"
+        raise InvalidInput("account", f"{msg}: an account id holds no NUL or lone surrogate")
+    return account_id
+
+
 def require_account(ledger: Ledger, account_id: str) -> None:
     """``InvalidInput`` naming ``account`` unless a profile was ever registered under it, as
     its events say: one indexed read of the timeline (brought up to date first), whose every
-    row carries the account its profile was registered under. An account id holding what no
-    registration takes (NUL, a lone surrogate) is refused before the read: PostgreSQL would
-    fail the query on it as if the store were down."""
-    if storable(account_id) != account_id:
-        msg = f"no profile was ever registered under account {account_id!r}"
-        raise InvalidInput("account", f"{msg}: an account id holds no NUL or lone surrogate")
+    row carries the account its profile was registered under (``readable_account`` first)."""
+    readable_account(account_id)
     catch_up(ledger, TIMELINE_READ_MODEL)
     sql = f"SELECT profile_id FROM {TIMELINE.name} WHERE account_id = ? LIMIT 1"
     if not ledger.feed.query(sql, (account_id,)):

@@ -2,13 +2,14 @@
 that ``reports`` builds its DataFrames from, as one public namespace."""
 
 from projections._leases import LEASES, read_usage, select_usage
-from projections._timeline import TIMELINE, around, require_account, version_at
+from projections._timeline import TIMELINE, around, readable_account, require_account, version_at
 
 __all__ = [
     "LEASES",
     "TIMELINE",
     "around",
     "read_usage",
+    "readable_account",
     "require_account",
     "select_usage",
     "version_at",

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ledger import Ledger
 from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, StatusRow, catch_up_all, status
-from projections.queries import LEASES, TIMELINE
+from projections.queries import LEASES, TIMELINE, readable_account
 from reports._frames import typed
 
 LEASE_TIMES = ("started_at", "expires_at", "ended_at", "last_renewal_at", "marked_stale_at")
@@ -84,7 +84,9 @@ def read_sources(ledger: Ledger, *, account: str | None = None) -> Sources:
 
 
 def _where(account: str | None) -> tuple[str, tuple[str, ...]]:
-    return ("account_id = ?", (account,)) if account is not None else ("1 = 1", ())
+    if account is None:
+        return "1 = 1", ()
+    return "account_id = ?", (readable_account(account),)
 
 
 def _leases(ledger: Ledger, account: str | None) -> pd.DataFrame:

@@ -45,3 +45,12 @@ export function lengthOf(text: string): number {
 export function kept(text: string, limit: number): string {
   return cut(storable(text), limit);
 }
+
+// What Python's str.strip() strips (str.isspace): the ledger's test of an empty text. JavaScript's
+// trim() strips U+FEFF too, and not U+001C..U+001F or U+0085.
+const PYTHON_SPACE = /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
+
+/** Whether the ledger takes `text` as empty: nothing but what Python's `strip()` strips. */
+export function blank(text: string): boolean {
+  return PYTHON_SPACE.test(text);
+}

@@ -36,7 +36,7 @@ import {
   StoreUnavailable,
 } from "./client.js";
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
-import { kept, lengthOf, storable } from "./text.js";
+import { blank, kept, lengthOf, storable } from "./text.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
@@ -127,7 +127,13 @@ export class ProfileLeases {
         await sleep(250);
       }
     }
-    const lease = new WorkerLease(granted, this, new LeaseGuard(granted, started, this.clock));
+    if (granted.lease_status !== "active") {
+      // A resend's answer is the lease as it stands now: ended since it was granted.
+      throw lostError(granted.lease_id, `the service answered the lease as ${granted.lease_status}`);
+    }
+    const guard = new LeaseGuard(granted, started, this.clock);
+    if (!guard.held()) await this.giveBack(granted, key);
+    const lease = new WorkerLease(granted, this, guard);
     lease.start();
     let failure: unknown = undefined;
     let failed = false;
@@ -149,6 +155,25 @@ export class ProfileLeases {
       process.emitWarning(`custody: ${lease.leaseId} was not released: ${firstLine(error)}`);
     }
     throw lease.insteadOf(failure);
+  }
+
+  /** A grant recovered past the worker's own deadline (its answer lost on the way, then
+   * resent): no task runs under it, and it is released as an expected failure that ran
+   * nothing, rather than left held with nobody under it until the sweep. Then `LeaseLost`. */
+  private async giveBack(granted: Lease, key: string): Promise<never> {
+    const reason = "the checkout's answer came back past the worker's deadline: no task ran";
+    try {
+      await this.client.release(
+        granted.lease_id,
+        { fencing_token: granted.fencing_token, outcome: "expected_failure", reason },
+        `${key}-given-back`,
+      );
+    } catch (error) {
+      if (!(error instanceof LeaseLost)) {
+        process.emitWarning(`custody: ${granted.lease_id} was not released: ${firstLine(error)}`);
+      }
+    }
+    throw lostError(granted.lease_id, reason);
   }
 
   directoryOf(profileId: string): string {
@@ -228,7 +253,7 @@ export class WorkerLease {
    * it keeps); a NUL or a lone surrogate in it is escaped (`storable`, as in Python). */
   expectedFailure(reason: string): void {
     reason = storable(reason);
-    if (!reason.trim() || lengthOf(reason) > MAX_REASON) {
+    if (blank(reason) || lengthOf(reason) > MAX_REASON) {
       throw new RangeError(`an expected failure's reason: 1 to ${MAX_REASON} characters`);
     }
     this.expected = reason;

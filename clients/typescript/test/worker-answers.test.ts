@@ -1,0 +1,159 @@
+// review8's reproducers for the Node worker (a fake fetch answers as the service would).
+import assert from "node:assert/strict";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { CustodyClient, type Lease, LeaseLost, ProfileLeases } from "../src/index.js";
+
+type Answer = { status: number; body: unknown } | { lost: unknown };
+
+function fakeFetch(answers: Answer[]): { fetch: typeof fetch; sent: string[] } {
+  const sent: string[] = [];
+  const fake = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    if (init?.method === "GET" && String(input).includes("/v1/leases/")) {
+      const signal = init.signal;
+      return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+    }
+    sent.push(String(input));
+    const next = answers.shift();
+    if (!next) throw new Error(`no answer left for ${String(input)}`);
+    if ("lost" in next) throw next.lost;
+    return new Response(JSON.stringify(next.body), { status: next.status });
+  };
+  return { fetch: fake as typeof fetch, sent };
+}
+
+const LEASE: Lease = {
+  lease_id: "lease-1@p1",
+  profile_id: "p1",
+  account_id: "a1",
+  worker_id: "w1",
+  run_id: "r1",
+  task_type: "t",
+  proxy_id: "x1",
+  lease_status: "active",
+  lease_started_at: "2026-12-02T00:00:00Z",
+  heartbeat_at: "2026-12-02T00:00:00Z",
+  expires_at: "2026-12-02T00:05:00Z",
+  ttl_seconds: 300,
+  release_policy: "manual_review_on_unknown_state",
+  fencing_token: 7,
+};
+
+const timedOut = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
+
+describe("a resent checkout answered with a lease that ended since", () => {
+  /**
+   * Guarantee (the Python SDK's `checkout`, ce0b5d2; the Node worker's own resend of lost
+   * answers): a checkout resent under its key whose first send landed is answered with the
+   * lease *as it stands now*; when that lease was revoked (or released) since, the worker must
+   * not run its task under it — the Python SDK raises LeaseLost ("granted, then ended before
+   * the resend"). The Node worker's `ProfileLeases.checkout` never looks at the granted
+   * lease's `lease_status` (9b337fc added the check to heartbeats only): it starts the task
+   * (which may launch the browser and act on the account) under a revoked lease.
+   */
+  it("does not run the task under a lease the resend's answer says was revoked", async () => {
+    const { fetch, sent } = fakeFetch([
+      { lost: timedOut() }, // the checkout: granted, its answer lost on the way
+      { status: 201, body: { ...LEASE, lease_status: "revoked" } }, // force-released since (the service answers a replayed checkout 201)
+      { status: 410, body: { error: "lease_lost", message: "revoked", lease_id: LEASE.lease_id } },
+      { status: 410, body: { error: "lease_lost", message: "revoked", lease_id: LEASE.lease_id } },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r8-")) });
+    let ran = false;
+    await assert.rejects(
+      leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
+        ran = true;
+      }),
+      (error: unknown) => error instanceof LeaseLost,
+    );
+    assert.equal(ran, false, "the task ran under a revoked lease");
+    assert.equal(sent.filter((s) => s.endsWith("/checkout")).length, 2);
+  });
+});
+
+describe("an expected failure's reason the ledger counts as empty", () => {
+  /**
+   * Guarantee (`WorkerLease.expectedFailure`'s doc): a reason the ledger would refuse (empty)
+   * is a `RangeError` at once, so the task fails there and its lease is still released. The
+   * ledger's test is Python's `str.strip()` (ledger/_commands.py `_expected_failure_says_why`),
+   * which strips U+001C..U+001F and U+0085; the Node worker tests JavaScript's `trim()`, which
+   * strips neither. `expectedFailure("\x1c")` is taken; the release is then refused 422 naming
+   * `reason` (not a field the worker drops and resends), so `checkout` rejects with that
+   * CustodyError and the lease is never released: it stays held until the sweep marks it stale
+   * and sends the profile to review, for a run that ended as an expected failure.
+   */
+  it("refuses at once a reason Python's strip() makes empty", async () => {
+    const released = { lease_id: LEASE.lease_id, profile_id: "p1", ending: "unclean",
+      profile_state: "review_required", message: "released" };
+    const { fetch, sent } = fakeFetch([
+      { status: 201, body: LEASE },
+      // what the service answers the release with reason "\x1c" (verified against custody serve)
+      { status: 422, body: { error: "invalid_input", field: "reason",
+        message: "invalid reason: an expected failure must say what it was (got '\\x1c')" } },
+      { status: 200, body: released },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r8-")) });
+    await assert.rejects(
+      leases.checkout("p1", { run_id: "r1", task_type: "t" }, async (lease) => {
+        lease.expectedFailure("\x1c");
+      }),
+      (error: unknown) => error instanceof RangeError,
+    );
+    const releases = sent.filter((s) => s.endsWith("/release"));
+    assert.equal(releases.length, 1);
+  });
+});
+
+describe("a grant the extra checkout resend recovers after the local deadline", () => {
+  /**
+   * Guarantee (worker.ts, the checkout's extra resend after its window): "An answer lost on
+   * its way ... may have been a grant: it is asked for once more, so that no lease is left
+   * held in this worker's name with nobody running under it."
+   *
+   * Observed: the first checkout's answer is lost to the client's timeout (30 s by default);
+   * the resend returns the grant. The guard's deadline is counted from before the first send
+   * (two thirds of the TTL), so with a TTL of 30 s (any TTL up to 45 s against the default
+   * timeout) the recovered lease is already lost on the worker's clock when it arrives. The
+   * worker still runs the task under it (nothing checks the guard before the task), then
+   * `end` sees the guard lost and releases nothing. The ledger's lease is live until the
+   * first send's landing + TTL: when that send landed late (a slow service, whose answer then
+   * missed the client's timeout) it is left held with nobody running under it, and the sweep
+   * marks it stale and sends the profile to review. Expected: a recovered grant the worker
+   * will not run under is released (a release of one already past its deadline is answered
+   * 410, harmless), and no task runs under it. Lower severity: needs TTL <= 1.5 x the
+   * client's timeout.
+   */
+  it("is released, not left held, when it comes back past the worker's deadline", async () => {
+    let now = 0;
+    const released = { lease_id: LEASE.lease_id, profile_id: "p1", ending: "clean",
+      profile_state: "available", message: "released" };
+    const { fetch, sent } = fakeFetch([
+      { lost: timedOut() }, // the checkout: granted at once, its answer lost (the 30 s timeout)
+      { status: 201, body: { ...LEASE, ttl_seconds: 30 } }, // the resend returns the grant
+      { status: 200, body: released },
+      { status: 200, body: released },
+    ]);
+    const slow: typeof globalThis.fetch = async (input, init) => {
+      if (init?.method === "POST" && String(input).endsWith("/checkout") && now === 0) now += 30_000;
+      return fetch(input, init);
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: slow });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r8-")),
+      clock: () => now });
+    let ran = false;
+    try {
+      await leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
+        ran = true;
+      });
+    } catch {
+      // whatever the worker throws, the lease must not be left held
+    }
+    assert.equal(sent.filter((s) => s.endsWith("/checkout")).length, 2, "the grant was recovered");
+    assert.equal(sent.filter((s) => s.endsWith("/release")).length, 1,
+      `the recovered lease was left held (the task ${ran ? "ran" : "did not run"})`);
+  });
+});
