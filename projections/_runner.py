@@ -90,9 +90,12 @@ def _once_each(models: Iterable[ReadModel]) -> list[ReadModel]:
 
 def _behind(ledger: Ledger, model: ReadModel) -> bool:
     """Whether the read model has events to fold: installed now if missing, and
-    ``ReadModelDamaged`` if its table is missing or of another layout."""
+    ``ReadModelDamaged`` if its table is missing or of another layout. Never for a login that
+    may not write it (``Feed.maintains``: a worker's): it reads what the maintainers folded."""
     feed = ledger.feed
     position, head = feed.standing(model.name, model.table.name)  # names a missing table
+    if not feed.maintains():  # a worker's login reads the read model as it stands
+        return False
     if position is None:
         install(ledger, model)
         return True

@@ -41,6 +41,13 @@ _LOGIN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _RESERVED_LOGINS = frozenset({"public", "none", "current_user", "session_user", "current_role"})
 # The roles that write snapshots (see the module's doc).
 _SNAPSHOT_WRITERS = frozenset({Role.SCHEDULER, Role.OPERATOR})
+# The roles that keep the read models (timeline, leases, their checkpoints) current: the
+# scheduler's ``projections run``, and the reviewer's and operator's reads, which catch up first.
+# A worker reads them as they stand and never writes them (``ledger.feed.Feed.maintains``).
+READ_MODEL_WRITERS = frozenset({Role.SCHEDULER, Role.REVIEWER, Role.OPERATOR})
+# What the events' insert trigger records of each event a non-owner session appends, for the
+# rows written beside them (``custody_check_beside``): the setting's name.
+_APPENDED = "custody.appended"
 
 
 # Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
@@ -51,6 +58,8 @@ class Tables(NamedTuple):
     snapshots: str
     directories: str
     read_only: frozenset[str]  # the schema's own records: the schema version, chain origins
+    availability: str
+    commands: str
 
     def privileges(self, table: str, role: Role) -> list[str]:
         if table == self.events:
@@ -61,7 +70,17 @@ class Tables(NamedTuple):
             return ["SELECT"]
         if table == self.directories:  # registrations lock it (which takes UPDATE) in turn
             return ["SELECT", "INSERT", "UPDATE"] if role is Role.OPERATOR else ["SELECT"]
-        return ["SELECT", "INSERT", "UPDATE", "DELETE"]  # a cache, rebuilt from the events
+        # Written beside the events, in their statement: a trigger lets a row through only
+        # beside its profile's event (``beside_events_ddl``). Deleted only by the owner.
+        if table == self.availability:
+            return ["SELECT", "INSERT", "UPDATE"]
+        if table == self.commands:
+            return ["SELECT", "INSERT"]
+        # A read model or its checkpoints: kept by the roles that maintain them.
+        return _READ_MODEL if role in READ_MODEL_WRITERS else ["SELECT"]
+
+
+_READ_MODEL = ["SELECT", "INSERT", "UPDATE", "DELETE"]
 
 
 class Executing(Protocol):
@@ -124,12 +143,14 @@ def _check_append_ddl() -> str:
 CREATE OR REPLACE FUNCTION custody_check_append() RETURNS trigger LANGUAGE plpgsql AS $f$
 DECLARE
     acting text;
+    state json;
 BEGIN
     IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
                    'MEMBER') THEN
         RETURN NEW;
     END IF;
-    acting := convert_from(NEW.state, 'UTF8')::json #>> '{{envelope,actor_role}}';
+    state := convert_from(NEW.state, 'UTF8')::json;
+    acting := state #>> '{{envelope,actor_role}}';
     IF acting IS NULL OR NOT EXISTS (
         SELECT 1 FROM pg_roles r WHERE r.rolname = 'custody_' || acting
         AND pg_has_role(current_user, r.oid, 'MEMBER')
@@ -143,8 +164,61 @@ BEGIN
         RAISE EXCEPTION 'the % role may not record %', acting, NEW.topic
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+    -- What the rows written beside it may name (custody_check_beside): its profile, version
+    -- and command id, one line each, for this transaction only.
+    PERFORM set_config('{_APPENDED}', coalesce(current_setting('{_APPENDED}', true), '')
+        || json_build_array(state ->> 'profile_id', NEW.originator_version,
+                            state #>> '{{envelope,command_id}}')::text || E'\n', true);
     RETURN NEW;
 END $f$"""
+
+
+def beside_events_ddl(availability: str, commands: str) -> list[str]:
+    """The triggers that let a non-owner session write an availability row or a command id
+    only beside an event of that profile, at that version (and, for a command id, of that
+    command), appended in the same transaction: a login cannot move a row (a lease's deadline,
+    a profile's state) or claim a command id without an event in the log saying so. A sweep's
+    command id (no profile) is the scheduler's alone. PostgreSQL only (idempotent)."""
+    check = f"""
+CREATE OR REPLACE FUNCTION custody_check_beside() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+    appended text := coalesce(current_setting('{_APPENDED}', true), '');
+    line text;
+BEGIN
+    IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
+                   'MEMBER') THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.profile_id IS DISTINCT FROM NEW.profile_id)
+    THEN
+        RAISE EXCEPTION 'login % may not % rows of %', current_user, TG_OP, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF TG_TABLE_NAME = '{commands}' THEN
+        IF NEW.profile_id = '' AND NEW.version = 0
+           AND pg_has_role(current_user, 'custody_scheduler', 'MEMBER') THEN
+            RETURN NULL;  -- a sweep's command id: its answer, beside the events it appended
+        END IF;
+        line := json_build_array(NEW.profile_id, NEW.version, NEW.command_id)::text;
+    ELSE
+        line := json_build_array(NEW.profile_id, NEW.version)::text;
+        line := left(line, length(line) - 1) || ',';
+    END IF;
+    IF strpos(appended, line) = 0 THEN
+        RAISE EXCEPTION 'login % may not write % for profile % at version % without its event',
+            current_user, TG_TABLE_NAME, NEW.profile_id, NEW.version
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END $f$"""
+    return [
+        check,
+        *(
+            f"CREATE OR REPLACE TRIGGER custody_{table}_beside AFTER INSERT OR UPDATE OR DELETE "
+            f"ON {table} FOR EACH ROW EXECUTE FUNCTION custody_check_beside()"
+            for table in (availability, commands)
+        ),
+    ]
 
 
 def authority_of(store: Executing, events: str, snapshots: str) -> tuple[Authority, bool]:
@@ -244,10 +318,19 @@ def apply_privileges(store: Executing, tables: Tables) -> None:
             store.execute(f"GRANT {', '.join(kinds)} ON {table} TO {group}")
     for sequence in sequences:
         store.execute(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {every}")
-    # Tables made later by this owner (a read model's rebuild) are caches: kept up by all.
+    # Tables made later by this owner (a read model's rebuild) are read models: read by all,
+    # kept up by the roles that maintain them (a store of schema 8 granted them to all).
+    maintainers = ", ".join(GROUP_ROLES[r] for r in sorted(READ_MODEL_WRITERS))
     store.execute(
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} "
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {every}"
+        f"REVOKE INSERT, UPDATE, DELETE ON TABLES FROM {every}"
+    )
+    store.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} GRANT SELECT ON TABLES TO {every}"
+    )
+    store.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} "
+        f"GRANT INSERT, UPDATE, DELETE ON TABLES TO {maintainers}"
     )
     store.execute(
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} "

@@ -203,8 +203,9 @@ def test_each_role_does_its_part_and_a_regrant_replaces_the_role(owned: Owned) -
 
 def test_a_worker_login_takes_no_snapshot_and_reads_its_timeline(owned: Owned) -> None:
     """Snapshots are a load's starting state: a worker's login may not write them, so its
-    process takes none (the 50th event's snapshot is not attempted, the command succeeds);
-    it still reads the timeline (the read models are caches it keeps up)."""
+    process takes none (the 50th event's snapshot is not attempted, the command succeeds).
+    It reads the timeline as the read models' maintainers left it (it may not write them):
+    nothing of its lease before a scheduler's ``projections run``, all of it after."""
     worker = owned.login("worker")
     lease = _leased(owned, worker)
     lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
@@ -216,6 +217,9 @@ def test_a_worker_login_takes_no_snapshot_and_reads_its_timeline(owned: Owned) -
     with psycopg.connect(owned.url, autocommit=True) as conn:
         (snapshots,) = conn.execute("SELECT count(*) FROM custody_snapshots").fetchone() or (0,)
     assert snapshots == 0
+    run = ok(owned.cli(worker, "--json", "timeline", PROFILE))
+    assert run.json() == []  # init installed the read model; no maintainer has folded since
+    ok(owned.cli(owned.login("scheduler"), "projections", "run", "--rounds", "1"))
     run = ok(owned.cli(worker, "--json", "timeline", PROFILE))
     assert len(run.json()) == 57
 
