@@ -8,9 +8,14 @@ PostgreSQL a login records only what its custody role may.
 - **Roles.** ``custody access grant LOGIN --role ROLE`` (``grant``) makes LOGIN a member of one
   group role (``custody_worker``, ``custody_scheduler``, ``custody_reviewer``,
   ``custody_operator``). The group roles may read every custody table and insert events, never
-  update, delete or truncate them; the caches (availability, command ids, read models) they
-  keep up are theirs to write; snapshots only the scheduler and the operator write (a snapshot
-  is a load's starting state, and a worker must not be able to forge one). An insert trigger
+  update, delete or truncate them; snapshots only the scheduler and the operator write (a
+  snapshot is a load's starting state, and a worker must not be able to forge one); the read
+  models and their checkpoints only the roles that keep them current (``READ_MODEL_WRITERS``:
+  a worker reads them). The availability row and the command ids every role writes, but only
+  beside its events: the events' insert trigger notes each event's profile, version and command
+  id for its transaction, and a row trigger (``beside_events_ddl``) refuses a row that names
+  none of them, so an edit without an event (a lease's deadline moved out of the sweep's sight,
+  a sweep's command id claimed in advance) is refused. An insert trigger
   refuses an event whose recorded role is not one of the session's, or whose type that role
   may not record (``ledger._domain.authority``): a worker's login cannot record a review.
   The owner of the events table (the login ``custody init`` runs as) acts in every role.
