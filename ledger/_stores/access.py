@@ -169,26 +169,34 @@ BEGIN
         RAISE EXCEPTION 'the % role may not record %', acting, NEW.topic
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    -- What the rows written beside it may name (custody_check_beside): its profile, version
-    -- and command id, one line each, for this transaction only.
+    -- The streams this transaction appended to, for the rows written beside its events
+    -- (custody_check_beside, which looks each event up: a session may set this too).
     PERFORM set_config('{_APPENDED}', coalesce(current_setting('{_APPENDED}', true), '')
-        || json_build_array(state ->> 'profile_id', NEW.originator_version,
-                            state #>> '{{envelope,command_id}}')::text || E'\n', true);
+        || NEW.originator_id::text || ' ', true);
     RETURN NEW;
 END $f$"""
 
 
-def beside_events_ddl(availability: str, commands: str) -> list[str]:
-    """The triggers that let a non-owner session write an availability row or a command id
-    only beside an event of that profile, at that version (and, for a command id, of that
-    command), appended in the same transaction: a login cannot move a row (a lease's deadline,
-    a profile's state) or claim a command id without an event in the log saying so. A sweep's
-    command id (no profile) is the scheduler's alone. PostgreSQL only (idempotent)."""
+def beside_events_ddl(events: str, availability: str, commands: str, owner: int) -> list[str]:
+    """The triggers that let a session other than the owner's write an availability row or a
+    command id only beside an event of that profile, at that version (and, for a command id,
+    naming it), appended by the same transaction: a login cannot move a row (a lease's
+    deadline, a profile's state) or claim a command id without an event in the log saying so.
+    A sweep's command id (no profile) is the scheduler's alone; a DELETE, or a row moved to
+    another profile, the owner's alone. PostgreSQL only (idempotent).
+
+    The events' insert trigger notes the streams a transaction appended to in a setting; any
+    session can set it too, so it only says where to look: the event itself must be there,
+    inserted by this transaction (its ``xmin``). The owner (``owner``, the tables' owner's oid
+    when ``custody init`` ran; every init reinstalls the triggers) is passed over in the
+    triggers' ``WHEN``, so its appends queue nothing; the function checks the owner again."""
+    xid = "pg_current_xact_id()::text::bigint % 4294967296"
     check = f"""
 CREATE OR REPLACE FUNCTION custody_check_beside() RETURNS trigger LANGUAGE plpgsql AS $f$
 DECLARE
-    appended text := coalesce(current_setting('{_APPENDED}', true), '');
-    line text;
+    streams uuid[];
+    beside boolean;
+    command text;  -- a command id's, which its event names (an availability row: none)
 BEGIN
     IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
                    'MEMBER') THEN
@@ -199,17 +207,28 @@ BEGIN
         RAISE EXCEPTION 'login % may not % rows of %', current_user, TG_OP, TG_TABLE_NAME
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF TG_TABLE_NAME = '{commands}' THEN
-        IF NEW.profile_id = '' AND NEW.version = 0
-           AND pg_has_role(current_user, 'custody_scheduler', 'MEMBER') THEN
-            RETURN NULL;  -- a sweep's command id: its answer, beside the events it appended
-        END IF;
-        line := json_build_array(NEW.profile_id, NEW.version, NEW.command_id)::text;
-    ELSE
-        line := json_build_array(NEW.profile_id, NEW.version)::text;
-        line := left(line, length(line) - 1) || ',';
+    IF TG_TABLE_NAME = '{commands}' AND NEW.profile_id = '' AND NEW.version = 0
+       AND pg_has_role(current_user, 'custody_scheduler', 'MEMBER') THEN
+        RETURN NULL;  -- a sweep's command id: its answer, once its events are appended
     END IF;
-    IF strpos(appended, line) = 0 THEN
+    IF TG_TABLE_NAME = '{commands}' THEN
+        command := NEW.command_id;
+    END IF;
+    BEGIN
+        streams := string_to_array(btrim(current_setting('{_APPENDED}', true)), ' ')::uuid[];
+    EXCEPTION WHEN invalid_text_representation THEN
+        streams := ARRAY[]::uuid[];
+    END;
+    SELECT EXISTS (
+        SELECT 1 FROM (
+            SELECT convert_from(e.state, 'UTF8')::json AS state FROM {events} e
+            WHERE e.originator_id = ANY (streams) AND e.originator_version = NEW.version
+            AND e.xmin::text::bigint = {xid}
+        ) found
+        WHERE found.state ->> 'profile_id' = NEW.profile_id
+        AND (command IS NULL OR found.state #>> '{{envelope,command_id}}' = command)
+    ) INTO beside;
+    IF NOT beside THEN
         RAISE EXCEPTION 'login % may not write % for profile % at version % without its event',
             current_user, TG_TABLE_NAME, NEW.profile_id, NEW.version
             USING ERRCODE = 'insufficient_privilege';
@@ -220,7 +239,9 @@ END $f$"""
         check,
         *(
             f"CREATE OR REPLACE TRIGGER custody_{table}_beside AFTER INSERT OR UPDATE OR DELETE "
-            f"ON {table} FOR EACH ROW EXECUTE FUNCTION custody_check_beside()"
+            f"ON {table} FOR EACH ROW "
+            f"WHEN (pg_has_role(current_user, {int(owner)}::oid, 'MEMBER') IS NOT TRUE) "
+            "EXECUTE FUNCTION custody_check_beside()"
             for table in (availability, commands)
         ),
     ]

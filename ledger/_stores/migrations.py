@@ -106,7 +106,11 @@ def create_schema(self: Migrating) -> None:
     for statement in append_only_ddl(self.tables.events, postgres=self._pg):
         self.execute(statement)
     if self._pg:
-        for statement in beside_events_ddl(AVAILABILITY_TABLE, COMMANDS_TABLE):
+        owner = self.query("SELECT relowner::bigint AS o FROM pg_class WHERE oid = to_regclass(?)",
+                           (AVAILABILITY_TABLE,))[0]["o"]  # fmt: skip
+        for statement in beside_events_ddl(
+            self.tables.events, AVAILABILITY_TABLE, COMMANDS_TABLE, int(owner)
+        ):
             self.execute(statement)
     if self._pg and groups_exist(self):  # tables a migration added get their privileges
         apply_privileges(self, self.tables)
