@@ -188,8 +188,8 @@ def beside_events_ddl(events: str, availability: str, commands: str, owner: int)
     The events' insert trigger notes the streams a transaction appended to in a setting; any
     session can set it too, so it only says where to look: the event itself must be there,
     inserted by this transaction (its ``xmin``). The owner (``owner``, the tables' owner's oid
-    when ``custody init`` ran; every init reinstalls the triggers) is passed over in the
-    triggers' ``WHEN``, so its appends queue nothing; the function checks the owner again."""
+    when ``custody init`` ran; every init reinstalls the triggers, so run it after a change of
+    owner) is passed over in the triggers' ``WHEN``, so its appends queue nothing."""
     xid = "pg_current_xact_id()::text::bigint % 4294967296"
     check = f"""
 CREATE OR REPLACE FUNCTION custody_check_beside() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -198,10 +198,7 @@ DECLARE
     beside boolean;
     command text;  -- a command id's, which its event names (an availability row: none)
 BEGIN
-    IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
-                   'MEMBER') THEN
-        RETURN NULL;
-    END IF;
+    -- The owner never gets here (the triggers' WHEN).
     IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.profile_id IS DISTINCT FROM NEW.profile_id)
     THEN
         RAISE EXCEPTION 'login % may not % rows of %', current_user, TG_OP, TG_TABLE_NAME
@@ -238,7 +235,7 @@ END $f$"""
     return [
         check,
         *(
-            f"CREATE OR REPLACE TRIGGER custody_{table}_beside AFTER INSERT OR UPDATE OR DELETE "
+            f"CREATE OR REPLACE TRIGGER {table}_beside AFTER INSERT OR UPDATE OR DELETE "
             f"ON {table} FOR EACH ROW "
             f"WHEN (pg_has_role(current_user, {int(owner)}::oid, 'MEMBER') IS NOT TRUE) "
             "EXECUTE FUNCTION custody_check_beside()"

@@ -319,7 +319,7 @@ def test_init_gives_an_older_store_the_guards(owned: Owned) -> None:
     _leased(owned, worker)
     with psycopg.connect(owned.url, autocommit=True) as conn:  # as schema 8 left it
         for table in ("custody_availability", "custody_commands"):
-            conn.execute(f"DROP TRIGGER custody_{table}_beside ON {table}")
+            conn.execute(f"DROP TRIGGER {table}_beside ON {table}")
         conn.execute("DROP FUNCTION custody_check_beside()")
         conn.execute(
             "GRANT SELECT, INSERT, UPDATE, DELETE ON custody_availability, custody_commands, "
