@@ -127,3 +127,45 @@ def _one(url: str, statement: str) -> tuple[object, ...]:
         row = conn.execute(statement, (PROFILE,)).fetchone()
     assert row is not None
     return tuple(row)
+
+
+def test_a_row_forged_beside_an_event_is_kept_in_the_log_and_named(
+    owner_url: str, tmp_path: Path
+) -> None:
+    """What the trigger still lets through, and how it is caught: a worker's login that appends
+    an event of its own (a copy of its last heartbeat, at the next version) may write its row
+    beside it with a deadline years away. The event is in the log for good: ``verify`` names the
+    broken chain (exit 5), and the owner's ``rebuild`` names the row and repairs it, after which
+    the sweep settles the lease."""
+    worker = _login(owner_url, "worker", tmp_path)
+    scheduler = _login(owner_url, "scheduler", tmp_path)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    lease = run(
+        worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t",
+        "--ttl", "1",
+    ).json()  # fmt: skip
+    lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
+    run(worker, "heartbeat", lease_id, "--token", token, "--step", "submit_order", "--mutating")
+    with psycopg.connect(worker) as conn:  # one transaction: the event, then its row
+        stream, version, topic, state = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM custody_events "
+            "ORDER BY notification_id DESC LIMIT 1"
+        ).fetchone() or (None, 0, "", b"")
+        conn.execute(
+            "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s)",
+            (stream, version + 1, topic, state),
+        )
+        conn.execute(
+            "UPDATE custody_availability SET until = %s, version = %s WHERE profile_id = %s",
+            ("2036-12-03T09:00:00.000000+00:00", version + 1, PROFILE),
+        )
+    time.sleep(2.5)
+    assert run(scheduler, "--json", "sweep").json()["settled"] == []  # the row misled it
+    verified = custody("--store", owner_url, "verify", cwd=tmp_path)
+    assert verified.code == 5, verified.out
+    repaired = run(owner_url, "--json", "rebuild").json()
+    assert [d["profile_id"] for d in repaired["differences"]] == [PROFILE], repaired
+    settled = run(scheduler, "--json", "sweep").json()["settled"]
+    assert [s["profile_id"] for s in settled] == [PROFILE]
