@@ -16,7 +16,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from ledger import InvalidInput, Ledger, LedgerError, ReadModelDamaged, StoreUnavailable
+from ledger import (
+    Forbidden,
+    InvalidInput,
+    Ledger,
+    LedgerError,
+    ReadModelDamaged,
+    StoreUnavailable,
+)
 from ledger.feed import Feed
 from projections._base import ReadModel, ReadResult, layout_problem
 
@@ -162,6 +169,12 @@ def run(
     ``Feed.wakeups``, which tells ``announce`` when it switches between push and polling), and
     again, ``rounds`` times or until ``stop`` is set. Returns the events folded. A store
     that fails after the first catch-up (``StoreUnavailable``) is announced and tried again."""
+    if not ledger.feed.maintains():  # it would fold nothing, forever, and say nothing
+        msg = (
+            "this store login may not write the read models (a worker's reads them): run "
+            "custody projections run under a scheduler's, reviewer's or operator's login"
+        )
+        raise Forbidden(msg)
     models = list(read_models)
     stop = stop or threading.Event()
     applied, done = 0, 0

@@ -103,6 +103,10 @@ def test_a_worker_login_cannot_rewrite_the_timeline_unseen(owner_url: str, tmp_p
     assert beats == [("submit_order", "https://shop.example/pay")] or status.code != 0, said
     assert status.code == 0, said
     assert verified.code == 0, said
+    # It keeps none of them: its projections run is refused at once (exit 7), not idle.
+    refused = custody("--store", worker, "projections", "run", "--rounds", "1", cwd=tmp_path)
+    assert refused.code == 7, refused.err
+    assert "may not write the read models" in refused.err
     # The worker's login still reads the timeline, as the maintainers folded it.
     mine = run(worker, "--json", "timeline", PROFILE).json()
     assert [(r["step"], r["url"]) for r in mine if r["event_type"] == "lease_heartbeat"] == beats
