@@ -211,11 +211,12 @@ BEGIN
     IF TG_TABLE_NAME = '{commands}' THEN
         command := NEW.command_id;
     END IF;
-    BEGIN
-        streams := string_to_array(btrim(current_setting('{_APPENDED}', true)), ' ')::uuid[];
-    EXCEPTION WHEN invalid_text_representation THEN
-        streams := ARRAY[]::uuid[];
-    END;
+    -- Only what reads as a stream id (a session may have set anything), with no EXCEPTION
+    -- block: that would start a subtransaction for every row.
+    streams := ARRAY(
+        SELECT t::uuid FROM unnest(string_to_array(current_setting('{_APPENDED}', true), ' ')) t
+        WHERE t ~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
+    );
     SELECT EXISTS (
         SELECT 1 FROM (
             SELECT convert_from(e.state, 'UTF8')::json AS state FROM {events} e

@@ -104,7 +104,7 @@ def test_a_worker_login_cannot_keep_its_overdue_lease_from_the_sweep(
         # nothing, since the event must be this transaction's own.
         mine = "convert_from(state, 'UTF8')::json ->> 'profile_id' = %s"
         (stream,) = _one(owner_url, f"SELECT originator_id FROM custody_events WHERE {mine}")
-        conn.execute("SELECT set_config('custody.appended', %s, false)", (f"{stream} ",))
+        conn.execute("SELECT set_config('custody.appended', %s, false)", (f"junk {stream} ",))
         for statement, params in attempts:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement, params)
