@@ -73,7 +73,7 @@ def test_a_worker_login_cannot_keep_its_overdue_lease_from_the_sweep(
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
     lease = run(
         worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t",
-        "--ttl", "1", "--command-id", "co-1",
+        "--ttl", "4", "--command-id", "co-1",
     ).json()  # fmt: skip
     lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
     run(
@@ -109,7 +109,7 @@ def test_a_worker_login_cannot_keep_its_overdue_lease_from_the_sweep(
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement, params)
 
-    time.sleep(2.5)  # the lease is past its deadline now
+    time.sleep(4.5)  # the lease is past its deadline now (a slow machine: a few seconds)
     report = run(scheduler, "--json", "sweep", "--command-id", "sweep-1").json()
     again = run(scheduler, "--json", "sweep", "--command-id", "sweep-1").json()
     why = run(owner_url, "--json", "why", PROFILE).json()
@@ -143,7 +143,7 @@ def test_a_row_forged_beside_an_event_is_kept_in_the_log_and_named(
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
     lease = run(
         worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t",
-        "--ttl", "1",
+        "--ttl", "4",
     ).json()  # fmt: skip
     lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
     run(worker, "heartbeat", lease_id, "--token", token, "--step", "submit_order", "--mutating")
@@ -161,7 +161,7 @@ def test_a_row_forged_beside_an_event_is_kept_in_the_log_and_named(
             "UPDATE custody_availability SET until = %s, version = %s WHERE profile_id = %s",
             ("2036-12-03T09:00:00.000000+00:00", version + 1, PROFILE),
         )
-    time.sleep(2.5)
+    time.sleep(4.5)
     assert run(scheduler, "--json", "sweep").json()["settled"] == []  # the row misled it
     verified = custody("--store", owner_url, "verify", cwd=tmp_path)
     assert verified.code == 5, verified.out
