@@ -540,7 +540,7 @@ MUTANTS = (
     Mutant(
         "service-token-before-body",
         "service/_bodies.py",
-        "            if needs_token:  # raises Unauthorised (401) before any byte of the body is read\n",
+        "            if needs_token:  # raises Unauthorised (401) before any byte of the body is read\n",  # noqa: E501
         "            if False:\n",
         "the service reads and parses a stranger's body before it asks for the token",
         ("tests/integration/test_service_strangers.py",),
