@@ -25,6 +25,7 @@ from uuid import UUID
 
 from ledger._domain.errors import LedgerError, NotAllowed
 from ledger._domain.model import stream_id
+from ledger._stores.access import READ_MODEL_WRITERS
 from ledger._stores.mapper import decode, decode_shown
 from ledger._stores.store import Store
 from ledger._stores.views import StoredNotification, StreamCount, ViewCursor
@@ -225,6 +226,13 @@ class Feed:
     def head(self) -> int:
         """The position of the last event committed (0 for an empty log)."""
         return self._views.head()
+
+    def maintains(self) -> bool:
+        """Whether the store's login keeps the read models current: every login on SQLite
+        (the file's permissions are the boundary), and on PostgreSQL the owner and the roles
+        the database lets write them (``ledger._stores.access.READ_MODEL_WRITERS``). A worker's
+        login reads them as they stand: it may not write them."""
+        return bool(self._store.authority().roles & READ_MODEL_WRITERS)
 
     def lag(self, position: int) -> int:
         """How many events come after ``position``."""

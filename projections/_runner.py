@@ -16,7 +16,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from ledger import InvalidInput, Ledger, LedgerError, ReadModelDamaged, StoreUnavailable
+from ledger import (
+    Forbidden,
+    InvalidInput,
+    Ledger,
+    LedgerError,
+    ReadModelDamaged,
+    StoreUnavailable,
+)
 from ledger.feed import Feed
 from projections._base import ReadModel, ReadResult, layout_problem
 
@@ -90,9 +97,12 @@ def _once_each(models: Iterable[ReadModel]) -> list[ReadModel]:
 
 def _behind(ledger: Ledger, model: ReadModel) -> bool:
     """Whether the read model has events to fold: installed now if missing, and
-    ``ReadModelDamaged`` if its table is missing or of another layout."""
+    ``ReadModelDamaged`` if its table is missing or of another layout. Never for a login that
+    may not write it (``Feed.maintains``: a worker's): it reads what the maintainers folded."""
     feed = ledger.feed
     position, head = feed.standing(model.name, model.table.name)  # names a missing table
+    if not feed.maintains():  # a worker's login reads the read model as it stands
+        return False
     if position is None:
         install(ledger, model)
         return True
@@ -159,6 +169,12 @@ def run(
     ``Feed.wakeups``, which tells ``announce`` when it switches between push and polling), and
     again, ``rounds`` times or until ``stop`` is set. Returns the events folded. A store
     that fails after the first catch-up (``StoreUnavailable``) is announced and tried again."""
+    if not ledger.feed.maintains():  # it would fold nothing, forever, and say nothing
+        msg = (
+            "this store login may not write the read models (a worker's reads them): run "
+            "custody projections run under a scheduler's, reviewer's or operator's login"
+        )
+        raise Forbidden(msg)
     models = list(read_models)
     stop = stop or threading.Event()
     applied, done = 0, 0

@@ -8,9 +8,14 @@ PostgreSQL a login records only what its custody role may.
 - **Roles.** ``custody access grant LOGIN --role ROLE`` (``grant``) makes LOGIN a member of one
   group role (``custody_worker``, ``custody_scheduler``, ``custody_reviewer``,
   ``custody_operator``). The group roles may read every custody table and insert events, never
-  update, delete or truncate them; the caches (availability, command ids, read models) they
-  keep up are theirs to write; snapshots only the scheduler and the operator write (a snapshot
-  is a load's starting state, and a worker must not be able to forge one). An insert trigger
+  update, delete or truncate them; snapshots only the scheduler and the operator write (a
+  snapshot is a load's starting state, and a worker must not be able to forge one); the read
+  models and their checkpoints only the roles that keep them current (``READ_MODEL_WRITERS``:
+  a worker reads them). The availability row and the command ids every role writes, but only
+  beside its events: the events' insert trigger notes each event's profile, version and command
+  id for its transaction, and a row trigger (``beside_events_ddl``) refuses a row that names
+  none of them, so an edit without an event (a lease's deadline moved out of the sweep's sight,
+  a sweep's command id claimed in advance) is refused. An insert trigger
   refuses an event whose recorded role is not one of the session's, or whose type that role
   may not record (``ledger._domain.authority``): a worker's login cannot record a review.
   The owner of the events table (the login ``custody init`` runs as) acts in every role.
@@ -41,6 +46,13 @@ _LOGIN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _RESERVED_LOGINS = frozenset({"public", "none", "current_user", "session_user", "current_role"})
 # The roles that write snapshots (see the module's doc).
 _SNAPSHOT_WRITERS = frozenset({Role.SCHEDULER, Role.OPERATOR})
+# The roles that keep the read models (timeline, leases, their checkpoints) current: the
+# scheduler's ``projections run``, and the reviewer's and operator's reads, which catch up first.
+# A worker reads them as they stand and never writes them (``ledger.feed.Feed.maintains``).
+READ_MODEL_WRITERS = frozenset({Role.SCHEDULER, Role.REVIEWER, Role.OPERATOR})
+# What the events' insert trigger records of each event a non-owner session appends, for the
+# rows written beside them (``custody_check_beside``): the setting's name.
+_APPENDED = "custody.appended"
 
 
 # Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
@@ -51,6 +63,8 @@ class Tables(NamedTuple):
     snapshots: str
     directories: str
     read_only: frozenset[str]  # the schema's own records: the schema version, chain origins
+    availability: str
+    commands: str
 
     def privileges(self, table: str, role: Role) -> list[str]:
         if table == self.events:
@@ -61,7 +75,17 @@ class Tables(NamedTuple):
             return ["SELECT"]
         if table == self.directories:  # registrations lock it (which takes UPDATE) in turn
             return ["SELECT", "INSERT", "UPDATE"] if role is Role.OPERATOR else ["SELECT"]
-        return ["SELECT", "INSERT", "UPDATE", "DELETE"]  # a cache, rebuilt from the events
+        # Written beside the events, in their statement: a trigger lets a row through only
+        # beside its profile's event (``beside_events_ddl``). Deleted only by the owner.
+        if table == self.availability:
+            return ["SELECT", "INSERT", "UPDATE"]
+        if table == self.commands:
+            return ["SELECT", "INSERT"]
+        # A read model or its checkpoints: kept by the roles that maintain them.
+        return _READ_MODEL if role in READ_MODEL_WRITERS else ["SELECT"]
+
+
+_READ_MODEL = ["SELECT", "INSERT", "UPDATE", "DELETE"]
 
 
 class Executing(Protocol):
@@ -124,12 +148,14 @@ def _check_append_ddl() -> str:
 CREATE OR REPLACE FUNCTION custody_check_append() RETURNS trigger LANGUAGE plpgsql AS $f$
 DECLARE
     acting text;
+    state json;
 BEGIN
     IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
                    'MEMBER') THEN
         RETURN NEW;
     END IF;
-    acting := convert_from(NEW.state, 'UTF8')::json #>> '{{envelope,actor_role}}';
+    state := convert_from(NEW.state, 'UTF8')::json;
+    acting := state #>> '{{envelope,actor_role}}';
     IF acting IS NULL OR NOT EXISTS (
         SELECT 1 FROM pg_roles r WHERE r.rolname = 'custody_' || acting
         AND pg_has_role(current_user, r.oid, 'MEMBER')
@@ -143,8 +169,80 @@ BEGIN
         RAISE EXCEPTION 'the % role may not record %', acting, NEW.topic
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+    -- The streams this transaction appended to, for the rows written beside its events
+    -- (custody_check_beside, which looks each event up: a session may set this too).
+    PERFORM set_config('{_APPENDED}', coalesce(current_setting('{_APPENDED}', true), '')
+        || NEW.originator_id::text || ' ', true);
     RETURN NEW;
 END $f$"""
+
+
+def beside_events_ddl(events: str, availability: str, commands: str, owner: int) -> list[str]:
+    """The triggers that let a session other than the owner's write an availability row or a
+    command id only beside an event of that profile, at that version (and, for a command id,
+    naming it), appended by the same transaction: a login cannot move a row (a lease's
+    deadline, a profile's state) or claim a command id without an event in the log saying so.
+    A sweep's command id (no profile) is the scheduler's alone; a DELETE, or a row moved to
+    another profile, the owner's alone. PostgreSQL only (idempotent).
+
+    The events' insert trigger notes the streams a transaction appended to in a setting; any
+    session can set it too, so it only says where to look: the event itself must be there,
+    inserted by this transaction (its ``xmin``). The owner (``owner``, the tables' owner's oid
+    when ``custody init`` ran; every init reinstalls the triggers, so run it after a change of
+    owner) is passed over in the triggers' ``WHEN``, so its appends queue nothing."""
+    xid = "pg_current_xact_id()::text::bigint % 4294967296"
+    check = f"""
+CREATE OR REPLACE FUNCTION custody_check_beside() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+    streams uuid[];
+    beside boolean;
+    command text;  -- a command id's, which its event names (an availability row: none)
+BEGIN
+    -- The owner never gets here (the triggers' WHEN).
+    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.profile_id IS DISTINCT FROM NEW.profile_id)
+    THEN
+        RAISE EXCEPTION 'login % may not % rows of %', current_user, TG_OP, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF TG_TABLE_NAME = '{commands}' AND NEW.profile_id = '' AND NEW.version = 0
+       AND pg_has_role(current_user, 'custody_scheduler', 'MEMBER') THEN
+        RETURN NULL;  -- a sweep's command id: its answer, once its events are appended
+    END IF;
+    IF TG_TABLE_NAME = '{commands}' THEN
+        command := NEW.command_id;
+    END IF;
+    -- Only what reads as a stream id (a session may have set anything), with no EXCEPTION
+    -- block: that would start a subtransaction for every row.
+    streams := ARRAY(
+        SELECT t::uuid FROM unnest(string_to_array(current_setting('{_APPENDED}', true), ' ')) t
+        WHERE t ~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
+    );
+    SELECT EXISTS (
+        SELECT 1 FROM (
+            SELECT convert_from(e.state, 'UTF8')::json AS state FROM {events} e
+            WHERE e.originator_id = ANY (streams) AND e.originator_version = NEW.version
+            AND e.xmin::text::bigint = {xid}
+        ) found
+        WHERE found.state ->> 'profile_id' = NEW.profile_id
+        AND (command IS NULL OR found.state #>> '{{envelope,command_id}}' = command)
+    ) INTO beside;
+    IF NOT beside THEN
+        RAISE EXCEPTION 'login % may not write % for profile % at version % without its event',
+            current_user, TG_TABLE_NAME, NEW.profile_id, NEW.version
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END $f$"""
+    return [
+        check,
+        *(
+            f"CREATE OR REPLACE TRIGGER {table}_beside AFTER INSERT OR UPDATE OR DELETE "
+            f"ON {table} FOR EACH ROW "
+            f"WHEN (pg_has_role(current_user, {int(owner)}::oid, 'MEMBER') IS NOT TRUE) "
+            "EXECUTE FUNCTION custody_check_beside()"
+            for table in (availability, commands)
+        ),
+    ]
 
 
 def authority_of(store: Executing, events: str, snapshots: str) -> tuple[Authority, bool]:
@@ -244,10 +342,19 @@ def apply_privileges(store: Executing, tables: Tables) -> None:
             store.execute(f"GRANT {', '.join(kinds)} ON {table} TO {group}")
     for sequence in sequences:
         store.execute(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {every}")
-    # Tables made later by this owner (a read model's rebuild) are caches: kept up by all.
+    # Tables made later by this owner (a read model's rebuild) are read models: read by all,
+    # kept up by the roles that maintain them (a store of schema 8 granted them to all).
+    maintainers = ", ".join(GROUP_ROLES[r] for r in sorted(READ_MODEL_WRITERS))
     store.execute(
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} "
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {every}"
+        f"REVOKE INSERT, UPDATE, DELETE ON TABLES FROM {every}"
+    )
+    store.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} GRANT SELECT ON TABLES TO {every}"
+    )
+    store.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} "
+        f"GRANT INSERT, UPDATE, DELETE ON TABLES TO {maintainers}"
     )
     store.execute(
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {_schema(store)} "

@@ -7,7 +7,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger._domain.row import Availability
-from ledger._stores.access import Tables, append_only_ddl, apply_privileges, groups_exist
+from ledger._stores.access import (
+    Tables,
+    append_only_ddl,
+    apply_privileges,
+    beside_events_ddl,
+    groups_exist,
+)
 from ledger._stores.directories import legacy_directories
 from ledger._stores.mapper import command_of, decode_data
 from ledger._stores.recorders import (
@@ -61,7 +67,11 @@ class Migrating(Protocol):
 # 8: appends take no store-wide lock and may commit out of the order of their positions; an
 #    insert trigger gives each a transaction id before it draws one (``ledger._stores.settled``
 #    is how readers keep up). Refused by an older custody, whose readers would miss events.
-SCHEMA_VERSION = 8
+# 9: on PostgreSQL a login other than the owner writes an availability row or a command id only
+#    beside its profile's event appended in the same transaction (``custody_check_beside``),
+#    and only the roles that maintain the read models write them (``ledger._stores.access``).
+#    Refused by an older custody, whose repairs and reads would be refused by the database.
+SCHEMA_VERSION = 9
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (
@@ -95,6 +105,13 @@ def create_schema(self: Migrating) -> None:
         _begin_chains(self)
     for statement in append_only_ddl(self.tables.events, postgres=self._pg):
         self.execute(statement)
+    if self._pg:
+        owner = self.query("SELECT relowner::bigint AS o FROM pg_class WHERE oid = to_regclass(?)",
+                           (AVAILABILITY_TABLE,))[0]["o"]  # fmt: skip
+        for statement in beside_events_ddl(
+            self.tables.events, AVAILABILITY_TABLE, COMMANDS_TABLE, int(owner)
+        ):
+            self.execute(statement)
     if self._pg and groups_exist(self):  # tables a migration added get their privileges
         apply_privileges(self, self.tables)
     self.execute(

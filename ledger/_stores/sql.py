@@ -226,6 +226,8 @@ class SqlStore(Store):
             snapshots=snapshots.recorder.events_table_name if snapshots else "",  # type: ignore[attr-defined]
             directories=DIRECTORIES_TABLE,
             read_only=frozenset({SCHEMA_TABLE, ORIGINS_TABLE, TOKENS_TABLE}),
+            availability=AVAILABILITY_TABLE,
+            commands=COMMANDS_TABLE,
         )
 
     def authority(self) -> Authority:

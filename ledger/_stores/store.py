@@ -30,7 +30,7 @@ from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
 from ledger._stores.mapper import ProfileEventMapper, decode_profile_id
 from ledger._stores.settings import APPLICATION_NAME, StoreSettings
-from ledger.ports import CommandRecord, DirectoryRecord, Save, StreamConflict
+from ledger.ports import Authority, CommandRecord, DirectoryRecord, Save, StreamConflict
 
 if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
@@ -296,6 +296,9 @@ class Store:
 
     def now(self) -> datetime:
         """The clock every deadline is judged on."""
+        raise NotImplementedError
+
+    def authority(self) -> Authority:
         raise NotImplementedError
 
     def command_record(self, command_id: str) -> CommandRecord | None:

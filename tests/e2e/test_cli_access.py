@@ -203,8 +203,9 @@ def test_each_role_does_its_part_and_a_regrant_replaces_the_role(owned: Owned) -
 
 def test_a_worker_login_takes_no_snapshot_and_reads_its_timeline(owned: Owned) -> None:
     """Snapshots are a load's starting state: a worker's login may not write them, so its
-    process takes none (the 50th event's snapshot is not attempted, the command succeeds);
-    it still reads the timeline (the read models are caches it keeps up)."""
+    process takes none (the 50th event's snapshot is not attempted, the command succeeds).
+    It reads the timeline as the read models' maintainers left it (it may not write them):
+    nothing of its lease before a scheduler's ``projections run``, all of it after."""
     worker = owned.login("worker")
     lease = _leased(owned, worker)
     lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
@@ -216,6 +217,9 @@ def test_a_worker_login_takes_no_snapshot_and_reads_its_timeline(owned: Owned) -
     with psycopg.connect(owned.url, autocommit=True) as conn:
         (snapshots,) = conn.execute("SELECT count(*) FROM custody_snapshots").fetchone() or (0,)
     assert snapshots == 0
+    run = ok(owned.cli(worker, "--json", "timeline", PROFILE))
+    assert run.json() == []  # init installed the read model; no maintainer has folded since
+    ok(owned.cli(owned.login("scheduler"), "projections", "run", "--rounds", "1"))
     run = ok(owned.cli(worker, "--json", "timeline", PROFILE))
     assert len(run.json()) == 57
 
@@ -255,3 +259,84 @@ def test_a_worker_login_cannot_stop_an_orphaned_browser_and_stops_nothing(owned:
         assert owned.timeline() == before
     finally:
         stop(browser)
+
+
+def test_every_role_writes_its_rows_beside_its_events_and_the_owner_repairs(owned: Owned) -> None:
+    """Beside the guards on the availability row, the command ids and the read models, each
+    role's own commands still work, command ids included: the operator registers and
+    force-releases, the worker checks out, heartbeats and releases, the reviewer reviews and
+    reads the timeline (caught up: it maintains the read models), the scheduler sweeps. A
+    repair of availability writes rows without events: the owner's, refused to another login
+    (exit 7), which may still report the differences."""
+    operator, worker = owned.login("operator"), owned.login("worker")
+    scheduler, reviewer = owned.login("scheduler"), owned.login("reviewer")
+    ok(owned.cli(operator, *REGISTER))
+    args = ["--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t"]
+    lease = ok(owned.cli(worker, *args, "--command-id", "co-1")).json()
+    lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
+    beat = ["heartbeat", lease_id, "--token", token, "--step", "cart", "--command-id", "hb-1"]
+    ok(owned.cli(worker, *beat))
+    ok(owned.cli(worker, *beat))
+    release = [
+        "release",
+        lease_id,
+        "--token",
+        token,
+        "--outcome",
+        "success",
+        "--final-url",
+        "https://shop.example/x",
+    ]
+    ok(owned.cli(worker, *release, "--command-id", "rel-1"))
+    lease = ok(owned.cli(worker, *args, "--command-id", "co-2")).json()
+    force = ["force-release", PROFILE, "--actor", "op", "--reason", "stuck"]
+    ok(owned.cli(operator, *force, "--command-id", "fr-1"))
+    review = ["review", PROFILE, "--reviewer", "rv", "--decision", "return", "--note", "ok"]
+    ok(owned.cli(reviewer, *review, "--command-id", "rv-1"))
+    ok(owned.cli(scheduler, "sweep", "--command-id", "sw-1"))
+    shown = event_types(ok(owned.cli(reviewer, "--json", "timeline", PROFILE)).json())
+    assert shown[-2:] == ["profile_reviewed", "profile_returned_to_pool"], shown
+    assert shown.count("lease_heartbeat") == 1, shown  # its resend appended nothing
+
+    with psycopg.connect(owned.url, autocommit=True) as conn:  # a row damaged by hand
+        conn.execute(
+            "UPDATE custody_availability SET reason = 'x' WHERE profile_id = %s", (PROFILE,)
+        )
+    for url in (worker, operator):
+        refused = owned.cli(url, "rebuild")
+        assert refused.code == FORBIDDEN, refused.err
+        assert "without its event" in error_line(refused)
+    fixed = ok(owned.cli(owned.url, "--json", "rebuild")).json()
+    assert [d["profile_id"] for d in fixed["differences"]] == [PROFILE]
+    assert ok(owned.cli(operator, "--json", "rebuild")).json()["differences"] == []
+
+
+def test_init_gives_an_older_store_the_guards(owned: Owned) -> None:
+    """A store of schema 8 (every role writing the caches, no row trigger) is refused until
+    ``custody init`` migrates it, which installs the triggers and takes the read models and the
+    bare writes away from the worker's login."""
+    worker = owned.login("worker")
+    _leased(owned, worker)
+    with psycopg.connect(owned.url, autocommit=True) as conn:  # as schema 8 left it
+        for table in ("custody_availability", "custody_commands"):
+            conn.execute(f"DROP TRIGGER {table}_beside ON {table}")
+        conn.execute("DROP FUNCTION custody_check_beside()")
+        conn.execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON custody_availability, custody_commands, "
+            "custody_timeline, custody_projection_positions TO custody_worker"
+        )
+        conn.execute("UPDATE custody_schema SET version = 8")
+    refused = owned.cli(worker, "status")
+    assert refused.code == 6, refused.err
+    assert "custody init" in error_line(refused)
+    ok(owned.cli(owned.url, "init"))
+    with psycopg.connect(worker, autocommit=True) as conn:
+        for statement in (
+            "UPDATE custody_availability SET until = '2036-01-01'",
+            "DELETE FROM custody_commands",
+            "UPDATE custody_timeline SET step = 'x'",
+            "UPDATE custody_projection_positions SET position = 0",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    ok(owned.cli(worker, "status"))

@@ -1,0 +1,171 @@
+"""A worker's login on PostgreSQL cannot hide its overdue lease from the sweep by editing the
+availability row, nor answer a sweep in advance by claiming its command id.
+
+Guarantee (docs/operations/roles.md, "Logins, enforced in PostgreSQL"): each process connects
+with a login that holds one custody role "and the database enforces it, whatever program holds
+the password". README: "A lease past its deadline makes the profile *stale*; the sweep marks it
+and sends the profile to review, or to quarantine when a mutating step ran after the last safe
+one. It is never silently reused."
+
+Found by review 7: the sweep picks the profiles it judges from the availability row
+(``Store.sweep_candidates`` -> ``SqlStore.overdue``: ``state = 'leased' AND until < now``), and
+a worker's login, with psycopg as a stolen credential would use it, could move its row's
+``until`` ten years on: the scheduler's ``custody sweep`` then settled nothing. The database
+now lets a login other than the owner write that row, or a command id, only beside its
+profile's event appended in the same transaction (``custody_check_beside``,
+``ledger._stores.access``), and a sweep's command id only as the scheduler.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from cli_process import custody, ok
+from pg_cluster import PostgresCluster, drop_database
+
+pytestmark = pytest.mark.postgres
+
+PROFILE = "profile_shop_17"
+
+
+def _as(url: str, login: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
+
+
+@pytest.fixture
+def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
+    """A store owned by a CREATEROLE login (not a superuser), as docs/operations/roles.md has."""
+    tag = uuid.uuid4().hex[:8]
+    owner, db = f"own_{tag}", f"t_{tag}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
+    url = _as(urlunsplit(urlsplit(pg_cluster.admin_url)._replace(path=f"/{db}")), owner)
+    ok(custody("--store", url, "init", cwd=tmp_path))
+    try:
+        yield url
+    finally:
+        drop_database(pg_cluster.admin_url, db)
+
+
+def _login(owner_url: str, role: str, tmp_path: Path) -> str:
+    name = f"{role[:4]}_{uuid.uuid4().hex[:8]}"
+    ok(custody("--store", owner_url, "access", "grant", name, "--role", role, cwd=tmp_path))
+    return _as(owner_url, name)
+
+
+def test_a_worker_login_cannot_keep_its_overdue_lease_from_the_sweep(
+    owner_url: str, tmp_path: Path
+) -> None:
+    worker, scheduler = (
+        _login(owner_url, "worker", tmp_path),
+        _login(owner_url, "scheduler", tmp_path),
+    )
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    lease = run(
+        worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t",
+        "--ttl", "4", "--command-id", "co-1",
+    ).json()  # fmt: skip
+    lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
+    run(
+        worker, "heartbeat", lease_id, "--token", token, "--step", "submit_order", "--mutating",
+        "--command-id", "hb-1",
+    )  # fmt: skip
+
+    # The worker's own credentials, used directly: each write without its event is refused.
+    (version,) = _one(owner_url, "SELECT version FROM custody_availability WHERE profile_id = %s")
+    attempts = [
+        ("UPDATE custody_availability SET until = %s WHERE profile_id = %s",
+         ("2036-12-03T09:00:00.000000+00:00", PROFILE)),
+        ("UPDATE custody_availability SET state = 'available' WHERE profile_id = %s", (PROFILE,)),
+        ("DELETE FROM custody_availability WHERE profile_id = %s", (PROFILE,)),
+        ("INSERT INTO custody_availability (profile_id, version, state) VALUES ('ghost', 1, 'x')",
+         ()),
+        # A predictable sweep id claimed in advance: the sweep would answer this and sweep none.
+        ("INSERT INTO custody_commands (command_id, profile_id, version, command) "
+         "VALUES ('sweep-1', '', 0, 'forged')", ()),
+        ("INSERT INTO custody_commands (command_id, profile_id, version, command) "
+         "VALUES ('sweep-1', %s, %s, 'forged')", (PROFILE, version)),
+        ("UPDATE custody_commands SET version = 0 WHERE command_id = 'hb-1'", ()),
+        ("DELETE FROM custody_commands WHERE command_id = 'hb-1'", ()),
+    ]  # fmt: skip
+    with psycopg.connect(worker, autocommit=True) as conn:
+        # The setting the events' trigger writes names where to look, and any session may set
+        # it: naming the profile's stream (whose event at that version is committed) opens
+        # nothing, since the event must be this transaction's own.
+        mine = "convert_from(state, 'UTF8')::json ->> 'profile_id' = %s"
+        (stream,) = _one(owner_url, f"SELECT originator_id FROM custody_events WHERE {mine}")
+        conn.execute("SELECT set_config('custody.appended', %s, false)", (f"junk {stream} ",))
+        for statement, params in attempts:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement, params)
+
+    time.sleep(4.5)  # the lease is past its deadline now (a slow machine: a few seconds)
+    report = run(scheduler, "--json", "sweep", "--command-id", "sweep-1").json()
+    again = run(scheduler, "--json", "sweep", "--command-id", "sweep-1").json()
+    why = run(owner_url, "--json", "why", PROFILE).json()
+    verified = custody("--store", owner_url, "verify", cwd=tmp_path)
+    settled = [s["profile_id"] for s in report["settled"]]
+    said = (report, why.get("state"), why.get("message"), verified.code)
+    assert settled == [PROFILE], said
+    assert again == report  # the sweep's own id, recorded by the scheduler, answers a resend
+    assert why["state"] == "quarantined", why
+    assert verified.code == 0, verified.err
+
+
+def _one(url: str, statement: str) -> tuple[object, ...]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(statement, (PROFILE,)).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_a_row_forged_beside_an_event_is_kept_in_the_log_and_named(
+    owner_url: str, tmp_path: Path
+) -> None:
+    """What the trigger still lets through, and how it is caught: a worker's login that appends
+    an event of its own (a copy of its last heartbeat, at the next version) may write its row
+    beside it with a deadline years away. The event is in the log for good: ``verify`` names the
+    broken chain (exit 5), and the owner's ``rebuild`` names the row and repairs it, after which
+    the sweep settles the lease."""
+    worker = _login(owner_url, "worker", tmp_path)
+    scheduler = _login(owner_url, "scheduler", tmp_path)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    lease = run(
+        worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t",
+        "--ttl", "4",
+    ).json()  # fmt: skip
+    lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
+    run(worker, "heartbeat", lease_id, "--token", token, "--step", "submit_order", "--mutating")
+    with psycopg.connect(worker) as conn:  # one transaction: the event, then its row
+        stream, version, topic, state = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM custody_events "
+            "ORDER BY notification_id DESC LIMIT 1"
+        ).fetchone() or (None, 0, "", b"")
+        conn.execute(
+            "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s)",
+            (stream, version + 1, topic, state),
+        )
+        conn.execute(
+            "UPDATE custody_availability SET until = %s, version = %s WHERE profile_id = %s",
+            ("2036-12-03T09:00:00.000000+00:00", version + 1, PROFILE),
+        )
+    time.sleep(4.5)
+    assert run(scheduler, "--json", "sweep").json()["settled"] == []  # the row misled it
+    verified = custody("--store", owner_url, "verify", cwd=tmp_path)
+    assert verified.code == 5, verified.out
+    repaired = run(owner_url, "--json", "rebuild").json()
+    assert [d["profile_id"] for d in repaired["differences"]] == [PROFILE], repaired
+    settled = run(scheduler, "--json", "sweep").json()["settled"]
+    assert [s["profile_id"] for s in settled] == [PROFILE]

@@ -1,0 +1,112 @@
+"""A worker's login on PostgreSQL cannot rewrite what ``custody timeline`` shows investigators.
+
+Guarantee (quality bar: accepted means readable, forever, exactly; docs/explanation/read-models.md,
+"Status and rebuild": ``custody projections status`` "checks its rows against the events at one
+moment: rows deleted, inserted or edited in any column"; docs/operations/roles.md: each login
+"may act only in its role ... whatever program holds the password"; tamper-evidence: ``verify``
+names any rewrite).
+
+Found by review 7: the timeline read model (``custody_timeline``) was writable by every custody
+group role, and the digest ``projections status`` relies on to find an edit is a keyless
+blake2b of the row's own values (``projections._base.Table.digest``), which anyone can
+recompute. A worker's login, connected with psycopg as a stolen credential would be, changed the
+URL and step of its own mutating heartbeat, recomputing the digest, and no check named it. The
+read models and their checkpoints are now written only by the roles that maintain them
+(scheduler, reviewer, operator: ``ledger._stores.access.READ_MODEL_WRITERS``); a worker's login
+reads them as they stand.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from cli_process import custody, ok
+from pg_cluster import PostgresCluster, drop_database
+
+from projections._timeline import TIMELINE
+
+pytestmark = pytest.mark.postgres
+
+PROFILE = "profile_shop_17"
+
+
+def _as(url: str, login: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
+
+
+@pytest.fixture
+def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
+    """A store owned by a CREATEROLE login (not a superuser), as docs/operations/roles.md has."""
+    tag = uuid.uuid4().hex[:8]
+    owner, db = f"own_{tag}", f"t_{tag}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
+    url = _as(urlunsplit(urlsplit(pg_cluster.admin_url)._replace(path=f"/{db}")), owner)
+    ok(custody("--store", url, "init", cwd=tmp_path))
+    try:
+        yield url
+    finally:
+        drop_database(pg_cluster.admin_url, db)
+
+
+def test_a_worker_login_cannot_rewrite_the_timeline_unseen(owner_url: str, tmp_path: Path) -> None:
+    name = f"work_{uuid.uuid4().hex[:8]}"
+    ok(custody("--store", owner_url, "access", "grant", name, "--role", "worker", cwd=tmp_path))
+    worker = _as(owner_url, name)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    lease = run(
+        worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t"
+    )
+    lease_id, token = str(lease.json()["lease_id"]), str(lease.json()["fencing_token"])
+    run(
+        worker, "heartbeat", lease_id, "--token", token, "--step", "submit_order", "--mutating",
+        "--url", "https://shop.example/pay",
+    )  # fmt: skip
+    run(owner_url, "timeline", PROFILE)  # the read model has folded the heartbeat
+
+    # The worker's own credentials, used directly, and the digest recomputed as the code does.
+    names = TIMELINE.column_names
+    with psycopg.connect(worker, autocommit=True) as conn:
+        row = conn.execute(
+            f"SELECT {', '.join(names)} FROM custody_timeline WHERE url = %s",
+            ("https://shop.example/pay",),
+        ).fetchone()
+        assert row is not None
+        values = dict(zip(names, row, strict=True))
+        values["url"], values["step"] = "https://shop.example/dashboard", "dashboard_loaded"
+        forged = tuple(values[n] for n in names)
+        for statement, params in (
+            ("UPDATE custody_timeline SET url = %s, step = %s, digest = %s WHERE position = %s",
+             (values["url"], values["step"], TIMELINE.digest(forged), values["position"])),
+            ("DELETE FROM custody_timeline WHERE position = %s", (values["position"],)),
+            ("DELETE FROM custody_leases", ()),
+            ("UPDATE custody_projection_positions SET position = 0", ()),
+        ):  # fmt: skip
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement, params)
+
+    shown = run(owner_url, "--json", "timeline", PROFILE).json()
+    status = custody("--store", owner_url, "projections", "status", cwd=tmp_path)
+    verified = custody("--store", owner_url, "verify", cwd=tmp_path)
+    beats = [(r["step"], r["url"]) for r in shown if r["event_type"] == "lease_heartbeat"]
+    said = (beats, status.code, status.out[-300:], verified.code)
+    # Either the timeline shows what the ledger accepted, or a check names the edit.
+    assert beats == [("submit_order", "https://shop.example/pay")] or status.code != 0, said
+    assert status.code == 0, said
+    assert verified.code == 0, said
+    # It keeps none of them: its projections run is refused at once (exit 7), not idle.
+    refused = custody("--store", worker, "projections", "run", "--rounds", "1", cwd=tmp_path)
+    assert refused.code == 7, refused.err
+    assert "may not write the read models" in refused.err
+    # The worker's login still reads the timeline, as the maintainers folded it.
+    mine = run(worker, "--json", "timeline", PROFILE).json()
+    assert [(r["step"], r["url"]) for r in mine if r["event_type"] == "lease_heartbeat"] == beats
