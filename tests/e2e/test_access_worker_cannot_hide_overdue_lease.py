@@ -19,55 +19,33 @@ profile's event appended in the same transaction (``custody_check_beside``,
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from cli_process import custody, ok
-from pg_cluster import PostgresCluster, drop_database
+from owned_store import granted, owned_store
+from pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.postgres
 
 PROFILE = "profile_shop_17"
 
 
-def _as(url: str, login: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
-
-
 @pytest.fixture
 def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
     """A store owned by a CREATEROLE login (not a superuser), as docs/operations/roles.md has."""
-    tag = uuid.uuid4().hex[:8]
-    owner, db = f"own_{tag}", f"t_{tag}"
-    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
-        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
-    url = _as(urlunsplit(urlsplit(pg_cluster.admin_url)._replace(path=f"/{db}")), owner)
-    ok(custody("--store", url, "init", cwd=tmp_path))
-    try:
+    with owned_store(pg_cluster, tmp_path) as url:
         yield url
-    finally:
-        drop_database(pg_cluster.admin_url, db)
-
-
-def _login(owner_url: str, role: str, tmp_path: Path) -> str:
-    name = f"{role[:4]}_{uuid.uuid4().hex[:8]}"
-    ok(custody("--store", owner_url, "access", "grant", name, "--role", role, cwd=tmp_path))
-    return _as(owner_url, name)
 
 
 def test_a_worker_login_cannot_keep_its_overdue_lease_from_the_sweep(
     owner_url: str, tmp_path: Path
 ) -> None:
     worker, scheduler = (
-        _login(owner_url, "worker", tmp_path),
-        _login(owner_url, "scheduler", tmp_path),
+        granted(owner_url, "worker", tmp_path),
+        granted(owner_url, "scheduler", tmp_path),
     )
     run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
@@ -137,8 +115,8 @@ def test_a_row_forged_beside_an_event_is_kept_in_the_log_and_named(
     beside it with a deadline years away. The event is in the log for good: ``verify`` names the
     broken chain (exit 5), and the owner's ``rebuild`` names the row and repairs it, after which
     the sweep settles the lease."""
-    worker = _login(owner_url, "worker", tmp_path)
-    scheduler = _login(owner_url, "scheduler", tmp_path)
+    worker = granted(owner_url, "worker", tmp_path)
+    scheduler = granted(owner_url, "scheduler", tmp_path)
     run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
     lease = run(

@@ -21,12 +21,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from cli_process import custody, ok
-from pg_cluster import PostgresCluster, drop_database
+from owned_store import as_login, owned_store
+from pg_cluster import PostgresCluster
 
 from projections._timeline import TIMELINE
 
@@ -35,32 +35,17 @@ pytestmark = pytest.mark.postgres
 PROFILE = "profile_shop_17"
 
 
-def _as(url: str, login: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
-
-
 @pytest.fixture
 def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
     """A store owned by a CREATEROLE login (not a superuser), as docs/operations/roles.md has."""
-    tag = uuid.uuid4().hex[:8]
-    owner, db = f"own_{tag}", f"t_{tag}"
-    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
-        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
-    url = _as(urlunsplit(urlsplit(pg_cluster.admin_url)._replace(path=f"/{db}")), owner)
-    ok(custody("--store", url, "init", cwd=tmp_path))
-    try:
+    with owned_store(pg_cluster, tmp_path) as url:
         yield url
-    finally:
-        drop_database(pg_cluster.admin_url, db)
 
 
 def test_a_worker_login_cannot_rewrite_the_timeline_unseen(owner_url: str, tmp_path: Path) -> None:
     name = f"work_{uuid.uuid4().hex[:8]}"
     ok(custody("--store", owner_url, "access", "grant", name, "--role", "worker", cwd=tmp_path))
-    worker = _as(owner_url, name)
+    worker = as_login(owner_url, name)
     run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
     lease = run(

@@ -24,41 +24,25 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from cli_process import custody, ok
-from pg_cluster import PostgresCluster, drop_database
+from owned_store import owned_store
+from pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.postgres
 
 
-def _as(url: str, login: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
-
-
 @pytest.fixture
 def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
-    tag = uuid.uuid4().hex[:8]
-    owner, db = f"own_{tag}", f"t_{tag}"
-    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
-        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
-    url = _as(urlunsplit(urlsplit(pg_cluster.admin_url)._replace(path=f"/{db}")), owner)
-    ok(custody("--store", url, "init", cwd=tmp_path))
-    try:
+    with owned_store(pg_cluster, tmp_path) as url:
         yield url
-    finally:
-        drop_database(pg_cluster.admin_url, db)
 
 
 @pytest.mark.parametrize(
     "password", [b"pass\x00word\n", b"\xff\xfepassword\n"], ids=["nul", "not-utf8"]
 )
-def test_a_password_postgresql_cannot_take_is_bad_input_and_creates_no_login(
+def test_a_password_postgresql_cannot_take_is_bad_input_and_creates_nogranted(
     owner_url: str, tmp_path: Path, password: bytes
 ) -> None:
     login = f"w_{uuid.uuid4().hex[:8]}"

@@ -13,44 +13,27 @@ answered exit 6 "store ... unavailable: role name "pg_monitor" is reserved".
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
-from cli_process import custody, ok
-from pg_cluster import PostgresCluster, drop_database
+from cli_process import custody
+from owned_store import owned_store
+from pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.postgres
 
 
-def _as(url: str, login: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
-
-
 @pytest.fixture
 def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
-    tag = uuid.uuid4().hex[:8]
-    owner, db = f"own_{tag}", f"t_{tag}"
-    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
-        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
-    url = _as(urlunsplit(urlsplit(pg_cluster.admin_url)._replace(path=f"/{db}")), owner)
-    ok(custody("--store", url, "init", cwd=tmp_path))
-    try:
+    with owned_store(pg_cluster, tmp_path) as url:
         yield url
-    finally:
-        drop_database(pg_cluster.admin_url, db)
 
 
 @pytest.mark.parametrize(
     "login", ["pg_monitor", "public", "none", "current_user", "session_user", "current_role"]
 )
-def test_a_reserved_login_name_is_bad_input_naming_the_login(
+def test_a_reserved_login_name_is_bad_input_naming_thegranted(
     owner_url: str, tmp_path: Path, login: str
 ) -> None:
     run = custody("--store", owner_url, "access", "grant", login, "--role", "worker", cwd=tmp_path)

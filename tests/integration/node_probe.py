@@ -8,8 +8,14 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from serving import Served, serve
+
+from ledger import Ledger, RegisterProfile, Role
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "typescript"
@@ -44,3 +50,33 @@ def run_node(tmp: Path, script: str, env: dict[str, str], timeout: float = 90) -
     assert lines, f"node printed nothing (exit {done.returncode}): {done.stderr[-2000:]}"
     answer: dict[str, Any] = json.loads(lines[-1])
     return answer
+
+
+@contextmanager
+def serving(tmp: Path, *profiles: RegisterProfile) -> Iterator[Served]:
+    """``custody serve`` on a fresh SQLite store under ``tmp`` holding ``profiles`` (one, p1 of
+    account a1 on proxy x1, when none is given)."""
+    url = f"sqlite:///{tmp / 'custody.db'}"
+    Ledger.init(url).close()
+    running = serve(url)
+    try:
+        with Ledger.open(url) as ledger:
+            for profile in profiles or (P1,):
+                ledger.handle(profile)
+        yield running
+    finally:
+        running.stop()
+
+
+P1 = RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1")
+
+
+def worker_env(service: Served, tmp: Path, **more: str) -> dict[str, str]:
+    """What a probe's Node worker reads: the service's URL, a worker's token, where evidence
+    goes, and ``more``."""
+    return {
+        "URL": service.url,
+        "TOKEN": service.tokens[Role.WORKER],
+        "EVIDENCE": str(tmp / "evidence"),
+        **more,
+    }

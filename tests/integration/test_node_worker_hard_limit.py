@@ -22,30 +22,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_probe import run_node
-from serving import Served, serve
+from node_probe import P1, run_node, serving, worker_env
+from serving import Served
 
-from ledger import Ledger, RegisterProfile, Role
+from ledger import RegisterProfile
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Served]:
-    url = f"sqlite:///{tmp_path / 'custody.db'}"
-    Ledger.init(url).close()
-    running = serve(url)
-    try:
-        with Ledger.open(url) as ledger:
-            ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
-            ledger.handle(
-                RegisterProfile(
-                    profile_id="p2", account_id="a1", proxy_id="x1", max_lease_seconds=2
-                )
-            )
+    limited = RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1", max_lease_seconds=2)
+    with serving(tmp_path, P1, limited) as running:
         yield running
-    finally:
-        running.stop()
 
 
 PAST_THE_LIMIT = """
@@ -75,12 +64,7 @@ def test_the_node_worker_loses_its_lease_at_the_hard_limit(
     said = run_node(
         tmp_path,
         PAST_THE_LIMIT,
-        {
-            "URL": service.url,
-            "TOKEN": service.tokens[Role.WORKER],
-            "EVIDENCE": str(tmp_path / "evidence"),
-            "PROFILE": profile,
-        },
+        worker_env(service, tmp_path, PROFILE=profile),
     )
     assert said["hard_limit_at"] is not None, said
     assert said["lost"] is True, said

@@ -22,25 +22,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_probe import run_node
-from serving import Served, serve
+from node_probe import run_node, serving, worker_env
+from serving import Served
 
-from ledger import Ledger, RegisterProfile, Role
+from ledger import Ledger
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Served]:
-    url = f"sqlite:///{tmp_path / 'custody.db'}"
-    Ledger.init(url).close()
-    running = serve(url)
-    try:
-        with Ledger.open(url) as ledger:
-            ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+    with serving(tmp_path) as running:
         yield running
-    finally:
-        running.stop()
 
 
 # The mutating step's heartbeat reaches the service; its answer is lost (the connection drops),
@@ -85,11 +78,7 @@ def test_a_resent_heartbeat_carries_the_body_it_was_first_sent_with(
     said = run_node(
         tmp_path,
         LOST_ANSWER,
-        {
-            "URL": service.url,
-            "TOKEN": service.tokens[Role.WORKER],
-            "EVIDENCE": str(tmp_path / "evidence"),
-        },
+        worker_env(service, tmp_path),
     )
     with Ledger.open(service.store_url) as ledger:
         steps = [

@@ -22,25 +22,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_probe import run_node
-from serving import Served, serve
+from node_probe import run_node, serving, worker_env
+from serving import Served
 
-from ledger import Ledger, ProfileState, RegisterProfile, Role
+from ledger import Ledger, ProfileState
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Served]:
-    url = f"sqlite:///{tmp_path / 'custody.db'}"
-    Ledger.init(url).close()
-    running = serve(url)
-    try:
-        with Ledger.open(url) as ledger:
-            ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+    with serving(tmp_path) as running:
         yield running
-    finally:
-        running.stop()
 
 
 FAILING_TASK = """
@@ -68,12 +61,7 @@ def test_a_task_that_throws_is_released_as_a_failure_whatever_its_message(
     said = run_node(
         tmp_path,
         FAILING_TASK,
-        {
-            "URL": service.url,
-            "TOKEN": service.tokens[Role.WORKER],
-            "EVIDENCE": str(tmp_path / "evidence"),
-            "KIND": kind,
-        },
+        worker_env(service, tmp_path, KIND=kind),
     )
     with Ledger.open(service.store_url) as ledger:
         state = ledger.view("p1").state
@@ -112,11 +100,7 @@ def test_an_expected_failure_whose_reason_holds_nul_is_released(
     said = run_node(
         tmp_path,
         EXPECTED,
-        {
-            "URL": service.url,
-            "TOKEN": service.tokens[Role.WORKER],
-            "EVIDENCE": str(tmp_path / "evidence"),
-        },
+        worker_env(service, tmp_path),
     )
     with Ledger.open(service.store_url) as ledger:
         state = ledger.view("p1").state

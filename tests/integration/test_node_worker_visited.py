@@ -17,25 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_probe import run_node
-from serving import Served, serve
+from node_probe import run_node, serving, worker_env
+from serving import Served
 
-from ledger import Ledger, ProfileState, RegisterProfile, Role
+from ledger import Ledger, ProfileState
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Served]:
-    url = f"sqlite:///{tmp_path / 'custody.db'}"
-    Ledger.init(url).close()
-    running = serve(url)
-    try:
-        with Ledger.open(url) as ledger:
-            ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+    with serving(tmp_path) as running:
         yield running
-    finally:
-        running.stop()
 
 
 VISITED = """
@@ -69,12 +62,7 @@ def test_a_page_url_nobody_could_store_is_escaped_not_refused(
     said = run_node(
         tmp_path,
         VISITED,
-        {
-            "URL": service.url,
-            "TOKEN": service.tokens[Role.WORKER],
-            "EVIDENCE": str(tmp_path / "evidence"),
-            "KIND": kind,
-        },
+        worker_env(service, tmp_path, KIND=kind),
     )
     with Ledger.open(service.store_url) as ledger:
         state = ledger.view("p1").state

@@ -21,25 +21,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_probe import run_node
-from serving import Served, serve
+from node_probe import run_node, serving, worker_env
+from serving import Served
 
-from ledger import Ledger, RegisterProfile, Role
+from ledger import Role
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Served]:
-    url = f"sqlite:///{tmp_path / 'custody.db'}"
-    Ledger.init(url).close()
-    running = serve(url)
-    try:
-        with Ledger.open(url) as ledger:
-            ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+    with serving(tmp_path) as running:
         yield running
-    finally:
-        running.stop()
 
 
 REVOKED = """
@@ -72,13 +65,7 @@ def test_a_force_release_is_heard_within_two_seconds_with_any_documented_watch(
     said = run_node(
         tmp_path,
         REVOKED,
-        {
-            "URL": service.url,
-            "TOKEN": service.tokens[Role.WORKER],
-            "OPERATOR": service.tokens[Role.OPERATOR],
-            "EVIDENCE": str(tmp_path / "evidence"),
-            "WATCH": str(watch),
-        },
+        worker_env(service, tmp_path, OPERATOR=service.tokens[Role.OPERATOR], WATCH=str(watch)),
     )
     assert said["lost"] is True, said
     assert said["after_ms"] < 2000, said

@@ -1,45 +1,11 @@
-// review8's reproducers for the Node worker (a fake fetch answers as the service would).
+// The Node worker's checkout and release against answers a review found mishandled (fakes.ts).
 import assert from "node:assert/strict";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { CustodyClient, type Lease, LeaseLost, ProfileLeases } from "../src/index.js";
-
-type Answer = { status: number; body: unknown } | { lost: unknown };
-
-function fakeFetch(answers: Answer[]): { fetch: typeof fetch; sent: string[] } {
-  const sent: string[] = [];
-  const fake = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    if (init?.method === "GET" && String(input).includes("/v1/leases/")) {
-      const signal = init.signal;
-      return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
-    }
-    sent.push(String(input));
-    const next = answers.shift();
-    if (!next) throw new Error(`no answer left for ${String(input)}`);
-    if ("lost" in next) throw next.lost;
-    return new Response(JSON.stringify(next.body), { status: next.status });
-  };
-  return { fetch: fake as typeof fetch, sent };
-}
-
-const LEASE: Lease = {
-  lease_id: "lease-1@p1",
-  profile_id: "p1",
-  account_id: "a1",
-  worker_id: "w1",
-  run_id: "r1",
-  task_type: "t",
-  proxy_id: "x1",
-  lease_status: "active",
-  lease_started_at: "2026-12-02T00:00:00Z",
-  heartbeat_at: "2026-12-02T00:00:00Z",
-  expires_at: "2026-12-02T00:05:00Z",
-  ttl_seconds: 300,
-  release_policy: "manual_review_on_unknown_state",
-  fencing_token: 7,
-};
+import { CustodyClient, LeaseLost, ProfileLeases } from "../src/index.js";
+import { fakeFetch, LEASE } from "./fakes.js";
 
 const timedOut = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
 
@@ -70,7 +36,7 @@ describe("a resent checkout answered with a lease that ended since", () => {
       (error: unknown) => error instanceof LeaseLost,
     );
     assert.equal(ran, false, "the task ran under a revoked lease");
-    assert.equal(sent.filter((s) => s.endsWith("/checkout")).length, 2);
+    assert.equal(sent.filter((s) => s.url.endsWith("/checkout")).length, 2);
   });
 });
 
@@ -103,7 +69,7 @@ describe("an expected failure's reason the ledger counts as empty", () => {
       }),
       (error: unknown) => error instanceof RangeError,
     );
-    const releases = sent.filter((s) => s.endsWith("/release"));
+    const releases = sent.filter((s) => s.url.endsWith("/release"));
     assert.equal(releases.length, 1);
   });
 });
@@ -152,8 +118,8 @@ describe("a grant the extra checkout resend recovers after the local deadline", 
     } catch {
       // whatever the worker throws, the lease must not be left held
     }
-    assert.equal(sent.filter((s) => s.endsWith("/checkout")).length, 2, "the grant was recovered");
-    assert.equal(sent.filter((s) => s.endsWith("/release")).length, 1,
+    assert.equal(sent.filter((s) => s.url.endsWith("/checkout")).length, 2, "the grant was recovered");
+    assert.equal(sent.filter((s) => s.url.endsWith("/release")).length, 1,
       `the recovered lease was left held (the task ${ran ? "ran" : "did not run"})`);
   });
 });
