@@ -67,9 +67,9 @@ KEYS = [
     Key("missing.key", "unreadable"),
     Key("dir", "unreadable"),
 ]
-# Where digest --out and keygen may write: somewhere new, over a file there, a directory, a
-# directory that does not exist.
-TARGETS = ["fresh", "existing", "dir", "nowhere/x.json"]
+# Where digest --out and keygen may write: somewhere new, over a file there that is no digest,
+# over a digest there, a directory, a directory that does not exist.
+TARGETS = ["fresh", "existing", "digest-there", "dir", "nowhere/x.json"]
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,11 @@ class MakeDigest:
         return made
 
     def expected(self) -> int:
-        if self.out in ("dir", "nowhere/x.json"):
+        # --out replaces only a digest (a file there that holds anything else is kept), and a
+        # digest follows only a digest.
+        if self.out in ("dir", "nowhere/x.json", "existing"):
             return 2
-        if self.previous is not None and self.previous.name in ("missing.json", "dir"):
+        if self.previous is not None and not self.previous.readable:
             return 2
         if self.key is not None and self.key.kind not in ("private-ours", "private-theirs"):
             return 2
@@ -150,7 +152,9 @@ class Unknown:
 
 def _target(kind: str) -> str:
     """``fresh`` is a new name each time (a key is never overwritten, a run never repeats)."""
-    return f"out/{uuid.uuid4().hex[:8]}" if kind == "fresh" else kind.replace("existing", "out/x")
+    if kind == "fresh":
+        return f"out/{uuid.uuid4().hex[:8]}"
+    return {"existing": "out/x", "digest-there": "out/d.json"}.get(kind, kind)
 
 
 # Mostly verify, mostly given files: the interesting answers are there.
@@ -214,7 +218,8 @@ def _files(store: str, where: Path) -> None:
     )
     (where / "dir").mkdir()
     (where / "out").mkdir()
-    (where / "out" / "x").write_text("a file digest --out replaces")
+    (where / "out" / "x").write_text("a file that holds no digest: digest --out keeps it")
+    (where / "out" / "d.json").write_bytes(good)  # a digest: digest --out replaces it
 
 
 def _with(digest: bytes, field: str, value: object) -> dict[str, object]:
