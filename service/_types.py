@@ -15,9 +15,18 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 async def _caller(request: Request, credentials: Credentials) -> TokenHolder:
+    """The request's caller, asked once a request: the route checks the token before the body
+    is read (``service._bodies.JsonRoute``) and its dependency is then answered from that."""
+    checked: TokenHolder | None = request.scope.get(_CHECKED)
+    if checked is not None:
+        return checked
     said = f"{credentials.scheme} {credentials.credentials}" if credentials else None
     holder: TokenHolder = await request.app.state.service.tokens.caller(said)
+    request.scope[_CHECKED] = holder
     return holder
+
+
+_CHECKED = "custody.caller"  # where a request's scope keeps its caller once checked
 
 
 Caller = Annotated[TokenHolder, Depends(_caller)]
