@@ -93,9 +93,14 @@ _SAID = {"string_unicode": "must be valid Unicode text (it holds bytes that were
 
 
 def quoted(value: Any) -> str:
-    """A value as an error line may show it: its repr, cut to a short prefix."""
+    """A value as an error line may show it: its repr, cut to a short prefix, then how long
+    the value is (a text's characters, so that it reads against a bound such as "at most 200
+    characters"; its repr's quotes and escapes are not counted)."""
     shown = repr(value)
-    return shown if len(shown) <= QUOTED_PREFIX else f"{shown[:QUOTED_PREFIX]}... ({len(shown)})"
+    if len(shown) <= QUOTED_PREFIX:
+        return shown
+    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(shown)}"
+    return f"{shown[:QUOTED_PREFIX]}... ({size})"
 
 
 # Not commands: parametrising a generic model (``Command[Any]``) builds its schema at import,

@@ -140,3 +140,11 @@ def test_long_values_are_quoted_by_a_short_prefix() -> None:
     with pytest.raises(InvalidInput) as caught:
         Heartbeat(lease_id="lease-1@p", fencing_token=1, url="u" * 1_000_000)
     assert len(str(caught.value)) < 300
+
+
+def test_a_cut_quote_counts_the_characters_given() -> None:
+    """A text cut short in an error line is followed by its own length in characters, not its
+    repr's: 201 characters against a bound of 200 reads as 201."""
+    with pytest.raises(InvalidInput) as caught:
+        RegisterProfile(profile_id="p", account_id="a" * 201, proxy_id="x")
+    assert str(caught.value).endswith("... (201 characters))")

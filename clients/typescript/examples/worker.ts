@@ -7,8 +7,9 @@
  * Environment: CUSTODY_URL (the service), CUSTODY_TOKEN (a worker's bearer token),
  * CUSTODY_PROFILES_DIR (profile directories live at <dir>/<profile id>), CUSTODY_EVIDENCE_DIR,
  * CHROMIUM (default /usr/bin/chromium). It prints one JSON line per step reached and one with
- * how the lease ended; it exits 0 when released, 3 when the lease was lost, 4 when the checkout
- * was denied, 1 when the task failed (the lease released as a failure).
+ * how the lease ended; it exits 0 when released, 1 when the task failed (the lease released as a
+ * failure), 3 when the checkout was denied and 4 when the lease was lost, as custody's command
+ * line does.
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -74,12 +75,12 @@ async function main(): Promise<number> {
     return 0;
   } catch (error) {
     const lease = held as WorkerLease | null;
-    if (error instanceof LeaseLost) {
-      say({ lost: error.message });
-      return 3;
-    }
     if (error instanceof CheckoutDenied) {
       say({ denied: error.denial });
+      return 3;
+    }
+    if (error instanceof LeaseLost) {
+      say({ lost: error.message });
       return 4;
     }
     say({ failed: String(error), released: lease?.result ?? null, evidence: lease?.evidence ?? null });

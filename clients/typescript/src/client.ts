@@ -86,7 +86,7 @@ export class StoreUnavailable extends CustodyError {
 }
 
 export interface ClientOptions {
-  /** The service's base URL, e.g. http://127.0.0.1:8000 */
+  /** The service's base URL, e.g. http://127.0.0.1:8420 (custody serve's default) */
   baseUrl: string;
   /** A bearer token (`custody access token ACTOR --role ROLE`). */
   token: string;

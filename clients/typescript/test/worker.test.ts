@@ -156,7 +156,7 @@ describe("the example worker against the service", { skip: !env.CUSTODY_URL && "
       requestsAfterRevocation: site.requests.filter((r) => r.at > revoked).map((r) => [r.path, r.at - revoked]),
     };
     assert.ok(before > 5 && ticks.some((r) => r.at < revoked), "the page was talking to its site");
-    assert.equal(run.code, 3, run.stderr + JSON.stringify(run.said)); // LeaseLost
+    assert.equal(run.code, 4, run.stderr + JSON.stringify(run.said)); // LeaseLost, as the CLI's
     assert.ok(
       last - revoked <= STOP_WITHIN_MS,
       `a request reached the site ${Math.round(last - revoked)} ms after the revocation`,
