@@ -120,7 +120,10 @@ def init() -> dict[str, Any]:
     type=LedgerChoice(policies),
     default="manual_review_on_unknown_state",
     show_default=True,
-    help="where a release that proves nothing sends the profile (README: Release rules)",
+    help=(
+        "where a release that proves nothing sends the profile "
+        "(docs/explanation/states-and-endings.md)"
+    ),
 )
 @click.option(
     "--max-lease",
