@@ -187,9 +187,14 @@ def beside_events_ddl(events: str, availability: str, commands: str, owner: int)
 
     The events' insert trigger notes the streams a transaction appended to in a setting; any
     session can set it too, so it only says where to look: the event itself must be there,
-    inserted by this transaction (its ``xmin``). The owner (``owner``, the tables' owner's oid
-    when ``custody init`` ran; every init reinstalls the triggers, so run it after a change of
-    owner) is passed over in the triggers' ``WHEN``, so its appends queue nothing."""
+    inserted by this transaction (its ``xmin``), in the stream the profile's registration began
+    (a stream the login made up would let its event name any profile). The owner (``owner``,
+    the tables' owner's oid when ``custody init`` ran; every init reinstalls the triggers, so
+    run it after a change of owner) is passed over in the triggers' ``WHEN``, so its appends
+    queue nothing."""
+    from ledger._domain.events import ProfileRegistered  # its type: for the DDL only
+
+    registered = ProfileRegistered.event_type
     xid = "pg_current_xact_id()::text::bigint % 4294967296"
     check = f"""
 CREATE OR REPLACE FUNCTION custody_check_beside() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -219,12 +224,19 @@ BEGIN
     );
     SELECT EXISTS (
         SELECT 1 FROM (
-            SELECT convert_from(e.state, 'UTF8')::json AS state FROM {events} e
+            SELECT e.originator_id, convert_from(e.state, 'UTF8')::json AS state FROM {events} e
             WHERE e.originator_id = ANY (streams) AND e.originator_version = NEW.version
             AND e.xmin::text::bigint = {xid}
         ) found
         WHERE found.state ->> 'profile_id' = NEW.profile_id
         AND (command IS NULL OR found.state #>> '{{envelope,command_id}}' = command)
+        -- In the profile's own stream, the one its registration (an operator's) began: an
+        -- event in a stream this login made up may name any profile, or none.
+        AND EXISTS (
+            SELECT 1 FROM {events} r WHERE r.originator_id = found.originator_id
+            AND r.originator_version = 1 AND r.topic = '{registered}'
+            AND convert_from(r.state, 'UTF8')::json ->> 'profile_id' = NEW.profile_id
+        )
     ) INTO beside;
     IF NOT beside THEN
         RAISE EXCEPTION 'login % may not write % for profile % at version % without its event',
