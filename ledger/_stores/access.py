@@ -120,6 +120,7 @@ END $f$"""
         refuse,
         xid_first,
         _check_append_ddl(),
+        _PINNED.format(function="custody_check_append"),
         f"CREATE OR REPLACE TRIGGER custody_events_no_rewrite BEFORE UPDATE OR DELETE "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_refuse_rewrite()",
         f"CREATE OR REPLACE TRIGGER custody_events_no_truncate BEFORE TRUNCATE "
@@ -133,6 +134,15 @@ END $f$"""
         f"CREATE OR REPLACE TRIGGER custody_events_by_role BEFORE INSERT "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_check_append()",
     ]
+
+
+# The checks run as the session that writes, on the search path it chose, where a temporary
+# table comes first (a ``custody_events`` or ``pg_class`` any login may make): each looks only
+# in the catalog, then the store's schema (where it was installed), then the temporary one.
+_PINNED = (
+    "DO $$ BEGIN EXECUTE format('ALTER FUNCTION {function}() "
+    "SET search_path = pg_catalog, %I, pg_temp', current_schema()); END $$"
+)
 
 
 def _check_append_ddl() -> str:
@@ -247,6 +257,7 @@ BEGIN
 END $f$"""
     return [
         check,
+        _PINNED.format(function="custody_check_beside"),
         *(
             f"CREATE OR REPLACE TRIGGER {table}_beside AFTER INSERT OR UPDATE OR DELETE "
             f"ON {table} FOR EACH ROW "
