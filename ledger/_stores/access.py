@@ -359,10 +359,13 @@ def apply_privileges(store: Executing, tables: Tables) -> None:
     every = ", ".join(GROUP_ROLES.values())
     store.execute(f"GRANT USAGE ON SCHEMA {_schema(store)} TO {every}")
     for table in names:
-        store.execute(f"REVOKE ALL ON {table} FROM {every}")
+        # One transaction (statements sent together): between a REVOKE committed alone and its
+        # GRANTs every login of the groups was refused, a live worker's heartbeat included.
+        statements = [f"REVOKE ALL ON {table} FROM {every}"]
         for role, group in GROUP_ROLES.items():
             kinds = tables.privileges(table, role)
-            store.execute(f"GRANT {', '.join(kinds)} ON {table} TO {group}")
+            statements.append(f"GRANT {', '.join(kinds)} ON {table} TO {group}")
+        store.execute("; ".join(statements))
     for sequence in sequences:
         store.execute(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {every}")
     # Tables made later by this owner (a read model's rebuild) are read models: read by all,
