@@ -339,9 +339,16 @@ def require_account(ledger: Ledger, account_id: str) -> None:
     readable_account(account_id)
     catch_up(ledger, TIMELINE_READ_MODEL)
     sql = f"SELECT profile_id FROM {TIMELINE.name} WHERE account_id = ? LIMIT 1"
-    if not ledger.feed.query(sql, (account_id,)):
-        msg = f"no profile was ever registered under account {account_id!r}"
-        raise InvalidInput("account", msg)
+    if ledger.feed.query(sql, (account_id,)):
+        return
+    # A login that folds nothing (a worker's, ``Feed.maintains``) may read a timeline not yet
+    # at the registration: the availability rows, written beside the events, have it.
+    if not ledger.feed.maintains() and any(
+        r.account_id == account_id for r in ledger.availability()
+    ):
+        return
+    msg = f"no profile was ever registered under account {account_id!r}"
+    raise InvalidInput("account", msg)
 
 
 def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
@@ -350,6 +357,9 @@ def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
     A stream's times never go back (each command takes the store's clock when it is decided,
     and a lost race decides again), so that is the highest version of its latest moment at or
     before ``at``: two index seeks, not a scan of every earlier event of a long stream."""
+    if not ledger.feed.maintains():  # a worker's login: the timeline may lag the events
+        versions = [e.originator_version for e in ledger.history(profile_id) if e.envelope.at <= at]
+        return max(versions, default=None)
     catch_up(ledger, TIMELINE_READ_MODEL)
     rows = ledger.feed.query(
         f"SELECT max(version) AS version FROM {TIMELINE.name} WHERE profile_id = ? AND at = "

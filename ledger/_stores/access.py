@@ -120,6 +120,7 @@ END $f$"""
         refuse,
         xid_first,
         _check_append_ddl(),
+        _PINNED.format(function="custody_check_append"),
         f"CREATE OR REPLACE TRIGGER custody_events_no_rewrite BEFORE UPDATE OR DELETE "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_refuse_rewrite()",
         f"CREATE OR REPLACE TRIGGER custody_events_no_truncate BEFORE TRUNCATE "
@@ -133,6 +134,15 @@ END $f$"""
         f"CREATE OR REPLACE TRIGGER custody_events_by_role BEFORE INSERT "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_check_append()",
     ]
+
+
+# The checks run as the session that writes, on the search path it chose, where a temporary
+# table comes first (a ``custody_events`` or ``pg_class`` any login may make): each looks only
+# in the catalog, then the store's schema (where it was installed), then the temporary one.
+_PINNED = (
+    "DO $$ BEGIN EXECUTE format('ALTER FUNCTION {function}() "
+    "SET search_path = pg_catalog, %I, pg_temp', current_schema()); END $$"
+)
 
 
 def _check_append_ddl() -> str:
@@ -187,9 +197,14 @@ def beside_events_ddl(events: str, availability: str, commands: str, owner: int)
 
     The events' insert trigger notes the streams a transaction appended to in a setting; any
     session can set it too, so it only says where to look: the event itself must be there,
-    inserted by this transaction (its ``xmin``). The owner (``owner``, the tables' owner's oid
-    when ``custody init`` ran; every init reinstalls the triggers, so run it after a change of
-    owner) is passed over in the triggers' ``WHEN``, so its appends queue nothing."""
+    inserted by this transaction (its ``xmin``), in the stream the profile's registration began
+    (a stream the login made up would let its event name any profile). The owner (``owner``,
+    the tables' owner's oid when ``custody init`` ran; every init reinstalls the triggers, so
+    run it after a change of owner) is passed over in the triggers' ``WHEN``, so its appends
+    queue nothing."""
+    from ledger._domain.events import ProfileRegistered  # its type: for the DDL only
+
+    registered = ProfileRegistered.event_type
     xid = "pg_current_xact_id()::text::bigint % 4294967296"
     check = f"""
 CREATE OR REPLACE FUNCTION custody_check_beside() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -219,12 +234,19 @@ BEGIN
     );
     SELECT EXISTS (
         SELECT 1 FROM (
-            SELECT convert_from(e.state, 'UTF8')::json AS state FROM {events} e
+            SELECT e.originator_id, convert_from(e.state, 'UTF8')::json AS state FROM {events} e
             WHERE e.originator_id = ANY (streams) AND e.originator_version = NEW.version
             AND e.xmin::text::bigint = {xid}
         ) found
         WHERE found.state ->> 'profile_id' = NEW.profile_id
         AND (command IS NULL OR found.state #>> '{{envelope,command_id}}' = command)
+        -- In the profile's own stream, the one its registration (an operator's) began: an
+        -- event in a stream this login made up may name any profile, or none.
+        AND EXISTS (
+            SELECT 1 FROM {events} r WHERE r.originator_id = found.originator_id
+            AND r.originator_version = 1 AND r.topic = '{registered}'
+            AND convert_from(r.state, 'UTF8')::json ->> 'profile_id' = NEW.profile_id
+        )
     ) INTO beside;
     IF NOT beside THEN
         RAISE EXCEPTION 'login % may not write % for profile % at version % without its event',
@@ -235,6 +257,7 @@ BEGIN
 END $f$"""
     return [
         check,
+        _PINNED.format(function="custody_check_beside"),
         *(
             f"CREATE OR REPLACE TRIGGER {table}_beside AFTER INSERT OR UPDATE OR DELETE "
             f"ON {table} FOR EACH ROW "
@@ -336,10 +359,13 @@ def apply_privileges(store: Executing, tables: Tables) -> None:
     every = ", ".join(GROUP_ROLES.values())
     store.execute(f"GRANT USAGE ON SCHEMA {_schema(store)} TO {every}")
     for table in names:
-        store.execute(f"REVOKE ALL ON {table} FROM {every}")
+        # One transaction (statements sent together): between a REVOKE committed alone and its
+        # GRANTs every login of the groups was refused, a live worker's heartbeat included.
+        statements = [f"REVOKE ALL ON {table} FROM {every}"]
         for role, group in GROUP_ROLES.items():
             kinds = tables.privileges(table, role)
-            store.execute(f"GRANT {', '.join(kinds)} ON {table} TO {group}")
+            statements.append(f"GRANT {', '.join(kinds)} ON {table} TO {group}")
+        store.execute("; ".join(statements))
     for sequence in sequences:
         store.execute(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {every}")
     # Tables made later by this owner (a read model's rebuild) are read models: read by all,

@@ -18,6 +18,7 @@ profile's event appended in the same transaction (``custody_check_beside``,
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,82 @@ def test_a_row_forged_beside_an_event_is_kept_in_the_log_and_named(
     assert [d["profile_id"] for d in repaired["differences"]] == [PROFILE], repaired
     settled = run(scheduler, "--json", "sweep").json()["settled"]
     assert [s["profile_id"] for s in settled] == [PROFILE]
+
+
+def test_an_event_in_a_stream_of_its_own_opens_no_row(owner_url: str, tmp_path: Path) -> None:
+    """A worker's login cannot write a row or claim a command id beside an event it appends to a
+    stream it made up (review 9): the trigger took any event of this transaction naming the
+    profile, so a heartbeat in a new stream let the row's deadline move without an event in the
+    profile's log, and one naming no profile claimed a sweep's id in advance."""
+    worker = granted(owner_url, "worker", tmp_path)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    run(worker, "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t")
+    (version,) = _one(owner_url, "SELECT version FROM custody_availability WHERE profile_id = %s")
+    made_up = "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+    made_up += "VALUES (gen_random_uuid(), %s, 'lease_heartbeat', convert_to(%s, 'UTF8'))"
+    attempts = [
+        (version, PROFILE, "UPDATE custody_availability SET until = %s WHERE profile_id = %s",
+         ("2036-12-03T09:00:00.000000+00:00", PROFILE)),
+        (0, "", "INSERT INTO custody_commands (command_id, profile_id, version, command) "
+         "VALUES ('sweep-1', '', 0, 'forged')", ()),
+    ]  # fmt: skip
+    for at, profile, statement, params in attempts:
+        state = json.dumps(
+            {"profile_id": profile, "envelope": {"actor_role": "worker", "command_id": "sweep-1"}}
+        )
+        with psycopg.connect(worker) as conn:  # one transaction: the event, then the row
+            conn.execute(made_up, (at, state))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement, params)
+    (until,) = _one(owner_url, "SELECT until FROM custody_availability WHERE profile_id = %s")
+    assert not str(until).startswith("2036")
+
+
+def test_a_temporary_table_stands_in_for_nothing_the_triggers_read(
+    owner_url: str, tmp_path: Path
+) -> None:
+    """A worker's login cannot pass the triggers with temporary tables named as what they read
+    (review 9): any login may create a temporary table, and PostgreSQL looks one up before the
+    schema's and even before the catalog's, for the trigger functions ran on the session's
+    search path. A temporary ``custody_events`` holding a made-up event let the worker's login
+    mark a quarantined profile available with no event at all, and a temporary ``pg_class``
+    naming it the events' owner let it append a reviewer's verdict."""
+    worker = granted(owner_url, "worker", tmp_path)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    run(owner_url, "quarantine", PROFILE, "--actor", "op", "--reason", "suspicious")
+    (version,) = _one(owner_url, "SELECT version FROM custody_availability WHERE profile_id = %s")
+    stream = "00000000-0000-0000-0000-000000000001"
+    state = json.dumps({"profile_id": PROFILE}).encode()
+    made_up = [
+        (stream, 1, "profile_registered", state),
+        (stream, version, "lease_heartbeat", state),
+    ]
+    reviewed = json.dumps({"profile_id": PROFILE, "envelope": {"actor_role": "reviewer"}})
+    with psycopg.connect(worker) as conn:  # one transaction: the stand-in, then the row
+        conn.execute(
+            "CREATE TEMP TABLE custody_events (originator_id uuid, originator_version bigint, "
+            "topic text, state bytea)"
+        )
+        stand_in = "INSERT INTO pg_temp.custody_events VALUES (%s, %s, %s, %s)"
+        conn.cursor().executemany(stand_in, made_up)
+        conn.execute("SELECT set_config('custody.appended', %s, true)", (f"{stream} ",))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "UPDATE public.custody_availability SET state = 'available' "
+                "WHERE profile_id = %s", (PROFILE,),
+            )  # fmt: skip
+    with psycopg.connect(worker) as conn:
+        conn.execute("CREATE TEMP TABLE pg_class (oid oid, relowner oid)")
+        conn.execute(
+            "INSERT INTO pg_temp.pg_class SELECT 'public.custody_events'::regclass, oid "
+            "FROM pg_catalog.pg_roles WHERE rolname = current_user"
+        )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO public.custody_events (originator_id, originator_version, topic, "
+                "state) VALUES (%s, %s, 'profile_reviewed', %s)",
+                (stream, 1, reviewed.encode()),
+            )
+    assert run(owner_url, "--json", "why", PROFILE).json()["state"] == "quarantined"

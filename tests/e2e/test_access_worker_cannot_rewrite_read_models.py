@@ -95,3 +95,26 @@ def test_a_worker_login_cannot_rewrite_the_timeline_unseen(owner_url: str, tmp_p
     # The worker's login still reads the timeline, as the maintainers folded it.
     mine = run(worker, "--json", "timeline", PROFILE).json()
     assert [(r["step"], r["url"]) for r in mine if r["event_type"] == "lease_heartbeat"] == beats
+
+
+def test_a_worker_login_reads_an_account_and_a_moment_the_timeline_has_not_folded(
+    owner_url: str, tmp_path: Path
+) -> None:
+    """A worker's login, which folds nothing into the read models, is not told that a
+    registered account or profile was never registered (review 9): before any maintainer had
+    folded the registration, ``timeline --account`` and ``usage --account`` said "no profile was
+    ever registered under account" and ``replay`` said the profile "was not registered yet"
+    (exit 2, bad input), where they lag at worst."""
+    name = f"work_{uuid.uuid4().hex[:8]}"
+    ok(custody("--store", owner_url, "access", "grant", name, "--role", "worker", cwd=tmp_path))
+    worker = as_login(owner_url, name)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    run(worker, "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t")
+    run(worker, "timeline", "--account", "a1")
+    run(worker, "usage", "--account", "a1")
+    now = run(worker, "--json", "who", PROFILE).json()["lease"]["lease_started_at"]
+    replayed = run(worker, "--json", "replay", PROFILE, "--at", now).json()
+    assert replayed["state"] == "leased", replayed
+    refused = custody("--store", worker, "timeline", "--account", "a2", cwd=tmp_path)
+    assert refused.code == 2, refused.err  # an account nobody registered is still refused

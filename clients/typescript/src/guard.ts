@@ -63,6 +63,12 @@ export class LeaseGuard {
     return this.hardLimit === null ? until : Math.min(until, this.hardLimit);
   }
 
+  /** When the next renewal is due on the clock: a third of the TTL after the last renewal's
+   * start (the checkout's, at first), as the Python SDK's hub judges it. */
+  get renewalDue(): number {
+    return this.renewedAt + this.timing.intervalMs;
+  }
+
   /** Held: not lost, and before the local deadline (which loses it, once, here). */
   held(): boolean {
     if (this.why) return false;

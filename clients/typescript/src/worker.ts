@@ -296,20 +296,25 @@ export class WorkerLease {
 
   // -- the lease's life ------------------------------------------------------------------
 
-  /** Begin renewing every third of the TTL and watching for a revocation. */
+  /** Begin renewing every third of the TTL and watching for a revocation. Each renewal is
+   * due a third of the TTL after the last one's start (the checkout's, at first): a grant that
+   * came back late, or a renewal answered late, is renewed at once, not a third later, by
+   * which time the local deadline may have passed. */
   start(): void {
+    const due = (): number => Math.max(0, this.guard.renewalDue - this.leases.clock());
     const beat = async (): Promise<void> => {
       if (!this.guard.held()) return;
-      let next = this.guard.timing.intervalMs;
+      let next: number;
       try {
         await this.renew({});
+        next = due();
       } catch {
         // An answer it does not expect (a 403, a 500) is waited out: the deadline decides.
         next = this.guard.timing.retryMs;
       }
       if (this.guard.held() && !this.watching.signal.aborted) this.heartbeats = setTimeout(beat, next);
     };
-    this.heartbeats = setTimeout(beat, this.guard.timing.intervalMs);
+    this.heartbeats = setTimeout(beat, due());
     this.watchDone = this.watch();
     this.awaitDeadline();
   }

@@ -163,7 +163,8 @@ describe("the revocation watch", () => {
       down,
     );
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const evidenceDir = await mkdtemp(join(tmpdir(), "custody-ts-"));
+    const leases = new ProfileLeases({ client, evidenceDir });
     const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
       await new Promise((done) => setTimeout(done, 1200));
     });
@@ -340,6 +341,35 @@ describe("a command whose answer was lost", () => {
     const checkouts = sent.filter((s) => s.url.endsWith("/checkout"));
     assert.equal(checkouts.length, 2);
     assert.equal(checkouts[0]?.headers["Idempotency-Key"], checkouts[1]?.headers["Idempotency-Key"]);
+  });
+
+  it("renews a grant recovered late before its deadline, counted from the checkout", async () => {
+    // TTL 1.5 s: renewed a third of it (0.5 s) after the checkout was first sent, lost at two
+    // thirds (1 s). The grant comes back 0.5 s late (two answers lost), so the first heartbeat
+    // is due at once, as the Python SDK sends it, not a whole third later (at 1 s, too late).
+    let lostAnswers = 2;
+    const sent: string[] = [];
+    const fetch: typeof globalThis.fetch = async (input, init) => {
+      const url = String(input);
+      if (init?.method === "GET") {
+        const signal = init.signal; // the watch: held open until aborted
+        return new Promise((_, reject) => {
+          signal?.addEventListener("abort", () => reject(signal.reason));
+        });
+      }
+      sent.push(url);
+      if (url.endsWith("/checkout") && lostAnswers-- > 0) throw new TypeError("fetch failed");
+      const body = url.endsWith("/release") ? released : { ...LEASE, ttl_seconds: 1.5 };
+      return new Response(JSON.stringify(body), { status: url.endsWith("/checkout") ? 201 : 200 });
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const evidenceDir = await mkdtemp(join(tmpdir(), "custody-ts-"));
+    const leases = new ProfileLeases({ client, evidenceDir });
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
+      await new Promise((done) => setTimeout(done, 1200));
+    });
+    assert.equal(lease.result?.ending, "clean");
+    assert.ok(sent.filter((url) => url.endsWith("/heartbeat")).length >= 2, sent.join(" "));
   });
 
   it("is not resent past the checkout's window when the service answered 503", async () => {

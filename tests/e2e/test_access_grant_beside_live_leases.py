@@ -1,0 +1,72 @@
+"""Granting a login its role on PostgreSQL leaves every other login's privileges in place.
+
+Guarantee (docs/operations/roles.md, "Logins, enforced in PostgreSQL": ``custody access grant``
+is how each process gets its login, run while the fleet runs; a refused write is exit 7, "a
+write the database refuses", which no worker retries).
+
+Found by review 9: ``apply_privileges`` (run by every ``access grant`` and ``init``) revoked
+each table's privileges from every custody group role and granted them again, each statement
+a transaction of its own. A worker's heartbeat that came between them was refused, "permission
+denied for table custody_events" (``Forbidden``): 11 of about 2,600 heartbeats in 8 s while
+another login was granted 8 times.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from owned_store import granted, owned_store
+from pg_cluster import PostgresCluster
+
+from ledger import Checkout, Heartbeat, Ledger, LedgerError, RegisterProfile, Role
+from ledger.access import grant
+
+pytestmark = pytest.mark.postgres
+
+PROFILE = "profile_shop_17"
+
+
+@pytest.fixture
+def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
+    """A store owned by a CREATEROLE login (not a superuser), as docs/operations/roles.md has."""
+    with owned_store(pg_cluster, tmp_path) as url:
+        yield url
+
+
+def test_a_grant_refuses_no_live_worker_a_heartbeat(owner_url: str, tmp_path: Path) -> None:
+    """Heartbeats sent while another login is granted its role, again and again, all land."""
+    owner = Ledger.open(owner_url)
+    worker = Ledger.open(granted(owner_url, "worker", tmp_path))
+    try:
+        owner.handle(RegisterProfile(profile_id=PROFILE, account_id="a1", proxy_id="x1"))
+        lease = worker.handle(
+            Checkout(profile_id=PROFILE, worker_id="w1", run_id="r1", task_type="t")
+        )
+        refused: list[str] = []
+        granting = threading.Event()
+
+        def beat() -> None:
+            while granting.is_set():
+                try:
+                    worker.handle(
+                        Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token)
+                    )
+                except LedgerError as e:
+                    refused.append(str(e))
+
+        granting.set()
+        beating = threading.Thread(target=beat)
+        beating.start()
+        try:
+            for _ in range(12):
+                grant(owner, "another_login", Role.REVIEWER)
+        finally:
+            granting.clear()
+            beating.join()
+        assert refused == []
+    finally:
+        worker.close()
+        owner.close()
