@@ -119,8 +119,7 @@ END $f$"""
     return [
         refuse,
         xid_first,
-        _check_append_ddl(),
-        _PINNED.format(function="custody_check_append"),
+        _pinned(_check_append_ddl(), "custody_check_append"),
         f"CREATE OR REPLACE TRIGGER custody_events_no_rewrite BEFORE UPDATE OR DELETE "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_refuse_rewrite()",
         f"CREATE OR REPLACE TRIGGER custody_events_no_truncate BEFORE TRUNCATE "
@@ -143,6 +142,13 @@ _PINNED = (
     "DO $$ BEGIN EXECUTE format('ALTER FUNCTION {function}() "
     "SET search_path = pg_catalog, %I, pg_temp', current_schema()); END $$"
 )
+
+
+def _pinned(create: str, function: str) -> str:
+    """``create`` (a check function's ``CREATE OR REPLACE``, which resets its settings) and
+    the pin of its search path, sent as one statement: one transaction, so that no append
+    meets the function unpinned between the two."""
+    return f"{create};\n{_PINNED.format(function=function)}"
 
 
 def _check_append_ddl() -> str:
@@ -256,8 +262,7 @@ BEGIN
     RETURN NULL;
 END $f$"""
     return [
-        check,
-        _PINNED.format(function="custody_check_beside"),
+        _pinned(check, "custody_check_beside"),
         *(
             f"CREATE OR REPLACE TRIGGER {table}_beside AFTER INSERT OR UPDATE OR DELETE "
             f"ON {table} FOR EACH ROW "

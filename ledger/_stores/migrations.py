@@ -71,7 +71,11 @@ class Migrating(Protocol):
 #    beside its profile's event appended in the same transaction (``custody_check_beside``),
 #    and only the roles that maintain the read models write them (``ledger._stores.access``).
 #    Refused by an older custody, whose repairs and reads would be refused by the database.
-SCHEMA_VERSION = 9
+# 10: the row trigger takes an event only in the stream its profile's registration began, and
+#    both check functions run on a pinned search path (a login's temporary table stood in for
+#    the events or the catalog): no table changes, but a store is refused until ``init`` has
+#    installed them, so that no PostgreSQL store keeps the guards a worker's login got past.
+SCHEMA_VERSION = 10
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (

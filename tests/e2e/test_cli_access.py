@@ -340,3 +340,26 @@ def test_init_gives_an_older_store_the_guards(owned: Owned) -> None:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
     ok(owned.cli(worker, "status"))
+
+
+def test_init_pins_the_checks_of_a_schema_9_store(owned: Owned) -> None:
+    """A store of schema 9 (its check functions on the writer's search path, where a login's
+    temporary table comes first) is refused until ``custody init``, which pins both."""
+    worker = owned.login("worker")
+    functions = "('custody_check_append', 'custody_check_beside')"
+    pinned = f"SELECT proname, proconfig FROM pg_proc WHERE proname IN {functions}"
+    with psycopg.connect(owned.url, autocommit=True) as conn:  # as schema 9 left it
+        assert all(config for _, config in conn.execute(pinned))
+        for function in ("custody_check_append", "custody_check_beside"):
+            conn.execute(f"ALTER FUNCTION {function}() RESET search_path")
+        conn.execute("UPDATE custody_schema SET version = 9")
+    refused = owned.cli(worker, "status")
+    assert refused.code == 6, refused.err
+    assert "has schema 9, this custody needs 10" in error_line(refused)
+    ok(owned.cli(owned.url, "init"))
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        found = dict(conn.execute(pinned).fetchall())
+    assert sorted(found) == ["custody_check_append", "custody_check_beside"]
+    for config in found.values():
+        assert config == ["search_path=pg_catalog, public, pg_temp"], config
+    ok(owned.cli(worker, "status"))
