@@ -8,6 +8,7 @@ the number of events: a million events stream through in batches.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -68,6 +69,11 @@ class Walk:
     roots: dict[int, bytes] = field(default_factory=dict)
     tree: TreeBuilder = field(init=False)
     last_position: int = 0
+    # How a read makes an event of a stored one's parsed body (type, body, stream id as hex,
+    # version), raising on one it cannot read: a row its chain vouches for may still be one no
+    # read can take (anyone can link an event; a worker's login can append one). None: not
+    # asked (``ledger._stores.mapper.event_of``).
+    reads: Callable[[str, dict[str, Any], str, int], Any] | None = None
 
     def __post_init__(self) -> None:
         self.tree = TreeBuilder(wanted=self.wanted)
@@ -83,6 +89,28 @@ class Walk:
 
     def take(self, row: Row) -> None:
         """Walk one stored event."""
+        said = len(self.problems)
+        raw = self._take(row)
+        if raw is not None and len(self.problems) == said:  # nothing else wrong with it
+            self.readable(row, raw)
+
+    def readable(self, row: Row, raw: dict[str, Any], profile_id: str | None = None) -> None:
+        """Whether a read can make an event of ``row``, whose body parses to ``raw`` (taken),
+        of ``profile_id`` (None: the profile whose chain it moved on last); a problem if not."""
+        if self.reads is None:
+            return
+        _, stream_hex, version, event_type, _ = row
+        try:
+            self.reads(event_type, raw, stream_hex, version)
+        except Exception as e:  # whatever the decoder raises is what every read would meet
+            if profile_id is None:
+                at = row[0]
+                profile_id = next((p for p, s in self.streams.items() if s.position == at), None)
+            said = f"{type(e).__name__}: {_first_error(e)}"
+            self._say(profile_id, version, f"{_UNREADABLE} ({said})")
+
+    def _take(self, row: Row) -> dict[str, Any] | None:
+        """``take`` but for the read; the body's JSON if it parsed."""
         position, stream_id, version, event_type, state = row
         body, chain = split(state)
         try:
@@ -92,7 +120,7 @@ class Walk:
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             what = f"holds bytes at position {position} that are not an event custody stored"
             self._say(None, None, what)
-            return
+            return None
         if stream_id != _stream_id(profile_id):
             # The chain is the body's; the ledger reads a profile's events by stream id.
             self._say(profile_id, version, _MOVED)
@@ -106,6 +134,7 @@ class Walk:
             if not state.endswith(b"}"):  # ``split`` reads past the last byte
                 self._say(profile_id, version, _TAIL_EDITED)
         self._moved(profile_id, stream, version, own, position)
+        return raw if isinstance(raw, dict) else None
 
     def _in_order(self, profile_id: str, stream: Stream, version: int) -> None:
         if version == stream.version + 1:
@@ -194,6 +223,10 @@ _TAIL_EDITED = (
     "its stored bytes end otherwise than custody wrote them (edited after it was stored; the "
     "link and the body read the same)"
 )
+_UNREADABLE = (
+    "links into its chain, but custody cannot read it: every read that folds it (the read "
+    "models, its profile's commands) fails"
+)
 _BODY_EDITED = "its body was edited after it was stored (it no longer hashes to its link)"
 _HEADER_EDITED = "its header (who, when, which command) was edited after it was stored"
 
@@ -224,16 +257,21 @@ def _each(state: Walk, rows: Iterable[Row]) -> None:
         if intact is None:
             state.take(row)
             continue
-        profile_id, own, stream = intact
+        profile_id, own, stream, raw = intact
         if stream is None:
             stream = streams[profile_id] = Stream()
         state._moved(profile_id, stream, row[2], own, row[0])
+        if state.reads is not None:
+            state.readable(row, raw, profile_id)
 
 
-def _intact(streams: dict[str, Stream], row: Row) -> tuple[str, str, Stream | None] | None:
-    """The profile, hash and stream (None: new) of a stored event that holds exactly what
-    custody stored and comes next in its chain, checked as ``Walk.take`` checks it; None for
-    any other row, before anything of it is kept, so that ``take`` says what is wrong.
+def _intact(
+    streams: dict[str, Stream], row: Row
+) -> tuple[str, str, Stream | None, dict[str, Any]] | None:
+    """The profile, hash, stream (None: new) and parsed body of a stored event that holds
+    exactly what custody stored and comes next in its chain, checked as ``Walk.take`` checks
+    it; None for any other row, before anything of it is kept, so that ``take`` says what is
+    wrong.
 
     The body is parsed by orjson, not json: where the two could read it apart (a lone
     surrogate, NaN, an integer past 64 bits, nesting json's recursion limit stops) orjson
@@ -264,7 +302,7 @@ def _intact(streams: dict[str, Stream], row: Row) -> tuple[str, str, Stream | No
     head, last = (stream.head, stream.version) if stream is not None else (GENESIS, 0)
     if version != last + 1 or prev != head or hashlib.sha256(body).hexdigest() != body_hash:
         return None
-    return (profile_id, own, stream) if event_hash(prev, header, body_hash) == own else None
+    return (profile_id, own, stream, raw) if event_hash(prev, header, body_hash) == own else None
 
 
 def _header(fields: list[Any]) -> bytes | None:
@@ -279,6 +317,18 @@ def _header(fields: list[Any]) -> bytes | None:
     if not encoded.isascii() or b"\\" in encoded or b"\x7f" in encoded:
         return None
     return encoded
+
+
+def _first_error(error: Exception) -> str:
+    """The first thing a decoder's error names: a validation error's first field and what is
+    wrong with it, any other error's first line."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            first = errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            return f"{where}: {first['msg']}"[:160]
+    return (str(error).splitlines() or [""])[0][:160]
 
 
 @functools.lru_cache(maxsize=65536)

@@ -100,24 +100,40 @@ def decode(
 ) -> ProfileEvent:
     """Rebuild a domain event from its stored topic and bytes, upcasting old versions; with
     ``shown``, its text as a read model can hold it (``decode_shown``)."""
-    from ledger._domain.events import EVENT_CLASSES, upcast
-
     body, chain = split(state)
     raw: dict[str, Any] = json.loads(body)
     # What an event stored before hash chains hashes (as stored, before any upcast); a linked
     # event's hash is its link's.
     header = header_bytes(raw, version, topic) if chain is None else None
-    data = upcast(topic, raw, raw.pop("class_version", 1))
-    if shown and _NUL_IN_JSON in body:
-        data = _shown(data)
-    data["originator_id"] = originator_id
-    data["originator_version"] = version
-    if chain is not None:
-        data["chain"] = Link.model_validate_json(chain)
-    event = EVENT_CLASSES[topic].model_validate(data)
+    link = Link.model_validate_json(chain) if chain is not None else None
+    event = event_of(topic, raw, originator_id, version, link, shown=shown and _NUL_IN_JSON in body)
     if header is not None:
         event.as_stored(body, header)
     return event
+
+
+def event_of(
+    topic: str,
+    raw: dict[str, Any],
+    originator_id: UUID | str,
+    version: int,
+    link: Link | None = None,
+    *,
+    shown: bool = False,
+) -> ProfileEvent:
+    """The domain event of a stored event's parsed JSON body ``raw`` (taken, and changed),
+    upcast from older versions, with its stream, version and link: what ``decode`` makes of
+    its bytes, and what ``custody verify`` asks of every event it walks."""
+    from ledger._domain.events import EVENT_CLASSES, upcast
+
+    data = upcast(topic, raw, raw.pop("class_version", 1))
+    if shown:
+        data = _shown(data)
+    data["originator_id"] = originator_id
+    data["originator_version"] = version
+    if link is not None:
+        data["chain"] = link
+    return EVENT_CLASSES[topic].model_validate(data)
 
 
 def decode_shown(topic: str, state: bytes) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from cli_process import custody, ok
 from owned_store import granted, owned_store
 from pg_cluster import PostgresCluster
 
+from ledger._domain.chain import body_bytes, header_bytes, link, split, stored
+
 pytestmark = pytest.mark.postgres
 
 PROFILE = "profile_shop_17"
@@ -227,3 +229,45 @@ def test_a_temporary_table_stands_in_for_nothing_the_triggers_read(
                 (stream, 1, reviewed.encode()),
             )
     assert run(owner_url, "--json", "why", PROFILE).json()["state"] == "quarantined"
+
+
+def test_an_event_no_read_can_take_is_named_by_verify(owner_url: str, tmp_path: Path) -> None:
+    """What the database cannot refuse, since it does not decode what it stores: a worker's
+    login appends, with raw SQL, a heartbeat linked into its profile's chain as custody links
+    it but without its time. Every read that folds it fails; ``verify`` names it (exit 5)
+    though every chain holds, and ``digest`` refuses to pin such a log."""
+    worker = granted(owner_url, "worker", tmp_path)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    lease = run(
+        worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t",
+        "--ttl", "60",
+    ).json()  # fmt: skip
+    run(worker, "heartbeat", lease["lease_id"], "--token", str(lease["fencing_token"]))
+    with psycopg.connect(worker) as conn:
+        stream, version, topic, state = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM custody_events "
+            "ORDER BY notification_id DESC LIMIT 1"
+        ).fetchone() or (None, 0, "", b"")
+        body, chain = split(bytes(state))
+        fields = json.loads(body)
+        del fields["envelope"]["at"]
+        encoded = body_bytes(fields)
+        linked = link(json.loads(chain or b"{}")["hash"], header_bytes(fields, version + 1, topic),
+                      encoded)  # fmt: skip
+        conn.execute(
+            "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s)",
+            (stream, version + 1, topic, stored(encoded, linked)),
+        )
+    broken = custody("--store", owner_url, "timeline", PROFILE, cwd=tmp_path)
+    assert broken.code != 0, broken.out
+    verified = custody("--store", owner_url, "verify", cwd=tmp_path)
+    assert verified.code == 5, verified.out
+    assert f"{PROFILE} v{version + 1}: links into its chain, but custody cannot read it" in (
+        verified.out
+    ), verified.out
+    assert "envelope.at: Field required" in verified.out
+    digest = custody("--store", owner_url, "digest", "--out", tmp_path / "d.json", cwd=tmp_path)
+    assert digest.code == 5, digest.err
+    assert not (tmp_path / "d.json").exists()

@@ -193,6 +193,22 @@ def _junk_envelope(log: RawLog) -> None:
     log.set_state(log.row("p1", 3).position, b'{"envelope":[],"profile_id":"p1"}')
 
 
+def _append_unreadable(log: RawLog) -> None:
+    """A p1 v7 linked after v6 as custody links, but without the time every event carries:
+    every chain holds, and every read that folds it (a load of p1, the read models) fails."""
+    fields = log.row("p1", 6).fields()
+    del fields["envelope"]["at"]
+    state = relinked(fields, 7, "lease_released", _prev(log, "p1", 6))
+    log.insert(13, log.stream_id("p1"), 7, "lease_released", state)
+
+
+def _append_unknown_type(log: RawLog) -> None:
+    """A p2 v6 linked after v5, of a type no custody event has."""
+    fields = log.row("p2", 5).fields()
+    state = relinked(fields, 6, "lease_hijacked", _prev(log, "p2", 5))
+    log.insert(13, log.stream_id("p2"), 6, "lease_hijacked", state)
+
+
 @dataclass(frozen=True)
 class Attack:
     """One way to rewrite history: what it does to the log, the lines verify must print
@@ -268,6 +284,16 @@ ATTACKS = [
     Attack("closing-byte-edited", _edit_closing_byte, ("p1 v3: its stored bytes end otherwise",)),
     Attack("junk-bytes", _junk_bytes, ("the log: holds bytes at position 6 that are not",)),
     Attack("junk-envelope", _junk_envelope, ("the log: holds bytes at position 6 that are not",)),
+    Attack(
+        "linked-but-unreadable",
+        _append_unreadable,
+        ("p1 v7: links into its chain, but custody cannot read it",),
+    ),
+    Attack(
+        "linked-of-no-type",
+        _append_unknown_type,
+        ("p2 v6: links into its chain, but custody cannot read it",),
+    ),
 ]
 
 

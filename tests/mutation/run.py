@@ -555,6 +555,14 @@ MUTANTS = (
         ("tests/e2e/test_digest_files.py",),
     ),
     Mutant(
+        "verify-reads-every-event",
+        "ledger/audit.py",
+        "    state.reads = event_of\n",
+        "    state.reads = None\n",
+        "verify vouches for an event its chain links though no read can decode it",
+        ("tests/integration/test_tamper.py",),
+    ),
+    Mutant(
         "sqlite-statements-kept",
         "ledger/_stores/recorders.py",
         "                cached_statements=SQLITE_STATEMENTS_KEPT,\n",
