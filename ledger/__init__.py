@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         NotAllowed as NotAllowed,
         StoreUnavailable as StoreUnavailable,
         UnknownProfile as UnknownProfile,
+        UnreadableEvent as UnreadableEvent,
     )
     from ledger._domain.events import (
         EVENT_CLASSES as EVENT_CLASSES,
@@ -140,6 +141,7 @@ _HOMES = {
             "NotAllowed",
             "StoreUnavailable",
             "UnknownProfile",
+            "UnreadableEvent",
         ),
         "ledger._domain.errors",
     ),
@@ -246,6 +248,7 @@ __all__ = [
     "SweepReport",
     "SweepResult",
     "UnknownProfile",
+    "UnreadableEvent",
     "availability_differences",
     "rebuild_availability",
     "verify_availability",

@@ -23,10 +23,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ledger._domain.errors import LedgerError, NotAllowed
+from ledger._domain.errors import LedgerError, NotAllowed, UnreadableEvent as UnreadableEvent
 from ledger._domain.model import stream_id
 from ledger._stores.access import READ_MODEL_WRITERS
-from ledger._stores.mapper import decode, decode_shown
+from ledger._stores.mapper import complaint, decode, decode_shown
 from ledger._stores.store import Store
 from ledger._stores.views import StoredNotification, StreamCount, ViewCursor
 from ledger._stores.wakeups import Announce, Wakeups
@@ -98,6 +98,14 @@ class LoggedEvent:
             stream = UUID(n.originator_id) if isinstance(n.originator_id, str) else n.originator_id
             self._event = decode(n.topic, n.state, stream, n.version, shown=True)
         return self._event
+
+    def unreadable(self) -> str | None:
+        """Why this event cannot be decoded as a read decodes it (None: it can)."""
+        try:
+            self.event  # noqa: B018 - decoded for what it raises
+        except Exception as e:  # whatever the decoder raises is the answer
+            return complaint(e)
+        return None
 
     def data(self) -> dict[str, Any]:
         """The event's fields as JSON gives them (times as text, enums as their values):

@@ -24,7 +24,7 @@ from ledger import (
     ReadModelDamaged,
     StoreUnavailable,
 )
-from ledger.feed import Feed
+from ledger.feed import Feed, FeedTransaction, LoggedEvent, UnreadableEvent
 from projections._base import ReadModel, ReadResult, layout_problem
 
 BATCH = 500
@@ -121,7 +121,7 @@ def _catch_up_together(feed: Feed, models: list[ReadModel], batch: int) -> int:
             for model, position in zip(models, positions, strict=True):
                 mine = found if position == least else [n for n in found if n.position > position]
                 if mine:
-                    model.fold(tx, model.table.name, mine)
+                    _fold(model, tx, model.table.name, mine)
                     tx.move_checkpoint(model.name, mine[-1].position)
                 applied += len(mine)
         if len(found) < batch:
@@ -140,6 +140,19 @@ def _check_layout(feed: Feed, model: ReadModel) -> None:
     feed.checked_layouts.add(table.name)
 
 
+def _fold(model: ReadModel, tx: FeedTransaction, table: str, events: list[LoggedEvent]) -> None:
+    """``model.fold``; where it fails on an event no read can decode (put there outside
+    custody: ``custody verify`` names it), ``UnreadableEvent`` names that event in one line."""
+    try:
+        model.fold(tx, table, events)
+    except Exception as error:
+        for event in events:
+            if (problem := event.unreadable()) is not None:
+                what = f"the event at position {event.position} ({event.event_type[:40]!r})"
+                raise UnreadableEvent(what, problem) from error
+        raise
+
+
 def _catch_up(feed: Feed, model: ReadModel, name: str, table: str, batch: int) -> int:
     applied = 0  # the caller has seen there is something to apply (or is rebuilding)
     while True:
@@ -147,7 +160,7 @@ def _catch_up(feed: Feed, model: ReadModel, name: str, table: str, batch: int) -
             position = tx.claim_checkpoint(name)  # first: another runner of it waits here
             found = tx.events_after(position, batch)
             if found:
-                model.fold(tx, table, found)
+                _fold(model, tx, table, found)
                 tx.move_checkpoint(name, found[-1].position)
         applied += len(found)
         if len(found) < batch:
@@ -284,7 +297,7 @@ def _rebuild(feed: Feed, model: ReadModel, shadow: str, batch: int) -> tuple[int
         tx.claim_checkpoint(name)  # live catch-ups wait for the swap, then go on from it
         position = tx.claim_checkpoint(shadow_name)
         while found := tx.events_after(position, batch):
-            model.fold(tx, shadow, found)
+            _fold(model, tx, shadow, found)
             position = found[-1].position
         tx.execute(f"DROP TABLE IF EXISTS {live}")  # a dropped table is made again
         tx.execute(f"ALTER TABLE {shadow} RENAME TO {live}")

@@ -8,7 +8,6 @@ the number of events: a million events stream through in batches.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -22,6 +21,7 @@ import orjson
 from ledger._audit.merkle import EMPTY_ROOT, TreeBuilder, leaf_hash
 from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_fields, split
 from ledger._domain.model import stream_id
+from ledger._stores.mapper import complaint
 
 # position, stream id (the originator_id as hex, as the store keys it), version, event type,
 # stored state
@@ -106,8 +106,7 @@ class Walk:
             if profile_id is None:
                 at = row[0]
                 profile_id = next((p for p, s in self.streams.items() if s.position == at), None)
-            said = f"{type(e).__name__}: {_first_error(e)}"
-            self._say(profile_id, version, f"{_UNREADABLE} ({said})")
+            self._say(profile_id, version, f"{_UNREADABLE} ({complaint(e)})")
 
     def _take(self, row: Row) -> dict[str, Any] | None:
         """``take`` but for the read; the body's JSON if it parsed."""
@@ -317,18 +316,6 @@ def _header(fields: list[Any]) -> bytes | None:
     if not encoded.isascii() or b"\\" in encoded or b"\x7f" in encoded:
         return None
     return encoded
-
-
-def _first_error(error: Exception) -> str:
-    """The first thing a decoder's error names: a validation error's first field and what is
-    wrong with it, any other error's first line."""
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        with contextlib.suppress(Exception):
-            first = errors()[0]
-            where = ".".join(map(str, first["loc"]))
-            return f"{where}: {first['msg']}"[:160]
-    return (str(error).splitlines() or [""])[0][:160]
 
 
 @functools.lru_cache(maxsize=65536)

@@ -16,6 +16,21 @@ class LedgerError(Exception):
     exit_code = 1
 
 
+class UnreadableEvent(LedgerError):
+    """A stored event no read can decode (put there outside custody; ``custody verify``
+    names it): nothing that folds it (a load of its profile, a read model) can be answered.
+    Events are never rewritten, so only the store's owner can act on it."""
+
+    exit_code = 1
+
+    def __init__(self, event: str, problem: str) -> None:
+        super().__init__(
+            f"{event} cannot be read ({problem}), so nothing that folds it can be answered; "
+            "custody verify names it"
+        )
+        self.problem = problem
+
+
 class InvalidInput(LedgerError):
     """A field of a command is malformed or out of range; nothing was written."""
 

@@ -11,6 +11,7 @@ store opened only to read its tables imports neither (``ledger._stores.store``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -51,12 +52,25 @@ class ProfileEventMapper(Mapper[UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         if stored_event.topic == SNAPSHOT_TOPIC:
             return _snapshot(stored_event)
-        return decode(
-            stored_event.topic,
-            stored_event.state,
-            stored_event.originator_id,
-            stored_event.originator_version,
-        )
+        topic, version = stored_event.topic, stored_event.originator_version
+        try:
+            return decode(topic, stored_event.state, stored_event.originator_id, version)
+        except Exception as e:  # one line naming the event, not a traceback
+            from ledger._domain.errors import UnreadableEvent
+
+            raise UnreadableEvent(f"the event {topic[:40]!r} v{version}", complaint(e)) from e
+
+
+def complaint(error: Exception) -> str:
+    """What a decoder's error says first: a validation error's first field and what is
+    wrong with it, any other error's first line, after its type."""
+    said = (str(error).splitlines() or [""])[0]
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            first = errors()[0]
+            said = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return f"{type(error).__name__}: {said}"[:200]
 
 
 def _stored_snapshot(snapshot: ProfileSnapshot) -> StoredEvent:

@@ -196,10 +196,11 @@ def _junk_envelope(log: RawLog) -> None:
 def _append_unreadable(log: RawLog) -> None:
     """A p1 v7 linked after v6 as custody links, but without the time every event carries:
     every chain holds, and every read that folds it (a load of p1, the read models) fails."""
-    fields = log.row("p1", 6).fields()
+    row = log.row("p1", 6)
+    fields = row.fields()
     del fields["envelope"]["at"]
-    state = relinked(fields, 7, "lease_released", _prev(log, "p1", 6))
-    log.insert(13, log.stream_id("p1"), 7, "lease_released", state)
+    state = relinked(fields, 7, row.topic, _prev(log, "p1", 6))
+    log.insert(13, log.stream_id("p1"), 7, row.topic, state)
 
 
 def _append_unknown_type(log: RawLog) -> None:
@@ -749,3 +750,26 @@ def test_a_snapshot_check_whose_child_cannot_start_runs_in_process(
         found = audit.verify(ledger, beside=True)
     assert found.snapshots == 1
     assert [p.split(":")[0] for p in found.problems] == ["p1 v50"]
+
+
+def test_an_event_no_read_can_take_is_named_by_every_read_that_meets_it(digested: Store) -> None:
+    """An event linked as custody links it but undecodable (``_append_unreadable``): every
+    command that folds it answers one line naming the event and what is wrong with it (exit 1),
+    never a traceback or an internal error; a read that does not fold it (status, from the
+    availability rows) still answers."""
+    store = digested.url
+    _append_unreadable(digested.log)
+    for command in (
+        ("timeline", "p1"),
+        ("projections", "rebuild"),
+        ("why", "p1"),
+        ("checkout", "p1", "--worker", "w", "--run", "r", "--task", "t"),
+    ):
+        said = custody(store, *command)
+        assert said.code == 1, (command, said)
+        assert said.out == "", (command, said)
+        assert said.err.count("\n") == 1, (command, said.err)
+        assert "'lease_released_cleanly' v7" in said.err or "position 13" in said.err
+        assert "cannot be read (ValidationError: envelope.at: Field required)" in said.err, said
+        assert "custody verify names it" in said.err
+    assert custody(store, "status").code == 0

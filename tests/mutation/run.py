@@ -563,6 +563,22 @@ MUTANTS = (
         ("tests/integration/test_tamper.py",),
     ),
     Mutant(
+        "unreadable-event-named-on-load",
+        "ledger/_stores/mapper.py",
+        "        except Exception as e:  # one line naming the event, not a traceback\n",
+        "        except KeyboardInterrupt as e:\n",
+        "a load that meets an event it cannot decode fails with the decoder's traceback",
+        ("tests/integration/test_tamper.py",),
+    ),
+    Mutant(
+        "unreadable-event-named-in-folds",
+        "projections/_runner.py",
+        "    except Exception as error:\n        for event in events:\n",
+        "    except KeyboardInterrupt as error:\n        for event in events:\n",
+        "a read model's fold that meets an event it cannot decode fails as an internal error",
+        ("tests/integration/test_tamper.py",),
+    ),
+    Mutant(
         "sqlite-statements-kept",
         "ledger/_stores/recorders.py",
         "                cached_statements=SQLITE_STATEMENTS_KEPT,\n",
