@@ -14,12 +14,10 @@ another login was granted 8 times.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from owned_store import granted, owned_store
-from pg_cluster import PostgresCluster
+from owned_store import granted
 
 from ledger import Checkout, Heartbeat, Ledger, LedgerError, RegisterProfile, Role
 from ledger.access import grant
@@ -27,13 +25,6 @@ from ledger.access import grant
 pytestmark = pytest.mark.postgres
 
 PROFILE = "profile_shop_17"
-
-
-@pytest.fixture
-def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
-    """A store owned by a CREATEROLE login (not a superuser), as docs/operations/roles.md has."""
-    with owned_store(pg_cluster, tmp_path) as url:
-        yield url
 
 
 def test_a_grant_refuses_no_live_worker_a_heartbeat(owner_url: str, tmp_path: Path) -> None:

@@ -20,27 +20,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from cli_process import custody, ok
-from owned_store import granted, owned_store
-from pg_cluster import PostgresCluster
+from owned_store import granted
 
 from ledger._domain.chain import body_bytes, header_bytes, link, split, stored
 
 pytestmark = pytest.mark.postgres
 
 PROFILE = "profile_shop_17"
-
-
-@pytest.fixture
-def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
-    """A store owned by a CREATEROLE login (not a superuser), as docs/operations/roles.md has."""
-    with owned_store(pg_cluster, tmp_path) as url:
-        yield url
 
 
 def test_a_worker_login_cannot_keep_its_overdue_lease_from_the_sweep(

@@ -19,27 +19,18 @@ reads them as they stand.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from cli_process import custody, ok
-from owned_store import as_login, owned_store
-from pg_cluster import PostgresCluster
+from owned_store import as_login
 
 from projections._timeline import TIMELINE
 
 pytestmark = pytest.mark.postgres
 
 PROFILE = "profile_shop_17"
-
-
-@pytest.fixture
-def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
-    """A store owned by a CREATEROLE login (not a superuser), as docs/operations/roles.md has."""
-    with owned_store(pg_cluster, tmp_path) as url:
-        yield url
 
 
 def test_a_worker_login_cannot_rewrite_the_timeline_unseen(owner_url: str, tmp_path: Path) -> None:

@@ -22,21 +22,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from owned_store import owned_store
-from pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
-    with owned_store(pg_cluster, tmp_path) as url:
-        yield url
 
 
 @pytest.mark.parametrize(

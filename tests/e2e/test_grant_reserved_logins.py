@@ -13,21 +13,12 @@ answered exit 6 "store ... unavailable: role name "pg_monitor" is reserved".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_process import custody
-from owned_store import owned_store
-from pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def owner_url(pg_cluster: PostgresCluster, tmp_path: Path) -> Iterator[str]:
-    with owned_store(pg_cluster, tmp_path) as url:
-        yield url
 
 
 @pytest.mark.parametrize(
