@@ -58,7 +58,18 @@ class ProfileEventMapper(Mapper[UUID]):
         except Exception as e:  # one line naming the event, not a traceback
             from ledger._domain.errors import UnreadableEvent
 
-            raise UnreadableEvent(f"the event {topic[:40]!r} v{version}", complaint(e)) from e
+            event = f"the event {topic[:40]!r} v{version}{_of_profile(stored_event.state)}"
+            raise UnreadableEvent(event, complaint(e)) from e
+
+
+def _of_profile(state: bytes) -> str:
+    """Whose event ``state`` says it is, as a line can name it ('' if it says no profile):
+    a load that meets it may be one of many (``custody init``'s migrations load every one)."""
+    try:
+        profile_id = decode_profile_id(state)
+    except Exception:  # a body that names no profile: the event's type and version must do
+        return ""
+    return f" of profile {profile_id[:128]!r}" if isinstance(profile_id, str) else ""
 
 
 def complaint(error: Exception) -> str:
