@@ -37,7 +37,7 @@ from ledger._audit.snapshots import SnapshotCheck
 from ledger._audit.walk import Problem, Walk, walk
 from ledger._domain.errors import LedgerError
 from ledger._domain.model import Frozen
-from ledger._stores.mapper import event_of
+from ledger._stores.mapper import read_of
 
 __all__ = [
     "Digest",
@@ -159,7 +159,7 @@ def _walk_and_check(
     during the walk and this one the rest after it (``beside.share``); if the child does not
     answer, this process checks them all again."""
     store = ledger.store
-    state.reads = event_of
+    state.reads = read_of
     events = store.event_count() if beside is not False else 0
     if beside is None:
         beside = events >= BESIDE_FROM

@@ -70,10 +70,10 @@ class Walk:
     tree: TreeBuilder = field(init=False)
     last_position: int = 0
     # How a read makes an event of a stored one's parsed body (type, body, stream id as hex,
-    # version), raising on one it cannot read: a row its chain vouches for may still be one no
-    # read can take (anyone can link an event; a worker's login can append one). None: not
-    # asked (``ledger._stores.mapper.event_of``).
-    reads: Callable[[str, dict[str, Any], str, int], Any] | None = None
+    # version, its link's JSON), raising on one it cannot read: a row its chain vouches for may
+    # still be one no read can take (anyone can link an event; a worker's login can append one,
+    # and no hash covers the link's own keys). None: not asked (``ledger._stores.mapper``).
+    reads: Callable[[str, dict[str, Any], str, int, bytes | None], Any] | None = None
 
     def __post_init__(self) -> None:
         self.tree = TreeBuilder(wanted=self.wanted)
@@ -90,26 +90,31 @@ class Walk:
     def take(self, row: Row) -> None:
         """Walk one stored event."""
         said = len(self.problems)
-        raw = self._take(row)
-        if raw is not None and len(self.problems) == said:  # nothing else wrong with it
-            self.readable(row, raw)
+        taken = self._take(row)
+        if taken is not None and len(self.problems) == said:  # nothing else wrong with it
+            raw, link = taken
+            self.readable(row, raw, link=link)
 
-    def readable(self, row: Row, raw: dict[str, Any], profile_id: str | None = None) -> None:
-        """Whether a read can make an event of ``row``, whose body parses to ``raw`` (taken),
-        of ``profile_id`` (None: the profile whose chain it moved on last); a problem if not."""
+    def readable(
+        self, row: Row, raw: dict[str, Any], profile_id: str | None = None,
+        link: bytes | None = None,
+    ) -> None:  # fmt: skip
+        """Whether a read can make an event of ``row``, whose body parses to ``raw`` (taken)
+        and whose link is ``link`` (None: none, or one exactly as custody writes it), of
+        ``profile_id`` (None: the profile whose chain it moved on last); a problem if not."""
         if self.reads is None:
             return
         _, stream_hex, version, event_type, _ = row
         try:
-            self.reads(event_type, raw, stream_hex, version)
+            self.reads(event_type, raw, stream_hex, version, link)
         except Exception as e:  # whatever the decoder raises is what every read would meet
             if profile_id is None:
                 at = row[0]
                 profile_id = next((p for p, s in self.streams.items() if s.position == at), None)
             self._say(profile_id, version, f"{_UNREADABLE} ({complaint(e)})")
 
-    def _take(self, row: Row) -> dict[str, Any] | None:
-        """``take`` but for the read; the body's JSON if it parsed."""
+    def _take(self, row: Row) -> tuple[dict[str, Any], bytes | None] | None:
+        """``take`` but for the read; the body's JSON if it parsed, and the link's."""
         position, stream_id, version, event_type, state = row
         body, chain = split(state)
         try:
@@ -133,7 +138,7 @@ class Walk:
             if not state.endswith(b"}"):  # ``split`` reads past the last byte
                 self._say(profile_id, version, _TAIL_EDITED)
         self._moved(profile_id, stream, version, own, position)
-        return raw if isinstance(raw, dict) else None
+        return (raw, chain) if isinstance(raw, dict) else None
 
     def _in_order(self, profile_id: str, stream: Stream, version: int) -> None:
         if version == stream.version + 1:
@@ -260,7 +265,7 @@ def _each(state: Walk, rows: Iterable[Row]) -> None:
         if stream is None:
             stream = streams[profile_id] = Stream()
         state._moved(profile_id, stream, row[2], own, row[0])
-        if state.reads is not None:
+        if state.reads is not None:  # its link is custody's three hashes, as a read takes it
             state.readable(row, raw, profile_id)
 
 

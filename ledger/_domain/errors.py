@@ -16,6 +16,9 @@ class LedgerError(Exception):
     exit_code = 1
 
 
+_NAMED_BY_VERIFY = "so nothing that folds it can be answered; custody verify names it"
+
+
 class UnreadableEvent(LedgerError):
     """A stored event no read can decode (put there outside custody; ``custody verify``
     names it): nothing that folds it (a load of its profile, a read model) can be answered.
@@ -23,12 +26,9 @@ class UnreadableEvent(LedgerError):
 
     exit_code = 1
 
-    def __init__(self, event: str, problem: str) -> None:
-        super().__init__(
-            f"{event} cannot be read ({problem}), so nothing that folds it can be answered; "
-            "custody verify names it"
-        )
-        self.problem = problem
+    def __init__(self, event: str, problem: str, *, then: str = _NAMED_BY_VERIFY) -> None:
+        super().__init__(f"{event} cannot be read ({problem}), {then}")
+        self.event, self.problem = event, problem
 
 
 class InvalidInput(LedgerError):

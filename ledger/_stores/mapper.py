@@ -58,7 +58,18 @@ class ProfileEventMapper(Mapper[UUID]):
         except Exception as e:  # one line naming the event, not a traceback
             from ledger._domain.errors import UnreadableEvent
 
-            raise UnreadableEvent(f"the event {topic[:40]!r} v{version}", complaint(e)) from e
+            event = f"the event {topic[:40]!r} v{version}{_of_profile(stored_event.state)}"
+            raise UnreadableEvent(event, complaint(e)) from e
+
+
+def _of_profile(state: bytes) -> str:
+    """Whose event ``state`` says it is, as a line can name it ('' if it says no profile):
+    a load that meets it may be one of many (``custody init``'s migrations load every one)."""
+    try:
+        profile_id = decode_profile_id(state)
+    except Exception:  # a body that names no profile: the event's type and version must do
+        return ""
+    return f" of profile {profile_id[:128]!r}" if isinstance(profile_id, str) else ""
 
 
 def complaint(error: Exception) -> str:
@@ -119,8 +130,9 @@ def decode(
     # What an event stored before hash chains hashes (as stored, before any upcast); a linked
     # event's hash is its link's.
     header = header_bytes(raw, version, topic) if chain is None else None
-    link = Link.model_validate_json(chain) if chain is not None else None
-    event = event_of(topic, raw, originator_id, version, link, shown=shown and _NUL_IN_JSON in body)
+    event = event_of(
+        topic, raw, originator_id, version, _link(chain), shown=shown and _NUL_IN_JSON in body
+    )
     if header is not None:
         event.as_stored(body, header)
     return event
@@ -137,7 +149,7 @@ def event_of(
 ) -> ProfileEvent:
     """The domain event of a stored event's parsed JSON body ``raw`` (taken, and changed),
     upcast from older versions, with its stream, version and link: what ``decode`` makes of
-    its bytes, and what ``custody verify`` asks of every event it walks."""
+    its bytes (``read_of`` with its link's JSON)."""
     from ledger._domain.events import EVENT_CLASSES, upcast
 
     data = upcast(topic, raw, raw.pop("class_version", 1))
@@ -148,6 +160,18 @@ def event_of(
     if link is not None:
         data["chain"] = link
     return EVENT_CLASSES[topic].model_validate(data)
+
+
+def read_of(
+    topic: str, raw: dict[str, Any], originator_id: UUID | str, version: int, link: bytes | None
+) -> ProfileEvent:
+    """``event_of`` with its link's stored JSON (None: none), which ``decode`` reads too: what
+    ``custody verify`` asks of every event it walks."""
+    return event_of(topic, raw, originator_id, version, _link(link))
+
+
+def _link(chain: bytes | None) -> Link | None:
+    return Link.model_validate_json(chain) if chain is not None else None
 
 
 def decode_shown(topic: str, state: bytes) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ledger._domain.errors import UnreadableEvent
 from ledger._domain.row import Availability
 from ledger._stores.access import (
     Tables,
@@ -164,7 +165,7 @@ def _rewrite_endings(self: Migrating) -> None:
     _delete_snapshots(self)
     named = f"SELECT profile_id FROM {AVAILABILITY_TABLE} WHERE last_ending IS NOT NULL"
     for row in self.query(named):
-        profile = self.load(str(row["profile_id"]))
+        profile = _load(self, str(row["profile_id"]))
         if profile is not None:
             self.replace_availability(availability_of(profile))
 
@@ -186,6 +187,16 @@ def _backfill_directories(self: Migrating) -> None:
         self.executemany(insert_directory_sql("?"), rows[at : at + 1000])
 
 
+def _load(self: Migrating, profile_id: str) -> Profile | None:
+    """``self.load`` for a migration: an event no read can decode stops it, named, and the
+    owner is not sent to ``custody verify``, which refuses a store ``init`` has not migrated."""
+    try:
+        return self.load(profile_id)
+    except UnreadableEvent as e:
+        then = "so custody init cannot migrate the store, which folds every profile's events"
+        raise UnreadableEvent(e.event, e.problem, then=then) from e
+
+
 def _delete_snapshots(self: Migrating) -> None:
     """Snapshots are a cache of a fold: a migration that changes what they hold drops them
     (loads fold the events instead; new ones appear as streams grow)."""
@@ -203,7 +214,7 @@ def _begin_chains(self: Migrating) -> None:
     position = int(self.app.recorder.max_notification_id() or 0)
     rows = []
     for profile_id in self.profile_ids():
-        profile = self.load(profile_id)
+        profile = _load(self, profile_id)
         if profile is not None:
             rows.append((profile_id, profile.version, profile.head, position))
     for at in range(0, len(rows), 1000):

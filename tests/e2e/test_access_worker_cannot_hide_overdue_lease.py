@@ -262,3 +262,44 @@ def test_an_event_no_read_can_take_is_named_by_verify(owner_url: str, tmp_path: 
     digest = custody("--store", owner_url, "digest", "--out", tmp_path / "d.json", cwd=tmp_path)
     assert digest.code == 5, digest.err
     assert not (tmp_path / "d.json").exists()
+
+
+def test_a_link_with_a_key_more_is_named_by_verify(owner_url: str, tmp_path: Path) -> None:
+    """No hash covers the keys of a link: a worker's login appends, with raw SQL, a heartbeat
+    linked as custody links it, its link holding one key more. Every load of the profile fails
+    on the link; ``verify`` names the event (exit 5) and ``digest`` refuses the log."""
+    worker = granted(owner_url, "worker", tmp_path)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    lease = run(
+        worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t",
+        "--ttl", "60",
+    ).json()  # fmt: skip
+    run(worker, "heartbeat", lease["lease_id"], "--token", str(lease["fencing_token"]))
+    with psycopg.connect(worker) as conn:
+        stream, version, topic, state = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM custody_events "
+            "ORDER BY notification_id DESC LIMIT 1"
+        ).fetchone() or (None, 0, "", b"")
+        body, chain = split(bytes(state))
+        fields = json.loads(body)
+        encoded = body_bytes(fields)
+        linked = link(json.loads(chain or b"{}")["hash"], header_bytes(fields, version + 1, topic),
+                      encoded)  # fmt: skip
+        more = json.dumps({**linked.model_dump(), "note": "w1"}, separators=(",", ":"))
+        conn.execute(
+            "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s)",
+            (stream, version + 1, topic, encoded[:-1] + b',"~chain":' + more.encode() + b"}"),
+        )
+    broken = custody("--store", owner_url, "why", PROFILE, cwd=tmp_path)
+    assert broken.code == 1, broken.out
+    verified = custody("--store", owner_url, "verify", cwd=tmp_path)
+    assert verified.code == 5, verified.out
+    assert f"{PROFILE} v{version + 1}: links into its chain, but custody cannot read it" in (
+        verified.out
+    ), verified.out
+    assert "note: Extra inputs are not permitted" in verified.out
+    digest = custody("--store", owner_url, "digest", "--out", tmp_path / "d.json", cwd=tmp_path)
+    assert digest.code == 5, digest.err
+    assert not (tmp_path / "d.json").exists()

@@ -197,3 +197,21 @@ def test_events_from_before_the_chains_are_still_checked(
     assert any(line.startswith(expected) for line in said.lines()), said.out
     log.restore(untouched)
     assert custody(log.url, "verify").code == 0
+
+
+def test_init_meeting_an_event_no_read_can_decode_names_its_profile(
+    schema_6: tuple[RawLog, Path],
+) -> None:
+    """A stored event of p2 the decoder refuses (its time gone) stops init's migration, which
+    loads every profile: one line names the profile, the event and what is wrong with it, and
+    does not send the owner to verify, which refuses the store until init has migrated it."""
+    log, _ = schema_6
+    log.edit(log.row("p2", 3).position, envelope={"at": None})
+    said = custody(log.url, "init")
+    assert said.code == 1, said
+    assert said.err.count("\n") == 1, said.err
+    assert "the event 'lease_heartbeat' v3 of profile 'p2' cannot be read" in said.err, said.err
+    assert "(ValidationError: envelope.at: Input should be a valid datetime)" in said.err
+    assert "custody verify" not in said.err
+    assert "init cannot migrate" in said.err
+    assert "run custody init" in custody(log.url, "verify").err

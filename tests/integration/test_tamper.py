@@ -28,7 +28,7 @@ from raw_log import RawLog, dump
 from ledger import Ledger, audit
 from ledger._audit.beside import share
 from ledger._audit.snapshots import SnapshotCheck
-from ledger._domain.chain import CHAIN_KEY, GENESIS, header_bytes, link, stored
+from ledger._domain.chain import CHAIN_KEY, GENESIS, header_bytes, link, split, stored
 from ledger._domain.snapshot import ProfileSnapshot
 
 
@@ -203,6 +203,16 @@ def _append_unreadable(log: RawLog) -> None:
     log.insert(13, log.stream_id("p1"), 7, row.topic, state)
 
 
+def _append_link_with_more(log: RawLog) -> None:
+    """A p1 v7 linked after v6 as custody links, its link holding one key more: no hash covers
+    the link's own keys, so every chain holds, and every load of p1 fails on the link."""
+    row = log.row("p1", 6)
+    body, chain = split(relinked(row.fields(), 7, row.topic, _prev(log, "p1", 6)))
+    more = {**json.loads(chain or b""), "note": "mallory"}
+    state = body[:-1] + b',"' + CHAIN_KEY.encode() + b'":' + dump(more) + b"}"
+    log.insert(13, log.stream_id("p1"), 7, row.topic, state)
+
+
 def _append_unknown_type(log: RawLog) -> None:
     """A p2 v6 linked after v5, of a type no custody event has."""
     fields = log.row("p2", 5).fields()
@@ -288,6 +298,11 @@ ATTACKS = [
     Attack(
         "linked-but-unreadable",
         _append_unreadable,
+        ("p1 v7: links into its chain, but custody cannot read it",),
+    ),
+    Attack(
+        "linked-with-more-in-its-link",
+        _append_link_with_more,
         ("p1 v7: links into its chain, but custody cannot read it",),
     ),
     Attack(
@@ -773,3 +788,19 @@ def test_an_event_no_read_can_take_is_named_by_every_read_that_meets_it(digested
         assert "cannot be read (ValidationError: envelope.at: Field required)" in said.err, said
         assert "custody verify names it" in said.err
     assert custody(store, "status").code == 0
+
+
+def test_a_link_holding_more_than_custody_writes_is_refused_a_digest(
+    digested: Store, tmp_path: Path
+) -> None:
+    """A link with a key custody never writes (``_append_link_with_more``) is hashed by
+    nothing, yet every load of its profile fails on it: digest refuses the log naming the
+    event, and a load's line points at what verify names."""
+    _append_link_with_more(digested.log)
+    refused = custody(digested.url, "digest", "--out", tmp_path / "later.json")
+    assert refused.code == 5, refused
+    assert "p1 v7: links into its chain, but custody cannot read it" in refused.err
+    assert "(ValidationError: note: Extra inputs are not permitted)" in refused.err
+    said = custody(digested.url, "why", "p1")
+    assert said.code == 1, said
+    assert "(ValidationError: note: Extra inputs are not permitted)" in said.err

@@ -557,7 +557,7 @@ MUTANTS = (
     Mutant(
         "verify-reads-every-event",
         "ledger/audit.py",
-        "    state.reads = event_of\n",
+        "    state.reads = read_of\n",
         "    state.reads = None\n",
         "verify vouches for an event its chain links though no read can decode it",
         ("tests/integration/test_tamper.py",),
