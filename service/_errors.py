@@ -1,8 +1,9 @@
 """Errors as the command line has them: one JSON body with a code a program can act on and the
 ledger's own sentence for a person. 422 bad input naming the field, 404 an unknown profile,
 409 a denied checkout (with the denial) or a refused action, 410 a lost lease, 401 no valid
-token, 403 a role that may not act, 503 the store unavailable (with ``Retry-After``). Never a
-stack trace in a body: anything unforeseen is a 500 whose body says to read the log."""
+token, 403 a role that may not act, 503 the store unavailable (with ``Retry-After``), 500 a
+damaged store (a read model, an event no read can decode) naming the damage. Never a stack
+trace in a body: anything unforeseen is a 500 whose body says to read the log."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ from ledger import (
     LeaseLost,
     LedgerError,
     NotAllowed,
+    ReadModelDamaged,
     StoreUnavailable,
     UnknownProfile,
+    UnreadableEvent,
 )
 from service._auth import Refused, Unauthorised
 
@@ -97,13 +100,20 @@ def problem_of(error: Exception) -> tuple[int, Problem, dict[str, str]]:
     if isinstance(error, StoreUnavailable):
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         return 503, Problem(error="store_unavailable", message=said), retry
+    if isinstance(error, ReadModelDamaged | UnreadableEvent):
+        # The store is damaged, not the request refused: nothing the caller can change.
+        return 500, Problem(error=_code(error), message=said), {}
     if isinstance(error, NotAllowed):
         return 409, Problem(error="not_allowed", message=said), {}
     if isinstance(error, LedgerError):
-        code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
-        return 409, Problem(error=code, message=said), {}
+        return 409, Problem(error=_code(error), message=said), {}
     log.exception("unforeseen failure", exc_info=error)
     return 500, Problem(error="internal", message="the service failed; its log says why"), {}
+
+
+def _code(error: LedgerError) -> str:
+    """An error's code in a body: its class's name in snake case."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
 
 
 def install(app: FastAPI) -> None:
