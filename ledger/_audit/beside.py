@@ -46,8 +46,9 @@ from ledger._stores.settings import StoreSettings
 # The directory this ledger package is in: the child must import the ledger from there.
 LEDGER_ROOT = str(Path(__file__).resolve().parents[2])
 # What walking one event costs against folding one in the snapshot check, and what starting the
-# child costs, in folded events (bench/verify.py on SQLite: about 8 and 22 us an event, 0.2 s).
-WALK_COST = 0.4
+# child costs, in folded events (bench/verify.py on SQLite: about 8 and 22 us an event, 0.2 s;
+# since the walk decodes every event as a read does, about 28 and 36 us on a slower day).
+WALK_COST = 0.8
 START_COST = 9_000
 
 
