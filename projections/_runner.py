@@ -142,10 +142,12 @@ def _check_layout(feed: Feed, model: ReadModel) -> None:
 
 def _fold(model: ReadModel, tx: FeedTransaction, table: str, events: list[LoggedEvent]) -> None:
     """``model.fold``; where it fails on an event no read can decode (put there outside
-    custody: ``custody verify`` names it), ``UnreadableEvent`` names that event in one line."""
+    custody: ``custody verify`` names it), ``UnreadableEvent`` names that event in one line.
+    Only what reading an event's fields raises is looked into (a missing key, a wrong kind,
+    a model's validation): a store's failure (a driver's error, a ``LedgerError``) is itself."""
     try:
         model.fold(tx, table, events)
-    except Exception as error:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         for event in events:
             if (problem := event.unreadable()) is not None:
                 what = f"the event at position {event.position} ({event.event_type[:40]!r})"
