@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -222,11 +224,41 @@ def test_a_temporary_table_stands_in_for_nothing_the_triggers_read(
     assert run(owner_url, "--json", "why", PROFILE).json()["state"] == "quarantined"
 
 
-def test_an_event_no_read_can_take_is_named_by_verify(owner_url: str, tmp_path: Path) -> None:
+def _without_time(fields: dict[str, Any], prev: str, version: int, topic: str) -> bytes:
+    """A heartbeat without its time, linked as custody links it."""
+    del fields["envelope"]["at"]
+    encoded = body_bytes(fields)
+    return stored(encoded, link(prev, header_bytes(fields, version, topic), encoded))
+
+
+def _link_with_a_key_more(fields: dict[str, Any], prev: str, version: int, topic: str) -> bytes:
+    """A heartbeat linked as custody links it, its link holding one key more (no hash covers
+    a link's keys)."""
+    encoded = body_bytes(fields)
+    linked = link(prev, header_bytes(fields, version, topic), encoded)
+    more = json.dumps({**linked.model_dump(), "note": "w1"}, separators=(",", ":"))
+    return encoded[:-1] + b',"~chain":' + more.encode() + b"}"
+
+
+@pytest.mark.parametrize(
+    ("made", "complaint", "reads"),
+    [
+        (_without_time, "envelope.at: Field required", ("timeline", "why")),
+        # The read models read an event's fields, not its link: only a load meets it.
+        (_link_with_a_key_more, "note: Extra inputs are not permitted", ("why",)),
+    ],
+)
+def test_an_event_no_read_can_take_is_named_by_verify(
+    owner_url: str,
+    tmp_path: Path,
+    made: Callable[[dict[str, Any], str, int, str], bytes],
+    complaint: str,
+    reads: tuple[str, ...],
+) -> None:
     """What the database cannot refuse, since it does not decode what it stores: a worker's
     login appends, with raw SQL, a heartbeat linked into its profile's chain as custody links
-    it but without its time. Every read that folds it fails; ``verify`` names it (exit 5)
-    though every chain holds, and ``digest`` refuses to pin such a log."""
+    it, but one a read cannot take. Each read that meets it fails, naming it (exit 1);
+    ``verify`` names it (exit 5) though every chain holds, and ``digest`` refuses the log."""
     worker = granted(owner_url, "worker", tmp_path)
     run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
@@ -241,65 +273,22 @@ def test_an_event_no_read_can_take_is_named_by_verify(owner_url: str, tmp_path: 
             "ORDER BY notification_id DESC LIMIT 1"
         ).fetchone() or (None, 0, "", b"")
         body, chain = split(bytes(state))
-        fields = json.loads(body)
-        del fields["envelope"]["at"]
-        encoded = body_bytes(fields)
-        linked = link(json.loads(chain or b"{}")["hash"], header_bytes(fields, version + 1, topic),
-                      encoded)  # fmt: skip
+        prev = json.loads(chain or b"{}")["hash"]
         conn.execute(
             "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
             "VALUES (%s, %s, %s, %s)",
-            (stream, version + 1, topic, stored(encoded, linked)),
+            (stream, version + 1, topic, made(json.loads(body), prev, version + 1, topic)),
         )
-    broken = custody("--store", owner_url, "timeline", PROFILE, cwd=tmp_path)
-    assert broken.code != 0, broken.out
+    for read in reads:
+        broken = custody("--store", owner_url, read, PROFILE, cwd=tmp_path)
+        assert broken.code == 1, broken.out
+        assert f"cannot be read (ValidationError: {complaint})" in broken.err, broken.err
     verified = custody("--store", owner_url, "verify", cwd=tmp_path)
     assert verified.code == 5, verified.out
     assert f"{PROFILE} v{version + 1}: links into its chain, but custody cannot read it" in (
         verified.out
     ), verified.out
-    assert "envelope.at: Field required" in verified.out
-    digest = custody("--store", owner_url, "digest", "--out", tmp_path / "d.json", cwd=tmp_path)
-    assert digest.code == 5, digest.err
-    assert not (tmp_path / "d.json").exists()
-
-
-def test_a_link_with_a_key_more_is_named_by_verify(owner_url: str, tmp_path: Path) -> None:
-    """No hash covers the keys of a link: a worker's login appends, with raw SQL, a heartbeat
-    linked as custody links it, its link holding one key more. Every load of the profile fails
-    on the link; ``verify`` names the event (exit 5) and ``digest`` refuses the log."""
-    worker = granted(owner_url, "worker", tmp_path)
-    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
-    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
-    lease = run(
-        worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t",
-        "--ttl", "60",
-    ).json()  # fmt: skip
-    run(worker, "heartbeat", lease["lease_id"], "--token", str(lease["fencing_token"]))
-    with psycopg.connect(worker) as conn:
-        stream, version, topic, state = conn.execute(
-            "SELECT originator_id, originator_version, topic, state FROM custody_events "
-            "ORDER BY notification_id DESC LIMIT 1"
-        ).fetchone() or (None, 0, "", b"")
-        body, chain = split(bytes(state))
-        fields = json.loads(body)
-        encoded = body_bytes(fields)
-        linked = link(json.loads(chain or b"{}")["hash"], header_bytes(fields, version + 1, topic),
-                      encoded)  # fmt: skip
-        more = json.dumps({**linked.model_dump(), "note": "w1"}, separators=(",", ":"))
-        conn.execute(
-            "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
-            "VALUES (%s, %s, %s, %s)",
-            (stream, version + 1, topic, encoded[:-1] + b',"~chain":' + more.encode() + b"}"),
-        )
-    broken = custody("--store", owner_url, "why", PROFILE, cwd=tmp_path)
-    assert broken.code == 1, broken.out
-    verified = custody("--store", owner_url, "verify", cwd=tmp_path)
-    assert verified.code == 5, verified.out
-    assert f"{PROFILE} v{version + 1}: links into its chain, but custody cannot read it" in (
-        verified.out
-    ), verified.out
-    assert "note: Extra inputs are not permitted" in verified.out
+    assert complaint in verified.out
     digest = custody("--store", owner_url, "digest", "--out", tmp_path / "d.json", cwd=tmp_path)
     assert digest.code == 5, digest.err
     assert not (tmp_path / "d.json").exists()
