@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 from uuid import UUID
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from ledger._domain.browser import StopSignal
 from ledger._domain.chain import Link, body_bytes, header_bytes, link
@@ -41,12 +41,17 @@ class ProfileEvent(Frozen):
     # Its place in the profile's hash chain (``ledger._domain.chain``): stored beside the
     # event's body, never part of it; None only for an event stored before hash chains.
     chain: Link | None = Field(default=None, exclude=True)
-    # The canonical body and header, once made.
-    _body: bytes | None = PrivateAttr(default=None)
-    _header: bytes | None = PrivateAttr(default=None)
-    # For an event read back: the body and header it was stored with. An event stored before
-    # hash chains, at an older class_version, hashes as it was stored, not as upcast.
-    _stored: tuple[bytes, bytes] | None = PrivateAttr(default=None)
+
+    # What is cached about the event's bytes, in slots of its own rather than pydantic private
+    # attributes: a model with private attributes runs a Python post-init for each instance
+    # built, about a tenth of what decoding a stored event costs (every load, fold and verify
+    # builds one per event), and a private attribute's read takes ``BaseModel.__getattr__``'s
+    # slow path. Never part of what the event says (``__eq__`` compares fields), not copied
+    # by ``model_copy`` (a copy makes its own). ``_canon``: the canonical body and header,
+    # once made; ``_stored``: for an event read back that was stored without a link, the body
+    # and header it was stored with (an event stored before hash chains, at an older
+    # class_version, hashes as it was stored, not as upcast).
+    __slots__ = ("_canon", "_stored")
 
     def __eq__(self, other: object) -> bool:
         """Events are equal by their fields: what was cached about their bytes is not part of
@@ -55,28 +60,22 @@ class ProfileEvent(Frozen):
 
     __hash__ = Frozen.__hash__
 
-    # The cached bytes are read and written through ``__pydantic_private__`` itself: an
-    # attribute read of a private field goes through ``BaseModel.__getattr__``, a slow path
-    # that cost a heartbeat about 3% of its CPU (bench/run.py).
-
     def body(self) -> bytes:
         """The event's canonical body (``ledger._domain.chain.body_bytes``): what a store
         keeps and what its link hashes."""
-        private = _private(self)
-        body: bytes | None = private["_body"]
-        if body is None:
-            body, private["_header"] = self._canonical()
-            private["_body"] = body
-        return body
+        return self._bytes()[0]
 
     def header(self) -> bytes:
         """The event's canonical header (``ledger._domain.chain.header_bytes``)."""
-        private = _private(self)
-        header: bytes | None = private["_header"]
-        if header is None:
-            private["_body"], header = self._canonical()
-            private["_header"] = header
-        return header
+        return self._bytes()[1]
+
+    def _bytes(self) -> tuple[bytes, bytes]:
+        try:
+            canon: tuple[bytes, bytes] = _CANON.__get__(self)
+        except AttributeError:  # not made yet
+            canon = self._canonical()
+            _CANON.__set__(self, canon)
+        return canon
 
     def _canonical(self) -> tuple[bytes, bytes]:
         """The body and the header from one JSON dump of the event (the header's profile,
@@ -88,18 +87,24 @@ class ProfileEvent(Frozen):
     def as_stored(self, body: bytes, header: bytes) -> None:
         """Remember the body and header this event, stored without a link, was read back from
         (what it hashes)."""
-        _private(self)["_stored"] = (body, header)
+        _STORED.__set__(self, (body, header))
 
     def linked(self, prev: str) -> ProfileEvent:
         """This event with its link, following the event that hashed ``prev``."""
-        return self.model_copy(update={"chain": link(prev, self.header(), self.body())})
+        body, header = canon = self._bytes()
+        event = self.model_copy(update={"chain": link(prev, header, body)})
+        _CANON.__set__(event, canon)  # the link is no part of the body or the header
+        return event
 
     def hash_after(self, prev: str) -> str:
         """The event's hash: its link's; for an event stored before hash chains, the hash its
         link would have had after the event that hashed ``prev``."""
         if self.chain is not None:
             return self.chain.hash
-        body, header = _private(self)["_stored"] or (self.body(), self.header())
+        try:
+            body, header = _STORED.__get__(self)
+        except AttributeError:  # made here, not read back
+            body, header = self._bytes()
         return link(prev, header, body).hash
 
     @property
@@ -112,9 +117,10 @@ class ProfileEvent(Frozen):
         return self.envelope.at
 
 
-def _private(event: ProfileEvent) -> dict[str, Any]:
-    """The event's private attributes (every event has them: ``ProfileEvent`` declares some)."""
-    return cast(dict[str, Any], event.__pydantic_private__)
+# The slots' own descriptors: read and written through them, a slot costs no attribute lookup
+# through the model's class (and an empty one raises AttributeError at once).
+_CANON = ProfileEvent.__dict__["_canon"]
+_STORED = ProfileEvent.__dict__["_stored"]
 
 
 class ProfileRegistered(ProfileEvent):
