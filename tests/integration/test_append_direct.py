@@ -153,3 +153,38 @@ def test_the_recorder_never_keeps_a_text_other_than_the_one_it_was_given(opened:
     assert not isinstance(kept, str)
     assert kept is not None
     assert kept.region == "eu\x00west", f"the row keeps {kept.region!r}"
+
+
+def _lent_back(ledger: Ledger) -> list[str]:
+    """How each pooled connection is when the pool lends it next: every one must be back in
+    the pool (none still lent) and idle, outside any transaction."""
+    pool = ledger.store.app.recorder.datastore.pool
+    stats = pool.get_stats()
+    assert stats["pool_available"] == stats["pool_size"], stats
+    states = []
+    with contextlib.ExitStack() as held:
+        for _ in range(stats["pool_size"]):
+            conn = held.enter_context(pool.connection(timeout=1))
+            states.append(conn.info.transaction_status.name)
+    return states
+
+
+def test_a_lent_connection_goes_back_idle_and_a_conflict_is_the_ledger_s(pg_url: str) -> None:
+    """The append and a load's select borrow their connection from the pool themselves
+    (``ledger._stores.postgres._Lent``), not through the library's ``get_connection``: the
+    connection goes back to the pool, idle, after an append and after a failed one, and a
+    version another writer took comes out as the library's ``IntegrityError``, which the
+    ledger takes as a conflict and decides again (a psycopg error passed on untranslated is
+    an internal error: the heartbeat fails)."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as first, Ledger.open(pg_url) as second:
+        pid = register(first)
+        checkout = Checkout(profile_id=pid, worker_id="w1", run_id="r", task_type="t")
+        lease = first.handle(checkout)
+        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token)
+        second.handle(beat)  # ``second`` now holds the profile at this version
+        first.handle(beat)  # and is behind: its next append takes a version already taken
+        second.handle(beat)
+        assert second.conflicts == 1
+        assert _versions(second, pid) == list(range(1, 6))
+        assert set(_lent_back(first)) == set(_lent_back(second)) == {"IDLE"}

@@ -516,9 +516,25 @@ MUTANTS = (
     Mutant(
         "direct-append-nul",
         "ledger/_stores/postgres.py",
-        '    if any(b"\\0" in value for value in texts if value is not None):\n',
+        '    if b"\\0" in b"".join(value for value in texts if value is not None):  # one search\n',
         "    if False:\n",
         "the one-round-trip append lets libpq cut a text at its first NUL",
+        ("tests/integration/test_append_direct.py",),
+    ),
+    Mutant(
+        "lent-connection-translated",
+        "ledger/_stores/postgres.py",
+        "            raise _translated(error) from error\n",
+        "            raise\n",
+        "a version another writer took is an internal error, not a conflict decided again",
+        ("tests/integration/test_append_direct.py",),
+    ),
+    Mutant(
+        "lent-connection-given-back",
+        "ledger/_stores/postgres.py",
+        "            self._datastore.pool.putconn(conn)\n",
+        "            pass\n",
+        "every append keeps its pooled connection: the pool runs dry",
         ("tests/integration/test_append_direct.py",),
     ),
     Mutant(
