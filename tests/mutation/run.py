@@ -522,6 +522,13 @@ MUTANTS = (
         ("tests/integration/test_append_direct.py",),
     ),
     Mutant(
+        "event-hashes-as-stored",
+        "ledger/_domain/events.py",
+        "        _STORED.__set__(self, (body, header))\n",
+        "        pass\n",
+        "an event stored before hash chains hashes as upcast, not as stored: its head forks",
+    ),
+    Mutant(
         "lent-connection-translated",
         "ledger/_stores/postgres.py",
         "            raise _translated(error) from error\n",
