@@ -18,6 +18,7 @@ Before the fix (found by review7):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,8 @@ import pytest
 from node_probe import run_node, serving, worker_env
 from serving import Served
 
-from ledger import Ledger, ProfileState
+from ledger import Ledger, ProfileState, RegisterProfile
+from workers._reasons import reason_of
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +109,57 @@ def test_an_expected_failure_whose_reason_holds_nul_is_released(
     assert "thrown" not in said, said
     assert said["outcome"] == "expected_failure", said
     assert state is not ProfileState.LEASED, (state, said)
+
+
+NAMED = """
+import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
+const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN });
+const leases = new ProfileLeases({ client, evidenceDir: process.env.EVIDENCE });
+const thrown = [];
+for (const [n, [name, message]] of JSON.parse(process.env.CASES).entries()) {
+  try {
+    await leases.checkout(`p${n}`, { run_id: `run_${n}`, task_type: "t", ttl_seconds: 60 },
+      async () => { const error = new Error(message); error.name = name; throw error; });
+  } catch (e) {
+    thrown.push(e.name);
+  }
+}
+console.log(JSON.stringify({ thrown }));
+"""
+
+# (the error's name, its message): what a Python task raising ``name(message)`` is named by.
+CASES = [
+    ("Error", "x" * 300),  # past 200: cut, and the cut marked
+    ("TimeoutError", "\n\n  the page never loaded  \nsecond line"),  # blank lines first
+    ("Error", ""),  # no message: the name alone
+    ("Error", " \t "),  # nothing but what strip() strips
+    ("Error", "x" * 190 + "\U0001f600" * 20),  # a character outside the BMP at the cut
+    ("Error", "one\u2028two"),  # a line break of Python's that is not \n
+    ("Error", "a byte \x00 we did not expect"),  # NUL: escaped
+    ("SubmitError", "ends with the next line\r\nnot this"),
+]
+
+
+def test_a_failure_is_named_by_the_node_worker_as_by_the_python_worker(tmp_path: Path) -> None:
+    """docs/how-to/node-worker.md: "As in Python: ... an exception as a failure naming it";
+    the Python SDK names it ``Type: first line``, escaped, at most 200 characters
+    (``workers._reasons.reason_of``). The Node SDK cut the message's first line at 2,000
+    characters, without Python's stripping or its cut mark, and kept a blank first line."""
+    profiles = [
+        RegisterProfile(profile_id=f"p{n}", account_id="a1", proxy_id="x1")
+        for n in range(len(CASES))
+    ]
+    with serving(tmp_path, *profiles) as service:
+        said = run_node(tmp_path, NAMED, worker_env(service, tmp_path, CASES=json.dumps(CASES)))
+        with Ledger.open(service.store_url) as ledger:
+            reasons = [
+                next(
+                    e.envelope.reason
+                    for e in ledger.history(f"p{n}")
+                    if e.event_type == "lease_release_requested"
+                )
+                for n in range(len(CASES))
+            ]
+    assert said["thrown"] == [name for name, _ in CASES]
+    expected = [reason_of(type(name, (Exception,), {})(message)) for name, message in CASES]
+    assert reasons == expected

@@ -54,3 +54,37 @@ const PYTHON_SPACE = /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2
 export function blank(text: string): boolean {
   return PYTHON_SPACE.test(text);
 }
+
+/** The most a reason derived from an error holds, as the Python SDK's (`workers._reasons`
+ * `MAX_DERIVED`): its type and first line, cut and marked beyond this many code points. */
+export const MAX_DERIVED = 200;
+const CUT_MARK = "...";
+// What Python's str.strip() strips from each end, and where str.splitlines() breaks a line.
+const PYTHON_SPACES = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PYTHON_EDGES = new RegExp(`^[${PYTHON_SPACES}]+|[${PYTHON_SPACES}]+$`, "g");
+const PYTHON_LINE_BREAK = /\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/;
+
+/** `text`'s first line as the Python SDK's `first_line` takes it: stripped, then the first of
+ * its lines, stripped ("" when nothing is left). */
+export function pythonFirstLine(text: string): string {
+  const stripped = text.replace(PYTHON_EDGES, "");
+  return stripped ? (stripped.split(PYTHON_LINE_BREAK)[0] ?? "").replace(PYTHON_EDGES, "") : "";
+}
+
+/** `text` cut to `limit` code points, the cut marked, as the Python SDK's `capped`. */
+export function capped(text: string, limit: number = MAX_DERIVED): string {
+  return lengthOf(text) <= limit ? text : cut(text, limit - CUT_MARK.length) + CUT_MARK;
+}
+
+/** The reason a failure is released with, derived from what the task threw as the Python
+ * SDK's `reason_of` derives it from an exception: `Name: first line of its message`, or just
+ * `Name` when the message has none; made storable, then capped at `MAX_DERIVED`. A value
+ * thrown that is not an `Error` is named by its text's first line (or its type). */
+export function reasonOf(error: unknown, limit: number = MAX_DERIVED): string {
+  if (!(error instanceof Error)) {
+    return capped(storable(pythonFirstLine(String(error)) || typeof error), limit);
+  }
+  const name = error.name || "Error"; // an empty name would leave a reason the ledger refuses
+  const said = pythonFirstLine(String(error.message));
+  return capped(storable(said ? `${name}: ${said}` : name), limit);
+}

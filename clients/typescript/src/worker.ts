@@ -36,7 +36,7 @@ import {
   StoreUnavailable,
 } from "./client.js";
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
-import { blank, kept, lengthOf, storable } from "./text.js";
+import { blank, kept, lengthOf, reasonOf, storable } from "./text.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
@@ -439,7 +439,7 @@ export class WorkerLease {
     let reason: string | null = null;
     if (failure !== null) {
       outcome = "failure";
-      reason = kept(firstLine(failure.error), MAX_REASON);
+      reason = reasonOf(failure.error); // as the Python SDK names it
     } else if (this.expected !== null) {
       outcome = "expected_failure";
       reason = this.expected;
