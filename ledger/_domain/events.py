@@ -46,11 +46,11 @@ class ProfileEvent(Frozen):
     # attributes: a model with private attributes runs a Python post-init for each instance
     # built, about a tenth of what decoding a stored event costs (every load, fold and verify
     # builds one per event), and a private attribute's read takes ``BaseModel.__getattr__``'s
-    # slow path. Never part of what the event says (``__eq__`` compares fields), not copied
-    # by ``model_copy`` (a copy makes its own). ``_canon``: the canonical body and header,
-    # once made; ``_stored``: for an event read back that was stored without a link, the body
-    # and header it was stored with (an event stored before hash chains, at an older
-    # class_version, hashes as it was stored, not as upcast).
+    # slow path. Never part of what the event says (``__eq__`` compares fields). ``_canon``:
+    # the canonical body and header, once made (a copy makes its own: ``linked`` hands its
+    # copy the ones it made). ``_stored``: for an event read back that was stored without a
+    # link, the body and header it was stored with (an event stored before hash chains, at
+    # an older class_version, hashes as it was stored, not as upcast); every copy keeps it.
     __slots__ = ("_canon", "_stored")
 
     def __eq__(self, other: object) -> bool:
@@ -107,6 +107,30 @@ class ProfileEvent(Frozen):
             body, header = self._bytes()
         return link(prev, header, body).hash
 
+    # What an event read back without a link was stored with is part of what it hashes: a
+    # copy (``copy``, ``deepcopy``, ``model_copy``, pickle) keeps it, as it kept the private
+    # attribute before (pydantic carries only its own state). The canonical bytes are not
+    # carried: a copy with changed fields makes its own.
+    def __copy__(self) -> ProfileEvent:
+        return _carried(self, super().__copy__())
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ProfileEvent:
+        return _carried(self, super().__deepcopy__(memo))
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        try:
+            return {**state, "_stored": _STORED.__get__(self)}
+        except AttributeError:  # made here, not read back
+            return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        state = dict(state)
+        stored = state.pop("_stored", None)
+        super().__setstate__(state)
+        if stored is not None:
+            _STORED.__set__(self, stored)
+
     @property
     def event_id(self) -> str:
         """A stable id for causation links: the profile and the event's place in its stream."""
@@ -121,6 +145,16 @@ class ProfileEvent(Frozen):
 # through the model's class (and an empty one raises AttributeError at once).
 _CANON = ProfileEvent.__dict__["_canon"]
 _STORED = ProfileEvent.__dict__["_stored"]
+
+
+def _carried(event: ProfileEvent, copied: ProfileEvent) -> ProfileEvent:
+    """``copied``, given the stored bytes ``event`` was read back with, if any."""
+    try:
+        stored = _STORED.__get__(event)
+    except AttributeError:  # made here, not read back
+        return copied
+    _STORED.__set__(copied, stored)
+    return copied
 
 
 class ProfileRegistered(ProfileEvent):

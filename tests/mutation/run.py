@@ -529,6 +529,20 @@ MUTANTS = (
         "an event stored before hash chains hashes as upcast, not as stored: its head forks",
     ),
     Mutant(
+        "event-copies-keep-stored",
+        "ledger/_domain/events.py",
+        "    _STORED.__set__(copied, stored)\n",
+        "",
+        "a copy of an event stored before hash chains hashes as upcast: another hash, one event",
+    ),
+    Mutant(
+        "event-pickle-keeps-stored",
+        "ledger/_domain/events.py",
+        '            return {**state, "_stored": _STORED.__get__(self)}\n',
+        "            return state\n",
+        "a pickled event stored before hash chains comes back hashing as upcast",
+    ),
+    Mutant(
         "lent-connection-translated",
         "ledger/_stores/postgres.py",
         "            raise _translated(error) from error\n",
