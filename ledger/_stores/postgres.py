@@ -248,7 +248,10 @@ class _Lent:
     went to lending its connection. The statements sent on a connection lent here need none
     of the composite types the library registers on each connection it lends (its pipelined
     insert does, and it registers them when it lends the connection next). A pool not yet
-    open, or closed, is lent the library's way, which opens it."""
+    open, or closed, is lent the library's way, which opens it. One thing differs: the pool's
+    ``usage_ms`` statistic (``get_stats()``), which ``pool.connection()`` adds each lending's
+    time to, does not count these (custody reads no pool statistic; counting them would
+    write to the pool's private counters on every append)."""
 
     __slots__ = ("_conn", "_datastore", "_library")
 
