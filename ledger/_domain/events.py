@@ -101,10 +101,7 @@ class ProfileEvent(Frozen):
         link would have had after the event that hashed ``prev``."""
         if self.chain is not None:
             return self.chain.hash
-        try:
-            body, header = _STORED.__get__(self)
-        except AttributeError:  # made here, not read back
-            body, header = self._bytes()
+        body, header = _stored_bytes(self) or self._bytes()
         return link(prev, header, body).hash
 
     # What an event read back without a link was stored with is part of what it hashes: a
@@ -119,10 +116,8 @@ class ProfileEvent(Frozen):
 
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
-        try:
-            return {**state, "_stored": _STORED.__get__(self)}
-        except AttributeError:  # made here, not read back
-            return state
+        stored = _stored_bytes(self)
+        return state if stored is None else {**state, "_stored": stored}
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         state = dict(state)
@@ -147,13 +142,20 @@ _CANON = ProfileEvent.__dict__["_canon"]
 _STORED = ProfileEvent.__dict__["_stored"]
 
 
+def _stored_bytes(event: ProfileEvent) -> tuple[bytes, bytes] | None:
+    """The body and header ``event`` was read back from, stored without a link (None: it was
+    made here, or read back linked)."""
+    try:
+        stored: tuple[bytes, bytes] = _STORED.__get__(event)
+    except AttributeError:
+        return None
+    return stored
+
+
 def _carried(event: ProfileEvent, copied: ProfileEvent) -> ProfileEvent:
     """``copied``, given the stored bytes ``event`` was read back with, if any."""
-    try:
-        stored = _STORED.__get__(event)
-    except AttributeError:  # made here, not read back
-        return copied
-    _STORED.__set__(copied, stored)
+    if (stored := _stored_bytes(event)) is not None:
+        _STORED.__set__(copied, stored)
     return copied
 
 

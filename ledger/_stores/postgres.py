@@ -390,7 +390,7 @@ def _direct(
         prepared = _PREPARED[conn] = set()
     if name not in prepared and len(prepared) >= PREPARED_AT_MOST:
         return None
-    texts = [value for value, text in zip(values, formats, strict=True) if not text]
+    texts = (value for value, text in zip(values, formats, strict=True) if not text)
     if b"\0" in b"".join(value for value in texts if value is not None):  # one search
         return None
     return prepared

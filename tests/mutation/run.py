@@ -531,15 +531,15 @@ MUTANTS = (
     Mutant(
         "event-copies-keep-stored",
         "ledger/_domain/events.py",
-        "    _STORED.__set__(copied, stored)\n",
-        "",
+        "        _STORED.__set__(copied, stored)\n",
+        "        pass\n",
         "a copy of an event stored before hash chains hashes as upcast: another hash, one event",
     ),
     Mutant(
         "event-pickle-keeps-stored",
         "ledger/_domain/events.py",
-        '            return {**state, "_stored": _STORED.__get__(self)}\n',
-        "            return state\n",
+        '        return state if stored is None else {**state, "_stored": stored}\n',
+        "        return state\n",
         "a pickled event stored before hash chains comes back hashing as upcast",
     ),
     Mutant(

@@ -46,9 +46,10 @@ export function kept(text: string, limit: number): string {
   return cut(storable(text), limit);
 }
 
-// What Python's str.strip() strips (str.isspace): the ledger's test of an empty text. JavaScript's
-// trim() strips U+FEFF too, and not U+001C..U+001F or U+0085.
-const PYTHON_SPACE = /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
+// What Python's str.strip() strips (str.isspace), as a regular expression's class: the ledger's
+// test of an empty text. JavaScript's trim() strips U+FEFF too, and not U+001C..U+001F or U+0085.
+const PYTHON_SPACES = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PYTHON_SPACE = new RegExp(`^[${PYTHON_SPACES}]*$`);
 
 /** Whether the ledger takes `text` as empty: nothing but what Python's `strip()` strips. */
 export function blank(text: string): boolean {
@@ -60,7 +61,6 @@ export function blank(text: string): boolean {
 export const MAX_DERIVED = 200;
 const CUT_MARK = "...";
 // What Python's str.strip() strips from each end, and where str.splitlines() breaks a line.
-const PYTHON_SPACES = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 const PYTHON_EDGES = new RegExp(`^[${PYTHON_SPACES}]+|[${PYTHON_SPACES}]+$`, "g");
 const PYTHON_LINE_BREAK = /\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/;
 
