@@ -108,13 +108,13 @@ def create_schema(self: Migrating) -> None:
         _rewrite_endings(self)
     if found < 7:
         _begin_chains(self)
-    for statement in append_only_ddl(self.tables.events, postgres=self._pg):
+    events_owner = _owner(self, self.tables.events) if self._pg else None
+    for statement in append_only_ddl(self.tables.events, owner=events_owner):
         self.execute(statement)
     if self._pg:
-        owner = self.query("SELECT relowner::bigint AS o FROM pg_class WHERE oid = to_regclass(?)",
-                           (AVAILABILITY_TABLE,))[0]["o"]  # fmt: skip
+        owner = _owner(self, AVAILABILITY_TABLE)
         for statement in beside_events_ddl(
-            self.tables.events, AVAILABILITY_TABLE, COMMANDS_TABLE, int(owner)
+            self.tables.events, AVAILABILITY_TABLE, COMMANDS_TABLE, owner
         ):
             self.execute(statement)
     if self._pg and groups_exist(self):  # tables a migration added get their privileges
@@ -124,6 +124,13 @@ def create_schema(self: Migrating) -> None:
         f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
         (SCHEMA_VERSION, SCHEMA_VERSION),
     )
+
+
+def _owner(self: Migrating, table: str) -> int:
+    """The oid of ``table``'s owner (PostgreSQL)."""
+    found = self.query("SELECT relowner::bigint AS o FROM pg_class WHERE oid = to_regclass(?)",
+                       (table,))  # fmt: skip
+    return int(found[0]["o"])
 
 
 def _add_command_columns(self: Migrating) -> None:

@@ -5,6 +5,7 @@ of ``stored_events``; on PostgreSQL, triggers refuse UPDATE, DELETE and TRUNCATE
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from contextlib import closing
 
 import psycopg
@@ -79,3 +80,44 @@ def test_init_again_keeps_the_guards(sql_store_url: str) -> None:
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
             ).fetchall()
         assert [r[0] for r in rows] == ["custody_events_no_delete", "custody_events_no_update"]
+
+
+def test_an_owner_s_insert_takes_its_transaction_id_first_and_calls_no_check(pg_url: str) -> None:
+    """PostgreSQL: an insert into the events has its transaction id before its row is made
+    (when the row draws its notification id: ``ledger._stores.settled`` relies on it), asked for
+    in the statement trigger's ``WHEN``; the owner's insert (the test cluster's superuser is a
+    member of every role) calls neither trigger function, a stranger's is checked."""
+    Ledger.init(pg_url).close()
+    insert = (
+        "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+        "SELECT gen_random_uuid(), 1, "
+        "coalesce(pg_current_xact_id_if_assigned()::text, 'no transaction id'), '\\x7b7d'"
+    )
+    calls = (
+        "SELECT coalesce(pg_stat_get_xact_function_calls(to_regproc(f)), 0) "
+        "FROM unnest(ARRAY['custody_append_xid_first', 'custody_check_append']) f"
+    )
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("SET track_functions = 'pl'")
+        conn.execute(insert)
+        row = conn.execute(
+            "SELECT topic, pg_current_xact_id()::text FROM custody_events"
+        ).fetchone()
+        assert row is not None
+        assert row[0] == row[1]  # the id the row saw as it was made is its transaction's
+        assert [r[0] for r in conn.execute(calls)] == [0, 0]
+        conn.rollback()
+        stranger = f"t_stranger_{uuid.uuid4().hex[:8]}"
+        conn.execute(f"CREATE ROLE {stranger}")
+        conn.execute(f"GRANT INSERT ON custody_events TO {stranger}")
+        conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {stranger}")
+        conn.commit()
+        try:
+            conn.execute(f"SET ROLE {stranger}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="as no role"):
+                conn.execute(insert)
+        finally:
+            conn.rollback()
+            conn.execute(f"DROP OWNED BY {stranger}")
+            conn.execute(f"DROP ROLE {stranger}")
+            conn.commit()

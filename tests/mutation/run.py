@@ -247,6 +247,23 @@ MUTANTS = (
         ("tests/e2e/test_cli_access.py",),
     ),
     Mutant(
+        "database-role-check-skipped",
+        "ledger/_stores/access.py",
+        '        f"ON {events} FOR EACH ROW "\n'
+        "        f\"WHEN (pg_has_role(current_user, {int(owner)}::oid, 'MEMBER') IS NOT TRUE) \"\n",
+        '        f"ON {events} FOR EACH ROW "\n        "WHEN (false) "\n',
+        "PostgreSQL's insert trigger checks no login's events, not only the owner's",
+        ("tests/integration/test_append_only.py",),
+    ),
+    Mutant(
+        "transaction-id-first",
+        "ledger/_stores/access.py",
+        '        f"ON {events} FOR EACH STATEMENT WHEN (pg_current_xact_id() IS NULL) "\n',
+        '        f"ON {events} FOR EACH STATEMENT WHEN (false) "\n',
+        "an insert into the events draws its position before its transaction has an id",
+        ("tests/integration/test_append_only.py",),
+    ),
+    Mutant(
         "append-only",
         "ledger/_stores/access.py",
         "    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP"
