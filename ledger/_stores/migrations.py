@@ -76,7 +76,11 @@ class Migrating(Protocol):
 #    both check functions run on a pinned search path (a login's temporary table stood in for
 #    the events or the catalog): no table changes, but a store is refused until ``init`` has
 #    installed them, so that no PostgreSQL store keeps the guards a worker's login got past.
-SCHEMA_VERSION = 10
+# 11: on PostgreSQL the group roles insert an event's columns but not its position
+#    (``notification_id``, which the server draws): a worker's login could take the log's next
+#    positions or put its event past the read models' checkpoints. No table changes; a store
+#    is refused until ``init`` has granted anew, so that no login keeps the table-wide INSERT.
+SCHEMA_VERSION = 11
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (

@@ -20,6 +20,8 @@ import pytest
 from cli_process import custody, error_line, event_types, ok
 from pg_cluster import PostgresCluster, drop_database
 
+from ledger._stores.sql import SCHEMA_VERSION
+
 pytestmark = pytest.mark.postgres
 
 PROFILE = "profile_shop_17"
@@ -144,6 +146,49 @@ def test_the_database_refuses_a_worker_credential_that_skips_the_ledger(owned: O
             "ORDER BY notification_id"
         ).fetchall()
     assert after == rows
+    ok(owned.cli(owned.url, "verify"))
+
+
+def test_a_worker_login_cannot_choose_an_event_s_position(owned: Owned) -> None:
+    """The group roles insert an event's columns but not its position, which the server
+    draws: a worker's login that chose ``notification_id`` could take the log's next positions
+    (every append then fails) or put its event past the read models' checkpoints. A store of
+    schema 10 (INSERT on the whole table) is refused until ``custody init`` grants anew."""
+    worker = owned.login("worker")
+    _leased(owned, worker)
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM custody_events "
+            "ORDER BY notification_id"
+        ).fetchall()
+    stream, version, topic, state = rows[-1]  # the lease's last event: the worker's own kind
+    positioned = (
+        "INSERT INTO custody_events (originator_id, originator_version, topic, state, "
+        "notification_id) VALUES (%s, %s, %s, %s, 9000000000000000000)"
+    )
+
+    def refused_positioned() -> None:
+        with psycopg.connect(worker, autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+                conn.execute(positioned, (stream, version + 1, topic, state))
+            assert "permission denied for table custody_events" in str(refused.value)
+
+    refused_positioned()
+    with psycopg.connect(owned.url, autocommit=True) as conn:  # as schema 10 left it
+        conn.execute("GRANT INSERT ON custody_events TO custody_worker")
+        conn.execute("UPDATE custody_schema SET version = 10")
+    refused = owned.cli(worker, "status")
+    assert refused.code == 6, refused.err
+    assert f"has schema 10, this custody needs {SCHEMA_VERSION}" in error_line(refused)
+    ok(owned.cli(owned.url, "init"))
+    refused_positioned()
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        after = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM custody_events "
+            "ORDER BY notification_id"
+        ).fetchall()
+    assert after == rows
+    ok(owned.cli(worker, "status"))
     ok(owned.cli(owned.url, "verify"))
 
 
@@ -355,7 +400,7 @@ def test_init_pins_the_checks_of_a_schema_9_store(owned: Owned) -> None:
         conn.execute("UPDATE custody_schema SET version = 9")
     refused = owned.cli(worker, "status")
     assert refused.code == 6, refused.err
-    assert "has schema 9, this custody needs 10" in error_line(refused)
+    assert f"has schema 9, this custody needs {SCHEMA_VERSION}" in error_line(refused)
     ok(owned.cli(owned.url, "init"))
     with psycopg.connect(owned.url, autocommit=True) as conn:
         found = dict(conn.execute(pinned).fetchall())

@@ -264,6 +264,22 @@ MUTANTS = (
         ("tests/integration/test_append_only.py",),
     ),
     Mutant(
+        "event-position-granted",
+        "ledger/_stores/access.py",
+        """            return ["SELECT", f"INSERT ({', '.join(EVENT_COLUMNS)})"]\n""",
+        """            return ["SELECT", "INSERT"]\n""",
+        "a custody role's login may choose an event's position in the log",
+        ("tests/e2e/test_cli_access.py",),
+    ),
+    Mutant(
+        "schema-11-regrants",
+        "ledger/_stores/migrations.py",
+        "SCHEMA_VERSION = 11\n",
+        "SCHEMA_VERSION = 10\n",
+        "a store granted INSERT on the events' every column is opened without a new init",
+        ("tests/e2e/test_cli_access.py",),
+    ),
+    Mutant(
         "append-only",
         "ledger/_stores/access.py",
         "    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP"
