@@ -8,6 +8,7 @@ ids: the time and the command's ids arrive in a ``Context``.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,12 +94,25 @@ class AggregateRoot(ProfileStateMachine):
 
 def same_identity(a: str, b: str) -> bool:
     """Two spellings of one identity: compared after Unicode compatibility folding and case
-    folding, so "W4" or a full-width w4 cannot pass for someone other than w4."""
+    folding, and without the characters nothing shows, so "W4", a full-width w4 or a w4 with
+    a zero-width space inside cannot pass for someone other than w4."""
     return _folded(a) == _folded(b)
 
 
 def _folded(identity: str) -> str:
-    return unicodedata.normalize("NFKC", identity).casefold().strip()
+    shown = _INVISIBLE.sub("", unicodedata.normalize("NFKC", identity))
+    return shown.casefold().strip()
+
+
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, 15.1): what a text shows
+# nothing for, whether a format control (zero-width space, joiners, soft hyphen, bidi
+# controls, BOM, tags), a variation selector or a filler. Dropped before two identities are
+# compared, never from what is stored.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
 
 
 def require(ctx: Context, *roles: Role) -> None:

@@ -280,6 +280,14 @@ MUTANTS = (
         ("tests/e2e/test_cli_access.py",),
     ),
     Mutant(
+        "identity-invisible-fold",
+        "ledger/_domain/aggregate.py",
+        '    shown = _INVISIBLE.sub("", unicodedata.normalize("NFKC", identity))\n',
+        '    shown = unicodedata.normalize("NFKC", identity)\n',
+        "a reviewer passes for another than the lease's worker with a character that shows nothing",
+        ("tests/unit/test_rules.py",),
+    ),
+    Mutant(
         "append-only",
         "ledger/_stores/access.py",
         "    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP"

@@ -468,10 +468,25 @@ def test_review_by_other_role_is_not_allowed(role: Role) -> None:
     assert s.profile.pending_events == []
 
 
-@pytest.mark.parametrize("spelling", ["worker-a", "WORKER-A", "Worker-A", "\uff57orker-a"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "worker-a",
+        "WORKER-A",
+        "Worker-A",
+        "\uff57orker-a",
+        "work\u200ber-a",  # a zero-width space
+        "worker\u00ad-a",  # a soft hyphen
+        "\u034fworker-a",  # a combining grapheme joiner
+        "worker-a\ufe0f",  # a variation selector
+        "\u2066worker-a\u2069",  # bidi isolates
+        "worker-\U000e0061a",  # a tag character
+    ],
+)
 def test_review_by_worker_of_lease_under_review_is_not_allowed(spelling: str) -> None:
     """The worker who ran the lease under review cannot review it, even as a reviewer, and
-    not under another spelling of its name (case, full-width letters)."""
+    not under another spelling of its name (case, full-width letters, characters that show
+    nothing)."""
     s = Scene()
     _unclean_review(s)
     with pytest.raises(NotAllowed, match="who ran the lease under review"):
