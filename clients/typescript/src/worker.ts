@@ -121,7 +121,7 @@ export class ProfileLeases {
           // The window closed. An answer lost on its way (the client's timeout, a dropped
           // connection) may have been a grant: it is asked for once more, so that no lease is
           // left held in this worker's name with nobody running under it.
-          if (error instanceof StoreUnavailable) throw error;
+          if (error instanceof CustodyError && !gatewayLost(error)) throw error; // not applied
           last = true;
         }
         await sleep(250);
@@ -515,12 +515,24 @@ function lostError(leaseId: string, why: string): LeaseLost {
 }
 
 /** A failure worth resending the same request for, under its Idempotency-Key: the store (503),
- * or an answer lost on its way, which the ledger may have written (the network: fetch's
- * `TypeError`; the client's timeout: a `DOMException` "TimeoutError", or "AbortError"). Never
- * the ledger's own word. */
+ * a request not yet taken (408, 429), or an answer lost on its way, which the ledger may have
+ * written (the network: fetch's `TypeError`; the client's timeout: a `DOMException`
+ * "TimeoutError", or "AbortError"; a gateway's 502 or 504). Never the ledger's own word. */
 function transient(error: unknown): boolean {
-  if (error instanceof CustodyError) return error instanceof StoreUnavailable;
+  if (error instanceof CustodyError) {
+    return error instanceof StoreUnavailable || NOT_YET.has(error.status) || gatewayLost(error);
+  }
   return error instanceof TypeError || lostAnswer(error);
+}
+
+/** Asked again later, answered: a request timed out before the service had it (408), too many
+ * requests (429). Neither was applied. */
+const NOT_YET = new Set([408, 429]);
+
+/** A gateway's 502 or 504 between the worker and the service (replicas behind a load balancer):
+ * the request may have been applied there and its answer lost, as with the client's timeout. */
+function gatewayLost(error: unknown): boolean {
+  return error instanceof CustodyError && (error.status === 502 || error.status === 504);
 }
 
 /** A refusal asking again will not change: a 4xx other than 408 (timeout) and 429 (too many). */

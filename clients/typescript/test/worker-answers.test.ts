@@ -123,3 +123,47 @@ describe("a grant the extra checkout resend recovers after the local deadline", 
       `the recovered lease was left held (the task ${ran ? "ran" : "did not run"})`);
   });
 });
+
+describe("a gateway's 502 or 504 in front of the service", () => {
+  /**
+   * Guarantee (node-worker.md: "a grant is never left with nobody running under it"; review13):
+   * with replicas behind a load balancer, a gateway may answer 504 after the service applied
+   * the checkout, or 502 for a release that landed. The worker took both for the ledger's
+   * word: the checkout threw with the lease granted in its name (stale after its TTL, the
+   * profile sent to review), and a landed release threw. Both are resent under their key.
+   */
+  it("resends a checkout and a release a gateway answered for, under the same key", async () => {
+    const released = { lease_id: LEASE.lease_id, profile_id: "p1", ending: "clean",
+      profile_state: "available", message: "released" };
+    const gateway = (status: number) => ({ status, body: "<html>Bad Gateway</html>" });
+    const { fetch, sent } = fakeFetch([
+      gateway(504), // the checkout: granted, the gateway gave up waiting for its answer
+      { status: 201, body: LEASE }, // the resend: the grant, replayed
+      gateway(502), // the release: applied, its answer lost at the gateway
+      { status: 200, body: released },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-gw-")) });
+    let ran = false;
+    await leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
+      ran = true;
+    });
+    assert.equal(ran, true, "the task never ran under the lease granted in its name");
+    for (const path of ["/checkout", "/release"]) {
+      const keys = sent.filter((s) => s.url.endsWith(path)).map((s) => s.headers["Idempotency-Key"]);
+      assert.equal(keys.length, 2, `${path} was not resent`);
+      assert.ok(keys[0], `${path} was sent without a key`);
+      assert.equal(keys[0], keys[1], `${path} was resent under another key`);
+    }
+  });
+
+  it("does not resend a refusal of the request itself", async () => {
+    const { fetch, sent } = fakeFetch([
+      { status: 400, body: { error: "invalid_input", field: "run_id", message: "run_id: bad" } },
+    ]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-gw-")) });
+    await assert.rejects(leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {}));
+    assert.equal(sent.length, 1);
+  });
+});
