@@ -9,7 +9,9 @@ import contextlib
 import io
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -195,3 +197,52 @@ def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
     moved = elsewhere.json()
     assert (elsewhere.status_code, moved["field"]) == (422, "Idempotency-Key"), moved
     assert "'beat-7' was already used on profile p2: send a new key" in moved["message"], moved
+
+
+def _peak_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_body_larger_than_any_command_takes_is_413_and_read_no_further(http: Served) -> None:
+    """review13: a worker's token let any body in whole: a 200 MB one raised the service's
+    peak memory by 600 MB, and parsing a 60 MB one held every other caller (a heartbeat, the
+    health check) for 4 s. A body past 1 MiB is 413 ``http_413``, by its Content-Length or as
+    it streams in, and nothing is written; the largest body a command takes (every text at its
+    longest, each character a surrogate pair's escape) is still read."""
+    with Ledger.open(http.store_url) as ledger:
+        before = len(ledger.history("p1"))
+    big = b'{"fencing_token": 1, "step": "' + b"x" * (32 * 1024 * 1024) + b'"}'
+    peak = _peak_kb(http.process.pid)
+
+    def streamed() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        for start in range(0, len(big), 1 << 16):
+            yield big[start : start + (1 << 16)]
+
+    with http.client(token=http.token("w1", Role.WORKER)) as client:  # the lease's worker
+        for content in (big, streamed()):
+            got = client.post(
+                "/v1/leases/lease-1@p1/heartbeat",
+                content=content,
+                headers={"content-type": "application/json"},
+            )
+            assert (got.status_code, got.json()["error"]) == (413, "http_413"), got.text[:300]
+            assert "larger than 1,048,576 bytes" in got.json()["message"]
+        grown_mb = (_peak_kb(http.process.pid) - peak) / 1024
+        assert grown_mb < 16, f"the service's peak memory grew by {grown_mb:.0f} MB"
+        longest = "\U0001f600" * 4096
+        body = {"fencing_token": 1, "step": "\U0001f600" * 200, "url": longest}
+        sent = json.dumps(body).encode()  # ensure_ascii: each emoji 12 bytes
+        assert len(sent) > 50_000
+        got = client.post(
+            "/v1/leases/lease-1@p1/heartbeat",
+            content=sent,
+            headers={"content-type": "application/json"},
+        )
+        assert got.status_code == 200, got.text[:300]
+    with Ledger.open(http.store_url) as ledger:
+        history = ledger.history("p1")
+    assert len(history) == before + 1
+    assert getattr(history[-1], "url", None) == longest

@@ -288,6 +288,14 @@ MUTANTS = (
         ("tests/unit/test_rules.py",),
     ),
     Mutant(
+        "body-size-streamed",
+        "service/_bodies.py",
+        "                if size > MAX_BODY_BYTES:\n",
+        "                if False:\n",
+        "the service reads a chunked body of any size whole before it answers",
+        ("tests/integration/test_service_input.py",),
+    ),
+    Mutant(
         "append-only",
         "ledger/_stores/access.py",
         "    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP"
