@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from ledger._domain.acting import Forbidden
 from ledger._domain.errors import StoreUnavailable
-from ledger._stores.settings import StoreSettings
+from ledger._stores.settings import CLIENT_ENCODING, StoreSettings
 
 # What SQLite and PostgreSQL say when a lock was not granted within the bounded wait.
 _BUSY = ("database is locked", "lock timeout", "statement timeout")
@@ -108,5 +108,6 @@ def postgres_connection(settings: StoreSettings, **options: Any) -> Any:
         connect_timeout=settings.connect_timeout,
         autocommit=True,
         options=settings.postgres_options(),
+        client_encoding=CLIENT_ENCODING,
         **options,
     )

@@ -39,7 +39,11 @@ from ledger._stores.recorders import (
     refuse_overlaps,
     upsert_availability_sql,
 )
-from ledger._stores.settings import DEFAULT_TIMEOUT_SECONDS, lock_timeout_options
+from ledger._stores.settings import (
+    CLIENT_ENCODING,
+    DEFAULT_TIMEOUT_SECONDS,
+    lock_timeout_options,
+)
 
 _PG_UPSERT = upsert_availability_sql("%s")
 _PG_COMMAND = insert_command_sql("%s")
@@ -518,6 +522,7 @@ class BoundedPostgresFactory(PostgresFactory):
             raise RuntimeError("the library's pool opened before custody could configure it")
         timeout = int(self.env.get(self.POSTGRES_LOCK_TIMEOUT) or DEFAULT_TIMEOUT_SECONDS)
         pool.kwargs["options"] = lock_timeout_options(timeout)
+        pool.kwargs["client_encoding"] = CLIENT_ENCODING
         check_before_lending(self.datastore)
 
 

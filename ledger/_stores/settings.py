@@ -146,6 +146,13 @@ class StoreSettings(BaseModel):
         }
 
 
+# The client encoding of every PostgreSQL session a store opens, given as libpq's own
+# parameter (a ``-c`` in ``options`` loses to PGCLIENTENCODING): the texts custody sends and
+# reads are UTF-8 whatever the environment says (with PGCLIENTENCODING=LATIN1 an emoji in a
+# URL was an internal error). The database itself must be UTF8 (``_postgres_session``).
+CLIENT_ENCODING = "UTF8"
+
+
 def lock_timeout_options(timeout: int) -> str:
     """libpq's ``options`` for every PostgreSQL session a store opens (the library's pool,
     direct connections, LISTEN, ADBC): any wait for a lock, by a read as much as by a write,

@@ -67,6 +67,7 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
     """One direct connection first, so a refused or unknown server fails at once; held (with
     the schema lock, if asked) while the store is set up."""
     with postgres_connection(settings) as conn:
+        _refuse_encoding(settings, conn.info.parameter_status("server_encoding"))
         if schema_lock:
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
             # Before the library's recorder creates a table: a newer custody's store is its own.
@@ -75,6 +76,21 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
                 row = conn.execute(RECORDED_VERSION).fetchone()
                 _refuse_newer(settings, int(row[0]) if row else None)
         yield
+
+
+def _refuse_encoding(settings: StoreSettings, encoding: str | None) -> None:
+    """A PostgreSQL database that is not UTF8 is refused, by ``init`` as by every command,
+    before anything is written: its text columns (the availability row, the read models) could
+    not keep every text the ledger takes, so an accepted emoji in a URL made every later read
+    of the read models fail, for good (the event that held it cannot be removed)."""
+    if encoding != "UTF8":
+        found = encoding or "an unknown"
+        msg = (
+            f"{settings.describe()} is a {found} database; custody keeps texts of every "
+            "language and needs a UTF8 one (CREATE DATABASE ... ENCODING 'UTF8' "
+            "TEMPLATE template0)"
+        )
+        raise InvalidInput("store", msg)
 
 
 def _refuse_newer(settings: StoreSettings, version: int | None) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ledger._stores.connections import postgres_connection, read_cursor, store_errors, store_failure
-from ledger._stores.settings import StoreSettings
+from ledger._stores.settings import CLIENT_ENCODING, StoreSettings
 from ledger._stores.settled import (
     RUNNING_QUERY,
     SNAPSHOT_COLUMNS,
@@ -361,7 +361,7 @@ class SqlViews(Views):
         return (
             f"postgresql://{quote(s.user, safe='')}{password}@{s.host}:{s.port}/"
             f"{quote(s.dbname, safe='')}?connect_timeout={s.connect_timeout}"
-            f"&options={quote(s.postgres_options(), safe='')}"
+            f"&options={quote(s.postgres_options(), safe='')}&client_encoding={CLIENT_ENCODING}"
         )
 
 

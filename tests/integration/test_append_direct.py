@@ -16,9 +16,10 @@ import pytest
 from conftest import register
 from pg_cluster import database_url, drop_database
 
-from ledger import Checkout, Heartbeat, Ledger
+from ledger import Checkout, Heartbeat, InvalidInput, Ledger
 from ledger._domain.profile import Profile
 from ledger._stores.postgres import PREPARED_AT_MOST
+from projections import timeline
 
 
 @pytest.fixture
@@ -75,20 +76,40 @@ def latin1_url(pg_cluster: Any) -> Iterator[str]:
         drop_database(pg_cluster.admin_url, name)
 
 
-def test_a_store_on_a_latin1_database_still_takes_commands(latin1_url: str) -> None:
-    """A store on a LATIN1 database registers, checks out and heartbeats, as through psycopg,
-    which encodes parameters in the session's encoding: the one-round-trip append, whose text
-    is UTF-8, leaves such a connection to psycopg's path (it refused every command but a
-    directory-claiming registration: a store that worked stopped taking writes)."""
-    Ledger.init(latin1_url).close()
-    with Ledger.open(latin1_url) as ledger:
-        pid = register(ledger, region="São Paulo")  # LATIN1 holds these letters: kept exactly
-        checkout = Checkout(profile_id=pid, worker_id="wörker", run_id="r", task_type="t")
+def test_a_latin1_database_is_refused_before_anything_is_written(latin1_url: str) -> None:
+    """review12: a store on a LATIN1 database took a heartbeat whose URL held an emoji (the
+    event is bytes), then every read that caught the read models up failed, for good, on a
+    text column that cannot hold it; a registration naming an account with a euro sign was an
+    internal error. ``init`` and every command refuse such a database in one line naming its
+    encoding (bad input: exit 2), and write nothing."""
+    for run in (lambda: Ledger.init(latin1_url), lambda: Ledger.open(latin1_url).availability()):
+        with pytest.raises(InvalidInput, match=r"is a LATIN1 database; .* needs a UTF8 one"):
+            run()
+    with psycopg.connect(latin1_url) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        assert tables.fetchone() == (0,)
+
+
+def test_a_client_encoding_in_the_environment_changes_nothing(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With PGCLIENTENCODING=LATIN1 in the environment (libpq reads it for every session), an
+    emoji in a URL was an internal error (psycopg encodes parameters in the session's
+    encoding). Every session a store opens speaks UTF8: the text is taken and read back."""
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    Ledger.init(pg_url).close()
+    url = "https://shop.example/\U0001f600/\u20ac"
+    with Ledger.open(pg_url) as ledger:
+        pid = register(ledger, region="S\u00e3o Paulo \u20ac")
+        checkout = Checkout(profile_id=pid, worker_id="w\u00f6rker", run_id="r", task_type="t")
         lease = ledger.handle(checkout)
-        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
-        assert _versions(ledger, pid) == [1, 2, 3]
+        ledger.handle(
+            Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, url=url)
+        )
         (row,) = ledger.availability()
-        assert (row.region, row.holder_worker) == ("São Paulo", "wörker")
+        assert (row.region, row.holder_worker) == ("S\u00e3o Paulo \u20ac", "w\u00f6rker")
+        beats = [r.url for r in timeline(ledger, pid) if r.event_type == "lease_heartbeat"]
+        assert beats == [url]
 
 
 def test_the_prepared_appends_a_pooled_connection_keeps_are_bounded(opened: Ledger) -> None:

@@ -296,6 +296,22 @@ MUTANTS = (
         ("tests/integration/test_service_input.py",),
     ),
     Mutant(
+        "database-encoding-refused",
+        "ledger/_stores/sql.py",
+        '        _refuse_encoding(settings, conn.info.parameter_status("server_encoding"))\n',
+        "",
+        "a store on a database that is not UTF8 takes texts its read models cannot keep",
+        ("tests/integration/test_append_direct.py",),
+    ),
+    Mutant(
+        "client-encoding-utf8",
+        "ledger/_stores/postgres.py",
+        '        pool.kwargs["client_encoding"] = CLIENT_ENCODING\n',
+        "",
+        "the store's sessions speak the client encoding PGCLIENTENCODING names",
+        ("tests/integration/test_append_direct.py",),
+    ),
+    Mutant(
         "append-only",
         "ledger/_stores/access.py",
         "    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP"
