@@ -219,11 +219,12 @@ class Ledger:
         return [d.profile_id for d in found if d.profile_id != profile_id]
 
     def check_lease(self, lease_id: str) -> LeaseCheck:
-        """Is the lease still its profile's live lease (not ended, not marked stale)? What a
-        worker polls while it holds one, to learn of a force-release, a quarantine or a
-        disable within seconds. One indexed read of the profile's availability row (written
-        with the events, so never behind them); a row missing or damaged is made from the
-        events instead. ``InvalidInput`` for a malformed lease id, ``UnknownProfile``."""
+        """Is the lease still its profile's live lease (not ended, not marked stale, its renewal
+        deadline not passed on the store's time)? What a worker polls while it holds one, to
+        learn of a force-release, a quarantine or a disable within seconds. One indexed read
+        of the profile's availability row (written with the events, so never behind them); a
+        row missing or damaged is made from the events instead. ``InvalidInput`` for a
+        malformed lease id, ``UnknownProfile``."""
         from ledger._domain.view import availability_of
 
         lid = LeaseQuery(lease_id=lease_id).lease_id
@@ -231,7 +232,7 @@ class Ledger:
         row = self.store.availability_row(pid)
         if not isinstance(row, Availability):
             row = availability_of(self._state(pid))
-        return lease_check(row, lid)
+        return lease_check(row, lid, self.now())
 
     def lease_worker(self, lease_id: str) -> str | None:
         """The worker that holds (or last held) the lease, while its profile's availability row

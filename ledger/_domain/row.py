@@ -53,14 +53,20 @@ class LeaseCheck(Frozen):
     why: str | None
 
 
-def lease_check(row: Availability, lease_id: str) -> LeaseCheck:
-    """Judge ``lease_id`` against its profile's row: live while the row holds it and it is
-    not marked stale. Reads no clock: a lease past its deadline but not yet marked is the
-    worker's own deadline to notice."""
+def lease_check(row: Availability, lease_id: str, now: datetime) -> LeaseCheck:
+    """Judge ``lease_id`` against its profile's row at ``now`` (the store's time): live while
+    the row holds it, it is not marked stale and its renewal deadline has not passed (past it
+    a heartbeat is refused as lost, and the next sweep marks it stale)."""
     pid = row.profile_id
     if row.lease_id == lease_id:
-        live = row.state is ProfileState.LEASED
+        live = row.state is ProfileState.LEASED and not row.overdue_at(now)
         why = None if live else f"the ledger marked {lease_id} {row.state.value}"
+        if row.overdue_at(now):
+            assert row.until is not None
+            why = (
+                f"{lease_id} missed its renewal deadline {row.until.isoformat()}: a heartbeat "
+                "is refused, and the next sweep marks it stale"
+            )
     elif row.last_lease_id == lease_id and row.lease_id is None:
         at = row.last_ended_at.isoformat() if row.last_ended_at else "an unknown time"
         why = f"the ledger ended {lease_id} ({row.last_ending}) at {at}; {pid} is {row.state.value}"

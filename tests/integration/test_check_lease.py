@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import register
+from conftest import StepClock, register
 
 from ledger import Checkout, ForceRelease, InvalidInput, Ledger, ProfileState, UnknownProfile
 
@@ -65,3 +65,20 @@ def test_a_lease_of_a_profile_never_leased_is_answered_in_a_sentence(ledger: Led
     check = ledger.check_lease("lease-1@p1")
     assert not check.live
     assert check.why == "p1 has never been leased"
+
+
+def test_a_lease_past_its_deadline_is_not_live_on_the_store_s_time(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A lease the sweep has not yet marked, past its renewal deadline on the store's clock:
+    not live (a heartbeat would be refused as lost)."""
+    pid = register(ledger)
+    checkout = Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=30)
+    lease = ledger.handle(checkout)
+    clock.advance(29)
+    assert ledger.check_lease(lease.lease_id).live
+    clock.advance(2)
+    check = ledger.check_lease(lease.lease_id)
+    assert (check.live, check.profile_state) == (False, ProfileState.LEASED)
+    assert check.why is not None
+    assert "missed its renewal deadline" in check.why

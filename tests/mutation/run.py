@@ -312,6 +312,14 @@ MUTANTS = (
         ("tests/integration/test_append_direct.py",),
     ),
     Mutant(
+        "lease-check-deadline",
+        "ledger/_domain/row.py",
+        "        live = row.state is ProfileState.LEASED and not row.overdue_at(now)\n",
+        "        live = row.state is ProfileState.LEASED\n",
+        "a lease past its renewal deadline is answered live until a sweep marks it",
+        ("tests/unit/test_lease_check_rule.py",),
+    ),
+    Mutant(
         "append-only",
         "ledger/_stores/access.py",
         "    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP"

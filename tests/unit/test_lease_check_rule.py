@@ -11,7 +11,7 @@ from ledger._domain.view import availability_of, lease_check
 
 
 def check(s: Scene, lease_id: str) -> tuple[bool, ProfileState, str | None]:
-    c = lease_check(availability_of(s.profile), lease_id)
+    c = lease_check(availability_of(s.profile), lease_id, s.now)
     assert c.lease_id == lease_id
     return c.live, c.profile_state, c.why
 
@@ -73,3 +73,20 @@ def test_a_lease_released_by_its_worker_is_not_live_either() -> None:
     assert (live, state) == (False, ProfileState.AVAILABLE)
     assert why is not None
     assert why.startswith("the ledger ended lease-1@profile_shop_17 (")
+
+
+def test_a_lease_past_its_renewal_deadline_is_not_live_before_any_sweep() -> None:
+    """review13: a watch answered ``live`` for a lease past its renewal deadline until a sweep
+    marked it, while a heartbeat was refused as lost and other checkouts were denied as stale.
+    Live up to the deadline; past it, not live, saying which deadline it missed."""
+    s = Scene()
+    lease = s.checkout(ttl=60)
+    s.advance(60)
+    assert check(s, lease.lease_id) == (True, ProfileState.LEASED, None)
+    s.advance(1)
+    live, state, why = check(s, lease.lease_id)
+    assert (live, state) == (False, ProfileState.LEASED)
+    assert why == (
+        f"lease-1@profile_shop_17 missed its renewal deadline {lease.expires_at.isoformat()}: "
+        "a heartbeat is refused, and the next sweep marks it stale"
+    )
