@@ -1,8 +1,12 @@
 """custody's composition root: the command line and its wiring."""
 
+# Nothing here imports more than the interpreter has loaded already: a Ctrl-C during these
+# imports, before ``keep_interrupts`` and the command line's handler, would be a traceback
+# (``typing`` alone was a few milliseconds of every start-up).
+from __future__ import annotations
+
 import _thread
 import sys
-from typing import Any
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C
 
@@ -13,10 +17,22 @@ def interrupted() -> int:
     A Ctrl-C can land while a library builds its objects (a store's connection pool, say);
     their finalizers then fail as the interpreter exits, and Python would print each of those
     as "Exception ignored ... Traceback" after our line. They are the interrupt's own debris,
-    so they are not reported."""
+    so they are not reported. Nor is a further interrupt, which would kill the process on its
+    way out (a parent would see death by SIGINT after the line): another Ctrl-C, or the one
+    ``keep_interrupts`` delivers again from a thread, landing after this one was answered."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, _ignored)
+    except KeyboardInterrupt:  # one pending is raised before the handler changes: no other
+        signal.signal(signal.SIGINT, _ignored)
     sys.stderr.write("custody: interrupted\n")
     sys.unraisablehook = lambda _: None
     return INTERRUPTED
+
+
+def _ignored(*_: object) -> None:
+    """SIGINT's handler once the command has said it was interrupted."""
 
 
 def keep_interrupts() -> None:
@@ -30,7 +46,7 @@ def keep_interrupts() -> None:
     into one line and exit 130. Other unraisable errors go to the hook there was before."""
     previous = sys.unraisablehook
 
-    def hook(unraisable: Any) -> None:
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
             # From another thread: raised here, the interrupt would be unraisable again.
             _thread.start_new_thread(_thread.interrupt_main, ())
