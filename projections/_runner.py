@@ -102,6 +102,14 @@ def _behind(ledger: Ledger, model: ReadModel) -> bool:
     feed = ledger.feed
     position, head = feed.standing(model.name, model.table.name)  # names a missing table
     if not feed.maintains():  # a worker's login reads the read model as it stands
+        if position is None:  # but cannot make it: one line, not the table's absence
+            msg = (
+                f"the {model.name} read model was never installed in this store, and this "
+                "store login may not install it: run custody projections run where the store "
+                "may be written (a scheduler's, reviewer's or operator's login, or a writable "
+                "copy of a SQLite file)"
+            )
+            raise Forbidden(msg)
         return False
     if position is None:
         install(ledger, model)

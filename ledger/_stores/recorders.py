@@ -253,7 +253,8 @@ class StatementKeepingPool(SQLiteConnectionPool):
             )
         except (sqlite3.Error, TypeError) as e:
             raise InterfaceError(e) from e
-        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+        read_only = "mode=ro" in self.db_name  # never switched to WAL: that is a write
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal and not read_only:
             cursor = c.cursor()
             cursor.execute("PRAGMA journal_mode;")
             if cursor.fetchone()[0].lower() != "wal":

@@ -115,6 +115,27 @@ class StoreSettings(BaseModel):
     def sqlite_file(self) -> Path:
         return Path(self.path)
 
+    def sqlite_read_uri(self) -> str:
+        """The URI that opens the SQLite file for reads only. A file in a directory this
+        process may not write, or that it may not write itself (a copy on read-only media,
+        say), is read as immutable when nothing is beside it, which needs no ``-shm`` file and
+        makes none (with no ``-wal`` or ``-journal`` there, the file holds every committed
+        page); otherwise read-only, as any SQLite reader (a ``-wal`` or ``-journal`` beside it
+        is another connection's, or one of an application that died)."""
+        from urllib.parse import quote
+
+        path = self.sqlite_file().resolve()
+        beside = any(path.with_name(f"{path.name}-{k}").exists() for k in ("wal", "journal"))
+        immutable = self.sqlite_unwritable() and not beside
+        return f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
+
+    def sqlite_unwritable(self) -> bool:
+        """This process may not write the SQLite file or its directory (or the file is not
+        there and its directory may not be written)."""
+        path = self.sqlite_file().resolve()
+        there = path.exists()
+        return (there and not os.access(path, os.W_OK)) or not os.access(path.parent, os.W_OK)
+
     def postgres_options(self) -> str:
         """libpq's ``options`` for every PostgreSQL session the store opens (see
         ``lock_timeout_options``)."""

@@ -144,6 +144,7 @@ class SqlStore(Store):
         super().__init__(settings, app)
         self._pg = settings.kind == "postgresql"
         self._authority: Authority | None = None
+        self.read_only = False  # a SQLite file this process may only read (``open``)
         # PostgreSQL's clock, read locally with a measured offset (``ledger._stores.clock``);
         # a test may replace it with one reading a skewed local clock.
         self.clock = OffsetClock(self.server_time)
@@ -154,6 +155,9 @@ class SqlStore(Store):
         env = settings.environment(create_table=create)
         env["APPLICATION_RECORDER_TOPIC"] = _RECORDERS[settings.kind]
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cached_profiles)
+        read_only = settings.kind == "sqlite" and not create and settings.sqlite_unwritable()
+        if read_only:  # opened for reads: see ``authority``
+            env["SQLITE_DBNAME"] = settings.sqlite_read_uri()
         with store_errors(settings):
             if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():
                 msg = f"directory {settings.sqlite_file().parent} does not exist"
@@ -162,6 +166,7 @@ class SqlStore(Store):
                 if settings.kind == "postgresql":
                     setting_up.enter_context(_postgres_session(settings, schema_lock=create))
                 store = cls(settings, LedgerApplication(env=env))
+                store.read_only = read_only
                 if create:
                     create_schema(store)
         return store
@@ -251,7 +256,12 @@ class SqlStore(Store):
         login's custody roles, or every role for the owner of the events table. Read once; a
         login that may not write snapshots takes none."""
         if self._authority is None:
-            if not self._pg:
+            if not self._pg and self.read_only:
+                # The file's permissions are the boundary: this process may only read it. So
+                # a command is refused at the door, and the read models are read as they stand.
+                login = f"{self.settings.describe()} (read-only here: the file or its directory)"
+                self._authority = Authority(login, frozenset())
+            elif not self._pg:
                 self._authority = Authority(self.settings.describe(), ALL_ROLES)
             else:
                 tables = self.tables

@@ -318,12 +318,10 @@ class SqlViews(Views):
     def read_frame(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         if self._pg:
             return self._adbc_frame(statement, params)
-        from urllib.request import pathname2url  # 10 ms of start-up: only beside pandas
-
         import pandas as pd
 
         # pandas reads a sqlite3 connection natively (no SQLAlchemy, no warning).
-        uri = f"file:{pathname2url(str(self.settings.sqlite_file().resolve()))}?mode=ro"
+        uri = self.settings.sqlite_read_uri()
         with store_errors(self.settings):
             conn = sqlite3.connect(uri, uri=True, timeout=self.settings.timeout)
             with closing(conn):

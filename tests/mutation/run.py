@@ -320,6 +320,14 @@ MUTANTS = (
         ("tests/unit/test_lease_check_rule.py",),
     ),
     Mutant(
+        "read-only-store-authority",
+        "ledger/_stores/sql.py",
+        "            if not self._pg and self.read_only:\n",
+        "            if False:\n",
+        "a store this process may only read takes commands, which fail in the database",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
+    Mutant(
         "append-only",
         "ledger/_stores/access.py",
         "    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP"
