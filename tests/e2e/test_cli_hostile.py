@@ -3,6 +3,7 @@ values, Ctrl-C. Each gets the right exit code and one line, and nothing a user d
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -258,3 +259,35 @@ def test_an_interrupt_after_the_command_said_so_changes_nothing() -> None:
         [MODULE[0], "-c", _CTRL_C_TWICE], capture_output=True, text=True, timeout=60, check=False
     )
     assert (run.returncode, run.stderr) == (130, "custody: interrupted\n"), run
+
+
+_CTRL_C_UNDER_JSON = """
+import sys
+import custody.cli as cli
+
+def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+cli.cli.invoke = interrupted  # a Ctrl-C while the command runs
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_under_json_is_a_json_error_too(tmp_path: Path) -> None:
+    """review14: under ``--json`` an error is also a JSON object on stdout (the CLI's
+    docstring), but an interrupted command printed nothing there: a program reading its
+    stdout met no JSON at all. It now gets the error's object, exit code 130."""
+    run = subprocess.run(
+        [MODULE[0], "-c", _CTRL_C_UNDER_JSON, "--json", "status"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (run.returncode, run.stderr) == (130, "custody: interrupted\n"), run
+    assert json.loads(run.stdout) == {
+        "error": "Interrupted",
+        "exit_code": 130,
+        "message": "interrupted",
+    }
