@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -82,6 +83,15 @@ def _leased(owned: Owned, worker_url: str) -> dict[str, object]:
     return lease
 
 
+def _events(owned: Owned) -> list[tuple[Any, ...]]:
+    """Every stored event's columns but its position, in log order (read as the owner)."""
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM custody_events "
+            "ORDER BY notification_id"
+        ).fetchall()
+
+
 def test_a_worker_login_runs_its_lease_and_nothing_else(owned: Owned) -> None:
     """The worker's login checks out, heartbeats and releases; a registration, a review and
     an operator's quarantine over it exit 7 naming the role, and append nothing."""
@@ -114,11 +124,7 @@ def test_the_database_refuses_a_worker_credential_that_skips_the_ledger(owned: O
     custody verify holds."""
     worker = owned.login("worker")
     _leased(owned, worker)
-    with psycopg.connect(owned.url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT originator_id, originator_version, topic, state FROM custody_events "
-            "ORDER BY notification_id"
-        ).fetchall()
+    rows = _events(owned)
     stream, version, _, state = rows[-1]
     forged = json.loads(bytes(state))
     forged["envelope"]["actor_role"] = "reviewer"
@@ -140,11 +146,7 @@ def test_the_database_refuses_a_worker_credential_that_skips_the_ledger(owned: O
                     (stream, version + 1, topic, json.dumps(forged).encode()),
                 )
             assert ("as reviewer" if role == "reviewer" else "may not record") in str(refused.value)
-    with psycopg.connect(owned.url, autocommit=True) as conn:
-        after = conn.execute(
-            "SELECT originator_id, originator_version, topic, state FROM custody_events "
-            "ORDER BY notification_id"
-        ).fetchall()
+    after = _events(owned)
     assert after == rows
     ok(owned.cli(owned.url, "verify"))
 
@@ -156,11 +158,7 @@ def test_a_worker_login_cannot_choose_an_event_s_position(owned: Owned) -> None:
     schema 10 (INSERT on the whole table) is refused until ``custody init`` grants anew."""
     worker = owned.login("worker")
     _leased(owned, worker)
-    with psycopg.connect(owned.url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT originator_id, originator_version, topic, state FROM custody_events "
-            "ORDER BY notification_id"
-        ).fetchall()
+    rows = _events(owned)
     stream, version, topic, state = rows[-1]  # the lease's last event: the worker's own kind
     positioned = (
         "INSERT INTO custody_events (originator_id, originator_version, topic, state, "
@@ -182,11 +180,7 @@ def test_a_worker_login_cannot_choose_an_event_s_position(owned: Owned) -> None:
     assert f"has schema 10, this custody needs {SCHEMA_VERSION}" in error_line(refused)
     ok(owned.cli(owned.url, "init"))
     refused_positioned()
-    with psycopg.connect(owned.url, autocommit=True) as conn:
-        after = conn.execute(
-            "SELECT originator_id, originator_version, topic, state FROM custody_events "
-            "ORDER BY notification_id"
-        ).fetchall()
+    after = _events(owned)
     assert after == rows
     ok(owned.cli(worker, "status"))
     ok(owned.cli(owned.url, "verify"))

@@ -95,3 +95,11 @@ def serve(store_url: str, *, tokens: bool = True, log: Path | None = None) -> Se
             for role in Role:
                 served.tokens[role] = issue_token(ledger, f"{role.value}-1", role).token
     return served
+
+
+def peak_kb(pid: int) -> int:
+    """The process's peak resident memory so far (``VmHWM``), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")

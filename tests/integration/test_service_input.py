@@ -11,11 +11,10 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
-from serving import Served
+from serving import Served, peak_kb
 
 from custody.cli import main
 from ledger import Checkout, ForceRelease, Heartbeat, Ledger, RegisterProfile, Role
@@ -199,13 +198,6 @@ def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
     assert "'beat-7' was already used on profile p2: send a new key" in moved["message"], moved
 
 
-def _peak_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 def test_a_body_larger_than_any_command_takes_is_413_and_read_no_further(http: Served) -> None:
     """review13: a worker's token let any body in whole: a 200 MB one raised the service's
     peak memory by 600 MB, and parsing a 60 MB one held every other caller (a heartbeat, the
@@ -215,7 +207,7 @@ def test_a_body_larger_than_any_command_takes_is_413_and_read_no_further(http: S
     with Ledger.open(http.store_url) as ledger:
         before = len(ledger.history("p1"))
     big = b'{"fencing_token": 1, "step": "' + b"x" * (32 * 1024 * 1024) + b'"}'
-    peak = _peak_kb(http.process.pid)
+    peak = peak_kb(http.process.pid)
 
     def streamed() -> Iterator[bytes]:  # no Content-Length: sent chunked
         for start in range(0, len(big), 1 << 16):
@@ -230,7 +222,7 @@ def test_a_body_larger_than_any_command_takes_is_413_and_read_no_further(http: S
             )
             assert (got.status_code, got.json()["error"]) == (413, "http_413"), got.text[:300]
             assert "larger than 1,048,576 bytes" in got.json()["message"]
-        grown_mb = (_peak_kb(http.process.pid) - peak) / 1024
+        grown_mb = (peak_kb(http.process.pid) - peak) / 1024
         assert grown_mb < 16, f"the service's peak memory grew by {grown_mb:.0f} MB"
         longest = "\U0001f600" * 4096
         body = {"fencing_token": 1, "step": "\U0001f600" * 200, "url": longest}

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving import Served, serve
+from serving import Served, peak_kb, serve
 
 from ledger import Ledger, RegisterProfile
 from service._auth import Tokens, Unauthorised
@@ -42,13 +42,6 @@ def service(tmp_path: Path) -> Iterator[Served]:
         running.stop()
 
 
-def _peak_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 def test_a_request_without_a_token_is_401_whatever_its_body(service: Served) -> None:
     with httpx.Client(base_url=service.url, timeout=60) as stranger:
         got = stranger.post(
@@ -62,12 +55,12 @@ def test_a_request_without_a_token_is_401_whatever_its_body(service: Served) -> 
 def test_a_large_body_without_a_token_costs_the_service_no_memory(service: Served) -> None:
     size = 40 * 1024 * 1024
     body = b'{"run_id": "' + b"x" * size + b'", "task_type": "t"}'
-    before = _peak_kb(service.process.pid)
+    before = peak_kb(service.process.pid)
     with httpx.Client(base_url=service.url, timeout=120) as stranger:
         got = stranger.post(
             "/v1/profiles/p1/checkout", content=body, headers={"content-type": "application/json"}
         )
-    grown_mb = (_peak_kb(service.process.pid) - before) / 1024
+    grown_mb = (peak_kb(service.process.pid) - before) / 1024
     assert got.status_code in (401, 413), (got.status_code, got.text[:200])
     assert grown_mb < 40, f"the service's peak memory grew by {grown_mb:.0f} MB for a stranger"
 
