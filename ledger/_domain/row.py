@@ -61,12 +61,10 @@ def lease_check(row: Availability, lease_id: str, now: datetime) -> LeaseCheck:
     if row.lease_id == lease_id:
         live = row.state is ProfileState.LEASED and not row.overdue_at(now)
         why = None if live else f"the ledger marked {lease_id} {row.state.value}"
-        if row.overdue_at(now):
-            assert row.until is not None
-            why = (
-                f"{lease_id} missed its renewal deadline {row.until.isoformat()}: a heartbeat "
-                "is refused, and the next sweep marks it stale"
-            )
+        if row.overdue_at(now) and row.until is not None:
+            deadline = row.until.isoformat()
+            why = f"{lease_id} missed its renewal deadline {deadline}: a heartbeat is refused, "
+            why += "and the next sweep marks it stale"
     elif row.last_lease_id == lease_id and row.lease_id is None:
         at = row.last_ended_at.isoformat() if row.last_ended_at else "an unknown time"
         why = f"the ledger ended {lease_id} ({row.last_ending}) at {at}; {pid} is {row.state.value}"
