@@ -109,7 +109,10 @@ def test_the_example_node_worker_clean_crashed_and_revoked(
     says, an operator's revocation and no release by the worker."""
     profiles, evidence, results = tmp_path / "profiles", tmp_path / "evidence", tmp_path / "r.json"
     _register(any_served.store_url, profiles)
+    proxies = tmp_path / "proxies.json"  # the worker must resolve the profiles' proxy id
+    proxies.write_text(json.dumps({"proxy_node": None}))
     env = {
+        "CUSTODY_PROXIES": str(proxies),
         "CUSTODY_URL": any_served.url,
         "CUSTODY_WORKER_TOKEN": any_served.tokens[Role.WORKER],
         "CUSTODY_OPERATOR_TOKEN": any_served.tokens[Role.OPERATOR],

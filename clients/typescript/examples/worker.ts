@@ -5,8 +5,10 @@
  *   node dist/examples/worker.js --profile ID --url URL [--linger SECONDS] [--crash]
  *
  * Environment: CUSTODY_URL (the service), CUSTODY_TOKEN (a worker's bearer token),
- * CUSTODY_PROFILES_DIR (profile directories live at <dir>/<profile id>), CUSTODY_EVIDENCE_DIR,
- * CHROMIUM (default /usr/bin/chromium). It prints one JSON line per step reached and one with
+ * CUSTODY_PROXIES (a JSON file from proxy id to Playwright's proxy settings, null for a direct
+ * connection: the profile's proxy id must be in it), CUSTODY_PROFILES_DIR (optional: where a
+ * profile registered without a directory lives, at <dir>/<profile id>; a registered
+ * user_data_dir always wins), CUSTODY_EVIDENCE_DIR, CHROMIUM (default /usr/bin/chromium). It prints one JSON line per step reached and one with
  * how the lease ended; it exits 0 when released, 1 when the task failed (the lease released as a
  * failure), 3 when the checkout was denied and 4 when the lease was lost, as custody's command
  * line does.
@@ -38,12 +40,16 @@ const say = (what: Record<string, unknown>): void => {
 async function main(): Promise<number> {
   const profileId = need("--profile", values.profile);
   const url = need("--url", values.url);
-  const profilesDir = need("CUSTODY_PROFILES_DIR", process.env.CUSTODY_PROFILES_DIR);
+  const profilesDir = process.env.CUSTODY_PROFILES_DIR;
   const client = new CustodyClient({
     baseUrl: need("CUSTODY_URL", process.env.CUSTODY_URL),
     token: need("CUSTODY_TOKEN", process.env.CUSTODY_TOKEN),
   });
-  const leases = new ProfileLeases({ client, profileDir: (id) => join(profilesDir, id) });
+  // The proxies come from $CUSTODY_PROXIES, as the Python SDK reads them.
+  const leases = new ProfileLeases({
+    client,
+    ...(profilesDir ? { profileDir: (id: string) => join(profilesDir, id) } : {}),
+  });
   const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
   let held: WorkerLease | null = null;
   try {

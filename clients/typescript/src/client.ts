@@ -20,6 +20,7 @@ export type Problem = Schemas["Problem"];
 export type Denial = Schemas["Denial"];
 export type Outcome = Schemas["Outcome"];
 export type ProfileState = Schemas["ProfileState"];
+export type ProfileRecord = Schemas["ProfileRecord"];
 
 type Method = "get" | "post";
 type Operation<P extends keyof paths, M extends Method> = NonNullable<paths[P][M]>;
@@ -210,6 +211,14 @@ export class CustodyClient {
       path: { profile_id: profileId },
       body,
       idempotencyKey,
+    });
+  }
+
+  /** The profile's registration: its account, proxy id and directory (what a worker needs to
+   * launch its browser on the leased profile). */
+  profile(profileId: string): Promise<AnswerOf<"/v1/profiles/{profile_id}", "get", 200>> {
+    return this.send("/v1/profiles/{profile_id}", "get", 200, {
+      path: { profile_id: profileId },
     });
   }
 

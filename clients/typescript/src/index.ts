@@ -14,14 +14,19 @@ export {
   LeaseLost,
   type Outcome,
   type Problem,
+  type ProfileRecord,
   type ProfileState,
   type ReleaseResult,
   type Schemas,
   StoreUnavailable,
 } from "./client.js";
 export type { components, paths } from "./openapi.js";
+export { type ClaimOptions, claim, LaunchRefused, MARKER, type Marker } from "./marker.js";
 export {
   type BrowserOptions,
+  DIRECT,
+  type ProxyResolver,
+  type ProxySettings,
   type Evidence,
   ProfileLeases,
   type ProfileLeasesOptions,

@@ -1,7 +1,7 @@
 /**
  * The worker SDK, in the Python SDK's shape (`workers.ProfileLeases`), over the lease service:
  *
- *     const leases = new ProfileLeases({ client, profileDir: (id) => `/profiles/${id}` });
+ *     const leases = new ProfileLeases({ client, proxies: { proxy_de_1: { server: "http://10.0.0.5:3128" } } });
  *     const lease = await leases.checkout("profile_shop_17", { run_id: "run_0945",
  *       task_type: "check" }, async (lease) => {
  *       await lease.browser(chromium, async (context) => {
@@ -11,6 +11,12 @@
  *     });
  *     lease.result?.message;
  *
+ * `browser()` opens the profile's registered directory (`user_data_dir`, read from the service;
+ * else `profileDir`) with the lease's proxy (its `proxy_id` resolved through `proxies`), after
+ * writing the lease's marker into the directory as the Python SDK does (see marker.ts): a
+ * directory another profile marked, or one a later lease of this profile already opened, is
+ * never launched.
+ *
  * Leaving the task releases the lease: success with the final URL and screenshot (and its
  * sha256); an exception as a failure naming it (and the exception is thrown on);
  * `lease.expectedFailure(reason)` as an expected failure. While the task runs, the lease is
@@ -19,6 +25,7 @@
  * the task's next SDK call throws `LeaseLost`. A lost lease is never released by the worker.
  */
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, relative, resolve } from "node:path";
@@ -31,11 +38,13 @@ import {
   type Lease,
   LeaseLost,
   type Outcome,
+  type ProfileRecord,
   type ReleaseBody,
   type ReleaseResult,
   StoreUnavailable,
 } from "./client.js";
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
+import { claim, LaunchRefused } from "./marker.js";
 import { blank, kept, lengthOf, reasonOf, storable } from "./text.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
@@ -47,11 +56,35 @@ const MAX_WATCH_SECONDS = 60; // what the option takes
 // a longer `wait` 422, so a longer watchSeconds is asked for as this.
 export const SERVICE_MAX_WAIT_SECONDS = 25;
 const WATCH_RETRY_MS = 500;
+export const PROXIES_ENV_VAR = "CUSTODY_PROXIES";
+
+/** A proxy id's value meaning "no proxy: a direct connection" (JSON's null means it too, as
+ * in the Python SDK's `$CUSTODY_PROXIES` file). */
+export const DIRECT = "direct";
+export type ProxySettings = NonNullable<LaunchOptions["proxy"]>;
+type Resolved = ProxySettings | typeof DIRECT | null;
+/** From proxy id to Playwright's proxy settings (or `DIRECT`); a function answers `undefined`
+ * for an id it does not know. */
+export type ProxyResolver = Record<string, Resolved> | ((proxyId: string) => Resolved | undefined);
+/** Launch options that would make the launch something other than the lease's profile and
+ * proxy (the Python SDK's `RESERVED_OPTIONS`). */
+const RESERVED_OPTIONS = ["userDataDir", "proxy"] as const;
 
 export interface ProfileLeasesOptions {
   client: CustodyClient;
-  /** The directory of a profile on this host (what it was registered with). */
+  /** The directory of a profile on this host, for a profile registered without one (a
+   * registered `user_data_dir` always wins). */
   profileDir?: (profileId: string) => string;
+  /** How the lease's `proxy_id` becomes the proxy the browser is launched with: a record from
+   * proxy id to Playwright's proxy settings (`DIRECT`, or null, for none), or a function doing
+   * the same that answers `undefined` for an id it does not know. Unset: the JSON file named by
+   * `$CUSTODY_PROXIES` (an object of the same shape, the Python SDK's), else no proxy is known.
+   * A proxy id that does not resolve refuses the launch (`LaunchRefused`), never a silent
+   * direct connection. */
+  proxies?: ProxyResolver;
+  /** How long `browser()` waits for the lock on the profile directory's marker (seconds,
+   * default 60); `LaunchRefused` after. */
+  markerWaitSeconds?: number;
   /** Where each lease's screenshot and evidence.json go; default as the Python SDK's. */
   evidenceDir?: string;
   /** How long each long poll of the revocation watch holds (seconds, more than 0 and at most
@@ -69,6 +102,8 @@ export interface Evidence {
   outcome: Outcome;
   reason: string | null;
   final_url: string | null;
+  /** The proxy id the browser was launched with (null: no browser was launched). */
+  observed_proxy: string | null;
   screenshot: string | null;
   screenshot_sha256: string | null;
   last_step: string | null;
@@ -84,11 +119,15 @@ export class ProfileLeases {
    * service's 25 s). */
   readonly watchSeconds: number;
   readonly clock: Clock;
+  readonly markerWaitSeconds: number;
   private readonly profileDir: ((profileId: string) => string) | undefined;
+  private readonly proxies: ProxyResolver | undefined;
 
   constructor(options: ProfileLeasesOptions) {
     this.client = options.client;
     this.profileDir = options.profileDir;
+    this.proxies = options.proxies;
+    this.markerWaitSeconds = options.markerWaitSeconds ?? 60;
     this.evidenceDir = resolve(options.evidenceDir ?? defaultEvidenceDir());
     const watch = options.watchSeconds ?? WATCH_SECONDS;
     if (typeof watch !== "number" || !(watch > 0 && watch <= MAX_WATCH_SECONDS)) {
@@ -176,11 +215,35 @@ export class ProfileLeases {
     throw lostError(granted.lease_id, reason);
   }
 
-  directoryOf(profileId: string): string {
-    if (!this.profileDir) {
-      throw new Error(`no directory for ${profileId}: give ProfileLeases a profileDir`);
+  /** The directory a profile is launched on: its registered `user_data_dir`, else
+   * `profileDir`'s; `LaunchRefused` when there is neither. */
+  directoryOf(record: Pick<ProfileRecord, "profile_id" | "user_data_dir">): string {
+    if (record.user_data_dir) return record.user_data_dir;
+    if (this.profileDir) return this.profileDir(record.profile_id);
+    throw new LaunchRefused(
+      `profile ${record.profile_id} has no user_data_dir registered and this worker has no ` +
+        "profileDir: register it with --user-data-dir (or give ProfileLeases a profileDir) " +
+        "before a worker may launch it",
+    );
+  }
+
+  /** The proxy to launch with for `proxyId` (null: a direct connection); `LaunchRefused` if
+   * this worker has no configuration for it. */
+  resolveProxy(proxyId: string): ProxySettings | null {
+    const resolver = this.proxies ?? proxiesFromEnvironment();
+    const found =
+      typeof resolver === "function"
+        ? resolver(proxyId)
+        : Object.hasOwn(resolver, proxyId)
+          ? resolver[proxyId]
+          : undefined;
+    if (found === undefined) {
+      throw new LaunchRefused(
+        `this worker has no proxy configured for ${JSON.stringify(proxyId)}: map it in ` +
+          `ProfileLeases({ proxies }) or in the file $${PROXIES_ENV_VAR} names`,
+      );
     }
-    return this.profileDir(profileId);
+    return found === null || found === DIRECT ? null : found;
   }
 }
 
@@ -191,7 +254,9 @@ export interface StepOptions {
   mutating?: boolean;
 }
 
-export type BrowserOptions = LaunchOptions & { userDataDir?: string; serviceWorkers?: "allow" | "block" };
+/** Playwright's launch options but the directory and the proxy, which come from the lease's
+ * profile (either one given is refused with `LaunchRefused`). */
+export type BrowserOptions = Omit<LaunchOptions, "proxy"> & { serviceWorkers?: "allow" | "block" };
 
 /** One checked-out lease, used by the task that checked it out. */
 export class WorkerLease {
@@ -205,6 +270,7 @@ export class WorkerLease {
   private deadline: NodeJS.Timeout | null = null;
   private readonly watching = new AbortController();
   private watchDone: Promise<void> = Promise.resolve();
+  private observedProxy: string | null = null;
 
   constructor(
     lease: Lease,
@@ -259,25 +325,38 @@ export class WorkerLease {
     this.expected = reason;
   }
 
-  /** A persistent context on the profile's directory, launched with Playwright's `browserType`
-   * (`chromium` of playwright-core; pass `executablePath`). Before launching, a heartbeat
-   * proves the lease current. Leaving `body` takes the final screenshot (unless the lease was
-   * lost) and always closes the context. */
+  /** A persistent context on the profile's registered directory, with its proxy, launched
+   * with Playwright's `browserType` (`chromium` of playwright-core; pass `executablePath`).
+   *
+   * Before launching: `LaunchRefused` if the profile has no directory, this worker cannot
+   * resolve its proxy id, or an option would choose the directory or the proxy; a heartbeat
+   * proves the lease current (`LeaseLost`); the fencing token is written to the directory's
+   * marker (`LeaseLost` if a later lease's token is there, `LaunchRefused` if another profile's
+   * mark is). Leaving `body` takes the final screenshot (unless the lease was lost) and always
+   * closes the context. */
   async browser<T>(
     browserType: BrowserType,
     body: (context: BrowserContext) => Promise<T>,
     options: BrowserOptions = {},
   ): Promise<T> {
     this.ensureHeld();
-    const { userDataDir, ...launch } = options;
-    const directory = userDataDir ?? this.leases.directoryOf(this.lease.profile_id);
+    for (const name of RESERVED_OPTIONS) {
+      if (name in options) throw new LaunchRefused(`${name} comes from the lease's profile, not a launch option`);
+    }
+    const record = await this.registration();
+    const directory = this.leases.directoryOf(record);
+    const proxy = this.leases.resolveProxy(this.lease.proxy_id);
     await this.step("browser_launch");
+    await claim(directory, this.lease, { waitSeconds: this.leases.markerWaitSeconds });
+    this.ensureHeld();
     // Service workers' requests would pass no route of the context: blocked, as in Python.
     const context = await browserType.launchPersistentContext(directory, {
       headless: true,
       serviceWorkers: "block",
-      ...launch,
+      ...options,
+      ...(proxy === null ? {} : { proxy }),
     });
+    this.observedProxy = this.lease.proxy_id;
     const session = (this.session = new BrowserSession(context, this.guard, this.progress));
     try {
       await session.install();
@@ -291,6 +370,20 @@ export class WorkerLease {
       if (this.guard.held()) await session.screenshot(join(this.directory(), "final.png"));
       await session.close();
       this.session = null;
+    }
+  }
+
+  /** The profile's registration, asked again while the service does not answer and the
+   * lease is held. */
+  private async registration(): Promise<ProfileRecord> {
+    for (;;) {
+      try {
+        return await this.leases.client.profile(this.lease.profile_id);
+      } catch (error) {
+        if (!transient(error)) throw error;
+        this.ensureHeld();
+        await sleep(this.guard.timing.retryMs);
+      }
     }
   }
 
@@ -451,6 +544,7 @@ export class WorkerLease {
       outcome,
       reason,
       final_url: p.url,
+      observed_proxy: this.observedProxy,
       screenshot: p.screenshot === null ? null : this.recordedPath(p.screenshot),
       screenshot_sha256: p.screenshotSha256,
       last_step: p.step,
@@ -482,6 +576,7 @@ function releaseBody(evidence: Evidence, fencingToken: number): ReleaseBody {
     outcome: evidence.outcome,
     reason: evidence.reason,
     final_url: evidence.final_url,
+    observed_proxy: evidence.observed_proxy,
     screenshot: evidence.screenshot,
     screenshot_sha256: evidence.screenshot_sha256,
     evidence_problem: evidence.evidence_problem,
@@ -492,6 +587,7 @@ const DROPPABLE: Record<string, (keyof Evidence)[]> = {
   final_url: ["final_url"],
   screenshot: ["screenshot", "screenshot_sha256"],
   screenshot_sha256: ["screenshot", "screenshot_sha256"],
+  observed_proxy: ["observed_proxy"],
 };
 
 function refusedField(error: unknown): string | null {
@@ -548,6 +644,23 @@ function lostAnswer(error: unknown): boolean {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
+}
+
+/** The proxies of the JSON file `$CUSTODY_PROXIES` names (none when it is unset), read at each
+ * launch as the Python SDK reads it. */
+function proxiesFromEnvironment(): Record<string, Resolved> {
+  const path = process.env[PROXIES_ENV_VAR];
+  if (!path) return {};
+  let loaded: unknown;
+  try {
+    loaded = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new LaunchRefused(`cannot read $${PROXIES_ENV_VAR} (${path}): ${firstLine(error)}`);
+  }
+  if (typeof loaded !== "object" || loaded === null || Array.isArray(loaded)) {
+    throw new LaunchRefused(`$${PROXIES_ENV_VAR} (${path}) must hold a JSON object`);
+  }
+  return loaded as Record<string, Resolved>;
 }
 
 function defaultEvidenceDir(): string {

@@ -1,0 +1,334 @@
+// The lease's marker on the profile directory (src/marker.ts) and what `browser()` does with
+// it, its directory and its proxy, as the Python SDK does (workers/_profile_dir.py,
+// workers/_settings.py): the marker's JSON text, the judging rules, the lock a Python worker
+// takes too, and the launch refused before any browser starts.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { BrowserType } from "playwright-core";
+import { claim, CustodyClient, LaunchRefused, LeaseLost, MARKER, ProfileLeases } from "../src/index.js";
+import { type Answer, fakeFetch, LEASE } from "./fakes.js";
+
+const FIXTURE = new URL("../../test/fixtures/python-marker.json", import.meta.url);
+const PYTHON = ["python3", "/usr/bin/python3"].find((p) => spawnSync(p, ["-c", "pass"]).status === 0);
+
+const fresh = (): Promise<string> => mkdtemp(join(tmpdir(), "custody-marker-"));
+const lease = (token: number, profile = "p1") => ({ ...LEASE, profile_id: profile, fencing_token: token });
+
+async function marked(text: string): Promise<string> {
+  const dir = await fresh();
+  await writeFile(join(dir, MARKER), text);
+  return dir;
+}
+
+describe("the marker's text", () => {
+  it("is what Python's claim writes for the same lease, byte for byte", async () => {
+    // test/fixtures/python-marker.json: written by workers._profile_dir.claim, its clock fixed.
+    const python = await readFile(FIXTURE, "utf8");
+    const dir = join(await fresh(), "not", "yet"); // made, parents too, as Python makes it
+    const written = await claim(dir, {
+      fencing_token: 7,
+      lease_id: "lease_0001",
+      profile_id: "p\u00e9_1",
+      worker_id: 'worker "w"\\1',
+      run_id: "run_\u00e9\u{1F600}\u007f\t\u2028\u0001/",
+    }, { now: new Date("2026-12-03T22:56:34.866Z") });
+    assert.equal(await readFile(join(dir, MARKER), "utf8"), python);
+    assert.deepEqual(written, JSON.parse(python));
+  });
+
+  it("matches Python's json.dumps(sort_keys=True) for awkward text", { skip: !PYTHON && "no python3" }, async () => {
+    const run_id = "a\u0000b\u001f\u007f\u0080\uffff\u{10ffff}\\\"'/\r\n\b\f</script>";
+    const dir = await fresh();
+    await claim(dir, { ...lease(3), run_id, worker_id: "w\u00e9" }, { now: new Date("2026-01-01T00:00:00Z") });
+    const node = await readFile(join(dir, MARKER), "utf8");
+    const script = "import json,sys; m=json.loads(sys.stdin.read()); print(json.dumps(m, sort_keys=True), end='')";
+    const python = spawnSync(PYTHON as string, ["-c", script], { input: node, encoding: "utf8" });
+    assert.equal(python.stdout, node);
+    assert.equal(JSON.parse(node).run_id, run_id);
+    assert.match(node, /"written_at": "2026-01-01T00:00:00\+00:00"/); // as isoformat() drops zero microseconds
+  });
+});
+
+describe("the marker's judging rules (Python's _judge)", () => {
+  it("writes a missing or empty marker, and one with a lower or the same token of this profile", async () => {
+    for (const before of [null, "", "  \n", '{"fencing_token": 6, "profile_id": "p1"}', '{"fencing_token": 7, "profile_id": "p1"}']) {
+      const dir = before === null ? await fresh() : await marked(before);
+      await claim(dir, lease(7));
+      const after = JSON.parse(await readFile(join(dir, MARKER), "utf8"));
+      assert.equal(after.fencing_token, 7, String(before));
+      assert.equal(after.lease_id, LEASE.lease_id);
+    }
+  });
+
+  it("refuses a higher token of this profile with LeaseLost, and leaves the marker as it was", async () => {
+    const before = '{"fencing_token": 99, "profile_id": "p1", "lease_id": "later"}';
+    const dir = await marked(before);
+    await assert.rejects(claim(dir, lease(1)), (error: unknown) => {
+      assert.ok(error instanceof LeaseLost);
+      assert.equal(error.message, `${LEASE.lease_id} is lost: ${dir} was already opened under fencing token 99; this lease holds 1`);
+      return true;
+    });
+    assert.equal(await readFile(join(dir, MARKER), "utf8"), before);
+  });
+
+  it("refuses another profile's directory with LaunchRefused, whatever the tokens", async () => {
+    const before = '{"fencing_token": 1, "profile_id": "p2"}';
+    const dir = await marked(before);
+    await assert.rejects(claim(dir, lease(50)), (error: unknown) => {
+      assert.ok(error instanceof LaunchRefused);
+      assert.equal(
+        error.message,
+        `${dir} carries the lease marker of profile p2 (fencing token 1): it is p2's directory, not p1's, ` +
+          `and one directory never serves two profiles; once p2 no longer uses it, remove ${join(dir, MARKER)}`,
+      );
+      return true;
+    });
+    assert.equal(await readFile(join(dir, MARKER), "utf8"), before);
+  });
+
+  it("refuses a marker it cannot read with LeaseLost, and leaves it as it was", async () => {
+    const unreadable = [
+      "not json",
+      "[1, 2]",
+      '"p1"',
+      "null",
+      '{"fencing_token": "7", "profile_id": "p1"}',
+      '{"fencing_token": true, "profile_id": "p1"}',
+      '{"fencing_token": 1.5, "profile_id": "p1"}',
+      '{"fencing_token": 1}',
+      '{"fencing_token": 1, "profile_id": null}',
+      '{"profile_id": "p1"}',
+    ];
+    for (const before of unreadable) {
+      const dir = await marked(before);
+      await assert.rejects(claim(dir, lease(7)), (error: unknown) => {
+        assert.ok(error instanceof LeaseLost, before);
+        assert.match(error.message, /cannot be read: check the directory, then remove it$/);
+        return true;
+      });
+      assert.equal(await readFile(join(dir, MARKER), "utf8"), before);
+    }
+  });
+});
+
+/** A Python process holding `fcntl.flock(LOCK_EX)` on `path`: it says "held", then after
+ * `seconds` writes `then` (if any) into the file and lets the lock go. */
+function pythonHolding(path: string, seconds: number, then: string | null): Promise<ChildProcess & { closed: Promise<unknown> }> {
+  const script = [
+    "import fcntl, os, sys, time",
+    "f = open(sys.argv[1], 'r+')",
+    "fcntl.flock(f, fcntl.LOCK_EX)",
+    "print('held', flush=True)",
+    "time.sleep(float(sys.argv[2]))",
+    "if sys.argv[3]:",
+    "    f.seek(0); f.truncate(); f.write(sys.argv[3]); f.flush(); os.fsync(f.fileno())",
+    "fcntl.flock(f, fcntl.LOCK_UN)",
+  ].join("\n");
+  const child = spawn(PYTHON as string, ["-c", script, path, String(seconds), then ?? ""], { stdio: ["ignore", "pipe", "inherit"] });
+  const closed = new Promise((done) => child.on("close", done));
+  return new Promise((done, fail) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("held")) done(Object.assign(child, { closed }));
+    });
+    child.on("error", fail);
+  });
+}
+
+describe("the marker's lock, shared with Python workers", { skip: !PYTHON && "no python3" }, () => {
+  it("waits while a Python worker holds fcntl.flock on the marker, then reads what it wrote", async () => {
+    const dir = await marked("");
+    const python = await pythonHolding(join(dir, MARKER), 1.5, '{"fencing_token": 9, "profile_id": "p1"}');
+    const started = performance.now();
+    // Unlocked, the claim would read the empty marker at once and write token 3 under Python.
+    await assert.rejects(claim(dir, lease(3)), (error: unknown) => {
+      assert.ok(error instanceof LeaseLost);
+      assert.match(error.message, /already opened under fencing token 9; this lease holds 3$/);
+      return true;
+    });
+    assert.ok(performance.now() - started > 1200, "the claim did not wait for Python's lock");
+    await python.closed;
+    assert.equal(JSON.parse(await readFile(join(dir, MARKER), "utf8")).fencing_token, 9);
+  });
+
+  it("holds the lock through the write: a Python flock waits for the claim", async () => {
+    const dir = await marked("");
+    // The claim holds the lock while it writes; Python then gets it and sees the whole marker.
+    await claim(dir, lease(4));
+    const python = await pythonHolding(join(dir, MARKER), 0, null);
+    await python.closed;
+    assert.equal(JSON.parse(await readFile(join(dir, MARKER), "utf8")).fencing_token, 4);
+  });
+
+  it("gives up after its wait with LaunchRefused, the marker untouched", async () => {
+    const dir = await marked("");
+    const python = await pythonHolding(join(dir, MARKER), 3, null);
+    try {
+      await assert.rejects(claim(dir, lease(3), { waitSeconds: 1 }), (error: unknown) => {
+        assert.ok(error instanceof LaunchRefused);
+        assert.match(error.message, /was not had within 1 s: another launch holds it/);
+        return true;
+      });
+      assert.equal(await readFile(join(dir, MARKER), "utf8"), "");
+    } finally {
+      python.kill();
+    }
+  });
+
+  it("names flock(1) when it cannot be run", async () => {
+    const dir = await fresh();
+    await assert.rejects(claim(dir, lease(3), { flock: "/nonexistent/flock" }), (error: unknown) => {
+      assert.ok(error instanceof LaunchRefused);
+      assert.match(error.message, /\/nonexistent\/flock could not be run .*util-linux/);
+      return true;
+    });
+  });
+});
+
+// -- browser(): the directory, the marker and the proxy, before any browser starts ------------
+
+interface Launched {
+  directory: string;
+  options: Record<string, unknown>;
+}
+
+/** A browserType whose persistent context is a stand-in, recording each launch. */
+function fakeChromium(): { chromium: BrowserType; launched: Launched[] } {
+  const launched: Launched[] = [];
+  const context = { route: async () => {}, pages: () => [], on: () => {}, close: async () => {} };
+  const chromium = {
+    launchPersistentContext: async (directory: string, options: Record<string, unknown>) => {
+      launched.push({ directory, options });
+      return context;
+    },
+  } as unknown as BrowserType;
+  return { chromium, launched };
+}
+
+const RELEASED = { lease_id: LEASE.lease_id, profile_id: LEASE.profile_id, ending: "released_cleanly",
+  profile_state: "available", message: "released" };
+
+/** Checkout, the registration, the launch's heartbeat, the release. */
+function answers(registered: string | null, proxy = "x1"): Answer[] {
+  const record = { profile_id: LEASE.profile_id, account_id: "a1", proxy_id: proxy, user_data_dir: registered,
+    release_policy: "manual_review_on_unknown_state", unclean_limit: 3, unclean_window_seconds: 3600 };
+  return [
+    { status: 201, body: { ...LEASE, proxy_id: proxy } },
+    { status: 200, body: record },
+    { status: 200, body: { ...LEASE, proxy_id: proxy } },
+    { status: 200, body: RELEASED },
+  ];
+}
+
+async function run(
+  registered: string | null,
+  options: { proxies?: ConstructorParameters<typeof ProfileLeases>[0]["proxies"]; profileDir?: (id: string) => string;
+    launch?: Record<string, unknown>; proxy?: string } = {},
+) {
+  const { fetch, sent } = fakeFetch(answers(registered, options.proxy));
+  const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+  const leases = new ProfileLeases({
+    client,
+    evidenceDir: await fresh(),
+    proxies: options.proxies ?? { x1: "direct" },
+    ...(options.profileDir ? { profileDir: options.profileDir } : {}),
+  });
+  const { chromium, launched } = fakeChromium();
+  const outcome = leases.checkout(LEASE.profile_id, { run_id: "r1", task_type: "t" }, async (lease) => {
+    await lease.browser(chromium, async () => {}, options.launch ?? {});
+  });
+  return { outcome, sent, launched };
+}
+
+describe("browser() before the launch", () => {
+  it("does not launch on a directory a later lease of the profile opened (the review's repro)", async () => {
+    const dir = await marked(`{"fencing_token": 99, "profile_id": "${LEASE.profile_id}", "lease_id": "later"}`);
+    const { outcome, launched } = await run(dir);
+    await assert.rejects(outcome, (error: unknown) => {
+      assert.ok(error instanceof LeaseLost);
+      assert.match(error.message, /was already opened under fencing token 99; this lease holds 7$/);
+      return true;
+    });
+    assert.deepEqual(launched, [], "the browser was launched under a superseded token");
+  });
+
+  it("launches on the registered directory, marked with the lease, with the resolved proxy", async () => {
+    const dir = join(await fresh(), "registered");
+    const server = { server: "http://10.0.0.5:3128", username: "u", password: "p" };
+    const { outcome, sent, launched } = await run(dir, { proxies: { proxy_de: server }, proxy: "proxy_de",
+      profileDir: () => "/elsewhere", launch: { executablePath: "/usr/bin/chromium" } });
+    await outcome;
+    assert.equal(launched.length, 1);
+    assert.equal(launched[0]?.directory, dir);
+    assert.deepEqual(launched[0]?.options.proxy, server);
+    assert.equal(launched[0]?.options.executablePath, "/usr/bin/chromium");
+    const mark = JSON.parse(await readFile(join(dir, MARKER), "utf8"));
+    assert.equal(mark.fencing_token, 7);
+    assert.equal(mark.profile_id, LEASE.profile_id);
+    assert.ok(sent.some((s) => s.method === "GET" && s.url.endsWith(`/v1/profiles/${encodeURIComponent(LEASE.profile_id)}`)));
+    const release = sent.find((s) => s.url.endsWith("/release"));
+    assert.equal(release?.body?.observed_proxy, "proxy_de");
+  });
+
+  it("launches direct for a proxy id mapped to DIRECT or null, or a function's", async () => {
+    for (const proxies of [{ x1: "direct" as const }, { x1: null }, (id: string) => (id === "x1" ? "direct" as const : undefined)]) {
+      const dir = join(await fresh(), "d");
+      const { outcome, launched } = await run(dir, { proxies });
+      await outcome;
+      assert.equal(launched.length, 1);
+      assert.ok(!("proxy" in (launched[0]?.options ?? {})));
+    }
+  });
+
+  it("falls back to profileDir when the profile has no registered directory", async () => {
+    const base = await fresh();
+    const { outcome, launched } = await run(null, { profileDir: (id) => join(base, id) });
+    await outcome;
+    assert.equal(launched[0]?.directory, join(base, LEASE.profile_id));
+    assert.ok(existsSync(join(base, LEASE.profile_id, MARKER)));
+  });
+
+  it("refuses with LaunchRefused: no directory, a proxy id it cannot resolve, a userDataDir or proxy option", async () => {
+    const dir = join(await fresh(), "d");
+    const refusals: [Promise<unknown>, RegExp][] = [
+      [(await run(null)).outcome, /profile p 1 has no user_data_dir registered and this worker has no profileDir/],
+      [(await run(dir, { proxies: { other: "direct" } })).outcome, /no proxy configured for "x1": map it in ProfileLeases\(\{ proxies \}\) or in the file \$CUSTODY_PROXIES names/],
+      [(await run(dir, { proxies: () => undefined })).outcome, /no proxy configured for "x1"/],
+      [(await run(dir, { launch: { userDataDir: "/tmp/x" } })).outcome, /^userDataDir comes from the lease's profile, not a launch option$/],
+      [(await run(dir, { launch: { proxy: { server: "http://p" } } })).outcome, /^proxy comes from the lease's profile, not a launch option$/],
+    ];
+    for (const [outcome, message] of refusals) {
+      await assert.rejects(outcome, (error: unknown) => {
+        assert.ok(error instanceof LaunchRefused, String(error));
+        assert.match(error.message, message);
+        return true;
+      });
+    }
+    assert.ok(!existsSync(join(dir, MARKER)), "a refused launch marked the directory");
+  });
+
+  it("reads $CUSTODY_PROXIES when it is given no proxies, as the Python SDK does", async () => {
+    const base = await fresh();
+    const file = join(base, "proxies.json");
+    await writeFile(file, JSON.stringify({ x1: { server: "socks5://127.0.0.1:1080" } }));
+    const before = process.env.CUSTODY_PROXIES;
+    process.env.CUSTODY_PROXIES = file;
+    try {
+      const { fetch } = fakeFetch(answers(join(base, "d")));
+      const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+      const leases = new ProfileLeases({ client, evidenceDir: base });
+      const { chromium, launched } = fakeChromium();
+      await leases.checkout(LEASE.profile_id, { run_id: "r1", task_type: "t" }, async (lease) => {
+        await lease.browser(chromium, async () => {});
+      });
+      assert.deepEqual(launched[0]?.options.proxy, { server: "socks5://127.0.0.1:1080" });
+    } finally {
+      if (before === undefined) delete process.env.CUSTODY_PROXIES;
+      else process.env.CUSTODY_PROXIES = before;
+    }
+  });
+});
