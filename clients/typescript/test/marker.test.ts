@@ -294,19 +294,21 @@ describe("browser() before the launch", () => {
 
   it("refuses with LaunchRefused: no directory, a proxy id it cannot resolve, a userDataDir or proxy option", async () => {
     const dir = join(await fresh(), "d");
-    const refusals: [Promise<unknown>, RegExp][] = [
-      [(await run(null)).outcome, /profile p 1 has no user_data_dir registered and this worker has no profileDir/],
-      [(await run(dir, { proxies: { other: "direct" } })).outcome, /no proxy configured for "x1": map it in ProfileLeases\(\{ proxies \}\) or in the file \$CUSTODY_PROXIES names/],
-      [(await run(dir, { proxies: () => undefined })).outcome, /no proxy configured for "x1"/],
-      [(await run(dir, { launch: { userDataDir: "/tmp/x" } })).outcome, /^userDataDir comes from the lease's profile, not a launch option$/],
-      [(await run(dir, { launch: { proxy: { server: "http://p" } } })).outcome, /^proxy comes from the lease's profile, not a launch option$/],
+    const refusals: [Parameters<typeof run>, RegExp][] = [
+      [[null], /profile p 1 has no user_data_dir registered and this worker has no profileDir/],
+      [[dir, { proxies: { other: "direct" } }], /no proxy configured for "x1": map it in ProfileLeases\(\{ proxies \}\) or in the file \$CUSTODY_PROXIES names/],
+      [[dir, { proxies: () => undefined }], /no proxy configured for "x1"/],
+      [[dir, { launch: { userDataDir: "/tmp/x" } }], /^userDataDir comes from the lease's profile, not a launch option$/],
+      [[dir, { launch: { proxy: { server: "http://p" } } }], /^proxy comes from the lease's profile, not a launch option$/],
     ];
-    for (const [outcome, message] of refusals) {
+    for (const [args, message] of refusals) {
+      const { outcome, launched } = await run(...args);
       await assert.rejects(outcome, (error: unknown) => {
         assert.ok(error instanceof LaunchRefused, String(error));
         assert.match(error.message, message);
         return true;
       });
+      assert.deepEqual(launched, []);
     }
     assert.ok(!existsSync(join(dir, MARKER)), "a refused launch marked the directory");
   });
