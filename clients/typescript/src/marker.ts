@@ -80,7 +80,7 @@ export async function claim(directory: string, lease: MarkingLease, options: Cla
     run_id: lease.run_id,
     written_at: isoformat(options.now ?? new Date()),
   };
-  (await open(path, "a", 0o644)).close(); // made as Python makes it, before flock(1) opens it
+  await (await open(path, "a", 0o644)).close(); // made as Python makes it, before flock(1) opens it
   const release = await lock(path, options.waitSeconds ?? LOCK_WAIT_SECONDS, options.flock ?? FLOCK);
   try {
     const file = await open(path, "r+");
