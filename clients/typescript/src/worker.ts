@@ -127,7 +127,11 @@ export class ProfileLeases {
     this.client = options.client;
     this.profileDir = options.profileDir;
     this.proxies = options.proxies;
-    this.markerWaitSeconds = options.markerWaitSeconds ?? 60;
+    const markerWait = options.markerWaitSeconds ?? 60;
+    if (typeof markerWait !== "number" || !(markerWait > 0 && Number.isFinite(markerWait))) {
+      throw new RangeError(`markerWaitSeconds: a number of seconds more than 0, got ${String(markerWait)}`);
+    }
+    this.markerWaitSeconds = markerWait;
     this.evidenceDir = resolve(options.evidenceDir ?? defaultEvidenceDir());
     const watch = options.watchSeconds ?? WATCH_SECONDS;
     if (typeof watch !== "number" || !(watch > 0 && watch <= MAX_WATCH_SECONDS)) {

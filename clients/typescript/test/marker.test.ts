@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { BrowserType } from "playwright-core";
 import { claim, CustodyClient, LaunchRefused, LeaseLost, MARKER, ProfileLeases } from "../src/index.js";
+import { lock } from "../src/marker.js";
 import { type Answer, fakeFetch, LEASE } from "./fakes.js";
 
 const FIXTURE = new URL("../../test/fixtures/python-marker.json", import.meta.url);
@@ -155,13 +156,28 @@ describe("the marker's lock, shared with Python workers", { skip: !PYTHON && "no
     assert.equal(JSON.parse(await readFile(join(dir, MARKER), "utf8")).fencing_token, 9);
   });
 
-  it("holds the lock through the write: a Python flock waits for the claim", async () => {
+  it("excludes a Python worker's fcntl.flock while it holds the lock, and lets it go after", async () => {
     const dir = await marked("");
-    // The claim holds the lock while it writes; Python then gets it and sees the whole marker.
-    await claim(dir, lease(4));
-    const python = await pythonHolding(join(dir, MARKER), 0, null);
-    await python.closed;
-    assert.equal(JSON.parse(await readFile(join(dir, MARKER), "utf8")).fencing_token, 4);
+    const path = join(dir, MARKER);
+    const tryLock = (): string => {
+      const script = [
+        "import fcntl, sys",
+        "f = open(sys.argv[1], 'r+')",
+        "try:",
+        "    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "    print('free')",
+        "except BlockingIOError:",
+        "    print('busy')",
+      ].join("\n");
+      return spawnSync(PYTHON as string, ["-c", script, path], { encoding: "utf8" }).stdout.trim();
+    };
+    const release = await lock(path, 5);
+    try {
+      assert.equal(tryLock(), "busy");
+    } finally {
+      await release();
+    }
+    assert.equal(tryLock(), "free");
   });
 
   it("gives up after its wait with LaunchRefused, the marker untouched", async () => {
@@ -311,6 +327,14 @@ describe("browser() before the launch", () => {
       assert.deepEqual(launched, []);
     }
     assert.ok(!existsSync(join(dir, MARKER)), "a refused launch marked the directory");
+  });
+
+  it("takes a marker wait of more than 0 seconds only", () => {
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok" });
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => new ProfileLeases({ client, markerWaitSeconds: bad }), RangeError, String(bad));
+    }
+    assert.equal(new ProfileLeases({ client }).markerWaitSeconds, 60);
   });
 
   it("reads $CUSTODY_PROXIES when it is given no proxies, as the Python SDK does", async () => {
