@@ -20,12 +20,14 @@ def interrupted() -> int:
     so they are not reported. Nor is a further interrupt, which would kill the process on its
     way out (a parent would see death by SIGINT after the line): another Ctrl-C, or the one
     ``keep_interrupts`` delivers again from a thread, landing after this one was answered."""
-    import signal
+    import signal  # 1 ms: only when interrupted
 
-    try:
-        signal.signal(signal.SIGINT, _ignored)
-    except KeyboardInterrupt:  # one pending is raised before the handler changes: no other
-        signal.signal(signal.SIGINT, _ignored)
+    while True:
+        try:
+            signal.signal(signal.SIGINT, _ignored)
+            break
+        except KeyboardInterrupt:  # one pending is raised before the handler changes: it is
+            continue  # the same Ctrl-C, answered here
     sys.stderr.write("custody: interrupted\n")
     sys.unraisablehook = lambda _: None
     return INTERRUPTED

@@ -231,20 +231,15 @@ def test_ctrl_c_inside_a_callback_is_not_lost_or_printed(guard: str) -> None:
 
 
 _CTRL_C_TWICE = """
-import sys, time, weakref
-from custody import interrupted, keep_interrupts
-keep_interrupts()
-class Lock: pass
-def dropped(_):
-    raise KeyboardInterrupt
-lock = Lock()
-watch = weakref.ref(lock, dropped)
+import _thread, os, signal, sys, time
+from custody import interrupted
 try:
-    del lock  # the hook delivers this one again, from a thread of its own
-    raise KeyboardInterrupt  # while the main flow meets another
+    raise KeyboardInterrupt
 except KeyboardInterrupt:
     code = interrupted()
-time.sleep(0.5)  # where the delivery lands: the command is on its way out
+_thread.interrupt_main()  # what keep_interrupts' hook delivers again, from a thread
+os.kill(os.getpid(), signal.SIGINT)  # and another Ctrl-C
+time.sleep(0.5)  # where they land: the command is on its way out
 sys.exit(code)
 """
 
