@@ -101,7 +101,8 @@ def same_identity(a: str, b: str) -> bool:
 
 def _folded(identity: str) -> str:
     shown = _INVISIBLE.sub("", unicodedata.normalize("NFKC", identity))
-    return shown.casefold().strip()
+    # Normalised again: what stood between a letter and its accent no longer does.
+    return unicodedata.normalize("NFKC", shown).casefold().strip()
 
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, 15.1): what a text shows

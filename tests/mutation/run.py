@@ -328,6 +328,14 @@ MUTANTS = (
         ("tests/e2e/test_cli_read_only_store.py",),
     ),
     Mutant(
+        "identity-folded-again",
+        "ledger/_domain/aggregate.py",
+        '    return unicodedata.normalize("NFKC", shown).casefold().strip()\n',
+        "    return shown.casefold().strip()\n",
+        "an accent kept from its letter by a character that shows nothing makes another identity",
+        ("tests/unit/test_rules.py",),
+    ),
+    Mutant(
         "append-only",
         "ledger/_stores/access.py",
         "    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP"

@@ -23,7 +23,7 @@ from ledger._domain.model import (
     Role,
 )
 from ledger._domain.policies import Ending
-from ledger._domain.profile import CheckoutRequest
+from ledger._domain.profile import CheckoutRequest, same_identity
 
 
 def _request(worker: str = "worker-b", **context: str) -> CheckoutRequest:
@@ -492,6 +492,18 @@ def test_review_by_worker_of_lease_under_review_is_not_allowed(spelling: str) ->
     with pytest.raises(NotAllowed, match="who ran the lease under review"):
         s.review(reviewer=spelling)
     assert s.profile.pending_events == []
+
+
+@pytest.mark.parametrize(
+    "spelling", ["rene\u0301", "rene\u034f\u0301", "rene\u200b\u0301", "RENE\u2060\u0301"]
+)
+def test_an_accent_past_a_character_that_shows_nothing_is_the_same_letter(spelling: str) -> None:
+    """review15: the characters that show nothing were dropped after normalising, so an
+    accent they had kept from its letter stayed apart: "rene" + U+034F + U+0301 is rené on
+    screen, yet was another reviewer than the worker rené. Folded again after dropping them;
+    an accent is still a letter of its own."""
+    assert same_identity("ren\u00e9", spelling)
+    assert not same_identity("ren\u00e9", "rene")
 
 
 def test_unconfirmed_mutation_outranks_a_prompt_on_release() -> None:
