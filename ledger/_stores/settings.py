@@ -116,25 +116,32 @@ class StoreSettings(BaseModel):
         return Path(self.path)
 
     def sqlite_read_uri(self) -> str:
-        """The URI that opens the SQLite file for reads only. A file in a directory this
-        process may not write, or that it may not write itself (a copy on read-only media,
-        say), is read as immutable when nothing is beside it, which needs no ``-shm`` file and
-        makes none (with no ``-wal`` or ``-journal`` there, the file holds every committed
-        page); otherwise read-only, as any SQLite reader (a ``-wal`` or ``-journal`` beside it
-        is another connection's, or one of an application that died)."""
+        """The URI that opens the SQLite file for reads only: read-only, as any SQLite reader,
+        which sees what writers commit; immutable (no lock, no ``-shm`` file needed or made)
+        only for a file nobody may change, with nothing beside it (read-only media, or a copy
+        with no write permission on it or its directory: an auditor's evidence). A file
+        someone else may still write is never read as immutable: a writer appending meanwhile
+        would leave the reader's pages stale and at odds with each other."""
         from urllib.parse import quote
 
         path = self.sqlite_file().resolve()
         beside = any(path.with_name(f"{path.name}-{k}").exists() for k in ("wal", "journal"))
-        immutable = self.sqlite_unwritable() and not beside
+        immutable = not beside and path.exists() and _frozen(path)
         return f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
 
     def sqlite_unwritable(self) -> bool:
-        """This process may not write the SQLite file or its directory (or the file is not
-        there and its directory may not be written)."""
+        """This process may not write the SQLite store: the file (or, for a new one, its
+        directory), or, where it may not write the directory, the ``-wal`` and ``-shm`` files
+        a write needs beside the file (a directory it may not write cannot get them)."""
         path = self.sqlite_file().resolve()
-        there = path.exists()
-        return (there and not os.access(path, os.W_OK)) or not os.access(path.parent, os.W_OK)
+        if not path.exists():
+            return not os.access(path.parent, os.W_OK)
+        if not os.access(path, os.W_OK):
+            return True
+        if os.access(path.parent, os.W_OK):
+            return False
+        beside = [path.with_name(f"{path.name}-{kind}") for kind in ("wal", "shm")]
+        return not all(p.exists() and os.access(p, os.W_OK) for p in beside)
 
     def postgres_options(self) -> str:
         """libpq's ``options`` for every PostgreSQL session the store opens (see
@@ -165,6 +172,14 @@ class StoreSettings(BaseModel):
             "POSTGRES_PRE_PING": "n",  # our own check replaces it: check_before_lending
             "CREATE_TABLE": create,
         }
+
+
+def _frozen(path: Path) -> bool:
+    """Nobody but the superuser may change the file: it is on a read-only file system, or
+    neither it nor its directory has any write permission."""
+    if os.statvfs(path).f_flag & os.ST_RDONLY:
+        return True
+    return not (path.stat().st_mode & 0o222) and not (path.parent.stat().st_mode & 0o222)
 
 
 # The client encoding of every PostgreSQL session a store opens, given as libpq's own

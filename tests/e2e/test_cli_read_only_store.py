@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
+import subprocess
 from pathlib import Path
 
 from cli_process import MODULE, custody, error_line, ok
@@ -67,5 +69,66 @@ def test_a_store_on_read_only_media_is_read_and_never_written(tmp_path: Path) ->
         assert "leases read model was never installed" in error_line(never)
         assert sorted(p.name for p in media.iterdir()) == ["evidence.db"]
         assert hashlib.sha256(copy.read_bytes()).hexdigest() == digest
+    finally:
+        media.chmod(0o755)
+
+
+def test_a_store_whose_directory_alone_may_not_be_written_still_takes_commands(
+    tmp_path: Path,
+) -> None:
+    """review15: a store this user may write, with the ``-wal`` and ``-shm`` files a write needs
+    already beside it (another process holds it open, as the lease service would), in a
+    directory it may not write, was taken for read-only: every command refused, exit 7. Only
+    the files a write needs decide."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    store = f"sqlite:///{shared / 'custody.db'}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path, store=store))
+    holder = sqlite3.connect(shared / "custody.db")  # keeps the -wal and -shm beside it
+    try:
+        holder.execute("SELECT count(*) FROM stored_events").fetchone()
+        for name in ("custody.db", "custody.db-wal", "custody.db-shm"):
+            (shared / name).chmod(0o666)
+        shared.chmod(0o555)
+        program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+        args = ["register", "p2", "--account", "a1", "--proxy", "x1"]
+        ok(custody(*args, cwd=tmp_path, store=store, program=program))
+        checkout = ["checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t"]
+        ok(custody(*checkout, cwd=tmp_path, store=store, program=program))
+    finally:
+        shared.chmod(0o755)
+        holder.close()
+    assert "p2" in ok(custody("status", cwd=tmp_path, store=store)).out
+
+
+def test_only_a_store_nobody_may_change_is_read_as_immutable(tmp_path: Path) -> None:
+    """review15: a store its owner still writes, read by a user who may not write its
+    directory, was opened immutable (no lock): the reader's later reads were stale and at odds
+    with each other (39 rows of availability, 1 profile id). Immutable only when nobody but
+    the superuser may change the file; read-only, as any SQLite reader, otherwise."""
+    media = tmp_path / "media"
+    media.mkdir()
+    copy = media / "custody.db"
+    sqlite3.connect(copy).close()
+    program = (*_UNPRIVILEGED, MODULE[0]) if os.geteuid() == 0 else (MODULE[0],)
+    asked = "from ledger._stores.settings import StoreSettings as S; import sys; "
+    asked += "print(S.resolve(sys.argv[1]).sqlite_read_uri())"
+
+    def read_uri() -> str:  # as the reader, who may not write the directory
+        run = subprocess.run(
+            [*program, "-c", asked, f"sqlite:///{copy}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return run.stdout.strip()
+
+    try:
+        copy.chmod(0o644)  # its owner may still write it
+        media.chmod(0o555)
+        assert read_uri().endswith("?mode=ro")
+        copy.chmod(0o444)  # nobody may: an auditor's copy
+        assert read_uri().endswith("?mode=ro&immutable=1")
     finally:
         media.chmod(0o755)

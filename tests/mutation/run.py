@@ -336,6 +336,22 @@ MUTANTS = (
         ("tests/unit/test_rules.py",),
     ),
     Mutant(
+        "immutable-only-frozen",
+        "ledger/_stores/settings.py",
+        "        immutable = not beside and path.exists() and _frozen(path)\n",
+        "        immutable = not beside and path.exists() and self.sqlite_unwritable()\n",
+        "a store its owner may still write is read as immutable by a user who may not write it",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
+    Mutant(
+        "unwritable-wal-beside",
+        "ledger/_stores/settings.py",
+        "        return not all(p.exists() and os.access(p, os.W_OK) for p in beside)\n",
+        "        return True\n",
+        "a writable store whose directory alone may not be written is taken for read-only",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
+    Mutant(
         "append-only",
         "ledger/_stores/access.py",
         "    RAISE EXCEPTION '{_REFUSAL}: % refused', TG_OP"
