@@ -11,8 +11,9 @@ import sys
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C
 
 
-def interrupted() -> int:
-    """Say that the command was interrupted, in one line, and return its exit status.
+def interrupted(as_json: bool = False) -> int:
+    """Say that the command was interrupted, in one line (and under ``--json`` in the JSON
+    object of every error, on stdout), and return its exit status.
 
     A Ctrl-C can land while a library builds its objects (a store's connection pool, say);
     their finalizers then fail as the interpreter exits, and Python would print each of those
@@ -29,6 +30,13 @@ def interrupted() -> int:
         except KeyboardInterrupt:  # one pending is raised before the handler changes: it is
             continue  # the same Ctrl-C, answered here
     sys.stderr.write("custody: interrupted\n")
+    if as_json:
+        body = '{\n  "error": "Interrupted",\n  "exit_code": %d,\n  "message": "interrupted"\n}\n'
+        import contextlib
+
+        with contextlib.suppress(Exception):  # a closed pipe: nothing more to say
+            sys.stdout.write(body % INTERRUPTED)
+            sys.stdout.flush()
     sys.unraisablehook = lambda _: None
     return INTERRUPTED
 

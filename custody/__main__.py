@@ -32,8 +32,8 @@ def run() -> None:  # never returns: exits
         from custody.cli import main
 
         code = main()
-    except KeyboardInterrupt:
-        code = interrupted()
+    except KeyboardInterrupt:  # before the command line could take it: while it loads
+        code = interrupted("--json" in sys.argv[1:])
     if code == INTERRUPTED:
         _leave_interrupted(code)
     gc.freeze()  # the exit collects nothing: see the module's docstring

@@ -52,23 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.UsageError as e:
         return _fail(_usage_error(e), json_anywhere)
     except KeyboardInterrupt:
-        return _stopped(as_json)
+        return interrupted(as_json)
     except Exception as e:
         if _interrupted(e):
-            return _stopped(as_json)
+            return interrupted(as_json)
         return _fail_unexpected(e, as_json)
     return _answer(command, result, as_json, resend)
-
-
-def _stopped(as_json: bool) -> int:
-    """``interrupted()``, and under ``--json`` its JSON object on stdout, as for any error."""
-    code = interrupted()
-    if as_json:
-        body = '{\n  "error": "Interrupted",\n  "exit_code": %d,\n  "message": "interrupted"\n}\n'
-        with contextlib.suppress(Exception):  # a closed pipe: nothing more to say
-            sys.stdout.write(body % code)
-            sys.stdout.flush()
-    return code
 
 
 def _interrupted(error: BaseException) -> bool:

@@ -286,3 +286,33 @@ def test_ctrl_c_under_json_is_a_json_error_too(tmp_path: Path) -> None:
         "exit_code": 130,
         "message": "interrupted",
     }
+
+
+_CTRL_C_WHILE_LOADING = """
+import builtins, sys
+loading = builtins.__import__
+
+def interrupted_loading(name, *args, **kwargs):
+    if name == "custody.cli":  # a Ctrl-C while the command line loads
+        raise KeyboardInterrupt
+    return loading(name, *args, **kwargs)
+
+builtins.__import__ = interrupted_loading
+sys.argv = ["custody", "--json", "status"]
+from custody.__main__ import run
+run()
+"""
+
+
+def test_ctrl_c_under_json_while_the_command_line_loads_is_a_json_error_too() -> None:
+    """review15: a Ctrl-C before the command line had loaded was answered by ``custody``'s
+    own handler, which printed the line but no JSON under ``--json``."""
+    run = subprocess.run(
+        [MODULE[0], "-c", _CTRL_C_WHILE_LOADING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (run.returncode, run.stderr) == (130, "custody: interrupted\n"), run
+    assert json.loads(run.stdout)["error"] == "Interrupted", run
