@@ -59,9 +59,10 @@ def lease_check(row: Availability, lease_id: str, now: datetime) -> LeaseCheck:
     a heartbeat is refused as lost, and the next sweep marks it stale)."""
     pid = row.profile_id
     if row.lease_id == lease_id:
-        live = row.state is ProfileState.LEASED and not row.overdue_at(now)
+        overdue = row.overdue_at(now)
+        live = row.state is ProfileState.LEASED and not overdue
         why = None if live else f"the ledger marked {lease_id} {row.state.value}"
-        if row.overdue_at(now) and row.until is not None:
+        if overdue and row.until is not None:
             deadline = row.until.isoformat()
             why = f"{lease_id} missed its renewal deadline {deadline}: a heartbeat is refused, "
             why += "and the next sweep marks it stale"

@@ -125,9 +125,14 @@ class StoreSettings(BaseModel):
         from urllib.parse import quote
 
         path = self.sqlite_file().resolve()
-        beside = any(path.with_name(f"{path.name}-{k}").exists() for k in ("wal", "journal"))
-        immutable = not beside and path.exists() and _frozen(path)
+        immutable = not self.sqlite_journal_beside() and path.exists() and _frozen(path)
         return f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
+
+    def sqlite_journal_beside(self) -> bool:
+        """A ``-wal`` or ``-journal`` file is beside the SQLite file: another connection's, or
+        one of an application that died, whose pages a reader must see."""
+        path = self.sqlite_file().resolve()
+        return any(path.with_name(f"{path.name}-{k}").exists() for k in ("wal", "journal"))
 
     def sqlite_unwritable(self) -> bool:
         """This process may not write the SQLite store: the file (or, for a new one, its

@@ -117,7 +117,7 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
     Only names are looked at: opening the file itself from Python and closing it would drop
     every lock this process's SQLite connections hold on it (POSIX locks are per process)."""
     path = settings.sqlite_file().resolve()
-    beside = any(path.with_name(f"{path.name}-{kind}").exists() for kind in ("wal", "journal"))
+    beside = settings.sqlite_journal_beside()
     writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
     mode = "ro" if beside else "rw" if writable else "ro&immutable=1"
     uri = f"file:{quote(str(path))}?mode={mode}"

@@ -314,7 +314,7 @@ MUTANTS = (
     Mutant(
         "lease-check-deadline",
         "ledger/_domain/row.py",
-        "        live = row.state is ProfileState.LEASED and not row.overdue_at(now)\n",
+        "        live = row.state is ProfileState.LEASED and not overdue\n",
         "        live = row.state is ProfileState.LEASED\n",
         "a lease past its renewal deadline is answered live until a sweep marks it",
         ("tests/unit/test_lease_check_rule.py",),
@@ -338,8 +338,10 @@ MUTANTS = (
     Mutant(
         "immutable-only-frozen",
         "ledger/_stores/settings.py",
-        "        immutable = not beside and path.exists() and _frozen(path)\n",
-        "        immutable = not beside and path.exists() and self.sqlite_unwritable()\n",
+        "        immutable = not self.sqlite_journal_beside() and path.exists()"
+        " and _frozen(path)\n",
+        "        immutable = not self.sqlite_journal_beside() and path.exists()"
+        " and self.sqlite_unwritable()\n",
         "a store its owner may still write is read as immutable by a user who may not write it",
         ("tests/e2e/test_cli_read_only_store.py",),
     ),
