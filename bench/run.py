@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from time import perf_counter, process_time
@@ -30,11 +30,13 @@ from time import perf_counter, process_time
 import leases
 import raw as rawio
 from parallel import Writers
+from psycopg.conninfo import conninfo_to_dict
 
 from ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 3
+SERVER_ROUNDS, SERVER_OPS = 5, 1_000  # the server's CPU: rounds, operations per round
 WRITERS = 4
 
 
@@ -55,6 +57,7 @@ class Target:
     kind: str
     custody_url: str
     raw: str  # an SQLite file path or a PostgreSQL URL (a database apart from custody's)
+    postmaster: int | None = None  # PostgreSQL: the pid of this run's own server
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,14 @@ class Cost:
     plain_us: float
     heartbeat_calls: float
     plain_calls: float
+    # PostgreSQL: the server's CPU (its backends', µs) per heartbeat, per raw baseline
+    # operation and per plain INSERT; None on SQLite, which runs in the writing process.
+    server_heartbeat_us: float | None = None
+    server_raw_us: float | None = None
+    server_plain_us: float | None = None
+
+
+SERVER_FIELDS = ("server_heartbeat_us", "server_raw_us", "server_plain_us")
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,59 @@ def rate(n: int, loop: Callable[[], None], cpu: list[float] | None = None) -> fl
     if cpu is not None:
         cpu.append(used / n * 1e6)
     return n / elapsed
+
+
+def backend_seconds(postmaster: int, database: str) -> float:
+    """CPU seconds (user + system) used so far by the server's backends connected to
+    ``database``: those of this run's own PostgreSQL (children of ``postmaster``, on this
+    machine) whose title names it, read from Linux's /proc in clock ticks (10 ms: the callers
+    measure thousands of operations). A backend that ends meanwhile takes its time along;
+    the pools keep theirs open."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            title = Path(entry.path, "cmdline").read_bytes().split()
+        except OSError:  # ended meanwhile, or another user's
+            continue
+        # A backend's title: "postgres: USER DATABASE HOST(PORT) STATE".
+        if int(stat[1]) == postmaster and title[2:3] == [database.encode()]:
+            total += int(stat[11]) + int(stat[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(target: Target, n: int) -> tuple[float, float, float]:
+    """The server's CPU per operation (µs) for heartbeats, the raw baseline and plain INSERTs
+    on PostgreSQL: ``SERVER_ROUNDS`` rounds of ``n`` each, taking turns, the time summed
+    over the rounds (a tick is 10 ms)."""
+    assert target.postmaster is not None
+    pid, used = target.postmaster, {"custody": 0.0, "raw": 0.0, "plain": 0.0}
+    custody_db = conninfo_to_dict(target.custody_url)["dbname"]
+    raw_db = conninfo_to_dict(target.raw)["dbname"]
+    with Ledger.open(target.custody_url) as ledger:
+        store = rawio.open_raw(target.kind, target.raw)
+        try:
+            lease = leases.fresh_lease(ledger, "bench-server")
+            stream, profile = rawio.fresh_stream(store, leases.unique("bench-server"))
+            plain = uuid.uuid4()
+            sides = (
+                ("custody", custody_db, lambda: leases.heartbeats(ledger, lease, n)),
+                ("raw", raw_db, lambda: rawio.heartbeats(store, stream, profile, n)),
+                ("plain", raw_db, lambda: rawio.plain_inserts(store, plain, n)),
+            )
+            for _ in range(SERVER_ROUNDS):
+                for side, database, loop in sides:
+                    if side == "plain":  # a fresh stream's versions for every round
+                        plain = uuid.uuid4()
+                    before = backend_seconds(pid, database)
+                    loop()
+                    used[side] += backend_seconds(pid, database) - before
+        finally:
+            store.close()
+    per_op = {side: seconds / (n * SERVER_ROUNDS) * 1e6 for side, seconds in used.items()}
+    return per_op["custody"], per_op["raw"], per_op["plain"]
 
 
 def calls_per_op(n: int, loop: Callable[[], None]) -> float:
@@ -138,6 +202,9 @@ def heartbeats_one_process(target: Target, n: int) -> tuple[Figure, Cost]:
     figure = Figure(name, target.kind, *map(statistics.median, (custody, raw, plain)))
     mid = {side: statistics.median(us) for side, us in cpu.items()}
     cost = Cost(target.kind, mid["custody"], mid["raw"], mid["plain"], calls, plain_calls)
+    if target.postmaster is not None:
+        server = server_cpu(target, SERVER_OPS)
+        cost = replace(cost, **dict(zip(SERVER_FIELDS, server, strict=True)))
     return figure, cost
 
 
@@ -235,7 +302,10 @@ def postgres_target() -> Iterator[Target]:
         Ledger.init(custody_url).close()
         raw = create_database(cluster.admin_url, "bench_raw")
         rawio.create_raw("postgresql", raw)
-        yield Target("postgresql", custody_url, raw)
+        assert cluster.base_dir is not None
+        pid_file = cluster.base_dir / "data" / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
+        yield Target("postgresql", custody_url, raw, postmaster)
     finally:
         cluster.stop()
 
@@ -272,6 +342,22 @@ def cost_table(costs: list[Cost]) -> str:
         f"| {c.heartbeat_us / c.plain_us:.1f}x | {c.heartbeat_calls:,.0f} | {c.plain_calls:,.0f} |"
         for c in costs
     ]
+    served = [
+        (c.store, c.server_heartbeat_us, c.server_raw_us, c.server_plain_us)
+        for c in costs
+        if c.server_heartbeat_us is not None
+    ]
+    if served:
+        lines += [
+            "",
+            "| store | server CPU µs per heartbeat | per raw baseline op | per plain INSERT "
+            "| heartbeat / plain INSERT |",
+            "|---|---:|---:|---:|---:|",
+        ]
+    for store, heartbeat, raw, plain in served:
+        ratio = f"{heartbeat / plain:.1f}x" if plain else "-"  # under a tick: no figure
+        row = f"| {store} | {heartbeat:,.0f} | {raw or 0:,.0f} | {plain or 0:,.0f} | {ratio} |"
+        lines.append(row)
     return "\n".join(lines)
 
 
