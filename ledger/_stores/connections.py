@@ -109,5 +109,5 @@ def postgres_connection(settings: StoreSettings, **options: Any) -> Any:
         autocommit=True,
         options=settings.postgres_options(),
         client_encoding=CLIENT_ENCODING,
-        **options,
+        **{**settings.libpq_tls(), **options},
     )

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 import psycopg
@@ -42,6 +43,7 @@ from ledger._stores.recorders import (
 from ledger._stores.settings import (
     CLIENT_ENCODING,
     DEFAULT_TIMEOUT_SECONDS,
+    TLS_ENV,
     lock_timeout_options,
 )
 
@@ -523,6 +525,7 @@ class BoundedPostgresFactory(PostgresFactory):
         timeout = int(self.env.get(self.POSTGRES_LOCK_TIMEOUT) or DEFAULT_TIMEOUT_SECONDS)
         pool.kwargs["options"] = lock_timeout_options(timeout)
         pool.kwargs["client_encoding"] = CLIENT_ENCODING
+        pool.kwargs.update(parse_qsl(self.env.get(TLS_ENV) or ""))  # the URL's sslmode, ...
         check_before_lending(self.datastore)
 
 

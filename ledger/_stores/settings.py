@@ -1,13 +1,13 @@
 """Store URLs: ``sqlite:///path/custody.db`` (the default, one host) or
-``postgresql://user@host:port/db`` (many hosts)."""
+``postgresql://user@host:port/db`` (many hosts; TLS with libpq's own ``?sslmode=...``)."""
 
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
-from typing import Literal
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+from typing import Any, Literal
+from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,6 +38,10 @@ class StoreSettings(BaseModel):
     # How long any one store call may wait (a lock, a busy file, an unreachable server) before
     # the command fails as StoreUnavailable: short enough to fit inside the shortest sensible TTL.
     timeout: int = DEFAULT_TIMEOUT_SECONDS
+    # PostgreSQL: libpq's TLS parameters from the URL (``TLS_OPTIONS``), in the URL's order,
+    # given to every session the store opens; none leaves them to libpq's own defaults
+    # (``PGSSLMODE`` and the like, else ``prefer``).
+    tls: tuple[tuple[str, str], ...] = ()
     # How many profiles a ledger keeps loaded between its commands (not from the URL: a
     # process serving many leases, the lease service's writer, asks for more).
     cached_profiles: int = DEFAULT_CACHED_PROFILES
@@ -61,7 +65,10 @@ class StoreSettings(BaseModel):
             # Not quoted: a URL that does not split cannot be told apart from its password.
             raise InvalidInput("store", f"malformed URL ({e})") from None
         shown = _redacted(url)
-        timeout = _timeout(parse_qs(parts.query, keep_blank_values=True), shown)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        postgres = parts.scheme in ("postgresql", "postgres")
+        timeout = _timeout(query, shown, TLS_OPTIONS if postgres else ())
+        tls = _tls(query, shown) if postgres else ()
         if parts.scheme == "sqlite":
             path = unquote(parts.path)[1:] if parts.path.startswith("/") else ""
             if parts.netloc or not path:
@@ -80,13 +87,15 @@ class StoreSettings(BaseModel):
                 raise InvalidInput("store", msg)
             return cls(kind="sqlite", path=path, timeout=timeout)
         if parts.scheme in ("postgresql", "postgres"):
-            return cls._postgres(parts, shown, timeout)
+            return cls._postgres(parts, shown, timeout, tls)
         raise InvalidInput(
             "store", f"unsupported scheme in {shown}: use sqlite:// or postgresql://"
         )
 
     @classmethod
-    def _postgres(cls, parts: SplitResult, shown: str, timeout: int) -> StoreSettings:
+    def _postgres(
+        cls, parts: SplitResult, shown: str, timeout: int, tls: tuple[tuple[str, str], ...]
+    ) -> StoreSettings:
         dbname = unquote(parts.path.lstrip("/"))
         try:
             port = parts.port if parts.port is not None else 5432
@@ -105,6 +114,7 @@ class StoreSettings(BaseModel):
             dbname=dbname,
             connect_timeout=timeout,
             timeout=timeout,
+            tls=tls,
         )
 
     def describe(self) -> str:
@@ -148,6 +158,10 @@ class StoreSettings(BaseModel):
         beside = [path.with_name(f"{path.name}-{kind}") for kind in ("wal", "shm")]
         return not all(p.exists() and os.access(p, os.W_OK) for p in beside)
 
+    def libpq_tls(self) -> dict[str, Any]:
+        """The URL's TLS parameters as libpq takes them (empty: libpq's defaults)."""
+        return dict(self.tls)
+
     def postgres_options(self) -> str:
         """libpq's ``options`` for every PostgreSQL session the store opens (see
         ``lock_timeout_options``)."""
@@ -175,6 +189,7 @@ class StoreSettings(BaseModel):
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "4",
             "POSTGRES_PRE_PING": "n",  # our own check replaces it: check_before_lending
+            TLS_ENV: urlencode(self.tls),  # read by BoundedPostgresFactory
             "CREATE_TABLE": create,
         }
 
@@ -203,17 +218,52 @@ def lock_timeout_options(timeout: int) -> str:
 
 
 def _redacted(url: str) -> str:
-    """The URL as an error may quote it: no password, at most a short prefix."""
+    """The URL as an error may quote it: no password (nor the value of an option custody does
+    not know, which may be one: libpq takes ``?password=``), at most a short prefix."""
     parts = urlsplit(url)
     if parts.password is not None:
         host = parts.netloc.rsplit("@", 1)[-1]
-        url = parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    if parts.query:
+        known = {"timeout", *TLS_OPTIONS}
+        options = parse_qsl(parts.query, keep_blank_values=True)
+        shown = [(key, value if key in known else "***") for key, value in options]
+        parts = parts._replace(query=urlencode(shown, safe="*/"))
+    url = parts.geturl()
     return repr(url) if len(url) <= 120 else f"{url[:120]!r}..."
 
 
-def _timeout(query: dict[str, list[str]], shown: str) -> int:
-    """``?timeout=SECONDS``: the bounded wait of every store call (1 to 3600)."""
-    unknown = set(query) - {"timeout"}
+# libpq's TLS parameters a PostgreSQL store URL may carry, as libpq names them: how to
+# encrypt and whom to trust (files on the host that runs custody). A client key's passphrase
+# is not one of them: a URL is shown and logged; use a key without one, or libpq's
+# PGSSLPASSWORD-free alternatives (an agent, a key readable only by the worker's user).
+TLS_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# The environment key that hands the TLS parameters to the library's pool (urlencoded).
+TLS_ENV = "CUSTODY_POSTGRES_TLS"
+
+
+def _tls(query: dict[str, list[str]], shown: str) -> tuple[tuple[str, str], ...]:
+    """A PostgreSQL URL's TLS parameters (``TLS_OPTIONS``; the last of a repeated one);
+    ``InvalidInput`` for a mode libpq does not know or a file name that cannot be one."""
+    found = []
+    for name in TLS_OPTIONS:
+        if name not in query:
+            continue
+        value = query[name][-1]
+        if name == "sslmode" and value not in SSL_MODES:
+            msg = f"sslmode must be one of {', '.join(SSL_MODES)}, got {value[:40]!r} in {shown}"
+            raise InvalidInput("store", msg)
+        if name != "sslmode" and (not value or "\0" in value or len(value) > MAX_PATH):
+            raise InvalidInput("store", f"{name} must name a file, got {value[:40]!r} in {shown}")
+        found.append((name, value))
+    return tuple(found)
+
+
+def _timeout(query: dict[str, list[str]], shown: str, others: tuple[str, ...]) -> int:
+    """``?timeout=SECONDS``: the bounded wait of every store call (1 to 3600); an option
+    neither it nor one of ``others`` is refused."""
+    unknown = set(query) - {"timeout", *others}
     if unknown:
         raise InvalidInput("store", f"unknown option {sorted(unknown)[0]!r} in {shown}")
     values = query.get("timeout", [str(DEFAULT_TIMEOUT_SECONDS)])

@@ -360,6 +360,7 @@ class SqlViews(Views):
             f"postgresql://{quote(s.user, safe='')}{password}@{s.host}:{s.port}/"
             f"{quote(s.dbname, safe='')}?connect_timeout={s.connect_timeout}"
             f"&options={quote(s.postgres_options(), safe='')}&client_encoding={CLIENT_ENCODING}"
+            + "".join(f"&{name}={quote(value, safe='')}" for name, value in s.tls)
         )
 
 

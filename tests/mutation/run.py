@@ -778,6 +778,38 @@ MUTANTS = (
         "a store's failure hides the password's letters inside the driver's words",
         ("tests/unit/test_store_urls.py",),
     ),
+    Mutant(
+        "tls-pool",
+        "ledger/_stores/postgres.py",
+        '        pool.kwargs.update(parse_qsl(self.env.get(TLS_ENV) or ""))',
+        "        pass",
+        "the library's pool forgets the URL's sslmode and sslrootcert",
+        ("tests/integration/test_store_tls.py",),
+    ),
+    Mutant(
+        "tls-direct",
+        "ledger/_stores/connections.py",
+        "**{**settings.libpq_tls(), **options}",
+        "**options",
+        "a direct connection (every command's first, LISTEN) forgets the URL's TLS parameters",
+        ("tests/integration/test_store_tls.py",),
+    ),
+    Mutant(
+        "tls-read-path",
+        "ledger/_stores/sql_views.py",
+        """            + "".join(f"&{name}={quote(value, safe='')}" for name, value in s.tls)\n""",
+        "",
+        "the pandas read path (ADBC) forgets the URL's TLS parameters",
+        ("tests/integration/test_store_tls.py",),
+    ),
+    Mutant(
+        "query-password-shown",
+        "ledger/_stores/settings.py",
+        'value if key in known else "***"',
+        "value",
+        "an error quotes the value of an option custody does not know: ?password=",
+        ("tests/unit/test_store_urls.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -19,6 +19,12 @@ from ledger._stores.settings import StoreSettings
         ("sqlite:///data/", "names a directory"),
         ("sqlite:///data/..", "names a directory"),
         ("sqlite:///a%00b.db", "a NUL byte in the path"),
+        ("sqlite:///a.db?sslmode=require", "unknown option 'sslmode'"),
+        ("postgresql://u:pw@h/db?sslmode=verify_full", "sslmode must be one of disable, allow"),
+        ("postgresql://u:pw@h/db?sslmode=", "sslmode must be one of"),
+        ("postgresql://u:pw@h/db?sslrootcert=", "sslrootcert must name a file, got ''"),
+        ("postgresql://u:pw@h/db?sslkey=a%00b", "sslkey must name a file"),
+        ("postgresql://u:pw@h/db?sslpassword=pw", "unknown option 'sslpassword'"),
     ],
 )
 def test_a_url_naming_no_store_is_invalid_input_naming_why(url: str, said: str) -> None:
@@ -48,3 +54,22 @@ def test_a_store_s_failure_hides_its_password_and_nothing_else(
     settings = StoreSettings.from_url(f"postgresql://u:{password}@127.0.0.1:1/x")
     failure = store_failure(settings, OSError(driver_said))
     assert str(failure).endswith(f"unavailable: {shown}")
+
+
+def test_a_postgresql_url_s_tls_parameters_reach_every_session_s_libpq() -> None:
+    """``?sslmode=...`` and its files, as libpq names them, for the pool (through the
+    library's environment), direct connections and the pandas read path alike (each tested
+    against a server that takes TLS only: tests/integration/test_store_tls.py)."""
+    url = "postgresql://u@h/db?timeout=9&sslmode=verify-full&sslrootcert=/etc/ca%20x.pem&sslmode=require"
+    settings = StoreSettings.from_url(url)
+    assert settings.libpq_tls() == {"sslmode": "require", "sslrootcert": "/etc/ca x.pem"}
+    assert settings.timeout == 9
+    env = settings.environment(create_table=False)
+    assert env["CUSTODY_POSTGRES_TLS"] == "sslmode=require&sslrootcert=%2Fetc%2Fca+x.pem"
+    assert StoreSettings.from_url("postgresql://u@h/db").libpq_tls() == {}
+    assert (
+        StoreSettings.from_url("postgresql://u@h/db").environment(create_table=False)[
+            "CUSTODY_POSTGRES_TLS"
+        ]
+        == ""
+    )
