@@ -526,6 +526,8 @@ class BoundedPostgresFactory(PostgresFactory):
         pool.kwargs["options"] = lock_timeout_options(timeout)
         pool.kwargs["client_encoding"] = CLIENT_ENCODING
         pool.kwargs.update(parse_qsl(self.env.get(TLS_ENV) or ""))  # the URL's sslmode, ...
+        if not pool.kwargs.get("password"):  # none in the URL: libpq's PGPASSWORD or ~/.pgpass,
+            pool.kwargs.pop("password", None)  # as a direct connection's (an empty one hid them)
         check_before_lending(self.datastore)
 
 

@@ -240,7 +240,7 @@ def _redacted(url: str) -> str:
 TLS_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # The environment key that hands the TLS parameters to the library's pool (urlencoded).
-TLS_ENV = "CUSTODY_POSTGRES_TLS"
+TLS_ENV = "POSTGRES_TLS_PARAMETERS"
 
 
 def _tls(query: dict[str, list[str]], shown: str) -> tuple[tuple[str, str], ...]:

@@ -803,6 +803,14 @@ MUTANTS = (
         ("tests/integration/test_store_tls.py",),
     ),
     Mutant(
+        "pool-empty-password",
+        "ledger/_stores/postgres.py",
+        '            pool.kwargs.pop("password", None)',
+        "            pass",
+        "the library's pool is handed an empty password: PGPASSWORD never reaches it",
+        ("tests/integration/test_store_passwords.py",),
+    ),
+    Mutant(
         "query-password-shown",
         "ledger/_stores/settings.py",
         'value if key in known else "***"',

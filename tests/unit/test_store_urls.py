@@ -65,11 +65,11 @@ def test_a_postgresql_url_s_tls_parameters_reach_every_session_s_libpq() -> None
     assert settings.libpq_tls() == {"sslmode": "require", "sslrootcert": "/etc/ca x.pem"}
     assert settings.timeout == 9
     env = settings.environment(create_table=False)
-    assert env["CUSTODY_POSTGRES_TLS"] == "sslmode=require&sslrootcert=%2Fetc%2Fca+x.pem"
+    assert env["POSTGRES_TLS_PARAMETERS"] == "sslmode=require&sslrootcert=%2Fetc%2Fca+x.pem"
     assert StoreSettings.from_url("postgresql://u@h/db").libpq_tls() == {}
     assert (
         StoreSettings.from_url("postgresql://u@h/db").environment(create_table=False)[
-            "CUSTODY_POSTGRES_TLS"
+            "POSTGRES_TLS_PARAMETERS"
         ]
         == ""
     )
