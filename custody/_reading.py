@@ -156,10 +156,12 @@ def projections() -> None:
 @projections.command("status")
 @on_ledger
 def projections_status(ledger: Ledger) -> list[ReadModelStatus]:
-    """each read model's position in the event log and how far it lags"""
+    """each read model's position in the event log and how far it lags, and what is wrong
+    with its rows (the availability table's too)"""
     from projections import READ_MODELS, read_model_status
+    from projections._availability import availability_status
 
-    return read_model_status(ledger, READ_MODELS.values())
+    return [availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]
 
 
 @projections.command("rebuild")

@@ -223,6 +223,8 @@ def list_lines(command: str, rows: list[Any]) -> list[str]:
 
 
 def read_model_line(s: ReadModelStatus) -> str:
+    if s.name == "availability":  # written with the events: no checkpoint, never behind
+        return f"{s.name}: written with the events, {s.rows} rows"
     if s.position is None:
         return f"{s.name}: not installed yet (its first read installs it); {s.lag} events to apply"
     rebuilding = "; a rebuild is under way" if s.rebuilding else ""
@@ -331,6 +333,11 @@ def explanation_lines(e: Explanation) -> list[str]:
         lines.append(f"  last review: {e.last_review}")
     if e.remediation:
         lines.append(f"  to unblock: {e.remediation}")
+    if e.row_problem:  # what status and fleet read is not what the events say
+        lines.append(
+            f"  its stored availability row is wrong ({e.row_problem}): custody status reads "
+            "that row; this answer is the events'; repair: custody rebuild"
+        )
     return lines + because_lines(e.because)
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ledger import Availability, Ledger, ProfileState
+
+if TYPE_CHECKING:
+    from projections._runner import ReadModelStatus
+
+AVAILABILITY = "availability"  # its name where the read models are listed and rebuilt
 
 
 class StatusRow(Availability):
@@ -42,3 +49,37 @@ def status(
         for r, problem in sorted(rows, key=lambda pair: pair[0].profile_id)
         if state is None or r.state is state
     ]
+
+
+def availability_status(ledger: Ledger) -> ReadModelStatus:
+    """The availability table as ``custody projections status`` lists it beside the read
+    models fed from the log: written with the events (no checkpoint, never behind), its rows
+    checked against every profile's events (``ledger.availability_differences``): a row
+    missing, unreadable, unlike its events or of no registered profile is one problem each,
+    naming the repair. ``custody status`` and ``fleet`` read the rows as they stand."""
+    from ledger import availability_differences
+    from projections._runner import ReadModelStatus
+
+    head = ledger.feed.head()
+    readable, damaged = ledger.store.scan_availability()
+    problems = [
+        f"{AVAILABILITY}: profile {d.profile_id}: its row is {_worded(d.problem)}: "
+        f"custody projections rebuild {AVAILABILITY}"
+        for d in availability_differences(ledger)
+    ]
+    return ReadModelStatus(
+        name=AVAILABILITY,
+        position=head,
+        head=head,
+        lag=0,
+        rows=len(readable) + len(damaged),
+        rebuilding=False,
+        problems=problems,
+    )
+
+
+def _worded(problem: str) -> str:
+    """``ledger.availability_differences``' words after "its row is"."""
+    if problem == "no such profile is registered":
+        return "of no registered profile"
+    return problem.replace("differs in ", "unlike its events in ", 1)

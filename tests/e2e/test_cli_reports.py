@@ -336,10 +336,11 @@ def test_projections_status_rebuild_and_run(fleet: tuple[Path, str, dict[str, st
     cwd, store, _ = fleet
     before = ok(custody("projections", "status", cwd=cwd, store=store)).out
     assert "not installed" not in before  # init installed them
-    assert before.splitlines()[0].startswith("leases: position ")
+    assert before.splitlines()[0].startswith("availability: written with the events, ")
+    assert before.splitlines()[1].startswith("leases: position ")
     ok(custody("projections", "run", "--rounds", "1", cwd=cwd, store=store))
     status = ok(custody("--json", "projections", "status", cwd=cwd, store=store)).json()
-    assert {s["name"]: s["lag"] for s in status} == {"leases": 0, "timeline": 0}
+    assert {s["name"]: s["lag"] for s in status} == {"availability": 0, "leases": 0, "timeline": 0}
     rebuilt = ok(custody("projections", "rebuild", cwd=cwd, store=store)).out
     assert "availability agrees with the events" in rebuilt
     assert "timeline: rebuilt to position" in rebuilt

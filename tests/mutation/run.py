@@ -811,6 +811,22 @@ MUTANTS = (
         ("tests/integration/test_store_passwords.py",),
     ),
     Mutant(
+        "availability-unchecked",
+        "custody/_reading.py",
+        "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",
+        "read_model_status(ledger, READ_MODELS.values())",
+        "projections status checks no availability row: a deleted or forged one goes unnoticed",
+        ("tests/e2e/test_cli_availability_damage.py",),
+    ),
+    Mutant(
+        "why-hides-row-problem",
+        "custody/_render.py",
+        "    if e.row_problem:  # what status and fleet read is not what the events say",
+        "    if False:",
+        "the text why says nothing of a profile's wrong availability row (only --json did)",
+        ("tests/e2e/test_cli_availability_damage.py",),
+    ),
+    Mutant(
         "query-password-shown",
         "ledger/_stores/settings.py",
         'value if key in known else "***"',
