@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from custody._output import cell, records, table_rows, write_csv
 from custody._printed import Printed
+from custody._text import for_a_person
 
 if TYPE_CHECKING:
     from projections import StatusRow
@@ -120,7 +121,8 @@ class HealthAnswer(Printed):
 
         frames = [f.assign(table=name) for name, f in self.health.tables().items() if not f.empty]
         whole = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["table"])
-        write_csv(whole.loc[:, ["table", *(c for c in whole.columns if c != "table")]], out)
+        columns = ["table", *(c for c in whole.columns if c != "table")]
+        write_csv(whole.loc[:, columns], out, for_a_terminal=for_a_person(out))
 
     def _tables(self, out: TextIO) -> None:
         from custody._tables import write_rows

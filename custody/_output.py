@@ -9,12 +9,14 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from custody._printed import Printed
+from custody._text import for_a_person, printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,7 +94,7 @@ class FrameAnswer(Printed):
         elif as_json or self.fmt == "json":
             out.write(json.dumps(records(self.frame), indent=2) + "\n")
         elif self.fmt == "csv":
-            write_csv(self.frame, out)
+            write_csv(self.frame, out, for_a_terminal=for_a_person(out))
         elif self.kind == "timeline":
             self._timeline(out)
         else:
@@ -177,11 +179,16 @@ def undefanged(cell: str) -> str:
     return cell
 
 
-def write_csv(frame: pd.DataFrame, out: TextIO) -> None:
+def write_csv(frame: pd.DataFrame, out: TextIO, *, for_a_terminal: bool = False) -> None:
     """The frame as CSV: a header, then a row per record, each ending in a newline; a missing
     value is an empty cell, and a text cell a spreadsheet would take for a formula is defanged
-    (``defanged``). A cell holding a line break of either kind is quoted."""
+    (``defanged``). A cell holding a line break of either kind is quoted. ``for_a_terminal``:
+    every character a terminal would act on is written as its escape (``printable``), as a
+    table writes it: a worker's URL must not drive the next person's terminal. A file or a
+    pipe gets the texts exactly."""
     import csv
+
+    shown: Callable[[str], str] = printable if for_a_terminal else str
 
     # The csv module quotes a cell only for the line terminator's own characters: told "\r\n"
     # it quotes a lone "\r" too (told "\n", it wrote one bare, and no reader could read the
@@ -195,10 +202,13 @@ def write_csv(frame: pd.DataFrame, out: TextIO) -> None:
         row_text.seek(0)
         row_text.truncate()
 
-    write([defanged(str(c)) for c in frame.columns])
+    write([shown(defanged(str(c))) for c in frame.columns])
     for row in records(frame):
         write(
-            [defanged(v) if isinstance(v, str) else ("" if v is None else v) for v in row.values()]
+            [
+                shown(defanged(v)) if isinstance(v, str) else ("" if v is None else v)
+                for v in row.values()
+            ]
         )
 
 

@@ -158,8 +158,7 @@ def projections() -> None:
 def projections_status(ledger: Ledger) -> list[ReadModelStatus]:
     """each read model's position in the event log and how far it lags, and what is wrong
     with its rows (the availability table's too)"""
-    from projections import READ_MODELS, read_model_status
-    from projections._availability import availability_status
+    from projections import READ_MODELS, availability_status, read_model_status
 
     return [availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]
 

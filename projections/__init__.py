@@ -11,7 +11,11 @@ if TYPE_CHECKING:
         EXPLAINABLE_ENDINGS as EXPLAINABLE_ENDINGS,
         UNCLEAN_ENDINGS as UNCLEAN_ENDINGS,
     )
-    from projections._availability import StatusRow as StatusRow, status as status
+    from projections._availability import (
+        StatusRow as StatusRow,
+        availability_status as availability_status,
+        status as status,
+    )
     from projections._base import ReadModel as ReadModel, ReadResult as ReadResult
     from projections._explain import (
         Explanation as Explanation,
@@ -52,7 +56,7 @@ if TYPE_CHECKING:
 # leases' read model, and ``who`` no status rows.
 _HOMES = {
     **dict.fromkeys(("EXPLAINABLE_ENDINGS", "UNCLEAN_ENDINGS"), "ledger.rules"),
-    **dict.fromkeys(("StatusRow", "status"), "projections._availability"),
+    **dict.fromkeys(("StatusRow", "availability_status", "status"), "projections._availability"),
     **dict.fromkeys(("ReadModel", "ReadResult"), "projections._base"),
     **dict.fromkeys(
         ("Explanation", "Usage", "explain", "explain_view", "who"), "projections._explain"
@@ -110,6 +114,7 @@ __all__ = [
     "TimelineReadModel",
     "TimelineRow",
     "Usage",
+    "availability_status",
     "catch_up",
     "catch_up_all",
     "explain",

@@ -827,6 +827,14 @@ MUTANTS = (
         ("tests/e2e/test_cli_availability_damage.py",),
     ),
     Mutant(
+        "csv-terminal-raw",
+        "custody/_output.py",
+        "write_csv(self.frame, out, for_a_terminal=for_a_person(out))",
+        "write_csv(self.frame, out)",
+        "CSV to a terminal writes a worker's terminal escapes raw",
+        ("tests/e2e/test_cli_csv_terminal.py",),
+    ),
+    Mutant(
         "query-password-shown",
         "ledger/_stores/settings.py",
         'value if key in known else "***"',
