@@ -11,6 +11,8 @@ directory), catches both read models up, then times (median of 3):
   scan of the rows with their digests);
 - the positions alone, as status answered before (positions, head, lag, a row count): the
   baseline;
+- the availability table's rows checked against every profile's events, which ``custody
+  projections status`` lists first (``projections.availability_status``);
 - the catch-up of both read models from position 0, which now also writes each row's digest
   (one run).
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 from scale_data import Layout, generate
 
 from ledger import Ledger
-from projections import READ_MODELS, catch_up, read_model_status
+from projections import READ_MODELS, availability_status, catch_up, read_model_status
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,9 +84,12 @@ def measure(kind: str, layout: Layout) -> str:
             rows = {s.name: s.rows for s in statuses}
             checked = _median_s(lambda: read_model_status(ledger, READ_MODELS.values()))
             bare = _median_s(lambda: _positions_only(ledger))
+            assert availability_status(ledger).problems == []
+            availability = _median_s(lambda: availability_status(ledger))
     return (
         f"| {kind} | {events:,} | {rows['timeline']:,} / {rows['leases']:,} | "
-        f"{checked * 1000:,.0f} ms | {bare * 1000:,.1f} ms | {caught:,.1f} s |"
+        f"{checked * 1000:,.0f} ms | {availability * 1000:,.0f} ms | {bare * 1000:,.1f} ms | "
+        f"{caught:,.1f} s |"
     )
 
 
@@ -95,9 +100,9 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     layout = Layout(profiles=args.profiles, events=args.events)
-    print("| store | events | rows (timeline / leases) | status, checked | positions only "
-          "| catch-up of both |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| store | events | rows (timeline / leases) | status, checked "
+          "| availability rows checked | positions only | catch-up of both |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for kind in ("sqlite", "postgresql") if args.store == "both" else (args.store,):
         print(measure(kind, layout), flush=True)
 
