@@ -26,6 +26,7 @@ from ledger._audit.digest import (
     Digest,
     Head,
     TreeHead,
+    _load_private,
     file_hash,
     generate_key,
     load,
@@ -92,14 +93,20 @@ def digest(
     """A digest of the log as it stands, after verifying every chain (``DigestRefused``,
     naming what is wrong, when one does not hold). ``previous``: the bytes of the digest
     before it (its hash is recorded; ``InvalidInput`` naming ``previous`` unless they are a
-    digest's); ``key``: an Ed25519 private key (PEM) to sign with."""
-    if previous is not None:
-        load(previous, "previous")
-    walked = Walk(origins=ledger.store.chain_origins())
+    digest's); ``key``: an Ed25519 private key (PEM) to sign with. With ``previous`` the log
+    must also still hold what that digest recorded (``DigestRefused`` otherwise): a chain's
+    links are unkeyed, so a history rewritten with its links made again holds every chain,
+    and only the digest before it can tell."""
+    before = load(previous, "previous") if previous is not None else None
+    if key is not None:  # bad input is said before the log is read, whatever the log holds
+        _load_private(key)
+    walked = _planned(ledger.store.chain_origins(), before, None)
     _, snapshot_problems = _walk_and_check(ledger, walked, progress, beside)
-    found = walked.problems + snapshot_problems
+    found = [p.line() for p in walked.problems + snapshot_problems]
+    if before is not None:
+        found += [f"the previous digest {p}" for p in _holds(walked, before)]
     if found:
-        shown = "; ".join(p.line() for p in found[:5])
+        shown = "; ".join(found[:5])
         more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
         raise DigestRefused(f"the log does not verify, so no digest was made: {shown}{more}")
     made = Digest(
@@ -197,10 +204,13 @@ def _planned(
 
 def _against(state: Walk, recorded: Digest, public_key: bytes | None) -> list[str]:
     """What the log holds that the digest does not say, and what is wrong with the digest."""
-    problems = []
     signed = signature_problem(recorded, public_key)
-    if signed is not None:
-        problems.append(signed)
+    return ([signed] if signed is not None else []) + _holds(state, recorded)
+
+
+def _holds(state: Walk, recorded: Digest) -> list[str]:
+    """What the log holds that the digest does not say (its signature aside)."""
+    problems = []
     size = recorded.tree.size
     if state.events < size:
         problems.append(f"records {size} events; the log holds {state.events}: events were deleted")

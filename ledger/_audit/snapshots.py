@@ -25,7 +25,7 @@ from ledger._domain.profile import Profile
 from ledger._domain.snapshot import ProfileSnapshot
 
 # stream id (the originator_id as hex, as the store keys it), version, topic, stored state
-SnapshotRow = tuple[str, int, str, bytes]
+SnapshotRow = tuple[str, Any, str, bytes]  # the version as stored: a hand may make it 2.5
 # How many differing fields a problem line names.
 SHOWN = 3
 
@@ -34,7 +34,7 @@ class SnapshotSource(Protocol):
     """What the check reads: the stored snapshots in (stream, version) order, a stream's
     events as a load reads them, and a snapshot as a load decodes it."""
 
-    def stored_snapshots(self, after: tuple[str, int] | None, limit: int) -> list[SnapshotRow]:
+    def stored_snapshots(self, after: tuple[str, Any] | None, limit: int) -> list[SnapshotRow]:
         """Up to ``limit`` rows after (stream id, version) ``after``."""
 
     def stream_events(self, stream: UUID, after: int, upto: int, limit: int) -> list[ProfileEvent]:
@@ -93,7 +93,7 @@ class SnapshotCheck:
 
     def run(self) -> SnapshotCheck:
         first, until = self.streams
-        after: tuple[str, int] | None = (first, -1) if first is not None else None
+        after: tuple[str, Any] | None = (first, -1) if first is not None else None
         while rows := self.source.stored_snapshots(after, BATCH):
             for row in rows:
                 if until is not None and row[0] >= until:
@@ -106,6 +106,10 @@ class SnapshotCheck:
         """Check one stored snapshot (rows come in stream and version order)."""
         stream_hex, version, topic, state = row
         self.checked += 1
+        if type(version) is not int:  # SQLite keeps whatever a hand writes into a cell
+            odd = f"a snapshot whose version is {version!r}, which custody never stores: edited"
+            self.problems.append(Problem(f"stream {stream_hex}", None, odd))
+            return
         try:
             stream = UUID(hex=stream_hex)
         except ValueError:

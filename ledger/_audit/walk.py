@@ -116,6 +116,13 @@ class Walk:
     def _take(self, row: Row) -> tuple[dict[str, Any], bytes | None] | None:
         """``take`` but for the read; the body's JSON if it parsed, and the link's."""
         position, stream_id, version, event_type, state = row
+        if type(version) is not int:  # SQLite keeps whatever a hand writes into a cell
+            what = (
+                f"holds a row at position {position} whose version in its stream is "
+                f"{version!r}, which custody never stores: edited after it was stored"
+            )
+            self._say(None, None, what)
+            return None
         body, chain = split(state)
         try:
             raw = json.loads(body)
@@ -125,6 +132,12 @@ class Walk:
             what = f"holds bytes at position {position} that are not an event custody stored"
             self._say(None, None, what)
             return None
+        if position < 1:  # a load reads it by its stream and version all the same
+            what = (
+                f"is stored at position {position}, where custody never puts an event (the log "
+                "begins at 1): inserted outside custody"
+            )
+            self._say(profile_id, version, what)
         if stream_id != _stream_id(profile_id):
             # The chain is the body's; the ledger reads a profile's events by stream id.
             self._say(profile_id, version, _MOVED)
@@ -236,13 +249,14 @@ _HEADER_EDITED = "its header (who, when, which command) was edited after it was 
 
 
 def walk(
-    batches: Callable[[int, int], list[Row]],
+    batches: Callable[[int | None, int], list[Row]],
     state: Walk,
     progress: Callable[[int], None] | None = None,
 ) -> Walk:
     """Feed every stored event, in log order, through ``state``; ``progress`` hears the
-    number walked after each batch."""
-    after = 0
+    number walked after each batch. From the first row whatever its position: a row put at
+    position 0 or below by hand is read by every load of its stream, so it is walked too."""
+    after: int | None = None
     while rows := batches(after, BATCH):
         _each(state, rows)
         after = rows[-1][0]
@@ -257,7 +271,7 @@ def _each(state: Walk, rows: Iterable[Row]) -> None:
     outcome ``take`` would give it (nothing wrong), parsing each part of it once."""
     streams = state.streams
     for row in rows:
-        intact = _intact(streams, row)
+        intact = _intact(streams, row) if type(row[2]) is int and row[0] > 0 else None
         if intact is None:
             state.take(row)
             continue

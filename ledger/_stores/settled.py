@@ -106,38 +106,55 @@ def first_gap(after: int, ids: Sequence[int], settled_upto: int = 0) -> int:
     return len(ids)
 
 
-Select = Callable[[int, int], list[tuple[Any, ...]]]
+Select = Callable[[int | None, int], list[tuple[Any, ...]]]
+
+
+class Unsettled(Exception):
+    """A strict read found a gap that an append still in progress may fill, and the append
+    did not end within the timeout: what follows the gap cannot be read yet."""
+
+    def __init__(self, after: int, waiting: set[int]) -> None:
+        self.after, self.waiting = after, sorted(waiting)
+        super().__init__(f"the log after position {after} waits for {self.waiting}")
 
 
 def read_settled(
     select: Select,
     snapshot: Callable[[], Running],
     running: Callable[[], list[int]],
-    after: int,
+    after: int | None,
     limit: int,
     timeout: float,
     *,
+    strict: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[tuple[Any, ...]]:
-    """Up to ``limit`` rows after position ``after``, in order, none past a gap that may yet
-    be filled. ``select(after, limit)`` reads rows whose first item is the position and whose
-    last two are ``SNAPSHOT_COLUMNS``' (stripped here); ``snapshot()`` reads the server's
-    snapshot alone; ``running()`` the 32-bit ids of the transactions in progress now."""
+    """Up to ``limit`` rows after position ``after`` (None: from the first row, whatever its
+    position), in order, none past a gap that may yet be filled. ``select(after, limit)``
+    reads rows whose first item is the position and whose last two are ``SNAPSHOT_COLUMNS``'
+    (stripped here); ``snapshot()`` reads the server's snapshot alone; ``running()`` the 32-bit
+    ids of the transactions in progress now. Past the timeout a follower gets what is settled
+    and reads on later; ``strict`` (a reader that must see the whole log now: the audit)
+    raises ``Unsettled`` instead."""
     rows = select(after, limit)
     if not rows:
         return []
     ids = [int(r[0]) for r in rows]
-    count = first_gap(after, ids)
+    # From the first row (None): the sequence draws from 1, only a hand puts one at 0 or below.
+    base = after if after is not None else min(0, ids[0] - 1)
+    count = first_gap(base, ids)
     if count == len(rows):
         return [r[:-2] for r in rows]
     seen = Running.parse(rows[0][-2], rows[0][-1])
     own = int(rows[0][-1]) if rows[0][-1] else None
     waiting = {x for x in map(seen.widen, running()) if x != own and seen.may_have_run(x)}
     if not _ended(waiting, snapshot, clock() + timeout, clock, sleep):
+        if strict:
+            raise Unsettled(ids[count - 1] if count else base, waiting)
         return [r[:-2] for r in rows[:count]]  # settled so far; the next read goes on
     again = select(after, limit)  # every gap up to the first read's last row is settled now
-    return [r[:-2] for r in again[: first_gap(after, [int(r[0]) for r in again], ids[-1])]]
+    return [r[:-2] for r in again[: first_gap(base, [int(r[0]) for r in again], ids[-1])]]
 
 
 def _ended(

@@ -42,6 +42,7 @@ from ledger._stores.recorders import (
     upsert_availability_sql,
 )
 from ledger._stores.settings import StoreSettings
+from ledger._stores.settled import Unsettled
 from ledger._stores.sql_views import SqlViews
 from ledger._stores.store import (
     LedgerApplication,
@@ -382,25 +383,45 @@ class SqlStore(Store):
 
     # -- the log, for audits --------------------------------------------------------------
 
-    def logged_events(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
-        """Up to ``limit`` stored events after position ``after``, in log order, as stored:
-        (position, stream id as hex, version in its stream, event type, state bytes). None
-        past a gap an append in progress may yet fill (``ledger._stores.settled``)."""
+    def logged_events(
+        self, after: int | None, limit: int
+    ) -> list[tuple[int, str, Any, str, bytes]]:
+        """Up to ``limit`` stored events after position ``after`` (None: from the first row,
+        whatever its position: a row put at or below 0 by hand is read as any other), in log
+        order, as stored: (position, stream id as hex, version in its stream, event type,
+        state bytes). The version as stored: an SQLite cell edited to 2.5 or text is not made
+        a whole number here, so that the walk names it. ``StoreUnavailable`` when a gap an
+        append in progress may fill stays open past the store's timeout: the audit reads the
+        whole log or says it could not (``ledger._stores.settled``)."""
         # PostgreSQL spells the stream id in hex itself: a uuid made per row only to be
-        # written out again costs more than reading its bytes.
-        stream = "encode(uuid_send(originator_id), 'hex')" if self._pg else "originator_id"
-        with self.views.reading() as cursor:
-            rows = cursor.log_tuples(f"{stream}, originator_version, topic, state", after, limit)
-        return [
-            (int(p), _stream_hex(o), int(v), str(t), _stored_bytes(s)) for p, o, v, t, s in rows
-        ]
+        # written out again costs more than reading its bytes. SQLite gives its texts as
+        # bytes: a cell a hand left not UTF-8 is for the walk to name, not for the driver.
+        if self._pg:
+            columns = "encode(uuid_send(originator_id), 'hex'), originator_version, topic, state"
+        else:
+            columns = (
+                "CAST(originator_id AS BLOB), originator_version, CAST(topic AS BLOB), "
+                "CAST(state AS BLOB)"
+            )
+        try:
+            with self.views.reading() as cursor:
+                rows = cursor.log_tuples(columns, after, limit, strict=True)
+        except Unsettled as e:
+            msg = (
+                f"store {self.settings.describe()} busy: the log cannot be read past position "
+                f"{e.after} while transaction(s) {', '.join(map(str, e.waiting))} append to it "
+                f"(open for over {self.settings.timeout} s); try again once they end"
+            )
+            raise StoreUnavailable(msg) from None
+        return [(int(p), _text(o), v, _text(t), _stored_bytes(s)) for p, o, v, t, s in rows]
 
     def stored_snapshots(
-        self, after: tuple[str, int] | None, limit: int
-    ) -> list[tuple[str, int, str, bytes]]:
+        self, after: tuple[str, Any] | None, limit: int
+    ) -> list[tuple[str, Any, str, bytes]]:
         """Up to ``limit`` stored snapshots after (stream id as hex, version) ``after`` (None:
         from the first), ordered by stream and version, as stored: (stream id as hex, version,
-        topic, state bytes)."""
+        topic, state bytes). The version as stored (an SQLite cell a hand made 2.5, text or
+        NULL stays so: the check names it, and the next page starts past it)."""
         table = self.tables.snapshots
         if not table:
             return []
@@ -410,14 +431,15 @@ class SqlStore(Store):
             stream, version = after
             key: object = UUID(stream) if self._pg else stream
             where = "WHERE originator_id > ? OR (originator_id = ? AND originator_version > ?) "
-            params = (key, key, version)
+            # Past a NULL version: every other value sorts after it (none is "> NULL").
+            params = (key, key, -(2**63) if version is None else version)
         with self.views.reading() as cursor:
             rows = cursor.tuples(
                 f"SELECT originator_id, originator_version, topic, state FROM {table} {where}"
                 "ORDER BY originator_id, originator_version LIMIT ?",
                 (*params, limit),
             )
-        return [(_stream_hex(o), int(v), str(t), _stored_bytes(s)) for o, v, t, s in rows]
+        return [(_stream_hex(o), v, str(t), _stored_bytes(s)) for o, v, t, s in rows]
 
     def snapshot_extents(self) -> list[tuple[str, int]]:
         """Each stream with stored snapshots and its last snapshot's version, in stream order
@@ -478,6 +500,15 @@ def _stream_hex(stream: object) -> str:
     """A stored stream id as the store's reads key it: PostgreSQL's uuid as hex, SQLite's text
     as it is (the library keys it by ``UUID.hex``, so any other spelling is another stream)."""
     return stream.hex if isinstance(stream, UUID) else str(stream)
+
+
+def _text(stored: object) -> str:
+    """A stored text as the audit reads it: bytes (SQLite's, cast) decoded whatever a hand
+    left in them (bytes not UTF-8 are kept as surrogates, which no stream id or event type
+    equals); NULL as empty."""
+    if isinstance(stored, bytes):
+        return stored.decode("utf-8", "surrogateescape")
+    return "" if stored is None else str(stored)
 
 
 def _stored_bytes(state: object) -> bytes:

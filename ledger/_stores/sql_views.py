@@ -146,24 +146,28 @@ class SqlCursor:
             )
         return sorted(str(r["name"]) for r in self.query(statement, (table,)))
 
-    def log_tuples(self, columns: str, after: int, limit: int) -> list[tuple[Any, ...]]:
-        """Up to ``limit`` events after position ``after`` in log order, as tuples of
-        ``columns`` (the first: the position); on PostgreSQL none past a gap that an append
-        still in progress may fill (``ledger._stores.settled``)."""
+    def log_tuples(
+        self, columns: str, after: int | None, limit: int, *, strict: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` events after position ``after`` (None: from the first, whatever its
+        position) in log order, as tuples of ``columns`` (the first: the position); on
+        PostgreSQL none past a gap that an append still in progress may fill
+        (``ledger._stores.settled``; ``strict``: ``Unsettled`` once it waited its timeout)."""
         column = "notification_id" if self._pg else "rowid"
+        where = f"WHERE {column} > ? " if after is not None else ""
         if not self._pg:  # one writer at a time: ids commit in order
             return self.tuples(
-                f"SELECT {column}, {columns} FROM {self._events} WHERE {column} > ? "
-                f"ORDER BY {column} LIMIT ?",
-                (after, limit),
+                f"SELECT {column}, {columns} FROM {self._events} {where}ORDER BY {column} LIMIT ?",
+                (limit,) if after is None else (after, limit),
             )
         statement = (
             f"SELECT {column}, {columns}, {SNAPSHOT_COLUMNS} FROM {self._events} "
-            f"WHERE {column} > ? ORDER BY {column} LIMIT ?"
+            f"{where}ORDER BY {column} LIMIT ?"
         )
 
-        def select(start: int, count: int) -> list[tuple[Any, ...]]:
-            return self.tuples(statement, (start, count), binary=True)
+        def select(start: int | None, count: int) -> list[tuple[Any, ...]]:
+            params = (count,) if start is None else (start, count)
+            return self.tuples(statement, params, binary=True)
 
         def snapshot() -> Running:
             return Running.parse(*self.tuples(SNAPSHOT_QUERY)[0])
@@ -171,7 +175,7 @@ class SqlCursor:
         def running() -> list[int]:
             return [int(x) for (x,) in self.tuples(RUNNING_QUERY, (self._events,))]
 
-        return read_settled(select, snapshot, running, after, limit, self._wait)
+        return read_settled(select, snapshot, running, after, limit, self._wait, strict=strict)
 
     def notifications(self, after: int, limit: int) -> list[StoredNotification]:
         rows = self.log_tuples("originator_id, originator_version, topic, state", after, limit)

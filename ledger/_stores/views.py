@@ -54,9 +54,13 @@ class ViewCursor(Protocol):
         key: str | None = None,
     ) -> None: ...
 
-    def log_tuples(self, columns: str, after: int, limit: int) -> list[tuple[Any, ...]]:
-        """Up to ``limit`` events after position ``after``, in log order, as tuples of the
-        position and ``columns``: none past a gap an append in progress may yet fill."""
+    def log_tuples(
+        self, columns: str, after: int | None, limit: int, *, strict: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` events after position ``after`` (None: from the first), in log
+        order, as tuples of the position and ``columns``: none past a gap an append in
+        progress may yet fill (``strict``: ``ledger._stores.settled.Unsettled`` once it waited
+        the store's timeout for one)."""
         ...
 
     def notifications(self, after: int, limit: int) -> list[StoredNotification]: ...

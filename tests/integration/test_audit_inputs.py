@@ -30,6 +30,7 @@ class Digest:
     readable: bool = True  # a digest custody reads (else: bad input)
     genuine: bool = False  # records this log truly, and any signature holds
     signer: str | None = None  # whose key signed it
+    true: bool = False  # records this log truly, whatever its signature
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,11 @@ class Key:
 
 
 DIGESTS = [
-    Digest("good.json", genuine=True),
-    Digest("signed.json", genuine=True, signer="ours"),
-    Digest("theirs.json", genuine=True, signer="theirs"),
+    Digest("good.json", genuine=True, true=True),
+    Digest("signed.json", genuine=True, signer="ours", true=True),
+    Digest("theirs.json", genuine=True, signer="theirs", true=True),
     Digest("forged.json"),  # its root edited
-    Digest("altered.json", signer="ours"),  # signed, then its time edited
+    Digest("altered.json", signer="ours", true=True),  # signed, then its time edited
     Digest("junk.json", readable=False),  # not JSON
     Digest("truncated.json", readable=False),  # the first half of good.json
     Digest("empty.json", readable=False),
@@ -125,6 +126,10 @@ class MakeDigest:
             return 2
         if self.key is not None and self.key.kind not in ("private-ours", "private-theirs"):
             return 2
+        # The log must still hold what the digest it follows recorded (--previous, else the
+        # digest --out replaces: out/d.json is good.json).
+        if self.previous is not None and not self.previous.true:
+            return 5
         return 0
 
 
@@ -243,7 +248,8 @@ def test_random_audit_invocations_answer_as_documented_and_write_nothing(
     sql_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sequences of one to four keygen, digest and verify invocations, valid or not, each
-    answer exactly the exit code the contract gives it (0, 2 or 5), in one line when it
+    answer exactly the exit code the contract gives it (0, 2 or 5: a digest following a
+    digest that does not record this log is refused), in one line when it
     fails, never an internal error; the store's tables are as before, and it verifies."""
     small_ledger(sql_store_url)
     _files(sql_store_url, tmp_path)

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -164,6 +167,19 @@ def _forge_event_in_past(log: RawLog) -> None:
     log.insert(log.row("p1", 3).position, log.stream_id("p1"), 7, "lease_heartbeat", state)
 
 
+def _insert_below_the_log(log: RawLog) -> None:
+    """A p1 v7 that links after v6, stored at position -1, below where the log begins: every
+    load of p1 reads it (by stream and version), so a walk from position 1 must not miss it."""
+    fields = log.row("p1", 3).fields()
+    fields["step"] = "forged"
+    state = relinked(fields, 7, "lease_heartbeat", _prev(log, "p1", 6))
+    log.run(
+        f"INSERT INTO {log.table} ({log.position}, originator_id, originator_version, topic, "
+        "state) VALUES (?, ?, ?, ?, ?)",
+        *(-1, log.stream_id("p1"), 7, "lease_heartbeat", state),
+    )
+
+
 def _strip_link(log: RawLog) -> None:
     row = log.row("p1", 3)
     fields = row.fields()
@@ -285,6 +301,11 @@ ATTACKS = [
         "event-forged-into-past",
         _forge_event_in_past,
         ("p1 v7: follows v2: v3..v6 deleted", "p1 v3: comes after v7 in the log"),
+    ),
+    Attack(
+        "event-inserted-below-the-log",
+        _insert_below_the_log,
+        ("p1 v7: is stored at position -1, where custody never puts an event", _TREE),
     ),
     Attack("link-stripped", _strip_link, ("p1 v3: carries no hash-chain link",)),
     Attack(
@@ -804,3 +825,83 @@ def test_a_link_holding_more_than_custody_writes_is_refused_a_digest(
     said = custody(digested.url, "why", "p1")
     assert said.code == 1, said
     assert "(ValidationError: note: Extra inputs are not permitted)" in said.err
+
+
+@pytest.mark.parametrize(
+    ("cell", "value", "expected"),
+    [
+        ("originator_version", 2.5, "the log: holds a row at position 6 whose version in its "
+         "stream is 2.5, which custody never stores"),
+        ("originator_version", "abc", "the log: holds a row at position 6 whose version in its "
+         "stream is 'abc'"),
+        ("originator_version", None, "the log: holds a row at position 6 whose version in its "
+         "stream is None"),
+        ("state", b"\xff\xfe not UTF-8 text".decode("latin-1"), "the log: holds bytes at "
+         "position 6 that are not an event custody stored"),
+    ],
+    ids=["version-fractional", "version-text", "version-null", "state-text"],
+)  # fmt: skip
+def test_a_cell_of_a_type_custody_never_stores_is_named_not_read_round(
+    tmp_path: Path, cell: str, value: object, expected: str
+) -> None:
+    """SQLite keeps whatever a hand writes into a cell. A version made 2.5 read as 2 by the
+    audit (its hashes unchanged) while every load of the profile failed; text or NULL, or a
+    state left as text that is not UTF-8, ended verify as an internal error or "unavailable".
+    Each is named, exit 5, and the store put back verifies."""
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    small_ledger(store)
+    log = RawLog(store)
+    before = log.rows()
+    if cell == "state":  # stored as TEXT whose bytes are not UTF-8
+        log.run("UPDATE stored_events SET state = CAST(? AS TEXT) WHERE rowid = 6",
+                value.encode("latin-1") if isinstance(value, str) else value)  # fmt: skip
+    else:
+        log.run(f"UPDATE stored_events SET {cell} = ? WHERE rowid = 6", value)
+    said = custody(store, "verify")
+    assert said.code == 5, said
+    assert any(line.startswith(expected) for line in said.lines()), said.out
+    assert "Traceback" not in said.out + said.err
+    log.restore(before)
+    Ledger.init(store).close()
+    assert custody(store, "verify").code == 0
+
+
+def test_a_snapshot_version_of_a_type_custody_never_stores_is_named_and_the_check_ends(
+    tmp_path: Path,
+) -> None:
+    """A snapshot row's version made 2.5: the check paged by the version made whole (2), read
+    the same row again for ever, and verify's memory grew without end. It is named once and
+    the check goes on past it."""
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    long_ledger(store)
+    log = RawLog(store)
+    ((stream, _, topic, state),) = log.snapshots()
+    log.run(f"INSERT INTO {log.snapshot_table} (originator_id, originator_version, topic, state) "
+            "VALUES (?, ?, ?, ?)", stream, 2.5, topic, state)  # fmt: skip
+    # In a process of its own with a deadline: the fault this pins looped for ever.
+    run = subprocess.run(
+        [sys.executable, "-m", "custody", "--store", store, "verify"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    said = Said(run.returncode, run.stdout, run.stderr)
+    assert said.code == 5, said
+    odd = [line for line in said.lines() if "a snapshot whose version is 2.5" in line]
+    assert odd == [f"stream {stream}: a snapshot whose version is 2.5, which custody never "
+                   "stores: edited"], said.out  # fmt: skip
+
+
+def test_a_digest_never_blesses_a_history_rewritten_since_the_digest_before_it(
+    digested: Store,
+) -> None:
+    """p2's events rewritten with their links made again: every chain holds, so only the
+    digest before can tell. ``digest --out`` that digest's file (its previous) made a new
+    signed digest naming it as the previous one; it refuses, exit 5, and leaves the file."""
+    store, log = digested.url, digested.log
+    recorded = digested.digest.read_bytes()
+    _rechain_profile(log)
+    assert custody(store, "verify").code == 0  # the rewrite holds every chain
+    made = custody(store, "digest", "--out", digested.digest)
+    assert made.code == 5, made
+    assert "the previous digest records another p2 v5 than the log holds" in made.err
+    assert digested.digest.read_bytes() == recorded

@@ -53,7 +53,7 @@ LOG = _log()
 def _pages(rows: list[Row]) -> Callable[[int, int], list[Row]]:
     """The log in pages of at most 7 rows (so that pages end mid-stream), as ``logged_events``
     serves it."""
-    return lambda after, limit: [r for r in rows if r[0] > after][: min(limit, 7)]
+    return lambda after, limit: [r for r in rows if after is None or r[0] > after][: min(limit, 7)]
 
 
 def _one_by_one(rows: list[Row], state: Walk) -> Walk:

@@ -227,7 +227,7 @@ def test_the_tree_over_the_pinned_stream_has_its_pinned_root() -> None:
         (version, ORIGINATOR_ID.hex, version, topic, state)
         for version, (topic, state, _) in enumerate(_linked_stream(), 1)
     ]
-    walked = walk(lambda after, limit: rows[after : after + limit], Walk(sizes={8}))
+    walked = walk(lambda after, limit: rows[after or 0 : (after or 0) + limit], Walk(sizes={8}))
     assert walked.problems == []
     assert walked.tree.root().hex() == ROOT
     assert walked.roots[8].hex() == ROOT_OF_8

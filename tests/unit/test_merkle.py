@@ -259,7 +259,7 @@ def test_verify_collects_every_proof_up_to_40_events_from_the_log() -> None:
         for m in range(1, n + 1):
             ranges = consistency_ranges(m, n)
             state = walk(
-                lambda after, limit: rows[after : after + limit],
+                lambda after, limit: rows[after or 0 : (after or 0) + limit],
                 Walk(sizes={m, n}, wanted=frozenset(ranges)),
             )
             assert state.problems == []
