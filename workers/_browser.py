@@ -44,6 +44,7 @@ from workers._launch import (
     Navigations,
     final_page,
     kill_browser,
+    shows_a_page,
 )
 
 
@@ -102,6 +103,11 @@ class BrowserSession:
         socket.on_message(from_page)
 
     def _watch(self, page: Page) -> None:
+        """Record the page's navigations from now on, and what its frames already show as
+        navigations too: Playwright reports a popup (``context.on("page")``) only once its
+        first navigation has committed, with the frames it loaded, so that first page (a
+        verification page opened with ``window.open``) would otherwise never be seen."""
+
         def navigated(frame: Frame) -> None:
             main_frame = frame.parent_frame is None
             if main_frame:
@@ -109,6 +115,9 @@ class BrowserSession:
             self._navigations.navigated(frame.url, main_frame=main_frame)
 
         page.on("framenavigated", navigated)
+        for frame in page.frames:
+            if shows_a_page(frame.url):
+                navigated(frame)
 
     def screenshot(self, launch: LaunchPlan) -> None:
         """Save the last navigated page (or the last open one) as the final screenshot and

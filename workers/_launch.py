@@ -61,6 +61,12 @@ def final_page(last_navigated: P | None, pages: Sequence[P]) -> P | None:
     return next((p for p in reversed(pages) if not p.is_closed()), None)
 
 
+def shows_a_page(url: str) -> bool:
+    """Whether a frame found already open shows a page (not the blank one a new tab starts
+    with): its URL counts as a navigation."""
+    return url not in ("", "about:blank")
+
+
 def plan(
     lease: Lease,
     user_data_dir: str | None,

@@ -103,6 +103,39 @@ def test_a_verification_page_sends_the_profile_to_review(
     assert [r.prompt_seen for r in releases(store)] == [True]
 
 
+def test_a_verification_page_opened_as_a_popup_is_seen(
+    tmp_path: Path, pw: Playwright, site: LocalSite
+) -> None:
+    """A page that opens a verification prompt with ``window.open``: Playwright reports the
+    popup only after its first navigation, yet that first URL is the prompt seen, the popup's
+    URL reaches the ledger's heartbeats, and the profile goes to review."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    prompt = f"{site.url}/verify/challenge?via=popup"
+    with (
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{site.url}/dashboard")
+        with context.expect_page() as popped:
+            page.evaluate("url => { window.open(url); }", prompt)
+        popped.value.wait_for_load_state()
+        lease.step("popup_shown")
+        popped.value.close()
+    assert lease.evidence is not None
+    assert lease.evidence.prompt_url == prompt
+    assert lease.result is not None
+    assert (lease.result.profile_state, lease.result.cause) == (
+        "review_required",
+        "verification_prompt",
+    )
+    with Ledger.open(store, create=False) as ledger:
+        beats = [e for e in ledger.history(PROFILE) if isinstance(e, ev.LeaseHeartbeat)]
+    assert prompt in [b.url for b in beats]
+
+
 def test_the_browser_goes_through_the_profiles_proxy_and_its_credentials_stay_local(
     tmp_path: Path, pw: Playwright, site: LocalSite
 ) -> None:

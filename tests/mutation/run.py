@@ -882,6 +882,14 @@ MUTANTS = (
         "an error quotes the value of an option custody does not know: ?password=",
         ("tests/unit/test_store_urls.py",),
     ),
+    Mutant(
+        "popup-first-page-seen",
+        "workers/_browser.py",
+        "            if shows_a_page(frame.url):\n                navigated(frame)\n",
+        "            pass\n",
+        "a popup's first page (reported only after it committed) is never a navigation",
+        ("tests/e2e/test_worker_browser.py::test_a_verification_page_opened_as_a_popup_is_seen",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
