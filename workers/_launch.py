@@ -9,6 +9,8 @@ configuration does not allow, and ``Navigations`` turns a frame's navigation int
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +27,11 @@ from workers._settings import BrowserSettings, LaunchRefused
 # The abort reason Chromium shows for a request the lease guard refused.
 BLOCKED = "blockedbyclient"
 ALL_URLS = "**/*"
+# Chrome reads its WebRTC IP handling policy from the profile's preferences (the
+# --force-webrtc-ip-handling-policy switch is read by content_shell and the old headless shell
+# only: measured, Debian's Chromium 156 sends STUN from the host with it).
+PREFERENCES = Path("Default") / "Preferences"
+WEBRTC_POLICY = "disable_non_proxied_udp"
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,32 @@ def plan(
         screenshot=lease_dir / "final.png",
         screenshot_timeout_ms=settings.screenshot_timeout_ms,
     )
+
+
+def pin_webrtc_policy(user_data_dir: Path) -> None:
+    """Set the profile's WebRTC IP handling policy to ``disable_non_proxied_udp`` in
+    ``Default/Preferences`` (made if missing; every other preference kept), before each launch:
+    without it WebRTC sends UDP (STUN, media) straight from the host, around the profile's
+    proxy and the lease's guard; with it WebRTC uses only what goes through the proxy.
+    ``LaunchRefused`` when the file cannot be read as a JSON object (Chromium would start the
+    profile afresh: a person should look first)."""
+    path = user_data_dir / PREFERENCES
+    try:
+        prefs = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, ValueError) as e:
+        raise LaunchRefused(f"cannot read {path} to pin WebRTC to the proxy: {e}") from None
+    if not isinstance(prefs, dict):
+        raise LaunchRefused(f"{path} does not hold a JSON object: Chromium would reset it")
+    webrtc = prefs.get("webrtc")
+    if not isinstance(webrtc, dict):
+        webrtc = prefs["webrtc"] = {}
+    if webrtc.get("ip_handling_policy") == WEBRTC_POLICY:
+        return
+    webrtc["ip_handling_policy"] = WEBRTC_POLICY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = path.with_name(f"{path.name}.custody-new")
+    written.write_text(json.dumps(prefs), encoding="utf-8")
+    os.replace(written, path)
 
 
 def kill_browser(user_data_dir: Path) -> int | None:

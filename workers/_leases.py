@@ -86,6 +86,7 @@ class WorkerLease(TaskLease):
         )
         self.step("browser_launch")
         self._blocking(profile_dir.claim, plan.user_data_dir, self.lease)
+        self._blocking(launch.pin_webrtc_policy, plan.user_data_dir)
         session = self._session = self._launch(pw, plan)
         try:
             yield session.context

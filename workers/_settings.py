@@ -34,6 +34,25 @@ DEFAULT_PROMPT_PATTERNS = (
 LAUNCH_DEFAULTS: dict[str, Any] = {"headless": True, "service_workers": "block"}
 # Options that would make the launch something other than this lease's profile and proxy.
 RESERVED_OPTIONS = ("user_data_dir", "proxy")
+# Switches a caller may not pass (in ``args``, or in an ``ignore_default_args`` list): each
+# would change the proxy the browser uses (Chromium obeys the last --proxy-server it is given),
+# which hosts bypass it, the profile directory (or the profile inside it: the WebRTC policy is
+# pinned in Default's preferences, ``workers._launch.pin_webrtc_policy``) it opens, or says to
+# set the WebRTC policy, which is the SDK's. Names as Chromium reads them on POSIX: after "-"
+# or "--", up to "=".
+RESERVED_SWITCHES = frozenset(
+    {
+        "proxy-server",
+        "proxy-pac-url",
+        "no-proxy-server",
+        "proxy-auto-detect",
+        "proxy-bypass-list",
+        "user-data-dir",
+        "profile-directory",
+        "force-webrtc-ip-handling-policy",
+        "webrtc-ip-handling-policy",
+    }
+)
 
 # A proxy id resolves to the proxy's settings, or to None: "this id means a direct connection".
 DIRECT = None
@@ -87,16 +106,43 @@ class BrowserSettings:
     def launch_arguments(self, proxy: Proxy, options: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for ``launch_persistent_context`` (all but the directory):
         defaults, then this worker's ``launch_options``, then the call's, then the proxy.
-        ``LaunchRefused`` for an option that would choose the directory or the proxy."""
-        for name in RESERVED_OPTIONS:
-            if name in options or name in self.launch_options:
-                raise LaunchRefused(f"{name} comes from the lease's profile, not a launch option")
+        ``LaunchRefused`` for an option or a Chromium switch (``RESERVED_SWITCHES``) that would
+        choose the directory, the proxy or the WebRTC policy, and for
+        ``ignore_default_args=True`` (it drops the proxy and directory Playwright passes)."""
+        for given in (self.launch_options, options):
+            _refuse_reserved(given)
         arguments = {**LAUNCH_DEFAULTS, "executable_path": self.executable_path}
         arguments.update(self.launch_options)
         arguments.update(options)
         if proxy is not None:
             arguments["proxy"] = proxy
         return arguments
+
+
+def _refuse_reserved(options: Mapping[str, Any]) -> None:
+    for name in RESERVED_OPTIONS:
+        if name in options:
+            raise LaunchRefused(f"{name} comes from the lease's profile, not a launch option")
+    if options.get("ignore_default_args") is True:
+        raise LaunchRefused(
+            "ignore_default_args=True would drop the lease's proxy and profile directory: "
+            "name the default arguments to drop instead"
+        )
+    ignored = options.get("ignore_default_args") or ()
+    for arg in [*options.get("args", ()), *ignored]:
+        if switch_name(arg) in RESERVED_SWITCHES:
+            raise LaunchRefused(
+                f"{arg!r} would change the browser's proxy, profile directory or WebRTC policy, "
+                "which come from the lease's profile and this SDK: not a launch argument"
+            )
+
+
+def switch_name(arg: str) -> str | None:
+    """The Chromium switch ``arg`` names (``--proxy-server=x`` and ``-proxy-server=x`` both
+    name ``proxy-server``), lower-cased; None for an argument that is not a switch."""
+    if not isinstance(arg, str) or not arg.startswith("-") or arg == "--":
+        return None
+    return arg.lstrip("-").split("=", 1)[0].strip().lower()
 
 
 def default_evidence_dir() -> Path:

@@ -4,6 +4,7 @@ evidence filed at release, a verification prompt, and the profile's proxy."""
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from worker_harness import PROFILE, store_with_profile
 
 from ledger import Checkout, Ledger, Release
 from ledger._domain import events as ev
-from workers import DIRECT, BrowserSettings, ProfileLeases
+from workers import DIRECT, BrowserSettings, LaunchRefused, ProfileLeases
 from workers._profile_dir import read as read_marker
 
 pytestmark = pytest.mark.browser
@@ -178,6 +179,52 @@ def test_the_browser_goes_through_the_profiles_proxy_and_its_credentials_stay_lo
             )
         )
     assert (ended.profile_state, ended.cause) == ("quarantined", "proxy_mismatch")
+
+
+STUN = """async port => {
+    const pc = new RTCPeerConnection({iceServers: [{urls: `stun:127.0.0.1:${port}`}]});
+    pc.createDataChannel('x');
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise(done => setTimeout(done, 1500));
+    pc.close();
+}"""
+
+
+def test_webrtc_sends_no_udp_around_the_profiles_proxy(
+    tmp_path: Path, pw: Playwright, site: LocalSite
+) -> None:
+    """A page under a lease with a proxy asks a STUN server on 127.0.0.1 for its address: no
+    datagram leaves the browser (the profile's WebRTC policy is pinned to
+    ``disable_non_proxied_udp``), and a launch argument that would move the proxy or the
+    policy is refused before any browser starts."""
+    stun = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stun.bind(("127.0.0.1", 0))
+    stun.settimeout(0.5)
+    proxy = CountingProxy("worker", "pw")
+    try:
+        server = {"server": proxy.server, "username": "worker", "password": "pw"}
+        settings = BrowserSettings(proxies={"px": server}, evidence_dir=tmp_path / "evidence")
+        store, _ = store_with_profile(tmp_path)
+        leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+        with leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease:
+            for arg in ("--proxy-server=direct://", "--force-webrtc-ip-handling-policy=default"):
+                with pytest.raises(LaunchRefused), lease.browser(pw, args=[arg]):
+                    pytest.fail("launched")
+            with lease.browser(pw) as context:
+                page = context.new_page()
+                page.goto(f"{site.url}/rtc")
+                page.evaluate(STUN, stun.getsockname()[1])
+        try:
+            datagram = stun.recvfrom(2048)
+        except TimeoutError:
+            datagram = None
+    finally:
+        stun.close()
+        proxy.close()
+    assert datagram is None
+    assert f"{site.url}/rtc" in proxy.requests
+    assert lease.result is not None
+    assert lease.result.profile_state == "available"
 
 
 def test_a_failed_launch_is_released_with_a_short_reason(tmp_path: Path, pw: Playwright) -> None:

@@ -890,6 +890,25 @@ MUTANTS = (
         "a popup's first page (reported only after it committed) is never a navigation",
         ("tests/e2e/test_worker_browser.py::test_a_verification_page_opened_as_a_popup_is_seen",),
     ),
+    Mutant(
+        "launch-switches-refused",
+        "workers/_settings.py",
+        "        if switch_name(arg) in RESERVED_SWITCHES:\n",
+        "        if False:\n",
+        "a --proxy-server (or --user-data-dir, a WebRTC policy) in args passes LaunchRefused",
+        (
+            "tests/unit/test_worker_settings.py",
+            "tests/e2e/test_worker_browser.py::test_webrtc_sends_no_udp_around_the_profiles_proxy",
+        ),
+    ),
+    Mutant(
+        "webrtc-policy-pinned",
+        "workers/_launch.py",
+        '    if webrtc.get("ip_handling_policy") == WEBRTC_POLICY:\n        return\n',
+        "    return\n",
+        "WebRTC sends STUN straight from the host, around the profile's proxy",
+        ("tests/e2e/test_worker_browser.py::test_webrtc_sends_no_udp_around_the_profiles_proxy",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -1,4 +1,5 @@
-"""A worker's settings that come from its environment: where evidence goes by default."""
+"""A worker's settings: where evidence goes by default (from its environment), and the launch
+options that would take the browser off the lease's profile and proxy."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers import BrowserSettings
+from workers import BrowserSettings, LaunchRefused
 from workers._held import WorkerConfig
 from workers._settings import default_evidence_dir
 
@@ -45,3 +46,48 @@ def test_xdg_state_home_and_custody_evidence_dir_choose_it_in_that_order(
     assert default_evidence_dir() == tmp_path / "cwd/shots"
     chosen = BrowserSettings(evidence_dir=tmp_path / "mine")
     assert WorkerConfig.open(None, worker_id="w", settings=chosen).evidence_dir == tmp_path / "mine"
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "--proxy-server=direct://",
+        "-proxy-server=http://10.9.9.9:3128",
+        "--proxy-pac-url=http://10.9.9.9/proxy.pac",
+        "--no-proxy-server",
+        "--proxy-auto-detect",
+        "--proxy-bypass-list=*",
+        "--user-data-dir=/tmp/elsewhere",
+        "--profile-directory=Profile 2",
+        "--force-webrtc-ip-handling-policy=default",
+        "--webrtc-ip-handling-policy=default",
+    ],
+)
+def test_a_chromium_switch_that_changes_the_proxy_or_the_profile_is_refused(arg: str) -> None:
+    """A switch in ``args`` that chooses the proxy (Chromium obeys the last ``--proxy-server``
+    it is given), the hosts that bypass it, the directory, the profile in it, or the WebRTC
+    policy is refused like the ``proxy`` keyword, from the call or the worker's settings, and
+    so is an ``ignore_default_args`` list naming one."""
+    settings = BrowserSettings()
+    proxy = {"server": "http://10.0.0.12:3128"}
+    for refused in (
+        lambda: settings.launch_arguments(proxy, {"args": ["--mute-audio", arg]}),
+        lambda: BrowserSettings(launch_options={"args": [arg]}).launch_arguments(proxy, {}),
+        lambda: settings.launch_arguments(proxy, {"ignore_default_args": [arg]}),
+    ):
+        with pytest.raises(LaunchRefused, match="proxy, profile directory or WebRTC policy"):
+            refused()
+
+
+def test_dropping_every_default_argument_is_refused_other_arguments_pass() -> None:
+    """``ignore_default_args=True`` would drop the proxy and directory Playwright passes: refused;
+    switches of other kinds, and a list of other defaults to drop, pass as given."""
+    settings = BrowserSettings()
+    with pytest.raises(LaunchRefused, match="ignore_default_args=True"):
+        settings.launch_arguments(None, {"ignore_default_args": True})
+    given = {"args": ["--mute-audio", "--lang=de"], "ignore_default_args": ["--hide-scrollbars"]}
+    arguments = settings.launch_arguments(None, given)
+    assert (arguments["args"], arguments["ignore_default_args"]) == (
+        ["--mute-audio", "--lang=de"],
+        ["--hide-scrollbars"],
+    )

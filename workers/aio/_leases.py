@@ -85,6 +85,7 @@ class WorkerLease(TaskLease):
         )
         await self.step("browser_launch")
         await self._blocking(profile_dir.claim, plan.user_data_dir, self.lease)
+        await self._blocking(launch.pin_webrtc_policy, plan.user_data_dir)
         session = self._session = await self._launch(pw, plan)
         try:
             yield session.context
