@@ -2,12 +2,15 @@
 
 Before a browser opens a profile, the worker writes its profile and fencing token into
 ``.custody-lease`` in the profile directory. Tokens rise within one profile only, so they are
-compared only there: a launch presenting a lower token than its own profile's mark belongs to a
-lease that has since been superseded (a worker that woke up late) and is refused with
-``LeaseLost``. A mark written by another profile means the directory is that profile's (two
-profiles on one directory are refused at registration since schema 5; an older store may still
-hold some): the launch is refused with ``LaunchRefused`` naming it, whatever the tokens. The
-read-compare-write holds an exclusive ``flock`` on the file, so of two racing launches the
+compared only there: a launch presenting a lower token than its own profile's mark is refused
+with ``LaunchRefused`` naming the marker, its token and how to clear it. The lease itself is not
+lost (the ledger renewed it just before): the directory was opened under a later lease than the
+ledger knows of (copied or restored from another store, or the store was created anew), or, in a
+race, by a later lease that the ledger's next answer will show. A mark written by another
+profile means the directory is that profile's (two profiles on one directory are refused at
+registration since schema 5; an older store may still hold some): the launch is refused with
+``LaunchRefused`` naming it, whatever the tokens. A mark that cannot be read is refused alike.
+The read-compare-write holds an exclusive ``flock`` on the file, so of two racing launches the
 lower token always loses.
 """
 
@@ -20,16 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import Lease, LeaseLost
+from ledger import Lease
 
 MARKER = ".custody-lease"
 
 
 def claim(user_data_dir: Path, lease: Lease) -> dict[str, Any]:
     """Write the lease's marker into ``user_data_dir`` (made if missing) and return it.
-    ``LaunchRefused`` if another profile marked the directory; ``LeaseLost`` if this profile's
-    mark holds a higher fencing token, or the mark cannot be read; the marker is then left as
-    it was. The same token again (a relaunch under the same lease) is allowed."""
+    ``LaunchRefused`` if another profile marked the directory, this profile's mark holds a
+    higher fencing token, or the mark cannot be read; the marker is then left as it was. The
+    same token again (a relaunch under the same lease) is allowed."""
     user_data_dir.mkdir(parents=True, exist_ok=True)
     marker = {
         "fencing_token": lease.fencing_token,
@@ -52,24 +55,35 @@ def claim(user_data_dir: Path, lease: Lease) -> dict[str, Any]:
 
 
 def _judge(user_data_dir: Path, held: tuple[int, str | None] | None, lease: Lease) -> None:
-    """Refuse the launch unless the directory's mark (token, profile) allows it."""
+    """Refuse the launch (``LaunchRefused``) unless the directory's mark (token, profile)
+    allows it. The lease is not lost for that: the ledger has just renewed it."""
+    # Imported here: the settings import Playwright, and the inspector reads markers.
+    from workers._settings import LaunchRefused
+
+    path = user_data_dir / MARKER
     if held is None:
-        why = f"{user_data_dir / MARKER} cannot be read: check the directory, then remove it"
-        raise LeaseLost(lease.lease_id, why)
+        raise LaunchRefused(f"{path} cannot be read: check the directory, then remove it")
     token, owner = held
     if owner is not None and owner != lease.profile_id:
-        # Imported here: the settings import Playwright, and the inspector reads markers.
-        from workers._settings import LaunchRefused
-
         raise LaunchRefused(
             f"{user_data_dir} carries the lease marker of profile {owner} (fencing token "
             f"{token}): it is {owner}'s directory, not {lease.profile_id}'s, and one directory "
-            f"never serves two profiles; once {owner} no longer uses it, remove "
-            f"{user_data_dir / MARKER}"
+            f"never serves two profiles; once {owner} no longer uses it, remove {path}"
         )
     if token > lease.fencing_token:
-        why = f"{user_data_dir} was already opened under fencing token {token}"
-        raise LeaseLost(lease.lease_id, f"{why}; this lease holds {lease.fencing_token}")
+        raise LaunchRefused(_ahead(path, token, lease))
+
+
+def _ahead(path: Path, token: int, lease: Lease) -> str:
+    """Why a mark holding a higher token than the lease's refuses the launch, and what to do."""
+    return (
+        f"{path} holds fencing token {token}, higher than lease {lease.lease_id}'s "
+        f"{lease.fencing_token}, which the ledger has just renewed: the directory was opened "
+        "under a lease this store never granted (copied or restored from another store, or "
+        "the store was created anew), or by a later lease of this profile in a race. Once no "
+        f"browser uses it (custody inspect {lease.profile_id}), remove {path}: the next launch "
+        "writes its own"
+    )
 
 
 def read(user_data_dir: Path) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fakes import held_lease
 
-from ledger import Lease, LeaseLost
+from ledger import Lease
 from workers import LaunchRefused, _profile_dir as profile_dir
 
 
@@ -29,10 +29,15 @@ def test_a_claim_writes_the_lease_and_a_higher_token_replaces_it(tmp_path: Path)
 
 
 def test_a_lower_token_is_refused_and_the_mark_kept(tmp_path: Path) -> None:
-    """A launch holding a lower token than the mark is refused, naming both tokens."""
+    """A launch holding a lower token than the mark is refused (``LaunchRefused``: the lease is
+    not lost), naming the marker file, both tokens and how to clear it."""
     profile_dir.claim(tmp_path, lease(7))
-    with pytest.raises(LeaseLost, match="fencing token 7; this lease holds 6"):
+    with pytest.raises(LaunchRefused) as refused:
         profile_dir.claim(tmp_path, lease(6))
+    said = str(refused.value)
+    assert said.startswith(f"{tmp_path / profile_dir.MARKER} holds fencing token 7, higher")
+    assert "lease-6@p1's 6" in said
+    assert said.endswith(f"remove {tmp_path / profile_dir.MARKER}: the next launch writes its own")
     marker = profile_dir.read(tmp_path)
     assert marker is not None
     assert marker["fencing_token"] == 7
@@ -42,7 +47,7 @@ def test_a_lower_token_is_refused_and_the_mark_kept(tmp_path: Path) -> None:
 def test_a_damaged_mark_refuses_every_launch(tmp_path: Path, content: str) -> None:
     """A mark that cannot be read is not guessed at: no token may launch over it."""
     (tmp_path / profile_dir.MARKER).write_text(content)
-    with pytest.raises(LeaseLost, match="cannot be read"):
+    with pytest.raises(LaunchRefused, match="cannot be read"):
         profile_dir.claim(tmp_path, lease(10**6))
 
 
@@ -65,5 +70,5 @@ def test_a_marker_of_another_profile_refuses_the_launch_naming_it(
 def test_a_marker_that_names_no_profile_refuses_every_launch(tmp_path: Path) -> None:
     """A marker without the profile that wrote it cannot be judged: no token may launch."""
     (tmp_path / profile_dir.MARKER).write_text('{"fencing_token": 1}')
-    with pytest.raises(LeaseLost, match="cannot be read"):
+    with pytest.raises(LaunchRefused, match="cannot be read"):
         profile_dir.claim(tmp_path, lease(10))

@@ -208,8 +208,10 @@ def test_launches_the_profile_does_not_allow_are_refused(
 def test_a_directory_marked_by_a_later_lease_refuses_the_launch(
     store: str, settings: BrowserSettings, tmp_path: Path
 ) -> None:
-    """A profile directory whose marker holds a higher fencing token than the lease's is not
-    launched (LeaseLost), and the marker is left as it was."""
+    """A profile directory whose marker holds a higher fencing token than the lease's (say,
+    restored from another store) is not launched: ``LaunchRefused`` naming the marker file and
+    its token, not ``LeaseLost``, for the lease is not lost (``lease.lost`` stays unset); the
+    lease is released as a failure saying so (review), and the marker is left as it was."""
     marker = tmp_path / "p1" / MARKER
     marker.parent.mkdir()
     marker.write_text(
@@ -217,12 +219,18 @@ def test_a_directory_marked_by_a_later_lease_refuses_the_launch(
     )
     with (
         leases_on(store, settings) as leases,
-        pytest.raises(LeaseLost, match="token 5"),
+        pytest.raises(LaunchRefused, match=f"^{marker} holds fencing token 5, higher"),
         leases.checkout("p1", run_id="r", task_type="t") as lease,
         lease.browser(NoBrowser()),  # type: ignore[arg-type]
     ):
         pytest.fail("launched")
     assert json.loads(marker.read_text())["fencing_token"] == 5
+    assert not lease.lost.is_set()
+    assert lease.evidence is not None
+    assert lease.evidence.reason is not None
+    assert lease.evidence.reason.startswith(f"LaunchRefused: {marker} holds fencing token 5")
+    assert lease.result is not None
+    assert lease.result.profile_state == "review_required"
 
 
 def test_the_asyncio_flavour_keeps_its_ledger_on_one_thread_of_its_own(

@@ -909,6 +909,19 @@ MUTANTS = (
         "WebRTC sends STUN straight from the host, around the profile's proxy",
         ("tests/e2e/test_worker_browser.py::test_webrtc_sends_no_udp_around_the_profiles_proxy",),
     ),
+    Mutant(
+        "marker-ahead-refused-not-lost",
+        "workers/_profile_dir.py",
+        "        raise LaunchRefused(_ahead(path, token, lease))\n",
+        "        from ledger import LeaseLost\n\n"
+        "        raise LeaseLost(lease.lease_id, _ahead(path, token, lease))\n",
+        "a marker ahead of the lease's token says LeaseLost, though the lease was not lost",
+        (
+            "tests/integration/test_profile_marker.py",
+            "tests/integration/test_worker_sdk.py::"
+            "test_a_directory_marked_by_a_later_lease_refuses_the_launch",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

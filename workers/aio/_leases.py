@@ -74,9 +74,9 @@ class WorkerLease(TaskLease):
 
         Before launching: ``LaunchRefused`` if the profile has no directory or this worker
         cannot resolve its proxy id; a heartbeat proves the lease current (``LeaseLost``); the
-        fencing token is written to the directory's marker (``LeaseLost`` if a later lease's
-        token is there). Leaving the block takes the final screenshot (unless the lease was
-        lost) and always closes the context."""
+        fencing token is written to the directory's marker (``LaunchRefused`` if a later lease's
+        token is there: ``workers._profile_dir``). Leaving the block takes the final screenshot
+        (unless the lease was lost) and always closes the context."""
         await self._ensure_held()
         profile_id, leases = self.lease.profile_id, self._leases
         record = await self._call(lambda ledger: ledger.view(profile_id).record)
