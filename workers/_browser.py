@@ -30,6 +30,7 @@ from playwright.sync_api import (
     Frame,
     Page,
     Route,
+    TimeoutError as PlaywrightTimeoutError,
     WebSocketRoute,
 )
 
@@ -38,6 +39,7 @@ from workers._flavour import blocking
 from workers._guard import LeaseGuard, Progress
 from workers._launch import (
     ALL_URLS,
+    ANSWER_TIMEOUT_MS,
     BLOCKED,
     EvidenceWatch,
     LaunchPlan,
@@ -122,7 +124,8 @@ class BrowserSession:
     def screenshot(self, launch: LaunchPlan) -> None:
         """Save the last navigated page (or the last open one) as the final screenshot and
         record its path and sha256. A capture that fails is recorded as the evidence problem
-        (``EvidenceWatch``); a browser that did not answer it is killed at ``close``."""
+        (``EvidenceWatch``); a browser that did not answer it, nor a trivial call after it
+        timed out (``_answers``), is killed at ``close``."""
         if self._evidence.gone_before_capture():
             return
         page = final_page(self._last_page, self.context.pages)
@@ -132,9 +135,24 @@ class BrowserSession:
             launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
         except Exception as failed:
-            self._evidence.capture_failed(failed, browser=isinstance(failed, PlaywrightError))
+            answers = isinstance(failed, PlaywrightTimeoutError) and self._answers(page)
+            unanswered = isinstance(failed, PlaywrightError) and not answers
+            self._evidence.capture_failed(failed, browser=unanswered)
             return
         launch.file_screenshot(self._progress)
+
+    @staticmethod
+    def _answers(page: Page) -> bool:
+        """Whether the browser still answers, after a screenshot that timed out: a screenshot
+        waits for the page's web fonts, so one font that never arrives times it out on a
+        healthy browser, which must be closed (the only way its cookies are flushed), not
+        killed. Asked with a trivial wait the driver bounds itself (``ANSWER_TIMEOUT_MS``),
+        so a frozen browser is not waited for."""
+        try:
+            page.wait_for_function("true", polling=100, timeout=ANSWER_TIMEOUT_MS)
+        except PlaywrightError:
+            return False
+        return True
 
     def close(self) -> None:
         """Close the context (the only way Chromium flushes recent cookies). Under a lost

@@ -7,7 +7,8 @@ and sends "tick" on a WebSocket to ``/ws`` as often (each message received is lo
 ``/ws:message``), ``/verify/challenge`` is a verification prompt, ``/form`` holds a form that
 POSTs to ``/submit``, which answers 303 to ``/hop/1``: each ``/hop/N`` waits ``HOP_SECONDS``
 and redirects to ``/hop/N+1``, a chain Chromium follows for 20 hops (the driver follows them
-without asking the worker's route handler); any other path is a plain page.
+without asking the worker's route handler); ``/font/stalled`` never answers (until the site
+closes: a web font that never arrives); any other path is a plain page.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class LocalSite:
 
     def __init__(self) -> None:
         self.hits: list[Hit] = []
+        self._closing = threading.Event()
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,6 +72,10 @@ class LocalSite:
                 )
                 if path == "/ws":
                     self.socket()
+                    return
+                if path == "/font/stalled":
+                    site._closing.wait(60)
+                    self.close_connection = True
                     return
                 if path.startswith("/hop/"):
                     time.sleep(HOP_SECONDS)
@@ -132,6 +138,7 @@ class LocalSite:
         return [h for h in list(self.hits) if h.at > moment]
 
     def close(self) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,38 @@ def test_a_dead_driver_is_recorded_and_sent_to_review(tmp_path: Path, site: Loca
     problem = release.evidence_problem or ""
     assert "final screenshot failed: TargetClosedError" in problem
     assert wait_until(lambda: not browsers_on(str(user_data_dir)), 10)
+
+
+STALLED_FONT = """<style>@font-face { font-family: F; src: url(/font/stalled) }
+body { font-family: F }</style><p>logged in</p>"""
+
+
+def test_a_screenshot_stalled_by_a_web_font_closes_the_browser_and_keeps_its_cookies(
+    tmp_path: Path, site: LocalSite
+) -> None:
+    """The last page waits for a web font that never arrives, so the final screenshot times out
+    on a healthy browser: the release says so (review), but the browser, which still answers,
+    is closed rather than killed, so the login cookie the run just set is flushed to the
+    profile's cookie store."""
+    store, user_data_dir = store_with_profile(tmp_path)
+    settings = BrowserSettings(
+        proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence", screenshot_timeout_ms=1500
+    )
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{site.url}/login")
+        page.set_content(STALLED_FONT, wait_until="domcontentloaded")
+    release = release_of(store)
+    assert release.outcome == "success"
+    assert "final screenshot failed: TimeoutError" in (release.evidence_problem or "")
+    assert lease.result is not None
+    assert lease.result.profile_state == "review_required"
+    assert "browser close failed" not in (release.evidence_problem or "")
+    with sqlite3.connect(user_data_dir / "Default" / "Cookies") as cookies:
+        names = [name for (name,) in cookies.execute("SELECT name FROM cookies")]
+    assert names == ["session"]

@@ -922,6 +922,18 @@ MUTANTS = (
             "test_a_directory_marked_by_a_later_lease_refuses_the_launch",
         ),
     ),
+    Mutant(
+        "screenshot-timeout-asks-the-browser",
+        "workers/_browser.py",
+        "            answers = isinstance(failed, PlaywrightTimeoutError)"
+        " and self._answers(page)\n",
+        "            answers = False\n",
+        "a screenshot stalled by a web font gets a healthy browser killed, its cookies lost",
+        (
+            "tests/e2e/test_worker_evidence.py::"
+            "test_a_screenshot_stalled_by_a_web_font_closes_the_browser_and_keeps_its_cookies",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
