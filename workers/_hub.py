@@ -7,7 +7,12 @@ Each lease keeps what a heartbeat thread of its own gave it:
 
 - a heartbeat under a command id of its own; after ``StoreUnavailable`` the same heartbeat (same
   id) is sent again a retry period later, while the lease is held, so one that landed is
-  applied once;
+  applied once; unless the run's step or URL moved on meanwhile (a step the task sent landed):
+  then a new heartbeat, under a new id, says where the run is now, so the ledger's last step
+  never goes back to an older one;
+- a step the task sends (``stepping``) and the hub's heartbeat for the same lease are never on
+  their way together: the step waits for a heartbeat in flight, and the hub leaves the lease out
+  of a batch while a step is on its way, so the two land in the order they were made;
 - an error nobody expected is noted in the guard and waited out for a retry period, then a new
   heartbeat is sent: only the deadline decides when to give up;
 - the ledger's ``LeaseLost`` tells that lease's guard alone; the others in the batch are judged
@@ -30,11 +35,13 @@ The thread starts with the first lease and ends, closing its ledger, when the la
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,6 +80,8 @@ class Renewal:
     beat: Heartbeat | None = None  # sent, not yet accepted: resent under its id
     started: float = 0.0  # when ``beat`` was first sent
     retry_at: float | None = None  # after a failure, when to try again
+    # Held by the hub while this lease's heartbeat is on its way, and by a step the task sends.
+    alone: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def renewing(self) -> bool:
@@ -96,10 +105,13 @@ class Renewal:
         return max(0.0, self.guard.renewed_at + self.guard.timing.interval - now)
 
     def prepared(self, now: float) -> Heartbeat | None:
-        """The heartbeat to send now: the one not yet accepted, else a new one with the step and
-        URL the run reported; None (the error noted, a retry scheduled) when none can be made."""
+        """The heartbeat to send now: the one not yet accepted (under its command id), unless
+        the step or URL the run reports moved on since it was made, else a new one with them;
+        None (the error noted, a retry scheduled) when none can be made."""
+        report = self.progress.now()
+        if self.beat is not None and (self.beat.step, self.beat.url) != (report.step, report.url):
+            self.beat = None  # it may have landed: before the step, which waited for it
         if self.beat is None:
-            report = self.progress.now()
             try:
                 self.beat = heartbeat(self.lease, step=report.step, url=report.url)
             except Exception as error:
@@ -250,13 +262,19 @@ class RenewalHub:
         return held
 
     def _send(self, ledger: HandlesTogether, due: list[Renewal], now: float) -> None:
-        """Send the due leases' heartbeats in one store call and judge each answer alone."""
+        """Send the due leases' heartbeats in one store call and judge each answer alone. A
+        lease whose step the task is sending is left out (the step renews it)."""
         lost: list[Renewal] = []
+        alone = [r for r in due if r.alone.acquire(blocking=False)]
+        for held_back in (r for r in due if r not in alone):  # looked at again, not spun on
+            held_back.retry_at = now + held_back.guard.timing.retry_period
         try:
-            ready = [(r, beat) for r in due if (beat := r.prepared(now)) is not None]
+            ready = [(r, beat) for r in alone if (beat := r.prepared(now)) is not None]
             answers = self._answers(ledger, [beat for _, beat in ready])
             lost = [r for (r, _), a in zip(ready, answers, strict=True) if not r.answered(a, now)]
         finally:
+            for renewal in alone:
+                renewal.alone.release()
             with self._changed:
                 for renewal in lost:
                     self._forget(renewal)
@@ -273,6 +291,13 @@ class RenewalHub:
             return send(ledger, beats)
         except Exception as error:
             return [error] * len(beats)
+
+
+def stepping(renewal: Renewal | None) -> AbstractContextManager[object]:
+    """Hold: a step the task sends for this lease is on its way (waiting first for a heartbeat
+    of the hub's in flight); the hub sends none for it meanwhile. Record the step in the run's
+    ``Progress`` before leaving, so no heartbeat made afterwards carries the older one."""
+    return renewal.alone if renewal is not None else contextlib.nullcontext()
 
 
 _hubs: dict[tuple[Hashable, Clock], RenewalHub] = {}

@@ -44,6 +44,7 @@ from workers._browser_watch import BrowserWatch
 from workers._flavour import LedgerDoor, TaskLease, blocking
 from workers._guard import LeaseGuard
 from workers._held import STOP_TIMEOUT, not_released
+from workers._hub import stepping
 
 
 class WorkerLease(TaskLease):
@@ -63,8 +64,11 @@ class WorkerLease(TaskLease):
         beat = renewal.heartbeat(self.lease, step=name, url=url, safe=safe, mutating=mutating)
 
         def send(ledger: Ledger) -> None:  # the step is the run's once the ledger has it
-            if renewal.renew(ledger, beat, self._guard, wait=self._pause, clock=self._leases.clock):
-                self._progress.stepped(name, safe=safe, mutating=mutating)
+            with stepping(self._renewal):  # lands after, and before, the hub's heartbeats
+                if renewal.renew(
+                    ledger, beat, self._guard, wait=self._pause, clock=self._leases.clock
+                ):
+                    self._progress.stepped(name, safe=safe, mutating=mutating)
 
         self._call(send)
         self._ensure_held()

@@ -934,6 +934,23 @@ MUTANTS = (
             "test_a_screenshot_stalled_by_a_web_font_closes_the_browser_and_keeps_its_cookies",
         ),
     ),
+    Mutant(
+        "hub-stale-beat-made-anew",
+        "workers/_hub.py",
+        "            self.beat = None  # it may have landed:"
+        " before the step, which waited for it\n",
+        "            pass\n",
+        "a heartbeat resent after a step landed puts the ledger's last step back to an older one",
+        ("tests/unit/test_renewal_hub.py",),
+    ),
+    Mutant(
+        "hub-step-waits-for-heartbeat",
+        "workers/_hub.py",
+        "    return renewal.alone if renewal is not None else contextlib.nullcontext()\n",
+        "    return contextlib.nullcontext()\n",
+        "a step and an older heartbeat of the hub's are on their way together: either lands last",
+        ("tests/unit/test_renewal_hub.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -14,7 +14,7 @@ from fakes import LEASE, FakeClock
 
 from ledger import Heartbeat, Lease, LeaseLost, LeaseStatus, StoreUnavailable
 from workers._guard import LeaseGuard, Progress
-from workers._hub import RenewalHub
+from workers._hub import RenewalHub, stepping
 from workers._timing import RenewalTiming
 
 Answer = BaseException | None  # None: the lease, renewed
@@ -308,3 +308,65 @@ def test_leaving_waits_for_a_batch_on_its_way_then_nothing_more_is_sent() -> Non
     assert later
     assert all(ids == ["lease-1@p2"] for ids in later)
     assert staying.leave(timeout=5)
+
+
+def test_a_heartbeat_resent_after_the_run_stepped_on_says_the_new_step(clock: FakeClock) -> None:
+    """A heartbeat the store could not take, made at step 'dash': the task's mutating step lands
+    meanwhile, so the resend is a new heartbeat (a new command id) carrying 'submit_order' and
+    its URL, never the older step after the newer one. Unchanged, it is resent as it was."""
+    ledger = BatchLedger(StoreUnavailable("down"), StoreUnavailable("down"))
+    hub, start = idle_hub(clock), clock.now
+    renewal = join(hub, clock, 1, start)
+    renewal.progress.update(url="https://shop.example/dash")
+    clock.now = start + 10
+    hub.renew_due(ledger)
+    clock.now += 2
+    hub.renew_due(ledger)
+    renewal.progress.stepped("submit_order", safe=False, mutating=True)
+    renewal.progress.update(url="https://shop.example/checkout/submit")
+    clock.now += 2
+    hub.renew_due(ledger)
+    first, again, after = (beats[0] for _, beats in ledger.calls)
+    assert (first.step, first.command_id) == ("step1", again.command_id)
+    assert (after.step, after.url) == ("submit_order", "https://shop.example/checkout/submit")
+    assert after.command_id != first.command_id
+    assert renewal.guard.renewed_at == start + 14
+
+
+def test_a_step_and_the_hubs_heartbeat_for_a_lease_are_never_on_their_way_together(
+    clock: FakeClock,
+) -> None:
+    """A step the task sends waits for the hub's heartbeat in flight for the same lease (so the
+    older heartbeat cannot land after it); while a step is on its way the hub leaves the lease
+    out of its batch and looks again a retry period later, rather than spinning."""
+    ledger = BatchLedger()
+    ledger.gate = threading.Event()
+    hub, start = idle_hub(clock), clock.now
+    renewal = join(hub, clock, 1, start)
+    clock.now = start + 10
+    beating = threading.Thread(target=hub.renew_due, args=(ledger,))
+    beating.start()
+    assert eventually(lambda: len(ledger.calls) == 1)
+    seen: list[int] = []
+
+    def step() -> None:
+        with stepping(renewal):
+            seen.append(renewal.renewals)
+
+    stepper = threading.Thread(target=step)
+    stepper.start()
+    time.sleep(0.2)
+    assert seen == []  # the heartbeat is still on its way
+    ledger.gate.set()
+    beating.join(5)
+    stepper.join(5)
+    assert seen == [1]  # the step went once the heartbeat was answered
+
+    ledger.gate = None
+    clock.now = start + 20
+    with stepping(renewal):
+        assert hub.renew_due(ledger) == pytest.approx(2.0)
+    assert len(ledger.calls) == 1
+    clock.now += 2
+    hub.renew_due(ledger)
+    assert len(ledger.calls) == 2

@@ -41,6 +41,7 @@ from workers import (
 from workers._browser_watch import BrowserWatch
 from workers._guard import LeaseGuard
 from workers._held import STOP_TIMEOUT, not_released
+from workers._hub import stepping
 from workers.aio._browser import BrowserSession
 from workers.aio._flavour import LedgerDoor, TaskLease, blocking
 
@@ -62,8 +63,11 @@ class WorkerLease(TaskLease):
         beat = renewal.heartbeat(self.lease, step=name, url=url, safe=safe, mutating=mutating)
 
         def send(ledger: Ledger) -> None:  # the step is the run's once the ledger has it
-            if renewal.renew(ledger, beat, self._guard, wait=self._pause, clock=self._leases.clock):
-                self._progress.stepped(name, safe=safe, mutating=mutating)
+            with stepping(self._renewal):  # lands after, and before, the hub's heartbeats
+                if renewal.renew(
+                    ledger, beat, self._guard, wait=self._pause, clock=self._leases.clock
+                ):
+                    self._progress.stepped(name, safe=safe, mutating=mutating)
 
         await self._call(send)
         await self._ensure_held()
