@@ -13,6 +13,7 @@ page's URL, a prompt, the evidence filed at the end.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,16 @@ Clock = Callable[[], float]
 Moved = Callable[[float], None]  # the local deadline moved to this reading of the clock
 Lost = Callable[[str], None]  # the lease was lost, for this reason
 MAX_URL = 4096  # what the ledger accepts for a URL; a longer page URL is cut, not refused
+# A URL's userinfo (``user:password@``): everything between the scheme's "//" and the last "@"
+# before the path, query or fragment begins.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def recorded_url(url: str) -> str:
+    """``url`` as the worker records it (heartbeats, the release, ``evidence.json``): without
+    userinfo (``http://user:pass@host/`` is ``http://host/``: the ledger is append-only, and a
+    password written there stays), escaped (``storable``) and cut to ``MAX_URL``."""
+    return storable(_USERINFO.sub(r"\1", url))[:MAX_URL]
 
 
 class LeaseGuard:
@@ -168,7 +179,7 @@ class Report:
 class Progress:
     """The run's report, updated from any thread (a navigation callback only stores a string).
     Page URLs are kept storable (``workers._reasons.storable``) and within the ledger's limit,
-    so no heartbeat or release is ever refused for one."""
+    so no heartbeat or release is ever refused for one, and without userinfo (``recorded_url``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -180,7 +191,7 @@ class Progress:
 
     def update(self, **changes: str | None) -> None:
         if "url" in changes and changes["url"] is not None:
-            changes["url"] = storable(changes["url"])[:MAX_URL]
+            changes["url"] = recorded_url(changes["url"])
         with self._lock:
             self._report = replace(self._report, **changes)
 
@@ -207,4 +218,4 @@ class Progress:
         """A login or verification page was navigated to; the first one is kept."""
         with self._lock:
             if self._report.prompt_url is None:
-                self._report = replace(self._report, prompt_url=storable(url)[:MAX_URL])
+                self._report = replace(self._report, prompt_url=recorded_url(url))

@@ -137,6 +137,31 @@ def test_a_verification_page_opened_as_a_popup_is_seen(
     assert prompt in [b.url for b in beats]
 
 
+def test_credentials_in_a_page_url_are_never_recorded(
+    tmp_path: Path, pw: Playwright, site: LocalSite
+) -> None:
+    """A page opened as ``http://user:password@host/...`` (Chromium keeps the userinfo in the
+    page's URL): the heartbeats, the release's final URL and ``evidence.json`` say the URL
+    without it, and the password is nowhere in the ledger or the evidence."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(site.url.replace("http://", "http://alice:s3cret-pw@") + "/account?k=1")
+        assert "s3cret-pw" in page.url
+        lease.step("account_open")
+    assert [r.final_url for r in releases(store)] == [f"{site.url}/account?k=1"]
+    with Ledger.open(store, create=False) as ledger:
+        assert "s3cret-pw" not in repr(ledger.store.history(PROFILE))
+    evidence_files = list((tmp_path / "evidence").rglob("evidence.json"))
+    assert evidence_files
+    assert all("s3cret-pw" not in f.read_text() for f in evidence_files)
+
+
 def test_the_browser_goes_through_the_profiles_proxy_and_its_credentials_stay_local(
     tmp_path: Path, pw: Playwright, site: LocalSite
 ) -> None:

@@ -951,6 +951,14 @@ MUTANTS = (
         "a step and an older heartbeat of the hub's are on their way together: either lands last",
         ("tests/unit/test_renewal_hub.py",),
     ),
+    Mutant(
+        "recorded-url-without-userinfo",
+        "workers/_guard.py",
+        '    return storable(_USERINFO.sub(r"\\1", url))[:MAX_URL]\n',
+        "    return storable(url)[:MAX_URL]\n",
+        "a password in a page's URL (http://user:pass@host/) is written into the ledger",
+        ("tests/e2e/test_worker_browser.py::test_credentials_in_a_page_url_are_never_recorded",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
