@@ -31,10 +31,10 @@ ALL_URLS = "**/*"
 # --force-webrtc-ip-handling-policy switch is read by content_shell and the old headless shell
 # only: measured, Debian's Chromium 156 sends STUN from the host with it).
 PREFERENCES = Path("Default") / "Preferences"
+WEBRTC_POLICY = "disable_non_proxied_udp"
 # How long a browser has to answer a trivial call after its final screenshot timed out, before
 # it counts as frozen (and is killed rather than closed).
 ANSWER_TIMEOUT_MS = 2_000
-WEBRTC_POLICY = "disable_non_proxied_udp"
 
 
 @dataclass(frozen=True)
