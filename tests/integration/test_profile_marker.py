@@ -1,14 +1,16 @@
-"""The fencing token in the profile directory: a later lease's mark refuses an earlier one."""
+"""The fencing token in the profile directory: a later lease's mark refuses an earlier one; and
+the WebRTC policy the SDK pins in the profile's preferences before each launch."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from fakes import held_lease
 
 from ledger import Lease
-from workers import LaunchRefused, _profile_dir as profile_dir
+from workers import LaunchRefused, _launch as launch, _profile_dir as profile_dir
 
 
 def lease(token: int, profile_id: str = "p1") -> Lease:
@@ -72,3 +74,25 @@ def test_a_marker_that_names_no_profile_refuses_every_launch(tmp_path: Path) -> 
     (tmp_path / profile_dir.MARKER).write_text('{"fencing_token": 1}')
     with pytest.raises(LaunchRefused, match="cannot be read"):
         profile_dir.claim(tmp_path, lease(10))
+
+
+def test_the_webrtc_policy_is_pinned_and_every_other_preference_kept(tmp_path: Path) -> None:
+    """A new profile gets ``Default/Preferences`` holding the policy; an existing one keeps its
+    other preferences, and a policy changed meanwhile is set back; a preferences file that is
+    not a JSON object refuses the launch rather than being replaced."""
+    launch.pin_webrtc_policy(tmp_path / "new")
+    made = json.loads((tmp_path / "new" / launch.PREFERENCES).read_text())
+    assert made == {"webrtc": {"ip_handling_policy": "disable_non_proxied_udp"}}
+    prefs = tmp_path / "old" / launch.PREFERENCES
+    prefs.parent.mkdir(parents=True)
+    kept = {"intl": {"accept_languages": "de"}, "webrtc": {"ip_handling_policy": "default"}}
+    prefs.write_text(json.dumps(kept))
+    launch.pin_webrtc_policy(tmp_path / "old")
+    assert json.loads(prefs.read_text()) == {
+        "intl": {"accept_languages": "de"},
+        "webrtc": {"ip_handling_policy": "disable_non_proxied_udp"},
+    }
+    prefs.write_text("{not json")
+    with pytest.raises(LaunchRefused, match="to pin WebRTC to the proxy"):
+        launch.pin_webrtc_policy(tmp_path / "old")
+    assert prefs.read_text() == "{not json"
