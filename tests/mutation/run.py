@@ -389,7 +389,7 @@ MUTANTS = (
     Mutant(
         "follower-gaps",
         "ledger/_stores/settled.py",
-        "    count = first_gap(after, ids)\n",
+        "    count = first_gap(base, ids)\n",
         "    count = len(ids)\n",
         "a read of the log on PostgreSQL hands on rows past a gap an append in progress fills",
         ("tests/integration/test_followers.py",),
@@ -693,8 +693,8 @@ MUTANTS = (
     Mutant(
         "digest-out-only-a-digest",
         "ledger/audit.py",
-        '        load(previous, "previous")\n',
-        "        pass\n",
+        '    before = load(previous, "previous") if previous is not None else None\n',
+        "    before = None\n",
         "a digest follows whatever bytes it is given as the previous digest",
         ("tests/e2e/test_digest_files.py",),
     ),
