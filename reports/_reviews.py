@@ -6,6 +6,10 @@ reviewer's verdict (``profile_reviewed``) or when an operator takes the profile 
 rotation (``profile_disabled``). A verdict of quarantine ends one wait and its
 ``profile_quarantined`` begins the next, so each row is one wait for one decision. The fleet
 summary's time in review, the checklist and ``review_waits`` all count these waits.
+
+A wait's ``state`` is where the profile waits: the blocked state it was in when the wait ended,
+or at the report's moment for an open wait. An operator's quarantine of a profile in review
+gives no verdict, so the wait goes on, now in quarantine; its ``cause`` stays why it began.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ _STARTS = {"review_requested": "review_required", "profile_quarantined": "quaran
 
 
 class ReviewWait(ReadResult):
-    """One wait for a verdict: which profile, from when, until when (None: still waiting),
-    how long (until the report's moment if still open), the cause, and how it ended."""
+    """One wait for a verdict: which profile, where it waits (``state``: review_required or
+    quarantined, as it stood when the wait ended, or now for an open one), why the wait began
+    (``cause``), from when, until when (None: still waiting), how long (until the report's
+    moment if still open), and how it ended."""
 
     profile_id: str
     account_id: str | None
@@ -83,6 +89,8 @@ def waits(events: pd.DataFrame, now: datetime) -> list[ReviewWait]:
         state = _entered(kind, row["detail"])
         if state is not None and pid not in open_:
             open_[pid] = _begin(row, state)
+        elif state is not None:  # blocked again, no verdict yet: the same wait, in that state
+            open_[pid]["state"] = state
         elif kind in ("profile_reviewed", "profile_disabled") and pid in open_:
             done.append(_end(open_.pop(pid), row))
     still = [_waiting(w, now) for w in open_.values()]

@@ -157,7 +157,7 @@ def _ended(kind: str, data: dict[str, Any], was_stale: bool) -> tuple[str, str |
 def _waits(history: list[ProfileEvent], as_of: datetime) -> list[dict[str, Any]]:
     """One profile's waits for a reviewer: from the event that blocked it (review, quarantine,
     or enabling it back into one of them) while it was not already waiting, to the next
-    verdict or its disabling."""
+    verdict or its disabling; in the blocked state it was last put in before that."""
     found, waiting = [], None
     for e in history:
         data = e.model_dump()
@@ -176,6 +176,8 @@ def _waits(history: list[ProfileEvent], as_of: datetime) -> list[dict[str, Any]]
                 "ended_by": None,
             }
             found.append(waiting)
+        elif blocked is not None:
+            waiting["state"] = blocked
         elif e.event_type in ("profile_reviewed", "profile_disabled") and waiting is not None:
             how = str(data["decision"].value) if e.event_type == "profile_reviewed" else "disabled"
             waiting.update(end=e.envelope.at, ended_by=f"{how} by {e.envelope.actor_id}")

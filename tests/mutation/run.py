@@ -981,6 +981,14 @@ MUTANTS = (
             "test_a_final_screenshot_that_cannot_show_the_final_urls_page_says_so",
         ),
     ),
+    Mutant(
+        "review-wait-state-kept",
+        "reports/_reviews.py",
+        '            open_[pid]["state"] = state\n',
+        "            pass\n",
+        "a review wait keeps the state it began in after an operator quarantines the profile",
+        ("tests/unit/test_fleet_folds.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

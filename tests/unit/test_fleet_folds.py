@@ -95,6 +95,26 @@ def test_a_wait_ends_at_the_verdict_and_an_open_one_ages_to_now() -> None:
     ]
 
 
+def test_a_quarantine_during_a_review_wait_moves_the_wait_not_ends_it() -> None:
+    """An operator quarantines p while it waits in review: no verdict came, so it is one
+    wait, now in quarantine (its cause still why it began); the verdict ends it, and q's
+    wait, never quarantined, stays in review."""
+    events = _events(
+        ("p", "review_requested", "lease-1@p", "worker"),
+        ("q", "review_requested", "lease-1@q", "worker"),
+        ("p", "profile_quarantined", None, "operator"),
+    )
+    events.loc[0, "cause"] = "unexpected_failure"
+    found = waits(events, T0 + timedelta(seconds=100))
+    assert [(w.profile_id, w.state, w.cause, w.seconds) for w in found] == [
+        ("p", "quarantined", "unexpected_failure", 99.0),
+        ("q", "review_required", None, 98.0),
+    ]
+    kinds = ("review_requested", "profile_quarantined", "profile_reviewed")
+    verdict = _events(*[("p", kind, None, "x") for kind in kinds])
+    assert [(w.state, w.ended_by) for w in waits(verdict, T0)] == [("quarantined", "return by x")]
+
+
 def _leases(count: int, profiles: int) -> pd.DataFrame:
     rows = []
     for n in range(count):
