@@ -6,7 +6,10 @@ expected_failure, review, quarantine, stale, forced, revoked), so a row says wha
 lease in the ledger says. ``profile_state_after`` is where the ending sent the profile.
 
 The heartbeat gap counts every renewal (checkout, heartbeat, extend), as the lease's deadline
-does. ``mutating_step`` is a mutating step no later safe step confirmed, as the rules judge it.
+does; ``worst_gap_share`` judges each gap against the deadline in force during it (set by the
+renewal before it: its TTL, or less under a hard limit), so an ``extend`` never rejudges an
+earlier gap. ``mutating_step`` is a mutating step no later safe step confirmed, as the rules
+judge it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ LEASES = Table(
         ("heartbeats", "BIGINT NOT NULL"),
         ("last_renewal_at", "TEXT NOT NULL"),
         ("longest_gap_seconds", "DOUBLE PRECISION NOT NULL"),
+        ("worst_gap_share", "DOUBLE PRECISION NOT NULL"),
         ("last_step", "TEXT"),
         ("last_url", "TEXT"),
         ("last_safe_step", "TEXT"),
@@ -118,6 +122,7 @@ def _acquired(event: Any) -> dict[str, Any]:
         "heartbeats": 0,
         "last_renewal_at": iso(lease.heartbeat_at),
         "longest_gap_seconds": 0.0,
+        "worst_gap_share": 0.0,
         "last_step": None,
         "last_url": None,
         "last_safe_step": None,
@@ -132,10 +137,18 @@ def _acquired(event: Any) -> dict[str, Any]:
 _RENEWAL_TIMES = ("last_renewal_at", "expires_at")
 
 
+def _time(value: datetime | str) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _renewed(row: dict[str, Any], at: datetime, expires_at: datetime) -> None:
-    last = row["last_renewal_at"]
-    gap = (at - (datetime.fromisoformat(last) if isinstance(last, str) else last)).total_seconds()
+    last = _time(row["last_renewal_at"])
+    gap = (at - last).total_seconds()
     row["longest_gap_seconds"] = max(row["longest_gap_seconds"], gap)
+    # The window the last renewal granted (its TTL, or less under a hard limit): above 1, the
+    # gap outlasted the deadline then in force. A window of 0 counts as 1 microsecond.
+    window = max((_time(row["expires_at"]) - last).total_seconds(), 1e-6)
+    row["worst_gap_share"] = max(row["worst_gap_share"], gap / window)
     row["last_renewal_at"] = at
     row["expires_at"] = expires_at
 
@@ -250,6 +263,7 @@ class LeasesReadModel(ReadModel):
                 f"SELECT {columns} FROM {table} WHERE lease_id IN ({marks})", chunk
             ):
                 row["longest_gap_seconds"] = float(row["longest_gap_seconds"])
+                row["worst_gap_share"] = float(row["worst_gap_share"])
                 rows[str(row["lease_id"])] = row
         return rows
 
@@ -326,6 +340,7 @@ class LeaseRow(ReadResult):
     heartbeats: int
     last_renewal_at: datetime
     longest_gap_seconds: float
+    worst_gap_share: float
     last_step: str | None
     last_url: str | None
     last_safe_step: str | None

@@ -110,12 +110,14 @@ def durations(leases: pd.DataFrame) -> pd.DataFrame:
 
 
 def heartbeat_gaps(leases: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """One row per lease, the longest silence first: heartbeats, TTL, the longest gap between
-    renewals (checkout, heartbeat, extend: the leases read model's), and the silence after
-    the last renewal (``silent_seconds``: until the lease ended, or until now for a live
-    one; a stale lease's is how long it went unrenewed before the sweep).
-    ``worst_share_of_ttl`` is the larger of the two over the TTL: above 1, a deadline
-    passed in silence."""
+    """One row per lease, the longest silence first: heartbeats, TTL (the last one set), the
+    longest gap between renewals (checkout, heartbeat, extend: the leases read model's), and
+    the silence after the last renewal (``silent_seconds``: until the lease ended, or until
+    now for a live one; a stale lease's is how long it went unrenewed before the sweep).
+    ``worst_share_of_ttl`` is the largest share of the deadline in force that a gap or the
+    silence took, each measured against the window its renewal granted (the TTL then in
+    force, or less under a hard limit: an ``extend`` rejudges no earlier gap): above 1, a
+    deadline passed in silence."""
     frame = leases.loc[
         :, ["lease_id", "profile_id", "worker_id", "ending", "heartbeats", "ttl_seconds"]
     ].copy()
@@ -123,7 +125,11 @@ def heartbeat_gaps(leases: pd.DataFrame, now: datetime) -> pd.DataFrame:
     until = leases["ended_at"].fillna(pd.Timestamp(now))
     frame["silent_seconds"] = _seconds(until, leases["last_renewal_at"]).clip(lower=0.0)
     worst = frame[["longest_gap_seconds", "silent_seconds"]].max(axis=1)
-    frame["worst_share_of_ttl"] = (worst / leases["ttl_seconds"].astype("float64")).round(3)
+    # The last renewal set the deadline in force since (a window of 0 counts as 1 us, as in
+    # the read model's worst_gap_share).
+    window = _seconds(leases["expires_at"], leases["last_renewal_at"]).clip(lower=1e-6)
+    shares = pd.concat([leases["worst_gap_share"], frame["silent_seconds"] / window], axis=1)
+    frame["worst_share_of_ttl"] = shares.max(axis=1).round(3)
     order = frame.assign(_worst=worst).sort_values(
         ["_worst", "lease_id"], ascending=[False, True], ignore_index=True
     )

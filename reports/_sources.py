@@ -97,7 +97,7 @@ def _leases(ledger: Ledger, account: str | None) -> pd.DataFrame:
         ledger.feed.read_frame(sql, params),
         times=LEASE_TIMES,
         integers=LEASE_INTEGERS,
-        floats=("longest_gap_seconds",),
+        floats=("longest_gap_seconds", "worst_gap_share"),
     )
     return frame.loc[:, list(LEASES.column_names)]
 

@@ -11,7 +11,18 @@ from conftest import StepClock
 from fleet_scene import script
 
 import reports
-from ledger import InvalidInput, Ledger, Quarantine, Review, Sweep
+from ledger import (
+    Checkout,
+    Extend,
+    Heartbeat,
+    InvalidInput,
+    Ledger,
+    Quarantine,
+    RegisterProfile,
+    Release,
+    Review,
+    Sweep,
+)
 from reports._page import report_html
 
 
@@ -120,6 +131,65 @@ def test_health_durations_gaps_causes_and_profiles_that_keep_failing(
     assert health.failing["unclean_leases"].iloc[0] == f"{scene['a2_first']}, {scene['a2_second']}"
     everyone = reports.health(failing_at=1, ledger=ledger).failing
     assert list(everyone["profile_id"]) == ["a2", "a3", "a4", "b2"]
+
+
+def _shares_from_events(ledger: Ledger, pid: str) -> dict[str, float]:
+    """Each lease's worst gap or final silence over the deadline in force during it, worked
+    out from the profile's own events: every renewal (checkout, heartbeat, extend) records
+    the deadline it set, and the lease's last event ends its silence."""
+    found: dict[str, float] = {}
+    last: dict[str, tuple[object, object]] = {}
+    for e in ledger.history(pid):
+        data = e.model_dump()
+        lease_id = data["lease"]["lease_id"] if "lease" in data else data.get("lease_id")
+        if lease_id is None:
+            continue
+        at = e.envelope.at
+        if lease_id in last:
+            renewed, deadline = last[lease_id]
+            share = (at - renewed) / (deadline - renewed)  # type: ignore[operator]
+            found[lease_id] = max(found.get(lease_id, 0.0), share)
+        expires = data.get("expires_at") or data.get("lease", {}).get("expires_at")
+        if expires is not None:
+            last[lease_id] = (at, expires)
+    return found
+
+
+def test_a_heartbeat_gap_is_judged_against_the_deadline_in_force_during_it(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A 25 s gap under a 30 s TTL, then extend to 5 s and release 4 s later: no deadline
+    passed (0.833, not 25 s over the last TTL, 5.0), and the page paints no row red; a lease
+    left 10 s past a 5 s deadline and swept is at 2.0. Both as the events work it out."""
+    ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
+    lease = ledger.handle(
+        Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t", ttl_seconds=30)
+    )
+    lid, token = lease.lease_id, lease.fencing_token
+    clock.advance(25)
+    ledger.handle(Extend(lease_id=lid, fencing_token=token, ttl_seconds=5))
+    clock.advance(4)
+    ledger.handle(
+        Release(lease_id=lid, fencing_token=token, outcome="success", final_url="https://x/")
+    )
+    gaps = _rows(reports.health(ledger=ledger).heartbeat_gaps, "lease_id")
+    assert (gaps[lid]["ttl_seconds"], gaps[lid]["longest_gap_seconds"]) == (5, 25.0)
+    assert gaps[lid]["worst_share_of_ttl"] == 0.833
+    gap_table = report_html(ledger=ledger).html.split("Heartbeat gaps")[1].split("</table>")[0]
+    assert 'class="bad"' not in gap_table
+    ledger.handle(RegisterProfile(profile_id="q", account_id="a", proxy_id="x"))
+    late = ledger.handle(
+        Checkout(profile_id="q", worker_id="w", run_id="r2", task_type="t", ttl_seconds=5)
+    )
+    clock.advance(4)
+    ledger.handle(Heartbeat(lease_id=late.lease_id, fencing_token=late.fencing_token))
+    clock.advance(10)
+    ledger.handle(Sweep())
+    gaps = _rows(reports.health(ledger=ledger).heartbeat_gaps, "lease_id")
+    assert gaps[late.lease_id]["worst_share_of_ttl"] == 2.0
+    for pid in ("p", "q"):
+        for lease_id, share in _shares_from_events(ledger, pid).items():
+            assert gaps[lease_id]["worst_share_of_ttl"] == round(share, 3)
 
 
 def test_checklist_answers_the_eleven_questions_with_evidence(

@@ -989,6 +989,23 @@ MUTANTS = (
         "a review wait keeps the state it began in after an operator quarantines the profile",
         ("tests/unit/test_fleet_folds.py",),
     ),
+    Mutant(
+        "gap-share-last-ttl",
+        "projections/_leases.py",
+        '    row["worst_gap_share"] = max(row["worst_gap_share"], gap / window)\n',
+        '    row["worst_gap_share"] = max(row["worst_gap_share"], gap / row["ttl_seconds"])\n',
+        "a heartbeat gap is judged against the lease's TTL as it stands, not the deadline then",
+        ("tests/unit/test_fleet_folds.py",),
+    ),
+    Mutant(
+        "silence-share-last-ttl",
+        "reports/_health.py",
+        '    shares = pd.concat([leases["worst_gap_share"], frame["silent_seconds"] / window], '
+        "axis=1)\n",
+        '    shares = (worst / leases["ttl_seconds"].astype("float64")).to_frame()\n',
+        "health judges the longest gap and the silence against the last TTL set (after extend)",
+        ("tests/unit/test_fleet_folds.py", "tests/integration/test_fleet_reports.py"),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -10,8 +10,11 @@ from typing import Any
 
 import pandas as pd
 
+from projections._base import iso
+from projections._leases import evolve
 from reports._chart import BARS, ROWS, gantt
 from reports._checks import reviewer_returns, unreviewed_reuse
+from reports._health import heartbeat_gaps
 from reports._reviews import waits
 from reports._sources import EVENT_COLUMNS, Sources
 
@@ -113,6 +116,74 @@ def test_a_quarantine_during_a_review_wait_moves_the_wait_not_ends_it() -> None:
     kinds = ("review_requested", "profile_quarantined", "profile_reviewed")
     verdict = _events(*[("p", kind, None, "x") for kind in kinds])
     assert [(w.state, w.ended_by) for w in waits(verdict, T0)] == [("quarantined", "return by x")]
+
+
+class _Extended:
+    """The fields of a ``lease_extended`` the leases read model folds."""
+
+    event_type = "lease_extended"
+
+    def __init__(self, seconds: float, ttl: int, hard_limit: float | None = None) -> None:
+        self.at = T0 + timedelta(seconds=seconds)
+        self.expires_at = self.at + timedelta(seconds=ttl)
+        if hard_limit is not None:
+            self.expires_at = min(self.expires_at, T0 + timedelta(seconds=hard_limit))
+        self.ttl_seconds = ttl
+
+
+def _renewal_row(ttl: int, expires_in: float) -> dict[str, Any]:
+    """A lease's row just after its checkout at T0, as the leases read model holds it."""
+    return {
+        "last_renewal_at": iso(T0),
+        "expires_at": iso(T0 + timedelta(seconds=expires_in)),
+        "ttl_seconds": ttl,
+        "longest_gap_seconds": 0.0,
+        "worst_gap_share": 0.0,
+        "ending": None,
+        "ending_command_id": None,
+    }
+
+
+def test_each_renewal_gap_is_judged_against_the_deadline_in_force_during_it() -> None:
+    """Checkout with TTL 30, extend to 5 s after 25 s, extend again 4 s later: the gaps
+    took 25/30 and 4/5 of their windows, so the worst share is 0.833 (25 s over the last
+    TTL would say 5.0, a deadline passed); the longest gap is still 25 s. Under a hard
+    limit 10 s after checkout, a 9 s gap took 0.9 of the window it had, not 9/30."""
+    row = _renewal_row(ttl=30, expires_in=30)
+    evolve(row, _Extended(25, ttl=5))
+    evolve(row, _Extended(29, ttl=5))
+    assert (row["ttl_seconds"], row["longest_gap_seconds"]) == (5, 25.0)
+    assert round(row["worst_gap_share"], 3) == 0.833
+    capped = _renewal_row(ttl=30, expires_in=10)
+    evolve(capped, _Extended(9, ttl=30, hard_limit=10))
+    assert round(capped["worst_gap_share"], 3) == 0.9
+
+
+def test_the_silence_after_the_last_renewal_is_judged_against_its_deadline() -> None:
+    """A lease whose renewals used at most 0.5 of their windows, last renewed with 5 s to
+    go and released 4 s later, is at 0.8; one still live 15 s after a renewal that gave it
+    5 s is at 3.0, past its deadline. Neither is judged by its TTL (300 s) alone."""
+    renewed = pd.Timestamp(T0)
+    leases = pd.DataFrame(
+        {
+            "lease_id": ["done", "live"],
+            "profile_id": ["p", "q"],
+            "worker_id": ["w", "w"],
+            "ending": pd.array(["clean", None], dtype="string"),
+            "heartbeats": [1, 1],
+            "ttl_seconds": [300, 300],
+            "longest_gap_seconds": [25.0, 1.0],
+            "worst_gap_share": [0.5, 0.1],
+            "last_renewal_at": [renewed, renewed],
+            "expires_at": [renewed + pd.Timedelta(seconds=5)] * 2,
+            "ended_at": [renewed + pd.Timedelta(seconds=4), pd.NaT],
+        }
+    )
+    gaps = heartbeat_gaps(leases, T0 + timedelta(seconds=15))
+    assert dict(zip(gaps["lease_id"], gaps["worst_share_of_ttl"], strict=True)) == {
+        "done": 0.8,
+        "live": 3.0,
+    }
 
 
 def _leases(count: int, profiles: int) -> pd.DataFrame:
