@@ -310,12 +310,13 @@ class Ledger:
         """Rows that cannot be read (a NULL, a junk value), by profile id, with the problem."""
         return self.store.damaged_rows()
 
-    def availability_from_events(self, profile_id: str) -> Availability:
-        """The row the profile's events give now (what ``rebuild`` would write)."""
+    def availability_from_events(self, profile_id: str, version: int | None = None) -> Availability:
+        """The row the profile's events give now (what ``rebuild`` would write), or as its
+        first ``version`` events left it."""
         from ledger._domain.view import availability_of
 
         pid = ProfileQuery(profile_id=profile_id).profile_id
-        return availability_of(self._state(pid))
+        return availability_of(self._state(pid, version))
 
     def row_problem(self, profile_id: str) -> str | None:
         """What is wrong with a registered profile's stored availability row, or None when it

@@ -19,7 +19,7 @@ store's own database.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -27,6 +27,7 @@ from ledger._domain.errors import LedgerError, NotAllowed, UnreadableEvent as Un
 from ledger._domain.model import stream_id
 from ledger._stores.access import READ_MODEL_WRITERS
 from ledger._stores.mapper import complaint, decode, decode_shown
+from ledger._stores.recorders import AVAILABILITY_COLUMNS, AVAILABILITY_TABLE, split_rows
 from ledger._stores.store import Store
 from ledger._stores.views import StoredNotification, StreamCount, ViewCursor
 from ledger._stores.wakeups import Announce, Wakeups
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ledger._domain.events import ProfileEvent
+    from ledger._domain.row import Availability
 
 # The table's name is older than the word checkpoint; stores hold it under this name.
 CHECKPOINTS_TABLE = "custody_projection_positions"
@@ -210,6 +212,25 @@ class FeedSnapshot:
     def columns(self, table: str) -> list[str]:
         """The table's columns in their order; empty when there is no such table."""
         return self._cursor.table_columns(table)
+
+    def read_frame(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """A query's rows as a pandas DataFrame, at this moment."""
+        return self._cursor.frame(statement, params)
+
+    def availability(self) -> tuple[list[Availability], dict[str, str]]:
+        """The availability rows at this moment: the readable ones in profile id order, and
+        the unreadable ones by profile id with what is wrong (``Ledger.damaged_availability``)."""
+        columns = ", ".join(AVAILABILITY_COLUMNS)
+        statement = f"SELECT {columns} FROM {AVAILABILITY_TABLE} ORDER BY profile_id"
+        return split_rows(self._cursor.query(statement))
+
+    def versions_after(self, position: int, profile_ids: Iterable[str]) -> dict[str, int]:
+        """Of ``profile_ids``, each with events after ``position`` at this moment, with the
+        first such event's version (what a row written beside them is ahead of ``position``
+        by)."""
+        firsts = self._cursor.first_versions_after(position)
+        keyed = ((pid, str(stream_id(pid))) for pid in profile_ids)
+        return {pid: firsts[key] for pid, key in keyed if key in firsts}
 
     def stream_counts(self, upto: int) -> dict[str, StreamCount]:
         """Each profile's events up to position ``upto`` (one aggregate of the log), by

@@ -67,6 +67,20 @@ def read_row(row: dict[str, Any]) -> Availability | str:
         return f"{field}: {problem['msg']} (got {str(problem['input'])[:40]!r})"
 
 
+def split_rows(rows: list[dict[str, Any]]) -> tuple[list[Availability], dict[str, str]]:
+    """Stored rows as the readable ones (in the order given) and the unreadable ones, by
+    profile id, with what is wrong with each (``read_row``)."""
+    readable: list[Availability] = []
+    damaged: dict[str, str] = {}
+    for row in rows:
+        read = read_row(row)
+        if isinstance(read, str):
+            damaged[str(row["profile_id"])] = read
+        else:
+            readable.append(read)
+    return readable, damaged
+
+
 def availability_params(row: Availability) -> tuple[Any, ...]:
     """The row's columns as stored, in ``AVAILABILITY_COLUMNS`` order: times as ``to_db``
     writes them, enums by value (every column is a scalar: no dump needed). Every append

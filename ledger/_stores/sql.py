@@ -38,6 +38,7 @@ from ledger._stores.recorders import (
     availability_params,
     overlapping_sql,
     read_row,
+    split_rows,
     to_db,
     upsert_availability_sql,
 )
@@ -316,16 +317,9 @@ class SqlStore(Store):
 
     def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
         columns = ", ".join(AVAILABILITY_COLUMNS)
-        rows = self.query(f"SELECT {columns} FROM {AVAILABILITY_TABLE} ORDER BY profile_id")
-        readable: list[Availability] = []
-        damaged: dict[str, str] = {}
-        for row in rows:
-            read = read_row(row)
-            if isinstance(read, str):
-                damaged[str(row["profile_id"])] = read
-            else:
-                readable.append(read)
-        return readable, damaged
+        return split_rows(
+            self.query(f"SELECT {columns} FROM {AVAILABILITY_TABLE} ORDER BY profile_id")
+        )
 
     def availability_row(self, profile_id: str) -> Availability | str | None:
         columns = ", ".join(AVAILABILITY_COLUMNS)

@@ -111,6 +111,24 @@ class SqlCursor:
         finally:
             raw.row_factory = made
 
+    def first_versions_after(self, position: int) -> dict[str, int]:
+        column = "notification_id" if self._pg else "rowid"
+        rows = self.tuples(
+            f"SELECT originator_id, min(originator_version) FROM {self._events} "
+            f"WHERE {column} > ? GROUP BY originator_id",
+            (position,),
+        )
+        return {stream_key(stream): int(version) for stream, version in rows}
+
+    def frame(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = self.tuples(statement, params, binary=self._pg)
+        raw = self._cursor if self._pg else self._cursor.sqlite_cursor
+        columns = [d[0] for d in raw.description]
+        # What pandas.read_sql makes of a DB-API cursor's rows on SQLite, on either store.
+        return pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+
     def stream_counts(self, upto: int) -> dict[str, StreamCount]:
         column = "notification_id" if self._pg else "rowid"
         rows = self.query(

@@ -65,6 +65,16 @@ class ViewCursor(Protocol):
 
     def notifications(self, after: int, limit: int) -> list[StoredNotification]: ...
 
+    def first_versions_after(self, position: int) -> dict[str, int]:
+        """Each stream with events after ``position`` that this transaction sees, by its id
+        (``str`` of its UUID), with the first such event's version: every one, past any gap
+        (a snapshot asks what it holds, not what a follower may hand on)."""
+        ...
+
+    def frame(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """A query's rows as a pandas DataFrame, read in this transaction."""
+        ...
+
     def head(self) -> int: ...
 
     def stream_counts(self, upto: int) -> dict[str, StreamCount]:
