@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         StatusRow as StatusRow,
         availability_status as availability_status,
         status as status,
+        status_at as status_at,
     )
     from projections._base import ReadModel as ReadModel, ReadResult as ReadResult
     from projections._explain import (
@@ -56,7 +57,9 @@ if TYPE_CHECKING:
 # leases' read model, and ``who`` no status rows.
 _HOMES = {
     **dict.fromkeys(("EXPLAINABLE_ENDINGS", "UNCLEAN_ENDINGS"), "ledger.rules"),
-    **dict.fromkeys(("StatusRow", "availability_status", "status"), "projections._availability"),
+    **dict.fromkeys(
+        ("StatusRow", "availability_status", "status", "status_at"), "projections._availability"
+    ),
     **dict.fromkeys(("ReadModel", "ReadResult"), "projections._base"),
     **dict.fromkeys(
         ("Explanation", "Usage", "explain", "explain_view", "who"), "projections._explain"
@@ -126,6 +129,7 @@ __all__ = [
     "rebuild",
     "run",
     "status",
+    "status_at",
     "timeline",
     "upgrade",
     "usage",

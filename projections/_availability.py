@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ledger import Availability, Ledger, ProfileState
 
 if TYPE_CHECKING:
+    from ledger.feed import FeedSnapshot
     from projections._runner import ReadModelStatus
 
 AVAILABILITY = "availability"  # its name where the read models are listed and rebuilt
@@ -36,6 +38,48 @@ def status(
             for pid, problem in damaged.items()
             if pid in registered
         ]
+    return _judged(ledger, rows, now, account_id, state)
+
+
+def status_at(
+    ledger: Ledger,
+    snapshot: FeedSnapshot,
+    position: int,
+    at: datetime,
+    *,
+    account_id: str | None = None,
+) -> list[StatusRow]:
+    """``status`` judged at ``at``, as the log stood at ``position``, from the rows
+    ``snapshot`` sees: the row of
+    a profile with events after ``position`` (written beside them) gives way to the one its
+    events gave then, and a profile registered after ``position`` is left out. So it agrees
+    with read models whose checkpoint is ``position``, read in the same snapshot."""
+    readable, damaged = snapshot.availability()
+    later = snapshot.versions_after(position, [*(r.profile_id for r in readable), *damaged])
+    if damaged:  # rows of profiles never registered are junk: rebuild drops them
+        registered = set(ledger.profile_ids())
+        damaged = {pid: problem for pid, problem in damaged.items() if pid in registered}
+    rows: list[tuple[Availability, str | None]] = []
+    for pid, row, problem in [
+        *((r.profile_id, r, None) for r in readable),
+        *((pid, None, problem) for pid, problem in damaged.items()),
+    ]:
+        version = later.get(pid)
+        if version == 1:  # registered after ``position``
+            continue
+        if version is not None or row is None:
+            row = ledger.availability_from_events(pid, None if version is None else version - 1)
+        rows.append((row, problem))
+    return _judged(ledger, rows, at, account_id, None)
+
+
+def _judged(
+    ledger: Ledger,
+    rows: list[tuple[Availability, str | None]],
+    now: datetime,
+    account_id: str | None,
+    state: ProfileState | None,
+) -> list[StatusRow]:
     if account_id is not None:
         rows = [(r, problem) for r, problem in rows if r.account_id == account_id]
         if not rows:  # no row says so, but a row may be missing: the events decide

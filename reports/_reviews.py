@@ -65,7 +65,7 @@ def review_waits(
     start, end = moment("since", since), moment("until", until, until=True)
     with opened(ledger) as source:
         catch_up(source, TIMELINE_READ_MODEL)
-        events = read_events(source, account)
+        events = read_events(source.feed, account)
         if events.empty and account is not None:
             require_account(source, account)
         when = as_of(source, moment("at", at))

@@ -3,18 +3,32 @@ current availability, each brought up to date first.
 
 The fleet, health, checklist and HTML reports read the same few things; reading them once
 through ``Sources`` keeps one page's answers consistent with each other (same moment, same
-rows) and the store's work to three queries.
+rows) and the store's work to a few queries.
+
+One moment: every table is read in one snapshot of the store (one read transaction on SQLite,
+REPEATABLE READ on PostgreSQL), so nothing committed meanwhile shows in one table and not in
+another; and as the log stood at the leases read model's checkpoint, which the availability
+rows (written beside each event, so perhaps ahead of it) are brought back to and the timeline
+(perhaps caught up further) is cut at.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 import pandas as pd
 
 from ledger import Ledger
-from projections import LEASES_READ_MODEL, TIMELINE_READ_MODEL, StatusRow, catch_up_all, status
+from projections import (
+    LEASES_READ_MODEL,
+    TIMELINE_READ_MODEL,
+    StatusRow,
+    catch_up_all,
+    status_at,
+)
 from projections.queries import LEASES, TIMELINE, readable_account
 from reports._frames import typed
 
@@ -70,31 +84,60 @@ class Sources:
     counts: pd.DataFrame
 
 
+class Frames(Protocol):
+    """Where a query is read as a DataFrame: the feed (its own transaction) or a snapshot."""
+
+    def read_frame(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
+
+
+# How often a read catches up again when the timeline's checkpoint is found behind the
+# leases' (another process caught the leases up alone in between).
+ATTEMPTS = 3
+
+
 def read_sources(ledger: Ledger, *, account: str | None = None) -> Sources:
-    """Bring the leases and timeline read models up to date, then read them (only
-    ``account``'s profiles when given)."""
-    catch_up_all(ledger, (LEASES_READ_MODEL, TIMELINE_READ_MODEL))
-    return Sources(
-        at=ledger.now(),
-        profiles=status(ledger, account_id=account),
-        leases=_leases(ledger, account),
-        events=read_events(ledger, account),
-        counts=_counts(ledger, account),
-    )
+    """Bring the leases and timeline read models up to date, then read every table at one
+    moment: the leases read model's checkpoint (only ``account``'s profiles when given). A
+    login that may not write the read models (a worker's) reads them as they stand, and a
+    timeline behind the leases then lacks the events it has yet to fold."""
+    models = (LEASES_READ_MODEL, TIMELINE_READ_MODEL)
+    for attempt in range(ATTEMPTS):
+        catch_up_all(ledger, models)
+        with ledger.feed.snapshot() as snapshot:
+            points = snapshot.checkpoints()
+            moment = points.get(LEASES_READ_MODEL.name, 0)
+            behind = points.get(TIMELINE_READ_MODEL.name, 0) < moment
+            if behind and attempt + 1 < ATTEMPTS and ledger.feed.maintains():
+                continue
+            at = ledger.now()
+            return Sources(
+                at=at,
+                profiles=status_at(ledger, snapshot, moment, at, account_id=account),
+                leases=_leases(snapshot, account),
+                events=read_events(snapshot, account, upto=moment),
+                counts=_counts(snapshot, account, moment),
+            )
+    raise AssertionError("unreachable: the last attempt reads as things stand")
 
 
-def _where(account: str | None) -> tuple[str, tuple[str, ...]]:
-    if account is None:
-        return "1 = 1", ()
-    return "account_id = ?", (readable_account(account),)
+def _where(account: str | None, upto: int | None = None) -> tuple[str, tuple[Any, ...]]:
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    if account is not None:
+        where.append("account_id = ?")
+        params.append(readable_account(account))
+    if upto is not None:
+        where.append("position <= ?")
+        params.append(upto)
+    return " AND ".join(where), tuple(params)
 
 
-def _leases(ledger: Ledger, account: str | None) -> pd.DataFrame:
+def _leases(source: Frames, account: str | None) -> pd.DataFrame:
     where, params = _where(account)
     columns = ", ".join(LEASES.column_names)
     sql = f"SELECT {columns} FROM {LEASES.name} WHERE {where} ORDER BY started_at, lease_id"
     frame = typed(
-        ledger.feed.read_frame(sql, params),
+        source.read_frame(sql, params),
         times=LEASE_TIMES,
         integers=LEASE_INTEGERS,
         floats=("longest_gap_seconds", "worst_gap_share"),
@@ -102,26 +145,27 @@ def _leases(ledger: Ledger, account: str | None) -> pd.DataFrame:
     return frame.loc[:, list(LEASES.column_names)]
 
 
-def read_events(ledger: Ledger, account: str | None) -> pd.DataFrame:
+def read_events(source: Frames, account: str | None, *, upto: int | None = None) -> pd.DataFrame:
     """Every event but heartbeats and extensions (``EVENT_TYPES``) of ``account``'s profiles
-    (every profile's: None), in log order, as the timeline holds them now."""
-    where, params = _where(account)
+    (every profile's: None), in log order, as the timeline holds them now (up to position
+    ``upto`` when given)."""
+    where, params = _where(account, upto)
     marks = ", ".join("?" * len(EVENT_TYPES))
     sql = (
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM {TIMELINE.name} "
         f"WHERE {where} AND event_type IN ({marks}) ORDER BY position"
     )
-    frame = ledger.feed.read_frame(sql, (*params, *EVENT_TYPES))
+    frame = source.read_frame(sql, (*params, *EVENT_TYPES))
     frame = typed(frame, times=("at",), integers=("position", "version"))
     return frame.loc[:, list(EVENT_COLUMNS)]
 
 
-def _counts(ledger: Ledger, account: str | None) -> pd.DataFrame:
-    where, params = _where(account)
+def _counts(source: Frames, account: str | None, upto: int) -> pd.DataFrame:
+    where, params = _where(account, upto)
     sql = (
         "SELECT event_type, count(*) AS events, "
         "sum(CASE WHEN actor_id = '' OR command_id = '' THEN 1 ELSE 0 END) AS bare "
         f"FROM {TIMELINE.name} WHERE {where} GROUP BY event_type ORDER BY event_type"
     )
-    frame = typed(ledger.feed.read_frame(sql, params), integers=("events", "bare"))
+    frame = typed(source.read_frame(sql, params), integers=("events", "bare"))
     return frame.loc[:, ["event_type", "events", "bare"]]

@@ -1006,6 +1006,38 @@ MUTANTS = (
         "health judges the longest gap and the silence against the last TTL set (after extend)",
         ("tests/unit/test_fleet_folds.py", "tests/integration/test_fleet_reports.py"),
     ),
+    Mutant(
+        "sources-outside-snapshot",
+        "reports/_sources.py",
+        "                leases=_leases(snapshot, account),\n",
+        "                leases=_leases(ledger.feed, account),\n",
+        "the fleet reports read the leases outside the snapshot the availability was read in",
+        ("tests/integration/test_report_sources.py",),
+    ),
+    Mutant(
+        "availability-ahead-of-read-models",
+        "projections/_availability.py",
+        "        if version is not None or row is None:\n",
+        "        if row is None:\n",
+        "a fleet read keeps availability rows written beside events its read models lack",
+        ("tests/integration/test_report_sources.py",),
+    ),
+    Mutant(
+        "timeline-not-cut-at-moment",
+        "reports/_sources.py",
+        "                events=read_events(snapshot, account, upto=moment),\n",
+        "                events=read_events(snapshot, account),\n",
+        "a fleet read shows timeline events after the leases read model's checkpoint",
+        ("tests/integration/test_report_sources.py",),
+    ),
+    Mutant(
+        "timeline-behind-read-anyway",
+        "reports/_sources.py",
+        "            if behind and attempt + 1 < ATTEMPTS and ledger.feed.maintains():\n",
+        "            if False:\n",
+        "a fleet read whose timeline is behind the leases reads them without catching up again",
+        ("tests/integration/test_report_sources.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
