@@ -50,10 +50,10 @@ def status_at(
     account_id: str | None = None,
 ) -> list[StatusRow]:
     """``status`` judged at ``at``, as the log stood at ``position``, from the rows
-    ``snapshot`` sees: the row of
-    a profile with events after ``position`` (written beside them) gives way to the one its
-    events gave then, and a profile registered after ``position`` is left out. So it agrees
-    with read models whose checkpoint is ``position``, read in the same snapshot."""
+    ``snapshot`` sees: the row of a profile with events after ``position`` (written beside
+    them) gives way to the one its events gave then, and a profile registered after
+    ``position`` is left out. So it agrees with read models whose checkpoint is ``position``,
+    read in the same snapshot."""
     readable, damaged = snapshot.availability()
     later = snapshot.versions_after(position, [*(r.profile_id for r in readable), *damaged])
     if damaged:  # rows of profiles never registered are junk: rebuild drops them
