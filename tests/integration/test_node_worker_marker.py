@@ -4,8 +4,9 @@
 Guarantees (docs/how-to/node-worker.md, "The profile's directory, its marker and its proxy";
 the Python SDK's ``lease.browser()``, workers/_profile_dir.py and workers/_settings.py): the
 browser opens the profile's registered ``user_data_dir`` after the lease's marker is written
-into it, and never when the marker holds a higher fencing token of the profile (a later lease
-already opened it: ``LeaseLost``, no browser launched); it launches with the lease's
+into it, and never when the marker holds a higher fencing token of the profile (opened under a
+lease this store never granted: ``LaunchRefused``, no browser launched); it launches with the
+lease's
 ``proxy_id`` resolved through the worker's ``proxies``, and releases that id as
 ``observed_proxy``.
 
@@ -125,7 +126,7 @@ def test_refuses_a_directory_a_later_lease_opened(
     service: Served, tmp_path: Path, profile_dir: Path, proxy: tuple[str, list[str]]
 ) -> None:
     """The review's repro: the marker holds fencing token 99 of this profile; the lease holds
-    1. The Node worker throws ``LeaseLost`` as the Python SDK does, launches no browser (no
+    1. The Node worker throws ``LaunchRefused`` as the Python SDK does, launches no browser (no
     Chromium file appears in the directory), leaves the marker as it was, and the lease is
     released as a failure."""
     profile_dir.mkdir(parents=True)
@@ -142,10 +143,10 @@ def test_refuses_a_directory_a_later_lease_opened(
 
     said = run_node(tmp_path, TASK, worker_env(service, tmp_path, **_env(proxy[0], profile_dir)))
 
-    assert said["thrown"] == "LeaseLost", said
-    assert said["message"].endswith(
-        f"{profile_dir} was already opened under fencing token 99; this lease holds 1"
-    ), said
+    assert said["thrown"] == "LaunchRefused", said
+    path = profile_dir / _profile_dir.MARKER
+    assert said["message"].startswith(f"{path} holds fencing token 99, higher than lease "), said
+    assert said["message"].endswith(f"remove {path}: the next launch writes its own"), said
     assert said["opened"] is False, said
     assert sorted(p.name for p in profile_dir.iterdir()) == [_profile_dir.MARKER]
     assert (profile_dir / _profile_dir.MARKER).read_text() == before

@@ -4,11 +4,14 @@
  *
  * Before a browser opens a profile, the worker writes its profile and fencing token into
  * `.custody-lease` in the profile directory. Tokens rise within one profile only, so they are
- * compared only there: a launch presenting a lower token than its own profile's mark belongs to
- * a lease that has since been superseded (a worker that woke up late) and is refused with
- * `LeaseLost`. A mark written by another profile means the directory is that profile's: the
+ * compared only there. The launch has just renewed the lease, so a mark of its own profile
+ * holding a higher token was written under a lease this store never granted (a directory
+ * copied or restored from another store, a store created anew) or by a later lease in a race:
+ * the launch is refused with `LaunchRefused` saying so and what to do, and the lease is not
+ * lost for that. A mark written by another profile means the directory is that profile's: the
  * launch is refused with `LaunchRefused` naming it, whatever the tokens. A mark that cannot be
- * read is `LeaseLost`: a directory whose guard is damaged is not opened on a guess.
+ * read is refused too (`LaunchRefused`): a directory whose guard is damaged is not opened on a
+ * guess. The Python SDK's `workers/_profile_dir._judge`, message for message.
  *
  * The read-compare-write holds an exclusive flock(2) on the marker, the lock Python's
  * `fcntl.flock` takes, so Node and Python workers sharing the directories exclude each other:
@@ -19,7 +22,6 @@
 import { spawn } from "node:child_process";
 import { mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
-import { LeaseLost } from "./client.js";
 
 export const MARKER = ".custody-lease";
 /** Where util-linux's flock(1) is looked for (Debian and Ubuntu always have it there). */
@@ -66,8 +68,8 @@ export interface ClaimOptions {
 }
 
 /** Write the lease's marker into `directory` (made if missing) and answer it. `LaunchRefused`
- * if another profile marked the directory; `LeaseLost` if this profile's mark holds a higher
- * fencing token, or the mark cannot be read; the marker is then left as it was. The same token
+ * if another profile marked the directory, this profile's mark holds a higher fencing token,
+ * or the mark cannot be read; the marker is then left as it was. The same token
  * again (a relaunch under the same lease) is allowed. */
 export async function claim(directory: string, lease: MarkingLease, options: ClaimOptions = {}): Promise<Marker> {
   await mkdir(directory, { recursive: true });
@@ -104,7 +106,7 @@ export async function claim(directory: string, lease: MarkingLease, options: Cla
 export function judge(directory: string, held: [number, string | null] | null, lease: MarkingLease): void {
   const path = join(directory, MARKER);
   if (held === null) {
-    throw lost(lease.lease_id, `${path} cannot be read: check the directory, then remove it`);
+    throw new LaunchRefused(`${path} cannot be read: check the directory, then remove it`);
   }
   const [token, owner] = held;
   if (owner !== null && owner !== lease.profile_id) {
@@ -115,8 +117,14 @@ export function judge(directory: string, held: [number, string | null] | null, l
     );
   }
   if (token > lease.fencing_token) {
-    const why = `${directory} was already opened under fencing token ${token}`;
-    throw lost(lease.lease_id, `${why}; this lease holds ${lease.fencing_token}`);
+    throw new LaunchRefused(
+      `${path} holds fencing token ${token}, higher than lease ${lease.lease_id}'s ` +
+        `${lease.fencing_token}, which the ledger has just renewed: the directory was opened ` +
+        "under a lease this store never granted (copied or restored from another store, or " +
+        "the store was created anew), or by a later lease of this profile in a race. Once no " +
+        `browser uses it (custody inspect ${lease.profile_id}), remove ${path}: the next launch ` +
+        "writes its own",
+    );
   }
 }
 
@@ -193,10 +201,6 @@ function utf8(bytes: Buffer): string | null {
   } catch {
     return null;
   }
-}
-
-function lost(leaseId: string, why: string): LeaseLost {
-  return new LeaseLost(410, { error: "lease_lost", message: `${leaseId} is lost: ${why}`, lease_id: leaseId });
 }
 
 /** Hold an exclusive flock(2) on `path` with flock(1) until the answered function is called.

@@ -66,12 +66,20 @@ describe("the marker's judging rules (Python's _judge)", () => {
     }
   });
 
-  it("refuses a higher token of this profile with LeaseLost, and leaves the marker as it was", async () => {
+  it("refuses a higher token of this profile with LaunchRefused (the lease is not lost), and leaves the marker as it was", async () => {
     const before = '{"fencing_token": 99, "profile_id": "p1", "lease_id": "later"}';
     const dir = await marked(before);
     await assert.rejects(claim(dir, lease(1)), (error: unknown) => {
-      assert.ok(error instanceof LeaseLost);
-      assert.equal(error.message, `${LEASE.lease_id} is lost: ${dir} was already opened under fencing token 99; this lease holds 1`);
+      assert.ok(error instanceof LaunchRefused);
+      assert.ok(!(error instanceof LeaseLost));
+      const path = join(dir, MARKER);
+      assert.equal(
+        error.message,
+        `${path} holds fencing token 99, higher than lease ${LEASE.lease_id}'s 1, which the ledger has just ` +
+          "renewed: the directory was opened under a lease this store never granted (copied or restored " +
+          "from another store, or the store was created anew), or by a later lease of this profile in a " +
+          `race. Once no browser uses it (custody inspect p1), remove ${path}: the next launch writes its own`,
+      );
       return true;
     });
     assert.equal(await readFile(join(dir, MARKER), "utf8"), before);
@@ -92,7 +100,7 @@ describe("the marker's judging rules (Python's _judge)", () => {
     assert.equal(await readFile(join(dir, MARKER), "utf8"), before);
   });
 
-  it("refuses a marker it cannot read with LeaseLost, and leaves it as it was", async () => {
+  it("refuses a marker it cannot read with LaunchRefused, and leaves it as it was", async () => {
     const unreadable = [
       "not json",
       "[1, 2]",
@@ -108,7 +116,7 @@ describe("the marker's judging rules (Python's _judge)", () => {
     for (const before of unreadable) {
       const dir = await marked(before);
       await assert.rejects(claim(dir, lease(7)), (error: unknown) => {
-        assert.ok(error instanceof LeaseLost, before);
+        assert.ok(error instanceof LaunchRefused, before);
         assert.match(error.message, /cannot be read: check the directory, then remove it$/);
         return true;
       });
@@ -147,8 +155,8 @@ describe("the marker's lock, shared with Python workers", { skip: !PYTHON && "no
     const started = performance.now();
     // Unlocked, the claim would read the empty marker at once and write token 3 under Python.
     await assert.rejects(claim(dir, lease(3)), (error: unknown) => {
-      assert.ok(error instanceof LeaseLost);
-      assert.match(error.message, /already opened under fencing token 9; this lease holds 3$/);
+      assert.ok(error instanceof LaunchRefused);
+      assert.match(error.message, /holds fencing token 9, higher than lease .+'s 3, /);
       return true;
     });
     assert.ok(performance.now() - started > 1200, "the claim did not wait for Python's lock");
@@ -265,8 +273,8 @@ describe("browser() before the launch", () => {
     const dir = await marked(`{"fencing_token": 99, "profile_id": "${LEASE.profile_id}", "lease_id": "later"}`);
     const { outcome, launched } = await run(dir);
     await assert.rejects(outcome, (error: unknown) => {
-      assert.ok(error instanceof LeaseLost);
-      assert.match(error.message, /was already opened under fencing token 99; this lease holds 7$/);
+      assert.ok(error instanceof LaunchRefused);
+      assert.match(error.message, /holds fencing token 99, higher than lease .+'s 7, /);
       return true;
     });
     assert.deepEqual(launched, [], "the browser was launched under a superseded token");
