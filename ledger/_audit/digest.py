@@ -98,10 +98,12 @@ def signature_problem(digest: Digest, public_pem: bytes | None) -> str | None:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    # The key is read first, whatever the digest: an unusable key (an empty file too) is bad
+    # input, never taken for "no key given", which would pass an unsigned forgery.
+    expected = _public_hex(public_pem) if public_pem is not None else None
     if digest.signature is None or digest.key is None:
-        return "is not signed, but a public key was given to check it" if public_pem else None
-    expected = _public_hex(public_pem) if public_pem is not None else digest.key
-    if expected != digest.key:
+        return None if expected is None else "is not signed, but a public key was given to check it"
+    if expected is not None and expected != digest.key:
         return "is signed by another key than the one given: forged, or not this custody's"
     try:
         public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(digest.key))
@@ -129,12 +131,14 @@ def generate_key() -> tuple[bytes, bytes]:
 
 
 def _load_private(pem: bytes) -> Any:
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     try:
         key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as e:
+    # UnsupportedAlgorithm: a key this OpenSSL cannot load (an EC curve such as brainpoolP160r1)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise InvalidInput("key", f"is not a PEM private key ({e})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise InvalidInput("key", "is not an Ed25519 key")
@@ -142,12 +146,13 @@ def _load_private(pem: bytes) -> Any:
 
 
 def _public_hex(pem: bytes) -> str:
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
         key = serialization.load_pem_public_key(pem)
-    except ValueError as e:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise InvalidInput("public_key", f"is not a PEM public key ({e})") from None
     if not isinstance(key, Ed25519PublicKey):
         raise InvalidInput("public_key", "is not an Ed25519 key")

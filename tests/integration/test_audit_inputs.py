@@ -65,6 +65,7 @@ KEYS = [
     Key("theirs.key", "private-theirs"),
     Key("ec.pem", "private-ec"),
     Key("junk.json", "junk"),
+    Key("empty.json", "junk"),  # an empty file is no key, never "no key given"
     Key("missing.key", "unreadable"),
     Key("dir", "unreadable"),
 ]
@@ -92,9 +93,8 @@ class Verify:
         given = [d] if s is None else [d, s]
         if not all(x.readable for x in given) or (k is not None and k.kind == "unreadable"):
             return 2
-        signed = [x for x in given if x.signer is not None]
-        if k is not None and signed and not k.kind.startswith("public-"):
-            return 2  # a signature is checked against a key that is not a public PEM
+        if k is not None and not k.kind.startswith("public-"):
+            return 2  # a key that is no public PEM is bad input, for an unsigned digest too
         holds = all(x.genuine for x in given)
         if k is not None:
             holds = holds and all(f"public-{x.signer}" == k.kind for x in given)

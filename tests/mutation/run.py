@@ -1038,6 +1038,32 @@ MUTANTS = (
         "a fleet read whose timeline is behind the leases reads them without catching up again",
         ("tests/integration/test_report_sources.py",),
     ),
+    Mutant(
+        "empty-public-key-as-none",
+        "ledger/_audit/digest.py",
+        "expected = _public_hex(public_pem) if public_pem is not None else None",
+        "expected = _public_hex(public_pem) if public_pem else None",
+        "an empty --public-key file counts as no key: verify accepts an unsigned forged digest",
+        ("tests/e2e/test_digest_unusable_keys.py",),
+    ),
+    Mutant(
+        "private-key-unsupported-algorithm",
+        "ledger/_audit/digest.py",
+        "    except (ValueError, TypeError, UnsupportedAlgorithm) as e:\n"
+        '        raise InvalidInput("key",',
+        '    except (ValueError, TypeError) as e:\n        raise InvalidInput("key",',
+        "digest --key with a key on a curve OpenSSL lacks is an internal error, not bad input",
+        ("tests/e2e/test_digest_unusable_keys.py",),
+    ),
+    Mutant(
+        "public-key-unsupported-algorithm",
+        "ledger/_audit/digest.py",
+        "    except (ValueError, TypeError, UnsupportedAlgorithm) as e:\n"
+        '        raise InvalidInput("public_key",',
+        '    except (ValueError, TypeError) as e:\n        raise InvalidInput("public_key",',
+        "verify --public-key with a key on a curve OpenSSL lacks is an internal error",
+        ("tests/e2e/test_digest_unusable_keys.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
