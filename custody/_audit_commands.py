@@ -258,11 +258,14 @@ def access_grant(
 
 @access.command("list")
 @on_ledger
-def access_list(ledger: Ledger) -> list[dict[str, str]]:
-    """every login holding a custody role"""
+def access_list(ledger: Ledger) -> list[dict[str, str | None]]:
+    """every login holding a custody role, and what it holds beyond it (- for nothing)"""
     from ledger.access import logins
 
-    return [{"login": found.login, "role": found.role.value} for found in logins(ledger)]
+    return [
+        {"login": f.login, "role": f.role.value, "also": "; ".join(f.also) or None}
+        for f in logins(ledger)
+    ]
 
 
 _ROLES = click.Choice(["worker", "scheduler", "reviewer", "operator"])

@@ -58,6 +58,9 @@ class Granted(Frozen):
 class LoginRole(Frozen):
     login: str
     role: Role
+    # What the login holds beyond its custody roles (an attribute, another role, a privilege
+    # granted to it directly): empty for a login that holds exactly its role.
+    also: tuple[str, ...] = ()
 
 
 def grant(
@@ -69,7 +72,9 @@ def grant(
     """Create or update ``login`` with exactly the privileges of ``role`` (or of each of
     several roles: a lease service's login acts for its callers in theirs); ``password``, if
     given, replaces its password (a login without one authenticates as the server's pg_hba
-    allows)."""
+    allows). Privileges granted to an existing login directly on custody's objects are
+    revoked; ``InvalidInput`` (nothing changed) when it holds more than that, an attribute
+    or another role's membership (``ledger._stores.holdings``)."""
     asked = [role] if isinstance(role, str) else list(role)
     if not asked:
         raise InvalidInput("role", "give at least one custody role")
@@ -80,9 +85,10 @@ def grant(
 
 
 def logins(ledger: Ledger) -> list[LoginRole]:
-    """Every login that holds a custody role, with it."""
-    found = access.logins(_postgres(ledger))
-    return [LoginRole(login=r["login"], role=Role(r["role"])) for r in found]
+    """Every login that holds a custody role, with it and whatever it holds beyond."""
+    store = _postgres(ledger)
+    found = access.logins(store, store.tables.events)
+    return [LoginRole(login=r["login"], role=Role(r["role"]), also=tuple(r["also"])) for r in found]
 
 
 class TokenHolder(Frozen):

@@ -5,20 +5,23 @@ PostgreSQL a login records only what its custody role may.
   PostgreSQL) and every TRUNCATE (PostgreSQL), whoever asks: the owner and a superuser too.
   Someone who can drop a trigger can still rewrite history; ``custody verify`` then names what
   changed (``ledger._audit``).
-- **Roles.** ``custody access grant LOGIN --role ROLE`` (``grant``) makes LOGIN a member of one
-  group role (``custody_worker``, ``custody_scheduler``, ``custody_reviewer``,
-  ``custody_operator``). The group roles may read every custody table and insert events, never
-  update, delete or truncate them; snapshots only the scheduler and the operator write (a
-  snapshot is a load's starting state, and a worker must not be able to forge one); the read
-  models and their checkpoints only the roles that keep them current (``READ_MODEL_WRITERS``:
-  a worker reads them). The availability row and the command ids every role writes, but only
-  beside its events: the events' insert trigger notes each event's profile, version and command
-  id for its transaction, and a row trigger (``beside_events_ddl``) refuses a row that names
-  none of them, so an edit without an event (a lease's deadline moved out of the sweep's sight,
-  a sweep's command id claimed in advance) is refused. An insert trigger
-  refuses an event whose recorded role is not one of the session's, or whose type that role
-  may not record (``ledger._domain.authority``): a worker's login cannot record a review.
-  The owner of the events table (the login ``custody init`` runs as) acts in every role.
+- **Roles.** ``custody access grant LOGIN --role ROLE`` (``grant``) makes LOGIN a member of
+  one group role (``custody_worker``, ``custody_scheduler``, ``custody_reviewer``,
+  ``custody_operator``), and of nothing more: an existing login loses what was granted to it
+  directly on custody's objects, and one that holds more (an attribute, another role) is
+  refused (``ledger._stores.holdings``). The group roles may read every custody table and
+  insert events, never update, delete or truncate them; snapshots only the scheduler and the
+  operator write (a snapshot is a load's starting state, and a worker must not be able to
+  forge one); the read models and their checkpoints only the roles that keep them current
+  (``READ_MODEL_WRITERS``: a worker reads them). The availability row and the command ids
+  every role writes, but only beside its events: the events' insert trigger notes each event's
+  profile, version and command id for its transaction, and a row trigger
+  (``beside_events_ddl``) refuses a row that names none of them, so an edit without an event
+  (a lease's deadline moved out of the sweep's sight, a sweep's command id claimed in advance)
+  is refused. An insert trigger refuses an event whose recorded role is not one of the
+  session's, or whose type that role may not record (``ledger._domain.authority``): a worker's
+  login cannot record a review. The owner of the events table (the login ``custody init`` runs
+  as) acts in every role.
 - **No turns.** Appends take no store-wide lock (neither the library's ``LOCK TABLE ... IN
   EXCLUSIVE MODE``, which needs UPDATE on the table, nor an advisory lock) and may commit out
   of the order of their positions. A statement trigger gives every insert a transaction id
@@ -37,6 +40,7 @@ from typing import Any, NamedTuple, Protocol
 from ledger._domain.acting import ALL_ROLES
 from ledger._domain.errors import InvalidInput
 from ledger._domain.model import Role, storable
+from ledger._stores import holdings
 from ledger.ports import Authority
 
 GROUP_ROLES = {role: f"custody_{role.value}" for role in Role}
@@ -317,7 +321,9 @@ def grant(
     store: Executing, tables: Tables, login: str, roles: frozenset[Role], password: str | None
 ) -> dict[str, Any]:
     """Make ``login`` (created if missing) a member of exactly ``roles``' group roles, after
-    (re)applying the group roles' privileges on this store's tables."""
+    (re)applying the group roles' privileges on this store's tables; an existing login loses
+    its direct privileges on custody's objects. ``InvalidInput``, before anything changes,
+    when the login or one of the group roles holds more (``holdings.refuse_more``)."""
     if not _LOGIN.fullmatch(login):
         msg = f"{login!r}: give a PostgreSQL role name of lower-case letters, digits and _"
         raise InvalidInput("login", msg)
@@ -331,13 +337,19 @@ def grant(
     if login == me or login in GROUP_ROLES.values():
         msg = f"{login} is the store's owner or a custody group role: grant to another login"
         raise InvalidInput("login", msg)
-    apply_privileges(store, tables)
     exists = store.query("SELECT 1 AS x FROM pg_roles WHERE rolname = ?", (login,))
+    groups = [GROUP_ROLES[role] for role in sorted(roles)]
+    holdings.refuse_more(
+        store, tables.events, login if exists else None, groups, GROUP_ROLES.values()
+    )
+    apply_privileges(store, tables)
     verb = "ALTER" if exists else "CREATE"
     if password is None:
         _run_formatted(store, f"{verb} ROLE %I LOGIN", login)
     else:  # in the same statement: a login is never made without the password asked for
         _run_formatted(store, f"{verb} ROLE %I LOGIN PASSWORD %L", login, password)
+    if exists:  # what the owner granted it directly on custody's tables, custody takes back
+        store.execute("; ".join(holdings.revocations(store, login)))
     for other, group in GROUP_ROLES.items():
         if other not in roles:
             _run_formatted(store, "REVOKE %I FROM %I", group, login)
@@ -346,18 +358,20 @@ def grant(
     return {"login": login, "created": not exists}
 
 
-def logins(store: Executing) -> list[dict[str, str]]:
-    """Every login holding a custody group role, with the role."""
+def logins(store: Executing, events: str) -> list[dict[str, Any]]:
+    """Every login holding a custody group role, with the role and what it holds beyond its
+    custody roles, through its groups too (``also``: empty when nothing)."""
     rows = store.query(
         "SELECT m.rolname AS login, g.rolname AS grp FROM pg_auth_members a "
         "JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
         "WHERE starts_with(g.rolname, 'custody_') ORDER BY m.rolname, g.rolname"
     )
     names = {name: role for role, name in GROUP_ROLES.items()}
+    found = [(str(r["login"]), str(r["grp"])) for r in rows if str(r["grp"]) in names]
+    also = holdings.listed(store, events, found, list(names))
     return [
-        {"login": str(r["login"]), "role": names[str(r["grp"])].value}
-        for r in rows
-        if str(r["grp"]) in names
+        {"login": login, "role": names[group].value, "also": also[login, group]}
+        for login, group in found
     ]
 
 
@@ -386,7 +400,8 @@ def apply_privileges(store: Executing, tables: Tables) -> None:
     for table in names:
         # One transaction (statements sent together): between a REVOKE committed alone and its
         # GRANTs every login of the groups was refused, a live worker's heartbeat included.
-        statements = [f"REVOKE ALL ON {table} FROM {every}"]
+        # PUBLIC too: what it holds, every login holds, a worker's included.
+        statements = [f"REVOKE ALL ON {table} FROM PUBLIC, {every}"]
         for role, group in GROUP_ROLES.items():
             kinds = tables.privileges(table, role)
             statements.append(f"GRANT {', '.join(kinds)} ON {table} TO {group}")

@@ -1064,6 +1064,46 @@ MUTANTS = (
         "verify --public-key with a key on a curve OpenSSL lacks is an internal error",
         ("tests/e2e/test_digest_unusable_keys.py",),
     ),
+    Mutant(
+        "grant-keeps-what-a-login-holds",
+        "ledger/_stores/holdings.py",
+        '            raise InvalidInput("login", _holds_more(login, held))',
+        "            pass",
+        "access grant leaves an existing login its owner membership, CREATEROLE, SUPERUSER...",
+        ("tests/e2e/test_grant_exactly_the_role.py",),
+    ),
+    Mutant(
+        "grant-keeps-what-a-group-holds",
+        "ledger/_stores/holdings.py",
+        '            raise InvalidInput("role", _holds_more(f"the group role {group}", held))',
+        "            pass",
+        "access grant gives a group role that was made a member of the owner's role",
+        ("tests/e2e/test_grant_exactly_the_role.py",),
+    ),
+    Mutant(
+        "grant-keeps-direct-privileges",
+        "ledger/_stores/access.py",
+        'store.execute("; ".join(holdings.revocations(store, login)))',
+        'store.execute("SELECT 1")',
+        "access grant leaves an existing login the privileges granted to it on custody's tables",
+        ("tests/e2e/test_grant_exactly_the_role.py",),
+    ),
+    Mutant(
+        "grant-keeps-public-privileges",
+        "ledger/_stores/access.py",
+        'statements = [f"REVOKE ALL ON {table} FROM PUBLIC, {every}"]',
+        'statements = [f"REVOKE ALL ON {table} FROM {every}"]',
+        "what PUBLIC was given on custody's tables every custody login keeps",
+        ("tests/e2e/test_grant_exactly_the_role.py",),
+    ),
+    Mutant(
+        "access-list-hides-more",
+        "ledger/_stores/holdings.py",
+        "    return {(login, group): by_login[login] + by_group[group] for login, group in found}",
+        "    return {(login, group): [] for login, group in found}",
+        "access list shows a login as its custody role alone while it holds more",
+        ("tests/e2e/test_grant_exactly_the_role.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
