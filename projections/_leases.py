@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ledger import Ledger
+from ledger import Ledger, ReadModelDamaged
 from ledger.feed import FeedTransaction, LoggedEvent
 from ledger.rules import lease_ending
-from projections._base import Index, ReadModel, ReadResult, Table, iso
+from projections._base import DIGEST, Index, ReadModel, ReadResult, Table, iso
 from projections._runner import catch_up
 from projections._timeline import Found, readable_account, require_account
 
@@ -73,7 +73,11 @@ _AFTER = {
     "lease_released_cleanly": "available",
     "review_requested": "review_required",
     "profile_quarantined": "quarantined",
+    "profile_disabled": "disabled",
 }
+# An event that names no lease but may end where the command that ended one sent the profile
+# (``disable`` of a leased profile: lease_revoked, review_requested, then profile_disabled).
+_AFTER_UNNAMED = "profile_disabled"
 
 
 @functools.cache
@@ -202,8 +206,9 @@ def evolve(row: dict[str, Any], event: Any) -> None:
     elif row["ending"] is None:
         _first_ending(row, event)
     if kind in _AFTER and row["ending_command_id"] == event.envelope.command_id:
-        # Where the command that ended the lease sent the profile (a later review is not it).
-        row["profile_state_after"] = row["profile_state_after"] or _AFTER[kind]
+        # Where the command that ended the lease sent the profile: its last such event (a
+        # disable sends it to review, then to disabled); a later command's review is not it.
+        row["profile_state_after"] = _AFTER[kind]
 
 
 def _first_ending(row: dict[str, Any], event: ProfileEvent) -> None:
@@ -219,22 +224,24 @@ class LeasesReadModel(ReadModel):
     counts = "leases"
 
     def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
-        # Heartbeats are folded from their stored JSON, every other event from its model.
-        named: list[tuple[LoggedEvent, dict[str, Any] | None, str | None]] = []
-        for n in batch:
-            heartbeat = n.data() if n.event_type == _HEARTBEAT else None
-            lease = heartbeat["lease_id"] if heartbeat is not None else _lease_of(n.event)
-            named.append((n, heartbeat, lease))
+        """Fold each event once into its lease's row. A row knows the last version of its
+        profile's stream folded into it (``version``): an event at or below it is not folded
+        again, so a checkpoint moved back (a restored or edited checkpoint) re-reads events
+        without counting them twice. A stored row unlike its digest is never built on:
+        ``ReadModelDamaged`` (``_load``)."""
+        named = self._named(tx, table, batch)
         rows = self._load(tx, table, named)
         touched: dict[str, dict[str, Any]] = {}
         for n, heartbeat, lease_id in named:
             if lease_id is None:
                 continue
-            if n.event_type == "lease_acquired":
+            if n.event_type == "lease_acquired":  # a row starts afresh from its acquisition
                 rows[lease_id] = _acquired(n.event)
             row = rows.get(lease_id)
             if row is None:  # an event naming a lease this log never acquired: nothing to fold
                 continue
+            if n.event_type != "lease_acquired" and n.version <= row["version"]:
+                continue  # folded into this row already
             if heartbeat is not None:
                 _fold_heartbeat(row, heartbeat)
             elif n.event_type != "lease_acquired":
@@ -244,28 +251,68 @@ class LeasesReadModel(ReadModel):
         written = [self.table.params(_as_text(r)) for r in touched.values()]
         self.table.write(tx, table, written, upsert=True)
 
+    def _named(
+        self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]
+    ) -> list[tuple[LoggedEvent, dict[str, Any] | None, str | None]]:
+        """Each event with its heartbeat's JSON (heartbeats are folded from it, every other
+        event from its model) and the lease it is folded into: the one it names, or for a
+        profile_disabled the lease its command ended (in this batch, or already stored)."""
+        named: list[tuple[LoggedEvent, dict[str, Any] | None, str | None]] = []
+        by_command: dict[str, str] = {}
+        for n in batch:
+            heartbeat = n.data() if n.event_type == _HEARTBEAT else None
+            if heartbeat is not None:
+                lease = heartbeat["lease_id"]
+            elif n.event_type == _AFTER_UNNAMED:
+                command = n.event.envelope.command_id
+                lease = by_command.get(command) or _ended_by(tx, table, n.event)
+            else:
+                lease = _lease_of(n.event)
+                if lease is not None:
+                    by_command[n.event.envelope.command_id] = lease
+            named.append((n, heartbeat, lease))
+        return named
+
     def _load(
         self,
         tx: FeedTransaction,
         table: str,
         named: Sequence[tuple[LoggedEvent, dict[str, Any] | None, str | None]],
     ) -> dict[str, dict[str, Any]]:
-        """The stored rows of the leases this batch continues."""
+        """The stored rows of the leases this batch continues. ``ReadModelDamaged`` for one
+        unlike the digest written with it (edited by hand): folding onto it would write the
+        edit again under a fresh digest, and no check could find it afterwards."""
         wanted = sorted(
             {lease for n, _, lease in named if lease and n.event_type != "lease_acquired"}
         )
         rows: dict[str, dict[str, Any]] = {}
-        columns = ", ".join(self.table.column_names)
+        columns = ", ".join(self.table.stored_names)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ", ".join("?" * len(chunk))
             for row in tx.query(
                 f"SELECT {columns} FROM {table} WHERE lease_id IN ({marks})", chunk
             ):
+                digest = row.pop(DIGEST)
+                if self.table.digest(self.table.params(row)) != digest:
+                    said = (
+                        f"the row of lease {row['lease_id']} (profile {row['profile_id']}) "
+                        "is unlike the digest written with it (edited by hand)"
+                    )
+                    raise ReadModelDamaged(self.name, said)
                 row["longest_gap_seconds"] = float(row["longest_gap_seconds"])
                 row["worst_gap_share"] = float(row["worst_gap_share"])
                 rows[str(row["lease_id"])] = row
         return rows
+
+
+def _ended_by(tx: FeedTransaction, table: str, event: Any) -> str | None:
+    """The stored lease whose ending command is this event's (None: no lease ended by it)."""
+    found = tx.query(
+        f"SELECT lease_id FROM {table} WHERE profile_id = ? AND ending_command_id = ?",
+        (event.profile_id, event.envelope.command_id),
+    )
+    return str(found[0]["lease_id"]) if found else None
 
 
 LEASES_READ_MODEL = LeasesReadModel()

@@ -1104,6 +1104,30 @@ MUTANTS = (
         "access list shows a login as its custody role alone while it holds more",
         ("tests/e2e/test_grant_exactly_the_role.py",),
     ),
+    Mutant(
+        "leases-fold-once",
+        "projections/_leases.py",
+        """            if n.event_type != "lease_acquired" and n.version <= row["version"]:\n""",
+        "            if False:\n",
+        "a leases checkpoint moved back folds every heartbeat after it again",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
+    Mutant(
+        "leases-edited-row-refused",
+        "projections/_leases.py",
+        "                if self.table.digest(self.table.params(row)) != digest:\n",
+        "                if False:\n",
+        "a fold builds on a row edited by hand and launders the edit under a fresh digest",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
+    Mutant(
+        "leases-disabled-after",
+        "projections/_leases.py",
+        """    "profile_disabled": "disabled",\n""",
+        "",
+        "a lease ended by disabling its profile says the profile went to review",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
