@@ -23,7 +23,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ledger._domain.errors import LedgerError, NotAllowed, UnreadableEvent as UnreadableEvent
+from ledger._domain.errors import (
+    LedgerError,
+    NotAllowed,
+    RowConflict as RowConflict,
+    UnreadableEvent as UnreadableEvent,
+)
 from ledger._domain.model import stream_id
 from ledger._stores.access import READ_MODEL_WRITERS
 from ledger._stores.mapper import complaint, decode, decode_shown

@@ -24,7 +24,7 @@ from ledger import (
     ReadModelDamaged,
     StoreUnavailable,
 )
-from ledger.feed import Feed, FeedTransaction, LoggedEvent, UnreadableEvent
+from ledger.feed import Feed, FeedTransaction, LoggedEvent, RowConflict, UnreadableEvent
 from projections._base import ReadModel, ReadResult, layout_problem
 
 BATCH = 500
@@ -97,10 +97,13 @@ def _once_each(models: Iterable[ReadModel]) -> list[ReadModel]:
 
 def _behind(ledger: Ledger, model: ReadModel) -> bool:
     """Whether the read model has events to fold: installed now if missing, and
-    ``ReadModelDamaged`` if its table is missing or of another layout. Never for a login that
+    ``ReadModelDamaged`` if its table is missing or of another layout, or its checkpoint is
+    past the log's head. Never for a login that
     may not write it (``Feed.maintains``: a worker's): it reads what the maintainers folded."""
     feed = ledger.feed
     position, head = feed.standing(model.name, model.table.name)  # names a missing table
+    if position is not None and position > head:
+        _refuse_ahead(feed, model, position)
     if not feed.maintains():  # a worker's login reads the read model as it stands
         if position is None:  # but cannot make it: one line, not the table's absence
             msg = (
@@ -116,6 +119,19 @@ def _behind(ledger: Ledger, model: ReadModel) -> bool:
         return True
     _check_layout(feed, model)
     return position < head
+
+
+def _refuse_ahead(feed: Feed, model: ReadModel, position: int) -> None:
+    """``ReadModelDamaged`` for a checkpoint past the log's head: events appended up to it
+    would never be folded. The head is read again, after the checkpoint (on PostgreSQL each
+    statement of ``standing`` sees its own moment, and a runner may have moved it since)."""
+    head = feed.head()
+    if position > head:
+        said = (
+            f"its position {position} is ahead of the log's head {head} (the events written "
+            "up to it would be skipped)"
+        )
+        raise ReadModelDamaged(model.name, said)
 
 
 def _catch_up_together(feed: Feed, models: list[ReadModel], batch: int) -> int:
@@ -150,11 +166,16 @@ def _check_layout(feed: Feed, model: ReadModel) -> None:
 
 def _fold(model: ReadModel, tx: FeedTransaction, table: str, events: list[LoggedEvent]) -> None:
     """``model.fold``; where it fails on an event no read can decode (put there outside
-    custody: ``custody verify`` names it), ``UnreadableEvent`` names that event in one line.
-    Only what reading an event's fields raises is looked into (a missing key, a wrong kind,
-    a model's validation): a store's failure (a driver's error, a ``LedgerError``) is itself."""
+    custody: ``custody verify`` names it), ``UnreadableEvent`` names that event in one line;
+    where a row it writes is there already (its checkpoint was set back behind its rows),
+    ``ReadModelDamaged`` names the read model and its rebuild. Only what reading an event's
+    fields raises is looked into (a missing key, a wrong kind, a model's validation): a
+    store's failure (a driver's error, any other ``LedgerError``) is itself."""
     try:
         model.fold(tx, table, events)
+    except RowConflict as error:  # a row written already: its checkpoint was set back
+        said = "a row it would write is there already (its position was set back behind its rows)"
+        raise ReadModelDamaged(model.name, said) from error
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         for event in events:
             if (problem := event.unreadable()) is not None:

@@ -98,6 +98,12 @@ class NotAllowed(LedgerError):
     exit_code = 1  # the issue's contract: "1 anything else"
 
 
+class RowConflict(LedgerError):
+    """A read model's row was written where its table holds one with the same key already:
+    the read model's checkpoint was set back behind its rows (``ledger.feed``). The read
+    model's own code names the read model and its repair (``ReadModelDamaged``)."""
+
+
 class StoreUnavailable(LedgerError):
     """The event store cannot be reached or is not initialised."""
 

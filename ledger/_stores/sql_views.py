@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ledger._domain.errors import RowConflict
 from ledger._stores.connections import postgres_connection, read_cursor, store_errors, store_failure
 from ledger._stores.settings import CLIENT_ENCODING, StoreSettings
 from ledger._stores.settled import (
@@ -83,10 +84,13 @@ class SqlCursor:
         *,
         key: str | None = None,
     ) -> None:
-        if not self._pg:
-            self.executemany(insert_sql(table, columns, key), rows)
-        elif rows:
-            _copy_in(self._cursor, table, columns, rows, key, self._prepare)
+        try:
+            if not self._pg:
+                self.executemany(insert_sql(table, columns, key), rows)
+            elif rows:
+                _copy_in(self._cursor, table, columns, rows, key, self._prepare)
+        except _integrity_errors(self._pg) as e:
+            raise RowConflict(f"a row of {table} is there already: {e}") from e
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         self._cursor.execute(self._sql(statement), tuple(params), **self._prepare)
@@ -203,6 +207,15 @@ class SqlCursor:
             )
             for i, o, v, t, s in rows
         ]
+
+
+def _integrity_errors(postgres: bool) -> tuple[type[Exception], ...]:
+    """What the driver raises for a row whose key (or unique index) is taken."""
+    if not postgres:
+        return (sqlite3.IntegrityError,)
+    import psycopg  # psycopg only where PostgreSQL is used
+
+    return (psycopg.IntegrityError,)
 
 
 def _tuple_row() -> Any:

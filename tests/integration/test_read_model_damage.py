@@ -9,16 +9,20 @@ from typing import Any
 
 import pytest
 from conftest import StepClock, register
-from log_checks import rows, take_lease
+from log_checks import assert_exact, rows, take_lease
 
 from ledger import Disable, Heartbeat, Ledger, Release
 from ledger.feed import CHECKPOINTS_TABLE, ReadModelDamaged
 from projections import (
     LEASES_READ_MODEL,
+    READ_MODELS,
+    TIMELINE_READ_MODEL,
     ReadModel,
     catch_up,
+    catch_up_all,
     read_model_status,
     rebuild,
+    timeline,
 )
 from projections._leases import LEASES
 
@@ -75,17 +79,23 @@ def test_a_leases_checkpoint_moved_back_folds_no_event_twice(
     assert _problems(ledger, LEASES_READ_MODEL) == []
 
 
-def test_a_fold_never_builds_on_an_edited_row(ledger: Ledger) -> None:
-    """A live lease's row edited by hand (another worker, run and count): the lease's next
-    event is not folded onto it, which would write the edit again under a fresh digest and
-    leave status nothing to find; the read refuses, naming the read model and its rebuild,
-    status still names the edit, and the rebuild puts back what the events say. Guard: the
-    digest check in ``LeasesReadModel._load``."""
+_EDITS = {
+    "forged-worker": "worker_id = 'w9', heartbeats = 0",
+    "junk-time": "last_renewal_at = 'garbage'",  # was 'internal error: ValueError'
+}
+
+
+@pytest.mark.parametrize("edit", sorted(_EDITS))
+def test_a_fold_never_builds_on_an_edited_row(ledger: Ledger, edit: str) -> None:
+    """A live lease's row edited by hand (another worker and count, or a junk time): the
+    lease's next event is not folded onto it, which would write the edit again under a fresh
+    digest and leave status nothing to find (or fail as an internal error); the read refuses,
+    naming the read model and its rebuild, status still names the edit, and the rebuild puts
+    back what the events say. Guard: the digest check in ``LeasesReadModel._load``."""
     register(ledger, "p1")
     lid, token = take_lease(ledger, "p1")
     catch_up(ledger, LEASES_READ_MODEL)
-    _sql(ledger, f"UPDATE {LEASES.name} SET worker_id = 'w9', heartbeats = 0 WHERE lease_id = ?",
-         (lid,))  # fmt: skip
+    _sql(ledger, f"UPDATE {LEASES.name} SET {_EDITS[edit]} WHERE lease_id = ?", (lid,))
     ledger.handle(Heartbeat(lease_id=lid, fencing_token=token, step="s", safe=True))
     with pytest.raises(ReadModelDamaged) as damaged:
         catch_up(ledger, LEASES_READ_MODEL)
@@ -113,3 +123,45 @@ def test_a_disable_of_a_leased_profile_sends_it_to_disabled(ledger: Ledger, batc
     row = _lease_row(ledger, lid)
     assert (row["ending"], row["profile_state_after"]) == ("forced", "disabled")
     assert [r["profile_state_after"] for r in rows(ledger, LEASES.name, "lease_id")] == ["disabled"]
+
+
+def test_a_timeline_checkpoint_moved_back_is_named_not_an_internal_error(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A timeline checkpoint set back behind its rows: a read refuses in one line naming the
+    read model and its rebuild (exit 1), not the driver's 'IntegrityError' as an internal
+    error, and nothing is written; the rebuild repairs it. Guard: ``RowConflict`` in
+    ``projections._runner._fold`` (and its translation in the store's cursor)."""
+    _lease_with_beats(ledger, clock, beats=1)
+    assert len(timeline(ledger, "p1")) == 5
+    _move(ledger, "timeline", 1)
+    with pytest.raises(ReadModelDamaged) as damaged:
+        timeline(ledger, "p1")
+    said = str(damaged.value)
+    assert "a row it would write is there already" in said
+    assert said.endswith("custody projections rebuild timeline")
+    assert damaged.value.exit_code == 1
+    rebuild(ledger, TIMELINE_READ_MODEL)
+    assert len(timeline(ledger, "p1")) == 5
+    catch_up(ledger, LEASES_READ_MODEL)
+    assert_exact(ledger)
+
+
+@pytest.mark.parametrize("model", [TIMELINE_READ_MODEL, LEASES_READ_MODEL], ids=str)
+def test_a_checkpoint_ahead_of_the_log_is_refused_not_a_silent_skip(
+    ledger: Ledger, clock: StepClock, model: ReadModel
+) -> None:
+    """A checkpoint set past the log's head: the events written next would never be folded,
+    and reads answered without them (exit 0). A read now refuses, naming the read model and
+    its rebuild, until the rebuild folds every event. Guard: ``_refuse_ahead`` in
+    ``projections._runner._behind``."""
+    catch_up(ledger, model)  # installed, at 0
+    _move(ledger, model.name, 50)
+    _lease_with_beats(ledger, clock, beats=1)
+    with pytest.raises(ReadModelDamaged) as damaged:
+        catch_up(ledger, model)
+    assert "is ahead of the log's head" in str(damaged.value)
+    assert str(damaged.value).endswith(f"custody projections rebuild {model.name}")
+    rebuild(ledger, model)
+    catch_up_all(ledger, READ_MODELS.values())
+    assert_exact(ledger)

@@ -1128,6 +1128,22 @@ MUTANTS = (
         "a lease ended by disabling its profile says the profile went to review",
         ("tests/integration/test_read_model_damage.py",),
     ),
+    Mutant(
+        "read-model-row-conflict-named",
+        "projections/_runner.py",
+        "    except RowConflict as error:  # a row written already: its checkpoint was set back\n",
+        "    except ZeroDivisionError as error:\n",
+        "a timeline checkpoint set back fails every read as an internal error",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
+    Mutant(
+        "read-model-ahead-refused",
+        "projections/_runner.py",
+        "    if position is not None and position > head:\n",
+        "    if False:\n",
+        "a checkpoint past the log's head makes the events written up to it vanish from reads",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
