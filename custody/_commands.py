@@ -95,11 +95,11 @@ def init() -> dict[str, Any]:
     from projections import READ_MODELS, install, upgrade
 
     with Ledger.init(options().store) as ledger:
+        # A read model whose columns changed since its table was made, or whose checkpoint
+        # was lost beside its table, is rebuilt, beside any writers, and swapped in.
+        rebuilt = upgrade(ledger, READ_MODELS.values())
         for model in READ_MODELS.values():  # once, here, not raced for by readers
             install(ledger, model)
-        # A read model whose columns changed since its table was made is rebuilt, beside any
-        # writers, and swapped in.
-        rebuilt = upgrade(ledger, READ_MODELS.values())
         done: dict[str, Any] = {"initialised": ledger.settings.describe()}
         if rebuilt:
             done["rebuilt"] = ", ".join(f"{r.name} ({r.rows} rows)" for r in rebuilt)

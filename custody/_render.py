@@ -225,6 +225,8 @@ def list_lines(command: str, rows: list[Any]) -> list[str]:
 def read_model_line(s: ReadModelStatus) -> str:
     if s.name == "availability":  # written with the events: no checkpoint, never behind
         return f"{s.name}: written with the events, {s.rows} rows"
+    if s.position is None and s.problems:  # its table is there, its checkpoint lost
+        return f"{s.name}: no position, {s.head} events in the log"
     if s.position is None:
         return f"{s.name}: not installed yet (its first read installs it); {s.lag} events to apply"
     rebuilding = "; a rebuild is under way" if s.rebuilding else ""

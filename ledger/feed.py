@@ -74,6 +74,19 @@ class ReadModelDamaged(LedgerError):
         self.problem = problem
 
 
+class PositionLost(ReadModelDamaged):
+    """A read model's table is there but its checkpoint is not (its row in
+    ``custody_projection_positions`` deleted, or that table restored without it): which events
+    its rows hold is unknown, so it is neither installed afresh nor caught up; a rebuild
+    replaces the table and the checkpoint."""
+
+    def __init__(self, name: str, table: str) -> None:
+        said = (
+            f"its position is lost (no row in {CHECKPOINTS_TABLE}) while its table {table} remains"
+        )
+        super().__init__(name, said)
+
+
 class LoggedEvent:
     """One event and its position in the notification log, as the feed hands it to a read
     model (the library's ``Notification`` is the stored row). ``event`` decodes it into its
@@ -184,6 +197,15 @@ class FeedTransaction:
             f"INSERT INTO {CHECKPOINTS_TABLE} (name, position) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             (name, position),
+        )
+
+    def restore_checkpoint(self, name: str) -> None:
+        """Create the read model's checkpoint at 0 unless it exists (a rebuild of a read model
+        whose checkpoint was lost: ``PositionLost``)."""
+        self._cursor.execute(
+            f"INSERT INTO {CHECKPOINTS_TABLE} (name, position) VALUES (?, 0) "
+            "ON CONFLICT (name) DO NOTHING",
+            (name,),
         )
 
     def drop_checkpoint(self, name: str) -> None:
@@ -326,10 +348,11 @@ class Feed:
         with self._views.snapshot() as cursor:
             yield FeedSnapshot(cursor, self._store)
 
-    def install(self, name: str, ddl: Sequence[str]) -> bool:
-        """Create a read model's tables and its checkpoint (at 0) in one transaction, unless
-        it is installed already; returns whether it was installed now. Safe to run from many
-        processes at once."""
+    def install(self, name: str, table: str, ddl: Sequence[str]) -> bool:
+        """Create a read model's table (``ddl`` makes ``table``) and its checkpoint (at 0) in
+        one transaction, unless it is installed already; returns whether it was installed
+        now. Safe to run from many processes at once. ``PositionLost`` when the table is
+        there without its checkpoint (nothing is made)."""
         if name in self.checkpoints():
             return False
         postgres = self.dialect == "postgresql"
@@ -348,6 +371,8 @@ class Feed:
             )
             if not claimed:
                 return False
+            if cursor.table_columns(table):  # rows there, their position unknown
+                raise PositionLost(name, table)
             for statement in ddl:
                 cursor.execute(statement)
         return True

@@ -24,7 +24,14 @@ from ledger import (
     ReadModelDamaged,
     StoreUnavailable,
 )
-from ledger.feed import Feed, FeedTransaction, LoggedEvent, RowConflict, UnreadableEvent
+from ledger.feed import (
+    Feed,
+    FeedTransaction,
+    LoggedEvent,
+    PositionLost,
+    RowConflict,
+    UnreadableEvent,
+)
 from projections._base import ReadModel, ReadResult, layout_problem
 
 BATCH = 500
@@ -55,8 +62,11 @@ class Rebuilt(ReadResult):
 
 
 def install(ledger: Ledger, model: ReadModel) -> bool:
-    """Create the read model's table and checkpoint if missing; True if made now."""
-    return ledger.feed.install(model.name, model.table.ddl(model.table.name, "a"))
+    """Create the read model's table and checkpoint if missing; True if made now.
+    ``PositionLost`` (a ``ReadModelDamaged``) when its table is there without its checkpoint:
+    what its rows hold is unknown, and only a rebuild (``upgrade``, ``rebuild``) repairs it."""
+    table = model.table.name
+    return ledger.feed.install(model.name, table, model.table.ddl(table, "a"))
 
 
 def catch_up(ledger: Ledger, model: ReadModel, *, batch: int = BATCH) -> int:
@@ -246,7 +256,7 @@ def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]
     """Each read model's checkpoint, the log's head and the lag between them (no catch-up),
     and what is wrong with it: its rows and checkpoint checked against the log at one moment
     (``projections._verify.check``), and a rebuild left unfinished by a process that died."""
-    from projections._verify import check, unfinished  # not for a read's catch-up
+    from projections._verify import check, repair, unfinished  # not for a read's catch-up
 
     found = []
     for model in models:
@@ -258,6 +268,9 @@ def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]
             problems: list[str] = []
             if position is not None:
                 rows, problems = check(snapshot, model, position)
+            elif snapshot.columns(model.table.name):  # its checkpoint lost
+                problems = [f"{model.name}: {PositionLost(model.name, model.table.name).problem}: "
+                            f"{repair(model)}"]  # fmt: skip
         shadow = model.name + SHADOW
         left = unfinished(ledger, model, shadow) if shadow in checkpoints else None
         found.append(
@@ -276,18 +289,23 @@ def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]
 
 def upgrade(ledger: Ledger, models: Iterable[ReadModel]) -> list[Rebuilt]:
     """Rebuild each installed read model whose table is missing or not of the layout its
-    read model writes now (made by an older custody: other columns, or an index missing):
-    what ``custody init`` runs, so a change of a read model's table reaches existing stores.
-    A current one is left alone."""
+    read model writes now (made by an older custody: other columns, or an index missing),
+    and each whose table is there without its checkpoint (``PositionLost``): what ``custody
+    init`` runs, so a change of a read model's table reaches existing stores. A current one
+    is left alone."""
     done = []
     feed = ledger.feed
     checkpoints = feed.checkpoints()
     for model in models:
         table = model.table
-        if model.name in checkpoints and (
-            feed.columns(table.name) != list(table.stored_names)
-            or not table.indexed_by(feed.indexes(table.name))
-        ):
+        found = feed.columns(table.name)
+        if model.name not in checkpoints:
+            damaged = bool(found)  # a table, its checkpoint lost
+        else:
+            damaged = found != list(table.stored_names) or not table.indexed_by(
+                feed.indexes(table.name)
+            )
+        if damaged:
             done.append(rebuild(ledger, model))
     return done
 
@@ -301,7 +319,11 @@ def rebuild(ledger: Ledger, model: ReadModel, *, batch: int = 1000) -> Rebuilt:
     way."""
     started = time.monotonic()
     feed = ledger.feed
-    install(ledger, model)
+    try:
+        install(ledger, model)
+    except PositionLost:  # the table is replaced below: its checkpoint is made again first
+        with feed.transaction() as tx:
+            tx.restore_checkpoint(model.name)
     name, shadow_name = model.name, model.name + SHADOW
     shadow = model.table.name + SHADOW
     with feed.exclusive(f"rebuild-{name}"):

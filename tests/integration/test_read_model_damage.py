@@ -11,7 +11,7 @@ import pytest
 from conftest import StepClock, register
 from log_checks import assert_exact, rows, take_lease
 
-from ledger import Disable, Heartbeat, Ledger, Release
+from ledger import Disable, Heartbeat, Ledger, Release, StoreUnavailable
 from ledger.feed import CHECKPOINTS_TABLE, ReadModelDamaged
 from projections import (
     LEASES_READ_MODEL,
@@ -23,6 +23,7 @@ from projections import (
     read_model_status,
     rebuild,
     timeline,
+    upgrade,
 )
 from projections._leases import LEASES
 
@@ -164,4 +165,39 @@ def test_a_checkpoint_ahead_of_the_log_is_refused_not_a_silent_skip(
     assert str(damaged.value).endswith(f"custody projections rebuild {model.name}")
     rebuild(ledger, model)
     catch_up_all(ledger, READ_MODELS.values())
+    assert_exact(ledger)
+
+
+@pytest.mark.parametrize("repair", ["rebuild", "upgrade"])
+def test_a_lost_checkpoint_beside_its_table_is_named_and_repaired(
+    ledger: Ledger, clock: StepClock, repair: str
+) -> None:
+    """Every checkpoint deleted while the tables remain: status said 'not installed yet' and
+    exited 0, while every read, the rebuild and init failed on 'table already exists' (exit
+    6, blaming the store), so nothing could repair it. Now status names each read model and
+    its rebuild, a read refuses naming them (exit 1, nothing made), and the rebuild, or the
+    upgrade that init runs, makes table and checkpoint again. Guard: the table's presence in
+    ``Feed.install``, and ``PositionLost`` in ``rebuild`` and ``upgrade``."""
+    _lease_with_beats(ledger, clock)
+    catch_up_all(ledger, READ_MODELS.values())
+    _sql(ledger, f"DELETE FROM {CHECKPOINTS_TABLE}")
+    statuses = read_model_status(ledger, READ_MODELS.values())
+    for status in statuses:
+        assert status.position is None
+        assert status.problems == [
+            f"{status.name}: its position is lost (no row in {CHECKPOINTS_TABLE}) while its "
+            f"table custody_{status.name} remains: custody projections rebuild {status.name}"
+        ]
+    with pytest.raises(ReadModelDamaged) as damaged:
+        timeline(ledger, "p1")
+    assert not isinstance(damaged.value, StoreUnavailable)
+    assert str(damaged.value).endswith("custody projections rebuild timeline")
+    assert ledger.feed.checkpoints() == {}
+    if repair == "rebuild":
+        for model in READ_MODELS.values():
+            rebuild(ledger, model)
+    else:
+        assert sorted(r.name for r in upgrade(ledger, READ_MODELS.values())) == sorted(READ_MODELS)
+    assert [s.problems for s in read_model_status(ledger, READ_MODELS.values())] == [[], []]
+    assert len(timeline(ledger, "p1")) == 7
     assert_exact(ledger)

@@ -1144,6 +1144,30 @@ MUTANTS = (
         "a checkpoint past the log's head makes the events written up to it vanish from reads",
         ("tests/integration/test_read_model_damage.py",),
     ),
+    Mutant(
+        "read-model-position-lost",
+        "ledger/feed.py",
+        "            if cursor.table_columns(table):  # rows there, their position unknown\n",
+        "            if False:\n",
+        "a read model's lost checkpoint fails every read, rebuild and init as 'store unavailable'",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
+    Mutant(
+        "read-model-position-lost-status",
+        "projections/_runner.py",
+        "            elif snapshot.columns(model.table.name):  # its checkpoint lost\n",
+        "            elif False:\n",
+        "status says a read model whose checkpoint was lost is 'not installed yet', exit 0",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
+    Mutant(
+        "read-model-position-lost-upgrade",
+        "projections/_runner.py",
+        "            damaged = bool(found)  # a table, its checkpoint lost\n",
+        "            damaged = False\n",
+        "init leaves a read model whose checkpoint was lost unrepaired",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
