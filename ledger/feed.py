@@ -263,8 +263,19 @@ class FeedSnapshot:
         """Each profile's events up to position ``upto`` (one aggregate of the log), by
         profile id: how many, its last version, how many acquired a lease."""
         counts = self._cursor.stream_counts(upto)
-        named = {str(stream_id(pid)): pid for pid in self._store.profile_ids()}
+        named = self._profiles()
         return {named.get(stream, stream): count for stream, count in counts.items()}
+
+    def lease_versions(self, upto: int, topics: Sequence[str]) -> dict[str, dict[int, int]]:
+        """Each profile's leases up to position ``upto``, by profile id: for the n-th lease it
+        acquired (from 1, as its fencing tokens count), the last version of an event of
+        ``topics`` (types that always name the lease live then) before the next one."""
+        found = self._cursor.lease_versions(upto, topics)
+        named = self._profiles()
+        return {named.get(stream, stream): leases for stream, leases in found.items()}
+
+    def _profiles(self) -> dict[str, str]:
+        return {str(stream_id(pid)): pid for pid in self._store.profile_ids()}
 
 
 class Feed:

@@ -160,6 +160,10 @@ class ReadModel:
     # What the read model's rows of a profile are counted against, up to its checkpoint: the
     # profile's ``events`` (one row each) or the ``leases`` it acquired (one row each).
     counts: str = "events"
+    # Of a read model with one row per lease (``counts`` "leases"): the event types that always
+    # name the lease live then, each folded into its row, so a row's version reaches the last
+    # of them (``projections._verify`` finds a row put back as it was before them).
+    lease_topics: tuple[str, ...] = ()
 
     @property
     def one_row_per_event(self) -> bool:

@@ -222,6 +222,15 @@ class LeasesReadModel(ReadModel):
     name = "leases"
     table = LEASES
     counts = "leases"
+    lease_topics = (
+        "lease_acquired",
+        _HEARTBEAT,
+        "lease_extended",
+        "lease_release_requested",
+        "lease_released_cleanly",
+        "lease_marked_stale",
+        "lease_revoked",
+    )
 
     def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
         """Fold each event once into its lease's row. A row knows the last version of its

@@ -10,7 +10,9 @@ damaged rows. So ``check`` compares, at one moment of the database (``Feed.snaps
   log (how many events, the last version, how many leases acquired): a row deleted or
   inserted changes the count, a profile's rows ending at another version say so;
 - every row with its digest (``Table.digest``, written with the row): a row edited in any
-  column no longer matches. This reads the rows, never the events: no replay.
+  column no longer matches. This reads the rows, never the events: no replay;
+- of the leases, each row's version with the last event naming its lease (one more aggregate
+  of the log): a genuine older copy of a row (restored from a backup) is behind it.
 
 Each problem is one line naming the read model, the profile where it applies, and the command
 that repairs it.
@@ -36,6 +38,8 @@ class _Rows:
     count: int = 0
     last_version: int = 0
     edited: int = 0
+    # Of a read model with one row per lease: each row's fencing token, version and key.
+    leases: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -72,12 +76,35 @@ def check(snapshot: FeedSnapshot, model: ReadModel, position: int) -> tuple[int,
         )
         problems.append(_line(model, None, said))
     counts = snapshot.stream_counts(position)
+    leases = snapshot.lease_versions(position, model.lease_topics) if model.lease_topics else {}
     for profile_id in sorted(set(counts) | set(scan.profiles)):
         rows = scan.profiles.get(profile_id, _Rows())
         count = counts.get(profile_id)
-        for said in _profile_problems(model, rows, count):
+        found = _profile_problems(model, rows, count)
+        if not found and model.lease_topics:
+            found = _behind_their_events(rows, leases.get(profile_id, {}))
+        for said in found:
             problems.append(_line(model, profile_id, said))
     return scan.rows, problems
+
+
+def _behind_their_events(rows: _Rows, lasts: dict[int, int]) -> list[str]:
+    """A profile's lease rows (as many as its leases) whose version is below the last event
+    that names their lease: a genuine older copy of the row (a table restored from a backup,
+    a row put back as it was), which its digest and the count cannot tell. The n-th lease by
+    fencing token is the n-th acquired; ``lasts`` gives each one's last such event."""
+    behind = [
+        (key, version, lasts[n])
+        for n, (_, version, key) in enumerate(sorted(rows.leases), start=1)
+        if version < lasts.get(n, 0)
+    ]
+    if not behind:
+        return []
+    key, version, last = behind[0]
+    return [
+        f"{len(behind)} row(s) behind their events (lease {key} at version {version}, its "
+        f"events at {last})"
+    ]
 
 
 def _line(model: ReadModel, profile_id: str | None, said: str) -> str:
@@ -111,6 +138,7 @@ def _scan(snapshot: FeedSnapshot, model: ReadModel, position: int) -> _Scan:
     names = table.stored_names  # the columns, then the digest: a row's last value
     at, profile, version, key = (names.index(c) for c in ("position", "profile_id", "version",
                                                           table.key))  # fmt: skip
+    token = names.index("fencing_token") if model.lease_topics else None
     select = f"SELECT {', '.join(names)} FROM {table.name}"
     scan = _Scan()
     after: Any = None
@@ -129,6 +157,8 @@ def _scan(snapshot: FeedSnapshot, model: ReadModel, position: int) -> _Scan:
                 continue
             rows.count += 1
             rows.last_version = max(rows.last_version, row[version])
+            if token is not None:
+                rows.leases.append((row[token], row[version], str(row[key])))
         if len(page) < PAGE:
             return scan
         after = page[-1][key]

@@ -148,6 +148,23 @@ class SqlCursor:
             for r in rows
         }
 
+    def lease_versions(self, upto: int, topics: Sequence[str]) -> dict[str, dict[int, int]]:
+        column = "notification_id" if self._pg else "rowid"
+        # Each event numbered by the leases its stream acquired up to it: the lease live then.
+        rows = self.tuples(
+            "SELECT originator_id, lease, max(originator_version) FROM (SELECT originator_id, "
+            "originator_version, topic, sum(CASE WHEN topic = 'lease_acquired' THEN 1 ELSE 0 "
+            "END) OVER (PARTITION BY originator_id ORDER BY originator_version) AS lease "
+            f"FROM {self._events} WHERE {column} <= ?) AS numbered "
+            f"WHERE lease > 0 AND topic IN ({', '.join('?' * len(topics))}) "
+            "GROUP BY originator_id, lease",
+            (upto, *topics),
+        )
+        found: dict[str, dict[int, int]] = {}
+        for stream, lease, last in rows:
+            found.setdefault(stream_key(stream), {})[int(lease)] = int(last)
+        return found
+
     def table_columns(self, table: str) -> list[str]:
         if not self._pg:
             return [str(r["name"]) for r in self.query(f"PRAGMA table_info({table})")]

@@ -81,6 +81,12 @@ class ViewCursor(Protocol):
         """Each stream's events up to position ``upto``, by its id (``str`` of its UUID)."""
         ...
 
+    def lease_versions(self, upto: int, topics: Sequence[str]) -> dict[str, dict[int, int]]:
+        """Each stream's leases up to position ``upto``, by its id: for the n-th lease it
+        acquired (from 1), the last version of an event of ``topics`` (each names the lease
+        live then) before the next acquisition."""
+        ...
+
     def table_columns(self, table: str) -> list[str]:
         """The table's columns in their order; empty when there is no such table."""
         ...

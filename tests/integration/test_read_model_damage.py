@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import StepClock, register
-from log_checks import assert_exact, rows, take_lease
+from log_checks import assert_exact, every_ending, rows, take_lease
 
 from ledger import Disable, Heartbeat, Ledger, Release, StoreUnavailable
 from ledger.feed import CHECKPOINTS_TABLE, ReadModelDamaged
@@ -201,3 +201,37 @@ def test_a_lost_checkpoint_beside_its_table_is_named_and_repaired(
     assert [s.problems for s in read_model_status(ledger, READ_MODELS.values())] == [[], []]
     assert len(timeline(ledger, "p1")) == 7
     assert_exact(ledger)
+
+
+def test_an_older_genuine_copy_of_a_lease_row_is_named(ledger: Ledger, clock: StepClock) -> None:
+    """A lease's row put back as it was before its last events (the table restored from last
+    night's backup): its digest is its own and the profile still has one row per lease, so
+    status exited 0 while usage said the lease that ended in quarantine was live. Status now
+    names the row behind its events (and finds nothing on honest rows of every ending); the
+    rebuild repairs it. Guard: ``_behind_their_events`` in ``projections._verify``."""
+    every_ending(ledger, clock)
+    register(ledger, "p1")
+    first, token = take_lease(ledger, "p1", "r1")  # the row restored is p1's second lease's
+    ledger.handle(
+        Release(lease_id=first, fencing_token=token, outcome="success", final_url="https://x/")
+    )
+    lid, token = take_lease(ledger, "p1", "r2")
+    catch_up(ledger, LEASES_READ_MODEL)
+    old = _lease_row(ledger, lid)
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=token, step="pay", mutating=True))
+    ledger.handle(Release(lease_id=lid, fencing_token=token, outcome="failure"))
+    catch_up(ledger, LEASES_READ_MODEL)
+    assert _problems(ledger, LEASES_READ_MODEL) == []
+    names = ", ".join(old)
+    _sql(ledger, f"DELETE FROM {LEASES.name} WHERE lease_id = ?", (lid,))
+    _sql(ledger, f"INSERT INTO {LEASES.name} ({names}) VALUES ({', '.join('?' * len(old))})",
+         tuple(old.values()))  # fmt: skip
+    problems = _problems(ledger, LEASES_READ_MODEL)
+    assert problems == [
+        f"leases: profile p1: 1 row(s) behind their events (lease {lid} at version "
+        f"{old['version']}, its events at {old['version'] + 2}): custody projections rebuild "
+        "leases"
+    ]
+    rebuild(ledger, LEASES_READ_MODEL)
+    assert _problems(ledger, LEASES_READ_MODEL) == []
+    assert _lease_row(ledger, lid)["ending"] == "quarantine"
