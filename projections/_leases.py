@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 from ledger import Ledger, ReadModelDamaged
 from ledger.feed import FeedTransaction, LoggedEvent
 from ledger.rules import lease_ending
-from projections._base import DIGEST, Index, ReadModel, ReadResult, Table, iso
+from projections._base import (
+    DIGEST,
+    Index,
+    ReadModel,
+    ReadResult,
+    Table,
+    iso,
+    validated_rows,
+)
 from projections._runner import catch_up
 from projections._timeline import Found, readable_account, require_account
 
@@ -417,4 +425,4 @@ def usage(
     """``read_usage`` as rows (``reports.usage`` gives the same as a DataFrame), without
     pandas: what a person's table of an account's leases needs."""
     rows = read_usage(ledger, ledger.feed.query, account_id=account_id, since=since, until=until)
-    return [LeaseRow.model_validate(row) for row in rows]
+    return [validated_rows("leases", LeaseRow.model_validate, row) for row in rows]

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from ledger import InvalidInput, Ledger
 from ledger.feed import FeedTransaction, LoggedEvent
 from ledger.rules import storable
-from projections._base import Index, ReadModel, ReadResult, Table, iso
+from projections._base import Index, ReadModel, ReadResult, Table, iso, validated_rows
 from projections._runner import catch_up
 
 # Payload fields lifted into their own columns; the rest is summarised in ``detail``.
@@ -157,8 +157,11 @@ def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+TIMELINE_NAME = "timeline"
+
+
 class TimelineReadModel(ReadModel):
-    name = "timeline"
+    name = TIMELINE_NAME
     table = TIMELINE
 
     def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
@@ -315,7 +318,7 @@ def timeline(
         until=until,
         last=last,
     )
-    return _rows().validate_python(rows)
+    return validated_rows(TIMELINE_NAME, _rows().validate_python, rows)
 
 
 @overload
@@ -384,7 +387,7 @@ def at_moments(ledger: Ledger, profile_id: str, moments: Iterable[datetime]) -> 
         f"AND at IN ({', '.join('?' * len(wanted))}) ORDER BY position",
         (profile_id, *wanted),
     )
-    return _rows().validate_python(rows)
+    return validated_rows(TIMELINE_NAME, _rows().validate_python, rows)
 
 
 def around(
@@ -403,6 +406,6 @@ def around(
         (profile_id, version, count),
     )
     return (
-        _rows().validate_python(list(reversed(before))),
-        _rows().validate_python(after),
+        validated_rows(TIMELINE_NAME, _rows().validate_python, list(reversed(before))),
+        validated_rows(TIMELINE_NAME, _rows().validate_python, after),
     )

@@ -90,24 +90,52 @@ def typed(
     times: Sequence[str] = (),
     integers: Sequence[str] = (),
     floats: Sequence[str] = (),
+    read_model: str | None = None,
 ) -> pd.DataFrame:
     """The frame with one dtype per column whatever store it came from; every other column
-    becomes text (missing values are missing, never the string ``None``)."""
-    import pandas as pd  # here, so that parsing a moment (``moment``) never imports pandas
-
+    becomes text (missing values are missing, never the string ``None``). A value of the
+    ``read_model``'s rows that is not of its column's type (put there by hand) is
+    ``ReadModelDamaged`` naming it and its rebuild."""
     out = frame.copy()
     for column in out.columns:
-        if column in times:
-            out[column] = pd.to_datetime(out[column], utc=True, format="ISO8601").astype(
-                "datetime64[us, UTC]"
-            )
-        elif column in integers:
-            out[column] = out[column].astype("Int64")
-        elif column in floats:
-            out[column] = out[column].astype("float64")
-        else:
-            out[column] = out[column].astype("string")
+        try:
+            out[column] = _typed(out[column], column, times, integers, floats)
+        except (ValueError, TypeError) as error:
+            if read_model is None:
+                raise
+            from projections import unreadable_row  # only when a row is damaged
+
+            raise unreadable_row(read_model, column, _unreadable(out[column])) from error
     return out
+
+
+def _typed(
+    values: pd.Series,
+    column: str,
+    times: Sequence[str],
+    integers: Sequence[str],
+    floats: Sequence[str],
+) -> pd.Series:
+    import pandas as pd  # here, so that parsing a moment (``moment``) never imports pandas
+
+    if column in times:
+        return pd.to_datetime(values, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+    if column in integers:
+        return values.astype("Int64")
+    if column in floats:
+        return values.astype("float64")
+    return values.astype("string")
+
+
+def _unreadable(values: pd.Series) -> object:
+    """The first value of a column that is not one of its type (as text, if none is)."""
+    for value in values:
+        if value is not None and not isinstance(value, int | float | datetime):
+            try:
+                datetime.fromisoformat(str(value))
+            except ValueError:
+                return value
+    return None
 
 
 def spoken(seconds: float | None) -> str:

@@ -141,6 +141,7 @@ def _leases(source: Frames, account: str | None) -> pd.DataFrame:
         times=LEASE_TIMES,
         integers=LEASE_INTEGERS,
         floats=("longest_gap_seconds", "worst_gap_share"),
+        read_model="leases",
     )
     return frame.loc[:, list(LEASES.column_names)]
 
@@ -156,7 +157,7 @@ def read_events(source: Frames, account: str | None, *, upto: int | None = None)
         f"WHERE {where} AND event_type IN ({marks}) ORDER BY position"
     )
     frame = source.read_frame(sql, (*params, *EVENT_TYPES))
-    frame = typed(frame, times=("at",), integers=("position", "version"))
+    frame = typed(frame, times=("at",), integers=("position", "version"), read_model="timeline")
     return frame.loc[:, list(EVENT_COLUMNS)]
 
 

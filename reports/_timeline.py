@@ -38,4 +38,4 @@ def timeline(
             until=end,
             last=last,
         )
-    return typed(frame, times=TIMES, integers=INTEGERS)
+    return typed(frame, times=TIMES, integers=INTEGERS, read_model="timeline")

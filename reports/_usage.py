@@ -62,6 +62,7 @@ def usage(
         times=TIMES,
         integers=("fencing_token", "heartbeats", "ttl_seconds", "version", "position"),
         floats=("longest_gap_seconds",),
+        read_model="leases",
     )
     return frame.loc[:, list(COLUMNS)]
 

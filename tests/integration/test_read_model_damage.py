@@ -5,12 +5,14 @@ it, and ``projections rebuild`` repairs it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import StepClock, register
 from log_checks import assert_exact, every_ending, rows, take_lease
 
+import reports
 from ledger import Disable, Heartbeat, Ledger, Release, StoreUnavailable
 from ledger.feed import CHECKPOINTS_TABLE, ReadModelDamaged
 from projections import (
@@ -24,6 +26,7 @@ from projections import (
     rebuild,
     timeline,
     upgrade,
+    usage,
 )
 from projections._leases import LEASES
 
@@ -235,3 +238,36 @@ def test_an_older_genuine_copy_of_a_lease_row_is_named(ledger: Ledger, clock: St
     rebuild(ledger, LEASES_READ_MODEL)
     assert _problems(ledger, LEASES_READ_MODEL) == []
     assert _lease_row(ledger, lid)["ending"] == "quarantine"
+
+
+_READS: dict[str, tuple[str, str, Callable[[Ledger], object]]] = {
+    "usage-rows": ("leases", "last_renewal_at", lambda ledger: usage(ledger, "account_shop_17")),
+    "usage-frame": (
+        "leases",
+        "last_renewal_at",
+        lambda ledger: reports.usage("account_shop_17", ledger=ledger),
+    ),
+    "health": ("leases", "last_renewal_at", lambda ledger: reports.health(ledger=ledger)),
+    "timeline-rows": ("timeline", "at", lambda ledger: timeline(ledger, "p1")),
+    "timeline-frame": ("timeline", "at", lambda ledger: reports.timeline("p1", ledger=ledger)),
+}
+
+
+@pytest.mark.parametrize("read", sorted(_READS))
+def test_a_junk_value_in_a_cell_is_named_by_reads_not_an_internal_error(
+    ledger: Ledger, read: str
+) -> None:
+    """A cell of a read model set by hand to what no row holds (a time that is not a time):
+    every read of it, as rows or as a DataFrame, said 'internal error: ValueError' (exit 1,
+    no repair named). It now names the read model, the column, the value and the rebuild.
+    Guard: ``validated_rows`` and ``typed``'s ``read_model``."""
+    name, column, answer = _READS[read]
+    register(ledger, "p1")
+    take_lease(ledger, "p1")
+    catch_up_all(ledger, READ_MODELS.values())
+    _sql(ledger, f"UPDATE custody_{name} SET {column} = 'garbage'")
+    with pytest.raises(ReadModelDamaged) as damaged:
+        answer(ledger)
+    said = str(damaged.value)
+    assert f"read model {name} is damaged: a row's {column} cannot be read ('garbage'" in said
+    assert said.endswith(f"custody projections rebuild {name}")

@@ -1176,6 +1176,22 @@ MUTANTS = (
         "status finds nothing wrong with a lease row restored from an older backup",
         ("tests/integration/test_read_model_damage.py",),
     ),
+    Mutant(
+        "read-model-junk-row-named",
+        "projections/_base.py",
+        "    except ValidationError as error:\n",
+        "    except ZeroDivisionError as error:\n",
+        "a junk value in a read model's cell is 'internal error: ValidationError' for its reads",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
+    Mutant(
+        "read-model-junk-frame-named",
+        "reports/_frames.py",
+        "            if read_model is None:\n                raise\n",
+        "            raise\n",
+        "a junk value in a read model's cell is 'internal error: ValueError' for its reports",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
