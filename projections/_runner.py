@@ -222,7 +222,9 @@ def run(
     (a committed append on PostgreSQL, at the latest ``interval`` seconds on every store; see
     ``Feed.wakeups``, which tells ``announce`` when it switches between push and polling), and
     again, ``rounds`` times or until ``stop`` is set. Returns the events folded. A store
-    that fails after the first catch-up (``StoreUnavailable``) is announced and tried again."""
+    that fails after the first catch-up (``StoreUnavailable``) is announced and tried again;
+    a damaged read model (``ReadModelDamaged``) is announced once and tried again at each
+    wake-up, while the others are caught up without it."""
     if not ledger.feed.maintains():  # it would fold nothing, forever, and say nothing
         msg = (
             "this store login may not write the read models (a worker's reads them): run "
@@ -232,15 +234,19 @@ def run(
     models = list(read_models)
     stop = stop or threading.Event()
     applied, done = 0, 0
+    said: set[str] = set()  # the damage announced already (once each, not every wake-up)
     with ledger.feed.wakeups(interval, announce) as wakeups:  # listening before catching up
         while not stop.is_set():
             try:
                 applied += catch_up_all(ledger, models, batch=batch)
+                said.clear()
             except StoreUnavailable as e:
                 if done == 0:  # a store that cannot be reached at all is said at once
                     raise
                 # A restarting server or a lock held too long: the next wake-up tries again.
                 (announce or _unheard)(f"{e}; catching up again at the next wake-up")
+            except ReadModelDamaged:
+                applied += _catch_up_each(ledger, models, batch, announce or _unheard, said)
             done += 1
             if rounds is not None and done >= rounds:
                 break
@@ -250,6 +256,27 @@ def run(
 
 def _unheard(line: str) -> None:
     pass
+
+
+def _catch_up_each(
+    ledger: Ledger,
+    models: list[ReadModel],
+    batch: int,
+    announce: Callable[[str], None],
+    said: set[str],
+) -> int:
+    """Catch up each read model in a transaction of its own, when one of them is damaged: the
+    others stay current while it waits for its rebuild (tried again at each wake-up, so a
+    rebuild is followed without a restart). Each damage is announced once."""
+    applied = 0
+    for model in _once_each(models):
+        try:
+            applied += catch_up(ledger, model, batch=batch)
+        except ReadModelDamaged as e:
+            if str(e) not in said:
+                said.add(str(e))
+                announce(f"{e}; the other read models are kept current meanwhile")
+    return applied
 
 
 def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]:

@@ -24,6 +24,7 @@ from projections import (
     catch_up_all,
     read_model_status,
     rebuild,
+    run,
     timeline,
     upgrade,
     usage,
@@ -271,3 +272,24 @@ def test_a_junk_value_in_a_cell_is_named_by_reads_not_an_internal_error(
     said = str(damaged.value)
     assert f"read model {name} is damaged: a row's {column} cannot be read ('garbage'" in said
     assert said.endswith(f"custody projections rebuild {name}")
+
+
+def test_projections_run_keeps_the_others_current_beside_a_damaged_one(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """``projections run`` beside a damaged read model (its checkpoint set past the head): it
+    said nothing before (the events just vanished); a read model's damage now refuses its
+    catch-up, which must neither stop the runner nor hold back the other read model. The
+    damage is announced once, the timeline kept current, and after the rebuild the next
+    round catches the leases up. Guard: ``_catch_up_each`` in ``projections._runner.run``."""
+    catch_up_all(ledger, READ_MODELS.values())
+    _move(ledger, "leases", 50)
+    _lease_with_beats(ledger, clock, beats=1)
+    heard: list[str] = []
+    run(ledger, READ_MODELS.values(), rounds=2, interval=0.01, announce=heard.append)
+    damage = [line for line in heard if "read model leases is damaged" in line]
+    assert len(damage) == 1, heard
+    assert ledger.feed.checkpoints()["timeline"] == ledger.feed.head()  # the runner's doing
+    rebuild(ledger, LEASES_READ_MODEL)
+    run(ledger, READ_MODELS.values(), rounds=1, interval=0.01)
+    assert_exact(ledger)

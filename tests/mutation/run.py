@@ -1192,6 +1192,15 @@ MUTANTS = (
         "a junk value in a read model's cell is 'internal error: ValueError' for its reports",
         ("tests/integration/test_read_model_damage.py",),
     ),
+    Mutant(
+        "projections-run-beside-damage",
+        "projections/_runner.py",
+        "            except ReadModelDamaged:\n                applied += _catch_up_each(",
+        "            except ReadModelDamaged:\n                raise\n"
+        "                applied += _catch_up_each(",
+        "projections run stops at a damaged read model, and the others stop being kept current",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
