@@ -14,10 +14,18 @@ from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from ledger import InvalidInput, Ledger
+from ledger import InvalidInput, Ledger, ReadModelDamaged
 from ledger.feed import FeedTransaction, LoggedEvent
 from ledger.rules import storable
-from projections._base import Index, ReadModel, ReadResult, Table, iso, validated_rows
+from projections._base import (
+    DIGEST,
+    Index,
+    ReadModel,
+    ReadResult,
+    Table,
+    iso,
+    validated_rows,
+)
 from projections._runner import catch_up
 
 # Payload fields lifted into their own columns; the rest is summarised in ``detail``.
@@ -184,11 +192,7 @@ def _accounts(tx: FeedTransaction, table: str, rows: list[dict[str, Any]]) -> di
     found = {r["profile_id"]: r["account_id"] for r in rows if r["event_type"] == _REGISTERED}
     wanted = sorted({r["profile_id"] for r in rows} - set(found))
     for chunk in _chunks(wanted):
-        for r in tx.query(
-            f"SELECT profile_id, account_id FROM {table} WHERE version = 1 "
-            f"AND profile_id IN ({', '.join('?' * len(chunk))})",
-            chunk,
-        ):
+        for r in _copied(tx, table, "version = 1 AND profile_id", chunk):
             found[r["profile_id"]] = r["account_id"]
     return found
 
@@ -204,12 +208,25 @@ def _runs(
     }
     wanted = sorted({r["lease_id"] for r in rows if r["lease_id"] is not None} - set(found))
     for chunk in _chunks(wanted):
-        for r in tx.query(
-            f"SELECT lease_id, run_id, worker_id FROM {table} WHERE event_type = "
-            f"'lease_acquired' AND lease_id IN ({', '.join('?' * len(chunk))})",
-            chunk,
-        ):
+        for r in _copied(tx, table, "event_type = 'lease_acquired' AND lease_id", chunk):
             found[r["lease_id"]] = (r["run_id"], r["worker_id"])
+    return found
+
+
+def _copied(tx: FeedTransaction, table: str, where: str, chunk: list[str]) -> list[dict[str, Any]]:
+    """The stored rows (``where`` ends with the column ``chunk`` holds values of) that this
+    batch copies a column from, each checked against its digest: a row edited by hand is
+    ``ReadModelDamaged``, never copied into the rows after it under fresh digests."""
+    columns = ", ".join(TIMELINE.stored_names)
+    marks = ", ".join("?" * len(chunk))
+    found = tx.query(f"SELECT {columns} FROM {table} WHERE {where} IN ({marks})", chunk)
+    for row in found:
+        if TIMELINE.digest([row[c] for c in TIMELINE.column_names]) != row[DIGEST]:
+            said = (
+                f"the row of profile {row['profile_id']} at version {row['version']} is unlike "
+                "the digest written with it (edited by hand)"
+            )
+            raise ReadModelDamaged(TIMELINE_NAME, said)
     return found
 
 

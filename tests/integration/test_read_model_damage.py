@@ -293,3 +293,31 @@ def test_projections_run_keeps_the_others_current_beside_a_damaged_one(
     rebuild(ledger, LEASES_READ_MODEL)
     run(ledger, READ_MODELS.values(), rounds=1, interval=0.01)
     assert_exact(ledger)
+
+
+@pytest.mark.parametrize("edit", ["account", "worker"])
+def test_a_timeline_row_edited_by_hand_is_not_copied_into_later_rows(
+    ledger: Ledger, edit: str
+) -> None:
+    """Later timeline rows copy the account from a profile's registration row and the run and
+    worker from its lease's acquisition row: with either edited by hand, the next catch-up
+    wrote the forged value into the new rows under fresh digests. It now refuses, naming the
+    row and the rebuild, and the rebuild gives every row what its event says. Guard: the digest
+    check in ``projections._timeline._copied``."""
+    register(ledger, "p1")
+    lid, token = take_lease(ledger, "p1")
+    catch_up(ledger, TIMELINE_READ_MODEL)
+    change = {"account": "account_id = 'a9' WHERE version = 1",
+              "worker": "worker_id = 'w9' WHERE event_type = 'lease_acquired'"}[edit]  # fmt: skip
+    _sql(ledger, f"UPDATE custody_timeline SET {change}")
+    ledger.handle(Heartbeat(lease_id=lid, fencing_token=token, step="s"))
+    with pytest.raises(ReadModelDamaged) as damaged:
+        catch_up(ledger, TIMELINE_READ_MODEL)
+    said = str(damaged.value)
+    assert "the row of profile p1 at version" in said
+    assert "unlike the digest" in said
+    assert said.endswith("custody projections rebuild timeline")
+    rebuild(ledger, TIMELINE_READ_MODEL)
+    last = timeline(ledger, "p1")[-1]
+    assert (last.account_id, last.worker_id) == ("account_shop_17", "w-r")
+    assert _problems(ledger, TIMELINE_READ_MODEL) == []

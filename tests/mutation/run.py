@@ -1201,6 +1201,14 @@ MUTANTS = (
         "projections run stops at a damaged read model, and the others stop being kept current",
         ("tests/integration/test_read_model_damage.py",),
     ),
+    Mutant(
+        "timeline-edited-row-not-copied",
+        "projections/_timeline.py",
+        "        if TIMELINE.digest([row[c] for c in TIMELINE.column_names]) != row[DIGEST]:\n",
+        "        if False:\n",
+        "a timeline row edited by hand is copied (account, run, worker) into the rows after it",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
