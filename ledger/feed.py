@@ -73,6 +73,14 @@ class ReadModelDamaged(LedgerError):
         self.name = name
         self.problem = problem
 
+    @classmethod
+    def unreadable(cls, name: str, column: object, value: object) -> ReadModelDamaged:
+        """A row of the read model ``name`` whose ``column`` holds what no row it writes holds
+        (``value``: a junk value put there by hand), for a read that turns its rows into
+        answers: one line naming the read model and its rebuild, not an internal error."""
+        said = f"a row's {column} cannot be read ({str(value)[:40]!r}: written there by hand?)"
+        return cls(name, said)
+
 
 class PositionLost(ReadModelDamaged):
     """A read model's table is there but its checkpoint is not (its row in

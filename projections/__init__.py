@@ -17,11 +17,7 @@ if TYPE_CHECKING:
         status as status,
         status_at as status_at,
     )
-    from projections._base import (
-        ReadModel as ReadModel,
-        ReadResult as ReadResult,
-        unreadable_row as unreadable_row,
-    )
+    from projections._base import ReadModel as ReadModel, ReadResult as ReadResult
     from projections._explain import (
         Explanation as Explanation,
         Usage as Usage,
@@ -64,7 +60,7 @@ _HOMES = {
     **dict.fromkeys(
         ("StatusRow", "availability_status", "status", "status_at"), "projections._availability"
     ),
-    **dict.fromkeys(("ReadModel", "ReadResult", "unreadable_row"), "projections._base"),
+    **dict.fromkeys(("ReadModel", "ReadResult"), "projections._base"),
     **dict.fromkeys(
         ("Explanation", "Usage", "explain", "explain_view", "who"), "projections._explain"
     ),
@@ -135,7 +131,6 @@ __all__ = [
     "status",
     "status_at",
     "timeline",
-    "unreadable_row",
     "upgrade",
     "usage",
     "who",

@@ -138,21 +138,14 @@ class Table:
         tx.insert(physical, self.stored_names, digested, key=self.key if upsert else None)
 
 
-def unreadable_row(name: str, column: object, value: object) -> ReadModelDamaged:
-    """A row of the read model ``name`` whose ``column`` holds what no row it writes holds
-    (``value``: a junk value put there by hand), to be raised where a read turns its rows into
-    answers: one line naming the read model and its rebuild, not an internal error."""
-    said = f"a row's {column} cannot be read ({str(value)[:40]!r}: written there by hand?)"
-    return ReadModelDamaged(name, said)
-
-
 def validated_rows(name: str, validate: Callable[[Any], _T], rows: Any) -> _T:
-    """``validate(rows)``; a row that does not validate is ``unreadable_row``."""
+    """``validate(rows)``; a row that does not validate is ``ReadModelDamaged`` naming the
+    read model ``name``, the column and its value, and the rebuild."""
     try:
         return validate(rows)
     except ValidationError as error:
         first = error.errors()[0]
-        raise unreadable_row(name, first["loc"][-1], first.get("input")) from None
+        raise ReadModelDamaged.unreadable(name, first["loc"][-1], first.get("input")) from None
 
 
 def layout_problem(table: Table, found: Sequence[str]) -> str:

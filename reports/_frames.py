@@ -103,9 +103,11 @@ def typed(
         except (ValueError, TypeError) as error:
             if read_model is None:
                 raise
-            from projections import unreadable_row  # only when a row is damaged
+            from ledger import ReadModelDamaged  # only for a damaged row
 
-            raise unreadable_row(read_model, column, _unreadable(out[column])) from error
+            raise ReadModelDamaged.unreadable(
+                read_model, column, _unreadable(out[column])
+            ) from error
     return out
 
 
