@@ -88,3 +88,26 @@ def test_init_rebuilds_a_read_model_of_an_older_layout(store: str, tmp_path: Pat
     assert "rebuilt: timeline (4 rows)" in said
     assert len(ok(_cli(store, tmp_path, "--json", "timeline", "p")).json()) == 4
     assert "rebuilt" not in ok(_cli(store, tmp_path, "init")).out
+
+
+def test_lost_checkpoints_are_named_at_the_command_line_and_init_repairs_them(
+    store: str, tmp_path: Path
+) -> None:
+    """Every read model's checkpoint deleted beside its table: status said 'not installed
+    yet' and exited 0 while reads, rebuild and init all failed with exit 6 'table ... already
+    exists'. Now status names each as damage with its rebuild (exit 1), a read names it
+    (exit 1), and init repairs both."""
+    _sql(tmp_path, "DELETE FROM custody_projection_positions")
+    run = _cli(store, tmp_path, "projections", "status")
+    assert run.code == 1, run.err
+    assert "timeline: no position, 4 events in the log" in run.out.splitlines()
+    assert (
+        "  leases: its position is lost (no row in custody_projection_positions) while its "
+        "table custody_leases remains: custody projections rebuild leases"
+    ) in run.out.splitlines()
+    read = _cli(store, tmp_path, "timeline", "p")
+    assert read.code == 1, read.err
+    assert error_line(read).endswith("repair it with custody projections rebuild timeline")
+    ok(_cli(store, tmp_path, "init"))
+    ok(_cli(store, tmp_path, "projections", "status"))
+    assert len(ok(_cli(store, tmp_path, "timeline", "p")).out.splitlines()) == 4
