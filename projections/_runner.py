@@ -115,6 +115,8 @@ def _behind(ledger: Ledger, model: ReadModel) -> bool:
     if position is not None and position > head:
         _refuse_ahead(feed, model, position)
     if not feed.maintains():  # a worker's login reads the read model as it stands
+        if position is None and feed.columns(model.table.name):  # its checkpoint lost
+            raise PositionLost(model.name, model.table.name)
         if position is None:  # but cannot make it: one line, not the table's absence
             msg = (
                 f"the {model.name} read model was never installed in this store, and this "

@@ -132,3 +132,34 @@ def test_only_a_store_nobody_may_change_is_read_as_immutable(tmp_path: Path) -> 
         assert read_uri().endswith("?mode=ro&immutable=1")
     finally:
         media.chmod(0o755)
+
+
+def test_a_lost_checkpoint_on_read_only_media_is_named_as_damage(tmp_path: Path) -> None:
+    """A read-only copy whose timeline checkpoint was lost beside its table: the read said the
+    read model was never installed (exit 7, 'run custody projections run where the store may
+    be written'), which a rebuild, not an install, repairs. It now names the damage and the
+    rebuild (exit 1), and the copy is not written."""
+    made = tmp_path / "made"
+    made.mkdir()
+    store = f"sqlite:///{made / 'custody.db'}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=made, store=store))
+    ok(custody("timeline", "p1", cwd=made, store=store))  # installs the timeline read model
+    with sqlite3.connect(made / "custody.db") as conn:
+        conn.execute("DELETE FROM custody_projection_positions WHERE name = 'timeline'")
+    conn.close()
+    media = tmp_path / "media"
+    media.mkdir()
+    copy = media / "evidence.db"
+    copy.write_bytes((made / "custody.db").read_bytes())
+    copy.chmod(0o444)
+    media.chmod(0o555)
+    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    try:
+        run = custody("timeline", "p1", cwd=tmp_path, store=f"sqlite:///{copy}", program=program)
+        assert run.code == 1, run.err
+        said = error_line(run)
+        assert "read model timeline is damaged: its position is lost" in said
+        assert said.endswith("custody projections rebuild timeline")
+        assert sorted(p.name for p in media.iterdir()) == ["evidence.db"]
+    finally:
+        media.chmod(0o755)

@@ -1209,6 +1209,14 @@ MUTANTS = (
         "a timeline row edited by hand is copied (account, run, worker) into the rows after it",
         ("tests/integration/test_read_model_damage.py",),
     ),
+    Mutant(
+        "read-only-position-lost-named",
+        "projections/_runner.py",
+        "        if position is None and feed.columns(model.table.name):  # its checkpoint lost\n",
+        "        if False:\n",
+        "a read-only store whose checkpoint was lost says the read model was never installed",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
