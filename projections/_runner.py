@@ -107,9 +107,9 @@ def _once_each(models: Iterable[ReadModel]) -> list[ReadModel]:
 
 def _behind(ledger: Ledger, model: ReadModel) -> bool:
     """Whether the read model has events to fold: installed now if missing, and
-    ``ReadModelDamaged`` if its table is missing or of another layout, or its checkpoint is
-    past the log's head. Never for a login that
-    may not write it (``Feed.maintains``: a worker's): it reads what the maintainers folded."""
+    ``ReadModelDamaged`` if its table is missing or of another layout, its checkpoint past the
+    log's head, or lost beside its table (``PositionLost``). Never for a login that may not
+    write it (``Feed.maintains``: a worker's): it reads what the maintainers folded."""
     feed = ledger.feed
     position, head = feed.standing(model.name, model.table.name)  # names a missing table
     if position is not None and position > head:
@@ -298,8 +298,8 @@ def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]
             if position is not None:
                 rows, problems = check(snapshot, model, position)
             elif snapshot.columns(model.table.name):  # its checkpoint lost
-                problems = [f"{model.name}: {PositionLost(model.name, model.table.name).problem}: "
-                            f"{repair(model)}"]  # fmt: skip
+                lost = PositionLost(model.name, model.table.name)
+                problems = [f"{model.name}: {lost.problem}: {repair(model)}"]
         shadow = model.name + SHADOW
         left = unfinished(ledger, model, shadow) if shadow in checkpoints else None
         found.append(
