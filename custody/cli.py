@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Until the line parses, a --json anywhere asks for a JSON error, even if misplaced.
     json_anywhere = as_json = "--json" in args
     try:
-        with cli.make_context("custody", list(args)) as ctx:
+        with cli.make_context("custody", list(args)) as ctx, _notes():
             as_json = ctx.params["as_json"]
             result = cli.invoke(ctx)
             command = ctx.invoked_subcommand or ""
@@ -58,6 +58,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             return interrupted(as_json)
         return _fail_unexpected(e, as_json)
     return _answer(command, result, as_json, resend)
+
+
+@contextlib.contextmanager
+def _notes() -> Any:
+    """While a command runs, what the read side warns of (``ledger.feed.ReadModelBehind``: an
+    answer that leaves out events this login may not fold) is one ``custody: note:`` line on
+    stderr, each time; any other warning is shown as Python shows it."""
+    import warnings
+
+    shown = warnings.showwarning
+
+    def note(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        if category.__name__ != "ReadModelBehind":
+            shown(message, category, *args, **kwargs)
+            return
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"custody: note: {one_line(str(message))}\n")
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", message=r"the \w+ read model has \d+ event")
+        warnings.showwarning = note
+        yield
 
 
 def _interrupted(error: BaseException) -> bool:

@@ -82,6 +82,21 @@ class ReadModelDamaged(LedgerError):
         return cls(name, said)
 
 
+class ReadModelBehind(UserWarning):
+    """A read answered from a read model that has events of the log still to fold, which this
+    login may not fold (a worker's PostgreSQL login, a SQLite file this user may only read):
+    the answer leaves them out. Warned, not raised: the maintainers may fold them any moment
+    (``custody projections run``); the command line prints it as one ``custody: note:`` line."""
+
+    def __init__(self, name: str, lag: int) -> None:
+        super().__init__(
+            f"the {name} read model has {lag} event(s) of the log still to fold, which this store "
+            "login may not fold: the answer leaves them out (run custody projections run where "
+            "the store may be written, or read a writable copy)"
+        )
+        self.name, self.lag = name, lag
+
+
 class PositionLost(ReadModelDamaged):
     """A read model's table is there but its checkpoint is not (its row in
     ``custody_projection_positions`` deleted, or that table restored without it): which events

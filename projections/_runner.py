@@ -14,6 +14,7 @@ import contextlib
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 
 from ledger import (
@@ -29,6 +30,7 @@ from ledger.feed import (
     FeedTransaction,
     LoggedEvent,
     PositionLost,
+    ReadModelBehind,
     RowConflict,
     UnreadableEvent,
 )
@@ -125,6 +127,8 @@ def _behind(ledger: Ledger, model: ReadModel) -> bool:
                 "copy of a SQLite file)"
             )
             raise Forbidden(msg)
+        if position < head:  # the answer leaves them out: said, never silently
+            warnings.warn(ReadModelBehind(model.name, head - position), stacklevel=2)
         return False
     if position is None:
         install(ledger, model)

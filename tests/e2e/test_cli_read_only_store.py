@@ -163,3 +163,44 @@ def test_a_lost_checkpoint_on_read_only_media_is_named_as_damage(tmp_path: Path)
         assert sorted(p.name for p in media.iterdir()) == ["evidence.db"]
     finally:
         media.chmod(0o755)
+
+
+def test_a_read_model_behind_the_log_on_read_only_media_says_what_its_answer_leaves_out(
+    tmp_path: Path,
+) -> None:
+    """Found by a review (rev16a M1): events written after the last catch-up of the copy's
+    read models (a heartbeat and a release) were left out of ``timeline`` on the read-only
+    copy, which may not fold them, with exit 0 and no word of it. The answer is what the read
+    model holds, and stderr says how many events it leaves out and what to do; a writable
+    copy catches up and says nothing."""
+    made = tmp_path / "made"
+    made.mkdir()
+    store = f"sqlite:///{made / 'custody.db'}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=made, store=store))
+    args = ["checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t"]
+    ok(custody(*args, cwd=made, store=store))
+    ok(custody("timeline", "p1", cwd=made, store=store))  # the read model caught up here
+    ok(custody("heartbeat", "lease-1@p1", "--token", "1", "--step", "pay", cwd=made, store=store))
+    ok(custody("release", "lease-1@p1", "--token", "1", "--outcome", "success",
+               "--final-url", "https://shop.example/done", cwd=made, store=store))  # fmt: skip
+    media = tmp_path / "media"
+    media.mkdir()
+    copy = media / "evidence.db"
+    copy.write_bytes((made / "custody.db").read_bytes())
+    copy.chmod(0o444)
+    media.chmod(0o555)
+    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    ro = f"sqlite:///{copy}"
+    try:
+        shown = ok(custody("timeline", "p1", cwd=tmp_path, store=ro, program=program))
+        assert "lease_heartbeat" not in shown.out
+        assert shown.err == (
+            "custody: note: the timeline read model has 3 event(s) of the log still to fold, "
+            "which this store login may not fold: the answer leaves them out (run custody "
+            "projections run where the store may be written, or read a writable copy)\n"
+        )
+    finally:
+        media.chmod(0o755)
+    writable = ok(custody("timeline", "p1", cwd=made, store=store))
+    assert "lease_heartbeat" in writable.out
+    assert writable.err == ""

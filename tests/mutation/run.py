@@ -875,6 +875,14 @@ MUTANTS = (
         ("tests/integration/test_tamper.py",),
     ),
     Mutant(
+        "read-model-behind-silent",
+        "projections/_runner.py",
+        "            warnings.warn(ReadModelBehind(model.name, head - position), stacklevel=2)\n",
+        "            pass\n",
+        "a read-only copy's read model behind its log answers without a word of what it leaves out",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
+    Mutant(
         "query-password-shown",
         "ledger/_stores/settings.py",
         'value if key in known else "***"',
