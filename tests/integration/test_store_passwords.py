@@ -15,8 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-from tests.pg_cluster import PostgresCluster
+from pg_cluster import PostgresCluster
 
 REPO = Path(__file__).resolve().parents[2]
 LOGIN, PASSWORD = "custody_pw", "s3cret-Pw"

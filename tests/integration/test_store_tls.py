@@ -26,10 +26,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pg_cluster import PostgresCluster, create_database
 
 from ledger._stores.listen import ListeningWakeups
 from ledger._stores.settings import StoreSettings
-from tests.pg_cluster import PostgresCluster, create_database
 
 REPO = Path(__file__).resolve().parents[2]
 DATABASE = "custody_tls"
