@@ -32,6 +32,18 @@ _UNPRIVILEGED = (
 )
 
 
+def _on_read_only_media(store: Path, media: Path) -> tuple[Path, tuple[str, ...]]:
+    """A copy of ``store`` in ``media``, neither of them writable (the caller makes ``media``
+    writable again when done, so that pytest can remove it), and the program that runs custody
+    as a user the permission bits bind."""
+    media.mkdir()
+    copy = media / "evidence.db"
+    copy.write_bytes(store.read_bytes())
+    copy.chmod(0o444)
+    media.chmod(0o555)
+    return copy, (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+
+
 def test_a_store_on_read_only_media_is_read_and_never_written(tmp_path: Path) -> None:
     made = tmp_path / "made"
     made.mkdir()
@@ -40,13 +52,8 @@ def test_a_store_on_read_only_media_is_read_and_never_written(tmp_path: Path) ->
     args = ["checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t"]
     ok(custody(*args, cwd=made, store=store))
     ok(custody("timeline", "p1", cwd=made, store=store))  # installs the timeline read model
-    media = tmp_path / "media"
-    media.mkdir()
-    copy = media / "evidence.db"
-    copy.write_bytes((made / "custody.db").read_bytes())
-    copy.chmod(0o444)
-    media.chmod(0o555)
-    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    copy, program = _on_read_only_media(made / "custody.db", tmp_path / "media")
+    media = copy.parent
     digest = hashlib.sha256(copy.read_bytes()).hexdigest()
     ro = f"sqlite:///{copy}"
     try:
@@ -147,13 +154,8 @@ def test_a_lost_checkpoint_on_read_only_media_is_named_as_damage(tmp_path: Path)
     with sqlite3.connect(made / "custody.db") as conn:
         conn.execute("DELETE FROM custody_projection_positions WHERE name = 'timeline'")
     conn.close()
-    media = tmp_path / "media"
-    media.mkdir()
-    copy = media / "evidence.db"
-    copy.write_bytes((made / "custody.db").read_bytes())
-    copy.chmod(0o444)
-    media.chmod(0o555)
-    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    copy, program = _on_read_only_media(made / "custody.db", tmp_path / "media")
+    media = copy.parent
     try:
         run = custody("timeline", "p1", cwd=tmp_path, store=f"sqlite:///{copy}", program=program)
         assert run.code == 1, run.err
@@ -183,13 +185,8 @@ def test_a_read_model_behind_the_log_on_read_only_media_says_what_its_answer_lea
     ok(custody("heartbeat", "lease-1@p1", "--token", "1", "--step", "pay", cwd=made, store=store))
     ok(custody("release", "lease-1@p1", "--token", "1", "--outcome", "success",
                "--final-url", "https://shop.example/done", cwd=made, store=store))  # fmt: skip
-    media = tmp_path / "media"
-    media.mkdir()
-    copy = media / "evidence.db"
-    copy.write_bytes((made / "custody.db").read_bytes())
-    copy.chmod(0o444)
-    media.chmod(0o555)
-    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    copy, program = _on_read_only_media(made / "custody.db", tmp_path / "media")
+    media = copy.parent
     ro = f"sqlite:///{copy}"
     try:
         shown = ok(custody("timeline", "p1", cwd=tmp_path, store=ro, program=program))
