@@ -967,8 +967,10 @@ export interface components {
         };
         /**
          * ReviewWait
-         * @description One wait for a verdict: which profile, from when, until when (None: still waiting),
-         *     how long (until the report's moment if still open), the cause, and how it ended.
+         * @description One wait for a verdict: which profile, where it waits (``state``: review_required or
+         *     quarantined, as it stood when the wait ended, or now for an open one), why the wait began
+         *     (``cause``), from when, until when (None: still waiting), how long (until the report's
+         *     moment if still open), and how it ended.
          */
         ReviewWait: {
             /** Profile Id */
