@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from ledger import BrowserStatus, Lease
 from workers import _evidence as evidence
-from workers._guard import Progress, recorded_url
+from workers._guard import Progress
 from workers._inspector import LocalHost, inspect
 from workers._reasons import reason_of
 from workers._settings import BrowserSettings, LaunchRefused
@@ -169,17 +169,6 @@ class EvidenceWatch:
         if self._gone:
             self._progress.evidence_failed("the browser was gone before the final screenshot")
         return self._gone
-
-    def no_page_open(self) -> None:
-        """Every page was closed before the final screenshot: there is none."""
-        self._progress.evidence_failed("no page was open for the final screenshot")
-
-    def shows_another_page(self, shown: str) -> None:
-        """The page the final URL names was closed first: the screenshot shows ``shown``'s."""
-        self._progress.evidence_failed(
-            "the final URL's page was closed before the final screenshot, which shows "
-            f"{recorded_url(shown)} instead"
-        )
 
     def capture_failed(self, error: Exception, *, browser: bool) -> None:
         """The screenshot raised ``error``; ``browser``: the browser's side failed (not,

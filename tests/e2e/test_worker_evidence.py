@@ -172,38 +172,3 @@ def test_a_screenshot_stalled_by_a_web_font_closes_the_browser_and_keeps_its_coo
     with sqlite3.connect(user_data_dir / "Default" / "Cookies") as cookies:
         names = [name for (name,) in cookies.execute("SELECT name FROM cookies")]
     assert names == ["session"]
-
-
-@pytest.mark.parametrize("closes", ["its page", "every page"])
-def test_a_final_screenshot_that_cannot_show_the_final_urls_page_says_so(
-    tmp_path: Path, site: LocalSite, closes: str
-) -> None:
-    """The task closes the page it ended on (so the screenshot would show the blank start-up
-    tab beside that page's URL), or every page (so there is none): the release keeps the final
-    URL and says what the screenshot is, or that there is none, as its evidence problem; the
-    profile does not go back to the pool."""
-    store, _ = store_with_profile(tmp_path)
-    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
-    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
-    with (
-        sync_playwright() as pw,
-        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
-        lease.browser(pw) as context,
-    ):
-        page = context.new_page()
-        page.goto(f"{site.url}/orders/42/done")
-        for closed in context.pages if closes == "every page" else [page]:
-            closed.close()
-    release = release_of(store)
-    assert (release.outcome, release.final_url) == ("success", f"{site.url}/orders/42/done")
-    if closes == "every page":
-        assert release.screenshot is None
-        assert release.evidence_problem == "no page was open for the final screenshot"
-    else:
-        assert release.screenshot is not None
-        assert release.evidence_problem == (
-            "the final URL's page was closed before the final screenshot, which shows "
-            "about:blank instead"
-        )
-    assert lease.result is not None
-    assert lease.result.profile_state == "review_required"

@@ -968,28 +968,6 @@ MUTANTS = (
         ("tests/e2e/test_worker_browser.py::test_credentials_in_a_page_url_are_never_recorded",),
     ),
     Mutant(
-        "final-screenshot-of-another-page-said",
-        "workers/_browser.py",
-        "        if self._last_page is not None and page is not self._last_page:\n",
-        "        if False:\n",
-        "a screenshot of another page than the final URL's goes with that URL, nothing said",
-        (
-            "tests/e2e/test_worker_evidence.py::"
-            "test_a_final_screenshot_that_cannot_show_the_final_urls_page_says_so",
-        ),
-    ),
-    Mutant(
-        "final-screenshot-none-said",
-        "workers/_browser.py",
-        "            self._evidence.no_page_open()\n",
-        "            pass\n",
-        "a run that closed every page ends with no screenshot and no evidence problem",
-        (
-            "tests/e2e/test_worker_evidence.py::"
-            "test_a_final_screenshot_that_cannot_show_the_final_urls_page_says_so",
-        ),
-    ),
-    Mutant(
         "review-wait-state-kept",
         "reports/_reviews.py",
         '            open_[pid]["state"] = state\n',

@@ -122,16 +122,13 @@ class BrowserSession:
 
     async def screenshot(self, launch: LaunchPlan) -> None:
         """Save the last navigated page (or the last open one) as the final screenshot and
-        record its path and sha256. A screenshot that cannot show the final URL's page (closed
-        by then: it shows another page, or none is open) is an evidence problem; so is a
-        capture that fails (the evidence problem
-        is ``EvidenceWatch``'s); a browser that did not answer it, nor a trivial call after it
+        record its path and sha256. A capture that fails is recorded as the evidence problem
+        (``EvidenceWatch``); a browser that did not answer it, nor a trivial call after it
         timed out (``_answers``), is killed at ``close``."""
         if self._evidence.gone_before_capture():
             return
         page = final_page(self._last_page, self.context.pages)
         if page is None:
-            self._evidence.no_page_open()
             return
         try:
             launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -142,8 +139,6 @@ class BrowserSession:
             self._evidence.capture_failed(failed, browser=unanswered)
             return
         launch.file_screenshot(self._progress)
-        if self._last_page is not None and page is not self._last_page:
-            self._evidence.shows_another_page(page.url)
 
     @staticmethod
     async def _answers(page: Page) -> bool:
