@@ -113,9 +113,12 @@ def pin_webrtc_policy(user_data_dir: Path) -> None:
     proxy and the lease's guard; with it WebRTC uses only what goes through the proxy.
     ``LaunchRefused`` when the file cannot be read as a JSON object (Chromium would start the
     profile afresh: a person should look first)."""
-    path = user_data_dir / PREFERENCES
+    # Through a symlink to the file it names; written with the file's own mode (Chromium's is
+    # 0600: the preferences are the profile's, no other user's to read).
+    path = (user_data_dir / PREFERENCES).resolve()
     try:
         prefs = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o600
     except (OSError, ValueError) as e:
         raise LaunchRefused(f"cannot read {path} to pin WebRTC to the proxy: {e}") from None
     if not isinstance(prefs, dict):
@@ -128,7 +131,10 @@ def pin_webrtc_policy(user_data_dir: Path) -> None:
     webrtc["ip_handling_policy"] = WEBRTC_POLICY
     path.parent.mkdir(parents=True, exist_ok=True)
     written = path.with_name(f"{path.name}.custody-new")
-    written.write_text(json.dumps(prefs), encoding="utf-8")
+    descriptor = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), mode)  # whatever the umask took away
+        file.write(json.dumps(prefs))
     os.replace(written, path)
 
 

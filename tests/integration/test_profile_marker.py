@@ -96,3 +96,26 @@ def test_the_webrtc_policy_is_pinned_and_every_other_preference_kept(tmp_path: P
     with pytest.raises(LaunchRefused, match="to pin WebRTC to the proxy"):
         launch.pin_webrtc_policy(tmp_path / "old")
     assert prefs.read_text() == "{not json"
+
+
+def test_the_webrtc_pin_keeps_the_preferences_file_s_mode_and_its_symlink(tmp_path: Path) -> None:
+    """Found by a review (rev17): the pin wrote Chromium's 0600 preferences back at the
+    umask's 0644, readable by every user of the host, and replaced a symlinked file with a
+    regular one. A new file is 0600; an existing one keeps its mode; a symlink is written
+    through, and stays a symlink."""
+    launch.pin_webrtc_policy(tmp_path / "new")
+    assert (tmp_path / "new" / launch.PREFERENCES).stat().st_mode & 0o777 == 0o600
+    prefs = tmp_path / "old" / launch.PREFERENCES
+    prefs.parent.mkdir(parents=True)
+    prefs.write_text("{}")
+    prefs.chmod(0o600)
+    launch.pin_webrtc_policy(tmp_path / "old")
+    assert prefs.stat().st_mode & 0o777 == 0o600
+    target = tmp_path / "elsewhere.json"
+    target.write_text("{}")
+    linked = tmp_path / "linked" / launch.PREFERENCES
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(target)
+    launch.pin_webrtc_policy(tmp_path / "linked")
+    assert linked.is_symlink()
+    assert json.loads(target.read_text())["webrtc"]["ip_handling_policy"] == launch.WEBRTC_POLICY
