@@ -26,9 +26,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, realpath, rename, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type { BrowserContext, BrowserType, LaunchOptions } from "playwright-core";
 import { BrowserSession, firstLine } from "./browser.js";
 import {
@@ -69,6 +69,25 @@ export type ProxyResolver = Record<string, Resolved> | ((proxyId: string) => Res
 /** Launch options that would make the launch something other than the lease's profile and
  * proxy (the Python SDK's `RESERVED_OPTIONS`). */
 const RESERVED_OPTIONS = ["userDataDir", "proxy"] as const;
+/** Chromium switches a caller may not pass (in `args`, or an `ignoreDefaultArgs` list): each
+ * would change the proxy, the hosts that bypass it, the profile directory (or the profile in
+ * it), or the WebRTC policy the SDK pins. Names as Chromium reads them: after "-" or "--", up
+ * to "=". The Python SDK's `RESERVED_SWITCHES`. */
+export const RESERVED_SWITCHES: ReadonlySet<string> = new Set([
+  "proxy-server",
+  "proxy-pac-url",
+  "no-proxy-server",
+  "proxy-auto-detect",
+  "proxy-bypass-list",
+  "user-data-dir",
+  "profile-directory",
+  "force-webrtc-ip-handling-policy",
+  "webrtc-ip-handling-policy",
+]);
+/** Where Chromium keeps the profile's preferences, and the WebRTC policy pinned there (the
+ * Python SDK's `workers._launch.pin_webrtc_policy`). */
+export const PREFERENCES = join("Default", "Preferences");
+export const WEBRTC_POLICY = "disable_non_proxied_udp";
 
 export interface ProfileLeasesOptions {
   client: CustodyClient;
@@ -335,8 +354,8 @@ export class WorkerLease {
    * Before launching: `LaunchRefused` if the profile has no directory, this worker cannot
    * resolve its proxy id, or an option would choose the directory or the proxy; a heartbeat
    * proves the lease current (`LeaseLost`); the fencing token is written to the directory's
-   * marker (`LeaseLost` if a later lease's token is there, `LaunchRefused` if another profile's
-   * mark is). Leaving `body` takes the final screenshot (unless the lease was lost) and always
+   * marker (`LaunchRefused` if a higher token of this profile is there, another profile's mark
+   * is, or it cannot be read). Leaving `body` takes the final screenshot (unless the lease was lost) and always
    * closes the context. */
   async browser<T>(
     browserType: BrowserType,
@@ -347,11 +366,13 @@ export class WorkerLease {
     for (const name of RESERVED_OPTIONS) {
       if (name in options) throw new LaunchRefused(`${name} comes from the lease's profile, not a launch option`);
     }
+    refuseReservedSwitches(options);
     const record = await this.registration();
     const directory = this.leases.directoryOf(record);
     const proxy = this.leases.resolveProxy(this.lease.proxy_id);
     await this.step("browser_launch");
     await claim(directory, this.lease, { waitSeconds: this.leases.markerWaitSeconds });
+    await pinWebrtcPolicy(directory);
     this.ensureHeld();
     // Service workers' requests would pass no route of the context: blocked, as in Python.
     const context = await browserType.launchPersistentContext(directory, {
@@ -675,3 +696,67 @@ function defaultEvidenceDir(): string {
   return join(base, "custody", "evidence");
 }
 
+
+/** `LaunchRefused` for `ignoreDefaultArgs: true` (it drops the proxy and the directory
+ * Playwright passes) and for a switch of `RESERVED_SWITCHES` in `args` or `ignoreDefaultArgs`. */
+export function refuseReservedSwitches(options: BrowserOptions): void {
+  const ignored = options.ignoreDefaultArgs;
+  if (ignored === true) {
+    throw new LaunchRefused(
+      "ignoreDefaultArgs: true would drop the lease's proxy and profile directory: name the default arguments to drop instead",
+    );
+  }
+  for (const arg of [...(options.args ?? []), ...(Array.isArray(ignored) ? ignored : [])]) {
+    const name = switchName(arg);
+    if (name !== null && RESERVED_SWITCHES.has(name)) {
+      throw new LaunchRefused(
+        `${JSON.stringify(arg)} would change the browser's proxy, profile directory or WebRTC policy, ` +
+          "which come from the lease's profile and this SDK: not a launch argument",
+      );
+    }
+  }
+}
+
+/** The Chromium switch `arg` names (`--proxy-server=x` and `-proxy-server=x` both name
+ * `proxy-server`), lower-cased; null for an argument that is not a switch. */
+export function switchName(arg: unknown): string | null {
+  if (typeof arg !== "string" || !arg.startsWith("-") || arg === "--") return null;
+  return (arg.replace(/^-+/, "").split("=", 1)[0] ?? "").trim().toLowerCase();
+}
+
+/** Set the profile's WebRTC IP handling policy to `disable_non_proxied_udp` in
+ * `Default/Preferences` (made if missing, 0600; every other preference and the file's mode
+ * kept; a symlink written through), before each launch: without it WebRTC sends UDP straight
+ * from the host, around the profile's proxy. `LaunchRefused` when the file is not a JSON
+ * object (Chromium would start the profile afresh: a person should look first). */
+export async function pinWebrtcPolicy(directory: string): Promise<void> {
+  let path = join(directory, PREFERENCES);
+  let prefs: Record<string, unknown> = {};
+  let mode = 0o600;
+  try {
+    path = await realpath(path);
+    const text = await readFile(path, "utf8");
+    mode = (await stat(path)).mode & 0o7777;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw new LaunchRefused(`cannot read ${path} to pin WebRTC to the proxy: ${String(error)}`);
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new LaunchRefused(`${path} does not hold a JSON object: Chromium would reset it`);
+    }
+    prefs = parsed as Record<string, unknown>;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  const found = prefs.webrtc;
+  const webrtc = typeof found === "object" && found !== null && !Array.isArray(found) ? (found as Record<string, unknown>) : {};
+  if (webrtc.ip_handling_policy === WEBRTC_POLICY) return;
+  prefs.webrtc = { ...webrtc, ip_handling_policy: WEBRTC_POLICY };
+  await mkdir(dirname(path), { recursive: true });
+  const written = `${path}.custody-new`;
+  await writeFile(written, JSON.stringify(prefs), { mode });
+  await chmod(written, mode); // whatever the umask took away
+  await rename(written, path);
+}

@@ -5,13 +5,14 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { BrowserType } from "playwright-core";
 import { claim, CustodyClient, LaunchRefused, LeaseLost, MARKER, ProfileLeases } from "../src/index.js";
 import { lock } from "../src/marker.js";
+import { PREFERENCES, pinWebrtcPolicy, WEBRTC_POLICY } from "../src/worker.js";
 import { type Answer, fakeFetch, LEASE } from "./fakes.js";
 
 const FIXTURE = new URL("../../test/fixtures/python-marker.json", import.meta.url);
@@ -308,6 +309,30 @@ describe("browser() before the launch", () => {
     }
   });
 
+  it("pins WebRTC to the proxy in the profile's preferences before the launch, keeping the rest and the file's mode", async () => {
+    const dir = join(await fresh(), "p");
+    const prefs = join(dir, PREFERENCES);
+    await mkdir(join(dir, "Default"), { recursive: true });
+    await writeFile(prefs, JSON.stringify({ intl: { accept_languages: "de" }, webrtc: { ip_handling_policy: "default" } }), { mode: 0o600 });
+    const { outcome, launched } = await run(dir);
+    await outcome;
+    assert.equal(launched.length, 1);
+    assert.deepEqual(JSON.parse(await readFile(prefs, "utf8")), {
+      intl: { accept_languages: "de" },
+      webrtc: { ip_handling_policy: WEBRTC_POLICY },
+    });
+    assert.equal((await stat(prefs)).mode & 0o777, 0o600);
+    const fresh_ = join(await fresh(), "new");
+    await pinWebrtcPolicy(fresh_);
+    assert.deepEqual(JSON.parse(await readFile(join(fresh_, PREFERENCES), "utf8")), { webrtc: { ip_handling_policy: WEBRTC_POLICY } });
+    assert.equal((await stat(join(fresh_, PREFERENCES))).mode & 0o777, 0o600);
+    await writeFile(prefs, "{not json");
+    const refused = await run(dir);
+    await assert.rejects(refused.outcome, (error: unknown) => error instanceof LaunchRefused && /to pin WebRTC to the proxy/.test(error.message));
+    assert.deepEqual(refused.launched, []);
+    assert.equal(await readFile(prefs, "utf8"), "{not json");
+  });
+
   it("falls back to profileDir when the profile has no registered directory", async () => {
     const base = await fresh();
     const { outcome, launched } = await run(null, { profileDir: (id) => join(base, id) });
@@ -324,6 +349,12 @@ describe("browser() before the launch", () => {
       [[dir, { proxies: () => undefined }], /no proxy configured for "x1"/],
       [[dir, { launch: { userDataDir: "/tmp/x" } }], /^userDataDir comes from the lease's profile, not a launch option$/],
       [[dir, { launch: { proxy: { server: "http://p" } } }], /^proxy comes from the lease's profile, not a launch option$/],
+      // Chromium obeys the last --proxy-server it is given: Playwright puts the caller's after its own.
+      [[dir, { launch: { args: ["--proxy-server=direct://"] } }], /^"--proxy-server=direct:\/\/" would change the browser's proxy/],
+      [[dir, { launch: { args: ["-User-Data-Dir=/tmp/x"] } }], /would change the browser's proxy, profile directory or WebRTC policy/],
+      [[dir, { launch: { args: ["--force-webrtc-ip-handling-policy=default"] } }], /WebRTC policy/],
+      [[dir, { launch: { ignoreDefaultArgs: ["--proxy-bypass-list=<-loopback>"] } }], /not a launch argument$/],
+      [[dir, { launch: { ignoreDefaultArgs: true } }], /^ignoreDefaultArgs: true would drop the lease's proxy and profile directory/],
     ];
     for (const [args, message] of refusals) {
       const { outcome, launched } = await run(...args);
