@@ -86,7 +86,10 @@ class ReadModelBehind(UserWarning):
     """A read answered from a read model that has events of the log still to fold, which this
     login may not fold (a worker's PostgreSQL login, a SQLite file this user may only read):
     the answer leaves them out. Warned, not raised: the maintainers may fold them any moment
-    (``custody projections run``); the command line prints it as one ``custody: note:`` line."""
+    (``custody projections run``). The command line prints it as one ``custody: note:`` line
+    for every read; Python's default filter shows a warning once per place in a process, so a
+    program that reads again and again sets ``warnings.simplefilter("always",
+    ReadModelBehind)`` to hear each time."""
 
     def __init__(self, name: str, lag: int) -> None:
         super().__init__(

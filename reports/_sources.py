@@ -126,8 +126,8 @@ def _where(account: str | None, upto: int | None = None) -> tuple[str, tuple[Any
     if account is not None:
         where.append("account_id = ?")
         params.append(readable_account(account))
-    if upto is not None:
-        where.append("position <= ?")
+    if upto is not None:  # cast: an SQLite cell a hand made text passes on, for typed() to name
+        where.append("CAST(position AS BIGINT) <= ?")
         params.append(upto)
     return " AND ".join(where), tuple(params)
 

@@ -274,6 +274,26 @@ def test_a_junk_value_in_a_cell_is_named_by_reads_not_an_internal_error(
     assert said.endswith(f"custody projections rebuild {name}")
 
 
+@pytest.mark.parametrize("read", ["health", "fleet"])
+def test_a_timeline_position_made_text_by_hand_is_named_by_the_fleet_reads(
+    tmp_path: Any, read: str
+) -> None:
+    """Found by a review (rev17): the fleet reads cut the timeline at one moment with
+    ``position <= ?``, which SQLite never holds for a text cell, so a timeline row whose
+    position a hand made text vanished from health and fleet (exit 0, a cause missing) where
+    every other read names the damage. Guard: the cast in ``reports._sources._where``."""
+    with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}") as ledger:
+        register(ledger, "p1")
+        take_lease(ledger, "p1")
+        catch_up_all(ledger, READ_MODELS.values())
+        _sql(ledger, "UPDATE custody_timeline SET position = 'x' WHERE version = 2")
+        with pytest.raises(ReadModelDamaged) as damaged:
+            getattr(reports, read)(ledger=ledger)
+        assert "read model timeline is damaged: a row's position cannot be read ('x'" in str(
+            damaged.value
+        )
+
+
 def test_projections_run_keeps_the_others_current_beside_a_damaged_one(
     ledger: Ledger, clock: StepClock
 ) -> None:

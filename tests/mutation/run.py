@@ -883,6 +883,22 @@ MUTANTS = (
         ("tests/e2e/test_cli_read_only_store.py",),
     ),
     Mutant(
+        "fleet-cut-hides-junk-position",
+        "reports/_sources.py",
+        '        where.append("CAST(position AS BIGINT) <= ?")\n',
+        '        where.append("position <= ?")\n',
+        "a timeline row whose position a hand made text vanishes from health and fleet",
+        ("tests/integration/test_read_model_damage.py",),
+    ),
+    Mutant(
+        "webrtc-pin-opens-preferences",
+        "workers/_launch.py",
+        "        os.fchmod(file.fileno(), mode)  # whatever the umask took away\n",
+        "        os.fchmod(file.fileno(), 0o644)\n",
+        "pinning WebRTC leaves the profile's preferences readable by every user of the host",
+        ("tests/integration/test_profile_marker.py",),
+    ),
+    Mutant(
         "query-password-shown",
         "ledger/_stores/settings.py",
         'value if key in known else "***"',
