@@ -86,6 +86,11 @@ class LeaseCommand(Command[R], Generic[R]):
 
     lease_id: LeaseId
     fencing_token: FencingToken
+    # The worker the caller speaks for, where something other than the token proves it (the
+    # lease service sets it from the caller's own token): ``Forbidden`` if the lease is
+    # another worker's, judged with the write, where a check before it could be overtaken by
+    # a checkout (a fencing token is a small number, not a secret).
+    worker_id: Identity | None = None
 
     @property
     def profile_id(self) -> str:

@@ -77,6 +77,7 @@ def heartbeat(uow: UnitOfWork, c: cmds.Heartbeat) -> Lease:
             url=c.url,
             safe=c.safe,
             mutating=c.mutating,
+            worker_id=c.worker_id,
         ),
         acting,
     )
@@ -91,6 +92,7 @@ def extend(uow: UnitOfWork, c: cmds.Extend) -> Lease:
         lease_id=c.lease_id,
         fencing_token=c.fencing_token,
         ttl_seconds=c.ttl_seconds,
+        worker_id=c.worker_id,
     )
     acting = Acting(Role.WORKER, reason=f"extend to {c.ttl_seconds}s", lease_id=c.lease_id)
     done = uow.run(c, c.profile_id, Decision(act, acting))
@@ -110,7 +112,11 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
         evidence_problem=c.evidence_problem,
     )
     act = partial(
-        Profile.release, lease_id=c.lease_id, fencing_token=c.fencing_token, report=report
+        Profile.release,
+        lease_id=c.lease_id,
+        fencing_token=c.fencing_token,
+        report=report,
+        worker_id=c.worker_id,
     )
     acting = Acting(Role.WORKER, reason=c.reason or "", lease_id=c.lease_id)
     return release_result(uow.run(c, c.profile_id, Decision(act, acting)).profile)

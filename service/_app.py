@@ -153,9 +153,10 @@ def create_app(store_url: str | None = None) -> FastAPI:
         ) -> Response:
             require(who, Role.WORKER)
             fields = body.model_dump(exclude_unset=True)
-            # A malformed lease id is bad input before any read.
+            # A malformed lease id is bad input before any read. ``worker_id``: the write
+            # refuses another worker's lease itself; ``own_lease`` only answers sooner.
             command: Command[Any] = make(
-                lease_id=lease_id, command_id=command_id(who, key), **fields
+                lease_id=lease_id, command_id=command_id(who, key), worker_id=who.actor, **fields
             )
             await service.own_lease(who, lease_id)
             return answered(await write(command, key))

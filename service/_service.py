@@ -43,8 +43,9 @@ class Service:
 
     async def own_lease(self, caller: TokenHolder, lease_id: str) -> None:
         """A worker speaks only under its own leases (a fencing token is a small number,
-        not a secret). A lease the profile's row no longer names passes: the ledger answers
-        that it is lost."""
+        not a secret). A lease the profile's row does not name passes: the ledger answers
+        that it is lost, or, if a checkout made it live since this read, refuses it as
+        another worker's with the write (a lease command's ``worker_id``)."""
         if caller.role is not Role.WORKER:
             return
         owner = self.owners.get(lease_id)

@@ -14,7 +14,8 @@ ALL_ROLES = frozenset(Role)
 
 class Forbidden(NotAllowed):
     """The store login may not act in the role a command needs (on PostgreSQL, the login's
-    custody roles; the database itself refuses what the ledger would let through)."""
+    custody roles; the database itself refuses what the ledger would let through), or a
+    lease command speaks for a worker the lease is not held by."""
 
     exit_code = 7
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ledger._domain import events as ev
+from ledger._domain.acting import Forbidden
 from ledger._domain.aggregate import AggregateRoot, Context, require
 from ledger._domain.denials import context_denial, state_denial
 from ledger._domain.endings import ending_text
@@ -73,9 +74,20 @@ class LeaseRules(AggregateRoot):
         limits = [s for s in (self.max_lease_seconds, request.max_duration_seconds) if s]
         return now + timedelta(seconds=min(limits)) if limits else None
 
-    def live_lease(self, lease_id: str, fencing_token: int, now: datetime) -> Lease:
-        """The lease a worker may act on, or ``LeaseLost`` saying why it may not."""
+    def live_lease(
+        self, lease_id: str, fencing_token: int, now: datetime, worker_id: str | None = None
+    ) -> Lease:
+        """The lease a worker may act on, or ``LeaseLost`` saying why it may not; with
+        ``worker_id`` (the worker the caller speaks for), ``Forbidden`` first if the lease
+        named is another worker's, judged here, inside the write, so that no checkout can
+        come between the check and the event."""
         lease = self.lease
+        if worker_id is not None:
+            named = next(
+                (x for x in (lease, self.last_lease) if x and x.lease_id == lease_id), None
+            )
+            if named is not None and named.worker_id != worker_id:
+                raise Forbidden(f"lease {lease_id} is held by {named.worker_id}, not {worker_id}")
         if lease is None or lease.lease_id != lease_id:
             ended = (
                 self.last_lease
@@ -114,6 +126,7 @@ class LeaseRules(AggregateRoot):
         url: str | None,
         safe: bool,
         mutating: bool,
+        worker_id: str | None = None,
     ) -> Lease:
         """Renew the deadline by the lease's TTL (never past its hard limit) and record the
         step and URL.
@@ -124,7 +137,7 @@ class LeaseRules(AggregateRoot):
             raise InvalidInput("step", "a step name is required with safe or mutating")
         if safe and mutating:
             raise InvalidInput("safe", "a step cannot both mutate the account and confirm it safe")
-        lease = self.live_lease(lease_id, fencing_token, ctx.now)
+        lease = self.live_lease(lease_id, fencing_token, ctx.now, worker_id)
         self._trigger(
             ev.LeaseHeartbeat,
             ctx,
@@ -139,10 +152,17 @@ class LeaseRules(AggregateRoot):
         assert self.lease is not None
         return self.lease
 
-    def extend(self, lease_id: str, fencing_token: int, ttl_seconds: int, ctx: Context) -> Lease:
+    def extend(
+        self,
+        lease_id: str,
+        fencing_token: int,
+        ttl_seconds: int,
+        ctx: Context,
+        worker_id: str | None = None,
+    ) -> Lease:
         """Set a new TTL and deadline (counted from now, never past the hard limit) for a
         live lease."""
-        lease = self.live_lease(lease_id, fencing_token, ctx.now)
+        lease = self.live_lease(lease_id, fencing_token, ctx.now, worker_id)
         self._trigger(
             ev.LeaseExtended,
             ctx,
@@ -155,10 +175,15 @@ class LeaseRules(AggregateRoot):
         return self.lease
 
     def release(
-        self, lease_id: str, fencing_token: int, report: ReleaseReport, ctx: Context
+        self,
+        lease_id: str,
+        fencing_token: int,
+        report: ReleaseReport,
+        ctx: Context,
+        worker_id: str | None = None,
     ) -> Verdict:
         """End the lease; the profile returns to the pool only if the ending is explainable."""
-        lease = self.live_lease(lease_id, fencing_token, ctx.now)
+        lease = self.live_lease(lease_id, fencing_token, ctx.now, worker_id)
         self._trigger(
             ev.LeaseReleaseRequested,
             ctx,

@@ -185,6 +185,36 @@ def test_who_is_calling_comes_from_the_token(served: Served, pid: str) -> None:
     assert _events(served) == before
 
 
+def test_another_workers_lease_is_refused_by_the_write_itself(served: Served, pid: str) -> None:
+    """The service's read of who holds a lease passes a lease its profile's row does not name
+    (a lease the next checkout will make live, or one the row has moved past), so it cannot be
+    the guard: a checkout between that read and the write made another worker's release land
+    on a live lease (every time, in a loop of guessed lease ids). The write refuses it: the
+    service sends the caller as the command's ``worker_id``. Here the row has moved past
+    worker-1's first lease, so only the write can say whose it was."""
+    from ledger import Checkout, Release
+
+    with Ledger.open(served.store_url) as ledger:  # not through the service: it remembers
+        first = ledger.handle(Checkout(profile_id=pid, worker_id="worker-1", **CHECKOUT))
+        token = {"lease_id": first.lease_id, "fencing_token": first.fencing_token}
+        ledger.handle(Release(**token, outcome="success", final_url="https://ok.test/"))
+        ledger.handle(Checkout(profile_id=pid, worker_id="worker-1", **CHECKOUT))
+    before = _events(served)
+    with served.client(token=served.token("worker-2", Role.WORKER)) as other:
+        answers = [
+            other.post(f"/v1/leases/{first.lease_id}/{path}", json=body)
+            for path, body in (
+                ("heartbeat", {"fencing_token": first.fencing_token, "step": "w2"}),
+                ("extend", {"fencing_token": first.fencing_token, "ttl_seconds": 3600}),
+                ("release", {"fencing_token": first.fencing_token, "outcome": "success"}),
+            )
+        ]
+    for answer in answers:
+        assert (answer.status_code, answer.json()["error"]) == (403, "forbidden"), answer.text
+        assert "held by worker-1, not worker-2" in answer.json()["message"]
+    assert _events(served) == before
+
+
 def test_a_revoked_token_stops_working(served: Served) -> None:
     from ledger.access import revoke_tokens
 

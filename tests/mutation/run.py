@@ -811,6 +811,22 @@ MUTANTS = (
         ("tests/integration/test_store_passwords.py",),
     ),
     Mutant(
+        "foreign-lease-written",
+        "ledger/_domain/leasing.py",
+        "            if named is not None and named.worker_id != worker_id:",
+        "            if False:",
+        "a lease command naming its worker is written on another worker's lease",
+        ("tests/unit/test_service_layer.py", "tests/integration/test_service.py"),
+    ),
+    Mutant(
+        "service-worker-unsent",
+        "service/_app.py",
+        "command_id=command_id(who, key), worker_id=who.actor, **fields",
+        "command_id=command_id(who, key), **fields",
+        "the service sends no caller with a lease command: only its racy read guards the lease",
+        ("tests/integration/test_service.py",),
+    ),
+    Mutant(
         "availability-unchecked",
         "custody/_reading.py",
         "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",

@@ -12,6 +12,8 @@ from fakes import FakeRepository
 from ledger import (
     Checkout,
     CheckoutDenied,
+    Extend,
+    Forbidden,
     Heartbeat,
     InvalidInput,
     LeaseStatus,
@@ -99,6 +101,34 @@ def test_a_heartbeat_that_loses_the_race_lands_on_the_new_version(
     steps = [getattr(e, "step", None) for e in repo.history("p1")[2:]]
     assert steps == ["renewal", "submit_order"]
     assert uow.conflicts == 1
+
+
+def test_a_lease_command_for_another_worker_is_forbidden_with_the_write(
+    uow: UnitOfWork, repo: FakeRepository
+) -> None:
+    """A lease command naming the worker it speaks for (``worker_id``: the lease service sets
+    it from the caller's token) is refused as ``Forbidden`` when the lease is another
+    worker's, live or ended, decided on the events the write is checked against, so that no
+    checkout can come between a check and the event. The fencing token proves nothing here:
+    it is a small number anyone can guess."""
+    lease = handle(uow, _checkout("w1"))
+    beat = {"lease_id": lease.lease_id, "fencing_token": lease.fencing_token}
+    foreign = [
+        Heartbeat(**beat, step="w2_was_here", worker_id="w2"),
+        Extend(**beat, ttl_seconds=3600, worker_id="w2"),
+        Release(**beat, outcome="success", final_url="https://evil.test/", worker_id="w2"),
+    ]
+    written = len(repo.history("p1"))
+    for command in foreign:
+        with pytest.raises(Forbidden, match=f"lease {lease.lease_id} is held by w1, not w2"):
+            handle(uow, command)
+    assert len(repo.history("p1")) == written
+    handle(uow, Heartbeat(**beat, step="mine", worker_id="w1"))
+    handle(uow, Release(**beat, outcome="success", final_url="https://ok.test/", worker_id="w1"))
+    written = len(repo.history("p1"))
+    with pytest.raises(Forbidden):  # its ended lease is still not w2's to speak under
+        handle(uow, foreign[0])
+    assert len(repo.history("p1")) == written
 
 
 def test_a_storm_of_conflicts_gives_up_as_busy_having_written_nothing(
