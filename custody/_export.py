@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from custody._whole import written_whole
+from custody._whole import kept_apart, written_whole
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,9 +36,14 @@ def checked_format(fmt: str, output: Path | None, *, as_json: bool) -> str:
         fmt = "json"
     if fmt not in FILE_FORMATS:
         raise InvalidInput("output", "a file takes --format csv, json or parquet, not a table")
+    if not output.name:
+        raise InvalidInput("output", "--output is empty: name the file to write")
     where = output.parent
     if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
         raise InvalidInput("output", f"cannot write a file in {str(where)[:200]!r}")
+    if (held := kept_apart(output)) is not None:
+        msg = f"{str(output)[:200]!r} holds {held}; an export never replaces it: name another file"
+        raise InvalidInput("output", msg)
     return fmt
 
 

@@ -13,7 +13,7 @@ import click
 
 from custody._commands import cli
 from custody._fleet_output import ChecklistAnswer, FleetAnswer, HealthAnswer
-from custody._whole import written_whole
+from custody._whole import kept_apart, written_whole
 from custody._wiring import on_ledger
 
 if TYPE_CHECKING:
@@ -101,13 +101,18 @@ def _target(html_path: str) -> Path:
     from ledger import InvalidInput
 
     target = Path(html_path)
-    if not html_path.strip() or target.is_dir():
+    if not html_path.strip():
+        raise InvalidInput("--html", "--html is empty: name the file to write")
+    if target.is_dir():
         raise InvalidInput("--html", f"{html_path!r} is a directory, not a file to write")
     parent = target.parent
     if not parent.is_dir():
         raise InvalidInput("--html", f"directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK):
         raise InvalidInput("--html", f"directory {str(parent)!r} is not writable")
+    if (held := kept_apart(target)) is not None:
+        msg = f"{html_path[:200]!r} holds {held}; the report never replaces it: name another file"
+        raise InvalidInput("--html", msg)
     return target
 
 

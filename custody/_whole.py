@@ -1,5 +1,5 @@
 """Files the command line writes whole or not at all: the exports, the HTML report, digests
-and signing keys."""
+and signing keys; and what an export never replaces (``kept_apart``)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,35 @@ def written_whole(path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+
+
+# The first bytes of every SQLite database file (a store: an export over it erases its log).
+SQLITE_HEADER = b"SQLite format 3\x00"
+JOURNALS = ("-wal", "-shm", "-journal")
+
+
+def kept_apart(path: Path) -> str | None:
+    """What ``path`` holds that an export must never replace, or None (no such file, or one
+    an export may replace): an SQLite database (the store itself, named by mistake: its
+    events would be gone without a trace) or the journal beside one, or a PEM key or
+    certificate (``keygen`` writes keys and never replaces one). Only the first bytes are read;
+    a file that cannot be read is left to the write, which says why."""
+    journal = next((s for s in JOURNALS if path.name.endswith(s)), None)
+    if journal is not None and _head(path.with_name(path.name[: -len(journal)])).startswith(
+        SQLITE_HEADER
+    ):
+        return "the journal of an SQLite database"
+    head = _head(path)
+    if head.startswith(SQLITE_HEADER):
+        return "an SQLite database (a custody store?)"
+    if head.lstrip().startswith(b"-----BEGIN "):
+        return "a PEM key or certificate"
+    return None
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as file:
+            return file.read(64)
+    except OSError:
+        return b""

@@ -122,3 +122,43 @@ def test_a_failed_write_leaves_the_file_as_it_was(tmp_path: Path) -> None:
         save(frame, "parquet", target, lambda _: None)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_an_export_never_replaces_a_store_its_journal_or_a_key(tmp_path: Path) -> None:
+    """--output and report --html naming the store's own file (a reused $CUSTODY_STORE path, a
+    tab completed to fleet.db), the journal beside it, or a signing key: one line, exit 2,
+    the file byte for byte as it was and the log still verifying. An empty name says so."""
+    db = tmp_path / "fleet.db"
+    url = f"sqlite:///{db}"
+    Ledger.init(url).close()
+    write_story(url)
+    key = tmp_path / "signing.key"
+    ok(custody("keygen", str(key), cwd=tmp_path, store=url))
+    # A copy of the store with a rollback journal beside it (beside the store itself, a
+    # journal nobody wrote would be taken as one to roll back).
+    (tmp_path / "copy.db").write_bytes(db.read_bytes())
+    journal = tmp_path / "copy.db-journal"
+    journal.write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7")  # a rollback journal's magic
+    kept = {path: path.read_bytes() for path in (db, journal, key)}
+    runs = [
+        custody(*args, cwd=tmp_path, store=url)
+        for args in (
+            ["timeline", "--format", "csv", "--output", "fleet.db"],
+            ["usage", "--account", SHOP, "--format", "json", "--output", "copy.db-journal"],
+            ["timeline", "--format", "parquet", "--output", "signing.key"],
+            ["report", "--html", "fleet.db"],
+            ["timeline", "--format", "csv", "--output", ""],
+            ["report", "--html", ""],
+        )
+    ]
+    lines = [error_line(r) for r in runs]
+    assert [r.code for r in runs] == [2] * 6, lines
+    assert "holds an SQLite database" in lines[0]
+    assert "never replaces it" in lines[0]
+    assert "holds the journal of an SQLite database" in lines[1]
+    assert "holds a PEM key" in lines[2]
+    assert "holds an SQLite database" in lines[3]
+    assert "--output is empty" in lines[4]
+    assert "--html is empty" in lines[5]
+    assert {path: path.read_bytes() for path in kept} == kept
+    assert ok(custody("verify", cwd=tmp_path, store=url)).out.startswith("checked ")

@@ -827,6 +827,22 @@ MUTANTS = (
         ("tests/integration/test_service.py",),
     ),
     Mutant(
+        "export-over-store",
+        "custody/_whole.py",
+        "    if head.startswith(SQLITE_HEADER):",
+        "    if False:",
+        "an export or the HTML report replaces the store's own SQLite file: its log is gone",
+        ("tests/e2e/test_cli_export.py",),
+    ),
+    Mutant(
+        "export-over-journal",
+        "custody/_whole.py",
+        "    if journal is not None and _head(",
+        "    if False and _head(",
+        "an export replaces the journal beside an SQLite store",
+        ("tests/e2e/test_cli_export.py",),
+    ),
+    Mutant(
         "availability-unchecked",
         "custody/_reading.py",
         "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",
