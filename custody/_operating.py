@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from custody._commands import cli, command_id_option, profile_argument
-from custody._wiring import LedgerChoice, decisions, on_ledger, options
+from custody._wiring import LedgerChoice, Seconds, decisions, on_ledger, options
 
 if TYPE_CHECKING:
     from ledger import Availability, Ledger, ReleaseResult, SweepReport
@@ -67,7 +67,7 @@ def review(ledger: Ledger, **params: Any) -> Availability:
 @click.option("--watch", is_flag=True, help="sweep until SIGINT or SIGTERM, one line a transition")
 @click.option(
     "--interval",
-    type=click.FloatRange(0.1, 3600),
+    type=Seconds(0.1, 3600),
     metavar="SECONDS",
     help="with --watch: the pause between passes  [default: 5]",
 )
@@ -103,7 +103,7 @@ def sweep(
 @click.option("--actor", metavar="NAME", help="who stops it (needed with --stop-orphan)")
 @click.option(
     "--grace",
-    type=click.FloatRange(0.1, 60),
+    type=Seconds(0.1, 60),
     default=5.0,
     show_default=True,
     metavar="SECONDS",

@@ -16,7 +16,7 @@ import click
 from custody._commands import cli
 from custody._export import checked_format
 from custody._output import FrameAnswer, ReplayAnswer, TimelineAnswer, UsageAnswer
-from custody._wiring import MOMENT, UNTIL, Group, LedgerChoice, on_ledger, options
+from custody._wiring import MOMENT, UNTIL, Group, LedgerChoice, Seconds, on_ledger, options
 
 if TYPE_CHECKING:
     from ledger import Ledger, RebuildReport
@@ -182,7 +182,7 @@ def projections_rebuild(ledger: Ledger, name: str | None) -> list[Rebuilt | Rebu
 
 @projections.command("run")
 @click.option(
-    "--interval", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True,
+    "--interval", type=Seconds(0.05, 3600), default=1.0, show_default=True,
     metavar="SECONDS", help="the polling interval: the longest wait between catch-ups",
 )  # fmt: skip
 @click.option("--rounds", type=click.IntRange(1), metavar="N", help="stop after N catch-ups")

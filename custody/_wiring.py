@@ -178,6 +178,21 @@ MOMENT = MomentType()
 UNTIL = MomentType(until=True)
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds in ``[low, high]``; ``nan`` is refused as out of range, where
+    ``click.FloatRange`` lets it through (every comparison with it is false): a sweep
+    ``--interval nan`` ran a pass without a pause, a ``--grace nan`` never sent SIGKILL."""
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__(low, high)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if seconds != seconds:  # nan: the only value unequal to itself
+            self.fail(f"{seconds} is not in the range {self._describe_range()}.", param, ctx)
+        return seconds
+
+
 def outcomes() -> dict[str, object]:
     from ledger import Outcome
 

@@ -169,6 +169,25 @@ def test_a_huge_value_quoted_short_still_says_what_is_wrong_with_it(
     assert len(line) < 600
 
 
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["projections", "run", "--interval", "nan", "--rounds", "1"], "--interval"),
+        (["inspect", "p", "--stop-orphan", "--actor", "ops", "--grace", "NaN"], "--grace"),
+    ],
+    ids=["interval", "grace"],
+)
+def test_nan_seconds_are_out_of_range(
+    tmp_path: Path, store: str, argv: list[str], option: str
+) -> None:
+    """``nan`` passed click's range checks (every comparison with it is false): a sweep or a
+    read-model poll ran without a pause, a --grace nan never sent SIGKILL. Exit 2 naming it."""
+    run = custody(*argv, cwd=tmp_path, store=store)
+    assert run.code == 2, run.err
+    line = error_line(run)
+    assert f"invalid value for '{option}': nan is not in the range" in line
+
+
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path: Path, store: str) -> None:
     """SIGINT at moments through start-up and the command: never a traceback; the exit status
     is interrupted (130, or death by SIGINT, which a shell also reports as 130) or the

@@ -843,6 +843,14 @@ MUTANTS = (
         ("tests/e2e/test_cli_export.py",),
     ),
     Mutant(
+        "seconds-nan",
+        "custody/_wiring.py",
+        "        if seconds != seconds:  # nan",
+        "        if False:  # nan",
+        "nan seconds pass the range: a poll without a pause, a grace that never ends",
+        ("tests/e2e/test_cli_hostile.py",),
+    ),
+    Mutant(
         "availability-unchecked",
         "custody/_reading.py",
         "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",
