@@ -58,6 +58,11 @@ class StoreSettings(BaseModel):
     @classmethod
     def from_url(cls, url: str) -> StoreSettings:
         """Parse a store URL; ``InvalidInput`` (never quoting a password) when malformed."""
+        if "#" in url:
+            # A URL ends at '#': sqlite:///fleet#2.db was the file fleet, and fleet#3.db the
+            # same store. Not quoted: what follows may be the rest of a password.
+            msg = "a '#' ends a URL (what follows is a fragment): write a '#' as %23"
+            raise InvalidInput("store", msg)
         try:
             parts = urlsplit(url)
             parts.hostname  # noqa: B018  (a bracketed host is checked when read)

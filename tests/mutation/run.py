@@ -851,6 +851,14 @@ MUTANTS = (
         ("tests/e2e/test_cli_hostile.py",),
     ),
     Mutant(
+        "store-url-fragment",
+        "ledger/_stores/settings.py",
+        '        if "#" in url:',
+        "        if False:",
+        "a '#' in a store URL cuts the path there: two stores named apart are one file",
+        ("tests/unit/test_store_urls.py",),
+    ),
+    Mutant(
         "availability-unchecked",
         "custody/_reading.py",
         "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",

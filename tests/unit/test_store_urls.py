@@ -25,6 +25,10 @@ from ledger._stores.settings import StoreSettings
         ("postgresql://u:pw@h/db?sslrootcert=", "sslrootcert must name a file, got ''"),
         ("postgresql://u:pw@h/db?sslkey=a%00b", "sslkey must name a file"),
         ("postgresql://u:pw@h/db?sslpassword=pw", "unknown option 'sslpassword'"),
+        # The file fleet, not fleet#2.db; and fleet#3.db was the same store.
+        ("sqlite:///data/fleet#2.db", "a '#' ends a URL"),
+        ("sqlite:///data/fleet.db#", "a '#' ends a URL"),
+        ("postgresql://u:p#w@h/db", "a '#' ends a URL"),
     ],
 )
 def test_a_url_naming_no_store_is_invalid_input_naming_why(url: str, said: str) -> None:
