@@ -120,9 +120,9 @@ def judge_release(lease: Lease, report: ReleaseReport, policy: ReleasePolicy) ->
         (report.prompt_seen, Ending.REVIEW, Cause.VERIFICATION_PROMPT),
         (report.outcome is Outcome.FAILURE, Ending.REVIEW, Cause.UNEXPECTED_FAILURE),
         (report.evidence_problem is not None, policy.on_unknown, Cause.EVIDENCE_FAILED),
-        (proves and report.final_url is None, policy.on_unknown, Cause.UNKNOWN_FINAL_URL),
+        (proves and not shown(report.final_url), policy.on_unknown, Cause.UNKNOWN_FINAL_URL),
         (
-            proves and policy.requires_screenshot and report.screenshot is None,
+            proves and policy.requires_screenshot and not pictured(report),
             policy.on_unknown,
             Cause.MISSING_SCREENSHOT,
         ),
@@ -132,6 +132,21 @@ def judge_release(lease: Lease, report: ReleaseReport, policy: ReleasePolicy) ->
             if found and ending is severity:
                 return Verdict(ending, cause)
     return Verdict(Ending.CLEAN, None)
+
+
+# The sha256 of no bytes at all: a screenshot file that came out empty.
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def shown(url: str | None) -> bool:
+    """Whether a final URL names a page: one of spaces alone (" ") names none."""
+    return bool(url and url.strip())
+
+
+def pictured(report: ReleaseReport) -> bool:
+    """Whether the release brings a screenshot that holds anything: an empty file shows
+    nothing."""
+    return report.screenshot is not None and report.screenshot_sha256 != EMPTY_SHA256
 
 
 def judge_stale(lease: Lease) -> Verdict:

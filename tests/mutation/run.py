@@ -859,6 +859,22 @@ MUTANTS = (
         ("tests/unit/test_store_urls.py",),
     ),
     Mutant(
+        "blank-final-url-proves",
+        "ledger/_domain/policies.py",
+        "    return bool(url and url.strip())",
+        "    return url is not None",
+        "a final URL of spaces counts as the page the run ended on: straight back to the pool",
+        ("tests/unit/test_rules.py",),
+    ),
+    Mutant(
+        "empty-screenshot-proves",
+        "ledger/_domain/policies.py",
+        "    return report.screenshot is not None and report.screenshot_sha256 != EMPTY_SHA256",
+        "    return report.screenshot is not None",
+        "a screenshot file of no bytes counts as the screenshot a strict policy asks for",
+        ("tests/unit/test_rules.py",),
+    ),
+    Mutant(
         "availability-unchecked",
         "custody/_reading.py",
         "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",

@@ -5,6 +5,7 @@ Fencing, lost leases, disable/enable and the audit envelope are in ``test_fencin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -341,6 +342,27 @@ def test_release_without_screenshot_follows_policy(policy: str) -> None:
         assert s.profile.state is _ON_UNKNOWN[policy]
     else:
         assert s.profile.state is ProfileState.AVAILABLE
+
+
+@pytest.mark.parametrize("policy", list(_ON_UNKNOWN))
+def test_a_blank_final_url_or_an_empty_screenshot_proves_nothing(policy: str) -> None:
+    """A final URL of spaces names no page, and a screenshot file of no bytes shows nothing:
+    each is evidence missing, as the policy says (a success went straight back to the pool)."""
+    s = Scene(policy=policy)
+    verdict = s.release(s.checkout(), final_url=" \t", screenshot="final.png")
+    assert verdict.cause is Cause.UNKNOWN_FINAL_URL
+    assert s.profile.state is _ON_UNKNOWN[policy]
+    s = Scene(policy=policy)
+    empty = hashlib.sha256(b"").hexdigest()
+    verdict = s.release(s.checkout(), screenshot="final.png", screenshot_sha256=empty)
+    if "evidence" in policy:
+        assert verdict.cause is Cause.MISSING_SCREENSHOT
+        assert s.profile.state is _ON_UNKNOWN[policy]
+    else:
+        assert s.profile.state is ProfileState.AVAILABLE
+    s = Scene(policy=policy)  # a screenshot that holds something
+    s.release(s.checkout(), screenshot="final.png", screenshot_sha256="0" * 64)
+    assert s.types()[-1] == "lease_released_cleanly"
 
 
 @pytest.mark.parametrize("policy", list(_ON_UNKNOWN))
