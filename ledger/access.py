@@ -130,7 +130,8 @@ def revoke_tokens(ledger: Ledger, *, actor: str | None = None, token_id: str | N
     ``InvalidInput`` naming ``actor`` or ``token_id`` when no token was ever issued to it (a
     typo must not pass for a revocation while the real token stays live)."""
     if (actor is None) == (token_id is None):
-        raise InvalidInput("token", "name an actor or a token id, not both")
+        said = "not both" if actor is not None else "none was given"
+        raise InvalidInput("token", f"name an actor or a token id (--token-id), {said}")
     if actor is not None:
         field, named = "actor", f"to {_actor(actor)!r}"
     else:

@@ -38,3 +38,17 @@ def test_revoking_what_was_never_issued_is_bad_input(
     run = custody("--store", store, "access", "revoke", *args, cwd=tmp_path)
     assert run.code == 2, (run.code, run.out, run.err)
     assert ("worker-07" in run.err) or ("ffffffffffff" in run.err), run.err
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [([], "none was given"), (["worker-7", "--token-id", "ffffffffffff"], "not both")],
+    ids=["neither", "both"],
+)
+def test_revoke_names_what_is_missing_or_too_much(
+    store: str, tmp_path: Path, args: list[str], said: str
+) -> None:
+    """With neither an actor nor a token id the line said "not both"."""
+    run = custody("--store", store, "access", "revoke", *args, cwd=tmp_path)
+    assert run.code == 2, (run.code, run.out, run.err)
+    assert run.err.strip().endswith(f"name an actor or a token id (--token-id), {said}"), run.err
