@@ -353,6 +353,9 @@ def usage_line(u: Usage) -> str:
         return f"{u.profile_id}: never leased"
     lease = u.lease
     who = f"worker {lease.worker_id}, run {lease.run_id} ({lease.task_type}), {lease.lease_id}"
+    if u.current and u.overdue:
+        deadline = moment(lease.expires_at)
+        return f"{u.profile_id}: held by {who}; its deadline {deadline} passed: stale"
     if u.current:
         return f"{u.profile_id}: held by {who} until {moment(lease.expires_at)}"
     how = ending_text(u.ending, u.cause)

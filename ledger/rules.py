@@ -1,10 +1,10 @@
 """The ledger's rules that the read side and the workers apply to what they read, so that no
 rule has a second copy outside the ledger: the words for how a lease ended, who a lease's
-holder is, what a browser still running on a profile's directory forbids, and text made
-storable. Pure functions of their arguments."""
+holder is, the reason a checkout is denied for at a moment, what a browser still running on a
+profile's directory forbids, and text made storable. Pure functions of their arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
-from ledger._domain.denials import holder_of
+from ledger._domain.denials import holder_of, reason_at
 from ledger._domain.endings import (
     ENDED_UNKNOWN,
     EXPLAINABLE_ENDINGS,
@@ -26,6 +26,7 @@ __all__ = [
     "ending_text",
     "holder_of",
     "lease_ending",
+    "reason_at",
     "review_refusal",
     "stop_refusal",
     "storable",

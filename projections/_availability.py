@@ -15,7 +15,8 @@ AVAILABILITY = "availability"  # its name where the read models are listed and r
 
 
 class StatusRow(Availability):
-    """An availability row judged at a moment: ``overdue`` when a lease missed its deadline;
+    """An availability row judged at a moment: ``overdue`` when a lease missed its deadline
+    (its ``reason`` then ``stale``, as a checkout is denied: the row records the state's);
     ``damaged`` says what was wrong with a stored row that could not be read (the row shown is
     then the one the events give; ``custody rebuild`` repairs the table)."""
 
@@ -88,11 +89,16 @@ def _judged(
             from projections._timeline import require_account
 
             require_account(ledger, account_id)
-    return [
-        StatusRow(**r.model_dump(), overdue=r.overdue_at(now), damaged=problem)
-        for r, problem in sorted(rows, key=lambda pair: pair[0].profile_id)
-        if state is None or r.state is state
-    ]
+    from ledger.rules import reason_at
+
+    judged = []
+    for r, problem in sorted(rows, key=lambda pair: pair[0].profile_id):
+        if state is None or r.state is state:
+            overdue = r.overdue_at(now)
+            # The reason a checkout now would be denied for: stale once the deadline passed.
+            row = {**r.model_dump(), "reason": reason_at(r.reason, overdue)}
+            judged.append(StatusRow(**row, overdue=overdue, damaged=problem))
+    return judged
 
 
 def availability_status(ledger: Ledger) -> ReadModelStatus:

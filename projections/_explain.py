@@ -55,6 +55,8 @@ class Usage(ReadResult):
     ending: str | None
     cause: Cause | None = None
     ended_at: datetime | None
+    # The current lease missed its deadline, on the store's clock: stale until the sweep.
+    overdue: bool = False
     because: list[TimelineRow] = []  # the events that began (and ended) that lease
 
 
@@ -183,6 +185,7 @@ def who(ledger: Ledger, profile_id: str) -> Usage:
         ending=None if current or last is None else last.ending,
         cause=None if current or last is None else last.ending_cause,
         ended_at=None if current or last is None else last.ended_at,
+        overdue=view.lease is not None and view.lease.overdue_at(ledger.now()),
         because=[
             r
             for r in at_moments(ledger, profile_id, [m for m in moments if m is not None])

@@ -74,14 +74,18 @@ def standing_reason(p: ProfileStateMachine) -> DenialReason | None:
     return _REASON_BY_STATE.get(p.state)
 
 
+def reason_at(reason: DenialReason | None, overdue: bool) -> DenialReason | None:
+    """The reason a checkout is denied for at a moment, given the one the state records
+    (``standing_reason``) and whether the live lease missed its deadline by then: a lease past
+    its deadline denies as stale even before the sweep has marked it."""
+    return DenialReason.STALE if overdue and reason is DenialReason.ALREADY_LEASED else reason
+
+
 def state_denial(p: ProfileStateMachine, now: datetime) -> Denial | None:
-    """The denial the profile's state imposes at ``now``, or None when it is available.
-    A lease past its deadline denies as stale even before the sweep has marked it."""
-    reason = standing_reason(p)
+    """The denial the profile's state imposes at ``now``, or None when it is available."""
+    reason = reason_at(standing_reason(p), p.lease is not None and p.lease.overdue_at(now))
     if reason is None:
         return None
-    if reason is DenialReason.ALREADY_LEASED and p.lease is not None and p.lease.overdue_at(now):
-        reason = DenialReason.STALE
     if reason is DenialReason.DISABLED:
         return _disabled(p)
     if reason is DenialReason.ALREADY_LEASED:

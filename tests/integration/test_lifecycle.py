@@ -22,7 +22,7 @@ from ledger import (
     Sweep,
     UnknownProfile,
 )
-from projections import explain, timeline, who
+from projections import explain, status, timeline, who
 
 
 def test_lifecycle_records_every_transition_in_order(ledger: Ledger) -> None:
@@ -107,6 +107,31 @@ def test_resent_command_id_returns_the_first_result_and_appends_nothing(ledger: 
     )
     assert event_count(ledger) == count
     assert [e.event_type for e in ledger.history(pid)].count("lease_acquired") == 1
+
+
+def test_past_its_deadline_status_and_who_say_what_a_checkout_would(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """Before the sweep, a lease past its deadline denies a checkout as stale: status gave
+    the reason already_leased beside "overdue" and who said "held until" a time gone by, so a
+    script reading status acted otherwise than checkout."""
+    pid = register(ledger)
+    ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+    )
+    [row] = status(ledger)
+    assert (row.reason, row.overdue, who(ledger, pid).overdue) == (
+        DenialReason.ALREADY_LEASED,
+        False,
+        False,
+    )
+    clock.advance(31)
+    with pytest.raises(CheckoutDenied) as denied:
+        ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+    [row] = status(ledger)
+    assert (row.reason, row.overdue) == (denied.value.reason, True)
+    assert row.reason is DenialReason.STALE
+    assert who(ledger, pid).overdue
 
 
 def test_sweep_marks_overdue_lease_stale_and_worker_learns_it(

@@ -875,6 +875,22 @@ MUTANTS = (
         ("tests/unit/test_rules.py",),
     ),
     Mutant(
+        "status-reason-unjudged",
+        "projections/_availability.py",
+        '"reason": reason_at(r.reason, overdue)}',
+        '"reason": r.reason}',
+        "status gives an overdue lease's reason as already_leased where checkout says stale",
+        ("tests/integration/test_lifecycle.py",),
+    ),
+    Mutant(
+        "who-overdue-unsaid",
+        "projections/_explain.py",
+        "        overdue=view.lease is not None and view.lease.overdue_at(ledger.now()),",
+        "        overdue=False,",
+        "who says a lease past its deadline is held until a time gone by",
+        ("tests/integration/test_lifecycle.py",),
+    ),
+    Mutant(
         "availability-unchecked",
         "custody/_reading.py",
         "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",

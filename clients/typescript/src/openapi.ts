@@ -1003,7 +1003,8 @@ export interface components {
         Role: "worker" | "scheduler" | "reviewer" | "operator";
         /**
          * StatusRow
-         * @description An availability row judged at a moment: ``overdue`` when a lease missed its deadline;
+         * @description An availability row judged at a moment: ``overdue`` when a lease missed its deadline
+         *     (its ``reason`` then ``stale``, as a checkout is denied: the row records the state's);
          *     ``damaged`` says what was wrong with a stored row that could not be read (the row shown is
          *     then the one the events give; ``custody rebuild`` repairs the table).
          */
@@ -1175,6 +1176,11 @@ export interface components {
             cause?: components["schemas"]["Cause"] | null;
             /** Ended At */
             ended_at: string | null;
+            /**
+             * Overdue
+             * @default false
+             */
+            overdue?: boolean;
             /**
              * Because
              * @default []
