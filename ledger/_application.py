@@ -138,9 +138,21 @@ class Ledger:
         only a command that makes a profile (``RegisterProfile``) may make a new store.
         Raises the domain's answers (``CheckoutDenied``, ``LeaseLost``, ``NotAllowed``,
         ``InvalidInput`` for a reused command id) and ``StoreUnavailable``."""
-        from ledger import _handlers as handlers  # the command models: not for a read
+        return self._handled(self._open(creating=command.creates), command)
 
-        return handlers.handle(self._open(creating=command.creates), command)
+    def _handled(self, uow: UnitOfWork, command: Command[R]) -> R:
+        """``command`` through its handler; a registration first refused if this host's disk
+        shows its directory is another profile's through a symbolic link
+        (``ledger._here``)."""
+        from ledger import _handlers as handlers  # the command models: not for a read
+        from ledger._commands import RegisterProfile
+
+        if isinstance(command, RegisterProfile) and command.user_data_dir is not None:
+            from ledger._here import refuse_aliases
+
+            records = self.store.directories()
+            refuse_aliases(command.profile_id, command.user_data_dir, records)
+        return handlers.handle(uow, command)
 
     def handle_together(self, commands: Sequence[Command[Any]]) -> list[Any]:
         """Run several commands with their writes in one transaction (group commit: a process
@@ -153,14 +165,12 @@ class Ledger:
         on its own after it. ``StoreUnavailable`` is raised when the store cannot answer, unless
         a transaction of the call has been written: then the answers to its commands are given,
         and every command after them is answered with that ``StoreUnavailable``."""
-        from ledger import _handlers as handlers  # the command models: not for a read
-
         uow = self._open(creating=any(c.creates for c in commands))
         answers: list[Any] = []
         for start in range(0, len(commands), TOGETHER_AT_MOST):
             batch = commands[start : start + TOGETHER_AT_MOST]
             try:
-                answers += uow.together([partial(handlers.handle, uow, c) for c in batch])
+                answers += uow.together([partial(self._handled, uow, c) for c in batch])
             except StoreUnavailable as e:
                 if not answers:  # nothing was written: the call failed as a whole
                     raise

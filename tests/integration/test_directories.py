@@ -95,6 +95,32 @@ def test_registering_the_same_profile_again_stays_a_no_op(ledger: Ledger) -> Non
     register(ledger, "profile_c", user_data_dir="/srv/profiles/c")  # c was never taken
 
 
+@pytest.mark.parametrize("through", ["link", "linked"], ids=["new-via-link", "old-via-link"])
+def test_a_directory_another_profile_has_through_a_symbolic_link_is_refused(
+    ledger: Ledger, tmp_path: Path, through: str
+) -> None:
+    """On the registering host, /link/a where /link is /prof is /prof/a: two profiles would
+    launch Chromium on one directory (its cookies, its account). Refused either way round (the
+    link in the new registration, or in the one recorded), also for a directory inside, naming
+    the profile that has it; nothing written. The text alone (every host) did not tell."""
+    (tmp_path / "prof" / "a").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "prof", target_is_directory=True)
+    real, linked = str(tmp_path / "prof" / "a"), str(tmp_path / "link" / "a")
+    first, second = (real, linked) if through == "link" else (linked, real)
+    register(ledger, "profile_a", user_data_dir=first)
+    before = event_count(ledger)
+    for theirs in (second, second + "/Default"):
+        with pytest.raises(InvalidInput, match="profile_a") as refused:
+            register(ledger, "profile_b", account_id="other", user_data_dir=theirs)
+        assert refused.value.field == "user_data_dir"
+        assert "symbolic link" in str(refused.value)
+    assert event_count(ledger) == before
+    register(ledger, "profile_a", user_data_dir=first)  # its own record again: a no-op
+    register(ledger, "profile_c", user_data_dir=str(tmp_path / "link" / "c"))
+    assert ledger.profile_ids() == ["profile_a", "profile_c"]
+    assert event_count(ledger) == before + 1
+
+
 def test_a_profile_without_a_directory_takes_none(ledger: Ledger) -> None:
     """Profiles registered without a user_data_dir never conflict with each other."""
     register(ledger, "profile_a")

@@ -891,6 +891,14 @@ MUTANTS = (
         ("tests/integration/test_lifecycle.py",),
     ),
     Mutant(
+        "directory-aliases-unresolved",
+        "ledger/_here.py",
+        "    real = os.path.realpath(spelled)",
+        "    real = spelled",
+        "a directory reached through a symbolic link is registered to a second profile",
+        ("tests/integration/test_directories.py",),
+    ),
+    Mutant(
         "availability-unchecked",
         "custody/_reading.py",
         "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",
