@@ -21,7 +21,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, create_model
 
-from ledger import Checkout, Extend, Heartbeat, RegisterProfile, Release, Review
+from ledger import Checkout, Extend, ForceRelease, Heartbeat, RegisterProfile, Release, Review
 from service._types import _bearer, _caller
 
 # Filled in by the service, never by a caller.
@@ -34,13 +34,19 @@ class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
-def body_of(command: type[BaseModel], name: str, *, keep: frozenset[str] = frozenset()) -> Any:
+def body_of(
+    command: type[BaseModel],
+    name: str,
+    *,
+    keep: frozenset[str] = frozenset(),
+    doc: str | None = None,
+) -> Any:
     fields: dict[str, Any] = {
         field: (info.annotation, info)
         for field, info in command.model_fields.items()
         if field not in _FILLED or field in keep
     }
-    return create_model(name, __base__=Body, __doc__=command.__doc__, **fields)
+    return create_model(name, __base__=Body, __doc__=doc or command.__doc__, **fields)
 
 
 CheckoutBody = body_of(Checkout, "CheckoutBody")
@@ -51,10 +57,10 @@ ReviewBody = body_of(Review, "ReviewBody")
 RegisterBody = body_of(RegisterProfile, "RegisterBody", keep=frozenset({"profile_id"}))
 
 
-class OperatorBody(Body):
-    """Why an operator acts (recorded on the event)."""
-
-    reason: str
+# Every operator's command takes the same body: the reason, as the ledger checks it.
+OperatorBody = body_of(
+    ForceRelease, "OperatorBody", doc="Why an operator acts (recorded on the event)."
+)
 
 
 # The longest number a body may hold. No field takes more than 18 digits (a fencing token);

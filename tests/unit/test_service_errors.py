@@ -20,3 +20,20 @@ def test_a_damaged_store_is_a_500_naming_the_damage() -> None:
 def test_a_refused_action_is_still_a_409() -> None:
     status, problem, _ = problem_of(NotAllowed("the profile is available"))
     assert (status, problem.error) == (409, "not_allowed")
+
+
+def test_an_operators_reason_is_declared_as_the_ledger_checks_it() -> None:
+    """The OpenAPI document (what the TypeScript client is checked against) declared an
+    operator's reason a bare string, while the service refused an empty one, one over 200
+    characters and one with control characters: the body takes the command's own field."""
+    import pydantic
+    import pytest
+
+    from service._bodies import OperatorBody
+
+    reason = OperatorBody.model_json_schema()["properties"]["reason"]
+    assert reason["maxLength"] == 200
+    for refused in ("", " ", "a\nb", "r" * 201):
+        with pytest.raises(pydantic.ValidationError):
+            OperatorBody(reason=refused)
+    assert OperatorBody(reason="stuck checkout").reason == "stuck checkout"
