@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from ledger._domain import events as ev
 from ledger._domain.aggregate import Context, require, same_identity
 from ledger._domain.browser import BrowserCheck, StopSignal, review_refusal
+from ledger._domain.directories import normalised
 from ledger._domain.errors import NotAllowed
 from ledger._domain.leasing import CheckoutRequest, LeaseRules
 from ledger._domain.loading import fold
@@ -35,12 +36,14 @@ class Profile(LeaseRules):
         """Registering the same record again changes nothing; another record for this profile
         is ``NotAllowed`` (a profile's account context never changes)."""
         existing = self.registration()
-        if existing != record:
-            msg = (
-                f"profile {record.profile_id} is already registered differently "
-                f"(account {existing.account_id}, proxy {existing.proxy_id})"
-            )
-            raise NotAllowed(msg)
+        differing = [
+            f"{name} {_shown(getattr(existing, name))}, not {_shown(getattr(record, name))}"
+            for name in type(record).model_fields
+            if _compared(existing, name) != _compared(record, name)
+        ]
+        if differing:
+            msg = f"profile {record.profile_id} is already registered differently: "
+            raise NotAllowed(msg + "; ".join(differing))
 
     def worker_of(self, lease_id: str) -> tuple[str, str | None]:
         """Who a command under ``lease_id`` acts as, and the run it correlates on: the live
@@ -146,3 +149,14 @@ def replay(
     """Projector for the repository: fold events onto ``initial`` (None: a new profile), or
     onto the snapshot that comes first (``ledger._domain.loading.fold``)."""
     return fold(initial, events, Profile)
+
+
+def _compared(record: ProfileRecord, name: str) -> object:
+    """A registration's field as two registrations are compared: a directory as every
+    directory is (``/srv/p/`` is ``/srv/p``)."""
+    value = getattr(record, name)
+    return normalised(value) if name == "user_data_dir" and value is not None else value
+
+
+def _shown(value: object) -> str:
+    return "none" if value is None else repr(value)

@@ -12,7 +12,7 @@ from conftest import event_count, register
 from racing import run_all
 
 import ledger._stores.store as store_module
-from ledger import InvalidInput, Ledger, StoreUnavailable
+from ledger import InvalidInput, Ledger, NotAllowed, StoreUnavailable
 from ledger._domain.model import MAX_DIRECTORY_BYTES
 
 RACER = str(Path(__file__).with_name("directory_racer.py"))
@@ -89,7 +89,13 @@ def test_registering_the_same_profile_again_stays_a_no_op(ledger: Ledger) -> Non
     register(ledger, "profile_a", user_data_dir="/srv/profiles/a")
     before = event_count(ledger)
     register(ledger, "profile_a", user_data_dir="/srv/profiles/a")
+    # Spelled as a provisioning script may spell it: the same directory, the same record.
+    register(ledger, "profile_a", user_data_dir="/srv/profiles/a/")
     assert event_count(ledger) == before
+    with pytest.raises(NotAllowed) as refused:  # another record names what differs
+        register(ledger, "profile_a", account_id="other", user_data_dir="/srv/profiles/a")
+    assert "account_id 'account_shop_17', not 'other'" in str(refused.value)
+    assert "user_data_dir" not in str(refused.value)
     with pytest.raises(InvalidInput):
         register(ledger, "profile_b", user_data_dir="/srv/profiles/a/b")
     register(ledger, "profile_c", user_data_dir="/srv/profiles/c")  # c was never taken

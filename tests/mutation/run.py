@@ -899,6 +899,14 @@ MUTANTS = (
         ("tests/integration/test_directories.py",),
     ),
     Mutant(
+        "registration-spelling-compared",
+        "ledger/_domain/profile.py",
+        '    return normalised(value) if name == "user_data_dir" and value is not None else value',
+        "    return value",
+        "registering a profile again with its directory spelled /dir/ is refused as another record",
+        ("tests/integration/test_directories.py",),
+    ),
+    Mutant(
         "availability-unchecked",
         "custody/_reading.py",
         "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",
