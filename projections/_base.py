@@ -138,6 +138,16 @@ class Table:
         tx.insert(physical, self.stored_names, digested, key=self.key if upsert else None)
 
 
+def require_window(since: datetime | None, until: datetime | None) -> None:
+    """``InvalidInput`` naming ``since`` for a window that ends before it starts: an empty
+    answer would pass it off as a quiet time."""
+    if since is not None and until is not None and since > until:
+        from ledger import InvalidInput
+
+        msg = f"{since.isoformat()} is after until {until.isoformat()}: the window holds no time"
+        raise InvalidInput("since", msg)
+
+
 def validated_rows(name: str, validate: Callable[[Any], _T], rows: Any) -> _T:
     """``validate(rows)``; a row that does not validate is ``ReadModelDamaged`` naming the
     read model ``name``, the column and its value, and the rebuild."""

@@ -29,6 +29,7 @@ from projections._base import (
     ReadResult,
     Table,
     iso,
+    require_window,
     validated_rows,
 )
 from projections._runner import catch_up
@@ -372,7 +373,8 @@ def read_usage(
     (started by ``until``, not ended before ``since``), oldest first (by start, then lease
     id), brought up to date first. ``read`` runs the query (``Feed.query`` for rows,
     ``Feed.read_frame`` for a DataFrame). ``InvalidInput`` naming ``account`` for an account
-    no profile was registered under."""
+    no profile was registered under, ``since`` for a window that ends before it starts."""
+    require_window(since, until)
     catch_up(ledger, LEASES_READ_MODEL)
     found = read(*select_usage(account_id, since, until))
     if len(found) == 0 and account_id is not None:

@@ -24,6 +24,7 @@ from projections._base import (
     ReadResult,
     Table,
     iso,
+    require_window,
     validated_rows,
 )
 from projections._runner import catch_up
@@ -303,7 +304,9 @@ def read_timeline(
     ``last`` of them), in log order (oldest first), brought up to date first. ``read`` runs
     the query (``Feed.query`` for rows, ``Feed.read_frame`` for a DataFrame).
     ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for a ``last`` below
-    1, a time with no UTC instant, or an account no profile was registered under."""
+    1, a time with no UTC instant, a window that ends before it starts, or an account no
+    profile was registered under."""
+    require_window(since, until)
     sql, params = select(
         profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
     )

@@ -260,3 +260,26 @@ def test_unclean_limit_beyond_what_a_profile_remembers_is_refused(ledger: Ledger
     with pytest.raises(InvalidInput, match="unclean_limit"):
         register(ledger, unclean_limit=65)
     assert event_count(ledger) == 0
+
+
+def test_a_window_that_ends_before_it_starts_is_bad_input(ledger: Ledger, clock: StepClock) -> None:
+    """since after until answered an empty timeline or usage, exit 0, as if nothing had
+    happened then: refused, naming since, as the CSV and the table read alike."""
+    from datetime import timedelta
+
+    from projections import usage
+
+    pid = register(ledger)
+    ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+    now = ledger.now()
+    later, earlier = now + timedelta(days=1), now - timedelta(days=1)
+    for read in (
+        lambda: timeline(ledger, pid, since=later, until=earlier),
+        lambda: usage(ledger, "account_shop_17", since=later, until=earlier),
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            read()
+        assert refused.value.field == "since"
+        assert "the window holds no time" in str(refused.value)
+    assert len(timeline(ledger, pid, since=now, until=now)) == 2  # one instant is a window
+    assert len(usage(ledger, "account_shop_17", since=earlier, until=later)) == 1

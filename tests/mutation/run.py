@@ -907,6 +907,14 @@ MUTANTS = (
         ("tests/integration/test_directories.py",),
     ),
     Mutant(
+        "window-backwards",
+        "projections/_base.py",
+        "    if since is not None and until is not None and since > until:",
+        "    if False:",
+        "a timeline or usage window that ends before it starts answers empty, as a quiet time",
+        ("tests/integration/test_lifecycle.py",),
+    ),
+    Mutant(
         "availability-unchecked",
         "custody/_reading.py",
         "[availability_status(ledger), *read_model_status(ledger, READ_MODELS.values())]",
