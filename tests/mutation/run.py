@@ -123,9 +123,9 @@ MUTANTS = (
     Mutant(
         "overdue-checkout-says-stale",
         "ledger/_domain/denials.py",
-        "    if reason is DenialReason.ALREADY_LEASED and p.lease is not None"
-        " and p.lease.overdue_at(now):\n",
-        "    if False:\n",
+        "    return DenialReason.STALE if overdue and reason is DenialReason.ALREADY_LEASED else"
+        " reason\n",
+        "    return reason\n",
         "a checkout of a profile whose lease is overdue says already_leased, not stale",
     ),
     Mutant(
