@@ -4,6 +4,7 @@ and signing keys; and what an export never replaces (``kept_apart``)."""
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,8 +53,15 @@ def kept_apart(path: Path) -> str | None:
 
 
 def _head(path: Path) -> bytes:
+    """The first bytes of the regular file ``path``, or none: a FIFO or a device is opened
+    without waiting for a writer and never read (it holds no store or key)."""
     try:
-        with path.open("rb") as file:
-            return file.read(64)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError:
         return b""
+    try:
+        return os.read(fd, 64) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)

@@ -150,8 +150,7 @@ class Ledger:
         if isinstance(command, RegisterProfile) and command.user_data_dir is not None:
             from ledger._here import refuse_aliases
 
-            records = self.store.directories()
-            refuse_aliases(command.profile_id, command.user_data_dir, records)
+            refuse_aliases(command.profile_id, command.user_data_dir, self.store.overlapping)
         return handlers.handle(uow, command)
 
     def handle_together(self, commands: Sequence[Command[Any]]) -> list[Any]:

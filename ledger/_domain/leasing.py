@@ -87,7 +87,9 @@ class LeaseRules(AggregateRoot):
                 (x for x in (lease, self.last_lease) if x and x.lease_id == lease_id), None
             )
             if named is not None and named.worker_id != worker_id:
-                raise Forbidden(f"lease {lease_id} is held by {named.worker_id}, not {worker_id}")
+                held = "is" if named is lease else "was"
+                msg = f"lease {lease_id} {held} held by {named.worker_id}, not {worker_id}"
+                raise Forbidden(msg)
         if lease is None or lease.lease_id != lease_id:
             ended = (
                 self.last_lease

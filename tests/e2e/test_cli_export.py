@@ -162,3 +162,17 @@ def test_an_export_never_replaces_a_store_its_journal_or_a_key(tmp_path: Path) -
     assert "--html is empty" in lines[5]
     assert {path: path.read_bytes() for path in kept} == kept
     assert ok(custody("verify", cwd=tmp_path, store=url)).out.startswith("checked ")
+
+
+def test_an_export_onto_a_fifo_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """The look at what a target holds opened a FIFO for reading, which waits for a writer:
+    an export onto one hung for ever. A FIFO holds no store: the export goes on as before."""
+    import os
+
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    Ledger.init(url).close()
+    write_story(url)
+    os.mkfifo(tmp_path / "out.csv")
+    run = custody("timeline", "--format", "csv", "--output", "out.csv", cwd=tmp_path, store=url)
+    assert run.code == 0, run.err
+    assert (tmp_path / "out.csv").read_text().startswith("position,")

@@ -265,7 +265,7 @@ def test_unclean_limit_beyond_what_a_profile_remembers_is_refused(ledger: Ledger
 def test_a_window_that_ends_before_it_starts_is_bad_input(ledger: Ledger, clock: StepClock) -> None:
     """since after until answered an empty timeline or usage, exit 0, as if nothing had
     happened then: refused, naming since, as the CSV and the table read alike."""
-    from datetime import timedelta
+    from datetime import UTC, timedelta
 
     from projections import usage
 
@@ -282,4 +282,6 @@ def test_a_window_that_ends_before_it_starts_is_bad_input(ledger: Ledger, clock:
         assert refused.value.field == "since"
         assert "the window holds no time" in str(refused.value)
     assert len(timeline(ledger, pid, since=now, until=now)) == 2  # one instant is a window
+    naive = earlier.astimezone(UTC).replace(tzinfo=None)  # compared as stored, no TypeError
+    assert len(timeline(ledger, pid, since=naive, until=later)) == 2
     assert len(usage(ledger, "account_shop_17", since=earlier, until=later)) == 1

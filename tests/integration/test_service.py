@@ -211,7 +211,7 @@ def test_another_workers_lease_is_refused_by_the_write_itself(served: Served, pi
         ]
     for answer in answers:
         assert (answer.status_code, answer.json()["error"]) == (403, "forbidden"), answer.text
-        assert "held by worker-1, not worker-2" in answer.json()["message"]
+        assert "was held by worker-1, not worker-2" in answer.json()["message"]
     assert _events(served) == before
 
 

@@ -909,10 +909,26 @@ MUTANTS = (
     Mutant(
         "window-backwards",
         "projections/_base.py",
-        "    if since is not None and until is not None and since > until:",
+        "    if since is not None and until is not None and _utc(since) > _utc(until):",
         "    if False:",
         "a timeline or usage window that ends before it starts answers empty, as a quiet time",
         ("tests/integration/test_lifecycle.py",),
+    ),
+    Mutant(
+        "window-naive-compared",
+        "projections/_base.py",
+        "and _utc(since) > _utc(until):",
+        "and since > until:",
+        "a window of one naive and one aware time is a TypeError, not an answer",
+        ("tests/integration/test_lifecycle.py",),
+    ),
+    Mutant(
+        "export-target-blocks",
+        "custody/_whole.py",
+        "        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)",
+        "        fd = os.open(path, os.O_RDONLY)",
+        "the look at an export's target waits for a FIFO's writer: the export hangs",
+        ("tests/e2e/test_cli_export.py",),
     ),
     Mutant(
         "availability-unchecked",

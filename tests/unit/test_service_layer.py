@@ -126,7 +126,8 @@ def test_a_lease_command_for_another_worker_is_forbidden_with_the_write(
     handle(uow, Heartbeat(**beat, step="mine", worker_id="w1"))
     handle(uow, Release(**beat, outcome="success", final_url="https://ok.test/", worker_id="w1"))
     written = len(repo.history("p1"))
-    with pytest.raises(Forbidden):  # its ended lease is still not w2's to speak under
+    # Its ended lease is still not w2's to speak under.
+    with pytest.raises(Forbidden, match=f"lease {lease.lease_id} was held by w1, not w2"):
         handle(uow, foreign[0])
     assert len(repo.history("p1")) == written
 
