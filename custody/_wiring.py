@@ -183,9 +183,6 @@ class Seconds(click.FloatRange):
     ``click.FloatRange`` lets it through (every comparison with it is false): a sweep
     ``--interval nan`` ran a pass without a pause, a ``--grace nan`` never sent SIGKILL."""
 
-    def __init__(self, low: float, high: float) -> None:
-        super().__init__(low, high)
-
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         seconds = super().convert(value, param, ctx)
         if seconds != seconds:  # nan: the only value unequal to itself

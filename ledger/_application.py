@@ -145,12 +145,13 @@ class Ledger:
         shows its directory is another profile's through a symbolic link
         (``ledger._here``)."""
         from ledger import _handlers as handlers  # the command models: not for a read
-        from ledger._commands import RegisterProfile
 
-        if isinstance(command, RegisterProfile) and command.user_data_dir is not None:
+        if command.creates:  # only a registration: a heartbeat pays for no look here
+            from ledger._commands import RegisterProfile
             from ledger._here import refuse_aliases
 
-            refuse_aliases(command.profile_id, command.user_data_dir, self.store.overlapping)
+            if isinstance(command, RegisterProfile) and command.user_data_dir is not None:
+                refuse_aliases(command.profile_id, command.user_data_dir, self.store.overlapping)
         return handlers.handle(uow, command)
 
     def handle_together(self, commands: Sequence[Command[Any]]) -> list[Any]:

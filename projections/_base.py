@@ -141,17 +141,12 @@ class Table:
 def require_window(since: datetime | None, until: datetime | None) -> None:
     """``InvalidInput`` naming ``since`` for a window that ends before it starts: an empty
     answer would pass it off as a quiet time."""
-    if since is not None and until is not None and _utc(since) > _utc(until):
+    # Compared as ``iso`` stores them (UTC text sorts as time), a naive time with an aware one.
+    if since is not None and until is not None and str(iso(since)) > str(iso(until)):
         from ledger import InvalidInput
 
         msg = f"{since.isoformat()} is after until {until.isoformat()}: the window holds no time"
         raise InvalidInput("since", msg)
-
-
-def _utc(moment: datetime) -> datetime:
-    """``moment`` comparable with any other, as ``iso`` stores it (a time without an offset
-    read as this host's local time, as ``datetime.astimezone`` reads it)."""
-    return moment.astimezone(UTC)
 
 
 def validated_rows(name: str, validate: Callable[[Any], _T], rows: Any) -> _T:
