@@ -45,8 +45,8 @@ _since = click.option(
 )  # fmt: skip
 _until = click.option(
     "--until", type=UNTIL, metavar="TIME",
-    help="up to this time, itself included (a date alone means the whole day: through its "
-    "last instant)",
+    help="up to this time, itself included to its precision: a date alone means the whole day, "
+    "a time to the second the whole second (through its last instant)",
 )  # fmt: skip
 
 

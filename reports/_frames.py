@@ -7,6 +7,7 @@ SQLite, ADBC on PostgreSQL) and returns the same dtypes on every store: times as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
@@ -41,7 +42,10 @@ def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def moment(field: str, value: Moment, *, until: bool = False) -> datetime | None:
     """The UTC instant a datetime or ISO 8601 text (``2026-11-27T09:45Z``) names; a time
     without an offset is UTC. A date alone (``2026-11-27``) means the whole day: its first
-    instant, or with ``until`` its last (``23:59:59.999999``). ``InvalidInput`` names the
+    instant, or with ``until`` its last (``23:59:59.999999``). So does a text time with
+    ``until``, to its own precision: ``09:45:07`` reaches through ``09:45:07.999999`` and
+    ``09:45`` through ``09:45:59.999999``, so that a time copied from a text view (shown to
+    the second) takes in the events of that second it shows. ``InvalidInput`` names the
     field for text that is no time, and for a time with no UTC instant (the first hours of
     year 1 east of Greenwich, the last of year 9999 west of it)."""
     if value is None:
@@ -81,7 +85,30 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
     except ValueError:
         msg = f"expected an ISO 8601 time such as 2026-11-27T09:45:00Z (got {text[:40]!r})"
         raise InvalidInput(field, msg) from None
+    if until:
+        parsed = _through_its_last_instant(text.strip(), parsed)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+# The time of day at the end of an ISO 8601 time, with its offset if any: hours, minutes,
+# seconds and a fraction, each optional after the hours (``09``, ``0945``, ``09:45:07.5``).
+_TIME_OF_DAY = re.compile(
+    r"(\d{2})(?::?(\d{2})(?::?(\d{2})([.,]\d+)?)?)?"
+    r"(?:[Zz]|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)?$"
+)
+
+
+def _through_its_last_instant(text: str, parsed: datetime) -> datetime:
+    """``parsed`` moved to the last microsecond of the unit ``text`` gives it to: the hour,
+    the minute or the second; as it is when the text has a fraction of a second."""
+    given = _TIME_OF_DAY.search(text)
+    if given is None or given.group(4):
+        return parsed
+    if given.group(2) is None:
+        return parsed.replace(minute=59, second=59, microsecond=999_999)
+    if given.group(3) is None:
+        return parsed.replace(second=59, microsecond=999_999)
+    return parsed.replace(microsecond=999_999)
 
 
 def typed(

@@ -36,6 +36,30 @@ def test_a_date_alone_is_the_whole_day(ledger: Ledger, day: str) -> None:
     assert list(used["lease_id"]) == ["lease-1@profile_shop_17"]
 
 
+def test_a_time_until_its_second_or_minute_takes_in_all_of_it(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """until=TIME given to the second (as the text views show times) reaches through that
+    second's last microsecond, and to the minute through the minute's: the events 0.65 s
+    after the second a person copied are in the window, in the timeline and in usage; a
+    time with a fraction is the instant itself, and since=TIME starts at the second."""
+    clock.now = clock.now.replace(microsecond=654_321)
+    pid = register(ledger)
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+    ledger.handle(
+        Release(lease_id=lease.lease_id, fencing_token=1, outcome="success", final_url="u")
+    )
+    second = clock.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    minute = clock.now.strftime("%Y-%m-%dT%H:%M")
+    assert len(reports.timeline(until=second, ledger=ledger)) == 4
+    assert len(reports.timeline(until=minute, ledger=ledger)) == 4
+    assert len(reports.timeline(since=second, until=second, ledger=ledger)) == 4
+    used = reports.usage("account_shop_17", since=second, until=second, ledger=ledger)
+    assert list(used["lease_id"]) == ["lease-1@profile_shop_17"]
+    just_before = (clock.now - timedelta(microseconds=1)).isoformat()
+    assert len(reports.timeline(until=just_before, ledger=ledger)) == 0
+
+
 @pytest.mark.parametrize(
     ("field", "ask"),
     [

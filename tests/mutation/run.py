@@ -915,6 +915,14 @@ MUTANTS = (
         ("tests/integration/test_lifecycle.py",),
     ),
     Mutant(
+        "until-to-the-instant",
+        "reports/_frames.py",
+        "        parsed = _through_its_last_instant(text.strip(), parsed)\n",
+        "        pass\n",
+        "until=TIME to the second misses that second's events after its first instant",
+        ("tests/integration/test_report_times.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",
