@@ -125,7 +125,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
         "/v1/profiles/{profile_id}/checkout",
         status_code=201,
         response_model=Lease,
-        responses=_errors.responses(401, 403, 404, 409, 422, 503),
+        responses=_errors.responses(401, 403, 404, 409, 413, 422, 503),
         tags=["leases"],
     )
     async def checkout(
@@ -167,7 +167,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
         app.post(
             f"/v1/leases/{{lease_id}}/{path}",
             response_model=answer,
-            responses=_errors.responses(401, 403, 404, 410, 422, 503),
+            responses=_errors.responses(401, 403, 404, 410, 413, 422, 503),
             tags=["leases"],
         )(act)
 
@@ -219,7 +219,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
         "/v1/profiles",
         status_code=201,
         response_model=ProfileRecord,
-        responses=_errors.responses(401, 403, 409, 422, 503),
+        responses=_errors.responses(401, 403, 409, 413, 422, 503),
         tags=["operators"],
     )
     async def register(
@@ -235,7 +235,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
     @app.post(
         "/v1/profiles/{profile_id}/review",
         response_model=Availability,
-        responses=_errors.responses(401, 403, 404, 409, 422, 503),
+        responses=_errors.responses(401, 403, 404, 409, 413, 422, 503),
         tags=["reviewers"],
     )
     async def review(
@@ -273,7 +273,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
         app.post(
             f"/v1/profiles/{{profile_id}}/{path}",
             response_model=answer,
-            responses=_errors.responses(401, 403, 404, 409, 422, 503),
+            responses=_errors.responses(401, 403, 404, 409, 413, 422, 503),
             tags=["operators"],
         )(act)
 

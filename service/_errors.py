@@ -55,6 +55,7 @@ _DESCRIBED = {
     404: "no such profile",
     409: "denied: the checkout's denial, or the profile's state forbids the action",
     410: "the lease is lost: stop working",
+    413: "the body is larger than any command takes (1 MiB)",
     422: "bad input, naming the field",
     503: "the store is unavailable; retry after Retry-After seconds",
 }

@@ -238,3 +238,20 @@ def test_a_body_larger_than_any_command_takes_is_413_and_read_no_further(http: S
         history = ledger.history("p1")
     assert len(history) == before + 1
     assert getattr(history[-1], "url", None) == longest
+
+
+def test_every_operation_that_takes_a_body_lists_413_in_its_openapi(http: Served) -> None:
+    """The service answers 413 to a body past 1 MiB on any operation that reads one: the
+    OpenAPI document (and so the TypeScript client's types) lists it on each of them, and on
+    no operation that reads no body."""
+    with http.client() as client:
+        document = client.get("/openapi.json").json()
+    operations = [
+        (f"{verb.upper()} {path}", operation)
+        for path, verbs in document["paths"].items()
+        for verb, operation in verbs.items()
+    ]
+    takes = {name for name, operation in operations if "requestBody" in operation}
+    lists = {name for name, operation in operations if "413" in operation["responses"]}
+    assert len(takes) >= 9, sorted(takes)  # checkout, 3 lease actions, register, review, 4 ops
+    assert lists == takes, (sorted(takes - lists), sorted(lists - takes))

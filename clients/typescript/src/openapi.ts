@@ -1291,6 +1291,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
             /** @description bad input, naming the field */
             422: {
                 headers: {
@@ -1368,6 +1377,15 @@ export interface operations {
             };
             /** @description the lease is lost: stop working */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1459,6 +1477,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
             /** @description bad input, naming the field */
             422: {
                 headers: {
@@ -1536,6 +1563,15 @@ export interface operations {
             };
             /** @description the lease is lost: stop working */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1747,6 +1783,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
             /** @description bad input, naming the field */
             422: {
                 headers: {
@@ -1824,6 +1869,15 @@ export interface operations {
             };
             /** @description denied: the checkout's denial, or the profile's state forbids the action */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1915,6 +1969,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
             /** @description bad input, naming the field */
             422: {
                 headers: {
@@ -1992,6 +2055,15 @@ export interface operations {
             };
             /** @description denied: the checkout's denial, or the profile's state forbids the action */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2083,6 +2155,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
             /** @description bad input, naming the field */
             422: {
                 headers: {
@@ -2160,6 +2241,15 @@ export interface operations {
             };
             /** @description denied: the checkout's denial, or the profile's state forbids the action */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the body is larger than any command takes (1 MiB) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
