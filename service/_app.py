@@ -102,6 +102,10 @@ def create_app(store_url: str | None = None) -> FastAPI:
         version="1",
         lifespan=lifespan,
         description="Leases on browser profiles: checkout, heartbeat, release, review.",
+        # No Swagger UI or ReDoc: their pages run scripts from a CDN, without a CSP, on the
+        # console's origin, where a script may read a console page and post its form.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     app.router.route_class = JsonRoute  # set before the first route, so every route has it

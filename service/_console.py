@@ -85,6 +85,7 @@ class Console:
             loader=PackageLoader("service", "templates"),
             autoescape=True,  # the guard against a worker's text becoming markup
             undefined=StrictUndefined,
+            finalize=_visible,  # a worker's bidi override must not reorder what the page shows
         )
         self.templates.filters["when"] = _when
         self.templates.filters["age"] = _age
@@ -181,6 +182,15 @@ async def read_form(request: Request) -> dict[str, str]:
 def _secured(response: Response) -> Response:
     response.headers.update(HEADERS)
     return response
+
+
+def _visible(value: Any) -> Any:
+    """A text with each invisible format or control character (a bidi override, a zero-width
+    space) shown as its escape, as the command line shows it to a person."""
+    if not isinstance(value, str) or value.isprintable():
+        return value
+    kept = "\n\t"
+    return "".join(c if c.isprintable() or c in kept else ascii(c)[1:-1] for c in value)
 
 
 def _when(moment: datetime | None) -> str:

@@ -131,3 +131,29 @@ def test_signing_out_ends_the_session(served: Served) -> None:
         out = client.post("/console/sign-out", data={"csrf": csrf})
         assert out.status_code == 303
         assert client.get("/console/queue").status_code == 303
+
+
+def test_a_bidi_override_a_worker_wrote_is_shown_as_its_escape(served: Served) -> None:
+    """rev20: a step ``safe<U+202E>gnp.exe`` read as ``safeexe.png`` and a URL ending in a
+    reversed ``moc.live`` as ``evil.com``: the page shows each invisible format character as
+    its escape (as the command line does), never the character itself; the store keeps it."""
+    step, url = "safe\u202egnp.exe", "https://ex.example/\u202emoc.live"
+    crashed_run(served, "p_bidi", step=step, url=url)
+    with _signed_in(served) as (client, _):
+        page = client.get("/console/profiles/p_bidi").text
+    assert "\u202e" not in page
+    assert "safe\\u202egnp.exe" in page
+    assert "https://ex.example/\\u202emoc.live" in page
+    with served.client(Role.REVIEWER) as reader:
+        timeline = reader.get("/v1/profiles/p_bidi/timeline").json()
+    assert step in [e["step"] for e in timeline]
+
+
+def test_no_page_of_the_services_origin_runs_a_script_from_elsewhere(served: Served) -> None:
+    """rev20: FastAPI's /docs and /redoc pages loaded Swagger UI and ReDoc from a CDN, with no
+    Content-Security-Policy, on the console's origin, where such a script may read a console
+    page's form token and post a verdict as the signed-in reviewer. They are not served;
+    /openapi.json still is."""
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert httpx.get(f"{served.url}{path}").status_code == 404, path
+    assert httpx.get(f"{served.url}/openapi.json").status_code == 200

@@ -923,6 +923,22 @@ MUTANTS = (
         ("tests/integration/test_report_times.py",),
     ),
     Mutant(
+        "console-bidi-raw",
+        "service/_console.py",
+        "            finalize=_visible,  # a worker's bidi override must not reorder what the page"
+        "",
+        "the console writes a worker's bidi override raw, so safe<RLO>gnp.exe reads safeexe.png",
+        ("tests/integration/test_console_forms.py",),
+    ),
+    Mutant(
+        "service-docs-pages",
+        "service/_app.py",
+        "        docs_url=None,\n        redoc_url=None,\n",
+        "",
+        "/docs and /redoc run a CDN's scripts on the console's origin",
+        ("tests/integration/test_console_forms.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",
