@@ -51,6 +51,13 @@ for _name, _help in (
 @click.option("--reviewer", required=True, metavar="NAME")
 @click.option("--decision", type=LedgerChoice(decisions), required=True)
 @click.option("--note", required=True, metavar="TEXT")
+@click.option(
+    "--expected-version",
+    type=click.IntRange(min=1, max=2**63 - 1),
+    metavar="N",
+    help="the profile's version you judged (status --json, or why's last #N): refused if it "
+    "has moved on since",
+)
 @command_id_option
 @on_ledger
 def review(ledger: Ledger, **params: Any) -> Availability:

@@ -33,6 +33,7 @@ from ledger._domain.model import (
     ReviewDecision,
     Role,
     Sha256,
+    StreamVersion,
     Text,
     TtlSeconds,
     UncleanLimit,
@@ -171,6 +172,9 @@ class Review(Command[Availability]):
     decision: Annotated[ReviewDecision, LAX]
     note: Name
     browser: BrowserCheck | None = None  # what an inspection of the directory found, if made
+    # The profile's version the reviewer judged (a page drawn, a ``view`` read): refused once
+    # the profile has moved on, so a verdict never lands on a run its reviewer did not see.
+    expected_version: StreamVersion | None = None
 
 
 class RecordBrowserStop(Command[Availability]):

@@ -152,7 +152,13 @@ def _operator(
 
 def review(uow: UnitOfWork, c: cmds.Review) -> Availability:
     """A reviewer's verdict on a profile in review or quarantine."""
-    act = partial(Profile.review, decision=c.decision, note=c.note, browser=c.browser)
+    act = partial(
+        Profile.review,
+        decision=c.decision,
+        note=c.note,
+        browser=c.browser,
+        expected_version=c.expected_version,
+    )
     decision = Decision(act, Acting(Role.REVIEWER, c.reviewer, reason=c.note))
     return availability_of(uow.run(c, c.profile_id, decision).profile)
 

@@ -184,6 +184,12 @@ def _secured(response: Response) -> Response:
     return response
 
 
+def _whole(text: str) -> int | str:
+    """A form's whole number as an int; any other text as it is, for the ledger's check to
+    refuse naming its field (a form sends only text)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else text
+
+
 def _visible(value: Any) -> Any:
     """A text with each invisible format or control character (a bidi override, a zero-width
     space) shown as its escape, as the command line shows it to a person."""
@@ -284,6 +290,9 @@ def install(app: FastAPI, service: Service) -> None:
                         "reviewer": session.who.actor,  # the token's, never the form's
                         "decision": form.get("decision", ""),
                         "note": form.get("note", ""),
+                        # The version the page showed: a verdict on a profile that moved on
+                        # since (another verdict, another run) is refused, never applied.
+                        "expected_version": _whole(form.get("expected_version", "")),
                     }
                 )
                 browser = await service.browser_here(profile_id)

@@ -70,6 +70,7 @@ class ProfilePage:
     evidence: Evidence | None
     timeline: list[TimelineRow]
     at: datetime
+    version: int  # the profile's version the page shows: its verdict form sends it back
     reviewable: bool = field(default=False)
     steps_left_out: int = 0  # the run's earliest steps, not shown (STEPS_SHOWN at most are)
 
@@ -113,6 +114,7 @@ def profile_page(ledger: Ledger, profile_id: str) -> ProfilePage:
         evidence=evidence,
         timeline=timeline(ledger, profile_id, last=TIMELINE_SHOWN),
         at=ledger.now(),
+        version=view.version,
         reviewable=view.state in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED),
         steps_left_out=steps_left_out,
     )

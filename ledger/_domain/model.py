@@ -108,6 +108,7 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 TtlSeconds = Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)]
 MaxLeaseSeconds = Annotated[int, Field(ge=1, le=MAX_LEASE_SECONDS)]
 FencingToken = Annotated[int, Field(ge=1, le=MAX_FENCING_TOKEN)]
+StreamVersion = Annotated[int, Field(ge=1, le=2**63 - 1)]  # an event's, as a store keeps it
 UncleanLimit = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_LIMIT)]
 UncleanWindow = Annotated[int, Field(ge=1, le=MAX_UNCLEAN_WINDOW_SECONDS)]
 

@@ -100,13 +100,22 @@ class Profile(LeaseRules):
         note: str,
         ctx: Context,
         browser: BrowserCheck | None = None,
+        expected_version: int | None = None,
     ) -> None:
         """A reviewer's verdict on a profile in review or quarantine (reviewer role only).
         ``browser`` is what an inspection of the profile's directory found, if anyone looked:
-        a browser still running there forbids returning the profile to the pool."""
+        a browser still running there forbids returning the profile to the pool. With
+        ``expected_version``, the version the reviewer judged: refused if the profile has
+        moved on since (another verdict, another run), so that the verdict cannot land on a
+        run its reviewer never saw."""
         require(ctx, Role.REVIEWER)
         if self.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):
             raise NotAllowed(f"profile {self.profile_id} is {self.state.value}: nothing to review")
+        if expected_version is not None and expected_version != self.version:
+            raise NotAllowed(
+                f"profile {self.profile_id} changed since the version {expected_version} you "
+                f"judged (it is at {self.version}): read it again before giving a verdict"
+            )
         if self.last_lease is not None and same_identity(self.last_lease.worker_id, ctx.actor_id):
             who = self.last_lease.worker_id
             raise NotAllowed(f"{ctx.actor_id} is {who}, who ran the lease under review")

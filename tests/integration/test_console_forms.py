@@ -6,6 +6,7 @@ pages stay out of the API's OpenAPI document."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,7 +116,8 @@ def test_the_reviewer_is_the_tokens_actor_never_the_forms(served: Served) -> Non
     the session token's actor's."""
     crashed_run(served, "p_actor")
     with _signed_in(served) as (client, csrf):
-        forged = {"reviewer": "mallory", "actor": "mallory", **VERDICT}
+        drawn = _drawn_version(client.get("/console/profiles/p_actor").text)
+        forged = {"reviewer": "mallory", "actor": "mallory", "expected_version": drawn, **VERDICT}
         answer = client.post("/console/profiles/p_actor/review", data={"csrf": csrf, **forged})
         assert answer.status_code == 303, answer.text
     with served.client(Role.REVIEWER) as reader:
@@ -157,3 +159,72 @@ def test_no_page_of_the_services_origin_runs_a_script_from_elsewhere(served: Ser
     for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
         assert httpx.get(f"{served.url}{path}").status_code == 404, path
     assert httpx.get(f"{served.url}/openapi.json").status_code == 200
+
+
+def _drawn_version(page: str) -> str:
+    found = re.search(r'name="expected_version" value="(\d+)"', page)
+    assert found is not None, page[:2000]
+    return found.group(1)
+
+
+def test_a_verdict_from_a_page_drawn_before_the_profile_moved_on_records_nothing(
+    served: Served,
+) -> None:
+    """rev20: a reviewer opened run 1's page; meanwhile another reviewer returned the profile
+    and run 2 sent it to review again. The old page's verdict, with its note about run 1, was
+    recorded on run 2. The form carries the version the page showed: its verdict is refused
+    (409, saying so, the page drawn again), nothing written; from the new page it is taken."""
+    crashed_run(served, "p_stale")
+    with _signed_in(served) as (client, csrf):
+        drawn = _drawn_version(client.get("/console/profiles/p_stale").text)
+        with served.client(token=served.token("bob", Role.REVIEWER)) as bob:
+            said = bob.post("/v1/profiles/p_stale/review", json=VERDICT)
+            assert said.status_code == 200, said.text
+        with served.client(Role.WORKER) as worker:
+            lease = worker.post(
+                "/v1/profiles/p_stale/checkout", json={"run_id": "run-2", "task_type": "t"}
+            ).json()
+            ended = worker.post(
+                f"/v1/leases/{lease['lease_id']}/release",
+                json={"fencing_token": lease["fencing_token"], "outcome": "failure", "reason": "x"},
+            )
+            assert ended.json()["profile_state"] == "review_required", ended.text
+        before = events(served)
+        old = {"csrf": csrf, "expected_version": drawn, **VERDICT}
+        refused = client.post("/console/profiles/p_stale/review", data=old)
+        assert refused.status_code == 409, refused.text
+        assert "changed since the version" in refused.text
+        assert events(served) == before
+        fresh = {**old, "expected_version": _drawn_version(refused.text)}
+        taken = client.post("/console/profiles/p_stale/review", data=fresh)
+        assert taken.status_code == 303, taken.text
+    assert events(served) == before + 2  # profile_reviewed, profile_returned_to_pool
+
+
+def test_a_verdict_posted_twice_is_recorded_once(served: Served) -> None:
+    """rev20: a double click on "keep quarantined" recorded two verdicts (the second is
+    allowed by the state: still quarantined). The second names a version the first moved
+    past: refused, one verdict recorded."""
+    crashed_run(served, "p_twice")
+    with _signed_in(served) as (client, csrf):
+        drawn = _drawn_version(client.get("/console/profiles/p_twice").text)
+        before = events(served)
+        form = {"csrf": csrf, "expected_version": drawn, "decision": "quarantine", "note": "odd"}
+        first = client.post("/console/profiles/p_twice/review", data=form)
+        second = client.post("/console/profiles/p_twice/review", data=form)
+    assert (first.status_code, second.status_code) == (303, 409), second.text
+    assert events(served) == before + 2  # profile_reviewed, profile_quarantined
+
+
+def test_a_verdict_form_without_the_pages_version_records_nothing(served: Served) -> None:
+    """A form that does not say which version its page showed (tampered, or drawn by an older
+    console) is bad input naming the field, nothing written."""
+    crashed_run(served, "p_unversioned")
+    with _signed_in(served) as (client, csrf):
+        before = events(served)
+        for version in ({}, {"expected_version": "x"}, {"expected_version": "9" * 40}):
+            form = {"csrf": csrf, **version, **VERDICT}
+            answer = client.post("/console/profiles/p_unversioned/review", data=form)
+            assert answer.status_code == 422, answer.text
+            assert "expected_version" in answer.text
+    assert events(served) == before

@@ -925,8 +925,7 @@ MUTANTS = (
     Mutant(
         "console-bidi-raw",
         "service/_console.py",
-        "            finalize=_visible,  # a worker's bidi override must not reorder what the page"
-        "",
+        "            finalize=_visible,  # a worker's bidi override must not reorder what the page",
         "the console writes a worker's bidi override raw, so safe<RLO>gnp.exe reads safeexe.png",
         ("tests/integration/test_console_forms.py",),
     ),
@@ -937,6 +936,14 @@ MUTANTS = (
         "",
         "/docs and /redoc run a CDN's scripts on the console's origin",
         ("tests/integration/test_console_forms.py",),
+    ),
+    Mutant(
+        "review-version-unchecked",
+        "ledger/_domain/profile.py",
+        "        if expected_version is not None and expected_version != self.version:\n",
+        "        if False:\n",
+        "a verdict drawn on one run of a profile lands on a later run its reviewer never saw",
+        ("tests/unit/test_review_version.py", "tests/integration/test_console_forms.py"),
     ),
     Mutant(
         "window-naive-compared",

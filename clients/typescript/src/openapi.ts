@@ -939,6 +939,8 @@ export interface components {
             decision: components["schemas"]["ReviewDecision"];
             /** Note */
             note: string;
+            /** Expected Version */
+            expected_version?: number | null;
         };
         /**
          * ReviewDecision

@@ -1,0 +1,49 @@
+"""A verdict names the version its reviewer judged (``expected_version``): refused once the
+profile has moved on, so a verdict on one run never lands on a later run nobody reviewed."""
+
+from __future__ import annotations
+
+import pytest
+from profile_scene import Scene
+
+from ledger import Review
+from ledger._domain.errors import InvalidInput, NotAllowed
+from ledger._domain.model import Outcome, ProfileState, ReviewDecision, Role
+
+
+def _in_review(s: Scene) -> int:
+    s.release(s.checkout(), Outcome.FAILURE)
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
+    return s.profile.version
+
+
+def test_a_verdict_on_a_version_the_profile_moved_past_is_refused_and_writes_nothing() -> None:
+    """rev20: rita drew run 1's page; bob returned the profile, run 2 failed and sent it to
+    review again; rita's verdict, naming the version she saw, is refused naming both
+    versions, nothing appended. Given the version it is at now, the verdict is taken."""
+    s = Scene()
+    seen = _in_review(s)
+    s.review(reviewer="bob")
+    now = _in_review(s)
+    assert now > seen
+    ctx = s.ctx("rita", Role.REVIEWER)
+    with pytest.raises(NotAllowed, match=f"changed since the version {seen} .*at {now}"):
+        s.profile.review(ReviewDecision.RETURN, "run 1 was fine", ctx, expected_version=seen)
+    assert s.profile.pending_events == []
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
+    s.profile.review(ReviewDecision.RETURN, "run 2 was fine", ctx, expected_version=now)
+    assert s.types(s.collect()) == ["profile_reviewed", "profile_returned_to_pool"]
+
+
+def test_a_verdict_without_a_version_judges_the_profile_as_it_stands() -> None:
+    """``expected_version`` is optional: a caller that names none is judged as before."""
+    s = Scene()
+    _in_review(s)
+    s.profile.review(ReviewDecision.QUARANTINE, "odd", s.ctx("rita", Role.REVIEWER))
+    assert s.profile.state is ProfileState.QUARANTINED
+
+
+@pytest.mark.parametrize("version", [0, -1, 2**63, "7", 7.0, True])
+def test_an_expected_version_that_is_no_version_is_bad_input(version: object) -> None:
+    with pytest.raises(InvalidInput, match="expected_version"):
+        Review(profile_id="p", reviewer="r", decision="return", note="n", expected_version=version)
