@@ -156,8 +156,12 @@ def screenshot_problem(path: str, digest: str | None) -> tuple[str | None, bytes
     if digest is None:
         return "the release recorded no sha256 to check the file against", b"", ""
     try:
-        # Never blocking: a worker may name a FIFO or a terminal, whose open or read would
-        # hold a reader thread for ever; only a regular file is read.
+        # Only a regular file is opened: opening a FIFO wakes its writer (a worker would learn
+        # when a reviewer looks) and opening a device may act on it.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return "the path is not a regular file", b"", ""
+        # Never blocking: the path may have been swapped for a FIFO or a terminal since the
+        # look, whose open or read would hold a reader thread for ever.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as error:
         return f"the service cannot read it here ({error.strerror or error})", b"", ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,10 +98,20 @@ def test_a_screenshot_path_naming_a_fifo_holds_no_reader(served: Served, tmp_pat
     fifo = tmp_path / "shot.png"
     os.mkfifo(fifo)
     crashed_run(served, "p_fifo", screenshot=fifo, screenshot_sha256="0" * 64)
-    with _signed_in(served) as (client, _):
-        page = client.get("/console/profiles/p_fifo", timeout=10)
-        image = client.get("/console/profiles/p_fifo/screenshot", timeout=10)
-        assert client.get("/console/profiles/p_fifo", timeout=10).status_code == 200
+    # rev20: a worker waiting to write into the FIFO learnt when a reviewer viewed the page
+    # (its open returned). The service looks at the path without opening it.
+    woke = threading.Event()
+    writer = threading.Thread(target=lambda: (os.close(os.open(fifo, os.O_WRONLY)), woke.set()))
+    writer.start()
+    try:
+        with _signed_in(served) as (client, _):
+            page = client.get("/console/profiles/p_fifo", timeout=10)
+            image = client.get("/console/profiles/p_fifo/screenshot", timeout=10)
+            assert client.get("/console/profiles/p_fifo", timeout=10).status_code == 200
+        assert not woke.wait(0.5), "the service opened the FIFO"
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # lets the writer go
+        writer.join(10)
     assert "not a regular file" in page.text
     assert image.status_code == 404
 

@@ -946,6 +946,14 @@ MUTANTS = (
         ("tests/unit/test_review_version.py", "tests/integration/test_console_forms.py"),
     ),
     Mutant(
+        "console-opens-a-fifo",
+        "service/_console_reads.py",
+        "        if not stat.S_ISREG(os.stat(path).st_mode):\n",
+        "        if False:\n",
+        "viewing a review page opens the FIFO a worker named, waking its writer",
+        ("tests/integration/test_console_forms.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",
