@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ledger._domain.acting import check_acts
 from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable, UnknownProfile
-from ledger._domain.model import Lease, Role
+from ledger._domain.model import Lease, LeaseStatus, Role
 from ledger._door import Command
 from ledger.ports import Repository, Save, StreamConflict
 
@@ -325,13 +325,22 @@ class UnitOfWork:
             used = f"on profile {record.profile_id}" if record.profile_id else "for a sweep"
             msg = f"{command_id!r} was already used {used}: send a new id"
             raise InvalidInput("command_id", msg)
+        kind = record.command.split(":", 1)[0]
         if record.command != fingerprint:
-            first = record.command.split(":", 1)[0] or "another command"
-            msg = f"{command_id!r} was already used on {profile_id} for {first}"
+            if kind == fingerprint.split(":", 1)[0]:
+                first = f"a {kind} with other arguments"
+            else:
+                first = kind or "another command"
+            msg = f"{command_id!r} was already used on {profile_id} for {first}: send a new id"
             raise InvalidInput("command_id", msg)
         then = self.load(profile_id, record.version)
         acted = then.lease or then.last_lease
         now = None if acted is None else self._lease_now(profile_id, acted)
+        if kind in _ANSWERED_WITH_THE_LEASE and now is not None and now.lease_status is ACTIVE:
+            # Still the live lease, but past its renewal deadline or hard limit: the answer
+            # the command without an id gets now (``LeaseLost``), never a lease that reads as
+            # granted or renewed with a deadline already gone.
+            self.load(profile_id).live_lease(now.lease_id, now.fencing_token, self.now())
         return Done(then, (), True, now)
 
     def _lease_now(self, profile_id: str, lease: Lease) -> Lease:
@@ -350,6 +359,12 @@ class UnitOfWork:
             if ended is not None and ended.lease_id == lease.lease_id:
                 return ended
         return lease
+
+
+# The commands whose answer is the lease: a resent one must not report as active a lease the
+# ledger no longer lets anyone act on.
+_ANSWERED_WITH_THE_LEASE = frozenset({"checkout", "heartbeat", "extend"})
+ACTIVE = LeaseStatus.ACTIVE
 
 
 def _row(profile: Profile) -> Availability:

@@ -3,10 +3,21 @@ truth about the lease as it stands now."""
 
 from __future__ import annotations
 
-import pytest
-from conftest import register
+from datetime import timedelta
 
-from ledger import Checkout, Heartbeat, InvalidInput, LeaseStatus, Ledger, Release
+import pytest
+from conftest import StepClock, register
+
+from ledger import (
+    Checkout,
+    Extend,
+    Heartbeat,
+    InvalidInput,
+    LeaseLost,
+    LeaseStatus,
+    Ledger,
+    Release,
+)
 
 
 def test_a_command_id_cannot_be_reused_on_another_profile(ledger: Ledger) -> None:
@@ -89,3 +100,54 @@ def test_a_resent_heartbeat_reports_a_live_lease_as_active(ledger: Ledger) -> No
     assert resent.lease_status is LeaseStatus.ACTIVE
     assert resent.last_step == "b"
     assert resent.expires_at == later.expires_at
+
+
+@pytest.mark.parametrize("late", [1e-6, 3.0])
+def test_a_resent_lease_command_past_the_deadline_is_lost_as_without_an_id(
+    ledger: Ledger, clock: StepClock, late: float
+) -> None:
+    """rev20: a checkout, heartbeat or extend resent under its id after the lease's renewal
+    deadline answered the lease as active (a past 'active until', exit 0), while the same
+    command without an id, and every other, was told the lease is lost. Resent, each is
+    LeaseLost naming the deadline, as without an id; nothing is appended."""
+    register(ledger)
+    lease = ledger.handle(
+        Checkout(
+            profile_id="profile_shop_17",
+            worker_id="w1",
+            run_id="r1",
+            task_type="t",
+            ttl_seconds=2,
+            command_id="c-1",
+        )
+    )
+    beat = Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="a", command_id="hb-1")
+    ledger.handle(beat)
+    extend = Extend(lease_id=lease.lease_id, fencing_token=1, ttl_seconds=2, command_id="ex-1")
+    held = ledger.handle(extend)
+    clock.now = held.expires_at + timedelta(seconds=late)
+    events = len(ledger.history("profile_shop_17"))
+    again = Checkout(
+        profile_id="profile_shop_17",
+        worker_id="w1",
+        run_id="r1",
+        task_type="t",
+        ttl_seconds=2,
+        command_id="c-1",
+    )
+    for resent in (again, beat, extend):
+        with pytest.raises(LeaseLost, match=r"renewal deadline .* passed"):
+            ledger.handle(resent)
+    with pytest.raises(LeaseLost, match=r"renewal deadline .* passed"):
+        ledger.handle(beat.model_copy(update={"command_id": None}))
+    assert len(ledger.history("profile_shop_17")) == events
+
+
+def test_a_command_id_resent_with_other_arguments_says_so(ledger: Ledger) -> None:
+    """rev20: a checkout resent under its id with another worker was refused as "already used
+    on p for checkout", which it is: the refusal says the arguments differ."""
+    register(ledger)
+    asked = {"profile_id": "profile_shop_17", "run_id": "r1", "task_type": "t"}
+    ledger.handle(Checkout(worker_id="w1", command_id="c-1", **asked))
+    with pytest.raises(InvalidInput, match="for a checkout with other arguments: send a new id"):
+        ledger.handle(Checkout(worker_id="w2", command_id="c-1", **asked))

@@ -954,6 +954,14 @@ MUTANTS = (
         ("tests/integration/test_console_forms.py",),
     ),
     Mutant(
+        "resent-overdue-active",
+        "ledger/_unit_of_work.py",
+        "            self.load(profile_id).live_lease(now.lease_id, now.fencing_token, self.now())\n",
+        "            pass\n",
+        "a lease command resent past the deadline answers the lease as active",
+        ("tests/integration/test_command_ids.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",
