@@ -113,7 +113,10 @@ def judge_release(lease: Lease, report: ReleaseReport, policy: ReleasePolicy) ->
             Cause.ACCOUNT_MISMATCH,
         ),
         (
-            report.outcome is Outcome.FAILURE and lease.mutating_step is not None,
+            # Any failure, expected or not: a reason explains why the run failed, not what
+            # the change it made to the account came to (the sweep and a force-release
+            # quarantine the same way).
+            report.outcome is not Outcome.SUCCESS and lease.mutating_step is not None,
             Ending.QUARANTINE,
             Cause.MUTATION_UNCONFIRMED,
         ),

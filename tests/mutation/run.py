@@ -962,6 +962,14 @@ MUTANTS = (
         ("tests/integration/test_command_ids.py",),
     ),
     Mutant(
+        "expected-failure-after-mutation-clean",
+        "ledger/_domain/policies.py",
+        "            report.outcome is not Outcome.SUCCESS and lease.mutating_step is not None,\n",
+        "            report.outcome is Outcome.FAILURE and lease.mutating_step is not None,\n",
+        "an expected failure after an unconfirmed mutating step returns the profile to the pool",
+        ("tests/unit/test_rules.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",

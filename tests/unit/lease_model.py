@@ -287,7 +287,12 @@ class ModelProfile:
                 QUARANTINE,
                 Cause.ACCOUNT_MISMATCH,
             ),
-            (failed and lease.mutating, QUARANTINE, Cause.MUTATION_UNCONFIRMED),
+            # Any failure, expected or not, after a change to the account nobody confirmed.
+            (
+                report.outcome is not Outcome.SUCCESS and lease.mutating,
+                QUARANTINE,
+                Cause.MUTATION_UNCONFIRMED,
+            ),
             (report.prompt_seen, REVIEW, Cause.VERIFICATION_PROMPT),
             (failed, REVIEW, Cause.UNEXPECTED_FAILURE),
             # Evidence the worker could not collect proves nothing, whatever the outcome.

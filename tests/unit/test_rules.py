@@ -539,6 +539,26 @@ def test_unconfirmed_mutation_outranks_a_prompt_on_release() -> None:
     assert s.profile.state is ProfileState.QUARANTINED
 
 
+def test_an_expected_failure_after_an_unconfirmed_mutation_quarantines() -> None:
+    """rev20: a run that submitted an order (a mutating step no safe step confirmed) and then
+    released an expected failure ("out of stock") went back to the pool: its reason explains
+    the failure, not what the submission did to the account. Quarantined, as a failure, the
+    sweep and a force-release are; after a safe step it is explained by its reason."""
+    s = Scene()
+    lease = s.checkout()
+    s.heartbeat(lease, step="submit_order", mutating=True)
+    verdict = s.release(s.live, Outcome.EXPECTED_FAILURE, final_url=None, reason="out of stock")
+    assert (verdict.ending, verdict.cause) == (Ending.QUARANTINE, Cause.MUTATION_UNCONFIRMED)
+    assert s.profile.state is ProfileState.QUARANTINED
+    s.review(ReviewDecision.RETURN)
+    lease = s.checkout()
+    s.heartbeat(lease, step="submit_order", mutating=True)
+    s.heartbeat(s.live, step="order_page_checked", safe=True)
+    verdict = s.release(s.live, Outcome.EXPECTED_FAILURE, final_url=None, reason="out of stock")
+    assert verdict.ending is Ending.CLEAN
+    assert s.profile.state is ProfileState.AVAILABLE
+
+
 def test_force_release_after_unconfirmed_mutation_quarantines() -> None:
     """Ending a run by hand does not make an unconfirmed mutation safe: it is quarantined
     as the sweep would, not merely sent to review."""
