@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 @cli.command()
 @click.option("--account", "account_id", metavar="ACCOUNT", help="only this account's profiles")
-@click.option("--state", type=LedgerChoice(states), help="only profiles in this state")
+@click.option(
+    "--state", type=LedgerChoice(states),
+    help="only profiles in this state (stale: also a lease past its deadline, not yet swept)",
+)  # fmt: skip
 @click.option(
     "--summary/--no-summary", default=None,
     help="the fleet summary below the table (default: on a terminal only; with --json, an "

@@ -93,8 +93,10 @@ def _judged(
 
     judged = []
     for r, problem in sorted(rows, key=lambda pair: pair[0].profile_id):
-        if state is None or r.state is state:
-            overdue = r.overdue_at(now)
+        overdue = r.overdue_at(now)
+        # A lease past its deadline is stale before the sweep marks it (a checkout is denied
+        # as stale): asked for the stale profiles, it is one of them.
+        if state is None or r.state is state or (state is ProfileState.STALE and overdue):
             # The reason a checkout now would be denied for: stale once the deadline passed.
             row = {**r.model_dump(), "reason": reason_at(r.reason, overdue)}
             judged.append(StatusRow(**row, overdue=overdue, damaged=problem))

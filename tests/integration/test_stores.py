@@ -380,7 +380,9 @@ def test_init_migrates_a_version_3_store_so_its_command_ids_still_replay(
             == beat
         )
         assert len(ledger.history("p1")) == events
-        with pytest.raises(InvalidInput, match="already used on p1 for a heartbeat with other arguments"):
+        with pytest.raises(
+            InvalidInput, match="already used on p1 for a heartbeat with other arguments"
+        ):
             ledger.handle(
                 Heartbeat(
                     lease_id=lease.lease_id,

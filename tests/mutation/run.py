@@ -956,8 +956,8 @@ MUTANTS = (
     Mutant(
         "resent-overdue-active",
         "ledger/_unit_of_work.py",
-        "            self.load(profile_id).live_lease(now.lease_id, now.fencing_token, self.now())\n",
-        "            pass\n",
+        "self.load(profile_id).live_lease(now.lease_id, now.fencing_token, self.now())",
+        "None",
         "a lease command resent past the deadline answers the lease as active",
         ("tests/integration/test_command_ids.py",),
     ),
@@ -968,6 +968,14 @@ MUTANTS = (
         "            report.outcome is Outcome.FAILURE and lease.mutating_step is not None,\n",
         "an expected failure after an unconfirmed mutating step returns the profile to the pool",
         ("tests/unit/test_rules.py",),
+    ),
+    Mutant(
+        "status-stale-filter-misses-overdue",
+        "projections/_availability.py",
+        "or (state is ProfileState.STALE and overdue):",
+        "or False:",
+        "status --state stale lists no lease past its deadline before the sweep",
+        ("tests/integration/test_lifecycle.py",),
     ),
     Mutant(
         "window-naive-compared",

@@ -186,7 +186,9 @@ def test_a_command_id_used_for_another_command_or_profile_is_refused(
     handle(uow, RegisterProfile(profile_id="p2", **SHOP))
     handle(uow, _checkout("w", command_id="c-1"))
     events = {pid: len(repo.history(pid)) for pid in ("p1", "p2")}
-    with pytest.raises(InvalidInput, match="already used on p1 for a checkout with other arguments") as other:
+    with pytest.raises(
+        InvalidInput, match="already used on p1 for a checkout with other arguments"
+    ) as other:
         handle(uow, _checkout("w", command_id="c-1", ttl_seconds=60))
     assert other.value.field == "command_id"
     elsewhere = Checkout(
