@@ -861,9 +861,17 @@ MUTANTS = (
     Mutant(
         "blank-final-url-proves",
         "ledger/_domain/policies.py",
-        "    return bool(url and url.strip())",
+        "    return url is not None and any(c.isprintable() and not c.isspace() for c in url)",
         "    return url is not None",
         "a final URL of spaces counts as the page the run ended on: straight back to the pool",
+        ("tests/unit/test_rules.py",),
+    ),
+    Mutant(
+        "invisible-final-url-proves",
+        "ledger/_domain/policies.py",
+        "any(c.isprintable() and not c.isspace() for c in url)",
+        "bool(url.strip())",
+        "a final URL of a zero-width space counts as the page the run ended on",
         ("tests/unit/test_rules.py",),
     ),
     Mutant(

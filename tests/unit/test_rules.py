@@ -348,10 +348,11 @@ def test_release_without_screenshot_follows_policy(policy: str) -> None:
 def test_a_blank_final_url_or_an_empty_screenshot_proves_nothing(policy: str) -> None:
     """A final URL of spaces names no page, and a screenshot file of no bytes shows nothing:
     each is evidence missing, as the policy says (a success went straight back to the pool)."""
-    s = Scene(policy=policy)
-    verdict = s.release(s.checkout(), final_url=" \t", screenshot="final.png")
-    assert verdict.cause is Cause.UNKNOWN_FINAL_URL
-    assert s.profile.state is _ON_UNKNOWN[policy]
+    for blank in (" \t", "\u200b", "\xa0\u2060", "\u202e "):  # rev20: the invisible ones too
+        s = Scene(policy=policy)
+        verdict = s.release(s.checkout(), final_url=blank, screenshot="final.png")
+        assert verdict.cause is Cause.UNKNOWN_FINAL_URL, repr(blank)
+        assert s.profile.state is _ON_UNKNOWN[policy]
     s = Scene(policy=policy)
     empty = hashlib.sha256(b"").hexdigest()
     verdict = s.release(s.checkout(), screenshot="final.png", screenshot_sha256=empty)
