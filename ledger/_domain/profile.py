@@ -118,7 +118,10 @@ class Profile(LeaseRules):
             )
         if self.last_lease is not None and same_identity(self.last_lease.worker_id, ctx.actor_id):
             who = self.last_lease.worker_id
-            raise NotAllowed(f"{ctx.actor_id} is {who}, who ran the lease under review")
+            # The profile's last lease is what a reviewer judges (a block an operator put on
+            # an idle profile included): its worker may not be the one to clear it.
+            ran = self.last_lease.lease_id
+            raise NotAllowed(f"{ctx.actor_id} is {who}, who ran the profile's last lease ({ran})")
         refused = review_refusal(self.profile_id, decision, browser)
         if refused is not None:
             raise NotAllowed(refused)

@@ -163,6 +163,6 @@ def test_the_ledgers_refusal_is_shown_in_its_own_words(served: Served, page: Pag
     assert navigated.value is not None
     assert navigated.value.status == 409
     said = page.locator("#refusal").inner_text()
-    assert said == "worker-1 is worker-1, who ran the lease under review"
+    assert said == "worker-1 is worker-1, who ran the profile's last lease (lease-1@shop_20)"
     assert "quarantined" in page.locator("h1").inner_text()
     assert events(served) == before

@@ -386,7 +386,7 @@ class ModelProfile:
         if self.state not in (REVIEW, QUARANTINE):
             return not_allowed("nothing to review")
         if reviewer == self.last_worker:
-            return not_allowed("ran the lease under review")
+            return not_allowed("ran the profile's last lease")
         if decision is ReviewDecision.RETURN:
             self.state, self.cause = ProfileState.AVAILABLE, None
         elif decision is ReviewDecision.QUARANTINE:

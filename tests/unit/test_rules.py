@@ -507,12 +507,12 @@ def test_review_by_other_role_is_not_allowed(role: Role) -> None:
     ],
 )
 def test_review_by_worker_of_lease_under_review_is_not_allowed(spelling: str) -> None:
-    """The worker who ran the lease under review cannot review it, even as a reviewer, and
+    """The worker who ran the profile's last lease cannot review it, even as a reviewer, and
     not under another spelling of its name (case, full-width letters, characters that show
     nothing)."""
     s = Scene()
     _unclean_review(s)
-    with pytest.raises(NotAllowed, match="who ran the lease under review"):
+    with pytest.raises(NotAllowed, match="who ran the profile's last lease"):
         s.review(reviewer=spelling)
     assert s.profile.pending_events == []
 
