@@ -165,7 +165,18 @@ def _entered(ledger: Ledger, view: ProfileView) -> list[TimelineRow]:
     rows = at_moments(ledger, view.record.profile_id, [view.since] if view.since else [])
     entering = _ENTERING[view.state] | {"profile_enabled"}
     commands = [r.command_id for r in rows if r.event_type in entering]
-    return [r for r in rows if commands and r.command_id == commands[-1]]
+    entered = [r for r in rows if commands and r.command_id == commands[-1]]
+    return entered + _renewed(ledger, view.lease)
+
+
+def _renewed(ledger: Ledger, lease: Lease | None) -> list[TimelineRow]:
+    """The renewal (heartbeat or extend) that set a live lease's deadline, if one came after
+    its checkout: the deadline ``why`` and ``who`` speak of is its, not the checkout's."""
+    if lease is None or lease.heartbeat_at <= lease.lease_started_at:
+        return []
+    rows = at_moments(ledger, lease.profile_id, [lease.heartbeat_at])
+    renewals = [r for r in rows if r.lease_id == lease.lease_id and r.event_type in _RENEWALS]
+    return renewals[-1:]
 
 
 _BLOCKED = (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED, ProfileState.DISABLED)
@@ -190,5 +201,6 @@ def who(ledger: Ledger, profile_id: str) -> Usage:
             r
             for r in at_moments(ledger, profile_id, [m for m in moments if m is not None])
             if last is not None and r.lease_id == last.lease_id and r.event_type not in _RENEWALS
-        ],
+        ]
+        + _renewed(ledger, view.lease),
     )

@@ -10,11 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import register
+from conftest import StepClock, register
 
 from custody import _render as render
 from custody.cli import main
-from ledger import Checkout, ForceRelease, Heartbeat, Ledger, RegisterProfile, Release, Review
+from ledger import (
+    Checkout,
+    Extend,
+    ForceRelease,
+    Heartbeat,
+    Ledger,
+    RegisterProfile,
+    Release,
+    Review,
+)
 from ledger._stores.sql import SqlStore
 from projections import explain, who
 
@@ -63,6 +72,30 @@ def test_who_names_the_events_that_began_and_ended_the_last_lease(ledger: Ledger
         "  because:",
         f"    {render.timeline_line(held.because[0])}",
     ]
+
+
+def test_past_its_deadline_why_and_who_name_the_renewal_that_set_it(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """rev20: ``why`` said a lease missed its deadline 12:46:58.33 and cited its checkout, whose
+    deadline was 12:46:58.14: the renewal that set the deadline missed was not named. A live
+    lease renewed since its checkout cites its checkout and its last renewal (a heartbeat or
+    an extend), in ``why`` and ``who``."""
+    pid = register(ledger)
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+    )
+    clock.advance(10)
+    ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="a"))
+    clock.advance(10)
+    extended = ledger.handle(Extend(lease_id=lease.lease_id, fencing_token=1, ttl_seconds=20))
+    clock.advance(21)
+    why = explain(ledger, pid)
+    assert why.reason == "stale"
+    assert extended.expires_at.isoformat() in why.message
+    cited = [(r.event_type, r.version) for r in why.because]
+    assert cited == [("lease_acquired", 2), ("lease_extended", 4)]
+    assert [(r.event_type, r.version) for r in who(ledger, pid).because] == cited
 
 
 def test_a_release_without_a_reason_puts_no_reason_in_the_headline(ledger: Ledger) -> None:

@@ -986,6 +986,14 @@ MUTANTS = (
         ("tests/integration/test_lifecycle.py",),
     ),
     Mutant(
+        "because-without-renewal",
+        "projections/_explain.py",
+        "    return entered + _renewed(ledger, view.lease)\n",
+        "    return entered\n",
+        "why cites a lease's checkout, not the renewal that set the deadline it missed",
+        ("tests/integration/test_explain_because.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",
