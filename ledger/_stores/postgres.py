@@ -539,16 +539,25 @@ def check_before_lending(datastore: PostgresDatastore) -> None:
     if not hasattr(pool, "_check"):  # psycopg_pool keeps its check there (3.2, 3.3)
         msg = "psycopg_pool no longer keeps its connection check in ConnectionPool._check"
         raise RuntimeError(msg)
-    pool._check = lend_checked  # the pool takes its check only when it is built
+    pool._check = partial(lend_checked, pool)  # the pool takes its check when it is built
 
 
-def lend_checked(conn: psycopg.Connection[Any]) -> None:
+def lend_checked(pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> None:
     """Raise if the pooled connection is dead, so the pool replaces it before a command uses
     it. A connection idle in the pool is sent nothing: when its socket is readable, the
     server has said something (a terminated backend's notice, the EOF of a restart), and only
-    then is it pinged. No round trip otherwise."""
-    if conn.closed or conn.broken:
-        raise psycopg.OperationalError("the pooled connection is closed")
-    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    if readable:
-        ConnectionPool.check_connection(conn)
+    then is it pinged. No round trip otherwise.
+
+    A dead one found, the pool's other idle connections are checked at once (``check``:
+    the dead discarded and replaced, the rest kept): after a restart all of them are dead,
+    and the pool, handed one after another, waits longer before each next try (0, 1, 2 s):
+    the first command after a restart took 3 s, or failed at a timeout of 3."""
+    try:
+        if conn.closed or conn.broken:
+            raise psycopg.OperationalError("the pooled connection is closed")
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        if readable:
+            ConnectionPool.check_connection(conn)
+    except psycopg.Error:
+        pool.check()
+        raise

@@ -994,6 +994,15 @@ MUTANTS = (
         ("tests/integration/test_explain_because.py",),
     ),
     Mutant(
+        "pool-dead-one-at-a-time",
+        "ledger/_stores/postgres.py",
+        "        pool.check()\n        raise\n",
+        "        raise\n",
+        "after a restart the pool is handed its dead connections one at a time: the first "
+        "command waits seconds, or fails",
+        ("tests/integration/test_stores.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",
