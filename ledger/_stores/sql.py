@@ -128,6 +128,10 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             tables = {name for (name,) in rows}
             if SCHEMA_TABLE not in tables:
+                if AVAILABILITY_TABLE in tables:  # custody's before it kept a schema table?
+                    info = conn.execute(f"PRAGMA table_info({AVAILABILITY_TABLE})")
+                    if not _CUSTODYS[AVAILABILITY_TABLE] <= {row[1] for row in info}:
+                        tables = tables - {AVAILABILITY_TABLE} | {_NOT_CUSTODYS}
                 return tables, None
             row = conn.execute(RECORDED_VERSION).fetchone()
             return tables, int(row[0]) if row else None
@@ -137,6 +141,15 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
         raise InvalidInput(
             "store", f"{settings.describe()} is not an SQLite database: {e}"
         ) from None
+
+
+# The columns an older custody store's tables had (before ``custody_schema`` recorded its
+# version): a table of custody's name without them is another application's.
+_CUSTODYS = {
+    AVAILABILITY_TABLE: {"profile_id", "state"},
+    "custody_events": {"originator_id", "originator_version", "topic", "state"},
+}
+_NOT_CUSTODYS = f"{AVAILABILITY_TABLE}, not custody's"
 
 
 class SqlStore(Store):
@@ -205,7 +218,37 @@ class SqlStore(Store):
         """Create or migrate the schema (idempotent, safe to run concurrently) and open."""
         if settings.kind == "sqlite":
             cls._sqlite_is_fresh(settings)  # refuses another application's database
+        else:
+            cls._refuse_foreign_tables(settings)
         return cls.open(settings, create=True)
+
+    @classmethod
+    def _refuse_foreign_tables(cls, settings: StoreSettings) -> None:
+        """``InvalidInput`` for a PostgreSQL database, not yet custody's, that holds a table
+        of custody's name with other columns: creating custody's tables beside it would
+        leave them there and then fail on it. Another application's tables of other names
+        may share the database."""
+        store = cls.open(settings)
+        try:
+            if store.schema_version() is not None:
+                return
+            rows = store.query(
+                "SELECT table_name AS t, column_name AS c FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name IN (?, ?)",
+                tuple(_CUSTODYS),
+            )
+        finally:
+            store.close()
+        found: dict[str, set[str]] = {}
+        for row in rows:
+            found.setdefault(str(row["t"]), set()).add(str(row["c"]))
+        foreign = sorted(t for t, columns in found.items() if not _CUSTODYS[t] <= columns)
+        if foreign:
+            msg = (
+                f"{settings.describe()} holds a table {', '.join(foreign)} that is not "
+                "custody's: give custody a database of its own"
+            )
+            raise InvalidInput("store", msg)
 
     @staticmethod
     def _sqlite_is_fresh(settings: StoreSettings) -> bool:

@@ -226,6 +226,42 @@ def test_another_applications_file_with_its_tables_in_a_hot_wal_is_refused(tmp_p
     assert sorted(p.name for p in app.iterdir()) == ["other.db", "other.db-shm", "other.db-wal"]
 
 
+def test_another_applications_table_of_custodys_name_is_refused_on_sqlite(tmp_path: Path) -> None:
+    """rev20: a file whose only table was another application's ``custody_availability``
+    was taken for an older custody store: init added custody's tables to it, then failed on
+    the foreign table with the driver's words (exit 6), and failed so again on every run.
+    It is refused as not a custody store, naming the table, and left byte for byte."""
+    path = tmp_path / "other.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE custody_availability (id INTEGER PRIMARY KEY, note TEXT)")
+    before = path.read_bytes()
+    with pytest.raises(InvalidInput, match="custody_availability, not custody's"):
+        Ledger.init(f"sqlite:///{path}")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+@pytest.mark.parametrize("table", ["custody_availability", "custody_events"])
+def test_another_applications_table_of_custodys_name_is_refused_on_postgresql(
+    pg_url: str, table: str
+) -> None:
+    """rev20: the same on PostgreSQL, which checked nothing: init created custody's tables
+    beside another application's ``custody_availability`` and failed on it (exit 6), or on
+    a foreign ``custody_events`` with the driver's words. Refused as bad input naming the
+    table, no table made; other applications' tables of other names may share the
+    database, as before."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, note text)")
+        conn.execute("CREATE TABLE invoices (id integer PRIMARY KEY)")
+    listed = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    with pytest.raises(InvalidInput, match=f"holds a table {table} that is not custody's"):
+        Ledger.init(pg_url)
+    with psycopg.connect(pg_url) as conn:
+        assert sorted(t for (t,) in conn.execute(listed).fetchall()) == sorted([table, "invoices"])
+        conn.execute(f"DROP TABLE {table}")
+    Ledger.init(pg_url).close()  # beside invoices
+
+
 def test_an_empty_file_becomes_a_store_only_by_a_registration(tmp_path: Path) -> None:
     """An empty file is not a store for a read; a registration may make it one."""
     path = tmp_path / "empty.db"

@@ -1003,6 +1003,22 @@ MUTANTS = (
         ("tests/integration/test_stores.py",),
     ),
     Mutant(
+        "sqlite-foreign-availability-taken",
+        "ledger/_stores/sql.py",
+        "if not _CUSTODYS[AVAILABILITY_TABLE] <= {row[1] for row in info}:",
+        "if False:",
+        "init writes custody's tables beside another application's custody_availability",
+        ("tests/integration/test_stores.py",),
+    ),
+    Mutant(
+        "pg-foreign-tables-taken",
+        "ledger/_stores/sql.py",
+        "            cls._refuse_foreign_tables(settings)\n",
+        "            pass\n",
+        "init on PostgreSQL builds beside another application's table of custody's name",
+        ("tests/integration/test_stores.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",
