@@ -235,6 +235,9 @@ def _redacted(url: str) -> str:
         shown = [(key, value if key in known else "***") for key, value in options]
         parts = parts._replace(query=urlencode(shown, safe="*/"))
     url = parts.geturl()
+    if not parts.netloc and not url.startswith(f"{parts.scheme}:///"):
+        # urlunsplit drops an empty authority: sqlite:////abs/a.db came back as sqlite://abs/a.db
+        url = f"{parts.scheme}://{parts.path}" + (f"?{parts.query}" if parts.query else "")
     return repr(url) if len(url) <= 120 else f"{url[:120]!r}..."
 
 

@@ -1019,6 +1019,14 @@ MUTANTS = (
         ("tests/integration/test_stores.py",),
     ),
     Mutant(
+        "url-quoted-as-another-path",
+        "ledger/_stores/settings.py",
+        '    if not parts.netloc and not url.startswith(f"{parts.scheme}:///"):\n',
+        "    if False:\n",
+        "a refused store URL is quoted as another path (sqlite:////abs as sqlite://abs)",
+        ("tests/unit/test_store_urls.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",

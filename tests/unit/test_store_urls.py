@@ -40,6 +40,23 @@ def test_a_url_naming_no_store_is_invalid_input_naming_why(url: str, said: str) 
 
 
 @pytest.mark.parametrize(
+    ("url", "quoted"),
+    [
+        ("sqlite:////tmp/a.db?bogus=1", "'sqlite:////tmp/a.db?bogus=***'"),
+        ("sqlite:///rel.db?bogus=1", "'sqlite:///rel.db?bogus=***'"),
+        ("postgresql://u:pw@h/db?bogus=1", "'postgresql://u:***@h/db?bogus=***'"),
+    ],
+)
+def test_a_refused_url_is_quoted_as_the_same_store(url: str, quoted: str) -> None:
+    """rev20: the refusal quoted ``sqlite:////tmp/a.db`` as ``sqlite://tmp/a.db`` and
+    ``sqlite:///rel.db`` as ``sqlite:/rel.db``, other paths (an empty authority was
+    dropped); only a password and an unknown option's value are hidden."""
+    with pytest.raises(InvalidInput) as refused:
+        StoreSettings.from_url(url)
+    assert f"unknown option 'bogus' in {quoted}" in str(refused.value)
+
+
+@pytest.mark.parametrize(
     ("password", "driver_said", "shown"),
     [
         (
