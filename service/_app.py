@@ -289,7 +289,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
     @app.post(
         "/v1/sweep",
         response_model=SweepReport,
-        responses=_errors.responses(401, 403, 503),
+        responses=_errors.responses(401, 403, 422, 503),
         tags=["schedulers"],
     )
     async def sweep(who: Caller, key: IdempotencyKey = None) -> SweepReport:
@@ -304,7 +304,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
     _reads.install(app, service)
     _console.install(app, service)
 
-    @app.get("/healthz", tags=["service"])
+    @app.get("/healthz", tags=["service"], responses=_errors.responses(503))
     async def healthz(response: Response) -> dict[str, str]:
         """200 while the store answers; 503 when it does not."""
         await service.readers.run(lambda ledger: ledger.store.schema_version())

@@ -254,9 +254,12 @@ export class CustodyClient {
       headers,
       body: sending.body === undefined ? null : JSON.stringify(sending.body),
       signal: sending.signal ? AbortSignal.any([timeout, sending.signal]) : timeout,
+      // A redirect is answered as an error (its 3xx), never followed: following it would send
+      // the command, its body and its Idempotency-Key, to wherever the Location points.
+      redirect: "manual",
     });
     const text = await answer.text();
-    if (answer.status === status) return JSON.parse(text) as AnswerOf<P, M, S>;
+    if (answer.status === status) return parsed<AnswerOf<P, M, S>>(answer.status, text);
     throw errorOf(answer.status, text, answer.headers.get("Retry-After"));
   }
 }
@@ -267,6 +270,18 @@ function fill(template: string, values: Record<string, string>): string {
     if (value === undefined) throw new TypeError(`no value for {${name}} in ${template}`);
     return encodeURIComponent(value);
   });
+}
+
+/** The expected answer's JSON; a body that is not JSON (a proxy's or a captive portal's
+ * page) is a `CustodyError` naming its status, never a bare `SyntaxError`. The command may
+ * have been carried out: resend it under its Idempotency-Key to learn its answer. */
+function parsed<T>(status: number, text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    const message = `the answer (HTTP ${status}) is not JSON: ${text.slice(0, 200)}`;
+    throw new CustodyError(status, { error: `http_${status}`, message });
+  }
 }
 
 /** The error an answer means; a body that is not the service's Problem is named as such. */
@@ -284,7 +299,9 @@ export function errorOf(status: number, text: string, retryAfter: string | null)
   if (status === 503) {
     const unavailable = new StoreUnavailable(status, problem);
     const seconds = Number(retryAfter);
-    if (retryAfter !== null && Number.isFinite(seconds)) unavailable.retryAfterSeconds = seconds;
+    if (retryAfter !== null && Number.isFinite(seconds) && seconds >= 0) {
+      unavailable.retryAfterSeconds = seconds;
+    }
     return unavailable;
   }
   return new CustodyError(status, problem);

@@ -44,6 +44,34 @@ describe("the client", () => {
     assert.ok(refused instanceof CustodyError && !(refused instanceof CheckoutDenied));
     const odd = errorOf(502, "<html>bad gateway</html>", null);
     assert.equal(odd.code, "http_502");
+    const backwards = errorOf(503, JSON.stringify({ error: "store_unavailable", message: "down" }), "-30");
+    assert.equal((backwards as StoreUnavailable).retryAfterSeconds, 2); // rev20: not -30
+  });
+
+  it("names an answer that is not JSON, and follows no redirect (rev20)", async () => {
+    const asked: RequestInit[] = [];
+    const answers = [
+      new Response("<html>captive portal</html>", { status: 201 }),
+      new Response("", { status: 308, headers: { Location: "http://elsewhere/leak" } }),
+    ];
+    const fetch = (async (_input: string | URL | Request, init?: RequestInit) => {
+      asked.push(init ?? {});
+      return answers.shift() as Response;
+    }) as typeof globalThis.fetch;
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const body = { run_id: "r1", task_type: "t" };
+    await assert.rejects(client.checkout("p1", body, "key-1"), (error: unknown) => {
+      assert.ok(error instanceof CustodyError, String(error));
+      assert.equal(error.code, "http_201");
+      assert.match(error.message, /is not JSON/);
+      return true;
+    });
+    await assert.rejects(client.checkout("p1", body, "key-1"), (error: unknown) => {
+      assert.ok(error instanceof CustodyError, String(error));
+      assert.equal(error.code, "http_308");
+      return true;
+    });
+    assert.deepEqual(asked.map((init) => init.redirect), ["manual", "manual"]);
   });
 });
 
