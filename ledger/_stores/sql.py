@@ -16,7 +16,7 @@ from typing import Any, cast
 from urllib.parse import quote
 from uuid import UUID
 
-from ledger._domain.acting import ALL_ROLES
+from ledger._domain.acting import ALL_ROLES, Forbidden
 from ledger._domain.errors import InvalidInput, StoreUnavailable
 from ledger._domain.model import stream_id
 from ledger._domain.row import Availability
@@ -218,6 +218,9 @@ class SqlStore(Store):
         """Create or migrate the schema (idempotent, safe to run concurrently) and open."""
         if settings.kind == "sqlite":
             cls._sqlite_is_fresh(settings)  # refuses another application's database
+            if settings.sqlite_unwritable():  # as every other write is refused here: exit 7
+                msg = f"{settings.describe()} is read-only here (the file or its directory)"
+                raise Forbidden(f"{msg}: custody init writes to it")
         else:
             cls._refuse_foreign_tables(settings)
         return cls.open(settings, create=True)

@@ -67,6 +67,7 @@ def test_a_store_on_read_only_media_is_read_and_never_written(tmp_path: Path) ->
         for refused in (
             ["register", "p2", "--account", "a1", "--proxy", "x1"],
             ["heartbeat", "lease-1@p1", "--token", "1", "--step", "s"],
+            ["init"],  # rev20: exit 6 "attempt to write a readonly database"
         ):
             run = custody(*refused, cwd=tmp_path, store=ro, program=program)
             assert run.code == FORBIDDEN, run.err

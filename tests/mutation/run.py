@@ -1027,6 +1027,14 @@ MUTANTS = (
         ("tests/unit/test_store_urls.py",),
     ),
     Mutant(
+        "init-on-read-only-unavailable",
+        "ledger/_stores/sql.py",
+        "if settings.sqlite_unwritable():  # as every other write is refused here: exit 7",
+        "if False:",
+        "init on a read-only SQLite store is 'unavailable' (exit 6), every other write forbidden",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",
