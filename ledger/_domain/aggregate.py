@@ -8,7 +8,6 @@ ids: the time and the command's ids arrive in a ``Context``.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from uuid import UUID
 from ledger._domain import events as ev
 from ledger._domain.authority import check_records
 from ledger._domain.errors import NotAllowed
-from ledger._domain.model import Envelope, Role, stream_id
+from ledger._domain.model import INVISIBLE, Envelope, Role, stream_id
 from ledger._domain.state import ProfileStateMachine
 
 
@@ -100,20 +99,9 @@ def same_identity(a: str, b: str) -> bool:
 
 
 def _folded(identity: str) -> str:
-    shown = _INVISIBLE.sub("", unicodedata.normalize("NFKC", identity))
+    shown = INVISIBLE.sub("", unicodedata.normalize("NFKC", identity))
     # Normalised again: what stood between a letter and its accent no longer does.
     return unicodedata.normalize("NFKC", shown).casefold().strip()
-
-
-# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, 15.1): what a text shows
-# nothing for, whether a format control (zero-width space, joiners, soft hyphen, bidi
-# controls, BOM, tags), a variation selector or a filler. Dropped before two identities are
-# compared, never from what is stored.
-_INVISIBLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
-)
 
 
 def require(ctx: Context, *roles: Role) -> None:

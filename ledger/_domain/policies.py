@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from ledger._domain.model import Cause, Lease, Outcome
+from ledger._domain.model import INVISIBLE, Cause, Lease, Outcome
 
 
 class Ending(StrEnum):
@@ -144,7 +144,9 @@ EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 def shown(url: str | None) -> bool:
     """Whether a final URL names a page: one of spaces or invisible characters alone (" ",
     a zero-width space, a no-break space) names none."""
-    return url is not None and any(c.isprintable() and not c.isspace() for c in url)
+    if url is None:
+        return False
+    return any(c.isprintable() and not c.isspace() for c in INVISIBLE.sub("", url))
 
 
 def pictured(report: ReleaseReport) -> bool:

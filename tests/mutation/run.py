@@ -282,7 +282,7 @@ MUTANTS = (
     Mutant(
         "identity-invisible-fold",
         "ledger/_domain/aggregate.py",
-        '    shown = _INVISIBLE.sub("", unicodedata.normalize("NFKC", identity))\n',
+        '    shown = INVISIBLE.sub("", unicodedata.normalize("NFKC", identity))\n',
         '    shown = unicodedata.normalize("NFKC", identity)\n',
         "a reviewer passes for another than the lease's worker with a character that shows nothing",
         ("tests/unit/test_rules.py",),
@@ -861,15 +861,15 @@ MUTANTS = (
     Mutant(
         "blank-final-url-proves",
         "ledger/_domain/policies.py",
-        "    return url is not None and any(c.isprintable() and not c.isspace() for c in url)",
-        "    return url is not None",
+        '    return any(c.isprintable() and not c.isspace() for c in INVISIBLE.sub("", url))',
+        "    return True",
         "a final URL of spaces counts as the page the run ended on: straight back to the pool",
         ("tests/unit/test_rules.py",),
     ),
     Mutant(
         "invisible-final-url-proves",
         "ledger/_domain/policies.py",
-        "any(c.isprintable() and not c.isspace() for c in url)",
+        'any(c.isprintable() and not c.isspace() for c in INVISIBLE.sub("", url))',
         "bool(url.strip())",
         "a final URL of a zero-width space counts as the page the run ended on",
         ("tests/unit/test_rules.py",),
