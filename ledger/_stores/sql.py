@@ -128,6 +128,9 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             tables = {name for (name,) in rows}
             if SCHEMA_TABLE not in tables:
+                for name in _UNFINISHED & tables:  # another application's, if it holds rows
+                    if conn.execute(f"SELECT 1 FROM {name} LIMIT 1").fetchone():
+                        tables = tables - {name} | {f"{name} (holding rows)"}
                 if AVAILABILITY_TABLE in tables:  # custody's before it kept a schema table?
                     info = conn.execute(f"PRAGMA table_info({AVAILABILITY_TABLE})")
                     if not _CUSTODYS[AVAILABILITY_TABLE] <= {row[1] for row in info}:
@@ -150,6 +153,10 @@ _CUSTODYS = {
     "custody_events": {"originator_id", "originator_version", "topic", "state"},
 }
 _NOT_CUSTODYS = f"{AVAILABILITY_TABLE}, not custody's"
+# What the library's recorders make before custody's own tables (the application is built
+# first): all an init that was cut short, or is running beside this one, may have left. Only
+# while empty (``_sqlite_tables`` names a table that holds rows apart).
+_UNFINISHED = frozenset({"stored_events", "stored_snapshots"})
 
 
 class SqlStore(Store):
@@ -218,7 +225,8 @@ class SqlStore(Store):
         """Create or migrate the schema (idempotent, safe to run concurrently) and open."""
         if settings.kind == "sqlite":
             cls._sqlite_is_fresh(settings)  # refuses another application's database
-            if settings.sqlite_unwritable():  # as every other write is refused here: exit 7
+            here = settings.sqlite_file().parent.is_dir()  # else open says it does not exist
+            if here and settings.sqlite_unwritable():  # as every other write here: exit 7
                 msg = f"{settings.describe()} is read-only here (the file or its directory)"
                 raise Forbidden(f"{msg}: custody init writes to it")
         else:
@@ -235,16 +243,23 @@ class SqlStore(Store):
         try:
             if store.schema_version() is not None:
                 return
+            # From the catalog, which every login may read (information_schema shows only
+            # the tables the login has a privilege on), each table where custody makes it:
+            # its own in the login's schema, the library's events table in public.
             rows = store.query(
-                "SELECT table_name AS t, column_name AS c FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name IN (?, ?)",
+                "SELECT c.relname AS t, a.attname AS c FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "LEFT JOIN pg_attribute a "
+                "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+                "WHERE (c.relname = ? AND n.nspname = current_schema()) "
+                "OR (c.relname = ? AND n.nspname = 'public')",
                 tuple(_CUSTODYS),
             )
         finally:
             store.close()
         found: dict[str, set[str]] = {}
         for row in rows:
-            found.setdefault(str(row["t"]), set()).add(str(row["c"]))
+            found.setdefault(str(row["t"]), set()).add(str(row["c"] or ""))
         foreign = sorted(t for t, columns in found.items() if not _CUSTODYS[t] <= columns)
         if foreign:
             msg = (
@@ -266,7 +281,7 @@ class SqlStore(Store):
         _refuse_newer(settings, version)
         if tables & {SCHEMA_TABLE, AVAILABILITY_TABLE}:  # custody's, perhaps of an older schema
             return False
-        if not tables:
+        if not tables - _UNFINISHED:  # nothing, or what an init cut short had made, empty
             return True
         shown = ", ".join(sorted(tables)[:3])
         msg = f"{settings.describe()} is not a custody store (it holds other tables: {shown})"

@@ -7,11 +7,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -260,6 +262,58 @@ def test_another_applications_table_of_custodys_name_is_refused_on_postgresql(
         assert sorted(t for (t,) in conn.execute(listed).fetchall()) == sorted([table, "invoices"])
         conn.execute(f"DROP TABLE {table}")
     Ledger.init(pg_url).close()  # beside invoices
+
+
+def test_a_table_of_custodys_name_the_login_may_not_read_is_refused_on_postgresql(
+    pg_url: str,
+) -> None:
+    """rev21: the check read information_schema, which shows a login only the tables it has
+    a privilege on: another application's ``custody_availability``, owned by its own role,
+    was not seen, and init created custody's tables beside it before failing on it ("must
+    be owner"). The catalog shows every table: refused as bad input, nothing made."""
+    login = f"app_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE custody_availability (id integer PRIMARY KEY)")
+        conn.execute(f"CREATE ROLE {login} LOGIN")
+        conn.execute(f"GRANT CREATE, USAGE ON SCHEMA public TO {login}")
+    parts = urlsplit(pg_url)
+    as_login = urlunsplit(parts._replace(netloc=f"{login}@{parts.hostname}:{parts.port}"))
+    try:
+        with pytest.raises(InvalidInput, match="custody_availability that is not custody's"):
+            Ledger.init(as_login)
+        with psycopg.connect(pg_url) as conn:
+            made = conn.execute("SELECT to_regclass('public.custody_events')").fetchone()
+        assert made == (None,)
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE custody_availability")
+            conn.execute(f"REVOKE ALL ON SCHEMA public FROM {login}")
+            conn.execute(f"DROP ROLE {login}")
+
+
+def test_an_init_cut_short_is_finished_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rev21: the library's recorders make their tables before custody's own; an init cut
+    short between the two (a kill, a lock timeout, a full disk) left a file every later init
+    refused as another application's ("it holds other tables: stored_events, ..."). While
+    those tables are empty, the next init finishes the store."""
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+
+    def cut_short(store: object) -> None:
+        raise KeyboardInterrupt("killed during init")
+
+    monkeypatch.setattr(store_module, "create_schema", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        Ledger.init(url)
+    monkeypatch.undo()
+    with closing(sqlite3.connect(tmp_path / "custody.db")) as conn:
+        left = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert left == {"stored_events", "stored_snapshots"}
+    with Ledger.init(url) as ledger:
+        register(ledger, "p1")
+    with Ledger.open(url) as ledger:
+        assert ledger.view("p1").version == 1
 
 
 def test_an_empty_file_becomes_a_store_only_by_a_registration(tmp_path: Path) -> None:

@@ -1035,6 +1035,14 @@ MUTANTS = (
         ("tests/e2e/test_cli_read_only_store.py",),
     ),
     Mutant(
+        "init-cut-short-foreign",
+        "ledger/_stores/sql.py",
+        "        if not tables - _UNFINISHED:",
+        "        if not tables:",
+        "an init cut short leaves a file every later init refuses as another application's",
+        ("tests/integration/test_stores.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",
