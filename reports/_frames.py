@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ledger import InvalidInput, Ledger
@@ -79,6 +79,8 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
     except ValueError:
         pass
     else:  # a day: from its first instant, or through its last
+        if until and _WEEK.fullmatch(text.strip()):  # a week: through its Sunday
+            day += timedelta(days=6)
         return datetime.combine(day, time.max if until else time.min, tzinfo=UTC)
     try:
         parsed = datetime.fromisoformat(text.strip())
@@ -89,6 +91,10 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
         parsed = _through_its_last_instant(text.strip(), parsed)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
+
+# An ISO 8601 week without its day (``2026-W48``), which ``date.fromisoformat`` reads as its
+# Monday.
+_WEEK = re.compile(r"\d{4}-?W\d{2}")
 
 # The time of day at the end of an ISO 8601 time, with its offset if any: hours, minutes,
 # seconds and a fraction, each optional after the hours (``09``, ``0945``, ``09:45:07.5``).

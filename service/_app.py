@@ -129,7 +129,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
         "/v1/profiles/{profile_id}/checkout",
         status_code=201,
         response_model=Lease,
-        responses=_errors.responses(401, 403, 404, 409, 413, 422, 503),
+        responses=_errors.responses(401, 403, 404, 409, 410, 413, 422, 503),
         tags=["leases"],
     )
     async def checkout(

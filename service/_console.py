@@ -284,6 +284,9 @@ def install(app: FastAPI, service: Service) -> None:
         async def decide(session: Session) -> Response:
             form = await read_form(request)
             try:
+                if not form.get("expected_version"):  # a page drawn before it had the field
+                    said = "the form does not say which version its page showed: reload the page"
+                    raise InvalidInput("expected_version", said)
                 verdict = Review.model_validate(
                     {
                         "profile_id": profile_id,

@@ -28,7 +28,13 @@ def install(app: FastAPI, service: Service) -> None:
     async def profiles(
         who: Caller,
         account: Annotated[str | None, Query(description="only this account's profiles")] = None,
-        state: Annotated[ProfileState | None, Query(description="only this state")] = None,
+        state: Annotated[
+            ProfileState | None,
+            Query(
+                description="only this state (stale: also a leased profile past its renewal "
+                "deadline, not yet swept, whose row still says leased)"
+            ),
+        ] = None,
     ) -> list[StatusRow]:
         """Every profile's availability: state, holder, deadline, reason, last user."""
         from projections import status

@@ -238,4 +238,6 @@ def test_a_verdict_form_without_the_pages_version_records_nothing(served: Served
             answer = client.post("/console/profiles/p_unversioned/review", data=form)
             assert answer.status_code == 422, answer.text
             assert "expected_version" in answer.text
+            if not version:  # rev21: says what to do, not "should be a valid integer"
+                assert "reload the page" in answer.text
     assert events(served) == before

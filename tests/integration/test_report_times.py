@@ -118,3 +118,16 @@ def test_the_timeline_read_model_takes_the_same_times(
     every = projections.timeline(ledger)  # the fixture's events share one instant
     naive = every[0].at.astimezone(UTC).replace(tzinfo=None)
     assert projections.timeline(ledger, until=naive) == every
+
+
+def test_a_week_alone_is_the_whole_week() -> None:
+    """rev21: ``--until 2026-W48`` reached only through its Monday (``date.fromisoformat``
+    reads a week as its first day): it reaches through its Sunday; ``--since`` starts on
+    its Monday; a week with its day is that day."""
+    monday, sunday = datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 29, tzinfo=UTC)
+    last = sunday.replace(hour=23, minute=59, second=59, microsecond=999_999)
+    for week in ("2026-W48", "2026W48"):
+        assert reports.moment("until", week, until=True) == last
+        assert reports.moment("since", week) == monday
+    friday = datetime(2026, 11, 27, 23, 59, 59, 999_999, tzinfo=UTC)
+    assert reports.moment("until", "2026-W48-5", until=True) == friday

@@ -271,3 +271,5 @@ def test_every_error_the_openapi_document_lists_is_a_problem(http: Served) -> No
                     schema = answer["content"]["application/json"]["schema"]
                     assert schema == problem, (verb, path, status, schema)
     assert "503" in document["paths"]["/healthz"]["get"]["responses"]
+    # rev21: a checkout resent past its lease's deadline is lost (410), as a heartbeat is
+    assert "410" in document["paths"]["/v1/profiles/{profile_id}/checkout"]["post"]["responses"]

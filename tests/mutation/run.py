@@ -1043,6 +1043,14 @@ MUTANTS = (
         ("tests/integration/test_stores.py",),
     ),
     Mutant(
+        "until-a-week-its-monday",
+        "reports/_frames.py",
+        "            day += timedelta(days=6)\n",
+        "            pass\n",
+        "--until 2026-W48 reaches only through the week's Monday",
+        ("tests/integration/test_report_times.py",),
+    ),
+    Mutant(
         "window-naive-compared",
         "projections/_base.py",
         "and str(iso(since)) > str(iso(until)):",

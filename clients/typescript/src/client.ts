@@ -260,7 +260,7 @@ export class CustodyClient {
     });
     const text = await answer.text();
     if (answer.status === status) return parsed<AnswerOf<P, M, S>>(answer.status, text);
-    throw errorOf(answer.status, text, answer.headers.get("Retry-After"));
+    throw errorOf(answer.status, text, answer.headers.get("Retry-After"), answer.headers.get("Location"));
   }
 }
 
@@ -285,7 +285,12 @@ function parsed<T>(status: number, text: string): T {
 }
 
 /** The error an answer means; a body that is not the service's Problem is named as such. */
-export function errorOf(status: number, text: string, retryAfter: string | null): CustodyError {
+export function errorOf(
+  status: number,
+  text: string,
+  retryAfter: string | null,
+  location: string | null = null,
+): CustodyError {
   let problem: Problem;
   try {
     const parsed = JSON.parse(text) as Partial<Problem>;
@@ -293,6 +298,11 @@ export function errorOf(status: number, text: string, retryAfter: string | null)
     problem = parsed as Problem;
   } catch {
     problem = { error: `http_${status}`, message: text.slice(0, 500) || `HTTP ${status}` };
+  }
+  if (status >= 300 && status < 400) {
+    const where = location ?? "nowhere it said";
+    const message = `the service answered a redirect (HTTP ${status}) to ${where}; it is never followed: set baseUrl to where the service is`;
+    return new CustodyError(status, { error: `http_${status}`, message });
   }
   if (status === 409 && problem.error === "checkout_denied") return new CheckoutDenied(status, problem);
   if (status === 410) return new LeaseLost(status, problem);

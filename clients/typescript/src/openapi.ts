@@ -1275,6 +1275,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description the lease is lost: stop working */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
             /** @description the body is larger than any command takes (1 MiB) */
             413: {
                 headers: {
@@ -1659,7 +1668,7 @@ export interface operations {
             query?: {
                 /** @description only this account's profiles */
                 account?: string | null;
-                /** @description only this state */
+                /** @description only this state (stale: also a leased profile past its renewal deadline, not yet swept, whose row still says leased) */
                 state?: components["schemas"]["ProfileState"] | null;
             };
             header?: never;

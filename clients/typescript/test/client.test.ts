@@ -69,6 +69,7 @@ describe("the client", () => {
     await assert.rejects(client.checkout("p1", body, "key-1"), (error: unknown) => {
       assert.ok(error instanceof CustodyError, String(error));
       assert.equal(error.code, "http_308");
+      assert.match(error.message, /redirect \(HTTP 308\) to http:\/\/elsewhere\/leak; it is never followed/);
       return true;
     });
     assert.deepEqual(asked.map((init) => init.redirect), ["manual", "manual"]);
