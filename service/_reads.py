@@ -81,7 +81,14 @@ def install(app: FastAPI, service: Service) -> None:
         profile_id: ProfilePath,
         who: Caller,
         since: Annotated[str | None, Query(description="from this time (ISO 8601)")] = None,
-        until: Annotated[str | None, Query(description="up to this time (ISO 8601)")] = None,
+        until: Annotated[
+            str | None,
+            Query(
+                description="up to this time (ISO 8601), itself included to its precision: a "
+                "date the whole day, a time to the second the whole second; with a fraction "
+                "(as Date.toISOString() writes) the instant itself"
+            ),
+        ] = None,
         last: Annotated[int | None, Query(ge=1, le=MAX_EVENTS, description="the last N")] = None,
     ) -> list[TimelineRow]:
         """The profile's events, oldest first: steps, URLs, endings."""

@@ -2511,7 +2511,7 @@ export interface operations {
             query?: {
                 /** @description from this time (ISO 8601) */
                 since?: string | null;
-                /** @description up to this time (ISO 8601) */
+                /** @description up to this time (ISO 8601), itself included to its precision: a date the whole day, a time to the second the whole second; with a fraction (as Date.toISOString() writes) the instant itself */
                 until?: string | null;
                 /** @description the last N */
                 last?: number | null;
