@@ -160,7 +160,7 @@ MUTANTS = (
     Mutant(
         "release-mutation-quarantine",
         "ledger/_domain/policies.py",
-        "            report.outcome is Outcome.FAILURE and lease.mutating_step is not None,\n",
+        "            report.outcome is not Outcome.SUCCESS and lease.mutating_step is not None,\n",
         "            False,\n",
         "a failed run after an unconfirmed mutating step goes to review, not quarantine",
     ),
@@ -1029,7 +1029,7 @@ MUTANTS = (
     Mutant(
         "init-on-read-only-unavailable",
         "ledger/_stores/sql.py",
-        "if settings.sqlite_unwritable():  # as every other write is refused here: exit 7",
+        "if here and settings.sqlite_unwritable():  # as every other write here: exit 7",
         "if False:",
         "init on a read-only SQLite store is 'unavailable' (exit 6), every other write forbidden",
         ("tests/e2e/test_cli_read_only_store.py",),
