@@ -335,25 +335,28 @@ class UnitOfWork:
             raise InvalidInput("command_id", msg)
         then = self.load(profile_id, record.version)
         acted = then.lease or then.last_lease
-        now = None if acted is None else self._lease_now(profile_id, acted)
-        if kind in _ANSWERED_WITH_THE_LEASE and now is not None and now.lease_status is ACTIVE:
+        if acted is None:
+            return Done(then, (), True, None)
+        current = self.load(profile_id)
+        now = self._lease_now(current, acted)
+        if kind in _ANSWERED_WITH_THE_LEASE and now.lease_status is LeaseStatus.ACTIVE:
             # Still the live lease, but past its renewal deadline or hard limit: the answer
             # the command without an id gets now (``LeaseLost``), never a lease that reads as
             # granted or renewed with a deadline already gone.
-            self.load(profile_id).live_lease(now.lease_id, now.fencing_token, self.now())
+            current.live_lease(now.lease_id, now.fencing_token, self.now())
         return Done(then, (), True, now)
 
-    def _lease_now(self, profile_id: str, lease: Lease) -> Lease:
-        """The lease as it stands now (a replayed answer must not say a lease is active that
-        has since ended): the live or last lease, else the lease found ending in the history."""
-        profile = self.load(profile_id)
+    def _lease_now(self, profile: Profile, lease: Lease) -> Lease:
+        """The lease as it stands now on ``profile`` (loaded now: a replayed answer must not
+        say a lease is active that has since ended): the live or last lease, else the lease
+        found ending in the history."""
         for held in (profile.lease, profile.last_lease):
             if held is not None and held.lease_id == lease.lease_id:
                 return held
         from ledger._domain.profile import Profile
 
         folded = Profile(profile.id)
-        for event in self.repository.history(profile_id):
+        for event in self.repository.history(profile.profile_id):
             folded.apply(event)
             ended = folded.last_lease
             if ended is not None and ended.lease_id == lease.lease_id:
@@ -364,7 +367,6 @@ class UnitOfWork:
 # The commands whose answer is the lease: a resent one must not report as active a lease the
 # ledger no longer lets anyone act on.
 _ANSWERED_WITH_THE_LEASE = frozenset({"checkout", "heartbeat", "extend"})
-ACTIVE = LeaseStatus.ACTIVE
 
 
 def _row(profile: Profile) -> Availability:

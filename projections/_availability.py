@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ledger import Availability, Ledger, ProfileState
+from ledger import Availability, DenialReason, Ledger, ProfileState
 
 if TYPE_CHECKING:
     from ledger.feed import FeedSnapshot
@@ -94,11 +94,12 @@ def _judged(
     judged = []
     for r, problem in sorted(rows, key=lambda pair: pair[0].profile_id):
         overdue = r.overdue_at(now)
-        # A lease past its deadline is stale before the sweep marks it (a checkout is denied
-        # as stale): asked for the stale profiles, it is one of them.
-        if state is None or r.state is state or (state is ProfileState.STALE and overdue):
-            # The reason a checkout now would be denied for: stale once the deadline passed.
-            row = {**r.model_dump(), "reason": reason_at(r.reason, overdue)}
+        # The reason a checkout now would be denied for: stale once the deadline passed, so
+        # asked for the stale profiles, a lease past its deadline before the sweep is one.
+        reason = reason_at(r.reason, overdue)
+        stale = state is ProfileState.STALE and reason is DenialReason.STALE
+        if state is None or r.state is state or stale:
+            row = {**r.model_dump(), "reason": reason}
             judged.append(StatusRow(**row, overdue=overdue, damaged=problem))
     return judged
 

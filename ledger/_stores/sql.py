@@ -42,7 +42,7 @@ from ledger._stores.recorders import (
     to_db,
     upsert_availability_sql,
 )
-from ledger._stores.settings import StoreSettings
+from ledger._stores.settings import APPLICATION_NAME, StoreSettings
 from ledger._stores.settled import Unsettled
 from ledger._stores.sql_views import SqlViews
 from ledger._stores.store import (
@@ -150,7 +150,7 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
 # version): a table of custody's name without them is another application's.
 _CUSTODYS = {
     AVAILABILITY_TABLE: {"profile_id", "state"},
-    "custody_events": {"originator_id", "originator_version", "topic", "state"},
+    f"{APPLICATION_NAME}_events": {"originator_id", "originator_version", "topic", "state"},
 }
 _NOT_CUSTODYS = f"{AVAILABILITY_TABLE}, not custody's"
 # What the library's recorders make before custody's own tables (the application is built

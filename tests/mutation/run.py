@@ -885,8 +885,8 @@ MUTANTS = (
     Mutant(
         "status-reason-unjudged",
         "projections/_availability.py",
-        '"reason": reason_at(r.reason, overdue)}',
-        '"reason": r.reason}',
+        "        reason = reason_at(r.reason, overdue)\n",
+        "        reason = r.reason\n",
         "status gives an overdue lease's reason as already_leased where checkout says stale",
         ("tests/integration/test_lifecycle.py",),
     ),
@@ -964,7 +964,7 @@ MUTANTS = (
     Mutant(
         "resent-overdue-active",
         "ledger/_unit_of_work.py",
-        "self.load(profile_id).live_lease(now.lease_id, now.fencing_token, self.now())",
+        "current.live_lease(now.lease_id, now.fencing_token, self.now())",
         "None",
         "a lease command resent past the deadline answers the lease as active",
         ("tests/integration/test_command_ids.py",),
@@ -980,8 +980,8 @@ MUTANTS = (
     Mutant(
         "status-stale-filter-misses-overdue",
         "projections/_availability.py",
-        "or (state is ProfileState.STALE and overdue):",
-        "or False:",
+        "        stale = state is ProfileState.STALE and reason is DenialReason.STALE\n",
+        "        stale = False\n",
         "status --state stale lists no lease past its deadline before the sweep",
         ("tests/integration/test_lifecycle.py",),
     ),
