@@ -30,6 +30,7 @@ from ledger._domain.model import (
     Outcome,
     ProfileId,
     ProfileRecord,
+    ProxyId,
     ReviewDecision,
     Role,
     Sha256,
@@ -59,7 +60,7 @@ class RegisterProfile(Command[ProfileRecord]):
     creates = True
     profile_id: ProfileId
     account_id: Identity
-    proxy_id: Identity
+    proxy_id: ProxyId
     region: Name | None = None
     user_data_dir: Directory | None = None
     release_policy: PolicyName = DEFAULT_RELEASE_POLICY

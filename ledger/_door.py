@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from ledger._domain.errors import InvalidInput
-from ledger._domain.model import CommandId, LeaseId, ProfileId
+from ledger._domain.model import UNQUOTED_REFUSAL, CommandId, LeaseId, ProfileId
 
 R = TypeVar("R")
 
@@ -98,7 +98,7 @@ def invalid(kind: str, error: ValidationError) -> InvalidInput:
     problem = error.errors()[0]
     field = ".".join(str(p) for p in problem["loc"]) or kind
     text = _SAID.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
-    if problem["type"] != "missing":
+    if problem["type"] not in ("missing", UNQUOTED_REFUSAL):  # a password is never quoted
         text += f" (got {quoted(problem['input'])})"
     return InvalidInput(field, text)
 

@@ -104,9 +104,10 @@ def test_the_example_node_worker_clean_crashed_and_revoked(
 ) -> None:
     """``npm test`` drives the example worker through a clean run, a crash after a mutating
     step and a revocation mid-run (its own assertions: the page's traffic stops within 2 s),
-    and the ledger holds what each should leave: a clean release with the screenshot's
-    sha256, a failed release after ``submit_order`` and the profile blocked as the policy
-    says, an operator's revocation and no release by the worker."""
+    and the ledger holds what each should leave: a clean release (its URL without the page's
+    password) with the screenshot's sha256, a failed release after ``submit_order`` and the
+    profile blocked as the policy says, an operator's revocation and no release by the
+    worker."""
     profiles, evidence, results = tmp_path / "profiles", tmp_path / "evidence", tmp_path / "r.json"
     _register(any_served.store_url, profiles)
     proxies = tmp_path / "proxies.json"  # the worker must resolve the profiles' proxy id
@@ -131,6 +132,7 @@ def test_the_example_node_worker_clean_crashed_and_revoked(
         (released,) = _of(clean, "lease_release_requested")
         assert released.outcome == "success"
         assert released.final_url.endswith("/done")
+        assert "s3cret-pw" not in repr(clean), "the page's password reached the ledger"
         shot = Path(released.screenshot)
         assert shot.is_relative_to(evidence / "node_clean")
         assert hashlib.sha256(shot.read_bytes()).hexdigest() == released.screenshot_sha256

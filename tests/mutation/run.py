@@ -1240,6 +1240,14 @@ MUTANTS = (
         ("tests/e2e/test_worker_browser.py::test_credentials_in_a_page_url_are_never_recorded",),
     ),
     Mutant(
+        "door-takes-a-password",
+        "ledger/_domain/model.py",
+        '    if userinfo is not None and ":" in userinfo.group(1):\n',
+        "    if False:\n",
+        "a page URL or a proxy id with its password in it is written into the append-only log",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
         "review-wait-state-kept",
         "reports/_reviews.py",
         '            open_[pid]["state"] = state\n',

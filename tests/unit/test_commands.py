@@ -148,3 +148,44 @@ def test_a_cut_quote_counts_the_characters_given() -> None:
     with pytest.raises(InvalidInput) as caught:
         RegisterProfile(profile_id="p", account_id="a" * 201, proxy_id="x")
     assert str(caught.value).endswith("... (201 characters))")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://alice:s3cret@shop.example/x",
+        "http://:s3cret@h/",
+        "ftp://a:s3cret@h",
+        "h://a:b:s3cret@h",
+    ],
+)
+def test_a_password_in_a_url_or_a_proxy_id_is_refused_and_never_quoted(url: str) -> None:
+    """The log is append-only and every role reads it: a page URL or a final URL carrying
+    ``user:password@``, or a proxy registered as its URL with the password, is refused at the
+    door, and the refusal does not repeat the password (it goes to a terminal, a log, an HTTP
+    response). The checks are the door's: a stored event is never judged by them."""
+    lease = {"lease_id": "lease-1@p", "fencing_token": 1}
+    asked = (
+        lambda: Heartbeat(**lease, url=url),
+        lambda: Release(**lease, outcome="success", final_url=url),
+        lambda: RegisterProfile(profile_id="p", account_id="a", proxy_id=url),
+    )
+    for ask in asked:
+        with pytest.raises(InvalidInput, match=r"must not carry a password") as caught:
+            ask()
+        assert "s3cret" not in str(caught.value)
+
+
+def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
+    """Only a password is refused: a user name alone, and an ``@`` or ``:`` in the path, the
+    query or the fragment, are a URL's own text."""
+    lease = {"lease_id": "lease-1@p", "fencing_token": 1}
+    for url in (
+        "https://alice@shop.example/x",
+        "https://shop.example/u/a:b@c",
+        "https://shop.example/x?to=a:b@c",
+        "https://shop.example/#a:b@c",
+        "mailto:a:b@c",
+    ):
+        assert Heartbeat(**lease, url=url).url == url
+    assert RegisterProfile(profile_id="p", account_id="a", proxy_id="px:eu@1").proxy_id == "px:eu@1"
