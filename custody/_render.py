@@ -178,6 +178,8 @@ def failed_line(f: SweepFailure) -> str:
 
 def inspection_lines(i: Inspection) -> list[str]:
     held = f", held by worker {i.holder.worker_id} under {i.holder.lease_id}" if i.holder else ""
+    if i.holder and i.overdue_since:
+        held += f"; its deadline {moment(i.overdue_since)} passed: stale"
     lines = [f"{i.profile_id}: {i.state.value}{held}", f"  directory: {i.user_data_dir or '-'}"]
     status = f"{i.browser.status.value}: " if i.browser else ""
     lines.append(f"  browser: {status}{i.note}")

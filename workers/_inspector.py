@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -200,6 +201,8 @@ class Inspection(BaseModel):
     orphan: bool = False
     stopped: StopSignal | None = None
     version: int | None = None
+    # The renewal deadline the holder's lease missed (stale, not swept yet), if it did.
+    overdue_since: datetime | None = None
 
 
 def inspect_here(user_data_dir: str | None, host: Host | None = None) -> BrowserCheck | None:
@@ -218,7 +221,7 @@ def inspect_profile(ledger: Ledger, profile_id: str, host: Host | None = None) -
 def inspect_view(ledger: Ledger, view: ProfileView, host: Host | None = None) -> Inspection:
     """``inspect_profile`` for a profile the caller has viewed already (no second load)."""
     browser = inspect_here(view.record.user_data_dir, host)
-    return _inspection(view, browser, sharing(ledger, view))
+    return _inspection(view, browser, sharing(ledger, view), now=ledger.now())
 
 
 def _inspection(
@@ -227,6 +230,8 @@ def _inspection(
     shared: Sharing | None = None,
     stopped: StopSignal | None = None,
     version: int | None = None,
+    *,
+    now: datetime | None = None,
 ) -> Inspection:
     holder = holder_of(view.lease)
     shared = shared or Sharing()
@@ -241,7 +246,13 @@ def _inspection(
         orphan=browser is not None and browser.alive and holder is None and not shared.blocks,
         stopped=stopped,
         version=version,
+        overdue_since=_missed(view, now),
     )
+
+
+def _missed(view: ProfileView, now: datetime | None) -> datetime | None:
+    lease = view.lease
+    return lease.expires_at if lease is not None and now and lease.overdue_at(now) else None
 
 
 def _note(directory: str | None, browser: BrowserCheck | None) -> str:
@@ -279,7 +290,7 @@ def stop_orphan(
     check = _browser_to_stop(view, host)
     shared = sharing(ledger, view)
     if not check.alive or check.pid is None:
-        return _inspection(view, check, shared)
+        return _inspection(view, check, shared, now=ledger.now())
     if shared.blocks:  # perhaps another profile's browser, perhaps under its lease
         raise NotAllowed(f"cannot stop the browser on {profile_id}'s directory: {shared.said}")
     # The stop's record is checked before any signal (its fields at the door, the login's
@@ -287,10 +298,10 @@ def stop_orphan(
     record = _stop_record(ledger, profile_id, actor, check)
     used = _terminate(check, host, grace_seconds)
     if used is None:
-        return _inspection(view, inspect(check.user_data_dir, host), shared)
+        return _inspection(view, inspect(check.user_data_dir, host), shared, now=ledger.now())
     version = _record_stop(ledger, record.model_copy(update={"signal": used}), check)
     after = inspect(check.user_data_dir, host)
-    return _inspection(ledger.view(profile_id), after, shared, used, version)
+    return _inspection(ledger.view(profile_id), after, shared, used, version, now=ledger.now())
 
 
 def _browser_to_stop(view: ProfileView, host: Host) -> BrowserCheck:

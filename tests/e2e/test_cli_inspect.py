@@ -3,6 +3,8 @@ browser needed: the real-Chromium cases are in test_inspector_chromium.py)."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cli_process import custody, error_line, ok
@@ -45,3 +47,21 @@ def test_stop_orphan_needs_an_actor(tmp_path: Path) -> None:
     run = custody("--store", store, "inspect", "p", "--stop-orphan", cwd=tmp_path)
     assert run.code == 2
     assert "--actor" in error_line(run)
+
+
+def test_a_holder_past_its_deadline_is_said_to_be_stale(tmp_path: Path) -> None:
+    """A lease that missed its renewal deadline, not swept yet: inspect says the holder's
+    deadline passed, as why and who do (before it, nothing of the kind)."""
+    store = _store(tmp_path)
+    lease = ok(custody("--store", store, "--json", "checkout", "p", "--worker", "w", "--run", "r",
+                       "--task", "t", "--ttl", "5", cwd=tmp_path)).json()  # fmt: skip
+    live = ok(custody("--store", store, "--json", "inspect", "p", cwd=tmp_path)).json()
+    deadline = datetime.fromisoformat(lease["expires_at"])
+    assert datetime.now(UTC) < deadline, "the machine took the whole TTL: inconclusive"
+    assert live["overdue_since"] is None
+    time.sleep((deadline - datetime.now(UTC)).total_seconds() + 0.2)
+    late = ok(custody("--store", store, "--json", "inspect", "p", cwd=tmp_path)).json()
+    assert late["overdue_since"] == lease["expires_at"]
+    said = ok(custody("--store", store, "inspect", "p", cwd=tmp_path)).out.splitlines()[0]
+    assert said.startswith("p: leased, held by worker w under lease-1@p; its deadline ")
+    assert said.endswith(" passed: stale")
