@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import quote
 from uuid import UUID
@@ -54,6 +54,7 @@ from ledger._stores.store import (
 from ledger._stores.tokens import TOKENS_TABLE
 from ledger.ports import Authority, CommandRecord, DirectoryRecord
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RECORDERS = {
     "sqlite": "ledger._stores.recorders:SQLiteLedgerRecorder",
     "postgresql": "ledger._stores.postgres:PostgresLedgerRecorder",
@@ -342,10 +343,14 @@ class SqlStore(Store):
         return self.clock.now()
 
     def server_time(self) -> datetime:
-        """The database server's clock, read now (one query)."""
-        rows = self.query("SELECT clock_timestamp() AS now")
-        now: datetime = rows[0]["now"]
-        return now.astimezone(UTC)
+        """The database server's clock, read now (one query). Read as the microseconds since
+        the epoch, not as a ``timestamptz``: psycopg parses one only in the ISO ``DateStyle``,
+        which a database, a role or ``PGDATESTYLE`` may set otherwise (a store set to
+        ``'SQL, DMY'`` failed every command on its clock)."""
+        rows = self.query(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS micros"
+        )
+        return _EPOCH + timedelta(microseconds=int(rows[0]["micros"]))
 
     # -- the availability table -------------------------------------------------------------
 

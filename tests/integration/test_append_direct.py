@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -110,6 +111,37 @@ def test_a_client_encoding_in_the_environment_changes_nothing(
         assert (row.region, row.holder_worker) == ("S\u00e3o Paulo \u20ac", "w\u00f6rker")
         beats = [r.url for r in timeline(ledger, pid) if r.event_type == "lease_heartbeat"]
         assert beats == [url]
+
+
+@pytest.mark.parametrize("where", ["database", "environment"])
+def test_a_date_style_other_than_iso_changes_nothing(
+    pg_url: str, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database (or role) set to another DateStyle, or PGDATESTYLE in the environment: the
+    store's clock was read as a ``timestamptz``, which psycopg parses only in ISO, and every
+    command failed as an internal error. The clock is read as a number: commands run and the
+    store's time is the server's."""
+    if where == "database":
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            name = admin.execute("SELECT current_database()").fetchone()
+            assert name is not None
+            alter = "ALTER DATABASE {} SET DateStyle = 'SQL, DMY'"
+            admin.execute(psycopg.sql.SQL(alter).format(psycopg.sql.Identifier(name[0])))
+    else:
+        monkeypatch.setenv("PGDATESTYLE", "German")
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        shown = ledger.store.query("SHOW DateStyle")[0]
+        assert "ISO" not in str(next(iter(shown.values()))), "the DateStyle was not set"
+        pid = register(ledger)
+        lease = ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+        (row,) = ledger.availability()
+        assert row.holder_worker == "w"
+        before = datetime.now(UTC)
+        server = ledger.store.server_time()
+        assert abs((server - before).total_seconds()) < 5, "the server runs on this host"
+        assert server.tzinfo is not None
 
 
 def test_the_prepared_appends_a_pooled_connection_keeps_are_bounded(opened: Ledger) -> None:
