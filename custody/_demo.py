@@ -1,7 +1,9 @@
 """``custody demo``: the article's failure story, played on a fresh SQLite file and narrated.
 
-Time is simulated (a clock that starts now and is moved forward by the story), so the run is
-quick and the timeline reads like the article's.
+Time is simulated (a clock the story moves forward by hand), so the run is quick and the
+timeline reads like the article's. The clock starts as long ago as the story lasts, so that the
+story ends now: no event is dated in the future (a replay at a moment of the story is taken, and
+the last lease's deadline is the TTL from now).
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ PROXY = "proxy_us_east_12"
 
 
 class StoryClock:
-    """A clock the story moves forward by hand."""
+    """A clock the story moves forward by hand, from ``lasting`` seconds ago."""
 
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
+    def __init__(self, lasting: float = 0) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=lasting)
 
     def __call__(self) -> datetime:
         return self.now
@@ -53,7 +55,7 @@ def play(db: str | None, *, out: TextIO) -> str:
         # The demo writes a story into a fresh file; it never overwrites someone's ledger.
         raise InvalidInput("db", f"{path} already exists: give the demo a new file")
     store = f"sqlite:///{path}"
-    clock = StoryClock()
+    clock = StoryClock(STORY_SECONDS)
     with Ledger.open(store, clock=clock) as ledger:
         story = Story(ledger, clock, out)
         story.say(f"custody demo: a fresh ledger in {path}")
@@ -192,3 +194,5 @@ _STEPS = (
     (9, "dashboard_loaded", "https://shop.example/dashboard", True, False),
     (42, "order_form_submitted", "https://shop.example/checkout/submit", False, True),
 )
+# How far the story moves its clock: the heartbeats' gaps, then acts 4, 5, 8 and 9.
+STORY_SECONDS = sum(seconds for seconds, *_ in _STEPS) + 60 + 300 + 600 + 5

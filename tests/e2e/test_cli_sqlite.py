@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -461,9 +461,17 @@ def test_demo_narrates_the_story_and_leaves_an_inspectable_store(tmp_path: Path)
     ):
         assert phrase in demo.out
     timeline = custody("--store", f"sqlite:///{db}", "--json", "timeline", PROFILE, cwd=tmp_path)
-    types = event_types(ok(timeline).json())
+    rows = ok(timeline).json()
+    types = event_types(rows)
     assert "profile_reviewed" in types
     assert "profile_returned_to_pool" in types
+    # The story ends now, not in the future: a moment of it can be replayed (an event dated
+    # ahead of the store's time was refused as "after the store's time").
+    times = [datetime.fromisoformat(r["at"]) for r in rows]
+    assert datetime.now(UTC) - timedelta(minutes=1) < times[-1] <= datetime.now(UTC)
+    swept = next(r["at"] for r in rows if r["event_type"] == "lease_marked_stale")
+    replay = custody("--store", f"sqlite:///{db}", "replay", PROFILE, "--at", swept, cwd=tmp_path)
+    assert "quarantined" in ok(replay).out
 
 
 def test_demo_with_json_gives_the_story_events_on_stdout(tmp_path: Path) -> None:
