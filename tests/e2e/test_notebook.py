@@ -142,6 +142,20 @@ def test_a_cell_that_raises_fails_the_run(
         on_story(nb, kernels, story, tmp_path)
 
 
+def test_a_since_alone_runs_to_as_of(
+    kernels: KernelSpecManager, story: str, tmp_path: Path
+) -> None:
+    """CUSTODY_SINCE alone, as docs/how-to/compliance-exports.md runs the notebook: the window
+    runs to AS_OF (it ended at the end of last month, each end defaulting on its own: this
+    month's leases were left out, and a since in this month was refused as a window holding no
+    time). November on the story: w_4's lease across the month's end and w_5's."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    env = {"CUSTODY_STORE": story, "CUSTODY_ACCOUNT": SHOP, "CUSTODY_AS_OF": AS_OF}
+    got = answers(execute(nb, kernels, tmp_path, **env, CUSTODY_SINCE="2026-11-01"))
+    assert got["window"] == ["2026-11-01T00:00:00+00:00", AS_OF]
+    assert got["workers"] == {"w_4": 1, "w_5": 1}
+
+
 def test_notebook_runs_with_its_defaults_on_the_demo_ledger(
     kernels: KernelSpecManager, tmp_path: Path
 ) -> None:
