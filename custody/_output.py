@@ -51,12 +51,13 @@ def missing(value: Any) -> bool:
 
 
 def _value(value: Any) -> Any:
-    """A cell as JSON has it: times in ISO 8601, missing values null, numbers as numbers,
-    text exactly as stored."""
+    """A cell as JSON has it: times in ISO 8601 to the microsecond (one form per column: a time
+    on a whole second kept its fraction out, and pandas could not read a column of both),
+    missing values null, numbers as numbers, text exactly as stored."""
     if missing(value):
         return None
     if isinstance(value, datetime):  # pandas' Timestamp is a datetime
-        return value.isoformat()
+        return value.isoformat(timespec="microseconds")
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return value

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ledger._domain.acting import check_acts
 from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable, UnknownProfile
-from ledger._domain.model import Lease, LeaseStatus, Role
+from ledger._domain.model import Lease, Role
 from ledger._door import Command
 from ledger.ports import Repository, Save, StreamConflict
 
@@ -339,10 +339,11 @@ class UnitOfWork:
             return Done(then, (), True, None)
         current = self.load(profile_id)
         now = self._lease_now(current, acted)
-        if kind in _ANSWERED_WITH_THE_LEASE and now.lease_status is LeaseStatus.ACTIVE:
-            # Still the live lease, but past its renewal deadline or hard limit: the answer
-            # the command without an id gets now (``LeaseLost``), never a lease that reads as
-            # granted or renewed with a deadline already gone.
+        if kind in _ANSWERED_WITH_THE_LEASE:
+            # A lease that ended since (swept, forced, released), or is still held but past
+            # its renewal deadline or hard limit: the answer the command without an id gets
+            # now (``LeaseLost``, exit 4), never a lease that reads as granted or renewed (a
+            # resent checkout exited 0 on a profile the sweep had sent to review).
             current.live_lease(now.lease_id, now.fencing_token, self.now())
         return Done(then, (), True, now)
 

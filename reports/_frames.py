@@ -178,6 +178,8 @@ def spoken(seconds: float | None) -> str:
     ``-`` for none."""
     if seconds is None or seconds != seconds:  # None or NaN
         return "-"
+    if seconds < 0:  # a clock set back between two events: said as it is, not as -1d 23h
+        return "-" + spoken(-seconds) if round(seconds) else "0s"
     whole = round(seconds)
     days, rest = divmod(whole, 86_400)
     hours, rest = divmod(rest, 3_600)

@@ -17,6 +17,7 @@ from ledger import (
     LeaseStatus,
     Ledger,
     Release,
+    Sweep,
 )
 
 
@@ -37,7 +38,8 @@ def test_a_command_id_cannot_be_reused_on_another_profile(ledger: Ledger) -> Non
 
 def test_a_resent_checkout_reports_the_lease_as_it_is_now(ledger: Ledger) -> None:
     """A worker resending its checkout after the lease ended and another worker took the
-    profile is told its lease is no longer active (the replay appends nothing)."""
+    profile is told its lease is lost, as without an id (the replay appends nothing; rev22: it
+    was answered with the released lease, exit 0, as if granted)."""
     register(ledger)
     first = ledger.handle(
         Checkout(
@@ -71,18 +73,29 @@ def test_a_resent_checkout_reports_the_lease_as_it_is_now(ledger: Ledger) -> Non
         Checkout(profile_id="profile_shop_17", worker_id="w3", run_id="r3", task_type="t")
     )
     events = len(ledger.history("profile_shop_17"))
-    resent = ledger.handle(
-        Checkout(
-            profile_id="profile_shop_17",
-            worker_id="w1",
-            run_id="r1",
-            task_type="t",
-            command_id="c-1",
-        )
+    resent = Checkout(
+        profile_id="profile_shop_17", worker_id="w1", run_id="r1", task_type="t", command_id="c-1"
     )
-    assert resent.lease_id == first.lease_id
-    assert resent.lease_status is LeaseStatus.RELEASED
-    assert resent.ended_at is not None
+    with pytest.raises(LeaseLost, match=r"lease-1@profile_shop_17: .* is now held under lease-3"):
+        ledger.handle(resent)
+    assert len(ledger.history("profile_shop_17")) == events
+
+
+def test_a_resent_lease_command_after_the_sweep_is_lost(ledger: Ledger, clock: StepClock) -> None:
+    """rev22: a checkout or heartbeat resent under its id after the sweep ended its lease
+    exited 0 (``ended_unclean until ...``) while the same heartbeat without an id exited 4:
+    a retrying script was told it held a profile the sweep had sent to review."""
+    register(ledger)
+    asked = {"profile_id": "profile_shop_17", "worker_id": "w1", "run_id": "r1", "task_type": "t"}
+    lease = ledger.handle(Checkout(**asked, ttl_seconds=2, command_id="c-1"))
+    beat = Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="a", command_id="hb-1")
+    ledger.handle(beat)
+    clock.now = lease.expires_at + timedelta(seconds=5)
+    ledger.handle(Sweep())
+    events = len(ledger.history("profile_shop_17"))
+    for resent in (Checkout(**asked, ttl_seconds=2, command_id="c-1"), beat):
+        with pytest.raises(LeaseLost, match="lease ended"):
+            ledger.handle(resent)
     assert len(ledger.history("profile_shop_17")) == events
 
 

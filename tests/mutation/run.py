@@ -966,7 +966,7 @@ MUTANTS = (
         "ledger/_unit_of_work.py",
         "current.live_lease(now.lease_id, now.fencing_token, self.now())",
         "None",
-        "a lease command resent past the deadline answers the lease as active",
+        "a lease command resent past the deadline or after its lease ended answers it as active",
         ("tests/integration/test_command_ids.py",),
     ),
     Mutant(

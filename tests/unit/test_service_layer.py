@@ -16,7 +16,7 @@ from ledger import (
     Forbidden,
     Heartbeat,
     InvalidInput,
-    LeaseStatus,
+    LeaseLost,
     NotAllowed,
     RegisterProfile,
     Release,
@@ -166,8 +166,8 @@ def test_a_resent_command_id_is_answered_from_its_first_run_and_appends_nothing(
 def test_a_resent_heartbeat_says_the_lease_as_it_stands_now(
     uow: UnitOfWork, repo: FakeRepository
 ) -> None:
-    """The lease has ended since the heartbeat landed: the resend says so at once (its answer
-    is the lease now, released), so the worker learns it must stop."""
+    """The lease has ended since the heartbeat landed: the resend says so at once (the lease
+    is lost, as without an id), so the worker learns it must stop."""
     lease = handle(uow, _checkout("w"))
     beat = Heartbeat(lease_id=lease.lease_id, fencing_token=1, command_id="hb-1")
     handle(uow, beat)
@@ -175,7 +175,8 @@ def test_a_resent_heartbeat_says_the_lease_as_it_stands_now(
         uow,
         Release(lease_id=lease.lease_id, fencing_token=1, outcome="success", final_url="https://x"),
     )
-    assert handle(uow, beat).lease_status is LeaseStatus.RELEASED
+    with pytest.raises(LeaseLost, match="lease ended clean at"):
+        handle(uow, beat)
 
 
 def test_a_command_id_used_for_another_command_or_profile_is_refused(
