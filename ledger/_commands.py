@@ -30,7 +30,6 @@ from ledger._domain.model import (
     Outcome,
     ProfileId,
     ProfileRecord,
-    ProxyId,
     ReviewDecision,
     Role,
     Sha256,
@@ -58,9 +57,10 @@ R = TypeVar("R")
 class RegisterProfile(Command[ProfileRecord]):
     kind = "register"
     creates = True
+    secret_free = ("proxy_id",)
     profile_id: ProfileId
     account_id: Identity
-    proxy_id: ProxyId
+    proxy_id: Identity
     region: Name | None = None
     user_data_dir: Directory | None = None
     release_policy: PolicyName = DEFAULT_RELEASE_POLICY
@@ -102,6 +102,7 @@ class LeaseCommand(Command[R], Generic[R]):
 
 class Heartbeat(LeaseCommand[Lease]):
     kind = "heartbeat"
+    secret_free = ("url",)
     step: Name | None = None
     url: Url | None = None
     safe: bool = False
@@ -115,6 +116,7 @@ class Extend(LeaseCommand[Lease]):
 
 class Release(LeaseCommand[ReleaseResult]):
     kind = "release"
+    secret_free = ("final_url",)
     # ``outcome`` comes before ``reason``: the validator below reads it.
     outcome: Annotated[Outcome, LAX]
     reason: Text | None = Field(default=None, validate_default=True)

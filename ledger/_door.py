@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from ledger._domain.errors import InvalidInput
-from ledger._domain.model import UNQUOTED_REFUSAL, CommandId, LeaseId, ProfileId
+from ledger._domain.model import CommandId, LeaseId, ProfileId, carries_password
 
 R = TypeVar("R")
 
@@ -61,7 +61,21 @@ class Command(Door, Generic[R]):
     # Whether the command may start a profile's stream (and a new store).
     creates: ClassVar[bool] = False
 
+    # Fields a command not applied yet must not carry a password in (``refusal``).
+    secret_free: ClassVar[tuple[str, ...]] = ()
+
     command_id: CommandId | None = None
+
+    def refusal(self) -> InvalidInput | None:
+        """Why the ledger refuses this command if it has not applied it, or None. Judged once
+        its command id is looked up, not at the door: a resend of a command applied before
+        the rule existed (custody took a password in a URL until 2026-12-04) is answered, not
+        refused. A URL or a proxy id carrying ``user:password@`` is refused, the value not
+        quoted (it goes to a terminal, a log, an HTTP answer)."""
+        for field in self.secret_free:
+            if carries_password(getattr(self, field)):
+                return InvalidInput(field, "must not carry a password (user:password@)")
+        return None
 
     def fingerprint(self) -> str:
         """``kind:digest`` of what was asked; stable across processes, runs and versions that
@@ -98,7 +112,7 @@ def invalid(kind: str, error: ValidationError) -> InvalidInput:
     problem = error.errors()[0]
     field = ".".join(str(p) for p in problem["loc"]) or kind
     text = _SAID.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
-    if problem["type"] not in ("missing", UNQUOTED_REFUSAL):  # a password is never quoted
+    if problem["type"] != "missing":
         text += f" (got {quoted(problem['input'])})"
     return InvalidInput(field, text)
 

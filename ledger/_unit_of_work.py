@@ -273,6 +273,10 @@ class UnitOfWork:
         given, fingerprint = command.command_id, issued.fingerprint
         if not optimistic and (resent := self._resent(given, fingerprint, profile_id)):
             return resent
+        if (refused := command.refusal()) is not None:
+            if optimistic and (resent := self._resent(given, fingerprint, profile_id)):
+                return resent
+            raise refused
         if trusting and (held := self._held_decision(profile_id, decision, issued)) is not None:
             return Done(held, list(held.pending_events))
         if optimistic and (resent := self._resent(given, fingerprint, profile_id)):

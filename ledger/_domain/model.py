@@ -14,7 +14,6 @@ from typing import Annotated
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
 
 PROFILE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
 # fullmatch, never ``$``: ``$`` also matches before a trailing newline, which let a look-alike
@@ -92,26 +91,14 @@ def _check_directory(value: str) -> str:
 
 # A URL's userinfo: from the scheme's "//" to the last "@" before the path, query or fragment.
 _USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@")
-UNQUOTED_REFUSAL = "unquoted"  # a validation error of this type never quotes its input
 
 
-def _check_no_password(value: str) -> str:
-    """The log is append-only and read by every role: a password written into it (a page URL
-    as ``https://user:password@host/``, a proxy given as its URL) stays there for good, so it is
-    refused at the door. The worker SDKs leave a URL's userinfo out before they send it."""
-    userinfo = _USERINFO.match(value)
-    if userinfo is not None and ":" in userinfo.group(1):
-        # Its own type, so that the refusal does not quote the value back (``_door.invalid``).
-        raise PydanticCustomError(UNQUOTED_REFUSAL, "must not carry a password (user:password@)")
-    return value
-
-
-def _check_url(value: str) -> str:
-    return _check_no_password(_check_storable(value))
-
-
-def _check_proxy_id(value: str) -> str:
-    return _check_no_password(_check_identity(value))
+def carries_password(value: str | None) -> bool:
+    """Whether ``value`` is a URL with a password in it (``https://user:password@host/``): the
+    log is append-only and read by every role, so a command not applied yet that carries one
+    is refused (``Command.refusal``). The worker SDKs leave a URL's userinfo out."""
+    userinfo = _USERINFO.match(value) if value is not None else None
+    return userinfo is not None and ":" in userinfo.group(1)
 
 
 def _check_lease_id(value: str) -> str:
@@ -127,10 +114,7 @@ CommandId = Annotated[str, Field(max_length=200), AfterValidator(_check_identity
 LeaseId = Annotated[str, Field(max_length=160), AfterValidator(_check_lease_id)]
 Directory = Annotated[str, Field(max_length=MAX_DIRECTORY_BYTES), AfterValidator(_check_directory)]
 Text = Annotated[str, Field(max_length=2000), AfterValidator(_check_storable)]
-Url = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_check_url)]
-# A proxy id a profile is registered with (the worker resolves it to the proxy's settings and
-# credentials, ``CUSTODY_PROXIES``): never a URL with its password in it.
-ProxyId = Annotated[str, Field(max_length=200), AfterValidator(_check_proxy_id)]
+Url = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_check_storable)]
 # A file's sha256 as 64 lowercase hex digits (hashlib's hexdigest).
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 TtlSeconds = Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)]

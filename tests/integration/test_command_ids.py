@@ -19,6 +19,7 @@ from ledger import (
     Release,
     Sweep,
 )
+from ledger._door import Command
 
 
 def test_a_command_id_cannot_be_reused_on_another_profile(ledger: Ledger) -> None:
@@ -164,3 +165,34 @@ def test_a_command_id_resent_with_other_arguments_says_so(ledger: Ledger) -> Non
     ledger.handle(Checkout(worker_id="w1", command_id="c-1", **asked))
     with pytest.raises(InvalidInput, match="for a checkout with other arguments: send a new id"):
         ledger.handle(Checkout(worker_id="w2", command_id="c-1", **asked))
+
+
+def test_a_command_applied_before_the_password_rule_is_answered_when_resent(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rev22: custody took a password in a URL until 2026-12-04 (the Node SDK sent Chromium's
+    ``user:password@``). A heartbeat or release applied then and resent after the upgrade under
+    its id was refused as bad input, so the worker could not learn it had landed. Resent, each
+    is answered; the same URL in a command not applied yet is refused, writing nothing."""
+    register(ledger)
+    asked = {"profile_id": "profile_shop_17", "worker_id": "w1", "run_id": "r1", "task_type": "t"}
+    lease = ledger.handle(Checkout(**asked))
+    url = "https://alice:s3cret@shop.example/x"
+    held = {"lease_id": lease.lease_id, "fencing_token": 1}
+    beat = Heartbeat(**held, url=url, command_id="hb-1")
+    release = Release(**held, outcome="success", final_url=url, command_id="rel-1")
+    with monkeypatch.context() as before:  # custody before the rule
+        before.setattr(Command, "refusal", lambda _: None)
+        ledger.handle(beat)
+    events = len(ledger.history("profile_shop_17"))
+    assert ledger.handle(beat).lease_status is LeaseStatus.ACTIVE
+    with pytest.raises(InvalidInput, match=r"^invalid url: must not carry a password") as new:
+        ledger.handle(beat.model_copy(update={"command_id": "hb-2"}))
+    assert "s3cret" not in str(new.value)
+    assert len(ledger.history("profile_shop_17")) == events
+    with monkeypatch.context() as before:
+        before.setattr(Command, "refusal", lambda _: None)
+        ended = ledger.handle(release)
+    events = len(ledger.history("profile_shop_17"))
+    assert ledger.handle(release) == ended
+    assert len(ledger.history("profile_shop_17")) == events

@@ -1242,10 +1242,10 @@ MUTANTS = (
     Mutant(
         "door-takes-a-password",
         "ledger/_domain/model.py",
-        '    if userinfo is not None and ":" in userinfo.group(1):\n',
-        "    if False:\n",
+        '    return userinfo is not None and ":" in userinfo.group(1)\n',
+        "    return False\n",
         "a page URL or a proxy id with its password in it is written into the append-only log",
-        ("tests/unit/test_commands.py",),
+        ("tests/unit/test_commands.py", "tests/integration/test_command_ids.py"),
     ),
     Mutant(
         "review-wait-state-kept",
