@@ -437,8 +437,10 @@ MUTANTS = (
     Mutant(
         "optimistic-resend",
         "ledger/_unit_of_work.py",
-        "        if optimistic and (resent := self._resent(given, fingerprint, profile_id)):\n",
-        "        if False:\n",
+        "        if optimistic and (resent := self._resent(given, fingerprint, profile_id)):\n"
+        "            return resent\n"
+        "        profile = self._decided(",
+        "        if False:\n            return resent\n        profile = self._decided(",
         "a resend refused on the held profile is decided on the store's, not answered",
         ("tests/integration/test_trusted_cache.py",),
     ),
