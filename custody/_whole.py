@@ -3,6 +3,7 @@ and signing keys; and what an export never replaces (``kept_apart``)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import uuid
@@ -16,13 +17,23 @@ from typing import BinaryIO
 def written_whole(path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
     """A new file beside ``path`` to write in; when the block ends it replaces ``path``. A
     failure leaves ``path`` as it was and nothing beside it. ``mode`` is narrowed by the umask,
-    as ``open()`` narrows it."""
-    part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    as ``open()`` narrows it; a file replaced keeps its own mode.
+
+    Through a symbolic link, the file it names is replaced and the link stays (``latest.csv ->
+    2026-12.csv``); a path that is not a regular file (``/dev/stdout``, a FIFO, a device) is
+    ``OSError``, never replaced (as root, ``/dev/stdout``, a link, was replaced by a file)."""
+    found = _stat(path)
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        raise OSError(errno.EINVAL, NOT_A_FILE, str(path))
+    target = Path(os.path.realpath(path))
+    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
+        if found is not None:
+            os.fchmod(fd, stat.S_IMODE(found.st_mode))
         with os.fdopen(fd, "wb") as file:
             yield file
-        part.replace(path)
+        part.replace(target)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
@@ -33,12 +44,37 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 JOURNALS = ("-wal", "-shm", "-journal")
 
 
+NOT_A_FILE = "not a regular file (a device, a FIFO, a directory): name a file to write"
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """``path``'s file, through any link, or None when there is none (a dangling link too)."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in a word or two."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (a pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket or another special file"
+
+
 def kept_apart(path: Path) -> str | None:
     """What ``path`` holds that an export must never replace, or None (no such file, or one
     an export may replace): an SQLite database (the store itself, named by mistake: its
     events would be gone without a trace) or the journal beside one, or a PEM key or
     certificate (``keygen`` writes keys and never replaces one). Only the first bytes are read;
     a file that cannot be read is left to the write, which says why."""
+    found = _stat(path)
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        return f"{_kind(found.st_mode)}, not a regular file"
     journal = next((s for s in JOURNALS if path.name.endswith(s)), None)
     if journal is not None and _head(path.with_name(path.name[: -len(journal)])).startswith(
         SQLITE_HEADER

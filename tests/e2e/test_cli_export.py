@@ -4,6 +4,8 @@ before anything is read or written. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,15 +166,52 @@ def test_an_export_never_replaces_a_store_its_journal_or_a_key(tmp_path: Path) -
     assert ok(custody("verify", cwd=tmp_path, store=url)).out.startswith("checked ")
 
 
-def test_an_export_onto_a_fifo_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+def test_an_export_onto_a_fifo_or_a_link_to_one_is_refused_without_waiting(
+    tmp_path: Path,
+) -> None:
     """The look at what a target holds opened a FIFO for reading, which waits for a writer:
-    an export onto one hung for ever. A FIFO holds no store: the export goes on as before."""
-    import os
-
+    an export onto one hung for ever. Then it replaced the FIFO by a file, and as root
+    ``--output /dev/stdout`` or ``report --html /dev/stdout`` replaced the machine's
+    /dev/stdout (a link to the process's stdout) by a file (rev22). A FIFO, a device or a link
+    to one is refused (exit 2) at once and left as it was."""
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
     Ledger.init(url).close()
     write_story(url)
-    os.mkfifo(tmp_path / "out.csv")
-    run = custody("timeline", "--format", "csv", "--output", "out.csv", cwd=tmp_path, store=url)
-    assert run.code == 0, run.err
-    assert (tmp_path / "out.csv").read_text().startswith("position,")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "stdout").symlink_to(tmp_path / "pipe")  # as /dev/stdout names a pipe
+    (tmp_path / "null").symlink_to("/dev/null")
+    runs = [
+        custody(*args, cwd=tmp_path, store=url)
+        for args in (
+            ["timeline", "--format", "csv", "--output", "pipe"],
+            ["timeline", "--format", "csv", "--output", "stdout"],
+            ["report", "--html", "stdout"],
+            ["usage", "--account", SHOP, "--format", "json", "--output", "null"],
+        )
+    ]
+    lines = [error_line(r) for r in runs]
+    assert [r.code for r in runs] == [2] * 4, lines
+    assert all("a FIFO (a pipe), not a regular file" in line for line in lines[:3]), lines
+    assert "holds a device, not a regular file" in lines[3]
+    assert stat.S_ISFIFO((tmp_path / "pipe").lstat().st_mode)
+    assert [(tmp_path / n).is_symlink() for n in ("stdout", "null")] == [True, True]
+
+
+def test_an_export_through_a_link_replaces_the_file_it_names_and_keeps_its_mode(
+    tmp_path: Path,
+) -> None:
+    """``latest.csv -> 2026-12.csv``: the export replaces 2026-12.csv, whole, with the mode
+    it had (0600 stays 0600), and the link stays a link (it was replaced by a file)."""
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    Ledger.init(url).close()
+    write_story(url)
+    month = tmp_path / "2026-12.csv"
+    month.write_text("old")
+    month.chmod(0o600)
+    (tmp_path / "latest.csv").symlink_to("2026-12.csv")
+    args = ("timeline", "--format", "csv", "--output", "latest.csv")
+    ok(custody(*args, cwd=tmp_path, store=url))
+    assert (tmp_path / "latest.csv").is_symlink()
+    assert month.read_text().startswith("position,")
+    assert stat.S_IMODE(month.stat().st_mode) == 0o600
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
