@@ -141,7 +141,7 @@ class StoreSettings(BaseModel):
 
         path = self.sqlite_file().resolve()
         immutable = not self.sqlite_journal_beside() and path.exists() and _frozen(path)
-        return f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
+        return f"file:{quote(os.fsencode(path))}?mode=ro" + ("&immutable=1" if immutable else "")
 
     def sqlite_journal_beside(self) -> bool:
         """A ``-wal`` or ``-journal`` file is beside the SQLite file: another connection's, or

@@ -123,7 +123,7 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
     beside = settings.sqlite_journal_beside()
     writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
     mode = "ro" if beside else "rw" if writable else "ro&immutable=1"
-    uri = f"file:{quote(str(path))}?mode={mode}"
+    uri = f"file:{quote(os.fsencode(path))}?mode={mode}"
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")

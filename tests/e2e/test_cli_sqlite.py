@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -495,3 +496,17 @@ def test_help_from_console_script_and_module(tmp_path: Path) -> None:
     for run in (finish(with_script), with_module):
         assert ok(run).out.startswith("usage: custody")
         assert "checkout" in run.out
+
+
+def test_a_store_under_a_name_that_is_not_utf8_is_read_as_it_was_written(tmp_path: Path) -> None:
+    """rev22: a store in a directory whose name is not UTF-8 (Latin-1 ``M\\xfcller``, as a
+    Latin-1 locale spells it) was created by ``register`` and then every read opened another
+    file (its name quoted as UTF-8 in SQLite's URI): exit 6, or an internal error under the C
+    locale. The name's bytes are quoted as they are: every command reads the same file."""
+    where = Path(os.fsdecode(bytes(tmp_path) + b"/M\xfcller"))
+    where.mkdir()
+    ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=where))
+    assert "available" in ok(custody("status", cwd=where)).out
+    ok(custody("checkout", "p", "--worker", "w", "--run", "r", "--task", "t", cwd=where))
+    assert ok(custody("verify", cwd=where)).out.startswith("checked 2 events of 1 profiles")
+    assert sorted(p.name for p in where.iterdir() if p.suffix == ".db") == ["custody.db"]
