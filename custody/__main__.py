@@ -27,6 +27,7 @@ def run() -> None:  # never returns: exits
     from custody import INTERRUPTED, interrupted, keep_interrupts
 
     keep_interrupts()  # first: every import below runs importlib's callbacks
+    _closed_streams_to_nowhere()
 
     try:
         from custody.cli import main
@@ -38,6 +39,17 @@ def run() -> None:  # never returns: exits
         _leave_interrupted(code)
     gc.freeze()  # the exit collects nothing: see the module's docstring
     sys.exit(code)
+
+
+def _closed_streams_to_nowhere() -> None:
+    """Standard error or input closed by the caller (``2>&-``, ``<&-``), which Python leaves
+    None: writes go nowhere and reads find nothing, so every exit code stays the documented
+    one (a denied checkout exited 1, not 3, failing on its own error line). Opened first, the
+    null device also takes the closed descriptor, which no file the command opens can then
+    take. A closed standard output is the commands' own to report (the resend hint)."""
+    for name, mode in (("stdin", "r"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115 (for the process's life)
 
 
 def _leave_interrupted(code: int) -> None:  # never returns: exits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -510,3 +511,27 @@ def test_a_store_under_a_name_that_is_not_utf8_is_read_as_it_was_written(tmp_pat
     ok(custody("checkout", "p", "--worker", "w", "--run", "r", "--task", "t", cwd=where))
     assert ok(custody("verify", cwd=where)).out.startswith("checked 2 events of 1 profiles")
     assert sorted(p.name for p in where.iterdir() if p.suffix == ".db") == ["custody.db"]
+
+
+def test_with_standard_error_or_input_closed_the_exit_codes_stay(tmp_path: Path) -> None:
+    """rev22: with standard error closed (``2>&-``) every refusal exited 1, failing on its own
+    error line (a denied checkout, a lost lease, bad input), and ``--json`` printed nothing;
+    ``--password-stdin <&-`` was an internal error. Each keeps its exit code and answer."""
+    ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    ok(custody("checkout", "p", "--worker", "w", "--run", "r", "--task", "t", cwd=tmp_path))
+
+    def closed(line: str) -> subprocess.CompletedProcess[str]:
+        shell = f'"$0" -m custody {line}'
+        run = ["bash", "-c", shell, sys.executable]
+        return subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+    asked = {
+        "checkout p --worker w2 --run r2 --task t 2>&-": 3,
+        "heartbeat lease-1@p --token 9 2>&-": 4,
+        "why nosuch 2>&-": 2,
+        "status --state bogus 2>&-": 2,
+        "access grant bob --role worker --password-stdin <&- 2>/dev/null": 2,
+    }
+    assert {line: closed(line).returncode for line in asked} == asked
+    answer = closed("--json why nosuch 2>&-")
+    assert (answer.returncode, json.loads(answer.stdout)["error"]) == (2, "UnknownProfile")
