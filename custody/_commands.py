@@ -45,6 +45,13 @@ WRITING_COMMANDS = frozenset(
         "sweep",
         "rebuild",
         "inspect",
+        # Whose work is done before their output is written: a key, a digest, a report file,
+        # a token issued or revoked (``access``), the demo's store.
+        "keygen",
+        "digest",
+        "report",
+        "access",
+        "demo",
     }
 )
 

@@ -42,10 +42,27 @@ def watch_sweeps(
         )
         err.flush()
 
+        printing = [True]
+
         def report(at: datetime, result: SweepReport) -> None:
-            for line in _lines(ledger, at, result, as_json):
-                out.write(line + "\n")
-            out.flush()
+            # Standard output closed or full: the transitions are no longer printed, and the
+            # sweeper sweeps on (it died of an internal error on its first transition); the
+            # events keep every one.
+            if not printing[0]:
+                return
+            try:
+                for line in _lines(ledger, at, result, as_json):
+                    out.write(line + "\n")
+                out.flush()
+            except (OSError, ValueError, AttributeError) as e:
+                printing[0] = False
+                why = "standard output is closed" if out is None else one_line(str(e))
+                with contextlib.suppress(OSError, ValueError):
+                    err.write(
+                        f"custody: transitions are no longer printed ({why}); "
+                        "sweeping goes on, and the events keep every transition\n"
+                    )
+                    err.flush()
 
         def trouble(at: datetime, error: StoreUnavailable) -> None:
             err.write(f"custody: {one_line(str(error))}; next pass in {interval:g} s\n")

@@ -95,6 +95,8 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
     stderr says so and how to get the result again."""
     from custody import _render as render
 
+    if result is None:  # the command wrote its own output (sweep --watch)
+        return 0
     try:
         if sys.stdout is None:
             raise OSError("standard output is closed")
@@ -104,13 +106,13 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
         _silence_stdout()
         if command not in WRITING_COMMANDS:
             return 0  # the reader went away (``custody status | head``): not an error of ours
-        _carried_out(command, "the reader of its output went away", resend)
+        _carried_out(command, "the reader of its output went away", resend, result)
     except (OSError, ValueError) as e:
         _silence_stdout()
         if command not in WRITING_COMMANDS:
             sys.stderr.write(f"custody: could not write the output: {one_line(str(e))}\n")
             return 1
-        _carried_out(command, one_line(str(e)), resend)
+        _carried_out(command, one_line(str(e)), resend, result)
     from custody._printed import Printed
 
     failed = result.failed() if isinstance(result, Printed) else None
@@ -126,8 +128,14 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
     return 1
 
 
-def _carried_out(command: str, problem: str, resend: str) -> None:
+def _carried_out(command: str, problem: str, resend: str, result: object = None) -> None:
     again = f"resend it with {resend} to get the result" if resend else "run it again to see it"
+    if isinstance(result, dict) and "token" in result:  # access token: shown once, never again
+        token_id = result.get("token_id")
+        again = (
+            f"token {token_id} is live and nobody saw it: revoke it with custody access revoke "
+            f"--token-id {token_id}, then issue another"
+        )
     with contextlib.suppress(OSError):
         sys.stderr.write(
             f"custody: {command} was carried out, but its output could not be written "

@@ -535,3 +535,55 @@ def test_with_standard_error_or_input_closed_the_exit_codes_stay(tmp_path: Path)
     assert {line: closed(line).returncode for line in asked} == asked
     answer = closed("--json why nosuch 2>&-")
     assert (answer.returncode, json.loads(answer.stdout)["error"]) == (2, "UnknownProfile")
+
+
+def test_work_done_before_its_output_failed_exits_0_and_says_what_to_do(tmp_path: Path) -> None:
+    """rev22: with standard output full, ``access token`` issued a live token nobody saw and
+    exited 1 ("could not write the output"), as keygen and digest did with their files made.
+    Each was carried out: exit 0, and stderr says so; for the token, which to revoke."""
+    ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=tmp_path))
+
+    def full(*args: str) -> subprocess.CompletedProcess[str]:
+        with open("/dev/full", "w") as out:
+            run = [sys.executable, "-m", "custody", *args]
+            return subprocess.run(run, cwd=tmp_path, stdout=out, stderr=subprocess.PIPE,
+                                  text=True, check=False)  # fmt: skip
+
+    token = full("access", "token", "carol", "--role", "reviewer")
+    assert token.returncode == 0, token.stderr
+    (row,) = ok(custody("--json", "access", "tokens", cwd=tmp_path)).json()
+    assert f"token {row['token_id']} is live and nobody saw it" in token.stderr
+    assert f"custody access revoke --token-id {row['token_id']}" in token.stderr
+    made = full("keygen", "k")
+    assert (made.returncode, (tmp_path / "k").exists()) == (0, True), made.stderr
+    assert "keygen was carried out, but its output could not be written" in made.stderr
+
+
+def test_a_watching_sweeper_whose_output_fails_sweeps_on(tmp_path: Path) -> None:
+    """rev22: ``sweep --watch`` with standard output full died of an internal error (exit 1)
+    on its first transition, and nothing swept any more. It says once that it no longer
+    prints, sweeps on, and stops cleanly on SIGTERM (exit 0)."""
+    for p in ("p1", "p2"):
+        ok(custody("register", p, "--account", "a", "--proxy", "x", cwd=tmp_path))
+    ok(custody("checkout", "p1", "--worker", "w", "--run", "r", "--task", "t", "--ttl", "1",
+               cwd=tmp_path))  # fmt: skip
+    with open("/dev/full", "w") as out:
+        run = [sys.executable, "-m", "custody", "sweep", "--watch", "--interval", "0.2"]
+        watcher = subprocess.Popen(run, cwd=tmp_path, stdout=out, stderr=subprocess.PIPE,
+                                   text=True)  # fmt: skip
+    try:
+        time.sleep(1.5)  # p1's deadline passes: the first transition, not printed
+        ok(custody("checkout", "p2", "--worker", "w", "--run", "r", "--task", "t", "--ttl", "1",
+                   cwd=tmp_path))  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rows = ok(custody("--json", "status", cwd=tmp_path)).json()
+            if all(r["state"] == "review_required" for r in rows):
+                break
+            time.sleep(0.3)
+    finally:
+        watcher.terminate()
+        _, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    assert [r["state"] for r in rows] == ["review_required"] * 2, "the second was not swept"
+    assert err.count("transitions are no longer printed ([Errno 28]") == 1, err
