@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger._domain.errors import UnreadableEvent
+from ledger._domain.model import MAX_DIRECTORY_BYTES
 from ledger._domain.row import Availability
 from ledger._stores.access import (
     Tables,
@@ -22,6 +23,7 @@ from ledger._stores.recorders import (
     COMMANDS_DDL,
     COMMANDS_TABLE,
     DIRECTORIES_DDL,
+    DIRECTORIES_TABLE,
     availability_ddl,
     insert_command_sql,
     insert_directory_sql,
@@ -194,6 +196,17 @@ def _backfill_directories(self: Migrating) -> None:
             registrations.append((str(data["profile_id"]), data.get("user_data_dir")))
         start = batch[-1].id + 1
     rows, self.notes = legacy_directories(registrations)
+    if self._pg and any(len(d.encode()) > MAX_DIRECTORY_BYTES for _, d in rows):
+        # Before schema 5 a directory could take 4,096 characters, past what an entry of a
+        # btree index holds (about 2,700 bytes, compressed): init failed on such a store for
+        # good. The index leaves those out; the overlap checks, which read the table, still
+        # compare them (by a scan where the index cannot answer).
+        index = f"{DIRECTORIES_TABLE}_dir"
+        self.execute(f"DROP INDEX IF EXISTS {index}")
+        self.execute(
+            f"CREATE INDEX {index} ON {DIRECTORIES_TABLE} (user_data_dir) "
+            f"WHERE octet_length(user_data_dir) <= {MAX_DIRECTORY_BYTES}"
+        )
     for at in range(0, len(rows), 1000):
         self.executemany(insert_directory_sql("?"), rows[at : at + 1000])
 

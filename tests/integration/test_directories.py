@@ -4,6 +4,7 @@ from before the rule (schema 4) is migrated by recording its directories, overla
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from racing import run_all
 
 import ledger._stores.store as store_module
 from ledger import InvalidInput, Ledger, NotAllowed, StoreUnavailable
+from ledger._domain import model
 from ledger._domain.model import MAX_DIRECTORY_BYTES
 
 RACER = str(Path(__file__).with_name("directory_racer.py"))
@@ -212,3 +214,24 @@ def test_init_records_a_legacy_stores_directories_and_says_what_overlaps(
         register(ledger, "p_new", user_data_dir="/srv/elsewhere")
         assert ledger.overlapping_profiles(ledger.view("p_second")) == ["p_first", "p_inner"]
         assert ledger.overlapping_profiles(ledger.view("p_alone")) == []
+
+
+def test_init_migrates_a_legacy_directory_too_long_for_an_index_entry(
+    sql_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rev22: before schema 5 a directory could take 4,096 characters; one of about 3,000
+    bytes that do not compress is past what a PostgreSQL btree entry holds (2,704), and init
+    failed on it for good ('index row size ... exceeds', exit 6), so the store could never be
+    upgraded. The migration finishes, and the directory is still compared with later ones."""
+    rng = random.Random(7)
+    long = "/srv/profiles/" + "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(1000))
+    monkeypatch.setattr(model, "MAX_DIRECTORY_BYTES", 8192)  # the old door's
+    _legacy_store(sql_store_url, monkeypatch, p_long=long, p_other="/srv/other")
+    with Ledger.init(sql_store_url) as ledger:
+        assert {d.profile_id for d in ledger.store.directories()} == {"p_long", "p_other"}
+    with Ledger.open(sql_store_url) as ledger:
+        with pytest.raises(InvalidInput, match="of profile p_long"):
+            register(ledger, "p_inside", user_data_dir=f"{long}/inner")
+        with pytest.raises(InvalidInput, match="of profile p_other"):
+            register(ledger, "p_same", user_data_dir="/srv/other")
+        register(ledger, "p_new", user_data_dir="/srv/elsewhere")
