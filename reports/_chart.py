@@ -86,7 +86,13 @@ def _draw(shown: pd.DataFrame, profiles: list[str], now: datetime) -> str:
     # Text stays text (fonts are not drawn as paths), ids are stable, and "$" in a profile id
     # is not read as mathematics.
     with matplotlib.rc_context(
-        {"svg.fonttype": "none", "svg.hashsalt": "custody", "text.parse_math": False}
+        # Times drawn in UTC, as the axis says, whatever a matplotlibrc's timezone is.
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": "custody",
+            "text.parse_math": False,
+            "timezone": "UTC",
+        }
     ):
         fig = Figure(figsize=(11, 1.2 + 0.28 * len(profiles)), layout="constrained")
         ax = fig.add_subplot()

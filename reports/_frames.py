@@ -87,6 +87,9 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
     except ValueError:
         msg = f"expected an ISO 8601 time such as 2026-11-27T09:45:00Z (got {text[:40]!r})"
         raise InvalidInput(field, msg) from None
+    if _DECIMAL_HOUR_OR_MINUTE.search(text):  # Python reads T15.5 as 15:00:00.5, not 15:30
+        msg = f"a fraction goes after the seconds, as in 09:45:07.5 (got {text[:40]!r})"
+        raise InvalidInput(field, msg)
     if until:
         parsed = _through_its_last_instant(text.strip(), parsed)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
@@ -100,8 +103,11 @@ _WEEK = re.compile(r"\d{4}-?W\d{2}")
 # seconds and a fraction, each optional after the hours (``09``, ``0945``, ``09:45:07.5``).
 _TIME_OF_DAY = re.compile(
     r"(\d{2})(?::?(\d{2})(?::?(\d{2})([.,]\d+)?)?)?"
-    r"(?:[Zz]|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)?$"
+    r"\s*(?:[Zz]|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)?$"
 )
+# ISO 8601's decimal hours or minutes (``T15.5``, ``T15:04.9``), which ``fromisoformat`` reads as
+# a fraction of the second: refused.
+_DECIMAL_HOUR_OR_MINUTE = re.compile(r"[Tt\s]\d{2}(?::?\d{2})?[.,]\d")
 
 
 def _through_its_last_instant(text: str, parsed: datetime) -> datetime:

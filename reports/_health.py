@@ -129,7 +129,9 @@ def heartbeat_gaps(leases: pd.DataFrame, now: datetime) -> pd.DataFrame:
     # the read model's worst_gap_share).
     window = _seconds(leases["expires_at"], leases["last_renewal_at"]).clip(lower=1e-6)
     shares = pd.concat([leases["worst_gap_share"], frame["silent_seconds"] / window], axis=1)
-    frame["worst_share_of_ttl"] = shares.max(axis=1).round(3)
+    share = shares.max(axis=1)
+    # Rounded, but a deadline that passed stays above 1 (a day's TTL missed by 3 s read 1.0).
+    frame["worst_share_of_ttl"] = share.round(3).mask((share > 1) & (share.round(3) <= 1), 1.001)
     order = frame.assign(_worst=worst).sort_values(
         ["_worst", "lease_id"], ascending=[False, True], ignore_index=True
     )

@@ -192,6 +192,35 @@ def test_a_heartbeat_gap_is_judged_against_the_deadline_in_force_during_it(
             assert gaps[lease_id]["worst_share_of_ttl"] == round(share, 3)
 
 
+def test_a_deadline_missed_by_a_little_stays_above_1(ledger: Ledger, clock: StepClock) -> None:
+    """rev22: a day's TTL swept 3 s past its deadline is a share of 86,403/86,400, which
+    rounded to 3 places read 1.0, as a lease renewed at its very deadline does: "above 1, a
+    deadline passed in silence" did not hold. It stays above 1."""
+    ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
+    asked = {"profile_id": "p", "worker_id": "w", "run_id": "r", "task_type": "t"}
+    lease = ledger.handle(Checkout(**asked, ttl_seconds=86_400))
+    clock.advance(86_403)
+    ledger.handle(Sweep())
+    gaps = _rows(reports.health(ledger=ledger).heartbeat_gaps, "lease_id")
+    assert gaps[lease.lease_id]["worst_share_of_ttl"] == 1.001
+
+
+def test_the_chart_draws_utc_whatever_matplotlib_is_told(
+    ledger: Ledger, clock: StepClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rev22: a matplotlibrc with a timezone (in MPLCONFIGDIR, the working directory or the
+    user's config) moved the chart's ticks (15:15 UTC drawn at 20:45) under its "time (UTC)"
+    label. The page is the same byte for byte whatever matplotlib's timezone."""
+    import matplotlib
+
+    ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
+    ledger.handle(Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t"))
+    clock.advance(600)
+    utc = report_html(ledger=ledger).html
+    monkeypatch.setitem(matplotlib.rcParams, "timezone", "Asia/Kolkata")
+    assert report_html(ledger=ledger).html == utc
+
+
 def test_checklist_answers_the_eleven_questions_with_evidence(
     ledger: Ledger, scene: dict[str, str]
 ) -> None:

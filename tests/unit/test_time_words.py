@@ -1,0 +1,66 @@
+"""How the reports read a time a person typed, and how they say a duration or write a time
+(rev22: each was wrong for an ordinary input)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+import reports
+from custody._output import records
+from ledger import InvalidInput
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(-30, "-30s"), (-1, "-1s"), (-0.4, "0s"), (-3_700, "-1h 01m"), (-90_000, "-1d 01h"),
+     (0, "0s"), (45, "45s"), (318, "5m 18s"), (90_000, "1d 01h")],
+)  # fmt: skip
+def test_a_negative_duration_is_said_as_it_is(seconds: float, said: str) -> None:
+    """A clock set back between two events makes a duration negative: -30 s was said as
+    "-1d 23h" (divmod of a negative number)."""
+    assert reports.spoken(seconds) == said
+
+
+@pytest.mark.parametrize(
+    ("spaced", "joined"),
+    [
+        ("2026-12-04 15:15:02 +0000", "2026-12-04T15:15:02+00:00"),
+        ("2026-12-04T15:15:02 Z", "2026-12-04T15:15:02Z"),
+        ("2026-12-04T15 +05:30", "2026-12-04T15+05:30"),
+        ("2026-12-04T15:15 -01:00", "2026-12-04T15:15-01:00"),
+    ],
+)
+def test_an_until_with_a_space_before_its_offset_is_the_same_unit(spaced: str, joined: str) -> None:
+    """git and Ruby print a space before the offset: --until took the offset's digits for the
+    time of day (a second became a minute, an hour its first minute, 'S Z' an instant)."""
+    assert reports.moment("until", spaced, until=True) == reports.moment(
+        "until", joined, until=True
+    )
+
+
+@pytest.mark.parametrize("text", ["2026-12-04T15.5", "2026-12-04T15:04.9", "2026-12-04T1504,9"])
+def test_decimal_hours_or_minutes_are_refused(text: str) -> None:
+    """ISO 8601's decimal hours and minutes: Python read T15.5 as 15:00:00.5, not 15:30."""
+    with pytest.raises(InvalidInput, match="a fraction goes after the seconds"):
+        reports.moment("since", text)
+    assert reports.moment("since", "2026-12-04T15:04:05.5").microsecond == 500_000
+
+
+def test_an_exported_time_always_has_its_microseconds() -> None:
+    """One form per column: a time on a whole second was written without its fraction, and
+    pandas could not read a column of both forms."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "at": [
+                datetime(2026, 12, 1, 9, tzinfo=UTC),
+                datetime(2026, 12, 1, 9, 0, 1, 250_000, tzinfo=UTC),
+            ]
+        }
+    )
+    written = [row["at"] for row in records(frame)]
+    assert written == ["2026-12-01T09:00:00.000000+00:00", "2026-12-01T09:00:01.250000+00:00"]
+    assert pd.to_datetime(pd.Series(written)).tolist() == frame["at"].tolist()
