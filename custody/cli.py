@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(_usage_error(e), json_anywhere)
     except KeyboardInterrupt:
         return interrupted(as_json)
+    except BrokenPipeError:  # the reader went away (custody --help | head, demo | head -1)
+        _silence_stdout()
+        return 0
     except Exception as e:
         if _interrupted(e):
             return interrupted(as_json)

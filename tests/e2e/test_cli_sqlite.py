@@ -587,3 +587,14 @@ def test_a_watching_sweeper_whose_output_fails_sweeps_on(tmp_path: Path) -> None
     assert watcher.returncode == 0, err
     assert [r["state"] for r in rows] == ["review_required"] * 2, "the second was not swept"
     assert err.count("transitions are no longer printed ([Errno 28]") == 1, err
+
+
+def test_a_reader_that_went_away_is_not_an_internal_error(tmp_path: Path) -> None:
+    """rev22: ``custody --help | true`` and ``custody demo | head -1`` said "internal error:
+    BrokenPipeError" and exited 1 (the reader, gone before Python has started, is never there
+    when custody writes). Exit 0, nothing on stderr."""
+    for line in ("--help", "timeline --help", f"demo --db {tmp_path / 'demo.db'}"):
+        shell = f'"$0" -m custody {line} | true; exit "${{PIPESTATUS[0]}}"'
+        run = subprocess.run(["bash", "-c", shell, sys.executable], cwd=tmp_path,
+                             capture_output=True, text=True, check=False)  # fmt: skip
+        assert (run.returncode, run.stderr) == (0, ""), line
