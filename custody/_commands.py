@@ -230,6 +230,9 @@ def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseRes
     if not os.path.isfile(screenshot):
         raise InvalidInput("screenshot", f"no file at {screenshot!r}")
     # The file is hashed where it is: the ledger records the digest, never reads the disk.
-    with open(screenshot, "rb") as shot:
-        digest = hashlib.file_digest(shot, "sha256").hexdigest()
+    try:
+        with open(screenshot, "rb") as shot:
+            digest = hashlib.file_digest(shot, "sha256").hexdigest()
+    except OSError as e:  # a file this user may not read: bad input, as a missing one is
+        raise InvalidInput("screenshot", f"cannot read {screenshot!r}: {e.strerror}") from None
     return ledger.handle(Release(screenshot=screenshot, screenshot_sha256=digest, **params))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from pathlib import Path
 
-from cli_process import custody, ok
+from cli_process import custody, error_line, ok
 
 from ledger import Ledger
 from ledger._domain.events import LeaseReleaseRequested
@@ -29,3 +31,26 @@ def test_release_with_a_screenshot_records_the_digest_of_its_bytes(tmp_path: Pat
         (event,) = [e for e in ledger.history("p1") if isinstance(e, LeaseReleaseRequested)]
     assert event.screenshot == str(shot)
     assert event.screenshot_sha256 == hashlib.sha256(shot.read_bytes()).hexdigest()
+
+
+def test_a_screenshot_this_user_may_not_read_is_bad_input(tmp_path: Path) -> None:
+    """rev22: a screenshot file the user may not read was an internal error (PermissionError,
+    exit 1); it is bad input naming the file (exit 2), as a missing one is, and nothing is
+    written. As root the test drops the capabilities that read any file (setpriv)."""
+    shot = tmp_path / "secret.png"
+    shot.write_bytes(b"png")
+    shot.chmod(0)
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    ok(custody("checkout", "p1", "--worker", "w", "--run", "r", "--task", "t", cwd=tmp_path))
+    with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}", create=False) as ledger:
+        events = len(ledger.history("p1"))
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    release = ["release", "lease-1@p1", "--token", "1", "--outcome", "success",
+               "--screenshot", "secret.png"]  # fmt: skip
+    run = custody(*release, cwd=tmp_path, program=[*drop, sys.executable, "-m", "custody"])
+    assert run.code == 2, run.err
+    assert error_line(run) == (
+        "custody: invalid screenshot: cannot read 'secret.png': Permission denied"
+    )
+    with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}", create=False) as ledger:
+        assert len(ledger.history("p1")) == events
