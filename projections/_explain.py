@@ -121,7 +121,8 @@ def _browser_note(
     it keeps an unheld profile blocked, and must stop first (or, another profile's, be
     waited for)."""
     remediation = view.denial.remediation if view.denial else None
-    note = blocking_note(view.record.profile_id, browser, held=view.lease is not None)
+    available = view.state is ProfileState.AVAILABLE
+    note = blocking_note(view.record.profile_id, browser, view.lease is not None, available)
     if note is None:
         return None, remediation
     if not_ours is not None:

@@ -86,11 +86,21 @@ def stop_refusal(profile_id: str, lease: Lease | None) -> str | None:
     )
 
 
-def blocking_note(profile_id: str, browser: BrowserCheck | None, held: bool) -> str | None:
+def blocking_note(
+    profile_id: str, browser: BrowserCheck | None, held: bool, available: bool = False
+) -> str | None:
     """What ``why`` adds when a browser still runs on the directory: for a held profile it is
-    the holder's (nothing to do); otherwise it keeps the profile out of the pool."""
+    the holder's (nothing to do); for a blocked one it keeps it out of the pool (a review may
+    not return it); an available one (its worker released with its browser still open) is
+    granted to a checkout, whose browser then cannot start there (Chromium's lock)."""
     if browser is None or not browser.alive or held:
         return None
+    if available:
+        return (
+            f"a browser still runs on the profile's directory ({browser.detail}); a checkout "
+            "is granted, but its browser cannot start there until this one stops: "
+            f"{stop_hint(profile_id)}"
+        )
     return (
         f"a browser still runs on the profile's directory ({browser.detail}); the profile stays "
         f"blocked until it stops: {stop_hint(profile_id)}"

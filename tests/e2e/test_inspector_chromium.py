@@ -241,3 +241,19 @@ def test_a_browser_of_another_profile_on_a_shared_directory_is_never_stopped(
     for profile, expected in ((PROFILE, True), ("profile_b", False)):
         timeline = ok(_cli(shared_store, tmp_path, "--json", "timeline", profile)).json()
         assert ("browser_stopped" in event_types(timeline)) is expected, profile
+
+
+def test_a_profile_released_with_its_browser_open_is_said_to_be_granted(
+    browser: subprocess.Popen[bytes], profile_dir: Path, store: str, tmp_path: Path
+) -> None:
+    """rev22: a worker released cleanly with its Chromium still open: ``why`` said both
+    "a checkout will be granted" and "the profile stays blocked until it stops", and the
+    checkout was granted. It says what happens: granted, but its browser cannot start there
+    until this one stops."""
+    _checkout(store, tmp_path)
+    release = ["release", f"lease-1@{PROFILE}", "--token", "1", "--outcome", "success",
+               "--final-url", "https://x.example/"]  # fmt: skip
+    ok(_cli(store, tmp_path, *release))
+    why = ok(_cli(store, tmp_path, "why", PROFILE)).out
+    assert "a checkout is granted, but its browser cannot start there until this one stops" in why
+    assert "stays blocked" not in why

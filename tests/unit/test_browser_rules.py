@@ -124,3 +124,10 @@ def test_why_notes_a_live_browser_only_when_no_lease_holds_the_profile() -> None
     note = blocking_note("p", alive, held=False)
     assert note is not None
     assert "custody inspect p --stop-orphan" in note
+    assert "stays blocked until it stops" in note
+    # rev22: released with its browser still open, the profile is available: a checkout is
+    # granted (why said both that and "stays blocked").
+    free = blocking_note("p", alive, held=False, available=True)
+    assert free is not None
+    assert "a checkout is granted, but its browser cannot start there" in free
+    assert "blocked" not in free
