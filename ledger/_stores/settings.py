@@ -143,6 +143,24 @@ class StoreSettings(BaseModel):
         immutable = not self.sqlite_journal_beside() and path.exists() and _frozen(path)
         return f"file:{quote(os.fsencode(path))}?mode=ro" + ("&immutable=1" if immutable else "")
 
+    def sqlite_unreadable_here(self) -> str | None:
+        """Why this process cannot read the SQLite store it may not write, or None. A reader of
+        a file in WAL mode (custody's) that someone may still write needs its ``-shm`` file:
+        SQLite makes one if the directory lets it, or reads the one a connected process made.
+        With no process connected there is none, and in a directory this user may not write
+        none can be made: SQLite fails ("attempt to write a readonly database")."""
+        path = self.sqlite_file().resolve()
+        if not path.exists() or _frozen(path) or os.access(path.parent, os.W_OK):
+            return None
+        if path.with_name(f"{path.name}-shm").exists():
+            return None
+        return (
+            f"store {self.describe()} cannot be read by this user while no process has it "
+            f"open: SQLite reads it through a {path.name}-shm file, none is beside it, and "
+            f"this user may not make one in {path.parent}; read it while its owner's process "
+            "has it open, or read a copy (cp it to a directory of your own)"
+        )
+
     def sqlite_journal_beside(self) -> bool:
         """A ``-wal`` or ``-journal`` file is beside the SQLite file: another connection's, or
         one of an application that died, whose pages a reader must see."""

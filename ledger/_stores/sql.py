@@ -180,6 +180,8 @@ class SqlStore(Store):
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cached_profiles)
         read_only = settings.kind == "sqlite" and not create and settings.sqlite_unwritable()
         if read_only:  # opened for reads: see ``authority``
+            if (unreadable := settings.sqlite_unreadable_here()) is not None:
+                raise Forbidden(unreadable)
             env["SQLITE_DBNAME"] = settings.sqlite_read_uri()
         with store_errors(settings):
             if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():

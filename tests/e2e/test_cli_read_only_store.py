@@ -142,6 +142,41 @@ def test_only_a_store_nobody_may_change_is_read_as_immutable(tmp_path: Path) -> 
         media.chmod(0o755)
 
 
+def test_a_store_its_owner_may_write_and_nobody_holds_open_says_how_to_read_it(
+    tmp_path: Path,
+) -> None:
+    """rev22: another user's store (its owner may write it, in a directory this user may not
+    write) with no process connected, so no ``-shm`` beside it: SQLite cannot read it here, and
+    every read said "unavailable: attempt to write a readonly database" (exit 6, as if a retry
+    could help), a write too, though audit-the-ledger.md said it is read. One line says why
+    and what to do (exit 7); with its owner's process connected, it is read."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    store = f"sqlite:///{shared / 'custody.db'}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path, store=store))
+    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    try:
+        (shared / "custody.db").chmod(0o644)
+        shared.chmod(0o555)
+        for args in (["status"], ["verify"], ["checkout", "p1", "--worker", "w", "--run", "r",
+                                                "--task", "t"]):  # fmt: skip
+            run = custody(*args, cwd=tmp_path, store=store, program=program)
+            assert run.code == FORBIDDEN, run.err
+            assert "cannot be read by this user while no process has it open" in error_line(run)
+            assert "read a copy" in run.err
+        assert sorted(p.name for p in shared.iterdir()) == ["custody.db"]
+        shared.chmod(0o755)
+        holder = sqlite3.connect(shared / "custody.db")  # its owner's process, connected
+        try:
+            holder.execute("SELECT count(*) FROM stored_events").fetchone()
+            shared.chmod(0o555)
+            assert "p1" in ok(custody("status", cwd=tmp_path, store=store, program=program)).out
+        finally:
+            holder.close()
+    finally:
+        shared.chmod(0o755)
+
+
 def test_a_lost_checkpoint_on_read_only_media_is_named_as_damage(tmp_path: Path) -> None:
     """A read-only copy whose timeline checkpoint was lost beside its table: the read said the
     read model was never installed (exit 7, 'run custody projections run where the store may
