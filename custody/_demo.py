@@ -12,6 +12,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import quote
 
 from custody import _render as render
 from ledger import (
@@ -54,7 +55,10 @@ def play(db: str | None, *, out: TextIO) -> str:
     if path.exists():
         # The demo writes a story into a fresh file; it never overwrites someone's ledger.
         raise InvalidInput("db", f"{path} already exists: give the demo a new file")
-    store = f"sqlite:///{path}"
+    # Quoted: a name holding "?" or "#" ("custody.db?timeout=5") is a file of that name, not a
+    # URL's options that would name (and play the story into) the existing custody.db; and the
+    # hint below can be pasted as it is, spaces and all.
+    store = f"sqlite:///{quote(str(path), safe='/')}"
     clock = StoryClock(STORY_SECONDS)
     with Ledger.open(store, clock=clock) as ledger:
         story = Story(ledger, clock, out)

@@ -598,3 +598,18 @@ def test_a_reader_that_went_away_is_not_an_internal_error(tmp_path: Path) -> Non
         run = subprocess.run(["bash", "-c", shell, sys.executable], cwd=tmp_path,
                              capture_output=True, text=True, check=False)  # fmt: skip
         assert (run.returncode, run.stderr) == (0, ""), line
+
+
+def test_the_demo_plays_into_the_file_named_whatever_its_name_holds(tmp_path: Path) -> None:
+    """rev22: ``demo --db "custody.db?timeout=5"`` passed the check that the file is new, then
+    the name was spliced into a URL whose options hid the "?": the story was played into the
+    user's existing custody.db. The file of that name gets it, and the hint can be pasted."""
+    ok(custody("register", "mine", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    for name in ("custody.db?timeout=5", "my demo#1.db"):
+        hint = ok(custody("demo", "--db", name, cwd=tmp_path)).out.splitlines()[-1]
+        store = hint.split("--store ", 1)[1].split(" ")[0]
+        timeline = ok(custody("--store", store, "--json", "timeline", PROFILE, cwd=tmp_path))
+        assert "profile_reviewed" in event_types(timeline.json())
+        assert (tmp_path / name).exists()
+    status = ok(custody("--json", "status", cwd=tmp_path)).json()
+    assert [row["profile_id"] for row in status] == ["mine"], "the demo wrote into custody.db"
