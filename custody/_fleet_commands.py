@@ -118,5 +118,11 @@ def _target(html_path: str) -> Path:
 
 def _write_whole(target: Path, html: str) -> None:
     """A failure leaves the old page (or none), never half of a new one."""
-    with written_whole(target) as out:
-        out.write(html.encode("utf-8"))
+    from ledger import InvalidInput
+
+    try:
+        with written_whole(target) as out:
+            out.write(html.encode("utf-8"))
+    except OSError as e:  # a full disk, a quota: nothing half written is left
+        msg = f"cannot write {str(target)[:200]!r}: {e.strerror or e}"
+        raise InvalidInput("--html", msg) from None

@@ -116,6 +116,8 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
             sys.stderr.write(f"custody: could not write the output: {one_line(str(e))}\n")
             return 1
         _carried_out(command, one_line(str(e)), resend, result)
+    except Exception as e:  # the file an export writes refused it (a full disk: bad input)
+        return _fail_unexpected(e, as_json)
     from custody._printed import Printed
 
     failed = result.failed() if isinstance(result, Printed) else None

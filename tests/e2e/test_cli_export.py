@@ -4,8 +4,11 @@ before anything is read or written. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from cli_process import custody, custody_all, error_line, ok
+from cli_process import MODULE, custody, custody_all, error_line, ok
 from compliance_story import SHOP, write_story
 from pg_cluster import create_database, drop_database
 
 import reports
 from custody._export import save
-from ledger import Ledger
+from ledger import Checkout, Ledger, RegisterProfile
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -215,3 +218,51 @@ def test_an_export_through_a_link_replaces_the_file_it_names_and_keeps_its_mode(
     assert month.read_text().startswith("position,")
     assert stat.S_IMODE(month.stat().st_mode) == 0o600
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_a_file_the_disk_cannot_hold_is_bad_input_naming_it(tmp_path: Path) -> None:
+    """rev22: a full file system under ``report --html`` was an internal error, and under
+    ``--output`` it read "could not write the output", as a closed standard output does (exit
+    1). Each names the file and why (exit 2, one line; JSON under --json) and leaves nothing
+    behind. The disk is filled by a file size limit (RLIMIT_FSIZE) above what SQLite's read
+    needs and below the export's."""
+    import resource
+
+    store = f"sqlite:///{tmp_path / 'fleet.db'}"
+    Ledger.init(store).close()
+    with Ledger.open(store) as ledger:
+        for n in range(150):  # leases, so that the report draws them: a page over the limit
+            pid = f"p{n:03}"
+            ledger.handle(RegisterProfile(profile_id=pid, account_id="a", proxy_id="x"))
+            ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id=f"r{n}", task_type="t"))
+    # Every read model caught up first (the report's too), so the runs below only read.
+    ok(custody("report", "--html", str(tmp_path / "first.html"), cwd=tmp_path, store=store))
+    ok(custody("timeline", cwd=tmp_path, store=store))
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (48_000, 48_000))
+
+    outs = tmp_path / "outs"
+    outs.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "CUSTODY_STORE"}
+    for args in (
+        ["timeline", "--format", "csv", "--output", str(outs / "t.csv")],
+        ["--json", "timeline", "--output", str(outs / "t.json")],
+        ["report", "--html", str(outs / "r.html")],
+    ):
+        run = subprocess.run(
+            [*MODULE, "--store", store, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            preexec_fn=limited,  # the child's own limit, set before it execs
+            check=False,
+        )
+        assert run.returncode == 2, run.stderr
+        (line,) = run.stderr.splitlines()
+        said = r"custody: invalid (output|--html): cannot write '.*': File too large"
+        assert re.fullmatch(said, line), line
+        if "--json" in args:
+            assert json.loads(run.stdout)["error"] == "InvalidInput"
+    assert list(outs.iterdir()) == []
