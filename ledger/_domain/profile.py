@@ -121,7 +121,11 @@ class Profile(LeaseRules):
             # The profile's last lease is what a reviewer judges (a block an operator put on
             # an idle profile included): its worker may not be the one to clear it.
             ran = self.last_lease.lease_id
-            raise NotAllowed(f"{ctx.actor_id} is {who}, who ran the profile's last lease ({ran})")
+            named = ctx.actor_id if ctx.actor_id == who else f"{ctx.actor_id} (that is {who})"
+            raise NotAllowed(
+                f"{named} ran the profile's last lease ({ran}): a worker may not review its own "
+                "run; another reviewer must"
+            )
         refused = review_refusal(self.profile_id, decision, browser)
         if refused is not None:
             raise NotAllowed(refused)

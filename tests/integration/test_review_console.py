@@ -163,6 +163,9 @@ def test_the_ledgers_refusal_is_shown_in_its_own_words(served: Served, page: Pag
     assert navigated.value is not None
     assert navigated.value.status == 409
     said = page.locator("#refusal").inner_text()
-    assert said == "worker-1 is worker-1, who ran the profile's last lease (lease-1@shop_20)"
+    assert said == (
+        "worker-1 ran the profile's last lease (lease-1@shop_20): a worker may not review its "
+        "own run; another reviewer must"
+    )
     assert "quarantined" in page.locator("h1").inner_text()
     assert events(served) == before
