@@ -66,6 +66,9 @@ def _write(headers: list[str], rows: list[list[Cell]], out: TextIO) -> None:
     if for_a_person(out):
         terminal = _console(out)
         if terminal.is_terminal:
+            # Each column needs a few cells to fold into: narrower than that, rich drew the
+            # header rule and no row at all (COLUMNS=10, or 0); wider lines wrap instead.
+            terminal.width = max(terminal.width, MIN_TABLE_COLUMNS * len(headers))
             terminal.print(_rich_table(headers, rows))
             return
     texts = [["".join(text for text, _ in cell) for cell in row] for row in rows]
@@ -86,6 +89,9 @@ def _plain_lines(headers: list[str], rows: list[list[str]]) -> list[str]:
         + "\n"
         for row in (headers, *rows)
     ]
+
+
+MIN_TABLE_COLUMNS = 6  # the least width a table gives each of its columns on a terminal
 
 
 def _console(out: TextIO) -> Console:

@@ -55,6 +55,20 @@ def test_status_on_a_terminal_is_coloured_and_folds_without_cutting(fleet: Path)
     assert LONG_ID in first_column
 
 
+def test_status_on_a_terminal_too_narrow_for_its_columns_still_shows_every_row(
+    fleet: Path,
+) -> None:
+    """rev22: on a terminal narrower than about 12 columns (COLUMNS=10, or 0) status drew its
+    header rule and no row at all, exit 0. Each column keeps a few cells and the lines wrap:
+    every profile and its state are there."""
+    for width in ("10", "0"):
+        run = ok(custody("status", cwd=fleet, env={"FORCE_COLOR": "1", "COLUMNS": width}))
+        shown = ANSI.sub("", run.out)
+        first_column = "".join(line.split()[0] for line in shown.splitlines() if line[:1].strip())
+        assert LONG_ID in first_column, shown
+        assert "short" in first_column, shown
+
+
 def test_every_command_listed_by_help_has_its_own_help(tmp_path: Path) -> None:
     """Each command ``custody --help`` lists answers ``--help`` with its usage line, and the
     choices the ledger defines show in it."""
