@@ -38,6 +38,8 @@ def checked_format(fmt: str, output: Path | None, *, as_json: bool) -> str:
         raise InvalidInput("output", "a file takes --format csv, json or parquet, not a table")
     if not output.name:
         raise InvalidInput("output", "--output is empty: name the file to write")
+    if str(output) == "-":  # not standard output: a file named "-" was written
+        raise InvalidInput("output", "--output - names no file: to print, leave --output out")
     where = output.parent
     if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
         raise InvalidInput("output", f"cannot write a file in {str(where)[:200]!r}")

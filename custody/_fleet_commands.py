@@ -103,6 +103,8 @@ def _target(html_path: str) -> Path:
     target = Path(html_path)
     if not html_path.strip():
         raise InvalidInput("--html", "--html is empty: name the file to write")
+    if html_path == "-":  # not standard output: a file named "-" was written
+        raise InvalidInput("--html", "--html - names no file: name the page's file")
     if target.is_dir():
         raise InvalidInput("--html", f"{html_path!r} is a directory, not a file to write")
     parent = target.parent

@@ -154,10 +154,15 @@ def test_an_export_never_replaces_a_store_its_journal_or_a_key(tmp_path: Path) -
             ["report", "--html", "fleet.db"],
             ["timeline", "--format", "csv", "--output", ""],
             ["report", "--html", ""],
+            ["timeline", "--format", "csv", "--output", "-"],
+            ["report", "--html", "-"],
         )
     ]
     lines = [error_line(r) for r in runs]
-    assert [r.code for r in runs] == [2] * 6, lines
+    assert [r.code for r in runs] == [2] * 8, lines
+    assert "--output - names no file" in lines[6]  # rev22: it wrote a file named "-"
+    assert "--html - names no file" in lines[7]
+    assert not (tmp_path / "-").exists()
     assert "holds an SQLite database" in lines[0]
     assert "never replaces it" in lines[0]
     assert "holds the journal of an SQLite database" in lines[1]
