@@ -373,8 +373,15 @@ def read_usage(
     (started by ``until``, not ended before ``since``), oldest first (by start, then lease
     id), brought up to date first. ``read`` runs the query (``Feed.query`` for rows,
     ``Feed.read_frame`` for a DataFrame). ``InvalidInput`` naming ``account`` for an account
-    no profile was registered under, ``since`` for a window that ends before it starts."""
+    no profile was registered under, ``since`` for a window that ends before it starts or
+    starts after the store's time (the events cannot tell what is still to come: a lease not
+    ended yet read as live then, its deadline passed or not)."""
     require_window(since, until)
+    if since is not None and str(iso(since)) > str(iso(now := ledger.now())):
+        from ledger import InvalidInput
+
+        msg = f"{since.isoformat()} is after the store's time {now.isoformat()}"
+        raise InvalidInput("since", f"{msg}: the events cannot tell what is still to come")
     catch_up(ledger, LEASES_READ_MODEL)
     found = read(*select_usage(account_id, since, until))
     if len(found) == 0 and account_id is not None:

@@ -131,3 +131,19 @@ def test_a_week_alone_is_the_whole_week() -> None:
         assert reports.moment("since", week) == monday
     friday = datetime(2026, 11, 27, 23, 59, 59, 999_999, tzinfo=UTC)
     assert reports.moment("until", "2026-W48-5", until=True) == friday
+
+
+def test_usage_since_after_the_stores_time_is_refused(ledger: Ledger, clock: StepClock) -> None:
+    """rev22: ``usage --since 2030-01-01`` listed today's unended leases as live in 2030, one
+    whose deadline had passed unswept among them. A window that starts after the store's time
+    is refused, as replay refuses such a moment; one that starts before it and ends after is
+    the usage up to now."""
+    pid = register(ledger)
+    ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+    later = (clock.now + timedelta(days=1)).isoformat()
+    with pytest.raises(InvalidInput, match=r"^invalid since: .* is after the store's time") as e:
+        reports.usage("account_shop_17", since=later, ledger=ledger)
+    assert e.value.field == "since"
+    earlier = (clock.now - timedelta(hours=1)).isoformat()
+    used = reports.usage("account_shop_17", since=earlier, until=later, ledger=ledger)
+    assert list(used["lease_id"]) == ["lease-1@profile_shop_17"]
