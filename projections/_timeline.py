@@ -279,6 +279,9 @@ def select(
 def _stored(field: str, value: datetime | None) -> str | None:
     """A time as the timeline stores it (UTC text); one without an offset is UTC, as
     everywhere in custody. ``InvalidInput`` naming ``field`` for a time with no UTC instant."""
+    if value is not None and (not isinstance(value, datetime) or value != value):  # a date, NaT
+        msg = f"expected a datetime, not {str(value)[:40]!r}"
+        raise InvalidInput(field, msg)
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:

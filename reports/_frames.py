@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # A report's source: an open ledger, a store URL, or None ($CUSTODY_STORE, else ./custody.db).
 Source = Ledger | str | None
-Moment = datetime | str | None
+Moment = datetime | date | str | None
 
 
 @contextmanager
@@ -50,8 +50,13 @@ def moment(field: str, value: Moment, *, until: bool = False) -> datetime | None
     year 1 east of Greenwich, the last of year 9999 west of it)."""
     if value is None:
         return None
+    if isinstance(value, date) and not isinstance(value, datetime):  # date.today(): the day
+        value = value.isoformat()
     if isinstance(value, str):
         value = _parsed(field, value, until=until)
+    elif not isinstance(value, datetime) or value != value:  # NaT is a datetime unequal to itself
+        msg = f"expected a datetime, a date or ISO 8601 text, not {str(value)[:40]!r}"
+        raise InvalidInput(field, msg)
     elif value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:

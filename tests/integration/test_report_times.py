@@ -147,3 +147,23 @@ def test_usage_since_after_the_stores_time_is_refused(ledger: Ledger, clock: Ste
     earlier = (clock.now - timedelta(hours=1)).isoformat()
     used = reports.usage("account_shop_17", since=earlier, until=later, ledger=ledger)
     assert list(used["lease_id"]) == ["lease-1@profile_shop_17"]
+
+
+def test_a_date_object_is_the_day_and_nat_is_bad_input(ledger: Ledger, day: str) -> None:
+    """rev22: ``reports.usage(since=date.today())`` (a notebook's way) raised AttributeError,
+    and ``since=pd.NaT`` a ValueError, as did ``projections.timeline``. A date is its day, as
+    its text is; NaT, or a date where a time is asked, is bad input naming the field."""
+    import pandas as pd
+
+    as_date = datetime.fromisoformat(day).date()
+    by_date = reports.usage("account_shop_17", since=as_date, until=as_date, ledger=ledger)
+    by_text = reports.usage("account_shop_17", since=day, until=day, ledger=ledger)
+    assert list(by_date["lease_id"]) == list(by_text["lease_id"]) == ["lease-1@profile_shop_17"]
+    for asked in (
+        lambda: reports.usage("account_shop_17", since=pd.NaT, ledger=ledger),
+        lambda: reports.timeline(until=pd.NaT, ledger=ledger),
+        lambda: projections.timeline(ledger, since=as_date),  # type: ignore[arg-type]
+        lambda: projections.timeline(ledger, until=pd.NaT),
+    ):
+        with pytest.raises(InvalidInput, match=r"^invalid (since|until): expected a datetime"):
+            asked()
