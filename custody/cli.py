@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command line (default: ``sys.argv``); return its exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = [_utf8(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     # A name the terminal's encoding cannot show is escaped, never a failed command.
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
@@ -83,6 +83,17 @@ def _notes() -> Any:
         warnings.filterwarnings("always", message=r"the \w+ read model has \d+ event")
         warnings.showwarning = note
         yield
+
+
+def _utf8(arg: str) -> str:
+    """An argument as UTF-8 text where its bytes are UTF-8: in a locale that is not (LC_ALL=C
+    with PYTHONUTF8=0), Python hands each byte past ASCII over as a surrogate, and a name
+    typed as "acc_é" was refused as bytes that were not UTF-8. Other bytes stay as they came
+    (the ledger refuses them, naming the field)."""
+    try:
+        return arg.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return arg
 
 
 def _interrupted(error: BaseException) -> bool:

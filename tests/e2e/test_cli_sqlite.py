@@ -613,3 +613,17 @@ def test_the_demo_plays_into_the_file_named_whatever_its_name_holds(tmp_path: Pa
         assert (tmp_path / name).exists()
     status = ok(custody("--json", "status", cwd=tmp_path)).json()
     assert [row["profile_id"] for row in status] == ["mine"], "the demo wrote into custody.db"
+
+
+def test_utf8_arguments_are_taken_in_a_locale_that_is_not(tmp_path: Path) -> None:
+    """rev22: under LC_ALL=C with PYTHONUTF8=0 Python hands each byte past ASCII over as a
+    surrogate, and ``--account acc_é`` was refused as bytes that were not UTF-8. UTF-8 bytes
+    are read as UTF-8; bytes that are not are still refused, naming the field."""
+    env = {"LC_ALL": "C", "PYTHONUTF8": "0", "LANG": "C"}
+    ok(custody("register", "p1", "--account", "acc_é", "--proxy", "x", cwd=tmp_path, env=env))
+    (row,) = ok(custody("--json", "status", cwd=tmp_path)).json()
+    assert row["account_id"] == "acc_é"
+    bad = os.fsdecode(b"acc_\xe9")  # Latin-1's é: not UTF-8
+    run = custody("register", "p2", "--account", bad, "--proxy", "x", cwd=tmp_path, env=env)
+    assert run.code == 2
+    assert "invalid account_id: must be valid Unicode text" in error_line(run)
