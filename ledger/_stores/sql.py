@@ -179,6 +179,10 @@ class SqlStore(Store):
         env["APPLICATION_RECORDER_TOPIC"] = _RECORDERS[settings.kind]
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cached_profiles)
         read_only = settings.kind == "sqlite" and not create and settings.sqlite_unwritable()
+        sqlite_here = settings.kind == "sqlite" and settings.sqlite_file().parent.is_dir()
+        if create and sqlite_here and settings.sqlite_unwritable():  # register: as init, exit 7
+            msg = f"{settings.describe()} is read-only here (the file or its directory)"
+            raise Forbidden(f"{msg}: a store cannot be made or written there")
         if read_only:  # opened for reads: see ``authority``
             if (unreadable := settings.sqlite_unreadable_here()) is not None:
                 raise Forbidden(unreadable)

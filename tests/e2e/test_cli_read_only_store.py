@@ -237,3 +237,24 @@ def test_a_read_model_behind_the_log_on_read_only_media_says_what_its_answer_lea
     writable = ok(custody("timeline", "p1", cwd=made, store=store))
     assert "lease_heartbeat" in writable.out
     assert writable.err == ""
+
+
+def test_a_new_store_in_a_directory_this_user_may_not_write_is_refused_as_init_is(
+    tmp_path: Path,
+) -> None:
+    """rev22: ``register`` making a new store in a directory this user may not write said
+    "unavailable: unable to open database file" (exit 6, as if a retry could help) where
+    ``init`` said the store is read-only here (exit 7). Both say so, and make nothing."""
+    where = tmp_path / "ro"
+    where.mkdir()
+    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    store = f"sqlite:///{where / 'custody.db'}"
+    try:
+        where.chmod(0o555)
+        for args in (["register", "p1", "--account", "a1", "--proxy", "x1"], ["init"]):
+            run = custody(*args, cwd=tmp_path, store=store, program=program)
+            assert run.code == FORBIDDEN, run.err
+            assert "is read-only here (the file or its directory)" in error_line(run)
+        assert list(where.iterdir()) == []
+    finally:
+        where.chmod(0o755)
