@@ -214,7 +214,9 @@ def _progress(err: TextIO) -> Callable[[int], None] | None:
         return None
 
     def said(events: int) -> None:
-        err.write(f"\rcustody: {events} events walked\x1b[K")
+        # No escape sequence (a dumb terminal showed it): the count only grows, so each line
+        # covers the one before it.
+        err.write(f"\rcustody: {events} events walked")
         err.flush()
 
     return said

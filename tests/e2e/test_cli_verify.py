@@ -112,3 +112,39 @@ def test_a_signed_digest_catches_an_edit_and_the_restored_log_extends_it(
     )
     assert ok(proved).out.rstrip().endswith("; the later digest's log extends the earlier's")
     assert "checked 6 events of 2 profiles" in proved.out
+
+
+def test_the_progress_line_on_a_terminal_holds_no_escape_sequence(tmp_path: Path) -> None:
+    """rev22: verify's progress line on a terminal ended in ``ESC [K``, which a dumb terminal
+    (TERM=dumb) shows as text. It is the count alone, each line covering the last."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    with Ledger.open(store) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "dumb"}
+    env.pop("CUSTODY_STORE", None)
+    proc = subprocess.Popen([sys.executable, "-m", "custody", "--store", store, "verify"],
+                            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=follower)  # fmt: skip
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal's other end closed: the command is done
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    assert proc.stdout is not None
+    assert proc.stdout.read().startswith(b"checked 1 events")
+    proc.stdout.close()
+    assert b"events walked" in shown, shown
+    assert b"\x1b" not in shown, shown
