@@ -244,6 +244,8 @@ def _redacted(url: str) -> str:
     """The URL as an error may quote it: no password (nor the value of an option custody does
     not know, which may be one: libpq takes ``?password=``), at most a short prefix."""
     parts = urlsplit(url)
+    if parts.password is None and not parts.query:  # nothing to hide: as the user typed it
+        return repr(url) if len(url) <= 120 else f"{url[:120]!r}..."
     if parts.password is not None:
         host = parts.netloc.rsplit("@", 1)[-1]
         parts = parts._replace(netloc=f"{parts.username}:***@{host}")

@@ -57,6 +57,23 @@ def test_a_refused_url_is_quoted_as_the_same_store(url: str, quoted: str) -> Non
 
 
 @pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("plain.db", "unsupported scheme in 'plain.db'"),
+        ("sqlite:rel.db", "expected sqlite:///path/to/file.db, got 'sqlite:rel.db'"),
+        ("mysql://db", "unsupported scheme in 'mysql://db'"),
+    ],
+)
+def test_a_url_with_nothing_to_hide_is_quoted_as_typed(url: str, said: str) -> None:
+    """rev22: ``--store plain.db`` was quoted as '://plain.db' and ``sqlite:rel.db`` as
+    'sqlite://rel.db': text the user never typed. Without a password or options to hide, the
+    refusal quotes the URL as given."""
+    with pytest.raises(InvalidInput) as refused:
+        StoreSettings.from_url(url)
+    assert said in str(refused.value)
+
+
+@pytest.mark.parametrize(
     ("password", "driver_said", "shown"),
     [
         (
