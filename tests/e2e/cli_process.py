@@ -112,3 +112,19 @@ def error_line(run: Run) -> str:
 def event_types(timeline_json: Any) -> list[str]:
     """The event types of a ``timeline --json`` answer, oldest first."""
     return [row["event_type"] for row in timeline_json]
+
+
+def read_terminal(leader: int) -> bytes:
+    """Everything written to the pseudo-terminal whose ``leader`` end this is, until the
+    other end closes (the command is done); closes ``leader``."""
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal's other end closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    return shown

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli_process import LOOKS, custody, ok
+from cli_process import LOOKS, custody, ok, read_terminal
 
 HOSTILE_URL = "https://shop.example/\x1b]0;pwned\x07cart\x1b[2J"
 
@@ -31,16 +31,7 @@ def _on_a_terminal(store: str, cwd: Path, *args: str) -> bytes:
         stderr=subprocess.PIPE,
     )
     os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal's other end closed: the command is done
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
+    shown = read_terminal(leader)
     assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
     if proc.stderr:
         proc.stderr.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from cli_process import custody, custody_all, error_line, ok
+from cli_process import custody, custody_all, error_line, ok, read_terminal
 
 from ledger import Checkout, Heartbeat, Ledger, RegisterProfile, Release
 
@@ -132,16 +132,7 @@ def test_the_progress_line_on_a_terminal_holds_no_escape_sequence(tmp_path: Path
                             cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=follower)  # fmt: skip
     os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal's other end closed: the command is done
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
+    shown = read_terminal(leader)
     assert proc.wait(timeout=60) == 0
     assert proc.stdout is not None
     assert proc.stdout.read().startswith(b"checked 1 events")
