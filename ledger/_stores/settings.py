@@ -154,6 +154,17 @@ class StoreSettings(BaseModel):
             return None
         if path.with_name(f"{path.name}-shm").exists():
             return None
+        import sqlite3
+        from contextlib import closing
+
+        try:  # asked of SQLite, not guessed: a file not in WAL mode (VACUUM INTO's) is read
+            with closing(sqlite3.connect(self.sqlite_read_uri(), uri=True, timeout=1)) as conn:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e) and "unable to open" not in str(e):
+                return None  # another trouble: the open says it, as for any store
+        else:
+            return None
         return (
             f"store {self.describe()} cannot be read by this user while no process has it "
             f"open: SQLite reads it through a {path.name}-shm file, none is beside it, and "

@@ -20,6 +20,7 @@ import hashlib
 import os
 import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 from cli_process import MODULE, custody, error_line, ok
@@ -165,6 +166,15 @@ def test_a_store_its_owner_may_write_and_nobody_holds_open_says_how_to_read_it(
             assert "cannot be read by this user while no process has it open" in error_line(run)
             assert "read a copy" in run.err
         assert sorted(p.name for p in shared.iterdir()) == ["custody.db"]
+        shared.chmod(0o755)
+        # A backup made by VACUUM INTO (docs/operations/upgrades.md) is not in WAL mode and
+        # needs no -shm: it is read there (rev23: the refusal took every file for WAL).
+        with closing(sqlite3.connect(shared / "custody.db")) as source:
+            source.execute(f"VACUUM INTO '{shared / 'backup.db'}'")
+        (shared / "backup.db").chmod(0o644)
+        shared.chmod(0o555)
+        backup = f"sqlite:///{shared / 'backup.db'}"
+        assert "p1" in ok(custody("status", cwd=tmp_path, store=backup, program=program)).out
         shared.chmod(0o755)
         holder = sqlite3.connect(shared / "custody.db")  # its owner's process, connected
         try:
