@@ -72,9 +72,15 @@ def kept_apart(path: Path) -> str | None:
     events would be gone without a trace) or the journal beside one, or a PEM key or
     certificate (``keygen`` writes keys and never replaces one). Only the first bytes are read;
     a file that cannot be read is left to the write, which says why."""
-    found = _stat(path)
+    try:
+        found = _stat(path)
+    except OSError as e:  # a loop of links, a name too long: it cannot be followed
+        return f"a path that cannot be followed ({e.strerror})"
     if found is not None and not stat.S_ISREG(found.st_mode):
         return f"{_kind(found.st_mode)}, not a regular file"
+    # What a write replaces is the file at the end of any links: judged by its own name, so
+    # that a link to a store's -wal file is its journal (rev23: written through, it was lost).
+    path = Path(os.path.realpath(path))
     journal = next((s for s in JOURNALS if path.name.endswith(s)), None)
     if journal is not None and _head(path.with_name(path.name[: -len(journal)])).startswith(
         SQLITE_HEADER

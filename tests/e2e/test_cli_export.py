@@ -205,6 +205,36 @@ def test_an_export_onto_a_fifo_or_a_link_to_one_is_refused_without_waiting(
     assert [(tmp_path / n).is_symlink() for n in ("stdout", "null")] == [True, True]
 
 
+def test_a_link_to_a_journal_or_a_loop_of_links_is_refused(tmp_path: Path) -> None:
+    """rev23: an export writes through a link, and the journal check read the link's own
+    name: ``latest.csv -> v.db-wal`` turned a store's write-ahead log into CSV, losing what
+    was committed only there. And a loop of links was an internal error. Both are bad input
+    (exit 2) and left as they were."""
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    Ledger.init(url).close()
+    write_story(url)
+    (tmp_path / "v.db").write_bytes((tmp_path / "fleet.db").read_bytes())
+    wal = tmp_path / "v.db-wal"
+    wal.write_bytes(b"\x37\x7f\x06\x82 a write-ahead log's frames")
+    (tmp_path / "latest.csv").symlink_to("v.db-wal")
+    (tmp_path / "a.csv").symlink_to("b.csv")
+    (tmp_path / "b.csv").symlink_to("a.csv")
+    runs = [
+        custody(*args, cwd=tmp_path, store=url)
+        for args in (
+            ["timeline", "--format", "csv", "--output", "latest.csv"],
+            ["report", "--html", "latest.csv"],
+            ["timeline", "--format", "csv", "--output", "a.csv"],
+            ["report", "--html", "a.csv"],
+        )
+    ]
+    lines = [error_line(r) for r in runs]
+    assert [r.code for r in runs] == [2] * 4, lines
+    assert all("holds the journal of an SQLite database" in line for line in lines[:2]), lines
+    assert all("a path that cannot be followed" in line for line in lines[2:]), lines
+    assert wal.read_bytes().startswith(b"\x37\x7f\x06\x82")
+
+
 def test_an_export_through_a_link_replaces_the_file_it_names_and_keeps_its_mode(
     tmp_path: Path,
 ) -> None:
