@@ -57,7 +57,7 @@ R = TypeVar("R")
 class RegisterProfile(Command[ProfileRecord]):
     kind = "register"
     creates = True
-    secret_free = ("proxy_id",)
+    secret_free_ids = ("proxy_id",)
     profile_id: ProfileId
     account_id: Identity
     proxy_id: Identity

@@ -61,8 +61,10 @@ class Command(Door, Generic[R]):
     # Whether the command may start a profile's stream (and a new store).
     creates: ClassVar[bool] = False
 
-    # Fields a command not applied yet must not carry a password in (``refusal``).
+    # Fields a command not applied yet must not carry a password in (``refusal``): URLs, and
+    # ids that name a proxy (read with ``user:password@host`` too).
     secret_free: ClassVar[tuple[str, ...]] = ()
+    secret_free_ids: ClassVar[tuple[str, ...]] = ()
 
     command_id: CommandId | None = None
 
@@ -72,9 +74,10 @@ class Command(Door, Generic[R]):
         the rule existed (custody took a password in a URL until 2026-12-04) is answered, not
         refused. A URL or a proxy id carrying ``user:password@`` is refused, the value not
         quoted (it goes to a terminal, a log, an HTTP answer)."""
-        for field in self.secret_free:
-            if carries_password(getattr(self, field)):
-                return InvalidInput(field, "must not carry a password (user:password@)")
+        for fields, bare in ((self.secret_free, False), (self.secret_free_ids, True)):
+            for field in fields:
+                if carries_password(getattr(self, field), bare=bare):
+                    return InvalidInput(field, "must not carry a password (user:password@)")
         return None
 
     def fingerprint(self) -> str:

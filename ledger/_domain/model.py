@@ -89,16 +89,29 @@ def _check_directory(value: str) -> str:
     return value
 
 
-# A URL's userinfo: from the scheme's "//" to the last "@" before the path, query or fragment.
-_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@")
+# A URL's scheme, what follows its colon (slashes or backslashes), and its userinfo: up to the
+# last "@" before the path, query or fragment. Browsers read http:, https:, ws:, wss:, ftp: and
+# file: with or without the slashes ("https:user:pw@host" is a host with credentials).
+_AUTHORITY = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):([\\/]*)([^/\\?#]*)@")
+_SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
+# ``user:password@host``, the way proxies are often written, with no scheme.
+_BARE_USERINFO = re.compile(r"\s*[^/\\?#@:\s]*:[^/\\?#@]*@")
 
 
-def carries_password(value: str | None) -> bool:
-    """Whether ``value`` is a URL with a password in it (``https://user:password@host/``): the
-    log is append-only and read by every role, so a command not applied yet that carries one
-    is refused (``Command.refusal``). The worker SDKs leave a URL's userinfo out."""
-    userinfo = _USERINFO.match(value) if value is not None else None
-    return userinfo is not None and ":" in userinfo.group(1)
+def carries_password(value: str | None, *, bare: bool = False) -> bool:
+    """Whether ``value`` is a URL with a password in it (``https://user:password@host/``), or,
+    with ``bare`` (a proxy id), ``user:password@host`` with no scheme: the log is append-only
+    and read by every role, so a command not applied yet that carries one is refused
+    (``Command.refusal``). The worker SDKs leave a URL's userinfo out."""
+    if value is None:
+        return False
+    found = _AUTHORITY.match(value)
+    if found is not None:
+        scheme, slashes, userinfo = found.groups()
+        authority = scheme.lower() in _SPECIAL_SCHEMES or len(slashes) >= 2
+        if authority and ":" in userinfo:
+            return True
+    return bare and _BARE_USERINFO.match(value) is not None
 
 
 def _check_lease_id(value: str) -> str:

@@ -1244,8 +1244,8 @@ MUTANTS = (
     Mutant(
         "door-takes-a-password",
         "ledger/_domain/model.py",
-        '    return userinfo is not None and ":" in userinfo.group(1)\n',
-        "    return False\n",
+        "    found = _AUTHORITY.match(value)\n",
+        "    found = None\n",
         "a page URL or a proxy id with its password in it is written into the append-only log",
         ("tests/unit/test_commands.py", "tests/integration/test_command_ids.py"),
     ),

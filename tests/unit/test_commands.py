@@ -190,4 +190,31 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         "mailto:a:b@c",
     ):
         assert Heartbeat(**lease, url=url).refusal() is None
-    assert RegisterProfile(profile_id="p", account_id="a", proxy_id="px:eu@1").refusal() is None
+    for proxy in ("proxy_us_east_12", "px-eu.1", "http://proxy.example:3128", "px@eu"):
+        assert RegisterProfile(profile_id="p", account_id="a", proxy_id=proxy).refusal() is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("proxy_id", "alice:s3cret@proxy.example:3128"),  # the way proxies are often written
+        ("proxy_id", "socks5h://alice:s3cret@proxy.example:1080"),
+        ("url", " https://alice:s3cret@shop.example/"),  # a leading space
+        ("url", "https:alice:s3cret@shop.example/"),  # a browser reads it with the slashes
+        ("url", "https:\\\\alice:s3cret@shop.example/"),
+        ("url", "HTTPS:/alice:s3cret@shop.example/"),
+    ],
+)
+def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> None:
+    """rev23: only ``scheme://user:password@`` was refused: a proxy id written
+    ``user:password@host:port``, and URLs a browser reads as the same credentials (a leading
+    space, no slashes, backslashes), went into the log."""
+    lease = {"lease_id": "lease-1@p", "fencing_token": 1}
+    command = (
+        RegisterProfile(profile_id="p", account_id="a", proxy_id=value)
+        if field == "proxy_id"
+        else Heartbeat(**lease, url=value)
+    )
+    refused = command.refusal()
+    assert refused is not None
+    assert refused.field == field
