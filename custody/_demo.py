@@ -8,6 +8,7 @@ the last lease's deadline is the TTL from now).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,7 +59,7 @@ def play(db: str | None, *, out: TextIO) -> str:
     # Quoted: a name holding "?" or "#" ("custody.db?timeout=5") is a file of that name, not a
     # URL's options that would name (and play the story into) the existing custody.db; and the
     # hint below can be pasted as it is, spaces and all.
-    store = f"sqlite:///{quote(str(path), safe='/')}"
+    store = f"sqlite:///{quote(os.fsencode(path), safe='/')}"
     clock = StoryClock(STORY_SECONDS)
     with Ledger.open(store, clock=clock) as ledger:
         story = Story(ledger, clock, out)

@@ -75,7 +75,10 @@ class StoreSettings(BaseModel):
         timeout = _timeout(query, shown, TLS_OPTIONS if postgres else ())
         tls = _tls(query, shown) if postgres else ()
         if parts.scheme == "sqlite":
-            path = unquote(parts.path)[1:] if parts.path.startswith("/") else ""
+            # Bytes that are not UTF-8 (%FF) name the file of those bytes, as the OS spells it.
+            path = (
+                unquote(parts.path, errors="surrogateescape")[1:] if parts.path[:1] == "/" else ""
+            )
             if parts.netloc or not path:
                 raise InvalidInput("store", f"expected sqlite:///path/to/file.db, got {shown}")
             if "\0" in path:

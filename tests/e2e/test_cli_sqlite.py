@@ -511,6 +511,11 @@ def test_a_store_under_a_name_that_is_not_utf8_is_read_as_it_was_written(tmp_pat
     ok(custody("checkout", "p", "--worker", "w", "--run", "r", "--task", "t", cwd=where))
     assert ok(custody("verify", cwd=where)).out.startswith("checked 2 events of 1 profiles")
     assert sorted(p.name for p in where.iterdir() if p.suffix == ".db") == ["custody.db"]
+    # Named in a URL, the bytes are percent-escaped: %FF is the byte 0xFF, as the OS spells
+    # it (it was U+FFFD, another file).
+    ok(custody("--store", "sqlite:///%FF.db", "register", "p", "--account", "a", "--proxy", "x",
+               cwd=where))  # fmt: skip
+    assert (where / os.fsdecode(b"\xff.db")).exists()
 
 
 def test_with_standard_error_or_input_closed_the_exit_codes_stay(tmp_path: Path) -> None:
@@ -605,7 +610,7 @@ def test_the_demo_plays_into_the_file_named_whatever_its_name_holds(tmp_path: Pa
     the name was spliced into a URL whose options hid the "?": the story was played into the
     user's existing custody.db. The file of that name gets it, and the hint can be pasted."""
     ok(custody("register", "mine", "--account", "a", "--proxy", "x", cwd=tmp_path))
-    for name in ("custody.db?timeout=5", "my demo#1.db"):
+    for name in ("custody.db?timeout=5", "my demo#1.db", os.fsdecode(b"d\xff.db")):
         hint = ok(custody("demo", "--db", name, cwd=tmp_path)).out.splitlines()[-1]
         store = hint.split("--store ", 1)[1].split(" ")[0]
         timeline = ok(custody("--store", store, "--json", "timeline", PROFILE, cwd=tmp_path))
