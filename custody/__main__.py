@@ -46,10 +46,13 @@ def _closed_streams_to_nowhere() -> None:
     None: writes go nowhere and reads find nothing, so every exit code stays the documented
     one (a denied checkout exited 1, not 3, failing on its own error line). Opened first, the
     null device also takes the closed descriptor, which no file the command opens can then
-    take. A closed standard output is the commands' own to report (the resend hint)."""
-    for name, mode in (("stdin", "r"), ("stderr", "w")):
+    take (a child process writing to its inherited descriptor 1 would write into it). A closed
+    standard output stays None in Python: the commands report it (the resend hint)."""
+    for name, flags in (("stdin", os.O_RDONLY), ("stdout", os.O_WRONLY), ("stderr", os.O_WRONLY)):
         if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115 (for the process's life)
+            held = os.open(os.devnull, flags)  # the lowest free descriptor: the closed one's
+            if name != "stdout":  # a closed stdout stays None: the commands report it
+                setattr(sys, name, os.fdopen(held, "r" if flags == os.O_RDONLY else "w"))
 
 
 def _leave_interrupted(code: int) -> None:  # never returns: exits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ from custody._commands import cli
 from custody._wiring import options
 
 if TYPE_CHECKING:
-    pass
+    from typing import TextIO
 
 
 @cli.command()
@@ -49,7 +50,7 @@ def _story(db: str | None, as_json: bool) -> dict[str, Any] | None:
     from projections import timeline as rows
 
     # Under --json the narration goes to stderr and stdout carries the story's events.
-    store = play(db, out=sys.stderr if as_json else sys.stdout)
+    store = play(db, out=_told_to(as_json))
     if not as_json:
         return None
     with Ledger.open(store) as played:
@@ -65,10 +66,21 @@ def _fleet(
     from workers import BrowserSettings
 
     plan = make_plan(workers, tasks, seed=seed, ttl_seconds=ttl)
-    out = sys.stderr if as_json else sys.stdout
+    out = _told_to(as_json)
     executable = BrowserSettings().executable_path
     result = run_fleet(plan, db=db, browser=browser, out=out, executable=executable)
     if as_json:
         return summary_json(result)
     write_summary(result, out)
     return None
+
+
+def _told_to(as_json: bool) -> TextIO:
+    """Where the demo is told: stderr under --json, else stdout; with that closed (``>&-``),
+    the null device, said once on stderr (the demo died of an internal error on its first
+    line, the story half played)."""
+    out = sys.stderr if as_json else sys.stdout
+    if out is not None:
+        return out
+    sys.stderr.write("custody: standard output is closed: the demo runs untold\n")
+    return open(os.devnull, "w")

@@ -540,6 +540,16 @@ def test_with_standard_error_or_input_closed_the_exit_codes_stay(tmp_path: Path)
     assert {line: closed(line).returncode for line in asked} == asked
     answer = closed("--json why nosuch 2>&-")
     assert (answer.returncode, json.loads(answer.stdout)["error"]) == (2, "UnknownProfile")
+    # rev23: the demo with standard output closed died on its first line, the story half
+    # played: it is played whole, untold, and says so.
+    told = closed(f"demo --db {tmp_path / 'demo.db'} >&-")
+    assert (told.returncode, told.stderr) == (
+        0,
+        "custody: standard output is closed: the demo runs untold\n",
+    )
+    story = custody("--store", f"sqlite:///{tmp_path / 'demo.db'}", "--json", "timeline", PROFILE,
+                    cwd=tmp_path)  # fmt: skip
+    assert event_types(ok(story).json())[-1] == "lease_acquired"
 
 
 def test_work_done_before_its_output_failed_exits_0_and_says_what_to_do(tmp_path: Path) -> None:
