@@ -12,6 +12,7 @@ from ledger._domain.model import (
     Holder,
     Lease,
     ProfileState,
+    carries_password,
 )
 
 if TYPE_CHECKING:  # the rules read a profile's state; ``ledger.rules`` imports none
@@ -48,10 +49,12 @@ def context_denial(
             remediation=f"check out a profile registered for account {account_id!r}",
         )
     if proxy_id is not None and proxy_id != p.proxy_id:
+        # A proxy given with its password is not repeated (a terminal, a log, an HTTP answer).
+        given = "one with a password in it" if carries_password(proxy_id, bare=True) else None
         return Denial(
             profile_id=p.profile_id,
             reason=DenialReason.PROXY_MISMATCH,
-            message=f"profile expects proxy {p.proxy_id!r}, not {proxy_id!r}",
+            message=f"profile expects proxy {p.proxy_id!r}, not {given or repr(proxy_id)}",
             remediation=f"launch through proxy {p.proxy_id!r}, or use another profile",
         )
     return None

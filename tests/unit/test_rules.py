@@ -129,6 +129,20 @@ def test_checkout_with_mismatched_context_is_denied(
     assert s.profile.state is ProfileState.AVAILABLE
 
 
+def test_a_proxy_given_with_its_password_is_not_repeated_in_the_denial() -> None:
+    """rev23: a checkout's --proxy filter written with its password was quoted back in the
+    denial ("expects proxy 'px', not 'http://u:pw@proxy:1'"), to a terminal, a log or an HTTP
+    answer; nothing is stored, and the denial says only that it held a password."""
+    s = Scene()
+    for given in ("http://u:s3cret@proxy:1", "u:s3cret@proxy:1"):
+        with pytest.raises(CheckoutDenied) as denied:
+            s.profile.checkout(_request(proxy_id=given), s.ctx("worker-b"))
+        assert denied.value.reason is DenialReason.PROXY_MISMATCH
+        assert "s3cret" not in str(denied.value)
+        assert "not one with a password in it" in denied.value.denial.message
+    assert s.profile.pending_events == []
+
+
 # -- heartbeat, extend, the sweep ---------------------------------------------------------------
 
 
