@@ -342,14 +342,14 @@ class UnitOfWork:
         if acted is None:
             return Done(then, (), True, None)
         current = self.load(profile_id)
-        now = self._lease_now(current, acted)
         if kind in _ANSWERED_WITH_THE_LEASE:
-            # A lease that ended since (swept, forced, released), or is still held but past
-            # its renewal deadline or hard limit: the answer the command without an id gets
-            # now (``LeaseLost``, exit 4), never a lease that reads as granted or renewed (a
-            # resent checkout exited 0 on a profile the sweep had sent to review).
-            current.live_lease(now.lease_id, now.fencing_token, self.now())
-        return Done(then, (), True, now)
+            # The live lease, as the command without an id finds it: a lease that ended since
+            # (swept, forced, released), or is still held but past its renewal deadline or
+            # hard limit, is ``LeaseLost`` (exit 4), never a lease that reads as granted or
+            # renewed (a resent checkout exited 0 on a profile the sweep had sent to review).
+            live = current.live_lease(acted.lease_id, acted.fencing_token, self.now())
+            return Done(then, (), True, live)
+        return Done(then, (), True, self._lease_now(current, acted))
 
     def _lease_now(self, profile: Profile, lease: Lease) -> Lease:
         """The lease as it stands now on ``profile`` (loaded now: a replayed answer must not

@@ -180,7 +180,7 @@ class SqlStore(Store):
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cached_profiles)
         read_only = settings.kind == "sqlite" and not create and settings.sqlite_unwritable()
         sqlite_here = settings.kind == "sqlite" and settings.sqlite_file().parent.is_dir()
-        if create and sqlite_here and settings.sqlite_unwritable():  # register: as init, exit 7
+        if create and sqlite_here and settings.sqlite_unwritable():  # init, register: exit 7
             msg = f"{settings.describe()} is read-only here (the file or its directory)"
             raise Forbidden(f"{msg}: a store cannot be made or written there")
         if read_only:  # opened for reads: see ``authority``
@@ -232,10 +232,6 @@ class SqlStore(Store):
         """Create or migrate the schema (idempotent, safe to run concurrently) and open."""
         if settings.kind == "sqlite":
             cls._sqlite_is_fresh(settings)  # refuses another application's database
-            here = settings.sqlite_file().parent.is_dir()  # else open says it does not exist
-            if here and settings.sqlite_unwritable():  # as every other write here: exit 7
-                msg = f"{settings.describe()} is read-only here (the file or its directory)"
-                raise Forbidden(f"{msg}: custody init writes to it")
         else:
             cls._refuse_foreign_tables(settings)
         return cls.open(settings, create=True)

@@ -966,8 +966,8 @@ MUTANTS = (
     Mutant(
         "resent-overdue-active",
         "ledger/_unit_of_work.py",
-        "current.live_lease(now.lease_id, now.fencing_token, self.now())",
-        "None",
+        "live = current.live_lease(acted.lease_id, acted.fencing_token, self.now())",
+        "live = self._lease_now(current, acted)",
         "a lease command resent past the deadline or after its lease ended answers it as active",
         ("tests/integration/test_command_ids.py",),
     ),
@@ -1031,9 +1031,9 @@ MUTANTS = (
     Mutant(
         "init-on-read-only-unavailable",
         "ledger/_stores/sql.py",
-        "if here and settings.sqlite_unwritable():  # as every other write here: exit 7",
+        "if create and sqlite_here and settings.sqlite_unwritable():  # init, register: exit 7",
         "if False:",
-        "init on a read-only SQLite store is 'unavailable' (exit 6), every other write forbidden",
+        "init or register on a read-only SQLite store is 'unavailable' (exit 6), not forbidden",
         ("tests/e2e/test_cli_read_only_store.py",),
     ),
     Mutant(
