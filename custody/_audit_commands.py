@@ -21,7 +21,7 @@ import click
 
 from custody._commands import cli
 from custody._printed import Printed
-from custody._whole import written_whole
+from custody._whole import refused_as
 from custody._wiring import Group, on_ledger
 
 if TYPE_CHECKING:
@@ -198,13 +198,8 @@ def _nonblocking(path: str, flags: int) -> int:
 
 def _write(path: Path, data: bytes, *, mode: int) -> None:
     """Write ``data`` to ``path`` whole or not at all; a failure is bad input naming it."""
-    from ledger import InvalidInput
-
-    try:
-        with written_whole(path, mode=mode) as file:
-            file.write(data)
-    except OSError as e:
-        raise InvalidInput("out", f"cannot write {str(path)[:200]!r}: {e.strerror}") from None
+    with refused_as("out", path, mode=mode) as file:
+        file.write(data)
 
 
 def _progress(err: TextIO) -> Callable[[int], None] | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from custody._whole import kept_apart, written_whole
+from custody._whole import kept_apart, refused_as
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,15 +53,9 @@ def save(frame: pd.DataFrame, fmt: str, path: Path, write_text: Callable[[TextIO
     """Write ``frame`` to ``path``: parquet through pyarrow (every dtype kept: times with
     their zone, nullable integers, strings), csv or json by ``write_text``. A failure leaves
     ``path`` as it was and no partial file beside it."""
-    from ledger import InvalidInput
-
-    try:
-        with written_whole(path) as binary:
-            if fmt == "parquet":
-                frame.to_parquet(binary, index=False)
-            else:
-                with io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
-                    write_text(text)
-    except OSError as e:  # a full disk, a quota: the file's, not standard output's
-        msg = f"cannot write {str(path)[:200]!r}: {e.strerror or e}"
-        raise InvalidInput("output", msg) from None
+    with refused_as("output", path) as binary:  # a full disk: the file's, not stdout's
+        if fmt == "parquet":
+            frame.to_parquet(binary, index=False)
+        else:
+            with io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
+                write_text(text)

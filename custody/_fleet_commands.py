@@ -13,7 +13,7 @@ import click
 
 from custody._commands import cli
 from custody._fleet_output import ChecklistAnswer, FleetAnswer, HealthAnswer
-from custody._whole import kept_apart, written_whole
+from custody._whole import kept_apart, refused_as
 from custody._wiring import on_ledger
 
 if TYPE_CHECKING:
@@ -120,11 +120,5 @@ def _target(html_path: str) -> Path:
 
 def _write_whole(target: Path, html: str) -> None:
     """A failure leaves the old page (or none), never half of a new one."""
-    from ledger import InvalidInput
-
-    try:
-        with written_whole(target) as out:
-            out.write(html.encode("utf-8"))
-    except OSError as e:  # a full disk, a quota: nothing half written is left
-        msg = f"cannot write {str(target)[:200]!r}: {e.strerror or e}"
-        raise InvalidInput("--html", msg) from None
+    with refused_as("--html", target) as out:  # a full disk: nothing half written is left
+        out.write(html.encode("utf-8"))

@@ -39,6 +39,21 @@ def written_whole(path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
         raise
 
 
+@contextmanager
+def refused_as(field: str, path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
+    """``written_whole``, a failure to write (a full disk, a quota, a path that is no file)
+    being bad input naming ``field`` and the file, not an internal error or a failure of
+    standard output."""
+    from ledger import InvalidInput
+
+    try:
+        with written_whole(path, mode=mode) as file:
+            yield file
+    except OSError as e:
+        msg = f"cannot write {str(path)[:200]!r}: {e.strerror or e}"
+        raise InvalidInput(field, msg) from None
+
+
 # The first bytes of every SQLite database file (a store: an export over it erases its log).
 SQLITE_HEADER = b"SQLite format 3\x00"
 JOURNALS = ("-wal", "-shm", "-journal")
