@@ -184,6 +184,15 @@ def _fail_unexpected(error: Exception, as_json: bool) -> int:
     described = one_line(f"{type(error).__name__}: {error}")
     with contextlib.suppress(OSError):
         sys.stderr.write(f"custody: internal error: {described}\n")
+    if as_json:  # a program reading stdout gets an object here too, as the docs promise
+        import json
+
+        body = {"error": "InternalError", "exit_code": 1, "message": f"internal error: {described}"}
+        try:
+            sys.stdout.write(json.dumps(body, indent=2) + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError, AttributeError):
+            _silence_stdout()
     return 1
 
 

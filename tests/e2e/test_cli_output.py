@@ -491,3 +491,19 @@ def test_interrupt_and_internal_error_are_one_line(
     run = custody(cwd=fleet, program=(sys.executable, "-c", RAISING.format(error=error)))
     assert run.code == code, run.err
     assert error_line(run).startswith(line)
+
+
+def test_an_internal_error_under_json_is_a_json_object_too(fleet: Path) -> None:
+    """The cli review: under ``--json`` every other error is an object on stdout, as the docs
+    promise a program; a bug of ours printed nothing there, so a caller parsing stdout failed on
+    an empty string. It is an object like the others now, with exit code 1."""
+    program = RAISING.replace('main(["status"])', 'main(["--json", "status"])')
+    run = custody(cwd=fleet, program=(sys.executable, "-c", program.format(error="KeyError('x')")))
+    assert run.code == 1, run.err
+    assert error_line(run).startswith("custody: internal error: KeyError: 'x'")
+    body = json.loads(run.out)
+    assert body == {
+        "error": "InternalError",
+        "exit_code": 1,
+        "message": "internal error: KeyError: 'x'",
+    }
