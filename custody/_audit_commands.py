@@ -21,7 +21,7 @@ import click
 
 from custody._commands import cli
 from custody._printed import Printed
-from custody._whole import refused_as
+from custody._whole import refuse_read_only, refused_as
 from custody._wiring import Group, on_ledger
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ def digest(
 
     replaced = None
     if out is not None and out.exists():  # a digest --out replaces: nothing else is replaced
+        refuse_read_only("out", out)
         replaced = _read(out, "out")
         _refuse_unless_digest(replaced, out)
     # The digest this one follows: --previous, else the one it replaces.

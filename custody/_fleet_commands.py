@@ -13,7 +13,7 @@ import click
 
 from custody._commands import cli
 from custody._fleet_output import ChecklistAnswer, FleetAnswer, HealthAnswer
-from custody._whole import kept_apart, refused_as
+from custody._whole import kept_apart, refuse_read_only, refused_as
 from custody._wiring import on_ledger
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ def _target(html_path: str) -> Path:
     if (held := kept_apart(target)) is not None:
         msg = f"{html_path[:200]!r} holds {held}; the report never replaces it: name another file"
         raise InvalidInput("--html", msg)
+    refuse_read_only("--html", target)
     return target
 
 

@@ -54,6 +54,17 @@ def refused_as(field: str, path: Path, *, mode: int = 0o666) -> Iterator[BinaryI
         raise InvalidInput(field, msg) from None
 
 
+def refuse_read_only(field: str, path: Path) -> None:
+    """A file its owner made read-only is never replaced (an export's ``--output`` refuses it
+    at the door through click; the HTML report and a digest's ``--out`` did not, and turned a
+    0444 file into a new one): ``InvalidInput`` naming ``field`` before any work."""
+    from ledger import InvalidInput
+
+    if _stat(path) is not None and not os.access(path, os.W_OK):
+        msg = f"{str(path)[:200]!r} is read-only: make it writable or name another file"
+        raise InvalidInput(field, msg)
+
+
 # The first bytes of every SQLite database file (a store: an export over it erases its log).
 SQLITE_HEADER = b"SQLite format 3\x00"
 JOURNALS = ("-wal", "-shm", "-journal")
