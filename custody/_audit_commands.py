@@ -242,8 +242,9 @@ def access_grant(
 ) -> dict[str, object]:
     """create or update LOGIN with exactly the privileges of its --role (or roles)"""
     from ledger import InvalidInput
-    from ledger.access import grant
+    from ledger.access import grant, with_logins
 
+    with_logins(ledger)  # on SQLite, said before a password is asked for and read
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")

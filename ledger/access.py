@@ -169,6 +169,11 @@ def _role(role: Role | str) -> Role:
         raise InvalidInput("role", f"{role!r} is not a custody role ({roles})") from None
 
 
+def with_logins(ledger: Ledger) -> None:
+    """``InvalidInput`` naming the store unless it has logins (PostgreSQL's)."""
+    _postgres(ledger)
+
+
 def _postgres(ledger: Ledger) -> SqlStore:
     if ledger.settings.kind != "postgresql":
         msg = "logins and roles are PostgreSQL's; on SQLite the file's permissions are the boundary"

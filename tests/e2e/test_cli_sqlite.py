@@ -521,7 +521,8 @@ def test_a_store_under_a_name_that_is_not_utf8_is_read_as_it_was_written(tmp_pat
 def test_with_standard_error_or_input_closed_the_exit_codes_stay(tmp_path: Path) -> None:
     """rev22: with standard error closed (``2>&-``) every refusal exited 1, failing on its own
     error line (a denied checkout, a lost lease, bad input), and ``--json`` printed nothing;
-    ``--password-stdin <&-`` was an internal error. Each keeps its exit code and answer."""
+    ``--password-stdin <&-`` was an internal error (test_grant_passwords.py: SQLite has no
+    logins). Each keeps its exit code and answer."""
     ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=tmp_path))
     ok(custody("checkout", "p", "--worker", "w", "--run", "r", "--task", "t", cwd=tmp_path))
 
@@ -535,7 +536,6 @@ def test_with_standard_error_or_input_closed_the_exit_codes_stay(tmp_path: Path)
         "heartbeat lease-1@p --token 9 2>&-": 4,
         "why nosuch 2>&-": 2,
         "status --state bogus 2>&-": 2,
-        "access grant bob --role worker --password-stdin <&- 2>/dev/null": 2,
     }
     assert {line: closed(line).returncode for line in asked} == asked
     answer = closed("--json why nosuch 2>&-")
@@ -642,3 +642,28 @@ def test_utf8_arguments_are_taken_in_a_locale_that_is_not(tmp_path: Path) -> Non
     run = custody("register", "p2", "--account", bad, "--proxy", "x", cwd=tmp_path, env=env)
     assert run.code == 2
     assert "invalid account_id: must be valid Unicode text" in error_line(run)
+
+
+def test_access_grant_on_sqlite_says_so_before_it_reads_a_password(tmp_path: Path) -> None:
+    """The cli review: ``access grant --password-stdin`` on SQLite waited for a password on
+    standard input (a person typed it) and only then said SQLite has no logins. It says so at
+    once: the test's standard input stays open and silent, and the answer comes anyway."""
+    ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    with subprocess.Popen(
+        [sys.executable, "-m", "custody", "access", "grant", "bob", "--role", "worker",
+         "--password-stdin"],
+        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    ) as child:  # fmt: skip
+        try:
+            child.wait(timeout=30)  # stdin is left open and silent (communicate would close it)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            pytest.fail("access grant waited for a password on SQLite")
+        assert child.stderr is not None
+        err = child.stderr.read()
+    assert (child.returncode, err) == (
+        2,
+        "custody: invalid store: logins and roles are PostgreSQL's; on SQLite the file's "
+        "permissions are the boundary\n",
+    )

@@ -50,3 +50,24 @@ def test_a_password_postgresql_cannot_take_is_bad_input_and_creates_nogranted(
     assert "password" in err, err
     assert "internal error" not in err, err
     assert made == [], f"the refused grant created the login {login}"
+
+
+def test_a_closed_standard_input_is_an_empty_password_not_an_internal_error(
+    owner_url: str, tmp_path: Path
+) -> None:
+    """rev22: ``--password-stdin <&-`` was an internal error; standard input closed reads as
+    empty, which is bad input naming the password (exit 2), and no login is made."""
+    login = f"w_{uuid.uuid4().hex[:8]}"
+    shell = f'"$0" -m custody --store "$1" access grant {login} --role worker --password-stdin <&-'
+    run = subprocess.run(
+        ["bash", "-c", shell, sys.executable, owner_url],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        made = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchall()
+        conn.execute(f"DROP ROLE IF EXISTS {login}")
+    assert (run.returncode, run.stderr) == (
+        2,
+        "custody: invalid password: standard input gave an empty line\n",
+    )
+    assert made == []
