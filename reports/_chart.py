@@ -14,15 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import matplotlib
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from reports._frames import rows_of
 from reports._health import UNCLEAN
+from reports._matplotlib_home import settle
+
+settle()  # before matplotlib is imported: it looks for its directories then
+
+import matplotlib  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 ROWS = 40
 BARS = 400

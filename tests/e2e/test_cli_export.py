@@ -330,3 +330,36 @@ def test_a_read_only_file_is_never_replaced_by_the_report_or_a_digest(tmp_path: 
         assert error_line(run) == f"custody: invalid {field}: {said}"
     assert {p: p.read_bytes() for p in before} == before
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o444 for p in before)
+
+
+def test_the_report_with_a_home_it_cannot_write_says_nothing_and_makes_nothing(
+    tmp_path: Path,
+) -> None:
+    """The cli review: ``report --html`` under a read-only home printed matplotlib's two-line
+    warning on stderr, and under a missing one (a container's ``HOME=/nonexistent``) made the
+    home's ``.config`` and ``.cache``. Each run now writes its page and nothing else: stderr
+    empty, no directory made, no temporary one left. As root the test drops the capabilities
+    that write any directory (setpriv)."""
+    store = f"sqlite:///{tmp_path / 'fleet.db'}"
+    Ledger.init(store).close()
+    with Ledger.open(store) as ledger:  # a lease, so that the chart is drawn
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="x"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w", run_id="r", task_type="t"))
+    read_only = tmp_path / "ro_home"
+    read_only.mkdir(mode=0o555)
+    caps = "-dac_override,-dac_read_search,-fowner"
+    drop = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"] if os.geteuid() == 0 else []
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "MPL", "CUSTODY_"))}
+    for n, home in enumerate((tmp_path / "missing", read_only)):
+        run = subprocess.run(
+            [*drop, *MODULE, "--store", store, "report", "--html", f"r{n}.html"],
+            cwd=tmp_path, env={**env, "HOME": str(home), "TMPDIR": str(scratch)},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert (run.returncode, run.stderr) == (0, ""), home
+        assert "leases_drawn: 1" in run.stdout
+    assert not (tmp_path / "missing").exists()
+    assert list(read_only.iterdir()) == []
+    assert list(scratch.iterdir()) == []
