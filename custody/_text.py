@@ -24,8 +24,10 @@ MAX_LINE, KEPT_END = 400, 120
 
 def one_line(message: str) -> str:
     """Errors are one short, printable line, whatever a driver or a user's input put in them:
-    a long one keeps its beginning and its end, and says how much was left out between."""
-    line = printable(" ".join(message.split()))
+    a driver's lines are joined by a space (their indentation dropped), a long one keeps its
+    beginning and its end, and says how much was left out between. Spaces inside a line are
+    kept: a value quoted back (``got '   '``) shows as it was given."""
+    line = printable(" ".join(filter(None, (part.strip() for part in message.splitlines()))))
     if len(line) <= MAX_LINE:
         return line
     head, tail = line[: MAX_LINE - KEPT_END], line[-KEPT_END:]

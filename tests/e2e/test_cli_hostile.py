@@ -108,6 +108,27 @@ def test_escape_sequences_in_free_text_are_stored_and_printed_escaped(
     assert evil in [row["url"] for row in rows]
 
 
+def test_a_value_quoted_back_keeps_its_spaces_and_a_driver_s_lines_are_joined() -> None:
+    """The cli review: an error quoting a value collapsed its whitespace, so ``--reason "   "``
+    (three spaces, refused) read back as ``(got ' ')``, not what was typed. Spaces inside a
+    line are kept now; a multi-line message (a driver's, with its indented DETAIL) is still one
+    line, its lines joined by one space."""
+    from custody._text import one_line
+
+    assert one_line("reason is blank (got '   ')") == "reason is blank (got '   ')"
+    assert one_line("ERROR: x\n  DETAIL: y\r\n\u2028HINT: z\n") == "ERROR: x DETAIL: y HINT: z"
+
+
+def test_a_blank_reason_is_quoted_back_as_typed(tmp_path: Path, store: str) -> None:
+    ok(custody(*CHECKOUT, cwd=tmp_path, store=store))
+    release = ["release", "lease-1@p", "--token", "1", "--outcome", "expected_failure"]
+    run = custody(*release, "--reason", "   ", cwd=tmp_path, store=store)
+    assert run.code == 2, run.err
+    assert error_line(run) == (
+        "custody: invalid reason: an expected failure must say what it was (got '   ')"
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "field"),
     [
