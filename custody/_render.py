@@ -80,6 +80,12 @@ def unfinished(result: Any) -> str | None:
     if _is(result, "ledger", "SweepReport") and result.failed:
         failed = "; ".join(f"{f.profile_id} ({f.error})" for f in result.failed)
         return f"the sweep could not settle {len(result.failed)} profile(s): {failed}"
+    if _is(result, "ledger", "RebuildReport") and result.unrepaired:
+        left = ", ".join(d.profile_id for d in result.unrepaired)
+        return (
+            f"{len(result.unrepaired)} profile(s) left as they are, their events cannot be "
+            f"folded: {left}; custody verify names the events"
+        )
     if isinstance(result, list) and result and _is(result[0], "projections", "ReadModelStatus"):
         damaged = [s for s in result if s.problems]
         if damaged:
@@ -201,6 +207,7 @@ def rebuild_lines(report: RebuildReport) -> list[str]:
     lines.append(
         f"repaired: {report.rows_written} row(s) rewritten from the events, "
         f"{report.rows_deleted} row(s) of unregistered profiles deleted"
+        + (f", {len(report.unrepaired)} left as they are" if report.unrepaired else "")
     )
     return lines
 

@@ -10,6 +10,7 @@ running meanwhile cause no false alarm.
 from __future__ import annotations
 
 from ledger._application import Ledger
+from ledger._domain.errors import UnreadableEvent
 from ledger._domain.model import Frozen
 
 
@@ -18,6 +19,9 @@ class RowDifference(Frozen):
 
     profile_id: str
     problem: str
+    # False where the profile's events cannot be folded (put there outside custody: verify
+    # names them): no row can be rebuilt from them, and the rebuild leaves its row as it is.
+    repairable: bool = True
 
 
 class RebuildReport(Frozen):
@@ -27,6 +31,10 @@ class RebuildReport(Frozen):
     rows_written: int
     rows_deleted: int
 
+    @property
+    def unrepaired(self) -> list[RowDifference]:
+        return [d for d in self.differences if not d.repairable]
+
 
 def availability_differences(ledger: Ledger) -> list[RowDifference]:
     """Every row that is missing, unreadable, of no registered profile, or unlike its events."""
@@ -35,7 +43,14 @@ def availability_differences(ledger: Ledger) -> list[RowDifference]:
     stored = {r.profile_id for r in readable} | set(damaged)
     found = []
     for pid in sorted(registered | stored):
-        problem = ledger.row_problem(pid) if pid in registered else "no such profile is registered"
+        try:
+            problem = (
+                ledger.row_problem(pid) if pid in registered else "no such profile is registered"
+            )
+        except UnreadableEvent as e:  # one profile's damage never hides every other's
+            said = f"{e.event} cannot be read ({e.problem}): custody verify names it"
+            found.append(RowDifference(profile_id=pid, problem=said, repairable=False))
+            continue
         if problem is not None:
             found.append(RowDifference(profile_id=pid, problem=problem))
     return found
@@ -49,7 +64,8 @@ def verify_availability(ledger: Ledger) -> list[str]:
 def rebuild_availability(ledger: Ledger) -> RebuildReport:
     """Report every difference, then repair it whatever the row held: rewrite the row from the
     events (only if the stream has not moved on meanwhile: then its writer wrote the row) and
-    drop rows of profiles never registered."""
+    drop rows of profiles never registered. A profile whose events cannot be folded is
+    reported and left as it is (``RebuildReport.unrepaired``); every other is repaired."""
     from ledger._domain.view import availability_of  # the state machine: not for the report
 
     differences = availability_differences(ledger)
@@ -57,6 +73,8 @@ def rebuild_availability(ledger: Ledger) -> RebuildReport:
     written = deleted = 0
     for difference in differences:
         pid = difference.profile_id
+        if not difference.repairable:
+            continue
         if pid not in registered:
             ledger.store.delete_availability(pid)
             deleted += 1

@@ -190,6 +190,14 @@ def _fold(model: ReadModel, tx: FeedTransaction, table: str, events: list[Logged
     try:
         model.fold(tx, table, events)
     except RowConflict as error:  # a row written already: its checkpoint was set back
+        if table.endswith(SHADOW):  # a rebuild's own table, from nothing: two events, one row
+            where = f"an event at positions {events[0].position} to {events[-1].position}"
+            twice = (
+                "it names a profile's version another event named: one of them is in a stream "
+                "custody did not begin"
+            )
+            then = f"so read model {model.name} cannot be rebuilt; custody verify names it"
+            raise UnreadableEvent(where, twice, then=then) from error
         said = "a row it would write is there already (its position was set back behind its rows)"
         raise ReadModelDamaged(model.name, said) from error
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:

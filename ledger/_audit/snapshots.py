@@ -14,12 +14,13 @@ snapshots costs one fold of its events up to its last snapshot, a profile withou
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
 from ledger._audit.walk import BATCH, Problem
+from ledger._domain.errors import NeverDecided
 from ledger._domain.events import ProfileEvent
 from ledger._domain.profile import Profile
 from ledger._domain.snapshot import ProfileSnapshot
@@ -43,6 +44,9 @@ class SnapshotSource(Protocol):
     def decode_snapshot(self, stream: UUID, version: int, topic: str, state: bytes) -> Any:
         """The decoded snapshot, or an exception."""
 
+    def stream_heads(self) -> list[tuple[str, int]]:
+        """Each stream of the log (its id in hex) and its last version, in stream order."""
+
 
 @dataclass
 class _Fold:
@@ -53,6 +57,9 @@ class _Fold:
     events: Callable[[UUID, int, int, int], list[ProfileEvent]]
     profile: Profile | None = None
     broken: str | None = None
+    # The event the ledger never decides that stopped the fold: its version and why.
+    never: tuple[int, str] | None = None
+    named: bool = False  # a problem of this stream's was said already
 
     @property
     def version(self) -> int:
@@ -73,6 +80,9 @@ class _Fold:
                     if self.profile is None:
                         self.profile = Profile(event.originator_id)
                     self.profile.apply(event)
+            except NeverDecided as e:  # appended past the ledger, its link computed
+                self.never = self.version + 1, e.problem
+                self.broken = f"v{self.version + 1} does not fold onto v{self.version} ({e})"
             except Exception as e:  # a damaged stream is named, never a crash
                 self.broken = f"v{self.version + 1} does not fold onto v{self.version} ({e})"
 
@@ -90,17 +100,53 @@ class SnapshotCheck:
     problems: list[Problem] = field(default_factory=list)
     _fold: _Fold | None = None
     _stream_hex: str = ""
+    _fold_head: int | None = None  # the last version of the stream in hand
+    _heads: Iterator[tuple[str, int]] = field(default_factory=lambda: iter(()))
+    _next_head: tuple[str, int] | None = None
 
     def run(self) -> SnapshotCheck:
         first, until = self.streams
+        self._heads = iter(
+            [(s, v) for s, v in self.source.stream_heads()
+             if (first is None or s >= first) and (until is None or s < until)]
+        )  # fmt: skip
+        self._next_head = next(self._heads, None)
         after: tuple[str, Any] | None = (first, -1) if first is not None else None
         while rows := self.source.stored_snapshots(after, BATCH):
             for row in rows:
                 if until is not None and row[0] >= until:
+                    self._finish(None)
                     return self
                 self.take(row)
             after = rows[-1][0], rows[-1][1]
+        self._finish(None)
         return self
+
+    def _finish(self, before: str | None) -> None:
+        """Fold the stream in hand on to its last event, then each stream before ``before``
+        (None: every one left) that has no snapshot, from its first: a lease the ledger never
+        grants is named wherever it is, as every load of its profile meets it. The stream
+        ``before`` is next in hand, with its last version."""
+        if self._fold is not None and self._fold_head is not None:
+            self._fold.to(self._fold_head)
+            self._name_never(self._fold)
+        self._fold, self._fold_head = None, None
+        while self._next_head is not None and (before is None or self._next_head[0] < before):
+            stream_hex, head = self._next_head
+            self._next_head = next(self._heads, None)
+            fold = _Fold(UUID(hex=stream_hex), self.source.stream_events)
+            fold.to(head)
+            self._name_never(fold)
+        if self._next_head is not None and self._next_head[0] == before:
+            self._fold_head = self._next_head[1]
+            self._next_head = next(self._heads, None)
+
+    def _name_never(self, fold: _Fold) -> None:
+        if fold.never is None or fold.named:
+            return
+        version, why = fold.never
+        what = f"{why}; appended past the ledger (its link computed): no load believes it"
+        self._say(fold, fold.stream.hex, version, what)
 
     def take(self, row: SnapshotRow) -> None:
         """Check one stored snapshot (rows come in stream and version order)."""
@@ -116,6 +162,7 @@ class SnapshotCheck:
             self._say(None, stream_hex, version, "a snapshot under a stream id no profile has")
             return
         if self._fold is None or self._stream_hex != stream_hex:
+            self._finish(stream_hex)
             self._fold, self._stream_hex = _Fold(stream, self.source.stream_events), stream_hex
         fold = self._fold
         fold.to(version)
@@ -131,6 +178,8 @@ class SnapshotCheck:
             self._say(fold, held.profile_id, version, what)
 
     def _say(self, fold: _Fold | None, fallback: str, version: int, what: str) -> None:
+        if fold is not None:
+            fold.named = True
         profile_id = fold.profile.profile_id if fold and fold.profile else fallback
         self.problems.append(Problem(profile_id, version, what))
 

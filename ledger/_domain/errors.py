@@ -31,6 +31,12 @@ class UnreadableEvent(LedgerError):
         self.event, self.problem = event, problem
 
 
+class NeverDecided(UnreadableEvent):
+    """A stored event the ledger never decides (a lease on a profile that was not available,
+    or with another token than the next), appended past the ledger with a link anyone can
+    compute: no load folds past it, and ``custody verify`` names it."""
+
+
 class InvalidInput(LedgerError):
     """A field of a command is malformed or out of range; nothing was written."""
 

@@ -14,6 +14,7 @@ from uuid import UUID
 from ledger._domain import events as ev
 from ledger._domain.chain import GENESIS
 from ledger._domain.endings import lease_ending
+from ledger._domain.errors import NeverDecided, UnreadableEvent
 from ledger._domain.model import (
     MAX_UNCLEAN_LIMIT,
     Cause,
@@ -109,9 +110,11 @@ class ProfileStateMachine:
 
     def apply(self, event: ev.ProfileEvent) -> None:
         """Evolve the state by one event; the event must be the next in this stream."""
-        if event.originator_version != self.version + 1:
-            msg = f"event version {event.originator_version} does not follow {self.version}"
-            raise ValueError(msg)
+        if event.originator_version != self.version + 1:  # put there outside custody
+            said = f"the event {event.event_type[:40]!r} v{event.originator_version}"
+            where = f" of profile {self.profile_id!r}" if self.profile_id else ""
+            problem = f"it follows v{self.version}: versions between are missing"
+            raise UnreadableEvent(said + where, problem)
         _HANDLERS[type(event)](self, event)
         self.version = event.originator_version
         self.head = event.hash_after(self.head)
@@ -193,6 +196,23 @@ def _registered(p: ProfileStateMachine, e: ev.ProfileRegistered) -> None:
 
 @_on(ev.LeaseAcquired)
 def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
+    # The rule every custody has kept: only a registered, available profile is leased, with
+    # the next fencing token. An event that breaks it was appended past the ledger (a worker's
+    # login with raw SQL returned a quarantined profile to the pool that way, its links whole):
+    # nothing folds past it, so no load believes it and no checkout follows it.
+    wrong = (
+        "a lease on a profile never registered"
+        if not p.profile_id
+        else f"a lease on a profile that was {p.state.value}"
+        if p.state is not ProfileState.AVAILABLE
+        else f"fencing token {e.lease.fencing_token} after {p.last_token}"
+        if e.lease.fencing_token != p.last_token + 1
+        else None
+    )
+    if wrong is not None:
+        said = f"the event {e.event_type!r} v{e.originator_version}"
+        where = f" of profile {p.profile_id!r}" if p.profile_id else ""
+        raise NeverDecided(said + where, f"{wrong}: the ledger never grants it")
     p.lease = e.lease
     p.last_token = e.lease.fencing_token
     p.block = None

@@ -140,7 +140,7 @@ END $f$"""
     return [
         refuse,
         xid_first,
-        _pinned(_check_append_ddl(), "custody_check_append"),
+        _pinned(_check_append_ddl(events), "custody_check_append"),
         f"CREATE OR REPLACE TRIGGER custody_events_no_rewrite BEFORE UPDATE OR DELETE "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_refuse_rewrite()",
         f"CREATE OR REPLACE TRIGGER custody_events_no_truncate BEFORE TRUNCATE "
@@ -175,10 +175,20 @@ def _pinned(create: str, function: str) -> str:
     return f"{create};\n{_PINNED.format(function=function)}"
 
 
-def _check_append_ddl() -> str:
+def _check_append_ddl(events: str) -> str:
     """The insert trigger's function: the owner (and a superuser) pass; anyone else must hold
-    the group role the event's envelope names, and that role may record the event's type."""
+    the group role the event's envelope names, that role may record the event's type, and the
+    event must be the next of its profile's own stream: the one after the stream's head, in
+    the stream its profile's registration (an operator's, at version 1) began. A worker's login
+    put an event past a head (a gap no load or read model folds past: the profile and every
+    repair of the store failed for good), and events in a stream of its own, naming a
+    registered profile (every timeline unreadable) or one not yet registered (its id taken for
+    good). A row trigger's query sees the rows its statement inserted before (a release's two
+    events in one insert)."""
     from ledger._domain.authority import ROLE_EVENTS  # the events: for the DDL only
+    from ledger._domain.events import ProfileRegistered  # its type: for the DDL only
+
+    registered = ProfileRegistered.event_type
 
     cases = "\n".join(
         f"        WHEN '{role.value}' THEN ARRAY[{', '.join(repr(t) for t in sorted(types))}]"
@@ -189,6 +199,7 @@ CREATE OR REPLACE FUNCTION custody_check_append() RETURNS trigger LANGUAGE plpgs
 DECLARE
     acting text;
     state json;
+    named text;  -- the profile the event names
 BEGIN
     IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
                    'MEMBER') THEN
@@ -207,6 +218,29 @@ BEGIN
 {cases}
         ELSE ARRAY[]::text[] END)) THEN
         RAISE EXCEPTION 'the % role may not record %', acting, NEW.topic
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    named := state ->> 'profile_id';
+    IF NEW.originator_version = 1 THEN
+        IF NEW.topic <> '{registered}' THEN
+            RAISE EXCEPTION 'login % may not begin a stream with %: only a registration does',
+                current_user, NEW.topic
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    ELSIF NOT EXISTS (
+        SELECT 1 FROM {events} h WHERE h.originator_id = NEW.originator_id
+        AND h.originator_version = NEW.originator_version - 1
+    ) THEN
+        RAISE EXCEPTION 'login % may not append version % of a stream: it follows no version %',
+            current_user, NEW.originator_version, NEW.originator_version - 1
+            USING ERRCODE = 'insufficient_privilege';
+    ELSIF NOT EXISTS (
+        SELECT 1 FROM {events} r WHERE r.originator_id = NEW.originator_id
+        AND r.originator_version = 1 AND r.topic = '{registered}'
+        AND convert_from(r.state, 'UTF8')::json ->> 'profile_id' = named
+    ) THEN
+        RAISE EXCEPTION 'login % may not append to a stream profile % was not registered in',
+            current_user, named
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     -- The streams this transaction appended to, for the rows written beside its events

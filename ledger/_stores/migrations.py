@@ -82,7 +82,12 @@ class Migrating(Protocol):
 #    (``notification_id``, which the server draws): a worker's login could take the log's next
 #    positions or put its event past the read models' checkpoints. No table changes; a store
 #    is refused until ``init`` has granted anew, so that no login keeps the table-wide INSERT.
-SCHEMA_VERSION = 11
+# 12: on PostgreSQL the events' insert trigger takes a login's event only as the next version
+#    of the stream its profile's registration began (version 1: a registration): a worker's
+#    login appended past a head (the profile unreadable for good) or into a stream of its own
+#    (every timeline unreadable; an id not yet registered taken). No table changes; a store is
+#    refused until ``init`` has installed the check.
+SCHEMA_VERSION = 12
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (

@@ -517,6 +517,18 @@ class SqlStore(Store):
             )
         return [(_stream_hex(o), int(v)) for o, v in rows]
 
+    def stream_heads(self) -> list[tuple[str, int]]:
+        """Each stream of the log and its last version, in stream order (as
+        ``stored_snapshots`` orders them): how far a fold check folds it."""
+        with self.views.reading() as cursor:
+            rows = cursor.tuples(
+                f"SELECT originator_id, max(originator_version) FROM {self.tables.events} "
+                "GROUP BY originator_id ORDER BY originator_id",
+                (),
+            )
+        # A version a hand made text (SQLite keeps it): the walk names it; no fold is tried.
+        return [(_stream_hex(o), v) for o, v in rows if type(v) is int]
+
     def chain_origins(self) -> dict[str, tuple[int, str, int]]:
         """Where each profile's chain begins, for a store whose first events were stored
         without links: its version, head and the log's position then (``migrations``)."""

@@ -149,7 +149,8 @@ def test_an_event_in_a_stream_of_its_own_opens_no_row(owner_url: str, tmp_path: 
     """A worker's login cannot write a row or claim a command id beside an event it appends to a
     stream it made up (review 9): the trigger took any event of this transaction naming the
     profile, so a heartbeat in a new stream let the row's deadline move without an event in the
-    profile's log, and one naming no profile claimed a sweep's id in advance."""
+    profile's log, and one naming no profile claimed a sweep's id in advance. Since rev24 the
+    events' insert trigger refuses such an event itself (test_cli_access.py)."""
     worker = granted(owner_url, "worker", tmp_path)
     run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
@@ -167,10 +168,12 @@ def test_an_event_in_a_stream_of_its_own_opens_no_row(owner_url: str, tmp_path: 
         state = json.dumps(
             {"profile_id": profile, "envelope": {"actor_role": "worker", "command_id": "sweep-1"}}
         )
-        with psycopg.connect(worker) as conn:  # one transaction: the event, then the row
+        refused = pytest.raises(psycopg.errors.InsufficientPrivilege, match="follows no version")
+        with psycopg.connect(worker) as conn, refused:  # rev24: the event itself is refused now
             conn.execute(made_up, (at, state))
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(statement, params)
+        refused = pytest.raises(psycopg.errors.InsufficientPrivilege)
+        with psycopg.connect(worker) as conn, refused:  # a row with no event, as before
+            conn.execute(statement, params)
     (until,) = _one(owner_url, "SELECT until FROM custody_availability WHERE profile_id = %s")
     assert not str(until).startswith("2036")
 

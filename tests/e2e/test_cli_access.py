@@ -186,6 +186,132 @@ def test_a_worker_login_cannot_choose_an_event_s_position(owned: Owned) -> None:
     ok(owned.cli(owned.url, "verify"))
 
 
+def test_a_worker_login_appends_only_the_next_event_of_its_profile_s_stream(
+    owned: Owned,
+) -> None:
+    """rev24: the insert trigger checked a login's event's role and type, not where it went. A
+    worker's login appended past a stream's head (every load, repair and read of that profile
+    failed for good, as an internal error), began a stream of its own naming a registered
+    profile (every timeline unreadable) or an id not yet registered (registering it refused for
+    good). Each is refused now, as is an event naming another profile than its stream's; the
+    events are as they were and verify holds. A store of schema 11 is refused until ``custody
+    init`` installs the check."""
+    worker = owned.login("worker")
+    _leased(owned, worker)
+    ok(owned.cli(owned.url, "register", "profile_other", "--account", "a", "--proxy", "p"))
+    rows = _events(owned)
+    stream, _, topic, state = next(r for r in rows if r[2] == "lease_acquired")
+    head = max(r[1] for r in rows if r[0] == stream)
+    insert = (
+        "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+        "VALUES (%s, %s, %s, %s)"
+    )
+    elsewhere = json.loads(bytes(state))
+    elsewhere["profile_id"] = "profile_other"
+    attempts = {
+        "past its head": (stream, head + 2, state, "it follows no version"),
+        "a stream of its own": (uuid.uuid4(), 1, state, "only a registration does"),
+        "its own stream, later": (uuid.uuid4(), 2, state, "it follows no version 1"),
+        "naming another profile": (
+            stream,
+            head + 1,
+            json.dumps(elsewhere).encode(),
+            "was not registered in",
+        ),
+    }
+
+    def refused_each() -> None:
+        with psycopg.connect(worker, autocommit=True) as conn:
+            for where, at, body, said in attempts.values():  # DID NOT RAISE: said names it
+                with pytest.raises(psycopg.errors.InsufficientPrivilege, match=said):
+                    conn.execute(insert, (where, at, topic, body))
+
+    refused_each()
+    assert _events(owned) == rows
+    ok(owned.cli(owned.url, "verify"))
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        conn.execute("UPDATE custody_schema SET version = 11")
+    refused = owned.cli(worker, "status")
+    assert refused.code == 6, refused.err
+    assert f"has schema 11, this custody needs {SCHEMA_VERSION}" in error_line(refused)
+    ok(owned.cli(owned.url, "init"))
+    refused_each()
+    ok(owned.cli(worker, "status"))
+
+
+def test_a_lease_the_ledger_never_grants_is_believed_by_no_load(owned: Owned) -> None:
+    """rev24: a worker's login returned a quarantined profile to the pool with worker-typed
+    events only, their links whole (anyone can compute a link): a lease acquired while the
+    profile was quarantined, released cleanly. ``why`` said a checkout would be granted, and
+    one was. A load now folds no lease the ledger never grants (on a profile that is not
+    available, or with a token that is not the next): the checkout and ``why`` name the event
+    (exit 1), the profile stays out of the pool, and ``verify`` names it (exit 5)."""
+    from ledger._domain import chain
+
+    worker = owned.login("worker")
+    ok(owned.cli(owned.url, *REGISTER))
+    ok(owned.cli(owned.url, "quarantine", PROFILE, "--actor", "op", "--reason", "suspicious"))
+    stream, head, _, state = _events(owned)[-1]
+    prev = json.loads(bytes(state))["~chain"]["hash"]
+    at = "2026-12-04T10:00:00.000000Z"
+    envelope = {
+        "actor_id": "w_evil",
+        "actor_role": "worker",
+        "at": at,
+        "causation_id": "c",
+        "command": "checkout:x",
+        "command_id": "c",
+        "correlation_id": "c",
+        "reason": "",
+    }
+    lease = {"account_id": "account_shop_17", "ended_at": None, "ending": None, "expires_at": at,
+             "fencing_token": 1, "hard_limit_at": None, "heartbeat_at": at,
+             "last_safe_step": None, "last_step": None, "last_url": None,
+             "lease_id": f"lease-1@{PROFILE}", "lease_started_at": at, "lease_status": "active",
+             "mutating_step": None, "profile_id": PROFILE, "proxy_id": "proxy_us_east_12",
+             "release_policy": "manual_review_on_unknown_state", "run_id": "rx",
+             "task_type": "t", "ttl_seconds": 300, "worker_id": "w_evil"}  # fmt: skip
+    lease_id = f"lease-1@{PROFILE}"
+    released = {"lease_id": lease_id, "outcome": "success"}
+    forged = [
+        ("lease_acquired", {"class_version": 2, "lease": lease}),
+        ("lease_release_requested", {
+            "class_version": 3, "evidence_problem": None, "fencing_token": 1,
+            "final_url": "https://x/done", "observed_account": None, "observed_proxy": None,
+            "prompt_seen": False, "screenshot": None, "screenshot_sha256": None, **released}),
+        ("lease_released_cleanly", {"class_version": 1, **released}),
+    ]  # fmt: skip
+    with psycopg.connect(worker, autocommit=True) as conn:  # the database lets each in
+        for n, (topic, fields) in enumerate(forged, start=head + 1):
+            event = {**fields, "envelope": envelope, "profile_id": PROFILE}
+            body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+            link = chain.link(prev, chain.header_bytes(event, n, topic), body)
+            conn.execute(
+                "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+                "VALUES (%s, %s, %s, %s)",
+                (stream, n, topic, chain.stored(body, link)),
+            )
+            prev = link.hash
+    said = (
+        f"custody: the event 'lease_acquired' v{head + 1} of profile '{PROFILE}' cannot be read "
+        "(a lease on a profile that was quarantined: the ledger never grants it)"
+    )
+    for args in (["checkout", PROFILE, "--worker", "w2", "--run", "r2", "--task", "t"],
+                 ["why", PROFILE]):  # fmt: skip
+        run = owned.cli(worker, *args)
+        assert run.code == 1, (args, run.out, run.err)
+        assert error_line(run).startswith(said), error_line(run)
+    assert [r[2] for r in _events(owned)][-4:-2] == ["profile_quarantined", "lease_acquired"]
+    # verify folded only the streams with snapshots: every chain held, exit 0. It folds each
+    # stream to its end now, as a load does, and names the event.
+    audit = owned.cli(owned.url, "verify")
+    assert audit.code == 5, (audit.out, audit.err)
+    assert (
+        f"  {PROFILE} v{head + 1}: a lease on a profile that was quarantined: the ledger never "
+        "grants it; appended past the ledger (its link computed): no load believes it"
+    ) in audit.out.splitlines(), audit.out
+
+
 def test_not_even_the_owner_rewrites_events(owned: Owned) -> None:
     """The owner of the events table may append as any role, but its UPDATE, DELETE and
     TRUNCATE are refused by the triggers, which name the operation."""

@@ -72,3 +72,60 @@ def test_a_deleted_edited_or_foreign_availability_row_is_named_with_its_repair(
     assert _problems(store, tmp_path) == []
     assert "p2       quarantined" in ok(_cli(store, tmp_path, "status")).out
     assert "its stored availability row" not in ok(_cli(store, tmp_path, "why", "p2")).out
+
+
+def _copy_event(tmp_path: Path, profile: str, topic: str, *, stream: str, version: int) -> None:
+    """Store a copy of ``profile``'s first event of ``topic`` again, by hand, in ``stream``
+    (``same``: its own) at ``version``: what only someone past custody can put in a log."""
+    with sqlite3.connect(tmp_path / "custody.db") as conn:
+        original, state = conn.execute(
+            "SELECT originator_id, state FROM stored_events WHERE topic = ? "
+            "AND CAST(state AS TEXT) LIKE ? ORDER BY rowid LIMIT 1",
+            (topic, f'%"profile_id":"{profile}"%'),
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+            "VALUES (?, ?, ?, ?)",
+            (original if stream == "same" else stream, version, topic, state),
+        )
+
+
+def test_events_put_in_by_hand_are_named_and_every_other_profile_is_repaired(
+    store: str, tmp_path: Path
+) -> None:
+    """rev24: an event stored past its stream's head made every command on its profile an
+    internal error ("ValueError: event version 3 does not follow 1"), and ``custody rebuild``
+    stopped at it, repairing no profile of the store; a second stream naming a profile's
+    versions made ``projections rebuild timeline`` fail with the line that told to run it. Each
+    names the events now (exit 1, one line); the rebuild repairs every other profile and leaves
+    the damaged one's row as it is; verify names the events (exit 5)."""
+    ok(_cli(store, tmp_path, "checkout", "p1", "--worker", "w", "--run", "r", "--task", "t"))
+    _copy_event(tmp_path, "p1", "lease_acquired", stream="same", version=4)
+    for args in (["why", "p1"], ["checkout", "p1", "--worker", "w", "--run", "r2", "--task", "t"]):
+        run = _cli(store, tmp_path, *args)
+        assert (run.code, run.err) == (
+            1,
+            "custody: the event 'lease_acquired' v4 of profile 'p1' cannot be read (it follows "
+            "v2: versions between are missing), so nothing that folds it can be answered; "
+            "custody verify names it\n",
+        ), args
+    _sql(tmp_path, "DELETE FROM custody_availability WHERE profile_id = 'p2'")
+    rebuilt = _cli(store, tmp_path, "rebuild")
+    assert rebuilt.code == 1, rebuilt.err
+    assert rebuilt.out.splitlines()[1:] == [
+        "p2: missing",
+        "repaired: 1 row(s) rewritten from the events, 0 row(s) of unregistered profiles "
+        "deleted, 1 left as they are",
+    ]
+    assert rebuilt.err == (
+        "custody: 1 profile(s) left as they are, their events cannot be folded: p1; custody "
+        "verify names the events\n"
+    )
+    assert "quarantined" in ok(_cli(store, tmp_path, "why", "p2")).out
+
+    _copy_event(tmp_path, "p2", "profile_registered", stream="f" * 32, version=1)
+    run = _cli(store, tmp_path, "projections", "rebuild", "timeline")
+    assert run.code == 1, run.err
+    assert "cannot be read (it names a profile's version another event named" in run.err, run.err
+    assert "so read model timeline cannot be rebuilt; custody verify names it" in run.err
+    assert _cli(store, tmp_path, "verify").code == 5

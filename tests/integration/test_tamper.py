@@ -905,3 +905,49 @@ def test_a_digest_never_blesses_a_history_rewritten_since_the_digest_before_it(
     assert made.code == 5, made
     assert "the previous digest records another p2 v5 than the log holds" in made.err
     assert digested.digest.read_bytes() == recorded
+
+
+def _lease_past_the_ledger(log: RawLog, profile_id: str, token: int) -> int:
+    """Append to ``profile_id``'s stream a lease with fencing ``token``, its link computed
+    (p1's first lease's event, made this profile's): what a worker's login with raw SQL can
+    write. Returns its version."""
+    fields = log.row("p1", 2).fields()
+    head = max(r.version for r in log.rows() if r.profile_id == profile_id)
+    lease = {**fields["lease"], "profile_id": profile_id, "fencing_token": token,
+             "lease_id": f"lease-{token}@{profile_id}"}  # fmt: skip
+    forged = {**fields, "profile_id": profile_id, "lease": lease}
+    state = relinked(forged, head + 1, "lease_acquired", _prev(log, profile_id, head))
+    end = max(r.position for r in log.rows()) + 1
+    log.insert(end, log.stream_id(profile_id), head + 1, "lease_acquired", state)
+    return head + 1
+
+
+def test_a_lease_the_ledger_never_grants_is_named_by_verify_however_the_check_is_split(
+    sql_store_url: str,
+) -> None:
+    """rev24: a lease appended past the ledger, its link computed, on a profile that was not
+    available (p1 leased, p2 under review after a failure) or with a token that is not the
+    next (p3): every chain held, and verify folded only the streams with snapshots (p1's, up to
+    v50), so it said nothing while every load of the profile believed it. verify folds every
+    stream to its end, as a load does, and names each (exit 5); split at any stream, as it is
+    between verify and its child, the checks find together what one check finds."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)
+    forged = {pid: _lease_past_the_ledger(log, pid, token)
+              for pid, token in (("p1", 3), ("p2", 2), ("p3", 5))}  # fmt: skip
+    with Ledger.open(store) as ledger:
+        found = audit.verify(ledger, beside=False)
+        whole = SnapshotCheck(ledger.store).run().problems
+        streams = [s for s, _ in ledger.store.stream_heads()]
+        for cut in streams[1:]:
+            apart = SnapshotCheck(ledger.store, streams=(None, cut)).run().problems
+            apart += SnapshotCheck(ledger.store, streams=(cut, None)).run().problems
+            assert apart == whole, cut
+    never = "the ledger never grants it; appended past the ledger (its link computed)"
+    assert sorted(found.problems) == sorted([
+        f"p1 v{forged['p1']}: a lease on a profile that was leased: {never}: no load believes it",
+        f"p2 v{forged['p2']}: a lease on a profile that was review_required: {never}: no load "
+        "believes it",
+        f"p3 v{forged['p3']}: fencing token 5 after 0: {never}: no load believes it",
+    ])  # fmt: skip
+    assert custody(store, "verify").code == 5

@@ -9,6 +9,7 @@ import pytest
 from profile_scene import Scene, eventful_scene as _eventful_scene
 
 from ledger._domain import events as ev
+from ledger._domain.errors import UnreadableEvent
 from ledger._domain.profile import Profile, replay
 from ledger._domain.snapshot import ProfileSnapshot
 from ledger._domain.view import availability_of
@@ -74,7 +75,7 @@ def test_apply_refuses_an_out_of_order_version(skew: int) -> None:
     s.checkout()
     rebuilt = _rebuilt(s.history[:1])
     wrong = s.history[1].model_copy(update={"originator_version": 1 + skew})
-    with pytest.raises(ValueError, match="does not follow 1"):
+    with pytest.raises(UnreadableEvent, match="follows v1: versions between are missing"):
         rebuilt.apply(wrong)
     assert rebuilt.version == 1
 
