@@ -85,13 +85,23 @@ class ReadModelDamaged(LedgerError):
 class ReadModelBehind(UserWarning):
     """A read answered from a read model that has events of the log still to fold, which this
     login may not fold (a worker's PostgreSQL login, a SQLite file this user may only read):
-    the answer leaves them out. Warned, not raised: the maintainers may fold them any moment
+    the answer leaves them out; or, with ``held_at``, a read that folded every event it could
+    and stopped at a gap a transaction still open may fill (``ledger._stores.settled``: past
+    the store's timeout a read hands on only what is settled). Warned, not raised: the
+    maintainers may fold them any moment
     (``custody projections run``). The command line prints it as one ``custody: note:`` line
     for every read; Python's default filter shows a warning once per place in a process, so a
     program that reads again and again sets ``warnings.simplefilter("always",
     ReadModelBehind)`` to hear each time."""
 
-    def __init__(self, name: str, lag: int) -> None:
+    def __init__(self, name: str, lag: int, *, held_at: int | None = None) -> None:
+        if held_at is not None:  # folded up to a gap an open append may yet fill
+            super().__init__(
+                f"the {name} read model has {lag} event(s) of the log still to fold past "
+                f"position {held_at}, which a transaction still open may yet fill: the answer "
+                "leaves them out (read again once it ends)"
+            )
+            return
         super().__init__(
             f"the {name} read model has {lag} event(s) of the log still to fold, which this store "
             "login may not fold: the answer leaves them out (run custody projections run where "
@@ -319,6 +329,10 @@ class Feed:
     def head(self) -> int:
         """The position of the last event committed (0 for an empty log)."""
         return self._views.head()
+
+    def describe(self) -> str:
+        """The store, as an error names it (without a password)."""
+        return self._store.settings.describe()
 
     def maintains(self) -> bool:
         """Whether the store's login keeps the read models current: every login on SQLite

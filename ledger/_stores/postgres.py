@@ -40,6 +40,7 @@ from ledger._stores.recorders import (
     refuse_overlaps,
     upsert_availability_sql,
 )
+from ledger._stores.replaced import Replaced, refuse_if_replaced, replaced_of
 from ledger._stores.settings import (
     CLIENT_ENCODING,
     DEFAULT_TIMEOUT_SECONDS,
@@ -142,6 +143,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             psycopg.RawCursor(conn, row_factory=curs.row_factory) as appending,
             conn.cursor() as committing,
         ):
+            if stored_events:
+                refuse_if_replaced(replaced_of(self.datastore))  # lent after a lost connection
             try:
                 with conn.pipeline():
                     curs.execute(b"BEGIN")
@@ -181,6 +184,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         name = _append_name(*shape)
         values, formats = _plain(stored_events, rows, commands)
         with _Lent(self.datastore) as conn:
+            refuse_if_replaced(replaced_of(self.datastore))  # lent after a lost connection
             prepared = _direct(conn, name, values, formats)
             if prepared is None:
                 return None
@@ -285,6 +289,8 @@ class _Lent:
             return
         conn = self._conn
         assert conn is not None
+        if conn.broken and (replaced := replaced_of(self._datastore)) is not None:
+            replaced.count += 1
         try:
             conn.__exit__(kind, error, tb)  # commit, or roll back after an error
         except psycopg.Error as e:
@@ -534,15 +540,32 @@ class BoundedPostgresFactory(PostgresFactory):
 def check_before_lending(datastore: PostgresDatastore) -> None:
     """Give the library's pool our check of a connection before it is lent (``lend_checked``)
     in place of the library's pre-ping, which sends an empty query before every statement:
-    a round trip that doubled the cost of a short read."""
+    a round trip that doubled the cost of a short read. The datastore keeps a ``Replaced``
+    (``custody_replaced``) that the check and every lending count lost connections in."""
     pool = datastore.pool
     if not hasattr(pool, "_check"):  # psycopg_pool keeps its check there (3.2, 3.3)
         msg = "psycopg_pool no longer keeps its connection check in ConnectionPool._check"
         raise RuntimeError(msg)
-    pool._check = partial(lend_checked, pool)  # the pool takes its check when it is built
+    replaced = Replaced()
+    datastore.custody_replaced = replaced  # type: ignore[attr-defined]
+    pool._check = partial(lend_checked, pool, replaced)  # the pool takes it when it is built
+    lend = datastore.get_connection
+
+    @contextlib.contextmanager
+    def counted(*args: Any, **kwargs: Any) -> Any:  # the library's lending, counted
+        with lend(*args, **kwargs) as conn:
+            try:
+                yield conn
+            finally:
+                if conn.broken:
+                    replaced.count += 1
+
+    datastore.get_connection = counted  # type: ignore[method-assign]
 
 
-def lend_checked(pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> None:
+def lend_checked(
+    pool: ConnectionPool[Any], replaced: Replaced, conn: psycopg.Connection[Any]
+) -> None:
     """Raise if the pooled connection is dead, so the pool replaces it before a command uses
     it. A connection idle in the pool is sent nothing: when its socket is readable, the
     server has said something (a terminated backend's notice, the EOF of a restart), and only
@@ -559,5 +582,6 @@ def lend_checked(pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> No
         if readable:
             ConnectionPool.check_connection(conn)
     except psycopg.Error:
+        replaced.count += 1
         pool.check()
         raise

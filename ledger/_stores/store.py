@@ -29,6 +29,7 @@ from ledger._domain.model import stream_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
 from ledger._stores.mapper import ProfileEventMapper, decode_profile_id
+from ledger._stores.replaced import replaced_of
 from ledger._stores.settings import APPLICATION_NAME, StoreSettings
 from ledger.ports import Authority, CommandRecord, DirectoryRecord, Save, StreamConflict
 
@@ -93,6 +94,25 @@ class Store:
         self._states: Cache[UUID, ProfileStateMachine] | None = (
             LRUCache(maxsize=settings.cached_profiles) if app.repository.cache else None
         )
+        # PostgreSQL's count of lost connections: what the process holds is dropped after one.
+        self._replaced = replaced_of(getattr(app.recorder, "datastore", None))
+
+    def _trusted(self) -> None:
+        """Forget every profile this process holds if a connection to the store was lost or
+        replaced since they were last trusted: the server may have lost what it acknowledged
+        (``ledger._stores.postgres.Replaced``)."""
+        replaced = self._replaced
+        if replaced is None or replaced.count == replaced.trusted:
+            return
+        replaced.trusted = replaced.count
+        for cache in (self.app.repository.cache, self._states):
+            if isinstance(cache, LRUCache):  # its links, its map and its fullness, as new
+                with cache.lock:
+                    cache.cache.clear()
+                    cache.clear()
+                    cache.full = False
+            elif cache is not None:
+                cache.cache.clear()
 
     def close(self) -> None:
         self.app.close()
@@ -104,6 +124,7 @@ class Store:
         from ledger._domain.profile import replay
 
         stream = stream_id(profile_id)
+        self._trusted()
         try:
             with store_errors(self.settings):
                 held = self.app.repository.cache
@@ -129,6 +150,7 @@ class Store:
 
         stream = stream_id(profile_id)
         app = self.app
+        self._trusted()
         with store_errors(self.settings):
             if version is None:
                 for cache in (app.repository.cache, self._states):
@@ -149,6 +171,7 @@ class Store:
     def cached(self, profile_id: str) -> Profile | None:
         """A copy of the profile this store last loaded or saved, without a read (it may be
         behind the store: see ``ledger.ports.Repository.cached``)."""
+        self._trusted()
         cache = self.app.repository.cache
         if cache is None:
             return None

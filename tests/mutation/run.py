@@ -312,6 +312,22 @@ MUTANTS = (
         ("tests/integration/test_tamper.py",),
     ),
     Mutant(
+        "append-after-a-lost-connection",
+        "ledger/_stores/replaced.py",
+        "    if replaced is not None and replaced.count != replaced.trusted:\n",
+        "    if False:\n",
+        "an append decided on a profile held across a lost connection is sent as it was decided",
+        ("tests/integration/test_lost_commits.py",),
+    ),
+    Mutant(
+        "held-across-a-lost-connection",
+        "ledger/_stores/store.py",
+        "        replaced.trusted = replaced.count\n",
+        "        return\n",
+        "a process keeps the profiles it held across a lost connection",
+        ("tests/integration/test_lost_commits.py",),
+    ),
+    Mutant(
         "schema-12-rechecks",
         "ledger/_stores/migrations.py",
         "SCHEMA_VERSION = 12\n",
@@ -1175,7 +1191,7 @@ MUTANTS = (
     Mutant(
         "read-model-behind-silent",
         "projections/_runner.py",
-        "            warnings.warn(ReadModelBehind(model.name, head - position), stacklevel=2)\n",
+        "            warnings.warn(ReadModelBehind(model.name, feed.lag(position)), stacklevel=2)\n",
         "            pass\n",
         "a read-only copy's read model behind its log answers without a word of what it leaves out",
         ("tests/e2e/test_cli_read_only_store.py",),
