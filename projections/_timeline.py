@@ -8,6 +8,7 @@ SQL and pandas without decoding a payload.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
@@ -63,7 +64,9 @@ TIMELINE = Table(
         Index("stream", ("profile_id", "version"), unique=True),
         Index("profile_at", ("profile_id", "at")),
         Index("account_at", ("account_id", "at")),
-        Index("at", ("at",)),
+        # The suffix names the detail's quoting (``_shown``, rev24): a table made before it
+        # lacks the index, so ``custody init`` rebuilds it (``projections.upgrade``).
+        Index("at_quoted", ("at",)),
         # A lease's acquisition, found by each batch that continues it (``_runs``), without a
         # walk over its heartbeats.
         Index("lease_event", ("lease_id", "event_type")),
@@ -130,6 +133,18 @@ def _iso_text(at: str) -> str:
     return str(iso(datetime.fromisoformat(at)))
 
 
+def _shown(value: Any) -> Any:
+    """A value as ``detail`` lists it: a text that could read as more of the list (a comma, an
+    equals sign, a quote, space at an end, nothing) as its JSON string, so that it reads back
+    as one value. A worker's ``--evidence-problem 'gone, prompt_seen=True'`` read as a release
+    that saw a prompt (rev24)."""
+    if isinstance(value, str) and (
+        not value or value != value.strip() or any(c in value for c in ',="')
+    ):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
 def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
     """The columns of one event that need nothing but the event itself, from its fields as
     JSON gives them (``LoggedEvent.data``, or ``model_dump(mode="json")``): no model is
@@ -158,7 +173,9 @@ def flat(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
         "reason": env["reason"],
         "run_id": run,
         "worker_id": worker,
-        "detail": ", ".join(f"{k}={v}" for k, v in payload.items() if v not in (None, [], False)),
+        "detail": ", ".join(
+            f"{k}={_shown(v)}" for k, v in payload.items() if v not in (None, [], False)
+        ),
         "correlation_id": env["correlation_id"],
         "causation_id": env["causation_id"],
         "command_id": env["command_id"],

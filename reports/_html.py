@@ -48,8 +48,9 @@ figure { margin: 0; } figure svg { max-width: 100%; height: auto; }
 
 
 def esc(value: Any) -> str:
-    """A value as page text: missing as ``-``, times in ISO 8601 to the second, escaped. Text
-    is never missing, whatever it says ("NaT", "<NA>", "None" are values a caller may store)."""
+    """A value as page text: missing as ``-``, times in ISO 8601 to the second, escaped (what
+    a browser would not show as itself, too: ``_visible``). Text is never missing, whatever it
+    says ("NaT", "<NA>", "None" are values a caller may store)."""
     if value is None or value is pd.NA or value is pd.NaT:
         return "-"
     if isinstance(value, float) and math.isnan(value):
@@ -58,7 +59,17 @@ def esc(value: Any) -> str:
         return escape(value.isoformat(timespec="seconds"))
     if isinstance(value, float):
         return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
-    return escape(str(value))
+    return escape(_visible(str(value)))
+
+
+def _visible(text: str) -> str:
+    """``text`` with each character a browser would act on or not show (controls, bidi
+    overrides and isolates, zero-width and other format characters, line separators) written
+    as its escape, as the command line writes it: in the page an account
+    ``account_shop_<U+202E>71`` displayed as ``account_shop_17`` (rev24)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def badge(text: str, level: str = "") -> str:

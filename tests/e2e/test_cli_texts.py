@@ -223,3 +223,29 @@ def test_a_csv_cell_with_a_carriage_return_is_quoted_and_reads_back() -> None:
     assert out.getvalue().endswith("3\n")
     got = [undefanged(r["url"]) for r in csv.DictReader(io.StringIO(out.getvalue()))]
     assert got == ["https://x/\ra", "b\nc", "\rx"]
+
+
+def test_a_text_that_reads_as_more_evidence_is_quoted_in_the_detail(tmp_path: Path) -> None:
+    """rev24: the timeline's ``detail`` lists a release's evidence as ``key=value, ...``; a
+    worker's ``--evidence-problem 'driver gone, prompt_seen=True, observed_proxy=px'`` gave
+    the very row of a release that saw a prompt and that proxy, in every export. A text that
+    could read as more of the list is its JSON string there now."""
+    register = ["register", "{p}", "--account", "acct", "--proxy", "px"]
+    checkout = ["checkout", "{p}", "--worker", "w", "--run", "r", "--task", "t"]
+    release = ["release", "lease-1@{p}", "--token", "1", "--outcome", "failure", "--reason", "x"]
+    said = {
+        "pa": ["--evidence-problem", "driver gone", "--prompt-seen", "--observed-proxy", "px"],
+        "pb": ["--evidence-problem", "driver gone, prompt_seen=True, observed_proxy=px"],
+    }
+    details = {}
+    for pid, evidence in said.items():
+        for args in (register, checkout, [*release, *evidence]):
+            ok(custody(*[a.format(p=pid) for a in args], cwd=tmp_path))
+        rows = ok(custody("--json", "timeline", pid, cwd=tmp_path)).json()
+        (details[pid],) = [
+            r["detail"] for r in rows if r["event_type"] == "lease_release_requested"
+        ]
+    assert details["pa"].startswith("evidence_problem=driver gone, prompt_seen=True")
+    assert details["pb"].startswith(
+        'evidence_problem="driver gone, prompt_seen=True, observed_proxy=px"'
+    )

@@ -340,3 +340,25 @@ def test_ended_unknown_is_the_stale_forced_and_revoked_leases(
     assert list(reports.ended_unknown(account="acct_a", ledger=ledger)["lease_id"]) == [
         scene["a4_stale"]
     ]
+
+
+def test_the_page_shows_a_text_a_browser_would_reorder_or_hide_as_its_escape(
+    ledger: Ledger,
+) -> None:
+    """rev24: the page wrote texts raw where the command line and the review console escape
+    what a terminal or a browser would act on: in Chromium the account
+    ``account_shop_<U+202E>71`` displayed as ``account_shop_17`` and the worker
+    ``worker_<U+202E>3_0`` as ``worker_0_3``. Each such character is its escape now, visible."""
+    from ledger import Checkout, RegisterProfile
+
+    ledger.handle(
+        RegisterProfile(profile_id="p1", account_id="account_shop_\u202e71", proxy_id="x")
+    )
+    ledger.handle(
+        Checkout(profile_id="p1", worker_id="worker_\u202e3_0\u200b", run_id="r", task_type="t")
+    )
+    html = report_html(ledger=ledger).html
+    assert "\u202e" not in html
+    assert "\u200b" not in html
+    assert "account_shop_\\u202e71" in html
+    assert "worker_\\u202e3_0\\u200b" in html
