@@ -72,7 +72,8 @@ def _address(listen: str) -> tuple[str, int]:
 
     host, sep, port = listen.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    # ASCII digits only: str.isdigit() takes "²" and other digits int() refuses.
+    if not sep or not host or not port.isascii() or not port.isdigit() or int(port) > 65535:
         raise InvalidInput("listen", f"give HOST:PORT, e.g. {DEFAULT_LISTEN} (got {listen!r})")
     return host, int(port)
 
@@ -87,5 +88,7 @@ def _bound(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         raise InvalidInput("listen", f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    except UnicodeError:  # a host no name can be (an empty label, one over 63 characters)
+        raise InvalidInput("listen", f"cannot listen on {host[:100]!r}: not a host name") from None
     sock.listen(2048)
     return sock

@@ -85,6 +85,9 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
         pass
     else:  # a day: from its first instant, or through its last
         if until and _WEEK.fullmatch(text.strip()):  # a week: through its Sunday
+            if day > date.max - timedelta(days=6):  # 9999-W52's Sunday is past year 9999
+                msg = f"the week's last day is past 9999-12-31 (got {text[:40]!r})"
+                raise InvalidInput(field, msg)
             day += timedelta(days=6)
         return datetime.combine(day, time.max if until else time.min, tzinfo=UTC)
     try:

@@ -151,8 +151,22 @@ class JsonRequest(Request):
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = read_json(await self.body())
+            body = await self.body()
+            _utf8_declared(self.headers.get("content-type", ""))
+            self._json = read_json(body)
         return self._json
+
+
+def _utf8_declared(content_type: str) -> None:
+    """``Unreadable`` for a body declared in another charset than UTF-8: JSON is UTF-8 (RFC
+    8259), and a Latin-1 body's ``Ã©`` was read as ``é`` and stored, 201 (rev24)."""
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+            if charset not in ("utf-8", "utf8"):
+                shown = repr(charset) if len(charset) <= 40 else f"{charset[:40]!r}..."
+                raise Unreadable(f"declares the charset {shown}: JSON is UTF-8, send it so")
 
 
 class JsonRoute(APIRoute):

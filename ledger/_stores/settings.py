@@ -69,6 +69,16 @@ class StoreSettings(BaseModel):
         except ValueError as e:  # an unbalanced or non-address bracketed host
             # Not quoted: a URL that does not split cannot be told apart from its password.
             raise InvalidInput("store", f"malformed URL ({e})") from None
+        outside = parts.netloc + parts.query + ("" if parts.scheme == "sqlite" else parts.path)
+        if any("\udc80" <= c <= "\udcff" for c in outside):
+            # Bytes of an argument that are not UTF-8 (a Latin-1 terminal's): a file's name
+            # may hold them (sqlite:///Müller.db), nothing else in a URL may. Not quoted: the
+            # bytes may be a password's.
+            msg = (
+                "holds bytes that are not UTF-8 outside a SQLite file's name (a user, a "
+                "password, a host, a database or an option): give them in UTF-8"
+            )
+            raise InvalidInput("store", msg)
         shown = _redacted(url)
         query = parse_qs(parts.query, keep_blank_values=True)
         postgres = parts.scheme in ("postgresql", "postgres")

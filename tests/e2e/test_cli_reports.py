@@ -345,3 +345,18 @@ def test_projections_status_rebuild_and_run(fleet: tuple[Path, str, dict[str, st
     assert "availability agrees with the events" in rebuilt
     assert "timeline: rebuilt to position" in rebuilt
     assert sorted(p.name for p in cwd.iterdir() if p.name.endswith(".lock")) == []
+
+
+def test_the_last_week_of_year_9999_is_bad_input_not_an_internal_error(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """rev24: ``--until 9999-W52`` reads through the week's Sunday, past the last day a time
+    can hold: an internal error (OverflowError), exit 1, and a 500 from the lease service. It
+    is bad input naming the option (exit 2); the week before is a week like any other."""
+    cwd, store, _ = fleet
+    asks = [["timeline", "--until", "9999-W52"], ["timeline", "--until", "9999-W51"]]
+    last, before = custody_all(asks, cwd=cwd, store=store)
+    assert last.code == 2, last
+    assert "--until" in error_line(last)
+    assert "the week's last day is past 9999-12-31 (got '9999-W52')" in error_line(last)
+    assert before.code == 0, before

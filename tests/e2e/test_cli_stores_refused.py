@@ -105,3 +105,47 @@ def test_init_of_an_older_custody_does_not_rebuild_a_newer_stores_read_models(
     with sqlite3.connect(db) as c:
         columns = [r[1] for r in c.execute("PRAGMA table_info(custody_timeline)")]
     assert "newer" in columns, f"init (exit {run.code}) rebuilt the newer table: {run.out!r}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        b"sqlite:///x.db?timeout=\xff",
+        b"postgresql://u:p\xe4ss@127.0.0.1:1/db",
+        b"postgresql://u@h\xff/db",
+        b"postgresql://u@127.0.0.1:1/d\xe4",
+    ],
+    ids=["sqlite-option", "password", "host", "database"],
+)
+def test_bytes_that_are_not_utf8_in_a_store_url_are_bad_input(tmp_path: Path, url: bytes) -> None:
+    """rev24: a store URL given (a Latin-1 terminal's argument) with a byte that is not UTF-8
+    in an option, the user, the password, the host or the database was an internal error
+    (UnicodeEncodeError, exit 1). It is bad input naming the store, never quoting the bytes (a
+    password's); a SQLite file's name may hold them (a file of those bytes)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable.encode(), b"-m", b"custody", b"--store", url, b"status"]
+    run = subprocess.run(argv, cwd=tmp_path, capture_output=True, timeout=60, check=False)
+    err = run.stderr.decode("utf-8", "replace")
+    assert (run.returncode, err) == (
+        2,
+        "custody: invalid store: holds bytes that are not UTF-8 outside a SQLite file's name (a "
+        "user, a password, a host, a database or an option): give them in UTF-8\n",
+    )
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "listen",
+    ["shop..example.com:8420", f"{'a' * 64}.example:8420", "127.0.0.1:\u00b2", "127.0.0.1:-1"],
+    ids=["empty-label", "long-label", "superscript-port", "negative-port"],
+)
+def test_serve_on_an_address_no_host_can_have_is_bad_input(tmp_path: Path, listen: str) -> None:
+    """rev24: ``custody serve --listen`` with a host no name can be (an empty label, a label
+    over 63 characters) or a port of digits int() refuses (``²``) was an internal error
+    (UnicodeError, ValueError), exit 1, where cli.md promises exit 2 naming the address."""
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    run = custody("serve", "--listen", listen, cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert error_line(run).startswith("custody: invalid listen: "), run.err

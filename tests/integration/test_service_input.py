@@ -167,6 +167,34 @@ def test_a_key_given_twice_in_a_body_is_refused_naming_it_and_writes_nothing(
     assert "'step'" in got.json()["message"], got.text
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16"])
+def test_a_body_declared_in_another_charset_than_utf8_is_refused(
+    http: Served, charset: str
+) -> None:
+    """rev24: a body sent as ``charset=latin-1`` was read as UTF-8: the client's ``Ã©`` was
+    stored as ``é``, 201. JSON is UTF-8 (RFC 8259): a body declared otherwise is 422 naming the
+    body and the charset, and writes nothing; ``charset=utf-8`` is taken as before."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+    sent = json.dumps({"run_id": "\u00c3\u00a9", "task_type": "t"}, ensure_ascii=False)
+    with http.client(Role.WORKER) as client:
+        got = client.post(
+            "/v1/profiles/p2/checkout",
+            content=sent.encode(charset),
+            headers={"content-type": f"application/json; charset={charset}"},
+        )
+        with Ledger.open(http.store_url) as ledger:
+            assert len(ledger.history("p2")) == 1  # its registration alone
+        assert (got.status_code, got.json().get("field")) == (422, "body"), got.text
+        assert f"declares the charset '{charset}'" in got.json()["message"], got.text
+        taken = client.post(
+            "/v1/profiles/p2/checkout",
+            content=sent.encode(),
+            headers={"content-type": "application/json; charset=UTF-8"},
+        )
+    assert (taken.status_code, taken.json()["run_id"]) == (201, "\u00c3\u00a9"), taken.text
+
+
 def test_a_reused_idempotency_key_is_refused_naming_the_key_the_caller_sent(
     http: Served,
 ) -> None:
