@@ -1191,7 +1191,8 @@ MUTANTS = (
     Mutant(
         "read-model-behind-silent",
         "projections/_runner.py",
-        "            warnings.warn(ReadModelBehind(model.name, feed.lag(position)), stacklevel=2)\n",
+        "            warnings.warn(ReadModelBehind(model.name, feed.lag(position)), "
+        "stacklevel=2)\n",
         "            pass\n",
         "a read-only copy's read model behind its log answers without a word of what it leaves out",
         ("tests/e2e/test_cli_read_only_store.py",),
