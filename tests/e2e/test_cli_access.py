@@ -92,6 +92,19 @@ def _events(owned: Owned) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
+def _refused_until_init(owned: Owned, worker: str, version: int, *statements: str) -> None:
+    """The store as schema ``version`` left it (``statements`` run as its owner): the worker's
+    commands are refused until ``custody init`` migrates it, which the owner then runs."""
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("UPDATE custody_schema SET version = %s", (version,))
+    refused = owned.cli(worker, "status")
+    assert refused.code == 6, refused.err
+    assert f"has schema {version}, this custody needs {SCHEMA_VERSION}" in error_line(refused)
+    ok(owned.cli(owned.url, "init"))
+
+
 def test_a_worker_login_runs_its_lease_and_nothing_else(owned: Owned) -> None:
     """The worker's login checks out, heartbeats and releases; a registration, a review and
     an operator's quarantine over it exit 7 naming the role, and append nothing."""
@@ -172,13 +185,8 @@ def test_a_worker_login_cannot_choose_an_event_s_position(owned: Owned) -> None:
             assert "permission denied for table custody_events" in str(refused.value)
 
     refused_positioned()
-    with psycopg.connect(owned.url, autocommit=True) as conn:  # as schema 10 left it
-        conn.execute("GRANT INSERT ON custody_events TO custody_worker")
-        conn.execute("UPDATE custody_schema SET version = 10")
-    refused = owned.cli(worker, "status")
-    assert refused.code == 6, refused.err
-    assert f"has schema 10, this custody needs {SCHEMA_VERSION}" in error_line(refused)
-    ok(owned.cli(owned.url, "init"))
+    # as schema 10 left it
+    _refused_until_init(owned, worker, 10, "GRANT INSERT ON custody_events TO custody_worker")
     refused_positioned()
     after = _events(owned)
     assert after == rows
@@ -229,12 +237,7 @@ def test_a_worker_login_appends_only_the_next_event_of_its_profile_s_stream(
     refused_each()
     assert _events(owned) == rows
     ok(owned.cli(owned.url, "verify"))
-    with psycopg.connect(owned.url, autocommit=True) as conn:
-        conn.execute("UPDATE custody_schema SET version = 11")
-    refused = owned.cli(worker, "status")
-    assert refused.code == 6, refused.err
-    assert f"has schema 11, this custody needs {SCHEMA_VERSION}" in error_line(refused)
-    ok(owned.cli(owned.url, "init"))
+    _refused_until_init(owned, worker, 11)
     refused_each()
     ok(owned.cli(worker, "status"))
 
