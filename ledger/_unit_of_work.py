@@ -271,15 +271,15 @@ class UnitOfWork:
         attempt, not trusting, looks it up and answers the resend. A write reads nothing first.
         """
         given, fingerprint = command.command_id, issued.fingerprint
-        if not optimistic and (resent := self._resent(given, fingerprint, profile_id)):
+        if not optimistic and (resent := self._resent(given, fingerprint, profile_id, decision)):
             return resent
         if (refused := command.refusal()) is not None:
-            if optimistic and (resent := self._resent(given, fingerprint, profile_id)):
+            if optimistic and (resent := self._resent(given, fingerprint, profile_id, decision)):
                 return resent
             raise refused
         if trusting and (held := self._held_decision(profile_id, decision, issued)) is not None:
             return Done(held, list(held.pending_events))
-        if optimistic and (resent := self._resent(given, fingerprint, profile_id)):
+        if optimistic and (resent := self._resent(given, fingerprint, profile_id, decision)):
             return resent
         profile = self._decided(profile_id, decision, issued)
         return Done(profile, list(profile.pending_events))
@@ -315,7 +315,13 @@ class UnitOfWork:
         decision.act(profile, ctx=issued.context(decision.acting, profile))
         return profile
 
-    def _resent(self, command_id: str | None, fingerprint: str, profile_id: str) -> Done | None:
+    def _resent(
+        self,
+        command_id: str | None,
+        fingerprint: str,
+        profile_id: str,
+        decision: Decision | Creation,
+    ) -> Done | None:
         """A caller's command id names one command in the whole store. Recorded for this very
         command on this profile: the answer as of that command, appending nothing. Recorded
         for another profile or another command: ``InvalidInput``. Not recorded, or no id
@@ -337,6 +343,7 @@ class UnitOfWork:
                 first = kind or "another command"
             msg = f"{command_id!r} was already used on {profile_id} for {first}: send a new id"
             raise InvalidInput("command_id", msg)
+        self._recorded_in_its_role(command_id, record.version, profile_id, decision)
         then = self.load(profile_id, record.version)
         acted = then.lease or then.last_lease
         if acted is None:
@@ -350,6 +357,23 @@ class UnitOfWork:
             live = current.live_lease(acted.lease_id, acted.fencing_token, self.now())
             return Done(then, (), True, live)
         return Done(then, (), True, self._lease_now(current, acted))
+
+    def _recorded_in_its_role(
+        self, command_id: str, version: int, profile_id: str, decision: Decision | Creation
+    ) -> None:
+        """``InvalidInput`` unless the event the id was recorded beside was made in the role
+        this command needs: on PostgreSQL a worker's login that predicted a reviewer's command
+        id (and its arguments) recorded it beside an event of its own, and the review was then
+        answered as a resend, nothing recorded (rev24). Read only for a resend."""
+        acting = (decision.then if isinstance(decision, Creation) else decision).acting
+        found = [e for e in self.repository.history(profile_id) if e.originator_version == version]
+        if found and found[0].envelope.actor_role != acting.role:
+            recorded = found[0].envelope.actor_role.value
+            msg = (
+                f"{command_id!r} was recorded on {profile_id} beside an event in the {recorded} "
+                f"role, not this command's {acting.role.value}: send a new id"
+            )
+            raise InvalidInput("command_id", msg)
 
     def _lease_now(self, profile: Profile, lease: Lease) -> Lease:
         """The lease as it stands now on ``profile`` (loaded now: a replayed answer must not

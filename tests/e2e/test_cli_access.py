@@ -315,6 +315,54 @@ def test_a_lease_the_ledger_never_grants_is_believed_by_no_load(owned: Owned) ->
     ) in audit.out.splitlines(), audit.out
 
 
+def test_a_command_id_a_worker_claimed_answers_no_other_role_s_command(owned: Owned) -> None:
+    """rev24: a worker's login that predicted a reviewer's command id and arguments recorded the
+    id, with the review's fingerprint, beside an event of its own (both allowed it: the event
+    is a worker's, the row is beside it); the reviewer's review with that id was answered as
+    a resend, exit 0, and nothing was recorded. A resend is answered only if the event beside
+    its id was made in the command's role: here it is bad input asking for a new id (exit 2)."""
+    from ledger import Review
+    from ledger._domain import chain
+
+    worker, reviewer = owned.login("worker"), owned.login("reviewer")
+    ok(owned.cli(owned.url, *REGISTER))
+    claimed = "review-001"
+    review = ["review", PROFILE, "--reviewer", "alice", "--decision", "quarantine", "--note",
+              "keep it out", "--command-id", claimed]  # fmt: skip
+    fingerprint = Review(profile_id=PROFILE, reviewer="alice", decision="quarantine",
+                         note="keep it out", command_id=claimed).fingerprint()  # fmt: skip
+    stream, head, _, state = _events(owned)[-1]
+    envelope = {"actor_id": "w_evil", "actor_role": "worker", "at": "2026-12-04T10:00:00.000000Z",
+                "causation_id": claimed, "command": fingerprint, "command_id": claimed,
+                "correlation_id": claimed, "reason": ""}  # fmt: skip
+    event = {"class_version": 1, "envelope": envelope, "cause": "verification_prompt",
+             "lease_id": None, "profile_id": PROFILE}  # fmt: skip
+    body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+    prev = json.loads(bytes(state))["~chain"]["hash"]
+    link = chain.link(prev, chain.header_bytes(event, head + 1, "review_requested"), body)
+    with psycopg.connect(worker) as conn:  # one transaction: the event, then its id beside it
+        conn.execute(
+            "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, 'review_requested', %s)",
+            (stream, head + 1, chain.stored(body, link)),
+        )
+        conn.execute(
+            "INSERT INTO custody_commands (command_id, profile_id, version, command) "
+            "VALUES (%s, %s, %s, %s)",
+            (claimed, PROFILE, head + 1, fingerprint),
+        )
+    before = _events(owned)
+    run = owned.cli(reviewer, *review)
+    assert run.code == 2, (run.out, run.err)
+    assert error_line(run) == (
+        f"custody: invalid command_id: 'review-001' was recorded on {PROFILE} beside an event in "
+        "the worker role, not this command's reviewer: send a new id"
+    )
+    assert _events(owned) == before
+    ok(owned.cli(reviewer, *review[:-1], "review-002"))  # a new id: the review is recorded
+    assert [r[2] for r in _events(owned)][-2:] == ["profile_reviewed", "profile_quarantined"]
+
+
 def test_not_even_the_owner_rewrites_events(owned: Owned) -> None:
     """The owner of the events table may append as any role, but its UPDATE, DELETE and
     TRUNCATE are refused by the triggers, which name the operation."""

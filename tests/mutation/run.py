@@ -328,6 +328,14 @@ MUTANTS = (
         ("tests/integration/test_lost_commits.py",),
     ),
     Mutant(
+        "resend-in-any-role",
+        "ledger/_unit_of_work.py",
+        "        if found and found[0].envelope.actor_role != acting.role:\n",
+        "        if False:\n",
+        "a command id a worker recorded beside its own event answers a reviewer's command",
+        ("tests/e2e/test_cli_access.py",),
+    ),
+    Mutant(
         "schema-12-rechecks",
         "ledger/_stores/migrations.py",
         "SCHEMA_VERSION = 12\n",
@@ -493,7 +501,8 @@ MUTANTS = (
     Mutant(
         "optimistic-resend",
         "ledger/_unit_of_work.py",
-        "        if optimistic and (resent := self._resent(given, fingerprint, profile_id)):\n"
+        "        if optimistic and (resent := self._resent(given, fingerprint, profile_id, "
+        "decision)):\n"
         "            return resent\n"
         "        profile = self._decided(",
         "        if False:\n            return resent\n        profile = self._decided(",
