@@ -366,9 +366,9 @@ class UnitOfWork:
         id (and its arguments) recorded it beside an event of its own, and the review was then
         answered as a resend, nothing recorded (rev24). Read only for a resend."""
         acting = (decision.then if isinstance(decision, Creation) else decision).acting
-        found = [e for e in self.repository.history(profile_id) if e.originator_version == version]
-        if found and found[0].envelope.actor_role != acting.role:
-            recorded = found[0].envelope.actor_role.value
+        found = self.repository.event_at(profile_id, version)
+        if found is not None and found.envelope.actor_role != acting.role:
+            recorded = found.envelope.actor_role.value
             msg = (
                 f"{command_id!r} was recorded on {profile_id} beside an event in the {recorded} "
                 f"role, not this command's {acting.role.value}: send a new id"

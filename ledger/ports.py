@@ -103,6 +103,10 @@ class Repository(Protocol):
         """Every event on the profile's stream, oldest first (empty if none)."""
         ...
 
+    def event_at(self, profile_id: str, version: int) -> ProfileEvent | None:
+        """The profile's event at ``version`` (None: there is none), read alone."""
+        ...
+
     def command_record(self, command_id: str) -> CommandRecord | None:
         """Where and how a caller's command id was used, if it was."""
         ...

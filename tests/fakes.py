@@ -103,6 +103,10 @@ class FakeRepository:
     def history(self, profile_id: str) -> list[ProfileEvent]:
         return list(self.streams.get(profile_id, []))
 
+    def event_at(self, profile_id: str, version: int) -> ProfileEvent | None:
+        found = [e for e in self.streams.get(profile_id, []) if e.originator_version == version]
+        return found[0] if found else None
+
     def command_record(self, command_id: str) -> CommandRecord | None:
         return self.commands.get(command_id)
 

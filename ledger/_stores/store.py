@@ -277,6 +277,11 @@ class Store:
             events = self.app.events.get(stream_id(profile_id))
             return list(events)  # type: ignore[arg-type]
 
+    def event_at(self, profile_id: str, version: int) -> ProfileEvent | None:
+        """The profile's event at ``version`` (None: there is none): one indexed read."""
+        found = self.stream_events(stream_id(profile_id), version - 1, version, 1)
+        return found[0] if found else None
+
     def stream_events(self, stream: UUID, after: int, upto: int, limit: int) -> list[ProfileEvent]:
         """Up to ``limit`` events of ``stream`` after version ``after`` and up to ``upto``,
         oldest first, read and decoded as a load reads them (upcast, without any snapshot)."""

@@ -70,6 +70,7 @@ def test_an_unknown_profile_loads_as_none_with_no_history(repository: Repository
     """Nothing registered: load is None, history is empty, no command is recorded."""
     assert repository.load("ghost") is None
     assert repository.history("ghost") == []
+    assert repository.event_at("ghost", 1) is None
     assert repository.command_record("c-1") is None
 
 
@@ -87,6 +88,12 @@ def test_a_saved_profile_loads_as_its_events_left_it(repository: Repository) -> 
     assert [e.event_type for e in repository.history("p1")] == [
         "profile_registered",
         "lease_acquired",
+    ]
+    at = [repository.event_at("p1", v) for v in (1, 2, 3)]
+    assert [None if e is None else e.event_type for e in at] == [
+        "profile_registered",
+        "lease_acquired",
+        None,
     ]
 
 

@@ -330,7 +330,7 @@ MUTANTS = (
     Mutant(
         "resend-in-any-role",
         "ledger/_unit_of_work.py",
-        "        if found and found[0].envelope.actor_role != acting.role:\n",
+        "        if found is not None and found.envelope.actor_role != acting.role:\n",
         "        if False:\n",
         "a command id a worker recorded beside its own event answers a reviewer's command",
         ("tests/e2e/test_cli_access.py",),
