@@ -18,8 +18,8 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -188,11 +188,7 @@ def _fail_unexpected(error: Exception, as_json: bool) -> int:
         import json
 
         body = {"error": "InternalError", "exit_code": 1, "message": f"internal error: {described}"}
-        try:
-            sys.stdout.write(json.dumps(body, indent=2) + "\n")
-            sys.stdout.flush()
-        except (OSError, ValueError, AttributeError):
-            _silence_stdout()
+        _json_error(lambda out: out.write(json.dumps(body, indent=2) + "\n"))
     return 1
 
 
@@ -202,9 +198,14 @@ def _fail(error: LedgerError, as_json: bool) -> int:
     with contextlib.suppress(OSError):
         sys.stderr.write(f"custody: {one_line(render.error_line(error))}\n")
     if as_json:
-        try:
-            render.emit_error(error, out=sys.stdout)
-            sys.stdout.flush()
-        except (OSError, ValueError, AttributeError):
-            _silence_stdout()
+        _json_error(lambda out: render.emit_error(error, out=out))
     return error.exit_code
+
+
+def _json_error(write: Callable[[TextIO], object]) -> None:
+    """An error's JSON object on stdout (``--json``); stdout closed or full, silenced."""
+    try:
+        write(sys.stdout)
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        _silence_stdout()

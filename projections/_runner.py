@@ -74,9 +74,9 @@ def install(ledger: Ledger, model: ReadModel) -> bool:
 def catch_up(ledger: Ledger, model: ReadModel, *, batch: int = BATCH) -> int:
     """Fold every event committed after the read model's checkpoint; return how many. An
     answer read after this sees every command that finished before it."""
-    if not _behind(ledger, model):  # the common case for a reader: one short read transaction
+    head = _behind(ledger, model)
+    if head is None:  # the common case for a reader: one short read transaction
         return 0
-    head = ledger.feed.head()
     applied = _catch_up(ledger.feed, model, model.name, model.table.name, batch)
     _short_of(ledger.feed, [model], head)
     return applied
@@ -91,12 +91,12 @@ def catch_up_all(ledger: Ledger, models: Iterable[ReadModel], *, batch: int = BA
     it once per read model. Returns the events folded, summed over the read models. A read
     model named twice is caught up once (one checkpoint, one claim); two different read models
     under one name are ``InvalidInput`` (they would share a checkpoint)."""
-    behind = sorted((m for m in _once_each(models) if _behind(ledger, m)), key=lambda m: m.name)
-    if not behind:
+    heads = {m: head for m in _once_each(models) if (head := _behind(ledger, m)) is not None}
+    if not heads:
         return 0
-    head = ledger.feed.head()
+    behind = sorted(heads, key=lambda m: m.name)
     applied = _catch_up_together(ledger.feed, behind, batch)
-    _short_of(ledger.feed, behind, head)
+    _short_of(ledger.feed, behind, min(heads.values()))
     return applied
 
 
@@ -129,8 +129,9 @@ def _once_each(models: Iterable[ReadModel]) -> list[ReadModel]:
     return list(named.values())
 
 
-def _behind(ledger: Ledger, model: ReadModel) -> bool:
-    """Whether the read model has events to fold: installed now if missing, and
+def _behind(ledger: Ledger, model: ReadModel) -> int | None:
+    """The log's head if the read model has events to fold up to it, else None: installed
+    now if missing, and
     ``ReadModelDamaged`` if its table is missing or of another layout, its checkpoint past the
     log's head, or lost beside its table (``PositionLost``). Never for a login that may not
     write it (``Feed.maintains``: a worker's): it reads what the maintainers folded."""
@@ -151,12 +152,12 @@ def _behind(ledger: Ledger, model: ReadModel) -> bool:
             raise Forbidden(msg)
         if position < head:  # the answer leaves them out: said, never silently
             warnings.warn(ReadModelBehind(model.name, feed.lag(position)), stacklevel=2)
-        return False
+        return None
     if position is None:
         install(ledger, model)
-        return True
+        return head
     _check_layout(feed, model)
-    return position < head
+    return head if position < head else None
 
 
 def _refuse_ahead(feed: Feed, model: ReadModel, position: int) -> None:

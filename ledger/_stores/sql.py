@@ -507,27 +507,24 @@ class SqlStore(Store):
         """Each stream with stored snapshots and its last snapshot's version, in stream order
         (as ``stored_snapshots`` orders them): how far a check of its snapshots folds it."""
         table = self.tables.snapshots
-        if not table:
-            return []
+        return [(s, int(v)) for s, v in self._last_versions(table)] if table else []
+
+    def stream_heads(self) -> list[tuple[str, int]]:
+        """Each stream of the log and its last version, in stream order (as
+        ``stored_snapshots`` orders them): how far a fold check folds it."""
+        # A version a hand made text (SQLite keeps it): the walk names it; no fold is tried.
+        return [(s, v) for s, v in self._last_versions(self.tables.events) if type(v) is int]
+
+    def _last_versions(self, table: str) -> list[tuple[str, Any]]:
+        """Each stream of ``table`` (the events' or the snapshots') as hex, with its highest
+        version as stored, in stream order."""
         with self.views.reading() as cursor:
             rows = cursor.tuples(
                 f"SELECT originator_id, max(originator_version) FROM {table} "
                 "GROUP BY originator_id ORDER BY originator_id",
                 (),
             )
-        return [(_stream_hex(o), int(v)) for o, v in rows]
-
-    def stream_heads(self) -> list[tuple[str, int]]:
-        """Each stream of the log and its last version, in stream order (as
-        ``stored_snapshots`` orders them): how far a fold check folds it."""
-        with self.views.reading() as cursor:
-            rows = cursor.tuples(
-                f"SELECT originator_id, max(originator_version) FROM {self.tables.events} "
-                "GROUP BY originator_id ORDER BY originator_id",
-                (),
-            )
-        # A version a hand made text (SQLite keeps it): the walk names it; no fold is tried.
-        return [(_stream_hex(o), v) for o, v in rows if type(v) is int]
+        return [(_stream_hex(o), v) for o, v in rows]
 
     def chain_origins(self) -> dict[str, tuple[int, str, int]]:
         """Where each profile's chain begins, for a store whose first events were stored
