@@ -91,12 +91,12 @@ def catch_up_all(ledger: Ledger, models: Iterable[ReadModel], *, batch: int = BA
     it once per read model. Returns the events folded, summed over the read models. A read
     model named twice is caught up once (one checkpoint, one claim); two different read models
     under one name are ``InvalidInput`` (they would share a checkpoint)."""
-    heads = {m: head for m in _once_each(models) if (head := _behind(ledger, m)) is not None}
-    if not heads:
+    found = [(m, head) for m in _once_each(models) if (head := _behind(ledger, m)) is not None]
+    if not found:
         return 0
-    behind = sorted(heads, key=lambda m: m.name)
+    behind = sorted((m for m, _ in found), key=lambda m: m.name)
     applied = _catch_up_together(ledger.feed, behind, batch)
-    _short_of(ledger.feed, behind, min(heads.values()))
+    _short_of(ledger.feed, behind, min(head for _, head in found))
     return applied
 
 
