@@ -18,11 +18,10 @@ from conftest import register
 
 from ledger import Checkout, Heartbeat, Ledger, ProfileState
 
-EXPIRING = [f"exp_{i}" for i in range(6)]
-# Three batches expire one after another: each is one more chance for the two watchers' passes
-# to overlap (on a loaded machine one pass can finish before the other begins).
-BATCHES = [[f"batch{k}_{i:02}" for i in range(40)] for k in range(6)]
-BATCH = [pid for batch in BATCHES for pid in batch]
+# Six batches expire one after another: each is one more chance for the two watchers' passes
+# to overlap (on a loaded machine one pass can finish before the other begins). A round whose
+# watchers never raced is run again on new profiles, with new watchers, up to ROUNDS times.
+ROUNDS = 3
 _TEXT_LINE = re.compile(
     r"\S+ (lease-1@\S+): marked stale; \S+ is review_required \(lease_expired\)"
 )
@@ -54,27 +53,44 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
     sql_store_url: str, tmp_path: Path
 ) -> None:
     """Two watcher processes start together on 40 overdue leases (so their passes collide:
-    version races are counted and must happen, over six such batches), then six more
-    leases pass their deadlines one after another while they run. The history holds exactly
-    one lease_marked_stale and one review_requested per lease, the watchers' JSON lines name
-    each lease exactly once between them, a lease kept renewed is never touched, and SIGTERM
-    (one) and SIGINT (the other) stop them with exit 0, no traceback. Without the SIGTERM
-    handler the first exits -15, and without the unit of work's retry after a lost race a
-    lease is logged twice: both fail."""
-    with Ledger.open(sql_store_url) as ledger:
-        for pid in [*BATCH, *EXPIRING, "renewed"]:
+    version races are counted and must happen, over six such batches, in one of up to
+    ``ROUNDS`` rounds of new watchers on new profiles), then six more leases pass their
+    deadlines one after another while they run. The history holds exactly one
+    lease_marked_stale and one review_requested per lease, the watchers' JSON lines name each
+    lease exactly once between them, a lease kept renewed is never touched, and SIGTERM (one)
+    and SIGINT (the other) stop them with exit 0, no traceback. Without the SIGTERM handler
+    the first exits -15, and without the unit of work's retry after a lost race a lease is
+    logged twice: both fail."""
+    races = 0
+    for round_ in range(ROUNDS):
+        races += _watch_a_round(sql_store_url, tmp_path / f"round{round_}", f"r{round_}_")
+        if races:
+            break
+    assert races > 0, f"the watchers never raced in {ROUNDS} rounds: this test proved nothing"
+
+
+def _watch_a_round(store_url: str, here: Path, prefix: str) -> int:
+    """One round of two watchers on profiles named with ``prefix``; the version races they
+    lost between them."""
+    here.mkdir()
+    batches = [[f"{prefix}batch{k}_{i:02}" for i in range(40)] for k in range(6)]
+    batch = [pid for each in batches for pid in each]
+    expiring = [f"{prefix}exp_{i}" for i in range(6)]
+    renewed = f"{prefix}renewed"
+    with Ledger.open(store_url) as ledger:
+        for pid in [*batch, *expiring, renewed]:
             register(ledger, pid)
-    outs = [(tmp_path / f"w{n}.out", tmp_path / f"w{n}.err") for n in range(2)]
+    outs = [(here / f"w{n}.out", here / f"w{n}.err") for n in range(2)]
     watchers = [  # one logs JSON lines, the other text lines
-        _start_watcher(sql_store_url, out, err, as_json=n == 0) for n, (out, err) in enumerate(outs)
+        _start_watcher(store_url, out, err, as_json=n == 0) for n, (out, err) in enumerate(outs)
     ]
     try:
         for _, err in outs:
             _wait_for("the watchers to start", lambda err=err: b"sweeping" in err.read_bytes())
-        with Ledger.open(sql_store_url) as ledger:
+        with Ledger.open(store_url) as ledger:
             # The batch expires only once both watchers are polling, so both passes find it
             # at once and must race for it, however slowly either process started.
-            for pid in BATCHES[0]:
+            for pid in batches[0]:
                 ledger.handle(
                     Checkout(
                         profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1
@@ -82,10 +98,10 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
                 )
             kept = ledger.handle(
                 Checkout(
-                    profile_id="renewed", worker_id="w", run_id="r", task_type="t", ttl_seconds=3
+                    profile_id=renewed, worker_id="w", run_id="r", task_type="t", ttl_seconds=3
                 )
             )
-            for n, pid in enumerate(EXPIRING):  # deadlines spread over the watchers' passes
+            for n, pid in enumerate(expiring):  # deadlines spread over the watchers' passes
                 ledger.handle(
                     Checkout(
                         profile_id=pid,
@@ -97,7 +113,7 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
                 )
                 time.sleep(0.3)
 
-            expired = [*BATCHES[0], *EXPIRING]
+            expired = [*batches[0], *expiring]
 
             def settled() -> bool:
                 ledger.handle(Heartbeat(lease_id=kept.lease_id, fencing_token=kept.fencing_token))
@@ -105,14 +121,14 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
                 return all(state is ProfileState.REVIEW_REQUIRED for state in done)
 
             _wait_for("every expired lease to be settled", settled)
-            for batch in BATCHES[1:]:
-                for pid in batch:
+            for each in batches[1:]:
+                for pid in each:
                     ledger.handle(
                         Checkout(
                             profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=1
                         )
                     )
-                expired += batch
+                expired += each
                 _wait_for("every expired lease to be settled", settled)
             time.sleep(1.0)  # a few more passes: nothing more may happen
             ledger.handle(Heartbeat(lease_id=kept.lease_id, fencing_token=kept.fencing_token))
@@ -133,19 +149,19 @@ def test_two_watchers_settle_each_expired_lease_once_and_stop_on_signals(
         stopped = _STOPPED.match(text.splitlines()[-1])
         assert stopped is not None, text
         races += int(stopped[2])
-    assert races > 0, "the watchers never raced: this test proved nothing about them"
     as_json = [json.loads(line) for line in outs[0][0].read_text().splitlines()]
     assert all(entry["transition"] == "settled" for entry in as_json), as_json
     as_text = [_TEXT_LINE.fullmatch(line) for line in outs[1][0].read_text().splitlines()]
     assert all(as_text), outs[1][0].read_text()
     logged = [e["lease_id"] for e in as_json] + [m[1] for m in as_text if m]
-    assert sorted(logged) == sorted(f"lease-1@{p}" for p in [*BATCH, *EXPIRING])
-    with Ledger.open(sql_store_url) as ledger:
-        for pid in [*BATCH, *EXPIRING]:
+    assert sorted(logged) == sorted(f"lease-1@{p}" for p in [*batch, *expiring])
+    with Ledger.open(store_url) as ledger:
+        for pid in [*batch, *expiring]:
             types = [e.event_type for e in ledger.history(pid)]
             assert types.count("lease_marked_stale") == 1, (pid, types)
             assert types.count("review_requested") == 1, (pid, types)
-        assert ledger.view("renewed").state is ProfileState.LEASED
+        assert ledger.view(renewed).state is ProfileState.LEASED
+    return races
 
 
 def test_watch_refuses_a_bad_interval_and_interval_needs_watch(tmp_path: Path) -> None:
