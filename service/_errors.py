@@ -147,4 +147,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http)
     for kind in (LedgerError, Unauthorised, Refused):
         app.add_exception_handler(kind, known)
-    app.add_exception_handler(Exception, known)  # logged, and answered without a trace
+
+    async def unforeseen(_: Request, error: Exception) -> JSONResponse:
+        # Starlette raises an unforeseen error again once it is answered, and uvicorn then
+        # closes the connection: the answer says so, or a client that keeps connections alive
+        # sends its next request on the closed one and fails.
+        status, problem, headers = problem_of(error)
+        return _answer(status, problem, **headers, Connection="close")
+
+    app.add_exception_handler(Exception, unforeseen)  # logged, answered without a trace

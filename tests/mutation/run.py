@@ -336,6 +336,14 @@ MUTANTS = (
         ("tests/e2e/test_cli_access.py",),
     ),
     Mutant(
+        "internal-500-keeps-alive",
+        "service/_errors.py",
+        '        return _answer(status, problem, **headers, Connection="close")\n',
+        "        return _answer(status, problem, **headers)\n",
+        "an unforeseen failure's 500 leaves the client believing its connection is kept alive",
+        ("tests/integration/test_service_unforeseen.py",),
+    ),
+    Mutant(
         "schema-12-rechecks",
         "ledger/_stores/migrations.py",
         "SCHEMA_VERSION = 12\n",
