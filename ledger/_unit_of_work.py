@@ -230,7 +230,7 @@ class UnitOfWork:
                 continue
             return Done(profile, events)
         msg = f"profile {profile_id} is busy: {MAX_ATTEMPTS} conflicting writes in a row; retry"
-        raise StoreUnavailable(msg)
+        raise StoreUnavailable(msg, busy=True)
 
     def _batched(
         self, batch: _Batch, command: Command[Any], profile_id: str, decision: Decision | Creation

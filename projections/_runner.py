@@ -259,9 +259,12 @@ def run(
     (a committed append on PostgreSQL, at the latest ``interval`` seconds on every store; see
     ``Feed.wakeups``, which tells ``announce`` when it switches between push and polling), and
     again, ``rounds`` times or until ``stop`` is set. Returns the events folded. A store
-    that fails after the first catch-up (``StoreUnavailable``) is announced and tried again;
-    a damaged read model (``ReadModelDamaged``) is announced once and tried again at each
-    wake-up, while the others are caught up without it."""
+    that fails after the first catch-up (``StoreUnavailable``), or is busy at the first (another
+    runner or a rebuild holds a read model while it waits out a gap in the log), is announced
+    and tried again at the next wake-up, if another round is to come: runners take turns; one
+    that cannot be reached at all is raised at once. A damaged read model
+    (``ReadModelDamaged``) is announced once and tried again at each wake-up, while the others
+    are caught up without it."""
     if not ledger.feed.maintains():  # it would fold nothing, forever, and say nothing
         msg = (
             "this store login may not write the read models (a worker's reads them): run "
@@ -278,7 +281,8 @@ def run(
                 applied += catch_up_all(ledger, models, batch=batch)
                 said.clear()
             except StoreUnavailable as e:
-                if done == 0:  # a store that cannot be reached at all is said at once
+                last = rounds is not None and done + 1 >= rounds
+                if done == 0 and (last or not e.busy):  # no store: said at once
                     raise
                 # A restarting server or a lock held too long: the next wake-up tries again.
                 (announce or _unheard)(f"{e}; catching up again at the next wake-up")

@@ -111,6 +111,12 @@ class RowConflict(LedgerError):
 
 
 class StoreUnavailable(LedgerError):
-    """The event store cannot be reached or is not initialised."""
+    """The event store cannot be reached or is not initialised; ``busy`` when it answered but
+    what was asked waited the store's timeout out (a lock, a transaction left open): another
+    try may succeed once the holder ends."""
 
     exit_code = 6
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy

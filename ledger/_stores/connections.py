@@ -77,7 +77,7 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
     msg = f"store {settings.describe()} {said}: {first}"
     if said == "busy":
         msg += f" (waited {settings.timeout} s; nothing was written, retry)"
-    return StoreUnavailable(msg)
+    return StoreUnavailable(msg, busy=said == "busy")
 
 
 @contextmanager

@@ -474,7 +474,7 @@ class SqlStore(Store):
                 f"{e.after} while transaction(s) {', '.join(map(str, e.waiting))} append to it "
                 f"(open for over {self.settings.timeout} s); try again once they end"
             )
-            raise StoreUnavailable(msg) from None
+            raise StoreUnavailable(msg, busy=True) from None
         return [(int(p), _text(o), v, _text(t), _stored_bytes(s)) for p, o, v, t, s in rows]
 
     def stored_snapshots(

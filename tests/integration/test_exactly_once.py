@@ -38,7 +38,15 @@ from log_checks import (
 )
 from runner_processes import WORKER, background_runner, backlog, caught_up, custody, wait_for
 
-from ledger import Checkout, Heartbeat, InvalidInput, Ledger, Release, feed as feed_module
+from ledger import (
+    Checkout,
+    Heartbeat,
+    InvalidInput,
+    Ledger,
+    Release,
+    StoreUnavailable,
+    feed as feed_module,
+)
 from ledger.feed import FeedTransaction
 from projections import (
     LEASES_READ_MODEL,
@@ -441,4 +449,34 @@ def test_rebuild_beside_live_writers_equals_the_incremental_read_model(sql_store
         for model, twin in zip(READ_MODELS.values(), twins, strict=True):
             key = model.table.key
             assert rows(ledger, model.table.name, key) == rows(ledger, twin.table.name, key)
+        assert_exact(ledger)
+
+
+@pytest.mark.slow
+def test_a_runner_that_finds_a_read_model_held_takes_its_turn(
+    sql_store_url: str, tmp_path: Path
+) -> None:
+    """A runner started while another holds a read model's checkpoint past the store's
+    timeout (a runner or a rebuild waiting out a gap in the log) says the store is busy and
+    catches up once the holder ends, instead of exiting 6 on its first catch-up as it did
+    (rev24 follow): runners take turns, as the docs say."""
+    joiner = "&" if "?" in sql_store_url else "?"
+    url = f"{sql_store_url}{joiner}timeout=1"
+    with Ledger.open(url) as ledger:
+        catch_up_all(ledger, list(READ_MODELS.values()))  # installed
+        backlog(ledger, 20)
+        with ledger.feed.transaction() as held, Ledger.open(url) as other:
+            held.claim_checkpoint("timeline")
+            with pytest.raises(StoreUnavailable, match="busy"):  # no turn to come: said
+                run(other, list(READ_MODELS.values()), rounds=1)
+        with background_runner(url, tmp_path, 0.2) as runner:
+            with ledger.feed.transaction() as held:
+                held.claim_checkpoint("timeline")
+                wait_for("the runner to find the store busy", lambda: runner.said("busy") > 0)
+                assert runner.process.poll() is None, runner.err.read_text()
+            wait_for("the runner to catch up", lambda: caught_up(ledger))
+            code, answer = runner.stop(signal.SIGTERM)
+        assert code == 0, runner.err.read_text()
+        assert answer["applied"] > 0, answer
+        assert "catching up again at the next wake-up" in runner.err.read_text()
         assert_exact(ledger)

@@ -344,6 +344,22 @@ MUTANTS = (
         ("tests/integration/test_service_unforeseen.py",),
     ),
     Mutant(
+        "runner-quits-when-busy",
+        "projections/_runner.py",
+        "                if done == 0 and (last or not e.busy):  # no store: said at once\n",
+        "                if done == 0:\n",
+        "a runner that finds a read model held by another exits 6 instead of taking its turn",
+        ("tests/integration/test_exactly_once.py",),
+    ),
+    Mutant(
+        "runner-busy-with-no-turn-to-come",
+        "projections/_runner.py",
+        "                if done == 0 and (last or not e.busy):  # no store: said at once\n",
+        "                if done == 0 and not e.busy:\n",
+        "a runner with one round that found the store busy answers as if it had caught up",
+        ("tests/integration/test_exactly_once.py",),
+    ),
+    Mutant(
         "schema-12-rechecks",
         "ledger/_stores/migrations.py",
         "SCHEMA_VERSION = 12\n",
