@@ -59,6 +59,15 @@ class LastReview(Frozen):
 
 
 E = TypeVar("E", bound=ev.ProfileEvent)
+_OnALease = (
+    ev.LeaseHeartbeat
+    | ev.LeaseExtended
+    | ev.LeaseReleaseRequested
+    | ev.LeaseReleasedCleanly
+    | ev.LeaseMarkedStale
+    | ev.ReviewRequested
+    | ev.ProfileQuarantined
+)
 
 
 class ProfileStateMachine:
@@ -128,6 +137,34 @@ class ProfileStateMachine:
         assert self.lease is not None
         self.lease = self.lease.model_copy(update=changes)
 
+    def _held(self, e: _OnALease, *, status: LeaseStatus = LeaseStatus.ACTIVE) -> None:
+        """``NeverDecided`` unless the event acts on the lease held, under its id (and fencing
+        token, where it carries one), in ``status``: the ledger decides a worker's event only
+        on its live lease (``LeaseRules.live_lease``), a stale mark only on a lease not yet
+        stale, a sweep's ending only on a stale one. An event appended past the ledger with a
+        link anyone can compute (a worker's login returned a quarantined profile to the pool
+        with one ``lease_released_cleanly``, and bricked one with a heartbeat on no lease) is
+        believed by no load."""
+        lease, token = self.lease, getattr(e, "fencing_token", None)
+        wrong = (
+            "no lease is held"
+            if lease is None
+            else f"the lease held is {lease.lease_id!r}, not {e.lease_id!r}"
+            if lease.lease_id != e.lease_id
+            else f"fencing token {token} is not the lease's {lease.fencing_token}"
+            if token is not None and token != lease.fencing_token
+            else f"the lease held is {lease.lease_status.value}, not {status.value}"
+            if lease.lease_status is not status
+            else None
+        )
+        if wrong is not None:
+            raise self._never(e, wrong, "decides")
+
+    def _never(self, e: ev.ProfileEvent, wrong: str, verb: str) -> NeverDecided:
+        said = f"the event {e.event_type!r} v{e.originator_version}"
+        where = f" of profile {self.profile_id!r}" if self.profile_id else ""
+        return NeverDecided(said + where, f"{wrong}: the ledger never {verb} it")
+
     def _end_lease(self, status: LeaseStatus, event: ev.ProfileEvent) -> None:
         """End the live lease, if any, naming its ending by the domain's one rule."""
         if self.lease is None:
@@ -144,6 +181,12 @@ class ProfileStateMachine:
         self.lease = None
 
     def _blocked(self, event: ev.ReviewRequested | ev.ProfileQuarantined) -> None:
+        # A worker's release ends its live lease so; a sweep (the scheduler's) a stale one.
+        # An operator's or a reviewer's block may follow the lease's end or name none.
+        role = event.envelope.actor_role
+        if role is Role.WORKER or role is Role.SCHEDULER:
+            stale = role is Role.SCHEDULER
+            self._held(event, status=LeaseStatus.STALE if stale else LeaseStatus.ACTIVE)
         state = (
             ProfileState.REVIEW_REQUIRED
             if isinstance(event, ev.ReviewRequested)
@@ -182,6 +225,8 @@ _HANDLERS: dict[type[ev.ProfileEvent], Callable[[ProfileStateMachine, Any], None
 
 @_on(ev.ProfileRegistered)
 def _registered(p: ProfileStateMachine, e: ev.ProfileRegistered) -> None:
+    if p.profile_id:  # a profile's account context never changes (``confirm_registration``)
+        raise p._never(e, "a second registration of a registered profile", "records")
     p.profile_id = e.profile_id
     p.account_id = e.account_id
     p.proxy_id = e.proxy_id
@@ -210,9 +255,7 @@ def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
         else None
     )
     if wrong is not None:
-        said = f"the event {e.event_type!r} v{e.originator_version}"
-        where = f" of profile {p.profile_id!r}" if p.profile_id else ""
-        raise NeverDecided(said + where, f"{wrong}: the ledger never grants it")
+        raise p._never(e, wrong, "grants")
     p.lease = e.lease
     p.last_token = e.lease.fencing_token
     p.block = None
@@ -221,7 +264,7 @@ def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
 
 @_on(ev.LeaseHeartbeat)
 def _heartbeat(p: ProfileStateMachine, e: ev.LeaseHeartbeat) -> None:
-    assert p.lease is not None
+    p._held(e)
     changes: dict[str, Any] = {"heartbeat_at": e.at, "expires_at": e.expires_at}
     if e.step is not None:
         changes["last_step"] = e.step
@@ -238,17 +281,20 @@ def _heartbeat(p: ProfileStateMachine, e: ev.LeaseHeartbeat) -> None:
 
 @_on(ev.LeaseExtended)
 def _extended(p: ProfileStateMachine, e: ev.LeaseExtended) -> None:
+    p._held(e)
     p._update_lease(heartbeat_at=e.at, expires_at=e.expires_at, ttl_seconds=e.ttl_seconds)
 
 
 @_on(ev.LeaseReleaseRequested)
 def _release_requested(p: ProfileStateMachine, e: ev.LeaseReleaseRequested) -> None:
+    p._held(e)
     if e.final_url is not None:
         p._update_lease(last_url=e.final_url)
 
 
 @_on(ev.LeaseReleasedCleanly)
 def _released(p: ProfileStateMachine, e: ev.LeaseReleasedCleanly) -> None:
+    p._held(e)  # only the live lease's clean end returns the profile to the pool
     p._end_lease(LeaseStatus.RELEASED, e)
     p.block = None
     p._enter(ProfileState.AVAILABLE, e.at)
@@ -256,6 +302,7 @@ def _released(p: ProfileStateMachine, e: ev.LeaseReleasedCleanly) -> None:
 
 @_on(ev.LeaseMarkedStale)
 def _stale(p: ProfileStateMachine, e: ev.LeaseMarkedStale) -> None:
+    p._held(e)
     p._update_lease(lease_status=LeaseStatus.STALE)
     p._enter(ProfileState.STALE, e.at)
 
@@ -284,6 +331,8 @@ def _reviewed(p: ProfileStateMachine, e: ev.ProfileReviewed) -> None:
 
 @_on(ev.ProfileReturnedToPool)
 def _returned(p: ProfileStateMachine, e: ev.ProfileReturnedToPool) -> None:
+    if p.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):  # ``review``
+        raise p._never(e, f"a return to the pool of a profile that was {p.state.value}", "decides")
     p.block = None
     p._enter(ProfileState.AVAILABLE, e.at)
 
@@ -301,6 +350,8 @@ def _disabled(p: ProfileStateMachine, e: ev.ProfileDisabled) -> None:
 
 @_on(ev.ProfileEnabled)
 def _enabled(p: ProfileStateMachine, e: ev.ProfileEnabled) -> None:
+    if p.state is not ProfileState.DISABLED or p.disabled is None:  # ``enable``
+        raise p._never(e, f"an enable of a profile that was {p.state.value}", "decides")
     p.disabled = None
     p._enter(e.state, e.at)
 

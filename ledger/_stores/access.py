@@ -104,7 +104,7 @@ class Executing(Protocol):
     def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None: ...
 
 
-def append_only_ddl(events: str, *, owner: int | None) -> list[str]:
+def append_only_ddl(events: str, availability: str, *, owner: int | None) -> list[str]:
     """The triggers that refuse rewriting ``events`` (idempotent; run by every init); on
     PostgreSQL (``owner``, the oid of the events table's owner, given) also those that give
     an insert its transaction id first and check a login's events against its role.
@@ -140,7 +140,7 @@ END $f$"""
     return [
         refuse,
         xid_first,
-        _pinned(_check_append_ddl(events), "custody_check_append"),
+        _pinned(_check_append_ddl(events, availability), "custody_check_append"),
         f"CREATE OR REPLACE TRIGGER custody_events_no_rewrite BEFORE UPDATE OR DELETE "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_refuse_rewrite()",
         f"CREATE OR REPLACE TRIGGER custody_events_no_truncate BEFORE TRUNCATE "
@@ -175,7 +175,7 @@ def _pinned(create: str, function: str) -> str:
     return f"{create};\n{_PINNED.format(function=function)}"
 
 
-def _check_append_ddl(events: str) -> str:
+def _check_append_ddl(events: str, availability: str) -> str:
     """The insert trigger's function: the owner (and a superuser) pass; anyone else must hold
     the group role the event's envelope names, that role may record the event's type, and the
     event must be the next of its profile's own stream: the one after the stream's head, in
@@ -183,8 +183,11 @@ def _check_append_ddl(events: str) -> str:
     put an event past a head (a gap no load or read model folds past: the profile and every
     repair of the store failed for good), and events in a stream of its own, naming a
     registered profile (every timeline unreadable) or one not yet registered (its id taken for
-    good). A row trigger's query sees the rows its statement inserted before (a release's two
-    events in one insert)."""
+    good). A registration is taken only at version 1 of a profile that has no availability row
+    (none registered it): an operator's login registered a profile again, past its head (a
+    quarantined profile moved to another account) or in a stream of its own (every timeline
+    unreadable). A row trigger's query sees the rows its statement inserted before (a
+    release's two events in one insert)."""
     from ledger._domain.authority import ROLE_EVENTS  # the events: for the DDL only
     from ledger._domain.events import ProfileRegistered  # its type: for the DDL only
 
@@ -221,12 +224,25 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     named := state ->> 'profile_id';
+    IF named IS NULL THEN
+        RAISE EXCEPTION 'login % may not record an event that names no profile', current_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF NEW.originator_version = 1 THEN
         IF NEW.topic <> '{registered}' THEN
             RAISE EXCEPTION 'login % may not begin a stream with %: only a registration does',
                 current_user, NEW.topic
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
+        IF EXISTS (SELECT 1 FROM {availability} a WHERE a.profile_id = named) THEN
+            RAISE EXCEPTION 'login % may not register profile % again: it is registered',
+                current_user, named
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    ELSIF NEW.topic = '{registered}' THEN
+        RAISE EXCEPTION 'login % may not register profile % again: a registration begins its '
+            'stream', current_user, named
+            USING ERRCODE = 'insufficient_privilege';
     ELSIF NOT EXISTS (
         SELECT 1 FROM {events} h WHERE h.originator_id = NEW.originator_id
         AND h.originator_version = NEW.originator_version - 1

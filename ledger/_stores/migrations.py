@@ -87,7 +87,11 @@ class Migrating(Protocol):
 #    login appended past a head (the profile unreadable for good) or into a stream of its own
 #    (every timeline unreadable; an id not yet registered taken). No table changes; a store is
 #    refused until ``init`` has installed the check.
-SCHEMA_VERSION = 12
+# 13: on PostgreSQL that trigger takes a registration only at version 1 of a profile nobody
+#    registered: an operator's login registered a profile again, past its head (a quarantined
+#    profile moved to another account) or in a stream of its own (every timeline unreadable).
+#    No table changes; a store is refused until ``init`` has installed the check.
+SCHEMA_VERSION = 13
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (
@@ -120,7 +124,7 @@ def create_schema(self: Migrating) -> None:
     if found < 7:
         _begin_chains(self)
     events_owner = _owner(self, self.tables.events) if self._pg else None
-    for statement in append_only_ddl(self.tables.events, owner=events_owner):
+    for statement in append_only_ddl(self.tables.events, AVAILABILITY_TABLE, owner=events_owner):
         self.execute(statement)
     if self._pg:
         owner = _owner(self, AVAILABILITY_TABLE)

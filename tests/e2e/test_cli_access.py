@@ -242,6 +242,48 @@ def test_a_worker_login_appends_only_the_next_event_of_its_profile_s_stream(
     ok(owned.cli(worker, "status"))
 
 
+def test_an_operator_login_registers_a_profile_only_once(owned: Owned) -> None:
+    """rev25: the insert trigger took a registration from an operator's login wherever it
+    went. Appended to a registered profile's stream it moved a quarantined profile to another
+    account (and back to the pool); at version 1 of a stream of its own it made every timeline
+    unreadable. Each is refused now, and so is an event naming no profile; the operator's own
+    registrations still go through, and verify holds. A store of schema 12 is refused until
+    ``custody init`` installs the check."""
+    operator = owned.login("operator")
+    ok(owned.cli(operator, *REGISTER))
+    ok(owned.cli(operator, "quarantine", PROFILE, "--actor", "op", "--reason", "suspicious"))
+    rows = _events(owned)
+    stream, _, topic, state = rows[0]
+    assert topic == "profile_registered"
+    head = max(r[1] for r in rows if r[0] == stream)
+    moved = json.loads(bytes(state))
+    moved["account_id"] = "account_other"
+    nameless = {k: v for k, v in moved.items() if k != "profile_id"}
+    insert = (
+        "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+        "VALUES (%s, %s, %s, %s)"
+    )
+    attempts = {
+        "again, past its head": (stream, head + 1, moved, "a registration begins its stream"),
+        "again, in a stream of its own": (uuid.uuid4(), 1, moved, "it is registered"),
+        "naming no profile": (uuid.uuid4(), 1, nameless, "names no profile"),
+    }
+
+    def refused_each() -> None:
+        with psycopg.connect(operator, autocommit=True) as conn:
+            for where, at, body, said in attempts.values():  # DID NOT RAISE: said names it
+                with pytest.raises(psycopg.errors.InsufficientPrivilege, match=said):
+                    conn.execute(insert, (where, at, topic, json.dumps(body).encode()))
+
+    refused_each()
+    assert _events(owned) == rows
+    ok(owned.cli(owned.url, "verify"))
+    _refused_until_init(owned, operator, 12)
+    refused_each()
+    ok(owned.cli(operator, "register", "profile_next", "--account", "a", "--proxy", "p"))
+    ok(owned.cli(owned.url, "verify"))
+
+
 def test_a_lease_the_ledger_never_grants_is_believed_by_no_load(owned: Owned) -> None:
     """rev24: a worker's login returned a quarantined profile to the pool with worker-typed
     events only, their links whole (anyone can compute a link): a lease acquired while the
@@ -320,30 +362,32 @@ def test_a_command_id_a_worker_claimed_answers_no_other_role_s_command(owned: Ow
     id, with the review's fingerprint, beside an event of its own (both allowed it: the event
     is a worker's, the row is beside it); the reviewer's review with that id was answered as
     a resend, exit 0, and nothing was recorded. A resend is answered only if the event beside
-    its id was made in the command's role: here it is bad input asking for a new id (exit 2)."""
+    its id was made in the command's role: here it is bad input asking for a new id (exit 2).
+    The worker's event is one the ledger decides (a heartbeat on its own live lease), so that
+    every load believes it (rev25: one it never decides makes the profile unreadable)."""
     from ledger import Review
     from ledger._domain import chain
 
     worker, reviewer = owned.login("worker"), owned.login("reviewer")
-    ok(owned.cli(owned.url, *REGISTER))
+    lease = _leased(owned, worker)
+    lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
+    ok(owned.cli(worker, "heartbeat", lease_id, "--token", token, "--step", "cart"))
     claimed = "review-001"
     review = ["review", PROFILE, "--reviewer", "alice", "--decision", "quarantine", "--note",
               "keep it out", "--command-id", claimed]  # fmt: skip
     fingerprint = Review(profile_id=PROFILE, reviewer="alice", decision="quarantine",
                          note="keep it out", command_id=claimed).fingerprint()  # fmt: skip
     stream, head, _, state = _events(owned)[-1]
-    envelope = {"actor_id": "w_evil", "actor_role": "worker", "at": "2026-12-04T10:00:00.000000Z",
-                "causation_id": claimed, "command": fingerprint, "command_id": claimed,
-                "correlation_id": claimed, "reason": ""}  # fmt: skip
-    event = {"class_version": 1, "envelope": envelope, "cause": "verification_prompt",
-             "lease_id": None, "profile_id": PROFILE}  # fmt: skip
+    event = {k: v for k, v in json.loads(bytes(state)).items() if k != chain.CHAIN_KEY}
+    event["envelope"] = {**event["envelope"], "causation_id": claimed, "command": fingerprint,
+                         "command_id": claimed, "correlation_id": claimed}  # fmt: skip
     body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
     prev = json.loads(bytes(state))["~chain"]["hash"]
-    link = chain.link(prev, chain.header_bytes(event, head + 1, "review_requested"), body)
+    link = chain.link(prev, chain.header_bytes(event, head + 1, "lease_heartbeat"), body)
     with psycopg.connect(worker) as conn:  # one transaction: the event, then its id beside it
         conn.execute(
             "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
-            "VALUES (%s, %s, 'review_requested', %s)",
+            "VALUES (%s, %s, 'lease_heartbeat', %s)",
             (stream, head + 1, chain.stored(body, link)),
         )
         conn.execute(
@@ -351,6 +395,8 @@ def test_a_command_id_a_worker_claimed_answers_no_other_role_s_command(owned: Ow
             "VALUES (%s, %s, %s, %s)",
             (claimed, PROFILE, head + 1, fingerprint),
         )
+    # The worker's run ends as a failure: the profile goes to review, as the reviewer expects.
+    ok(owned.cli(worker, "release", lease_id, "--token", token, "--outcome", "failure"))
     before = _events(owned)
     run = owned.cli(reviewer, *review)
     assert run.code == 2, (run.out, run.err)

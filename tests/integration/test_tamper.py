@@ -951,3 +951,53 @@ def test_a_lease_the_ledger_never_grants_is_named_by_verify_however_the_check_is
         f"p3 v{forged['p3']}: fencing token 5 after 0: {never}: no load believes it",
     ])  # fmt: skip
     assert custody(store, "verify").code == 5
+
+
+def _past_the_ledger(log: RawLog, profile_id: str, like: tuple[str, int], **changes: Any) -> int:
+    """Append to ``profile_id``'s stream a copy of the event ``like`` names (profile, version)
+    with ``changes``, its link computed: what a login with raw SQL can write. Its version."""
+    source = log.row(*like)
+    fields = {**source.fields(), "profile_id": profile_id, **changes}
+    head = max(r.version for r in log.rows() if r.profile_id == profile_id)
+    state = relinked(fields, head + 1, source.topic, _prev(log, profile_id, head))
+    end = max(r.position for r in log.rows()) + 1
+    log.insert(end, log.stream_id(profile_id), head + 1, source.topic, state)
+    return head + 1
+
+
+def test_a_lease_event_on_no_lease_or_a_second_registration_is_believed_by_no_load(
+    sql_store_url: str,
+) -> None:
+    """rev25: one worker's heartbeat on a profile with no lease (p3) made every load of it,
+    `custody rebuild` and `projections status` for the whole store an internal error while
+    verify said every chain holds; one `lease_released_cleanly` (p2, under review) returned
+    the profile to the pool, and an honest checkout was granted; an operator's second
+    registration (p1) moved a profile to another account. Each is an event the ledger never
+    decides: verify names it (exit 5), a load of its profile refuses it (exit 1, the checkout
+    not granted), and the store-wide commands name it instead of failing."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)  # p1 leased (lease-2@p1), p2 under review, p3 available
+    forged = {
+        "p3": _past_the_ledger(log, "p3", ("p1", 3)),
+        "p2": _past_the_ledger(log, "p2", ("p1", 6), lease_id="lease-1@p2"),
+        "p1": _past_the_ledger(log, "p1", ("p1", 1), account_id="a_other"),
+    }
+    with Ledger.open(store) as ledger:
+        found = audit.verify(ledger, beside=False)
+    never = "appended past the ledger (its link computed): no load believes it"
+    assert sorted(found.problems) == sorted([
+        f"p1 v{forged['p1']}: a second registration of a registered profile: the ledger never "
+        f"records it; {never}",
+        f"p2 v{forged['p2']}: no lease is held: the ledger never decides it; {never}",
+        f"p3 v{forged['p3']}: no lease is held: the ledger never decides it; {never}",
+    ])  # fmt: skip
+    assert custody(store, "verify").code == 5
+    for pid in ("p1", "p2", "p3"):
+        denied = custody(store, "checkout", pid, "--worker", "w9", "--run", "r9", "--task", "t")
+        assert denied.code == 1, denied
+        assert f"the event {forged[pid]}" not in denied.err  # named by type and version
+        assert "cannot be read" in denied.err and "internal error" not in denied.err, denied
+    for command in (("rebuild",), ("projections", "status")):
+        said = custody(store, *command)
+        assert "internal error" not in said.err, (command, said)
+        assert said.code == 1, (command, said)

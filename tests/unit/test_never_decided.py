@@ -1,0 +1,141 @@
+"""A fold believes no event the ledger never decides (rev24, rev25): each event below was taken
+from a history the ledger made and put where no decision puts it, as a login with raw SQL can
+(its link computed). The fold refuses it as ``NeverDecided`` naming it, and folds the history
+the ledger made unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from profile_scene import Scene
+
+from ledger._domain import events as ev
+from ledger._domain.errors import NeverDecided
+from ledger._domain.model import Outcome
+from ledger._domain.profile import replay
+
+
+def _first(events: list[ev.ProfileEvent], kind: type[ev.ProfileEvent]) -> ev.ProfileEvent:
+    return next(e for e in events if isinstance(e, kind))
+
+
+def _numbered(events: list[ev.ProfileEvent]) -> list[ev.ProfileEvent]:
+    """The events as versions 1, 2, ... of one stream."""
+    return [e.model_copy(update={"originator_version": n}) for n, e in enumerate(events, 1)]
+
+
+def _leased() -> Scene:
+    s = Scene()
+    s.checkout("worker-a", 120)
+    return s
+
+
+def _released(outcome: Outcome) -> Scene:
+    s = _leased()
+    s.heartbeat(s.live, step="cart")
+    s.release(s.live, outcome)
+    return s
+
+
+def _swept() -> Scene:
+    s = _leased()
+    s.advance(600)
+    s.sweep()
+    return s
+
+
+def _disabled() -> Scene:
+    s = Scene()
+    s.disable()
+    s.enable()
+    return s
+
+
+def _twice() -> Scene:
+    s = Scene()
+    s.checkout("worker-a", 120)
+    s.release(s.live)
+    s.checkout("worker-a", 120)
+    return s
+
+
+# (what is forged, the history the ledger made, which of its events make the forged history,
+# what the refusal says)
+Forged = tuple[Callable[[], Scene], Callable[[list[ev.ProfileEvent]], list[ev.ProfileEvent]], str]
+CASES: dict[str, Forged] = {
+    "heartbeat-on-no-lease": (
+        lambda: _released(Outcome.SUCCESS),
+        lambda h: [h[0], _first(h, ev.LeaseHeartbeat)],
+        "no lease is held",
+    ),
+    "clean-release-on-no-lease": (
+        lambda: _released(Outcome.SUCCESS),
+        lambda h: [h[0], _first(h, ev.LeaseReleasedCleanly)],
+        "no lease is held",
+    ),
+    "clean-release-of-an-earlier-lease": (
+        _twice,
+        lambda h: [*h, _first(h, ev.LeaseReleasedCleanly)],
+        "the lease held is 'lease-2@profile_shop_17', not 'lease-1@profile_shop_17'",
+    ),
+    "clean-release-of-a-stale-lease": (
+        _swept,  # registered, acquired, marked stale, then another history's clean release
+        lambda h: [*h[:3], _released(Outcome.SUCCESS).history[-1]],
+        "the lease held is stale, not active",
+    ),
+    "heartbeat-under-another-token": (
+        lambda: _released(Outcome.SUCCESS),
+        lambda h: [
+            h[0],
+            h[1],
+            _first(h, ev.LeaseHeartbeat).model_copy(update={"fencing_token": 7}),
+        ],
+        "fencing token 7 is not the lease's 1",
+    ),
+    "workers-block-on-no-lease": (
+        lambda: _released(Outcome.FAILURE),
+        lambda h: [h[0], _first(h, ev.ReviewRequested)],
+        "no lease is held",
+    ),
+    "sweeps-block-on-a-live-lease": (
+        _swept,
+        lambda h: [h[0], h[1], _first(h, ev.ReviewRequested)],
+        "the lease held is active, not stale",
+    ),
+    "stale-mark-on-no-lease": (
+        _swept,
+        lambda h: [h[0], _first(h, ev.LeaseMarkedStale)],
+        "no lease is held",
+    ),
+    "return-to-the-pool-of-a-leased-profile": (
+        lambda: (s := _released(Outcome.FAILURE), s.review(), s)[2],
+        lambda h: [h[0], h[1], _first(h, ev.ProfileReturnedToPool)],
+        "a return to the pool of a profile that was leased",
+    ),
+    "enable-of-an-available-profile": (
+        _disabled,
+        lambda h: [h[0], _first(h, ev.ProfileEnabled)],
+        "an enable of a profile that was available",
+    ),
+    "second-registration": (
+        Scene,
+        lambda h: [h[0], h[0]],
+        "a second registration of a registered profile",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_an_event_the_ledger_never_decides_is_believed_by_no_fold(name: str) -> None:
+    made, forge, said = CASES[name]
+    scene = made()
+    assert replay(None, _numbered(scene.history)) is not None  # the ledger's own history folds
+    forged = _numbered(forge(scene.history))
+    with pytest.raises(NeverDecided) as refused:
+        replay(None, forged)
+    last = forged[-1]
+    assert str(refused.value).startswith(
+        f"the event {last.event_type!r} v{len(forged)} of profile 'profile_shop_17' cannot be read"
+        f" ({said}: the ledger never "
+    ), str(refused.value)
