@@ -7,13 +7,14 @@ import os
 from datetime import datetime
 from typing import TextIO
 
+from ledger.rules import shown
+
 
 def printable(text: str) -> str:
-    """``text`` with every character a terminal would act on (controls, escapes, line
-    separators, invisible format characters) written as its escape."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    """``text`` with every character a terminal would act on or show nothing for (controls,
+    escapes, line separators, invisible format characters, variation selectors, fillers)
+    written as its escape: the ledger's one rule, as the HTML report and the console have it."""
+    return shown(text)
 
 
 # An error line quotes at most this much of anything: a 1 MB URL is not echoed whole. Its

@@ -1,7 +1,8 @@
 """The ledger's rules that the read side and the workers apply to what they read, so that no
 rule has a second copy outside the ledger: the words for how a lease ended, who a lease's
 holder is, the reason a checkout is denied for at a moment, what a browser still running on a
-profile's directory forbids, and text made storable. Pure functions of their arguments."""
+profile's directory forbids, text made storable and text as a person is shown it. Pure
+functions of their arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
 from ledger._domain.denials import holder_of, reason_at
@@ -14,7 +15,7 @@ from ledger._domain.endings import (
     ending_text,
     lease_ending,
 )
-from ledger._domain.model import storable
+from ledger._domain.model import shown, storable
 
 __all__ = [
     "ENDED_UNKNOWN",
@@ -28,6 +29,7 @@ __all__ = [
     "lease_ending",
     "reason_at",
     "review_refusal",
+    "shown",
     "stop_refusal",
     "storable",
 ]

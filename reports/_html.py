@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from ledger.rules import shown
 from reports._frames import rows_of
 
 # No script, no fetch of any kind: styles inline, images (none today) only as data: URLs.
@@ -62,19 +63,18 @@ def esc(value: Any) -> str:
     return escape(_visible(str(value)))
 
 
-def _visible(text: str) -> str:
-    """``text`` with each character a browser would act on or not show (controls, bidi
-    overrides and isolates, zero-width and other format characters, line separators) written
-    as its escape, as the command line writes it: in the page an account
-    ``account_shop_<U+202E>71`` displayed as ``account_shop_17`` (rev24)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+# Each character a browser would act on or show nothing for (controls, bidi overrides and
+# isolates, zero-width and other invisible characters, line separators) written as its escape,
+# as the command line writes it: in the page an account ``account_shop_<U+202E>71`` displayed
+# as ``account_shop_17`` (rev24), and so did one with U+034F inside (rev25).
+_visible = shown
 
 
 def badge(text: str, level: str = "") -> str:
-    """A pill: ``bad`` (red), ``warn`` (amber), ``good`` (green) or neutral."""
-    return f'<span class="badge {level}">{escape(text)}</span>'
+    """A pill: ``bad`` (red), ``warn`` (amber), ``good`` (green) or neutral. Its text is shown
+    as ``esc`` shows a value: a worker's id with a bidi isolate in the header's pill read as
+    another worker's (rev25)."""
+    return f'<span class="badge {level}">{escape(_visible(text))}</span>'
 
 
 def table(

@@ -34,6 +34,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ledger import InvalidInput, Ledger, LedgerError, Review, Role
 from ledger.access import TokenHolder
+from ledger.rules import shown
 from service import _console_reads as reads
 from service._auth import Refused, Unauthorised, require
 from service._errors import problem_of
@@ -191,12 +192,12 @@ def _whole(text: str) -> int | str:
 
 
 def _visible(value: Any) -> Any:
-    """A text with each invisible format or control character (a bidi override, a zero-width
-    space) shown as its escape, as the command line shows it to a person."""
-    if not isinstance(value, str) or value.isprintable():
+    """A text with each invisible or control character (a bidi override, a zero-width space,
+    a variation selector) shown as its escape, as the command line shows it to a person
+    (``ledger.rules.shown``); a note's line breaks and tabs are kept."""
+    if not isinstance(value, str) or shown(value) == value:
         return value
-    kept = "\n\t"
-    return "".join(c if c.isprintable() or c in kept else ascii(c)[1:-1] for c in value)
+    return "".join(c if c in "\n\t" else shown(c) for c in value)
 
 
 def _when(moment: datetime | None) -> str:

@@ -211,6 +211,21 @@ INVISIBLE = re.compile(
 )
 
 
+def shown(text: str) -> str:
+    """``text`` as a person is shown it, on a terminal or in a page: each character that a
+    terminal or a browser would act on or show nothing for (controls, line separators, and
+    every ``INVISIBLE`` one: bidi controls, zero-width characters, variation selectors,
+    fillers) written as its escape (``\\u034f``), so that no text displays as another (three
+    accounts, plain and with U+034F or U+FE0F inside, all read ``account_shop_17``: rev25).
+    Any other text comes back unchanged."""
+    if text.isprintable() and INVISIBLE.search(text) is None:
+        return text
+    return "".join(
+        c if c.isprintable() and INVISIBLE.match(c) is None else c.encode("unicode_escape").decode()
+        for c in text
+    )
+
+
 class LeaseStatus(StrEnum):
     """Where a lease stands: live (``active``, ``stale``) or ended."""
 

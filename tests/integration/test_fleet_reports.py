@@ -362,3 +362,30 @@ def test_the_page_shows_a_text_a_browser_would_reorder_or_hide_as_its_escape(
     assert "\u200b" not in html
     assert "account_shop_\\u202e71" in html
     assert "worker_\\u202e3_0\\u200b" in html
+
+
+def test_the_page_shows_an_invisible_character_as_its_escape_in_tables_and_pills(
+    ledger: Ledger,
+) -> None:
+    """rev25: characters Python calls printable that a browser shows nothing for (U+034F, a
+    variation selector, a Hangul filler) made three accounts read ``account_shop_17``; and the
+    header's "worker X: N unclean" pill wrote a worker's bidi isolate raw (it read as another
+    worker's id). Each is its escape now, in the tables and in the pill."""
+    from ledger import Checkout, Release
+
+    accounts = ("account_shop_1\u034f7", "account_shop_1\ufe0f7", "account_shop_\u316417")
+    worker = "worker_\u20673_0\u2069"
+    for n, account in enumerate(accounts):
+        ledger.handle(RegisterProfile(profile_id=f"p{n}", account_id=account, proxy_id="x"))
+        lease = ledger.handle(
+            Checkout(profile_id=f"p{n}", worker_id=worker, run_id="r", task_type="t")
+        )
+        ledger.handle(
+            Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
+        )
+    html = report_html(ledger=ledger).html
+    for hidden in ("\u034f", "\ufe0f", "\u3164", "\u2067", "\u2069"):
+        assert hidden not in html, repr(hidden)
+    for account in ("account_shop_1\\u034f7", "account_shop_1\\ufe0f7", "account_shop_\\u316417"):
+        assert account in html
+    assert '<span class="badge bad">worker worker_\\u20673_0\\u2069: 3 unclean' in html, html
