@@ -11,9 +11,11 @@ import sys
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C
 
 
-def interrupted(as_json: bool = False) -> int:
+def interrupted(as_json: bool = False, perhaps: str = "") -> int:
     """Say that the command was interrupted, in one line (and under ``--json`` in the JSON
-    object of every error, on stdout), and return its exit status.
+    object of every error, on stdout), and return its exit status. ``perhaps`` says what the
+    interrupted command may have done (a write committed before the Ctrl-C landed) and how to
+    learn it.
 
     A Ctrl-C can land while a library builds its objects (a store's connection pool, say);
     their finalizers then fail as the interpreter exits, and Python would print each of those
@@ -21,7 +23,26 @@ def interrupted(as_json: bool = False) -> int:
     so they are not reported. Nor is a further interrupt, which would kill the process on its
     way out (a parent would see death by SIGINT after the line): another Ctrl-C, or the one
     ``keep_interrupts`` delivers again from a thread, landing after this one was answered."""
-    import signal  # 1 ms: only when interrupted
+    ignore_interrupts()
+    message = f"interrupted; {perhaps}" if perhaps else "interrupted"
+    sys.stderr.write(f"custody: {message}\n")
+    if as_json:
+        import contextlib
+        import json
+
+        body = {"error": "Interrupted", "exit_code": INTERRUPTED, "message": message}
+        with contextlib.suppress(Exception):  # a closed pipe: nothing more to say
+            sys.stdout.write(json.dumps(body, indent=2) + "\n")
+            sys.stdout.flush()
+    sys.unraisablehook = lambda _: None
+    return INTERRUPTED
+
+
+def ignore_interrupts() -> None:
+    """From here on a Ctrl-C changes nothing: the command has answered (or said it was
+    interrupted), and an interrupt during the interpreter's exit would kill the process by
+    SIGINT after the answer (a parent saw -2 for a granted checkout: rev25)."""
+    import signal  # 1 ms
 
     while True:
         try:
@@ -29,16 +50,6 @@ def interrupted(as_json: bool = False) -> int:
             break
         except KeyboardInterrupt:  # one pending is raised before the handler changes: it is
             continue  # the same Ctrl-C, answered here
-    sys.stderr.write("custody: interrupted\n")
-    if as_json:
-        body = '{\n  "error": "Interrupted",\n  "exit_code": %d,\n  "message": "interrupted"\n}\n'
-        import contextlib
-
-        with contextlib.suppress(Exception):  # a closed pipe: nothing more to say
-            sys.stdout.write(body % INTERRUPTED)
-            sys.stdout.flush()
-    sys.unraisablehook = lambda _: None
-    return INTERRUPTED
 
 
 def _ignored(*_: object) -> None:

@@ -24,7 +24,7 @@ import sys
 
 
 def run() -> None:  # never returns: exits
-    from custody import INTERRUPTED, interrupted, keep_interrupts
+    from custody import INTERRUPTED, ignore_interrupts, interrupted, keep_interrupts
 
     keep_interrupts()  # first: every import below runs importlib's callbacks
     _closed_streams_to_nowhere()
@@ -37,6 +37,7 @@ def run() -> None:  # never returns: exits
         code = interrupted("--json" in sys.argv[1:])
     if code == INTERRUPTED:
         _leave_interrupted(code)
+    ignore_interrupts()  # answered: a Ctrl-C now would only kill the process by SIGINT
     gc.freeze()  # the exit collects nothing: see the module's docstring
     sys.exit(code)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from custody import interrupted
+from custody import ignore_interrupts, interrupted
 from custody._commands import WRITING_COMMANDS, cli
 from custody._text import one_line
 from custody._wiring import RESEND_KEY
@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     # Until the line parses, a --json anywhere asks for a JSON error, even if misplaced.
     json_anywhere = as_json = "--json" in args
+    ctx: click.Context | None = None
     try:
         with cli.make_context("custody", list(args)) as ctx, _notes():
             as_json = ctx.params["as_json"]
@@ -52,15 +53,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.UsageError as e:
         return _fail(_usage_error(e), json_anywhere)
     except KeyboardInterrupt:
-        return interrupted(as_json)
+        return interrupted(as_json, _perhaps_carried_out(ctx))
     except BrokenPipeError:  # the reader went away (custody --help | head, demo | head -1)
         _silence_stdout()
         return 0
     except Exception as e:
         if _interrupted(e):
-            return interrupted(as_json)
+            return interrupted(as_json, _perhaps_carried_out(ctx))
         return _fail_unexpected(e, as_json)
-    return _answer(command, result, as_json, resend)
+    try:
+        return _answer(command, result, as_json, resend)
+    except KeyboardInterrupt:  # while its answer was written: the command was carried out
+        ignore_interrupts()
+        if command not in WRITING_COMMANDS:
+            return interrupted(as_json)
+        _carried_out(command, "interrupted", resend, result)
+        return 0
+
+
+def _perhaps_carried_out(ctx: click.Context | None) -> str:
+    """What a writing command interrupted after it was given its id may have done: its write
+    may have committed before the Ctrl-C landed (rev25: 'interrupted', exit 130, and the lease
+    granted, which the user's next checkout was then denied for). Its id tells."""
+    command = ctx.invoked_subcommand if ctx is not None else None
+    resend = ctx.meta.get(RESEND_KEY, "") if ctx is not None else ""
+    if command not in WRITING_COMMANDS or not resend:
+        return ""
+    return (
+        f"{command} may have been carried out before it was: the same command with {resend} "
+        "answers as it did if so (recording nothing again), or carries it out if not"
+    )
 
 
 @contextlib.contextmanager

@@ -356,3 +356,81 @@ def test_ctrl_c_under_json_while_the_command_line_loads_is_a_json_error_too() ->
     )
     assert (run.returncode, run.stderr) == (130, "custody: interrupted\n"), run
     assert json.loads(run.stdout)["error"] == "Interrupted", run
+
+
+_CTRL_C_AFTER = """
+import sys
+import custody._render as render
+from custody.__main__ import run
+from ledger import Ledger
+
+when = sys.argv.pop(1)
+handle, emit = Ledger.handle, render.emit
+
+def committed_then_interrupted(self, command):
+    handle(self, command)
+    raise KeyboardInterrupt  # a Ctrl-C landing after the write committed
+
+def interrupted_while_answering(*args, **kwargs):
+    raise KeyboardInterrupt
+
+if when == "after-commit":
+    Ledger.handle = committed_then_interrupted
+elif when == "while-answering":
+    render.emit = interrupted_while_answering
+elif when == "after-answering":  # a Ctrl-C as the process exits, its answer written
+    import gc, os, signal
+    gc.freeze = lambda: os.kill(os.getpid(), signal.SIGINT)
+sys.argv[0] = "custody"
+run()
+"""
+
+
+def test_a_ctrl_c_after_a_write_committed_says_how_to_learn_what_it_did(
+    tmp_path: Path, store: str
+) -> None:
+    """rev25: a Ctrl-C that landed after a checkout committed said only "interrupted" (exit
+    130), and the user's next checkout was denied by the lease it had granted. It says now
+    that the command may have been carried out and which id tells: the same command with it
+    answers with the lease, recording nothing again. One that lands while the answer is
+    written (the command certainly carried out) exits 0 and says so, as a failed output does;
+    one after the answer was written changes nothing (a parent saw death by SIGINT)."""
+    base = ["--store", store, "checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t"]
+    for pid in ("p1", "p2"):
+        ok(
+            custody(
+                "--store", store, "register", pid, "--account", "a", "--proxy", "x", cwd=tmp_path
+            )
+        )
+
+    def run(when: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [MODULE[0], "-c", _CTRL_C_AFTER, when, *args],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    first = run("after-commit", *base, "--command-id", "c-1")
+    assert first.returncode == 130, first
+    assert first.stderr == (
+        "custody: interrupted; checkout may have been carried out before it was: the same "
+        "command with --command-id c-1 answers as it did if so (recording nothing again), or "
+        "carries it out if not\n"
+    ), first.stderr
+    again = run("none", *base, "--command-id", "c-1")
+    assert again.returncode == 0, again
+    assert "lease-1@p1" in again.stdout, again
+    answered = run("while-answering", *base, "--command-id", "c-1")
+    assert answered.returncode == 0, answered
+    assert answered.stderr == (
+        "custody: checkout was carried out, but its output could not be written (interrupted); "
+        "resend it with --command-id c-1 to get the result\n"
+    )
+    late = run("after-answering", *base, "--command-id", "c-1")
+    assert (late.returncode, late.stderr) == (0, ""), late
+    assert "lease-1@p1" in late.stdout, late
+    on_p2 = [arg if arg != "p1" else "p2" for arg in base]
+    as_json = run("after-commit", "--json", *on_p2, "--command-id", "c-2")
+    assert as_json.returncode == 130, as_json
+    assert json.loads(as_json.stdout)["message"].startswith("interrupted; checkout may have")
+    history = ok(custody("--store", store, "--json", "timeline", "p1", cwd=tmp_path)).json()
+    assert sum(e["event_type"] == "lease_acquired" for e in history) == 1, history
