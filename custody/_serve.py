@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import sys
+from types import FrameType
 
 import click
 
@@ -46,8 +47,9 @@ def serve(listen: str, access_log: bool, forwarded: str | None) -> None:
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"custody serving {where} on http://{shown_host}:{sock.getsockname()[1]}", err=True)
     sys.stderr.flush()
+    app = create_app(url)
     config = uvicorn.Config(
-        create_app(url),
+        app,
         log_level="warning",
         access_log=access_log,
         timeout_graceful_shutdown=30,
@@ -60,7 +62,17 @@ def serve(listen: str, access_log: bool, forwarded: str | None) -> None:
     # clean exit (0), not a death by signal.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _stopped)
-    uvicorn.Server(config).run(sockets=[sock])
+    stopping = app.state.service.stopping
+
+    class Server(uvicorn.Server):
+        """Tells the service when its graceful stop begins: the long polls in flight answer
+        then, so that the stop waits for none of them."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            stopping.set()
+            super().handle_exit(sig, frame)
+
+    Server(config).run(sockets=[sock])
 
 
 def _stopped(signum: int, frame: object) -> None:

@@ -61,8 +61,9 @@ Lease_ = type[Heartbeat] | type[Extend] | type[Release]
 T = TypeVar("T")
 
 # How long a lease watch may hold a request open, and how often it looks.
-# Below the 30 s a stop grants requests in flight (custody serve's graceful shutdown), so a
-# watch never holds a stop up.
+# Below the 30 s a stop grants requests in flight (custody serve's graceful shutdown); and
+# custody serve tells the service when a stop begins (``Service.stopping``), at which every
+# watch answers at once.
 MAX_WAIT_SECONDS = 25.0
 WATCH_INTERVAL_SECONDS = 0.25
 
@@ -212,7 +213,12 @@ def create_app(store_url: str | None = None) -> FastAPI:
         await service.own_lease(who, lease_id)
         loop = asyncio.get_running_loop()
         until = loop.time() + wait
-        while check.live and loop.time() < until and not await request.is_disconnected():
+        while (
+            check.live
+            and loop.time() < until
+            and not service.stopping.is_set()
+            and not await request.is_disconnected()
+        ):
             await asyncio.sleep(min(WATCH_INTERVAL_SECONDS, max(until - loop.time(), 0)))
             check = await service.readers.run(lambda ledger: ledger.check_lease(lease_id))
         return check

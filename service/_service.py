@@ -4,6 +4,7 @@ the caches of token holders and lease owners."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import TypeVar
 
 from ledger import BrowserCheck, Command, Ledger, Role
@@ -33,6 +34,10 @@ class Service:
         self.readers = Readers(self._ledger)
         self.tokens = Tokens(self.readers.run)
         self.owners: dict[str, str] = {}
+        # Set when the server begins its graceful stop (``custody serve``): a long poll then
+        # answers at once instead of holding the stop (and every request refused meanwhile)
+        # for up to its wait (rev25: 24 s, and a Node worker lost its lease over a restart).
+        self.stopping = threading.Event()
 
     def _ledger(self) -> Ledger:
         return Ledger.open(self.store_url, create=False)

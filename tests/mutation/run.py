@@ -408,6 +408,14 @@ MUTANTS = (
         ("tests/e2e/test_cli_access.py",),
     ),
     Mutant(
+        "stop-waits-for-watches",
+        "custody/_serve.py",
+        "            stopping.set()\n",
+        "            pass\n",
+        "a graceful stop waits out every long poll in flight, refusing requests meanwhile",
+        ("tests/integration/test_service_process.py",),
+    ),
+    Mutant(
         "schema-13-rechecks",
         "ledger/_stores/migrations.py",
         "SCHEMA_VERSION = 13\n",
