@@ -317,4 +317,8 @@ def create_app(store_url: str | None = None) -> FastAPI:
         response.headers["Cache-Control"] = "no-store"
         return {"status": "ok"}
 
+    # A load balancer's probe may be a HEAD: it was 405, and the service marked down (rev25).
+    # Left out of the OpenAPI document, which describes what a client calls.
+    app.head("/healthz", include_in_schema=False)(healthz)
+
     return app

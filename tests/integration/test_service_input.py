@@ -301,3 +301,15 @@ def test_every_error_the_openapi_document_lists_is_a_problem(http: Served) -> No
     assert "503" in document["paths"]["/healthz"]["get"]["responses"]
     # rev21: a checkout resent past its lease's deadline is lost (410), as a heartbeat is
     assert "410" in document["paths"]["/v1/profiles/{profile_id}/checkout"]["post"]["responses"]
+
+
+def test_a_load_balancer_s_head_probe_of_healthz_is_answered(http: Served) -> None:
+    """rev25: HEAD /healthz was 405, so a load balancer probing with HEAD marked the service
+    down; it answers as GET does, without a body, and is not in the OpenAPI document."""
+    with http.client() as client:
+        probed = client.head("/healthz")
+        document = client.get("/openapi.json").json()
+    assert probed.status_code == 200, probed
+    assert probed.content == b""
+    assert probed.headers["cache-control"] == "no-store"
+    assert set(document["paths"]["/healthz"]) == {"get"}
