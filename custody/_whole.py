@@ -41,17 +41,25 @@ def written_whole(path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
 
 @contextmanager
 def refused_as(field: str, path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
-    """``written_whole``, a failure to write (a full disk, a quota, a path that is no file)
-    being bad input naming ``field`` and the file, not an internal error or a failure of
-    standard output."""
-    from ledger import InvalidInput
+    """``written_whole``, a failure to write being bad input naming ``field`` and the file
+    (a path that is no file, a directory it may not write in), not an internal error or a
+    failure of standard output; one of the disk's (full, a quota, an I/O error), which no
+    other argument would mend, is ``LedgerError`` (exit 1), not bad input (rev25: a full disk
+    was exit 2, which a script reads as "fix your arguments" and does not retry)."""
+    from ledger import InvalidInput, LedgerError
 
     try:
         with written_whole(path, mode=mode) as file:
             yield file
     except OSError as e:
         msg = f"cannot write {str(path)[:200]!r}: {e.strerror or e}"
+        if e.errno in _THE_DISKS:
+            raise LedgerError(f"{msg}; the file is as it was, nothing half written") from None
         raise InvalidInput(field, msg) from None
+
+
+# What a disk refuses whatever the path: not the caller's argument.
+_THE_DISKS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
 
 
 def refuse_read_only(field: str, path: Path) -> None:
