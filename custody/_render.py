@@ -80,18 +80,31 @@ def unfinished(result: Any) -> str | None:
     if _is(result, "ledger", "SweepReport") and result.failed:
         failed = "; ".join(f"{f.profile_id} ({f.error})" for f in result.failed)
         return f"the sweep could not settle {len(result.failed)} profile(s): {failed}"
-    if _is(result, "ledger", "RebuildReport") and result.unrepaired:
-        left = ", ".join(d.profile_id for d in result.unrepaired)
+    reports = result if isinstance(result, list) else [result]
+    unrepaired = [
+        d for r in reports if _is(r, "ledger", "RebuildReport") for d in r.unrepaired
+    ]  # ``custody rebuild``'s report, or ``projections rebuild``'s list holding one
+    if unrepaired:
+        left = ", ".join(d.profile_id for d in unrepaired)
         return (
-            f"{len(result.unrepaired)} profile(s) left as they are, their events cannot be "
+            f"{len(unrepaired)} profile(s) left as they are, their events cannot be "
             f"folded: {left}; custody verify names the events"
         )
     if isinstance(result, list) and result and _is(result[0], "projections", "ReadModelStatus"):
         damaged = [s for s in result if s.problems]
         if damaged:
             count = sum(len(s.problems) for s in damaged)
-            repairs = "; ".join(f"custody projections rebuild {s.name}" for s in damaged)
-            return f"{count} problem(s) found: the read models are damaged; repair: {repairs}"
+            repairs = "; ".join(
+                f"custody projections rebuild {s.name}"
+                for s in damaged
+                if any(f"custody projections rebuild {s.name}" in p for p in s.problems)
+            )
+            said = f"{count} problem(s) found: the read models are damaged"
+            if repairs:
+                said += f"; repair: {repairs}"
+            if any("no rebuild repairs" in p for s in damaged for p in s.problems):
+                said += "; an event no load can fold is left as it is: custody verify names it"
+            return said
     return None
 
 

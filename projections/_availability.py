@@ -118,6 +118,10 @@ def availability_status(ledger: Ledger) -> ReadModelStatus:
     problems = [
         f"{AVAILABILITY}: profile {d.profile_id}: its row is {_worded(d.problem)}: "
         f"custody projections rebuild {AVAILABILITY}"
+        if d.repairable
+        # Its events cannot be folded (appended past the ledger): a rebuild leaves the row as
+        # it is, and advising one sent the operator round in a loop (rev25).
+        else f"{AVAILABILITY}: profile {d.profile_id}: {d.problem}; {UNREPAIRABLE}"
         for d in availability_differences(ledger)
     ]
     return ReadModelStatus(
@@ -129,6 +133,9 @@ def availability_status(ledger: Ledger) -> ReadModelStatus:
         rebuilding=False,
         problems=problems,
     )
+
+
+UNREPAIRABLE = "no rebuild repairs its row (the log is append-only)"
 
 
 def _worded(problem: str) -> str:

@@ -122,6 +122,19 @@ def test_events_put_in_by_hand_are_named_and_every_other_profile_is_repaired(
         "verify names the events\n"
     )
     assert "quarantined" in ok(_cli(store, tmp_path, "why", "p2")).out
+    # rev25: `projections status` told to rebuild availability, which left the row (exit 0),
+    # and status told it again. It says no rebuild repairs it; that rebuild exits 1 too.
+    status = _cli(store, tmp_path, "projections", "status")
+    assert status.code == 1, status.err
+    assert "availability: profile p1: the event 'lease_acquired' v4" in status.out, status.out
+    assert "no rebuild repairs its row (the log is append-only)" in status.out, status.out
+    assert status.err == (
+        "custody: 1 problem(s) found: the read models are damaged; an event no load can fold "
+        "is left as it is: custody verify names it\n"
+    ), status.err
+    again = _cli(store, tmp_path, "projections", "rebuild", "availability")
+    assert again.code == 1, again
+    assert "1 profile(s) left as they are, their events cannot be folded: p1" in again.err
 
     _copy_event(tmp_path, "p2", "profile_registered", stream="f" * 32, version=1)
     run = _cli(store, tmp_path, "projections", "rebuild", "timeline")
