@@ -316,12 +316,21 @@ def timeline_line(r: TimelineRow, *, profile: bool = False, exact: bool = False)
         ("outcome", r.outcome),
     ):
         if value:
-            bits.append(f"{label}={value}")
+            bits.append(f"{label}={_one_value(value)}")
     if r.detail:
         bits.append(r.detail)
     if r.reason:
-        bits.append(f'"{r.reason}"')
+        bits.append(json.dumps(r.reason, ensure_ascii=False))
     return "  ".join(bits)
+
+
+def _one_value(value: str) -> str:
+    """A field's text as one value of a line whose fields are ``label=value`` apart by spaces:
+    one holding a space or a quote is its JSON string (a step ``pay  url=https://bank/x`` read
+    as a step ``pay`` and that URL: rev25), any other as it is."""
+    if any(c.isspace() or c == '"' for c in value):
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 def explanation_lines(e: Explanation) -> list[str]:

@@ -7,13 +7,18 @@ import os
 from datetime import datetime
 from typing import TextIO
 
-from ledger.rules import shown
-
 
 def printable(text: str) -> str:
     """``text`` with every character a terminal would act on or show nothing for (controls,
     escapes, line separators, invisible format characters, variation selectors, fillers)
-    written as its escape: the ledger's one rule, as the HTML report and the console have it."""
+    written as its escape: the ledger's one rule (``ledger.rules.shown``), as the HTML report
+    and the console have it. Printable ASCII, which holds none of them, never imports the
+    ledger: a usage error is said before it loads, and its first import is made apart
+    (``custody._wiring.first_import_of_the_ledger``)."""
+    if text.isascii() and text.isprintable():
+        return text
+    from ledger.rules import shown
+
     return shown(text)
 
 

@@ -469,3 +469,22 @@ def test_a_file_the_disk_cannot_take_is_exit_1_not_bad_input(tmp_path: Path, pg_
     ), run.stderr
     assert list(tmp_path.iterdir()) == []
     ok(custody("--store", store, "report", "--html", "page.html", cwd=tmp_path))  # no limit
+
+
+def test_a_step_that_reads_as_a_step_and_a_url_is_quoted_in_text_lines(
+    tmp_path: Path, store: str
+) -> None:
+    """rev25: the text timeline (and `why`'s "because:" lines) joined `label=value` by two
+    spaces, unquoted: a step `pay  url=https://bank.example/transfer` printed exactly as a step
+    `pay` with that URL. A value holding a space or a quote is its JSON string now."""
+    go = ["checkout", "p", "--worker", "w", "--run", "r", "--task", "t"]
+    ok(custody(*go, cwd=tmp_path, store=store))
+    beat = ["heartbeat", "lease-1@p", "--token", "1"]
+    url = "https://bank.example/transfer"
+    ok(custody(*beat, "--step", "pay", "--url", url, cwd=tmp_path, store=store))
+    ok(custody(*beat, "--step", f"pay  url={url}", cwd=tmp_path, store=store))
+    lines = ok(custody("timeline", "p", cwd=tmp_path, store=store)).out.splitlines()
+    real, forged = (line for line in lines if "lease_heartbeat" in line)
+    assert f"step=pay  url={url}" in real, real
+    assert f'step="pay  url={url}"' in forged, forged
+    assert real.split("step=")[1] != forged.split("step=")[1]
