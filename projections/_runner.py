@@ -22,6 +22,7 @@ from ledger import (
     InvalidInput,
     Ledger,
     LedgerError,
+    NotAllowed,
     ReadModelDamaged,
     StoreUnavailable,
 )
@@ -272,6 +273,7 @@ def run(
         )
         raise Forbidden(msg)
     models = list(read_models)
+    _drop_leftovers(ledger, models, announce or _unheard)
     stop = stop or threading.Event()
     applied, done = 0, 0
     said: set[str] = set()  # the damage announced already (once each, not every wake-up)
@@ -297,6 +299,30 @@ def run(
 
 def _unheard(line: str) -> None:
     pass
+
+
+def _drop_leftovers(
+    ledger: Ledger, models: list[ReadModel], announce: Callable[[str], None]
+) -> None:
+    """Drop the copy and position a rebuild left when it failed on a store that failed (its
+    own clean-up failed with it: a full disk, a server gone) or died, where no rebuild holds
+    its lock now: ``projections status`` called the read models damaged for it, through every
+    runner, until a new rebuild (rev25). A rebuild under way is left alone; so is a leftover
+    that cannot be dropped now (said by ``status``, as before)."""
+    checkpoints = ledger.feed.checkpoints()
+    for model in _once_each(models):
+        shadow_name = model.name + SHADOW
+        if shadow_name not in checkpoints:
+            continue
+        try:
+            with ledger.feed.exclusive(f"rebuild-{model.name}"):
+                if shadow_name not in ledger.feed.checkpoints():
+                    continue  # a rebuild finished since
+                _abandon(ledger.feed, shadow_name, model.table.name + SHADOW)
+        except (NotAllowed, StoreUnavailable):
+            continue
+        if shadow_name not in ledger.feed.checkpoints():
+            announce(f"dropped the copy an unfinished rebuild of {model.name} left")
 
 
 def _catch_up_each(

@@ -28,6 +28,7 @@ from projections import (
     catch_up,
     read_model_status,
     rebuild,
+    run as keep_current,
     timeline,
     upgrade,
 )
@@ -249,6 +250,29 @@ def test_a_rebuild_left_by_a_dead_process_is_said_so(ledger: Ledger, clock: Step
     ]
     rebuild(ledger, TIMELINE_READ_MODEL)
     assert "timeline__next" not in ledger.feed.checkpoints()
+
+
+def test_a_runner_drops_what_a_rebuild_left_when_its_clean_up_failed_too(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """rev25: a rebuild refused by a full disk or a server gone could not drop its copy on the
+    store that had just failed, and `projections status` called the read models damaged through
+    every runner until a new rebuild. A runner drops such a copy (and its position) where no
+    rebuild holds the lock, says so, and status is clean; one a rebuild holds is left."""
+    _scene(ledger, clock)
+    with ledger.feed.transaction() as tx:
+        tx.reset_checkpoint("timeline__next", 3)
+        tx.execute(f"CREATE TABLE {TIMELINE.name}__next AS SELECT * FROM {TIMELINE.name}")
+    said: list[str] = []
+    with ledger.feed.exclusive("rebuild-timeline"):  # a rebuild under way: left alone
+        keep_current(ledger, READ_MODELS.values(), rounds=1, announce=said.append)
+    assert "timeline__next" in ledger.feed.checkpoints()
+    keep_current(ledger, READ_MODELS.values(), rounds=1, announce=said.append)
+    dropped = [line for line in said if line.startswith("dropped")]
+    assert dropped == ["dropped the copy an unfinished rebuild of timeline left"], said
+    assert "timeline__next" not in ledger.feed.checkpoints()
+    assert ledger.feed.columns(f"{TIMELINE.name}__next") == []
+    assert [s.problems for s in read_model_status(ledger, READ_MODELS.values())] == [[], []]
 
 
 def test_a_read_model_of_an_older_layout_is_named_then_rebuilt_by_upgrade(

@@ -416,6 +416,14 @@ MUTANTS = (
         ("tests/integration/test_service_process.py",),
     ),
     Mutant(
+        "runner-keeps-leftover-rebuilds",
+        "projections/_runner.py",
+        "    _drop_leftovers(ledger, models, announce or _unheard)\n",
+        "",
+        "a copy a failed rebuild could not drop makes status call the read models damaged",
+        ("tests/integration/test_read_model_checks.py",),
+    ),
+    Mutant(
         "schema-13-rechecks",
         "ledger/_stores/migrations.py",
         "SCHEMA_VERSION = 13\n",
