@@ -130,14 +130,15 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
             tables = {name for (name,) in rows}
             if SCHEMA_TABLE not in tables:
                 for name in _UNFINISHED & tables:  # another application's, if it holds rows
-                    if conn.execute(f"SELECT 1 FROM {name} LIMIT 1").fetchone():
-                        tables = tables - {name} | {f"{name} (holding rows)"}
+                    tables = tables - {name} | {_holding(conn, name)}
                 if AVAILABILITY_TABLE in tables:  # custody's before it kept a schema table?
                     info = conn.execute(f"PRAGMA table_info({AVAILABILITY_TABLE})")
                     if not _CUSTODYS[AVAILABILITY_TABLE] <= {row[1] for row in info}:
                         tables = tables - {AVAILABILITY_TABLE} | {_NOT_CUSTODYS}
                 return tables, None
             row = conn.execute(RECORDED_VERSION).fetchone()
+            if row is None:  # the schema's table made, its version not yet: an init cut short?
+                tables = {_holding(conn, t) if t in _UNFINISHED else t for t in tables}
             return tables, int(row[0]) if row else None
     except sqlite3.OperationalError as e:  # held by another connection: busy, not junk
         raise store_failure(settings, e) from None
@@ -145,6 +146,12 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
         raise InvalidInput(
             "store", f"{settings.describe()} is not an SQLite database: {e}"
         ) from None
+
+
+def _holding(conn: sqlite3.Connection, table: str) -> str:
+    """``table``'s name, marked if it holds rows (another application's, or a store's)."""
+    held = conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+    return f"{table} (holding rows)" if held else table
 
 
 # The columns an older custody store's tables had (before ``custody_schema`` recorded its
@@ -158,6 +165,14 @@ _NOT_CUSTODYS = f"{AVAILABILITY_TABLE}, not custody's"
 # first): all an init that was cut short, or is running beside this one, may have left. Only
 # while empty (``_sqlite_tables`` names a table that holds rows apart).
 _UNFINISHED = frozenset({"stored_events", "stored_snapshots"})
+# Every table an init makes before it records the schema's version (``create_schema``).
+_CUT_SHORT = _UNFINISHED | {
+    SCHEMA_TABLE,
+    AVAILABILITY_TABLE,
+    COMMANDS_TABLE,
+    DIRECTORIES_TABLE,
+    ORIGINS_TABLE,
+}
 
 
 class SqlStore(Store):
@@ -282,6 +297,11 @@ class SqlStore(Store):
             return True
         tables, version = _sqlite_tables(settings)
         _refuse_newer(settings, version)
+        if version is None and tables <= _CUT_SHORT:
+            # What an init cut short made (a full disk: the schema is made over several
+            # commits), no event in it: made whole here. Every later command, the register
+            # that made it included, said "not initialised: run custody init" (rev25).
+            return True
         if tables & {SCHEMA_TABLE, AVAILABILITY_TABLE}:  # custody's, perhaps of an older schema
             return False
         if not tables - _UNFINISHED:  # nothing, or what an init cut short had made, empty

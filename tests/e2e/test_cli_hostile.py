@@ -488,3 +488,30 @@ def test_a_step_that_reads_as_a_step_and_a_url_is_quoted_in_text_lines(
     assert f"step=pay  url={url}" in real, real
     assert f'step="pay  url={url}"' in forged, forged
     assert real.split("step=")[1] != forged.split("step=")[1]
+
+
+def test_a_store_whose_making_a_full_disk_cut_short_is_made_whole_by_the_next_command(
+    tmp_path: Path,
+) -> None:
+    """rev25: `register` making a new SQLite store on a disk that filled up (here: a process
+    that may write no file past 64 KiB, RLIMIT_FSIZE) exits 6 and leaves the tables made
+    before the disk refused; every later command, `register` included, then said "not
+    initialised: run custody init", to a user who never needed it. The next command makes the
+    store whole and goes on: nothing was recorded in it."""
+    import resource
+
+    store = f"sqlite:///{tmp_path / 'new.db'}"
+    register = ["--store", store, "register", "p1", "--account", "a", "--proxy", "x"]
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    cut = subprocess.run(
+        [*MODULE, *register], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        check=False, preexec_fn=small_files,
+    )  # fmt: skip
+    assert cut.returncode == 6, cut
+    assert (tmp_path / "new.db").exists()
+    ok(custody(*register, cwd=tmp_path))
+    assert "p1" in ok(custody("--store", store, "status", cwd=tmp_path)).out
+    ok(custody("--store", store, "verify", cwd=tmp_path))

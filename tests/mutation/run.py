@@ -424,6 +424,14 @@ MUTANTS = (
         ("tests/integration/test_read_model_checks.py",),
     ),
     Mutant(
+        "store-cut-short-refused",
+        "ledger/_stores/sql.py",
+        "        if version is None and tables <= _CUT_SHORT:\n",
+        "        if False:\n",
+        "a store whose making a full disk cut short sends every later command to custody init",
+        ("tests/e2e/test_cli_hostile.py",),
+    ),
+    Mutant(
         "schema-13-rechecks",
         "ledger/_stores/migrations.py",
         "SCHEMA_VERSION = 13\n",
