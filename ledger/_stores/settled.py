@@ -129,6 +129,7 @@ def read_settled(
     strict: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    given_up: dict[int, float] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Up to ``limit`` rows after position ``after`` (None: from the first row, whatever its
     position), in order, none past a gap that may yet be filled. ``select(after, limit)``
@@ -136,7 +137,11 @@ def read_settled(
     (stripped here); ``snapshot()`` reads the server's snapshot alone; ``running()`` the 32-bit
     ids of the transactions in progress now. Past the timeout a follower gets what is settled
     and reads on later; ``strict`` (a reader that must see the whole log now: the audit)
-    raises ``Unsettled`` instead."""
+    raises ``Unsettled`` instead. ``given_up`` (kept by the caller across its reads) holds the
+    transactions a read waited the timeout out for, and when: for another timeout a read that
+    meets one of them again does not wait for it again (one command's several reads of the
+    read models waited the timeout each on the same open append: `why` 10 s, `report --html`
+    16 s, rev25); it never reads past the gap either way."""
     rows = select(after, limit)
     if not rows:
         return []
@@ -149,7 +154,14 @@ def read_settled(
     seen = Running.parse(rows[0][-2], rows[0][-1])
     own = int(rows[0][-1]) if rows[0][-1] else None
     waiting = {x for x in map(seen.widen, running()) if x != own and seen.may_have_run(x)}
-    if not _ended(waiting, snapshot, clock() + timeout, clock, sleep):
+    now = clock()
+    recent = {x for x, when in list((given_up or {}).items()) if now - when < timeout}
+    left = waiting if waiting & recent else _ended(waiting, snapshot, now + timeout, clock, sleep)
+    if left:
+        if given_up is not None:  # (a copy of its items: another thread's reads may add)
+            for x in set(given_up) - recent:
+                given_up.pop(x, None)  # older than the timeout: waited for again if met
+            given_up.update(dict.fromkeys(left - recent, clock()))
         if strict:
             raise Unsettled(ids[count - 1] if count else base, waiting)
         return [r[:-2] for r in rows[:count]]  # settled so far; the next read goes on
@@ -163,7 +175,9 @@ def _ended(
     deadline: float,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
-) -> bool:
+) -> set[int]:
+    """Wait until every transaction of ``waiting`` has ended, at most until ``deadline``:
+    those still running then (empty: all ended)."""
     pause = _FIRST_PAUSE
     while waiting:
         later = snapshot()
@@ -171,7 +185,7 @@ def _ended(
         if not waiting:
             break
         if clock() >= deadline:
-            return False
+            return waiting
         sleep(pause)
         pause = min(pause * 2, _LONGEST_PAUSE)
-    return True
+    return set()

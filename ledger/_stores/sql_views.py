@@ -49,11 +49,13 @@ class SqlCursor:
         *,
         replan: bool = False,
         wait: float = 0.0,
+        given_up: dict[int, float] | None = None,
     ) -> None:
         self._cursor = cursor
         self._pg = postgres
         self._events = events_table
         self._wait = wait  # how long a read of the log waits for a gap to settle (``settled``)
+        self._given_up = given_up  # the store's: transactions a read waited out (``settled``)
         # psycopg prepares a statement run five times, and PostgreSQL may then keep one generic
         # plan for it, made from the statistics of that moment. A catch-up fills a read model
         # from empty within minutes, before any analyze: a plan made on the empty table scanned
@@ -214,7 +216,10 @@ class SqlCursor:
         def running() -> list[int]:
             return [int(x) for (x,) in self.tuples(RUNNING_QUERY, (self._events,))]
 
-        return read_settled(select, snapshot, running, after, limit, self._wait, strict=strict)
+        return read_settled(
+            select, snapshot, running, after, limit, self._wait, strict=strict,
+            given_up=self._given_up,
+        )  # fmt: skip
 
     def notifications(self, after: int, limit: int) -> list[StoredNotification]:
         rows = self.log_tuples("originator_id, originator_version, topic, state", after, limit)
@@ -288,6 +293,7 @@ class SqlViews(Views):
         self._events = events_table
         self._pg = settings.kind == "postgresql"
         self._wait = float(settings.timeout)
+        self._given_up: dict[int, float] = {}  # kept across reads: ``settled.read_settled``
 
     @contextmanager
     def transaction(self) -> Iterator[ViewCursor]:
@@ -297,12 +303,17 @@ class SqlViews(Views):
                 # a read of the log waits for a gap, then reads again (``settled``).
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 cursor.execute(f"SET LOCAL lock_timeout = '{self.settings.timeout}s'")
-            yield SqlCursor(cursor, self._pg, self._events, replan=True, wait=self._wait)
+            yield SqlCursor(
+                cursor, self._pg, self._events, replan=True, wait=self._wait,
+                given_up=self._given_up,
+            )  # fmt: skip
 
     @contextmanager
     def reading(self) -> Iterator[ViewCursor]:
         with store_errors(self.settings), read_cursor(self._datastore, postgres=self._pg) as cursor:
-            yield SqlCursor(cursor, self._pg, self._events, wait=self._wait)
+            yield SqlCursor(
+                cursor, self._pg, self._events, wait=self._wait, given_up=self._given_up
+            )
 
     @contextmanager
     def snapshot(self) -> Iterator[ViewCursor]:

@@ -432,6 +432,14 @@ MUTANTS = (
         ("tests/e2e/test_cli_hostile.py",),
     ),
     Mutant(
+        "waits-again-for-a-stuck-append",
+        "ledger/_stores/settled.py",
+        "    left = waiting if waiting & recent else _ended(",
+        "    left = _ended(",
+        "each read of one command waits the store's timeout again on the same open append",
+        ("tests/unit/test_settled_reads.py",),
+    ),
+    Mutant(
         "schema-13-rechecks",
         "ledger/_stores/migrations.py",
         "SCHEMA_VERSION = 13\n",

@@ -101,3 +101,31 @@ def test_past_its_bound_a_read_hands_on_what_is_settled_and_never_skips_the_gap(
 
 def test_a_read_stops_at_its_limit() -> None:
     assert _read(_Log(polls=0, commits=True), limit=2) == [5, 6]
+
+
+def test_a_transaction_waited_out_once_is_not_waited_for_again_until_a_timeout_passes() -> None:
+    """rev25: one command's reads of the read models each waited the store's timeout on the
+    same open append (`why` 10 s and two notes, `report --html` 16 s and four). A read that
+    meets a transaction a read waited out less than a timeout ago hands on what is settled at
+    once, never past the gap; once a timeout has passed it waits again."""
+    log = _Log(polls=10**9, commits=True)
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    given_up: dict[int, float] = {}
+    kw: dict[str, Any] = {"clock": lambda: now[0], "sleep": sleep, "given_up": given_up}
+    assert _read(log, **kw) == [5, 6]
+    first = sum(slept)
+    assert first >= 5.0  # waited the timeout out
+    assert given_up == {50: now[0]}
+    assert _read(log, **kw) == [5, 6]
+    assert sum(slept) == first  # not again
+    now[0] += 5.1
+    assert _read(log, **kw) == [5, 6]
+    assert sum(slept) >= first + 5.0  # a timeout later: waited again
+    log.polls = 0  # transaction 50 commits: the gap is filled, and read
+    assert _read(log, **kw) == [5, 6, 7, 8, 9]
