@@ -255,12 +255,13 @@ def test_an_export_through_a_link_replaces_the_file_it_names_and_keeps_its_mode(
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
-def test_a_file_the_disk_cannot_hold_is_bad_input_naming_it(tmp_path: Path) -> None:
+def test_a_file_the_disk_cannot_hold_is_named_with_the_disk_s_reason(tmp_path: Path) -> None:
     """rev22: a full file system under ``report --html`` was an internal error, and under
-    ``--output`` it read "could not write the output", as a closed standard output does (exit
-    1). Each names the file and why (exit 2, one line; JSON under --json) and leaves nothing
-    behind. The disk is filled by a file size limit (RLIMIT_FSIZE) above what SQLite's read
-    needs and below the export's."""
+    ``--output`` it read "could not write the output", as a closed standard output does. Each
+    names the file and why (one line; JSON under --json) and leaves nothing behind. rev25: it
+    was exit 2, bad input, which a script reads as "fix your arguments" and never retries; a
+    disk's refusal is exit 1 (``LedgerError``). The disk is filled by a file size limit
+    (RLIMIT_FSIZE) above what SQLite's read needs and below the export's."""
     import resource
 
     store = f"sqlite:///{tmp_path / 'fleet.db'}"
@@ -294,12 +295,15 @@ def test_a_file_the_disk_cannot_hold_is_bad_input_naming_it(tmp_path: Path) -> N
             preexec_fn=limited,  # the child's own limit, set before it execs
             check=False,
         )
-        assert run.returncode == 2, run.stderr
+        assert run.returncode == 1, run.stderr
         (line,) = run.stderr.splitlines()
-        said = r"custody: invalid (output|--html): cannot write '.*': File too large"
+        said = (
+            r"custody: cannot write '.*': File too large; the file is as it was, nothing half "
+            r"written"
+        )
         assert re.fullmatch(said, line), line
         if "--json" in args:
-            assert json.loads(run.stdout)["error"] == "InvalidInput"
+            assert json.loads(run.stdout)["error"] == "LedgerError"
     assert list(outs.iterdir()) == []
 
 

@@ -436,41 +436,6 @@ def test_a_ctrl_c_after_a_write_committed_says_how_to_learn_what_it_did(
     assert sum(e["event_type"] == "lease_acquired" for e in history) == 1, history
 
 
-def test_a_file_the_disk_cannot_take_is_exit_1_not_bad_input(tmp_path: Path, pg_url: str) -> None:
-    """rev25: a full disk under `report --html`, `digest --out` or an export's `--output` (one
-    function writes each, ``custody._whole.refused_as``) was exit 2, "invalid out", which a
-    script reads as "fix your arguments" and never retries. A file the disk refuses (here:
-    larger than the process may write, RLIMIT_FSIZE: EFBIG) is exit 1 naming the file and the
-    disk's reason, and nothing half written is left. On PostgreSQL: the limit leaves the
-    store alone (an SQLite store's own files would meet it first)."""
-    import resource
-
-    from ledger import Checkout, Ledger, RegisterProfile
-
-    store = pg_url
-    with Ledger.init(store) as ledger:  # a page of about 128 KiB
-        for n in range(150):
-            ledger.handle(RegisterProfile(profile_id=f"p{n}", account_id=f"a{n}", proxy_id="x"))
-            ledger.handle(
-                Checkout(profile_id=f"p{n}", worker_id=f"w{n}", run_id="r", task_type="t")
-            )
-
-    def small_files() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
-
-    run = subprocess.run(
-        [*MODULE, "--store", store, "report", "--html", "page.html"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60, check=False, preexec_fn=small_files,
-    )  # fmt: skip
-    assert run.returncode == 1, run
-    assert run.stderr == (
-        "custody: cannot write 'page.html': File too large; the file is as it was, nothing half "
-        "written\n"
-    ), run.stderr
-    assert list(tmp_path.iterdir()) == []
-    ok(custody("--store", store, "report", "--html", "page.html", cwd=tmp_path))  # no limit
-
-
 def test_a_step_that_reads_as_a_step_and_a_url_is_quoted_in_text_lines(
     tmp_path: Path, store: str
 ) -> None:
