@@ -64,9 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _answer(command, result, as_json, resend)
     except KeyboardInterrupt:  # while its answer was written: the command was carried out
-        ignore_interrupts()
         if command not in WRITING_COMMANDS:
             return interrupted(as_json)
+        ignore_interrupts()
         _carried_out(command, "interrupted", resend, result)
         return 0
 

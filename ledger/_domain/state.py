@@ -184,9 +184,10 @@ class ProfileStateMachine:
         # A worker's release ends its live lease so; a sweep (the scheduler's) a stale one.
         # An operator's or a reviewer's block may follow the lease's end or name none.
         role = event.envelope.actor_role
-        if role is Role.WORKER or role is Role.SCHEDULER:
-            stale = role is Role.SCHEDULER
-            self._held(event, status=LeaseStatus.STALE if stale else LeaseStatus.ACTIVE)
+        if role is Role.WORKER:
+            self._held(event)
+        elif role is Role.SCHEDULER:
+            self._held(event, status=LeaseStatus.STALE)
         state = (
             ProfileState.REVIEW_REQUIRED
             if isinstance(event, ev.ReviewRequested)

@@ -155,10 +155,11 @@ def read_settled(
     own = int(rows[0][-1]) if rows[0][-1] else None
     waiting = {x for x in map(seen.widen, running()) if x != own and seen.may_have_run(x)}
     now = clock()
+    # Copies of ``given_up``'s items and keys: another thread's reads may add to it.
     recent = {x for x, when in list((given_up or {}).items()) if now - when < timeout}
     left = waiting if waiting & recent else _ended(waiting, snapshot, now + timeout, clock, sleep)
     if left:
-        if given_up is not None:  # (a copy of its items: another thread's reads may add)
+        if given_up is not None:
             for x in set(given_up) - recent:
                 given_up.pop(x, None)  # older than the timeout: waited for again if met
             given_up.update(dict.fromkeys(left - recent, clock()))

@@ -129,8 +129,7 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             tables = {name for (name,) in rows}
             if SCHEMA_TABLE not in tables:
-                for name in _UNFINISHED & tables:  # another application's, if it holds rows
-                    tables = tables - {name} | {_holding(conn, name)}
+                tables = _marked(conn, tables)  # another application's, if it holds rows
                 if AVAILABILITY_TABLE in tables:  # custody's before it kept a schema table?
                     info = conn.execute(f"PRAGMA table_info({AVAILABILITY_TABLE})")
                     if not _CUSTODYS[AVAILABILITY_TABLE] <= {row[1] for row in info}:
@@ -138,7 +137,7 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
                 return tables, None
             row = conn.execute(RECORDED_VERSION).fetchone()
             if row is None:  # the schema's table made, its version not yet: an init cut short?
-                tables = {_holding(conn, t) if t in _UNFINISHED else t for t in tables}
+                tables = _marked(conn, tables)
             return tables, int(row[0]) if row else None
     except sqlite3.OperationalError as e:  # held by another connection: busy, not junk
         raise store_failure(settings, e) from None
@@ -148,10 +147,13 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
         ) from None
 
 
-def _holding(conn: sqlite3.Connection, table: str) -> str:
-    """``table``'s name, marked if it holds rows (another application's, or a store's)."""
-    held = conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
-    return f"{table} (holding rows)" if held else table
+def _marked(conn: sqlite3.Connection, tables: set[str]) -> set[str]:
+    """``tables`` with each of ``_UNFINISHED`` that holds rows marked so (another
+    application's, or a store's with events): only while empty may they be an init's."""
+    held = {
+        t for t in _UNFINISHED & tables if conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+    }
+    return tables - held | {f"{t} (holding rows)" for t in held}
 
 
 # The columns an older custody store's tables had (before ``custody_schema`` recorded its

@@ -378,8 +378,9 @@ MUTANTS = (
     Mutant(
         "blocks-judged-in-no-role",
         "ledger/_domain/state.py",
-        "        if role is Role.WORKER or role is Role.SCHEDULER:\n",
-        "        if False:\n",
+        "        if role is Role.WORKER:\n            self._held(event)\n"
+        "        elif role is Role.SCHEDULER:\n",
+        "        if False:\n            pass\n        elif False:\n",
         "a worker's review of a lease it does not hold, or a sweep's of a live one, is believed",
         ("tests/unit/test_never_decided.py",),
     ),
