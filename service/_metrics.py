@@ -8,9 +8,10 @@ process's own."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
@@ -22,6 +23,8 @@ from ledger import Ledger, ProfileState
 
 if TYPE_CHECKING:
     from service._service import Service
+
+T = TypeVar("T")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 200)
@@ -89,9 +92,35 @@ def fleet_families(ledger: Ledger) -> list[Metric]:
     return families
 
 
+class Shared(Generic[T]):
+    """One read at a time for any number of callers: a caller that arrives while a read runs
+    waits for it to end and shares the read that starts next (never the running one, which
+    may have read the store before a write the caller saw answered). Scrapers in a loop then
+    hold one reader thread, not one each, beside the token checks and reads that need them."""
+
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
+        self._read = read
+        self._lock = asyncio.Lock()
+        self._started = 0  # reads started so far
+        self._ended = 0  # the last read that ended with a result: its number
+        self._result: T | None = None
+
+    async def __call__(self) -> T:
+        wanted = self._started + 1  # the first read to start after this call
+        async with self._lock:
+            if self._ended >= wanted:  # another caller's read started after this one came
+                return self._result  # type: ignore[return-value]  # set with _ended
+            self._started += 1
+            number = self._started
+            result = await self._read()
+            self._result, self._ended = result, number
+            return result
+
+
 class Metrics:
     def __init__(self, service: Service) -> None:
         self.service = service
+        self.fleet = Shared(lambda: service.readers.run(fleet_families))
         self.registry = CollectorRegistry(auto_describe=True)
         self.latency = Histogram(
             "custody_http_request_seconds", "request latency by route, method and status",
@@ -110,7 +139,7 @@ class Metrics:
             """Prometheus' text format (no token: bind it where only your scraper reaches)."""
             for size in self.service.writer.stats.drain():
                 self.batches.observe(size)
-            families = await self.service.readers.run(fleet_families)
+            families = await self.fleet()
             scrape = CollectorRegistry(auto_describe=False)
             scrape.register(_Fleet(families))
             body = generate_latest(self.registry) + generate_latest(scrape)

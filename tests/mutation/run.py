@@ -1656,6 +1656,22 @@ MUTANTS = (
         "a read-only store whose checkpoint was lost says the read model was never installed",
         ("tests/e2e/test_cli_read_only_store.py",),
     ),
+    Mutant(
+        "metrics-scrapes-read-each",
+        "service/_metrics.py",
+        "            if self._ended >= wanted:  # another caller's read started after this one came\n",
+        "            if False:\n",
+        "scrapes that arrive together each read the fleet, holding a reader thread each",
+        ("tests/unit/test_service_metrics.py",),
+    ),
+    Mutant(
+        "metrics-scrape-shares-older-read",
+        "service/_metrics.py",
+        "        wanted = self._started + 1  # the first read to start after this call\n",
+        "        wanted = self._started + (self._started == self._ended)\n",
+        "a scrape that arrives while a read runs gets that read, which may predate a write it saw",
+        ("tests/unit/test_service_metrics.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
