@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from ledger import (
     CheckoutDenied,
@@ -117,6 +118,16 @@ def _code(error: LedgerError) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
 
 
+def allowed(request: Request) -> list[str]:
+    """Every method the request's path takes, over all the routes it matches (a path such as
+    ``/v1/profiles`` has a route for GET and another for POST)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     async def known(_: Request, error: Exception) -> JSONResponse:
         status, problem, headers = problem_of(error)
@@ -138,10 +149,13 @@ def install(app: FastAPI) -> None:
         problem = Problem(error="invalid_input", message=f"invalid {field}: {text}", field=field)
         return _answer(422, problem)
 
-    async def http(_: Request, error: Exception) -> JSONResponse:
+    async def http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)
         problem = Problem(error="http_" + str(error.status_code), message=str(error.detail))
-        return _answer(error.status_code, problem, **(error.headers or {}))
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # Starlette names the first matching route's methods
+            headers["Allow"] = ", ".join(allowed(request))
+        return _answer(error.status_code, problem, **headers)
 
     app.add_exception_handler(RequestValidationError, malformed)
     app.add_exception_handler(HTTPException, http)

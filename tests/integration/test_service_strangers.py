@@ -94,3 +94,15 @@ def test_a_token_longer_than_any_issued_is_neither_looked_up_nor_remembered() ->
     with pytest.raises(Unauthorised):
         asyncio.run(tokens.caller("Bearer cst_" + "y" * 43))  # a token's length: looked up
     assert asked == ["store"]
+
+
+def test_a_405_names_every_method_its_path_takes(service: Served) -> None:
+    """``/v1/profiles`` is two routes, GET (the list) and POST (a registration): Starlette
+    answered a method neither takes with the first route's methods alone (rev25)."""
+    with httpx.Client(base_url=service.url, timeout=30) as stranger:
+        for method in ("PUT", "DELETE", "OPTIONS"):
+            got = stranger.request(method, "/v1/profiles")
+            assert (got.status_code, got.headers["allow"]) == (405, "GET, POST"), method
+            assert got.json()["error"] == "http_405"
+        got = stranger.put("/v1/profiles/p1/checkout")
+        assert (got.status_code, got.headers["allow"]) == (405, "POST")

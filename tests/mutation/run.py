@@ -1672,6 +1672,14 @@ MUTANTS = (
         "a scrape that arrives while a read runs gets that read, which may predate a write it saw",
         ("tests/unit/test_service_metrics.py",),
     ),
+    Mutant(
+        "allow-names-one-route",
+        "service/_errors.py",
+        '            headers["Allow"] = ", ".join(allowed(request))\n',
+        "            pass\n",
+        "a 405 on a path of two routes names the methods of the first alone",
+        ("tests/integration/test_service_strangers.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
