@@ -8,6 +8,7 @@ for it, so neither side's port depends on the other's.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import sys
@@ -75,9 +76,26 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
         first = re.sub(alone, "***", first)
     said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
     msg = f"store {settings.describe()} {said}: {first}"
+    if settings.kind == "sqlite" and first.lower() in _DISK_TROUBLE:
+        msg += free_space(settings.path)
     if said == "busy":
         msg += f" (waited {settings.timeout} s; nothing was written, retry)"
     return StoreUnavailable(msg, busy=said == "busy")
+
+
+# What SQLite says when its file system is full: "database or disk is full" while it can write
+# its pages, only "disk I/O error" once it cannot even grow its WAL index (the -shm file).
+_DISK_TROUBLE = ("disk i/o error", "database or disk is full")
+
+
+def free_space(path: str) -> str:
+    """How much room the store's file system has left, as words to add to SQLite's."""
+    try:
+        stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return ""
+    free = stat.f_bavail * stat.f_frsize
+    return f" (its file system has {free // 1024:,} KiB free: make room, then retry)"
 
 
 @contextmanager

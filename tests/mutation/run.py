@@ -1680,6 +1680,14 @@ MUTANTS = (
         "a 405 on a path of two routes names the methods of the first alone",
         ("tests/integration/test_service_strangers.py",),
     ),
+    Mutant(
+        "full-sqlite-disk-unnamed",
+        "ledger/_stores/connections.py",
+        "        msg += free_space(settings.path)\n",
+        "        pass\n",
+        "a SQLite store on a full disk says only 'disk I/O error', naming no room left",
+        ("tests/unit/test_store_urls.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -3,6 +3,9 @@ that never shows its password (``ledger._stores.settings``, ``ledger._stores.con
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from ledger import InvalidInput
@@ -111,3 +114,21 @@ def test_a_postgresql_url_s_tls_parameters_reach_every_session_s_libpq() -> None
         ]
         == ""
     )
+
+
+@pytest.mark.parametrize("driver_said", ["disk I/O error", "database or disk is full"])
+def test_sqlite_s_disk_trouble_says_how_much_room_is_left(tmp_path: Path, driver_said: str) -> None:
+    """With under 32 KiB free SQLite says only "disk I/O error" (it cannot grow its WAL index),
+    for reads too (rev25 crash): the line names the room the store's file system has left."""
+    import os
+    import re
+
+    settings = StoreSettings.from_url(f"sqlite:///{tmp_path / 'custody.db'}")
+    said = str(store_failure(settings, sqlite3.OperationalError(driver_said)))
+    found = re.search(r"unavailable: .* \(its file system has ([\d,]+) KiB free: make room", said)
+    assert found is not None, said
+    stat = os.statvfs(tmp_path)
+    free = int(found[1].replace(",", "")) * 1024
+    assert abs(free - stat.f_bavail * stat.f_frsize) < 64 * 1024 * 1024
+    other = str(store_failure(settings, sqlite3.OperationalError("database is locked")))
+    assert "free" not in other
