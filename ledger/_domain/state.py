@@ -24,6 +24,7 @@ from ledger._domain.model import (
     ProfileRecord,
     ProfileState,
     Role,
+    lease_id_for,
 )
 
 # How many unclean endings a profile keeps for the repeated-failure rule (bounds the state).
@@ -246,13 +247,27 @@ def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
     # the next fencing token. An event that breaks it was appended past the ledger (a worker's
     # login with raw SQL returned a quarantined profile to the pool that way, its links whole):
     # nothing folds past it, so no load believes it and no checkout follows it.
+    # The lease itself is the one ``checkout`` makes: live, not ended, of this profile and
+    # its account and proxy, named by its token (rev26: a worker's login appended one already
+    # stale, and every later sweep's honest stale mark was refused in its place).
+    lease, token = e.lease, e.lease.fencing_token
     wrong = (
         "a lease on a profile never registered"
         if not p.profile_id
         else f"a lease on a profile that was {p.state.value}"
         if p.state is not ProfileState.AVAILABLE
-        else f"fencing token {e.lease.fencing_token} after {p.last_token}"
-        if e.lease.fencing_token != p.last_token + 1
+        else f"fencing token {token} after {p.last_token}"
+        if token != p.last_token + 1
+        else f"a lease named {lease.lease_id!r}, not {lease_id_for(p.profile_id, token)!r}"
+        if lease.lease_id != lease_id_for(p.profile_id, token)
+        else f"a lease naming profile {lease.profile_id!r}, account {lease.account_id!r}, proxy "
+        f"{lease.proxy_id!r}, not the profile's own"
+        if (lease.profile_id, lease.account_id, lease.proxy_id)
+        != (p.profile_id, p.account_id, p.proxy_id)
+        else f"a lease granted {lease.lease_status.value}"
+        if lease.lease_status is not LeaseStatus.ACTIVE
+        or lease.ending is not None
+        or lease.ended_at is not None
         else None
     )
     if wrong is not None:
@@ -340,6 +355,22 @@ def _returned(p: ProfileStateMachine, e: ev.ProfileReturnedToPool) -> None:
 
 @_on(ev.ProfileDisabled)
 def _disabled(p: ProfileStateMachine, e: ev.ProfileDisabled) -> None:
+    # ``disable`` ends a live lease first and records the state it leaves; ``enable`` returns
+    # to that state, no other (rev26: an operator's login disabled a quarantined profile "from
+    # available", and the next honest enable put it in the pool unreviewed).
+    wrong = (
+        "a disable of a profile never registered"
+        if not p.profile_id
+        else "a disable of a disabled profile"
+        if p.state is ProfileState.DISABLED
+        else f"a disable of a profile with the live lease {p.lease.lease_id!r}"
+        if p.lease is not None
+        else f"a disable from {e.previous_state.value} of a profile that was {p.state.value}"
+        if e.previous_state is not p.state
+        else None
+    )
+    if wrong is not None:
+        raise p._never(e, wrong, "decides")
     p.disabled = Disabled(
         since=e.at,
         actor_id=e.envelope.actor_id,
@@ -353,6 +384,11 @@ def _disabled(p: ProfileStateMachine, e: ev.ProfileDisabled) -> None:
 def _enabled(p: ProfileStateMachine, e: ev.ProfileEnabled) -> None:
     if p.state is not ProfileState.DISABLED or p.disabled is None:  # ``enable``
         raise p._never(e, f"an enable of a profile that was {p.state.value}", "decides")
+    if e.state is not p.disabled.previous_state:
+        was = p.disabled.previous_state.value
+        raise p._never(
+            e, f"an enable to {e.state.value} of a profile disabled from {was}", "decides"
+        )
     p.disabled = None
     p._enter(e.state, e.at)
 

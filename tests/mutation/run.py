@@ -1688,6 +1688,46 @@ MUTANTS = (
         "a SQLite store on a full disk says only 'disk I/O error', naming no room left",
         ("tests/unit/test_store_urls.py",),
     ),
+    Mutant(
+        "enable-to-any-state",
+        "ledger/_domain/state.py",
+        "    if e.state is not p.disabled.previous_state:\n",
+        "    if False:\n",
+        "an operator's login enables a quarantined, disabled profile straight to the pool",
+        ("tests/unit/test_never_decided.py",),
+    ),
+    Mutant(
+        "disable-from-any-state",
+        "ledger/_domain/state.py",
+        "        if e.previous_state is not p.state\n",
+        "        if False\n",
+        "a disable recorded from a state the profile was not in, which the next enable returns to",
+        ("tests/unit/test_never_decided.py",),
+    ),
+    Mutant(
+        "disable-keeps-the-lease",
+        "ledger/_domain/state.py",
+        "        if p.lease is not None\n",
+        "        if False\n",
+        "a disable that leaves the lease live: the holder's release undoes it",
+        ("tests/unit/test_never_decided.py",),
+    ),
+    Mutant(
+        "acquired-lease-any-status",
+        "ledger/_domain/state.py",
+        "        if lease.lease_status is not LeaseStatus.ACTIVE\n",
+        "        if False\n",
+        "a lease acquired already stale or ended is believed",
+        ("tests/unit/test_never_decided.py",),
+    ),
+    Mutant(
+        "acquired-lease-any-id",
+        "ledger/_domain/state.py",
+        "        if lease.lease_id != lease_id_for(p.profile_id, token)\n",
+        "        if False\n",
+        "a lease acquired under an id that names another profile or token is believed",
+        ("tests/unit/test_never_decided.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

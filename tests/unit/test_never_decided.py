@@ -12,7 +12,7 @@ from profile_scene import Scene
 
 from ledger._domain import events as ev
 from ledger._domain.errors import NeverDecided
-from ledger._domain.model import Outcome
+from ledger._domain.model import LeaseStatus, Outcome, ProfileState
 from ledger._domain.profile import replay
 
 
@@ -58,6 +58,19 @@ def _twice() -> Scene:
     s.release(s.live)
     s.checkout("worker-a", 120)
     return s
+
+
+def _acquired(history: list[ev.ProfileEvent], **lease: object) -> ev.ProfileEvent:
+    """The history's first acquisition, its lease changed so."""
+    acquired = _first(history, ev.LeaseAcquired)
+    assert isinstance(acquired, ev.LeaseAcquired)
+    return acquired.model_copy(update={"lease": acquired.lease.model_copy(update=lease)})
+
+
+def _leased_disable() -> ev.ProfileEvent:
+    """A disable recorded "from leased", as no ``disable`` records it (it ends the lease)."""
+    disabled = _disabled().history[1]
+    return disabled.model_copy(update={"previous_state": ProfileState.LEASED})
 
 
 # (what is forged, the history the ledger made, which of its events make the forged history,
@@ -117,6 +130,42 @@ CASES: dict[str, Forged] = {
         _disabled,
         lambda h: [h[0], _first(h, ev.ProfileEnabled)],
         "an enable of a profile that was available",
+    ),
+    "enable-to-another-state": (  # rev26: quarantined, disabled, then "enabled" to the pool
+        lambda: (s := Scene(), s.quarantine(), s.disable(), s)[3],
+        lambda h: [*h, _disabled().history[-1]],
+        "an enable to available of a profile disabled from quarantined",
+    ),
+    "disable-from-another-state": (  # rev26: an honest enable would then return it to the pool
+        lambda: (s := Scene(), s.quarantine(), s)[2],
+        lambda h: [*h, _disabled().history[1]],
+        "a disable from available of a profile that was quarantined",
+    ),
+    "disable-of-a-leased-profile": (  # rev26: the holder's release then undid the disable
+        _leased,
+        lambda h: [*h, _leased_disable()],
+        "a disable of a profile with the live lease 'lease-1@profile_shop_17'",
+    ),
+    "acquisition-of-a-stale-lease": (  # rev26: every later sweep's stale mark was refused
+        _leased,
+        lambda h: [h[0], _acquired(h, lease_status=LeaseStatus.STALE)],
+        "a lease granted stale",
+    ),
+    "acquisition-of-an-ended-lease": (
+        _leased,
+        lambda h: [h[0], _acquired(h, ending="clean")],
+        "a lease granted active",
+    ),
+    "acquisition-under-another-lease-id": (
+        _leased,
+        lambda h: [h[0], _acquired(h, lease_id="lease-1@another")],
+        "a lease named 'lease-1@another', not 'lease-1@profile_shop_17'",
+    ),
+    "acquisition-on-another-account": (
+        _leased,
+        lambda h: [h[0], _acquired(h, account_id="account_bank_1")],
+        "a lease naming profile 'profile_shop_17', account 'account_bank_1', proxy 'proxy-de-3', "
+        "not the profile's own",
     ),
     "second-registration": (
         Scene,
