@@ -41,19 +41,17 @@ def interrupted(as_json: bool = False, perhaps: str = "") -> int:
 def ignore_interrupts() -> None:
     """From here on a Ctrl-C changes nothing: the command has answered (or said it was
     interrupted), and an interrupt during the interpreter's exit would kill the process by
-    SIGINT after the answer (a parent saw -2 for a granted checkout: rev25)."""
-    import signal  # 1 ms
-
+    SIGINT after the answer (a parent saw -2 for a granted checkout: rev25). ``SIG_IGN``, not
+    a Python function: the interpreter puts a function's signal back to the default as it
+    finalises, where a Ctrl-C killed the process still (rev26); an ignored one it leaves."""
     while True:
         try:
-            signal.signal(signal.SIGINT, _ignored)
+            import signal  # 1 ms, inside the try: a Ctrl-C during it is the same one
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             break
         except KeyboardInterrupt:  # one pending is raised before the handler changes: it is
             continue  # the same Ctrl-C, answered here
-
-
-def _ignored(*_: object) -> None:
-    """SIGINT's handler once the command has said it was interrupted."""
 
 
 def keep_interrupts() -> None:

@@ -35,9 +35,14 @@ def run() -> None:  # never returns: exits
         code = main()
     except KeyboardInterrupt:  # before the command line could take it: while it loads
         code = interrupted("--json" in sys.argv[1:])
+    while True:  # answered: a Ctrl-C now would only kill the process by SIGINT
+        try:
+            ignore_interrupts()
+            break
+        except KeyboardInterrupt:  # landed between the answer and the call: the same one
+            continue
     if code == INTERRUPTED:
         _leave_interrupted(code)
-    ignore_interrupts()  # answered: a Ctrl-C now would only kill the process by SIGINT
     gc.freeze()  # the exit collects nothing: see the module's docstring
     sys.exit(code)
 

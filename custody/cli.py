@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return interrupted(as_json)
         ignore_interrupts()
         _carried_out(command, "interrupted", resend, result)
-        return 0
+        return _outcome(result)  # a rebuild that left rows as they were still exits 1
 
 
 def _perhaps_carried_out(ctx: click.Context | None) -> str:
@@ -151,6 +151,13 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
         _carried_out(command, one_line(str(e)), resend, result)
     except Exception as e:  # the file an export writes refused it (a full disk: bad input)
         return _fail_unexpected(e, as_json)
+    return _outcome(result)
+
+
+def _outcome(result: Any) -> int:
+    """The exit code a command's result says, whether or not its output was written: what
+    it failed to do or left unfinished, on stderr."""
+    from custody import _render as render
     from custody._printed import Printed
 
     failed = result.failed() if isinstance(result, Printed) else None

@@ -381,6 +381,24 @@ elif when == "while-answering":
 elif when == "after-answering":  # a Ctrl-C as the process exits, its answer written
     import gc, os, signal
     gc.freeze = lambda: os.kill(os.getpid(), signal.SIGINT)
+elif when == "as-it-stops-listening":  # one as custody starts to ignore them (rev26)
+    import os
+
+    class Probe:  # a Ctrl-C while ``signal`` is imported, which ignore_interrupts does first
+        fired = False
+
+        def find_spec(self, name, path=None, target=None):
+            if name == "signal" and not Probe.fired:
+                Probe.fired = True
+                os.kill(os.getpid(), 2)
+            return None
+
+    def answered(*args, **kwargs):
+        emit(*args, **kwargs)
+        sys.modules.pop("signal", None)
+        sys.meta_path.insert(0, Probe())
+
+    render.emit = answered
 sys.argv[0] = "custody"
 run()
 """
@@ -428,12 +446,52 @@ def test_a_ctrl_c_after_a_write_committed_says_how_to_learn_what_it_did(
     late = run("after-answering", *base, "--command-id", "c-1")
     assert (late.returncode, late.stderr) == (0, ""), late
     assert "lease-1@p1" in late.stdout, late
+    later = run("as-it-stops-listening", *base, "--command-id", "c-1")
+    assert (later.returncode, later.stderr) == (0, ""), later
+    assert "lease-1@p1" in later.stdout, later
     on_p2 = [arg if arg != "p1" else "p2" for arg in base]
     as_json = run("after-commit", "--json", *on_p2, "--command-id", "c-2")
     assert as_json.returncode == 130, as_json
     assert json.loads(as_json.stdout)["message"].startswith("interrupted; checkout may have")
     history = ok(custody("--store", store, "--json", "timeline", "p1", cwd=tmp_path)).json()
     assert sum(e["event_type"] == "lease_acquired" for e in history) == 1, history
+
+
+def test_once_answered_a_ctrl_c_stays_ignored_through_the_interpreter_s_exit() -> None:
+    """rev26: a Python function as SIGINT's handler is put back to the default as the
+    interpreter finalises, where a Ctrl-C still killed a command that had answered (a parent
+    saw -2 for a granted checkout, now and then); an ignored SIGINT stays ignored."""
+    code = "import custody, signal; custody.ignore_interrupts(); print(signal.getsignal(2) is signal.SIG_IGN)"
+    run = subprocess.run(
+        [MODULE[0], "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (run.returncode, run.stdout.strip()) == (0, "True"), run
+
+
+def test_a_ctrl_c_while_a_rebuild_answers_keeps_its_exit_1(tmp_path: Path) -> None:
+    """rev26: a Ctrl-C while a writing command's answer was written made every exit 0 ("was
+    carried out"), a rebuild that left a profile it could not fold included: it exits 1 as
+    its result says, with both lines."""
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    ok(custody("--store", store, "register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    unfoldable = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute(  # the registration again, as v3 after v1: no load folds past the gap
+    "INSERT INTO stored_events SELECT originator_id, 3, topic, state FROM stored_events"
+)
+db.commit()
+"""
+    subprocess.run([MODULE[0], "-c", unfoldable, str(tmp_path / "custody.db")], check=True)
+    plain = custody("--store", store, "rebuild", cwd=tmp_path)
+    assert plain.code == 1, plain
+    answered = subprocess.run(
+        [MODULE[0], "-c", _CTRL_C_AFTER, "while-answering", "--store", store, "rebuild"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert answered.returncode == 1, answered
+    assert "rebuild was carried out, but its output could not be written" in answered.stderr
+    assert "left as they are" in answered.stderr, answered.stderr
 
 
 def test_a_step_that_reads_as_a_step_and_a_url_is_quoted_in_text_lines(

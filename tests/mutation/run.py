@@ -1728,6 +1728,22 @@ MUTANTS = (
         "a lease acquired under an id that names another profile or token is believed",
         ("tests/unit/test_never_decided.py",),
     ),
+    Mutant(
+        "interrupts-ignored-by-a-function",
+        "custody/__init__.py",
+        "            signal.signal(signal.SIGINT, signal.SIG_IGN)\n",
+        "            signal.signal(signal.SIGINT, lambda *_: None)\n",
+        "a Ctrl-C as the interpreter exits kills a command that answered (its handler reset)",
+        ("tests/e2e/test_cli_hostile.py",),
+    ),
+    Mutant(
+        "interrupted-answer-exits-0",
+        "custody/cli.py",
+        "        return _outcome(result)  # a rebuild that left rows as they were still exits 1\n",
+        "        return 0\n",
+        "a Ctrl-C while a rebuild's answer is written turns its exit 1 into 0",
+        ("tests/e2e/test_cli_hostile.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
