@@ -108,7 +108,7 @@ class Shared(Generic[T]):
     async def __call__(self) -> T:
         wanted = self._started + 1  # the first read to start after this call
         async with self._lock:
-            if self._ended >= wanted:  # another caller's read started after this one came
+            if self._ended >= wanted:  # a read that started after this call came
                 return self._result  # type: ignore[return-value]  # set with _ended
             self._started += 1
             number = self._started

@@ -461,7 +461,8 @@ def test_once_answered_a_ctrl_c_stays_ignored_through_the_interpreter_s_exit() -
     """rev26: a Python function as SIGINT's handler is put back to the default as the
     interpreter finalises, where a Ctrl-C still killed a command that had answered (a parent
     saw -2 for a granted checkout, now and then); an ignored SIGINT stays ignored."""
-    code = "import custody, signal; custody.ignore_interrupts(); print(signal.getsignal(2) is signal.SIG_IGN)"
+    code = "import custody, signal; custody.ignore_interrupts(); "
+    code += "print(signal.getsignal(2) is signal.SIG_IGN)"
     run = subprocess.run(
         [MODULE[0], "-c", code], capture_output=True, text=True, timeout=60, check=False
     )

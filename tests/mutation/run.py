@@ -1659,7 +1659,7 @@ MUTANTS = (
     Mutant(
         "metrics-scrapes-read-each",
         "service/_metrics.py",
-        "            if self._ended >= wanted:  # another caller's read started after this one came\n",
+        "            if self._ended >= wanted:  # a read that started after this call came\n",
         "            if False:\n",
         "scrapes that arrive together each read the fleet, holding a reader thread each",
         ("tests/unit/test_service_metrics.py",),
