@@ -173,7 +173,7 @@ def _entry_lines(key: str, value: Any) -> list[str]:
 
 
 def lease_line(lease: Lease) -> str:
-    step = f", last step {lease.last_step}" if lease.last_step else ""
+    step = f", last step {_said(lease.last_step)}" if lease.last_step else ""
     return (
         f"{lease.lease_id} token {lease.fencing_token}: worker {lease.worker_id}, run "
         f"{lease.run_id} ({lease.task_type}), {lease.lease_status.value} until "
@@ -289,8 +289,8 @@ def replay_lines(r: Replay) -> list[str]:
         how = ending_text(lease.ending, lease.ending_cause)
         then = "then current" if r.lease else f"last, ended {how} at {instant(lease.ended_at)}"
         lines.append(
-            f"  lease {lease.lease_id} ({then}): last step {lease.last_step or '-'}, last safe "
-            f"step {lease.last_safe_step or '-'}, unconfirmed mutation {lease.mutating_step or '-'}"
+            f"  lease {lease.lease_id} ({then}): last step {_said(lease.last_step)}, last safe "
+            f"step {_said(lease.last_safe_step)}, unconfirmed mutation {_said(lease.mutating_step)}"
         )
     lines.append("  events up to then:")
     lines += [f"    {timeline_line(e, exact=True)}" for e in r.before] or ["    (none)"]
@@ -333,6 +333,18 @@ def _one_value(value: str) -> str:
     return value
 
 
+def _said(value: str | None) -> str:
+    """A recorded text inside a line of ``label: value; label: value`` (or ``, ``) parts: one
+    holding a space, a quote, a semicolon or a comma is its JSON string, so that no value
+    reads as more parts (a step ``open_cart; last URL: https://shop/cart`` read as that URL
+    before the real one: rev26); ``-`` for none."""
+    if not value:
+        return "-"
+    if any(c.isspace() or c in '";,' for c in value):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
 def explanation_lines(e: Explanation) -> list[str]:
     reason = f" ({e.reason.value})" if e.reason and e.reason.value != e.state.value else ""
     lines = [f"{e.profile_id}: {e.state.value}{reason}", f"  {e.message}"]
@@ -348,9 +360,9 @@ def explanation_lines(e: Explanation) -> list[str]:
         lease = e.lease
         lines += [
             f"  lease {lease.lease_id}, fencing token {lease.fencing_token}",
-            f"  last safe step: {lease.last_safe_step or '-'}; step that mutated the account: "
-            f"{lease.mutating_step or '-'}",
-            f"  last step: {lease.last_step or '-'}; last URL: {lease.last_url or '-'}; "
+            f"  last safe step: {_said(lease.last_safe_step)}; step that mutated the account: "
+            f"{_said(lease.mutating_step)}",
+            f"  last step: {_said(lease.last_step)}; last URL: {_said(lease.last_url)}; "
             f"last heartbeat: {moment(lease.heartbeat_at)}",
         ]
         if lease.ending:

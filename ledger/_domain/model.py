@@ -201,12 +201,13 @@ class ReviewDecision(StrEnum):
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, 15.1): what a text shows
 # nothing for, whether a format control (zero-width space, joiners, soft hyphen, bidi
-# controls, BOM, tags), a variation selector or a filler. Dropped before two identities are
-# compared (``aggregate.same_identity``) and before a final URL is judged to show
-# anything (``policies.shown``), never from what is stored.
+# controls, BOM, tags), a variation selector or a filler; and U+2800, the Braille blank, a
+# printable symbol drawn with no ink (rev26: "acct\u2800_17" read as "acct _17"). Dropped
+# before two identities are compared (``aggregate.same_identity``) and before a final URL is
+# judged to show anything (``policies.shown``), never from what is stored.
 INVISIBLE = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
 

@@ -512,6 +512,12 @@ def test_a_step_that_reads_as_a_step_and_a_url_is_quoted_in_text_lines(
     assert f"step=pay  url={url}" in real, real
     assert f'step="pay  url={url}"' in forged, forged
     assert real.split("step=")[1] != forged.split("step=")[1]
+    # rev26: why's "last step: ...; last URL: ..." line, by a step holding "; last URL: ".
+    step = "open_cart; last URL: https://shop.example/cart"
+    ok(custody(*beat, "--step", step, "--url", url, cwd=tmp_path, store=store))
+    why = ok(custody("why", "p", cwd=tmp_path, store=store)).out
+    [line] = [line for line in why.splitlines() if line.startswith("  last step: ")]
+    assert line.startswith(f'  last step: "{step}"; last URL: {url}; last heartbeat: '), line
 
 
 def test_a_store_whose_making_a_full_disk_cut_short_is_made_whole_by_the_next_command(

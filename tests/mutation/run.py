@@ -1744,6 +1744,22 @@ MUTANTS = (
         "a Ctrl-C while a rebuild's answer is written turns its exit 1 into 0",
         ("tests/e2e/test_cli_hostile.py",),
     ),
+    Mutant(
+        "why-step-unquoted",
+        "custody/_render.py",
+        "    if any(c.isspace() or c in '\";,' for c in value):\n",
+        "    if False:\n",
+        "a step holding '; last URL: ' reads in why's line as a URL before the real one",
+        ("tests/e2e/test_cli_hostile.py",),
+    ),
+    Mutant(
+        "braille-blank-shown",
+        "ledger/_domain/model.py",
+        '    "\\u202a-\\u202e\\u2060-\\u206f\\u2800\\u3164',
+        '    "\\u202a-\\u202e\\u2060-\\u206f\\u3164',
+        "an account with U+2800 in place of a space displays as the one with the space",
+        ("tests/unit/test_shown_text.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -363,7 +363,7 @@ def test_a_blank_final_url_or_an_empty_screenshot_proves_nothing(policy: str) ->
     """A final URL of spaces names no page, and a screenshot file of no bytes shows nothing:
     each is evidence missing, as the policy says (a success went straight back to the pool)."""
     # rev20: the invisible ones too (rev21: Hangul fillers, a grapheme joiner)
-    for blank in (" \t", "\u200b", "\xa0\u2060", "\u202e ", "\u3164", "\uffa0\u034f"):
+    for blank in (" \t", "\u200b", "\xa0\u2060", "\u202e ", "\u3164", "\uffa0\u034f", "\u2800"):
         s = Scene(policy=policy)
         verdict = s.release(s.checkout(), final_url=blank, screenshot="final.png")
         assert verdict.cause is Cause.UNKNOWN_FINAL_URL, repr(blank)

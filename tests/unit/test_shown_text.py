@@ -11,7 +11,18 @@ from ledger.rules import shown
 
 @pytest.mark.parametrize(
     "hidden",
-    ["\u034f", "\ufe0f", "\U000e0101", "\u3164", "\u115f", "\uffa0", "\u200b", "\u202e", "\x1b"],
+    [
+        "\u034f",
+        "\u2800",
+        "\ufe0f",
+        "\U000e0101",
+        "\u3164",
+        "\u115f",
+        "\uffa0",
+        "\u200b",
+        "\u202e",
+        "\x1b",
+    ],
 )
 def test_a_character_shown_as_nothing_is_its_escape(hidden: str) -> None:
     """rev25: U+034F, variation selectors and fillers count as printable to Python, and three
