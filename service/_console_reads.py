@@ -76,12 +76,19 @@ class ProfilePage:
 
 
 def queue(ledger: Ledger) -> Queue:
-    """Stale, review and quarantined profiles, the longest waiting first."""
+    """Stale, review and quarantined profiles, the longest waiting first. A lease past its
+    deadline makes its profile stale before a sweep marks it (as ``custody status --state
+    stale`` lists it), waiting since the deadline: without a sweeper running, the queue
+    stayed empty while such profiles were stuck (rev26)."""
     from projections import status
 
     now = ledger.now()
-    rows = [r for r in status(ledger) if r.state in WAITING]
-    rows.sort(key=lambda r: (r.since is None, r.since or now, r.profile_id))
+    rows = [r for r in status(ledger) if r.state in WAITING or r.overdue]
+
+    def waiting_since(r: StatusRow) -> datetime | None:
+        return r.until if r.overdue else r.since
+
+    rows.sort(key=lambda r: (waiting_since(r) is None, waiting_since(r) or now, r.profile_id))
     shown = [Waiting(r, _why(ledger, r)) for r in rows[:QUEUE_SHOWN]]
     return Queue(rows=shown, total=len(rows), at=now)
 

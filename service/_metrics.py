@@ -53,12 +53,15 @@ def fleet_families(ledger: Ledger) -> list[Metric]:
     leases.add_metric(["active"], leased - summary.overdue)
     leases.add_metric(["overdue"], summary.overdue)
     leases.add_metric(["stale"], stale)
+    # A lease past its deadline makes its profile stale before any sweep marks it: its wait
+    # counts from the deadline (an alert on this gauge never fired where no sweeper ran: rev26).
+    stale_troubles = (ProfileState.STALE.value, "overdue")
     oldest_stale = max(
-        (s.seconds or 0.0 for s in summary.stuck if s.trouble == ProfileState.STALE.value),
-        default=0.0,
+        (s.seconds or 0.0 for s in summary.stuck if s.trouble in stale_troubles), default=0.0
     )
     stale_age = GaugeMetricFamily(
-        "custody_oldest_stale_seconds", "how long the longest-stale profile has been stale"
+        "custody_oldest_stale_seconds",
+        "how long the longest-stale profile has been stale (overdue ones from their deadline)",
     )
     stale_age.add_metric([], oldest_stale)
     review_age = GaugeMetricFamily(

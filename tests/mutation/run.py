@@ -1760,6 +1760,14 @@ MUTANTS = (
         "an account with U+2800 in place of a space displays as the one with the space",
         ("tests/unit/test_shown_text.py",),
     ),
+    Mutant(
+        "queue-hides-overdue",
+        "service/_console_reads.py",
+        "    rows = [r for r in status(ledger) if r.state in WAITING or r.overdue]\n",
+        "    rows = [r for r in status(ledger) if r.state in WAITING]\n",
+        "the console's queue is empty while a lease past its deadline waits for a sweep",
+        ("tests/integration/test_console_queue.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
