@@ -235,4 +235,7 @@ def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseRes
             digest = hashlib.file_digest(shot, "sha256").hexdigest()
     except OSError as e:  # a file this user may not read: bad input, as a missing one is
         raise InvalidInput("screenshot", f"cannot read {screenshot!r}: {e.strerror}") from None
-    return ledger.handle(Release(screenshot=screenshot, screenshot_sha256=digest, **params))
+    # Recorded where it is from anywhere: a path relative to this shell's directory named no
+    # file for the review console or anyone reading the log later (rev26).
+    where = os.path.abspath(screenshot)
+    return ledger.handle(Release(screenshot=where, screenshot_sha256=digest, **params))

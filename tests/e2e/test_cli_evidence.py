@@ -33,6 +33,24 @@ def test_release_with_a_screenshot_records_the_digest_of_its_bytes(tmp_path: Pat
     assert event.screenshot_sha256 == hashlib.sha256(shot.read_bytes()).hexdigest()
 
 
+def test_a_screenshot_named_from_here_is_recorded_where_it_is(tmp_path: Path) -> None:
+    """rev26: ``--screenshot shot.png`` was recorded as typed, a path that names no file for
+    the review console or anyone reading the log from another directory: it is recorded
+    absolute."""
+    (tmp_path / "shots").mkdir()
+    shot = tmp_path / "shots" / "shot.png"
+    shot.write_bytes(b"\x89PNG bytes")
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    ok(custody("checkout", "p1", "--worker", "w", "--run", "r", "--task", "t", cwd=tmp_path))
+    release = ["release", "lease-1@p1", "--token", "1", "--outcome", "success"]
+    here = ["--final-url", "https://x.example/", "--screenshot", "shot.png"]
+    store = ["--store", f"sqlite:///{tmp_path / 'custody.db'}"]
+    ok(custody(*store, *release, *here, cwd=tmp_path / "shots"))
+    with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}", create=False) as ledger:
+        (event,) = [e for e in ledger.history("p1") if isinstance(e, LeaseReleaseRequested)]
+    assert event.screenshot == str(shot)
+
+
 def test_a_screenshot_this_user_may_not_read_is_bad_input(tmp_path: Path) -> None:
     """rev22: a screenshot file the user may not read was an internal error (PermissionError,
     exit 1); it is bad input naming the file (exit 2), as a missing one is, and nothing is

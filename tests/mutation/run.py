@@ -1768,6 +1768,14 @@ MUTANTS = (
         "the console's queue is empty while a lease past its deadline waits for a sweep",
         ("tests/integration/test_console_queue.py",),
     ),
+    Mutant(
+        "screenshot-recorded-as-typed",
+        "custody/_commands.py",
+        "    where = os.path.abspath(screenshot)\n",
+        "    where = screenshot\n",
+        "a screenshot named relative to the shell's directory is recorded so, naming no file later",
+        ("tests/e2e/test_cli_evidence.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
