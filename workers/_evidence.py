@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,13 @@ _DROPPABLE = {
 
 
 def lease_directory(evidence_dir: Path, lease: Lease) -> Path:
-    return evidence_dir / lease.profile_id / f"lease-{lease.fencing_token}"
+    """``<evidence_dir>/<profile>/lease-<token>-<started>/``: the lease's start on the store's
+    clock (UTC, to the microsecond) beside its token, so that no lease's evidence is written
+    over another's. Two stores on one host (staging and production, or a store made again)
+    each lease a profile first with token 1: store B's run replaced store A's screenshot,
+    which A's release names with its digest (rev26)."""
+    started = lease.lease_started_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return evidence_dir / lease.profile_id / f"lease-{lease.fencing_token}-{started}"
 
 
 def sha256_of(path: Path) -> str:

@@ -143,7 +143,8 @@ def test_a_release_the_ledger_refuses_is_sent_again_with_what_it_can_take(
         "review_required",
         "evidence_failed",
     )
-    kept = json.loads((tmp_path / "evidence/p1/lease-1/evidence.json").read_text())
+    [kept_at] = (tmp_path / "evidence/p1").glob("lease-1-*/evidence.json")
+    kept = json.loads(kept_at.read_text())
     assert (kept["final_url"], kept["evidence_problem"]) == (None, release.evidence_problem)
 
 
@@ -179,3 +180,22 @@ def test_an_expected_failure_the_ledger_would_refuse_is_bad_input_at_once(
         lease.expected_failure("closed\x00")
     (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
     assert (release.outcome, release.envelope.reason) == ("expected_failure", "closed\\x00")
+
+
+def test_two_stores_on_one_host_never_write_over_each_others_evidence(tmp_path: Path) -> None:
+    """rev26: two stores (staging and production, or a store made again) each lease a profile
+    first with token 1, and the evidence went to ``<evidence_dir>/p1/lease-1/`` for both:
+    store B's run replaced the evidence.json and screenshot store A's release names. Each
+    lease's directory names its start too; both records stay as released."""
+    settings = sdk_settings(tmp_path)  # one evidence directory, as on one host
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        store = sdk_store(tmp_path / name)
+        with leases_on(store, settings) as leases:
+            with leases.checkout("p1", run_id=f"run_{name}", task_type="t") as lease:
+                lease.visited(f"https://{name}.example/done")
+            assert lease.lease.lease_id == "lease-1@p1"
+    directories = sorted((tmp_path / "evidence/p1").iterdir())
+    assert len(directories) == 2, directories
+    runs = sorted(json.loads((d / "evidence.json").read_text())["run_id"] for d in directories)
+    assert runs == ["run_a", "run_b"]

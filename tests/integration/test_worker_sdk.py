@@ -66,7 +66,8 @@ def test_leaving_the_block_releases_with_what_the_worker_knows(
     )
     assert lease.result.profile_state == "review_required"
     assert lease.result.cause == "unknown_final_url"
-    kept = json.loads((tmp_path / "evidence/p1/lease-1/evidence.json").read_text())
+    [kept_at] = (tmp_path / "evidence/p1").glob("lease-1-*/evidence.json")
+    kept = json.loads(kept_at.read_text())
     assert kept["lease_id"] == "lease-1@p1"
     assert kept["outcome"] == "success"
     types = [e.event_type for e in history(store)]

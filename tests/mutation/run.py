@@ -1776,6 +1776,14 @@ MUTANTS = (
         "a screenshot named relative to the shell's directory is recorded so, naming no file later",
         ("tests/e2e/test_cli_evidence.py",),
     ),
+    Mutant(
+        "evidence-dir-by-token-alone",
+        "workers/_evidence.py",
+        '    return evidence_dir / lease.profile_id / f"lease-{lease.fencing_token}-{started}"\n',
+        '    return evidence_dir / lease.profile_id / f"lease-{lease.fencing_token}"\n',
+        "two stores on one host write their leases' evidence over each other's",
+        ("tests/integration/test_worker_reasons.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

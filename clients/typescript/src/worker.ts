@@ -579,9 +579,14 @@ export class WorkerLease {
     };
   }
 
-  /** The lease's evidence directory: `<evidenceDir>/<profile_id>/lease-<token>/`. */
+  /**
+   * The lease's evidence directory: `<evidenceDir>/<profile_id>/lease-<token>-<started>/`, its
+   * start beside its token (as the Python SDK's), so that two stores on one host, each leasing
+   * a profile first with token 1, never write over each other's evidence.
+   */
   directory(): string {
-    return join(this.leases.evidenceDir, this.lease.profile_id, `lease-${this.fencingToken}`);
+    const name = `lease-${this.fencingToken}-${startedStamp(this.lease.lease_started_at)}`;
+    return join(this.leases.evidenceDir, this.lease.profile_id, name);
   }
 
   private recordedPath(path: string): string {
@@ -593,6 +598,20 @@ export class WorkerLease {
     const text = JSON.stringify(evidence, Object.keys(evidence).sort(), 2);
     await writeFile(join(this.directory(), "evidence.json"), `${text}\n`);
   }
+}
+
+/**
+ * A lease's start as its evidence directory names it, `20261202T094500123456Z`: UTC to the
+ * microsecond, as the Python SDK writes it (`%Y%m%dT%H%M%S%fZ`); any other text with
+ * everything but letters and digits left out.
+ */
+export function startedStamp(iso: string): string {
+  const at = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00)$/.exec(iso);
+  if (at === null) {
+    return iso.replace(/[^0-9A-Za-z]/g, "");
+  }
+  const [, y, mo, d, h, mi, s, fraction] = at;
+  return `${y}${mo}${d}T${h}${mi}${s}${(fraction ?? "").padEnd(6, "0")}Z`;
 }
 
 function releaseBody(evidence: Evidence, fencingToken: number): ReleaseBody {
