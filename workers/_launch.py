@@ -88,9 +88,13 @@ def plan(
     the profile has no registered directory, this worker cannot resolve its proxy id, or an
     option would choose the directory or the proxy."""
     if not user_data_dir:
+        # A registration never changes (rev26: the old advice, to register it with a
+        # directory, was refused as registering it differently): what can be done is said.
+        pid = lease.profile_id
         msg = (
-            f"profile {lease.profile_id} has no user_data_dir registered: register it with "
-            "--user-data-dir before a worker may launch it"
+            f"profile {pid} was registered without a user_data_dir, and a registration never "
+            "changes: register the browser profile under a new id with --user-data-dir DIR, "
+            f"and retire this one (custody disable {pid})"
         )
         raise LaunchRefused(msg)
     proxy = settings.resolve_proxy(lease.proxy_id)

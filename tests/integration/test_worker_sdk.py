@@ -187,7 +187,7 @@ def test_a_denied_checkout_raises_before_the_block(store: str, settings: Browser
 @pytest.mark.parametrize(
     ("profile_id", "options", "message"),
     [
-        ("p_nodir", {}, "no user_data_dir registered"),
+        ("p_nodir", {}, "registered without a user_data_dir, and a registration never changes"),
         ("p_unknown_proxy", {}, "no proxy configured for 'py'"),
         ("p1", {"proxy": {"server": "http://elsewhere:1"}}, "proxy comes from the lease"),
     ],

@@ -244,9 +244,10 @@ export class ProfileLeases {
     if (record.user_data_dir) return record.user_data_dir;
     if (this.profileDir) return this.profileDir(record.profile_id);
     throw new LaunchRefused(
-      `profile ${record.profile_id} has no user_data_dir registered and this worker has no ` +
-        "profileDir: register it with --user-data-dir (or give ProfileLeases a profileDir) " +
-        "before a worker may launch it",
+      `profile ${record.profile_id} was registered without a user_data_dir and this worker ` +
+        "has no profileDir: give ProfileLeases a profileDir, or register the browser profile " +
+        "under a new id with --user-data-dir DIR (a registration never changes) and retire " +
+        `this one (custody disable ${record.profile_id})`,
     );
   }
 

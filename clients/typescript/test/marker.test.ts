@@ -344,7 +344,7 @@ describe("browser() before the launch", () => {
   it("refuses with LaunchRefused: no directory, a proxy id it cannot resolve, a userDataDir or proxy option", async () => {
     const dir = join(await fresh(), "d");
     const refusals: [Parameters<typeof run>, RegExp][] = [
-      [[null], /profile p 1 has no user_data_dir registered and this worker has no profileDir/],
+      [[null], /profile p 1 was registered without a user_data_dir and this worker has no profileDir/],
       [[dir, { proxies: { other: "direct" } }], /no proxy configured for "x1": map it in ProfileLeases\(\{ proxies \}\) or in the file \$CUSTODY_PROXIES names/],
       [[dir, { proxies: () => undefined }], /no proxy configured for "x1"/],
       [[dir, { launch: { userDataDir: "/tmp/x" } }], /^userDataDir comes from the lease's profile, not a launch option$/],
