@@ -22,7 +22,7 @@ import click
 from custody._commands import cli
 from custody._printed import Printed
 from custody._whole import refuse_read_only, refused_as
-from custody._wiring import Group, on_ledger
+from custody._wiring import Group, on_ledger, owners_only
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -236,6 +236,7 @@ def access() -> None:
     "--password-stdin", is_flag=True,
     help="set LOGIN's password to the first line read from standard input",
 )  # fmt: skip
+@owners_only("access grant")
 @on_ledger
 def access_grant(
     ledger: Ledger, login: str, roles: tuple[str, ...], password_stdin: bool
@@ -273,6 +274,7 @@ _ROLES = click.Choice(["worker", "scheduler", "reviewer", "operator"])
 @access.command("token")
 @click.argument("actor", metavar="ACTOR")
 @click.option("--role", required=True, type=_ROLES, help="the one role ACTOR acts in")
+@owners_only("access token")
 @on_ledger
 def access_token(ledger: Ledger, actor: str, role: str) -> dict[str, str]:
     """print a new bearer token for the lease service (custody serve): ACTOR acting as ROLE
@@ -286,6 +288,7 @@ def access_token(ledger: Ledger, actor: str, role: str) -> dict[str, str]:
 @access.command("revoke")
 @click.argument("actor", metavar="[ACTOR]", required=False)
 @click.option("--token-id", metavar="ID", help="revoke this one token (custody access tokens)")
+@owners_only("access revoke")
 @on_ledger
 def access_revoke(ledger: Ledger, actor: str | None, token_id: str | None) -> dict[str, object]:
     """revoke every token of ACTOR, or the token --token-id names (within 5 s on every

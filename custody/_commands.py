@@ -17,6 +17,7 @@ from custody._wiring import (
     on_ledger,
     options,
     outcomes,
+    owners_only,
     policies,
 )
 
@@ -96,6 +97,7 @@ def cli(ctx: click.Context, store: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@owners_only("init")
 def init() -> dict[str, Any]:
     """create the store's schema, or migrate an older one (idempotent)"""
     from ledger import Ledger

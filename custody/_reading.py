@@ -16,7 +16,16 @@ import click
 from custody._commands import cli
 from custody._export import checked_format
 from custody._output import FrameAnswer, ReplayAnswer, TimelineAnswer, UsageAnswer
-from custody._wiring import MOMENT, UNTIL, Group, LedgerChoice, Seconds, on_ledger, options
+from custody._wiring import (
+    MOMENT,
+    UNTIL,
+    Group,
+    LedgerChoice,
+    Seconds,
+    on_ledger,
+    options,
+    owners_only,
+)
 
 if TYPE_CHECKING:
     from ledger import Ledger, RebuildReport
@@ -165,6 +174,7 @@ def projections_status(ledger: Ledger) -> list[ReadModelStatus]:
 
 @projections.command("rebuild")
 @click.argument("name", type=LedgerChoice(_names), required=False)
+@owners_only("projections rebuild")
 @on_ledger
 def projections_rebuild(ledger: Ledger, name: str | None) -> list[Rebuilt | RebuildReport]:
     """rebuild a read model (all without NAME) beside live writers, then swap it in"""

@@ -222,6 +222,34 @@ def options() -> Options:
     return found
 
 
+def owners_only(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a command the store's owner alone may run say so when PostgreSQL refuses its
+    login: "permission denied for schema public" (or "to create role") pointed at granting
+    the login CREATE or CREATEROLE, which ``custody access grant`` then takes back (rev26)."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def run(**params: Any) -> Any:
+            try:
+                return command(**params)
+            except Exception as e:
+                ledger = sys.modules.get("ledger")
+                # The database's refusal of this login (``store_errors``), not the ledger's.
+                if ledger is None or not isinstance(e, ledger.Forbidden):
+                    raise
+                if not str(e).startswith("store postgresql://"):
+                    raise
+                msg = (
+                    f"{e}: custody {name} needs the store's owner (the login that made it with "
+                    "custody init), not a custody role's login"
+                )
+                raise ledger.Forbidden(msg) from None
+
+        return run
+
+    return decorate
+
+
 def on_ledger(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Make ``handler(ledger, **params)`` a command's callback: it gets the ledger named by
     ``--store`` (a read-only command never creates one) and returns the result to render."""

@@ -463,6 +463,27 @@ def test_each_role_does_its_part_and_a_regrant_replaces_the_role(owned: Owned) -
     assert checkout.code == FORBIDDEN, checkout.err
 
 
+def test_the_owners_commands_under_a_roles_login_say_the_owner_runs_them(owned: Owned) -> None:
+    """rev26: init, projections rebuild and access token or grant under an operator's login
+    answered PostgreSQL's "permission denied for schema public" (or "to create role"), which
+    points at granting the login CREATE or CREATEROLE, what access grant then takes back. Each
+    says the store's owner runs it, exit 7, and writes nothing."""
+    operator = owned.login("operator")
+    before = _events(owned)
+    for args in (
+        ["init"],
+        ["projections", "rebuild"],
+        ["access", "token", "someone", "--role", "worker"],
+        ["access", "grant", f"zed_{owned.tag}", "--role", "worker"],
+    ):
+        run = owned.cli(operator, *args)
+        assert run.code == FORBIDDEN, (args, run.err)
+        said = error_line(run)
+        assert f"custody {' '.join(args[:2])} needs the store's owner" in said, said
+        assert urlsplit(operator).username in said, said
+    assert _events(owned) == before
+
+
 def test_a_worker_login_takes_no_snapshot_and_reads_its_timeline(owned: Owned) -> None:
     """Snapshots are a load's starting state: a worker's login may not write them, so its
     process takes none (the 50th event's snapshot is not attempted, the command succeeds).

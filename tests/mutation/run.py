@@ -1784,6 +1784,14 @@ MUTANTS = (
         "two stores on one host write their leases' evidence over each other's",
         ("tests/integration/test_worker_reasons.py",),
     ),
+    Mutant(
+        "owners-command-refused-raw",
+        "custody/_wiring.py",
+        '                if not str(e).startswith("store postgresql://"):\n',
+        "                if True:\n",
+        "an owner's command under a role's login answers PostgreSQL's raw permission error",
+        ("tests/e2e/test_cli_access.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
