@@ -116,6 +116,17 @@ def verify(
     found = check(ledger, against=against, since=since, public_key=key, progress=progress)
     if progress is not None:
         sys.stderr.write("\n")
+    digests = [d for d in (against, since) if d is not None]
+    if digests and key is None and found.holds:  # what it holds without: said
+        signed = all(d.signature is not None for d in digests)
+        note = (
+            "each digest's signature was checked against the key it names, which proves it "
+            "unaltered, not who signed it: give --public-key to check that"
+            if signed
+            else "a digest is not signed: anyone who can write the log could have made it "
+            "(sign them: custody keygen, then digest --key)"
+        )
+        sys.stderr.write(f"custody: note: {note}\n")
     return VerifyAnswer(found)
 
 

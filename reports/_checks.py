@@ -219,7 +219,8 @@ def transitions_logged(s: Sources, _: list[Explanation]) -> Answer:
     logged = set(_ids(endings.dropna(subset=["lease_id"])))
     unlogged = [lid for lid in _ids(ended) if lid not in logged]
     line = (
-        f"lease events in the log: {sum(lease_events.values())}; ended leases whose ending is "
+        f"events in the log: {sum(counts.values())}, of them on leases "
+        f"{sum(lease_events.values())} (each type's count below); ended leases whose ending is "
         f"an event: {len(ended) - len(unlogged)} of {len(ended)}; events without an actor or "
         f"command id: {bare}"
     )

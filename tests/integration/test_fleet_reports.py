@@ -250,6 +250,10 @@ def test_checklist_answers_the_eleven_questions_with_evidence(
         "profiles waiting for a reviewer: 4 (oldest 5m 18s)"
     )
     assert answers[11].answer == "unavailable profiles with a reason: 5 of 5"
+    # rev26: the line counted lease events only, above a list of every type's count: the
+    # total is the list's sum, and the lease events' share is named as such.
+    listed_counts = [int(e.rsplit(": ", 1)[1]) for e in answers[9].evidence if ": " in e]
+    assert answers[9].answer.startswith(f"events in the log: {sum(listed_counts)}, of them on ")
     assert [c.number for c in listed.checks if not c.complete] == [2, 8]
     assert "refused" in (answers[2].missing or "")
 

@@ -1792,6 +1792,14 @@ MUTANTS = (
         "an owner's command under a role's login answers PostgreSQL's raw permission error",
         ("tests/e2e/test_cli_access.py",),
     ),
+    Mutant(
+        "verify-unsigned-in-silence",
+        "custody/_audit_commands.py",
+        "    if digests and key is None and found.holds:  # what it holds without: said\n",
+        "    if False:\n",
+        "verify against an unsigned digest, or without --public-key, says nothing of signatures",
+        ("tests/integration/test_tamper.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
