@@ -68,7 +68,10 @@ def release_result(profile: Profile) -> ReleaseResult:
     cause: Cause | None = profile.block.cause if profile.block else None
     state = profile.state
     if state is ProfileState.AVAILABLE:
-        message = f"{lease.lease_id} released cleanly; {profile.profile_id} is back in the pool"
+        # An expected failure is explainable too, but it is not a clean run (rev26: both read
+        # "released cleanly", though the ending recorded said expected_failure).
+        how = "cleanly" if lease.ending == "clean" else f"as an {lease.ending.replace('_', ' ')}"
+        message = f"{lease.lease_id} released {how}; {profile.profile_id} is back in the pool"
     else:
         message = f"{lease.lease_id} ended ({cause}); {profile.profile_id} is {state.value}"
     return ReleaseResult(

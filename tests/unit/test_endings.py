@@ -133,3 +133,18 @@ def test_a_stale_lease_says_so_when_it_is_lost() -> None:
     s.sweep()
     with pytest.raises(LeaseLost, match=r"lease ended stale \(lease_expired\) at "):
         s.heartbeat(lease)
+
+
+def test_a_release_s_message_says_an_expected_failure_is_not_a_clean_run() -> None:
+    """rev26: a release as an expected failure said "released cleanly", though the ending
+    recorded is expected_failure; both are back in the pool."""
+    clean, failed = Scene(), Scene()
+    _clean(clean)
+    _expected_failure(failed)
+    pid = clean.profile.profile_id
+    assert release_result(clean.profile).message == (
+        f"lease-1@{pid} released cleanly; {pid} is back in the pool"
+    )
+    assert release_result(failed.profile).message == (
+        f"lease-1@{pid} released as an expected failure; {pid} is back in the pool"
+    )
