@@ -240,8 +240,9 @@ def owners_only(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
                 if not str(e).startswith("store postgresql://"):
                     raise
                 msg = (
-                    f"{e}: custody {name} needs the store's owner (the login that made it with "
-                    "custody init), not a custody role's login"
+                    f"{e}: custody {name} is the store owner's command: run it as the login that "
+                    "owns the store's tables (for a new store, one that may create them), never "
+                    "by granting a custody role's login CREATE or CREATEROLE"
                 )
                 raise ledger.Forbidden(msg) from None
 

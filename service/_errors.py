@@ -154,7 +154,10 @@ def install(app: FastAPI) -> None:
         problem = Problem(error="http_" + str(error.status_code), message=str(error.detail))
         headers = dict(error.headers or {})
         if error.status_code == 405:  # Starlette names the first matching route's methods
-            headers["Allow"] = ", ".join(allowed(request))
+            said = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+            # Kept, and joined by the others': a router FastAPI includes (the console's) is no
+            # Route to look into (rev26: its 405s answered an empty Allow).
+            headers["Allow"] = ", ".join(sorted(said | set(allowed(request))))
         return _answer(error.status_code, problem, **headers)
 
     app.add_exception_handler(RequestValidationError, malformed)

@@ -94,7 +94,7 @@ def plan(
         msg = (
             f"profile {pid} was registered without a user_data_dir, and a registration never "
             "changes: register the browser profile under a new id with --user-data-dir DIR, "
-            f"and retire this one (custody disable {pid})"
+            f"and retire this one (custody disable {pid} --actor NAME --reason TEXT)"
         )
         raise LaunchRefused(msg)
     proxy = settings.resolve_proxy(lease.proxy_id)

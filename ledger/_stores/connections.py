@@ -88,6 +88,11 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
 _DISK_TROUBLE = ("disk i/o error", "database or disk is full")
 
 
+# Free space below which SQLite's disk trouble is the disk's being full: it needs room for a
+# page, its journal's and its WAL index's (tens of KiB), never megabytes.
+FULL_BELOW = 1024 * 1024
+
+
 def free_space(path: str) -> str:
     """How much room the store's file system has left, as words to add to SQLite's."""
     try:
@@ -95,7 +100,14 @@ def free_space(path: str) -> str:
     except OSError:
         return ""
     free = stat.f_bavail * stat.f_frsize
-    return f" (its file system has {free // 1024:,} KiB free: make room, then retry)"
+    if free < FULL_BELOW:
+        return f" (its file system has {free // 1024:,} KiB free: make room, then retry)"
+    # Room enough: a quota, a limit on file sizes, or the disk itself (rev26: "make room"
+    # was said with 79 GB free).
+    return (
+        f" (its file system has {free // 1024:,} KiB free, so not a full disk: a quota, a "
+        "limit on file sizes, or the disk itself)"
+    )
 
 
 @contextmanager

@@ -479,7 +479,7 @@ def test_the_owners_commands_under_a_roles_login_say_the_owner_runs_them(owned: 
         run = owned.cli(operator, *args)
         assert run.code == FORBIDDEN, (args, run.err)
         said = error_line(run)
-        assert f"custody {' '.join(args[:2])} needs the store's owner" in said, said
+        assert f"custody {' '.join(args[:2])} is the store owner's command" in said, said
         assert urlsplit(operator).username in said, said
     assert _events(owned) == before
 

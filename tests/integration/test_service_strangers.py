@@ -106,3 +106,5 @@ def test_a_405_names_every_method_its_path_takes(service: Served) -> None:
             assert got.json()["error"] == "http_405"
         got = stranger.put("/v1/profiles/p1/checkout")
         assert (got.status_code, got.headers["allow"]) == (405, "POST")
+        got = stranger.post("/console/queue")  # a route of the router the console includes
+        assert (got.status_code, got.headers["allow"]) == (405, "GET")

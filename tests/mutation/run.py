@@ -1675,7 +1675,7 @@ MUTANTS = (
     Mutant(
         "allow-names-one-route",
         "service/_errors.py",
-        '            headers["Allow"] = ", ".join(allowed(request))\n',
+        '            headers["Allow"] = ", ".join(sorted(said | set(allowed(request))))\n',
         "            pass\n",
         "a 405 on a path of two routes names the methods of the first alone",
         ("tests/integration/test_service_strangers.py",),
@@ -1799,6 +1799,22 @@ MUTANTS = (
         "    if False:\n",
         "verify against an unsigned digest, or without --public-key, says nothing of signatures",
         ("tests/integration/test_tamper.py",),
+    ),
+    Mutant(
+        "queue-shows-lease-start",
+        "service/_console_reads.py",
+        "    shown = [Waiting(r, _why(ledger, r), waiting_since(r)) for r in rows[:QUEUE_SHOWN]]\n",
+        "    shown = [Waiting(r, _why(ledger, r), r.since) for r in rows[:QUEUE_SHOWN]]\n",
+        "an overdue lease in the queue shows it waiting since the lease began, not its deadline",
+        ("tests/integration/test_console_queue.py",),
+    ),
+    Mutant(
+        "make-room-with-room",
+        "ledger/_stores/connections.py",
+        "    if free < FULL_BELOW:\n",
+        "    if True:\n",
+        "a disk I/O error with gigabytes free tells to make room",
+        ("tests/unit/test_store_urls.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")

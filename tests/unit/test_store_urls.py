@@ -117,18 +117,32 @@ def test_a_postgresql_url_s_tls_parameters_reach_every_session_s_libpq() -> None
 
 
 @pytest.mark.parametrize("driver_said", ["disk I/O error", "database or disk is full"])
-def test_sqlite_s_disk_trouble_says_how_much_room_is_left(tmp_path: Path, driver_said: str) -> None:
+def test_sqlite_s_disk_trouble_says_how_much_room_is_left(
+    tmp_path: Path, driver_said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With under 32 KiB free SQLite says only "disk I/O error" (it cannot grow its WAL index),
-    for reads too (rev25 crash): the line names the room the store's file system has left."""
+    for reads too (rev25 crash): the line names the room the store's file system has left, and
+    says to make room only when there is next to none (rev26: "make room" with 79 GB free,
+    where a limit on file sizes refused the write)."""
     import os
     import re
 
+    from ledger._stores import connections
+
     settings = StoreSettings.from_url(f"sqlite:///{tmp_path / 'custody.db'}")
-    said = str(store_failure(settings, sqlite3.OperationalError(driver_said)))
-    found = re.search(r"unavailable: .* \(its file system has ([\d,]+) KiB free: make room", said)
+    said = str(store_failure(settings, sqlite3.OperationalError(driver_said)))  # this disk's
+    found = re.search(r"unavailable: .* \(its file system has ([\d,]+) KiB free, so not", said)
     assert found is not None, said
     stat = os.statvfs(tmp_path)
     free = int(found[1].replace(",", "")) * 1024
     assert abs(free - stat.f_bavail * stat.f_frsize) < 64 * 1024 * 1024
+    assert free >= connections.FULL_BELOW  # the case above: this test's disk has room
+
+    class Full:  # what statvfs says of a disk with 12 KiB left
+        f_bavail, f_frsize = 3, 4096
+
+    monkeypatch.setattr(connections.os, "statvfs", lambda _: Full())
+    said = str(store_failure(settings, sqlite3.OperationalError(driver_said)))
+    assert said.endswith(f"{driver_said} (its file system has 12 KiB free: make room, then retry)")
     other = str(store_failure(settings, sqlite3.OperationalError("database is locked")))
     assert "free" not in other

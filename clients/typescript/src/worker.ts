@@ -247,7 +247,7 @@ export class ProfileLeases {
       `profile ${record.profile_id} was registered without a user_data_dir and this worker ` +
         "has no profileDir: give ProfileLeases a profileDir, or register the browser profile " +
         "under a new id with --user-data-dir DIR (a registration never changes) and retire " +
-        `this one (custody disable ${record.profile_id})`,
+        `this one (custody disable ${record.profile_id} --actor NAME --reason TEXT)`,
     );
   }
 
