@@ -1,6 +1,6 @@
 """The evidence a lease ends with: what the release reports, and the files kept beside it.
 
-Each lease gets a directory ``<evidence_dir>/<profile_id>/lease-<token>/`` holding the final
+Each lease gets a directory ``<evidence_dir>/<profile_id>/lease-<token>-<started>/`` holding the
 screenshot (``final.png``) and ``evidence.json`` (this record). The release event carries the
 screenshot's path and the sha256 of its bytes, so the file can later be checked against it.
 """
