@@ -59,11 +59,24 @@ class _Fold:
     broken: str | None = None
     # The event the ledger never decides that stopped the fold: its version and why.
     never: tuple[int, str] | None = None
+    alone: bool = False  # the never decided is a revoke with nothing after it
     named: bool = False  # a problem of this stream's was said already
 
     @property
     def version(self) -> int:
         return self.profile.version if self.profile is not None else 0
+
+    def ended(self) -> None:
+        """At the stream's last event: a revoke with nothing after it is named there, as the
+        event a load meets last (the ledger records one only with its review or quarantine)."""
+        if self.never is not None or self.broken is not None or self.profile is None:
+            return
+        revoked = self.profile.revoked_alone()
+        if revoked is not None:
+            self.never, self.alone = (
+                (self.version, f"{revoked}: the ledger never records one"),
+                True,
+            )
 
     def to(self, version: int) -> None:
         """Fold on to ``version``, or to the stream's last event before it."""
@@ -129,6 +142,7 @@ class SnapshotCheck:
         ``before`` is next in hand, with its last version."""
         if self._fold is not None and self._fold_head is not None:
             self._fold.to(self._fold_head)
+            self._fold.ended()
             self._name_never(self._fold)
         self._fold, self._fold_head = None, None
         while self._next_head is not None and (before is None or self._next_head[0] < before):
@@ -136,6 +150,7 @@ class SnapshotCheck:
             self._next_head = next(self._heads, None)
             fold = _Fold(UUID(hex=stream_hex), self.source.stream_events)
             fold.to(head)
+            fold.ended()
             self._name_never(fold)
         if self._next_head is not None and self._next_head[0] == before:
             self._fold_head = self._next_head[1]
@@ -145,7 +160,12 @@ class SnapshotCheck:
         if fold.never is None or fold.named:
             return
         version, why = fold.never
-        what = f"{why}; appended past the ledger (its link computed): no load believes it"
+        believed = (
+            "every checkout is denied until an operator quarantines it"
+            if fold.alone
+            else "no load believes it"
+        )
+        what = f"{why}; appended past the ledger (its link computed): {believed}"
         self._say(fold, fold.stream.hex, version, what)
 
     def take(self, row: SnapshotRow) -> None:

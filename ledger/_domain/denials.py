@@ -89,6 +89,19 @@ def state_denial(p: ProfileStateMachine, now: datetime) -> Denial | None:
     reason = reason_at(standing_reason(p), p.lease is not None and p.lease.overdue_at(now))
     if reason is None:
         return None
+    revoked = p.revoked_alone()
+    if revoked is not None:  # appended past the ledger: no command follows it but a block
+        return Denial(
+            profile_id=p.profile_id,
+            reason=reason,
+            message=f"{p.state.value} with no lease: {revoked}, which the ledger never records",
+            since=p.since,
+            holder=holder_of(p.last_lease),
+            remediation=(
+                f"an operator quarantines it (custody quarantine {p.profile_id} --actor NAME "
+                "--reason TEXT), then a reviewer reviews it; custody verify names the event"
+            ),
+        )
     if reason is DenialReason.DISABLED:
         return _disabled(p)
     if reason is DenialReason.ALREADY_LEASED:

@@ -68,6 +68,7 @@ _OnALease = (
     | ev.LeaseMarkedStale
     | ev.ReviewRequested
     | ev.ProfileQuarantined
+    | ev.LeaseRevoked
 )
 
 
@@ -125,9 +126,25 @@ class ProfileStateMachine:
             where = f" of profile {self.profile_id!r}" if self.profile_id else ""
             problem = f"it follows v{self.version}: versions between are missing"
             raise UnreadableEvent(said + where, problem)
+        revoked = self.revoked_alone()
+        if revoked is not None and not isinstance(
+            event, ev.ReviewRequested | ev.ProfileQuarantined
+        ):
+            raise self._never(event, f"it follows {revoked}", "decides")
         _HANDLERS[type(event)](self, event)
         self.version = event.originator_version
         self.head = event.hash_after(self.head)
+
+    def revoked_alone(self) -> str | None:
+        """What is wrong when the profile is left leased or stale with no lease: a revoke, which
+        the ledger always records with the review or quarantine it sends the profile to, with
+        nothing after it (rev26: an operator's login appended one alone; every read of the
+        profile was an internal error, and an honest disable then enable made it "leased" with
+        no lease). None when the state holds its lease, as it always does otherwise."""
+        if self.lease is not None or self.state not in (ProfileState.LEASED, ProfileState.STALE):
+            return None
+        lease = self.last_lease.lease_id if self.last_lease is not None else "its lease"
+        return f"the revoke of {lease} with no review or quarantine after it"
 
     def _enter(self, state: ProfileState, at: datetime) -> None:
         if state is not self.state or self.since is None:
@@ -325,6 +342,9 @@ def _stale(p: ProfileStateMachine, e: ev.LeaseMarkedStale) -> None:
 
 @_on(ev.LeaseRevoked)
 def _revoked(p: ProfileStateMachine, e: ev.LeaseRevoked) -> None:
+    # An operator revokes the lease held, live or stale (force-release, quarantine, disable).
+    held = p.lease.lease_status if p.lease is not None else LeaseStatus.ACTIVE
+    p._held(e, status=held)
     p._end_lease(LeaseStatus.REVOKED, e)
 
 

@@ -357,6 +357,58 @@ def test_a_lease_the_ledger_never_grants_is_believed_by_no_load(owned: Owned) ->
     ) in audit.out.splitlines(), audit.out
 
 
+def test_a_revoke_alone_is_named_and_denies_checkouts_with_the_way_out(owned: Owned) -> None:
+    """rev26 reread2: an operator's login appended one ``lease_revoked`` on a leased profile,
+    with nothing after it (the ledger records one only with the review or quarantine it sends
+    the profile to): why, checkout and the HTML report were internal errors, verify said every
+    chain holds, and an honest disable then enable made it "leased" with no lease. Now verify
+    names the revoke, a checkout is denied naming it and the way out, an honest disable is
+    refused, and the way out (quarantine, then review) works."""
+    from ledger._domain import chain
+
+    operator, worker, reviewer = (owned.login(r) for r in ("operator", "worker", "reviewer"))
+    ok(owned.cli(owned.url, *REGISTER))
+    ok(owned.cli(worker, "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t"))
+    other = "profile_other"  # an honest revoke, to copy
+    ok(owned.cli(owned.url, "register", other, "--account", "a", "--proxy", "x"))
+    ok(owned.cli(worker, "checkout", other, "--worker", "w2", "--run", "r2", "--task", "t"))
+    ok(owned.cli(operator, "force-release", other, "--actor", "op", "--reason", "copy"))
+    rows = _events(owned)
+    honest = next(r for r in rows if r[2] == "lease_revoked")
+    event = json.loads(bytes(honest[3]))
+    del event["~chain"]
+    event.update(profile_id=PROFILE, lease_id=f"lease-1@{PROFILE}")
+    stream, head, _, state = next(r for r in reversed(rows) if r[2] == "lease_acquired"
+                                  and json.loads(bytes(r[3]))["profile_id"] == PROFILE)  # fmt: skip
+    prev = json.loads(bytes(state))["~chain"]["hash"]
+    body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+    link = chain.link(prev, chain.header_bytes(event, head + 1, "lease_revoked"), body)
+    with psycopg.connect(operator, autocommit=True) as conn:  # the database lets it in
+        conn.execute(
+            "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s)",
+            (stream, head + 1, "lease_revoked", chain.stored(body, link)),
+        )
+    audit = owned.cli(owned.url, "verify")
+    assert audit.code == 5, (audit.out, audit.err)
+    assert (
+        f"  {PROFILE} v{head + 1}: the revoke of lease-1@{PROFILE} with no review or quarantine "
+        "after it: the ledger never records one"
+    ) in audit.out, audit.out
+    why = ok(owned.cli(worker, "why", PROFILE)).out
+    assert "leased with no lease: the revoke of" in why, why
+    denied = owned.cli(worker, "checkout", PROFILE, "--worker", "w3", "--run", "r3", "--task", "t")
+    assert denied.code == 3, (denied.out, denied.err)
+    assert f"custody quarantine {PROFILE}" in error_line(denied)
+    disable = owned.cli(operator, "disable", PROFILE, "--actor", "op", "--reason", "park")
+    assert disable.code == 1, disable.err
+    assert "it follows the revoke of" in error_line(disable), disable.err
+    ok(owned.cli(operator, "quarantine", PROFILE, "--actor", "op", "--reason", "revoked alone"))
+    review = ["review", PROFILE, "--reviewer", "rv", "--decision", "return", "--note", "ok"]
+    ok(owned.cli(reviewer, *review))
+    ok(owned.cli(worker, "checkout", PROFILE, "--worker", "w3", "--run", "r3", "--task", "t"))
+
+
 def test_a_command_id_a_worker_claimed_answers_no_other_role_s_command(owned: Owned) -> None:
     """rev24: a worker's login that predicted a reviewer's command id and arguments recorded the
     id, with the review's fingerprint, beside an event of its own (both allowed it: the event

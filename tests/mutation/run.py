@@ -1816,6 +1816,30 @@ MUTANTS = (
         "a disk I/O error with gigabytes free tells to make room",
         ("tests/unit/test_store_urls.py",),
     ),
+    Mutant(
+        "revoke-of-any-lease",
+        "ledger/_domain/state.py",
+        "    p._held(e, status=held)\n",
+        "    pass\n",
+        "an operator's login revokes a lease no profile holds, and the fold believes it",
+        ("tests/unit/test_never_decided.py",),
+    ),
+    Mutant(
+        "anything-after-a-revoke-alone",
+        "ledger/_domain/state.py",
+        "        if revoked is not None and not isinstance(\n",
+        "        if False and not isinstance(\n",
+        "after a revoke appended alone, an honest disable then enable makes it leased, no lease",
+        ("tests/unit/test_never_decided.py",),
+    ),
+    Mutant(
+        "revoke-alone-unnamed",
+        "ledger/_audit/snapshots.py",
+        "        if revoked is not None:\n",
+        "        if False:\n",
+        "verify says every chain holds over a revoke appended with nothing after it",
+        ("tests/e2e/test_cli_access.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

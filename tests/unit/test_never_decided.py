@@ -167,6 +167,16 @@ CASES: dict[str, Forged] = {
         "a lease naming profile 'profile_shop_17', account 'account_bank_1', proxy 'proxy-de-3', "
         "not the profile's own",
     ),
+    "revoke-of-no-lease": (  # rev26 reread2
+        lambda: (s := _leased(), s.force_release(), s)[2],
+        lambda h: [h[0], _first(h, ev.LeaseRevoked)],
+        "no lease is held",
+    ),
+    "disable-after-a-revoke-alone": (  # rev26 reread2: then enable made it "leased"
+        lambda: (s := _leased(), s.force_release(), s)[2],
+        lambda h: [*h[:3], _disabled().history[1]],
+        "it follows the revoke of lease-1@profile_shop_17 with no review or quarantine after it",
+    ),
     "second-registration": (
         Scene,
         lambda h: [h[0], h[0]],
@@ -188,3 +198,31 @@ def test_an_event_the_ledger_never_decides_is_believed_by_no_fold(name: str) -> 
         f"the event {last.event_type!r} v{len(forged)} of profile 'profile_shop_17' cannot be read"
         f" ({said}: the ledger never "
     ), str(refused.value)
+
+
+def test_a_revoke_with_nothing_after_it_denies_checkouts_and_says_how_out() -> None:
+    """rev26 reread2: an operator's login appended one ``lease_revoked`` alone (the ledger
+    records one only with the review or quarantine it sends the profile to): every read of
+    the profile was an internal AssertionError. The fold ends leased with no lease; a checkout
+    is denied naming the revoke and the way out, and a quarantine (a block) folds after it."""
+    from datetime import UTC, datetime
+
+    from ledger._domain.denials import state_denial
+    from ledger._domain.model import ProfileState
+
+    s = _leased()
+    s.force_release()
+    revoked = _numbered(s.history[:3])
+    assert isinstance(revoked[-1], ev.LeaseRevoked)
+    folded = replay(None, revoked)
+    assert folded is not None
+    assert (folded.state, folded.lease) == (ProfileState.LEASED, None)
+    denial = state_denial(folded, datetime(2030, 1, 1, tzinfo=UTC))
+    assert denial is not None
+    assert "the revoke of lease-1@profile_shop_17 with no review or quarantine" in denial.message
+    assert "custody quarantine profile_shop_17" in denial.remediation
+    quarantined = (s2 := _leased(), s2.quarantine(), s2)[2]
+    block = _first(quarantined.history, ev.ProfileQuarantined)
+    after = replay(None, _numbered([*s.history[:3], block]))
+    assert after is not None
+    assert after.state is ProfileState.QUARANTINED
