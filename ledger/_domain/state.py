@@ -7,7 +7,7 @@ stores arrived on the event. That is what makes replay deterministic.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -285,7 +285,8 @@ def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
         if lease.lease_status is not LeaseStatus.ACTIVE
         or lease.ending is not None
         or lease.ended_at is not None
-        else None
+        else _beyond(lease, lease.lease_started_at, lease.ttl_seconds, lease.expires_at)
+        or _unlimited(lease, p.max_lease_seconds)
     )
     if wrong is not None:
         raise p._never(e, wrong, "grants")
@@ -295,9 +296,35 @@ def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
     p._enter(ProfileState.LEASED, e.at)
 
 
+def _beyond(lease: Lease, at: datetime, ttl_seconds: int, expires_at: datetime) -> str | None:
+    """What is wrong with a deadline set at ``at`` for ``ttl_seconds``: the ledger sets it to
+    ``at`` plus the TTL, never past the lease's hard limit (rev26: a worker's login held a
+    profile with a deadline in the year 9999, past its --max-lease)."""
+    if expires_at > at + timedelta(seconds=ttl_seconds):
+        return f"a deadline {expires_at.isoformat()} past {ttl_seconds} s from {at.isoformat()}"
+    if lease.hard_limit_at is not None and expires_at > lease.hard_limit_at:
+        return f"a deadline {expires_at.isoformat()} past the lease's hard limit"
+    return None
+
+
+def _unlimited(lease: Lease, max_lease_seconds: int | None) -> str | None:
+    """A lease without the hard limit its profile's --max-lease sets (a checkout's may be
+    tighter, never looser)."""
+    if max_lease_seconds is None:
+        return None
+    latest = lease.lease_started_at + timedelta(seconds=max_lease_seconds)
+    if lease.hard_limit_at is None or lease.hard_limit_at > latest:
+        return f"a lease without the profile's hard limit of {max_lease_seconds} s"
+    return None
+
+
 @_on(ev.LeaseHeartbeat)
 def _heartbeat(p: ProfileStateMachine, e: ev.LeaseHeartbeat) -> None:
     p._held(e)
+    assert p.lease is not None  # _held
+    wrong = _beyond(p.lease, e.at, p.lease.ttl_seconds, e.expires_at)
+    if wrong is not None:
+        raise p._never(e, wrong, "decides")
     changes: dict[str, Any] = {"heartbeat_at": e.at, "expires_at": e.expires_at}
     if e.step is not None:
         changes["last_step"] = e.step
@@ -315,6 +342,10 @@ def _heartbeat(p: ProfileStateMachine, e: ev.LeaseHeartbeat) -> None:
 @_on(ev.LeaseExtended)
 def _extended(p: ProfileStateMachine, e: ev.LeaseExtended) -> None:
     p._held(e)
+    assert p.lease is not None  # _held
+    wrong = _beyond(p.lease, e.at, e.ttl_seconds, e.expires_at)
+    if wrong is not None:
+        raise p._never(e, wrong, "decides")
     p._update_lease(heartbeat_at=e.at, expires_at=e.expires_at, ttl_seconds=e.ttl_seconds)
 
 

@@ -1840,6 +1840,38 @@ MUTANTS = (
         "verify says every chain holds over a revoke appended with nothing after it",
         ("tests/e2e/test_cli_access.py",),
     ),
+    Mutant(
+        "deadline-any-distance",
+        "ledger/_domain/state.py",
+        "    if expires_at > at + timedelta(seconds=ttl_seconds):\n",
+        "    if False:\n",
+        "a worker's login acquires a lease with a deadline in the year 9999",
+        ("tests/unit/test_never_decided.py",),
+    ),
+    Mutant(
+        "hard-limit-optional",
+        "ledger/_domain/state.py",
+        "    if lease.hard_limit_at is None or lease.hard_limit_at > latest:\n",
+        "    if False:\n",
+        "a lease acquired without its profile's --max-lease hard limit is believed",
+        ("tests/unit/test_never_decided.py",),
+    ),
+    Mutant(
+        "heartbeat-deadline-any",
+        "ledger/_domain/state.py",
+        "    wrong = _beyond(p.lease, e.at, p.lease.ttl_seconds, e.expires_at)\n",
+        "    wrong = None\n",
+        "a heartbeat's deadline past its TTL is believed",
+        ("tests/unit/test_never_decided.py",),
+    ),
+    Mutant(
+        "extension-deadline-any",
+        "ledger/_domain/state.py",
+        "    wrong = _beyond(p.lease, e.at, e.ttl_seconds, e.expires_at)\n",
+        "    wrong = None\n",
+        "an extension to the year 9999 is believed",
+        ("tests/unit/test_never_decided.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -226,3 +226,41 @@ def test_a_revoke_with_nothing_after_it_denies_checkouts_and_says_how_out() -> N
     after = replay(None, _numbered([*s.history[:3], block]))
     assert after is not None
     assert after.state is ProfileState.QUARANTINED
+
+
+def test_no_deadline_reaches_past_what_the_ledger_sets() -> None:
+    """rev26 reread2: a worker's login held a profile for ever, past its --max-lease, with one
+    lease_acquired (a deadline in the year 9999, no hard limit) or one lease_extended to 9999;
+    the sweep never ended it. The ledger sets a deadline at the decision's time plus the TTL,
+    never past the hard limit its profile's --max-lease gives: the fold believes no other."""
+    from datetime import timedelta
+
+    far = {"expires_at": _leased().history[1].at + timedelta(days=3650)}
+    s = Scene(max_lease=600)
+    lease = s.checkout("worker-a", 120)
+    s.heartbeat(lease, step="cart")
+    s.profile.extend(lease.lease_id, lease.fencing_token, 300, s.ctx(lease.worker_id))
+    s.collect()
+    honest = _numbered(s.history)
+    assert replay(None, honest) is not None
+    acquired = _first(honest, ev.LeaseAcquired)
+    assert isinstance(acquired, ev.LeaseAcquired)
+    forged = {
+        "past its ttl": acquired.model_copy(
+            update={"lease": acquired.lease.model_copy(update=far)}
+        ),
+        "without the hard limit": acquired.model_copy(
+            update={"lease": acquired.lease.model_copy(update={"hard_limit_at": None})}
+        ),
+    }
+    for event in forged.values():
+        with pytest.raises(NeverDecided, match="the ledger never grants it"):
+            replay(None, _numbered([honest[0], event]))
+    unlimited = _leased().history  # no --max-lease: the TTL alone bounds the deadline
+    with pytest.raises(NeverDecided, match=r"a deadline .* past 120 s from"):
+        replay(None, _numbered([unlimited[0], _acquired(unlimited, **far)]))
+    for kind in (ev.LeaseHeartbeat, ev.LeaseExtended):
+        at = next(n for n, e in enumerate(honest) if isinstance(e, kind))
+        renewed = honest[at].model_copy(update=far)
+        with pytest.raises(NeverDecided, match=r"a deadline .* past"):
+            replay(None, _numbered([*honest[:at], renewed]))
