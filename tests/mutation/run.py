@@ -370,8 +370,9 @@ MUTANTS = (
     Mutant(
         "heartbeat-on-no-lease-folded",
         "ledger/_domain/state.py",
-        "    p._held(e)\n    changes: dict[str, Any]",
-        "    changes: dict[str, Any]",
+        "    p._held(e)\n    assert p.lease is not None  # _held\n"
+        "    wrong = _beyond(p.lease, e.at, p.lease",
+        "    wrong = _beyond(p.lease, e.at, p.lease",
         "a heartbeat on no lease breaks every load of its profile with an internal error",
         ("tests/unit/test_never_decided.py",),
     ),
