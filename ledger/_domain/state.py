@@ -173,7 +173,7 @@ class ProfileStateMachine:
             if token is not None and token != lease.fencing_token
             else f"the lease held is {lease.lease_status.value}, not {status.value}"
             if lease.lease_status is not status
-            else None
+            else _late(e, lease)
         )
         if wrong is not None:
             raise self._never(e, wrong, "decides")
@@ -294,6 +294,20 @@ def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
     p.last_token = e.lease.fencing_token
     p.block = None
     p._enter(ProfileState.LEASED, e.at)
+
+
+def _late(e: ev.ProfileEvent, lease: Lease) -> str | None:
+    """A worker's event on its lease decided after the lease's deadline or at its hard limit,
+    which ``live_lease`` refuses as lost (rev26: a worker's login renewed a lease by hand
+    after its deadline had passed, out of the sweep's sight). Only a worker's: a sweep marks
+    an overdue lease stale, and an operator revokes one, after its deadline by their nature."""
+    if e.envelope.actor_role is not Role.WORKER:
+        return None
+    if e.at > lease.expires_at:
+        return f"a worker's event at {e.at.isoformat()}, past the deadline"
+    if lease.hard_limit_at is not None and e.at >= lease.hard_limit_at:
+        return f"a worker's event at {e.at.isoformat()}, at or past the hard limit"
+    return None
 
 
 def _beyond(lease: Lease, at: datetime, ttl_seconds: int, expires_at: datetime) -> str | None:

@@ -1873,6 +1873,14 @@ MUTANTS = (
         "an extension to the year 9999 is believed",
         ("tests/unit/test_never_decided.py",),
     ),
+    Mutant(
+        "worker-event-after-deadline",
+        "ledger/_domain/state.py",
+        "    if e.at > lease.expires_at:\n",
+        "    if False:\n",
+        "a worker's login renews its lease by hand after the deadline, out of the sweep's sight",
+        ("tests/unit/test_never_decided.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -264,3 +264,28 @@ def test_no_deadline_reaches_past_what_the_ledger_sets() -> None:
         renewed = honest[at].model_copy(update=far)
         with pytest.raises(NeverDecided, match=r"a deadline .* past"):
             replay(None, _numbered([*honest[:at], renewed]))
+
+
+def test_no_worker_event_is_believed_after_its_lease_s_deadline() -> None:
+    """rev26: a worker's login renewed a lease by hand after its deadline had passed (a
+    heartbeat the ledger refuses as lost), keeping it from the sweep. A worker's event on its
+    lease decided after the deadline, or at the hard limit, is believed by no load; a sweep's
+    stale mark of the same overdue lease still folds."""
+    from datetime import timedelta
+
+    s = _leased()  # a TTL of 120 s
+    s.heartbeat(s.live, step="cart")
+    honest = _numbered(s.history)
+    beat = honest[2]
+    assert isinstance(beat, ev.LeaseHeartbeat)
+    late_at = beat.at + timedelta(seconds=600)
+    late = beat.model_copy(
+        update={
+            "envelope": beat.envelope.model_copy(update={"at": late_at}),
+            "expires_at": late_at + timedelta(seconds=120),
+        }
+    )
+    with pytest.raises(NeverDecided, match=r"a worker's event at .*, past the deadline"):
+        replay(None, [*honest[:2], late])
+    swept = _numbered(_swept().history)
+    assert replay(None, swept) is not None  # the sweep's events, after the deadline, fold
