@@ -234,17 +234,15 @@ def owners_only(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
                 return command(**params)
             except Exception as e:
                 ledger = sys.modules.get("ledger")
-                # The database's refusal of this login (``store_errors``), not the ledger's.
-                if ledger is None or not isinstance(e, ledger.Forbidden):
-                    raise
-                if not str(e).startswith("store postgresql://"):
+                # The database's refusal of this login, not the ledger's role check.
+                if ledger is None or not getattr(e, "by_database", False):
                     raise
                 msg = (
                     f"{e}: custody {name} is the store owner's command: run it as the login that "
                     "owns the store's tables (for a new store, one that may create them), never "
                     "by granting a custody role's login CREATE or CREATEROLE"
                 )
-                raise ledger.Forbidden(msg) from None
+                raise ledger.Forbidden(msg, by_database=True) from None
 
         return run
 

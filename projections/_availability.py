@@ -23,6 +23,12 @@ class StatusRow(Availability):
     overdue: bool
     damaged: str | None = None
 
+    @property
+    def waiting_since(self) -> datetime | None:
+        """Since when the profile waits on someone: a lease past its deadline from the
+        deadline (stale before any sweep marks it), any other from when it got where it is."""
+        return self.until if self.overdue else self.since
+
 
 def status(
     ledger: Ledger, *, account_id: str | None = None, state: ProfileState | None = None

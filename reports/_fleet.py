@@ -93,14 +93,13 @@ def stuck(rows: list[StatusRow], now: datetime) -> list[Stuck]:
     """Overdue, stale, review and quarantined profiles, the longest stuck first."""
     found = []
     for r in rows:
-        if r.overdue:
-            found.append(_stuck(r, "overdue", r.until, now))
-        elif r.state in _STUCK:
-            found.append(_stuck(r, r.state.value, r.since, now))
+        if r.overdue or r.state in _STUCK:
+            found.append(_stuck(r, "overdue" if r.overdue else r.state.value, now))
     return sorted(found, key=lambda s: (-(s.seconds or 0.0), s.profile_id))
 
 
-def _stuck(r: StatusRow, trouble: str, since: datetime | None, now: datetime) -> Stuck:
+def _stuck(r: StatusRow, trouble: str, now: datetime) -> Stuck:
+    since = r.waiting_since
     seconds = None if since is None else max(0.0, (now - since).total_seconds())
     return Stuck(
         profile_id=r.profile_id,

@@ -29,12 +29,10 @@ _IMAGES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 @dataclass(frozen=True)
 class Waiting:
-    """One profile of the queue, why it is blocked, in the ledger's words, and since when it
-    waits: when it was blocked, or for a lease past its deadline, the deadline."""
+    """One profile of the queue, and why it is blocked, in the ledger's words."""
 
     row: StatusRow
     why: str
-    since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -86,12 +84,8 @@ def queue(ledger: Ledger) -> Queue:
 
     now = ledger.now()
     rows = [r for r in status(ledger) if r.state in WAITING or r.overdue]
-
-    def waiting_since(r: StatusRow) -> datetime | None:
-        return r.until if r.overdue else r.since
-
-    rows.sort(key=lambda r: (waiting_since(r) is None, waiting_since(r) or now, r.profile_id))
-    shown = [Waiting(r, _why(ledger, r), waiting_since(r)) for r in rows[:QUEUE_SHOWN]]
+    rows.sort(key=lambda r: (r.waiting_since is None, r.waiting_since or now, r.profile_id))
+    shown = [Waiting(r, _why(ledger, r)) for r in rows[:QUEUE_SHOWN]]
     return Queue(rows=shown, total=len(rows), at=now)
 
 

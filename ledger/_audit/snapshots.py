@@ -73,10 +73,8 @@ class _Fold:
             return
         revoked = self.profile.revoked_alone()
         if revoked is not None:
-            self.never, self.alone = (
-                (self.version, f"{revoked}: the ledger never records one"),
-                True,
-            )
+            self.never = self.version, f"{revoked}: the ledger never records one"
+            self.alone = True
 
     def to(self, version: int) -> None:
         """Fold on to ``version``, or to the stream's last event before it."""

@@ -15,9 +15,15 @@ ALL_ROLES = frozenset(Role)
 class Forbidden(NotAllowed):
     """The store login may not act in the role a command needs (on PostgreSQL, the login's
     custody roles; the database itself refuses what the ledger would let through), or a
-    lease command speaks for a worker the lease is not held by."""
+    lease command speaks for a worker the lease is not held by. ``by_database`` when it is
+    the database that refused the login (PostgreSQL's insufficient privilege), not the
+    ledger's own role check."""
 
     exit_code = 7
+
+    def __init__(self, message: str, *, by_database: bool = False) -> None:
+        super().__init__(message)
+        self.by_database = by_database
 
 
 def check_acts(role: Role, held: frozenset[Role], login: str) -> None:

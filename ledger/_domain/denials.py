@@ -91,17 +91,7 @@ def state_denial(p: ProfileStateMachine, now: datetime) -> Denial | None:
         return None
     revoked = p.revoked_alone()
     if revoked is not None:  # appended past the ledger: no command follows it but a block
-        return Denial(
-            profile_id=p.profile_id,
-            reason=reason,
-            message=f"{p.state.value} with no lease: {revoked}, which the ledger never records",
-            since=p.since,
-            holder=holder_of(p.last_lease),
-            remediation=(
-                f"an operator quarantines it (custody quarantine {p.profile_id} --actor NAME "
-                "--reason TEXT), then a reviewer reviews it; custody verify names the event"
-            ),
-        )
+        return _revoked_alone(p, reason, revoked)
     if reason is DenialReason.DISABLED:
         return _disabled(p)
     if reason is DenialReason.ALREADY_LEASED:
@@ -156,6 +146,20 @@ def _stale(p: ProfileStateMachine) -> Denial:
         since=lease.expires_at,
         holder=holder_of(lease),
         remediation="run: custody sweep, then review the profile",
+    )
+
+
+def _revoked_alone(p: ProfileStateMachine, reason: DenialReason, revoked: str) -> Denial:
+    return Denial(
+        profile_id=p.profile_id,
+        reason=reason,
+        message=f"{p.state.value} with no lease: {revoked}, which the ledger never records",
+        since=p.since,
+        holder=holder_of(p.last_lease),
+        remediation=(
+            f"an operator quarantines it (custody quarantine {p.profile_id} --actor NAME "
+            "--reason TEXT), then a reviewer reviews it; custody verify names the event"
+        ),
     )
 
 

@@ -155,14 +155,14 @@ class ProfileStateMachine:
         assert self.lease is not None
         self.lease = self.lease.model_copy(update=changes)
 
-    def _held(self, e: _OnALease, *, status: LeaseStatus = LeaseStatus.ACTIVE) -> None:
+    def _held(self, e: _OnALease, *, status: LeaseStatus = LeaseStatus.ACTIVE) -> Lease:
         """``NeverDecided`` unless the event acts on the lease held, under its id (and fencing
         token, where it carries one), in ``status``: the ledger decides a worker's event only
         on its live lease (``LeaseRules.live_lease``), a stale mark only on a lease not yet
         stale, a sweep's ending only on a stale one. An event appended past the ledger with a
         link anyone can compute (a worker's login returned a quarantined profile to the pool
         with one ``lease_released_cleanly``, and bricked one with a heartbeat on no lease) is
-        believed by no load."""
+        believed by no load. Returns the lease held."""
         lease, token = self.lease, getattr(e, "fencing_token", None)
         wrong = (
             "no lease is held"
@@ -177,6 +177,8 @@ class ProfileStateMachine:
         )
         if wrong is not None:
             raise self._never(e, wrong, "decides")
+        assert lease is not None  # wrong says "no lease is held" otherwise
+        return lease
 
     def _never(self, e: ev.ProfileEvent, wrong: str, verb: str) -> NeverDecided:
         said = f"the event {e.event_type!r} v{e.originator_version}"
@@ -334,9 +336,8 @@ def _unlimited(lease: Lease, max_lease_seconds: int | None) -> str | None:
 
 @_on(ev.LeaseHeartbeat)
 def _heartbeat(p: ProfileStateMachine, e: ev.LeaseHeartbeat) -> None:
-    p._held(e)
-    assert p.lease is not None  # _held
-    wrong = _beyond(p.lease, e.at, p.lease.ttl_seconds, e.expires_at)
+    lease = p._held(e)
+    wrong = _beyond(lease, e.at, lease.ttl_seconds, e.expires_at)
     if wrong is not None:
         raise p._never(e, wrong, "decides")
     changes: dict[str, Any] = {"heartbeat_at": e.at, "expires_at": e.expires_at}
@@ -355,9 +356,8 @@ def _heartbeat(p: ProfileStateMachine, e: ev.LeaseHeartbeat) -> None:
 
 @_on(ev.LeaseExtended)
 def _extended(p: ProfileStateMachine, e: ev.LeaseExtended) -> None:
-    p._held(e)
-    assert p.lease is not None  # _held
-    wrong = _beyond(p.lease, e.at, e.ttl_seconds, e.expires_at)
+    lease = p._held(e)
+    wrong = _beyond(lease, e.at, e.ttl_seconds, e.expires_at)
     if wrong is not None:
         raise p._never(e, wrong, "decides")
     p._update_lease(heartbeat_at=e.at, expires_at=e.expires_at, ttl_seconds=e.ttl_seconds)

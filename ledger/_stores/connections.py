@@ -46,7 +46,8 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
         if not isinstance(e, _driver_errors()):
             raise
         if _sqlstate(e) == _INSUFFICIENT_PRIVILEGE:  # the database refused this login
-            raise Forbidden(f"store {settings.describe()} refused: {_first_line(e)}") from e
+            msg = f"store {settings.describe()} refused: {_first_line(e)}"
+            raise Forbidden(msg, by_database=True) from e
         raise store_failure(settings, e) from e
 
 
