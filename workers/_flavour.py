@@ -28,7 +28,7 @@ from workers._guard import Clock, LeaseGuard
 from workers._held import STOP_TIMEOUT, HeldLease, WorkerConfig
 from workers._hub import Renewal
 from workers._settings import BrowserSettings
-from workers._termination import Terminated
+from workers._termination import Signalled, Terminated
 
 R = TypeVar("R")
 
@@ -66,8 +66,10 @@ class TaskLease(HeldLease, ABC):
     """A held lease whose task runs on the thread that checked it out: how it calls the
     ledger, blocks, renews in the background, stops on SIGTERM and closes out."""
 
-    def __init__(self, lease: Lease, leases: LedgerDoor, guard: LeaseGuard) -> None:
-        super().__init__(lease, guard, leases)
+    def __init__(
+        self, lease: Lease, leases: LedgerDoor, guard: LeaseGuard, signalled: Signalled
+    ) -> None:
+        super().__init__(lease, guard, leases, signalled)
         self._leases = leases
         self._renewal: Renewal | None = None
 

@@ -90,7 +90,9 @@ class HeldLease:
     the checkout block, ``evidence`` and ``result`` hold what the release reported and how the
     ledger judged it (both None if the lease was lost)."""
 
-    def __init__(self, lease: Lease, guard: LeaseGuard, config: WorkerConfig) -> None:
+    def __init__(
+        self, lease: Lease, guard: LeaseGuard, config: WorkerConfig, signalled: Signalled
+    ) -> None:
         self.lease = lease
         self.lost = guard.lost
         self.evidence: Evidence | None = None
@@ -102,7 +104,7 @@ class HeldLease:
         self._navigations = Navigations(self._progress, config.settings.prompt_matcher())
         self._revocations = RevocationWatch(config.open_ledger, guard)
         self._evidence_dir = config.evidence_dir
-        self._signalled = Signalled()
+        self._signalled = signalled  # what SIGTERM did, from the checkout on
 
     @property
     def lease_id(self) -> str:

@@ -23,7 +23,7 @@ The lease's life is written here once, for both flavours; what a flavour does it
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Self
@@ -45,13 +45,16 @@ from workers._flavour import LedgerDoor, TaskLease, blocking
 from workers._guard import LeaseGuard
 from workers._held import STOP_TIMEOUT, not_released
 from workers._hub import stepping
+from workers._termination import Signalled, Terminated
 
 
 class WorkerLease(TaskLease):
     """One checked-out lease (see ``HeldLease``), used by the task that checked it out."""
 
-    def __init__(self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard) -> None:
-        super().__init__(lease, leases, guard)
+    def __init__(
+        self, lease: Lease, leases: ProfileLeases, guard: LeaseGuard, signalled: Signalled
+    ) -> None:
+        super().__init__(lease, leases, guard, signalled)
         self._session: BrowserSession | None = None
 
     def step(self, name: str, *, safe: bool = False, mutating: bool = False) -> None:
@@ -191,8 +194,7 @@ class ProfileLeases(LedgerDoor):
                 lambda command_id: ledger.handle(order(command_id=command_id)), clock=self.clock
             )
 
-        lease = self.call(send)
-        with self._holding(lease, started) as held:
+        with self._leasing(send, started) as held:
             yield held
 
     @contextmanager
@@ -221,17 +223,36 @@ class ProfileLeases(LedgerDoor):
             ttl_seconds=ttl_seconds,
             proxy_id=proxy_id,
         )
-        lease = self.call(route)
-        with self._holding(lease, started) as held:
+        with self._leasing(route, started) as held:
             yield held
 
     @contextmanager
-    def _holding(self, lease: Lease, started: float) -> Iterator[WorkerLease]:
+    def _leasing(self, send: Callable[[Ledger], Lease], started: float) -> Iterator[WorkerLease]:
+        """The lease ``send`` obtains, held for the block. SIGTERM is the SDK's from before the
+        checkout is sent: one arriving while the ledger decides waits for its answer, then a
+        lease granted is released before the block runs ("before its first step") and a
+        denial or failure gives way to ``Terminated``; never a lease left to go stale."""
+        signalled = Signalled()
+        with termination.handling(signalled):
+            with signalled.sdk_call(then_raise=False):
+                try:
+                    lease = self.call(send)
+                except Exception as error:
+                    if signalled.must_stop and signalled.signal is not None:
+                        raise Terminated(signalled.signal) from error
+                    raise
+            with self._holding(lease, started, signalled) as held:
+                yield held
+
+    @contextmanager
+    def _holding(self, lease: Lease, started: float, signalled: Signalled) -> Iterator[WorkerLease]:
         """Renew the lease in the background; release it when the block is left."""
-        held = WorkerLease(lease, self, LeaseGuard.for_lease(lease, started, self.clock))
-        with termination.handling(held):
+        guard = LeaseGuard.for_lease(lease, started, self.clock)
+        held = WorkerLease(lease, self, guard, signalled)
+        with termination.handed_over(signalled, held):
             held._start()
             try:
+                held.stop_if_terminated()  # SIGTERM came during the checkout
                 yield held
             except BaseException as error:
                 try:

@@ -3,8 +3,10 @@ truthfully, its browser stopped, and then the process stops.
 
 By default SIGTERM kills a Python process on the spot: no release, and the profile waits out its
 TTL to be marked stale as "deadline missed". While a lease is held on the main thread (the sync
-SDK's block, or the asyncio SDK's on an event loop of the main thread), the SDK handles it
-instead:
+SDK's block, or the asyncio SDK's on an event loop of the main thread), from the moment its
+checkout is sent, the SDK handles it instead (one that comes while the ledger decides the
+checkout waits for the answer: a lease granted is released before the block runs, a denial
+gives way to ``Terminated``):
 
 - sync: the handler raises ``Terminated`` in the task at once (Playwright's sync API is made to
   survive an exception a signal handler raises while it waits), or, if the task is inside one
@@ -131,6 +133,24 @@ def handling(lease: Terminable) -> Iterator[None]:
         yield
     finally:
         _leave(lease)
+
+
+@contextmanager
+def handed_over(before: Terminable, after: Terminable) -> Iterator[None]:
+    """``after`` answers SIGTERM in ``before``'s place while the block runs (a lease checked out
+    under ``before``'s handling: no moment between the two without the SDK's handler)."""
+    _swap(before, after)
+    try:
+        yield
+    finally:
+        _swap(after, before)
+
+
+def _swap(before: Terminable, after: Terminable) -> None:
+    with _lock:  # nothing to swap on a thread other than the main one: nothing was entered
+        for place, lease in enumerate(_held):
+            if lease is before:
+                _held[place] = after
 
 
 def _enter(lease: Terminable) -> None:

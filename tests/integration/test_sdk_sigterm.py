@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ledger import Heartbeat, Ledger, RegisterProfile
+from ledger import Checkout, Heartbeat, Ledger, RegisterProfile
 from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases, Terminated, aio
 
@@ -197,3 +197,95 @@ def test_sigterm_stops_an_asyncio_lease_the_same_way(store: str, settings: Brows
     assert stopped.value.code == 143
     assert release_of(store).envelope.reason == "terminated by SIGTERM at step 'polling'"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# A worker process whose SIGTERM comes just after the ledger answered its checkout, before the
+# block runs: in the SDK's hands from the checkout on, never Python's default (which killed the
+# process and left a granted lease to go stale). {flavour} is sync or aio.
+ANSWERED_THEN_SIGTERM = """
+import asyncio, os, signal, sys, time
+from ledger import Checkout
+from workers import DIRECT, BrowserSettings, ProfileLeases, aio
+
+store, evidence, flavour = sys.argv[1:4]
+settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=evidence)
+
+def sigterm():
+    os.kill(os.getpid(), signal.SIGTERM)
+
+if flavour == "sync":
+    leases = ProfileLeases.open(store, worker_id="w", settings=settings)
+    real = leases.ledger.handle
+
+    def handle(command):
+        try:
+            return real(command)
+        finally:
+            if isinstance(command, Checkout):
+                sigterm()
+                time.sleep(0.05)  # the handler has run by now, the answer still on its way
+
+    leases.ledger.handle = handle
+    with leases.checkout("p1", run_id="r", task_type="t") as lease:
+        print("the block ran", flush=True)
+else:
+    async def run():
+        async with aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases:
+            real = leases.call
+
+            async def call(use):
+                try:
+                    return await real(use)
+                finally:
+                    sigterm()
+                    await asyncio.sleep(0.05)
+
+            leases.call = call
+            async with leases.checkout("p1", run_id="r", task_type="t") as lease:
+                print("the block ran", flush=True)
+
+    asyncio.run(run())
+"""
+
+
+def worker_answered_then_sigterm(store: str, tmp_path: Path, flavour: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", ANSWERED_THEN_SIGTERM, store, str(tmp_path / "ev"), flavour],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_sigterm_just_after_a_granted_checkout_releases_it_before_the_block(
+    store: str, tmp_path: Path, flavour: str
+) -> None:
+    """SIGTERM between the ledger granting the checkout and the block: the process is not
+    killed with the lease left to go stale; the block never runs, the lease is released as a
+    failure "before its first step" (so the profile goes to review), and the process exits
+    143."""
+    done = worker_answered_then_sigterm(store, tmp_path, flavour)
+    assert done.returncode == 143, done.stderr
+    assert "the block ran" not in done.stdout
+    assert release_of(store).envelope.reason == "terminated by SIGTERM before its first step"
+    assert state_of(store) == "review_required"
+
+
+def test_sigterm_just_after_a_denied_checkout_exits_143_writing_nothing(
+    store: str, tmp_path: Path
+) -> None:
+    """The same SIGTERM after a denial: Terminated (143) instead of the denial, nothing
+    written, the other worker's lease untouched."""
+    with Ledger.open(store, create=False) as ledger:
+        ledger.handle(Checkout(profile_id="p1", worker_id="other", run_id="r0", task_type="t"))
+        before = len(ledger.history("p1"))
+    done = worker_answered_then_sigterm(store, tmp_path, "sync")
+    assert done.returncode == 143, done.stderr
+    with Ledger.open(store, create=False) as ledger:
+        assert len(ledger.history("p1")) == before
+    assert state_of(store) == "leased"

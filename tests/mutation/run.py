@@ -1745,6 +1745,22 @@ MUTANTS = (
         ("tests/e2e/test_cli_hostile.py",),
     ),
     Mutant(
+        "sigterm-at-checkout-runs-the-block",
+        "workers/_leases.py",
+        "                held.stop_if_terminated()  # SIGTERM came during the checkout\n",
+        "",
+        "a SIGTERM that came while the checkout was decided lets the block run",
+        ("tests/integration/test_sdk_sigterm.py",),
+    ),
+    Mutant(
+        "sigterm-at-denial-lost",
+        "workers/_leases.py",
+        "                    if signalled.must_stop and signalled.signal is not None:\n",
+        "                    if False:\n",
+        "a SIGTERM that came while a denied checkout was decided is forgotten",
+        ("tests/integration/test_sdk_sigterm.py",),
+    ),
+    Mutant(
         "why-step-unquoted",
         "custody/_render.py",
         "    if any(c.isspace() or c in '\";,' for c in value):\n",

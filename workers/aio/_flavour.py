@@ -30,6 +30,7 @@ from workers._guard import Clock, LeaseGuard
 from workers._held import STOP_TIMEOUT, HeldLease, WorkerConfig
 from workers._hub import Renewal
 from workers._settings import BrowserSettings
+from workers._termination import Signalled
 
 R = TypeVar("R")
 
@@ -78,8 +79,10 @@ class TaskLease(HeldLease, ABC):
     """A held lease whose task runs on an event loop: how it calls the ledger, blocks, renews
     in the background, stops on SIGTERM and closes out."""
 
-    def __init__(self, lease: Lease, leases: LedgerDoor, guard: LeaseGuard) -> None:
-        super().__init__(lease, guard, leases)
+    def __init__(
+        self, lease: Lease, leases: LedgerDoor, guard: LeaseGuard, signalled: Signalled
+    ) -> None:
+        super().__init__(lease, guard, leases, signalled)
         self._leases = leases
         self._stop = threading.Event()  # interrupts a renewal's retries on the ledger thread
         self._renewal: Renewal | None = None
