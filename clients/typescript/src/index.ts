@@ -22,6 +22,7 @@ export {
 } from "./client.js";
 export type { components, paths } from "./openapi.js";
 export { type ClaimOptions, claim, LaunchRefused, MARKER, type Marker } from "./marker.js";
+export { Terminated } from "./termination.js";
 export {
   type BrowserOptions,
   DIRECT,

@@ -88,3 +88,27 @@ export function reasonOf(error: unknown, limit: number = MAX_DERIVED): string {
   const said = pythonFirstLine(String(error.message));
   return capped(storable(said ? `${name}: ${said}` : name), limit);
 }
+
+// What Python's str.isprintable() calls unprintable: the categories Other and Separator, but the
+// space. Python escapes these in a string's repr.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
+
+/** `text` as Python's `repr()` writes a string: in single quotes (double quotes when it holds a
+ * single quote and no double one), backslash and that quote escaped, `\t` `\n` `\r`, and
+ * other unprintable characters as `\xNN`, `\uNNNN` or `\UNNNNNNNN`. */
+export function pythonRepr(text: string): string {
+  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
+  let said = quote;
+  for (const char of text) {
+    const code = char.codePointAt(0) ?? 0;
+    if (char === quote || char === "\\") said += `\\${char}`;
+    else if (char === "\t") said += "\\t";
+    else if (char === "\n") said += "\\n";
+    else if (char === "\r") said += "\\r";
+    else if (char !== " " && UNPRINTABLE.test(char)) {
+      const [mark, width] = code < 0x100 ? ["x", 2] : code < 0x10000 ? ["u", 4] : ["U", 8];
+      said += `\\${mark}${code.toString(16).padStart(width, "0")}`;
+    } else said += char;
+  }
+  return said + quote;
+}

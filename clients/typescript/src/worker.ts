@@ -45,6 +45,8 @@ import {
 } from "./client.js";
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
 import { claim, LaunchRefused } from "./marker.js";
+import * as termination from "./termination.js";
+import { Signalled, Terminated } from "./termination.js";
 import { blank, kept, lengthOf, reasonOf, storable } from "./text.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
@@ -168,6 +170,25 @@ export class ProfileLeases {
     order: CheckoutOrder,
     task: (lease: WorkerLease) => Promise<void>,
   ): Promise<WorkerLease> {
+    const signalled = new Signalled(); // SIGTERM is the SDK's from the checkout on
+    termination.enter(signalled);
+    try {
+      return await this.leased(profileId, order, task, signalled);
+    } catch (error) {
+      if (!signalled.stopping) throw error;
+      signalled.done(); // a denial or failure after SIGTERM: the process exits 143
+      return await termination.exiting();
+    } finally {
+      termination.leave(signalled);
+    }
+  }
+
+  private async leased(
+    profileId: string,
+    order: CheckoutOrder,
+    task: (lease: WorkerLease) => Promise<void>,
+    signalled: Signalled,
+  ): Promise<WorkerLease> {
     const started = this.clock();
     const key = randomUUID(); // resent under the same id: a grant whose answer was lost returns
     const body = { ...order }; // each resend is the same command
@@ -195,8 +216,14 @@ export class ProfileLeases {
     }
     const guard = new LeaseGuard(granted, started, this.clock);
     if (!guard.held()) await this.giveBack(granted, key);
-    const lease = new WorkerLease(granted, this, guard);
+    const lease = new WorkerLease(granted, this, guard, signalled);
+    signalled.end = () => lease.end({ error: new Terminated(signalled.signal ?? "SIGTERM") });
     lease.start();
+    if (signalled.stopping) {
+      await signalled.end(); // SIGTERM came while the checkout was decided: no task runs
+      signalled.done();
+      return await termination.exiting();
+    }
     let failure: unknown = undefined;
     let failed = false;
     try {
@@ -207,6 +234,7 @@ export class ProfileLeases {
     }
     if (!failed) {
       await lease.end(null);
+      if (signalled.stopping) return await termination.exiting();
       return lease;
     }
     try {
@@ -216,6 +244,7 @@ export class ProfileLeases {
       // not released is a warning. The sweep settles the lease at its deadline.
       process.emitWarning(`custody: ${lease.leaseId} was not released: ${firstLine(error)}`);
     }
+    if (signalled.stopping) return await termination.exiting();
     throw lease.insteadOf(failure);
   }
 
@@ -295,11 +324,13 @@ export class WorkerLease {
   private readonly watching = new AbortController();
   private watchDone: Promise<void> = Promise.resolve();
   private observedProxy: string | null = null;
+  private ending: Promise<void> | null = null;
 
   constructor(
     lease: Lease,
     private readonly leases: ProfileLeases,
     private readonly guard: LeaseGuard,
+    private readonly signalled: Signalled = new Signalled(),
   ) {
     this.lease = lease;
   }
@@ -376,9 +407,12 @@ export class WorkerLease {
     await pinWebrtcPolicy(directory);
     this.ensureHeld();
     // Service workers' requests would pass no route of the context: blocked, as in Python.
+    // SIGTERM is the SDK's (termination.ts), which closes the browser after its screenshot:
+    // Playwright's own listener would close it first, and keep the process alive after.
     const context = await browserType.launchPersistentContext(directory, {
       headless: true,
       serviceWorkers: "block",
+      handleSIGTERM: false,
       ...options,
       ...(proxy === null ? {} : { proxy }),
     });
@@ -393,7 +427,10 @@ export class WorkerLease {
     try {
       return await body(context);
     } finally {
-      if (this.guard.held()) await session.screenshot(join(this.directory(), "final.png"));
+      // A lease SIGTERM is ending took its screenshot there, before it closed the browser.
+      if (this.guard.held() && this.ending === null) {
+        await session.screenshot(join(this.directory(), "final.png"));
+      }
       await session.close();
       this.session = null;
     }
@@ -502,18 +539,30 @@ export class WorkerLease {
   }
 
   private ensureHeld(): void {
+    if (this.signalled.stopping) throw new Terminated(this.signalled.signal ?? "SIGTERM");
     if (this.guard.held()) return;
     void this.session?.close();
     throw lostError(this.leaseId, this.guard.whyLost);
   }
 
   /** Stop renewing and watching, close the browser, then release with the evidence (a lost
-   * lease releases nothing: `LeaseLost` when no other error is on its way). */
-  async end(failure: { error: unknown } | null): Promise<void> {
+   * lease releases nothing: `LeaseLost` when no other error is on its way). Once only: a
+   * second call (the task ending while SIGTERM's release runs) answers the first's end. */
+  end(failure: { error: unknown } | null): Promise<void> {
+    this.ending ??= this.ended(failure);
+    return this.ending;
+  }
+
+  private async ended(failure: { error: unknown } | null): Promise<void> {
     if (this.heartbeats) clearTimeout(this.heartbeats);
     if (this.deadline) clearTimeout(this.deadline);
     this.watching.abort();
     await this.watchDone;
+    if (failure?.error instanceof Terminated && this.session !== null && this.guard.held()) {
+      // SIGTERM ends the lease while the task runs: the final screenshot, as the browser's
+      // block takes it when a task ends.
+      await this.session.screenshot(join(this.directory(), "final.png"));
+    }
     await this.session?.close();
     if (!this.guard.held()) {
       if (failure === null) throw lostError(this.leaseId, this.guard.whyLost);
@@ -558,7 +607,8 @@ export class WorkerLease {
     let reason: string | null = null;
     if (failure !== null) {
       outcome = "failure";
-      reason = reasonOf(failure.error); // as the Python SDK names it
+      // As the Python SDK names it, a run SIGTERM stopped saying so and the step it reached.
+      reason = this.signalled.reason(p.step, failure.error) ?? reasonOf(failure.error);
     } else if (this.expected !== null) {
       outcome = "expected_failure";
       reason = this.expected;
