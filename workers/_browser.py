@@ -164,7 +164,7 @@ class BrowserSession:
         self.closed = True
         killed = False
         if not self._guard.held() or self._evidence.unanswered:
-            killed = kill_browser(self._user_data_dir) is not None
+            killed = kill_browser(self._user_data_dir, self._watchdog.browser) is not None
         try:
             self.context.close()
         except PlaywrightError as failed:

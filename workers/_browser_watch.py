@@ -36,6 +36,7 @@ class BrowserWatch:
         self._user_data_dir = user_data_dir
         self._lock = threading.Lock()
         self._gone = False
+        self.browser: int | None = None  # the launched browser's pid, once known
         armed = repr(guard.valid_until + offset)
         self._proc = subprocess.Popen(
             [
@@ -66,6 +67,7 @@ class BrowserWatch:
         so it need not look for it."""
         check = inspect(str(self._user_data_dir))
         if check.status is BrowserStatus.ALIVE and check.pid is not None:
+            self.browser = check.pid
             self._send(f"browser {check.pid}")
 
     def kill(self, why: str) -> None:

@@ -142,9 +142,15 @@ def pin_webrtc_policy(user_data_dir: Path) -> None:
     os.replace(written, path)
 
 
-def kill_browser(user_data_dir: Path) -> int | None:
+def kill_browser(user_data_dir: Path, launched: int | None) -> int | None:
     """SIGKILL the process group of the Chromium running on ``user_data_dir`` on this host (the
-    pid its ``SingletonLock`` names, checked by the inspector); the pid, or None if none runs.
+    pid its ``SingletonLock`` names, checked by the inspector) if it is the browser this
+    session ``launched`` (its pid); the pid, or None if that browser no longer runs there.
+
+    Never another: a worker that wakes up long after losing its lease (stopped, frozen) may
+    find its own browser long killed by its watchdog and the profile leased again on this
+    host, a later lease's browser on the directory: that one is not the waking worker's to
+    stop. A session that never learnt its browser's pid kills nothing (it closes it).
 
     This is how a browser under a lost lease is stopped. A graceful ``context.close()`` is not
     enough: Playwright stops answering routed requests once the context is closing, and as
@@ -154,6 +160,8 @@ def kill_browser(user_data_dir: Path) -> int | None:
     matters little for a profile that goes to review anyway."""
     check = inspect(str(user_data_dir))
     if check.status is not BrowserStatus.ALIVE or check.pid is None:
+        return None
+    if check.pid != launched:  # another lease's browser, or one never known here
         return None
     with contextlib.suppress(ProcessLookupError):
         LocalHost().send(check.pid, signal.SIGKILL, group=True)

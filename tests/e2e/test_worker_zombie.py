@@ -76,3 +76,44 @@ def test_a_paused_worker_wakes_up_lost_and_its_browser_reaches_nothing(
     assert max(beats) < resumed_at
     assert not [e for e in events if isinstance(e, ev.LeaseReleaseRequested)]
     assert events[-1].event_type == "review_requested"
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_worker_waking_after_its_profile_was_leased_again_leaves_the_new_browser_alone(
+    tmp_path: Path, site: LocalSite, flavour: str
+) -> None:
+    """Worker A is stopped past its deadline (its watchdog kills its browser); the sweep, a
+    review, and worker B on the same host leasing the profile and launching its browser on
+    the same directory; then A resumes, learns its lease is lost and closes "its" browser:
+    B's browser runs on (A stopped only the browser it launched, never whatever runs on the
+    directory now)."""
+    store, user_data_dir = store_with_profile(tmp_path)
+    env = {"CUSTODY_STORE": store}
+    a = Worker(store, PROFILE, "run_a", flavour, "zombie", site.url, str(TTL), str(tmp_path))
+    a.wait_for("ready")
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        with Ledger.open(store, create=False) as ledger:
+            lease = ledger.view(PROFILE).lease
+            assert lease is not None
+            time.sleep(max(0.0, (lease.expires_at - ledger.now()).total_seconds()) + 0.3)
+        assert wait_until(lambda: not browsers_on(str(user_data_dir)), 10)  # A's watchdog
+        ok(custody("sweep", cwd=tmp_path, env=env))
+        review = ("--reviewer", "rev_1", "--decision", "return", "--note", "checked")
+        ok(custody("review", PROFILE, *review, cwd=tmp_path, env=env))
+        b = Worker(store, PROFILE, "run_b", flavour, "zombie", site.url, "60", str(tmp_path))
+        b.wait_for("ready")
+        held = browsers_on(str(user_data_dir))
+        assert held
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    try:
+        a.wait_for("lost", timeout=30)
+        code, _ = a.finish()
+        assert code == LEASE_LOST_EXIT
+        time.sleep(0.5)
+        assert set(held) <= set(browsers_on(str(user_data_dir))), "B's browser was killed"
+        assert b.proc.poll() is None, b.proc.stderr
+    finally:
+        b.proc.send_signal(signal.SIGTERM)  # B ends its lease truthfully
+        b.finish()

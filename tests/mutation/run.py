@@ -1761,6 +1761,14 @@ MUTANTS = (
         ("tests/integration/test_sdk_sigterm.py",),
     ),
     Mutant(
+        "kill-any-browser-on-the-directory",
+        "workers/_launch.py",
+        "    if check.pid != launched:  # another lease's browser, or one never known here\n",
+        "    if False:\n",
+        "a worker waking after its lease was lost kills whatever browser runs on the directory",
+        ("tests/e2e/test_worker_zombie.py",),
+    ),
+    Mutant(
         "why-step-unquoted",
         "custody/_render.py",
         "    if any(c.isspace() or c in '\";,' for c in value):\n",
