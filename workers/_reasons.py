@@ -9,10 +9,22 @@ that is not UTF-8), and the ledger refuses both at its door: they are escaped he
 
 from __future__ import annotations
 
+import re
+
 from ledger.rules import storable as storable  # the ledger's rule, for the SDK's modules
 
 MAX_DERIVED = 200  # a reason derived from an exception: its type and first line, at most this
 _CUT = "..."
+# A URL's user and password, wherever one sits in a text: a scheme, its colon and slashes (or
+# backslashes), then ``user:password@`` up to the host. An exception names the URL it failed on
+# (``net::ERR_... at https://user:pw@host/``), and the ledger is append-only.
+_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#@]*@")
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with the user and password of every URL in it left out (the scheme and host
+    kept), as the SDK leaves them out of every URL it records."""
+    return _PASSWORD_IN_URL.sub(r"\1", text)
 
 
 def capped(text: str, limit: int = MAX_DERIVED) -> str:
@@ -26,11 +38,12 @@ def first_line(text: str) -> str:
 
 
 def reason_of(error: BaseException, limit: int = MAX_DERIVED) -> str:
-    """``Type: first line of its message``, escaped and capped; just ``Type`` when the message
-    is empty or cannot be read (an exception whose ``__str__`` raises)."""
+    """``Type: first line of its message``, escaped and capped, a URL's password left out
+    (``without_passwords``); just ``Type`` when the message is empty or cannot be read (an
+    exception whose ``__str__`` raises)."""
     name = type(error).__name__
     try:
-        said = first_line(str(error))
+        said = without_passwords(first_line(str(error)))
     except Exception:  # the user's exception must not be replaced by ours
         said = ""
     return capped(storable(f"{name}: {said}" if said else name), limit)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_probe import run_node, serving, worker_env
+from node_probe import built, run_node, serving, worker_env
 from serving import Served
 
 from ledger import Ledger, ProfileState, RegisterProfile
@@ -163,3 +163,30 @@ def test_a_failure_is_named_by_the_node_worker_as_by_the_python_worker(tmp_path:
     assert said["thrown"] == [name for name, _ in CASES]
     expected = [reason_of(type(name, (Exception,), {})(message)) for name, message in CASES]
     assert reasons == expected
+
+
+REASONS = """
+import { reasonOf } from "CLIENT_TEXT";
+const said = JSON.parse(process.env.MESSAGES).map((message) => {
+  const error = new Error(message);
+  error.name = "RuntimeError";
+  return reasonOf(error);
+});
+console.log(JSON.stringify({ said }));
+"""
+PASSWORDS = [
+    "Page.goto: net::ERR_UNSAFE_PORT at http://shopuser:S3cretPassw0rd@127.0.0.1:1/login",
+    "from https:\\\\u:p@shop.example/a and ftp:/u:p@host/x",
+    "mail bob@example.com, see mailto:bob@example.com or https://user@host/",
+    "connect postgresql://custody:secret@db.internal:5432/custody failed",
+]
+
+
+def test_an_errors_url_password_is_left_out_of_the_reason_as_in_python(tmp_path: Path) -> None:
+    """A reason derived from an error leaves out the user and password of every URL the error
+    names (an exception names the URL it failed on, and the ledger is append-only), exactly as
+    the Python SDK's reason_of does."""
+    script = REASONS.replace("CLIENT_TEXT", (built().parent / "text.js").as_uri())
+    said = run_node(tmp_path, script, {"MESSAGES": json.dumps(PASSWORDS)})["said"]
+    assert said == [reason_of(RuntimeError(message)) for message in PASSWORDS]
+    assert not [s for s in said if "S3cret" in s or ":p@" in s or "secret@" in s]

@@ -58,8 +58,16 @@ def _storable(text: str) -> bool:
             "RuntimeError: Failed to launch chromium",
         ),
         (RuntimeError("x" * 5000), "RuntimeError: " + "x" * 183 + "..."),
+        (
+            RuntimeError(
+                "Page.goto: net::ERR_UNSAFE_PORT at http://shopuser:S3cretPassw0rd@127.0.0.1:1/"
+                "login (from https:\\\\u:p@shop.example/a, mail bob@example.com)"
+            ),
+            "RuntimeError: Page.goto: net::ERR_UNSAFE_PORT at http://127.0.0.1:1/login (from "
+            "https:\\\\shop.example/a, mail bob@example.com)",
+        ),
     ],
-    ids=["undecodable_file_name", "unprintable", "launch_command_line", "long"],
+    ids=["undecodable_file_name", "unprintable", "launch_command_line", "long", "password"],
 )
 def test_the_reason_derived_from_an_exception_is_storable_and_short(
     store: str, settings: BrowserSettings, error: Exception, reason: str

@@ -1769,6 +1769,14 @@ MUTANTS = (
         ("tests/e2e/test_worker_zombie.py",),
     ),
     Mutant(
+        "reason-keeps-url-passwords",
+        "workers/_reasons.py",
+        "        said = without_passwords(first_line(str(error)))\n",
+        "        said = first_line(str(error))\n",
+        "a failure's reason keeps the password of a URL the exception names",
+        ("tests/integration/test_worker_reasons.py",),
+    ),
+    Mutant(
         "why-step-unquoted",
         "custody/_render.py",
         "    if any(c.isspace() or c in '\";,' for c in value):\n",

@@ -14,6 +14,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { BrowserContext, Frame, Page, Route } from "playwright-core";
 import type { LeaseGuard, Progress } from "./guard.js";
+import { withoutPasswords } from "./text.js";
 
 export const BLOCKED = "blockedbyclient";
 const SCREENSHOT_TIMEOUT_MS = 10_000;
@@ -77,7 +78,9 @@ export class BrowserSession {
   }
 }
 
+/** An error's first line, a URL's password left out (it may go to the ledger as an evidence
+ * problem, which is append-only). */
 export function firstLine(error: unknown): string {
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return text.split("\n")[0] ?? text;
+  return withoutPasswords(text.split("\n")[0] ?? text);
 }

@@ -76,16 +76,27 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
   return lengthOf(text) <= limit ? text : cut(text, limit - CUT_MARK.length) + CUT_MARK;
 }
 
+// A URL's user and password, wherever one sits in a text (the Python SDK's
+// `workers._reasons._PASSWORD_IN_URL`): an error names the URL it failed on, and the ledger is
+// append-only.
+const PASSWORD_IN_URL = /([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#@]*@/g;
+
+/** `text` with the user and password of every URL in it left out (scheme and host kept), as
+ * the Python SDK's `without_passwords`. */
+export function withoutPasswords(text: string): string {
+  return text.replace(PASSWORD_IN_URL, "$1");
+}
+
 /** The reason a failure is released with, derived from what the task threw as the Python
  * SDK's `reason_of` derives it from an exception: `Name: first line of its message`, or just
  * `Name` when the message has none; made storable, then capped at `MAX_DERIVED`. A value
  * thrown that is not an `Error` is named by its text's first line (or its type). */
 export function reasonOf(error: unknown, limit: number = MAX_DERIVED): string {
   if (!(error instanceof Error)) {
-    return capped(storable(pythonFirstLine(String(error)) || typeof error), limit);
+    return capped(storable(withoutPasswords(pythonFirstLine(String(error))) || typeof error), limit);
   }
   const name = error.name || "Error"; // an empty name would leave a reason the ledger refuses
-  const said = pythonFirstLine(String(error.message));
+  const said = withoutPasswords(pythonFirstLine(String(error.message)));
   return capped(storable(said ? `${name}: ${said}` : name), limit);
 }
 
