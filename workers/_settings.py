@@ -56,6 +56,9 @@ RESERVED_SWITCHES = frozenset(
 
 # A proxy id resolves to the proxy's settings, or to None: "this id means a direct connection".
 DIRECT = None
+# How a direct profile is launched: Chromium uses no proxy at all, not even one its environment
+# names (``http_proxy``, ``all_proxy``; it reads them when given no proxy switch).
+DIRECT_SWITCH = "--no-proxy-server"
 Proxy = ProxySettings | None
 ProxyResolver = Mapping[str, Proxy] | Callable[[str], Proxy]
 
@@ -105,7 +108,9 @@ class BrowserSettings:
 
     def launch_arguments(self, proxy: Proxy, options: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for ``launch_persistent_context`` (all but the directory):
-        defaults, then this worker's ``launch_options``, then the call's, then the proxy.
+        defaults, then this worker's ``launch_options``, then the call's, then the proxy (for
+        a direct connection, ``DIRECT_SWITCH``: a direct profile goes direct, never through a
+        proxy its environment or Playwright's ``env`` names, which the ledger would not know).
         ``LaunchRefused`` for an option or a Chromium switch (``RESERVED_SWITCHES``) that would
         choose the directory, the proxy or the WebRTC policy, and for
         ``ignore_default_args=True`` (it drops the proxy and directory Playwright passes)."""
@@ -116,6 +121,8 @@ class BrowserSettings:
         arguments.update(options)
         if proxy is not None:
             arguments["proxy"] = proxy
+        else:  # direct, whatever proxy the environment names (Chromium reads http_proxy etc.)
+            arguments["args"] = [*arguments.get("args", ()), DIRECT_SWITCH]
         return arguments
 
 

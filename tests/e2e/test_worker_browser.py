@@ -4,6 +4,7 @@ evidence filed at release, a verification prompt, and the profile's proxy."""
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,6 +205,34 @@ def test_the_browser_goes_through_the_profiles_proxy_and_its_credentials_stay_lo
             )
         )
     assert (ended.profile_state, ended.cause) == ("quarantined", "proxy_mismatch")
+
+
+def test_a_direct_profile_goes_direct_whatever_proxy_the_environment_names(
+    tmp_path: Path, pw: Playwright, site: LocalSite
+) -> None:
+    """A profile whose proxy id resolves to DIRECT, launched with a proxy in the browser's
+    environment (``http_proxy`` and ``all_proxy``, as a worker's host may set them, here
+    through Playwright's ``env``): no request reaches that proxy (a host only it could answer
+    is not reached at all), pages on 127.0.0.1 load directly, and the release records the
+    direct proxy id the pages truly went through."""
+    proxy = CountingProxy("worker", "pw")
+    try:
+        settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+        store, _ = store_with_profile(tmp_path)
+        leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+        environment = {**os.environ, "http_proxy": proxy.server, "all_proxy": proxy.server}
+        with (
+            leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+            lease.browser(pw, env=environment) as context,
+        ):
+            page = context.new_page()
+            with pytest.raises(PlaywrightError, match="ERR_NAME_NOT_RESOLVED"):
+                page.goto("http://shop.invalid/dashboard")
+            page.goto(f"{site.url}/orders")
+    finally:
+        proxy.close()
+    assert (proxy.requests, proxy.refused) == ([], 0)
+    assert [r.observed_proxy for r in releases(store)] == ["px"]
 
 
 STUN = """async port => {

@@ -1777,6 +1777,13 @@ MUTANTS = (
         ("tests/integration/test_worker_reasons.py",),
     ),
     Mutant(
+        "direct-profile-through-the-environments-proxy",
+        "workers/_settings.py",
+        '            arguments["args"] = [*arguments.get("args", ()), DIRECT_SWITCH]\n',
+        "            pass\n",
+        "a direct profile's browser goes through whatever proxy its environment names",
+    ),
+    Mutant(
         "why-step-unquoted",
         "custody/_render.py",
         "    if any(c.isspace() or c in '\";,' for c in value):\n",

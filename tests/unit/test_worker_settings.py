@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers import BrowserSettings, LaunchRefused
+from workers import DIRECT, BrowserSettings, LaunchRefused
 from workers._held import WorkerConfig
 from workers._settings import default_evidence_dir
 
@@ -86,8 +86,12 @@ def test_dropping_every_default_argument_is_refused_other_arguments_pass() -> No
     with pytest.raises(LaunchRefused, match="ignore_default_args=True"):
         settings.launch_arguments(None, {"ignore_default_args": True})
     given = {"args": ["--mute-audio", "--lang=de"], "ignore_default_args": ["--hide-scrollbars"]}
-    arguments = settings.launch_arguments(None, given)
+    arguments = settings.launch_arguments({"server": "http://10.0.0.5:3128"}, given)
     assert (arguments["args"], arguments["ignore_default_args"]) == (
         ["--mute-audio", "--lang=de"],
         ["--hide-scrollbars"],
     )
+    # A direct profile's launch says so (DIRECT_SWITCH), after the caller's own switches.
+    direct = settings.launch_arguments(DIRECT, given)
+    assert direct["args"] == ["--mute-audio", "--lang=de", "--no-proxy-server"]
+    assert given["args"] == ["--mute-audio", "--lang=de"]  # the caller's list is left as it was

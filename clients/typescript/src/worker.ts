@@ -63,6 +63,8 @@ export const PROXIES_ENV_VAR = "CUSTODY_PROXIES";
 /** A proxy id's value meaning "no proxy: a direct connection" (JSON's null means it too, as
  * in the Python SDK's `$CUSTODY_PROXIES` file). */
 export const DIRECT = "direct";
+/** How a direct profile is launched: no proxy at all (the Python SDK's `DIRECT_SWITCH`). */
+export const DIRECT_SWITCH = "--no-proxy-server";
 export type ProxySettings = NonNullable<LaunchOptions["proxy"]>;
 type Resolved = ProxySettings | typeof DIRECT | null;
 /** From proxy id to Playwright's proxy settings (or `DIRECT`); a function answers `undefined`
@@ -414,7 +416,9 @@ export class WorkerLease {
       serviceWorkers: "block",
       handleSIGTERM: false,
       ...options,
-      ...(proxy === null ? {} : { proxy }),
+      // Direct means direct: no proxy its environment (or `env`) names, which Chromium would
+      // use when given no proxy switch, and the ledger would not know (as the Python SDK).
+      ...(proxy === null ? { args: [...(options.args ?? []), DIRECT_SWITCH] } : { proxy }),
     });
     this.observedProxy = this.lease.proxy_id;
     const session = (this.session = new BrowserSession(context, this.guard, this.progress));
