@@ -18,6 +18,8 @@ from typing import Any
 
 from playwright.sync_api import ProxySettings
 
+from ledger import InvalidInput
+
 DEFAULT_EXECUTABLE = "/usr/bin/chromium"
 PROXIES_ENV_VAR = "CUSTODY_PROXIES"
 EVIDENCE_ENV_VAR = "CUSTODY_EVIDENCE_DIR"
@@ -87,6 +89,20 @@ class BrowserSettings:
     evidence_dir: str | os.PathLike[str] | None = None
     screenshot_timeout_ms: float = 5_000
     launch_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """``InvalidInput`` for prompt patterns that are not a list of regular expressions: found
+        here, before any checkout, not by a lease already granted and then left unreleased."""
+        patterns = self.prompt_patterns
+        if isinstance(patterns, str | bytes) or not isinstance(patterns, Sequence):
+            raise InvalidInput("prompt_patterns", "must be a list of regular expressions")
+        for pattern in patterns:
+            if not isinstance(pattern, str):
+                raise InvalidInput("prompt_patterns", f"{pattern!r} is not a regular expression")
+            try:
+                re.compile(pattern, re.IGNORECASE)
+            except re.error as wrong:
+                raise InvalidInput("prompt_patterns", f"{pattern!r}: {wrong}") from None
 
     def resolve_proxy(self, proxy_id: str) -> Proxy:
         """The proxy to launch with for ``proxy_id``; ``LaunchRefused`` if this worker has no

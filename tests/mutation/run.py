@@ -1784,6 +1784,13 @@ MUTANTS = (
         "a direct profile's browser goes through whatever proxy its environment names",
     ),
     Mutant(
+        "prompt-patterns-compiled-only-after-the-checkout",
+        "workers/_settings.py",
+        "                re.compile(pattern, re.IGNORECASE)\n",
+        "                pass\n",
+        "a prompt pattern that is not a regular expression is found only once a lease was granted",
+    ),
+    Mutant(
         "why-step-unquoted",
         "custody/_render.py",
         "    if any(c.isspace() or c in '\";,' for c in value):\n",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger import InvalidInput
 from workers import DIRECT, BrowserSettings, LaunchRefused
 from workers._held import WorkerConfig
 from workers._settings import default_evidence_dir
@@ -95,3 +96,23 @@ def test_dropping_every_default_argument_is_refused_other_arguments_pass() -> No
     direct = settings.launch_arguments(DIRECT, given)
     assert direct["args"] == ["--mute-audio", "--lang=de", "--no-proxy-server"]
     assert given["args"] == ["--mute-audio", "--lang=de"]  # the caller's list is left as it was
+
+
+@pytest.mark.parametrize(
+    ("patterns", "said"),
+    [
+        (["/verify", "("], "'(': missing ), unterminated subpattern"),
+        ("captcha", "must be a list of regular expressions"),
+        ([b"/login"], "b'/login' is not a regular expression"),
+    ],
+    ids=["not_a_regex", "a_string", "bytes"],
+)
+def test_prompt_patterns_that_are_not_regular_expressions_are_refused_at_once(
+    patterns: object, said: str
+) -> None:
+    """Refused when the settings are made, before any checkout: a pattern compiled only once a
+    lease was granted raised there and left the lease unreleased (rev27); a string, which is a
+    sequence too, made every letter a pattern and every URL a prompt."""
+    with pytest.raises(InvalidInput, match="invalid prompt_patterns: ") as refused:
+        BrowserSettings(prompt_patterns=patterns)  # type: ignore[arg-type]
+    assert said in str(refused.value)
