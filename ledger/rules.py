@@ -1,7 +1,8 @@
 """The ledger's rules that the read side and the workers apply to what they read, so that no
 rule has a second copy outside the ledger: the words for how a lease ended, who a lease's
 holder is, the reason a checkout is denied for at a moment, what a browser still running on a
-profile's directory forbids, text made storable and text as a person is shown it. Pure
+profile's directory forbids, text made storable and text as a person is shown it (and why
+two texts that read the same differ). Pure
 functions of their arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
@@ -15,7 +16,7 @@ from ledger._domain.endings import (
     ending_text,
     lease_ending,
 )
-from ledger._domain.model import shown, storable
+from ledger._domain.model import shown, storable, told_apart
 
 __all__ = [
     "ENDED_UNKNOWN",
@@ -32,4 +33,5 @@ __all__ = [
     "shown",
     "stop_refusal",
     "storable",
+    "told_apart",
 ]

@@ -13,6 +13,7 @@ from ledger._domain.model import (
     Lease,
     ProfileState,
     carries_password,
+    told_apart,
 )
 
 if TYPE_CHECKING:  # the rules read a profile's state; ``ledger.rules`` imports none
@@ -45,7 +46,8 @@ def context_denial(
         return Denial(
             profile_id=p.profile_id,
             reason=DenialReason.ACCOUNT_MISMATCH,
-            message=f"profile belongs to account {p.account_id!r}, not {account_id!r}",
+            message=f"profile belongs to account {p.account_id!r}, not {account_id!r}"
+            + told_apart(p.account_id, account_id),
             remediation=f"check out a profile registered for account {account_id!r}",
         )
     if proxy_id is not None and proxy_id != p.proxy_id:
@@ -54,7 +56,8 @@ def context_denial(
         return Denial(
             profile_id=p.profile_id,
             reason=DenialReason.PROXY_MISMATCH,
-            message=f"profile expects proxy {p.proxy_id!r}, not {given or repr(proxy_id)}",
+            message=f"profile expects proxy {p.proxy_id!r}, not {given or repr(proxy_id)}"
+            + ("" if given else told_apart(p.proxy_id, proxy_id)),
             remediation=f"launch through proxy {p.proxy_id!r}, or use another profile",
         )
     return None

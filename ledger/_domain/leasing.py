@@ -13,7 +13,15 @@ from ledger._domain.aggregate import AggregateRoot, Context, require
 from ledger._domain.denials import context_denial, state_denial
 from ledger._domain.endings import ending_text
 from ledger._domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
-from ledger._domain.model import Cause, Lease, LeaseStatus, ProfileState, Role, lease_id_for
+from ledger._domain.model import (
+    Cause,
+    Lease,
+    LeaseStatus,
+    ProfileState,
+    Role,
+    lease_id_for,
+    told_apart,
+)
 from ledger._domain.policies import (
     RELEASE_POLICIES,
     Ending,
@@ -89,6 +97,7 @@ class LeaseRules(AggregateRoot):
             if named is not None and named.worker_id != worker_id:
                 held = "is" if named is lease else "was"
                 msg = f"lease {lease_id} {held} held by {named.worker_id}, not {worker_id}"
+                msg += told_apart(named.worker_id, worker_id)
                 raise Forbidden(msg)
         if lease is None or lease.lease_id != lease_id:
             ended = (

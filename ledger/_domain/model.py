@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -213,18 +214,58 @@ INVISIBLE = re.compile(
 
 
 def shown(text: str) -> str:
-    """``text`` as a person is shown it, on a terminal or in a page: each character that a
-    terminal or a browser would act on or show nothing for (controls, line separators, and
-    every ``INVISIBLE`` one: bidi controls, zero-width characters, variation selectors,
-    fillers) written as its escape (``\\u034f``), so that no text displays as another (three
-    accounts, plain and with U+034F or U+FE0F inside, all read ``account_shop_17``: rev25).
-    Any other text comes back unchanged."""
-    if text.isprintable() and INVISIBLE.search(text) is None:
+    """``text`` as a person is shown it, on a terminal or in a page, so that no text displays as
+    another: each character that a terminal or a browser would act on or show nothing for
+    (controls, line separators, and every ``INVISIBLE`` one: bidi controls, zero-width
+    characters, variation selectors, fillers) written as its escape (``\\u034f``; three
+    accounts, plain and with U+034F or U+FE0F inside, all read ``account_shop_17``: rev25); a
+    backslash doubled (``shop\\u034f`` typed is not ``shop`` and U+034F: rev27); a combining
+    mark escaped where it would sit on an escape or on nothing (the start), and every combining
+    mark of a text not in Unicode's composed form, NFC (``Cafe`` and U+0301, as macOS writes it,
+    is not ``Caf`` and U+00E9: rev27). Any other text comes back unchanged."""
+    if (
+        text.isprintable()
+        and INVISIBLE.search(text) is None
+        and "\\" not in text
+        and unicodedata.is_normalized("NFC", text)
+        and not (text and unicodedata.category(text[0]).startswith("M"))
+    ):
         return text
-    return "".join(
-        c if c.isprintable() and INVISIBLE.match(c) is None else c.encode("unicode_escape").decode()
-        for c in text
+    composed = unicodedata.is_normalized("NFC", text)
+    said: list[str] = []
+    escaped = True  # the start: a mark there sits on nothing
+    for c in text:
+        # A combining mark drawn on an escape, on nothing, or in a text not composed.
+        astray = unicodedata.category(c).startswith("M") and (escaped or not composed)
+        if c == "\\":
+            said.append("\\\\")
+            escaped = False
+        elif not c.isprintable() or INVISIBLE.match(c) or astray:
+            said.append(c.encode("unicode_escape").decode())
+            escaped = True
+        else:
+            said.append(c)
+            escaped = False
+    return "".join(said)
+
+
+def told_apart(a: str, b: str) -> str:
+    """Why two texts that read the same differ, for a message naming both: the same letters in
+    two Unicode forms (composed, NFC; decomposed, NFD: what macOS writes); else nothing."""
+    if a == b or unicodedata.normalize("NFC", a) != unicodedata.normalize("NFC", b):
+        return ""
+    return (
+        f" (the same letters in two Unicode forms: {_form(a)}, then {_form(b)}; "
+        f"as stored: '{shown(a)}', then '{shown(b)}')"
     )
+
+
+def _form(text: str) -> str:
+    if unicodedata.is_normalized("NFC", text):
+        return "composed (NFC)"
+    if unicodedata.is_normalized("NFD", text):
+        return "decomposed (NFD)"
+    return "mixed"
 
 
 class LeaseStatus(StrEnum):

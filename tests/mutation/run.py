@@ -1791,6 +1791,28 @@ MUTANTS = (
         "a prompt pattern that is not a regular expression is found only once a lease was granted",
     ),
     Mutant(
+        "shown-keeps-a-typed-backslash",
+        "ledger/_domain/model.py",
+        '            said.append("\\\\\\\\")\n',
+        "            said.append(c)\n",
+        "a backslash typed is shown as it is: a typed escape reads as the character it names",
+    ),
+    Mutant(
+        "shown-leaves-marks-unescaped",
+        "ledger/_domain/model.py",
+        '        astray = unicodedata.category(c).startswith("M") and (escaped or not composed)\n',
+        "        astray = False\n",
+        "a decomposed text, or a mark on an escape, reads as another text",
+    ),
+    Mutant(
+        "normal-forms-not-told-apart",
+        "ledger/_domain/model.py",
+        '    if a == b or unicodedata.normalize("NFC", a) != unicodedata.normalize("NFC", b):\n',
+        "    if True:\n",
+        "a refusal names two texts in two Unicode forms without saying how they differ",
+        ("tests/integration/test_normal_forms.py",),
+    ),
+    Mutant(
         "why-step-unquoted",
         "custody/_render.py",
         "    if any(c.isspace() or c in '\";,' for c in value):\n",

@@ -3,6 +3,8 @@ no text displays as another, and text that shows as itself is left as it is."""
 
 from __future__ import annotations
 
+from unicodedata import normalize
+
 import pytest
 
 from custody._text import printable
@@ -35,7 +37,27 @@ def test_a_character_shown_as_nothing_is_its_escape(hidden: str) -> None:
     assert printable(text) == said
 
 
-@pytest.mark.parametrize("text", ["account_shop_17", "café", "cafe\u0301", "東京", "a b\\x07"])
+@pytest.mark.parametrize("text", ["account_shop_17", "café", "東京", "हिन्दी", "a b/x07"])
 def test_text_that_shows_as_itself_is_unchanged(text: str) -> None:
     assert shown(text) is text or shown(text) == text
     assert printable(text) == text
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("shop_17\u034f", "shop_17\\u034f"),  # an invisible mark, and its escape typed
+        ("a b\x07", "a b\\x07"),
+        ("shop_18\u202e\u0301", "shop_18\\u202\u00e9"),  # a mark sitting on an escape
+        ("Cafe\u0301_shop", "Caf\u00e9_shop"),  # decomposed (macOS) and composed
+        ("\u0301x", "\\u0301x"),
+    ],
+    ids=["escape_typed", "control_typed", "mark_on_an_escape", "normal_forms", "mark_first"],
+)
+def test_two_texts_never_display_alike(one: str, other: str) -> None:
+    """rev27: a backslash typed is doubled, a combining mark on an escape (or on nothing) is
+    escaped, and the marks of a text not in NFC are too: two stored texts, two displays."""
+    assert one != other
+    # What a screen draws: canonically equivalent strings are drawn alike.
+    assert normalize("NFC", shown(one)) != normalize("NFC", shown(other))
+    assert (printable(one), printable(other)) == (shown(one), shown(other))
