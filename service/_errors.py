@@ -139,7 +139,9 @@ def install(app: FastAPI) -> None:
         where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(where) or "body"
         text = str(first.get("msg", "malformed")).removeprefix("Value error, ")
-        if first.get("type") == "json_invalid":  # service._bodies.read_json says why
+        if first.get("type") == "string_unicode":  # the ledger's words
+            text = "must be valid Unicode text (it holds a lone surrogate: half a character)"
+        elif first.get("type") == "json_invalid":  # service._bodies.read_json says why
             field, text = "body", str(first.get("ctx", {}).get("error", "is not valid JSON"))
         elif not where and isinstance(first.get("input"), bytes):
             # FastAPI reads a body as JSON only when its Content-Type says JSON.

@@ -167,6 +167,28 @@ def test_a_key_given_twice_in_a_body_is_refused_naming_it_and_writes_nothing(
     assert "'step'" in got.json()["message"], got.text
 
 
+def test_a_lone_surrogate_is_refused_in_the_ledgers_words_and_writes_nothing(
+    http: Served,
+) -> None:
+    """A JSON string escaping half a character (``"\\ud800"``) is 422 naming the field and
+    saying the text is not valid Unicode, as the CLI and the Python API say it: never
+    pydantic's "unable to parse raw data as a unicode string" about a value that is a string
+    (rev27)."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+    with http.client(Role.WORKER) as client:
+        got = client.post(
+            "/v1/profiles/p2/checkout",
+            content='{"run_id": "a\\ud800b", "task_type": "t"}',
+            headers={"content-type": "application/json"},
+        )
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p2")) == 1
+    assert (got.status_code, got.json().get("field")) == (422, "run_id"), got.text
+    assert got.json()["message"].startswith("invalid run_id: must be valid Unicode text"), got.text
+    assert "raw data" not in got.json()["message"]
+
+
 @pytest.mark.parametrize("charset", ["latin-1", "utf-16"])
 def test_a_body_declared_in_another_charset_than_utf8_is_refused(
     http: Served, charset: str

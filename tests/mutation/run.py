@@ -1813,6 +1813,14 @@ MUTANTS = (
         ("tests/integration/test_normal_forms.py",),
     ),
     Mutant(
+        "lone-surrogate-in-pydantics-words",
+        "service/_errors.py",
+        '        if first.get("type") == "string_unicode":  # the ledger\'s words\n',
+        "        if False:\n",
+        "a lone surrogate sent over HTTP is refused as raw data that is not a string",
+        ("tests/integration/test_service_input.py",),
+    ),
+    Mutant(
         "why-step-unquoted",
         "custody/_render.py",
         "    if any(c.isspace() or c in '\";,' for c in value):\n",
