@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC
 from pathlib import Path
@@ -18,6 +19,7 @@ from ledger import Lease, LeaseLost, Outcome
 from workers._guard import LeaseGuard, Report
 from workers._reasons import capped, reason_of, storable
 
+log = logging.getLogger("custody.workers")
 MAX_RECORDED_PATH = 200  # what the ledger accepts for a screenshot's path
 MAX_REASON = 2000  # what the ledger accepts for a reason
 # What a release can do without when the ledger refuses it (a digest needs its screenshot).
@@ -127,9 +129,7 @@ class Evidence:
         rules judge such an ending unproven, never clean."""
         said = capped(storable(f"the ledger refused the release's {field}: {problem}"))
         earlier = self.evidence_problem if field != "evidence_problem" else None
-        changes: dict[str, Any] = {
-            "evidence_problem": capped(f"{earlier}; {said}" if earlier else said, MAX_REASON)
-        }
+        changes: dict[str, Any] = {"evidence_problem": also(earlier, said)}
         if field in _DROPPABLE:
             changes.update(dict.fromkeys(_DROPPABLE[field]))
         elif field == "reason":
@@ -137,11 +137,38 @@ class Evidence:
         return replace(self, **changes)
 
     def write(self, directory: Path) -> Path:
-        """Keep this record as ``evidence.json`` in ``directory`` (made if missing)."""
+        """Keep this record as ``evidence.json`` in ``directory`` (made if missing); ``OSError``
+        when it cannot be (``kept`` says so instead)."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "evidence.json"
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
         return path
+
+    def kept(self, directory: Path) -> Evidence:
+        """This record written to ``directory`` (``write``), or, when it cannot be (a directory
+        under /proc, a file in the way, a full disk), this record saying so as its evidence
+        problem: the lease is released all the same, the missing record said, not skipped."""
+        try:
+            self.write(directory)
+        except OSError as failed:
+            said = f"evidence.json could not be written: {reason_of(failed)}"
+            return replace(self, evidence_problem=also(self.evidence_problem, said))
+        return self
+
+
+def rewrite(record: Evidence, directory: Path) -> None:
+    """Keep ``record``, what the ledger took of a release it refused in part, over the one
+    written before it was sent. The release is made, so a record that cannot be written now
+    can only be logged."""
+    try:
+        record.write(directory)
+    except OSError as failed:
+        log.warning("%s: evidence.json could not be rewritten: %s", record.lease_id, failed)
+
+
+def also(earlier: str | None, said: str) -> str:
+    """An evidence problem ``said`` after any ``earlier`` one, within what the ledger keeps."""
+    return capped(f"{earlier}; {said}" if earlier else said, MAX_REASON)
 
 
 def settle(
@@ -153,14 +180,12 @@ def settle(
     evidence_dir: Path,
     failure: str | None = None,
 ) -> Evidence | None:
-    """The evidence a lease ending now releases with, kept in its evidence directory (an
-    error's reason is ``failure`` if given). A lost lease releases nothing: None when an error
-    is already on its way, else ``LeaseLost``."""
+    """The evidence a lease ending now releases with, kept in its evidence directory (or saying
+    it could not be: ``Evidence.kept``); an error's reason is ``failure`` if given. A lost
+    lease releases nothing: None when an error is already on its way, else ``LeaseLost``."""
     if not guard.held():
         if error is None:
             raise LeaseLost(lease.lease_id, guard.why)
         return None
     outcome, reason = ending(error, expected_failure, failure)
-    record = Evidence.of(lease, report, outcome, reason)
-    record.write(lease_directory(evidence_dir, lease))
-    return record
+    return Evidence.of(lease, report, outcome, reason).kept(lease_directory(evidence_dir, lease))

@@ -131,6 +131,41 @@ def test_expected_failure_is_released_as_such(store: str, settings: BrowserSetti
     assert (release.outcome, release.envelope.reason) == ("expected_failure", "out of stock")
 
 
+@pytest.mark.parametrize("flavour", ["sync", "asyncio"])
+def test_an_evidence_directory_that_cannot_be_written_is_said_and_the_lease_released(
+    store: str, settings: BrowserSettings, tmp_path: Path, flavour: str
+) -> None:
+    """A file where the profile's evidence directory must go (a path under /proc and a full
+    disk are alike): the lease is released all the same, the release's evidence problem saying
+    evidence.json could not be written. Before, the OSError left the lease held to its TTL."""
+    assert settings.evidence_dir is not None
+    Path(settings.evidence_dir).mkdir()
+    (Path(settings.evidence_dir) / "p1").write_text("in the way")
+
+    async def run_async() -> aio.WorkerLease:
+        async with (
+            aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases,
+            leases.checkout("p1", run_id="run_1", task_type="t") as lease,
+        ):
+            await lease.step("dashboard_loaded", safe=True)
+        return lease
+
+    if flavour == "sync":
+        with (
+            leases_on(store, settings) as leases,
+            leases.checkout("p1", run_id="run_1", task_type="t") as held,
+        ):
+            held.step("dashboard_loaded", safe=True)
+        result = held.result
+    else:
+        result = asyncio.run(run_async()).result
+    assert result is not None
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.outcome == "success"
+    assert release.evidence_problem is not None
+    assert release.evidence_problem.startswith("evidence.json could not be written: NotADirectory")
+
+
 def test_a_worker_paused_past_its_deadline_stops_and_releases_nothing(
     store: str, settings: BrowserSettings
 ) -> None:

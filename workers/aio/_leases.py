@@ -152,7 +152,9 @@ class WorkerLease(TaskLease):
             self.result, sent = await self._call(release)
             self.evidence = sent
             if sent is not record:  # the ledger refused part of it: keep what it took
-                sent.write(evidence.lease_directory(self._leases.evidence_dir, self.lease))
+                evidence.rewrite(
+                    sent, evidence.lease_directory(self._leases.evidence_dir, self.lease)
+                )
 
 
 class ProfileLeases(LedgerDoor):
