@@ -2,8 +2,8 @@
 rule has a second copy outside the ledger: the words for how a lease ended, who a lease's
 holder is, the reason a checkout is denied for at a moment, what a browser still running on a
 profile's directory forbids, text made storable and text as a person is shown it (and why
-two texts that read the same differ). Pure
-functions of their arguments."""
+two texts that read the same differ), a URL with a password in it and the same URL without its
+userinfo. Pure functions of their arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
 from ledger._domain.denials import holder_of, reason_at
@@ -16,7 +16,7 @@ from ledger._domain.endings import (
     ending_text,
     lease_ending,
 )
-from ledger._domain.model import shown, storable, told_apart
+from ledger._domain.model import carries_password, shown, storable, told_apart, without_userinfo
 
 __all__ = [
     "ENDED_UNKNOWN",
@@ -25,6 +25,7 @@ __all__ = [
     "Ended",
     "LeaseEnding",
     "blocking_note",
+    "carries_password",
     "ending_text",
     "holder_of",
     "lease_ending",
@@ -34,4 +35,5 @@ __all__ = [
     "stop_refusal",
     "storable",
     "told_apart",
+    "without_userinfo",
 ]

@@ -13,13 +13,13 @@ page's URL, a prompt, the evidence filed at the end.
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ledger import Lease, LeaseLost
+from ledger.rules import carries_password, without_userinfo
 from workers._reasons import storable
 from workers._timing import RenewalTiming
 
@@ -27,16 +27,18 @@ Clock = Callable[[], float]
 Moved = Callable[[float], None]  # the local deadline moved to this reading of the clock
 Lost = Callable[[str], None]  # the lease was lost, for this reason
 MAX_URL = 4096  # what the ledger accepts for a URL; a longer page URL is cut, not refused
-# A URL's userinfo (``user:password@``): everything between the scheme's "//" and the last "@"
-# before the path, query or fragment begins.
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+UNRECORDABLE = "(a URL the ledger would refuse)"  # a prompt seen at one, in evidence.json
 
 
-def recorded_url(url: str) -> str:
-    """``url`` as the worker records it (heartbeats, the release, ``evidence.json``): without
-    userinfo (``http://user:pass@host/`` is ``http://host/``: the ledger is append-only, and a
-    password written there stays), escaped (``storable``) and cut to ``MAX_URL``."""
-    return storable(_USERINFO.sub(r"\1", url))[:MAX_URL]
+def recorded_url(url: str) -> str | None:
+    """``url`` as the worker records it (heartbeats, the release, ``evidence.json``), escaped
+    (``storable``), cut to ``MAX_URL`` and without userinfo by the ledger's own rule
+    (``ledger.rules.without_userinfo``: ``http://user:pass@host/`` is ``http://host/``, and so
+    is the same URL without slashes, with backslashes or after spaces): the ledger is
+    append-only, and a password written there stays, so it refuses one, and a heartbeat it
+    refuses loses the lease. None for a URL the ledger would refuse all the same (empty)."""
+    kept = without_userinfo(storable(url))[:MAX_URL]
+    return kept if kept and not carries_password(kept) else None
 
 
 class LeaseGuard:
@@ -218,4 +220,5 @@ class Progress:
         """A login or verification page was navigated to; the first one is kept."""
         with self._lock:
             if self._report.prompt_url is None:
-                self._report = replace(self._report, prompt_url=recorded_url(url))
+                kept = recorded_url(url) or UNRECORDABLE  # the prompt was seen all the same
+                self._report = replace(self._report, prompt_url=kept)

@@ -171,15 +171,20 @@ class HeldLease:
         """Report a page the task reached without ``browser()`` (an HTTP client, a browser the
         SDK did not launch), as a navigation there would: the URL goes with the next heartbeat
         and is the final URL unless another follows; a URL matching the worker's prompt
-        patterns is the prompt seen, which sends the profile to review at release."""
+        patterns is the prompt seen, which sends the profile to review at release. Recorded
+        without its userinfo (``workers._guard.recorded_url``); ``InvalidInput`` at once for
+        anything but a URL's text (None, empty, blank)."""
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidInput("url", "a page the task reached: a URL, not empty")
         self._navigations.navigated(url, main_frame=True)
 
     def expected_failure(self, reason: str) -> None:
         """End the lease as an expected failure with ``reason`` when the checkout block is left
         (an exception raised later still makes it a failure). ``InvalidInput`` at once for a
         reason the ledger would refuse (empty, or longer than it keeps); a NUL or a lone
-        surrogate in it is escaped (``workers._reasons.storable``)."""
-        reason = storable(reason)
+        surrogate in it is escaped (``workers._reasons.storable``); not a string (None) is
+        ``InvalidInput`` too."""
+        reason = storable(reason) if isinstance(reason, str) else ""
         if not reason.strip() or len(reason) > MAX_REASON:
             raise InvalidInput(
                 "reason", f"an expected failure's reason: 1 to {MAX_REASON} characters"

@@ -99,20 +99,35 @@ _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
 _BARE_USERINFO = re.compile(r"\s*[^/\\?#@:\s]*:[^/\\?#@]*@")
 
 
+def _userinfo(value: str) -> re.Match[str] | None:
+    """The match of the URL ``value``'s userinfo (group 3, before its "@") when a browser reads
+    one in it: a special scheme with or without slashes, any other with "//"."""
+    found = _AUTHORITY.match(value)
+    if found is None:
+        return None
+    scheme, slashes, _ = found.groups()
+    return found if scheme.lower() in _SPECIAL_SCHEMES or len(slashes) >= 2 else None
+
+
 def carries_password(value: str | None, *, bare: bool = False) -> bool:
     """Whether ``value`` is a URL with a password in it (``https://user:password@host/``), or,
     with ``bare`` (a proxy id), ``user:password@host`` with no scheme: the log is append-only
     and read by every role, so a command not applied yet that carries one is refused
-    (``Command.refusal``). The worker SDKs leave a URL's userinfo out."""
+    (``Command.refusal``). The worker SDKs leave a URL's userinfo out (``without_userinfo``)."""
     if value is None:
         return False
-    found = _AUTHORITY.match(value)
-    if found is not None:
-        scheme, slashes, userinfo = found.groups()
-        authority = scheme.lower() in _SPECIAL_SCHEMES or len(slashes) >= 2
-        if authority and ":" in userinfo:
-            return True
+    found = _userinfo(value)
+    if found is not None and ":" in found.group(3):
+        return True
     return bare and _BARE_USERINFO.match(value) is not None
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without the userinfo ``carries_password`` reads in it, "@" included
+    (``https:user:pw@host/a`` is ``https:host/a``; a user with no password goes too), so that
+    the ledger never refuses a URL a worker SDK records for the password in it."""
+    found = _userinfo(url)
+    return url if found is None else url[: found.start(3)] + url[found.end() :]
 
 
 def _check_lease_id(value: str) -> str:

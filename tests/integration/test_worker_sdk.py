@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 from worker_scene import FakeClock, history, leases_on, sdk_settings, sdk_store
 
-from ledger import Checkout, CheckoutDenied, ForceRelease, Ledger, RegisterProfile, StoreUnavailable
+from ledger import (
+    Checkout,
+    CheckoutDenied,
+    ForceRelease,
+    InvalidInput,
+    Ledger,
+    RegisterProfile,
+    StoreUnavailable,
+)
 from ledger._domain import events as ev
 from workers import (
     BrowserSettings,
@@ -99,6 +107,54 @@ def test_pages_reported_without_a_browser_are_the_url_and_the_prompt(
         "review_required",
         "verification_prompt",
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https:user:pw-s3cret@shop.example/a",  # a browser reads it with the slashes
+        " https://user:pw-s3cret@shop.example/a",  # a leading space
+        "https:\\\\user:pw-s3cret@shop.example/a",  # backslashes
+        "ftp:/user:pw-s3cret@shop.example/a",
+        "HTTPS://user:pw-s3cret@a:b@shop.example/a",
+    ],
+)
+def test_a_url_the_ledger_reads_a_password_in_is_reported_without_it(
+    store: str, settings: BrowserSettings, url: str
+) -> None:
+    """lease.visited drops the userinfo the ledger's own rule reads (``carries_password``), so
+    the heartbeat that carries the URL is taken and the lease kept. rev27: only
+    ``scheme://user:pw@`` at the start was cleaned; these spellings made every later heartbeat
+    refused ("must not carry a password") and ``lease.step`` raise InvalidInput."""
+    with (
+        leases_on(store, settings) as leases,
+        leases.checkout("p1", run_id="run_1", task_type="t") as lease,
+    ):
+        lease.visited(url)
+        lease.step("next", safe=True)
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.final_url is not None
+    assert release.final_url.endswith("shop.example/a")
+    assert "pw-s3cret" not in repr(history(store))
+
+
+def test_what_is_not_a_page_or_a_reason_is_refused_as_bad_input(
+    store: str, settings: BrowserSettings
+) -> None:
+    """An empty URL (which the ledger refuses, so every later heartbeat was), None for a URL
+    (TypeError) or for an expected failure's reason (AttributeError): InvalidInput naming the
+    parameter, the lease kept and released as usual."""
+    with (
+        leases_on(store, settings) as leases,
+        leases.checkout("p1", run_id="run_1", task_type="t") as lease,
+    ):
+        for url in ("", "  ", None):
+            with pytest.raises(InvalidInput, match="invalid url"):
+                lease.visited(url)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="invalid reason"):
+            lease.expected_failure(None)  # type: ignore[arg-type]
+        lease.step("next", safe=True)
+    assert lease.result is not None
 
 
 def test_an_exception_releases_as_a_failure_naming_it(
