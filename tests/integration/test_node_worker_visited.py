@@ -82,3 +82,51 @@ def test_a_page_url_nobody_could_store_is_escaped_not_refused(
         # 4,089 characters before the emoji: a cut at 4,096 UTF-16 units would split the 8th
         assert said["final_url"].endswith("x" + "\U0001f600" * 7), said
     assert state is not ProfileState.LEASED, (state, said)
+
+
+PASSWORD = """
+import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
+const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN });
+const leases = new ProfileLeases({ client, evidenceDir: process.env.EVIDENCE });
+let said = {};
+try {
+  const lease = await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
+    async (lease) => {
+      lease.visited(process.env.VISITED);
+      await lease.step("searched", { safe: true });
+      said.stepped = true;
+    });
+  said.final_url = lease.evidence?.final_url ?? null;
+  said.evidence_problem = lease.evidence?.evidence_problem ?? null;
+} catch (e) {
+  said.thrown = `${e.name}: ${e.message}`.slice(0, 300);
+}
+console.log(JSON.stringify(said));
+"""
+
+
+@pytest.mark.parametrize(
+    ("visited", "recorded"),
+    [
+        ("https:user:pw-s3cret@shop.example/a", "https:shop.example/a"),
+        (" https://user:pw-s3cret@shop.example/a", " https://shop.example/a"),
+        ("https:\\\\user:pw-s3cret@shop.example/a", "https:\\\\shop.example/a"),
+        ("ftp:/user:pw-s3cret@shop.example/a", "ftp:/shop.example/a"),
+        ("\x1chttps://user:pw-s3cret@shop.example/a", "\x1chttps://shop.example/a"),
+    ],
+)
+def test_a_url_the_ledger_reads_a_password_in_is_recorded_without_it(
+    service: Served, tmp_path: Path, visited: str, recorded: str
+) -> None:
+    """The Node SDK drops the userinfo the ledger reads (``ledger.rules.without_userinfo``:
+    no slashes, backslashes, Python's spaces before the scheme), so the heartbeat is taken.
+    rev27: only ``scheme://user:pw@`` at the start was dropped, so these made the step throw
+    the service's 422 "must not carry a password" and the lease was lost at its deadline."""
+    said = run_node(tmp_path, PASSWORD, worker_env(service, tmp_path, VISITED=visited))
+    with Ledger.open(service.store_url) as ledger:
+        history = ledger.history("p1")
+        state = ledger.view("p1").state
+    assert "thrown" not in said, said
+    assert said["final_url"] == recorded, said
+    assert "pw-s3cret" not in repr(history)
+    assert state is not ProfileState.LEASED, (state, said)

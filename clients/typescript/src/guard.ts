@@ -8,7 +8,7 @@
  * the run reported.
  */
 import type { Lease } from "./client.js";
-import { kept } from "./text.js";
+import { cut, storable, withoutUserinfo } from "./text.js";
 
 export type Clock = () => number; // milliseconds, monotonic
 export const monotonic: Clock = () => performance.now();
@@ -136,12 +136,12 @@ export class Progress {
     if (mutating) this.mutatingStep = name;
   }
 
-  /** A page's URL as the worker records it (the Python SDK's `recorded_url`): without its
-   * userinfo (Chromium keeps `user:password@` in a page's URL; the ledger is append-only and
-   * refuses a password), kept storable and within the ledger's limit, so no heartbeat or
-   * release is refused for one. */
+  /** A page's URL as the worker records it (the Python SDK's `recorded_url`): without the
+   * userinfo the ledger reads in it (`withoutUserinfo`; Chromium keeps `user:password@` in a
+   * page's URL; the ledger is append-only and refuses a password), kept storable and within
+   * the ledger's limit, so no heartbeat or release is refused for one. */
   navigated(url: string): void {
-    if (url && url !== "about:blank") this.url = kept(url.replace(USERINFO, "$1"), MAX_URL);
+    if (url && url !== "about:blank") this.url = cut(withoutUserinfo(storable(url)), MAX_URL);
   }
 
   problem(said: string): void {
@@ -149,7 +149,4 @@ export class Progress {
   }
 }
 
-// A URL's userinfo (`user:password@`): everything between the scheme's "//" and the last "@"
-// before the path, query or fragment begins (the Python SDK's `workers._guard._USERINFO`).
-const USERINFO = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/;
 export const MAX_URL = 4096; // what the ledger keeps of a URL: a longer one is cut, not refused

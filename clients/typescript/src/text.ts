@@ -48,7 +48,7 @@ export function kept(text: string, limit: number): string {
 
 // What Python's str.strip() strips (str.isspace), as a regular expression's class: the ledger's
 // test of an empty text. JavaScript's trim() strips U+FEFF too, and not U+001C..U+001F or U+0085.
-const PYTHON_SPACES = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+export const PYTHON_SPACES = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 const PYTHON_SPACE = new RegExp(`^[${PYTHON_SPACES}]*$`);
 
 /** Whether the ledger takes `text` as empty: nothing but what Python's `strip()` strips. */
@@ -122,4 +122,25 @@ export function pythonRepr(text: string): string {
     } else said += char;
   }
   return said + quote;
+}
+
+// A URL's scheme, what follows its colon (slashes or backslashes) and its userinfo, up to the
+// last "@" before the path, query or fragment: the ledger's own rule (`ledger.rules`'
+// `carries_password`, `ledger/_domain/model.py` `_AUTHORITY`), whose `\s` is Python's.
+const AUTHORITY = new RegExp(
+  `^[${PYTHON_SPACES}]*([A-Za-z][A-Za-z0-9+.-]*):([\\\\/]*)([^/\\\\?#]*)@`,
+);
+const SPECIAL_SCHEMES = new Set(["http", "https", "ws", "wss", "ftp", "file"]);
+
+/** `url` without the userinfo the ledger reads in it, "@" included
+ * (`ledger.rules.without_userinfo`): `https:user:pw@host/a` is `https:host/a`, and so for
+ * backslashes or spaces before the scheme; a user with no password goes too. The ledger
+ * refuses a URL with a password in it, so a heartbeat carrying one would be refused and the
+ * lease lost. */
+export function withoutUserinfo(url: string): string {
+  const found = AUTHORITY.exec(url);
+  if (found === null) return url;
+  const [whole, scheme, slashes, userinfo] = found as unknown as [string, string, string, string];
+  if (!SPECIAL_SCHEMES.has(scheme.toLowerCase()) && slashes.length < 2) return url;
+  return whole.slice(0, whole.length - userinfo.length - 1) + url.slice(whole.length);
 }
