@@ -19,6 +19,7 @@ from custody._output import FrameAnswer, ReplayAnswer, TimelineAnswer, UsageAnsw
 from custody._wiring import (
     MOMENT,
     UNTIL,
+    CountType,
     Group,
     LedgerChoice,
     Seconds,
@@ -46,7 +47,6 @@ _output = click.option(
     metavar="FILE",
     help="write the rows to FILE (csv, json or parquet) and a one-line summary to stdout",
 )
-MAX_LAST = 10_000_000  # more than any store here holds; a bound, so a typo is bad input
 _since = click.option(
     "--since", type=MOMENT, metavar="TIME",
     help="from this time (ISO 8601, UTC without an offset; a date alone means the whole day: "
@@ -66,7 +66,7 @@ _until = click.option(
 @_until
 @click.option(
     "--last",
-    type=click.IntRange(min=1, max=MAX_LAST),
+    type=CountType("LAST_EVENTS"),
     metavar="N",
     help="only the last N of these events (a long profile's, straight from its index)",
 )
@@ -139,7 +139,7 @@ def usage(
     "not after the store's time",
 )  # fmt: skip
 @click.option(
-    "--events", type=click.IntRange(0, 1000), default=5, show_default=True, metavar="N",
+    "--events", type=CountType("EVENTS_AROUND"), default=5, show_default=True, metavar="N",
     help="events shown before and after the moment",
 )  # fmt: skip
 @on_ledger

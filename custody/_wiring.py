@@ -178,6 +178,29 @@ MOMENT = MomentType()
 UNTIL = MomentType(until=True)
 
 
+class CountType(click.ParamType[int]):
+    """A count an option takes, bounded by the Python API's own rule (``projections.<bound>``,
+    a ``projections.Bound``: ``LAST_EVENTS``, ``EVENTS_AROUND``), so the command line and the
+    API refuse the same numbers. The read side is imported only when a value is read."""
+
+    name = "integer"
+
+    def __init__(self, bound: str) -> None:
+        self.bound = bound
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        number = click.INT.convert(value, param, ctx)
+        with first_import_of_the_ledger():
+            import projections
+            from ledger import InvalidInput
+
+        try:
+            checked: int = getattr(projections, self.bound).checked(number)
+        except InvalidInput as refused:
+            self.fail(refused.problem, param, ctx)
+        return checked
+
+
 class Seconds(click.FloatRange):
     """A number of seconds in ``[low, high]``; ``nan`` is refused as out of range, where
     ``click.FloatRange`` lets it through (every comparison with it is false): a sweep

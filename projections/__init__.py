@@ -17,7 +17,11 @@ if TYPE_CHECKING:
         status as status,
         status_at as status_at,
     )
-    from projections._base import ReadModel as ReadModel, ReadResult as ReadResult
+    from projections._base import (
+        Bound as Bound,
+        ReadModel as ReadModel,
+        ReadResult as ReadResult,
+    )
     from projections._explain import (
         Explanation as Explanation,
         Usage as Usage,
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
         upgrade as upgrade,
     )
     from projections._timeline import (
+        EVENTS_AROUND as EVENTS_AROUND,
+        LAST_EVENTS as LAST_EVENTS,
         TIMELINE_READ_MODEL as TIMELINE_READ_MODEL,
         TimelineReadModel as TimelineReadModel,
         TimelineRow as TimelineRow,
@@ -60,7 +66,7 @@ _HOMES = {
     **dict.fromkeys(
         ("StatusRow", "availability_status", "status", "status_at"), "projections._availability"
     ),
-    **dict.fromkeys(("ReadModel", "ReadResult"), "projections._base"),
+    **dict.fromkeys(("Bound", "ReadModel", "ReadResult"), "projections._base"),
     **dict.fromkeys(
         ("Explanation", "Usage", "explain", "explain_view", "who"), "projections._explain"
     ),
@@ -84,7 +90,15 @@ _HOMES = {
         "projections._runner",
     ),
     **dict.fromkeys(
-        ("TIMELINE_READ_MODEL", "TimelineReadModel", "TimelineRow", "read_timeline", "timeline"),
+        (
+            "EVENTS_AROUND",
+            "LAST_EVENTS",
+            "TIMELINE_READ_MODEL",
+            "TimelineReadModel",
+            "TimelineRow",
+            "read_timeline",
+            "timeline",
+        ),
         "projections._timeline",
     ),
 }
@@ -101,11 +115,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "EVENTS_AROUND",
     "EXPLAINABLE_ENDINGS",
+    "LAST_EVENTS",
     "LEASES_READ_MODEL",
     "READ_MODELS",
     "TIMELINE_READ_MODEL",
     "UNCLEAN_ENDINGS",
+    "Bound",
     "Explanation",
     "LeaseRow",
     "LeasesReadModel",

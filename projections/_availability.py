@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ledger import Availability, DenialReason, Ledger, ProfileState
+from ledger import Availability, DenialReason, InvalidInput, Ledger, ProfileState
 
 if TYPE_CHECKING:
     from ledger.feed import FeedSnapshot
@@ -31,10 +31,13 @@ class StatusRow(Availability):
 
 
 def status(
-    ledger: Ledger, *, account_id: str | None = None, state: ProfileState | None = None
+    ledger: Ledger, *, account_id: str | None = None, state: ProfileState | str | None = None
 ) -> list[StatusRow]:
     """Every profile's availability, optionally for one account or one state;
-    ``InvalidInput`` naming ``account`` for an account no profile was registered under."""
+    ``InvalidInput`` naming ``account`` for an account no profile was registered under, and
+    naming ``state`` and the states for what is not one (an empty list would say no profile
+    is in it)."""
+    state = _state(state)
     now = ledger.now()
     rows: list[tuple[Availability, str | None]] = [(r, None) for r in ledger.availability()]
     damaged = ledger.damaged_availability()
@@ -46,6 +49,17 @@ def status(
             if pid in registered
         ]
     return _judged(ledger, rows, now, account_id, state)
+
+
+def _state(state: ProfileState | str | None) -> ProfileState | None:
+    """``state`` as the ``ProfileState`` it names (its value, as the command line takes it)."""
+    if state is None or isinstance(state, ProfileState):
+        return state
+    try:
+        return ProfileState(state)
+    except ValueError:
+        names = ", ".join(s.value for s in ProfileState)
+        raise InvalidInput("state", f"{state!r} is not one of {names}") from None
 
 
 def status_at(

@@ -138,6 +138,34 @@ class Table:
         tx.insert(physical, self.stored_names, digested, key=self.key if upsert else None)
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The range of a count a read takes (``projections.LAST_EVENTS``, ``EVENTS_AROUND``): one
+    rule for the Python API and the command line's option (``custody._wiring.CountType``)."""
+
+    name: str  # the parameter's name, which InvalidInput names
+    low: int
+    high: int
+
+    def checked(self, value: int) -> int:
+        """``value`` if it is a whole number from ``low`` to ``high``, else ``InvalidInput``
+        naming the parameter and the range (before any query: a number past SQLite's integers
+        was the driver's ``OverflowError``)."""
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not whole or not self.low <= value <= self.high:
+            from ledger import InvalidInput
+
+            problem = f"must be a whole number from {self.low:,} to {self.high:,}"
+            raise InvalidInput(self.name, f"{problem}, got {_shown(value)}")
+        return value
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}" if abs(value) < 10**30 else "a number of more than 30 digits"
+    return f"a {type(value).__name__}"
+
+
 def require_window(since: datetime | None, until: datetime | None) -> None:
     """``InvalidInput`` naming ``since`` for a window that ends before it starts: an empty
     answer would pass it off as a quiet time."""

@@ -20,6 +20,7 @@ from ledger.feed import FeedTransaction, LoggedEvent
 from ledger.rules import storable
 from projections._base import (
     DIGEST,
+    Bound,
     Index,
     ReadModel,
     ReadResult,
@@ -29,6 +30,11 @@ from projections._base import (
     validated_rows,
 )
 from projections._runner import catch_up
+
+# How many of the last events a timeline keeps (``last``): more than any store here holds, a
+# bound, so a typo is bad input (and never past SQLite's integers).
+LAST_EVENTS = Bound("last", 1, 10_000_000)
+EVENTS_AROUND = Bound("events", 0, 1_000)  # shown either side of a replay's moment (``around``)
 
 # Payload fields lifted into their own columns; the rest is summarised in ``detail``.
 _LIFTED = ("lease_id", "step", "url", "cause", "outcome", "fencing_token")
@@ -269,9 +275,9 @@ def select(
 ) -> tuple[str, tuple[Any, ...]]:
     """The SQL (``?`` placeholders) and parameters of a timeline query, in log order; with
     ``last``, only the last ``last`` events of it (one profile's through its stream index,
-    whatever the stream's length). ``InvalidInput`` for a ``last`` below 1."""
-    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-        raise InvalidInput("last", f"must be a whole number of events from 1, got {last!r}")
+    whatever the stream's length). ``InvalidInput`` for a ``last`` out of ``LAST_EVENTS``."""
+    if last is not None:
+        LAST_EVENTS.checked(last)
     where: list[str] = ["1 = 1"]
     params: list[Any] = []
     for clause, value in (
@@ -323,9 +329,9 @@ def read_timeline(
     one profile, an account or every profile, optionally within a time window (and only the
     ``last`` of them), in log order (oldest first), brought up to date first. ``read`` runs
     the query (``Feed.query`` for rows, ``Feed.read_frame`` for a DataFrame).
-    ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for a ``last`` below
-    1, a time with no UTC instant, a window that ends before it starts, or an account no
-    profile was registered under."""
+    ``UnknownProfile`` for a profile never registered; ``InvalidInput`` for a ``last`` out of
+    ``LAST_EVENTS`` (1 to 10,000,000), a time with no UTC instant, a window that ends before it
+    starts, or an account no profile was registered under."""
     require_window(since, until)
     sql, params = select(
         profile_id=profile_id, account_id=account_id, since=since, until=until, last=last

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ledger import Block, DenialReason, Holder, InvalidInput, Lease, ProfileState
 from ledger.rules import holder_of
-from projections import ReadResult, TimelineRow
+from projections import EVENTS_AROUND, ReadResult, TimelineRow
 from projections.queries import around, version_at
 from reports._frames import Moment, Source, as_of, moment, opened
 
@@ -41,7 +41,9 @@ def replay(profile: str, *, at: Moment, events: int = 5, ledger: Source = None) 
     scan), then judged at ``at``; with up to ``events`` events at or before ``at`` and after
     it. ``InvalidInput`` if ``at`` is missing, has no UTC instant, is after the store's time
     (the events cannot tell the future) or before the profile was registered;
-    ``UnknownProfile`` if it never was."""
+    ``UnknownProfile`` if it never was; ``InvalidInput`` naming ``events`` for a count out of
+    ``projections.EVENTS_AROUND`` (0 to 1,000, as ``custody replay --events``)."""
+    EVENTS_AROUND.checked(events)
     when = moment("at", at)
     if when is None:
         raise InvalidInput("at", "a time is required")

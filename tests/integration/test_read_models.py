@@ -11,7 +11,7 @@ import pytest
 from conftest import StepClock, register
 from log_checks import every_ending, rows, take_lease, whole_log
 
-from ledger import Heartbeat, InvalidInput, Ledger, LedgerError, NotAllowed, Release
+from ledger import Heartbeat, InvalidInput, Ledger, LedgerError, NotAllowed, ProfileState, Release
 from ledger.feed import FeedTransaction
 from projections import (
     LEASES_READ_MODEL,
@@ -20,11 +20,12 @@ from projections import (
     catch_up,
     read_model_status,
     rebuild,
+    status,
     timeline,
     who,
 )
 from projections._base import iso
-from reports import timeline as timeline_frame
+from reports import replay, timeline as timeline_frame
 from reports._frames import rows_of
 
 
@@ -128,6 +129,30 @@ def test_the_last_events_of_a_timeline_are_its_tail(ledger: Ledger, clock: StepC
         assert timeline(ledger, **ask, last=3) == whole[-3:]  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="last"):
         timeline_frame(last=0, ledger=ledger)
+
+
+def test_what_the_command_line_bounds_the_api_refuses_by_the_same_rule(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A ``last`` out of 1..10,000,000, a replay's ``events`` out of 0..1,000 and a state that
+    is none are InvalidInput naming the parameter and its range, as the command line's
+    options (the same ``projections.LAST_EVENTS``, ``EVENTS_AROUND``, ``ProfileState``).
+    rev27: ``last=10**20`` was SQLite's OverflowError, ``state="bogus"`` answered [] (no
+    profile in it) and ``events=-1`` was taken."""
+    every_ending(ledger, clock)
+    for last in (10**20, 10_000_001, 0, True):
+        with pytest.raises(InvalidInput, match=r"invalid last: .* from 1 to 10,000,000, got"):
+            timeline(ledger, "clean", last=last)
+        with pytest.raises(InvalidInput, match=r"invalid last: .* from 1 to 10,000,000, got"):
+            timeline_frame("clean", last=last, ledger=ledger)
+    assert timeline(ledger, "clean", last=10_000_000) == timeline(ledger, "clean")
+    for events in (-1, 1001):
+        with pytest.raises(InvalidInput, match=r"invalid events: .* from 0 to 1,000, got"):
+            replay("clean", at="2026-01-01", events=events, ledger=ledger)
+    with pytest.raises(InvalidInput, match="invalid state: 'bogus' is not one of available, "):
+        status(ledger, state="bogus")
+    assert status(ledger, state="quarantined") == status(ledger, state=ProfileState.QUARANTINED)
+    assert status(ledger, state="quarantined")
 
 
 def test_a_catch_up_keeps_no_plan_made_on_a_small_read_model(pg_url: str) -> None:
