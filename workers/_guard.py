@@ -28,6 +28,9 @@ Moved = Callable[[float], None]  # the local deadline moved to this reading of t
 Lost = Callable[[str], None]  # the lease was lost, for this reason
 MAX_URL = 4096  # what the ledger accepts for a URL; a longer page URL is cut, not refused
 UNRECORDABLE = "(a URL the ledger would refuse)"  # a prompt seen at one, in evidence.json
+# Where Chromium shows a navigation that failed (refused, DNS, net::ERR_*): its own page, whose
+# URL (chrome-error://chromewebdata/) names none the run tried. rev27: it was the final URL.
+ERROR_PAGE = "chrome-error://"
 
 
 def recorded_url(url: str) -> str | None:
@@ -192,8 +195,14 @@ class Progress:
             return self._report
 
     def update(self, **changes: str | None) -> None:
-        if "url" in changes and changes["url"] is not None:
-            changes["url"] = recorded_url(changes["url"])
+        """Record ``changes``; a page's URL as ``recorded_url`` makes it, except Chromium's
+        page for a navigation that failed (``ERROR_PAGE``), which is not the run's page: the
+        URL stays the last page committed, one an investigator can open."""
+        url = changes.get("url")
+        if url is not None and url.startswith(ERROR_PAGE):
+            del changes["url"]
+        elif url is not None:
+            changes["url"] = recorded_url(url)
         with self._lock:
             self._report = replace(self._report, **changes)
 

@@ -105,6 +105,32 @@ def test_a_verification_page_sends_the_profile_to_review(
     assert [r.prompt_seen for r in releases(store)] == [True]
 
 
+def test_a_navigation_that_failed_leaves_the_last_page_as_the_final_url(
+    tmp_path: Path, pw: Playwright, site: LocalSite
+) -> None:
+    """A task that catches a ``goto`` that failed (connection refused) and leaves: the final
+    URL is the last page committed, not Chromium's error page. rev27: the release and the
+    heartbeats said ``chrome-error://chromewebdata/``, a URL naming no page of the run."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}/submit"  # bound, not listening
+        store, _ = store_with_profile(tmp_path)
+        settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+        leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+        with (
+            leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+            lease.browser(pw) as context,
+        ):
+            page = context.new_page()
+            page.goto(f"{site.url}/dashboard")
+            with pytest.raises(PlaywrightError, match="ERR_CONNECTION_REFUSED"):
+                page.goto(refused)
+            lease.step("submit_failed", safe=True)
+    assert [r.final_url for r in releases(store)] == [f"{site.url}/dashboard"]
+    with Ledger.open(store, create=False) as ledger:
+        assert "chrome-error" not in repr(ledger.history(PROFILE))
+
+
 def test_a_verification_page_opened_as_a_popup_is_seen(
     tmp_path: Path, pw: Playwright, site: LocalSite
 ) -> None:

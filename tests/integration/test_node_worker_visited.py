@@ -130,3 +130,25 @@ def test_a_url_the_ledger_reads_a_password_in_is_recorded_without_it(
     assert said["final_url"] == recorded, said
     assert "pw-s3cret" not in repr(history)
     assert state is not ProfileState.LEASED, (state, said)
+
+
+ERROR_PAGE = """
+import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
+const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN });
+const leases = new ProfileLeases({ client, evidenceDir: process.env.EVIDENCE });
+const lease = await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
+  async (lease) => {
+    lease.visited("https://shop.example/dashboard");
+    lease.visited("chrome-error://chromewebdata/");  // what a goto that failed navigates to
+    await lease.step("submit_failed", { safe: true });
+  });
+console.log(JSON.stringify({ final_url: lease.evidence?.final_url ?? null }));
+"""
+
+
+def test_chromium_s_error_page_is_not_the_final_url(service: Served, tmp_path: Path) -> None:
+    """Chromium's page for a navigation that failed (``chrome-error://chromewebdata/``) names
+    no page of the run: the final URL stays the last page committed, as in the Python SDK.
+    rev27: it was the final URL."""
+    said = run_node(tmp_path, ERROR_PAGE, worker_env(service, tmp_path))
+    assert said["final_url"] == "https://shop.example/dashboard", said

@@ -139,9 +139,12 @@ export class Progress {
   /** A page's URL as the worker records it (the Python SDK's `recorded_url`): without the
    * userinfo the ledger reads in it (`withoutUserinfo`; Chromium keeps `user:password@` in a
    * page's URL; the ledger is append-only and refuses a password), kept storable and within
-   * the ledger's limit, so no heartbeat or release is refused for one. */
+   * the ledger's limit, so no heartbeat or release is refused for one. Chromium's page for a
+   * navigation that failed (`ERROR_PAGE`) is not the run's: the URL stays the last page
+   * committed (as the Python SDK's `Progress.update`). */
   navigated(url: string): void {
-    if (url && url !== "about:blank") this.url = cut(withoutUserinfo(storable(url)), MAX_URL);
+    if (!url || url === "about:blank" || url.startsWith(ERROR_PAGE)) return;
+    this.url = cut(withoutUserinfo(storable(url)), MAX_URL);
   }
 
   problem(said: string): void {
@@ -149,4 +152,7 @@ export class Progress {
   }
 }
 
+// Where Chromium shows a navigation that failed (refused, DNS, net::ERR_*): its own page, whose
+// URL (chrome-error://chromewebdata/) names none the run tried (the Python SDK's ERROR_PAGE).
+const ERROR_PAGE = "chrome-error://";
 export const MAX_URL = 4096; // what the ledger keeps of a URL: a longer one is cut, not refused
