@@ -111,6 +111,39 @@ def test_an_expected_failure_whose_reason_holds_nul_is_released(
     assert state is not ProfileState.LEASED, (state, said)
 
 
+UNWRITABLE = """
+import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
+const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN });
+const leases = new ProfileLeases({ client, evidenceDir: process.env.EVIDENCE });
+let said = {};
+try {
+  const lease = await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
+    async (lease) => { await lease.step("done", { safe: true }); });
+  said = { problem: lease.evidence?.evidence_problem ?? null };
+} catch (e) {
+  said = { thrown: `${e.name}: ${e.message}`.slice(0, 300) };
+}
+console.log(JSON.stringify(said));
+"""
+
+
+def test_an_evidence_directory_that_cannot_be_written_is_said_and_the_lease_released(
+    service: Served, tmp_path: Path
+) -> None:
+    """A file where the profile's evidence directory must go: the release says evidence.json
+    could not be written (its evidence problem), as the Python SDK does. rev27: ``checkout``
+    threw ENOTDIR before the release, and the lease was left live for the sweep."""
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "p1").write_text("in the way")
+    said = run_node(tmp_path, UNWRITABLE, worker_env(service, tmp_path))
+    with Ledger.open(service.store_url) as ledger:
+        state = ledger.view("p1").state
+    assert "thrown" not in said, said
+    assert said["problem"].startswith("evidence.json could not be written: Error: ENOTDIR"), said
+    assert state is not ProfileState.LEASED, (state, said)
+
+
 NAMED = """
 import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
 const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN });

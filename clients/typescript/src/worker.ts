@@ -572,8 +572,7 @@ export class WorkerLease {
       if (failure === null) throw lostError(this.leaseId, this.guard.whyLost);
       return;
     }
-    let evidence = this.settle(failure);
-    await this.keep(evidence);
+    let evidence = await this.kept(this.settle(failure));
     const key = randomUUID();
     for (;;) {
       try {
@@ -646,6 +645,20 @@ export class WorkerLease {
 
   private recordedPath(path: string): string {
     return path.length <= MAX_RECORDED_PATH ? path : relative(this.leases.evidenceDir, path);
+  }
+
+  /** `evidence` kept as `evidence.json`, or, when it cannot be written (an evidence directory
+   * under /proc, a file in its way, a full disk), saying so as its evidence problem: the lease
+   * is released all the same, never left to go stale (the Python SDK's `Evidence.kept`). */
+  private async kept(evidence: Evidence): Promise<Evidence> {
+    try {
+      await this.keep(evidence);
+      return evidence;
+    } catch (failed) {
+      const said = `evidence.json could not be written: ${reasonOf(failed)}`;
+      const problem = evidence.evidence_problem ? `${evidence.evidence_problem}; ${said}` : said;
+      return { ...evidence, evidence_problem: kept(problem, MAX_REASON) };
+    }
   }
 
   private async keep(evidence: Evidence): Promise<void> {
