@@ -14,7 +14,7 @@ import click
 from custody._commands import cli
 from custody._fleet_output import ChecklistAnswer, FleetAnswer, HealthAnswer
 from custody._whole import kept_apart, refuse_read_only, refused_as
-from custody._wiring import on_ledger
+from custody._wiring import CountType, on_ledger
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -37,11 +37,12 @@ def fleet(ledger: Ledger, account: str | None) -> FleetAnswer:
 @cli.command()
 @_account
 @click.option(
-    "--last", type=click.IntRange(1, 1000), default=5, show_default=True, metavar="N",
+    "--last", type=CountType("reports.LEASES_JUDGED"), default=5, show_default=True, metavar="N",
     help="a profile keeps failing when --failing-at of its last N ended leases ended unclean",
 )  # fmt: skip
 @click.option(
-    "--failing-at", type=click.IntRange(1, 1000), default=2, show_default=True, metavar="N",
+    "--failing-at", type=CountType("reports.FAILING_AT"), default=2, show_default=True,
+    metavar="N",
     help="unclean endings that make a profile one that keeps failing",
 )  # fmt: skip
 @click.option(
@@ -53,12 +54,9 @@ def health(
     ledger: Ledger, account: str | None, last: int, failing_at: int, fmt: str
 ) -> HealthAnswer:
     """unclean endings by profile, account, proxy and worker; durations; heartbeat gaps"""
-    from reports import health as assessed
+    from reports import health as assessed, reachable
 
-    if failing_at > last:
-        from ledger import InvalidInput
-
-        raise InvalidInput("--failing-at", f"{failing_at} is more than --last {last}")
+    reachable(last, failing_at, named=("--failing-at", "--last"))
     found = assessed(account=account, last=last, failing_at=failing_at, ledger=ledger)
     return HealthAnswer(found, fmt)
 

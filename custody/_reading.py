@@ -66,7 +66,7 @@ _until = click.option(
 @_until
 @click.option(
     "--last",
-    type=CountType("LAST_EVENTS"),
+    type=CountType("projections.LAST_EVENTS"),
     metavar="N",
     help="only the last N of these events (a long profile's, straight from its index)",
 )
@@ -139,7 +139,8 @@ def usage(
     "not after the store's time",
 )  # fmt: skip
 @click.option(
-    "--events", type=CountType("EVENTS_AROUND"), default=5, show_default=True, metavar="N",
+    "--events", type=CountType("projections.EVENTS_AROUND"), default=5, show_default=True,
+    metavar="N",
     help="events shown before and after the moment",
 )  # fmt: skip
 @on_ledger

@@ -179,9 +179,10 @@ UNTIL = MomentType(until=True)
 
 
 class CountType(click.ParamType[int]):
-    """A count an option takes, bounded by the Python API's own rule (``projections.<bound>``,
-    a ``projections.Bound``: ``LAST_EVENTS``, ``EVENTS_AROUND``), so the command line and the
-    API refuse the same numbers. The read side is imported only when a value is read."""
+    """A count an option takes, bounded by the Python API's own rule (``bound``: a
+    ``projections.Bound`` named ``module.NAME``, ``projections.LAST_EVENTS``,
+    ``reports.FAILING_AT``), so the command line and the API refuse the same numbers. Its
+    module is imported only when a value is read."""
 
     name = "integer"
 
@@ -190,12 +191,13 @@ class CountType(click.ParamType[int]):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         number = click.INT.convert(value, param, ctx)
+        module, _, name = self.bound.rpartition(".")
         with first_import_of_the_ledger():
-            import projections
             from ledger import InvalidInput
 
+            home = importlib.import_module(module)
         try:
-            checked: int = getattr(projections, self.bound).checked(number)
+            checked: int = getattr(home, name).checked(number)
         except InvalidInput as refused:
             self.fail(refused.problem, param, ctx)
         return checked

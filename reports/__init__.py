@@ -24,7 +24,13 @@ if TYPE_CHECKING:
         fleet as fleet,
     )
     from reports._frames import moment as moment, spoken as spoken
-    from reports._health import Health as Health, health as health
+    from reports._health import (
+        FAILING_AT as FAILING_AT,
+        LEASES_JUDGED as LEASES_JUDGED,
+        Health as Health,
+        health as health,
+        reachable as reachable,
+    )
     from reports._page import Page as Page, report_html as report_html
     from reports._replay import Replay as Replay, replay as replay
     from reports._reviews import ReviewWait as ReviewWait, review_waits as review_waits
@@ -38,7 +44,9 @@ _HOMES = {
     **dict.fromkeys(("Check", "Checklist", "checklist"), "reports._checklist"),
     **dict.fromkeys(("Fleet", "ReviewTimes", "Stuck", "fleet"), "reports._fleet"),
     **dict.fromkeys(("moment", "spoken"), "reports._frames"),
-    **dict.fromkeys(("Health", "health"), "reports._health"),
+    **dict.fromkeys(
+        ("FAILING_AT", "LEASES_JUDGED", "Health", "health", "reachable"), "reports._health"
+    ),
     **dict.fromkeys(("Page", "report_html"), "reports._page"),
     **dict.fromkeys(("Replay", "replay"), "reports._replay"),
     **dict.fromkeys(("ReviewWait", "review_waits"), "reports._reviews"),
@@ -58,6 +66,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ENDED_UNKNOWN",
+    "FAILING_AT",
+    "LEASES_JUDGED",
     "Check",
     "Checklist",
     "Fleet",
@@ -72,6 +82,7 @@ __all__ = [
     "fleet",
     "health",
     "moment",
+    "reachable",
     "replay",
     "report_html",
     "review_waits",

@@ -12,13 +12,19 @@ from datetime import datetime
 
 import pandas as pd
 
-from projections import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS
+from ledger import InvalidInput
+from projections import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS, Bound
 from reports._frames import Source, opened
 from reports._sources import Sources, read_sources
 
 EXPLAINABLE = EXPLAINABLE_ENDINGS
 UNCLEAN = UNCLEAN_ENDINGS
 ENDINGS = (*EXPLAINABLE, *UNCLEAN)
+# The window ``health`` judges a profile by, as ``custody health --last`` / ``--failing-at``
+# take it (``custody._wiring.CountType``): its last ended leases, and the unclean endings
+# among them that make it one that keeps failing.
+LEASES_JUDGED = Bound("last", 1, 1_000)
+FAILING_AT = Bound("failing_at", 1, 1_000)
 BY = {"profile": "profile_id", "account": "account_id", "proxy": "proxy_id", "worker": "worker_id"}
 
 
@@ -51,9 +57,22 @@ def health(
 ) -> Health:
     """The health tables after bringing the read models up to date (``account``'s profiles
     only, when given). A profile *keeps failing* when at least ``failing_at`` of its ``last``
-    ended leases ended unclean."""
+    ended leases ended unclean. ``InvalidInput`` for a ``last`` out of ``LEASES_JUDGED``
+    (1 to 1,000), a ``failing_at`` out of ``FAILING_AT`` or above ``last`` (never met)."""
+    LEASES_JUDGED.checked(last)
+    FAILING_AT.checked(failing_at)
+    reachable(last, failing_at)
     with opened(ledger) as source:
         return assess(read_sources(source, account=account), last=last, failing_at=failing_at)
+
+
+def reachable(
+    last: int, failing_at: int, *, named: tuple[str, str] = ("failing_at", "last")
+) -> None:
+    """``InvalidInput`` naming ``failing_at`` when it is more than ``last``: no profile could
+    ever keep failing (``named``: how the caller calls the two, the command line's options)."""
+    if failing_at > last:
+        raise InvalidInput(named[0], f"{failing_at} is more than {named[1]} {last}: never met")
 
 
 def assess(sources: Sources, *, last: int = 5, failing_at: int = 2) -> Health:

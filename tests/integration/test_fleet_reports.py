@@ -133,6 +133,21 @@ def test_health_durations_gaps_causes_and_profiles_that_keep_failing(
     assert list(everyone["profile_id"]) == ["a2", "a3", "a4", "b2"]
 
 
+def test_health_refuses_a_window_the_command_line_refuses(ledger: Ledger) -> None:
+    """``last`` out of 1..1,000, ``failing_at`` out of 1..1,000 or above ``last``:
+    InvalidInput naming the parameter and its range, as ``custody health`` (the same
+    ``reports.LEASES_JUDGED``, ``FAILING_AT``, ``reachable``). rev27: the API took them and
+    answered as if no profile kept failing (``last=0``) or every one did (``failing_at=0``)."""
+    for asked, said in (
+        ({"last": 0}, "invalid last: must be a whole number from 1 to 1,000, got 0"),
+        ({"last": 10**20}, "invalid last: must be a whole number from 1 to 1,000, got 100,"),
+        ({"failing_at": 0}, "invalid failing_at: must be a whole number from 1 to 1,000, got 0"),
+        ({"last": 2, "failing_at": 3}, "invalid failing_at: 3 is more than last 2: never met"),
+    ):
+        with pytest.raises(InvalidInput, match=re.escape(said)):
+            reports.health(**asked, ledger=ledger)  # type: ignore[arg-type]
+
+
 def _shares_from_events(ledger: Ledger, pid: str) -> dict[str, float]:
     """Each lease's worst gap or final silence over the deadline in force during it, worked
     out from the profile's own events: every renewal (checkout, heartbeat, extend) records
