@@ -100,7 +100,7 @@ def digest(
     before = load(previous, "previous") if previous is not None else None
     if key is not None:  # bad input is said before the log is read, whatever the log holds
         _load_private(key)
-    walked = _planned(ledger.store.chain_origins(), before, None)
+    walked = _planned(*ledger.store.chain_origins(), before, None)
     _, snapshot_problems = _walk_and_check(ledger, walked, progress, beside)
     found = [p.line() for p in walked.problems + snapshot_problems]
     if before is not None:
@@ -137,7 +137,7 @@ def verify(
     log of ``against`` extends the log of ``since``. ``beside``: check the snapshots in a
     child process while the walk runs (None: on a log of ``BESIDE_FROM`` events or more);
     what verify finds is the same either way. Writes nothing."""
-    state = _planned(ledger.store.chain_origins(), against, since)
+    state = _planned(*ledger.store.chain_origins(), against, since)
     checked, snapshot_problems = _walk_and_check(ledger, state, progress, beside)
     problems = [p.line() for p in state.problems + snapshot_problems]
     proof = None
@@ -190,16 +190,22 @@ def _walk_and_check(
 
 
 def _planned(
-    origins: dict[str, tuple[int, str, int]], against: Digest | None, since: Digest | None
+    origins: dict[str, tuple[int, str, int]],
+    odd: list[tuple[str, str]],
+    against: Digest | None,
+    since: Digest | None,
 ) -> Walk:
-    """A walk that keeps what the digests will be checked against as it passes."""
+    """A walk that keeps what the digests will be checked against as it passes; ``odd``:
+    chain-origin rows it cannot read, (profile, what is wrong), named first."""
     recorded = [d for d in (against, since) if d is not None]
     watch = {(p, h.version) for d in recorded for p, h in d.heads.items()}
     sizes = {d.tree.size for d in recorded}
     wanted: frozenset[tuple[int, int]] = frozenset()
     if against is not None and since is not None and 0 < since.tree.size <= against.tree.size:
         wanted = frozenset(consistency_ranges(since.tree.size, against.tree.size))
-    return Walk(origins=origins, watch=watch, sizes=sizes, wanted=wanted)
+    planned = Walk(origins=origins, watch=watch, sizes=sizes, wanted=wanted)
+    planned.problems += [Problem(profile_id, None, what) for profile_id, what in odd]
+    return planned
 
 
 def _against(state: Walk, recorded: Digest, public_key: bytes | None) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
@@ -534,8 +535,13 @@ class SqlStore(Store):
     def stream_heads(self) -> list[tuple[str, int]]:
         """Each stream of the log and its last version, in stream order (as
         ``stored_snapshots`` orders them): how far a fold check folds it."""
-        # A version a hand made text (SQLite keeps it): the walk names it; no fold is tried.
-        return [(s, v) for s, v in self._last_versions(self.tables.events) if type(v) is int]
+        # A version a hand made text, or a stream id that is no uuid's hex (SQLite keeps
+        # either): the walk names its row; no fold is tried.
+        return [
+            (s, v)
+            for s, v in self._last_versions(self.tables.events)
+            if type(v) is int and _STREAM_HEX.fullmatch(s)
+        ]
 
     def _last_versions(self, table: str) -> list[tuple[str, Any]]:
         """Each stream of ``table`` (the events' or the snapshots') as hex, with its highest
@@ -548,14 +554,25 @@ class SqlStore(Store):
             )
         return [(_stream_hex(o), v) for o, v in rows]
 
-    def chain_origins(self) -> dict[str, tuple[int, str, int]]:
+    def chain_origins(self) -> tuple[dict[str, tuple[int, str, int]], list[tuple[str, str]]]:
         """Where each profile's chain begins, for a store whose first events were stored
-        without links: its version, head and the log's position then (``migrations``)."""
+        without links: its version, head and the log's position then (``migrations``); and
+        each row custody never writes (an SQLite cell a hand made text or 2.5), as (profile,
+        what is wrong), for the audit to name rather than read."""
         rows = self.query(f"SELECT profile_id, version, head, position FROM {ORIGINS_TABLE}")
-        return {
-            str(r["profile_id"]): (int(r["version"]), str(r["head"]), int(r["position"]))
-            for r in rows
-        }
+        origins: dict[str, tuple[int, str, int]] = {}
+        odd: list[tuple[str, str]] = []
+        for r in rows:
+            profile_id, version, head, position = (
+                str(r["profile_id"]), r["version"], r["head"], r["position"],
+            )  # fmt: skip
+            if type(version) is int and type(position) is int and isinstance(head, str):
+                origins[profile_id] = (version, head, position)
+                continue
+            cells = f"version {version!r}, head {head!r:.80}, position {position!r}"
+            odd.append((profile_id, f"its chain's origin row holds {cells}, which custody "
+                        "never stores: edited"))  # fmt: skip
+        return origins, odd
 
     # -- SQL ----------------------------------------------------------------------------------
 
@@ -587,6 +604,10 @@ class SqlStore(Store):
     def _reading(self) -> Any:
         datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
         return read_cursor(datastore, postgres=self._pg)
+
+
+# A stream id as the library keys it on SQLite (``UUID.hex``).
+_STREAM_HEX = re.compile("[0-9a-f]{32}")
 
 
 def _stream_hex(stream: object) -> str:

@@ -1,0 +1,64 @@
+"""Cells an SQLite store keeps whatever a hand writes into them (the append-only triggers
+refuse only UPDATE and DELETE of events): verify names the row (exit 5), digest refuses
+naming it (exit 5), never an internal error."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from audit_scene import custody
+
+from ledger import Ledger
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
+    assert custody(url, "register", "p1", "--account", "a1", "--proxy", "x1").code == 0
+    assert custody(url, "register", "p2", "--account", "a2", "--proxy", "x2").code == 0
+    return url
+
+
+def _sql(url: str, statement: str) -> None:
+    with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
+        conn.execute(statement)
+
+
+@pytest.mark.parametrize("stream", ["NULL", "'not-a-stream'", "1.5", "X'ff00'"])
+def test_a_row_under_no_stream_id_is_named_not_a_crash(
+    sqlite_store: str, tmp_path: Path, stream: str
+) -> None:
+    """A row whose originator_id is no uuid: verify (also against a digest) names its
+    position, digest refuses naming it, and why's "custody verify names it" holds."""
+    assert custody(sqlite_store, "digest", "--out", tmp_path / "d1.json").code == 0
+    _sql(
+        sqlite_store,
+        "INSERT INTO stored_events(originator_id, originator_version, topic, state) "
+        f"VALUES ({stream}, 1, 'profile_registered', CAST('{{}}' AS BLOB))",
+    )
+    named = "holds bytes at position 3 that are not an event custody stored"
+    for args in (("verify",), ("verify", "--digest", tmp_path / "d1.json")):
+        said = custody(sqlite_store, *args)
+        assert (said.code, "internal error" in said.err) == (5, False), said
+        assert named in said.out
+    said = custody(
+        sqlite_store, "digest", "--out", tmp_path / "d2.json", "--previous", tmp_path / "d1.json"
+    )
+    assert (said.code, named in said.err) == (5, True), said
+    assert not (tmp_path / "d2.json").exists()
+
+
+@pytest.mark.parametrize("version", ["'abc'", "'2.5'", "X'01'"])
+def test_a_chain_origin_row_custody_never_writes_is_named(sqlite_store: str, version: str) -> None:
+    """A custody_chain_origins row whose version is not an integer (2.5 was read as 2):
+    verify names the profile and the cell, digest refuses naming it."""
+    _sql(sqlite_store, f"INSERT INTO custody_chain_origins VALUES ('p1', {version}, 'zz', 1)")
+    said = custody(sqlite_store, "verify")
+    assert said.code == 5, said
+    assert "p1: its chain's origin row holds version" in said.out
+    said = custody(sqlite_store, "digest", "--out", "-")
+    assert (said.code, "p1: its chain's origin row holds version" in said.err) == (5, True), said
