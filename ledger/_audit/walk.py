@@ -130,7 +130,10 @@ class Walk:
             header = header_bytes(raw, version, event_type)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             what = f"holds bytes at position {position} that are not an event custody stored"
-            self._say(None, None, what)
+            if not event_type:  # a cell a hand left NULL or empty: every read stops there
+                what += " (it has no event type)"
+            owner = self._owner(stream_id)  # a load of that profile meets it
+            self._say(owner, version if owner is not None else None, what)
             return None
         if position < 1:  # a load reads it by its stream and version all the same
             what = (
@@ -152,6 +155,10 @@ class Walk:
                 self._say(profile_id, version, _TAIL_EDITED)
         self._moved(profile_id, stream, version, own, position)
         return (raw, chain) if isinstance(raw, dict) else None
+
+    def _owner(self, stream_id: str) -> str | None:
+        """The profile walked so far whose events are stored under ``stream_id`` (None: none)."""
+        return next((p for p in self.streams if _stream_id(p) == stream_id), None)
 
     def _in_order(self, profile_id: str, stream: Stream, version: int) -> None:
         if version == stream.version + 1:

@@ -58,7 +58,9 @@ class ProfileEventMapper(Mapper[UUID]):
         except Exception as e:  # one line naming the event, not a traceback
             from ledger._domain.errors import UnreadableEvent
 
-            event = f"the event {topic[:40]!r} v{version}{_of_profile(stored_event.state)}"
+            # A topic is text as custody writes it; a cell a hand left NULL is named as it is.
+            shown = topic[:40] if isinstance(topic, str) else topic
+            event = f"the event {shown!r} v{version}{_of_profile(stored_event.state)}"
             raise UnreadableEvent(event, complaint(e)) from e
 
 

@@ -62,3 +62,30 @@ def test_a_chain_origin_row_custody_never_writes_is_named(sqlite_store: str, ver
     assert "p1: its chain's origin row holds version" in said.out
     said = custody(sqlite_store, "digest", "--out", "-")
     assert (said.code, "p1: its chain's origin row holds version" in said.err) == (5, True), said
+
+
+def test_an_event_without_a_type_is_the_unreadable_event_not_a_crash(sqlite_store: str) -> None:
+    """p1's next event stored with a NULL topic: verify names p1 v2; why, checkout, rebuild
+    and projections status answer with the one-line unreadable event (exit 1), never an
+    internal error."""
+    _sql(
+        sqlite_store,
+        "INSERT INTO stored_events(originator_id, originator_version, topic, state) "
+        "SELECT originator_id, 2, NULL, CAST('{}' AS BLOB) FROM stored_events WHERE rowid = 1",
+    )
+    said = custody(sqlite_store, "verify")
+    assert said.code == 5, said
+    assert (
+        "p1 v2: holds bytes at position 3 that are not an event custody stored "
+        "(it has no event type)"
+    ) in said.out
+    for args in (
+        ("why", "p1"),
+        ("checkout", "p1", "--worker", "w", "--run", "r", "--task", "t"),
+        ("rebuild",),
+        ("projections", "status"),
+    ):
+        said = custody(sqlite_store, *args)
+        assert (said.code, "internal error" in said.err) == (1, False), (args, said)
+        assert "custody verify names" in said.err, (args, said)
+    assert "the event None v2 cannot be read" in custody(sqlite_store, "why", "p1").err

@@ -314,8 +314,8 @@ ATTACKS = [
         ("p1 v5: is stored under another stream", "p1 v6: is stored under another stream"),
     ),
     Attack("closing-byte-edited", _edit_closing_byte, ("p1 v3: its stored bytes end otherwise",)),
-    Attack("junk-bytes", _junk_bytes, ("the log: holds bytes at position 6 that are not",)),
-    Attack("junk-envelope", _junk_envelope, ("the log: holds bytes at position 6 that are not",)),
+    Attack("junk-bytes", _junk_bytes, ("p1 v3: holds bytes at position 6 that are not",)),
+    Attack("junk-envelope", _junk_envelope, ("p1 v3: holds bytes at position 6 that are not",)),
     Attack(
         "linked-but-unreadable",
         _append_unreadable,
@@ -840,7 +840,7 @@ def test_a_link_holding_more_than_custody_writes_is_refused_a_digest(
          "stream is 'abc'"),
         ("originator_version", None, "the log: holds a row at position 6 whose version in its "
          "stream is None"),
-        ("state", b"\xff\xfe not UTF-8 text".decode("latin-1"), "the log: holds bytes at "
+        ("state", b"\xff\xfe not UTF-8 text".decode("latin-1"), "p1 v3: holds bytes at "
          "position 6 that are not an event custody stored"),
     ],
     ids=["version-fractional", "version-text", "version-null", "state-text"],
