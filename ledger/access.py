@@ -115,7 +115,7 @@ def issue_token(ledger: Ledger, actor: str, role: Role | str) -> IssuedToken:
     who = _actor(actor)
     store = ledger.store
     groups = list(access.GROUP_ROLES.values()) if store._pg and access.groups_exist(store) else []
-    made = tokens.issue(store, who, chosen.value, ledger.now(), groups)
+    made = tokens.issue(store, who, chosen.value, ledger.now(), groups, store.tables.events)
     return IssuedToken.model_validate(made)
 
 

@@ -10,13 +10,15 @@ group roles do not give it may reach the store's tables. What else could:
   insert trigger passes over), a deploy role, ``pg_write_all_data``. Any role may carry
   privileges, so custody does not guess which are harmless;
 - the **schema**: owning it (or the database, whose owner owns ``public`` on PostgreSQL 15) lets
-  a login drop or rename custody's tables; CREATE lets it put objects beside them;
+  a login drop or rename custody's tables; CREATE lets it put objects beside them, and an
+  object it **owns** there (a table, view, sequence or function made while it could) is its to
+  write whatever its role: ``custody_tokens`` made before the owner's, tokens of any role;
 - **privileges granted to it directly** on custody's tables (columns too), sequences and
   functions, and the owner's default privileges for tables made later (a rebuild's).
 
-``grant`` refuses a login holding any of the first three, naming each and the statement that
-removes it: those are an administrator's choices about an account custody did not make, and
-may serve other databases of the cluster. Direct privileges on custody's own objects the owner
+``grant`` refuses a login holding any of the first three, naming each and what removes it:
+those are an administrator's choices about an account custody did not make, and may serve
+other databases of the cluster. Direct privileges on custody's own objects the owner
 granted, ``grant`` revokes (``revocations``): custody's tables are custody's to give out.
 """
 
@@ -130,7 +132,34 @@ def beyond_role(store: Querying, role: str, events: str, managed: list[str]) -> 
         for p in direct_privileges(store, role, events)
         if not p.by_owner
     ]
-    return held
+    return held + owned_objects(store, role, events)
+
+
+def owned_objects(store: Querying, role: str, events: str) -> list[Held]:
+    """Each table, view, sequence and function in the schema of ``events`` that ``role``
+    owns (not for the store's owner or its members), and what takes it away."""
+    rows = store.query(
+        "WITH e AS (SELECT c.relnamespace AS ns, c.relowner AS owner FROM pg_class c "
+        "WHERE c.oid = to_regclass(?)), r AS (SELECT oid FROM pg_roles WHERE rolname = ? "
+        "AND NOT pg_has_role(oid, (SELECT owner FROM e), 'MEMBER')) "
+        "SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' "
+        "WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END "
+        "AS kind, c.oid::regclass::text AS name FROM pg_class c "
+        "WHERE c.relnamespace = (SELECT ns FROM e) AND c.relowner = (SELECT oid FROM r) "
+        "AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') "
+        "UNION ALL SELECT 'FUNCTION', p.oid::regprocedure::text FROM pg_proc p "
+        "WHERE p.pronamespace = (SELECT ns FROM e) AND p.proowner = (SELECT oid FROM r) "
+        "ORDER BY 2",
+        (events, role),
+    )
+    return [
+        Held(
+            f"owner of {str(r['kind']).lower()} {r['name']}",
+            f"DROP {r['kind']} {r['name']} (or give it to the store's owner once its rows "
+            "are checked)",
+        )
+        for r in rows
+    ]
 
 
 class Privilege(NamedTuple):
@@ -203,3 +232,32 @@ def revocations(store: Querying, role: str) -> list[str]:
 def quoted(store: Querying, name: str) -> str:
     """``name`` as an identifier in a statement (a login may be called ``user``)."""
     return str(store.query("SELECT quote_ident(?::text) AS q", (name,))[0]["q"])
+
+
+def refuse_squatted(store: Querying, events: str, then: str) -> None:
+    """``InvalidInput`` naming each custody table or sequence in the schema of ``events``
+    that another login than the owner of ``events`` (the store's owner) owns, and its owner:
+    made there while that login could CREATE, it is that login's to write whatever its role
+    (``custody_tokens``: tokens of any role), and the owner may not even grant on it."""
+    rows = store.query(
+        "SELECT c.oid::regclass::text AS name, pg_get_userbyid(c.relowner) AS owner, "
+        "pg_get_userbyid(e.relowner) AS store_owner, "
+        "CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind "
+        "FROM pg_class c, pg_class e WHERE e.oid = to_regclass(?) "
+        "AND c.relnamespace = e.relnamespace AND starts_with(c.relname, 'custody_') "
+        "AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relowner <> e.relowner "
+        "ORDER BY 1",
+        (events,),
+    )
+    if not rows:
+        return
+    owner = rows[0]["store_owner"]
+    named = ", ".join(f"the {str(r['kind']).lower()} {r['name']} is owned by {r['owner']}"
+                      for r in rows)  # fmt: skip
+    drops = "; ".join(f"DROP {r['kind']} {r['name']}" for r in rows)
+    msg = (
+        f"{named}, not by the store's owner {owner}: that login writes it whatever its role, "
+        f"so {then}; drop it ({drops}, as its owner or a superuser), then run custody init as "
+        f"{owner}"
+    )
+    raise InvalidInput("store", msg)

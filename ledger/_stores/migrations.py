@@ -17,6 +17,7 @@ from ledger._stores.access import (
     groups_exist,
 )
 from ledger._stores.directories import legacy_directories
+from ledger._stores.holdings import refuse_squatted
 from ledger._stores.mapper import command_of, decode_data
 from ledger._stores.recorders import (
     AVAILABILITY_TABLE,
@@ -28,6 +29,7 @@ from ledger._stores.recorders import (
     insert_command_sql,
     insert_directory_sql,
 )
+from ledger._stores.tokens import TOKENS_DDL
 
 if TYPE_CHECKING:
     from ledger._domain.profile import Profile
@@ -110,9 +112,16 @@ _ORIGINS_DDL = (
 
 def create_schema(self: Migrating) -> None:
     """Our tables, then the migrations from the recorded version, then the new version."""
-    tables = (*availability_ddl(), COMMANDS_DDL, *DIRECTORIES_DDL, *_SCHEMA_DDL, *_ORIGINS_DDL)
+    # The tokens' table too, as the owner: made lazily by the first token, a login that could
+    # CREATE in the schema made it first and wrote tokens of any role (``_stores.tokens``).
+    tables = (
+        *availability_ddl(), COMMANDS_DDL, *DIRECTORIES_DDL, *_SCHEMA_DDL, *_ORIGINS_DDL,
+        TOKENS_DDL,
+    )  # fmt: skip
     for statement in tables:
         self.execute(statement)
+    if self._pg:  # before a grant on it fails, or the version says the store is whole
+        refuse_squatted(self, self.tables.events, "custody init stops here")
     found = self.schema_version() or SCHEMA_VERSION
     if found < 4:
         _add_command_columns(self)

@@ -2,9 +2,11 @@
 
 A token is shown once, when it is issued; the store keeps only its SHA-256, so a copy of the
 database does not let anyone call the service. Revoking marks the token's row; a revoked row
-is kept (who held which role, and until when, is part of the audit). The table is made by the
-first ``issue`` (on PostgreSQL with the owner's URL, like ``custody access grant``); custody's
-group roles may only read it, so a worker's database login cannot mint a reviewer's token.
+is kept (who held which role, and until when, is part of the audit). The table is made by
+``custody init``, as the store's owner (a store made before that gets it at its next ``init``,
+or at its first ``issue``, with the owner's URL); custody's group roles may only read it, so a
+worker's database login cannot mint a reviewer's token. A table another login made first (one
+that could once CREATE in the schema) is that login's to write: ``issue`` refuses it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import secrets
 from datetime import datetime
 from typing import Any, Protocol
 
+from ledger._stores.holdings import refuse_squatted
+
 TOKENS_TABLE = "custody_tokens"
 PREFIX = "cst_"
 # How many characters of the hash name a token in listings and revocations.
 TOKEN_ID_LENGTH = 12
 
-_DDL = (
+TOKENS_DDL = (
     f"CREATE TABLE IF NOT EXISTS {TOKENS_TABLE} (token_hash TEXT PRIMARY KEY, "
     "token_id TEXT NOT NULL UNIQUE, actor TEXT NOT NULL, role TEXT NOT NULL, "
     "issued_at TEXT NOT NULL, revoked_at TEXT)"
@@ -38,11 +42,15 @@ def digest(token: str) -> str:
 
 
 def issue(
-    store: Executing, actor: str, role: str, now: datetime, groups: list[str]
+    store: Executing, actor: str, role: str, now: datetime, groups: list[str], events: str
 ) -> dict[str, str]:
     """A new token for ``actor`` in ``role``; ``groups`` are the database roles that may read
-    the table (PostgreSQL: custody's group roles, when they exist)."""
-    store.execute(_DDL)
+    the table (PostgreSQL: custody's group roles, when they exist). ``InvalidInput`` naming
+    the table's owner, and nothing written, when on PostgreSQL another login than the owner
+    of ``events`` (the store's owner) owns it: that login writes tokens of any role."""
+    store.execute(TOKENS_DDL)
+    if store._pg:
+        refuse_squatted(store, events, "no token was issued")
     if store._pg and groups:
         every = ", ".join(groups)
         store.execute(f"REVOKE ALL ON {TOKENS_TABLE} FROM {every}")
