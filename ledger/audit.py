@@ -30,6 +30,7 @@ from ledger._audit.digest import (
     file_hash,
     generate_key,
     load,
+    public_pem,
     sign,
     signature_problem,
 )
@@ -96,10 +97,18 @@ def digest(
     digest's); ``key``: an Ed25519 private key (PEM) to sign with. With ``previous`` the log
     must also still hold what that digest recorded (``DigestRefused`` otherwise): a chain's
     links are unkeyed, so a history rewritten with its links made again holds every chain,
-    and only the digest before it can tell."""
+    and only the digest before it can tell. With both, ``previous`` must be signed by
+    ``key`` and verify (``DigestRefused`` otherwise, before the log is read): a previous
+    digest edited to match a rewritten log would have its successor signed."""
     before = load(previous, "previous") if previous is not None else None
     if key is not None:  # bad input is said before the log is read, whatever the log holds
         _load_private(key)
+        signed = signature_problem(before, public_pem(key)) if before is not None else None
+        if signed is not None:
+            raise DigestRefused(
+                f"the previous digest {signed} (the public half of --key), so no digest was "
+                "made: a digest signs on only from one its key signed"
+            )
     walked = _planned(*ledger.store.chain_origins(), before, None)
     _, snapshot_problems = _walk_and_check(ledger, walked, progress, beside)
     found = [p.line() for p in walked.problems + snapshot_problems]

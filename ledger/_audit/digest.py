@@ -145,6 +145,18 @@ def _load_private(pem: bytes) -> Any:
     return key
 
 
+def public_pem(private_pem: bytes) -> bytes:
+    """The public half of an Ed25519 private key (PEM), as PEM (``InvalidInput`` naming
+    ``key`` for one custody cannot use)."""
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        _load_private(private_pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
 def _public_hex(pem: bytes) -> str:
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
