@@ -120,9 +120,21 @@ def append_only_ddl(events: str, availability: str, *, owner: int | None) -> lis
     of owner, as for ``beside_events_ddl``."""
     if owner is None:
         return [
-            f"CREATE TRIGGER IF NOT EXISTS custody_events_no_{op.lower()} BEFORE {op} "
-            f"ON {events} BEGIN SELECT RAISE(ABORT, '{_REFUSAL}: {op} refused'); END"
-            for op in ("UPDATE", "DELETE")
+            *(
+                f"CREATE TRIGGER IF NOT EXISTS custody_events_no_{op.lower()} BEFORE {op} "
+                f"ON {events} BEGIN SELECT RAISE(ABORT, '{_REFUSAL}: {op} refused'); END"
+                for op in ("UPDATE", "DELETE")
+            ),
+            # INSERT OR REPLACE deletes the row in its way without a DELETE trigger (SQLite's
+            # recursive_triggers is off): an insert over a stored event's stream and version,
+            # or its position (given: an auto one reads as -1 here), is refused before it.
+            # An append that lost its version to another writer is refused here too, as
+            # the key refused it: the ledger decides it again (``StreamConflict``).
+            f"CREATE TRIGGER IF NOT EXISTS custody_events_no_replace BEFORE INSERT ON {events} "
+            f"WHEN EXISTS (SELECT 1 FROM {events} WHERE originator_id = NEW.originator_id "
+            "AND originator_version = NEW.originator_version) "
+            f"OR (NEW.rowid > 0 AND EXISTS (SELECT 1 FROM {events} WHERE rowid = NEW.rowid)) "
+            f"BEGIN SELECT RAISE(ABORT, '{_REFUSAL}: INSERT over a stored event refused'); END",
         ]
     refuse = f"""
 CREATE OR REPLACE FUNCTION custody_refuse_rewrite() RETURNS trigger LANGUAGE plpgsql AS $f$

@@ -68,7 +68,7 @@ class RawLog:
         path = self.url.removeprefix("sqlite:///")
         with closing(sqlite3.connect(path)) as conn:
             if writing:
-                for op in ("update", "delete"):
+                for op in ("update", "delete", "replace"):
                     conn.execute(f"DROP TRIGGER IF EXISTS custody_events_no_{op}")
             yield conn.cursor()
             conn.commit()

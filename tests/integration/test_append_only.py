@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from contextlib import closing
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -79,7 +80,84 @@ def test_init_again_keeps_the_guards(sql_store_url: str) -> None:
             rows = conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
             ).fetchall()
-        assert [r[0] for r in rows] == ["custody_events_no_delete", "custody_events_no_update"]
+        assert [r[0] for r in rows] == [
+            "custody_events_no_delete",
+            "custody_events_no_replace",
+            "custody_events_no_update",
+        ]
+
+
+def _sqlite(store_url: str) -> sqlite3.Connection:
+    return sqlite3.connect(store_url.removeprefix("sqlite:///"))
+
+
+def _rows(store_url: str) -> list[tuple[object, ...]]:
+    with closing(_sqlite(store_url)) as conn:
+        return conn.execute("SELECT rowid, * FROM stored_events ORDER BY rowid").fetchall()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # p1 v1 replaced where it stands: its position and its stream and version
+        "INSERT OR REPLACE INTO stored_events (rowid, originator_id, originator_version, topic, "
+        "state) SELECT rowid, originator_id, originator_version, topic, CAST('{}' AS BLOB) "
+        "FROM stored_events WHERE rowid = 1",
+        # its stream and version, at a new position
+        "INSERT OR REPLACE INTO stored_events (originator_id, originator_version, topic, state) "
+        "SELECT originator_id, originator_version, topic, CAST('{}' AS BLOB) "
+        "FROM stored_events WHERE rowid = 1",
+        # its position, under another stream
+        "INSERT OR REPLACE INTO stored_events (rowid, originator_id, originator_version, topic, "
+        "state) VALUES (2, 'ffffffffffffffffffffffffffffffff', 1, 'x', CAST('{}' AS BLOB))",
+    ],
+    ids=["same-place", "same-version", "same-position"],
+)
+def test_insert_or_replace_rewrites_no_stored_event_on_sqlite(
+    tmp_path: Path, statement: str
+) -> None:
+    """INSERT OR REPLACE deletes the row in its way without firing the DELETE trigger: an
+    insert over a stored event's stream and version, or its position, is refused, and the
+    log is as it was."""
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    with Ledger.init(url) as ledger:
+        for n in range(3):
+            ledger.handle(RegisterProfile(profile_id=f"p{n}", account_id="a", proxy_id="x"))
+    before = _rows(url)
+    with closing(_sqlite(url)) as conn, pytest.raises(sqlite3.IntegrityError, match="INSERT over"):
+        conn.execute(statement)
+    assert _rows(url) == before
+
+
+def test_init_gives_an_older_sqlite_store_the_insert_guard(tmp_path: Path) -> None:
+    """A store made before the guard (its trigger missing) gets it at its next init."""
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
+    with closing(_sqlite(url)) as conn:
+        conn.execute("DROP TRIGGER custody_events_no_replace")
+    Ledger.init(url).close()
+    with closing(_sqlite(url)) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'custody_events_no_replace'"
+        ).fetchone()
+    assert found == (1,)
+
+
+def test_a_version_another_writer_took_is_still_a_conflict_decided_again(tmp_path: Path) -> None:
+    """The guard refuses an append on a version another writer took before the key does: the
+    ledger still takes it as a conflict, reloads the profile and decides again (the
+    heartbeat of a lease force-released meanwhile is LeaseLost, never a store error)."""
+    from ledger import Checkout, ForceRelease, Heartbeat, LeaseLost
+
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
+    with Ledger.open(url) as mine, Ledger.open(url) as other:
+        mine.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="x"))
+        lease = mine.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r", task_type="t"))
+        other.handle(ForceRelease(profile_id="p1", actor="op", reason="stop"))
+        with pytest.raises(LeaseLost):
+            mine.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+        assert mine.conflicts == 1
 
 
 def test_an_owner_s_insert_takes_its_transaction_id_first_and_calls_no_check(pg_url: str) -> None:
