@@ -18,6 +18,7 @@ events or more the fold runs in a process of its own while the walk runs
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from ledger._application import Ledger
@@ -150,9 +151,13 @@ def verify(
     checked, snapshot_problems = _walk_and_check(ledger, state, progress, beside)
     problems = [p.line() for p in state.problems + snapshot_problems]
     proof = None
+    here = ledger.settings.describe()
     for name, recorded in (("the digest", against), ("the earlier digest", since)):
         if recorded is not None:
-            problems += [f"{name} {p}" for p in _against(state, recorded, public_key)]
+            found = _against(state, recorded, public_key)
+            if found and _place(recorded.store) != _place(here):  # a restored copy too: said
+                found.insert(0, _another_store(recorded.store, here))
+            problems += [f"{name} {p}" for p in found]
     if against is not None and since is not None:
         problems_, proof = _extends(state, since, against)
         problems += problems_
@@ -164,6 +169,19 @@ def verify(
         root=state.tree.root().hex(),
         problems=problems,
         proof=proof,
+    )
+
+
+def _place(described: str) -> str:
+    """A store's description without the login that described it (a digest the owner made,
+    checked under a reviewer's login, is of the same database)."""
+    return re.sub(r"^(postgresql://)[^@/]*@", r"\1", described)
+
+
+def _another_store(theirs: str, here: str) -> str:
+    return (
+        f"was made of another store, {theirs} (this is {here}): unless this one is a copy of "
+        "it, what follows compares two stores, not this log with its past"
     )
 
 

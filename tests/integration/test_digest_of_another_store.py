@@ -1,0 +1,60 @@
+"""``verify --digest D`` with D made of another store says so, when it finds problems.
+
+Observed (rev27 audit, finding 7): a digest of store b checked against store a was named (exit
+5) only as tampering of a ("the log's first events differ: edited, deleted, reordered or
+inserted into the past"); the digest's ``store`` was never compared, so an auditor handed the
+wrong file concluded the ledger was rewritten. A restored copy differs in its description too,
+so that alone refuses nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from audit_scene import custody
+
+from ledger import Ledger
+
+
+def _store(path: Path) -> str:
+    url = f"sqlite:///{path}"
+    Ledger.init(url).close()
+    assert custody(url, "register", "p1", "--account", "a1", "--proxy", "x1").code == 0
+    return url
+
+
+def test_a_digest_of_another_store_is_said_to_be_one(tmp_path: Path) -> None:
+    """Problems found against a digest whose store differs: the first line names both stores,
+    before the differences."""
+    a, b = _store(tmp_path / "a.db"), _store(tmp_path / "b.db")
+    assert custody(b, "digest", "--out", tmp_path / "b.json").code == 0
+    said = custody(a, "verify", "--digest", tmp_path / "b.json")
+    assert said.code == 5, said
+    lines = said.out.splitlines()
+    assert lines[1] == (
+        f"  the digest was made of another store, {b} (this is {a}): unless this one is a copy "
+        "of it, what follows compares two stores, not this log with its past"
+    ), lines
+    assert "the log's first events differ" in lines[2], lines
+
+
+def test_a_copy_that_holds_is_not_told_about_its_origin(tmp_path: Path) -> None:
+    """The digest of a store checked against a copy of it (another path, the same log): exit 0,
+    nothing said of the other description."""
+    a = _store(tmp_path / "a.db")
+    assert custody(a, "digest", "--out", tmp_path / "a.json").code == 0
+    shutil.copy(tmp_path / "a.db", tmp_path / "copy.db")
+    said = custody(f"sqlite:///{tmp_path / 'copy.db'}", "verify", "--digest", tmp_path / "a.json")
+    assert said.code == 0, said
+    assert "another store" not in said.out
+
+
+def test_the_login_that_described_a_postgresql_store_does_not_make_it_another() -> None:
+    """A digest the owner made, checked under a reviewer's login, is of the same database;
+    another database or server is another store."""
+    from ledger.audit import _place
+
+    assert _place("postgresql://custody@db:5432/c") == _place("postgresql://alice@db:5432/c")
+    assert _place("postgresql://custody@db:5432/c") != _place("postgresql://custody@db:5432/d")
+    assert _place("postgresql://custody@db:5432/c") != _place("postgresql://custody@db2:5432/c")
