@@ -359,6 +359,28 @@ END $f$"""
     ]
 
 
+def directories_ddl(directories: str, owner: int) -> list[str]:
+    """The trigger that refuses a login other than the owner's any UPDATE or DELETE of the
+    recorded directories (PostgreSQL, idempotent). A registration only inserts its profile's
+    row (and locks the table, which takes UPDATE): an operator's login that moved a row aside
+    let a second profile register the same directory, then put the row back, and both were
+    leased on it at once."""
+    refuse = """
+CREATE OR REPLACE FUNCTION custody_refuse_directory_change() RETURNS trigger
+LANGUAGE plpgsql AS $f$
+BEGIN
+    RAISE EXCEPTION 'login % may not % rows of %: a directory is its registration''s for good',
+        current_user, TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+END $f$"""
+    return [
+        _pinned(refuse, "custody_refuse_directory_change"),
+        f"CREATE OR REPLACE TRIGGER {directories}_kept BEFORE UPDATE OR DELETE "
+        f"ON {directories} FOR EACH ROW "
+        f"WHEN (pg_has_role(current_user, {int(owner)}::oid, 'MEMBER') IS NOT TRUE) "
+        "EXECUTE FUNCTION custody_refuse_directory_change()",
+    ]
+
+
 def authority_of(store: Executing, events: str, snapshots: str) -> tuple[Authority, bool]:
     """Whom a PostgreSQL store is opened as, and whether it may write snapshots."""
     rows = store.query(

@@ -14,6 +14,7 @@ from ledger._stores.access import (
     append_only_ddl,
     apply_privileges,
     beside_events_ddl,
+    directories_ddl,
     groups_exist,
 )
 from ledger._stores.directories import legacy_directories
@@ -140,6 +141,8 @@ def create_schema(self: Migrating) -> None:
         for statement in beside_events_ddl(
             self.tables.events, AVAILABILITY_TABLE, COMMANDS_TABLE, owner
         ):
+            self.execute(statement)
+        for statement in directories_ddl(DIRECTORIES_TABLE, _owner(self, DIRECTORIES_TABLE)):
             self.execute(statement)
     if self._pg and groups_exist(self):  # tables a migration added get their privileges
         apply_privileges(self, self.tables)
