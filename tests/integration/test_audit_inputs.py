@@ -130,6 +130,11 @@ class MakeDigest:
         # digest --out replaces: out/d.json is good.json).
         if self.previous is not None and not self.previous.true:
             return 5
+        # With --key, the digest it follows must be signed by that key and verify.
+        follows = self.previous or (DIGESTS[0] if self.out == "digest-there" else None)
+        if self.key is not None and follows is not None:
+            signed = follows.genuine and f"private-{follows.signer}" == self.key.kind
+            return 0 if signed else 5
         return 0
 
 
