@@ -121,7 +121,7 @@ def issue_token(ledger: Ledger, actor: str, role: Role | str) -> IssuedToken:
 
 def token_holder(ledger: Ledger, token: str) -> TokenHolder | None:
     """Whose ``token`` is, or None when it is unknown or revoked."""
-    found = tokens.holder(ledger.store, token)
+    found = tokens.holder(ledger.store, token, ledger.store.tables.events)
     return TokenHolder.model_validate(found) if found is not None else None
 
 

@@ -77,14 +77,24 @@ def exists(store: Executing) -> bool:
     return bool(rows[0]["found"])
 
 
-def holder(store: Executing, token: str) -> dict[str, str] | None:
-    """The live token's actor and role, or None (unknown, revoked, or no token issued yet)."""
+def holder(store: Executing, token: str, events: str) -> dict[str, str] | None:
+    """The live token's actor and role, or None (unknown, revoked, or no token issued yet;
+    on PostgreSQL also when the table is not the owner's of ``events``, the store's owner: a
+    login that made it first writes what it likes there)."""
     if not token.startswith(PREFIX) or not exists(store):
         return None
+    owned = ""
+    params: tuple[str, ...] = (digest(token),)
+    if store._pg:
+        owned = (
+            " AND (SELECT relowner FROM pg_class WHERE oid = to_regclass(?)) "
+            "= (SELECT relowner FROM pg_class WHERE oid = to_regclass(?))"
+        )
+        params += (TOKENS_TABLE, events)
     rows = store.query(
         f"SELECT token_id, actor, role FROM {TOKENS_TABLE} "
-        "WHERE token_hash = ? AND revoked_at IS NULL",
-        (digest(token),),
+        f"WHERE token_hash = ? AND revoked_at IS NULL{owned}",
+        params,
     )
     return {k: str(v) for k, v in rows[0].items()} if rows else None
 

@@ -10,6 +10,7 @@ listed it as a worker. Each step connects as the login itself, on a real server.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +20,9 @@ import pytest
 from cli_process import custody, error_line, ok
 from owned_store import as_login, granted
 from pg_cluster import PostgresCluster
+
+from ledger import Ledger
+from ledger.access import token_holder
 
 pytestmark = pytest.mark.postgres
 
@@ -91,3 +95,24 @@ def test_a_tokens_table_a_login_made_first_is_refused_and_named(
     assert said in line, line
     assert "so no token was issued" in line, line
     assert _sql(admin, "SELECT count(*) FROM custody_tokens") == [(0,)]
+
+
+def test_the_lease_service_trusts_no_token_in_a_table_a_login_made_first(
+    pg_cluster: PostgresCluster, owner_url: str, tmp_path: Path
+) -> None:
+    """A reviewer's token the squatter wrote into the table it owns (a store not yet through
+    init again) is no token to the lease service's lookup."""
+    admin = _admin(pg_cluster, owner_url)
+    squatter = f"l_{uuid.uuid4().hex[:8]}"
+    _sql(owner_url, "DROP TABLE IF EXISTS custody_tokens")
+    _sql(admin, f"CREATE ROLE {squatter} LOGIN", f"GRANT CREATE ON SCHEMA public TO {squatter}")
+    forged = "cst_" + "m" * 43
+    _sql(
+        as_login(owner_url, squatter),
+        f"CREATE TABLE public.custody_tokens {_COLUMNS}",
+        "INSERT INTO custody_tokens VALUES "
+        f"('{hashlib.sha256(forged.encode()).hexdigest()}', 'x', 'mallory', 'reviewer', 'now')",
+        "GRANT SELECT ON custody_tokens TO PUBLIC",  # the lease service must read it
+    )
+    with Ledger.open(owner_url) as ledger:
+        assert token_holder(ledger, forged) is None
