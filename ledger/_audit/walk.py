@@ -20,9 +20,13 @@ import orjson
 
 from ledger._audit.merkle import EMPTY_ROOT, TreeBuilder, leaf_hash
 from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_fields, split
+from ledger._domain.directories import normalised
+from ledger._domain.events import ProfileRegistered
 from ledger._domain.model import stream_id
+from ledger._stores.directories import _Recorded
 from ledger._stores.mapper import complaint
 
+_REGISTERED = ProfileRegistered.event_type
 # position, stream id (the originator_id as hex, as the store keys it), version, event type,
 # stored state
 Row = tuple[int, str, int, str, bytes]
@@ -74,6 +78,9 @@ class Walk:
     # still be one no read can take (anyone can link an event; a worker's login can append one,
     # and no hash covers the link's own keys). None: not asked (``ledger._stores.mapper``).
     reads: Callable[[str, dict[str, Any], str, int, bytes | None], Any] | None = None
+    # Each registration's directory, normalised, in log order (position, profile): two
+    # profiles on one directory are named at the end (``finish``).
+    directories: list[tuple[int, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.tree = TreeBuilder(wanted=self.wanted)
@@ -91,9 +98,19 @@ class Walk:
         """Walk one stored event."""
         said = len(self.problems)
         taken = self._take(row)
+        if taken is not None:
+            self.registered(row, taken[0], str(taken[0].get("profile_id")))
         if taken is not None and len(self.problems) == said:  # nothing else wrong with it
             raw, link = taken
             self.readable(row, raw, link=link)
+
+    def registered(self, row: Row, raw: dict[str, Any], profile_id: str) -> None:
+        """Keep the directory of a registration (``raw``, the body of ``row``), if it is one."""
+        if row[3] != _REGISTERED or row[2] != 1:
+            return
+        given = raw.get("user_data_dir")
+        if isinstance(given, str) and given:
+            self.directories.append((row[0], profile_id, normalised(given)))
 
     def readable(
         self, row: Row, raw: dict[str, Any], profile_id: str | None = None,
@@ -223,7 +240,25 @@ class Walk:
 
     def finish(self) -> None:
         """What only the whole pass can tell: a profile that lost events its chain's origin
-        recorded."""
+        recorded, and a registration on a directory another profile registered before it (is,
+        contains or lies inside it), which custody refuses: the table of directories was
+        edited to let it (two profiles leased on one directory at once). Not before chains
+        began: a store older than that comparison may hold such registrations of its own."""
+        legacy = max((position for _, _, position in self.origins.values()), default=0)
+        recorded = _Recorded()
+        for position, profile_id, directory in self.directories:
+            found = recorded.first_overlap(directory)
+            if found is not None and position > legacy:
+                first, theirs = found
+                how = "is" if theirs == directory else "overlaps"
+                what = (
+                    f"registers the directory {directory}, which {how} {first}'s ({theirs}): "
+                    "two profiles on one directory, which custody refuses (its table of "
+                    "directories was edited)"
+                )
+                self._say(profile_id, 1, what)
+            recorded.add(profile_id, directory)
+        self.directories.clear()
         for profile_id, (version, _, _) in sorted(self.origins.items()):
             stream = self.streams.get(profile_id)
             have = stream.version if stream else 0
@@ -286,6 +321,7 @@ def _each(state: Walk, rows: Iterable[Row]) -> None:
         if stream is None:
             stream = streams[profile_id] = Stream()
         state._moved(profile_id, stream, row[2], own, row[0])
+        state.registered(row, raw, profile_id)
         if state.reads is not None:  # its link is custody's three hashes, as a read takes it
             state.readable(row, raw, profile_id)
 

@@ -89,3 +89,48 @@ def test_an_event_without_a_type_is_the_unreadable_event_not_a_crash(sqlite_stor
         assert (said.code, "internal error" in said.err) == (1, False), (args, said)
         assert "custody verify names" in said.err, (args, said)
     assert "the event None v2 cannot be read" in custody(sqlite_store, "why", "p1").err
+
+
+def test_two_profiles_registered_on_one_directory_are_named(tmp_path: Path) -> None:
+    """pd1's recorded directory moved aside by hand, pd9 registered on it (accepted: the
+    table no longer says it is pd1's), the row put back: verify names pd9's registration and
+    pd1, exit 5; before the edit the store verifies."""
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
+    register = ("--account", "a", "--proxy", "x", "--user-data-dir")
+    assert custody(url, "register", "pd1", *register, "/srv/profiles/pd1").code == 0
+    assert custody(url, "register", "pd2", *register, "/srv/profiles/pd2").code == 0
+    assert custody(url, "verify").code == 0
+    _sql(url, "UPDATE custody_directories SET user_data_dir = '/x' WHERE profile_id = 'pd1'")
+    assert custody(url, "register", "pd9", *register, "/srv/profiles/pd1/").code == 0
+    _sql(url, "UPDATE custody_directories SET user_data_dir = '/srv/profiles/pd1' "
+              "WHERE profile_id = 'pd1'")  # fmt: skip
+    said = custody(url, "verify")
+    assert said.code == 5, said
+    assert said.out.splitlines()[1:] == [
+        "  pd9 v1: registers the directory /srv/profiles/pd1, which is pd1's "
+        "(/srv/profiles/pd1): two profiles on one directory, which custody refuses (its table "
+        "of directories was edited)"
+    ], said
+
+
+def test_a_store_older_than_the_rule_keeps_its_shared_directories_unnamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registrations sharing a directory from before custody compared them (a schema 4 store,
+    migrated by init) are the store's own history: verify does not name them."""
+    from ledger._stores import store as store_module
+
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr(store_module, "claimed_directories", lambda profile: [])
+        for profile in ("p_first", "p_second"):
+            said = custody(url, "register", profile, "--account", "a", "--proxy", "x",
+                           "--user-data-dir", "/srv/shared")  # fmt: skip
+            assert said.code == 0, said
+    _sql(url, "DROP TABLE custody_directories")
+    _sql(url, "UPDATE custody_schema SET version = 4")
+    assert custody(url, "init").code == 0
+    said = custody(url, "verify")
+    assert said.code == 0, said
