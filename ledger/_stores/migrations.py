@@ -94,7 +94,13 @@ class Migrating(Protocol):
 #    registered: an operator's login registered a profile again, past its head (a quarantined
 #    profile moved to another account) or in a stream of its own (every timeline unreadable).
 #    No table changes; a store is refused until ``init`` has installed the check.
-SCHEMA_VERSION = 13
+# 14: guards a login got past (rev27): on SQLite a trigger refuses an INSERT over a stored event
+#    (``INSERT OR REPLACE`` rewrote one in place, firing no DELETE trigger); on PostgreSQL only
+#    the owner updates or deletes a recorded directory, and ``custody_tokens`` is made by init
+#    as the owner (a login that made it first minted tokens of any role), init refusing a
+#    custody table another login owns. No table changes; a store is refused until ``init`` has
+#    installed them.
+SCHEMA_VERSION = 14
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger import Ledger, RegisterProfile
+from ledger import Ledger, RegisterProfile, StoreUnavailable
 
 
 def _rewrites(store_url: str) -> list[tuple[str, str]]:
@@ -130,12 +130,23 @@ def test_insert_or_replace_rewrites_no_stored_event_on_sqlite(
 
 
 def test_init_gives_an_older_sqlite_store_the_insert_guard(tmp_path: Path) -> None:
-    """A store made before the guard (its trigger missing) gets it at its next init."""
+    """A store made before the guard (schema 13, its trigger missing) is refused until its
+    next init, which installs the trigger: no process appends to it unguarded meanwhile."""
     url = f"sqlite:///{tmp_path / 'custody.db'}"
     Ledger.init(url).close()
     with closing(_sqlite(url)) as conn:
         conn.execute("DROP TRIGGER custody_events_no_replace")
+        conn.execute("UPDATE custody_schema SET version = 13")
+        conn.commit()
+    register = RegisterProfile(profile_id="p1", account_id="a", proxy_id="x")
+    with (
+        Ledger.open(url) as ledger,
+        pytest.raises(StoreUnavailable, match="has schema 13, this custody needs 14: run custody"),
+    ):
+        ledger.handle(register)
     Ledger.init(url).close()
+    with Ledger.open(url) as ledger:
+        ledger.handle(register)
     with closing(_sqlite(url)) as conn:
         found = conn.execute(
             "SELECT count(*) FROM sqlite_master WHERE name = 'custody_events_no_replace'"

@@ -441,12 +441,12 @@ MUTANTS = (
         ("tests/unit/test_settled_reads.py",),
     ),
     Mutant(
-        "schema-13-rechecks",
+        "schema-14-rechecks",
         "ledger/_stores/migrations.py",
+        "SCHEMA_VERSION = 14\n",
         "SCHEMA_VERSION = 13\n",
-        "SCHEMA_VERSION = 12\n",
-        "a store whose insert trigger takes a second registration is opened without init",
-        ("tests/e2e/test_cli_access.py",),
+        "a store without the guards against INSERT OR REPLACE is opened without init",
+        ("tests/integration/test_append_only.py",),
     ),
     Mutant(
         "identity-invisible-fold",
