@@ -15,7 +15,7 @@ def printable(text: str) -> str:
     and the console have it. Printable ASCII, which holds none of them, never imports the
     ledger: a usage error is said before it loads, and its first import is made apart
     (``custody._wiring.first_import_of_the_ledger``)."""
-    if text.isascii() and text.isprintable() and "\\" not in text:
+    if text.isascii() and text.isprintable():
         return text
     from ledger.rules import shown
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -197,7 +198,12 @@ def _visible(value: Any) -> Any:
     (``ledger.rules.shown``); a note's line breaks and tabs are kept."""
     if not isinstance(value, str) or shown(value) == value:
         return value
-    return "".join(c if c in "\n\t" else shown(c) for c in value)
+    # Each run between the breaks as a whole: a combining mark is shown on its letter, never
+    # escaped as if it stood alone (rev27: a Hindi note read as escapes, one letter at a time).
+    return "".join(part if part in ("\n", "\t") else shown(part) for part in _BREAKS.split(value))
+
+
+_BREAKS = re.compile("([\n\t])")
 
 
 def _when(moment: datetime | None) -> str:

@@ -233,34 +233,31 @@ def shown(text: str) -> str:
     another: each character that a terminal or a browser would act on or show nothing for
     (controls, line separators, and every ``INVISIBLE`` one: bidi controls, zero-width
     characters, variation selectors, fillers) written as its escape (``\\u034f``; three
-    accounts, plain and with U+034F or U+FE0F inside, all read ``account_shop_17``: rev25); a
-    backslash doubled (``shop\\u034f`` typed is not ``shop`` and U+034F: rev27); a combining
-    mark escaped where it would sit on an escape or on nothing (the start), and every combining
-    mark of a text not in Unicode's composed form, NFC (``Cafe`` and U+0301, as macOS writes it,
-    is not ``Caf`` and U+00E9: rev27). Any other text comes back unchanged."""
+    accounts, plain and with U+034F or U+FE0F inside, all read ``account_shop_17``: rev25), and
+    a combining mark that would be drawn on an escape or on nothing (the start), or that
+    composes with the letter before it (``Cafe`` and U+0301, as macOS writes it, is not ``Caf``
+    and U+00E9: rev27). Any other text comes back unchanged. A backslash stays one: the lines
+    custody prints hold values already quoted and escaped by ``repr``, which this runs over
+    again, so it must not change what it leaves (a doubled one doubled again: rev27)."""
     if (
         text.isprintable()
         and INVISIBLE.search(text) is None
-        and "\\" not in text
         and unicodedata.is_normalized("NFC", text)
         and not (text and unicodedata.category(text[0]).startswith("M"))
     ):
         return text
-    composed = unicodedata.is_normalized("NFC", text)
     said: list[str] = []
-    escaped = True  # the start: a mark there sits on nothing
+    before = ""  # the character drawn last, "" at the start and after an escape
     for c in text:
-        # A combining mark drawn on an escape, on nothing, or in a text not composed.
-        astray = unicodedata.category(c).startswith("M") and (escaped or not composed)
-        if c == "\\":
-            said.append("\\\\")
-            escaped = False
-        elif not c.isprintable() or INVISIBLE.match(c) or astray:
+        mark = unicodedata.category(c).startswith("M")
+        # A mark drawn on an escape, on nothing, or one the letter before it composes with.
+        astray = mark and (not before or unicodedata.normalize("NFC", before + c) != before + c)
+        if not c.isprintable() or INVISIBLE.match(c) or astray:
             said.append(c.encode("unicode_escape").decode())
-            escaped = True
+            before = ""
         else:
             said.append(c)
-            escaped = False
+            before = c
     return "".join(said)
 
 

@@ -1795,17 +1795,10 @@ MUTANTS = (
         "a prompt pattern that is not a regular expression is found only once a lease was granted",
     ),
     Mutant(
-        "shown-keeps-a-typed-backslash",
-        "ledger/_domain/model.py",
-        '            said.append("\\\\\\\\")\n',
-        "            said.append(c)\n",
-        "a backslash typed is shown as it is: a typed escape reads as the character it names",
-    ),
-    Mutant(
         "shown-leaves-marks-unescaped",
         "ledger/_domain/model.py",
-        '        astray = unicodedata.category(c).startswith("M") and (escaped or not composed)\n',
-        "        astray = False\n",
+        "        astray = mark and (not before or ",
+        "        astray = False and (not before or ",
         "a decomposed text, or a mark on an escape, reads as another text",
     ),
     Mutant(
