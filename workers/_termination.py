@@ -119,6 +119,7 @@ class Signalled:
 
 _lock = threading.Lock()
 _held: list[Terminable] = []
+_stand_ins: dict[int, Terminable] = {}  # who answers for a lease held (``handed_over``)
 _previous: Handler = None
 
 
@@ -138,19 +139,16 @@ def handling(lease: Terminable) -> Iterator[None]:
 @contextmanager
 def handed_over(before: Terminable, after: Terminable) -> Iterator[None]:
     """``after`` answers SIGTERM in ``before``'s place while the block runs (a lease checked out
-    under ``before``'s handling: no moment between the two without the SDK's handler)."""
-    _swap(before, after)
+    under ``before``'s handling: no moment between the two without the SDK's handler).
+    ``before`` keeps its place among the leases held, whichever block ends first (asyncio may
+    finalise the two at shutdown in either order)."""
+    with _lock:
+        _stand_ins[id(before)] = after
     try:
         yield
     finally:
-        _swap(after, before)
-
-
-def _swap(before: Terminable, after: Terminable) -> None:
-    with _lock:  # nothing to swap on a thread other than the main one: nothing was entered
-        for place, lease in enumerate(_held):
-            if lease is before:
-                _held[place] = after
+        with _lock:
+            _stand_ins.pop(id(before), None)
 
 
 def _enter(lease: Terminable) -> None:
@@ -172,7 +170,7 @@ def _leave(lease: Terminable) -> None:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """Runs on the main thread, between two bytecodes of whatever it was doing."""
-    previous, held = _previous, list(_held)
+    previous, held = _previous, [_stand_ins.get(id(lease), lease) for lease in _held]
     if callable(previous):  # the application's own handler decides; the leases note it
         for lease in held:
             lease.note(signum)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,6 +198,58 @@ def test_sigterm_stops_an_asyncio_lease_the_same_way(store: str, settings: Brows
     assert stopped.value.code == 143
     assert release_of(store).envelope.reason == "terminated by SIGTERM at step 'polling'"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+TWO_LEASES_THEN_SIGTERM = """
+import asyncio, os, signal, sys
+from workers import DIRECT, BrowserSettings, aio
+
+store, evidence = sys.argv[1:3]
+settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=evidence)
+
+async def run():
+    async with aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases:
+        held = asyncio.Event()
+
+        async def first():
+            async with leases.checkout("p1", run_id="r1", task_type="t") as lease:
+                await lease.step("one", safe=True)
+                held.set()
+                await asyncio.sleep(10)
+
+        async def second():
+            await held.wait()
+            async with leases.checkout("p2", run_id="r2", task_type="t") as lease:
+                await lease.step("two", safe=True)
+                os.kill(os.getpid(), signal.SIGTERM)
+                await asyncio.sleep(10)
+
+        await asyncio.gather(first(), second())
+
+asyncio.run(run())
+"""
+
+
+def test_two_asyncio_leases_stopped_together_leave_nothing_behind(
+    store: str, tmp_path: Path
+) -> None:
+    """Two leases held side by side on one loop, then SIGTERM: both are released naming their
+    steps, the process exits 143, and leaving them raises nothing more, whichever of a lease's
+    two blocks asyncio finalises first (rev27's second read: ``ValueError: list.remove(x)``
+    when the process ended)."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_LEASES_THEN_SIGTERM, store, str(tmp_path / "ev")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 143, done.stderr
+    assert "ValueError" not in done.stderr, done.stderr
+    assert release_of(store, "p1").envelope.reason == "terminated by SIGTERM at step 'one'"
+    assert release_of(store, "p2").envelope.reason == "terminated by SIGTERM at step 'two'"
 
 
 # A worker process whose SIGTERM comes just after the ledger answered its checkout, before the
