@@ -38,6 +38,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const part = process.env.PART;
 let stop = false;
 if (part === "own-listener") process.on("SIGTERM", () => { stop = true; });
+// A browser of the application's own, launched with Playwright's defaults (its SIGTERM listener).
+const own = part === "own-playwright"
+  ? await chromium.launch({ executablePath: "/usr/bin/chromium" }) : null;
 if (part === "while-decided") {
   const real = client.checkout.bind(client);
   client.checkout = async (...args) => {
@@ -148,6 +151,15 @@ def test_sigterm_releases_naming_the_step_then_exits_143(service: Served, tmp_pa
     assert release.outcome == "failure"
     assert release.envelope.reason == "terminated by SIGTERM at step 'dashboard_loaded'"
     assert state_of(service) is ProfileState.REVIEW_REQUIRED
+
+
+def test_playwrights_own_listener_is_not_the_applications(service: Served, tmp_path: Path) -> None:
+    """A browser the application launched itself with Playwright's defaults adds Playwright's
+    SIGTERM listener, which closes that browser and exits nothing: the SDK still ends the lease
+    and exits 143 (rev27's second read: the worker ran on, its lease renewed, never released)."""
+    status, said = run_worker(service, tmp_path, "own-playwright")
+    assert status == 143, said
+    assert release_of(service).envelope.reason == "terminated by SIGTERM at step 'dashboard_loaded'"
 
 
 def test_sigterm_with_the_browser_open_takes_the_screenshot_and_closes_it(

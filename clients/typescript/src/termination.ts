@@ -17,7 +17,9 @@
  * then, every lease of the process released, the process exits with status 143, as one killed
  * by the signal. An application with a SIGTERM listener of its own decides instead: the SDK
  * only notes the signal, so that a release after it says SIGTERM came (and what the task
- * threw). Node's default comes back when the last lease is left.
+ * threw). Playwright's own listener (a browser the application launched with Playwright's
+ * defaults) is not the application's: it closes that browser and exits nothing. Node's default
+ * comes back when the last lease is left.
  */
 import { capped, pythonRepr, reasonOf, storable } from "./text.js";
 
@@ -65,8 +67,16 @@ export class Signalled {
 
 const held = new Set<Signalled>();
 
+/** Whether `listener` is Playwright's own (`handleSIGTERM`, on by default for a browser the
+ * application launched itself): it closes that browser and never exits, so it is not the
+ * application deciding, and the leases are ended all the same. */
+function playwrights(listener: NodeJS.SignalsListener): boolean {
+  return listener.name === "sigtermHandler";
+}
+
 function onSigterm(signal: NodeJS.Signals): void {
-  const own = process.listenerCount("SIGTERM") > 1; // the application listens too: it decides
+  // The application listens too (a listener other than the SDK's and Playwright's): it decides.
+  const own = process.listeners("SIGTERM").some((l) => l !== onSigterm && !playwrights(l));
   const leases = [...held];
   for (const lease of leases) {
     lease.signal ??= signal;
