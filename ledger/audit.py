@@ -108,7 +108,9 @@ def digest(
         if signed is not None:
             raise DigestRefused(
                 f"the previous digest {signed} (the public half of --key), so no digest was "
-                "made: a digest signs on only from one its key signed"
+                "made: a digest signs on only from one its key signed (to begin signing, or "
+                "with a new key, write a first signed digest to a new file without --previous "
+                "and keep the old chain's last digest with it)"
             )
     walked = _planned(*ledger.store.chain_origins(), before, None)
     _, snapshot_problems = _walk_and_check(ledger, walked, progress, beside)

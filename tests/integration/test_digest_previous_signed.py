@@ -74,6 +74,8 @@ def test_a_previous_digest_the_key_did_not_sign_is_refused(
     )  # fmt: skip
     assert said.code == 5, said
     assert f"custody: the previous digest {named}" in said.err, said
+    # And the way on: a job that adds --key to its rotation is told how to begin (rev27).
+    assert "write a first signed digest to a new file without --previous" in said.err, said
     assert not (tmp_path / "d2.json").exists()
 
 
