@@ -16,7 +16,14 @@ from ledger._domain.endings import (
     ending_text,
     lease_ending,
 )
-from ledger._domain.model import carries_password, shown, storable, told_apart, without_userinfo
+from ledger._domain.model import (
+    carries_password,
+    shown,
+    storable,
+    told_apart,
+    without_passwords,
+    without_userinfo,
+)
 
 __all__ = [
     "ENDED_UNKNOWN",
@@ -35,5 +42,6 @@ __all__ = [
     "stop_refusal",
     "storable",
     "told_apart",
+    "without_passwords",
     "without_userinfo",
 ]

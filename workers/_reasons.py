@@ -9,22 +9,13 @@ that is not UTF-8), and the ledger refuses both at its door: they are escaped he
 
 from __future__ import annotations
 
-import re
-
-from ledger.rules import storable as storable  # the ledger's rule, for the SDK's modules
+from ledger.rules import (
+    storable as storable,  # the ledger's rule, for the SDK's modules
+    without_passwords,
+)
 
 MAX_DERIVED = 200  # a reason derived from an exception: its type and first line, at most this
 _CUT = "..."
-# A URL's user and password, wherever one sits in a text: a scheme, its colon and slashes (or
-# backslashes), then ``user:password@`` up to the host. An exception names the URL it failed on
-# (``net::ERR_... at https://user:pw@host/``), and the ledger is append-only.
-_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#@]*@")
-
-
-def without_passwords(text: str) -> str:
-    """``text`` with the user and password of every URL in it left out (the scheme and host
-    kept), as the SDK leaves them out of every URL it records."""
-    return _PASSWORD_IN_URL.sub(r"\1", text)
 
 
 def capped(text: str, limit: int = MAX_DERIVED) -> str:

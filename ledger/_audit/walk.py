@@ -23,7 +23,7 @@ from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_field
 from ledger._domain.directories import normalised
 from ledger._domain.events import ProfileRegistered
 from ledger._domain.model import stream_id
-from ledger._stores.directories import _Recorded
+from ledger._stores.directories import Recorded
 from ledger._stores.mapper import complaint
 
 _REGISTERED = ProfileRegistered.event_type
@@ -245,7 +245,7 @@ class Walk:
         edited to let it (two profiles leased on one directory at once). Not before chains
         began: a store older than that comparison may hold such registrations of its own."""
         legacy = max((position for _, _, position in self.origins.values()), default=0)
-        recorded = _Recorded()
+        recorded = Recorded()
         for position, profile_id, directory in self.directories:
             found = recorded.first_overlap(directory)
             if found is not None and position > legacy:

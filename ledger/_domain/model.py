@@ -130,6 +130,19 @@ def without_userinfo(url: str) -> str:
     return url if found is None else url[: found.start(3)] + url[found.end() :]
 
 
+# A URL's user and password wherever one sits in a text (``without_passwords``): a scheme, its
+# colon and slashes (or backslashes), then ``user:password@`` up to the host.
+_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#@]*@")
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with the user and password of every URL in it left out (scheme and host kept):
+    an exception names the URL it failed on (``net::ERR_... at https://user:pw@host/``), and a
+    reason a worker SDK derives from one goes to the append-only ledger. ``without_userinfo``
+    is the same for a text that is one URL."""
+    return _PASSWORD_IN_URL.sub(r"\1", text)
+
+
 def _check_lease_id(value: str) -> str:
     if not re.fullmatch(_LEASE_ID, value):
         raise ValueError("expected lease-<token>@<profile_id>")

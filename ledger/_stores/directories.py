@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from ledger._domain.directories import ancestors, inside_prefix, normalised
 
 
-class _Recorded:
+class Recorded:
     """Directories recorded so far: who registered each first, and all of them in order, so
     that those inside a directory are one binary search away (a fleet has thousands)."""
 
@@ -47,7 +47,7 @@ def legacy_directories(
     """From (profile id, user_data_dir) registrations in log order: the (profile id,
     normalised directory) rows to record, and one note per registration that overlaps a
     directory registered before it."""
-    recorded = _Recorded()
+    recorded = Recorded()
     rows: list[tuple[str, str]] = []
     notes: list[str] = []
     for profile_id, given in registrations:

@@ -77,7 +77,7 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
 }
 
 // A URL's user and password, wherever one sits in a text (the Python SDK's
-// `workers._reasons._PASSWORD_IN_URL`): an error names the URL it failed on, and the ledger is
+// `ledger.rules.without_passwords`): an error names the URL it failed on, and the ledger is
 // append-only.
 const PASSWORD_IN_URL = /([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#@]*@/g;
 
