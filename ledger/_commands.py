@@ -40,6 +40,7 @@ from ledger._domain.model import (
     UncleanWindow,
     Url,
     parse_lease_id,
+    says_something,
 )
 from ledger._domain.policies import (
     DEFAULT_RELEASE_POLICY,
@@ -131,7 +132,9 @@ class Release(LeaseCommand[ReleaseResult]):
     @field_validator("reason")
     @classmethod
     def _expected_failure_says_why(cls, reason: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("outcome") is Outcome.EXPECTED_FAILURE and not (reason or "").strip():
+        if info.data.get("outcome") is Outcome.EXPECTED_FAILURE and not says_something(
+            reason or ""
+        ):
             raise ValueError("an expected failure must say what it was")
         return reason
 

@@ -64,8 +64,8 @@ def storable(text: str) -> str:
 
 
 def _check_name(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
+    if not says_something(value):
+        raise ValueError("must not be empty (nor only spaces or invisible characters)")
     if re.search(_CONTROL, value):
         raise ValueError("must not contain control characters")
     return _check_storable(value)
@@ -239,6 +239,13 @@ INVISIBLE = re.compile(
     "\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
+
+
+def says_something(text: str) -> bool:
+    """Whether ``text`` shows anything: one of spaces, controls or invisible characters alone
+    (" ", a zero-width space, a no-break space, ESC) says nothing (rev28: an expected failure
+    whose reason was a zero-width space returned its profile to the pool)."""
+    return any(c.isprintable() and not c.isspace() for c in INVISIBLE.sub("", text))
 
 
 def shown(text: str) -> str:

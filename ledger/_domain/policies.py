@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from ledger._domain.model import INVISIBLE, Cause, Lease, Outcome
+from ledger._domain.model import Cause, Lease, Outcome, says_something
 
 
 class Ending(StrEnum):
@@ -144,15 +144,14 @@ EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 def shown(url: str | None) -> bool:
     """Whether a final URL names a page: one of spaces or invisible characters alone (" ",
     a zero-width space, a no-break space) names none."""
-    if url is None:
-        return False
-    return any(c.isprintable() and not c.isspace() for c in INVISIBLE.sub("", url))
+    return url is not None and says_something(url)
 
 
 def pictured(report: ReleaseReport) -> bool:
     """Whether the release brings a screenshot that holds anything: an empty file shows
-    nothing."""
-    return report.screenshot is not None and report.screenshot_sha256 != EMPTY_SHA256
+    nothing, and a path without the digest of its bytes vouches for nothing (rev28: a release
+    naming a file that did not exist, without a digest, ended clean under strict_evidence)."""
+    return report.screenshot is not None and report.screenshot_sha256 not in (None, EMPTY_SHA256)
 
 
 def judge_stale(lease: Lease) -> Verdict:

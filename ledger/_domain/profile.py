@@ -66,10 +66,21 @@ class Profile(LeaseRules):
         )
 
     def quarantine(self, ctx: Context) -> None:
-        """Quarantine the profile, ending any live lease, until a reviewer clears it."""
+        """Quarantine the profile, ending any live lease, until a reviewer clears it. A
+        disabled profile's disable ends with it, in the same write: enabled to the state it was
+        disabled from, then quarantined (rev28: the only way was an ``enable`` first, which put
+        it in the pool for any worker to take before the quarantine)."""
         require(ctx, Role.OPERATOR)
-        if self.state in (ProfileState.QUARANTINED, ProfileState.DISABLED):
-            raise NotAllowed(f"profile {self.profile_id} is already {self.state.value}")
+        if self.state is ProfileState.QUARANTINED:
+            raise NotAllowed(f"profile {self.profile_id} is already quarantined")
+        if self.state is ProfileState.DISABLED:
+            assert self.disabled is not None
+            if self.disabled.previous_state is ProfileState.QUARANTINED:
+                raise NotAllowed(
+                    f"profile {self.profile_id} is already quarantined, and disabled: "
+                    "`custody enable` returns it to its quarantine"
+                )
+            self._trigger(ev.ProfileEnabled, ctx, state=self.disabled.previous_state)
         lease_id = self.lease.lease_id if self.lease else None
         if lease_id is not None:
             self._trigger(ev.LeaseRevoked, ctx, lease_id=lease_id, cause=Cause.OPERATOR)

@@ -299,7 +299,9 @@ class ModelProfile:
             (report.evidence_problem is not None, unproven, Cause.EVIDENCE_FAILED),
             (proves and report.final_url is None, unproven, Cause.UNKNOWN_FINAL_URL),
             (
-                proves and needs_screenshot and report.screenshot is None,
+                proves
+                and needs_screenshot
+                and (report.screenshot is None or report.screenshot_sha256 is None),
                 unproven,
                 Cause.MISSING_SCREENSHOT,
             ),
@@ -355,8 +357,12 @@ class ModelProfile:
     def quarantine(self, role: Role, now: datetime) -> Refusal | None:
         if role is not Role.OPERATOR:
             return not_allowed("role")
-        if self.state in (QUARANTINE, ProfileState.DISABLED):
-            return not_allowed("is already")
+        disabled = self.state is ProfileState.DISABLED
+        if self.state is QUARANTINE or (disabled and self.disabled_from is QUARANTINE):
+            return not_allowed("is already quarantined")
+        if disabled:  # enabled and quarantined in one write
+            assert self.disabled_from is not None
+            self.state = self.disabled_from
         self._block(QUARANTINE, Cause.OPERATOR, now, "revoked")
         return None
 

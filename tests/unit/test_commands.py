@@ -7,6 +7,7 @@ import pytest
 from ledger._commands import (
     Checkout,
     Heartbeat,
+    Quarantine,
     RegisterProfile,
     Release,
     Review,
@@ -96,13 +97,28 @@ def test_release_rules_at_the_boundary() -> None:
     """An expected failure must say what it was (given blank or not at all); a lease id
     matches in full; an outcome arrives as its value."""
     lease = {"lease_id": "lease-1@p", "fencing_token": 1}
-    for reason in ({}, {"reason": "  "}):
+    # rev28: nor one a person is shown nothing of (zero-width, word joiner, BOM, ESC)
+    blanks = ("  ", "\u200b", "\u2060\ufeff", "\x1b", " \u034f\xa0")
+    for reason in ({}, *({"reason": blank} for blank in blanks)):
         with pytest.raises(InvalidInput, match="invalid reason: an expected failure"):
             Release(**lease, outcome="expected_failure", **reason)
     assert Release(**lease, outcome="expected_failure", reason="sold out").reason
     with pytest.raises(InvalidInput, match="invalid lease_id"):
         Release(lease_id="lease-1@p\n", fencing_token=1, outcome="success")
     assert Release(**lease, outcome="failure").outcome is Outcome.FAILURE
+
+
+def test_a_name_that_shows_nothing_is_refused() -> None:
+    """A review's note, an operator's reason or a worker's id of invisible characters alone
+    says nothing a reader can see (rev28: a zero-width note was accepted, a blank refused)."""
+    for blank in ("\u200b", "\u2060\ufeff", "\u3164", " \u2800 "):
+        with pytest.raises(InvalidInput, match="invalid note: must not be empty"):
+            Review(profile_id="p", reviewer="rita", decision="return", note=blank)
+        with pytest.raises(InvalidInput, match="invalid reason: must not be empty"):
+            Quarantine(profile_id="p", actor="olga", reason=blank)
+        with pytest.raises(InvalidInput, match="invalid worker_id: must not be empty"):
+            Checkout(**{**CHECKOUT, "worker_id": blank})
+    assert Quarantine(profile_id="p", actor="olga", reason="\u200bleak").reason
 
 
 def test_a_screenshot_digest_is_hex_sha256_of_a_named_screenshot() -> None:

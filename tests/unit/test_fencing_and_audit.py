@@ -116,6 +116,30 @@ def test_disable_of_available_profile_and_enable_returns_to_pool() -> None:
     assert s.profile.state is ProfileState.AVAILABLE
 
 
+def test_a_disabled_profile_is_quarantined_without_passing_through_the_pool() -> None:
+    """Quarantining a disabled profile ends the disable and quarantines in one write, so no
+    worker can check it out in between (rev28: it was refused as "already disabled", and the
+    only way was `enable` first, which put it in the pool); one disabled from quarantine is
+    quarantined already, and `enable` returns it there."""
+    for blocked_first in (False, True):
+        s = Scene()
+        if blocked_first:
+            s.checkout()
+            s.force_release()
+        s.disable()
+        events = s.quarantine()
+        assert s.types(events) == ["profile_enabled", "profile_quarantined"]
+        assert s.profile.state is ProfileState.QUARANTINED
+        assert s.profile.disabled is None
+        assert availability_of(s.profile).reason is DenialReason.QUARANTINED
+    s.disable()
+    with pytest.raises(NotAllowed, match="already quarantined, and disabled: `custody enable`"):
+        s.quarantine()
+    assert s.profile.pending_events == []
+    s.enable()
+    assert s.profile.state is ProfileState.QUARANTINED
+
+
 # -- the envelope, denials and availability -----------------------------------------------------
 
 

@@ -360,8 +360,9 @@ def test_release_without_screenshot_follows_policy(policy: str) -> None:
 
 @pytest.mark.parametrize("policy", list(_ON_UNKNOWN))
 def test_a_blank_final_url_or_an_empty_screenshot_proves_nothing(policy: str) -> None:
-    """A final URL of spaces names no page, and a screenshot file of no bytes shows nothing:
-    each is evidence missing, as the policy says (a success went straight back to the pool)."""
+    """A final URL of spaces names no page, and a screenshot file of no bytes (or one named
+    without the digest of its bytes) shows nothing: each is evidence missing, as the policy
+    says (a success went straight back to the pool)."""
     # rev20: the invisible ones too (rev21: Hangul fillers, a grapheme joiner)
     for blank in (" \t", "\u200b", "\xa0\u2060", "\u202e ", "\u3164", "\uffa0\u034f", "\u2800"):
         s = Scene(policy=policy)
@@ -371,6 +372,13 @@ def test_a_blank_final_url_or_an_empty_screenshot_proves_nothing(policy: str) ->
     s = Scene(policy=policy)
     empty = hashlib.sha256(b"").hexdigest()
     verdict = s.release(s.checkout(), screenshot="final.png", screenshot_sha256=empty)
+    if "evidence" in policy:
+        assert verdict.cause is Cause.MISSING_SCREENSHOT
+        assert s.profile.state is _ON_UNKNOWN[policy]
+    else:
+        assert s.profile.state is ProfileState.AVAILABLE
+    s = Scene(policy=policy)  # rev28: a path with no digest vouches for no bytes at all
+    verdict = s.release(s.checkout(), screenshot="/does/not/exist.png", screenshot_sha256=None)
     if "evidence" in policy:
         assert verdict.cause is Cause.MISSING_SCREENSHOT
         assert s.profile.state is _ON_UNKNOWN[policy]

@@ -93,6 +93,7 @@ AS_WORKER = st.sampled_from([False] * 4 + [True])
 # Returns weigh most: a profile back in the pool can lease, end unclean, and count again.
 DECISION = st.sampled_from([ReviewDecision.RETURN] * 4 + [*ReviewDecision])
 # "holder" is the worker whose run is under review, who must never review it.
+SHOT = "0" * 64  # the digest of a screenshot that holds something
 REVIEWER = st.sampled_from(["rita", "rolf", "rhea", "holder"])
 REVIEWER_ROLE = st.sampled_from([Role.REVIEWER] * 5 + [Role.OPERATOR])
 # A third of the releases are clean by construction, a third fail with full evidence (so the
@@ -103,6 +104,7 @@ REPORT = st.one_of(
         outcome=st.sampled_from([Outcome.SUCCESS, Outcome.EXPECTED_FAILURE]),
         final_url=st.just(DONE_URL),
         screenshot=st.just("final.png"),
+        screenshot_sha256=st.just(SHOT),
         observed_proxy=st.sampled_from([None, PROXY]),
         observed_account=st.sampled_from([None, ACCOUNT]),
     ),
@@ -111,12 +113,15 @@ REPORT = st.one_of(
         outcome=st.just(Outcome.FAILURE),
         final_url=st.just(DONE_URL),
         screenshot=st.just("final.png"),
+        screenshot_sha256=st.just(SHOT),
     ),
     st.builds(
         ReleaseReport,
         outcome=st.sampled_from(Outcome),
         final_url=st.sampled_from([None, DONE_URL]),
         screenshot=st.sampled_from([None, "final.png"]),
+        # A screenshot without the digest of its bytes vouches for nothing (rev28).
+        screenshot_sha256=st.sampled_from([None, SHOT]),
         prompt_seen=st.booleans(),
         observed_proxy=st.sampled_from([None, PROXY, "proxy-other"]),
         observed_account=st.sampled_from([None, ACCOUNT, "acct-other"]),
