@@ -237,7 +237,35 @@ def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseRes
             digest = hashlib.file_digest(shot, "sha256").hexdigest()
     except OSError as e:  # a file this user may not read: bad input, as a missing one is
         raise InvalidInput("screenshot", f"cannot read {screenshot!r}: {e.strerror}") from None
+    return ledger.handle(
+        Release(screenshot=recorded_path(screenshot), screenshot_sha256=digest, **params)
+    )
+
+
+# What the ledger records of a screenshot's path (``Release.screenshot``), as the worker SDK's
+# ``workers._evidence.MAX_RECORDED_PATH``.
+MAX_RECORDED_PATH = 200
+
+
+def recorded_path(screenshot: str) -> str:
+    """Where the release records a screenshot given as ``screenshot``: its absolute path when
+    that fits the ledger's limit, else its path from the current directory (as the SDK records
+    one from its evidence directory). Raises ``InvalidInput`` naming what was typed when even
+    that is too long: a deep evidence directory refused any screenshot, and quoted a path
+    nobody typed (rev28)."""
+    from ledger import InvalidInput
+
     # Recorded where it is from anywhere: a path relative to this shell's directory named no
     # file for the review console or anyone reading the log later (rev26).
     where = os.path.abspath(screenshot)
-    return ledger.handle(Release(screenshot=where, screenshot_sha256=digest, **params))
+    if len(where) <= MAX_RECORDED_PATH:
+        return where
+    here = os.path.relpath(where)
+    if len(here) <= MAX_RECORDED_PATH:
+        return here
+    raise InvalidInput(
+        "screenshot",
+        f"{screenshot!r} is {len(where)} characters as an absolute path and {len(here)} from"
+        f" this directory; the ledger records at most {MAX_RECORDED_PATH}: run the command"
+        " nearer the file, or move it",
+    )

@@ -72,3 +72,35 @@ def test_a_screenshot_this_user_may_not_read_is_bad_input(tmp_path: Path) -> Non
     )
     with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}", create=False) as ledger:
         assert len(ledger.history("p1")) == events
+
+
+def test_a_screenshot_deep_in_a_directory_is_recorded_from_here(tmp_path: Path) -> None:
+    """rev28: a screenshot whose absolute path is over the ledger's 200 characters was refused
+    (exit 2) even named ``final.png`` from its own directory, quoting a path nobody typed: it
+    is recorded from the current directory, as the SDK records one from its evidence
+    directory; one too long even so is bad input naming what was typed, and writes nothing."""
+    deep = tmp_path / ("d" * 70) / ("e" * 70) / ("f" * 70)
+    deep.mkdir(parents=True)
+    shot = deep / "final.png"
+    shot.write_bytes(b"\x89PNG deep")
+    store = ["--store", f"sqlite:///{tmp_path / 'custody.db'}"]
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    ok(custody("checkout", "p1", "--worker", "w", "--run", "r", "--task", "t", cwd=tmp_path))
+    release = ["release", "lease-1@p1", "--token", "1", "--outcome", "success",
+               "--final-url", "https://x.example/"]  # fmt: skip
+    typed = str(shot.relative_to(tmp_path))
+    run = custody(*store, *release, "--screenshot", typed, cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert error_line(run) == (
+        f"custody: invalid screenshot: {typed!r} is {len(str(shot))} characters as an absolute"
+        f" path and {len(typed)} from this directory; the ledger records at most 200: run the"
+        " command nearer the file, or move it"
+    )
+    with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}", create=False) as ledger:
+        assert not [e for e in ledger.history("p1") if isinstance(e, LeaseReleaseRequested)]
+
+    ok(custody(*store, *release, "--screenshot", "final.png", cwd=deep))
+    with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}", create=False) as ledger:
+        (event,) = [e for e in ledger.history("p1") if isinstance(e, LeaseReleaseRequested)]
+    assert event.screenshot == "final.png"
+    assert event.screenshot_sha256 == hashlib.sha256(shot.read_bytes()).hexdigest()
