@@ -290,11 +290,11 @@ class Ledger:
         """What a checkout of the profile (for ``account_id`` and ``proxy_id``, when given)
         would be told now, by the rules ``checkout`` applies, in its order (context, then
         state); None: it would be granted. Writes nothing. ``UnknownProfile`` if absent."""
-        from ledger._domain.denials import context_denial, state_denial
+        from ledger._domain.denials import also_blocked, context_denial, state_denial
 
-        pid = ProfileQuery(profile_id=profile_id).profile_id
-        profile = self._state(pid)
-        return context_denial(profile, account_id, proxy_id) or state_denial(profile, self.now())
+        profile, now = self._state(ProfileQuery(profile_id=profile_id).profile_id), self.now()
+        denial = context_denial(profile, account_id, proxy_id) or state_denial(profile, now)
+        return None if denial is None else also_blocked(profile, denial, now)
 
     def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
         """The profile as its first ``version`` events left it, judged at ``at`` (what a

@@ -63,6 +63,22 @@ def context_denial(
     return None
 
 
+def also_blocked(p: ProfileStateMachine, denial: Denial, now: datetime) -> Denial:
+    """``denial`` as a checkout is told it at ``now``: a context that differs from the
+    registration is named first (``checkout`` tries ``context_denial`` before
+    ``state_denial``), as it is the caller's to mend whatever the state, but a profile its
+    state blocks too says what else unblocks it: a quarantined profile checked out through
+    the wrong proxy was told only to launch through the right one, which earned the
+    quarantine's denial (rev28)."""
+    if denial.reason not in (DenialReason.ACCOUNT_MISMATCH, DenialReason.PROXY_MISMATCH):
+        return denial
+    state = state_denial(p, now)
+    if state is None:
+        return denial
+    also = f"; the profile is also {state.reason.value.replace('_', ' ')}: {state.remediation}"
+    return denial.model_copy(update={"remediation": denial.remediation + also})
+
+
 _REASON_BY_STATE = {
     ProfileState.LEASED: DenialReason.ALREADY_LEASED,
     ProfileState.STALE: DenialReason.STALE,
@@ -105,14 +121,24 @@ def state_denial(p: ProfileStateMachine, now: datetime) -> Denial | None:
 
 
 def _disabled(p: ProfileStateMachine) -> Denial:
-    assert p.disabled is not None
+    """A profile disabled from review or quarantine returns there when enabled, so its denial
+    says so and names the review too: told only ``custody enable``, a program that enabled it
+    met a second denial (rev28)."""
+    disabled = p.disabled
+    assert disabled is not None
+    enable = f"an operator runs: custody enable {p.profile_id} --actor NAME --reason TEXT"
+    was = disabled.previous_state
+    if was is not ProfileState.AVAILABLE:
+        enable += (
+            f"; it is then {was.value.replace('_', ' ')} again, and {_review_hint(p.profile_id)}"
+        )
     return Denial(
         profile_id=p.profile_id,
         reason=DenialReason.DISABLED,
-        message=f"disabled by {p.disabled.actor_id}: {p.disabled.reason}",
-        since=p.disabled.since,
+        message=f"disabled by {disabled.actor_id} (it was {was.value}): {disabled.reason}",
+        since=disabled.since,
         holder=holder_of(p.last_lease),
-        remediation=f"an operator runs: custody enable {p.profile_id} --actor NAME --reason TEXT",
+        remediation=enable,
     )
 
 

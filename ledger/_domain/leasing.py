@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from ledger._domain import events as ev
 from ledger._domain.acting import Forbidden
 from ledger._domain.aggregate import AggregateRoot, Context, require
-from ledger._domain.denials import context_denial, state_denial
+from ledger._domain.denials import also_blocked, context_denial, state_denial
 from ledger._domain.endings import ending_text
 from ledger._domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
 from ledger._domain.model import (
@@ -53,7 +53,7 @@ class LeaseRules(AggregateRoot):
             self, ctx.now
         )
         if denial is not None:
-            raise CheckoutDenied(denial)
+            raise CheckoutDenied(also_blocked(self, denial, ctx.now))
         token = self.last_token + 1
         hard_limit = self._hard_limit(request, ctx.now)
         deadline = ctx.now + timedelta(seconds=request.ttl_seconds)

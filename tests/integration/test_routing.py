@@ -210,6 +210,26 @@ def test_each_profile_s_standing_is_its_own_denial(ledger: Ledger, clock: StepCl
     assert (standing[overdue].label, standing["shop_px"].label) == ("stale", "proxy mismatch")
 
 
+def test_a_blocked_profile_s_standing_says_what_unblocks_it_beside_a_mismatch(
+    ledger: Ledger,
+) -> None:
+    """rev28: a quarantined profile asked for through another proxy stands as its checkout is
+    told: the proxy mismatch first, and the review its quarantine waits for."""
+    (pid,) = _pool(ledger, 1)
+    ledger.handle(Quarantine(profile_id=pid, actor="ops", reason="suspicious"))
+    standing = ledger.checkout_denial(pid, proxy_id="proxy_elsewhere")
+    with pytest.raises(CheckoutDenied) as alone:
+        ledger.handle(
+            Checkout(
+                profile_id=pid, worker_id="w", run_id="r", task_type="t", proxy_id="proxy_elsewhere"
+            )
+        )
+    assert standing is not None
+    assert standing == alone.value.denial
+    assert standing.reason is DenialReason.PROXY_MISMATCH
+    assert "; the profile is also quarantined: " in standing.remediation
+
+
 def test_the_json_error_shows_each_profile_s_standing(ledger: Ledger) -> None:
     """The command line's JSON error for a routing denial carries each profile's standing
     (reason, until, holder, what unblocks it) beside the counts; its text stays one line."""

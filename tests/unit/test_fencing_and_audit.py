@@ -12,7 +12,7 @@ import pytest
 from profile_scene import DONE_URL, Scene
 
 from ledger._domain.denials import state_denial
-from ledger._domain.errors import InvalidInput, LeaseLost, NotAllowed
+from ledger._domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
 from ledger._domain.model import DenialReason, Outcome, ProfileState, Role
 from ledger._domain.policies import ReleaseReport
 from ledger._domain.profile import CheckoutRequest, Context
@@ -203,6 +203,64 @@ def test_state_denial_names_holder_and_remediation() -> None:
     assert denial is not None
     assert "disabled by ops-otto" in denial.message
     assert "custody enable" in denial.remediation
+
+
+@pytest.mark.parametrize("block", ["quarantine", "review"])
+def test_a_profile_disabled_from_a_block_is_told_the_review_it_still_needs(block: str) -> None:
+    """rev28: a profile disabled from quarantine or review was told only ``custody enable``,
+    after which a checkout met the block's denial; it says the state it returns to and the
+    review, while one disabled from the pool needs the enable alone."""
+    s = Scene()
+    if block == "quarantine":
+        s.quarantine()
+    else:
+        s.checkout()
+        s.force_release()
+    blocked = s.profile.state
+    s.disable(actor="ops-otto")
+    denial = state_denial(s.profile, s.now)
+    assert denial is not None
+    assert f"(it was {blocked.value})" in denial.message
+    assert "custody enable" in denial.remediation
+    assert f"custody review {s.profile.profile_id}" in denial.remediation
+    s.enable()
+    after = state_denial(s.profile, s.now)
+    assert after is not None
+    assert "custody review" in after.remediation
+
+    pooled = Scene()
+    pooled.disable()
+    denial = state_denial(pooled.profile, pooled.now)
+    assert denial is not None
+    assert "custody enable" in denial.remediation
+    assert "custody review" not in denial.remediation
+
+
+@pytest.mark.parametrize("blocked", ["quarantine", "disable"])
+def test_a_wrong_proxy_on_a_blocked_profile_says_what_else_unblocks_it(blocked: str) -> None:
+    """rev28: a quarantined or disabled profile checked out through the wrong proxy was told
+    proxy_mismatch, "launch through proxy ...", which earned only the block's denial: the
+    mismatch is still named first, and its remediation says what unblocks the block too."""
+    s = Scene()
+    with pytest.raises(CheckoutDenied) as free:
+        s.checkout(proxy_id="proxy_elsewhere")
+    assert free.value.denial.reason is DenialReason.PROXY_MISMATCH
+    assert "also" not in free.value.denial.remediation
+    getattr(s, blocked)()
+    state = state_denial(s.profile, s.now)
+    assert state is not None
+    with pytest.raises(CheckoutDenied) as denied:
+        s.checkout(proxy_id="proxy_elsewhere")
+    denial = denied.value.denial
+    assert denial.reason is DenialReason.PROXY_MISMATCH
+    assert denial.remediation == (
+        f"{free.value.denial.remediation}; the profile is also {state.reason.value}:"
+        f" {state.remediation}"
+    )
+    with pytest.raises(CheckoutDenied) as account:
+        s.checkout(account_id="acct_elsewhere")
+    assert account.value.denial.reason is DenialReason.ACCOUNT_MISMATCH
+    assert account.value.denial.remediation.endswith(state.remediation)
 
 
 def test_availability_reason_for_expired_lease_is_previous_run_unknown() -> None:
