@@ -53,8 +53,9 @@ ROLE_EVENTS: Mapping[Role, frozenset[str]] = {
             ev.ProfileDisabled,
             ev.ProfileEnabled,
             ev.BrowserStopped,
-            ev.LeaseMarkedStale,  # an operator may sweep, as the scheduler does
-            ev.ReviewRequested,
+            ev.ReviewRequested,  # a force-release's review
+            # Not a stale mark: the sweep is the scheduler's alone; an operator ends a lease by
+            # hand with a force-release (rev28: roles.md said both, no command let it).
         )
     ),
 }

@@ -249,7 +249,7 @@ class LeaseRules(AggregateRoot):
 
     def mark_stale(self, ctx: Context) -> None:
         """Record that the live lease missed its deadline (the caller checked ``is_overdue``)."""
-        require(ctx, Role.SCHEDULER, Role.OPERATOR)
+        require(ctx, Role.SCHEDULER)
         lease = self.lease
         if lease is None or not self.is_overdue(ctx.now):
             raise NotAllowed(f"profile {self.profile_id} has no lease past its deadline")
@@ -267,7 +267,7 @@ class LeaseRules(AggregateRoot):
 
     def settle_stale(self, ctx: Context) -> Verdict:
         """Judge a stale lease: quarantine after an unconfirmed mutation, else review."""
-        require(ctx, Role.SCHEDULER, Role.OPERATOR)
+        require(ctx, Role.SCHEDULER)
         if self.state is not ProfileState.STALE or self.lease is None:
             raise NotAllowed(f"profile {self.profile_id} is not stale")
         return self._end_unclean(judge_stale(self.lease), self.lease.lease_id, ctx)

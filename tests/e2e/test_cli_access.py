@@ -488,6 +488,7 @@ def test_each_role_does_its_part_and_a_regrant_replaces_the_role(owned: Owned) -
     lease = ok(owned.cli(worker, *args, "--ttl", "1")).json()
     time.sleep(1.5)
     assert owned.cli(worker, "sweep").code == FORBIDDEN
+    assert owned.cli(operator, "sweep").code == FORBIDDEN  # the scheduler's alone (roles.md)
     ok(owned.cli(scheduler, "sweep"))
     review = ["review", PROFILE, "--reviewer", "rv", "--decision", "return", "--note", "ok"]
     assert owned.cli(scheduler, *review).code == FORBIDDEN

@@ -320,7 +320,7 @@ class ModelProfile:
             self._settle(now)
 
     def mark_stale(self, role: Role, now: datetime) -> Refusal | None:
-        if role not in (Role.SCHEDULER, Role.OPERATOR):
+        if role is not Role.SCHEDULER:
             return not_allowed("role")
         if self.state is not ProfileState.LEASED or not self.overdue(now):
             return not_allowed("no lease past its deadline")

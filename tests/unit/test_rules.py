@@ -13,6 +13,7 @@ import pytest
 from profile_scene import DONE_URL, PROXY, Scene
 
 from ledger._domain import events as ev
+from ledger._domain.authority import ROLE_EVENTS
 from ledger._domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
 from ledger._domain.model import (
     Cause,
@@ -185,16 +186,32 @@ def test_overdue_lease_is_marked_stale_with_last_step_url_and_heartbeat() -> Non
     assert s.profile.state is ProfileState.STALE
 
 
-@pytest.mark.parametrize("role", [Role.WORKER, Role.REVIEWER])
-def test_only_the_scheduler_or_an_operator_settles_a_stale_lease(role: Role) -> None:
-    """Settling a stale lease (review or quarantine) is the sweeper's or an operator's call: a
-    worker or a reviewer asking for it is refused and nothing is recorded."""
+def test_only_the_scheduler_marks_a_lease_stale() -> None:
+    """roles.md gives the sweep (marking stale, settling) to the scheduler alone: an
+    operator's mark is refused, and no role but the scheduler's may record the event, so
+    PostgreSQL's insert trigger (written from ``ROLE_EVENTS``) refuses it to an operator's
+    login too (rev28: the operator's was let, though ``custody sweep`` refused its login)."""
+    s = Scene()
+    s.checkout(ttl=60)
+    s.advance(61)
+    with pytest.raises(NotAllowed, match="needs the scheduler role"):
+        s.profile.mark_stale(s.ctx("ops-olga", Role.OPERATOR))
+    assert s.profile.pending_events == []
+    stale = ev.LeaseMarkedStale.event_type
+    assert [r for r, types in ROLE_EVENTS.items() if stale in types] == [Role.SCHEDULER]
+
+
+@pytest.mark.parametrize("role", [Role.WORKER, Role.REVIEWER, Role.OPERATOR])
+def test_only_the_scheduler_settles_a_stale_lease(role: Role) -> None:
+    """Settling a stale lease (review or quarantine) is the sweeper's call: a worker, a
+    reviewer or an operator asking for it is refused and nothing is recorded (rev28: an
+    operator was let, though no command of an operator's login could; it force-releases)."""
     s = Scene()
     s.checkout(ttl=60)
     s.advance(61)
     s.profile.mark_stale(s.ctx("sweeper", Role.SCHEDULER))
     s.collect()
-    with pytest.raises(NotAllowed, match="needs the scheduler or operator role"):
+    with pytest.raises(NotAllowed, match="needs the scheduler role"):
         s.profile.settle_stale(s.ctx("someone", role))
     assert s.profile.pending_events == []
     assert s.profile.state is ProfileState.STALE
