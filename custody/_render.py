@@ -347,6 +347,10 @@ def _said(value: str | None) -> str:
 
 def explanation_lines(e: Explanation) -> list[str]:
     reason = f" ({e.reason.value})" if e.reason and e.reason.value != e.state.value else ""
+    if e.state.value == "leased" and reason == " (stale)":
+        # Named as status names it (``leased (overdue)``, reason ``stale``): "leased (stale)"
+        # read as a second name for the state the sweep has not marked yet (rev28).
+        reason = " (overdue; reason stale)"
     lines = [f"{e.profile_id}: {e.state.value}{reason}", f"  {e.message}"]
     lines.append(f"  since {moment(e.since)}" + (f", until {moment(e.until)}" if e.until else ""))
     if e.cause:

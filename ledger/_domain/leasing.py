@@ -82,6 +82,13 @@ class LeaseRules(AggregateRoot):
         limits = [s for s in (self.max_lease_seconds, request.max_duration_seconds) if s]
         return now + timedelta(seconds=min(limits)) if limits else None
 
+    def _issued(self, lease_id: str) -> bool:
+        """Whether ``lease_id`` names a lease of this profile's, one of tokens 1 to the last."""
+        token = lease_id.removeprefix("lease-").partition("@")[0]
+        if not (token.isascii() and token.isdigit()) or not 0 < int(token) <= self.last_token:
+            return False
+        return lease_id == lease_id_for(self.profile_id, int(token))
+
     def live_lease(
         self, lease_id: str, fencing_token: int, now: datetime, worker_id: str | None = None
     ) -> Lease:
@@ -109,6 +116,8 @@ class LeaseRules(AggregateRoot):
                 assert ended.ended_at is not None
                 how = ending_text(ended.ending, ended.ending_cause)
                 why = f"lease ended {how} at {ended.ended_at.isoformat()}"
+            elif not self._issued(lease_id):  # not "now held under": it never lost one (rev28)
+                why = f"profile {self.profile_id} never issued a lease {lease_id}"
             elif lease is not None:
                 why = f"profile {self.profile_id} is now held under {lease.lease_id}"
             else:

@@ -98,6 +98,22 @@ def test_past_its_deadline_why_and_who_name_the_renewal_that_set_it(
     assert [(r.event_type, r.version) for r in who(ledger, pid).because] == cited
 
 
+def test_why_names_a_lease_past_its_deadline_as_status_does(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """rev28: status showed a lease past its deadline, not yet swept, as ``leased (overdue)``
+    with reason ``stale``, and why as ``leased (stale)``, a second name for one state: why's
+    headline says overdue too, and the reason beside it."""
+    pid = register(ledger)
+    ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+    )
+    clock.advance(31)
+    assert render.explanation_lines(explain(ledger, pid))[0] == (
+        f"{pid}: leased (overdue; reason stale)"
+    )
+
+
 def test_a_release_without_a_reason_puts_no_reason_in_the_headline(ledger: Ledger) -> None:
     """A success without evidence goes to review; ``why`` says so without a made-up reason
     (the outcome is not a reason: the headline once ended ': success')."""

@@ -231,6 +231,9 @@ class ModelProfile:
         if lease is None or lease.lease_id != lease_id:
             if lease_id == self.last_ended:
                 return lost("lease ended")
+            issued = {f"lease-{t}@{self.profile_id}" for t in range(1, self.last_token + 1)}
+            if lease_id not in issued:
+                return lost("never issued")
             return lost("is now held under" if lease else "has no live lease")
         if token != lease.token:
             return lost("fencing token")

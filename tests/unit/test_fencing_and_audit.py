@@ -92,6 +92,27 @@ def test_extend_and_release_with_wrong_token_raise_lease_lost() -> None:
     assert s.profile.state is ProfileState.LEASED
 
 
+@pytest.mark.parametrize(
+    "named", ["lease-2@profile_shop_17", "lease-02@profile_shop_17", "lease-0@profile_shop_17"]
+)
+def test_a_lease_never_issued_is_not_said_to_have_lost_the_profile(named: str) -> None:
+    """rev28: a heartbeat naming a lease id the profile never issued, while lease-1 held it,
+    answered "now held under lease-1", as if that lease had existed and lost it: it says the
+    profile never issued it (still lease lost: stop), and writes nothing. A past lease of the
+    profile's is still told where the profile went."""
+    s = Scene()
+    first = s.checkout()
+    with pytest.raises(LeaseLost, match=f"profile_shop_17 never issued a lease {named}$"):
+        s.profile.extend(named, 2, 600, s.ctx())
+    assert s.profile.pending_events == []
+    for _ in range(2):
+        s.force_release()
+        s.review()
+        s.checkout()
+    with pytest.raises(LeaseLost, match="is now held under lease-3@profile_shop_17"):
+        s.profile.extend(first.lease_id, first.fencing_token, 600, s.ctx())
+
+
 # -- disable and enable -------------------------------------------------------------------------
 
 
