@@ -155,6 +155,11 @@ class LoggedEvent:
             self._event = decode(n.topic, n.state, stream, n.version, shown=True)
         return self._event
 
+    def of(self, profile_id: str) -> bool:
+        """Whether the event is of the profile's stream, told without decoding it."""
+        stream = self._stored.originator_id
+        return (stream if isinstance(stream, UUID) else UUID(stream)) == stream_id(profile_id)
+
     def unreadable(self) -> str | None:
         """Why this event cannot be decoded as a read decodes it (None: it can)."""
         try:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, overload
 from pydantic import TypeAdapter
 
 from ledger import InvalidInput, Ledger, ReadModelDamaged
-from ledger.feed import FeedTransaction, LoggedEvent
+from ledger.feed import Feed, FeedTransaction, LoggedEvent
 from ledger.rules import storable
 from projections._base import (
     DIGEST,
@@ -106,6 +106,9 @@ class TimelineRow(ReadResult):
     causation_id: str
     command_id: str
 
+
+# Where the rows a fold copies a column from are read: its transaction, or the feed.
+Queried = FeedTransaction | Feed
 
 # What a timeline is read into: rows as dicts, or a DataFrame.
 Found = TypeVar("Found", bound=Sized)
@@ -197,20 +200,25 @@ class TimelineReadModel(ReadModel):
     table = TIMELINE
 
     def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
-        flats = [flat(n.event_type, n.version, n.data()) for n in batch]
-        accounts = _accounts(tx, table, flats)
-        runs = _runs(tx, table, flats)
-        rows = []
-        for n, row in zip(batch, flats, strict=True):
-            row["position"] = n.position
-            row["account_id"] = accounts.get(row["profile_id"])
-            if row["lease_id"] is not None and row["event_type"] != "lease_acquired":
-                row["run_id"], row["worker_id"] = runs.get(row["lease_id"], (None, None))
-            rows.append(self.table.params(row))
-        self.table.write(tx, table, rows)
+        self.table.write(tx, table, [self.table.params(r) for r in flattened(tx, table, batch)])
 
 
-def _accounts(tx: FeedTransaction, table: str, rows: list[dict[str, Any]]) -> dict[str, str]:
+def flattened(source: Queried, table: str, batch: Sequence[LoggedEvent]) -> list[dict[str, Any]]:
+    """The timeline's rows of ``batch`` (by column name), as a fold writes them: the account
+    and a lease's run and worker found in the batch or in ``table``'s rows (read from
+    ``source``: the fold's transaction, or the feed for rows past the checkpoint)."""
+    flats = [flat(n.event_type, n.version, n.data()) for n in batch]
+    accounts = _accounts(source, table, flats)
+    runs = _runs(source, table, flats)
+    for n, row in zip(batch, flats, strict=True):
+        row["position"] = n.position
+        row["account_id"] = accounts.get(row["profile_id"])
+        if row["lease_id"] is not None and row["event_type"] != "lease_acquired":
+            row["run_id"], row["worker_id"] = runs.get(row["lease_id"], (None, None))
+    return flats
+
+
+def _accounts(tx: Queried, table: str, rows: list[dict[str, Any]]) -> dict[str, str]:
     """Each profile's account: an account never changes, so its registration says it (in this
     batch, or already in the table: one query for the batch)."""
     found = {r["profile_id"]: r["account_id"] for r in rows if r["event_type"] == _REGISTERED}
@@ -222,7 +230,7 @@ def _accounts(tx: FeedTransaction, table: str, rows: list[dict[str, Any]]) -> di
 
 
 def _runs(
-    tx: FeedTransaction, table: str, rows: list[dict[str, Any]]
+    tx: Queried, table: str, rows: list[dict[str, Any]]
 ) -> dict[str, tuple[str | None, str | None]]:
     """Each lease's run and worker, from its acquisition (in this batch, or in the table)."""
     found = {
@@ -237,7 +245,7 @@ def _runs(
     return found
 
 
-def _copied(tx: FeedTransaction, table: str, where: str, chunk: list[str]) -> list[dict[str, Any]]:
+def _copied(tx: Queried, table: str, where: str, chunk: list[str]) -> list[dict[str, Any]]:
     """The stored rows (``where`` ends with the column ``chunk`` holds values of) that this
     batch copies a column from, each checked against its digest: a row edited by hand is
     ``ReadModelDamaged``, never copied into the rows after it under fresh digests."""
@@ -364,6 +372,12 @@ def timeline(
         until=until,
         last=last,
     )
+    return timeline_rows(rows)
+
+
+def timeline_rows(rows: list[dict[str, Any]]) -> list[TimelineRow]:
+    """Rows of the timeline, by column name, as ``TimelineRow`` (``ReadModelDamaged`` for a
+    value no fold writes)."""
     return validated_rows(TIMELINE_NAME, _rows().validate_python, rows)
 
 
@@ -434,24 +448,3 @@ def at_moments(ledger: Ledger, profile_id: str, moments: Iterable[datetime]) -> 
         (profile_id, *wanted),
     )
     return validated_rows(TIMELINE_NAME, _rows().validate_python, rows)
-
-
-def around(
-    ledger: Ledger, profile_id: str, version: int, count: int
-) -> tuple[list[TimelineRow], list[TimelineRow]]:
-    """Up to ``count`` events of the profile up to ``version`` and after it, oldest first."""
-    columns = ", ".join(TIMELINE.column_names)
-    before = ledger.feed.query(
-        f"SELECT {columns} FROM {TIMELINE.name} WHERE profile_id = ? AND version <= ? "
-        "ORDER BY version DESC LIMIT ?",
-        (profile_id, version, count),
-    )
-    after = ledger.feed.query(
-        f"SELECT {columns} FROM {TIMELINE.name} WHERE profile_id = ? AND version > ? "
-        "ORDER BY version LIMIT ?",
-        (profile_id, version, count),
-    )
-    return (
-        validated_rows(TIMELINE_NAME, _rows().validate_python, list(reversed(before))),
-        validated_rows(TIMELINE_NAME, _rows().validate_python, after),
-    )

@@ -1,8 +1,9 @@
 """The read models' tables and the queries the reports run on them: the part of the read side
 that ``reports`` builds its DataFrames from, as one public namespace."""
 
+from projections._around import around
 from projections._leases import LEASES, read_usage, select_usage
-from projections._timeline import TIMELINE, around, readable_account, require_account, version_at
+from projections._timeline import TIMELINE, readable_account, require_account, version_at
 
 __all__ = [
     "LEASES",

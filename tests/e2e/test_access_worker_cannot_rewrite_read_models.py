@@ -109,3 +109,36 @@ def test_a_worker_login_reads_an_account_and_a_moment_the_timeline_has_not_folde
     assert replayed["state"] == "leased", replayed
     refused = custody("--store", worker, "timeline", "--account", "a2", cwd=tmp_path)
     assert refused.code == 2, refused.err  # an account nobody registered is still refused
+
+
+def test_a_worker_login_replays_the_events_its_timeline_has_not_folded(
+    owner_url: str, tmp_path: Path
+) -> None:
+    """rev28: ``replay`` under a worker's login, which folds nothing, folded the state from the
+    events but listed the events around the moment from the timeline as the maintainers had
+    left it: a lease's heartbeat and release were missing "after" the checkout, exit 0, no
+    note. They are read from the log past the timeline's checkpoint: the lists are the ones
+    an owner's replay gives once the timeline has folded them."""
+    name = f"work_{uuid.uuid4().hex[:8]}"
+    ok(custody("--store", owner_url, "access", "grant", name, "--role", "worker", cwd=tmp_path))
+    worker = as_login(owner_url, name)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    run(owner_url, "timeline", PROFILE)  # the maintainers folded the registration, no more
+    lease = run(
+        worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t"
+    ).json()
+    lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
+    run(worker, "heartbeat", lease_id, "--token", token, "--step", "cart")
+    run(worker, "release", lease_id, "--token", token, "--outcome", "success",
+        "--final-url", "https://shop.example/done")  # fmt: skip
+    args = ("--json", "replay", PROFILE, "--at", str(lease["lease_started_at"]), "--events", "2")
+    mine = ok(custody("--store", worker, *args, cwd=tmp_path))
+    assert mine.err == ""
+    theirs = run(owner_url, *args).json()
+    shown = mine.json()
+    assert [e["event_type"] for e in shown["after"]] == [
+        "lease_heartbeat",
+        "lease_release_requested",
+    ]
+    assert (shown["before"], shown["after"]) == (theirs["before"], theirs["after"])

@@ -268,3 +268,44 @@ def test_a_new_store_in_a_directory_this_user_may_not_write_is_refused_as_init_i
         assert list(where.iterdir()) == []
     finally:
         where.chmod(0o755)
+
+
+def test_replay_on_a_copy_whose_timeline_lags_lists_the_events_around_the_moment(
+    tmp_path: Path,
+) -> None:
+    """rev28: ``replay`` on a read-only copy whose timeline had not folded the last lease
+    folded the right state from the events, but listed the previous lease's events "up to
+    then" and "(none)" after, exit 0, no note. The events past the read model's checkpoint are
+    read from the log: the lists are those of a writable store that has caught up."""
+    made = tmp_path / "made"
+    made.mkdir()
+    store = f"sqlite:///{made / 'custody.db'}"
+    run = lambda *args: ok(custody(*args, cwd=made, store=store))  # noqa: E731
+    run("register", "p1", "--account", "a1", "--proxy", "x1")
+    run("checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t")
+    run(
+        "release", "lease-1@p1", "--token", "1", "--outcome", "success", "--final-url", "https://x/"
+    )
+    first = run("--json", "timeline", "p1").json()[-1]["at"]  # the read model caught up here
+    run("checkout", "p1", "--worker", "w9", "--run", "r9", "--task", "t")
+    run("release", "lease-2@p1", "--token", "2", "--outcome", "failure", "--reason", "boom")
+    copy, program = _on_read_only_media(made / "custody.db", tmp_path / "media")
+    ro = f"sqlite:///{copy}"
+    last = run("--json", "timeline", "p1").json()[-1]["at"]  # the writable store catches up
+    replays = {}
+    try:
+        for at in (first, last):
+            args = ["--json", "replay", "p1", "--at", at, "--events", "2"]
+            shown = ok(custody(*args, cwd=tmp_path, store=ro, program=program))
+            assert shown.err == ""
+            replays[at] = shown.json()
+    finally:
+        copy.parent.chmod(0o755)
+    for at, on_copy in replays.items():
+        writable = run("--json", "replay", "p1", "--at", at, "--events", "2").json()
+        assert (on_copy["before"], on_copy["after"]) == (writable["before"], writable["after"])
+    versions = {at: [[e["version"] for e in r[k]] for k in ("before", "after")]
+                for at, r in replays.items()}  # fmt: skip
+    assert versions == {first: [[3, 4], [5, 6]], last: [[6, 7], []]}
+    assert replays[first]["after"][0]["worker_id"] == "w9"
+    assert replays[first]["after"][0]["account_id"] == "a1"
