@@ -177,7 +177,8 @@ def quarantine(s: Sources, _: list[Explanation]) -> Answer:
     evidence = [f"{lid}: ended unclean, profile went to the pool" for lid in _ids(to_pool)]
     evidence += reused
     evidence += [
-        f"{r['profile_id']}: quarantined ({r['cause']}) after {r['lease_id']}"
+        f"{r['profile_id']}: quarantined ({r['cause']})"
+        + (f" after {r['lease_id']}" if pd.notna(r["lease_id"]) else "")  # an operator's: none
         for r in rows_of(quarantined)
     ]
     return Answer(bool(len(to_pool) or reused), line, evidence)
@@ -262,7 +263,10 @@ def reviewer_returns(s: Sources, _: list[Explanation]) -> Answer:
         f"{row['profile_id']}: returned by {row['actor_id']} at {row['at'].isoformat()}"
         for row, _ in pairs
     ]
-    evidence += [f"{w.profile_id}: waiting ({w.state}, {w.cause})" for w in open_waits]
+    evidence += [
+        f"{w.profile_id}: waiting ({', '.join(t for t in (w.state, w.cause) if t)})"
+        for w in open_waits
+    ]
     return Answer(bool(unreviewed), line, evidence)
 
 

@@ -10,6 +10,8 @@ summary's time in review, the checklist and ``review_waits`` all count these wai
 A wait's ``state`` is where the profile waits: the blocked state it was in when the wait ended,
 or at the report's moment for an open wait. An operator's quarantine of a profile in review
 gives no verdict, so the wait goes on, now in quarantine; its ``cause`` stays why it began.
+An enable back into review or quarantine begins a wait for the cause and lease of the one the
+disabling ended (the enable carries neither).
 """
 
 from __future__ import annotations
@@ -83,16 +85,20 @@ def waits(events: pd.DataFrame, now: datetime) -> list[ReviewWait]:
     """Every wait the events show, in the order they began (``events``: timeline rows in log
     order, see ``reports._sources``)."""
     open_: dict[str, dict[str, Any]] = {}
+    parked: dict[str, dict[str, Any]] = {}  # each profile's wait its disabling ended
     done: list[ReviewWait] = []
     for row in rows_of(events):
         pid, kind = str(row["profile_id"]), str(row["event_type"])
         state = _entered(kind, row["detail"])
         if state is not None and pid not in open_:
-            open_[pid] = _begin(row, state)
+            open_[pid] = _begin(row, state, parked.pop(pid, None))
         elif state is not None:  # blocked again, no verdict yet: the same wait, in that state
             open_[pid]["state"] = state
         elif kind in ("profile_reviewed", "profile_disabled") and pid in open_:
-            done.append(_end(open_.pop(pid), row))
+            wait = open_.pop(pid)
+            done.append(_end(wait, row))
+            if kind == "profile_disabled":
+                parked[pid] = wait
     still = [_waiting(w, now) for w in open_.values()]
     return sorted([*done, *still], key=lambda w: (w.started_at, w.profile_id))
 
@@ -111,13 +117,17 @@ def _text(value: Any) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
 
 
-def _begin(row: dict[str, Any], state: str) -> dict[str, Any]:
+def _begin(row: dict[str, Any], state: str, parked: dict[str, Any] | None) -> dict[str, Any]:
+    """A wait that ``row`` begins. An enable back into review or quarantine carries no cause
+    or lease: it resumes the wait its profile's disabling ended (``parked``), for the same
+    cause, as ``why`` and the fleet's stuck profiles say (rev28: the cause read None)."""
+    resumed = parked if parked is not None and row["event_type"] == "profile_enabled" else None
     return {
         "profile_id": str(row["profile_id"]),
         "account_id": _text(row["account_id"]),
         "state": state,
-        "cause": _text(row["cause"]),
-        "lease_id": _text(row["lease_id"]),
+        "cause": resumed["cause"] if resumed else _text(row["cause"]),
+        "lease_id": resumed["lease_id"] if resumed else _text(row["lease_id"]),
         "started_at": row["at"].to_pydatetime(),
     }
 

@@ -13,6 +13,8 @@ from fleet_scene import script
 import reports
 from ledger import (
     Checkout,
+    Disable,
+    Enable,
     Extend,
     Heartbeat,
     InvalidInput,
@@ -344,6 +346,35 @@ def test_review_waits_and_the_fleet_s_time_in_review_are_one_definition(
     assert then["seconds"].iloc[0] == 99.0
     with pytest.raises(InvalidInput, match="after the store's time"):
         reports.review_waits(at=clock.now + pd.Timedelta(seconds=1), ledger=ledger)
+
+
+def test_an_operator_s_quarantine_and_a_resumed_wait_read_without_none(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """rev28: an operator's quarantine of an available profile (no lease) read "quarantined
+    (operator) after None" in the checklist, and a wait in review that a disable and an enable
+    resumed read "waiting (review_required, None)": review_waits gave it no cause or lease
+    where ``why`` and the fleet's stuck profiles said unexpected_failure. The resumed wait
+    keeps the cause and lease of the wait the disabling ended; nothing reads None."""
+    for pid in ("p1", "p2"):
+        ledger.handle(RegisterProfile(profile_id=pid, account_id="a", proxy_id="x"))
+    ledger.handle(Quarantine(profile_id="p1", actor="op", reason="looks odd"))
+    lease = ledger.handle(Checkout(profile_id="p2", worker_id="w", run_id="r", task_type="t"))
+    ledger.handle(Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token,
+                          outcome="failure", reason="crash"))  # fmt: skip
+    ledger.handle(Disable(profile_id="p2", actor="op", reason="parked"))
+    clock.advance(5)
+    ledger.handle(Enable(profile_id="p2", actor="op", reason="back"))
+    waits = reports.review_waits(ledger=ledger)
+    resumed = waits.loc[waits["profile_id"] == "p2"][["cause", "lease_id"]]
+    assert resumed.astype(str).values.tolist() == [["unexpected_failure", lease.lease_id]] * 2
+    answers = {c.number: c for c in reports.checklist(ledger=ledger).checks}
+    assert answers[7].evidence == ["p1: quarantined (operator)"]
+    assert answers[10].evidence == [
+        "p1: waiting (quarantined, operator)",
+        "p2: waiting (review_required, unexpected_failure)",
+    ]
+    assert "None" not in report_html(ledger=ledger).html
 
 
 def test_ended_unknown_is_the_stale_forced_and_revoked_leases(
