@@ -18,7 +18,15 @@ from conftest import StepClock, register
 from log_checks import assert_exact
 from runner_processes import WORKER, backlog, custody
 
-from ledger import Checkout, Heartbeat, Ledger, Release, StoreUnavailable
+from ledger import (
+    Checkout,
+    ForceRelease,
+    Heartbeat,
+    Ledger,
+    RegisterProfile,
+    Release,
+    StoreUnavailable,
+)
 from ledger.feed import CHECKPOINTS_TABLE, ReadModelDamaged
 from projections import (
     LEASES_READ_MODEL,
@@ -361,3 +369,23 @@ def test_status_beside_live_writers_runners_and_rebuilds_finds_no_damage(
     status = custody(sql_store_url, "projections", "status")
     _, err = status.communicate(timeout=60)
     assert status.returncode == 0, err
+
+
+def test_a_leases_position_set_back_by_one_event_is_named_once_and_no_row_missing(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """rev28: with the leases checkpoint set back by one event (the force-release that ended
+    p2's lease), status said "profile p2: 1 row(s) missing (0 for 1 leases)" beside the right
+    line: the row is there, it records that last event, and the events up to the position
+    count its lease from its acquisition. The position's line alone names it."""
+    for pid in ("p1", "p2"):
+        ledger.handle(RegisterProfile(profile_id=pid, account_id="a", proxy_id="x"))
+        ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+    ledger.handle(ForceRelease(profile_id="p2", actor="op", reason="stuck"))
+    catch_up(ledger, LEASES_READ_MODEL)
+    _position("leases", lambda p, h: p - 1)(ledger)
+    head = ledger.feed.head()
+    assert _problems(ledger, LEASES_READ_MODEL) == [
+        f"leases: its position {head - 1} is behind rows already written (1 row(s) up to "
+        f"position {head}): custody projections rebuild leases"
+    ]
