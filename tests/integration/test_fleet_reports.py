@@ -220,6 +220,12 @@ def test_a_deadline_missed_by_a_little_stays_above_1(ledger: Ledger, clock: Step
     ledger.handle(Sweep())
     gaps = _rows(reports.health(ledger=ledger).heartbeat_gaps, "lease_id")
     assert gaps[lease.lease_id]["worst_share_of_ttl"] == 1.001
+    # rev28: the HTML report's red row showed it to two places, 1.00.
+    row = re.search(
+        rf'<tr class="bad"><td>{lease.lease_id}</td>.*?</tr>', report_html(ledger=ledger).html
+    )
+    assert row is not None
+    assert row.group(0).endswith('<td class="num">86,403</td><td class="num">1.001</td></tr>')
 
 
 def test_the_chart_draws_utc_whatever_matplotlib_is_told(
