@@ -10,6 +10,7 @@ test, or a person with the page's source, can count them. A large fleet is cappe
 from __future__ import annotations
 
 import io
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 ROWS = 40
 BARS = 400
+LABEL = 40  # characters of a profile's label on the axis
 # One colour per ending; live leases have their own, and so do live ones past their deadline.
 COLOURS = {
     "clean": "#2e7d32",
@@ -122,8 +124,25 @@ def _kind(lease: dict[str, Any], now: datetime) -> str:
     return "overdue" if isinstance(deadline, datetime) and deadline < now else "live"
 
 
+def labels(profiles: list[str]) -> list[str]:
+    """Each profile's label on the chart's axis: an id longer than ``LABEL`` characters as its
+    start, an ellipsis and its end; ids still alike that way are told apart by a number in
+    the order drawn (`` #1``, `` #2``: no id holds an ellipsis or a space). Cut at 40 with no
+    ellipsis, two ids sharing their first 40 characters read as one (rev28)."""
+    cut = [p if len(p) <= LABEL else f"{p[: LABEL - 16]}…{p[-15:]}" for p in profiles]
+    alike = Counter(cut)
+    seen: Counter[str] = Counter()
+    found = []
+    for label in cut:
+        if alike[label] > 1:
+            seen[label] += 1
+            label = f"{label} #{seen[label]}"
+        found.append(label)
+    return found
+
+
 def _axes(ax: Axes, profiles: list[str]) -> None:
-    ax.set_yticks(range(len(profiles)), labels=[p[:40] for p in profiles], fontsize=8)
+    ax.set_yticks(range(len(profiles)), labels=labels(profiles), fontsize=8)
     ax.set_ylim(-0.7, len(profiles) - 0.3)
     ax.invert_yaxis()
     locator = AutoDateLocator()

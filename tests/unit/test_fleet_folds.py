@@ -225,3 +225,21 @@ def test_a_profile_id_with_dollar_signs_is_drawn_as_text() -> None:
     chart = gantt(frame, T0 + timedelta(hours=1))
     assert chart.bars == 2
     assert "$x^2$" in chart.svg
+
+
+def test_long_profile_ids_get_labels_that_tell_them_apart() -> None:
+    """rev28: the axis cut ids at 40 characters with no ellipsis, so two sharing their first
+    40 read as one profile. A long id shows its start, an ellipsis and its end, within 40
+    characters; ids alike even so are numbered in the order drawn; a short id is whole."""
+    head = "profile_shop_eu_west_marketplace_account_"
+    ids = [f"{head}A_17", f"{head}B_17", f"{head}1{'z' * 20}", f"{head}2{'z' * 20}", "p1"]
+    frame = _leases(5, 5)
+    frame["profile_id"] = ids
+    drawn = re.findall(r"<text[^>]*>([^<]*)</text>", gantt(frame, T0 + timedelta(hours=1)).svg)
+    assert [t for t in drawn if t.startswith("p")] == [
+        "p1",
+        f"profile_shop_eu_west_mar…{'z' * 15} #1",
+        f"profile_shop_eu_west_mar…{'z' * 15} #2",
+        "profile_shop_eu_west_mar…ce_account_A_17",
+        "profile_shop_eu_west_mar…ce_account_B_17",
+    ]  # in the axis's order: by id
