@@ -11,11 +11,12 @@ two runners of one read model take turns instead of folding an event twice.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ledger import (
     Forbidden,
@@ -111,8 +112,34 @@ def _short_of(feed: Feed, models: list[ReadModel], head: int) -> None:
     for model in models:
         position = checkpoints.get(model.name)
         if position is not None and position < head:
-            behind = ReadModelBehind(model.name, feed.lag(position), held_at=position)
-            warnings.warn(behind, stacklevel=3)
+            _note(ReadModelBehind(model.name, feed.lag(position), held_at=position), 4)
+
+
+# The notes already warned within a ``notes_once`` block (None: outside one, each is warned).
+_SAID: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("notes", default=None)
+
+
+@contextlib.contextmanager
+def notes_once() -> Iterator[None]:
+    """Within the block, each ``ReadModelBehind`` note is warned once, however many reads find
+    it: an answer that reads a read model once per profile (the checklist's and the report's
+    explanations of the blocked profiles) said the same line for each (rev28: 7 times in one
+    ``report --html``). Per thread and task (a context variable): other answers still hear
+    theirs."""
+    token = _SAID.set(set())
+    try:
+        yield
+    finally:
+        _SAID.reset(token)
+
+
+def _note(behind: ReadModelBehind, stacklevel: int) -> None:
+    said = _SAID.get()
+    if said is not None and str(behind) in said:
+        return
+    if said is not None:
+        said.add(str(behind))
+    warnings.warn(behind, stacklevel=stacklevel)
 
 
 def _once_each(models: Iterable[ReadModel]) -> list[ReadModel]:
@@ -152,7 +179,7 @@ def _behind(ledger: Ledger, model: ReadModel) -> int | None:
             )
             raise Forbidden(msg)
         if position < head:  # the answer leaves them out: said, never silently
-            warnings.warn(ReadModelBehind(model.name, feed.lag(position)), stacklevel=2)
+            _note(ReadModelBehind(model.name, feed.lag(position)), 3)
         return None
     if position is None:
         install(ledger, model)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from ledger import Ledger
-from projections import Explanation, ReadResult, explain
+from projections import Explanation, ReadResult, explain, notes_once
 from reports import _checks as checks
 from reports._checks import Answer
 from reports._frames import Source, opened
@@ -69,7 +69,7 @@ class Checklist(ReadResult):
 def checklist(*, account: str | None = None, ledger: Source = None) -> Checklist:
     """Answer the article's eleven questions for the fleet (``account``'s profiles only, when
     given), after bringing the read models up to date."""
-    with opened(ledger) as source:
+    with opened(ledger) as source, notes_once():  # a lag note once, not once per profile
         sources = read_sources(source, account=account)
         return answer(sources, explanations(source, sources), account=account)
 

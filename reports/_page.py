@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger import Ledger
-from projections import Explanation, explain
+from projections import Explanation, explain, notes_once
 from reports._chart import Chart, gantt
 from reports._checklist import Checklist, answer, explanations
 from reports._fleet import Fleet, summarise
@@ -42,7 +42,7 @@ class Page:
 def report_html(*, account: str | None = None, ledger: Source = None) -> Page:
     """The report as one HTML document (no script, nothing fetched), judged at the store's
     clock after bringing the read models up to date; ``account``'s profiles only if given."""
-    with opened(ledger) as source:
+    with opened(ledger) as source, notes_once():  # a lag note once, not once per profile
         sources = read_sources(source, account=account)
         blocked = _explain_blocked(source, sources)
         listed = answer(sources, explanations(source, sources), account=account)

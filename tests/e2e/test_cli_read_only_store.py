@@ -309,3 +309,35 @@ def test_replay_on_a_copy_whose_timeline_lags_lists_the_events_around_the_moment
     assert versions == {first: [[3, 4], [5, 6]], last: [[6, 7], []]}
     assert replays[first]["after"][0]["worker_id"] == "w9"
     assert replays[first]["after"][0]["account_id"] == "a1"
+
+
+def test_checklist_and_report_on_a_lagging_copy_say_each_note_once(tmp_path: Path) -> None:
+    """rev28: on a read-only copy whose read models lag, the checklist printed the timeline's
+    note once per blocked profile (4 times) and ``report --html`` 7 times, where fleet and
+    health print it once: each explanation of a blocked profile read the timeline again. Each
+    note is said once per answer."""
+    made = tmp_path / "made"
+    made.mkdir()
+    store = f"sqlite:///{made / 'custody.db'}"
+    run = lambda *args: ok(custody(*args, cwd=made, store=store))  # noqa: E731
+    for pid in ("p1", "p2", "p3", "p4"):
+        run("register", pid, "--account", "a1", "--proxy", "x1")
+    for pid in ("p2", "p3", "p4"):
+        run("quarantine", pid, "--actor", "op", "--reason", "odd")
+    run("checklist")  # the read models caught up here
+    run("checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t")
+    run("release", "lease-1@p1", "--token", "1", "--outcome", "failure", "--reason", "boom")
+    copy, program = _on_read_only_media(made / "custody.db", tmp_path / "media")
+    ro = f"sqlite:///{copy}"
+    said = {}
+    try:
+        for args in (["checklist"], ["report", "--html", str(tmp_path / "r.html")]):
+            said[args[0]] = ok(custody(*args, cwd=tmp_path, store=ro, program=program)).err
+    finally:
+        copy.parent.chmod(0o755)
+    for err in said.values():
+        notes = err.splitlines()
+        assert len(notes) == len(set(notes)) == 2, err
+        assert {n.split(" read model ")[0] for n in notes} == {
+            "custody: note: the leases", "custody: note: the timeline"
+        }  # fmt: skip
