@@ -116,13 +116,16 @@ class HealthAnswer(Printed):
 
     def _csv(self, out: TextIO) -> None:
         """Every table in one CSV: a ``table`` column names each row's table, and a row has
-        the columns of its table (the others empty)."""
+        the columns of its table (the others empty). The columns are every table's, rows or
+        none: a script reading them by name failed on a quiet day, when a table with no rows
+        left its columns out (rev28: no ``worker_id`` before the first lease)."""
         import pandas as pd
 
-        frames = [f.assign(table=name) for name, f in self.health.tables().items() if not f.empty]
-        whole = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["table"])
-        columns = ["table", *(c for c in whole.columns if c != "table")]
-        write_csv(whole.loc[:, columns], out, for_a_terminal=for_a_person(out))
+        tables = self.health.tables()
+        columns = ["table", *dict.fromkeys(c for f in tables.values() for c in f.columns)]
+        frames = [f.assign(table=name) for name, f in tables.items() if not f.empty]
+        whole = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        write_csv(whole.reindex(columns=columns), out, for_a_terminal=for_a_person(out))
 
     def _tables(self, out: TextIO) -> None:
         from custody._tables import write_rows

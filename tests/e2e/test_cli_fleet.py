@@ -85,6 +85,24 @@ def test_health_as_csv_json_and_tables(fleet: tuple[Path, str]) -> None:
     assert "heartbeat gaps:" in tables
 
 
+def test_health_csv_has_the_same_columns_on_a_quiet_day(
+    fleet: tuple[Path, str], tmp_path: Path
+) -> None:
+    """rev28: the header held only the columns of tables with rows: before the first lease no
+    ``worker_id``, ``profile_id`` or ``account_id``, and ``causes`` and ``failing`` only on a
+    day with rows in them, so a script reading columns by name failed on a quiet day. A store
+    with one profile and no lease gives the busy fleet's header."""
+    cwd, store = fleet
+    busy = ok(custody("health", "--format", "csv", cwd=cwd, store=store)).out.splitlines()[0]
+    quiet = f"sqlite:///{tmp_path / 'quiet.db'}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path, store=quiet))
+    header = ok(custody("health", "--format", "csv", cwd=tmp_path, store=quiet)).out
+    assert header.splitlines()[0] == busy
+    assert {"worker_id", "profile_id", "account_id", "cause", "unclean_leases"} <= set(
+        busy.split(",")
+    )
+
+
 def test_health_refuses_a_failing_threshold_above_the_window(fleet: tuple[Path, str]) -> None:
     """--failing-at more than --last can never be met: bad input, one line, exit 2."""
     cwd, store = fleet
