@@ -202,7 +202,10 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     reported with its id and the others are still swept (only a store that cannot be reached
     stops the sweep). Each candidate (``Repository.sweep_candidates``) is re-judged on its
     aggregate, so a lease renewed since its row was read is left alone. The profiles'
-    writes share a transaction, ``SWEEP_BATCH`` at a time (group commit)."""
+    writes share a transaction, ``SWEEP_BATCH`` at a time (group commit). Sent with other
+    commands (``together``), it runs on its own after them: its command id is recorded only
+    once the writes its answer names are kept."""
+    uow.alone()
     uow.require(Role.SCHEDULER)  # a login that may not sweep fails once, not per profile
     first = _swept(uow, c)
     if first is not None:

@@ -185,6 +185,14 @@ class UnitOfWork:
             self._distrust = False
         return [answers[n] for n in range(len(calls))]
 
+    def alone(self) -> None:
+        """Inside ``together``: leave the batch before deciding anything, to run on its own
+        after it. For a command whose record is not one profile's save (a sweep's command id,
+        recorded once all its writes are kept): joined to the batch, it would be recorded
+        before the batch commits, and stand for writes the batch then lost."""
+        if self._batch is not None:
+            raise _Alone
+
     def require(self, role: Role) -> None:
         """``Forbidden`` unless the store's login may act as ``role``."""
         authority = self.repository.authority()

@@ -8,7 +8,16 @@ from __future__ import annotations
 import pytest
 from conftest import StepClock, event_count, register
 
-from ledger import Checkout, InvalidInput, Ledger, Quarantine, Sweep
+from ledger import (
+    Checkout,
+    ForceRelease,
+    Heartbeat,
+    InvalidInput,
+    Ledger,
+    Quarantine,
+    Sweep,
+    SweepReport,
+)
 
 
 def test_a_resent_sweep_returns_the_first_answer_and_appends_nothing(
@@ -51,3 +60,50 @@ def test_a_sweep_may_not_reuse_another_commands_id(ledger: Ledger) -> None:
     with pytest.raises(InvalidInput, match="'sweep-1' was already used for another sweep"):
         ledger.handle(Sweep(command_id="sweep-1", actor="another"))
     assert event_count(ledger) == before
+
+
+def test_a_sweep_sent_with_a_conflicting_batch_answers_what_it_wrote(
+    store_url: str, ledger: Ledger, clock: StepClock
+) -> None:
+    """A sweep with an id in a group commit (``handle_together``, ``POST /v1/sweep`` with an
+    Idempotency-Key in ``custody serve``) whose batch loses a version race answers only what
+    is written, and its id stands for that (rev28: it answered "settled q", q stayed leased,
+    and every resend of the id answered the same)."""
+    register(ledger, "p")
+    register(ledger, "q")
+    lease = ledger.handle(Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t"))
+    with Ledger.open(store_url, clock=clock) as other:  # another writer: held p is behind
+        other.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="elsewhere"))
+        other.handle(
+            Checkout(profile_id="q", worker_id="w2", run_id="r2", task_type="t", ttl_seconds=1)
+        )
+    clock.advance(5)
+    renewal = Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s", command_id="hb")
+    answers = ledger.handle_together([renewal, Sweep(command_id="sweep-key")])
+
+    swept = answers[1]
+    assert isinstance(swept, SweepReport)
+    assert [s.profile_id for s in swept.settled] == ["q"]
+    assert ledger.view("q").state != "leased", "the sweep answered q settled, wrote nothing"
+    assert ledger.handle(Sweep(command_id="sweep-key")) == swept
+
+
+def test_a_sweep_sent_with_a_batch_reports_every_profile_it_settled(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A sweep whose profile is already in its batch (a force-release of q1 before it) reports
+    every profile it settled (rev28: q0 was sent to review and the answer, and its id, said
+    nothing was settled)."""
+    for profile_id in ("q0", "q1"):
+        register(ledger, profile_id)
+        ledger.handle(
+            Checkout(profile_id=profile_id, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+        )
+    clock.advance(5)
+    forced = ForceRelease(profile_id="q1", actor="op", reason="stuck")
+    answers = ledger.handle_together([forced, Sweep(command_id="sweep-key")])
+
+    swept = answers[1]
+    assert isinstance(swept, SweepReport)
+    assert [s.profile_id for s in swept.settled] == ["q0"]
+    assert ledger.handle(Sweep(command_id="sweep-key")) == swept
