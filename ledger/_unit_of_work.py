@@ -277,6 +277,7 @@ class UnitOfWork:
         nothing. One that appends is saved with the id, and the save conflicts if the id was
         recorded (it is the commands table's key) as when the profile was behind: the next
         attempt, not trusting, looks it up and answers the resend. A write reads nothing first.
+        A refusal under a command id looks the id up again before it is raised.
         """
         given, fingerprint = command.command_id, issued.fingerprint
         if not optimistic and (resent := self._resent(given, fingerprint, profile_id, decision)):
@@ -289,7 +290,15 @@ class UnitOfWork:
             return Done(held, list(held.pending_events))
         if optimistic and (resent := self._resent(given, fingerprint, profile_id, decision)):
             return resent
-        profile = self._decided(profile_id, decision, issued)
+        try:
+            profile = self._decided(profile_id, decision, issued)
+        except LedgerError:
+            # The same command sent twice at once: its other copy may have been recorded since
+            # the id was looked up, and this refusal made by that copy's own write. The resend
+            # gets the first copy's answer.
+            if resent := self._resent(given, fingerprint, profile_id, decision):
+                return resent
+            raise
         return Done(profile, list(profile.pending_events))
 
     def _held_decision(
