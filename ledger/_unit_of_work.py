@@ -84,7 +84,11 @@ class Done(NamedTuple):
 
 
 class _Issued(NamedTuple):
-    """A command as issued: its id, its fingerprint and the store's time of this attempt."""
+    """A command as issued: its id, its fingerprint and the store's time of this attempt.
+    Decided on a profile, it acts at that time or, if the profile's last event is later (the
+    time was read before another writer's commit that the load then found, or from a clock
+    a little behind that writer's), at that event's: a profile's events never go back in time.
+    """
 
     command_id: str
     fingerprint: str
@@ -97,10 +101,13 @@ class _Issued(NamedTuple):
         if actor is None and profile is not None and acting.lease_id is not None:
             actor, run = profile.worker_of(acting.lease_id)
             correlation = correlation or run
+        now = self.now
+        if profile is not None and profile.last_at is not None and profile.last_at > now:
+            now = profile.last_at
         return Context(
             actor_id=actor or "unknown",
             role=acting.role,
-            now=self.now,
+            now=now,
             command_id=self.command_id,
             correlation_id=correlation or self.command_id,
             causation_id=self.command_id,
@@ -150,8 +157,9 @@ class UnitOfWork:
     def together(self, calls: Sequence[Callable[[], R]]) -> list[R | LedgerError]:
         """Run several commands (``calls``: each runs one command's handler, so calls ``run``
         once) with their writes in one transaction: group commit for a process that serves
-        many leases. Each is judged by the same rules as alone, at one store time, and
-        answered on its own: its answer, or the ``LedgerError`` it raised. If another writer
+        many leases. Each is judged by the same rules as alone, at one store time (or its
+        profile's last event's, if later: ``_Issued``), and answered on its own: its answer,
+        or the ``LedgerError`` it raised. If another writer
         took one of their versions first, nothing of the batch is kept and each command runs
         again on its own (with ``run``'s retries); so does a command whose profile is already
         in the batch, or that registers a profile. Inside another batch, the calls join it."""

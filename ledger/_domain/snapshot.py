@@ -38,6 +38,7 @@ _STATE_FIELDS = (
     "last_review",
     "unclean_endings",
     "head",
+    "last_at",
 )
 
 
@@ -74,6 +75,8 @@ class ProfileSnapshot(Frozen):
     last_review: LastReview | None
     unclean_endings: tuple[tuple[str, datetime], ...]
     head: str
+    # Snapshots taken before it was carried lack it: the next event sets it.
+    last_at: datetime | None = None
 
     @classmethod
     def take(cls, profile: ProfileStateMachine) -> ProfileSnapshot:

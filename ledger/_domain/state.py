@@ -97,6 +97,7 @@ class ProfileStateMachine:
         self.last_review: LastReview | None = None
         self.unclean_endings: tuple[tuple[str, datetime], ...] = ()
         self.head = GENESIS  # the hash of the last event: the next one's link starts here
+        self.last_at: datetime | None = None  # the last event's time: the next one's is not earlier
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ProfileStateMachine:
         """Every value held is immutable (frozen models, tuples), so a shallow copy is a deep
@@ -134,6 +135,7 @@ class ProfileStateMachine:
         _HANDLERS[type(event)](self, event)
         self.version = event.originator_version
         self.head = event.hash_after(self.head)
+        self.last_at = event.at
 
     def revoked_alone(self) -> str | None:
         """What is wrong when the profile is left leased or stale with no lease: a revoke, which
