@@ -9,14 +9,17 @@ are the aggregate's. ``handle`` dispatches a command to its handler.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import Any, TypeVar, cast
 
 from ledger import _commands as cmds
 from ledger._domain import events as ev
 from ledger._domain.acting import Forbidden
-from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable
+from ledger._domain.errors import InvalidInput, LedgerError, NotAllowed, StoreUnavailable
 from ledger._domain.model import Lease, ProfileRecord, Role, storable
 from ledger._domain.policies import ReleaseReport
 from ledger._domain.profile import CheckoutRequest, Profile
@@ -207,9 +210,54 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     once the writes its answer names are kept."""
     uow.alone()
     uow.require(Role.SCHEDULER)  # a login that may not sweep fails once, not per profile
+    if c.command_id is None:
+        return _swept_now(uow, c)
     first = _swept(uow, c)
     if first is not None:
         return first
+    with _only_copy(uow, c.command_id):
+        # A copy of it that held the lock before this one may have swept and answered since.
+        first = _swept(uow, c)
+        if first is not None:
+            return first
+        report = _swept_now(uow, c)
+        # Once every profile's writes are kept.
+        uow.repository.record_sweep(c.command_id, f"{c.fingerprint()}\n{report.model_dump_json()}")
+        return report
+
+
+# How long a sweep waits for another copy of it (the same command id) to finish and answer.
+SWEEP_COPY_WAIT = 30.0
+
+
+@contextmanager
+def _only_copy(uow: UnitOfWork, command_id: str) -> Iterator[None]:
+    """Held while the sweep named ``command_id`` runs, in one process at a time: a copy sent
+    at once waits for it (then answers as it did), up to ``SWEEP_COPY_WAIT`` seconds; past
+    that, ``NotAllowed`` (it swept nothing). The id and its ON CONFLICT record were not one
+    step: two copies both swept, and both were accepted, with different answers (rev28)."""
+    name = f"sweep-{hashlib.sha256(command_id.encode()).hexdigest()[:16]}"  # a file's name
+    waited_until = time.monotonic() + SWEEP_COPY_WAIT
+    pause = 0.02
+    with ExitStack() as held:
+        while True:
+            try:
+                held.enter_context(uow.repository.exclusive(name))
+                break
+            except NotAllowed:
+                if time.monotonic() > waited_until:
+                    msg = (
+                        f"a sweep with command id {command_id!r} is still running in another "
+                        "process; resend it when it ends to get its answer"
+                    )
+                    raise NotAllowed(msg) from None
+                time.sleep(pause)
+                pause = min(0.5, pause * 2)
+        yield
+
+
+def _swept_now(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
+    """Sweep now: every candidate judged, ``SWEEP_BATCH`` to a transaction."""
     settled, failed = [], []
     candidates = uow.repository.sweep_candidates(uow.now())
     for start in range(0, len(candidates), SWEEP_BATCH):
@@ -225,10 +273,7 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
                 failed.append(SweepFailure(profile_id=profile_id, error=error))
             elif answer is not None:
                 settled.append(answer)
-    report = SweepReport(settled=settled, failed=failed)
-    if c.command_id is not None:  # once every profile's writes are kept
-        uow.repository.record_sweep(c.command_id, f"{c.fingerprint()}\n{report.model_dump_json()}")
-    return report
+    return SweepReport(settled=settled, failed=failed)
 
 
 def _swept(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport | None:

@@ -14,6 +14,7 @@ repository the ledger's commands run on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -115,6 +116,11 @@ class Repository(Protocol):
         """Record a sweep's command id with ``command`` (its fingerprint and its answer: a
         sweep appends to many profiles, none of which is its own); kept unless the id is
         recorded already. ``command_record`` then names no profile for it."""
+        ...
+
+    def exclusive(self, name: str) -> AbstractContextManager[None]:
+        """Hold the lock ``name`` (one holder across every process on the store) for a block;
+        ``NotAllowed`` at once if it is held. A holder that dies releases it."""
         ...
 
     def sweep_candidates(self, now: datetime) -> list[str]:

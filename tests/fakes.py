@@ -12,11 +12,12 @@ would: it is called with the profile about to be saved.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from ledger._domain.directories import first_overlap, normalised, refusal
-from ledger._domain.errors import InvalidInput
+from ledger._domain.errors import InvalidInput, NotAllowed
 from ledger._domain.events import ProfileEvent, ProfileRegistered
 from ledger._domain.model import Lease, LeaseStatus, ProfileState, Role
 from ledger._domain.profile import Profile, replay
@@ -31,6 +32,7 @@ class FakeRepository:
         self.streams: dict[str, list[ProfileEvent]] = {}
         self.rows: dict[str, Availability] = {}
         self.commands: dict[str, CommandRecord] = {}
+        self.held: set[str] = set()
         self.directories: dict[str, str] = {}  # profile id -> normalised directory
         self.saves = 0
         self.before_save: Callable[[Profile], None] | None = None
@@ -112,6 +114,16 @@ class FakeRepository:
 
     def record_sweep(self, command_id: str, command: str) -> None:
         self.commands.setdefault(command_id, CommandRecord("", 0, command))
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        if name in self.held:
+            raise NotAllowed(f"{name} is already running in another process")
+        self.held.add(name)
+        try:
+            yield
+        finally:
+            self.held.discard(name)
 
     def sweep_candidates(self, now: datetime) -> list[str]:
         overdue = {

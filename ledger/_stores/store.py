@@ -337,6 +337,10 @@ class Store:
         """Record a sweep's command id (``Repository.record_sweep``)."""
         raise NotImplementedError
 
+    def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """The lock ``name`` across every process on the store (``Repository.exclusive``)."""
+        return self.views.exclusive(name)
+
     def directories(self) -> list[DirectoryRecord]:
         """Every recorded profile directory, in profile id order."""
         raise NotImplementedError

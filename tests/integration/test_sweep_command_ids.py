@@ -5,6 +5,10 @@ returns the first answer and appends nothing; the same key with a different body
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import datetime
+
 import pytest
 from conftest import StepClock, event_count, register
 
@@ -14,6 +18,7 @@ from ledger import (
     Heartbeat,
     InvalidInput,
     Ledger,
+    LedgerError,
     Quarantine,
     Sweep,
     SweepReport,
@@ -107,3 +112,61 @@ def test_a_sweep_sent_with_a_batch_reports_every_profile_it_settled(
     assert isinstance(swept, SweepReport)
     assert [s.profile_id for s in swept.settled] == ["q0"]
     assert ledger.handle(Sweep(command_id="sweep-key")) == swept
+
+
+def _sweep_sent_meanwhile(
+    monkeypatch: pytest.MonkeyPatch, ledger: Ledger, other: Ledger, copy: Sweep
+) -> tuple[list[object], list[threading.Thread]]:
+    """Once ``ledger``'s sweep is under way (it looked its id up and reads its candidates),
+    ``other`` sends ``copy`` from a thread of its own; ``ledger`` goes on 0.3 s later. The
+    list gets ``copy``'s answer, or what it raised, once the thread is joined."""
+    repository = ledger.uow.repository
+    candidates = repository.sweep_candidates
+    answers: list[object] = []
+    threads: list[threading.Thread] = []
+
+    def send() -> None:
+        try:
+            answers.append(other.handle(copy))
+        except LedgerError as e:
+            answers.append(e)
+
+    def and_a_copy_is_sent(now: datetime) -> list[str]:
+        if not threads:
+            threads.append(threading.Thread(target=send))
+            threads[0].start()
+            time.sleep(0.3)
+        return candidates(now)
+
+    monkeypatch.setattr(repository, "sweep_candidates", and_a_copy_is_sent)
+    return answers, threads
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_two_sweeps_sent_at_once_with_one_id_sweep_once(
+    monkeypatch: pytest.MonkeyPatch, store_url: str, ledger: Ledger, clock: StepClock, same: bool
+) -> None:
+    """Two sweeps sent at once with one id: the second waits for the first and answers as it
+    did, or, asked something else under that id, is refused, having swept nothing (rev28:
+    both swept and were accepted, 40 settled and 0, and a resend refused one of them)."""
+    for n in range(3):
+        register(ledger, f"p{n}")
+        ledger.handle(
+            Checkout(profile_id=f"p{n}", worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+        )
+    clock.advance(5)
+    copy = Sweep(command_id="sweep-key", actor="sweeper" if same else "sweeper_west")
+    with Ledger.open(store_url, clock=clock) as other:
+        answers, threads = _sweep_sent_meanwhile(monkeypatch, ledger, other, copy)
+        first = ledger.handle(Sweep(command_id="sweep-key"))
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert [s.profile_id for s in first.settled] == ["p0", "p1", "p2"]
+    if same:
+        assert answers == [first]
+    else:
+        [refused] = answers
+        assert isinstance(refused, InvalidInput), refused
+        assert "'sweep-key' was already used for another sweep" in str(refused)
+    assert ledger.handle(Sweep(command_id="sweep-key")) == first
