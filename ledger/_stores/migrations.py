@@ -100,7 +100,12 @@ class Migrating(Protocol):
 #    as the owner (a login that made it first minted tokens of any role), init refusing a
 #    custody table another login owns. No table changes; a store is refused until ``init`` has
 #    installed them.
-SCHEMA_VERSION = 14
+# 15: snapshots carry the time of a profile's last event (``last_at``: a command never acts
+#    earlier than it, rev28), which the snapshots an older custody wrote lack: a cache, so they
+#    are deleted (verify named each one's missing time as a mismatch, and a load from one forgot
+#    it). And the operator's role no longer records a stale mark (the sweep is the
+#    scheduler's): on PostgreSQL init reinstalls the insert check.
+SCHEMA_VERSION = 15
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (
@@ -139,6 +144,8 @@ def create_schema(self: Migrating) -> None:
         _rewrite_endings(self)
     if found < 7:
         _begin_chains(self)
+    elif found < 15:
+        _delete_snapshots(self)
     events_owner = _owner(self, self.tables.events) if self._pg else None
     for statement in append_only_ddl(self.tables.events, AVAILABILITY_TABLE, owner=events_owner):
         self.execute(statement)

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from ledger import Ledger, RegisterProfile, StoreUnavailable
+from ledger._stores.sql import SCHEMA_VERSION
 
 
 def _rewrites(store_url: str) -> list[tuple[str, str]]:
@@ -141,7 +142,9 @@ def test_init_gives_an_older_sqlite_store_the_insert_guard(tmp_path: Path) -> No
     register = RegisterProfile(profile_id="p1", account_id="a", proxy_id="x")
     with (
         Ledger.open(url) as ledger,
-        pytest.raises(StoreUnavailable, match="has schema 13, this custody needs 14: run custody"),
+        pytest.raises(
+            StoreUnavailable, match=f"has schema 13, this custody needs {SCHEMA_VERSION}"
+        ),
     ):
         ledger.handle(register)
     Ledger.init(url).close()

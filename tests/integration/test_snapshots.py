@@ -3,12 +3,13 @@ a version) starts from the nearest one at or below it and gives the state every 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from conftest import register
 
-from ledger import Checkout, Heartbeat, Ledger, Release, StoreUnavailable, UnknownProfile
+from ledger import Checkout, Heartbeat, Ledger, Release, StoreUnavailable, UnknownProfile, audit
 from ledger._domain.profile import Profile, replay
 from ledger._domain.state import ProfileStateMachine
 from ledger._domain.view import availability_of
@@ -151,6 +152,36 @@ def test_a_store_without_the_snapshots_table_is_migrated_by_init(sql_store_url: 
         assert [s.originator_version for s in snapshots.get(Profile.create_id(pid))] == [
             SNAPSHOT_INTERVAL
         ]
+
+
+def test_init_drops_the_snapshots_an_older_custody_wrote(sql_store_url: str) -> None:
+    """Snapshots written before they carried the last event's time (schema 14) are dropped by
+    ``custody init`` (schema 15), and the store is refused until then: verify named each one a
+    mismatch (``last_at None where the events say ...``) and a load from one forgot the time."""
+    table = "custody_snapshots" if sql_store_url.startswith("postgresql") else "stored_snapshots"
+    with Ledger.open(sql_store_url) as ledger:
+        pid = _long_stream(ledger, SNAPSHOT_INTERVAL)
+        store: Any = ledger.store
+        rows = store.query(f"SELECT originator_id, originator_version, state FROM {table}")
+        assert len(rows) == 1
+        for row in rows:  # as the older custody wrote them: no last_at
+            state = json.loads(bytes(row["state"]))
+            del state["last_at"]
+            store.execute(
+                f"UPDATE {table} SET state = ? WHERE originator_id = ? AND originator_version = ?",
+                (json.dumps(state).encode(), row["originator_id"], row["originator_version"]),
+            )
+        store.execute("UPDATE custody_schema SET version = 14")
+    with (
+        pytest.raises(StoreUnavailable, match="has schema 14, this custody needs"),
+        Ledger.open(sql_store_url) as old,
+    ):
+        old.profile_ids()
+    Ledger.init(sql_store_url).close()
+    with Ledger.open(sql_store_url) as ledger:
+        assert audit.verify(ledger).problems == []
+        assert ledger.store.query(f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]  # type: ignore[attr-defined]
+        assert _folded(ledger, pid).last_at == ledger.history(pid)[-1].at
 
 
 def test_replay_at_a_moment_of_a_long_stream_is_the_fold_up_to_then(store_url: str) -> None:
