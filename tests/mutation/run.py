@@ -612,17 +612,6 @@ MUTANTS = (
         ("tests/integration/test_trusted_cache.py",),
     ),
     Mutant(
-        "optimistic-resend",
-        "ledger/_unit_of_work.py",
-        "        if optimistic and (resent := self._resent(given, fingerprint, profile_id, "
-        "decision)):\n"
-        "            return resent\n"
-        "        profile = self._decided(",
-        "        if False:\n            return resent\n        profile = self._decided(",
-        "a resend refused on the held profile is decided on the store's, not answered",
-        ("tests/integration/test_trusted_cache.py",),
-    ),
-    Mutant(
         "catch-up-once-each",
         "projections/_runner.py",
         "    return list(named.values())\n",
@@ -925,14 +914,6 @@ MUTANTS = (
         "    return True\n",
         "the cheap look for pydantic's plugins answers none for a zip on the path it cannot read",
         ("tests/unit/test_pydantic_plugins.py",),
-    ),
-    Mutant(
-        "sweep-resent",
-        "ledger/_handlers.py",
-        "    first = _swept(uow, c)\n",
-        "    first = None\n",
-        "a resent sweep (its command id recorded) sweeps again instead of answering the first",
-        ("tests/integration/test_sweep_command_ids.py",),
     ),
     Mutant(
         "init-newer-store",
@@ -1337,8 +1318,7 @@ MUTANTS = (
     Mutant(
         "read-model-behind-silent",
         "projections/_runner.py",
-        "            warnings.warn(ReadModelBehind(model.name, feed.lag(position)), "
-        "stacklevel=2)\n",
+        "            _note(ReadModelBehind(model.name, feed.lag(position)), 3)\n",
         "            pass\n",
         "a read-only copy's read model behind its log answers without a word of what it leaves out",
         ("tests/e2e/test_cli_read_only_store.py",),
@@ -2328,6 +2308,54 @@ MUTANTS = (
         "for f in tables.values() if not f.empty for c in f.columns",
         "health's CSV columns change on a quiet day (rev28)",
         ("tests/e2e/test_cli_fleet.py",),
+    ),
+    Mutant(
+        "sweep-joins-the-batch",
+        "ledger/_handlers.py",
+        "    uow.alone()",
+        "    pass",
+        "a sweep in a group commit records its id before the batch keeps its writes (rev28)",
+        ("tests/integration/test_sweep_command_ids.py",),
+    ),
+    Mutant(
+        "resend-refused-by-its-first-copy",
+        "ledger/_unit_of_work.py",
+        "            if resent := self._resent(given, fingerprint, profile_id, decision):",
+        "            if False:",
+        "a command sent twice at once is refused by its own first copy (rev28)",
+        ("tests/integration/test_concurrent_resends.py",),
+    ),
+    Mutant(
+        "sweep-copy-not-looked-up-again",
+        "ledger/_handlers.py",
+        "        first = _swept(uow, c)",
+        "        first = None",
+        "two sweeps with one id sent at once both sweep (rev28)",
+        ("tests/integration/test_sweep_command_ids.py",),
+    ),
+    Mutant(
+        "sweep-copies-unlocked",
+        "ledger/_handlers.py",
+        "    with _only_copy(uow, c.command_id):",
+        "    with ExitStack():",
+        "two sweeps with one id sent at once both sweep, unlocked (rev28)",
+        ("tests/integration/test_sweep_command_ids.py",),
+    ),
+    Mutant(
+        "command-time-not-raised-to-last-event",
+        "ledger/_unit_of_work.py",
+        "            now = profile.last_at",
+        "            pass",
+        "a command acts earlier than its profile's last event (rev28)",
+        ("tests/integration/test_event_times_in_order.py",),
+    ),
+    Mutant(
+        "fold-forgets-last-event-time",
+        "ledger/_domain/state.py",
+        "        self.last_at = event.at",
+        "        pass",
+        "the fold forgets the last event's time a command must not act before (rev28)",
+        ("tests/integration/test_event_times_in_order.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
