@@ -127,16 +127,24 @@ class Profile(LeaseRules):
                 f"profile {self.profile_id} changed since the version {expected_version} you "
                 f"judged (it is at {self.version}): read it again before giving a verdict"
             )
-        if self.last_lease is not None and same_identity(self.last_lease.worker_id, ctx.actor_id):
-            who = self.last_lease.worker_id
-            # The profile's last lease is what a reviewer judges (a block an operator put on
-            # an idle profile included): its worker may not be the one to clear it.
-            ran = self.last_lease.lease_id
-            named = ctx.actor_id if ctx.actor_id == who else f"{ctx.actor_id} (that is {who})"
-            raise NotAllowed(
-                f"{named} ran the profile's last lease ({ran}): a worker may not review its own "
-                "run; another reviewer must"
-            )
+        # The profile's last lease is what a reviewer judges (a block an operator put on an
+        # idle profile included), and a quarantine for repeated unclean endings every run it
+        # lists (rev28): none of their workers may be the one to clear it.
+        last = self.last_lease
+        runs = [(last.lease_id, last.worker_id, "the profile's last lease")] if last else []
+        listed = self.block.unclean_leases if self.block is not None else ()
+        runs += [
+            (ran, who, "one of the runs this quarantine lists")
+            for ran, who in self.unclean_runs
+            if ran in listed
+        ]
+        for ran, who, what in runs:
+            if same_identity(who, ctx.actor_id):
+                named = ctx.actor_id if ctx.actor_id == who else f"{ctx.actor_id} (that is {who})"
+                raise NotAllowed(
+                    f"{named} ran {what} ({ran}): a worker may not review its own run; "
+                    "another reviewer must"
+                )
         refused = review_refusal(self.profile_id, decision, browser)
         if refused is not None:
             raise NotAllowed(refused)

@@ -37,6 +37,7 @@ _STATE_FIELDS = (
     "disabled",
     "last_review",
     "unclean_endings",
+    "unclean_runs",
     "head",
     "last_at",
 )
@@ -74,6 +75,7 @@ class ProfileSnapshot(Frozen):
     disabled: Disabled | None
     last_review: LastReview | None
     unclean_endings: tuple[tuple[str, datetime], ...]
+    unclean_runs: tuple[tuple[str, str], ...] = ()
     head: str
     # Snapshots taken before it was carried lack it: the next event sets it.
     last_at: datetime | None = None

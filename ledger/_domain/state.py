@@ -96,6 +96,9 @@ class ProfileStateMachine:
         self.disabled: Disabled | None = None
         self.last_review: LastReview | None = None
         self.unclean_endings: tuple[tuple[str, datetime], ...] = ()
+        # Who ran each of those leases (lease id, worker), so that none of them reviews the
+        # quarantine that lists their runs (rev28: only the last lease's worker was refused).
+        self.unclean_runs: tuple[tuple[str, str], ...] = ()
         self.head = GENESIS  # the hash of the last event: the next one's link starts here
         self.last_at: datetime | None = None  # the last event's time: the next one's is not earlier
 
@@ -233,6 +236,10 @@ class ProfileStateMachine:
         ):
             kept = self.unclean_endings[-(REMEMBERED_UNCLEAN_ENDINGS - 1) :]
             self.unclean_endings = (*kept, (event.lease_id, event.at))
+            ran = self.last_lease
+            if ran is not None and ran.lease_id == event.lease_id:
+                runs = self.unclean_runs[-(REMEMBERED_UNCLEAN_ENDINGS - 1) :]
+                self.unclean_runs = (*runs, (ran.lease_id, ran.worker_id))
         self._enter(state, event.at)
 
 

@@ -101,7 +101,9 @@ class Migrating(Protocol):
 #    custody table another login owns. No table changes; a store is refused until ``init`` has
 #    installed them.
 # 15: snapshots carry the time of a profile's last event (``last_at``: a command never acts
-#    earlier than it, rev28), which the snapshots an older custody wrote lack: a cache, so they
+#    earlier than it, rev28) and who ran its unclean leases (``unclean_runs``: none of them
+#    reviews the quarantine listing their runs), which the snapshots an older custody wrote
+#    lack: a cache, so they
 #    are deleted (verify named each one's missing time as a mismatch, and a load from one forgot
 #    it). And the operator's role no longer records a stale mark (the sweep is the
 #    scheduler's): on PostgreSQL init reinstalls the insert check.

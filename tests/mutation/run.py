@@ -138,9 +138,8 @@ MUTANTS = (
     Mutant(
         "reviewer-not-worker",
         "ledger/_domain/profile.py",
-        "        if self.last_lease is not None and same_identity(self.last_lease.worker_id, "
-        "ctx.actor_id):\n",
-        "        if False:\n",
+        "            if same_identity(who, ctx.actor_id):\n",
+        "            if False:\n",
         "the worker whose run is under review may review it",
     ),
     Mutant(
@@ -2356,6 +2355,14 @@ MUTANTS = (
         "        pass",
         "the fold forgets the last event's time a command must not act before (rev28)",
         ("tests/integration/test_event_times_in_order.py",),
+    ),
+    Mutant(
+        "listed-run-reviews-its-quarantine",
+        "ledger/_domain/profile.py",
+        "            if ran in listed\n",
+        "            if False\n",
+        "the worker of an earlier run a repeated-unclean quarantine lists clears it (rev28)",
+        ("tests/unit/test_rules.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")

@@ -559,6 +559,29 @@ def test_review_by_worker_of_lease_under_review_is_not_allowed(spelling: str) ->
     assert s.profile.pending_events == []
 
 
+def test_no_worker_whose_run_a_quarantine_lists_reviews_it() -> None:
+    """rev28: a quarantine for repeated unclean endings lists every run it counts, and the
+    worker of any of them may not clear it (only the last lease's worker was refused: the
+    first one, a reviewer too, returned the profile to the pool)."""
+    s = Scene()
+    for worker in ("worker-a", "worker-b", "worker-c"):
+        s.checkout(worker)
+        s.release(s.live, Outcome.FAILURE)
+        if worker != "worker-c":
+            s.review(reviewer="rita")
+    assert s.profile.state is ProfileState.QUARANTINED
+    assert s.profile.block is not None
+    assert len(s.profile.block.unclean_leases) == 3
+    for worker, lease in (("worker-a", "lease-1"), ("WORKER-B", "lease-2")):
+        with pytest.raises(
+            NotAllowed, match=rf"ran one of the runs this quarantine lists \({lease}@"
+        ):
+            s.review(reviewer=worker)
+        assert s.profile.pending_events == []
+    s.review(reviewer="rolf")
+    assert s.profile.state is ProfileState.AVAILABLE
+
+
 @pytest.mark.parametrize(
     "spelling", ["rene\u0301", "rene\u034f\u0301", "rene\u200b\u0301", "RENE\u2060\u0301"]
 )
