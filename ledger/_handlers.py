@@ -10,7 +10,6 @@ are the aggregate's. ``handle`` dispatches a command to its handler.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from functools import partial
@@ -226,33 +225,24 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
         return report
 
 
-# How long a sweep waits for another copy of it (the same command id) to finish and answer.
-SWEEP_COPY_WAIT = 30.0
-
-
 @contextmanager
 def _only_copy(uow: UnitOfWork, command_id: str) -> Iterator[None]:
     """Held while the sweep named ``command_id`` runs, in one process at a time: a copy sent
-    at once waits for it (then answers as it did), up to ``SWEEP_COPY_WAIT`` seconds; past
-    that, ``NotAllowed`` (it swept nothing). The id and its ON CONFLICT record were not one
-    step: two copies both swept, and both were accepted, with different answers (rev28)."""
+    meanwhile is ``NotAllowed`` at once, having swept nothing, and a resend once the first has
+    ended answers as it did. The id and its ON CONFLICT record were not one step: two copies
+    both swept, and both were accepted, with different answers (rev28). A copy does not wait
+    for the first: in ``custody serve`` it would hold the one writer thread, and every
+    heartbeat behind it, for as long (rev28's second read: 11.6 s)."""
     name = f"sweep-{hashlib.sha256(command_id.encode()).hexdigest()[:16]}"  # a file's name
-    waited_until = time.monotonic() + SWEEP_COPY_WAIT
-    pause = 0.02
     with ExitStack() as held:
-        while True:
-            try:
-                held.enter_context(uow.repository.exclusive(name))
-                break
-            except NotAllowed:
-                if time.monotonic() > waited_until:
-                    msg = (
-                        f"a sweep with command id {command_id!r} is still running in another "
-                        "process; resend it when it ends to get its answer"
-                    )
-                    raise NotAllowed(msg) from None
-                time.sleep(pause)
-                pause = min(0.5, pause * 2)
+        try:
+            held.enter_context(uow.repository.exclusive(name))
+        except NotAllowed:
+            msg = (
+                f"a sweep with command id {command_id!r} is still running in another process; "
+                "resend it when it ends to get its answer"
+            )
+            raise NotAllowed(msg) from None
         yield
 
 

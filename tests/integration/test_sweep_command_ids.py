@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime
+from typing import Any
 
 import pytest
 from conftest import StepClock, event_count, register
@@ -19,6 +20,7 @@ from ledger import (
     InvalidInput,
     Ledger,
     LedgerError,
+    NotAllowed,
     Quarantine,
     Sweep,
     SweepReport,
@@ -146,9 +148,11 @@ def _sweep_sent_meanwhile(
 def test_two_sweeps_sent_at_once_with_one_id_sweep_once(
     monkeypatch: pytest.MonkeyPatch, store_url: str, ledger: Ledger, clock: StepClock, same: bool
 ) -> None:
-    """Two sweeps sent at once with one id: the second waits for the first and answers as it
-    did, or, asked something else under that id, is refused, having swept nothing (rev28:
-    both swept and were accepted, 40 settled and 0, and a resend refused one of them)."""
+    """Two sweeps sent at once with one id: the second is refused at once as still running,
+    having swept nothing (it does not wait: in custody serve it held the one writer thread);
+    resent once the first has ended it answers as the first did, or, asked something else
+    under that id, is refused (rev28: both swept and were accepted, 40 settled and 0, and a
+    resend refused one of them)."""
     for n in range(3):
         register(ledger, f"p{n}")
         ledger.handle(
@@ -163,10 +167,42 @@ def test_two_sweeps_sent_at_once_with_one_id_sweep_once(
             thread.join(timeout=60)
 
     assert [s.profile_id for s in first.settled] == ["p0", "p1", "p2"]
-    if same:
-        assert answers == [first]
-    else:
-        [refused] = answers
-        assert isinstance(refused, InvalidInput), refused
-        assert "'sweep-key' was already used for another sweep" in str(refused)
+    [running] = answers
+    assert isinstance(running, NotAllowed), running
+    assert "'sweep-key' is still running in another process; resend it" in str(running)
+    with Ledger.open(store_url, clock=clock) as other:
+        if same:
+            assert other.handle(copy) == first
+        else:
+            with pytest.raises(InvalidInput, match="'sweep-key' was already used for another"):
+                other.handle(copy)
     assert ledger.handle(Sweep(command_id="sweep-key")) == first
+
+
+def test_a_copy_that_gets_the_lock_after_the_first_ended_answers_as_the_first(
+    monkeypatch: pytest.MonkeyPatch, store_url: str, ledger: Ledger, clock: StepClock
+) -> None:
+    """A copy that looked its id up before the first sweep recorded it, and takes the lock
+    only once the first has ended, looks the id up again under the lock and answers as the
+    first did: it sweeps nothing (without that look-up it swept again, settled nothing and
+    answered so)."""
+    for n in range(2):
+        register(ledger, f"p{n}")
+        ledger.handle(
+            Checkout(profile_id=f"p{n}", worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+        )
+    clock.advance(5)
+    first: list[SweepReport] = []
+    with Ledger.open(store_url, clock=clock) as other:
+        repository = other.uow.repository
+        exclusive = repository.exclusive
+
+        def after_the_first_ended(name: str) -> Any:
+            if not first:
+                first.append(ledger.handle(Sweep(command_id="sweep-key")))
+            return exclusive(name)
+
+        monkeypatch.setattr(repository, "exclusive", after_the_first_ended)
+        copy = other.handle(Sweep(command_id="sweep-key"))
+    assert [s.profile_id for s in first[0].settled] == ["p0", "p1"]
+    assert copy == first[0]
