@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ledger._domain.acting import check_acts
@@ -83,11 +83,19 @@ class Done(NamedTuple):
     lease_now: Lease | None = None
 
 
+# The most a command's time is raised to its profile's last event's: a race between writers, or
+# clocks apart within the store's bound (ttl-as-a-deadline.md, "Whose clock"). A clock set back
+# further keeps its own time: raised, every deadline decided on it would stretch by the step,
+# and the sweep, judging on the clock, would leave a dead worker's lease unswept as long (rev28).
+RAISED_AT_MOST = timedelta(seconds=1)
+
+
 class _Issued(NamedTuple):
     """A command as issued: its id, its fingerprint and the store's time of this attempt.
     Decided on a profile, it acts at that time or, if the profile's last event is later (the
     time was read before another writer's commit that the load then found, or from a clock
-    a little behind that writer's), at that event's: a profile's events never go back in time.
+    a little behind that writer's), at that event's, by at most ``RAISED_AT_MOST``: a
+    profile's events do not go back in time but on a clock set back further.
     """
 
     command_id: str
@@ -102,8 +110,9 @@ class _Issued(NamedTuple):
             actor, run = profile.worker_of(acting.lease_id)
             correlation = correlation or run
         now = self.now
-        if profile is not None and profile.last_at is not None and profile.last_at > now:
-            now = profile.last_at
+        last = profile.last_at if profile is not None else None
+        if last is not None and now < last <= now + RAISED_AT_MOST:
+            now = last
         return Context(
             actor_id=actor or "unknown",
             role=acting.role,

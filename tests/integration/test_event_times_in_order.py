@@ -5,12 +5,13 @@ commit that it then loaded (docs/explanation/ttl-as-a-deadline.md, "Whose clock"
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from conftest import StepClock, register
 
-from ledger import Checkout, Heartbeat, Lease, Ledger
+from ledger import Checkout, Heartbeat, Lease, Ledger, Release, Sweep
 
 
 @pytest.fixture
@@ -70,3 +71,29 @@ def test_a_command_never_records_a_time_before_the_profiles_last_event(
     assert times == sorted(times), f"a time went back: {times}"
     assert isinstance(renewed, Lease)
     assert renewed.expires_at >= first.view("profile_shop_17").lease.expires_at
+
+
+def test_a_clock_set_back_past_the_bound_keeps_its_deadlines(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A clock set back by an hour is not raised to the profile's last event: a lease taken
+    then has its deadline on that clock, and the sweep, judging on it, settles it once it is
+    overdue (rev28's second read: raised, the deadline was an hour late and the sweep settled
+    nothing)."""
+    register(ledger)
+    lease = ledger.handle(
+        Checkout(profile_id="profile_shop_17", worker_id="w", run_id="r", task_type="t")
+    )
+    ledger.handle(
+        Release(lease_id=lease.lease_id, fencing_token=1, outcome="expected_failure", reason="x")
+    )
+    clock.advance(-3600)
+    taken_at = clock.now
+    lease = ledger.handle(
+        Checkout(
+            profile_id="profile_shop_17", worker_id="w", run_id="r2", task_type="t", ttl_seconds=60
+        )
+    )
+    assert lease.expires_at == taken_at + timedelta(seconds=60)
+    clock.advance(300)
+    assert [s.profile_id for s in ledger.handle(Sweep()).settled] == ["profile_shop_17"]
