@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pydantic import BaseModel
 
 from custody._printed import Printed
-from custody._text import instant, moment, printable
+from custody._text import MAX_HINT, instant, moment, one_line, printable
 from ledger import (
     Availability,
     CheckoutDenied,
@@ -109,11 +109,13 @@ def unfinished(result: Any) -> str | None:
 
 
 def error_line(error: LedgerError) -> str:
+    """The one line a refused command prints (``one_line``); a denial's hint is cut apart
+    from the denial, so that a long quoted reason never cuts the steps that unblock."""
     if isinstance(error, CheckoutDenied):
-        return f"{error} -- to unblock: {error.remediation}"
+        return f"{one_line(str(error))} -- to unblock: {one_line(error.remediation, MAX_HINT)}"
     if isinstance(error, LeaseLost):
-        return f"{error} -- stop work on this profile"
-    return str(error)
+        return one_line(f"{error} -- stop work on this profile")
+    return one_line(str(error))
 
 
 def emit_error(error: LedgerError, *, out: TextIO) -> None:

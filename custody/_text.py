@@ -26,17 +26,21 @@ def printable(text: str) -> str:
 # end is kept too: what was wrong is often said after the value quoted (click's "'999...' is
 # not a valid integer").
 MAX_LINE, KEPT_END = 400, 120
+# A denial's hint, the steps that unblock a profile, is custody's own text: kept whole up to
+# this much (two commands naming a profile id of 128 characters), cut apart from what the
+# denial quotes (rev28: a long reason cut the hint mid-instruction).
+MAX_HINT = 800
 
 
-def one_line(message: str) -> str:
+def one_line(message: str, limit: int = MAX_LINE) -> str:
     """Errors are one short, printable line, whatever a driver or a user's input put in them:
     a driver's lines are joined by a space (their indentation dropped), a long one keeps its
     beginning and its end, and says how much was left out between. Spaces inside a line are
     kept: a value quoted back (``got '   '``) shows as it was given."""
     line = printable(" ".join(filter(None, (part.strip() for part in message.splitlines()))))
-    if len(line) <= MAX_LINE:
+    if len(line) <= limit:
         return line
-    head, tail = line[: MAX_LINE - KEPT_END], line[-KEPT_END:]
+    head, tail = line[: limit - KEPT_END], line[-KEPT_END:]
     return f"{head} ...({len(line) - len(head) - len(tail)} characters left out)... {tail}"
 
 

@@ -225,7 +225,7 @@ def _fail(error: LedgerError, as_json: bool) -> int:
     from custody import _render as render
 
     with contextlib.suppress(OSError):
-        sys.stderr.write(f"custody: {one_line(render.error_line(error))}\n")
+        sys.stderr.write(f"custody: {render.error_line(error)}\n")
     if as_json:
         _json_error(lambda out: render.emit_error(error, out=out))
     return error.exit_code

@@ -175,6 +175,39 @@ def test_huge_values_are_bad_input_quoted_short(
     assert len(line) < 600
 
 
+def test_a_long_reason_never_cuts_the_steps_that_unblock(tmp_path: Path) -> None:
+    """A denial quoting a long reason is cut in its quoted part, never in its hint: the
+    steps that unblock come whole (rev28's second read: the 400-character line cut the
+    `custody enable` step out of a wrong-proxy denial of a disabled profile)."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    pid = "profile_shop_eu_west_marketplace_" + "7" * 60
+    ok(custody("register", pid, "--account", "a", "--proxy", "x", cwd=tmp_path, store=url))
+    ok(
+        custody(
+            "checkout", pid, "--worker", "w1", "--run", "r1", "--task", "t", cwd=tmp_path, store=url
+        )
+    )
+    lease = f"lease-1@{pid}"
+    ok(custody("release", lease, "--token", "1", "--outcome", "failure", cwd=tmp_path, store=url))
+    reason = "account closed by the shop, pending an appeal " * 4
+    ok(
+        custody(
+            "disable", pid, "--actor", "ops", "--reason", reason.strip(), cwd=tmp_path, store=url
+        )
+    )
+    run = custody(
+        "checkout", pid, "--worker", "w2", "--run", "r2", "--task", "t", "--proxy", "y",
+        cwd=tmp_path, store=url,
+    )  # fmt: skip
+    assert run.code == 3, run.err
+    line = error_line(run)
+    hint = line.partition(" -- to unblock: ")[2]
+    assert f"custody enable {pid} --actor NAME --reason TEXT" in hint, line
+    assert hint.endswith(f"custody review {pid} --reviewer NAME --decision "
+                         "return|quarantine|disable --note TEXT"), line  # fmt: skip
+    assert "characters left out" not in hint
+
+
 def test_a_huge_value_quoted_short_still_says_what_is_wrong_with_it(
     tmp_path: Path, store: str
 ) -> None:
