@@ -241,11 +241,22 @@ INVISIBLE = re.compile(
 )
 
 
+# The general categories of what draws nothing: controls, format characters (bidi controls,
+# zero-width ones), surrogates, and space, line and paragraph separators.
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
 def says_something(text: str) -> bool:
     """Whether ``text`` shows anything: one of spaces, controls or invisible characters alone
     (" ", a zero-width space, a no-break space, ESC) says nothing (rev28: an expected failure
-    whose reason was a zero-width space returned its profile to the pool)."""
-    return any(c.isprintable() and not c.isspace() for c in INVISIBLE.sub("", text))
+    whose reason was a zero-width space returned its profile to the pool). A character the
+    running Python's Unicode does not know yet (an emoji newer than it) or a private-use one
+    is taken to show something, as it may on the reader's screen: whether a text is accepted
+    must not depend on the Python that reads it (rev28's second read)."""
+    return any(
+        unicodedata.category(c) not in _BLANK_CATEGORIES and not c.isspace()
+        for c in INVISIBLE.sub("", text)
+    )
 
 
 def shown(text: str) -> str:

@@ -119,6 +119,10 @@ def test_a_name_that_shows_nothing_is_refused() -> None:
         with pytest.raises(InvalidInput, match="invalid worker_id: must not be empty"):
             Checkout(**{**CHECKOUT, "worker_id": blank})
     assert Quarantine(profile_id="p", actor="olga", reason="\u200bleak").reason
+    # rev28's second read: what this Python's Unicode does not know yet (U+1F6DC, an emoji of
+    # Unicode 15; U+31350, CJK Extension H) or a private-use character may show on a screen
+    for shown in ("\U0001f6dc", "\U00031350", "\ue000", "\u0301"):
+        assert Checkout(**{**CHECKOUT, "account_id": shown}).account_id == shown
 
 
 def test_a_screenshot_digest_is_hex_sha256_of_a_named_screenshot() -> None:
