@@ -1029,7 +1029,8 @@ MUTANTS = (
     Mutant(
         "invisible-final-url-proves",
         "ledger/_domain/model.py",
-        'any(c.isprintable() and not c.isspace() for c in INVISIBLE.sub("", text))',
+        "any(\n        unicodedata.category(c) not in _BLANK_CATEGORIES and not c.isspace()\n"
+        '        for c in INVISIBLE.sub("", text)\n    )',
         "bool(text.strip())",
         "a final URL, a reason or a name of a zero-width space counts as saying something",
         ("tests/unit/test_rules.py", "tests/unit/test_commands.py"),
@@ -2343,8 +2344,8 @@ MUTANTS = (
     Mutant(
         "command-time-not-raised-to-last-event",
         "ledger/_unit_of_work.py",
-        "            now = profile.last_at",
-        "            pass",
+        "            now = last\n",
+        "            pass\n",
         "a command acts earlier than its profile's last event (rev28)",
         ("tests/integration/test_event_times_in_order.py",),
     ),
@@ -2363,6 +2364,30 @@ MUTANTS = (
         "            if False\n",
         "the worker of an earlier run a repeated-unclean quarantine lists clears it (rev28)",
         ("tests/unit/test_rules.py",),
+    ),
+    Mutant(
+        "command-time-raised-past-a-clock-step",
+        "ledger/_unit_of_work.py",
+        "now < last <= now + RAISED_AT_MOST:",
+        "now < last:",
+        "a clock set back an hour stretches every deadline decided on it by the hour (rev28)",
+        ("tests/integration/test_event_times_in_order.py",),
+    ),
+    Mutant(
+        "unknown-letters-say-nothing",
+        "ledger/_domain/model.py",
+        "unicodedata.category(c) not in _BLANK_CATEGORIES and",
+        "c.isprintable() and",
+        "an emoji newer than this Python's Unicode, or a private-use letter, reads as empty",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "hint-cut-with-the-denial",
+        "custody/_render.py",
+        'return f"{one_line(str(error))} -- to unblock: {one_line(error.remediation, MAX_HINT)}"',
+        'return one_line(f"{error} -- to unblock: {error.remediation}")',
+        "a long quoted reason cuts the steps that unblock out of a denial's line (rev28)",
+        ("tests/e2e/test_cli_hostile.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
