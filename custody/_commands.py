@@ -242,11 +242,6 @@ def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseRes
     )
 
 
-# What the ledger records of a screenshot's path (``Release.screenshot``), as the worker SDK's
-# ``workers._evidence.MAX_RECORDED_PATH``.
-MAX_RECORDED_PATH = 200
-
-
 def recorded_path(screenshot: str) -> str:
     """Where the release records a screenshot given as ``screenshot``: its absolute path when
     that fits the ledger's limit, else its path from the current directory (as the SDK records
@@ -254,18 +249,19 @@ def recorded_path(screenshot: str) -> str:
     that is too long: a deep evidence directory refused any screenshot, and quoted a path
     nobody typed (rev28)."""
     from ledger import InvalidInput
+    from ledger.rules import MAX_NAME
 
     # Recorded where it is from anywhere: a path relative to this shell's directory named no
     # file for the review console or anyone reading the log later (rev26).
     where = os.path.abspath(screenshot)
-    if len(where) <= MAX_RECORDED_PATH:
+    if len(where) <= MAX_NAME:
         return where
     here = os.path.relpath(where)
-    if len(here) <= MAX_RECORDED_PATH:
+    if len(here) <= MAX_NAME:
         return here
     raise InvalidInput(
         "screenshot",
         f"{screenshot!r} is {len(where)} characters as an absolute path and {len(here)} from"
-        f" this directory; the ledger records at most {MAX_RECORDED_PATH}: run the command"
+        f" this directory; the ledger records at most {MAX_NAME}: run the command"
         " nearer the file, or move it",
     )

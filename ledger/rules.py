@@ -3,7 +3,7 @@ rule has a second copy outside the ledger: the words for how a lease ended, who 
 holder is, the reason a checkout is denied for at a moment, what a browser still running on a
 profile's directory forbids, text made storable and text as a person is shown it (and why
 two texts that read the same differ), a URL with a password in it and the same URL without its
-userinfo. Pure functions of their arguments."""
+userinfo, and the most a name holds. Pure functions of their arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
 from ledger._domain.denials import holder_of, reason_at
@@ -17,6 +17,7 @@ from ledger._domain.endings import (
     lease_ending,
 )
 from ledger._domain.model import (
+    MAX_NAME,
     carries_password,
     shown,
     storable,
@@ -28,6 +29,7 @@ from ledger._domain.model import (
 __all__ = [
     "ENDED_UNKNOWN",
     "EXPLAINABLE_ENDINGS",
+    "MAX_NAME",
     "UNCLEAN_ENDINGS",
     "Ended",
     "LeaseEnding",

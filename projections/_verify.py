@@ -121,7 +121,7 @@ def _profile_problems(model: ReadModel, rows: _Rows, count: Any) -> list[str]:
     last = 0 if count is None else count.last_version
     found = []
     if _counted_elsewhere(model, rows):
-        pass
+        pass  # the position's own line names it
     elif rows.count < wanted:
         found.append(f"{wanted - rows.count} row(s) missing ({rows.count} for {wanted} {kind})")
     elif rows.count > wanted:

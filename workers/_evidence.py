@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ledger import Lease, LeaseLost, Outcome
+from ledger.rules import MAX_NAME
 from workers._guard import LeaseGuard, Report
 from workers._reasons import capped, reason_of, storable
 
 log = logging.getLogger("custody.workers")
-MAX_RECORDED_PATH = 200  # what the ledger accepts for a screenshot's path
+MAX_RECORDED_PATH = MAX_NAME  # what the ledger accepts for a screenshot's path
 MAX_REASON = 2000  # what the ledger accepts for a reason
 # What a release can do without when the ledger refuses it (a digest needs its screenshot).
 _DROPPABLE = {

@@ -20,6 +20,7 @@ from ledger._domain.model import (
     ProfileState,
     Role,
     lease_id_for,
+    parse_lease_id,
     told_apart,
 )
 from ledger._domain.policies import (
@@ -83,11 +84,13 @@ class LeaseRules(AggregateRoot):
         return now + timedelta(seconds=min(limits)) if limits else None
 
     def _issued(self, lease_id: str) -> bool:
-        """Whether ``lease_id`` names a lease of this profile's, one of tokens 1 to the last."""
-        token = lease_id.removeprefix("lease-").partition("@")[0]
-        if not (token.isascii() and token.isdigit()) or not 0 < int(token) <= self.last_token:
+        """Whether ``lease_id`` names a lease of this profile's, one of tokens 1 to the last
+        (spelt as issued: ``lease-02`` is none)."""
+        try:
+            _, token = parse_lease_id(lease_id)
+        except ValueError:
             return False
-        return lease_id == lease_id_for(self.profile_id, int(token))
+        return 0 < token <= self.last_token and lease_id == lease_id_for(self.profile_id, token)
 
     def live_lease(
         self, lease_id: str, fencing_token: int, now: datetime, worker_id: str | None = None

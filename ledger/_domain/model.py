@@ -149,10 +149,13 @@ def _check_lease_id(value: str) -> str:
     return value
 
 
+# The most characters a name, an identity or a command id holds (a screenshot's path is a name:
+# the worker SDK and the CLI record one from nearer when its absolute path is longer).
+MAX_NAME = 200
 ProfileId = Annotated[str, AfterValidator(_check_profile_id)]
-Name = Annotated[str, Field(max_length=200), AfterValidator(_check_name)]
-Identity = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
-CommandId = Annotated[str, Field(max_length=200), AfterValidator(_check_identity)]
+Name = Annotated[str, Field(max_length=MAX_NAME), AfterValidator(_check_name)]
+Identity = Annotated[str, Field(max_length=MAX_NAME), AfterValidator(_check_identity)]
+CommandId = Annotated[str, Field(max_length=MAX_NAME), AfterValidator(_check_identity)]
 LeaseId = Annotated[str, Field(max_length=160), AfterValidator(_check_lease_id)]
 Directory = Annotated[str, Field(max_length=MAX_DIRECTORY_BYTES), AfterValidator(_check_directory)]
 Text = Annotated[str, Field(max_length=2000), AfterValidator(_check_storable)]

@@ -103,10 +103,9 @@ class Migrating(Protocol):
 # 15: snapshots carry the time of a profile's last event (``last_at``: a command never acts
 #    earlier than it, rev28) and who ran its unclean leases (``unclean_runs``: none of them
 #    reviews the quarantine listing their runs), which the snapshots an older custody wrote
-#    lack: a cache, so they
-#    are deleted (verify named each one's missing time as a mismatch, and a load from one forgot
-#    it). And the operator's role no longer records a stale mark (the sweep is the
-#    scheduler's): on PostgreSQL init reinstalls the insert check.
+#    lack: a cache, so they are deleted (verify named each one's missing time as a mismatch,
+#    and a load from one forgot it). And the operator's role no longer records a stale mark
+#    (the sweep is the scheduler's): on PostgreSQL init reinstalls the insert check.
 SCHEMA_VERSION = 15
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"

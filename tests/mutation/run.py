@@ -2176,7 +2176,7 @@ MUTANTS = (
     Mutant(
         "screenshot-deep-recorded-absolute",
         "custody/_commands.py",
-        "    if len(where) <= MAX_RECORDED_PATH:\n",
+        "    if len(where) <= MAX_NAME:\n",
         "    if True:\n",
         "a CLI release from a deep directory records a path too long and is refused (rev28)",
         ("tests/e2e/test_cli_evidence.py",),
@@ -2184,7 +2184,7 @@ MUTANTS = (
     Mutant(
         "screenshot-long-relative-not-refused",
         "custody/_commands.py",
-        "    if len(here) <= MAX_RECORDED_PATH:\n",
+        "    if len(here) <= MAX_NAME:\n",
         "    if True:\n",
         "a screenshot path too long even from here is not named in one line (rev28)",
         ("tests/e2e/test_cli_evidence.py",),
