@@ -1,9 +1,10 @@
 """The ledger's rules that the read side and the workers apply to what they read, so that no
 rule has a second copy outside the ledger: the words for how a lease ended, who a lease's
 holder is, the reason a checkout is denied for at a moment, what a browser still running on a
-profile's directory forbids, text made storable and text as a person is shown it (and why
-two texts that read the same differ), a URL with a password in it and the same URL without its
-userinfo, and the most a name holds. Pure functions of their arguments."""
+profile's directory forbids, text made storable, whether a text says anything, and text as a
+person is shown it (and why two texts that read the same differ), a URL with a password in it
+and the same URL without its userinfo, and the most a name holds. Pure functions of their
+arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
 from ledger._domain.denials import holder_of, reason_at
@@ -19,6 +20,7 @@ from ledger._domain.endings import (
 from ledger._domain.model import (
     MAX_NAME,
     carries_password,
+    says_something,
     shown,
     storable,
     told_apart,
@@ -40,6 +42,7 @@ __all__ = [
     "lease_ending",
     "reason_at",
     "review_refusal",
+    "says_something",
     "shown",
     "stop_refusal",
     "storable",

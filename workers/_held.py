@@ -13,6 +13,7 @@ from typing import Self
 from playwright.sync_api import Error as PlaywrightError
 
 from ledger import InvalidInput, Lease, LeaseLost, Ledger, ReleaseResult
+from ledger.rules import says_something
 from workers import _evidence as evidence
 from workers._evidence import MAX_REASON, Evidence
 from workers._guard import Clock, LeaseGuard, Progress
@@ -181,11 +182,12 @@ class HeldLease:
     def expected_failure(self, reason: str) -> None:
         """End the lease as an expected failure with ``reason`` when the checkout block is left
         (an exception raised later still makes it a failure). ``InvalidInput`` at once for a
-        reason the ledger would refuse (empty, or longer than it keeps); a NUL or a lone
+        reason the ledger would refuse (one that says nothing, such as a zero-width space
+        alone, or longer than it keeps); a NUL or a lone
         surrogate in it is escaped (``workers._reasons.storable``); not a string (None) is
         ``InvalidInput`` too."""
         reason = storable(reason) if isinstance(reason, str) else ""
-        if not reason.strip() or len(reason) > MAX_REASON:
+        if not says_something(reason) or len(reason) > MAX_REASON:
             raise InvalidInput(
                 "reason", f"an expected failure's reason: 1 to {MAX_REASON} characters"
             )

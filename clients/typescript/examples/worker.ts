@@ -10,13 +10,22 @@
  * profile registered without a directory lives, at <dir>/<profile id>; a registered
  * user_data_dir always wins), CUSTODY_EVIDENCE_DIR, CHROMIUM (default /usr/bin/chromium). It prints one JSON line per step reached and one with
  * how the lease ended; it exits 0 when released, 1 when the task failed (the lease released as a
- * failure), 3 when the checkout was denied and 4 when the lease was lost, as custody's command
- * line does.
+ * failure), 3 when the checkout was denied, 4 when the lease was lost and 6 when nothing was
+ * leased because the service (or its store) could not be reached, as custody's command line
+ * does.
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
-import { CheckoutDenied, CustodyClient, LeaseLost, ProfileLeases, type WorkerLease } from "../src/index.js";
+import {
+  CheckoutDenied,
+  CustodyClient,
+  LeaseLost,
+  ProfileLeases,
+  ServiceUnreachable,
+  StoreUnavailable,
+  type WorkerLease,
+} from "../src/index.js";
 
 const { values } = parseArgs({
   options: {
@@ -88,6 +97,11 @@ async function main(): Promise<number> {
     if (error instanceof LeaseLost) {
       say({ lost: error.message });
       return 4;
+    }
+    if (lease === null && (error instanceof StoreUnavailable || error instanceof ServiceUnreachable)) {
+      // Nothing was leased: the service (or its store) could not be reached.
+      say({ unavailable: String(error) });
+      return 6;
     }
     say({ failed: String(error), released: lease?.result ?? null, evidence: lease?.evidence ?? null });
     return 1;

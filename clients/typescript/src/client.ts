@@ -103,6 +103,7 @@ interface Sending {
   idempotencyKey?: string | undefined;
   waitSeconds?: number;
   signal?: AbortSignal | undefined;
+  timeoutMs?: number | undefined;
 }
 
 /** The lease service's resources, one method each, typed from its OpenAPI document. */
@@ -110,40 +111,61 @@ export class CustodyClient {
   readonly baseUrl: string;
   private readonly token: string;
   private readonly timeoutMs: number;
+  /** Seconds a request may take (`timeoutSeconds`, 30 by default). */
+  readonly timeoutSeconds: number;
   private readonly fetchFn: typeof fetch;
 
   constructor(options: ClientOptions) {
+    let base: URL | undefined;
+    try {
+      base = new URL(options.baseUrl);
+    } catch {
+      base = undefined;
+    }
+    if (base === undefined || (base.protocol !== "http:" && base.protocol !== "https:")) {
+      // rev29: a base URL without its scheme ("127.0.0.1:8420") was resent for 3 s, then
+      // reported as "fetch failed".
+      throw new TypeError(`baseUrl: an http:// or https:// URL, got ${JSON.stringify(options.baseUrl)}`);
+    }
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.token = options.token;
-    this.timeoutMs = (options.timeoutSeconds ?? 30) * 1000;
+    this.timeoutSeconds = options.timeoutSeconds ?? 30;
+    this.timeoutMs = this.timeoutSeconds * 1000;
     this.fetchFn = options.fetch ?? fetch;
   }
 
   // -- the worker's lease --------------------------------------------------------------
 
-  /** Check the profile out for the token's worker: the lease, or `CheckoutDenied`. */
+  /** Check the profile out for the token's worker: the lease, or `CheckoutDenied`.
+   * `timeoutSeconds`: this request's, instead of the client's (a resend after a lost answer
+   * waits longer for its answer). */
   checkout(
     profileId: string,
     order: CheckoutOrder,
     idempotencyKey?: string,
+    timeoutSeconds?: number,
   ): Promise<AnswerOf<"/v1/profiles/{profile_id}/checkout", "post", 201>> {
     return this.send("/v1/profiles/{profile_id}/checkout", "post", 201, {
       path: { profile_id: profileId } satisfies PathOf<"/v1/profiles/{profile_id}/checkout", "post">,
       body: order,
       idempotencyKey,
+      timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
     });
   }
 
-  /** Renew the lease, recording the step and URL; `LeaseLost` once it is lost. */
+  /** Renew the lease, recording the step and URL; `LeaseLost` once it is lost.
+   * `timeoutSeconds`: this request's, instead of the client's. */
   heartbeat(
     leaseId: string,
     body: HeartbeatBody,
     idempotencyKey?: string,
+    timeoutSeconds?: number,
   ): Promise<AnswerOf<"/v1/leases/{lease_id}/heartbeat", "post", 200>> {
     return this.send("/v1/leases/{lease_id}/heartbeat", "post", 200, {
       path: { lease_id: leaseId } satisfies PathOf<"/v1/leases/{lease_id}/heartbeat", "post">,
       body,
       idempotencyKey,
+      timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
     });
   }
 
@@ -159,16 +181,19 @@ export class CustodyClient {
     });
   }
 
-  /** End the lease with its outcome and evidence; the answer says where the profile stands. */
+  /** End the lease with its outcome and evidence; the answer says where the profile stands.
+   * `timeoutSeconds`: this request's, instead of the client's. */
   release(
     leaseId: string,
     body: ReleaseBody,
     idempotencyKey?: string,
+    timeoutSeconds?: number,
   ): Promise<AnswerOf<"/v1/leases/{lease_id}/release", "post", 200>> {
     return this.send("/v1/leases/{lease_id}/release", "post", 200, {
       path: { lease_id: leaseId } satisfies PathOf<"/v1/leases/{lease_id}/release", "post">,
       body,
       idempotencyKey,
+      timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
     });
   }
 
@@ -248,20 +273,49 @@ export class CustodyClient {
     const headers: Record<string, string> = { Authorization: `Bearer ${this.token}` };
     if (sending.body !== undefined) headers["Content-Type"] = "application/json";
     if (sending.idempotencyKey !== undefined) headers["Idempotency-Key"] = sending.idempotencyKey;
-    const timeout = AbortSignal.timeout(this.timeoutMs + (sending.waitSeconds ?? 0) * 1000);
-    const answer = await this.fetchFn(url, {
-      method: method.toUpperCase(),
-      headers,
-      body: sending.body === undefined ? null : JSON.stringify(sending.body),
-      signal: sending.signal ? AbortSignal.any([timeout, sending.signal]) : timeout,
-      // A redirect is answered as an error (its 3xx), never followed: following it would send
-      // the command, its body and its Idempotency-Key, to wherever the Location points.
-      redirect: "manual",
-    });
+    const waitMs = (sending.timeoutMs ?? this.timeoutMs) + (sending.waitSeconds ?? 0) * 1000;
+    const timeout = AbortSignal.timeout(waitMs);
+    let answer: Response;
+    try {
+      answer = await this.fetchFn(url, {
+        method: method.toUpperCase(),
+        headers,
+        body: sending.body === undefined ? null : JSON.stringify(sending.body),
+        signal: sending.signal ? AbortSignal.any([timeout, sending.signal]) : timeout,
+        // A redirect is answered as an error (its 3xx), never followed: following it would
+        // send the command, its body and its Idempotency-Key, to wherever the Location points.
+        redirect: "manual",
+      });
+    } catch (error) {
+      throw unreached(error, `${method.toUpperCase()} ${url.origin}${url.pathname}`);
+    }
     const text = await answer.text();
     if (answer.status === status) return parsed<AnswerOf<P, M, S>>(answer.status, text);
     throw errorOf(answer.status, text, answer.headers.get("Retry-After"), answer.headers.get("Location"));
   }
+}
+
+/** The service could not be reached, or the connection broke before its answer: fetch's
+ * `TypeError` ("fetch failed") named with the request and why (`code`: `ECONNREFUSED`, a DNS
+ * failure, a reset connection), the original in `cause`. A `TypeError` still, as fetch's is. */
+export class ServiceUnreachable extends TypeError {
+  override name = "ServiceUnreachable";
+  readonly code: string | undefined;
+
+  constructor(request: string, error: TypeError) {
+    const cause = (error as { cause?: unknown }).cause;
+    const code = typeof cause === "object" && cause !== null ? (cause as { code?: unknown }).code : undefined;
+    const said = cause instanceof Error ? cause.message : error.message;
+    const why = typeof code === "string" && !said.includes(code) ? `${code}: ${said}` : said;
+    super(`${request}: the service could not be reached (${why})`, { cause: error });
+    this.code = typeof code === "string" ? code : undefined;
+  }
+}
+
+/** fetch's `TypeError` as a `ServiceUnreachable`; any other error as it is (rev29: a worker
+ * against a service that was down printed only "fetch failed"). */
+function unreached(error: unknown, request: string): unknown {
+  return error instanceof TypeError ? new ServiceUnreachable(request, error) : error;
 }
 
 function fill(template: string, values: Record<string, string>): string {

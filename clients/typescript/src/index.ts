@@ -18,6 +18,7 @@ export {
   type ProfileState,
   type ReleaseResult,
   type Schemas,
+  ServiceUnreachable,
   StoreUnavailable,
 } from "./client.js";
 export type { components, paths } from "./openapi.js";

@@ -41,6 +41,7 @@ import {
   type ProfileRecord,
   type ReleaseBody,
   type ReleaseResult,
+  ServiceUnreachable,
   StoreUnavailable,
 } from "./client.js";
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
@@ -52,6 +53,7 @@ import { blank, kept, lengthOf, reasonOf, storable } from "./text.js";
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
 const CHECKOUT_RESEND_MS = 3000;
+const DEFAULT_TTL_SECONDS = 300; // the ledger's, for a checkout order that names none
 const WATCH_SECONDS = 10;
 const MAX_WATCH_SECONDS = 60; // what the option takes
 // The longest hold the service gives a long poll (service/_app.py MAX_WAIT_SECONDS): it refuses
@@ -195,19 +197,36 @@ export class ProfileLeases {
     const key = randomUUID(); // resent under the same id: a grant whose answer was lost returns
     const body = { ...order }; // each resend is the same command
     const until = started + CHECKOUT_RESEND_MS;
+    // A grant's deadline, at the latest: past it, a lease granted in this worker's name is
+    // the sweep's (stale, then reviewed), and no resend can still run a task under it.
+    const granting = started + (order.ttl_seconds ?? DEFAULT_TTL_SECONDS) * 1000;
     let granted: Lease;
-    for (let last = false; ; ) {
+    let lost = 0; // answers lost on their way (the client's timeout, a dropped connection)
+    for (;;) {
+      // After a lost answer each resend waits twice as long for its answer (a slow service's
+      // answer comes back, where one as short as the first would be lost again), never past
+      // the grant's deadline.
+      const wait = longerAfter(lost, this.client.timeoutSeconds, granting - this.clock());
       try {
-        granted = await this.client.checkout(profileId, body, key);
+        granted = await this.client.checkout(profileId, body, key, wait);
         break;
       } catch (error) {
-        if (!transient(error) || last) throw error;
-        if (this.clock() + 250 >= until) {
-          // The window closed. An answer lost on its way (the client's timeout, a dropped
-          // connection) may have been a grant: it is asked for once more, so that no lease is
-          // left held in this worker's name with nobody running under it.
-          if (error instanceof CustodyError && !gatewayLost(error)) throw error; // not applied
-          last = true;
+        if (!transient(error)) throw error;
+        if (mayHaveLanded(error)) lost += 1;
+        const now = this.clock() + 250;
+        // Within the window, any failure worth resending is sent again. After it, only while
+        // an answer was lost, for it may have been a grant: it is asked for until it is
+        // learnt (and given back if the worker will not run under it) or its deadline passes,
+        // so that no lease is left held in this worker's name with nobody running under it
+        // (rev29: a service slower than the client's timeout had its grant left to go stale).
+        if (now >= until && (lost === 0 || now >= granting)) {
+          if (lost > 0) {
+            process.emitWarning(
+              `custody: the checkout of ${profileId} was never answered in time; a lease it may ` +
+                "have been granted is left to its deadline and the sweep",
+            );
+          }
+          throw error;
         }
         await sleep(250);
       }
@@ -519,9 +538,11 @@ export class WorkerLease {
     const key = randomUUID();
     const started = this.leases.clock();
     const body = { fencing_token: this.fencingToken, url: this.progress.url, ...fields };
+    let lost = 0; // answers lost on their way: each resend waits longer, as the checkout's
     while (this.guard.held()) {
+      const wait = longerAfter(lost, this.leases.client.timeoutSeconds, this.guard.validUntil - this.leases.clock());
       try {
-        const answered = await this.leases.client.heartbeat(this.leaseId, body, key);
+        const answered = await this.leases.client.heartbeat(this.leaseId, body, key, wait);
         if (answered.lease_status !== "active") {
           // A resend's answer: the lease as it stands now, ended since the first landed.
           this.guard.lose(`the service answered the lease as ${answered.lease_status}`);
@@ -536,6 +557,7 @@ export class WorkerLease {
           return false;
         }
         if (!transient(error)) throw error;
+        if (mayHaveLanded(error)) lost += 1;
         await sleep(this.guard.timing.retryMs);
       }
     }
@@ -574,9 +596,11 @@ export class WorkerLease {
     }
     let evidence = await this.kept(this.settle(failure));
     const key = randomUUID();
+    let lost = 0; // answers lost on their way: each resend waits longer, as the checkout's
     for (;;) {
+      const wait = longerAfter(lost, this.leases.client.timeoutSeconds, this.guard.validUntil - this.leases.clock());
       try {
-        this.result = await this.leases.client.release(this.leaseId, releaseBody(evidence, this.fencingToken), key);
+        this.result = await this.leases.client.release(this.leaseId, releaseBody(evidence, this.fencingToken), key, wait);
         this.evidence = evidence;
         return;
       } catch (error) {
@@ -591,6 +615,7 @@ export class WorkerLease {
           continue;
         }
         if (!transient(error) || !this.guard.held()) throw error;
+        if (mayHaveLanded(error)) lost += 1;
         await sleep(this.guard.timing.retryMs);
       }
     }
@@ -732,6 +757,26 @@ function transient(error: unknown): boolean {
   }
   return error instanceof TypeError || lostAnswer(error);
 }
+
+/** How long a resend waits for its answer after `lost` answers were lost: the client's own
+ * timeout at first, then twice as long each time (a slow service's answer comes back, where
+ * one as short would be lost again), never longer than the `leftMs` the command has unless
+ * that is less than the client's own. */
+function longerAfter(lost: number, first: number, leftMs: number): number | undefined {
+  return lost === 0 ? undefined : Math.min(first * 2 ** lost, Math.max(first, leftMs / 1000));
+}
+
+/** Whether the request may have been carried out and only its answer lost: the client's
+ * timeout, a connection that dropped, a gateway's 502 or 504; not a connection the service
+ * refused or a name that did not resolve (never sent), nor the service's own 503, 408 or 429. */
+function mayHaveLanded(error: unknown): boolean {
+  if (error instanceof CustodyError) return gatewayLost(error);
+  if (lostAnswer(error)) return true;
+  return !(error instanceof ServiceUnreachable && error.code !== undefined && NEVER_SENT.has(error.code));
+}
+
+/** fetch's causes for a request that never reached the service. */
+const NEVER_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
 
 /** Asked again later, answered: a request timed out before the service had it (408), too many
  * requests (429). Neither was applied. */

@@ -1,6 +1,7 @@
 // The client and the worker SDK without a service: a fake fetch answers as the service would.
 import assert from "node:assert/strict";
 import { mkdtemp } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -11,6 +12,7 @@ import {
   type Lease,
   LeaseLost,
   ProfileLeases,
+  ServiceUnreachable,
   StoreUnavailable,
 } from "../src/index.js";
 import { errorOf } from "../src/client.js";
@@ -432,5 +434,33 @@ describe("text the SDK derives for the ledger", () => {
     assert.ok(kept.endsWith("x\u{1F600}"));
     assert.equal(storable(kept), kept, "no lone surrogate left at the cut");
     assert.equal(cut("short", 2000), "short");
+  });
+});
+
+describe("a service that cannot be reached", () => {
+  /**
+   * rev29: a worker against a service that was down threw fetch's bare `TypeError: fetch
+   * failed`, naming neither the service nor the cause (`ECONNREFUSED` was in `error.cause`),
+   * and a base URL without its scheme was sent, resent for 3 s, then reported the same way.
+   */
+  it("names the request and the cause", async () => {
+    const server = createServer();
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((done) => server.close(done)); // nothing listens there now
+    const client = new CustodyClient({ baseUrl: `http://127.0.0.1:${port}`, token: "tok", timeoutSeconds: 5 });
+    await assert.rejects(client.profile("p1"), (error: unknown) => {
+      assert.ok(error instanceof ServiceUnreachable && error instanceof TypeError);
+      assert.equal(error.code, "ECONNREFUSED");
+      const said = `GET http://127.0.0.1:${port}/v1/profiles/p1: the service could not be reached (`;
+      assert.ok(error.message.startsWith(said) && error.message.includes("ECONNREFUSED"), error.message);
+      return true;
+    });
+  });
+
+  it("refuses a base URL without its scheme when the client is made", () => {
+    for (const baseUrl of ["127.0.0.1:8420", "localhost:8420", "ftp://svc", ""]) {
+      assert.throws(() => new CustodyClient({ baseUrl, token: "tok" }), /baseUrl: an http:\/\/ or https:\/\/ URL/);
+    }
   });
 });

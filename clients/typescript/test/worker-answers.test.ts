@@ -44,34 +44,38 @@ describe("an expected failure's reason the ledger counts as empty", () => {
   /**
    * Guarantee (`WorkerLease.expectedFailure`'s doc): a reason the ledger would refuse (empty)
    * is a `RangeError` at once, so the task fails there and its lease is still released. The
-   * ledger's test is Python's `str.strip()` (ledger/_commands.py `_expected_failure_says_why`),
-   * which strips U+001C..U+001F and U+0085; the Node worker tests JavaScript's `trim()`, which
-   * strips neither. `expectedFailure("\x1c")` is taken; the release is then refused 422 naming
+   * ledger's test was Python's `str.strip()` (ledger/_commands.py `_expected_failure_says_why`;
+   * `says_something` since rev28), which strips U+001C..U+001F and U+0085; the Node worker
+   * tested JavaScript's `trim()`, which strips neither. `expectedFailure("\x1c")` is taken; the release is then refused 422 naming
    * `reason` (not a field the worker drops and resends), so `checkout` rejects with that
    * CustodyError and the lease is never released: it stays held until the sweep marks it stale
    * and sends the profile to review, for a run that ended as an expected failure.
    */
-  it("refuses at once a reason Python's strip() makes empty", async () => {
-    const released = { lease_id: LEASE.lease_id, profile_id: "p1", ending: "unclean",
-      profile_state: "review_required", message: "released" };
-    const { fetch, sent } = fakeFetch([
-      { status: 201, body: LEASE },
-      // what the service answers the release with reason "\x1c" (verified against custody serve)
-      { status: 422, body: { error: "invalid_input", field: "reason",
-        message: "invalid reason: an expected failure must say what it was (got '\\x1c')" } },
-      { status: 200, body: released },
-    ]);
-    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r8-")) });
-    await assert.rejects(
-      leases.checkout("p1", { run_id: "r1", task_type: "t" }, async (lease) => {
-        lease.expectedFailure("\x1c");
-      }),
-      (error: unknown) => error instanceof RangeError,
-    );
-    const releases = sent.filter((s) => s.url.endsWith("/release"));
-    assert.equal(releases.length, 1);
-  });
+  // rev29: "\u200b" (a zero-width space), "\u2800" (Braille's blank) and "\x07" say nothing
+  // to the ledger's `says_something` too (its rule since rev28), and were taken here.
+  for (const reason of ["\x1c", "\u200b", "\u2800", "\x07", " \u2060\ufe0f"]) {
+    it(`refuses at once a reason the ledger takes as saying nothing: ${JSON.stringify(reason)}`, async () => {
+      const released = { lease_id: LEASE.lease_id, profile_id: "p1", ending: "unclean",
+        profile_state: "review_required", message: "released" };
+      const { fetch, sent } = fakeFetch([
+        { status: 201, body: LEASE },
+        // what the service answers the release with reason "\x1c" (verified against custody serve)
+        { status: 422, body: { error: "invalid_input", field: "reason",
+          message: "invalid reason: an expected failure must say what it was (got '\\x1c')" } },
+        { status: 200, body: released },
+      ]);
+      const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+      const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r8-")) });
+      await assert.rejects(
+        leases.checkout("p1", { run_id: "r1", task_type: "t" }, async (lease) => {
+          lease.expectedFailure(reason);
+        }),
+        (error: unknown) => error instanceof RangeError,
+      );
+      const releases = sent.filter((s) => s.url.endsWith("/release"));
+      assert.equal(releases.length, 1);
+    });
+  }
 });
 
 describe("a grant the extra checkout resend recovers after the local deadline", () => {
@@ -165,5 +169,90 @@ describe("a gateway's 502 or 504 in front of the service", () => {
     const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-gw-")) });
     await assert.rejects(leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {}));
     assert.equal(sent.length, 1);
+  });
+});
+
+describe("a service slower than the client's timeout", () => {
+  /**
+   * Guarantee (node-worker.md: "a grant is never left with nobody running under it"; rev29):
+   * every checkout reached the ledger and the first was granted, but each answer came back
+   * after the client's timeout. The worker resent for 3 s and once more, each resend waiting
+   * no longer than the first, then threw the TimeoutError: the task never ran and the lease
+   * granted in its name went stale and sent the profile to review. A resend after a lost
+   * answer now waits twice as long as the one before, until the grant's deadline, so the
+   * answer of a slow service is learnt and the task runs under it.
+   */
+  function slowService(latencyMs: number) {
+    const keys: string[] = [];
+    let granted = false;
+    const fetch: typeof globalThis.fetch = async (input, init) => {
+      const path = String(input);
+      if (init?.method === "GET") {
+        const signal = init.signal;
+        return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+      }
+      const key = (init?.headers as Record<string, string>)["Idempotency-Key"] ?? "";
+      const released = { lease_id: LEASE.lease_id, profile_id: "p1", ending: "clean",
+        profile_state: "available", message: "released" };
+      let answer: Response;
+      if (path.endsWith("/checkout")) {
+        keys.push(key);
+        granted = true; // every send reaches the ledger: the first grants, the rest replay it
+        answer = new Response(JSON.stringify(LEASE), { status: 201 });
+      } else if (path.endsWith("/release")) {
+        releases.push(key);
+        answer = new Response(JSON.stringify(released), { status: 200 });
+      } else {
+        answer = new Response(JSON.stringify(LEASE), { status: 200 });
+      }
+      const signal = init?.signal;
+      return new Promise((done, reject) => {
+        const timer = setTimeout(() => done(answer), latencyMs);
+        signal?.addEventListener("abort", () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        });
+      });
+    };
+    const releases: string[] = [];
+    return { fetch, keys, releases, granted: () => granted };
+  }
+
+  it("learns the grant from a resend that waits longer, and runs the task under it", async () => {
+    const service = slowService(1200);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", timeoutSeconds: 0.3, fetch: service.fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-slow-")) });
+    let ran = false;
+    const lease = await leases.checkout("p1", { run_id: "r1", task_type: "t", ttl_seconds: 60 }, async () => {
+      ran = true;
+    });
+    assert.equal(ran, true, "the task never ran under the lease granted in its name");
+    assert.ok(service.keys.length >= 2, "the checkout was not resent");
+    assert.equal(new Set(service.keys).size, 1, "a resend went under another key");
+    // The release's answers are as slow: its resends wait longer too, and learn it.
+    assert.equal(lease.result?.ending, "clean");
+    assert.ok(service.releases.length >= 2 && new Set(service.releases).size === 1);
+  });
+
+  it("gives up at the grant's deadline, saying so, when no answer ever comes in time", async () => {
+    const service = slowService(60_000);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", timeoutSeconds: 0.2, fetch: service.fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-slow-")) });
+    const warnings: string[] = [];
+    const warned = (warning: Error) => warnings.push(warning.message);
+    process.on("warning", warned);
+    const started = Date.now();
+    try {
+      await assert.rejects(
+        leases.checkout("p1", { run_id: "r1", task_type: "t", ttl_seconds: 4 }, async () => {}),
+        (error: unknown) => (error as { name?: string }).name === "TimeoutError",
+      );
+      await new Promise((done) => setImmediate(done));
+    } finally {
+      process.off("warning", warned);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(seconds >= 3.5 && seconds < 8, `gave up after ${seconds} s, not at the 4 s deadline`);
+    assert.ok(warnings.some((w) => w.includes("never answered in time")), JSON.stringify(warnings));
   });
 });
