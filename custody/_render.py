@@ -100,6 +100,13 @@ def unfinished(result: Any) -> str | None:
                 if any(f"custody projections rebuild {s.name}" in p for p in s.problems)
             )
             said = f"{count} problem(s) found: the read models are damaged"
+            if any(" ahead of the " in p for s in damaged for p in s.problems):
+                # What a read model knows beyond the log may be all that is left of events
+                # deleted from it (rev29: the hint's rebuild erased the last trace).
+                said += (
+                    "; one is ahead of the log, as if events were deleted: run custody verify "
+                    "(with your last digest) before a rebuild forgets what it knew"
+                )
             if repairs:
                 said += f"; repair: {repairs}"
             if any("no rebuild repairs" in p for s in damaged for p in s.problems):

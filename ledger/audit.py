@@ -40,6 +40,7 @@ from ledger._audit.snapshots import SnapshotCheck
 from ledger._audit.walk import Problem, Walk, walk
 from ledger._domain.errors import LedgerError
 from ledger._domain.model import Frozen
+from ledger._domain.row import Availability
 from ledger._stores.mapper import read_of
 
 __all__ = [
@@ -150,8 +151,10 @@ def verify(
     child process while the walk runs (None: on a log of ``BESIDE_FROM`` events or more);
     what verify finds is the same either way. Writes nothing."""
     state = _planned(*ledger.store.chain_origins(), against, since)
+    # Read before the walk: every row read was written with its events, which the walk reads.
+    rows, _ = ledger.store.scan_availability()
     checked, snapshot_problems = _walk_and_check(ledger, state, progress, beside)
-    problems = [p.line() for p in state.problems + snapshot_problems]
+    problems = [p.line() for p in state.problems + snapshot_problems + _behind(state, rows)]
     proof = None
     here = ledger.settings.describe()
     for name, recorded in (("the digest", against), ("the earlier digest", since)):
@@ -172,6 +175,29 @@ def verify(
         problems=problems,
         proof=proof,
     )
+
+
+def _behind(state: Walk, rows: list[Availability]) -> list[Problem]:
+    """Each profile whose log ends before the version its availability row was written at,
+    in the same transaction as its last events: its tail was deleted (or the row edited).
+    No chain can tell a deleted tail from one never written; the row can, without a digest
+    (rev29: verify passed a log whose newest events were deleted, and ``projections
+    status`` sent the user to rebuild the read models that still knew them)."""
+    problems = []
+    for row in rows:
+        stream = state.streams.get(row.profile_id)
+        have = stream.version if stream is not None else 0
+        if row.version > have:
+            problems.append(
+                Problem(
+                    row.profile_id,
+                    None,
+                    f"the log ends it at v{have}, but its availability row was written with "
+                    f"v{row.version}: events after v{have} were deleted (or the row edited); "
+                    "a digest made before says which",
+                )
+            )
+    return problems
 
 
 def _place(described: str) -> str:

@@ -162,4 +162,6 @@ def _worded(problem: str) -> str:
     """``ledger.availability_differences``' words after "its row is"."""
     if problem == "no such profile is registered":
         return "of no registered profile"
+    if problem.startswith("version "):  # "version 5 is ahead of the events (3)"
+        return "at " + problem.replace(" is ", ", ", 1)
     return problem.replace("differs in ", "unlike its events in ", 1)

@@ -142,3 +142,26 @@ def test_events_put_in_by_hand_are_named_and_every_other_profile_is_repaired(
     assert "cannot be read (it names a profile's version another event named" in run.err, run.err
     assert "so read model timeline cannot be rebuilt; custody verify names it" in run.err
     assert _cli(store, tmp_path, "verify").code == 5
+
+
+def test_a_read_model_ahead_of_the_log_says_to_verify_before_a_rebuild(
+    store: str, tmp_path: Path
+) -> None:
+    """rev29: p2's newest event deleted (by someone who dropped the append-only trigger): the
+    status line sent the user straight to ``projections rebuild``, which rewrote the rows that
+    were the last trace of it, after which verify and status were clean. It names verify first,
+    and verify alone names the deleted tail (p2's row was written with v2)."""
+    ok(_cli(store, tmp_path, "timeline", "p2"))  # the timeline caught up, to v2
+    with sqlite3.connect(tmp_path / "custody.db") as conn:
+        conn.execute("DROP TRIGGER custody_events_no_delete")
+        conn.execute(
+            "DELETE FROM stored_events WHERE rowid = (SELECT max(rowid) FROM stored_events)"
+        )
+    status = _cli(store, tmp_path, "projections", "status")
+    assert status.code == 1, status.err
+    assert "its row is at version 2, ahead of the events (1)" in status.out
+    assert "as if events were deleted: run custody verify (with your last digest) before a " \
+        "rebuild forgets what it knew; repair:" in status.err  # fmt: skip
+    verify = _cli(store, tmp_path, "verify")
+    assert verify.code == 5, verify.err
+    assert "p2: the log ends it at v1, but its availability row was written with v2" in verify.out

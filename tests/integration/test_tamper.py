@@ -274,11 +274,14 @@ ATTACKS = [
         _delete_middle,
         ("p1 v4: follows v2: v3 deleted", "the digest records 12 events; the log holds 11"),
     ),
+    # rev29: verify alone passed it; p1's availability row, written with v6, tells.
     Attack(
         "tail-truncated",
         _truncate_tail,
-        ("the digest records p1 at v6; the log ends it at v4: its tail was deleted",),
-        without_digest=False,
+        (
+            "the digest records p1 at v6; the log ends it at v4: its tail was deleted",
+            "p1: the log ends it at v4, but its availability row was written with v6",
+        ),
     ),
     Attack(
         "swapped-in-profile",
@@ -686,6 +689,8 @@ def test_a_log_cut_below_the_later_digest_fails_the_proof_without_crashing(
     assert said.code == 5, said
     assert "internal error" not in said.err
     assert said.lines() == [
+        "p3: the log ends it at v1, but its availability row was written with v3: events "
+        "after v1 were deleted (or the row edited); a digest made before says which",
         "the digest records 14 events; the log holds 12: events were deleted",
         "the digest records p3 at v3; the log ends it at v1: its tail was deleted",
         "no proof that the log of 14 events extends the log of 12: the log holds 12 now",
