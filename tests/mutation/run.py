@@ -2389,6 +2389,30 @@ MUTANTS = (
         "a long quoted reason cuts the steps that unblock out of a denial's line (rev28)",
         ("tests/e2e/test_cli_hostile.py",),
     ),
+    Mutant(
+        "sdk-reason-saying-nothing-taken",
+        "workers/_held.py",
+        "if not says_something(reason) or len(reason) > MAX_REASON:",
+        "if not reason.strip() or len(reason) > MAX_REASON:",
+        "a zero-width space as an expected failure's reason costs the lease at release (rev29)",
+        ("tests/integration/test_worker_reasons.py",),
+    ),
+    Mutant(
+        "deleted-tail-passes-verify",
+        "ledger/audit.py",
+        "        if row.version > have:\n",
+        "        if False:\n",
+        "a profile's newest events deleted pass verify without a digest (rev29)",
+        ("tests/integration/test_tamper.py",),
+    ),
+    Mutant(
+        "rebuild-erases-the-deleted-tail",
+        "custody/_render.py",
+        'if any(" ahead of the " in p for s in damaged for p in s.problems):',
+        "if False:",
+        "projections status sends the user to rebuild away the trace of deleted events (rev29)",
+        ("tests/e2e/test_cli_availability_damage.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
