@@ -18,6 +18,7 @@ events or more the fold runs in a process of its own while the walk runs
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 
@@ -123,7 +124,7 @@ def digest(
         more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
         raise DigestRefused(f"the log does not verify, so no digest was made: {shown}{more}")
     made = Digest(
-        store=ledger.settings.describe(),
+        store=_place(ledger.settings.describe(), login=True),
         at=ledger.now(),
         tree=TreeHead(
             size=walked.events,
@@ -156,7 +157,7 @@ def verify(
     checked, snapshot_problems = _walk_and_check(ledger, state, progress, beside)
     problems = [p.line() for p in state.problems + snapshot_problems + _behind(state, rows)]
     proof = None
-    here = ledger.settings.describe()
+    here = _place(ledger.settings.describe(), login=True)
     for name, recorded in (("the digest", against), ("the earlier digest", since)):
         if recorded is not None:
             found = _against(state, recorded, public_key)
@@ -200,10 +201,19 @@ def _behind(state: Walk, rows: list[Availability]) -> list[Problem]:
     return problems
 
 
-def _place(described: str) -> str:
+def _place(described: str, login: bool = False) -> str:
     """A store's description without the login that described it (a digest the owner made,
-    checked under a reviewer's login, is of the same database)."""
-    return re.sub(r"^(postgresql://)[^@/]*@", r"\1", described)
+    checked under a reviewer's login, is of the same database; ``login``: kept), and a SQLite
+    file by its real absolute path: the default ``sqlite:///custody.db`` names a file only
+    with the directory it was made in (rev29: the same file named absolutely read as another
+    store, and another directory's ``custody.db`` as this one, its differences as tampering).
+    A relative path a digest recorded before is taken from this directory."""
+    if described.startswith(_SQLITE):
+        return _SQLITE + os.path.realpath(described[len(_SQLITE) :])
+    return described if login else re.sub(r"^(postgresql://)[^@/]*@", r"\1", described)
+
+
+_SQLITE = "sqlite:///"
 
 
 def _another_store(theirs: str, here: str) -> str:

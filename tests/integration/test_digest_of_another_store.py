@@ -9,9 +9,12 @@ so that alone refuses nothing.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
+import pytest
 from audit_scene import custody
 
 from ledger import Ledger
@@ -58,3 +61,30 @@ def test_the_login_that_described_a_postgresql_store_does_not_make_it_another() 
     assert _place("postgresql://custody@db:5432/c") == _place("postgresql://alice@db:5432/c")
     assert _place("postgresql://custody@db:5432/c") != _place("postgresql://custody@db:5432/d")
     assert _place("postgresql://custody@db:5432/c") != _place("postgresql://custody@db2:5432/c")
+
+
+def test_a_sqlite_store_is_the_file_whatever_path_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rev29: the digest recorded the URL as typed, ``sqlite:///custody.db`` for the default
+    store, compared as text: the same file named by its absolute path was "another store", and
+    another directory's ``custody.db`` was this one, its differences read as tampering. The
+    digest records the file's real absolute path; a relative one is taken from here."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        _store(Path("custody.db"))
+        assert custody("sqlite:///custody.db", "digest", "--out", "d.json").code == 0
+    made = json.loads((tmp_path / "b" / "d.json").read_text())
+    assert made["store"] == f"sqlite:///{os.path.realpath(tmp_path / 'b' / 'custody.db')}"
+    assert (
+        custody("sqlite:///custody.db", "register", "p2", "--account", "a1", "--proxy", "x1").code
+        == 0
+    )
+    absolute = f"sqlite:///{tmp_path / 'b' / 'custody.db'}"
+    same = custody(absolute, "verify", "--digest", "d.json")  # the same file, named otherwise
+    assert same.code == 0, same
+    assert "another store" not in same.out
+    other = custody("sqlite:///custody.db", "verify", "--digest", tmp_path / "a" / "d.json")
+    assert other.code == 5, other
+    assert "the digest was made of another store" in other.out.splitlines()[1], other.out
