@@ -75,7 +75,8 @@ def also_blocked(p: ProfileStateMachine, denial: Denial, now: datetime) -> Denia
     state = state_denial(p, now)
     if state is None:
         return denial
-    also = f"; the profile is also {state.reason.value.replace('_', ' ')}: {state.remediation}"
+    # By its reason's code: "also previous run unknown" read as a typo (rev29).
+    also = f"; the profile is also blocked ({state.reason.value}): {state.remediation}"
     return denial.model_copy(update={"remediation": denial.remediation + also})
 
 

@@ -227,7 +227,7 @@ def test_a_blocked_profile_s_standing_says_what_unblocks_it_beside_a_mismatch(
     assert standing is not None
     assert standing == alone.value.denial
     assert standing.reason is DenialReason.PROXY_MISMATCH
-    assert "; the profile is also quarantined: " in standing.remediation
+    assert "; the profile is also blocked (quarantined): " in standing.remediation
 
 
 def test_the_json_error_shows_each_profile_s_standing(ledger: Ledger) -> None:

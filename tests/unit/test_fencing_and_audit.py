@@ -275,7 +275,7 @@ def test_a_wrong_proxy_on_a_blocked_profile_says_what_else_unblocks_it(blocked: 
     denial = denied.value.denial
     assert denial.reason is DenialReason.PROXY_MISMATCH
     assert denial.remediation == (
-        f"{free.value.denial.remediation}; the profile is also {state.reason.value}:"
+        f"{free.value.denial.remediation}; the profile is also blocked ({state.reason.value}):"
         f" {state.remediation}"
     )
     with pytest.raises(CheckoutDenied) as account:
