@@ -79,6 +79,15 @@ class StoreSettings(BaseModel):
                 "password, a host, a database or an option): give them in UTF-8"
             )
             raise InvalidInput("store", msg)
+        if parts.netloc and "@" not in parts.netloc and "@" in parts.path + parts.query:
+            # An '@' after the first '/' or '?': a password (or user) holding one of them
+            # unencoded, which would be read as the host, port, database or options. Not
+            # quoted: what precedes the '@' is the password's.
+            msg = (
+                "the user and password must end with '@' before the first '/' or '?': "
+                "write a '/', '?' or '@' in a password as %2F, %3F or %40"
+            )
+            raise InvalidInput("store", msg)
         shown = _redacted(url)
         query = parse_qs(parts.query, keep_blank_values=True)
         postgres = parts.scheme in ("postgresql", "postgres")
@@ -118,7 +127,10 @@ class StoreSettings(BaseModel):
         try:
             port = parts.port if parts.port is not None else 5432
         except ValueError:
-            raise InvalidInput("store", f"malformed port in {shown}") from None
+            # Not quoted without an '@': what stands in the port's place may be a password
+            # whose user forgot the host (postgresql://custody:Xk3/9QpZ).
+            where = f" in {shown}" if "@" in parts.netloc else " (after the host's ':')"
+            raise InvalidInput("store", f"malformed port{where}") from None
         if port == 0:
             raise InvalidInput("store", f"port 0 in {shown}: give the server's port")
         if not parts.hostname or not dbname or not parts.username:
@@ -266,22 +278,34 @@ def lock_timeout_options(timeout: int) -> str:
 
 def _redacted(url: str) -> str:
     """The URL as an error may quote it: no password (nor the value of an option custody does
-    not know, which may be one: libpq takes ``?password=``), at most a short prefix."""
-    parts = urlsplit(url)
-    if parts.password is None and not parts.query:  # nothing to hide: as the user typed it
-        return repr(url) if len(url) <= 120 else f"{url[:120]!r}..."
-    if parts.password is not None:
-        host = parts.netloc.rsplit("@", 1)[-1]
-        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
-    if parts.query:
+    not know, which may be one: libpq takes ``?password=``), at most a short prefix. Whatever
+    the URL's shape, everything between its ``scheme:`` (and ``//``) and its last ``@`` is
+    the user and password: a password holding an unencoded ``/`` or ``?`` ends the authority
+    early as ``urlsplit`` reads it (rev29: such a password was quoted whole). Only the user
+    is shown, and only when nothing in it could be a password's."""
+    scheme, colon, rest = url.partition(":")
+    if not colon:  # no scheme: nothing in it can be a password
+        return _quoted(url)
+    head = f"{scheme}:" + ("//" if rest.startswith("//") else "")
+    body = url[len(head) :]
+    userinfo, at, tail = body.rpartition("@")
+    if scheme == "sqlite" and body.startswith("/"):  # no authority: an '@' is the file's
+        userinfo, at, tail = "", "", body
+    location, question, query = tail.partition("?")
+    if question:
         known = {"timeout", *TLS_OPTIONS}
-        options = parse_qsl(parts.query, keep_blank_values=True)
-        shown = [(key, value if key in known else "***") for key, value in options]
-        parts = parts._replace(query=urlencode(shown, safe="*/"))
-    url = parts.geturl()
-    if not parts.netloc and not url.startswith(f"{parts.scheme}:///"):
-        # urlunsplit drops an empty authority: sqlite:////abs/a.db came back as sqlite://abs/a.db
-        url = f"{parts.scheme}://{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        options = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, v if k in known else "***") for k, v in options], safe="*/")
+    if "?" in userinfo:  # the options began before the last '@': any of what follows is theirs
+        return _quoted(f"{head}***@***")
+    user, secret, _ = userinfo.partition(":")
+    who = f"{user}{':***' if secret else ''}@" if at else ""
+    if any(c in user for c in "/#[]"):
+        who = "***@"
+    return _quoted(head + who + location + (f"?{query}" if question else ""))
+
+
+def _quoted(url: str) -> str:
     return repr(url) if len(url) <= 120 else f"{url[:120]!r}..."
 
 

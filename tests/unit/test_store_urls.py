@@ -10,7 +10,7 @@ import pytest
 
 from ledger import InvalidInput
 from ledger._stores.connections import store_failure
-from ledger._stores.settings import StoreSettings
+from ledger._stores.settings import StoreSettings, _redacted
 
 
 @pytest.mark.parametrize(
@@ -74,6 +74,54 @@ def test_a_url_with_nothing_to_hide_is_quoted_as_typed(url: str, said: str) -> N
     with pytest.raises(InvalidInput) as refused:
         StoreSettings.from_url(url)
     assert said in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://custody:Xk3/9QpZ@db.example:5432/custody",
+        "postgresql://custody:Xk3?9QpZ@db.example:5432/custody",
+        "postgresql://custody:Xk3/9QpZ@db.example:x/custody",
+        "postgresql://custody:Xk3/9QpZ",
+        "postgresql:custody:Xk3/9QpZ@db.example/custody",
+        "postgresql://cu/stody:Xk3/9QpZ@db.example:x/custody",
+        "postgresql://u@db.example/custody?sslrootcert=/a@b&bogus=Xk3",
+        "postgres://custody:Xk3@9QpZ@db.example:x/custody",
+        "mysql://custody:Xk3/9QpZ@db.example/custody",
+    ],
+)
+def test_no_refusal_shows_a_password_whatever_the_url_s_shape(url: str) -> None:
+    """rev29: a password holding an unencoded '/' or '?' ends the authority early as urlsplit
+    reads it, and the refusal quoted it whole ("malformed port in 'postgresql://custody:Xk3/
+    9QpZ@...'") or as an unknown option's name ('9QpZ@db.example:5432/custody')."""
+    with pytest.raises(InvalidInput) as refused:
+        StoreSettings.from_url(url)
+    said = str(refused.value)
+    assert "Xk3" not in said
+    assert "9QpZ" not in said
+
+
+@pytest.mark.parametrize(
+    ("url", "quoted"),
+    [
+        ("postgresql://custody:Xk3/9QpZ@h:5432/db", "'postgresql://custody:***@h:5432/db'"),
+        ("postgresql://custody:Xk3?9QpZ@h/db", "'postgresql://***@***'"),  # options' or not
+        ("postgresql://cu/st:Xk3@h/db?x=1", "'postgresql://***@h/db?x=***'"),
+        ("postgresql://u@h/db?sslrootcert=/a@b&x=Xk3", "'postgresql://***@***'"),
+        ("sqlite:///a@b.db", "'sqlite:///a@b.db'"),
+    ],
+)
+def test_a_quoted_url_hides_all_before_its_last_at(url: str, quoted: str) -> None:
+    """What an error quotes of a URL hides everything between its '//' and its last '@' but a
+    user that cannot be a password's (and a SQLite file's '@' is its name's)."""
+    assert _redacted(url) == quoted
+
+
+def test_a_password_holding_a_slash_is_refused_saying_how_to_write_it() -> None:
+    """The line says what to do: a '/', '?' or '@' in a password is written percent-encoded."""
+    with pytest.raises(InvalidInput) as refused:
+        StoreSettings.from_url("postgresql://custody:Xk3/9QpZ@db.example:5432/custody")
+    assert "write a '/', '?' or '@' in a password as %2F, %3F or %40" in str(refused.value)
 
 
 @pytest.mark.parametrize(
