@@ -106,6 +106,23 @@ def _refuse_newer(settings: StoreSettings, version: int | None) -> None:
         raise StoreUnavailable(f"{msg}: upgrade custody")
 
 
+def _refuse_unreachable(settings: StoreSettings) -> None:
+    """``StoreUnavailable`` for a SQLite path behind a directory this user may not enter
+    (another user's 0700 home): looking at the file at all is denied, which Python's
+    ``Path.is_dir`` and ``exists`` raise rather than answer (rev29: "internal error:
+    PermissionError", exit 1, from every command and the API's first use)."""
+    try:
+        os.stat(settings.path)
+    except PermissionError:
+        msg = (
+            f"cannot reach {settings.path} (permission denied: this user may not enter a "
+            "directory on its path)"
+        )
+        raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}") from None
+    except OSError:  # missing, or not a directory on the way: said where it is looked at
+        return
+
+
 def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
     """The tables an existing SQLite file holds and the schema version custody recorded in it
     (None if none), read without writing a byte to it. A file in
@@ -295,6 +312,7 @@ class SqlStore(Store):
         """True for a missing or empty file (a new store may be made there); False for a
         custody store; ``InvalidInput`` for another application's database."""
         path = settings.sqlite_file()
+        _refuse_unreachable(settings)
         if path.is_dir():
             raise InvalidInput("store", f"{settings.describe()} is a directory: give a file path")
         if not path.exists() or (path.is_file() and path.stat().st_size == 0):

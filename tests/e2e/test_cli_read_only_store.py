@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cli_process import MODULE, custody, error_line, ok
 
-FORBIDDEN = 7
+FORBIDDEN, UNAVAILABLE = 7, 6
 _UNPRIVILEGED = (
     "setpriv",
     "--bounding-set=-dac_override,-dac_read_search,-fowner",
@@ -341,3 +341,47 @@ def test_checklist_and_report_on_a_lagging_copy_say_each_note_once(tmp_path: Pat
         assert {n.split(" read model ")[0] for n in notes} == {
             "custody: note: the leases", "custody: note: the timeline"
         }  # fmt: skip
+
+
+def test_a_store_behind_a_directory_this_user_may_not_enter_is_unavailable(
+    tmp_path: Path,
+) -> None:
+    """rev29: a store in another user's 0700 directory gave "internal error: PermissionError"
+    (exit 1) from every command, a new store's too, and a bare ``PermissionError`` from the
+    API: Python's ``Path.is_dir`` raises rather than answers there. One line names the path
+    and why it cannot be reached (exit 6), and the API raises ``StoreUnavailable``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    store = f"sqlite:///{home / 'custody.db'}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path, store=store))
+    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    asked = (
+        "import sys; from ledger import Ledger, StoreUnavailable\n"
+        "try:\n    Ledger.open(sys.argv[1]).profile_ids()\n"
+        "except StoreUnavailable as e:\n    print('StoreUnavailable:', e)"
+    )
+    try:
+        home.chmod(0)
+        for url, args in (
+            (store, ["status"]),
+            (store, ["verify"]),
+            (store, ["init"]),
+            (store, ["checkout", "p1", "--worker", "w", "--run", "r", "--task", "t"]),
+            (f"sqlite:///{home / 'new.db'}", ["register", "p2", "--account", "a", "--proxy", "x"]),
+        ):
+            run = custody(*args, cwd=tmp_path, store=url, program=program)
+            assert run.code == UNAVAILABLE, run.err
+            line = error_line(run)
+            assert f"cannot reach {home}/" in line
+            assert "permission denied: this user may not enter a directory on its path" in line
+        api = subprocess.run(
+            [*program[:-2], "-c", asked, store],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert api.stdout.startswith("StoreUnavailable: store "), api.stdout + api.stderr
+    finally:
+        home.chmod(0o755)
+    assert sorted(p.name for p in home.iterdir()) == ["custody.db"]
