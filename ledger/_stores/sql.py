@@ -106,6 +106,15 @@ def _refuse_newer(settings: StoreSettings, version: int | None) -> None:
         raise StoreUnavailable(f"{msg}: upgrade custody")
 
 
+def _no_directory(settings: StoreSettings) -> str:
+    """What a SQLite store whose directory is missing says: that directory, and for a symlink
+    the path it points to."""
+    path = settings.sqlite_file()
+    target = path.resolve()
+    msg = f"store {settings.describe()} unavailable: directory {target.parent} does not exist"
+    return msg + (f" ({path} is a symlink to {target})" if path.is_symlink() else "")
+
+
 def _refuse_unreachable(settings: StoreSettings) -> None:
     """``StoreUnavailable`` for a SQLite path behind a directory this user may not enter
     (another user's 0700 home): looking at the file at all is denied, which Python's
@@ -215,7 +224,9 @@ class SqlStore(Store):
         env["APPLICATION_RECORDER_TOPIC"] = _RECORDERS[settings.kind]
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cached_profiles)
         read_only = settings.kind == "sqlite" and not create and settings.sqlite_unwritable()
-        sqlite_here = settings.kind == "sqlite" and settings.sqlite_file().parent.is_dir()
+        # Where the file is or would be: a symlink's target's directory (rev29: a link into a
+        # missing directory was called read-only, exit 7)
+        sqlite_here = settings.kind == "sqlite" and settings.sqlite_file().resolve().parent.is_dir()
         if create and sqlite_here and settings.sqlite_unwritable():  # init, register: exit 7
             msg = f"{settings.describe()} is read-only here (the file or its directory)"
             raise Forbidden(f"{msg}: a store cannot be made or written there")
@@ -224,9 +235,8 @@ class SqlStore(Store):
                 raise Forbidden(unreadable)
             env["SQLITE_DBNAME"] = settings.sqlite_read_uri()
         with store_errors(settings):
-            if settings.kind == "sqlite" and not settings.sqlite_file().parent.exists():
-                msg = f"directory {settings.sqlite_file().parent} does not exist"
-                raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
+            if settings.kind == "sqlite" and not sqlite_here:
+                raise StoreUnavailable(_no_directory(settings))
             with ExitStack() as setting_up:
                 if settings.kind == "postgresql":
                     setting_up.enter_context(_postgres_session(settings, schema_lock=create))

@@ -146,6 +146,20 @@ def test_sqlite_file_in_missing_directory_is_unavailable(tmp_path: object) -> No
     assert not (Path(str(tmp_path)) / "missing").exists()
 
 
+def test_a_symlink_into_a_missing_directory_names_the_directory(tmp_path: Path) -> None:
+    """rev29: a store path that is a symlink into a missing directory was called "read-only
+    here (the file or its directory)" (Forbidden, exit 7): a registration names the target's
+    missing directory and the link, as for a plain path in a missing directory."""
+    link = tmp_path / "custody.db"
+    link.symlink_to(tmp_path / "nowhere" / "x.db")
+    with Ledger.open(f"sqlite:///{link}") as ledger, pytest.raises(StoreUnavailable) as failed:
+        ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
+    said = str(failed.value)
+    assert f"directory {tmp_path / 'nowhere'} does not exist" in said
+    assert f"({link} is a symlink to {tmp_path / 'nowhere' / 'x.db'})" in said
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_only_a_registration_makes_a_new_store(tmp_path: Path) -> None:
     """A checkout, heartbeat or read on a path with no store creates nothing (exit-2 or not);
     a registration there makes the store."""
