@@ -100,6 +100,14 @@ class StoreSettings(BaseModel):
             )
             if parts.netloc or not path:
                 raise InvalidInput("store", f"expected sqlite:///path/to/file.db, got {shown}")
+            if not url.lstrip().partition(":")[2].startswith("//"):
+                # sqlite:/abs/a.db names /abs/a.db as RFC 3986 reads it; taken as ./abs/a.db
+                # it quietly made a second store (rev29).
+                msg = (
+                    f"{shown} has one '/' after 'sqlite:': write an absolute path with four, "
+                    "sqlite:////abs/path.db, a relative one with three, sqlite:///rel/path.db"
+                )
+                raise InvalidInput("store", msg)
             if "\0" in path:
                 raise InvalidInput("store", f"a NUL byte in the path of {shown}")
             if path.endswith("/") or Path(path).name in ("", ".", ".."):

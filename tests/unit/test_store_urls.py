@@ -19,6 +19,8 @@ from ledger._stores.settings import StoreSettings, _redacted
         ("postgresql://u:pw@[::1/db", "malformed URL (Invalid IPv6 URL)"),
         ("postgresql://u@[zz]:1/db", "malformed URL ('zz' does not appear"),
         ("sqlite:////", "names a directory"),
+        # rev29: taken as the relative path tmp/a.db, a second store beside the first
+        ("sqlite:/tmp/a.db", "has one '/' after 'sqlite:': write an absolute path with four"),
         ("sqlite:///data/", "names a directory"),
         ("sqlite:///data/..", "names a directory"),
         ("sqlite:///a%00b.db", "a NUL byte in the path"),
