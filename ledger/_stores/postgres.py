@@ -25,7 +25,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import generators, pq
 from psycopg.sql import SQL, Identifier, Literal
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger._stores.recorders import (
     COMMANDS_COLUMNS,
@@ -535,6 +535,38 @@ class BoundedPostgresFactory(PostgresFactory):
         if not pool.kwargs.get("password"):  # none in the URL: libpq's PGPASSWORD or ~/.pgpass,
             pool.kwargs.pop("password", None)  # as a direct connection's (an empty one hid them)
         check_before_lending(self.datastore)
+        name_connect_failures(pool)
+
+
+def name_connect_failures(pool: ConnectionPool[Any]) -> None:
+    """A pool that could not lend a connection in time says why its last attempt to make one
+    failed, as the server or libpq said it ("too many connections for role", "Connection
+    refused"): psycopg_pool only logs that, and its ``PoolTimeout`` said no more than
+    "couldn't get a connection after 5.00 sec" (rev29). The reason is one line; the store's
+    failure line hides the password (``connections.store_failure``)."""
+    connect, getconn = pool._connect, pool.getconn
+    failed: list[BaseException] = []  # the last attempt's error; empty once one succeeds
+
+    def connecting(timeout: float | None = None) -> Any:
+        try:
+            conn = connect(timeout)
+        except Exception as e:
+            failed[:] = [e]
+            raise
+        failed.clear()
+        return conn
+
+    def lending(timeout: float | None = None) -> Any:
+        try:
+            return getconn(timeout)
+        except PoolTimeout as e:
+            if not failed:  # every connection busy: no attempt failed
+                raise
+            reason = " ".join(str(failed[-1]).split()) or type(failed[-1]).__name__
+            raise PoolTimeout(f"{e}; the last connection attempt failed: {reason}") from e
+
+    pool._connect = connecting  # type: ignore[method-assign]  # the pool's own attempts
+    pool.getconn = lending  # type: ignore[method-assign]  # pool.connection() lends through it
 
 
 def check_before_lending(datastore: PostgresDatastore) -> None:
