@@ -23,7 +23,11 @@ from ledger._domain.errors import StoreUnavailable
 from ledger._stores.settings import CLIENT_ENCODING, StoreSettings
 
 # What SQLite and PostgreSQL say when a lock was not granted within the bounded wait.
-_BUSY = ("database is locked", "lock timeout", "statement timeout")
+_BUSY = ("database is locked", "lock timeout")
+# What PostgreSQL says when a statement_timeout cut a statement short. Custody sets none: it is
+# the login's, its database's or the server's (rev29: a role's 1 ms was reported as "busy ...
+# waited 5 s; retry", which failed the same way every time).
+_STATEMENT_TIMEOUT = "statement timeout"
 _INSUFFICIENT_PRIVILEGE = "42501"
 
 
@@ -81,6 +85,11 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
         msg += free_space(settings.path)
     if said == "busy":
         msg += f" (waited {settings.timeout} s; nothing was written, retry)"
+    elif _STATEMENT_TIMEOUT in first.lower():
+        msg += (
+            " (the server's statement_timeout, set for this login, its database or the server, "
+            "not by custody, cut it short: raise or reset that setting)"
+        )
     return StoreUnavailable(msg, busy=said == "busy")
 
 

@@ -147,6 +147,21 @@ def test_a_store_s_failure_hides_its_password_and_nothing_else(
     assert str(failure).endswith(f"unavailable: {shown}")
 
 
+def test_a_statement_timeout_is_named_as_the_server_s_setting_not_a_lock_wait() -> None:
+    """rev29: a role's statement_timeout (1 ms) cut every statement short and the line said
+    "busy ... (waited 5 s; nothing was written, retry)" after 0.27 s; a retry failed the same
+    way. It names the setting, and is not busy; a lock timeout still is."""
+    settings = StoreSettings.from_url("postgresql://u@127.0.0.1:1/x")
+    said = "canceling statement due to statement timeout"
+    failure = store_failure(settings, OSError(said))
+    assert not failure.busy
+    assert f"unavailable: {said} (the server's statement_timeout, set for this login" in str(
+        failure
+    )
+    assert "waited" not in str(failure)
+    assert store_failure(settings, OSError("canceling statement due to lock timeout")).busy
+
+
 def test_a_postgresql_url_s_tls_parameters_reach_every_session_s_libpq() -> None:
     """``?sslmode=...`` and its files, as libpq names them, for the pool (through the
     library's environment), direct connections and the pandas read path alike (each tested
