@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ledger._domain.errors import InvalidInput
 
@@ -32,7 +32,7 @@ class StoreSettings(BaseModel):
     host: str = ""
     port: int = 5432
     user: str = ""
-    password: str = ""
+    password: str = Field(default="", repr=False)  # never in a repr, a log or a traceback
     dbname: str = ""
     connect_timeout: int = DEFAULT_TIMEOUT_SECONDS
     # How long any one store call may wait (a lock, a busy file, an unreachable server) before

@@ -162,6 +162,15 @@ def test_a_statement_timeout_is_named_as_the_server_s_setting_not_a_lock_wait() 
     assert store_failure(settings, OSError("canceling statement due to lock timeout")).busy
 
 
+def test_a_store_s_settings_never_show_their_password() -> None:
+    """A parsed URL's repr and str (a log line, a traceback's locals, an f-string) held the
+    password (``password='Zpw9'``); the field is kept and used, never shown."""
+    settings = StoreSettings.from_url("postgresql://u:Zpw9@h/db")
+    assert settings.password == "Zpw9"
+    assert "Zpw9" not in repr(settings)
+    assert "Zpw9" not in str(settings)
+
+
 def test_a_postgresql_url_s_tls_parameters_reach_every_session_s_libpq() -> None:
     """``?sslmode=...`` and its files, as libpq names them, for the pool (through the
     library's environment), direct connections and the pandas read path alike (each tested
