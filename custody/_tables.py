@@ -4,14 +4,15 @@ In a pipe a table is as wide as its longest row, so every row stays one line tha
 ``awk`` can read and no cell (a 128-character profile id, a long reason) is wrapped or cut; it
 is laid out here, without importing rich (about 25 ms of start-up), by rich's own measure of a
 character's width. On a terminal a cell too long for the width folds inside its column; nothing
-is ever truncated.
+is ever truncated. ``FORCE_COLOR`` (or ``TTY_COMPATIBLE=1``) colours a pipe's lines and changes
+nothing else: a pipe or a file is never laid out as a terminal (``custody._text.for_a_person``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TextIO
 
-from custody._text import for_a_person, moment, printable
+from custody._text import colour_asked, for_a_person, moment, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,24 +72,36 @@ def _write(headers: list[str], rows: list[list[Cell]], out: TextIO) -> None:
             terminal.width = max(terminal.width, MIN_TABLE_COLUMNS * len(headers))
             terminal.print(_rich_table(headers, rows))
             return
-    texts = [["".join(text for text, _ in cell) for cell in row] for row in rows]
-    out.writelines(_plain_lines(headers, texts))
+    lines = _plain_lines([[(h, "bold")] for h in headers], rows)
+    if colour_asked():  # FORCE_COLOR in a pipe: the same lines, coloured
+        from rich.text import Text
+
+        coloured = _console(out)
+        if coloured.color_system is not None:
+            for line in lines:
+                text = Text.assemble(*line)
+                text.rstrip()
+                coloured.print(text, soft_wrap=True)
+            return
+    out.writelines("".join(text for text, _ in line).rstrip() + "\n" for line in lines)
 
 
-def _plain_lines(headers: list[str], rows: list[list[str]]) -> list[str]:
-    """The table as rich lays it out borderless at an unbounded width (each column as wide as
-    its widest cell, two spaces between columns), without the last column's padding, which
-    is noise in a pipe."""
+def _plain_lines(headers: list[Cell], rows: list[list[Cell]]) -> list[Cell]:
+    """The table as rich lays it out borderless at an unbounded width: each column as wide as
+    its widest cell, two spaces between columns. A line is its cells' pieces, each followed by
+    its padding; the caller drops the last one's, which is noise in a pipe."""
     from rich.cells import cell_len  # rich's measure alone: no console
 
-    widths = [max(cell_len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-    return [
-        "  ".join(
-            cell + " " * (w - cell_len(cell)) for cell, w in zip(row, widths, strict=True)
-        ).rstrip()
-        + "\n"
-        for row in (headers, *rows)
-    ]
+    table = [headers, *rows]
+    texts = [["".join(text for text, _ in cell) for cell in row] for row in table]
+    widths = [max(map(cell_len, column)) for column in zip(*texts, strict=True)]
+    lines: list[Cell] = []
+    for row, line in zip(table, texts, strict=True):
+        pieces: Cell = []
+        for cell, text, width in zip(row, line, widths, strict=True):
+            pieces += [*cell, (" " * (width - cell_len(text) + 2), "")]
+        lines.append(pieces)
+    return lines
 
 
 MIN_TABLE_COLUMNS = 6  # the least width a table gives each of its columns on a terminal

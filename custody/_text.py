@@ -55,15 +55,24 @@ def instant(value: datetime | None) -> str:
 
 
 def for_a_person(out: TextIO) -> bool:
-    """Whether ``out`` is a terminal, decided as rich decides it (TTY_COMPATIBLE, then
-    FORCE_COLOR, then isatty), without importing rich."""
-    compatible = os.environ.get("TTY_COMPATIBLE", "")
-    if compatible in ("0", "1"):
-        return compatible == "1"
-    if os.environ.get("FORCE_COLOR") is not None:
-        return os.environ["FORCE_COLOR"] != ""
+    """Whether ``out`` is a terminal: its ``isatty`` alone. What is written follows this and
+    nothing else: CSV escaped or exact, a table fitted to a width or one line per row, the
+    status summary unasked, the fleet demo's live table. ``FORCE_COLOR`` and
+    ``TTY_COMPATIBLE``, which CI runners set, may colour a pipe's table (``colour_asked``),
+    never make a pipe or a file a terminal (rev29: with either set, CSV redirected to a file
+    was escaped, not exact, and a piped status was an 80-column table wrapping long ids)."""
     isatty = getattr(out, "isatty", None)
     try:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream
         return False
+
+
+def colour_asked() -> bool:
+    """Whether the environment asks for colour where ``isatty`` says no, as rich reads it:
+    ``TTY_COMPATIBLE=1``, or ``FORCE_COLOR`` set to anything but empty (``TTY_COMPATIBLE=0``
+    first says no)."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    return os.environ.get("FORCE_COLOR", "") != ""

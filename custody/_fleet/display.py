@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from custody._text import printable
+from custody._text import for_a_person, printable
 
 _TALLIES = ("granted", "clean", "expected failure", "review", "quarantine", "denied", "crashed")
 
@@ -93,7 +93,7 @@ class Display:
         self._out = out
         self._console = Console(file=out)
         self._live: Live | None = None
-        if self._console.is_terminal:
+        if for_a_person(out) and self._console.is_terminal:  # FORCE_COLOR: a pipe gets the log
             self._live = Live(self._render(), console=self._console, refresh_per_second=4)
 
     def __enter__(self) -> Display:

@@ -114,6 +114,31 @@ def event_types(timeline_json: Any) -> list[str]:
     return [row["event_type"] for row in timeline_json]
 
 
+def on_a_terminal(
+    *args: str, cwd: Path, store: str | None = None, env: Mapping[str, str] | None = None
+) -> Run:
+    """Run one command with its stdout a real pseudo-terminal (stderr a pipe), as a person
+    at a prompt runs it; ``out`` is what the terminal received (its line ends ``\\n``).
+    ``FORCE_COLOR`` is no stand-in: it colours a pipe and leaves it a pipe."""
+    import pty
+
+    leader, follower = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if k not in ("CUSTODY_STORE", *LOOKS)}
+    if store is not None:
+        environ["CUSTODY_STORE"] = store
+    environ.update({"TERM": "xterm-256color", **(env or {})})
+    proc = subprocess.Popen(
+        [*MODULE, *args], cwd=cwd, env=environ, stdin=subprocess.DEVNULL, stdout=follower,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    os.close(follower)
+    shown = read_terminal(leader)
+    with proc:
+        err = proc.stderr.read() if proc.stderr else ""
+        code = proc.wait(timeout=TIMEOUT_S)
+    return Run(code, shown.decode().replace("\r\n", "\n"), err)
+
+
 def read_terminal(leader: int) -> bytes:
     """Everything written to the pseudo-terminal whose ``leader`` end this is, until the
     other end closes (the command is done); closes ``leader``."""

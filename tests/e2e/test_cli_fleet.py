@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_process import custody, error_line, ok
+from cli_process import custody, error_line, ok, on_a_terminal
 from fleet_store import scripted_store
 
 
@@ -26,7 +26,8 @@ def test_status_in_a_pipe_is_the_table_alone_and_summary_adds_the_fleet(
     fleet: tuple[Path, str],
 ) -> None:
     """In a pipe status is one line per profile, as scripts read it; --summary adds a blank
-    line and the fleet summary; on a terminal (FORCE_COLOR) the summary comes unasked."""
+    line and the fleet summary; on a terminal the summary comes unasked, never to a pipe
+    because FORCE_COLOR is set."""
     cwd, store = fleet
     piped = ok(custody("status", cwd=cwd, store=store)).out.splitlines()
     assert len(piped) == 8
@@ -36,8 +37,10 @@ def test_status_in_a_pipe_is_the_table_alone_and_summary_adds_the_fleet(
     assert summary[8] == ""
     assert summary[9].startswith("fleet: 7 profiles: available 2, leased 1, review_required 3")
     assert summary[9].endswith("overdue 1")
-    terminal = custody("status", cwd=cwd, store=store, env={"FORCE_COLOR": "1", "COLUMNS": "200"})
+    terminal = on_a_terminal("status", cwd=cwd, store=store, env={"COLUMNS": "200"})
     assert "fleet: 7 profiles" in ok(terminal).out
+    forced = custody("status", cwd=cwd, store=store, env={"FORCE_COLOR": "1"})
+    assert "fleet" not in ok(forced).out  # colour asked for is no terminal
 
 
 def test_status_json_stays_a_list_and_summary_makes_it_an_object(

@@ -3,13 +3,14 @@ imports to start, on the embedded SQLite store."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
 from pathlib import Path
 
 import pytest
-from cli_process import custody, custody_all, error_line, ok
+from cli_process import custody, custody_all, error_line, ok, on_a_terminal
 
 # The longest profile id the ledger accepts (128 characters), ending in a mark of its own so a
 # cut or a wrap shows.
@@ -43,10 +44,25 @@ def test_piped_status_keeps_a_128_character_id_whole_on_one_line(fleet: Path) ->
     assert all(line == line.rstrip() for line in lines)
 
 
+@pytest.mark.parametrize("looks", ["FORCE_COLOR=1", "TTY_COMPATIBLE=1"])
+def test_forced_colour_in_a_pipe_colours_the_table_and_changes_nothing_else(
+    fleet: Path, looks: str
+) -> None:
+    """rev29: with FORCE_COLOR or TTY_COMPATIBLE set (as CI runners set them), a piped
+    status was rich's 80-column table, the 128-character id wrapped over several lines (grep
+    found none) and the fleet summary added unasked. Now it is the pipe's lines, coloured:
+    once the colour is taken out, exactly what a plain pipe gets."""
+    name, value = looks.split("=")
+    plain = ok(custody("status", cwd=fleet)).out
+    forced = ok(custody("status", cwd=fleet, env={name: value, "TERM": "xterm-256color"})).out
+    assert "\x1b[" in forced
+    assert ANSI.sub("", forced) == plain
+
+
 def test_status_on_a_terminal_is_coloured_and_folds_without_cutting(fleet: Path) -> None:
     """On a terminal 60 columns wide, status is coloured and fits the width; the long id folds
     inside its column, every character kept, and nothing is cut with an ellipsis."""
-    run = ok(custody("status", cwd=fleet, env={"FORCE_COLOR": "1", "COLUMNS": "60"}))
+    run = ok(on_a_terminal("status", cwd=fleet, env={"COLUMNS": "60"}))
     assert "\x1b[" in run.out
     lines = ANSI.sub("", run.out).splitlines()
     assert all(len(line) <= 60 for line in lines), lines
@@ -62,7 +78,7 @@ def test_status_on_a_terminal_too_narrow_for_its_columns_still_shows_every_row(
     header rule and no row at all, exit 0. Each column keeps a few cells and the lines wrap:
     every profile and its state are there."""
     for width in ("10", "0"):
-        run = ok(custody("status", cwd=fleet, env={"FORCE_COLOR": "1", "COLUMNS": width}))
+        run = ok(on_a_terminal("status", cwd=fleet, env={"COLUMNS": width}))
         shown = ANSI.sub("", run.out)
         first_column = "".join(line.split()[0] for line in shown.splitlines() if line[:1].strip())
         assert LONG_ID in first_column, shown
@@ -507,3 +523,18 @@ def test_an_internal_error_under_json_is_a_json_object_too(fleet: Path) -> None:
         "exit_code": 1,
         "message": "internal error: KeyError: 'x'",
     }
+
+
+def test_forced_colour_gives_a_pipe_the_fleet_log_not_the_live_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """rev29: with FORCE_COLOR set, the fleet demo drew its live table (cursor moves, redrawn
+    frames) into a pipe. A pipe gets the log, one plain line per thing that happened."""
+    from custody._fleet.display import Display, Progress
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    piped = io.StringIO()
+    with Display(piped, Progress()) as display:
+        display.log("worker_1 run_1 granted p")
+    assert "\x1b" not in piped.getvalue()
+    assert piped.getvalue().endswith("s worker_1 run_1 granted p\n"), piped.getvalue()
