@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from custody._whole import kept_apart, refused_as
+from custody._whole import kept_apart, refuse_read_only, refused_as
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +24,8 @@ FILE_FORMATS = ("csv", "json", "parquet")
 def checked_format(fmt: str, output: Path | None, *, as_json: bool) -> str:
     """The format a report command writes in, checked before any report runs: parquet needs
     ``--output``, a file takes csv, json or parquet (``--json`` alone means json), and the
-    file's directory must exist and be writable. ``InvalidInput`` names ``output`` otherwise."""
+    file's directory must exist and be writable, the file, if there is one, not read-only.
+    ``InvalidInput`` names ``output`` otherwise."""
     from ledger import InvalidInput
 
     if output is None:
@@ -46,6 +47,7 @@ def checked_format(fmt: str, output: Path | None, *, as_json: bool) -> str:
     if (held := kept_apart(output)) is not None:
         msg = f"{str(output)[:200]!r} holds {held}; an export never replaces it: name another file"
         raise InvalidInput("output", msg)
+    refuse_read_only("output", output)
     return fmt
 
 

@@ -43,7 +43,7 @@ _format = click.option(
 )
 _output = click.option(
     "--output",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),  # read-only: checked_format, as root too
     metavar="FILE",
     help="write the rows to FILE (csv, json or parquet) and a one-line summary to stdout",
 )

@@ -63,14 +63,20 @@ _THE_DISKS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
 
 
 def refuse_read_only(field: str, path: Path) -> None:
-    """A file its owner made read-only is never replaced (an export's ``--output`` refuses it
-    at the door through click; the HTML report and a digest's ``--out`` did not, and turned a
-    0444 file into a new one): ``InvalidInput`` naming ``field`` before any work."""
+    """A file its owner made read-only is never replaced (the HTML report and a digest's
+    ``--out`` turned a 0444 file into a new one): ``InvalidInput`` naming ``field`` before any
+    work. Read-only is a file this user may not write, or one with no write bit for anyone:
+    root may write any file, and as root (the documented set-up) ``os.access`` alone let
+    ``--output``, ``report --html`` and ``digest --out`` replace a 0444 file (rev29)."""
     from ledger import InvalidInput
 
-    if _stat(path) is not None and not os.access(path, os.W_OK):
+    found = _stat(path)
+    if found is not None and (not found.st_mode & WRITE_BITS or not os.access(path, os.W_OK)):
         msg = f"{str(path)[:200]!r} is read-only: make it writable or name another file"
         raise InvalidInput(field, msg)
+
+
+WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
 # The first bytes of every SQLite database file (a store: an export over it erases its log).
