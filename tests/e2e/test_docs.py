@@ -113,6 +113,28 @@ def _browsers_under(directory: Path) -> list[int]:
     return found
 
 
+# What a reader may spend on the prose between two blocks: a lease shorter than this dies
+# between them.
+READING_S = 60
+
+
+def test_a_short_lease_is_waited_out_in_the_block_that_takes_it() -> None:
+    """rev29: the tutorial checked out with ``--ttl 10`` and renewed in a later block, after
+    prose; a reader who took more than ten seconds found the lease lost (exit 4) and nothing
+    after matched the page. A TTL under a minute (``--ttl``, ``ttl_seconds=``) is set only in
+    a block that then waits it out (``sleep``), so no later block counts on it still running."""
+    short = re.compile(r"(?:--ttl |ttl_seconds=)(\d+)")
+    wrong = [
+        f"{block.where}: a TTL of {m[1]} s outlives no reader, and its block does not wait it out"
+        for page in (README, *PAGES)
+        for block in blocks(page)
+        if block.runs
+        for m in short.finditer(block.code)
+        if int(m[1]) < READING_S and not re.search(r"\bsleep\b", block.code[m.end() :])
+    ]
+    assert wrong == []
+
+
 def test_examples_are_written_to_be_run() -> None:
     """No example hides from the runner: Python and shell blocks are spelt ``python`` and
     ``sh``, their words are known, and the only block not run is the test suite's command."""
