@@ -2517,6 +2517,46 @@ MUTANTS = (
         "a statement timeout is told to retry as busy (rev29)",
         ("tests/unit/test_store_urls.py",),
     ),
+    Mutant(
+        "pipe-forced-terminal",
+        "custody/_text.py",
+        "        return bool(isatty and isatty())",
+        "        return colour_asked() or bool(isatty and isatty())",
+        "FORCE_COLOR makes a pipe a terminal: CSV escaped, ids wrapped (rev29)",
+        ("tests/e2e/test_cli_csv_terminal.py",),
+    ),
+    Mutant(
+        "pipe-colour-lost",
+        "custody/_tables.py",
+        "    if colour_asked():  # FORCE_COLOR in a pipe",
+        "    if False:  # FORCE_COLOR in a pipe",
+        "FORCE_COLOR no longer colours a pipe's table lines (rev29)",
+        ("tests/e2e/test_cli_output.py",),
+    ),
+    Mutant(
+        "fleet-live-in-pipe",
+        "custody/_fleet/display.py",
+        "if for_a_person(out) and self._console.is_terminal:",
+        "if self._console.is_terminal:",
+        "FORCE_COLOR draws the fleet's live table into a pipe (rev29)",
+        ("tests/e2e/test_cli_output.py",),
+    ),
+    Mutant(
+        "read-only-by-access-alone",
+        "custody/_whole.py",
+        "(not found.st_mode & WRITE_BITS or not os.access(path, os.W_OK))",
+        "not os.access(path, os.W_OK)",
+        "root replaces a file its owner made read-only (rev29)",
+        ("tests/e2e/test_cli_export.py",),
+    ),
+    Mutant(
+        "export-read-only-unchecked",
+        "custody/_export.py",
+        '    refuse_read_only("output", output)',
+        "    pass",
+        "an export's --output replaces a read-only file (rev29)",
+        ("tests/e2e/test_cli_export.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
