@@ -183,10 +183,12 @@ class StoreSettings(BaseModel):
         With no process connected there is none, and in a directory this user may not write
         none can be made: SQLite fails ("attempt to write a readonly database")."""
         path = self.sqlite_file().resolve()
-        if not path.exists() or _frozen(path) or os.access(path.parent, os.W_OK):
+        if not path.exists() or _frozen(path):
             return None
         if path.with_name(f"{path.name}-shm").exists():
             return None
+        if os.access(path.parent, os.W_OK):
+            return self._shm_left_behind(path)
         import sqlite3
         from contextlib import closing
 
@@ -203,6 +205,22 @@ class StoreSettings(BaseModel):
             f"open: SQLite reads it through a {path.name}-shm file, none is beside it, and "
             f"this user may not make one in {path.parent}; read it while its owner's process "
             "has it open, or read a copy (cp it to a directory of your own)"
+        )
+
+    def _shm_left_behind(self, path: Path) -> str | None:
+        """Why this process may not read the SQLite store it may not write (another user's),
+        in a directory it may write, while no process has it open: SQLite would make the
+        ``-shm`` and ``-wal`` files the read needs, this user's (the superuser's are given the
+        file's owner by SQLite itself), and a reader may not remove them after, so every
+        later write by the owner would fail ("attempt to write a readonly database"; rev29:
+        an auditor's ``status`` in a shared directory blocked the owner's writes for good)."""
+        if os.geteuid() == 0 or not _in_wal_mode(path):  # no -shm for a rollback journal's
+            return None
+        return (
+            f"store {self.describe()} is another user's to write, and no process has it open: "
+            f"reading it now would leave a {path.name}-shm file of this user's beside it, "
+            "which would block every later write to it; read it while a writer's process has "
+            "it open, or read a copy (cp it to a directory of your own)"
         )
 
     def sqlite_journal_beside(self) -> bool:
@@ -261,12 +279,26 @@ class StoreSettings(BaseModel):
         }
 
 
+def _in_wal_mode(path: Path) -> bool:
+    """The SQLite file's header says WAL mode (its read and write versions are 2): a reader
+    needs a ``-shm`` file beside it. A backup by ``VACUUM INTO`` is not, and needs none."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(20)
+    except OSError:
+        return True  # the open that follows names what is wrong
+    return len(head) < 20 or head[18] == 2
+
+
 def _frozen(path: Path) -> bool:
-    """Nobody but the superuser may change the file: it is on a read-only file system, or
-    neither it nor its directory has any write permission."""
+    """Nobody may change the file as it stands: it is on a read-only file system, or it has
+    no write permission for anyone (its owner would have to make it writable first). Read
+    otherwise, a file in a directory this user may write got ``-shm`` and ``-wal`` files of
+    its read-only mode beside it, which blocked every write once it was writable again
+    (rev29); whether the directory too had no write permission was asked before."""
     if os.statvfs(path).f_flag & os.ST_RDONLY:
         return True
-    return not (path.stat().st_mode & 0o222) and not (path.parent.stat().st_mode & 0o222)
+    return not path.stat().st_mode & 0o222
 
 
 # The client encoding of every PostgreSQL session a store opens, given as libpq's own

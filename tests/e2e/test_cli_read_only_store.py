@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 from contextlib import closing
 from pathlib import Path
 
@@ -385,3 +387,55 @@ def test_a_store_behind_a_directory_this_user_may_not_enter_is_unavailable(
     finally:
         home.chmod(0o755)
     assert sorted(p.name for p in home.iterdir()) == ["custody.db"]
+
+
+def test_a_read_only_file_in_a_writable_directory_is_read_leaving_nothing_beside_it(
+    tmp_path: Path,
+) -> None:
+    """rev29: a store its owner had made read-only (``chmod 444``), in a directory the reader
+    may write, was read through ``-shm`` and ``-wal`` files SQLite made beside it with the
+    file's read-only mode; once the file was writable again every write failed ("attempt to
+    write a readonly database", exit 6). A file nobody may write is read as immutable, and
+    nothing is made beside it."""
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path, store=store))
+    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    (tmp_path / "custody.db").chmod(0o444)
+    assert "p1" in ok(custody("status", cwd=tmp_path, store=store, program=program)).out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["custody.db"]
+    (tmp_path / "custody.db").chmod(0o644)
+    ok(custody("register", "p2", "--account", "a1", "--proxy", "x1", cwd=tmp_path, store=store))
+
+
+def test_another_users_store_in_a_shared_directory_is_not_read_into_blocking_its_owner() -> None:
+    """rev29: another user's store (its owner writes it) in a directory both may write (1777),
+    with no process connected: a reader's ``status`` succeeded but left ``-shm`` and ``-wal``
+    files of the reader's beside it, and every later write by the owner failed ("attempt to
+    write a readonly database", exit 6), in a sticky directory for good. The read is refused
+    in one line saying why and what to do (exit 7), nothing is made, and the owner writes on.
+    Acts as two users: the owner (root) and nobody (65534), which may read the venv only
+    through the capability to read any file."""
+    assert os.geteuid() == 0, "this test acts as two users: run it as root, as CI does"
+    # Where nobody may reach it: access(2), which custody asks, uses no capability.
+    shared = Path(tempfile.mkdtemp(prefix="custody-shared-"))
+    try:
+        _refused_to_nobody(shared)
+    finally:
+        shutil.rmtree(shared)
+
+
+def _refused_to_nobody(shared: Path) -> None:
+    shared.chmod(0o1777)
+    store = f"sqlite:///{shared / 'custody.db'}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=shared, store=store))
+    (shared / "custody.db").chmod(0o644)
+    nobody = (
+        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", *MODULE,
+    )  # fmt: skip
+    run = custody("status", cwd=shared, store=store, program=nobody)
+    assert run.code == FORBIDDEN, run.err
+    assert "is another user's to write, and no process has it open" in error_line(run)
+    assert "read a copy" in run.err
+    assert sorted(p.name for p in shared.iterdir()) == ["custody.db"]
+    ok(custody("register", "p2", "--account", "a1", "--proxy", "x1", cwd=shared, store=store))
