@@ -2557,6 +2557,22 @@ MUTANTS = (
         "an export's --output replaces a read-only file (rev29)",
         ("tests/e2e/test_cli_export.py",),
     ),
+    Mutant(
+        "shm-left-by-another-reader",
+        "ledger/_stores/settings.py",
+        "            return self._shm_left_behind(path)",
+        "            return None",
+        "another user's read leaves a -shm that blocks the owner's writes (rev29)",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
+    Mutant(
+        "frozen-needs-its-directory",
+        "ledger/_stores/settings.py",
+        "    return not path.stat().st_mode & 0o222",
+        "    return not path.stat().st_mode & 0o222 and not path.parent.stat().st_mode & 0o222",
+        "a read-only file in a writable directory gets -shm of its mode, blocking writes (rev29)",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
