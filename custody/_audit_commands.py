@@ -47,7 +47,14 @@ def keygen(key_file: Path) -> dict[str, str]:
             raise InvalidInput("key_file", f"{path} exists: a key is never overwritten")
     private, public = generate_key()
     _write(key_file, private, mode=0o600)
-    _write(public_file, public, mode=0o644)
+    try:
+        _write(public_file, public, mode=0o644)
+    except BaseException:
+        # Both or neither: a private key left without its public half (a full disk) made
+        # every retry refused, "exists: a key is never overwritten" (rev29). Nothing signed
+        # with it yet, so it is not a key anyone keeps.
+        key_file.unlink(missing_ok=True)
+        raise
     return {"key": str(key_file), "public_key": str(public_file)}
 
 

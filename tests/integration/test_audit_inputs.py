@@ -288,3 +288,34 @@ def test_random_audit_invocations_answer_as_documented_and_write_nothing(
     said = custody(sql_store_url, *checked)
     _answered(said, 0, checked)
     assert _one_note(said.err)
+
+
+def test_a_key_whose_public_half_cannot_be_written_is_not_left_half_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rev29: ``keygen`` on a disk that filled up between its two files kept the private key
+    without its public half ("nothing half written", exit 1), and every retry was refused,
+    "exists: a key is never overwritten" (exit 2), until the user deleted it by hand. The disk
+    refuses the public half here (ENOSPC at its open); both files or neither are left, and the
+    retry makes the key."""
+    import errno
+    import os
+
+    opened = os.open
+
+    def full_for_the_public_half(path: str | Path, flags: int, mode: int = 0o777) -> int:
+        if ".pub." in str(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return opened(path, flags, mode)
+
+    key = tmp_path / "audit.key"
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "open", full_for_the_public_half)
+        said = custody(f"sqlite:///{tmp_path / 'custody.db'}", "keygen", str(key))
+    assert said.code == 1, said
+    assert "No space left on device" in said.err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("audit")) == []
+    again = custody(f"sqlite:///{tmp_path / 'custody.db'}", "keygen", str(key))
+    assert again.code == 0, again
+    assert key.exists()
+    assert key.with_name("audit.key.pub").exists()

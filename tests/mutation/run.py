@@ -2573,6 +2573,14 @@ MUTANTS = (
         "a read-only file in a writable directory gets -shm of its mode, blocking writes (rev29)",
         ("tests/e2e/test_cli_read_only_store.py",),
     ),
+    Mutant(
+        "keygen-half-left",
+        "custody/_audit_commands.py",
+        "key_file.unlink(missing_ok=True)",
+        "pass",
+        "a private key left without its public half makes every retry refused (rev29)",
+        ("tests/integration/test_audit_inputs.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
