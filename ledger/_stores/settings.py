@@ -183,9 +183,19 @@ class StoreSettings(BaseModel):
         With no process connected there is none, and in a directory this user may not write
         none can be made: SQLite fails ("attempt to write a readonly database")."""
         path = self.sqlite_file().resolve()
-        if not path.exists() or _frozen(path):
+        if not path.exists():
             return None
-        if path.with_name(f"{path.name}-shm").exists():
+        shm, wal = (path.with_name(f"{path.name}-{kind}") for kind in ("shm", "wal"))
+        if _frozen(path) and wal.exists() and not shm.exists() and _in_wal_mode(path):
+            # rev29: "unable to open database file", exit 6: a copy of a live store taken
+            # with its -wal (which holds committed pages) but not its -shm.
+            return (
+                f"store {self.describe()} cannot be read here: it may not be written, and "
+                f"beside it is its {wal.name} file without the {shm.name} file SQLite reads "
+                "it through; copy both to a directory of your own, make them writable "
+                "(chmod u+w), and read the copy"
+            )
+        if _frozen(path) or shm.exists():
             return None
         if os.access(path.parent, os.W_OK):
             return self._shm_left_behind(path)

@@ -10,6 +10,7 @@ import functools
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -121,7 +122,7 @@ def _refuse_unreachable(settings: StoreSettings) -> None:
     ``Path.is_dir`` and ``exists`` raise rather than answer (rev29: "internal error:
     PermissionError", exit 1, from every command and the API's first use)."""
     try:
-        os.stat(settings.path)
+        found = os.stat(settings.path)
     except PermissionError:
         msg = (
             f"cannot reach {settings.path} (permission denied: this user may not enter a "
@@ -130,6 +131,10 @@ def _refuse_unreachable(settings: StoreSettings) -> None:
         raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}") from None
     except OSError:  # missing, or not a directory on the way: said where it is looked at
         return
+    if stat.S_ISREG(found.st_mode) and not os.access(settings.path, os.R_OK):
+        # rev29: SQLite says only "unable to open database file".
+        msg = f"cannot read {settings.path} (permission denied: this user may not read it)"
+        raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
 
 
 def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
@@ -167,6 +172,8 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
                 tables = _marked(conn, tables)
             return tables, int(row[0]) if row else None
     except sqlite3.OperationalError as e:  # held by another connection: busy, not junk
+        if not writable and (why := settings.sqlite_unreadable_here()) is not None:
+            raise Forbidden(why) from None  # what SQLite cannot say ("unable to open", rev29)
         raise store_failure(settings, e) from None
     except sqlite3.DatabaseError as e:
         raise InvalidInput(

@@ -439,3 +439,52 @@ def _refused_to_nobody(shared: Path) -> None:
     assert "read a copy" in run.err
     assert sorted(p.name for p in shared.iterdir()) == ["custody.db"]
     ok(custody("register", "p2", "--account", "a1", "--proxy", "x1", cwd=shared, store=store))
+
+
+def test_a_copy_with_its_wal_but_no_shm_and_a_file_nobody_may_read_say_what_is_wrong(
+    tmp_path: Path,
+) -> None:
+    """rev29: an auditor's copy of a live store, its file and ``-wal`` (which holds committed
+    pages) without the ``-shm``, none of it writable, and a store file this user may not read
+    (mode 000) each printed only SQLite's "unable to open database file" (exit 6). The first
+    says what is missing and how to read it (exit 7); the second that it may not be read."""
+    live = tmp_path / "live"
+    live.mkdir()
+    store = f"sqlite:///{live / 'custody.db'}"
+    ok(custody("register", "p0", "--account", "a1", "--proxy", "x1", cwd=live, store=store))
+    reader = sqlite3.connect(live / "custody.db", isolation_level=None)
+    try:  # a reader holds the log open, so the registrations stay in the -wal
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM stored_events").fetchone()
+        for n in (1, 2):
+            args = ("register", f"p{n}", "--account", "a1", "--proxy", "x1")
+            ok(custody(*args, cwd=live, store=store))
+        evidence = tmp_path / "evidence"
+        evidence.mkdir()
+        for name in ("custody.db", "custody.db-wal"):
+            (evidence / name).write_bytes((live / name).read_bytes())
+    finally:
+        reader.close()
+    program = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    copy = f"sqlite:///{evidence / 'custody.db'}"
+    try:
+        for name in ("custody.db", "custody.db-wal"):
+            (evidence / name).chmod(0o444)
+        evidence.chmod(0o555)
+        run = custody("verify", cwd=tmp_path, store=copy, program=program)
+        assert run.code == FORBIDDEN, run.err
+        assert "beside it is its custody.db-wal file without the custody.db-shm" in run.err
+        assert sorted(p.name for p in evidence.iterdir()) == ["custody.db", "custody.db-wal"]
+        evidence.chmod(0o755)
+        for name in ("custody.db", "custody.db-wal"):
+            (evidence / name).chmod(0o644)  # as the line says: a writable copy is read whole
+        assert (
+            "checked 3 events of 3 profiles" in ok(custody("verify", cwd=tmp_path, store=copy)).out
+        )
+        (evidence / "custody.db").chmod(0o000)
+        run = custody("status", cwd=tmp_path, store=copy, program=program)
+        assert run.code == UNAVAILABLE, run.err
+        assert "cannot read" in error_line(run)
+        assert "permission denied: this user may not read it" in error_line(run)
+    finally:
+        evidence.chmod(0o755)

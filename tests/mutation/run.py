@@ -2581,6 +2581,22 @@ MUTANTS = (
         "a private key left without its public half makes every retry refused (rev29)",
         ("tests/integration/test_audit_inputs.py",),
     ),
+    Mutant(
+        "unreadable-store-file-unnamed",
+        "ledger/_stores/sql.py",
+        "if stat.S_ISREG(found.st_mode) and not os.access(settings.path, os.R_OK):",
+        "if False:",
+        "a store file this user may not read says only 'unable to open database file' (rev29)",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
+    Mutant(
+        "wal-copy-without-shm-unnamed",
+        "ledger/_stores/settings.py",
+        "if _frozen(path) and wal.exists() and not shm.exists() and _in_wal_mode(path):",
+        "if False:",
+        "a read-only copy with its -wal and no -shm says only 'unable to open' (rev29)",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
