@@ -176,6 +176,11 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
             raise Forbidden(why) from None  # what SQLite cannot say ("unable to open", rev29)
         raise store_failure(settings, e) from None
     except sqlite3.DatabaseError as e:
+        if "malformed" in str(e):  # an SQLite file, damaged: as a damaged page is told (rev29)
+            raise StoreUnavailable(
+                f"store {settings.describe()} unavailable: {e} (the file is damaged: restore "
+                "it from a backup)"
+            ) from None
         raise InvalidInput(
             "store", f"{settings.describe()} is not an SQLite database: {e}"
         ) from None

@@ -615,3 +615,22 @@ def test_the_sqlite_store_prepares_a_command_s_statements_once(
         assert len(ledger.history(pid)) == 8
     ends = {(sqlite3.SQLITE_TRANSACTION, "COMMIT"), (sqlite3.SQLITE_TRANSACTION, "ROLLBACK")}
     assert [asked for asked in compiled if asked[:2] not in ends] == []
+
+
+def test_a_damaged_sqlite_store_is_unavailable_wherever_the_damage_is(tmp_path: Path) -> None:
+    """rev29: a custody store cut short (a crash, a copy) was "invalid store: ... is not an
+    SQLite database: database disk image is malformed", exit 2 (bad input), while the same
+    store with one damaged page was "unavailable", exit 6. Both are a damaged SQLite file,
+    unavailable, saying so; a file that is no SQLite database at all is still bad input."""
+    whole = tmp_path / "whole.db"
+    with Ledger.open(f"sqlite:///{whole}", create=True) as ledger:
+        for n in range(300):
+            ledger.handle(RegisterProfile(profile_id=f"p{n}", account_id="a", proxy_id="x"))
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(whole.read_bytes()[:100_000])
+    with pytest.raises(StoreUnavailable, match=r"malformed \(the file is damaged: restore it"):
+        Ledger.open(f"sqlite:///{cut}").store.event_count()
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database at all\n" * 10)
+    with pytest.raises(InvalidInput, match="is not an SQLite database"):
+        Ledger.open(f"sqlite:///{junk}").store.event_count()

@@ -2597,6 +2597,14 @@ MUTANTS = (
         "a read-only copy with its -wal and no -shm says only 'unable to open' (rev29)",
         ("tests/e2e/test_cli_read_only_store.py",),
     ),
+    Mutant(
+        "damaged-store-bad-input",
+        "ledger/_stores/sql.py",
+        'if "malformed" in str(e):  # an SQLite file, damaged',
+        "if False:  # an SQLite file, damaged",
+        "a store cut short is 'not an SQLite database', exit 2, a damaged page exit 6 (rev29)",
+        ("tests/integration/test_stores.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
