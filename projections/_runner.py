@@ -448,17 +448,21 @@ def rebuild(ledger: Ledger, model: ReadModel, *, batch: int = 1000) -> Rebuilt:
     name, shadow_name = model.name, model.name + SHADOW
     shadow = model.table.name + SHADOW
     with feed.exclusive(f"rebuild-{name}"):
+        made: list[bool] = []  # whether its first transaction made the shadow
         try:
-            position, rows = _rebuild(feed, model, shadow, batch)
+            position, rows = _rebuild(feed, model, shadow, batch, made)
         except BaseException:
-            _abandon(feed, shadow_name, shadow)
+            if made:  # else nothing to drop, and a lock it could not take is waited for once
+                _abandon(feed, shadow_name, shadow)  # (rev29: twice the timeout, said once)
             raise
     feed.checked_layouts.discard(model.table.name)
     seconds = round(time.monotonic() - started, 3)
     return Rebuilt(name=name, position=position, rows=rows, seconds=seconds)
 
 
-def _rebuild(feed: Feed, model: ReadModel, shadow: str, batch: int) -> tuple[int, int]:
+def _rebuild(
+    feed: Feed, model: ReadModel, shadow: str, batch: int, made: list[bool]
+) -> tuple[int, int]:
     live = model.table.name
     name, shadow_name = model.name, model.name + SHADOW
     with feed.transaction() as tx:  # whatever a dead rebuild left is started afresh
@@ -466,6 +470,7 @@ def _rebuild(feed: Feed, model: ReadModel, shadow: str, batch: int) -> tuple[int
         tx.execute(f"DROP TABLE IF EXISTS {shadow}")
         for statement in model.table.ddl(shadow, uuid.uuid4().hex[:8]):
             tx.execute(statement)
+    made.append(True)
     _catch_up(feed, model, shadow_name, shadow, batch)
     with feed.transaction() as tx:
         folded = tx.claim_checkpoint(name)  # live catch-ups wait for the swap, then go on

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import register
 from pg_cluster import PostgresCluster
 
 from ledger import Checkout, Heartbeat, Ledger, StoreUnavailable
+from projections import LEASES_READ_MODEL, rebuild
 
 # A writer that takes the lock every writer needs, then freezes (SIGSTOP): on SQLite the file's
 # write lock, on PostgreSQL the events table's lock that the library takes on every insert.
@@ -134,3 +136,30 @@ def test_a_pandas_read_behind_a_held_table_is_busy_within_the_timeout(pg_url: st
                 ledger.feed.read_frame("SELECT count(*) AS n FROM custody_timeline")
             waited = time.monotonic() - started
     assert waited < 3, f"waited {waited:.1f} s behind a held table"
+
+
+def test_a_rebuild_behind_a_held_sqlite_lock_waits_the_timeout_once(tmp_path: Path) -> None:
+    """rev29: ``projections rebuild`` behind another process's write lock waited twice the
+    store's timeout (its first transaction, then the clean-up of what it had not made) and
+    said it waited once ("waited 2 s" after 4.2 s). Nothing made, nothing to clean: one wait,
+    and the read model as it was."""
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    with Ledger.open(url, create=True) as ledger:
+        register(ledger, "p1")
+        rebuild(ledger, LEASES_READ_MODEL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STUCK_WRITER, url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "locked"
+        with Ledger.open(f"{url}?timeout=2") as ledger:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match=r"waited 2 s"):
+                rebuild(ledger, LEASES_READ_MODEL)
+            waited = time.monotonic() - started
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.communicate()
+    assert waited < 3.5, f"waited {waited:.1f} s, said 2 s"

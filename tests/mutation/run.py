@@ -2605,6 +2605,14 @@ MUTANTS = (
         "a store cut short is 'not an SQLite database', exit 2, a damaged page exit 6 (rev29)",
         ("tests/integration/test_stores.py",),
     ),
+    Mutant(
+        "rebuild-cleans-what-it-never-made",
+        "projections/_runner.py",
+        "            if made:  # else nothing to drop",
+        "            if True:  # else nothing to drop",
+        "a rebuild behind a held lock waits twice the timeout and says once (rev29)",
+        ("tests/integration/test_bounded_waits.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
