@@ -287,7 +287,7 @@ def stop_orphan(
     """
     host = host or LocalHost()
     view = ledger.view(profile_id)
-    check = _browser_to_stop(view, host)
+    check = _browser_to_stop(view, host, ledger.now())
     shared = sharing(ledger, view)
     if not check.alive or check.pid is None:
         return _inspection(view, check, shared, now=ledger.now())
@@ -304,12 +304,12 @@ def stop_orphan(
     return _inspection(ledger.view(profile_id), after, shared, used, version, now=ledger.now())
 
 
-def _browser_to_stop(view: ProfileView, host: Host) -> BrowserCheck:
+def _browser_to_stop(view: ProfileView, host: Host, now: datetime) -> BrowserCheck:
     """What inspecting the profile's directory here finds. ``NotAllowed`` while a lease (live
     or stale) holds the profile, when no directory is registered or it is not on this host,
     and when the lock names another host."""
     profile_id = view.record.profile_id
-    refused = stop_refusal(profile_id, view.lease)
+    refused = stop_refusal(profile_id, view.lease, now)
     if refused is not None:
         raise NotAllowed(refused)
     check = inspect_here(view.record.user_data_dir, host)

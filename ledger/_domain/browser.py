@@ -8,9 +8,10 @@ pure (replay reads no disk) while the rules stay in the domain, one place for ev
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
-from ledger._domain.model import Frozen, Lease, ReviewDecision
+from ledger._domain.model import Frozen, Lease, LeaseStatus, ReviewDecision
 
 
 class BrowserStatus(StrEnum):
@@ -71,18 +72,30 @@ def review_refusal(
     )
 
 
-def stop_refusal(profile_id: str, lease: Lease | None) -> str | None:
+def stop_refusal(profile_id: str, lease: Lease | None, now: datetime | None = None) -> str | None:
     """Why the browser on a profile's directory may not be stopped now, or None.
 
     A browser may be stopped only when the ledger shows no current holder: a live or stale lease
     means a worker may still be driving it (or about to find out its lease is lost on its own).
+    The way to end the lease depends on whether it is past its deadline at ``now`` (rev29: a
+    live lease was told "custody sweep", which settles only an overdue one, and an overdue
+    one was called active).
     """
     if lease is None:
         return None
+    overdue = now is not None and lease.lease_status is LeaseStatus.ACTIVE and lease.overdue_at(now)
+    status = "overdue" if overdue else lease.lease_status.value
+    if overdue or lease.lease_status is not LeaseStatus.ACTIVE:
+        end = "custody sweep settles it, or custody force-release"
+    else:
+        end = (
+            "its worker ends it (a browser of its own cannot start while this one holds the "
+            "directory), or custody force-release (which sends the profile to review)"
+        )
     return (
         f"{profile_id} is held by worker {lease.worker_id} under {lease.lease_id} "
-        f"({lease.lease_status.value}): a browser is stopped only when no lease holds the "
-        "profile; end the lease first (custody sweep, or custody force-release)"
+        f"({status}): a browser is stopped only when no lease holds the profile; end the "
+        f"lease first: {end}"
     )
 
 

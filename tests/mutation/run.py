@@ -2613,6 +2613,14 @@ MUTANTS = (
         "a rebuild behind a held lock waits twice the timeout and says once (rev29)",
         ("tests/integration/test_bounded_waits.py",),
     ),
+    Mutant(
+        "stop-refusal-says-sweep-for-a-live-lease",
+        "ledger/_domain/browser.py",
+        "    if overdue or lease.lease_status is not LeaseStatus.ACTIVE:",
+        "    if True:",
+        "an orphan's stop under a live lease is told 'custody sweep', which does nothing (rev29)",
+        ("tests/unit/test_browser_rules.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

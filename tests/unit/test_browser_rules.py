@@ -75,7 +75,16 @@ def test_a_stop_is_refused_while_a_lease_holds_the_profile_live_or_stale() -> No
     lease = s.checkout(ttl=10)
     assert stop_refusal("p", s.profile.lease) is not None
     assert lease.lease_id in (stop_refusal("p", s.profile.lease) or "")
+    # rev29: a live lease was told "custody sweep", which settles only an overdue one, and
+    # one past its deadline was called active.
+    live = stop_refusal("p", s.profile.lease, s.now) or ""
+    assert "(active)" in live
+    assert "custody sweep" not in live
+    assert "its worker ends it" in live
     s.advance(11)
+    overdue = stop_refusal("p", s.profile.lease, s.now) or ""
+    assert "(overdue)" in overdue
+    assert "custody sweep settles it" in overdue
     s.profile.mark_stale(s.ctx("sweeper", Role.SCHEDULER))
     s.collect()
     assert s.profile.state is ProfileState.STALE
