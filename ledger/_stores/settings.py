@@ -66,9 +66,14 @@ class StoreSettings(BaseModel):
         try:
             parts = urlsplit(url)
             parts.hostname  # noqa: B018  (a bracketed host is checked when read)
-        except ValueError as e:  # an unbalanced or non-address bracketed host
-            # Not quoted: a URL that does not split cannot be told apart from its password.
-            raise InvalidInput("store", f"malformed URL ({e})") from None
+        except ValueError:  # an unbalanced or non-address bracketed host
+            # Not quoted, nor Python's words, which quote the bracketed part: a URL that does
+            # not split cannot be told apart from its password (rev29: Xk3[9QpZ]).
+            msg = (
+                "malformed URL (an unbalanced '[' or ']', or a bracketed host that is no IPv6 "
+                "address): write a '[' or ']' in a password as %5B or %5D"
+            )
+            raise InvalidInput("store", msg) from None
         outside = parts.netloc + parts.query + ("" if parts.scheme == "sqlite" else parts.path)
         if any("\udc80" <= c <= "\udcff" for c in outside):
             # Bytes of an argument that are not UTF-8 (a Latin-1 terminal's): a file's name
@@ -79,10 +84,13 @@ class StoreSettings(BaseModel):
                 "password, a host, a database or an option): give them in UTF-8"
             )
             raise InvalidInput("store", msg)
-        if parts.netloc and "@" not in parts.netloc and "@" in parts.path + parts.query:
+        after_at = parts.path if parts.scheme != "sqlite" else ""  # a file's '@' is its own
+        in_options = "@" not in parts.netloc and "@" in parts.query  # not a file's in an option
+        if parts.netloc and ("@" in after_at or in_options):
             # An '@' after the first '/' or '?': a password (or user) holding one of them
-            # unencoded, which would be read as the host, port, database or options. Not
-            # quoted: what precedes the '@' is the password's.
+            # unencoded, which would be read as the host, port, database or options (rev29:
+            # ab@cd/ef sent "ab" to a host named "cd"). Not quoted: what precedes the '@' is
+            # the password's. A database named with an '@' writes it %40.
             msg = (
                 "the user and password must end with '@' before the first '/' or '?': "
                 "write a '/', '?' or '@' in a password as %2F, %3F or %40"

@@ -2424,8 +2424,8 @@ MUTANTS = (
     Mutant(
         "store-url-at-after-authority",
         "ledger/_stores/settings.py",
-        '        if parts.netloc and "@" not in parts.netloc and "@" in parts.path + parts.query:',
-        "        if False:",
+        'if parts.netloc and ("@" in after_at or in_options):',
+        "if parts.netloc and in_options:",
         "a password holding a raw '/' is echoed in the refusal (rev29)",
         ("tests/unit/test_store_urls.py",),
     ),

@@ -16,8 +16,8 @@ from ledger._stores.settings import StoreSettings, _redacted
 @pytest.mark.parametrize(
     ("url", "said"),
     [
-        ("postgresql://u:pw@[::1/db", "malformed URL (Invalid IPv6 URL)"),
-        ("postgresql://u@[zz]:1/db", "malformed URL ('zz' does not appear"),
+        ("postgresql://u:pw@[::1/db", "malformed URL (an unbalanced '[' or ']'"),
+        ("postgresql://u@[zz]:1/db", "or a bracketed host that is no IPv6 address"),
         ("sqlite:////", "names a directory"),
         # rev29: taken as the relative path tmp/a.db, a second store beside the first
         ("sqlite:/tmp/a.db", "has one '/' after 'sqlite:': write an absolute path with four"),
@@ -124,6 +124,39 @@ def test_a_password_holding_a_slash_is_refused_saying_how_to_write_it() -> None:
     with pytest.raises(InvalidInput) as refused:
         StoreSettings.from_url("postgresql://custody:Xk3/9QpZ@db.example:5432/custody")
     assert "write a '/', '?' or '@' in a password as %2F, %3F or %40" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "said"),
+    [
+        # rev29 reread: an '@' before the '/' was taken as the password's end: "ab" went to a
+        # host named "cd", and every failure quoted the rest as the database.
+        ("postgresql://custody:ab@cd/Zq9x@127.0.0.1:1/custody", "Zq9x", "%2F, %3F or %40"),
+        ("postgresql://custody:Xk3@9/QpZ@db.example/custody", "QpZ", "%2F, %3F or %40"),
+        # Python's own words quoted the bracketed part: '9QpZ' does not appear to be an ...
+        ("postgresql://custody:Xk3[9QpZ]@db.example/custody", "9QpZ", "%5B or %5D"),
+    ],
+)
+def test_a_password_of_any_shape_is_refused_without_a_word_of_it(
+    url: str, secret: str, said: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        StoreSettings.from_url(url)
+    assert secret not in str(refused.value)
+    assert said in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@h/db?sslrootcert=/etc/ssl/x@y.pem",  # a file's '@', in an option
+        "postgresql://u:p%40q%2Fr@h:5/db",
+        "sqlite:////tmp/a@b.db",
+        "postgresql://u@[::1]:5432/db",
+    ],
+)
+def test_an_at_where_it_cannot_be_a_password_s_is_taken(url: str) -> None:
+    StoreSettings.from_url(url)
 
 
 @pytest.mark.parametrize(
