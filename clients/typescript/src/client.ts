@@ -274,7 +274,9 @@ export class CustodyClient {
     if (sending.body !== undefined) headers["Content-Type"] = "application/json";
     if (sending.idempotencyKey !== undefined) headers["Idempotency-Key"] = sending.idempotencyKey;
     const waitMs = (sending.timeoutMs ?? this.timeoutMs) + (sending.waitSeconds ?? 0) * 1000;
-    const timeout = AbortSignal.timeout(waitMs);
+    // Whole milliseconds: AbortSignal.timeout throws a RangeError for a fraction (rev29 reread:
+    // a resend's timeout, cut to the time a command has left, was one).
+    const timeout = AbortSignal.timeout(Math.ceil(waitMs));
     let answer: Response;
     try {
       answer = await this.fetchFn(url, {

@@ -256,3 +256,31 @@ describe("a service slower than the client's timeout", () => {
     assert.ok(warnings.some((w) => w.includes("never answered in time")), JSON.stringify(warnings));
   });
 });
+
+describe("a gateway that answers 502 at once, every time", () => {
+  /**
+   * rev29 reread of the growing resends: with the client's default timeout (30 s) and TTL
+   * (300 s), the fourth lost answer capped the resend's timeout at the time left, a fraction
+   * of a millisecond, and AbortSignal.timeout threw a RangeError the worker did not resend
+   * (the grant left with nobody under it); and once that was mended, a gateway answering 502
+   * at once was asked every 250 ms until the grant's deadline (238 requests in 60 s).
+   */
+  it("learns the grant after fourteen 502s, the resends backing off past the window", async () => {
+    const gateway = { status: 502, body: "<html>Bad Gateway</html>" };
+    const released = { lease_id: LEASE.lease_id, profile_id: "p1", ending: "clean",
+      profile_state: "available", message: "released" };
+    const { fetch, sent } = fakeFetch([...Array<typeof gateway>(14).fill(gateway),
+      { status: 201, body: LEASE }, { status: 200, body: released }]);
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-gw-")) });
+    let ran = false;
+    const started = Date.now();
+    await leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
+      ran = true;
+    });
+    assert.equal(ran, true, "the grant was not learnt");
+    assert.equal(sent.filter((s) => s.url.endsWith("/checkout")).length, 15);
+    // every 250 ms for the 3 s window, then 500, 1000, 2000 ms: not 14 x 250
+    assert.ok(Date.now() - started >= 5500, `15 sends in ${Date.now() - started} ms`);
+  });
+});
