@@ -62,6 +62,13 @@ export class CustodyError extends Error {
   }
 }
 
+/** The expected status, with a body that is not JSON: not the service's answer (a captive
+ * portal's or a proxy's page). The command may have been carried out: the worker resends it
+ * under its Idempotency-Key to learn the service's own answer, as for one lost on its way. */
+export class UnreadableAnswer extends CustodyError {
+  override name = "UnreadableAnswer";
+}
+
 /** 409 to a checkout: the ledger's denial (reason code, holder, until, what unblocks it). */
 export class CheckoutDenied extends CustodyError {
   override name = "CheckoutDenied";
@@ -336,7 +343,7 @@ function parsed<T>(status: number, text: string): T {
     return JSON.parse(text) as T;
   } catch {
     const message = `the answer (HTTP ${status}) is not JSON: ${text.slice(0, 200)}`;
-    throw new CustodyError(status, { error: `http_${status}`, message });
+    throw new UnreadableAnswer(status, { error: `http_${status}`, message });
   }
 }
 

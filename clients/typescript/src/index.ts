@@ -20,6 +20,7 @@ export {
   type Schemas,
   ServiceUnreachable,
   StoreUnavailable,
+  UnreadableAnswer,
 } from "./client.js";
 export type { components, paths } from "./openapi.js";
 export { type ClaimOptions, claim, LaunchRefused, MARKER, type Marker } from "./marker.js";

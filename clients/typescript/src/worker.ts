@@ -43,6 +43,7 @@ import {
   type ReleaseResult,
   ServiceUnreachable,
   StoreUnavailable,
+  UnreadableAnswer,
 } from "./client.js";
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
 import { claim, LaunchRefused } from "./marker.js";
@@ -754,10 +755,12 @@ function lostError(leaseId: string, why: string): LeaseLost {
 /** A failure worth resending the same request for, under its Idempotency-Key: the store (503),
  * a request not yet taken (408, 429), or an answer lost on its way, which the ledger may have
  * written (the network: fetch's `TypeError`; the client's timeout: a `DOMException`
- * "TimeoutError", or "AbortError"; a gateway's 502 or 504). Never the ledger's own word. */
+ * "TimeoutError", or "AbortError"; a gateway's 502 or 504; an answer that is not JSON, a
+ * captive portal's or a proxy's page: `UnreadableAnswer`). Never the ledger's own word. */
 function transient(error: unknown): boolean {
   if (error instanceof CustodyError) {
-    return error instanceof StoreUnavailable || NOT_YET.has(error.status) || gatewayLost(error);
+    return error instanceof StoreUnavailable || NOT_YET.has(error.status) || gatewayLost(error) ||
+      error instanceof UnreadableAnswer;
   }
   return error instanceof TypeError || lostAnswer(error);
 }
@@ -774,7 +777,7 @@ function longerAfter(lost: number, first: number, leftMs: number): number | unde
  * timeout, a connection that dropped, a gateway's 502 or 504; not a connection the service
  * refused or a name that did not resolve (never sent), nor the service's own 503, 408 or 429. */
 function mayHaveLanded(error: unknown): boolean {
-  if (error instanceof CustodyError) return gatewayLost(error);
+  if (error instanceof CustodyError) return gatewayLost(error) || error instanceof UnreadableAnswer;
   if (lostAnswer(error)) return true;
   return !(error instanceof ServiceUnreachable && error.code !== undefined && NEVER_SENT.has(error.code));
 }

@@ -284,3 +284,40 @@ describe("a gateway that answers 502 at once, every time", () => {
     assert.ok(Date.now() - started >= 5500, `15 sends in ${Date.now() - started} ms`);
   });
 });
+
+describe("an answer that is not the service's", () => {
+  /**
+   * rev29 (the node review's suspicion, confirmed here): a 200 or 201 whose body is not JSON (a
+   * captive portal, a proxy's page) was a CustodyError the worker never resent, so a checkout
+   * the service may have granted behind it failed at once, its grant left with nobody under
+   * it. It is resent under its key, as an answer lost on its way.
+   */
+  it("resends a checkout answered with a page, and learns the grant", async () => {
+    const portal = { status: 201, body: "<html>captive portal</html>" };
+    const released = { lease_id: LEASE.lease_id, profile_id: "p1", ending: "clean",
+      profile_state: "available", message: "released" };
+    const answers = [portal, { status: 201, body: LEASE }, { status: 200, body: released }];
+    const sent: string[] = [];
+    const fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+      if (init?.method === "GET") {
+        const signal = init.signal;
+        return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+      }
+      sent.push(`${String(input)} ${(init?.headers as Record<string, string>)["Idempotency-Key"]}`);
+      const next = answers.shift();
+      if (!next) throw new Error("no answer left");
+      const text = typeof next.body === "string" ? next.body : JSON.stringify(next.body);
+      return new Response(text, { status: next.status });
+    }) as typeof globalThis.fetch;
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-page-")) });
+    let ran = false;
+    await leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
+      ran = true;
+    });
+    assert.equal(ran, true, "the grant behind the page was never learnt");
+    const checkouts = sent.filter((s) => s.includes("/checkout "));
+    assert.equal(checkouts.length, 2);
+    assert.equal(new Set(checkouts.map((s) => s.split(" ")[1])).size, 1, "resent under another key");
+  });
+});
