@@ -13,7 +13,7 @@ from console_scene import CHROMIUM, INJECTED, crashed_run, events, sign_in
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from serving import Served
 
-from ledger import Role
+from ledger import Ledger, Role
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -169,3 +169,20 @@ def test_the_ledgers_refusal_is_shown_in_its_own_words(served: Served, page: Pag
     )
     assert "quarantined" in page.locator("h1").inner_text()
     assert events(served) == before
+
+
+def test_a_note_the_ledger_takes_can_be_typed_whole(served: Served, page: Page) -> None:
+    """rev29: the note field's maxlength (200) counted UTF-16 units where the ledger counts
+    code points (at most 200): a note of 150 emoji, which the ledger takes, was cut by the
+    browser to 100. The field takes twice the ledger's limit (every code point is at most two
+    units); a longer note is the ledger's to refuse, in its own words."""
+    crashed_run(served, "shop_21")
+    sign_in(page, served, served.tokens[Role.REVIEWER])
+    page.goto(f"{served.url}/console/profiles/shop_21")
+    page.check("input[name=decision][value=quarantine]")
+    note = "\U0001f50d" * 150
+    page.fill("#note", note)
+    page.click("#verdict button[type=submit]")
+    with Ledger.open(served.store_url) as ledger:
+        (review,) = [e for e in ledger.history("shop_21") if e.event_type == "profile_reviewed"]
+    assert review.note == note

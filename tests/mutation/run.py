@@ -2621,6 +2621,14 @@ MUTANTS = (
         "an orphan's stop under a live lease is told 'custody sweep', which does nothing (rev29)",
         ("tests/unit/test_browser_rules.py",),
     ),
+    Mutant(
+        "console-note-cut-by-utf16",
+        "service/templates/profile.html",
+        'maxlength="400"',
+        'maxlength="200"',
+        "a note of 150 emoji the ledger takes is cut to 100 by the browser (rev29)",
+        ("tests/integration/test_review_console.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
