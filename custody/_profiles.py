@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from custody._commands import cli, profile_argument
-from custody._wiring import LedgerChoice, on_ledger, options, states
+from custody._wiring import LedgerChoice, on_ledger, options, owners_only, states
 
 if TYPE_CHECKING:
     from custody._printed import Printed
@@ -71,6 +71,7 @@ def who(ledger: Ledger, profile_id: str) -> Usage:
 
 
 @cli.command()
+@owners_only("rebuild")  # rev29: a role's login was refused in the trigger's words alone
 @on_ledger
 def rebuild(ledger: Ledger) -> RebuildReport:
     """report how availability differs from the events, then repair it"""

@@ -262,10 +262,18 @@ def owners_only(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
                 # The database's refusal of this login, not the ledger's role check.
                 if ledger is None or not getattr(e, "by_database", False):
                     raise
+                # The owner itself may lack the attribute making logins needs (rev29: the
+                # set-up page made it without, and this line seemed to forbid giving it).
+                logins = (
+                    "; making logins needs the owner to have CREATEROLE (a superuser runs "
+                    "ALTER ROLE <owner> CREATEROLE)"
+                    if "create role" in str(e)
+                    else ""
+                )
                 msg = (
                     f"{e}: custody {name} is the store owner's command: run it as the login that "
                     "owns the store's tables (for a new store, one that may create them), never "
-                    "by granting a custody role's login CREATE or CREATEROLE"
+                    f"by granting a custody role's login CREATE or CREATEROLE{logins}"
                 )
                 raise ledger.Forbidden(msg, by_database=True) from None
 

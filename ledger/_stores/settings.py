@@ -342,7 +342,10 @@ def _redacted(url: str) -> str:
     early as ``urlsplit`` reads it (rev29: such a password was quoted whole). Only the user
     is shown, and only when nothing in it could be a password's."""
     scheme, colon, rest = url.partition(":")
-    if not colon:  # no scheme: nothing in it can be a password
+    if "=" in url and not _SCHEME.match(url):
+        # libpq's "host=... password=..." (rev29: quoted whole): not a URL, and not quoted.
+        return "(a text that is no URL: not quoted, it may hold a password)"
+    if not colon:  # no scheme, no '=': nothing in it can be a password
         return _quoted(url)
     head = f"{scheme}:" + ("//" if rest.startswith("//") else "")
     body = url[len(head) :]
@@ -361,6 +364,9 @@ def _redacted(url: str) -> str:
     if any(c in user for c in "/#[]"):
         who = "***@"
     return _quoted(head + who + location + (f"?{query}" if question else ""))
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def _quoted(url: str) -> str:

@@ -699,3 +699,33 @@ def test_init_pins_the_checks_of_a_schema_9_store(owned: Owned) -> None:
     for config in found.values():
         assert config == ["search_path=pg_catalog, public, pg_temp"], config
     ok(owned.cli(worker, "status"))
+
+
+def test_an_owner_without_createrole_is_told_to_get_it_not_to_give_it_up(owned: Owned) -> None:
+    """rev29: the set-up page made the owner without CREATEROLE; its ``access grant`` was
+    refused with a line that seemed to forbid granting CREATEROLE at all ("never by granting a
+    custody role's login CREATE or CREATEROLE"). It says the owner needs the attribute."""
+    with psycopg.connect(owned.admin, autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE {owned.owner} NOCREATEROLE")
+    run = owned.cli(owned.url, "access", "grant", f"new_{owned.tag}", "--role", "worker")
+    assert run.code == FORBIDDEN, run.err
+    said = error_line(run)
+    assert "making logins needs the owner to have CREATEROLE" in said, said
+    assert "ALTER ROLE <owner> CREATEROLE" in said
+    with psycopg.connect(owned.admin, autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE {owned.owner} CREATEROLE")
+    ok(owned.cli(owned.url, "access", "grant", f"new_{owned.tag}", "--role", "worker"))
+
+
+def test_rebuild_under_a_roles_login_says_the_owner_runs_it(owned: Owned) -> None:
+    """rev29: ``custody rebuild`` under an operator's login, with a row to repair, was refused
+    in the database trigger's words alone ("may not write custody_availability for profile
+    ... without its event"), which read as a fault. It says the store's owner runs it."""
+    ok(owned.cli(owned.url, *REGISTER))
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        conn.execute("DELETE FROM custody_availability")
+    run = owned.cli(owned.login("operator"), "rebuild")
+    assert run.code == FORBIDDEN, run.err
+    said = error_line(run)
+    assert "custody rebuild is the store owner's command" in said, said
+    ok(owned.cli(owned.url, "rebuild"))

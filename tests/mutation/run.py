@@ -2629,6 +2629,30 @@ MUTANTS = (
         "a note of 150 emoji the ledger takes is cut to 100 by the browser (rev29)",
         ("tests/integration/test_review_console.py",),
     ),
+    Mutant(
+        "libpq-string-quoted",
+        "ledger/_stores/settings.py",
+        'if "=" in url and not _SCHEME.match(url):',
+        "if False:",
+        "a libpq key=value store string is quoted whole, its password with it (rev29)",
+        ("tests/unit/test_store_urls.py",),
+    ),
+    Mutant(
+        "owner-createrole-unsaid",
+        "custody/_wiring.py",
+        'if "create role" in str(e)',
+        "if False",
+        "an owner without CREATEROLE is told, in effect, never to grant it (rev29)",
+        ("tests/e2e/test_cli_access.py",),
+    ),
+    Mutant(
+        "rebuild-not-the-owners",
+        "custody/_profiles.py",
+        '@owners_only("rebuild")  # rev29',
+        "# owners_only gone  # rev29",
+        "rebuild under a role's login is refused in a trigger's words alone (rev29)",
+        ("tests/e2e/test_cli_access.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -90,6 +90,9 @@ def test_a_url_with_nothing_to_hide_is_quoted_as_typed(url: str, said: str) -> N
         "postgresql://u@db.example/custody?sslrootcert=/a@b&bogus=Xk3",
         "postgres://custody:Xk3@9QpZ@db.example:x/custody",
         "mysql://custody:Xk3/9QpZ@db.example/custody",
+        # rev29 (docs-pg): libpq's key=value form was quoted whole, "unsupported scheme in"
+        "host=db.example user=custody password=Xk3/9QpZ dbname=custody",
+        "hostaddr=::1 password=Xk3/9QpZ",
     ],
 )
 def test_no_refusal_shows_a_password_whatever_the_url_s_shape(url: str) -> None:
