@@ -29,6 +29,8 @@ _BUSY = ("database is locked", "lock timeout")
 # waited 5 s; retry", which failed the same way every time).
 _STATEMENT_TIMEOUT = "statement timeout"
 _INSUFFICIENT_PRIVILEGE = "42501"
+# What a login no custody role was granted (or one revoked) meets first (rev29: said alone).
+_NO_ROLE = "permission denied for table custody_schema"
 
 
 def _driver_errors() -> tuple[type[BaseException], ...]:
@@ -50,7 +52,14 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
         if not isinstance(e, _driver_errors()):
             raise
         if _sqlstate(e) == _INSUFFICIENT_PRIVILEGE:  # the database refused this login
-            msg = f"store {settings.describe()} refused: {_first_line(e)}"
+            said = _first_line(e)
+            if _NO_ROLE in said:  # every custody role reads it: this login holds none
+                said += (
+                    f": login {settings.user} holds no custody role (as the owner: custody "
+                    f"access grant {settings.user} --role ROLE; custody access list names "
+                    "each login's)"
+                )
+            msg = f"store {settings.describe()} refused: {said}"
             raise Forbidden(msg, by_database=True) from e
         raise store_failure(settings, e) from e
 

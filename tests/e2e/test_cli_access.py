@@ -729,3 +729,18 @@ def test_rebuild_under_a_roles_login_says_the_owner_runs_it(owned: Owned) -> Non
     said = error_line(run)
     assert "custody rebuild is the store owner's command" in said, said
     ok(owned.cli(owned.url, "rebuild"))
+
+
+def test_a_login_whose_role_was_revoked_is_told_it_holds_none(owned: Owned) -> None:
+    """rev29: after ``REVOKE custody_worker FROM <login>`` (roles.md) every command under the
+    login was refused in the database's words alone, "permission denied for table
+    custody_schema", where the docs promise a line naming the login and what it needs."""
+    worker = owned.login("worker")
+    name = urlsplit(worker).username
+    with psycopg.connect(owned.url, autocommit=True) as conn:
+        conn.execute(f"REVOKE custody_worker FROM {name}")
+    run = owned.cli(worker, "status")
+    assert run.code == FORBIDDEN, run.err
+    said = error_line(run)
+    assert f"login {name} holds no custody role" in said, said
+    assert f"custody access grant {name} --role ROLE" in said

@@ -2653,6 +2653,14 @@ MUTANTS = (
         "rebuild under a role's login is refused in a trigger's words alone (rev29)",
         ("tests/e2e/test_cli_access.py",),
     ),
+    Mutant(
+        "revoked-login-unexplained",
+        "ledger/_stores/connections.py",
+        "if _NO_ROLE in said:",
+        "if False:",
+        "a login whose custody role was revoked is refused in the database's words alone (rev29)",
+        ("tests/e2e/test_cli_access.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
