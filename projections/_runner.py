@@ -448,29 +448,32 @@ def rebuild(ledger: Ledger, model: ReadModel, *, batch: int = 1000) -> Rebuilt:
     name, shadow_name = model.name, model.name + SHADOW
     shadow = model.table.name + SHADOW
     with feed.exclusive(f"rebuild-{name}"):
-        made: list[bool] = []  # whether its first transaction made the shadow
+        # One transaction: failing, it made nothing to drop, and a lock it could not take is
+        # not waited for again by the clean-up (rev29: twice the timeout, said once).
+        _fresh_shadow(feed, model, shadow)
         try:
-            position, rows = _rebuild(feed, model, shadow, batch, made)
+            position, rows = _rebuild(feed, model, shadow, batch)
         except BaseException:
-            if made:  # else nothing to drop, and a lock it could not take is waited for once
-                _abandon(feed, shadow_name, shadow)  # (rev29: twice the timeout, said once)
+            _abandon(feed, shadow_name, shadow)
             raise
     feed.checked_layouts.discard(model.table.name)
     seconds = round(time.monotonic() - started, 3)
     return Rebuilt(name=name, position=position, rows=rows, seconds=seconds)
 
 
-def _rebuild(
-    feed: Feed, model: ReadModel, shadow: str, batch: int, made: list[bool]
-) -> tuple[int, int]:
-    live = model.table.name
-    name, shadow_name = model.name, model.name + SHADOW
-    with feed.transaction() as tx:  # whatever a dead rebuild left is started afresh
-        tx.reset_checkpoint(shadow_name)
+def _fresh_shadow(feed: Feed, model: ReadModel, shadow: str) -> None:
+    """The rebuild's shadow table, empty, and its checkpoint at the start: whatever a dead
+    rebuild left is started afresh."""
+    with feed.transaction() as tx:
+        tx.reset_checkpoint(model.name + SHADOW)
         tx.execute(f"DROP TABLE IF EXISTS {shadow}")
         for statement in model.table.ddl(shadow, uuid.uuid4().hex[:8]):
             tx.execute(statement)
-    made.append(True)
+
+
+def _rebuild(feed: Feed, model: ReadModel, shadow: str, batch: int) -> tuple[int, int]:
+    live = model.table.name
+    name, shadow_name = model.name, model.name + SHADOW
     _catch_up(feed, model, shadow_name, shadow, batch)
     with feed.transaction() as tx:
         folded = tx.claim_checkpoint(name)  # live catch-ups wait for the swap, then go on

@@ -194,7 +194,8 @@ class StoreSettings(BaseModel):
         if not path.exists():
             return None
         shm, wal = (path.with_name(f"{path.name}-{kind}") for kind in ("shm", "wal"))
-        if _frozen(path) and wal.exists() and not shm.exists() and _in_wal_mode(path):
+        frozen = _frozen(path)
+        if frozen and wal.exists() and not shm.exists() and _in_wal_mode(path):
             # rev29: "unable to open database file", exit 6: a copy of a live store taken
             # with its -wal (which holds committed pages) but not its -shm.
             return (
@@ -203,7 +204,7 @@ class StoreSettings(BaseModel):
                 "it through; copy both to a directory of your own, make them writable "
                 "(chmod u+w), and read the copy"
             )
-        if _frozen(path) or shm.exists():
+        if frozen or shm.exists():
             return None
         if os.access(path.parent, os.W_OK):
             return self._shm_left_behind(path)

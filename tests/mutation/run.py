@@ -2592,7 +2592,7 @@ MUTANTS = (
     Mutant(
         "wal-copy-without-shm-unnamed",
         "ledger/_stores/settings.py",
-        "if _frozen(path) and wal.exists() and not shm.exists() and _in_wal_mode(path):",
+        "if frozen and wal.exists() and not shm.exists() and _in_wal_mode(path):",
         "if False:",
         "a read-only copy with its -wal and no -shm says only 'unable to open' (rev29)",
         ("tests/e2e/test_cli_read_only_store.py",),
@@ -2608,8 +2608,8 @@ MUTANTS = (
     Mutant(
         "rebuild-cleans-what-it-never-made",
         "projections/_runner.py",
-        "            if made:  # else nothing to drop",
-        "            if True:  # else nothing to drop",
+        "        _fresh_shadow(feed, model, shadow)\n        try:\n",
+        "        try:\n            _fresh_shadow(feed, model, shadow)\n",
         "a rebuild behind a held lock waits twice the timeout and says once (rev29)",
         ("tests/integration/test_bounded_waits.py",),
     ),

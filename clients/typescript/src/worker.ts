@@ -759,8 +759,7 @@ function lostError(leaseId: string, why: string): LeaseLost {
  * captive portal's or a proxy's page: `UnreadableAnswer`). Never the ledger's own word. */
 function transient(error: unknown): boolean {
   if (error instanceof CustodyError) {
-    return error instanceof StoreUnavailable || NOT_YET.has(error.status) || gatewayLost(error) ||
-      error instanceof UnreadableAnswer;
+    return error instanceof StoreUnavailable || NOT_YET.has(error.status) || notTheServices(error);
   }
   return error instanceof TypeError || lostAnswer(error);
 }
@@ -777,7 +776,7 @@ function longerAfter(lost: number, first: number, leftMs: number): number | unde
  * timeout, a connection that dropped, a gateway's 502 or 504; not a connection the service
  * refused or a name that did not resolve (never sent), nor the service's own 503, 408 or 429. */
 function mayHaveLanded(error: unknown): boolean {
-  if (error instanceof CustodyError) return gatewayLost(error) || error instanceof UnreadableAnswer;
+  if (error instanceof CustodyError) return notTheServices(error);
   if (lostAnswer(error)) return true;
   return !(error instanceof ServiceUnreachable && error.code !== undefined && NEVER_SENT.has(error.code));
 }
@@ -789,10 +788,12 @@ const NEVER_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNRE
  * requests (429). Neither was applied. */
 const NOT_YET = new Set([408, 429]);
 
-/** A gateway's 502 or 504 between the worker and the service (replicas behind a load balancer):
- * the request may have been applied there and its answer lost, as with the client's timeout. */
-function gatewayLost(error: unknown): boolean {
-  return error instanceof CustodyError && (error.status === 502 || error.status === 504);
+/** An answer that is not the service's: a gateway's 502 or 504 between the worker and the
+ * service (replicas behind a load balancer), or a page that is not JSON (a captive portal's:
+ * `UnreadableAnswer`). The request may have been applied and its answer lost, as with the
+ * client's timeout. */
+function notTheServices(error: CustodyError): boolean {
+  return error.status === 502 || error.status === 504 || error instanceof UnreadableAnswer;
 }
 
 /** A refusal asking again will not change: a 4xx other than 408 (timeout) and 429 (too many). */
