@@ -23,8 +23,13 @@ So every time given is within
 
 of the server's clock, plus whatever the server's own clock steps by between two measurements
 (a failover to another primary, an operator setting its time): seen within ``MAX_AGE_S``.
-``error_bound()`` gives the bound of the current estimate. Times given never go backwards within
-one clock, whatever a new measurement finds.
+``error_bound()`` gives the bound of the current estimate. A new measurement that puts the
+server at most ``HELD_AT_MOST_S`` behind the last time given is held at that time (the times
+given do not go back for a measurement's noise or a small step); a step back beyond it (the
+server's clock set back, a failover to a primary whose clock is behind) is taken as it is, as a
+process reading the server's clock for every command would take it: a process that measured
+before the step must not judge deadlines the whole step ahead of the processes that measured
+after it (``docs/explanation/ttl-as-a-deadline.md``, "Whose clock").
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ GOOD_SAMPLE_S = 0.002  # a sample this tight (half its round trip) ends the meas
 MAX_AGE_S = 30.0  # measured again after this long
 MAX_DRIFT = 500e-6  # the most two clocks may drift apart, per second elapsed
 STEP_TOLERANCE_S = 0.005  # a local clock step larger than this is noticed
+# A time given is held at the last one while the server is found at most this far behind it;
+# the same second a command's time is raised by to meet its profile's last event
+# (``ledger._unit_of_work.RAISED_AT_MOST``).
+HELD_AT_MOST_S = 1.0
 
 
 class OffsetClock:
@@ -74,7 +83,9 @@ class OffsetClock:
         ):
             self.measure()
             wall = self._wall()
-        given = max(wall + self._offset, self._last)
+        given = wall + self._offset
+        if self._last - HELD_AT_MOST_S <= given < self._last:
+            given = self._last
         self._last = given
         return datetime.fromtimestamp(given, UTC)
 

@@ -2661,6 +2661,14 @@ MUTANTS = (
         "a login whose custody role was revoked is refused in the database's words alone (rev29)",
         ("tests/e2e/test_cli_access.py",),
     ),
+    Mutant(
+        "clock-step-back-held",
+        "ledger/_stores/clock.py",
+        "if self._last - HELD_AT_MOST_S <= given < self._last:",
+        "if given < self._last:",
+        "a process that measured before the server's clock stepped back keeps its old time (rev30)",
+        ("tests/unit/test_store_clock.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -136,3 +136,21 @@ def test_times_never_go_backwards_when_a_measurement_finds_the_server_behind() -
     host.t += 0.2
     assert clock.now() >= last
     assert host.server_reads == 2
+
+
+def test_a_step_back_of_the_servers_clock_is_taken_once_measured_again() -> None:
+    """The server's clock set back two minutes (a failover to a primary whose clock is behind)
+    is followed at the next measurement, as a process reading the server for every command
+    follows it: a long-lived process (a sweeper) holding its last time instead would judge
+    deadlines two minutes ahead of a worker started after the step, and sweep its live lease
+    (rev30 fastpath review)."""
+    host = Host()
+    clock = host.clock()
+    before = clock.now()
+    host.t += MAX_AGE_S - 0.1
+    clock.now()
+    host.server_step = -120.0
+    host.t += 0.2
+    assert error(host, clock) <= clock.error_bound()
+    assert clock.now() < before
+    assert host.server_reads == 2
