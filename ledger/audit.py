@@ -241,7 +241,7 @@ def _walk_and_check(
         done = SnapshotCheck(store).run()
         return done.checked, done.problems
     until = share(extents, events)
-    with SnapshotsBeside(ledger.settings, until) as child:
+    with SnapshotsBeside(store.settings_for_another_process, until) as child:
         walk(store.logged_events, state, progress)
         own = SnapshotCheck(store, streams=(until, None)).run() if until is not None else None
         answer = child.result()

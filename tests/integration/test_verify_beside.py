@@ -61,6 +61,27 @@ def test_the_child_runs_this_custody_whatever_the_working_directory(
         assert audit.verify(ledger, beside=True).problems == alone.problems
 
 
+def test_the_child_checks_the_file_a_relative_path_opened_after_a_change_of_directory(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger opened on a relative SQLite path, whose process then works in another directory
+    holding a clean copy of the same name: the child checks the file the ledger opened, not the
+    copy, and the forged snapshot is named as without the child. Guard: the absolute path the
+    store was opened at (``SqlStore.settings_for_another_process``; rev30: the child opened
+    the relative path in the new directory and answered for the clean copy)."""
+    here, elsewhere = Path(store.removeprefix("sqlite:///")).parent, tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "custody.db").write_bytes((here / "custody.db").read_bytes())
+    _edit_snapshot(RawLog(store))
+    monkeypatch.chdir(here)
+    with Ledger.open("sqlite:///custody.db") as ledger:
+        alone = audit.verify(ledger, beside=False)
+        assert [p.split(":")[0] for p in alone.problems] == ["p1 v50"]
+        monkeypatch.chdir(elsewhere)
+        monkeypatch.setattr(audit, "share", lambda extents, events: None)  # the child checks all
+        assert audit.verify(ledger, beside=True).problems == alone.problems
+
+
 def test_the_child_ends_with_a_verify_that_is_killed(store: str, tmp_path: Path) -> None:
     """verify killed by SIGTERM (``timeout``, systemd, a closed terminal's SIGHUP) runs no
     ``finally``: the child, in a session of its own, would go on reading the store. It ends

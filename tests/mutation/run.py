@@ -2669,6 +2669,14 @@ MUTANTS = (
         "a process that measured before the server's clock stepped back keeps its old time (rev30)",
         ("tests/unit/test_store_clock.py",),
     ),
+    Mutant(
+        "beside-relative-path",
+        "ledger/_stores/sql.py",
+        'update={"path": os.path.abspath(settings.path)}',
+        'update={"path": settings.path}',
+        "verify's child checks another directory's file of the same relative name (rev30)",
+        ("tests/integration/test_verify_beside.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
