@@ -255,10 +255,17 @@ class Store:
         app = self.app
         if not due or app.snapshots is None or not app.takes_snapshots:
             return
+        from ledger._domain.acting import Forbidden
+        from ledger._domain.errors import StoreUnavailable
         from ledger._domain.profile import replay
         from ledger._domain.snapshot import ProfileSnapshot
 
-        with store_errors(self.settings):
+        # Taken after the command's events committed, and only a cache: a store that fails
+        # now (a lock held past the timeout, a lost connection) leaves the snapshot to the
+        # next writer at a multiple of the interval, never the committed command reported as
+        # failed, which a caller without a command id could not tell from one that wrote
+        # nothing (rev30).
+        with contextlib.suppress(StoreUnavailable, Forbidden), store_errors(self.settings):
             for event in due:
                 version = event.originator_version
                 # One already there is this very state (only the writer of a version takes

@@ -2677,6 +2677,14 @@ MUTANTS = (
         "verify's child checks another directory's file of the same relative name (rev30)",
         ("tests/integration/test_verify_beside.py",),
     ),
+    Mutant(
+        "snapshot-failure-fails-command",
+        "ledger/_stores/store.py",
+        "with contextlib.suppress(StoreUnavailable, Forbidden), store_errors(self.settings):",
+        "with store_errors(self.settings):",
+        "a committed command is reported as failed when its snapshot cannot be taken (rev30)",
+        ("tests/integration/test_snapshots.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
