@@ -99,9 +99,22 @@ _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
 _BARE_USERINFO = re.compile(r"\s*[^/\\?#@:\s]*:[^/\\?#@]*@")
 
 
+# What a browser takes out of a URL before it reads it (the WHATWG URL standard): C0 controls
+# and spaces at either end, and every tab, line feed and carriage return within (rev30:
+# "http:/\n/user:pw@host" and "\x01https://user:pw@host" were read as credentials by Chromium,
+# and not by this rule).
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+_TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
+
+
+def _as_a_browser_reads(url: str) -> str:
+    return url.strip(_C0_OR_SPACE).translate(_TAB_OR_NEWLINE)
+
+
 def _userinfo(value: str) -> re.Match[str] | None:
-    """The match of the URL ``value``'s userinfo (group 3, before its "@") when a browser reads
-    one in it: a special scheme with or without slashes, any other with "//"."""
+    """The match of the URL ``value`` (as a browser reads it: ``_as_a_browser_reads``)'s
+    userinfo (group 3, before its "@") when a browser reads one in it: a special scheme with
+    or without slashes, any other with "//"."""
     found = _AUTHORITY.match(value)
     if found is None:
         return None
@@ -116,7 +129,7 @@ def carries_password(value: str | None, *, bare: bool = False) -> bool:
     (``Command.refusal``). The worker SDKs leave a URL's userinfo out (``without_userinfo``)."""
     if value is None:
         return False
-    found = _userinfo(value)
+    found = _userinfo(_as_a_browser_reads(value))
     if found is not None and ":" in found.group(3):
         return True
     return bare and _BARE_USERINFO.match(value) is not None
@@ -125,14 +138,19 @@ def carries_password(value: str | None, *, bare: bool = False) -> bool:
 def without_userinfo(url: str) -> str:
     """``url`` without the userinfo ``carries_password`` reads in it, "@" included
     (``https:user:pw@host/a`` is ``https:host/a``; a user with no password goes too), so that
-    the ledger never refuses a URL a worker SDK records for the password in it."""
-    found = _userinfo(url)
-    return url if found is None else url[: found.start(3)] + url[found.end() :]
+    the ledger never refuses a URL a worker SDK records for the password in it. A URL with a
+    userinfo comes back as a browser reads it (no tab or line break within, nothing
+    unprintable or blank at either end); any other, as it is."""
+    read = _as_a_browser_reads(url)
+    found = _userinfo(read)
+    return url if found is None else read[: found.start(3)] + read[found.end() :]
 
 
 # A URL's user and password wherever one sits in a text (``without_passwords``): a scheme, its
 # colon and slashes (or backslashes), then ``user:password@`` up to the host.
-_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#@]*@")
+# The password runs to the last "@" before the host (rev30: a password holding an "@" left its
+# tail behind, read as a user name).
+_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#]*@")
 
 
 def without_passwords(text: str) -> str:

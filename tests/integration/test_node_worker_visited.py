@@ -109,10 +109,14 @@ console.log(JSON.stringify(said));
     ("visited", "recorded"),
     [
         ("https:user:pw-s3cret@shop.example/a", "https:shop.example/a"),
-        (" https://user:pw-s3cret@shop.example/a", " https://shop.example/a"),
+        (" https://user:pw-s3cret@shop.example/a", "https://shop.example/a"),
         ("https:\\\\user:pw-s3cret@shop.example/a", "https:\\\\shop.example/a"),
         ("ftp:/user:pw-s3cret@shop.example/a", "ftp:/shop.example/a"),
-        ("\x1chttps://user:pw-s3cret@shop.example/a", "\x1chttps://shop.example/a"),
+        ("\x1chttps://user:pw-s3cret@shop.example/a", "https://shop.example/a"),
+        # rev30: what a browser takes out before it reads a URL (the ledger's rule now too)
+        ("http:/\n/user:pw-s3cret@shop.example/a", "http://shop.example/a"),
+        ("\x01https://us\ter:pw-s3cret@shop.example/a\x02", "https://shop.example/a"),
+        ("https://shop.example/a b\t", "https://shop.example/a b\t"),  # no userinfo: as it is
     ],
 )
 def test_a_url_the_ledger_reads_a_password_in_is_recorded_without_it(

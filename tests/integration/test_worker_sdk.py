@@ -117,6 +117,9 @@ def test_pages_reported_without_a_browser_are_the_url_and_the_prompt(
         "https:\\\\user:pw-s3cret@shop.example/a",  # backslashes
         "ftp:/user:pw-s3cret@shop.example/a",
         "HTTPS://user:pw-s3cret@a:b@shop.example/a",
+        "http:/\n/user:pw-s3cret@shop.example/a",  # rev30: what a browser takes out
+        "\x01https://user:pw-s3cret@shop.example/a",
+        "https://us\ter:pw-s3cret@shop.example/a",
     ],
 )
 def test_a_url_the_ledger_reads_a_password_in_is_reported_without_it(

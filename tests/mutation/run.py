@@ -2685,6 +2685,22 @@ MUTANTS = (
         "a committed command is reported as failed when its snapshot cannot be taken (rev30)",
         ("tests/integration/test_snapshots.py",),
     ),
+    Mutant(
+        "url-read-not-as-a-browser",
+        "ledger/_domain/model.py",
+        "    return url.strip(_C0_OR_SPACE).translate(_TAB_OR_NEWLINE)",
+        "    return url",
+        "a password behind a tab, a line break or a control at the URL's start is stored (rev30)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "password-with-at-tail-kept",
+        "ledger/_domain/model.py",
+        '[^\\s/\\\\?#@:]*:[^\\s/\\\\?#]*@")',
+        '[^\\s/\\\\?#@:]*:[^\\s/\\\\?#@]*@")',
+        "a failure reason keeps the tail of a password holding an '@' (rev30)",
+        ("tests/unit/test_commands.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

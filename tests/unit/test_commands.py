@@ -223,6 +223,12 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         ("url", "https:alice:s3cret@shop.example/"),  # a browser reads it with the slashes
         ("url", "https:\\\\alice:s3cret@shop.example/"),
         ("url", "HTTPS:/alice:s3cret@shop.example/"),
+        # What a browser takes out before it reads a URL (rev30: Chromium read these as
+        # credentials, the rule did not): a line break or tab within, a control at either end.
+        ("url", "http:/\n/alice:s3cret@shop.example/"),
+        ("url", "ht\ttps://ali\rce:s3cret@shop.example/"),
+        ("url", "\x01https://alice:s3cret@shop.example/"),
+        ("url", "https://alice:s3cret@shop.example/\x1f"),
     ],
 )
 def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> None:
@@ -238,3 +244,34 @@ def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> Non
     refused = command.refusal()
     assert refused is not None
     assert refused.field == field
+
+
+@pytest.mark.parametrize(
+    ("url", "recorded"),
+    [
+        ("http:/\n/alice:s3cret@shop.example/a", "http://shop.example/a"),
+        ("ht\ttps://ali\rce:s3cret@shop.example/a", "https://shop.example/a"),
+        ("\x01 https://alice:s3cret@shop.example/a\x1f ", "https://shop.example/a"),
+        ("https://alice:s3cret@shop.example/a", "https://shop.example/a"),
+        ("https://shop.example/a\tb ", "https://shop.example/a\tb "),  # no userinfo: as it is
+    ],
+)
+def test_a_url_s_userinfo_is_cut_as_a_browser_reads_it(url: str, recorded: str) -> None:
+    """What the SDKs record of a page (``without_userinfo``) is the URL a browser reads, without
+    its user and password, and the door takes it (rev30: a tab, a line break or a control at
+    either end hid the password from the rule, which Chromium read as credentials)."""
+    from ledger.rules import carries_password, without_passwords, without_userinfo
+
+    assert carries_password(url) == ("@" in url)
+    assert without_userinfo(url) == recorded
+    assert not carries_password(recorded)
+    assert without_passwords(f"at {recorded}") == f"at {recorded}"
+
+
+def test_a_password_holding_an_at_is_cut_whole_from_a_text() -> None:
+    """An error naming a URL whose password holds an "@" keeps neither part of it (rev30: the
+    tail after the first "@" stayed, read as a user name)."""
+    from ledger.rules import without_passwords
+
+    said = "net::ERR_FAILED at https://alice:Tr0ub4dor@3xyz@shop.example/login, retrying"
+    assert without_passwords(said) == "net::ERR_FAILED at https://shop.example/login, retrying"

@@ -92,7 +92,8 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
 // A URL's user and password, wherever one sits in a text (the Python SDK's
 // `ledger.rules.without_passwords`): an error names the URL it failed on, and the ledger is
 // append-only.
-const PASSWORD_IN_URL = /([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#@]*@/g;
+// The password runs to the last "@" before the host (rev30: one holding an "@" left its tail).
+const PASSWORD_IN_URL = /([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#]*@/g;
 
 /** `text` with the user and password of every URL in it left out (scheme and host kept), as
  * the Python SDK's `without_passwords`. */
@@ -147,13 +148,22 @@ const SPECIAL_SCHEMES = new Set(["http", "https", "ws", "wss", "ftp", "file"]);
 
 /** `url` without the userinfo the ledger reads in it, "@" included
  * (`ledger.rules.without_userinfo`): `https:user:pw@host/a` is `https:host/a`, and so for
- * backslashes or spaces before the scheme; a user with no password goes too. The ledger
+ * backslashes or spaces before the scheme; a user with no password goes too; a URL with a
+ * userinfo comes back as a browser reads it (`asABrowserReads`). The ledger
  * refuses a URL with a password in it, so a heartbeat carrying one would be refused and the
  * lease lost. */
 export function withoutUserinfo(url: string): string {
-  const found = AUTHORITY.exec(url);
+  const read = asABrowserReads(url);
+  const found = AUTHORITY.exec(read);
   if (found === null) return url;
   const [whole, scheme, slashes, userinfo] = found as unknown as [string, string, string, string];
   if (!SPECIAL_SCHEMES.has(scheme.toLowerCase()) && slashes.length < 2) return url;
-  return whole.slice(0, whole.length - userinfo.length - 1) + url.slice(whole.length);
+  return whole.slice(0, whole.length - userinfo.length - 1) + read.slice(whole.length);
+}
+
+/** `url` as a browser reads it before parsing (the WHATWG URL standard), as the ledger's
+ * `_as_a_browser_reads`: C0 controls and spaces at either end cut, every tab, line feed and
+ * carriage return within taken out (rev30: `"http:/\n/user:pw@host"` kept its password). */
+function asABrowserReads(url: string): string {
+  return url.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, "").replace(/[\t\n\r]/g, "");
 }

@@ -1,0 +1,19 @@
+/**
+ * A URL's user and password are cut as the ledger cuts them (`ledger.rules.without_userinfo`
+ * and `without_passwords`), from the URL a browser reads (rev30).
+ */
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { withoutPasswords, withoutUserinfo } from "../src/text.js";
+
+it("cuts the userinfo of the URL a browser reads: no tab or line break, no control at an end", () => {
+  assert.equal(withoutUserinfo("http:/\n/alice:s3cret@shop.example/a"), "http://shop.example/a");
+  assert.equal(withoutUserinfo("ht\ttps://ali\rce:s3cret@shop.example/a"), "https://shop.example/a");
+  assert.equal(withoutUserinfo("\x01 https://alice:s3cret@shop.example/a\x1f "), "https://shop.example/a");
+  assert.equal(withoutUserinfo("https://shop.example/a\tb "), "https://shop.example/a\tb ");
+});
+
+it("cuts a password holding an '@' whole from a text", () => {
+  const said = "net::ERR_FAILED at https://alice:Tr0ub4dor@3xyz@shop.example/login, retrying";
+  assert.equal(withoutPasswords(said), "net::ERR_FAILED at https://shop.example/login, retrying");
+});
