@@ -136,12 +136,16 @@ def heartbeat_gaps(leases: pd.DataFrame, now: datetime) -> pd.DataFrame:
     ``worst_share_of_ttl`` is the largest share of the deadline in force that a gap or the
     silence took, each measured against the window its renewal granted (the TTL then in
     force, or less under a hard limit: an ``extend`` rejudges no earlier gap): above 1, a
-    deadline passed in silence."""
+    deadline passed in silence. A lease that reached its hard limit is silent only up to it."""
     frame = leases.loc[
         :, ["lease_id", "profile_id", "worker_id", "ending", "heartbeats", "ttl_seconds"]
     ].copy()
     frame["longest_gap_seconds"] = leases["longest_gap_seconds"]
     until = leases["ended_at"].fillna(pd.Timestamp(now))
+    # A lease that reached its hard limit was silenced by it, not by its worker: the time after
+    # the limit is no gap of the worker's (rev30: it read as a deadline passed in silence).
+    limited = leases["cause"].eq("hard_limit_reached").fillna(False).astype(bool)
+    until = until.mask(limited, until.where(until <= leases["expires_at"], leases["expires_at"]))
     frame["silent_seconds"] = _seconds(until, leases["last_renewal_at"]).clip(lower=0.0)
     worst = frame[["longest_gap_seconds", "silent_seconds"]].max(axis=1)
     # The last renewal set the deadline in force since (a window of 0 counts as 1 us, as in

@@ -166,12 +166,15 @@ def _leased(p: ProfileStateMachine) -> Denial:
 def _stale(p: ProfileStateMachine) -> Denial:
     lease = p.lease
     assert lease is not None
+    missed = (
+        "reached its hard limit" if lease.ended_by_hard_limit() else "missed its renewal deadline"
+    )
     return Denial(
         profile_id=p.profile_id,
         reason=DenialReason.STALE,
         message=(
-            f"lease {lease.lease_id} of worker {lease.worker_id} missed its renewal "
-            f"deadline {lease.expires_at.isoformat()}; the run's ending is unknown"
+            f"lease {lease.lease_id} of worker {lease.worker_id} {missed} "
+            f"{lease.expires_at.isoformat()}; the run's ending is unknown"
         ),
         since=lease.expires_at,
         holder=holder_of(lease),

@@ -362,6 +362,9 @@ class Cause(StrEnum):
     """Why a profile was sent to review or quarantine (recorded on the event)."""
 
     LEASE_EXPIRED = "lease_expired"
+    # The lease reached its hard limit (``--max-duration``, ``--max-lease``), heartbeats and all:
+    # not a worker gone silent, though how the run ended is as unknown (rev30).
+    HARD_LIMIT_REACHED = "hard_limit_reached"
     MUTATION_UNCONFIRMED = "mutation_unconfirmed"
     UNKNOWN_FINAL_URL = "unknown_final_url"
     MISSING_SCREENSHOT = "missing_screenshot"
@@ -383,6 +386,7 @@ class Cause(StrEnum):
 UNKNOWN_ENDING_CAUSES = frozenset(
     {
         Cause.LEASE_EXPIRED,
+        Cause.HARD_LIMIT_REACHED,
         Cause.UNKNOWN_FINAL_URL,
         Cause.MISSING_SCREENSHOT,
         Cause.UNEXPECTED_FAILURE,
@@ -449,6 +453,10 @@ class Lease(Frozen):
         if self.hard_limit_at is None:
             return deadline
         return min(deadline, self.hard_limit_at)
+
+    def ended_by_hard_limit(self) -> bool:
+        """Its deadline is its hard limit: past it, no renewal could have kept the lease."""
+        return self.hard_limit_at is not None and self.expires_at >= self.hard_limit_at
 
 
 class Holder(Frozen):

@@ -155,9 +155,13 @@ def pictured(report: ReleaseReport) -> bool:
 
 
 def judge_stale(lease: Lease) -> Verdict:
-    """A lease that missed its deadline: quarantine if the account may be half-mutated."""
+    """A lease that missed its deadline: quarantine if the account may be half-mutated; a
+    deadline that was the lease's hard limit says so (its worker may have renewed to the
+    end)."""
     if lease.mutating_step is not None:
         return Verdict(Ending.QUARANTINE, Cause.MUTATION_UNCONFIRMED)
+    if lease.ended_by_hard_limit():
+        return Verdict(Ending.REVIEW, Cause.HARD_LIMIT_REACHED)
     return Verdict(Ending.REVIEW, Cause.LEASE_EXPIRED)
 
 

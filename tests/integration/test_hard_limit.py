@@ -8,7 +8,17 @@ from datetime import timedelta
 import pytest
 from conftest import StepClock, event_count, register
 
-from ledger import Checkout, Heartbeat, InvalidInput, LeaseLost, Ledger, ProfileState, Sweep
+from ledger import (
+    Checkout,
+    CheckoutDenied,
+    DenialReason,
+    Heartbeat,
+    InvalidInput,
+    LeaseLost,
+    Ledger,
+    ProfileState,
+    Sweep,
+)
 
 
 def test_a_checkout_and_a_profile_bound_every_renewal(ledger: Ledger, clock: StepClock) -> None:
@@ -63,3 +73,41 @@ def test_a_hard_limit_out_of_range_is_bad_input_and_writes_nothing(
     with pytest.raises(InvalidInput, match="max_lease_seconds"):
         register(ledger, "p2", max_lease_seconds=seconds)
     assert event_count(ledger) == before
+
+
+def test_a_lease_ended_by_its_hard_limit_is_named_so_not_a_silent_worker(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A worker that renewed every 10 s until its 60 s hard limit refused it: the denial before
+    the sweep says the lease reached its hard limit, the sweep settles it with the cause
+    ``hard_limit_reached`` (not ``lease_expired``, a worker gone silent), and the health
+    report's heartbeat gaps count no silence past the limit. rev30: every reader blamed the
+    worker (a missed renewal deadline, a share of 6.5 to 21 of its TTL)."""
+    import reports
+
+    pid = register(ledger)
+    lease = ledger.handle(
+        Checkout(
+            profile_id=pid,
+            worker_id="w",
+            run_id="r",
+            task_type="t",
+            ttl_seconds=300,
+            max_duration_seconds=60,
+        )
+    )
+    for _ in range(5):
+        clock.advance(10)
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s"))
+    clock.advance(10)
+    with pytest.raises(LeaseLost, match="hard limit"):
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
+    clock.advance(240)
+    with pytest.raises(CheckoutDenied, match="reached its hard limit") as denied:
+        ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+    assert denied.value.reason is DenialReason.STALE
+    (settled,) = ledger.handle(Sweep()).settled
+    assert settled.cause == "hard_limit_reached"
+    gaps = reports.health(ledger=ledger).heartbeat_gaps
+    (row,) = gaps.loc[gaps["lease_id"] == lease.lease_id].to_dict("records")
+    assert row["worst_share_of_ttl"] <= 1.0, row

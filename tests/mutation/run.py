@@ -2701,6 +2701,22 @@ MUTANTS = (
         "a failure reason keeps the tail of a password holding an '@' (rev30)",
         ("tests/unit/test_commands.py",),
     ),
+    Mutant(
+        "hard-limit-blamed-on-worker",
+        "ledger/_domain/policies.py",
+        "    if lease.ended_by_hard_limit():",
+        "    if False:",
+        "a lease swept at its hard limit is recorded as a worker gone silent (rev30)",
+        ("tests/integration/test_hard_limit.py",),
+    ),
+    Mutant(
+        "hard-limit-silence-counted",
+        "reports/_health.py",
+        'limited = leases["cause"].eq("hard_limit_reached").fillna(False).astype(bool)',
+        'limited = leases["cause"].eq("never").fillna(False).astype(bool)',
+        "the health report counts the time past a hard limit as the worker's silence (rev30)",
+        ("tests/integration/test_hard_limit.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -38,6 +38,7 @@ POLICIES: dict[str, tuple[bool, ProfileState]] = {
 # A review after one of these causes means nobody knows how the last run ended.
 UNKNOWN_ENDINGS = {
     Cause.LEASE_EXPIRED,
+    Cause.HARD_LIMIT_REACHED,
     Cause.UNKNOWN_FINAL_URL,
     Cause.MISSING_SCREENSHOT,
     Cause.UNEXPECTED_FAILURE,
@@ -341,6 +342,8 @@ class ModelProfile:
         assert self.lease is not None
         if self.lease.mutating:
             self._end_unclean(QUARANTINE, Cause.MUTATION_UNCONFIRMED, now, "stale")
+        elif self.lease.limit is not None and self.lease.expires_at >= self.lease.limit:
+            self._end_unclean(REVIEW, Cause.HARD_LIMIT_REACHED, now, "stale")  # no renewal could
         else:
             self._end_unclean(REVIEW, Cause.LEASE_EXPIRED, now, "stale")
 

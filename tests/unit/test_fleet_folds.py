@@ -162,27 +162,35 @@ def test_each_renewal_gap_is_judged_against_the_deadline_in_force_during_it() ->
 def test_the_silence_after_the_last_renewal_is_judged_against_its_deadline() -> None:
     """A lease whose renewals used at most 0.5 of their windows, last renewed with 5 s to
     go and released 4 s later, is at 0.8; one still live 15 s after a renewal that gave it
-    5 s is at 3.0, past its deadline. Neither is judged by its TTL (300 s) alone."""
+    5 s is at 3.0, past its deadline. Neither is judged by its TTL (300 s) alone. One swept
+    15 s after a renewal that reached its hard limit 5 s later is at 1.0: the limit ended it,
+    not its worker's silence (rev30)."""
     renewed = pd.Timestamp(T0)
     leases = pd.DataFrame(
         {
-            "lease_id": ["done", "live"],
-            "profile_id": ["p", "q"],
-            "worker_id": ["w", "w"],
-            "ending": pd.array(["clean", None], dtype="string"),
-            "heartbeats": [1, 1],
-            "ttl_seconds": [300, 300],
-            "longest_gap_seconds": [25.0, 1.0],
-            "worst_gap_share": [0.5, 0.1],
-            "last_renewal_at": [renewed, renewed],
-            "expires_at": [renewed + pd.Timedelta(seconds=5)] * 2,
-            "ended_at": [renewed + pd.Timedelta(seconds=4), pd.NaT],
+            "lease_id": ["done", "live", "limited"],
+            "profile_id": ["p", "q", "r"],
+            "worker_id": ["w", "w", "w"],
+            "ending": pd.array(["clean", None, "stale"], dtype="string"),
+            "cause": pd.array([None, None, "hard_limit_reached"], dtype="string"),
+            "heartbeats": [1, 1, 1],
+            "ttl_seconds": [300, 300, 300],
+            "longest_gap_seconds": [25.0, 1.0, 1.0],
+            "worst_gap_share": [0.5, 0.1, 0.1],
+            "last_renewal_at": [renewed] * 3,
+            "expires_at": [renewed + pd.Timedelta(seconds=5)] * 3,
+            "ended_at": [
+                renewed + pd.Timedelta(seconds=4),
+                pd.NaT,
+                renewed + pd.Timedelta(15, "s"),
+            ],
         }
     )
     gaps = heartbeat_gaps(leases, T0 + timedelta(seconds=15))
     assert dict(zip(gaps["lease_id"], gaps["worst_share_of_ttl"], strict=True)) == {
         "done": 0.8,
         "live": 3.0,
+        "limited": 1.0,
     }
 
 

@@ -252,7 +252,8 @@ def test_stale_without_unconfirmed_mutation_requests_review(steps: list[tuple[st
 def test_renewals_never_move_the_deadline_past_the_hard_limit() -> None:
     """A lease checked out for at most 100 s: each renewal's deadline is capped at the hard
     limit; at the limit a heartbeat, an extend or a release is refused as lease lost naming
-    it, and once its deadline has passed the sweep settles the lease as any missed deadline."""
+    it, and once its deadline has passed the sweep settles the lease, saying the hard limit
+    ended it."""
     s = Scene()
     lease = s.checkout(ttl=60, max_duration=100)
     limit = s.now + timedelta(seconds=100)
@@ -274,7 +275,7 @@ def test_renewals_never_move_the_deadline_past_the_hard_limit() -> None:
     s.advance(0.001)
     verdict = s.sweep()
     assert verdict is not None
-    assert verdict.cause is Cause.LEASE_EXPIRED
+    assert verdict.cause is Cause.HARD_LIMIT_REACHED  # rev30: not a worker gone silent
     assert s.types()[-2:] == ["lease_marked_stale", "review_requested"]
 
 

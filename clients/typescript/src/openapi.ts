@@ -515,7 +515,7 @@ export interface components {
          * @description Why a profile was sent to review or quarantine (recorded on the event).
          * @enum {string}
          */
-        Cause: "lease_expired" | "mutation_unconfirmed" | "unknown_final_url" | "missing_screenshot" | "verification_prompt" | "unexpected_failure" | "proxy_mismatch" | "account_mismatch" | "evidence_failed" | "force_release" | "repeated_unclean_endings" | "operator" | "reviewer";
+        Cause: "lease_expired" | "hard_limit_reached" | "mutation_unconfirmed" | "unknown_final_url" | "missing_screenshot" | "verification_prompt" | "unexpected_failure" | "proxy_mismatch" | "account_mismatch" | "evidence_failed" | "force_release" | "repeated_unclean_endings" | "operator" | "reviewer";
         /** CheckoutBody */
         CheckoutBody: {
             /** Run Id */
