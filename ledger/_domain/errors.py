@@ -120,3 +120,8 @@ class StoreUnavailable(LedgerError):
     def __init__(self, message: str, *, busy: bool = False) -> None:
         super().__init__(message)
         self.busy = busy
+
+
+class OlderSnapshot(Exception):
+    """A stored snapshot without a field the fold now keeps: no load starts from it
+    (``ledger._stores.store.CurrentSnapshots``), and verify does not hold it to the fold."""

@@ -99,12 +99,24 @@ def _stored_snapshot(snapshot: ProfileSnapshot) -> StoredEvent:
     )
 
 
+# Fields a snapshot came to carry without a new ``class_version`` (ca2ce1b, schema 15): a
+# snapshot written by a custody of that schema from before them, or by an older process left
+# running across ``custody init``, lacks them, and a load from it would forget them (rev30: it
+# forgot which workers' runs a quarantine lists, so one of them could clear it).
+_CARRIED_SINCE_SCHEMA_15 = ("unclean_runs", "last_at")
+
+
 def _snapshot(stored: StoredEvent) -> ProfileSnapshot:
-    """A stored snapshot. Changing the snapshot's fields means a new ``class_version`` and
-    deleting the stored snapshots (they are a cache: the events rebuild them)."""
+    """A stored snapshot; ``OlderSnapshot`` for one without a field the fold now keeps (loads
+    pass over it: ``CurrentSnapshots``). Changing the snapshot's fields means a new
+    ``class_version`` and deleting the stored snapshots (they are a cache: the events rebuild
+    them)."""
+    from ledger._domain.errors import OlderSnapshot
     from ledger._domain.snapshot import ProfileSnapshot
 
     data: dict[str, Any] = json.loads(stored.state)
+    if isinstance(data, dict) and not all(k in data for k in _CARRIED_SINCE_SCHEMA_15):
+        raise OlderSnapshot(f"a snapshot without {', '.join(_CARRIED_SINCE_SCHEMA_15)}")
     if data.pop("class_version", 1) < 3:  # 1 and 2 carried the command ids: not state now
         data.pop("commands", None)
     data["originator_id"] = stored.originator_id

@@ -14,17 +14,18 @@ status``, a worker's lease check) pays for none of it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from copy import deepcopy
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, Cache, LRUCache
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
+from eventsourcing.persistence import EventStore, IntegrityError, Mapper, StoredEvent
 from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
+from ledger._domain.errors import OlderSnapshot
 from ledger._domain.model import stream_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
@@ -79,6 +80,45 @@ class LedgerApplication(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ProfileEventMapper()
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return CurrentSnapshots(mapper=self.mapper, recorder=recorder)
+
+
+class CurrentSnapshots(EventStore[UUID]):
+    """The snapshots a load may start from: one of an older form (``OlderSnapshot``) is passed
+    over for the one before it, or for none (a load then folds every event), as if it had
+    never been taken: a snapshot is a cache, and that one would give another state than the
+    events give."""
+
+    def get(
+        self,
+        originator_id: UUID,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Any]:
+        while True:
+            rows = self.recorder.select_events(
+                originator_id=originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+            )
+            passed = False
+            for row in rows:
+                try:
+                    yield self.mapper.to_domain_event(row)
+                except OlderSnapshot:
+                    passed = True
+                else:
+                    if limit is not None:
+                        limit -= 1
+            if not (passed and limit):  # all asked for given (or all there are)
+                return
+            # The limit cut the rows short by those passed over: read on past the last one.
+            last = rows[-1].originator_version
+            lte, gt = (last - 1, gt) if desc else (lte, last)
 
 
 class Store:

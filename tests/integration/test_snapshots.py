@@ -267,3 +267,82 @@ def test_a_snapshot_the_store_fails_to_take_leaves_the_committed_command_done(
         )
     with Ledger.open(sql_store_url) as again:
         assert audit.verify(again).problems == []
+
+
+def test_a_snapshot_without_the_fields_the_fold_keeps_is_passed_over(sql_store_url: str) -> None:
+    """Workers wa and wb end runs unclean, the profile's v50 snapshot is then taken in the form
+    a custody of schema 15 wrote before snapshots carried ``unclean_runs`` and ``last_at`` (an
+    older process left running across ``custody init`` writes it too), and wc's unclean end
+    quarantines the profile listing all three runs. A fresh process loads it from its events,
+    not from that snapshot: verify holds and wa may not review the quarantine of its own run.
+    Guard: ``CurrentSnapshots`` and ``OlderSnapshot`` (rev30: verify named the snapshot as a
+    mismatch for good, exit 5, and wa's review returned the profile to the pool)."""
+    from raw_log import RawLog
+
+    from ledger import NotAllowed, Review
+
+    with Ledger.open(sql_store_url) as ledger:
+        pid = register(ledger)
+        for worker in ("wa", "wb", "wc"):
+            lease = ledger.handle(
+                Checkout(profile_id=pid, worker_id=worker, run_id=f"run-{worker}", task_type="t")
+            )
+            for n in range(20):
+                ledger.handle(
+                    Heartbeat(
+                        lease_id=lease.lease_id, fencing_token=lease.fencing_token, step=f"s{n}"
+                    )
+                )
+            if worker == "wc":  # past v50: its snapshot is written in the older form
+                log = RawLog(sql_store_url)
+                older = log.snapshot(pid, SNAPSHOT_INTERVAL)
+                assert older["unclean_runs"], older  # wa's and wb's
+                del older["unclean_runs"], older["last_at"]
+                log.put_snapshot(log.stream_id(pid), SNAPSHOT_INTERVAL, older)
+            ledger.handle(
+                Release(
+                    lease_id=lease.lease_id,
+                    fencing_token=lease.fencing_token,
+                    outcome="failure",
+                    reason=f"broke by {worker}",
+                )
+            )
+            if worker != "wc":
+                ledger.handle(Review(profile_id=pid, reviewer="rev", decision="return", note="ok"))
+    with Ledger.open(sql_store_url) as fresh:
+        assert audit.verify(fresh).problems == []
+        with pytest.raises(NotAllowed, match="wa ran one of the runs this quarantine lists"):
+            fresh.handle(Review(profile_id=pid, reviewer="wa", decision="return", note="mine"))
+        profile = fresh.store.load(pid)
+        assert profile is not None
+        assert [w for _, w in profile.unclean_runs] == ["wa", "wb", "wc"]
+
+
+def test_the_snapshots_a_load_reads_pass_over_older_forms_for_earlier_ones(
+    sql_store_url: str,
+) -> None:
+    """Snapshots at v50, v100 and v150, the two latest of an older form: a load's read of the
+    latest (``desc``, ``limit=1``) reads on to v50; every other read leaves them out alone."""
+    from raw_log import RawLog
+
+    with Ledger.open(sql_store_url) as ledger:
+        pid = _long_stream(ledger, 3 * SNAPSHOT_INTERVAL)
+        log = RawLog(sql_store_url)
+        for version in (2 * SNAPSHOT_INTERVAL, 3 * SNAPSHOT_INTERVAL):
+            older = log.snapshot(pid, version)
+            del older["unclean_runs"]
+            log.put_snapshot(log.stream_id(pid), version, older)
+        snapshots = ledger.store.app.snapshots
+        assert snapshots is not None
+        stream = Profile.create_id(pid)
+
+        def versions(**kwargs: Any) -> list[int]:
+            return [s.originator_version for s in snapshots.get(stream, **kwargs)]
+
+        assert versions(desc=True, limit=1) == [SNAPSHOT_INTERVAL]
+        assert versions(desc=True, limit=2) == [SNAPSHOT_INTERVAL]
+        assert versions() == [SNAPSHOT_INTERVAL]
+        assert versions(limit=1, gt=SNAPSHOT_INTERVAL) == []
+        loaded = ledger.store.load(pid, version=3 * SNAPSHOT_INTERVAL + 1)
+        assert loaded is not None
+        assert _state(loaded) == _state(_folded(ledger, pid, loaded.version))

@@ -2717,6 +2717,31 @@ MUTANTS = (
         "the health report counts the time past a hard limit as the worker's silence (rev30)",
         ("tests/integration/test_hard_limit.py",),
     ),
+    Mutant(
+        "older-snapshot-trusted",
+        "ledger/_stores/mapper.py",
+        "if isinstance(data, dict) and not all(k in data for k in _CARRIED_SINCE_SCHEMA_15):",
+        "if False:",
+        "a load starts from a snapshot that lacks fields the fold keeps, and forgets them (rev30)",
+        ("tests/integration/test_snapshots.py",),
+    ),
+    Mutant(
+        "older-snapshot-named-unreadable",
+        "ledger/_audit/snapshots.py",
+        "        except OlderSnapshot:  # passed over by every load",
+        "        except ZeroDivisionError:  # passed over by every load",
+        "verify fails for good on a snapshot of an older form that no load believes (rev30)",
+        ("tests/integration/test_snapshots.py",),
+    ),
+    Mutant(
+        "older-snapshot-ends-the-read",
+        "ledger/_stores/store.py",
+        "            if not (passed and limit):  # all asked for given",
+        "            if True:  # all asked for given",
+        "a load whose latest snapshot is of an older form folds every event, not from the one "
+        "before it (rev30)",
+        ("tests/integration/test_snapshots.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
