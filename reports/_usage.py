@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ledger.rules import ENDED_UNKNOWN
-from projections.queries import read_usage
+from projections.queries import LEASES, read_usage, read_usage_as_of
 from reports._frames import Moment, Source, moment, opened, typed
 
 COLUMNS = (
@@ -40,6 +40,7 @@ def usage(
     *,
     since: Moment = None,
     until: Moment = None,
+    at: Moment = None,
     ledger: Source = None,
 ) -> pd.DataFrame:
     """Every lease on a profile of ``account`` (of every account: None) that was live at any
@@ -51,12 +52,22 @@ def usage(
     safe step and an unconfirmed mutating step: ``projections.read_usage``'s leases, as a
     DataFrame (``projections.usage`` has them as rows). Brought up to date first. Times as in
     ``reports._frames.moment``: a date alone means the whole day. ``InvalidInput`` naming
-    ``account`` for an account no profile was registered under."""
+    ``account`` for an account no profile was registered under.
+
+    With ``at``, as the events stood at that moment (``projections.read_usage_as_of``): only
+    leases started by then, and a lease still live then reads as live (no end, ending or
+    cause), with the heartbeats, steps and URL it had reported by then; ``InvalidInput`` for
+    ``at`` after the store's time or before ``since``. Without it, as they stand now."""
     start, end = moment("since", since), moment("until", until, until=True)
+    when = moment("at", at)
     with opened(ledger) as source:
-        frame = read_usage(
-            source, source.feed.read_frame, account_id=account, since=start, until=end
-        )
+        if when is None:
+            frame = read_usage(
+                source, source.feed.read_frame, account_id=account, since=start, until=end
+            )
+        else:
+            rows = read_usage_as_of(source, at=when, account_id=account, since=start, until=end)
+            frame = pd.DataFrame(rows, columns=list(LEASES.column_names))
     frame = typed(
         frame,
         times=TIMES,
@@ -72,11 +83,12 @@ def ended_unknown(
     account: str | None = None,
     since: Moment = None,
     until: Moment = None,
+    at: Moment = None,
     ledger: Source = None,
 ) -> pd.DataFrame:
     """The runs that ended unknown: of ``usage``'s leases (same window, same columns and
     order; every account's when ``account`` is None), those no worker said the ending of,
     because the sweep or an operator ended them: ``stale``, ``forced`` or ``revoked``
-    (``ledger.ENDED_UNKNOWN``)."""
-    leases = usage(account, since=since, until=until, ledger=ledger)
+    (``ledger.ENDED_UNKNOWN``). With ``at``, those that had ended so by that moment."""
+    leases = usage(account, since=since, until=until, at=at, ledger=ledger)
     return leases.loc[leases["ending"].isin(ENDED_UNKNOWN)].reset_index(drop=True)

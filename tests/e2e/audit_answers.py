@@ -34,9 +34,9 @@ class Window:
 
 
 def from_reports(store: str, account: str, w: Window) -> dict[str, Any]:
-    """The answers as the report functions give them."""
-    used = reports.usage(account, since=w.since, until=w.until, ledger=store)
-    unknown = reports.ended_unknown(since=w.since, until=w.until, ledger=store)
+    """The answers as the report functions give them, as of ``w.as_of``."""
+    used = reports.usage(account, since=w.since, until=w.until, at=w.as_of, ledger=store)
+    unknown = reports.ended_unknown(since=w.since, until=w.until, at=w.as_of, ledger=store)
     waits = reports.review_waits(since=w.since, until=w.until, at=w.as_of, ledger=store)
     return {
         "account": account,
@@ -63,13 +63,15 @@ def _cell(value: Any) -> Any:
 
 
 def from_events(store: str, account: str, w: Window) -> dict[str, Any]:
-    """The answers worked out from each profile's own events."""
+    """The answers worked out from each profile's own events up to ``w.as_of``."""
     leases, waits = [], []
     with Ledger.open(store, create=False) as ledger:
         for pid in ledger.profile_ids():
-            history = ledger.history(pid)
+            history = [e for e in ledger.history(pid) if e.envelope.at <= w.as_of]
+            if not history:  # registered after the moment
+                continue
             leases += _leases(history)
-            waits += _waits([e for e in history if e.envelope.at <= w.as_of], w.as_of)
+            waits += _waits(history, w.as_of)
     used = [x for x in leases if x["account"] == account and w.holds(x["start"], x["end"])]
     unknown = sorted(
         (x for x in leases if x["ending"] in UNKNOWN and w.holds(x["start"], x["end"])),

@@ -156,6 +156,21 @@ def test_a_since_alone_runs_to_as_of(
     assert got["workers"] == {"w_4": 1, "w_5": 1}
 
 
+def test_every_answer_is_as_the_events_stood_at_as_of(
+    kernels: KernelSpecManager, story: str, tmp_path: Path
+) -> None:
+    """rev30: AS_OF bounded the waits only, so a run live at AS_OF was listed as "ended
+    stale" by the sweep that settled it later. As of 10:07 on 4 October, w_2's lease (past
+    its 10:05 deadline, settled at 10:10) was still live: used, not ended, no wait yet."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    as_of = "2026-10-04T10:07:00+00:00"
+    env = {"CUSTODY_STORE": story, "CUSTODY_ACCOUNT": SHOP, "CUSTODY_AS_OF": as_of}
+    got = answers(execute(nb, kernels, tmp_path, **env, CUSTODY_SINCE="2026-10-04"))
+    assert got["window"] == ["2026-10-04T00:00:00+00:00", as_of]
+    assert (got["workers"], got["profiles"]) == ({"w_2": 1}, ["shop_2"])
+    assert (got["unknown_endings"], got["review_waits"]) == ([], [])
+
+
 def test_notebook_runs_with_its_defaults_on_the_demo_ledger(
     kernels: KernelSpecManager, tmp_path: Path
 ) -> None:
