@@ -11,7 +11,7 @@ A wait's ``state`` is where the profile waits: the blocked state it was in when 
 or at the report's moment for an open wait. An operator's quarantine of a profile in review
 gives no verdict, so the wait goes on, now in quarantine; its ``cause`` stays why it began.
 An enable back into review or quarantine begins a wait for the cause and lease of the one the
-disabling ended (the enable carries neither).
+disabling ended, an operator's or a reviewer's verdict of disable (the enable carries neither).
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def waits(events: pd.DataFrame, now: datetime) -> list[ReviewWait]:
         elif kind in ("profile_reviewed", "profile_disabled") and pid in open_:
             wait = open_.pop(pid)
             done.append(_end(wait, row))
-            if kind == "profile_disabled":
+            if kind == "profile_disabled" or _decision(row) == "disable":
+                # A reviewer's disable ends the wait before its own profile_disabled does.
                 parked[pid] = wait
     still = [_waiting(w, now) for w in open_.values()]
     return sorted([*done, *still], key=lambda w: (w.started_at, w.profile_id))
@@ -132,11 +133,17 @@ def _begin(row: dict[str, Any], state: str, parked: dict[str, Any] | None) -> di
     }
 
 
+def _decision(row: dict[str, Any]) -> str | None:
+    """A verdict's decision (None for another event): its detail starts "decision=<it>"."""
+    if row["event_type"] != "profile_reviewed":
+        return None
+    return str(row["detail"]).split(", ", 1)[0].removeprefix("decision=")
+
+
 def _end(wait: dict[str, Any], row: dict[str, Any]) -> ReviewWait:
     ended = row["at"].to_pydatetime()
-    if row["event_type"] == "profile_reviewed":  # its detail starts "decision=<decision>"
-        decision = str(row["detail"]).split(", ", 1)[0].removeprefix("decision=")
-        how = f"{decision} by {row['actor_id']}"
+    if row["event_type"] == "profile_reviewed":
+        how = f"{_decision(row)} by {row['actor_id']}"
     else:
         how = f"disabled by {row['actor_id']}"
     seconds = (ended - wait["started_at"]).total_seconds()

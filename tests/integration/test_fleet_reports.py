@@ -16,6 +16,7 @@ from ledger import (
     Disable,
     Enable,
     Extend,
+    ForceRelease,
     Heartbeat,
     InvalidInput,
     Ledger,
@@ -381,6 +382,30 @@ def test_an_operator_s_quarantine_and_a_resumed_wait_read_without_none(
         "p2: waiting (review_required, unexpected_failure)",
     ]
     assert "None" not in report_html(ledger=ledger).html
+
+
+def test_a_wait_resumed_after_a_reviewer_s_disable_keeps_its_cause_and_lease(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """rev30: a reviewer's verdict of disable ends the wait (profile_reviewed) before the
+    profile_disabled of the same command, so nothing was kept for the enable to resume: the
+    wait read cause and lease <NA> and the checklist "waiting (review_required)" where the
+    fleet said force_release. It resumes as after an operator's disable."""
+    ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="x"))
+    lease = ledger.handle(Checkout(profile_id="p1", worker_id="w", run_id="r", task_type="t"))
+    ledger.handle(ForceRelease(profile_id="p1", actor="op", reason="stuck"))
+    ledger.handle(Review(profile_id="p1", reviewer="rev", decision="disable", note="retire"))
+    clock.advance(5)
+    ledger.handle(Enable(profile_id="p1", actor="op", reason="back"))
+    waits = reports.review_waits(ledger=ledger)
+    assert (
+        waits[["cause", "lease_id"]].astype(str).values.tolist()
+        == [["force_release", lease.lease_id]] * 2
+    )
+    assert list(waits["ended_by"].fillna("open")) == ["disable by rev", "open"]
+    answers = {c.number: c for c in reports.checklist(ledger=ledger).checks}
+    assert answers[10].evidence == ["p1: waiting (review_required, force_release)"]
+    assert [s.cause for s in reports.fleet(ledger=ledger).stuck] == ["force_release"]
 
 
 def test_ended_unknown_is_the_stale_forced_and_revoked_leases(
