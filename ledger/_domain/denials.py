@@ -204,7 +204,9 @@ def _blocked(p: ProfileStateMachine, reason: DenialReason) -> Denial:
         profile_id=p.profile_id,
         reason=reason,
         message=f"{p.state.value.replace('_', ' ')} ({block.cause}) by {block.actor_id}{said}",
-        since=block.since,
+        # Since it entered the state, as status and the fleet say: an enable back into review
+        # keeps the block from before the disabling, not its time (rev30).
+        since=p.since or block.since,
         holder=holder_of(p.last_lease),
         remediation=_review_hint(p.profile_id),
     )

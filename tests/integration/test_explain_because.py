@@ -153,3 +153,31 @@ def test_why_at_the_command_line_loads_the_profile_once(
         assert main(["--store", sql_store_url, "--json", "why", "p1"]) == 0
     assert json.loads(out.getvalue())["profile_id"] == "p1"
     assert loads == ["p1"]
+
+
+def test_after_disable_and_enable_every_reader_dates_the_block_from_the_enable(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """rev30: force-release, disable, enable 3 s later: ``why`` (and the HTML report's
+    blocked table) said since the force-release while its own ``because`` was the enable;
+    status and the fleet said since the enable. Each says since the enable now, when the
+    profile entered review again, and a checkout is told the same."""
+    import reports
+    from ledger import CheckoutDenied, Disable, Enable
+    from projections import status
+
+    pid = register(ledger)
+    ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+    ledger.handle(ForceRelease(profile_id=pid, actor="ops", reason="stuck"))
+    ledger.handle(Disable(profile_id=pid, actor="ops", reason="retire for now"))
+    clock.advance(3)
+    ledger.handle(Enable(profile_id=pid, actor="ops", reason="back"))
+    enabled = clock.now
+    why = explain(ledger, pid)
+    assert [r.event_type for r in why.because] == ["profile_enabled"]
+    (row,) = status(ledger)
+    (stuck,) = reports.fleet(ledger=ledger).stuck
+    assert why.since == row.since == stuck.since == enabled
+    with pytest.raises(CheckoutDenied) as denied:
+        ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+    assert denied.value.denial.since == enabled
