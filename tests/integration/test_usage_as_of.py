@@ -56,15 +56,18 @@ def test_a_lease_live_at_the_moment_reads_as_it_did_then(ledger: Ledger, clock: 
 
 
 @pytest.mark.parametrize(
-    ("ask", "field"),
-    [({"at": "2999-01-01"}, "at"), ({"since": "2999-01-01", "at": "2000-01-01"}, "since")],
+    ("ask", "field", "said"),
+    [
+        ({"at": "2999-01-01"}, "at", "after the store's time"),
+        ({"since": "2001-01-01", "at": "2000-01-01"}, "since", "after the moment judged at"),
+    ],
 )
 def test_a_moment_after_the_store_or_before_the_window_is_refused(
-    ledger: Ledger, ask: dict[str, str], field: str
+    ledger: Ledger, ask: dict[str, str], field: str, said: str
 ) -> None:
     """A moment after the store's time, or a window starting after the moment, is bad input
-    naming the field: the events cannot tell what was still to come."""
+    naming the field and saying so: the events cannot tell what was still to come."""
     register(ledger)
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(InvalidInput, match=said) as refused:
         reports.usage(ACCOUNT, ledger=ledger, **ask)  # type: ignore[arg-type]
     assert refused.value.field == field
