@@ -147,6 +147,12 @@ def create_schema(self: Migrating) -> None:
         _begin_chains(self)
     elif found < 15:
         _delete_snapshots(self)
+    if found < SCHEMA_VERSION:  # rev30: a migration was told as a no-op init is
+        self.notes.append(
+            f"migrated from schema {found} to {SCHEMA_VERSION}: the snapshots, a cache, were "
+            "deleted (loads fold the events until new ones are taken); docs/operations/"
+            "upgrades.md says what each schema changed"
+        )
     events_owner = _owner(self, self.tables.events) if self._pg else None
     for statement in append_only_ddl(self.tables.events, AVAILABILITY_TABLE, owner=events_owner):
         self.execute(statement)

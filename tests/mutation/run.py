@@ -2806,6 +2806,14 @@ MUTANTS = (
         "why dates a blocked profile from its block, not from the state it is in (rev30)",
         ("tests/integration/test_explain_because.py",),
     ),
+    Mutant(
+        "init-migration-unsaid",
+        "ledger/_stores/migrations.py",
+        "    if found < SCHEMA_VERSION:  # rev30",
+        "    if False:  # rev30",
+        "init migrates a store and says nothing of it, as a no-op init does (rev30)",
+        ("tests/integration/test_snapshots.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
