@@ -20,6 +20,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from ledger._domain.browser import BrowserCheck, StopSignal
 from ledger._domain.model import (
+    CommandId,
     Directory,
     FencingToken,
     Identity,
@@ -204,8 +205,25 @@ class Sweep(Command[SweepReport]):
 
 
 class SettleOverdue(Command[SweepResult | None]):
-    """The sweep's command on one profile: mark its overdue lease stale, then decide."""
+    """The sweep's command on one profile: mark its overdue lease stale, then decide.
+
+    Its events are the sweep's: they carry ``sweep_id``, the sweep's command id (the caller's,
+    or one made for it), as their command and correlation id, and the sweep's fingerprint, so
+    that the id finds every event one sweep wrote, on every profile (they carried a fresh id
+    each, and ``--command-id`` was on none of them: rev30). The id is recorded once, for the
+    sweep, when its writes are kept (``Repository.record_sweep``); never here, for one profile
+    (``command_id`` stays None): the commands table's key is the id, which names one command,
+    the sweep, however many profiles it settles."""
 
     kind = "sweep"
     profile_id: ProfileId
     actor: Identity
+    sweep_id: CommandId
+
+    def issued_id(self) -> str:
+        """The sweep's id, on each profile it settles."""
+        return self.sweep_id
+
+    def fingerprint(self) -> str:
+        """The sweep's: what was asked is the sweep (``Sweep.actor`` is the only argument)."""
+        return Sweep(actor=self.actor).fingerprint()

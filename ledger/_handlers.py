@@ -249,10 +249,11 @@ def _only_copy(uow: UnitOfWork, command_id: str) -> Iterator[None]:
 def _swept_now(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     """Sweep now: every candidate judged, ``SWEEP_BATCH`` to a transaction."""
     settled, failed = [], []
+    sweep_id = c.issued_id()  # on every event of the sweep: its id finds them all
     candidates = uow.repository.sweep_candidates(uow.now())
     for start in range(0, len(candidates), SWEEP_BATCH):
         chunk = candidates[start : start + SWEEP_BATCH]
-        calls = [partial(_settle, uow, profile_id, c.actor) for profile_id in chunk]
+        calls = [partial(_settle, uow, profile_id, c.actor, sweep_id) for profile_id in chunk]
         for profile_id, answer in zip(chunk, uow.together(calls), strict=True):
             if isinstance(answer, StoreUnavailable | Forbidden):
                 raise answer
@@ -282,11 +283,14 @@ def _swept(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport | None:
     return SweepReport.model_validate_json(answer)
 
 
-def _settle(uow: UnitOfWork, profile_id: str, actor: str) -> SweepResult | Exception | None:
+def _settle(
+    uow: UnitOfWork, profile_id: str, actor: str, sweep_id: str
+) -> SweepResult | Exception | None:
     """One profile's settlement, or what went wrong with it (the ledger's refusals are given
     back by ``together``; anything else, a damaged stream say, is given back here)."""
     try:
-        return settle_overdue(uow, cmds.SettleOverdue(profile_id=profile_id, actor=actor))
+        settle = cmds.SettleOverdue(profile_id=profile_id, actor=actor, sweep_id=sweep_id)
+        return settle_overdue(uow, settle)
     except LedgerError:
         raise
     except Exception as e:  # one profile's failure must not stop the sweep

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import StepClock, event_count, register
+from serving import Served
 
 from ledger import (
     Checkout,
@@ -22,9 +23,13 @@ from ledger import (
     LedgerError,
     NotAllowed,
     Quarantine,
+    Role,
     Sweep,
     SweepReport,
 )
+from ledger.access import token_holder
+from projections import timeline
+from service._app import command_id
 
 
 def test_a_resent_sweep_returns_the_first_answer_and_appends_nothing(
@@ -51,6 +56,109 @@ def test_a_resent_sweep_returns_the_first_answer_and_appends_nothing(
 
     assert event_count(ledger) == before, "the resent sweep appended events"
     assert again == first
+
+
+def test_a_sweeps_id_is_on_every_event_it_wrote_and_a_resend_writes_none(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """``custody sweep --command-id ID`` "names the sweep, as it names any command": the events
+    it wrote on each profile it settled carry ID as their command and correlation id, so a
+    responder finds them all from the id the sweep job ran with (rev30: each profile's
+    settlement carried a fresh id, and the id was on no event); a resend answers as before and
+    writes nothing more under the id."""
+    for profile_id, ttl in (("p1", 1), ("p2", 1), ("live", 600)):
+        register(ledger, profile_id)
+        ledger.handle(
+            Checkout(
+                profile_id=profile_id, worker_id="w", run_id="r", task_type="t", ttl_seconds=ttl
+            )
+        )
+    clock.advance(5)
+    first = ledger.handle(Sweep(command_id="nightly-sweep-42"))
+    register(ledger, "later")
+    ledger.handle(
+        Checkout(profile_id="later", worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+    )
+    clock.advance(5)
+    again = ledger.handle(Sweep(command_id="nightly-sweep-42"))
+
+    assert again == first
+    assert [s.profile_id for s in first.settled] == ["p1", "p2"]
+    swept = [r for r in timeline(ledger) if r.command_id == "nightly-sweep-42"]
+    assert sorted((r.profile_id, r.event_type) for r in swept) == [
+        ("p1", "lease_marked_stale"),
+        ("p1", "review_requested"),
+        ("p2", "lease_marked_stale"),
+        ("p2", "review_requested"),
+    ]
+    assert {r.correlation_id for r in swept} == {"nightly-sweep-42"}
+    assert {r.actor_id for r in swept} == {"sweeper"}
+    # What the id names: the sweep, whose fingerprint its record keeps, on every profile.
+    asked = {e.envelope.command for p in ("p1", "p2") for e in ledger.history(p)[-2:]}
+    assert asked == {Sweep(command_id="nightly-sweep-42").fingerprint()}
+    assert ledger.view("later").state == "leased", "the resend swept"
+
+
+def test_the_events_of_a_sweep_without_an_id_share_the_one_made_for_it(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A sweep sent without an id (``sweep --watch``'s passes, ``POST /v1/sweep`` without an
+    Idempotency-Key) is given one, as any command is, and every event it wrote carries it:
+    the profiles one pass settled are tied together, and apart from another pass's."""
+    for profile_id in ("p1", "p2"):
+        register(ledger, profile_id)
+        ledger.handle(
+            Checkout(profile_id=profile_id, worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+        )
+    clock.advance(5)
+    ledger.handle(Sweep())
+    register(ledger, "p3")
+    ledger.handle(
+        Checkout(profile_id="p3", worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+    )
+    clock.advance(5)
+    ledger.handle(Sweep())
+
+    rows = [r for r in timeline(ledger) if r.actor_id == "sweeper"]
+    ids = {
+        p: {(r.command_id, r.correlation_id) for r in rows if r.profile_id == f"p{p}"}
+        for p in "123"
+    }
+    [(one, correlated)] = ids["1"]
+    assert one == correlated
+    assert ids["2"] == ids["1"], "one sweep's profiles carry other ids"
+    assert len(ids["3"]) == 1
+    assert ids["3"] != ids["1"], "two sweeps carry one id"
+
+
+def test_a_sweep_over_http_writes_its_events_under_its_idempotency_keys_id(
+    served: Served,
+) -> None:
+    """``POST /v1/sweep`` with an Idempotency-Key: the events it wrote carry the command id the
+    key names for its caller (serve-workers-over-http.md), as any request's do (rev30: each
+    carried a fresh id); the resent request answers as the first and writes nothing."""
+    with Ledger.open(served.store_url) as ledger:
+        register(ledger, "p1")
+    with served.client(Role.WORKER) as worker:
+        body = {"run_id": "r1", "task_type": "t", "ttl_seconds": 1}
+        assert worker.post("/v1/profiles/p1/checkout", json=body).status_code == 201
+    time.sleep(1.5)
+    with served.client(Role.SCHEDULER) as scheduler:
+        key = {"Idempotency-Key": "nightly-42"}
+        first = scheduler.post("/v1/sweep", headers=key)
+        again = scheduler.post("/v1/sweep", headers=key)
+        rows = scheduler.get("/v1/profiles/p1/timeline").json()
+
+    assert first.status_code == again.status_code == 200, first.text
+    assert again.json() == first.json()
+    assert [s["profile_id"] for s in first.json()["settled"]] == ["p1"]
+    with Ledger.open(served.store_url) as ledger:
+        caller = token_holder(ledger, served.tokens[Role.SCHEDULER])
+    assert caller is not None
+    named = command_id(caller, "nightly-42")
+    swept = [(r["event_type"], r["correlation_id"]) for r in rows if r["command_id"] == named]
+    assert swept == [("lease_marked_stale", named), ("review_requested", named)]
+    assert len(rows) == 4, "the resent sweep wrote"
 
 
 def test_a_sweep_may_not_reuse_another_commands_id(ledger: Ledger) -> None:
