@@ -94,25 +94,28 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def _lines(ledger: Ledger, at: datetime, result: SweepReport, as_json: bool) -> list[str]:
+def _lines(ledger: Ledger, began: datetime, result: SweepReport, as_json: bool) -> list[str]:
     """One line a transition: each lease settled (with what its browser's directory shows on
-    this host), each profile that could not be."""
+    this host), at its events' time, as the timeline shows them (it was the time the pass
+    began, before them: rev30); each profile that could not be, at the time the pass began
+    (``began``: nothing was written)."""
     lines = []
     for settled in result.settled:
         browser = _browser(ledger, settled)
+        at = settled.at or began
         if as_json:
             fields = {"at": at.isoformat(), "transition": "settled"}
-            body = {**fields, **settled.model_dump(mode="json"), "browser": browser}
-            lines.append(json.dumps(body))
+            answer = settled.model_dump(mode="json", exclude={"at"})
+            lines.append(json.dumps({**fields, **answer, "browser": browser}))
         else:
             seen = f"; browser {browser['status']}: {browser['detail']}" if browser else ""
             lines.append(printable(f"{moment(at)} {render.settled_line(settled)}{seen}"))
     for failed in result.failed:
         if as_json:
-            body = {"at": at.isoformat(), "transition": "failed", **failed.model_dump(mode="json")}
-            lines.append(json.dumps(body))
+            fields = {"at": began.isoformat(), "transition": "failed"}
+            lines.append(json.dumps({**fields, **failed.model_dump(mode="json")}))
         else:
-            lines.append(printable(f"{moment(at)} {render.failed_line(failed)}"))
+            lines.append(printable(f"{moment(began)} {render.failed_line(failed)}"))
     return lines
 
 

@@ -192,6 +192,7 @@ def settle_overdue(uow: UnitOfWork, c: cmds.SettleOverdue) -> SweepResult | None
         lease_id=ending.lease_id,
         profile_state=done.profile.state,
         cause=ending.cause,
+        at=ending.at,
     )
 
 

@@ -28,11 +28,11 @@ def watch(
 ) -> int:
     """Sweep every ``interval`` seconds until ``stop`` is set; return how many passes ran.
 
-    Each pass's report (what it settled, what it could not) goes to ``report`` with the time the
-    pass began, on the ledger's clock; a store that cannot be reached goes to ``trouble`` and the
-    next pass tries again, so a sweeper outlives a database restart. ``stop`` is checked between
-    passes and during the wait: a pass under way is finished, never cut short. Any other error
-    propagates.
+    Each pass's report (what it settled, each at its events' time, and what it could not) goes
+    to ``report`` with the time the pass began, on the ledger's clock; a store that cannot be
+    reached goes to ``trouble`` and the next pass tries again, so a sweeper outlives a database
+    restart. ``stop`` is checked between passes and during the wait: a pass under way is
+    finished, never cut short. Any other error propagates.
     """
     passes = 0
     while not stop.is_set():

@@ -3,6 +3,7 @@ first time it ran, when a resent command id is recognised)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ledger._domain.errors import LedgerError
@@ -26,12 +27,15 @@ class ReleaseResult(Frozen):
 
 
 class SweepResult(Frozen):
-    """One stale lease the sweep found and what it decided."""
+    """One stale lease the sweep found and what it decided, and when: ``at`` is its events'
+    time, as the timeline shows them (None in the answer of a sweep recorded before custody
+    recorded it, given again to a resend of its id)."""
 
     profile_id: str
     lease_id: str
     profile_state: ProfileState
     cause: Cause
+    at: datetime | None = None
 
 
 class SweepFailure(Frozen):

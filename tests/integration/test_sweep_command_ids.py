@@ -5,6 +5,7 @@ returns the first answer and appends nothing; the same key with a different body
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime
@@ -93,6 +94,8 @@ def test_a_sweeps_id_is_on_every_event_it_wrote_and_a_resend_writes_none(
     ]
     assert {r.correlation_id for r in swept} == {"nightly-sweep-42"}
     assert {r.actor_id for r in swept} == {"sweeper"}
+    settled_at = {r.profile_id: r.at for r in swept if r.event_type == "review_requested"}
+    assert {s.profile_id: s.at for s in first.settled} == settled_at
     # What the id names: the sweep, whose fingerprint its record keeps, on every profile.
     asked = {e.envelope.command for p in ("p1", "p2") for e in ledger.history(p)[-2:]}
     assert asked == {Sweep(command_id="nightly-sweep-42").fingerprint()}
@@ -159,6 +162,26 @@ def test_a_sweep_over_http_writes_its_events_under_its_idempotency_keys_id(
     swept = [(r["event_type"], r["correlation_id"]) for r in rows if r["command_id"] == named]
     assert swept == [("lease_marked_stale", named), ("review_requested", named)]
     assert len(rows) == 4, "the resent sweep wrote"
+
+
+def test_a_resent_sweep_recorded_before_its_answers_had_times_answers_as_recorded(
+    ledger: Ledger,
+) -> None:
+    """A sweep's answer recorded before each settled lease carried its time (``at``) is still
+    the answer a resend of its id gets, with no time: read back it is not refused, nor raised
+    as an internal error."""
+    settled = {
+        "profile_id": "p1",
+        "lease_id": "lease-1@p1",
+        "profile_state": "review_required",
+        "cause": "lease_expired",
+    }
+    answer = json.dumps({"settled": [settled], "failed": []})
+    ledger.uow.repository.record_sweep("old-sweep", f"{Sweep().fingerprint()}\n{answer}")
+
+    again = ledger.handle(Sweep(command_id="old-sweep"))
+
+    assert [(s.profile_id, s.at) for s in again.settled] == [("p1", None)]
 
 
 def test_a_sweep_may_not_reuse_another_commands_id(ledger: Ledger) -> None:

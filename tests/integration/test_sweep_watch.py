@@ -11,12 +11,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from conftest import register
 
 from ledger import Checkout, Heartbeat, Ledger, ProfileState
+from projections import timeline
 
 # Six batches expire one after another: each is one more chance for the two watchers' passes
 # to overlap (on a loaded machine one pass can finish before the other begins). A round whose
@@ -162,6 +164,32 @@ def _watch_a_round(store_url: str, here: Path, prefix: str) -> int:
             assert types.count("review_requested") == 1, (pid, types)
         assert ledger.view(renewed).state is ProfileState.LEASED
     return races
+
+
+def test_a_watch_line_is_stamped_with_its_events_time(store_url: str, tmp_path: Path) -> None:
+    """``custody --json sweep --watch``: a settled lease's line says when its events were
+    written, as the timeline shows them, so the sweeper's log is matched to the timeline
+    (rev30: it said when the pass began, before them: .223328 against the timeline's
+    .234731)."""
+    with Ledger.open(store_url) as ledger:
+        register(ledger, "p1")
+        ledger.handle(
+            Checkout(profile_id="p1", worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+        )
+    out, err = tmp_path / "out.jsonl", tmp_path / "err.txt"
+    watcher = _start_watcher(store_url, out, err, as_json=True)
+    try:
+        _wait_for("the settled line", lambda: out.read_text().endswith("\n"))
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(timeout=60) == 0, err.read_text()
+    [line] = [json.loads(text) for text in out.read_text().splitlines()]
+    with Ledger.open(store_url) as ledger:
+        rows = [r for r in timeline(ledger, "p1") if r.actor_id == "sweeper"]
+    assert [r.event_type for r in rows] == ["lease_marked_stale", "review_requested"]
+    assert [r.at for r in rows] == [datetime.fromisoformat(line["at"])] * 2
+    assert line["transition"] == "settled", line
+    assert "browser" in line, line
 
 
 def test_watch_refuses_a_bad_interval_and_interval_needs_watch(tmp_path: Path) -> None:

@@ -1095,7 +1095,9 @@ export interface components {
         };
         /**
          * SweepResult
-         * @description One stale lease the sweep found and what it decided.
+         * @description One stale lease the sweep found and what it decided, and when: ``at`` is its events'
+         *     time, as the timeline shows them (None in the answer of a sweep recorded before custody
+         *     recorded it, given again to a resend of its id).
          */
         SweepResult: {
             /** Profile Id */
@@ -1104,6 +1106,8 @@ export interface components {
             lease_id: string;
             profile_state: components["schemas"]["ProfileState"];
             cause: components["schemas"]["Cause"];
+            /** At */
+            at?: string | null;
         };
         /**
          * TimelineRow
