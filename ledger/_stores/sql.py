@@ -229,11 +229,12 @@ class SqlStore(Store):
         # a test may replace it with one reading a skewed local clock.
         self.clock = OffsetClock(self.server_time)
         # The store as another process must name it to open this very store: a SQLite path
-        # made absolute against the directory it was opened in (rev30: verify's snapshot
+        # made absolute against the directory it was opened in, its symlinks resolved as the
+        # system resolves them before any ".." (rev30: verify's snapshot
         # check, run in a child beside it, opened the relative path in a directory the
         # process had since moved to, another file, and its answer was taken).
         self.settings_for_another_process = (
-            settings.model_copy(update={"path": os.path.abspath(settings.path)})
+            settings.model_copy(update={"path": os.path.realpath(settings.path)})
             if settings.kind == "sqlite"
             else settings
         )

@@ -80,6 +80,12 @@ def test_the_child_checks_the_file_a_relative_path_opened_after_a_change_of_dire
         monkeypatch.chdir(elsewhere)
         monkeypatch.setattr(audit, "share", lambda extents, events: None)  # the child checks all
         assert audit.verify(ledger, beside=True).problems == alone.problems
+    # Through a symlink and "..", which the system resolves link first (a lexical absolute
+    # path named elsewhere/custody.db, the clean copy: rev30's second reading).
+    (elsewhere / "link").symlink_to(here / "sub", target_is_directory=True)
+    (here / "sub").mkdir()
+    with Ledger.open("sqlite:///link/../custody.db") as ledger:
+        assert audit.verify(ledger, beside=True).problems == alone.problems
 
 
 def test_the_child_ends_with_a_verify_that_is_killed(store: str, tmp_path: Path) -> None:

@@ -2672,7 +2672,7 @@ MUTANTS = (
     Mutant(
         "beside-relative-path",
         "ledger/_stores/sql.py",
-        'update={"path": os.path.abspath(settings.path)}',
+        'update={"path": os.path.realpath(settings.path)}',
         'update={"path": settings.path}',
         "verify's child checks another directory's file of the same relative name (rev30)",
         ("tests/integration/test_verify_beside.py",),
