@@ -4,7 +4,7 @@ past its deadline. Denials raise and trigger nothing; a lost lease is ``LeaseLos
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ledger._domain import events as ev
@@ -32,6 +32,10 @@ from ledger._domain.policies import (
     judge_stale,
     repeated_unclean,
 )
+
+# The reason a sweep records for a lease whose deadline was its hard limit (the handler's is
+# "renewal deadline missed", which such a lease's worker may never have done: rev30).
+HARD_LIMIT_REACHED = "hard limit reached"
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,11 @@ class LeaseRules(AggregateRoot):
 
     def sweep(self, ctx: Context) -> None:
         """The sweep's decision: a lease past its deadline is marked stale, and a stale lease
-        is settled (review or quarantine). A profile with nothing overdue is left alone."""
+        is settled (review or quarantine). A profile with nothing overdue is left alone. A
+        lease whose deadline was its hard limit is settled saying so, not that its worker
+        missed a renewal (no renewal could have kept it)."""
+        if self.lease is not None and self.lease.ended_by_hard_limit():
+            ctx = replace(ctx, reason=HARD_LIMIT_REACHED)
         if self.is_overdue(ctx.now):
             self.mark_stale(ctx)
         if self.state is ProfileState.STALE and self.lease is not None:

@@ -106,7 +106,12 @@ class Migrating(Protocol):
 #    lack: a cache, so they are deleted (verify named each one's missing time as a mismatch,
 #    and a load from one forgot it). And the operator's role no longer records a stale mark
 #    (the sweep is the scheduler's): on PostgreSQL init reinstalls the insert check.
-SCHEMA_VERSION = 15
+# 16: a lease swept at its hard limit ends with the cause ``hard_limit_reached``, which a custody
+#    of schema 15 cannot read (its why failed, its verify called the event unreadable): the
+#    schema refuses it. The snapshots are deleted again: a custody of schema 15 from before
+#    ``unclean_runs`` and ``last_at`` were carried, or one left running across an init, wrote
+#    some without them (loads pass over such a snapshot, and verify names it).
+SCHEMA_VERSION = 16
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (
@@ -145,7 +150,7 @@ def create_schema(self: Migrating) -> None:
         _rewrite_endings(self)
     if found < 7:
         _begin_chains(self)
-    elif found < 15:
+    elif found < 16:
         _delete_snapshots(self)
     if found < SCHEMA_VERSION:  # rev30: a migration was told as a no-op init is
         self.notes.append(

@@ -108,6 +108,8 @@ def test_a_lease_ended_by_its_hard_limit_is_named_so_not_a_silent_worker(
     assert denied.value.reason is DenialReason.STALE
     (settled,) = ledger.handle(Sweep()).settled
     assert settled.cause == "hard_limit_reached"
+    swept = ledger.history(pid)[-2:]  # lease_marked_stale, review_requested
+    assert [e.envelope.reason for e in swept] == ["hard limit reached"] * 2
     gaps = reports.health(ledger=ledger).heartbeat_gaps
     (row,) = gaps.loc[gaps["lease_id"] == lease.lease_id].to_dict("records")
     assert row["worst_share_of_ttl"] <= 1.0, row

@@ -442,17 +442,18 @@ MUTANTS = (
     Mutant(
         "schema-15-keeps-old-snapshots",
         "ledger/_stores/migrations.py",
-        "    elif found < 15:\n        _delete_snapshots(self)\n",
+        "    elif found < 16:\n        _delete_snapshots(self)\n",
         "",
         "init keeps snapshots without their last event's time, which verify calls mismatched",
         ("tests/integration/test_snapshots.py",),
     ),
     Mutant(
-        "schema-15-rechecks",
+        "schema-16-rechecks",
         "ledger/_stores/migrations.py",
+        "SCHEMA_VERSION = 16\n",
         "SCHEMA_VERSION = 15\n",
-        "SCHEMA_VERSION = 14\n",
-        "a store with snapshots that lack their last event's time is opened without init",
+        "a store a custody of schema 15 (which cannot read a hard_limit_reached ending) still "
+        "writes is opened without init (rev30)",
         ("tests/integration/test_snapshots.py",),
     ),
     Mutant(
@@ -2728,9 +2729,9 @@ MUTANTS = (
     Mutant(
         "older-snapshot-named-unreadable",
         "ledger/_audit/snapshots.py",
-        "        except OlderSnapshot:  # passed over by every load",
-        "        except ZeroDivisionError:  # passed over by every load",
-        "verify fails for good on a snapshot of an older form that no load believes (rev30)",
+        "        except OlderSnapshot as e:  # passed over by every load",
+        "        except ZeroDivisionError as e:  # passed over by every load",
+        "verify calls a snapshot of an older form unreadable, not what it is (rev30)",
         ("tests/integration/test_snapshots.py",),
     ),
     Mutant(
@@ -2861,6 +2862,14 @@ MUTANTS = (
         "    at: datetime",
         "a resent sweep recorded before answers had times fails to read its answer (rev30)",
         ("tests/integration/test_sweep_command_ids.py",),
+    ),
+    Mutant(
+        "hard-limit-reason-missed-renewal",
+        "ledger/_domain/leasing.py",
+        "            ctx = replace(ctx, reason=HARD_LIMIT_REACHED)",
+        "            pass",
+        "a lease swept at its hard limit is recorded as 'renewal deadline missed' (rev30)",
+        ("tests/integration/test_hard_limit.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
