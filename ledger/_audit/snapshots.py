@@ -189,12 +189,12 @@ class SnapshotCheck:
             if not isinstance(held, ProfileSnapshot):
                 raise TypeError(f"its topic {topic[:40]!r} is not a snapshot's")
         except OlderSnapshot as e:  # passed over by every load, but not written by this custody
-            what = (
+            older = (
                 f"its snapshot is of an older form ({e}), which no load starts from: written by "
                 "a custody before schema 16 left running, or outside custody; a cache, so "
                 "deleting it loses nothing"
             )
-            self._say(fold, stream_hex, version, what)
+            self._say(fold, stream_hex, version, older)
             return
         except Exception as e:  # junk in the table is named, never a crash
             self._say(fold, stream_hex, version, f"its snapshot is not readable ({_short(e)})")
