@@ -121,10 +121,13 @@ class BrowserSession:
                 navigated(frame)
 
     async def screenshot(self, launch: LaunchPlan) -> None:
-        """Save the last navigated page (or the last open one) as the final screenshot and
-        record its path and sha256. A capture that fails is recorded as the evidence problem
-        (``EvidenceWatch``); a browser that did not answer it, nor a trivial call after it
-        timed out (``_answers``), is killed at ``close``."""
+        """Save the final page (the last navigated one, or, once that one is closed, the last
+        one open) as the final screenshot and record its path and sha256. The run's URL (the
+        release's final URL) is the final page's, so both name one page: a page last navigated
+        that was closed (a popup that closed itself, the task's own ``close``) is not the final
+        URL of a screenshot showing another (rev30). A capture that fails is recorded as the
+        evidence problem (``EvidenceWatch``); a browser that did not answer it, nor a trivial
+        call after it timed out (``_answers``), is killed at ``close``."""
         if self._evidence.gone_before_capture():
             return
         page = final_page(self._last_page, self.context.pages)
@@ -137,8 +140,10 @@ class BrowserSession:
             answers = isinstance(failed, PlaywrightTimeoutError) and await self._answers(page)
             unanswered = isinstance(failed, PlaywrightError) and not answers
             self._evidence.capture_failed(failed, browser=unanswered)
-            return
-        launch.file_screenshot(self._progress)
+        else:
+            launch.file_screenshot(self._progress)
+        if page is not self._last_page:  # read after the capture, which delivered its events
+            self._progress.update(url=page.url)
 
     @staticmethod
     async def _answers(page: Page) -> bool:

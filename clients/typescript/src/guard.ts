@@ -147,6 +147,13 @@ export class Progress {
     this.url = cut(withoutUserinfo(storable(url)), MAX_URL);
   }
 
+  /** The final page's URL (the page the final screenshot shows), recorded as `navigated`
+   * records one, a blank page's included: the screenshot shows that page. */
+  shown(url: string): void {
+    if (url === "about:blank") this.url = url;
+    else this.navigated(url);
+  }
+
   problem(said: string): void {
     this.evidenceProblem = this.evidenceProblem ? `${this.evidenceProblem}; ${said}` : said;
   }

@@ -1,0 +1,132 @@
+"""What the worker records of a page, with a real Chromium: the release's final URL names the
+page its final screenshot shows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from local_site import LocalSite
+from PIL import Image
+from playwright.async_api import async_playwright
+from playwright.sync_api import sync_playwright
+from worker_harness import PROFILE, store_with_profile
+
+from ledger import Ledger
+from ledger._domain import events as ev
+from workers import DIRECT, BrowserSettings, ProfileLeases, aio
+
+pytestmark = pytest.mark.browser
+
+RED, GREEN = (255, 0, 0), (0, 160, 0)
+PAINT = "colour => { document.body.style.background = colour; }"
+# The popup closes itself, as a 3-D Secure or OAuth window does once it is done.
+CLOSE_SOON = "() => { setTimeout(() => window.close(), 300); }"
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[LocalSite]:
+    served = LocalSite()
+    yield served
+    served.close()
+
+
+def history(store: str) -> list[object]:
+    with Ledger.open(store, create=False) as ledger:
+        return list(ledger.history(PROFILE))
+
+
+def centre_colour(screenshot: str) -> tuple[int, int, int]:
+    with Image.open(screenshot) as image:
+        rgb = image.convert("RGB")
+        red, green, blue = rgb.getpixel((rgb.width // 2, rgb.height // 2))  # type: ignore[misc]
+    return red, green, blue
+
+
+def popup_closed_sync(store: str, settings: BrowserSettings, base: str) -> None:
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{base}/checkout")
+        page.evaluate(PAINT, "rgb(255, 0, 0)")
+        with context.expect_page() as popped:
+            page.evaluate("url => { window.open(url); }", f"{base}/3ds/challenge")
+        popup = popped.value
+        popup.wait_for_load_state()
+        popup.evaluate(PAINT, "rgb(0, 160, 0)")
+        popup.evaluate(CLOSE_SOON)
+        popup.wait_for_event("close")
+    leases.close()
+
+
+async def popup_closed_async(store: str, settings: BrowserSettings, base: str) -> None:
+    async with (
+        aio.ProfileLeases.open(store, worker_id="worker_03", settings=settings) as leases,
+        async_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = await context.new_page()
+        await page.goto(f"{base}/checkout")
+        await page.evaluate(PAINT, "rgb(255, 0, 0)")
+        async with context.expect_page() as popped:
+            await page.evaluate("url => { window.open(url); }", f"{base}/3ds/challenge")
+        popup = await popped.value
+        await popup.wait_for_load_state()
+        await popup.evaluate(PAINT, "rgb(0, 160, 0)")
+        await popup.evaluate(CLOSE_SOON)
+        await popup.wait_for_event("close")
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_popup_that_closed_itself_is_not_the_final_url(
+    tmp_path: Path, site: LocalSite, flavour: str
+) -> None:
+    """The last page navigated is a popup that closes itself (a 3-D Secure window): the final
+    screenshot shows the page still open (the checkout), and the release's final URL and
+    ``evidence.json`` name that page too. rev30: they named the closed popup, while the
+    screenshot filed in the same release showed the checkout."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    if flavour == "sync":
+        popup_closed_sync(store, settings, site.url)
+    else:
+        asyncio.run(popup_closed_async(store, settings, site.url))
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.screenshot is not None
+    assert centre_colour(release.screenshot) == RED  # the checkout, not the popup
+    assert release.final_url == f"{site.url}/checkout"
+    (filed,) = (tmp_path / "evidence").rglob("evidence.json")
+    assert json.loads(filed.read_text())["final_url"] == f"{site.url}/checkout"
+
+
+def test_a_page_the_task_closed_is_not_the_final_url(tmp_path: Path, site: LocalSite) -> None:
+    """The task closes the page it worked on: the final screenshot shows the page left open
+    (the blank one the browser started with), and the final URL says that page, not the
+    closed one."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{site.url}/orders")
+        page.evaluate(PAINT, "rgb(255, 0, 0)")
+        page.close()
+        left = [p.url for p in context.pages]
+    leases.close()
+    assert left == ["about:blank"]
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.screenshot is not None
+    assert centre_colour(release.screenshot) != RED
+    assert release.final_url == "about:blank"

@@ -1,0 +1,91 @@
+"""The Node worker SDK's final URL names the page its final screenshot shows, as the Python
+SDK's (``workers.aio._browser.BrowserSession.screenshot``), with a real Chromium.
+
+Before the fix (rev30, the Python SDK's finding checked in the Node SDK): a task that closed
+the page it worked on left the blank page the browser started with: the screenshot showed that
+page, but the release's final URL and ``evidence.json`` named the closed one
+(``Progress.navigated`` passes over ``about:blank``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from node_probe import CLIENT, run_node, serving, worker_env
+from serving import Served
+
+from ledger import Ledger, RegisterProfile
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+PLAYWRIGHT = (CLIENT / "node_modules" / "playwright-core" / "index.mjs").as_uri()
+FINAL_PAGE = """
+import { createServer } from "node:http";
+import { chromium } from "PLAYWRIGHT";
+import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
+const site = createServer((q, s) => {
+  s.setHeader("Content-Type", "text/html");
+  s.end(`<h1>${q.url}</h1>`);
+});
+await new Promise((done) => site.listen(0, "127.0.0.1", done));
+const base = `http://127.0.0.1:${site.address().port}`;
+const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN });
+const leases = new ProfileLeases({
+  client, evidenceDir: process.env.EVIDENCE, proxies: { x1: null },
+});
+const said = { base };
+try {
+  const lease = await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
+    (lease) => lease.browser(chromium, async (context) => {
+      const page = await context.newPage();
+      await page.goto(`${base}/checkout`);
+      if (process.env.KIND === "popup") {
+        const popped = context.waitForEvent("page");
+        await page.evaluate((url) => { window.open(url); }, `${base}/3ds/challenge`);
+        const popup = await popped;
+        await popup.waitForLoadState();
+        const closed = popup.waitForEvent("close");
+        await popup.evaluate(() => { setTimeout(() => window.close(), 300); });
+        await closed;
+      } else {
+        await page.close();
+      }
+      said.left = context.pages().map((p) => p.url());
+    }, { executablePath: "/usr/bin/chromium" }));
+  said.final_url = lease.evidence?.final_url ?? null;
+  said.screenshot = lease.evidence?.screenshot ?? null;
+} catch (e) {
+  said.thrown = `${e.name}: ${e.message}`.slice(0, 300);
+}
+site.close();
+console.log(JSON.stringify(said));
+"""
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Served]:
+    profile = RegisterProfile(
+        profile_id="p1", account_id="a1", proxy_id="x1", user_data_dir=str(tmp_path / "p1")
+    )
+    with serving(tmp_path, profile) as running:
+        yield running
+
+
+@pytest.mark.parametrize(("kind", "final"), [("popup", "/checkout"), ("closed", "about:blank")])
+def test_the_final_url_names_the_page_the_screenshot_shows(
+    service: Served, tmp_path: Path, kind: str, final: str
+) -> None:
+    """The last page navigated is closed before the task ends (a popup that closes itself; the
+    task's own ``page.close()``): the final screenshot shows the page left open, and the
+    release's final URL names that page, not the closed one."""
+    script = FINAL_PAGE.replace("PLAYWRIGHT", PLAYWRIGHT)
+    said = run_node(tmp_path, script, worker_env(service, tmp_path, KIND=kind))
+    assert "thrown" not in said, said
+    left = said["left"][-1]
+    assert left == (said["base"] + final if final.startswith("/") else final), said
+    assert said["screenshot"] is not None, said
+    assert said["final_url"] == left, said
+    with Ledger.open(service.store_url) as ledger:
+        (release,) = [e for e in ledger.history("p1") if e.event_type == "lease_release_requested"]
+    assert release.final_url == left
