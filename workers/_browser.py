@@ -22,6 +22,7 @@ no route).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from playwright.sync_api import (
@@ -120,6 +121,20 @@ class BrowserSession:
         for frame in page.frames:
             if shows_a_page(frame.url):
                 navigated(frame)
+
+    def catch_up(self) -> None:
+        """Have Playwright deliver the page events it holds, so the run's URL is the page's as of
+        now: one round trip to Playwright's driver (a timer of 0 ms, which no page's renderer
+        answers, so a busy or frozen page does not hold it up). The sync API delivers events
+        only inside one of its calls: a page that moved without a new document
+        (``history.pushState``, a hash change) while the task was busy elsewhere was seen only
+        at the task's next call, so a step named the page it had left (rev30). A page or a
+        browser gone meanwhile has nothing more to deliver; that is the evidence's to say."""
+        page = final_page(self._last_page, self.context.pages)
+        if page is None:
+            return
+        with contextlib.suppress(PlaywrightError):
+            page.wait_for_timeout(0)
 
     def screenshot(self, launch: LaunchPlan) -> None:
         """Save the final page (the last navigated one, or, once that one is closed, the last

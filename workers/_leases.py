@@ -58,12 +58,13 @@ class WorkerLease(TaskLease):
         self._session: BrowserSession | None = None
 
     def step(self, name: str, *, safe: bool = False, mutating: bool = False) -> None:
-        """Record the step in the ledger now, as a heartbeat naming it (with the page's last
-        URL): ``safe`` marks a point where the account is in a known state (the last safe
-        step), ``mutating`` a step that may change the account. ``LeaseLost`` (the browser
-        closed first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses."""
+        """Record the step in the ledger now, as a heartbeat naming it (with the page's URL as
+        of the step, the browser's pending events delivered first: ``BrowserSession.catch_up``):
+        ``safe`` marks a point where the account is in a known state (the last safe step),
+        ``mutating`` a step that may change the account. ``LeaseLost`` (the browser closed
+        first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses."""
         self._ensure_held()
-        url = self._progress.now().url
+        url = self._page_url()
         beat = renewal.heartbeat(self.lease, step=name, url=url, safe=safe, mutating=mutating)
 
         def send(ledger: Ledger) -> None:  # the step is the run's once the ledger has it
@@ -75,6 +76,12 @@ class WorkerLease(TaskLease):
 
         self._call(send)
         self._ensure_held()
+
+    def _page_url(self) -> str | None:
+        """The run's URL once the browser has delivered the page events it holds."""
+        if self._session is not None:
+            self._session.catch_up()
+        return self._progress.now().url
 
     @contextmanager
     def browser(self, pw: Playwright, **launch_options: Any) -> Iterator[BrowserContext]:

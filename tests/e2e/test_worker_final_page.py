@@ -1,10 +1,12 @@
 """What the worker records of a page, with a real Chromium: the release's final URL names the
-page its final screenshot shows."""
+page its final screenshot shows, and a step names the URL the page is at when it is taken,
+whichever way the page got there."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,12 @@ RED, GREEN = (255, 0, 0), (0, 160, 0)
 PAINT = "colour => { document.body.style.background = colour; }"
 # The popup closes itself, as a 3-D Secure or OAuth window does once it is done.
 CLOSE_SOON = "() => { setTimeout(() => window.close(), 300); }"
+# The page moves itself, without a new document, a moment after the task last called
+# Playwright: what a single-page app does.
+MOVES = {
+    "pushState": ("() => setTimeout(() => history.pushState({}, '', '/cart/pay'), 200)", "/pay"),
+    "hash": ("() => setTimeout(() => { location.hash = 'card'; }, 200)", "#card"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +138,53 @@ def test_a_page_the_task_closed_is_not_the_final_url(tmp_path: Path, site: Local
     assert release.screenshot is not None
     assert centre_colour(release.screenshot) != RED
     assert release.final_url == "about:blank"
+
+
+def moved_sync(store: str, settings: BrowserSettings, base: str, move: str) -> None:
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{base}/cart")
+        page.evaluate(move)
+        time.sleep(1.0)  # the task's own work: no Playwright call
+        lease.step("pay", mutating=True)
+    leases.close()
+
+
+async def moved_async(store: str, settings: BrowserSettings, base: str, move: str) -> None:
+    async with (
+        aio.ProfileLeases.open(store, worker_id="worker_03", settings=settings) as leases,
+        async_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = await context.new_page()
+        await page.goto(f"{base}/cart")
+        await page.evaluate(move)
+        time.sleep(1.0)  # the task's own blocking work, as some tasks do
+        await lease.step("pay", mutating=True)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("move", sorted(MOVES))
+def test_a_step_names_the_url_the_page_moved_to_while_the_task_was_busy(
+    tmp_path: Path, site: LocalSite, move: str, flavour: str
+) -> None:
+    """The page moves itself (``history.pushState``, a hash change) while the task does its own
+    work, outside any Playwright call; the task's next step names the URL the page is at.
+    rev30: with the sync SDK the step named the URL the page had left a second earlier
+    (Playwright delivers a navigation only inside one of its calls), so a mutating step was
+    placed on the wrong page."""
+    script, path = MOVES[move]
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    if flavour == "sync":
+        moved_sync(store, settings, site.url, script)
+    else:
+        asyncio.run(moved_async(store, settings, site.url, script))
+    beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat) and e.step == "pay"]
+    assert [b.url for b in beats] == [f"{site.url}/cart{path}"]
