@@ -188,3 +188,25 @@ def test_a_step_names_the_url_the_page_moved_to_while_the_task_was_busy(
         asyncio.run(moved_async(store, settings, site.url, script))
     beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat) and e.step == "pay"]
     assert [b.url for b in beats] == [f"{site.url}/cart{path}"]
+
+
+def test_a_run_that_navigated_nowhere_keeps_the_url_it_reported(
+    tmp_path: Path, site: LocalSite
+) -> None:
+    """A task that opens a page but navigates it nowhere, and reports the page it reached
+    otherwise (``lease.visited``): the final URL is that one, as ``visited`` promises, not the
+    blank page the screenshot shows (only a page last navigated that was closed gives way to
+    the page left open)."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        context.new_page()
+        lease.visited(f"{site.url}/api/orders")
+    leases.close()
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.final_url == f"{site.url}/api/orders"

@@ -39,7 +39,7 @@ try {
   const lease = await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
     (lease) => lease.browser(chromium, async (context) => {
       const page = await context.newPage();
-      await page.goto(`${base}/checkout`);
+      if (process.env.KIND !== "visited") await page.goto(`${base}/checkout`);
       if (process.env.KIND === "popup") {
         const popped = context.waitForEvent("page");
         await page.evaluate((url) => { window.open(url); }, `${base}/3ds/challenge`);
@@ -48,8 +48,10 @@ try {
         const closed = popup.waitForEvent("close");
         await popup.evaluate(() => { setTimeout(() => window.close(), 300); });
         await closed;
-      } else {
+      } else if (process.env.KIND === "closed") {
         await page.close();
+      } else {
+        lease.visited(`${base}/api/orders`);
       }
       said.left = context.pages().map((p) => p.url());
     }, { executablePath: "/usr/bin/chromium" }));
@@ -89,3 +91,16 @@ def test_the_final_url_names_the_page_the_screenshot_shows(
     with Ledger.open(service.store_url) as ledger:
         (release,) = [e for e in ledger.history("p1") if e.event_type == "lease_release_requested"]
     assert release.final_url == left
+
+
+def test_a_run_that_navigated_nowhere_keeps_the_url_it_reported(
+    service: Served, tmp_path: Path
+) -> None:
+    """A task that opens a page but navigates it nowhere, and reports the page it reached
+    otherwise (``lease.visited``): the final URL is that one, as ``visited`` promises, not the
+    blank page the screenshot shows."""
+    script = FINAL_PAGE.replace("PLAYWRIGHT", PLAYWRIGHT)
+    said = run_node(tmp_path, script, worker_env(service, tmp_path, KIND="visited"))
+    assert "thrown" not in said, said
+    assert said["left"] == ["about:blank", "about:blank"], said
+    assert said["final_url"] == said["base"] + "/api/orders", said

@@ -137,12 +137,13 @@ class BrowserSession:
 
     async def screenshot(self, launch: LaunchPlan) -> None:
         """Save the final page (the last navigated one, or, once that one is closed, the last
-        one open) as the final screenshot and record its path and sha256. The run's URL (the
-        release's final URL) is the final page's, so both name one page: a page last navigated
-        that was closed (a popup that closed itself, the task's own ``close``) is not the final
-        URL of a screenshot showing another (rev30). A capture that fails is recorded as the
-        evidence problem (``EvidenceWatch``); a browser that did not answer it, nor a trivial
-        call after it timed out (``_answers``), is killed at ``close``."""
+        one open) as the final screenshot and record its path and sha256. Once the page last
+        navigated was closed (a popup that closed itself, the task's own ``close``), the run's
+        URL (the release's final URL) is the final page's, so both name one page (rev30: the
+        closed page was the final URL of a screenshot showing another); a run that navigated
+        no page keeps the URL it reported (``visited``), or none. A capture that fails is
+        recorded as the evidence problem (``EvidenceWatch``); a browser that did not answer it,
+        nor a trivial call after it timed out (``_answers``), is killed at ``close``."""
         if self._evidence.gone_before_capture():
             return
         page = final_page(self._last_page, self.context.pages)
@@ -157,7 +158,8 @@ class BrowserSession:
             self._evidence.capture_failed(failed, browser=unanswered)
         else:
             launch.file_screenshot(self._progress)
-        if page is not self._last_page:  # read after the capture, which delivered its events
+        # Read after the capture, which delivered the events Playwright held.
+        if self._last_page is not None and page is not self._last_page:
             self._progress.update(url=page.url)
 
     @staticmethod

@@ -52,11 +52,12 @@ export class BrowserSession {
   }
 
   /** Save the final page (the last navigated one, or, once that one is closed, the last one
-   * open) to `path` and record its sha256. The run's URL (the release's final URL) is the
-   * final page's, a blank page's included, so both name one page: a page last navigated that
-   * was closed (a popup that closed itself, the task's own `close`) is not the final URL of a
-   * screenshot showing another (rev30, as the Python SDK's). A capture that fails is recorded
-   * as the evidence problem, never thrown. */
+   * open) to `path` and record its sha256. Once the page last navigated was closed (a popup
+   * that closed itself, the task's own `close`), the run's URL (the release's final URL) is
+   * the final page's, a blank page's included, so both name one page (rev30, as the Python
+   * SDK's: the closed page was the final URL of a screenshot showing another); a run that
+   * navigated no page keeps the URL it reported (`visited`), or none. A capture that fails is
+   * recorded as the evidence problem, never thrown. */
   async screenshot(path: string): Promise<void> {
     const page = this.lastPage && !this.lastPage.isClosed() ? this.lastPage : this.context.pages().at(-1);
     if (!page) return;
@@ -66,10 +67,11 @@ export class BrowserSession {
       const bytes = await readFile(path);
       this.progress.screenshot = path;
       this.progress.screenshotSha256 = createHash("sha256").update(bytes).digest("hex");
+      this.progress.navigated(page.url());
     } catch (failed) {
       this.progress.problem(`the final screenshot failed: ${firstLine(failed)}`);
     }
-    this.progress.shown(page.url());
+    if (this.lastPage !== null && page !== this.lastPage) this.progress.shown(page.url());
   }
 
   /** Close the context (which ends the browser); idempotent, never throws. */
