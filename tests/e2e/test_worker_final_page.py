@@ -210,3 +210,30 @@ def test_a_run_that_navigated_nowhere_keeps_the_url_it_reported(
     leases.close()
     (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
     assert release.final_url == f"{site.url}/api/orders"
+
+
+def test_a_step_after_the_last_page_closed_names_the_page_left_open(
+    tmp_path: Path, site: LocalSite
+) -> None:
+    """The popup last navigated closes itself, then the task steps on the page that opened it:
+    the step names that page (the one the final screenshot shows), not the closed popup.
+    rev30: the step's heartbeat named the popup, gone a second earlier."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{site.url}/checkout")
+        with context.expect_page() as popped:
+            page.evaluate("url => { window.open(url); }", f"{site.url}/3ds/challenge")
+        popped.value.wait_for_load_state()
+        popped.value.evaluate(CLOSE_SOON)
+        time.sleep(1.0)  # the task's own work: the popup closes meanwhile
+        lease.step("paid", mutating=True)
+    leases.close()
+    beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat) and e.step == "paid"]
+    assert [b.url for b in beats] == [f"{site.url}/checkout"]

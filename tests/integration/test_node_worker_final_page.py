@@ -45,9 +45,12 @@ try {
         await page.evaluate((url) => { window.open(url); }, `${base}/3ds/challenge`);
         const popup = await popped;
         await popup.waitForLoadState();
+        // A navigation the SDK sees: it watches a popup from its second one.
+        await popup.goto(`${base}/3ds/method`);
         const closed = popup.waitForEvent("close");
         await popup.evaluate(() => { setTimeout(() => window.close(), 300); });
         await closed;
+        if (process.env.STEP) await lease.step("paid", { mutating: true });
       } else if (process.env.KIND === "closed") {
         await page.close();
       } else {
@@ -104,3 +107,17 @@ def test_a_run_that_navigated_nowhere_keeps_the_url_it_reported(
     assert "thrown" not in said, said
     assert said["left"] == ["about:blank", "about:blank"], said
     assert said["final_url"] == said["base"] + "/api/orders", said
+
+
+def test_a_step_after_the_last_page_closed_names_the_page_left_open(
+    service: Served, tmp_path: Path
+) -> None:
+    """The popup last navigated closes itself, then the task steps: the step names the page
+    left open (the one the final screenshot shows), not the closed popup. rev30 (as the Python
+    SDK's): the step's heartbeat named the popup."""
+    script = FINAL_PAGE.replace("PLAYWRIGHT", PLAYWRIGHT)
+    said = run_node(tmp_path, script, worker_env(service, tmp_path, KIND="popup", STEP="1"))
+    assert "thrown" not in said, said
+    with Ledger.open(service.store_url) as ledger:
+        beats = [e for e in ledger.history("p1") if e.event_type == "lease_heartbeat"]
+    assert [b.url for b in beats if b.step == "paid"] == [said["base"] + "/checkout"]

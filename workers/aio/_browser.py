@@ -128,12 +128,20 @@ class BrowserSession:
         only inside one of its calls: a page that moved without a new document
         (``history.pushState``, a hash change) while the task was busy elsewhere was seen only
         at the task's next call, so a step named the page it had left (rev30). A page or a
-        browser gone meanwhile has nothing more to deliver; that is the evidence's to say."""
+        browser gone meanwhile has nothing more to deliver; that is the evidence's to say.
+
+        Once the page last navigated is closed (a popup that closed itself), the page left open
+        (the one the final screenshot would show) becomes the last page and its URL the run's:
+        a step names the page the task is on, never one gone."""
         page = final_page(self._last_page, self.context.pages)
         if page is None:
             return
         with contextlib.suppress(PlaywrightError):
             await page.wait_for_timeout(0)
+        shown = final_page(self._last_page, self.context.pages)
+        if self._last_page is not None and shown is not None and shown is not self._last_page:
+            self._last_page = shown
+            self._progress.update(url=shown.url)
 
     async def screenshot(self, launch: LaunchPlan) -> None:
         """Save the final page (the last navigated one, or, once that one is closed, the last

@@ -51,6 +51,18 @@ export class BrowserSession {
     });
   }
 
+  /** Once the page last navigated is closed (a popup that closed itself), the page left open
+   * (the one the final screenshot shows) becomes the last page and its URL the run's, so a
+   * step names the page the task is on, never one gone (rev30, as the Python SDK's
+   * `catch_up`). */
+  catchUp(): void {
+    if (this.lastPage === null || !this.lastPage.isClosed()) return;
+    const page = this.context.pages().at(-1);
+    if (!page) return;
+    this.lastPage = page;
+    this.progress.shown(page.url());
+  }
+
   /** Save the final page (the last navigated one, or, once that one is closed, the last one
    * open) to `path` and record its sha256. Once the page last navigated was closed (a popup
    * that closed itself, the task's own `close`), the run's URL (the release's final URL) is

@@ -381,6 +381,7 @@ export class WorkerLease {
    * `LeaseLost` (the browser closed first) once the lease is lost. */
   async step(name: string, options: StepOptions = {}): Promise<void> {
     this.ensureHeld();
+    this.session?.catchUp();
     const safe = options.safe ?? false;
     const mutating = options.mutating ?? false;
     if (await this.renew({ step: name, safe, mutating })) {
