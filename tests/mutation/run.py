@@ -2871,6 +2871,46 @@ MUTANTS = (
         "a lease swept at its hard limit is recorded as 'renewal deadline missed' (rev30)",
         ("tests/integration/test_hard_limit.py",),
     ),
+    Mutant(
+        "final-url-is-the-page-screenshotted",
+        "workers/_browser.py",
+        "        if self._last_page is not None and page is not self._last_page:\n",
+        "        if False:\n",
+        "the release names a page that closed, the screenshot another (rev30)",
+        (
+            "tests/e2e/test_worker_final_page.py::test_a_popup_that_closed_itself_is_not_the_final_url",
+        ),
+    ),
+    Mutant(
+        "final-url-kept-when-nothing-navigated",
+        "workers/_browser.py",
+        "        if self._last_page is not None and page is not self._last_page:\n",
+        "        if page is not self._last_page:\n",
+        "a run that navigated nowhere loses the URL it reported for about:blank (rev30)",
+        (
+            "tests/e2e/test_worker_final_page.py::test_a_run_that_navigated_nowhere_keeps_the_url_it_reported",
+        ),
+    ),
+    Mutant(
+        "step-catches-up-with-the-page",
+        "workers/_leases.py",
+        "            self._session.catch_up()\n",
+        "            pass\n",
+        "a step records a URL the page has already left (rev30)",
+        (
+            "tests/e2e/test_worker_final_page.py::test_a_step_names_the_url_the_page_moved_to_while_the_task_was_busy",
+        ),
+    ),
+    Mutant(
+        "step-after-close-names-the-open-page",
+        "workers/_browser.py",
+        "            self._progress.update(url=shown.url)\n",
+        "            pass\n",
+        "a step after the last page closed names the page that is gone (rev30)",
+        (
+            "tests/e2e/test_worker_final_page.py::test_a_step_after_the_last_page_closed_names_the_page_left_open",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
