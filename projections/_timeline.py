@@ -415,22 +415,29 @@ def require_account(ledger: Ledger, account_id: str) -> None:
 
 
 def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
-    """The profile's stream version at time ``at`` (its last event at or before ``at``),
-    found through the timeline's (profile, time) index; None if it was not registered yet.
-    A stream's times never go back (each command takes the store's clock when it is decided,
-    and a lost race decides again), so that is the highest version of its latest moment at or
-    before ``at``: two index seeks, not a scan of every earlier event of a long stream."""
+    """The profile's stream version at time ``at``: the last of its events up to the first
+    recorded after ``at`` (None if it was not registered yet). A stream's times go back only
+    when the store's clock was set back by more than a second (``docs/explanation/
+    ttl-as-a-deadline.md``, "Whose clock"): an event recorded after one stamped past ``at`` is
+    never taken as at or before it, whatever its own time (rev30: ``replay --at`` before a
+    profile's registration showed it leased, from events written after a step back). Found
+    through the timeline's (profile, time) index."""
     if not ledger.feed.maintains():  # a worker's login: the timeline may lag the events
-        versions = [e.originator_version for e in ledger.history(profile_id) if e.envelope.at <= at]
-        return max(versions, default=None)
+        version = None
+        for event in ledger.history(profile_id):
+            if event.envelope.at > at:
+                break
+            version = event.originator_version
+        return version
     catch_up(ledger, TIMELINE_READ_MODEL)
     rows = ledger.feed.query(
-        f"SELECT max(version) AS version FROM {TIMELINE.name} WHERE profile_id = ? AND at = "
-        f"(SELECT max(at) FROM {TIMELINE.name} WHERE profile_id = ? AND at <= ?)",
-        (profile_id, profile_id, iso(at)),
+        f"SELECT (SELECT min(version) FROM {TIMELINE.name} WHERE profile_id = ? AND at > ?) "
+        f"AS later, (SELECT max(version) FROM {TIMELINE.name} WHERE profile_id = ?) AS last",
+        (profile_id, iso(at), profile_id),
     )
-    version = rows[0]["version"]
-    return None if version is None else int(version)
+    later, last = rows[0]["later"], rows[0]["last"]
+    version = last if later is None else int(later) - 1
+    return None if version is None or version < 1 else int(version)
 
 
 def at_moments(ledger: Ledger, profile_id: str, moments: Iterable[datetime]) -> list[TimelineRow]:

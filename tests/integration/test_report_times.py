@@ -167,3 +167,32 @@ def test_a_date_object_is_the_day_and_nat_is_bad_input(ledger: Ledger, day: str)
     ):
         with pytest.raises(InvalidInput, match=r"^invalid (since|until): expected a datetime"):
             asked()
+
+
+def test_replay_never_takes_an_event_recorded_after_one_past_the_moment(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """The store's clock set back 30 s after a heartbeat (taken as it is: the events of a
+    profile then go back in time, the last one stamped before the profile was registered):
+    replay at a moment before the registration says it was not registered yet, and replay
+    after the registration answers from the events up to the first stamped after it, never
+    from one recorded later with an earlier time (rev30 second reading: replay before the
+    registration showed the lease, from the heartbeat written after the step)."""
+    from ledger import Heartbeat
+
+    register(ledger)  # profile_shop_17 at v1
+    registered = clock.now
+    clock.advance(10)
+    lease = ledger.handle(
+        Checkout(profile_id="profile_shop_17", worker_id="w", run_id="r", task_type="t")
+    )
+    clock.advance(10)
+    beat = {"lease_id": lease.lease_id, "fencing_token": lease.fencing_token}
+    ledger.handle(Heartbeat(**beat, step="search"))
+    clock.advance(-30)  # set back past the registration's time
+    ledger.handle(Heartbeat(**beat, step="pay"))
+    clock.advance(60)
+    with pytest.raises(InvalidInput, match="was not registered yet"):
+        reports.replay("profile_shop_17", at=registered - timedelta(seconds=5), ledger=ledger)
+    said = reports.replay("profile_shop_17", at=registered + timedelta(seconds=5), ledger=ledger)
+    assert (said.version, said.state, said.lease) == (1, "available", None)

@@ -2911,6 +2911,14 @@ MUTANTS = (
             "tests/e2e/test_worker_final_page.py::test_a_step_after_the_last_page_closed_names_the_page_left_open",
         ),
     ),
+    Mutant(
+        "replay-takes-a-later-earlier-event",
+        "projections/_timeline.py",
+        'WHERE profile_id = ? AND at > ?) "',
+        'WHERE profile_id = ? AND at > ? AND 1 = 0) "',
+        "replay --at folds an event recorded after one stamped past the moment (rev30)",
+        ("tests/integration/test_report_times.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
