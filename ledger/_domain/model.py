@@ -90,10 +90,13 @@ def _check_directory(value: str) -> str:
     return value
 
 
-# A URL's scheme, what follows its colon (slashes or backslashes), and its userinfo: up to the
-# last "@" before the path, query or fragment. Browsers read http:, https:, ws:, wss:, ftp: and
-# file: with or without the slashes ("https:user:pw@host" is a host with credentials).
-_AUTHORITY = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):([\\/]*)([^/\\?#]*)@")
+# A URL's scheme, what follows its colon and its userinfo (group 2): up to the last "@" before
+# the path, query or fragment. Browsers read http:, https:, ws:, wss:, ftp: and file: with or
+# without the slashes, backslashes as slashes ("https:user:pw@host" is a host with
+# credentials); any other scheme has an authority only after "//", which a backslash ends no
+# more than any other character (rev30: "foo://u:p\\x@host" carries the password "p\\x").
+_AUTHORITY = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):[\\/]*([^/\\?#]*)@")
+_OTHER_AUTHORITY = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@")
 _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
 # ``user:password@host``, the way proxies are often written, with no scheme.
 _BARE_USERINFO = re.compile(r"\s*[^/\\?#@:\s]*:[^/\\?#@]*@")
@@ -113,13 +116,13 @@ def _as_a_browser_reads(url: str) -> str:
 
 def _userinfo(value: str) -> re.Match[str] | None:
     """The match of the URL ``value`` (as a browser reads it: ``_as_a_browser_reads``)'s
-    userinfo (group 3, before its "@") when a browser reads one in it: a special scheme with
+    userinfo (group 2, before its "@") when a browser reads one in it: a special scheme with
     or without slashes, any other with "//"."""
     found = _AUTHORITY.match(value)
-    if found is None:
-        return None
-    scheme, slashes, _ = found.groups()
-    return found if scheme.lower() in _SPECIAL_SCHEMES or len(slashes) >= 2 else None
+    if found is not None and found.group(1).lower() in _SPECIAL_SCHEMES:
+        return found
+    found = _OTHER_AUTHORITY.match(value)
+    return found if found is not None and found.group(1).lower() not in _SPECIAL_SCHEMES else None
 
 
 def carries_password(value: str | None, *, bare: bool = False) -> bool:
@@ -130,7 +133,7 @@ def carries_password(value: str | None, *, bare: bool = False) -> bool:
     if value is None:
         return False
     found = _userinfo(_as_a_browser_reads(value))
-    if found is not None and ":" in found.group(3):
+    if found is not None and ":" in found.group(2):
         return True
     return bare and _BARE_USERINFO.match(value) is not None
 
@@ -143,7 +146,12 @@ def without_userinfo(url: str) -> str:
     unprintable or blank at either end); any other, as it is."""
     read = _as_a_browser_reads(url)
     found = _userinfo(read)
-    return url if found is None else read[: found.start(3)] + read[found.end() :]
+    if found is None:
+        return url
+    while found is not None:  # what is left may read as a userinfo again (rev30)
+        read = read[: found.start(2)] + read[found.end() :]
+        found = _userinfo(read)
+    return read
 
 
 # A URL's user and password wherever one sits in a text (``without_passwords``): a scheme, its

@@ -253,3 +253,53 @@ def test_the_worker_refuses_at_once_every_text_the_ledger_takes_as_saying_nothin
     assert {0x200B, 0x2800, 0x07, 0x1C, 0xFEFF} <= ledger_blank
     differ = sorted(code for code in known if (code in node_blank) != (code in ledger_blank))
     assert not differ, [f"U+{code:04X}" for code in differ[:20]]
+
+
+URLS = """
+import { withoutPasswords, withoutUserinfo } from "CLIENT_TEXT";
+const said = JSON.parse(process.env.URLS).map((url) => {
+  let password = "";
+  try { password = new URL(url).password; } catch {}
+  return { wu: withoutUserinfo(url), wp: withoutPasswords(url), password };
+});
+// Every character past ASCII escaped: Python splits lines at U+0085 and U+2028, JSON not.
+const ascii = (c) => `\\\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+console.log(JSON.stringify({ said }).replace(/[\u007f-\uffff]/g, ascii));
+"""
+
+_URL_PARTS = ("http", "foo", "file", "HTTPS", ":", "/", "//", "\\", "u", "p", "@", "host", "?", "#",
+              "\t", "\n", " ", "\x01", "\x1c", "\xa0", "\x85", "\ufeff", "%40", "x")  # fmt: skip
+
+
+def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would(
+    tmp_path: Path,
+) -> None:
+    """Random URLs and the spellings rev30's second reading found, through both SDKs' rules:
+    the Node SDK cuts a URL's userinfo and a text's passwords exactly as the ledger's
+    ``without_userinfo`` and ``without_passwords`` do; whatever password WHATWG's URL parser
+    (Node's ``new URL``, Chromium's) reads in a URL, the ledger refuses it; and what the SDKs
+    record of it the ledger takes. Before: ``foo://u:p\\\\x@host`` went past the ledger (a
+    backslash ends no authority of a scheme that is not special), the Node SDK kept a
+    password holding "\\ufeff" that Python cut, and ``https:alice@//bob:pw@host/`` was
+    recorded as ``https://bob:pw@host/``, which the ledger refuses."""
+    import random
+
+    from ledger.rules import carries_password, without_passwords, without_userinfo
+
+    rng = random.Random(30)
+    urls = ["".join(rng.choice(_URL_PARTS) for _ in range(rng.randint(3, 12))) for _ in range(3000)]
+    urls += [
+        "foo://u:p\\x@host/a",
+        "https:alice@//bob:pw@host/",
+        "https://u:p\ufeffq@host/a",
+        "https://u:p\x1cq@host/a",
+        "http:/\n/alice:pw@host/",
+        "\x01https://bob:pw@host/",
+    ]
+    script = URLS.replace("CLIENT_TEXT", (built().parent / "text.js").as_uri())
+    said = run_node(tmp_path, script, {"URLS": json.dumps(urls)})["said"]
+    for url, node in zip(urls, said, strict=True):
+        assert node["wu"] == without_userinfo(url), url
+        assert node["wp"] == without_passwords(url), url
+        assert not node["password"] or carries_password(url), url
+        assert not carries_password(without_userinfo(url)), url

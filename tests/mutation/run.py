@@ -2919,6 +2919,22 @@ MUTANTS = (
         "replay --at folds an event recorded after one stamped past the moment (rev30)",
         ("tests/integration/test_report_times.py",),
     ),
+    Mutant(
+        "url-other-scheme-ends-at-backslash",
+        "ledger/_domain/model.py",
+        '_OTHER_AUTHORITY = re.compile(r"\\s*([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@")',
+        '_OTHER_AUTHORITY = re.compile(r"\\s*([A-Za-z][A-Za-z0-9+.-]*)://([^/\\\\?#]*)@")',
+        "a password holding a backslash in a URL of a scheme that is not special is stored (rev30)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "userinfo-cut-once",
+        "ledger/_domain/model.py",
+        "    while found is not None:  # what is left may read as a userinfo again (rev30)",
+        "    if found is not None:  # what is left may read as a userinfo again (rev30)",
+        "the SDKs record a URL whose userinfo, cut once, leaves one the ledger refuses (rev30)",
+        ("tests/unit/test_commands.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

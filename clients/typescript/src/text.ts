@@ -93,7 +93,11 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
 // `ledger.rules.without_passwords`): an error names the URL it failed on, and the ledger is
 // append-only.
 // The password runs to the last "@" before the host (rev30: one holding an "@" left its tail).
-const PASSWORD_IN_URL = /([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#]*@/g;
+// Python's `\s`, not JavaScript's (rev30: one cut "\ufeff" from a password, the other "\x1c").
+const PASSWORD_IN_URL = new RegExp(
+  `([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]*)[^${PYTHON_SPACES}/\\\\?#@:]*:[^${PYTHON_SPACES}/\\\\?#]*@`,
+  "g",
+);
 
 /** `text` with the user and password of every URL in it left out (scheme and host kept), as
  * the Python SDK's `without_passwords`. */
@@ -138,13 +142,28 @@ export function pythonRepr(text: string): string {
   return said + quote;
 }
 
-// A URL's scheme, what follows its colon (slashes or backslashes) and its userinfo, up to the
-// last "@" before the path, query or fragment: the ledger's own rule (`ledger.rules`'
-// `carries_password`, `ledger/_domain/model.py` `_AUTHORITY`), whose `\s` is Python's.
+// A URL's scheme, what follows its colon and its userinfo (the third item), up to the last "@"
+// before the path, query or fragment: the ledger's own rule (`ledger.rules`'
+// `carries_password`, `ledger/_domain/model.py` `_AUTHORITY` and `_OTHER_AUTHORITY`), whose
+// `\s` is Python's. A special scheme takes slashes or backslashes or none; any other has an
+// authority only after "//", which a backslash does not end (rev30).
 const AUTHORITY = new RegExp(
-  `^[${PYTHON_SPACES}]*([A-Za-z][A-Za-z0-9+.-]*):([\\\\/]*)([^/\\\\?#]*)@`,
+  `^[${PYTHON_SPACES}]*([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]*([^/\\\\?#]*)@`,
 );
+const OTHER_AUTHORITY = new RegExp(`^[${PYTHON_SPACES}]*([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@`);
 const SPECIAL_SCHEMES = new Set(["http", "https", "ws", "wss", "ftp", "file"]);
+
+/** The userinfo the ledger reads in `read` (a URL as a browser reads it): where it begins and
+ * where it ends, "@" included; null for none. */
+function userinfo(read: string): [number, number] | null {
+  let found = AUTHORITY.exec(read);
+  if (found === null || !SPECIAL_SCHEMES.has((found[1] ?? "").toLowerCase())) {
+    found = OTHER_AUTHORITY.exec(read);
+    if (found === null || SPECIAL_SCHEMES.has((found[1] ?? "").toLowerCase())) return null;
+  }
+  const end = found[0].length;
+  return [end - (found[2] ?? "").length - 1, end];
+}
 
 /** `url` without the userinfo the ledger reads in it, "@" included
  * (`ledger.rules.without_userinfo`): `https:user:pw@host/a` is `https:host/a`, and so for
@@ -153,12 +172,15 @@ const SPECIAL_SCHEMES = new Set(["http", "https", "ws", "wss", "ftp", "file"]);
  * refuses a URL with a password in it, so a heartbeat carrying one would be refused and the
  * lease lost. */
 export function withoutUserinfo(url: string): string {
-  const read = asABrowserReads(url);
-  const found = AUTHORITY.exec(read);
+  let read = asABrowserReads(url);
+  let found = userinfo(read);
   if (found === null) return url;
-  const [whole, scheme, slashes, userinfo] = found as unknown as [string, string, string, string];
-  if (!SPECIAL_SCHEMES.has(scheme.toLowerCase()) && slashes.length < 2) return url;
-  return whole.slice(0, whole.length - userinfo.length - 1) + read.slice(whole.length);
+  while (found !== null) {
+    // what is left may read as a userinfo again (rev30)
+    read = read.slice(0, found[0]) + read.slice(found[1]);
+    found = userinfo(read);
+  }
+  return read;
 }
 
 /** `url` as a browser reads it before parsing (the WHATWG URL standard), as the ledger's
