@@ -1849,8 +1849,8 @@ MUTANTS = (
     Mutant(
         "userinfo-only-after-slashes",
         "ledger/_domain/model.py",
-        "    return found if scheme.lower() in _SPECIAL_SCHEMES or len(slashes) >= 2 else None\n",
-        "    return found if len(slashes) >= 2 else None\n",
+        '_AUTHORITY = re.compile(r"\\s*([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]*([^/\\\\?#]*)@")',
+        '_AUTHORITY = re.compile(r"\\s*([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]{2,}([^/\\\\?#]*)@")',
         "https:user:pw@host keeps its password in what the SDK records, and heartbeats are refused",
         ("tests/integration/test_worker_sdk.py",),
     ),
