@@ -94,8 +94,13 @@ def _distributions() -> Iterable[str]:
             names = os.listdir(entry or ".")
         except OSError:  # not a directory, or gone: importlib.metadata finds nothing there
             continue
+        # An egg directory on the path keeps its metadata in EGG-INFO, which importlib.metadata
+        # reads too (rev30: a plugin installed as an egg was never loaded by the CLI).
+        egg = entry.lower().endswith(".egg")
         for name in names:
-            if name.lower().endswith((".dist-info", ".egg-info")):
+            if name.lower().endswith((".dist-info", ".egg-info")) or (
+                egg and name.lower() == "egg-info"
+            ):
                 yield os.path.join(entry or ".", name)
 
 

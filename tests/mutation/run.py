@@ -2935,6 +2935,14 @@ MUTANTS = (
         "the SDKs record a URL whose userinfo, cut once, leaves one the ledger refuses (rev30)",
         ("tests/unit/test_commands.py",),
     ),
+    Mutant(
+        "plugin-egg-unseen",
+        "custody/_pydantic_plugins.py",
+        '        egg = entry.lower().endswith(".egg")',
+        "        egg = False",
+        "a pydantic plugin installed as an egg directory is never loaded by the CLI (rev30)",
+        ("tests/unit/test_pydantic_plugins.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

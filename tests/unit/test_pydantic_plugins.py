@@ -62,3 +62,20 @@ def test_another_finder_of_distributions_is_left_to_pydantic(
 
     monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
     assert not plugins._none_installed()
+
+
+def test_the_group_declared_in_an_egg_directory_on_the_path_is_found(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An egg directory on ``sys.path`` keeps its metadata in ``EGG-INFO``, which
+    importlib.metadata reads (rev30: the stand-in looked only for ``*.dist-info`` and
+    ``*.egg-info``, answered none, and the CLI never loaded such a plugin)."""
+    import importlib.metadata
+
+    egg = path / "marker_plugin-1.0-py3.11.egg"
+    (egg / "EGG-INFO").mkdir(parents=True)
+    (egg / "EGG-INFO" / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: marker-plugin\n")
+    (egg / "EGG-INFO" / "entry_points.txt").write_text("[pydantic]\nmarker = marker:plugin\n")
+    monkeypatch.setattr(sys, "path", [str(path), str(egg)])
+    assert importlib.metadata.entry_points(group="pydantic")  # what pydantic's loader finds
+    assert not plugins._none_installed()
