@@ -335,8 +335,11 @@ def _intact(
     wrong.
 
     The body is parsed by orjson, not json: where the two could read it apart (a lone
-    surrogate, NaN, an integer past 64 bits, nesting json's recursion limit stops) orjson
-    refuses or ``_header`` does, and the row is left to ``take``."""
+    surrogate, NaN, nesting json's recursion limit stops) orjson refuses or ``_header`` does,
+    and the row is left to ``take``. An integer past 64 bits orjson reads as a float, json as
+    an integer (rev30: this said orjson refused it): ``_header`` refuses a float, but one in
+    the body reaches the event's decoding as that float, which an integer field takes only
+    when it is whole."""
     _, stream_id, version, event_type, stored = row
     tail = stored[-_LINK_LENGTH:].decode("latin-1")
     if tail[:19] != _OPENS or tail[83:93] != _HASH_AT or tail[157:167] != _PREV_AT:
@@ -370,8 +373,8 @@ def _header(fields: list[Any]) -> bytes | None:
     """``header_bytes`` of these fields, encoded by orjson; None where its bytes could differ
     from json's. They agree on strings of printable ASCII without a quote or a backslash
     (anything else orjson writes escaped, or as itself outside ASCII or as DEL, where json
-    writes ``\\uXXXX``), on integers (orjson refuses those past 64 bits) and on true, false
-    and null; never trusted for floats, objects or arrays."""
+    writes ``\\uXXXX``), on integers (orjson reads those past 64 bits as floats, which this
+    refuses) and on true, false and null; never trusted for floats, objects or arrays."""
     if not _PLAIN.issuperset(map(type, fields)):
         return None
     encoded = orjson.dumps(fields)
