@@ -276,18 +276,20 @@ class LeasesReadModel(ReadModel):
         event from its model) and the lease it is folded into: the one it names, or for a
         profile_disabled the lease its command ended (in this batch, or already stored)."""
         named: list[tuple[LoggedEvent, dict[str, Any] | None, str | None]] = []
-        by_command: dict[str, str] = {}
+        # By profile and command id, as ``_ended_by`` looks a stored lease up: one sweep's id
+        # is on the events of every profile it settled (rev30: a disable that took the id of a
+        # sweep still running was folded into a swept profile's lease).
+        by_command: dict[tuple[str, str], str] = {}
         for n in batch:
             heartbeat = n.data() if n.event_type == _HEARTBEAT else None
             if heartbeat is not None:
                 lease = heartbeat["lease_id"]
             elif n.event_type == _AFTER_UNNAMED:
-                command = n.event.envelope.command_id
-                lease = by_command.get(command) or _ended_by(tx, table, n.event)
+                lease = by_command.get(_command_of(n.event)) or _ended_by(tx, table, n.event)
             else:
                 lease = _lease_of(n.event)
                 if lease is not None:
-                    by_command[n.event.envelope.command_id] = lease
+                    by_command[_command_of(n.event)] = lease
             named.append((n, heartbeat, lease))
         return named
 
@@ -322,6 +324,12 @@ class LeasesReadModel(ReadModel):
                 row["worst_gap_share"] = float(row["worst_gap_share"])
                 rows[str(row["lease_id"])] = row
         return rows
+
+
+def _command_of(event: Any) -> tuple[str, str]:
+    """The profile and command id an event names: what ties a profile_disabled to the lease
+    its command ended (a sweep's id is on the events of every profile it settled)."""
+    return (event.profile_id, event.envelope.command_id)
 
 
 def _ended_by(tx: FeedTransaction, table: str, event: Any) -> str | None:

@@ -337,3 +337,53 @@ def test_a_copy_that_gets_the_lock_after_the_first_ended_answers_as_the_first(
         copy = other.handle(Sweep(command_id="sweep-key"))
     assert [s.profile_id for s in first[0].settled] == ["p0", "p1"]
     assert copy == first[0]
+
+
+def test_a_disable_taking_a_running_sweep_s_id_is_folded_into_no_swept_lease(
+    ledger: Ledger, clock: StepClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a sweep named nightly-42 settles p1, an operator disables ``other`` (whose stream
+    is longer than p1's, and holds no lease) under the same id, before the sweep records it.
+    The leases read model ties the disable to no lease of p1's: p1's swept lease ends stale
+    with the profile left in review. Guard: ``LeasesReadModel._named`` keyed by profile and
+    id (rev30's second reading: p1's lease read ``profile_state_after = disabled``)."""
+    import reports
+    from ledger import Disable, Release
+
+    register(ledger, "other")
+    for n in range(3):  # a longer stream than p1's, no lease left live
+        lease = ledger.handle(
+            Checkout(profile_id="other", worker_id="w", run_id=f"r{n}", task_type="t")
+        )
+        ledger.handle(
+            Release(
+                lease_id=lease.lease_id,
+                fencing_token=lease.fencing_token,
+                outcome="success",
+                final_url="https://x/",
+            )
+        )
+    register(ledger, "p1")
+    ledger.handle(
+        Checkout(profile_id="p1", worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+    )
+    clock.advance(5)
+    store = type(ledger.store)
+    recorded = store.record_sweep
+
+    def disable_first(self: Any, command_id: str, command: str) -> None:
+        ledger.handle(
+            Disable(profile_id="other", actor="op", reason="retired", command_id=command_id)
+        )
+        recorded(self, command_id, command)
+
+    monkeypatch.setattr(store, "record_sweep", disable_first)
+    ledger.handle(Sweep(command_id="nightly-42"))
+    monkeypatch.setattr(store, "record_sweep", recorded)
+    used = reports.usage("account_shop_17", ledger=ledger).to_dict("records")
+    rows = {r["profile_id"]: r for r in used}  # each profile's last lease
+    assert (rows["p1"]["ending"], rows["p1"]["profile_state_after"]) == (
+        "stale",
+        "review_required",
+    )
+    assert ledger.view("other").state == "disabled"

@@ -2943,6 +2943,14 @@ MUTANTS = (
         "a pydantic plugin installed as an egg directory is never loaded by the CLI (rev30)",
         ("tests/unit/test_pydantic_plugins.py",),
     ),
+    Mutant(
+        "leases-command-id-spans-profiles",
+        "projections/_leases.py",
+        "    return (event.profile_id, event.envelope.command_id)",
+        '    return ("", event.envelope.command_id)',
+        "a disable under a sweep's id is folded into a lease the sweep settled (rev30)",
+        ("tests/integration/test_sweep_command_ids.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
