@@ -440,6 +440,23 @@ def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
     return None if version is None or version < 1 else int(version)
 
 
+def versions_as_of(ledger: Ledger, profiles: Iterable[str], at: datetime) -> dict[str, int]:
+    """Each of ``profiles``' stream version at time ``at`` as ``version_at`` finds it (the last
+    event before the first stamped after ``at``; 0: none yet), left out for a profile none of
+    whose events is stamped after ``at``: one scan of the timeline's events after ``at``."""
+    wanted = set(profiles)
+    if not ledger.feed.maintains():  # a worker's login: the timeline may lag the events
+        found = {p: version_at(ledger, p, at) or 0 for p in wanted}
+        return {p: v for p, v in found.items() if v < len(ledger.history(p))}
+    catch_up(ledger, TIMELINE_READ_MODEL)
+    rows = ledger.feed.query(
+        f"SELECT profile_id, min(version) AS later FROM {TIMELINE.name} WHERE at > ? "
+        "GROUP BY profile_id",
+        (iso(at),),
+    )
+    return {str(r["profile_id"]): int(r["later"]) - 1 for r in rows if r["profile_id"] in wanted}
+
+
 def at_moments(ledger: Ledger, profile_id: str, moments: Iterable[datetime]) -> list[TimelineRow]:
     """The profile's events recorded at exactly these moments, in log order: a command's events
     share its time, so the moment a state began gives the command that put the profile there.

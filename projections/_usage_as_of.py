@@ -1,8 +1,9 @@
 """Usage as of a moment: the leases read model's rows as the events stood then.
 
-A lease that had ended by the moment is its stored row (every event folded into it is at or
-before its ending). A lease still live then (not ended, or ended later) is folded again from
-its profile's events up to the moment, by the read model's own fold (``projections._leases``):
+A profile's events as of the moment are those before its first stamped after it, as replay
+takes them (``projections._timeline.version_at``). A lease every event of which is among them is
+its stored row. Any other (live then, or ended later) is folded again from those events by the
+read model's own fold (``projections._leases``), and left out if they do not acquire it:
 no ending, cause, outcome, heartbeat, step or URL recorded after the moment appears, and a
 lease past its deadline then but not yet settled by the sweep reads as the read model read it
 then (``active``). Nothing here reads the clock: the moment is given.
@@ -21,10 +22,10 @@ from projections._leases import (
     _as_text,
     _fold_heartbeat,
     _lease_of,
-    _time,
     evolve,
     read_usage,
 )
+from projections._timeline import versions_as_of
 
 
 def read_usage_as_of(
@@ -47,18 +48,26 @@ def read_usage_as_of(
     if since is not None and since > at:
         msg = f"{since.isoformat()} is after the moment judged at, {at.isoformat()}"
         raise InvalidInput("since", f"{msg}: the events then cannot tell what was still to come")
+    # No lease started after ``at`` is among its events then; cut here, the rows are fewer.
     end = at if until is None or until > at else until
     rows = read_usage(ledger, ledger.feed.query, account_id=account_id, since=since, until=end)
-    return [row if _ended_by(row, at) else _as_it_stood(ledger, row, at) for row in rows]
+    # A profile's events as of ``at`` end before its first stamped after it, as replay's do
+    # (``version_at``): after the store's clock was set back, a later event may be stamped
+    # earlier (rev30: a lease written after such a step was listed as of a moment before it).
+    as_of = versions_as_of(ledger, {str(row["profile_id"]) for row in rows}, at)
+    kept = []
+    for row in rows:
+        upto = as_of.get(str(row["profile_id"]))
+        if upto is None or row["version"] <= upto:  # every event folded into it is by then
+            kept.append(row)
+        elif (stood := _as_it_stood(ledger, row, at)) is not None:
+            kept.append(stood)
+    return kept
 
 
-def _ended_by(row: dict[str, Any], at: datetime) -> bool:
-    return row["ended_at"] is not None and _time(row["ended_at"]) <= at
-
-
-def _as_it_stood(ledger: Ledger, stored: dict[str, Any], at: datetime) -> dict[str, Any]:
-    """The lease's row folded from its profile's events at or before ``at`` (a stream's times
-    never go back, so those are its first events), as ``LeasesReadModel.fold`` folds them."""
+def _as_it_stood(ledger: Ledger, stored: dict[str, Any], at: datetime) -> dict[str, Any] | None:
+    """The lease's row folded from its profile's events up to the first stamped after ``at``,
+    as ``LeasesReadModel.fold`` folds them; None if they do not acquire it."""
     lease_id = str(stored["lease_id"])
     row: dict[str, Any] | None = None
     for event in ledger.history(str(stored["profile_id"])):
@@ -80,6 +89,6 @@ def _as_it_stood(ledger: Ledger, stored: dict[str, Any], at: datetime) -> dict[s
             continue
         if row is not None:
             row["version"] = event.originator_version
-    if row is None:  # the stored row names a lease its profile's events never acquired
-        return stored
+    if row is None:  # not acquired by then
+        return None
     return {**_as_text(row), "position": None}

@@ -159,8 +159,10 @@ def _ended(kind: str, data: dict[str, Any], was_stale: bool) -> tuple[str, str |
 def _waits(history: list[ProfileEvent], as_of: datetime) -> list[dict[str, Any]]:
     """One profile's waits for a reviewer: from the event that blocked it (review, quarantine,
     or enabling it back into one of them) while it was not already waiting, to the next
-    verdict or its disabling; in the blocked state it was last put in before that."""
-    found, waiting = [], None
+    verdict or its disabling; in the blocked state it was last put in before that. An enable
+    back into a blocked state resumes the wait the disabling ended (an operator's, or a
+    reviewer's verdict of disable), for its cause."""
+    found, waiting, parked = [], None, None
     for e in history:
         data = e.model_dump()
         state = {"review_requested": "review_required", "profile_quarantined": "quarantined"}
@@ -169,10 +171,16 @@ def _waits(history: list[ProfileEvent], as_of: datetime) -> list[dict[str, Any]]
             blocked = str(data["state"].value)
         if blocked is not None and waiting is None:
             cause = data.get("cause")
+            resumed = parked if e.event_type == "profile_enabled" else None
+            parked = None
             waiting = {
                 "profile_id": e.profile_id,
                 "state": blocked,
-                "cause": None if cause is None else str(cause.value),
+                "cause": resumed["cause"]
+                if resumed
+                else None
+                if cause is None
+                else str(cause.value),
                 "start": e.envelope.at,
                 "end": None,
                 "ended_by": None,
@@ -183,5 +191,7 @@ def _waits(history: list[ProfileEvent], as_of: datetime) -> list[dict[str, Any]]
         elif e.event_type in ("profile_reviewed", "profile_disabled") and waiting is not None:
             how = str(data["decision"].value) if e.event_type == "profile_reviewed" else "disabled"
             waiting.update(end=e.envelope.at, ended_by=f"{how} by {e.envelope.actor_id}")
+            if how in ("disabled", "disable"):
+                parked = waiting
             waiting = None
     return found

@@ -71,3 +71,39 @@ def test_a_moment_after_the_store_or_before_the_window_is_refused(
     with pytest.raises(InvalidInput, match=said) as refused:
         reports.usage(ACCOUNT, ledger=ledger, **ask)  # type: ignore[arg-type]
     assert refused.value.field == field
+
+
+def test_usage_as_of_a_moment_takes_the_events_replay_takes_after_a_clock_set_back(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """p1 leased at T+10 and released at T+20; the store's clock then set back 80 s, and
+    lease 2 taken and released stamped T-60 to T-50. As of T-55, before the registration,
+    usage lists nothing, as replay says p1 was not registered yet; as of T+15 it lists lease 1
+    live, as replay shows it, and not lease 2, all of whose events were written later (rev30
+    second reading: usage listed lease 2 ended, by its stored times)."""
+    pid = register(ledger)
+    registered = clock.now
+    clock.advance(10)
+    first = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+    clock.advance(10)
+    ledger.handle(
+        Release(lease_id=first.lease_id, fencing_token=1, outcome="success", final_url="u")
+    )
+    clock.advance(-80)
+    second = ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+    clock.advance(5)
+    ledger.handle(Heartbeat(lease_id=second.lease_id, fencing_token=2, step="pay"))
+    clock.advance(5)
+    ledger.handle(
+        Release(lease_id=second.lease_id, fencing_token=2, outcome="success", final_url="u")
+    )
+    clock.advance(200)
+    before = registered - timedelta(seconds=55)
+    assert reports.usage("account_shop_17", at=before, ledger=ledger).empty
+    with pytest.raises(InvalidInput, match="was not registered yet"):
+        reports.replay(pid, at=before, ledger=ledger)
+    during = registered + timedelta(seconds=15)
+    used = reports.usage("account_shop_17", at=during, ledger=ledger)
+    assert list(used["lease_id"]) == [first.lease_id]
+    assert used["ending"].isna().all()
+    assert reports.replay(pid, at=during, ledger=ledger).lease == ledger.history(pid)[1].lease  # type: ignore[attr-defined]

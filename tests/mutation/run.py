@@ -2746,17 +2746,9 @@ MUTANTS = (
     Mutant(
         "usage-as-of-reads-now",
         "projections/_usage_as_of.py",
-        "    return [row if _ended_by(row, at) else _as_it_stood(ledger, row, at) for row in rows]",
-        "    return rows",
+        "        elif (stood := _as_it_stood(ledger, row, at)) is not None:",
+        "        elif (stood := row) is not None:",
         "the notebook's AS_OF lists a lease as it ended after AS_OF (rev30)",
-        ("tests/integration/test_usage_as_of.py",),
-    ),
-    Mutant(
-        "usage-as-of-window-unbounded",
-        "projections/_usage_as_of.py",
-        "    end = at if until is None or until > at else until",
-        "    end = until",
-        "usage as of a moment lists leases started after it (rev30)",
         ("tests/integration/test_usage_as_of.py",),
     ),
     Mutant(
@@ -2950,6 +2942,14 @@ MUTANTS = (
         '    return ("", event.envelope.command_id)',
         "a disable under a sweep's id is folded into a lease the sweep settled (rev30)",
         ("tests/integration/test_sweep_command_ids.py",),
+    ),
+    Mutant(
+        "usage-as-of-by-stored-times",
+        "projections/_usage_as_of.py",
+        '    as_of = versions_as_of(ledger, {str(row["profile_id"]) for row in rows}, at)',
+        "    as_of: dict[str, int] = {}",
+        "usage as of a moment lists a lease written after a clock set back (rev30)",
+        ("tests/integration/test_usage_as_of.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
