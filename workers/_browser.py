@@ -23,6 +23,7 @@ no route).
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 
 from playwright.sync_api import (
@@ -73,7 +74,13 @@ class BrowserSession:
         self._navigations = navigations
         self._progress = progress
         self._last_page: Page | None = None
+        # Every page navigated, in the order of their last navigations (the last is
+        # ``_last_page`` until it closes): the one to fall back on is the latest open.
+        self._navigated: list[Page] = []
         self._evidence = EvidenceWatch(progress)
+        # Playwright's objects answer on the thread that made them only (the sync API's
+        # greenlets): a step taken on another thread does not call them (rev30).
+        self._thread = threading.get_ident()
 
     def install(self) -> None:
         """The request guard on every request, and the navigation watch on every page."""
@@ -115,6 +122,9 @@ class BrowserSession:
             main_frame = frame.parent_frame is None
             if main_frame:
                 self._last_page = page
+                if page in self._navigated:
+                    self._navigated.remove(page)
+                self._navigated.append(page)
             self._navigations.navigated(frame.url, main_frame=main_frame)
 
         page.on("framenavigated", navigated)
@@ -134,12 +144,13 @@ class BrowserSession:
         Once the page last navigated is closed (a popup that closed itself), the page left open
         (the one the final screenshot would show) becomes the last page and its URL the run's:
         a step names the page the task is on, never one gone."""
-        page = final_page(self._last_page, self.context.pages)
+        page = final_page(self._navigated, self.context.pages)
         if page is None:
             return
-        with contextlib.suppress(PlaywrightError):
-            page.wait_for_timeout(0)
-        shown = final_page(self._last_page, self.context.pages)
+        if threading.get_ident() == self._thread:  # else: the URL last delivered
+            with contextlib.suppress(PlaywrightError):
+                page.wait_for_timeout(0)
+        shown = final_page(self._navigated, self.context.pages)
         if self._last_page is not None and shown is not None and shown is not self._last_page:
             self._last_page = shown
             self._progress.update(url=shown.url)
@@ -155,7 +166,7 @@ class BrowserSession:
         nor a trivial call after it timed out (``_answers``), is killed at ``close``."""
         if self._evidence.gone_before_capture():
             return
-        page = final_page(self._last_page, self.context.pages)
+        page = final_page(self._navigated, self.context.pages)
         if page is None:
             return
         try:

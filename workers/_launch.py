@@ -64,11 +64,11 @@ class _Page(Protocol):
 P = TypeVar("P", bound=_Page)
 
 
-def final_page(last_navigated: P | None, pages: Sequence[P]) -> P | None:
-    """The page the final screenshot shows: the last one navigated, else the last one open."""
-    if last_navigated is not None and not last_navigated.is_closed():
-        return last_navigated
-    return next((p for p in reversed(pages) if not p.is_closed()), None)
+def final_page(navigated: Sequence[P], pages: Sequence[P]) -> P | None:
+    """The page the final screenshot shows: of the pages ``navigated`` (in the order their
+    last navigations came), the latest still open, else the last one open (rev30: the last
+    one open, opened first or not, stood for a closed popup's opener)."""
+    return next((p for p in (*reversed(navigated), *reversed(pages)) if not p.is_closed()), None)
 
 
 def shows_a_page(url: str) -> bool:

@@ -237,3 +237,71 @@ def test_a_step_after_the_last_page_closed_names_the_page_left_open(
     leases.close()
     beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat) and e.step == "paid"]
     assert [b.url for b in beats] == [f"{site.url}/checkout"]
+
+
+def test_the_page_left_open_is_the_one_navigated_last_not_the_one_opened_last(
+    tmp_path: Path, site: LocalSite
+) -> None:
+    """The task works in the tab it opened first; a help tab opened second went to /help
+    before the work tab went to /checkout, whose 3-D Secure popup closes itself. The step and
+    the release name /checkout, the page navigated latest of those open. rev30's second
+    reading: both named /help, the tab opened last."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        work = context.new_page()
+        help_tab = context.new_page()
+        help_tab.goto(f"{site.url}/help")
+        work.goto(f"{site.url}/checkout")
+        with context.expect_page() as popped:
+            work.evaluate("url => { window.open(url); }", f"{site.url}/3ds/challenge")
+        popped.value.wait_for_load_state()
+        popped.value.evaluate(CLOSE_SOON)
+        time.sleep(1.0)
+        lease.step("paid", mutating=True)
+    leases.close()
+    events = history(store)
+    beats = [e for e in events if isinstance(e, ev.LeaseHeartbeat) and e.step == "paid"]
+    assert [b.url for b in beats] == [f"{site.url}/checkout"]
+    (release,) = [e for e in events if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.final_url == f"{site.url}/checkout"
+
+
+def test_a_step_from_another_thread_is_recorded_with_the_url_last_seen(
+    tmp_path: Path, site: LocalSite
+) -> None:
+    """A helper thread steps while the task's thread holds the browser: the step is recorded,
+    with the URL Playwright last delivered (Playwright answers on its own thread only).
+    rev30's second reading: the step's catch-up raised greenlet's "Cannot switch to a
+    different thread" and nothing was recorded."""
+    import threading
+
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    failed: list[BaseException] = []
+
+    def step(lease: object) -> None:
+        try:
+            lease.step("from_a_helper", safe=True)  # type: ignore[attr-defined]
+        except BaseException as e:  # the test says what it was
+            failed.append(e)
+
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        context.new_page().goto(f"{site.url}/checkout")
+        helper = threading.Thread(target=step, args=(lease,))
+        helper.start()
+        helper.join()
+    leases.close()
+    assert failed == []
+    beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat)]
+    assert [b.url for b in beats if b.step == "from_a_helper"] == [f"{site.url}/checkout"]

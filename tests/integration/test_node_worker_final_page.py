@@ -39,6 +39,7 @@ try {
   const lease = await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
     (lease) => lease.browser(chromium, async (context) => {
       const page = await context.newPage();
+      if (process.env.HELP) await (await context.newPage()).goto(`${base}/help`);  // opened last
       if (process.env.KIND !== "visited") await page.goto(`${base}/checkout`);
       if (process.env.KIND === "popup") {
         const popped = context.waitForEvent("page");
@@ -121,3 +122,19 @@ def test_a_step_after_the_last_page_closed_names_the_page_left_open(
     with Ledger.open(service.store_url) as ledger:
         beats = [e for e in ledger.history("p1") if e.event_type == "lease_heartbeat"]
     assert [b.url for b in beats if b.step == "paid"] == [said["base"] + "/checkout"]
+
+
+def test_the_page_left_open_is_the_one_navigated_last_not_the_one_opened_last(
+    service: Served, tmp_path: Path
+) -> None:
+    """The task's tab, opened first, goes to /checkout after a help tab opened second went to
+    /help; the popup closes itself; the step and the release name /checkout, the page navigated
+    latest of those open (rev30's second reading: the tab opened last, /help)."""
+    script = FINAL_PAGE.replace("PLAYWRIGHT", PLAYWRIGHT)
+    env = worker_env(service, tmp_path, KIND="popup", STEP="1", HELP="1")
+    said = run_node(tmp_path, script, env)
+    assert "thrown" not in said, said
+    with Ledger.open(service.store_url) as ledger:
+        beats = [e for e in ledger.history("p1") if e.event_type == "lease_heartbeat"]
+    assert [b.url for b in beats if b.step == "paid"] == [said["base"] + "/checkout"]
+    assert said["final_url"] == said["base"] + "/checkout", said

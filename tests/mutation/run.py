@@ -2951,6 +2951,22 @@ MUTANTS = (
         "usage as of a moment lists a lease written after a clock set back (rev30)",
         ("tests/integration/test_usage_as_of.py",),
     ),
+    Mutant(
+        "final-page-opened-last",
+        "workers/_launch.py",
+        "(*reversed(navigated), *reversed(pages))",
+        "(*navigated[-1:], *reversed(pages))",
+        "a step and the release name the tab opened last, not the page navigated last (rev30)",
+        ("tests/e2e/test_worker_final_page.py::test_the_page_left_open_is_the_one_navigated_last_not_the_one_opened_last",),
+    ),
+    Mutant(
+        "step-catch-up-on-any-thread",
+        "workers/_browser.py",
+        "        if threading.get_ident() == self._thread:  # else: the URL last delivered",
+        "        if True:  # else: the URL last delivered",
+        "a step taken on another thread than Playwright's fails and records nothing (rev30)",
+        ("tests/e2e/test_worker_final_page.py::test_a_step_from_another_thread_is_recorded_with_the_url_last_seen",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -23,6 +23,9 @@ const CLOSE_TIMEOUT_MS = 10_000;
 export class BrowserSession {
   private closing: Promise<void> | null = null;
   private lastPage: Page | null = null;
+  // Every page navigated, in the order of their last navigations: the one to fall back on
+  // once the last is closed is the latest still open (rev30: the last one open stood for it).
+  private navigatedPages: Page[] = [];
 
   constructor(
     readonly context: BrowserContext,
@@ -47,6 +50,7 @@ export class BrowserSession {
     page.on("framenavigated", (frame: Frame) => {
       if (frame.parentFrame() !== null) return;
       this.lastPage = page;
+      this.navigatedPages = [...this.navigatedPages.filter((p) => p !== page), page];
       this.progress.navigated(frame.url());
     });
   }
@@ -57,7 +61,7 @@ export class BrowserSession {
    * `catch_up`). */
   catchUp(): void {
     if (this.lastPage === null || !this.lastPage.isClosed()) return;
-    const page = this.context.pages().at(-1);
+    const page = this.finalPage();
     if (!page) return;
     this.lastPage = page;
     this.progress.shown(page.url());
@@ -71,7 +75,7 @@ export class BrowserSession {
    * navigated no page keeps the URL it reported (`visited`), or none. A capture that fails is
    * recorded as the evidence problem, never thrown. */
   async screenshot(path: string): Promise<void> {
-    const page = this.lastPage && !this.lastPage.isClosed() ? this.lastPage : this.context.pages().at(-1);
+    const page = this.finalPage();
     if (!page) return;
     try {
       await mkdir(dirname(path), { recursive: true });
@@ -84,6 +88,13 @@ export class BrowserSession {
       this.progress.problem(`the final screenshot failed: ${firstLine(failed)}`);
     }
     if (this.lastPage !== null && page !== this.lastPage) this.progress.shown(page.url());
+  }
+
+  /** The page the final screenshot shows: of the pages navigated, the latest still open, else
+   * the last one open, as the Python SDK's `final_page`. */
+  private finalPage(): Page | undefined {
+    const candidates = [...this.navigatedPages].reverse().concat([...this.context.pages()].reverse());
+    return candidates.find((p) => !p.isClosed());
   }
 
   /** Close the context (which ends the browser); idempotent, never throws. */
