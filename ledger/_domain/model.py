@@ -95,8 +95,10 @@ def _check_directory(value: str) -> str:
 # without the slashes, backslashes as slashes ("https:user:pw@host" is a host with
 # credentials); any other scheme has an authority only after "//", which a backslash ends no
 # more than any other character (rev30: "foo://u:p\\x@host" carries the password "p\\x").
-_AUTHORITY = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):[\\/]*([^/\\?#]*)@")
-_OTHER_AUTHORITY = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@")
+# A URL nested in ``view-source:`` or ``blob:`` is the inner URL's (rev30: its password passed).
+_NESTED = r"(?:(?:[vV][iI][eE][wW]-[sS][oO][uU][rR][cC][eE]|[bB][lL][oO][bB]):)*"
+_AUTHORITY = re.compile(r"\s*" + _NESTED + r"([A-Za-z][A-Za-z0-9+.-]*):[\\/]*([^/\\?#]*)@")
+_OTHER_AUTHORITY = re.compile(r"\s*" + _NESTED + r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@")
 _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
 # ``user:password@host``, the way proxies are often written, with no scheme.
 _BARE_USERINFO = re.compile(r"\s*[^/\\?#@:\s]*:[^/\\?#@]*@")

@@ -295,6 +295,8 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "https://u:p\x1cq@host/a",
         "http:/\n/alice:pw@host/",
         "\x01https://bob:pw@host/",
+        "view-source:https://u:pw@host/",
+        "BLOB:view-source:foo://u:pw@host/",
     ]
     script = URLS.replace("CLIENT_TEXT", (built().parent / "text.js").as_uri())
     said = run_node(tmp_path, script, {"URLS": json.dumps(urls)})["said"]

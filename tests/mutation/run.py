@@ -1849,8 +1849,8 @@ MUTANTS = (
     Mutant(
         "userinfo-only-after-slashes",
         "ledger/_domain/model.py",
-        '_AUTHORITY = re.compile(r"\\s*([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]*([^/\\\\?#]*)@")',
-        '_AUTHORITY = re.compile(r"\\s*([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]{2,}([^/\\\\?#]*)@")',
+        'r"([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]*([^/\\\\?#]*)@")',
+        'r"([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]{2,}([^/\\\\?#]*)@")',
         "https:user:pw@host keeps its password in what the SDK records, and heartbeats are refused",
         ("tests/integration/test_worker_sdk.py",),
     ),
@@ -2914,8 +2914,8 @@ MUTANTS = (
     Mutant(
         "url-other-scheme-ends-at-backslash",
         "ledger/_domain/model.py",
-        '_OTHER_AUTHORITY = re.compile(r"\\s*([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@")',
-        '_OTHER_AUTHORITY = re.compile(r"\\s*([A-Za-z][A-Za-z0-9+.-]*)://([^/\\\\?#]*)@")',
+        'r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@")',
+        'r"([A-Za-z][A-Za-z0-9+.-]*)://([^/\\\\?#]*)@")',
         "a password holding a backslash in a URL of a scheme that is not special is stored (rev30)",
         ("tests/unit/test_commands.py",),
     ),
@@ -2957,7 +2957,9 @@ MUTANTS = (
         "(*reversed(navigated), *reversed(pages))",
         "(*navigated[-1:], *reversed(pages))",
         "a step and the release name the tab opened last, not the page navigated last (rev30)",
-        ("tests/e2e/test_worker_final_page.py::test_the_page_left_open_is_the_one_navigated_last_not_the_one_opened_last",),
+        (
+            "tests/e2e/test_worker_final_page.py::test_the_page_left_open_is_the_one_navigated_last_not_the_one_opened_last",
+        ),
     ),
     Mutant(
         "step-catch-up-on-any-thread",
@@ -2965,7 +2967,17 @@ MUTANTS = (
         "        if threading.get_ident() == self._thread:  # else: the URL last delivered",
         "        if True:  # else: the URL last delivered",
         "a step taken on another thread than Playwright's fails and records nothing (rev30)",
-        ("tests/e2e/test_worker_final_page.py::test_a_step_from_another_thread_is_recorded_with_the_url_last_seen",),
+        (
+            "tests/e2e/test_worker_final_page.py::test_a_step_from_another_thread_is_recorded_with_the_url_last_seen",
+        ),
+    ),
+    Mutant(
+        "url-nested-unread",
+        "ledger/_domain/model.py",
+        '_NESTED = r"(?:(?:[vV][iI][eE][wW]-[sS][oO][uU][rR][cC][eE]|[bB][lL][oO][bB]):)*"',
+        '_NESTED = r""',
+        "a password in a URL nested in view-source: or blob: is stored (rev30)",
+        ("tests/unit/test_commands.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")

@@ -232,6 +232,9 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         # rev30: a backslash ends the authority of a special scheme only (Chromium reads the
         # password "s3\\cret" here)
         ("url", "foo://alice:s3\\cret@shop.example/"),
+        # rev30: a URL nested in view-source: or blob: carries its inner URL's credentials
+        ("url", "view-source:https://alice:s3cret@shop.example/"),
+        ("url", "blob:https://alice:s3cret@shop.example/x"),
     ],
 )
 def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> None:
@@ -258,6 +261,7 @@ def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> Non
         ("https://alice:s3cret@shop.example/a", "https://shop.example/a"),
         ("https://shop.example/a\tb ", "https://shop.example/a\tb "),  # no userinfo: as it is
         ("https:alice@//bob:s3cret@shop.example/a", "https://shop.example/a"),  # cut twice
+        ("view-source:https://alice:s3cret@shop.example/a", "view-source:https://shop.example/a"),
     ],
 )
 def test_a_url_s_userinfo_is_cut_as_a_browser_reads_it(url: str, recorded: str) -> None:

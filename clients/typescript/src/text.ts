@@ -147,10 +147,14 @@ export function pythonRepr(text: string): string {
 // `carries_password`, `ledger/_domain/model.py` `_AUTHORITY` and `_OTHER_AUTHORITY`), whose
 // `\s` is Python's. A special scheme takes slashes or backslashes or none; any other has an
 // authority only after "//", which a backslash does not end (rev30).
+// A URL nested in `view-source:` or `blob:` is the inner URL's (rev30), as the ledger's `_NESTED`.
+const NESTED = "(?:(?:[vV][iI][eE][wW]-[sS][oO][uU][rR][cC][eE]|[bB][lL][oO][bB]):)*";
 const AUTHORITY = new RegExp(
-  `^[${PYTHON_SPACES}]*([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]*([^/\\\\?#]*)@`,
+  `^[${PYTHON_SPACES}]*${NESTED}([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]*([^/\\\\?#]*)@`,
 );
-const OTHER_AUTHORITY = new RegExp(`^[${PYTHON_SPACES}]*([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@`);
+const OTHER_AUTHORITY = new RegExp(
+  `^[${PYTHON_SPACES}]*${NESTED}([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@`,
+);
 const SPECIAL_SCHEMES = new Set(["http", "https", "ws", "wss", "ftp", "file"]);
 
 /** The userinfo the ledger reads in `read` (a URL as a browser reads it): where it begins and
