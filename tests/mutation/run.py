@@ -2958,7 +2958,7 @@ MUTANTS = (
         "(*navigated[-1:], *reversed(pages))",
         "a step and the release name the tab opened last, not the page navigated last (rev30)",
         (
-            "tests/e2e/test_worker_final_page.py::test_the_page_left_open_is_the_one_navigated_last_not_the_one_opened_last",
+            "tests/e2e/test_worker_final_page.py::test_a_step_after_the_last_page_closed_names_the_page_left_open",
         ),
     ),
     Mutant(
