@@ -443,11 +443,9 @@ def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
 def versions_as_of(ledger: Ledger, profiles: Iterable[str], at: datetime) -> dict[str, int]:
     """Each of ``profiles``' stream version at time ``at`` as ``version_at`` finds it (the last
     event before the first stamped after ``at``; 0: none yet), left out for a profile none of
-    whose events is stamped after ``at``: one scan of the timeline's events after ``at``."""
+    whose events is stamped after ``at``: one scan of the timeline's events after ``at``, on a
+    store whose read models this login keeps."""
     wanted = set(profiles)
-    if not ledger.feed.maintains():  # a worker's login: the timeline may lag the events
-        found = {p: version_at(ledger, p, at) or 0 for p in wanted}
-        return {p: v for p, v in found.items() if v < len(ledger.history(p))}
     catch_up(ledger, TIMELINE_READ_MODEL)
     rows = ledger.feed.query(
         f"SELECT profile_id, min(version) AS later FROM {TIMELINE.name} WHERE at > ? "

@@ -22,6 +22,7 @@ from projections._leases import (
     _as_text,
     _fold_heartbeat,
     _lease_of,
+    _time,
     evolve,
     read_usage,
 )
@@ -40,8 +41,8 @@ def read_usage_as_of(
     ``at``: only leases started by ``at`` (and by ``until``), each as it read at ``at``.
     ``InvalidInput`` naming ``at`` for a moment after the store's time, and ``since`` for a
     window that starts after ``at`` (the events then cannot tell what was still to come);
-    otherwise as ``read_usage``. Each lease live at ``at`` costs one read of its profile's
-    events."""
+    otherwise as ``read_usage``. Each profile with a lease to fold again (every one, on a login
+    that keeps no read model) costs one read of its events."""
     now = ledger.now()
     if at > now:
         raise InvalidInput("at", f"{at.isoformat()} is after the store's time {now.isoformat()}")
@@ -49,28 +50,42 @@ def read_usage_as_of(
         msg = f"{since.isoformat()} is after the moment judged at, {at.isoformat()}"
         raise InvalidInput("since", f"{msg}: the events then cannot tell what was still to come")
     # No lease started after ``at`` is among its events then; cut here, the rows are fewer.
+    # The window's start is judged after the fold: a lease's stored end may have been written
+    # after an event stamped past ``at`` (rev30's third reading: one live then was left out).
     end = at if until is None or until > at else until
-    rows = read_usage(ledger, ledger.feed.query, account_id=account_id, since=since, until=end)
+    rows = read_usage(ledger, ledger.feed.query, account_id=account_id, until=end)
     # A profile's events as of ``at`` end before its first stamped after it, as replay's do
     # (``version_at``): after the store's clock was set back, a later event may be stamped
     # earlier (rev30: a lease written after such a step was listed as of a moment before it).
-    as_of = versions_as_of(ledger, {str(row["profile_id"]) for row in rows}, at)
+    # A stored row is taken only from read models kept up to date here: a login that keeps
+    # none (a worker's) may read rows behind the events, so each lease is folded again (rev30's
+    # third reading: a lease released before the moment read as live).
+    kept_up = ledger.feed.maintains()
+    as_of = versions_as_of(ledger, {str(row["profile_id"]) for row in rows}, at) if kept_up else {}
+    histories: dict[str, list[Any]] = {}
     kept = []
     for row in rows:
         upto = as_of.get(str(row["profile_id"]))
-        if upto is None or row["version"] <= upto:  # every event folded into it is by then
+        if kept_up and (upto is None or row["version"] <= upto):  # every event of it by then
             kept.append(row)
-        elif (stood := _as_it_stood(ledger, row, at)) is not None:
+        elif (stood := _as_it_stood(ledger, row, at, histories)) is not None:
             kept.append(stood)
-    return kept
+    if since is None:
+        return kept
+    return [row for row in kept if row["ended_at"] is None or _time(row["ended_at"]) >= since]
 
 
-def _as_it_stood(ledger: Ledger, stored: dict[str, Any], at: datetime) -> dict[str, Any] | None:
+def _as_it_stood(
+    ledger: Ledger, stored: dict[str, Any], at: datetime, histories: dict[str, list[Any]]
+) -> dict[str, Any] | None:
     """The lease's row folded from its profile's events up to the first stamped after ``at``,
-    as ``LeasesReadModel.fold`` folds them; None if they do not acquire it."""
-    lease_id = str(stored["lease_id"])
+    as ``LeasesReadModel.fold`` folds them; None if they do not acquire it. ``histories``:
+    each profile's events, read once for all its leases."""
+    lease_id, profile_id = str(stored["lease_id"]), str(stored["profile_id"])
+    if profile_id not in histories:
+        histories[profile_id] = ledger.history(profile_id)
     row: dict[str, Any] | None = None
-    for event in ledger.history(str(stored["profile_id"])):
+    for event in histories[profile_id]:
         if event.envelope.at > at:
             break
         kind = event.event_type

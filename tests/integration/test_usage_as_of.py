@@ -12,6 +12,7 @@ from conftest import StepClock, register
 
 import reports
 from ledger import Checkout, Heartbeat, InvalidInput, Ledger, Release, Sweep
+from ledger.feed import ReadModelBehind
 
 ACCOUNT = "account_shop_17"
 
@@ -107,3 +108,58 @@ def test_usage_as_of_a_moment_takes_the_events_replay_takes_after_a_clock_set_ba
     assert list(used["lease_id"]) == [first.lease_id]
     assert used["ending"].isna().all()
     assert reports.replay(pid, at=during, ledger=ledger).lease == ledger.history(pid)[1].lease  # type: ignore[attr-defined]
+
+
+def test_usage_as_of_on_a_login_that_keeps_no_read_model_folds_every_lease_again(
+    ledger: Ledger, clock: StepClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leases read model caught up while lease 1 was live, then lease 1 released and
+    lease 2 taken; a login that keeps no read model (a worker's) reads its rows as they were.
+    As of a moment after all of it, lease 1 reads as released, as replay says (rev30's third
+    reading: it read as live, from the stored row behind the events)."""
+    pid = register(ledger)
+    clock.advance(1)
+    first = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+    clock.advance(1)
+    reports.usage("account_shop_17", ledger=ledger)  # the read model, caught up now
+    ledger.handle(
+        Release(lease_id=first.lease_id, fencing_token=1, outcome="success", final_url="u")
+    )
+    clock.advance(1)
+    second = ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+    clock.advance(1)
+    monkeypatch.setattr(type(ledger.feed), "maintains", lambda self: False)
+    with pytest.warns(ReadModelBehind):  # lease 2 is not in the rows it reads
+        used = reports.usage("account_shop_17", at=clock.now, ledger=ledger)
+    assert list(used["lease_id"]) == [first.lease_id]
+    assert used["ended_at"].notna().all()
+    lease = ledger.view(pid).lease
+    assert lease is not None
+    assert lease.lease_id == second.lease_id
+
+
+def test_a_window_s_start_is_judged_on_the_lease_as_it_stood_at_the_moment(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """Checked out at t0+60 and renewed at t0+660; the clock set back, the release is stamped
+    t0-40. As of t0+300 the lease was live: usage from t0+120 lists it, as usage with no start
+    does and replay shows (rev30's third reading: its stored end, before the window's start,
+    left it out)."""
+    pid = register(ledger)
+    t0 = clock.now
+    clock.advance(60)
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=3600)
+    )
+    clock.advance(600)
+    ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s"))
+    clock.advance(-700)
+    ledger.handle(
+        Release(lease_id=lease.lease_id, fencing_token=1, outcome="success", final_url="u")
+    )
+    clock.advance(2000)
+    at, since = t0 + timedelta(seconds=300), t0 + timedelta(seconds=120)
+    assert reports.replay(pid, at=at, ledger=ledger).lease is not None
+    used = reports.usage("account_shop_17", since=since, at=at, ledger=ledger)
+    assert list(used["lease_id"]) == [lease.lease_id]
+    assert used["ended_at"].isna().all()

@@ -2746,7 +2746,7 @@ MUTANTS = (
     Mutant(
         "usage-as-of-reads-now",
         "projections/_usage_as_of.py",
-        "        elif (stood := _as_it_stood(ledger, row, at)) is not None:",
+        "        elif (stood := _as_it_stood(ledger, row, at, histories)) is not None:",
         "        elif (stood := row) is not None:",
         "the notebook's AS_OF lists a lease as it ended after AS_OF (rev30)",
         ("tests/integration/test_usage_as_of.py",),
@@ -2946,8 +2946,8 @@ MUTANTS = (
     Mutant(
         "usage-as-of-by-stored-times",
         "projections/_usage_as_of.py",
-        '    as_of = versions_as_of(ledger, {str(row["profile_id"]) for row in rows}, at)',
-        "    as_of: dict[str, int] = {}",
+        'as_of = versions_as_of(ledger, {str(row["profile_id"]) for row in rows}, at) if kept_up',
+        "as_of = {} if kept_up",
         "usage as of a moment lists a lease written after a clock set back (rev30)",
         ("tests/integration/test_usage_as_of.py",),
     ),
@@ -2978,6 +2978,22 @@ MUTANTS = (
         '_NESTED = r""',
         "a password in a URL nested in view-source: or blob: is stored (rev30)",
         ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "usage-as-of-trusts-a-stale-model",
+        "projections/_usage_as_of.py",
+        "    kept_up = ledger.feed.maintains()",
+        "    kept_up = True",
+        "usage as of a moment on a worker's login reads a released lease as live (rev30)",
+        ("tests/integration/test_usage_as_of.py",),
+    ),
+    Mutant(
+        "usage-as-of-window-on-stored-ends",
+        "projections/_usage_as_of.py",
+        "account_id=account_id, until=end)",
+        "account_id=account_id, since=since, until=end)",
+        "usage from a start as of a moment leaves out a lease live then, by its later end (rev30)",
+        ("tests/integration/test_usage_as_of.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
