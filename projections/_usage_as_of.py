@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger import InvalidInput, Ledger
+from projections._base import require_window
 from projections._leases import (
     _AFTER_UNNAMED,
     _HEARTBEAT,
@@ -46,6 +47,7 @@ def read_usage_as_of(
     now = ledger.now()
     if at > now:
         raise InvalidInput("at", f"{at.isoformat()} is after the store's time {now.isoformat()}")
+    require_window(since, until)  # as ``read_usage`` does, given no start here (rev30)
     if since is not None and since > at:
         msg = f"{since.isoformat()} is after the moment judged at, {at.isoformat()}"
         raise InvalidInput("since", f"{msg}: the events then cannot tell what was still to come")

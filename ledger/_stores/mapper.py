@@ -116,7 +116,8 @@ def _snapshot(stored: StoredEvent) -> ProfileSnapshot:
 
     data: dict[str, Any] = json.loads(stored.state)
     if isinstance(data, dict) and not all(k in data for k in _CARRIED_SINCE_SCHEMA_15):
-        raise OlderSnapshot(f"a snapshot without {', '.join(_CARRIED_SINCE_SCHEMA_15)}")
+        lacks = [k for k in _CARRIED_SINCE_SCHEMA_15 if k not in data]  # rev30: named both
+        raise OlderSnapshot(f"a snapshot without {', '.join(lacks)}")
     if data.pop("class_version", 1) < 3:  # 1 and 2 carried the command ids: not state now
         data.pop("commands", None)
     data["originator_id"] = stored.originator_id

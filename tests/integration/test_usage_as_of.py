@@ -163,3 +163,18 @@ def test_a_window_s_start_is_judged_on_the_lease_as_it_stood_at_the_moment(
     used = reports.usage("account_shop_17", since=since, at=at, ledger=ledger)
     assert list(used["lease_id"]) == [lease.lease_id]
     assert used["ended_at"].isna().all()
+
+
+def test_a_window_that_ends_before_it_starts_is_refused_as_of_a_moment_too(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """usage from t0+400 until t0+100 is refused naming ``since``, as of a moment as without
+    one (rev30's fourth reading: as of a moment it answered)."""
+    register(ledger)
+    t0 = clock.now
+    clock.advance(1000)
+    since, until = t0 + timedelta(seconds=400), t0 + timedelta(seconds=100)
+    for at in (None, clock.now):
+        with pytest.raises(InvalidInput, match="since") as refused:
+            reports.usage("account_shop_17", since=since, until=until, at=at, ledger=ledger)
+        assert "holds no time" in str(refused.value)

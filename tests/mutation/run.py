@@ -2995,6 +2995,22 @@ MUTANTS = (
         "usage from a start as of a moment leaves out a lease live then, by its later end (rev30)",
         ("tests/integration/test_usage_as_of.py",),
     ),
+    Mutant(
+        "usage-as-of-window-unchecked",
+        "projections/_usage_as_of.py",
+        "    require_window(since, until)  # as ``read_usage`` does",
+        "    pass  # as ``read_usage`` does",
+        "usage as of a moment answers for a window that ends before it starts (rev30)",
+        ("tests/integration/test_usage_as_of.py",),
+    ),
+    Mutant(
+        "older-form-names-both-fields",
+        "ledger/_stores/mapper.py",
+        "        lacks = [k for k in _CARRIED_SINCE_SCHEMA_15 if k not in data]",
+        "        lacks = list(_CARRIED_SINCE_SCHEMA_15)",
+        "verify's older-form line names a field the snapshot has (rev30)",
+        ("tests/integration/test_snapshots.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -121,9 +121,9 @@ class BrowserSession:
             main_frame = frame.parent_frame is None
             if main_frame:
                 self._last_page = page
-                if page in self._navigated:
-                    self._navigated.remove(page)
-                self._navigated.append(page)
+                # One assignment: a step on another thread reads the list whole, never without
+                # this page between a removal and an append (rev30's fourth reading).
+                self._navigated = [*(p for p in self._navigated if p is not page), page]
             self._navigations.navigated(frame.url, main_frame=main_frame)
 
         page.on("framenavigated", navigated)
