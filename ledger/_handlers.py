@@ -181,7 +181,7 @@ def record_browser_stop(uow: UnitOfWork, c: cmds.RecordBrowserStop) -> Availabil
 def settle_overdue(uow: UnitOfWork, c: cmds.SettleOverdue) -> SweepResult | None:
     """Mark the profile's overdue lease stale and send it to review or quarantine; None when
     there was nothing to settle (renewed meanwhile, or another sweeper was first)."""
-    acting = Acting(Role.SCHEDULER, c.actor, reason="renewal deadline missed")
+    acting = Acting(Role.SCHEDULER, c.actor)  # the reason is the sweep's: ``Profile.sweep``
     done = uow.run(c, c.profile_id, Decision(Profile.sweep, acting))
     endings = (ev.ReviewRequested, ev.ProfileQuarantined)
     ending = next((e for e in done.appended if isinstance(e, endings)), None)

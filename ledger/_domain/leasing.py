@@ -33,8 +33,9 @@ from ledger._domain.policies import (
     repeated_unclean,
 )
 
-# The reason a sweep records for a lease whose deadline was its hard limit (the handler's is
-# "renewal deadline missed", which such a lease's worker may never have done: rev30).
+# The reason a sweep records, by the deadline its lease passed: a lease whose deadline was its
+# hard limit was not let lapse by its worker, who may have renewed to the end (rev30).
+RENEWAL_DEADLINE_MISSED = "renewal deadline missed"
 HARD_LIMIT_REACHED = "hard limit reached"
 
 
@@ -260,8 +261,8 @@ class LeaseRules(AggregateRoot):
         is settled (review or quarantine). A profile with nothing overdue is left alone. A
         lease whose deadline was its hard limit is settled saying so, not that its worker
         missed a renewal (no renewal could have kept it)."""
-        if self.lease is not None and self.lease.ended_by_hard_limit():
-            ctx = replace(ctx, reason=HARD_LIMIT_REACHED)
+        limited = self.lease is not None and self.lease.ended_by_hard_limit()
+        ctx = replace(ctx, reason=HARD_LIMIT_REACHED if limited else RENEWAL_DEADLINE_MISSED)
         if self.is_overdue(ctx.now):
             self.mark_stale(ctx)
         if self.state is ProfileState.STALE and self.lease is not None:

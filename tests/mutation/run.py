@@ -2858,8 +2858,8 @@ MUTANTS = (
     Mutant(
         "hard-limit-reason-missed-renewal",
         "ledger/_domain/leasing.py",
-        "            ctx = replace(ctx, reason=HARD_LIMIT_REACHED)",
-        "            pass",
+        "reason=HARD_LIMIT_REACHED if limited else RENEWAL_DEADLINE_MISSED",
+        "reason=RENEWAL_DEADLINE_MISSED",
         "a lease swept at its hard limit is recorded as 'renewal deadline missed' (rev30)",
         ("tests/integration/test_hard_limit.py",),
     ),
