@@ -105,6 +105,11 @@ def timeline(
 @click.option("--account", "account_id", required=True, metavar="ACCOUNT")
 @_since
 @_until
+@click.option(
+    "--at", type=MOMENT, metavar="TIME",
+    help="as the events stood at this moment (ISO 8601, UTC without an offset; a date alone: "
+    "its first instant), not after the store's time: a lease live then reads as live",
+)  # fmt: skip
 @_format
 @_output
 @on_ledger
@@ -113,10 +118,12 @@ def usage(
     account_id: str,
     since: datetime | None,
     until: datetime | None,
+    at: datetime | None,
     fmt: str,
     output: Path | None,
 ) -> FrameAnswer | UsageAnswer:
-    """every lease on an account's profiles in a window, and how each ended"""
+    """every lease on an account's profiles in a window, and how each ended (or, with --at,
+    how each stood at a moment)"""
     as_json = options().as_json
     fmt = checked_format(fmt, output, as_json=as_json)
     if fmt == "table" and output is None and not as_json:
@@ -124,10 +131,10 @@ def usage(
         # so the command answers at a prompt's pace without importing pandas.
         from projections import usage as rows
 
-        return UsageAnswer(rows(ledger, account_id, since=since, until=until))
+        return UsageAnswer(rows(ledger, account_id, since=since, until=until, at=at))
     from reports import usage as leases
 
-    frame = leases(account_id, since=since, until=until, ledger=ledger)
+    frame = leases(account_id, since=since, until=until, at=at, ledger=ledger)
     return FrameAnswer("usage", frame, fmt, output=output)
 
 

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
         LeaseRow as LeaseRow,
         LeasesReadModel as LeasesReadModel,
         read_usage as read_usage,
-        usage as usage,
     )
     from projections._read_models import READ_MODELS as READ_MODELS
     from projections._runner import (
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
         read_timeline as read_timeline,
         timeline as timeline,
     )
+    from projections._usage_as_of import usage as usage
 
 # Where each public name lives (``module:name`` where it is known there by another name). A name
 # is imported when first asked for, so ``custody status`` builds neither the timeline's nor the
@@ -72,9 +72,10 @@ _HOMES = {
         ("Explanation", "Usage", "explain", "explain_view", "who"), "projections._explain"
     ),
     **dict.fromkeys(
-        ("LEASES_READ_MODEL", "LeaseRow", "LeasesReadModel", "read_usage", "usage"),
+        ("LEASES_READ_MODEL", "LeaseRow", "LeasesReadModel", "read_usage"),
         "projections._leases",
     ),
+    "usage": "projections._usage_as_of",
     "READ_MODELS": "projections._read_models",
     "read_model_status": "projections._runner:status",
     **dict.fromkeys(

@@ -30,7 +30,6 @@ from projections._base import (
     Table,
     iso,
     require_window,
-    validated_rows,
 )
 from projections._runner import catch_up
 from projections._timeline import Found, readable_account, require_account
@@ -399,7 +398,8 @@ def read_usage(
 
 class LeaseRow(ReadResult):
     """One lease, from checkout to how it ended (``ending``: clean, expected_failure, review,
-    quarantine, stale, forced, revoked; None while live)."""
+    quarantine, stale, forced, revoked; None while live); ``position``: the log position of
+    the last event folded into the stored row."""
 
     lease_id: str
     profile_id: str
@@ -429,17 +429,4 @@ class LeaseRow(ReadResult):
     marked_stale_at: datetime | None
     ending_command_id: str | None
     version: int
-    position: int
-
-
-def usage(
-    ledger: Ledger,
-    account_id: str | None,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[LeaseRow]:
-    """``read_usage`` as rows (``reports.usage`` gives the same as a DataFrame), without
-    pandas: what a person's table of an account's leases needs."""
-    rows = read_usage(ledger, ledger.feed.query, account_id=account_id, since=since, until=until)
-    return [validated_rows("leases", LeaseRow.model_validate, row) for row in rows]
+    position: int | None  # None in a row folded again as of a moment (``usage(at=)``)

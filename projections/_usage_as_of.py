@@ -6,7 +6,8 @@ its stored row. Any other (live then, or ended later) is folded again from those
 read model's own fold (``projections._leases``), and left out if they do not acquire it:
 no ending, cause, outcome, heartbeat, step or URL recorded after the moment appears, and a
 lease past its deadline then but not yet settled by the sweep reads as the read model read it
-then (``active``). Nothing here reads the clock: the moment is given.
+then (``active``). Nothing here reads the clock: the moment is given. ``usage`` gives these
+rows, or the stored ones as they stand now, as ``LeaseRow``s for a person's table.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from ledger import InvalidInput, Ledger
-from projections._base import require_window
+from projections._base import require_window, validated_rows
 from projections._leases import (
     _AFTER_UNNAMED,
     _HEARTBEAT,
+    LeaseRow,
     _acquired,
     _as_text,
     _fold_heartbeat,
@@ -109,3 +111,23 @@ def _as_it_stood(
     if row is None:  # not acquired by then
         return None
     return {**_as_text(row), "position": None}
+
+
+def usage(
+    ledger: Ledger,
+    account_id: str | None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    at: datetime | None = None,
+) -> list[LeaseRow]:
+    """``read_usage`` as rows (``reports.usage`` gives the same as a DataFrame), without
+    pandas: what a person's table of an account's leases needs. With ``at``, as the events
+    stood at that moment (``read_usage_as_of``), as ``reports.usage(at=)``."""
+    if at is None:
+        rows = read_usage(
+            ledger, ledger.feed.query, account_id=account_id, since=since, until=until
+        )
+    else:
+        rows = read_usage_as_of(ledger, at=at, account_id=account_id, since=since, until=until)
+    return [validated_rows("leases", LeaseRow.model_validate, row) for row in rows]

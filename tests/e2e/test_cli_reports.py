@@ -149,6 +149,27 @@ def test_usage_as_a_table_and_as_a_frame_list_the_same_leases(
     assert [_cells(line) for line in table[1:]] == expected
 
 
+def test_usage_at_a_moment_gives_the_leases_as_they_stood_then(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """usage --at a moment inside p1's first lease lists that lease as live then (no end,
+    ending or outcome, though it was released since) and not p2's, begun later: as JSON and
+    as the table for a person alike; a moment after the store's time is bad input naming
+    --at, exit 2, as replay's is."""
+    cwd, store, moments = fleet
+    args = ["usage", "--account", "acct_shop", "--at", moments["p1_held"]]
+    frame = ok(custody("--json", *args, cwd=cwd, store=store)).json()
+    ended = [(r["lease_id"], r["ended_at"], r["ending"], r["outcome"]) for r in frame]
+    assert ended == [("lease-1@p1", None, None, None)]
+    table = ok(custody(*args, cwd=cwd, store=store)).out.splitlines()
+    assert [_cells(line)[:2] + _cells(line)[-4:] for line in table[1:]] == [
+        ["p1", "lease-1@p1", "-", "-", "-", "0"]
+    ]
+    later = custody("usage", "--account", "acct_shop", "--at", "2999-01-01", cwd=cwd, store=store)
+    assert later.code == 2
+    assert "invalid at: 2999-01-01T00:00:00+00:00 is after the store's time" in error_line(later)
+
+
 def _cells(line: str) -> list[str]:
     """A table row's cells: split on the runs of spaces between columns (a time holds one)."""
     return [c for c in re.split(r"\s{2,}", line.strip()) if c]
@@ -240,11 +261,15 @@ def test_a_time_out_of_range_is_bad_input_for_every_time_option(
     fleet: tuple[Path, str, dict[str, str]],
 ) -> None:
     """A time that has no UTC instant is one line naming its option, exit 2, for replay
-    --at, --since and --until alike (and --until of the last day also for replay's at)."""
+    --at, --since and --until alike (and --until of the last day also for replay's and
+    usage's at)."""
     cwd, store, _ = fleet
-    asks = [*OUT_OF_RANGE.values(), ["replay", "p1", "--at", TOO_LATE]]
-    runs = custody_all(asks, cwd=cwd, store=store)
-    for option, run in zip([*OUT_OF_RANGE, "--at"], runs, strict=True):
+    more = [
+        ["replay", "p1", "--at", TOO_LATE],
+        ["usage", "--account", "acct_shop", "--at", TOO_LATE],
+    ]
+    runs = custody_all([*OUT_OF_RANGE.values(), *more], cwd=cwd, store=store)
+    for option, run in zip([*OUT_OF_RANGE, "--at", "--at"], runs, strict=True):
         assert run.code == 2, run
         line = error_line(run)
         assert option in line, line

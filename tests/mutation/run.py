@@ -3011,6 +3011,14 @@ MUTANTS = (
         "verify's older-form line names a field the snapshot has (rev30)",
         ("tests/integration/test_snapshots.py",),
     ),
+    Mutant(
+        "usage-cli-at",
+        "projections/_usage_as_of.py",
+        "    if at is None:\n        rows = read_usage(",
+        "    if True:\n        rows = read_usage(",
+        "custody usage --at, as a table, lists the leases as they stand now",
+        ("tests/e2e/test_cli_reports.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
