@@ -95,10 +95,14 @@ def _check_directory(value: str) -> str:
 # without the slashes, backslashes as slashes ("https:user:pw@host" is a host with
 # credentials); any other scheme has an authority only after "//", which a backslash ends no
 # more than any other character (rev30: "foo://u:p\\x@host" carries the password "p\\x").
-# A URL nested in ``view-source:`` or ``blob:`` is the inner URL's (rev30: its password passed).
-_NESTED = r"(?:(?:[vV][iI][eE][wW]-[sS][oO][uU][rR][cC][eE]|[bB][lL][oO][bB]):)*"
+# A URL nested in ``view-source:`` or ``blob:`` is the inner URL's (rev30: its password passed),
+# read as a browser reads a URL: C0 controls and spaces before it go (rev31: Chromium sent the
+# password of "view-source: http://user:pw@host/"). A scheme-relative URL ("//user:pw@host/")
+# takes its base's scheme, and with it the userinfo (rev31).
+_NESTED = r"(?:(?:[vV][iI][eE][wW]-[sS][oO][uU][rR][cC][eE]|[bB][lL][oO][bB]):[\x00-\x20]*)*"
 _AUTHORITY = re.compile(r"\s*" + _NESTED + r"([A-Za-z][A-Za-z0-9+.-]*):[\\/]*([^/\\?#]*)@")
 _OTHER_AUTHORITY = re.compile(r"\s*" + _NESTED + r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@")
+_RELATIVE_AUTHORITY = re.compile(r"\s*()[\\/]{2}([^/\\?#]*)@")
 _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
 # ``user:password@host``, the way proxies are often written, with no scheme.
 _BARE_USERINFO = re.compile(r"\s*[^/\\?#@:\s]*:[^/\\?#@]*@")
@@ -119,7 +123,10 @@ def _as_a_browser_reads(url: str) -> str:
 def _userinfo(value: str) -> re.Match[str] | None:
     """The match of the URL ``value`` (as a browser reads it: ``_as_a_browser_reads``)'s
     userinfo (group 2, before its "@") when a browser reads one in it: a special scheme with
-    or without slashes, any other with "//"."""
+    or without slashes, any other with "//", no scheme after "//" (or backslashes)."""
+    found = _RELATIVE_AUTHORITY.match(value)
+    if found is not None:
+        return found
     found = _AUTHORITY.match(value)
     if found is not None and found.group(1).lower() in _SPECIAL_SCHEMES:
         return found
@@ -159,8 +166,9 @@ def without_userinfo(url: str) -> str:
 # A URL's user and password wherever one sits in a text (``without_passwords``): a scheme, its
 # colon and slashes (or backslashes), then ``user:password@`` up to the host.
 # The password runs to the last "@" before the host (rev30: a password holding an "@" left its
-# tail behind, read as a user name).
-_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:[^\s/\\?#]*@")
+# tail behind, read as a user name); the user, to the first ":", may hold an "@" too (rev31: in
+# "http://alice@corp.example:pw@host/" the password was kept whole).
+_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#:]*:[^\s/\\?#]*@")
 
 
 def without_passwords(text: str) -> str:

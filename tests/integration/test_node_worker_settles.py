@@ -297,6 +297,11 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "\x01https://bob:pw@host/",
         "view-source:https://u:pw@host/",
         "BLOB:view-source:foo://u:pw@host/",
+        "view-source: http://u:pw@host/",  # rev31: spaces or controls before the inner URL
+        "VIEW-SOURCE: \x01blob:  https://u:pw@host/",
+        "//u:pw@host/",  # rev31: scheme-relative
+        "\\\\u:pw@host/",
+        "failed at http://alice@corp.example:pw@host/ twice",  # rev31: a user holding an "@"
     ]
     script = URLS.replace("CLIENT_TEXT", (built().parent / "text.js").as_uri())
     said = run_node(tmp_path, script, {"URLS": json.dumps(urls)})["said"]
@@ -305,3 +310,5 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         assert node["wp"] == without_passwords(url), url
         assert not node["password"] or carries_password(url), url
         assert not carries_password(without_userinfo(url)), url
+        assert not carries_password(node["wu"]), url
+    assert said[-1]["wp"] == "failed at http://host/ twice"

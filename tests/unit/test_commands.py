@@ -235,6 +235,12 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         # rev30: a URL nested in view-source: or blob: carries its inner URL's credentials
         ("url", "view-source:https://alice:s3cret@shop.example/"),
         ("url", "blob:https://alice:s3cret@shop.example/x"),
+        # rev31: Chromium reads the inner URL past spaces and controls (it sent the password),
+        # and a scheme-relative URL takes its base's scheme with the userinfo
+        ("url", "view-source: https://alice:s3cret@shop.example/"),
+        ("url", "VIEW-SOURCE:  blob:\x01https://alice:s3cret@shop.example/"),
+        ("url", "//alice:s3cret@shop.example/"),
+        ("url", "\\\\alice:s3cret@shop.example/"),
     ],
 )
 def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> None:
@@ -262,6 +268,8 @@ def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> Non
         ("https://shop.example/a\tb ", "https://shop.example/a\tb "),  # no userinfo: as it is
         ("https:alice@//bob:s3cret@shop.example/a", "https://shop.example/a"),  # cut twice
         ("view-source:https://alice:s3cret@shop.example/a", "view-source:https://shop.example/a"),
+        ("view-source: https://alice:s3cret@shop.example/a", "view-source: https://shop.example/a"),
+        ("//alice:s3cret@shop.example/a", "//shop.example/a"),
     ],
 )
 def test_a_url_s_userinfo_is_cut_as_a_browser_reads_it(url: str, recorded: str) -> None:
@@ -282,6 +290,15 @@ def test_a_password_holding_an_at_is_cut_whole_from_a_text() -> None:
 
     said = "net::ERR_FAILED at https://alice:Tr0ub4dor@3xyz@shop.example/login, retrying"
     assert without_passwords(said) == "net::ERR_FAILED at https://shop.example/login, retrying"
+
+
+def test_a_user_name_holding_an_at_is_cut_with_its_password_from_a_text() -> None:
+    """An error naming a URL whose user is an e-mail address keeps neither user nor password
+    (rev31: the rule wanted no "@" in the user, and the whole password stayed in a reason)."""
+    from ledger.rules import without_passwords
+
+    said = "login failed at http://alice@corp.example:hunter2@shop.example/, giving up"
+    assert without_passwords(said) == "login failed at http://shop.example/, giving up"
 
 
 def test_a_scheme_that_is_not_special_has_userinfo_only_after_two_slashes() -> None:

@@ -92,10 +92,11 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
 // A URL's user and password, wherever one sits in a text (the Python SDK's
 // `ledger.rules.without_passwords`): an error names the URL it failed on, and the ledger is
 // append-only.
-// The password runs to the last "@" before the host (rev30: one holding an "@" left its tail).
+// The password runs to the last "@" before the host (rev30: one holding an "@" left its tail);
+// the user, to the first ":", may hold an "@" too (rev31: "http://a@corp:pw@host/" kept "pw").
 // Python's `\s`, not JavaScript's (rev30: one cut "\ufeff" from a password, the other "\x1c").
 const PASSWORD_IN_URL = new RegExp(
-  `([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]*)[^${PYTHON_SPACES}/\\\\?#@:]*:[^${PYTHON_SPACES}/\\\\?#]*@`,
+  `([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]*)[^${PYTHON_SPACES}/\\\\?#:]*:[^${PYTHON_SPACES}/\\\\?#]*@`,
   "g",
 );
 
@@ -147,8 +148,12 @@ export function pythonRepr(text: string): string {
 // `carries_password`, `ledger/_domain/model.py` `_AUTHORITY` and `_OTHER_AUTHORITY`), whose
 // `\s` is Python's. A special scheme takes slashes or backslashes or none; any other has an
 // authority only after "//", which a backslash does not end (rev30).
-// A URL nested in `view-source:` or `blob:` is the inner URL's (rev30), as the ledger's `_NESTED`.
-const NESTED = "(?:(?:[vV][iI][eE][wW]-[sS][oO][uU][rR][cC][eE]|[bB][lL][oO][bB]):)*";
+// A URL nested in `view-source:` or `blob:` is the inner URL's (rev30), as the ledger's `_NESTED`,
+// C0 controls and spaces before it cut (rev31: "view-source: http://u:pw@host/" kept "pw"). A
+// scheme-relative URL ("//u:pw@host/", or backslashes) takes its base's scheme and userinfo.
+const NESTED =
+  "(?:(?:[vV][iI][eE][wW]-[sS][oO][uU][rR][cC][eE]|[bB][lL][oO][bB]):[\\u0000-\\u0020]*)*";
+const RELATIVE_AUTHORITY = new RegExp(`^[${PYTHON_SPACES}]*()[\\\\/]{2}([^/\\\\?#]*)@`);
 const AUTHORITY = new RegExp(
   `^[${PYTHON_SPACES}]*${NESTED}([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]*([^/\\\\?#]*)@`,
 );
@@ -160,8 +165,8 @@ const SPECIAL_SCHEMES = new Set(["http", "https", "ws", "wss", "ftp", "file"]);
 /** The userinfo the ledger reads in `read` (a URL as a browser reads it): where it begins and
  * where it ends, "@" included; null for none. */
 function userinfo(read: string): [number, number] | null {
-  let found = AUTHORITY.exec(read);
-  if (found === null || !SPECIAL_SCHEMES.has((found[1] ?? "").toLowerCase())) {
+  let found = RELATIVE_AUTHORITY.exec(read) ?? AUTHORITY.exec(read);
+  if (found === null || !["", ...SPECIAL_SCHEMES].includes((found[1] ?? "").toLowerCase())) {
     found = OTHER_AUTHORITY.exec(read);
     if (found === null || SPECIAL_SCHEMES.has((found[1] ?? "").toLowerCase())) return null;
   }
