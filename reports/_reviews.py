@@ -73,12 +73,22 @@ def review_waits(
         when = as_of(source, moment("at", at))
     found = [
         w
-        for w in waits(events.loc[events["at"] <= when], when)
+        for w in waits(_as_they_stood(events, when), when)
         if (end is None or w.started_at <= end)
         and (start is None or w.ended_at is None or w.ended_at >= start)
     ]
     frame = pd.DataFrame([w.model_dump() for w in found], columns=list(COLUMNS))
     return typed(frame, times=("started_at", "ended_at"), floats=("seconds",))
+
+
+def _as_they_stood(events: pd.DataFrame, when: datetime) -> pd.DataFrame:
+    """Each profile's events as of ``when``: those before its first stamped after it, as
+    replay and usage as of a moment take them (``projections`` ``version_at``), never one
+    recorded later with an earlier time after the store's clock was set back (rev31: a
+    verdict written after such a step ended, as of a moment before it, a wait replay showed
+    open)."""
+    later = (events["at"] > when).groupby(events["profile_id"], sort=False).cummax()
+    return events.loc[~later]
 
 
 def waits(events: pd.DataFrame, now: datetime) -> list[ReviewWait]:

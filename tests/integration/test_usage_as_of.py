@@ -11,7 +11,7 @@ import pytest
 from conftest import StepClock, register
 
 import reports
-from ledger import Checkout, Heartbeat, InvalidInput, Ledger, Release, Sweep
+from ledger import Checkout, Heartbeat, InvalidInput, Ledger, Quarantine, Release, Review, Sweep
 from ledger.feed import ReadModelBehind
 
 ACCOUNT = "account_shop_17"
@@ -178,3 +178,31 @@ def test_a_window_that_ends_before_it_starts_is_refused_as_of_a_moment_too(
         with pytest.raises(InvalidInput, match="since") as refused:
             reports.usage("account_shop_17", since=since, until=until, at=at, ledger=ledger)
         assert "holds no time" in str(refused.value)
+
+
+def test_review_waits_as_of_a_moment_take_the_events_replay_takes_after_a_clock_set_back(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """The sweep sends p to review at T+100, an operator quarantines it at T+300; the store's
+    clock is then set back and a reviewer's return is stamped T+200. As of T+250 replay shows
+    p waiting (the verdict was written after the quarantine), and so do the review waits
+    (rev31: they cut by stored time, and the verdict ended the wait at T+200)."""
+    pid = register(ledger)
+    start = clock.now
+    ledger.handle(
+        Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=30)
+    )
+    clock.advance(100)
+    ledger.handle(Sweep())
+    clock.advance(200)
+    ledger.handle(Quarantine(profile_id=pid, actor="op", reason="q"))
+    clock.advance(-100)
+    ledger.handle(Review(profile_id=pid, reviewer="rv", decision="return", note="ok"))
+    clock.advance(200)
+    at = start + timedelta(seconds=250)
+    assert reports.replay(pid, at=at, ledger=ledger).state.value == "review_required"
+    (wait,) = reports.review_waits(at=at, ledger=ledger).itertuples()
+    assert wait.state == "review_required"
+    assert pd.isna(wait.ended_at) and pd.isna(wait.ended_by)
+    (now,) = reports.review_waits(ledger=ledger).itertuples()
+    assert now.ended_by == "return by rv"
