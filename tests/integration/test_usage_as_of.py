@@ -203,6 +203,7 @@ def test_review_waits_as_of_a_moment_take_the_events_replay_takes_after_a_clock_
     assert reports.replay(pid, at=at, ledger=ledger).state.value == "review_required"
     (wait,) = reports.review_waits(at=at, ledger=ledger).itertuples()
     assert wait.state == "review_required"
-    assert pd.isna(wait.ended_at) and pd.isna(wait.ended_by)
+    assert pd.isna(wait.ended_at)
+    assert pd.isna(wait.ended_by)
     (now,) = reports.review_waits(ledger=ledger).itertuples()
     assert now.ended_by == "return by rv"
