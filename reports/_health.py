@@ -144,7 +144,11 @@ def heartbeat_gaps(leases: pd.DataFrame, now: datetime) -> pd.DataFrame:
     until = leases["ended_at"].fillna(pd.Timestamp(now))
     # A lease that reached its hard limit was silenced by it, not by its worker: the time after
     # the limit is no gap of the worker's (rev30: it read as a deadline passed in silence).
-    limited = leases["cause"].eq("hard_limit_reached").fillna(False).astype(bool)
+    # A live lease whose last renewal was granted less than its TTL was cut at its hard limit:
+    # the sweep will end it so (rev31: until then it read as a worker silent past its deadline).
+    granted = leases["last_renewal_at"] + pd.to_timedelta(leases["ttl_seconds"], unit="s")
+    capped = leases["ended_at"].isna() & (leases["expires_at"] < granted)
+    limited = leases["cause"].eq("hard_limit_reached").fillna(False).astype(bool) | capped
     until = until.mask(limited, until.where(until <= leases["expires_at"], leases["expires_at"]))
     frame["silent_seconds"] = _seconds(until, leases["last_renewal_at"]).clip(lower=0.0)
     worst = frame[["longest_gap_seconds", "silent_seconds"]].max(axis=1)

@@ -81,8 +81,9 @@ def test_a_lease_ended_by_its_hard_limit_is_named_so_not_a_silent_worker(
     """A worker that renewed every 10 s until its 60 s hard limit refused it: the denial before
     the sweep says the lease reached its hard limit, the sweep settles it with the cause
     ``hard_limit_reached`` (not ``lease_expired``, a worker gone silent), and the health
-    report's heartbeat gaps count no silence past the limit. rev30: every reader blamed the
-    worker (a missed renewal deadline, a share of 6.5 to 21 of its TTL)."""
+    report's heartbeat gaps count no silence past the limit, before the sweep as after it.
+    rev30: every reader blamed the worker (a missed renewal deadline, a share of 6.5 to 21 of
+    its TTL)."""
     import reports
 
     pid = register(ledger)
@@ -103,6 +104,11 @@ def test_a_lease_ended_by_its_hard_limit_is_named_so_not_a_silent_worker(
     with pytest.raises(LeaseLost, match="hard limit"):
         ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
     clock.advance(240)
+    # Before the sweep the lease is live in the read model, and reads the same (rev31: silent
+    # 250 s, a share of 25 of the 10 s its last renewal was granted).
+    before = reports.health(ledger=ledger).heartbeat_gaps.to_dict("records")[0]
+    assert before["silent_seconds"] == 10.0, before
+    assert before["worst_share_of_ttl"] <= 1.0, before
     with pytest.raises(CheckoutDenied, match="reached its hard limit") as denied:
         ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
     assert denied.value.reason is DenialReason.STALE
