@@ -162,27 +162,29 @@ def test_each_renewal_gap_is_judged_against_the_deadline_in_force_during_it() ->
 def test_the_silence_after_the_last_renewal_is_judged_against_its_deadline() -> None:
     """A lease whose renewals used at most 0.5 of their windows, last renewed with 5 s to
     go and released 4 s later, is at 0.8; one still live 15 s after a renewal that gave it
-    5 s is at 3.0, past its deadline. Neither is judged by its TTL (300 s) alone. One swept
-    15 s after a renewal that reached its hard limit 5 s later is at 1.0: the limit ended it,
-    not its worker's silence (rev30)."""
+    its 5 s TTL is at 3.0, past its deadline. The first is not judged by its TTL (300 s)
+    alone. One swept 15 s after a renewal that reached its hard limit 5 s later is at 1.0:
+    the limit ended it, not its worker's silence (rev30); and so is one still live, not swept
+    yet, whose renewal its hard limit cut to 5 s of its 300 s TTL (rev31)."""
     renewed = pd.Timestamp(T0)
     leases = pd.DataFrame(
         {
-            "lease_id": ["done", "live", "limited"],
-            "profile_id": ["p", "q", "r"],
-            "worker_id": ["w", "w", "w"],
-            "ending": pd.array(["clean", None, "stale"], dtype="string"),
-            "cause": pd.array([None, None, "hard_limit_reached"], dtype="string"),
-            "heartbeats": [1, 1, 1],
-            "ttl_seconds": [300, 300, 300],
-            "longest_gap_seconds": [25.0, 1.0, 1.0],
-            "worst_gap_share": [0.5, 0.1, 0.1],
-            "last_renewal_at": [renewed] * 3,
-            "expires_at": [renewed + pd.Timedelta(seconds=5)] * 3,
+            "lease_id": ["done", "live", "limited", "cut"],
+            "profile_id": ["p", "q", "r", "s"],
+            "worker_id": ["w", "w", "w", "w"],
+            "ending": pd.array(["clean", None, "stale", None], dtype="string"),
+            "cause": pd.array([None, None, "hard_limit_reached", None], dtype="string"),
+            "heartbeats": [1, 1, 1, 1],
+            "ttl_seconds": [300, 5, 300, 300],
+            "longest_gap_seconds": [25.0, 1.0, 1.0, 1.0],
+            "worst_gap_share": [0.5, 0.1, 0.1, 0.1],
+            "last_renewal_at": [renewed] * 4,
+            "expires_at": [renewed + pd.Timedelta(seconds=5)] * 4,
             "ended_at": [
                 renewed + pd.Timedelta(seconds=4),
                 pd.NaT,
                 renewed + pd.Timedelta(15, "s"),
+                pd.NaT,
             ],
         }
     )
@@ -191,6 +193,7 @@ def test_the_silence_after_the_last_renewal_is_judged_against_its_deadline() -> 
         "done": 0.8,
         "live": 3.0,
         "limited": 1.0,
+        "cut": 1.0,
     }
 
 
