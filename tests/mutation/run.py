@@ -3019,6 +3019,43 @@ MUTANTS = (
         "custody usage --at, as a table, lists the leases as they stand now",
         ("tests/e2e/test_cli_reports.py",),
     ),
+    Mutant(
+        "url-nested-after-space",
+        "ledger/_domain/model.py",
+        r"[bB][lL][oO][bB]):[\x00-\x20]*)*",
+        r"[bB][lL][oO][bB]):)*",
+        "view-source: with a space before the inner URL hides its password from the door (rev31)",
+    ),
+    Mutant(
+        "url-scheme-relative",
+        "ledger/_domain/model.py",
+        "    found = _RELATIVE_AUTHORITY.match(value)\n",
+        "    found = None\n",
+        "a scheme-relative //user:pw@host goes past the door (rev31)",
+    ),
+    Mutant(
+        "text-user-holding-at",
+        "ledger/_domain/model.py",
+        r'_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#:]*:',
+        r'_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:',
+        "a failure reason keeps the password of a URL whose user holds an @ (rev31)",
+    ),
+    Mutant(
+        "review-waits-as-they-stood",
+        "reports/_reviews.py",
+        "waits(_as_they_stood(events, when), when)",
+        'waits(events.loc[events["at"] <= when], when)',
+        "waits as of a moment end by a verdict written later, stamped earlier (rev31)",
+        ("tests/integration/test_usage_as_of.py",),
+    ),
+    Mutant(
+        "health-capped-live-lease",
+        "reports/_health.py",
+        ".fillna(False).astype(bool) | capped\n",
+        ".fillna(False).astype(bool)\n",
+        "health counts a live lease silent past its hard limit until the sweep runs (rev31)",
+        ("tests/integration/test_hard_limit.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
