@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ledger._audit.merkle import EMPTY_ROOT, TreeBuilder, leaf_hash
+from ledger._audit.origins import Linked, mismatch
 from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_fields, split
 from ledger._domain.directories import normalised
 from ledger._domain.events import ProfileRegistered
@@ -56,6 +57,7 @@ class Stream:
     head: str = GENESIS
     position: int = 0
     hashes_at: dict[int, str] = field(default_factory=dict)  # versions a digest asks about
+    linked_from: int | None = None  # its first version stored with a link (None: none yet)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Walk:
     # Each registration's directory, normalised, in log order (position, profile): two
     # profiles on one directory are named at the end (``finish``).
     directories: list[tuple[int, str, str]] = field(default_factory=list)
+    first_linked: Linked | None = None  # the log's first event stored with a link
 
     def __post_init__(self) -> None:
         self.tree = TreeBuilder(wanted=self.wanted)
@@ -170,7 +173,7 @@ class Walk:
             own = self._linked(profile_id, stream, version, (header, digest), chain)
             if not state.endswith(b"}"):  # ``split`` reads past the last byte
                 self._say(profile_id, version, _TAIL_EDITED)
-        self._moved(profile_id, stream, version, own, position)
+        self._moved(profile_id, stream, version, own, position, linked=chain is not None)
         return (raw, chain) if isinstance(raw, dict) else None
 
     def _owner(self, stream_id: str) -> str | None:
@@ -194,9 +197,9 @@ class Walk:
     ) -> str:
         """An event stored without a link is one stored before hash chains began; after that
         (or on a store made with chains) it was put there by hand."""
-        version, _ = at
+        version, position = at
         origin = self.origins.get(profile_id)
-        if origin is None or version > origin[0]:
+        if origin is None or version > origin[0] or position > origin[2]:
             self._say(profile_id, version, _UNLINKED)
         own = event_hash(stream.head, header, digest)
         if origin is not None and version == origin[0] and own != origin[1]:
@@ -225,8 +228,14 @@ class Walk:
             self._say(profile_id, version, _HEADER_EDITED)
         return own
 
-    def _moved(self, profile_id: str, stream: Stream, version: int, own: str, at: int) -> None:
+    def _moved(
+        self, profile_id: str, stream: Stream, version: int, own: str, at: int, *, linked: bool
+    ) -> None:
         stream.version, stream.head, stream.position = version, own, at
+        if linked and stream.linked_from is None:
+            stream.linked_from = version
+            if self.first_linked is None:
+                self.first_linked = (at, profile_id, version)
         if self.watch and (profile_id, version) in self.watch:
             stream.hashes_at[version] = own
         self.tree.add(leaf_hash(bytes.fromhex(own)))
@@ -243,8 +252,11 @@ class Walk:
         recorded, and a registration on a directory another profile registered before it (is,
         contains or lies inside it), which custody refuses: the table of directories was
         edited to let it (two profiles leased on one directory at once). Not before chains
-        began: a store older than that comparison may hold such registrations of its own."""
-        legacy = max((position for _, _, position in self.origins.values()), default=0)
+        began (the chain-origin rows' position): a store older than that comparison may hold
+        such registrations of its own. An origin row the log contradicts is named, and sets
+        no such bound (rev31: one forged row switched the comparison off)."""
+        trusted = self._trusted_origins()
+        legacy = max((position for _, _, position in trusted.values()), default=0)
         recorded = Recorded()
         for position, profile_id, directory in self.directories:
             found = recorded.first_overlap(directory)
@@ -259,12 +271,25 @@ class Walk:
                 self._say(profile_id, 1, what)
             recorded.add(profile_id, directory)
         self.directories.clear()
-        for profile_id, (version, _, _) in sorted(self.origins.items()):
+        for profile_id, (version, _, _) in trusted.items():
             stream = self.streams.get(profile_id)
             have = stream.version if stream else 0
             if have < version:
                 what = f"ends at v{have}, but v{version} was recorded when chains began"
                 self._say(profile_id, None, f"{what}: its tail was deleted")
+
+    def _trusted_origins(self) -> dict[str, tuple[int, str, int]]:
+        """The chain-origin rows the log bears out; each other one named."""
+        trusted = {}
+        for profile_id, origin in sorted(self.origins.items()):
+            stream = self.streams.get(profile_id)
+            linked_from = stream.linked_from if stream is not None else None
+            wrong = mismatch(origin, linked_from, self.first_linked, self.last_position)
+            if wrong is not None:
+                self._say(profile_id, None, wrong)
+            else:
+                trusted[profile_id] = origin
+        return trusted
 
 
 _UNLINKED = (
@@ -320,7 +345,7 @@ def _each(state: Walk, rows: Iterable[Row]) -> None:
         profile_id, own, stream, raw = intact
         if stream is None:
             stream = streams[profile_id] = Stream()
-        state._moved(profile_id, stream, row[2], own, row[0])
+        state._moved(profile_id, stream, row[2], own, row[0], linked=True)
         state.registered(row, raw, profile_id)
         if state.reads is not None:  # its link is custody's three hashes, as a read takes it
             state.readable(row, raw, profile_id)

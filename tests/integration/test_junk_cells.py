@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from audit_scene import custody
+from raw_log import RawLog
 
 from ledger import Ledger
+from ledger._domain.chain import split
 
 
 @pytest.fixture
@@ -129,7 +131,11 @@ def test_a_store_older_than_the_rule_keeps_its_shared_directories_unnamed(
             said = custody(url, "register", profile, "--account", "a", "--proxy", "x",
                            "--user-data-dir", "/srv/shared")  # fmt: skip
             assert said.code == 0, said
+    log = RawLog(url)
+    for row in log.rows():  # a schema 4 store's events carry no links (rev31: verify names
+        log.set_state(row.position, split(row.state)[0])  # an origin row they contradict)
     _sql(url, "DROP TABLE custody_directories")
+    _sql(url, "DROP TABLE custody_chain_origins")
     _sql(url, "UPDATE custody_schema SET version = 4")
     assert custody(url, "init").code == 0
     said = custody(url, "verify")

@@ -1011,3 +1011,55 @@ def test_a_lease_event_on_no_lease_or_a_second_registration_is_believed_by_no_lo
         said = custody(store, *command)
         assert "internal error" not in said.err, (command, said)
         assert said.code == 1, (command, said)
+
+
+def _shared_directory(url: str) -> RawLog:
+    """p1 registered on /srv/shared, its row of the directories table deleted (the edit the
+    check exists to reveal), p2 registered on the same directory: positions 1 and 2."""
+    log = RawLog(url)
+    given = ("--account", "a", "--proxy", "x", "--user-data-dir", "/srv/shared")
+    assert custody(url, "register", "p1", *given).code == 0
+    log.run("DELETE FROM custody_directories WHERE profile_id = 'p1'")
+    assert custody(url, "register", "p2", *given).code == 0
+    return log
+
+
+_SHARED = "p2 v1: registers the directory /srv/shared, which is p1's (/srv/shared): two profiles"
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (("nobody", 0, "x", 999999999), "nobody: its chain's origin row records v0, but"),
+        (
+            ("nobody", 1, "x", 999999999),
+            "nobody: its chain's origin row records the log ending at position 999999999, past "
+            "its end (2)",
+        ),
+        (
+            ("p1", 1, "head", 2),
+            "p1: its chain's origin row records the log ending at position 2, but p1 v1 at "
+            "position 1 was stored with a link",
+        ),
+    ],
+    ids=["version-0", "past-the-end", "after-a-linked-event"],
+)
+def test_a_chain_origin_row_the_log_contradicts_is_named_and_trusted_for_nothing(
+    sql_store_url: str, tmp_path: Path, row: tuple[Any, ...], expected: str
+) -> None:
+    """Two profiles on one directory are named; a forged custody_chain_origins row (rev31:
+    one put the registrations below its position out of the check, and verify passed, digest
+    signed) is named itself, exit 5, and the registration is still named; digest refuses."""
+    log = _shared_directory(sql_store_url)
+    said = custody(sql_store_url, "verify")
+    assert (said.code, said.lines()[0].startswith(_SHARED)) == (5, True), said
+    if row[2] == "head":  # p1's true head: only the position is forged
+        row = (*row[:2], log.row("p1", 1).fields()[CHAIN_KEY]["hash"], row[3])
+    log.run("INSERT INTO custody_chain_origins VALUES (?, ?, ?, ?)", *row)
+    said = custody(sql_store_url, "verify")
+    assert said.code == 5, said
+    assert [line.startswith(expected) for line in said.lines()].count(True) == 1, said.out
+    assert any(line.startswith(_SHARED) for line in said.lines()), said.out
+    refused = custody(sql_store_url, "digest", "--out", tmp_path / "d.json")
+    assert (refused.code, expected in refused.err) == (5, True), refused
+    assert not (tmp_path / "d.json").exists()
