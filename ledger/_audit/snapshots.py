@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ledger._audit.walk import BATCH, Problem
-from ledger._domain.errors import NeverDecided, OlderSnapshot
+from ledger._domain.errors import NeverDecided, OlderSnapshot, UnreadableSnapshot
 from ledger._domain.events import ProfileEvent
 from ledger._domain.profile import Profile
 from ledger._domain.snapshot import ProfileSnapshot
@@ -170,20 +170,24 @@ class SnapshotCheck:
         """Check one stored snapshot (rows come in stream and version order)."""
         stream_hex, version, topic, state = row
         self.checked += 1
-        if type(version) is not int:  # SQLite keeps whatever a hand writes into a cell
-            odd = f"a snapshot whose version is {version!r}, which custody never stores: edited"
-            self.problems.append(Problem(f"stream {stream_hex}", None, odd))
-            return
         try:
             stream = UUID(hex=stream_hex)
         except ValueError:
+            stream = None
+        if type(version) is not int:  # SQLite keeps whatever a hand writes into a cell
+            odd = (
+                f"a snapshot whose version is {version!r}, which custody never stores: edited "
+                f"({_FAILS})"
+            )
+            owner = self._in_hand(stream, stream_hex, 1) if stream is not None else None
+            self.problems.append(Problem(owner or f"stream {stream_hex}", None, odd))
+            return
+        if stream is None:
             self._say(None, stream_hex, version, "a snapshot under a stream id no profile has")
             return
-        if self._fold is None or self._stream_hex != stream_hex:
-            self._finish(stream_hex)
-            self._fold, self._stream_hex = _Fold(stream, self.source.stream_events), stream_hex
+        self._in_hand(stream, stream_hex, version)
         fold = self._fold
-        fold.to(version)
+        assert fold is not None  # ``_in_hand`` made it
         try:
             held = self.source.decode_snapshot(stream, version, topic, state)
             if not isinstance(held, ProfileSnapshot):
@@ -197,11 +201,21 @@ class SnapshotCheck:
             self._say(fold, stream_hex, version, older)
             return
         except Exception as e:  # junk in the table is named, never a crash
-            self._say(fold, stream_hex, version, f"its snapshot is not readable ({_short(e)})")
+            said = e.problem if isinstance(e, UnreadableSnapshot) else _short(e)
+            self._say(fold, stream_hex, version, f"its snapshot is not readable ({said}): {_FAILS}")
             return
         what = _mismatch(fold, held, version)
         if what is not None:
             self._say(fold, held.profile_id, version, what)
+
+    def _in_hand(self, stream: UUID, stream_hex: str, version: int) -> str | None:
+        """Take ``stream`` in hand (the stream before it finished) and fold it on to
+        ``version``; the profile it is, once an event says (None: none yet)."""
+        if self._fold is None or self._stream_hex != stream_hex:
+            self._finish(stream_hex)
+            self._fold, self._stream_hex = _Fold(stream, self.source.stream_events), stream_hex
+        self._fold.to(version)
+        return self._fold.profile.profile_id if self._fold.profile is not None else None
 
     def _say(self, fold: _Fold | None, fallback: str, version: int, what: str) -> None:
         if fold is not None:
@@ -250,6 +264,11 @@ def _differences(held: Any, folded: Any, path: str = "") -> list[tuple[str, Any,
 def _cut(value: Any) -> Any:
     text = repr(value)
     return value if len(text) <= 80 else text[:77] + "..."
+
+
+_FAILS = (
+    "a load of its profile that starts from it fails; a cache, so deleting the row loses nothing"
+)
 
 
 def _short(error: Exception) -> str:

@@ -31,6 +31,30 @@ class UnreadableEvent(LedgerError):
         self.event, self.problem = event, problem
 
 
+class UnreadableSnapshot(UnreadableEvent):
+    """A stored snapshot no load can decode (edited outside custody; ``custody verify`` names
+    it): a load of its profile starts from it, so nothing that loads the profile can be
+    answered until the row is deleted, which loses nothing (snapshots are a cache of the
+    events). ``profile_id``: whose it is, where known (the load's, or the snapshot's own)."""
+
+    def __init__(self, version: object, problem: str, profile_id: str | None = None) -> None:
+        self.version = version
+        of = f" of profile {profile_id!r}" if profile_id is not None else ""
+        super().__init__(
+            f"the snapshot{of} at v{version}",
+            problem,
+            then=(
+                "so nothing that loads the profile can be answered; custody verify names it, "
+                "and deleting that snapshot row repairs it (snapshots are a cache: loads fold "
+                "the events instead)"
+            ),
+        )
+
+    def of(self, profile_id: str) -> UnreadableSnapshot:
+        """The same error naming ``profile_id``."""
+        return UnreadableSnapshot(self.version, self.problem, profile_id)
+
+
 class NeverDecided(UnreadableEvent):
     """A stored event the ledger never decides (a lease on a profile that was not available,
     or with another token than the next), appended past the ledger with a link anyone can

@@ -51,7 +51,7 @@ class ProfileEventMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         if stored_event.topic == SNAPSHOT_TOPIC:
-            return _snapshot(stored_event)
+            return _readable_snapshot(stored_event)
         topic, version = stored_event.topic, stored_event.originator_version
         try:
             return decode(topic, stored_event.state, stored_event.originator_id, version)
@@ -104,6 +104,29 @@ def _stored_snapshot(snapshot: ProfileSnapshot) -> StoredEvent:
 # running across ``custody init``, lacks them, and a load from it would forget them (rev30: it
 # forgot which workers' runs a quarantine lists, so one of them could clear it).
 _CARRIED_SINCE_SCHEMA_15 = ("unclean_runs", "last_at")
+
+
+def _readable_snapshot(stored: StoredEvent) -> ProfileSnapshot:
+    """``_snapshot``, raising ``UnreadableSnapshot`` (one line, the repair named) for one no
+    load can decode (rev31: its JSON or pydantic error came out as an internal error)."""
+    from ledger._domain.errors import OlderSnapshot, UnreadableSnapshot
+
+    try:
+        return _snapshot(stored)
+    except OlderSnapshot:
+        raise
+    except Exception as e:
+        version = stored.originator_version
+        raise UnreadableSnapshot(version, complaint(e), _snapshot_of(stored.state)) from e
+
+
+def _snapshot_of(state: bytes) -> str | None:
+    """The profile a snapshot's stored state names, if it reads as JSON naming one."""
+    try:
+        profile_id = json.loads(state).get("profile_id")
+    except Exception:  # whatever the bytes are, the load names the profile
+        return None
+    return profile_id if isinstance(profile_id, str) else None
 
 
 def _snapshot(stored: StoredEvent) -> ProfileSnapshot:

@@ -25,7 +25,7 @@ from eventsourcing.persistence import EventStore, IntegrityError, Mapper, Stored
 from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
-from ledger._domain.errors import OlderSnapshot
+from ledger._domain.errors import OlderSnapshot, UnreadableSnapshot
 from ledger._domain.model import stream_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
@@ -175,6 +175,8 @@ class Store:
                 )
         except AggregateNotFoundError:
             return None
+        except UnreadableSnapshot as e:  # the stream's bytes may not say whose it is
+            raise e.of(profile_id) from e
         return profile
 
     def state(self, profile_id: str, version: int | None = None) -> ProfileStateMachine | None:
@@ -197,9 +199,14 @@ class Store:
                     if (held := self._fast_forwarded(stream, cache)) is not None:
                         return held
             snapshots = app.snapshots
-            found = (
-                list(snapshots.get(stream, desc=True, limit=1, lte=version)) if snapshots else []
-            )
+            try:
+                found = (
+                    list(snapshots.get(stream, desc=True, limit=1, lte=version))
+                    if snapshots
+                    else []
+                )
+            except UnreadableSnapshot as e:  # the stream's bytes may not say whose it is
+                raise e.of(profile_id) from e
             after = found[0].originator_version if found else None
             events = app.events.get(stream, gt=after, lte=version)
             state = fold(None, [*found, *events], ProfileStateMachine)  # type: ignore[list-item]
