@@ -116,15 +116,21 @@ def digest(
             )
     walked = _planned(*ledger.store.chain_origins(), before, None)
     _, snapshot_problems = _walk_and_check(ledger, walked, progress, beside)
+    here = _place(ledger.settings.describe(), login=True)
     found = [p.line() for p in walked.problems + snapshot_problems]
+    if found:
+        raise DigestRefused(f"the log does not verify, so no digest was made: {_shown(found)}")
     if before is not None:
         found += [f"the previous digest {p}" for p in _holds(walked, before)]
-    if found:
-        shown = "; ".join(found[:5])
-        more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
-        raise DigestRefused(f"the log does not verify, so no digest was made: {shown}{more}")
+    if before is not None and found:
+        if _place(before.store) != _place(here):  # rev31: its differences read as tampering
+            found.insert(0, f"the previous digest {_another_store(before.store, here)}")
+        raise DigestRefused(
+            "every chain holds, but the log no longer holds what the previous digest recorded, so "
+            f"no digest was made: {_shown(found)}"
+        )
     made = Digest(
-        store=_place(ledger.settings.describe(), login=True),
+        store=here,
         at=ledger.now(),
         tree=TreeHead(
             size=walked.events,
@@ -214,6 +220,12 @@ def _place(described: str, login: bool = False) -> str:
 
 
 _SQLITE = "sqlite:///"
+
+
+def _shown(found: list[str]) -> str:
+    """The first five of ``found``, and how many more."""
+    more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+    return "; ".join(found[:5]) + more
 
 
 def _another_store(theirs: str, here: str) -> str:

@@ -88,3 +88,24 @@ def test_a_sqlite_store_is_the_file_whatever_path_names_it(
     other = custody("sqlite:///custody.db", "verify", "--digest", tmp_path / "a" / "d.json")
     assert other.code == 5, other
     assert "the digest was made of another store" in other.out.splitlines()[1], other.out
+
+
+def test_digest_out_over_another_store_s_digest_says_so_first(tmp_path: Path) -> None:
+    """``digest --out FILE`` where FILE holds another store's digest (its previous, so the
+    log is compared with it): refused, exit 5, FILE as it was; the line says every chain holds
+    and names the other store first (rev31: "the log does not verify", then the differences
+    read as events deleted and inserted into the past, of a log that verifies)."""
+    a, b = _store(tmp_path / "a.db"), _store(tmp_path / "b.db")
+    assert custody(b, "register", "p2", "--account", "a2", "--proxy", "x2").code == 0
+    out = tmp_path / "audit.json"
+    assert custody(b, "digest", "--out", out).code == 0
+    kept = out.read_bytes()
+    said = custody(a, "digest", "--out", out)
+    assert (said.code, said.out) == (5, ""), said
+    assert said.err.startswith(
+        "custody: every chain holds, but the log no longer holds what the previous digest "
+        "recorded, so no digest was made: the previous digest was made of another store, "
+        "sqlite:///"  # the line is cut in its middle past 300 characters
+    ), said.err
+    assert "does not verify" not in said.err
+    assert out.read_bytes() == kept
