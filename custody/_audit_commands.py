@@ -12,7 +12,8 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -80,7 +81,8 @@ def digest(
     # The digest this one follows: --previous, else the one it replaces.
     before = _read(previous, "previous") if previous is not None else replaced
     secret = _read(key, "key") if key is not None else None
-    made = make(ledger, previous=before, key=secret, progress=_progress(sys.stderr))
+    with _progress(sys.stderr) as progress:
+        made = make(ledger, previous=before, key=secret, progress=progress)
     if out is None:
         return DigestAnswer(made.to_bytes().decode())
     _write(out, made.to_bytes(), mode=0o644)
@@ -119,10 +121,8 @@ def verify(
     against = load(_read(digest_file, "digest"), "digest") if digest_file else None
     since = load(_read(since_file, "since_digest"), "since_digest") if since_file else None
     key = _read(public_key, "public_key") if public_key is not None else None
-    progress = _progress(sys.stderr)
-    found = check(ledger, against=against, since=since, public_key=key, progress=progress)
-    if progress is not None:
-        sys.stderr.write("\n")
+    with _progress(sys.stderr) as progress:
+        found = check(ledger, against=against, since=since, public_key=key, progress=progress)
     digests = [d for d in (against, since) if d is not None]
     if digests and key is None and found.holds:  # what it holds without: said
         signed = all(d.signature is not None for d in digests)
@@ -221,19 +221,31 @@ def _write(path: Path, data: bytes, *, mode: int) -> None:
         file.write(data)
 
 
-def _progress(err: TextIO) -> Callable[[int], None] | None:
-    """A progress line on a terminal (events walked so far, ending the line at the end of
-    each batch so that what follows starts clean); nothing in a pipe."""
+@contextmanager
+def _progress(err: TextIO) -> Iterator[Callable[[int], None] | None]:
+    """A progress line on a terminal (events walked so far, after each batch), ended when the
+    walk is over, done or failed, if it was shown, so that the answer or the error after it
+    starts a line of its own (rev31: digest never ended it, verify not when it failed);
+    nothing (None) in a pipe."""
     if not (hasattr(err, "isatty") and err.isatty()):
-        return None
+        yield None
+        return
+    shown = False
 
     def said(events: int) -> None:
+        nonlocal shown
         # No escape sequence (a dumb terminal showed it): the count only grows, so each line
         # covers the one before it.
         err.write(f"\rcustody: {events} events walked")
         err.flush()
+        shown = True
 
-    return said
+    try:
+        yield said
+    finally:
+        if shown:
+            err.write("\n")
+            err.flush()
 
 
 @cli.group(cls=Group)

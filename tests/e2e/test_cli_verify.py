@@ -114,6 +114,48 @@ def test_a_signed_digest_catches_an_edit_and_the_restored_log_extends_it(
     assert "checked 6 events of 2 profiles" in proved.out
 
 
+def _on_a_terminal(tmp_path: Path, store: str, *args: str) -> tuple[int, bytes]:
+    """Run ``custody --store STORE ARGS`` with stdout and stderr on one pseudo-terminal, as a
+    person sees it: its exit code and what the terminal showed."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "dumb"}
+    env.pop("CUSTODY_STORE", None)
+    proc = subprocess.Popen([sys.executable, "-m", "custody", "--store", store, *args],
+                            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                            stdout=follower, stderr=follower)  # fmt: skip
+    os.close(follower)
+    shown = read_terminal(leader)
+    return proc.wait(timeout=60), shown
+
+
+def test_the_progress_line_is_ended_before_what_follows_it(tmp_path: Path) -> None:
+    """rev31: digest on a terminal never ended its progress line, so its answer (the digest's
+    JSON a person copies, or "digest: d.json") and its refusal were glued to it: "custody: 1
+    events walkedcustody: the log does not verify". The line is ended whenever it was shown:
+    digest to stdout, to a file, and refused."""
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    with Ledger.open(store) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p", account_id="a", proxy_id="x"))
+    code, shown = _on_a_terminal(tmp_path, store, "digest")
+    assert code == 0, shown
+    assert b"events walked\r\n{" in shown, shown
+    code, shown = _on_a_terminal(tmp_path, store, "digest", "--out", "d.json")
+    assert code == 0, shown
+    assert b"events walked\r\ndigest: d.json" in shown, shown
+    with closing(sqlite3.connect(tmp_path / "custody.db")) as db:
+        db.execute("DROP TRIGGER custody_events_no_update")
+        db.execute("UPDATE stored_events SET state = CAST('{}' AS BLOB)")
+        db.commit()
+    code, shown = _on_a_terminal(tmp_path, store, "digest", "--out", "d.json")
+    assert code == 5, shown
+    assert b"events walked\r\ncustody: the log does not verify" in shown, shown
+
+
 def test_the_progress_line_on_a_terminal_holds_no_escape_sequence(tmp_path: Path) -> None:
     """rev22: verify's progress line on a terminal ended in ``ESC [K``, which a dumb terminal
     (TERM=dumb) shows as text. It is the count alone, each line covering the last."""
