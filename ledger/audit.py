@@ -200,8 +200,8 @@ def _behind(state: Walk, rows: list[Availability]) -> list[Problem]:
                     row.profile_id,
                     None,
                     f"the log ends it at v{have}, but its availability row was written with "
-                    f"v{row.version}: events after v{have} were deleted (or the row edited); "
-                    "a digest made before says which",
+                    f"v{row.version}: events of it were deleted (or the row edited); a digest "
+                    "made before says which",
                 )
             )
     return problems
@@ -313,8 +313,8 @@ def _heads(state: Walk, recorded: Digest) -> list[str]:
         if stream is None or stream.version < head.version:
             have = stream.version if stream else 0
             problems.append(
-                f"records {profile_id} at v{head.version}; the log ends it at v{have}: its "
-                "tail was deleted"
+                f"records {profile_id} at v{head.version}; the log ends it at v{have}: events "
+                "of it were deleted (its last, or any with the later ones renumbered and relinked)"
             )
         elif stream.hashes_at.get(head.version) != head.hash:
             problems.append(
@@ -323,8 +323,8 @@ def _heads(state: Walk, recorded: Digest) -> list[str]:
             )
     inserted = [(p, s) for p, s in state.streams.items() if p not in recorded.heads and s.version]
     for profile_id, stream in sorted(inserted):
-        first = stream.position if stream.version == 1 else None
-        if first is not None and first <= recorded.tree.position:
+        first = stream.first_position  # rev31: read only of a profile with one event
+        if first and first <= recorded.tree.position:
             problems.append(
                 f"does not know {profile_id}, whose v1 lies inside its log (position "
                 f"{first}): inserted into the past"

@@ -58,6 +58,7 @@ class Stream:
     position: int = 0
     hashes_at: dict[int, str] = field(default_factory=dict)  # versions a digest asks about
     linked_from: int | None = None  # its first version stored with a link (None: none yet)
+    first_position: int = 0  # where its v1 lies in the log (0: not walked)
 
 
 @dataclass
@@ -220,6 +221,10 @@ class Walk:
             self._say(profile_id, version, "its link is not readable")
             return event_hash(stream.head, header, digest)
         if prev != stream.head:
+            if body == digest and own == event_hash(stream.head, header, digest):
+                # rev31: also named its header, which hashed onto the edited prev no longer
+                self._say(profile_id, version, f"{_PREV_EDITED} v{stream.version} before it)")
+                return own
             what = f"its link names another previous event than the v{stream.version} before it"
             self._say(profile_id, version, f"{what}: edited, deleted, reordered or inserted")
         if body != digest:
@@ -232,6 +237,8 @@ class Walk:
         self, profile_id: str, stream: Stream, version: int, own: str, at: int, *, linked: bool
     ) -> None:
         stream.version, stream.head, stream.position = version, own, at
+        if version == 1 and not stream.first_position:
+            stream.first_position = at
         if linked and stream.linked_from is None:
             stream.linked_from = version
             if self.first_linked is None:
@@ -313,6 +320,10 @@ _UNREADABLE = (
 )
 _BODY_EDITED = "its body was edited after it was stored (it no longer hashes to its link)"
 _HEADER_EDITED = "its header (who, when, which command) was edited after it was stored"
+_PREV_EDITED = (
+    "its link's previous hash was edited after it was stored (the event and its own hash "
+    "still follow the"
+)
 
 
 def walk(

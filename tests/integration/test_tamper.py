@@ -279,7 +279,7 @@ ATTACKS = [
         "tail-truncated",
         _truncate_tail,
         (
-            "the digest records p1 at v6; the log ends it at v4: its tail was deleted",
+            "the digest records p1 at v6; the log ends it at v4: events of it were deleted",
             "p1: the log ends it at v4, but its availability row was written with v6",
         ),
     ),
@@ -690,9 +690,10 @@ def test_a_log_cut_below_the_later_digest_fails_the_proof_without_crashing(
     assert "internal error" not in said.err
     assert said.lines() == [
         "p3: the log ends it at v1, but its availability row was written with v3: events "
-        "after v1 were deleted (or the row edited); a digest made before says which",
+        "of it were deleted (or the row edited); a digest made before says which",
         "the digest records 14 events; the log holds 12: events were deleted",
-        "the digest records p3 at v3; the log ends it at v1: its tail was deleted",
+        "the digest records p3 at v3; the log ends it at v1: events of it were deleted (its "
+        "last, or any with the later ones renumbered and relinked)",
         "no proof that the log of 14 events extends the log of 12: the log holds 12 now",
     ]
 
@@ -1102,3 +1103,40 @@ def test_a_snapshot_no_load_can_decode_fails_each_command_with_one_line(
     log.run(f"DELETE FROM {table}")
     assert custody(sql_store_url, "why", "p1").code == 0
     assert custody(sql_store_url, "verify").code == 0
+
+
+def test_a_link_whose_previous_hash_alone_was_edited_is_named_once(digested: Store) -> None:
+    """Only the ``prev`` of p1 v3's link edited (its header, body and own hash untouched): one
+    line says so (rev31: a second line said its header was edited, which it was not)."""
+    log = digested.log
+    row = log.row("p1", 3)
+    fields = row.fields()
+    fields[CHAIN_KEY] = {**fields[CHAIN_KEY], "prev": "1" * 64}
+    log.set_state(row.position, dump(fields))
+    said = custody(digested.url, "verify", "--digest", digested.digest)
+    assert said.code == 5, said
+    assert said.lines() == [
+        "p1 v3: its link's previous hash was edited after it was stored (the event and its own "
+        "hash still follow the v2 before it)"
+    ], said.out
+
+
+def test_a_digest_that_does_not_know_a_profile_of_many_events_inside_its_log_says_so(
+    digested: Store, tmp_path: Path
+) -> None:
+    """A digest whose heads lack p1 (v1 at position 1, six events) and p3 (one event): both are
+    named as inserted into its past (rev31: only a profile of exactly one event was)."""
+
+    def forget(d: dict[str, Any]) -> None:
+        del d["heads"]["p1"], d["heads"]["p3"]
+
+    said = custody(
+        digested.url, "verify", "--digest", _edit(digested.digest, forget, tmp_path / "f")
+    )
+    assert said.code == 5, said
+    assert said.lines() == [
+        "the digest does not know p1, whose v1 lies inside its log (position 1): inserted into "
+        "the past",
+        "the digest does not know p3, whose v1 lies inside its log (position 3): inserted into "
+        "the past",
+    ], said.out
