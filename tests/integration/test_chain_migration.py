@@ -219,3 +219,37 @@ def test_init_meeting_an_event_no_read_can_decode_names_its_profile(
     assert "custody verify" not in said.err
     assert "init cannot migrate" in said.err
     assert "run custody init" in custody(log.url, "verify").err
+
+
+def test_events_made_to_look_older_than_the_chains_are_named(
+    schema_6: tuple[RawLog, Path],
+) -> None:
+    """After the migration p3's v2 and v3 stored with links (the log's only ones), then the
+    links stripped and p3's origin row moved to v3 with the head they now hash to: every
+    origin row still matches the log's links, but v2 lies past the position the chains began
+    at, so it is named as stored without a link after they began (exit 5)."""
+    import hashlib
+
+    from ledger._domain.chain import event_hash, header_bytes
+
+    log, _ = schema_6
+    assert custody(log.url, "init").code == 0
+    more_events(log.url)  # p3 v2 and v3, at positions 13 and 14
+    ((head, position),) = log.query(
+        "SELECT head, position FROM custody_chain_origins WHERE profile_id = 'p3'"
+    )
+    for version in (2, 3):
+        row = log.row("p3", version)
+        body = split(row.state)[0]
+        log.set_state(row.position, body)
+        header = header_bytes(json.loads(body), version, row.topic)
+        head = event_hash(str(head), header, hashlib.sha256(body).hexdigest())
+    log.run("UPDATE custody_chain_origins SET version = 3, head = ? WHERE profile_id = 'p3'", head)
+    said = custody(log.url, "verify")
+    assert said.code == 5, said
+    assert said.lines() == [
+        "p3 v2: carries no hash-chain link though it was stored after chains began: inserted or "
+        "rewritten outside custody",
+        "p3 v3: carries no hash-chain link though it was stored after chains began: inserted or "
+        "rewritten outside custody",
+    ], (said.out, position)
