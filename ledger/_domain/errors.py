@@ -11,9 +11,23 @@ from ledger._domain.model import Denial, DenialReason, Holder
 
 
 class LedgerError(Exception):
-    """Base of every error custody raises on purpose."""
+    """Base of every error custody raises on purpose. Each pickles and unpickles whole (its
+    message, its class and its attributes: a denial's reason, a field's name), so that a
+    process pool hands it to the scheduler as raised (rev31: unpickling called each class's
+    own constructor with the message alone, and failed: a pool broke on its first denial)."""
 
     exit_code = 1
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(kind: type[LedgerError], args: tuple[object, ...], state: dict[str, object]) -> object:
+    """``kind``'s error with these ``args`` and attributes, its constructor not called."""
+    error = kind.__new__(kind, *args)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 _NAMED_BY_VERIFY = "so nothing that folds it can be answered; custody verify names it"
