@@ -312,3 +312,25 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         assert not carries_password(without_userinfo(url)), url
         assert not carries_password(node["wu"]), url
     assert said[-1]["wp"] == "failed at http://host/ twice"
+
+
+LONG = """
+import { reasonOf } from "CLIENT_TEXT";
+const texts = ["a".repeat(1e6) + "@", "a:".repeat(5e5) + "@", "http://" + "a:".repeat(5e5) + "@"];
+console.log(JSON.stringify({ said: texts.map((t) => reasonOf(new Error(t))) }));
+"""
+
+
+def test_the_node_sdk_cuts_a_long_message_s_passwords_in_time_linear_in_its_length(
+    tmp_path: Path,
+) -> None:
+    """A thrown error whose one line runs to a million characters gives the Node SDK's reason
+    at once, the Python SDK's reason (rev31: the pattern's backtracking took minutes, as it
+    did in Python). The bound is generous: the search it replaced needed minutes here."""
+    from workers._reasons import reason_of
+
+    script = LONG.replace("CLIENT_TEXT", (built().parent / "text.js").as_uri())
+    said = run_node(tmp_path, script, {}, timeout=60)["said"]
+    texts = ["a" * 10**6 + "@", "a:" * 500_000 + "@", "http://" + "a:" * 500_000 + "@"]
+    Error = type("Error", (Exception,), {})  # noqa: N806 (named as JavaScript names it)
+    assert said == [reason_of(Error(t)) for t in texts]

@@ -95,15 +95,54 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
 // The password runs to the last "@" before the host (rev30: one holding an "@" left its tail);
 // the user, to the first ":", may hold an "@" too (rev31: "http://a@corp:pw@host/" kept "pw").
 // Python's `\s`, not JavaScript's (rev30: one cut "\ufeff" from a password, the other "\x1c").
-const PASSWORD_IN_URL = new RegExp(
-  `([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]*)[^${PYTHON_SPACES}/\\\\?#:]*:[^${PYTHON_SPACES}/\\\\?#]*@`,
-  "g",
+// The rule is the pattern `([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#:]*:[^\s/\\?#]*@` replaced by
+// its first group, left to right; run as one regular expression it takes time growing with the
+// square of a long word's length (rev31: minutes for a million characters), so it is found in
+// one pass, as the ledger's `without_passwords` finds it: a scheme begins a run of scheme
+// characters, its user ends at the next ":", its password at the last "@" of its segment.
+const CANDIDATE = new RegExp(
+  `(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]*)([^${PYTHON_SPACES}/\\\\?#:]*):)`,
+  "dg",
 );
+const SEGMENT = new RegExp(`[^${PYTHON_SPACES}/\\\\?#]+`, "g");
 
 /** `text` with the user and password of every URL in it left out (scheme and host kept), as
  * the Python SDK's `without_passwords`. */
 export function withoutPasswords(text: string): string {
-  return text.replace(PASSWORD_IN_URL, "$1");
+  if (!text.includes("@")) return text;
+  const segments = [...text.matchAll(SEGMENT)].map((m) => {
+    const start = m.index ?? 0;
+    const at = m[0].lastIndexOf("@");
+    return [start, start + m[0].length, at < 0 ? -1 : start + at] as const;
+  });
+  const kept: string[] = [];
+  let done = 0;
+  for (const found of text.matchAll(CANDIDATE)) {
+    const [schemeStart, schemeEnd] = found.indices?.[1] ?? [0, 0];
+    if (schemeStart < done) continue; // inside the last password left out
+    const password = (found.indices?.[2]?.[1] ?? 0) + 1;
+    const segment = segments[lastAtOrBefore(segments, password)];
+    if (segment === undefined || segment[1] <= password || segment[2] < password) continue;
+    kept.push(text.slice(done, schemeEnd));
+    done = segment[2] + 1;
+  }
+  kept.push(text.slice(done));
+  return kept.join("");
+}
+
+/** The index of the last segment starting at or before `position` (-1 for none). */
+function lastAtOrBefore(
+  segments: readonly (readonly [number, number, number])[],
+  position: number,
+): number {
+  let low = 0;
+  let high = segments.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if ((segments[middle]?.[0] ?? 0) <= position) low = middle + 1;
+    else high = middle;
+  }
+  return low - 1;
 }
 
 /** The reason a failure is released with, derived from what the task threw as the Python
