@@ -2697,8 +2697,8 @@ MUTANTS = (
     Mutant(
         "password-with-at-tail-kept",
         "ledger/_domain/model.py",
-        '[^\\s/\\\\?#:]*:[^\\s/\\\\?#]*@")',
-        '[^\\s/\\\\?#:]*:[^\\s/\\\\?#@]*@")',
+        'text.rfind("@", *m.span())',
+        'text.find("@", *m.span())',
         "a failure reason keeps the tail of a password holding an '@' (rev30)",
         ("tests/unit/test_commands.py",),
     ),
@@ -3036,8 +3036,8 @@ MUTANTS = (
     Mutant(
         "text-user-holding-at",
         "ledger/_domain/model.py",
-        r'_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#:]*:',
-        r'_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#@:]*:',
+        r'([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)([^\s/\\?#:]*):)"',
+        r'([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)([^\s/\\?#@:]*):)"',
         "a failure reason keeps the password of a URL whose user holds an @ (rev31)",
     ),
     Mutant(
@@ -3135,6 +3135,21 @@ MUTANTS = (
         "        first = stream.position if stream.version == 1 else 0",
         "a digest's unknown profile of many events goes unnamed (rev31)",
         ("tests/integration/test_tamper.py",),
+    ),
+    Mutant(
+        "passwords-cut-by-backtracking",
+        "ledger/_domain/model.py",
+        '    if "@" not in text:\n        return text\n    segments',
+        '    return _PASSWORD_IN_URL.sub(r"\\1", text)\n    segments',
+        "a long message's passwords are cut by backtracking: minutes a million characters (rev31)",
+    ),
+    Mutant(
+        "errors-pickle-by-constructor",
+        "ledger/_domain/errors.py",
+        "        return _rebuilt, (type(self), self.args, self.__dict__)",
+        "        return super().__reduce__()",
+        "a denial raised in a worker process breaks the pool, not reaching the scheduler (rev31)",
+        ("tests/integration/test_errors_cross_processes.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
