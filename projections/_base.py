@@ -43,8 +43,14 @@ class ReadResult(BaseModel):
 
 def iso(value: datetime | None) -> str | None:
     """Times are stored as UTC ISO-8601 text with microseconds: they sort and compare as text
-    the same way on SQLite and PostgreSQL."""
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+    the same way on SQLite and PostgreSQL. A time without an offset is UTC, as everywhere in
+    custody (rev31: ``astimezone`` read it as the host's local time)."""
+    return None if value is None else utc(value).isoformat(timespec="microseconds")
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` in UTC; one without an offset is taken as UTC, as everywhere in custody."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).

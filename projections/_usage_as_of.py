@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger import InvalidInput, Ledger
-from projections._base import require_window, validated_rows
+from projections._base import require_window, utc, validated_rows
 from projections._leases import (
     _AFTER_UNNAMED,
     _HEARTBEAT,
@@ -46,6 +46,7 @@ def read_usage_as_of(
     window that starts after ``at`` (the events then cannot tell what was still to come);
     otherwise as ``read_usage``. Each profile with a lease to fold again (every one, on a login
     that keeps no read model) costs one read of its events."""
+    at, since, until = utc(at), since and utc(since), until and utc(until)
     now = ledger.now()
     if at > now:
         raise InvalidInput("at", f"{at.isoformat()} is after the store's time {now.isoformat()}")

@@ -207,3 +207,35 @@ def test_review_waits_as_of_a_moment_take_the_events_replay_takes_after_a_clock_
     assert pd.isna(wait.ended_by)
     (now,) = reports.review_waits(ledger=ledger).itertuples()
     assert now.ended_by == "return by rv"
+
+
+def test_a_time_without_an_offset_is_utc_for_usage_as_rows_on_any_host_zone(
+    ledger: Ledger, clock: StepClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a host whose zone is Tokyo (UTC+9), ``projections.usage`` takes a naive since,
+    until and at as UTC, as ``reports.usage`` does (rev31 library review: since a second after
+    a lease ended still listed it, the host's local time read in, and a naive at raised a
+    TypeError)."""
+    import time
+
+    from projections import usage
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        pid = register(ledger)
+        lease = ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+        clock.advance(5)
+        ledger.handle(Release(lease_id=lease.lease_id, fencing_token=1, outcome="failure"))
+        ended = clock.now
+        clock.advance(60)
+        after = (ended + timedelta(seconds=1)).replace(tzinfo=None)
+        assert usage(ledger, ACCOUNT, since=after) == []
+        assert reports.usage(ACCOUNT, since=after, ledger=ledger).empty
+        before = (ended - timedelta(seconds=10)).replace(tzinfo=None)
+        assert usage(ledger, ACCOUNT, until=before) == []
+        (then,) = usage(ledger, ACCOUNT, at=(ended - timedelta(seconds=1)).replace(tzinfo=None))
+        assert then.ended_at is None
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
