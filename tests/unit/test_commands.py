@@ -343,3 +343,27 @@ def test_a_long_message_is_cut_of_its_passwords_in_time_linear_in_its_length() -
         "    assert reason_of(RuntimeError(text)).startswith('RuntimeError: ')\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_a_command_copied_with_changes_comes_in_by_the_door_again() -> None:
+    """``model_copy(update=...)`` checks the changes as a new command would be checked: a line
+    break in an account id, a negative hard limit, a TTL past the limit or a wrong type is
+    ``InvalidInput`` naming the field (rev31 library review: pydantic's copy checked nothing,
+    and the ledger appended what its door refuses); a good change is taken."""
+    base = RegisterProfile(profile_id="p", account_id="a", proxy_id="x")
+    for update, field in (
+        ({"account_id": "a\nb"}, "account_id"),
+        ({"max_lease_seconds": -5}, "max_lease_seconds"),
+        ({"unclean_limit": "three"}, "unclean_limit"),
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            base.model_copy(update=update)
+        assert refused.value.field == field
+    checkout = Checkout(profile_id="p", worker_id="w", run_id="r", task_type="t")
+    with pytest.raises(InvalidInput) as refused:
+        checkout.model_copy(update={"ttl_seconds": 10**9})
+    assert refused.value.field == "ttl_seconds"
+    assert base.model_copy(update={"account_id": "b"}) == RegisterProfile(
+        profile_id="p", account_id="b", proxy_id="x"
+    )
+    assert checkout.model_copy() == checkout
