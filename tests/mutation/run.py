@@ -3151,6 +3151,21 @@ MUTANTS = (
         "a denial raised in a worker process breaks the pool, not reaching the scheduler (rev31)",
         ("tests/integration/test_errors_cross_processes.py",),
     ),
+    Mutant(
+        "naive-read-as-local",
+        "projections/_base.py",
+        "    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)",
+        "    return value.astimezone(UTC)",
+        "usage reads a time without an offset as the host's local time (rev31)",
+        ("tests/integration/test_usage_as_of.py",),
+    ),
+    Mutant(
+        "command-copy-unchecked",
+        "ledger/_door.py",
+        "copied if not update else type(self).model_validate({**dict(copied), **update})",
+        "super().model_copy(update=update, deep=deep)",
+        "a command copied with changes skips the door (rev31)",
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
