@@ -58,6 +58,12 @@ class StoreSettings(BaseModel):
     @classmethod
     def from_url(cls, url: str) -> StoreSettings:
         """Parse a store URL; ``InvalidInput`` (never quoting a password) when malformed."""
+        if url and (url[-1].isspace() or url[-1] < " "):
+            # Space before a URL goes (urlsplit's rule), space after it would stay in a file's
+            # name: sqlite:///fleet.db followed by a space quietly made a second store (rev31).
+            # Not quoted: the URL may end in a password.
+            msg = "ends with a space or a control character: take it off"
+            raise InvalidInput("store", msg)
         if "#" in url:
             # A URL ends at '#': sqlite:///fleet#2.db was the file fleet, and fleet#3.db the
             # same store. Not quoted: what follows may be the rest of a password.

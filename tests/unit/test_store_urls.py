@@ -34,6 +34,10 @@ from ledger._stores.settings import StoreSettings, _redacted
         ("sqlite:///data/fleet#2.db", "a '#' ends a URL"),
         ("sqlite:///data/fleet.db#", "a '#' ends a URL"),
         ("postgresql://u:p#w@h/db", "a '#' ends a URL"),
+        # rev31: the file "fleet.db " beside fleet.db, a second store
+        ("sqlite:///data/fleet.db ", "ends with a space or a control character"),
+        ("sqlite:///data/fleet.db\n", "ends with a space or a control character"),
+        ("postgresql://u:pw@h/db\u00a0", "ends with a space or a control character"),
     ],
 )
 def test_a_url_naming_no_store_is_invalid_input_naming_why(url: str, said: str) -> None:
