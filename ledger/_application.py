@@ -13,6 +13,7 @@ into the state machine alone, never the aggregate with its commands and their ru
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -42,13 +43,18 @@ R = TypeVar("R")
 # 65,535 parameters a statement, and a batch's one statement takes about 25 to 40 a command
 # (its events, its availability row's 21 columns, its command id).
 TOGETHER_AT_MOST = 500
+# Stores a forked child inherited from its parent, never used nor closed there: their sockets
+# are the parent's (closing one would end the parent's session), kept so no finaliser runs.
+_INHERITED: list[SqlStore] = []
 
 
 class Ledger:
     """The ledger on one store: ``handle`` runs a command, the other methods read.
 
     Open with ``Ledger.open(store_url)`` (or ``Ledger.init``); close when done (it is a context
-    manager). One per thread. Reads return read models, never the aggregate."""
+    manager). One per thread. A process forked from one holding it may use it: the child opens
+    the store again on its first use, leaving the parent's connections to the parent. Reads
+    return read models, never the aggregate."""
 
     def __init__(
         self,
@@ -64,6 +70,7 @@ class Ledger:
         self._create = create
         self._uow: UnitOfWork | None = None
         self._store: SqlStore | None = None
+        self._pid = 0  # the process that opened the store
 
     @classmethod
     def open(
@@ -107,10 +114,17 @@ class Ledger:
     def _open(self, *, creating: bool) -> UnitOfWork:
         """Open the store on first use. Only a command that makes a profile may create a new
         store (and only if this ledger was opened with ``create``): a mistyped path given to
-        any other command must not leave an empty ledger behind."""
+        any other command must not leave an empty ledger behind. A forked child opens it
+        again (rev31: it used the parent's PostgreSQL session, which then failed on a prepared
+        statement the child had made, or both hung)."""
+        if self._uow is not None and self._pid != os.getpid():
+            assert self._store is not None
+            _INHERITED.append(self._store)
+            self._store, self._uow = None, None
         if self._uow is None:
             self._store = self._connector(creating and self._create)
             self._uow = UnitOfWork(self._store, self._clock)
+            self._pid = os.getpid()
         return self._uow
 
     @property
@@ -121,9 +135,11 @@ class Ledger:
         return self._store
 
     def close(self) -> None:
-        if self._store is not None:
+        if self._store is not None and self._pid != os.getpid():  # the parent's, not ours
+            _INHERITED.append(self._store)
+        elif self._store is not None:
             self._store.close()
-            self._store, self._uow = None, None
+        self._store, self._uow = None, None
 
     def __enter__(self) -> Self:
         return self
