@@ -3166,6 +3166,21 @@ MUTANTS = (
         "super().model_copy(update=update, deep=deep)",
         "a command copied with changes skips the door (rev31)",
     ),
+    Mutant(
+        "forked-child-uses-parent-session",
+        "ledger/_application.py",
+        "        if self._uow is not None and self._pid != os.getpid():",
+        "        if False:",
+        "a forked child uses its parent's PostgreSQL session (rev31)",
+        ("tests/integration/test_ledger_after_fork.py",),
+    ),
+    Mutant(
+        "store-url-trailing-space",
+        "ledger/_stores/settings.py",
+        '        if url and (url[-1].isspace() or url[-1] < " "):',
+        "        if False:",
+        "a store URL ending in a space names a second store (rev31)",
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
