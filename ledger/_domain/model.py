@@ -99,11 +99,12 @@ def _check_directory(value: str) -> str:
 # A URL nested in ``view-source:`` or ``blob:`` is the inner URL's (rev30: its password passed),
 # read as a browser reads a URL: C0 controls and spaces before it go (rev31: Chromium sent the
 # password of "view-source: http://user:pw@host/"). A scheme-relative URL ("//user:pw@host/")
-# takes its base's scheme, and with it the userinfo (rev31).
+# takes its base's scheme, and with it the userinfo, past any number of slashes or backslashes
+# (rev31; "///user:pw@host/" after an https: base is https://user:pw@host/ to Chromium).
 _NESTED = r"(?:(?:[vV][iI][eE][wW]-[sS][oO][uU][rR][cC][eE]|[bB][lL][oO][bB]):[\x00-\x20]*)*"
 _AUTHORITY = re.compile(r"\s*" + _NESTED + r"([A-Za-z][A-Za-z0-9+.-]*):[\\/]*([^/\\?#]*)@")
 _OTHER_AUTHORITY = re.compile(r"\s*" + _NESTED + r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@")
-_RELATIVE_AUTHORITY = re.compile(r"\s*()[\\/]{2}([^/\\?#]*)@")
+_RELATIVE_AUTHORITY = re.compile(r"\s*()[\\/]{2,}([^/\\?#]*)@")
 _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
 # ``user:password@host``, the way proxies are often written, with no scheme.
 _BARE_USERINFO = re.compile(r"\s*[^/\\?#@:\s]*:[^/\\?#@]*@")

@@ -240,6 +240,7 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         ("url", "view-source: https://alice:s3cret@shop.example/"),
         ("url", "VIEW-SOURCE:  blob:\x01https://alice:s3cret@shop.example/"),
         ("url", "//alice:s3cret@shop.example/"),
+        ("url", "///alice:s3cret@shop.example/"),  # rev31 reread: any number of slashes
         ("url", "\\\\alice:s3cret@shop.example/"),
     ],
 )
@@ -270,6 +271,7 @@ def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> Non
         ("view-source:https://alice:s3cret@shop.example/a", "view-source:https://shop.example/a"),
         ("view-source: https://alice:s3cret@shop.example/a", "view-source: https://shop.example/a"),
         ("//alice:s3cret@shop.example/a", "//shop.example/a"),
+        ("\\\\\\alice:s3cret@shop.example/a", "\\\\\\shop.example/a"),
     ],
 )
 def test_a_url_s_userinfo_is_cut_as_a_browser_reads_it(url: str, recorded: str) -> None:

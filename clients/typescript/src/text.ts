@@ -74,14 +74,25 @@ export function blank(text: string): boolean {
 export const MAX_DERIVED = 200;
 const CUT_MARK = "...";
 // What Python's str.strip() strips from each end, and where str.splitlines() breaks a line.
-const PYTHON_EDGES = new RegExp(`^[${PYTHON_SPACES}]+|[${PYTHON_SPACES}]+$`, "g");
+const PYTHON_SPACE = new RegExp(`^[${PYTHON_SPACES}]$`);
 const PYTHON_LINE_BREAK = /\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/;
 
 /** `text`'s first line as the Python SDK's `first_line` takes it: stripped, then the first of
  * its lines, stripped ("" when nothing is left). */
 export function pythonFirstLine(text: string): string {
-  const stripped = text.replace(PYTHON_EDGES, "");
-  return stripped ? (stripped.split(PYTHON_LINE_BREAK)[0] ?? "").replace(PYTHON_EDGES, "") : "";
+  const stripped = pythonStrip(text);
+  return stripped ? pythonStrip(stripped.split(PYTHON_LINE_BREAK)[0] ?? "") : "";
+}
+
+/** `text` without Python's spaces at either end, as `str.strip()`: found a character at a
+ * time from each end (rev31: a pattern anchored at the end read a long run of spaces again
+ * from each of its characters, minutes for a million). */
+function pythonStrip(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && PYTHON_SPACE.test(text.charAt(start))) start += 1;
+  while (end > start && PYTHON_SPACE.test(text.charAt(end - 1))) end -= 1;
+  return text.slice(start, end);
 }
 
 /** `text` cut to `limit` code points, the cut marked, as the Python SDK's `capped`. */
@@ -189,10 +200,11 @@ export function pythonRepr(text: string): string {
 // authority only after "//", which a backslash does not end (rev30).
 // A URL nested in `view-source:` or `blob:` is the inner URL's (rev30), as the ledger's `_NESTED`,
 // C0 controls and spaces before it cut (rev31: "view-source: http://u:pw@host/" kept "pw"). A
-// scheme-relative URL ("//u:pw@host/", or backslashes) takes its base's scheme and userinfo.
+// scheme-relative URL ("//u:pw@host/", or more slashes or backslashes) takes its base's scheme
+// and userinfo.
 const NESTED =
   "(?:(?:[vV][iI][eE][wW]-[sS][oO][uU][rR][cC][eE]|[bB][lL][oO][bB]):[\\u0000-\\u0020]*)*";
-const RELATIVE_AUTHORITY = new RegExp(`^[${PYTHON_SPACES}]*()[\\\\/]{2}([^/\\\\?#]*)@`);
+const RELATIVE_AUTHORITY = new RegExp(`^[${PYTHON_SPACES}]*()[\\\\/]{2,}([^/\\\\?#]*)@`);
 const AUTHORITY = new RegExp(
   `^[${PYTHON_SPACES}]*${NESTED}([A-Za-z][A-Za-z0-9+.-]*):[\\\\/]*([^/\\\\?#]*)@`,
 );
