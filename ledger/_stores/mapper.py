@@ -106,6 +106,19 @@ def _stored_snapshot(snapshot: ProfileSnapshot) -> StoredEvent:
 _CARRIED_SINCE_SCHEMA_15 = ("unclean_runs", "last_at")
 
 
+def readable_snapshot(stored: StoredEvent) -> ProfileSnapshot:
+    """A row of the snapshots table as a load decodes it: ``UnreadableSnapshot`` (one line,
+    the repair named) for one whose topic is not a snapshot's, edited by hand (rev31 reread:
+    it was decoded as an event and named as one, the repair left out), or no load can decode."""
+    if stored.topic != SNAPSHOT_TOPIC:
+        from ledger._domain.errors import UnreadableSnapshot
+
+        shown = stored.topic[:40] if isinstance(stored.topic, str) else stored.topic
+        problem = f"its topic is {shown!r}, not a snapshot's"
+        raise UnreadableSnapshot(stored.originator_version, problem, _snapshot_of(stored.state))
+    return _readable_snapshot(stored)
+
+
 def _readable_snapshot(stored: StoredEvent) -> ProfileSnapshot:
     """``_snapshot``, raising ``UnreadableSnapshot`` (one line, the repair named) for one no
     load can decode (rev31: its JSON or pydantic error came out as an internal error)."""

@@ -29,7 +29,7 @@ from ledger._domain.errors import OlderSnapshot, UnreadableSnapshot
 from ledger._domain.model import stream_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
-from ledger._stores.mapper import ProfileEventMapper, decode_profile_id
+from ledger._stores.mapper import ProfileEventMapper, decode_profile_id, readable_snapshot
 from ledger._stores.replaced import replaced_of
 from ledger._stores.settings import APPLICATION_NAME, StoreSettings
 from ledger.ports import Authority, CommandRecord, DirectoryRecord, Save, StreamConflict
@@ -108,7 +108,7 @@ class CurrentSnapshots(EventStore[UUID]):
             passed = False
             for row in rows:
                 try:
-                    yield self.mapper.to_domain_event(row)
+                    yield readable_snapshot(row)
                 except OlderSnapshot:
                     passed = True
                 else:
@@ -349,7 +349,7 @@ class Store:
         stored = StoredEvent(
             originator_id=stream, originator_version=version, topic=topic, state=state
         )
-        return self.app.mapper.to_domain_event(stored)
+        return readable_snapshot(stored)
 
     def exists(self, profile_id: str) -> bool:
         """Whether the profile was registered: one indexed read of its first event."""
