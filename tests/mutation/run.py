@@ -3181,6 +3181,21 @@ MUTANTS = (
         "        if False:",
         "a store URL ending in a space names a second store (rev31)",
     ),
+    Mutant(
+        "relative-two-slashes-only",
+        "ledger/_domain/model.py",
+        '()[\\\\/]{2,}([^/\\\\?#]*)@")',
+        '()[\\\\/]{2}([^/\\\\?#]*)@")',
+        "///user:pw@host goes past the door (rev31 reread)",
+    ),
+    Mutant(
+        "snapshot-topic-read-as-event",
+        "ledger/_stores/mapper.py",
+        "    if stored.topic != SNAPSHOT_TOPIC:\n",
+        "    if False:\n",
+        "a snapshot row's edited topic is named an unreadable event (rev31 reread)",
+        ("tests/integration/test_tamper.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
