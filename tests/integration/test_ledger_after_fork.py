@@ -6,6 +6,7 @@ parent and children working at once hung)."""
 from __future__ import annotations
 
 import multiprocessing
+from pathlib import Path
 
 from conftest import register
 
@@ -52,3 +53,45 @@ def test_a_forked_child_uses_the_ledger_on_a_session_of_its_own(store_url: str) 
             kinds = [e.event_type for e in ledger.history(f"p{n}")]
             assert kinds.count("lease_heartbeat") == beats, (n, kinds)
             assert kinds[-1] == "lease_released_cleanly"
+
+
+def _aio_child(leases: object, profile_id: str) -> None:
+    import asyncio
+
+    async def use() -> None:
+        async with leases.checkout(profile_id, run_id="c", task_type="t") as held:  # type: ignore[attr-defined]
+            await held.step("x", safe=True)
+
+    asyncio.run(asyncio.wait_for(use(), 60))
+
+
+def test_a_forked_child_uses_the_asyncio_sdk_s_leases_on_a_thread_of_its_own(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The asyncio SDK's leases, used in the parent, then in a forked child: the child's
+    lease is checked out, stepped and handed back (rev31 reread: the child waited for ever on
+    the parent's ledger thread, which a fork does not copy)."""
+    import asyncio
+
+    from workers import BrowserSettings, aio
+
+    with Ledger.open(store_url) as ledger:
+        for n in range(2):
+            register(ledger, f"p{n}")
+    settings = BrowserSettings(evidence_dir=str(tmp_path / "evidence"))
+    leases = aio.ProfileLeases.open(store_url, worker_id="w", settings=settings)
+
+    async def use() -> None:
+        async with leases.checkout("p0", run_id="r", task_type="t") as held:
+            await held.step("x", safe=True)
+
+    asyncio.run(use())
+    child = multiprocessing.get_context("fork").Process(target=_aio_child, args=(leases, "p1"))
+    child.start()
+    child.join(timeout=120)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+    with Ledger.open(store_url) as ledger:
+        kinds = [e.event_type for e in ledger.history("p1")]
+    assert kinds[1:4] == ["lease_acquired", "lease_heartbeat", "lease_release_requested"], kinds

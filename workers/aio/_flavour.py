@@ -18,6 +18,7 @@ the sync flavour, whose own ways are in ``workers._flavour``, with the same name
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -40,6 +41,10 @@ async def blocking(work: Callable[..., R], *args: Any) -> R:
     return await asyncio.to_thread(work, *args)
 
 
+def _ledger_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="custody-ledger")
+
+
 class LedgerDoor(WorkerConfig):
     """A worker's configuration and its ledger on a thread of its own (nothing is opened until
     the first call)."""
@@ -52,11 +57,15 @@ class LedgerDoor(WorkerConfig):
         clock: Clock = time.monotonic,
     ) -> None:
         super().__init__(store_url, worker_id, settings, clock)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custody-ledger")
+        self._executor = _ledger_thread()
+        self._pid = os.getpid()
         self._ledger: Ledger | None = None  # made and used on the executor's thread only
 
     async def call(self, use: Callable[[Ledger], R]) -> R:
-        """Run ``use(ledger)`` on the ledger's own thread."""
+        """Run ``use(ledger)`` on the ledger's own thread (a forked child starts one of its own:
+        it has none of its parent's threads, and waited for ever on the parent's, rev31)."""
+        if self._pid != os.getpid():
+            self._executor, self._pid = _ledger_thread(), os.getpid()
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._on, use)
 
     def _on(self, use: Callable[[Ledger], R]) -> R:
