@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, urlsplit
@@ -58,11 +59,12 @@ class StoreSettings(BaseModel):
     @classmethod
     def from_url(cls, url: str) -> StoreSettings:
         """Parse a store URL; ``InvalidInput`` (never quoting a password) when malformed."""
-        if url and (url[-1].isspace() or url[-1] < " "):
+        if url and (url[-1].isspace() or unicodedata.category(url[-1]) in ("Cc", "Cf")):
             # Space before a URL goes (urlsplit's rule), space after it would stay in a file's
-            # name: sqlite:///fleet.db followed by a space quietly made a second store (rev31).
+            # name: sqlite:///fleet.db followed by a space quietly made a second store (rev31),
+            # and so did a DEL or a zero-width space (rev31 reread2).
             # Not quoted: the URL may end in a password.
-            msg = "ends with a space or a control character: take it off"
+            msg = "ends with a space, a control or an invisible character: take it off"
             raise InvalidInput("store", msg)
         if "#" in url:
             # A URL ends at '#': sqlite:///fleet#2.db was the file fleet, and fleet#3.db the

@@ -301,6 +301,9 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "VIEW-SOURCE: \x01blob:  https://u:pw@host/",
         "//u:pw@host/",  # rev31: scheme-relative
         "///u:pw@host/",
+        "//@" * 40 + "h/",  # rev31 reread2: cut at most 16 times
+        "http:" + "@/" * 40,
+        "file:///notes:v2@home.html",  # no userinfo in a file URL
         "\\\\\\u:pw@host/",
         "\\\\u:pw@host/",
         "failed at http://alice@corp.example:pw@host/ twice",  # rev31: a user holding an "@"

@@ -35,9 +35,12 @@ from ledger._stores.settings import StoreSettings, _redacted
         ("sqlite:///data/fleet.db#", "a '#' ends a URL"),
         ("postgresql://u:p#w@h/db", "a '#' ends a URL"),
         # rev31: the file "fleet.db " beside fleet.db, a second store
-        ("sqlite:///data/fleet.db ", "ends with a space or a control character"),
-        ("sqlite:///data/fleet.db\n", "ends with a space or a control character"),
-        ("postgresql://u:pw@h/db\u00a0", "ends with a space or a control character"),
+        ("sqlite:///data/fleet.db ", "ends with a space, a control or an invisible character"),
+        ("sqlite:///data/fleet.db\n", "ends with a space, a control or an invisible character"),
+        ("postgresql://u:pw@h/db\u00a0", "ends with a space, a control or an invisible"),
+        # rev31 reread2: a DEL and a zero-width space made second stores too
+        ("sqlite:///data/fleet.db\x7f", "ends with a space, a control or an invisible"),
+        ("sqlite:///data/fleet.db\u200b", "ends with a space, a control or an invisible"),
     ],
 )
 def test_a_url_naming_no_store_is_invalid_input_naming_why(url: str, said: str) -> None:

@@ -211,7 +211,8 @@ const AUTHORITY = new RegExp(
 const OTHER_AUTHORITY = new RegExp(
   `^[${PYTHON_SPACES}]*${NESTED}([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@`,
 );
-const SPECIAL_SCHEMES = new Set(["http", "https", "ws", "wss", "ftp", "file"]);
+// The special schemes but file:, which has no userinfo (rev31: a file's name was refused).
+const SPECIAL_SCHEMES = new Set(["http", "https", "ws", "wss", "ftp"]);
 
 /** The userinfo the ledger reads in `read` (a URL as a browser reads it): where it begins and
  * where it ends, "@" included; null for none. */
@@ -235,12 +236,24 @@ export function withoutUserinfo(url: string): string {
   let read = asABrowserReads(url);
   let found = userinfo(read);
   if (found === null) return url;
-  while (found !== null) {
+  for (let cut = 0; cut < CUTS_AT_MOST; cut += 1) {
     // what is left may read as a userinfo again (rev30)
     read = read.slice(0, found[0]) + read.slice(found[1]);
     found = userinfo(read);
+    if (found === null) return read;
   }
-  return read;
+  return pastLastAt(read);
+}
+
+// A text that reads as a userinfo again after this many cuts was built to (rev31: "//@//@..."
+// took a cut for each "@"): all of it up to its last "@" before a query or fragment goes, as
+// the ledger's `_past_last_at`.
+const CUTS_AT_MOST = 16;
+
+function pastLastAt(read: string): string {
+  const ends = [read.indexOf("?"), read.indexOf("#")].filter((at) => at >= 0);
+  const end = ends.length > 0 ? Math.min(...ends) : read.length;
+  return read.slice(read.slice(0, end).lastIndexOf("@") + 1);
 }
 
 /** `url` as a browser reads it before parsing (the WHATWG URL standard), as the ledger's
