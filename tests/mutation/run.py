@@ -2922,8 +2922,8 @@ MUTANTS = (
     Mutant(
         "userinfo-cut-once",
         "ledger/_domain/model.py",
-        "    while found is not None:  # what is left may read as a userinfo again (rev30)",
-        "    if found is not None:  # what is left may read as a userinfo again (rev30)",
+        "    for _ in range(_CUTS_AT_MOST):  # what is left may read as a userinfo again (rev30)",
+        "    for _ in range(1):  # what is left may read as a userinfo again (rev30)",
         "the SDKs record a URL whose userinfo, cut once, leaves one the ledger refuses (rev30)",
         ("tests/unit/test_commands.py",),
     ),
@@ -3177,7 +3177,7 @@ MUTANTS = (
     Mutant(
         "store-url-trailing-space",
         "ledger/_stores/settings.py",
-        '        if url and (url[-1].isspace() or url[-1] < " "):',
+        '        if url and (url[-1].isspace() or unicodedata.category(url[-1]) in ("Cc", "Cf")):',
         "        if False:",
         "a store URL ending in a space names a second store (rev31)",
     ),
@@ -3195,6 +3195,35 @@ MUTANTS = (
         "    if False:\n",
         "a snapshot row's edited topic is named an unreadable event (rev31 reread)",
         ("tests/integration/test_tamper.py",),
+    ),
+    Mutant(
+        "userinfo-cut-without-end",
+        "ledger/_domain/model.py",
+        "    for _ in range(_CUTS_AT_MOST):  # what is left",
+        "    while True:  # what is left",
+        "'//@//@...' is cut once for each @: minutes for a million (rev31 reread2)",
+    ),
+    Mutant(
+        "file-url-userinfo",
+        "ledger/_domain/model.py",
+        '_SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})',
+        '_SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})',
+        "a file URL's name is read as a userinfo (rev31 reread2)",
+    ),
+    Mutant(
+        "store-url-invisible-end",
+        "ledger/_stores/settings.py",
+        'unicodedata.category(url[-1]) in ("Cc", "Cf")',
+        'url[-1] < " "',
+        "a store URL ending in DEL or U+200B names a second store (rev31 reread2)",
+    ),
+    Mutant(
+        "aio-fork-parent-thread",
+        "workers/aio/_flavour.py",
+        "        if self._pid != os.getpid():\n            self._executor",
+        "        if False:\n            self._executor",
+        "an asyncio SDK used after a fork waits on its parent's thread (rev31 reread2)",
+        ("tests/integration/test_ledger_after_fork.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
