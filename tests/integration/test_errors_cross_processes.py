@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from conftest import register
+from pool_task import checkout
 
 from ledger import (
     Checkout,
@@ -27,13 +28,6 @@ from ledger import (
 from ledger._domain.errors import UnreadableEvent, UnreadableSnapshot
 
 
-def _checkout(url: str, run: str) -> str:
-    with Ledger.open(url) as ledger:
-        return ledger.handle(
-            Checkout(profile_id="profile_shop_17", worker_id=run, run_id=run, task_type="t")
-        ).lease_id
-
-
 def test_a_denial_in_a_worker_process_reaches_the_scheduler_as_a_denial(store_url: str) -> None:
     """Two checkouts of one profile in a pool of spawned processes: one lease, and one
     CheckoutDenied in the parent, reason already_leased, naming the holder."""
@@ -41,8 +35,8 @@ def test_a_denial_in_a_worker_process_reaches_the_scheduler_as_a_denial(store_ur
         register(ledger)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(2, mp_context=spawn) as pool:
-        granted = pool.submit(_checkout, store_url, "r1").result(timeout=120)
-        denied = pool.submit(_checkout, store_url, "r2")
+        granted = pool.submit(checkout, store_url, "r1").result(timeout=120)
+        denied = pool.submit(checkout, store_url, "r2")
         with pytest.raises(CheckoutDenied) as raised:
             denied.result(timeout=120)
     assert granted == "lease-1@profile_shop_17"
