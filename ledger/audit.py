@@ -120,14 +120,13 @@ def digest(
     found = [p.line() for p in walked.problems + snapshot_problems]
     if found:
         raise DigestRefused(f"the log does not verify, so no digest was made: {_shown(found)}")
-    if before is not None:
-        found += [f"the previous digest {p}" for p in _holds(walked, before)]
-    if before is not None and found:
-        if _place(before.store) != _place(here):  # rev31: its differences read as tampering
-            found.insert(0, f"the previous digest {_another_store(before.store, here)}")
+    # rev31: a previous digest of another store says so first, as verify's --digest does.
+    lost = _of_another_store(_holds(walked, before), before, here) if before is not None else []
+    if lost:
+        said = _shown([f"the previous digest {p}" for p in lost])
         raise DigestRefused(
             "every chain holds, but the log no longer holds what the previous digest recorded, so "
-            f"no digest was made: {_shown(found)}"
+            f"no digest was made: {said}"
         )
     made = Digest(
         store=here,
@@ -166,9 +165,7 @@ def verify(
     here = _place(ledger.settings.describe(), login=True)
     for name, recorded in (("the digest", against), ("the earlier digest", since)):
         if recorded is not None:
-            found = _against(state, recorded, public_key)
-            if found and _place(recorded.store) != _place(here):  # a restored copy too: said
-                found.insert(0, _another_store(recorded.store, here))
+            found = _of_another_store(_against(state, recorded, public_key), recorded, here)
             problems += [f"{name} {p}" for p in found]
     if against is not None and since is not None:
         problems_, proof = _extends(state, since, against)
@@ -226,6 +223,14 @@ def _shown(found: list[str]) -> str:
     """The first five of ``found``, and how many more."""
     more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
     return "; ".join(found[:5]) + more
+
+
+def _of_another_store(found: list[str], recorded: Digest, here: str) -> list[str]:
+    """``found``, what ``recorded`` says the log no longer holds, led by the line saying that
+    it was made of another store when it was: its differences would read as tampering."""
+    if found and _place(recorded.store) != _place(here):  # a restored copy too: said
+        return [_another_store(recorded.store, here), *found]
+    return found
 
 
 def _another_store(theirs: str, here: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter
@@ -313,10 +313,8 @@ def _stored(field: str, value: datetime | None) -> str | None:
     if value is not None and (not isinstance(value, datetime) or value != value):  # a date, NaT
         msg = f"expected a datetime, not {str(value)[:40]!r}"
         raise InvalidInput(field, msg)
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
     try:
-        return iso(value)
+        return iso(value)  # one without an offset taken as UTC
     except OverflowError:
         assert value is not None
         msg = f"{value.isoformat()} is out of range: it has no instant in UTC"

@@ -41,8 +41,11 @@ class SnapshotSource(Protocol):
     def stream_events(self, stream: UUID, after: int, upto: int, limit: int) -> list[ProfileEvent]:
         """Up to ``limit`` events of ``stream`` in versions ``after`` < v <= ``upto``."""
 
-    def decode_snapshot(self, stream: UUID, version: int, topic: str, state: bytes) -> Any:
-        """The decoded snapshot, or an exception."""
+    def decode_snapshot(
+        self, stream: UUID, version: int, topic: str, state: bytes
+    ) -> ProfileSnapshot:
+        """The decoded snapshot (``UnreadableSnapshot`` for a row that is none, its topic
+        another's), or ``OlderSnapshot``."""
 
     def stream_heads(self) -> list[tuple[str, int]]:
         """Each stream of the log (its id in hex) and its last version, in stream order."""
@@ -190,8 +193,6 @@ class SnapshotCheck:
         assert fold is not None  # ``_in_hand`` made it
         try:
             held = self.source.decode_snapshot(stream, version, topic, state)
-            if not isinstance(held, ProfileSnapshot):
-                raise TypeError(f"its topic {topic[:40]!r} is not a snapshot's")
         except OlderSnapshot as e:  # passed over by every load, but not written by this custody
             older = (
                 f"its snapshot is of an older form ({e}), which no load starts from: written by "

@@ -37,6 +37,7 @@ from ledger.ports import Authority, CommandRecord, DirectoryRecord, Save, Stream
 if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
     from ledger._domain.profile import Profile
+    from ledger._domain.snapshot import ProfileSnapshot
     from ledger._domain.state import ProfileStateMachine
     from ledger._stores.views import Views
 
@@ -343,7 +344,9 @@ class Store:
             events = self.app.events.get(stream, gt=after, lte=upto, limit=limit)
             return list(events)  # type: ignore[arg-type]
 
-    def decode_snapshot(self, stream: UUID, version: int, topic: str, state: bytes) -> Any:
+    def decode_snapshot(
+        self, stream: UUID, version: int, topic: str, state: bytes
+    ) -> ProfileSnapshot:
         """A stored snapshot as a load decodes it (the store's own mapper); raises whatever the
         mapper raises on bytes it cannot read."""
         stored = StoredEvent(
