@@ -86,7 +86,7 @@ class AggregateRoot(ProfileStateMachine):
             envelope=envelope,
             **payload,
         )
-        event = event.linked(self.head)  # its place in the chain, after the last event
+        event = event.link_after(self.head)  # its place in the chain, after the last event
         self.apply(event)
         self._pending.append(event)
 

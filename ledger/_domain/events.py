@@ -96,6 +96,16 @@ class ProfileEvent(Frozen):
         _CANON.__set__(event, canon)  # the link is no part of the body or the header
         return event
 
+    def link_after(self, prev: str) -> ProfileEvent:
+        """``linked`` for an event nobody else holds yet (the one a command just made): its
+        link set on the event itself rather than on a copy, which cost a heartbeat about 4%
+        of its CPU (pydantic's ``model_copy``). The same fields and fields set as ``linked``
+        gives; the link is no part of the canonical body or header made first."""
+        body, header = self._bytes()
+        self.__dict__["chain"] = link(prev, header, body)
+        self.__pydantic_fields_set__.add("chain")
+        return self
+
     def hash_after(self, prev: str) -> str:
         """The event's hash: its link's; for an event stored before hash chains, the hash its
         link would have had after the event that hashed ``prev``."""

@@ -55,3 +55,25 @@ def test_a_copy_of_an_event_stored_before_chains_hashes_as_the_event(name: str, 
     copied = COPIES[how](event)
     assert copied == event
     assert copied.hash_after(GENESIS) == event.hash_after(GENESIS)
+
+
+@pytest.mark.parametrize("name", ["lease_heartbeat", "lease_acquired", "profile_registered"])
+def test_an_event_linked_in_place_is_the_event_linked_on_a_copy(name: str) -> None:
+    """``link_after`` (a command's new event, linked where it was made) gives what ``linked``
+    gives: the same fields, fields set, canonical bytes, link and stored bytes."""
+    fixture = sorted(FIXTURES.glob(f"{name}.v*.json"))[-1]  # its current class version
+    row = StoredEvent(ORIGINATOR_ID, 3, name, fixture.read_bytes())
+    read = ProfileEventMapper().to_domain_event(row)
+
+    def made() -> Any:  # as a command makes it: nothing cached, no link
+        return type(read).model_validate(read.model_dump(exclude={"chain"}))
+
+    prev = "ab" * 32
+    on_a_copy, in_place = made().linked(prev), made().link_after(prev)
+    assert in_place.chain is not None
+    assert in_place.chain == on_a_copy.chain
+    assert in_place == on_a_copy
+    assert in_place.model_fields_set == on_a_copy.model_fields_set
+    assert (in_place.body(), in_place.header()) == (on_a_copy.body(), on_a_copy.header())
+    mapper = ProfileEventMapper()
+    assert mapper.to_stored_event(in_place) == mapper.to_stored_event(on_a_copy)
