@@ -3225,6 +3225,29 @@ MUTANTS = (
         "an asyncio SDK used after a fork waits on its parent's thread (rev31 reread2)",
         ("tests/integration/test_ledger_after_fork.py",),
     ),
+    Mutant(
+        "link-in-place-fields-set",
+        "ledger/_domain/events.py",
+        '        self.__pydantic_fields_set__.add("chain")\n',
+        "",
+        "a command's event linked in place is not marked as having its link set, as linked() does",
+    ),
+    Mutant(
+        "availability-index-with-deadline",
+        "ledger/_stores/recorders.py",
+        'ON {AVAILABILITY_TABLE} (state)",\n',
+        'ON {AVAILABILITY_TABLE} (state, until)",\n',
+        "the availability index takes the deadline again: every heartbeat adds index entries",
+        ("tests/integration/test_availability_index.py",),
+    ),
+    Mutant(
+        "availability-old-index-kept",
+        "ledger/_stores/recorders.py",
+        '        f"DROP INDEX IF EXISTS {AVAILABILITY_TABLE}_state",\n',
+        "",
+        "init keeps a store's older index on (state, until) beside the new one",
+        ("tests/integration/test_availability_index.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
