@@ -289,16 +289,19 @@ class Store:
         # (the library caches nothing after a save when it fast-forwards).
         cache = app.repository.cache
         for (profile, _, _), events in zip(saves, collected, strict=True):
+            self._snapshot_if_due(profile, events)  # the cache still holds the profile before
             if cache is not None and events:
                 cache.put(profile.id, profile)
-            self._snapshot_if_due(profile, events)
 
     def _snapshot_if_due(self, profile: Profile, events: Sequence[ProfileEvent]) -> None:
         """A snapshot at each saved version that is a multiple of ``SNAPSHOT_INTERVAL``, as
         ``Application.save`` takes them (not for a login that may not write snapshots). At the
         saved profile's own version it is taken from the profile in hand instead of folding
         the stream again from the store (``custody verify`` checks each against the fold);
-        at another, from the stream folded to it, as ``Application.take_snapshot`` does."""
+        at another (a save of several events, a release's), from the profile this process held
+        before the save, folded on to it with the saved events, when it held the stream up to
+        them; else from the stream folded to it, as ``Application.take_snapshot`` does (a fold
+        from the store, most of a checkout+release cycle's snapshot cost)."""
         due = [e for e in events if not e.originator_version % SNAPSHOT_INTERVAL]
         app = self.app
         if not due or app.snapshots is None or not app.takes_snapshots:
@@ -321,10 +324,30 @@ class Store:
                 with contextlib.suppress(IntegrityError):
                     taken = profile
                     if version != profile.version:
-                        taken = app.repository.get(
+                        taken = self._held_before(profile, events, version) or app.repository.get(
                             event.originator_id, version=version, projector_func=replay
                         )
                     app.snapshots.put([ProfileSnapshot.take(taken)])
+
+    def _held_before(
+        self, profile: Profile, events: Sequence[ProfileEvent], version: int
+    ) -> Profile | None:
+        """The profile at ``version``, one of ``events`` just saved: a copy of the profile this
+        process held before the save (the cache's, not yet replaced by the saved one) with the
+        saved events up to it folded on, if it held the stream up to the first of them; else
+        None. What it held is what the decision stood on, and the save's version check proved
+        the stream had nothing after it."""
+        from ledger._domain.loading import fold
+
+        cache = self.app.repository.cache
+        try:
+            held = cache.get(profile.id) if cache is not None else None
+        except KeyError:
+            return None
+        if held is None or held.version != events[0].originator_version - 1:
+            return None
+        upto = [e for e in events if e.originator_version <= version]
+        return cast("Profile", fold(deepcopy(held), upto, type(held)))
 
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first (empty if none)."""

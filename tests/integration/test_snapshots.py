@@ -358,3 +358,40 @@ def test_the_snapshots_a_load_reads_pass_over_older_forms_for_earlier_ones(
         loaded = ledger.store.load(pid, version=3 * SNAPSHOT_INTERVAL + 1)
         assert loaded is not None
         assert _state(loaded) == _state(_folded(ledger, pid, loaded.version))
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_a_snapshot_inside_a_save_of_several_events_is_the_fold_up_to_it(
+    store_url: str, held: bool
+) -> None:
+    """A release's first event lands on a multiple of the interval: its snapshot is the state
+    folded up to that event, not the release's last. Taken from the profile the process held
+    before the save with the saved events folded on, it reads nothing from the store (a fold
+    from the store was most of a checkout+release cycle's snapshot cost); without a cache it
+    still folds the stream."""
+    with Ledger.open(store_url) as ledger:
+        pid = register(ledger)
+        lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+        while ledger.view(pid).version < SNAPSHOT_INTERVAL - 1:
+            ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
+        if not held:
+            ledger.store.app.repository.cache = None
+        read_after = _reads_after(ledger)
+        ledger.handle(Release(lease_id=lease.lease_id, fencing_token=1, outcome="success"))
+        reads = list(read_after)
+        saved = [e.originator_version for e in ledger.history(pid)][SNAPSHOT_INTERVAL - 1 :]
+        assert saved[0] == SNAPSHOT_INTERVAL
+        assert len(saved) > 1  # the snapshot's version is not the save's last
+        assert (reads == []) is held
+        snapshots = ledger.store.app.snapshots
+        assert snapshots is not None
+        (snapshot,) = snapshots.get(Profile.create_id(pid))
+        assert snapshot.originator_version == SNAPSHOT_INTERVAL
+    with Ledger.open(store_url) as fresh:
+        read_after = _reads_after(fresh)
+        loaded = fresh.uow.load(pid, SNAPSHOT_INTERVAL)
+        assert read_after == [SNAPSHOT_INTERVAL]  # from the snapshot
+        assert _state(loaded) == _state(_folded(fresh, pid, SNAPSHOT_INTERVAL))
+        checked = audit.verify(fresh)
+        assert checked.problems == []
+        assert checked.snapshots == 1

@@ -3248,6 +3248,14 @@ MUTANTS = (
         "init keeps a store's older index on (state, until) beside the new one",
         ("tests/integration/test_availability_index.py",),
     ),
+    Mutant(
+        "snapshot-inside-a-save-takes-the-last",
+        "ledger/_stores/store.py",
+        "        upto = [e for e in events if e.originator_version <= version]\n",
+        "        upto = list(events)\n",
+        "a snapshot due inside a save of several events holds the state after the save's last",
+        ("tests/integration/test_snapshots.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
