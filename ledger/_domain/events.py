@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from pydantic import Field
+from pydantic_core import SchemaValidator
 
 from ledger._domain.browser import StopSignal
 from ledger._domain.chain import Link, body_bytes, header_bytes, link
@@ -100,7 +101,12 @@ class ProfileEvent(Frozen):
         """``linked`` for an event nobody else holds yet (the one a command just made): its
         link set on the event itself rather than on a copy, which cost a heartbeat about 4%
         of its CPU (pydantic's ``model_copy``). The same fields and fields set as ``linked``
-        gives; the link is no part of the canonical body or header made first."""
+        gives; the link is no part of the canonical body or header made first. Where a
+        pydantic plugin is installed, the event was handed to it when it was made (a plugin
+        may keep what it validates): it is linked on a copy, and what the plugin holds stays
+        as it was handed."""
+        if type(type(self).__pydantic_validator__) is not SchemaValidator:
+            return self.linked(prev)
         body, header = self._bytes()
         self.__dict__["chain"] = link(prev, header, body)
         self.__pydantic_fields_set__.add("chain")
