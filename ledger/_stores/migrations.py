@@ -140,6 +140,7 @@ def create_schema(self: Migrating) -> None:
         self.execute(statement)
     if self._pg:  # before a grant on it fails, or the version says the store is whole
         refuse_squatted(self, self.tables.events, "custody init stops here")
+    _drop_older_availability_index(self)
     found = self.schema_version() or SCHEMA_VERSION
     if found < 4:
         _add_command_columns(self)
@@ -176,6 +177,49 @@ def create_schema(self: Migrating) -> None:
         f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
         (SCHEMA_VERSION, SCHEMA_VERSION),
     )
+
+
+# The availability table's index before 2026-12-05, on (state, until): a heartbeat moved its
+# key (``ledger._stores.recorders.availability_ddl`` says why it is on the state alone now).
+OLDER_AVAILABILITY_INDEX = f"{AVAILABILITY_TABLE}_state"
+
+
+def _drop_older_availability_index(self: Migrating) -> None:
+    """Drop the older index on (state, until) where this store's availability table has it:
+    only that table's (an index of that name elsewhere on the search path is another's). On
+    PostgreSQL concurrently, on an autocommit connection of the pool, so that no read or
+    heartbeat waits behind it; where a transaction holds the table past the store's lock
+    timeout (a long report), the index is left to the next init, and the notes say so."""
+    if not self._pg:
+        if self.query(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name = ?",
+            (AVAILABILITY_TABLE, OLDER_AVAILABILITY_INDEX),
+        ):
+            self.execute(f"DROP INDEX {OLDER_AVAILABILITY_INDEX}")
+        return
+    found = self.query(
+        "SELECT n.nspname AS schema FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE i.indrelid = to_regclass(?) AND c.relname = ?",
+        (AVAILABILITY_TABLE, OLDER_AVAILABILITY_INDEX),
+    )
+    if not found:
+        return
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    drop = SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(
+        Identifier(found[0]["schema"]), Identifier(OLDER_AVAILABILITY_INDEX)
+    )
+    try:
+        with self.app.recorder.datastore.pool.connection() as conn:  # in autocommit
+            conn.execute(drop)
+    except psycopg.errors.LockNotAvailable:
+        self.notes.append(
+            f"the older index {OLDER_AVAILABILITY_INDEX} (state, until) is kept for now: a "
+            "transaction held the availability table past the lock timeout; the next custody "
+            "init drops it (heartbeats cost a little more until then)"
+        )
 
 
 def _owner(self: Migrating, table: str) -> int:

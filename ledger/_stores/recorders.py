@@ -49,8 +49,8 @@ def availability_ddl() -> list[str]:
         # a heartbeat moves ``until`` and never the state, so on PostgreSQL its row is updated
         # in place (a HOT update) with no new index entry, where an index on (state, until)
         # took two new entries per heartbeat (about 70 bytes of index each, until a vacuum)
-        # and a tenth more WAL. A store made before keeps that index until init replaces it.
-        f"DROP INDEX IF EXISTS {AVAILABILITY_TABLE}_state",
+        # and a tenth more WAL. A store made before keeps that index until init drops it
+        # (``ledger._stores.migrations``: ``OLDER_AVAILABILITY_INDEX``).
         f"CREATE INDEX IF NOT EXISTS {AVAILABILITY_TABLE}_by_state ON {AVAILABILITY_TABLE} (state)",
     ]
 

@@ -5,8 +5,11 @@ a HOT update); a store made with the older index on (state, until) has it replac
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from conftest import register
@@ -69,3 +72,91 @@ def test_init_replaces_the_older_index_on_sqlite(tmp_path: Path) -> None:
     assert _sqlite_indexes(path) == [("custody_availability_state", ["state", "until"])]
     Ledger.init(f"sqlite:///{path}").close()
     assert _sqlite_indexes(path) == [("custody_availability_by_state", ["state"])]
+
+
+def test_init_drops_only_the_store_s_own_older_index(pg_url: str) -> None:
+    """An index of that name on another table (another login's, or another store's on the
+    search path) is not custody's: init leaves it."""
+    Ledger.init(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE elsewhere (state TEXT, until TEXT)")
+        conn.execute("CREATE INDEX custody_availability_state ON elsewhere (state, until)")
+    Ledger.init(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        found = conn.execute("SELECT to_regclass('custody_availability_state')").fetchone()
+    assert found == ("custody_availability_state",)
+
+
+def test_the_older_index_is_dropped_without_holding_up_heartbeats(pg_url: str) -> None:
+    """While a report's snapshot has read the availability table, init's drop of the older
+    index waits for it without taking the table from anyone: a heartbeat goes through while
+    init waits (a plain DROP INDEX queued every heartbeat behind it until the lock timeout).
+    Past the timeout init leaves the index, and says so; the next init drops it."""
+    url = f"{pg_url}?timeout=3"
+    Ledger.init(url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP INDEX custody_availability_by_state")
+        conn.execute(_OLD)
+    with Ledger.open(url) as ledger, psycopg.connect(pg_url) as report:
+        register(ledger, "p1")
+        lease = ledger.handle(
+            Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t", ttl_seconds=600)
+        )
+        report.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        report.execute("SELECT count(*) FROM custody_availability").fetchone()
+        notes: list[list[str]] = []
+        init = threading.Thread(target=lambda: notes.append(_init_notes(url)))
+        init.start()
+        with psycopg.connect(pg_url, autocommit=True) as watch:
+            while not _drop_waiting(watch):
+                assert init.is_alive(), notes
+                time.sleep(0.01)
+            ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s"))
+            assert _drop_waiting(watch)  # the heartbeat went through while the drop waited
+        init.join(timeout=30)
+        report.rollback()
+    (said,) = notes
+    assert any("custody_availability_state" in note and "next" in note for note in said), said
+    assert _pg_indexes(pg_url) == ["custody_availability_by_state", "custody_availability_state"]
+    assert not any("custody_availability_state" in note for note in _init_notes(url))
+    assert _pg_indexes(pg_url) == ["custody_availability_by_state"]
+
+
+def _drop_waiting(watch: psycopg.Connection[Any]) -> bool:
+    return bool(
+        watch.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'DROP INDEX%' "
+            "AND wait_event_type = 'Lock'"
+        ).fetchall()
+    )
+
+
+def _init_notes(url: str) -> list[str]:
+    ledger = Ledger.init(url)
+    try:
+        return list(ledger.store.notes)
+    finally:
+        ledger.close()
+
+
+def _pg_indexes(url: str) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'custody_availability' "
+            "AND indexname <> 'custody_availability_pkey' ORDER BY indexname"
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+def test_init_leaves_an_index_of_that_name_on_another_table_on_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "custody.db"
+    Ledger.init(f"sqlite:///{path}").close()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE elsewhere (state TEXT, until TEXT)")
+        conn.execute("CREATE INDEX custody_availability_state ON elsewhere (state, until)")
+    Ledger.init(f"sqlite:///{path}").close()
+    with closing(sqlite3.connect(path)) as conn:
+        found = conn.execute(
+            "SELECT tbl_name FROM sqlite_master WHERE name = 'custody_availability_state'"
+        ).fetchall()
+    assert found == [("elsewhere",)]

@@ -3242,8 +3242,8 @@ MUTANTS = (
     ),
     Mutant(
         "availability-old-index-kept",
-        "ledger/_stores/recorders.py",
-        '        f"DROP INDEX IF EXISTS {AVAILABILITY_TABLE}_state",\n',
+        "ledger/_stores/migrations.py",
+        "    _drop_older_availability_index(self)\n",
         "",
         "init keeps a store's older index on (state, until) beside the new one",
         ("tests/integration/test_availability_index.py",),
@@ -3255,6 +3255,38 @@ MUTANTS = (
         "        upto = list(events)\n",
         "a snapshot due inside a save of several events holds the state after the save's last",
         ("tests/integration/test_snapshots.py",),
+    ),
+    Mutant(
+        "older-index-dropped-by-name",
+        "ledger/_stores/migrations.py",
+        '        "WHERE i.indrelid = to_regclass(?) AND c.relname = ?",\n',
+        '        "WHERE (i.indrelid = to_regclass(?) OR true) AND c.relname = ?",\n',
+        "init drops an index of the older one's name on another table (review of this stop)",
+        ("tests/integration/test_availability_index.py",),
+    ),
+    Mutant(
+        "older-index-dropped-in-the-way",
+        "ledger/_stores/migrations.py",
+        "DROP INDEX CONCURRENTLY IF EXISTS",
+        "DROP INDEX IF EXISTS",
+        "init's drop of the older index queues every heartbeat behind it (review of this stop)",
+        ("tests/integration/test_availability_index.py",),
+    ),
+    Mutant(
+        "older-index-by-name-on-sqlite",
+        "ledger/_stores/migrations.py",
+        "WHERE type = 'index' AND tbl_name = ? AND name = ?\",\n"
+        "            (AVAILABILITY_TABLE, OLDER_AVAILABILITY_INDEX),",
+        "WHERE type = 'index' AND name = ?\",\n            (OLDER_AVAILABILITY_INDEX,),",
+        "init drops an index of the older one's name on another SQLite table",
+        ("tests/integration/test_availability_index.py",),
+    ),
+    Mutant(
+        "link-in-place-past-a-plugin",
+        "ledger/_domain/events.py",
+        "        if type(type(self).__pydantic_validator__) is not SchemaValidator:\n",
+        "        if False:\n",
+        "an event a pydantic plugin was handed is linked in place, changing what it holds",
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
