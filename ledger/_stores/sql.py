@@ -73,6 +73,8 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
     the schema lock, if asked) while the store is set up."""
     with postgres_connection(settings) as conn:
         _refuse_encoding(settings, conn.info.parameter_status("server_encoding"))
+        (schemas,) = conn.execute("SELECT current_schemas(false)").fetchone() or ([],)
+        _refuse_search_path(settings, schemas)
         if schema_lock:
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
             # Before the library's recorder creates a table: a newer custody's store is its own.
@@ -94,6 +96,21 @@ def _refuse_encoding(settings: StoreSettings, encoding: str | None) -> None:
             f"{settings.describe()} is a {found} database; custody keeps texts of every "
             "language and needs a UTF8 one (CREATE DATABASE ... ENCODING 'UTF8' "
             "TEMPLATE template0)"
+        )
+        raise InvalidInput("store", msg)
+
+
+def _refuse_search_path(settings: StoreSettings, schemas: list[str]) -> None:
+    """A login whose search path leaves out the schema public is refused, before anything is
+    made: the library keeps the events there (its default schema) while custody's own tables
+    and its look-ups of the events follow the search path, so init made the events and then
+    failed with a traceback (IndexError: a review found it)."""
+    if "public" not in schemas:
+        shown = ", ".join(schemas) or "no schema that exists"
+        msg = (
+            f"{settings.describe()}: this login's search_path holds {shown} and not public, "
+            f"where custody keeps its tables (ALTER ROLE {settings.user or 'LOGIN'} "
+            'SET search_path = "$user", public)'
         )
         raise InvalidInput("store", msg)
 
