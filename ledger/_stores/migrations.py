@@ -214,7 +214,8 @@ def _drop_older_availability_index(self: Migrating) -> None:
     try:
         with self.app.recorder.datastore.pool.connection() as conn:  # in autocommit
             conn.execute(drop)
-    except psycopg.errors.LockNotAvailable:
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+        # Past the lock timeout, or a statement timeout the login has that is shorter.
         self.notes.append(
             f"the older index {OLDER_AVAILABILITY_INDEX} (state, until) is kept for now: a "
             "transaction held the availability table past the lock timeout; the next custody "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from conftest import register
 
 from ledger import Checkout, Heartbeat, Ledger
@@ -87,16 +88,21 @@ def test_init_drops_only_the_store_s_own_older_index(pg_url: str) -> None:
     assert found == ("custody_availability_state",)
 
 
-def test_the_older_index_is_dropped_without_holding_up_heartbeats(pg_url: str) -> None:
+@pytest.mark.parametrize("limit", ["lock timeout", "statement timeout"])
+def test_the_older_index_is_dropped_without_holding_up_heartbeats(pg_url: str, limit: str) -> None:
     """While a report's snapshot has read the availability table, init's drop of the older
     index waits for it without taking the table from anyone: a heartbeat goes through while
     init waits (a plain DROP INDEX queued every heartbeat behind it until the lock timeout).
-    Past the timeout init leaves the index, and says so; the next init drops it."""
-    url = f"{pg_url}?timeout=3"
+    Past the store's lock timeout, or a shorter statement timeout of the database's, init
+    leaves the index and says so; the next init drops it."""
+    url = f"{pg_url}?timeout={3 if limit == 'lock timeout' else 9}"
     Ledger.init(url).close()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DROP INDEX custody_availability_by_state")
         conn.execute(_OLD)
+        if limit == "statement timeout":
+            database = conn.info.dbname
+            conn.execute(f"ALTER DATABASE {database} SET statement_timeout = '3s'")
     with Ledger.open(url) as ledger, psycopg.connect(pg_url) as report:
         register(ledger, "p1")
         lease = ledger.handle(

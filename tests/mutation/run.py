@@ -3288,6 +3288,22 @@ MUTANTS = (
         "        if False:\n",
         "an event a pydantic plugin was handed is linked in place, changing what it holds",
     ),
+    Mutant(
+        "search-path-without-public",
+        "ledger/_stores/sql.py",
+        '    if "public" not in schemas:\n',
+        "    if False:\n",
+        "a login whose search_path leaves public out makes the events, then fails with a traceback",
+        ("tests/integration/test_search_path.py",),
+    ),
+    Mutant(
+        "older-index-drop-past-a-statement-timeout",
+        "ledger/_stores/migrations.py",
+        "    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):\n",
+        "    except psycopg.errors.LockNotAvailable:\n",
+        "init fails where a statement timeout shorter than the lock timeout ends its drop",
+        ("tests/integration/test_availability_index.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
