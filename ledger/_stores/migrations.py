@@ -218,8 +218,8 @@ def _drop_older_availability_index(self: Migrating) -> None:
         # Past the lock timeout, or a statement timeout the login has that is shorter.
         self.notes.append(
             f"the older index {OLDER_AVAILABILITY_INDEX} (state, until) is kept for now: a "
-            "transaction held the availability table past the lock timeout; the next custody "
-            "init drops it (heartbeats cost a little more until then)"
+            "transaction held the availability table past the store's timeout; the next "
+            "custody init drops it (heartbeats cost a little more until then)"
         )
 
 

@@ -322,9 +322,11 @@ class Store:
                 # One already there is this very state (only the writer of a version takes
                 # it): never a reason to run the command again.
                 with contextlib.suppress(IntegrityError):
-                    taken = profile
+                    taken: Profile | None = profile
                     if version != profile.version:
-                        taken = self._held_before(profile, events, version) or app.repository.get(
+                        taken = self._held_before(profile, events, version)
+                    if taken is None:
+                        taken = app.repository.get(
                             event.originator_id, version=version, projector_func=replay
                         )
                     app.snapshots.put([ProfileSnapshot.take(taken)])
