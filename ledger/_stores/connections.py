@@ -29,6 +29,7 @@ _BUSY = ("database is locked", "lock timeout")
 # waited 5 s; retry", which failed the same way every time).
 _STATEMENT_TIMEOUT = "statement timeout"
 _INSUFFICIENT_PRIVILEGE = "42501"
+_LOCK_NOT_AVAILABLE = "55P03"
 # What a login no custody role was granted (or one revoked) meets first (rev29: said alone).
 _NO_ROLE = "permission denied for table custody_schema"
 
@@ -88,7 +89,11 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
         # (a password "o" made "c***nnecti***n refused").
         alone = rf"(?<![0-9A-Za-z]){re.escape(settings.password)}(?![0-9A-Za-z])"
         first = re.sub(alone, "***", first)
-    said = "busy" if any(m in first.lower() for m in _BUSY) else "unavailable"
+    # A lock not granted in time is told by its SQLSTATE too: the server's words are in its
+    # lc_messages, which need not be English (a review: a German server's lock timeout said
+    # "unavailable", without "retry").
+    waited = any(m in first.lower() for m in _BUSY) or _sqlstate(error) == _LOCK_NOT_AVAILABLE
+    said = "busy" if waited else "unavailable"
     msg = f"store {settings.describe()} {said}: {first}"
     if settings.kind == "sqlite" and first.lower() in _DISK_TROUBLE:
         msg += free_space(settings.path)

@@ -82,6 +82,8 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
             if found is not None:
                 row = conn.execute(RECORDED_VERSION).fetchone()
                 _refuse_newer(settings, int(row[0]) if row else None)
+            else:
+                _refuse_split(settings, schemas)
         yield
 
 
@@ -111,6 +113,22 @@ def _refuse_search_path(settings: StoreSettings, schemas: list[str]) -> None:
             f"{settings.describe()}: this login's search_path holds {shown} and not public, "
             f"where custody keeps its tables (ALTER ROLE {settings.user or 'LOGIN'} "
             'SET search_path = "$user", public)'
+        )
+        raise InvalidInput("store", msg)
+
+
+def _refuse_split(settings: StoreSettings, schemas: list[str]) -> None:
+    """A new store is not made where this login makes new tables in a schema before public
+    (``CREATE SCHEMA AUTHORIZATION`` a login, with the default search_path ``"$user",
+    public``): the library would make the events in public and custody its own tables in that
+    schema, a store the logins ``custody access grant`` makes could not find (a review found
+    every granted login told "not initialised")."""
+    if schemas[:1] != ["public"]:
+        msg = (
+            f"{settings.describe()}: this login makes new tables in {schemas[0]}, before "
+            "public, where custody keeps its tables; a store made here would be split between "
+            f"the two (ALTER ROLE {settings.user or 'LOGIN'} SET search_path = public, then "
+            "custody init)"
         )
         raise InvalidInput("store", msg)
 

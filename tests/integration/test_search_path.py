@@ -31,3 +31,36 @@ def test_a_login_without_public_on_its_search_path_is_refused_in_one_line(
                 "WHERE n.nspname IN ('public', 'Their Schema') AND c.relkind = 'r'"
             ).fetchone()
         assert made == (0,)
+
+
+def test_a_new_store_is_not_split_by_a_schema_before_public(
+    pg_cluster: PostgresCluster, pg_url: str
+) -> None:
+    """A login with a schema of its own name (PostgreSQL 15's advice) and the default
+    search_path ``"$user", public`` made the events in public and custody's other tables in
+    its schema: every login ``access grant`` made was told "not initialised" (a review found
+    it). init refuses to make such a store, in one line, before anything is made; with the
+    search path set to public it makes the store whole."""
+    with owner_login(pg_cluster, pg_url) as (role, store):
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA AUTHORIZATION {role}")
+        run = custody(f"{store}?timeout=2", "init")
+        assert run.returncode == BAD_INPUT, run.stderr
+        (line,) = run.stderr.splitlines()
+        assert f"makes new tables in {role}, before public" in line
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            made = conn.execute(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname IN ('public', %s) AND c.relkind = 'r'",
+                (role,),
+            ).fetchone()
+            assert made == (0,)
+            conn.execute(f"ALTER ROLE {role} SET search_path = public")
+        assert custody(f"{store}?timeout=2", "init").returncode == 0
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            schemas = conn.execute(
+                "SELECT DISTINCT n.nspname FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname LIKE 'custody%%' AND c.relkind = 'r'"
+            ).fetchall()
+        assert schemas == [("public",)]

@@ -3304,6 +3304,21 @@ MUTANTS = (
         "init fails where a statement timeout shorter than the lock timeout ends its drop",
         ("tests/integration/test_availability_index.py",),
     ),
+    Mutant(
+        "new-store-split-by-a-schema",
+        "ledger/_stores/sql.py",
+        '    if schemas[:1] != ["public"]:\n',
+        "    if False:\n",
+        "init makes a store split between a login's own schema and public (review of this stop)",
+        ("tests/integration/test_search_path.py",),
+    ),
+    Mutant(
+        "lock-timeout-busy-by-sqlstate",
+        "ledger/_stores/connections.py",
+        " or _sqlstate(error) == _LOCK_NOT_AVAILABLE\n",
+        "\n",
+        "a lock timeout said in another language is 'unavailable', without retry (a review)",
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

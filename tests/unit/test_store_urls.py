@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ledger import InvalidInput
@@ -203,6 +204,19 @@ def test_a_statement_timeout_is_named_as_the_server_s_setting_not_a_lock_wait() 
     )
     assert "waited" not in str(failure)
     assert store_failure(settings, OSError("canceling statement due to lock timeout")).busy
+
+
+def test_a_lock_timeout_in_another_language_is_busy() -> None:
+    """A server whose lc_messages is not English says a lock timeout in its own words: it is
+    told by its SQLSTATE (55P03), busy with "retry", as in English (a review found it said
+    "unavailable")."""
+    settings = StoreSettings.from_url("postgresql://u@127.0.0.1:1/x")
+    said = "Anweisung wird abgebrochen wegen Zeitüberschreitung einer Sperre"
+    failure = store_failure(settings, psycopg.errors.LockNotAvailable(said))
+    assert failure.busy
+    assert str(failure).endswith(f"busy: {said} (waited 5 s; nothing was written, retry)")
+    other = store_failure(settings, psycopg.errors.UndefinedTable("Relation existiert nicht"))
+    assert not other.busy
 
 
 def test_a_store_s_settings_never_show_their_password() -> None:
