@@ -111,8 +111,7 @@ def _refuse_search_path(settings: StoreSettings, schemas: list[str]) -> None:
         shown = ", ".join(schemas) or "no schema that exists"
         msg = (
             f"{settings.describe()}: this login's search_path holds {shown} and not public, "
-            f"where custody keeps its tables (ALTER ROLE {settings.user or 'LOGIN'} "
-            'SET search_path = "$user", public)'
+            f"where custody keeps its tables ({_public_first(settings)})"
         )
         raise InvalidInput("store", msg)
 
@@ -127,10 +126,15 @@ def _refuse_split(settings: StoreSettings, schemas: list[str]) -> None:
         msg = (
             f"{settings.describe()}: this login makes new tables in {schemas[0]}, before "
             "public, where custody keeps its tables; a store made here would be split between "
-            f"the two (ALTER ROLE {settings.user or 'LOGIN'} SET search_path = public, then "
-            "custody init)"
+            f"the two ({_public_first(settings)}, then custody init)"
         )
         raise InvalidInput("store", msg)
+
+
+def _public_first(settings: StoreSettings) -> str:
+    """What puts custody's schema first for the login: ``"$user", public`` would not, where
+    the login has a schema of its own name (``_refuse_split``)."""
+    return f"ALTER ROLE {settings.user or 'LOGIN'} SET search_path = public"
 
 
 def _refuse_newer(settings: StoreSettings, version: int | None) -> None:
