@@ -154,3 +154,21 @@ def test_the_example_node_worker_clean_crashed_and_revoked(
         assert _of(revoked, "lease_release_requested") == []
         assert ledger.view("node_revoked").state.value == seen["revoked"]["why"]["state"]
     assert seen["revoked"]["lastRequestAfterRevocationMs"] <= 2000
+
+
+def test_the_example_node_worker_refuses_settings_it_cannot_send_with(tmp_path: Path) -> None:
+    """A token pasted with a curly quote, or a service URL holding a password, is bad input:
+    exit 2 at once with one line that shows neither (rev32: every request failed before it was
+    sent, was taken for a lost answer and resent for the checkout's TTL, then exit 6 with the
+    token or the password printed). Nothing listens at the URL: nothing is ever sent."""
+    worker = str(CLIENT / "dist" / "examples" / "worker.js")
+    for url, token, secret in (
+        ("http://127.0.0.1:9", "cst_sekr\u2019", "sekr"),
+        ("http://u:pw-sekr@127.0.0.1:9", "cst_token", "pw-sekr"),
+    ):
+        env = {"CUSTODY_URL": url, "CUSTODY_TOKEN": token}
+        ran = _run(["node", worker, "--profile", "p1", "--url", "http://127.0.0.1:9/"], env)
+        assert ran.returncode == 2, ran.stdout + ran.stderr
+        (line,) = ran.stdout.splitlines()
+        assert "bad_input" in json.loads(line), line
+        assert secret not in ran.stdout + ran.stderr

@@ -10,9 +10,9 @@
  * profile registered without a directory lives, at <dir>/<profile id>; a registered
  * user_data_dir always wins), CUSTODY_EVIDENCE_DIR, CHROMIUM (default /usr/bin/chromium). It prints one JSON line per step reached and one with
  * how the lease ended; it exits 0 when released, 1 when the task failed (the lease released as a
- * failure), 3 when the checkout was denied, 4 when the lease was lost and 6 when nothing was
- * leased because the service (or its store) could not be reached, as custody's command line
- * does.
+ * failure), 2 when its settings are bad input (a token or URL the client cannot send with),
+ * 3 when the checkout was denied, 4 when the lease was lost and 6 when nothing was leased
+ * because the service (or its store) could not be reached, as custody's command line does.
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -50,10 +50,17 @@ async function main(): Promise<number> {
   const profileId = need("--profile", values.profile);
   const url = need("--url", values.url);
   const profilesDir = process.env.CUSTODY_PROFILES_DIR;
-  const client = new CustodyClient({
-    baseUrl: need("CUSTODY_URL", process.env.CUSTODY_URL),
-    token: need("CUSTODY_TOKEN", process.env.CUSTODY_TOKEN),
-  });
+  let client: CustodyClient;
+  try {
+    client = new CustodyClient({
+      baseUrl: need("CUSTODY_URL", process.env.CUSTODY_URL),
+      token: need("CUSTODY_TOKEN", process.env.CUSTODY_TOKEN),
+    });
+  } catch (error) {
+    // rev32: a token it could not send with was resent for the checkout's TTL, then exit 6.
+    say({ bad_input: error instanceof Error ? error.message : String(error) });
+    return 2;
+  }
   // The proxies come from $CUSTODY_PROXIES, as the Python SDK reads them.
   const leases = new ProfileLeases({
     client,

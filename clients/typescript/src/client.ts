@@ -134,9 +134,23 @@ export class CustodyClient {
       // reported as "fetch failed".
       throw new TypeError(`baseUrl: an http:// or https:// URL, got ${JSON.stringify(options.baseUrl)}`);
     }
+    if (base.username !== "" || base.password !== "") {
+      // rev32: fetch refuses such a URL before sending, and the worker took that for a lost
+      // answer (resent for the checkout's whole TTL), printing the password with it.
+      throw new TypeError("baseUrl: holds a user or a password; give it without them (the token signs the client in)");
+    }
+    if (typeof options.token !== "string" || !/^[!-~]+$/.test(options.token)) {
+      // rev32: a pasted token with a curly quote or a line break made every request fail
+      // before it was sent, as if the service were unreachable, with the token in the message.
+      throw new TypeError("token: must be the token custody access token printed (visible ASCII characters, no spaces or line breaks); the one given is not, and is not shown");
+    }
+    const timeoutSeconds = options.timeoutSeconds ?? 30;
+    if (typeof timeoutSeconds !== "number" || !Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
+      throw new RangeError(`timeoutSeconds: a number of seconds above 0, got ${String(timeoutSeconds)}`);
+    }
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.token = options.token;
-    this.timeoutSeconds = options.timeoutSeconds ?? 30;
+    this.timeoutSeconds = timeoutSeconds;
     this.timeoutMs = this.timeoutSeconds * 1000;
     this.fetchFn = options.fetch ?? fetch;
   }
@@ -296,7 +310,7 @@ export class CustodyClient {
         redirect: "manual",
       });
     } catch (error) {
-      throw unreached(error, `${method.toUpperCase()} ${url.origin}${url.pathname}`);
+      throw unreached(error, `${method.toUpperCase()} ${url.origin}${url.pathname}`, this.token);
     }
     const text = await answer.text();
     if (answer.status === status) return parsed<AnswerOf<P, M, S>>(answer.status, text);
@@ -321,10 +335,18 @@ export class ServiceUnreachable extends TypeError {
   }
 }
 
-/** fetch's `TypeError` as a `ServiceUnreachable`; any other error as it is (rev29: a worker
- * against a service that was down printed only "fetch failed"). */
-function unreached(error: unknown, request: string): unknown {
-  return error instanceof TypeError ? new ServiceUnreachable(request, error) : error;
+/** fetch's `TypeError` for a request that failed on its way ("fetch failed", with its cause)
+ * as a `ServiceUnreachable` (rev29: a worker against a service that was down printed only
+ * "fetch failed"); one fetch raised before sending anything (a header it cannot carry, such as
+ * an Idempotency-Key with a line break) as a `TypeError` saying so, the token never in it
+ * (rev32: it was taken for a lost answer and resent); any other error as it is. */
+function unreached(error: unknown, request: string, token: string): unknown {
+  if (!(error instanceof TypeError)) return error;
+  if ((error as { cause?: unknown }).cause !== undefined || error.message === "fetch failed") {
+    return new ServiceUnreachable(request, error);
+  }
+  const said = token === "" ? error.message : error.message.split(token).join("[token]");
+  return new TypeError(`${request}: not sent (${said})`);
 }
 
 function fill(template: string, values: Record<string, string>): string {

@@ -762,7 +762,9 @@ function transient(error: unknown): boolean {
   if (error instanceof CustodyError) {
     return error instanceof StoreUnavailable || NOT_YET.has(error.status) || notTheServices(error);
   }
-  return error instanceof TypeError || lostAnswer(error);
+  // A fetch that could not send its request for what it holds is no outage (rev32: a bad
+  // header was resent for the checkout's whole TTL): only the service out of reach is.
+  return error instanceof ServiceUnreachable || lostAnswer(error);
 }
 
 /** How long a resend waits for its answer after `lost` answers were lost: the client's own

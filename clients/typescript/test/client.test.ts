@@ -458,6 +458,45 @@ describe("a service that cannot be reached", () => {
     });
   });
 
+  /**
+   * rev32: a token with a character a header cannot carry (a pasted curly quote, a line
+   * break), a base URL holding a password, or a timeout of 0 made fetch fail before sending;
+   * the worker took that for a lost answer, resent the checkout for its whole TTL, then warned
+   * of a lease it may have been granted, with the token or the password in the message.
+   */
+  it("refuses a token, a base URL with a password or a timeout it cannot send with", () => {
+    for (const token of ["cst_sek\u2019", "cst_sek\nX-Other: 1", "", "cst_sek ret"]) {
+      assert.throws(
+        () => new CustodyClient({ baseUrl: "http://svc", token }),
+        (error: unknown) => error instanceof TypeError && /^token: /.test(error.message) && !error.message.includes("sek"),
+      );
+    }
+    assert.throws(
+      () => new CustodyClient({ baseUrl: "http://u:secret-pw@svc", token: "tok" }),
+      (error: unknown) => error instanceof TypeError && /^baseUrl: holds a user/.test(error.message) && !error.message.includes("secret-pw"),
+    );
+    for (const timeoutSeconds of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => new CustodyClient({ baseUrl: "http://svc", token: "tok", timeoutSeconds }), /^RangeError: timeoutSeconds: /);
+    }
+  });
+
+  it("says a request fetch would not send is not sent, without the token, and never resends it", async () => {
+    let calls = 0;
+    const fetch: typeof globalThis.fetch = async () => {
+      calls += 1;
+      throw new TypeError('Headers.append: "Bearer cst_secret" is an invalid header value.');
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "cst_secret", fetch });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    await assert.rejects(leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {}), (error: unknown) => {
+      assert.ok(error instanceof TypeError && !(error instanceof ServiceUnreachable), String(error));
+      assert.ok(error.message.startsWith("POST http://svc/v1/profiles/p1/checkout: not sent ("), error.message);
+      assert.ok(!error.message.includes("cst_secret") && error.message.includes("[token]"), error.message);
+      return true;
+    });
+    assert.equal(calls, 1);
+  });
+
   it("refuses a base URL without its scheme when the client is made", () => {
     for (const baseUrl of ["127.0.0.1:8420", "localhost:8420", "ftp://svc", ""]) {
       assert.throws(() => new CustodyClient({ baseUrl, token: "tok" }), /baseUrl: an http:\/\/ or https:\/\/ URL/);
