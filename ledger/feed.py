@@ -95,6 +95,7 @@ class ReadModelBehind(UserWarning):
     ReadModelBehind)`` to hear each time."""
 
     def __init__(self, name: str, lag: int, *, held_at: int | None = None) -> None:
+        self.name, self.lag, self.held_at = name, lag, held_at
         if held_at is not None:  # folded up to a gap an open append may yet fill
             super().__init__(
                 f"the {name} read model has {lag} event(s) of the log still to fold past "
@@ -107,7 +108,6 @@ class ReadModelBehind(UserWarning):
             "login may not fold: the answer leaves them out (run custody projections run where "
             "the store may be written, or read a writable copy)"
         )
-        self.name, self.lag = name, lag
 
 
 class PositionLost(ReadModelDamaged):

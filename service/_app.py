@@ -52,6 +52,7 @@ from service._bodies import (
     ReleaseBody,
     ReviewBody,
 )
+from service._readers import Noted
 from service._service import Service
 from service._types import Caller, IdempotencyKey, LeasePath, ProfilePath
 
@@ -111,6 +112,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
     app.state.service = service
     app.router.route_class = JsonRoute  # set before the first route, so every route has it
     _errors.install(app)
+    app.add_middleware(Noted)
     metrics = _metrics.Metrics(service)
     metrics.install(app)
 
@@ -202,6 +204,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
             Query(
                 ge=0,
                 le=MAX_WAIT_SECONDS,
+                allow_inf_nan=False,  # rev32: nan was refused as "should be <= 25"
                 description="seconds to hold the request while the lease stays live (a long "
                 "poll): it answers as soon as the lease is revoked, ended or marked stale",
             ),

@@ -15,13 +15,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import HTTPException, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, create_model
 
-from ledger import Checkout, Extend, ForceRelease, Heartbeat, RegisterProfile, Release, Review
+from ledger import (
+    Checkout,
+    Extend,
+    ForceRelease,
+    Heartbeat,
+    InvalidInput,
+    RegisterProfile,
+    Release,
+    Review,
+)
 from service._types import _bearer, _caller
 
 # Filled in by the service, never by a caller.
@@ -63,6 +73,12 @@ OperatorBody = body_of(
 )
 
 
+# The most keys one object of a body may hold. No command takes more than a dozen fields, none
+# of them an object; pydantic builds one error for each key it does not know, and 100,000 of
+# them in a body under the size limit held the event loop, every caller's heartbeat with it,
+# for about a second a request (rev32).
+MAX_KEYS = 64
+
 # The longest number a body may hold. No field takes more than 18 digits (a fencing token);
 # beyond this a number is refused as the body's fault before Python converts it (a conversion
 # costs time quadratic in its length, and past 4,300 digits raises).
@@ -99,7 +115,12 @@ def read_json(body: bytes) -> Any:
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are each given once: of a key given twice, neither is taken."""
+    """An object whose keys are each given once: of a key given twice, neither is taken; and
+    no more of them than ``MAX_KEYS``."""
+    if len(pairs) > MAX_KEYS:
+        raise Unreadable(
+            f"holds an object of {len(pairs):,} keys (no command takes more than {MAX_KEYS})"
+        )
     found = dict(pairs)
     if len(found) < len(pairs):
         seen: set[str] = set()
@@ -181,11 +202,49 @@ class JsonRoute(APIRoute):
         needs_token = _needs(self.dependant, _caller)
 
         async def handled(request: Request) -> Response:
+            _headers_once(request.scope["headers"])
             if needs_token:  # raises Unauthorised (401) before any byte of the body is read
                 await _caller(request, await _bearer(request))
+            _query_read_one_way(request.scope["query_string"])
             return await handle(JsonRequest(request.scope, request.receive))
 
         return handled
+
+
+# The headers a request gives once: which token, which key, which body type. Of two, Starlette
+# reads the first and another server (or a proxy) may read the last (rev32: two Idempotency-Keys
+# were taken as the first).
+_ONCE = (b"authorization", b"idempotency-key", b"content-type")
+
+
+def _headers_once(headers: list[tuple[bytes, bytes]]) -> None:
+    for name in _ONCE:
+        count = sum(1 for key, _ in headers if key.lower() == name)
+        if count > 1:
+            said = name.decode().title()
+            raise InvalidInput(said, f"is given {count} times; send it once")
+
+
+def _query_read_one_way(query: bytes) -> None:
+    """A query whose every parameter is given once and is UTF-8 once decoded (``%ff`` is not):
+    Starlette takes the last of a parameter given twice (``?account=a&account=b`` read ``b``)
+    and reads bytes that are no UTF-8 as U+FFFD, a text nobody sent (rev32)."""
+    if not query:
+        return
+    seen: dict[str, int] = {}
+    for pair in query.split(b"&"):
+        if not pair:
+            continue
+        raw_name, _, raw_value = pair.partition(b"=")
+        try:
+            name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode()
+            unquote_to_bytes(raw_value.replace(b"+", b" ")).decode()
+        except UnicodeDecodeError:
+            shown = raw_name.decode("ascii", "replace")[:40]
+            raise InvalidInput(shown or "query", "is not UTF-8 text once decoded") from None
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            raise InvalidInput(name[:40], "is given more than once in the query; give it once")
 
 
 def _needs(dependant: Dependant, call: Callable[..., Any]) -> bool:

@@ -1,20 +1,56 @@
 """The reads' threads: a few threads, each with a ledger of its own (a ledger is one
 thread's), so that reads never queue behind writes and the store sees a bounded number of
-connections whatever the number of requests."""
+connections whatever the number of requests.
+
+A read that leaves out events its login may not fold (``ledger.feed.ReadModelBehind``: a
+service started with a worker's PostgreSQL login while nobody runs ``custody projections
+run``) says so to its caller, as the command line says it to a person: each such note is a
+``Custody-Note`` header of the answer (rev32: a worker-only service answered a timeline of one
+event of five, and a fleet of no profiles, 200, with the note only in the service's own log)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import Ledger
+from ledger.feed import ReadModelBehind
 
 T = TypeVar("T")
 
 READERS = 4
+NOTE_HEADER = b"custody-note"
+
+# The notes of the read a reader thread runs (None: no read runs there).
+_running = threading.local()
+# The notes heard by the request being answered (None: outside a request).
+_heard: ContextVar[list[ReadModelBehind] | None] = ContextVar("custody_heard", default=None)
+
+
+def _hear_notes() -> None:
+    """Once a process: a ``ReadModelBehind`` warned on a reader thread is kept for the read
+    that warned it, as well as shown as before (the command line's ``custody: note:`` line in
+    the service's log), each time it is warned."""
+    shown = warnings.showwarning
+    if getattr(shown, "custody_hears", False):
+        return
+
+    def heard(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        notes: list[ReadModelBehind] | None = getattr(_running, "notes", None)
+        if notes is not None and isinstance(message, ReadModelBehind):
+            notes.append(message)
+        shown(message, category, *args, **kwargs)
+
+    heard.custody_hears = True  # type: ignore[attr-defined]
+    warnings.showwarning = heard
+    warnings.filterwarnings("always", category=ReadModelBehind)
 
 
 class Readers:
@@ -24,6 +60,7 @@ class Readers:
         self._opened: list[Ledger] = []
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="custody-reader")
+        _hear_notes()
 
     def _ledger(self) -> Ledger:
         ledger: Ledger | None = getattr(self._local, "ledger", None)
@@ -33,10 +70,26 @@ class Readers:
                 self._opened.append(ledger)
         return ledger
 
-    async def run(self, read: Callable[[Ledger], T]) -> T:
-        """``read`` on a reader thread's ledger, awaited."""
+    def _noted(self, read: Callable[[Ledger], T]) -> tuple[T, list[ReadModelBehind]]:
+        notes: list[ReadModelBehind] = []
+        _running.notes = notes
+        try:
+            return read(self._ledger()), notes
+        finally:
+            _running.notes = None
+
+    async def run_noted(self, read: Callable[[Ledger], T]) -> tuple[T, list[ReadModelBehind]]:
+        """``read`` on a reader thread's ledger, awaited, with the notes it warned."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: read(self._ledger()))
+        return await loop.run_in_executor(self._pool, self._noted, read)
+
+    async def run(self, read: Callable[[Ledger], T]) -> T:
+        """``read`` on a reader thread's ledger, awaited; its notes go to the answer."""
+        result, notes = await self.run_noted(read)
+        heard = _heard.get()
+        if heard is not None:
+            heard.extend(note for note in notes if str(note) not in map(str, heard))
+        return result
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -44,3 +97,34 @@ class Readers:
             for ledger in self._opened:
                 ledger.close()
             self._opened.clear()
+
+
+class Noted:
+    """Each note the reads of a request heard, as a ``Custody-Note`` header of its answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        heard: list[ReadModelBehind] = []
+        token = _heard.set(heard)
+
+        async def sent(message: Message) -> None:
+            if message["type"] == "http.response.start" and heard:
+                said = [(NOTE_HEADER, _header_text(str(note))) for note in heard]
+                message = {**message, "headers": [*message.get("headers", []), *said]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            _heard.reset(token)
+
+
+def _header_text(note: str) -> bytes:
+    """A note as a header's value: one line of visible ASCII (a read model's name and counts;
+    anything else replaced)."""
+    return " ".join(note.split()).encode("ascii", "replace")

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -335,3 +336,86 @@ def test_a_load_balancer_s_head_probe_of_healthz_is_answered(http: Served) -> No
     assert probed.content == b""
     assert probed.headers["cache-control"] == "no-store"
     assert set(document["paths"]["/healthz"]) == {"get"}
+
+
+def test_a_body_of_more_keys_than_any_command_takes_is_refused_before_validation(
+    http: Served,
+) -> None:
+    """A body under the size limit holding 80,000 keys is 422 naming how many, read no
+    further: pydantic built an error for each unknown key, and such bodies in a loop held the
+    event loop, every other caller's heartbeat with it, about a second each (rev32)."""
+    with Ledger.open(http.store_url) as ledger:
+        before = len(ledger.history("p1"))
+    keys = ",".join(f'"k{i:05d}":0' for i in range(80_000))
+    with http.client(Role.WORKER) as client:
+        got = client.post(
+            "/v1/leases/lease-1@p1/heartbeat",
+            content=f'{{"fencing_token": 1, {keys}}}',
+            headers={"content-type": "application/json"},
+        )
+    assert (got.status_code, got.json().get("field")) == (422, "body"), got.text
+    assert "holds an object of 80,001 keys" in got.json()["message"], got.text
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p1")) == before
+
+
+def test_a_query_parameter_or_header_given_twice_or_not_utf8_is_refused(http: Served) -> None:
+    """``?account=a1&account=x`` is 422 naming the parameter, not read as ``x`` (Starlette
+    takes the last); ``%ff`` is 422, not read as U+FFFD, a text nobody sent; two
+    ``Idempotency-Key`` headers are 422 naming the header, not read as the first, and the
+    checkout they came with writes nothing (rev32)."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p3", account_id="a1", proxy_id="x1"))
+    with http.client(Role.OPERATOR) as operator:
+        twice = operator.get("/v1/profiles?account=a1&account=x")
+        undecodable = operator.get("/v1/profiles?account=%ff")
+        once = operator.get("/v1/profiles?account=a1")
+    assert (twice.status_code, twice.json().get("field")) == (422, "account"), twice.text
+    assert "more than once" in twice.json()["message"], twice.text
+    assert (undecodable.status_code, undecodable.json().get("field")) == (422, "account")
+    assert "not UTF-8" in undecodable.json()["message"], undecodable.text
+    assert once.status_code == 200, once.text
+    assert {r["profile_id"] for r in once.json()} >= {"p1", "p3"}
+    with http.client(Role.WORKER) as worker:
+        keys = worker.post(
+            "/v1/profiles/p3/checkout",
+            json={"run_id": "r", "task_type": "t"},
+            headers=[("Idempotency-Key", "k-1"), ("Idempotency-Key", "k-2")],
+        )
+    assert (keys.status_code, keys.json().get("field")) == (422, "Idempotency-Key"), keys.text
+    with http.client(Role.WORKER) as worker:
+        nan = worker.get("/v1/leases/lease-1@p1?wait=nan")
+    assert "finite number" in nan.json()["message"], nan.text  # not "should be <= 25"
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p3")) == 1  # its registration alone
+
+
+def test_a_timeline_longer_than_one_answer_carries_is_refused_saying_how_to_ask(
+    tmp_path: Path,
+) -> None:
+    """Without ``last`` a timeline answers no more rows than ``last`` may ask for (10,000):
+    a longer one is 422 naming ``last`` and saying how to ask, never all of it (rev32: 12,002
+    rows, 6.2 MB, in one answer, while ``?last=20000`` was refused) nor cut short unsaid."""
+    from serving import serve
+
+    from service._reads import MAX_EVENTS
+
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    with Ledger.init(url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        for i in range(MAX_EVENTS):
+            ledger.handle(Heartbeat(lease_id="lease-1@p1", fencing_token=1, step=f"s{i}"))
+        assert len(ledger.history("p1")) == MAX_EVENTS + 2
+    served = serve(url)
+    try:
+        with served.client(Role.WORKER) as client:
+            whole = client.get("/v1/profiles/p1/timeline")
+            last = client.get(f"/v1/profiles/p1/timeline?last={MAX_EVENTS}")
+    finally:
+        assert served.stop() == 0
+    assert (whole.status_code, whole.json().get("field")) == (422, "last"), whole.text[:300]
+    assert "more than 10,000 events" in whole.json()["message"], whole.text
+    assert last.status_code == 200, last.text[:300]
+    assert len(last.json()) == MAX_EVENTS
+    assert last.json()[-1]["step"] == f"s{MAX_EVENTS - 1}"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -192,6 +193,70 @@ def test_a_service_login_acts_only_in_the_roles_granted_to_it(pg_cluster: Any) -
             assert f"store login {service_login}" in refused.json()["message"]
             with Ledger.open(owner_url) as ledger:
                 assert len(ledger.history("p1")) == before
+        finally:
+            assert served.stop() == 0
+    finally:
+        drop_database(pg_cluster.admin_url, db)
+        with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+            for role in (f"svc_{tag}", owner):
+                conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_a_worker_only_service_says_what_its_reads_leave_out(pg_cluster: Any) -> None:
+    """A service whose login holds only the worker role may not fold the read models, and
+    while nobody runs ``custody projections run`` its reads leave the newer events out. Each
+    such answer says so, as the command line says it to a person: a ``Custody-Note`` header
+    naming the read model (rev32: the timeline answered 200 with one event of three, no word),
+    and ``/metrics`` gives ``custody_read_model_behind_events`` for an alert (it read 0 leases)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from pg_cluster import drop_database
+
+    from ledger.access import grant, issue_token
+    from projections import READ_MODELS, catch_up_all
+
+    tag = uuid.uuid4().hex[:8]
+    owner, db = f"own_{tag}", f"t_{tag}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
+
+    def as_login(login: str) -> str:
+        parts = urlsplit(pg_cluster.admin_url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"{login}@{host}", path=f"/{db}"))
+
+    try:
+        owner_url, service_login = as_login(owner), f"svc_{tag}"
+        with Ledger.init(owner_url) as ledger:
+            ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="x"))
+            grant(ledger, service_login, ["worker"])
+            token = issue_token(ledger, "worker-1", Role.WORKER).token
+            catch_up_all(ledger, READ_MODELS.values())  # installed and current, as init leaves
+        served = serve(as_login(service_login), tokens=False)
+        served.tokens = {Role.WORKER: token}
+        try:
+            with served.client(Role.WORKER) as worker:
+                lease = worker.post(
+                    "/v1/profiles/p1/checkout", json={"run_id": "r", "task_type": "t"}
+                )
+                assert lease.status_code == 201, lease.text
+                timeline = worker.get("/v1/profiles/p1/timeline")
+                assert timeline.status_code == 200, timeline.text
+                said = timeline.headers.get_list("custody-note")
+                metrics = worker.get("/metrics")
+            with Ledger.open(owner_url) as ledger:  # the owner folds: the timeline was behind
+                assert len(ledger.history("p1")) > len(timeline.json())
+            assert any("the timeline read model has" in s and "may not fold" in s for s in said), (
+                timeline.headers
+            )
+            behind = re.search(
+                r'^custody_read_model_behind_events\{read_model="leases"\} (\d+)',
+                metrics.text,
+                re.MULTILINE,
+            )
+            assert behind is not None, metrics.text
+            assert float(behind.group(1)) > 0, metrics.text
         finally:
             assert served.stop() == 0
     finally:

@@ -3319,6 +3319,76 @@ MUTANTS = (
         "\n",
         "a lock timeout said in another language is 'unavailable', without retry (a review)",
     ),
+    Mutant(
+        "service-body-keys-capped",
+        "service/_bodies.py",
+        "    if len(pairs) > MAX_KEYS:\n",
+        "    if False:\n",
+        "a body of 80,000 unknown keys is validated key by key, holding the event loop (rev32)",
+        (
+            "tests/integration/test_service_input.py::test_a_body_of_more_keys_than_any_command_takes_is_refused_before_validation",
+        ),
+    ),
+    Mutant(
+        "service-headers-once",
+        "service/_bodies.py",
+        "        if count > 1:\n",
+        "        if False:\n",
+        "two Idempotency-Key headers are read as the first (rev32)",
+        (
+            "tests/integration/test_service_input.py::test_a_query_parameter_or_header_given_twice_or_not_utf8_is_refused",
+        ),
+    ),
+    Mutant(
+        "service-query-once",
+        "service/_bodies.py",
+        "        if seen[name] > 1:\n",
+        "        if False:\n",
+        "?account=a&account=b is read as b (rev32)",
+        (
+            "tests/integration/test_service_input.py::test_a_query_parameter_or_header_given_twice_or_not_utf8_is_refused",
+        ),
+    ),
+    Mutant(
+        "service-query-utf8",
+        "service/_bodies.py",
+        '            unquote_to_bytes(raw_value.replace(b"+", b" ")).decode()\n',
+        "\n",
+        "%ff in a query is read as U+FFFD, a text nobody sent (rev32)",
+        (
+            "tests/integration/test_service_input.py::test_a_query_parameter_or_header_given_twice_or_not_utf8_is_refused",
+        ),
+    ),
+    Mutant(
+        "service-reads-noted",
+        "service/_app.py",
+        "    app.add_middleware(Noted)\n",
+        "\n",
+        "a worker-only service answers a timeline missing events without a word (rev32)",
+        (
+            "tests/integration/test_service_process.py::test_a_worker_only_service_says_what_its_reads_leave_out",
+        ),
+    ),
+    Mutant(
+        "service-metrics-behind",
+        "service/_metrics.py",
+        "            families = [*families, behind_family(notes)]\n",
+        "\n",
+        "/metrics of a worker-only service reads 0 leases, and nothing says it is behind (rev32)",
+        (
+            "tests/integration/test_service_process.py::test_a_worker_only_service_says_what_its_reads_leave_out",
+        ),
+    ),
+    Mutant(
+        "service-timeline-capped",
+        "service/_reads.py",
+        "            if last is None and len(found) > MAX_EVENTS:\n",
+        "            if False:\n",
+        "a timeline without last is cut to 10,000 rows unsaid (rev32)",
+        (
+            "tests/integration/test_service_input.py::test_a_timeline_longer_than_one_answer_carries_is_refused_saying_how_to_ask",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
