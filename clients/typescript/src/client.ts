@@ -93,6 +93,11 @@ export class StoreUnavailable extends CustodyError {
   retryAfterSeconds = 2;
 }
 
+/** The longest a request may wait for its answer (a day), long polls included. */
+const MAX_TIMEOUT_SECONDS = 86_400;
+/** An Idempotency-Key the service takes: 1-128 visible ASCII characters. */
+const KEY = /^[!-~]{1,128}$/;
+
 export interface ClientOptions {
   /** The service's base URL, e.g. http://127.0.0.1:8420 (custody serve's default) */
   baseUrl: string;
@@ -145,8 +150,9 @@ export class CustodyClient {
       throw new TypeError("token: must be the token custody access token printed (visible ASCII characters, no spaces or line breaks); the one given is not, and is not shown");
     }
     const timeoutSeconds = options.timeoutSeconds ?? 30;
-    if (typeof timeoutSeconds !== "number" || !Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
-      throw new RangeError(`timeoutSeconds: a number of seconds above 0, got ${String(timeoutSeconds)}`);
+    if (typeof timeoutSeconds !== "number" || !(timeoutSeconds > 0 && timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
+      // AbortSignal.timeout takes at most 2**32 - 1 ms: past it every request would fail.
+      throw new RangeError(`timeoutSeconds: a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS}, got ${String(timeoutSeconds)}`);
     }
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.token = options.token;
@@ -293,12 +299,19 @@ export class CustodyClient {
     }
     const headers: Record<string, string> = { Authorization: `Bearer ${this.token}` };
     if (sending.body !== undefined) headers["Content-Type"] = "application/json";
-    if (sending.idempotencyKey !== undefined) headers["Idempotency-Key"] = sending.idempotencyKey;
+    if (sending.idempotencyKey !== undefined) {
+      if (!KEY.test(sending.idempotencyKey)) {
+        // rev32: fetch refused it before sending, which read as an outage and was resent.
+        throw new TypeError(`Idempotency-Key: 1-128 visible ASCII characters, no spaces, got ${JSON.stringify(sending.idempotencyKey.slice(0, 40))}`);
+      }
+      headers["Idempotency-Key"] = sending.idempotencyKey;
+    }
     const waitMs = (sending.timeoutMs ?? this.timeoutMs) + (sending.waitSeconds ?? 0) * 1000;
     // Whole milliseconds: AbortSignal.timeout throws a RangeError for a fraction (rev29 reread:
     // a resend's timeout, cut to the time a command has left, was one).
     const timeout = AbortSignal.timeout(Math.ceil(waitMs));
     let answer: Response;
+    let text: string;
     try {
       answer = await this.fetchFn(url, {
         method: method.toUpperCase(),
@@ -309,10 +322,12 @@ export class CustodyClient {
         // send the command, its body and its Idempotency-Key, to wherever the Location points.
         redirect: "manual",
       });
+      // The body read here too: a connection dropped after the headers is an answer lost on
+      // its way, resent as one dropped before them is (rev32 reread: it was left unresent).
+      text = await answer.text();
     } catch (error) {
       throw unreached(error, `${method.toUpperCase()} ${url.origin}${url.pathname}`, this.token);
     }
-    const text = await answer.text();
     if (answer.status === status) return parsed<AnswerOf<P, M, S>>(answer.status, text);
     throw errorOf(answer.status, text, answer.headers.get("Retry-After"), answer.headers.get("Location"));
   }
@@ -325,28 +340,24 @@ export class ServiceUnreachable extends TypeError {
   override name = "ServiceUnreachable";
   readonly code: string | undefined;
 
-  constructor(request: string, error: TypeError) {
+  constructor(request: string, error: TypeError, token = "") {
     const cause = (error as { cause?: unknown }).cause;
     const code = typeof cause === "object" && cause !== null ? (cause as { code?: unknown }).code : undefined;
-    const said = cause instanceof Error ? cause.message : error.message;
+    const told = cause instanceof Error ? cause.message : error.message;
+    const said = token === "" ? told : told.split(token).join("[token]");
     const why = typeof code === "string" && !said.includes(code) ? `${code}: ${said}` : said;
     super(`${request}: the service could not be reached (${why})`, { cause: error });
     this.code = typeof code === "string" ? code : undefined;
   }
 }
 
-/** fetch's `TypeError` for a request that failed on its way ("fetch failed", with its cause)
- * as a `ServiceUnreachable` (rev29: a worker against a service that was down printed only
- * "fetch failed"); one fetch raised before sending anything (a header it cannot carry, such as
- * an Idempotency-Key with a line break) as a `TypeError` saying so, the token never in it
- * (rev32: it was taken for a lost answer and resent); any other error as it is. */
+/** fetch's `TypeError` (the request or its answer lost on the way) as a `ServiceUnreachable`
+ * (rev29: a worker against a service that was down printed only "fetch failed"), the token
+ * never in its message; any other error as it is. What fetch would refuse before sending (a
+ * token or key a header cannot carry, a URL holding a password) the client refuses first,
+ * as bad input, so that no such request is taken for an outage and resent (rev32). */
 function unreached(error: unknown, request: string, token: string): unknown {
-  if (!(error instanceof TypeError)) return error;
-  if ((error as { cause?: unknown }).cause !== undefined || error.message === "fetch failed") {
-    return new ServiceUnreachable(request, error);
-  }
-  const said = token === "" ? error.message : error.message.split(token).join("[token]");
-  return new TypeError(`${request}: not sent (${said})`);
+  return error instanceof TypeError ? new ServiceUnreachable(request, error, token) : error;
 }
 
 function fill(template: string, values: Record<string, string>): string {

@@ -475,26 +475,67 @@ describe("a service that cannot be reached", () => {
       () => new CustodyClient({ baseUrl: "http://u:secret-pw@svc", token: "tok" }),
       (error: unknown) => error instanceof TypeError && /^baseUrl: holds a user/.test(error.message) && !error.message.includes("secret-pw"),
     );
-    for (const timeoutSeconds of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    for (const timeoutSeconds of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1e10]) {
       assert.throws(() => new CustodyClient({ baseUrl: "http://svc", token: "tok", timeoutSeconds }), /^RangeError: timeoutSeconds: /);
     }
   });
 
-  it("says a request fetch would not send is not sent, without the token, and never resends it", async () => {
+  it("refuses an Idempotency-Key a header cannot carry before sending, and never resends it", async () => {
     let calls = 0;
-    const fetch: typeof globalThis.fetch = async () => {
+    const { fetch } = fakeFetch([{ status: 201, body: LEASE }]);
+    const counting: typeof globalThis.fetch = async (input, init) => {
       calls += 1;
-      throw new TypeError('Headers.append: "Bearer cst_secret" is an invalid header value.');
+      return fetch(input, init);
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: counting });
+    for (const key of ["k\n1", "k 1", "", "k".repeat(129), "k\u00e9"]) {
+      await assert.rejects(client.checkout("p1", { run_id: "r1", task_type: "t" }, key), (error: unknown) => {
+        assert.ok(error instanceof TypeError && !(error instanceof ServiceUnreachable), String(error));
+        assert.match(error.message, /^Idempotency-Key: 1-128 visible ASCII characters/);
+        return true;
+      });
+    }
+    assert.equal(calls, 0);
+  });
+
+  it("takes an answer cut short after its headers for a lost answer: resent, the token never said", async () => {
+    // rev32 reread: a body read that failed stayed fetch's bare TypeError, which the worker no
+    // longer resent, and a lease granted in its name was left to go stale.
+    let cut = 1;
+    const sent: string[] = [];
+    const released = { lease_id: LEASE.lease_id, profile_id: "p 1", ending: "clean",
+      profile_state: "available", message: "released" };
+    const fetch: typeof globalThis.fetch = async (input, init) => {
+      const url = String(input);
+      if (init?.method === "GET") {
+        const signal = init.signal;
+        return new Promise((_, reject) => {
+          signal?.addEventListener("abort", () => reject(signal.reason));
+        });
+      }
+      sent.push(url);
+      if (url.endsWith("/checkout") && cut-- > 0) {
+        const failing = new ReadableStream({
+          start(controller) {
+            controller.error(new TypeError("terminated", { cause: new Error("other side closed, Bearer cst_secret") }));
+          },
+        });
+        return new Response(failing, { status: 201 });
+      }
+      const body = url.endsWith("/release") ? released : LEASE;
+      return new Response(JSON.stringify(body), { status: url.endsWith("/checkout") ? 201 : 200 });
     };
     const client = new CustodyClient({ baseUrl: "http://svc", token: "cst_secret", fetch });
     const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
-    await assert.rejects(leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {}), (error: unknown) => {
-      assert.ok(error instanceof TypeError && !(error instanceof ServiceUnreachable), String(error));
-      assert.ok(error.message.startsWith("POST http://svc/v1/profiles/p1/checkout: not sent ("), error.message);
+    const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {});
+    assert.equal(lease.result?.ending, "clean");
+    assert.equal(sent.filter((url) => url.endsWith("/checkout")).length, 2);
+    cut = 1;
+    await assert.rejects(client.checkout("p 1", { run_id: "r1", task_type: "t" }), (error: unknown) => {
+      assert.ok(error instanceof ServiceUnreachable, String(error));
       assert.ok(!error.message.includes("cst_secret") && error.message.includes("[token]"), error.message);
       return true;
     });
-    assert.equal(calls, 1);
   });
 
   it("refuses a base URL without its scheme when the client is made", () => {
