@@ -133,7 +133,30 @@ def notes_once() -> Iterator[None]:
         _SAID.reset(token)
 
 
+# The notes heard within a ``hearing_notes`` block, beside their warnings (None: outside one).
+_HEARD: contextvars.ContextVar[list[ReadModelBehind] | None] = contextvars.ContextVar(
+    "heard_notes", default=None
+)
+
+
+@contextlib.contextmanager
+def hearing_notes() -> Iterator[list[ReadModelBehind]]:
+    """Within the block, each ``ReadModelBehind`` note is also kept in the list it gives, as
+    well as warned: for a program that answers someone else than its own user (the lease
+    service's ``Custody-Note`` header), without touching the process's warnings filters. Per
+    thread and task (a context variable)."""
+    heard: list[ReadModelBehind] = []
+    token = _HEARD.set(heard)
+    try:
+        yield heard
+    finally:
+        _HEARD.reset(token)
+
+
 def _note(behind: ReadModelBehind, stacklevel: int) -> None:
+    heard = _HEARD.get()
+    if heard is not None:
+        heard.append(behind)
     said = _SAID.get()
     if said is not None and str(behind) in said:
         return

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,29 +27,8 @@ T = TypeVar("T")
 READERS = 4
 NOTE_HEADER = b"custody-note"
 
-# The notes of the read a reader thread runs (None: no read runs there).
-_running = threading.local()
 # The notes heard by the request being answered (None: outside a request).
 _heard: ContextVar[list[ReadModelBehind] | None] = ContextVar("custody_heard", default=None)
-
-
-def _hear_notes() -> None:
-    """Once a process: a ``ReadModelBehind`` warned on a reader thread is kept for the read
-    that warned it, as well as shown as before (the command line's ``custody: note:`` line in
-    the service's log), each time it is warned."""
-    shown = warnings.showwarning
-    if getattr(shown, "custody_hears", False):
-        return
-
-    def heard(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        notes: list[ReadModelBehind] | None = getattr(_running, "notes", None)
-        if notes is not None and isinstance(message, ReadModelBehind):
-            notes.append(message)
-        shown(message, category, *args, **kwargs)
-
-    heard.custody_hears = True  # type: ignore[attr-defined]
-    warnings.showwarning = heard
-    warnings.filterwarnings("always", category=ReadModelBehind)
 
 
 class Readers:
@@ -60,7 +38,6 @@ class Readers:
         self._opened: list[Ledger] = []
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="custody-reader")
-        _hear_notes()
 
     def _ledger(self) -> Ledger:
         ledger: Ledger | None = getattr(self._local, "ledger", None)
@@ -71,12 +48,10 @@ class Readers:
         return ledger
 
     def _noted(self, read: Callable[[Ledger], T]) -> tuple[T, list[ReadModelBehind]]:
-        notes: list[ReadModelBehind] = []
-        _running.notes = notes
-        try:
+        from projections import hearing_notes
+
+        with hearing_notes() as notes:
             return read(self._ledger()), notes
-        finally:
-            _running.notes = None
 
     async def run_noted(self, read: Callable[[Ledger], T]) -> tuple[T, list[ReadModelBehind]]:
         """``read`` on a reader thread's ledger, awaited, with the notes it warned."""
