@@ -22,7 +22,7 @@ import click
 
 from custody._commands import cli
 from custody._printed import Printed
-from custody._whole import refuse_read_only, refused_as
+from custody._whole import refuse_no_directory, refuse_read_only, refused_as
 from custody._wiring import Group, on_ledger, owners_only
 
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ def digest(
     from ledger.audit import digest as make
 
     replaced = None
+    if out is not None:
+        refuse_no_directory("out", out)
     if out is not None and out.exists():  # a digest --out replaces: nothing else is replaced
         refuse_read_only("out", out)
         replaced = _read(out, "out")

@@ -79,6 +79,19 @@ def refuse_read_only(field: str, path: Path) -> None:
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
+def refuse_no_directory(field: str, path: Path) -> None:
+    """A file to write in a directory that is not there: ``InvalidInput`` naming ``field``
+    before any work, as the write would refuse it after (rev32: ``digest --out nowhere/x.json
+    --previous FORGED`` walked the log and answered 5 for the digest, where the same command
+    with a good digest was 2 for the path)."""
+    from ledger import InvalidInput
+
+    parent = path.parent
+    if not parent.is_dir():
+        msg = f"cannot write {str(path)[:200]!r}: {str(parent)[:200]!r} is no directory"
+        raise InvalidInput(field, msg)
+
+
 # The first bytes of every SQLite database file (a store: an export over it erases its log).
 SQLITE_HEADER = b"SQLite format 3\x00"
 JOURNALS = ("-wal", "-shm", "-journal")

@@ -65,6 +65,26 @@ def test_digest_previous_that_is_no_digest_is_refused(store: str, tmp_path: Path
     assert not (tmp_path / "d.json").exists()
 
 
+def test_digest_out_in_no_directory_is_bad_input_before_the_log_is_judged(
+    store: str, tmp_path: Path
+) -> None:
+    """An --out whose directory is not there is exit 2 naming --out, whatever the log holds
+    against --previous: the path is refused before any work (rev32: a previous digest that
+    the log no longer holds answered 5 first, so the same typo gave 2 or 5)."""
+    import json
+
+    ok(custody("--store", store, "digest", "--out", "good.json", cwd=tmp_path))
+    recorded = json.loads((tmp_path / "good.json").read_text())
+    recorded["tree"]["root"] = "0" * 64
+    (tmp_path / "forged.json").write_text(json.dumps(recorded))
+    run = custody(
+        "--store", store, "digest", "--out", "nowhere/x.json", "--previous", "forged.json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.code == 2, (run.code, run.out, run.err)
+    assert "invalid out: cannot write 'nowhere/x.json'" in run.err, run.err
+
+
 @pytest.mark.parametrize("given", ["/dev/zero", "fifo"])
 def test_a_digest_file_that_is_no_regular_file_is_refused_before_it_is_read(
     store: str, tmp_path: Path, given: str
