@@ -161,6 +161,7 @@ def verify(
     rows, _ = ledger.store.scan_availability()
     checked, snapshot_problems = _walk_and_check(ledger, state, progress, beside)
     problems = [p.line() for p in state.problems + snapshot_problems + _behind(state, rows)]
+    problems += ledger.store.guard_problems()  # what would refuse the next rewrite
     proof = None
     here = _place(ledger.settings.describe(), login=True)
     for name, recorded in (("the digest", against), ("the earlier digest", since)):

@@ -4,6 +4,7 @@ schema lock, ``ledger._stores.sql``)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger._domain.errors import UnreadableEvent
@@ -159,17 +160,8 @@ def create_schema(self: Migrating) -> None:
             "deleted (loads fold the events until new ones are taken); docs/operations/"
             "upgrades.md says what each schema changed"
         )
-    events_owner = _owner(self, self.tables.events) if self._pg else None
-    for statement in append_only_ddl(self.tables.events, AVAILABILITY_TABLE, owner=events_owner):
+    for statement in guard_ddl(self):
         self.execute(statement)
-    if self._pg:
-        owner = _owner(self, AVAILABILITY_TABLE)
-        for statement in beside_events_ddl(
-            self.tables.events, AVAILABILITY_TABLE, COMMANDS_TABLE, owner
-        ):
-            self.execute(statement)
-        for statement in directories_ddl(DIRECTORIES_TABLE, _owner(self, DIRECTORIES_TABLE)):
-            self.execute(statement)
     if self._pg and groups_exist(self):  # tables a migration added get their privileges
         apply_privileges(self, self.tables)
     self.execute(
@@ -177,6 +169,79 @@ def create_schema(self: Migrating) -> None:
         f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
         (SCHEMA_VERSION, SCHEMA_VERSION),
     )
+
+
+def guard_ddl(self: Migrating) -> list[str]:
+    """Every statement that installs the store's guards in the database (its triggers and
+    their functions), as ``init`` runs them."""
+    events_owner = _owner(self, self.tables.events) if self._pg else None
+    statements = append_only_ddl(self.tables.events, AVAILABILITY_TABLE, owner=events_owner)
+    if self._pg:
+        owner = _owner(self, AVAILABILITY_TABLE)
+        statements += beside_events_ddl(
+            self.tables.events, AVAILABILITY_TABLE, COMMANDS_TABLE, owner
+        )
+        statements += directories_ddl(DIRECTORIES_TABLE, _owner(self, DIRECTORIES_TABLE))
+    return statements
+
+
+_GUARD_FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(\).*?AS \$f\$(.*?)\$f\$", re.S)
+_GUARD_TRIGGER = re.compile(
+    r"CREATE (?:OR REPLACE )?TRIGGER (?:IF NOT EXISTS )?(\w+) .*?\bON (\w+)", re.S
+)
+_REINSTALL = "custody init installs it again"
+
+
+def guard_problems(self: Migrating) -> list[str]:
+    """Where the store's guards differ from those this custody installs (``guard_ddl``): a
+    trigger missing or disabled, or on PostgreSQL a trigger's function missing or of another
+    body. Rewrites of events, and a login's events out of its role, are then no longer refused
+    by the database (rev32: an older custody's init put back its own, older check function on
+    an upgraded store, and nothing but a damaged read model was named). One line each."""
+    statements = guard_ddl(self)
+    problems = []
+    if self._pg:
+        functions = {n: body for s in statements for n, body in _GUARD_FUNCTION.findall(s)}
+        found = {
+            str(r["name"]): str(r["body"])
+            for r in self.query(
+                "SELECT proname AS name, prosrc AS body FROM pg_proc WHERE pronamespace = "
+                "(SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
+                "AND proname = ANY(?)",
+                (list(functions),),
+            )
+        }
+        for name, body in sorted(functions.items()):
+            if name not in found:
+                problems.append(f"the store's guard function {name}() is missing: {_REINSTALL}")
+            elif found[name] != body:
+                problems.append(
+                    f"the store's guard function {name}() is not the one this custody installs "
+                    f"(an older custody's init, or an edit): {_REINSTALL}"
+                )
+        rows = self.query(
+            "SELECT t.tgname AS name, c.relname AS tbl, t.tgenabled AS enabled "
+            "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal "
+            "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+        )
+    else:
+        rows = self.query(
+            "SELECT name, tbl_name AS tbl, 'O' AS enabled FROM sqlite_master WHERE type = 'trigger'"
+        )
+    there = {(str(r["name"]), str(r["tbl"])): str(r["enabled"]) for r in rows}
+    for statement in statements:
+        for name, table in _GUARD_TRIGGER.findall(statement):
+            enabled = there.get((name, table))
+            if enabled is None:
+                problems.append(
+                    f"the store's guard trigger {name} on {table} is missing: {_REINSTALL}"
+                )
+            elif enabled in ("D", "R"):  # disabled, or firing only on a replica
+                problems.append(
+                    f"the store's guard trigger {name} on {table} is disabled: "
+                    f"ALTER TABLE {table} ENABLE TRIGGER {name}"
+                )
+    return problems
 
 
 # The availability table's index before 2026-12-05, on (state, until): a heartbeat moved its

@@ -31,6 +31,7 @@ from ledger._stores.migrations import (
     SCHEMA_TABLE,
     SCHEMA_VERSION,
     create_schema,
+    guard_problems,
 )
 from ledger._stores.recorders import (
     AVAILABILITY_COLUMNS,
@@ -643,6 +644,11 @@ class SqlStore(Store):
                 (),
             )
         return [(_stream_hex(o), v) for o, v in rows]
+
+    def guard_problems(self) -> list[str]:
+        """Where the database's guards (the triggers that refuse a rewrite of events, and on
+        PostgreSQL a login's event out of its role) differ from those ``init`` installs."""
+        return guard_problems(self)
 
     def chain_origins(self) -> tuple[dict[str, tuple[int, str, int]], list[tuple[str, str]]]:
         """Where each profile's chain begins, for a store whose first events were stored

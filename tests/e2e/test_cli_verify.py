@@ -19,6 +19,7 @@ import pytest
 from cli_process import custody, custody_all, error_line, ok, read_terminal
 
 from ledger import Checkout, Heartbeat, Ledger, RegisterProfile, Release
+from ledger._stores.access import append_only_ddl
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -50,6 +51,9 @@ def _as_superuser(url: str) -> Iterator[Any]:
     with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
         conn.execute("DROP TRIGGER IF EXISTS custody_events_no_update")
         yield conn
+        # Put back as custody installs it: verify checks the guards too.
+        for statement in append_only_ddl("stored_events", "custody_availability", owner=None):
+            conn.execute(statement)
         conn.commit()
 
 

@@ -213,3 +213,36 @@ def test_an_owner_s_insert_takes_its_transaction_id_first_and_calls_no_check(pg_
             conn.execute(f"DROP OWNED BY {stranger}")
             conn.execute(f"DROP ROLE {stranger}")
             conn.commit()
+
+
+def test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back(
+    sql_store_url: str,
+) -> None:
+    """``custody verify`` checks the guards themselves, not only the events they kept: a
+    trigger dropped or disabled, or on PostgreSQL a check function of another body (an older
+    custody's init puts back its own), is exit 5 naming it, and ``custody init`` installs it
+    again (rev32: after an older init, verify and projections status passed while a worker's
+    login could append past a stream's head and every worker's heartbeat was refused)."""
+    from audit_scene import custody
+
+    with Ledger.open(sql_store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+    if sql_store_url.startswith("postgresql"):
+        named = ["custody_check_append()", "custody_events_no_rewrite on custody_events"]
+        with psycopg.connect(sql_store_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE OR REPLACE FUNCTION custody_check_append() RETURNS trigger "
+                "LANGUAGE plpgsql AS $f$ BEGIN RETURN NEW; END $f$"
+            )
+            conn.execute("ALTER TABLE custody_events DISABLE TRIGGER custody_events_no_rewrite")
+    else:
+        named = ["custody_events_no_update on stored_events"]
+        with closing(sqlite3.connect(sql_store_url.removeprefix("sqlite:///"))) as conn:
+            conn.execute("DROP TRIGGER custody_events_no_update")
+    said = custody(sql_store_url, "verify")
+    assert said.code == 5, said
+    for name in named:
+        assert any(name in line for line in said.lines()), said
+    assert custody(sql_store_url, "init").code == 0
+    again = custody(sql_store_url, "verify")
+    assert again.code == 0, again

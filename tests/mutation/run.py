@@ -3389,6 +3389,76 @@ MUTANTS = (
             "tests/integration/test_service_input.py::test_a_timeline_longer_than_one_answer_carries_is_refused_saying_how_to_ask",
         ),
     ),
+    Mutant(
+        "verify-checks-the-guards",
+        "ledger/audit.py",
+        "    problems += ledger.store.guard_problems()  # what would refuse the next rewrite\n",
+        "\n",
+        "verify passes a store whose guards are gone or an older custody's (rev32)",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "guard-function-body",
+        "ledger/_stores/migrations.py",
+        "            elif found[name] != body:\n",
+        "            elif False:\n",
+        "an older custody's check function put back by its init goes unnamed (rev32)",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "guard-trigger-missing",
+        "ledger/_stores/migrations.py",
+        "            if enabled is None:\n",
+        "            if False:\n",
+        "a dropped append-only trigger goes unnamed by verify (rev32)",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "guard-trigger-disabled",
+        "ledger/_stores/migrations.py",
+        '            elif enabled in ("D", "R"):  # disabled, or firing only on a replica\n',
+        "            elif False:\n",
+        "a disabled append-only trigger goes unnamed by verify (rev32)",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "grant-passes-a-table-gone",
+        "ledger/_stores/access.py",
+        '_SKIP_GONE = "EXCEPTION WHEN undefined_table THEN NULL;"\n',
+        '_SKIP_GONE = ""\n',
+        "an init fails on a table another init's rebuild swapped away (rev32)",
+        (
+            "tests/e2e/test_access_grant_beside_live_leases.py::test_a_table_gone_between_the_look_and_its_grant_is_passed_over",
+        ),
+    ),
+    Mutant(
+        "service-hears-notes",
+        "projections/_runner.py",
+        "        heard.append(behind)\n",
+        "        pass\n",
+        "the lease service's answer leaves out the note its read warned (rev32)",
+        (
+            "tests/integration/test_service_process.py::test_a_worker_only_service_says_what_its_reads_leave_out",
+        ),
+    ),
+    Mutant(
+        "digest-out-directory-first",
+        "custody/_audit_commands.py",
+        '        refuse_no_directory("out", out)\n',
+        "        pass\n",
+        "digest --out in no directory answers 5 for a forged previous digest, 2 otherwise (rev32)",
+        (
+            "tests/e2e/test_digest_files.py::test_digest_out_in_no_directory_is_bad_input_before_the_log_is_judged",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
