@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if _interrupted(e):
             return interrupted(as_json, _perhaps_carried_out(ctx))
-        return _fail_unexpected(e, as_json)
+        return _fail_unexpected(_lost_answer(e, ctx), as_json)
     try:
         return _answer(command, result, as_json, resend)
     except KeyboardInterrupt:  # while its answer was written: the command was carried out
@@ -69,6 +69,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         ignore_interrupts()
         _carried_out(command, "interrupted", resend, result)
         return _outcome(result)  # a rebuild that left rows as they were still exits 1
+
+
+def _lost_answer(error: Exception, ctx: click.Context | None) -> Exception:
+    """A writing command whose session ended under it (``StoreUnavailable.lost``) may have
+    committed: its line says so and names the id that tells (rev32: a checkout whose backend
+    was terminated at its COMMIT was exit 6 'server closed the connection', and the lease had
+    been granted)."""
+    command = ctx.invoked_subcommand if ctx is not None else None
+    resend = ctx.meta.get(RESEND_KEY, "") if ctx is not None else ""
+    if not getattr(error, "lost", False) or command not in WRITING_COMMANDS or not resend:
+        return error
+    from ledger import StoreUnavailable
+
+    perhaps = (
+        f"{command} may have been carried out before the session ended: the same command "
+        f"with {resend} answers as it did if so (recording nothing again), or carries it out "
+        "if not"
+    )
+    return StoreUnavailable(f"{error}; {perhaps}", lost=True)
 
 
 def _perhaps_carried_out(ctx: click.Context | None) -> str:

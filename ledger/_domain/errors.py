@@ -151,13 +151,16 @@ class RowConflict(LedgerError):
 class StoreUnavailable(LedgerError):
     """The event store cannot be reached or is not initialised; ``busy`` when it answered but
     what was asked waited the store's timeout out (a lock, a transaction left open): another
-    try may succeed once the holder ends."""
+    try may succeed once the holder ends; ``lost`` when the session ended while a statement
+    ran (a PostgreSQL server restarted, a backend terminated): a write may have committed
+    with only its answer lost."""
 
     exit_code = 6
 
-    def __init__(self, message: str, *, busy: bool = False) -> None:
+    def __init__(self, message: str, *, busy: bool = False, lost: bool = False) -> None:
         super().__init__(message)
         self.busy = busy
+        self.lost = lost
 
 
 class OlderSnapshot(Exception):

@@ -104,7 +104,24 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
             " (the server's statement_timeout, set for this login, its database or the server, "
             "not by custody, cut it short: raise or reset that setting)"
         )
-    return StoreUnavailable(msg, busy=said == "busy")
+    lost = settings.kind == "postgresql" and said == "unavailable" and _connection_lost(error)
+    return StoreUnavailable(msg, busy=said == "busy", lost=lost)
+
+
+# What a session that ended under a statement says: its SQLSTATE's class (08: connection
+# exception; 57P: the server shut it down or a pg_terminate_backend), or, where the server
+# could send none, libpq's own words.
+_LOST_STATES = ("08", "57P")
+_LOST_WORDS = ("server closed the connection", "terminating connection", "connection is lost")
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """Whether the session ended while a statement ran: its COMMIT may have been carried out
+    and only the answer lost."""
+    state = _sqlstate(error)
+    if state is not None:
+        return state.startswith(_LOST_STATES)
+    return any(words in _first_line(error).lower() for words in _LOST_WORDS)
 
 
 # What SQLite says when its file system is full: "database or disk is full" while it can write

@@ -58,3 +58,48 @@ def test_simultaneous_checkouts_one_wins(pg_url: str, tmp_path: Path) -> None:
     assert f"worker {winner}" in error_line(loser)
     timeline = ok(custody("--json", "timeline", PROFILE, cwd=tmp_path, store=pg_url)).json()
     assert event_types(timeline).count("lease_acquired") == 1
+
+
+def test_a_write_whose_session_ends_under_it_names_the_id_that_tells(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A checkout whose backend is terminated while its insert runs is exit 6 with one line
+    saying it may have been carried out and naming its ``--command-id``; the same command
+    with that id then answers (here: carries it out, once). rev32: a checkout terminated at
+    its COMMIT said only 'server closed the connection', while the lease had been granted."""
+    import time
+
+    import psycopg
+
+    ok(custody("init", cwd=tmp_path, store=pg_url))
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path, store=pg_url))
+    sleep = (
+        "CREATE FUNCTION test_sleep() RETURNS trigger LANGUAGE plpgsql AS "
+        "$f$ BEGIN PERFORM pg_sleep(60); RETURN NEW; END $f$"
+    )
+    checkout = ("checkout", "p1", "--worker", "w1", "--run", "r", "--task", "t")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sleep)
+        conn.execute(
+            "CREATE TRIGGER test_sleep BEFORE INSERT ON custody_events "
+            "FOR EACH ROW EXECUTE FUNCTION test_sleep()"
+        )
+        running = start(*checkout, "--command-id", "co-1", cwd=tmp_path, store=pg_url)
+        for _ in range(600):
+            row = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+                "AND query LIKE '%custody_events%'"
+            ).fetchone()
+            if row is not None:
+                break
+            time.sleep(0.05)
+        assert row is not None, "the checkout never reached its insert"
+        conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        said = finish(running)
+        conn.execute("DROP TRIGGER test_sleep ON custody_events")
+    assert said.code == 6, said
+    assert "checkout may have been carried out" in said.err, said.err
+    assert "the same command with --command-id co-1 answers as it did" in said.err, said.err
+    assert len(said.err.strip().splitlines()) == 1, said.err
+    again = ok(custody("--json", *checkout, "--command-id", "co-1", cwd=tmp_path, store=pg_url))
+    assert '"fencing_token": 1' in again.out, again.out

@@ -3459,6 +3459,16 @@ MUTANTS = (
             "tests/e2e/test_digest_files.py::test_digest_out_in_no_directory_is_bad_input_before_the_log_is_judged",
         ),
     ),
+    Mutant(
+        "lost-session-names-the-id",
+        "ledger/_stores/connections.py",
+        '    lost = settings.kind == "postgresql" and said == "unavailable" and _connection_lost(error)\n',
+        "    lost = False\n",
+        "a checkout terminated at its COMMIT says only 'server closed the connection' (rev32)",
+        (
+            "tests/e2e/test_cli_postgres.py::test_a_write_whose_session_ends_under_it_names_the_id_that_tells",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
