@@ -3462,7 +3462,8 @@ MUTANTS = (
     Mutant(
         "lost-session-names-the-id",
         "ledger/_stores/connections.py",
-        '    lost = settings.kind == "postgresql" and said == "unavailable" and _connection_lost(error)\n',
+        '    lost = settings.kind == "postgresql" and said == "unavailable"'
+        " and _connection_lost(error)\n",
         "    lost = False\n",
         "a checkout terminated at its COMMIT says only 'server closed the connection' (rev32)",
         (
