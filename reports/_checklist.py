@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from ledger import Ledger
-from projections import Explanation, ReadResult, explain, notes_once
+from projections import Explanation, ReadResult, explain, hearing_notes, notes_once
 from reports import _checks as checks
 from reports._checks import Answer
 from reports._frames import Source, opened
@@ -60,6 +60,9 @@ class Checklist(ReadResult):
     at: datetime
     account: str | None
     checks: list[Check]
+    # What the read models had still to fold, which this login may not (each note's line):
+    # the answers leave those events out, whatever their verdicts say.
+    behind: list[str] = []
 
     @property
     def attention(self) -> list[Check]:
@@ -69,9 +72,10 @@ class Checklist(ReadResult):
 def checklist(*, account: str | None = None, ledger: Source = None) -> Checklist:
     """Answer the article's eleven questions for the fleet (``account``'s profiles only, when
     given), after bringing the read models up to date."""
-    with opened(ledger) as source, notes_once():  # a lag note once, not once per profile
-        sources = read_sources(source, account=account)
-        return answer(sources, explanations(source, sources), account=account)
+    with opened(ledger) as source, notes_once(), hearing_notes() as behind:
+        sources = read_sources(source, account=account)  # a lag note once, not per profile
+        answered = answer(sources, explanations(source, sources), account=account)
+    return answered.model_copy(update={"behind": list(dict.fromkeys(map(str, behind)))})
 
 
 def explanations(ledger: Ledger, sources: Sources) -> list[Explanation]:

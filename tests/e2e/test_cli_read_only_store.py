@@ -488,3 +488,24 @@ def test_a_copy_with_its_wal_but_no_shm_and_a_file_nobody_may_read_say_what_is_w
         assert "permission denied: this user may not read it" in error_line(run)
     finally:
         evidence.chmod(0o755)
+
+
+def test_checklist_strict_on_a_copy_whose_read_models_lag_is_not_all_ok(tmp_path: Path) -> None:
+    """A read-only copy whose read models were last folded before a quarantine: the checklist
+    answers from them, leaving the quarantine out, and under ``--strict`` exits 5 saying so
+    instead of '11 ok', exit 0 (rev32 crash review: a script trusting --strict saw a clean
+    fleet while two profiles were quarantined)."""
+    made = tmp_path / "made"
+    made.mkdir()
+    store = f"sqlite:///{made / 'custody.db'}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=made, store=store))
+    ok(custody("checklist", "--strict", cwd=made, store=store))  # read models folded here
+    ok(custody("quarantine", "p1", "--actor", "op1", "--reason", "r", cwd=made, store=store))
+    copy, program = _on_read_only_media(made / "custody.db", tmp_path / "media")
+    try:
+        run = custody("checklist", "--strict", cwd=tmp_path, store=f"sqlite:///{copy}",
+                      program=program)  # fmt: skip
+    finally:
+        copy.parent.chmod(0o755)
+    assert run.code == 5, (run.code, run.out, run.err)
+    assert "read model(s) had events this login may not fold" in run.err, run.err

@@ -3470,6 +3470,16 @@ MUTANTS = (
             "tests/e2e/test_cli_postgres.py::test_a_write_whose_session_ends_under_it_names_the_id_that_tells",
         ),
     ),
+    Mutant(
+        "checklist-strict-behind",
+        "custody/_fleet_output.py",
+        "        if not self.strict or not (attention or self.checklist.behind):\n",
+        "        if not self.strict or not attention:\n",
+        "checklist --strict says 11 ok, exit 0, from read models missing a quarantine (rev32)",
+        (
+            "tests/e2e/test_cli_read_only_store.py::test_checklist_strict_on_a_copy_whose_read_models_lag_is_not_all_ok",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
