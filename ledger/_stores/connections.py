@@ -19,7 +19,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from ledger._domain.acting import Forbidden
-from ledger._domain.errors import StoreUnavailable
+from ledger._domain.errors import LedgerError, StoreUnavailable
 from ledger._stores.settings import CLIENT_ENCODING, StoreSettings
 
 # What SQLite and PostgreSQL say when a lock was not granted within the bounded wait.
@@ -62,7 +62,26 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
                 )
             msg = f"store {settings.describe()} refused: {said}"
             raise Forbidden(msg, by_database=True) from e
+        if _availability_missing(e):  # the store answers: it is damaged, not unavailable
+            raise LedgerError(
+                f"store {settings.describe()} is damaged: its table {_AVAILABILITY} is missing "
+                "(dropped?); custody init makes it again from the events"
+            ) from e
         raise store_failure(settings, e) from e
+
+
+# ``ledger._stores.recorders.AVAILABILITY_TABLE``, which imports this module.
+_AVAILABILITY = "custody_availability"
+_UNDEFINED_TABLE = "42P01"
+
+
+def _availability_missing(error: BaseException) -> bool:
+    """Whether the driver said the availability table is not there (rev32: dropped by hand,
+    every read and sweep was exit 6, 'no such table', as if the store were down)."""
+    said = _first_line(error).lower()
+    if _sqlstate(error) == _UNDEFINED_TABLE:
+        return f'"{_AVAILABILITY}"' in said
+    return f"no such table: {_AVAILABILITY}" in said
 
 
 def _sqlstate(error: BaseException | None) -> str | None:

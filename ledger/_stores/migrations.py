@@ -137,6 +137,9 @@ def create_schema(self: Migrating) -> None:
         *availability_ddl(), COMMANDS_DDL, *DIRECTORIES_DDL, *_SCHEMA_DDL, *_ORIGINS_DDL,
         TOKENS_DDL,
     )  # fmt: skip
+    # A store whose availability table is gone (dropped by hand): its rows come back from the
+    # events below, not as an empty table (rev32: status '(none)', fleet '0 profiles', exit 0).
+    rows_lost = self.schema_version() is not None and not _table_exists(self, AVAILABILITY_TABLE)
     for statement in tables:
         self.execute(statement)
     if self._pg:  # before a grant on it fails, or the version says the store is whole
@@ -159,6 +162,12 @@ def create_schema(self: Migrating) -> None:
             f"migrated from schema {found} to {SCHEMA_VERSION}: the snapshots, a cache, were "
             "deleted (loads fold the events until new ones are taken); docs/operations/"
             "upgrades.md says what each schema changed"
+        )
+    if rows_lost:
+        restored = _restore_availability(self)
+        self.notes.append(
+            f"the availability table {AVAILABILITY_TABLE} was missing: made again, and its "
+            f"{restored} row(s) written from the events"
         )
     for statement in guard_ddl(self):
         self.execute(statement)
@@ -322,6 +331,27 @@ def _backfill_commands(self: Migrating) -> None:
             rows.append((command_id, profile_id, n.originator_version, command))
         self.executemany(insert_command_sql("?", backfill=True), rows)
         start = batch[-1].id + 1
+
+
+def _table_exists(self: Migrating, table: str) -> bool:
+    if self._pg:
+        return bool(self.query("SELECT to_regclass(?) IS NOT NULL AS t", (table,))[0]["t"])
+    found = self.query("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
+                       (table,))  # fmt: skip
+    return int(found[0]["n"]) > 0
+
+
+def _restore_availability(self: Migrating) -> int:
+    """Every registered profile's availability row, from its events; how many."""
+    from ledger._domain.view import availability_of  # the state machine: for a repair only
+
+    written = 0
+    for profile_id in self.profile_ids():
+        profile = _load(self, profile_id)
+        if profile is not None:
+            self.replace_availability(availability_of(profile))
+            written += 1
+    return written
 
 
 def _rewrite_endings(self: Migrating) -> None:

@@ -4,6 +4,7 @@ of ``stored_events``; on PostgreSQL, triggers refuse UPDATE, DELETE and TRUNCATE
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from contextlib import closing
@@ -246,3 +247,33 @@ def test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back(
     assert custody(sql_store_url, "init").code == 0
     again = custody(sql_store_url, "verify")
     assert again.code == 0, again
+
+
+def test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again(
+    sql_store_url: str,
+) -> None:
+    """The availability table dropped by hand: every read and the sweep say the store is
+    damaged and that init repairs it (exit 1), and init makes it again with every profile's
+    row written from the events (rev32 crash review: exit 6 'no such table', as if the store
+    were down, then an init that made it empty: status '(none)', fleet '0 profiles')."""
+    from audit_scene import custody
+
+    with Ledger.open(sql_store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+    if sql_store_url.startswith("postgresql"):
+        with psycopg.connect(sql_store_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE custody_availability")
+    else:
+        with closing(sqlite3.connect(sql_store_url.removeprefix("sqlite:///"))) as conn:
+            conn.execute("DROP TABLE custody_availability")
+    for args in (["status"], ["sweep"]):
+        said = custody(sql_store_url, *args)
+        assert said.code == 1, said
+        assert "custody_availability is missing (dropped?); custody init makes it again" in said.err
+    init = custody(sql_store_url, "init")
+    assert init.code == 0, init
+    assert "its 2 row(s) written from the events" in init.out, init.out
+    status = custody(sql_store_url, "--json", "status")
+    assert status.code == 0, status
+    assert [row["profile_id"] for row in json.loads(status.out)] == ["p1", "p2"]

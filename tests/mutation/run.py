@@ -3480,6 +3480,27 @@ MUTANTS = (
             "tests/e2e/test_cli_read_only_store.py::test_checklist_strict_on_a_copy_whose_read_models_lag_is_not_all_ok",
         ),
     ),
+    Mutant(
+        "availability-missing-named",
+        "ledger/_stores/connections.py",
+        "        if _availability_missing(e):  # the store answers: it is damaged, not"
+        " unavailable\n",
+        "        if False:\n",
+        "a dropped availability table reads as a store down, exit 6 'no such table' (rev32)",
+        (
+            "tests/integration/test_append_only.py::test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again",
+        ),
+    ),
+    Mutant(
+        "availability-restored-by-init",
+        "ledger/_stores/migrations.py",
+        "    if rows_lost:\n",
+        "    if False:\n",
+        "init makes a dropped availability table again empty: status '(none)' (rev32)",
+        (
+            "tests/integration/test_append_only.py::test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
