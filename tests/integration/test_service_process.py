@@ -8,6 +8,8 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,25 +153,9 @@ def test_a_service_login_acts_only_in_the_roles_granted_to_it(pg_cluster: Any) -
     """The database bounds the service: a login granted worker and reviewer serves checkouts
     and reviews, and an operator's token gets 403 from the ledger's own check of the login
     (the database would refuse the event too); nothing is written."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    from pg_cluster import drop_database
-
     from ledger.access import grant, issue_token, logins
 
-    tag = uuid.uuid4().hex[:8]
-    owner, db = f"own_{tag}", f"t_{tag}"
-    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
-        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
-
-    def as_login(login: str) -> str:
-        parts = urlsplit(pg_cluster.admin_url)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit(parts._replace(netloc=f"{login}@{host}", path=f"/{db}"))
-
-    try:
-        owner_url, service_login = as_login(owner), f"svc_{tag}"
+    with _owned(pg_cluster) as (owner_url, service_login, as_login):
         with Ledger.init(owner_url) as ledger:
             ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="x"))
             granted = grant(ledger, service_login, ["worker", "reviewer"])
@@ -195,39 +181,19 @@ def test_a_service_login_acts_only_in_the_roles_granted_to_it(pg_cluster: Any) -
                 assert len(ledger.history("p1")) == before
         finally:
             assert served.stop() == 0
-    finally:
-        drop_database(pg_cluster.admin_url, db)
-        with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
-            for role in (f"svc_{tag}", owner):
-                conn.execute(f"DROP ROLE IF EXISTS {role}")
 
 
+@pytest.mark.postgres
 def test_a_worker_only_service_says_what_its_reads_leave_out(pg_cluster: Any) -> None:
     """A service whose login holds only the worker role may not fold the read models, and
     while nobody runs ``custody projections run`` its reads leave the newer events out. Each
     such answer says so, as the command line says it to a person: a ``Custody-Note`` header
     naming the read model (rev32: the timeline answered 200 with one event of three, no word),
     and ``/metrics`` gives ``custody_read_model_behind_events`` for an alert (it read 0 leases)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    from pg_cluster import drop_database
-
     from ledger.access import grant, issue_token
     from projections import READ_MODELS, catch_up_all
 
-    tag = uuid.uuid4().hex[:8]
-    owner, db = f"own_{tag}", f"t_{tag}"
-    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
-        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
-
-    def as_login(login: str) -> str:
-        parts = urlsplit(pg_cluster.admin_url)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit(parts._replace(netloc=f"{login}@{host}", path=f"/{db}"))
-
-    try:
-        owner_url, service_login = as_login(owner), f"svc_{tag}"
+    with _owned(pg_cluster) as (owner_url, service_login, as_login):
         with Ledger.init(owner_url) as ledger:
             ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="x"))
             grant(ledger, service_login, ["worker"])
@@ -259,6 +225,29 @@ def test_a_worker_only_service_says_what_its_reads_leave_out(pg_cluster: Any) ->
             assert float(behind.group(1)) > 0, metrics.text
         finally:
             assert served.stop() == 0
+
+
+@contextmanager
+def _owned(pg_cluster: Any) -> Iterator[tuple[str, str, Callable[[str], str]]]:
+    """A database owned by a fresh CREATEROLE login: its URL, a service login's name to grant,
+    and the URL of the database for any login; both logins and the database dropped after."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from pg_cluster import drop_database
+
+    tag = uuid.uuid4().hex[:8]
+    owner, db = f"own_{tag}", f"t_{tag}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        conn.execute(f"CREATE DATABASE {db} OWNER {owner} TEMPLATE template0")
+
+    def as_login(login: str) -> str:
+        parts = urlsplit(pg_cluster.admin_url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"{login}@{host}", path=f"/{db}"))
+
+    try:
+        yield as_login(owner), f"svc_{tag}", as_login
     finally:
         drop_database(pg_cluster.admin_url, db)
         with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
