@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from ledger import Ledger
+from ledger.feed import ReadModelBehind
 from projections import Explanation, ReadResult, explain, hearing_notes, notes_once
 from reports import _checks as checks
 from reports._checks import Answer
@@ -75,7 +76,15 @@ def checklist(*, account: str | None = None, ledger: Source = None) -> Checklist
     with opened(ledger) as source, notes_once(), hearing_notes() as behind:
         sources = read_sources(source, account=account)  # a lag note once, not per profile
         answered = answer(sources, explanations(source, sources), account=account)
-    return answered.model_copy(update={"behind": list(dict.fromkeys(map(str, behind)))})
+    return answered.model_copy(update={"behind": may_not_fold(behind)})
+
+
+def may_not_fold(notes: list[ReadModelBehind]) -> list[str]:
+    """The notes of read models this login may not fold, one per read model (its first), by
+    name; not those held back by a transaction still open, which a read a moment later folds
+    (rev32 reread: the owner's checklist --strict said its login 'may not fold' them)."""
+    cannot = {note.name: str(note) for note in reversed(notes) if note.held_at is None}
+    return [cannot[name] for name in sorted(cannot)]
 
 
 def explanations(ledger: Ledger, sources: Sources) -> list[Explanation]:

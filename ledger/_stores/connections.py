@@ -81,7 +81,7 @@ def _availability_missing(error: BaseException) -> bool:
     said = _first_line(error).lower()
     if _sqlstate(error) == _UNDEFINED_TABLE:
         return f'"{_AVAILABILITY}"' in said
-    return f"no such table: {_AVAILABILITY}" in said
+    return re.search(rf"no such table: (?:main\.)?{_AVAILABILITY}\b", said) is not None
 
 
 def _sqlstate(error: BaseException | None) -> str | None:
@@ -131,7 +131,13 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
 # exception; 57P: the server shut it down or a pg_terminate_backend), or, where the server
 # could send none, libpq's own words.
 _LOST_STATES = ("08", "57P")
-_LOST_WORDS = ("server closed the connection", "terminating connection", "connection is lost")
+_LOST_WORDS = (
+    "server closed the connection",
+    "terminating connection",
+    "connection is lost",
+    "ssl syscall error",
+    "ssl connection has been closed",
+)
 
 
 def _connection_lost(error: BaseException) -> bool:

@@ -28,8 +28,10 @@ from ledger._stores.recorders import (
     DIRECTORIES_DDL,
     DIRECTORIES_TABLE,
     availability_ddl,
+    availability_params,
     insert_command_sql,
     insert_directory_sql,
+    upsert_availability_sql,
 )
 from ledger._stores.tokens import TOKENS_DDL
 
@@ -139,9 +141,12 @@ def create_schema(self: Migrating) -> None:
     )  # fmt: skip
     # A store whose availability table is gone (dropped by hand): its rows come back from the
     # events below, not as an empty table (rev32: status '(none)', fleet '0 profiles', exit 0).
-    rows_lost = self.schema_version() is not None and not _table_exists(self, AVAILABILITY_TABLE)
+    made_before = self.schema_version() is not None
+    rows_lost = made_before and not _table_exists(self, AVAILABILITY_TABLE)
     for statement in tables:
         self.execute(statement)
+    # Or there, empty, beside registrations: a restore cut short before it committed.
+    rows_lost = rows_lost or (made_before and _rows_gone(self))
     if self._pg:  # before a grant on it fails, or the version says the store is whole
         refuse_squatted(self, self.tables.events, "custody init stops here")
     _drop_older_availability_index(self)
@@ -163,14 +168,17 @@ def create_schema(self: Migrating) -> None:
             "deleted (loads fold the events until new ones are taken); docs/operations/"
             "upgrades.md says what each schema changed"
         )
-    if rows_lost:
-        restored = _restore_availability(self)
-        self.notes.append(
-            f"the availability table {AVAILABILITY_TABLE} was missing: made again, and its "
-            f"{restored} row(s) written from the events"
-        )
+    if not self._pg:  # IF NOT EXISTS keeps a trigger of that name whatever it does
+        for name in differing_sqlite_triggers(self):
+            self.execute(f"DROP TRIGGER {name}")
     for statement in guard_ddl(self):
         self.execute(statement)
+    if rows_lost:  # after the guards: a login writes a row only beside its event meanwhile
+        restored = _restore_availability(self)
+        self.notes.append(
+            f"the availability table {AVAILABILITY_TABLE} was missing or empty: its "
+            f"{restored} row(s) written again from the events"
+        )
     if self._pg and groups_exist(self):  # tables a migration added get their privileges
         apply_privileges(self, self.tables)
     self.execute(
@@ -195,53 +203,102 @@ def guard_ddl(self: Migrating) -> list[str]:
 
 
 _GUARD_FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(\).*?AS \$f\$(.*?)\$f\$", re.S)
+_GUARD_PINNED = re.compile(r"ALTER FUNCTION (\w+)\(\) SET search_path")
 _GUARD_TRIGGER = re.compile(
     r"CREATE (?:OR REPLACE )?TRIGGER (?:IF NOT EXISTS )?(\w+) .*?\bON (\w+)", re.S
 )
+# A PostgreSQL trigger's definition, as its DDL has it and as pg_get_triggerdef writes it.
+_TRIGGER_PARTS = re.compile(
+    r"CREATE (?:OR REPLACE )?TRIGGER (\w+) (BEFORE|AFTER|INSTEAD OF) (.+?) ON (?:\w+\.)?(\w+) "
+    r"FOR EACH (ROW|STATEMENT)(?: WHEN (.+?))? EXECUTE (?:FUNCTION|PROCEDURE) (?:\w+\.)?(\w+)\(",
+    re.S,
+)
 _REINSTALL = "custody init installs it again"
+_OTHER = "is not the one this custody installs (an older custody's init, or an edit)"
+
+
+def _trigger_shape(definition: str) -> tuple[object, ...] | None:
+    """What a trigger does, in a form that reads the same from its DDL and from
+    ``pg_get_triggerdef``: its timing, its events as a set, its table, row or statement, its
+    WHEN without the quotes, casts, brackets and spaces the server adds, and its function."""
+    found = _TRIGGER_PARTS.search(" ".join(definition.split()))
+    if found is None:
+        return None
+    name, timing, events, table, each, when, function = found.groups()
+    condition = re.sub(r"::\w+|[\s'()]", "", (when or "").lower())
+    return name, timing, frozenset(events.split(" OR ")), table, each, condition, function
+
+
+def _sqlite_trigger_text(statement: str) -> str:
+    """A trigger's DDL as SQLite keeps it in ``sqlite_master``: without IF NOT EXISTS."""
+    return " ".join(statement.replace(" IF NOT EXISTS", "", 1).split())
+
+
+def differing_sqlite_triggers(self: Migrating) -> list[str]:
+    """The guard triggers of an SQLite store whose text is not what ``guard_ddl`` installs
+    (an edit, or an older custody's): ``init`` drops them, then makes them again."""
+    kept = {
+        str(r["name"]): " ".join(str(r["sql"]).split())
+        for r in self.query("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+    }
+    return [
+        name
+        for statement in guard_ddl(self)
+        for name, _ in _GUARD_TRIGGER.findall(statement)
+        if name in kept and kept[name] != _sqlite_trigger_text(statement)
+    ]
 
 
 def guard_problems(self: Migrating) -> list[str]:
     """Where the store's guards differ from those this custody installs (``guard_ddl``): a
-    trigger missing or disabled, or on PostgreSQL a trigger's function missing or of another
-    body. Rewrites of events, and a login's events out of its role, are then no longer refused
-    by the database (rev32: an older custody's init put back its own, older check function on
-    an upgraded store, and nothing but a damaged read model was named). One line each."""
+    trigger missing, disabled, or doing something else (other events, another WHEN, another
+    function; on SQLite another text), or on PostgreSQL a trigger's function missing, of
+    another body, or no longer on its pinned search path. Rewrites of events, and a login's
+    events out of its role, may then no longer be refused by the database (rev32: an older
+    custody's init put back its own, older check function on an upgraded store, and nothing but
+    a damaged read model was named). One line each."""
     statements = guard_ddl(self)
+    if not self._pg:
+        return _sqlite_guard_problems(self, statements)
+    # Where the events table is, by the login's search path: the guards are beside it (a
+    # login whose own schema comes first finds custody's tables in public all the same).
+    schema = (
+        "(SELECT relnamespace FROM pg_class WHERE oid = to_regclass(?))",
+        self.tables.events,
+    )
     problems = []
-    if self._pg:
-        functions = {n: body for s in statements for n, body in _GUARD_FUNCTION.findall(s)}
-        found = {
-            str(r["name"]): str(r["body"])
-            for r in self.query(
-                "SELECT proname AS name, prosrc AS body FROM pg_proc WHERE pronamespace = "
-                "(SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
-                "AND proname = ANY(?)",
-                (list(functions),),
-            )
-        }
-        for name, body in sorted(functions.items()):
-            if name not in found:
-                problems.append(f"the store's guard function {name}() is missing: {_REINSTALL}")
-            elif found[name] != body:
-                problems.append(
-                    f"the store's guard function {name}() is not the one this custody installs "
-                    f"(an older custody's init, or an edit): {_REINSTALL}"
-                )
-        rows = self.query(
-            "SELECT t.tgname AS name, c.relname AS tbl, t.tgenabled AS enabled "
-            "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal "
-            "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+    functions = {n: body for s in statements for n, body in _GUARD_FUNCTION.findall(s)}
+    pinned = {n for s in statements for n in _GUARD_PINNED.findall(s)}
+    found = {
+        str(r["name"]): (str(r["body"]), [str(c) for c in r["config"] or []], str(r["nsp"]))
+        for r in self.query(
+            "SELECT proname AS name, prosrc AS body, proconfig AS config, "
+            "(SELECT nspname FROM pg_namespace WHERE oid = pronamespace) AS nsp "
+            f"FROM pg_proc WHERE pronamespace = {schema[0]} AND proname = ANY(?)",
+            (schema[1], list(functions)),
         )
-    else:
-        rows = self.query(
-            "SELECT name, tbl_name AS tbl, 'O' AS enabled FROM sqlite_master WHERE type = 'trigger'"
+    }
+    for name, body in sorted(functions.items()):
+        if name not in found:
+            problems.append(f"the store's guard function {name}() is missing: {_REINSTALL}")
+            continue
+        kept, config, nsp = found[name]
+        path = f"search_path=pg_catalog, {nsp}, pg_temp"
+        if kept != body or (name in pinned and path not in config):
+            problems.append(f"the store's guard function {name}() {_OTHER}: {_REINSTALL}")
+    there = {
+        (str(r["name"]), str(r["tbl"])): (str(r["enabled"]), str(r["def"]))
+        for r in self.query(
+            "SELECT t.tgname AS name, c.relname AS tbl, t.tgenabled AS enabled, "
+            "pg_get_triggerdef(t.oid) AS def FROM pg_trigger t JOIN pg_class c "
+            f"ON c.oid = t.tgrelid WHERE NOT t.tgisinternal AND c.relnamespace = {schema[0]}",
+            (schema[1],),
         )
-    there = {(str(r["name"]), str(r["tbl"])): str(r["enabled"]) for r in rows}
+    }
     for statement in statements:
         for name, table in _GUARD_TRIGGER.findall(statement):
-            enabled = there.get((name, table))
-            if enabled is None:
+            enabled, definition = there.get((name, table), ("", ""))
+            if not enabled:
                 problems.append(
                     f"the store's guard trigger {name} on {table} is missing: {_REINSTALL}"
                 )
@@ -249,6 +306,32 @@ def guard_problems(self: Migrating) -> list[str]:
                 problems.append(
                     f"the store's guard trigger {name} on {table} is disabled: "
                     f"ALTER TABLE {table} ENABLE TRIGGER {name}"
+                )
+            elif _trigger_shape(definition) != _trigger_shape(statement):
+                problems.append(
+                    f"the store's guard trigger {name} on {table} {_OTHER}: {_REINSTALL}"
+                )
+    return problems
+
+
+def _sqlite_guard_problems(self: Migrating, statements: list[str]) -> list[str]:
+    kept = {
+        (str(r["name"]), str(r["tbl"])): " ".join(str(r["sql"]).split())
+        for r in self.query(
+            "SELECT name, tbl_name AS tbl, sql FROM sqlite_master WHERE type = 'trigger'"
+        )
+    }
+    problems = []
+    for statement in statements:
+        for name, table in _GUARD_TRIGGER.findall(statement):
+            text = kept.get((name, table))
+            if text is None:
+                problems.append(
+                    f"the store's guard trigger {name} on {table} is missing: {_REINSTALL}"
+                )
+            elif text != _sqlite_trigger_text(statement):
+                problems.append(
+                    f"the store's guard trigger {name} on {table} {_OTHER}: {_REINSTALL}"
                 )
     return problems
 
@@ -341,17 +424,27 @@ def _table_exists(self: Migrating, table: str) -> bool:
     return int(found[0]["n"]) > 0
 
 
+def _rows_gone(self: Migrating) -> bool:
+    """The availability table holds no row while the log holds a registration."""
+    if self.query(f"SELECT 1 AS one FROM {AVAILABILITY_TABLE} LIMIT 1"):
+        return False
+    return bool(self.app.recorder.select_notifications(1, 1, topics=["profile_registered"]))
+
+
 def _restore_availability(self: Migrating) -> int:
-    """Every registered profile's availability row, from its events; how many."""
+    """Every registered profile's availability row, from its events, in one transaction (a
+    restore cut short leaves the table empty, and the next init restores it); a row a writer
+    wrote meanwhile stays. How many rows were written."""
     from ledger._domain.view import availability_of  # the state machine: for a repair only
 
-    written = 0
+    rows = []
     for profile_id in self.profile_ids():
         profile = _load(self, profile_id)
         if profile is not None:
-            self.replace_availability(availability_of(profile))
-            written += 1
-    return written
+            rows.append(availability_params(availability_of(profile)))
+    if rows:
+        self.executemany(upsert_availability_sql("?", overwrite=False), rows)
+    return len(rows)
 
 
 def _rewrite_endings(self: Migrating) -> None:

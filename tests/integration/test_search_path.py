@@ -64,3 +64,19 @@ def test_a_new_store_is_not_split_by_a_schema_before_public(
                 "WHERE c.relname LIKE 'custody%%' AND c.relkind = 'r'"
             ).fetchall()
         assert schemas == [("public",)]
+
+
+def test_verify_by_a_login_whose_own_schema_comes_first_finds_the_guards_beside_the_events(
+    pg_cluster: PostgresCluster, pg_url: str
+) -> None:
+    """A store made whole in public, then a schema of the owner's own name made later (its
+    search path ``"$user", public`` puts it first): every command finds custody's tables in
+    public, and verify's check of the guards looks beside the events too, not in the login's
+    current schema (a review: 12 guards 'missing', exit 5, for a store that held them all)."""
+    with owner_login(pg_cluster, pg_url) as (role, store):
+        assert custody(store, "init").returncode == 0
+        assert custody(store, "register", "p1", "--account", "a", "--proxy", "x").returncode == 0
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA AUTHORIZATION {role}")
+        run = custody(store, "verify")
+        assert run.returncode == 0, run.stdout + run.stderr

@@ -3402,8 +3402,8 @@ MUTANTS = (
     Mutant(
         "guard-function-body",
         "ledger/_stores/migrations.py",
-        "            elif found[name] != body:\n",
-        "            elif False:\n",
+        "        if kept != body or (name in pinned and path not in config):\n",
+        "        if name in pinned and path not in config:\n",
         "an older custody's check function put back by its init goes unnamed (rev32)",
         (
             "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
@@ -3412,7 +3412,7 @@ MUTANTS = (
     Mutant(
         "guard-trigger-missing",
         "ledger/_stores/migrations.py",
-        "            if enabled is None:\n",
+        "            if text is None:\n",
         "            if False:\n",
         "a dropped append-only trigger goes unnamed by verify (rev32)",
         (
@@ -3494,12 +3494,71 @@ MUTANTS = (
     Mutant(
         "availability-restored-by-init",
         "ledger/_stores/migrations.py",
-        "    if rows_lost:\n",
+        "    if rows_lost:  # after the guards: a login writes a row only beside its event"
+        " meanwhile\n",
         "    if False:\n",
         "init makes a dropped availability table again empty: status '(none)' (rev32)",
         (
             "tests/integration/test_append_only.py::test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again",
         ),
+    ),
+    Mutant(
+        "guard-trigger-shape",
+        "ledger/_stores/migrations.py",
+        "            elif _trigger_shape(definition) != _trigger_shape(statement):\n",
+        "            elif False:\n",
+        "a guard trigger made WHEN (false) passes verify (rev32 reread)",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "guard-pinned-path",
+        "ledger/_stores/migrations.py",
+        "        if kept != body or (name in pinned and path not in config):\n",
+        "        if kept != body:\n",
+        "a guard function's pinned search path reset passes verify (rev32 reread)",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "guard-sqlite-text",
+        "ledger/_stores/migrations.py",
+        "            elif text != _sqlite_trigger_text(statement):\n",
+        "            elif False:\n",
+        "an SQLite guard trigger of the same name that does nothing passes verify (rev32 reread)",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "init-replaces-sqlite-guards",
+        "ledger/_stores/migrations.py",
+        '            self.execute(f"DROP TRIGGER {name}")\n',
+        "            pass\n",
+        "init keeps an SQLite guard trigger of the same name that does nothing (rev32 reread)",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "restore-an-empty-table",
+        "ledger/_stores/migrations.py",
+        "    rows_lost = rows_lost or (made_before and _rows_gone(self))\n",
+        "\n",
+        "an availability restore cut short is never finished by the next init (rev32 reread)",
+        (
+            "tests/integration/test_append_only.py::test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again",
+        ),
+    ),
+    Mutant(
+        "checklist-held-notes-pass",
+        "reports/_checklist.py",
+        "    cannot = {note.name: str(note) for note in reversed(notes) if note.held_at is None}\n",
+        "    cannot = {note.name: str(note) for note in reversed(notes)}\n",
+        "the owner's checklist --strict says it may not fold what an open transaction held (rev32)",
+        ("tests/unit/test_checklist_behind.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
