@@ -142,11 +142,12 @@ def create_schema(self: Migrating) -> None:
     # A store whose availability table is gone (dropped by hand): its rows come back from the
     # events below, not as an empty table (rev32: status '(none)', fleet '0 profiles', exit 0).
     made_before = self.schema_version() is not None
-    rows_lost = made_before and not _table_exists(self, AVAILABILITY_TABLE)
     for statement in tables:
         self.execute(statement)
-    # Or there, empty, beside registrations: a restore cut short before it committed.
-    rows_lost = rows_lost or (made_before and _rows_gone(self))
+    # Rows lost: the table dropped (made again just now, empty), or rows deleted, or a restore
+    # cut short before it committed (rev32: 88 of 1,500 rows left for good; a live writer's
+    # first row then hid an empty table from a check for one).
+    lost = _rows_missing(self) if made_before else []
     if self._pg:  # before a grant on it fails, or the version says the store is whole
         refuse_squatted(self, self.tables.events, "custody init stops here")
     _drop_older_availability_index(self)
@@ -173,11 +174,11 @@ def create_schema(self: Migrating) -> None:
             self.execute(f"DROP TRIGGER {name}")
     for statement in guard_ddl(self):
         self.execute(statement)
-    if rows_lost:  # after the guards: a login writes a row only beside its event meanwhile
-        restored = _restore_availability(self)
+    if lost:  # after the guards: a login writes a row only beside its event meanwhile
+        restored = _restore_availability(self, lost)
         self.notes.append(
-            f"the availability table {AVAILABILITY_TABLE} was missing or empty: its "
-            f"{restored} row(s) written again from the events"
+            f"the availability table {AVAILABILITY_TABLE} missed the rows of {len(lost)} "
+            f"registered profile(s): {restored} written again from the events"
         )
     if self._pg and groups_exist(self):  # tables a migration added get their privileges
         apply_privileges(self, self.tables)
@@ -214,6 +215,7 @@ _TRIGGER_PARTS = re.compile(
     re.S,
 )
 _REINSTALL = "custody init installs it again"
+_DEFINER = "SECURITY DEFINER"
 _OTHER = "is not the one this custody installs (an older custody's init, or an edit)"
 
 
@@ -269,12 +271,19 @@ def guard_problems(self: Migrating) -> list[str]:
     problems = []
     functions = {n: body for s in statements for n, body in _GUARD_FUNCTION.findall(s)}
     pinned = {n for s in statements for n in _GUARD_PINNED.findall(s)}
+    definer = {n for s in statements for n, _ in _GUARD_FUNCTION.findall(s) if _DEFINER in s}
     found = {
-        str(r["name"]): (str(r["body"]), [str(c) for c in r["config"] or []], str(r["nsp"]))
+        str(r["name"]): (
+            str(r["body"]),
+            [str(c) for c in r["config"] or []],
+            str(r["nsp"]),
+            bool(r["definer"]),
+        )
         for r in self.query(
-            "SELECT proname AS name, prosrc AS body, proconfig AS config, "
+            "SELECT proname AS name, prosrc AS body, proconfig AS config, prosecdef AS definer, "
             "(SELECT nspname FROM pg_namespace WHERE oid = pronamespace) AS nsp "
-            f"FROM pg_proc WHERE pronamespace = {schema[0]} AND proname = ANY(?)",
+            f"FROM pg_proc WHERE pronamespace = {schema[0]} AND proname = ANY(?) "
+            "AND pronargs = 0",
             (schema[1], list(functions)),
         )
     }
@@ -282,15 +291,24 @@ def guard_problems(self: Migrating) -> list[str]:
         if name not in found:
             problems.append(f"the store's guard function {name}() is missing: {_REINSTALL}")
             continue
-        kept, config, nsp = found[name]
+        kept, config, nsp, runs_as_owner = found[name]
         path = f"search_path=pg_catalog, {nsp}, pg_temp"
-        if kept != body or (name in pinned and path not in config):
+        other_body = kept != body
+        unpinned = name in pinned and path not in config
+        # SECURITY DEFINER made current_user the owner inside it: every login passed as one.
+        other_user = runs_as_owner != (name in definer)
+        if other_body or unpinned or other_user:
             problems.append(f"the store's guard function {name}() {_OTHER}: {_REINSTALL}")
+    # A trigger's function beside the table, or it is another's of the same name.
     there = {
-        (str(r["name"]), str(r["tbl"])): (str(r["enabled"]), str(r["def"]))
+        (str(r["name"]), str(r["tbl"])): (
+            str(r["enabled"]),
+            str(r["def"]) if r["beside"] else "a function elsewhere",
+        )
         for r in self.query(
             "SELECT t.tgname AS name, c.relname AS tbl, t.tgenabled AS enabled, "
-            "pg_get_triggerdef(t.oid) AS def FROM pg_trigger t JOIN pg_class c "
+            "pg_get_triggerdef(t.oid) AS def, (SELECT p.pronamespace FROM pg_proc p "
+            "WHERE p.oid = t.tgfoid) = c.relnamespace AS beside FROM pg_trigger t JOIN pg_class c "
             f"ON c.oid = t.tgrelid WHERE NOT t.tgisinternal AND c.relnamespace = {schema[0]}",
             (schema[1],),
         )
@@ -416,29 +434,21 @@ def _backfill_commands(self: Migrating) -> None:
         start = batch[-1].id + 1
 
 
-def _table_exists(self: Migrating, table: str) -> bool:
-    if self._pg:
-        return bool(self.query("SELECT to_regclass(?) IS NOT NULL AS t", (table,))[0]["t"])
-    found = self.query("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
-                       (table,))  # fmt: skip
-    return int(found[0]["n"]) > 0
+def _rows_missing(self: Migrating) -> list[str]:
+    """The registered profiles without an availability row (each registration writes its
+    row, in its transaction): none on a whole store."""
+    rows = {str(r["p"]) for r in self.query(f"SELECT profile_id AS p FROM {AVAILABILITY_TABLE}")}
+    return [profile_id for profile_id in self.profile_ids() if profile_id not in rows]
 
 
-def _rows_gone(self: Migrating) -> bool:
-    """The availability table holds no row while the log holds a registration."""
-    if self.query(f"SELECT 1 AS one FROM {AVAILABILITY_TABLE} LIMIT 1"):
-        return False
-    return bool(self.app.recorder.select_notifications(1, 1, topics=["profile_registered"]))
-
-
-def _restore_availability(self: Migrating) -> int:
-    """Every registered profile's availability row, from its events, in one transaction (a
-    restore cut short leaves the table empty, and the next init restores it); a row a writer
+def _restore_availability(self: Migrating, profile_ids: list[str]) -> int:
+    """The availability rows of ``profile_ids``, from their events, in one transaction (a
+    restore cut short leaves them missing, and the next init restores them); a row a writer
     wrote meanwhile stays. How many rows were written."""
     from ledger._domain.view import availability_of  # the state machine: for a repair only
 
     rows = []
-    for profile_id in self.profile_ids():
+    for profile_id in profile_ids:
         profile = _load(self, profile_id)
         if profile is not None:
             rows.append(availability_params(availability_of(profile)))

@@ -234,6 +234,8 @@ def test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back(
             "custody_events_no_rewrite on custody_events is disabled",
             "function custody_check_beside() is not",  # its pinned search path reset
             "custody_events_by_role on custody_events is not",  # WHEN (false)
+            "function custody_refuse_directory_change() is not",  # SECURITY DEFINER
+            "custody_events_no_truncate on custody_events is not",  # another schema's function
         ]
         with psycopg.connect(sql_store_url, autocommit=True) as conn:
             conn.execute(
@@ -249,6 +251,17 @@ def test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back(
             conn.execute(
                 "CREATE OR REPLACE TRIGGER custody_events_by_role BEFORE INSERT ON custody_events "
                 "FOR EACH ROW WHEN (false) EXECUTE FUNCTION custody_check_append()"
+            )
+            conn.execute("ALTER FUNCTION custody_refuse_directory_change() SECURITY DEFINER")
+            conn.execute("CREATE SCHEMA elsewhere")
+            conn.execute(
+                "CREATE FUNCTION elsewhere.custody_refuse_rewrite() RETURNS trigger "
+                "LANGUAGE plpgsql AS $f$ BEGIN RETURN OLD; END $f$"
+            )
+            conn.execute(
+                "CREATE OR REPLACE TRIGGER custody_events_no_truncate BEFORE TRUNCATE "
+                "ON custody_events FOR EACH STATEMENT "
+                "EXECUTE FUNCTION elsewhere.custody_refuse_rewrite()"
             )
     else:
         named = [
@@ -290,15 +303,18 @@ def test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again(
         assert "custody_availability is missing (dropped?); custody init makes it again" in said.err
     init = custody(sql_store_url, "init")
     assert init.code == 0, init
-    assert "its 2 row(s) written again from the events" in init.out, init.out
+    assert "missed the rows of 2 registered profile(s): 2 written again" in init.out, init.out
     status = custody(sql_store_url, "--json", "status")
     assert status.code == 0, status
     assert [row["profile_id"] for row in json.loads(status.out)] == ["p1", "p2"]
-    # A restore cut short leaves the table there and empty (its rows are one transaction):
-    # the next init restores it (a review: an init Ctrl-C'd in its restore left 88 of 1,500).
-    _run_raw(sql_store_url, "DELETE FROM custody_availability")
+    # A restore cut short leaves the rows missing (they are one transaction), and a live
+    # writer may have written another's meanwhile: the next init restores what is missing (a
+    # review: an init Ctrl-C'd in its restore left 88 of 1,500 rows for good).
+    _run_raw(sql_store_url, "DELETE FROM custody_availability WHERE profile_id = 'p2'")
     again = custody(sql_store_url, "init")
-    assert "its 2 row(s) written again from the events" in again.out, again.out
+    assert "missed the rows of 1 registered profile(s): 1 written again" in again.out, again.out
+    whole = custody(sql_store_url, "init")
+    assert "missed the rows" not in whole.out, whole.out
 
 
 def _run_raw(store_url: str, statement: str) -> None:

@@ -44,10 +44,7 @@ def test_a_new_store_is_not_split_by_a_schema_before_public(
     with owner_login(pg_cluster, pg_url) as (role, store):
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA AUTHORIZATION {role}")
-        run = custody(f"{store}?timeout=2", "init")
-        assert run.returncode == BAD_INPUT, run.stderr
-        (line,) = run.stderr.splitlines()
-        assert f"makes new tables in {role}, before public" in line
+        _refused_init(store, role)
         with psycopg.connect(pg_url, autocommit=True) as conn:
             made = conn.execute(
                 "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -80,3 +77,34 @@ def test_verify_by_a_login_whose_own_schema_comes_first_finds_the_guards_beside_
             conn.execute(f"CREATE SCHEMA AUTHORIZATION {role}")
         run = custody(store, "verify")
         assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_init_of_a_store_made_before_refuses_a_login_whose_own_schema_now_comes_first(
+    pg_cluster: PostgresCluster, pg_url: str
+) -> None:
+    """A store made whole in public, then a schema of the owner's own name: init refuses in
+    one line and makes nothing there (rev32, a review of the guard check: it made a second set
+    of custody's tables and guard functions in that schema and pointed the events' triggers at
+    them, after which every worker's checkout failed, while verify passed)."""
+    with owner_login(pg_cluster, pg_url) as (role, store):
+        assert custody(store, "init").returncode == 0
+        assert custody(store, "register", "p1", "--account", "a", "--proxy", "x").returncode == 0
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA AUTHORIZATION {role}")
+        line = _refused_init(store, role)
+        assert "an init here would split the store" in line
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            made = conn.execute(
+                "SELECT count(*) FROM pg_class WHERE relnamespace = %s::regnamespace", (role,)
+            ).fetchone()
+        assert made == (0,)
+        assert custody(store, "verify").returncode == 0
+
+
+def _refused_init(store: str, role: str) -> str:
+    """``custody init``'s one line refusing a login that makes new tables in ``role`` first."""
+    run = custody(f"{store}?timeout=2", "init")
+    assert run.returncode == BAD_INPUT, run.stderr
+    (line,) = run.stderr.splitlines()
+    assert f"makes new tables in {role}, before public" in line
+    return line

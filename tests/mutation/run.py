@@ -3307,7 +3307,7 @@ MUTANTS = (
     Mutant(
         "new-store-split-by-a-schema",
         "ledger/_stores/sql.py",
-        '    if schemas[:1] != ["public"]:\n',
+        "    if schemas[:1] != [home]:\n",
         "    if False:\n",
         "init makes a store split between a login's own schema and public (review of this stop)",
         ("tests/integration/test_search_path.py",),
@@ -3402,8 +3402,8 @@ MUTANTS = (
     Mutant(
         "guard-function-body",
         "ledger/_stores/migrations.py",
-        "        if kept != body or (name in pinned and path not in config):\n",
-        "        if name in pinned and path not in config:\n",
+        "        other_body = kept != body\n",
+        "        other_body = False\n",
         "an older custody's check function put back by its init goes unnamed (rev32)",
         (
             "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
@@ -3494,8 +3494,7 @@ MUTANTS = (
     Mutant(
         "availability-restored-by-init",
         "ledger/_stores/migrations.py",
-        "    if rows_lost:  # after the guards: a login writes a row only beside its event"
-        " meanwhile\n",
+        "    if lost:  # after the guards: a login writes a row only beside its event meanwhile\n",
         "    if False:\n",
         "init makes a dropped availability table again empty: status '(none)' (rev32)",
         (
@@ -3515,8 +3514,8 @@ MUTANTS = (
     Mutant(
         "guard-pinned-path",
         "ledger/_stores/migrations.py",
-        "        if kept != body or (name in pinned and path not in config):\n",
-        "        if kept != body:\n",
+        "        unpinned = name in pinned and path not in config\n",
+        "        unpinned = False\n",
         "a guard function's pinned search path reset passes verify (rev32 reread)",
         (
             "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
@@ -3543,11 +3542,11 @@ MUTANTS = (
         ),
     ),
     Mutant(
-        "restore-an-empty-table",
+        "restore-missing-rows",
         "ledger/_stores/migrations.py",
-        "    rows_lost = rows_lost or (made_before and _rows_gone(self))\n",
-        "\n",
-        "an availability restore cut short is never finished by the next init (rev32 reread)",
+        "    return [profile_id for profile_id in self.profile_ids() if profile_id not in rows]\n",
+        "    return []\n",
+        "init leaves an availability table's missing rows missing (rev32 rereads)",
         (
             "tests/integration/test_append_only.py::test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again",
         ),
@@ -3559,6 +3558,26 @@ MUTANTS = (
         "    cannot = {note.name: str(note) for note in reversed(notes)}\n",
         "the owner's checklist --strict says it may not fold what an open transaction held (rev32)",
         ("tests/unit/test_checklist_behind.py",),
+    ),
+    Mutant(
+        "guard-function-definer",
+        "ledger/_stores/migrations.py",
+        "        other_user = runs_as_owner != (name in definer)\n",
+        "        other_user = False\n",
+        "a guard function made SECURITY DEFINER (every login then passes) passes verify",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "guard-trigger-function-beside",
+        "ledger/_stores/migrations.py",
+        '            str(r["def"]) if r["beside"] else "a function elsewhere",\n',
+        '            str(r["def"]),\n',
+        "a guard trigger pointed at a same-named function in another schema passes verify (rev32)",
+        (
+            "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
