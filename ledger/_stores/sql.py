@@ -79,15 +79,11 @@ def _postgres_session(settings: StoreSettings, *, schema_lock: bool) -> Iterator
         if schema_lock:
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
             # Before the library's recorder creates a table: a newer custody's store is its own.
-            (found,) = conn.execute(
-                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.oid = to_regclass(%s)",
-                (SCHEMA_TABLE,),
-            ).fetchone() or (None,)
+            (found,) = conn.execute("SELECT to_regclass(%s)", (SCHEMA_TABLE,)).fetchone() or (None,)
             if found is not None:
                 row = conn.execute(RECORDED_VERSION).fetchone()
                 _refuse_newer(settings, int(row[0]) if row else None)
-            _refuse_split(settings, schemas, found or "public")
+            _refuse_split(settings, schemas)
         yield
 
 
@@ -120,19 +116,20 @@ def _refuse_search_path(settings: StoreSettings, schemas: list[str]) -> None:
         raise InvalidInput("store", msg)
 
 
-def _refuse_split(settings: StoreSettings, schemas: list[str], home: str) -> None:
+def _refuse_split(settings: StoreSettings, schemas: list[str]) -> None:
     """A store is not made, nor initialised again, where this login makes new tables in
-    another schema than ``home``, where the store is (public for a new one): ``CREATE SCHEMA
-    AUTHORIZATION`` a login, with the default search_path ``"$user", public``. The library
-    would make the events in public and custody its own tables in that schema, a store the
-    logins ``custody access grant`` makes could not find (a review found every granted login
-    told "not initialised"); and an init of a store made before made a second set of custody's
-    tables and guard functions there, pointing the events' triggers at them, after which every
-    worker's checkout failed (rev32, a review of the guard check)."""
-    if schemas[:1] != [home]:
+    another schema than public, where the library keeps the events and custody its tables
+    (``CREATE SCHEMA AUTHORIZATION`` a login, with the default search_path ``"$user",
+    public``): a new store would be split between the two, one the logins ``custody access
+    grant`` makes could not find (a review found every granted login told "not initialised");
+    and an init of a store made before made a second set of custody's tables and guard
+    functions there, pointing the events' triggers at them, after which every worker's checkout
+    failed (rev32, a review of the guard check). A store split so already is refused too: its
+    second ``custody_schema`` comes first on the login's path (a review of the first fix)."""
+    if schemas[:1] != ["public"]:
         msg = (
             f"{settings.describe()}: this login makes new tables in {schemas[0]}, before "
-            f"{home}, where custody keeps its tables; an init here would split the store "
+            "public, where custody keeps its tables; an init here would split the store "
             f"between the two ({_public_first(settings)}, then custody init)"
         )
         raise InvalidInput("store", msg)

@@ -3307,7 +3307,7 @@ MUTANTS = (
     Mutant(
         "new-store-split-by-a-schema",
         "ledger/_stores/sql.py",
-        "    if schemas[:1] != [home]:\n",
+        '    if schemas[:1] != ["public"]:\n',
         "    if False:\n",
         "init makes a store split between a login's own schema and public (review of this stop)",
         ("tests/integration/test_search_path.py",),
@@ -3544,7 +3544,7 @@ MUTANTS = (
     Mutant(
         "restore-missing-rows",
         "ledger/_stores/migrations.py",
-        "    return [profile_id for profile_id in self.profile_ids() if profile_id not in rows]\n",
+        "    return [profile_id for profile_id in self.profile_ids() if profile_id not in kept]\n",
         "    return []\n",
         "init leaves an availability table's missing rows missing (rev32 rereads)",
         (
@@ -3577,6 +3577,26 @@ MUTANTS = (
         "a guard trigger pointed at a same-named function in another schema passes verify (rev32)",
         (
             "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+        ),
+    ),
+    Mutant(
+        "restore-passes-unreadable",
+        "ledger/_stores/migrations.py",
+        "            unreadable.append(profile_id)\n",
+        "            raise\n",
+        "one damaged profile without a row makes every init fail (rev32 rereads)",
+        (
+            "tests/integration/test_append_only.py::test_init_restores_the_rows_it_can_and_names_a_profile_it_cannot_read",
+        ),
+    ),
+    Mutant(
+        "rows-counted-first",
+        "ledger/_stores/migrations.py",
+        '    if int(rows["n"]) >= int(streams["n"]):\n',
+        "    if True:\n",
+        "init's count of rows against streams hides rows that are missing (rev32 rereads)",
+        (
+            "tests/integration/test_append_only.py::test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again",
         ),
     ),
 )
