@@ -76,30 +76,25 @@ def _lost_answer(error: Exception, ctx: click.Context | None) -> Exception:
     committed: its line says so and names the id that tells (rev32: a checkout whose backend
     was terminated at its COMMIT was exit 6 'server closed the connection', and the lease had
     been granted)."""
-    command = ctx.invoked_subcommand if ctx is not None else None
-    resend = ctx.meta.get(RESEND_KEY, "") if ctx is not None else ""
-    if not getattr(error, "lost", False) or command not in WRITING_COMMANDS or not resend:
+    perhaps = _perhaps_carried_out(ctx, "the session ended")
+    if not getattr(error, "lost", False) or not perhaps:
         return error
     from ledger import StoreUnavailable
 
-    perhaps = (
-        f"{command} may have been carried out before the session ended: the same command "
-        f"with {resend} answers as it did if so (recording nothing again), or carries it out "
-        "if not"
-    )
     return StoreUnavailable(f"{error}; {perhaps}", lost=True)
 
 
-def _perhaps_carried_out(ctx: click.Context | None) -> str:
-    """What a writing command interrupted after it was given its id may have done: its write
+def _perhaps_carried_out(ctx: click.Context | None, before: str = "it was") -> str:
+    """What a writing command cut short after it was given its id may have done: its write
     may have committed before the Ctrl-C landed (rev25: 'interrupted', exit 130, and the lease
-    granted, which the user's next checkout was then denied for). Its id tells."""
+    granted, which the user's next checkout was then denied for), or before ``before``. Its id
+    tells."""
     command = ctx.invoked_subcommand if ctx is not None else None
     resend = ctx.meta.get(RESEND_KEY, "") if ctx is not None else ""
     if command not in WRITING_COMMANDS or not resend:
         return ""
     return (
-        f"{command} may have been carried out before it was: the same command with {resend} "
+        f"{command} may have been carried out before {before}: the same command with {resend} "
         "answers as it did if so (recording nothing again), or carries it out if not"
     )
 

@@ -13,6 +13,7 @@ nothing."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -218,11 +219,11 @@ _ONCE = (b"authorization", b"idempotency-key", b"content-type")
 
 
 def _headers_once(headers: list[tuple[bytes, bytes]]) -> None:
+    given = Counter(key.lower() for key, _ in headers)
     for name in _ONCE:
-        count = sum(1 for key, _ in headers if key.lower() == name)
-        if count > 1:
+        if given[name] > 1:
             said = name.decode().title()
-            raise InvalidInput(said, f"is given {count} times; send it once")
+            raise InvalidInput(said, f"is given {given[name]} times; send it once")
 
 
 def _query_read_one_way(query: bytes) -> None:

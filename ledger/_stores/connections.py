@@ -70,7 +70,8 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
         raise store_failure(settings, e) from e
 
 
-# ``ledger._stores.recorders.AVAILABILITY_TABLE``, which imports this module.
+# ``ledger._stores.recorders.AVAILABILITY_TABLE``: the read side, which imports this module, may
+# not import the write side's recorders (the import contracts).
 _AVAILABILITY = "custody_availability"
 _UNDEFINED_TABLE = "42P01"
 

@@ -3332,7 +3332,7 @@ MUTANTS = (
     Mutant(
         "service-headers-once",
         "service/_bodies.py",
-        "        if count > 1:\n",
+        "        if given[name] > 1:\n",
         "        if False:\n",
         "two Idempotency-Key headers are read as the first (rev32)",
         (
