@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import itertools
 import re
 import select
@@ -388,10 +389,21 @@ def _plain(
 # ``_pg3_*``). psycopg deallocates every statement of a connection when a transaction on it
 # rolls back (``DEALLOCATE ALL``), ours with its own: ``_prepared_append`` then prepares again.
 _PREPARED: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
-# How many shapes of append a connection keeps prepared: a process's commands come in a few
-# (one to three events, with or without a command id); group commit's batches of every size
-# beyond them go through psycopg's path, whose prepared statements psycopg bounds itself.
+# How many statements of its own a connection keeps prepared: BEGIN, COMMIT, the wake-up and
+# the shapes of append, of which a process's commands come in a few (one to three events,
+# with or without a command id); group commit's batches of every size beyond them go through
+# psycopg's path, whose prepared statements psycopg bounds itself.
 PREPARED_AT_MOST = 16
+# BEGIN and COMMIT, prepared like the append: the server then neither parses nor plans them
+# (with the wake-up, a third of a bare append's CPU on the server).
+_BEGIN, _COMMIT = b"custody_begin", b"custody_commit"
+
+
+@functools.cache
+def _wakeup_name(notify: bytes) -> bytes:
+    """The name the wake-up ``notify`` is prepared under: its text's digest (a store's
+    channel names it, so another store's wake-up on a connection is another statement)."""
+    return b"custody_wake_" + hashlib.sha256(notify).hexdigest()[:24].encode()
 
 
 def _direct(
@@ -425,12 +437,12 @@ def _prepared_append(
     notify: bytes,
 ) -> Any:
     """``_round_trip`` of the append ``statement``, prepared as ``name`` on its first use on
-    ``conn`` (``prepared`` names those it has), and once more if the server no longer has it
-    (nothing was written then)."""
+    ``conn`` (``prepared`` names those it has), and once more, every statement prepared
+    again, if the server no longer has one (nothing was written then)."""
     try:
         return _round_trip(conn, name, statement, values, formats, notify, prepared)
     except psycopg.errors.InvalidSqlStatementName:
-        prepared.discard(name)
+        prepared.clear()  # the server deallocates them all at once (``DEALLOCATE ALL``)
         return _round_trip(conn, name, statement, values, formats, notify, prepared)
 
 
@@ -443,23 +455,29 @@ def _round_trip(
     notify: bytes,
     prepared: set[bytes],
 ) -> Any:
-    """Run the prepared statement ``name`` (prepared first from ``statement`` unless it is
-    in ``prepared``, which then gains it) in a transaction, then ``notify`` after its COMMIT,
-    in one round trip; the append's result. Queued in libpq's pipeline with one sync at the
+    """Run the prepared statement ``name`` in a transaction, then ``notify`` after its
+    COMMIT, in one round trip; the append's result. Every statement sent, BEGIN and COMMIT
+    too, is prepared: first from its text unless ``prepared`` has its name (and then gains
+    it). Queued in libpq's pipeline with one sync at the
     end, so that the server skips everything after a failed statement up to the sync: a
     failed append wakes nobody. Its error, or its COMMIT's, is raised as psycopg raises it
     once every result is read and the transaction rolled back; the wake-up's is not (it runs
     after the commit, which it cannot undo), nor a connection lost once COMMIT's result is in
     (the append is kept: the command succeeded; the connection is closed, never lent again)."""
     pgconn = conn.pgconn
-    queue: list[Callable[[], None]] = [partial(pgconn.send_query_params, b"BEGIN", None)]
-    if preparing := name not in prepared:
-        queue.append(partial(pgconn.send_prepare, name, statement.encode()))
-    append = len(queue)  # where the append's result is, COMMIT's after it
+    wake = _wakeup_name(notify)
+    texts = ((_BEGIN, b"BEGIN"), (name, statement), (_COMMIT, b"COMMIT"), (wake, notify))
+    preparing = [(n, text) for n, text in texts if n not in prepared]
+    queue: list[Callable[[], None]] = [
+        partial(pgconn.send_prepare, n, text if isinstance(text, bytes) else text.encode())
+        for n, text in preparing
+    ]
+    append = len(queue) + 1  # where the append's result is, after BEGIN's; COMMIT's after it
     queue += (
+        partial(pgconn.send_query_prepared, _BEGIN, None),
         partial(pgconn.send_query_prepared, name, values, formats),
-        partial(pgconn.send_query_params, b"COMMIT", None),
-        partial(pgconn.send_query_params, notify, None),
+        partial(pgconn.send_query_prepared, _COMMIT, None),
+        partial(pgconn.send_query_prepared, wake, None),
         pgconn.pipeline_sync,
     )
     results: list[Any] = []
@@ -476,9 +494,10 @@ def _round_trip(
             conn.close()  # left inside the pipeline, with results unread: of no further use
             if not (isinstance(lost, Exception) and _committed(results, append)):
                 raise
-    if preparing and results[append - 1].status == pq.ExecStatus.COMMAND_OK and not conn.closed:
-        prepared.add(name)  # a statement outlives a transaction rolled back after it
-    for result in results[: append + 2]:  # BEGIN, the prepare, the append, COMMIT
+    for (n, _), result in zip(preparing, results, strict=False):
+        if result.status == pq.ExecStatus.COMMAND_OK and not conn.closed:
+            prepared.add(n)  # a statement outlives a transaction rolled back after it
+    for result in results[: append + 2]:  # the prepares, BEGIN, the append, COMMIT
         if result.status == pq.ExecStatus.FATAL_ERROR:
             # The sync ended the pipeline's segment, not the transaction BEGIN opened.
             with contextlib.suppress(psycopg.Error):

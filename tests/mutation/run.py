@@ -666,7 +666,7 @@ MUTANTS = (
     Mutant(
         "wakeup-after-commit-one-round-trip",
         "ledger/_stores/postgres.py",
-        """    for result in results[: append + 2]:  # BEGIN, the prepare, the append, COMMIT\n""",
+        """    for result in results[: append + 2]:  # the prepares, BEGIN, the append, COMMIT\n""",
         """    for result in results[:-1]:\n""",
         "a wake-up that fails after the one-round-trip append's COMMIT is raised as its failure",
         ("tests/integration/test_append_wakeup.py",),
@@ -674,9 +674,9 @@ MUTANTS = (
     Mutant(
         "wakeup-behind-append-one-round-trip",
         "ledger/_stores/postgres.py",
-        """[partial(pgconn.send_query_params, b"BEGIN", None)]""",
-        """[partial(pgconn.send_query_params, notify, None),"""
-        """ partial(pgconn.send_query_params, b"BEGIN", None)]""",
+        """        for n, text in preparing\n    ]\n""",
+        """        for n, text in preparing\n    ]"""
+        """ + [partial(pgconn.send_query_prepared, wake, None)]\n""",
         "the wake-up is queued before the one-round-trip append: a failed one still wakes",
         ("tests/integration/test_append_wakeup.py",),
     ),
@@ -3597,6 +3597,27 @@ MUTANTS = (
         "init's count of rows against streams hides rows that are missing (rev32 rereads)",
         (
             "tests/integration/test_append_only.py::test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again",
+        ),
+    ),
+    Mutant(
+        "prepared-again-all",
+        "ledger/_stores/postgres.py",
+        "        prepared.clear()  # the server deallocates them all at once"
+        " (``DEALLOCATE ALL``)\n",
+        "        prepared.discard(name)\n",
+        "after DEALLOCATE ALL only the append is prepared again: the prepared BEGIN fails again",
+        (
+            "tests/integration/test_append_wakeup.py::test_an_append_prepares_its_statement_again_on_a_connection_that_dropped_it",
+        ),
+    ),
+    Mutant(
+        "prepared-begin-commit",
+        "ledger/_stores/postgres.py",
+        "        partial(pgconn.send_query_prepared, _BEGIN, None),\n",
+        "        partial(pgconn.send_query_params, b'BEGIN', None),\n",
+        "BEGIN sent as text, parsed and planned on every append",
+        (
+            "tests/integration/test_append_wakeup.py::test_an_append_sends_begin_commit_and_the_wake_up_prepared",
         ),
     ),
 )
