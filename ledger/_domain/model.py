@@ -198,26 +198,45 @@ _CANDIDATE = re.compile(
     r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)([^\s/\\?#:]*):)"
 )
 _SEGMENT = re.compile(r"[^\s/\\?#]+")
+# Then a URL's user with no password (rev33: ``https://TOKEN@host/``, the way many services
+# take a token, stayed whole in a failure's reason): after a scheme and two slashes (or
+# backslashes), or a special scheme's colon, up to the last "@" of its segment. Its pattern,
+# substituted left to right after ``_PASSWORD_IN_URL``'s, and found in one pass as that is:
+_USER_IN_URL = re.compile(
+    r"(?<![A-Za-z0-9+.-])([0-9+.-]*(?:[A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
+    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*))[^\s/\\?#]*@"
+)
+_USER_CANDIDATE = re.compile(
+    r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
+    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*))"
+)
 
 
 def without_passwords(text: str) -> str:
     """``text`` with the user and password of every URL in it left out (scheme and host kept):
     an exception names the URL it failed on (``net::ERR_... at https://user:pw@host/``), and a
     reason a worker SDK derives from one goes to the append-only ledger. ``without_userinfo``
-    is the same for a text that is one URL. ``_PASSWORD_IN_URL``'s substitution, in time
-    linear in the text's length."""
+    is the same for a text that is one URL. ``_PASSWORD_IN_URL``'s substitution, then
+    ``_USER_IN_URL``'s, each in time linear in the text's length."""
+    return _cut_userinfo(_cut_userinfo(text, _CANDIDATE, 2, 1), _USER_CANDIDATE, 1, 0)
+
+
+def _cut_userinfo(text: str, candidates: re.Pattern[str], group: int, past: int) -> str:
+    """``text`` without what runs from the end of each match of ``candidates``' group 1 (a
+    scheme, its colon and slashes) to the last "@" of the segment that holds the character
+    ``past`` after the end of its group ``group`` (past a user's colon, or none)."""
     if "@" not in text:
         return text
     segments = [(m.start(), m.end(), text.rfind("@", *m.span())) for m in _SEGMENT.finditer(text)]
     starts = [start for start, _, _ in segments]
     kept, done = [], 0
-    for found in _CANDIDATE.finditer(text):
-        if found.start(1) < done:  # inside the last password left out
+    for found in candidates.finditer(text):
+        if found.start(1) < done:  # inside the last userinfo left out
             continue
-        password = found.end(2) + 1
+        password = found.end(group) + past
         at = bisect.bisect_right(starts, password) - 1
         if at < 0 or segments[at][1] <= password or segments[at][2] < password:
-            continue  # no "@" after the password's start, before the host
+            continue  # no "@" after the password's (or user's) start, before the host
         kept.append(text[done : found.end(1)])
         done = segments[at][2] + 1
     kept.append(text[done:])

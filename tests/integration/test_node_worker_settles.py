@@ -268,7 +268,8 @@ console.log(JSON.stringify({ said }).replace(/[\u007f-\uffff]/g, ascii));
 """
 
 _URL_PARTS = ("http", "foo", "file", "HTTPS", ":", "/", "//", "\\", "u", "p", "@", "host", "?", "#",
-              "\t", "\n", " ", "\x01", "\x1c", "\xa0", "\x85", "\ufeff", "%40", "x")  # fmt: skip
+              "ws", "\t", "\n", " ", "\x01", "\x1c", "\xa0", "\x85", "\ufeff", "%40",
+              "x")  # fmt: skip
 
 
 def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would(
@@ -307,6 +308,8 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "\\\\\\u:pw@host/",
         "\\\\u:pw@host/",
         "failed at http://alice@corp.example:pw@host/ twice",  # rev31: a user holding an "@"
+        "at ws:tok@host/ and foo://tok@host/ but mailto:joe@host",  # rev33: a user, no password
+        "failed at http://ghp_SECRET@127.0.0.1:1/x",
     ]
     script = URLS.replace("CLIENT_TEXT", (built().parent / "text.js").as_uri())
     said = run_node(tmp_path, script, {"URLS": json.dumps(urls)})["said"]
@@ -316,7 +319,8 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         assert not node["password"] or carries_password(url), url
         assert not carries_password(without_userinfo(url)), url
         assert not carries_password(node["wu"]), url
-    assert said[-1]["wp"] == "failed at http://host/ twice"
+    assert said[-3]["wp"] == "failed at http://host/ twice"
+    assert said[-1]["wp"] == "failed at http://127.0.0.1:1/x"
 
 
 LONG = """

@@ -3620,6 +3620,14 @@ MUTANTS = (
             "tests/integration/test_append_wakeup.py::test_an_append_sends_begin_commit_and_the_wake_up_prepared",
         ),
     ),
+    Mutant(
+        "text-user-without-password",
+        "ledger/_domain/model.py",
+        "    return _cut_userinfo(_cut_userinfo(text, _CANDIDATE, 2, 1), _USER_CANDIDATE, 1, 0)\n",
+        "    return _cut_userinfo(text, _CANDIDATE, 2, 1)\n",
+        "a failure's reason keeps a URL's user given without a password (a token as the user)",
+        ("tests/unit/test_commands.py::test_a_url_s_user_without_a_password_is_cut_from_a_text",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

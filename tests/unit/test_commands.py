@@ -316,20 +316,54 @@ def test_a_scheme_that_is_not_special_has_userinfo_only_after_two_slashes() -> N
 
 
 def test_passwords_are_cut_from_a_text_as_the_rule_s_pattern_cuts_them() -> None:
-    """``without_passwords`` gives what the rule's pattern, substituted left to right, gives
+    """``without_passwords`` gives what the rule's patterns, substituted left to right, give
     (its one-pass search must find the same scheme, user and last "@" as backtracking does),
     on random texts of URL parts."""
     import random
 
-    from ledger._domain.model import _PASSWORD_IN_URL
+    from ledger._domain.model import _PASSWORD_IN_URL, _USER_IN_URL
     from ledger.rules import without_passwords
 
     parts = ["http", "a", "B", "1", "+", ".", "-", ":", "/", "\\", "@", "?", "#", " ", "\t",
-             "\xa0", "u", "p", "x:", "//", "@h", "\u00e9", "\ufeff"]  # fmt: skip
+             "\xa0", "u", "p", "x:", "//", "@h", "\u00e9", "\ufeff", "HTTPS", "ws",
+             "ftp", "s"]  # fmt: skip
     rng = random.Random(31)
     for _ in range(20_000):
         text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 24)))
-        assert without_passwords(text) == _PASSWORD_IN_URL.sub(r"\1", text), repr(text)
+        ruled = _USER_IN_URL.sub(r"\1", _PASSWORD_IN_URL.sub(r"\1", text))
+        assert without_passwords(text) == ruled, repr(text)
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("net::ERR_UNSAFE_PORT at http://ghp_SECRET@127.0.0.1:1/x", "at http://127.0.0.1:1/x"),
+        ("failed at HTTPS:ghp_SECRET@git.example/r.git, retrying", "at HTTPS:git.example/r.git,"),
+        ("at wss://tok@a@ws.example/feed", "at wss://ws.example/feed"),
+        ("at foo://tok@host/", "at foo://host/"),
+        ("at https://@host/", "at https://host/"),
+    ],
+)
+def test_a_url_s_user_without_a_password_is_cut_from_a_text(said: str, kept: str) -> None:
+    """A URL's user with no password goes from a text as a password does (rev33: a token as
+    the user, ``https://TOKEN@host/``, stayed whole in a failure's reason, where a heartbeat's
+    URL is recorded without it)."""
+    from ledger.rules import without_passwords
+
+    assert kept in without_passwords(said)
+    assert "SECRET" not in without_passwords(said)
+    assert "tok" not in without_passwords(said)
+
+
+@pytest.mark.parametrize(
+    "said", ["write to mailto:joe@example.com", "see foo:/alice@host", "at user@host:22"]
+)
+def test_a_text_s_address_that_is_no_url_s_user_is_kept(said: str) -> None:
+    """An e-mail address, and a user after a scheme that is not special with fewer than two
+    slashes (no authority for a browser), are no URL's userinfo: kept."""
+    from ledger.rules import without_passwords
+
+    assert without_passwords(said) == said
 
 
 def test_a_long_message_is_cut_of_its_passwords_in_time_linear_in_its_length() -> None:
@@ -342,7 +376,8 @@ def test_a_long_message_is_cut_of_its_passwords_in_time_linear_in_its_length() -
 
     script = (
         "from workers._reasons import reason_of\n"
-        "for text in ('a' * 10**6 + '@', 'a:' * 500_000 + '@', 'http://' + 'a:' * 500_000 + '@'):\n"
+        "for text in ('a' * 10**6 + '@', 'a:' * 500_000 + '@', 'http://' + 'a:' * 500_000 + '@',\n"
+        "             'http:' * 200_000 + '@', 'a://' * 250_000 + '@'):\n"
         "    assert reason_of(RuntimeError(text)).startswith('RuntimeError: ')\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

@@ -116,10 +116,25 @@ const CANDIDATE = new RegExp(
   "dg",
 );
 const SEGMENT = new RegExp(`[^${PYTHON_SPACES}/\\\\?#]+`, "g");
+// Then a URL's user with no password (rev33: `https://TOKEN@host/` stayed whole in a failure's
+// reason), as the ledger's `_USER_IN_URL`: after a scheme and two slashes (or backslashes), or
+// a special scheme's colon, up to the last "@" of its segment; found in one pass as well.
+const USER_CANDIDATE = new RegExp(
+  "(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]{2,}" +
+    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*))",
+  "dg",
+);
 
 /** `text` with the user and password of every URL in it left out (scheme and host kept), as
- * the Python SDK's `without_passwords`. */
+ * the Python SDK's `without_passwords`: passwords first, then users without one. */
 export function withoutPasswords(text: string): string {
+  return cutUserinfo(cutUserinfo(text, CANDIDATE, 2, 1), USER_CANDIDATE, 1, 0);
+}
+
+/** `text` without what runs from the end of each match of `candidates`' group 1 (a scheme,
+ * its colon and slashes) to the last "@" of the segment holding the character `past` after the
+ * end of its group `group`, as the ledger's `_cut_userinfo`. */
+function cutUserinfo(text: string, candidates: RegExp, group: number, past: number): string {
   if (!text.includes("@")) return text;
   const segments = [...text.matchAll(SEGMENT)].map((m) => {
     const start = m.index ?? 0;
@@ -128,12 +143,12 @@ export function withoutPasswords(text: string): string {
   });
   const kept: string[] = [];
   let done = 0;
-  for (const found of text.matchAll(CANDIDATE)) {
+  for (const found of text.matchAll(candidates)) {
     const [schemeStart, schemeEnd] = found.indices?.[1] ?? [0, 0];
-    if (schemeStart < done) continue; // inside the last password left out
-    const password = (found.indices?.[2]?.[1] ?? 0) + 1;
-    const segment = segments[lastAtOrBefore(segments, password)];
-    if (segment === undefined || segment[1] <= password || segment[2] < password) continue;
+    if (schemeStart < done) continue; // inside the last userinfo left out
+    const from = (found.indices?.[group]?.[1] ?? 0) + past;
+    const segment = segments[lastAtOrBefore(segments, from)];
+    if (segment === undefined || segment[1] <= from || segment[2] < from) continue;
     kept.push(text.slice(done, schemeEnd));
     done = segment[2] + 1;
   }

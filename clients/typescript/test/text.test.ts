@@ -17,3 +17,11 @@ it("cuts a password holding an '@' whole from a text", () => {
   const said = "net::ERR_FAILED at https://alice:Tr0ub4dor@3xyz@shop.example/login, retrying";
   assert.equal(withoutPasswords(said), "net::ERR_FAILED at https://shop.example/login, retrying");
 });
+
+it("cuts a URL's user without a password from a text, as the ledger's rule does", () => {
+  const said = "net::ERR_UNSAFE_PORT at http://ghp_SECRET@127.0.0.1:1/x";
+  assert.equal(withoutPasswords(said), "net::ERR_UNSAFE_PORT at http://127.0.0.1:1/x");
+  assert.equal(withoutPasswords("at HTTPS:tok@git.example/r"), "at HTTPS:git.example/r");
+  assert.equal(withoutPasswords("write to mailto:joe@example.com"), "write to mailto:joe@example.com");
+  assert.equal(withoutPasswords("see foo:/alice@host"), "see foo:/alice@host");
+});
