@@ -258,13 +258,14 @@ class StoreSettings(BaseModel):
 
     def sqlite_unwritable(self) -> bool:
         """This process may not write the SQLite store: the file (or, for a new one, its
-        directory), or, where it may not write the directory, the ``-wal`` and ``-shm`` files
-        a write needs beside the file (a directory it may not write cannot get them)."""
+        directory), a file nobody may change (``_frozen``: root may write it all the same), or,
+        where it may not write the directory, the ``-wal`` and ``-shm`` files a write needs
+        beside the file (a directory it may not write cannot get them)."""
         path = self.sqlite_file().resolve()
         if not path.exists():
             return not os.access(path.parent, os.W_OK)
-        if not os.access(path, os.W_OK):
-            return True
+        if not os.access(path, os.W_OK) or _frozen(path):
+            return True  # rev33: root may write any file, so a chmod 444 one is asked of itself
         if os.access(path.parent, os.W_OK):
             return False
         beside = [path.with_name(f"{path.name}-{kind}") for kind in ("wal", "shm")]

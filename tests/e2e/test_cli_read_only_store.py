@@ -509,3 +509,35 @@ def test_checklist_strict_on_a_copy_whose_read_models_lag_is_not_all_ok(tmp_path
         copy.parent.chmod(0o755)
     assert run.code == 5, (run.code, run.out, run.err)
     assert "read model(s) had events this login may not fold" in run.err, run.err
+
+
+def test_a_store_nobody_may_change_is_not_written_by_root_either(tmp_path: Path) -> None:
+    """A chmod 444 copy in a directory this user may write, read by whoever runs the tests
+    (root in CI, whose permission bits bind nobody): reads and writes leave it as it was, and
+    a command that would write is refused in one line (rev33: as root, ``timeline`` installed
+    its read model in it and ``heartbeat`` and ``register`` appended events, exit 0, where the
+    docs call such a file one nobody may change)."""
+    store = tmp_path / "custody.db"
+    made = f"sqlite:///{store}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path, store=made))
+    args = ["checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t"]
+    ok(custody(*args, cwd=tmp_path, store=made))
+    copy = tmp_path / "evidence" / "copy.db"
+    copy.parent.mkdir()
+    copy.write_bytes(store.read_bytes())
+    copy.chmod(0o444)
+    digest = hashlib.sha256(copy.read_bytes()).hexdigest()
+    ro = f"sqlite:///{copy}"
+    assert "w1" in ok(custody("status", cwd=tmp_path, store=ro)).out
+    never = custody("timeline", "p1", cwd=tmp_path, store=ro)
+    assert never.code == FORBIDDEN, never.err
+    assert "never installed" in error_line(never)
+    for refused in (
+        ["register", "p2", "--account", "a1", "--proxy", "x1"],
+        ["heartbeat", "lease-1@p1", "--token", "1", "--step", "s"],
+    ):
+        run = custody(*refused, cwd=tmp_path, store=ro)
+        assert run.code == FORBIDDEN, run.err
+        assert "read-only here" in error_line(run)
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["copy.db"]

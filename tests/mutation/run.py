@@ -3628,6 +3628,16 @@ MUTANTS = (
         "a failure's reason keeps a URL's user given without a password (a token as the user)",
         ("tests/unit/test_commands.py::test_a_url_s_user_without_a_password_is_cut_from_a_text",),
     ),
+    Mutant(
+        "root-writes-frozen-store",
+        "ledger/_stores/settings.py",
+        "        if not os.access(path, os.W_OK) or _frozen(path):\n",
+        "        if not os.access(path, os.W_OK):\n",
+        "root writes a chmod 444 SQLite store: reads install read models, writes append",
+        (
+            "tests/e2e/test_cli_read_only_store.py::test_a_store_nobody_may_change_is_not_written_by_root_either",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
