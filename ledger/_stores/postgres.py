@@ -25,6 +25,7 @@ from eventsourcing import persistence
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import generators, pq
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -442,8 +443,22 @@ def _prepared_append(
     try:
         return _round_trip(conn, name, statement, values, formats, notify, prepared)
     except psycopg.errors.InvalidSqlStatementName:
-        prepared.clear()  # the server deallocates them all at once (``DEALLOCATE ALL``)
+        # psycopg deallocates them all (``DEALLOCATE ALL``) when a transaction rolls back, and
+        # the failed round trip may have prepared a new one since: the server says which it
+        # has (rev33: cleared here, the new one was prepared again, "already exists", and
+        # that shape of append failed on the connection for good).
+        prepared.clear()
+        prepared.update(_prepared_on(conn))
         return _round_trip(conn, name, statement, values, formats, notify, prepared)
+
+
+def _prepared_on(conn: psycopg.Connection[Any]) -> list[bytes]:
+    """The names of custody's own statements the server keeps prepared for ``conn``."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        curs.execute(
+            "SELECT name FROM pg_prepared_statements WHERE name LIKE 'custody\\_%'", prepare=False
+        )
+        return [str(row[0]).encode() for row in curs.fetchall()]
 
 
 def _round_trip(
