@@ -10,6 +10,7 @@ save) like a version conflict.
 from __future__ import annotations
 
 import operator
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -230,6 +231,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
+        pool = self.datastore.pool
+        if isinstance(pool, StatementKeepingPool):  # the events' insert took the write lock
+            pool.refuse_another_file()
         rows = availability_rows(kwargs)
         if rows:
             c.executemany(_SQLITE_UPSERT, rows)
@@ -257,7 +261,24 @@ class StatementKeepingPool(SQLiteConnectionPool):
     statements. The library opens them with ``cached_statements=True``, which ``sqlite3``
     reads as a cache of one statement: a command's five statements (``BEGIN``, the events'
     insert, the availability upsert, the command id, ``COMMIT``) were each prepared again
-    every time, about 40 µs of a heartbeat's CPU."""
+    every time, about 40 µs of a heartbeat's CPU.
+
+    It also keeps which file its first connection opened (``refuse_another_file``)."""
+
+    opened: tuple[int, int] | None = None  # the file's device and inode
+
+    def refuse_another_file(self) -> None:
+        """Raise, within the write's transaction (nothing is written), where the store's path
+        no longer names the file this pool opened first: deleted or replaced since (rev33: a
+        backup moved over the store, or the file deleted, under a live worker; its renewals
+        went on landing in the file no longer there, so its lease never ran out, while the
+        store at the path gave the profile to a second worker)."""
+        if self.opened is not None and _identity(self.db_name) != self.opened:
+            msg = (
+                "its file is no longer the one this process opened (deleted or "
+                "replaced since); nothing was written: open the store again"
+            )
+            raise sqlite3.OperationalError(msg)
 
     def _create_connection(self) -> SQLiteConnection:
         # The library's own (eventsourcing 9.5), but for the statements kept.
@@ -281,7 +302,18 @@ class StatementKeepingPool(SQLiteConnectionPool):
                 self.journal_mode_was_changed_to_wal = True
             self.is_journal_mode_wal = True
         c.row_factory = sqlite3.Row
+        if self.opened is None and not read_only and not self.is_sqlite_memory_mode:
+            self.opened = _identity(self.db_name)
         return SQLiteConnection(sqlite_conn=c, max_age=self.max_age)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path``; None where there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 class SQLiteLedgerFactory(SQLiteFactory):

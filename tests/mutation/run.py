@@ -3602,12 +3602,21 @@ MUTANTS = (
     Mutant(
         "prepared-again-all",
         "ledger/_stores/postgres.py",
-        "        prepared.clear()  # the server deallocates them all at once"
-        " (``DEALLOCATE ALL``)\n",
+        "        prepared.clear()\n        prepared.update(_prepared_on(conn))\n",
         "        prepared.discard(name)\n",
         "after DEALLOCATE ALL only the append is prepared again: the prepared BEGIN fails again",
         (
             "tests/integration/test_append_wakeup.py::test_an_append_prepares_its_statement_again_on_a_connection_that_dropped_it",
+        ),
+    ),
+    Mutant(
+        "prepared-again-from-server",
+        "ledger/_stores/postgres.py",
+        "        prepared.update(_prepared_on(conn))\n",
+        "",
+        "a shape prepared by the failed round trip is prepared again: it already exists",
+        (
+            "tests/integration/test_append_wakeup.py::test_a_new_shape_of_append_after_a_rolled_back_one_is_prepared_once",
         ),
     ),
     Mutant(
@@ -3637,6 +3646,14 @@ MUTANTS = (
         (
             "tests/e2e/test_cli_read_only_store.py::test_a_store_nobody_may_change_is_not_written_by_root_either",
         ),
+    ),
+    Mutant(
+        "sqlite-file-replaced",
+        "ledger/_stores/recorders.py",
+        "        if self.opened is not None and _identity(self.db_name) != self.opened:\n",
+        "        if False:\n",
+        "a process writes on into a SQLite file deleted or replaced at the store's path",
+        ("tests/integration/test_store_file_replaced.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")

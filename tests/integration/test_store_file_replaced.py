@@ -1,0 +1,55 @@
+"""A SQLite store's file deleted or replaced under a process that has it open (rev33).
+
+Found by a review: a worker's heartbeats went on landing in the file it had opened, deleted
+from the directory or replaced by a backup moved over it, so its lease never ran out while the
+store at the path gave the profile to a second worker. Guarantee: once the path names another
+file (or none), every write of that process is refused in one line (exit 6), nothing is
+written to either file, and the store opened again takes commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from conftest import register
+
+from ledger import Checkout, Heartbeat, Ledger, StoreUnavailable
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("how", ["replaced", "deleted"])
+def test_a_write_to_a_file_no_longer_at_the_store_s_path_is_refused(
+    tmp_path: Path, how: str
+) -> None:
+    path = tmp_path / "custody.db"
+    url = f"sqlite:///{path}"
+    Ledger.init(url).close()
+    with Ledger.open(url) as ledger:
+        pid = register(ledger)
+        backup = tmp_path / "backup.db"  # a consistent copy, taken before the lease
+        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(backup)) as copy:
+            source.backup(copy)
+        lease = ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step="s1")
+        ledger.handle(beat)
+        for kind in ("-wal", "-shm") if how == "replaced" else ("", "-wal", "-shm"):
+            os.remove(f"{path}{kind}")  # a restore leaves no log of the file it replaces
+        if how == "replaced":
+            os.replace(backup, path)
+            before = _sha(path)
+        with pytest.raises(StoreUnavailable, match="no longer the one this process opened"):
+            ledger.handle(beat)
+    if how == "deleted":
+        assert not path.exists()
+        return
+    assert _sha(path) == before  # the restored file: nothing written to it
+    with Ledger.open(url) as again:  # the backup, opened again: the profile was never leased
+        again.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
