@@ -31,8 +31,9 @@ MARKER = ".custody-lease"
 def claim(user_data_dir: Path, lease: Lease) -> dict[str, Any]:
     """Write the lease's marker into ``user_data_dir`` (made if missing) and return it.
     ``LaunchRefused`` if another profile marked the directory, this profile's mark holds a
-    higher fencing token, or the mark cannot be read; the marker is then left as it was. The
-    same token again (a relaunch under the same lease) is allowed."""
+    higher fencing token or the same for another worker or run, or the mark cannot be read;
+    the marker is then left as it was. The same token again for the same worker and run (a
+    relaunch under the same lease) is allowed."""
     user_data_dir.mkdir(parents=True, exist_ok=True)
     marker = {
         "fencing_token": lease.fencing_token,
@@ -54,16 +55,22 @@ def claim(user_data_dir: Path, lease: Lease) -> dict[str, Any]:
     return marker
 
 
-def _judge(user_data_dir: Path, held: tuple[int, str | None] | None, lease: Lease) -> None:
-    """Refuse the launch (``LaunchRefused``) unless the directory's mark (token, profile)
-    allows it. The lease is not lost for that: the ledger has just renewed it."""
+# A marker's fencing token, profile, and the worker and run it was written for (None: a mark
+# of an earlier custody, which wrote none, or a new file).
+Mark = tuple[int, str | None, tuple[str, str] | None]
+
+
+def _judge(user_data_dir: Path, held: Mark | None, lease: Lease) -> None:
+    """Refuse the launch (``LaunchRefused``) unless the directory's mark (token, profile,
+    worker and run) allows it. The lease is not lost for that: the ledger has just renewed
+    it."""
     # Imported here: the settings import Playwright, and the inspector reads markers.
     from workers._settings import LaunchRefused
 
     path = user_data_dir / MARKER
     if held is None:
         raise LaunchRefused(f"{path} cannot be read: check the directory, then remove it")
-    token, owner = held
+    token, owner, holder = held
     if owner is not None and owner != lease.profile_id:
         raise LaunchRefused(
             f"{user_data_dir} carries the lease marker of profile {owner} (fencing token "
@@ -72,6 +79,8 @@ def _judge(user_data_dir: Path, held: tuple[int, str | None] | None, lease: Leas
         )
     if token > lease.fencing_token:
         raise LaunchRefused(_ahead(path, token, lease))
+    if token == lease.fencing_token and holder not in (None, (lease.worker_id, lease.run_id)):
+        raise LaunchRefused(_twice(path, token, holder, lease))
 
 
 def _ahead(path: Path, token: int, lease: Lease) -> str:
@@ -86,6 +95,20 @@ def _ahead(path: Path, token: int, lease: Lease) -> str:
     )
 
 
+def _twice(path: Path, token: int, holder: tuple[str, str], lease: Lease) -> str:
+    """Why a mark of this lease's token for another worker or run refuses the launch (rev33:
+    a store created anew, or a backup moved over it, grants a token again, and the second
+    lease's launch overwrote a live browser's mark, the equal token read as a relaunch)."""
+    worker, run = holder
+    return (
+        f"{path} holds fencing token {token} for run {run} of worker {worker}, not for lease "
+        f"{lease.lease_id}'s run {lease.run_id} of worker {lease.worker_id}: the store granted "
+        "this token twice (it was created anew, or restored from a backup). Once no browser "
+        f"uses the directory (custody inspect {lease.profile_id}), remove {path}: the next "
+        "launch writes its own"
+    )
+
+
 def read(user_data_dir: Path) -> dict[str, Any] | None:
     """The marker in ``user_data_dir``, or None if there is none (or it cannot be parsed)."""
     try:
@@ -95,11 +118,12 @@ def read(user_data_dir: Path) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else None
 
 
-def _mark_in(text: str) -> tuple[int, str | None] | None:
-    """The (token, profile) a marker holds; (0, None) for an empty (new) file; None when it
-    cannot be read: a directory whose guard is damaged is not opened on a guess."""
+def _mark_in(text: str) -> Mark | None:
+    """The (token, profile, (worker, run)) a marker holds; (0, None, None) for an empty (new)
+    file; None when it cannot be read: a directory whose guard is damaged is not opened on a
+    guess. A mark without a worker and a run (an earlier custody's) holds None for them."""
     if not text.strip():
-        return 0, None
+        return 0, None, None
     try:
         loaded = json.loads(text)
         token, owner = loaded["fencing_token"], loaded["profile_id"]
@@ -107,4 +131,6 @@ def _mark_in(text: str) -> tuple[int, str | None] | None:
         return None
     if not isinstance(token, int) or isinstance(token, bool) or not isinstance(owner, str):
         return None
-    return token, owner
+    worker, run = loaded.get("worker_id"), loaded.get("run_id")
+    holder = (worker, run) if isinstance(worker, str) and isinstance(run, str) else None
+    return token, owner, holder

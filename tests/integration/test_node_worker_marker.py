@@ -172,4 +172,5 @@ def test_launches_on_the_registered_directory_with_the_resolved_proxy(
     marker = _profile_dir.read(profile_dir)
     assert marker is not None
     assert (marker["profile_id"], marker["fencing_token"]) == ("p1", 1)
-    assert _profile_dir._mark_in((profile_dir / _profile_dir.MARKER).read_text()) == (1, "p1")
+    mark = _profile_dir._mark_in((profile_dir / _profile_dir.MARKER).read_text())
+    assert mark == (1, "p1", (marker["worker_id"], marker["run_id"]))

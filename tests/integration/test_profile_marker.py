@@ -45,6 +45,29 @@ def test_a_lower_token_is_refused_and_the_mark_kept(tmp_path: Path) -> None:
     assert marker["fencing_token"] == 7
 
 
+def test_the_same_token_for_another_run_is_refused_and_the_mark_kept(tmp_path: Path) -> None:
+    """A mark of the lease's own token written for another worker or run: the store granted
+    the token twice (created anew, or a backup moved over it), so the launch is refused naming
+    both runs and how to clear it (rev33: read as a relaunch, the second lease's launch
+    overwrote a live browser's mark). A relaunch of the same run, and a mark of an earlier
+    custody naming no run, are taken."""
+    first = held_lease(1, "p1", worker_id="w1", run_id="r_first")
+    profile_dir.claim(tmp_path, first)
+    profile_dir.claim(tmp_path, first)  # a relaunch under the same lease
+    before = (tmp_path / profile_dir.MARKER).read_text()
+    for worker, run in (("w1", "r_second"), ("w2", "r_first")):
+        second = held_lease(1, "p1", worker_id=worker, run_id=run)
+        with pytest.raises(LaunchRefused) as refused:
+            profile_dir.claim(tmp_path, second)
+        said = str(refused.value)
+        assert said.startswith(f"{tmp_path / profile_dir.MARKER} holds fencing token 1 for run")
+        assert "run r_first of worker w1, not for lease lease-1@p1's" in said
+        assert "granted this token twice" in said
+        assert (tmp_path / profile_dir.MARKER).read_text() == before
+    (tmp_path / profile_dir.MARKER).write_text('{"fencing_token": 1, "profile_id": "p1"}')
+    profile_dir.claim(tmp_path, held_lease(1, "p1", worker_id="w9", run_id="r9"))
+
+
 @pytest.mark.parametrize("content", ['{"fencing_token": "9"}', "not json", '{"other": 1}'])
 def test_a_damaged_mark_refuses_every_launch(tmp_path: Path, content: str) -> None:
     """A mark that cannot be read is not guessed at: no token may launch over it."""

@@ -3655,6 +3655,17 @@ MUTANTS = (
         "a process writes on into a SQLite file deleted or replaced at the store's path",
         ("tests/integration/test_store_file_replaced.py",),
     ),
+    Mutant(
+        "marker-same-token-other-run",
+        "workers/_profile_dir.py",
+        "    if token == lease.fencing_token and holder not in"
+        " (None, (lease.worker_id, lease.run_id)):\n",
+        "    if False:\n",
+        "a second lease given the same token (a store made anew) overwrites a live browser's mark",
+        (
+            "tests/integration/test_profile_marker.py::test_the_same_token_for_another_run_is_refused_and_the_mark_kept",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

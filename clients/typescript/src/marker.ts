@@ -68,9 +68,9 @@ export interface ClaimOptions {
 }
 
 /** Write the lease's marker into `directory` (made if missing) and answer it. `LaunchRefused`
- * if another profile marked the directory, this profile's mark holds a higher fencing token,
- * or the mark cannot be read; the marker is then left as it was. The same token
- * again (a relaunch under the same lease) is allowed. */
+ * if another profile marked the directory, this profile's mark holds a higher fencing token or
+ * the same for another worker or run, or the mark cannot be read; the marker is then left as
+ * it was. The same token again for the same worker and run (a relaunch) is allowed. */
 export async function claim(directory: string, lease: MarkingLease, options: ClaimOptions = {}): Promise<Marker> {
   await mkdir(directory, { recursive: true });
   const path = join(directory, MARKER);
@@ -101,14 +101,18 @@ export async function claim(directory: string, lease: MarkingLease, options: Cla
   return marker;
 }
 
-/** Refuse the launch unless the directory's mark `held` (token, profile) allows it: Python's
- * `_judge`, message for message. */
-export function judge(directory: string, held: [number, string | null] | null, lease: MarkingLease): void {
+/** A marker's fencing token, profile, and the worker and run it was written for (null: a mark
+ * of an earlier custody, which wrote none, or a new file): Python's `Mark`. */
+export type Mark = [number, string | null, [string, string] | null];
+
+/** Refuse the launch unless the directory's mark `held` (token, profile, worker and run)
+ * allows it: Python's `_judge`, message for message. */
+export function judge(directory: string, held: Mark | null, lease: MarkingLease): void {
   const path = join(directory, MARKER);
   if (held === null) {
     throw new LaunchRefused(`${path} cannot be read: check the directory, then remove it`);
   }
-  const [token, owner] = held;
+  const [token, owner, holder] = held;
   if (owner !== null && owner !== lease.profile_id) {
     throw new LaunchRefused(
       `${directory} carries the lease marker of profile ${owner} (fencing token ${token}): it is ` +
@@ -126,12 +130,23 @@ export function judge(directory: string, held: [number, string | null] | null, l
         "writes its own",
     );
   }
+  if (token === lease.fencing_token && holder !== null && (holder[0] !== lease.worker_id || holder[1] !== lease.run_id)) {
+    // rev33: a store created anew, or a backup moved over it, grants a token again.
+    throw new LaunchRefused(
+      `${path} holds fencing token ${token} for run ${holder[1]} of worker ${holder[0]}, not for lease ` +
+        `${lease.lease_id}'s run ${lease.run_id} of worker ${lease.worker_id}: the store granted ` +
+        "this token twice (it was created anew, or restored from a backup). Once no browser " +
+        `uses the directory (custody inspect ${lease.profile_id}), remove ${path}: the next ` +
+        "launch writes its own",
+    );
+  }
 }
 
-/** The (token, profile) a marker's text holds; (0, null) for an empty (new) file; null when it
- * cannot be read (not JSON, not an object naming an integer token and a profile). */
-export function markIn(text: string): [number, string | null] | null {
-  if (!text.trim()) return [0, null];
+/** The (token, profile, [worker, run]) a marker's text holds; (0, null, null) for an empty
+ * (new) file; null when it cannot be read (not JSON, not an object naming an integer token and
+ * a profile). A mark without a worker and a run holds null for them. */
+export function markIn(text: string): Mark | null {
+  if (!text.trim()) return [0, null, null];
   let loaded: unknown;
   try {
     loaded = JSON.parse(text);
@@ -139,9 +154,9 @@ export function markIn(text: string): [number, string | null] | null {
     return null;
   }
   if (typeof loaded !== "object" || loaded === null || Array.isArray(loaded)) return null;
-  const { fencing_token: token, profile_id: owner } = loaded as Record<string, unknown>;
+  const { fencing_token: token, profile_id: owner, worker_id: worker, run_id: run } = loaded as Record<string, unknown>;
   if (typeof token !== "number" || !Number.isSafeInteger(token) || typeof owner !== "string") return null;
-  return [token, owner];
+  return [token, owner, typeof worker === "string" && typeof run === "string" ? [worker, run] : null];
 }
 
 /** `value` as Python's `json.dumps(value, sort_keys=True)` writes it: keys sorted, ", " and

@@ -86,6 +86,28 @@ describe("the marker's judging rules (Python's _judge)", () => {
     assert.equal(await readFile(join(dir, MARKER), "utf8"), before);
   });
 
+  it("refuses the same token written for another run with LaunchRefused, as Python's _judge", async () => {
+    const before = '{"fencing_token": 1, "profile_id": "p1", "run_id": "r_first", "worker_id": "w1"}';
+    for (const [worker, run] of [["w1", "r_second"], ["w2", "r_first"]] as const) {
+      const dir = await marked(before);
+      await assert.rejects(claim(dir, { ...lease(1), worker_id: worker, run_id: run }), (error: unknown) => {
+        assert.ok(error instanceof LaunchRefused);
+        const path = join(dir, MARKER);
+        assert.equal(
+          error.message,
+          `${path} holds fencing token 1 for run r_first of worker w1, not for lease ${LEASE.lease_id}'s run ` +
+            `${run} of worker ${worker}: the store granted this token twice (it was created anew, or restored ` +
+            `from a backup). Once no browser uses the directory (custody inspect p1), remove ${path}: the ` +
+            "next launch writes its own",
+        );
+        return true;
+      });
+      assert.equal(await readFile(join(dir, MARKER), "utf8"), before);
+    }
+    const same = await marked(before); // a relaunch of the same run is taken
+    await claim(same, { ...lease(1), worker_id: "w1", run_id: "r_first" });
+  });
+
   it("refuses another profile's directory with LaunchRefused, whatever the tokens", async () => {
     const before = '{"fencing_token": 1, "profile_id": "p2"}';
     const dir = await marked(before);
