@@ -16,12 +16,14 @@ import json
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
 from fastapi import HTTPException, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, create_model
+from starlette.routing import Match
+from starlette.types import Scope
 
 from ledger import (
     Checkout,
@@ -196,7 +198,25 @@ class JsonRoute(APIRoute):
     given twice, the last winning, and answers a body it cannot read 400, naming nothing).
     A resource that needs a token checks it first: FastAPI reads and parses the body before
     it resolves any dependency, so a stranger's body (of any size) was read, and a bad one
-    answered 422 instead of 401."""
+    answered 422 instead of 401.
+
+    A path parameter is one segment of the path as sent: an id holding a ``/``, sent as
+    ``%2F``, reaches its resource and is refused there as any malformed id is (``matches``)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """The route's match on the path as sent, each parameter decoded after, where that path
+        holds ``%2F``: the server decodes it before routing, so ``/v1/profiles/a%2Fb/checkout``
+        matched no route and was a 404 naming nothing, where ``a%20b`` was 422 naming
+        ``profile_id``; and ``/v1/profiles/p1%2Fwhy`` answered p1's ``/why`` (rev33). A path
+        that names no resource stays 404."""
+        raw: bytes = scope.get("raw_path") or b""
+        if b"%2F" not in raw and b"%2f" not in raw:
+            return super().matches(scope)
+        # custody serve sets no root_path: the path as sent is the path the routes match.
+        match, child = super().matches({**scope, "path": raw.decode("latin-1"), "root_path": ""})
+        if match is not Match.NONE:
+            child["path_params"] = {k: unquote(v) for k, v in child["path_params"].items()}
+        return match, child
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()

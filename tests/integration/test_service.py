@@ -147,6 +147,58 @@ def test_bad_input_is_422_naming_the_field_and_writes_nothing(
     assert _events(served) == before
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/v1/profiles/profile%20shop%2F17/checkout", CHECKOUT, "profile_id"),
+        ("POST", "/v1/profiles/p1%2F17/checkout", CHECKOUT, "profile_id"),
+        ("POST", "/v1/leases/lease-1@p1%2Fb/heartbeat", {"fencing_token": 1}, "lease_id"),
+        ("GET", "/v1/leases/lease-1@p1%2fb", None, "lease_id"),
+        ("GET", "/v1/profiles/p1%2Fb/why", None, "profile_id"),
+        ("GET", "/v1/profiles/p1%2Fwhy", None, "profile_id"),
+    ],
+)  # fmt: skip
+def test_an_id_holding_a_slash_is_422_naming_the_field_not_a_404(
+    served: Served, pid: str, method: str, path: str, body: dict[str, Any] | None, field: str
+) -> None:
+    """An id holding ``/`` (sent as ``%2F``) is bad input as any malformed id is, naming the
+    field; never a 404 naming nothing because the decoded ``/`` left the path matching no
+    route (rev33). A stranger is still refused first, as with any other id."""
+    path = path.replace("p1", pid)
+    before = _events(served)
+    with served.client(Role.WORKER) as worker:
+        got = worker.request(method, path, json=body)
+    with served.client() as stranger:
+        refused = stranger.request(method, path, json=body)
+    assert got.status_code == 422, got.text
+    assert (got.json()["error"], got.json()["field"]) == ("invalid_input", field)
+    assert "/" in got.json()["message"]  # the id as sent, decoded
+    assert refused.status_code == 401, refused.text
+    assert _events(served) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v1/profiles/p1/nowhere", 404),  # whatever "p1/nowhere" would be as an id
+        ("POST", "/v1/profiles/p1%2Fb/nowhere", 404),
+        ("GET", "/v1/nowhere%2Fp1", 404),
+        ("POST", "/v1/profiles/p1%2Fcheckout", 405),  # the path of the registration (a GET)
+    ],
+)
+def test_a_path_naming_no_resource_is_404_and_writes_nothing(
+    served: Served, pid: str, method: str, path: str, status: int
+) -> None:
+    """A path no resource answers is 404 ``http_404``, and a resource's path in a method it
+    does not take 405; a ``%2F`` is never a separator that would make it another resource's
+    (``/v1/profiles/p1%2Fcheckout`` checked p1 out)."""
+    before = _events(served)
+    with served.client(Role.WORKER) as worker:
+        got = worker.request(method, path.replace("p1", pid), json=CHECKOUT)
+    assert (got.status_code, got.json()["error"]) == (status, f"http_{status}"), got.text
+    assert _events(served) == before
+
+
 def test_malformed_json_and_an_unknown_profile_write_nothing(served: Served, pid: str) -> None:
     before = _events(served)
     with served.client(Role.WORKER) as worker:
