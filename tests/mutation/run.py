@@ -3666,6 +3666,26 @@ MUTANTS = (
             "tests/integration/test_profile_marker.py::test_the_same_token_for_another_run_is_refused_and_the_mark_kept",
         ),
     ),
+    Mutant(
+        "service-slash-in-id",
+        "service/_bodies.py",
+        '        if b"%2F" not in raw and b"%2f" not in raw:\n',
+        '        if b"%2F" not in raw:\n',
+        "an id holding a lower-case %2f is routed as two segments: a 404 naming nothing",
+        (
+            "tests/integration/test_service.py::test_an_id_holding_a_slash_is_422_naming_the_field_not_a_404",
+        ),
+    ),
+    Mutant(
+        "service-slash-in-id-decoded",
+        "service/_bodies.py",
+        "{k: unquote(v) for k, v in",
+        "{k: v for k, v in",
+        "an id holding %2F reaches the door still encoded: its refusal names another text",
+        (
+            "tests/integration/test_service.py::test_an_id_holding_a_slash_is_422_naming_the_field_not_a_404",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
