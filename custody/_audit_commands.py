@@ -47,9 +47,9 @@ def keygen(key_file: Path) -> dict[str, str]:
         if path.exists():
             raise InvalidInput("key_file", f"{path} exists: a key is never overwritten")
     private, public = generate_key()
-    _write(key_file, private, mode=0o600)
+    _write(key_file, private, mode=0o600, field="key_file")
     try:
-        _write(public_file, public, mode=0o644)
+        _write(public_file, public, mode=0o644, field="key_file")
     except BaseException:
         # Both or neither: a private key left without its public half (a full disk) made
         # every retry refused, "exists: a key is never overwritten" (rev29). Nothing signed
@@ -217,9 +217,10 @@ def _nonblocking(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
 
 
-def _write(path: Path, data: bytes, *, mode: int) -> None:
-    """Write ``data`` to ``path`` whole or not at all; a failure is bad input naming it."""
-    with refused_as("out", path, mode=mode) as file:
+def _write(path: Path, data: bytes, *, mode: int, field: str = "out") -> None:
+    """Write ``data`` to ``path`` whole or not at all; a failure is bad input naming it as
+    ``field`` (the option or argument it came from: rev33, keygen's FILE was named "out")."""
+    with refused_as(field, path, mode=mode) as file:
         file.write(data)
 
 

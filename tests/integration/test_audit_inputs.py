@@ -319,3 +319,14 @@ def test_a_key_whose_public_half_cannot_be_written_is_not_left_half_made(
     assert again.code == 0, again
     assert key.exists()
     assert key.with_name("audit.key.pub").exists()
+
+
+def test_a_key_file_that_cannot_be_written_is_bad_input_naming_the_argument(
+    tmp_path: Path,
+) -> None:
+    """``keygen FILE`` where FILE cannot be made names its own argument, ``key_file``, as its
+    refusal of an existing FILE does (rev33: it named ``out``, an option keygen has not)."""
+    said = custody(f"sqlite:///{tmp_path / 'custody.db'}", "--json", "keygen", "/proc/custody-key")
+    assert said.code == 2, said
+    assert json.loads(said.out)["field"] == "key_file"
+    assert said.err.startswith("custody: invalid key_file: cannot write '/proc/custody-key'")
