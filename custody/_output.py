@@ -111,7 +111,9 @@ class FrameAnswer(Printed):
         if as_json:
             out.write(json.dumps(done) + "\n")
         else:
-            out.write(f"wrote {len(self.frame)} {self.kind} rows to {path} ({self.fmt})\n")
+            # The path as typed, escaped as every other text a terminal is shown (rev33).
+            shown = printable(str(path))
+            out.write(f"wrote {len(self.frame)} {self.kind} rows to {shown} ({self.fmt})\n")
 
     def _timeline(self, out: TextIO) -> None:
         from projections import TimelineRow

@@ -375,3 +375,14 @@ def test_the_report_with_a_home_it_cannot_write_says_nothing_and_makes_nothing(
     assert not (tmp_path / "missing").exists()
     assert list(read_only.iterdir()) == []
     assert list(scratch.iterdir()) == []
+
+
+def test_the_summary_line_shows_the_output_path_escaped(store: str, tmp_path: Path) -> None:
+    """A path holding a terminal's escape is written to as given and named in the summary
+    line as its escape, as every other text a terminal is shown (rev33: the line carried the
+    raw ESC, which turned the terminal red)."""
+    name = "t\x1b[31mred.csv"
+    run = ok(custody("timeline", "--format", "csv", "--output", name, cwd=tmp_path, store=store))
+    assert "\x1b" not in run.out
+    assert run.out.endswith("rows to t\\x1b[31mred.csv (csv)\n"), run.out
+    assert (tmp_path / name).exists()

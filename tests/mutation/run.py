@@ -3686,6 +3686,24 @@ MUTANTS = (
             "tests/integration/test_service.py::test_an_id_holding_a_slash_is_422_naming_the_field_not_a_404",
         ),
     ),
+    Mutant(
+        "keygen-names-its-argument",
+        "custody/_audit_commands.py",
+        '    _write(key_file, private, mode=0o600, field="key_file")\n',
+        "    _write(key_file, private, mode=0o600)\n",
+        "keygen's refusal of a FILE it cannot write names an option keygen has not (out)",
+        (
+            "tests/integration/test_audit_inputs.py::test_a_key_file_that_cannot_be_written_is_bad_input_naming_the_argument",
+        ),
+    ),
+    Mutant(
+        "export-summary-path-escaped",
+        "custody/_output.py",
+        "            shown = printable(str(path))\n",
+        "            shown = str(path)\n",
+        "the export's summary line sends an --output path's terminal escapes raw",
+        ("tests/e2e/test_cli_export.py::test_the_summary_line_shows_the_output_path_escaped",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
