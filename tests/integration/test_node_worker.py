@@ -156,12 +156,21 @@ def test_the_example_node_worker_clean_crashed_and_revoked(
     assert seen["revoked"]["lastRequestAfterRevocationMs"] <= 2000
 
 
-def test_the_example_node_worker_refuses_settings_it_cannot_send_with(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def worker_js() -> Path:
+    """The example worker as tsc builds it from the tree's source now: a dist/ left from an
+    earlier build would run another worker than the one under test."""
+    built = _run(["npm", "run", "build"])
+    assert built.returncode == 0, built.stdout + built.stderr
+    return CLIENT / "dist" / "examples" / "worker.js"
+
+
+def test_the_example_node_worker_refuses_settings_it_cannot_send_with(worker_js: Path) -> None:
     """A token pasted with a curly quote, or a service URL holding a password, is bad input:
     exit 2 at once with one line that shows neither (rev32: every request failed before it was
     sent, was taken for a lost answer and resent for the checkout's TTL, then exit 6 with the
     token or the password printed). Nothing listens at the URL: nothing is ever sent."""
-    worker = str(CLIENT / "dist" / "examples" / "worker.js")
+    worker = str(worker_js)
     for url, token, secret in (
         ("http://127.0.0.1:9", "cst_sekr\u2019", "sekr"),
         ("http://u:pw-sekr@127.0.0.1:9", "cst_token", "pw-sekr"),
@@ -172,3 +181,37 @@ def test_the_example_node_worker_refuses_settings_it_cannot_send_with(tmp_path: 
         (line,) = ran.stdout.splitlines()
         assert "bad_input" in json.loads(line), line
         assert secret not in ran.stdout + ran.stderr
+
+
+def test_the_example_node_worker_exits_as_the_command_line_when_nothing_is_leased(
+    sqlite_served: Served, worker_js: Path
+) -> None:
+    """Every refusal before a lease exists exits with the command line's code for it, in one
+    JSON line and no stack trace (rev33: each exited 1, the code of a task released as a
+    failure; a missing --profile or --url with Node's stack trace): an unknown profile, a
+    malformed profile id (one holding a '/' too) and a missing, unknown or malformed option
+    are bad input, 2; a token that is unknown, or not a worker's, may not check out, 7
+    (Forbidden). Nothing is written to the ledger."""
+    _register(sqlite_served.store_url, Path("/nonexistent"))
+    worker = str(worker_js)
+    ours, operator = sqlite_served.tokens[Role.WORKER], sqlite_served.tokens[Role.OPERATOR]
+    page, leasable = ["--url", "http://127.0.0.1:9/"], ["--profile", "node_clean"]
+    for args, token, code, key, says in (
+        (["--profile", "nope", *page], ours, 2, "bad_input", "'nope'"),
+        (["--profile", "profile shop 17", *page], ours, 2, "bad_input", "profile_id"),
+        (["--profile", "profile shop/17", *page], ours, 2, "bad_input", "profile shop/17"),
+        (leasable, ours, 2, "bad_input", "--url is required"),
+        (page, ours, 2, "bad_input", "--profile is required"),
+        ([*leasable, *page, "--bogus"], ours, 2, "bad_input", "--bogus"),
+        ([*leasable, "--url", "dashboard.html"], ours, 2, "bad_input", "--url"),
+        ([*leasable, *page, "--linger", "soon"], ours, 2, "bad_input", "--linger"),
+        ([*leasable, *page], "cst_unknown", 7, "forbidden", "unknown or revoked"),
+        ([*leasable, *page], operator, 7, "forbidden", "worker role"),
+    ):
+        env = {"CUSTODY_URL": sqlite_served.url, "CUSTODY_TOKEN": token}
+        ran = _run(["node", worker, *args], env)
+        assert (ran.returncode, ran.stderr) == (code, ""), (args, ran.stdout, ran.stderr)
+        (line,) = ran.stdout.splitlines()
+        assert says in json.loads(line)[key], (args, line)
+    with Ledger.open(sqlite_served.store_url) as ledger:
+        assert [e.event_type for e in _events(ledger, "node_clean")] == ["profile_registered"]
