@@ -3704,6 +3704,16 @@ MUTANTS = (
         "the export's summary line sends an --output path's terminal escapes raw",
         ("tests/e2e/test_cli_export.py::test_the_summary_line_shows_the_output_path_escaped",),
     ),
+    Mutant(
+        "node-example-unknown-profile",
+        "clients/typescript/examples/worker.ts",
+        '    case "unknown_profile":\n',
+        "",
+        "the example worker exits 1, as a failed task, for an unregistered profile",
+        (
+            "tests/integration/test_node_worker.py::test_the_example_node_worker_exits_as_the_command_line_when_nothing_is_leased",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
@@ -3731,7 +3741,7 @@ class Trial:
 def copy_tree(dest: Path) -> Path:
     """A copy of the repository's sources and tests, without the venv, git or caches."""
     tree = dest / "repo"
-    shutil.copytree(ROOT, tree, ignore=IGNORED)
+    shutil.copytree(ROOT, tree, ignore=IGNORED, symlinks=True)  # node_modules/.bin links
     return tree
 
 
