@@ -117,9 +117,15 @@ def _numeric(value: Any) -> bool:
 
 
 def rows_table(
-    headers: Sequence[str], rows: Sequence[Sequence[Any]], levels: Sequence[str] | None = None
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    levels: Sequence[str] | None = None,
+    *,
+    total: Sequence[Any] | None = None,
 ) -> str:
-    """A table of plain rows (cells already chosen), each with an optional class."""
+    """A table of plain rows (cells already chosen), each with an optional class, and a
+    ``total`` row under them, in the table's foot, its first cell a header: apart from any
+    row of data (rev33: an account named "all accounts" read as the fleet's total)."""
     if not rows:
         return '<p class="muted">(none)</p>'
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
@@ -127,7 +133,12 @@ def rows_table(
         _row(dict(zip(headers, row, strict=True)), level)
         for row, level in zip(rows, levels or [""] * len(rows), strict=True)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    foot = ""
+    if total is not None:
+        label, *values = total
+        cells = _row({str(n): v for n, v in enumerate(values)}, "").removeprefix("<tr>")
+        foot = f'<tfoot><tr><th scope="row">{esc(label)}</th>{cells}</tfoot>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>{foot}</table>"
 
 
 def page(title: str, sections: Sequence[str]) -> str:

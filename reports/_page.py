@@ -103,7 +103,7 @@ def _fleet(fleet: Fleet) -> str:
     rows = [
         [a, *(c[s] for s in states), sum(c.values())] for a, c in fleet.by_account_state.items()
     ]
-    rows.append(["all accounts", *(fleet.by_state[s] for s in states), fleet.profiles])
+    total = ["all accounts", *(fleet.by_state[s] for s in states), fleet.profiles]
     stuck = [
         [s.profile_id, s.account_id, s.trouble, s.since, spoken(s.seconds), s.cause, s.worker_id]
         for s in fleet.stuck
@@ -117,7 +117,7 @@ def _fleet(fleet: Fleet) -> str:
     )
     return (
         '<section id="fleet"><h2>Fleet</h2><h3>Profiles by account and state</h3>'
-        + rows_table(["account", *states, "profiles"], rows)
+        + rows_table(["account", *states, "profiles"], rows, total=total)
         + "<h3>Stuck the longest</h3>"
         + rows_table(
             ["profile", "account", "trouble", "since", "for", "cause", "worker"], stuck, levels

@@ -470,3 +470,16 @@ def test_the_page_shows_an_invisible_character_as_its_escape_in_tables_and_pills
     for account in ("account_shop_1\\u034f7", "account_shop_1\\ufe0f7", "account_shop_\\u316417"):
         assert account in html
     assert '<span class="badge bad">worker worker_\\u20673_0\\u2069: 3 unclean' in html, html
+
+
+def test_the_fleet_table_s_total_is_apart_from_an_account_named_like_it(ledger: Ledger) -> None:
+    """The report's fleet table gives its total in the table's foot, labelled by a header
+    cell, so an account named "all accounts" is a row of data and not read as the total
+    (rev33: both were a row whose first cell read "all accounts")."""
+    for pid, account in (("p1", "all accounts"), ("p2", "a2"), ("p3", "a2")):
+        ledger.handle(RegisterProfile(profile_id=pid, account_id=account, proxy_id="x"))
+    fleet = report_html(ledger=ledger).html.split('<section id="fleet">')[1].split("</table>")[0]
+    body, foot = fleet.split("<tbody>")[1].split("</tbody>")
+    assert re.search(r"<tr><td>all accounts</td>.*?<td class=\"num\">1</td></tr>", body)
+    assert foot.startswith('<tfoot><tr><th scope="row">all accounts</th>')
+    assert foot.endswith('<td class="num">3</td></tr></tfoot>')

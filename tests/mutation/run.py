@@ -3714,6 +3714,16 @@ MUTANTS = (
             "tests/integration/test_node_worker.py::test_the_example_node_worker_exits_as_the_command_line_when_nothing_is_leased",
         ),
     ),
+    Mutant(
+        "report-fleet-total-apart",
+        "reports/_page.py",
+        '        + rows_table(["account", *states, "profiles"], rows, total=total)',
+        '        + rows_table(["account", *states, "profiles"], [*rows, total])',
+        "the report's fleet total is a row of data, read alike with an account named like it",
+        (
+            "tests/integration/test_fleet_reports.py::test_the_fleet_table_s_total_is_apart_from_an_account_named_like_it",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
