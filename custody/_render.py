@@ -184,8 +184,8 @@ def _entry_lines(key: str, value: Any) -> list[str]:
 def lease_line(lease: Lease) -> str:
     step = f", last step {_said(lease.last_step)}" if lease.last_step else ""
     return (
-        f"{lease.lease_id} token {lease.fencing_token}: worker {lease.worker_id}, run "
-        f"{lease.run_id} ({lease.task_type}), {lease.lease_status.value} until "
+        f"{lease.lease_id} token {lease.fencing_token}: worker {_said(lease.worker_id)}, run "
+        f"{_said(lease.run_id)} ({_said(lease.task_type)}), {lease.lease_status.value} until "
         f"{moment(lease.expires_at)}{step}"
     )
 
@@ -205,7 +205,11 @@ def failed_line(f: SweepFailure) -> str:
 
 
 def inspection_lines(i: Inspection) -> list[str]:
-    held = f", held by worker {i.holder.worker_id} under {i.holder.lease_id}" if i.holder else ""
+    held = (
+        f", held by worker {_said(i.holder.worker_id)} under {i.holder.lease_id}"
+        if i.holder
+        else ""
+    )
     if i.holder and i.overdue_since:
         held += f"; its deadline {moment(i.overdue_since)} passed: stale"
     lines = [f"{i.profile_id}: {i.state.value}{held}", f"  directory: {i.user_data_dir or '-'}"]
@@ -292,7 +296,8 @@ def replay_lines(r: Replay) -> list[str]:
         lines.append(f"  last user: {user_text(r.last_user)}")
     if r.block is not None:
         b = r.block
-        lines.append(f"  cause: {b.cause.value}, decided by {b.actor_id} ({b.actor_role.value})")
+        by = _said(b.actor_id)
+        lines.append(f"  cause: {b.cause.value}, decided by {by} ({b.actor_role.value})")
     lease = r.lease or r.last_lease
     if lease is not None:
         how = ending_text(lease.ending, lease.ending_cause)
@@ -310,13 +315,16 @@ def replay_lines(r: Replay) -> list[str]:
 
 def user_text(h: Holder) -> str:
     """Who took a lease: ``worker w2, run r7 (task), lease-3@p``."""
-    return f"worker {h.worker_id}, run {h.run_id} ({h.task_type}), {h.lease_id}"
+    return (
+        f"worker {_said(h.worker_id)}, run {_said(h.run_id)} ({_said(h.task_type)}), {h.lease_id}"
+    )
 
 
 def timeline_line(r: TimelineRow, *, profile: bool = False, exact: bool = False) -> str:
     who = f"{r.profile_id}  " if profile else ""
     at = instant(r.at) if exact else moment(r.at)
-    bits = [f"{at}  {who}#{r.version:<3} {r.event_type:24} {r.actor_id} ({r.actor_role})"]
+    actor = _one_value(r.actor_id)  # rev33: one holding spaces read as more fields
+    bits = [f"{at}  {who}#{r.version:<3} {r.event_type:24} {actor} ({r.actor_role})"]
     for label, value in (
         ("lease", r.lease_id),
         ("step", r.step),
@@ -349,9 +357,9 @@ def _said(value: str | None) -> str:
     before the real one: rev26); ``-`` for none."""
     if not value:
         return "-"
-    if any(c.isspace() or c in '";,' for c in value):
-        return json.dumps(value, ensure_ascii=False)
-    return value
+    from ledger.rules import one_part
+
+    return one_part(value)
 
 
 def explanation_lines(e: Explanation) -> list[str]:
@@ -408,7 +416,10 @@ def usage_line(u: Usage) -> str:
     if u.lease is None:
         return f"{u.profile_id}: never leased"
     lease = u.lease
-    who = f"worker {lease.worker_id}, run {lease.run_id} ({lease.task_type}), {lease.lease_id}"
+    who = (
+        f"worker {_said(lease.worker_id)}, run {_said(lease.run_id)} ({_said(lease.task_type)}), "
+        f"{lease.lease_id}"
+    )
     if u.current and u.overdue:
         deadline = moment(lease.expires_at)
         return f"{u.profile_id}: held by {who}; its deadline {deadline} passed: stale"

@@ -20,6 +20,7 @@ from ledger._domain.endings import (
 from ledger._domain.model import (
     MAX_NAME,
     carries_password,
+    one_part,
     says_something,
     shown,
     storable,
@@ -40,6 +41,7 @@ __all__ = [
     "ending_text",
     "holder_of",
     "lease_ending",
+    "one_part",
     "reason_at",
     "review_refusal",
     "says_something",

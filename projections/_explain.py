@@ -14,7 +14,7 @@ from ledger import (
     ProfileState,
     ProfileView,
 )
-from ledger.rules import blocking_note, holder_of
+from ledger.rules import blocking_note, holder_of, one_part
 from projections._base import ReadResult
 from projections._timeline import TimelineRow, at_moments
 
@@ -102,7 +102,7 @@ def explain_view(
         last_user=None if view.lease else holder_of(view.last_lease),
         cause=block.cause.value if block else None,
         trigger=block.trigger.value if block and block.trigger else None,
-        blocked_by=f"{block.actor_id} ({block.actor_role.value})" if block else None,
+        blocked_by=f"{one_part(block.actor_id)} ({block.actor_role.value})" if block else None,
         last_review=_review_line(view),
         lease=view.lease or view.last_lease,
         unclean_leases=list(block.unclean_leases) if block else [],
@@ -140,7 +140,8 @@ def _review_line(view: ProfileView) -> str | None:
     review = view.last_review
     if review is None:
         return None
-    return f"{review.decision} by {review.reviewer} at {review.at.isoformat()}: {review.note}"
+    by = one_part(review.reviewer)
+    return f"{review.decision} by {by} at {review.at.isoformat()}: {one_part(review.note)}"
 
 
 # The events that move a profile into each state (enabling returns it to any).

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from ledger._domain.model import Frozen, Lease, LeaseStatus, ReviewDecision
+from ledger._domain.model import Frozen, Lease, LeaseStatus, ReviewDecision, one_part
 
 
 class BrowserStatus(StrEnum):
@@ -93,7 +93,7 @@ def stop_refusal(profile_id: str, lease: Lease | None, now: datetime | None = No
             "directory), or custody force-release (which sends the profile to review)"
         )
     return (
-        f"{profile_id} is held by worker {lease.worker_id} under {lease.lease_id} "
+        f"{profile_id} is held by worker {one_part(lease.worker_id)} under {lease.lease_id} "
         f"({status}): a browser is stopped only when no lease holds the profile; end the "
         f"lease first: {end}"
     )

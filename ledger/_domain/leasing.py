@@ -20,6 +20,7 @@ from ledger._domain.model import (
     ProfileState,
     Role,
     lease_id_for,
+    one_part,
     parse_lease_id,
     told_apart,
 )
@@ -111,7 +112,10 @@ class LeaseRules(AggregateRoot):
             )
             if named is not None and named.worker_id != worker_id:
                 held = "is" if named is lease else "was"
-                msg = f"lease {lease_id} {held} held by {named.worker_id}, not {worker_id}"
+                msg = (
+                    f"lease {lease_id} {held} held by {one_part(named.worker_id)}, "
+                    f"not {one_part(worker_id)}"
+                )
                 msg += told_apart(named.worker_id, worker_id)
                 raise Forbidden(msg)
         if lease is None or lease.lease_id != lease_id:

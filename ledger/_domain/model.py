@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import json
 import re
 import unicodedata
 from datetime import datetime
@@ -347,6 +348,17 @@ INVISIBLE = re.compile(
 # The general categories of what draws nothing: controls, format characters (bidi controls,
 # zero-width ones), surrogates, and space, line and paragraph separators.
 _BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
+def one_part(value: str) -> str:
+    """A recorded text or an id inside a line of parts apart by spaces, ``;`` or ``,``: one
+    holding a space, a quote, a semicolon or a comma is its JSON string, so that no value
+    reads as more parts (rev26: a step ``open_cart; last URL: https://shop/cart`` read as that
+    URL; rev33: a reviewer named ``alice at 2026-01-01T00:00:00+00:00: all good; quarantine by
+    bob`` read as a verdict's time and a second reviewer); any other comes back as it is."""
+    if any(c.isspace() or c in '";,' for c in value):
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 def says_something(text: str) -> bool:

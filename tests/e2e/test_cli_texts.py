@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -249,3 +250,33 @@ def test_a_text_that_reads_as_more_evidence_is_quoted_in_the_detail(tmp_path: Pa
     assert details["pb"].startswith(
         'evidence_problem="driver gone, prompt_seen=True, observed_proxy=px"'
     )
+
+
+def test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline(tmp_path: Path) -> None:
+    """rev33: a reviewer named ``alice at 2026-01-01T00:00:00+00:00: all good; quarantine by
+    bob`` gave ``why``'s lines (and its JSON message and last review) a verdict time and a
+    second reviewer who never acted, as did the timeline's actor. An id holding a space, a
+    quote, a semicolon or a comma is its JSON string in every such line now; a plain one is
+    as it was."""
+    reviewer = "alice at 2026-01-01T00:00:00+00:00: all good; quarantine by bob"
+    worker = "w one, run fake"
+    for args in (
+        ["register", "p1", "--account", "acct", "--proxy", "px"],
+        ["checkout", "p1", "--worker", worker, "--run", "r", "--task", "t"],
+        ["release", "lease-1@p1", "--token", "1", "--outcome", "failure", "--reason", "x"],
+        ["review", "p1", "--reviewer", reviewer, "--decision", "quarantine", "--note", "n"],
+    ):
+        ok(custody(*args, cwd=tmp_path))
+    quoted = json.dumps(reviewer)
+    lines = ok(custody("why", "p1", cwd=tmp_path)).out.splitlines()
+    assert f"  quarantined (reviewer) by {quoted}: n" in lines
+    assert f"  cause: reviewer, decided by {quoted} (reviewer)" in lines
+    assert f"  last user: worker {json.dumps(worker)}, run r (t), lease-1@p1" in lines
+    assert [ln for ln in lines if ln.startswith("  last review: quarantine by " + quoted + " at")]
+    said = ok(custody("--json", "why", "p1", cwd=tmp_path)).json()
+    assert said["message"] == f"quarantined (reviewer) by {quoted}: n"
+    assert said["last_review"].startswith(f"quarantine by {quoted} at ")
+    assert said["blocked_by"] == f"{quoted} (reviewer)"
+    timeline = ok(custody("timeline", "p1", cwd=tmp_path)).out
+    assert f"profile_reviewed         {quoted} (reviewer)" in timeline
+    assert f"lease_acquired           {json.dumps(worker)} (worker)" in timeline

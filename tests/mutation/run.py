@@ -3724,6 +3724,36 @@ MUTANTS = (
             "tests/integration/test_fleet_reports.py::test_the_fleet_table_s_total_is_apart_from_an_account_named_like_it",
         ),
     ),
+    Mutant(
+        "why-reviewer-one-part",
+        "projections/_explain.py",
+        "    by = one_part(review.reviewer)\n",
+        "    by = review.reviewer\n",
+        "a reviewer's id holding spaces reads as a verdict's time and a second reviewer in why",
+        (
+            "tests/e2e/test_cli_texts.py::test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline",
+        ),
+    ),
+    Mutant(
+        "denial-actor-one-part",
+        "ledger/_domain/denials.py",
+        "({block.cause}) by {one_part(block.actor_id)}{said}",
+        "({block.cause}) by {block.actor_id}{said}",
+        "a blocking actor's id holding spaces reads as more of why's message",
+        (
+            "tests/e2e/test_cli_texts.py::test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline",
+        ),
+    ),
+    Mutant(
+        "timeline-actor-one-value",
+        "custody/_render.py",
+        "    actor = _one_value(r.actor_id)",
+        "    actor = r.actor_id",
+        "an actor's id holding spaces reads as more of a timeline line's fields",
+        (
+            "tests/e2e/test_cli_texts.py::test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
