@@ -286,7 +286,10 @@ class StoreSettings(BaseModel):
         if self.kind == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "ledger._stores.recorders:SQLiteLedgerFactory",
-                "SQLITE_DBNAME": self.path,
+                # Where the path leads now: a process that changes its directory later
+                # still writes the same file (rev33: a relative path was stat'ed again from
+                # the new directory, and every write refused as to a replaced file).
+                "SQLITE_DBNAME": os.path.abspath(self.path),
                 "SQLITE_LOCK_TIMEOUT": str(self.timeout),
                 "CREATE_TABLE": create,
             }

@@ -19,6 +19,7 @@ import pytest
 from conftest import register
 
 from ledger import Checkout, Heartbeat, Ledger, StoreUnavailable
+from ledger._domain.profile import Profile
 
 
 def _sha(path: Path) -> str:
@@ -53,3 +54,25 @@ def test_a_write_to_a_file_no_longer_at_the_store_s_path_is_refused(
     assert _sha(path) == before  # the restored file: nothing written to it
     with Ledger.open(url) as again:  # the backup, opened again: the profile was never leased
         again.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+
+
+def test_a_store_opened_by_a_relative_path_is_still_written_after_a_change_of_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store opened as ``sqlite:///custody.db`` (the default, relative to the working
+    directory) takes writes after the process changes directory, and they land in the file
+    it opened (rev33 review: the check looked the relative path up again from the new
+    directory, and refused every heartbeat as to a replaced file)."""
+    monkeypatch.chdir(tmp_path)
+    Ledger.init("sqlite:///custody.db").close()
+    with Ledger.open("sqlite:///custody.db") as ledger:
+        pid = register(ledger)
+        lease = ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+        for _ in range(3):  # the pool's connections in turn
+            ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s"))
+    assert not (elsewhere / "custody.db").exists()
+    with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}") as again:
+        assert len(list(again.store.app.recorder.select_events(Profile.create_id(pid)))) == 5
