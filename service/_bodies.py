@@ -193,15 +193,10 @@ def _utf8_declared(content_type: str) -> None:
                 raise Unreadable(f"declares the charset {shown}: JSON is UTF-8, send it so")
 
 
-class JsonRoute(APIRoute):
-    """A resource whose JSON body is read by ``read_json`` (FastAPI's own reading takes a key
-    given twice, the last winning, and answers a body it cannot read 400, naming nothing).
-    A resource that needs a token checks it first: FastAPI reads and parses the body before
-    it resolves any dependency, so a stranger's body (of any size) was read, and a bad one
-    answered 422 instead of 401.
-
-    A path parameter is one segment of the path as sent: an id holding a ``/``, sent as
-    ``%2F``, reaches its resource and is refused there as any malformed id is (``matches``)."""
+class SegmentRoute(APIRoute):
+    """A route whose path parameters are each one segment of the path as sent: an id holding
+    a ``/``, sent as ``%2F``, reaches its resource and is refused there as any malformed id
+    is (``matches``). The console's pages are routed so too (rev33)."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """The route's match on the path as sent, each parameter decoded after, where that path
@@ -217,6 +212,16 @@ class JsonRoute(APIRoute):
         if match is not Match.NONE:
             child["path_params"] = {k: unquote(v) for k, v in child["path_params"].items()}
         return match, child
+
+
+class JsonRoute(SegmentRoute):
+    """A resource whose JSON body is read by ``read_json`` (FastAPI's own reading takes a key
+    given twice, the last winning, and answers a body it cannot read 400, naming nothing).
+    A resource that needs a token checks it first: FastAPI reads and parses the body before
+    it resolves any dependency, so a stranger's body (of any size) was read, and a bad one
+    answered 422 instead of 401.
+
+    A path parameter is one segment of the path as sent (``SegmentRoute``)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()

@@ -38,6 +38,7 @@ from ledger.access import TokenHolder
 from ledger.rules import shown
 from service import _console_reads as reads
 from service._auth import Refused, Unauthorised, require
+from service._bodies import SegmentRoute
 from service._errors import problem_of
 
 if TYPE_CHECKING:
@@ -224,7 +225,8 @@ def install(app: FastAPI, service: Service) -> None:
     """The console's routes under ``/console`` (left out of the OpenAPI document: they are
     pages for people, not resources for programs)."""
     console = Console(service)
-    router = APIRouter(prefix="/console", include_in_schema=False)
+    # Its ids routed as one segment each, as the API's: a %2F in one is refused as bad input.
+    router = APIRouter(prefix="/console", include_in_schema=False, route_class=SegmentRoute)
     stylesheet = (files("service") / "templates" / "console.css").read_bytes()
 
     @router.get("")

@@ -241,3 +241,29 @@ def test_a_verdict_form_without_the_pages_version_records_nothing(served: Served
             if not version:  # rev21: says what to do, not "should be a valid integer"
                 assert "reload the page" in answer.text
     assert events(served) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/console/profiles/p_slash%2Fb"),
+        ("GET", "/console/profiles/p_slash%2Fscreenshot"),
+        ("GET", "/console/profiles/p_slash%2fb/screenshot"),
+        ("POST", "/console/profiles/p_slash%2Fb/review"),
+    ],
+)
+def test_a_profile_id_holding_a_slash_is_refused_as_bad_input(
+    served: Served, method: str, path: str
+) -> None:
+    """An id holding ``/`` (sent as ``%2F``) reaches the console's page and is refused as any
+    malformed id is, on a page naming the field (rev33 review: a JSON 404 naming nothing,
+    or p_slash's own screenshot page for ``p_slash%2Fscreenshot``), and nothing is written."""
+    crashed_run(served, "p_slash")
+    before = events(served)
+    with _signed_in(served) as (client, csrf):
+        data = {"csrf": csrf, **VERDICT} if method == "POST" else None
+        answer = client.request(method, path, data=data)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "invalid profile_id" in answer.text
+    assert events(served) == before

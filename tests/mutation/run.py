@@ -3754,6 +3754,26 @@ MUTANTS = (
             "tests/e2e/test_cli_texts.py::test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline",
         ),
     ),
+    Mutant(
+        "sqlite-path-absolute",
+        "ledger/_stores/settings.py",
+        '                "SQLITE_DBNAME": os.path.abspath(self.path),\n',
+        '                "SQLITE_DBNAME": self.path,\n',
+        "a store opened by a relative path refuses every write after a change of directory",
+        (
+            "tests/integration/test_store_file_replaced.py::test_a_store_opened_by_a_relative_path_is_still_written_after_a_change_of_directory",
+        ),
+    ),
+    Mutant(
+        "console-slash-in-id",
+        "service/_console.py",
+        ", include_in_schema=False, route_class=SegmentRoute)",
+        ", include_in_schema=False)",
+        "a console id holding %2F is a JSON 404 naming nothing, or another page of the profile",
+        (
+            "tests/integration/test_console_forms.py::test_a_profile_id_holding_a_slash_is_refused_as_bad_input",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
