@@ -341,3 +341,22 @@ def test_a_timeline_row_edited_by_hand_is_not_copied_into_later_rows(
     last = timeline(ledger, "p1")[-1]
     assert (last.account_id, last.worker_id) == ("account_shop_17", "w-r")
     assert _problems(ledger, TIMELINE_READ_MODEL) == []
+
+
+def test_a_deleted_availability_row_is_counted_from_the_events_and_named(ledger: Ledger) -> None:
+    """An availability row deleted by hand: the fleet reads answer its profile from the events
+    and name the row as damaged, so the checklist's last question needs attention (rev33: the
+    checklist said "every profile has an account owner: 2 of 2" of 3 profiles, all ok, and
+    the report and the fleet counted 2, without a word)."""
+    for pid in ("d0", "d1", "d2"):
+        register(ledger, pid)
+    take_lease(ledger, "d1")
+    _sql(ledger, "DELETE FROM custody_availability WHERE profile_id = 'd1'")
+    checked = reports.checklist(ledger=ledger)
+    first, last = checked.checks[0], checked.checks[-1]
+    assert first.answer == "every profile has an account owner: 3 of 3"
+    assert last.verdict == "attention"
+    assert [e for e in last.evidence if e.startswith("d1: availability row damaged (missing")]
+    fleet = reports.fleet(ledger=ledger)
+    assert fleet.profiles == 3
+    assert fleet.by_state["leased"] == 1

@@ -3774,6 +3774,16 @@ MUTANTS = (
             "tests/integration/test_console_forms.py::test_a_profile_id_holding_a_slash_is_refused_as_bad_input",
         ),
     ),
+    Mutant(
+        "fleet-reads-missing-row",
+        "projections/_availability.py",
+        "    damaged.update(dict.fromkeys(sorted(registered - held), MISSING_ROW))\n",
+        "",
+        "a registered profile whose availability row was deleted vanishes from the fleet reads",
+        (
+            "tests/integration/test_read_model_damage.py::test_a_deleted_availability_row_is_counted_from_the_events_and_named",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
