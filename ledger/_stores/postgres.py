@@ -23,11 +23,17 @@ from uuid import UUID
 import psycopg
 from eventsourcing import persistence
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
 from psycopg import generators, pq
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
 
 from ledger._stores.recorders import (
     COMMANDS_COLUMNS,
@@ -558,11 +564,55 @@ def _claim_directories(curs: Any, claims: Sequence[tuple[str, str]]) -> None:
         curs.execute(_PG_DIRECTORY, claim)
 
 
+class OnceAggregateRecorder(PostgresAggregateRecorder):
+    """The library's recorder of the snapshots, each call tried once, as the events' are: its
+    retry decorator tried a call ten times, waiting up to the store's timeout for a connection
+    each time (rev33: a load from a snapshot waited 52 s where the timeout was 5)."""
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        return PostgresAggregateRecorder.insert_events.__wrapped__(self, stored_events, **kwargs)
+
+    def select_events(self, originator_id: Any, **kwargs: Any) -> Any:
+        return PostgresAggregateRecorder.select_events.__wrapped__(self, originator_id, **kwargs)
+
+
+class _CappedAttempt(AttemptWithBackoff):
+    """psycopg_pool's schedule of a lost connection's reconnection, its wait between two
+    attempts at most ``RECONNECT_WAIT_AT_MOST``: the pool doubles it from 1 s on every failure
+    (up to 128 s), so after a two-minute outage a long-lived process (``custody serve``, a
+    sweeper, a worker) failed every command for one to two minutes more while the server
+    answered again (rev33)."""
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, RECONNECT_WAIT_AT_MOST)
+
+
+RECONNECT_WAIT_AT_MOST = 2.0
+
+
+def cap_reconnect_waits(pool: ConnectionPool[Any]) -> None:
+    """Give every reconnection ``pool`` schedules a ``_CappedAttempt``."""
+    if not hasattr(pool, "_add_connection"):  # psycopg_pool 3.2 and 3.3 reconnect through it
+        msg = "psycopg_pool no longer reconnects through ConnectionPool._add_connection"
+        raise RuntimeError(msg)
+    add = pool._add_connection
+
+    def adding(attempt: AttemptWithBackoff | None = None, growing: bool = False) -> None:
+        add(attempt or _CappedAttempt(timeout=pool.reconnect_timeout), growing)
+
+    pool._add_connection = adding  # type: ignore[method-assign]
+
+
 class BoundedPostgresFactory(PostgresFactory):
     """The library's factory, its pool configured before anything uses it (the recorder
     opens it while it is built): every connection waits for a lock at most the store's
     timeout, reads included (the library bounds only its inserts' lock), and is checked
-    before it is lent (``check_before_lending``)."""
+    before it is lent (``check_before_lending``); a lost connection is made again within
+    seconds of the server's return (``cap_reconnect_waits``); and no recorder call is
+    retried (``OnceAggregateRecorder``: a call's wait is the store's timeout, once)."""
+
+    aggregate_recorder_class = OnceAggregateRecorder
 
     def __init__(self, env: Any) -> None:
         super().__init__(env)
@@ -577,6 +627,7 @@ class BoundedPostgresFactory(PostgresFactory):
             pool.kwargs.pop("password", None)  # as a direct connection's (an empty one hid them)
         check_before_lending(self.datastore)
         name_connect_failures(pool)
+        cap_reconnect_waits(pool)
 
 
 def name_connect_failures(pool: ConnectionPool[Any]) -> None:
