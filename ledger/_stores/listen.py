@@ -108,6 +108,10 @@ class ListeningWakeups(Wakeups):
             conn = postgres_connection(
                 self._settings, application_name=APPLICATION_NAME, **_KEEPALIVES
             )
+            if conn.info.server_version >= IDLE_SESSION_TIMEOUT_SINCE:
+                # Idle by design between notifications: a database's idle_session_timeout
+                # cut it every few seconds, two lines each (rev33).
+                conn.execute("SET idle_session_timeout = 0")
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
         except (psycopg.Error, OSError) as e:
             if first:
@@ -136,6 +140,10 @@ class ListeningWakeups(Wakeups):
     def _schedule_retry(self) -> None:
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_SECONDS)
+
+
+# The server version from which idle_session_timeout exists (PostgreSQL 14).
+IDLE_SESSION_TIMEOUT_SINCE = 140000
 
 
 def _first_line(error: BaseException) -> str:

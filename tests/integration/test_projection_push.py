@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -169,3 +170,27 @@ def test_a_catch_up_that_fails_is_announced_and_tried_again(pg_store: str, tmp_p
         code, _ = runner.stop(signal.SIGTERM)
     assert code == 0, runner.err.read_text()
     assert runner.said("catching up again at the next wake-up") >= 1
+
+
+@pytest.mark.slow
+def test_an_idle_session_timeout_does_not_cut_the_listening_connection(
+    pg_store: str, tmp_path: Path
+) -> None:
+    """A database whose ``idle_session_timeout`` is 1 s: the runner's listening connection,
+    idle by design between notifications, stays (rev33: it was cut every 2.5 s, two lines each
+    time, and push never stayed up); events are still pushed within 3 s."""
+    with psycopg.connect(pg_store, autocommit=True) as conn:
+        dbname = urlsplit(pg_store).path.lstrip("/")
+        conn.execute(f"ALTER DATABASE \"{dbname}\" SET idle_session_timeout = '1s'")
+    with (
+        Ledger.open(pg_store) as ledger,
+        background_runner(pg_store, tmp_path, interval=30) as runner,
+    ):
+        _started(ledger, runner, "push: listening")
+        listening = _listeners(pg_store)
+        time.sleep(4)  # four idle timeouts
+        assert _listeners(pg_store) == listening
+        assert _applied_after(ledger, "after_idle", seconds=40) < PUSHED_WITHIN
+        code, _ = runner.stop(signal.SIGTERM)
+    assert code == 0, runner.err.read_text()
+    assert runner.said("lost the listening connection") == 0, runner.err.read_text()

@@ -3784,6 +3784,32 @@ MUTANTS = (
             "tests/integration/test_read_model_damage.py::test_a_deleted_availability_row_is_counted_from_the_events_and_named",
         ),
     ),
+    Mutant(
+        "pool-reconnect-capped",
+        "ledger/_stores/postgres.py",
+        "        cap_reconnect_waits(pool)\n",
+        "",
+        "a long-lived process fails every command for minutes after the store is back",
+        ("tests/integration/test_store_outage.py",),
+    ),
+    Mutant(
+        "snapshot-recorder-once",
+        "ledger/_stores/postgres.py",
+        "    aggregate_recorder_class = OnceAggregateRecorder\n",
+        "",
+        "a load from a snapshot retries ten times, waiting ten store timeouts",
+        ("tests/integration/test_store_outage.py",),
+    ),
+    Mutant(
+        "listen-no-idle-timeout",
+        "ledger/_stores/listen.py",
+        '                conn.execute("SET idle_session_timeout = 0")\n',
+        "                pass\n",
+        "a database's idle_session_timeout cuts the listening connection every few seconds",
+        (
+            "tests/integration/test_projection_push.py::test_an_idle_session_timeout_does_not_cut_the_listening_connection",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
