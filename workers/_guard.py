@@ -26,6 +26,8 @@ from workers._timing import RenewalTiming
 Clock = Callable[[], float]
 Moved = Callable[[float], None]  # the local deadline moved to this reading of the clock
 Lost = Callable[[str], None]  # the lease was lost, for this reason
+# How long after the local deadline its timer asks (``LeaseGuard._arm``): past it, surely.
+DEADLINE_TIMER_SLACK = 0.01
 MAX_URL = 4096  # what the ledger accepts for a URL; a longer page URL is cut, not refused
 UNRECORDABLE = "(a URL the ledger would refuse)"  # a prompt seen at one, in evidence.json
 # Where Chromium shows a navigation that failed (refused, DNS, net::ERR_*): its own page, whose
@@ -68,6 +70,9 @@ class LeaseGuard:
         self._why = ""
         self._last_error = ""
         self._watchers: list[tuple[Moved, Lost]] = []
+        self._timer: threading.Timer | None = None
+        self._retired = False
+        self._arm()
 
     @classmethod
     def for_lease(cls, lease: Lease, started: float, clock: Clock = time.monotonic) -> LeaseGuard:
@@ -115,6 +120,37 @@ class LeaseGuard:
         self.lose(f"not renewed within {self.timing.renew_deadline:g}s{error}")
         return False
 
+    def _arm(self) -> None:
+        """Ask ``held`` again at the local deadline, on a timer of its own: a question no one
+        else may ask in time (rev33: the heartbeat thread blocked in a store call that waits
+        the store's timeout, ``lost`` was set 3 to 25 s past the ledger's own deadline, while
+        a task watching ``lease.lost`` worked on). Each renewal arms it again."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self.lost.is_set() or self._retired:
+                self._timer = None
+                return
+            until = self._renewed_at + self.timing.renew_deadline
+            if self.hard_limit is not None:
+                until = min(until, self.hard_limit)
+            wait = max(until - self._clock(), 0.0) + DEADLINE_TIMER_SLACK
+            self._timer = threading.Timer(wait, self._at_deadline)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _at_deadline(self) -> None:
+        if self.held():  # renewed meanwhile, or the clock is a test's: ask again later
+            self._arm()
+
+    def retire(self) -> None:
+        """The lease's block is over (released, or left lost): its deadline asks nothing more."""
+        with self._lock:
+            self._retired = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
     def check(self) -> None:
         """Raise ``LeaseLost`` unless ``held()``."""
         if not self.held():
@@ -144,6 +180,7 @@ class LeaseGuard:
             self._renewed_at = max(self._renewed_at, started)
             self._last_error = ""
             watchers = list(self._watchers)
+        self._arm()
         until = self.valid_until
         for moved, _ in watchers:
             moved(until)
@@ -162,6 +199,9 @@ class LeaseGuard:
             self._why = why
             self.lost.set()
             watchers = list(self._watchers)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         for _, lost in watchers:
             lost(why)
 

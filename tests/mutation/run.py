@@ -3810,6 +3810,16 @@ MUTANTS = (
             "tests/integration/test_projection_push.py::test_an_idle_session_timeout_does_not_cut_the_listening_connection",
         ),
     ),
+    Mutant(
+        "guard-deadline-timer",
+        "workers/_guard.py",
+        "            self._timer.start()\n",
+        "            pass\n",
+        "lease.lost is set only when someone asks: late while the heartbeat thread is blocked",
+        (
+            "tests/unit/test_worker_renewal.py::test_the_guard_loses_the_lease_at_its_deadline_when_no_one_asks",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -249,3 +249,29 @@ def test_a_checkout_answered_with_an_ended_lease_is_lost(clock: FakeClock) -> No
         checkout(
             lambda command_id: ledger.handle(heartbeat(LEASE, step=None, url=None)), clock=clock
         )
+
+
+def test_the_guard_loses_the_lease_at_its_deadline_when_no_one_asks() -> None:
+    """With nothing asking ``held`` (the heartbeat thread blocked in a store call that waits
+    the store's timeout), ``lost`` is set at the local deadline, TTL*2/3 after the last
+    renewal's start; a renewal moves it; a retired guard sets nothing (rev33: ``lost`` was set
+    3 to 25 s past the ledger's deadline, while a task watching it worked on)."""
+    import time
+
+    started = time.monotonic()
+    guard = LeaseGuard("lease-1@p1", RenewalTiming.from_ttl(1.5), started)  # deadline 1 s
+    assert guard.lost.wait(3)
+    assert 1.0 <= time.monotonic() - started < 1.5
+    assert guard.why.startswith("not renewed within 1s")
+
+    started = time.monotonic()
+    renewed = LeaseGuard("lease-2@p1", RenewalTiming.from_ttl(1.5), started)
+    time.sleep(0.6)
+    renewed.renewed(time.monotonic())  # the deadline moves 0.6 s on
+    assert not renewed.lost.wait(1.2 - (time.monotonic() - started))
+    assert renewed.lost.wait(2)
+    assert 1.6 <= time.monotonic() - started < 2.1
+
+    retired = LeaseGuard("lease-3@p1", RenewalTiming.from_ttl(1.5), time.monotonic())
+    retired.retire()
+    assert not retired.lost.wait(1.5)

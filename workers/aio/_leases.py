@@ -263,22 +263,25 @@ class ProfileLeases(LedgerDoor):
         """Renew the lease in the background; release it when the block is left."""
         guard = LeaseGuard.for_lease(lease, started, self.clock)
         held = WorkerLease(lease, self, guard, signalled)
-        with termination.handed_over(signalled, held):
-            held._start()
-            try:
-                held.stop_if_terminated()  # SIGTERM came during the checkout
-                yield held
-            except BaseException as error:
+        try:
+            with termination.handed_over(signalled, held):
+                held._start()
                 try:
-                    await held._close_out(error)
-                except Exception as failure:  # never instead of the task's own exception
-                    not_released(error, failure, held.lease_id)
-                instead = held.instead_of(error)
-                if instead is not None:
-                    raise instead from error
-                raise
-            await held._close_out(None)
-            held.stop_if_terminated()
+                    held.stop_if_terminated()  # SIGTERM came during the checkout
+                    yield held
+                except BaseException as error:
+                    try:
+                        await held._close_out(error)
+                    except Exception as failure:  # never instead of the task's own exception
+                        not_released(error, failure, held.lease_id)
+                    instead = held.instead_of(error)
+                    if instead is not None:
+                        raise instead from error
+                    raise
+                await held._close_out(None)
+                held.stop_if_terminated()
+        finally:
+            guard.retire()
 
     async def __aenter__(self) -> Self:
         return self
