@@ -140,7 +140,10 @@ class LeaseRules(AggregateRoot):
             raise LeaseLost(lease_id, why)
         if lease.lease_status is LeaseStatus.STALE:
             raise LeaseLost(lease_id, "the lease was marked stale")
-        if lease.hard_limit_at is not None and now >= lease.hard_limit_at:
+        # Past it, as past the deadline it caps: at the instant itself the lease is live to
+        # everyone (rev33: lost to its holder, live to the sweep and to a checkout, for that
+        # microsecond nobody could end it).
+        if lease.hard_limit_at is not None and now > lease.hard_limit_at:
             why = f"hard limit {lease.hard_limit_at.isoformat()} reached: stop the run"
             raise LeaseLost(lease_id, why)
         if lease.overdue_at(now):

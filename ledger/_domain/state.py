@@ -308,7 +308,7 @@ def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
 
 
 def _late(e: ev.ProfileEvent, lease: Lease) -> str | None:
-    """A worker's event on its lease decided after the lease's deadline or at its hard limit,
+    """A worker's event on its lease decided after the lease's deadline or its hard limit,
     which ``live_lease`` refuses as lost (rev26: a worker's login renewed a lease by hand
     after its deadline had passed, out of the sweep's sight). Only a worker's: a sweep marks
     an overdue lease stale, and an operator revokes one, after its deadline by their nature."""
@@ -316,8 +316,8 @@ def _late(e: ev.ProfileEvent, lease: Lease) -> str | None:
         return None
     if e.at > lease.expires_at:
         return f"a worker's event at {e.at.isoformat()}, past the deadline"
-    if lease.hard_limit_at is not None and e.at >= lease.hard_limit_at:
-        return f"a worker's event at {e.at.isoformat()}, at or past the hard limit"
+    if lease.hard_limit_at is not None and e.at > lease.hard_limit_at:
+        return f"a worker's event at {e.at.isoformat()}, past the hard limit"
     return None
 
 

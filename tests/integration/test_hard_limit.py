@@ -23,8 +23,9 @@ from ledger import (
 
 def test_a_checkout_and_a_profile_bound_every_renewal(ledger: Ledger, clock: StepClock) -> None:
     """The profile allows 120 s, the checkout asks for 60: the lease's hard limit is 60 s
-    from its start, stored with it; renewals stop at it and one at the limit is lease lost;
-    the sweep then settles the lease. A profile registered again the same way is unchanged."""
+    from its start, stored with it; renewals stop at it, one at the limit is taken (the lease
+    is live at the instant, as at a deadline) and one past it is lease lost; the sweep then
+    settles the lease. A profile registered again the same way is unchanged."""
     pid = register(ledger, max_lease_seconds=120)
     assert ledger.view(pid).record.max_lease_seconds == 120
     register(ledger, max_lease_seconds=120)
@@ -45,10 +46,13 @@ def test_a_checkout_and_a_profile_bound_every_renewal(ledger: Ledger, clock: Ste
     stored = ledger.view(pid).lease
     assert stored is not None
     assert (stored.hard_limit_at, stored.expires_at) == (lease.hard_limit_at, lease.hard_limit_at)
-    clock.advance(20)
+    clock.advance(20)  # at the limit itself: live, as at a deadline (rev33)
+    beat = ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
+    assert beat.expires_at == lease.hard_limit_at
+    assert ledger.handle(Sweep()).settled == []
+    clock.advance(0.000001)
     with pytest.raises(LeaseLost, match="hard limit"):
         ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
-    clock.advance(1)
     assert [s.lease_id for s in ledger.handle(Sweep()).settled] == [lease.lease_id]
     assert ledger.view(pid).state is ProfileState.REVIEW_REQUIRED
 
@@ -100,7 +104,7 @@ def test_a_lease_ended_by_its_hard_limit_is_named_so_not_a_silent_worker(
     for _ in range(5):
         clock.advance(10)
         ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s"))
-    clock.advance(10)
+    clock.advance(10.000001)  # just past the limit
     with pytest.raises(LeaseLost, match="hard limit"):
         ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
     clock.advance(240)

@@ -251,8 +251,9 @@ def test_stale_without_unconfirmed_mutation_requests_review(steps: list[tuple[st
 
 def test_renewals_never_move_the_deadline_past_the_hard_limit() -> None:
     """A lease checked out for at most 100 s: each renewal's deadline is capped at the hard
-    limit; at the limit a heartbeat, an extend or a release is refused as lease lost naming
-    it, and once its deadline has passed the sweep settles the lease, saying the hard limit
+    limit; at the limit itself the lease is live, as at a deadline (rev33: lost to its holder
+    there, live to the sweep and a checkout); past it a heartbeat, an extend or a release is
+    refused as lease lost naming it, and the sweep settles the lease, saying the hard limit
     ended it."""
     s = Scene()
     lease = s.checkout(ttl=60, max_duration=100)
@@ -263,7 +264,11 @@ def test_renewals_never_move_the_deadline_past_the_hard_limit() -> None:
     s.advance(49.5)
     assert s.profile.extend(lease.lease_id, 1, 600, s.ctx()).expires_at == limit
     s.collect()
-    s.advance(0.5)  # at the limit itself
+    s.advance(0.5)  # at the limit itself: live, as at any deadline, and never moved past it
+    assert s.heartbeat(lease, step="at_the_limit").expires_at == limit
+    assert s.sweep() is None
+    s.collect()
+    s.advance(0.000001)
     with pytest.raises(LeaseLost, match=r"hard limit .* reached"):
         s.heartbeat(lease, step="still_working")
     with pytest.raises(LeaseLost, match="hard limit"):
@@ -272,7 +277,6 @@ def test_renewals_never_move_the_deadline_past_the_hard_limit() -> None:
         s.release(lease)
     assert s.profile.pending_events == []
     assert s.profile.state is ProfileState.LEASED
-    s.advance(0.001)
     verdict = s.sweep()
     assert verdict is not None
     assert verdict.cause is Cause.HARD_LIMIT_REACHED  # rev30: not a worker gone silent
