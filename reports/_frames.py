@@ -95,8 +95,15 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
     except ValueError:
         msg = f"expected an ISO 8601 time such as 2026-11-27T09:45:00Z (got {text[:40]!r})"
         raise InvalidInput(field, msg) from None
+    apart = _DATE_THEN.match(text)
+    if apart is not None and apart.group(1) not in "Tt ":  # rev33: Python takes any character
+        msg = f"the date and the time are apart by T (or a space) (got {text[:40]!r})"
+        raise InvalidInput(field, msg)
     if _DECIMAL_HOUR_OR_MINUTE.search(text):  # Python reads T15.5 as 15:00:00.5, not 15:30
         msg = f"a fraction goes after the seconds, as in 09:45:07.5 (got {text[:40]!r})"
+        raise InvalidInput(field, msg)
+    if _BEYOND_MICROSECONDS.search(text):  # Python cuts them: a --since a little earlier
+        msg = f"a fraction of a second has at most 6 digits, microseconds (got {text[:40]!r})"
         raise InvalidInput(field, msg)
     if until:
         parsed = _through_its_last_instant(text.strip(), parsed)
@@ -116,6 +123,11 @@ _TIME_OF_DAY = re.compile(
 # ISO 8601's decimal hours or minutes (``T15.5``, ``T15:04.9``), which ``fromisoformat`` reads as
 # a fraction of the second: refused.
 _DECIMAL_HOUR_OR_MINUTE = re.compile(r"[Tt\s]\d{2}(?::?\d{2})?[.,]\d")
+# A date in one of the forms ``fromisoformat`` reads, and the character after it, which it
+# takes whatever it is (``2026-12-06x00:55.5`` read as 00:55:00.5: rev33).
+_DATE_THEN = re.compile(r"\s*(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}-?W\d{2}-?\d)(.)")
+# A fraction of a second finer than a microsecond, which ``fromisoformat`` cuts.
+_BEYOND_MICROSECONDS = re.compile(r"[.,]\d{7}")
 
 
 def _through_its_last_instant(text: str, parsed: datetime) -> datetime:

@@ -48,6 +48,31 @@ def test_decimal_hours_or_minutes_are_refused(text: str) -> None:
     assert reports.moment("since", "2026-12-04T15:04:05.5").microsecond == 500_000
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("2026-12-06x00:55.5", "apart by T (or a space)"),
+        ("2026-12-06_00:55:30", "apart by T (or a space)"),
+        ("2026-11-27509:45", "apart by T (or a space)"),
+        ("20261206Z0955", "apart by T (or a space)"),
+        ("2026-12-06T00:56:45.8418849Z", "at most 6 digits"),
+        ("2026-12-06 00:56:45,123456789", "at most 6 digits"),
+    ],
+)
+def test_a_time_python_would_read_otherwise_is_refused(text: str, said: str) -> None:
+    """rev33: ``fromisoformat`` takes any character between the date and the time (so
+    ``x00:55.5`` was 00:55:00.5, where ``T00:55.5`` is refused as a decimal minute) and cuts a
+    fraction finer than a microsecond (a --since a little before the instant given kept an
+    event from before it). Both are bad input; the forms that are read stay read."""
+    with pytest.raises(InvalidInput) as refused:
+        reports.moment("since", text)
+    assert said in str(refused.value)
+    for kept in ("2026-12-06T00:55:30Z", "2026-12-06t00:55:30", "2026-12-06 00:55:30.123456"):
+        assert reports.moment("since", kept) is not None
+    assert reports.moment("since", "20261206T0955Z") == datetime(2026, 12, 6, 9, 55, tzinfo=UTC)
+    assert reports.moment("since", "2026-W49-7T09:55") == datetime(2026, 12, 6, 9, 55, tzinfo=UTC)
+
+
 def test_an_exported_time_always_has_its_microseconds() -> None:
     """One form per column: a time on a whole second was written without its fraction, and
     pandas could not read a column of both forms."""
