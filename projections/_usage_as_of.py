@@ -29,7 +29,7 @@ from projections._leases import (
     evolve,
     read_usage,
 )
-from projections._timeline import versions_as_of
+from projections._timeline import _stored, versions_as_of
 
 
 def read_usage_as_of(
@@ -124,7 +124,10 @@ def usage(
 ) -> list[LeaseRow]:
     """``read_usage`` as rows (``reports.usage`` gives the same as a DataFrame), without
     pandas: what a person's table of an account's leases needs. With ``at``, as the events
-    stood at that moment (``read_usage_as_of``), as ``reports.usage(at=)``."""
+    stood at that moment (``read_usage_as_of``), as ``reports.usage(at=)``. ``InvalidInput``
+    names ``since``, ``until`` or ``at`` for what is no datetime or has no instant in UTC, as
+    ``timeline`` does (rev33: text raised AttributeError, year 1 east of UTC OverflowError)."""
+    since, until, at = (_instant(f, v) for f, v in (("since", since), ("until", until), ("at", at)))
     if at is None:
         rows = read_usage(
             ledger, ledger.feed.query, account_id=account_id, since=since, until=until
@@ -132,3 +135,10 @@ def usage(
     else:
         rows = read_usage_as_of(ledger, at=at, account_id=account_id, since=since, until=until)
     return [validated_rows("leases", LeaseRow.model_validate, row) for row in rows]
+
+
+def _instant(field: str, value: datetime | None) -> datetime | None:
+    """``value`` checked as the timeline checks a time (``_stored``), as an aware UTC datetime
+    (one without an offset is UTC)."""
+    _stored(field, value)
+    return None if value is None else utc(value)

@@ -4,7 +4,7 @@ compliance notebook's AS_OF listed a lease live then as "ended stale" by a later
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -239,3 +239,19 @@ def test_a_time_without_an_offset_is_utc_for_usage_as_rows_on_any_host_zone(
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+@pytest.mark.parametrize("field", ["since", "until", "at"])
+def test_projections_usage_refuses_what_is_no_time_naming_the_field(
+    ledger: Ledger, field: str
+) -> None:
+    """``projections.usage`` checks its times as ``projections.timeline`` does (rev33: text
+    raised AttributeError, and a time of year 1 east of UTC a bare OverflowError)."""
+    import projections
+
+    east = datetime.min.replace(tzinfo=timezone(timedelta(hours=1)))
+    for value, said in (("2026-12-06", "expected a datetime"), (east, "no instant in UTC")):
+        with pytest.raises(InvalidInput) as refused:
+            projections.usage(ledger, None, **{field: value})
+        assert refused.value.field == field
+        assert said in str(refused.value)

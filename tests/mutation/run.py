@@ -3820,6 +3820,41 @@ MUTANTS = (
             "tests/unit/test_worker_renewal.py::test_the_guard_loses_the_lease_at_its_deadline_when_no_one_asks",
         ),
     ),
+    Mutant(
+        "hard-limit-past-it",
+        "ledger/_domain/leasing.py",
+        "        if lease.hard_limit_at is not None and now > lease.hard_limit_at:\n",
+        "        if lease.hard_limit_at is not None and now >= lease.hard_limit_at:\n",
+        "at the hard limit's instant the lease is lost to its holder and live to everyone else",
+        ("tests/unit/test_rules.py::test_renewals_never_move_the_deadline_past_the_hard_limit",),
+    ),
+    Mutant(
+        "time-date-separator",
+        "reports/_frames.py",
+        '    if apart is not None and apart.group(1) not in "Tt ":',
+        "    if False:",
+        "2026-12-06x00:55.5 is read as 00:55:00.5, a decimal minute taken for a fraction",
+        ("tests/unit/test_time_words.py::test_a_time_python_would_read_otherwise_is_refused",),
+    ),
+    Mutant(
+        "time-beyond-microseconds",
+        "reports/_frames.py",
+        "    if _BEYOND_MICROSECONDS.search(text):",
+        "    if False:",
+        "a --since with 7 digits of a second is cut, taking in an event before it",
+        ("tests/unit/test_time_words.py::test_a_time_python_would_read_otherwise_is_refused",),
+    ),
+    Mutant(
+        "projections-usage-times-checked",
+        "projections/_usage_as_of.py",
+        '    since, until, at = (_instant(f, v) for f, v in (("since", since), ("until", until),'
+        ' ("at", at)))\n',
+        "",
+        "projections.usage given text raises AttributeError, not InvalidInput naming the field",
+        (
+            "tests/integration/test_usage_as_of.py::test_projections_usage_refuses_what_is_no_time_naming_the_field",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
