@@ -209,9 +209,9 @@ MUTANTS = (
     Mutant(
         "hard-limit",
         "ledger/_domain/leasing.py",
-        "        if lease.hard_limit_at is not None and now >= lease.hard_limit_at:\n",
+        "        if lease.hard_limit_at is not None and now > lease.hard_limit_at:\n",
         "        if False:\n",
-        "live_lease accepts a heartbeat, extend or release at or past the lease's hard limit",
+        "live_lease accepts a heartbeat, extend or release past the lease's hard limit",
     ),
     Mutant(
         "hard-limit-cap",
@@ -2048,7 +2048,7 @@ MUTANTS = (
     ),
     Mutant(
         "why-step-unquoted",
-        "custody/_render.py",
+        "ledger/_domain/model.py",
         "    if any(c.isspace() or c in '\";,' for c in value):\n",
         "    if False:\n",
         "a step holding '; last URL: ' reads in why's line as a URL before the real one",

@@ -129,7 +129,7 @@ class ModelLease:
     worker: str
     ttl: int
     expires_at: datetime
-    limit: datetime | None = None  # the hard limit: no renewal past it, nothing at or after it
+    limit: datetime | None = None  # the hard limit: no renewal past it, nothing after it
     mutating: bool = False  # a mutating step has not been confirmed by a safe step since
     stale: bool = False
 
@@ -240,7 +240,7 @@ class ModelProfile:
             return lost("fencing token")
         if lease.stale:
             return lost("marked stale")
-        if lease.limit is not None and now >= lease.limit:
+        if lease.limit is not None and now > lease.limit:
             return lost("hard limit")
         if now > lease.expires_at:
             return lost("renewal deadline")
