@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pg_cluster import PostgresCluster
 
 from ledger import Ledger, RegisterProfile
 
@@ -47,6 +48,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def sql_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, initialised SQL store: for what only a database has (schema, clock, files)."""
     return _fresh_store(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server of the test's own, for a test that stops, restarts or reconfigures
+    it (the session's is shared)."""
+    started = PostgresCluster.start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ On a server of its own: the test restarts it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -20,15 +19,6 @@ from pg_cluster import PostgresCluster, _command, _run
 from ledger import Checkout, Heartbeat, Ledger, RegisterProfile, audit
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    started = PostgresCluster.start()
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def _restart_immediately(cluster: PostgresCluster) -> None:

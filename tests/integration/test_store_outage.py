@@ -9,7 +9,6 @@ test can still end it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -19,15 +18,6 @@ from ledger import Checkout, Heartbeat, Ledger, RegisterProfile, StoreUnavailabl
 
 pytestmark = pytest.mark.postgres
 DATABASE = "outage"
-
-
-@pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    started = PostgresCluster.start()
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def _refuse(cluster: PostgresCluster, refused: bool) -> None:
