@@ -85,8 +85,10 @@ def status_at(
     # (rev33: the checklist answered "2 of 2" of 3 profiles, --strict exit 0, without a word).
     registered = set(ledger.profile_ids())
     damaged = {pid: problem for pid, problem in damaged.items() if pid in registered}
-    held = {r.profile_id for r in readable}.union(damaged)
-    damaged.update(dict.fromkeys(sorted(registered - held), MISSING_ROW))
+    unheld = registered - {r.profile_id for r in readable}.union(damaged)
+    if unheld:  # a row deleted, or a profile registered since the snapshot began (rev33)
+        in_snapshot = snapshot.versions_after(0, unheld)
+        damaged.update(dict.fromkeys(sorted(p for p in unheld if p in in_snapshot), MISSING_ROW))
     later = snapshot.versions_after(position, [*(r.profile_id for r in readable), *damaged])
     rows: list[tuple[Availability, str | None]] = []
     for pid, row, problem in [
