@@ -179,6 +179,14 @@ class StoreSettings(BaseModel):
     def sqlite_file(self) -> Path:
         return Path(self.path)
 
+    def sqlite_opened(self) -> str:
+        """The SQLite file's path as the store opens it: its directory as the system resolves
+        it (``..`` after a symlinked directory included, as the reads resolve it: rev33, a
+        lexical ``abspath`` wrote one file and read another), the file's own name kept, so
+        that a symlink there swapped to another file is seen (``refuse_another_file``)."""
+        path = os.path.join(os.getcwd(), self.path)  # not abspath: it drops "l/.." unresolved
+        return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
     def sqlite_read_uri(self) -> str:
         """The URI that opens the SQLite file for reads only: read-only, as any SQLite reader,
         which sees what writers commit; immutable (no lock, no ``-shm`` file needed or made)
@@ -289,7 +297,7 @@ class StoreSettings(BaseModel):
                 # Where the path leads now: a process that changes its directory later
                 # still writes the same file (rev33: a relative path was stat'ed again from
                 # the new directory, and every write refused as to a replaced file).
-                "SQLITE_DBNAME": os.path.abspath(self.path),
+                "SQLITE_DBNAME": self.sqlite_opened(),
                 "SQLITE_LOCK_TIMEOUT": str(self.timeout),
                 "CREATE_TABLE": create,
             }

@@ -76,3 +76,23 @@ def test_a_store_opened_by_a_relative_path_is_still_written_after_a_change_of_di
     assert not (elsewhere / "custody.db").exists()
     with Ledger.open(f"sqlite:///{tmp_path / 'custody.db'}") as again:
         assert len(list(again.store.app.recorder.select_events(Profile.create_id(pid)))) == 5
+
+
+def test_a_store_path_with_dot_dot_after_a_symlinked_directory_is_one_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sqlite:///l/../x.db`` where ``l`` is a symlinked directory names the file the system
+    opens there (``real/x.db``) for writes as for reads (rev33 review: a lexical absolute
+    path wrote ``work/x.db``, and every read then said there was no store)."""
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "l").symlink_to("../real/sub")
+    monkeypatch.chdir(work)
+    Ledger.init("sqlite:///l/../x.db").close()
+    with Ledger.open("sqlite:///l/../x.db") as ledger:
+        register(ledger)
+    with Ledger.open("sqlite:///l/../x.db") as again:
+        assert again.view("profile_shop_17") is not None
+    assert (tmp_path / "real" / "x.db").exists()
+    assert not (work / "x.db").exists()
