@@ -42,7 +42,9 @@ def fleet_lines(fleet: Fleet) -> list[str]:
         lines.append("stuck the longest:")
     for s in fleet.stuck[:10]:
         cause = f" ({s.cause})" if s.cause else ""
-        worker = s.worker_id or "-"
+        from ledger.rules import one_part  # the ledger is loaded by now: the fleet read it
+
+        worker = one_part(s.worker_id) if s.worker_id else "-"  # rev33: "w1, worker w2"
         lines.append(
             f"  {s.profile_id}: {s.trouble} for {spoken(s.seconds)}{cause}, worker {worker}"
         )

@@ -323,7 +323,7 @@ def user_text(h: Holder) -> str:
 def timeline_line(r: TimelineRow, *, profile: bool = False, exact: bool = False) -> str:
     who = f"{r.profile_id}  " if profile else ""
     at = instant(r.at) if exact else moment(r.at)
-    actor = _one_value(r.actor_id)  # rev33: one holding spaces read as more fields
+    actor = _said(r.actor_id)  # rev33: one holding a space, ";" or "," read as more fields
     bits = [f"{at}  {who}#{r.version:<3} {r.event_type:24} {actor} ({r.actor_role})"]
     for label, value in (
         ("lease", r.lease_id),

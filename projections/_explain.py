@@ -141,7 +141,7 @@ def _review_line(view: ProfileView) -> str | None:
     if review is None:
         return None
     by = one_part(review.reviewer)
-    return f"{review.decision} by {by} at {review.at.isoformat()}: {one_part(review.note)}"
+    return f"{review.decision} by {by} at {review.at.isoformat()}: {review.note}"
 
 
 # The events that move a profile into each state (enabling returns it to any).

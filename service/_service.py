@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from ledger import BrowserCheck, Command, Ledger, Role
 from ledger.access import TokenHolder
-from ledger.rules import told_apart
+from ledger.rules import one_part, told_apart
 from service._auth import Refused, Tokens
 from service._readers import Readers
 from service._writer import Writer
@@ -60,7 +60,7 @@ class Service:
             if owner is not None:
                 self.remember(lease_id, owner)
         if owner is not None and owner != caller.actor:
-            said = f"lease {lease_id} is held by {owner}, not {caller.actor}"
+            said = f"lease {lease_id} is held by {one_part(owner)}, not {one_part(caller.actor)}"
             raise Refused(said + told_apart(owner, caller.actor))
 
     async def browser_here(self, profile_id: str) -> BrowserCheck | None:

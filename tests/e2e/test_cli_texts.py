@@ -264,19 +264,29 @@ def test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline(tmp_pa
         ["register", "p1", "--account", "acct", "--proxy", "px"],
         ["checkout", "p1", "--worker", worker, "--run", "r", "--task", "t"],
         ["release", "lease-1@p1", "--token", "1", "--outcome", "failure", "--reason", "x"],
-        ["review", "p1", "--reviewer", reviewer, "--decision", "quarantine", "--note", "n"],
+        ["review", "p1", "--reviewer", reviewer, "--decision", "quarantine", "--note", "all good"],
     ):
         ok(custody(*args, cwd=tmp_path))
     quoted = json.dumps(reviewer)
     lines = ok(custody("why", "p1", cwd=tmp_path)).out.splitlines()
-    assert f"  quarantined (reviewer) by {quoted}: n" in lines
+    assert f"  quarantined (reviewer) by {quoted}: all good" in lines
     assert f"  cause: reviewer, decided by {quoted} (reviewer)" in lines
     assert f"  last user: worker {json.dumps(worker)}, run r (t), lease-1@p1" in lines
     assert [ln for ln in lines if ln.startswith("  last review: quarantine by " + quoted + " at")]
     said = ok(custody("--json", "why", "p1", cwd=tmp_path)).json()
-    assert said["message"] == f"quarantined (reviewer) by {quoted}: n"
+    assert said["message"] == f"quarantined (reviewer) by {quoted}: all good"
     assert said["last_review"].startswith(f"quarantine by {quoted} at ")
     assert said["blocked_by"] == f"{quoted} (reviewer)"
     timeline = ok(custody("timeline", "p1", cwd=tmp_path)).out
     assert f"profile_reviewed         {quoted} (reviewer)" in timeline
     assert f"lease_acquired           {json.dumps(worker)} (worker)" in timeline
+    # The note ends the line: as it was given, as in the message (the review found it quoted).
+    assert said["last_review"].endswith(": all good")
+    # An id holding only ";" or "," too, in the timeline and why's "because" lines (review).
+    ok(custody("register", "p2", "--account", "acct", "--proxy", "px", cwd=tmp_path))
+    ok(custody("quarantine", "p2", "--actor", "ops;night,x", "--reason", "r", cwd=tmp_path))
+    timeline = ok(custody("timeline", "p2", cwd=tmp_path)).out
+    assert 'profile_quarantined      "ops;night,x" (operator)' in timeline
+    # The fleet's stuck lines name the worker as one id (the review: "worker w one, run fake").
+    fleet = ok(custody("fleet", cwd=tmp_path)).out
+    assert f"worker {json.dumps(worker)}" in fleet
