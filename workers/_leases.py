@@ -149,6 +149,9 @@ class WorkerLease(TaskLease):
         the evidence (or, for a lost lease, release nothing: ``LeaseLost`` when no other error
         is on its way)."""
         self._stop_heartbeats()
+        # No renewal comes now: whether the lease is held is asked as the release needs it,
+        # never set by the deadline's timer behind a release that then succeeds (rev33).
+        self._guard.retire()
         self._blocking(self._revocations.stop, STOP_TIMEOUT)
         self._close_browser()
         self.evidence = self._settle(error)

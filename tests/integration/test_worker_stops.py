@@ -164,3 +164,41 @@ def test_an_asyncio_release_survives_repeated_cancellation(
         if isinstance(e, ev.LeaseHeartbeat)
     ]
     assert beats_after == []
+
+
+def test_a_release_held_up_past_the_local_deadline_leaves_the_lease_not_lost(
+    tmp_path: Path,
+) -> None:
+    """The block ends, its heartbeats stop, and the release waits on another process's write
+    lock past the lease's local deadline, then succeeds: the lease is released, and not also
+    reported lost (rev33 review: the guard's deadline timer, still armed, set ``lost`` behind
+    the release, against "a lost lease is never released by the worker")."""
+    import subprocess
+    import sys
+
+    from ledger import RegisterProfile
+    from workers import ProfileLeases
+
+    path = tmp_path / "custody.db"
+    url = f"sqlite:///{path}"
+    with Ledger.open(url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="px"))
+    hold = (
+        "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(3); "
+        "c.execute('COMMIT')"
+    )
+    with ProfileLeases.open(url, worker_id="w1") as leases:
+        with leases.checkout("p1", run_id="r1", task_type="t", ttl_seconds=3) as lease:
+            lease.step("work")
+            holder = subprocess.Popen(
+                [sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True
+            )
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "locked"
+            left = time.monotonic()
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    assert time.monotonic() - left > 2.0, "the release did not wait past the local deadline"
+    assert lease.result is not None
+    assert not lease.lost.is_set(), lease.why_lost

@@ -3747,7 +3747,7 @@ MUTANTS = (
     Mutant(
         "timeline-actor-one-value",
         "custody/_render.py",
-        "    actor = _one_value(r.actor_id)",
+        "    actor = _said(r.actor_id)",
         "    actor = r.actor_id",
         "an actor's id holding spaces reads as more of a timeline line's fields",
         (
@@ -3757,7 +3757,7 @@ MUTANTS = (
     Mutant(
         "sqlite-path-absolute",
         "ledger/_stores/settings.py",
-        '                "SQLITE_DBNAME": os.path.abspath(self.path),\n',
+        '                "SQLITE_DBNAME": self.sqlite_opened(),\n',
         '                "SQLITE_DBNAME": self.path,\n',
         "a store opened by a relative path refuses every write after a change of directory",
         (
@@ -3777,8 +3777,8 @@ MUTANTS = (
     Mutant(
         "fleet-reads-missing-row",
         "projections/_availability.py",
-        "    damaged.update(dict.fromkeys(sorted(registered - held), MISSING_ROW))\n",
-        "",
+        "    if unheld:  # a row deleted, or a profile registered since the snapshot began",
+        "    if False:",
         "a registered profile whose availability row was deleted vanishes from the fleet reads",
         (
             "tests/integration/test_read_model_damage.py::test_a_deleted_availability_row_is_counted_from_the_events_and_named",
@@ -3853,6 +3853,46 @@ MUTANTS = (
         "projections.usage given text raises AttributeError, not InvalidInput naming the field",
         (
             "tests/integration/test_usage_as_of.py::test_projections_usage_refuses_what_is_no_time_naming_the_field",
+        ),
+    ),
+    Mutant(
+        "fleet-reads-registered-since",
+        "projections/_availability.py",
+        "sorted(p for p in unheld if p in in_snapshot)",
+        "sorted(unheld)",
+        "a profile registered during a fleet read is named a damaged row: checklist --strict 5",
+        (
+            "tests/integration/test_read_model_damage.py::test_a_profile_registered_during_a_fleet_read_is_not_named_damaged",
+        ),
+    ),
+    Mutant(
+        "sqlite-path-dir-resolved",
+        "ledger/_stores/settings.py",
+        "os.path.realpath(os.path.dirname(path))",
+        "os.path.dirname(os.path.abspath(path))",
+        "l/../x.db after a symlinked directory: writes go to one file, reads look for another",
+        (
+            "tests/integration/test_store_file_replaced.py::test_a_store_path_with_dot_dot_after_a_symlinked_directory_is_one_file",
+        ),
+    ),
+    Mutant(
+        "guard-retired-before-release",
+        "workers/_leases.py",
+        "        self._guard.retire()\n        self._blocking(",
+        "        self._blocking(",
+        "a release held up past the deadline succeeds and the lease is reported lost too",
+        (
+            "tests/integration/test_worker_stops.py::test_a_release_held_up_past_the_local_deadline_leaves_the_lease_not_lost",
+        ),
+    ),
+    Mutant(
+        "fleet-stuck-worker-one-part",
+        "custody/_fleet_output.py",
+        'one_part(s.worker_id) if s.worker_id else "-"',
+        's.worker_id or "-"',
+        "a worker id 'w1, worker w2' reads as two workers in the fleet's stuck lines",
+        (
+            "tests/e2e/test_cli_texts.py::test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline",
         ),
     ),
 )
