@@ -12,7 +12,7 @@ from ledger._domain.acting import Forbidden
 from ledger._domain.aggregate import AggregateRoot, Context, require
 from ledger._domain.denials import also_blocked, context_denial, state_denial
 from ledger._domain.endings import ending_text
-from ledger._domain.errors import CheckoutDenied, InvalidInput, LeaseLost, NotAllowed
+from ledger._domain.errors import CheckoutDenied, InvalidInput, LeaseLost, LedgerError, NotAllowed
 from ledger._domain.model import (
     Cause,
     Lease,
@@ -63,7 +63,7 @@ class LeaseRules(AggregateRoot):
             raise CheckoutDenied(also_blocked(self, denial, ctx.now))
         token = self.last_token + 1
         hard_limit = self._hard_limit(request, ctx.now)
-        deadline = ctx.now + timedelta(seconds=request.ttl_seconds)
+        deadline = later(ctx.now, request.ttl_seconds)
         lease = Lease(
             lease_id=lease_id_for(self.profile_id, token),
             profile_id=self.profile_id,
@@ -87,7 +87,7 @@ class LeaseRules(AggregateRoot):
     def _hard_limit(self, request: CheckoutRequest, now: datetime) -> datetime | None:
         """The tighter of the profile's limit and the checkout's (None: neither sets one)."""
         limits = [s for s in (self.max_lease_seconds, request.max_duration_seconds) if s]
-        return now + timedelta(seconds=min(limits)) if limits else None
+        return later(now, min(limits)) if limits else None
 
     def _issued(self, lease_id: str) -> bool:
         """Whether ``lease_id`` names a lease of this profile's, one of tokens 1 to the last
@@ -182,7 +182,7 @@ class LeaseRules(AggregateRoot):
             url=url,
             safe=safe,
             mutating=mutating,
-            expires_at=lease.capped(ctx.now + timedelta(seconds=lease.ttl_seconds)),
+            expires_at=lease.capped(later(ctx.now, lease.ttl_seconds)),
         )
         assert self.lease is not None
         return self.lease
@@ -204,7 +204,7 @@ class LeaseRules(AggregateRoot):
             lease_id=lease_id,
             fencing_token=fencing_token,
             ttl_seconds=ttl_seconds,
-            expires_at=lease.capped(ctx.now + timedelta(seconds=ttl_seconds)),
+            expires_at=lease.capped(later(ctx.now, ttl_seconds)),
         )
         assert self.lease is not None
         return self.lease
@@ -299,3 +299,16 @@ class LeaseRules(AggregateRoot):
         if self.state is not ProfileState.STALE or self.lease is None:
             raise NotAllowed(f"profile {self.profile_id} is not stale")
         return self._end_unclean(judge_stale(self.lease), self.lease.lease_id, ctx)
+
+
+def later(now: datetime, seconds: float) -> datetime:
+    """A deadline ``seconds`` after ``now``. A store clock so near year 10000's start that none
+    fits is said as what it is (rev33: a bare OverflowError, exit 1 "internal error")."""
+    try:
+        return now + timedelta(seconds=seconds)
+    except OverflowError:
+        msg = (
+            f"the store's clock reads {now.isoformat()}: no deadline {seconds:g} s later fits "
+            "before year 10000 (check the clock)"
+        )
+        raise LedgerError(msg) from None

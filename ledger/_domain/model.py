@@ -26,8 +26,9 @@ _LEASE_ID = rf"lease-([1-9][0-9]{{0,17}})@({PROFILE_ID_PATTERN})"
 _CONTROL = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
 _SURROGATE = "[\ud800-\udfff]"
 
-# Bounds that keep every deadline computable: ``now + ttl`` and ``now - window`` stay far inside
-# datetime's range whatever the store's clock says.
+# Bounds that keep every deadline computable: ``now + ttl`` and ``now - window`` stay inside
+# datetime's range for any store clock short of year 9999's last days (one there is refused in
+# words: ``leasing.later``).
 MAX_TTL_SECONDS = 86_400
 MAX_LEASE_SECONDS = 7 * 86_400  # a lease's hard limit (a browser task, not a standing job)
 MAX_UNCLEAN_WINDOW_SECONDS = 366 * 86_400

@@ -123,3 +123,22 @@ def test_a_lease_ended_by_its_hard_limit_is_named_so_not_a_silent_worker(
     gaps = reports.health(ledger=ledger).heartbeat_gaps
     (row,) = gaps.loc[gaps["lease_id"] == lease.lease_id].to_dict("records")
     assert row["worst_share_of_ttl"] <= 1.0, row
+
+
+def test_a_store_clock_too_near_year_10000_for_a_deadline_is_said_so(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """A checkout whose deadline would fall past 9999-12-31 (a store clock gone absurd) is a
+    LedgerError naming the clock, and writes nothing (rev33: a bare OverflowError, exit 1
+    "internal error")."""
+    from datetime import UTC, datetime
+
+    from ledger import LedgerError
+
+    pid = register(ledger)
+    before = len(ledger.history(pid))
+    clock.now = datetime(9999, 12, 31, 23, 50, tzinfo=UTC)
+    checkout = Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=900)
+    with pytest.raises(LedgerError, match="the store's clock reads 9999-12-31T23:50:00"):
+        ledger.handle(checkout)
+    assert len(ledger.history(pid)) == before

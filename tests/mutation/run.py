@@ -3895,6 +3895,16 @@ MUTANTS = (
             "tests/e2e/test_cli_texts.py::test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline",
         ),
     ),
+    Mutant(
+        "deadline-past-year-9999",
+        "ledger/_domain/leasing.py",
+        "        raise LedgerError(msg) from None\n",
+        "        raise\n",
+        "a store clock near year 10000 makes a checkout a bare OverflowError, 'internal error'",
+        (
+            "tests/integration/test_hard_limit.py::test_a_store_clock_too_near_year_10000_for_a_deadline_is_said_so",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
