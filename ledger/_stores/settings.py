@@ -180,12 +180,13 @@ class StoreSettings(BaseModel):
         return Path(self.path)
 
     def sqlite_opened(self) -> str:
-        """The SQLite file's path as the store opens it: its directory as the system resolves
-        it (``..`` after a symlinked directory included, as the reads resolve it: rev33, a
-        lexical ``abspath`` wrote one file and read another), the file's own name kept, so
-        that a symlink there swapped to another file is seen (``refuse_another_file``)."""
-        path = os.path.join(os.getcwd(), self.path)  # not abspath: it drops "l/.." unresolved
-        return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        """The SQLite file's path as the store opens it: absolute, so that a process that
+        changes its directory later still writes the same file, and otherwise as given, so
+        that the system resolves it at each open and each check (``refuse_another_file``):
+        ``..`` after a symlinked directory as the reads resolve it (rev33: a lexical
+        ``abspath`` wrote one file and read another), and a symlinked directory or file
+        swapped to another is seen (rev33: resolved once at the open, it was not)."""
+        return os.path.join(os.getcwd(), self.path)
 
     def sqlite_read_uri(self) -> str:
         """The URI that opens the SQLite file for reads only: read-only, as any SQLite reader,

@@ -96,3 +96,29 @@ def test_a_store_path_with_dot_dot_after_a_symlinked_directory_is_one_file(
         assert again.view("profile_shop_17") is not None
     assert (tmp_path / "real" / "x.db").exists()
     assert not (work / "x.db").exists()
+
+
+def test_a_symlinked_directory_swapped_to_another_store_is_seen(tmp_path: Path) -> None:
+    """``current -> d1`` swapped to ``d2`` (a deploy, or a backup restored beside) under a
+    process that opened ``current/x.db``: its next write is refused, as for a replaced file
+    (rev33 review: with the directory resolved once at the open, its heartbeats went on into
+    d1 while a second worker was granted the profile in d2)."""
+    for name in ("d1", "d2"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "current").symlink_to("d1")
+    url = f"sqlite:///{tmp_path / 'current' / 'x.db'}"
+    Ledger.init(url).close()
+    with Ledger.open(url) as ledger:
+        pid = register(ledger)
+        with (
+            closing(sqlite3.connect(tmp_path / "d1" / "x.db")) as source,
+            closing(sqlite3.connect(tmp_path / "d2" / "x.db")) as copy,
+        ):
+            source.backup(copy)  # before the lease
+        lease = ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+        swapped = tmp_path / "swapped"
+        swapped.symlink_to("d2")
+        os.replace(swapped, tmp_path / "current")
+        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s")
+        with pytest.raises(StoreUnavailable, match="no longer the one this process opened"):
+            ledger.handle(beat)
