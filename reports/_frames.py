@@ -91,7 +91,9 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
             day += timedelta(days=6)
         return datetime.combine(day, time.max if until else time.min, tzinfo=UTC)
     try:
-        parsed = datetime.fromisoformat(text.strip())
+        # Python takes a space before the offset only after whole seconds (rev33: "09:45:07.5
+        # +0000" was refused where "09:45:07 +0000" was read).
+        parsed = datetime.fromisoformat(_SPACE_BEFORE_OFFSET.sub("", text.strip()))
     except ValueError:
         msg = f"expected an ISO 8601 time such as 2026-11-27T09:45:00Z (got {text[:40]!r})"
         raise InvalidInput(field, msg) from None
@@ -125,7 +127,11 @@ _TIME_OF_DAY = re.compile(
 _DECIMAL_HOUR_OR_MINUTE = re.compile(r"[Tt\s]\d{2}(?::?\d{2})?[.,]\d")
 # A date in one of the forms ``fromisoformat`` reads, and the character after it, which it
 # takes whatever it is (``2026-12-06x00:55.5`` read as 00:55:00.5: rev33).
-_DATE_THEN = re.compile(r"\s*(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}-?W\d{2}-?\d)(.)")
+_DATE_THEN = re.compile(r"\s*(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}-?W\d{2}-?\d)(.)", re.DOTALL)
+# The spaces between a time and its offset at the end of the text.
+_SPACE_BEFORE_OFFSET = re.compile(
+    r"(?<=\d)\s+(?=(?:[Zz]|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)$)"
+)
 # A fraction of a second finer than a microsecond, which ``fromisoformat`` cuts.
 _BEYOND_MICROSECONDS = re.compile(r"[.,]\d{7}")
 

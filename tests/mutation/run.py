@@ -3868,8 +3868,8 @@ MUTANTS = (
     Mutant(
         "sqlite-path-dir-resolved",
         "ledger/_stores/settings.py",
-        "os.path.realpath(os.path.dirname(path))",
-        "os.path.dirname(os.path.abspath(path))",
+        "        return os.path.join(os.getcwd(), self.path)\n",
+        "        return os.path.abspath(self.path)\n",
         "l/../x.db after a symlinked directory: writes go to one file, reads look for another",
         (
             "tests/integration/test_store_file_replaced.py::test_a_store_path_with_dot_dot_after_a_symlinked_directory_is_one_file",
@@ -3903,6 +3903,16 @@ MUTANTS = (
         "a store clock near year 10000 makes a checkout a bare OverflowError, 'internal error'",
         (
             "tests/integration/test_hard_limit.py::test_a_store_clock_too_near_year_10000_for_a_deadline_is_said_so",
+        ),
+    ),
+    Mutant(
+        "time-space-before-offset-fraction",
+        "reports/_frames.py",
+        '        parsed = datetime.fromisoformat(_SPACE_BEFORE_OFFSET.sub("", text.strip()))',
+        "        parsed = datetime.fromisoformat(text.strip())",
+        "a time with a fraction and a space before its offset is refused as no ISO 8601 time",
+        (
+            "tests/unit/test_time_words.py::test_an_until_with_a_space_before_its_offset_is_the_same_unit",
         ),
     ),
 )

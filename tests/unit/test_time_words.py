@@ -30,6 +30,8 @@ def test_a_negative_duration_is_said_as_it_is(seconds: float, said: str) -> None
         ("2026-12-04T15:15:02 Z", "2026-12-04T15:15:02Z"),
         ("2026-12-04T15 +05:30", "2026-12-04T15+05:30"),
         ("2026-12-04T15:15 -01:00", "2026-12-04T15:15-01:00"),
+        ("2026-12-04 15:15:02.5 +0000", "2026-12-04T15:15:02.5+00:00"),  # rev33: refused
+        ("2026-12-04T15:15:02.5 Z", "2026-12-04T15:15:02.5Z"),
     ],
 )
 def test_an_until_with_a_space_before_its_offset_is_the_same_unit(spaced: str, joined: str) -> None:
@@ -55,6 +57,7 @@ def test_decimal_hours_or_minutes_are_refused(text: str) -> None:
         ("2026-12-06_00:55:30", "apart by T (or a space)"),
         ("2026-11-27509:45", "apart by T (or a space)"),
         ("20261206Z0955", "apart by T (or a space)"),
+        ("2026-12-06\n01:17:45", "apart by T (or a space)"),  # a review: "." stopped at it
         ("2026-12-06T00:56:45.8418849Z", "at most 6 digits"),
         ("2026-12-06 00:56:45,123456789", "at most 6 digits"),
     ],
