@@ -116,7 +116,7 @@ def digest(
             )
     walked = _planned(*ledger.store.chain_origins(), before, None)
     _, snapshot_problems = _walk_and_check(ledger, walked, progress, beside)
-    here = _place(ledger.settings.describe(), login=True)
+    here = _this_store(ledger)
     found = [p.line() for p in walked.problems + snapshot_problems]
     if found:
         raise DigestRefused(f"the log does not verify, so no digest was made: {_shown(found)}")
@@ -163,7 +163,7 @@ def verify(
     problems = [p.line() for p in state.problems + snapshot_problems + _behind(state, rows)]
     problems += ledger.store.guard_problems()  # what would refuse the next rewrite
     proof = None
-    here = _place(ledger.settings.describe(), login=True)
+    here = _this_store(ledger)
     for name, recorded in (("the digest", against), ("the earlier digest", since)):
         if recorded is not None:
             found = _of_another_store(_against(state, recorded, public_key), recorded, here)
@@ -203,6 +203,15 @@ def _behind(state: Walk, rows: list[Availability]) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _this_store(ledger: Ledger) -> str:
+    """The store ``ledger`` opened, as a digest records it (``_place``): a SQLite file named
+    against the directory it was opened in, wherever the process is now."""
+    settings = ledger.settings
+    if settings.kind == "sqlite":
+        return _SQLITE + os.path.realpath(settings.sqlite_opened())
+    return _place(settings.describe(), login=True)
 
 
 def _place(described: str, login: bool = False) -> str:

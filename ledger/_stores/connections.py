@@ -116,7 +116,7 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
     said = "busy" if waited else "unavailable"
     msg = f"store {settings.describe()} {said}: {first}"
     if settings.kind == "sqlite" and first.lower() in _DISK_TROUBLE:
-        msg += free_space(settings.path)
+        msg += free_space(settings.sqlite_opened())
     if said == "busy":
         msg += f" (waited {settings.timeout} s; nothing was written, retry)"
     elif _STATEMENT_TIMEOUT in first.lower():

@@ -46,6 +46,11 @@ class StoreSettings(BaseModel):
     # How many profiles a ledger keeps loaded between its commands (not from the URL: a
     # process serving many leases, the lease service's writer, asks for more).
     cached_profiles: int = DEFAULT_CACHED_PROFILES
+    # The working directory a relative SQLite path was given in, taken when the URL is parsed
+    # (empty: an absolute path, or a directory gone): every open, check and read of the file
+    # names it against this directory, whatever directory the process is in by then (rev33:
+    # a report's read in a process that had changed directory opened another file).
+    directory: str = ""
 
     @classmethod
     def resolve(cls, store_url: str | None) -> StoreSettings:
@@ -136,7 +141,7 @@ class StoreSettings(BaseModel):
                     f"path too long ({len(path)} characters; at most {MAX_PATH}, {MAX_NAME} a name)"
                 )
                 raise InvalidInput("store", msg)
-            return cls(kind="sqlite", path=path, timeout=timeout)
+            return cls(kind="sqlite", path=path, timeout=timeout, directory=_here(path))
         if parts.scheme in ("postgresql", "postgres"):
             return cls._postgres(parts, shown, timeout, tls)
         raise InvalidInput(
@@ -177,7 +182,9 @@ class StoreSettings(BaseModel):
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def sqlite_file(self) -> Path:
-        return Path(self.path)
+        """The SQLite file, named against the directory its URL was given in
+        (``sqlite_opened``)."""
+        return Path(self.sqlite_opened())
 
     def sqlite_opened(self) -> str:
         """The SQLite file's path as the store opens it: absolute, so that a process that
@@ -185,8 +192,10 @@ class StoreSettings(BaseModel):
         that the system resolves it at each open and each check (``refuse_another_file``):
         ``..`` after a symlinked directory as the reads resolve it (rev33: a lexical
         ``abspath`` wrote one file and read another), and a symlinked directory or file
-        swapped to another is seen (rev33: resolved once at the open, it was not)."""
-        return os.path.join(os.getcwd(), self.path)
+        swapped to another is seen (rev33: resolved once at the open, it was not). Absolute
+        against the directory the URL was given in (``directory``), not the one the process
+        is in when it asks."""
+        return os.path.join(self.directory or os.getcwd(), self.path)
 
     def sqlite_read_uri(self) -> str:
         """The URI that opens the SQLite file for reads only: read-only, as any SQLite reader,
@@ -354,6 +363,17 @@ def lock_timeout_options(timeout: int) -> str:
     gives up after ``timeout`` seconds (a session holding the events table, such as a migration
     or a VACUUM FULL, would otherwise stall every command behind it)."""
     return f"-c lock_timeout={timeout * 1000}"
+
+
+def _here(path: str) -> str:
+    """The working directory a relative ``path`` is named against (empty for an absolute
+    one, or where the directory no longer exists: the open then says what is wrong)."""
+    if os.path.isabs(path):
+        return ""
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""
 
 
 def _redacted(url: str) -> str:

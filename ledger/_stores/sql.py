@@ -165,7 +165,7 @@ def _refuse_unreachable(settings: StoreSettings) -> None:
     ``Path.is_dir`` and ``exists`` raise rather than answer (rev29: "internal error:
     PermissionError", exit 1, from every command and the API's first use)."""
     try:
-        found = os.stat(settings.path)
+        found = os.stat(settings.sqlite_opened())
     except PermissionError:
         msg = (
             f"cannot reach {settings.path} (permission denied: this user may not enter a "
@@ -174,7 +174,7 @@ def _refuse_unreachable(settings: StoreSettings) -> None:
         raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}") from None
     except OSError:  # missing, or not a directory on the way: said where it is looked at
         return
-    if stat.S_ISREG(found.st_mode) and not os.access(settings.path, os.R_OK):
+    if stat.S_ISREG(found.st_mode) and not os.access(settings.sqlite_opened(), os.R_OK):
         # rev29: SQLite says only "unable to open database file".
         msg = f"cannot read {settings.path} (permission denied: this user may not read it)"
         raise StoreUnavailable(f"store {settings.describe()} unavailable: {msg}")
@@ -277,7 +277,7 @@ class SqlStore(Store):
         # check, run in a child beside it, opened the relative path in a directory the
         # process had since moved to, another file, and its answer was taken).
         self.settings_for_another_process = (
-            settings.model_copy(update={"path": os.path.realpath(settings.path)})
+            settings.model_copy(update={"path": os.path.realpath(settings.sqlite_opened())})
             if settings.kind == "sqlite"
             else settings
         )

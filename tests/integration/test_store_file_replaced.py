@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import register
 
-from ledger import Checkout, Heartbeat, Ledger, StoreUnavailable
+from ledger import Checkout, Heartbeat, Ledger, StoreUnavailable, UnknownProfile
 from ledger._domain.profile import Profile
 
 
@@ -122,3 +122,33 @@ def test_a_symlinked_directory_swapped_to_another_store_is_seen(tmp_path: Path) 
         beat = Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s")
         with pytest.raises(StoreUnavailable, match="no longer the one this process opened"):
             ledger.handle(beat)
+
+
+def test_reads_and_digests_after_a_change_of_directory_name_the_store_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger opened as ``sqlite:///custody.db`` in one directory reads that file after the
+    process moves to another directory holding a ``custody.db`` of its own: the pandas
+    reports (which open the path anew) and a digest's record of the store (rev33 review:
+    ``Feed.read_frame`` opened the relative path from the new directory, another store)."""
+    import reports
+    from ledger import audit
+
+    opened, elsewhere = tmp_path / "opened", tmp_path / "elsewhere"
+    for directory in (opened, elsewhere):
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        Ledger.init("sqlite:///custody.db").close()
+    with Ledger.open(f"sqlite:///{elsewhere / 'custody.db'}") as other:
+        register(other, "profile_elsewhere")
+    monkeypatch.chdir(opened)
+    with Ledger.open("sqlite:///custody.db") as ledger:
+        pid = register(ledger)
+        ledger.handle(Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t"))
+        monkeypatch.chdir(elsewhere)
+        frame = reports.timeline(pid, ledger=ledger)
+        assert list(frame["event_type"]) == ["profile_registered", "lease_acquired"]
+        with pytest.raises(UnknownProfile):  # the other directory's store's profile
+            reports.timeline("profile_elsewhere", ledger=ledger)
+        made = audit.digest(ledger)
+    assert made.store == f"sqlite:///{opened / 'custody.db'}"
