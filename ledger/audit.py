@@ -115,6 +115,7 @@ def digest(
                 "and keep the old chain's last digest with it)"
             )
     walked = _planned(*ledger.store.chain_origins(), before, None)
+    walked.clock = ledger.now  # an event dated ahead of it is named
     _, snapshot_problems = _walk_and_check(ledger, walked, progress, beside)
     here = _this_store(ledger)
     found = [p.line() for p in walked.problems + snapshot_problems]
@@ -157,6 +158,7 @@ def verify(
     child process while the walk runs (None: on a log of ``BESIDE_FROM`` events or more);
     what verify finds is the same either way. Writes nothing."""
     state = _planned(*ledger.store.chain_origins(), against, since)
+    state.clock = ledger.now  # an event dated ahead of it is named
     # Read before the walk: every row read was written with its events, which the walk reads.
     rows, _ = ledger.store.scan_availability()
     checked, snapshot_problems = _walk_and_check(ledger, state, progress, beside)

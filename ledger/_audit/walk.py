@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_field
 from ledger._domain.directories import normalised
 from ledger._domain.events import ProfileRegistered
 from ledger._domain.model import stream_id
+from ledger._stores.access import CLOCK_SLACK_SECONDS
 from ledger._stores.directories import Recorded
 from ledger._stores.mapper import complaint
 
@@ -32,6 +34,9 @@ _REGISTERED = ProfileRegistered.event_type
 # stored state
 Row = tuple[int, str, int, str, bytes]
 BATCH = 5000
+# How far after the store's clock an event may be dated before verify names it: as far as the
+# store's guard lets a login date one (``ledger._stores.access.CLOCK_SLACK_SECONDS``).
+AHEAD_AT_MOST = timedelta(seconds=CLOCK_SLACK_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,10 @@ class Walk:
     # profiles on one directory are named at the end (``finish``).
     directories: list[tuple[int, str, str]] = field(default_factory=list)
     first_linked: Linked | None = None  # the log's first event stored with a link
+    # The store's clock (None: not asked): an event dated more than ``AHEAD_AT_MOST`` after
+    # it, as read after each batch, is named (``dated``).
+    clock: Callable[[], datetime] | None = None
+    latest: str = "9999"  # the latest time an event may carry, as its envelope spells it
 
     def __post_init__(self) -> None:
         self.tree = TreeBuilder(wanted=self.wanted)
@@ -104,9 +113,35 @@ class Walk:
         taken = self._take(row)
         if taken is not None:
             self.registered(row, taken[0], str(taken[0].get("profile_id")))
+            self.dated(row, taken[0], str(taken[0].get("profile_id")))
         if taken is not None and len(self.problems) == said:  # nothing else wrong with it
             raw, link = taken
             self.readable(row, raw, link=link)
+
+    def dated(self, row: Row, raw: dict[str, Any], profile_id: str) -> None:
+        """Name ``row`` (its body parsed to ``raw``) if it is dated after ``latest``: custody
+        dates every event by the store's clock, and a lease renewed from a time ahead of it
+        keeps its profile out of the sweep's sight (rev34: a worker's login appended
+        heartbeats each dated at the deadline before it, and verify said every chain
+        holds). Compared to the second, as the envelope spells it (``...THH:MM:SS``)."""
+        envelope = raw.get("envelope")
+        at = envelope.get("at") if type(envelope) is dict else None
+        if type(at) is not str or at[:19] <= self.latest:
+            return
+        what = (
+            f"is dated {at[:40]}, more than {AHEAD_AT_MOST.seconds} s after the store's clock "
+            f"as verify read it ({self.latest}): custody dates every event by that clock, so a "
+            "login that may append wrote it (docs/operations/roles.md), or the store's clock "
+            "was set back"
+        )
+        self._say(profile_id, row[2], what)
+
+    def read_clock(self) -> None:
+        """``latest`` from the store's clock now (after a batch was read: every event in it
+        was committed, and so dated, before)."""
+        if self.clock is not None:
+            latest = self.clock() + AHEAD_AT_MOST
+            self.latest = latest.strftime("%Y-%m-%dT%H:%M:%S")
 
     def registered(self, row: Row, raw: dict[str, Any], profile_id: str) -> None:
         """Keep the directory of a registration (``raw``, the body of ``row``), if it is one."""
@@ -336,6 +371,7 @@ def walk(
     position 0 or below by hand is read by every load of its stream, so it is walked too."""
     after: int | None = None
     while rows := batches(after, BATCH):
+        state.read_clock()
         _each(state, rows)
         after = rows[-1][0]
         if progress is not None:
@@ -358,6 +394,7 @@ def _each(state: Walk, rows: Iterable[Row]) -> None:
             stream = streams[profile_id] = Stream()
         state._moved(profile_id, stream, row[2], own, row[0], linked=True)
         state.registered(row, raw, profile_id)
+        state.dated(row, raw, profile_id)
         if state.reads is not None:  # its link is custody's three hashes, as a read takes it
             state.readable(row, raw, profile_id)
 

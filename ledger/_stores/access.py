@@ -57,6 +57,11 @@ READ_MODEL_WRITERS = frozenset({Role.SCHEDULER, Role.REVIEWER, Role.OPERATOR})
 # What the events' insert trigger records of each event a non-owner session appends, for the
 # rows written beside them (``custody_check_beside``): the setting's name.
 _APPENDED = "custody.appended"
+# How far from the server's clock an event a login appends may be dated: custody's times are
+# within about a second of it (``ledger._stores.clock``: a held time, a raised one); this
+# leaves room for a server whose clock steps back (a failover) until the clocks are measured
+# again, and a process that stalls between deciding and writing.
+CLOCK_SLACK_SECONDS = 60
 
 
 # Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
@@ -199,7 +204,11 @@ def _check_append_ddl(events: str, availability: str) -> str:
     (none registered it): an operator's login registered a profile again, past its head (a
     quarantined profile moved to another account) or in a stream of its own (every timeline
     unreadable). A row trigger's query sees the rows its statement inserted before (a
-    release's two events in one insert)."""
+    release's two events in one insert). And the event's time must lie within
+    ``CLOCK_SLACK_SECONDS`` of the server's clock, as every time custody gives an event does
+    (``ledger._stores.clock``): a worker's login appended heartbeats dated ahead, each renewing
+    the lease from its own forged time, and held a profile out of the sweep's sight for as
+    long as it liked (rev34); dated behind, it could renew a lease past its deadline."""
     from ledger._domain.authority import ROLE_EVENTS  # the events: for the DDL only
     from ledger._domain.events import ProfileRegistered  # its type: for the DDL only
 
@@ -214,6 +223,7 @@ CREATE OR REPLACE FUNCTION custody_check_append() RETURNS trigger LANGUAGE plpgs
 DECLARE
     acting text;
     state json;
+    dated text;  -- the event's time, as its envelope holds it
     named text;  -- the profile the event names
 BEGIN
     IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
@@ -233,6 +243,18 @@ BEGIN
 {cases}
         ELSE ARRAY[]::text[] END)) THEN
         RAISE EXCEPTION 'the % role may not record %', acting, NEW.topic
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    dated := state #>> '{{envelope,at}}';
+    IF dated IS NULL OR dated !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9:.]+Z$' THEN
+        RAISE EXCEPTION 'login % may not record an event without custody''s time (%)',
+            current_user, coalesce(dated, 'none') USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF dated::timestamptz > clock_timestamp() + interval '{CLOCK_SLACK_SECONDS} seconds'
+        OR dated::timestamptz < now() - interval '{CLOCK_SLACK_SECONDS} seconds' THEN
+        RAISE EXCEPTION 'login % may not record an event dated %: more than % s from the '
+            'server''s clock (%), where custody dates every event (check both clocks)',
+            current_user, dated, {CLOCK_SLACK_SECONDS}, clock_timestamp()
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     named := state ->> 'profile_id';

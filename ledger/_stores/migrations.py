@@ -114,7 +114,12 @@ class Migrating(Protocol):
 #    schema refuses it. The snapshots are deleted again: a custody of schema 15 from before
 #    ``unclean_runs`` and ``last_at`` were carried, or one left running across an init, wrote
 #    some without them (loads pass over such a snapshot, and verify names it).
-SCHEMA_VERSION = 16
+# 17: on PostgreSQL the events' insert trigger takes a login's event only when it is dated
+#    within a minute of the server's clock (``access.CLOCK_SLACK_SECONDS``), as custody dates
+#    every event: a worker's login appended heartbeats dated ahead, each renewing its lease
+#    from its own forged time, and held a profile out of the sweep's sight (rev34). No table
+#    changes; a store is refused until ``init`` has installed the check.
+SCHEMA_VERSION = 17
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (
@@ -164,9 +169,14 @@ def create_schema(self: Migrating) -> None:
     elif found < 16:
         _delete_snapshots(self)
     if found < SCHEMA_VERSION:  # rev30: a migration was told as a no-op init is
+        deleted = (
+            ": the snapshots, a cache, were deleted (loads fold the events until new ones are "
+            "taken)"
+            if found < 16
+            else ""
+        )
         self.notes.append(
-            f"migrated from schema {found} to {SCHEMA_VERSION}: the snapshots, a cache, were "
-            "deleted (loads fold the events until new ones are taken); docs/operations/"
+            f"migrated from schema {found} to {SCHEMA_VERSION}{deleted}; docs/operations/"
             "upgrades.md says what each schema changed"
         )
     if not self._pg:  # IF NOT EXISTS keeps a trigger of that name whatever it does

@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -242,6 +243,56 @@ def test_a_worker_login_appends_only_the_next_event_of_its_profile_s_stream(
     ok(owned.cli(worker, "status"))
 
 
+def test_a_worker_login_appends_only_events_dated_by_the_server_s_clock(owned: Owned) -> None:
+    """rev34: a worker's login appended 1,500 heartbeats dated ahead, each renewing its lease
+    for the TTL from its own forged time (so no load saw a late event or a deadline past the
+    TTL), and held the profile out of the sweep's sight for 75 minutes; verify, rebuild and
+    every load took them. An event a login appends is taken only when dated within a minute
+    of the server's clock (ahead, or behind: a lease renewed past its deadline); the events
+    are as they were, and an honest heartbeat still goes through. A store of schema 16 is
+    refused until ``custody init`` installs the check."""
+    worker = owned.login("worker")
+    lease = _leased(owned, worker)
+    rows = _events(owned)
+    stream, _, topic, state = rows[-1]
+    assert topic == "lease_acquired"
+    head = max(r[1] for r in rows if r[0] == stream)
+    insert = (
+        "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+        "VALUES (%s, %s, %s, %s)"
+    )
+
+    def dated(shift: float | None) -> bytes:
+        body = json.loads(bytes(state))
+        if shift is None:
+            del body["envelope"]["at"]
+        else:
+            at = datetime.now(UTC) + timedelta(seconds=shift)
+            body["envelope"]["at"] = at.isoformat().replace("+00:00", "Z")
+        return json.dumps(body).encode()
+
+    attempts = {
+        "two minutes ahead": (dated(120), "more than 60 s from the server's clock"),
+        "two minutes behind": (dated(-120), "more than 60 s from the server's clock"),
+        "with no time": (dated(None), "without custody's time"),
+    }
+
+    def refused_each() -> None:
+        with psycopg.connect(worker, autocommit=True) as conn:
+            for body, said in attempts.values():  # DID NOT RAISE: the forged time was taken
+                with pytest.raises(psycopg.errors.InsufficientPrivilege, match=said):
+                    conn.execute(insert, (stream, head + 1, topic, body))
+
+    refused_each()
+    assert _events(owned) == rows
+    ok(owned.cli(owned.url, "verify"))
+    _refused_until_init(owned, worker, 16)
+    refused_each()
+    lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
+    ok(owned.cli(worker, "heartbeat", lease_id, "--token", token, "--step", "cart"))
+    assert owned.timeline()[-1] == "lease_heartbeat"
+
+
 def test_an_operator_login_registers_a_profile_only_once(owned: Owned) -> None:
     """rev25: the insert trigger took a registration from an operator's login wherever it
     went. Appended to a registered profile's stream it moved a quarantined profile to another
@@ -298,7 +349,7 @@ def test_a_lease_the_ledger_never_grants_is_believed_by_no_load(owned: Owned) ->
     ok(owned.cli(owned.url, "quarantine", PROFILE, "--actor", "op", "--reason", "suspicious"))
     stream, head, _, state = _events(owned)[-1]
     prev = json.loads(bytes(state))["~chain"]["hash"]
-    at = "2026-12-04T10:00:00.000000Z"
+    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")  # the server takes it (rev34)
     envelope = {
         "actor_id": "w_evil",
         "actor_role": "worker",

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -1156,3 +1156,43 @@ def test_a_digest_that_does_not_know_a_profile_of_many_events_inside_its_log_say
         "the digest does not know p3, whose v1 lies inside its log (position 3): inserted into "
         "the past",
     ], said.out
+
+
+def test_events_dated_ahead_of_the_store_s_clock_are_named(sql_store_url: str) -> None:
+    """rev34: a worker's login appended heartbeats on its live lease, each dated at the
+    deadline the one before it set and renewing it for the TTL from there: each is one the
+    ledger would decide at that time, so every load believed them, the lease held ever further
+    ahead, and verify said every chain holds. custody dates every event by the store's clock:
+    verify names each event dated more than a minute after it (exit 5), and digest refuses."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)  # p1 leased to w2, renewed 60 times
+    forged = []
+    for _ in range(3):
+        beat = max((r for r in log.rows() if r.profile_id == "p1"), key=lambda r: r.version)
+        assert beat.topic == "lease_heartbeat"
+        fields = beat.fields()
+        at = datetime.fromisoformat(fields["expires_at"])  # the deadline before it
+        ttl = at - datetime.fromisoformat(fields["envelope"]["at"])
+        envelope = {**fields["envelope"], "at": _spelt(at)}
+        forged.append(
+            _past_the_ledger(log, "p1", ("p1", beat.version), envelope=envelope,
+                             expires_at=_spelt(at + ttl))
+        )  # fmt: skip
+    with Ledger.open(store) as ledger:
+        lease = ledger.view("p1").lease
+        assert lease is not None
+        assert lease.expires_at > datetime.now(UTC) + 3 * ttl  # believed by every load
+        found = audit.verify(ledger)
+        with pytest.raises(
+            audit.DigestRefused, match=r"p1 v\d+: is dated .*after the store's clock"
+        ):
+            audit.digest(ledger)
+    ahead = "after the store's clock as verify read it"
+    assert [p.split(":")[0] for p in found.problems] == [f"p1 v{v}" for v in forged]
+    assert all(ahead in p for p in found.problems), found.problems
+    assert custody(store, "verify").code == 5
+
+
+def _spelt(at: datetime) -> str:
+    """A time as custody's events spell it."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -448,13 +448,16 @@ MUTANTS = (
         ("tests/integration/test_snapshots.py",),
     ),
     Mutant(
-        "schema-16-rechecks",
+        "schema-17-rechecks",
         "ledger/_stores/migrations.py",
+        "SCHEMA_VERSION = 17\n",
         "SCHEMA_VERSION = 16\n",
-        "SCHEMA_VERSION = 15\n",
-        "a store a custody of schema 15 (which cannot read a hard_limit_reached ending) still "
-        "writes is opened without init (rev30)",
-        ("tests/integration/test_snapshots.py",),
+        "a store whose insert check takes a login's event dated at any time is opened without "
+        "init (rev34)",
+        (
+            "tests/e2e/test_cli_access.py::test_a_worker_login_appends_only_events_dated_by_the_se"
+            "rver_s_clock",
+        ),
     ),
     Mutant(
         "identity-invisible-fold",
@@ -1700,7 +1703,7 @@ MUTANTS = (
     Mutant(
         "full-sqlite-disk-unnamed",
         "ledger/_stores/connections.py",
-        "        msg += free_space(settings.path)\n",
+        "        msg += free_space(settings.sqlite_opened())\n",
         "        pass\n",
         "a SQLite store on a full disk says only 'disk I/O error', naming no room left",
         ("tests/unit/test_store_urls.py",),
@@ -2585,7 +2588,7 @@ MUTANTS = (
     Mutant(
         "unreadable-store-file-unnamed",
         "ledger/_stores/sql.py",
-        "if stat.S_ISREG(found.st_mode) and not os.access(settings.path, os.R_OK):",
+        "if stat.S_ISREG(found.st_mode) and not os.access(settings.sqlite_opened(), os.R_OK):",
         "if False:",
         "a store file this user may not read says only 'unable to open database file' (rev29)",
         ("tests/e2e/test_cli_read_only_store.py",),
@@ -2673,8 +2676,8 @@ MUTANTS = (
     Mutant(
         "beside-relative-path",
         "ledger/_stores/sql.py",
-        'update={"path": os.path.realpath(settings.path)}',
-        'update={"path": settings.path}',
+        'update={"path": os.path.realpath(settings.sqlite_opened())}',
+        'update={"path": settings.path, "directory": ""}',
         "verify's child checks another directory's file of the same relative name (rev30)",
         ("tests/integration/test_verify_beside.py",),
     ),
@@ -3868,8 +3871,8 @@ MUTANTS = (
     Mutant(
         "sqlite-path-dir-resolved",
         "ledger/_stores/settings.py",
-        "        return os.path.join(os.getcwd(), self.path)\n",
-        "        return os.path.abspath(self.path)\n",
+        "        return os.path.join(self.directory or os.getcwd(), self.path)\n",
+        "        return os.path.abspath(os.path.join(self.directory, self.path))\n",
         "l/../x.db after a symlinked directory: writes go to one file, reads look for another",
         (
             "tests/integration/test_store_file_replaced.py::test_a_store_path_with_dot_dot_after_a_symlinked_directory_is_one_file",
@@ -3914,6 +3917,36 @@ MUTANTS = (
         (
             "tests/unit/test_time_words.py::test_an_until_with_a_space_before_its_offset_is_the_same_unit",
         ),
+    ),
+    Mutant(
+        "login-event-any-time",
+        "ledger/_stores/access.py",
+        "    IF dated::timestamptz > clock_timestamp() + interval",
+        "    IF false AND dated::timestamptz > clock_timestamp() + interval",
+        "a worker's login renews its lease from heartbeats dated ahead of the server's clock, "
+        "out of the sweep's sight (rev34)",
+        (
+            "tests/e2e/test_cli_access.py::test_a_worker_login_appends_only_events_dated_by_the_se"
+            "rver_s_clock",
+        ),
+    ),
+    Mutant(
+        "verify-blind-to-dates-ahead",
+        "ledger/_audit/walk.py",
+        "        if type(at) is not str or at[:19] <= self.latest:\n",
+        "        if True:\n",
+        "verify says every chain holds over heartbeats dated ahead of the store's clock (rev34)",
+        (
+            "tests/integration/test_tamper.py::test_events_dated_ahead_of_the_store_s_clock_are_named",
+        ),
+    ),
+    Mutant(
+        "store-path-from-where-the-process-is-now",
+        "ledger/_stores/settings.py",
+        "        return os.path.join(self.directory or os.getcwd(), self.path)\n",
+        "        return os.path.join(os.getcwd(), self.path)\n",
+        "a report in a process that changed directory reads another store at the relative path",
+        ("tests/integration/test_store_file_replaced.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
