@@ -81,6 +81,10 @@ class Done(NamedTuple):
     appended: Sequence[ProfileEvent] = ()
     replayed: bool = False
     lease_now: Lease | None = None
+    # The monotonic time (``time.monotonic``) by which its save must hold the store's locks:
+    # a worker's decision on its live lease stands only until that lease's deadline (None:
+    # any time). ``_in_time``.
+    in_time: float | None = None
 
 
 # The most a command's time is raised to its profile's last event's: a race between writers, or
@@ -88,6 +92,12 @@ class Done(NamedTuple):
 # further keeps its own time: raised, every deadline decided on it would stretch by the step,
 # and the sweep, judging on the clock, would leave a dead worker's lease unswept as long (rev28).
 RAISED_AT_MOST = timedelta(seconds=1)
+# How long past its lease's deadline a worker's decision made before it may still commit: the
+# store clock's own error bound (``ledger._stores.clock``: about 20 ms and half a round trip).
+# A save that gets the store's locks later is refused and decided again, as the lease then
+# stands (rev34: a release that waited 2.5 s behind another writer's lock committed after
+# the deadline, and returned to the pool a profile every read had called stale).
+COMMIT_GRACE_S = 0.1
 
 
 class _Issued(NamedTuple):
@@ -101,6 +111,7 @@ class _Issued(NamedTuple):
     command_id: str
     fingerprint: str
     now: datetime
+    read_at: float  # ``time.monotonic()`` when ``now`` was read
 
     def context(self, acting: Acting, profile: Profile | None) -> Context:
         from ledger._domain.profile import Context
@@ -136,8 +147,9 @@ class _Batch:
     until the last has decided, and which call made each."""
 
     def __init__(self, now: datetime) -> None:
-        self.now = now
+        self.now, self.read_at = now, time.monotonic()
         self.saves: list[Save] = []
+        self.in_time: float | None = None  # the earliest of its saves' (``Done.in_time``)
         self.callers: list[int] = []
         self.profiles: set[str] = set()
         self.calling = 0
@@ -188,7 +200,7 @@ class UnitOfWork:
             self._batch = None
         if batch.saves:
             try:
-                self.repository.save_together(batch.saves)
+                self.repository.save_together(batch.saves, in_time=batch.in_time)
             except StreamConflict:  # nothing kept: each on its own, as if sent alone
                 self.conflicts += 1
                 alone = sorted({*alone, *batch.callers})
@@ -241,14 +253,15 @@ class UnitOfWork:
             # not even its command id; after a conflict (it was behind, or the id was used),
             # on the profile as the store has it, the id looked up first.
             trusting = attempt == 0 and not self._distrust
-            issued = _Issued(command_id, fingerprint, self.now())
+            issued = _Issued(command_id, fingerprint, self.now(), time.monotonic())
             done = self._attempt(command, profile_id, decision, issued, trusting, trusting)
             if done.replayed or not done.appended:
                 return done
             profile, events = done.profile, done.appended
             try:
-                self.repository.save(profile, _row(profile), recorded)
-            except StreamConflict:  # another writer took the version, or this command id
+                self.repository.save(profile, _row(profile), recorded, in_time=done.in_time)
+            except StreamConflict:  # another writer took the version or this command id, or
+                # the save got the store's locks past the deadline its decision stood on
                 self.conflicts += 1
                 # Jitter keeps the losers of one race from colliding again.
                 time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311
@@ -265,13 +278,16 @@ class UnitOfWork:
         if isinstance(decision, Creation) or profile_id in batch.profiles:
             raise _Alone  # a registration checks its directory against committed ones only
         fingerprint = command.fingerprint()
-        issued = _Issued(command.issued_id(), fingerprint, batch.now)
+        issued = _Issued(command.issued_id(), fingerprint, batch.now, batch.read_at)
         done = self._attempt(command, profile_id, decision, issued, True)
         if done.replayed or not done.appended:
             return done
         given = command.command_id
         recorded = None if given is None else (given, fingerprint)
         batch.saves.append((done.profile, _row(done.profile), recorded))
+        if done.in_time is not None:
+            earliest = batch.in_time
+            batch.in_time = done.in_time if earliest is None else min(earliest, done.in_time)
         batch.callers.append(batch.calling)
         batch.profiles.add(profile_id)
         return done
@@ -304,11 +320,11 @@ class UnitOfWork:
                 return resent
             raise refused
         if trusting and (held := self._held_decision(profile_id, decision, issued)) is not None:
-            return Done(held, list(held.pending_events))
+            return Done(held[0], list(held[0].pending_events), in_time=held[1])
         if optimistic and (resent := self._resent(given, fingerprint, profile_id, decision)):
             return resent
         try:
-            profile = self._decided(profile_id, decision, issued)
+            profile, in_time = self._decided(profile_id, decision, issued)
         except LedgerError:
             # The same command sent twice at once: its other copy may have been recorded since
             # the id was looked up, and this refusal made by that copy's own write. The resend
@@ -316,11 +332,11 @@ class UnitOfWork:
             if resent := self._resent(given, fingerprint, profile_id, decision):
                 return resent
             raise
-        return Done(profile, list(profile.pending_events))
+        return Done(profile, list(profile.pending_events), in_time=in_time)
 
     def _held_decision(
         self, profile_id: str, decision: Decision | Creation, issued: _Issued
-    ) -> Profile | None:
+    ) -> tuple[Profile, float | None] | None:
         """The profile this process holds, read from nothing, with the decision made on it,
         if that decision appends; else None. A decision that appends stands on it, because
         its save conflicts if another writer appended since (every change of a profile is an
@@ -331,23 +347,28 @@ class UnitOfWork:
         held = self.repository.cached(profile_id)
         if held is None:
             return None
+        in_time = _in_time(held, decision.acting, issued)
         try:
             decision.act(held, ctx=issued.context(decision.acting, held))
         except LedgerError:
             return None
-        return held if held.pending_events else None
+        return (held, in_time) if held.pending_events else None
 
-    def _decided(self, profile_id: str, decision: Decision | Creation, issued: _Issued) -> Profile:
-        """The profile as the store has it, with the decision made on it (its events pending)."""
+    def _decided(
+        self, profile_id: str, decision: Decision | Creation, issued: _Issued
+    ) -> tuple[Profile, float | None]:
+        """The profile as the store has it, with the decision made on it (its events pending),
+        and the time its save must hold the store's locks by (``_in_time``)."""
         profile = self.repository.load(profile_id)
         if profile is None:
             if not isinstance(decision, Creation):
                 raise UnknownProfile(profile_id)
-            return decision.make(ctx=issued.context(decision.then.acting, None))
+            return decision.make(ctx=issued.context(decision.then.acting, None)), None
         if isinstance(decision, Creation):
             decision = decision.then
+        in_time = _in_time(profile, decision.acting, issued)
         decision.act(profile, ctx=issued.context(decision.acting, profile))
-        return profile
+        return profile, in_time
 
     def _resent(
         self,
@@ -430,6 +451,24 @@ class UnitOfWork:
 # The commands whose answer is the lease: a resent one must not report as active a lease the
 # ledger no longer lets anyone act on.
 _ANSWERED_WITH_THE_LEASE = frozenset({"checkout", "heartbeat", "extend"})
+
+
+def _in_time(profile: Profile, acting: Acting, issued: _Issued) -> float | None:
+    """For a worker's command on the lease ``profile`` holds (before the decision), the
+    monotonic time by which its save must hold the store's locks: the lease's deadline (or
+    hard limit, if sooner) as far off as it was when the command's time was read, plus
+    ``COMMIT_GRACE_S``. Measured on the monotonic clock, so that a clock a test injects judges
+    the decision and this alike. None for any other command: what it decides does not lapse
+    with time (a sweep's stale mark, a review)."""
+    if acting.role is not Role.WORKER or acting.lease_id is None:
+        return None
+    lease = profile.lease
+    if lease is None or lease.lease_id != acting.lease_id:
+        return None  # refused by the decision
+    deadline = lease.expires_at
+    if lease.hard_limit_at is not None:
+        deadline = min(deadline, lease.hard_limit_at)
+    return issued.read_at + (deadline - issued.now).total_seconds() + COMMIT_GRACE_S
 
 
 def _row(profile: Profile) -> Availability:

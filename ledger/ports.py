@@ -86,18 +86,26 @@ class Repository(Protocol):
         ...
 
     def save(
-        self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
+        self,
+        profile: Profile,
+        row: Availability,
+        command: tuple[str, str] | None = None,
+        *,
+        in_time: float | None = None,
     ) -> None:
         """Append the profile's pending events, write its availability ``row``, record the
         caller's ``command`` (id, fingerprint) and the directory a registration claims, all
         or nothing. ``StreamConflict`` if another writer took the version or the command id
-        first; ``InvalidInput`` if a registered directory overlaps another profile's."""
+        first, or if the save holds the store's locks only after ``in_time`` (a
+        ``time.monotonic()`` time; None: any time): the decision stood on a lease's deadline
+        that has passed; ``InvalidInput`` if a registered directory overlaps another
+        profile's."""
         ...
 
-    def save_together(self, saves: Sequence[Save]) -> None:
+    def save_together(self, saves: Sequence[Save], *, in_time: float | None = None) -> None:
         """``save`` for several profiles (each at most once) in one transaction: all or
         nothing. ``StreamConflict`` if another writer took any of their versions or command
-        ids first."""
+        ids first, or the locks are held only after ``in_time``."""
         ...
 
     def history(self, profile_id: str) -> list[ProfileEvent]:

@@ -13,6 +13,7 @@ would: it is called with the profile about to be saved.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -55,14 +56,21 @@ class FakeRepository:
         return None  # the fake holds nothing between calls: every decision loads afresh
 
     def save(
-        self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
+        self,
+        profile: Profile,
+        row: Availability,
+        command: tuple[str, str] | None = None,
+        *,
+        in_time: float | None = None,
     ) -> None:
-        self.save_together([(profile, row, command)])
+        self.save_together([(profile, row, command)], in_time=in_time)
 
-    def save_together(self, saves: Sequence[Save]) -> None:
+    def save_together(self, saves: Sequence[Save], *, in_time: float | None = None) -> None:
         if self.before_save is not None:
             hook, self.before_save = self.before_save, None  # once: a writer then steps aside
             hook(saves[0][0])
+        if in_time is not None and time.monotonic() > in_time:  # decided before a deadline
+            raise StreamConflict(saves[0][0].profile_id)  # passed since
         claims = {}
         for profile, _, command in saves:  # all checked before anything is kept
             pending = profile.pending_events

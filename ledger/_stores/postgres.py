@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import re
 import select
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -55,6 +56,7 @@ from ledger._stores.settings import (
     TLS_ENV,
     lock_timeout_options,
 )
+from ledger.ports import StreamConflict
 
 _PG_UPSERT = upsert_availability_sql("%s")
 _PG_COMMAND = insert_command_sql("%s")
@@ -153,22 +155,27 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ):
             if stored_events:
                 refuse_if_replaced(replaced_of(self.datastore))  # lent after a lost connection
+            in_time = kwargs.get("in_time")
             try:
                 with conn.pipeline():
                     curs.execute(b"BEGIN")
                     self._insert_events(curs, stored_events, **kwargs)
                     if stored_events:
                         self._insert_stored_events(appending, stored_events, **kwargs)
+                    if in_time is not None:
+                        curs.execute(_IN_TIME_SQL.replace(b"$1", b"%s"), [_left(in_time)])
                     committing.execute(b"COMMIT")
                     if stored_events:
                         self._queue_notify(curs)
                 # The pipeline's exit synced it: every result is in.
-            except Exception:
+            except Exception as e:
                 with contextlib.suppress(psycopg.Error):
                     conn.rollback()  # a no-op unless the failure left a transaction open
                 # Results reach their cursors in order, an error's too: the append's COMMIT
                 # has a result only if everything before it succeeded.
                 if committing.statusmessage != "COMMIT":
+                    if isinstance(e, psycopg.errors.DivisionByZero):  # only _IN_TIME_SQL's
+                        raise _late() from None
                     raise
             if stored_events:
                 ids = self._fetch_ids_after_insert_events(appending, stored_events, **kwargs)
@@ -198,8 +205,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 return None
             statement = _append_sql(self._events_table, *shape)
             appended = _prepared_append(
-                conn, prepared, name, statement, values, formats, self._notify_sql
-            )
+                conn, prepared, name, statement, values, formats, self._notify_sql,
+                kwargs.get("in_time"),
+            )  # fmt: skip
         ids = [int(appended.get_value(n, 0) or 0) for n in range(appended.ntuples)]
         if len(ids) != len(stored_events):
             msg = f"the insert gave {len(ids)} notification ids for {len(stored_events)} events"
@@ -442,12 +450,13 @@ def _prepared_append(
     values: list[bytes | None],
     formats: list[int],
     notify: bytes,
+    in_time: float | None = None,
 ) -> Any:
     """``_round_trip`` of the append ``statement``, prepared as ``name`` on its first use on
     ``conn`` (``prepared`` names those it has), and once more, every statement prepared
     again, if the server no longer has one (nothing was written then)."""
     try:
-        return _round_trip(conn, name, statement, values, formats, notify, prepared)
+        return _round_trip(conn, name, statement, values, formats, notify, prepared, in_time)
     except psycopg.errors.InvalidSqlStatementName:
         # psycopg deallocates them all (``DEALLOCATE ALL``) when a transaction rolls back, and
         # the failed round trip may have prepared a new one since: the server says which it
@@ -455,7 +464,7 @@ def _prepared_append(
         # that shape of append failed on the connection for good).
         prepared.clear()
         prepared.update(_prepared_on(conn))
-        return _round_trip(conn, name, statement, values, formats, notify, prepared)
+        return _round_trip(conn, name, statement, values, formats, notify, prepared, in_time)
 
 
 def _prepared_on(conn: psycopg.Connection[Any]) -> list[bytes]:
@@ -475,9 +484,12 @@ def _round_trip(
     formats: list[int],
     notify: bytes,
     prepared: set[bytes],
+    in_time: float | None = None,
 ) -> Any:
     """Run the prepared statement ``name`` in a transaction, then ``notify`` after its
-    COMMIT, in one round trip; the append's result. Every statement sent, BEGIN and COMMIT
+    COMMIT, in one round trip; the append's result. With ``in_time``, the transaction holds
+    its locks by then or commits nothing (``_IN_TIME_SQL``, between the append and COMMIT;
+    ``StreamConflict``). Every statement sent, BEGIN and COMMIT
     too, is prepared: first from its text unless ``prepared`` has its name (and then gains
     it). Queued in libpq's pipeline with one sync at the
     end, so that the server skips everything after a failed statement up to the sync: a
@@ -487,7 +499,11 @@ def _round_trip(
     (the append is kept: the command succeeded; the connection is closed, never lent again)."""
     pgconn = conn.pgconn
     wake = _wakeup_name(notify)
-    texts = ((_BEGIN, b"BEGIN"), (name, statement), (_COMMIT, b"COMMIT"), (wake, notify))
+    texts: list[tuple[bytes, bytes | str]] = [
+        (_BEGIN, b"BEGIN"), (name, statement), (_COMMIT, b"COMMIT"), (wake, notify)
+    ]  # fmt: skip
+    if in_time is not None:
+        texts.append((_IN_TIME, _IN_TIME_SQL))
     preparing = [(n, text) for n, text in texts if n not in prepared]
     queue: list[Callable[[], None]] = [
         partial(pgconn.send_prepare, n, text if isinstance(text, bytes) else text.encode())
@@ -497,6 +513,12 @@ def _round_trip(
     queue += (
         partial(pgconn.send_query_prepared, _BEGIN, None),
         partial(pgconn.send_query_prepared, name, values, formats),
+    )
+    if in_time is not None:
+        left = b"%.6f" % _left(in_time)
+        queue.append(partial(pgconn.send_query_prepared, _IN_TIME, [left], [0]))
+    commit = len(queue)  # where COMMIT's result is, after the check's if any
+    queue += (
         partial(pgconn.send_query_prepared, _COMMIT, None),
         partial(pgconn.send_query_prepared, wake, None),
         pgconn.pipeline_sync,
@@ -513,28 +535,54 @@ def _round_trip(
             pgconn.exit_pipeline_mode()
         except BaseException as lost:
             conn.close()  # left inside the pipeline, with results unread: of no further use
-            if not (isinstance(lost, Exception) and _committed(results, append)):
+            if not (isinstance(lost, Exception) and _committed(results, commit)):
                 raise
     for (n, _), result in zip(preparing, results, strict=False):
         if result.status == pq.ExecStatus.COMMAND_OK and not conn.closed:
             prepared.add(n)  # a statement outlives a transaction rolled back after it
-    for result in results[: append + 2]:  # the prepares, BEGIN, the append, COMMIT
+    for at, result in enumerate(results[: commit + 1]):  # prepares, BEGIN ... COMMIT
         if result.status == pq.ExecStatus.FATAL_ERROR:
             # The sync ended the pipeline's segment, not the transaction BEGIN opened.
             with contextlib.suppress(psycopg.Error):
                 conn.rollback()
+            past = result.error_field(pq.DiagnosticField.SQLSTATE) == _DIVISION_BY_ZERO
+            if at == append + 1 and in_time is not None and past:  # the check: past its time
+                raise _late()
             raise psycopg.errors.error_from_result(result, encoding="utf-8")
     return results[append]
 
 
-def _committed(results: list[Any], append: int) -> bool:
-    """Whether the results read so far hold the append's COMMIT, with no error before it."""
-    through_commit = results[: append + 2]
+def _committed(results: list[Any], commit: int) -> bool:
+    """Whether the results read so far hold the append's COMMIT (``results[commit]``), with
+    no error before it."""
+    through_commit = results[: commit + 1]
     return (
-        len(through_commit) == append + 2
+        len(through_commit) == commit + 1
         and all(r.status != pq.ExecStatus.FATAL_ERROR for r in through_commit)
         and through_commit[-1].status == pq.ExecStatus.COMMAND_OK
     )
+
+
+# A transaction's check that it holds its locks in time (``in_time``): the seconds left when it
+# was sent, against the time since its BEGIN on the server's clock, measured alike on any
+# clock a test injects. Past them it divides by zero, which fails the transaction before its
+# COMMIT: a statement's error is the one thing a pipeline's later statements wait on.
+_IN_TIME = b"custody_in_time"
+_DIVISION_BY_ZERO = b"22012"
+_IN_TIME_SQL = b"SELECT 1 / (clock_timestamp() - now() <= $1::float8 * interval '1 second')::int"
+
+
+def _left(in_time: float) -> float:
+    """The seconds left until ``in_time`` (``time.monotonic``), the check's parameter;
+    ``StreamConflict`` at once, sending nothing, if none are."""
+    left = in_time - time.monotonic()
+    if left < 0:
+        raise _late()
+    return left
+
+
+def _late() -> StreamConflict:
+    return StreamConflict("decided before its lease's deadline, written after it")
 
 
 @functools.cache

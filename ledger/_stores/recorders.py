@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
@@ -31,6 +32,7 @@ from pydantic import ValidationError
 from ledger._domain.directories import ancestors, inside_prefix, refusal
 from ledger._domain.errors import InvalidInput
 from ledger._domain.row import Availability
+from ledger.ports import StreamConflict
 
 AVAILABILITY_TABLE = "custody_availability"
 AVAILABILITY_COLUMNS: tuple[str, ...] = tuple(Availability.model_fields)
@@ -214,6 +216,16 @@ def directory_rows(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
     return list(kwargs.get("directories", ()))
 
 
+def refuse_if_late(in_time: float | None) -> None:
+    """``StreamConflict`` (nothing is kept; the command decides again, as its lease then
+    stands) when the store's locks are held only after ``in_time`` (``time.monotonic``): the
+    decision stood on a lease's deadline that has passed while the write waited (rev34: a
+    release that waited 2.5 s behind another writer committed after the deadline, and put
+    back in the pool a profile every read had called stale)."""
+    if in_time is not None and time.monotonic() > in_time:
+        raise StreamConflict("decided before its lease's deadline, written after it")
+
+
 def refuse_overlaps(
     claims: Sequence[tuple[str, str]], found: Callable[[str], Sequence[tuple[str, str]]]
 ) -> None:
@@ -234,6 +246,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         pool = self.datastore.pool
         if isinstance(pool, StatementKeepingPool):  # the events' insert took the write lock
             pool.refuse_another_file()
+        refuse_if_late(kwargs.get("in_time"))  # the lock may have been waited for
         rows = availability_rows(kwargs)
         if rows:
             c.executemany(_SQLITE_UPSERT, rows)

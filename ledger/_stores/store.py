@@ -249,16 +249,21 @@ class Store:
         return deepcopy(held)
 
     def save(
-        self, profile: Profile, row: Availability, command: tuple[str, str] | None = None
+        self,
+        profile: Profile,
+        row: Availability,
+        command: tuple[str, str] | None = None,
+        *,
+        in_time: float | None = None,
     ) -> None:
         """Append the profile's pending events, upsert its availability row, record the
         caller's ``command`` (its id and fingerprint) with the version the events reach and
         the directory a registration claims, in one transaction; ``StreamConflict`` if another
         writer took that version or that command id first, ``InvalidInput`` if the directory
-        overlaps another profile's (nothing kept)."""
-        self.save_together([(profile, row, command)])
+        overlaps another profile's (nothing kept). ``in_time``: ``Repository.save``."""
+        self.save_together([(profile, row, command)], in_time=in_time)
 
-    def save_together(self, saves: Sequence[Save]) -> None:
+    def save_together(self, saves: Sequence[Save], *, in_time: float | None = None) -> None:
         """``save`` of several profiles in one transaction (group commit), all or nothing.
         Written in profile order, so two batches that share profiles take their rows' locks in
         one order and never deadlock."""
@@ -281,6 +286,7 @@ class Store:
                     availability=rows,
                     commands=commands,
                     directories=directories,
+                    in_time=in_time,
                 )
         except IntegrityError:
             raise StreamConflict(", ".join(p.profile_id for p, _, _ in saves)) from None

@@ -120,11 +120,11 @@ def test_a_failure_after_a_written_transaction_answers_what_was_written(
         saving = ledger.store.save_together
         saves: list[int] = []
 
-        def failing_second(batch: Any) -> Any:  # the store goes away between the two
+        def failing_second(batch: Any, **kwargs: Any) -> Any:  # the store goes away between
             saves.append(len(batch))
             if len(saves) == 2:
                 raise StoreUnavailable("connection lost")
-            return saving(batch)
+            return saving(batch, **kwargs)
 
         monkeypatch.setattr(ledger.store, "save_together", failing_second)
         answers = ledger.handle_together(

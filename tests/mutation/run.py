@@ -3948,6 +3948,42 @@ MUTANTS = (
         "a report in a process that changed directory reads another store at the relative path",
         ("tests/integration/test_store_file_replaced.py",),
     ),
+    Mutant(
+        "late-write-kept-sqlite",
+        "ledger/_stores/recorders.py",
+        '        refuse_if_late(kwargs.get("in_time"))  # the lock may have been waited for\n',
+        "",
+        "a release held up past its lease's deadline by another writer's lock returns a stale "
+        "profile to the pool on SQLite (rev34)",
+        ("tests/integration/test_write_past_the_deadline.py",),
+    ),
+    Mutant(
+        "late-write-kept-postgresql",
+        "ledger/_stores/postgres.py",
+        '_IN_TIME_SQL = b"SELECT 1 / (clock_timestamp() - now() <= $1::float8 * interval '
+        "'1 second')::int\"\n",
+        '_IN_TIME_SQL = b"SELECT $1::float8"\n',
+        "a release held up past its lease's deadline by a lock returns a stale profile to the "
+        "pool on PostgreSQL (rev34)",
+        ("tests/integration/test_write_past_the_deadline.py",),
+    ),
+    Mutant(
+        "late-write-kept-psycopg-path",
+        "ledger/_stores/postgres.py",
+        '                        curs.execute(_IN_TIME_SQL.replace(b"$1", b"%s"), '
+        "[_left(in_time)])\n",
+        "                        pass\n",
+        "a write held up past its lease's deadline is kept where it goes psycopg's way (rev34)",
+        ("tests/integration/test_write_past_the_deadline.py",),
+    ),
+    Mutant(
+        "late-write-never-timed",
+        "ledger/_unit_of_work.py",
+        "    if acting.role is not Role.WORKER or acting.lease_id is None:\n        return None\n",
+        "    return None\n",
+        "no worker's write is timed against its lease's deadline (rev34)",
+        ("tests/integration/test_write_past_the_deadline.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -1,0 +1,136 @@
+"""A worker's write decided before its lease's deadline but kept waiting past it (rev34).
+
+Found by a review: a clean release decided 0.5 s before the deadline waited 2.5 s behind
+another writer's lock (a SQLite write transaction; a PostgreSQL table lock), and committed
+after the deadline. Meanwhile ``status`` said the lease was stale and a second worker's
+checkout was denied as stale; then the release put the profile back in the pool, and the
+second worker's next checkout was granted. Guarantee: a worker's write that holds the store's
+locks only after its lease's deadline (``COMMIT_GRACE_S`` past it) keeps nothing, and the
+command decides again, as the lease then stands: lost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from conftest import register
+
+from ledger import Checkout, CheckoutDenied, Heartbeat, Lease, LeaseLost, Ledger, Release
+from ledger._stores import postgres
+
+
+@contextmanager
+def _locked(url: str) -> Iterator[None]:
+    """The store's write lock held by another connection for the block: a SQLite write
+    transaction, or a PostgreSQL lock on the availability table every write upserts."""
+    if url.startswith("sqlite"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)) as c:
+            c.execute("BEGIN IMMEDIATE")
+            yield
+            c.execute("ROLLBACK")
+        return
+    with psycopg.connect(url) as conn:
+        conn.execute("LOCK TABLE custody_availability IN EXCLUSIVE MODE")
+        yield
+        conn.rollback()
+
+
+def _until(moment: datetime) -> None:
+    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+
+
+def _held_up(url: str, lease: Lease, write: Callable[[], object]) -> BaseException | None:
+    """``write`` sent 0.4 s before the lease's deadline while another connection holds the
+    lock until 0.8 s after it; what it raised (None: it was kept)."""
+    outcome: list[BaseException | None] = []
+
+    def writing() -> None:
+        try:
+            write()
+        except Exception as e:  # what the worker is told
+            outcome.append(e)
+        else:
+            outcome.append(None)
+
+    _until(lease.expires_at - timedelta(seconds=0.4))
+    with _locked(url):
+        writer = threading.Thread(target=writing)
+        writer.start()
+        _until(lease.expires_at + timedelta(seconds=0.8))
+    writer.join(timeout=30)
+    assert outcome, "the write did not return"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("command", ["release", "heartbeat"])
+def test_a_write_held_up_past_the_deadline_keeps_nothing(sql_store_url: str, command: str) -> None:
+    with Ledger.open(sql_store_url) as ledger:
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=2)
+        )
+        sent: Release | Heartbeat = (
+            Release(
+                lease_id=lease.lease_id, fencing_token=1, outcome="success", final_url="https://x/"
+            )
+            if command == "release"
+            else Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart")
+        )
+        told = _held_up(sql_store_url, lease, lambda: ledger.handle(sent))
+        assert isinstance(told, LeaseLost), told  # decided again, as the lease now stands
+        kinds = [e.event_type for e in ledger.history(pid)]
+        assert kinds == ["profile_registered", "lease_acquired"], kinds
+        with pytest.raises(CheckoutDenied, match="stale"):
+            ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+
+
+def test_a_write_held_up_within_its_deadline_is_kept(sql_store_url: str) -> None:
+    """The same wait, ending well before the deadline: the heartbeat is kept (no refusal for
+    a wait alone)."""
+    with Ledger.open(sql_store_url) as ledger:
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=60)
+        )
+        told: list[BaseException | None] = []
+        with _locked(sql_store_url):
+            beat = Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart")
+            writer = threading.Thread(target=lambda: told.append(_kept(ledger, beat)))
+            writer.start()
+            time.sleep(1.2)
+        writer.join(timeout=30)
+        assert told == [None]
+        assert ledger.history(pid)[-1].event_type == "lease_heartbeat"
+
+
+def _kept(ledger: Ledger, beat: Heartbeat) -> BaseException | None:
+    try:
+        ledger.handle(beat)
+    except Exception as e:
+        return e
+    return None
+
+
+def test_a_write_held_up_past_the_deadline_through_psycopg_s_path_keeps_nothing(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on PostgreSQL where an append goes psycopg's pipelined way (a connection whose
+    encoding is not UTF-8, a text with NUL, more shapes than a connection keeps prepared)."""
+    monkeypatch.setattr(postgres, "_direct", lambda *_: None)
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=2)
+        )
+        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart")
+        told = _held_up(pg_url, lease, lambda: ledger.handle(beat))
+        assert isinstance(told, LeaseLost), told
+        assert [e.event_type for e in ledger.history(pid)][-1] == "lease_acquired"
