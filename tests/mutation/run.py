@@ -609,8 +609,8 @@ MUTANTS = (
     Mutant(
         "trusted-no-append",
         "ledger/_unit_of_work.py",
-        "        return held if held.pending_events else None\n",
-        "        return held\n",
+        "        return (held, in_time) if held.pending_events else None\n",
+        "        return held, in_time\n",
         "a decision that appends nothing is made on the profile this process holds",
         ("tests/integration/test_trusted_cache.py",),
     ),
@@ -669,8 +669,8 @@ MUTANTS = (
     Mutant(
         "wakeup-after-commit-one-round-trip",
         "ledger/_stores/postgres.py",
-        """    for result in results[: append + 2]:  # the prepares, BEGIN, the append, COMMIT\n""",
-        """    for result in results[:-1]:\n""",
+        "    for at, result in enumerate(results[: commit + 1]):  # prepares, BEGIN ... COMMIT\n",
+        """    for at, result in enumerate(results[:-1]):\n""",
         "a wake-up that fails after the one-round-trip append's COMMIT is raised as its failure",
         ("tests/integration/test_append_wakeup.py",),
     ),
@@ -779,7 +779,7 @@ MUTANTS = (
     Mutant(
         "direct-append-committed",
         "ledger/_stores/postgres.py",
-        "            if not (isinstance(lost, Exception) and _committed(results, append)):\n",
+        "            if not (isinstance(lost, Exception) and _committed(results, commit)):\n",
         "            if True:\n",
         "a committed append whose connection is lost after COMMIT is reported as failed",
         ("tests/integration/test_append_direct.py",),
