@@ -22,7 +22,7 @@ import click
 
 from custody._commands import cli
 from custody._printed import Printed
-from custody._whole import refuse_no_directory, refuse_read_only, refused_as
+from custody._whole import file_to_write, refuse_no_directory, refuse_read_only, refused_as
 from custody._wiring import Group, on_ledger, owners_only
 
 if TYPE_CHECKING:
@@ -33,15 +33,19 @@ if TYPE_CHECKING:
 NOT_VERIFIED = 5
 
 _file = click.Path(dir_okay=False, path_type=Path)
+# A file a command writes: its name as given, checked by ``file_to_write`` (as a ``Path`` an
+# empty name was already ".").
+_new_file = click.Path(dir_okay=False)
 
 
 @cli.command()
-@click.argument("key_file", metavar="FILE", type=_file)
-def keygen(key_file: Path) -> dict[str, str]:
+@click.argument("key_name", metavar="FILE", type=_new_file)
+def keygen(key_name: str) -> dict[str, str]:
     """make an Ed25519 key for signing digests: FILE (private, mode 0600) and FILE.pub"""
     from ledger import InvalidInput
     from ledger.audit import generate_key
 
+    key_file = file_to_write(key_name, field="key_file", named="FILE")
     public_file = key_file.with_name(key_file.name + ".pub")
     for path in (key_file, public_file):
         if path.exists():

@@ -62,6 +62,19 @@ def refused_as(field: str, path: Path, *, mode: int = 0o666) -> Iterator[BinaryI
 _THE_DISKS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
 
 
+def file_to_write(given: str, *, field: str, named: str) -> Path:
+    """The file an option or argument names for a command to write, checked the same way for
+    every such command before any work: ``InvalidInput`` naming ``field`` (``named`` is how the
+    line spells it: ``--out``, ``FILE``) when it names no file. An empty name, or one of spaces
+    only, is read by pathlib as ".", which has no name (rev34: ``keygen ''`` was an internal
+    error)."""
+    from ledger import InvalidInput
+
+    if not given.strip():
+        raise InvalidInput(field, f"{named} is empty: name the file to write")
+    return Path(given)
+
+
 def refuse_read_only(field: str, path: Path) -> None:
     """A file its owner made read-only is never replaced (the HTML report and a digest's
     ``--out`` turned a 0444 file into a new one): ``InvalidInput`` naming ``field`` before any
