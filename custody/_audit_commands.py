@@ -45,7 +45,9 @@ def keygen(key_name: str) -> dict[str, str]:
     from ledger import InvalidInput
     from ledger.audit import generate_key
 
-    key_file = file_to_write(key_name, field="key_file", named="FILE")
+    key_file = file_to_write(
+        key_name, field="key_file", named="FILE", instead="name the private key's file"
+    )
     public_file = key_file.with_name(key_file.name + ".pub")
     for path in (key_file, public_file):
         if path.exists():
@@ -64,7 +66,9 @@ def keygen(key_name: str) -> dict[str, str]:
 
 
 @cli.command()
-@click.option("--out", type=_file, metavar="FILE", help="write the digest to FILE (whole)")
+@click.option(
+    "--out", "out_name", type=_new_file, metavar="FILE", help="write the digest to FILE (whole)"
+)
 @click.option(
     "--previous", type=_file, metavar="FILE",
     help="the digest this one follows (default: what --out holds now)",
@@ -72,13 +76,16 @@ def keygen(key_name: str) -> dict[str, str]:
 @click.option("--key", type=_file, metavar="FILE", help="sign with this Ed25519 key (keygen)")
 @on_ledger
 def digest(
-    ledger: Ledger, out: Path | None, previous: Path | None, key: Path | None
+    ledger: Ledger, out_name: str | None, previous: Path | None, key: Path | None
 ) -> dict[str, object] | DigestAnswer:
     """a digest of the whole log: its tree's size and root, every profile's head, signed"""
     from ledger.audit import digest as make
 
     replaced = None
-    if out is not None:
+    out = None
+    if out_name is not None:
+        to_print = "to print the digest, leave --out out"
+        out = file_to_write(out_name, field="out", named="--out", instead=to_print)
         refuse_no_directory("out", out)
     if out is not None and out.exists():  # a digest --out replaces: nothing else is replaced
         refuse_read_only("out", out)

@@ -36,6 +36,11 @@ def demo(ctx: click.Context, /, db: str | None, workers: int | None, **fleet: An
     """play the article's failure story, or run a small fleet (--workers), on a fresh SQLite
     file"""
     as_json = options().as_json
+    if db is not None:  # '' too: it played in a temporary file (rev34)
+        from custody._whole import file_to_write
+
+        instead = "leave --db out, and the demo writes a new temporary file"
+        file_to_write(db, field="db", named="--db", instead=instead)
     if workers is None:
         for name in ("tasks", "browser", "seed", "ttl"):
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from custody._whole import kept_apart, refuse_read_only, refused_as
+from custody._whole import file_to_write, kept_apart, refuse_read_only, refused_as
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,26 +21,25 @@ if TYPE_CHECKING:
 FILE_FORMATS = ("csv", "json", "parquet")
 
 
-def checked_format(fmt: str, output: Path | None, *, as_json: bool) -> str:
+def checked_format(fmt: str, named: str | None, *, as_json: bool) -> tuple[str, Path | None]:
     """The format a report command writes in, checked before any report runs: parquet needs
     ``--output``, a file takes csv, json or parquet (``--json`` alone means json), and the
     file's directory must exist and be writable, the file, if there is one, not read-only.
-    ``InvalidInput`` names ``output`` otherwise."""
+    ``InvalidInput`` names ``output`` otherwise. Returns the format and the file (``named``, as
+    ``file_to_write`` reads it), or None to print."""
     from ledger import InvalidInput
 
-    if output is None:
+    if named is None:
         if fmt == "parquet":
             msg = "--format parquet is binary and goes only to a file: give --output FILE"
             raise InvalidInput("output", msg)
-        return fmt
+        return fmt, None
     if fmt == "table" and as_json:
         fmt = "json"
     if fmt not in FILE_FORMATS:
         raise InvalidInput("output", "a file takes --format csv, json or parquet, not a table")
-    if not output.name:
-        raise InvalidInput("output", "--output is empty: name the file to write")
-    if str(output) == "-":  # not standard output: a file named "-" was written
-        raise InvalidInput("output", "--output - names no file: to print, leave --output out")
+    to_print = "to print, leave --output out"
+    output = file_to_write(named, field="output", named="--output", instead=to_print)
     where = output.parent
     if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
         raise InvalidInput("output", f"cannot write a file in {str(where)[:200]!r}")
@@ -48,7 +47,7 @@ def checked_format(fmt: str, output: Path | None, *, as_json: bool) -> str:
         msg = f"{str(output)[:200]!r} holds {held}; an export never replaces it: name another file"
         raise InvalidInput("output", msg)
     refuse_read_only("output", output)
-    return fmt
+    return fmt, output
 
 
 def save(frame: pd.DataFrame, fmt: str, path: Path, write_text: Callable[[TextIO], None]) -> None:

@@ -13,7 +13,7 @@ import click
 
 from custody._commands import cli
 from custody._fleet_output import ChecklistAnswer, FleetAnswer, HealthAnswer
-from custody._whole import kept_apart, refuse_read_only, refused_as
+from custody._whole import file_to_write, kept_apart, refuse_read_only, refused_as
 from custody._wiring import CountType, on_ledger
 
 if TYPE_CHECKING:
@@ -98,11 +98,8 @@ def _target(html_path: str) -> Path:
     """Where the page goes; ``InvalidInput`` naming --html if it cannot go there."""
     from ledger import InvalidInput
 
-    target = Path(html_path)
-    if not html_path.strip():
-        raise InvalidInput("--html", "--html is empty: name the file to write")
-    if html_path == "-":  # not standard output: a file named "-" was written
-        raise InvalidInput("--html", "--html - names no file: name the page's file")
+    instead = "name the page's file"
+    target = file_to_write(html_path, field="--html", named="--html", instead=instead)
     if target.is_dir():
         raise InvalidInput("--html", f"{html_path!r} is a directory, not a file to write")
     parent = target.parent

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -43,7 +42,8 @@ _format = click.option(
 )
 _output = click.option(
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),  # read-only: checked_format, as root too
+    "named",
+    type=click.Path(dir_okay=False),  # as given: checked_format reads it, as root too
     metavar="FILE",
     help="write the rows to FILE (csv, json or parquet) and a one-line summary to stdout",
 )
@@ -81,11 +81,11 @@ def timeline(
     until: datetime | None,
     last: int | None,
     fmt: str,
-    output: Path | None,
+    named: str | None,
 ) -> FrameAnswer | TimelineAnswer:
     """events of a profile, an account or every profile, oldest first"""
     as_json = options().as_json
-    fmt = checked_format(fmt, output, as_json=as_json)
+    fmt, output = checked_format(fmt, named, as_json=as_json)
     if fmt == "table" and output is None and not as_json:
         # Lines for a person need no DataFrame: the same read (``read_timeline``) as rows,
         # so the command answers at a prompt's pace without importing pandas.
@@ -120,12 +120,12 @@ def usage(
     until: datetime | None,
     at: datetime | None,
     fmt: str,
-    output: Path | None,
+    named: str | None,
 ) -> FrameAnswer | UsageAnswer:
     """every lease on an account's profiles in a window, and how each ended (or, with --at,
     how each stood at a moment)"""
     as_json = options().as_json
-    fmt = checked_format(fmt, output, as_json=as_json)
+    fmt, output = checked_format(fmt, named, as_json=as_json)
     if fmt == "table" and output is None and not as_json:
         # A table for a person needs no DataFrame: the same read (``read_usage``) as rows,
         # so the command answers at a prompt's pace without importing pandas.

@@ -62,16 +62,21 @@ def refused_as(field: str, path: Path, *, mode: int = 0o666) -> Iterator[BinaryI
 _THE_DISKS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
 
 
-def file_to_write(given: str, *, field: str, named: str) -> Path:
-    """The file an option or argument names for a command to write, checked the same way for
-    every such command before any work: ``InvalidInput`` naming ``field`` (``named`` is how the
-    line spells it: ``--out``, ``FILE``) when it names no file. An empty name, or one of spaces
-    only, is read by pathlib as ".", which has no name (rev34: ``keygen ''`` was an internal
-    error)."""
+def file_to_write(given: str, *, field: str, named: str, instead: str) -> Path:
+    """The file an option or argument names for a command to write (``keygen``'s FILE,
+    ``digest --out``, ``report --html``, the exports' ``--output``, ``demo --db``), checked the
+    same way for every one of them before any work: ``InvalidInput`` naming ``field`` (``named``
+    is how the line spells it: ``--out``, ``FILE``) when it names no file. An empty name, or
+    one of spaces only, is read by pathlib as ".", which has no name (rev34: ``keygen ''`` was
+    an internal error, ``demo --db ''`` played in a temporary file, the others wrote a file
+    named ' '). "-" is standard output to many tools, and no file here: ``instead`` says what
+    to do (rev34: ``digest --out -`` and ``keygen -`` wrote a file named "-")."""
     from ledger import InvalidInput
 
     if not given.strip():
         raise InvalidInput(field, f"{named} is empty: name the file to write")
+    if given == "-":
+        raise InvalidInput(field, f"{named} - names no file: {instead}")
     return Path(given)
 
 

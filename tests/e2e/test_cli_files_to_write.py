@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_process import custody, error_line
+from cli_process import custody, custody_all, error_line, ok
 
 
 def test_keygen_with_an_empty_name_is_bad_input(tmp_path: Path) -> None:
@@ -18,3 +18,31 @@ def test_keygen_with_an_empty_name_is_bad_input(tmp_path: Path) -> None:
         assert run.code == 2, (name, run)
         assert "invalid key_file: FILE is empty" in error_line(run)
     assert list(tmp_path.iterdir()) == []
+
+
+# Each command that writes a file, with the option (or argument) naming it, as the line names it.
+WRITERS = (
+    (["keygen"], "invalid key_file: FILE"),
+    (["digest", "--out"], "invalid out: --out"),
+    (["report", "--html"], "invalid --html: --html"),
+    (["timeline", "--format", "csv", "--output"], "invalid output: --output"),
+    (["usage", "--account", "a", "--format", "json", "--output"], "invalid output: --output"),
+    (["demo", "--db"], "invalid db: --db"),
+)
+
+
+def test_every_command_that_writes_a_file_refuses_an_empty_name_and_a_dash(tmp_path: Path) -> None:
+    """rev34: ``report --html`` and ``--output`` refused ' ' and '-' (exit 2), but
+    ``timeline --output ' '``, ``digest --out ' '``, ``keygen ' '``, ``digest --out -`` and
+    ``keygen -`` wrote files literally named so, and ``demo --db ''`` played in a temporary
+    file. Each refuses all three names, one line naming its option, and writes nothing."""
+    store = tmp_path / "custody.db"
+    url = f"sqlite:///{store}"
+    ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=tmp_path, store=url))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for name, said in (("", "is empty"), (" ", "is empty"), ("-", "- names no file")):
+        runs = custody_all([[*args, name] for args, _ in WRITERS], cwd=tmp_path, store=url)
+        for (args, option), run in zip(WRITERS, runs, strict=True):
+            assert run.code == 2, (args, name, run)
+            assert f"{option} {said}" in error_line(run), (args, name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
