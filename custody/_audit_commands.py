@@ -45,10 +45,9 @@ def keygen(key_name: str) -> dict[str, str]:
     from ledger import InvalidInput
     from ledger.audit import generate_key
 
-    key_file = file_to_write(
-        key_name, field="key_file", named="FILE", instead="name the private key's file"
-    )
-    public_file = key_file.with_name(key_file.name + ".pub")
+    instead = "name the private key's file"
+    key_file = file_to_write(key_name, field="key_file", named="FILE", instead=instead)
+    public_file = file_to_write(f"{key_file}.pub", field="key_file", named="FILE", instead=instead)
     for path in (key_file, public_file):
         if path.exists():
             raise InvalidInput("key_file", f"{path} exists: a key is never overwritten")

@@ -26,7 +26,7 @@ def written_whole(path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
     if found is not None and not stat.S_ISREG(found.st_mode):
         raise OSError(errno.EINVAL, NOT_A_FILE, str(path))
     target = Path(os.path.realpath(path))
-    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    part = target.with_name(_part_name(target.name, uuid.uuid4().hex[:8]))
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         if found is not None:
@@ -70,14 +70,32 @@ def file_to_write(given: str, *, field: str, named: str, instead: str) -> Path:
     one of spaces only, is read by pathlib as ".", which has no name (rev34: ``keygen ''`` was
     an internal error, ``demo --db ''`` played in a temporary file, the others wrote a file
     named ' '). "-" is standard output to many tools, and no file here: ``instead`` says what
-    to do (rev34: ``digest --out -`` and ``keygen -`` wrote a file named "-")."""
+    to do (rev34: ``digest --out -`` and ``keygen -`` wrote a file named "-"). A name the
+    system refuses as too long (a part over 255 bytes, the whole over 4,096), itself or that of
+    the file written beside it first (``written_whole``), is refused too: it was an internal
+    error (rev34), or bad input only once the work was done."""
     from ledger import InvalidInput
 
     if not given.strip():
         raise InvalidInput(field, f"{named} is empty: name the file to write")
     if given == "-":
         raise InvalidInput(field, f"{named} - names no file: {instead}")
-    return Path(given)
+    path = Path(given)
+    # "." or "/" has no name to write beside: what follows says it is a directory.
+    beside = [path.with_name(_part_name(path.name, "0" * 8))] if path.name else []
+    for name in (path, *beside):
+        try:
+            os.stat(name)
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                shown = f"{given[:200]!r} ({len(given)} characters)"
+                raise InvalidInput(field, f"cannot write {named} {shown}: {e.strerror}") from None
+    return path
+
+
+def _part_name(name: str, tag: str) -> str:
+    """The name of the file ``written_whole`` writes beside ``name`` before renaming it."""
+    return f".{name}.{tag}.part"
 
 
 def refuse_read_only(field: str, path: Path) -> None:

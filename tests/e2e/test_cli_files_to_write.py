@@ -46,3 +46,29 @@ def test_every_command_that_writes_a_file_refuses_an_empty_name_and_a_dash(tmp_p
             assert run.code == 2, (args, name, run)
             assert f"{option} {said}" in error_line(run), (args, name)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_every_command_that_writes_a_file_refuses_a_name_too_long(tmp_path: Path) -> None:
+    """rev34: a name over 255 bytes given to ``report --html``, ``digest --out``, ``keygen`` or
+    ``demo --db`` was an internal error (exit 1, OSError: File name too long). One of 250 bytes
+    fits, but not the file written beside it first (``.NAME.XXXXXXXX.part``), and ``keygen``'s
+    ``FILE.pub`` (that of a 238-byte FILE) fits only without it: each is bad input before any
+    work, naming the option."""
+    store = tmp_path / "custody.db"
+    url = f"sqlite:///{store}"
+    ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=tmp_path, store=url))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for size in (300, 250):
+        runs = custody_all([[*args, "x" * size] for args, _ in WRITERS], cwd=tmp_path, store=url)
+        for (args, option), run in zip(WRITERS, runs, strict=True):
+            assert run.code == 2, (args, size, run)
+            line = error_line(run)
+            assert f"{option.split(': ')[0]}: cannot write {option.split(': ')[1]} 'xxx" in line
+            assert f"({size} characters): File name too long" in line, (args, size)
+    # A directory has no name to write beside: it is refused for what it is.
+    runs = custody_all([[*args, "."] for args, _ in WRITERS], cwd=tmp_path, store=url)
+    assert [r.code for r in runs] == [2] * len(WRITERS), [error_line(r) for r in runs]
+    run = custody("keygen", "k" * 238, cwd=tmp_path)
+    assert run.code == 2, run
+    assert "(242 characters): File name too long" in error_line(run)  # FILE.pub's
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
