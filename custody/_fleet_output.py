@@ -27,23 +27,27 @@ TABLE_ROWS = 20
 
 def fleet_lines(fleet: Fleet) -> list[str]:
     """The fleet summary in a few lines for a person."""
+    from ledger.rules import one_part  # the ledger is loaded by now: the fleet read it
     from reports import spoken
 
     def counted(counts: dict[str, int]) -> str:
         return ", ".join(f"{s} {n}" for s, n in counts.items() if n) or "none"
 
-    scope = f" of account {fleet.account}" if fleet.account else ""
+    # An account as every other line quotes an id (rev34: "acme, proxy evil: 1 (available 1)"
+    # read as two accounts).
+    scope = f" of account {one_part(fleet.account)}" if fleet.account else ""
     lines = [
         f"fleet{scope}: {fleet.profiles} profiles: {counted(fleet.by_state)}; "
         f"overdue {fleet.overdue}"
     ]
-    lines += [f"  {a}: {sum(c.values())} ({counted(c)})" for a, c in fleet.by_account_state.items()]
+    lines += [
+        f"  {one_part(a)}: {sum(c.values())} ({counted(c)})"
+        for a, c in fleet.by_account_state.items()
+    ]
     if fleet.stuck:
         lines.append("stuck the longest:")
     for s in fleet.stuck[:10]:
         cause = f" ({s.cause})" if s.cause else ""
-        from ledger.rules import one_part  # the ledger is loaded by now: the fleet read it
-
         worker = one_part(s.worker_id) if s.worker_id else "-"  # rev33: "w1, worker w2"
         lines.append(
             f"  {s.profile_id}: {s.trouble} for {spoken(s.seconds)}{cause}, worker {worker}"

@@ -151,9 +151,11 @@ def text(command: str, result: Any) -> list[str]:
     if _is(result, "ledger", "ReleaseResult"):
         return [result.message]
     if isinstance(result, ProfileRecord):
+        # Ids as every other line quotes them (rev34: an account "acme, proxy evil, policy
+        # strict_evidence" read as the account acme behind proxy evil).
         return [
-            f"registered {result.profile_id}: account {result.account_id}, proxy "
-            f"{result.proxy_id}, policy {result.release_policy}"
+            f"registered {result.profile_id}: account {_said(result.account_id)}, proxy "
+            f"{_said(result.proxy_id)}, policy {result.release_policy}"
         ]
     if isinstance(result, Availability):
         return [f"{result.profile_id} is now {result.state.value}"]

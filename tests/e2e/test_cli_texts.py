@@ -290,3 +290,24 @@ def test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline(tmp_pa
     # The fleet's stuck lines name the worker as one id (the review: "worker w one, run fake").
     fleet = ok(custody("fleet", cwd=tmp_path)).out
     assert f"worker {json.dumps(worker)}" in fleet
+
+
+def test_an_account_or_proxy_that_reads_as_more_of_a_line_is_quoted_in_register_and_fleet(
+    tmp_path: Path,
+) -> None:
+    """rev34: ``register q --account 'acme, proxy evil, policy strict_evidence' --proxy x``
+    printed ``registered q: account acme, proxy evil, policy strict_evidence, proxy x, ...``,
+    and the fleet's per-account line ``acme, proxy evil, ...: 1``. Each is its JSON string now,
+    as ``why`` and the timeline quote ids; a plain one is as it was."""
+    account, proxy = "acme, proxy evil, policy strict_evidence", "x y"
+    run = ok(custody("register", "q", "--account", account, "--proxy", proxy, cwd=tmp_path))
+    policy = "policy manual_review_on_unknown_state"
+    said = f"registered q: account {json.dumps(account)}, proxy {json.dumps(proxy)}, {policy}\n"
+    assert run.out == said
+    run = ok(custody("register", "p", "--account", "plain", "--proxy", "px", cwd=tmp_path))
+    assert run.out == f"registered p: account plain, proxy px, {policy}\n"
+    lines = ok(custody("fleet", cwd=tmp_path)).out.splitlines()
+    assert f"  {json.dumps(account)}: 1 (available 1)" in lines
+    assert "  plain: 1 (available 1)" in lines
+    lines = ok(custody("fleet", "--account", account, cwd=tmp_path)).out.splitlines()
+    assert lines[0].startswith(f"fleet of account {json.dumps(account)}: 1 profiles")
