@@ -23,15 +23,13 @@ from pydantic import (
 )
 
 from ledger._domain.errors import InvalidInput
-from ledger._domain.model import CommandId, LeaseId, ProfileId, carries_password
+from ledger._domain.model import CommandId, LeaseId, ProfileId, carries_password, quoted
 
 R = TypeVar("R")
 
 # Enums arrive as their values from the CLI, JSON and the README's examples; everything else is
 # strict (no "300" for a TTL, no 1 for a flag).
 LAX = Field(strict=False)
-# How much of a rejected value an error line quotes.
-QUOTED_PREFIX = 60
 
 
 class Door(BaseModel):
@@ -130,17 +128,6 @@ def invalid(kind: str, error: ValidationError) -> InvalidInput:
 
 # pydantic's words for a problem, where the caller deserves plainer ones.
 _SAID = {"string_unicode": "must be valid Unicode text (it holds bytes that were not UTF-8)"}
-
-
-def quoted(value: Any) -> str:
-    """A value as an error line may show it: its repr, cut to a short prefix, then how long
-    the value is (a text's characters, so that it reads against a bound such as "at most 200
-    characters"; its repr's quotes and escapes are not counted)."""
-    shown = repr(value)
-    if len(shown) <= QUOTED_PREFIX:
-        return shown
-    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(shown)}"
-    return f"{shown[:QUOTED_PREFIX]}... ({size})"
 
 
 # Not commands: parametrising a generic model (``Command[Any]``) builds its schema at import,

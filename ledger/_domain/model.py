@@ -362,6 +362,22 @@ def one_part(value: str) -> str:
     return value
 
 
+# How much of a refused value an error line quotes.
+QUOTED_PREFIX = 60
+
+
+def quoted(value: object) -> str:
+    """A value as an error line may show it: its repr, cut to a short prefix, then how long
+    the value is (a text's characters, so that it reads against a bound such as "at most 200
+    characters"; its repr's quotes and escapes are not counted). Here, not at the door, so
+    that the domain's refusals quote as the door's do."""
+    shown = repr(value)
+    if len(shown) <= QUOTED_PREFIX:
+        return shown
+    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(shown)}"
+    return f"{shown[:QUOTED_PREFIX]}... ({size})"
+
+
 def says_something(text: str) -> bool:
     """Whether ``text`` shows anything: one of spaces, controls or invisible characters alone
     (" ", a zero-width space, a no-break space, ESC) says nothing (rev28: an expected failure

@@ -16,7 +16,14 @@ from ledger._domain.directories import normalised
 from ledger._domain.errors import NotAllowed
 from ledger._domain.leasing import CheckoutRequest, LeaseRules
 from ledger._domain.loading import fold
-from ledger._domain.model import Cause, ProfileRecord, ProfileState, ReviewDecision, Role
+from ledger._domain.model import (
+    Cause,
+    ProfileRecord,
+    ProfileState,
+    ReviewDecision,
+    Role,
+    quoted,
+)
 from ledger._domain.policies import Ending, Verdict, judge_stale
 from ledger._domain.snapshot import ProfileSnapshot
 
@@ -194,4 +201,6 @@ def _compared(record: ProfileRecord, name: str) -> object:
 
 
 def _shown(value: object) -> str:
-    return "none" if value is None else repr(value)
+    """A registered value as the refusal quotes it: a short prefix and its length, as every
+    error line does (rev34: a 200-character account was quoted whole)."""
+    return "none" if value is None else quoted(value)

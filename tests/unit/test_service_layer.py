@@ -211,6 +211,20 @@ def test_registering_again_is_a_no_op_and_another_record_is_refused(
     assert len(repo.history("p1")) == 1
 
 
+def test_a_refused_registration_quotes_a_short_prefix_of_a_long_value(
+    uow: UnitOfWork, repo: FakeRepository
+) -> None:
+    """rev34: "already registered differently" quoted the refused value whole (a 200-character
+    account, 200 more on the line); it quotes a short prefix and the length, as every error
+    line does."""
+    handle(uow, RegisterProfile(profile_id="p9", account_id="a", proxy_id="x"))
+    with pytest.raises(NotAllowed) as refused:
+        handle(uow, RegisterProfile(profile_id="p9", account_id="A" * 200, proxy_id="x"))
+    said = str(refused.value)
+    assert said.endswith(f"account_id 'a', not '{'A' * 59}... (200 characters)"), said
+    assert "A" * 60 not in said
+
+
 def test_bad_input_and_unknown_profiles_write_nothing(
     uow: UnitOfWork, repo: FakeRepository
 ) -> None:
