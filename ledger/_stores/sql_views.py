@@ -352,7 +352,10 @@ class SqlViews(Views):
                 yield
             return
         # A lock file beside the database: the kernel drops the lock when its holder dies.
-        path = Path(f"{self.settings.sqlite_file()}.{name}.lock")
+        # Named after the file the path resolves to now, so that every spelling of one store
+        # (a symlink, its real path) takes the same lock (rev34: two sweeps under one command
+        # id ran at once, one through link.db, one through real.db).
+        path = Path(f"{os.path.realpath(self.settings.sqlite_file())}.{name}.lock")
         with store_errors(self.settings), _locked_file(path, name):
             yield
 

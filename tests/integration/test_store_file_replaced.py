@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import register
 
-from ledger import Checkout, Heartbeat, Ledger, StoreUnavailable, UnknownProfile
+from ledger import Checkout, Heartbeat, Ledger, NotAllowed, StoreUnavailable, UnknownProfile
 from ledger._domain.profile import Profile
 
 
@@ -152,3 +152,24 @@ def test_reads_and_digests_after_a_change_of_directory_name_the_store_opened(
             reports.timeline("profile_elsewhere", ledger=ledger)
         made = audit.digest(ledger)
     assert made.store == f"sqlite:///{opened / 'custody.db'}"
+
+
+def test_one_store_named_through_a_symlink_and_its_real_path_shares_one_lock(
+    tmp_path: Path,
+) -> None:
+    """rev34: a sweep's command-id exclusivity (and a rebuild's) named its lock file after the
+    path as given, so ``sqlite:///link.db`` and ``sqlite:///real.db`` locked two files and two
+    sweeps under one id ran at once. The lock is named after the file the path resolves to when
+    it is taken: while one spelling holds it, the other is refused."""
+    real = tmp_path / "real.db"
+    (tmp_path / "link.db").symlink_to(real)
+    Ledger.init(f"sqlite:///{real}").close()
+    with (
+        Ledger.open(f"sqlite:///{real}") as by_real,
+        Ledger.open(f"sqlite:///{tmp_path / 'link.db'}") as by_link,
+    ):
+        for holder, other in ((by_link, by_real), (by_real, by_link)):
+            with holder.feed.exclusive("sweep-S1"), pytest.raises(NotAllowed, match="already"):
+                other.feed.exclusive("sweep-S1").__enter__()
+        with by_link.feed.exclusive("sweep-S1"):  # released: taken again
+            pass
