@@ -158,6 +158,12 @@ def text(command: str, result: Any) -> list[str]:
             f"{_said(result.proxy_id)}, policy {result.release_policy}"
         ]
     if isinstance(result, Availability):
+        if getattr(result, "resent", False):  # as recorded then: the profile may have moved on
+            return [
+                f"{result.profile_id} was {result.state.value} after this command (resent: its "
+                f"answer as recorded, not the profile now; custody why {result.profile_id} says "
+                "where it stands)"
+            ]
         return [f"{result.profile_id} is now {result.state.value}"]
     if _is(result, "projections", "Explanation"):
         return explanation_lines(result)

@@ -30,8 +30,9 @@ from ledger._domain.results import (
     current_lease,
     release_result,
 )
+from ledger._domain.row import ResentAvailability
 from ledger._domain.view import Availability, availability_of
-from ledger._unit_of_work import Acting, Creation, Decision, UnitOfWork
+from ledger._unit_of_work import Acting, Creation, Decision, Done, UnitOfWork
 
 R = TypeVar("R")
 
@@ -149,7 +150,7 @@ def _operator(
     uow: UnitOfWork, c: cmds.OperatorCommand[Availability], method: Callable[..., object]
 ) -> Availability:
     acting = Acting(Role.OPERATOR, c.actor, reason=c.reason)
-    return availability_of(uow.run(c, c.profile_id, Decision(method, acting)).profile)
+    return _row_answer(uow.run(c, c.profile_id, Decision(method, acting)))
 
 
 def review(uow: UnitOfWork, c: cmds.Review) -> Availability:
@@ -162,7 +163,7 @@ def review(uow: UnitOfWork, c: cmds.Review) -> Availability:
         expected_version=c.expected_version,
     )
     decision = Decision(act, Acting(Role.REVIEWER, c.reviewer, reason=c.note))
-    return availability_of(uow.run(c, c.profile_id, decision).profile)
+    return _row_answer(uow.run(c, c.profile_id, decision))
 
 
 def record_browser_stop(uow: UnitOfWork, c: cmds.RecordBrowserStop) -> Availability:
@@ -175,7 +176,14 @@ def record_browser_stop(uow: UnitOfWork, c: cmds.RecordBrowserStop) -> Availabil
         signal=c.signal,
     )
     acting = Acting(c.acts_as, c.actor, reason=f"orphaned browser: {c.signal}")
-    return availability_of(uow.run(c, c.profile_id, Decision(act, acting)).profile)
+    return _row_answer(uow.run(c, c.profile_id, Decision(act, acting)))
+
+
+def _row_answer(done: Done) -> Availability:
+    """The row a command answers with: as the command left the profile; for a resent command
+    id, as recorded then, and marked so (``ResentAvailability``)."""
+    row = availability_of(done.profile)
+    return ResentAvailability(**dict(row)) if done.replayed else row
 
 
 def settle_overdue(uow: UnitOfWork, c: cmds.SettleOverdue) -> SweepResult | None:

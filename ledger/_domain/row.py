@@ -43,6 +43,15 @@ class Availability(Frozen):
         return self.state is ProfileState.LEASED and self.until is not None and now > self.until
 
 
+class ResentAvailability(Availability):
+    """The answer to a resent operator or review command (its ``--command-id`` recognised):
+    the row as that command left it, as recorded (``state``, ``since``, ``version``: then's,
+    the profile may have moved on since), marked ``resent`` so that no reader takes it for
+    the profile now (rev34: "p1 is now quarantined" of a profile leased since)."""
+
+    resent: bool = True
+
+
 class LeaseCheck(Frozen):
     """Whether a lease is still its profile's live lease, as the availability row says: what
     a worker polls for while it holds a lease. ``why`` says why not (None while live)."""

@@ -464,3 +464,14 @@ def _transactions_since(served: Served, mark: int) -> int:
         ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def test_a_resent_quarantine_answers_the_row_as_recorded(served: Served, pid: str) -> None:
+    """A resent operator command answers with the row as recorded (the command line marks it
+    resent, rev34); the service answers it as the first time, within its response model."""
+    with served.client(Role.OPERATOR) as operator:
+        key = {"Idempotency-Key": "q-7"}
+        first = operator.post(f"/v1/profiles/{pid}/quarantine", json={"reason": "x"}, headers=key)
+        again = operator.post(f"/v1/profiles/{pid}/quarantine", json={"reason": "x"}, headers=key)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json()

@@ -1,0 +1,33 @@
+"""End to end: an operator's or reviewer's command resent by its ``--command-id`` answers as
+recorded (appending nothing), and says so: never that the profile is "now" in a state it has
+left since."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_process import custody, ok
+
+QUARANTINE = ["quarantine", "p1", "--actor", "bob", "--reason", "flagged", "--command-id", "q-1"]
+
+
+def test_a_resent_quarantine_says_its_answer_is_as_recorded_not_now(tmp_path: Path) -> None:
+    """rev34: after a review returned p1 and a worker leased it, the quarantine resent by its
+    id printed "p1 is now quarantined" (exit 0) of a leased profile. The line says the state
+    was the command's then, and ``--json`` marks the row ``"resent": true`` (its ``state`` and
+    ``version`` then's); a first send is as it was."""
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path))
+    first = ok(custody("--json", *QUARANTINE, cwd=tmp_path)).json()
+    assert first["state"] == "quarantined"
+    assert "resent" not in first
+    review = ["review", "p1", "--reviewer", "alice", "--decision", "return", "--note", "ok"]
+    ok(custody(*review, cwd=tmp_path))
+    ok(custody("checkout", "p1", "--worker", "w2", "--run", "r2", "--task", "t", cwd=tmp_path))
+    line = ok(custody(*QUARANTINE, cwd=tmp_path)).out
+    assert line == (
+        "p1 was quarantined after this command (resent: its answer as recorded, not the "
+        "profile now; custody why p1 says where it stands)\n"
+    )
+    said = ok(custody("--json", *QUARANTINE, cwd=tmp_path)).json()
+    assert (said["state"], said["version"], said["resent"]) == ("quarantined", 2, True)
+    assert ok(custody("--json", "status", cwd=tmp_path)).json()[0]["state"] == "leased"
