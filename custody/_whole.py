@@ -80,6 +80,8 @@ def file_to_write(given: str, *, field: str, named: str, instead: str) -> Path:
         raise InvalidInput(field, f"{named} is empty: name the file to write")
     if given == "-":
         raise InvalidInput(field, f"{named} - names no file: {instead}")
+    if given.endswith("/"):  # rev34: pathlib drops the slash, and the file was written so
+        raise InvalidInput(field, f"{named} {given[:200]!r} ends with '/': name a file to write")
     path = Path(given)
     # "." or "/" has no name to write beside: what follows says it is a directory.
     beside = [path.with_name(_part_name(path.name, "0" * 8))] if path.name else []

@@ -97,6 +97,17 @@ class Ledger:
             settings, lambda creating: connect(settings, create=creating), clock, create=create
         )
 
+    @staticmethod
+    def anchored_url(store_url: str | None = None) -> str | None:
+        """``store_url`` (None: ``$CUSTODY_STORE``, else ``./custody.db``) as a URL naming the
+        same store whatever directory the process is in when it is opened: a relative SQLite
+        path made absolute against the working directory now; any other URL as given. For a
+        process that opens the store again later, on other threads (the worker SDK, the lease
+        service): rev34, a worker that changed directory renewed its lease in another
+        directory's store, and lost it. ``InvalidInput`` for a malformed URL."""
+        settings = StoreSettings.resolve(store_url)
+        return settings.anchored_url() if settings.kind == "sqlite" else store_url
+
     @classmethod
     def init(cls, store_url: str | None = None) -> Self:
         """Create or migrate the schema (idempotent, safe to run concurrently); return a

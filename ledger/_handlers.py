@@ -128,7 +128,8 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
 def force_release(uow: UnitOfWork, c: cmds.ForceRelease) -> ReleaseResult:
     """End the live lease by hand; the profile goes to review (or quarantine)."""
     acting = Acting(Role.OPERATOR, c.actor, reason=c.reason)
-    return release_result(uow.run(c, c.profile_id, Decision(Profile.force_release, acting)).profile)
+    done = uow.run(c, c.profile_id, Decision(Profile.force_release, acting))
+    return release_result(done.profile, resent=done.replayed)
 
 
 def quarantine(uow: UnitOfWork, c: cmds.Quarantine) -> Availability:

@@ -28,7 +28,8 @@ class Service:
     """What one process holds: the writer, the readers, the token and owner caches."""
 
     def __init__(self, store_url: str | None) -> None:
-        self.store_url = store_url
+        # Named now, whatever directory the process is in when a thread opens it again.
+        self.store_url = store_url = Ledger.anchored_url(store_url)
         self.writer = Writer(
             lambda: Ledger.open(store_url, create=False, cached_profiles=WRITER_CACHED_PROFILES)
         )

@@ -47,7 +47,8 @@ class WorkerConfig:
         settings: BrowserSettings,
         clock: Clock = time.monotonic,
     ) -> None:
-        self.store_url = store_url
+        # Named now, whatever directory the process is in when a thread opens it again.
+        self.store_url = Ledger.anchored_url(store_url)
         self.worker_id = worker_id
         self.settings = settings
         self.clock = clock

@@ -64,8 +64,10 @@ def current_lease(profile: Profile, now: Lease | None = None) -> Lease:
     return lease
 
 
-def release_result(profile: Profile) -> ReleaseResult:
-    """How the lease ended and where that left the profile."""
+def release_result(profile: Profile, *, resent: bool = False) -> ReleaseResult:
+    """How the lease ended and where that left the profile; ``resent``: the answer to a
+    command id already recorded, as recorded then, which its message says (rev34: a resent
+    force-release said "p1 is review_required" of a profile leased again since)."""
     lease = profile.last_lease
     if lease is None or lease.ending is None:
         raise LedgerError(f"profile {profile.profile_id} has no ended lease to report")
@@ -78,6 +80,12 @@ def release_result(profile: Profile) -> ReleaseResult:
         message = f"{lease.lease_id} released {how}; {profile.profile_id} is back in the pool"
     else:
         message = f"{lease.lease_id} ended ({cause}); {profile.profile_id} is {state.value}"
+        if resent:
+            message = (
+                f"{lease.lease_id} ended ({cause}); {profile.profile_id} was {state.value} after "
+                f"it (resent: its answer as recorded, not the profile now; custody why "
+                f"{profile.profile_id} says where it stands)"
+            )
     return ReleaseResult(
         lease_id=lease.lease_id,
         profile_id=profile.profile_id,

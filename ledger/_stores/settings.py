@@ -12,7 +12,7 @@ from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, u
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger._domain.errors import InvalidInput
+from ledger._domain.errors import InvalidInput, StoreUnavailable
 
 DEFAULT_SQLITE_FILE = "custody.db"
 STORE_ENV_VAR = "CUSTODY_STORE"
@@ -186,6 +186,21 @@ class StoreSettings(BaseModel):
         (``sqlite_opened``)."""
         return Path(self.sqlite_opened())
 
+    def sqlite_real(self) -> Path:
+        """The SQLite file with every symlink resolved, as the system resolves it now: a loop
+        of links is left as it is, for the open to say the file cannot be opened (rev34:
+        ``Path.resolve`` raised RuntimeError, an internal error, exit 1)."""
+        return Path(os.path.realpath(self.sqlite_opened()))
+
+    def anchored_url(self) -> str:
+        """A URL of this SQLite store that names it from any working directory: the path as
+        ``sqlite_opened`` names it, percent-encoded as ``from_url`` reads it back, with the
+        timeout kept."""
+        from urllib.parse import quote
+
+        url = "sqlite:///" + quote(os.fsencode(self.sqlite_opened()), safe="/")
+        return url + ("" if self.timeout == DEFAULT_TIMEOUT_SECONDS else f"?timeout={self.timeout}")
+
     def sqlite_opened(self) -> str:
         """The SQLite file's path as the store opens it: absolute, so that a process that
         changes its directory later still writes the same file, and otherwise as given, so
@@ -194,8 +209,18 @@ class StoreSettings(BaseModel):
         ``abspath`` wrote one file and read another), and a symlinked directory or file
         swapped to another is seen (rev33: resolved once at the open, it was not). Absolute
         against the directory the URL was given in (``directory``), not the one the process
-        is in when it asks."""
-        return os.path.join(self.directory or os.getcwd(), self.path)
+        is in when it asks (rev34: a directory deleted since is a ``StoreUnavailable``)."""
+        if os.path.isabs(self.path):
+            return self.path
+        if self.directory:
+            return os.path.join(self.directory, self.path)
+        try:
+            return os.path.join(os.getcwd(), self.path)
+        except OSError:  # no working directory left to name the path against
+            raise StoreUnavailable(
+                f"store {self.describe()} unavailable: its path is relative, and this "
+                "process's working directory no longer exists (give an absolute path)"
+            ) from None
 
     def sqlite_read_uri(self) -> str:
         """The URI that opens the SQLite file for reads only: read-only, as any SQLite reader,
@@ -206,7 +231,7 @@ class StoreSettings(BaseModel):
         would leave the reader's pages stale and at odds with each other."""
         from urllib.parse import quote
 
-        path = self.sqlite_file().resolve()
+        path = self.sqlite_real()
         immutable = not self.sqlite_journal_beside() and path.exists() and _frozen(path)
         return f"file:{quote(os.fsencode(path))}?mode=ro" + ("&immutable=1" if immutable else "")
 
@@ -216,7 +241,7 @@ class StoreSettings(BaseModel):
         SQLite makes one if the directory lets it, or reads the one a connected process made.
         With no process connected there is none, and in a directory this user may not write
         none can be made: SQLite fails ("attempt to write a readonly database")."""
-        path = self.sqlite_file().resolve()
+        path = self.sqlite_real()
         if not path.exists():
             return None
         shm, wal = (path.with_name(f"{path.name}-{kind}") for kind in ("shm", "wal"))
@@ -271,7 +296,7 @@ class StoreSettings(BaseModel):
     def sqlite_journal_beside(self) -> bool:
         """A ``-wal`` or ``-journal`` file is beside the SQLite file: another connection's, or
         one of an application that died, whose pages a reader must see."""
-        path = self.sqlite_file().resolve()
+        path = self.sqlite_real()
         return any(path.with_name(f"{path.name}-{k}").exists() for k in ("wal", "journal"))
 
     def sqlite_unwritable(self) -> bool:
@@ -279,7 +304,7 @@ class StoreSettings(BaseModel):
         directory), a file nobody may change (``_frozen``: root may write it all the same), or,
         where it may not write the directory, the ``-wal`` and ``-shm`` files a write needs
         beside the file (a directory it may not write cannot get them)."""
-        path = self.sqlite_file().resolve()
+        path = self.sqlite_real()
         if not path.exists():
             return not os.access(path.parent, os.W_OK)
         if not os.access(path, os.W_OK) or _frozen(path):

@@ -154,7 +154,7 @@ def _no_directory(settings: StoreSettings) -> str:
     """What a SQLite store whose directory is missing says: that directory, and for a symlink
     the path it points to."""
     path = settings.sqlite_file()
-    target = path.resolve()
+    target = settings.sqlite_real()
     msg = f"store {settings.describe()} unavailable: directory {target.parent} does not exist"
     return msg + (f" ({path} is a symlink to {target})" if path.is_symlink() else "")
 
@@ -194,7 +194,7 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
     pages in it are read, and a ``-shm`` missing beside it is made, as any reader makes it).
     Only names are looked at: opening the file itself from Python and closing it would drop
     every lock this process's SQLite connections hold on it (POSIX locks are per process)."""
-    path = settings.sqlite_file().resolve()
+    path = settings.sqlite_real()
     beside = settings.sqlite_journal_beside()
     writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
     mode = "ro" if beside else "rw" if writable else "ro&immutable=1"
@@ -291,7 +291,7 @@ class SqlStore(Store):
         read_only = settings.kind == "sqlite" and not create and settings.sqlite_unwritable()
         # Where the file is or would be: a symlink's target's directory (rev29: a link into a
         # missing directory was called read-only, exit 7)
-        sqlite_here = settings.kind == "sqlite" and settings.sqlite_file().resolve().parent.is_dir()
+        sqlite_here = settings.kind == "sqlite" and settings.sqlite_real().parent.is_dir()
         if create and sqlite_here and settings.sqlite_unwritable():  # init, register: exit 7
             msg = f"{settings.describe()} is read-only here (the file or its directory)"
             raise Forbidden(f"{msg}: a store cannot be made or written there")

@@ -31,3 +31,22 @@ def test_a_resent_quarantine_says_its_answer_is_as_recorded_not_now(tmp_path: Pa
     said = ok(custody("--json", *QUARANTINE, cwd=tmp_path)).json()
     assert (said["state"], said["version"], said["resent"]) == ("quarantined", 2, True)
     assert ok(custody("--json", "status", cwd=tmp_path)).json()[0]["state"] == "leased"
+
+
+def test_a_resent_force_release_says_its_answer_is_as_recorded_not_now(tmp_path: Path) -> None:
+    """rev34 (a review of the fix above): a force-release resent by its id after a review
+    returned p1 and a worker leased it said "p1 is review_required". It says the state was
+    the command's then."""
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path))
+    ok(custody("checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t", cwd=tmp_path))
+    forced = ["force-release", "p1", "--actor", "bob", "--reason", "stuck", "--command-id", "f-1"]
+    first = ok(custody(*forced, cwd=tmp_path)).out
+    assert first.endswith("; p1 is review_required\n"), first
+    review = ["review", "p1", "--reviewer", "alice", "--decision", "return", "--note", "ok"]
+    ok(custody(*review, cwd=tmp_path))
+    ok(custody("checkout", "p1", "--worker", "w2", "--run", "r2", "--task", "t", cwd=tmp_path))
+    line = ok(custody(*forced, cwd=tmp_path)).out
+    assert line.endswith(
+        "; p1 was review_required after it (resent: its answer as recorded, not the profile "
+        "now; custody why p1 says where it stands)\n"
+    ), line

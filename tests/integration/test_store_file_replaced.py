@@ -173,3 +173,49 @@ def test_one_store_named_through_a_symlink_and_its_real_path_shares_one_lock(
                 other.feed.exclusive("sweep-S1").__enter__()
         with by_link.feed.exclusive("sweep-S1"):  # released: taken again
             pass
+
+
+def test_a_worker_that_changes_directory_renews_its_lease_in_the_store_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker SDK opened on ``sqlite:///custody.db`` in one directory renews and releases
+    its lease there after the process moves to another directory holding a ``custody.db`` of
+    its own (rev34, a review of the fix above: its renewal thread opened the URL again from
+    the new directory, was told the lease was revoked, and the lease went stale in the store
+    it was taken from). ``Ledger.anchored_url``."""
+    import time
+
+    from workers import ProfileLeases
+
+    opened, elsewhere = tmp_path / "opened", tmp_path / "elsewhere"
+    for directory in (opened, elsewhere):
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        with Ledger.open("sqlite:///custody.db") as ledger:
+            register(ledger, "p1")
+    monkeypatch.chdir(opened)
+    leases = ProfileLeases.open("sqlite:///custody.db", worker_id="w1")
+    monkeypatch.chdir(elsewhere)
+    with leases.checkout("p1", run_id="r1", task_type="t", ttl_seconds=2) as held:
+        time.sleep(3)  # past the first deadline: renewed, or lost
+        assert not held.lost.is_set(), held.why_lost
+    with Ledger.open(f"sqlite:///{opened / 'custody.db'}") as ledger:
+        kinds = [e.event_type for e in ledger.history("p1")]
+    assert "lease_heartbeat" in kinds, kinds
+    assert "lease_release_requested" in kinds, kinds  # released there, never swept
+    assert "lease_marked_stale" not in kinds, kinds
+    with Ledger.open(f"sqlite:///{elsewhere / 'custody.db'}") as ledger:
+        assert [e.event_type for e in ledger.history("p1")] == ["profile_registered"]
+
+
+def test_a_relative_store_in_a_deleted_working_directory_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rev34: a relative store named in a working directory deleted since was an internal
+    error (FileNotFoundError from ``os.getcwd``), for every command."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(StoreUnavailable, match="working directory no longer exists"):
+        Ledger.open("sqlite:///custody.db").profile_ids()
