@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -37,6 +37,7 @@ BATCH = 5000
 # How far after the store's clock an event may be dated before verify names it: as far as the
 # store's guard lets a login date one (``ledger._stores.access.CLOCK_SLACK_SECONDS``).
 AHEAD_AT_MOST = timedelta(seconds=CLOCK_SLACK_SECONDS)
+_NEVER = datetime.max.replace(tzinfo=UTC)  # no clock asked: no event is dated too late
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Walk:
     # The store's clock (None: not asked): an event dated more than ``AHEAD_AT_MOST`` after
     # it, as read after each batch, is named (``dated``).
     clock: Callable[[], datetime] | None = None
-    latest: str = "9999"  # the latest time an event may carry, as its envelope spells it
+    latest: datetime = _NEVER  # the latest time an event may carry
 
     def __post_init__(self) -> None:
         self.tree = TreeBuilder(wanted=self.wanted)
@@ -113,35 +114,33 @@ class Walk:
         taken = self._take(row)
         if taken is not None:
             self.registered(row, taken[0], str(taken[0].get("profile_id")))
-            self.dated(row, taken[0], str(taken[0].get("profile_id")))
         if taken is not None and len(self.problems) == said:  # nothing else wrong with it
             raw, link = taken
             self.readable(row, raw, link=link)
 
-    def dated(self, row: Row, raw: dict[str, Any], profile_id: str) -> None:
-        """Name ``row`` (its body parsed to ``raw``) if it is dated after ``latest``: custody
-        dates every event by the store's clock, and a lease renewed from a time ahead of it
-        keeps its profile out of the sweep's sight (rev34: a worker's login appended
-        heartbeats each dated at the deadline before it, and verify said every chain
-        holds). Compared to the second, as the envelope spells it (``...THH:MM:SS``)."""
-        envelope = raw.get("envelope")
-        at = envelope.get("at") if type(envelope) is dict else None
-        if type(at) is not str or at[:19] <= self.latest:
+    def dated(self, event: Any, version: int) -> None:
+        """Name ``event`` (as a read decodes it) if it is dated after ``latest``: custody dates
+        every event by the store's clock, and a lease renewed from a time ahead of it keeps
+        its profile out of the sweep's sight (rev34: a worker's login appended heartbeats
+        each dated at the deadline before it, and verify said every chain holds). Its time as
+        decoded, however it is spelt (rev34 review: one spelt with a space, an offset or as
+        a number passed a comparison of the text)."""
+        at = event.at
+        if at <= self.latest:
             return
         what = (
-            f"is dated {at[:40]}, more than {AHEAD_AT_MOST.seconds} s after the store's clock "
-            f"as verify read it ({self.latest}): custody dates every event by that clock, so a "
-            "login that may append wrote it (docs/operations/roles.md), or the store's clock "
-            "was set back"
+            f"is dated {at.isoformat()}, more than {AHEAD_AT_MOST.seconds} s after the store's "
+            f"clock as verify read it ({self.latest.isoformat()}): custody dates every event "
+            "by that clock, so a login that may append wrote it (docs/operations/roles.md), or "
+            "the store's clock was set back"
         )
-        self._say(profile_id, row[2], what)
+        self._say(event.profile_id, version, what)
 
     def read_clock(self) -> None:
         """``latest`` from the store's clock now (after a batch was read: every event in it
         was committed, and so dated, before)."""
         if self.clock is not None:
-            latest = self.clock() + AHEAD_AT_MOST
-            self.latest = latest.strftime("%Y-%m-%dT%H:%M:%S")
+            self.latest = self.clock() + AHEAD_AT_MOST
 
     def registered(self, row: Row, raw: dict[str, Any], profile_id: str) -> None:
         """Keep the directory of a registration (``raw``, the body of ``row``), if it is one."""
@@ -162,12 +161,14 @@ class Walk:
             return
         _, stream_hex, version, event_type, _ = row
         try:
-            self.reads(event_type, raw, stream_hex, version, link)
+            event = self.reads(event_type, raw, stream_hex, version, link)
         except Exception as e:  # whatever the decoder raises is what every read would meet
             if profile_id is None:
                 at = row[0]
                 profile_id = next((p for p, s in self.streams.items() if s.position == at), None)
             self._say(profile_id, version, f"{_UNREADABLE} ({complaint(e)})")
+            return
+        self.dated(event, version)
 
     def _take(self, row: Row) -> tuple[dict[str, Any], bytes | None] | None:
         """``take`` but for the read; the body's JSON if it parsed, and the link's."""
@@ -394,7 +395,6 @@ def _each(state: Walk, rows: Iterable[Row]) -> None:
             stream = streams[profile_id] = Stream()
         state._moved(profile_id, stream, row[2], own, row[0], linked=True)
         state.registered(row, raw, profile_id)
-        state.dated(row, raw, profile_id)
         if state.reads is not None:  # its link is custody's three hashes, as a read takes it
             state.readable(row, raw, profile_id)
 

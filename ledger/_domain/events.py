@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic_core import SchemaValidator
 
 from ledger._domain.browser import StopSignal
@@ -26,6 +26,7 @@ from ledger._domain.model import (
     Outcome,
     ProfileState,
     ReviewDecision,
+    TtlSeconds,
 )
 
 
@@ -207,15 +208,15 @@ class LeaseHeartbeat(ProfileEvent):
     url: str | None
     safe: bool
     mutating: bool
-    expires_at: datetime
+    expires_at: AwareDatetime
 
 
 class LeaseExtended(ProfileEvent):
     event_type = "lease_extended"
     lease_id: str
     fencing_token: int
-    ttl_seconds: int
-    expires_at: datetime
+    ttl_seconds: TtlSeconds  # rev34 review: 10**9 s held a profile until 2058
+    expires_at: AwareDatetime
 
 
 class LeaseReleaseRequested(ProfileEvent):
@@ -248,8 +249,8 @@ class LeaseReleasedCleanly(ProfileEvent):
 class LeaseMarkedStale(ProfileEvent):
     event_type = "lease_marked_stale"
     lease_id: str
-    expires_at: datetime
-    last_heartbeat_at: datetime
+    expires_at: AwareDatetime
+    last_heartbeat_at: AwareDatetime
     last_step: str | None
     last_url: str | None
     last_safe_step: str | None

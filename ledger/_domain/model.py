@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 PROFILE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
 # fullmatch, never ``$``: ``$`` also matches before a trailing newline, which let a look-alike
@@ -523,7 +523,7 @@ class Envelope(Frozen):
     causation_id: str
     command_id: str
     command: str = ""
-    at: datetime
+    at: AwareDatetime
 
 
 class Lease(Frozen):
@@ -537,10 +537,10 @@ class Lease(Frozen):
     task_type: str
     proxy_id: str
     lease_status: LeaseStatus
-    lease_started_at: datetime
-    heartbeat_at: datetime
-    expires_at: datetime
-    ttl_seconds: int
+    lease_started_at: AwareDatetime
+    heartbeat_at: AwareDatetime
+    expires_at: AwareDatetime
+    ttl_seconds: TtlSeconds
     last_safe_step: str | None = None
     release_policy: str
     fencing_token: int
@@ -552,8 +552,8 @@ class Lease(Frozen):
     # ``lease_acquired`` event carries has not ended, so those events stay byte for byte what
     # they were before the field existed (tests/fixtures/stored_events).
     ending_cause: Cause | None = Field(default=None, exclude_if=lambda cause: cause is None)
-    ended_at: datetime | None = None
-    hard_limit_at: datetime | None = None  # no renewal reaches past it (None: no limit)
+    ended_at: AwareDatetime | None = None
+    hard_limit_at: AwareDatetime | None = None  # no renewal reaches past it (None: no limit)
 
     def overdue_at(self, now: datetime) -> bool:
         """TTL is a renewal deadline: past it, the lease may no longer be acted on."""

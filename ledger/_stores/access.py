@@ -62,6 +62,11 @@ _APPENDED = "custody.appended"
 # leaves room for a server whose clock steps back (a failover) until the clocks are measured
 # again, and a process that stalls between deciding and writing.
 CLOCK_SLACK_SECONDS = 60
+# The SQLSTATE of that refusal (custody's own class): a writer's decision made before a stall
+# (a paused VM, a stopped process) is dated far behind the server's clock by the time it
+# arrives, and is decided again at a fresh time (``ledger._stores.postgres``), not refused
+# (rev34 review: an honest heartbeat after a 65 s stall failed as a login's privilege).
+MISDATED = "CU001"
 
 
 # Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
@@ -255,7 +260,7 @@ BEGIN
         RAISE EXCEPTION 'login % may not record an event dated %: more than % s from the '
             'server''s clock (%), where custody dates every event (check both clocks)',
             current_user, dated, {CLOCK_SLACK_SECONDS}, clock_timestamp()
-            USING ERRCODE = 'insufficient_privilege';
+            USING ERRCODE = '{MISDATED}';
     END IF;
     named := state ->> 'profile_id';
     IF named IS NULL THEN

@@ -36,6 +36,7 @@ from psycopg.sql import SQL, Identifier, Literal
 from psycopg_pool import ConnectionPool, PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
 
+from ledger._stores.access import MISDATED
 from ledger._stores.recorders import (
     COMMANDS_COLUMNS,
     COMMANDS_TABLE,
@@ -176,6 +177,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 if committing.statusmessage != "COMMIT":
                     if isinstance(e, psycopg.errors.DivisionByZero):  # only _IN_TIME_SQL's
                         raise _late() from None
+                    if isinstance(e, psycopg.Error) and e.sqlstate == MISDATED:
+                        raise _misdated() from None
                     raise
             if stored_events:
                 ids = self._fetch_ids_after_insert_events(appending, stored_events, **kwargs)
@@ -548,6 +551,8 @@ def _round_trip(
             past = result.error_field(pq.DiagnosticField.SQLSTATE) == _DIVISION_BY_ZERO
             if at == append + 1 and in_time is not None and past:  # the check: past its time
                 raise _late()
+            if at == append and result.error_field(pq.DiagnosticField.SQLSTATE) == _MISDATED:
+                raise _misdated()
             raise psycopg.errors.error_from_result(result, encoding="utf-8")
     return results[append]
 
@@ -583,6 +588,15 @@ def _left(in_time: float) -> float:
 
 def _late() -> StreamConflict:
     return StreamConflict("decided before its lease's deadline, written after it")
+
+
+_MISDATED = MISDATED.encode()
+
+
+def _misdated() -> StreamConflict:
+    """A decision dated too far from the server's clock for the insert check to take it: made
+    before a stall, it is decided again at a fresh time."""
+    return StreamConflict("dated too far from the server's clock when it arrived")
 
 
 @functools.cache

@@ -246,7 +246,6 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         pool = self.datastore.pool
         if isinstance(pool, StatementKeepingPool):  # the events' insert took the write lock
             pool.refuse_another_file()
-        refuse_if_late(kwargs.get("in_time"))  # the lock may have been waited for
         rows = availability_rows(kwargs)
         if rows:
             c.executemany(_SQLITE_UPSERT, rows)
@@ -262,6 +261,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
             refuse_overlaps(claims, found)
             c.executemany(insert_directory_sql("?"), claims)
+        # Last before COMMIT (which waits for no lock in WAL mode): the write lock, taken by the
+        # events' insert, may have been waited for (a review: checked before the upserts, a
+        # process stopped between the check and COMMIT still committed after the deadline).
+        refuse_if_late(kwargs.get("in_time"))
         return ids
 
 

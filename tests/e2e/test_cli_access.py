@@ -22,6 +22,8 @@ import pytest
 from cli_process import custody, error_line, event_types, ok
 from pg_cluster import PostgresCluster, drop_database
 
+from ledger import Heartbeat, Ledger
+from ledger._stores.access import MISDATED
 from ledger._stores.sql import SCHEMA_VERSION
 
 pytestmark = pytest.mark.postgres
@@ -271,17 +273,18 @@ def test_a_worker_login_appends_only_events_dated_by_the_server_s_clock(owned: O
             body["envelope"]["at"] = at.isoformat().replace("+00:00", "Z")
         return json.dumps(body).encode()
 
-    attempts = {
-        "two minutes ahead": (dated(120), "more than 60 s from the server's clock"),
-        "two minutes behind": (dated(-120), "more than 60 s from the server's clock"),
-        "with no time": (dated(None), "without custody's time"),
+    attempts = {  # the SQLSTATE custody decides again on (MISDATED), or a refusal
+        "two minutes ahead": (dated(120), "more than 60 s from the server's clock", MISDATED),
+        "two minutes behind": (dated(-120), "more than 60 s from the server's clock", MISDATED),
+        "with no time": (dated(None), "without custody's time", "42501"),
     }
 
     def refused_each() -> None:
         with psycopg.connect(worker, autocommit=True) as conn:
-            for body, said in attempts.values():  # DID NOT RAISE: the forged time was taken
-                with pytest.raises(psycopg.errors.InsufficientPrivilege, match=said):
+            for body, said, code in attempts.values():  # DID NOT RAISE: the time was taken
+                with pytest.raises(psycopg.Error, match=said) as refused:
                     conn.execute(insert, (stream, head + 1, topic, body))
+                assert refused.value.sqlstate == code
 
     refused_each()
     assert _events(owned) == rows
@@ -290,6 +293,32 @@ def test_a_worker_login_appends_only_events_dated_by_the_server_s_clock(owned: O
     refused_each()
     lease_id, token = str(lease["lease_id"]), str(lease["fencing_token"])
     ok(owned.cli(worker, "heartbeat", lease_id, "--token", token, "--step", "cart"))
+    assert owned.timeline()[-1] == "lease_heartbeat"
+
+
+def test_a_decision_that_arrives_misdated_is_decided_again(owned: Owned) -> None:
+    """rev34 review: a worker's heartbeat decided before a stall (a paused VM, a stopped
+    process) arrived dated more than a minute behind the server's clock, and failed as a
+    refusal of the login's privilege, the lease live for nine minutes more. The database's
+    refusal of a misdated event makes the command decide again, at a fresh time: here the
+    first time read is two minutes behind, the next the clock's."""
+    worker = owned.login("worker")
+    lease = _leased(owned, worker)
+    with Ledger.open(worker) as ledger:
+        store: Any = ledger.store
+        honest = store.clock
+        late = [True]
+
+        class Stalled:
+            def now(self) -> datetime:
+                if late.pop() if late else False:
+                    return honest.now() - timedelta(minutes=2)
+                return honest.now()
+
+        store.clock = Stalled()
+        lease_id, token = str(lease["lease_id"]), int(str(lease["fencing_token"]))
+        ledger.handle(Heartbeat(lease_id=lease_id, fencing_token=token, step="cart"))
+        assert not late  # the misdated time was read, refused, and read again
     assert owned.timeline()[-1] == "lease_heartbeat"
 
 

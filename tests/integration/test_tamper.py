@@ -19,7 +19,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -1158,22 +1158,27 @@ def test_a_digest_that_does_not_know_a_profile_of_many_events_inside_its_log_say
     ], said.out
 
 
-def test_events_dated_ahead_of_the_store_s_clock_are_named(sql_store_url: str) -> None:
+@pytest.mark.parametrize("spelt", ["Z", "space", "offset", "number"])
+def test_events_dated_ahead_of_the_store_s_clock_are_named(sql_store_url: str, spelt: str) -> None:
     """rev34: a worker's login appended heartbeats on its live lease, each dated at the
     deadline the one before it set and renewing it for the TTL from there: each is one the
     ledger would decide at that time, so every load believed them, the lease held ever further
     ahead, and verify said every chain holds. custody dates every event by the store's clock:
-    verify names each event dated more than a minute after it (exit 5), and digest refuses."""
+    verify names each event dated more than a minute after it (exit 5), and digest refuses;
+    however its time is spelt, as custody's decoder reads it (a review: a space, an offset or
+    a number passed a comparison of the text)."""
     store, log = sql_store_url, RawLog(sql_store_url)
     long_ledger(store)  # p1 leased to w2, renewed 60 times
     forged = []
+    honest = max((r for r in log.rows() if r.profile_id == "p1"), key=lambda r: r.version)
+    assert honest.topic == "lease_heartbeat"
+    at = datetime.fromisoformat(honest.fields()["expires_at"])
+    ttl = at - datetime.fromisoformat(honest.fields()["envelope"]["at"])
     for _ in range(3):
         beat = max((r for r in log.rows() if r.profile_id == "p1"), key=lambda r: r.version)
-        assert beat.topic == "lease_heartbeat"
         fields = beat.fields()
         at = datetime.fromisoformat(fields["expires_at"])  # the deadline before it
-        ttl = at - datetime.fromisoformat(fields["envelope"]["at"])
-        envelope = {**fields["envelope"], "at": _spelt(at)}
+        envelope = {**fields["envelope"], "at": _spelt(at, spelt)}
         forged.append(
             _past_the_ledger(log, "p1", ("p1", beat.version), envelope=envelope,
                              expires_at=_spelt(at + ttl))
@@ -1193,6 +1198,70 @@ def test_events_dated_ahead_of_the_store_s_clock_are_named(sql_store_url: str) -
     assert custody(store, "verify").code == 5
 
 
-def _spelt(at: datetime) -> str:
-    """A time as custody's events spell it."""
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _spelt(at: datetime, how: str = "Z") -> str | float:
+    """A time as custody's events spell it (``Z``), or as its decoder also reads one."""
+    if how == "number":
+        return at.timestamp()
+    if how == "offset":
+        return at.astimezone(timezone(timedelta(hours=-5))).isoformat()
+    spelt = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return spelt.replace("T", " ") if how == "space" else spelt
+
+
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        (  # rev34 review: one extension of 10**9 s held a profile until 2058, the sweep blind
+            {"ttl_seconds": 10**9, "expires_at": "2058-08-14T00:00:00Z"},
+            "ttl_seconds: Input should be less than or equal to 86400",
+        ),
+        (  # rev34 review: verify passed it; every command on the profile was an internal error
+            {"envelope": "naive"},
+            "envelope.at: Input should have timezone info",
+        ),
+    ],
+    ids=["ttl-past-the-longest", "time-without-zone"],
+)
+def test_an_event_custody_never_writes_is_named_and_refused_in_one_line(
+    sql_store_url: str, changes: dict[str, Any], complaint: str
+) -> None:
+    """A heartbeat or extension linked as custody links it, but with a TTL past the longest
+    custody takes (86,400 s), or a time without a zone: each is an event no read takes, named
+    by verify with the decoder's complaint, and every command on its profile says so in one
+    line (exit 1), where a checkout was denied as leased for decades, or failed as an
+    internal error."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    long_ledger(store)  # p1 leased to w2, renewed 60 times
+    beat = max((r for r in log.rows() if r.profile_id == "p1"), key=lambda r: r.version)
+    fields = beat.fields()
+    if changes.get("envelope") == "naive":
+        at = datetime.fromisoformat(fields["envelope"]["at"]).replace(tzinfo=None)
+        changes = {"envelope": {**fields["envelope"], "at": at.isoformat()}}
+    like = ("p1", beat.version)
+    if "ttl_seconds" in changes:  # an extension of the live lease, at the heartbeat's time
+        version = _extended(log, like, changes)
+    else:
+        version = _past_the_ledger(log, "p1", like, **changes)
+    found = custody(store, "verify")
+    assert found.code == 5, found
+    assert f"p1 v{version}: links into its chain, but custody cannot read it" in found.out
+    assert complaint in found.out, found.out
+    denied = custody(store, "checkout", "p1", "--worker", "w9", "--run", "r9", "--task", "t")
+    assert denied.code == 1, denied
+    assert "internal error" not in denied.err, denied.err
+
+
+def _extended(log: RawLog, like: tuple[str, int], changes: dict[str, Any]) -> int:
+    """An extension of the heartbeat ``like`` names' lease, with ``changes``, appended past
+    the ledger (its link computed)."""
+    from ledger._domain.events import LeaseExtended
+
+    fields = log.row(*like).fields()
+    kept = {k: v for k, v in fields.items() if k not in ("step", "url", "safe", "mutating")}
+    kept.pop(CHAIN_KEY, None)
+    kept["class_version"] = LeaseExtended.class_version
+    head = max(r.version for r in log.rows() if r.profile_id == "p1")
+    state = relinked({**kept, **changes}, head + 1, "lease_extended", _prev(log, "p1", head))
+    end = max(r.position for r in log.rows()) + 1
+    log.insert(end, log.stream_id("p1"), head + 1, "lease_extended", state)
+    return head + 1

@@ -2484,7 +2484,7 @@ MUTANTS = (
     Mutant(
         "sqlite-symlink-target-directory",
         "ledger/_stores/sql.py",
-        "settings.sqlite_file().resolve().parent.is_dir()",
+        "settings.sqlite_real().parent.is_dir()",
         "settings.sqlite_file().parent.is_dir()",
         "a dangling symlink store is called read-only (rev29)",
         ("tests/integration/test_stores.py",),
@@ -3871,8 +3871,8 @@ MUTANTS = (
     Mutant(
         "sqlite-path-dir-resolved",
         "ledger/_stores/settings.py",
-        "        return os.path.join(self.directory or os.getcwd(), self.path)\n",
-        "        return os.path.abspath(os.path.join(self.directory, self.path))\n",
+        "            return os.path.join(self.directory, self.path)\n",
+        "            return os.path.abspath(os.path.join(self.directory, self.path))\n",
         "l/../x.db after a symlinked directory: writes go to one file, reads look for another",
         (
             "tests/integration/test_store_file_replaced.py::test_a_store_path_with_dot_dot_after_a_symlinked_directory_is_one_file",
@@ -3933,7 +3933,7 @@ MUTANTS = (
     Mutant(
         "verify-blind-to-dates-ahead",
         "ledger/_audit/walk.py",
-        "        if type(at) is not str or at[:19] <= self.latest:\n",
+        "        if at <= self.latest:\n",
         "        if True:\n",
         "verify says every chain holds over heartbeats dated ahead of the store's clock (rev34)",
         (
@@ -3943,15 +3943,15 @@ MUTANTS = (
     Mutant(
         "store-path-from-where-the-process-is-now",
         "ledger/_stores/settings.py",
-        "        return os.path.join(self.directory or os.getcwd(), self.path)\n",
-        "        return os.path.join(os.getcwd(), self.path)\n",
+        "        if self.directory:\n            return os.path.join(self.directory, self.path)\n",
+        "",
         "a report in a process that changed directory reads another store at the relative path",
         ("tests/integration/test_store_file_replaced.py",),
     ),
     Mutant(
         "late-write-kept-sqlite",
         "ledger/_stores/recorders.py",
-        '        refuse_if_late(kwargs.get("in_time"))  # the lock may have been waited for\n',
+        '        refuse_if_late(kwargs.get("in_time"))\n',
         "",
         "a release held up past its lease's deadline by another writer's lock returns a stale "
         "profile to the pool on SQLite (rev34)",
@@ -4055,6 +4055,73 @@ MUTANTS = (
         "    return row\n",
         "a resent quarantine says the profile is now quarantined after it moved on (rev34)",
         ("tests/e2e/test_cli_resent_answers.py",),
+    ),
+    Mutant(
+        "deleted-working-directory-internal-error",
+        "ledger/_stores/settings.py",
+        "        except OSError:  # no working directory left to name the path against\n",
+        "        except ValueError:  # no working directory left to name the path against\n",
+        "a relative store in a deleted working directory is an internal error (rev34)",
+        ("tests/integration/test_store_file_replaced.py",),
+    ),
+    Mutant(
+        "worker-store-url-not-anchored",
+        "workers/_held.py",
+        "        self.store_url = Ledger.anchored_url(store_url)\n",
+        "        self.store_url = store_url\n",
+        "a worker that changes directory renews its lease in another directory's store (rev34)",
+        ("tests/integration/test_store_file_replaced.py",),
+    ),
+    Mutant(
+        "store-symlink-loop-internal-error",
+        "ledger/_stores/settings.py",
+        "        return Path(os.path.realpath(self.sqlite_opened()))\n",
+        "        return Path(self.sqlite_opened()).resolve()\n",
+        "a store path through a loop of links is an internal error (rev34)",
+        ("tests/e2e/test_cli_files_to_write.py",),
+    ),
+    Mutant(
+        "file-name-slash-dropped",
+        "custody/_whole.py",
+        '    if given.endswith("/"):  # rev34: pathlib drops the slash, '
+        "and the file was written so\n",
+        "    if False:\n",
+        "digest --out new/ writes a file named new (rev34)",
+        ("tests/e2e/test_cli_files_to_write.py",),
+    ),
+    Mutant(
+        "resent-force-release-says-now",
+        "ledger/_handlers.py",
+        "    return release_result(done.profile, resent=done.replayed)\n",
+        "    return release_result(done.profile)\n",
+        "a resent force-release says the profile is review_required after it moved on (rev34)",
+        ("tests/e2e/test_cli_resent_answers.py",),
+    ),
+    Mutant(
+        "misdated-refused-not-decided-again",
+        "ledger/_stores/postgres.py",
+        "            if at == append and result.error_field(pq.DiagnosticField.SQLSTATE) == "
+        "_MISDATED:\n",
+        "            if False:\n",
+        "a heartbeat decided before a stall fails as a refusal of the login's privilege (rev34)",
+        ("tests/e2e/test_cli_access.py::test_a_decision_that_arrives_misdated_is_decided_again",),
+    ),
+    Mutant(
+        "extension-ttl-unbounded",
+        "ledger/_domain/events.py",
+        "    ttl_seconds: TtlSeconds  # rev34 review: 10**9 s held a profile until 2058\n",
+        "    ttl_seconds: int\n",
+        "one extension of 10**9 s appended by a worker's login holds a profile for decades (rev34)",
+        ("tests/integration/test_tamper.py",),
+    ),
+    Mutant(
+        "naive-event-time-taken",
+        "ledger/_domain/model.py",
+        '    command: str = ""\n    at: AwareDatetime\n',
+        '    command: str = ""\n    at: datetime\n',
+        "an event dated without a zone passes verify and fails every command on its profile "
+        "(rev34)",
+        ("tests/integration/test_tamper.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
