@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ledger._domain.acting import check_acts
 from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable, UnknownProfile
-from ledger._domain.model import Lease, Role
+from ledger._domain.model import Lease, Role, quoted
 from ledger._door import Command
 from ledger.ports import Repository, Save, StreamConflict
 
@@ -388,7 +388,7 @@ class UnitOfWork:
             return None
         if record.profile_id != profile_id:
             used = f"on profile {record.profile_id}" if record.profile_id else "for a sweep"
-            msg = f"{command_id!r} was already used {used}: send a new id"
+            msg = f"{quoted(command_id)} was already used {used}: send a new id"
             raise InvalidInput("command_id", msg)
         kind = record.command.split(":", 1)[0]
         if record.command != fingerprint:
@@ -396,7 +396,9 @@ class UnitOfWork:
                 first = f"a {kind} with other arguments"
             else:
                 first = kind or "another command"
-            msg = f"{command_id!r} was already used on {profile_id} for {first}: send a new id"
+            msg = (
+                f"{quoted(command_id)} was already used on {profile_id} for {first}: send a new id"
+            )
             raise InvalidInput("command_id", msg)
         self._recorded_in_its_role(command_id, record.version, profile_id, decision)
         then = self.load(profile_id, record.version)
@@ -425,8 +427,8 @@ class UnitOfWork:
         if found is not None and found.envelope.actor_role != acting.role:
             recorded = found.envelope.actor_role.value
             msg = (
-                f"{command_id!r} was recorded on {profile_id} beside an event in the {recorded} "
-                f"role, not this command's {acting.role.value}: send a new id"
+                f"{quoted(command_id)} was recorded on {profile_id} beside an event in the "
+                f"{recorded} role, not this command's {acting.role.value}: send a new id"
             )
             raise InvalidInput("command_id", msg)
 

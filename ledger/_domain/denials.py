@@ -14,6 +14,7 @@ from ledger._domain.model import (
     ProfileState,
     carries_password,
     one_part,
+    quoted,
     told_apart,
 )
 
@@ -47,9 +48,11 @@ def context_denial(
         return Denial(
             profile_id=p.profile_id,
             reason=DenialReason.ACCOUNT_MISMATCH,
-            message=f"profile belongs to account {p.account_id!r}, not {account_id!r}"
+            # The caller's value quoted as every refusal quotes one: a short prefix, then its
+            # length (rev34: a 200-character account made a 553-character line).
+            message=f"profile belongs to account {p.account_id!r}, not {quoted(account_id)}"
             + told_apart(p.account_id, account_id),
-            remediation=f"check out a profile registered for account {account_id!r}",
+            remediation=f"check out a profile registered for account {quoted(account_id)}",
         )
     if proxy_id is not None and proxy_id != p.proxy_id:
         # A proxy given with its password is not repeated (a terminal, a log, an HTTP answer).
@@ -57,7 +60,7 @@ def context_denial(
         return Denial(
             profile_id=p.profile_id,
             reason=DenialReason.PROXY_MISMATCH,
-            message=f"profile expects proxy {p.proxy_id!r}, not {given or repr(proxy_id)}"
+            message=f"profile expects proxy {p.proxy_id!r}, not {given or quoted(proxy_id)}"
             + ("" if given else told_apart(p.proxy_id, proxy_id)),
             remediation=f"launch through proxy {p.proxy_id!r}, or use another profile",
         )

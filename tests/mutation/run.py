@@ -4123,6 +4123,22 @@ MUTANTS = (
         "(rev34)",
         ("tests/integration/test_tamper.py",),
     ),
+    Mutant(
+        "mismatch-denial-quotes-whole",
+        "ledger/_domain/denials.py",
+        'message=f"profile belongs to account {p.account_id!r}, not {quoted(account_id)}"',
+        'message=f"profile belongs to account {p.account_id!r}, not {account_id!r}"',
+        "a checkout's 200-character account is quoted whole in its denial (rev34)",
+        ("tests/unit/test_service_layer.py",),
+    ),
+    Mutant(
+        "reused-command-id-quoted-whole",
+        "ledger/_unit_of_work.py",
+        'f"{quoted(command_id)} was already used on {profile_id} for {first}: send a new id"',
+        'f"{command_id!r} was already used on {profile_id} for {first}: send a new id"',
+        "a 200-character command id used before is quoted whole (rev34)",
+        ("tests/unit/test_service_layer.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -12,12 +12,14 @@ from fakes import FakeRepository
 from ledger import (
     Checkout,
     CheckoutDenied,
+    Disable,
     Extend,
     Forbidden,
     Heartbeat,
     InvalidInput,
     LeaseLost,
     NotAllowed,
+    Quarantine,
     RegisterProfile,
     Release,
     StoreUnavailable,
@@ -223,6 +225,27 @@ def test_a_refused_registration_quotes_a_short_prefix_of_a_long_value(
     said = str(refused.value)
     assert said.endswith(f"account_id 'a', not '{'A' * 59}... (200 characters)"), said
     assert "A" * 60 not in said
+
+
+def test_a_denial_and_a_reused_command_id_quote_a_short_prefix_of_a_long_value(
+    uow: UnitOfWork, repo: FakeRepository
+) -> None:
+    """rev34 (a review of the fix above): a checkout's account or proxy that differs from the
+    registration, and a command id used before, were quoted whole (a 200-character account
+    made a 553-character line); each quotes a short prefix and the length."""
+    handle(uow, RegisterProfile(profile_id="p9", account_id="a", proxy_id="x"))
+    long = "A" * 200
+    for given in ({"account_id": long}, {"proxy_id": long}):
+        asked = Checkout(profile_id="p9", worker_id="w", run_id="r", task_type="t", **given)
+        with pytest.raises(CheckoutDenied) as denied:
+            handle(uow, asked)
+        said = f"{denied.value.denial.message} {denied.value.denial.remediation}"
+        assert f"'{'A' * 59}... (200 characters)" in said, said
+        assert "A" * 60 not in said
+    handle(uow, Quarantine(profile_id="p9", actor="op", reason="r", command_id=long))
+    with pytest.raises(InvalidInput) as reused:
+        handle(uow, Disable(profile_id="p9", actor="op", reason="r", command_id=long))
+    assert "A" * 60 not in str(reused.value), str(reused.value)
 
 
 def test_bad_input_and_unknown_profiles_write_nothing(
