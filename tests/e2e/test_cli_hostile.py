@@ -265,7 +265,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path: Path, store: st
 
 
 _CTRL_C_IN_A_CALLBACK = """
-import sys, weakref
+import sys, time, weakref
 from custody import keep_interrupts
 if sys.argv[1] == "kept":
     keep_interrupts()
@@ -276,8 +276,11 @@ lock = Lock()
 watch = weakref.ref(lock, dropped)
 try:
     del lock
-    for _ in range(1_000_000):
-        pass
+    # Time for the hook's thread to deliver it, on a loaded machine too (a loop of a million
+    # steps ended first on CI's two busy cores: "lost").
+    until = time.monotonic() + 5
+    while time.monotonic() < until:
+        time.sleep(0.001)
     print("lost")
 except KeyboardInterrupt:
     print("kept")

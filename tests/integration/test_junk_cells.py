@@ -62,7 +62,7 @@ def test_a_chain_origin_row_custody_never_writes_is_named(sqlite_store: str, ver
     said = custody(sqlite_store, "verify")
     assert said.code == 5, said
     assert "p1: its chain's origin row holds version" in said.out
-    said = custody(sqlite_store, "digest", "--out", "-")
+    said = custody(sqlite_store, "digest")
     assert (said.code, "p1: its chain's origin row holds version" in said.err) == (5, True), said
 
 
