@@ -265,7 +265,10 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path: Path, store: st
 
 
 _CTRL_C_IN_A_CALLBACK = """
-import sys, time, weakref
+import signal, sys, time, weakref
+# Ctrl-C handled by Python, as from a terminal: a process started in the background by a
+# shell without job control inherits SIGINT ignored, and nothing can deliver it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from custody import keep_interrupts
 if sys.argv[1] == "kept":
     keep_interrupts()
@@ -276,8 +279,7 @@ lock = Lock()
 watch = weakref.ref(lock, dropped)
 try:
     del lock
-    # Time for the hook's thread to deliver it, on a loaded machine too (a loop of a million
-    # steps ended first on CI's two busy cores: "lost").
+    # Time for the hook's thread to deliver it, on a loaded machine too.
     until = time.monotonic() + 5
     while time.monotonic() < until:
         time.sleep(0.001)
