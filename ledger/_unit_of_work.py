@@ -467,9 +467,7 @@ def _in_time(profile: Profile, acting: Acting, issued: _Issued) -> float | None:
     lease = profile.lease
     if lease is None or lease.lease_id != acting.lease_id:
         return None  # refused by the decision
-    deadline = lease.expires_at
-    if lease.hard_limit_at is not None:
-        deadline = min(deadline, lease.hard_limit_at)
+    deadline = lease.capped(lease.expires_at)
     return issued.read_at + (deadline - issued.now).total_seconds() + COMMIT_GRACE_S
 
 

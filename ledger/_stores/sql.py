@@ -277,7 +277,7 @@ class SqlStore(Store):
         # check, run in a child beside it, opened the relative path in a directory the
         # process had since moved to, another file, and its answer was taken).
         self.settings_for_another_process = (
-            settings.model_copy(update={"path": os.path.realpath(settings.sqlite_opened())})
+            settings.model_copy(update={"path": str(settings.sqlite_real())})
             if settings.kind == "sqlite"
             else settings
         )

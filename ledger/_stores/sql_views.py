@@ -355,7 +355,7 @@ class SqlViews(Views):
         # Named after the file the path resolves to now, so that every spelling of one store
         # (a symlink, its real path) takes the same lock (rev34: two sweeps under one command
         # id ran at once, one through link.db, one through real.db).
-        path = Path(f"{os.path.realpath(self.settings.sqlite_file())}.{name}.lock")
+        path = Path(f"{self.settings.sqlite_real()}.{name}.lock")
         with store_errors(self.settings), _locked_file(path, name):
             yield
 

@@ -2676,7 +2676,7 @@ MUTANTS = (
     Mutant(
         "beside-relative-path",
         "ledger/_stores/sql.py",
-        'update={"path": os.path.realpath(settings.sqlite_opened())}',
+        'update={"path": str(settings.sqlite_real())}',
         'update={"path": settings.path, "directory": ""}',
         "verify's child checks another directory's file of the same relative name (rev30)",
         ("tests/integration/test_verify_beside.py",),
@@ -4043,7 +4043,7 @@ MUTANTS = (
     Mutant(
         "lock-named-by-spelling",
         "ledger/_stores/sql_views.py",
-        '        path = Path(f"{os.path.realpath(self.settings.sqlite_file())}.{name}.lock")\n',
+        '        path = Path(f"{self.settings.sqlite_real()}.{name}.lock")\n',
         '        path = Path(f"{self.settings.sqlite_file()}.{name}.lock")\n',
         "two sweeps under one command id run at once through a symlink and the real path (rev34)",
         ("tests/integration/test_store_file_replaced.py",),
