@@ -116,9 +116,8 @@ def digest(
             )
     walked = _planned(*ledger.store.chain_origins(), before, None)
     walked.clock = ledger.now  # an event dated ahead of it is named
-    _, snapshot_problems = _walk_and_check(ledger, walked, progress, beside)
+    _, found = _walked_and_found(ledger, walked, progress, beside)
     here = _this_store(ledger)
-    found = [p.line() for p in walked.problems + snapshot_problems]
     if found:
         raise DigestRefused(f"the log does not verify, so no digest was made: {_shown(found)}")
     # rev31: a previous digest of another store says so first, as verify's --digest does.
@@ -159,11 +158,7 @@ def verify(
     what verify finds is the same either way. Writes nothing."""
     state = _planned(*ledger.store.chain_origins(), against, since)
     state.clock = ledger.now  # an event dated ahead of it is named
-    # Read before the walk: every row read was written with its events, which the walk reads.
-    rows, _ = ledger.store.scan_availability()
-    checked, snapshot_problems = _walk_and_check(ledger, state, progress, beside)
-    problems = [p.line() for p in state.problems + snapshot_problems + _behind(state, rows)]
-    problems += ledger.store.guard_problems()  # what would refuse the next rewrite
+    checked, problems = _walked_and_found(ledger, state, progress, beside)
     proof = None
     here = _this_store(ledger)
     for name, recorded in (("the digest", against), ("the earlier digest", since)):
@@ -182,6 +177,22 @@ def verify(
         problems=problems,
         proof=proof,
     )
+
+
+def _walked_and_found(
+    ledger: Ledger, state: Walk, progress: Progress | None, beside: bool | None
+) -> tuple[int, list[str]]:
+    """Walk the log through ``state``; how many snapshots were checked and every line of
+    what is wrong with the log, its snapshots, its availability rows (a deleted tail) and the
+    guards that refuse a rewrite: what verify reports and digest refuses (rev35: digest
+    signed a log whose newest events were deleted, and a store whose guards were dropped,
+    both of which verify named)."""
+    # Read before the walk: every row read was written with its events, which the walk reads.
+    rows, _ = ledger.store.scan_availability()
+    checked, snapshot_problems = _walk_and_check(ledger, state, progress, beside)
+    problems = [p.line() for p in state.problems + snapshot_problems + _behind(state, rows)]
+    problems += ledger.store.guard_problems()  # what would refuse the next rewrite
+    return checked, problems
 
 
 def _behind(state: Walk, rows: list[Availability]) -> list[Problem]:

@@ -366,6 +366,11 @@ def test_each_attack_is_named_and_the_restored_store_verifies(
         alone = custody(store, "verify")
         assert alone.code == 5, alone
         _said_each(alone, tuple(e for e in attack.expected if not e.startswith("the digest")))
+        # digest refuses what verify alone names (rev35: it signed a log its tail was cut from)
+        refused = custody(store, "digest")
+        assert refused.code == 5, refused
+        said = "custody: the log does not verify, so no digest was made"
+        assert refused.err.startswith(said), refused
 
     log.restore(before)
     Ledger.init(store).close()  # the triggers the attacker dropped (SQLite)
