@@ -25,7 +25,7 @@ from ledger._domain.acting import check_acts
 from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable, UnknownProfile
 from ledger._domain.model import Lease, Role, quoted
 from ledger._door import Command
-from ledger.ports import Repository, Save, StreamConflict
+from ledger.ports import Misdated, Repository, Save, StreamConflict
 
 if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
@@ -43,6 +43,10 @@ R = TypeVar("R")
 # A command that loses this many version races in a row gives up (as StoreUnavailable: the
 # caller may retry); with backoff and one stream per profile that takes a storm of writers.
 MAX_ATTEMPTS = 30
+# A save the store refuses as misdated this many times in a row, its clock measured again before
+# each new decision, is not a stall or a step the measurement catches up with: said at once
+# (rev35: it was retried 30 times and answered "busy: conflicting writes").
+MISDATED_AT_MOST = 3
 
 
 class Acting(NamedTuple):
@@ -248,6 +252,7 @@ class UnitOfWork:
         given = command.command_id
         command_id, fingerprint = command.issued_id(), command.fingerprint()
         recorded = None if given is None else (given, fingerprint)
+        misdated = 0  # refusals as misdated in a row
         for attempt in range(MAX_ATTEMPTS):
             # The first attempt decides on the profile this process holds, reading nothing,
             # not even its command id; after a conflict (it was behind, or the id was used),
@@ -260,9 +265,18 @@ class UnitOfWork:
             profile, events = done.profile, done.appended
             try:
                 self.repository.save(profile, _row(profile), recorded, in_time=done.in_time)
-            except StreamConflict:  # another writer took the version or this command id, or
-                # the save got the store's locks past the deadline its decision stood on
+            except StreamConflict as conflict:  # another writer took the version or this
+                # command id, or the save got the store's locks past the deadline its decision
+                # stood on, or the store found its time too far from the store's clock
                 self.conflicts += 1
+                misdated = misdated + 1 if isinstance(conflict, Misdated) else 0
+                if misdated >= MISDATED_AT_MOST:
+                    raise StoreUnavailable(
+                        f"the store refused {misdated} times in a row to record profile "
+                        f"{profile_id}'s events as dated too far from its clock, measured again "
+                        "each time: this process's clock is not the store's (check both clocks, "
+                        "or a clock this process was given); nothing was written"
+                    ) from None
                 # Jitter keeps the losers of one race from colliding again.
                 time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311
                 continue

@@ -62,6 +62,13 @@ class StreamConflict(Exception):
     nothing of this save was kept."""
 
 
+class Misdated(StreamConflict):
+    """The store refused the save's events as dated too far from its clock (PostgreSQL's
+    insert check, for any login but the owner's): decided before a stall, or on a clock that
+    stepped since it was measured. Nothing was kept; the command is decided again at a fresh
+    time, the clock measured again first."""
+
+
 class Repository(Protocol):
     """What the service layer asks of a store. Every call is bounded by the store's timeout
     and raises ``StoreUnavailable`` when the store cannot answer, never a driver's error."""

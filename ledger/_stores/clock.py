@@ -89,6 +89,11 @@ class OffsetClock:
         self._last = given
         return datetime.fromtimestamp(given, UTC)
 
+    def forget(self) -> None:
+        """Measure again at the next ``now``: the server refused a time given as too far from
+        its clock (it stepped since it was measured, say)."""
+        self._measured_at = None
+
     def error_bound(self) -> float:
         """At most how far (seconds) a time given now may be from the server's clock, its own
         steps aside; infinite before the first measurement."""

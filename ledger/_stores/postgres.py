@@ -57,7 +57,7 @@ from ledger._stores.settings import (
     TLS_ENV,
     lock_timeout_options,
 )
-from ledger.ports import StreamConflict
+from ledger.ports import Misdated, StreamConflict
 
 _PG_UPSERT = upsert_availability_sql("%s")
 _PG_COMMAND = insert_command_sql("%s")
@@ -593,10 +593,10 @@ def _late() -> StreamConflict:
 _MISDATED = MISDATED.encode()
 
 
-def _misdated() -> StreamConflict:
+def _misdated() -> Misdated:
     """A decision dated too far from the server's clock for the insert check to take it: made
     before a stall, it is decided again at a fresh time."""
-    return StreamConflict("dated too far from the server's clock when it arrived")
+    return Misdated("dated too far from the server's clock when it arrived")
 
 
 @functools.cache

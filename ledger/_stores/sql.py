@@ -461,6 +461,10 @@ class SqlStore(Store):
             return datetime.now(UTC)
         return self.clock.now()
 
+    def doubt_clock(self) -> None:
+        if self._pg:
+            self.clock.forget()
+
     def server_time(self) -> datetime:
         """The database server's clock, read now (one query). Read as the microseconds since
         the epoch, not as a ``timestamptz``: psycopg parses one only in the ISO ``DateStyle``,

@@ -32,7 +32,14 @@ from ledger._stores.connections import store_errors as store_errors, store_failu
 from ledger._stores.mapper import ProfileEventMapper, decode_profile_id, readable_snapshot
 from ledger._stores.replaced import replaced_of
 from ledger._stores.settings import APPLICATION_NAME, StoreSettings
-from ledger.ports import Authority, CommandRecord, DirectoryRecord, Save, StreamConflict
+from ledger.ports import (
+    Authority,
+    CommandRecord,
+    DirectoryRecord,
+    Misdated,
+    Save,
+    StreamConflict,
+)
 
 if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
@@ -290,6 +297,9 @@ class Store:
                 )
         except IntegrityError:
             raise StreamConflict(", ".join(p.profile_id for p, _, _ in saves)) from None
+        except Misdated:
+            self.doubt_clock()  # the server's clock may have stepped since it was measured
+            raise
         # The saved profile is the cached one now: the next load fast-forwards from its
         # version and finds nothing, instead of reading back and decoding its own events
         # (the library caches nothing after a save when it fast-forwards).
@@ -413,6 +423,10 @@ class Store:
     def now(self) -> datetime:
         """The clock every deadline is judged on."""
         raise NotImplementedError
+
+    def doubt_clock(self) -> None:
+        """The store refused a save as dated too far from its clock (``Misdated``): the next
+        ``now`` reads the store's clock again. Nothing to do where the clock is this host's."""
 
     def authority(self) -> Authority:
         raise NotImplementedError

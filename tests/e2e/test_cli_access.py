@@ -22,7 +22,7 @@ import pytest
 from cli_process import custody, error_line, event_types, ok
 from pg_cluster import PostgresCluster, drop_database
 
-from ledger import Heartbeat, Ledger
+from ledger import Heartbeat, Ledger, StoreUnavailable
 from ledger._stores.access import MISDATED
 from ledger._stores.sql import SCHEMA_VERSION
 
@@ -315,11 +315,59 @@ def test_a_decision_that_arrives_misdated_is_decided_again(owned: Owned) -> None
                     return honest.now() - timedelta(minutes=2)
                 return honest.now()
 
+            def forget(self) -> None:  # told after the refusal: measured again
+                honest.forget()
+
         store.clock = Stalled()
         lease_id, token = str(lease["lease_id"]), int(str(lease["fencing_token"]))
         ledger.handle(Heartbeat(lease_id=lease_id, fencing_token=token, step="cart"))
         assert not late  # the misdated time was read, refused, and read again
     assert owned.timeline()[-1] == "lease_heartbeat"
+
+
+def test_a_measured_clock_the_server_stepped_from_is_measured_again_once_refused(
+    owned: Owned,
+) -> None:
+    """A server clock that stepped two minutes since the process measured it (a failover to
+    another primary): the first write is refused as misdated, and custody measures the
+    server's clock again before it decides again, instead of deciding on the stale offset until
+    its 30 s measurement age runs out (rev35: a command answered "busy" then)."""
+    worker = owned.login("worker")
+    lease = _leased(owned, worker)
+    with Ledger.open(worker) as ledger:
+        store: Any = ledger.store
+        clock = store.clock
+        ledger.now()
+        clock._offset -= 120.0  # as if measured before a step of two minutes
+        measured = clock.measurements
+        lease_id, token = str(lease["lease_id"]), int(str(lease["fencing_token"]))
+        ledger.handle(Heartbeat(lease_id=lease_id, fencing_token=token, step="cart"))
+        assert clock.measurements == measured + 1
+        assert ledger.uow.conflicts == 1
+    assert owned.timeline()[-1] == "lease_heartbeat"
+
+
+def test_a_clock_that_is_not_the_stores_is_said_so_and_writes_nothing(owned: Owned) -> None:
+    """rev35: a worker whose times are two minutes off the server's (a clock it was given;
+    measured again, the store's own clock would not be) was refused as misdated thirty times
+    and told "profile ... is busy: 30 conflicting writes in a row; retry", which no retry
+    mends. After three refusals in a row it is told its clock is not the store's, exit 6."""
+    worker = owned.login("worker")
+    lease = _leased(owned, worker)
+    rows = _events(owned)
+    lease_id, token = str(lease["lease_id"]), int(str(lease["fencing_token"]))
+    for shift in (120, -120):
+        off = lambda s=shift: datetime.now(UTC) + timedelta(seconds=s)  # noqa: E731
+        with Ledger.open(worker, clock=off) as ledger:
+            with pytest.raises(StoreUnavailable) as refused:
+                ledger.handle(Heartbeat(lease_id=lease_id, fencing_token=token, step="cart"))
+            assert ledger.uow.conflicts == 3
+        said = str(refused.value)
+        assert "dated too far from its clock" in said, said
+        assert "this process's clock is not the store's" in said, said
+        assert "busy" not in said, said
+        assert refused.value.exit_code == 6
+    assert _events(owned) == rows
 
 
 def test_an_operator_login_registers_a_profile_only_once(owned: Owned) -> None:
