@@ -13,11 +13,13 @@ into the state machine alone, never the aggregate with its commands and their ru
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 from ledger._domain.directories import normalised
 from ledger._domain.errors import StoreUnavailable, UnknownProfile
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from ledger.feed import Feed
 
 R = TypeVar("R")
+P = ParamSpec("P")
 # The most commands ``handle_together`` writes in one transaction: PostgreSQL takes at most
 # 65,535 parameters a statement, and a batch's one statement takes about 25 to 40 a command
 # (its events, its availability row's 21 columns, its command id).
@@ -48,13 +51,27 @@ TOGETHER_AT_MOST = 500
 _INHERITED: list[SqlStore] = []
 
 
+def _in_turn(method: Callable[Concatenate[Ledger, P], R]) -> Callable[Concatenate[Ledger, P], R]:
+    """``method`` run while its ledger's calls take turns: threads that share one ledger wait
+    for each other (rev35: eight threads on one ledger moved its cached profiles forward at
+    once and were told an event of the log could not be read, the log intact)."""
+
+    @functools.wraps(method)
+    def taking_turns(self: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._turn():
+            return method(self, *args, **kwargs)
+
+    return taking_turns
+
+
 class Ledger:
     """The ledger on one store: ``handle`` runs a command, the other methods read.
 
     Open with ``Ledger.open(store_url)`` (or ``Ledger.init``); close when done (it is a context
-    manager). One per thread. A process forked from one holding it may use it: the child opens
-    the store again on its first use, leaving the parent's connections to the parent. Reads
-    return read models, never the aggregate."""
+    manager). Threads that share one take turns (one per thread runs them side by side). A
+    process forked from one holding it may use it: the child opens the store again on its
+    first use, leaving the parent's connections to the parent. Reads return read models,
+    never the aggregate. Not picklable: a process started otherwise opens its own."""
 
     def __init__(
         self,
@@ -71,6 +88,21 @@ class Ledger:
         self._uow: UnitOfWork | None = None
         self._store: SqlStore | None = None
         self._pid = 0  # the process that opened the store
+        self._lock = threading.RLock()
+        self._lock_pid = os.getpid()  # the process the lock is of
+
+    def _turn(self) -> threading.RLock:
+        """The lock the ledger's calls take turns by; a forked child's own (a thread of the
+        parent may have held the parent's as it forked, and is not there to release it)."""
+        if self._lock_pid != os.getpid():
+            self._lock, self._lock_pid = threading.RLock(), os.getpid()
+        return self._lock
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a Ledger cannot be pickled (it holds the store's connections): pass its store's "
+            "URL to the other process and open a Ledger there (Ledger.open(url))"
+        )
 
     @classmethod
     def open(
@@ -122,6 +154,7 @@ class Ledger:
         """The unit of work on the open store; a missing store is not created here."""
         return self._open(creating=False)
 
+    @_in_turn
     def _open(self, *, creating: bool) -> UnitOfWork:
         """Open the store on first use. Only a command that makes a profile may create a new
         store (and only if this ledger was opened with ``create``): a mistyped path given to
@@ -145,6 +178,7 @@ class Ledger:
         assert self._store is not None
         return self._store
 
+    @_in_turn
     def close(self) -> None:
         if self._store is not None and self._pid != os.getpid():  # the parent's, not ours
             _INHERITED.append(self._store)
@@ -158,6 +192,7 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @_in_turn
     def handle(self, command: Command[R]) -> R:
         """Run ``command`` (``Checkout(...)``, ``Heartbeat(...)``, ...; ``ledger._commands``)
         through its handler and return its answer. The store is reached only now, so a
@@ -181,6 +216,7 @@ class Ledger:
                 refuse_aliases(command.profile_id, command.user_data_dir, self.store.overlapping)
         return handlers.handle(uow, command)
 
+    @_in_turn
     def handle_together(self, commands: Sequence[Command[Any]]) -> list[Any]:
         """Run several commands with their writes in one transaction (group commit: a process
         serving many leases renews them in one round of the store, not one each), up to
@@ -212,10 +248,12 @@ class Ledger:
         races lost, and resent command ids that their write found used (then answered)."""
         return self._uow.conflicts if self._uow is not None else 0
 
+    @_in_turn
     def now(self) -> datetime:
         """The clock every deadline is judged on (the store's, unless a test injects one)."""
         return self.uow.now()
 
+    @_in_turn
     def _state(self, profile_id: str, version: int | None = None) -> ProfileStateMachine:
         """The profile's state as its events leave it (as of ``version``), what every read
         judges: folded without the aggregate's commands (``Store.state``). ``UnknownProfile``
@@ -225,6 +263,7 @@ class Ledger:
             raise UnknownProfile(profile_id)
         return state
 
+    @_in_turn
     def view(self, profile_id: str) -> ProfileView:
         """The profile as its events leave it, judged now; ``UnknownProfile`` if absent."""
         from ledger._domain.view import view_of
@@ -233,6 +272,7 @@ class Ledger:
         profile = self._state(pid)
         return view_of(profile, profile.registration(), self.now())
 
+    @_in_turn
     def checked_view(self, profile_id: str) -> tuple[ProfileView, str | None]:
         """``view``, and what is wrong with the profile's stored availability row (None: it
         agrees), from one load of its events: the row is read first, so an honest row is
@@ -245,6 +285,7 @@ class Ledger:
         problem = self._row_problem(pid, stored, profile)
         return view_of(profile, profile.registration(), self.now()), problem
 
+    @_in_turn
     def overlapping_profiles(self, view: ProfileView) -> list[str]:
         """The other profiles whose registered directory is, contains or lies inside the
         viewed profile's, in directory order (only a store from before schema 5 can hold any:
@@ -255,6 +296,7 @@ class Ledger:
         found = self.store.overlapping(normalised(directory))
         return [d.profile_id for d in found if d.profile_id != profile_id]
 
+    @_in_turn
     def check_lease(self, lease_id: str) -> LeaseCheck:
         """Is the lease still its profile's live lease (not ended, not marked stale, its renewal
         deadline not passed on the store's time)? What a worker polls while it holds one, to
@@ -271,6 +313,7 @@ class Ledger:
             row = availability_of(self._state(pid))
         return lease_check(row, lid, self.now())
 
+    @_in_turn
     def lease_worker(self, lease_id: str) -> str | None:
         """The worker that holds (or last held) the lease, while its profile's availability row
         still names it; None when the row names another lease. One indexed read: what a
@@ -286,10 +329,12 @@ class Ledger:
             return row.holder_worker
         return row.last_worker if row.last_lease_id == lid else None
 
+    @_in_turn
     def profile_ids(self) -> list[str]:
         """Every registered profile, read from the event log itself, in id order."""
         return self.store.profile_ids()
 
+    @_in_turn
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first; ``UnknownProfile`` if none."""
         pid = ProfileQuery(profile_id=profile_id).profile_id
@@ -298,6 +343,7 @@ class Ledger:
             raise UnknownProfile(pid)
         return events
 
+    @_in_turn
     def require(self, profile_id: str) -> None:
         """``UnknownProfile`` unless the profile was registered (``InvalidInput`` for a
         malformed id); one indexed read, whatever the stream's length."""
@@ -305,12 +351,14 @@ class Ledger:
         if not self.store.exists(pid):
             raise UnknownProfile(pid)
 
+    @_in_turn
     def may_record(self, command: RecordBrowserStop) -> None:
         """``Forbidden`` unless the store's login may act in the role ``command`` is recorded
         in: asked before what it records is done (a browser stopped), not only when it is
         handled after."""
         self.uow.require(command.acts_as)
 
+    @_in_turn
     def checkout_denial(
         self, profile_id: str, *, account_id: str | None = None, proxy_id: str | None = None
     ) -> Denial | None:
@@ -323,6 +371,7 @@ class Ledger:
         denial = context_denial(profile, account_id, proxy_id) or state_denial(profile, now)
         return None if denial is None else also_blocked(profile, denial, now)
 
+    @_in_turn
     def view_as_of(self, profile_id: str, version: int, at: datetime) -> ProfileView:
         """The profile as its first ``version`` events left it, judged at ``at`` (what a
         checkout at ``at`` would have been told); ``UnknownProfile`` if absent."""
@@ -339,14 +388,17 @@ class Ledger:
 
         return Feed(self.store)
 
+    @_in_turn
     def availability(self) -> list[Availability]:
         """Every readable availability row, as stored beside its events."""
         return self.store.availability()
 
+    @_in_turn
     def damaged_availability(self) -> dict[str, str]:
         """Rows that cannot be read (a NULL, a junk value), by profile id, with the problem."""
         return self.store.damaged_rows()
 
+    @_in_turn
     def availability_from_events(self, profile_id: str, version: int | None = None) -> Availability:
         """The row the profile's events give now (what ``rebuild`` would write), or as its
         first ``version`` events left it."""
@@ -355,6 +407,7 @@ class Ledger:
         pid = ProfileQuery(profile_id=profile_id).profile_id
         return availability_of(self._state(pid, version))
 
+    @_in_turn
     def row_problem(self, profile_id: str) -> str | None:
         """What is wrong with a registered profile's stored availability row, or None when it
         agrees with the events."""

@@ -4139,6 +4139,56 @@ MUTANTS = (
         "a 200-character command id used before is quoted whole (rev34)",
         ("tests/unit/test_service_layer.py",),
     ),
+    Mutant(
+        "digest-refuses-only-broken-chains",
+        "ledger/audit.py",
+        "    _, found = _walked_and_found(ledger, walked, progress, beside)\n",
+        "    _walk_and_check(ledger, walked, progress, beside)\n"
+        "    found = [p.line() for p in walked.problems]\n",
+        "digest signs a log whose tail was cut, or whose guards were dropped (rev35)",
+        ("tests/integration/test_tamper.py", "tests/integration/test_append_only.py"),
+    ),
+    Mutant(
+        "misdated-retried-thirty-times",
+        "ledger/_unit_of_work.py",
+        "                if misdated >= MISDATED_AT_MOST:\n",
+        "                if False:\n",
+        "a clock that is not the store's is told 'busy: 30 conflicting writes' (rev35)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_a_clock_that_is_not_the_stores_is_said_so_and_writes_nothing",
+        ),
+    ),
+    Mutant(
+        "misdated-clock-not-measured-again",
+        "ledger/_stores/store.py",
+        "            self.doubt_clock()  # the server's clock may have stepped since it was "
+        "measured\n",
+        "            pass\n",
+        "a process decides on a clock offset the server stepped from until it ages out (rev35)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_a_measured_clock_the_server_stepped_from_is_measured_again_once_refused",
+        ),
+    ),
+    Mutant(
+        "ledger-threads-unturned",
+        "ledger/_application.py",
+        "        with self._turn():\n            return method(self, *args, **kwargs)\n",
+        "        return method(self, *args, **kwargs)\n",
+        "threads sharing a ledger are told an intact log cannot be read (rev35)",
+        ("tests/integration/test_ledger_threads.py::test_threads_sharing_a_ledger_take_turns",),
+    ),
+    Mutant(
+        "ledger-pickled-as-is",
+        "ledger/_application.py",
+        "    def __reduce__(self) -> Any:\n",
+        "    def _reduce_unused(self) -> Any:\n",
+        "a ledger handed to a spawned process fails on a lambda nobody wrote (rev35)",
+        (
+            "tests/integration/test_ledger_threads.py::test_a_ledger_is_not_pickled_and_says_what_to_do",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
