@@ -96,12 +96,15 @@ class Done(NamedTuple):
 # further keeps its own time: raised, every deadline decided on it would stretch by the step,
 # and the sweep, judging on the clock, would leave a dead worker's lease unswept as long (rev28).
 RAISED_AT_MOST = timedelta(seconds=1)
-# How long past its lease's deadline a worker's decision made before it may still commit: the
-# store clock's own error bound (``ledger._stores.clock``: about 20 ms and half a round trip).
+# How long past its lease's deadline a worker's decision made before it may still commit: none.
 # A save that gets the store's locks later is refused and decided again, as the lease then
 # stands (rev34: a release that waited 2.5 s behind another writer's lock committed after
-# the deadline, and returned to the pool a profile every read had called stale).
-COMMIT_GRACE_S = 0.1
+# the deadline, and returned to the pool a profile every read had called stale). It was the
+# store clock's error bound (0.1 s) until rev35: the service then answered a lease "not live:
+# a heartbeat is refused" at its deadline and took a heartbeat 60 ms later, which renewed it;
+# the reads and the check judge on the one clock of the process, so no bound is due between
+# them (processes apart judge within the clock's bound: ttl-as-a-deadline.md).
+COMMIT_GRACE_S = 0.0
 
 
 class _Issued(NamedTuple):

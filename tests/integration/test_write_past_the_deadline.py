@@ -46,9 +46,11 @@ def _until(moment: datetime) -> None:
     time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
 
 
-def _held_up(url: str, lease: Lease, write: Callable[[], object]) -> BaseException | None:
+def _held_up(
+    url: str, lease: Lease, write: Callable[[], object], past: float = 0.8
+) -> BaseException | None:
     """``write`` sent 0.4 s before the lease's deadline while another connection holds the
-    lock until 0.8 s after it; what it raised (None: it was kept)."""
+    lock until ``past`` seconds after it; what it raised (None: it was kept)."""
     outcome: list[BaseException | None] = []
 
     def writing() -> None:
@@ -63,7 +65,7 @@ def _held_up(url: str, lease: Lease, write: Callable[[], object]) -> BaseExcepti
     with _locked(url):
         writer = threading.Thread(target=writing)
         writer.start()
-        _until(lease.expires_at + timedelta(seconds=0.8))
+        _until(lease.expires_at + timedelta(seconds=past))
     writer.join(timeout=30)
     assert outcome, "the write did not return"
     return outcome[0]
@@ -89,6 +91,23 @@ def test_a_write_held_up_past_the_deadline_keeps_nothing(sql_store_url: str, com
         assert kinds == ["profile_registered", "lease_acquired"], kinds
         with pytest.raises(CheckoutDenied, match="stale"):
             ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+
+
+def test_a_write_held_up_just_past_the_deadline_keeps_nothing(sql_store_url: str) -> None:
+    """rev35 service review: the lease read said "not live: a heartbeat is refused" 20 ms
+    past the deadline, then a heartbeat that got the lock 60 ms past it was kept and renewed
+    the lease (the save was allowed 0.1 s past the deadline). Read and save judge on one
+    clock: once the read says lost, no save of a decision before it is kept."""
+    with Ledger.open(sql_store_url) as ledger:
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=2)
+        )
+        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart")
+        told = _held_up(sql_store_url, lease, lambda: ledger.handle(beat), past=0.06)
+        assert isinstance(told, LeaseLost), told
+        assert [e.event_type for e in ledger.history(pid)][-1] == "lease_acquired"
+        assert not ledger.check_lease(lease.lease_id).live
 
 
 def test_a_write_held_up_within_its_deadline_is_kept(sql_store_url: str) -> None:

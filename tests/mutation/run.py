@@ -4189,6 +4189,17 @@ MUTANTS = (
             "tests/integration/test_ledger_threads.py::test_a_ledger_is_not_pickled_and_says_what_to_do",
         ),
     ),
+    Mutant(
+        "commit-grace-past-the-deadline",
+        "ledger/_unit_of_work.py",
+        "COMMIT_GRACE_S = 0.0\n",
+        "COMMIT_GRACE_S = 0.1\n",
+        "a heartbeat kept after the service answered its lease lost renews it (rev35)",
+        (
+            "tests/integration/test_write_past_the_deadline.py::"
+            "test_a_write_held_up_just_past_the_deadline_keeps_nothing",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
