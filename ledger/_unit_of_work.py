@@ -22,10 +22,17 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ledger._domain.acting import check_acts
-from ledger._domain.errors import InvalidInput, LedgerError, StoreUnavailable, UnknownProfile
+from ledger._domain.errors import (
+    InvalidInput,
+    LeaseLost,
+    LedgerError,
+    NotAllowed,
+    StoreUnavailable,
+    UnknownProfile,
+)
 from ledger._domain.model import Lease, Role, quoted
 from ledger._door import Command
-from ledger.ports import Misdated, Repository, Save, StreamConflict
+from ledger.ports import DeadlineRefused, Misdated, Repository, Save, StreamConflict
 
 if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
@@ -256,6 +263,7 @@ class UnitOfWork:
         command_id, fingerprint = command.issued_id(), command.fingerprint()
         recorded = None if given is None else (given, fingerprint)
         misdated = 0  # refusals as misdated in a row
+        refused: DeadlineRefused | None = None  # the last attempt's, if the store judged so
         for attempt in range(MAX_ATTEMPTS):
             # The first attempt decides on the profile this process holds, reading nothing,
             # not even its command id; after a conflict (it was behind, or the id was used),
@@ -268,11 +276,11 @@ class UnitOfWork:
             profile, events = done.profile, done.appended
             try:
                 self.repository.save(profile, _row(profile), recorded, in_time=done.in_time)
-            except StreamConflict as conflict:  # another writer took the version or this
-                # command id, or the save got the store's locks past the deadline its decision
-                # stood on, or the store found its time too far from the store's clock
+            except StreamConflict as e:  # another writer took the version or this command id,
+                # or the save got the store's locks past the deadline its decision stood on, or
+                # the store found its time too far from the store's clock
                 self.conflicts += 1
-                misdated = misdated + 1 if isinstance(conflict, Misdated) else 0
+                misdated = misdated + 1 if isinstance(e, Misdated) else 0
                 if misdated >= MISDATED_AT_MOST:
                     raise StoreUnavailable(
                         f"the store refused {misdated} times in a row to record profile "
@@ -280,6 +288,12 @@ class UnitOfWork:
                         "each time: this process's clock is not the store's (check both clocks, "
                         "or a clock this process was given); nothing was written"
                     ) from None
+                if isinstance(e, DeadlineRefused):
+                    if refused is not None:  # decided again at a fresh time, refused again
+                        raise _judged_by_the_store(e, acting) from None
+                    refused = e
+                    continue  # decided again at once: nothing to back off from
+                refused = None
                 # Jitter keeps the losers of one race from colliding again.
                 time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311
                 continue
@@ -486,6 +500,20 @@ def _in_time(profile: Profile, acting: Acting, issued: _Issued) -> float | None:
         return None  # refused by the decision
     deadline = lease.capped(lease.expires_at)
     return issued.read_at + (deadline - issued.now).total_seconds() + COMMIT_GRACE_S
+
+
+def _judged_by_the_store(refused: DeadlineRefused, acting: Acting) -> LedgerError:
+    """A command the store refused twice in a row on its lease's deadline, as its own clock
+    has it (``DeadlineRefused``), decided again at a fresh time in between: the decision was
+    made on a clock other than the store's (a worker's host behind, a scheduler's ahead).
+    Deadlines are judged on the store's clock: a worker's lease is lost (exit 4), as the
+    ledger would have said deciding on that clock; another role's command is not allowed
+    (a sweep names the profile among its failures and settles nothing of it). Never the
+    conflicts' "busy": retrying changes nothing until the clock is set right."""
+    why = f"the store refused it: {refused}"
+    if acting.role is Role.WORKER and acting.lease_id is not None:
+        return LeaseLost(acting.lease_id, why)
+    return NotAllowed(why)
 
 
 def _row(profile: Profile) -> Availability:

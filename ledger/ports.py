@@ -69,6 +69,14 @@ class Misdated(StreamConflict):
     time, the clock measured again first."""
 
 
+class DeadlineRefused(StreamConflict):
+    """The store judged the lease the save acts on by its own clock and refused it (nothing
+    kept): a worker's event past the lease's deadline, a scheduler's stale mark before it
+    (PostgreSQL's insert check on a login's events). Decided again at a fresh time like any
+    conflict; refused so again, the command is refused as the lease stands on the store's
+    clock (``ledger._unit_of_work``). Its text is the store's."""
+
+
 class Repository(Protocol):
     """What the service layer asks of a store. Every call is bounded by the store's timeout
     and raises ``StoreUnavailable`` when the store cannot answer, never a driver's error."""

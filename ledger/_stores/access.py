@@ -67,6 +67,18 @@ CLOCK_SLACK_SECONDS = 60
 # arrives, and is decided again at a fresh time (``ledger._stores.postgres``), not refused
 # (rev34 review: an honest heartbeat after a 65 s stall failed as a login's privilege).
 MISDATED = "CU001"
+# How far a lease's deadline may lie on the wrong side of the server's clock when a login's
+# lease event arrives (``_check_append_ddl``): a worker's event after the lease's deadline
+# past it, a scheduler's stale mark before it. Deadlines are judged on the store's clock; an
+# honest writer's is within about 20 ms of it (``ledger._stores.clock``), and its own write
+# is refused past the deadline plus ``ledger._unit_of_work.COMMIT_GRACE_S`` (0.1 s), so a
+# second is never met by one (rev35 review: a worker's login with its clock 10 s behind
+# released a lease 5 s past its deadline, clean, and the profile was leased again).
+DEADLINE_GRACE_SECONDS = 1
+# The SQLSTATE of that refusal: the command decides again at a fresh time, and one refused so
+# twice in a row is refused as its lease then stands on the store's clock
+# (``ledger._stores.postgres``, ``ledger._unit_of_work``): a worker's lease lost.
+DEADLINE_REFUSED = "CU002"
 
 
 # Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
@@ -213,11 +225,26 @@ def _check_append_ddl(events: str, availability: str) -> str:
     ``CLOCK_SLACK_SECONDS`` of the server's clock, as every time custody gives an event does
     (``ledger._stores.clock``): a worker's login appended heartbeats dated ahead, each renewing
     the lease from its own forged time, and held a profile out of the sweep's sight for as
-    long as it liked (rev34); dated behind, it could renew a lease past its deadline."""
-    from ledger._domain.authority import ROLE_EVENTS  # the events: for the DDL only
-    from ledger._domain.events import ProfileRegistered  # its type: for the DDL only
+    long as it liked (rev34); dated behind, it could renew a lease past its deadline.
 
-    registered = ProfileRegistered.event_type
+    And the lease's deadline is judged on the server's clock (``DEADLINE_GRACE_SECONDS``):
+    a worker's event on its lease (every one but the acquisition) is refused once the deadline
+    the lease had before it is past, a scheduler's stale mark while that deadline is ahead.
+    The ledger judges a deadline on the time the writer put into the event, and that is the
+    writer's: a worker's login with its clock 10 s behind released a lease 5 s past its
+    deadline, clean, back to the pool; a scheduler's 50 s ahead swept a lease live for 30 s
+    more (rev35). The deadline is the ``expires_at`` of the stream's latest lease event before
+    this one (an acquisition's lease, a heartbeat's, an extension's, written capped at the
+    hard limit), found walking the stream's key back from the event's version (a release's
+    ending, in the same insert, is judged on the lease's deadline too, not on its release)."""
+    from ledger._domain import events as ev  # the types: for the DDL only
+    from ledger._domain.authority import ROLE_EVENTS  # the events: for the DDL only
+
+    registered = ev.ProfileRegistered.event_type
+    acquired = ev.LeaseAcquired.event_type
+    renewals = (ev.LeaseHeartbeat.event_type, ev.LeaseExtended.event_type)
+    stale = ev.LeaseMarkedStale.event_type
+    worker, scheduler = Role.WORKER.value, Role.SCHEDULER.value
 
     cases = "\n".join(
         f"        WHEN '{role.value}' THEN ARRAY[{', '.join(repr(t) for t in sorted(types))}]"
@@ -230,6 +257,7 @@ DECLARE
     state json;
     dated text;  -- the event's time, as its envelope holds it
     named text;  -- the profile the event names
+    due text;  -- the deadline of the lease the event acts on, as its last lease event holds it
 BEGIN
     IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
                    'MEMBER') THEN
@@ -297,6 +325,42 @@ BEGIN
         RAISE EXCEPTION 'login % may not append to a stream profile % was not registered in',
             current_user, named
             USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- The lease's deadline, on the server's clock: the latest lease event before this one,
+    -- walking the stream's key back (a lease of many heartbeats is not scanned).
+    IF (acting = '{worker}' AND NEW.topic <> '{acquired}')
+       OR (acting = '{scheduler}' AND NEW.topic = '{stale}') THEN
+        SELECT CASE d.topic WHEN '{acquired}' THEN d.body #>> '{{lease,expires_at}}'
+               ELSE d.body ->> 'expires_at' END INTO due
+        FROM (
+            SELECT e.topic, convert_from(e.state, 'UTF8')::json AS body FROM {events} e
+            WHERE e.originator_id = NEW.originator_id
+            AND e.originator_version < NEW.originator_version
+            AND e.topic IN ('{acquired}', '{renewals[0]}', '{renewals[1]}')
+            ORDER BY e.originator_version DESC LIMIT 1
+        ) d;
+        IF due IS NOT NULL
+           AND due !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9:.]+Z$' THEN
+            RAISE EXCEPTION 'login % may not record % on a lease whose deadline is not '
+                'custody''s time (%)', current_user, NEW.topic, due
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF acting = '{worker}'
+           AND due::timestamptz < clock_timestamp() - interval '{DEADLINE_GRACE_SECONDS} seconds'
+        THEN
+            RAISE EXCEPTION 'login % may not record % on a lease past its deadline (%) on the '
+                'server''s clock (%), where deadlines are judged (check this host''s clock)',
+                current_user, NEW.topic, due, clock_timestamp()
+                USING ERRCODE = '{DEADLINE_REFUSED}';
+        END IF;
+        IF acting = '{scheduler}'
+           AND due::timestamptz > clock_timestamp() + interval '{DEADLINE_GRACE_SECONDS} seconds'
+        THEN
+            RAISE EXCEPTION 'login % may not mark stale a lease before its deadline (%) on the '
+                'server''s clock (%), where deadlines are judged (check this host''s clock)',
+                current_user, due, clock_timestamp()
+                USING ERRCODE = '{DEADLINE_REFUSED}';
+        END IF;
     END IF;
     -- The streams this transaction appended to, for the rows written beside its events
     -- (custody_check_beside, which looks each event up: a session may set this too).

@@ -119,7 +119,13 @@ class Migrating(Protocol):
 #    every event: a worker's login appended heartbeats dated ahead, each renewing its lease
 #    from its own forged time, and held a profile out of the sweep's sight (rev34). No table
 #    changes; a store is refused until ``init`` has installed the check.
-SCHEMA_VERSION = 17
+# 18: on PostgreSQL the events' insert trigger judges a login's lease event by the lease's
+#    deadline on the server's clock (``access.DEADLINE_GRACE_SECONDS``): a worker's event past
+#    it is refused, and a scheduler's stale mark before it, since the ledger judged the
+#    deadline on the time the writer put into the event (rev35: a worker's login with its
+#    clock 10 s behind released a lease 5 s past its deadline, clean, back to the pool). No
+#    table changes; a store is refused until ``init`` has installed the check.
+SCHEMA_VERSION = 18
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (

@@ -36,7 +36,7 @@ from psycopg.sql import SQL, Identifier, Literal
 from psycopg_pool import ConnectionPool, PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
 
-from ledger._stores.access import MISDATED
+from ledger._stores.access import DEADLINE_REFUSED, MISDATED
 from ledger._stores.recorders import (
     COMMANDS_COLUMNS,
     COMMANDS_TABLE,
@@ -57,7 +57,7 @@ from ledger._stores.settings import (
     TLS_ENV,
     lock_timeout_options,
 )
-from ledger.ports import Misdated, StreamConflict
+from ledger.ports import DeadlineRefused, Misdated, StreamConflict
 
 _PG_UPSERT = upsert_availability_sql("%s")
 _PG_COMMAND = insert_command_sql("%s")
@@ -179,6 +179,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                         raise _late() from None
                     if isinstance(e, psycopg.Error) and e.sqlstate == MISDATED:
                         raise _misdated() from None
+                    if isinstance(e, psycopg.Error) and e.sqlstate == DEADLINE_REFUSED:
+                        raise DeadlineRefused(e.diag.message_primary or str(e)) from None
                     raise
             if stored_events:
                 ids = self._fetch_ids_after_insert_events(appending, stored_events, **kwargs)
@@ -553,6 +555,9 @@ def _round_trip(
                 raise _late()
             if at == append and result.error_field(pq.DiagnosticField.SQLSTATE) == _MISDATED:
                 raise _misdated()
+            if at == append and result.error_field(pq.DiagnosticField.SQLSTATE) == _DEADLINE:
+                said = result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b""
+                raise DeadlineRefused(said.decode("utf-8", "replace"))
             raise psycopg.errors.error_from_result(result, encoding="utf-8")
     return results[append]
 
@@ -591,6 +596,7 @@ def _late() -> StreamConflict:
 
 
 _MISDATED = MISDATED.encode()
+_DEADLINE = DEADLINE_REFUSED.encode()
 
 
 def _misdated() -> Misdated:
