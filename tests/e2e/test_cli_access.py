@@ -22,7 +22,7 @@ import pytest
 from cli_process import custody, error_line, event_types, ok
 from pg_cluster import PostgresCluster, drop_database
 
-from ledger import Heartbeat, Ledger, StoreUnavailable
+from ledger import Checkout, Heartbeat, LeaseLost, Ledger, Release, StoreUnavailable, Sweep
 from ledger._stores.access import MISDATED
 from ledger._stores.sql import SCHEMA_VERSION
 
@@ -368,6 +368,90 @@ def test_a_clock_that_is_not_the_stores_is_said_so_and_writes_nothing(owned: Own
         assert "busy" not in said, said
         assert refused.value.exit_code == 6
     assert _events(owned) == rows
+
+
+def _shifted(seconds: float) -> Any:
+    """A clock ``seconds`` off the server's (the local one, which the cluster shares)."""
+    return lambda: datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def _versions(owned: Owned) -> list[tuple[Any, int]]:
+    return [(r[0], r[1]) for r in _events(owned)]
+
+
+def test_a_worker_login_acts_on_its_lease_only_before_its_deadline_on_the_server_s_clock(
+    owned: Owned,
+) -> None:
+    """rev35: the ledger judged a lease's deadline on the time in the event, the writer's: a
+    worker's login with its clock 10 s behind released a lease 5 s past its deadline, clean,
+    the profile went back to the pool and was leased again, and verify held. The database
+    refuses a worker's lease event once the lease's deadline is past on the server's clock;
+    the command decides again at a fresh time and, refused again, is lease lost (exit 4),
+    nothing written. An honest heartbeat just before the deadline still goes through, and an
+    honest sweep settles the lease after it. A store of schema 17 is refused until ``custody
+    init`` installs the check."""
+    worker, scheduler = owned.login("worker"), owned.login("scheduler")
+    ok(owned.cli(owned.url, *REGISTER))
+    _refused_until_init(owned, worker, 17)
+    with Ledger.open(worker) as ledger:
+        lease = ledger.handle(
+            Checkout(profile_id=PROFILE, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=2)
+        )
+        time.sleep(1.3)  # just before the deadline: an honest heartbeat renews it
+        lease = ledger.handle(
+            Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step="cart")
+        )
+    time.sleep(max(0.0, (lease.expires_at - datetime.now(UTC)).total_seconds()) + 1.5)
+    versions = _versions(owned)
+    acts = {
+        "heartbeat": Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token),
+        "release": Release(
+            lease_id=lease.lease_id,
+            fencing_token=lease.fencing_token,
+            outcome="success",
+            final_url="https://shop.example/done",
+        ),
+    }
+    with Ledger.open(worker, clock=_shifted(-10)) as behind:
+        for command in acts.values():  # DID NOT RAISE: taken past the deadline
+            with pytest.raises(LeaseLost, match="past its deadline") as lost:
+                behind.handle(command)
+            assert lost.value.exit_code == 4
+    assert _versions(owned) == versions  # nothing written
+    assert owned.timeline()[-1] == "lease_heartbeat"
+    shown = ok(owned.cli(owned.url, "--json", "why", PROFILE)).json()
+    assert shown["state"] == "leased", shown  # not back in the pool
+    with Ledger.open(scheduler) as sweeper:  # the honest sweep after the deadline
+        report = sweeper.handle(Sweep())
+    assert [r.profile_id for r in report.settled] == [PROFILE], report
+    assert ok(owned.cli(owned.url, "--json", "why", PROFILE)).json()["state"] != "available"
+
+
+def test_a_scheduler_login_marks_stale_only_a_lease_past_its_deadline_on_the_server_s_clock(
+    owned: Owned,
+) -> None:
+    """rev35: a scheduler's login with its clock 50 s ahead swept a lease live for 30 s more
+    on the server's clock, and settled it. The database refuses a stale mark before the
+    lease's deadline on the server's clock: the sweep settles nothing and names the profile
+    among its failures, the lease still live, its worker's heartbeat taken."""
+    worker, scheduler = owned.login("worker"), owned.login("scheduler")
+    ok(owned.cli(owned.url, *REGISTER))
+    with Ledger.open(worker) as ledger:
+        lease = ledger.handle(
+            Checkout(profile_id=PROFILE, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+        )
+    versions = _versions(owned)
+    with Ledger.open(scheduler, clock=_shifted(50)) as ahead:
+        report = ahead.handle(Sweep())
+    assert report.settled == [], report  # a live lease settled early
+    assert [f.profile_id for f in report.failed] == [PROFILE], report
+    assert "before its deadline" in report.failed[0].error
+    assert "busy" not in report.failed[0].error
+    assert _versions(owned) == versions
+    assert ok(owned.cli(owned.url, "--json", "why", PROFILE)).json()["state"] == "leased"
+    with Ledger.open(worker) as ledger:
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+    assert owned.timeline()[-1] == "lease_heartbeat"
 
 
 def test_an_operator_login_registers_a_profile_only_once(owned: Owned) -> None:
