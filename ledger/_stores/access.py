@@ -235,8 +235,9 @@ def _check_append_ddl(events: str, availability: str) -> str:
     deadline, clean, back to the pool; a scheduler's 50 s ahead swept a lease live for 30 s
     more (rev35). The deadline is the ``expires_at`` of the stream's latest lease event before
     this one (an acquisition's lease, a heartbeat's, an extension's, written capped at the
-    hard limit), found walking the stream's key back from the event's version (a release's
-    ending, in the same insert, is judged on the lease's deadline too, not on its release)."""
+    hard limit), found walking the stream's key back from the event's version, one version at
+    a time (a release's ending, in the same insert, is judged on the lease's deadline too, not
+    on its release)."""
     from ledger._domain import events as ev  # the types: for the DDL only
     from ledger._domain.authority import ROLE_EVENTS  # the events: for the DDL only
 
@@ -258,6 +259,8 @@ DECLARE
     dated text;  -- the event's time, as its envelope holds it
     named text;  -- the profile the event names
     due text;  -- the deadline of the lease the event acts on, as its last lease event holds it
+    lease_topic text;  -- that event's type
+    lease_state bytea;  -- and its body
 BEGIN
     IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
                    'MEMBER') THEN
@@ -327,18 +330,23 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     -- The lease's deadline, on the server's clock: the latest lease event before this one,
-    -- walking the stream's key back (a lease of many heartbeats is not scanned).
+    -- walking the stream back one version at a time on its key. Not one query ordered by
+    -- version with a LIMIT: the planner read every event of the stream for it (a bitmap
+    -- scan, then a sort), 2 ms a heartbeat on a lease of 2,000.
     IF (acting = '{worker}' AND NEW.topic <> '{acquired}')
        OR (acting = '{scheduler}' AND NEW.topic = '{stale}') THEN
-        SELECT CASE d.topic WHEN '{acquired}' THEN d.body #>> '{{lease,expires_at}}'
-               ELSE d.body ->> 'expires_at' END INTO due
-        FROM (
-            SELECT e.topic, convert_from(e.state, 'UTF8')::json AS body FROM {events} e
+        FOR back IN 1 .. NEW.originator_version - 1 LOOP
+            SELECT e.topic, e.state INTO lease_topic, lease_state FROM {events} e
             WHERE e.originator_id = NEW.originator_id
-            AND e.originator_version < NEW.originator_version
-            AND e.topic IN ('{acquired}', '{renewals[0]}', '{renewals[1]}')
-            ORDER BY e.originator_version DESC LIMIT 1
-        ) d;
+            AND e.originator_version = NEW.originator_version - back;
+            EXIT WHEN lease_topic IN ('{acquired}', '{renewals[0]}', '{renewals[1]}');
+            lease_topic := NULL;
+        END LOOP;
+        IF lease_topic = '{acquired}' THEN
+            due := convert_from(lease_state, 'UTF8')::json #>> '{{lease,expires_at}}';
+        ELSIF lease_topic IS NOT NULL THEN
+            due := convert_from(lease_state, 'UTF8')::json ->> 'expires_at';
+        END IF;
         IF due IS NOT NULL
            AND due !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9:.]+Z$' THEN
             RAISE EXCEPTION 'login % may not record % on a lease whose deadline is not '
