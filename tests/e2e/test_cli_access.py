@@ -23,6 +23,7 @@ from cli_process import custody, error_line, event_types, ok
 from pg_cluster import PostgresCluster, drop_database
 
 from ledger import Checkout, Heartbeat, LeaseLost, Ledger, Release, StoreUnavailable, Sweep
+from ledger._stores import postgres
 from ledger._stores.access import MISDATED
 from ledger._stores.sql import SCHEMA_VERSION
 
@@ -379,8 +380,9 @@ def _versions(owned: Owned) -> list[tuple[Any, int]]:
     return [(r[0], r[1]) for r in _events(owned)]
 
 
+@pytest.mark.parametrize("path", ["prepared", "psycopg"])
 def test_a_worker_login_acts_on_its_lease_only_before_its_deadline_on_the_server_s_clock(
-    owned: Owned,
+    owned: Owned, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """rev35: the ledger judged a lease's deadline on the time in the event, the writer's: a
     worker's login with its clock 10 s behind released a lease 5 s past its deadline, clean,
@@ -389,15 +391,18 @@ def test_a_worker_login_acts_on_its_lease_only_before_its_deadline_on_the_server
     the command decides again at a fresh time and, refused again, is lease lost (exit 4),
     nothing written. An honest heartbeat just before the deadline still goes through, and an
     honest sweep settles the lease after it. A store of schema 17 is refused until ``custody
-    init`` installs the check."""
+    init`` installs the check. The same through psycopg's way of appending (``path``: a
+    connection not in UTF-8, a text holding NUL)."""
+    if path == "psycopg":
+        monkeypatch.setattr(postgres, "_direct", lambda *_: None)
     worker, scheduler = owned.login("worker"), owned.login("scheduler")
     ok(owned.cli(owned.url, *REGISTER))
     _refused_until_init(owned, worker, 17)
     with Ledger.open(worker) as ledger:
         lease = ledger.handle(
-            Checkout(profile_id=PROFILE, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=2)
+            Checkout(profile_id=PROFILE, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=3)
         )
-        time.sleep(1.3)  # just before the deadline: an honest heartbeat renews it
+        time.sleep(1.3)  # before the deadline: an honest heartbeat renews it
         lease = ledger.handle(
             Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step="cart")
         )

@@ -448,15 +448,15 @@ MUTANTS = (
         ("tests/integration/test_snapshots.py",),
     ),
     Mutant(
-        "schema-17-rechecks",
+        "schema-18-rechecks",
         "ledger/_stores/migrations.py",
+        "SCHEMA_VERSION = 18\n",
         "SCHEMA_VERSION = 17\n",
-        "SCHEMA_VERSION = 16\n",
-        "a store whose insert check takes a login's event dated at any time is opened without "
-        "init (rev34)",
+        "a store whose insert check takes a login's lease event past its deadline is opened "
+        "without init (rev35)",
         (
-            "tests/e2e/test_cli_access.py::test_a_worker_login_appends_only_events_dated_by_the_se"
-            "rver_s_clock",
+            "tests/e2e/test_cli_access.py::test_a_worker_login_acts_on_its_lease_only_before_its_"
+            "deadline_on_the_server_s_clock",
         ),
     ),
     Mutant(
@@ -4198,6 +4198,63 @@ MUTANTS = (
         (
             "tests/integration/test_write_past_the_deadline.py::"
             "test_a_write_held_up_just_past_the_deadline_keeps_nothing",
+        ),
+    ),
+    Mutant(
+        "worker-event-past-deadline-taken",
+        "ledger/_stores/access.py",
+        "        IF acting = '{worker}'\n           AND due::timestamptz < clock_timestamp()",
+        "        IF false AND acting = '{worker}'\n"
+        "           AND due::timestamptz < clock_timestamp()",
+        "a worker's login with its clock behind releases a lease past its deadline, clean (rev35)",
+        (
+            "tests/e2e/test_cli_access.py::test_a_worker_login_acts_on_its_lease_only_before_its_"
+            "deadline_on_the_server_s_clock",
+        ),
+    ),
+    Mutant(
+        "stale-mark-before-deadline-taken",
+        "ledger/_stores/access.py",
+        "        IF acting = '{scheduler}'\n           AND due::timestamptz >",
+        "        IF false AND acting = '{scheduler}'\n           AND due::timestamptz >",
+        "a scheduler's login with its clock ahead settles a live lease (rev35)",
+        (
+            "tests/e2e/test_cli_access.py::test_a_scheduler_login_marks_stale_only_a_lease_past_"
+            "its_deadline_on_the_server_s_clock",
+        ),
+    ),
+    Mutant(
+        "deadline-refusal-busy",
+        "ledger/_unit_of_work.py",
+        "                if isinstance(e, DeadlineRefused):\n",
+        "                if False:\n",
+        "a write the store judged past its deadline is retried 30 times, then called busy (rev35)",
+        (
+            "tests/e2e/test_cli_access.py::test_a_worker_login_acts_on_its_lease_only_before_its_"
+            "deadline_on_the_server_s_clock",
+        ),
+    ),
+    Mutant(
+        "deadline-refusal-unmapped",
+        "ledger/_stores/postgres.py",
+        "            if at == append and result.error_field(pq.DiagnosticField.SQLSTATE) == "
+        "_DEADLINE:\n",
+        "            if False:\n",
+        "the database's refusal of a late lease event reaches the worker as a driver's error",
+        (
+            "tests/e2e/test_cli_access.py::test_a_worker_login_acts_on_its_lease_only_before_its_"
+            "deadline_on_the_server_s_clock",
+        ),
+    ),
+    Mutant(
+        "deadline-refusal-unmapped-psycopg-path",
+        "ledger/_stores/postgres.py",
+        "                    if isinstance(e, psycopg.Error) and e.sqlstate == DEADLINE_REFUSED:\n",
+        "                    if False:\n",
+        "through psycopg's way the database's refusal of a late lease event is a driver's error",
+        (
+            "tests/e2e/test_cli_access.py::test_a_worker_login_acts_on_its_lease_only_before_its_"
+            "deadline_on_the_server_s_clock",
         ),
     ),
 )
