@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from functools import partial
+from typing import Any, ClassVar, Generic, Self, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -46,9 +48,34 @@ class Door(BaseModel):
         """Bad input is one ``InvalidInput`` naming the first bad field, whoever builds the
         command (the API's caller, the command line, the SDK)."""
         try:
-            return handler(data)
+            made = handler(data)
         except ValidationError as e:
             raise invalid(cls.kind, e) from None
+        if made is not data:  # made from input here, not an instance let through as it was
+            _MADE[id(made)] = weakref.ref(made, partial(_forget, id(made)))
+        return made
+
+    def as_validated(self) -> Self:
+        """This value as validation makes it, or the ``InvalidInput`` naming its first field
+        that validation refuses, leaves out or makes otherwise: what ``Ledger.handle`` asks
+        of every command before it acts. pydantic's ``model_construct`` checks nothing, so a
+        command built with it went past the door (rev35: a profile id holding NUL or 5,000
+        characters long recorded for good and never readable again, a release policy no
+        release could apply, a heartbeat's step holding NUL read back otherwise, raw
+        ``TypeError``s). Itself when it holds what validation made (the fingerprint a resent
+        command id is matched on is taken of the instance given); validation's copy when
+        that holds the same values as other types (an outcome as a ``str``, not its enum).
+
+        An instance this process's validation made, holding no model in a field (validation
+        lets an instance through unchecked), is itself at once: validating it again cost a
+        heartbeat 3% of its CPU. Any other (built with ``model_construct``, copied, unpickled,
+        holding a model) is validated again from the values it holds. Not caught: an instance
+        altered after it was made, by ``object.__setattr__`` on a frozen model."""
+        cls = type(self)
+        made = _MADE.get(id(self))
+        if made is not None and made() is self and not _holds_models(cls):
+            return self
+        return _as_made(self, cls.kind, ())
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; one with ``update`` comes in by the door again, checked as any other
@@ -115,11 +142,78 @@ def new_id() -> str:
     return raw.hex()
 
 
-def invalid(kind: str, error: ValidationError) -> InvalidInput:
-    """The ``InvalidInput`` a validation failure means: the first bad field, in plain words,
-    with a short quote of what was given."""
+M = TypeVar("M", bound=BaseModel)
+_ABSENT = object()
+# The door models this process's validation made from input, by id, while they live: one an
+# id names is checked already (``Door.as_validated``). A dead model's entry goes with it.
+_MADE: dict[int, weakref.ref[Door]] = {}
+# Whether a door model's class has a field that may hold a model (``_holds_models``).
+_NESTS: dict[type[BaseModel], bool] = {}
+
+
+def _forget(key: int, _: object) -> None:
+    """A made model's entry in ``_MADE`` goes when the model does (before its id is reused)."""
+    _MADE.pop(key, None)
+
+
+def _holds_models(cls: type[BaseModel]) -> bool:
+    """Whether a field of ``cls`` may hold a model (``Review.browser``): an instance that
+    validation let through as it was, unchecked."""
+    nests = _NESTS.get(cls)
+    if nests is None:
+        nests = _NESTS[cls] = any(_may_be_model(f.annotation) for f in cls.model_fields.values())
+    return nests
+
+
+def _may_be_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_may_be_model(a) for a in get_args(annotation))
+
+
+def _as_made(model: M, kind: str, within: tuple[str, ...]) -> M:
+    """``model`` (a field ``within`` a command's, or the command) as validation makes it from
+    the values it holds, or ``InvalidInput`` naming the first field it refuses or would make
+    otherwise. A model held in a field is checked too: validation passes an instance through
+    as it is."""
+    given = model.__dict__
+    try:
+        made = type(model).__pydantic_validator__.validate_python(given)
+    except ValidationError as e:  # a value model's own validation: it has no door
+        raise invalid(kind, e, within) from None
+    except InvalidInput as e:  # a door's
+        if not within:
+            raise
+        raise InvalidInput(".".join((*within, e.field)), e.problem) from None
+    same = True
+    for name, value in made.__dict__.items():
+        held = given.get(name, _ABSENT)
+        if isinstance(held, BaseModel):
+            inner = _as_made(held, kind, (*within, name))
+            if inner is not value:  # validation's copy of it, or of what it holds
+                made = type(made).__pydantic_validator__.validate_python(
+                    {**made.__dict__, name: inner}
+                )
+                same = same and inner is held
+            continue
+        if held is value:
+            continue
+        if held is _ABSENT:  # left out of the instance (not by model_construct, which fills
+            same = False  # in each default): validation's default
+        elif held != value:
+            field = ".".join((*within, name))
+            raise InvalidInput(field, f"is not what validation makes of it (got {quoted(held)})")
+        elif type(held) is not type(value):
+            same = False
+    return model if same else made
+
+
+def invalid(kind: str, error: ValidationError, within: tuple[str, ...] = ()) -> InvalidInput:
+    """The ``InvalidInput`` a validation failure means: the first bad field (inside the field
+    ``within``, for a model a command holds), in plain words, with a short quote of what was
+    given."""
     problem = error.errors()[0]
-    field = ".".join(str(p) for p in problem["loc"]) or kind
+    field = ".".join((*within, *(str(p) for p in problem["loc"]))) or kind
     text = _SAID.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
     if problem["type"] != "missing":
         text += f" (got {quoted(problem['input'])})"

@@ -38,8 +38,11 @@ R = TypeVar("R")
 
 
 def handle(uow: UnitOfWork, command: cmds.Command[R]) -> R:
-    """Run ``command`` through its handler (``KeyError`` for a class with none)."""
-    return cast(R, HANDLERS[type(command)](uow, command))
+    """Run ``command`` through its handler (``KeyError`` for a class with none), once it is
+    what validation makes (``Door.as_validated``: ``InvalidInput`` naming the field, nothing
+    written, for a command built with ``model_construct`` or altered since)."""
+    handler = HANDLERS[type(command)]
+    return cast(R, handler(uow, command.as_validated()))
 
 
 def register(uow: UnitOfWork, c: cmds.RegisterProfile) -> ProfileRecord:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import pytest
+from pydantic import AfterValidator
 
 from ledger._commands import (
     Checkout,
@@ -12,8 +15,10 @@ from ledger._commands import (
     Release,
     Review,
 )
+from ledger._domain.browser import BrowserCheck
 from ledger._domain.errors import InvalidInput
 from ledger._domain.model import Outcome, ReviewDecision
+from ledger._door import Door
 
 CHECKOUT = {
     "profile_id": "profile_shop_17",
@@ -428,3 +433,77 @@ def test_a_file_url_keeps_its_at_signs_and_a_url_cut_again_and_again_ends() -> N
         "    assert not carries_password(without_userinfo(text))\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_a_command_is_checked_again_at_handling_unless_validation_made_it() -> None:
+    """``as_validated``, what ``Ledger.handle`` asks of every command: one that validation
+    made, or built with ``model_construct`` holding exactly what validation makes, is itself
+    (a resent command id is matched on its fingerprint); a bad value, a field left out, or a
+    bad value in a model it holds is ``InvalidInput`` naming the field (rev35: a command built
+    with ``model_construct`` went past the door); the same values as other types give
+    validation's copy, fingerprinted alike."""
+    beat: dict[str, Any] = {"lease_id": "lease-1@p", "fencing_token": 1}
+    built = Heartbeat(step="s", **beat)
+    assert built.as_validated() is built
+    unchecked = Heartbeat.model_construct(step="s", **beat)
+    assert unchecked.as_validated() is unchecked
+    assert unchecked.fingerprint() == built.fingerprint()
+    registration: dict[str, Any] = {"profile_id": "p", "account_id": "a", "proxy_id": "x"}
+    for cls, fields, field in (
+        (Heartbeat, {**beat, "step": "a\x00b"}, "step"),
+        (RegisterProfile, {**registration, "profile_id": "z" * 5000}, "profile_id"),
+        (RegisterProfile, {**registration, "release_policy": "bogus"}, "release_policy"),
+        (RegisterProfile, {**registration, "unclean_limit": -3}, "unclean_limit"),
+        (Checkout, {**CHECKOUT, "ttl_seconds": "300"}, "ttl_seconds"),
+        (Checkout, {"profile_id": "p"}, "worker_id"),
+        (Release, {**beat, "outcome": "expected_failure"}, "reason"),
+    ):
+        bad: Any = cls.model_construct(**fields)
+        with pytest.raises(InvalidInput) as refused:
+            bad.as_validated()
+        assert refused.value.field == field
+        with pytest.raises(InvalidInput):  # a copy of it, and one validation let through
+            bad.model_copy().as_validated()
+        with pytest.raises(InvalidInput):
+            cls.model_validate(bad).as_validated()
+    inspected = BrowserCheck.model_construct(user_data_dir="/p", status="up", host="h", detail="d")
+    review = Review(profile_id="p", reviewer="r", decision="disable", note="n", browser=inspected)
+    with pytest.raises(InvalidInput) as refused:
+        review.as_validated()
+    assert refused.value.field == "browser.status"
+    as_text: Any = Release.model_construct(outcome="failure", **beat)
+    made = as_text.as_validated()
+    assert made is not as_text
+    assert made.outcome is Outcome.FAILURE
+    assert made.fingerprint() == Release(outcome="failure", **beat).fingerprint()
+
+
+def test_a_value_validation_would_make_otherwise_is_refused() -> None:
+    """A value validation accepts but makes into another is not what validation made: refused
+    naming the field, not taken as it was nor silently changed."""
+
+    class Trimmed(Door):
+        kind = "trimmed"
+        name: Annotated[str, AfterValidator(str.strip)]
+
+    assert Trimmed(name=" x ").name == "x"
+    with pytest.raises(InvalidInput) as refused:
+        Trimmed.model_construct(name=" x ").as_validated()
+    assert refused.value.field == "name"
+    assert "not what validation makes" in refused.value.problem
+
+
+def test_the_door_forgets_the_commands_it_made_once_they_are_gone() -> None:
+    """The door's note of the commands validation made holds none once they are gone (a
+    process renewing leases for months builds millions)."""
+    import gc
+
+    from ledger import _door
+
+    gc.collect()
+    before = len(_door._MADE)
+    beats = [Heartbeat(lease_id=f"lease-{n}@p", fencing_token=n) for n in range(1, 1001)]
+    assert len(_door._MADE) >= before + len(beats)
+    del beats
+    gc.collect()
+    assert len(_door._MADE) <= before

@@ -1,0 +1,155 @@
+"""A command built without validation (pydantic's ``model_construct``) is checked at the door
+as any other: a bad value is one ``InvalidInput`` naming its field and nothing is written, on
+both stores; one holding only what validation would have made is handled as if built so.
+
+rev35: such a command went past the door. A profile id holding NUL, or 5,000 characters long,
+was recorded for good on SQLite (listed by status, refused by every read naming it: the
+profile could never be read, leased or disabled), and PostgreSQL answered it as a store
+outage; a release policy no release could apply was recorded (every later release a raw
+``KeyError``); a heartbeat's step holding NUL read back as another text; raw ``TypeError``,
+``AttributeError`` and pydantic's ``ValidationError`` escaped instead of ``InvalidInput``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import event_count, register
+
+from ledger import (
+    Checkout,
+    Heartbeat,
+    InvalidInput,
+    Lease,
+    Ledger,
+    RegisterProfile,
+    Release,
+    ReleaseResult,
+    Review,
+)
+from ledger._domain.browser import BrowserCheck
+from ledger._domain.events import LeaseHeartbeat
+
+REGISTRATION = {"account_id": "account_shop_17", "proxy_id": "proxy_us_east_12"}
+RUN = {"worker_id": "worker_03", "run_id": "run_0945", "task_type": "inventory_check"}
+
+
+def unchecked(cls: Any, **fields: Any) -> Any:
+    """``cls`` built with ``model_construct``: no validator runs."""
+    return cls.model_construct(**fields)
+
+
+def _register(**fields: Any) -> Callable[[Lease], Any]:
+    return lambda _: unchecked(RegisterProfile, **{"profile_id": "p_new", **REGISTRATION, **fields})
+
+
+def _checkout(**fields: Any) -> Callable[[Lease], Any]:
+    return lambda _: unchecked(Checkout, **{"profile_id": "free", **RUN, **fields})
+
+
+def _on_lease(cls: Any, **fields: Any) -> Callable[[Lease], Any]:
+    return lambda lease: unchecked(
+        cls, **{"lease_id": lease.lease_id, "fencing_token": lease.fencing_token, **fields}
+    )
+
+
+def _review(**inspected: Any) -> Callable[[Lease], Any]:
+    browser = unchecked(BrowserCheck, user_data_dir="/srv/p", host="h", detail="d", **inspected)
+    return lambda _: unchecked(
+        Review, profile_id="free", reviewer="alice", decision="disable", note="n", browser=browser
+    )
+
+
+# (what is wrong, the command made given the live lease of profile "held", the field named)
+BAD: list[tuple[str, Callable[[Lease], Any], str]] = [
+    ("profile id holding NUL", _register(profile_id="a\x00b"), "profile_id"),
+    ("profile id of 5,000 characters", _register(profile_id="z" * 5000), "profile_id"),
+    ("account id holding NUL", _register(account_id="a\x00"), "account_id"),
+    ("unknown release policy", _register(release_policy="bogus"), "release_policy"),
+    ("negative unclean limit", _register(unclean_limit=-3), "unclean_limit"),
+    ("directory holding NUL", _register(user_data_dir="/srv/a\x00b"), "user_data_dir"),
+    ("directory not text", _register(user_data_dir=5), "user_data_dir"),
+    ("account id left out", lambda _: unchecked(RegisterProfile, profile_id="p_new"), "account_id"),
+    ("step holding NUL", _on_lease(Heartbeat, step="a\x00b"), "step"),
+    ("fencing token as text", _on_lease(Heartbeat, fencing_token="1"), "fencing_token"),  # noqa: S106
+    ("TTL as text", _checkout(ttl_seconds="300"), "ttl_seconds"),
+    ("worker id None", _checkout(worker_id=None), "worker_id"),
+    ("worker id left out", lambda _: unchecked(Checkout, profile_id="free"), "worker_id"),
+    ("unknown outcome", _on_lease(Release, outcome="bogus"), "outcome"),
+    ("inspection of an unknown status", _review(status="bogus"), "browser.status"),
+]
+
+
+def _scene(ledger: Ledger) -> Lease:
+    """A free profile and a leased one; the lease."""
+    register(ledger, "free")
+    register(ledger, "held")
+    return ledger.handle(Checkout(profile_id="held", **RUN))
+
+
+@pytest.mark.parametrize(("wrong", "build", "field"), BAD, ids=[b[0] for b in BAD])
+def test_a_command_built_unchecked_with_a_bad_value_is_refused_writing_nothing(
+    sql_store_url: str, wrong: str, build: Callable[[Lease], Any], field: str
+) -> None:
+    with Ledger.open(sql_store_url) as ledger:
+        lease = _scene(ledger)
+        before, profiles = event_count(ledger), ledger.profile_ids()
+        command = build(lease)
+        with pytest.raises(InvalidInput) as refused:
+            ledger.handle(command)
+        assert refused.value.field == field, refused.value
+        # The service's and the SDK's path: several commands in one transaction.
+        [answer] = ledger.handle_together([command])
+        assert isinstance(answer, InvalidInput), answer
+        assert answer.field == field, answer
+        assert event_count(ledger) == before
+        assert ledger.profile_ids() == profiles
+        # The lease is untouched: its worker renews and releases it as ever.
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
+        ledger.handle(
+            Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="success")
+        )
+
+
+def test_a_command_built_unchecked_holding_valid_values_is_handled_as_if_built_so(
+    sql_store_url: str,
+) -> None:
+    """Every value valid: handled; a resend of it with the same command id is recognised as
+    the command built the ordinary way (its fingerprint is the same)."""
+    with Ledger.open(sql_store_url) as ledger:
+        record = ledger.handle(
+            unchecked(
+                RegisterProfile,
+                profile_id="p1",
+                release_policy="strict_evidence",
+                unclean_limit=2,
+                **REGISTRATION,
+            )
+        )
+        assert record.release_policy == "strict_evidence"
+        assert record.unclean_limit == 2
+        lease = ledger.handle(
+            unchecked(Checkout, profile_id="p1", ttl_seconds=120, command_id="c-1", **RUN)
+        )
+        again = ledger.handle(Checkout(profile_id="p1", ttl_seconds=120, command_id="c-1", **RUN))
+        assert again.lease_id == lease.lease_id
+        before = event_count(ledger)
+        beat = {"lease_id": lease.lease_id, "fencing_token": lease.fencing_token}
+        ledger.handle(unchecked(Heartbeat, step="login", command_id="h-1", **beat))
+        resent = Heartbeat(
+            step="login",
+            command_id="h-1",
+            lease_id=lease.lease_id,
+            fencing_token=lease.fencing_token,
+        )
+        ledger.handle(resent)  # recognised as the same command: nothing written
+        assert event_count(ledger) == before + 1
+        steps = [e.step for e in ledger.history("p1") if isinstance(e, LeaseHeartbeat)]
+        assert steps == ["login"]
+        # An outcome given as its text, not its enum: the same value, handled.
+        result = ledger.handle(unchecked(Release, outcome="failure", reason="x", **beat))
+        assert isinstance(result, ReleaseResult)
+        assert result.lease_id == lease.lease_id
+        assert ledger.view("p1").state == "quarantined"  # as strict_evidence has it
