@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -36,6 +37,7 @@ class BrowserWatch:
         self._user_data_dir = user_data_dir
         self._lock = threading.Lock()
         self._gone = False
+        self._pid = os.getpid()  # the worker's: a child forked from it tells the watchdog nothing
         self.browser: int | None = None  # the launched browser's pid, once known
         armed = repr(guard.valid_until + offset)
         self._proc = subprocess.Popen(
@@ -78,6 +80,8 @@ class BrowserWatch:
 
     def done(self) -> None:
         """The worker closed (or killed) the browser: the watchdog exits killing nothing."""
+        if os.getpid() != self._pid:  # a forked child's copy: the watchdog is the parent's
+            return
         self._unwatch()
         self._send("done")
         with self._lock:
@@ -92,8 +96,11 @@ class BrowserWatch:
             self._proc.wait()
 
     def _send(self, line: str) -> None:
+        """Tell the watchdog ``line``; nothing from a process forked from the worker, whose
+        lease it loses on its own clock, with no renewals (its copy of the pipe is the
+        parent's: a ``kill`` would end the parent's browser)."""
         with self._lock:
-            if self._gone or self._proc.stdin is None:
+            if self._gone or self._proc.stdin is None or os.getpid() != self._pid:
                 return
             try:
                 self._proc.stdin.write(line + "\n")

@@ -4,6 +4,7 @@ state of one held lease (``HeldLease``). Neither calls the ledger or Playwright.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from functools import partial
@@ -107,10 +108,21 @@ class HeldLease:
         self._revocations = RevocationWatch(config.open_ledger, guard)
         self._evidence_dir = config.evidence_dir
         self._signalled = signalled  # what SIGTERM did, from the checkout on
+        self._taker = os.getpid()  # the process that took the lease (``_taken_here``)
 
     @property
     def lease_id(self) -> str:
         return self.lease.lease_id
+
+    def _taken_here(self) -> bool:
+        """Whether this process took the lease. Not in a process forked inside the checkout
+        block (``os.fork``, a multiprocessing pool's worker): its copies of the lease, the
+        browser and its watchdog are its parent's, which holds them on. There, leaving the
+        block releases nothing and files no evidence, a step sends no heartbeat, and leaving
+        the browser's block neither screenshots nor closes the browser (rev35: a child's
+        ``sys.exit(0)`` released the parent's live lease as a failure, "SystemExit: 0", and
+        the parent's next step raised ``LeaseLost``)."""
+        return os.getpid() == self._taker
 
     @property
     def fencing_token(self) -> int:

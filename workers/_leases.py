@@ -62,7 +62,10 @@ class WorkerLease(TaskLease):
         of the step, the browser's pending events delivered first: ``BrowserSession.catch_up``):
         ``safe`` marks a point where the account is in a known state (the last safe step),
         ``mutating`` a step that may change the account. ``LeaseLost`` (the browser closed
-        first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses."""
+        first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses. In a
+        process forked inside the block, nothing: the lease is its parent's."""
+        if not self._taken_here():
+            return
         self._ensure_held()
         url = self._page_url()
         beat = renewal.heartbeat(self.lease, step=name, url=url, safe=safe, mutating=mutating)
@@ -105,10 +108,11 @@ class WorkerLease(TaskLease):
         try:
             yield session.context
         finally:  # the final screenshot is evidence of a failure as much as of a success
-            if self._guard.held():
-                session.screenshot(plan)
-            session.close()
-            self._session = None
+            if self._taken_here():  # a forked child's copy of the browser is its parent's
+                if self._guard.held():
+                    session.screenshot(plan)
+                session.close()
+                self._session = None
 
     def _launch(self, pw: Playwright, plan: launch.LaunchPlan) -> BrowserSession:
         """Start the browser's watchdog, launch the browser, guard its context; a failure on
@@ -141,7 +145,7 @@ class WorkerLease(TaskLease):
         raise LeaseLost(self.lease_id, self._guard.why)
 
     def _close_browser(self) -> None:
-        if self._session is not None:
+        if self._session is not None and self._taken_here():
             self._session.close()
 
     def _end(self, error: BaseException | None) -> None:
@@ -268,6 +272,8 @@ class ProfileLeases(LedgerDoor):
                     held.stop_if_terminated()  # SIGTERM came during the checkout
                     yield held
                 except BaseException as error:
+                    if not held._taken_here():  # a forked child leaving: the parent's lease
+                        raise
                     try:
                         held._close_out(error)
                     except Exception as failure:  # never instead of the task's own exception
@@ -276,8 +282,9 @@ class ProfileLeases(LedgerDoor):
                     if instead is not None:
                         raise instead from error
                     raise
-                held._close_out(None)
-                held.stop_if_terminated()
+                if held._taken_here():  # not a forked child's to release
+                    held._close_out(None)
+                    held.stop_if_terminated()
         finally:
             guard.retire()
 
