@@ -199,7 +199,10 @@ class Ledger:
         command refused for bad input (which building it already raises) touches nothing;
         only a command that makes a profile (``RegisterProfile``) may make a new store.
         Raises the domain's answers (``CheckoutDenied``, ``LeaseLost``, ``NotAllowed``,
-        ``InvalidInput`` for a reused command id) and ``StoreUnavailable``."""
+        ``InvalidInput`` for a reused command id) and ``StoreUnavailable``. A command built
+        without validation (``model_construct``) is checked as building it would have, before
+        the store is reached (``Door.as_validated``)."""
+        command = command.as_validated()
         return self._handled(self._open(creating=command.creates), command)
 
     def _handled(self, uow: UnitOfWork, command: Command[R]) -> R:
@@ -208,6 +211,7 @@ class Ledger:
         (``ledger._here``)."""
         from ledger import _handlers as handlers  # the command models: not for a read
 
+        command = command.as_validated()  # the door's check first, then the disk's look
         if command.creates:  # only a registration: a heartbeat pays for no look here
             from ledger._commands import RegisterProfile
             from ledger._here import refuse_aliases

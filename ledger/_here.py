@@ -32,11 +32,8 @@ def refuse_aliases(
     on this host, is, contains or lies inside another profile's recorded directory that its
     spelling alone does not overlap (the store's own check says so then, on every host).
     ``overlapping`` is the store's lookup of the recorded directories overlapping one."""
-    try:
-        spelled = normalised(directory)
-        real = os.path.realpath(spelled)
-    except (TypeError, ValueError):  # no path (NUL, not text): a command built without the
-        return  # door's check (``model_construct``), which ``Ledger.handle`` refuses next
+    spelled = normalised(directory)
+    real = os.path.realpath(spelled)
     if real == spelled:
         return  # no link on the way: the text is the place, and the store judges it
     for record in overlapping(real):

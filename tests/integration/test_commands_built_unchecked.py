@@ -13,6 +13,7 @@ outage; a release policy no release could apply was recorded (every later releas
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,3 +154,18 @@ def test_a_command_built_unchecked_holding_valid_values_is_handled_as_if_built_s
         assert isinstance(result, ReleaseResult)
         assert result.lease_id == lease.lease_id
         assert ledger.view("p1").state == "quarantined"  # as strict_evidence has it
+
+
+def test_a_registration_built_unchecked_is_refused_before_a_store_is_made(
+    tmp_path: Path,
+) -> None:
+    """Only a registration may make a new SQLite store: one built with a bad id is refused
+    before the store is reached, so no empty store is left behind (as when building it with
+    validation refuses it)."""
+    path = tmp_path / "new.db"
+    with (
+        Ledger.open(f"sqlite:///{path}") as ledger,
+        pytest.raises(InvalidInput, match="profile_id"),
+    ):
+        ledger.handle(unchecked(RegisterProfile, profile_id="a\x00b", **REGISTRATION))
+    assert not path.exists()

@@ -4257,6 +4257,74 @@ MUTANTS = (
             "deadline_on_the_server_s_clock",
         ),
     ),
+    Mutant(
+        "door-trusts-built-commands",
+        "ledger/_door.py",
+        "        return _as_made(self, cls.kind, ())\n",
+        "        return self\n",
+        "a command built with model_construct goes past the door, recorded for good (rev35)",
+        ("tests/integration/test_commands_built_unchecked.py",),
+    ),
+    Mutant(
+        "door-check-after-the-store-is-opened",
+        "ledger/_application.py",
+        "        command = command.as_validated()\n        return self._handled(",
+        "        return self._handled(",
+        "a registration built with a bad id leaves an empty store behind (rev35)",
+        (
+            "tests/integration/test_commands_built_unchecked.py::"
+            "test_a_registration_built_unchecked_is_refused_before_a_store_is_made",
+        ),
+    ),
+    Mutant(
+        "door-notes-instances-let-through",
+        "ledger/_door.py",
+        "        if made is not data:  # made from input here, not an instance let through as it "
+        "was\n",
+        "        if True:\n",
+        "a bad instance passed through model_validate is taken as checked (rev35)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "door-note-never-forgotten",
+        "ledger/_door.py",
+        "weakref.ref(made, partial(_forget, id(made)))",
+        "weakref.ref(made)",
+        "the door's notes of the commands it made grow for ever",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "door-held-model-unchecked",
+        "ledger/_door.py",
+        "made() is self and not _holds_models(cls):",
+        "made() is self:",
+        "a bad browser check inside a review built normally gets through (rev35)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "door-other-value-taken",
+        "ledger/_door.py",
+        "        elif held != value:\n",
+        "        elif False:\n",
+        "a value validation would make otherwise is recorded as given (rev35)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "door-other-types-kept",
+        "ledger/_door.py",
+        "    return model if same else made\n",
+        "    return model\n",
+        "an outcome given as text reaches the handlers instead of its enum (rev35)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "forked-child-releases-parents-lease",
+        "workers/_held.py",
+        "        return os.getpid() == self._taker\n",
+        "        return True\n",
+        "a child forked inside the checkout block releases its parent's lease (rev35)",
+        ("tests/integration/test_worker_fork.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
