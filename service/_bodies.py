@@ -35,6 +35,7 @@ from ledger import (
     Release,
     Review,
 )
+from service._errors import named, quoted_name
 from service._types import _bearer, _caller
 
 # Filled in by the service, never by a caller.
@@ -129,8 +130,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                shown = repr(key) if len(key) <= 40 else f"{key[:40]!r}..."
-                raise Unreadable(f"gives the key {shown} more than once")
+                raise Unreadable(f"gives the key {quoted_name(key)} more than once")
             seen.add(key)
     return found
 
@@ -189,8 +189,9 @@ def _utf8_declared(content_type: str) -> None:
         if key.strip().lower() == "charset":
             charset = value.strip().strip('"').lower()
             if charset not in ("utf-8", "utf8"):
-                shown = repr(charset) if len(charset) <= 40 else f"{charset[:40]!r}..."
-                raise Unreadable(f"declares the charset {shown}: JSON is UTF-8, send it so")
+                raise Unreadable(
+                    f"declares the charset {quoted_name(charset)}: JSON is UTF-8, send it so"
+                )
 
 
 class SegmentRoute(APIRoute):
@@ -266,11 +267,12 @@ def _query_read_one_way(query: bytes) -> None:
             name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode()
             unquote_to_bytes(raw_value.replace(b"+", b" ")).decode()
         except UnicodeDecodeError:
-            shown = raw_name.decode("ascii", "replace")[:40]
-            raise InvalidInput(shown or "query", "is not UTF-8 text once decoded") from None
+            sent = raw_name.decode("ascii", "replace")
+            said = named(sent) if sent else "query"
+            raise InvalidInput(said, "is not UTF-8 text once decoded") from None
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
-            raise InvalidInput(name[:40], "is given more than once in the query; give it once")
+            raise InvalidInput(named(name), "is given more than once in the query; give it once")
 
 
 def _needs(dependant: Dependant, call: Callable[..., Any]) -> bool:

@@ -31,6 +31,7 @@ from ledger import (
     UnknownProfile,
     UnreadableEvent,
 )
+from ledger.rules import shown
 from service._auth import Refused, Unauthorised
 
 log = logging.getLogger("custody.service")
@@ -60,6 +61,28 @@ _DESCRIBED = {
     422: "bad input, naming the field",
     503: "the store is unavailable; retry after Retry-After seconds",
 }
+
+
+# How much of a name a caller sent (a query parameter's, a body's key, a charset) a refusal shows.
+NAME_SHOWN = 40
+_PLAIN_NAME = re.compile(rf"[!-~]{{1,{NAME_SHOWN}}}")
+
+
+def named(name: str) -> str:
+    """A name the caller sent (a query parameter, a body's key, a charset) as a refusal names
+    it, in its ``field`` and its message alike: a short name of visible ASCII as it is
+    (``account``); any other quoted, cut to its first ``NAME_SHOWN`` characters then its
+    length, each character a terminal would act on or show nothing for as its escape
+    (``ledger.rules.shown``). rev35: a body's unknown key of 200,000 characters was answered
+    whole, twice (400 KB), and one holding ``\x1b[2J`` cleared the terminal that printed it."""
+    return name if _PLAIN_NAME.fullmatch(name) else quoted_name(name)
+
+
+def quoted_name(name: str) -> str:
+    """A name the caller sent as a refusal's sentence quotes it: its repr, cut to its first
+    ``NAME_SHOWN`` characters then its length, shown as ``named`` shows it."""
+    cut = shown(repr(name[:NAME_SHOWN]))
+    return cut if len(name) <= NAME_SHOWN else f"{cut}... ({len(name):,} characters)"
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -137,9 +160,12 @@ def install(app: FastAPI) -> None:
         assert isinstance(error, RequestValidationError)
         first = error.errors()[0] if error.errors() else {}
         where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-        field = ".".join(where) or "body"
+        # Each part as a refusal names what a caller sent: an unknown key is the caller's text.
+        field = ".".join(named(part) for part in where) or "body"
         text = str(first.get("msg", "malformed")).removeprefix("Value error, ")
-        if first.get("type") == "string_unicode":  # the ledger's words
+        if first.get("type") == "extra_forbidden":
+            text = "is no field this body takes"
+        elif first.get("type") == "string_unicode":  # the ledger's words
             text = "must be valid Unicode text (it holds a lone surrogate: half a character)"
         elif first.get("type") == "json_invalid":  # service._bodies.read_json says why
             field, text = "body", str(first.get("ctx", {}).get("error", "is not valid JSON"))

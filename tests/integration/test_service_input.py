@@ -419,3 +419,29 @@ def test_a_timeline_longer_than_one_answer_carries_is_refused_saying_how_to_ask(
     assert last.status_code == 200, last.text[:300]
     assert len(last.json()) == MAX_EVENTS
     assert last.json()[-1]["step"] == f"s{MAX_EVENTS - 1}"
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        ("z" * 200_000, "'" + "z" * 40 + "'... (200,000 characters)"),
+        ("x\n\x1b[2J\x1b[31mPWNED", "'x\\n\\x1b[2J\\x1b[31mPWNED'"),
+        ("acc\u202eount", "'acc\\u202eount'"),
+        ("ttl_secs", "ttl_secs"),
+    ],
+    ids=["long", "terminal-escape", "bidi", "plain"],
+)
+def test_an_unknown_body_key_is_named_cut_and_escaped(http: Served, key: str, said: str) -> None:
+    """A body's key the resource does not take is 422 naming it as every refusal quotes what
+    it refuses: at most a short prefix then its length, each control character as its escape,
+    in one line (rev35: a 200,000-character key answered 400,089 bytes, and
+    ``x\\n\\x1b[2J...`` cleared the terminal that printed the message)."""
+    body = json.dumps({"run_id": "r", "task_type": "t", key: 1})
+    with http.client(Role.WORKER) as worker:
+        got = worker.post(
+            "/v1/profiles/p1/checkout", content=body, headers={"content-type": "application/json"}
+        )
+    assert got.status_code == 422, got.text[:300]
+    assert got.json()["field"] == said, got.text[:300]
+    assert got.json()["message"] == f"invalid {said}: is no field this body takes", got.text[:300]
+    assert len(got.content) < 400, len(got.content)
