@@ -227,13 +227,18 @@ class JsonRoute(SegmentRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
         needs_token = _needs(self.dependant, _caller)
+        takes = _queries(self.dependant)
+        takes_body = self.body_field is not None
 
         async def handled(request: Request) -> Response:
             _headers_once(request.scope["headers"])
             if needs_token:  # raises Unauthorised (401) before any byte of the body is read
                 await _caller(request, await _bearer(request))
-            _query_read_one_way(request.scope["query_string"])
-            return await handle(JsonRequest(request.scope, request.receive))
+            _query_read_one_way(request.scope["query_string"], takes)
+            reading = JsonRequest(request.scope, request.receive)
+            if not takes_body:
+                await _no_body(reading)
+            return await handle(reading)
 
         return handled
 
@@ -252,10 +257,13 @@ def _headers_once(headers: list[tuple[bytes, bytes]]) -> None:
             raise InvalidInput(said, f"is given {given[name]} times; send it once")
 
 
-def _query_read_one_way(query: bytes) -> None:
-    """A query whose every parameter is given once and is UTF-8 once decoded (``%ff`` is not):
-    Starlette takes the last of a parameter given twice (``?account=a&account=b`` read ``b``)
-    and reads bytes that are no UTF-8 as U+FFFD, a text nobody sent (rev32)."""
+def _query_read_one_way(query: bytes, takes: frozenset[str]) -> None:
+    """A query whose every parameter is given once, is UTF-8 once decoded (``%ff`` is not) and
+    is one the resource takes (``takes``): Starlette takes the last of a parameter given twice
+    (``?account=a&account=b`` read ``b``) and reads bytes that are no UTF-8 as U+FFFD, a text
+    nobody sent (rev32); and a parameter no resource reads was ignored, so a misspelt filter
+    (``?stat=stale``) answered every profile, ``POST /v1/sweep?dry_run=true`` swept for real
+    and ``?wiat=20`` answered at once (rev35). Checked before anything is read or written."""
     if not query:
         return
     seen: dict[str, int] = {}
@@ -270,9 +278,30 @@ def _query_read_one_way(query: bytes) -> None:
             sent = raw_name.decode("ascii", "replace")
             said = named(sent) if sent else "query"
             raise InvalidInput(said, "is not UTF-8 text once decoded") from None
+        if name not in takes:
+            said = f"takes {', '.join(sorted(takes))}" if takes else "takes no query parameters"
+            raise InvalidInput(
+                named(name), f"is no query parameter this resource takes (it {said})"
+            )
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             raise InvalidInput(named(name), "is given more than once in the query; give it once")
+
+
+async def _no_body(request: JsonRequest) -> None:
+    """Nothing, for a request that sends no body to a resource that takes none; else bad input
+    naming the body: ``POST /v1/sweep`` with ``{"dry_run": true}``, or with ``{not json``,
+    swept for real, 200, the body never read (rev35). A GET's body is refused too: it has no
+    meaning in HTTP (RFC 9110, 9.3.1), and one read as a filter would answer everything."""
+    body = await request.body()
+    if body:
+        raise InvalidInput("body", f"this resource takes no body; it was sent {len(body):,} bytes")
+
+
+def _queries(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a resource reads, its dependencies' with its own."""
+    own = frozenset(p.alias for p in dependant.query_params)
+    return own.union(*(_queries(d) for d in dependant.dependencies))
 
 
 def _needs(dependant: Dependant, call: Callable[..., Any]) -> bool:

@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -419,6 +420,75 @@ def test_a_timeline_longer_than_one_answer_carries_is_refused_saying_how_to_ask(
     assert last.status_code == 200, last.text[:300]
     assert len(last.json()) == MAX_EVENTS
     assert last.json()[-1]["step"] == f"s{MAX_EVENTS - 1}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name"),
+    [
+        ("GET", "/v1/profiles?stat=stale", "stat"),
+        ("GET", "/v1/profiles/p1/timeline?lst=1", "lst"),
+        ("GET", "/v1/leases/lease-1@p1?wiat=20", "wiat"),
+        ("GET", "/v1/fleet?account=a1&acount=a1", "acount"),
+        ("POST", "/v1/sweep?dry_run=true", "dry_run"),
+        ("POST", "/v1/leases/lease-1@p1/heartbeat?fencing_token=1", "fencing_token"),
+    ],
+    ids=["filter", "timeline", "long-poll", "fleet", "sweep", "heartbeat"],
+)
+def test_a_query_parameter_the_resource_does_not_take_is_refused_writing_nothing(
+    http: Served, method: str, path: str, name: str
+) -> None:
+    """A query parameter no resource reads is 422 naming it (and what the resource takes),
+    before anything is read or written; never ignored: ``?stat=stale`` answered every
+    profile, ``POST /v1/sweep?dry_run=true`` swept for real and ``?wiat=20`` answered at once
+    (rev35), where the command line refuses ``--stat`` and ``--dry-run``."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+        ledger.handle(
+            Checkout(profile_id="p2", worker_id="w2", run_id="r", task_type="t", ttl_seconds=1)
+        )
+        before = ledger.store.event_count()
+    role = Role.SCHEDULER if "sweep" in path else Role.WORKER
+    body = {"fencing_token": 1} if "heartbeat" in path else None
+    time.sleep(1.2)  # p2's lease past its deadline: a real sweep would settle it
+    with http.client(role) as client:
+        got = client.request(method, path, json=body)
+    assert (got.status_code, got.json().get("field")) == (422, name), got.text
+    assert "is no query parameter this resource takes" in got.json()["message"], got.text
+    assert got.elapsed.total_seconds() < 10, got.elapsed  # refused, not held as a long poll
+    with Ledger.open(http.store_url) as ledger:
+        assert ledger.store.event_count() == before
+
+
+def test_a_body_sent_to_a_resource_that_takes_none_is_refused_writing_nothing(
+    http: Served,
+) -> None:
+    """``POST /v1/sweep`` with ``{"dry_run": true}``, or with ``{not json``, is 422 naming
+    ``body``, and sweeps nothing (rev35: 200, a real sweep, the body never read); so is a
+    read sent a body (a filter in it would be ignored, every row answered). A sweep sent no
+    body, as the TypeScript client sends it, still sweeps."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+        ledger.handle(
+            Checkout(profile_id="p2", worker_id="w2", run_id="r", task_type="t", ttl_seconds=1)
+        )
+        before = ledger.store.event_count()
+    time.sleep(1.2)
+    sent = {"content-type": "application/json"}
+    with http.client(Role.SCHEDULER) as scheduler:
+        dry = scheduler.post("/v1/sweep", json={"dry_run": True})
+        garbled = scheduler.post("/v1/sweep", content=b"{not json", headers=sent)
+        read = scheduler.request("GET", "/v1/profiles", json={"state": "stale"})
+        for got in (dry, garbled, read):
+            assert (got.status_code, got.json().get("field")) == (422, "body"), got.text
+            assert "takes no body" in got.json()["message"], got.text
+        with Ledger.open(http.store_url) as ledger:
+            assert ledger.store.event_count() == before
+        swept = scheduler.post("/v1/sweep")
+        empty = scheduler.post("/v1/sweep", content=b"", headers=sent)
+    assert swept.status_code == 200, swept.text
+    assert empty.status_code == 200, empty.text
+    with Ledger.open(http.store_url) as ledger:
+        assert ledger.store.event_count() > before
 
 
 @pytest.mark.parametrize(
