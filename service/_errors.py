@@ -163,9 +163,7 @@ def install(app: FastAPI) -> None:
         # Each part as a refusal names what a caller sent: an unknown key is the caller's text.
         field = ".".join(named(part) for part in where) or "body"
         text = str(first.get("msg", "malformed")).removeprefix("Value error, ")
-        if first.get("type") == "extra_forbidden":
-            text = "is no field this body takes"
-        elif first.get("type") == "string_unicode":  # the ledger's words
+        if first.get("type") == "string_unicode":  # the ledger's words
             text = "must be valid Unicode text (it holds a lone surrogate: half a character)"
         elif first.get("type") == "json_invalid":  # service._bodies.read_json says why
             field, text = "body", str(first.get("ctx", {}).get("error", "is not valid JSON"))
@@ -174,6 +172,8 @@ def install(app: FastAPI) -> None:
             said = request.headers.get("content-type")
             sent = "the request sent none" if said is None else f"got {said[:80]!r}"
             field, text = "Content-Type", f"must be application/json ({sent})"
+        elif first.get("type") == "extra_forbidden":
+            text = "is no field this body takes"
         problem = Problem(error="invalid_input", message=f"invalid {field}: {text}", field=field)
         return _answer(422, problem)
 

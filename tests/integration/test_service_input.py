@@ -496,10 +496,10 @@ def test_a_body_sent_to_a_resource_that_takes_none_is_refused_writing_nothing(
     [
         ("z" * 200_000, "'" + "z" * 40 + "'... (200,000 characters)"),
         ("x\n\x1b[2J\x1b[31mPWNED", "'x\\n\\x1b[2J\\x1b[31mPWNED'"),
-        ("acc\u202eount", "'acc\\u202eount'"),
+        ("acc\u034fount", "'acc\\u034fount'"),  # a mark repr leaves as it is
         ("ttl_secs", "ttl_secs"),
     ],
-    ids=["long", "terminal-escape", "bidi", "plain"],
+    ids=["long", "terminal-escape", "invisible", "plain"],
 )
 def test_an_unknown_body_key_is_named_cut_and_escaped(http: Served, key: str, said: str) -> None:
     """A body's key the resource does not take is 422 naming it as every refusal quotes what
