@@ -31,7 +31,7 @@ from ledger import (
     UnknownProfile,
     UnreadableEvent,
 )
-from ledger.rules import shown
+from ledger.rules import quoted, shown
 from service._auth import Refused, Unauthorised
 
 log = logging.getLogger("custody.service")
@@ -63,26 +63,25 @@ _DESCRIBED = {
 }
 
 
-# How much of a name a caller sent (a query parameter's, a body's key, a charset) a refusal shows.
-NAME_SHOWN = 40
-_PLAIN_NAME = re.compile(rf"[!-~]{{1,{NAME_SHOWN}}}")
+# A name a caller sent (a query parameter's, a body's key) a refusal names as it is: at most
+# this many characters of visible ASCII.
+_PLAIN_NAME = re.compile(r"[!-~]{1,40}")
 
 
 def named(name: str) -> str:
     """A name the caller sent (a query parameter, a body's key, a charset) as a refusal names
     it, in its ``field`` and its message alike: a short name of visible ASCII as it is
-    (``account``); any other quoted, cut to its first ``NAME_SHOWN`` characters then its
-    length, each character a terminal would act on or show nothing for as its escape
-    (``ledger.rules.shown``). rev35: a body's unknown key of 200,000 characters was answered
-    whole, twice (400 KB), and one holding ``\x1b[2J`` cleared the terminal that printed it."""
+    (``account``); any other quoted as the ledger quotes what it refuses (``quoted_name``).
+    rev35: a body's unknown key of 200,000 characters was answered whole, twice (400 KB), and
+    one holding ``\x1b[2J`` cleared the terminal that printed it."""
     return name if _PLAIN_NAME.fullmatch(name) else quoted_name(name)
 
 
 def quoted_name(name: str) -> str:
-    """A name the caller sent as a refusal's sentence quotes it: its repr, cut to its first
-    ``NAME_SHOWN`` characters then its length, shown as ``named`` shows it."""
-    cut = shown(repr(name[:NAME_SHOWN]))
-    return cut if len(name) <= NAME_SHOWN else f"{cut}... ({len(name):,} characters)"
+    """A name the caller sent as a refusal's sentence quotes it: as the ledger quotes what it
+    refuses (``ledger.rules.quoted``: its repr, cut to a short prefix, then its length), each
+    character a terminal would act on or show nothing for as its escape."""
+    return shown(quoted(name))
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -4325,6 +4325,61 @@ MUTANTS = (
         "a child forked inside the checkout block releases its parent's lease (rev35)",
         ("tests/integration/test_worker_fork.py",),
     ),
+    Mutant(
+        "service-unknown-query-ignored",
+        "service/_bodies.py",
+        "        if name not in takes:\n",
+        "        if False:\n",
+        "POST /v1/sweep?dry_run=true sweeps for real; ?stat=stale answers every profile (rev35)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_query_parameter_the_resource_does_not_take_is_refused_writing_nothing",
+        ),
+    ),
+    Mutant(
+        "service-body-ignored-where-none-taken",
+        "service/_bodies.py",
+        "            if not takes_body:\n",
+        "            if False:\n",
+        'a sweep sent {"dry_run": true} sweeps for real (rev35)',
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_body_sent_to_a_resource_that_takes_none_is_refused_writing_nothing",
+        ),
+    ),
+    Mutant(
+        "service-body-key-field-whole",
+        "service/_errors.py",
+        '        field = ".".join(named(part) for part in where) or "body"\n',
+        '        field = ".".join(where) or "body"\n',
+        "an unknown body key is answered whole, twice, its terminal escapes raw (rev35)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_an_unknown_body_key_is_named_cut_and_escaped",
+        ),
+    ),
+    Mutant(
+        "service-name-not-escaped",
+        "service/_errors.py",
+        "    return shown(quoted(name))\n",
+        "    return quoted(name)\n",
+        "an invisible mark in a refused name stays hidden (rev35)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_an_unknown_body_key_is_named_cut_and_escaped",
+        ),
+    ),
+    Mutant(
+        "service-plain-name-quoted",
+        "service/_errors.py",
+        "    return name if _PLAIN_NAME.fullmatch(name) else quoted_name(name)\n",
+        "    return quoted_name(name)\n",
+        "a plain field name comes back quoted ('account')",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_an_unknown_body_key_is_named_cut_and_escaped",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
