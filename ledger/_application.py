@@ -22,7 +22,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 from ledger._domain.directories import normalised
-from ledger._domain.errors import StoreUnavailable, UnknownProfile
+from ledger._domain.errors import InvalidInput, StoreUnavailable, UnknownProfile
 from ledger._domain.model import parse_lease_id
 from ledger._domain.row import Availability, LeaseCheck, lease_check
 from ledger._door import LeaseQuery, ProfileQuery
@@ -232,18 +232,32 @@ class Ledger:
         on its own after it. ``StoreUnavailable`` is raised when the store cannot answer, unless
         a transaction of the call has been written: then the answers to its commands are given,
         and every command after them is answered with that ``StoreUnavailable``."""
-        uow = self._open(creating=any(c.creates for c in commands))
-        answers: list[Any] = []
-        for start in range(0, len(commands), TOGETHER_AT_MOST):
-            batch = commands[start : start + TOGETHER_AT_MOST]
+        answers: list[Any] = [None] * len(commands)
+        # Each command built without validation is checked first, before the store is reached:
+        # a registration refused so makes no store (rev35 review: an empty one was left).
+        checked: list[tuple[int, Command[Any]]] = []
+        for n, command in enumerate(commands):
             try:
-                answers += uow.together([partial(self._handled, uow, c) for c in batch])
+                checked.append((n, command.as_validated()))
+            except InvalidInput as refused:
+                answers[n] = refused
+        if not checked:
+            return answers
+        uow = self._open(creating=any(c.creates for _, c in checked))
+        for start in range(0, len(checked), TOGETHER_AT_MOST):
+            batch = checked[start : start + TOGETHER_AT_MOST]
+            try:
+                got = uow.together([partial(self._handled, uow, c) for _, c in batch])
             except StoreUnavailable as e:
-                if not answers:  # nothing was written: the call failed as a whole
+                if not start:  # nothing was written: the call failed as a whole
                     raise
                 # The transactions before stand: their answers are given, and each command
                 # not written is answered with the failure.
-                return answers + [e] * (len(commands) - len(answers))
+                for n, _ in checked[start:]:
+                    answers[n] = e
+                return answers
+            for (n, _), answer in zip(batch, got, strict=True):
+                answers[n] = answer
         return answers
 
     @property

@@ -52,7 +52,8 @@ class Door(BaseModel):
         except ValidationError as e:
             raise invalid(cls.kind, e) from None
         if made is not data:  # made from input here, not an instance let through as it was
-            _MADE[id(made)] = weakref.ref(made, partial(_forget, id(made)))
+            held = tuple(made.__dict__.values())
+            _MADE[id(made)] = (weakref.ref(made, partial(_forget, id(made))), held)
         return made
 
     def as_validated(self) -> Self:
@@ -69,11 +70,20 @@ class Door(BaseModel):
         An instance this process's validation made, holding no model in a field (validation
         lets an instance through unchecked), is itself at once: validating it again cost a
         heartbeat 3% of its CPU. Any other (built with ``model_construct``, copied, unpickled,
-        holding a model) is validated again from the values it holds. Not caught: an instance
-        altered after it was made, by ``object.__setattr__`` on a frozen model."""
+        holding a model) is validated again from the values it holds, and so is one that holds
+        another value in a field than validation put there (rev35 review: a heartbeat's step
+        set to a text holding NUL by ``object.__setattr__``, or in its ``__dict__``, after it
+        was made went past the door); the fields' values are immutable (texts, numbers,
+        times, enums, frozen models), so holding the very objects validation made is holding
+        what it checked."""
         cls = type(self)
-        made = _MADE.get(id(self))
-        if made is not None and made() is self and not _holds_models(cls):
+        noted = _MADE.get(id(self))
+        if (
+            noted is not None
+            and noted[0]() is self
+            and _same_objects(noted[1], self.__dict__)
+            and not _holds_models(cls)
+        ):
             return self
         return _as_made(self, cls.kind, ())
 
@@ -144,11 +154,19 @@ def new_id() -> str:
 
 M = TypeVar("M", bound=BaseModel)
 _ABSENT = object()
-# The door models this process's validation made from input, by id, while they live: one an
-# id names is checked already (``Door.as_validated``). A dead model's entry goes with it.
-_MADE: dict[int, weakref.ref[Door]] = {}
+# The door models this process's validation made from input, by id, while they live, with the
+# objects it put in their fields: one an id names, holding those objects still, is checked
+# already (``Door.as_validated``). A dead model's entry goes with it.
+_MADE: dict[int, tuple[weakref.ref[Door], tuple[Any, ...]]] = {}
 # Whether a door model's class has a field that may hold a model (``_holds_models``).
 _NESTS: dict[type[BaseModel], bool] = {}
+
+
+def _same_objects(held: tuple[Any, ...], fields: dict[str, Any]) -> bool:
+    """Whether ``fields`` holds, field by field, the very objects ``held`` does."""
+    return len(held) == len(fields) and all(
+        a is b for a, b in zip(held, fields.values(), strict=True)
+    )
 
 
 def _forget(key: int, _: object) -> None:

@@ -163,9 +163,37 @@ def test_a_registration_built_unchecked_is_refused_before_a_store_is_made(
     before the store is reached, so no empty store is left behind (as when building it with
     validation refuses it)."""
     path = tmp_path / "new.db"
+    bad = unchecked(RegisterProfile, profile_id="a\x00b", **REGISTRATION)
     with (
         Ledger.open(f"sqlite:///{path}") as ledger,
         pytest.raises(InvalidInput, match="profile_id"),
     ):
-        ledger.handle(unchecked(RegisterProfile, profile_id="a\x00b", **REGISTRATION))
+        ledger.handle(bad)
     assert not path.exists()
+    # Several at once (the service's and the SDK's path): each answered, no store made
+    # (rev35 review: handle_together opened, and made, the store first).
+    with Ledger.open(f"sqlite:///{path}") as ledger:
+        answers = ledger.handle_together([bad, bad])
+    assert [type(a) for a in answers] == [InvalidInput, InvalidInput], answers
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("how", ["setattr", "dict"])
+def test_a_command_altered_after_it_was_made_is_checked_again(sql_store_url: str, how: str) -> None:
+    """rev35 review: a heartbeat made by validation, its step then set to a text holding NUL
+    (``object.__setattr__`` on the frozen model, or its ``__dict__``), was recorded: the door
+    took an instance it had made as checked, whatever it held since."""
+    with Ledger.open(sql_store_url) as ledger:
+        lease = _scene(ledger)
+        before = event_count(ledger)
+        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step="ok")
+        if how == "setattr":
+            object.__setattr__(beat, "step", "bad\x00step")
+        else:
+            beat.__dict__["step"] = "y" * 5_000
+        with pytest.raises(InvalidInput) as refused:
+            ledger.handle(beat)
+        assert refused.value.field == "step", refused.value
+        [answer] = ledger.handle_together([beat])
+        assert isinstance(answer, InvalidInput), answer
+        assert event_count(ledger) == before

@@ -627,7 +627,7 @@ MUTANTS = (
     Mutant(
         "together-answers-what-was-written",
         "ledger/_application.py",
-        "                if not answers:  # nothing was written: the call failed as a whole\n",
+        "                if not start:  # nothing was written: the call failed as a whole\n",
         "                if True:\n",
         "a failure after a written transaction of handle_together hides the answers written",
         ("tests/integration/test_group_commit_stores.py",),
@@ -4296,8 +4296,8 @@ MUTANTS = (
     Mutant(
         "door-held-model-unchecked",
         "ledger/_door.py",
-        "made() is self and not _holds_models(cls):",
-        "made() is self:",
+        "            and not _holds_models(cls)\n",
+        "",
         "a bad browser check inside a review built normally gets through (rev35)",
         ("tests/unit/test_commands.py",),
     ),
@@ -4378,6 +4378,28 @@ MUTANTS = (
         (
             "tests/integration/test_service_input.py::"
             "test_an_unknown_body_key_is_named_cut_and_escaped",
+        ),
+    ),
+    Mutant(
+        "door-trusts-altered-commands",
+        "ledger/_door.py",
+        "            and _same_objects(noted[1], self.__dict__)\n",
+        "",
+        "a command altered after validation made it is recorded, NUL and all (rev35)",
+        (
+            "tests/integration/test_commands_built_unchecked.py::"
+            "test_a_command_altered_after_it_was_made_is_checked_again",
+        ),
+    ),
+    Mutant(
+        "together-opens-before-the-door",
+        "ledger/_application.py",
+        "                checked.append((n, command.as_validated()))\n",
+        "                checked.append((n, command))\n",
+        "handle_together makes an empty store for a registration the door then refuses (rev35)",
+        (
+            "tests/integration/test_commands_built_unchecked.py::"
+            "test_a_registration_built_unchecked_is_refused_before_a_store_is_made",
         ),
     ),
 )
