@@ -46,10 +46,15 @@ def test_a_checkout_and_a_profile_bound_every_renewal(ledger: Ledger, clock: Ste
     stored = ledger.view(pid).lease
     assert stored is not None
     assert (stored.hard_limit_at, stored.expires_at) == (lease.hard_limit_at, lease.hard_limit_at)
-    clock.advance(20)  # at the limit itself: live, as at a deadline (rev33)
+    clock.advance(19.5)  # half a second before the limit: renewed up to it, not past it
     beat = ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
     assert beat.expires_at == lease.hard_limit_at
+    # At the limit itself: live, as at a deadline (rev33). A renewal decided at that instant
+    # is written after it, so it is refused (no grace past a deadline: rev35); the sweep
+    # settles nothing and the lease reads live.
+    clock.advance(0.5)
     assert ledger.handle(Sweep()).settled == []
+    assert ledger.check_lease(lease.lease_id).live
     clock.advance(0.000001)
     with pytest.raises(LeaseLost, match="hard limit"):
         ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1))
