@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 
 from ledger import InvalidInput, Ledger, ReadModelDamaged
 from ledger.feed import Feed, FeedTransaction, LoggedEvent
-from ledger.rules import storable
+from ledger.rules import quoted, storable
 from projections._base import (
     DIGEST,
     Bound,
@@ -388,7 +388,7 @@ def readable_account(account_id: str | None) -> str | None:
     lone surrogate) is ``InvalidInput`` naming ``account``, before any query is built on it,
     since PostgreSQL fails a query on it as if the store were down."""
     if account_id is not None and storable(account_id) != account_id:
-        msg = f"no profile was ever registered under account {account_id!r}"
+        msg = f"no profile was ever registered under account {quoted(account_id)}"
         raise InvalidInput("account", f"{msg}: an account id holds no NUL or lone surrogate")
     return account_id
 
@@ -408,7 +408,7 @@ def require_account(ledger: Ledger, account_id: str) -> None:
         r.account_id == account_id for r in ledger.availability()
     ):
         return
-    msg = f"no profile was ever registered under account {account_id!r}"
+    msg = f"no profile was ever registered under account {quoted(account_id)}"
     raise InvalidInput("account", msg)
 
 

@@ -106,8 +106,10 @@ def _answer(status: int, problem: Problem, **headers: str) -> JSONResponse:
 
 
 def problem_of(error: Exception) -> tuple[int, Problem, dict[str, str]]:
-    """The status, body and headers an error is answered with."""
-    said = str(error)
+    """The status, body and headers an error is answered with; its message as a person is
+    shown text (rev35 review: an account id refused was answered with its invisible
+    characters raw, as the command line never prints them)."""
+    said = shown(str(error))
     if isinstance(error, Unauthorised):
         return 401, Problem(error="unauthorised", message=said), {"WWW-Authenticate": "Bearer"}
     if isinstance(error, Refused | Forbidden):
@@ -158,7 +160,10 @@ def install(app: FastAPI) -> None:
     async def malformed(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         first = error.errors()[0] if error.errors() else {}
-        where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [str(p) for p in first.get("loc", ())]
+        # pydantic's first part says where the value was (the body, the query, the path); the
+        # rest is the caller's (rev35 review: a body's unknown key "query" was named "body").
+        where = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
         # Each part as a refusal names what a caller sent: an unknown key is the caller's text.
         field = ".".join(named(part) for part in where) or "body"
         text = str(first.get("msg", "malformed")).removeprefix("Value error, ")

@@ -498,8 +498,9 @@ def test_a_body_sent_to_a_resource_that_takes_none_is_refused_writing_nothing(
         ("x\n\x1b[2J\x1b[31mPWNED", "'x\\n\\x1b[2J\\x1b[31mPWNED'"),
         ("acc\u034fount", "'acc\\u034fount'"),  # a mark repr leaves as it is
         ("ttl_secs", "ttl_secs"),
+        ("query", "query"),  # pydantic's word for where a value was, here the caller's key
     ],
-    ids=["long", "terminal-escape", "invisible", "plain"],
+    ids=["long", "terminal-escape", "invisible", "plain", "a-location-s-word"],
 )
 def test_an_unknown_body_key_is_named_cut_and_escaped(http: Served, key: str, said: str) -> None:
     """A body's key the resource does not take is 422 naming it as every refusal quotes what
@@ -515,3 +516,19 @@ def test_an_unknown_body_key_is_named_cut_and_escaped(http: Served, key: str, sa
     assert got.json()["field"] == said, got.text[:300]
     assert got.json()["message"] == f"invalid {said}: is no field this body takes", got.text[:300]
     assert len(got.content) < 400, len(got.content)
+
+
+@pytest.mark.parametrize("path", ["/v1/fleet", "/v1/profiles"])
+def test_an_account_no_profile_was_registered_under_is_quoted_cut_and_escaped(
+    http: Served, path: str
+) -> None:
+    """rev35 review: an account id of 60,000 characters was answered whole (a 60 KB 422), and
+    one holding an invisible mark (U+034F) with it raw, where the command line escapes it."""
+    with http.client(Role.OPERATOR) as operator:
+        long = operator.get(path, params={"account": "k" * 60_000})
+        marked = operator.get(path, params={"account": "acct\u034f"})
+    assert long.status_code == marked.status_code == 422, (long.text[:300], marked.text)
+    assert len(long.content) < 600, len(long.content)
+    assert "(60000 characters)" in long.json()["message"], long.text[:300]
+    assert "\u034f" not in marked.json()["message"], marked.text
+    assert "'acct\\u034f'" in marked.json()["message"], marked.text

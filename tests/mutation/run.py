@@ -4402,6 +4402,42 @@ MUTANTS = (
             "test_a_registration_built_unchecked_is_refused_before_a_store_is_made",
         ),
     ),
+    Mutant(
+        "service-message-not-shown",
+        "service/_errors.py",
+        "    said = shown(str(error))\n",
+        "    said = str(error)\n",
+        "a refusal answers a caller's invisible characters raw (rev35)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_an_account_no_profile_was_registered_under_is_quoted_cut_and_escaped",
+        ),
+    ),
+    Mutant(
+        "unknown-account-quoted-whole",
+        "projections/_timeline.py",
+        '    msg = f"no profile was ever registered under account {quoted(account_id)}"\n'
+        '    raise InvalidInput("account", msg)\n',
+        '    msg = f"no profile was ever registered under account {account_id!r}"\n'
+        '    raise InvalidInput("account", msg)\n',
+        "an account id of 60,000 characters is answered whole (rev35)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_an_account_no_profile_was_registered_under_is_quoted_cut_and_escaped",
+        ),
+    ),
+    Mutant(
+        "service-key-taken-for-a-location",
+        "service/_errors.py",
+        '        where = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") '
+        "else loc\n",
+        '        where = [p for p in loc if p not in ("body", "query", "path")]\n',
+        "a body's unknown key 'query' is named 'body' (rev35)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_an_unknown_body_key_is_named_cut_and_escaped",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
