@@ -52,7 +52,7 @@ class Door(BaseModel):
         except ValidationError as e:
             raise invalid(cls.kind, e) from None
         if made is not data:  # made from input here, not an instance let through as it was
-            held = tuple(made.__dict__.values())
+            held = tuple(made.__dict__.items())
             _MADE[id(made)] = (weakref.ref(made, partial(_forget, id(made))), held)
         return made
 
@@ -157,15 +157,18 @@ _ABSENT = object()
 # The door models this process's validation made from input, by id, while they live, with the
 # objects it put in their fields: one an id names, holding those objects still, is checked
 # already (``Door.as_validated``). A dead model's entry goes with it.
-_MADE: dict[int, tuple[weakref.ref[Door], tuple[Any, ...]]] = {}
+_MADE: dict[int, tuple[weakref.ref[Door], tuple[tuple[str, Any], ...]]] = {}
 # Whether a door model's class has a field that may hold a model (``_holds_models``).
 _NESTS: dict[type[BaseModel], bool] = {}
 
 
-def _same_objects(held: tuple[Any, ...], fields: dict[str, Any]) -> bool:
-    """Whether ``fields`` holds, field by field, the very objects ``held`` does."""
+def _same_objects(held: tuple[tuple[str, Any], ...], fields: dict[str, Any]) -> bool:
+    """Whether ``fields`` holds, under each field's name, the very object ``held`` does (rev35
+    review: values matched by position alone let a ``__dict__`` whose keys traded places pass,
+    a URL of 3,000 characters recorded as a step)."""
     return len(held) == len(fields) and all(
-        a is b for a, b in zip(held, fields.values(), strict=True)
+        name == other and value is given
+        for (name, value), (other, given) in zip(held, fields.items(), strict=True)
     )
 
 

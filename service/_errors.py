@@ -109,7 +109,9 @@ def problem_of(error: Exception) -> tuple[int, Problem, dict[str, str]]:
     """The status, body and headers an error is answered with; its message as a person is
     shown text (rev35 review: an account id refused was answered with its invisible
     characters raw, as the command line never prints them)."""
-    said = shown(str(error))
+    # One line, as the command line's error lines are (``custody._text.one_line``): a
+    # caller's line breaks joined by a space, not shown as escapes (rev35 review).
+    said = shown(" ".join(filter(None, (part.strip() for part in str(error).splitlines()))))
     if isinstance(error, Unauthorised):
         return 401, Problem(error="unauthorised", message=said), {"WWW-Authenticate": "Bearer"}
     if isinstance(error, Refused | Forbidden):

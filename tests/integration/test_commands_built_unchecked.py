@@ -178,19 +178,27 @@ def test_a_registration_built_unchecked_is_refused_before_a_store_is_made(
     assert not path.exists()
 
 
-@pytest.mark.parametrize("how", ["setattr", "dict"])
+@pytest.mark.parametrize("how", ["setattr", "dict", "swapped"])
 def test_a_command_altered_after_it_was_made_is_checked_again(sql_store_url: str, how: str) -> None:
     """rev35 review: a heartbeat made by validation, its step then set to a text holding NUL
     (``object.__setattr__`` on the frozen model, or its ``__dict__``), was recorded: the door
-    took an instance it had made as checked, whatever it held since."""
+    took an instance it had made as checked, whatever it held since; then one whose
+    ``__dict__`` held the same objects, the step's and the URL's traded."""
     with Ledger.open(sql_store_url) as ledger:
         lease = _scene(ledger)
         before = event_count(ledger)
-        beat = Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token, step="ok")
+        url = "https://x/" + "y" * 3_000  # a URL may be this long; a step may not
+        beat = Heartbeat(
+            lease_id=lease.lease_id, fencing_token=lease.fencing_token, step="ok", url=url
+        )
         if how == "setattr":
             object.__setattr__(beat, "step", "bad\x00step")
-        else:
+        elif how == "dict":
             beat.__dict__["step"] = "y" * 5_000
+        else:  # the very objects validation made, in its order, the step's and URL's names traded
+            traded = {"step": "url", "url": "step"}
+            fields = {traded.get(name, name): value for name, value in beat.__dict__.items()}
+            object.__setattr__(beat, "__dict__", fields)
         with pytest.raises(InvalidInput) as refused:
             ledger.handle(beat)
         assert refused.value.field == "step", refused.value

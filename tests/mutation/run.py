@@ -4405,8 +4405,9 @@ MUTANTS = (
     Mutant(
         "service-message-not-shown",
         "service/_errors.py",
-        "    said = shown(str(error))\n",
-        "    said = str(error)\n",
+        '    said = shown(" ".join(filter(None, (part.strip() for part in '
+        "str(error).splitlines()))))\n",
+        '    said = " ".join(filter(None, (part.strip() for part in str(error).splitlines())))\n',
         "a refusal answers a caller's invisible characters raw (rev35)",
         (
             "tests/integration/test_service_input.py::"
@@ -4436,6 +4437,29 @@ MUTANTS = (
         (
             "tests/integration/test_service_input.py::"
             "test_an_unknown_body_key_is_named_cut_and_escaped",
+        ),
+    ),
+    Mutant(
+        "door-values-by-position",
+        "ledger/_door.py",
+        "        name == other and value is given\n",
+        "        value is given\n",
+        "a command whose fields' names traded places after validation is recorded (rev35)",
+        (
+            "tests/integration/test_commands_built_unchecked.py::"
+            "test_a_command_altered_after_it_was_made_is_checked_again",
+        ),
+    ),
+    Mutant(
+        "service-lines-not-joined",
+        "service/_errors.py",
+        '    said = shown(" ".join(filter(None, (part.strip() for part in '
+        "str(error).splitlines()))))\n",
+        "    said = shown(str(error))\n",
+        "a caller's line break in a refusal comes back as the escape \\n (rev35)",
+        (
+            "tests/unit/test_service_metrics.py::"
+            "test_a_refusal_is_answered_on_one_line_as_the_command_line_says_it",
         ),
     ),
 )

@@ -76,3 +76,14 @@ def test_a_failed_read_is_not_shared_and_the_next_scrape_reads_again() -> None:
         return await shared()
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_a_refusal_is_answered_on_one_line_as_the_command_line_says_it() -> None:
+    """rev35 review: a caller's line break and tab in a refusal came back as the escapes
+    ``\\n`` and ``\\t``, where the command line joins the lines with a space; a control
+    character is still shown as its escape, and text that is no control is kept."""
+    from ledger import InvalidInput
+    from service._errors import problem_of
+
+    _, problem, _ = problem_of(InvalidInput("reason", "結果不明\n\tセッション切れ café \x1b[2J"))
+    assert problem.message == "invalid reason: 結果不明 セッション切れ café \\x1b[2J"
