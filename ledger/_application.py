@@ -211,7 +211,8 @@ class Ledger:
         (``ledger._here``)."""
         from ledger import _handlers as handlers  # the command models: not for a read
 
-        command = command.as_validated()  # the door's check first, then the disk's look
+        # ``command`` is what validation makes (``handle`` and ``handle_together`` see to it):
+        # the door's check first, then the disk's look.
         if command.creates:  # only a registration: a heartbeat pays for no look here
             from ledger._commands import RegisterProfile
             from ledger._here import refuse_aliases

@@ -13,6 +13,7 @@ import os
 import weakref
 from collections.abc import Mapping
 from functools import partial
+from operator import is_
 from typing import Any, ClassVar, Generic, Self, TypeVar, get_args
 
 from pydantic import (
@@ -52,8 +53,9 @@ class Door(BaseModel):
         except ValidationError as e:
             raise invalid(cls.kind, e) from None
         if made is not data:  # made from input here, not an instance let through as it was
-            held = tuple(made.__dict__.items())
-            _MADE[id(made)] = (weakref.ref(made, partial(_forget, id(made))), held)
+            fields = made.__dict__
+            noted = (fields, tuple(fields), tuple(fields.values()))
+            _MADE[id(made)] = (weakref.ref(made, partial(_forget, id(made))), noted)
         return made
 
     def as_validated(self) -> Self:
@@ -157,19 +159,20 @@ _ABSENT = object()
 # The door models this process's validation made from input, by id, while they live, with the
 # objects it put in their fields: one an id names, holding those objects still, is checked
 # already (``Door.as_validated``). A dead model's entry goes with it.
-_MADE: dict[int, tuple[weakref.ref[Door], tuple[tuple[str, Any], ...]]] = {}
+# A made model's fields: its ``__dict__`` as validation left it, their names and their objects.
+_Noted = tuple[dict[str, Any], tuple[str, ...], tuple[Any, ...]]
+_MADE: dict[int, tuple[weakref.ref[Door], _Noted]] = {}
 # Whether a door model's class has a field that may hold a model (``_holds_models``).
 _NESTS: dict[type[BaseModel], bool] = {}
 
 
-def _same_objects(held: tuple[tuple[str, Any], ...], fields: dict[str, Any]) -> bool:
-    """Whether ``fields`` holds, under each field's name, the very object ``held`` does (rev35
-    review: values matched by position alone let a ``__dict__`` whose keys traded places pass,
-    a URL of 3,000 characters recorded as a step)."""
-    return len(held) == len(fields) and all(
-        name == other and value is given
-        for (name, value), (other, given) in zip(held, fields.items(), strict=True)
-    )
+def _same_objects(noted: _Noted, fields: dict[str, Any]) -> bool:
+    """Whether ``fields`` is the very dict validation made, holding under the same names, in
+    the same order, the very objects it put there (rev35 review: values matched by position
+    alone let a ``__dict__`` whose names traded places pass, a URL of 3,000 characters
+    recorded as a step)."""
+    made, names, values = noted
+    return fields is made and tuple(fields) == names and all(map(is_, values, fields.values()))
 
 
 def _forget(key: int, _: object) -> None:

@@ -38,11 +38,10 @@ R = TypeVar("R")
 
 
 def handle(uow: UnitOfWork, command: cmds.Command[R]) -> R:
-    """Run ``command`` through its handler (``KeyError`` for a class with none), once it is
-    what validation makes (``Door.as_validated``: ``InvalidInput`` naming the field, nothing
-    written, for a command built with ``model_construct`` or altered since)."""
-    handler = HANDLERS[type(command)]
-    return cast(R, handler(uow, command.as_validated()))
+    """Run ``command`` through its handler (``KeyError`` for a class with none); the caller
+    has made it what validation makes (``Door.as_validated``: ``Ledger.handle`` and
+    ``handle_together`` do, before the store is reached)."""
+    return cast(R, HANDLERS[type(command)](uow, command))
 
 
 def register(uow: UnitOfWork, c: cmds.RegisterProfile) -> ProfileRecord:

@@ -4442,8 +4442,9 @@ MUTANTS = (
     Mutant(
         "door-values-by-position",
         "ledger/_door.py",
-        "        name == other and value is given\n",
-        "        value is given\n",
+        "    return fields is made and tuple(fields) == names and all(map(is_, values, "
+        "fields.values()))\n",
+        "    return all(map(is_, values, fields.values()))\n",
         "a command whose fields' names traded places after validation is recorded (rev35)",
         (
             "tests/integration/test_commands_built_unchecked.py::"
