@@ -71,9 +71,9 @@ MISDATED = "CU001"
 # lease event arrives (``_check_append_ddl``): a worker's event after the lease's deadline
 # past it, a scheduler's stale mark before it. Deadlines are judged on the store's clock; an
 # honest writer's is within about 20 ms of it (``ledger._stores.clock``), and its own write
-# is refused past the deadline plus ``ledger._unit_of_work.COMMIT_GRACE_S`` (0.1 s), so a
-# second is never met by one (rev35 review: a worker's login with its clock 10 s behind
-# released a lease 5 s past its deadline, clean, and the profile was leased again).
+# is refused once past the deadline (``ledger._unit_of_work.COMMIT_GRACE_S``), so a second
+# is never met by one (rev35 review: a worker's login with its clock 10 s behind released a
+# lease 5 s past its deadline, clean, and the profile was leased again).
 DEADLINE_GRACE_SECONDS = 1
 # The SQLSTATE of that refusal: the command decides again at a fresh time, and one refused so
 # twice in a row is refused as its lease then stands on the store's clock
