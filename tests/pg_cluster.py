@@ -5,6 +5,11 @@ free TCP port of 127.0.0.1 with durability switched off (test speed, not safety)
 database `custody_test`. `stop()` kills it and removes the directory. As root, `initdb`/`pg_ctl`
 run as the `postgres` OS user, because PostgreSQL refuses to run as root.
 
+A process that starts a cluster takes SIGTERM as a KeyboardInterrupt (where SIGTERM still has
+its default action), so that a run stopped by `timeout`, a cancelled job or `kill` stops its
+server and deletes its directory in the `finally` or fixture that started it: the server runs
+in a session of its own, and the signal never reaches it.
+
 `PostgresCluster.attach(admin_url)` wraps a server somebody else runs: nothing is started or
 stopped. `create_database`/`drop_database` make and remove fresh databases on either kind.
 """
@@ -16,9 +21,11 @@ import pwd
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -135,6 +142,7 @@ class PostgresCluster:
         """
         pg_bin = find_pg_bin()
         as_root = os.geteuid() == 0
+        _interrupt_on_sigterm()
         if base_dir is None:
             base_dir = Path(tempfile.mkdtemp(prefix="custody-pg-", dir=_default_parent()))
         else:
@@ -190,6 +198,19 @@ class PostgresCluster:
 
     def __repr__(self) -> str:
         return f"PostgresCluster(admin_url={self.admin_url!r}, owned={self.owned})"
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM raised as KeyboardInterrupt in this process, where it still has its default
+    action (which ends the process at once, before any ``finally`` stops the server)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def _default_parent() -> Path:

@@ -4463,6 +4463,47 @@ MUTANTS = (
             "test_a_refusal_is_answered_on_one_line_as_the_command_line_says_it",
         ),
     ),
+    Mutant(
+        "overlap-batch-unchecked",
+        "ledger/_stores/recorders.py",
+        "        earlier = [(p, d) for p, d in claims[:at] if overlap(directory, d)]\n",
+        "        earlier: list[tuple[str, str]] = []\n",
+        "two registrations in one batch on overlapping directories are both kept (rev36)",
+        (
+            "tests/integration/test_repository.py::"
+            "test_an_overlap_names_the_first_holder_by_directory",
+        ),
+    ),
+    Mutant(
+        "rows-in-collation-order",
+        "ledger/_stores/recorders.py",
+        '    for row in sorted(rows, key=lambda row: str(row["profile_id"])):\n',
+        "    for row in rows:\n",
+        "availability rows come back in an ICU collation's order (rev36)",
+        (
+            "tests/integration/test_repository.py::"
+            "test_an_icu_collation_changes_no_order_and_no_refusal",
+        ),
+    ),
+    Mutant(
+        "fake-batch-ids-unchecked",
+        "tests/fakes.py",
+        "                if command[0] in self.commands or command[0] in used:\n",
+        "                if command[0] in self.commands:\n",
+        "the fake keeps one command id given twice in a batch (rev36)",
+        (
+            "tests/integration/test_repository.py::"
+            "test_a_batch_judges_each_save_against_the_saves_before_it",
+        ),
+    ),
+    Mutant(
+        "cluster-killed-by-sigterm",
+        "tests/pg_cluster.py",
+        "        _interrupt_on_sigterm()\n",
+        "",
+        "a benchmark stopped by SIGTERM leaves its server and directory behind (rev36)",
+        ("tests/e2e/test_bench_fleet.py::test_sigterm_stops_the_service_the_load_and_the_cluster",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
