@@ -289,7 +289,7 @@ class FeedSnapshot:
         """The availability rows at this moment: the readable ones in profile id order, and
         the unreadable ones by profile id with what is wrong (``Ledger.damaged_availability``)."""
         columns = ", ".join(AVAILABILITY_COLUMNS)
-        statement = f"SELECT {columns} FROM {AVAILABILITY_TABLE} ORDER BY profile_id"
+        statement = f"SELECT {columns} FROM {AVAILABILITY_TABLE}"  # split_rows orders them
         return split_rows(self._cursor.query(statement))
 
     def versions_after(self, position: int, profile_ids: Iterable[str]) -> dict[str, int]:

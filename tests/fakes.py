@@ -23,6 +23,7 @@ from ledger._domain.events import ProfileEvent, ProfileRegistered
 from ledger._domain.model import Lease, LeaseStatus, ProfileState, Role
 from ledger._domain.profile import Profile, replay
 from ledger._domain.view import Availability
+from ledger._stores.recorders import in_directory_order
 from ledger.ports import Authority, CommandRecord, Save, StreamConflict
 
 
@@ -71,15 +72,26 @@ class FakeRepository:
             hook(saves[0][0])
         if in_time is not None and time.monotonic() > in_time:  # decided before a deadline
             raise StreamConflict(saves[0][0].profile_id)  # passed since
-        claims = {}
+        # As the stores write a batch: in profile order, each save judged against the store
+        # and the saves before it in the batch (a version or a command id taken by an
+        # earlier one conflicts, as their keys do; rev36: the fake kept one command id twice).
+        saves = sorted(saves, key=lambda save: save[0].profile_id)
+        lengths: dict[str, int] = {}  # each stream's length with the batch's earlier saves
+        used: set[str] = set()
+        claims: list[tuple[str, str]] = []
         for profile, _, command in saves:  # all checked before anything is kept
-            pending = profile.pending_events
-            stream = self.streams.get(profile.profile_id, [])
-            if pending[0].originator_version != len(stream) + 1:
-                raise StreamConflict(profile.profile_id)
-            if command is not None and command[0] in self.commands:
-                raise StreamConflict(profile.profile_id)
-            claims[profile.profile_id] = self._claimed(profile.profile_id, pending)
+            profile_id, pending = profile.profile_id, profile.pending_events
+            length = lengths.get(profile_id, len(self.streams.get(profile_id, [])))
+            if pending and pending[0].originator_version != length + 1:
+                raise StreamConflict(profile_id)
+            lengths[profile_id] = length + len(pending)
+            if command is not None:
+                if command[0] in self.commands or command[0] in used:
+                    raise StreamConflict(profile_id)
+                used.add(command[0])
+            claimed = self._claimed(profile_id, pending, claims)
+            if claimed is not None:
+                claims.append((profile_id, claimed))
         for profile, row, command in saves:
             events = list(profile.collect_events())
             self.streams[profile.profile_id] = [*self.streams.get(profile.profile_id, []), *events]
@@ -89,19 +101,21 @@ class FakeRepository:
                 self.commands[command_id] = CommandRecord(
                     profile.profile_id, profile.version, fingerprint
                 )
-            claimed = claims[profile.profile_id]
-            if claimed is not None:
-                self.directories[profile.profile_id] = claimed
+        self.directories.update(claims)
         self.saves += 1
 
-    def _claimed(self, profile_id: str, pending: list[ProfileEvent]) -> str | None:
+    def _claimed(
+        self, profile_id: str, pending: list[ProfileEvent], batch: list[tuple[str, str]]
+    ) -> str | None:
         """The directory a registration claims; ``InvalidInput`` if another profile's
-        overlaps it (the invariant one aggregate cannot keep)."""
+        overlaps it, recorded or claimed earlier in the ``batch`` (the invariant one
+        aggregate cannot keep), naming the first by directory, then profile, as the stores
+        do."""
         for event in pending:
             if isinstance(event, ProfileRegistered) and event.user_data_dir is not None:
                 directory = normalised(event.user_data_dir)
-                others = [(p, d) for p, d in self.directories.items() if p != profile_id]
-                found = first_overlap(directory, others)
+                others = [(p, d) for p, d in [*self.directories.items(), *batch] if p != profile_id]
+                found = first_overlap(directory, in_directory_order(others))
                 if found is not None:
                     holder, theirs = found
                     raise InvalidInput(

@@ -29,7 +29,7 @@ from eventsourcing.sqlite import (
 )
 from pydantic import ValidationError
 
-from ledger._domain.directories import ancestors, inside_prefix, refusal
+from ledger._domain.directories import ancestors, inside_prefix, overlap, refusal
 from ledger._domain.errors import InvalidInput
 from ledger._domain.row import Availability
 from ledger.ports import StreamConflict
@@ -76,11 +76,13 @@ def read_row(row: dict[str, Any]) -> Availability | str:
 
 
 def split_rows(rows: list[dict[str, Any]]) -> tuple[list[Availability], dict[str, str]]:
-    """Stored rows as the readable ones (in the order given) and the unreadable ones, by
-    profile id, with what is wrong with each (``read_row``)."""
+    """Stored rows as the readable ones and the unreadable ones, by profile id, with what is
+    wrong with each (``read_row``), both in profile id order: by code point, as SQLite orders
+    text, whatever the database's collation (rev36: an ICU collation on PostgreSQL ordered
+    the rows otherwise)."""
     readable: list[Availability] = []
     damaged: dict[str, str] = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda row: str(row["profile_id"])):
         read = read_row(row)
         if isinstance(read, str):
             damaged[str(row["profile_id"])] = read
@@ -191,17 +193,23 @@ DIRECTORIES_DDL = (
 def overlapping_sql(placeholder: str, directory: str) -> tuple[str, tuple[str, ...]]:
     """The query (and its parameters) of the recorded directories that are the normalised
     ``directory``, contain it (an index lookup each) or lie inside it (a prefix of whole
-    components), with their profiles."""
+    components), with their profiles; in no order (``in_directory_order``)."""
     equal_or_containing = (directory, *ancestors(directory))
     prefix = inside_prefix(directory)
     marks = ", ".join([placeholder] * len(equal_or_containing))
     sql = (
         f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE} "
         f"WHERE user_data_dir IN ({marks}) "
-        f"OR substr(user_data_dir, 1, {len(prefix)}) = {placeholder} "
-        "ORDER BY user_data_dir, profile_id"
+        f"OR substr(user_data_dir, 1, {len(prefix)}) = {placeholder}"
     )
     return sql, (*equal_or_containing, prefix)
+
+
+def in_directory_order(rows: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(profile, directory) rows by directory, then profile, by code point: one order on
+    every store, whatever the database's collation (rev36: a refusal named another holder
+    on a PostgreSQL whose collation was ICU's)."""
+    return sorted(rows, key=lambda row: (row[1], row[0]))
 
 
 def insert_directory_sql(placeholder: str) -> str:
@@ -230,10 +238,12 @@ def refuse_overlaps(
     claims: Sequence[tuple[str, str]], found: Callable[[str], Sequence[tuple[str, str]]]
 ) -> None:
     """``InvalidInput`` naming ``user_data_dir`` and the profile that has it when a claimed
-    directory overlaps another profile's; ``found(directory)`` gives the recorded (profile,
-    directory) rows overlapping it. Run where no other registration can commit meanwhile."""
-    for profile_id, directory in claims:
-        for holder, theirs in found(directory):
+    directory overlaps another profile's: one recorded (``found(directory)`` gives the
+    recorded (profile, directory) rows overlapping it) or one claimed before it in the same
+    write. Run where no other registration can commit meanwhile."""
+    for at, (profile_id, directory) in enumerate(claims):
+        earlier = [(p, d) for p, d in claims[:at] if overlap(directory, d)]
+        for holder, theirs in in_directory_order([*found(directory), *earlier]):
             if holder != profile_id:
                 raise InvalidInput("user_data_dir", refusal(profile_id, directory, holder, theirs))
 

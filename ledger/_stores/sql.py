@@ -39,6 +39,7 @@ from ledger._stores.recorders import (
     COMMANDS_TABLE,
     DIRECTORIES_TABLE,
     availability_params,
+    in_directory_order,
     overlapping_sql,
     read_row,
     split_rows,
@@ -495,20 +496,19 @@ class SqlStore(Store):
         )
 
     def directories(self) -> list[DirectoryRecord]:
-        rows = self.query(
-            f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE} ORDER BY profile_id"
-        )
-        return [DirectoryRecord(str(r["profile_id"]), str(r["user_data_dir"])) for r in rows]
+        # Ordered here, by code point, not by the database's collation (in_directory_order).
+        rows = self.query(f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE}")
+        found = sorted((str(r["profile_id"]), str(r["user_data_dir"])) for r in rows)
+        return [DirectoryRecord(*row) for row in found]
 
     def overlapping(self, directory: str) -> list[DirectoryRecord]:
         rows = self.query(*overlapping_sql("?", directory))
-        return [DirectoryRecord(str(r["profile_id"]), str(r["user_data_dir"])) for r in rows]
+        found = [(str(r["profile_id"]), str(r["user_data_dir"])) for r in rows]
+        return [DirectoryRecord(*row) for row in in_directory_order(found)]
 
     def scan_availability(self) -> tuple[list[Availability], dict[str, str]]:
         columns = ", ".join(AVAILABILITY_COLUMNS)
-        return split_rows(
-            self.query(f"SELECT {columns} FROM {AVAILABILITY_TABLE} ORDER BY profile_id")
-        )
+        return split_rows(self.query(f"SELECT {columns} FROM {AVAILABILITY_TABLE}"))
 
     def availability_row(self, profile_id: str) -> Availability | str | None:
         columns = ", ".join(AVAILABILITY_COLUMNS)

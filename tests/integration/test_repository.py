@@ -4,12 +4,15 @@ would make those unit tests prove nothing; this suite is what keeps it honest.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from fakes import FakeRepository
+from pg_cluster import PostgresCluster, database_url, drop_database
 
 from ledger import InvalidInput, Ledger, ProfileRecord, Role
 from ledger._domain.profile import CheckoutRequest, Context, Profile
@@ -135,6 +138,85 @@ def test_a_directory_overlapping_another_profiles_is_refused(repository: Reposit
     assert "p1" in str(refused.value)
     assert repository.load("p2") is None
     _registered(repository, "p3", "/srv/profiles/p10")  # a sibling, not an overlap
+
+
+def test_a_batch_judges_each_save_against_the_saves_before_it(repository: Repository) -> None:
+    """save_together (group commit), all or nothing: one command id given twice in a batch
+    conflicts and keeps neither save, as a command id given twice across saves does; so does
+    one profile's version saved twice (rev36: the fake kept both, the command id pointing at
+    the second profile, and a stream whose versions read 1, 1)."""
+    for profile_id in ("p1", "p2"):
+        _registered(repository, profile_id)
+    one, two = _leased(repository, "p1"), _leased(repository, "p2")
+    with pytest.raises(StreamConflict):
+        repository.save_together(
+            [(p, availability_of(p), ("SAME", "heartbeat:x")) for p in (one, two)]
+        )
+    assert repository.command_record("SAME") is None
+    assert [len(repository.history(p)) for p in ("p1", "p2")] == [1, 1]
+    first, again = _leased(repository, "p1"), _leased(repository, "p1")
+    with pytest.raises(StreamConflict):
+        repository.save_together([(p, availability_of(p), None) for p in (first, again)])
+    assert [e.originator_version for e in repository.history("p1")] == [1]
+
+
+def test_a_save_without_events_records_its_command_id(repository: Repository) -> None:
+    """A decision that made no event (nothing to change) still records the id it was made
+    under, at the profile's version, so that a resend is answered from it."""
+    _registered(repository, "p1")
+    profile = repository.load("p1")
+    assert profile is not None
+    _save(repository, profile, ("c-none", "enable:x"))
+    record = repository.command_record("c-none")
+    assert record is not None
+    assert (record.profile_id, record.version, record.command) == ("p1", 1, "enable:x")
+    assert len(repository.history("p1")) == 1
+
+
+def test_an_overlap_names_the_first_holder_by_directory(repository: Repository) -> None:
+    """Of several recorded directories a registration overlaps, the refusal names the first
+    by directory (by code point), then profile, whichever was registered first (rev36: the
+    fake named the first registered); two registrations in one batch that overlap: the later
+    by profile id is refused, naming the other, and neither is kept."""
+    _registered(repository, "p1", "/s/b")
+    _registered(repository, "p2", "/s/a")
+    _registered(repository, "p4", "/s/B")
+    with pytest.raises(InvalidInput) as refused:
+        _registered(repository, "p3", "/s")
+    assert "'/s/B', the directory of profile p4" in str(refused.value)
+    first = Profile.register(_record("q2", "/t/a"), _ctx())
+    second = Profile.register(_record("q1", "/t"), _ctx(command="c9"))
+    with pytest.raises(InvalidInput) as refused:
+        repository.save_together([(p, availability_of(p), None) for p in (first, second)])
+    assert "'/t/a' overlaps '/t', the directory of profile q1" in str(refused.value)
+    assert repository.load("q1") is None
+    assert repository.load("q2") is None
+
+
+def test_an_icu_collation_changes_no_order_and_no_refusal(pg_cluster: PostgresCluster) -> None:
+    """A PostgreSQL database whose collation is ICU's en-US (which custody accepts: UTF8)
+    orders 'a' before 'B'; the directories, the availability rows and which holder an
+    overlap names still follow the code points, as on SQLite (rev36: they followed the
+    collation)."""
+    name = f"icu_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' "
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+        assert conn.execute("SELECT 'a' < 'B' COLLATE \"en-US-x-icu\"").fetchone() == (True,)
+    try:
+        with Ledger.init(database_url(pg_cluster.admin_url, name)) as ledger:
+            store = ledger.store
+            _registered(store, "a1", "/s/a")
+            _registered(store, "B2", "/s/B")
+            assert [d.profile_id for d in store.directories()] == ["B2", "a1"]
+            assert [row.profile_id for row in store.availability()] == ["B2", "a1"]
+            with pytest.raises(InvalidInput) as refused:
+                _registered(store, "p3", "/s")
+            assert "'/s/B', the directory of profile B2" in str(refused.value)
+    finally:
+        drop_database(pg_cluster.admin_url, name)
 
 
 def test_sweep_candidates_are_overdue_rows(repository: Repository) -> None:
