@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import AwareDatetime
+
 from ledger._domain.model import DenialReason, Frozen, ProfileState
 
 
 class Availability(Frozen):
-    """One row per profile: state, holder, deadline, reason and last user."""
+    """One row per profile: state, holder, deadline, reason and last user. Its times carry
+    their offset (as the ledger writes them): a stored time without one is a junk value, so
+    its row is unreadable, as damaged as any (rev36: a naive ``until`` was read, and every
+    read that compared it with the clock failed with a TypeError)."""
 
     profile_id: str
     account_id: str
@@ -23,19 +28,19 @@ class Availability(Frozen):
     state: ProfileState
     reason: DenialReason | None
     cause: str | None
-    since: datetime | None
-    until: datetime | None
+    since: AwareDatetime | None
+    until: AwareDatetime | None
     holder_worker: str | None
     holder_run: str | None
     holder_task: str | None
     lease_id: str | None
     fencing_token: int | None
-    heartbeat_at: datetime | None
+    heartbeat_at: AwareDatetime | None
     last_worker: str | None
     last_run: str | None
     last_lease_id: str | None
     last_ending: str | None
-    last_ended_at: datetime | None
+    last_ended_at: AwareDatetime | None
     version: int
 
     def overdue_at(self, now: datetime) -> bool:
