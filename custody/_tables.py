@@ -39,7 +39,9 @@ def write_status(rows: list[StatusRow], *, out: TextIO) -> None:
         state = [(r.state.value, _STATE_STYLES.get(r.state.value, ""))]
         if r.overdue:
             state.append((" (overdue)", "bold red"))
-        if r.damaged:
+        if r.row_missing:
+            state.append((" (row missing: custody rebuild)", "bold red"))
+        elif r.damaged:
             state.append((" (row damaged: custody rebuild)", "bold red"))
         holder = r.holder_worker or (f"last: {r.last_worker}" if r.last_worker else "-")
         cells.append(

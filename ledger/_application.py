@@ -413,6 +413,18 @@ class Ledger:
         return self.store.availability()
 
     @_in_turn
+    def availability_rows(self) -> tuple[list[Availability], dict[str, str]]:
+        """Every availability row as stored, in one read: the readable ones in profile id
+        order, and the unreadable ones by profile id with the problem."""
+        return self.store.scan_availability()
+
+    @_in_turn
+    def stored_availability(self, profile_id: str) -> Availability | str | None:
+        """The profile's availability row as stored: the row, what is wrong with it, or None
+        when there is none (one indexed read)."""
+        return self.store.availability_row(ProfileQuery(profile_id=profile_id).profile_id)
+
+    @_in_turn
     def damaged_availability(self) -> dict[str, str]:
         """Rows that cannot be read (a NULL, a junk value), by profile id, with the problem."""
         return self.store.damaged_rows()

@@ -24,10 +24,19 @@ class StatusRow(Availability):
     damaged: str | None = None
 
     @property
+    def row_missing(self) -> bool:
+        """The profile has no stored row at all (``damaged`` is then ``MISSING_ROW``)."""
+        return self.damaged == MISSING_ROW
+
+    @property
     def waiting_since(self) -> datetime | None:
         """Since when the profile waits on someone: a lease past its deadline from the
         deadline (stale before any sweep marks it), any other from when it got where it is."""
         return self.until if self.overdue else self.since
+
+
+# What a registered profile without an availability row is said to have.
+MISSING_ROW = "missing: custody projections rebuild availability writes it from the events"
 
 
 def status(
@@ -39,15 +48,29 @@ def status(
     is in it)."""
     state = _state(state)
     now = ledger.now()
-    rows: list[tuple[Availability, str | None]] = [(r, None) for r in ledger.availability()]
-    damaged = ledger.damaged_availability()
-    if damaged:  # rows of profiles never registered are junk: rebuild drops them
-        registered = set(ledger.profile_ids())
-        rows += [
-            (ledger.availability_from_events(pid), problem)
-            for pid, problem in damaged.items()
-            if pid in registered
-        ]
+    readable, damaged = ledger.availability_rows()
+    # Read after the rows: a row read is of a profile registered by now, so rows of profiles
+    # never registered are junk (rebuild drops them), readable or not (rev36: a made-up row
+    # was shown and counted as a profile).
+    registered = set(ledger.profile_ids())
+    rows: list[tuple[Availability, str | None]] = [
+        (r, None) for r in readable if r.profile_id in registered
+    ]
+    rows += [
+        (ledger.availability_from_events(pid), problem)
+        for pid, problem in damaged.items()
+        if pid in registered
+    ]
+    # A registered profile without a row (deleted by hand) is shown from its events, marked
+    # (rev36: status left it out, and its fleet summary below counted it); one registered
+    # after the rows were read has its row by now.
+    for pid in sorted(registered - {r.profile_id for r in readable}.union(damaged)):
+        row = ledger.stored_availability(pid)
+        if isinstance(row, Availability):
+            rows.append((row, None))
+        else:
+            problem = MISSING_ROW if row is None else row
+            rows.append((ledger.availability_from_events(pid), problem))
     return _judged(ledger, rows, now, account_id, state)
 
 
@@ -62,10 +85,6 @@ def _state(state: ProfileState | str | None) -> ProfileState | None:
         raise InvalidInput("state", f"{state!r} is not one of {names}") from None
 
 
-# What a registered profile without an availability row is said to have.
-MISSING_ROW = "missing: custody projections rebuild availability writes it from the events"
-
-
 def status_at(
     ledger: Ledger,
     snapshot: FeedSnapshot,
@@ -73,17 +92,24 @@ def status_at(
     at: datetime,
     *,
     account_id: str | None = None,
+    junk: list[str] | None = None,
 ) -> list[StatusRow]:
     """``status`` judged at ``at``, as the log stood at ``position``, from the rows
     ``snapshot`` sees: the row of a profile with events after ``position`` (written beside
     them) gives way to the one its events gave then, and a profile registered after
     ``position`` is left out. So it agrees with read models whose checkpoint is ``position``,
-    read in the same snapshot."""
+    read in the same snapshot. Rows of profiles never registered are left out, their ids
+    added to ``junk`` when given (where a report names damage)."""
     readable, damaged = snapshot.availability()
     # Rows of profiles never registered are junk (rebuild drops them); a registered profile
     # without a row (deleted by hand) is answered from its events and named as damaged
     # (rev33: the checklist answered "2 of 2" of 3 profiles, --strict exit 0, without a word).
     registered = set(ledger.profile_ids())
+    # Read after the rows: a row of a profile not registered by now is junk, readable or not
+    # (rev36: a made-up row was counted by fleet, and the checklist asked for its profile).
+    if junk is not None:
+        junk += sorted({r.profile_id for r in readable}.union(damaged) - registered)
+    readable = [r for r in readable if r.profile_id in registered]
     damaged = {pid: problem for pid, problem in damaged.items() if pid in registered}
     unheld = registered - {r.profile_id for r in readable}.union(damaged)
     if unheld:  # a row deleted, or a profile registered since the snapshot began (rev33)

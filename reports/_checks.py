@@ -278,6 +278,11 @@ def explained(s: Sources, explanations: list[Explanation]) -> Answer:
     damaged = [
         f"{r.profile_id}: availability row damaged ({r.damaged})" for r in s.profiles if r.damaged
     ]
+    damaged += [  # not a profile, so counted nowhere: named here (rev36)
+        f"{pid}: availability row of no registered profile "
+        "(custody projections rebuild availability drops it)"
+        for pid in s.junk_rows
+    ]
     line = (
         f"unavailable profiles with a reason: {len(unavailable) - len(unexplained)} of "
         f"{len(unavailable)}"

@@ -82,6 +82,8 @@ class Sources:
     leases: pd.DataFrame
     events: pd.DataFrame
     counts: pd.DataFrame
+    # Availability rows of profiles never registered (junk: rebuild drops them), by id.
+    junk_rows: tuple[str, ...] = ()
 
 
 class Frames(Protocol):
@@ -109,13 +111,14 @@ def read_sources(ledger: Ledger, *, account: str | None = None) -> Sources:
             behind = points.get(TIMELINE_READ_MODEL.name, 0) < moment
             if behind and attempt + 1 < ATTEMPTS and ledger.feed.maintains():
                 continue
-            at = ledger.now()
+            at, junk = ledger.now(), list[str]()
             return Sources(
                 at=at,
-                profiles=status_at(ledger, snapshot, moment, at, account_id=account),
+                profiles=status_at(ledger, snapshot, moment, at, account_id=account, junk=junk),
                 leases=_leases(snapshot, account),
                 events=read_events(snapshot, account, upto=moment),
                 counts=_counts(snapshot, account, moment),
+                junk_rows=tuple(junk),
             )
     raise AssertionError("unreachable: the last attempt reads as things stand")
 
