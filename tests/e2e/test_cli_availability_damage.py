@@ -165,3 +165,15 @@ def test_a_read_model_ahead_of_the_log_says_to_verify_before_a_rebuild(
     verify = _cli(store, tmp_path, "verify")
     assert verify.code == 5, verify.err
     assert "p2: the log ends it at v1, but its availability row was written with v2" in verify.out
+
+
+def test_status_shows_a_profile_whose_row_was_deleted_marked_missing(
+    store: str, tmp_path: Path
+) -> None:
+    """``custody status`` shows every profile: one whose availability row was deleted by hand
+    is shown from its events, marked as a missing row, as its summary counts it (rev36:
+    ``status --summary`` listed p1 alone above "fleet: 2 profiles")."""
+    _sql(tmp_path, "DELETE FROM custody_availability WHERE profile_id = 'p2'")
+    out = ok(_cli(store, tmp_path, "status", "--summary")).out
+    assert "p2       quarantined (row missing: custody rebuild)" in out
+    assert "fleet: 2 profiles" in out

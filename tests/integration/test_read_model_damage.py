@@ -13,7 +13,8 @@ from conftest import StepClock, register
 from log_checks import assert_exact, every_ending, rows, take_lease
 
 import reports
-from ledger import Disable, Heartbeat, Ledger, Release, StoreUnavailable
+from ledger import Disable, Heartbeat, Ledger, Quarantine, Release, StoreUnavailable
+from ledger._stores.recorders import AVAILABILITY_COLUMNS
 from ledger.feed import CHECKPOINTS_TABLE, ReadModelDamaged
 from projections import (
     LEASES_READ_MODEL,
@@ -378,3 +379,87 @@ def test_a_profile_registered_during_a_fleet_read_is_not_named_damaged(ledger: L
         register(ledger, "d1")  # committed while the snapshot reads
         rows = status_at(ledger, snapshot, moment, datetime.now(UTC))
     assert [(r.profile_id, r.damaged) for r in rows] == [("d0", None)]
+
+
+@pytest.mark.parametrize(
+    ("profile", "column"),
+    [("d1", "until"), ("d1", "heartbeat_at"), ("d1", "since"), ("d0", "last_ended_at")],
+)
+def test_an_availability_time_without_an_offset_is_a_damaged_row(
+    ledger: Ledger, profile: str, column: str
+) -> None:
+    """A time of an availability row stored without its UTC offset (cut by hand) makes the row
+    unreadable, like any junk value: status shows the profile from its events, marked damaged,
+    the fleet reads answer and name it, and a lease check answers from the events (rev36: the
+    row was read, and status, fleet, health, checklist, the report and ``check_lease`` failed
+    comparing its naive time with the clock: "can't compare offset-naive and offset-aware")."""
+    from projections import status
+
+    for pid in ("d0", "d1"):
+        register(ledger, pid)
+    ended, token = take_lease(ledger, "d0")
+    ledger.handle(
+        Release(lease_id=ended, fencing_token=token, outcome="success", final_url="https://x/")
+    )
+    held, _ = take_lease(ledger, "d1")
+    cut = f"substr({column}, 1, 26)"  # 2026-01-01T00:00:00.000000, the +00:00 dropped
+    _sql(
+        ledger, f"UPDATE custody_availability SET {column} = {cut} WHERE profile_id = ?", (profile,)
+    )
+    shown = {r.profile_id: r for r in status(ledger)}
+    assert (shown[profile].damaged or "").startswith(f"{column}: Input should have timezone")
+    assert (shown["d0"].state.value, shown["d1"].state.value) == ("available", "leased")
+    assert [r.profile_id for r in status(ledger, state="stale")] == []
+    assert reports.fleet(ledger=ledger).profiles == 2
+    reports.health(ledger=ledger)
+    last = reports.checklist(ledger=ledger).checks[-1]
+    assert [e for e in last.evidence if e.startswith(f"{profile}: availability row damaged")]
+    assert "<html" in reports.report_html(ledger=ledger).html
+    assert ledger.check_lease(held).live
+    assert not ledger.check_lease(ended).live
+
+
+def test_a_row_of_a_profile_never_registered_is_junk_to_every_read(ledger: Ledger) -> None:
+    """A readable availability row made by hand for a profile never registered is junk, as
+    read-models.md says: status and the fleet reads neither show nor count it, and the
+    checklist names it as damage (rev36: fleet counted 3 profiles of 2 registered, and the
+    checklist and the report failed with "no profile 'ghost' is registered", exit 2)."""
+    from projections import status
+
+    for pid in ("d0", "d1"):
+        register(ledger, pid)
+    ledger.handle(Quarantine(profile_id="d1", actor="op", reason="odd"))
+    columns = ", ".join(c for c in AVAILABILITY_COLUMNS if c != "profile_id")
+    _sql(
+        ledger,
+        f"INSERT INTO custody_availability (profile_id, {columns}) "
+        f"SELECT 'ghost', {columns} FROM custody_availability WHERE profile_id = 'd1'",
+    )
+    assert [r.profile_id for r in status(ledger)] == ["d0", "d1"]
+    fleet = reports.fleet(ledger=ledger)
+    assert (fleet.profiles, fleet.by_state["quarantined"]) == (2, 1)
+    last = reports.checklist(ledger=ledger).checks[-1]
+    assert last.verdict == "attention"
+    assert [e for e in last.evidence if e.startswith("ghost: availability row of no registered")]
+    assert "ghost" not in [e.split(":")[0] for e in last.evidence if "damaged" in e]
+    reports.report_html(ledger=ledger)
+
+
+def test_a_deleted_availability_row_is_shown_by_status_marked_missing(ledger: Ledger) -> None:
+    """A registered profile whose availability row was deleted by hand is shown by status, as
+    its events give it, marked as a missing row, and counted the same by the fleet (rev36:
+    ``custody status --summary`` listed 1 profile above a summary counting 2)."""
+    from projections import status
+    from projections._availability import MISSING_ROW
+
+    for pid in ("d0", "d1"):
+        register(ledger, pid)
+    take_lease(ledger, "d1")
+    _sql(ledger, "DELETE FROM custody_availability WHERE profile_id = 'd1'")
+    rows = status(ledger)
+    assert [(r.profile_id, r.state.value, r.damaged) for r in rows] == [
+        ("d0", "available", None),
+        ("d1", "leased", MISSING_ROW),
+    ]
+    assert [r.profile_id for r in status(ledger, state="leased")] == ["d1"]
+    assert reports.fleet(ledger=ledger).profiles == len(rows)
