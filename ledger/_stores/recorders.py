@@ -27,7 +27,7 @@ from eventsourcing.sqlite import (
     SQLiteCursor,
     SQLiteFactory,
 )
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 
 from ledger._domain.directories import ancestors, inside_prefix, overlap, refusal
 from ledger._domain.errors import InvalidInput
@@ -109,7 +109,9 @@ def availability_params(row: Availability) -> tuple[Any, ...]:
 def _may_convert(annotation: Any) -> bool:
     """Whether a column of this type may hold a time or an enum (``availability_params``)."""
     kinds = getattr(annotation, "__args__", None) or (annotation,)
-    return any(isinstance(k, type) and issubclass(k, datetime | Enum) for k in kinds)
+    # AwareDatetime is no datetime subclass: missed, the driver wrote its own text (rev36).
+    times = (k is AwareDatetime for k in kinds)
+    return any(times) or any(isinstance(k, type) and issubclass(k, datetime | Enum) for k in kinds)
 
 
 _ROW_VALUES = operator.itemgetter(*AVAILABILITY_COLUMNS)

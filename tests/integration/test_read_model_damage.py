@@ -5,6 +5,7 @@ it, and ``projections rebuild`` repairs it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -463,3 +464,23 @@ def test_a_deleted_availability_row_is_shown_by_status_marked_missing(ledger: Le
     ]
     assert [r.profile_id for r in status(ledger, state="leased")] == ["d1"]
     assert reports.fleet(ledger=ledger).profiles == len(rows)
+
+
+def test_the_ledger_writes_every_availability_time_with_its_offset(ledger: Ledger) -> None:
+    """Every time of an availability row is stored as UTC ISO 8601 text with microseconds and
+    its offset, whoever writes it (a command, the rebuild): the form a read takes as sound and
+    the sweep compares as text (rev36: with the fields made AwareDatetime the row's times were
+    no longer converted, and the driver wrote its own text)."""
+    from ledger import rebuild_availability
+
+    register(ledger, "d1")
+    take_lease(ledger, "d1")
+    times = "since, until, heartbeat_at"
+    query = f"SELECT {times} FROM custody_availability WHERE profile_id = 'd1'"
+    (written,) = ledger.feed.query(query)
+    _sql(ledger, "DELETE FROM custody_availability WHERE profile_id = 'd1'")
+    rebuild_availability(ledger)
+    (rebuilt,) = ledger.feed.query(query)
+    for row in (written, rebuilt):
+        for value in row.values():
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", value), value
