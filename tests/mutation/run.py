@@ -4504,6 +4504,84 @@ MUTANTS = (
         "a benchmark stopped by SIGTERM leaves its server and directory behind (rev36)",
         ("tests/e2e/test_bench_fleet.py::test_sigterm_stops_the_service_the_load_and_the_cluster",),
     ),
+    Mutant(
+        "availability-naive-until",
+        "ledger/_domain/row.py",
+        "    until: AwareDatetime | None\n",
+        "    until: datetime | None\n",
+        "an availability deadline stored without its offset is read, and reads fail (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_an_availability_time_without_an_offset_is_a_damaged_row",
+        ),
+    ),
+    Mutant(
+        "status-shows-foreign-rows",
+        "projections/_availability.py",
+        "        (r, None) for r in readable if r.profile_id in registered\n",
+        "        (r, None) for r in readable\n",
+        "status shows a made-up row of a profile never registered (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_row_of_a_profile_never_registered_is_junk_to_every_read",
+        ),
+    ),
+    Mutant(
+        "fleet-counts-foreign-rows",
+        "projections/_availability.py",
+        "    readable = [r for r in readable if r.profile_id in registered]\n",
+        "    readable = list(readable)\n",
+        "fleet and the reports count a made-up row of a profile never registered (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_row_of_a_profile_never_registered_is_junk_to_every_read",
+        ),
+    ),
+    Mutant(
+        "status-drops-missing-rows",
+        "projections/_availability.py",
+        "    for pid in sorted(registered - {r.profile_id for r in readable}.union(damaged)):\n",
+        "    for pid in sorted(set[str]()):\n",
+        "status leaves out a registered profile whose row was deleted (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_deleted_availability_row_is_shown_by_status_marked_missing",
+        ),
+    ),
+    Mutant(
+        "availability-times-driver-text",
+        "ledger/_stores/recorders.py",
+        "    return any(times) or any(isinstance(k, type) and issubclass(k, datetime | Enum) "
+        "for k in kinds)\n",
+        "    return any(isinstance(k, type) and issubclass(k, datetime | Enum) for k in kinds)\n",
+        "availability times go to the driver as datetimes, stored in its text (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_the_ledger_writes_every_availability_time_with_its_offset",
+        ),
+    ),
+    Mutant(
+        "checklist-silent-on-foreign-rows",
+        "reports/_checks.py",
+        "        for pid in s.junk_rows\n",
+        "        for pid in ()\n",
+        "the checklist no longer names a made-up availability row (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_row_of_a_profile_never_registered_is_junk_to_every_read",
+        ),
+    ),
+    Mutant(
+        "missing-row-marked-damaged",
+        "custody/_tables.py",
+        "        if r.row_missing:\n",
+        "        if False:\n",
+        "status marks a deleted availability row as damaged, not missing (rev36)",
+        (
+            "tests/e2e/test_cli_availability_damage.py::"
+            "test_status_shows_a_profile_whose_row_was_deleted_marked_missing",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
