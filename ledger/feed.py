@@ -82,6 +82,19 @@ class ReadModelDamaged(LedgerError):
         return cls(name, said)
 
 
+def unreadable_position(name: str, value: object) -> ReadModelDamaged:
+    """The read model ``name`` whose checkpoint holds ``value``, which no checkpoint holds (text
+    or a fraction put there by hand: SQLite keeps it in an integer column): one line naming its
+    rebuild, which sets the position again (rev36: every read, ``projections status``, the
+    rebuild and ``custody init`` were an internal error)."""
+    said = f"its position in {CHECKPOINTS_TABLE} holds {_cell(value)}, which is no position"
+    return ReadModelDamaged(name, f"{said} (written there by hand?)")
+
+
+def _cell(value: object) -> str:
+    return repr(str(value)[:40]) if isinstance(value, str) else repr(value)
+
+
 class ReadModelBehind(UserWarning):
     """A read answered from a read model that has events of the log still to fold, which this
     login may not fold (a worker's PostgreSQL login, a SQLite file this user may only read):
@@ -210,7 +223,7 @@ class FeedTransaction:
         overwrites it (the rows must have distinct keys)."""
         self._cursor.insert(table, columns, rows, key=key)
 
-    def claim_checkpoint(self, name: str) -> int:
+    def claim_checkpoint(self, name: str, *, unreadable: int | None = None) -> int:
         """Lock the read model's checkpoint for this transaction and return its position.
 
         Another transaction claiming the same checkpoint waits here (at most the store's
@@ -218,12 +231,19 @@ class FeedTransaction:
         the row (a transaction must write first to hold the file's lock); on PostgreSQL it
         takes an advisory lock of the transaction, which gives it no transaction id: a reader
         waiting for a gap in the log to settle must hold none (``ledger._stores.settled``).
-        ``NotAllowed`` if the read model was never installed."""
+        ``NotAllowed`` if the read model was never installed. A position that is no position
+        (junk put there by hand) is ``ReadModelDamaged``, or ``unreadable`` when given (a
+        rebuild, which sets it again)."""
         self._cursor.execute(self._claim, (name,))
         rows = self.query(f"SELECT position FROM {CHECKPOINTS_TABLE} WHERE name = ?", (name,))
         if not rows:
             raise NotAllowed(f"read model {name} is not installed")
-        return int(rows[0]["position"])
+        position = rows[0]["position"]
+        if type(position) is int:
+            return position
+        if unreadable is None:
+            raise unreadable_position(name, position)
+        return unreadable
 
     def move_checkpoint(self, name: str, position: int) -> None:
         """Set the read model's checkpoint to ``position`` (it takes effect with the rows, at
@@ -274,8 +294,15 @@ class FeedSnapshot:
         return self._cursor.head()
 
     def checkpoints(self) -> dict[str, int]:
-        """Every installed read model's checkpoint (its position), by name."""
+        """Every installed read model's checkpoint (its position), by name; one that holds no
+        position is left out (``unreadable_checkpoints``)."""
         return _checkpoints(self._cursor, self._store.views.dialect)
+
+    def unreadable_checkpoints(self) -> dict[str, object]:
+        """The checkpoints that hold what no checkpoint holds (junk put there by hand), by
+        name, with that value: what ``checkpoints`` leaves out."""
+        found = _positions(self._cursor, self._store.views.dialect)
+        return {name: value for name, value in found.items() if type(value) is not int}
 
     def columns(self, table: str) -> list[str]:
         """The table's columns in their order; empty when there is no such table."""
@@ -379,7 +406,9 @@ class Feed:
             return None, head
         if not rows[0]["present"]:
             raise ReadModelDamaged(name, f"its table {table} is missing")
-        return int(rows[0]["position"]), head
+        if type(position := rows[0]["position"]) is not int:
+            raise unreadable_position(name, position)
+        return position, head
 
     @property
     def checked_layouts(self) -> set[str]:
@@ -478,10 +507,18 @@ _STANDING = {
 
 
 def _checkpoints(cursor: ViewCursor, dialect: str) -> dict[str, int]:
+    """The checkpoints whose position is one (an integer), by name. A position is never
+    converted: ``int`` made ``'abc'`` an internal error of every read and ``1.5`` a position
+    of 1 (rev36)."""
+    return {n: p for n, p in _positions(cursor, dialect).items() if type(p) is int}
+
+
+def _positions(cursor: ViewCursor, dialect: str) -> dict[str, object]:
+    """Every checkpoint's position as stored, by name."""
     if not _has_checkpoints(cursor, dialect):
         return {}
     rows = cursor.query(f"SELECT name, position FROM {CHECKPOINTS_TABLE} ORDER BY name")
-    return {str(r["name"]): int(r["position"]) for r in rows}
+    return {str(r["name"]): r["position"] for r in rows}
 
 
 def _has_checkpoints(cursor: ViewCursor, dialect: str) -> bool:

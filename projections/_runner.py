@@ -35,6 +35,7 @@ from ledger.feed import (
     ReadModelBehind,
     RowConflict,
     UnreadableEvent,
+    unreadable_position,
 )
 from projections._base import ReadModel, ReadResult, layout_problem
 
@@ -406,11 +407,15 @@ def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]
     for model in models:
         with ledger.feed.snapshot() as snapshot:
             checkpoints = snapshot.checkpoints()
+            unreadable = snapshot.unreadable_checkpoints()
             head = snapshot.head()
             position = checkpoints.get(model.name)
             rows: int | None = None
             problems: list[str] = []
-            if position is not None:
+            if model.name in unreadable:  # rev36: was an internal error
+                junk = unreadable_position(model.name, unreadable[model.name])
+                problems = [f"{model.name}: {junk.problem}: {repair(model)}"]
+            elif position is not None:
                 rows, problems = check(snapshot, model, position)
             elif snapshot.columns(model.table.name):  # its checkpoint lost
                 lost = PositionLost(model.name, model.table.name)
@@ -499,7 +504,9 @@ def _rebuild(feed: Feed, model: ReadModel, shadow: str, batch: int) -> tuple[int
     name, shadow_name = model.name, model.name + SHADOW
     _catch_up(feed, model, shadow_name, shadow, batch)
     with feed.transaction() as tx:
-        folded = tx.claim_checkpoint(name)  # live catch-ups wait for the swap, then go on
+        # Live catch-ups wait for the swap, then go on; a position that is no position (junk
+        # put there by hand) is set again by the swap (rev36: the rebuild failed on it).
+        folded = tx.claim_checkpoint(name, unreadable=0)
         position = tx.claim_checkpoint(shadow_name)
         while found := tx.events_after(position, batch):
             _fold(model, tx, shadow, found)

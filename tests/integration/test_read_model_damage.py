@@ -484,3 +484,45 @@ def test_the_ledger_writes_every_availability_time_with_its_offset(ledger: Ledge
     for row in (written, rebuilt):
         for value in row.values():
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", value), value
+
+
+def _sqlite_ledger(tmp_path: Any) -> Ledger:
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    Ledger.init(url).close()
+    return Ledger.open(url)
+
+
+@pytest.mark.parametrize("junk", ["'abc'", "2.5"])
+def test_a_junk_checkpoint_is_refused_by_reads_named_by_status_and_rebuilt(
+    tmp_path: Any, junk: str
+) -> None:
+    """rev36: a checkpoint set by hand to what no position is (SQLite keeps text, or a
+    fraction ``int`` cut to a position) made every read of its read model, ``projections
+    status``, ``projections rebuild`` and ``custody init`` an internal error (``int('abc')``).
+    Reads now refuse in one line naming the rebuild, status names it, the rebuild and init's
+    ``upgrade`` repair it. Guard: ``ledger.feed._checkpoints``, ``unreadable_position``."""
+    with _sqlite_ledger(tmp_path) as ledger:
+        register(ledger, "p1")
+        take_lease(ledger, "p1")
+        catch_up_all(ledger, READ_MODELS.values())
+        for repair in (
+            lambda: rebuild(ledger, TIMELINE_READ_MODEL),
+            lambda: upgrade(ledger, READ_MODELS.values()),
+        ):
+            _sql(
+                ledger,
+                f"UPDATE {CHECKPOINTS_TABLE} SET position = {junk} WHERE name = ?",
+                ("timeline",),
+            )
+            with pytest.raises(ReadModelDamaged) as damaged:
+                timeline(ledger, "p1")
+            said = str(damaged.value)
+            assert f"its position in {CHECKPOINTS_TABLE} holds {junk}, which is no position" in said
+            assert said.endswith("custody projections rebuild timeline")
+            assert _problems(ledger, TIMELINE_READ_MODEL) == [
+                f"timeline: its position in {CHECKPOINTS_TABLE} holds {junk}, which is no "
+                "position (written there by hand?): custody projections rebuild timeline"
+            ]
+            repair()
+            assert _problems(ledger, TIMELINE_READ_MODEL) == []
+            assert len(timeline(ledger, "p1")) == 2
