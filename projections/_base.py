@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import numbers
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,13 +97,41 @@ class Table:
     def _floats(self) -> tuple[int, ...]:
         return tuple(i for i, (_, kind) in enumerate(self.columns) if kind.startswith("DOUBLE"))
 
+    @functools.cached_property
+    def _kinds(self) -> tuple[tuple[str, tuple[type, ...], bool], ...]:
+        """Each stored column's name, the Python types a row it writes reads back as, and
+        whether it may be NULL."""
+        found = []
+        for name, kind in (*self.columns, (DIGEST, "BIGINT NOT NULL")):
+            types: tuple[type, ...] = (str,)
+            if kind.startswith("BIGINT"):
+                types = (int,)
+            elif kind.startswith("DOUBLE"):
+                types = (int, float)
+            found.append((name, types, "NOT NULL" not in kind and name != self.key))
+        return tuple(found)
+
+    def junk(self, row: Sequence[Any]) -> list[tuple[str, Any]]:
+        """The cells of a stored row (``stored_names``' values) that hold what no row written
+        here holds, by type (text in a number column, a number in a text one, NULL where it
+        never is; SQLite keeps whatever a hand writes): (column, value) each. A read or a
+        check meets them as an internal error otherwise (rev36: ``float('x')``, ``'v' > 1``)."""
+        return [
+            (name, value)
+            for (name, types, nullable), value in zip(self._kinds, row, strict=True)
+            if not ((value is None and nullable) or type(value) in types)
+        ]
+
     def digest(self, values: Sequence[Any]) -> int:
         """The digest of a row's column values, as written or as read back (a float column
-        reads back as a float, whatever number was written)."""
+        reads back as a float, whatever number was written). A value of another type is
+        hashed as it is: its row no longer matches (rev36: ``float('x')`` was an internal
+        error of ``projections status``)."""
         if self._floats:
             values = list(values)
             for i in self._floats:
-                values[i] = None if values[i] is None else float(values[i])
+                if isinstance(values[i], numbers.Real):
+                    values[i] = float(values[i])
         text = repr(tuple(values)).encode()
         return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
 
@@ -221,6 +250,25 @@ class ReadModel:
     # name the lease live then, each folded into its row, so a row's version reaches the last
     # of them (``projections._verify`` finds a row put back as it was before them).
     lease_topics: tuple[str, ...] = ()
+
+    def unreadable(self, row: Sequence[Any]) -> list[tuple[str, Any]]:
+        """The cells of a stored row (``table.stored_names``' values) that hold what no row
+        this read model writes holds, (column, value) each: of another type (``Table.junk``),
+        else the first that ``row`` does not take."""
+        found = self.table.junk(row)
+        if found or (model := self.row_model()) is None:
+            return found
+        try:
+            model.model_validate(dict(zip(self.table.column_names, row, strict=False)))
+        except ValidationError as error:
+            first = error.errors()[0]
+            return [(str(first["loc"][-1]), first.get("input"))]
+        return []
+
+    def row_model(self) -> type[ReadResult] | None:
+        """What a read turns a row into: ``unreadable`` checks a row edited by hand with it
+        too, naming a cell no read could turn into an answer (a time that is not a time)."""
+        return None
 
     @property
     def one_row_per_event(self) -> bool:

@@ -240,6 +240,9 @@ class LeasesReadModel(ReadModel):
         "lease_revoked",
     )
 
+    def row_model(self) -> type[ReadResult]:
+        return LeaseRow
+
     def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
         """Fold each event once into its lease's row. A row knows the last version of its
         profile's stream folded into it (``version``): an event at or below it is not folded

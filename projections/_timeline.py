@@ -199,6 +199,9 @@ class TimelineReadModel(ReadModel):
     name = TIMELINE_NAME
     table = TIMELINE
 
+    def row_model(self) -> type[ReadResult]:
+        return TimelineRow
+
     def fold(self, tx: FeedTransaction, table: str, batch: Sequence[LoggedEvent]) -> None:
         self.table.write(tx, table, [self.table.params(r) for r in flattened(tx, table, batch)])
 
@@ -433,9 +436,9 @@ def version_at(ledger: Ledger, profile_id: str, at: datetime) -> int | None:
         f"AS later, (SELECT max(version) FROM {TIMELINE.name} WHERE profile_id = ?) AS last",
         (profile_id, iso(at), profile_id),
     )
-    later, last = rows[0]["later"], rows[0]["last"]
-    version = last if later is None else int(later) - 1
-    return None if version is None or version < 1 else int(version)
+    later, last = _version(rows[0]["later"]), _version(rows[0]["last"])
+    version = last if later is None else later - 1
+    return None if version is None or version < 1 else version
 
 
 def versions_as_of(ledger: Ledger, profiles: Iterable[str], at: datetime) -> dict[str, int]:
@@ -450,7 +453,17 @@ def versions_as_of(ledger: Ledger, profiles: Iterable[str], at: datetime) -> dic
         "GROUP BY profile_id",
         (iso(at),),
     )
-    return {str(r["profile_id"]): int(r["later"]) - 1 for r in rows if r["profile_id"] in wanted}
+    found = {str(r["profile_id"]): _version(r["later"]) for r in rows}
+    return {p: v - 1 for p, v in found.items() if p in wanted and v is not None}
+
+
+def _version(value: Any) -> int | None:
+    """A version the timeline's aggregate found: ``ReadModelDamaged`` naming the column and
+    the value for what no row written holds (rev36: SQLite's ``max`` of ``'v'`` and 1 is
+    ``'v'``; ``replay --at`` was an internal error comparing it)."""
+    if value is None or type(value) is int:
+        return value
+    raise ReadModelDamaged.unreadable(TIMELINE_NAME, "version", value)
 
 
 def at_moments(ledger: Ledger, profile_id: str, moments: Iterable[datetime]) -> list[TimelineRow]:

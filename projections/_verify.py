@@ -39,6 +39,8 @@ class _Rows:
     last_version: int = 0
     edited: int = 0
     beyond: int = 0  # rows recording a position past the read model's
+    # Cells holding what no row written holds, by column: how many, and the first value.
+    junk: dict[str, tuple[int, Any]] = field(default_factory=dict)
     # Of a read model with one row per lease: each row's fencing token, version and key.
     leases: list[tuple[int, int, str]] = field(default_factory=list)
 
@@ -84,9 +86,23 @@ def check(snapshot: FeedSnapshot, model: ReadModel, position: int) -> tuple[int,
         found = _profile_problems(model, rows, count)
         if not found and model.lease_topics and not _counted_elsewhere(model, rows):
             found = _behind_their_events(rows, leases.get(profile_id, {}))
-        for said in found:
+        for said in [*found, *_junk_lines(model, rows)]:
             problems.append(_line(model, profile_id, said))
     return scan.rows, problems
+
+
+def _junk_lines(model: ReadModel, rows: _Rows) -> list[str]:
+    """One line per column of a profile's rows holding what no row written holds: the table,
+    the column, how many rows and the first value (rev36: an internal error of ``status``)."""
+    return [
+        f"its table {model.table.name}'s column {column} holds {_shown(value)} in {count} "
+        "row(s), which no row it writes holds (written there by hand?)"
+        for column, (count, value) in sorted(rows.junk.items())
+    ]
+
+
+def _shown(value: Any) -> str:
+    return repr(value[:40]) if isinstance(value, str) else repr(value)
 
 
 def _behind_their_events(rows: _Rows, lasts: dict[int, int]) -> list[str]:
@@ -126,6 +142,8 @@ def _profile_problems(model: ReadModel, rows: _Rows, count: Any) -> list[str]:
         found.append(f"{wanted - rows.count} row(s) missing ({rows.count} for {wanted} {kind})")
     elif rows.count > wanted:
         found.append(f"{rows.count - wanted} row(s) too many ({rows.count} for {wanted} {kind})")
+    elif "version" in rows.junk:
+        pass  # its junk's own line names it
     elif rows.count and model.one_row_per_event and rows.last_version != last:
         found.append(f"its rows end at version {rows.last_version}, its events at {last}")
     elif rows.last_version > last:
@@ -160,16 +178,25 @@ def _scan(snapshot: FeedSnapshot, model: ReadModel, position: int) -> _Scan:
         )
         for row in page:
             rows = scan.profiles[str(row[profile])]
-            rows.edited += table.digest(row[:-1]) != row[-1]
             scan.rows += 1
-            if row[at] > position:  # not counted against the events up to the position
+            bad: set[str] = set()
+            if table.digest(row[:-1]) != row[-1]:  # only an edited row can hold junk
+                for column, value in model.unreadable(row):
+                    bad.add(column)
+                    count, first = rows.junk.get(column, (0, value))
+                    rows.junk[column] = (count + 1, first)
+                rows.edited += not bad  # a row holding junk is said by its junk
+            # A number column holding junk is not compared (rev36: 'v' > 1 was a TypeError):
+            # the row is counted as within the position, its junk said by ``_junk_lines``.
+            if "position" not in bad and row[at] > position:  # not counted against the events
                 scan.beyond += 1
                 rows.beyond += 1
                 scan.top = max(scan.top, row[at])
                 continue
             rows.count += 1
-            rows.last_version = max(rows.last_version, row[version])
-            if token is not None:
+            if "version" not in bad:
+                rows.last_version = max(rows.last_version, row[version])
+            if token is not None and not bad:
                 rows.leases.append((row[token], row[version], str(row[key])))
         if len(page) < PAGE:
             return scan

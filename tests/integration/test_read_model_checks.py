@@ -172,7 +172,10 @@ def test_status_names_each_damage_and_a_rebuild_repairs_it(
     damage_it(ledger)
     problems = _problems(ledger, model)
     assert problems, f"{damage} went unnoticed"
-    assert any(said in p for p in problems), problems
+    # rev36: an edit that leaves a cell no read can take (a time made "...x") is said by its
+    # column and value, not as an edit alone.
+    junk = said == "edited" and any("which no row it writes holds" in p for p in problems)
+    assert junk or any(said in p for p in problems), problems
     if profile is not None:
         assert any(f"profile {profile}:" in p for p in problems), problems
     for problem in problems:

@@ -110,7 +110,9 @@ def test_a_fold_never_builds_on_an_edited_row(ledger: Ledger, edit: str) -> None
     assert f"the row of lease {lid} (profile p1) is unlike the digest" in said
     assert said.endswith("custody projections rebuild leases")
     assert damaged.value.exit_code == 1
-    assert any("edited" in p for p in _problems(ledger, LEASES_READ_MODEL))
+    # rev36: a junk cell is named by its column and value, not only as an edit.
+    said_in_status = "column last_renewal_at holds 'garbage'" if edit == "junk-time" else "edited"
+    assert any(said_in_status in p for p in _problems(ledger, LEASES_READ_MODEL))
     rebuild(ledger, LEASES_READ_MODEL)
     row = _lease_row(ledger, lid)
     assert (row["worker_id"], row["heartbeats"]) == ("w-r", 1)
@@ -490,6 +492,98 @@ def _sqlite_ledger(tmp_path: Any) -> Ledger:
     url = f"sqlite:///{tmp_path / 'custody.db'}"
     Ledger.init(url).close()
     return Ledger.open(url)
+
+
+_JUNK = {
+    "leases-float": ("leases", "longest_gap_seconds", "'x'", "'x'"),
+    "leases-integer": ("leases", "heartbeats", "'many'", "'many'"),
+    "leases-fraction": ("leases", "version", "2.5", "2.5"),
+    "timeline-version": ("timeline", "version", "'v'", "'v'"),
+    "timeline-position": ("timeline", "position", "'p'", "'p'"),
+    "timeline-token": ("timeline", "fencing_token", "'t'", "'t'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_JUNK))
+def test_projections_status_names_a_junk_cell_of_another_type(tmp_path: Any, case: str) -> None:
+    """rev36: a cell of a read model's number column set by hand to text (SQLite keeps it)
+    made ``projections status`` itself an internal error (``float('x')`` in the digest,
+    ``'v' > 1`` in the scan), where it is the tool that finds damage. It now names the table,
+    the column, the value and the rebuild in one line; the rebuild repairs it. (PostgreSQL's
+    typed columns refuse such an edit.) Guard: ``Table.junk``/``digest``, ``_verify._scan``."""
+    name, column, value, shown = _JUNK[case]
+    model = READ_MODELS[name]
+    with _sqlite_ledger(tmp_path) as ledger:
+        register(ledger, "p1")
+        take_lease(ledger, "p1")
+        catch_up_all(ledger, READ_MODELS.values())
+        _sql(ledger, f"UPDATE custody_{name} SET {column} = {value} WHERE rowid = 1")
+        problems = _problems(ledger, model)
+        assert len(problems) == 1, problems
+        assert problems[0] == (
+            f"{name}: profile p1: its table custody_{name}'s column {column} holds {shown} in "
+            f"1 row(s), which no row it writes holds (written there by hand?): "
+            f"custody projections rebuild {name}"
+        )
+        rebuild(ledger, model)
+        assert _problems(ledger, model) == []
+
+
+def test_projections_status_names_a_time_that_is_no_time(sql_store_url: str) -> None:
+    """rev36: a text cell no read can turn into an answer (a time that is not a time) is
+    named by ``projections status`` with its column and value, as reads name it, on both
+    stores (not only '1 row(s) edited'). Guard: ``ReadModel.unreadable``'s row model."""
+    with Ledger.open(sql_store_url) as ledger:
+        register(ledger, "p1")
+        take_lease(ledger, "p1")
+        catch_up_all(ledger, READ_MODELS.values())
+        _sql(ledger, "UPDATE custody_leases SET started_at = 'garbage'")
+        assert _problems(ledger, LEASES_READ_MODEL) == [
+            "leases: profile p1: its table custody_leases's column started_at holds 'garbage' "
+            "in 1 row(s), which no row it writes holds (written there by hand?): "
+            "custody projections rebuild leases"
+        ]
+
+
+def test_postgresql_refuses_text_in_a_number_column(pg_url: str) -> None:
+    """rev36: the junk of ``test_projections_status_names_a_junk_cell_of_another_type`` cannot
+    reach a PostgreSQL store: its typed columns refuse the edit (what makes that test
+    SQLite's alone)."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        register(ledger, "p1")
+        catch_up_all(ledger, READ_MODELS.values())
+        for statement in (
+            "UPDATE custody_timeline SET version = 'v'",
+            f"UPDATE {CHECKPOINTS_TABLE} SET position = 'abc'",
+        ):
+            with pytest.raises(Exception, match="invalid input syntax for type bigint"):
+                _sql(ledger, statement)
+
+
+def test_replay_at_a_moment_refuses_a_junk_version_naming_the_rebuild(tmp_path: Any) -> None:
+    """rev36: ``custody replay --at`` over a timeline row whose version a hand made text was
+    an internal error (SQLite's ``max`` of ``'v'`` and 1 is ``'v'``, then ``'v' < 1``). It
+    now refuses in one line naming the column, the value and the rebuild. Guard:
+    ``projections._timeline._version``."""
+    from datetime import UTC, datetime
+
+    from projections._timeline import version_at, versions_as_of
+
+    with _sqlite_ledger(tmp_path) as ledger:
+        register(ledger, "p1")
+        take_lease(ledger, "p1")
+        catch_up_all(ledger, READ_MODELS.values())
+        _sql(ledger, "UPDATE custody_timeline SET version = 'v' || version")
+        for read in (
+            lambda: version_at(ledger, "p1", datetime.now(UTC)),
+            lambda: versions_as_of(ledger, ["p1"], datetime(2000, 1, 1, tzinfo=UTC)),
+        ):
+            with pytest.raises(ReadModelDamaged) as damaged:
+                read()
+            said = str(damaged.value)
+            assert "read model timeline is damaged: a row's version cannot be read ('v" in said
+            assert said.endswith("custody projections rebuild timeline")
 
 
 @pytest.mark.parametrize("junk", ["'abc'", "2.5"])
