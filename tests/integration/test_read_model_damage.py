@@ -501,6 +501,7 @@ _JUNK = {
     "timeline-version": ("timeline", "version", "'v'", "'v'"),
     "timeline-position": ("timeline", "position", "'p'", "'p'"),
     "timeline-token": ("timeline", "fencing_token", "'t'", "'t'"),
+    "timeline-digest": ("timeline", "digest", "'d'", "'d'"),  # no read's field: Table.junk's
 }
 
 
