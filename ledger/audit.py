@@ -43,6 +43,8 @@ from ledger._domain.errors import LedgerError
 from ledger._domain.model import Frozen
 from ledger._domain.row import Availability
 from ledger._stores.mapper import read_of
+from ledger._stores.recorders import DIRECTORIES_TABLE
+from ledger.ports import DirectoryRecord
 
 __all__ = [
     "Digest",
@@ -189,8 +191,13 @@ def _walked_and_found(
     both of which verify named)."""
     # Read before the walk: every row read was written with its events, which the walk reads.
     rows, _ = ledger.store.scan_availability()
+    before = ledger.store.directories()
     checked, snapshot_problems = _walk_and_check(ledger, state, progress, beside)
-    problems = [p.line() for p in state.problems + snapshot_problems + _behind(state, rows)]
+    # Read after it too: every registration walked had its row written with it by then.
+    directories = _directory_rows(state, before, ledger.store.directories())
+    problems = [
+        p.line() for p in state.problems + snapshot_problems + _behind(state, rows) + directories
+    ]
     problems += ledger.store.guard_problems()  # what would refuse the next rewrite
     return checked, problems
 
@@ -216,6 +223,44 @@ def _behind(state: Walk, rows: list[Availability]) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _directory_rows(
+    state: Walk, before: list[DirectoryRecord], after: list[DirectoryRecord]
+) -> list[Problem]:
+    """Each profile whose row in the table of directories disagrees with its registration:
+    missing (read after the walk, which saw the registration: a registration over that
+    directory would be let through, and two profiles share it), of a profile no registration
+    gives that directory, or another directory (read before the walk, which then saw the
+    registration written with it). Two reads of the table, none per profile (rev36: a row
+    deleted by hand went unnoticed by verify, and a second profile was registered on it)."""
+    registered = state.registered_directories
+    kept = {row.profile_id for row in after}
+    problems = [
+        Problem(
+            profile_id,
+            1,
+            f"registers the directory {directory}, but {DIRECTORIES_TABLE} has no row of it "
+            f"(deleted by hand?): another profile may be registered on it; {_MEND}",
+        )
+        for profile_id, directory in sorted(registered.items())
+        if profile_id not in kept
+    ]
+    for profile_id, directory in before:
+        given = registered.get(profile_id)
+        if given is None:
+            what = f"has a row {directory} in {DIRECTORIES_TABLE}, but no registration of it "
+            what += "gives that directory"
+        elif given != directory:
+            what = f"registers the directory {given}, but its row in {DIRECTORIES_TABLE} says "
+            what += directory
+        else:
+            continue
+        problems.append(Problem(profile_id, None, f"{what} (written by hand?); {_MEND}"))
+    return problems
+
+
+_MEND = "custody init writes the table again from the registrations"
 
 
 def _this_store(ledger: Ledger) -> str:

@@ -90,6 +90,9 @@ class Walk:
     # Each registration's directory, normalised, in log order (position, profile): two
     # profiles on one directory are named at the end (``finish``).
     directories: list[tuple[int, str, str]] = field(default_factory=list)
+    # The same, by profile, once the pass is done (``finish``): what the store's table of
+    # directories must hold (``ledger.audit._directory_rows``).
+    registered_directories: dict[str, str] = field(default_factory=dict)
     first_linked: Linked | None = None  # the log's first event stored with a link
     # The store's clock (None: not asked): an event dated more than ``AHEAD_AT_MOST`` after
     # it, as read after each batch, is named (``dated``).
@@ -313,6 +316,7 @@ class Walk:
                 )
                 self._say(profile_id, 1, what)
             recorded.add(profile_id, directory)
+        self.registered_directories = {p: d for _, p, d in self.directories}
         self.directories.clear()
         for profile_id, (version, _, _) in trusted.items():
             stream = self.streams.get(profile_id)

@@ -168,6 +168,8 @@ def create_schema(self: Migrating) -> None:
         _backfill_commands(self)
     if found < 5:
         _backfill_directories(self)
+    elif made_before:
+        _mend_directories(self)
     if found < 6:
         _rewrite_endings(self)
     if found < 7:
@@ -505,9 +507,8 @@ def _rewrite_endings(self: Migrating) -> None:
             self.replace_availability(availability_of(profile))
 
 
-def _backfill_directories(self: Migrating) -> None:
-    """Record every registration's directory; the overlaps found become the store's
-    notes (``legacy_directories``)."""
+def _registrations(self: Migrating) -> list[tuple[str, str | None]]:
+    """Every registration's (profile id, user_data_dir as given), in log order."""
     registrations = []
     start = 1
     while batch := self.app.recorder.select_notifications(
@@ -517,7 +518,42 @@ def _backfill_directories(self: Migrating) -> None:
             data = decode_data(n.topic, n.state)
             registrations.append((str(data["profile_id"]), data.get("user_data_dir")))
         start = batch[-1].id + 1
-    rows, self.notes = legacy_directories(registrations)
+    return registrations
+
+
+def _mend_directories(self: Migrating) -> None:
+    """Write the table of directories again from the registrations where it disagrees with
+    them: a row missing (deleted by hand: a registration over its directory was let through),
+    of a profile no registration gives it, or of another directory, each as ``verify`` names
+    it (rev36). One read of the registrations and one of the table; nothing written on a
+    whole store."""
+    wanted = dict(legacy_directories(_registrations(self))[0])
+    rows = self.query(f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE}")
+    found = {str(r["profile_id"]): str(r["user_data_dir"]) for r in rows}
+    missing = [(p, d) for p, d in wanted.items() if p not in found]
+    other = [(d, p) for p, d in wanted.items() if p in found and found[p] != d]
+    extra = [(p,) for p in found if p not in wanted]
+    if not (missing or other or extra):
+        return
+    for statement, params in (
+        (insert_directory_sql("?"), missing),
+        (f"UPDATE {DIRECTORIES_TABLE} SET user_data_dir = ? WHERE profile_id = ?", other),
+        (f"DELETE FROM {DIRECTORIES_TABLE} WHERE profile_id = ?", extra),
+    ):
+        if params:
+            self.executemany(statement, params)
+    self.notes.append(
+        f"the table of directories {DIRECTORIES_TABLE} disagreed with the registrations "
+        f"({len(missing)} row(s) missing, {len(other)} of another directory, {len(extra)} of "
+        "no registration): written again from them; custody verify names any profile "
+        "registered on another's directory meanwhile"
+    )
+
+
+def _backfill_directories(self: Migrating) -> None:
+    """Record every registration's directory; the overlaps found become the store's
+    notes (``legacy_directories``)."""
+    rows, self.notes = legacy_directories(_registrations(self))
     if self._pg and any(len(d.encode()) > MAX_DIRECTORY_BYTES for _, d in rows):
         # Before schema 5 a directory could take 4,096 characters, past what an entry of a
         # btree index holds (about 2,700 bytes, compressed): init failed on such a store for

@@ -235,3 +235,54 @@ def test_init_migrates_a_legacy_directory_too_long_for_an_index_entry(
         with pytest.raises(InvalidInput, match="of profile p_other"):
             register(ledger, "p_same", user_data_dir="/srv/other")
         register(ledger, "p_new", user_data_dir="/srv/elsewhere")
+
+
+def test_a_table_of_directories_unlike_the_registrations_is_named_by_verify_and_mended_by_init(
+    sql_store_url: str,
+) -> None:
+    """rev36: p2's row of custody_directories deleted by hand (the owner's login may, on
+    PostgreSQL too) went unnoticed: verify held, init said nothing, and a profile registered
+    on p2's directory was accepted (two profiles on one). verify now names a row missing, one
+    of no registration and one of another directory (exit 5), from two reads of the table;
+    init writes the table again from the registrations and says so, after which verify holds
+    and the registration over p2's directory is refused. Guard: ``audit._directory_rows``,
+    ``migrations._mend_directories``."""
+    from ledger.audit import verify
+
+    with Ledger.open(sql_store_url) as ledger:
+        register(ledger, "p1", user_data_dir="/srv/p1")
+        register(ledger, "p2", user_data_dir="/srv/p2")
+        register(ledger, "p3")  # no directory: no row
+        assert verify(ledger).problems == []
+        for statement in (
+            "DELETE FROM custody_directories WHERE profile_id = 'p2'",
+            "INSERT INTO custody_directories VALUES ('ghost', '/srv/ghost')",
+            "UPDATE custody_directories SET user_data_dir = '/srv/moved' WHERE profile_id = 'p1'",
+        ):
+            ledger.store.execute(statement)  # type: ignore[attr-defined]
+        mend = "custody init writes the table again from the registrations"
+        assert verify(ledger).problems == [
+            "p2 v1: registers the directory /srv/p2, but custody_directories has no row of it "
+            f"(deleted by hand?): another profile may be registered on it; {mend}",
+            "ghost: has a row /srv/ghost in custody_directories, but no registration of it "
+            f"gives that directory (written by hand?); {mend}",
+            "p1: registers the directory /srv/p1, but its row in custody_directories says "
+            f"/srv/moved (written by hand?); {mend}",
+        ]
+    with Ledger.init(sql_store_url) as ledger:
+        assert ledger.store.notes == [
+            "the table of directories custody_directories disagreed with the registrations (1 "
+            "row(s) missing, 1 of another directory, 1 of no registration): written again "
+            "from them; custody verify names any profile registered on another's directory "
+            "meanwhile"
+        ]
+    with Ledger.init(sql_store_url) as ledger:  # mended once: nothing more to say
+        assert ledger.store.notes == []
+    with Ledger.open(sql_store_url) as ledger:
+        assert verify(ledger).problems == []
+        assert [tuple(d) for d in ledger.store.directories()] == [
+            ("p1", "/srv/p1"),
+            ("p2", "/srv/p2"),
+        ]
+        with pytest.raises(InvalidInput, match="of profile p2"):
+            register(ledger, "p9", user_data_dir="/srv/p2")
