@@ -4582,6 +4582,129 @@ MUTANTS = (
             "test_status_shows_a_profile_whose_row_was_deleted_marked_missing",
         ),
     ),
+    Mutant(
+        "checkpoint-converted",
+        "ledger/feed.py",
+        "    return {n: p for n, p in _positions(cursor, dialect).items() if type(p) is int}\n",
+        "    return {n: int(p) for n, p in _positions(cursor, dialect).items()}\n",
+        "a checkpoint holding no position fails every read with a ValueError (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_junk_checkpoint_is_refused_by_reads_named_by_status_and_rebuilt",
+        ),
+    ),
+    Mutant(
+        "standing-junk-unchecked",
+        "ledger/feed.py",
+        '        if type(position := rows[0]["position"]) is not int:\n',
+        '        if (position := rows[0]["position"]) is None:\n',
+        "a read's own checkpoint holding no position is taken as one (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_junk_checkpoint_is_refused_by_reads_named_by_status_and_rebuilt",
+        ),
+    ),
+    Mutant(
+        "rebuild-claims-junk",
+        "projections/_runner.py",
+        "        folded = tx.claim_checkpoint(name, unreadable=0)\n",
+        "        folded = tx.claim_checkpoint(name)\n",
+        "the rebuild cannot repair a checkpoint holding no position (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_junk_checkpoint_is_refused_by_reads_named_by_status_and_rebuilt",
+        ),
+    ),
+    Mutant(
+        "status-junk-checkpoint-unsaid",
+        "projections/_runner.py",
+        "            if model.name in unreadable:  # rev36: was an internal error\n",
+        "            if False:\n",
+        "projections status does not name a checkpoint holding no position (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_junk_checkpoint_is_refused_by_reads_named_by_status_and_rebuilt",
+        ),
+    ),
+    Mutant(
+        "digest-converts-junk",
+        "projections/_base.py",
+        "                if isinstance(values[i], numbers.Real):\n",
+        "                if values[i] is not None:\n",
+        "projections status fails on text in a number column (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_projections_status_names_a_junk_cell_of_another_type",
+        ),
+    ),
+    Mutant(
+        "junk-by-nulls-only",
+        "projections/_base.py",
+        "            if not ((value is None and nullable) or type(value) in types)\n",
+        "            if value is None and not nullable\n",
+        "a read model's cell of another type is not named (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_projections_status_names_a_junk_cell_of_another_type",
+        ),
+    ),
+    Mutant(
+        "scan-junk-unseen",
+        "projections/_verify.py",
+        "                for column, value in model.unreadable(row):\n",
+        "                for column, value in []:\n",
+        "projections status does not name junk cells (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_projections_status_names_a_junk_cell_of_another_type",
+        ),
+    ),
+    Mutant(
+        "status-no-row-model",
+        "projections/_base.py",
+        "        if found or (model := self.row_model()) is None:\n",
+        "        if True:\n",
+        "projections status does not name a time that is no time (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_projections_status_names_a_time_that_is_no_time",
+        ),
+    ),
+    Mutant(
+        "timeline-version-unchecked",
+        "projections/_timeline.py",
+        "    if value is None or type(value) is int:\n",
+        "    if True:\n",
+        "replay --at fails on a junk version with a TypeError (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_replay_at_a_moment_refuses_a_junk_version_naming_the_rebuild",
+        ),
+    ),
+    Mutant(
+        "directory-rows-missing-unseen",
+        "ledger/audit.py",
+        "    kept = {row.profile_id for row in after}\n",
+        "    kept = set(registered)\n",
+        "verify passes a table of directories missing a registered profile's row (rev36)",
+        (
+            "tests/integration/test_directories.py::"
+            "test_a_table_of_directories_unlike_the_registrations_is_named_by_verify_and_"
+            "mended_by_init",
+        ),
+    ),
+    Mutant(
+        "directories-unmended",
+        "ledger/_stores/migrations.py",
+        "        _mend_directories(self)\n",
+        "        pass\n",
+        "custody init leaves a table of directories unlike the registrations (rev36)",
+        (
+            "tests/integration/test_directories.py::"
+            "test_a_table_of_directories_unlike_the_registrations_is_named_by_verify_and_"
+            "mended_by_init",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
