@@ -1638,8 +1638,8 @@ MUTANTS = (
     Mutant(
         "read-model-junk-row-named",
         "projections/_base.py",
-        "    except ValidationError as error:\n",
-        "    except ZeroDivisionError as error:\n",
+        "        return validate(rows)\n    except ValidationError as error:\n",
+        "        return validate(rows)\n    except ZeroDivisionError as error:\n",
         "a junk value in a read model's cell is 'internal error: ValidationError' for its reads",
         ("tests/integration/test_read_model_damage.py",),
     ),
