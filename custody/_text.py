@@ -8,18 +8,20 @@ from datetime import datetime
 from typing import TextIO
 
 
-def printable(text: str) -> str:
+def printable(text: str, *, repr_quoted: bool = False) -> str:
     """``text`` with every character a terminal would act on or show nothing for (controls,
     escapes, line separators, invisible format characters, variation selectors, fillers)
-    written as its escape: the ledger's one rule (``ledger.rules.shown``), as the HTML report
-    and the console have it. Printable ASCII, which holds none of them, never imports the
-    ledger: a usage error is said before it loads, and its first import is made apart
+    written as its escape, and a typed backslash that begins what reads as one doubled: the
+    ledger's one rule (``ledger.rules.shown``), as the HTML report and the console have it;
+    ``repr_quoted`` for an error line, whose values ``repr`` quoted already. Printable ASCII
+    without a backslash, which holds none of them, never imports the ledger: a usage error is
+    said before it loads, and its first import is made apart
     (``custody._wiring.first_import_of_the_ledger``)."""
-    if text.isascii() and text.isprintable():
+    if text.isascii() and text.isprintable() and (repr_quoted or "\\" not in text):
         return text
     from ledger.rules import shown
 
-    return shown(text)
+    return shown(text, repr_quoted=repr_quoted)
 
 
 # An error line quotes at most this much of anything: a 1 MB URL is not echoed whole. Its
@@ -37,7 +39,8 @@ def one_line(message: str, limit: int = MAX_LINE) -> str:
     a driver's lines are joined by a space (their indentation dropped), a long one keeps its
     beginning and its end, and says how much was left out between. Spaces inside a line are
     kept: a value quoted back (``got '   '``) shows as it was given."""
-    line = printable(" ".join(filter(None, (part.strip() for part in message.splitlines()))))
+    joined = " ".join(filter(None, (part.strip() for part in message.splitlines())))
+    line = printable(joined, repr_quoted=True)
     if len(line) <= limit:
         return line
     head, tail = line[: limit - KEPT_END], line[-KEPT_END:]

@@ -103,7 +103,9 @@ class Console:
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("who", None)
         context.setdefault("csrf", "")
-        context.setdefault("said", None)
+        said = context.get("said")
+        # A refusal's sentence: an error line, its values quoted already (``_ErrorLine``).
+        context["said"] = None if said is None else _ErrorLine(said)
         html = self.templates.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status, headers=HEADERS)
 
@@ -193,10 +195,18 @@ def _whole(text: str) -> int | str:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else text
 
 
+class _ErrorLine(str):
+    """A refusal's sentence, as a page says it: its values quoted by ``repr`` already (the
+    ledger's ``quoted``), so shown as the command line shows an error line, each backslash as
+    it is (``ledger.rules.shown``'s ``repr_quoted``): a value's escape is not doubled (rev36)."""
+
+
 def _visible(value: Any) -> Any:
     """A text with each invisible or control character (a bidi override, a zero-width space,
     a variation selector) shown as its escape, as the command line shows it to a person
     (``ledger.rules.shown``); a note's line breaks and tabs are kept."""
+    if isinstance(value, _ErrorLine):
+        return shown(value, repr_quoted=True)
     if not isinstance(value, str) or shown(value) == value:
         return value
     # Each run between the breaks as a whole: a combining mark is shown on its letter, never

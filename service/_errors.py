@@ -81,7 +81,7 @@ def quoted_name(name: str) -> str:
     """A name the caller sent as a refusal's sentence quotes it: as the ledger quotes what it
     refuses (``ledger.rules.quoted``: its repr, cut to a short prefix, then its length), each
     character a terminal would act on or show nothing for as its escape."""
-    return shown(quoted(name))
+    return shown(quoted(name), repr_quoted=True)
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -111,7 +111,8 @@ def problem_of(error: Exception) -> tuple[int, Problem, dict[str, str]]:
     characters raw, as the command line never prints them)."""
     # One line, as the command line's error lines are (``custody._text.one_line``): a
     # caller's line breaks joined by a space, not shown as escapes (rev35 review).
-    said = shown(" ".join(filter(None, (part.strip() for part in str(error).splitlines()))))
+    joined = " ".join(filter(None, (part.strip() for part in str(error).splitlines())))
+    said = shown(joined, repr_quoted=True)
     if isinstance(error, Unauthorised):
         return 401, Problem(error="unauthorised", message=said), {"WWW-Authenticate": "Bearer"}
     if isinstance(error, Refused | Forbidden):

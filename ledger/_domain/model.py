@@ -391,7 +391,14 @@ def says_something(text: str) -> bool:
     )
 
 
-def shown(text: str) -> str:
+# What reads as an escape ``shown`` writes (``unicode_escape``'s: ``\\``, ``\\n``, ``\\r``,
+# ``\\t``, ``\\xHH``, ``\\uHHHH``, ``\\UHHHHHHHH``), in either case: a typed backslash
+# before one is doubled.
+_READS_AS_AN_ESCAPE = re.compile(r"\\|[nrt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}")
+_LONGEST_ESCAPE = 9  # ``UHHHHHHHH``, what follows the backslash
+
+
+def shown(text: str, *, repr_quoted: bool = False) -> str:
     """``text`` as a person is shown it, on a terminal or in a page, so that no text displays as
     another: each character that a terminal or a browser would act on or show nothing for
     (controls, line separators, and every ``INVISIBLE`` one: bidi controls, zero-width
@@ -399,17 +406,24 @@ def shown(text: str) -> str:
     accounts, plain and with U+034F or U+FE0F inside, all read ``account_shop_17``: rev25), and
     a combining mark that would be drawn on an escape or on nothing (the start), or that
     composes with the letter before it (``Cafe`` and U+0301, as macOS writes it, is not ``Caf``
-    and U+00E9: rev27). Any other text comes back unchanged. A backslash stays one: the lines
-    custody prints hold values already quoted and escaped by ``repr``, which this runs over
-    again, so it must not change what it leaves (a doubled one doubled again: rev27)."""
+    and U+00E9: rev27). A typed backslash stays one (``C:\\Users\\x``) unless it begins what
+    reads as such an escape (``\\u200b``, ``\\n``, ``\\\\``, or an escape written after it):
+    that one is doubled (rev36: ``acct`` U+200B ``17`` and the typed ``acct\\u200b17`` both read
+    ``acct\\u200b17``). Any other text comes back unchanged.
+
+    ``repr_quoted``: ``text`` is a line whose values are quoted by ``repr`` already (an error
+    line), which has doubled each typed backslash: every backslash is kept as it is, so that a
+    line is not escaped twice (rev27) and a shown value quoted in it reads the same."""
     if (
         text.isprintable()
         and INVISIBLE.search(text) is None
         and unicodedata.is_normalized("NFC", text)
         and not (text and unicodedata.category(text[0]).startswith("M"))
+        and (repr_quoted or "\\" not in text)
     ):
         return text
     said: list[str] = []
+    typed: list[int] = []  # where in ``said`` a typed backslash stands
     before = ""  # the character drawn last, "" at the start and after an escape
     for c in text:
         mark = unicodedata.category(c).startswith("M")
@@ -419,8 +433,15 @@ def shown(text: str) -> str:
             said.append(c.encode("unicode_escape").decode())
             before = ""
         else:
+            if c == "\\" and not repr_quoted:
+                typed.append(len(said))
             said.append(c)
             before = c
+    for at in typed:
+        # What is written after it: a piece is one character or one escape.
+        after = "".join(said[at + 1 : at + 1 + _LONGEST_ESCAPE])[:_LONGEST_ESCAPE]
+        if _READS_AS_AN_ESCAPE.match(after):
+            said[at] = "\\\\"
     return "".join(said)
 
 

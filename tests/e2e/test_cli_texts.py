@@ -311,3 +311,32 @@ def test_an_account_or_proxy_that_reads_as_more_of_a_line_is_quoted_in_register_
     assert "  plain: 1 (available 1)" in lines
     lines = ok(custody("fleet", "--account", account, cwd=tmp_path)).out.splitlines()
     assert lines[0].startswith(f"fleet of account {json.dumps(account)}: 1 profiles")
+
+
+def test_an_account_typed_with_an_escape_displays_apart_from_the_one_it_names(
+    tmp_path: Path,
+) -> None:
+    """rev36: an account registered as ``acct`` U+200B ``17`` and another typed as the text
+    ``acct\\u200b17`` (a backslash, then letters) both read ``acct\\u200b17`` in ``status``'s
+    summary, ``fleet`` and the HTML report, and so did NFD ``café`` beside the typed
+    ``cafe\\u0301``. A typed backslash that begins what reads as an escape is doubled now; a
+    Windows path (``C:\\Users\\x``) still reads as itself."""
+    accounts = {
+        "acct\u200b17": "acct\\u200b17",
+        "acct\\u200b17": "acct\\\\u200b17",
+        "cafe\u0301": "cafe\\u0301",
+        "cafe\\u0301": "cafe\\\\u0301",
+        "C:\\Users\\x": "C:\\Users\\x",
+    }
+    for n, account in enumerate(accounts):
+        ok(custody("register", f"p{n}", "--account", account, "--proxy", "x", cwd=tmp_path))
+    summary = ok(custody("status", "--summary", cwd=tmp_path)).out.splitlines()
+    fleet = ok(custody("fleet", cwd=tmp_path)).out.splitlines()
+    ok(custody("report", "--html", "r.html", cwd=tmp_path))
+    html = (tmp_path / "r.html").read_text()
+    for shown in accounts.values():
+        assert f"  {shown}: 1 (available 1)" in summary, summary
+        assert f"  {shown}: 1 (available 1)" in fleet, fleet
+        assert f"<td>{shown}</td>" in html
+    alone = ok(custody("fleet", "--account", "acct\\u200b17", cwd=tmp_path)).out
+    assert alone.startswith("fleet of account acct\\\\u200b17: 1 profiles"), alone

@@ -5,6 +5,7 @@ pages stay out of the API's OpenAPI document."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import threading
@@ -162,6 +163,30 @@ def test_a_bidi_override_a_worker_wrote_is_shown_as_its_escape(served: Served) -
     assert step in [e["step"] for e in timeline]
 
 
+def test_a_typed_escape_and_the_character_it_names_show_apart_on_pages(served: Served) -> None:
+    """rev36: a text typed with a backslash and ``u202e`` as letters read as one holding
+    U+202E: the page doubles a typed backslash that begins what reads as an escape. A
+    refusal's sentence, whose values ``repr`` quoted already, is shown as the command line
+    shows an error line: a refused id holding U+200B reads ``'a\\u200bb'``, one typed with a
+    backslash ``'a\\\\u200bb'``, never the one as the other."""
+    crashed_run(served, "p_real", step="safe\u202egnp.exe")
+    crashed_run(served, "p_typed", step="safe\\u202egnp.exe")
+    with _signed_in(served) as (client, _):
+        real = client.get("/console/profiles/p_real").text
+        typed = client.get("/console/profiles/p_typed").text
+        refused = {
+            sent: client.get(f"/console/profiles/{sent}") for sent in ("a%E2%80%8Bb", "a%5Cu200bb")
+        }
+    assert "safe\\u202egnp.exe" in real
+    assert "safe\\\\u202egnp.exe" not in real
+    assert "safe\\\\u202egnp.exe" in typed
+    for sent, quoted in (("a%E2%80%8Bb", "'a\\u200bb'"), ("a%5Cu200bb", "'a\\\\u200bb'")):
+        assert refused[sent].status_code == 422, refused[sent].text
+        said = re.search(r'<p class="refused" role="alert">(.*?)</p>', refused[sent].text)
+        assert said is not None, refused[sent].text
+        assert html.unescape(said[1]).endswith(f"(got {quoted})"), said[1]
+
+
 def test_no_page_of_the_services_origin_runs_a_script_from_elsewhere(served: Served) -> None:
     """rev20: FastAPI's /docs and /redoc pages loaded Swagger UI and ReDoc from a CDN, with no
     Content-Security-Policy, on the console's origin, where such a script may read a console
@@ -267,3 +292,4 @@ def test_a_profile_id_holding_a_slash_is_refused_as_bad_input(
     assert answer.headers["content-type"].startswith("text/html")
     assert "invalid profile_id" in answer.text
     assert events(served) == before
+

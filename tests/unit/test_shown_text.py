@@ -39,16 +39,64 @@ def test_a_character_shown_as_nothing_is_its_escape(hidden: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["account_shop_17", "café", "東京", "हिन्दी note", "ไทย", "a b\\x07", "C:\\profiles\\p1"],
+    [
+        "account_shop_17",
+        "café",
+        "東京",
+        "हिन्दी note",
+        "ไทย",
+        "a b\\x7",
+        "C:\\profiles\\p1",
+        "C:\\Users\\x",
+        "ends in \\",
+    ],
 )
 def test_text_that_shows_as_itself_is_unchanged(text: str) -> None:
-    """Letters with their marks (Hindi, Thai, a composed é) and a typed backslash are shown as
-    they are: the lines custody prints hold values ``repr`` already escaped, which are shown
-    again whole, so what is shown as itself must stay so (rev27's second read: a backslash
-    doubled at each layer)."""
+    """Letters with their marks (Hindi, Thai, a composed é) and a typed backslash that begins
+    no escape (a Windows path, rev36: ``C:\\Users\\x`` stays readable) are shown as they are;
+    and an error line, whose values ``repr`` already escaped, is shown again whole with its
+    backslashes as they are (rev27's second read: a backslash doubled at each layer)."""
     assert shown(text) is text or shown(text) == text
     assert printable(text) == text
-    assert shown(repr(text)) == repr(text) or not repr(text).isascii()
+    assert shown(repr(text), repr_quoted=True) == repr(text) or not repr(text).isascii()
+    assert printable(repr(text), repr_quoted=True) == shown(repr(text), repr_quoted=True)
+
+
+# Texts typed with what reads as an escape, beside the characters it names (rev36).
+LOOKALIKES = [
+    ("acct\u200b17", "acct\\u200b17"),
+    ("cafe\u0301", "cafe\\u0301"),
+    ("a\nb", "a\\nb"),
+    ("a\tb", "a\\tb"),
+    ("a\rb", "a\\rb"),
+    ("a\x07b", "a\\x07b"),
+    ("a\x7fb", "a\\x7Fb"),
+    ("a\U000e0101b", "a\\U000e0101b"),
+    ("a\\\u200bb", "a\\u200bb"),
+    ("a\\\\u200bb", "a\\\\\\u200bb"),
+    ("a\\\\b", "a\\b"),
+]
+
+
+@pytest.mark.parametrize(("real", "typed"), LOOKALIKES)
+def test_a_typed_escape_never_displays_as_the_character_it_names(real: str, typed: str) -> None:
+    """rev36: an account registered as ``acct`` U+200B ``17`` and another typed as the text
+    ``acct\\u200b17`` both displayed ``acct\\u200b17`` in ``status``, ``fleet`` and the HTML
+    report (and NFD ``café`` beside the typed ``cafe\\u0301``): a typed backslash that begins
+    what reads as an escape is doubled, so that no text displays as another."""
+    assert real != typed
+    assert normalize("NFC", shown(real)) != normalize("NFC", shown(typed))
+    assert (printable(real), printable(typed)) == (shown(real), shown(typed))
+
+
+def test_no_two_of_many_lookalike_texts_display_alike() -> None:
+    """Every text of the lookalikes and their pieces joined in pairs displays apart from every
+    other (rev36): the display of a typed backslash never depends on an escape written after
+    it reading as something else."""
+    pieces = sorted({c for pair in LOOKALIKES for t in pair for c in t} | {"\\", "\u200b"})
+    texts = {a + b for a in pieces for b in pieces} | {t for pair in LOOKALIKES for t in pair}
+    displays = {normalize("NFC", shown(t)): t for t in texts}
+    assert len(displays) == len(texts)
 
 
 @pytest.mark.parametrize(
@@ -73,9 +121,11 @@ def test_two_texts_never_display_alike(one: str, other: str) -> None:
     "text", ["a\u202eb", "Cafe\u0301", "x\u034f\u0301", "C:\\p", "हिन्दी", "\u2126 e\u0301"]
 )
 def test_a_shown_text_shown_again_is_the_same(text: str) -> None:
-    """Shown twice reads as shown once: a message quotes a shown value, and the line is shown
-    again as a whole."""
-    assert shown(shown(text)) == shown(text)
+    """Shown twice reads as shown once: a message quotes a shown value, and the error line is
+    shown again as a whole (``repr_quoted``: a line whose backslashes are already
+    unambiguous, rev36)."""
+    assert shown(shown(text), repr_quoted=True) == shown(text)
+    assert printable(printable(text), repr_quoted=True) == shown(text)
 
 
 def test_the_console_shows_a_notes_lines_as_the_command_line_shows_them() -> None:
