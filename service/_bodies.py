@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import unquote, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
 from fastapi import HTTPException, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -204,15 +204,35 @@ class SegmentRoute(APIRoute):
         holds ``%2F``: the server decodes it before routing, so ``/v1/profiles/a%2Fb/checkout``
         matched no route and was a 404 naming nothing, where ``a%20b`` was 422 naming
         ``profile_id``; and ``/v1/profiles/p1%2Fwhy`` answered p1's ``/why`` (rev33). A path
-        that names no resource stays 404."""
+        that names no resource stays 404. So too where the path is no UTF-8 once decoded: the
+        server reads such bytes as U+FFFD, a character nobody sent (rev36: ``/console/profiles/
+        %ff`` was refused quoting ``'\\ufffd'``); a parameter that is no UTF-8 is kept as it was
+        sent (``a%ffb``), and refused as any malformed id is, quoting that."""
         raw: bytes = scope.get("raw_path") or b""
-        if b"%2F" not in raw and b"%2f" not in raw:
+        if b"%" not in raw or (b"%2F" not in raw and b"%2f" not in raw and _utf8(raw)):
             return super().matches(scope)
         # custody serve sets no root_path: the path as sent is the path the routes match.
         match, child = super().matches({**scope, "path": raw.decode("latin-1"), "root_path": ""})
         if match is not Match.NONE:
-            child["path_params"] = {k: unquote(v) for k, v in child["path_params"].items()}
+            child["path_params"] = {k: _segment(v) for k, v in child["path_params"].items()}
         return match, child
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        unquote_to_bytes(raw).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _segment(sent: str) -> str:
+    """A path segment as sent (its bytes read as Latin-1), percent-decoded; one that is no
+    UTF-8 once decoded as it was sent, each byte outside visible ASCII percent-encoded."""
+    raw = sent.encode("latin-1")
+    if _utf8(raw):
+        return unquote_to_bytes(raw).decode()
+    return "".join(chr(b) if 0x20 < b < 0x7F else f"%{b:02X}" for b in raw)
 
 
 class JsonRoute(SegmentRoute):

@@ -293,3 +293,17 @@ def test_a_profile_id_holding_a_slash_is_refused_as_bad_input(
     assert "invalid profile_id" in answer.text
     assert events(served) == before
 
+
+def test_a_profile_id_that_is_not_utf8_is_refused_quoting_what_was_sent(served: Served) -> None:
+    """rev36: ``GET /console/profiles/%ff`` was refused quoting ``'\\ufffd'``, a character
+    nobody sent: an id no UTF-8 once decoded is refused as any malformed id is (422, naming
+    the field), quoting the id as it was sent."""
+    with _signed_in(served) as (client, _):
+        answer = client.get("/console/profiles/%ff")
+    assert answer.status_code == 422, answer.text
+    said = re.search(r'<p class="refused" role="alert">(.*?)</p>', answer.text)
+    assert said is not None, answer.text
+    assert html.unescape(said[1]).startswith("invalid profile_id: "), said[1]
+    assert html.unescape(said[1]).endswith("(got '%ff')"), said[1]
+    assert "ufffd" not in answer.text
+    assert "\ufffd" not in answer.text

@@ -532,3 +532,32 @@ def test_an_account_no_profile_was_registered_under_is_quoted_cut_and_escaped(
     assert "(60000 characters)" in long.json()["message"], long.text[:300]
     assert "\u034f" not in marked.json()["message"], marked.text
     assert "'acct\\u034f'" in marked.json()["message"], marked.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field", "sent"),
+    [
+        ("GET", "/v1/profiles/a%ffb/why", "profile_id", "a%ffb"),
+        ("POST", "/v1/profiles/%ff%2Fb/checkout", "profile_id", "%ff%2Fb"),
+        ("POST", "/v1/leases/lease-1@p%ff/heartbeat", "lease_id", "lease-1@p%ff"),
+    ],
+)
+def test_an_id_in_the_path_that_is_not_utf8_is_refused_quoting_what_was_sent(
+    http: Served, method: str, path: str, field: str, sent: str
+) -> None:
+    """rev36: ``GET /v1/profiles/a%ffb/why`` was refused quoting ``'a\\ufffdb'``, a character
+    nobody sent (the server reads bytes that are no UTF-8 as U+FFFD). A path id that is no
+    UTF-8 once decoded is refused as any malformed id is (422 naming it, nothing written),
+    in one line quoting it as it was sent, percent-encoded."""
+    body = {"fencing_token": 1} if "heartbeat" in path else {"run_id": "r", "task_type": "t"}
+    with http.client(Role.WORKER) as worker:
+        got = worker.request(method, path, json=body if method == "POST" else None)
+    assert got.status_code == 422, got.text
+    said = got.json()
+    assert said["field"] == field, said
+    assert said["message"].endswith(f"(got {sent!r})"), said
+    assert "\ufffd" not in got.text
+    assert "\\ufffd" not in said["message"], said
+    assert "\n" not in said["message"]
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p1")) == 3  # registered, leased, one heartbeat
