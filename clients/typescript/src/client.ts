@@ -93,6 +93,20 @@ export class StoreUnavailable extends CustodyError {
   retryAfterSeconds = 2;
 }
 
+/** The ports fetch refuses to send a request to, before sending ("bad port"): the Fetch
+ * standard's port blocking list (https://fetch.spec.whatwg.org/#port-blocking), as `URL.port`
+ * writes them. Node's fetch (undici) keeps its own copy, which it does not export; 0 is the
+ * standard's, where no service listens either. */
+const BAD_PORTS: ReadonlySet<string> = new Set(
+  [
+    0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
+    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389,
+    427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636,
+    989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665,
+    6666, 6667, 6668, 6669, 6679, 6697, 10080,
+  ].map(String),
+);
+
 /** The longest a request may wait for its answer (a day), long polls included. */
 const MAX_TIMEOUT_SECONDS = 86_400;
 /** An Idempotency-Key the service takes: 1-128 visible ASCII characters. */
@@ -143,6 +157,12 @@ export class CustodyClient {
       // rev32: fetch refuses such a URL before sending, and the worker took that for a lost
       // answer (resent for the checkout's whole TTL), printing the password with it.
       throw new TypeError("baseUrl: holds a user or a password; give it without them (the token signs the client in)");
+    }
+    if (BAD_PORTS.has(base.port)) {
+      // rev36: fetch refuses a request to such a port before sending ("bad port"), and the
+      // worker took that for an outage (resent for the checkout's whole TTL, then warned that
+      // a lease may have been granted, exit 6), though no request left the process.
+      throw new TypeError(`baseUrl: port ${base.port} is one fetch refuses to send to (the Fetch standard's bad ports); serve custody on another port`);
     }
     if (typeof options.token !== "string" || !/^[!-~]+$/.test(options.token)) {
       // rev32: a pasted token with a curly quote or a line break made every request fail
@@ -354,7 +374,7 @@ export class ServiceUnreachable extends TypeError {
 /** fetch's `TypeError` (the request or its answer lost on the way) as a `ServiceUnreachable`
  * (rev29: a worker against a service that was down printed only "fetch failed"), the token
  * never in its message; any other error as it is. What fetch would refuse before sending (a
- * token or key a header cannot carry, a URL holding a password) the client refuses first,
+ * token or key a header cannot carry, a URL holding a password, a bad port) the client refuses first,
  * as bad input, so that no such request is taken for an outage and resent (rev32). */
 function unreached(error: unknown, request: string, token: string): unknown {
   return error instanceof TypeError ? new ServiceUnreachable(request, error, token) : error;

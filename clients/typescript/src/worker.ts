@@ -764,7 +764,7 @@ function transient(error: unknown): boolean {
   }
   // A fetch that could not send its request for what it holds is no outage (rev32: a bad
   // header was resent for the checkout's whole TTL): only the service out of reach is.
-  return error instanceof ServiceUnreachable || lostAnswer(error);
+  return (error instanceof ServiceUnreachable && !refusedBeforeSending(error)) || lostAnswer(error);
 }
 
 /** How long a resend waits for its answer after `lost` answers were lost: the client's own
@@ -781,7 +781,20 @@ function longerAfter(lost: number, first: number, leftMs: number): number | unde
 function mayHaveLanded(error: unknown): boolean {
   if (error instanceof CustodyError) return notTheServices(error);
   if (lostAnswer(error)) return true;
+  if (refusedBeforeSending(error)) return false;
   return !(error instanceof ServiceUnreachable && error.code !== undefined && NEVER_SENT.has(error.code));
+}
+
+/** fetch's refusals of a request it never sent, with no code: a port it blocks ("bad port";
+ * the client refuses such a base URL when it is made, but a fetch of the caller's own may
+ * refuse so too). rev36: one was resent for the checkout's whole TTL, then warned that a
+ * lease may have been granted. */
+const REFUSED_BEFORE_SENDING = new Set(["bad port"]);
+
+function refusedBeforeSending(error: unknown): boolean {
+  if (!(error instanceof ServiceUnreachable) || error.code !== undefined) return false;
+  const cause = (error.cause as { cause?: unknown } | undefined)?.cause;
+  return cause instanceof Error && REFUSED_BEFORE_SENDING.has(cause.message);
 }
 
 /** fetch's causes for a request that never reached the service. */

@@ -480,6 +480,38 @@ describe("a service that cannot be reached", () => {
     }
   });
 
+  /**
+   * rev36: a base URL on a port fetch blocks (the Fetch standard's bad ports: 10080, 6000, ...)
+   * failed every request before sending ("bad port"), and the worker resent its checkout for
+   * the whole TTL, then exited 6 warning of a lease it may have been granted. The client
+   * refuses such a base URL when it is made, as bad input; each port it refuses so is one
+   * fetch refuses (its own "bad port", sent nowhere), and a port fetch sends to is taken.
+   */
+  it("refuses a base URL on a port fetch will not send to, and only those", async () => {
+    assert.throws(
+      () => new CustodyClient({ baseUrl: "http://127.0.0.1:10080", token: "tok" }),
+      (error: unknown) => error instanceof TypeError && /^baseUrl: port 10080 is one fetch refuses/.test(error.message),
+    );
+    const refused: number[] = [];
+    for (let port = 0; port <= 65535; port += 1) {
+      try {
+        new CustodyClient({ baseUrl: `http://127.0.0.1:${port}`, token: "tok" });
+      } catch {
+        refused.push(port);
+      }
+    }
+    assert.ok(refused.includes(6000) && refused.includes(1) && !refused.includes(8420), String(refused));
+    for (const port of refused.filter((p) => p !== 0)) {
+      await assert.rejects(fetch(`http://127.0.0.1:${port}/`), (error: unknown) => {
+        assert.equal(((error as { cause?: unknown }).cause as Error | undefined)?.message, "bad port", `port ${port}`);
+        return true;
+      });
+    }
+    for (const baseUrl of ["http://svc", "http://svc:80", "https://svc:443", "http://svc:8420", "http://svc:10081"]) {
+      assert.doesNotThrow(() => new CustodyClient({ baseUrl, token: "tok" }), baseUrl);
+    }
+  });
+
   it("refuses an Idempotency-Key a header cannot carry before sending, and never resends it", async () => {
     let calls = 0;
     const { fetch } = fakeFetch([{ status: 201, body: LEASE }]);

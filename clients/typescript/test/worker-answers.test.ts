@@ -4,7 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { CustodyClient, LeaseLost, ProfileLeases } from "../src/index.js";
+import { CustodyClient, LeaseLost, ProfileLeases, ServiceUnreachable } from "../src/index.js";
 import { fakeFetch, LEASE } from "./fakes.js";
 
 const timedOut = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
@@ -319,5 +319,43 @@ describe("an answer that is not the service's", () => {
     const checkouts = sent.filter((s) => s.includes("/checkout "));
     assert.equal(checkouts.length, 2);
     assert.equal(new Set(checkouts.map((s) => s.split(" ")[1])).size, 1, "resent under another key");
+  });
+});
+
+describe("a fetch that refuses the request before sending it", () => {
+  /**
+   * rev36: a base URL on a port fetch blocks ("bad port", http://127.0.0.1:10080) was resent
+   * for the checkout's whole TTL, then warned that a lease may have been granted, though no
+   * request ever left the process. The client refuses such a base URL when it is made; a
+   * fetch of the caller's own that refuses so is never taken for a lost answer nor resent.
+   */
+  it("does not resend a checkout fetch refused as a bad port, nor warn of a grant", async () => {
+    let calls = 0;
+    const refusing: typeof globalThis.fetch = async () => {
+      calls += 1;
+      throw new TypeError("fetch failed", { cause: new Error("bad port") });
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: refusing });
+    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-port-")) });
+    const warnings: string[] = [];
+    const warned = (warning: Error) => warnings.push(warning.message);
+    process.on("warning", warned);
+    const started = Date.now();
+    let ran = false;
+    try {
+      await assert.rejects(
+        leases.checkout("p1", { run_id: "r1", task_type: "t", ttl_seconds: 4 }, async () => {
+          ran = true;
+        }),
+        (error: unknown) => error instanceof ServiceUnreachable && /bad port/.test(error.message),
+      );
+      await new Promise((done) => setImmediate(done));
+    } finally {
+      process.off("warning", warned);
+    }
+    assert.equal(ran, false);
+    assert.equal(calls, 1, "a request fetch refused before sending was resent");
+    assert.ok(Date.now() - started < 1000, `gave up after ${Date.now() - started} ms`);
+    assert.deepEqual(warnings.filter((w) => w.includes("never answered")), []);
   });
 });
