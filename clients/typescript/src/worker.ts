@@ -763,7 +763,8 @@ function transient(error: unknown): boolean {
     return error instanceof StoreUnavailable || NOT_YET.has(error.status) || notTheServices(error);
   }
   // A fetch that could not send its request for what it holds is no outage (rev32: a bad
-  // header was resent for the checkout's whole TTL): only the service out of reach is.
+  // header was resent for the checkout's whole TTL), nor one fetch refused to send (rev36: a
+  // bad port): only the service out of reach is.
   return (error instanceof ServiceUnreachable && !refusedBeforeSending(error)) || lostAnswer(error);
 }
 
@@ -781,14 +782,14 @@ function longerAfter(lost: number, first: number, leftMs: number): number | unde
 function mayHaveLanded(error: unknown): boolean {
   if (error instanceof CustodyError) return notTheServices(error);
   if (lostAnswer(error)) return true;
-  if (refusedBeforeSending(error)) return false;
   return !(error instanceof ServiceUnreachable && error.code !== undefined && NEVER_SENT.has(error.code));
 }
 
 /** fetch's refusals of a request it never sent, with no code: a port it blocks ("bad port";
  * the client refuses such a base URL when it is made, but a fetch of the caller's own may
  * refuse so too). rev36: one was resent for the checkout's whole TTL, then warned that a
- * lease may have been granted. */
+ * lease may have been granted. Never sent, and refused again if resent: not `transient`, so
+ * never asked whether it may have landed (`mayHaveLanded`). */
 const REFUSED_BEFORE_SENDING = new Set(["bad port"]);
 
 function refusedBeforeSending(error: unknown): boolean {
