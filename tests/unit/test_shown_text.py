@@ -136,3 +136,23 @@ def test_the_console_shows_a_notes_lines_as_the_command_line_shows_them() -> Non
 
     assert _visible("हिन्दी note\nsecond\tline") == "हिन्दी note\nsecond\tline"
     assert _visible("a\u202eb\nCafe\u0301") == "a\\u202eb\nCafe\\u0301"
+
+
+def test_an_error_line_quoting_a_value_keeps_repr_s_escapes_as_they_are() -> None:
+    """An error line quotes a value as ``repr`` writes it, which doubles each typed backslash:
+    the command line's line (``one_line``) and the service's problem show it with every
+    backslash as it is, so that ``acct`` U+200B ``17`` reads ``'acct\\u200b17'`` and the typed
+    ``acct\\u200b17`` reads ``'acct\\\\u200b17'`` (rev36: shown again as a value, the first
+    would read as the second)."""
+    from custody._text import one_line
+    from ledger import InvalidInput
+    from ledger.rules import quoted
+    from service._errors import problem_of, quoted_name
+
+    for value in ("acct\u200b17", "acct\\u200b17", "C:\\Users\\x"):
+        line = f"invalid account_id: no profile is registered under it (got {quoted(value)})"
+        assert one_line(line) == line
+        assert problem_of(InvalidInput("account_id", line))[1].message.endswith(
+            f"(got {quoted(value)})"
+        )
+        assert quoted_name(value) == quoted(value)
