@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -420,6 +421,40 @@ def test_an_availability_time_without_an_offset_is_a_damaged_row(
     assert "<html" in reports.report_html(ledger=ledger).html
     assert ledger.check_lease(held).live
     assert not ledger.check_lease(ended).live
+
+
+@pytest.mark.parametrize("written", ["+05:00", "Z", "space", "seconds"])
+def test_an_availability_time_in_another_form_is_a_damaged_row_the_sweep_takes_up(
+    ledger: Ledger, clock: StepClock, written: str
+) -> None:
+    """A lease's deadline rewritten by hand as the same instant in another form (another
+    offset, Z, a space for the T, no fraction) is a damaged row: status shows the profile from
+    its events, marked damaged, the sweep takes it up once the deadline passes, and the
+    rebuild writes it again as custody does (rev36 review: at +05:00 it read as sound, while
+    the sweep, comparing the text with the clock's, missed the overdue lease for five hours
+    and a denied checkout's advice to sweep went round in a loop)."""
+    from ledger import rebuild_availability
+    from projections import status
+
+    register(ledger, "d1")
+    take_lease(ledger, "d1")
+    (row,) = ledger.feed.query("SELECT until FROM custody_availability WHERE profile_id = 'd1'")
+    until = datetime.fromisoformat(row["until"])
+    other = {
+        "+05:00": until.astimezone(timezone(timedelta(hours=5))).isoformat(),
+        "Z": until.isoformat().replace("+00:00", "Z"),
+        "space": until.isoformat(sep=" "),
+        "seconds": until.isoformat(timespec="seconds"),
+    }[written]
+    _sql(ledger, "UPDATE custody_availability SET until = ? WHERE profile_id = 'd1'", (other,))
+    (shown,) = status(ledger)
+    assert (shown.damaged or "").startswith("until: not a time as custody writes it"), shown
+    assert shown.state.value == "leased"
+    assert ledger.store.sweep_candidates(until + timedelta(seconds=1)) == ["d1"]
+    rebuild_availability(ledger)
+    (row,) = ledger.feed.query("SELECT until FROM custody_availability WHERE profile_id = 'd1'")
+    assert row["until"] == until.isoformat(timespec="microseconds")
+    assert status(ledger)[0].damaged is None
 
 
 def test_a_row_of_a_profile_never_registered_is_junk_to_every_read(ledger: Ledger) -> None:
