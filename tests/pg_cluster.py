@@ -16,6 +16,7 @@ stopped. `create_database`/`drop_database` make and remove fresh databases on ei
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -125,6 +127,7 @@ class PostgresCluster:
         self.base_dir = base_dir
         self._pg_bin = pg_bin
         self._running = base_dir is not None
+        self._owner = os.getpid()  # the process that started it: the only one that stops it
 
     @property
     def owned(self) -> bool:
@@ -189,12 +192,19 @@ class PostgresCluster:
         return cluster
 
     def stop(self) -> None:
-        """Kill the server (`pg_ctl -m immediate`) and delete its directory. Safe to repeat."""
+        """Kill the server (`pg_ctl -m immediate`) and delete its directory. Safe to repeat.
+        Only in the process that started it: a forked child running its parent's `finally`
+        or fixtures leaves the server alone (rev36: a test's forked helper ended by SIGTERM
+        stopped the session's server). A SIGTERM meanwhile is delivered once both are done
+        (rev36: a second one left the directory behind)."""
         if not self._running or self.base_dir is None or self._pg_bin is None:
             return
-        self._running = False
-        _pg_ctl_stop(self._pg_bin, self.base_dir, as_root=os.geteuid() == 0)
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        if os.getpid() != self._owner:
+            return
+        with _sigterm_held():
+            _pg_ctl_stop(self._pg_bin, self.base_dir, as_root=os.geteuid() == 0)
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            self._running = False
 
     def __repr__(self) -> str:
         return f"PostgresCluster(admin_url={self.admin_url!r}, owned={self.owned})"
@@ -203,14 +213,43 @@ class PostgresCluster:
 def _interrupt_on_sigterm() -> None:
     """SIGTERM raised as KeyboardInterrupt in this process, where it still has its default
     action (which ends the process at once, before any ``finally`` stops the server)."""
+    global _INTERRUPTED_IN
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        _INTERRUPTED_IN = os.getpid()
         signal.signal(signal.SIGTERM, _interrupted)
 
 
+_INTERRUPTED_IN = 0  # the process that took SIGTERM as KeyboardInterrupt
+
+
 def _interrupted(signum: int, frame: object) -> None:
+    if os.getpid() != _INTERRUPTED_IN:
+        # A forked child inherits the handler, and its parent's fixtures and finally blocks:
+        # it ends as SIGTERM ends a process, running none of them.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    signal.signal(signum, signal.SIG_IGN)  # a second one would cut short what the first runs
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """A SIGTERM that comes while the block runs (in the main thread, where handlers run)
+    delivered when it has ended, to the handler there was before."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        if came:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _default_parent() -> Path:
