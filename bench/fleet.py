@@ -73,7 +73,10 @@ def _children(parent: int) -> list[int]:
 
 
 def _postgres_pids(data_dir: Path) -> list[int]:
-    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except FileNotFoundError:  # the server is down: nothing of it to read
+        return []
     return [postmaster, *_children(postmaster)]
 
 
@@ -111,9 +114,14 @@ class Sampler:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        self.stop()
         self._read()
+
+    def stop(self) -> None:
+        """Stop reading (again: nothing)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def used(self) -> dict[str, float]:
         return {side: sum(b - a for a, b in pids.values()) for side, pids in self.seen.items()}
@@ -155,16 +163,28 @@ def _schedule(
 
 # -- the service's load: one asyncio process, HTTP/1.1 keep-alive -----------------------
 
+_Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
+
 
 async def _http_load(
     host: str, port: int, token: str, leases: list[tuple[str, int]], interval: float,
     seconds: float, connections: int,
 ) -> dict[str, Any]:  # fmt: skip
-    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    pool: asyncio.Queue[_Connection] = asyncio.Queue()
     for _ in range(connections):
         pool.put_nowait(await asyncio.open_connection(host, port))
     latencies: list[float] = []
     failed = 0
+
+    async def fresh(old: _Connection) -> _Connection:
+        """A new connection in ``old``'s place; None where the service cannot be reached (the
+        next heartbeat on it tries again)."""
+        if old is not None:
+            old[1].close()
+        try:
+            return await asyncio.open_connection(host, port)
+        except OSError:
+            return None
 
     async def beat(due: float, lease_id: str, token_no: int, counted: bool) -> None:
         nonlocal failed
@@ -174,31 +194,35 @@ async def _http_load(
             f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        reader, writer = await pool.get()
+        connection = await pool.get()
         try:
-            if reader.at_eof():  # the service closed it while idle (its keep-alive timeout)
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
+            # Closed by the service while idle (its keep-alive timeout), or never reopened.
+            if connection is None or connection[0].at_eof():
+                connection = await fresh(connection)
+            if connection is None:
+                failed += 1  # the service cannot be reached: counted, not hidden
+                return
             try:
-                head = await _exchange(reader, writer, request)
+                head = await _exchange(*connection, request)
             except (asyncio.IncompleteReadError, ConnectionError) as lost:
                 if isinstance(lost, asyncio.IncompleteReadError) and lost.partial:
                     raise  # an answer began: not a connection closed before it was read
                 # Closed as the request went out (the keep-alive race every HTTP client
                 # meets): nothing was answered, so it is sent once more on a new connection.
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
-                head = await _exchange(reader, writer, request)
+                connection = await fresh(connection)
+                if connection is None:
+                    failed += 1
+                    return
+                head = await _exchange(*connection, request)
             if not head.startswith(b"HTTP/1.1 200"):
                 failed += 1
             elif counted:
                 latencies.append(time.perf_counter() - due)
         except (asyncio.IncompleteReadError, OSError):
-            failed += 1  # counted, not hidden; the pool gets a fresh connection
-            writer.close()
-            reader, writer = await asyncio.open_connection(host, port)
+            failed += 1  # counted, not hidden; the next heartbeat on it opens a new one
+            connection = await fresh(connection)
         finally:
-            pool.put_nowait((reader, writer))
+            pool.put_nowait(connection)
 
     start = time.perf_counter() + 0.5
     tasks = []
@@ -212,8 +236,8 @@ async def _http_load(
         tasks.append(asyncio.create_task(beat(due, lease_id, token_no, counted)))
     await asyncio.gather(*tasks)
     while not pool.empty():
-        _, writer = pool.get_nowait()
-        writer.close()
+        if (connection := pool.get_nowait()) is not None:
+            connection[1].close()
     return {"latencies": latencies, "failed": failed, "cpu": time.process_time()}
 
 
@@ -335,6 +359,16 @@ def measure(
     mine = leases[:fleet]
     ctx = get_context("spawn")
     sampler = Sampler(pids).__enter__()
+    try:
+        return _measured(way, mine, args, url, address, token, sampler, ctx)
+    finally:
+        sampler.stop()  # also when the load failed: its thread reads /proc until told
+
+
+def _measured(
+    way: str, mine: list[tuple[str, int]], args: argparse.Namespace, url: str, address: str,
+    token: str, sampler: Sampler, ctx: Any,
+) -> dict[str, Any]:  # fmt: skip
     started = time.perf_counter()
     if way == "service":
         host, port = address.rsplit(":", 1)

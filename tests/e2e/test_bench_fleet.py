@@ -89,6 +89,52 @@ def test_a_fleet_whose_connections_idle_past_the_keep_alive_gets_its_figure(
     assert "service: at least 2 workers (the largest fleet tried" in ran.stdout
 
 
+def _serve_below(root: int) -> int | None:
+    """The ``custody serve`` process below ``root``, if it runs."""
+    for pid in _descendants(root):
+        try:
+            if b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def test_a_service_gone_mid_run_is_counted_as_failures_and_the_run_ends(tmp_path: Path) -> None:
+    """The service killed while the load runs: every heartbeat it cannot answer is counted
+    as failed, the run ends with its figures (none held) and its JSON, and the cluster is
+    stopped (rev36 review: reopening a connection in the failure's own handler raised
+    ConnectionRefusedError, and the run died with a traceback and no figure)."""
+    out = tmp_path / "fleet.json"
+    said = tmp_path / "said.txt"
+    with said.open("w") as log:
+        bench = subprocess.Popen(
+            [sys.executable, str(FLEET), "--fleets", "4", "--seconds", "8", "--interval", "1",
+             "--connections", "2", "--ways", "service", "--json", str(out)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while (serve := _serve_below(bench.pid)) is None or len(_descendants(bench.pid)) < 2:
+            assert time.monotonic() < deadline, said.read_text()[-2000:]
+            assert bench.poll() is None, said.read_text()[-2000:]
+            time.sleep(0.2)
+        time.sleep(3)  # the load's first round
+        os.kill(serve, signal.SIGKILL)
+        bench.wait(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    output = said.read_text()
+    assert bench.returncode == 0, output[-3000:]
+    figures = json.loads(out.read_text())
+    (figure,) = figures["figures"]["service"]
+    assert figure["failed"] > 0, figure
+    assert figures["held"] == {"service": 0}
+    assert "Traceback" not in output, output[-3000:]
+
+
 def test_sigterm_stops_the_service_the_load_and_the_cluster(tmp_path: Path) -> None:
     """SIGTERM while the load runs: the run ends within a minute, and its server, its
     directory, the service and the load processes are all gone (rev36: all four stayed,
