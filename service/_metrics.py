@@ -70,10 +70,16 @@ def fleet_families(ledger: Ledger) -> list[Metric]:
     )
     review_age.add_metric([], summary.review.oldest_waiting_seconds or 0.0)
     now = summary.at
+    # Rows of profiles never registered are junk, as to the fleet summary above (rev36 review:
+    # a made-up leased row gave every quantile its lag of 29 million seconds).
+    rows = ledger.availability()
+    registered = set(ledger.profile_ids())
     lags = [
         (now - r.heartbeat_at).total_seconds()
-        for r in ledger.availability()
-        if r.state is ProfileState.LEASED and r.heartbeat_at is not None
+        for r in rows
+        if r.state is ProfileState.LEASED
+        and r.heartbeat_at is not None
+        and r.profile_id in registered
     ]
     lag = GaugeMetricFamily(
         "custody_heartbeat_lag_seconds", "seconds since live leases' last heartbeat",

@@ -483,6 +483,28 @@ def test_a_row_of_a_profile_never_registered_is_junk_to_every_read(ledger: Ledge
     reports.report_html(ledger=ledger)
 
 
+def test_a_made_up_leased_row_gives_the_heartbeat_lag_gauge_nothing(ledger: Ledger) -> None:
+    """/metrics' heartbeat lag is of live leases of registered profiles: a leased row made by
+    hand for a profile never registered, its heartbeat a year old, moves no quantile (rev36
+    review: every quantile read its 29 million seconds, while custody_profiles and
+    custody_leases in the same scrape left it out)."""
+    from service._metrics import fleet_families
+
+    register(ledger, "d1")
+    take_lease(ledger, "d1")
+    columns = ", ".join(c for c in AVAILABILITY_COLUMNS if c not in ("profile_id", "heartbeat_at"))
+    _sql(
+        ledger,
+        f"INSERT INTO custody_availability (profile_id, heartbeat_at, {columns}) "
+        f"SELECT 'ghost', '2025-01-01T00:00:00.000000+00:00', {columns} "
+        "FROM custody_availability WHERE profile_id = 'd1'",
+    )
+    gauges = {f.name: f for f in fleet_families(ledger)}
+    lags = [sample.value for sample in gauges["custody_heartbeat_lag_seconds"].samples]
+    assert len(lags) == 3
+    assert max(lags) < 3600, lags
+
+
 def test_a_deleted_availability_row_is_shown_by_status_marked_missing(ledger: Ledger) -> None:
     """A registered profile whose availability row was deleted by hand is shown by status, as
     its events give it, marked as a missing row, and counted the same by the fleet (rev36:
