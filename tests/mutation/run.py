@@ -3672,8 +3672,8 @@ MUTANTS = (
     Mutant(
         "service-slash-in-id",
         "service/_bodies.py",
-        '        if b"%2F" not in raw and b"%2f" not in raw:\n',
-        '        if b"%2F" not in raw:\n',
+        '        if b"%" not in raw or (b"%2F" not in raw and b"%2f" not in raw and _utf8(raw)):\n',
+        '        if b"%" not in raw or (b"%2F" not in raw and _utf8(raw)):\n',
         "an id holding a lower-case %2f is routed as two segments: a 404 naming nothing",
         (
             "tests/integration/test_service.py::test_an_id_holding_a_slash_is_422_naming_the_field_not_a_404",
@@ -3682,8 +3682,8 @@ MUTANTS = (
     Mutant(
         "service-slash-in-id-decoded",
         "service/_bodies.py",
-        "{k: unquote(v) for k, v in",
-        "{k: v for k, v in",
+        "        return unquote_to_bytes(raw).decode()\n",
+        '        return raw.decode("latin-1")\n',
         "an id holding %2F reaches the door still encoded: its refusal names another text",
         (
             "tests/integration/test_service.py::test_an_id_holding_a_slash_is_422_naming_the_field_not_a_404",
@@ -4361,7 +4361,7 @@ MUTANTS = (
     Mutant(
         "service-name-not-escaped",
         "service/_errors.py",
-        "    return shown(quoted(name))\n",
+        "    return shown(quoted(name), repr_quoted=True)\n",
         "    return quoted(name)\n",
         "an invisible mark in a refused name stays hidden (rev35)",
         (
@@ -4405,9 +4405,8 @@ MUTANTS = (
     Mutant(
         "service-message-not-shown",
         "service/_errors.py",
-        '    said = shown(" ".join(filter(None, (part.strip() for part in '
-        "str(error).splitlines()))))\n",
-        '    said = " ".join(filter(None, (part.strip() for part in str(error).splitlines())))\n',
+        "    said = shown(joined, repr_quoted=True)\n",
+        "    said = joined\n",
         "a refusal answers a caller's invisible characters raw (rev35)",
         (
             "tests/integration/test_service_input.py::"
@@ -4454,9 +4453,8 @@ MUTANTS = (
     Mutant(
         "service-lines-not-joined",
         "service/_errors.py",
-        '    said = shown(" ".join(filter(None, (part.strip() for part in '
-        "str(error).splitlines()))))\n",
-        "    said = shown(str(error))\n",
+        '    joined = " ".join(filter(None, (part.strip() for part in str(error).splitlines())))\n',
+        "    joined = str(error)\n",
         "a caller's line break in a refusal comes back as the escape \\n (rev35)",
         (
             "tests/unit/test_service_metrics.py::"
@@ -4703,6 +4701,150 @@ MUTANTS = (
             "tests/integration/test_directories.py::"
             "test_a_table_of_directories_unlike_the_registrations_is_named_by_verify_and_"
             "mended_by_init",
+        ),
+    ),
+    Mutant(
+        "shown-typed-backslash-kept",
+        "ledger/_domain/model.py",
+        "        if _READS_AS_AN_ESCAPE.match(after):\n",
+        "        if False:\n",
+        "a typed \\u200b displays as the character U+200B does (rev36)",
+        (
+            "tests/unit/test_shown_text.py::"
+            "test_a_typed_escape_never_displays_as_the_character_it_names",
+        ),
+    ),
+    Mutant(
+        "shown-repr-quoted-ignored",
+        "ledger/_domain/model.py",
+        '            if c == "\\\\" and not repr_quoted:\n',
+        '            if c == "\\\\":\n',
+        "an error line's repr-quoted value has its backslashes doubled again (rev36)",
+        ("tests/unit/test_shown_text.py::test_a_shown_text_shown_again_is_the_same",),
+    ),
+    Mutant(
+        "shown-backslash-fast-path",
+        "ledger/_domain/model.py",
+        '        and (repr_quoted or "\\\\" not in text)\n',
+        "",
+        "text holding a typed escape takes the fast path and shows as it is (rev36)",
+        (
+            "tests/unit/test_shown_text.py::"
+            "test_a_typed_escape_never_displays_as_the_character_it_names",
+        ),
+    ),
+    Mutant(
+        "one-line-escapes-twice",
+        "custody/_text.py",
+        "    line = printable(joined, repr_quoted=True)\n",
+        "    line = printable(joined)\n",
+        "an error line doubles the backslashes repr already wrote (rev36)",
+        (
+            "tests/unit/test_shown_text.py::"
+            "test_an_error_line_quoting_a_value_keeps_repr_s_escapes_as_they_are",
+        ),
+    ),
+    Mutant(
+        "problem-escapes-twice",
+        "service/_errors.py",
+        "    said = shown(joined, repr_quoted=True)\n",
+        "    said = shown(joined)\n",
+        "the service's problem doubles the backslashes repr already wrote (rev36)",
+        (
+            "tests/unit/test_shown_text.py::"
+            "test_an_error_line_quoting_a_value_keeps_repr_s_escapes_as_they_are",
+        ),
+    ),
+    Mutant(
+        "quoted-name-escapes-twice",
+        "service/_errors.py",
+        "    return shown(quoted(name), repr_quoted=True)\n",
+        "    return shown(quoted(name))\n",
+        "a quoted name in a problem doubles the backslashes repr already wrote (rev36)",
+        (
+            "tests/unit/test_shown_text.py::"
+            "test_an_error_line_quoting_a_value_keeps_repr_s_escapes_as_they_are",
+        ),
+    ),
+    Mutant(
+        "console-refusal-escapes-twice",
+        "service/_console.py",
+        "        return shown(value, repr_quoted=True)\n",
+        "        return shown(value)\n",
+        "a console page's refusal doubles the backslashes repr already wrote (rev36)",
+        (
+            "tests/integration/test_console_forms.py::"
+            "test_a_typed_escape_and_the_character_it_names_show_apart_on_pages",
+        ),
+    ),
+    Mutant(
+        "path-not-utf8-replaced",
+        "service/_bodies.py",
+        '        if b"%" not in raw or (b"%2F" not in raw and b"%2f" not in raw and _utf8(raw)):\n',
+        '        if b"%" not in raw or (b"%2F" not in raw and b"%2f" not in raw):\n',
+        "a path id that is no UTF-8 is quoted back as U+FFFD, never sent (rev36)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_an_id_in_the_path_that_is_not_utf8_is_refused_quoting_what_was_sent",
+            "tests/integration/test_console_forms.py::"
+            "test_a_profile_id_that_is_not_utf8_is_refused_quoting_what_was_sent",
+        ),
+    ),
+    Mutant(
+        "ts-bad-port-accepted",
+        "clients/typescript/src/client.ts",
+        "    if (BAD_PORTS.has(base.port)) {\n",
+        "    if (false) {\n",
+        "the TypeScript client takes a base URL on a port fetch blocks (rev36)",
+        (
+            "tests/integration/test_node_worker.py::"
+            "test_the_example_node_worker_clean_crashed_and_revoked",
+        ),
+    ),
+    Mutant(
+        "ts-bad-port-resent",
+        "clients/typescript/src/worker.ts",
+        "  return (error instanceof ServiceUnreachable && !refusedBeforeSending(error)) || "
+        "lostAnswer(error);\n",
+        "  return error instanceof ServiceUnreachable || lostAnswer(error);\n",
+        "the Node worker resends a checkout fetch refused as a bad port, and warns (rev36)",
+        (
+            "tests/integration/test_node_worker.py::"
+            "test_the_example_node_worker_clean_crashed_and_revoked",
+        ),
+    ),
+    Mutant(
+        "lag-of-foreign-rows",
+        "service/_metrics.py",
+        "        and r.profile_id in registered\n",
+        "",
+        "a made-up leased row sets every quantile of the heartbeat lag gauge (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_made_up_leased_row_gives_the_heartbeat_lag_gauge_nothing",
+        ),
+    ),
+    Mutant(
+        "time-form-unchecked",
+        "ledger/_stores/recorders.py",
+        "        if value is not None and (type(value) is not str or not "
+        "_AS_WRITTEN.fullmatch(value)):\n",
+        "        if False:\n",
+        "an until stored as the same instant at +05:00 reads as sound; the sweep misses it (rev36)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_an_availability_time_in_another_form_is_a_damaged_row_the_sweep_takes_up",
+        ),
+    ),
+    Mutant(
+        "cluster-stopped-by-a-child",
+        "tests/pg_cluster.py",
+        "    if os.getpid() != _INTERRUPTED_IN:\n",
+        "    if False:\n",
+        "a forked child ended by SIGTERM stops its parent's cluster (rev36)",
+        (
+            "tests/integration/test_pg_cluster_signals.py::"
+            "test_a_forked_child_ended_by_sigterm_leaves_the_sessions_server",
         ),
     ),
 )
