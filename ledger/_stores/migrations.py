@@ -526,11 +526,19 @@ def _mend_directories(self: Migrating) -> None:
     them: a row missing (deleted by hand: a registration over its directory was let through),
     of a profile no registration gives it, or of another directory, each as ``verify`` names
     it (rev36). One read of the registrations and one of the table; nothing written on a
-    whole store."""
-    wanted = dict(legacy_directories(_registrations(self))[0])
+    whole store. The table is read before the registrations: a registration committed
+    between the two reads (its row and its event in one transaction) is then a row found
+    missing, which the insert finds there and keeps, not a row of no registration, deleted
+    (rev36 review: an init beside live registrations deleted rows they had just written, and
+    a second profile was then registered on one of their directories)."""
     rows = self.query(f"SELECT profile_id, user_data_dir FROM {DIRECTORIES_TABLE}")
     found = {str(r["profile_id"]): str(r["user_data_dir"]) for r in rows}
+    wanted = dict(legacy_directories(_registrations(self))[0])
     missing = [(p, d) for p, d in wanted.items() if p not in found]
+    if missing:  # those registered between the reads have their rows: not missing after all
+        rows = self.query(f"SELECT profile_id FROM {DIRECTORIES_TABLE}")
+        there = {str(r["profile_id"]) for r in rows}
+        missing = [(p, d) for p, d in missing if p not in there]
     other = [(d, p) for p, d in wanted.items() if p in found and found[p] != d]
     extra = [(p,) for p in found if p not in wanted]
     if not (missing or other or extra):
