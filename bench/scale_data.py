@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ledger import Ledger
+from ledger._domain.directories import normalised
 from ledger._domain.events import ProfileEvent
 from ledger._domain.model import Outcome, ProfileRecord, Role
 from ledger._domain.policies import (
@@ -114,6 +115,9 @@ class _Batch:
     events: list[ProfileEvent] = field(default_factory=list)
     rows: dict[str, Availability] = field(default_factory=dict)
     snapshots: list[ProfileSnapshot] = field(default_factory=list)
+    # Each registration's directory, as a registration writes it beside its event (verify
+    # checks the table against the registrations: rev36).
+    directories: list[tuple[str, str]] = field(default_factory=list)
 
 
 def generate(ledger: Ledger, layout: Layout) -> int:
@@ -124,7 +128,11 @@ def generate(ledger: Ledger, layout: Layout) -> int:
     def flush() -> None:
         nonlocal batch, written
         if batch.events:
-            app.events.put(batch.events, availability=list(batch.rows.values()))
+            app.events.put(
+                batch.events,
+                availability=list(batch.rows.values()),
+                directories=batch.directories,
+            )
             written += len(batch.events)
         if batch.snapshots:
             assert app.snapshots is not None
@@ -134,6 +142,9 @@ def generate(ledger: Ledger, layout: Layout) -> int:
     for index, (profile_id, length) in enumerate(layout.streams()):
         stream = _Stream(profile_id, T0 + timedelta(minutes=index))
         shadow = Profile(stream.profile.id)  # folds event by event, to snapshot exact versions
+        directory = stream.profile.registration().user_data_dir
+        if directory is not None:
+            batch.directories.append((profile_id, normalised(directory)))
         while True:
             events = list(stream.profile.collect_events())
             for event in events:
