@@ -18,7 +18,7 @@ from uuid import UUID
 from ledger._domain import events as ev
 from ledger._domain.authority import check_records
 from ledger._domain.errors import NotAllowed
-from ledger._domain.model import INVISIBLE, Envelope, Role, stream_id
+from ledger._domain.model import INVISIBLE, Envelope, Role, in_line, stream_id
 from ledger._domain.state import ProfileStateMachine
 
 
@@ -107,4 +107,5 @@ def _folded(identity: str) -> str:
 def require(ctx: Context, *roles: Role) -> None:
     if ctx.role not in roles:
         allowed = " or ".join(r.value for r in roles)
-        raise NotAllowed(f"{ctx.actor_id} acts as {ctx.role.value}; this needs the {allowed} role")
+        acts = f"{in_line(ctx.actor_id)} acts as {ctx.role.value}"
+        raise NotAllowed(f"{acts}; this needs the {allowed} role")

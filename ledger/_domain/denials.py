@@ -13,7 +13,7 @@ from ledger._domain.model import (
     Lease,
     ProfileState,
     carries_password,
-    one_part,
+    in_line,
     quoted,
     told_apart,
 )
@@ -141,7 +141,7 @@ def _disabled(p: ProfileStateMachine) -> Denial:
         profile_id=p.profile_id,
         reason=DenialReason.DISABLED,
         message=(
-            f"disabled by {one_part(disabled.actor_id)} (it was {was.value}): {disabled.reason}"
+            f"disabled by {in_line(disabled.actor_id)} (it was {was.value}): {disabled.reason}"
         ),
         since=disabled.since,
         holder=holder_of(p.last_lease),
@@ -156,8 +156,8 @@ def _leased(p: ProfileStateMachine) -> Denial:
         profile_id=p.profile_id,
         reason=DenialReason.ALREADY_LEASED,
         message=(
-            f"leased to worker {one_part(lease.worker_id)} for run {one_part(lease.run_id)} "
-            f"({one_part(lease.task_type)}) until {lease.expires_at.isoformat()}"
+            f"leased to worker {in_line(lease.worker_id)} for run {in_line(lease.run_id)} "
+            f"({in_line(lease.task_type)}) until {lease.expires_at.isoformat()}"
         ),
         since=lease.lease_started_at,
         until=lease.expires_at,
@@ -179,7 +179,7 @@ def _stale(p: ProfileStateMachine) -> Denial:
         profile_id=p.profile_id,
         reason=DenialReason.STALE,
         message=(
-            f"lease {lease.lease_id} of worker {one_part(lease.worker_id)} {missed} "
+            f"lease {lease.lease_id} of worker {in_line(lease.worker_id)} {missed} "
             f"{lease.expires_at.isoformat()}; the run's ending is unknown"
         ),
         since=lease.expires_at,
@@ -210,7 +210,7 @@ def _blocked(p: ProfileStateMachine, reason: DenialReason) -> Denial:
         profile_id=p.profile_id,
         reason=reason,
         message=(
-            f"{p.state.value.replace('_', ' ')} ({block.cause}) by {one_part(block.actor_id)}{said}"
+            f"{p.state.value.replace('_', ' ')} ({block.cause}) by {in_line(block.actor_id)}{said}"
         ),
         # Since it entered the state, as status and the fleet say: an enable back into review
         # keeps the block from before the disabling, not its time (rev30).

@@ -362,6 +362,15 @@ def one_part(value: str) -> str:
     return value
 
 
+def in_line(value: str) -> str:
+    """An id inside an error line (a denial's, a refusal's), which is shown keeping its
+    backslashes (``shown``'s ``repr_quoted``): ``one_part``'s, or its ``repr`` where ``shown``
+    would change it, so that a typed escape and the character it names read apart (rev36
+    review: a worker ``w`` U+200B ``1`` and one typed ``w\\u200b1`` read alike in the
+    denial's line)."""
+    return one_part(value) if shown(value) == value else repr(value)
+
+
 # How much of a refused value an error line quotes.
 QUOTED_PREFIX = 60
 

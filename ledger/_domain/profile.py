@@ -22,6 +22,7 @@ from ledger._domain.model import (
     ProfileState,
     ReviewDecision,
     Role,
+    in_line,
     quoted,
 )
 from ledger._domain.policies import Ending, Verdict, judge_stale
@@ -147,7 +148,8 @@ class Profile(LeaseRules):
         ]
         for ran, who, what in runs:
             if same_identity(who, ctx.actor_id):
-                named = ctx.actor_id if ctx.actor_id == who else f"{ctx.actor_id} (that is {who})"
+                actor = in_line(ctx.actor_id)
+                named = actor if ctx.actor_id == who else f"{actor} (that is {in_line(who)})"
                 raise NotAllowed(
                     f"{named} ran {what} ({ran}): a worker may not review its own run; "
                     "another reviewer must"

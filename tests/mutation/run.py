@@ -3740,7 +3740,7 @@ MUTANTS = (
     Mutant(
         "denial-actor-one-part",
         "ledger/_domain/denials.py",
-        "({block.cause}) by {one_part(block.actor_id)}{said}",
+        "({block.cause}) by {in_line(block.actor_id)}{said}",
         "({block.cause}) by {block.actor_id}{said}",
         "a blocking actor's id holding spaces reads as more of why's message",
         (
