@@ -4847,6 +4847,34 @@ MUTANTS = (
             "test_a_forked_child_ended_by_sigterm_leaves_the_sessions_server",
         ),
     ),
+    Mutant(
+        "init-missing-not-read-again",
+        "ledger/_stores/migrations.py",
+        "    if missing:  # those registered between the reads have their rows: not missing after "
+        "all\n",
+        "    if False:\n",
+        "init beside live registrations says rows they just wrote were missing (rev36)",
+        (
+            "tests/integration/test_directories_init_race.py::"
+            "test_init_beside_registrations_keeps_every_directory_row",
+        ),
+    ),
+    Mutant(
+        "line-ids-as-they-are",
+        "ledger/_domain/model.py",
+        "    return one_part(value) if shown(value) == value else repr(value)\n",
+        "    return one_part(value)\n",
+        "a worker typed w\\u200b1 and one holding U+200B read alike in a denial's line (rev36)",
+        ("tests/integration/test_lines_tell_ids_apart.py",),
+    ),
+    Mutant(
+        "generated-directories-unwritten",
+        "bench/scale_data.py",
+        "            batch.directories.append((profile_id, normalised(directory)))\n",
+        "            pass\n",
+        "the benchmarks' generated fleet fails verify, and bench/verify.py stops (rev36)",
+        ("tests/integration/test_scale_data.py::test_a_generated_store_passes_verify",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
