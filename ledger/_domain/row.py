@@ -17,9 +17,11 @@ from ledger._domain.model import DenialReason, Frozen, ProfileState
 
 class Availability(Frozen):
     """One row per profile: state, holder, deadline, reason and last user. Its times carry
-    their offset (as the ledger writes them): a stored time without one is a junk value, so
-    its row is unreadable, as damaged as any (rev36: a naive ``until`` was read, and every
-    read that compared it with the clock failed with a TypeError)."""
+    their UTC offset."""
+
+    # A stored time without its offset is a junk value, so its row is unreadable, as damaged
+    # as any (rev36: a naive ``until`` was read, and every read that compared it with the
+    # clock failed with a TypeError).
 
     profile_id: str
     account_id: str

@@ -414,7 +414,8 @@ export interface components {
     schemas: {
         /**
          * Availability
-         * @description One row per profile: state, holder, deadline, reason and last user.
+         * @description One row per profile: state, holder, deadline, reason and last user. Its times carry
+         *     their UTC offset.
          */
         Availability: {
             /** Profile Id */
