@@ -40,9 +40,11 @@ def test_an_account_nobody_registered_is_invalid_input(ledger: Ledger, report: s
 
 def test_an_account_is_known_by_its_events_not_its_rows(ledger: Ledger) -> None:
     """With the availability row of its only profile gone, the account is still one a profile
-    was registered under: its status (the rows as they stand) is empty, not refused, and the
-    fleet reads answer the profile from its events (rev33: they counted none)."""
+    was registered under: its status shows the profile from its events, marked as a row
+    missing (rev36; it was empty before), not refused, and the fleet reads answer the profile
+    from its events (rev33: they counted none)."""
     pid = register(ledger, account_id="acct_real")
     ledger.store.delete_availability(pid)
-    assert status(ledger, account_id="acct_real") == []
+    (row,) = status(ledger, account_id="acct_real")
+    assert (row.profile_id, row.row_missing) == (pid, True)
     assert reports.fleet(account="acct_real", ledger=ledger).profiles == 1
