@@ -87,12 +87,14 @@ def unreadable_position(name: str, value: object) -> ReadModelDamaged:
     or a fraction put there by hand: SQLite keeps it in an integer column): one line naming its
     rebuild, which sets the position again (rev36: every read, ``projections status``, the
     rebuild and ``custody init`` were an internal error)."""
-    said = f"its position in {CHECKPOINTS_TABLE} holds {_cell(value)}, which is no position"
+    said = f"its position in {CHECKPOINTS_TABLE} holds {cell_shown(value)}, which is no position"
     return ReadModelDamaged(name, f"{said} (written there by hand?)")
 
 
-def _cell(value: object) -> str:
-    return repr(str(value)[:40]) if isinstance(value, str) else repr(value)
+def cell_shown(value: object) -> str:
+    """A value found in a read model's cell where none belongs, as a problem's line quotes it:
+    ``repr``'s, a text cut to its first 40 characters."""
+    return repr(value[:40]) if isinstance(value, str) else repr(value)
 
 
 class ReadModelBehind(UserWarning):

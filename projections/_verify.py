@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import Ledger
-from ledger.feed import FeedSnapshot
+from ledger.feed import FeedSnapshot, cell_shown
 from projections._base import ReadModel, layout_problem
 
 PAGE = 5000  # rows read at a time: the whole read model is never held in memory
@@ -95,14 +95,10 @@ def _junk_lines(model: ReadModel, rows: _Rows) -> list[str]:
     """One line per column of a profile's rows holding what no row written holds: the table,
     the column, how many rows and the first value (rev36: an internal error of ``status``)."""
     return [
-        f"its table {model.table.name}'s column {column} holds {_shown(value)} in {count} "
+        f"its table {model.table.name}'s column {column} holds {cell_shown(value)} in {count} "
         "row(s), which no row it writes holds (written there by hand?)"
         for column, (count, value) in sorted(rows.junk.items())
     ]
-
-
-def _shown(value: Any) -> str:
-    return repr(value[:40]) if isinstance(value, str) else repr(value)
 
 
 def _behind_their_events(rows: _Rows, lasts: dict[int, int]) -> list[str]:

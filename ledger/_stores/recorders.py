@@ -122,18 +122,27 @@ def availability_params(row: Availability) -> tuple[Any, ...]:
     return tuple(params)
 
 
+def _kinds(annotation: Any) -> tuple[Any, ...]:
+    """The types a column's annotation allows (``X | None``: X and None)."""
+    return getattr(annotation, "__args__", None) or (annotation,)
+
+
+def _is_time(kind: Any) -> bool:
+    # AwareDatetime is no datetime subclass: missed, the driver wrote its own text (rev36).
+    return kind is AwareDatetime or (isinstance(kind, type) and issubclass(kind, datetime))
+
+
 def _may_convert(annotation: Any) -> bool:
     """Whether a column of this type may hold a time or an enum (``availability_params``)."""
-    kinds = getattr(annotation, "__args__", None) or (annotation,)
-    # AwareDatetime is no datetime subclass: missed, the driver wrote its own text (rev36).
-    times = (k is AwareDatetime for k in kinds)
-    return any(times) or any(isinstance(k, type) and issubclass(k, datetime | Enum) for k in kinds)
+    return any(
+        _is_time(k) or (isinstance(k, type) and issubclass(k, Enum)) for k in _kinds(annotation)
+    )
 
 
 _TIME_COLUMNS = tuple(
     name
     for name, field in Availability.model_fields.items()
-    if any(k is AwareDatetime or k is datetime for k in getattr(field.annotation, "__args__", ()))
+    if any(map(_is_time, _kinds(field.annotation)))
 )
 _ROW_VALUES = operator.itemgetter(*AVAILABILITY_COLUMNS)
 _CONVERTED_AT = tuple(

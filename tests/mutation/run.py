@@ -4549,9 +4549,9 @@ MUTANTS = (
     Mutant(
         "availability-times-driver-text",
         "ledger/_stores/recorders.py",
-        "    return any(times) or any(isinstance(k, type) and issubclass(k, datetime | Enum) "
-        "for k in kinds)\n",
-        "    return any(isinstance(k, type) and issubclass(k, datetime | Enum) for k in kinds)\n",
+        "    return kind is AwareDatetime or (isinstance(kind, type) and issubclass(kind, "
+        "datetime))\n",
+        "    return isinstance(kind, type) and issubclass(kind, datetime)\n",
         "availability times go to the driver as datetimes, stored in its text (rev36)",
         (
             "tests/integration/test_read_model_damage.py::"
