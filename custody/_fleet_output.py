@@ -54,6 +54,20 @@ def fleet_lines(fleet: Fleet) -> list[str]:
         )
     if len(fleet.stuck) > 10:
         lines.append(f"  ... and {len(fleet.stuck) - 10} more (custody --json fleet)")
+    # As the checklist names them (rev36 left fleet counting them without a word).
+    damaged = [
+        f"  {p}: availability row damaged ({what})" for p, what in fleet.damaged_rows.items()
+    ]
+    damaged += [
+        f"  {p}: availability row of no registered profile "
+        "(custody projections rebuild availability drops it)"
+        for p in fleet.junk_rows
+    ]
+    if damaged:
+        lines.append(f"availability rows damaged: {len(damaged)}")
+    lines += damaged[:10]
+    if len(damaged) > 10:
+        lines.append(f"  ... and {len(damaged) - 10} more (custody --json fleet)")
     r = fleet.review
     lines.append(
         f"review waits: finished {r.finished} (median {spoken(r.median_seconds)}, p95 "

@@ -45,7 +45,11 @@ class ReviewTimes(ReadResult):
 class Fleet(ReadResult):
     """Counts by state (every state, zeros included) and by account and state; ``overdue``
     counts leased profiles past their deadline. ``stuck`` lists overdue, stale, review and
-    quarantined profiles, longest first; ``waiting`` the open review waits, oldest first."""
+    quarantined profiles, longest first; ``waiting`` the open review waits, oldest first.
+    ``damaged_rows``: profiles whose availability row is damaged or missing, each with what is
+    wrong (counted all the same, as their events stand); ``junk_rows``: availability rows of
+    profiles never registered, counted nowhere (``custody projections rebuild availability``
+    mends both)."""
 
     at: datetime
     account: str | None
@@ -57,6 +61,8 @@ class Fleet(ReadResult):
     stuck: list[Stuck]
     review: ReviewTimes
     waiting: list[ReviewWait]
+    damaged_rows: dict[str, str]
+    junk_rows: list[str]
 
 
 def fleet(*, account: str | None = None, ledger: Source = None) -> Fleet:
@@ -86,6 +92,9 @@ def summarise(sources: Sources, *, account: str | None = None) -> Fleet:
         stuck=stuck(rows, sources.at),
         review=review_times(all_waits),
         waiting=open_waits,
+        # Named, not only counted (rev36 left this: the checklist and the report named them).
+        damaged_rows={r.profile_id: r.damaged for r in rows if r.damaged},
+        junk_rows=list(sources.junk_rows),
     )
 
 

@@ -525,6 +525,45 @@ def test_a_deleted_availability_row_is_shown_by_status_marked_missing(ledger: Le
     assert reports.fleet(ledger=ledger).profiles == len(rows)
 
 
+def test_the_fleet_names_the_rows_it_counts_from_events_and_the_junk_it_leaves_out(
+    ledger: Ledger,
+) -> None:
+    """The fleet names each damaged or missing availability row (counted as its profile's
+    events stand) and each row of no registered profile (counted nowhere), as the checklist
+    does, in its answer and in its lines for a person (rev37: the closing note of rev36 left
+    fleet counting them without a word)."""
+    from custody._fleet_output import fleet_lines
+    from ledger import rebuild_availability
+    from projections._availability import MISSING_ROW
+
+    for pid in ("d0", "d1", "d2"):
+        register(ledger, pid)
+    take_lease(ledger, "d1")
+    columns = ", ".join(c for c in AVAILABILITY_COLUMNS if c != "profile_id")
+    _sql(
+        ledger,
+        f"INSERT INTO custody_availability (profile_id, {columns}) "
+        f"SELECT 'ghost', {columns} FROM custody_availability WHERE profile_id = 'd0'",
+    )
+    _sql(ledger, "DELETE FROM custody_availability WHERE profile_id = 'd1'")
+    _sql(ledger, "UPDATE custody_availability SET until = 'garbage' WHERE profile_id = 'd2'")
+    fleet = reports.fleet(ledger=ledger)
+    assert (fleet.profiles, fleet.by_state["leased"], fleet.by_state["available"]) == (3, 1, 2)
+    assert list(fleet.damaged_rows) == ["d1", "d2"]
+    assert fleet.damaged_rows["d1"] == MISSING_ROW
+    assert "until" in fleet.damaged_rows["d2"]
+    assert fleet.junk_rows == ["ghost"]
+    lines = fleet_lines(fleet)
+    at = lines.index("availability rows damaged: 3")
+    assert lines[at + 1] == f"  d1: availability row damaged ({MISSING_ROW})"
+    assert lines[at + 2].startswith("  d2: availability row damaged (until")
+    assert lines[at + 3].startswith("  ghost: availability row of no registered profile")
+    rebuild_availability(ledger)
+    mended = reports.fleet(ledger=ledger)
+    assert (mended.damaged_rows, mended.junk_rows) == ({}, [])
+    assert not [line for line in fleet_lines(mended) if "availability row" in line]
+
+
 def test_the_ledger_writes_every_availability_time_with_its_offset(ledger: Ledger) -> None:
     """Every time of an availability row is stored as UTC ISO 8601 text with microseconds and
     its offset, whoever writes it (a command, the rebuild): the form a read takes as sound and

@@ -4875,6 +4875,28 @@ MUTANTS = (
         "the benchmarks' generated fleet fails verify, and bench/verify.py stops (rev36)",
         ("tests/integration/test_scale_data.py::test_a_generated_store_passes_verify",),
     ),
+    Mutant(
+        "fleet-damaged-rows-unnamed",
+        "reports/_fleet.py",
+        "        damaged_rows={r.profile_id: r.damaged for r in rows if r.damaged},\n",
+        "        damaged_rows={},\n",
+        "fleet counted a profile whose availability row was deleted without naming it (rev37)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_the_fleet_names_the_rows_it_counts_from_events_and_the_junk_it_leaves_out",
+        ),
+    ),
+    Mutant(
+        "fleet-junk-rows-unprinted",
+        "custody/_fleet_output.py",
+        "        for p in fleet.junk_rows\n",
+        "        for p in ()\n",
+        "fleet's lines left out a made-up row of no registered profile (rev37)",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_the_fleet_names_the_rows_it_counts_from_events_and_the_junk_it_leaves_out",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

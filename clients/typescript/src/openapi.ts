@@ -620,6 +620,10 @@ export interface components {
          * @description Counts by state (every state, zeros included) and by account and state; ``overdue``
          *     counts leased profiles past their deadline. ``stuck`` lists overdue, stale, review and
          *     quarantined profiles, longest first; ``waiting`` the open review waits, oldest first.
+         *     ``damaged_rows``: profiles whose availability row is damaged or missing, each with what is
+         *     wrong (counted all the same, as their events stand); ``junk_rows``: availability rows of
+         *     profiles never registered, counted nowhere (``custody projections rebuild availability``
+         *     mends both).
          */
         Fleet: {
             /**
@@ -652,6 +656,12 @@ export interface components {
             review: components["schemas"]["ReviewTimes"];
             /** Waiting */
             waiting: components["schemas"]["ReviewWait"][];
+            /** Damaged Rows */
+            damaged_rows: {
+                [key: string]: string;
+            };
+            /** Junk Rows */
+            junk_rows: string[];
         };
         /** HeartbeatBody */
         HeartbeatBody: {
