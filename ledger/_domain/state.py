@@ -296,8 +296,9 @@ def _acquired(p: ProfileStateMachine, e: ev.LeaseAcquired) -> None:
         if lease.lease_status is not LeaseStatus.ACTIVE
         or lease.ending is not None
         or lease.ended_at is not None
-        else _beyond(lease, lease.lease_started_at, lease.ttl_seconds, lease.expires_at)
-        or _unlimited(lease, p.max_lease_seconds)
+        else _unstarted(lease, e.at)
+        or _beyond(lease, e.at, lease.ttl_seconds, lease.expires_at)
+        or _unlimited(lease, e.at, p.max_lease_seconds)
     )
     if wrong is not None:
         raise p._never(e, wrong, "grants")
@@ -332,12 +333,23 @@ def _beyond(lease: Lease, at: datetime, ttl_seconds: int, expires_at: datetime) 
     return None
 
 
-def _unlimited(lease: Lease, max_lease_seconds: int | None) -> str | None:
-    """A lease without the hard limit its profile's --max-lease sets (a checkout's may be
-    tighter, never looser)."""
+def _unstarted(lease: Lease, at: datetime) -> str | None:
+    """A lease not started, or last renewed, at its acquisition's time ``at``, as ``checkout``
+    writes every lease: its deadline and hard limit are measured from ``at`` (rev37: a worker's
+    login acquired one dated now that started in 2099, its deadline and hard limit an hour
+    after; measured from its start, it passed, and the sweep never reached it)."""
+    for what, given in (("started", lease.lease_started_at), ("renewed", lease.heartbeat_at)):
+        if given != at:
+            return f"a lease {what} at {given.isoformat()}, not at its checkout's {at.isoformat()}"
+    return None
+
+
+def _unlimited(lease: Lease, at: datetime, max_lease_seconds: int | None) -> str | None:
+    """A lease acquired at ``at`` without the hard limit its profile's --max-lease sets (a
+    checkout's may be tighter, never looser)."""
     if max_lease_seconds is None:
         return None
-    latest = lease.lease_started_at + timedelta(seconds=max_lease_seconds)
+    latest = at + timedelta(seconds=max_lease_seconds)
     if lease.hard_limit_at is None or lease.hard_limit_at > latest:
         return f"a lease without the profile's hard limit of {max_lease_seconds} s"
     return None

@@ -237,7 +237,11 @@ def _check_append_ddl(events: str, availability: str) -> str:
     this one (an acquisition's lease, a heartbeat's, an extension's, written capped at the
     hard limit), found walking the stream's key back from the event's version, one version at
     a time (a release's ending, in the same insert, is judged on the lease's deadline too, not
-    on its release)."""
+    on its release).
+
+    An acquisition's lease must be the one custody's checkout writes at the event's time:
+    started and renewed then, due within its TTL of it and by its hard limit (rev37: a worker's
+    login acquired a lease dated now that started in 2099, due an hour after its start)."""
     from ledger._domain import events as ev  # the types: for the DDL only
     from ledger._domain.authority import ROLE_EVENTS  # the events: for the DDL only
 
@@ -327,6 +331,26 @@ BEGIN
     ) THEN
         RAISE EXCEPTION 'login % may not append to a stream profile % was not registered in',
             current_user, named
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- An acquisition's lease as custody's checkout writes it: started and renewed at the
+    -- event's own time, due within its TTL of it and by its hard limit (rev37: a worker's
+    -- login acquired a lease dated now that started in 2099, due an hour after its start;
+    -- the sweep never reached it). Its own fields: no query.
+    IF NEW.topic = '{acquired}' AND (
+        state #>> '{{lease,lease_started_at}}' IS DISTINCT FROM dated
+        OR state #>> '{{lease,heartbeat_at}}' IS DISTINCT FROM dated
+        OR (state #>> '{{lease,expires_at}}')::timestamptz > dated::timestamptz
+            + make_interval(secs => (state #>> '{{lease,ttl_seconds}}')::double precision)
+        OR (state #>> '{{lease,expires_at}}')::timestamptz
+            > (state #>> '{{lease,hard_limit_at}}')::timestamptz
+    ) THEN
+        RAISE EXCEPTION 'login % may not record a lease started at %, renewed at %, due % '
+            '(TTL % s, hard limit %): custody''s checkout starts it at its event''s time (%), '
+            'due within its TTL and hard limit', current_user,
+            state #>> '{{lease,lease_started_at}}', state #>> '{{lease,heartbeat_at}}',
+            state #>> '{{lease,expires_at}}', state #>> '{{lease,ttl_seconds}}',
+            coalesce(state #>> '{{lease,hard_limit_at}}', 'none'), dated
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     -- The lease's deadline, on the server's clock: the latest lease event before this one,

@@ -125,7 +125,12 @@ class Migrating(Protocol):
 #    deadline on the time the writer put into the event (rev35: a worker's login with its
 #    clock 10 s behind released a lease 5 s past its deadline, clean, back to the pool). No
 #    table changes; a store is refused until ``init`` has installed the check.
-SCHEMA_VERSION = 18
+# 19 (rev37, lease times): on PostgreSQL the events' insert trigger takes a login's acquisition
+#    only with its lease started and renewed at the event's own time, due within its TTL of it
+#    and by its hard limit, as custody's checkout writes it (a worker's login acquired a lease
+#    dated now that started in 2099, and the sweep never reached it). No table changes; a store
+#    is refused until ``init`` has installed the check.
+SCHEMA_VERSION = 19
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (

@@ -574,6 +574,100 @@ def test_a_lease_the_ledger_never_grants_is_believed_by_no_load(owned: Owned) ->
     ) in audit.out.splitlines(), audit.out
 
 
+def _custody_time(at: datetime) -> str:
+    """``at`` as custody writes a time."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _append_as(url: str, owned: Owned, topic: str, fields: dict[str, Any], at: str) -> None:
+    """An event of ``topic`` with ``fields``, dated ``at``, appended as the next of PROFILE's
+    stream through ``url``'s login, its link computed (anyone can), as a stolen credential
+    would with raw SQL."""
+    from ledger._domain import chain
+
+    stream, head, _, state = [r for r in _events(owned) if r[3] and PROFILE.encode() in r[3]][-1]
+    prev = json.loads(bytes(state))["~chain"]["hash"]
+    role = {"lease_acquired": "worker", "lease_heartbeat": "worker"}.get(topic, "scheduler")
+    envelope = {"actor_id": "w_evil", "actor_role": role, "at": at, "causation_id": "c",
+                "command": f"{topic}:x", "command_id": uuid.uuid4().hex, "correlation_id": "c",
+                "reason": ""}  # fmt: skip
+    event = {**fields, "envelope": envelope, "profile_id": PROFILE}
+    body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+    link = chain.link(prev, chain.header_bytes(event, head + 1, topic), body)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s)",
+            (stream, head + 1, topic, chain.stored(body, link)),
+        )
+
+
+def _lease(at: str, **times: str | None) -> dict[str, Any]:
+    """The lease custody's checkout of PROFILE writes at ``at`` (TTL 300 s, no hard limit),
+    with ``times`` changed so."""
+    due = _custody_time(datetime.fromisoformat(at) + timedelta(seconds=300))
+    lease = {"account_id": "account_shop_17", "ended_at": None, "ending": None,
+             "expires_at": due, "fencing_token": 1, "hard_limit_at": None, "heartbeat_at": at,
+             "last_safe_step": None, "last_step": None, "last_url": None,
+             "lease_id": f"lease-1@{PROFILE}", "lease_started_at": at, "lease_status": "active",
+             "mutating_step": None, "profile_id": PROFILE, "proxy_id": "proxy_us_east_12",
+             "release_policy": "manual_review_on_unknown_state", "run_id": "rx",
+             "task_type": "t", "ttl_seconds": 300, "worker_id": "w_evil"}  # fmt: skip
+    return {"class_version": 2, "lease": {**lease, **times}}
+
+
+def test_a_worker_login_acquires_only_a_lease_started_at_its_event_s_time(owned: Owned) -> None:
+    """rev37: a worker's login acquired a lease dated now that started in 2099, its deadline
+    and hard limit an hour after its start: the database took it, verify passed, the sweep
+    never reached it, and every read showed the profile leased until 2099. The database takes
+    a login's acquisition only as custody's checkout writes it: started and renewed at its
+    event's time, due within its TTL of it and by its hard limit; an honest checkout goes
+    through. Stored before the fix (here by the owner, whom the check passes over), no load
+    believes it and verify names it. A store of schema 18 is refused until ``custody init``
+    installs the check."""
+    worker = owned.login("worker")
+    ok(owned.cli(owned.url, *REGISTER, "--max-lease", "3600"))
+    now = datetime.now(UTC)
+    at, y2099 = _custody_time(now), datetime(2099, 1, 1, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    later = _custody_time(y2099 + hour)
+    forged = {
+        "started in 2099": _lease(at, lease_started_at=_custody_time(y2099),
+                                  heartbeat_at=_custody_time(y2099), expires_at=later,
+                                  hard_limit_at=later),
+        "started an hour before": _lease(at, lease_started_at=_custody_time(now - hour)),
+        "renewed in 2099": _lease(at, heartbeat_at=_custody_time(y2099)),
+        "due past its TTL": _lease(at, expires_at=_custody_time(now + timedelta(seconds=301))),
+        "due past its hard limit": _lease(
+            at, hard_limit_at=_custody_time(now + timedelta(seconds=60))
+        ),
+    }  # fmt: skip
+
+    def refused_each() -> None:
+        for lease in forged.values():  # DID NOT RAISE: the database took it
+            with pytest.raises(
+                psycopg.errors.InsufficientPrivilege, match="may not record a lease"
+            ):
+                _append_as(worker, owned, "lease_acquired", lease, at)
+
+    rows = _events(owned)
+    refused_each()
+    assert _events(owned) == rows
+    _refused_until_init(owned, worker, 18)
+    refused_each()
+    _append_as(owned.url, owned, "lease_acquired", forged["started in 2099"], at)  # before
+    audit = owned.cli(owned.url, "verify")
+    assert audit.code == 5, (audit.out, audit.err)
+    said = (
+        f"a lease started at 2099-01-01T00:00:00+00:00, not at its checkout's "
+        f"{now.isoformat()}: the ledger never grants it"
+    )
+    assert f"  {PROFILE} v2: {said}" in audit.out, audit.out
+    why = owned.cli(worker, "why", PROFILE)
+    assert why.code == 1, (why.out, why.err)
+    assert said in error_line(why), error_line(why)
+
+
 def test_a_revoke_alone_is_named_and_denies_checkouts_with_the_way_out(owned: Owned) -> None:
     """rev26 reread2: an operator's login appended one ``lease_revoked`` on a leased profile,
     with nothing after it (the ledger records one only with the review or quarantine it sends

@@ -112,7 +112,7 @@ def test_init_chains_a_schema_6_store_once_and_says_so(sql_store_url: str, tmp_p
         "from their stored bytes, and each profile's head is recorded (custody verify checks "
         "them against it)",
         # rev30: a migration said nothing of itself but the chains
-        "migrated from schema 6 to 18: the snapshots, a cache, were deleted (loads fold the "
+        "migrated from schema 6 to 19: the snapshots, a cache, were deleted (loads fold the "
         "events until new ones are taken); docs/operations/upgrades.md says what each schema "
         "changed",
     ]

@@ -176,13 +176,13 @@ def test_init_drops_the_snapshots_an_older_custody_wrote(sql_store_url: str, old
             )
         store.execute(f"UPDATE custody_schema SET version = {older}")
     with (
-        pytest.raises(StoreUnavailable, match=f"has schema {older}, this custody needs 18"),
+        pytest.raises(StoreUnavailable, match=f"has schema {older}, this custody needs 19"),
         Ledger.open(sql_store_url) as old,
     ):
         old.profile_ids()
     with Ledger.init(sql_store_url) as migrated:  # rev30: it says so, which a no-op init does not
         assert [n.split(":")[0] for n in migrated.store.notes] == [
-            f"migrated from schema {older} to 18"
+            f"migrated from schema {older} to 19"
         ]
     with Ledger.init(sql_store_url) as again:
         assert again.store.notes == []

@@ -6,6 +6,7 @@ the ledger made unchanged."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from profile_scene import Scene
@@ -67,10 +68,28 @@ def _acquired(history: list[ev.ProfileEvent], **lease: object) -> ev.ProfileEven
     return acquired.model_copy(update={"lease": acquired.lease.model_copy(update=lease)})
 
 
+def _in_2099(history: list[ev.ProfileEvent]) -> ev.ProfileEvent:
+    """The history's first acquisition, its lease started in 2099 and due an hour after (as the
+    reviewer's: TTL a day, hard limit an hour)."""
+    due = _Y2099 + _HOUR
+    return _acquired(
+        history,
+        lease_started_at=_Y2099,
+        heartbeat_at=_Y2099,
+        expires_at=due,
+        hard_limit_at=due,
+        ttl_seconds=86400,
+    )
+
+
 def _leased_disable() -> ev.ProfileEvent:
     """A disable recorded "from leased", as no ``disable`` records it (it ends the lease)."""
     disabled = _disabled().history[1]
     return disabled.model_copy(update={"previous_state": ProfileState.LEASED})
+
+
+_Y2099 = datetime(2099, 1, 1, tzinfo=UTC)
+_HOUR = timedelta(hours=1)
 
 
 # (what is forged, the history the ledger made, which of its events make the forged history,
@@ -160,6 +179,27 @@ CASES: dict[str, Forged] = {
         _leased,
         lambda h: [h[0], _acquired(h, lease_id="lease-1@another")],
         "a lease named 'lease-1@another', not 'lease-1@profile_shop_17'",
+    ),
+    # rev37: a worker's login acquired a lease dated now that started in 2099, its deadline and
+    # hard limit an hour after its start: measured from there they passed, the sweep never
+    # reached it, and every read showed it leased until 2099.
+    "acquisition-started-in-2099": (
+        _leased,
+        lambda h: [h[0], _in_2099(h)],
+        "a lease started at 2099-01-01T00:00:00+00:00, not at its checkout's "
+        "2024-05-01T09:00:00+00:00",
+    ),
+    "acquisition-started-before-it": (  # its deadline within the TTL of the event: only the
+        _leased,  # start says so
+        lambda h: [h[0], _acquired(h, lease_started_at=h[1].at - _HOUR)],
+        "a lease started at 2024-05-01T08:00:00+00:00, not at its checkout's "
+        "2024-05-01T09:00:00+00:00",
+    ),
+    "acquisition-renewed-in-2099": (
+        _leased,
+        lambda h: [h[0], _acquired(h, heartbeat_at=_Y2099)],
+        "a lease renewed at 2099-01-01T00:00:00+00:00, not at its checkout's "
+        "2024-05-01T09:00:00+00:00",
     ),
     "acquisition-on-another-account": (
         _leased,
