@@ -23,13 +23,15 @@ from ledger._audit.merkle import EMPTY_ROOT, TreeBuilder, leaf_hash
 from ledger._audit.origins import Linked, mismatch
 from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_fields, split
 from ledger._domain.directories import normalised
-from ledger._domain.events import ProfileRegistered
+from ledger._domain.events import TIME_FORM, ProfileRegistered, times_held
 from ledger._domain.model import stream_id
 from ledger._stores.access import CLOCK_SLACK_SECONDS
 from ledger._stores.directories import Recorded
 from ledger._stores.mapper import complaint
 
 _REGISTERED = ProfileRegistered.event_type
+_TIMES = times_held()
+_TIME = re.compile(TIME_FORM)
 # position, stream id (the originator_id as hex, as the store keys it), version, event type,
 # stored state
 Row = tuple[int, str, int, str, bytes]
@@ -172,6 +174,25 @@ class Walk:
             self._say(profile_id, version, f"{_UNREADABLE} ({complaint(e)})")
             return
         self.dated(event, version)
+        self.spelt(raw, event_type, event.profile_id, version)
+
+    def spelt(self, raw: dict[str, Any], event_type: str, profile_id: str, version: int) -> None:
+        """Name each time of a readable event's body not in the one form custody writes:
+        the database's guard reads a lease's deadline in no other, so every stale mark of
+        that lease is refused (rev37: a worker's login wrote a deadline "+00:00", and the
+        sweep never settled it)."""
+        for path in _TIMES.get(event_type, ()):
+            given: Any = raw
+            for key in path:
+                given = given.get(key) if isinstance(given, dict) else None
+            if given is not None and not (isinstance(given, str) and _TIME.fullmatch(given)):
+                what = (
+                    f"its {'.'.join(path)} is written {str(given)[:40]!r}, not as custody writes "
+                    "a time (UTC, ending Z): a login that may append wrote it "
+                    "(docs/operations/roles.md), and the database refuses the sweep's stale mark "
+                    "of its lease"
+                )
+                self._say(profile_id, version, what)
 
     def _take(self, row: Row) -> tuple[dict[str, Any], bytes | None] | None:
         """``take`` but for the read; the body's JSON if it parsed, and the link's."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field
@@ -377,3 +377,38 @@ def upcast(event_type: str, state: dict[str, Any], from_version: int) -> dict[st
         state = UPCASTERS[(event_type, from_version)](state)
         from_version += 1
     return state
+
+
+# The one form custody writes a time in: pydantic's JSON of a UTC time, to the second, or with
+# six digits of its microseconds (``ledger._unit_of_work``: every time given is in UTC). What
+# the database's insert check takes of a login's event, and its reading of a lease's deadline
+# takes no other (``ledger._stores.access``); ``custody verify`` names any other (rev37: a
+# worker's login wrote a deadline "+00:00", which the fold took, and every sweep's stale mark
+# of that lease was refused). Anchor it where it is used.
+TIME_FORM = (
+    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{6})?Z"
+)
+
+
+def times_held() -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Where each event type's body holds a time besides its envelope's: the paths of its
+    time fields, and of its lease's (``lease_acquired``: ``("lease", "expires_at")``, ...).
+    Types with none are left out."""
+    found = {}
+    for event_type, cls in EVENT_CLASSES.items():
+        paths = tuple(_time_paths(cls))
+        if paths:
+            found[event_type] = paths
+    return found
+
+
+def _time_paths(model: type[Frozen]) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for name, info in model.model_fields.items():
+        kinds = {info.annotation, *get_args(info.annotation)}
+        if AwareDatetime in kinds:
+            paths.append((name,))
+        elif Lease in kinds:
+            paths += [(name, *inner) for inner in _time_paths(Lease)]
+    return paths

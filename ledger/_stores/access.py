@@ -255,6 +255,12 @@ def _check_append_ddl(events: str, availability: str) -> str:
         f"        WHEN '{role.value}' THEN ARRAY[{', '.join(repr(t) for t in sorted(types))}]"
         for role, types in ROLE_EVENTS.items()
     )
+    time_cases = "\n".join(
+        f"        WHEN '{topic}' THEN ARRAY["
+        + ", ".join("state #>> '{" + ",".join(path) + "}'" for path in paths)
+        + "]"
+        for topic, paths in ev.times_held().items()
+    )
     return f"""
 CREATE OR REPLACE FUNCTION custody_check_append() RETURNS trigger LANGUAGE plpgsql AS $f$
 DECLARE
@@ -265,6 +271,8 @@ DECLARE
     due text;  -- the deadline of the lease the event acts on, as its last lease event holds it
     lease_topic text;  -- that event's type
     lease_state bytea;  -- and its body
+    times text[];  -- the times the event's body holds, as it holds them
+    given text;
 BEGIN
     IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
                    'MEMBER') THEN
@@ -297,6 +305,18 @@ BEGIN
             current_user, dated, {CLOCK_SLACK_SECONDS}, clock_timestamp()
             USING ERRCODE = '{MISDATED}';
     END IF;
+    -- Every time the body holds, in the one form custody writes: the deadline read below
+    -- takes no other (rev37: a worker's login wrote a deadline "+00:00", which the fold took,
+    -- and every stale mark of that lease was refused). Its own fields: no query.
+    times := CASE NEW.topic
+{time_cases}
+        ELSE ARRAY[]::text[] END;
+    FOREACH given IN ARRAY times LOOP
+        IF given IS NOT NULL AND (given !~ '^{ev.TIME_FORM}$' OR given::timestamptz IS NULL) THEN
+            RAISE EXCEPTION 'login % may not record % with a time not custody''s (%)',
+                current_user, NEW.topic, given USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END LOOP;
     named := state ->> 'profile_id';
     IF named IS NULL THEN
         RAISE EXCEPTION 'login % may not record an event that names no profile', current_user
@@ -371,8 +391,7 @@ BEGIN
         ELSIF lease_topic IS NOT NULL THEN
             due := convert_from(lease_state, 'UTF8')::json ->> 'expires_at';
         END IF;
-        IF due IS NOT NULL
-           AND due !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9:.]+Z$' THEN
+        IF due IS NOT NULL AND due !~ '^{ev.TIME_FORM}$' THEN
             RAISE EXCEPTION 'login % may not record % on a lease whose deadline is not '
                 'custody''s time (%)', current_user, NEW.topic, due
                 USING ERRCODE = 'insufficient_privilege';

@@ -129,7 +129,10 @@ class Migrating(Protocol):
 #    only with its lease started and renewed at the event's own time, due within its TTL of it
 #    and by its hard limit, as custody's checkout writes it (a worker's login acquired a lease
 #    dated now that started in 2099, and the sweep never reached it). No table changes; a store
-#    is refused until ``init`` has installed the check.
+#    is refused until ``init`` has installed the check. And it takes a login's event only with
+#    every time its body holds in the one form custody writes (``events.TIME_FORM``), the only
+#    one its reading of a deadline takes (a worker's login wrote a deadline "+00:00", and every
+#    sweep's stale mark of that lease was refused).
 SCHEMA_VERSION = 19
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"

@@ -668,6 +668,29 @@ def test_a_worker_login_acquires_only_a_lease_started_at_its_event_s_time(owned:
     assert said in error_line(why), error_line(why)
 
 
+def test_a_worker_login_writes_a_lease_s_times_only_as_custody_writes_them(owned: Owned) -> None:
+    """rev37: a worker's login appended a checkout whose deadline was written "+00:00", not
+    custody's "Z": the fold took it, but the database's reading of the deadline refused every
+    sweep's stale mark of that lease, and it was never settled. The database takes a login's
+    lease event only with its times as custody writes them; stored before the fix (here by
+    the owner), verify names it."""
+    worker = owned.login("worker")
+    lease = _leased(owned, worker)
+    now = datetime.now(UTC)
+    at, offset = _custody_time(now), (now + timedelta(seconds=30)).isoformat()
+    renewal = {"class_version": 1, "expires_at": offset, "fencing_token": 1,
+               "lease_id": lease["lease_id"], "mutating": False, "safe": False,
+               "step": "x", "url": None}  # fmt: skip
+    rows = _events(owned)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="a time not custody's"):
+        _append_as(worker, owned, "lease_heartbeat", renewal, at)  # DID NOT RAISE: taken
+    assert _events(owned) == rows
+    _append_as(owned.url, owned, "lease_heartbeat", renewal, at)  # stored before the fix
+    audit = owned.cli(owned.url, "verify")
+    assert audit.code == 5, (audit.out, audit.err)
+    assert f"  {PROFILE} v3: its expires_at is written {offset!r}, not as custody" in audit.out
+
+
 def test_a_revoke_alone_is_named_and_denies_checkouts_with_the_way_out(owned: Owned) -> None:
     """rev26 reread2: an operator's login appended one ``lease_revoked`` on a leased profile,
     with nothing after it (the ledger records one only with the review or quarantine it sends
