@@ -299,7 +299,10 @@ BEGIN
             current_user, coalesce(dated, 'none') USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF dated::timestamptz > clock_timestamp() + interval '{CLOCK_SLACK_SECONDS} seconds'
-        OR dated::timestamptz < now() - interval '{CLOCK_SLACK_SECONDS} seconds' THEN
+        -- the server's clock now, not its transaction's start (rev37: a login that held a
+        -- transaction open 75 s appended an event dated at its start, before the one it
+        -- followed)
+        OR dated::timestamptz < clock_timestamp() - interval '{CLOCK_SLACK_SECONDS} seconds' THEN
         RAISE EXCEPTION 'login % may not record an event dated %: more than % s from the '
             'server''s clock (%), where custody dates every event (check both clocks)',
             current_user, dated, {CLOCK_SLACK_SECONDS}, clock_timestamp()

@@ -132,7 +132,9 @@ class Migrating(Protocol):
 #    is refused until ``init`` has installed the check. And it takes a login's event only with
 #    every time its body holds in the one form custody writes (``events.TIME_FORM``), the only
 #    one its reading of a deadline takes (a worker's login wrote a deadline "+00:00", and every
-#    sweep's stale mark of that lease was refused).
+#    sweep's stale mark of that lease was refused). And it judges an event's time within a
+#    minute of the server's clock when it arrives, not of its transaction's start (a login that
+#    held a transaction open 75 s dated an event before the one it followed).
 SCHEMA_VERSION = 19
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"

@@ -297,6 +297,35 @@ def test_a_worker_login_appends_only_events_dated_by_the_server_s_clock(owned: O
     assert owned.timeline()[-1] == "lease_heartbeat"
 
 
+def test_a_login_s_long_transaction_dates_no_event_a_minute_before_the_server_s_clock(
+    owned: Owned,
+) -> None:
+    """rev37: a worker's login held a transaction open 75 s and appended a heartbeat dated at
+    its start, before the acquisition it renewed; the check's bound was a minute before the
+    transaction's start (``now()``), not the server's clock. An event dated 61 s behind the
+    server's clock, in a transaction 2 s old (within a minute of its start), is refused as
+    misdated, and nothing is written."""
+    worker = owned.login("worker")
+    _leased(owned, worker)
+    rows = _events(owned)
+    stream, _, topic, state = rows[-1]
+    head = max(r[1] for r in rows if r[0] == stream)
+    with psycopg.connect(worker) as conn:
+        conn.execute("SELECT 1")  # the transaction begins: now() is fixed here
+        time.sleep(2)
+        body = json.loads(bytes(state))
+        at = datetime.now(UTC) - timedelta(seconds=61)
+        body["envelope"]["at"] = at.isoformat().replace("+00:00", "Z")
+        with pytest.raises(psycopg.Error, match="more than 60 s from the server's clock") as no:
+            conn.execute(
+                "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+                "VALUES (%s, %s, %s, %s)",
+                (stream, head + 1, topic, json.dumps(body).encode()),
+            )
+        assert no.value.sqlstate == MISDATED
+    assert _events(owned) == rows
+
+
 def test_a_decision_that_arrives_misdated_is_decided_again(owned: Owned) -> None:
     """rev34 review: a worker's heartbeat decided before a stall (a paused VM, a stopped
     process) arrived dated more than a minute behind the server's clock, and failed as a

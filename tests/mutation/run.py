@@ -448,15 +448,15 @@ MUTANTS = (
         ("tests/integration/test_snapshots.py",),
     ),
     Mutant(
-        "schema-18-rechecks",
+        "schema-19-rechecks",
         "ledger/_stores/migrations.py",
+        "SCHEMA_VERSION = 19\n",
         "SCHEMA_VERSION = 18\n",
-        "SCHEMA_VERSION = 17\n",
-        "a store whose insert check takes a login's lease event past its deadline is opened "
-        "without init (rev35)",
+        "a store whose insert check takes a login's lease started in 2099 is opened without "
+        "init (rev37; rev35 the same for a lease event past its deadline)",
         (
-            "tests/e2e/test_cli_access.py::test_a_worker_login_acts_on_its_lease_only_before_its_"
-            "deadline_on_the_server_s_clock",
+            "tests/e2e/test_cli_access.py::"
+            "test_a_worker_login_acquires_only_a_lease_started_at_its_event_s_time",
         ),
     ),
     Mutant(
@@ -4895,6 +4895,64 @@ MUTANTS = (
         (
             "tests/integration/test_read_model_damage.py::"
             "test_the_fleet_names_the_rows_it_counts_from_events_and_the_junk_it_leaves_out",
+        ),
+    ),
+    Mutant(
+        "misdated-bound-at-transaction-start",
+        "ledger/_stores/access.py",
+        "        OR dated::timestamptz < clock_timestamp() - interval '{CLOCK_SLACK_SECONDS} "
+        "seconds' THEN\n",
+        "        OR dated::timestamptz < now() - interval '{CLOCK_SLACK_SECONDS} seconds' THEN\n",
+        "a login's long transaction dated an event a minute before the server's clock (rev37)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_a_login_s_long_transaction_dates_no_event_a_minute_before_the_server_s_clock",
+        ),
+    ),
+    Mutant(
+        "lease-started-anywhen",
+        "ledger/_domain/state.py",
+        "        if given != at:\n",
+        "        if False:\n",
+        "the fold took a lease started in 2099 by an acquisition dated now (rev37)",
+        (
+            "tests/unit/test_never_decided.py::"
+            "test_an_event_the_ledger_never_decides_is_believed_by_no_fold",
+        ),
+    ),
+    Mutant(
+        "db-lease-started-anywhen",
+        "ledger/_stores/access.py",
+        "        state #>> '{{lease,lease_started_at}}' IS DISTINCT FROM dated\n",
+        "        false\n",
+        "the database took a worker login's lease started in 2099 (rev37)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_a_worker_login_acquires_only_a_lease_started_at_its_event_s_time",
+        ),
+    ),
+    Mutant(
+        "db-times-any-form",
+        "ledger/_stores/access.py",
+        "        IF given IS NOT NULL AND (given !~ '^{ev.TIME_FORM}$' "
+        "OR given::timestamptz IS NULL) THEN\n",
+        "        IF false THEN\n",
+        "the database took a worker login's deadline written +00:00: no sweep settles it (rev37)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_a_worker_login_writes_a_lease_s_times_only_as_custody_writes_them",
+        ),
+    ),
+    Mutant(
+        "verify-times-any-form",
+        "ledger/_audit/walk.py",
+        "            if given is not None and not (isinstance(given, str) "
+        "and _TIME.fullmatch(given)):\n",
+        "            if False:\n",
+        "verify said nothing of a deadline written +00:00 stored before the check (rev37)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_a_worker_login_writes_a_lease_s_times_only_as_custody_writes_them",
         ),
     ),
 )
