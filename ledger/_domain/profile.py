@@ -161,13 +161,16 @@ class Profile(LeaseRules):
         if decision is ReviewDecision.RETURN:
             self._trigger(ev.ProfileReturnedToPool, ctx)
         elif decision is ReviewDecision.QUARANTINE:
+            # The verdict keeps the runs a quarantine for repeated unclean endings lists, in
+            # the event itself: their workers stay barred from clearing it (rev37: it listed
+            # none, and the first worker returned the profile to the pool).
             lease_id = self.block.lease_id if self.block else None
             self._trigger(
                 ev.ProfileQuarantined,
                 ctx,
                 cause=Cause.REVIEWER,
                 lease_id=lease_id,
-                unclean_leases=[],
+                unclean_leases=list(listed),
             )
         else:
             self._trigger(ev.ProfileDisabled, ctx, previous_state=self.state)

@@ -9,6 +9,7 @@ from ledger import (
     Checkout,
     CheckoutDenied,
     DenialReason,
+    Enable,
     Extend,
     ForceRelease,
     Heartbeat,
@@ -191,6 +192,43 @@ def test_review_returns_profile_and_next_lease_has_higher_token(
     second = ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
     assert second.fencing_token == first.fencing_token + 1
     assert who(ledger, pid).lease == second
+
+
+def test_a_reviewer_s_quarantine_keeps_the_runs_its_quarantine_listed(
+    ledger: Ledger, store_url: str
+) -> None:
+    """rev37: after a reviewer's verdict ``quarantine`` on a quarantine for repeated unclean
+    endings, ``why`` still lists the runs, and the worker of any of them is refused its review,
+    on the store as loaded by a fresh process and after a disable and an enable (the verdict's
+    event listed none: ``why`` showed no runs and w1 returned the profile to the pool)."""
+    pid = register(ledger)
+    for n, worker in enumerate(("w1", "w2", "w3"), start=1):
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id=worker, run_id=f"r{n}", task_type="t")
+        )
+        ledger.handle(
+            Release(
+                lease_id=lease.lease_id,
+                fencing_token=lease.fencing_token,
+                outcome="failure",
+                reason="boom",
+            )
+        )
+        if worker != "w3":
+            ledger.handle(Review(profile_id=pid, reviewer="alice", decision="return", note="ok"))
+    listed = [f"lease-{n}@{pid}" for n in (1, 2, 3)]
+    assert explain(ledger, pid).unclean_leases == listed
+    ledger.handle(Review(profile_id=pid, reviewer="alice", decision="quarantine", note="again"))
+    with Ledger.open(store_url) as fresh:
+        why = explain(fresh, pid)
+        assert (why.reason, why.unclean_leases) == (DenialReason.QUARANTINED, listed)
+        with pytest.raises(NotAllowed, match=r"w1 ran one of the runs this quarantine lists"):
+            fresh.handle(Review(profile_id=pid, reviewer="w1", decision="return", note="mine"))
+        fresh.handle(Review(profile_id=pid, reviewer="alice", decision="disable", note="later"))
+        fresh.handle(Enable(profile_id=pid, actor="ops", reason="back to its quarantine"))
+        with pytest.raises(NotAllowed, match=r"w2 ran one of the runs this quarantine lists"):
+            fresh.handle(Review(profile_id=pid, reviewer="w2", decision="return", note="mine"))
+        assert explain(fresh, pid).unclean_leases == listed
 
 
 def test_force_release_goes_to_review_never_the_pool(ledger: Ledger) -> None:

@@ -587,6 +587,32 @@ def test_no_worker_whose_run_a_quarantine_lists_reviews_it() -> None:
     assert s.profile.state is ProfileState.AVAILABLE
 
 
+def test_a_reviewer_s_quarantine_keeps_the_runs_the_quarantine_lists() -> None:
+    """rev37: a reviewer's verdict ``quarantine`` on a quarantine for repeated unclean endings
+    keeps the runs it lists, in its event: none of their workers may clear the quarantine
+    after it, nor after a disable and an enable (its event listed none, and worker-a, a
+    reviewer too, returned the profile to the pool)."""
+    s = Scene()
+    for worker in ("worker-a", "worker-b", "worker-c"):
+        s.checkout(worker)
+        s.release(s.live, Outcome.FAILURE)
+        if worker != "worker-c":
+            s.review(reviewer="rita")
+    assert s.profile.block is not None
+    listed = s.profile.block.unclean_leases
+    (_, quarantined) = s.review(ReviewDecision.QUARANTINE, reviewer="rita")
+    assert isinstance(quarantined, ev.ProfileQuarantined)
+    assert (quarantined.cause, quarantined.unclean_leases) == (Cause.REVIEWER, list(listed))
+    assert s.profile.block is not None
+    assert s.profile.block.unclean_leases == listed
+    s.review(ReviewDecision.DISABLE, reviewer="rita")
+    s.enable()
+    assert s.profile.state is ProfileState.QUARANTINED
+    with pytest.raises(NotAllowed, match=r"ran one of the runs this quarantine lists \(lease-1@"):
+        s.review(reviewer="worker-a")
+    assert s.profile.pending_events == []
+
+
 @pytest.mark.parametrize(
     "spelling", ["rene\u0301", "rene\u034f\u0301", "rene\u200b\u0301", "RENE\u2060\u0301"]
 )
