@@ -16,7 +16,8 @@ AVAILABILITY = "availability"  # its name where the read models are listed and r
 
 class StatusRow(Availability):
     """An availability row judged at a moment: ``overdue`` when a lease missed its deadline
-    (its ``reason`` then ``stale``, as a checkout is denied: the row records the state's);
+    (its ``reason`` then ``stale`` and its ``since`` the deadline, as a checkout is denied: the
+    row records the state's);
     ``damaged`` says what was wrong with a stored row that could not be read (the row shown is
     then the one the events give; ``custody rebuild`` repairs the table)."""
 
@@ -30,8 +31,8 @@ class StatusRow(Availability):
 
     @property
     def waiting_since(self) -> datetime | None:
-        """Since when the profile waits on someone: a lease past its deadline from the
-        deadline (stale before any sweep marks it), any other from when it got where it is."""
+        """Since when the profile waits on someone: ``since``, which for a lease past its
+        deadline is the deadline (stale before any sweep marks it)."""
         return self.until if self.overdue else self.since
 
 
@@ -153,9 +154,12 @@ def _judged(
         # The reason a checkout now would be denied for: stale once the deadline passed, so
         # asked for the stale profiles, a lease past its deadline before the sweep is one.
         reason = reason_at(r.reason, overdue)
+        # Stale since the deadline it missed, as ``why``, ``fleet`` and a refused checkout say
+        # (rev37: status said since the lease began).
+        since = r.until if overdue else r.since
         stale = state is ProfileState.STALE and reason is DenialReason.STALE
         if state is None or r.state is state or stale:
-            row = {**r.model_dump(), "reason": reason}
+            row = {**r.model_dump(), "reason": reason, "since": since}
             judged.append(StatusRow(**row, overdue=overdue, damaged=problem))
     return judged
 

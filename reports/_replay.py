@@ -63,7 +63,9 @@ def replay(profile: str, *, at: Moment, events: int = 5, ledger: Source = None) 
         at=when,
         version=version,
         state=view.state,
-        since=view.since,
+        # A lease past its deadline at ``at`` is stale since that deadline (rev37: the lease's
+        # start), as ``why`` says.
+        since=denial.since if denial else view.since,
         reason=denial.reason if denial else None,
         message=denial.message if denial else "available: a checkout would have been granted",
         holder=holder_of(view.lease),

@@ -114,6 +114,37 @@ def test_why_names_a_lease_past_its_deadline_as_status_does(
     )
 
 
+def test_every_read_says_a_lease_past_its_deadline_is_stale_since_the_deadline(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """rev37: of a lease past its deadline, not yet swept, ``why``, a refused checkout and
+    ``fleet`` gave ``since`` the deadline, ``status`` and ``replay`` (reason stale) the lease's
+    start: every read says the deadline, as the docs of ``why`` promise."""
+    from ledger import CheckoutDenied
+    from projections import status
+    from reports import fleet, replay
+
+    pid = register(ledger)
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=30)
+    )
+    clock.advance(31)
+    with pytest.raises(CheckoutDenied) as denied:
+        ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+    (row,) = status(ledger)
+    (stuck,) = fleet(ledger=ledger).stuck
+    then = replay(pid, at=clock.now, ledger=ledger)
+    assert (row.overdue, then.reason) == (True, denied.value.reason)
+    said = {
+        "why": explain(ledger, pid).since,
+        "checkout": denied.value.denial.since,
+        "fleet": stuck.since,
+        "status": row.since,
+        "replay": then.since,
+    }
+    assert said == dict.fromkeys(said, lease.expires_at)
+
+
 def test_a_release_without_a_reason_puts_no_reason_in_the_headline(ledger: Ledger) -> None:
     """A success without evidence goes to review; ``why`` says so without a made-up reason
     (the outcome is not a reason: the headline once ended ': success')."""

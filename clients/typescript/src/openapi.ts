@@ -1012,7 +1012,8 @@ export interface components {
         /**
          * StatusRow
          * @description An availability row judged at a moment: ``overdue`` when a lease missed its deadline
-         *     (its ``reason`` then ``stale``, as a checkout is denied: the row records the state's);
+         *     (its ``reason`` then ``stale`` and its ``since`` the deadline, as a checkout is denied: the
+         *     row records the state's);
          *     ``damaged`` says what was wrong with a stored row that could not be read (the row shown is
          *     then the one the events give; ``custody rebuild`` repairs the table).
          */
