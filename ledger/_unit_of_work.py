@@ -32,7 +32,7 @@ from ledger._domain.errors import (
 )
 from ledger._domain.model import Lease, Role, quoted
 from ledger._door import Command
-from ledger.ports import DeadlineRefused, Misdated, Repository, Save, StreamConflict
+from ledger.ports import DeadlineRefused, LateSave, Misdated, Repository, Save, StreamConflict
 
 if TYPE_CHECKING:
     from ledger._domain.events import ProfileEvent
@@ -264,6 +264,7 @@ class UnitOfWork:
         recorded = None if given is None else (given, fingerprint)
         misdated = 0  # refusals as misdated in a row
         refused: DeadlineRefused | None = None  # the last attempt's, if the store judged so
+        late = False  # a save of this command was refused as late
         for attempt in range(MAX_ATTEMPTS):
             # The first attempt decides on the profile this process holds, reading nothing,
             # not even its command id; after a conflict (it was behind, or the id was used),
@@ -274,8 +275,19 @@ class UnitOfWork:
             if done.replayed or not done.appended:
                 return done
             profile, events = done.profile, done.appended
+            in_time = done.in_time
+            if late and self._clock is not None:
+                # Decided again after a late save, on a clock given to the ledger: that clock
+                # judged the lease live at this time, and it is the one deadlines are judged
+                # on. The window on the monotonic clock, which a clock frozen (or moved by
+                # hand) does not keep pace with, would refuse every save again (rev37: at the
+                # deadline, 30 times, then "busy"). A clock that keeps real time is past the
+                # deadline by now, and the decision refused. Without a clock given, the
+                # store's is read, and the window kept: held at its last time after a new
+                # measurement, it may stand still while the server's moves on.
+                in_time = None
             try:
-                self.repository.save(profile, _row(profile), recorded, in_time=done.in_time)
+                self.repository.save(profile, _row(profile), recorded, in_time=in_time)
             except StreamConflict as e:  # another writer took the version or this command id,
                 # or the save got the store's locks past the deadline its decision stood on, or
                 # the store found its time too far from the store's clock
@@ -294,6 +306,7 @@ class UnitOfWork:
                     refused = e
                     continue  # decided again at once: nothing to back off from
                 refused = None
+                late = late or isinstance(e, LateSave)  # decided again, as the lease stands
                 # Jitter keeps the losers of one race from colliding again.
                 time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))  # noqa: S311
                 continue

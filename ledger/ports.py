@@ -69,6 +69,12 @@ class Misdated(StreamConflict):
     time, the clock measured again first."""
 
 
+class LateSave(StreamConflict):
+    """The save held the store's locks only after the time its decision stood until (a
+    worker's on its lease: that lease's deadline), measured on the monotonic clock. Nothing
+    was kept; the command is decided again at a fresh time, as the lease then stands."""
+
+
 class DeadlineRefused(StreamConflict):
     """The store judged the lease the save acts on by its own clock and refused it (nothing
     kept): a worker's event past the lease's deadline, a scheduler's stale mark before it

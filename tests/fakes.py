@@ -24,7 +24,7 @@ from ledger._domain.model import Lease, LeaseStatus, ProfileState, Role
 from ledger._domain.profile import Profile, replay
 from ledger._domain.view import Availability
 from ledger._stores.recorders import in_directory_order
-from ledger.ports import Authority, CommandRecord, Save, StreamConflict
+from ledger.ports import Authority, CommandRecord, LateSave, Save, StreamConflict
 
 
 class FakeRepository:
@@ -71,7 +71,7 @@ class FakeRepository:
             hook, self.before_save = self.before_save, None  # once: a writer then steps aside
             hook(saves[0][0])
         if in_time is not None and time.monotonic() > in_time:  # decided before a deadline
-            raise StreamConflict(saves[0][0].profile_id)  # passed since
+            raise LateSave(saves[0][0].profile_id)  # passed since
         # As the stores write a batch: in profile order, each save judged against the store
         # and the saves before it in the batch (a version or a command id taken by an
         # earlier one conflicts, as their keys do; rev36: the fake kept one command id twice).

@@ -57,7 +57,7 @@ from ledger._stores.settings import (
     TLS_ENV,
     lock_timeout_options,
 )
-from ledger.ports import DeadlineRefused, Misdated, StreamConflict
+from ledger.ports import DeadlineRefused, LateSave, Misdated
 
 _PG_UPSERT = upsert_availability_sql("%s")
 _PG_COMMAND = insert_command_sql("%s")
@@ -584,15 +584,15 @@ _IN_TIME_SQL = b"SELECT 1 / (clock_timestamp() - now() <= $1::float8 * interval 
 
 def _left(in_time: float) -> float:
     """The seconds left until ``in_time`` (``time.monotonic``), the check's parameter;
-    ``StreamConflict`` at once, sending nothing, if none are."""
+    ``LateSave`` at once, sending nothing, if none are."""
     left = in_time - time.monotonic()
     if left < 0:
         raise _late()
     return left
 
 
-def _late() -> StreamConflict:
-    return StreamConflict("decided before its lease's deadline, written after it")
+def _late() -> LateSave:
+    return LateSave("decided before its lease's deadline, written after it")
 
 
 _MISDATED = MISDATED.encode()

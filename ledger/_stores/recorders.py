@@ -33,7 +33,7 @@ from pydantic import AwareDatetime, ValidationError
 from ledger._domain.directories import ancestors, inside_prefix, overlap, refusal
 from ledger._domain.errors import InvalidInput
 from ledger._domain.row import Availability
-from ledger.ports import StreamConflict
+from ledger.ports import LateSave
 
 AVAILABILITY_TABLE = "custody_availability"
 AVAILABILITY_COLUMNS: tuple[str, ...] = tuple(Availability.model_fields)
@@ -257,13 +257,13 @@ def directory_rows(kwargs: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def refuse_if_late(in_time: float | None) -> None:
-    """``StreamConflict`` (nothing is kept; the command decides again, as its lease then
+    """``LateSave`` (nothing is kept; the command decides again, as its lease then
     stands) when the store's locks are held only after ``in_time`` (``time.monotonic``): the
     decision stood on a lease's deadline that has passed while the write waited (rev34: a
     release that waited 2.5 s behind another writer committed after the deadline, and put
     back in the pool a profile every read had called stale)."""
     if in_time is not None and time.monotonic() > in_time:
-        raise StreamConflict("decided before its lease's deadline, written after it")
+        raise LateSave("decided before its lease's deadline, written after it")
 
 
 def refuse_overlaps(

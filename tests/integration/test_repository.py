@@ -4,6 +4,7 @@ would make those unit tests prove nothing; this suite is what keeps it honest.""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from pg_cluster import PostgresCluster, database_url, drop_database
 from ledger import InvalidInput, Ledger, ProfileRecord, Role
 from ledger._domain.profile import CheckoutRequest, Context, Profile
 from ledger._domain.view import availability_of
-from ledger.ports import Repository, StreamConflict
+from ledger.ports import LateSave, Repository, StreamConflict
 
 NOW = datetime(2026, 12, 2, 9, 45, tzinfo=UTC)
 
@@ -112,6 +113,18 @@ def test_a_save_on_a_version_another_writer_took_conflicts_and_keeps_nothing(
         _save(repository, second, ("c-late", "checkout:abc"))
     assert len(repository.history("p1")) == 2
     assert repository.command_record("c-late") is None
+
+
+def test_a_save_past_its_time_is_late_and_keeps_nothing(repository: Repository) -> None:
+    """A save whose ``in_time`` has passed when it would hold the store's locks is
+    ``LateSave`` (a ``StreamConflict``), and keeps nothing: the unit of work tells it from a
+    version race, to decide again as the lease then stands, never to call it contention
+    (rev37: a clock frozen at a lease's deadline met 30 of them and was answered "busy")."""
+    _registered(repository)
+    leased = _leased(repository)
+    with pytest.raises(LateSave):
+        repository.save(leased, availability_of(leased), None, in_time=time.monotonic() - 0.001)
+    assert len(repository.history("p1")) == 1
 
 
 def test_a_command_id_is_recorded_once_in_the_whole_store(repository: Repository) -> None:

@@ -22,7 +22,16 @@ import psycopg
 import pytest
 from conftest import register
 
-from ledger import Checkout, CheckoutDenied, Heartbeat, Lease, LeaseLost, Ledger, Release
+from ledger import (
+    Checkout,
+    CheckoutDenied,
+    Extend,
+    Heartbeat,
+    Lease,
+    LeaseLost,
+    Ledger,
+    Release,
+)
 from ledger._stores import postgres
 
 
@@ -153,3 +162,46 @@ def test_a_write_held_up_past_the_deadline_through_psycopg_s_path_keeps_nothing(
         told = _held_up(pg_url, lease, lambda: ledger.handle(beat))
         assert isinstance(told, LeaseLost), told
         assert [e.event_type for e in ledger.history(pid)][-1] == "lease_acquired"
+
+
+class _Frozen:
+    """A clock given to the ledger that stands still until a test sets it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.mark.parametrize("before_ms", [0, 1])
+@pytest.mark.parametrize("command", ["release", "heartbeat", "extend"])
+def test_a_worker_s_write_on_a_frozen_clock_at_its_deadline_is_kept(
+    sql_store_url: str, command: str, before_ms: int
+) -> None:
+    """rev37: on a clock given to the ledger and frozen at the lease's deadline (or 1 ms
+    before it), where the lease is still live to every read, a worker's release, heartbeat or
+    extend is kept: its first save, judged on the monotonic clock, is late, and decided again
+    on the clock that has not moved it is not held to that window (it was refused as late 30
+    times in a row, about 2.5 s, and answered "busy: 30 conflicting writes", exit 6)."""
+    clock = _Frozen(datetime(2026, 12, 6, 12, 0, tzinfo=UTC))
+    with Ledger.open(sql_store_url, clock=clock) as ledger:
+        pid = register(ledger)
+        lease = ledger.handle(
+            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=5)
+        )
+        clock.now = lease.expires_at - timedelta(milliseconds=before_ms)
+        sent = {
+            "release": Release(
+                lease_id=lease.lease_id, fencing_token=1, outcome="success", final_url="https://x/"
+            ),
+            "heartbeat": Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart"),
+            "extend": Extend(lease_id=lease.lease_id, fencing_token=1, ttl_seconds=5),
+        }[command]
+        started = time.monotonic()
+        ledger.handle(sent)
+        assert time.monotonic() - started < 1.0
+        assert ledger.conflicts <= 1  # at most the one late save
+        last = ledger.history(pid)[-1]
+        assert last.at == clock.now, last
+        assert ledger.view(pid).state.value == ("available" if command == "release" else "leased")
