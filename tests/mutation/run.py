@@ -2108,10 +2108,15 @@ MUTANTS = (
     Mutant(
         "queue-shows-lease-start",
         "projections/_availability.py",
-        "        return self.until if self.overdue else self.since\n",
-        "        return self.since\n",
-        "an overdue lease in the queue shows it waiting since the lease began, not its deadline",
-        ("tests/integration/test_console_queue.py",),
+        "        since = r.until if overdue else r.since\n",
+        "        since = r.since\n",
+        "an overdue lease in the queue, status and fleet shows it waiting since the lease began, "
+        "not its deadline (rev37: status alone did)",
+        (
+            "tests/integration/test_console_queue.py",
+            "tests/integration/test_explain_because.py::"
+            "test_every_read_says_a_lease_past_its_deadline_is_stale_since_the_deadline",
+        ),
     ),
     Mutant(
         "make-room-with-room",
@@ -4953,6 +4958,63 @@ MUTANTS = (
         (
             "tests/e2e/test_cli_access.py::"
             "test_a_worker_login_writes_a_lease_s_times_only_as_custody_writes_them",
+        ),
+    ),
+    Mutant(
+        "reviewer-quarantine-forgets-runs",
+        "ledger/_domain/profile.py",
+        "                unclean_leases=list(listed),\n",
+        "                unclean_leases=[],\n",
+        "a reviewer's quarantine verdict let a worker whose run it listed clear it (rev37)",
+        (
+            "tests/integration/test_lifecycle.py::"
+            "test_a_reviewer_s_quarantine_keeps_the_runs_its_quarantine_listed",
+        ),
+    ),
+    Mutant(
+        "replay-stale-since-lease-start",
+        "reports/_replay.py",
+        "        since=denial.since if denial else view.since,\n",
+        "        since=view.since,\n",
+        "replay said a lease past its deadline was stale since it began (rev37)",
+        (
+            "tests/integration/test_explain_because.py::"
+            "test_every_read_says_a_lease_past_its_deadline_is_stale_since_the_deadline",
+        ),
+    ),
+    Mutant(
+        "frozen-clock-late-forever",
+        "ledger/_unit_of_work.py",
+        "                late = late or isinstance(e, LateSave)  "
+        "# decided again, as the lease stands\n",
+        "                pass\n",
+        "a worker's write on a given clock frozen at its deadline ended 'busy' (rev37)",
+        (
+            "tests/integration/test_write_past_the_deadline.py::"
+            "test_a_worker_s_write_on_a_frozen_clock_at_its_deadline_is_kept",
+        ),
+    ),
+    Mutant(
+        "sqlite-late-save-a-conflict",
+        "ledger/_stores/recorders.py",
+        '        raise LateSave("decided before its lease\'s deadline, written after it")\n',
+        "        raise LateSave.__base__(\"decided before its lease's deadline, written after "
+        'it")\n',
+        "a late save on SQLite was a plain conflict, retried as contention (rev37)",
+        (
+            "tests/integration/test_repository.py::"
+            "test_a_save_past_its_time_is_late_and_keeps_nothing",
+        ),
+    ),
+    Mutant(
+        "postgres-late-save-a-conflict",
+        "ledger/_stores/postgres.py",
+        '    return LateSave("decided before its lease\'s deadline, written after it")\n',
+        '    return LateSave.__base__("decided before its lease\'s deadline, written after it")\n',
+        "a late save on PostgreSQL was a plain conflict, retried as contention (rev37)",
+        (
+            "tests/integration/test_repository.py::"
+            "test_a_save_past_its_time_is_late_and_keeps_nothing",
         ),
     ),
 )
