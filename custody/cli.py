@@ -102,14 +102,15 @@ def _perhaps_carried_out(ctx: click.Context | None, before: str = "it was") -> s
 @contextlib.contextmanager
 def _notes() -> Any:
     """While a command runs, what the read side warns of (``ledger.feed.ReadModelBehind``: an
-    answer that leaves out events this login may not fold) is one ``custody: note:`` line on
+    answer that leaves out events this login may not fold; ``StrayRegistrations``: one that
+    leaves out registrations outside their profile's stream) is one ``custody: note:`` line on
     stderr, each time; any other warning is shown as Python shows it."""
     import warnings
 
     shown = warnings.showwarning
 
     def note(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
-        if category.__name__ != "ReadModelBehind":
+        if category.__name__ not in ("ReadModelBehind", "StrayRegistrations"):
             shown(message, category, *args, **kwargs)
             return
         with contextlib.suppress(OSError):
@@ -117,6 +118,7 @@ def _notes() -> Any:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("always", message=r"the \w+ read model has \d+ event")
+        warnings.filterwarnings("always", message=r"\d+ registration\(s\) in a stream not")
         warnings.showwarning = note
         yield
 

@@ -354,6 +354,12 @@ class Ledger:
         return self.store.profile_ids()
 
     @_in_turn
+    def registrations(self) -> tuple[list[str], list[tuple[str, int]]]:
+        """``profile_ids``, and the registrations in a stream not their profile's own, which
+        register nothing, as (profile id, position): one read of the log's registrations."""
+        return self.store.registrations()
+
+    @_in_turn
     def history(self, profile_id: str) -> list[ProfileEvent]:
         """Every event on the profile's stream, oldest first; ``UnknownProfile`` if none."""
         pid = ProfileQuery(profile_id=profile_id).profile_id

@@ -194,6 +194,24 @@ class LoggedEvent:
         return self._data
 
 
+class StrayRegistrations(UserWarning):
+    """An answer that read the log's registrations found some in a stream that is not their
+    profile's own (``Ledger.registrations``): appended past custody (an operator's login
+    before schema 19, or by hand), they register nothing, and the answer leaves them out.
+    Warned, not raised: the rest of the fleet is answered (rev37: one such registration made
+    ``status`` refuse the whole fleet as bad input). The command line prints it as one
+    ``custody: note:`` line."""
+
+    def __init__(self, stray: Sequence[tuple[str, int]]) -> None:
+        self.stray = list(stray)
+        shown = ", ".join(f"{pid} at position {at}" for pid, at in self.stray[:5])
+        more = ", ..." if len(self.stray) > 5 else ""
+        super().__init__(
+            f"{len(self.stray)} registration(s) in a stream not their profile's own register "
+            f"nothing and are left out ({shown}{more}): custody verify names them"
+        )
+
+
 def _logged(stored: Sequence[StoredNotification]) -> list[LoggedEvent]:
     return [LoggedEvent(n) for n in stored]
 
@@ -331,10 +349,13 @@ class FeedSnapshot:
 
     def stream_counts(self, upto: int) -> dict[str, StreamCount]:
         """Each profile's events up to position ``upto`` (one aggregate of the log), by
-        profile id: how many, its last version, how many acquired a lease."""
+        profile id: how many, its last version, how many acquired a lease. Of its own stream
+        only, as the read models fold them."""
         counts = self._cursor.stream_counts(upto)
         named = self._profiles()
-        return {named.get(stream, stream): count for stream, count in counts.items()}
+        # A stream no registered profile owns is no profile's: the read models fold none of
+        # it (``projections._runner``), and ``custody verify`` names its events.
+        return {named[stream]: count for stream, count in counts.items() if stream in named}
 
     def lease_versions(self, upto: int, topics: Sequence[str]) -> dict[str, dict[int, int]]:
         """Each profile's leases up to position ``upto``, by profile id: for the n-th lease it
@@ -342,7 +363,7 @@ class FeedSnapshot:
         ``topics`` (types that always name the lease live then) before the next one."""
         found = self._cursor.lease_versions(upto, topics)
         named = self._profiles()
-        return {named.get(stream, stream): leases for stream, leases in found.items()}
+        return {named[stream]: leases for stream, leases in found.items() if stream in named}
 
     def _profiles(self) -> dict[str, str]:
         return {str(stream_id(pid)): pid for pid in self._store.profile_ids()}

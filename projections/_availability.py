@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ledger import Availability, DenialReason, InvalidInput, Ledger, ProfileState
+from ledger.feed import StrayRegistrations
 
 if TYPE_CHECKING:
     from ledger.feed import FeedSnapshot
@@ -47,7 +49,10 @@ def status(
     # Read after the rows: a row read is of a profile registered by now, so rows of profiles
     # never registered are junk (rebuild drops them), readable or not (rev36: a made-up row
     # was shown and counted as a profile).
-    registered = set(ledger.profile_ids())
+    ids, stray = ledger.registrations()
+    registered = set(ids)
+    if stray:  # rev37: said, and the rest answered (not the whole fleet refused as bad input)
+        warnings.warn(StrayRegistrations(stray), stacklevel=2)
     rows: list[tuple[Availability, str | None]] = [
         (r, None) for r in readable if r.profile_id in registered
     ]

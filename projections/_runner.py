@@ -259,11 +259,18 @@ def _fold(model: ReadModel, tx: FeedTransaction, table: str, events: list[Logged
     """``model.fold``; where it fails on an event no read can decode (put there outside
     custody: ``custody verify`` names it), ``UnreadableEvent`` names that event in one line;
     where a row it writes is there already (its checkpoint was set back behind its rows),
-    ``ReadModelDamaged`` names the read model and its rebuild. Only what reading an event's
+    ``ReadModelDamaged`` names the read model and its rebuild. An event outside its profile's
+    own stream is passed over (``LoggedEvent.of``). Only what reading an event's
     fields raises is looked into (a missing key, a wrong kind, a model's validation): a
     store's failure (a driver's error, any other ``LedgerError``) is itself."""
     try:
-        model.fold(tx, table, events)
+        # Only each event of its profile's own stream, the one every load and read of the
+        # profile goes to: one in another (appended past custody) is no event of the profile
+        # (``custody verify`` names it), and folded it took another's row, which wedged the
+        # read model for the whole fleet and failed its rebuild (rev37).
+        own = [n for n in events if n.of(n.data()["profile_id"])]
+        if own:
+            model.fold(tx, table, own)
     except RowConflict as error:  # a row written already: its checkpoint was set back
         if table.endswith(SHADOW):  # a rebuild's own table, from nothing: two events, one row
             where = f"an event at positions {events[0].position} to {events[-1].position}"

@@ -402,16 +402,32 @@ class Store:
             return bool(found)
 
     def profile_ids(self) -> list[str]:
-        """Every registered profile, read from the event log itself, in id order."""
-        ids: list[str] = []
+        """Every registered profile, read from the event log itself, in id order: each once,
+        by a registration in its own stream (``registrations``)."""
+        return self.registrations()[0]
+
+    def registrations(self) -> tuple[list[str], list[tuple[str, int]]]:
+        """The registered profiles (in id order), and the registrations that register none:
+        in a stream that is not their profile's own (``stream_id``), which every read and
+        load of the profile goes to, as (profile id, position), in log order. Put there past
+        custody (an operator's login before schema 19, or by hand): taken for a registration,
+        one made every timeline and ``status`` fail (rev37); ``custody verify`` names them."""
+        own: set[str] = set()
+        stray: list[tuple[str, int]] = []
         start = 1
         with store_errors(self.settings):
             while batch := self.app.recorder.select_notifications(
                 start, 1000, topics=["profile_registered"]
             ):
-                ids += [decode_profile_id(n.state) for n in batch]
+                for n in batch:
+                    pid = decode_profile_id(n.state)
+                    stream = n.originator_id
+                    if (stream if isinstance(stream, UUID) else UUID(stream)) == stream_id(pid):
+                        own.add(pid)
+                    else:
+                        stray.append((pid, n.id))
                 start = batch[-1].id + 1
-        return sorted(ids)
+        return sorted(own), stray
 
     def event_count(self) -> int:
         """How many events the store holds (the notification log's last id, gaps included)."""

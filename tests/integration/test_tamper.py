@@ -1270,3 +1270,46 @@ def _extended(log: RawLog, like: tuple[str, int], changes: dict[str, Any]) -> in
     end = max(r.position for r in log.rows()) + 1
     log.insert(end, log.stream_id("p1"), head + 1, "lease_extended", state)
     return head + 1
+
+
+def test_a_registration_outside_its_profile_s_stream_fails_no_read_of_the_fleet(
+    sql_store_url: str,
+) -> None:
+    """rev37: registrations appended in a stream that is not their profile's own (an operator's
+    login before schema 19, or a hand on SQLite): a new profile p9 registered twice in two
+    made-up streams, and p1 registered again in one. The timeline's follower folded them into
+    rows another event had: `timeline`/`why` of the untouched p2 failed "its position was set
+    back behind its rows", `projections rebuild timeline` could not finish, and `status`
+    refused the whole fleet as bad input ("no profile 'p9' is registered", exit 2). Such a
+    registration registers nothing (every read goes to the profile's own stream): the reads
+    answer, leaving them out, `status` names them in a note, the rebuild finishes with nothing
+    to report, and verify still names each one."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    small_ledger(store)
+    assert custody(store, "timeline", "p2").code == 0  # the follower has folded the log
+    end = log.rows()[-1].position
+    for at, (pid, account) in enumerate((("p9", "a9"), ("p9", "a_other"), ("p1", "a_other"))):
+        fields = log.row("p3", 1).fields()
+        fields.update(profile_id=pid, account_id=account)
+        state = relinked(fields, 1, "profile_registered", GENESIS)
+        log.insert(end + 1 + at, log.stored_id(uuid4()), 1, "profile_registered", state)
+    for command in (("timeline", "p2"), ("why", "p2"), ("timeline", "p1")):
+        said = custody(store, *command)
+        assert said.code == 0, (command, said)
+    assert "a_other" not in custody(store, "timeline", "p1").out
+    status = custody(store, "status", "--no-summary")
+    assert status.code == 0, status
+    assert [line.split()[0] for line in status.out.splitlines()[1:]] == ["p1", "p2", "p3"]
+    assert status.err == (
+        "custody: note: 3 registration(s) in a stream not their profile's own register nothing "
+        f"and are left out (p9 at position {end + 1}, p9 at position {end + 2}, p1 at position "
+        f"{end + 3}): custody verify names them\n"
+    )
+    rebuilt = custody(store, "projections", "rebuild", "timeline")
+    assert rebuilt.code == 0, rebuilt
+    checked = custody(store, "projections", "status")
+    assert checked.code == 0, checked
+    assert custody(store, "timeline", "p9").code != 0  # registered by none of them
+    said = custody(store, "verify")
+    assert said.code == 5
+    assert sum("under another stream than its profile's" in line for line in said.lines()) == 3
