@@ -174,6 +174,7 @@ END $f$"""
     return [
         refuse,
         xid_first,
+        profile_stream_ddl(),
         _pinned(_check_append_ddl(events, availability), "custody_check_append"),
         f"CREATE OR REPLACE TRIGGER custody_events_no_rewrite BEFORE UPDATE OR DELETE "
         f"ON {events} FOR EACH ROW EXECUTE FUNCTION custody_refuse_rewrite()",
@@ -209,6 +210,73 @@ def _pinned(create: str, function: str) -> str:
     return f"{create};\n{_PINNED.format(function=function)}"
 
 
+# The function that gives a profile's stream id in the database, as ``model.stream_id`` does.
+PROFILE_STREAM = "custody_profile_stream"
+
+
+def profile_stream_ddl() -> str:
+    """The function ``custody_profile_stream(text)``: a profile's stream id, the UUID version 5
+    of its id in ``PROFILE_NAMESPACE`` (``ledger._domain.model.stream_id``), which the insert
+    check holds a login's registration to. PostgreSQL's core has no SHA-1 (pgcrypto has, an
+    extension a store need not have): this is SHA-1 (RFC 3174) in PL/pgSQL, on 32-bit words
+    kept in bigints. A registration alone runs it (a profile id is at most 128 bytes: three
+    blocks); other events never do. No table is read, so its search path is the catalog's."""
+    from ledger._domain.model import PROFILE_NAMESPACE  # the namespace: for the DDL only
+
+    return f"""
+CREATE OR REPLACE FUNCTION {PROFILE_STREAM}(text) RETURNS uuid
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog AS $f$
+DECLARE
+    msg bytea := '\\x{PROFILE_NAMESPACE.bytes.hex()}'::bytea || convert_to($1, 'UTF8');
+    m constant bigint := 4294967295;
+    h bigint[] := ARRAY[1732584193, 4023233417, 2562383102, 271733878, 3285377520];
+    w bigint[];
+    a bigint; b bigint; c bigint; d bigint; e bigint; f bigint; k bigint; t bigint;
+    bits bigint;
+BEGIN
+    bits := octet_length(msg)::bigint * 8;
+    msg := msg || '\\x80'::bytea;
+    WHILE octet_length(msg) % 64 <> 56 LOOP
+        msg := msg || '\\x00'::bytea;
+    END LOOP;
+    msg := msg || int8send(bits);
+    FOR block IN 0 .. octet_length(msg) / 64 - 1 LOOP
+        w := ARRAY[]::bigint[];
+        FOR i IN 0 .. 15 LOOP
+            w[i + 1] := (get_byte(msg, block * 64 + i * 4)::bigint << 24)
+                | (get_byte(msg, block * 64 + i * 4 + 1)::bigint << 16)
+                | (get_byte(msg, block * 64 + i * 4 + 2)::bigint << 8)
+                | get_byte(msg, block * 64 + i * 4 + 3)::bigint;
+        END LOOP;
+        FOR i IN 17 .. 80 LOOP
+            t := w[i - 3] # w[i - 8] # w[i - 14] # w[i - 16];
+            w[i] := ((t << 1) | (t >> 31)) & m;
+        END LOOP;
+        a := h[1]; b := h[2]; c := h[3]; d := h[4]; e := h[5];
+        FOR i IN 0 .. 79 LOOP
+            IF i < 20 THEN
+                f := (b & c) | ((b # m) & d); k := 1518500249;
+            ELSIF i < 40 THEN
+                f := b # c # d; k := 1859775393;
+            ELSIF i < 60 THEN
+                f := (b & c) | (b & d) | (c & d); k := 2400959708;
+            ELSE
+                f := b # c # d; k := 3395469782;
+            END IF;
+            t := ((((a << 5) | (a >> 27)) & m) + f + e + k + w[i + 1]) & m;
+            e := d; d := c; c := ((b << 30) | (b >> 2)) & m; b := a; a := t;
+        END LOOP;
+        h[1] := (h[1] + a) & m; h[2] := (h[2] + b) & m; h[3] := (h[3] + c) & m;
+        h[4] := (h[4] + d) & m; h[5] := (h[5] + e) & m;
+    END LOOP;
+    -- The first 16 bytes, with the version (5) and the variant (RFC 4122) set.
+    RETURN (lpad(to_hex(h[1]), 8, '0')
+        || lpad(to_hex((h[2] & 4294905855) | 20480), 8, '0')
+        || lpad(to_hex((h[3] & 1073741823) | 2147483648), 8, '0')
+        || lpad(to_hex(h[4]), 8, '0'))::uuid;
+END $f$"""
+
+
 def _check_append_ddl(events: str, availability: str) -> str:
     """The insert trigger's function: the owner (and a superuser) pass; anyone else must hold
     the group role the event's envelope names, that role may record the event's type, and the
@@ -220,7 +288,11 @@ def _check_append_ddl(events: str, availability: str) -> str:
     good). A registration is taken only at version 1 of a profile that has no availability row
     (none registered it): an operator's login registered a profile again, past its head (a
     quarantined profile moved to another account) or in a stream of its own (every timeline
-    unreadable). A row trigger's query sees the rows its statement inserted before (a
+    unreadable). It is taken only in its profile's own stream (``profile_stream_ddl``), so the
+    events' key refuses a second registration whatever the login's snapshot saw (rev37: a new
+    profile registered in a stream of its own, twice in one transaction, or again from a
+    REPEATABLE READ snapshot older than the first, failed every timeline and ``status``).
+    A row trigger's query sees the rows its statement inserted before (a
     release's two events in one insert). And the event's time must lie within
     ``CLOCK_SLACK_SECONDS`` of the server's clock, as every time custody gives an event does
     (``ledger._stores.clock``): a worker's login appended heartbeats dated ahead, each renewing
@@ -334,6 +406,14 @@ BEGIN
         IF EXISTS (SELECT 1 FROM {availability} a WHERE a.profile_id = named) THEN
             RAISE EXCEPTION 'login % may not register profile % again: it is registered',
                 current_user, named
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        -- Only in the profile's own stream (the id every read derives from its id): a second
+        -- registration then meets the first on the events' key, whatever this transaction's
+        -- snapshot saw (rev37: one in a stream of its own broke every timeline and status).
+        IF NEW.originator_id IS DISTINCT FROM custody_profile_stream(named) THEN
+            RAISE EXCEPTION 'login % may not register profile % in stream %: its stream is %',
+                current_user, named, NEW.originator_id, custody_profile_stream(named)
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
     ELSIF NEW.topic = '{registered}' THEN

@@ -11,6 +11,7 @@ from ledger._domain.errors import UnreadableEvent
 from ledger._domain.model import MAX_DIRECTORY_BYTES
 from ledger._domain.row import Availability
 from ledger._stores.access import (
+    PROFILE_STREAM,
     Tables,
     append_only_ddl,
     apply_privileges,
@@ -56,6 +57,7 @@ class Migrating(Protocol):
     def replace_availability(self, row: Availability) -> bool: ...
     def schema_version(self) -> int | None: ...
     def profile_ids(self) -> list[str]: ...
+    def registrations(self) -> tuple[list[str], list[tuple[str, int]]]: ...
 
 
 # The version of our own tables (custody_availability, custody_schema). Raise it with a
@@ -134,7 +136,13 @@ class Migrating(Protocol):
 #    one its reading of a deadline takes (a worker's login wrote a deadline "+00:00", and every
 #    sweep's stale mark of that lease was refused). And it judges an event's time within a
 #    minute of the server's clock when it arrives, not of its transaction's start (a login that
-#    held a transaction open 75 s dated an event before the one it followed).
+#    held a transaction open 75 s dated an event before the one it followed). And it takes a
+#    login's registration only in the profile's own stream (``access.profile_stream_ddl``: its
+#    id's UUID 5, as every read derives it), so that a second registration meets the first on
+#    the events' key whatever the login's snapshot saw: an operator's login registered a profile in a stream of its own
+#    (or twice, or again from a snapshot older than the first), and every timeline, ``status``
+#    and the timeline's rebuild failed (rev37). No table changes; registrations already in a
+#    stream not their own are named in the notes (reads leave them out), never refused.
 SCHEMA_VERSION = 19
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
@@ -186,6 +194,8 @@ def create_schema(self: Migrating) -> None:
         _begin_chains(self)
     elif found < 16:
         _delete_snapshots(self)
+    if made_before and found < 19:
+        _name_stray_registrations(self)
     if found < SCHEMA_VERSION:  # rev30: a migration was told as a no-op init is
         deleted = (
             ": the snapshots, a cache, were deleted (loads fold the events until new ones are "
@@ -235,7 +245,10 @@ def guard_ddl(self: Migrating) -> list[str]:
     return statements
 
 
-_GUARD_FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(\).*?AS \$f\$(.*?)\$f\$", re.S)
+# A check function (no arguments), or the stream's function of a profile id (``text``).
+_GUARD_FUNCTION = re.compile(
+    r"CREATE OR REPLACE FUNCTION (\w+)\((?:text)?\).*?AS \$f\$(.*?)\$f\$", re.S
+)
 _GUARD_PINNED = re.compile(r"ALTER FUNCTION (\w+)\(\) SET search_path")
 _GUARD_TRIGGER = re.compile(
     r"CREATE (?:OR REPLACE )?TRIGGER (?:IF NOT EXISTS )?(\w+) .*?\bON (\w+)", re.S
@@ -315,8 +328,8 @@ def guard_problems(self: Migrating) -> list[str]:
             "SELECT proname AS name, prosrc AS body, proconfig AS config, prosecdef AS definer, "
             "(SELECT nspname FROM pg_namespace WHERE oid = pronamespace) AS nsp "
             f"FROM pg_proc WHERE pronamespace = {schema[0]} AND proname = ANY(?) "
-            "AND pronargs = 0",
-            (schema[1], list(functions)),
+            "AND pronargs = CASE proname WHEN ? THEN 1 ELSE 0 END",
+            (schema[1], list(functions), PROFILE_STREAM),
         )
     }
     for name, body in sorted(functions.items()):
@@ -327,6 +340,7 @@ def guard_problems(self: Migrating) -> list[str]:
         path = f"search_path=pg_catalog, {nsp}, pg_temp"
         other_body = kept != body
         unpinned = name in pinned and path not in config
+        unpinned |= name == PROFILE_STREAM and "search_path=pg_catalog" not in config
         # SECURITY DEFINER made current_user the owner inside it: every login passed as one.
         other_user = runs_as_owner != (name in definer)
         if other_body or unpinned or other_user:
@@ -464,6 +478,22 @@ def _backfill_commands(self: Migrating) -> None:
             rows.append((command_id, profile_id, n.originator_version, command))
         self.executemany(insert_command_sql("?", backfill=True), rows)
         start = batch[-1].id + 1
+
+
+def _name_stray_registrations(self: Migrating) -> None:
+    """Schema 19: the registrations appended before the database refused them in a stream
+    not their profile's own (``Store.registrations``), named in the notes: no read takes them
+    for a registration, and the log is append-only, so nothing is rewritten or refused."""
+    stray = self.registrations()[1]
+    if not stray:
+        return
+    shown = ", ".join(f"{pid} at position {at}" for pid, at in stray[:5])
+    more = ", ..." if len(stray) > 5 else ""
+    self.notes.append(
+        f"{len(stray)} registration(s) in a stream not their profile's own were appended "
+        f"before the database refused them ({shown}{more}): they register nothing and reads "
+        "leave them out; custody verify names them; register such a profile to use it"
+    )
 
 
 def _rows_missing(self: Migrating) -> list[str]:

@@ -530,6 +530,66 @@ def test_an_operator_login_registers_a_profile_only_once(owned: Owned) -> None:
     ok(owned.cli(owned.url, "verify"))
 
 
+def test_an_operator_login_registers_a_profile_only_in_its_own_stream(owned: Owned) -> None:
+    """rev37: the insert check took an operator's registration of a profile with no
+    availability row, as its own transaction's snapshot saw the table, in any stream: a new
+    profile registered in a stream of its own (or twice, in two, in one transaction) made
+    every timeline, `why` and `status` fail, and so did a second registration from a
+    REPEATABLE READ snapshot taken before the first. The database now takes a login's
+    registration only in the profile's own stream (its id's UUID 5, computed in the database
+    as custody computes it), where a second meets the first on the events' key whatever the
+    snapshot: each is refused, the operator's own registrations still go through, and
+    verify holds. A store of schema 18 is refused until ``custody init`` installs the check."""
+    from ledger._domain.model import stream_id
+
+    operator = owned.login("operator")
+    ok(owned.cli(operator, *REGISTER))
+    (row,) = _events(owned)
+    body = json.loads(bytes(row[3]))
+    insert = (
+        "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+        "VALUES (%s, 1, 'profile_registered', %s)"
+    )
+
+    def state(profile_id: str) -> bytes:
+        return json.dumps({**body, "profile_id": profile_id}).encode()
+
+    def refused_each() -> None:
+        stray = pytest.raises(psycopg.errors.InsufficientPrivilege, match="its stream is")
+        with psycopg.connect(operator) as conn, stray:  # the first of two in one transaction
+            for _ in range(2):
+                conn.execute(insert, (uuid.uuid4(), state("p_new")))
+        snapshot = psycopg.connect(operator)
+        try:  # a snapshot from before the registration: the key, not the snapshot, refuses
+            snapshot.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            snapshot.execute("SELECT count(*) FROM custody_availability").fetchone()
+            name = f"p_{uuid.uuid4().hex[:6]}"
+            ok(owned.cli(operator, "register", name, "--account", "a", "--proxy", "p"))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="its stream is"):
+                snapshot.execute(insert, (uuid.uuid4(), state(name)))
+            snapshot.rollback()
+            snapshot.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            snapshot.execute("SELECT 1").fetchone()
+            again = f"p_{uuid.uuid4().hex[:6]}"
+            ok(owned.cli(operator, "register", again, "--account", "a", "--proxy", "p"))
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                snapshot.execute(insert, (stream_id(again), state(again)))
+        finally:
+            snapshot.close()
+
+    refused_each()
+    ok(owned.cli(owned.url, "verify"))
+    assert ok(owned.cli(operator, "status")).err == ""
+    _refused_until_init(owned, operator, 18)
+    refused_each()
+    ok(owned.cli(owned.url, "verify"))
+    with psycopg.connect(owned.url) as conn:  # the database's stream ids are custody's
+        ids = ["p", "x" * 128, *(f"{uuid.uuid4().hex}.:-_" * n for n in range(1, 4))]
+        for pid in ids:
+            (found,) = conn.execute("SELECT custody_profile_stream(%s)", (pid,)).fetchone()
+            assert found == stream_id(pid), pid
+
+
 def test_a_lease_the_ledger_never_grants_is_believed_by_no_load(owned: Owned) -> None:
     """rev24: a worker's login returned a quarantined profile to the pool with worker-typed
     events only, their links whole (anyone can compute a link): a lease acquired while the

@@ -1313,3 +1313,29 @@ def test_a_registration_outside_its_profile_s_stream_fails_no_read_of_the_fleet(
     said = custody(store, "verify")
     assert said.code == 5
     assert sum("under another stream than its profile's" in line for line in said.lines()) == 3
+
+
+def test_init_to_schema_19_names_the_registrations_outside_their_profile_s_stream(
+    sql_store_url: str,
+) -> None:
+    """rev37: schema 19 refuses a login's registration outside its profile's own stream; a
+    store migrated to it names in init's notes those appended before (never refused: the log
+    is append-only), and a store without any says nothing of them."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    small_ledger(store)
+    log.run("UPDATE custody_schema SET version = 18")
+    clean = custody(store, "init")
+    assert clean.code == 0, clean
+    assert "registration(s) in a stream not" not in clean.out + clean.err
+    fields = log.row("p3", 1).fields()
+    fields["profile_id"] = "p9"
+    end = log.rows()[-1].position + 1
+    state = relinked(fields, 1, "profile_registered", GENESIS)
+    log.insert(end, log.stored_id(uuid4()), 1, "profile_registered", state)
+    log.run("UPDATE custody_schema SET version = 18")
+    said = custody(store, "init")
+    assert said.code == 0, said
+    assert (
+        f"1 registration(s) in a stream not their profile's own were appended before the "
+        f"database refused them (p9 at position {end}): they register nothing"
+    ) in " ".join((said.out + said.err).split()), said
