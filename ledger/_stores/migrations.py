@@ -139,10 +139,11 @@ class Migrating(Protocol):
 #    held a transaction open 75 s dated an event before the one it followed). And it takes a
 #    login's registration only in the profile's own stream (``access.profile_stream_ddl``: its
 #    id's UUID 5, as every read derives it), so that a second registration meets the first on
-#    the events' key whatever the login's snapshot saw: an operator's login registered a profile in a stream of its own
-#    (or twice, or again from a snapshot older than the first), and every timeline, ``status``
-#    and the timeline's rebuild failed (rev37). No table changes; registrations already in a
-#    stream not their own are named in the notes (reads leave them out), never refused.
+#    the events' key whatever the login's snapshot saw: an operator's login registered a
+#    profile in a stream of its own (or twice, or again from a snapshot older than the first),
+#    and every timeline, ``status`` and the timeline's rebuild failed (rev37). No table
+#    changes; registrations already in a stream not their own are named in the notes (reads
+#    leave them out), never refused.
 SCHEMA_VERSION = 19
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"

@@ -5017,6 +5017,74 @@ MUTANTS = (
             "test_a_save_past_its_time_is_late_and_keeps_nothing",
         ),
     ),
+    Mutant(
+        "db-registration-any-stream",
+        "ledger/_stores/access.py",
+        "        IF NEW.originator_id IS DISTINCT FROM custody_profile_stream(named) THEN\n",
+        "        IF FALSE THEN\n",
+        "an operator's login registered a profile in a stream of its own, or twice (rev37)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_an_operator_login_registers_a_profile_only_in_its_own_stream",
+        ),
+    ),
+    Mutant(
+        "db-uuid5-without-version",
+        "ledger/_stores/access.py",
+        "        || lpad(to_hex((h[2] & 4294905855) | 20480), 8, '0')\n",
+        "        || lpad(to_hex(h[2]), 8, '0')\n",
+        "the database's UUID 5 of a profile is not Python's: honest registrations refused (rev37)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_an_operator_login_registers_a_profile_only_in_its_own_stream",
+        ),
+    ),
+    Mutant(
+        "fold-foreign-streams",
+        "projections/_runner.py",
+        '        own = [n for n in events if n.of(n.data()["profile_id"])]\n',
+        "        own = list(events)\n",
+        "a registration outside its profile's stream wedged every timeline (rev37)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_registration_outside_its_profile_s_stream_fails_no_read_of_the_fleet",
+        ),
+    ),
+    Mutant(
+        "stray-registration-registers",
+        "ledger/_stores/store.py",
+        "                    if (stream if isinstance(stream, UUID) else UUID(stream)) == "
+        "stream_id(pid):\n",
+        "                    if True:\n",
+        "status refused the whole fleet for a registration outside its stream (rev37)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_registration_outside_its_profile_s_stream_fails_no_read_of_the_fleet",
+        ),
+    ),
+    Mutant(
+        "init-19-names-no-strays",
+        "ledger/_stores/migrations.py",
+        "    if made_before and found < 19:\n",
+        "    if False:\n",
+        "init to schema 19 said nothing of registrations already outside their stream (rev37)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_init_to_schema_19_names_the_registrations_outside_their_profile_s_stream",
+        ),
+    ),
+    Mutant(
+        "stream-counts-of-strays",
+        "ledger/feed.py",
+        "        return {named[stream]: count for stream, count in counts.items() "
+        "if stream in named}\n",
+        "        return {named.get(stream, stream): count for stream, count in counts.items()}\n",
+        "projections status counted a stray stream's events as a profile's (rev37)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_registration_outside_its_profile_s_stream_fails_no_read_of_the_fleet",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
