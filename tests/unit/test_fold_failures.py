@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from ledger import StoreUnavailable, UnreadableEvent
+from ledger._domain.model import stream_id
 from ledger._stores.views import StoredNotification
 from ledger.feed import LoggedEvent
 from projections._base import ReadModel
 from projections._runner import _fold
 
-STREAM = "0" * 32
+STREAM = stream_id("p1").hex  # its profile's own stream: the folds pass over any other
 UNREADABLE = LoggedEvent(
     StoredNotification(7, STREAM, 3, "lease_heartbeat", b'{"profile_id":"p1","envelope":{}}')
 )
