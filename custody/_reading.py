@@ -6,15 +6,17 @@ imported only by these commands. Every report brings its read model up to date f
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from custody._commands import cli
 from custody._export import checked_format
 from custody._output import FrameAnswer, ReplayAnswer, TimelineAnswer, UsageAnswer
+from custody._printed import Printed
 from custody._wiring import (
     MOMENT,
     UNTIL,
@@ -184,18 +186,87 @@ def projections_status(ledger: Ledger) -> list[ReadModelStatus]:
 @click.argument("name", type=LedgerChoice(_names), required=False)
 @owners_only("projections rebuild")
 @on_ledger
-def projections_rebuild(ledger: Ledger, name: str | None) -> list[Rebuilt | RebuildReport]:
+def projections_rebuild(
+    ledger: Ledger, name: str | None
+) -> list[Rebuilt | RebuildReport] | PartlyRebuilt:
     """rebuild a read model (all without NAME) beside live writers, then swap it in"""
     from ledger import rebuild_availability
     from projections import READ_MODELS, rebuild
 
     done: list[Rebuilt | RebuildReport] = []
-    for each in [name] if name else list(_names()):
-        if each == "availability":  # written with the events: checked and repaired in place
-            done.append(rebuild_availability(ledger))
-        else:
-            done.append(rebuild(ledger, READ_MODELS[str(each)]))
+    todo = [str(name)] if name else list(_names())
+    for n, each in enumerate(todo):
+        try:
+            if each == "availability":  # written with the events: checked and repaired in place
+                done.append(rebuild_availability(ledger))
+            else:
+                done.append(rebuild(ledger, READ_MODELS[each]))
+        except (Exception, KeyboardInterrupt) as error:
+            if not done:  # nothing was done yet: the error speaks for the whole command
+                raise
+            return PartlyRebuilt(done, each, error, todo[n + 1 :])
     return done
+
+
+class PartlyRebuilt(Printed):
+    """``projections rebuild`` (every read model) that failed on one after others were
+    rebuilt: those are printed as they would have been, and the line names the one that failed,
+    its exit code (the command's) and those not tried (rev37: the error line alone spoke for
+    the whole command, "nothing was written", after availability had been repaired and leases
+    rebuilt)."""
+
+    def __init__(
+        self,
+        done: list[Rebuilt | RebuildReport],
+        failed: str,
+        error: BaseException,
+        rest: list[str],
+    ) -> None:
+        from custody import INTERRUPTED
+        from custody._render import unfinished
+        from custody._text import one_line
+
+        self.done, self.failed_at, self.rest = done, failed, rest
+        self.error = type(error).__name__
+        if isinstance(error, KeyboardInterrupt):
+            self.code, said = INTERRUPTED, "interrupted"
+        else:
+            self.code = int(getattr(error, "exit_code", 1))  # a LedgerError's; 1: a bug of ours
+            said = str(error)
+            if not hasattr(error, "exit_code"):
+                said = f"internal error: {type(error).__name__}: {error}"
+        # The store's "nothing was written" is true of this read model only.
+        said = one_line(said.replace("nothing was written", f"nothing of {failed} was written"))
+        names = ", ".join(getattr(d, "name", "availability") for d in done)
+        self.message = (
+            f"projections rebuild stopped at {failed} (exit {self.code}): {said}; "
+            f"done before it (above): {names}"
+        )
+        if rest:
+            self.message += f"; not tried: {', '.join(rest)}"
+        if (left := unfinished(done)) is not None:
+            self.message += f"; {left}"
+
+    def write(self, out: TextIO, *, as_json: bool) -> None:
+        from custody import _render as render
+        from custody._text import printable
+
+        if as_json:  # the error object every failure gives, with what was done before it
+            body = {
+                "error": self.error,
+                "exit_code": self.code,
+                "message": self.message,
+                "read_model": self.failed_at,
+                "rebuilt": render._plain(self.done),
+                "not_tried": self.rest,
+            }
+            out.write(json.dumps(body, indent=2) + "\n")
+            return
+        for line in render.list_lines("projections rebuild", list(self.done)):
+            out.write(printable(line) + "\n")
+
+    def failed(self) -> tuple[int, str] | None:
+        return self.code, self.message
 
 
 @projections.command("run")
