@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import threading
 import time
 import uuid
@@ -94,13 +95,35 @@ def catch_up_all(ledger: Ledger, models: Iterable[ReadModel], *, batch: int = BA
     it once per read model. Returns the events folded, summed over the read models. A read
     model named twice is caught up once (one checkpoint, one claim); two different read models
     under one name are ``InvalidInput`` (they would share a checkpoint)."""
+    progress = _Progress()
+    _catch_up_all(ledger, models, batch, progress)
+    return progress.events
+
+
+@dataclasses.dataclass
+class _Progress:
+    """What a catch-up's committed batches did, kept whatever fails after them."""
+
+    batches: int = 0
+    events: int = 0
+
+
+def _catch_up_all(
+    ledger: Ledger,
+    models: Iterable[ReadModel],
+    batch: int,
+    progress: _Progress,
+    stop: threading.Event | None = None,
+) -> None:
+    """``catch_up_all``, counting into ``progress``; stopped between two batches once ``stop``
+    is set (each batch is its own transaction: nothing is lost)."""
     found = [(m, head) for m in _once_each(models) if (head := _behind(ledger, m)) is not None]
     if not found:
-        return 0
+        return
     behind = sorted((m for m, _ in found), key=lambda m: m.name)
-    applied = _catch_up_together(ledger.feed, behind, batch)
-    _short_of(ledger.feed, behind, min(head for _, head in found))
-    return applied
+    _catch_up_together(ledger.feed, behind, batch, progress, stop)
+    if stop is None or not stop.is_set():  # stopped, it is short by its own choice: no note
+        _short_of(ledger.feed, behind, min(head for _, head in found))
 
 
 def _short_of(feed: Feed, models: list[ReadModel], head: int) -> None:
@@ -225,9 +248,15 @@ def _refuse_ahead(feed: Feed, model: ReadModel, position: int) -> None:
         raise ReadModelDamaged(model.name, said)
 
 
-def _catch_up_together(feed: Feed, models: list[ReadModel], batch: int) -> int:
-    applied = 0
+def _catch_up_together(
+    feed: Feed,
+    models: list[ReadModel],
+    batch: int,
+    progress: _Progress,
+    stop: threading.Event | None,
+) -> None:
     while True:
+        applied = 0
         with feed.transaction() as tx:
             # Claimed in one order by every caller, so two callers never wait for each other.
             positions = [tx.claim_checkpoint(model.name) for model in models]
@@ -239,8 +268,10 @@ def _catch_up_together(feed: Feed, models: list[ReadModel], batch: int) -> int:
                     _fold(model, tx, model.table.name, mine)
                     tx.move_checkpoint(model.name, mine[-1].position)
                 applied += len(mine)
-        if len(found) < batch:
-            return applied
+        progress.batches, progress.events = progress.batches + 1, progress.events + applied
+        # Writers that keep every batch full kept a runner told to stop for minutes (rev37).
+        if len(found) < batch or (stop is not None and stop.is_set()):
+            return
 
 
 def _check_layout(feed: Feed, model: ReadModel) -> None:
@@ -317,8 +348,9 @@ def run(
     """Keep the read models current for other readers: catch up, wait for the next wake-up
     (a committed append on PostgreSQL, at the latest ``interval`` seconds on every store; see
     ``Feed.wakeups``, which tells ``announce`` when it switches between push and polling), and
-    again, ``rounds`` times or until ``stop`` is set. Returns the events folded. A store
-    that fails after the first catch-up (``StoreUnavailable``), or is busy at the first (another
+    again, ``rounds`` times or until ``stop`` is set (looked at between two batches too: each
+    is its own transaction). Returns the events folded. A store that fails after the first
+    catch-up or its first batch (``StoreUnavailable``), or is busy at the first (another
     runner or a rebuild holds a read model while it waits out a gap in the log), is announced
     and tried again at the next wake-up, if another round is to come: runners take turns; one
     that cannot be reached at all is raised at once. A damaged read model
@@ -334,16 +366,21 @@ def run(
     _drop_leftovers(ledger, models, announce or _unheard)
     stop = stop or threading.Event()
     applied, done = 0, 0
+    progress = _Progress()  # every batch committed, whatever failed after it
     said: set[str] = set()  # the damage announced already (once each, not every wake-up)
     with ledger.feed.wakeups(interval, announce) as wakeups:  # listening before catching up
         while not stop.is_set():
             try:
-                applied += catch_up_all(ledger, models, batch=batch)
+                _catch_up_all(ledger, models, batch, progress, stop)
                 said.clear()
             except StoreUnavailable as e:
                 last = rounds is not None and done + 1 >= rounds
                 if done == 0 and (last or not e.busy):  # no store: said at once
-                    raise
+                    # Unless a batch was committed before it failed: a server that restarts
+                    # during a long first catch-up is tried again (rev37: it was exit 6).
+                    begun = progress.batches > 0 and not last
+                    if not begun:
+                        raise
                 # A restarting server or a lock held too long: the next wake-up tries again.
                 (announce or _unheard)(f"{e}; catching up again at the next wake-up")
             except ReadModelDamaged:
@@ -352,7 +389,7 @@ def run(
             if rounds is not None and done >= rounds:
                 break
             wakeups.wait(stop)
-    return applied
+    return applied + progress.events
 
 
 def _unheard(line: str) -> None:

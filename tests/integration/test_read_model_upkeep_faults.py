@@ -4,11 +4,16 @@ rebuild of every read model that fails on one after others were rebuilt says wha
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 
+import psycopg
+import pytest
 from conftest import register
-from runner_processes import custody
+from runner_processes import backlog, custody, wait_for
 
 from ledger import Checkout, Ledger
+from projections import READ_MODELS, catch_up_all
 
 
 def test_a_rebuild_of_every_read_model_that_fails_on_one_says_what_it_did(
@@ -49,3 +54,63 @@ def test_a_rebuild_of_every_read_model_that_fails_on_one_says_what_it_did(
             )
             assert [r.get("name") for r in answer["rebuilt"]] == [None, "leases"]
         assert ledger.feed.query("SELECT count(*) AS n FROM custody_availability")[0]["n"] == 2
+
+
+def _runner(store_url: str, *args: str) -> subprocess.Popen[str]:
+    """`custody --json projections run --batch 1 --interval 0.2`: a catch-up of many batches."""
+    return custody(store_url, "--json", "projections", "run", "--batch", "1", "--interval", "0.2",
+                   *args)  # fmt: skip
+
+
+def _folded(ledger: Ledger) -> int:
+    return min(ledger.feed.checkpoints().get(name, 0) for name in ("leases", "timeline"))
+
+
+@pytest.mark.slow
+def test_a_runner_told_to_stop_mid_catch_up_stops_between_two_batches(store_url: str) -> None:
+    """SIGTERM while `projections run --batch 1` folds a long backlog: it stops after the batch
+    under way, exit 0, its answer counting what it folded, far short of the log's head (rev37:
+    it folded on until a batch came back short, for minutes while writers kept them full)."""
+    with Ledger.open(store_url) as ledger:
+        catch_up_all(ledger, list(READ_MODELS.values()))  # installed
+        backlog(ledger, 1500)
+        head = ledger.feed.head()
+        runner = _runner(store_url)
+        wait_for("the runner's first batches", lambda: _folded(ledger) > 0)
+        runner.send_signal(signal.SIGTERM)
+        out, err = runner.communicate(timeout=60)
+        assert runner.returncode == 0, err
+        stopped_at = _folded(ledger)
+        assert stopped_at < head - 100, (stopped_at, head)
+        assert 0 < json.loads(out)["applied"] <= 2 * ledger.feed.head()
+        assert "note" not in err, err  # stopped by its own choice: no note of a gap
+
+
+@pytest.mark.slow
+def test_a_runner_whose_sessions_end_mid_first_catch_up_catches_up_at_the_next_wake_up(
+    pg_url: str,
+) -> None:
+    """Every session of `projections run` ended (as by a server's restart) after its first
+    catch-up committed batches: said in a line and tried again at the next wake-up, the log
+    folded to its head, SIGTERM exit 0 (rev37: exit 6, as if the store could not be reached
+    at all)."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        catch_up_all(ledger, list(READ_MODELS.values()))
+        backlog(ledger, 1500)
+        head = ledger.feed.head()
+        runner = _runner(pg_url)
+        wait_for("the runner's first batches", lambda: _folded(ledger) > 0)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with Ledger.open(pg_url) as ledger:
+        wait_for("the log folded", lambda: runner.poll() is not None or _folded(ledger) == head)
+        assert runner.poll() is None, runner.communicate()
+    runner.send_signal(signal.SIGTERM)
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err
+    assert "catching up again at the next wake-up" in err, err
+    assert json.loads(out)["applied"] == 2 * head
