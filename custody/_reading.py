@@ -7,6 +7,7 @@ imported only by these commands. Every report brings its read model up to date f
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -167,9 +168,17 @@ def _names() -> dict[str, object]:
     return {"availability": "availability", **{name: name for name in READ_MODELS}}
 
 
+# A SIGTERM that came while ``projections run`` started up, before its handler (rev37: the
+# process died of it, -15, no line, where cli.md says SIGTERM exits 0).
+_TERMINATED: list[int] = []
+
+
 @cli.group(cls=Group)
-def projections() -> None:
+@click.pass_context
+def projections(ctx: click.Context) -> None:
     """the read models fed from the event log: status, rebuild, run"""
+    if ctx.invoked_subcommand == "run":  # as early as the command is known: it stops at once
+        signal.signal(signal.SIGTERM, lambda signum, frame: _TERMINATED.append(signum))
 
 
 @projections.command("status")
@@ -190,21 +199,23 @@ def projections_rebuild(
     ledger: Ledger, name: str | None
 ) -> list[Rebuilt | RebuildReport] | PartlyRebuilt:
     """rebuild a read model (all without NAME) beside live writers, then swap it in"""
+    from custody._watch import terminate_as_interrupt
     from ledger import rebuild_availability
     from projections import READ_MODELS, rebuild
 
     done: list[Rebuilt | RebuildReport] = []
     todo = [str(name)] if name else list(_names())
-    for n, each in enumerate(todo):
-        try:
-            if each == "availability":  # written with the events: checked and repaired in place
-                done.append(rebuild_availability(ledger))
-            else:
-                done.append(rebuild(ledger, READ_MODELS[each]))
-        except (Exception, KeyboardInterrupt) as error:
-            if not done:  # nothing was done yet: the error speaks for the whole command
-                raise
-            return PartlyRebuilt(done, each, error, todo[n + 1 :])
+    with terminate_as_interrupt():  # SIGTERM as Ctrl-C: a rebuild under way drops its copy
+        for n, each in enumerate(todo):
+            try:
+                if each == "availability":  # written with the events: repaired in place
+                    done.append(rebuild_availability(ledger))
+                else:
+                    done.append(rebuild(ledger, READ_MODELS[each]))
+            except (Exception, KeyboardInterrupt) as error:
+                if not done:  # nothing was done yet: the error speaks for the whole command
+                    raise
+                return PartlyRebuilt(done, each, error, todo[n + 1 :])
     return done
 
 
@@ -292,5 +303,7 @@ def projections_run(ledger: Ledger, **params: Any) -> dict[str, int]:
         sys.stderr.flush()
 
     with stop_on_signals() as stop:
+        if _TERMINATED:
+            stop.set()
         applied = run(ledger, READ_MODELS.values(), stop=stop, announce=announce, **params)
     return {"applied": applied}

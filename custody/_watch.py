@@ -94,6 +94,22 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """For the block (main thread only), SIGTERM is Ctrl-C: a KeyboardInterrupt, which a
+    command undoes what it began for (a rebuild drops its copy) and answers in one line, exit
+    130 (rev37: a rebuild SIGTERMed died of it, no line, its copy left behind)."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _lines(ledger: Ledger, began: datetime, result: SweepReport, as_json: bool) -> list[str]:
     """One line a transition: each lease settled (with what its browser's directory shows on
     this host), at its events' time, as the timeline shows them (it was the time the pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 import warnings
 
 import psycopg
@@ -158,3 +159,32 @@ def test_a_rebuild_of_the_whole_log_says_nothing_more(sql_store_url: str) -> Non
         with warnings.catch_warnings():
             warnings.simplefilter("error", ReadModelBehind)
             assert rebuild(ledger, TIMELINE_READ_MODEL).position == ledger.feed.head()
+
+
+@pytest.mark.slow
+def test_a_rebuild_stopped_by_sigterm_drops_its_copy_and_says_so(store_url: str) -> None:
+    """SIGTERM while `projections rebuild timeline` folds its copy: as with Ctrl-C, the copy and
+    its position are dropped and the line says it was interrupted, exit 130 (rev37: it died of
+    the signal, -15, no line, timeline__next left for status to call damaged)."""
+    with Ledger.open(store_url) as ledger:
+        backlog(ledger, 3000)
+        catch_up_all(ledger, list(READ_MODELS.values()))
+        run = custody(store_url, "projections", "rebuild", "timeline")
+        wait_for("the rebuild's copy", lambda: "timeline__next" in ledger.feed.checkpoints())
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+        assert (run.returncode, err) == (130, "custody: interrupted\n")
+        assert "timeline__next" not in ledger.feed.checkpoints()
+
+
+def test_a_runner_stopped_by_sigterm_while_it_starts_up_exits_0(store_url: str) -> None:
+    """SIGTERM a moment after `projections run` began, while it starts up (before it runs its
+    loop): exit 0 with its answer, as cli.md says (rev37: it died of the signal, -15, no
+    line, where SIGINT there gave its line)."""
+    for delay in (0.12, 0.2, 0.3, 0.45):
+        run = _runner(store_url)
+        time.sleep(delay)
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, (delay, run.returncode, err)
+        assert json.loads(out) == {"applied": 0}, (delay, out)
