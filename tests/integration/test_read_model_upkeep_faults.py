@@ -3,11 +3,13 @@ rebuild of every read model that fails on one after others were rebuilt says wha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -78,10 +80,10 @@ def test_a_runner_told_to_stop_mid_catch_up_stops_between_two_batches(store_url:
         catch_up_all(ledger, list(READ_MODELS.values()))  # installed
         backlog(ledger, 1500)
         head = ledger.feed.head()
-        runner = _runner(store_url)
-        wait_for("the runner's first batches", lambda: _folded(ledger) > 0)
-        runner.send_signal(signal.SIGTERM)
-        out, err = runner.communicate(timeout=60)
+        with _killed_after(_runner(store_url)) as runner:
+            wait_for("the runner's first batches", lambda: _folded(ledger) > 0)
+            runner.send_signal(signal.SIGTERM)
+            out, err = runner.communicate(timeout=60)
         assert runner.returncode == 0, err
         stopped_at = _folded(ledger)
         assert stopped_at < head - 100, (stopped_at, head)
@@ -103,17 +105,19 @@ def test_a_runner_whose_sessions_end_mid_first_catch_up_catches_up_at_the_next_w
         backlog(ledger, 1500)
         head = ledger.feed.head()
         runner = _runner(pg_url)
-        wait_for("the runner's first batches", lambda: _folded(ledger) > 0)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    with Ledger.open(pg_url) as ledger:
-        wait_for("the log folded", lambda: runner.poll() is not None or _folded(ledger) == head)
-        assert runner.poll() is None, runner.communicate()
-    runner.send_signal(signal.SIGTERM)
-    out, err = runner.communicate(timeout=60)
+    with _killed_after(runner):
+        with Ledger.open(pg_url) as ledger:
+            wait_for("the runner's first batches", lambda: _folded(ledger) > 0)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with Ledger.open(pg_url) as ledger:
+            wait_for("the log folded", lambda: runner.poll() is not None or _folded(ledger) == head)
+            assert runner.poll() is None, runner.communicate()
+        runner.send_signal(signal.SIGTERM)
+        out, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, err
     assert "catching up again at the next wake-up" in err, err
     assert json.loads(out)["applied"] == 2 * head
@@ -169,10 +173,10 @@ def test_a_rebuild_stopped_by_sigterm_drops_its_copy_and_says_so(store_url: str)
     with Ledger.open(store_url) as ledger:
         backlog(ledger, 3000)
         catch_up_all(ledger, list(READ_MODELS.values()))
-        run = custody(store_url, "projections", "rebuild", "timeline")
-        wait_for("the rebuild's copy", lambda: "timeline__next" in ledger.feed.checkpoints())
-        run.send_signal(signal.SIGTERM)
-        _, err = run.communicate(timeout=60)
+        with _killed_after(custody(store_url, "projections", "rebuild", "timeline")) as run:
+            wait_for("the rebuild's copy", lambda: "timeline__next" in ledger.feed.checkpoints())
+            run.send_signal(signal.SIGTERM)
+            _, err = run.communicate(timeout=60)
         assert (run.returncode, err) == (130, "custody: interrupted\n")
         assert "timeline__next" not in ledger.feed.checkpoints()
 
@@ -182,9 +186,20 @@ def test_a_runner_stopped_by_sigterm_while_it_starts_up_exits_0(store_url: str) 
     loop): exit 0 with its answer, as cli.md says (rev37: it died of the signal, -15, no
     line, where SIGINT there gave its line)."""
     for delay in (0.12, 0.2, 0.3, 0.45):
-        run = _runner(store_url)
-        time.sleep(delay)
-        run.send_signal(signal.SIGTERM)
-        out, err = run.communicate(timeout=60)
+        with _killed_after(_runner(store_url)) as run:
+            time.sleep(delay)
+            run.send_signal(signal.SIGTERM)
+            out, err = run.communicate(timeout=20)
         assert run.returncode == 0, (delay, run.returncode, err)
         assert json.loads(out) == {"applied": 0}, (delay, out)
+
+
+@contextlib.contextmanager
+def _killed_after(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """The process, killed after the block if it still runs (a test that failed)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
