@@ -5085,6 +5085,73 @@ MUTANTS = (
             "test_a_registration_outside_its_profile_s_stream_fails_no_read_of_the_fleet",
         ),
     ),
+    Mutant(
+        "partial-rebuild-thrown-away",
+        "custody/_reading.py",
+        "                return PartlyRebuilt(done, each, error, todo[n + 1 :])\n",
+        "                raise\n",
+        "a rebuild failing on one read model said nothing of those it rebuilt (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_rebuild_of_every_read_model_that_fails_on_one_says_what_it_did",
+        ),
+    ),
+    Mutant(
+        "runner-deaf-between-batches",
+        "projections/_runner.py",
+        "        if len(found) < batch or (stop is not None and stop.is_set()):\n",
+        "        if len(found) < batch:\n",
+        "projections run ignored SIGTERM for minutes while writers kept its batches full (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_runner_told_to_stop_mid_catch_up_stops_between_two_batches",
+        ),
+    ),
+    Mutant(
+        "runner-outage-after-batch-fatal",
+        "projections/_runner.py",
+        "                    begun = progress.batches > 0 and not last\n",
+        "                    begun = False\n",
+        "a store outage in a long first catch-up ended projections run with exit 6 (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_runner_whose_sessions_end_mid_first_catch_up_catches_up_at_the_next_wake_up",
+        ),
+    ),
+    Mutant(
+        "rebuild-gap-silent",
+        "projections/_runner.py",
+        "    if position < head:  # as far as the live table had folded, short of events "
+        "committed\n",
+        "    if False:\n",
+        "a rebuild held at an open append's gap said nothing of the events past it (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_rebuild_held_at_an_open_appends_gap_says_so",
+        ),
+    ),
+    Mutant(
+        "runner-startup-sigterm-ignored",
+        "custody/_reading.py",
+        "        if _TERMINATED:\n",
+        "        if False:\n",
+        "projections run SIGTERMed while it started was killed without a word (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_runner_stopped_by_sigterm_while_it_starts_up_exits_0",
+        ),
+    ),
+    Mutant(
+        "rebuild-sigterm-kills",
+        "custody/_watch.py",
+        "    previous = signal.signal(signal.SIGTERM, on_signal)\n",
+        "    previous = signal.getsignal(signal.SIGTERM)\n",
+        "a rebuild SIGTERMed left its copy behind without a word (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_rebuild_stopped_by_sigterm_drops_its_copy_and_says_so",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
