@@ -61,8 +61,23 @@ _lease = click.argument("lease_id", metavar="LEASE")
 _token = click.option(
     "--token", "fencing_token", type=int, required=True, metavar="N", help="the lease's token"
 )
+
+
+def _given_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An id given with ``--command-id``, or None when none was (one is then made). An empty
+    one is bad input, as the Python API and the service refuse it: it was taken for none and
+    replaced by a new id each time, so a resend was applied again (rev37: a second checkout
+    denied by its own lease, two heartbeats, a second release refused as lost)."""
+    if value == "":
+        raise click.BadParameter("must not be empty")
+    return value
+
+
 command_id_option = click.option(
-    "--command-id", metavar="ID", help="resending the same id applies the command once"
+    "--command-id",
+    metavar="ID",
+    callback=_given_id,
+    help="resending the same id applies the command once",
 )
 
 

@@ -295,7 +295,9 @@ def on_ledger(handler: Callable[..., Any]) -> Callable[..., Any]:
         if "command_id" in params:
             # Every carried-out command can be resent for its result: give it an id if the
             # caller did not (a resend with the same id appends nothing).
-            params["command_id"] = params["command_id"] or uuid.uuid4().hex
+            # None alone is "none given": an empty id is refused where it is read.
+            if params["command_id"] is None:
+                params["command_id"] = uuid.uuid4().hex
             ctx.meta[RESEND_KEY] = f"--command-id {params['command_id']}"
         create = ctx.info_name not in NEED_EXISTING_STORE
         with Ledger.open(options().store, create=create) as ledger:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_process import custody, ok
+import pytest
+from cli_process import custody, custody_all, error_line, ok
 
 QUARANTINE = ["quarantine", "p1", "--actor", "bob", "--reason", "flagged", "--command-id", "q-1"]
 
@@ -50,3 +51,45 @@ def test_a_resent_force_release_says_its_answer_is_as_recorded_not_now(tmp_path:
         "; p1 was review_required after it (resent: its answer as recorded, not the profile "
         "now; custody why p1 says where it stands)\n"
     ), line
+
+
+# Every command that takes --command-id, as typed once its profile is leased (p1, lease-1@p1).
+_WITH_ID = {
+    "checkout": ["checkout", "p1", "--worker", "w2", "--run", "r2", "--task", "t"],
+    "heartbeat": ["heartbeat", "lease-1@p1", "--token", "1", "--step", "s"],
+    "extend": ["extend", "lease-1@p1", "--token", "1", "--ttl", "60"],
+    "release": ["release", "lease-1@p1", "--token", "1", "--outcome", "success"],
+    **{
+        name: [name, "p1", "--actor", "bob", "--reason", "r"]
+        for name in ("force-release", "quarantine", "disable", "enable")
+    },
+    "review": ["review", "p1", "--reviewer", "ana", "--decision", "return", "--note", "n"],
+    "sweep": ["sweep"],
+}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_empty_command_id_is_bad_input_and_writes_nothing(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """rev37: ``--command-id ''`` was taken for no id and replaced by a new one each time, so
+    a resend was applied again (a second checkout denied by its own lease, two heartbeats, a
+    release resent refused as lost). As the Python API and the service refuse an empty id,
+    every command that takes one refuses it: exit 2, one line naming the option, the profile's
+    events as they were."""
+    store = (
+        f"sqlite:///{tmp_path / 'c.db'}" if kind == "sqlite" else request.getfixturevalue("pg_url")
+    )
+    ok(custody("init", cwd=tmp_path, store=store))
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path, store=store))
+    ok(custody("checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t", cwd=tmp_path,
+               store=store))  # fmt: skip
+    before = ok(custody("--json", "timeline", "p1", cwd=tmp_path, store=store)).json()
+    runs = custody_all(
+        [[*argv, "--command-id", ""] for argv in _WITH_ID.values()], cwd=tmp_path, store=store
+    )
+    for name, run in zip(_WITH_ID, runs, strict=True):
+        assert run.code == 2, (name, run.err)
+        line = error_line(run)
+        assert "invalid value for '--command-id': must not be empty" in line, (name, line)
+    assert ok(custody("--json", "timeline", "p1", cwd=tmp_path, store=store)).json() == before
