@@ -76,6 +76,15 @@ def answered(model: BaseModel, status: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
 
+def within(model: BaseModel, schema: type[BaseModel]) -> BaseModel:
+    """``model`` as its route's response model says, with no field the model does not have:
+    a resent release's ``resent`` mark (``ResentReleaseResult``) is said by its message here,
+    as a resent force-release's is (the schema forbids other fields)."""
+    if type(model) is schema:
+        return model
+    return schema.model_validate(model.model_dump(include=set(schema.model_fields)))
+
+
 def command_id(caller: TokenHolder, key: str | None) -> str | None:
     """The command id an Idempotency-Key means: one actor's key never meets another's."""
     if key is None:
@@ -166,7 +175,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
                 lease_id=lease_id, command_id=command_id(who, key), worker_id=who.actor, **fields
             )
             await service.own_lease(who, lease_id)
-            return answered(await write(command, key))
+            return answered(within(await write(command, key), answer))
 
         act.__annotations__["body"] = body_type  # what FastAPI reads the body as
         act.__name__ = path

@@ -26,6 +26,15 @@ class ReleaseResult(Frozen):
     message: str
 
 
+class ResentReleaseResult(ReleaseResult):
+    """The answer to a resent release or force-release (its command id recognised): the
+    ending and the profile's state as recorded then (the profile may have moved on since),
+    marked ``resent`` so that no reader takes it for the profile now (rev37: a worker's
+    release resent said "rr is review_required" of a profile leased to another worker)."""
+
+    resent: bool = True
+
+
 class SweepResult(Frozen):
     """One stale lease the sweep found and what it decided, and when: ``at`` is its events'
     time, as the timeline shows them (None in the answer of a sweep recorded before custody
@@ -72,21 +81,23 @@ def release_result(profile: Profile, *, resent: bool = False) -> ReleaseResult:
     if lease is None or lease.ending is None:
         raise LedgerError(f"profile {profile.profile_id} has no ended lease to report")
     cause: Cause | None = profile.block.cause if profile.block else None
-    state = profile.state
+    state, pid = profile.state, profile.profile_id
     if state is ProfileState.AVAILABLE:
         # An expected failure is explainable too, but it is not a clean run (rev26: both read
         # "released cleanly", though the ending recorded said expected_failure).
         how = "cleanly" if lease.ending == "clean" else f"as an {lease.ending.replace('_', ' ')}"
-        message = f"{lease.lease_id} released {how}; {profile.profile_id} is back in the pool"
+        ended, where = f"released {how}", "back in the pool"
     else:
-        message = f"{lease.lease_id} ended ({cause}); {profile.profile_id} is {state.value}"
-        if resent:
-            message = (
-                f"{lease.lease_id} ended ({cause}); {profile.profile_id} was {state.value} after "
-                f"it (resent: its answer as recorded, not the profile now; custody why "
-                f"{profile.profile_id} says where it stands)"
-            )
-    return ReleaseResult(
+        ended, where = f"ended ({cause})", state.value
+    stands = f"is {where}"
+    if resent:  # a worker's release too (rev37: "rr is back in the pool" of a leased profile)
+        stands = (
+            f"was {where} after it (resent: its answer as recorded, not the profile now; "
+            f"custody why {pid} says where it stands)"
+        )
+    answer = ResentReleaseResult if resent else ReleaseResult
+    message = f"{lease.lease_id} {ended}; {pid} {stands}"
+    return answer(
         lease_id=lease.lease_id,
         profile_id=profile.profile_id,
         ending=lease.ending,

@@ -93,3 +93,25 @@ def test_an_empty_command_id_is_bad_input_and_writes_nothing(
         line = error_line(run)
         assert "invalid value for '--command-id': must not be empty" in line, (name, line)
     assert ok(custody("--json", "timeline", "p1", cwd=tmp_path, store=store)).json() == before
+
+
+def test_a_resent_release_says_its_answer_is_as_recorded_not_now(tmp_path: Path) -> None:
+    """rev37: a worker's release resent by its id once a review returned p1 and another
+    worker leased it printed "p1 is review_required", exit 0, and ``--json`` had no mark. The
+    line says the state was the release's then, and ``--json`` marks it ``"resent": true``."""
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=tmp_path))
+    ok(custody("checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t", cwd=tmp_path))
+    release = ["release", "lease-1@p1", "--token", "1", "--outcome", "failure", "--reason", "b",
+               "--command-id", "rel-1"]  # fmt: skip
+    first = ok(custody("--json", *release, cwd=tmp_path)).json()
+    assert "resent" not in first
+    review = ["review", "p1", "--reviewer", "ana", "--decision", "return", "--note", "ok"]
+    ok(custody(*review, cwd=tmp_path))
+    ok(custody("checkout", "p1", "--worker", "w2", "--run", "r2", "--task", "t", cwd=tmp_path))
+    line = ok(custody(*release, cwd=tmp_path)).out
+    assert line == (
+        "lease-1@p1 ended (unexpected_failure); p1 was review_required after it (resent: its "
+        "answer as recorded, not the profile now; custody why p1 says where it stands)\n"
+    )
+    said = ok(custody("--json", *release, cwd=tmp_path)).json()
+    assert (said["profile_state"], said["resent"]) == ("review_required", True)

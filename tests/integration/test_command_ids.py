@@ -16,7 +16,10 @@ from ledger import (
     LeaseLost,
     LeaseStatus,
     Ledger,
+    Outcome,
     Release,
+    Review,
+    ReviewDecision,
     Sweep,
 )
 from ledger._door import Command
@@ -196,3 +199,40 @@ def test_a_command_applied_before_the_password_rule_is_answered_when_resent(
     events = len(ledger.history("profile_shop_17"))
     assert ledger.handle(release) == ended
     assert len(ledger.history("profile_shop_17")) == events
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+def test_a_resent_release_says_its_answer_is_as_recorded_not_now(
+    ledger: Ledger, outcome: str
+) -> None:
+    """rev37: a worker's release resent under its id after a review returned the profile and
+    another worker leased it said "p1 is review_required" (or "is back in the pool") of a
+    leased profile, unmarked. As a resent force-release does (rev34), it says where the
+    profile stood after it, as recorded, and is marked ``resent``; the first answer is not."""
+    register(ledger, "p1")
+    asked = {"profile_id": "p1", "run_id": "r", "task_type": "t"}
+    ledger.handle(Checkout(worker_id="w1", **asked))
+    release = Release(
+        lease_id="lease-1@p1",
+        fencing_token=1,
+        outcome=Outcome(outcome),
+        final_url="https://x/done",
+        command_id="rel-1",
+    )
+    first = ledger.handle(release)
+    assert not getattr(first, "resent", False)
+    stood = "back in the pool" if outcome == "success" else "review_required"
+    assert first.message.endswith(f"; p1 is {stood}")
+    if outcome == "failure":
+        ledger.handle(
+            Review(profile_id="p1", reviewer="ana", decision=ReviewDecision.RETURN, note="ok")
+        )
+    ledger.handle(Checkout(worker_id="w2", **asked))
+    again = ledger.handle(release)
+    assert getattr(again, "resent", False) is True
+    assert again.message == first.message.replace(
+        f"; p1 is {stood}",
+        f"; p1 was {stood} after it (resent: its answer as recorded, not the profile now; "
+        "custody why p1 says where it stands)",
+    )
+    assert (again.lease_id, again.profile_state) == (first.lease_id, first.profile_state)

@@ -475,3 +475,26 @@ def test_a_resent_quarantine_answers_the_row_as_recorded(served: Served, pid: st
         again = operator.post(f"/v1/profiles/{pid}/quarantine", json={"reason": "x"}, headers=key)
     assert first.status_code == again.status_code == 200, again.text
     assert again.json() == first.json()
+
+
+def test_a_resent_release_says_its_answer_is_as_recorded(served: Served, pid: str) -> None:
+    """rev37: a worker's release resent by its Idempotency-Key once the profile was leased
+    again said "p is back in the pool" of a leased profile. Its message says the state was the
+    release's then, as a resent force-release's does, and its body keeps to the schema."""
+    with served.client(Role.WORKER) as worker:
+        lease = _checkout(worker, pid)
+        key = {"Idempotency-Key": "rel-7"}
+        body = {"fencing_token": lease["fencing_token"], "outcome": "success",
+                "final_url": "http://x/done"}  # fmt: skip
+        path = f"/v1/leases/{lease['lease_id']}/release"
+        first = worker.post(path, json=body, headers=key)
+        _checkout(worker, pid)
+        again = worker.post(path, json=body, headers=key)
+    assert first.status_code == again.status_code == 200, again.text
+    assert first.json()["message"].endswith(f"; {pid} is back in the pool")
+    assert again.json() == {
+        **first.json(),
+        "message": f"{lease['lease_id']} released cleanly; {pid} was back in the pool after it "
+        f"(resent: its answer as recorded, not the profile now; custody why {pid} says where "
+        "it stands)",
+    }
