@@ -10,7 +10,7 @@ are the aggregate's. ``handle`` dispatches a command to its handler.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -267,9 +267,13 @@ def _swept_now(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     for start in range(0, len(candidates), SWEEP_BATCH):
         chunk = candidates[start : start + SWEEP_BATCH]
         calls = [partial(_settle, uow, profile_id, c.actor, sweep_id) for profile_id in chunk]
-        for profile_id, answer in zip(chunk, uow.together(calls), strict=True):
-            if isinstance(answer, StoreUnavailable | Forbidden):
+        for profile_id, answer in zip(chunk, _together(uow, calls), strict=True):
+            if isinstance(answer, StoreUnavailable):
                 raise answer
+            # A refusal of one profile's write (the database's, say: a lease whose deadline
+            # is not in custody's time form) is that profile's failure: raising it left every
+            # other overdue lease unswept, sweep after sweep, and named no profile (rev37). A
+            # login that may not sweep at all was refused above, before any profile.
             if isinstance(answer, Exception):
                 # Text every store and export keeps: a damaged stream's error may quote bytes
                 # that were never UTF-8 (lone surrogates), which no JSON encoder writes.
@@ -278,6 +282,25 @@ def _swept_now(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
             elif answer is not None:
                 settled.append(answer)
     return SweepReport(settled=settled, failed=failed)
+
+
+def _together(uow: UnitOfWork, calls: Sequence[Callable[[], R]]) -> list[R | LedgerError]:
+    """``uow.together(calls)``; if the store refuses the batch's write (``Forbidden``: the
+    database refused one profile's events, say a stale mark on a lease whose deadline is not
+    in custody's time form), each call again on its own, so that the refusal is that one
+    profile's answer and the others are kept (rev37: it stopped the whole sweep)."""
+    try:
+        return uow.together(calls)
+    except Forbidden:
+        answers: list[R | LedgerError] = []
+        for call in calls:
+            try:
+                answers.append(call())
+            except StoreUnavailable:
+                raise
+            except LedgerError as refused:
+                answers.append(refused)
+        return answers
 
 
 def _swept(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport | None:
