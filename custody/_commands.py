@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from custody._wiring import (
+    WHOLE,
     CommandsGroup,
     LedgerChoice,
     Options,
@@ -59,7 +60,7 @@ WRITING_COMMANDS = frozenset(
 profile_argument = click.argument("profile_id", metavar="PROFILE")
 _lease = click.argument("lease_id", metavar="LEASE")
 _token = click.option(
-    "--token", "fencing_token", type=int, required=True, metavar="N", help="the lease's token"
+    "--token", "fencing_token", type=WHOLE, required=True, metavar="N", help="the lease's token"
 )
 
 
@@ -152,7 +153,7 @@ def init() -> dict[str, Any]:
 @click.option(
     "--max-lease",
     "max_lease_seconds",
-    type=int,
+    type=WHOLE,
     metavar="SECONDS",
     help="hard limit of every lease: no renewal past it",
 )
@@ -172,7 +173,7 @@ def register(ledger: Ledger, **params: Any) -> ProfileRecord:
 @click.option(
     "--ttl",
     "ttl_seconds",
-    type=int,
+    type=WHOLE,
     default=300,
     show_default=True,
     metavar="SECONDS",
@@ -183,7 +184,7 @@ def register(ledger: Ledger, **params: Any) -> ProfileRecord:
 @click.option(
     "--max-duration",
     "max_duration_seconds",
-    type=int,
+    type=WHOLE,
     metavar="SECONDS",
     help="hard limit of this lease: no renewal past it",
 )
@@ -215,7 +216,7 @@ def heartbeat(ledger: Ledger, **params: Any) -> Lease:
 @cli.command()
 @_lease
 @_token
-@click.option("--ttl", "ttl_seconds", type=int, required=True, metavar="SECONDS")
+@click.option("--ttl", "ttl_seconds", type=WHOLE, required=True, metavar="SECONDS")
 @command_id_option
 @on_ledger
 def extend(ledger: Ledger, **params: Any) -> Lease:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from custody._commands import cli
-from custody._wiring import options
+from custody._wiring import WHOLE, WholeRange, options
 
 if TYPE_CHECKING:
     from typing import TextIO
@@ -18,17 +18,17 @@ if TYPE_CHECKING:
 @cli.command()
 @click.option("--db", metavar="FILE", help="SQLite file to write (default: a new temporary file)")
 @click.option(
-    "--workers", type=click.IntRange(1, 16), metavar="N",
+    "--workers", type=WholeRange(1, 16), metavar="N",
     help="run a fleet of N worker processes instead of the story",
 )  # fmt: skip
 @click.option(
-    "--tasks", type=click.IntRange(1, 20), default=3, show_default=True, metavar="M",
+    "--tasks", type=WholeRange(1, 20), default=3, show_default=True, metavar="M",
     help="tasks per worker (with --workers)",
 )  # fmt: skip
 @click.option("--browser", is_flag=True, help="the workers drive Chromium (with --workers)")
-@click.option("--seed", type=int, default=17, show_default=True, help="where faults fall")
+@click.option("--seed", type=WHOLE, default=17, show_default=True, help="where faults fall")
 @click.option(
-    "--ttl", type=click.IntRange(1, 600), default=3, show_default=True, metavar="SECONDS",
+    "--ttl", type=WholeRange(1, 600), default=3, show_default=True, metavar="SECONDS",
     help="the fleet's lease TTL (with --workers)",
 )  # fmt: skip
 @click.pass_context

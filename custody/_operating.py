@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from custody._commands import cli, command_id_option, profile_argument
-from custody._wiring import LedgerChoice, Seconds, decisions, on_ledger, options
+from custody._wiring import LedgerChoice, Seconds, WholeRange, decisions, on_ledger, options
 
 if TYPE_CHECKING:
     from ledger import Availability, Ledger, ReleaseResult, SweepReport
@@ -53,7 +53,7 @@ for _name, _help in (
 @click.option("--note", required=True, metavar="TEXT")
 @click.option(
     "--expected-version",
-    type=click.IntRange(min=1, max=2**63 - 1),
+    type=WholeRange(min=1, max=2**63 - 1),
     metavar="N",
     help="the profile's version you judged (status --json, or why's last #N): refused if it "
     "has moved on since",

@@ -25,6 +25,7 @@ from custody._wiring import (
     Group,
     LedgerChoice,
     Seconds,
+    WholeRange,
     on_ledger,
     options,
     owners_only,
@@ -285,9 +286,9 @@ class PartlyRebuilt(Printed):
     "--interval", type=Seconds(0.05, 3600), default=1.0, show_default=True,
     metavar="SECONDS", help="the polling interval: the longest wait between catch-ups",
 )  # fmt: skip
-@click.option("--rounds", type=click.IntRange(1), metavar="N", help="stop after N catch-ups")
+@click.option("--rounds", type=WholeRange(1), metavar="N", help="stop after N catch-ups")
 @click.option(
-    "--batch", type=click.IntRange(1, 100_000), default=500, show_default=True, metavar="N",
+    "--batch", type=WholeRange(1, 100_000), default=500, show_default=True, metavar="N",
     help="events applied per transaction",
 )  # fmt: skip
 @on_ledger

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import gc
 import importlib
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -178,6 +179,41 @@ MOMENT = MomentType()
 UNTIL = MomentType(until=True)
 
 
+# A whole number as typed on a command line: ASCII digits, a minus before them for a negative.
+_WHOLE = re.compile(r"-?[0-9]+")
+
+
+def _plain(
+    kind: click.ParamType[Any], value: Any, param: click.Parameter | None, ctx: click.Context | None
+) -> Any:
+    """``value`` if it is a whole number spelled plainly (or one already, as a default is),
+    else bad input. Python's ``int()``, which click's integers use, also reads ``0_1`` as 1,
+    ``1_0`` as 10 (the refusal then quoting a number never typed), other scripts' digits and
+    spaces around them (rev37: ``--token 1_0``, Arabic-Indic ``--ttl`` were accepted)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or _WHOLE.fullmatch(value) is None:
+        kind.fail(f"{value!r} is not a valid integer.", param, ctx)
+    return value
+
+
+class Whole(click.types.IntParamType):
+    """A whole number written in ASCII digits (``_plain``); click's ``int`` otherwise."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return super().convert(_plain(self, value, param, ctx), param, ctx)
+
+
+class WholeRange(click.IntRange):
+    """``click.IntRange`` of whole numbers written in ASCII digits (``_plain``)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return super().convert(_plain(self, value, param, ctx), param, ctx)
+
+
+WHOLE = Whole()
+
+
 class CountType(click.ParamType[int]):
     """A count an option takes, bounded by the Python API's own rule (``bound``: a
     ``projections.Bound`` named ``module.NAME``, ``projections.LAST_EVENTS``,
@@ -190,7 +226,7 @@ class CountType(click.ParamType[int]):
         self.bound = bound
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        number = click.INT.convert(value, param, ctx)
+        number = WHOLE.convert(value, param, ctx)
         module, _, name = self.bound.rpartition(".")
         with first_import_of_the_ledger():
             from ledger import InvalidInput

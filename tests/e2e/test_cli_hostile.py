@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_process import MODULE, custody, error_line, ok
+from cli_process import MODULE, custody, custody_all, error_line, ok
 
 CHECKOUT = ["checkout", "p", "--worker", "w", "--run", "r", "--task", "t"]
 
@@ -583,3 +583,58 @@ def test_a_store_whose_making_a_full_disk_cut_short_is_made_whole_by_the_next_co
     ok(custody(*register, cwd=tmp_path))
     assert "p1" in ok(custody("--store", store, "status", cwd=tmp_path)).out
     ok(custody("--store", store, "verify", cwd=tmp_path))
+
+
+# Every whole-number option of the command line, as a command that takes it (the value last).
+_WHOLE_OPTIONS = {
+    "register --max-lease": ["register", "q", "--account", "a", "--proxy", "x", "--max-lease"],
+    "checkout --ttl": [*CHECKOUT, "--ttl"],
+    "checkout --max-duration": [*CHECKOUT, "--max-duration"],
+    "heartbeat --token": ["heartbeat", "lease-1@p", "--token"],
+    "extend --ttl": ["extend", "lease-1@p", "--token", "1", "--ttl"],
+    "review --expected-version": [
+        "review",
+        "p",
+        "--reviewer",
+        "a",
+        "--decision",
+        "return",
+        "--note",
+        "n",
+        "--expected-version",
+    ],
+    "timeline --last": ["timeline", "p", "--last"],
+    "replay --events": ["replay", "p", "--at", "2026-01-01T00:00:00Z", "--events"],
+    "projections run --rounds": ["projections", "run", "--rounds"],
+    "projections run --batch": ["projections", "run", "--batch"],
+    "health --last": ["health", "--last"],
+    "health --failing-at": ["health", "--failing-at"],
+    "demo --workers": ["demo", "--workers"],
+    "demo --tasks": ["demo", "--tasks"],
+    "demo --seed": ["demo", "--seed"],
+    "demo --ttl": ["demo", "--ttl"],
+}
+
+
+@pytest.mark.parametrize("typed", ["1_0", "0_1", " 3 ", "+3", "\u0663", "3\n", "1e1"])
+def test_a_whole_number_is_ascii_digits_only(tmp_path: Path, store: str, typed: str) -> None:
+    """rev37: whole-number options took what Python's ``int()`` takes: ``--token 0_1`` was 1,
+    ``--token 1_0`` 10 (refused naming 10, never typed), other scripts' digits and spaces
+    were read, ``--ttl 1_0`` recorded a TTL of 10. Every such option takes ASCII digits (a
+    minus before them: a negative TTL still meets the ledger's own refusal), anything else
+    is bad input: exit 2, one line quoting it, nothing written."""
+    before = ok(custody("--json", "timeline", "p", cwd=tmp_path, store=store)).out
+    runs = custody_all(
+        [[*argv, typed] for argv in _WHOLE_OPTIONS.values()], cwd=tmp_path, store=store
+    )
+    for name, run in zip(_WHOLE_OPTIONS, runs, strict=True):
+        assert run.code == 2, (name, run.err)
+        line = error_line(run)
+        option = name.rpartition(" ")[2]
+        assert f"invalid value for '{option}': {typed!r} is not a valid integer" in line, line
+    assert ok(custody("--json", "timeline", "p", cwd=tmp_path, store=store)).out == before
+    negative = custody(*CHECKOUT, "--ttl", "-5", cwd=tmp_path, store=store)
+    assert negative.code == 2
+    assert "invalid ttl_seconds: Input should be greater than or equal to 1 (got -5)" in (
+        error_line(negative)
+    )
