@@ -124,8 +124,8 @@ def release(uow: UnitOfWork, c: cmds.Release) -> ReleaseResult:
         worker_id=c.worker_id,
     )
     acting = Acting(Role.WORKER, reason=c.reason or "", lease_id=c.lease_id)
-    done = uow.run(c, c.profile_id, Decision(act, acting))
-    return release_result(done.profile, resent=done.replayed)
+    released = uow.run(c, c.profile_id, Decision(act, acting))
+    return release_result(released.profile, resent=released.replayed)
 
 
 def force_release(uow: UnitOfWork, c: cmds.ForceRelease) -> ReleaseResult:
