@@ -606,7 +606,7 @@ _WHOLE_OPTIONS = {
     "timeline --last": ["timeline", "p", "--last"],
     "replay --events": ["replay", "p", "--at", "2026-01-01T00:00:00Z", "--events"],
     "projections run --rounds": ["projections", "run", "--rounds"],
-    "projections run --batch": ["projections", "run", "--batch"],
+    "projections run --batch": ["projections", "run", "--rounds", "1", "--batch"],
     "health --last": ["health", "--last"],
     "health --failing-at": ["health", "--failing-at"],
     "demo --workers": ["demo", "--workers"],
