@@ -5152,6 +5152,86 @@ MUTANTS = (
             "test_a_rebuild_stopped_by_sigterm_drops_its_copy_and_says_so",
         ),
     ),
+    Mutant(
+        "empty-command-id-made-up",
+        "custody/_commands.py",
+        '    if value == "":\n',
+        "    if False:\n",
+        "--command-id '' was replaced by a random id, and a resend applied twice (rev37)",
+        (
+            "tests/e2e/test_cli_resent_answers.py::"
+            "test_an_empty_command_id_is_bad_input_and_writes_nothing",
+        ),
+    ),
+    Mutant(
+        "resent-release-unmarked",
+        "ledger/_handlers.py",
+        "    return release_result(released.profile, resent=released.replayed)\n",
+        "    return release_result(released.profile)\n",
+        "a resent release said the profile is back in the pool while another held it (rev37)",
+        (
+            "tests/integration/test_command_ids.py::"
+            "test_a_resent_release_says_its_answer_is_as_recorded_not_now",
+        ),
+    ),
+    Mutant(
+        "resent-release-result-plain",
+        "ledger/_domain/results.py",
+        "    answer = ResentReleaseResult if resent else ReleaseResult\n",
+        "    answer = ReleaseResult\n",
+        "a resent release's answer carried no resent mark (rev37)",
+        (
+            "tests/integration/test_command_ids.py::"
+            "test_a_resent_release_says_its_answer_is_as_recorded_not_now",
+        ),
+    ),
+    Mutant(
+        "resent-release-says-is",
+        "ledger/_domain/results.py",
+        '    if resent:  # a worker\'s release too (rev37: "rr is back in the pool" of a leased '
+        "profile)\n",
+        "    if False:\n",
+        "a resent release's line said where the profile is now, from what it was (rev37)",
+        (
+            "tests/integration/test_command_ids.py::"
+            "test_a_resent_release_says_its_answer_is_as_recorded_not_now",
+        ),
+    ),
+    Mutant(
+        "service-resent-release-off-schema",
+        "service/_app.py",
+        "            return answered(within(await write(command, key), answer))\n",
+        "            return answered(await write(command, key))\n",
+        "a resent release's body over HTTP broke the published schema (rev37)",
+        (
+            "tests/integration/test_service.py::"
+            "test_a_resent_release_says_its_answer_is_as_recorded",
+        ),
+    ),
+    Mutant(
+        "sweep-halts-on-a-refusal",
+        "ledger/_handlers.py",
+        "            if isinstance(answer, StoreUnavailable):\n",
+        "            if isinstance(answer, StoreUnavailable | Forbidden):\n",
+        "one profile the database refused stopped the sweep of the fleet (rev37)",
+        ("tests/e2e/test_access_sweep_past_a_refused_profile.py",),
+    ),
+    Mutant(
+        "sweep-batch-refused-whole",
+        "ledger/_handlers.py",
+        "        for profile_id, answer in zip(chunk, _together(uow, calls), strict=True):\n",
+        "        for profile_id, answer in zip(chunk, uow.together(calls), strict=True):\n",
+        "a batch of the sweep refused for one profile settled none of the others (rev37)",
+        ("tests/e2e/test_access_sweep_past_a_refused_profile.py",),
+    ),
+    Mutant(
+        "whole-numbers-as-int-reads-them",
+        "custody/_wiring.py",
+        "    if not isinstance(value, str) or _WHOLE.fullmatch(value) is None:\n",
+        "    if not isinstance(value, str):\n",
+        "--token 1_0 was read as 10, and ' ٣ ' as 3 (rev37)",
+        ("tests/e2e/test_cli_hostile.py::test_a_whole_number_is_ascii_digits_only",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
