@@ -214,7 +214,9 @@ def projections_rebuild(
                 else:
                     done.append(rebuild(ledger, READ_MODELS[each]))
             except (Exception, KeyboardInterrupt) as error:
-                if not done:  # nothing was done yet: the error speaks for the whole command
+                # Nothing done yet, or the database refusing this login (which may repair
+                # nothing: said as the owner's command, as before), speaks for the command.
+                if not done or getattr(error, "by_database", False):
                     raise
                 return PartlyRebuilt(done, each, error, todo[n + 1 :])
     return done

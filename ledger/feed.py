@@ -19,6 +19,7 @@ store's own database.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -29,7 +30,7 @@ from ledger._domain.errors import (
     RowConflict as RowConflict,
     UnreadableEvent as UnreadableEvent,
 )
-from ledger._domain.model import stream_id
+from ledger._domain.model import PROFILE_ID_PATTERN, stream_id
 from ledger._stores.access import READ_MODEL_WRITERS
 from ledger._stores.mapper import complaint, decode, decode_shown
 from ledger._stores.recorders import AVAILABILITY_COLUMNS, AVAILABILITY_TABLE, split_rows
@@ -56,6 +57,9 @@ _CLAIM = {
     "sqlite": f"UPDATE {CHECKPOINTS_TABLE} SET position = position WHERE name = ?",
     "postgresql": "SELECT pg_advisory_xact_lock(25462, hashtext(?))",
 }
+
+
+_PROFILE_ID = re.compile(PROFILE_ID_PATTERN)
 
 
 class ReadModelDamaged(LedgerError):
@@ -171,7 +175,11 @@ class LoggedEvent:
         return self._event
 
     def of(self, profile_id: str) -> bool:
-        """Whether the event is of the profile's stream, told without decoding it."""
+        """Whether the event is of the profile's stream, told without decoding it; never of
+        an id custody does not take (rev37's review: a registration of ``a b`` in that id's
+        stream, folded, was a timeline row no profile has)."""
+        if _PROFILE_ID.fullmatch(profile_id) is None:
+            return False
         stream = self._stored.originator_id
         return (stream if isinstance(stream, UUID) else UUID(stream)) == stream_id(profile_id)
 
@@ -207,8 +215,9 @@ class StrayRegistrations(UserWarning):
         shown = ", ".join(f"{pid} at position {at}" for pid, at in self.stray[:5])
         more = ", ..." if len(self.stray) > 5 else ""
         super().__init__(
-            f"{len(self.stray)} registration(s) in a stream not their profile's own register "
-            f"nothing and are left out ({shown}{more}): custody verify names them"
+            f"{len(self.stray)} registration(s) in a stream not their profile's own, or of "
+            f"no profile id custody takes, register nothing and are left out ({shown}{more}): "
+            "custody verify names them"
         )
 
 

@@ -24,7 +24,7 @@ from ledger._audit.origins import Linked, mismatch
 from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_fields, split
 from ledger._domain.directories import normalised
 from ledger._domain.events import TIME_FORM, ProfileRegistered, times_held
-from ledger._domain.model import stream_id
+from ledger._domain.model import PROFILE_ID_PATTERN, stream_id
 from ledger._stores.access import CLOCK_SLACK_SECONDS
 from ledger._stores.directories import Recorded
 from ledger._stores.mapper import complaint
@@ -32,6 +32,7 @@ from ledger._stores.mapper import complaint
 _REGISTERED = ProfileRegistered.event_type
 _TIMES = times_held()
 _TIME = re.compile(TIME_FORM)
+_PROFILE_ID = re.compile(PROFILE_ID_PATTERN)
 # position, stream id (the originator_id as hex, as the store keys it), version, event type,
 # stored state
 Row = tuple[int, str, int, str, bytes]
@@ -119,9 +120,23 @@ class Walk:
         taken = self._take(row)
         if taken is not None:
             self.registered(row, taken[0], str(taken[0].get("profile_id")))
+            self.named(row, taken[0])
         if taken is not None and len(self.problems) == said:  # nothing else wrong with it
             raw, link = taken
             self.readable(row, raw, link=link)
+
+    def named(self, row: Row, raw: dict[str, Any]) -> None:
+        """Name an event whose profile id is a text ``register`` refuses (one not a text, the
+        read's decoding names): no profile has it, so no read takes it for one (rev37's review:
+        an operator's login registered ``a b`` in that id's own stream, and verify said every
+        chain holds while status refused the whole fleet)."""
+        named = raw.get("profile_id")
+        if isinstance(named, str) and _PROFILE_ID.fullmatch(named) is None:
+            what = (
+                f"names the profile {named[:60]!r}, an id custody never takes (register refuses "
+                "it): a login that may append wrote it (docs/operations/roles.md)"
+            )
+            self._say(named[:128], row[2], what)
 
     def dated(self, event: Any, version: int) -> None:
         """Name ``event`` (as a read decodes it) if it is dated after ``latest``: custody dates
@@ -458,7 +473,7 @@ def _intact(
         header = _header(header_fields(raw, version, event_type))
     except Exception:  # take says what is wrong with it, or fails as it fails
         return None
-    if header is None or type(profile_id) is not str or stream_id != _stream_id(profile_id):
+    if header is None or type(profile_id) is not str or stream_id != _taken_stream(profile_id):
         return None
     stream = streams.get(profile_id)
     head, last = (stream.head, stream.version) if stream is not None else (GENESIS, 0)
@@ -486,6 +501,15 @@ def _stream_id(profile_id: str) -> str:
     """The stream a profile's events are stored under, as ``logged_events`` spells it (a
     uuid5 a walk would otherwise compute once per event)."""
     return stream_id(profile_id).hex
+
+
+@functools.lru_cache(maxsize=65536)
+def _taken_stream(profile_id: str) -> str | None:
+    """``_stream_id``, for the shortcut: None for an id custody never takes, which ``take``
+    names (``Walk.named``)."""
+    if _PROFILE_ID.fullmatch(profile_id) is None:
+        return None
+    return _stream_id(profile_id)
 
 
 _HASH = re.compile(r"[0-9a-f]{64}")

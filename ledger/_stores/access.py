@@ -39,7 +39,7 @@ from typing import Any, NamedTuple, Protocol
 
 from ledger._domain.acting import ALL_ROLES
 from ledger._domain.errors import InvalidInput
-from ledger._domain.model import Role, storable
+from ledger._domain.model import PROFILE_ID_PATTERN, Role, storable
 from ledger._stores import holdings
 from ledger.ports import Authority
 
@@ -366,7 +366,9 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     dated := state #>> '{{envelope,at}}';
-    IF dated IS NULL OR dated !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9:.]+Z$' THEN
+    -- In the one form custody writes a time (rev37's review: "...40.5Z" and nine digits of a
+    -- second were taken, where the lease's own times are held to that form).
+    IF dated IS NULL OR dated !~ '^{ev.TIME_FORM}$' THEN
         RAISE EXCEPTION 'login % may not record an event without custody''s time (%)',
             current_user, coalesce(dated, 'none') USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -396,6 +398,12 @@ BEGIN
     IF named IS NULL THEN
         RAISE EXCEPTION 'login % may not record an event that names no profile', current_user
             USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- A profile id as register takes it, a text (rev37's review: an operator's login
+    -- registered "a b", and the number 5, each in its own stream; status refused the fleet).
+    IF json_typeof(state -> 'profile_id') <> 'string' OR named !~ '^{PROFILE_ID_PATTERN}$' THEN
+        RAISE EXCEPTION 'login % may not record an event of profile %: not an id custody takes',
+            current_user, left(named, 200) USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF NEW.originator_version = 1 THEN
         IF NEW.topic <> '{registered}' THEN

@@ -491,9 +491,11 @@ def _name_stray_registrations(self: Migrating) -> None:
     shown = ", ".join(f"{pid} at position {at}" for pid, at in stray[:5])
     more = ", ..." if len(stray) > 5 else ""
     self.notes.append(
-        f"{len(stray)} registration(s) in a stream not their profile's own were appended "
-        f"before the database refused them ({shown}{more}): they register nothing and reads "
-        "leave them out; custody verify names them; register such a profile to use it"
+        f"{len(stray)} registration(s) in a stream not their profile's own, or of no profile "
+        f"id custody takes, were appended before the database refused them ({shown}{more}): "
+        "they register nothing and reads leave them out; custody verify names them; to use "
+        "such a profile, register it once custody projections rebuild availability has "
+        "dropped any row written beside them"
     )
 
 

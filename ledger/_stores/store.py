@@ -14,6 +14,7 @@ status``, a worker's lease check) pays for none of it.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from copy import deepcopy
 from datetime import datetime
@@ -26,7 +27,7 @@ from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
 from ledger._domain.errors import OlderSnapshot, UnreadableSnapshot
-from ledger._domain.model import stream_id
+from ledger._domain.model import PROFILE_ID_PATTERN, stream_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
 from ledger._stores.mapper import ProfileEventMapper, decode_profile_id, readable_snapshot
@@ -68,6 +69,18 @@ def claimed_directories(profile: Profile) -> list[tuple[str, str]]:
         for e in profile.pending_events
         if isinstance(e, ProfileRegistered) and e.user_data_dir is not None
     ]
+
+
+def _registered_id(state: bytes) -> str | tuple[str]:
+    """The profile id a stored registration names, if it is one custody takes; else, in a
+    1-tuple, what it names as a line shows it (``repr``, cut): a registration of no profile."""
+    try:
+        named: Any = decode_profile_id(state)
+    except Exception:  # a body that is no JSON object naming a profile: verify names it
+        return ("no profile id",)
+    if isinstance(named, str) and re.fullmatch(PROFILE_ID_PATTERN, named):
+        return named
+    return (repr(named)[:60],)
 
 
 class LedgerApplication(Application[UUID]):
@@ -407,11 +420,14 @@ class Store:
         return self.registrations()[0]
 
     def registrations(self) -> tuple[list[str], list[tuple[str, int]]]:
-        """The registered profiles (in id order), and the registrations that register none:
-        in a stream that is not their profile's own (``stream_id``), which every read and
-        load of the profile goes to, as (profile id, position), in log order. Put there past
-        custody (an operator's login before schema 19, or by hand): taken for a registration,
-        one made every timeline and ``status`` fail (rev37); ``custody verify`` names them."""
+        """The registered profiles (in id order), and the registrations that register none,
+        as (profile id as a line shows it, position), in log order: in a stream that is not
+        their profile's own (``stream_id``), which every read and load of the profile goes to,
+        or naming no profile id custody takes (not a text, or not one ``register`` accepts).
+        Put there past custody (an operator's login before schema 19, or by hand): taken for a
+        registration, one made every timeline and ``status`` fail (rev37; its review: an id
+        ``a b`` failed status as bad input, a number as an internal error, init too);
+        ``custody verify`` names them."""
         own: set[str] = set()
         stray: list[tuple[str, int]] = []
         start = 1
@@ -420,12 +436,14 @@ class Store:
                 start, 1000, topics=["profile_registered"]
             ):
                 for n in batch:
-                    pid = decode_profile_id(n.state)
+                    pid = _registered_id(n.state)
                     stream = n.originator_id
-                    if (stream if isinstance(stream, UUID) else UUID(stream)) == stream_id(pid):
+                    if isinstance(pid, str) and (
+                        stream if isinstance(stream, UUID) else UUID(stream)
+                    ) == stream_id(pid):
                         own.add(pid)
                     else:
-                        stray.append((pid, n.id))
+                        stray.append((pid if isinstance(pid, str) else pid[0], n.id))
                 start = batch[-1].id + 1
         return sorted(own), stray
 

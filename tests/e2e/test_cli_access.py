@@ -274,10 +274,17 @@ def test_a_worker_login_appends_only_events_dated_by_the_server_s_clock(owned: O
             body["envelope"]["at"] = at.isoformat().replace("+00:00", "Z")
         return json.dumps(body).encode()
 
+    def spelt(fraction: str) -> bytes:  # now, its second's fraction not as custody writes it
+        body = json.loads(bytes(state))
+        body["envelope"]["at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S") + fraction
+        return json.dumps(body).encode()
+
     attempts = {  # the SQLSTATE custody decides again on (MISDATED), or a refusal
         "two minutes ahead": (dated(120), "more than 60 s from the server's clock", MISDATED),
         "two minutes behind": (dated(-120), "more than 60 s from the server's clock", MISDATED),
         "with no time": (dated(None), "without custody's time", "42501"),
+        "a tenth of a second": (spelt(".5Z"), "without custody's time", "42501"),
+        "nine digits of a second": (spelt(".123456789Z"), "without custody's time", "42501"),
     }
 
     def refused_each() -> None:
@@ -551,10 +558,20 @@ def test_an_operator_login_registers_a_profile_only_in_its_own_stream(owned: Own
         "VALUES (%s, 1, 'profile_registered', %s)"
     )
 
-    def state(profile_id: str) -> bytes:
+    def state(profile_id: Any) -> bytes:
         return json.dumps({**body, "profile_id": profile_id}).encode()
 
     def refused_each() -> None:
+        # Nor of an id register refuses, in that id's own stream (the fix's review: "a b" and
+        # the number 5 failed status for the whole fleet, 5 init too).
+        for named in ("a b", "x" * 129, 5):
+            with (
+                psycopg.connect(operator, autocommit=True) as conn,
+                pytest.raises(
+                    psycopg.errors.InsufficientPrivilege, match="not an id custody takes"
+                ),
+            ):
+                conn.execute(insert, (stream_id(str(named)), state(named)))
         stray = pytest.raises(psycopg.errors.InsufficientPrivilege, match="its stream is")
         with psycopg.connect(operator) as conn, stray:  # the first of two in one transaction
             for _ in range(2):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import uuid4, uuid5
 
 import pytest
 from audit_scene import Said, custody, long_ledger, more_events, small_ledger
@@ -32,6 +32,7 @@ from ledger import Ledger, audit
 from ledger._audit.beside import share
 from ledger._audit.snapshots import SnapshotCheck
 from ledger._domain.chain import CHAIN_KEY, GENESIS, header_bytes, link, split, stored
+from ledger._domain.model import PROFILE_NAMESPACE
 from ledger._domain.snapshot import ProfileSnapshot
 
 
@@ -1301,9 +1302,10 @@ def test_a_registration_outside_its_profile_s_stream_fails_no_read_of_the_fleet(
     assert status.code == 0, status
     assert [line.split()[0] for line in status.out.splitlines()[1:]] == ["p1", "p2", "p3"]
     assert status.err == (
-        "custody: note: 3 registration(s) in a stream not their profile's own register nothing "
-        f"and are left out (p9 at position {end + 1}, p9 at position {end + 2}, p1 at position "
-        f"{end + 3}): custody verify names them\n"
+        "custody: note: 3 registration(s) in a stream not their profile's own, or of no profile "
+        "id custody takes, register nothing and are left out (p9 at position "
+        f"{end + 1}, p9 at position {end + 2}, p1 at position {end + 3}): custody verify names "
+        "them\n"
     )
     rebuilt = custody(store, "projections", "rebuild", "timeline")
     assert rebuilt.code == 0, rebuilt
@@ -1313,6 +1315,45 @@ def test_a_registration_outside_its_profile_s_stream_fails_no_read_of_the_fleet(
     said = custody(store, "verify")
     assert said.code == 5
     assert sum("under another stream than its profile's" in line for line in said.lines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("named", "shown"), [("a b", "'a b'"), ("x" * 129, repr("x" * 129)[:60]), (5, "5")]
+)
+def test_a_registration_of_no_profile_id_custody_takes_fails_no_read_or_init(
+    sql_store_url: str, named: Any, shown: str
+) -> None:
+    """rev37's review of the fix: an operator's login registered ``a b`` (or an id of 129
+    characters) in that id's own stream, which the database's check took: status and fleet
+    refused the whole fleet as bad input (exit 2), and init made a row for it; one naming the
+    number 5 failed status, projections and init with "internal error: TypeError". Such a
+    registration registers nothing: the reads and init answer, leaving it out, status names
+    it in a note, and verify names it."""
+    store, log = sql_store_url, RawLog(sql_store_url)
+    small_ledger(store)
+    fields = log.row("p3", 1).fields()
+    fields["profile_id"] = named
+    end = log.rows()[-1].position + 1
+    state = relinked(fields, 1, "profile_registered", GENESIS)
+    stream = log.stored_id(uuid5(PROFILE_NAMESPACE, str(named)))
+    log.insert(end, stream, 1, "profile_registered", state)
+    status = custody(store, "status", "--no-summary")
+    assert status.code == 0, status
+    assert [line.split()[0] for line in status.out.splitlines()[1:]] == ["p1", "p2", "p3"]
+    assert f"register nothing and are left out ({shown} at position {end})" in status.err
+    for command in (("fleet",), ("projections", "status"), ("projections", "rebuild")):
+        said = custody(store, *command)
+        if isinstance(named, str):
+            assert said.code == 0, (command, said)
+        else:  # a body no read decodes: what folds it says so, in the one line of such events
+            assert said.code in (0, 1), (command, said)
+            assert not said.code or "cannot be read" in said.err, (command, said)
+        assert "internal error" not in said.err, (command, said)
+    log.run("UPDATE custody_schema SET version = 18")
+    init = custody(store, "init")
+    assert init.code == 0, init
+    assert f"({shown} at position {end})" in " ".join((init.out + init.err).split()), init
+    assert custody(store, "verify").code == 5
 
 
 def test_init_to_schema_19_names_the_registrations_outside_their_profile_s_stream(
@@ -1336,6 +1377,7 @@ def test_init_to_schema_19_names_the_registrations_outside_their_profile_s_strea
     said = custody(store, "init")
     assert said.code == 0, said
     assert (
-        f"1 registration(s) in a stream not their profile's own were appended before the "
-        f"database refused them (p9 at position {end}): they register nothing"
+        "1 registration(s) in a stream not their profile's own, or of no profile id custody "
+        f"takes, were appended before the database refused them (p9 at position {end}): they "
+        "register nothing"
     ) in " ".join((said.out + said.err).split()), said

@@ -5053,9 +5053,8 @@ MUTANTS = (
     Mutant(
         "stray-registration-registers",
         "ledger/_stores/store.py",
-        "                    if (stream if isinstance(stream, UUID) else UUID(stream)) == "
-        "stream_id(pid):\n",
-        "                    if True:\n",
+        "                    ) == stream_id(pid):\n",
+        "                    ) == stream_id(pid) or True:\n",
         "status refused the whole fleet for a registration outside its stream (rev37)",
         (
             "tests/integration/test_tamper.py::"
@@ -5231,6 +5230,85 @@ MUTANTS = (
         "    if not isinstance(value, str):\n",
         "--token 1_0 was read as 10, and ' ٣ ' as 3 (rev37)",
         ("tests/e2e/test_cli_hostile.py::test_a_whole_number_is_ascii_digits_only",),
+    ),
+    Mutant(
+        "db-any-profile-id",
+        "ledger/_stores/access.py",
+        "    IF json_typeof(state -> 'profile_id') <> 'string' "
+        "OR named !~ '^{PROFILE_ID_PATTERN}$' THEN\n",
+        "    IF false THEN\n",
+        "an operator's login registered 'a b' in its own stream; status refused the fleet (rev37)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_an_operator_login_registers_a_profile_only_in_its_own_stream",
+        ),
+    ),
+    Mutant(
+        "db-envelope-time-loose",
+        "ledger/_stores/access.py",
+        "    IF dated IS NULL OR dated !~ '^{ev.TIME_FORM}$' THEN\n",
+        "    IF dated IS NULL OR dated !~ "
+        "'^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9:.]+Z$' THEN\n",
+        "a login's event dated with nine digits of a second was taken (rev37)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_a_worker_login_appends_only_events_dated_by_the_server_s_clock",
+        ),
+    ),
+    Mutant(
+        "registrations-of-any-id",
+        "ledger/_stores/store.py",
+        "    if isinstance(named, str) and re.fullmatch(PROFILE_ID_PATTERN, named):\n",
+        "    if isinstance(named, str):\n",
+        "a registration of 'a b' made status refuse the whole fleet as bad input (rev37)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_registration_of_no_profile_id_custody_takes_fails_no_read_or_init",
+        ),
+    ),
+    Mutant(
+        "fold-any-profile-id",
+        "ledger/feed.py",
+        "        if _PROFILE_ID.fullmatch(profile_id) is None:\n            return False\n",
+        "",
+        "a registration of 'a b' was folded into a timeline row no profile has (rev37)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_registration_of_no_profile_id_custody_takes_fails_no_read_or_init",
+        ),
+    ),
+    Mutant(
+        "verify-any-profile-id",
+        "ledger/_audit/walk.py",
+        "        if isinstance(named, str) and _PROFILE_ID.fullmatch(named) is None:\n",
+        "        if False:\n",
+        "verify said every chain holds beside a registration of 'a b' (rev37)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_registration_of_no_profile_id_custody_takes_fails_no_read_or_init",
+        ),
+    ),
+    Mutant(
+        "verify-shortcut-any-profile-id",
+        "ledger/_audit/walk.py",
+        "    if _PROFILE_ID.fullmatch(profile_id) is None:\n        return None\n",
+        "",
+        "verify's shortcut passed a registration of 'a b' as intact (rev37)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_registration_of_no_profile_id_custody_takes_fails_no_read_or_init",
+        ),
+    ),
+    Mutant(
+        "rebuild-refused-login-as-partial",
+        "custody/_reading.py",
+        '                if not done or getattr(error, "by_database", False):\n',
+        "                if not done:\n",
+        "a role's login's rebuild no longer said it is the owner's command (rev37)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_the_owners_commands_under_a_roles_login_say_the_owner_runs_them",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
