@@ -819,7 +819,10 @@ def test_an_event_no_read_can_take_is_named_by_every_read_that_meets_it(digested
     ):
         said = custody(store, *command)
         assert said.code == 1, (command, said)
-        assert said.out == "", (command, said)
+        if command == ("projections", "rebuild"):  # what it did before it met the event (rev37)
+            assert said.out.endswith("1 left as they are\n"), (command, said)
+        else:
+            assert said.out == "", (command, said)
         assert said.err.count("\n") == 1, (command, said.err)
         assert "'lease_released_cleanly' v7" in said.err or "position 13" in said.err
         assert "cannot be read (ValidationError: envelope.at: Field required)" in said.err, said

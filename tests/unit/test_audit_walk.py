@@ -27,7 +27,7 @@ def _log() -> list[Row]:
     streams = [eventful_scene().history]
     for name, worker, note in (
         ("profile_b", "worker-b", "plain"),
-        ("profile_ü", "wörker", "Grüße"),
+        ("profile_u", "wörker", "Grüße"),  # an id register takes: ASCII
     ):
         scene = Scene(name)
         for _ in range(3):
