@@ -211,7 +211,7 @@ class SettleOverdue(Command[SweepResult | None]):
     or one made for it), as their command and correlation id, and the sweep's fingerprint, so
     that the id finds every event one sweep wrote, on every profile (they carried a fresh id
     each, and ``--command-id`` was on none of them: rev30). The id is recorded once, for the
-    sweep, when its writes are kept (``Repository.record_sweep``); never here, for one profile
+    sweep, before its first write (``Repository.record_sweep``); never here, for one profile
     (``command_id`` stays None): the commands table's key is the id, which names one command,
     the sweep, however many profiles it settles."""
 

@@ -10,6 +10,7 @@ are the aggregate's. ``handle`` dispatches a command to its handler.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import partial
@@ -19,7 +20,7 @@ from ledger import _commands as cmds
 from ledger._domain import events as ev
 from ledger._domain.acting import Forbidden
 from ledger._domain.errors import InvalidInput, LedgerError, NotAllowed, StoreUnavailable
-from ledger._domain.model import Lease, ProfileRecord, Role, storable
+from ledger._domain.model import Lease, ProfileRecord, ProfileState, Role, storable
 from ledger._domain.policies import ReleaseReport
 from ledger._domain.profile import CheckoutRequest, Profile
 from ledger._domain.results import (
@@ -218,24 +219,53 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     stops the sweep). Each candidate (``Repository.sweep_candidates``) is re-judged on its
     aggregate, so a lease renewed since its row was read is left alone. The profiles'
     writes share a transaction, ``SWEEP_BATCH`` at a time (group commit). Sent with other
-    commands (``together``), it runs on its own after them: its command id is recorded only
-    once the writes its answer names are kept."""
+    commands (``together``), it runs on its own after them.
+
+    A command id is taken before the sweep writes anything (``_begun``): recorded only after
+    its last write, it named nothing while the sweep ran, so another command took it meanwhile
+    (rev37: a heartbeat under a running sweep's id was accepted, and the id named two
+    commands), and a sweep cut short between its transactions (SIGINT, a store gone) had
+    settled leases under an id it never recorded, which a resend then swept again under. Its
+    whole answer is recorded once it ends (``_answered``); a resend answers from that, or, for
+    a sweep that never ended, from the settlements its id is on (``_swept``)."""
     uow.alone()
     uow.require(Role.SCHEDULER)  # a login that may not sweep fails once, not per profile
     if c.command_id is None:
         return _swept_now(uow, c)
-    first = _swept(uow, c)
+    first = _swept(uow, c, ended_only=True)
     if first is not None:
         return first
     with _only_copy(uow, c.command_id):
-        # A copy of it that held the lock before this one may have swept and answered since.
-        first = _swept(uow, c)
+        # A copy of it that held the lock before this one may have swept and answered since,
+        # or been cut short: no copy runs now, so the settlements under the id are all made.
+        first = _swept(uow, c, ended_only=False)
         if first is not None:
             return first
+        _begun(uow, c, c.command_id)
         report = _swept_now(uow, c)
         # Once every profile's writes are kept.
-        uow.repository.record_sweep(c.command_id, f"{c.fingerprint()}\n{report.model_dump_json()}")
+        recorded = f"{c.fingerprint()}\n{report.model_dump_json()}"
+        uow.repository.record_sweep(_answered(c.command_id), recorded)
         return report
+
+
+def _answered(command_id: str) -> str:
+    """The key a sweep's whole answer is recorded under, once it ends, beside its id's row
+    (the custody roles may insert a row but not update one): the id and a newline, which no
+    command id holds (``CommandId``: no control characters), so no command can take it."""
+    return f"{command_id}\n"
+
+
+def _begun(uow: UnitOfWork, c: cmds.Sweep, command_id: str) -> None:
+    """Take ``command_id`` for the sweep, before it writes: its row holds the fingerprint and
+    the log position the sweep begins after (every event of it is past that), which a resend
+    of a sweep cut short answers from. ``InvalidInput`` if another command took it since it
+    was looked up (its own write then meets this row, and is refused in turn)."""
+    begun = json.dumps({"begun_at": uow.repository.event_count()})
+    if not uow.repository.record_sweep(command_id, f"{c.fingerprint()}\n{begun}"):
+        _swept(uow, c, ended_only=False)  # refuses an id another command took
+        msg = f"{command_id!r} was already used: send a new id"
+        raise InvalidInput("command_id", msg)
 
 
 @contextmanager
@@ -303,10 +333,17 @@ def _together(uow: UnitOfWork, calls: Sequence[Callable[[], R]]) -> list[R | Led
         return answers
 
 
-def _swept(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport | None:
+def _swept(uow: UnitOfWork, c: cmds.Sweep, *, ended_only: bool) -> SweepReport | None:
     """The answer of the sweep that ``c``'s command id already names (a resend: nothing is
     swept again, so leases overdue since are left to the next sweep); None for a new id or
-    none given. ``InvalidInput`` when the id names another command."""
+    none given. ``InvalidInput`` when the id names another command.
+
+    Recorded whole when it ended (or by a custody from before rev37, which recorded the id
+    only then), the answer is that record. Of a sweep that took its id and never ended (cut
+    short), or whose answer was not kept, the answer is read from the log: each settlement
+    past the position it began at that carries its id, as ``settled``; ``failed`` is empty,
+    as what went wrong with a profile is on no event. None for such a sweep when
+    ``ended_only`` (looked up outside the lock: it may still be running)."""
     if c.command_id is None:
         return None
     record = uow.repository.command_record(c.command_id)
@@ -316,7 +353,41 @@ def _swept(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport | None:
     if record.profile_id or fingerprint != c.fingerprint():
         used = f"on profile {record.profile_id}" if record.profile_id else "for another sweep"
         raise InvalidInput("command_id", f"{c.command_id!r} was already used {used}: send a new id")
-    return SweepReport.model_validate_json(answer)
+    begun = _begun_at(answer)
+    if begun is None:
+        return SweepReport.model_validate_json(answer)
+    ended = uow.repository.command_record(_answered(c.command_id))
+    if ended is not None:
+        return SweepReport.model_validate_json(ended.command.partition("\n")[2])
+    if ended_only:
+        return None
+    endings = uow.repository.sweep_endings(c.command_id, begun)
+    settled = [_settled_by(e) for e in endings if isinstance(e, _ENDINGS) and e.lease_id]
+    return SweepReport(settled=sorted(settled, key=lambda s: s.profile_id), failed=[])
+
+
+def _begun_at(recorded: str) -> int | None:
+    """The log position a sweep's id row says it began after (``_begun``); None for a row
+    holding its whole answer (a custody from before rev37 recorded the id only then)."""
+    if not recorded.startswith('{"begun_at":'):
+        return None
+    return int(json.loads(recorded)["begun_at"])
+
+
+_ENDINGS = (ev.ReviewRequested, ev.ProfileQuarantined)
+
+
+def _settled_by(ending: ev.ReviewRequested | ev.ProfileQuarantined) -> SweepResult:
+    """The answer's line for a lease a sweep ended with ``ending``, as ``settle_overdue``
+    made it (the answer lists them in the sweep's order: by profile id)."""
+    quarantined = isinstance(ending, ev.ProfileQuarantined)
+    return SweepResult(
+        profile_id=ending.profile_id,
+        lease_id=ending.lease_id or "",
+        profile_state=ProfileState.QUARANTINED if quarantined else ProfileState.REVIEW_REQUIRED,
+        cause=ending.cause,
+        at=ending.at,
+    )
 
 
 def _settle(

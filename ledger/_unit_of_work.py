@@ -230,7 +230,7 @@ class UnitOfWork:
 
     def alone(self) -> None:
         """Inside ``together``: leave the batch before deciding anything, to run on its own
-        after it. For a command whose record is not one profile's save (a sweep's command id,
+        after it. For a command whose record is not one profile's save (a sweep's answer,
         recorded once all its writes are kept): joined to the batch, it would be recorded
         before the batch commits, and stand for writes the batch then lost."""
         if self._batch is not None:

@@ -141,10 +141,21 @@ class Repository(Protocol):
         """Where and how a caller's command id was used, if it was."""
         ...
 
-    def record_sweep(self, command_id: str, command: str) -> None:
-        """Record a sweep's command id with ``command`` (its fingerprint and its answer: a
-        sweep appends to many profiles, none of which is its own); kept unless the id is
-        recorded already. ``command_record`` then names no profile for it."""
+    def record_sweep(self, command_id: str, command: str) -> bool:
+        """Record a sweep's command id with ``command`` (its fingerprint, then what the sweep
+        recorded: a sweep appends to many profiles, none of which is its own); False, and
+        nothing written, if the id is recorded already. ``command_record`` then names no
+        profile for it."""
+        ...
+
+    def event_count(self) -> int:
+        """The log's last position (0: empty): every event appended later is past it."""
+        ...
+
+    def sweep_endings(self, sweep_id: str, after: int) -> list[ProfileEvent]:
+        """The events past log position ``after`` that ended a lease for the sweep
+        ``sweep_id`` (``ReviewRequested``, ``ProfileQuarantined`` carrying it as their command
+        id), in log order."""
         ...
 
     def exclusive(self, name: str) -> AbstractContextManager[None]:

@@ -19,7 +19,12 @@ from datetime import UTC, datetime
 
 from ledger._domain.directories import first_overlap, normalised, refusal
 from ledger._domain.errors import InvalidInput, NotAllowed
-from ledger._domain.events import ProfileEvent, ProfileRegistered
+from ledger._domain.events import (
+    ProfileEvent,
+    ProfileQuarantined,
+    ProfileRegistered,
+    ReviewRequested,
+)
 from ledger._domain.model import Lease, LeaseStatus, ProfileState, Role
 from ledger._domain.profile import Profile, replay
 from ledger._domain.view import Availability
@@ -32,6 +37,7 @@ class FakeRepository:
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.streams: dict[str, list[ProfileEvent]] = {}
+        self.log: list[ProfileEvent] = []  # every event, in the order kept (the stores' log)
         self.rows: dict[str, Availability] = {}
         self.commands: dict[str, CommandRecord] = {}
         self.held: set[str] = set()
@@ -95,6 +101,7 @@ class FakeRepository:
         for profile, row, command in saves:
             events = list(profile.collect_events())
             self.streams[profile.profile_id] = [*self.streams.get(profile.profile_id, []), *events]
+            self.log.extend(events)
             self.rows[profile.profile_id] = row
             if command is not None:
                 command_id, fingerprint = command
@@ -134,8 +141,22 @@ class FakeRepository:
     def command_record(self, command_id: str) -> CommandRecord | None:
         return self.commands.get(command_id)
 
-    def record_sweep(self, command_id: str, command: str) -> None:
-        self.commands.setdefault(command_id, CommandRecord("", 0, command))
+    def record_sweep(self, command_id: str, command: str) -> bool:
+        if command_id in self.commands:
+            return False
+        self.commands[command_id] = CommandRecord("", 0, command)
+        return True
+
+    def event_count(self) -> int:
+        return len(self.log)
+
+    def sweep_endings(self, sweep_id: str, after: int) -> list[ProfileEvent]:
+        endings = (ReviewRequested, ProfileQuarantined)
+        return [
+            e
+            for e in self.log[after:]
+            if isinstance(e, endings) and e.envelope.command_id == sweep_id
+        ]
 
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[None]:

@@ -18,6 +18,8 @@ from typing import Any, cast
 from urllib.parse import quote
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
+
 from ledger._domain.acting import ALL_ROLES, Forbidden
 from ledger._domain.errors import InvalidInput, StoreUnavailable
 from ledger._domain.model import stream_id
@@ -488,12 +490,18 @@ class SqlStore(Store):
         row = rows[0]  # every row has its version: written with its events, or backfilled
         return CommandRecord(str(row["profile_id"]), int(row["version"]), str(row["command"]))
 
-    def record_sweep(self, command_id: str, command: str) -> None:
-        self.execute(
-            f"INSERT INTO {COMMANDS_TABLE} (command_id, profile_id, version, command) "
-            "VALUES (?, '', 0, ?) ON CONFLICT (command_id) DO NOTHING",
-            (command_id, command),
-        )
+    def record_sweep(self, command_id: str, command: str) -> bool:
+        # A plain insert: the id's key refuses it if any command holds the id, whatever the
+        # login (a look-up first could miss one taken meanwhile).
+        try:
+            self.execute(
+                f"INSERT INTO {COMMANDS_TABLE} (command_id, profile_id, version, command) "
+                "VALUES (?, '', 0, ?)",
+                (command_id, command),
+            )
+        except IntegrityError:
+            return False
+        return True
 
     def directories(self) -> list[DirectoryRecord]:
         # Ordered here, by code point, not by the database's collation (in_directory_order).

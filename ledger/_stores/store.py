@@ -27,6 +27,7 @@ from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
 from ledger._domain.errors import OlderSnapshot, UnreadableSnapshot
+from ledger._domain.events import ProfileQuarantined, ReviewRequested
 from ledger._domain.model import PROFILE_ID_PATTERN, stream_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
@@ -452,6 +453,22 @@ class Store:
         with store_errors(self.settings):
             return self.app.recorder.max_notification_id() or 0
 
+    def sweep_endings(self, sweep_id: str, after: int) -> list[ProfileEvent]:
+        """The events past log position ``after`` that ended a lease for the sweep
+        ``sweep_id`` (``ReviewRequested``, ``ProfileQuarantined`` carrying it as their command
+        id), in log order: read by topic, a page at a time, decoded as a load decodes them."""
+        found: list[ProfileEvent] = []
+        start = after + 1
+        topics = [ReviewRequested.event_type, ProfileQuarantined.event_type]
+        with store_errors(self.settings):
+            while batch := self.app.recorder.select_notifications(start, 1000, topics=topics):
+                for n in batch:
+                    event = cast("ProfileEvent", self.app.mapper.to_domain_event(n))
+                    if event.envelope.command_id == sweep_id:
+                        found.append(event)
+                start = batch[-1].id + 1
+        return found
+
     # -- what each backend provides ---------------------------------------------------------
 
     def now(self) -> datetime:
@@ -469,7 +486,7 @@ class Store:
         """Where and how a caller's command id was used, if it was."""
         raise NotImplementedError
 
-    def record_sweep(self, command_id: str, command: str) -> None:
+    def record_sweep(self, command_id: str, command: str) -> bool:
         """Record a sweep's command id (``Repository.record_sweep``)."""
         raise NotImplementedError
 
