@@ -5,6 +5,7 @@ a storm of conflicts gives up as busy, bad input writes nothing."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fakes import FakeRepository
@@ -283,6 +284,42 @@ def test_the_sweep_judges_each_candidate_on_its_events(
         (stale.lease_id, "review_required")
     ]
     assert report.failed == []
+
+
+def test_a_sweep_cut_short_holds_its_id_and_a_resend_answers_what_it_settled(
+    uow: UnitOfWork, repo: FakeRepository, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fake store agrees with the real ones (rev37): a sweep whose store fails after its
+    first transaction has taken its id, so a heartbeat under it is refused having written
+    nothing, and a resend answers the lease the sweep settled and sweeps nothing more."""
+    import ledger._handlers as handlers
+
+    handle(uow, RegisterProfile(profile_id="p2", **SHOP))
+    first = handle(uow, _checkout("w", ttl_seconds=10))
+    handle(
+        uow, Checkout(profile_id="p2", worker_id="w2", run_id="r2", task_type="t", ttl_seconds=10)
+    )
+    clock.now += timedelta(seconds=20)
+    monkeypatch.setattr(handlers, "SWEEP_BATCH", 1)
+    saving = repo.save_together
+    batches: list[int] = []
+
+    def failing_second(saves: Any, **kwargs: Any) -> None:  # the store goes away between
+        batches.append(len(saves))
+        if len(batches) == 2:
+            raise StoreUnavailable("connection lost")
+        saving(saves, **kwargs)
+
+    monkeypatch.setattr(repo, "save_together", failing_second)
+    with pytest.raises(StoreUnavailable):
+        handle(uow, Sweep(command_id="cut"))
+    monkeypatch.setattr(repo, "save_together", saving)
+    saves = repo.saves
+    with pytest.raises(InvalidInput, match="'cut' was already used for a sweep"):
+        handle(uow, Heartbeat(lease_id=first.lease_id, fencing_token=1, command_id="cut"))
+    again = handle(uow, Sweep(command_id="cut"))
+    assert [(r.profile_id, r.lease_id) for r in again.settled] == [("p1", first.lease_id)]
+    assert repo.saves == saves
 
 
 def test_a_sweep_reports_a_failure_in_text_every_export_keeps_and_answers_it_again(
