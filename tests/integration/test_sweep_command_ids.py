@@ -479,6 +479,36 @@ def test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled(
         ]
         assert (result.at, result.cause) == (ending.at, ending.cause)
     assert again.failed == []
-    assert ledger.handle(Sweep(command_id="cut-short")) == again
     rest = ledger.handle(Sweep(command_id="the-next-sweep"))
     assert [s.profile_id for s in rest.settled] == ["p2", "p3", "p4"]
+    assert ledger.handle(Sweep(command_id="cut-short")) == again, "the next sweep's were listed"
+
+
+def test_a_sweep_whose_id_another_command_takes_before_it_does_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, store_url: str, ledger: Ledger, clock: StepClock
+) -> None:
+    """A heartbeat another writer sends with SWEEP-Y after the sweep looked SWEEP-Y up, and
+    before the sweep takes it: the id is the heartbeat's, and the sweep is refused as bad
+    input having swept nothing (rev37: its record was ON CONFLICT DO NOTHING, so the sweep
+    went on under an id naming another command)."""
+    register(ledger, "live")
+    live = ledger.handle(
+        Checkout(profile_id="live", worker_id="w", run_id="r", task_type="t", ttl_seconds=600)
+    )
+    register(ledger, "p0")
+    ledger.handle(
+        Checkout(profile_id="p0", worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+    )
+    clock.advance(5)
+    counted = ledger.store.event_count
+
+    def a_heartbeat_first() -> int:  # read by the sweep just before it takes its id
+        with Ledger.open(store_url, clock=clock) as other:
+            other.handle(Heartbeat(lease_id=live.lease_id, fencing_token=1, command_id="SWEEP-Y"))
+        return counted()
+
+    monkeypatch.setattr(ledger.store, "event_count", a_heartbeat_first)
+    with pytest.raises(InvalidInput, match="'SWEEP-Y' was already used on profile live"):
+        ledger.handle(Sweep(command_id="SWEEP-Y"))
+    monkeypatch.setattr(ledger.store, "event_count", counted)
+    assert ledger.view("p0").state == "leased", "the sweep swept under another command's id"
