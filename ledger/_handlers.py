@@ -196,17 +196,10 @@ def settle_overdue(uow: UnitOfWork, c: cmds.SettleOverdue) -> SweepResult | None
     there was nothing to settle (renewed meanwhile, or another sweeper was first)."""
     acting = Acting(Role.SCHEDULER, c.actor)  # the reason is the sweep's: ``Profile.sweep``
     done = uow.run(c, c.profile_id, Decision(Profile.sweep, acting))
-    endings = (ev.ReviewRequested, ev.ProfileQuarantined)
-    ending = next((e for e in done.appended if isinstance(e, endings)), None)
+    ending = next((e for e in done.appended if isinstance(e, _ENDINGS)), None)
     if ending is None or ending.lease_id is None:
         return None
-    return SweepResult(
-        profile_id=done.profile.profile_id,
-        lease_id=ending.lease_id,
-        profile_state=done.profile.state,
-        cause=ending.cause,
-        at=ending.at,
-    )
+    return _settled_by(ending)  # as a resend of a sweep cut short reads it from the log
 
 
 # How many overdue profiles one sweep settles in one transaction (``UnitOfWork.together``).

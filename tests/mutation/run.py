@@ -2345,7 +2345,7 @@ MUTANTS = (
     Mutant(
         "sweep-copy-not-looked-up-again",
         "ledger/_handlers.py",
-        "        first = _swept(uow, c)",
+        "        first = _swept(uow, c, ended_only=False)",
         "        first = None",
         "two sweeps with one id sent at once both sweep (rev28)",
         ("tests/integration/test_sweep_command_ids.py",),
@@ -5308,6 +5308,75 @@ MUTANTS = (
         (
             "tests/e2e/test_cli_access.py::"
             "test_the_owners_commands_under_a_roles_login_say_the_owner_runs_them",
+        ),
+    ),
+    Mutant(
+        "sweep-id-taken-last",
+        "ledger/_handlers.py",
+        "        _begun(uow, c, c.command_id)\n",
+        "",
+        "a heartbeat took a running sweep's id; a sweep cut short left its id free (rev37)",
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_heartbeat_under_a_running_sweep_s_id_is_refused_and_writes_nothing",
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled",
+        ),
+    ),
+    Mutant(
+        "sweep-id-taken-quietly",
+        "ledger/_stores/sql.py",
+        "            \"VALUES (?, '', 0, ?)\",\n",
+        "            \"VALUES (?, '', 0, ?) ON CONFLICT (command_id) DO NOTHING\",\n",
+        "a sweep whose id another command took swept all the same (rev37)",
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_whose_id_another_command_takes_before_it_does_writes_nothing",
+        ),
+    ),
+    Mutant(
+        "sweep-id-refusal-ignored",
+        "ledger/_handlers.py",
+        '    if not uow.repository.record_sweep(command_id, f"{c.fingerprint()}\\n{begun}"):\n',
+        '    if not uow.repository.record_sweep(command_id, f"{c.fingerprint()}\\n{begun}") '
+        "and False:\n",
+        "a sweep went on past an id it could not take (rev37)",
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_whose_id_another_command_takes_before_it_does_writes_nothing",
+        ),
+    ),
+    Mutant(
+        "sweep-running-answered-outside-lock",
+        "ledger/_handlers.py",
+        "    if ended_only:\n        return None\n",
+        "",
+        "a copy of a running sweep was answered from its log before it ended (rev37)",
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_two_sweeps_sent_at_once_with_one_id_sweep_once",
+        ),
+    ),
+    Mutant(
+        "sweep-answer-unrecorded",
+        "ledger/_handlers.py",
+        "        uow.repository.record_sweep(_answered(c.command_id), recorded)\n",
+        "",
+        "a resent sweep lost the failures its first answer named (rev37)",
+        (
+            "tests/unit/test_service_layer.py::"
+            "test_a_sweep_reports_a_failure_in_text_every_export_keeps_and_answers_it_again",
+        ),
+    ),
+    Mutant(
+        "sweep-endings-of-any-sweep",
+        "ledger/_stores/store.py",
+        "                    if event.envelope.command_id == sweep_id:\n",
+        "                    if True:\n",
+        "a resent sweep cut short listed leases a later sweep settled (rev37)",
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled",
         ),
     ),
 )
