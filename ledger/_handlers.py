@@ -225,17 +225,25 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     uow.require(Role.SCHEDULER)  # a login that may not sweep fails once, not per profile
     if c.command_id is None:
         return _swept_now(uow, c)
-    first = _swept(uow, c, ended_only=True)
+    first = _swept(uow, c)
     if first is not None:
         return first
     with _only_copy(uow, c.command_id):
-        # A copy of it that held the lock before this one may have swept and answered since,
-        # or been cut short: no copy runs now, so the settlements under the id are all made.
-        first = _swept(uow, c, ended_only=False)
+        # A copy of it that held the lock before this one may have swept and answered since.
+        first = _swept(uow, c)
         if first is not None:
             return first
-        _begun(uow, c, c.command_id)
+        # Or been cut short (its id taken, its answer never recorded): it is carried out now,
+        # under its id, and answers every lease settled under it (rev37's review: a resend
+        # answered the few the first had settled, and left the rest overdue, exit 0).
+        resumed = _cut_short(uow, c.command_id)
+        if resumed is None:
+            _begun(uow, c, c.command_id)
         report = _swept_now(uow, c)
+        if resumed is not None:
+            report = SweepReport(
+                settled=_settled_since(uow, c.command_id, resumed), failed=report.failed
+            )
         # Once every profile's writes are kept.
         recorded = f"{c.fingerprint()}\n{report.model_dump_json()}"
         uow.repository.record_sweep(_answered(c.command_id), recorded)
@@ -256,7 +264,7 @@ def _begun(uow: UnitOfWork, c: cmds.Sweep, command_id: str) -> None:
     was looked up (its own write then meets this row, and is refused in turn)."""
     begun = json.dumps({"begun_at": uow.repository.event_count()})
     if not uow.repository.record_sweep(command_id, f"{c.fingerprint()}\n{begun}"):
-        _swept(uow, c, ended_only=False)  # refuses an id another command took
+        _swept(uow, c)  # refuses an id another command took
         msg = f"{command_id!r} was already used: send a new id"
         raise InvalidInput("command_id", msg)
 
@@ -326,17 +334,12 @@ def _together(uow: UnitOfWork, calls: Sequence[Callable[[], R]]) -> list[R | Led
         return answers
 
 
-def _swept(uow: UnitOfWork, c: cmds.Sweep, *, ended_only: bool) -> SweepReport | None:
-    """The answer of the sweep that ``c``'s command id already names (a resend: nothing is
-    swept again, so leases overdue since are left to the next sweep); None for a new id or
-    none given. ``InvalidInput`` when the id names another command.
-
-    Recorded whole when it ended (or by a custody from before rev37, which recorded the id
-    only then), the answer is that record. Of a sweep that took its id and never ended (cut
-    short), or whose answer was not kept, the answer is read from the log: each settlement
-    past the position it began at that carries its id, as ``settled``; ``failed`` is empty,
-    as what went wrong with a profile is on no event. None for such a sweep when
-    ``ended_only`` (looked up outside the lock: it may still be running)."""
+def _swept(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport | None:
+    """The answer of the sweep that ``c``'s command id already names, recorded whole when it
+    ended (or by a custody from before rev37, which recorded the id only then): a resend, so
+    nothing is swept again, and leases overdue since are left to the next sweep. None for a
+    new id, none given, or a sweep that took its id and has not ended (running, or cut short:
+    ``_cut_short``). ``InvalidInput`` when the id names another command."""
     if c.command_id is None:
         return None
     record = uow.repository.command_record(c.command_id)
@@ -352,11 +355,28 @@ def _swept(uow: UnitOfWork, c: cmds.Sweep, *, ended_only: bool) -> SweepReport |
     ended = uow.repository.command_record(_answered(c.command_id))
     if ended is not None:
         return SweepReport.model_validate_json(ended.command.partition("\n")[2])
-    if ended_only:
+    return None
+
+
+def _cut_short(uow: UnitOfWork, command_id: str) -> int | None:
+    """The log position a sweep that took ``command_id`` began after, if it never recorded
+    its answer (cut short: SIGINT, a store gone, between its transactions); None otherwise.
+    Asked under ``_only_copy``'s lock, after ``_swept``: no copy of it runs now."""
+    record = uow.repository.command_record(command_id)
+    if record is None or record.profile_id:
         return None
-    endings = uow.repository.sweep_endings(c.command_id, begun)
+    if uow.repository.command_record(_answered(command_id)) is not None:
+        return None  # it ended: ``_swept`` answers it
+    return _begun_at(record.command.partition("\n")[2])
+
+
+def _settled_since(uow: UnitOfWork, command_id: str, begun: int) -> list[SweepResult]:
+    """Every lease a sweep under ``command_id`` settled, from the log past ``begun``: its
+    settlements carry its id. What went wrong with a profile is on no event: a sweep carried
+    out over two runs answers the failures of the last."""
+    endings = uow.repository.sweep_endings(command_id, begun)
     settled = [_settled_by(e) for e in endings if isinstance(e, _ENDINGS) and e.lease_id]
-    return SweepReport(settled=sorted(settled, key=lambda s: s.profile_id), failed=[])
+    return sorted(settled, key=lambda s: s.profile_id)
 
 
 def _begun_at(recorded: str) -> int | None:

@@ -436,9 +436,11 @@ def test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled(
     monkeypatch: pytest.MonkeyPatch, store_url: str, ledger: Ledger, clock: StepClock
 ) -> None:
     """A sweep whose store fails after its first transaction (as SIGINT or a lost connection
-    between its batches would end it) has settled leases under its id: a resend answers
-    every one of them, with their leases, states and times, and sweeps nothing (rev37: the id
-    was never recorded, so the resend swept the rest under it and answered only those)."""
+    between its batches would end it) has settled leases under its id: a resend carries it
+    out, under its id, and answers every lease settled under it, with their leases, states
+    and times (rev37: the id was never recorded, so the resend swept the rest under it and
+    answered only those; its review: a resend that only answered left the rest overdue, exit
+    0, where the interruption's line said the resend carries it out)."""
     import ledger._handlers as handlers
 
     for n in range(5):
@@ -468,10 +470,10 @@ def test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled(
     with Ledger.open(store_url, clock=clock) as other:
         again = other.handle(Sweep(command_id="cut-short"))
 
-    assert event_count(ledger) == before, "the resent sweep swept"
+    # p2 to p4 settled now, two events each (the stale mark and the review it asks for)
+    assert event_count(ledger) == before + 6, "the resent sweep did not carry out the rest"
     assert [(s.profile_id, s.lease_id, s.profile_state) for s in again.settled] == [
-        ("p0", "lease-1@p0", "review_required"),
-        ("p1", "lease-1@p1", "review_required"),
+        (f"p{n}", f"lease-1@p{n}", "review_required") for n in range(5)
     ]
     for result in again.settled:
         [ending] = [
@@ -479,9 +481,48 @@ def test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled(
         ]
         assert (result.at, result.cause) == (ending.at, ending.cause)
     assert again.failed == []
-    rest = ledger.handle(Sweep(command_id="the-next-sweep"))
-    assert [s.profile_id for s in rest.settled] == ["p2", "p3", "p4"]
-    assert ledger.handle(Sweep(command_id="cut-short")) == again, "the next sweep's were listed"
+    for result in again.settled:  # each settled once (a stale mark, a review), under its id
+        assert [e.envelope.command_id for e in ledger.history(result.profile_id)].count(
+            "cut-short"
+        ) == 2
+    assert ledger.handle(Sweep(command_id="the-next-sweep")).settled == []
+    assert ledger.handle(Sweep(command_id="cut-short")) == again, "answered otherwise again"
+
+
+def test_a_resend_of_a_sweep_cut_short_answers_no_other_sweep_s_leases(
+    monkeypatch: pytest.MonkeyPatch, store_url: str, ledger: Ledger, clock: StepClock
+) -> None:
+    """A sweep cut short, then another sweep (no id) that settles the rest, then the first
+    resent: it answers the leases settled under its id alone, not those the other settled
+    after it began (its settlements are found in the log by their id)."""
+    import ledger._handlers as handlers
+
+    for n in range(5):
+        register(ledger, f"p{n}")
+        ledger.handle(
+            Checkout(profile_id=f"p{n}", worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
+        )
+    clock.advance(5)
+    monkeypatch.setattr(handlers, "SWEEP_BATCH", 2)
+    saving = ledger.store.save_together
+    saves: list[int] = []
+
+    def failing_second(batch: Any, **kwargs: Any) -> Any:  # the store goes away between
+        saves.append(len(batch))
+        if len(saves) == 2:
+            raise StoreUnavailable("connection lost")
+        return saving(batch, **kwargs)
+
+    monkeypatch.setattr(ledger.store, "save_together", failing_second)
+    with pytest.raises(StoreUnavailable):
+        ledger.handle(Sweep(command_id="cut-short"))
+    monkeypatch.setattr(ledger.store, "save_together", saving)
+    settled = [f"p{n}" for n in range(5) if ledger.view(f"p{n}").state != "leased"]
+    assert settled == ["p0", "p1"]
+    other = ledger.handle(Sweep())
+    assert [s.profile_id for s in other.settled] == ["p2", "p3", "p4"]
+    again = ledger.handle(Sweep(command_id="cut-short"))
+    assert [s.profile_id for s in again.settled] == ["p0", "p1"]
 
 
 def test_a_sweep_whose_id_another_command_takes_before_it_does_writes_nothing(

@@ -2345,8 +2345,9 @@ MUTANTS = (
     Mutant(
         "sweep-copy-not-looked-up-again",
         "ledger/_handlers.py",
-        "        first = _swept(uow, c, ended_only=False)",
-        "        first = None",
+        "        # A copy of it that held the lock before this one may have swept and answered "
+        "since.\n        first = _swept(uow, c)\n",
+        "        first = None\n",
         "two sweeps with one id sent at once both sweep (rev28)",
         ("tests/integration/test_sweep_command_ids.py",),
     ),
@@ -5347,14 +5348,14 @@ MUTANTS = (
         ),
     ),
     Mutant(
-        "sweep-running-answered-outside-lock",
+        "sweep-cut-short-only-answered",
         "ledger/_handlers.py",
-        "    if ended_only:\n        return None\n",
-        "",
-        "a copy of a running sweep was answered from its log before it ended (rev37)",
+        "        resumed = _cut_short(uow, c.command_id)\n",
+        "        resumed = None\n",
+        "a resent sweep cut short answered the few settled and left the rest overdue (rev37)",
         (
             "tests/integration/test_sweep_command_ids.py::"
-            "test_two_sweeps_sent_at_once_with_one_id_sweep_once",
+            "test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled",
         ),
     ),
     Mutant(
@@ -5376,7 +5377,7 @@ MUTANTS = (
         "a resent sweep cut short listed leases a later sweep settled (rev37)",
         (
             "tests/integration/test_sweep_command_ids.py::"
-            "test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled",
+            "test_a_resend_of_a_sweep_cut_short_answers_no_other_sweep_s_leases",
         ),
     ),
 )

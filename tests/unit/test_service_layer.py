@@ -291,7 +291,7 @@ def test_a_sweep_cut_short_holds_its_id_and_a_resend_answers_what_it_settled(
 ) -> None:
     """The fake store agrees with the real ones (rev37): a sweep whose store fails after its
     first transaction has taken its id, so a heartbeat under it is refused having written
-    nothing, and a resend answers the lease the sweep settled and sweeps nothing more."""
+    nothing, and a resend carries out the rest and answers both leases settled under it."""
     import ledger._handlers as handlers
 
     handle(uow, RegisterProfile(profile_id="p2", **SHOP))
@@ -318,8 +318,12 @@ def test_a_sweep_cut_short_holds_its_id_and_a_resend_answers_what_it_settled(
     with pytest.raises(InvalidInput, match="'cut' was already used for a sweep"):
         handle(uow, Heartbeat(lease_id=first.lease_id, fencing_token=1, command_id="cut"))
     again = handle(uow, Sweep(command_id="cut"))
-    assert [(r.profile_id, r.lease_id) for r in again.settled] == [("p1", first.lease_id)]
-    assert repo.saves == saves
+    assert [(r.profile_id, r.lease_id) for r in again.settled] == [
+        ("p1", first.lease_id),
+        ("p2", "lease-1@p2"),
+    ]
+    assert repo.saves == saves + 1  # p2's settlement alone
+    assert handle(uow, Sweep(command_id="cut")) == again
 
 
 def test_a_sweep_reports_a_failure_in_text_every_export_keeps_and_answers_it_again(
