@@ -242,8 +242,8 @@ class PartlyRebuilt(Printed):
 
         self.done, self.failed_at, self.rest = done, failed, rest
         self.error = type(error).__name__
-        if isinstance(error, KeyboardInterrupt):
-            self.code, said = INTERRUPTED, "interrupted"
+        if isinstance(error, KeyboardInterrupt):  # named as every interruption is (exit-codes.md)
+            self.code, said, self.error = INTERRUPTED, "interrupted", "Interrupted"
         else:
             self.code = int(getattr(error, "exit_code", 1))  # a LedgerError's; 1: a bug of ours
             said = str(error)

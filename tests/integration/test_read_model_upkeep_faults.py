@@ -181,6 +181,29 @@ def test_a_rebuild_stopped_by_sigterm_drops_its_copy_and_says_so(store_url: str)
         assert "timeline__next" not in ledger.feed.checkpoints()
 
 
+@pytest.mark.slow
+def test_a_whole_rebuild_stopped_by_sigterm_after_one_read_model_says_interrupted(
+    store_url: str,
+) -> None:
+    """SIGTERM while `custody --json projections rebuild` (every read model) folds a copy after
+    availability was repaired: exit 130 and the error object names the error `Interrupted`, as
+    every interruption under --json does (exit-codes.md), with what was done before it (rev37:
+    its error was `KeyboardInterrupt`)."""
+    with Ledger.open(store_url) as ledger:
+        backlog(ledger, 3000)
+        catch_up_all(ledger, list(READ_MODELS.values()))
+        with _killed_after(custody(store_url, "--json", "projections", "rebuild")) as run:
+            wait_for("a read model's copy", lambda: any(
+                name.endswith("__next") for name in ledger.feed.checkpoints()))  # fmt: skip
+            run.send_signal(signal.SIGTERM)
+            out, err = run.communicate(timeout=60)
+        assert run.returncode == 130, err
+        answer = json.loads(out)
+        assert (answer["error"], answer["exit_code"]) == ("Interrupted", 130), answer
+        assert answer["rebuilt"], answer  # availability at least, before it
+        assert not any(name.endswith("__next") for name in ledger.feed.checkpoints())
+
+
 def test_a_runner_stopped_by_sigterm_while_it_starts_up_exits_0(store_url: str) -> None:
     """SIGTERM a moment after `projections run` began, while it starts up (before it runs its
     loop): exit 0 with its answer, as cli.md says (rev37: it died of the signal, -15, no
