@@ -321,7 +321,16 @@ def _fold(model: ReadModel, tx: FeedTransaction, table: str, events: list[Logged
         raise
 
 
-def _catch_up(feed: Feed, model: ReadModel, name: str, table: str, batch: int) -> int:
+def _catch_up(
+    feed: Feed,
+    model: ReadModel,
+    name: str,
+    table: str,
+    batch: int,
+    stop: threading.Event | None = None,
+) -> int:
+    """Fold batch after batch into ``table`` until one comes back short, or ``stop`` is set
+    (looked at between two batches: each is its own transaction)."""
     applied = 0  # the caller has seen there is something to apply (or is rebuilding)
     while True:
         with feed.transaction() as tx:
@@ -331,7 +340,7 @@ def _catch_up(feed: Feed, model: ReadModel, name: str, table: str, batch: int) -
                 _fold(model, tx, table, found)
                 tx.move_checkpoint(name, found[-1].position)
         applied += len(found)
-        if len(found) < batch:
+        if len(found) < batch or (stop is not None and stop.is_set()):
             return applied
 
 
@@ -384,7 +393,7 @@ def run(
                 # A restarting server or a lock held too long: the next wake-up tries again.
                 (announce or _unheard)(f"{e}; catching up again at the next wake-up")
             except ReadModelDamaged:
-                applied += _catch_up_each(ledger, models, batch, announce or _unheard, said)
+                applied += _catch_up_each(ledger, models, batch, announce or _unheard, said, stop)
             done += 1
             if rounds is not None and done >= rounds:
                 break
@@ -426,14 +435,24 @@ def _catch_up_each(
     batch: int,
     announce: Callable[[str], None],
     said: set[str],
+    stop: threading.Event,
 ) -> int:
     """Catch up each read model in a transaction of its own, when one of them is damaged: the
     others stay current while it waits for its rebuild (tried again at each wake-up, so a
-    rebuild is followed without a restart). Each damage is announced once."""
+    rebuild is followed without a restart). Each damage is announced once. Stopped between
+    two batches once ``stop`` is set (rev37: a runner SIGTERMed beside a damaged read model
+    folded the whole backlog first)."""
     applied = 0
     for model in _once_each(models):
+        if stop.is_set():
+            break
         try:
-            applied += catch_up(ledger, model, batch=batch)
+            head = _behind(ledger, model)
+            if head is None:
+                continue
+            applied += _catch_up(ledger.feed, model, model.name, model.table.name, batch, stop)
+            if not stop.is_set():  # stopped, it is short by its own choice: no note
+                _short_of(ledger.feed, [model], head)
         except ReadModelDamaged as e:
             if str(e) not in said:
                 said.add(str(e))
