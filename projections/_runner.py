@@ -328,9 +328,11 @@ def _catch_up(
     table: str,
     batch: int,
     stop: threading.Event | None = None,
+    progress: _Progress | None = None,
 ) -> int:
     """Fold batch after batch into ``table`` until one comes back short, or ``stop`` is set
-    (looked at between two batches: each is its own transaction)."""
+    (looked at between two batches: each is its own transaction); each committed batch is
+    counted into ``progress`` too, kept whatever fails after it."""
     applied = 0  # the caller has seen there is something to apply (or is rebuilding)
     while True:
         with feed.transaction() as tx:
@@ -340,6 +342,8 @@ def _catch_up(
                 _fold(model, tx, table, found)
                 tx.move_checkpoint(name, found[-1].position)
         applied += len(found)
+        if progress is not None:
+            progress.batches, progress.events = progress.batches + 1, progress.events + len(found)
         if len(found) < batch or (stop is not None and stop.is_set()):
             return applied
 
@@ -374,14 +378,18 @@ def run(
     models = list(read_models)
     _drop_leftovers(ledger, models, announce or _unheard)
     stop = stop or threading.Event()
-    applied, done = 0, 0
+    done = 0
     progress = _Progress()  # every batch committed, whatever failed after it
     said: set[str] = set()  # the damage announced already (once each, not every wake-up)
     with ledger.feed.wakeups(interval, announce) as wakeups:  # listening before catching up
         while not stop.is_set():
             try:
-                _catch_up_all(ledger, models, batch, progress, stop)
-                said.clear()
+                try:
+                    _catch_up_all(ledger, models, batch, progress, stop)
+                    said.clear()
+                except ReadModelDamaged:  # the others one by one: an outage there is one too
+                    _catch_up_each(ledger, models, batch, announce or _unheard, said, stop,
+                                   progress)  # fmt: skip
             except StoreUnavailable as e:
                 last = rounds is not None and done + 1 >= rounds
                 if done == 0 and (last or not e.busy):  # no store: said at once
@@ -392,13 +400,11 @@ def run(
                         raise
                 # A restarting server or a lock held too long: the next wake-up tries again.
                 (announce or _unheard)(f"{e}; catching up again at the next wake-up")
-            except ReadModelDamaged:
-                applied += _catch_up_each(ledger, models, batch, announce or _unheard, said, stop)
             done += 1
             if rounds is not None and done >= rounds:
                 break
             wakeups.wait(stop)
-    return applied + progress.events
+    return progress.events
 
 
 def _unheard(line: str) -> None:
@@ -436,13 +442,13 @@ def _catch_up_each(
     announce: Callable[[str], None],
     said: set[str],
     stop: threading.Event,
-) -> int:
+    progress: _Progress,
+) -> None:
     """Catch up each read model in a transaction of its own, when one of them is damaged: the
     others stay current while it waits for its rebuild (tried again at each wake-up, so a
     rebuild is followed without a restart). Each damage is announced once. Stopped between
     two batches once ``stop`` is set (rev37: a runner SIGTERMed beside a damaged read model
-    folded the whole backlog first)."""
-    applied = 0
+    folded the whole backlog first). Each committed batch is counted into ``progress``."""
     for model in _once_each(models):
         if stop.is_set():
             break
@@ -450,14 +456,13 @@ def _catch_up_each(
             head = _behind(ledger, model)
             if head is None:
                 continue
-            applied += _catch_up(ledger.feed, model, model.name, model.table.name, batch, stop)
+            _catch_up(ledger.feed, model, model.name, model.table.name, batch, stop, progress)
             if not stop.is_set():  # stopped, it is short by its own choice: no note
                 _short_of(ledger.feed, [model], head)
         except ReadModelDamaged as e:
             if str(e) not in said:
                 said.add(str(e))
                 announce(f"{e}; the other read models are kept current meanwhile")
-    return applied
 
 
 def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]:
