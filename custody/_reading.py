@@ -169,8 +169,9 @@ def _names() -> dict[str, object]:
     return {"availability": "availability", **{name: name for name in READ_MODELS}}
 
 
-# A SIGTERM that came while ``projections run`` started up, before its handler (rev37: the
-# process died of it, -15, no line, where cli.md says SIGTERM exits 0).
+# A SIGTERM that came while ``projections run`` or ``rebuild`` started up, before its handler
+# (rev37: the process died of it, -15, no line, where cli.md says run's SIGTERM exits 0 and
+# rebuild's stops it as Ctrl-C does, exit 130).
 _TERMINATED: list[int] = []
 
 
@@ -178,7 +179,8 @@ _TERMINATED: list[int] = []
 @click.pass_context
 def projections(ctx: click.Context) -> None:
     """the read models fed from the event log: status, rebuild, run"""
-    if ctx.invoked_subcommand == "run":  # as early as the command is known: it stops at once
+    # As early as the command is known: run stops at once, rebuild is interrupted at once.
+    if ctx.invoked_subcommand in ("run", "rebuild"):
         signal.signal(signal.SIGTERM, lambda signum, frame: _TERMINATED.append(signum))
 
 
@@ -207,6 +209,8 @@ def projections_rebuild(
     done: list[Rebuilt | RebuildReport] = []
     todo = [str(name)] if name else list(_names())
     with terminate_as_interrupt():  # SIGTERM as Ctrl-C: a rebuild under way drops its copy
+        if _TERMINATED:  # while it started up: as a Ctrl-C then, nothing begun
+            raise KeyboardInterrupt
         for n, each in enumerate(todo):
             try:
                 if each == "availability":  # written with the events: repaired in place

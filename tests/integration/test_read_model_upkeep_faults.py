@@ -286,6 +286,25 @@ def test_a_runner_stopped_by_sigterm_while_it_starts_up_exits_0(store_url: str) 
         assert json.loads(out) == {"applied": 0}, (delay, out)
 
 
+@pytest.mark.slow
+def test_a_rebuild_stopped_by_sigterm_while_it_starts_up_says_interrupted(store_url: str) -> None:
+    """SIGTERM a moment after `projections rebuild` (every read model) began, while it starts
+    up or rebuilds: as Ctrl-C at any moment, one line saying it was interrupted, exit 130, no
+    copy left (cli.md; rev37: before its handler it died of the signal, -15, no line)."""
+    with Ledger.open(store_url) as ledger:
+        backlog(ledger, 8000)  # a rebuild still under way at the last delay
+        catch_up_all(ledger, list(READ_MODELS.values()))
+        for delay in (0.1, 0.2, 0.3, 0.45):
+            with _killed_after(custody(store_url, "projections", "rebuild")) as run:
+                time.sleep(delay)
+                run.send_signal(signal.SIGTERM)
+                _, err = run.communicate(timeout=60)
+            assert run.returncode == 130, (delay, run.returncode, err)
+            (line,) = err.splitlines()
+            assert "interrupted" in line, (delay, err)
+            assert not any(name.endswith("__next") for name in ledger.feed.checkpoints())
+
+
 @contextlib.contextmanager
 def _killed_after(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
     """The process, killed after the block if it still runs (a test that failed)."""
