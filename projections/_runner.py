@@ -396,6 +396,8 @@ def run(
                     # Unless a batch was committed before it failed: a server that restarts
                     # during a long first catch-up is tried again (rev37: it was exit 6).
                     begun = progress.batches > 0 and not last
+                    if not begun and progress.events:  # what it did is kept: said (rev37)
+                        raise _after_folding(e, progress.events) from e
                     if not begun:
                         raise
                 # A restarting server or a lock held too long: the next wake-up tries again.
@@ -409,6 +411,18 @@ def run(
 
 def _unheard(line: str) -> None:
     pass
+
+
+def _after_folding(error: StoreUnavailable, events: int) -> StoreUnavailable:
+    """The outage that ended a run whose committed batches had folded ``events``: its line
+    says so, and of the batch under way only (rev37: ``--rounds 1`` with an outage after
+    committed batches said only the outage, exit 6, the events folded never reported)."""
+    said = str(error).replace("nothing was written", "nothing of the batch under way was written")
+    said += (
+        f"; {events} event(s) were folded into the read models before it, and are kept "
+        "(each batch is committed on its own)"
+    )
+    return StoreUnavailable(said, busy=error.busy, lost=error.lost)
 
 
 def _drop_leftovers(

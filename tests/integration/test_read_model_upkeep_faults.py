@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import subprocess
 import time
@@ -181,6 +182,36 @@ def test_a_runner_beside_a_damaged_read_model_whose_sessions_end_catches_up_agai
     assert runner.returncode == 0, err
     assert "catching up again at the next wake-up" in err, err
     assert json.loads(out)["applied"] == head, out
+
+
+@pytest.mark.slow
+def test_a_single_round_whose_sessions_end_says_what_it_folded_before(pg_url: str) -> None:
+    """`projections run --rounds 1` whose sessions all end (as by a server's restart) after
+    its catch-up committed batches: exit 6, as an outage with no next round is, in one line
+    that says how many events were folded before it, and those are kept (rev37: the line said
+    only the outage, the events folded never reported)."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        catch_up_all(ledger, list(READ_MODELS.values()))
+        backlog(ledger, 1500)
+        runner = custody(pg_url, "projections", "run", "--batch", "1", "--rounds", "1")
+    with _killed_after(runner):
+        with Ledger.open(pg_url) as ledger:
+            wait_for("the runner's first batches", lambda: _folded(ledger) > 0)
+        _end_sessions(pg_url)
+        _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 6, err
+    line = err.splitlines()[-1]  # after the lines it announced while it ran
+    assert line.startswith("custody: store "), err
+    with Ledger.open(pg_url) as ledger:
+        kept = sum(ledger.feed.checkpoints()[name] for name in ("leases", "timeline"))
+    said = re.search(r"; (\d+) event\(s\) were folded into the read models before it, and are "
+                     r"kept \(each batch is committed on its own\)$", line)  # fmt: skip
+    assert said is not None, line
+    # Those its committed batches folded; a batch whose COMMIT the server carried out as the
+    # session ended (its answer lost) is kept but was never counted: 1 event for each model.
+    assert kept - 2 <= int(said[1]) <= kept, (kept, line)
+    assert int(said[1]) > 0, line
 
 
 def _end_sessions(pg_url: str) -> None:
