@@ -215,12 +215,30 @@ def test_a_single_round_whose_sessions_end_says_what_it_folded_before(pg_url: st
 
 
 def _end_sessions(pg_url: str) -> None:
-    """Every other session on the database ended, as by a server's restart."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
+    """Every other session on the database ended, as by a server's restart, while the runner's
+    batch is under way: its move of the timeline's position waits for this session's lock on
+    that row. Ended between two batches, its session would be idle in the pool, which replaces
+    it unseen when it lends it next, and no catch-up would fail (so the test hung on timing:
+    rev37, it failed under load)."""
+    with psycopg.connect(pg_url) as conn:  # a transaction: the row's lock held until the end
+        conn.execute("SELECT position FROM custody_projection_positions "
+                     "WHERE name = 'timeline' FOR UPDATE")  # fmt: skip
+        waiting = (  # pg_locks is read live (pg_stat_activity once per transaction)
+            "SELECT count(*) FROM pg_locks "
+            "WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+        )
+        wait_for("the runner's batch under way", lambda: _one(conn.execute(waiting)) > 0)
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+        conn.rollback()
+
+
+def _one(cursor: psycopg.Cursor[tuple[int]]) -> int:
+    row = cursor.fetchone()
+    assert row is not None
+    return row[0]
 
 
 def test_a_rebuild_held_at_an_open_appends_gap_says_so(pg_url: str) -> None:
