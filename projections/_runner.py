@@ -17,7 +17,8 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from ledger import (
     Forbidden,
@@ -248,6 +249,12 @@ def _refuse_ahead(feed: Feed, model: ReadModel, position: int) -> None:
         raise ReadModelDamaged(model.name, said)
 
 
+def _last_batch(found: Sequence[Any], batch: int, stop: threading.Event | None) -> bool:
+    """Whether a catch-up ends after the batch that read ``found``: it came back short (caught
+    up), or ``stop`` was set (each batch is its own transaction: stopping loses nothing)."""
+    return len(found) < batch or (stop is not None and stop.is_set())
+
+
 def _catch_up_together(
     feed: Feed,
     models: list[ReadModel],
@@ -270,7 +277,7 @@ def _catch_up_together(
                 applied += len(mine)
         progress.batches, progress.events = progress.batches + 1, progress.events + applied
         # Writers that keep every batch full kept a runner told to stop for minutes (rev37).
-        if len(found) < batch or (stop is not None and stop.is_set()):
+        if _last_batch(found, batch, stop):
             return
 
 
@@ -344,7 +351,7 @@ def _catch_up(
         applied += len(found)
         if progress is not None:
             progress.batches, progress.events = progress.batches + 1, progress.events + len(found)
-        if len(found) < batch or (stop is not None and stop.is_set()):
+        if _last_batch(found, batch, stop):
             return applied
 
 

@@ -1654,9 +1654,9 @@ MUTANTS = (
     Mutant(
         "projections-run-beside-damage",
         "projections/_runner.py",
-        "            except ReadModelDamaged:\n                applied += _catch_up_each(",
-        "            except ReadModelDamaged:\n                raise\n"
-        "                applied += _catch_up_each(",
+        "                except ReadModelDamaged:  # the others one by one: an outage there is "
+        "one too\n",
+        "                except ReadModelDamaged:\n                    raise\n",
         "projections run stops at a damaged read model, and the others stop being kept current",
         ("tests/integration/test_read_model_damage.py",),
     ),
@@ -5099,8 +5099,8 @@ MUTANTS = (
     Mutant(
         "runner-deaf-between-batches",
         "projections/_runner.py",
-        "        if len(found) < batch or (stop is not None and stop.is_set()):\n",
-        "        if len(found) < batch:\n",
+        "    return len(found) < batch or (stop is not None and stop.is_set())\n",
+        "    return len(found) < batch\n",
         "projections run ignored SIGTERM for minutes while writers kept its batches full (rev37)",
         (
             "tests/integration/test_read_model_upkeep_faults.py::"
@@ -5378,6 +5378,65 @@ MUTANTS = (
         (
             "tests/integration/test_sweep_command_ids.py::"
             "test_a_resend_of_a_sweep_cut_short_answers_no_other_sweep_s_leases",
+        ),
+    ),
+    Mutant(
+        "whole-rebuild-interrupt-named-otherwise",
+        "custody/_reading.py",
+        '            self.code, said, self.error = INTERRUPTED, "interrupted", "Interrupted"\n',
+        '            self.code, said = INTERRUPTED, "interrupted"\n',
+        "an interrupted rebuild of every read model named its error KeyboardInterrupt (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_whole_rebuild_stopped_by_sigterm_after_one_read_model_says_interrupted",
+        ),
+    ),
+    Mutant(
+        "runner-beside-damage-deaf",
+        "projections/_runner.py",
+        "            _catch_up(ledger.feed, model, model.name, model.table.name, batch, stop, "
+        "progress)\n",
+        "            _catch_up(ledger.feed, model, model.name, model.table.name, batch, None, "
+        "progress)\n",
+        "projections run beside a damaged read model ignored SIGTERM for its backlog (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_runner_beside_a_damaged_read_model_stops_between_two_batches",
+        ),
+    ),
+    Mutant(
+        "runner-beside-damage-uncounted",
+        "projections/_runner.py",
+        "            _catch_up(ledger.feed, model, model.name, model.table.name, batch, stop, "
+        "progress)\n",
+        "            _catch_up(ledger.feed, model, model.name, model.table.name, batch, stop)\n",
+        "a server restart beside a damaged read model ended projections run, exit 6 (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_runner_beside_a_damaged_read_model_whose_sessions_end_catches_up_again",
+        ),
+    ),
+    Mutant(
+        "single-round-folds-unsaid",
+        "projections/_runner.py",
+        "                    if not begun and progress.events:  "
+        "# what it did is kept: said (rev37)\n",
+        "                    if False:\n",
+        "projections run --rounds 1 ended by an outage never said what it folded (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_single_round_whose_sessions_end_says_what_it_folded_before",
+        ),
+    ),
+    Mutant(
+        "rebuild-startup-sigterm-unheard",
+        "custody/_reading.py",
+        '    if ctx.invoked_subcommand in ("run", "rebuild"):\n',
+        '    if ctx.invoked_subcommand == "run":\n',
+        "projections rebuild SIGTERMed as it started died without a line (rev37)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_rebuild_stopped_by_sigterm_while_it_starts_up_says_interrupted",
         ),
     ),
 )
