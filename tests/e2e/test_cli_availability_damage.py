@@ -136,11 +136,15 @@ def test_events_put_in_by_hand_are_named_and_every_other_profile_is_repaired(
     assert again.code == 1, again
     assert "1 profile(s) left as they are, their events cannot be folded: p1" in again.err
 
+    # A registration copied into a stream of its own registers nothing: the timeline's rebuild
+    # passes over it (rev37: one such made every timeline and its rebuild fail), and verify and
+    # status name it.
     _copy_event(tmp_path, "p2", "profile_registered", stream="f" * 32, version=1)
     run = _cli(store, tmp_path, "projections", "rebuild", "timeline")
-    assert run.code == 1, run.err
-    assert "cannot be read (it names a profile's version another event named" in run.err, run.err
-    assert "so read model timeline cannot be rebuilt; custody verify names it" in run.err
+    assert run.code == 0, run.err
+    assert (
+        "registration(s) in a stream not their profile's own" in _cli(store, tmp_path, "status").err
+    )
     assert _cli(store, tmp_path, "verify").code == 5
 
 
