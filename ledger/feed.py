@@ -59,9 +59,6 @@ _CLAIM = {
 }
 
 
-_PROFILE_ID = re.compile(PROFILE_ID_PATTERN)
-
-
 class ReadModelDamaged(LedgerError):
     """A read model's table is missing, or not the one its read model writes (an older
     layout, a table edited by hand): a read cannot be answered from it. The store itself is
@@ -178,7 +175,7 @@ class LoggedEvent:
         """Whether the event is of the profile's stream, told without decoding it; never of
         an id custody does not take (rev37's review: a registration of ``a b`` in that id's
         stream, folded, was a timeline row no profile has)."""
-        if _PROFILE_ID.fullmatch(profile_id) is None:
+        if re.fullmatch(PROFILE_ID_PATTERN, profile_id) is None:  # compiled once, when used
             return False
         stream = self._stored.originator_id
         return (stream if isinstance(stream, UUID) else UUID(stream)) == stream_id(profile_id)

@@ -27,7 +27,6 @@ from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
 from ledger._domain.errors import OlderSnapshot, UnreadableSnapshot
-from ledger._domain.events import ProfileQuarantined, ReviewRequested
 from ledger._domain.model import PROFILE_ID_PATTERN, stream_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
@@ -457,6 +456,9 @@ class Store:
         """The events past log position ``after`` that ended a lease for the sweep
         ``sweep_id`` (``ReviewRequested``, ``ProfileQuarantined`` carrying it as their command
         id), in log order: read by topic, a page at a time, decoded as a load decodes them."""
+        # The events' module only here: the read commands import none of it (start-up).
+        from ledger._domain.events import ProfileQuarantined, ReviewRequested
+
         found: list[ProfileEvent] = []
         start = after + 1
         topics = [ReviewRequested.event_type, ProfileQuarantined.event_type]
