@@ -432,15 +432,10 @@ def test_a_heartbeat_under_a_running_sweep_s_id_is_refused_and_writes_nothing(
     assert ledger.handle(Sweep(command_id="SWEEP-X")) == first
 
 
-def test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled(
-    monkeypatch: pytest.MonkeyPatch, store_url: str, ledger: Ledger, clock: StepClock
-) -> None:
-    """A sweep whose store fails after its first transaction (as SIGINT or a lost connection
-    between its batches would end it) has settled leases under its id: a resend carries it
-    out, under its id, and answers every lease settled under it, with their leases, states
-    and times (rev37: the id was never recorded, so the resend swept the rest under it and
-    answered only those; its review: a resend that only answered left the rest overdue, exit
-    0, where the interruption's line said the resend carries it out)."""
+def _cut_short_after_two(monkeypatch: pytest.MonkeyPatch, ledger: Ledger, clock: StepClock) -> None:
+    """Five overdue leases (p0 to p4) and a sweep "cut-short" whose store fails after its
+    first transaction of two profiles (as SIGINT or a lost connection between its batches
+    would end it): p0 and p1 settled under its id, the rest still leased."""
     import ledger._handlers as handlers
 
     for n in range(5):
@@ -465,6 +460,18 @@ def test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled(
     monkeypatch.setattr(ledger.store, "save_together", saving)
     settled = [f"p{n}" for n in range(5) if ledger.view(f"p{n}").state != "leased"]
     assert settled == ["p0", "p1"]
+
+
+def test_a_resend_of_a_sweep_cut_short_answers_every_lease_it_settled(
+    monkeypatch: pytest.MonkeyPatch, store_url: str, ledger: Ledger, clock: StepClock
+) -> None:
+    """A sweep whose store fails after its first transaction (as SIGINT or a lost connection
+    between its batches would end it) has settled leases under its id: a resend carries it
+    out, under its id, and answers every lease settled under it, with their leases, states
+    and times (rev37: the id was never recorded, so the resend swept the rest under it and
+    answered only those; its review: a resend that only answered left the rest overdue, exit
+    0, where the interruption's line said the resend carries it out)."""
+    _cut_short_after_two(monkeypatch, ledger, clock)
     before = event_count(ledger)
 
     with Ledger.open(store_url, clock=clock) as other:
@@ -495,30 +502,7 @@ def test_a_resend_of_a_sweep_cut_short_answers_no_other_sweep_s_leases(
     """A sweep cut short, then another sweep (no id) that settles the rest, then the first
     resent: it answers the leases settled under its id alone, not those the other settled
     after it began (its settlements are found in the log by their id)."""
-    import ledger._handlers as handlers
-
-    for n in range(5):
-        register(ledger, f"p{n}")
-        ledger.handle(
-            Checkout(profile_id=f"p{n}", worker_id="w", run_id="r", task_type="t", ttl_seconds=1)
-        )
-    clock.advance(5)
-    monkeypatch.setattr(handlers, "SWEEP_BATCH", 2)
-    saving = ledger.store.save_together
-    saves: list[int] = []
-
-    def failing_second(batch: Any, **kwargs: Any) -> Any:  # the store goes away between
-        saves.append(len(batch))
-        if len(saves) == 2:
-            raise StoreUnavailable("connection lost")
-        return saving(batch, **kwargs)
-
-    monkeypatch.setattr(ledger.store, "save_together", failing_second)
-    with pytest.raises(StoreUnavailable):
-        ledger.handle(Sweep(command_id="cut-short"))
-    monkeypatch.setattr(ledger.store, "save_together", saving)
-    settled = [f"p{n}" for n in range(5) if ledger.view(f"p{n}").state != "leased"]
-    assert settled == ["p0", "p1"]
+    _cut_short_after_two(monkeypatch, ledger, clock)
     other = ledger.handle(Sweep())
     assert [s.profile_id for s in other.settled] == ["p2", "p3", "p4"]
     again = ledger.handle(Sweep(command_id="cut-short"))
