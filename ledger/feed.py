@@ -19,7 +19,6 @@ store's own database.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -30,7 +29,7 @@ from ledger._domain.errors import (
     RowConflict as RowConflict,
     UnreadableEvent as UnreadableEvent,
 )
-from ledger._domain.model import PROFILE_ID_PATTERN, stream_id
+from ledger._domain.model import stream_id, takes_profile_id
 from ledger._stores.access import READ_MODEL_WRITERS
 from ledger._stores.mapper import complaint, decode, decode_shown
 from ledger._stores.recorders import AVAILABILITY_COLUMNS, AVAILABILITY_TABLE, split_rows
@@ -175,7 +174,7 @@ class LoggedEvent:
         """Whether the event is of the profile's stream, told without decoding it; never of
         an id custody does not take (rev37's review: a registration of ``a b`` in that id's
         stream, folded, was a timeline row no profile has)."""
-        if re.fullmatch(PROFILE_ID_PATTERN, profile_id) is None:  # compiled once, when used
+        if not takes_profile_id(profile_id):
             return False
         stream = self._stored.originator_id
         return (stream if isinstance(stream, UUID) else UUID(stream)) == stream_id(profile_id)

@@ -24,7 +24,7 @@ from ledger._audit.origins import Linked, mismatch
 from ledger._domain.chain import GENESIS, event_hash, header_bytes, header_fields, split
 from ledger._domain.directories import normalised
 from ledger._domain.events import TIME_FORM, ProfileRegistered, times_held
-from ledger._domain.model import PROFILE_ID_PATTERN, stream_id
+from ledger._domain.model import stream_id, takes_profile_id
 from ledger._stores.access import CLOCK_SLACK_SECONDS
 from ledger._stores.directories import Recorded
 from ledger._stores.mapper import complaint
@@ -32,7 +32,6 @@ from ledger._stores.mapper import complaint
 _REGISTERED = ProfileRegistered.event_type
 _TIMES = times_held()
 _TIME = re.compile(TIME_FORM)
-_PROFILE_ID = re.compile(PROFILE_ID_PATTERN)
 # position, stream id (the originator_id as hex, as the store keys it), version, event type,
 # stored state
 Row = tuple[int, str, int, str, bytes]
@@ -131,7 +130,7 @@ class Walk:
         an operator's login registered ``a b`` in that id's own stream, and verify said every
         chain holds while status refused the whole fleet)."""
         named = raw.get("profile_id")
-        if isinstance(named, str) and _PROFILE_ID.fullmatch(named) is None:
+        if isinstance(named, str) and not takes_profile_id(named):
             what = (
                 f"names the profile {named[:60]!r}, an id custody never takes (register refuses "
                 "it): a login that may append wrote it (docs/operations/roles.md)"
@@ -507,7 +506,7 @@ def _stream_id(profile_id: str) -> str:
 def _taken_stream(profile_id: str) -> str | None:
     """``_stream_id``, for the shortcut: None for an id custody never takes, which ``take``
     names (``Walk.named``)."""
-    if _PROFILE_ID.fullmatch(profile_id) is None:
+    if not takes_profile_id(profile_id):
         return None
     return _stream_id(profile_id)
 

@@ -41,8 +41,14 @@ MAX_FENCING_TOKEN = 10**18 - 1  # a lease id carries at most 18 digits
 MAX_DIRECTORY_BYTES = 2048
 
 
+def takes_profile_id(value: object) -> bool:
+    """Whether ``value`` is a profile id ``register`` takes (the pattern compiled by re's own
+    cache when first used: the read commands compile none at start-up)."""
+    return isinstance(value, str) and re.fullmatch(PROFILE_ID_PATTERN, value) is not None
+
+
 def _check_profile_id(value: str) -> str:
-    if not re.fullmatch(PROFILE_ID_PATTERN, value):
+    if not takes_profile_id(value):
         msg = "must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
         raise ValueError(msg)
     return value

@@ -14,7 +14,6 @@ status``, a worker's lease check) pays for none of it.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Sequence
 from copy import deepcopy
 from datetime import datetime
@@ -27,7 +26,7 @@ from eventsourcing.utils import Environment
 
 from ledger._domain.directories import normalised
 from ledger._domain.errors import OlderSnapshot, UnreadableSnapshot
-from ledger._domain.model import PROFILE_ID_PATTERN, stream_id
+from ledger._domain.model import stream_id, takes_profile_id
 from ledger._domain.row import Availability
 from ledger._stores.connections import store_errors as store_errors, store_failure as store_failure
 from ledger._stores.mapper import ProfileEventMapper, decode_profile_id, readable_snapshot
@@ -78,8 +77,8 @@ def _registered_id(state: bytes) -> str | tuple[str]:
         named: Any = decode_profile_id(state)
     except Exception:  # a body that is no JSON object naming a profile: verify names it
         return ("no profile id",)
-    if isinstance(named, str) and re.fullmatch(PROFILE_ID_PATTERN, named):
-        return named
+    if takes_profile_id(named):
+        return str(named)
     return (repr(named)[:60],)
 
 

@@ -5259,7 +5259,7 @@ MUTANTS = (
     Mutant(
         "registrations-of-any-id",
         "ledger/_stores/store.py",
-        "    if isinstance(named, str) and re.fullmatch(PROFILE_ID_PATTERN, named):\n",
+        "    if takes_profile_id(named):\n",
         "    if isinstance(named, str):\n",
         "a registration of 'a b' made status refuse the whole fleet as bad input (rev37)",
         (
@@ -5270,9 +5270,8 @@ MUTANTS = (
     Mutant(
         "fold-any-profile-id",
         "ledger/feed.py",
-        "        if re.fullmatch(PROFILE_ID_PATTERN, profile_id) is None:  # compiled once, when "
-        "used\n",
-        "        if False:\n",
+        "        if not takes_profile_id(profile_id):\n            return False\n",
+        "",
         "a registration of 'a b' was folded into a timeline row no profile has (rev37)",
         (
             "tests/integration/test_tamper.py::"
@@ -5282,7 +5281,7 @@ MUTANTS = (
     Mutant(
         "verify-any-profile-id",
         "ledger/_audit/walk.py",
-        "        if isinstance(named, str) and _PROFILE_ID.fullmatch(named) is None:\n",
+        "        if isinstance(named, str) and not takes_profile_id(named):\n",
         "        if False:\n",
         "verify said every chain holds beside a registration of 'a b' (rev37)",
         (
@@ -5293,7 +5292,7 @@ MUTANTS = (
     Mutant(
         "verify-shortcut-any-profile-id",
         "ledger/_audit/walk.py",
-        "    if _PROFILE_ID.fullmatch(profile_id) is None:\n        return None\n",
+        "    if not takes_profile_id(profile_id):\n        return None\n",
         "",
         "verify's shortcut passed a registration of 'a b' as intact (rev37)",
         (
