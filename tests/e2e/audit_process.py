@@ -6,7 +6,8 @@ an operator or a sweeper, all on one SQLite store at the same time, on the real 
 - ``worker``: leases any available profile of one of the two accounts (``checkout_for``),
   renews it, and ends its run as the seed says: a clean release, an expected failure, a
   failure, a failure after an unconfirmed mutating step, a proxy mismatch reported, or no
-  release at all (the lease goes stale and the sweeper settles it).
+  release at all (the lease goes stale and the sweeper settles it). Past half the time, w0
+  and w1 each leave one lease to go stale, on one account each (``LEFT_AT_HALFTIME``).
 - ``operator``: ends live leases by hand (force-release, quarantine), and acts as reviewer on
   blocked profiles (return, quarantine, disable), enabling disabled ones again.
 - ``sweeper``: sweeps every 0.2 s.
@@ -49,19 +50,34 @@ TTL = 1  # seconds: a lease left alone goes stale quickly
 DONE = "https://shop.example/done"
 
 
+# By design, not by chance: once half the time has passed, w0 leaves one lease on acct_shop
+# and w1 one on acct_ads to go stale, so that each account has a stale ending in the middle
+# of the run whatever the seed and the machine's load (the CI at e6cf8c0 had none on one).
+# Their runs' ids end in "-left", and the operators do not end those leases by hand.
+LEFT_AT_HALFTIME = {"w0": "acct_shop", "w1": "acct_ads"}
+halftime = [float("inf")]  # set by main: START_AT + SECONDS / 2
+left = [False]
+
+
 def worker(ledger: Ledger, name: str, rng: random.Random, n: int) -> None:
+    account = rng.choice(ACCOUNTS)
+    leave = name in LEFT_AT_HALFTIME and not left[0] and time.time() >= halftime[0]
+    if leave:
+        account = LEFT_AT_HALFTIME[name]
     lease = checkout_for(
         ledger,
         worker_id=name,
-        run_id=f"{name}-r{n}",
+        run_id=f"{name}-r{n}" + ("-left" if leave else ""),
         task_type="audit",
-        account_id=rng.choice(ACCOUNTS),
+        account_id=account,
         ttl_seconds=TTL,
     )
     beat = {"lease_id": lease.lease_id, "fencing_token": lease.fencing_token}
     ledger.handle(Heartbeat(**beat, step="open", url="https://shop.example/", safe=True))
     time.sleep(rng.uniform(0.0, 0.1))
     ending = rng.choice(["clean", "clean", "expected", "failure", "mutated", "proxy", "gone"])
+    if leave:
+        ending, left[0] = "gone", True
     if ending == "gone":  # the worker vanishes: no release, the lease goes stale
         return
     if ending == "mutated":
@@ -78,8 +94,11 @@ def worker(ledger: Ledger, name: str, rng: random.Random, n: int) -> None:
 
 def operator(ledger: Ledger, name: str, rng: random.Random, n: int) -> None:
     pid = rng.choice(ledger.profile_ids())
-    state = ledger.view(pid).state.value
-    if state == "leased" and rng.random() < 0.2:  # most runs are left to end on their own
+    view = ledger.view(pid)
+    state = view.state.value
+    left_to_go_stale = view.lease is not None and view.lease.run_id.endswith("-left")
+    if state == "leased" and rng.random() < 0.2 and not left_to_go_stale:
+        # most runs are left to end on their own; those left at half time always are
         if rng.random() < 0.5:
             ledger.handle(ForceRelease(profile_id=pid, actor=name, reason="stuck"))
         else:
@@ -111,6 +130,7 @@ REFUSALS = (CheckoutDenied, LeaseLost, NotAllowed)
 def main(store: str, role: str, name: str, seed: int, start_at: float, seconds: float) -> None:
     rng = random.Random(seed)
     done, unexpected = 0, []
+    halftime[0] = start_at + seconds / 2
     with Ledger.open(store) as ledger:
         time.sleep(max(0.0, start_at - time.time()))
         while time.time() < start_at + seconds:
