@@ -124,6 +124,7 @@ class Executing(Protocol):
 
     def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]: ...
     def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None: ...
+    def password_verifier(self, login: str, password: str) -> str: ...
 
 
 def append_only_ddl(events: str, availability: str, *, owner: int | None) -> list[str]:
@@ -664,7 +665,11 @@ def grant(
     if password is None:
         _run_formatted(store, f"{verb} ROLE %I LOGIN", login)
     else:  # in the same statement: a login is never made without the password asked for
-        _run_formatted(store, f"{verb} ROLE %I LOGIN PASSWORD %L", login, password)
+        # Its SCRAM-SHA-256 verifier, made here: the statement is what the server logs (every
+        # one that fails, by default; every grant under log_statement = 'ddl'), and the
+        # password itself must never be in it (rev38 review).
+        verifier = store.password_verifier(login, password)
+        _run_formatted(store, f"{verb} ROLE %I LOGIN PASSWORD %L", login, verifier)
     if exists:  # what the owner granted it directly on custody's tables, custody takes back
         store.execute("; ".join(holdings.revocations(store, login)))
     for other, group in GROUP_ROLES.items():

@@ -702,6 +702,16 @@ class SqlStore(Store):
             else:
                 cursor.execute(self._sql(statement), params)
 
+    def password_verifier(self, login: str, password: str) -> str:
+        """``password``'s SCRAM-SHA-256 verifier for ``login``, made by libpq on this side
+        (PostgreSQL only): what ``CREATE ROLE ... PASSWORD`` may be given instead of the
+        password, which then never reaches the server, nor its log."""
+        with store_errors(self.settings), self._reading() as cursor:
+            made = cursor.connection.pgconn.encrypt_password(
+                password.encode(), login.encode(), b"scram-sha-256"
+            )
+        return bytes(made).decode("ascii")
+
     def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         with store_errors(self.settings), self._transaction(commit=True) as cursor:
             cursor.executemany(self._sql(statement), rows)
