@@ -164,12 +164,19 @@ class StoreSettings(BaseModel):
             raise InvalidInput("store", f"port 0 in {shown}: give the server's port")
         if not parts.hostname or not dbname or not parts.username:
             raise InvalidInput("store", "expected postgresql://user[:password]@host[:port]/dbname")
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        named = {"user": user, "password": password, "database": dbname, "host": parts.hostname}
+        for field, value in named.items():
+            if "\0" in value:
+                # libpq takes C strings: the value ended at the NUL, and store1%00prod opened
+                # store1 (rev38 review). Not quoted: the value may be the password.
+                raise InvalidInput("store", f"a NUL byte (%00) in the {field} of {shown}")
         return cls(
             kind="postgresql",
-            host=parts.hostname,
+            host=_host_name(parts.hostname, shown),
             port=port,
-            user=unquote(parts.username),
-            password=unquote(parts.password or ""),
+            user=user,
+            password=password,
             dbname=dbname,
             connect_timeout=timeout,
             timeout=timeout,
@@ -399,6 +406,22 @@ def _here(path: str) -> str:
         return os.getcwd()
     except OSError:
         return ""
+
+
+def _host_name(host: str, shown: str) -> str:
+    """``host`` if a connection can look it up: psycopg resolves a name with Python's
+    ``socket.getaddrinfo``, which encodes it with the IDNA codec, and that refuses a name with
+    an empty label or one over 63 characters (rev38 review: ``db..example`` was an internal
+    error, exit 1, at the first connection, the pool's as much as a command's)."""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        msg = (
+            f"the host {host} of {shown} is no host name: a part between dots is empty or "
+            "longer than 63 characters"
+        )
+        raise InvalidInput("store", msg) from None
+    return host
 
 
 def _redacted(url: str) -> str:

@@ -103,3 +103,19 @@ def test_a_write_whose_session_ends_under_it_names_the_id_that_tells(
     assert len(said.err.strip().splitlines()) == 1, said.err
     again = ok(custody("--json", *checkout, "--command-id", "co-1", cwd=tmp_path, store=pg_url))
     assert '"fencing_token": 1' in again.out, again.out
+
+
+@pytest.mark.parametrize("part", ["database", "user"])
+def test_a_nul_in_the_url_names_no_other_store(pg_url: str, tmp_path: Path, part: str) -> None:
+    """rev38: libpq takes C strings, so ``.../store1%00prod`` opened ``store1`` (and ``init``
+    there answered "initialised: ...store1\\x00prod", exit 0). A NUL in the database, user or
+    password is bad input naming the part (exit 2, one line), and nothing is made."""
+    scheme, _, rest = pg_url.partition("://")
+    user, _, place = rest.partition("@")
+    url = f"{scheme}://{user}%00x@{place}" if part == "user" else f"{pg_url}%00prod"
+    run = custody("--store", url, "init", cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert f"a NUL byte (%00) in the {part} of" in error_line(run)
+    before_init = custody("--store", pg_url, "status", cwd=tmp_path)
+    assert before_init.code == 6, before_init.err
+    assert "not initialised" in error_line(before_init)

@@ -18,12 +18,15 @@ from cli_process import custody, error_line, ok
         "postgresql://u@[zz]:1/db",  # a bracketed host that is no IPv6 address
         "sqlite:////",  # the root directory as the file
         "sqlite:///{tmp}/a%00b.db",  # a NUL in the path
+        "postgresql://u@db..example:1/db",  # an empty label in the host (rev38)
+        f"postgresql://u@{'a' * 64}:1/db",  # a label over 63 characters (rev38)
     ],
 )
 def test_a_malformed_store_url_is_bad_input_not_an_internal_error(tmp_path: Path, url: str) -> None:
     """A store URL that names no store is bad input naming the store (exit 2, one line), as a
-    malformed port or scheme is; these four were "custody: internal error: ValueError: ..."
-    with exit 1 (``StoreSettings.from_url`` let urlsplit's and the path's ValueError through)."""
+    malformed port or scheme is; the first four were "custody: internal error: ValueError: ..."
+    with exit 1 (``StoreSettings.from_url`` let urlsplit's and the path's ValueError through),
+    the hosts "internal error: UnicodeError: encoding with 'idna' codec failed" (rev38)."""
     run = custody(
         "--store", url.format(tmp=tmp_path), "register", "p1", "--account", "a", "--proxy", "x",
         cwd=tmp_path,

@@ -30,6 +30,15 @@ from ledger._stores.settings import StoreSettings, _redacted
         ("postgresql://u:pw@h/db?sslmode=", "sslmode must be one of"),
         ("postgresql://u:pw@h/db?sslrootcert=", "sslrootcert must name a file, got ''"),
         ("postgresql://u:pw@h/db?sslkey=a%00b", "sslkey must name a file"),
+        # rev38: libpq took each up to the NUL, and store1%00prod opened store1
+        ("postgresql://u:pw@h/store1%00prod", "a NUL byte (%00) in the database of"),
+        ("postgresql://u%00x:pw@h/db", "a NUL byte (%00) in the user of"),
+        ("postgresql://u:p%00w@h/db", "a NUL byte (%00) in the password of"),
+        ("postgresql://u:pw@h\x00x/db", "a NUL byte (%00) in the host of"),
+        # rev38: an internal error (UnicodeError from the IDNA codec) at the first connection
+        ("postgresql://u:pw@db..example:5432/db", "the host db..example of"),
+        ("postgresql://u:pw@.example/db", "is no host name: a part between dots is empty"),
+        (f"postgresql://u:pw@{'a' * 64}.example/db", "or longer than 63 characters"),
         ("postgresql://u:pw@h/db?sslpassword=pw", "unknown option 'sslpassword'"),
         # The file fleet, not fleet#2.db; and fleet#3.db was the same store.
         ("sqlite:///data/fleet#2.db", "a '#' ends a URL"),
@@ -50,6 +59,16 @@ def test_a_url_naming_no_store_is_invalid_input_naming_why(url: str, said: str) 
     assert refused.value.field == "store"
     assert said in str(refused.value)
     assert "pw" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "host", ["db.example.", f"{'a' * 63}.example", "m\u00fcller.example", "[::1]", "127.0.0.1"]
+)
+def test_a_host_name_the_idna_codec_takes_is_taken(host: str) -> None:
+    """The check of a host's labels (rev38) refuses no name a connection can look up: a
+    trailing dot, a 63-character label, a name outside ASCII, an address."""
+    settings = StoreSettings.from_url(f"postgresql://u@{host}:5432/db")
+    assert settings.host == host.strip("[]")
 
 
 @pytest.mark.parametrize(
