@@ -206,13 +206,12 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
         with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             tables = {name for (name,) in rows}
+            foreign = ", ".join(sorted(_foreign_tables(conn, tables)))
+            if foreign:  # another application's, whatever they hold and whatever else is here
+                msg = f"it holds other tables: {foreign}, not custody's"
+                raise InvalidInput("store", f"{settings.describe()} is not a custody store ({msg})")
             if SCHEMA_TABLE not in tables:
-                tables = _marked(conn, tables)  # another application's, if it holds rows
-                if AVAILABILITY_TABLE in tables:  # custody's before it kept a schema table?
-                    info = conn.execute(f"PRAGMA table_info({AVAILABILITY_TABLE})")
-                    if not _CUSTODYS[AVAILABILITY_TABLE] <= {row[1] for row in info}:
-                        tables = tables - {AVAILABILITY_TABLE} | {_NOT_CUSTODYS}
-                return tables, None
+                return _marked(conn, tables), None  # another application's, if they hold rows
             row = conn.execute(RECORDED_VERSION).fetchone()
             if row is None:  # the schema's table made, its version not yet: an init cut short?
                 tables = _marked(conn, tables)
@@ -232,6 +231,21 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
         ) from None
 
 
+def _foreign_tables(conn: sqlite3.Connection, tables: set[str]) -> set[str]:
+    """Those of ``tables`` that bear a name custody (or the library, for it) gives a table but
+    lack its columns: another application's. rev38: another application's empty
+    ``stored_events (id, payload)`` was taken for what an init cut short had left, custody's
+    tables were added beside it, and every command after failed ("no such column"); a
+    ``custody_schema`` of other columns made every command fail ("no such column: version",
+    exit 6)."""
+    found = set()
+    for table in tables & _SQLITE_COLUMNS.keys():
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not _SQLITE_COLUMNS[table] <= columns:
+            found.add(table)
+    return found
+
+
 def _marked(conn: sqlite3.Connection, tables: set[str]) -> set[str]:
     """``tables`` with each of ``_UNFINISHED`` that holds rows marked so (another
     application's, or a store's with events): only while empty may they be an init's."""
@@ -241,13 +255,22 @@ def _marked(conn: sqlite3.Connection, tables: set[str]) -> set[str]:
     return tables - held | {f"{t} (holding rows)" for t in held}
 
 
+# The columns of the library's events and snapshots tables, as it makes them on either store.
+_LIBRARY_COLUMNS = {"originator_id", "originator_version", "topic", "state"}
 # The columns an older custody store's tables had (before ``custody_schema`` recorded its
 # version): a table of custody's name without them is another application's.
 _CUSTODYS = {
     AVAILABILITY_TABLE: {"profile_id", "state"},
-    f"{APPLICATION_NAME}_events": {"originator_id", "originator_version", "topic", "state"},
+    f"{APPLICATION_NAME}_events": _LIBRARY_COLUMNS,
 }
-_NOT_CUSTODYS = f"{AVAILABILITY_TABLE}, not custody's"
+# On SQLite: the tables of custody's (or the library's) names that every version of a custody
+# store held, and the columns each has had since.
+_SQLITE_COLUMNS = {
+    AVAILABILITY_TABLE: _CUSTODYS[AVAILABILITY_TABLE],
+    SCHEMA_TABLE: {"id", "version"},
+    "stored_events": _LIBRARY_COLUMNS,
+    "stored_snapshots": _LIBRARY_COLUMNS,
+}
 # What the library's recorders make before custody's own tables (the application is built
 # first): all an init that was cut short, or is running beside this one, may have left. Only
 # while empty (``_sqlite_tables`` names a table that holds rows apart).
@@ -352,32 +375,33 @@ class SqlStore(Store):
 
     @classmethod
     def _refuse_foreign_tables(cls, settings: StoreSettings) -> None:
-        """``InvalidInput`` for a PostgreSQL database, not yet custody's, that holds a table
-        of custody's name with other columns: creating custody's tables beside it would
-        leave them there and then fail on it. Another application's tables of other names
-        may share the database."""
+        """``InvalidInput`` for a PostgreSQL database that holds a table of custody's name
+        with other columns: creating custody's tables beside it would leave them there and
+        then fail on it (a ``custody_schema`` of other columns, before its version is read:
+        rev38, "column version does not exist", exit 6). Another application's tables of
+        other names may share the database."""
         store = cls.open(settings)
         try:
-            if store.schema_version() is not None:
-                return
             # From the catalog, which every login may read (information_schema shows only
             # the tables the login has a privilege on), each table where custody makes it:
             # its own in the login's schema, the library's events table in public.
+            own, events = (AVAILABILITY_TABLE, SCHEMA_TABLE), f"{APPLICATION_NAME}_events"
             rows = store.query(
                 "SELECT c.relname AS t, a.attname AS c FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "LEFT JOIN pg_attribute a "
                 "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-                "WHERE (c.relname = ? AND n.nspname = current_schema()) "
+                "WHERE (c.relname IN (?, ?) AND n.nspname = current_schema()) "
                 "OR (c.relname = ? AND n.nspname = 'public')",
-                tuple(_CUSTODYS),
+                (*own, events),
             )
         finally:
             store.close()
         found: dict[str, set[str]] = {}
         for row in rows:
             found.setdefault(str(row["t"]), set()).add(str(row["c"] or ""))
-        foreign = sorted(t for t, columns in found.items() if not _CUSTODYS[t] <= columns)
+        custodys = {**_CUSTODYS, SCHEMA_TABLE: _SQLITE_COLUMNS[SCHEMA_TABLE]}
+        foreign = sorted(t for t, columns in found.items() if not custodys[t] <= columns)
         if foreign:
             msg = (
                 f"{settings.describe()} holds a table {', '.join(foreign)} that is not "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -634,3 +635,48 @@ def test_a_damaged_sqlite_store_is_unavailable_wherever_the_damage_is(tmp_path: 
     junk.write_text("not a database at all\n" * 10)
     with pytest.raises(InvalidInput, match="is not an SQLite database"):
         Ledger.open(f"sqlite:///{junk}").store.event_count()
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "CREATE TABLE stored_events (id INTEGER PRIMARY KEY, payload BLOB)",
+        "CREATE TABLE stored_snapshots (id INTEGER PRIMARY KEY, payload BLOB)",
+        "CREATE TABLE custody_schema (id INTEGER PRIMARY KEY, note TEXT)",
+    ],
+    ids=["events", "snapshots", "schema"],
+)
+def test_another_applications_empty_table_of_the_librarys_name_is_refused_on_sqlite(
+    tmp_path: Path, ddl: str
+) -> None:
+    """rev38: a file whose only table was another application's empty ``stored_events`` (of
+    other columns) was taken for what an init cut short had left: init added custody's tables,
+    answered "initialised", and every command after failed ("no such column"); a foreign
+    ``custody_schema`` failed every command with "no such column: version", exit 6. Both are
+    refused as not a custody store, by init as by every command, naming the table, and the file
+    is left byte for byte (docs/operations/upgrades.md)."""
+    path = tmp_path / "other.db"
+    table = ddl.split()[2]
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(ddl)
+    before = path.read_bytes()
+    said = f"is not a custody store (it holds other tables: {table}, not custody's)"
+    with pytest.raises(InvalidInput, match=re.escape(said)):
+        Ledger.init(f"sqlite:///{path}")
+    with Ledger.open(f"sqlite:///{path}") as ledger, pytest.raises(InvalidInput, match="not a"):
+        ledger.availability()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+def test_another_applications_schema_table_is_refused_on_postgresql(pg_url: str) -> None:
+    """rev38: the same on PostgreSQL, where init read the version of a foreign
+    ``custody_schema`` and failed with the driver's words ("column version does not exist",
+    exit 6). Refused as bad input naming the table, nothing made."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE custody_schema (id integer PRIMARY KEY, note text)")
+    listed = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    with pytest.raises(InvalidInput, match="holds a table custody_schema that is not custody's"):
+        Ledger.init(pg_url)
+    with psycopg.connect(pg_url) as conn:
+        assert [t for (t,) in conn.execute(listed).fetchall()] == ["custody_schema"]
