@@ -184,8 +184,11 @@ class StoreSettings(BaseModel):
         )
 
     def describe(self) -> str:
+        """The store as a URL that, given back, names the same store (without its password,
+        its timeout and TLS options): a SQLite path with what a URL would read otherwise
+        percent-encoded (``_path_in_url``), as it was given otherwise."""
         if self.kind == "sqlite":
-            return f"sqlite:///{self.path}"
+            return f"sqlite:///{_path_in_url(self.path)}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def sqlite_file(self) -> Path:
@@ -406,6 +409,26 @@ def _here(path: str) -> str:
         return os.getcwd()
     except OSError:
         return ""
+
+
+# What a SQLite URL's path cannot hold as it is: '%' (read as an escape), '?' and '#' (which
+# end the path), and the tab and line ends ``urlsplit`` drops.
+_NOT_AS_IT_IS = re.compile(r"[%?#\t\n\r]")
+
+
+def _path_in_url(path: str) -> str:
+    """``path`` as a ``sqlite:///`` URL names it for ``from_url``: what it would read otherwise
+    percent-encoded (and a last character a URL may not end with), the rest as it is, so an
+    ordinary path reads as typed. rev38: ``init`` on ``sqlite:///up.db%3Ftimeout=1`` answered
+    ``sqlite:///up.db?timeout=1``, which pasted back opened ``up.db``, another store."""
+    shown = _NOT_AS_IT_IS.sub(lambda found: _escaped(found.group()), path)
+    if shown and (shown[-1].isspace() or unicodedata.category(shown[-1]) in ("Cc", "Cf")):
+        shown = shown[:-1] + _escaped(shown[-1])
+    return shown
+
+
+def _escaped(character: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in character.encode("utf-8", "surrogateescape"))
 
 
 def _host_name(host: str, shown: str) -> str:

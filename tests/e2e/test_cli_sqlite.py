@@ -667,3 +667,20 @@ def test_access_grant_on_sqlite_says_so_before_it_reads_a_password(tmp_path: Pat
         "custody: invalid store: logins and roles are PostgreSQL's; on SQLite the file's "
         "permissions are the boundary\n",
     )
+
+
+def test_init_names_the_store_by_a_url_that_pasted_back_opens_it(tmp_path: Path) -> None:
+    """rev38: ``init`` on ``sqlite:///up.db%3Ftimeout=1`` (the file ``up.db?timeout=1``)
+    answered "initialised": "sqlite:///up.db?timeout=1", which pasted back opened ``up.db``
+    with a timeout of 1 s, another store; its error lines named it so too. The answer is the
+    URL as it reads back; a plain path is named as given."""
+    store = "sqlite:///up.db%3Ftimeout=1"
+    done = ok(custody("--json", "--store", store, "init", cwd=tmp_path)).json()
+    assert done["initialised"] == store
+    ok(custody("--store", done["initialised"], *REGISTER, cwd=tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.db?timeout=1"]
+    missing = custody("--store", "sqlite:///gone.db%3Fx", "status", cwd=tmp_path)
+    assert missing.code == 6, missing.err
+    assert error_line(missing).startswith("custody: store sqlite:///gone.db%3Fx unavailable")
+    plain = ok(custody("--json", "--store", "sqlite:///plain.db", "init", cwd=tmp_path)).json()
+    assert plain["initialised"] == "sqlite:///plain.db"

@@ -296,3 +296,27 @@ def test_sqlite_s_disk_trouble_says_how_much_room_is_left(
     assert said.endswith(f"{driver_said} (its file system has 12 KiB free: make room, then retry)")
     other = str(store_failure(settings, sqlite3.OperationalError("database is locked")))
     assert "free" not in other
+
+
+@pytest.mark.parametrize(
+    ("path", "described"),
+    [
+        ("up.db?timeout=1", "sqlite:///up.db%3Ftimeout=1"),
+        ("fleet#2.db", "sqlite:///fleet%232.db"),
+        ("a%41.db", "sqlite:///a%2541.db"),
+        ("two\nlines.db", "sqlite:///two%0Alines.db"),
+        ("ends in a space.db ", "sqlite:///ends in a space.db%20"),
+        ("data/fleet.db", "sqlite:///data/fleet.db"),
+        ("/abs/M\u00fcller store.db", "sqlite:////abs/M\u00fcller store.db"),
+    ],
+)
+def test_a_sqlite_store_is_described_by_a_url_naming_the_same_file(
+    path: str, described: str
+) -> None:
+    """rev38: ``init`` on ``sqlite:///up.db%3Ftimeout=1`` answered "initialised:
+    sqlite:///up.db?timeout=1", which pasted back opens ``up.db`` (with a timeout of 1 s),
+    another store. The description percent-encodes what a URL reads otherwise; an ordinary
+    path (spaces, letters outside ASCII) is shown as typed."""
+    settings = StoreSettings(kind="sqlite", path=path)
+    assert settings.describe() == described
+    assert StoreSettings.from_url(described).path == path
