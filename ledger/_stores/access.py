@@ -124,6 +124,9 @@ class Executing(Protocol):
 
     def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]: ...
     def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None: ...
+
+
+class Granting(Executing, Protocol):
     def password_verifier(self, login: str, password: str) -> str: ...
 
 
@@ -636,7 +639,7 @@ def authority_of(store: Executing, events: str, snapshots: str) -> tuple[Authori
 
 
 def grant(
-    store: Executing, tables: Tables, login: str, roles: frozenset[Role], password: str | None
+    store: Granting, tables: Tables, login: str, roles: frozenset[Role], password: str | None
 ) -> dict[str, Any]:
     """Make ``login`` (created if missing) a member of exactly ``roles``' group roles, after
     (re)applying the group roles' privileges on this store's tables; an existing login loses

@@ -413,7 +413,7 @@ def _here(path: str) -> str:
 
 # What a SQLite URL's path cannot hold as it is: '%' (read as an escape), '?' and '#' (which
 # end the path), and the tab and line ends ``urlsplit`` drops.
-_NOT_AS_IT_IS = re.compile(r"[%?#\t\n\r]")
+_NOT_AS_IT_IS = r"[%?#\t\n\r]"  # compiled by re on first use, never at import
 
 
 def _path_in_url(path: str) -> str:
@@ -421,7 +421,7 @@ def _path_in_url(path: str) -> str:
     percent-encoded (and a last character a URL may not end with), the rest as it is, so an
     ordinary path reads as typed. rev38: ``init`` on ``sqlite:///up.db%3Ftimeout=1`` answered
     ``sqlite:///up.db?timeout=1``, which pasted back opened ``up.db``, another store."""
-    shown = _NOT_AS_IT_IS.sub(lambda found: _escaped(found.group()), path)
+    shown = re.sub(_NOT_AS_IT_IS, lambda found: _escaped(found.group()), path)
     if shown and (shown[-1].isspace() or unicodedata.category(shown[-1]) in ("Cc", "Cf")):
         shown = shown[:-1] + _escaped(shown[-1])
     return shown
