@@ -5439,6 +5439,63 @@ MUTANTS = (
             "test_a_rebuild_stopped_by_sigterm_while_it_starts_up_says_interrupted",
         ),
     ),
+    Mutant(
+        "grant-sends-password",
+        "ledger/_stores/access.py",
+        'LOGIN PASSWORD %L", login, verifier)',
+        'LOGIN PASSWORD %L", login, password)',
+        "access grant sent the plain password, which the server's log kept (rev38)",
+        ("tests/e2e/test_grant_password_kept_from_log.py",),
+    ),
+    Mutant(
+        "url-nul",
+        "ledger/_stores/settings.py",
+        '            if "\\0" in value:\n',
+        "            if False:\n",
+        "a NUL in a PostgreSQL URL cut the value short and named another store (rev38)",
+        ("tests/unit/test_store_urls.py::test_a_url_naming_no_store_is_invalid_input_naming_why",),
+    ),
+    Mutant(
+        "host-labels",
+        "ledger/_stores/settings.py",
+        '        host.encode("idna")\n',
+        "        pass\n",
+        "a host with an empty or overlong label was an internal error (rev38)",
+        ("tests/unit/test_store_urls.py::test_a_url_naming_no_store_is_invalid_input_naming_why",),
+    ),
+    Mutant(
+        "sqlite-foreign-columns",
+        "ledger/_stores/sql.py",
+        "        if not _SQLITE_COLUMNS[table] <= columns:\n",
+        "        if False:\n",
+        "another application's empty stored_events was taken for an init cut short (rev38)",
+        (
+            "tests/integration/test_stores.py::"
+            "test_another_applications_empty_table_of_the_librarys_name_is_refused_on_sqlite",
+        ),
+    ),
+    Mutant(
+        "pg-schema-columns",
+        "ledger/_stores/sql.py",
+        "custodys = {**_CUSTODYS, SCHEMA_TABLE: _SQLITE_COLUMNS[SCHEMA_TABLE]}",
+        "custodys = {**_CUSTODYS, SCHEMA_TABLE: set()}",
+        "a foreign custody_schema on PostgreSQL failed init with 'no such column' (rev38)",
+        (
+            "tests/integration/test_stores.py::"
+            "test_another_applications_schema_table_is_refused_on_postgresql",
+        ),
+    ),
+    Mutant(
+        "describe-unencoded",
+        "ledger/_stores/settings.py",
+        'return f"sqlite:///{_path_in_url(self.path)}"',
+        'return f"sqlite:///{self.path}"',
+        "init named a store by a URL that pasted back opened another file (rev38)",
+        (
+            "tests/unit/test_store_urls.py::"
+            "test_a_sqlite_store_is_described_by_a_url_naming_the_same_file",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
