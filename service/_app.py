@@ -117,6 +117,11 @@ def create_app(store_url: str | None = None) -> FastAPI:
         # console's origin, where a script may read a console page and post its form.
         docs_url=None,
         redoc_url=None,
+        # A path with a trailing slash names no resource: 404 JSON, as the errors table says.
+        # Starlette's default answered it 307 to the path without it, its Location built from
+        # the Host header (Host: evil.example sent a sweep there), and a client that followed
+        # it resent the command (rev38: `curl -L -X POST .../v1/sweep/` swept).
+        redirect_slashes=False,
     )
     app.state.service = service
     app.router.route_class = JsonRoute  # set before the first route, so every route has it

@@ -240,6 +240,7 @@ def install(app: FastAPI, service: Service) -> None:
     stylesheet = (files("service") / "templates" / "console.css").read_bytes()
 
     @router.get("")
+    @router.get("/")  # the console's address as a person may type it (no slash redirects)
     async def home() -> Response:
         return _secured(RedirectResponse("/console/queue", status_code=303))
 

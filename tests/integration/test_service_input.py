@@ -561,3 +561,35 @@ def test_an_id_in_the_path_that_is_not_utf8_is_refused_quoting_what_was_sent(
     assert "\n" not in said["message"]
     with Ledger.open(http.store_url) as ledger:
         assert len(ledger.history("p1")) == 3  # registered, leased, one heartbeat
+
+
+def test_a_path_with_a_trailing_slash_is_404_never_a_redirect(http: Served) -> None:
+    """A resource's path with a trailing slash names no resource: 404 ``http_404`` JSON, no
+    ``Location``, nothing written (rev38: Starlette answered 307 to the path without it, its
+    ``Location`` built from the ``Host`` header, ``http://evil.example/v1/sweep``, and a
+    client that followed it resent the sweep, which ran). The console's own address with a
+    slash, ``/console/``, still leads to its queue, by a path that names no host."""
+    with Ledger.open(http.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+        ledger.handle(
+            Checkout(profile_id="p2", worker_id="w2", run_id="r", task_type="t", ttl_seconds=1)
+        )
+        before = ledger.store.event_count()
+    time.sleep(1.2)  # p2's lease past its deadline: a sweep that ran would settle it
+    paths = [
+        ("GET", "/v1/profiles/p1/why/"),
+        ("POST", "/v1/sweep/"),
+        ("GET", "/console/queue/"),
+        ("GET", "/healthz/"),
+    ]
+    with http.client(Role.SCHEDULER) as client:
+        for method, path in paths:
+            got = client.request(method, path, headers={"Host": "evil.example"})
+            assert (got.status_code, got.headers.get("location")) == (404, None), path
+            assert got.json()["error"] == "http_404", (path, got.text)
+            followed = client.request(method, path, follow_redirects=True)
+            assert followed.status_code == 404, (path, followed.text)
+        home = client.get("/console/", headers={"Host": "evil.example"})
+    assert (home.status_code, home.headers["location"]) == (303, "/console/queue")
+    with Ledger.open(http.store_url) as ledger:
+        assert ledger.store.event_count() == before
