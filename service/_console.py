@@ -116,6 +116,14 @@ class Console:
             back=back, who=session and session.who, csrf=session.csrf if session else "",
         )  # fmt: skip
 
+    def refused(self, error: LedgerError | Refused, session: Session | None = None) -> Response:
+        """The refusal page for ``error``: the status, sentence and headers (a 503's
+        ``Retry-After``) the API answers it with, on a page with the console's own headers."""
+        status, problem, headers = problem_of(error)
+        answer = self.refusal(status, problem.message, session)
+        answer.headers.update(headers)
+        return answer
+
     async def signed_in(self, request: Request, act: Act, *, posted: bool = False) -> Response:
         """``act`` for the session's reviewer; a form must also come from this origin with the
         session's form token. No session: to the sign-in page. A refusal: its page, with the
@@ -127,8 +135,10 @@ class Console:
             session = Session(await self.reviewer(token), form_token(token or ""))
         except Unauthorised:
             return _secured(RedirectResponse("/console/sign-in", status_code=303))
-        except Refused as refused:
-            return self.refusal(403, str(refused))
+        except (LedgerError, Refused) as error:
+            # A role that may not review (403); the store out of reach while the token is
+            # looked up (503: rev38, it escaped to the API's JSON, without the page's CSP).
+            return self.refused(error)
         try:
             if posted:
                 said = (await read_form(request)).get("csrf", "")
@@ -137,8 +147,7 @@ class Console:
                     return self.refusal(403, msg, session)
             return await act(session)
         except (LedgerError, Refused) as error:
-            status, problem, _ = problem_of(error)
-            return self.refusal(status, problem.message, session)
+            return self.refused(error, session)
 
     async def profile(
         self, session: Session, profile_id: str, *, said: str | None = None, status: int = 200
@@ -261,8 +270,8 @@ def install(app: FastAPI, service: Service) -> None:
             await console.reviewer(token)
         except (Unauthorised, InvalidInput) as error:
             return console.page("sign_in.html", 401, title="Sign in", said=str(error))
-        except Refused as refused:
-            return console.refusal(403, str(refused))
+        except (LedgerError, Refused) as error:  # a role that may not review; the store down
+            return console.refused(error)
         signed = _secured(RedirectResponse("/console/queue", status_code=303))
         signed.set_cookie(
             COOKIE, token, max_age=SESSION_SECONDS, path="/console", httponly=True,

@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 from console_scene import crashed_run, events
-from serving import Served
+from pg_cluster import PostgresCluster
+from serving import Served, serve
 
-from ledger import Role
-from service._console import form_token
+from ledger import Ledger, Role
+from service._console import COOKIE, HEADERS, form_token
 
 pytestmark = pytest.mark.slow
 
@@ -307,3 +308,45 @@ def test_a_profile_id_that_is_not_utf8_is_refused_quoting_what_was_sent(served: 
     assert html.unescape(said[1]).endswith("(got '%ff')"), said[1]
     assert "ufffd" not in answer.text
     assert "\ufffd" not in answer.text
+
+
+@pytest.mark.postgres
+def test_a_store_out_of_reach_is_the_consoles_page_with_its_headers(
+    cluster: PostgresCluster,
+) -> None:
+    """With PostgreSQL stopped, every console request is the console's own page, 503 with
+    ``Retry-After`` and the console's headers (its CSP, ``X-Frame-Options``): where the token
+    is looked up (a session's first request, a sign-in) as where a page is read or a verdict
+    written (rev38: the token's lookup answered the API's JSON 503, without them)."""
+    url = f"{cluster.url}?timeout=1"  # the store's waits: an answer within seconds once down
+    Ledger.init(url).close()
+    served = serve(url)
+    try:
+        crashed_run(served, "p_down")
+        unseen = [served.token(f"carol{n}", Role.REVIEWER) for n in range(3)]  # never looked up
+        with _signed_in(served) as (client, csrf):
+            drawn = _drawn_version(client.get("/console/profiles/p_down").text)
+            cluster.stop()
+            verdict = {"csrf": csrf, "expected_version": drawn, **VERDICT}
+            answers = {
+                "page": client.get("/console/queue"),
+                "verdict": client.post("/console/profiles/p_down/review", data=verdict),
+            }
+        origin = {"Origin": served.url}
+        with httpx.Client(base_url=served.url, headers=origin, timeout=30) as fresh:
+            answers["sign-in"] = fresh.post("/console/sign-in", data={"token": unseen[0]})
+            fresh.cookies.set(COOKIE, unseen[1])
+            answers["first page"] = fresh.get("/console/queue")
+            fresh.cookies.set(COOKIE, unseen[2])
+            answers["first verdict"] = fresh.post(
+                "/console/profiles/p_down/review", data={**verdict, "csrf": form_token(unseen[2])}
+            )
+        for what, answer in answers.items():
+            assert answer.status_code == 503, (what, answer.text)
+            assert answer.headers["content-type"].startswith("text/html"), (what, answer.text)
+            assert answer.headers["retry-after"].isdigit(), (what, answer.headers)
+            for name, value in HEADERS.items():
+                assert answer.headers.get(name) == value, (what, name, answer.headers)
+            assert "Not done" in answer.text, (what, answer.text)
+    finally:
+        served.stop()
