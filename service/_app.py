@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from ledger import (
@@ -117,6 +118,7 @@ def create_app(store_url: str | None = None) -> FastAPI:
         # console's origin, where a script may read a console page and post its form.
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below as a resource, under the API's rules for a request
         # A path with a trailing slash names no resource: 404 JSON, as the errors table says.
         # Starlette's default answered it 307 to the path without it, its Location built from
         # the Host header (Host: evil.example sent a sweep there), and a client that followed
@@ -337,5 +339,11 @@ def create_app(store_url: str | None = None) -> FastAPI:
     # A load balancer's probe may be a HEAD: it was 405, and the service marked down (rev25).
     # Left out of the OpenAPI document, which describes what a client calls.
     app.head("/healthz", include_in_schema=False)(healthz)
+
+    # FastAPI's own /openapi.json skipped JsonRoute's checks: a body or ``?x=1`` was answered
+    # 200 as if not sent (rev38), where every other GET refuses them.
+    @app.api_route("/openapi.json", methods=["GET", "HEAD"], include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     return app

@@ -22,14 +22,14 @@ import asyncio
 import hashlib
 import hmac
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -38,8 +38,8 @@ from ledger.access import TokenHolder
 from ledger.rules import shown
 from service import _console_reads as reads
 from service._auth import Refused, Unauthorised, require
-from service._bodies import SegmentRoute
-from service._errors import problem_of
+from service._bodies import JsonRequest, SegmentRoute, _no_body, _query_read_one_way
+from service._errors import named, problem_of
 
 if TYPE_CHECKING:
     from service._service import Service
@@ -160,6 +160,32 @@ class Console:
         )  # fmt: skip
 
 
+def page_route(console: Console) -> type[SegmentRoute]:
+    """The console's routes, each refusing on its refusal page (422) what it would not read:
+    any query parameter (no page takes one), and a body sent with a GET, as the API refuses
+    them (rev38: ``/console/queue?x=1`` and a GET with a body were answered as if not sent)."""
+
+    class PageRoute(SegmentRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+            takes_body = "POST" in (self.methods or set())
+
+            async def handled(request: Request) -> Response:
+                try:
+                    _query_read_one_way(request.scope["query_string"], frozenset())
+                    if not takes_body:
+                        await _no_body(JsonRequest(request.scope, request.receive))
+                except InvalidInput as refused:
+                    return console.refused(refused)
+                except HTTPException as large:  # a body past what any command takes
+                    return console.refusal(large.status_code, str(large.detail))
+                return await handle(request)
+
+            return handled
+
+    return PageRoute
+
+
 def same_origin(request: Request) -> bool:
     """Whether a form was posted from this origin: its ``Origin`` header (every browser sends
     one on a POST), else its ``Referer``'s origin, must be the console's own."""
@@ -172,8 +198,10 @@ def same_origin(request: Request) -> bool:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form's fields (the first of each name); ``InvalidInput`` past
-    ``FORM_MAX_BYTES`` or for text that is not UTF-8. Read once, then remembered."""
+    """An urlencoded form's fields, each given once; ``InvalidInput`` past ``FORM_MAX_BYTES``,
+    for text that is not UTF-8, or for a field given twice (rev38: ``decision=return&...&
+    decision=disable`` recorded ``return``, where the JSON API refuses a key given twice, and
+    another reader of the form may take the last). Read once, then remembered."""
     known: dict[str, str] | None = getattr(request.state, "form", None)
     if known is not None:
         return known
@@ -188,6 +216,11 @@ async def read_form(request: Request) -> dict[str, str]:
         fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20, errors="strict")
     except (UnicodeDecodeError, ValueError) as error:
         raise InvalidInput("form", "must be a UTF-8 urlencoded form") from error
+    for name, values in fields.items():
+        if len(values) > 1:
+            raise InvalidInput(
+                named(name), f"is given {len(values)} times in the form; give it once"
+            )
     form = {name: values[0] for name, values in fields.items()}
     request.state.form = form
     return form
@@ -245,7 +278,7 @@ def install(app: FastAPI, service: Service) -> None:
     pages for people, not resources for programs)."""
     console = Console(service)
     # Its ids routed as one segment each, as the API's: a %2F in one is refused as bad input.
-    router = APIRouter(prefix="/console", include_in_schema=False, route_class=SegmentRoute)
+    router = APIRouter(prefix="/console", include_in_schema=False, route_class=page_route(console))
     stylesheet = (files("service") / "templates" / "console.css").read_bytes()
 
     @router.get("")

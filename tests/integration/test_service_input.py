@@ -593,3 +593,97 @@ def test_a_path_with_a_trailing_slash_is_404_never_a_redirect(http: Served) -> N
     assert (home.status_code, home.headers["location"]) == (303, "/console/queue")
     with Ledger.open(http.store_url) as ledger:
         assert ledger.store.event_count() == before
+
+
+def _reviewer_at(served: Served, browser: httpx.Client, profile_id: str) -> tuple[str, str]:
+    """Sign ``browser`` in as a reviewer; the profile page's form token and version."""
+    form = {"content-type": "application/x-www-form-urlencoded", "origin": served.url}
+    token = served.tokens[Role.REVIEWER]
+    signed = browser.post("/console/sign-in", content=f"token={token}", headers=form)
+    assert signed.status_code == 303, signed.text
+    page = browser.get(f"/console/profiles/{profile_id}")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    version = re.search(r'name="expected_version" value="(\d+)"', page.text)
+    assert csrf is not None, page.text[:500]
+    assert version is not None, page.text[:500]
+    return csrf.group(1), version.group(1)
+
+
+def test_a_console_form_giving_a_field_twice_is_refused_writing_nothing(served: Served) -> None:
+    """A review form giving ``decision`` (or any field) twice is refused on the console's page,
+    422 naming it, and nothing is written (rev38: ``decision=return&...&decision=disable``
+    recorded ``return``, the first, where the JSON API refuses a key given twice). The same
+    form giving each field once is recorded."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(ForceRelease(profile_id="p1", actor="op", reason="stuck"))
+        before = len(ledger.history("p1"))
+    form = {"content-type": "application/x-www-form-urlencoded", "origin": served.url}
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        csrf, version = _reviewer_at(served, browser, "p1")
+        fields = f"csrf={csrf}&expected_version={version}&note=checked"
+        refused = [
+            browser.post("/console/profiles/p1/review", content=body, headers=form)
+            for body in (
+                f"{fields}&decision=return&decision=disable",
+                f"{fields}&decision=return&note=other",
+                f"{fields}&csrf={csrf}&decision=return",
+            )
+        ]
+        with Ledger.open(served.store_url) as ledger:
+            written = [e.event_type for e in ledger.history("p1")[before:]]
+        taken = browser.post(
+            "/console/profiles/p1/review", content=f"{fields}&decision=return", headers=form
+        )
+    assert written == [], f"the console wrote {written!r}"
+    for answer, name in zip(refused, ("decision", "note", "csrf"), strict=True):
+        assert answer.status_code == 422, answer.text[:500]
+        assert answer.headers["content-type"].startswith("text/html"), answer.headers
+        assert answer.headers["x-frame-options"] == "DENY", answer.headers
+        assert f"invalid {name}: is given 2 times in the form; give it once" in answer.text
+    assert taken.status_code == 303, taken.text[:500]
+
+
+def test_every_get_the_service_answers_refuses_a_query_or_a_body_it_does_not_read(
+    served: Served,
+) -> None:
+    """``/openapi.json`` and the console's pages refuse what they do not read as the API's
+    resources do (rev38: ``GET /openapi.json`` with ``{}`` or ``?x=1`` answered 200, and a
+    console page took any query and a GET's body): the document 422 JSON naming it; a page
+    its refusal page, 422 with the console's headers; a form posted with a query (none is
+    read) writes nothing. Each sent plainly is answered as before."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(ForceRelease(profile_id="p1", actor="op", reason="stuck"))
+        before = ledger.store.event_count()
+    form = {"content-type": "application/x-www-form-urlencoded", "origin": served.url}
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        document = [
+            browser.get("/openapi.json?x=1"),
+            browser.request("GET", "/openapi.json", json={}),
+        ]
+        plain = browser.get("/openapi.json")
+        csrf, version = _reviewer_at(served, browser, "p1")
+        verdict = f"csrf={csrf}&expected_version={version}&note=checked&decision=return"
+        pages = [
+            browser.get("/console/queue?state=stale"),
+            browser.request("GET", "/console/profiles/p1", content=b"note=x", headers=form),
+            browser.get("/console/sign-in?next=/elsewhere"),
+            browser.post("/console/profiles/p1/review?decision=disable", content=verdict,
+                         headers=form),
+        ]  # fmt: skip
+        queue = browser.get("/console/queue")
+    for got, field in zip(document, ("x", "body"), strict=True):
+        assert (got.status_code, got.json()["field"]) == (422, field), got.text[:300]
+    assert plain.status_code == 200, plain.text[:300]
+    assert "/v1/sweep" in plain.json()["paths"], plain.text[:300]
+    for got in pages:
+        assert got.status_code == 422, (got.request.url, got.text[:500])
+        assert got.headers["content-type"].startswith("text/html"), got.headers
+        assert got.headers["content-security-policy"].startswith("default-src 'none'")
+        assert "takes no query parameters" in got.text or "takes no body" in got.text
+    assert queue.status_code == 200, queue.text[:300]
+    with Ledger.open(served.store_url) as ledger:
+        assert ledger.store.event_count() == before
