@@ -189,8 +189,9 @@ def test_the_example_node_worker_exits_as_the_command_line_when_nothing_is_lease
     """Every refusal before a lease exists exits with the command line's code for it, in one
     JSON line and no stack trace (rev33: each exited 1, the code of a task released as a
     failure; a missing --profile or --url with Node's stack trace): an unknown profile, a
-    malformed profile id (one holding a '/' too) and a missing, unknown or malformed option
-    are bad input, 2; a token that is unknown, or not a worker's, may not check out, 7
+    malformed profile id (one holding a '/' too, or a dot segment, "." or "..", which the
+    client refuses before sending: rev38, it reached no resource of its own and exited 1) and
+    a missing, unknown or malformed option are bad input, 2; a token that is unknown, or not a worker's, may not check out, 7
     (Forbidden). Nothing is written to the ledger."""
     _register(sqlite_served.store_url, Path("/nonexistent"))
     worker = str(worker_js)
@@ -200,6 +201,8 @@ def test_the_example_node_worker_exits_as_the_command_line_when_nothing_is_lease
         (["--profile", "nope", *page], ours, 2, "bad_input", "'nope'"),
         (["--profile", "profile shop 17", *page], ours, 2, "bad_input", "profile_id"),
         (["--profile", "profile shop/17", *page], ours, 2, "bad_input", "profile shop/17"),
+        (["--profile", ".", *page], ours, 2, "bad_input", 'profile_id: "."'),
+        (["--profile", "..", *page], ours, 2, "bad_input", 'profile_id: ".."'),
         (leasable, ours, 2, "bad_input", "--url is required"),
         (page, ours, 2, "bad_input", "--profile is required"),
         ([*leasable, *page, "--bogus"], ours, 2, "bad_input", "--bogus"),

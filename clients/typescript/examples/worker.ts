@@ -13,7 +13,7 @@
  * (docs/reference/exit-codes.md): 0 when released, 1 when the task failed (the lease released as
  * a failure) or the service refused for another reason, 2 on bad input before anything is
  * leased (an option missing or malformed, a token or URL the client cannot send with, a profile
- * id the service refuses or does not know), 3 when the checkout was denied, 4 when the lease was
+ * id the client or the service refuses, or one the service does not know), 3 when the checkout was denied, 4 when the lease was
  * lost, 6 when nothing was leased because the service (or its store) could not be reached and 7
  * when the token may not check out (unknown, revoked, or not a worker's).
  */
@@ -151,6 +151,12 @@ async function main(): Promise<number> {
       // Nothing was leased: the service (or its store) could not be reached.
       say({ unavailable: String(error) });
       return 6;
+    }
+    if (lease === null && error instanceof TypeError) {
+      // The client refused what it was given before sending anything (rev38: a profile id
+      // "." reached no resource of its own, and exited 1 with "Method Not Allowed").
+      say({ bad_input: error.message });
+      return 2;
     }
     const refused = lease === null && error instanceof CustodyError ? refusal(error, profileId) : null;
     if (refused !== null) {

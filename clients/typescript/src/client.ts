@@ -380,10 +380,24 @@ function unreached(error: unknown, request: string, token: string): unknown {
   return error instanceof TypeError ? new ServiceUnreachable(request, error, token) : error;
 }
 
+/** The path segments the URL standard takes for "this directory" and "its parent", in any
+ * case (https://url.spec.whatwg.org/#single-dot-path-segment): `new URL()` removes such a
+ * segment, and the one before it. */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/** The template with each `{name}` filled by its value escaped as one path segment; a
+ * `TypeError` (bad input, before anything is sent) for a value that is a dot segment: "." or
+ * ".." (rev38: `new URL()` removed it, so `why(".")` answered the registration of a profile
+ * named "why", `forceRelease(".")` a 405 and `profile(".")` a 307), or one written with
+ * `%2e` (escaped, it would reach the service as such; a proxy that decodes a path before it
+ * routes it would take it for the dots). No id the service takes is either. */
 function fill(template: string, values: Record<string, string>): string {
   return template.replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = values[name];
     if (value === undefined) throw new TypeError(`no value for {${name}} in ${template}`);
+    if (DOT_SEGMENT.test(value)) {
+      throw new TypeError(`${name}: ${JSON.stringify(value)} is no id the service takes (a URL reads it as a directory, not as one)`);
+    }
     return encodeURIComponent(value);
   });
 }

@@ -570,6 +570,37 @@ describe("a service that cannot be reached", () => {
     });
   });
 
+  it("refuses an id that is a dot segment before sending, and sends one that only holds dots (rev38)", async () => {
+    // `new URL()` removed "." and "..": why(".") answered the profile "why"'s registration.
+    const sent: string[] = [];
+    const fetch: typeof globalThis.fetch = async (input) => {
+      sent.push(String(input));
+      return new Response(JSON.stringify(LEASE), { status: 200 });
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const refusedBeforeSending = (field: string) => (error: unknown) => {
+      assert.ok(error instanceof TypeError && !(error instanceof ServiceUnreachable), String(error));
+      assert.match(error.message, new RegExp(`^${field}: ".*" is no id the service takes`));
+      return true;
+    };
+    for (const id of [".", "..", "%2e", "%2E", ".%2E", "%2e.", "%2e%2E"]) {
+      await assert.rejects(client.why(id), refusedBeforeSending("profile_id"), id);
+      await assert.rejects(client.profile(id), refusedBeforeSending("profile_id"), id);
+      await assert.rejects(client.forceRelease(id, { reason: "stuck" }), refusedBeforeSending("profile_id"), id);
+      await assert.rejects(client.heartbeat(id, { fencing_token: 1 }), refusedBeforeSending("lease_id"), id);
+      await assert.rejects(client.watch(id), refusedBeforeSending("lease_id"), id);
+    }
+    assert.deepEqual(sent, []);
+    await client.profile("a.b");
+    await client.profile("...");
+    await client.watch("lease-1@p..1");
+    assert.deepEqual(sent, [
+      "http://svc/v1/profiles/a.b",
+      "http://svc/v1/profiles/...",
+      "http://svc/v1/leases/lease-1%40p..1?wait=0",
+    ]);
+  });
+
   it("refuses a base URL without its scheme when the client is made", () => {
     for (const baseUrl of ["127.0.0.1:8420", "localhost:8420", "ftp://svc", ""]) {
       assert.throws(() => new CustodyClient({ baseUrl, token: "tok" }), /baseUrl: an http:\/\/ or https:\/\/ URL/);
