@@ -191,8 +191,8 @@ def test_the_example_node_worker_exits_as_the_command_line_when_nothing_is_lease
     failure; a missing --profile or --url with Node's stack trace): an unknown profile, a
     malformed profile id (one holding a '/' too, or a dot segment, "." or "..", which the
     client refuses before sending: rev38, it reached no resource of its own and exited 1) and
-    a missing, unknown or malformed option are bad input, 2; a token that is unknown, or not a worker's, may not check out, 7
-    (Forbidden). Nothing is written to the ledger."""
+    a missing, unknown or malformed option are bad input, 2; a token that is unknown, or not a
+    worker's, may not check out, 7 (Forbidden). Nothing is written to the ledger."""
     _register(sqlite_served.store_url, Path("/nonexistent"))
     worker = str(worker_js)
     ours, operator = sqlite_served.tokens[Role.WORKER], sqlite_served.tokens[Role.OPERATOR]
