@@ -5496,6 +5496,107 @@ MUTANTS = (
             "test_a_sqlite_store_is_described_by_a_url_naming_the_same_file",
         ),
     ),
+    Mutant(
+        "service-trailing-slash-redirect",
+        "service/_app.py",
+        "        redirect_slashes=False,\n",
+        "",
+        "a trailing-slash path was a 307 to the Host header's origin, resent by curl -L (rev38)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_path_with_a_trailing_slash_is_404_never_a_redirect",
+        ),
+    ),
+    Mutant(
+        "service-openapi-unchecked",
+        "service/_app.py",
+        "        openapi_url=None,  # served below as a resource, under the API's rules"
+        " for a request\n",
+        "",
+        "/openapi.json took any query and a GET body (rev38)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_every_get_the_service_answers_refuses_a_query_or_a_body_it_does_not_read",
+        ),
+    ),
+    Mutant(
+        "console-store-down-json",
+        "service/_console.py",
+        "        except (LedgerError, Refused) as error:\n"
+        "            # A role that may not review (403)",
+        "        except Refused as error:\n            # A role that may not review (403)",
+        "the console's token lookup with the store down answered JSON without its headers (rev38)",
+        (
+            "tests/integration/test_console_forms.py::"
+            "test_a_store_out_of_reach_is_the_consoles_page_with_its_headers",
+        ),
+    ),
+    Mutant(
+        "console-503-no-retry-after",
+        "service/_console.py",
+        "        answer.headers.update(headers)\n",
+        "",
+        "the console's 503 page dropped Retry-After (rev38)",
+        (
+            "tests/integration/test_console_forms.py::"
+            "test_a_store_out_of_reach_is_the_consoles_page_with_its_headers",
+        ),
+    ),
+    Mutant(
+        "console-form-field-twice",
+        "service/_console.py",
+        "        if len(values) > 1:\n",
+        "        if False:\n",
+        "a repeated review-form field was resolved to its first value (rev38)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_console_form_giving_a_field_twice_is_refused_writing_nothing",
+        ),
+    ),
+    Mutant(
+        "console-query-ignored",
+        "service/_console.py",
+        '                    _query_read_one_way(request.scope["query_string"], frozenset())\n',
+        "",
+        "a console page took any query parameter unread (rev38)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_every_get_the_service_answers_refuses_a_query_or_a_body_it_does_not_read",
+        ),
+    ),
+    Mutant(
+        "console-get-body-ignored",
+        "service/_console.py",
+        "                    if not takes_body:\n",
+        "                    if False:\n",
+        "a console GET took a body unread (rev38)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_every_get_the_service_answers_refuses_a_query_or_a_body_it_does_not_read",
+        ),
+    ),
+    Mutant(
+        "ts-dot-segment-sent",
+        "clients/typescript/src/client.ts",
+        "    if (DOT_SEGMENT.test(value)) {\n",
+        "    if (false) {\n",
+        "the TypeScript client sent a '.' id, which new URL() collapsed onto another resource",
+        (
+            "tests/integration/test_node_worker.py::"
+            "test_the_example_node_worker_exits_as_the_command_line_when_nothing_is_leased",
+        ),
+    ),
+    Mutant(
+        "node-example-typeerror-exit-1",
+        "clients/typescript/examples/worker.ts",
+        "    if (lease === null && error instanceof TypeError) {\n",
+        "    if (lease === null && error instanceof RangeError) {\n",
+        "the example worker exited 1 for input the client refused before sending (rev38)",
+        (
+            "tests/integration/test_node_worker.py::"
+            "test_the_example_node_worker_exits_as_the_command_line_when_nothing_is_leased",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
