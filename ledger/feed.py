@@ -166,8 +166,7 @@ class LoggedEvent:
     def event(self) -> ProfileEvent:
         if self._event is None:
             n = self._stored
-            stream = UUID(n.originator_id) if isinstance(n.originator_id, str) else n.originator_id
-            self._event = decode(n.topic, n.state, stream, n.version, shown=True)
+            self._event = decode(n.topic, n.state, self._stream(), n.version, shown=True)
         return self._event
 
     def of(self, profile_id: str) -> bool:
@@ -176,8 +175,18 @@ class LoggedEvent:
         stream, folded, was a timeline row no profile has)."""
         if not takes_profile_id(profile_id):
             return False
+        return self._stream() == stream_id(profile_id)
+
+    def _stream(self) -> UUID:
+        """The event's stream; ``TypeError`` for a stream id stored as other than text (SQLite
+        keeps a blob an INSERT gives it): a read names that event as one it cannot read, as
+        ``custody verify`` names it (rev38: it was an internal error)."""
         stream = self._stored.originator_id
-        return (stream if isinstance(stream, UUID) else UUID(stream)) == stream_id(profile_id)
+        if isinstance(stream, UUID):
+            return stream
+        if not isinstance(stream, str):
+            raise TypeError(f"its stream id is stored as {type(stream).__name__}, not text")
+        return UUID(stream)
 
     def unreadable(self) -> str | None:
         """Why this event cannot be decoded as a read decodes it (None: it can)."""

@@ -33,7 +33,8 @@ _REGISTERED = ProfileRegistered.event_type
 _TIMES = times_held()
 _TIME = re.compile(TIME_FORM)
 # position, stream id (the originator_id as hex, as the store keys it), version, event type,
-# stored state
+# stored state; each as stored where a hand made it another kind (a version not an integer,
+# a stream id or event type as bytes, a state as text: an SQLite cell keeps any), to be named
 Row = tuple[int, str, int, str, bytes]
 BATCH = 5000
 # How far after the store's clock an event may be dated before verify names it: as far as the
@@ -116,13 +117,28 @@ class Walk:
     def take(self, row: Row) -> None:
         """Walk one stored event."""
         said = len(self.problems)
+        odd = _mistyped(row)
+        if odd:  # walked as the event its bytes spell, and named
+            row = (row[0], _as_text(row[1]), row[2], _as_text(row[3]), _as_bytes(row[4]))
         taken = self._take(row)
+        if odd:
+            self._kinds(row, taken, odd)
         if taken is not None:
             self.registered(row, taken[0], str(taken[0].get("profile_id")))
             self.named(row, taken[0])
         if taken is not None and len(self.problems) == said:  # nothing else wrong with it
             raw, link = taken
             self.readable(row, raw, link=link)
+
+    def _kinds(
+        self, row: Row, taken: tuple[dict[str, Any], bytes | None] | None, odd: list[str]
+    ) -> None:
+        """Name ``row``, whose cells ``odd`` lists are of another kind than custody stores,
+        by the profile its body names (or whose stream it is, when its body is none)."""
+        owner = str(taken[0]["profile_id"]) if taken is not None else self._owner(row[1])
+        version = row[2] if owner is not None and type(row[2]) is int else None
+        self._say(owner, version, f"is stored at position {row[0]} with {'; '.join(odd)}: "
+                  f"{_MISTYPED}")  # fmt: skip
 
     def named(self, row: Row, raw: dict[str, Any]) -> None:
         """Name an event whose profile id is a text ``register`` refuses (one not a text, the
@@ -374,6 +390,36 @@ class Walk:
         return trusted
 
 
+def _mistyped(row: Row) -> list[str]:
+    """Which cells of ``row`` are of another kind than custody stores (none: empty): SQLite
+    keeps what an INSERT gives, and a read keys a stream by its text and decodes a state's
+    bytes, so the same bytes in a cell of the other kind are no event custody reads."""
+    _, stream, _, event_type, state = row
+    odd: list[str] = []
+    if not isinstance(stream, str):
+        odd.append("its stream id as a blob, where custody stores text")
+    if not isinstance(event_type, str):
+        odd.append("its event type as a blob, where custody stores text")
+    if not isinstance(state, bytes):
+        odd.append("its state as text, where custody stores a blob")
+    return odd
+
+
+def _as_text(cell: object) -> str:
+    return cell.decode("utf-8", "surrogateescape") if isinstance(cell, bytes) else str(cell)
+
+
+def _as_bytes(cell: object) -> bytes:
+    if isinstance(cell, str):
+        return cell.encode("utf-8", "surrogateescape")
+    return cell if isinstance(cell, bytes) else str(cell).encode()
+
+
+_MISTYPED = (
+    "no read takes it as the event its bytes spell (a load of its profile passes over it or "
+    "fails on it, and every read model that folds the log fails on it): appended or edited "
+    "outside custody"
+)
 _UNLINKED = (
     "carries no hash-chain link though it was stored after chains began: inserted or "
     "rewritten outside custody"
@@ -453,6 +499,8 @@ def _intact(
     the body reaches the event's decoding as that float, which an integer field takes only
     when it is whole."""
     _, stream_id, version, event_type, stored = row
+    if type(stored) is not bytes or type(stream_id) is not str or type(event_type) is not str:
+        return None  # a cell of another kind than custody stores: ``take`` names it
     tail = stored[-_LINK_LENGTH:].decode("latin-1")
     if tail[:19] != _OPENS or tail[83:93] != _HASH_AT or tail[157:167] != _PREV_AT:
         return None

@@ -605,18 +605,25 @@ class SqlStore(Store):
         whatever its position: a row put at or below 0 by hand is read as any other), in log
         order, as stored: (position, stream id as hex, version in its stream, event type,
         state bytes). The version as stored: an SQLite cell edited to 2.5 or text is not made
-        a whole number here, so that the walk names it. ``StoreUnavailable`` when a gap an
+        a whole number here, so that the walk names it; so is a stream id or event type an
+        SQLite cell holds as a blob (given as bytes) and a state it holds as text (given as
+        text), which no read takes as custody wrote it. ``StoreUnavailable`` when a gap an
         append in progress may fill stays open past the store's timeout: the audit reads the
         whole log or says it could not (``ledger._stores.settled``)."""
         # PostgreSQL spells the stream id in hex itself: a uuid made per row only to be
         # written out again costs more than reading its bytes. SQLite gives its texts as
         # bytes: a cell a hand left not UTF-8 is for the walk to name, not for the driver.
+        # The cast reads a blob and a text alike, so each row also says which of its cells
+        # is of the other kind (0: none), which an INSERT may give any cell (rev38: a state
+        # inserted as text, or a stream id as a blob, walked as custody's own while every
+        # read that met it failed).
         if self._pg:
             columns = "encode(uuid_send(originator_id), 'hex'), originator_version, topic, state"
         else:
             columns = (
                 "CAST(originator_id AS BLOB), originator_version, CAST(topic AS BLOB), "
-                "CAST(state AS BLOB)"
+                "CAST(state AS BLOB), (typeof(originator_id) = 'blob') "
+                "+ 2 * (typeof(topic) = 'blob') + 4 * (typeof(state) = 'text')"
             )
         try:
             with self.views.reading() as cursor:
@@ -628,7 +635,13 @@ class SqlStore(Store):
                 f"(open for over {self.settings.timeout} s); try again once they end"
             )
             raise StoreUnavailable(msg, busy=True) from None
-        return [(int(p), _text(o), v, _text(t), _stored_bytes(s)) for p, o, v, t, s in rows]
+        if self._pg:
+            return [(int(p), _text(o), v, _text(t), _stored_bytes(s)) for p, o, v, t, s in rows]
+        return [
+            (int(p), _text(o), v, _text(t), _stored_bytes(s)) if not kinds
+            else _as_stored(int(p), o, v, t, s, kinds)
+            for p, o, v, t, s, kinds in rows
+        ]  # fmt: skip
 
     def stored_snapshots(
         self, after: tuple[str, Any] | None, limit: int
@@ -768,6 +781,21 @@ def _text(stored: object) -> str:
     if isinstance(stored, bytes):
         return stored.decode("utf-8", "surrogateescape")
     return "" if stored is None else str(stored)
+
+
+def _as_stored(
+    position: int, stream: bytes, version: Any, topic: bytes, state: bytes, kinds: int
+) -> tuple[int, Any, Any, Any, Any]:
+    """A logged event whose cells ``kinds`` says are blobs where custody stores text (1: the
+    stream id, 2: the event type) or text where it stores a blob (4: the state), each read
+    back as its kind (bytes, text), the others as ``logged_events`` reads them."""
+    return (
+        position,
+        bytes(stream) if kinds & 1 else _text(stream),
+        version,
+        bytes(topic) if kinds & 2 else _text(topic),
+        _text(state) if kinds & 4 else _stored_bytes(state),
+    )
 
 
 def _stored_bytes(state: object) -> bytes:

@@ -225,10 +225,17 @@ class SqlCursor:
         rows = self.log_tuples("originator_id, originator_version, topic, state", after, limit)
         return [
             StoredNotification(
-                id=int(i), originator_id=o, version=int(v), topic=str(t), state=bytes(s)
+                id=int(i), originator_id=o, version=int(v), topic=str(t), state=_state(s)
             )
             for i, o, v, t, s in rows
         ]
+
+
+def _state(stored: Any) -> bytes:
+    """A stored event's state as the library's reads hand it on: a text SQLite keeps (an
+    INSERT may give one) is left as it is, so that decoding it fails as a load's does and the
+    read names the event (rev38: ``bytes()`` of it was an internal error)."""
+    return stored if isinstance(stored, str) else bytes(stored)  # type: ignore[return-value]
 
 
 def _integrity_errors(postgres: bool) -> tuple[type[Exception], ...]:

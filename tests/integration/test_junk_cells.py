@@ -93,6 +93,64 @@ def test_an_event_without_a_type_is_the_unreadable_event_not_a_crash(sqlite_stor
     assert "the event None v2 cannot be read" in custody(sqlite_store, "why", "p1").err
 
 
+def _checked_out_on_a_copy(url: str, copy: Path) -> tuple[str, int, str, bytes]:
+    """p1's checkout as custody stores it (stream id, version, type, state), made on a copy of
+    the store: what a login that may append could insert into the store itself."""
+    with (
+        closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn,
+        closing(sqlite3.connect(copy)) as there,
+    ):
+        conn.backup(there)
+    said = custody(f"sqlite:///{copy}", "checkout", "p1", "--worker", "w", "--run", "r",
+                   "--task", "t")  # fmt: skip
+    assert said.code == 0, said
+    with closing(sqlite3.connect(copy)) as there:
+        row = there.execute(
+            "SELECT originator_id, originator_version, topic, state FROM stored_events "
+            "ORDER BY rowid DESC LIMIT 1"
+        ).fetchone()
+    return str(row[0]), int(row[1]), str(row[2]), bytes(row[3])
+
+
+@pytest.mark.parametrize(
+    ("cell", "named"),
+    [
+        ("state", "its state as text, where custody stores a blob"),
+        ("stream", "its stream id as a blob, where custody stores text"),
+        ("topic", "its event type as a blob, where custody stores text"),
+    ],
+)
+def test_an_event_stored_in_a_cell_of_another_kind_is_named_and_read_as_unreadable(
+    sqlite_store: str, tmp_path: Path, cell: str, named: str
+) -> None:
+    """p1's checkout, as custody stores it, appended by a plain INSERT (no trigger dropped)
+    with its state as text, or its stream id or type as a blob: verify walked it as custody's
+    own (exit 0, and digest signed it) while every read that met it failed, timeline and the
+    read models as an internal error (rev38). verify (with a digest too) names p1 v2, digest
+    refuses, and the reads answer with the one-line unreadable event."""
+    assert custody(sqlite_store, "digest", "--out", tmp_path / "d1.json").code == 0
+    stream, version, topic, state = _checked_out_on_a_copy(sqlite_store, tmp_path / "copy.db")
+    cells: tuple[object, ...] = {
+        "state": (stream, version, topic, state.decode()),
+        "stream": (stream.encode(), version, topic, state),
+        "topic": (stream, version, topic.encode(), state),
+    }[cell]
+    with closing(sqlite3.connect(sqlite_store.removeprefix("sqlite:///"))) as conn, conn:
+        conn.execute("INSERT INTO stored_events VALUES (?, ?, ?, ?)", cells)
+    line = f"p1 v2: is stored at position 3 with {named}: no read takes it"
+    for args in (("verify",), ("verify", "--digest", tmp_path / "d1.json")):
+        said = custody(sqlite_store, *args)
+        assert said.code == 5, said
+        assert [x for x in said.lines() if x.startswith(line)] == said.lines(), said.out
+    said = custody(sqlite_store, "digest", "--out", tmp_path / "d2.json")
+    assert (said.code, line in said.err) == (5, True), said
+    for args in (("timeline",), ("projections", "run", "--rounds", "1"), ("why", "p1")):
+        said = custody(sqlite_store, *args)
+        assert (said.code, "internal error" in said.err) == (1, False), (args, said)
+        assert "cannot be read" in said.err, (args, said)
+        assert said.err.rstrip().endswith("custody verify names it"), (args, said)
+
+
 def test_two_profiles_registered_on_one_directory_are_named(tmp_path: Path) -> None:
     """pd1's recorded directory moved aside by hand, pd9 registered on it (accepted: the
     table no longer says it is pd1's), the row put back: verify names pd9's registration and

@@ -339,3 +339,35 @@ def test_every_byte_of_a_link_edited_walks_as_taken_one_by_one() -> None:
         rows[7] = (position, stream, version, topic, state[:at] + swapped + state[at + 1 :])
         problems = _same_either_way(rows)[0]
         assert problems, at
+
+
+@pytest.mark.parametrize(
+    ("cell", "named"),
+    [
+        (1, "its stream id as a blob, where custody stores text"),
+        (3, "its event type as a blob, where custody stores text"),
+        (4, "its state as text, where custody stores a blob"),
+    ],
+)
+def test_an_event_in_a_cell_of_another_kind_is_named_and_walked_as_its_bytes_spell(
+    cell: int, named: str
+) -> None:
+    """One event's stream id or type given as bytes, or its state as text (what an SQLite
+    cell of the other kind holds: the store hands it on as it is): the walk names that
+    event once, by its profile and version, and otherwise walks it as the event its bytes
+    spell (the same heads and tree), with or without a digest's questions (rev38: the store
+    cast every cell alike, and verify passed it while every read that met it failed)."""
+    i = 9
+    row = list(LOG[i])
+    row[cell] = row[cell].decode() if isinstance(row[cell], bytes) else row[cell].encode()
+    rows = [*LOG[:i], tuple(row), *LOG[i + 1 :]]
+    profile = json.loads(split(LOG[i][4])[0])["profile_id"]
+    for options in ({}, _digest_options(rows)):
+        problems, *rest = _same_either_way(rows, **options)
+        assert problems == [
+            f"{profile} v{LOG[i][2]}: is stored at position {LOG[i][0]} with {named}: no read "
+            "takes it as the event its bytes spell (a load of its profile passes over it or "
+            "fails on it, and every read model that folds the log fails on it): appended or "
+            "edited outside custody"
+        ]
+        assert rest == list(_same_either_way(LOG, **options)[1:])
