@@ -649,25 +649,56 @@ class SqlStore(Store):
         """Up to ``limit`` stored snapshots after (stream id as hex, version) ``after`` (None:
         from the first), ordered by stream and version, as stored: (stream id as hex, version,
         topic, state bytes). The version as stored (an SQLite cell a hand made 2.5, text or
-        NULL stays so: the check names it, and the next page starts past it)."""
+        NULL stays so: the check names it, and the next page starts past it). On SQLite only
+        the rows whose stream id is a text, as custody stores it (``mistyped_snapshots``: the
+        others), each page keyed by that text's own bytes: whatever the cells hold, a page
+        starts past the one before."""
         table = self.tables.snapshots
         if not table:
             return []
-        where = ""
+        # rev38: a stream id cast to a blob was read back as the text "b'...'"; SQLite sorts
+        # every blob after every text, so the next page (past that text) began at it again,
+        # for ever. A text that is no UTF-8 is read as bytes, and asked for as them.
+        stream_id = "originator_id" if self._pg else "CAST(originator_id AS BLOB)"
+        key_sql = "?" if self._pg else "CAST(? AS TEXT)"
+        where = "" if self._pg else "WHERE typeof(originator_id) = 'text' "
         params: tuple[object, ...] = ()
         if after is not None:
             stream, version = after
-            key: object = UUID(stream) if self._pg else stream
-            where = "WHERE originator_id > ? OR (originator_id = ? AND originator_version > ?) "
+            key = UUID(stream) if self._pg else stream.encode("utf-8", "surrogateescape")
+            where += "AND (" if where else "WHERE ("
+            where += (
+                f"originator_id > {key_sql} OR (originator_id = {key_sql} "
+                "AND originator_version > ?)) "
+            )
             # Past a NULL version: every other value sorts after it (none is "> NULL").
             params = (key, key, -(2**63) if version is None else version)
         with self.views.reading() as cursor:
             rows = cursor.tuples(
-                f"SELECT originator_id, originator_version, topic, state FROM {table} {where}"
+                f"SELECT {stream_id}, originator_version, topic, state FROM {table} {where}"
                 "ORDER BY originator_id, originator_version LIMIT ?",
                 (*params, limit),
             )
-        return [(_stream_hex(o), v, str(t), _stored_bytes(s)) for o, v, t, s in rows]
+        hexed = _stream_hex if self._pg else _text
+        return [(hexed(o), v, str(t), _stored_bytes(s)) for o, v, t, s in rows]
+
+    def mistyped_snapshots(self) -> list[tuple[str, str, Any]]:
+        """Each stored snapshot whose stream id is not a text (SQLite keeps what a hand gives
+        it: a blob, a number, NULL; PostgreSQL's is a uuid), as (its kind, the id as SQL
+        spells it, the version as stored), in table order: no load reads it, and
+        ``stored_snapshots`` leaves it out. One pass over the snapshots' table; none on
+        PostgreSQL."""
+        table = self.tables.snapshots
+        if self._pg or not table:
+            return []
+        with self.views.reading() as cursor:
+            rows = cursor.tuples(
+                f"SELECT typeof(originator_id), quote(originator_id), originator_version "
+                f"FROM {table} WHERE typeof(originator_id) != 'text' "
+                "ORDER BY originator_id, originator_version",
+                (),
+            )
+        return [(str(k), str(o), v) for k, o, v in rows]
 
     def snapshot_extents(self) -> list[tuple[str, int]]:
         """Each stream with stored snapshots and its last snapshot's version, in stream order

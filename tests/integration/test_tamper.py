@@ -910,6 +910,42 @@ def test_a_snapshot_version_of_a_type_custody_never_stores_is_named_and_the_chec
     assert odd[0].startswith("p1: a snapshot whose version is 2.5, which custody never stores")
 
 
+def test_a_snapshot_stream_id_stored_as_a_blob_is_named_and_the_check_ends(
+    tmp_path: Path,
+) -> None:
+    """p1's snapshot (v50) with its stream id cast to a blob, beside a snapshot forged for p3
+    (no triggers guard snapshots): the blob was read back as the text "b'...'", past which
+    SQLite sorts every blob, so the check's next page began at it again, and verify and
+    digest ran for ever, their memory growing (rev38). It is named in one line by p1 (the
+    stream its bytes spell), exit 5; p3's forgery still is; both commands end."""
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    long_ledger(store)
+    log = RawLog(store)
+    forged = {**log.snapshot("p1", 50), "profile_id": "p3"}
+    log.put_snapshot(log.stream_id("p3"), 1, forged)
+    log.run(f"UPDATE {log.snapshot_table} SET originator_id = CAST(originator_id AS BLOB) "
+            "WHERE originator_id = ?", log.stream_id("p1"))  # fmt: skip
+    expected = "p1 v50: a snapshot whose stream id is stored as a blob (X'"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for command in ("verify", "digest"):
+        # In a process of its own with a deadline: the fault this pins looped for ever.
+        run = subprocess.run(
+            [sys.executable, "-m", "custody", "--store", store, command],
+            capture_output=True, text=True, timeout=120, check=False, env=env,
+        )  # fmt: skip
+        said = Said(run.returncode, run.stdout, run.stderr)
+        assert said.code == 5, said
+        if command == "digest":  # the line is cut short in the middle: its end tells
+            assert "where custody stores text: no load reads it" in said.err, said
+            continue
+        lines = said.lines()
+        assert len(lines) == 2, said.out
+        assert lines[0].startswith("p3 v1: its snapshot does not match its events"), said.out
+        assert lines[1].startswith(expected), said.out
+        assert lines[1].endswith("a cache, so deleting the row loses nothing"), said.out
+        assert said.out.startswith("checked 73 events of 3 profiles and 2 snapshots: "), said
+
+
 def test_a_digest_never_blesses_a_history_rewritten_since_the_digest_before_it(
     digested: Store,
 ) -> None:
