@@ -404,6 +404,14 @@ def _holds(state: Walk, recorded: Digest) -> list[str]:
             f"records the tree of the first {size} events with root {recorded.tree.root[:16]}; "
             "the log's first events differ: edited, deleted, reordered or inserted into the past"
         )
+    elif size and (at := state.positions.get(size)) != recorded.tree.position:
+        # The tree covers the events' hashes, not their positions: a log renumbered holds it
+        # (rev38), while every read model, which keeps positions, no longer matches the log.
+        problems.append(
+            f"records its event {size} (its last) at position {recorded.tree.position}; the "
+            f"log holds it at position {at}: the log was renumbered (the read models' "
+            "positions no longer match it)"
+        )
     problems += _heads(state, recorded)
     return problems
 

@@ -73,8 +73,8 @@ class Stream:
 @dataclass
 class Walk:
     """The state of one pass. ``watch`` names (profile, version) whose hash a digest records
-    (kept as they pass); ``sizes`` the tree sizes whose roots a digest records;
-    ``wanted`` the subtree ranges a consistency proof needs."""
+    (kept as they pass); ``sizes`` the tree sizes whose roots (and last events' positions) a
+    digest records; ``wanted`` the subtree ranges a consistency proof needs."""
 
     origins: dict[str, tuple[int, str, int]] = field(default_factory=dict)
     watch: set[tuple[str, int]] = field(default_factory=set)
@@ -83,6 +83,7 @@ class Walk:
     streams: dict[str, Stream] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     roots: dict[int, bytes] = field(default_factory=dict)
+    positions: dict[int, int] = field(default_factory=dict)  # where each of those sizes ends
     tree: TreeBuilder = field(init=False)
     last_position: int = 0
     # How a read makes an event of a stored one's parsed body (type, body, stream id as hex,
@@ -340,6 +341,7 @@ class Walk:
         size = self.tree.size
         if size in self.sizes:
             self.roots[size] = self.tree.root()
+            self.positions[size] = at
             for start, end in self.wanted:  # a proof's ranges that end here end the tree now
                 if end == size and (start, end) not in self.tree.found:
                     self.tree.found[(start, end)] = self.tree.range_root(start)

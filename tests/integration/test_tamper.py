@@ -181,6 +181,12 @@ def _insert_below_the_log(log: RawLog) -> None:
     )
 
 
+def _renumber(log: RawLog) -> None:
+    """Every event moved 100 positions on, in the same order: the tree over their hashes is
+    the same, and every read model's positions are off (rev38: verify passed it)."""
+    log.run(f"UPDATE {log.table} SET {log.position} = {log.position} + 100")
+
+
 def _strip_link(log: RawLog) -> None:
     row = log.row("p1", 3)
     fields = row.fields()
@@ -250,6 +256,7 @@ class Attack:
 
 
 _TREE = "the digest records the tree of the first 12 events with root"
+_RENUMBERED = "the log holds it at position 112: the log was renumbered"
 ATTACKS = [
     Attack("body-edited", _edit_body, ("p1 v3: its body was edited",)),
     Attack("actor-edited", _edit_actor, ("p1 v3: its body was edited",)),
@@ -310,6 +317,12 @@ ATTACKS = [
         "event-inserted-below-the-log",
         _insert_below_the_log,
         ("p1 v7: is stored at position -1, where custody never puts an event", _TREE),
+    ),
+    Attack(
+        "renumbered",
+        _renumber,
+        (f"the digest records its event 12 (its last) at position 12; {_RENUMBERED}",),
+        without_digest=False,
     ),
     Attack("link-stripped", _strip_link, ("p1 v3: carries no hash-chain link",)),
     Attack(
