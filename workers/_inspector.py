@@ -2,8 +2,10 @@
 
 Chromium marks an open profile with ``SingletonLock``, a symlink to ``hostname-pid``. A browser
 is alive for a profile when the lock names this host, its pid is alive and not a zombie,
-``/proc/<pid>/exe`` is Chromium, and its command line holds exactly
-``--user-data-dir=<that directory>`` (``docs/explanation/browsers-and-the-inspector.md``).
+``/proc/<pid>/exe`` is Chromium, and its command line holds ``--user-data-dir=D`` where D is
+that very directory: the same path once normalised, or, spelled another way (a symlink, a bind
+mount, a path relative to the browser's working directory), the same device and inode
+(``docs/explanation/browsers-and-the-inspector.md``).
 Chromium's lock is not a lease: the ledger decides who may use a profile; the lock only says
 whether a browser has it.
 
@@ -57,13 +59,16 @@ _POLL_SECONDS = 0.05
 # Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
 class Process(NamedTuple):
     """What ``/proc`` says about a process: its state letter (``Z`` zombie), its process group,
-    its executable (None when unreadable) and its command line."""
+    its executable (None when unreadable), its command line, and a path that reaches its
+    working directory, against which a relative ``--user-data-dir`` is resolved (None when
+    unreadable)."""
 
     pid: int
     state: str
     pgid: int
     exe: str | None
     cmdline: tuple[str, ...]
+    cwd: str | None = None
 
 
 class Host(Protocol):
@@ -114,7 +119,15 @@ class LocalHost:
         except OSError:
             raw = b""
         args = tuple(a.decode(errors="surrogateescape") for a in raw.split(b"\0") if a)
-        return Process(pid=pid, state=fields[0], pgid=int(fields[2]), exe=exe, cmdline=args)
+        # The magic link itself, not its text: it reaches the directory even when the text
+        # would not (deleted, another mount namespace).
+        cwd: str | None = str(proc / "cwd")
+        try:
+            os.readlink(proc / "cwd")
+        except OSError:  # another user's process
+            cwd = None
+        state, pgid = fields[0], int(fields[2])
+        return Process(pid=pid, state=state, pgid=pgid, exe=exe, cmdline=args, cwd=cwd)
 
     def send(self, pid: int, sig: signal.Signals, *, group: bool) -> None:
         # Only a browser that leads its own group (Playwright makes it so) is killed with its
@@ -167,18 +180,44 @@ def _judge(proc: Process | None, pid: int, user_data_dir: str) -> tuple[BrowserS
         return BrowserStatus.UNKNOWN, f"pid {pid} runs, but its executable is unreadable"
     if os.path.basename(proc.exe) not in CHROMIUM_NAMES:
         return stale, f"pid {pid} is now {proc.exe}, not Chromium"
-    if not any(_names_directory(arg, user_data_dir) for arg in proc.cmdline):
+    runs_here = _runs_on(proc, user_data_dir)
+    if runs_here is None:
+        detail = f"Chromium pid {pid} runs on a relative --user-data-dir in an unreadable cwd"
+        return BrowserStatus.UNKNOWN, detail
+    if not runs_here:
         return stale, f"Chromium pid {pid} runs on another --user-data-dir"
     return BrowserStatus.ALIVE, f"Chromium pid {pid} runs with --user-data-dir={user_data_dir}"
 
 
-def _names_directory(arg: str, user_data_dir: str) -> bool:
-    """``--user-data-dir=D`` for this very directory: the whole path, never a prefix (``/p/a``
-    is not ``/p/ab``); spelled the same once normalised (``/p/a/`` is ``/p/a``)."""
-    flag, sep, value = arg.partition("=")
-    if flag != "--user-data-dir" or not sep or not value:
+def _runs_on(proc: Process, user_data_dir: str) -> bool | None:
+    """Whether one of the process's ``--user-data-dir=D`` is this very directory; None when
+    it cannot tell (a relative D, and the process's working directory unreadable)."""
+    unsure = False
+    for arg in proc.cmdline:
+        flag, sep, value = arg.partition("=")
+        if flag != "--user-data-dir" or not sep or not value:
+            continue
+        if not os.path.isabs(value):
+            if proc.cwd is None:
+                unsure = True
+                continue
+            value = os.path.join(proc.cwd, value)
+        if _same_directory(value, user_data_dir):
+            return True
+    return None if unsure else False
+
+
+def _same_directory(path: str, user_data_dir: str) -> bool:
+    """The whole path, never a prefix (``/p/a`` is not ``/p/ab``): spelled the same once
+    normalised (``/p/a/`` is ``/p/a``), or another spelling of it (a symlink, a bind mount,
+    ``.`` in it): the same device and inode. Chromium opened the directory through the path it
+    was given, so a browser through a symlink to the profile's directory has it open."""
+    if os.path.normpath(path) == os.path.normpath(user_data_dir):
+        return True
+    try:
+        return os.path.samefile(path, user_data_dir)
+    except OSError:  # gone, or not reachable from here: not this directory as far as we see
         return False
-    return os.path.normpath(value) == os.path.normpath(user_data_dir)
 
 
 class Inspection(BaseModel):

@@ -31,12 +31,17 @@ def require_chromium() -> str:
     return CHROMIUM
 
 
-def launch(user_data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    """Start Chromium on ``user_data_dir`` and wait until it is ready: its SingletonLock is
-    there and DevTools listens (before that, a SIGHUP kills it without a clean exit)."""
+def launch(
+    user_data_dir: Path, log: Path, *, spelled: str | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start Chromium on ``user_data_dir`` (given to it ``spelled`` another way, from ``cwd``,
+    if asked) and wait until it is ready: its SingletonLock is there and DevTools listens
+    (before that, a SIGHUP kills it without a clean exit)."""
+    argument = f"--user-data-dir={user_data_dir if spelled is None else spelled}"
     with log.open("wb") as stderr:
         proc = subprocess.Popen(
-            [require_chromium(), *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
+            [require_chromium(), *FLAGS, argument, "about:blank"],
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,

@@ -170,6 +170,39 @@ def test_a_hung_orphan_is_killed_with_its_group_after_the_grace(
     assert "signal=SIGKILL" in last["detail"]
 
 
+@pytest.mark.parametrize("spelling", ["symlink", "relative"])
+def test_a_browser_on_another_spelling_of_the_directory_is_alive_and_stoppable(
+    spelling: str, profile_dir: Path, store: str, tmp_path: Path
+) -> None:
+    """rev38: a Chromium given the profile's directory through a symlink to it, or as ``.``
+    from inside it, has the profile open. The inspector compared the spelled paths only, so it
+    called the browser's lock stale: ``--stop-orphan`` stopped nothing and said nothing, and a
+    review returned the profile to the pool under the running browser. Now it is alive, the
+    review is refused, and ``--stop-orphan`` stops and records it."""
+    alias = tmp_path / "alias"
+    alias.symlink_to(profile_dir)
+    spelled, cwd = (str(alias), None) if spelling == "symlink" else (".", profile_dir)
+    _checkout(store, tmp_path)
+    ok(_cli(store, tmp_path, "force-release", PROFILE, "--actor", "ops", "--reason", "gone"))
+    browser = launch(profile_dir, tmp_path / "chromium.log", spelled=spelled, cwd=cwd)
+    try:
+        check = inspect(str(profile_dir))
+        assert (check.status, check.pid) == (BrowserStatus.ALIVE, browser.pid), check.detail
+        review = ["review", PROFILE, "--reviewer", "rita", "--decision", "return", "--note", "ok"]
+        refused = _cli(store, tmp_path, *review)
+        assert refused.code == 1, refused.out
+        assert "still runs" in error_line(refused)
+        stopped = ok(_cli(store, tmp_path, "--json", "inspect", PROFILE, "--stop-orphan",
+                          "--actor", "ops", "--grace", "1"))  # fmt: skip
+        assert stopped.json()["stopped"] in ("SIGHUP", "SIGKILL")
+        browser.wait(timeout=10)
+        last = ok(_cli(store, tmp_path, "--json", "timeline", PROFILE)).json()[-1]
+        assert last["event_type"] == "browser_stopped"
+        assert "now available" in ok(_cli(store, tmp_path, *review)).out
+    finally:
+        stop(browser)
+
+
 @pytest.fixture
 def shared_store(tmp_path: Path, profile_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A store an older custody wrote, in which profile A (``PROFILE``) and profile B were

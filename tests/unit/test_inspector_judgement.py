@@ -42,10 +42,15 @@ class FakeHost:
 
 
 def _browser(
-    pid: int = 4242, *, state: str = "S", exe: str | None = CHROMIUM, dir_arg: str = DIR
+    pid: int = 4242,
+    *,
+    state: str = "S",
+    exe: str | None = CHROMIUM,
+    dir_arg: str = DIR,
+    cwd: str | None = "/",
 ) -> Process:
     args = (CHROMIUM, "--headless", f"--user-data-dir={dir_arg}", "about:blank")
-    return Process(pid=pid, state=state, pgid=pid, exe=exe, cmdline=args)
+    return Process(pid=pid, state=state, pgid=pid, exe=exe, cmdline=args, cwd=cwd)
 
 
 def _host(proc: Process | None = None, lock: str = "vm-4242") -> FakeHost:
@@ -62,6 +67,19 @@ def test_a_chromium_on_exactly_this_directory_is_alive() -> None:
 def test_a_trailing_slash_names_the_same_directory() -> None:
     """``--user-data-dir=/p/a/`` is the directory /p/a."""
     assert inspect(DIR, _host(_browser(dir_arg=DIR + "/"))).alive
+
+
+def test_a_relative_directory_is_resolved_against_the_browsers_cwd() -> None:
+    """``--user-data-dir=shop_17`` started in /profiles, or ``.`` started in the directory, is
+    the directory; the same words started elsewhere are another one; and started where this
+    host cannot read (another user's process) they cannot be judged: unknown, not stale."""
+    assert inspect(DIR, _host(_browser(dir_arg="shop_17", cwd="/profiles"))).alive
+    assert inspect(DIR, _host(_browser(dir_arg=".", cwd=DIR))).alive
+    elsewhere = inspect(DIR, _host(_browser(dir_arg=".", cwd="/home/op")))
+    assert elsewhere.status is BrowserStatus.STALE_LOCK
+    unreadable = inspect(DIR, _host(_browser(dir_arg=".", cwd=None)))
+    assert unreadable.status is BrowserStatus.UNKNOWN
+    assert "unreadable cwd" in unreadable.detail
 
 
 @pytest.mark.parametrize(
