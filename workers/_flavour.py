@@ -88,11 +88,13 @@ class TaskLease(HeldLease, ABC):
         with self._signalled.sdk_call():
             return work(*args)
 
-    @staticmethod
-    def _pause(seconds: float) -> bool:
-        """How a renewal the task sends waits before a retry; never cut short."""
+    def _pause(self, seconds: float) -> bool:
+        """How a renewal the task sends waits before a retry: True (no more retries) once
+        SIGTERM stopped the run, whose ``Terminated`` then follows the step."""
+        if self._signalled.must_stop:
+            return True
         time.sleep(seconds)
-        return False
+        return self._signalled.must_stop
 
     def _start(self) -> None:
         self._greenlet = greenlet.getcurrent()  # where the task runs: where SIGTERM is raised
@@ -101,7 +103,7 @@ class TaskLease(HeldLease, ABC):
 
     def _stop_heartbeats(self) -> None:
         if self._renewal is not None:
-            self._renewal.leave(STOP_TIMEOUT)
+            self._renewal.leave(self.store_wait(STOP_TIMEOUT))
 
     def terminate(self, signum: int) -> bool:
         """SIGTERM (``workers._termination``): ``Terminated`` is raised in the task at once when

@@ -26,7 +26,10 @@ from workers._settings import BrowserSettings, default_evidence_dir
 from workers._termination import Signalled, Terminated
 
 log = logging.getLogger("custody.workers")
-STOP_TIMEOUT = 30.0  # how long leaving a lease waits for its last heartbeat and its watch
+# How long leaving a held lease waits for its last heartbeat and its watch; once the process was
+# stopped, less (``HeldLease.store_wait``, ``watch_wait``); a lost lease, not at all (it sends
+# nothing more: rev38, a watch stuck on a frozen store held the block for 30 s).
+STOP_TIMEOUT = 30.0
 
 
 def not_released(error: BaseException, failure: Exception, lease_id: str) -> None:
@@ -149,10 +152,32 @@ class HeldLease:
         """SIGTERM, with the SDK stopping the run (``workers._termination``)."""
         return self._signalled.terminate(signum)
 
-    def stop_if_terminated(self) -> None:
-        """``Terminated`` once SIGTERM stopped the run (after a release it did not cut short)."""
+    def stop_if_terminated(self, failure: Exception | None = None) -> None:
+        """``Terminated`` once SIGTERM stopped the run (after a release it did not cut short);
+        with the ``failure`` that kept the release from the ledger noted on it, if one did."""
         if self._signalled.must_stop and self._signalled.signal is not None:
-            raise Terminated(self._signalled.signal)
+            terminated = Terminated(self._signalled.signal)
+            if failure is not None:
+                not_released(terminated, failure, self.lease_id)
+            raise terminated from failure
+
+    def store_wait(self, seconds: float) -> float:
+        """How long leaving the lease waits for a heartbeat on its way: ``seconds``, cut to
+        what the stop leaves (``Signalled.store_wait``); 0 for a lost lease, which sends
+        nothing more."""
+        if not self._guard.held():
+            return 0.0
+        return self._signalled.store_wait(seconds)
+
+    def watch_wait(self) -> float:
+        """How long leaving the lease waits for its revocation watch to end: ``STOP_TIMEOUT``,
+        so its ledger is closed before the release; 0 for a lost lease or a stopped process.
+        Not waiting is safe: the watch reads its stop flag after its check, so the worker's
+        own release never reads as a revocation, and a watch still in a store call ends by
+        itself (a daemon thread, touching the guard only, never the browser)."""
+        if not self._guard.held() or self._signalled.stopped_at is not None:
+            return 0.0
+        return STOP_TIMEOUT
 
     def instead_of(self, error: BaseException) -> BaseException | None:
         """What the checkout block raises instead of ``error`` (from it), or None to let it

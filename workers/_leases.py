@@ -43,7 +43,7 @@ from workers._browser import BrowserSession
 from workers._browser_watch import BrowserWatch
 from workers._flavour import LedgerDoor, TaskLease, blocking
 from workers._guard import LeaseGuard
-from workers._held import STOP_TIMEOUT, not_released
+from workers._held import not_released
 from workers._hub import stepping
 from workers._termination import Signalled, Terminated
 
@@ -152,16 +152,23 @@ class WorkerLease(TaskLease):
         """Stop the heartbeats and the revocation watch, close the browser, then release with
         the evidence (or, for a lost lease, release nothing: ``LeaseLost`` when no other error
         is on its way)."""
+        self._signalled.left_by(error)  # SIGINT stops the process as SIGTERM does
         self._stop_heartbeats()
         # No renewal comes now: whether the lease is held is asked as the release needs it,
         # never set by the deadline's timer behind a release that then succeeds (rev33).
         self._guard.retire()
-        self._blocking(self._revocations.stop, STOP_TIMEOUT)
+        self._blocking(self._revocations.stop, self.watch_wait())
         self._close_browser()
         self.evidence = self._settle(error)
         if self.evidence is not None:
             record = self.evidence
-            release = partial(renewal.release, lease=self.lease, guard=self._guard, record=record)
+            release = partial(
+                renewal.release,
+                lease=self.lease,
+                guard=self._guard,
+                record=record,
+                signalled=self._signalled,
+            )
             self.result, sent = self._call(release)
             self.evidence = sent
             if sent is not record:  # the ledger refused part of it: keep what it took
@@ -283,7 +290,11 @@ class ProfileLeases(LedgerDoor):
                         raise instead from error
                     raise
                 if held._taken_here():  # not a forked child's to release
-                    held._close_out(None)
+                    try:
+                        held._close_out(None)
+                    except Exception as failure:  # SIGTERM came during the release
+                        held.stop_if_terminated(failure)
+                        raise
                     held.stop_if_terminated()
         finally:
             guard.retire()

@@ -28,6 +28,7 @@ from ledger import (
 )
 from workers._evidence import Evidence
 from workers._guard import Clock, LeaseGuard
+from workers._termination import STOP_WAIT_SECONDS, Signalled
 
 R = TypeVar("R")
 
@@ -125,13 +126,20 @@ def checkout(send: Callable[[str], Lease], *, clock: Clock, pause: float = 0.25)
 
 
 def release(
-    ledger: Ledger, lease: Lease, guard: LeaseGuard, record: Evidence
+    ledger: Ledger,
+    lease: Lease,
+    guard: LeaseGuard,
+    record: Evidence,
+    signalled: Signalled | None = None,
 ) -> tuple[ReleaseResult, Evidence]:
     """Release with the evidence, resent while the store is unavailable and the lease held;
-    ``LeaseLost`` when the ledger refuses it or the deadline passes first. A report the ledger
-    refuses as bad input is sent again without the refused field, saying so
-    (``Evidence.refused``): the lease ends, unproven, rather than being left to expire. A
-    field refused twice raises ``InvalidInput``. Returns the result and the record sent."""
+    ``LeaseLost`` when the ledger refuses it or the deadline passes first. Once the process
+    was stopped (``signalled``: SIGTERM, SIGINT), resent for what is left of
+    ``STOP_WAIT_SECONDS`` only: then ``StoreUnavailable`` saying the lease is left to go stale
+    (``workers._termination``). A report the ledger refuses as bad input is sent again without
+    the refused field, saying so (``Evidence.refused``): the lease ends, unproven, rather than
+    being left to expire. A field refused twice raises ``InvalidInput``. Returns the result and
+    the record sent."""
     command_id = uuid.uuid4().hex  # a refused command wrote nothing: the id stays unused
     refused: set[str] = set()
     while True:
@@ -156,6 +164,17 @@ def release(
             guard.failed(str(down))
             if not guard.held():
                 raise LeaseLost(lease.lease_id, guard.why) from down
-            time.sleep(guard.timing.retry_period)
+            if signalled is not None and signalled.waited_enough():
+                raise StoreUnavailable(_left_to_go_stale(lease, down)) from down
+            pause = guard.timing.retry_period
+            time.sleep(pause if signalled is None else signalled.store_wait(pause))
         else:
             return result, record
+
+
+def _left_to_go_stale(lease: Lease, down: StoreUnavailable) -> str:
+    return (
+        f"the process was stopped and the store did not take the release within "
+        f"{STOP_WAIT_SECONDS:g}s: {lease.lease_id} is left live, to go stale at its deadline "
+        f"({down})"
+    )

@@ -22,6 +22,15 @@ A handler the application installed itself is never replaced: it stays, and runs
 noting the signal so that a release that follows says it (the application decides how to stop).
 SIG_IGN is left alone. When the last lease is left, whatever was there before is put back.
 Leases held on other threads are not covered: Python runs signal handlers on the main thread.
+
+A stopped process does not wait on its store for long: from the signal (or from a block left by
+``KeyboardInterrupt``, ``SystemExit`` or a cancellation, as SIGINT leaves it), leaving the lease
+waits at most ``STOP_WAIT_SECONDS`` for the store (a heartbeat on its way, the revocation
+watch, the release's retries; one release is always tried). A store that has not taken the
+release by then (down, locked, hung) leaves the lease live in the ledger, to go stale at its
+deadline as "deadline missed"; the SDK says so on its logger (``custody.workers``, stderr when
+logging is not configured), and the process goes on stopping (rev38: 41 s on a locked SQLite at
+a 60 s TTL, 45 s on a stopped PostgreSQL, about 200 s at the default TTL).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -37,6 +47,9 @@ from typing import Any, Protocol
 from workers._reasons import capped, reason_of, storable
 
 Handler = Callable[[int, FrameType | None], Any] | int | None
+# After a stop, how long leaving a lease waits for a store that does not answer: a few seconds,
+# well inside Kubernetes' 30 s grace period, and longer than one try of a store that is up.
+STOP_WAIT_SECONDS = 5.0
 
 
 class Terminated(SystemExit):
@@ -76,6 +89,7 @@ class Signalled:
     def __init__(self) -> None:
         self.signal: signal.Signals | None = None
         self.must_stop = False
+        self.stopped_at: float | None = None  # time.monotonic() when the process was stopped
         self._depth = 0
         self._pending = False
 
@@ -85,6 +99,30 @@ class Signalled:
     def stop(self, signum: int) -> None:
         self.note(signum)
         self.must_stop = True
+        self._stopped()
+
+    def left_by(self, error: BaseException | None) -> None:
+        """The block is left with ``error``: ``KeyboardInterrupt`` (SIGINT), ``SystemExit`` or
+        a cancellation (asyncio's SIGINT) stops the process as SIGTERM does."""
+        if isinstance(error, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
+            self._stopped()
+
+    def _stopped(self) -> None:
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
+
+    def store_wait(self, seconds: float) -> float:
+        """``seconds``, cut to what is left of ``STOP_WAIT_SECONDS`` once the process was
+        stopped (0 past it)."""
+        if self.stopped_at is None:
+            return seconds
+        left = self.stopped_at + STOP_WAIT_SECONDS - time.monotonic()
+        return max(0.0, min(seconds, left))
+
+    def waited_enough(self) -> bool:
+        """True once the process was stopped ``STOP_WAIT_SECONDS`` ago or more: leaving the
+        lease waits for the store no more."""
+        return self.stopped_at is not None and self.store_wait(STOP_WAIT_SECONDS) <= 0
 
     def terminate(self, signum: int) -> bool:
         """The SDK stops the run; True when it may be interrupted now."""

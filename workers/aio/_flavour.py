@@ -125,7 +125,7 @@ class TaskLease(HeldLease, ABC):
     async def _stop_heartbeats(self) -> None:
         self._stop.set()
         if self._renewal is not None:  # it may wait for a batch on its way: off the loop
-            await blocking(self._renewal.leave, STOP_TIMEOUT)
+            await blocking(self._renewal.leave, self.store_wait(STOP_TIMEOUT))
 
     def terminate(self, signum: int) -> bool:
         """SIGTERM (``workers._termination``): cancel the task running the checkout block, once,
