@@ -24,13 +24,22 @@ SIG_IGN is left alone. When the last lease is left, whatever was there before is
 Leases held on other threads are not covered: Python runs signal handlers on the main thread.
 
 A stopped process does not wait on its store for long: from the signal (or from a block left by
-``KeyboardInterrupt``, ``SystemExit`` or a cancellation, as SIGINT leaves it), leaving the lease
-waits at most ``STOP_WAIT_SECONDS`` for the store (a heartbeat on its way, the revocation
+SIGINT: the sync block by ``KeyboardInterrupt``, the asyncio one by the cancellation that
+``asyncio.run`` sends its main task on SIGINT), leaving the lease waits at most
+``STOP_WAIT_SECONDS`` for the store (a heartbeat on its way, the revocation
 watch, the release's retries; one release is always tried). A store that has not taken the
 release by then (down, locked, hung) leaves the lease live in the ledger, to go stale at its
 deadline as "deadline missed"; the SDK says so on its logger (``custody.workers``, stderr when
 logging is not configured), and the process goes on stopping (rev38: 41 s on a locked SQLite at
 a 60 s TTL, 45 s on a stopped PostgreSQL, about 200 s at the default TTL).
+
+Only a stop is such a stop. A block left by the application's own cancellation
+(``asyncio.wait_for``'s timeout, ``task.cancel()``), by ``sys.exit`` or by any other
+``SystemExit`` than ``Terminated`` is not: the process goes on, so its release is resent until
+the store takes it, as for any other error (rev38: a timeout gave the release up after 5 s and
+left the profile blocked to its deadline, then in review). A cancellation counts as SIGINT's
+only when the SIGINT handler is ``asyncio.Runner``'s and it has counted an interrupt; a handler
+of any other shape makes it the application's (the safe default: the release is resent).
 """
 
 from __future__ import annotations
@@ -102,9 +111,13 @@ class Signalled:
         self._stopped()
 
     def left_by(self, error: BaseException | None) -> None:
-        """The block is left with ``error``: ``KeyboardInterrupt`` (SIGINT), ``SystemExit`` or
-        a cancellation (asyncio's SIGINT) stops the process as SIGTERM does."""
-        if isinstance(error, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
+        """The block is left with ``error``: ``KeyboardInterrupt`` (the sync SIGINT), or a
+        cancellation that ``asyncio.run`` sent on SIGINT, stops the process as SIGTERM does. Any
+        other cancellation or ``SystemExit`` is the application's own (``Terminated`` has
+        stopped it already): the release is resent as after any error."""
+        if isinstance(error, KeyboardInterrupt) or (
+            isinstance(error, asyncio.CancelledError) and _runner_interrupted()
+        ):
             self._stopped()
 
     def _stopped(self) -> None:
@@ -153,6 +166,16 @@ class Signalled:
         if not isinstance(error, Terminated | asyncio.CancelledError):
             said += f" ({reason_of(error)})"  # the application's own handler's doing
         return capped(storable(said))
+
+
+def _runner_interrupted() -> bool:
+    """True when SIGINT's handler is ``asyncio.Runner``'s (``asyncio.run`` installs
+    ``functools.partial(runner._on_sigint, main_task=...)``) and it has counted a SIGINT;
+    False for a handler of any other shape."""
+    handler = signal.getsignal(signal.SIGINT)
+    runner = getattr(getattr(handler, "func", None), "__self__", None)
+    count = getattr(runner, "_interrupt_count", 0)
+    return isinstance(count, int) and count > 0
 
 
 _lock = threading.Lock()

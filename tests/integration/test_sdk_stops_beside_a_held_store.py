@@ -39,7 +39,9 @@ time.sleep(600)
 """
 
 # A worker holding p1 (TTL 60: its local deadline 40 s after the last renewal), at work: asleep,
-# or ("steps") sending a step after another, so the signal finds it retrying a step.
+# or ("steps") sending a step after another, so the signal finds it retrying a step; or
+# ("aio-cancel") the application cancelling the block's task itself on a line from stdin, then
+# going on.
 _WORKER = r"""
 import asyncio, sys, time
 from workers import DIRECT, BrowserSettings, ProfileLeases, aio
@@ -54,7 +56,7 @@ if flavour.startswith("sync"):
             lease.step("next_page")
         time.sleep(600)
 else:
-    async def main():
+    async def work():
         leases = aio.ProfileLeases.open(url, worker_id="w", settings=settings)
         checkout = leases.checkout("p1", run_id="r", task_type="t", ttl_seconds=60)
         async with leases, checkout as lease:
@@ -63,6 +65,16 @@ else:
             while flavour.endswith("steps"):
                 await lease.step("next_page")
             await asyncio.sleep(600)
+    async def main():
+        if not flavour.endswith("cancel"):
+            return await work()
+        task = asyncio.create_task(work())
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            print("cancelled", flush=True)
     asyncio.run(main())
 """
 
@@ -155,6 +167,39 @@ def test_a_stopped_worker_leaves_its_lease_to_go_stale_within_seconds(
     events = _events(store)
     assert "lease_release_requested" not in events
     assert events[-1] == "lease_heartbeat"  # the first step, or the last that landed
+
+
+def test_a_block_the_application_cancels_is_released_once_the_store_answers(
+    store: str, holding: list[Holder], tmp_path: Path
+) -> None:
+    """With the store held, the application cancels its own checkout block (no signal: what
+    ``asyncio.wait_for``'s timeout does) and goes on: that is no stop, so the release is resent
+    past ``STOP_WAIT_SECONDS`` until the store answers, and the ledger shows it. It was given up
+    after 5 s, saying "left live", and the profile went stale to review (rev38)."""
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, store, "aio-cancel", str(tmp_path / "evidence")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdin is not None
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "working"
+        holding.append(Holder(store))
+        worker.stdin.write("cancel\n")
+        worker.stdin.flush()
+        time.sleep(STOP_WAIT_SECONDS + 3)  # past the stop wait and one store call (2 s)
+        holding.pop().end()
+        out, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+    assert worker.returncode == 0, err
+    assert out.strip() == "cancelled"
+    assert "left live" not in err
+    assert "lease_release_requested" in _events(store)
 
 
 def test_a_lease_lost_at_its_deadline_leaves_its_block_at_once(pg_url: str, tmp_path: Path) -> None:
