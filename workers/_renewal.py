@@ -136,12 +136,16 @@ def release(
     ``LeaseLost`` when the ledger refuses it or the deadline passes first. Once the process
     was stopped (``signalled``: SIGTERM, SIGINT), resent for what is left of
     ``STOP_WAIT_SECONDS`` only: then ``StoreUnavailable`` saying the lease is left to go stale
-    (``workers._termination``). A report the ledger refuses as bad input is sent again without
+    (``workers._termination``); but once a try's answer was lost (``StoreUnavailable.lost``: it
+    may have committed), resent once more past it, under the same command id, which a release
+    that landed is answered by; if that fails too, the error says the release may have been
+    taken. A report the ledger refuses as bad input is sent again without
     the refused field, saying so (``Evidence.refused``): the lease ends, unproven, rather than
     being left to expire. A field refused twice raises ``InvalidInput``. Returns the result and
     the record sent."""
     command_id = uuid.uuid4().hex  # a refused command wrote nothing: the id stays unused
     refused: set[str] = set()
+    answer_lost = last_try = False
     while True:
         try:
             result = ledger.handle(
@@ -164,15 +168,25 @@ def release(
             guard.failed(str(down))
             if not guard.held():
                 raise LeaseLost(lease.lease_id, guard.why) from down
+            answer_lost = answer_lost or down.lost
             if signalled is not None and signalled.waited_enough():
-                raise StoreUnavailable(_left_to_go_stale(lease, down)) from down
+                if answer_lost and not last_try:
+                    last_try = True  # the release may have landed: its resend says so
+                    continue
+                raise StoreUnavailable(_left_to_go_stale(lease, down, answer_lost)) from down
             pause = guard.timing.retry_period
             time.sleep(pause if signalled is None else signalled.store_wait(pause))
         else:
             return result, record
 
 
-def _left_to_go_stale(lease: Lease, down: StoreUnavailable) -> str:
+def _left_to_go_stale(lease: Lease, down: StoreUnavailable, answer_lost: bool) -> str:
+    if answer_lost:
+        return (
+            f"the process was stopped and the store's answer to the release was lost, then "
+            f"not given again within {STOP_WAIT_SECONDS:g}s: the release may have been taken; "
+            f"if not, {lease.lease_id} is left live, to go stale at its deadline ({down})"
+        )
     return (
         f"the process was stopped and the store did not take the release within "
         f"{STOP_WAIT_SECONDS:g}s: {lease.lease_id} is left live, to go stale at its deadline "

@@ -26,12 +26,14 @@ Leases held on other threads are not covered: Python runs signal handlers on the
 A stopped process does not wait on its store for long: from the signal (or from a block left by
 SIGINT: the sync block by ``KeyboardInterrupt``, the asyncio one by the cancellation that
 ``asyncio.run`` sends its main task on SIGINT), leaving the lease waits at most
-``STOP_WAIT_SECONDS`` for the store (a heartbeat on its way, the revocation
-watch, the release's retries; one release is always tried). A store that has not taken the
-release by then (down, locked, hung) leaves the lease live in the ledger, to go stale at its
-deadline as "deadline missed"; the SDK says so on its logger (``custody.workers``, stderr when
-logging is not configured), and the process goes on stopping (rev38: 41 s on a locked SQLite at
-a 60 s TTL, 45 s on a stopped PostgreSQL, about 200 s at the default TTL).
+``STOP_WAIT_SECONDS`` for the store (a heartbeat on its way, the revocation watch, the release's
+retries; one release is always tried). A store that has not taken the release by then (down,
+locked, hung) leaves the lease live in the ledger, to go stale at its deadline as "deadline
+missed" (a release whose answer was lost, so that it may have committed, is resent once more
+past the wait: ``workers._renewal.release``); the SDK says so on its logger
+(``custody.workers``, stderr when logging is not configured), and the process goes on stopping
+(rev38: 41 s on a locked SQLite at a 60 s TTL, 45 s on a stopped PostgreSQL, about 200 s at the
+default TTL).
 
 Only a stop is such a stop. A block left by the application's own cancellation
 (``asyncio.wait_for``'s timeout, ``task.cancel()``), by ``sys.exit`` or by any other

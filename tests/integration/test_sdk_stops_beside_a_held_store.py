@@ -1,17 +1,22 @@
 """A worker stopped while its store does not answer (another session holds the lock every read
 and write needs) stops within seconds, not at its lease's deadline: after SIGTERM or SIGINT the
 release is tried for ``STOP_WAIT_SECONDS``, then the lease is left live to go stale, saying so
-on stderr; and a lease lost at its deadline leaves its block at once, not when its revocation
-watch's store call ends (rev38)."""
+on stderr, unless the release's answer was lost (resent once more then); a block the
+application cancels itself is no stop (its release waits for the store); and a lease lost at its
+deadline leaves its block at once, not when its revocation watch's store call ends (rev38)."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -49,12 +54,17 @@ url, flavour, evidence = sys.argv[1:]
 settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=evidence)
 if flavour.startswith("sync"):
     leases = ProfileLeases.open(url, worker_id="w", settings=settings)
-    with leases.checkout("p1", run_id="r", task_type="t", ttl_seconds=60) as lease:
-        lease.step("dashboard", safe=True)
-        print("working", flush=True)
-        while flavour.endswith("steps"):
-            lease.step("next_page")
-        time.sleep(600)
+    lease = None
+    try:
+        with leases.checkout("p1", run_id="r", task_type="t", ttl_seconds=60) as lease:
+            lease.step("dashboard", safe=True)
+            print("working", flush=True)
+            while flavour.endswith("steps"):
+                lease.step("next_page")
+            time.sleep(600)
+    finally:
+        result = getattr(lease, "result", None)
+        print("released" if result else "not released", getattr(result, "resent", False))
 else:
     async def work():
         leases = aio.ProfileLeases.open(url, worker_id="w", settings=settings)
@@ -237,3 +247,108 @@ def test_a_lease_lost_at_its_deadline_leaves_its_block_at_once(pg_url: str, tmp_
         assert time.monotonic() < deadline, "the revocation watch did not end"
         time.sleep(0.05)
     assert "lease_release_requested" not in _events(url)
+
+
+_COMMIT_ANSWERED = b"C\x00\x00\x00\x0bCOMMIT\x00"  # the server's CommandComplete for a COMMIT
+
+
+class AnswerLosingProxy:
+    """A TCP proxy to a PostgreSQL server that, once ``armed``, lets a release through to the
+    server and, when the server answers its COMMIT, holds that answer back for ``hold``
+    seconds, then closes both ends: the release committed, its answer lost. Every other
+    connection and every byte before that is forwarded as it comes."""
+
+    def __init__(self, server_port: int, hold: float) -> None:
+        self.hold = hold
+        self.armed = threading.Event()
+        self.tripped = threading.Event()
+        self._server_port = server_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self._server_port))
+            releasing = threading.Event()
+            threading.Thread(target=self._up, args=(client, server, releasing), daemon=True).start()
+            threading.Thread(
+                target=self._down, args=(server, client, releasing), daemon=True
+            ).start()
+
+    def _up(self, src: socket.socket, dst: socket.socket, releasing: threading.Event) -> None:
+        def seen(data: bytes) -> None:
+            if self.armed.is_set() and b"lease_release_requested" in data:
+                releasing.set()
+
+        _pipe(src, dst, seen)
+
+    def _down(self, src: socket.socket, dst: socket.socket, releasing: threading.Event) -> None:
+        def seen(data: bytes) -> None:
+            if releasing.is_set() and _COMMIT_ANSWERED in data and not self.tripped.is_set():
+                self.tripped.set()
+                time.sleep(self.hold)
+                raise OSError("the answer is lost")
+
+        _pipe(src, dst, seen)
+
+
+def _pipe(src: socket.socket, dst: socket.socket, seen: Callable[[bytes], None]) -> None:
+    """Forward ``src`` to ``dst`` until either ends (or ``seen`` raises), then close both."""
+    try:
+        while data := src.recv(65536):
+            seen(data)
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (src, dst):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+
+def test_a_stopped_workers_release_whose_answer_was_lost_is_resent_once_more(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM, and the release commits on PostgreSQL but its answer is lost (held back past
+    ``STOP_WAIT_SECONDS``, then the connection closed): the release is resent once more under
+    its command id, answered as recorded, and the worker reports it released. It said "left
+    live, to go stale" and lost the result while the ledger showed the lease released
+    (rev38)."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="px"))
+    parts = urlsplit(pg_url)
+    assert parts.port is not None
+    proxy = AnswerLosingProxy(parts.port, hold=STOP_WAIT_SECONDS + 1)
+    netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
+    proxied = urlunsplit(parts._replace(netloc=netloc))
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, proxied, "sync", str(tmp_path / "evidence")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "working"
+        proxy.armed.set()
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+        proxy.close()
+    assert proxy.tripped.is_set(), "the release's COMMIT was not answered through the proxy"
+    assert worker.returncode == 143, err
+    assert out.strip() == "released True", err
+    assert "left live" not in err
+    assert "lease_release_requested" in _events(pg_url)

@@ -6,14 +6,17 @@ heartbeat, answering from a script (a lease, ``StoreUnavailable``, ``LeaseLost``
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from fakes import LEASE, FakeClock
 
-from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, StoreUnavailable
+from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, Outcome, StoreUnavailable
+from workers._evidence import Evidence
 from workers._guard import LeaseGuard, Progress
-from workers._renewal import checkout, heartbeat, renew
+from workers._renewal import checkout, heartbeat, release, renew
+from workers._termination import STOP_WAIT_SECONDS, Signalled
 from workers._timing import RenewalTiming
 
 
@@ -275,3 +278,51 @@ def test_the_guard_loses_the_lease_at_its_deadline_when_no_one_asks() -> None:
     retired = LeaseGuard("lease-3@p1", RenewalTiming.from_ttl(1.5), time.monotonic())
     retired.retire()
     assert not retired.lost.wait(1.5)
+
+
+def _stopped_long_ago() -> Signalled:
+    """A stop ``STOP_WAIT_SECONDS`` and more ago: leaving the lease waits for the store no
+    more."""
+    signalled = Signalled()
+    signalled.stopped_at = time.monotonic() - STOP_WAIT_SECONDS - 1
+    return signalled
+
+
+def _failed_release(clock: FakeClock, ledger: ScriptedLedger) -> StoreUnavailable:
+    record = Evidence(
+        lease_id=LEASE.lease_id,
+        profile_id=LEASE.profile_id,
+        run_id=LEASE.run_id,
+        outcome=Outcome.FAILURE,
+        reason="terminated by SIGTERM at step 'dashboard'",
+        final_url=None,
+        screenshot=None,
+        screenshot_sha256=None,
+        prompt_seen=False,
+        prompt_url=None,
+        observed_proxy=None,
+        last_step="dashboard",
+        last_safe_step="dashboard",
+        mutating_step=None,
+    )
+    with pytest.raises(StoreUnavailable) as raised:
+        release(ledger, LEASE, guard_for(clock), record, _stopped_long_ago())  # type: ignore[arg-type]
+    return raised.value
+
+
+def test_a_stopped_release_whose_answer_was_lost_is_resent_once_more(clock: FakeClock) -> None:
+    """Past the stop wait, a release whose answer was lost (it may have committed) is resent
+    once more under its command id; if that fails too, the error says the release may have
+    been taken. A release that failed without a lost answer is given up at once, left live."""
+    lost = StoreUnavailable("store x unavailable: server closed the connection", lost=True)
+    ledger = ScriptedLedger(lost, StoreUnavailable("store x unavailable: refused"))
+    said = str(_failed_release(clock, ledger))
+    assert len(ledger.calls) == 2
+    assert ledger.calls[0]["command_id"] == ledger.calls[1]["command_id"]
+    assert "the release may have been taken; if not, lease-1@p1 is left live" in said
+
+    ledger = ScriptedLedger(StoreUnavailable("store x busy: locked", busy=True))
+    said = str(_failed_release(clock, ledger))
+    assert len(ledger.calls) == 1
+    assert "may have been taken" not in said
+    assert "lease-1@p1 is left live, to go stale at its deadline" in said
