@@ -5666,7 +5666,10 @@ MUTANTS = (
         "            if signalled is not None and signalled.waited_enough():\n",
         "            if False:\n",
         "a stopped worker resent its release until the lease's deadline (rev38)",
-        ("tests/integration/test_sdk_stops_beside_a_held_store.py",),
+        (
+            "tests/integration/test_sdk_stops_beside_a_held_store.py::"
+            "test_a_stopped_worker_leaves_its_lease_to_go_stale_within_seconds[sqlite-sync-15-143]",
+        ),
     ),
     Mutant(
         "sigint-not-a-stop",
@@ -5685,14 +5688,42 @@ MUTANTS = (
         ("tests/integration/test_sdk_stops_beside_a_held_store.py",),
     ),
     Mutant(
-        "sync-step-retries-through-sigterm",
-        "workers/_flavour.py",
-        "        if self._signalled.must_stop:\n"
-        "            return True\n"
-        "        time.sleep(seconds)\n",
-        "        time.sleep(seconds)\n",
-        "SIGTERM during a step waited for the store until the deadline (rev38)",
-        ("tests/integration/test_sdk_stops_beside_a_held_store.py",),
+        "app-cancellation-is-a-stop",
+        "workers/_termination.py",
+        "            isinstance(error, asyncio.CancelledError) and _runner_interrupted()\n",
+        "            isinstance(error, asyncio.CancelledError)\n",
+        "an application's own cancellation gave its release up after 5 s, left live (rev38)",
+        (
+            "tests/integration/test_sdk_stops_beside_a_held_store.py::"
+            "test_a_block_the_application_cancels_is_released_once_the_store_answers",
+        ),
+    ),
+    Mutant(
+        "asyncio-sigint-not-seen",
+        "workers/_termination.py",
+        "    return isinstance(count, int) and count > 0\n",
+        "    return False\n",
+        "Ctrl-C under asyncio.run waited for the store until the lease's deadline (rev38)",
+        (
+            "tests/integration/test_sdk_stops_beside_a_held_store.py::"
+            "test_a_stopped_worker_leaves_its_lease_to_go_stale_within_seconds[sqlite-aio-2--2]",
+        ),
+    ),
+    Mutant(
+        "lost-release-answer-not-resent",
+        "workers/_renewal.py",
+        "                if answer_lost and not last_try:\n",
+        "                if False:\n",
+        "a stopped worker's release that committed, its answer lost, was said left live (rev38)",
+        ("tests/unit/test_worker_renewal.py",),
+    ),
+    Mutant(
+        "lost-release-answer-forgotten",
+        "workers/_renewal.py",
+        "            answer_lost = answer_lost or down.lost\n",
+        "            answer_lost = False\n",
+        "a release whose answer was lost was given up past the stop wait (rev38)",
+        ("tests/unit/test_worker_renewal.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
