@@ -1194,9 +1194,10 @@ MUTANTS = (
     Mutant(
         "sqlite-foreign-availability-taken",
         "ledger/_stores/sql.py",
-        "if not _CUSTODYS[AVAILABILITY_TABLE] <= {row[1] for row in info}:",
-        "if False:",
-        "init writes custody's tables beside another application's custody_availability",
+        "        if not _SQLITE_COLUMNS[table] <= columns:\n",
+        "        if False:\n",
+        "init writes custody's tables beside another application's custody_availability (the"
+        " check of every table of custody's name since rev38)",
         ("tests/integration/test_stores.py",),
     ),
     Mutant(
@@ -3776,7 +3777,7 @@ MUTANTS = (
     Mutant(
         "console-slash-in-id",
         "service/_console.py",
-        ", include_in_schema=False, route_class=SegmentRoute)",
+        ", include_in_schema=False, route_class=page_route(console))",
         ", include_in_schema=False)",
         "a console id holding %2F is a JSON 404 naming nothing, or another page of the profile",
         (
