@@ -181,7 +181,12 @@ def projections(ctx: click.Context) -> None:
     """the read models fed from the event log: status, rebuild, run"""
     # As early as the command is known: run stops at once, rebuild is interrupted at once.
     if ctx.invoked_subcommand in ("run", "rebuild"):
-        signal.signal(signal.SIGTERM, lambda signum, frame: _TERMINATED.append(signum))
+        _TERMINATED.clear()
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: _TERMINATED.append(signum))
+        # Put back when the command ends: run in a process that goes on (click's CliRunner, a
+        # test session), the handler stayed, and a child forked later swallowed SIGTERM (the
+        # fresh-clone CI at ab152c1).
+        ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 @projections.command("status")

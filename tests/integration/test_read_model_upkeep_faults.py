@@ -390,3 +390,21 @@ def _killed_after(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[s
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_run_and_rebuild_in_a_process_that_goes_on_put_sigterms_handler_back(
+    store_url: str,
+) -> None:
+    """`projections run` and `rebuild` invoked in a process that goes on (click's CliRunner, a
+    test session) leave SIGTERM's handler as they found it: their early handler stayed, and a
+    child the process forked later swallowed SIGTERM and slept on (the fresh-clone CI at
+    ab152c1 failed test_pg_cluster_signals so)."""
+    from click.testing import CliRunner
+
+    from custody.cli import cli
+
+    before = signal.getsignal(signal.SIGTERM)
+    for args in (["projections", "run", "--rounds", "1"], ["projections", "rebuild"]):
+        result = CliRunner().invoke(cli, ["--store", store_url, *args])
+        assert result.exit_code == 0, result.output
+        assert signal.getsignal(signal.SIGTERM) is before, args

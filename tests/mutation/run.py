@@ -5726,6 +5726,17 @@ MUTANTS = (
         "a release whose answer was lost was given up past the stop wait (rev38)",
         ("tests/unit/test_worker_renewal.py",),
     ),
+    Mutant(
+        "projections-sigterm-handler-left",
+        "custody/_reading.py",
+        "        ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))\n",
+        "",
+        "run and rebuild in a process that goes on left their early SIGTERM handler (rev38)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_run_and_rebuild_in_a_process_that_goes_on_put_sigterms_handler_back",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
