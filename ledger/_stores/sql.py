@@ -257,17 +257,19 @@ def _marked(conn: sqlite3.Connection, tables: set[str]) -> set[str]:
 
 # The columns of the library's events and snapshots tables, as it makes them on either store.
 _LIBRARY_COLUMNS = {"originator_id", "originator_version", "topic", "state"}
-# The columns an older custody store's tables had (before ``custody_schema`` recorded its
-# version): a table of custody's name without them is another application's.
+# The columns custody's tables on PostgreSQL have had in every version (the availability and
+# events tables before ``custody_schema`` recorded a version too): a table of custody's name
+# without them is another application's.
 _CUSTODYS = {
     AVAILABILITY_TABLE: {"profile_id", "state"},
+    SCHEMA_TABLE: {"id", "version"},
     f"{APPLICATION_NAME}_events": _LIBRARY_COLUMNS,
 }
 # On SQLite: the tables of custody's (or the library's) names that every version of a custody
 # store held, and the columns each has had since.
 _SQLITE_COLUMNS = {
     AVAILABILITY_TABLE: _CUSTODYS[AVAILABILITY_TABLE],
-    SCHEMA_TABLE: {"id", "version"},
+    SCHEMA_TABLE: _CUSTODYS[SCHEMA_TABLE],
     "stored_events": _LIBRARY_COLUMNS,
     "stored_snapshots": _LIBRARY_COLUMNS,
 }
@@ -385,7 +387,6 @@ class SqlStore(Store):
             # From the catalog, which every login may read (information_schema shows only
             # the tables the login has a privilege on), each table where custody makes it:
             # its own in the login's schema, the library's events table in public.
-            own, events = (AVAILABILITY_TABLE, SCHEMA_TABLE), f"{APPLICATION_NAME}_events"
             rows = store.query(
                 "SELECT c.relname AS t, a.attname AS c FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -393,15 +394,14 @@ class SqlStore(Store):
                 "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
                 "WHERE (c.relname IN (?, ?) AND n.nspname = current_schema()) "
                 "OR (c.relname = ? AND n.nspname = 'public')",
-                (*own, events),
+                tuple(_CUSTODYS),
             )
         finally:
             store.close()
         found: dict[str, set[str]] = {}
         for row in rows:
             found.setdefault(str(row["t"]), set()).add(str(row["c"] or ""))
-        custodys = {**_CUSTODYS, SCHEMA_TABLE: _SQLITE_COLUMNS[SCHEMA_TABLE]}
-        foreign = sorted(t for t, columns in found.items() if not custodys[t] <= columns)
+        foreign = sorted(t for t, columns in found.items() if not _CUSTODYS[t] <= columns)
         if foreign:
             msg = (
                 f"{settings.describe()} holds a table {', '.join(foreign)} that is not "

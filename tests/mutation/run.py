@@ -5478,8 +5478,8 @@ MUTANTS = (
     Mutant(
         "pg-schema-columns",
         "ledger/_stores/sql.py",
-        "custodys = {**_CUSTODYS, SCHEMA_TABLE: _SQLITE_COLUMNS[SCHEMA_TABLE]}",
-        "custodys = {**_CUSTODYS, SCHEMA_TABLE: set()}",
+        '    SCHEMA_TABLE: {"id", "version"},\n',
+        "    SCHEMA_TABLE: set(),\n",
         "a foreign custody_schema on PostgreSQL failed init with 'no such column' (rev38)",
         (
             "tests/integration/test_stores.py::"
