@@ -55,7 +55,7 @@ from ledger._stores.settings import (
     CLIENT_ENCODING,
     DEFAULT_TIMEOUT_SECONDS,
     TLS_ENV,
-    lock_timeout_options,
+    session_options,
 )
 from ledger.ports import DeadlineRefused, LateSave, Misdated
 
@@ -688,7 +688,7 @@ class BoundedPostgresFactory(PostgresFactory):
         if not isinstance(pool.kwargs, dict) or not pool.closed:
             raise RuntimeError("the library's pool opened before custody could configure it")
         timeout = int(self.env.get(self.POSTGRES_LOCK_TIMEOUT) or DEFAULT_TIMEOUT_SECONDS)
-        pool.kwargs["options"] = lock_timeout_options(timeout)
+        pool.kwargs["options"] = session_options(timeout)
         pool.kwargs["client_encoding"] = CLIENT_ENCODING
         pool.kwargs.update(parse_qsl(self.env.get(TLS_ENV) or ""))  # the URL's sslmode, ...
         if not pool.kwargs.get("password"):  # none in the URL: libpq's PGPASSWORD or ~/.pgpass,

@@ -330,8 +330,8 @@ class StoreSettings(BaseModel):
 
     def postgres_options(self) -> str:
         """libpq's ``options`` for every PostgreSQL session the store opens (see
-        ``lock_timeout_options``)."""
-        return lock_timeout_options(self.timeout)
+        ``session_options``)."""
+        return session_options(self.timeout)
 
     def environment(self, *, create_table: bool) -> dict[str, str]:
         """The eventsourcing environment for this store (never read from ``os.environ``)."""
@@ -392,12 +392,18 @@ def _frozen(path: Path) -> bool:
 CLIENT_ENCODING = "UTF8"
 
 
-def lock_timeout_options(timeout: int) -> str:
+def session_options(timeout: int) -> str:
     """libpq's ``options`` for every PostgreSQL session a store opens (the library's pool,
-    direct connections, LISTEN, ADBC): any wait for a lock, by a read as much as by a write,
-    gives up after ``timeout`` seconds (a session holding the events table, such as a migration
-    or a VACUUM FULL, would otherwise stall every command behind it)."""
-    return f"-c lock_timeout={timeout * 1000}"
+    direct connections, LISTEN, ADBC), which win over the server's, the database's and the
+    role's settings:
+    - any wait for a lock, by a read as much as by a write, gives up after ``timeout`` seconds
+      (a session holding the events table, such as a migration or a VACUUM FULL, would
+      otherwise stall every command behind it);
+    - a float reads back exactly as it was written: with ``extra_float_digits`` 0 or below
+      (PostgreSQL 11's default, kept in many a server's configuration) the server rounds it to
+      15 digits, and every lease row of the read models read back unlike the digest written
+      with it, "edited by hand", after a few heartbeats (rev39)."""
+    return f"-c lock_timeout={timeout * 1000} -c extra_float_digits=3"
 
 
 def _here(path: str) -> str:

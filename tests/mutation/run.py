@@ -5737,6 +5737,14 @@ MUTANTS = (
             "test_run_and_rebuild_in_a_process_that_goes_on_put_sigterms_handler_back",
         ),
     ),
+    Mutant(
+        "pg-session-float-digits",
+        "ledger/_stores/settings.py",
+        ' -c extra_float_digits=3"',
+        '"',
+        "a server rounding floats made the leases read model's rows read back edited (rev39)",
+        ("tests/integration/test_server_float_digits.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
