@@ -73,7 +73,8 @@ def also_blocked(p: ProfileStateMachine, denial: Denial, now: datetime) -> Denia
     ``state_denial``), as it is the caller's to mend whatever the state, but a profile its
     state blocks too says what else unblocks it: a quarantined profile checked out through
     the wrong proxy was told only to launch through the right one, which earned the
-    quarantine's denial (rev28)."""
+    quarantine's denial (rev28). The block's holder, since and until come along with its
+    remediation: told to wait for the holder, a caller saw no holder and no time (rev39)."""
     if denial.reason not in (DenialReason.ACCOUNT_MISMATCH, DenialReason.PROXY_MISMATCH):
         return denial
     state = state_denial(p, now)
@@ -81,6 +82,8 @@ def also_blocked(p: ProfileStateMachine, denial: Denial, now: datetime) -> Denia
         return denial
     # By its reason's code: "also previous run unknown" read as a typo (rev29).
     also = f"; the profile is also blocked ({state.reason.value}): {state.remediation}"
+    held = {"holder": state.holder, "since": state.since, "until": state.until}
+    denial = denial.model_copy(update=held)
     return denial.model_copy(update={"remediation": denial.remediation + also})
 
 

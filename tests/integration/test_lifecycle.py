@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 import pytest
 from conftest import StepClock, event_count, register
+from owner_login import custody
 
 from ledger import (
     Checkout,
@@ -84,6 +88,35 @@ def test_mismatched_context_is_denied(ledger: Ledger) -> None:
         )
     assert by_account.value.reason is DenialReason.ACCOUNT_MISMATCH
     assert by_proxy.value.reason is DenialReason.PROXY_MISMATCH
+
+
+def test_a_mismatch_on_a_leased_profile_names_the_holder(ledger: Ledger, store_url: str) -> None:
+    """rev39: another account on a profile another worker holds is denied for the mismatch,
+    and, its remediation saying to wait for the holder, names that holder, since and until,
+    through the Python API and the command line's JSON alike; nothing is appended."""
+    pid = register(ledger)
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+    before = event_count(ledger)
+    with pytest.raises(CheckoutDenied) as denied:
+        ledger.handle(
+            Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t", account_id="b")
+        )
+    assert denied.value.reason is DenialReason.ACCOUNT_MISMATCH
+    assert "also blocked (already_leased)" in denied.value.remediation
+    assert denied.value.holder is not None
+    assert (denied.value.holder.worker_id, denied.value.holder.lease_id) == ("w1", lease.lease_id)
+    assert (denied.value.since, denied.value.until) == (lease.lease_started_at, lease.expires_at)
+    ran = custody(
+        store_url, "--json", "checkout", pid, "--worker", "w2", "--run", "r2", "--task", "t",
+        "--account", "b",
+    )  # fmt: skip
+    assert ran.returncode == 3, ran.stderr
+    body = json.loads(ran.stdout)["denial"]
+    assert body["reason"] == "account_mismatch"
+    assert (body["holder"]["worker_id"], body["holder"]["lease_id"]) == ("w1", lease.lease_id)
+    assert datetime.fromisoformat(body["since"]) == lease.lease_started_at
+    assert datetime.fromisoformat(body["until"]) == lease.expires_at
+    assert event_count(ledger) == before
 
 
 def test_resent_command_id_returns_the_first_result_and_appends_nothing(ledger: Ledger) -> None:

@@ -116,6 +116,27 @@ def test_a_denied_checkout_is_409_with_the_denial(served: Served, pid: str) -> N
     assert body["denial"]["remediation"]
 
 
+def test_a_mismatch_on_a_held_profile_is_409_naming_the_holder(served: Served, pid: str) -> None:
+    """rev39: another account on a profile another worker holds is told the mismatch and to
+    wait for the holder, whom the 409's denial names, with since and until."""
+    with served.client(Role.WORKER) as worker:
+        lease = _checkout(worker, pid)
+        other = served.token("worker-2", Role.WORKER)
+        with served.client(token=other) as second:
+            denied = second.post(
+                f"/v1/profiles/{pid}/checkout", json={**CHECKOUT, "account_id": "a-other"}
+            )
+    assert denied.status_code == 409, denied.text
+    denial = denied.json()["denial"]
+    assert denial["reason"] == "account_mismatch"
+    assert "also blocked (already_leased)" in denial["remediation"]
+    assert (denial["holder"]["worker_id"], denial["holder"]["lease_id"]) == (
+        "worker-1",
+        lease["lease_id"],
+    )
+    assert (denial["since"], denial["until"]) == (lease["lease_started_at"], lease["expires_at"])
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [

@@ -282,6 +282,33 @@ def test_a_wrong_proxy_on_a_blocked_profile_says_what_else_unblocks_it(blocked: 
         s.checkout(account_id="acct_elsewhere")
     assert account.value.denial.reason is DenialReason.ACCOUNT_MISMATCH
     assert account.value.denial.remediation.endswith(state.remediation)
+    for told in (denial, account.value.denial):
+        assert (told.holder, told.since, told.until) == (state.holder, state.since, state.until)
+
+
+@pytest.mark.parametrize(
+    ("account_id", "proxy_id", "reason"),
+    [
+        ("acct_elsewhere", None, DenialReason.ACCOUNT_MISMATCH),
+        (None, "proxy_elsewhere", DenialReason.PROXY_MISMATCH),
+    ],
+)
+def test_a_mismatch_on_a_leased_profile_names_the_holder_it_says_to_wait_for(
+    account_id: str | None, proxy_id: str | None, reason: DenialReason
+) -> None:
+    """rev39: a wrong account or proxy on a profile another worker holds said "wait for the
+    holder to release" with holder, since and until null; the denial keeps the mismatch's
+    reason and carries the lease's holder and times, as the already_leased denial does."""
+    s = Scene()
+    lease = s.checkout()
+    with pytest.raises(CheckoutDenied) as denied:
+        s.checkout("worker-b", account_id=account_id, proxy_id=proxy_id)
+    denial = denied.value.denial
+    assert denial.reason is reason
+    assert "also blocked (already_leased)" in denial.remediation
+    assert denial.holder is not None
+    assert (denial.holder.worker_id, denial.holder.lease_id) == (lease.worker_id, lease.lease_id)
+    assert (denial.since, denial.until) == (lease.lease_started_at, lease.expires_at)
 
 
 def test_availability_reason_for_expired_lease_is_previous_run_unknown() -> None:
