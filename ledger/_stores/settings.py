@@ -110,9 +110,9 @@ class StoreSettings(BaseModel):
             )
             raise InvalidInput("store", msg)
         shown = _redacted(url)
-        query = parse_qs(parts.query, keep_blank_values=True)
         postgres = parts.scheme in ("postgresql", "postgres")
-        timeout = _timeout(query, shown, TLS_OPTIONS if postgres else ())
+        query = _options(parts.query, shown, TLS_OPTIONS if postgres else ())
+        timeout = _timeout(query)
         tls = _tls(query, shown) if postgres else ()
         if parts.scheme == "sqlite":
             # Bytes that are not UTF-8 (%FF) name the file of those bytes, as the OS spells it.
@@ -502,14 +502,30 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 TLS_ENV = "POSTGRES_TLS_PARAMETERS"
 
 
-def _tls(query: dict[str, list[str]], shown: str) -> tuple[tuple[str, str], ...]:
-    """A PostgreSQL URL's TLS parameters (``TLS_OPTIONS``; the last of a repeated one);
-    ``InvalidInput`` for a mode libpq does not know or a file name that cannot be one."""
+def _options(query: str, shown: str, others: tuple[str, ...]) -> dict[str, str]:
+    """A store URL's options by name: ``timeout`` and ``others``. ``InvalidInput`` naming an
+    option neither, or one given twice: the last of a repeated one won silently
+    (``?timeout=1&timeout=4`` waited 4 s, a repeated sslmode chose one of two trusts), where
+    the lease service refuses a repeated query parameter (rev39)."""
+    given = parse_qs(query, keep_blank_values=True)
+    unknown = set(given) - {"timeout", *others}
+    if unknown:
+        raise InvalidInput("store", f"unknown option {sorted(unknown)[0]!r} in {shown}")
+    repeated = sorted(name for name, values in given.items() if len(values) > 1)
+    if repeated:
+        msg = f"option {repeated[0]!r} given more than once in {shown}: give it once"
+        raise InvalidInput("store", msg)
+    return {name: values[0] for name, values in given.items()}
+
+
+def _tls(query: dict[str, str], shown: str) -> tuple[tuple[str, str], ...]:
+    """A PostgreSQL URL's TLS parameters (``TLS_OPTIONS``); ``InvalidInput`` for a mode libpq
+    does not know or a file name that cannot be one."""
     found = []
     for name in TLS_OPTIONS:
         if name not in query:
             continue
-        value = query[name][-1]
+        value = query[name]
         if name == "sslmode" and value not in SSL_MODES:
             msg = f"sslmode must be one of {', '.join(SSL_MODES)}, got {value[:40]!r} in {shown}"
             raise InvalidInput("store", msg)
@@ -519,14 +535,9 @@ def _tls(query: dict[str, list[str]], shown: str) -> tuple[tuple[str, str], ...]
     return tuple(found)
 
 
-def _timeout(query: dict[str, list[str]], shown: str, others: tuple[str, ...]) -> int:
-    """``?timeout=SECONDS``: the bounded wait of every store call (1 to 3600); an option
-    neither it nor one of ``others`` is refused."""
-    unknown = set(query) - {"timeout", *others}
-    if unknown:
-        raise InvalidInput("store", f"unknown option {sorted(unknown)[0]!r} in {shown}")
-    values = query.get("timeout", [str(DEFAULT_TIMEOUT_SECONDS)])
-    value = values[-1]
+def _timeout(query: dict[str, str]) -> int:
+    """``?timeout=SECONDS``: the bounded wait of every store call (1 to 3600)."""
+    value = query.get("timeout", str(DEFAULT_TIMEOUT_SECONDS))
     if not re.fullmatch(r"[0-9]{1,5}", value) or not 1 <= int(value) <= MAX_TIMEOUT_SECONDS:
         msg = f"timeout must be whole seconds from 1 to {MAX_TIMEOUT_SECONDS}, got {value!r}"
         raise InvalidInput("store", msg)

@@ -38,6 +38,19 @@ def test_a_malformed_store_url_is_bad_input_not_an_internal_error(tmp_path: Path
     assert not any(tmp_path.iterdir())
 
 
+def test_a_store_url_repeating_an_option_is_bad_input_and_makes_no_file(tmp_path: Path) -> None:
+    """rev39: ``sqlite:///r.db?timeout=1&timeout=4`` opened r.db waiting 4 s, the last value
+    winning silently: it is bad input naming the option (exit 2, one line), and no file is
+    made, for a write, a read and init alike."""
+    url = f"sqlite:///{tmp_path}/r.db?timeout=1&timeout=4"
+    for args in (["register", "p1", "--account", "a", "--proxy", "x"], ["status"], ["init"]):
+        run = custody("--store", url, *args, cwd=tmp_path)
+        line = error_line(run)
+        assert run.code == 2, line
+        assert line.startswith("custody: invalid store: option 'timeout' given more than once")
+        assert not any(tmp_path.iterdir())
+
+
 def test_a_directory_given_as_the_sqlite_file_is_named_so(tmp_path: Path) -> None:
     """An existing directory as the SQLite file: bad input saying it is a directory, for a
     read and for init (it was "unavailable: unable to open database file", exit 6)."""

@@ -251,7 +251,7 @@ def test_a_postgresql_url_s_tls_parameters_reach_every_session_s_libpq() -> None
     """``?sslmode=...`` and its files, as libpq names them, for the pool (through the
     library's environment), direct connections and the pandas read path alike (each tested
     against a server that takes TLS only: tests/integration/test_store_tls.py)."""
-    url = "postgresql://u@h/db?timeout=9&sslmode=verify-full&sslrootcert=/etc/ca%20x.pem&sslmode=require"
+    url = "postgresql://u@h/db?timeout=9&sslrootcert=/etc/ca%20x.pem&sslmode=require"
     settings = StoreSettings.from_url(url)
     assert settings.libpq_tls() == {"sslmode": "require", "sslrootcert": "/etc/ca x.pem"}
     assert settings.timeout == 9
@@ -264,6 +264,39 @@ def test_a_postgresql_url_s_tls_parameters_reach_every_session_s_libpq() -> None
         ]
         == ""
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "option"),
+    [
+        ("sqlite:///r.db?timeout=1&timeout=4", "timeout"),
+        ("sqlite:///r.db?timeout=4&timeout=4", "timeout"),
+        ("sqlite:///r.db?timeout=4&time%6Fut=1", "timeout"),
+        ("postgresql://u:pw@h/db?timeout=1&timeout=4", "timeout"),
+        ("postgresql://u:pw@h/db?sslmode=verify-full&sslmode=disable", "sslmode"),
+        ("postgresql://u:pw@h/db?sslrootcert=/a.pem&timeout=3&sslrootcert=/b.pem", "sslrootcert"),
+        ("postgresql://u:pw@h/db?sslkey=&sslkey=/k.pem", "sslkey"),
+    ],
+)
+def test_an_option_given_twice_in_a_store_url_is_refused_naming_it(url: str, option: str) -> None:
+    """rev39: a repeated option was taken silently, the last one winning (a wait of 4 s for
+    ``?timeout=1&timeout=4``, ``disable`` after ``verify-full``), where the lease service
+    refuses a repeated query parameter: it is bad input naming the option, never the password."""
+    with pytest.raises(InvalidInput) as refused:
+        StoreSettings.resolve(url)
+    assert refused.value.field == "store"
+    said = str(refused.value)
+    assert f"option {option!r} given more than once in " in said, said
+    assert "pw" not in said
+
+
+def test_each_option_given_once_is_taken() -> None:
+    """Options given once each, in any order, are all taken: only a repeat is refused."""
+    url = "postgresql://u@h/db?sslmode=require&timeout=7&sslcert=/c.pem&sslkey=/k.pem"
+    settings = StoreSettings.resolve(url)
+    assert settings.timeout == 7
+    assert dict(settings.tls) == {"sslmode": "require", "sslcert": "/c.pem", "sslkey": "/k.pem"}
+    assert StoreSettings.resolve("sqlite:///r.db?timeout=4").timeout == 4
 
 
 @pytest.mark.parametrize("driver_said", ["disk I/O error", "database or disk is full"])
