@@ -5745,6 +5745,22 @@ MUTANTS = (
         "a server rounding floats made the leases read model's rows read back edited (rev39)",
         ("tests/integration/test_server_float_digits.py",),
     ),
+    Mutant(
+        "mismatch-drops-the-holder",
+        "ledger/_domain/denials.py",
+        "    denial = denial.model_copy(update=held)\n",
+        "    pass\n",
+        "a mismatch on a leased profile says wait for the holder but names none (rev39)",
+        ("tests/unit/test_fencing_and_audit.py",),
+    ),
+    Mutant(
+        "store-url-option-repeated",
+        "ledger/_stores/settings.py",
+        "    if repeated:\n",
+        "    if False:\n",
+        "a store URL giving an option twice is taken, its first value winning silently (rev39)",
+        ("tests/unit/test_store_urls.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
