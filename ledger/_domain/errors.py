@@ -126,14 +126,20 @@ class CheckoutDenied(LedgerError):
 
 
 class LeaseLost(LedgerError):
-    """The presented lease id or fencing token is no longer the live lease: stop working."""
+    """The presented lease id or fencing token is no longer the live lease: stop working.
+    ``ended``: the ledger ended the lease or marked it stale (a release, a force-release, an
+    operator's quarantine or disable, the sweep), so its holder did not lose it on its own; a
+    holder that never sends after its own release reads it as a revocation. False when the lease
+    may be lost by its holder's own doing: its renewal deadline or hard limit passed, a fencing
+    token not the lease's, a lease never issued, a deadline the store's clock refused."""
 
     exit_code = 4
 
-    def __init__(self, lease_id: str, why: str) -> None:
+    def __init__(self, lease_id: str, why: str, *, ended: bool = False) -> None:
         super().__init__(f"lease lost: {lease_id}: {why}")
         self.lease_id = lease_id
         self.why = why
+        self.ended = ended
 
 
 class NotAllowed(LedgerError):

@@ -134,12 +134,13 @@ class LeaseRules(AggregateRoot):
                 why = f"profile {self.profile_id} is now held under {lease.lease_id}"
             else:
                 why = f"profile {self.profile_id} has no live lease {lease_id}"
-            raise LeaseLost(lease_id, why)
+            # Issued and no longer the live lease: the ledger ended it, whoever asked.
+            raise LeaseLost(lease_id, why, ended=ended is not None or self._issued(lease_id))
         if fencing_token != lease.fencing_token:
             why = f"fencing token {fencing_token} is not the lease's token {lease.fencing_token}"
             raise LeaseLost(lease_id, why)
         if lease.lease_status is LeaseStatus.STALE:
-            raise LeaseLost(lease_id, "the lease was marked stale")
+            raise LeaseLost(lease_id, "the lease was marked stale", ended=True)
         # Past it, as past the deadline it caps: at the instant itself the lease is live to
         # everyone (rev33: lost to its holder, live to the sweep and to a checkout, for that
         # microsecond nobody could end it).

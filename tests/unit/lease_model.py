@@ -52,10 +52,12 @@ class Refusal:
     """How a command must be refused: the error class and what it must say.
 
     ``says`` is the ``DenialReason`` of a ``CheckoutDenied``; for ``LeaseLost`` and
-    ``NotAllowed`` it is a phrase their one-line message must contain."""
+    ``NotAllowed`` it is a phrase their one-line message must contain. ``ended``: a
+    ``LeaseLost``'s flag, that the ledger ended the lease or marked it stale."""
 
     error: type[LedgerError]
     says: str
+    ended: bool = False
 
     def check(self, refused: LedgerError) -> None:
         assert type(refused) is self.error, f"expected {self}, got {refused!r}"
@@ -63,14 +65,16 @@ class Refusal:
             assert refused.reason == self.says, f"expected {self}, got {refused.reason}"
         else:
             assert self.says in str(refused), f"expected {self}, got {refused}"
+        if isinstance(refused, LeaseLost):
+            assert refused.ended is self.ended, f"expected {self}, got {refused!r}"
 
 
 def denied(reason: DenialReason) -> Refusal:
     return Refusal(CheckoutDenied, reason)
 
 
-def lost(why: str) -> Refusal:
-    return Refusal(LeaseLost, why)
+def lost(why: str, *, ended: bool = False) -> Refusal:
+    return Refusal(LeaseLost, why, ended)
 
 
 def not_allowed(why: str) -> Refusal:
@@ -231,15 +235,15 @@ class ModelProfile:
         lease = self.lease
         if lease is None or lease.lease_id != lease_id:
             if lease_id == self.last_ended:
-                return lost("lease ended")
+                return lost("lease ended", ended=True)
             issued = {f"lease-{t}@{self.profile_id}" for t in range(1, self.last_token + 1)}
             if lease_id not in issued:
                 return lost("never issued")
-            return lost("is now held under" if lease else "has no live lease")
+            return lost("is now held under" if lease else "has no live lease", ended=True)
         if token != lease.token:
             return lost("fencing token")
         if lease.stale:
-            return lost("marked stale")
+            return lost("marked stale", ended=True)
         if lease.limit is not None and now > lease.limit:
             return lost("hard limit")
         if now > lease.expires_at:

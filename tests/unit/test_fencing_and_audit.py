@@ -56,26 +56,36 @@ def _past_deadline(s: Scene) -> int | None:
     return None
 
 
-_LOSSES: dict[str, tuple[Callable[[Scene], int | None], str]] = {
-    "wrong token": (_wrong_token, "fencing token 2 is not the lease's token 1"),
-    "stale lease": (_marked_stale, "the lease was marked stale"),
-    "after deadline": (_past_deadline, "renewal deadline"),
-    "ended lease": (_ended, "lease ended clean at "),
+def _force_released(s: Scene) -> int | None:
+    s.force_release()
+    return None
+
+
+# Each loss: how it is made, what the ledger says, and whether it says the ledger ended it.
+_LOSSES: dict[str, tuple[Callable[[Scene], int | None], str, bool]] = {
+    "wrong token": (_wrong_token, "fencing token 2 is not the lease's token 1", False),
+    "stale lease": (_marked_stale, "the lease was marked stale", True),
+    "after deadline": (_past_deadline, "renewal deadline", False),
+    "ended lease": (_ended, "lease ended clean at ", True),
+    "force-released": (_force_released, "lease ended forced (force_release) at ", True),
 }
 
 
 @pytest.mark.parametrize("loss", list(_LOSSES))
 def test_heartbeat_on_lost_lease_raises_lease_lost(loss: str) -> None:
-    """Heartbeat with a wrong token, a stale lease, past the deadline or an ended lease: lost."""
+    """Heartbeat with a wrong token, a stale lease, past the deadline or an ended lease: lost;
+    ``ended`` says whether the ledger ended the lease or marked it stale (a worker reads it as
+    revoked), not the worker's own miss (its deadline, its token)."""
     s = Scene()
     lease = s.checkout("worker-a")
-    lose, why = _LOSSES[loss]
+    lose, why, ended = _LOSSES[loss]
     token = lose(s)
     version = s.profile.version
     with pytest.raises(LeaseLost) as lost:
         s.heartbeat(lease, step="still_here", token=token)
     assert lost.value.lease_id == lease.lease_id
     assert why in lost.value.why
+    assert lost.value.ended is ended
     assert s.profile.version == version
     assert s.profile.pending_events == []
 
@@ -102,15 +112,17 @@ def test_a_lease_never_issued_is_not_said_to_have_lost_the_profile(named: str) -
     profile's is still told where the profile went."""
     s = Scene()
     first = s.checkout()
-    with pytest.raises(LeaseLost, match=f"profile_shop_17 never issued a lease {named}$"):
+    with pytest.raises(LeaseLost, match=f"profile_shop_17 never issued a lease {named}$") as never:
         s.profile.extend(named, 2, 600, s.ctx())
+    assert not never.value.ended  # nothing the ledger ended: the caller's own mistake
     assert s.profile.pending_events == []
     for _ in range(2):
         s.force_release()
         s.review()
         s.checkout()
-    with pytest.raises(LeaseLost, match="is now held under lease-3@profile_shop_17"):
+    with pytest.raises(LeaseLost, match="is now held under lease-3@profile_shop_17") as held:
         s.profile.extend(first.lease_id, first.fencing_token, 600, s.ctx())
+    assert held.value.ended
 
 
 # -- disable and enable -------------------------------------------------------------------------
