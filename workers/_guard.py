@@ -33,6 +33,8 @@ UNRECORDABLE = "(a URL the ledger would refuse)"  # a prompt seen at one, in evi
 # Where Chromium shows a navigation that failed (refused, DNS, net::ERR_*): its own page, whose
 # URL (chrome-error://chromewebdata/) names none the run tried. rev27: it was the final URL.
 ERROR_PAGE = "chrome-error://"
+# How ``why_lost`` begins when the ledger took the lease back (docs/operations/workers.md).
+REVOKED = "revoked: "
 
 
 def recorded_url(url: str) -> str | None:
@@ -189,6 +191,22 @@ class LeaseGuard:
         """A renewal failed in a way that may pass; remembered for the loss's message."""
         with self._lock:
             self._last_error = error
+
+    def revoked(self, why: str) -> None:
+        """The ledger ended the lease or marked it stale, and not at this worker's asking (it
+        sends nothing under a lease it released): lost, the reason beginning ``REVOKED``."""
+        self.lose(f"{REVOKED}{why}")
+
+    def refused(self, lost: LeaseLost) -> None:
+        """The ledger answered ``LeaseLost``: ``revoked`` when it ended the lease or marked it
+        stale (``LeaseLost.ended``: a force-release, an operator's quarantine or disable, the
+        sweep), whichever of the worker's calls met it first (a heartbeat, a step, the release);
+        else lost with the ledger's reason as it is (the worker's own: its deadline or hard
+        limit passed, a fencing token not the lease's)."""
+        if lost.ended:
+            self.revoked(lost.why)
+        else:
+            self.lose(lost.why)
 
     def lose(self, why: str) -> None:
         """The lease is gone (the ledger said so, or the deadline passed); the first reason

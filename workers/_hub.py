@@ -124,7 +124,7 @@ class Renewal:
         """Judge the ledger's answer to ``beat``, sent at ``now``; False once the lease is lost
         (the guard says why), so the hub lets it go."""
         if isinstance(answer, LeaseLost):
-            self.guard.lose(answer.why)
+            self.guard.refused(answer)  # "revoked: ..." when the ledger ended the lease
             return False
         if isinstance(answer, StoreUnavailable):  # the same heartbeat, a retry period on
             self.guard.failed(str(answer))
@@ -132,7 +132,7 @@ class Renewal:
         elif isinstance(answer, BaseException):
             self.failed(answer, now)
         elif isinstance(answer, Lease) and (why := ended(answer)) is not None:
-            self.guard.lose(why)
+            self.guard.revoked(why)
             return False
         else:
             self.guard.renewed(self.started)

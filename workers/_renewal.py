@@ -78,7 +78,7 @@ def renew(
         try:
             answer = ledger.handle(beat)
         except LeaseLost as lost:
-            guard.lose(lost.why)
+            guard.refused(lost)
             return False
         except StoreUnavailable as down:
             guard.failed(str(down))
@@ -86,7 +86,7 @@ def renew(
                 return False
             continue
         if (why := ended(answer)) is not None:
-            guard.lose(why)
+            guard.revoked(why)
             return False
         guard.renewed(started)
         return True
@@ -95,7 +95,8 @@ def renew(
 
 def ended(answer: Lease) -> str | None:
     """Why a lease the ledger answered is no longer held (None: it is): a resent command is
-    answered with the lease as it stands now, which may have ended since the first landed."""
+    answered with the lease as it stands now, which may have ended (or been marked stale)
+    since the first landed: the ledger took it back (``LeaseGuard.revoked``)."""
     if answer.lease_status is LeaseStatus.ACTIVE:
         return None
     return f"the ledger answered the lease as {answer.lease_status.value}"
@@ -121,7 +122,7 @@ def checkout(send: Callable[[str], Lease], *, clock: Clock, pause: float = 0.25)
             time.sleep(pause)
             continue
         if (why := ended(granted)) is not None:  # granted, then ended before the resend
-            raise LeaseLost(granted.lease_id, why)
+            raise LeaseLost(granted.lease_id, why, ended=True)
         return granted
 
 
@@ -162,7 +163,7 @@ def release(
             refused.add(bad.field)
             record = record.refused(bad.field, bad.problem)
         except LeaseLost as lost:
-            guard.lose(lost.why)
+            guard.refused(lost)
             raise
         except StoreUnavailable as down:
             guard.failed(str(down))

@@ -61,4 +61,4 @@ class RevocationWatch(LeaseThread[LeaseChecks]):
         except StoreUnavailable:
             return  # the store comes back, or the deadline decides
         if not check.live and not self._stop.is_set():
-            self._guard.lose(f"revoked: {check.why}")
+            self._guard.revoked(check.why or "not live")

@@ -128,7 +128,8 @@ def test_a_heartbeat_answered_with_an_ended_lease_loses_it(
 ) -> None:
     """A resent heartbeat (its first landed, its answer was lost) is answered with the lease as
     it stands now: ended since, by a force-release or another's release, it is lost, not
-    renewed (the hub treated any lease answered as renewed, and went on renewing)."""
+    renewed (the hub treated any lease answered as renewed, and went on renewing), and, since
+    the worker did not end it, it was revoked (docs/operations/workers.md)."""
     ended = lease(1).model_copy(update={"lease_status": status})
     ledger = BatchLedger({"lease-1@p1": ended})  # type: ignore[dict-item]
     hub, start = idle_hub(clock), clock.now
@@ -136,7 +137,7 @@ def test_a_heartbeat_answered_with_an_ended_lease_loses_it(
     clock.now = start + 10
     hub.renew_due(ledger)
     assert p1.guard.lost.is_set()
-    assert p1.guard.why == f"the ledger answered the lease as {status.value}"
+    assert p1.guard.why == f"revoked: the ledger answered the lease as {status.value}"
     assert not p1.renewing
     assert p1.renewals == 0
 
@@ -163,6 +164,22 @@ def test_a_lease_lost_in_a_batch_tells_its_own_guard_only(clock: FakeClock) -> N
         hub.renew_due(ledger)
     assert [ledger.sent(n) for n in (1, 2, 3)] == [["lease-1@p1", "lease-1@p3"]] * 3
     assert (p1.renewals, p3.renewals) == (4, 4)
+
+
+def test_a_lease_the_ledger_ended_is_lost_in_a_batch_as_revoked(clock: FakeClock) -> None:
+    """The ledger answers a batch that it ended p1's lease (``LeaseLost.ended``: a
+    force-release) and that p2 missed its deadline: p1 is lost as revoked, as the revocation
+    watch says (rev39: the hub's answer came first and said it without "revoked: "); p2's loss
+    is its own, the ledger's reason as it is."""
+    forced = LeaseLost("lease-1@p1", "lease ended forced (force_release) at T", ended=True)
+    late = LeaseLost("lease-1@p2", "renewal deadline T passed")
+    ledger = BatchLedger({"lease-1@p1": forced, "lease-1@p2": late})
+    hub, start = idle_hub(clock), clock.now
+    p1, p2 = (join(hub, clock, n, start) for n in (1, 2))
+    clock.now = start + 10
+    hub.renew_due(ledger)
+    assert p1.guard.why == "revoked: lease ended forced (force_release) at T"
+    assert p2.guard.why == "renewal deadline T passed"
 
 
 def test_an_unavailable_store_resends_each_heartbeat_under_its_own_id(clock: FakeClock) -> None:

@@ -168,6 +168,41 @@ def test_lease_lost_from_the_ledger_ends_at_once(clock: FakeClock) -> None:
     assert "marked stale" in guard.why
 
 
+@pytest.mark.parametrize(
+    ("lost", "why"),
+    [
+        (
+            LeaseLost(LEASE.lease_id, "lease ended forced (force_release) at T", ended=True),
+            "revoked: lease ended forced (force_release) at T",
+        ),
+        (
+            LeaseLost(LEASE.lease_id, "the lease was marked stale", ended=True),
+            "revoked: the lease was marked stale",
+        ),
+        (
+            LeaseLost(LEASE.lease_id, "renewal deadline T passed"),
+            "renewal deadline T passed",
+        ),
+    ],
+    ids=["forced", "stale", "own deadline"],
+)
+def test_a_lease_the_ledger_ended_is_lost_as_revoked(
+    clock: FakeClock, lost: LeaseLost, why: str
+) -> None:
+    """A heartbeat (a step) or a release answered ``LeaseLost`` that the ledger ended the lease
+    or marked it stale (``ended``) loses it as revoked, as the revocation watch would have
+    said (rev39: only the watch said "revoked: "); a loss of the worker's own (its deadline) is
+    the ledger's reason as it is."""
+    guard = guard_for(clock)
+    beat = heartbeat(LEASE, step=None, url=None)
+    assert not renew(ScriptedLedger(lost), beat, guard, wait=lambda _: False, clock=clock)
+    assert guard.why == why
+    released = guard_for(clock)
+    with pytest.raises(LeaseLost):
+        release(ScriptedLedger(lost), LEASE, released, _stopped_at_dashboard())  # type: ignore[arg-type]
+    assert released.why == why
+
+
 def test_a_loss_the_ledger_reports_is_said_once(clock: FakeClock) -> None:
     """The guard keeps the ledger's reason alone, so the LeaseLost the worker raises names the
     lease and says "lease lost" once, never "lease lost: X: lease lost: X: ..."."""
@@ -236,12 +271,13 @@ class EndedLedger(ScriptedLedger):
 
 def test_a_heartbeat_answered_with_an_ended_lease_loses_it(clock: FakeClock) -> None:
     """renew took any lease answered as renewed: a resend's answer that the lease was revoked
-    since moved the deadline on, and the task went on as if it held the profile."""
+    since moved the deadline on, and the task went on as if it held the profile. The worker did
+    not end it: it was revoked (docs/operations/workers.md)."""
     guard = guard_for(clock)
     beat = heartbeat(LEASE, step=None, url=None)
     assert not renew(EndedLedger(), beat, guard, wait=lambda s: False, clock=clock)
     assert guard.lost.is_set()
-    assert guard.why == "the ledger answered the lease as revoked"
+    assert guard.why == "revoked: the ledger answered the lease as revoked"
 
 
 def test_a_checkout_answered_with_an_ended_lease_is_lost(clock: FakeClock) -> None:
@@ -288,8 +324,9 @@ def _stopped_long_ago() -> Signalled:
     return signalled
 
 
-def _failed_release(clock: FakeClock, ledger: ScriptedLedger) -> StoreUnavailable:
-    record = Evidence(
+def _stopped_at_dashboard() -> Evidence:
+    """What a worker stopped by SIGTERM at step 'dashboard' releases with."""
+    return Evidence(
         lease_id=LEASE.lease_id,
         profile_id=LEASE.profile_id,
         run_id=LEASE.run_id,
@@ -305,8 +342,11 @@ def _failed_release(clock: FakeClock, ledger: ScriptedLedger) -> StoreUnavailabl
         last_safe_step="dashboard",
         mutating_step=None,
     )
+
+
+def _failed_release(clock: FakeClock, ledger: ScriptedLedger) -> StoreUnavailable:
     with pytest.raises(StoreUnavailable) as raised:
-        release(ledger, LEASE, guard_for(clock), record, _stopped_long_ago())  # type: ignore[arg-type]
+        release(ledger, LEASE, guard_for(clock), _stopped_at_dashboard(), _stopped_long_ago())  # type: ignore[arg-type]
     return raised.value
 
 
