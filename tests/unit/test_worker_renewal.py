@@ -282,12 +282,14 @@ def test_a_heartbeat_answered_with_an_ended_lease_loses_it(clock: FakeClock) -> 
 
 def test_a_checkout_answered_with_an_ended_lease_is_lost(clock: FakeClock) -> None:
     """A checkout resent after its answer was lost is answered with the lease granted then; if
-    it was revoked before the resend, the worker must not launch a browser under it."""
+    it was revoked before the resend, the worker must not launch a browser under it; the
+    LeaseLost says the ledger ended it (``ended``), as a heartbeat's would."""
     ledger = EndedLedger()
-    with pytest.raises(LeaseLost, match="answered the lease as revoked"):
+    with pytest.raises(LeaseLost, match="answered the lease as revoked") as lost:
         checkout(
             lambda command_id: ledger.handle(heartbeat(LEASE, step=None, url=None)), clock=clock
         )
+    assert lost.value.ended
 
 
 def test_the_guard_loses_the_lease_at_its_deadline_when_no_one_asks() -> None:
