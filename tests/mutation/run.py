@@ -722,7 +722,8 @@ MUTANTS = (
     Mutant(
         "hub-lost-alone",
         "workers/_hub.py",
-        "            self.guard.lose(answer.why)\n            return False\n",
+        '            self.guard.refused(answer)  # "revoked: ..." when the ledger ended the lease\n'
+        "            return False\n",
         "            raise answer\n",
         "a LeaseLost answered for one heartbeat of a batch ends the renewals of every lease",
         ("tests/unit/test_renewal_hub.py", "tests/integration/test_heartbeat_batches.py"),
@@ -5760,6 +5761,90 @@ MUTANTS = (
         "    if False:\n",
         "a store URL giving an option twice is taken, its first value winning silently (rev39)",
         ("tests/unit/test_store_urls.py",),
+    ),
+    Mutant(
+        "lease-lost-ended-flag",
+        "ledger/_domain/leasing.py",
+        "            raise LeaseLost(lease_id, why, ended=ended is not None or "
+        "self._issued(lease_id))\n",
+        "            raise LeaseLost(lease_id, why)\n",
+        "a heartbeat on a force-released or quarantined lease is not told the ledger ended it "
+        "(rev39)",
+    ),
+    Mutant(
+        "lease-lost-superseded-not-ended",
+        "ledger/_domain/leasing.py",
+        "ended=ended is not None or self._issued(lease_id))",
+        "ended=ended is not None)",
+        "a lease ended and since replaced by another is not said ended by the ledger (rev39)",
+    ),
+    Mutant(
+        "stale-lost-not-ended",
+        "ledger/_domain/leasing.py",
+        'raise LeaseLost(lease_id, "the lease was marked stale", ended=True)',
+        'raise LeaseLost(lease_id, "the lease was marked stale")',
+        "a lease the sweep marked stale is not said ended by the ledger (rev39)",
+    ),
+    Mutant(
+        "guard-refused-not-revoked",
+        "workers/_guard.py",
+        "        if lost.ended:\n            self.revoked(lost.why)\n",
+        "        if False:\n            self.revoked(lost.why)\n",
+        "a heartbeat that hears the ending first loses the lease without 'revoked: ' (rev39)",
+    ),
+    Mutant(
+        "hub-lost-not-refused",
+        "workers/_hub.py",
+        '            self.guard.refused(answer)  # "revoked: ..." when the ledger ended the '
+        "lease\n",
+        "            self.guard.lose(answer.why)\n",
+        "the renewal hub's heartbeat that hears a force-release first says no 'revoked: ' (rev39)",
+    ),
+    Mutant(
+        "renew-lost-not-refused",
+        "workers/_renewal.py",
+        "        except LeaseLost as lost:\n            guard.refused(lost)\n"
+        "            return False\n",
+        "        except LeaseLost as lost:\n            guard.lose(lost.why)\n"
+        "            return False\n",
+        "a step that hears the ledger's ending first says no 'revoked: ' (rev39)",
+    ),
+    Mutant(
+        "release-lost-not-refused",
+        "workers/_renewal.py",
+        "            guard.refused(lost)\n            raise\n",
+        "            guard.lose(lost.why)\n            raise\n",
+        "a release that hears the ledger's ending first says no 'revoked: ' (rev39)",
+    ),
+    Mutant(
+        "renew-ended-answer-not-revoked",
+        "workers/_renewal.py",
+        "            guard.revoked(why)\n            return False\n",
+        "            guard.lose(why)\n            return False\n",
+        "a resent heartbeat answered with an ended lease says no 'revoked: ' (rev39)",
+    ),
+    Mutant(
+        "hub-ended-answer-not-revoked",
+        "workers/_hub.py",
+        "            self.guard.revoked(why)\n            return False\n",
+        "            self.guard.lose(why)\n            return False\n",
+        "the hub's resent heartbeat answered with an ended lease says no 'revoked: ' (rev39)",
+    ),
+    Mutant(
+        "watch-not-revoked",
+        "workers/_revocation.py",
+        '            self._guard.revoked(check.why or "not live")\n',
+        '            self._guard.lose(check.why or "not live")\n',
+        "the revocation watch loses the lease without 'revoked: '",
+        ("tests/integration/test_worker_revoked.py",),
+    ),
+    Mutant(
+        "deadline-said-revoked",
+        "workers/_guard.py",
+        "        if lost.ended:\n",
+        "        if True:\n",
+        "a deadline the ledger says passed reads as a revocation (rev39)",
+        ("tests/integration/test_worker_revoked.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
