@@ -3,17 +3,18 @@ why a profile is blocked, who used it last, and the availability table's repair.
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from custody._commands import cli, profile_argument
+from custody._printed import Printed
 from custody._wiring import LedgerChoice, on_ledger, options, owners_only, states
 
 if TYPE_CHECKING:
-    from custody._printed import Printed
-    from ledger import Ledger, RebuildReport
+    from ledger import Forbidden, Ledger, RebuildReport, RowDifference
     from projections import Explanation, StatusRow, Usage
 
 
@@ -73,8 +74,45 @@ def who(ledger: Ledger, profile_id: str) -> Usage:
 @cli.command()
 @owners_only("rebuild")  # rev29: a role's login was refused in the trigger's words alone
 @on_ledger
-def rebuild(ledger: Ledger) -> RebuildReport:
+def rebuild(ledger: Ledger) -> RebuildReport | NotRepaired:
     """report how availability differs from the events, then repair it"""
-    from ledger import rebuild_availability
+    from ledger import Forbidden, availability_differences, rebuild_availability
 
-    return rebuild_availability(ledger)
+    found = availability_differences(ledger)
+    try:
+        return rebuild_availability(ledger, found)
+    except Forbidden as refused:
+        if refused.by_database:  # PostgreSQL's refusal: the owner's command (``owners_only``)
+            raise
+        return NotRepaired(found, refused)
+
+
+class NotRepaired(Printed):
+    """``custody rebuild`` on a store this login may write nothing to (a SQLite file this user
+    may only read): the differences it found, printed as a rebuild prints them, then refused
+    (exit 7) in one line (rev39: it failed as the store unavailable, exit 6, having reported
+    none of them). Under ``--json``, the error object with the ``differences``."""
+
+    def __init__(self, differences: list[RowDifference], refused: Forbidden) -> None:
+        self.differences, self.error, self.code = differences, type(refused).__name__, 7
+        count = len(differences)
+        self.message = (
+            f"{refused}; none of the {count} difference(s) above was repaired"
+            if differences
+            else f"{refused}; availability agrees with the events: nothing to repair"
+        )
+
+    def write(self, out: TextIO, *, as_json: bool) -> None:
+        from custody._render import _plain, difference_lines
+        from custody._text import printable
+
+        if as_json:  # the error object every failure gives, with what the rebuild found
+            body = {"error": self.error, "exit_code": self.code, "message": self.message}
+            body["differences"] = _plain(self.differences)
+            out.write(json.dumps(body, indent=2) + "\n")
+            return
+        for line in difference_lines(self.differences):
+            out.write(printable(line) + "\n")
+
+    def failed(self) -> tuple[int, str] | None:
+        return self.code, self.message

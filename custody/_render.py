@@ -24,7 +24,7 @@ from ledger import (
 from ledger.rules import ending_text
 
 if TYPE_CHECKING:
-    from ledger import SweepFailure, SweepReport, SweepResult
+    from ledger import RowDifference, SweepFailure, SweepReport, SweepResult
     from projections import Explanation, ReadModelStatus, Rebuilt, TimelineRow, Usage
     from reports import Replay
     from workers import Inspection
@@ -237,13 +237,17 @@ def inspection_lines(i: Inspection) -> list[str]:
 def rebuild_lines(report: RebuildReport) -> list[str]:
     if not report.differences:
         return ["availability agrees with the events: nothing to repair"]
-    lines = [f"{d.profile_id}: {d.problem}" for d in report.differences]
+    lines = difference_lines(report.differences)
     lines.append(
         f"repaired: {report.rows_written} row(s) rewritten from the events, "
         f"{report.rows_deleted} row(s) of unregistered profiles deleted"
         + (f", {len(report.unrepaired)} left as they are" if report.unrepaired else "")
     )
     return lines
+
+
+def difference_lines(differences: list[RowDifference]) -> list[str]:
+    return [f"{d.profile_id}: {d.problem}" for d in differences]
 
 
 def list_lines(command: str, rows: list[Any]) -> list[str]:

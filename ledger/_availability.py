@@ -61,14 +61,18 @@ def verify_availability(ledger: Ledger) -> list[str]:
     return [d.profile_id for d in availability_differences(ledger)]
 
 
-def rebuild_availability(ledger: Ledger) -> RebuildReport:
-    """Report every difference, then repair it whatever the row held: rewrite the row from the
-    events (only if the stream has not moved on meanwhile: then its writer wrote the row) and
-    drop rows of profiles never registered. A profile whose events cannot be folded is
-    reported and left as it is (``RebuildReport.unrepaired``); every other is repaired."""
+def rebuild_availability(ledger: Ledger, found: list[RowDifference] | None = None) -> RebuildReport:
+    """Report every difference (``found``: those ``availability_differences`` gave the caller
+    just now; looked for again when None), then repair it whatever the row held: rewrite the
+    row from the events (only if the stream has not moved on meanwhile: then its writer wrote
+    the row) and drop rows of profiles never registered. A profile whose events cannot be
+    folded is reported and left as it is (``RebuildReport.unrepaired``); every other is
+    repaired. ``Forbidden`` before any write if the store's login may write nothing (a SQLite
+    file this user may only read: ``Feed.refuse_read_only``)."""
     from ledger._domain.view import availability_of  # the state machine: not for the report
 
-    differences = availability_differences(ledger)
+    differences = availability_differences(ledger) if found is None else found
+    ledger.feed.refuse_read_only("the availability table")
     registered = set(ledger.profile_ids())
     written = deleted = 0
     for difference in differences:

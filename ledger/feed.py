@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from ledger._domain.acting import Forbidden
 from ledger._domain.errors import (
     LedgerError,
     NotAllowed,
@@ -409,6 +410,19 @@ class Feed:
         the database lets write them (``ledger._stores.access.READ_MODEL_WRITERS``). A worker's
         login reads them as they stand: it may not write them."""
         return bool(self._store.authority().roles & READ_MODEL_WRITERS)
+
+    def refuse_read_only(self, what: str) -> None:
+        """``Forbidden`` (exit 7) before a rebuild writes ``what`` (``the availability table``)
+        if the store's login may write nothing here: a SQLite file this user may only read,
+        whose authority holds no role. Its first write failed as the store unavailable (rev39:
+        exit 6, "attempt to write a readonly database", which tells a script to retry)."""
+        authority = self._store.authority()
+        if not authority.roles:
+            msg = (
+                f"store login {authority.login} may write nothing: a rebuild writes {what}; run "
+                "it as a user who may write the store's file and its directory"
+            )
+            raise Forbidden(msg)
 
     def lag(self, position: int) -> int:
         """How many events come after ``position``."""

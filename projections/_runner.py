@@ -555,9 +555,11 @@ def rebuild(ledger: Ledger, model: ReadModel, *, batch: int = 1000) -> Rebuilt:
     new one, never a mix. A second rebuild of the same read model meanwhile is refused
     (``NotAllowed``); a rebuild that fails drops what it made, so none is said to be under
     way. One held by a gap an open transaction may fill is refused (busy) short of what its
-    read model had folded, and swapped in as far as it with ``ReadModelBehind`` warned."""
+    read model had folded, and swapped in as far as it with ``ReadModelBehind`` warned.
+    ``Forbidden`` first on a store this login may write nothing to (``Feed.refuse_read_only``)."""
     started = time.monotonic()
     feed = ledger.feed
+    feed.refuse_read_only(f"the {model.name} read model")
     try:
         install(ledger, model)
     except PositionLost:  # the table is replaced below: its checkpoint is made again first

@@ -541,3 +541,49 @@ def test_a_store_nobody_may_change_is_not_written_by_root_either(tmp_path: Path)
         assert "read-only here" in error_line(run)
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in copy.parent.iterdir()) == ["copy.db"]
+
+
+def test_rebuild_on_a_store_this_user_may_only_read_reports_then_is_refused(
+    tmp_path: Path,
+) -> None:
+    """rev39: ``rebuild`` and ``projections rebuild`` on a chmod 444 copy, as whoever runs the
+    tests and as a user the permission bits bind, failed as the store unavailable ("attempt to
+    write a readonly database", exit 6, which tells a script to retry for ever), where every
+    other command that writes is refused (exit 7); ``rebuild`` reported none of the rows it
+    found wrong. It prints them, then is refused in one line; ``projections rebuild`` is
+    refused before anything; the copy is left as it was."""
+    store = tmp_path / "custody.db"
+    made = f"sqlite:///{store}"
+    for pid in ("p1", "p2"):
+        ok(custody("register", pid, "--account", "a1", "--proxy", "x1", cwd=tmp_path, store=made))
+    with closing(sqlite3.connect(store)) as conn, conn:
+        conn.execute("DELETE FROM custody_availability")
+    copy = tmp_path / "evidence" / "copy.db"
+    copy.parent.mkdir()
+    copy.write_bytes(store.read_bytes())
+    copy.chmod(0o444)
+    digest = hashlib.sha256(copy.read_bytes()).hexdigest()
+    ro = f"sqlite:///{copy}"
+    unprivileged = (*_UNPRIVILEGED, *MODULE) if os.geteuid() == 0 else MODULE
+    for program in (MODULE, unprivileged):
+        run = custody("rebuild", cwd=tmp_path, store=ro, program=program)
+        assert run.code == FORBIDDEN, run.err
+        assert run.out.splitlines() == ["p1: missing", "p2: missing"]
+        said = error_line(run)
+        assert "(read-only here: the file or its directory) may write nothing" in said, said
+        assert said.endswith("none of the 2 difference(s) above was repaired"), said
+        answer = custody("--json", "rebuild", cwd=tmp_path, store=ro, program=program)
+        assert answer.code == FORBIDDEN, answer.err
+        body = answer.json()
+        assert (body["error"], body["exit_code"]) == ("Forbidden", FORBIDDEN)
+        assert [d["profile_id"] for d in body["differences"]] == ["p1", "p2"]
+        for name in ([], ["availability"], ["leases"], ["timeline"]):
+            run = custody("projections", "rebuild", *name, cwd=tmp_path, store=ro,
+                          program=program)  # fmt: skip
+            assert run.code == FORBIDDEN, (name, run.err)
+            assert "may write nothing: a rebuild writes the" in error_line(run)
+            assert run.out == ""
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["copy.db"]
+    repaired = ok(custody("--json", "rebuild", cwd=tmp_path, store=made)).json()
+    assert repaired["rows_written"] == 2  # the writable store: repaired as before
