@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ledger._domain.endings import ENDED_UNKNOWN, ending_text
 from ledger._domain.errors import LedgerError
 from ledger._domain.model import Cause, Frozen, Lease, ProfileState
 
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 # The answers of the commands that end leases: defined here, with what makes them, so that a
 # read defines none of them.
 class ReleaseResult(Frozen):
-    """How a release ended: the lease's ending and where the profile now stands."""
+    """How a release ended: the lease's ending and its cause, as ``who`` gives them, and where
+    the profile now stands."""
 
     lease_id: str
     profile_id: str
@@ -80,15 +82,22 @@ def release_result(profile: Profile, *, resent: bool = False) -> ReleaseResult:
     lease = profile.last_lease
     if lease is None or lease.ending is None:
         raise LedgerError(f"profile {profile.profile_id} has no ended lease to report")
-    cause: Cause | None = profile.block.cause if profile.block else None
-    state, pid = profile.state, profile.profile_id
+    # The lease's cause, not the block's (rev39: a force-release after a mutating step said
+    # "mutation_unconfirmed", the quarantine's, where who and why say "forced (force_release)").
+    cause, state, pid = lease.ending_cause, profile.state, profile.profile_id
     if state is ProfileState.AVAILABLE:
         # An expected failure is explainable too, but it is not a clean run (rev26: both read
         # "released cleanly", though the ending recorded said expected_failure).
         how = "cleanly" if lease.ending == "clean" else f"as an {lease.ending.replace('_', ' ')}"
         ended, where = f"released {how}", "back in the pool"
     else:
-        ended, where = f"ended ({cause})", state.value
+        # A worker's review or quarantine is said by the state after it; an ending no worker
+        # reported (forced) in who's words, the block's own cause beside the state.
+        said = ending_text(lease.ending, cause) if lease.ending in ENDED_UNKNOWN else f"({cause})"
+        blocked = profile.block.cause if profile.block else None
+        ended, where = f"ended {said}", state.value
+        if blocked is not None and blocked != cause:
+            where += f" ({blocked})"
     stands = f"is {where}"
     if resent:  # a worker's release too (rev37: "rr is back in the pool" of a leased profile)
         stands = (

@@ -212,3 +212,35 @@ def test_after_disable_and_enable_every_reader_dates_the_block_from_the_enable(
     with pytest.raises(CheckoutDenied) as denied:
         ledger.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
     assert denied.value.denial.since == enabled
+
+
+def test_a_force_release_answers_its_ending_as_who_and_why_say_it(ledger: Ledger) -> None:
+    """rev39: a force-release after a mutating step answered ``"cause":
+    "mutation_unconfirmed"`` and "ended (mutation_unconfirmed)", the quarantine's cause, where
+    ``who`` said "ended forced (force_release)". Its answer gives the lease's ending and cause
+    as ``who`` does, the quarantine's cause beside the state; a worker's release is answered
+    as before, its cause the one ``who`` gives."""
+    pid = register(ledger)
+    lease = ledger.handle(Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t"))
+    token = lease.fencing_token
+    ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=token, step="s", mutating=True))
+    forced = ledger.handle(ForceRelease(profile_id=pid, actor="op", reason="stuck"))
+    usage = who(ledger, pid)
+    assert (forced.ending, forced.cause) == (usage.ending, usage.cause)
+    assert (forced.ending, forced.cause) == ("forced", "force_release")
+    assert forced.message == (
+        f"{lease.lease_id} ended forced (force_release); {pid} is quarantined "
+        "(mutation_unconfirmed)"
+    )
+    assert "ended forced (force_release)" in render.usage_line(usage)
+    assert explain(ledger, pid).cause == "mutation_unconfirmed"  # why, beside the state
+    other = register(ledger, "p2")
+    lease = ledger.handle(Checkout(profile_id=other, worker_id="w1", run_id="r2", task_type="t"))
+    released = ledger.handle(
+        Release(lease_id=lease.lease_id, fencing_token=lease.fencing_token, outcome="failure")
+    )
+    usage = who(ledger, other)
+    assert (released.ending, released.cause) == (usage.ending, usage.cause)
+    assert released.message == (
+        f"{lease.lease_id} ended (unexpected_failure); {other} is review_required"
+    )

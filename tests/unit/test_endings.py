@@ -125,6 +125,40 @@ def test_a_release_answers_with_the_same_word(how: str) -> None:
     assert release_result(s.profile).ending == ending
 
 
+_RELEASED = ["clean", "expected failure", "failed run", "proxy mismatch"]
+_FORCED = ["force-released", "force-released after a mutation", "force-released while stale"]
+
+
+@pytest.mark.parametrize("how", _RELEASED + _FORCED)
+def test_a_release_answers_with_the_lease_s_ending_and_cause(how: str) -> None:
+    """rev39: a force-release after a mutating step answered the quarantine's cause
+    (``mutation_unconfirmed``) beside the ending ``forced``, where who, why and replay say
+    ``forced (force_release)``. A release's answer gives the ended lease's word and cause."""
+    end, ending, cause, _ = ENDINGS[how]
+    s = Scene()
+    end(s)
+    assert (release_result(s.profile).ending, release_result(s.profile).cause) == (ending, cause)
+
+
+def test_a_force_release_s_message_says_its_ending_as_who_does() -> None:
+    """rev39: "lease-1@p ended (mutation_unconfirmed)"; it says the ending as who says it, the
+    quarantine's own cause beside the state; a worker's release reads as before."""
+    forced, mutated, failed = Scene(), Scene(), Scene()
+    _forced(forced)
+    _forced_after_a_mutation(mutated)
+    _review(failed)
+    pid = forced.profile.profile_id
+    assert release_result(forced.profile).message == (
+        f"lease-1@{pid} ended forced (force_release); {pid} is review_required"
+    )
+    assert release_result(mutated.profile).message == (
+        f"lease-1@{pid} ended forced (force_release); {pid} is quarantined (mutation_unconfirmed)"
+    )
+    assert release_result(failed.profile).message == (
+        f"lease-1@{pid} ended (unexpected_failure); {pid} is review_required"
+    )
+
+
 def test_a_stale_lease_says_so_when_it_is_lost() -> None:
     """A worker presenting a lease that ended stale is told the ending in the same words."""
     s = Scene()

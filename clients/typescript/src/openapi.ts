@@ -889,7 +889,8 @@ export interface components {
         };
         /**
          * ReleaseResult
-         * @description How a release ended: the lease's ending and where the profile now stands.
+         * @description How a release ended: the lease's ending and its cause, as ``who`` gives them, and where
+         *     the profile now stands.
          */
         ReleaseResult: {
             /** Lease Id */
