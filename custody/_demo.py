@@ -16,6 +16,7 @@ from typing import TextIO
 from urllib.parse import quote
 
 from custody import _render as render
+from custody._whole import removed_if_failed
 from ledger import (
     Checkout,
     CheckoutDenied,
@@ -61,7 +62,8 @@ def play(db: str | None, *, out: TextIO) -> str:
     # hint below can be pasted as it is, spaces and all.
     store = f"sqlite:///{quote(os.fsencode(path), safe='/')}"
     clock = StoryClock(STORY_SECONDS)
-    with Ledger.open(store, clock=clock) as ledger:
+    # A story cut short leaves no half of a store, which a rerun would refuse as existing.
+    with removed_if_failed(path, directory=not db), Ledger.open(store, clock=clock) as ledger:
         story = Story(ledger, clock, out)
         story.say(f"custody demo: a fresh ledger in {path}")
         lease = story.a_worker_leases_the_profile_and_crashes()

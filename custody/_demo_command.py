@@ -37,10 +37,12 @@ def demo(ctx: click.Context, /, db: str | None, workers: int | None, **fleet: An
     file"""
     as_json = options().as_json
     if db is not None:  # '' too: it played in a temporary file (rev34)
-        from custody._whole import file_to_write
+        from custody._whole import file_to_write, refuse_no_directory
 
         instead = "leave --db out, and the demo writes a new temporary file"
-        file_to_write(db, field="db", named="--db", instead=instead)
+        # Bad input before a line of the story (rev39: "a fresh ledger in ...", then the
+        # store unavailable, exit 6, for a directory that is not there).
+        refuse_no_directory("db", file_to_write(db, field="db", named="--db", instead=instead))
     if workers is None:
         for name in ("tasks", "browser", "seed", "ttl"):
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:

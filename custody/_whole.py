@@ -8,7 +8,7 @@ import os
 import stat
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +36,28 @@ def written_whole(path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
         part.replace(target)
     except BaseException:
         part.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def removed_if_failed(path: Path, *, directory: bool = False) -> Iterator[None]:
+    """A new SQLite file ``path`` for the block to make and write: if the block fails (an
+    error, Ctrl-C), the file and the journals SQLite made beside it are removed, only those
+    that were not there before it began, and with ``directory`` its directory too, if that
+    leaves it empty (rev39: a demo cut short by a limit on file sizes left its partial store
+    and its ``-wal`` and ``-shm``, and its rerun was refused, "already exists")."""
+    made = [path, *(path.with_name(path.name + j) for j in JOURNALS)]
+    there = {p for p in made if os.path.lexists(p)}
+    try:
+        yield
+    except BaseException:
+        for p in made:
+            if p not in there:
+                with suppress(OSError):
+                    p.unlink()
+        if directory:
+            with suppress(OSError):
+                path.parent.rmdir()
         raise
 
 

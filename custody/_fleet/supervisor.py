@@ -23,6 +23,7 @@ from custody._fleet.display import Display, Progress
 from custody._fleet.plan import FleetPlan
 from custody._fleet.site import Shop
 from custody._fleet.worker import WorkerSpec
+from custody._whole import removed_if_failed
 from ledger import InvalidInput, Ledger, ProfileState, RegisterProfile, SweepReport
 from projections import Explanation, StatusRow, explain, status
 from workers import inspect_here, watch
@@ -51,6 +52,13 @@ def run_fleet(
     path = Path(db).absolute() if db else workdir / "custody.db"
     if path.exists():
         raise InvalidInput("db", f"{path} already exists: give the demo a new file")
+    with removed_if_failed(path):  # a fleet cut short leaves no half of a store (rev39)
+        return _run(plan, path, workdir, browser, out, executable)
+
+
+def _run(
+    plan: FleetPlan, path: Path, workdir: Path, browser: bool, out: TextIO, executable: str
+) -> FleetResult:
     store = f"sqlite:///{path}"
     _register(store, plan, workdir)
     progress = Progress()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_process import (
+    MODULE,
     SCRIPT,
     Run,
     custody,
@@ -330,6 +331,45 @@ def test_demo_never_overwrites_an_existing_file(tmp_path: Path) -> None:
     assert run.code == 2
     assert "already exists" in error_line(run)
     assert states(tmp_path) == {PROFILE: "available"}
+
+
+@pytest.mark.parametrize("fleet", [[], ["--workers", "1", "--tasks", "1"]])
+def test_demo_into_a_directory_that_is_not_there_is_bad_input_before_a_line(
+    tmp_path: Path, fleet: list[str]
+) -> None:
+    """rev39: ``demo --db missing/x.db`` printed "custody demo: a fresh ledger in ..." and
+    then failed as the store unavailable (exit 6), two lines, success first. It is bad input
+    naming --db's directory, in one line, with nothing printed before (as ``report --html``)."""
+    (tmp_path / "a-file").write_text("")
+    for db in ("missing/x.db", "a-file/x.db"):
+        run = custody("demo", "--db", db, *fleet, cwd=tmp_path)
+        assert run.code == 2, run.err
+        assert run.out == ""
+        assert f"'{db.split('/')[0]}' is no directory" in error_line(run)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+@pytest.mark.parametrize("fleet", [[], ["--workers", "1", "--tasks", "1"]])
+def test_a_demo_cut_short_leaves_no_half_of_its_store(tmp_path: Path, fleet: list[str]) -> None:
+    """rev39: a demo whose writes failed part-way (here: a process that may write no file past
+    20 KiB, RLIMIT_FSIZE) left its partial store and the ``-wal`` and ``-shm`` beside it, so
+    that its rerun was refused ("already exists", exit 2). It removes the files it made, and
+    only those: a file beside them stays; the rerun plays."""
+    import resource
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20 * 1024, 20 * 1024))
+
+    (tmp_path / "notes.txt").write_text("mine")
+    args = [*MODULE, "demo", "--db", "demo.db", *fleet]
+    cut = subprocess.run(
+        args, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        preexec_fn=small_files,
+    )  # fmt: skip
+    assert cut.returncode == 6, cut
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"], cut.stderr
+    ok(custody("demo", "--db", "demo.db", cwd=tmp_path))
+    assert (tmp_path / "demo.db").exists()
 
 
 def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path: Path) -> None:
