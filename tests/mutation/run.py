@@ -5846,6 +5846,103 @@ MUTANTS = (
         "a deadline the ledger says passed reads as a revocation (rev39)",
         ("tests/integration/test_worker_revoked.py",),
     ),
+    Mutant(
+        "rebuild-read-only-refused",
+        "ledger/feed.py",
+        "        if not authority.roles:\n",
+        "        if False:\n",
+        "a rebuild on a SQLite store this user may only read is not refused (exit 6, not 7)",
+        (
+            "tests/e2e/test_cli_read_only_store.py::"
+            "test_rebuild_on_a_store_this_user_may_only_read_reports_then_is_refused",
+        ),
+    ),
+    Mutant(
+        "rebuild-reports-before-refusal",
+        "custody/_profiles.py",
+        "        return NotRepaired(found, refused)\n",
+        "        raise\n",
+        "custody rebuild refused on a read-only store reports none of the differences (rev39)",
+        (
+            "tests/e2e/test_cli_read_only_store.py::"
+            "test_rebuild_on_a_store_this_user_may_only_read_reports_then_is_refused",
+        ),
+    ),
+    Mutant(
+        "projections-rebuild-read-only",
+        "projections/_runner.py",
+        '    feed.refuse_read_only(f"the {model.name} read model")\n',
+        "",
+        "projections rebuild leases/timeline on a read-only store exits 6 (rev39)",
+        (
+            "tests/e2e/test_cli_read_only_store.py::"
+            "test_rebuild_on_a_store_this_user_may_only_read_reports_then_is_refused",
+        ),
+    ),
+    Mutant(
+        "release-answer-lease-cause",
+        "ledger/_domain/results.py",
+        "    cause, state, pid = lease.ending_cause, profile.state, profile.profile_id\n",
+        "    cause, state, pid = (\n"
+        "        profile.block.cause if profile.block else None,\n"
+        "        profile.state,\n"
+        "        profile.profile_id,\n"
+        "    )\n",
+        "a force-release after a mutating step answers the quarantine's cause (rev39)",
+        ("tests/unit/test_endings.py",),
+    ),
+    Mutant(
+        "release-answer-ending-word",
+        "ledger/_domain/results.py",
+        'ending_text(lease.ending, cause) if lease.ending in ENDED_UNKNOWN else f"({cause})"',
+        'f"({cause})"',
+        "a force-release's message drops the ending word 'forced' (rev39)",
+        ("tests/unit/test_endings.py",),
+    ),
+    Mutant(
+        "release-answer-worker-unchanged",
+        "ledger/_domain/results.py",
+        'ending_text(lease.ending, cause) if lease.ending in ENDED_UNKNOWN else f"({cause})"',
+        "ending_text(lease.ending, cause)",
+        "a worker's release message changes ('ended review (...)') (rev39)",
+        ("tests/unit/test_endings.py",),
+    ),
+    Mutant(
+        "release-answer-block-beside",
+        "ledger/_domain/results.py",
+        "        if blocked is not None and blocked != cause:\n",
+        "        if False:\n",
+        "the quarantine's own cause is no longer said beside the state (rev39)",
+        ("tests/unit/test_endings.py",),
+    ),
+    Mutant(
+        "demo-missing-directory",
+        "custody/_demo_command.py",
+        'refuse_no_directory("db", file_to_write(db, field="db", named="--db", instead=instead))',
+        'file_to_write(db, field="db", named="--db", instead=instead)',
+        "demo --db in a missing directory prints a line then exits 6 (rev39)",
+        (
+            "tests/e2e/test_cli_sqlite.py::"
+            "test_demo_into_a_directory_that_is_not_there_is_bad_input_before_a_line",
+        ),
+    ),
+    Mutant(
+        "demo-removes-on-failure",
+        "custody/_whole.py",
+        "                    p.unlink()\n",
+        "                    pass\n",
+        "a demo cut short leaves its partial store, and the rerun says 'already exists' (rev39)",
+        ("tests/e2e/test_cli_sqlite.py::test_a_demo_cut_short_leaves_no_half_of_its_store",),
+    ),
+    Mutant(
+        "demo-fleet-removes-on-failure",
+        "custody/_fleet/supervisor.py",
+        "    with removed_if_failed(path):  # a fleet cut short leaves no half of a store (rev39)\n"
+        "        return _run(",
+        "    if True:\n        return _run(",
+        "a fleet demo cut short leaves its partial store (rev39)",
+        ("tests/e2e/test_cli_sqlite.py::test_a_demo_cut_short_leaves_no_half_of_its_store",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
