@@ -402,8 +402,23 @@ def session_options(timeout: int) -> str:
     - a float reads back exactly as it was written: with ``extra_float_digits`` 0 or below
       (PostgreSQL 11's default, kept in many a server's configuration) the server rounds it to
       15 digits, and every lease row of the read models read back unlike the digest written
-      with it, "edited by hand", after a few heartbeats (rev39)."""
-    return f"-c lock_timeout={timeout * 1000} -c extra_float_digits=3"
+      with it, "edited by hand", after a few heartbeats (rev39);
+    - a string literal reads its backslashes as written (``standard_conforming_strings`` off
+      made a PL/pgSQL function's bytea literals "invalid byte sequence", and every operator
+      login's register failed);
+    - a transaction is READ COMMITTED unless custody asks for another (a database's
+      ``default_transaction_isolation`` serializable made concurrent commands fail "could not
+      serialize access"; custody's statements are written for READ COMMITTED);
+    - the server sends warnings and errors only (``client_min_messages`` debug or log printed
+      the server's lines, SQL text among them, on a report's standard error).
+    ``default_transaction_read_only`` is left as it is: a database made read-only on purpose
+    (or a standby) stays so, and custody says so (rev39)."""
+    return (
+        f"-c lock_timeout={timeout * 1000} -c extra_float_digits=3"
+        " -c standard_conforming_strings=on"
+        r" -c default_transaction_isolation=read\ committed"
+        " -c client_min_messages=warning"
+    )
 
 
 def _here(path: str) -> str:
