@@ -27,11 +27,19 @@ _BUSY = ("database is locked", "lock timeout")
 # What PostgreSQL says when a statement_timeout cut a statement short. Custody sets none: it is
 # the login's, its database's or the server's (rev29: a role's 1 ms was reported as "busy ...
 # waited 5 s; retry", which failed the same way every time).
+# The server's words are in its lc_messages, which need not be English: each is told by its
+# SQLSTATE too (57014 query_canceled: a statement_timeout, or an administrator's cancel).
 _STATEMENT_TIMEOUT = "statement timeout"
+_QUERY_CANCELED = "57014"
 _INSUFFICIENT_PRIVILEGE = "42501"
 _LOCK_NOT_AVAILABLE = "55P03"
-# What a login no custody role was granted (or one revoked) meets first (rev29: said alone).
-_NO_ROLE = "permission denied for table custody_schema"
+# A transaction that lost to a concurrent one (40001 serialization_failure, under a
+# default_transaction_isolation custody does not set for itself; 40P01 deadlock_detected):
+# rolled back, nothing written; a retry is answered.
+_CONFLICTED = ("40001", "40P01")
+# What a login no custody role was granted (or one revoked) meets first (rev29: said alone):
+# 42501 naming this table, in the server's language's quotes or none.
+_NO_ROLE = "custody_schema"
 
 
 def _driver_errors() -> tuple[type[BaseException], ...]:
@@ -54,7 +62,7 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
             raise
         if _sqlstate(e) == _INSUFFICIENT_PRIVILEGE:  # the database refused this login
             said = _first_line(e)
-            if _NO_ROLE in said:  # every custody role reads it: this login holds none
+            if _names(said, _NO_ROLE):  # every custody role reads it: this login holds none
                 said += (
                     f": login {settings.user} holds no custody role (as the owner: custody "
                     f"access grant {settings.user} --role ROLE; custody access list names "
@@ -80,9 +88,15 @@ def _availability_missing(error: BaseException) -> bool:
     """Whether the driver said the availability table is not there (rev32: dropped by hand,
     every read and sweep was exit 6, 'no such table', as if the store were down)."""
     said = _first_line(error).lower()
-    if _sqlstate(error) == _UNDEFINED_TABLE:
-        return f'"{_AVAILABILITY}"' in said
+    if _sqlstate(error) == _UNDEFINED_TABLE:  # named in the server's language's quotes
+        return _names(said, _AVAILABILITY)
     return re.search(rf"no such table: (?:main\.)?{_AVAILABILITY}\b", said) is not None
+
+
+def _names(said: str, table: str) -> bool:
+    """Whether a server's message names ``table`` as a word of its own, whatever quotes its
+    lc_messages puts around it (a German server says »custody_availability«; rev39)."""
+    return re.search(rf"(?<![\w$]){table}(?![\w$])", said) is not None
 
 
 def _sqlstate(error: BaseException | None) -> str | None:
@@ -112,14 +126,18 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
     # A lock not granted in time is told by its SQLSTATE too: the server's words are in its
     # lc_messages, which need not be English (a review: a German server's lock timeout said
     # "unavailable", without "retry").
-    waited = any(m in first.lower() for m in _BUSY) or _sqlstate(error) == _LOCK_NOT_AVAILABLE
-    said = "busy" if waited else "unavailable"
+    state = _sqlstate(error)
+    waited = any(m in first.lower() for m in _BUSY) or state == _LOCK_NOT_AVAILABLE
+    conflicted = state in _CONFLICTED
+    said = "busy" if waited or conflicted else "unavailable"
     msg = f"store {settings.describe()} {said}: {first}"
     if settings.kind == "sqlite" and first.lower() in _DISK_TROUBLE:
         msg += free_space(settings.sqlite_opened())
-    if said == "busy":
+    if conflicted:
+        msg += " (a concurrent command's transaction conflicted; nothing was written, retry)"
+    elif said == "busy":
         msg += f" (waited {settings.timeout} s; nothing was written, retry)"
-    elif _STATEMENT_TIMEOUT in first.lower():
+    elif _STATEMENT_TIMEOUT in first.lower() or state == _QUERY_CANCELED:
         msg += (
             " (the server's statement_timeout, set for this login, its database or the server, "
             "not by custody, cut it short: raise or reset that setting)"

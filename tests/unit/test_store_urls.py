@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger import InvalidInput
-from ledger._stores.connections import store_failure
+from ledger import Forbidden, InvalidInput, LedgerError, StoreUnavailable
+from ledger._stores.connections import store_errors, store_failure
 from ledger._stores.settings import StoreSettings, _redacted
 
 
@@ -353,3 +353,50 @@ def test_a_sqlite_store_is_described_by_a_url_naming_the_same_file(
     settings = StoreSettings(kind="sqlite", path=path)
     assert settings.describe() == described
     assert StoreSettings.from_url(described).path == path
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.errors.SerializationFailure(
+            "konnte Zugriff nicht serialisieren wegen Lese/Schreib-Abhängigkeiten"
+        ),
+        psycopg.errors.DeadlockDetected("Verklemmung (Deadlock) entdeckt"),
+    ],
+)
+def test_a_transaction_that_lost_to_a_concurrent_one_is_busy(error: Exception) -> None:
+    """A serialization failure (a database's default_transaction_isolation serializable, or a
+    session custody did not set) or a deadlock rolled back with nothing written: busy, retry,
+    told by its SQLSTATE in any language (rev39: "unavailable", and a worker's release lost)."""
+    settings = StoreSettings.from_url("postgresql://u@127.0.0.1:1/x")
+    failure = store_failure(settings, error)
+    assert failure.busy
+    assert str(failure).endswith("conflicted; nothing was written, retry)")
+
+
+def test_a_statement_timeout_in_another_language_names_the_setting() -> None:
+    """rev39: a German server's statement_timeout lost its hint (matched in English only)."""
+    settings = StoreSettings.from_url("postgresql://u@127.0.0.1:1/x")
+    said = "storniere Anfrage wegen Zeitüberschreitung der Anweisung"
+    failure = store_failure(settings, psycopg.errors.QueryCanceled(said))
+    assert not failure.busy
+    assert f"unavailable: {said} (the server's statement_timeout" in str(failure)
+
+
+def test_a_german_server_s_missing_table_and_missing_role_are_told_by_their_codes() -> None:
+    """A German lc_messages quotes names »so«: a dropped availability table was exit 6 (store
+    unavailable) instead of "damaged ... custody init", and a login holding no custody role
+    lost its hint (rev39: matched inside ASCII double quotes, in English)."""
+    settings = StoreSettings.from_url("postgresql://u@127.0.0.1:1/x")
+    missing = psycopg.errors.UndefinedTable("Relation »custody_availability« existiert nicht")
+    with (
+        pytest.raises(LedgerError, match="is damaged: its table custody_availability"),
+        store_errors(settings),
+    ):
+        raise missing
+    other = psycopg.errors.UndefinedTable("Relation »custody_availability_old« existiert nicht")
+    with pytest.raises(StoreUnavailable), store_errors(settings):
+        raise other
+    refused = psycopg.errors.InsufficientPrivilege("keine Berechtigung für Tabelle custody_schema")
+    with pytest.raises(Forbidden, match="login u holds no custody role"), store_errors(settings):
+        raise refused
