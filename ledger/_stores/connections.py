@@ -137,10 +137,15 @@ def store_failure(settings: StoreSettings, error: BaseException) -> StoreUnavail
         msg += " (a concurrent command's transaction conflicted; nothing was written, retry)"
     elif said == "busy":
         msg += f" (waited {settings.timeout} s; nothing was written, retry)"
-    elif _STATEMENT_TIMEOUT in first.lower() or state == _QUERY_CANCELED:
+    elif _STATEMENT_TIMEOUT in first.lower():
         msg += (
             " (the server's statement_timeout, set for this login, its database or the server, "
             "not by custody, cut it short: raise or reset that setting)"
+        )
+    elif state == _QUERY_CANCELED:  # in another language: a timeout or an administrator
+        msg += (
+            " (the server cancelled it: a statement_timeout set for this login, its database or "
+            "the server, not by custody, or an administrator's cancel)"
         )
     lost = settings.kind == "postgresql" and said == "unavailable" and _connection_lost(error)
     return StoreUnavailable(msg, busy=said == "busy", lost=lost)

@@ -412,7 +412,7 @@ def session_options(timeout: int) -> str:
     - the server sends warnings and errors only (``client_min_messages`` debug or log printed
       the server's lines, SQL text among them, on a report's standard error).
     ``default_transaction_read_only`` is left as it is: a database made read-only on purpose
-    (or a standby) stays so, and custody says so (rev39)."""
+    (or a standby) stays so (rev39)."""
     return (
         f"-c lock_timeout={timeout * 1000} -c extra_float_digits=3"
         " -c standard_conforming_strings=on"

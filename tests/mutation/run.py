@@ -2668,8 +2668,9 @@ MUTANTS = (
     Mutant(
         "revoked-login-unexplained",
         "ledger/_stores/connections.py",
-        "if _NO_ROLE in said:",
-        "if False:",
+        "            if _names(said, _NO_ROLE):  # every custody role reads it: this login holds "
+        "none\n",
+        "            if False:\n",
         "a login whose custody role was revoked is refused in the database's words alone (rev29)",
         ("tests/e2e/test_cli_access.py",),
     ),
@@ -3326,7 +3327,7 @@ MUTANTS = (
     Mutant(
         "lock-timeout-busy-by-sqlstate",
         "ledger/_stores/connections.py",
-        " or _sqlstate(error) == _LOCK_NOT_AVAILABLE\n",
+        " or state == _LOCK_NOT_AVAILABLE\n",
         "\n",
         "a lock timeout said in another language is 'unavailable', without retry (a review)",
     ),
@@ -5942,6 +5943,71 @@ MUTANTS = (
         "    if True:\n        return _run(",
         "a fleet demo cut short leaves its partial store (rev39)",
         ("tests/e2e/test_cli_sqlite.py::test_a_demo_cut_short_leaves_no_half_of_its_store",),
+    ),
+    Mutant(
+        "session-strings-not-conforming",
+        "ledger/_stores/settings.py",
+        '        " -c standard_conforming_strings=on"\n',
+        "",
+        "a database with standard_conforming_strings off refused every operator's register (rev39)",
+        (
+            "tests/e2e/test_database_settings.py::"
+            "test_an_operator_registers_where_strings_are_not_standard_conforming",
+        ),
+    ),
+    Mutant(
+        "session-isolation-not-set",
+        "ledger/_stores/settings.py",
+        '        r" -c default_transaction_isolation=read\\ committed"\n',
+        "",
+        "a database defaulting to serializable failed concurrent commands (rev39)",
+        (
+            "tests/e2e/test_database_settings.py::"
+            "test_concurrent_checkouts_where_transactions_default_to_serializable",
+        ),
+    ),
+    Mutant(
+        "session-client-messages-not-set",
+        "ledger/_stores/settings.py",
+        '        " -c client_min_messages=warning"\n',
+        "",
+        "a database sending its log printed the server's lines on a report's stderr (rev39)",
+        (
+            "tests/e2e/test_database_settings.py::"
+            "test_a_report_prints_no_server_messages_where_the_database_sends_its_log",
+        ),
+    ),
+    Mutant(
+        "conflict-not-busy",
+        "ledger/_stores/connections.py",
+        "    conflicted = state in _CONFLICTED\n",
+        "    conflicted = False\n",
+        "a serialization failure or deadlock reads as the store unavailable, not busy (rev39)",
+        ("tests/unit/test_store_urls.py",),
+    ),
+    Mutant(
+        "query-cancelled-by-code-unexplained",
+        "ledger/_stores/connections.py",
+        "    elif state == _QUERY_CANCELED:",
+        "    elif False:",
+        "a statement_timeout in another language loses its hint (rev39)",
+        ("tests/unit/test_store_urls.py",),
+    ),
+    Mutant(
+        "table-name-in-ascii-quotes",
+        "ledger/_stores/connections.py",
+        "        return _names(said, _AVAILABILITY)\n",
+        "        return f'\"{_AVAILABILITY}\"' in said\n",
+        "a German server's dropped availability table reads as the store unavailable (rev39)",
+        ("tests/unit/test_store_urls.py",),
+    ),
+    Mutant(
+        "names-any-substring",
+        "ledger/_stores/connections.py",
+        '    return re.search(rf"(?<![\\w$]){table}(?![\\w$])", said) is not None',
+        "    return table in said",
+        "a table whose name begins with custody_availability reads as it (rev39)",
+        ("tests/unit/test_store_urls.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")

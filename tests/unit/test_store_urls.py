@@ -380,7 +380,8 @@ def test_a_statement_timeout_in_another_language_names_the_setting() -> None:
     said = "storniere Anfrage wegen Zeitüberschreitung der Anweisung"
     failure = store_failure(settings, psycopg.errors.QueryCanceled(said))
     assert not failure.busy
-    assert f"unavailable: {said} (the server's statement_timeout" in str(failure)
+    assert f"unavailable: {said} (the server cancelled it: a statement_timeout" in str(failure)
+    assert "or an administrator's cancel" in str(failure)  # the code says no more than that
 
 
 def test_a_german_server_s_missing_table_and_missing_role_are_told_by_their_codes() -> None:
