@@ -243,7 +243,24 @@ def guard_ddl(self: Migrating) -> list[str]:
             self.tables.events, AVAILABILITY_TABLE, COMMANDS_TABLE, owner
         )
         statements += directories_ddl(DIRECTORIES_TABLE, _owner(self, DIRECTORIES_TABLE))
+        statements = [_always(statement) for statement in statements]
     return statements
+
+
+def _always(statement: str) -> str:
+    """A PostgreSQL guard trigger's DDL and, in the same statement (one transaction), its
+    ``ENABLE ALWAYS``: an ordinary trigger (``tgenabled`` 'O') is passed over by a session whose
+    ``session_replication_role`` is ``replica``, which a superuser may set for a login or a
+    database (``ALTER ROLE ... SET``); with it a worker's login appended a reviewer's verdict
+    by raw SQL and edited the availability row, and verify passed (rev39). Every init runs it,
+    so an older store's triggers are made ALWAYS by the next init."""
+    return (
+        "".join(
+            f"{statement};\nALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"
+            for name, table in _GUARD_TRIGGER.findall(statement)
+        )
+        or statement
+    )
 
 
 # A check function (no arguments), or the stream's function of a profile id (``text``).
@@ -261,6 +278,12 @@ _TRIGGER_PARTS = re.compile(
     re.S,
 )
 _REINSTALL = "custody init installs it again"
+# A trigger's pg_trigger.tgenabled but ALWAYS ('A'), the only one every session fires.
+_ENABLED = {
+    "D": "disabled",
+    "O": "passed over where session_replication_role is replica",
+    "R": "fired only where session_replication_role is replica",
+}
 _DEFINER = "SECURITY DEFINER"
 _OTHER = "is not the one this custody installs (an older custody's init, or an edit)"
 
@@ -367,14 +390,15 @@ def guard_problems(self: Migrating) -> list[str]:
                 problems.append(
                     f"the store's guard trigger {name} on {table} is missing: {_REINSTALL}"
                 )
-            elif enabled in ("D", "R"):  # disabled, or firing only on a replica
-                problems.append(
-                    f"the store's guard trigger {name} on {table} is disabled: "
-                    f"ALTER TABLE {table} ENABLE TRIGGER {name}"
-                )
             elif _trigger_shape(definition) != _trigger_shape(statement):
                 problems.append(
                     f"the store's guard trigger {name} on {table} {_OTHER}: {_REINSTALL}"
+                )
+            elif enabled != "A":  # disabled, or passed over by a replica's or an origin's
+                state = _ENABLED.get(enabled, f"enabled {enabled!r}")
+                problems.append(
+                    f"the store's guard trigger {name} on {table} is {state}, not ALWAYS: "
+                    f"custody init, as the owner, enables it ALWAYS"
                 )
     return problems
 

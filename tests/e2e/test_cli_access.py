@@ -168,6 +168,37 @@ def test_the_database_refuses_a_worker_credential_that_skips_the_ledger(owned: O
     ok(owned.cli(owned.url, "verify"))
 
 
+def test_a_worker_login_a_superuser_set_to_replica_is_refused_all_the_same(owned: Owned) -> None:
+    """``ALTER ROLE ... SET session_replication_role = replica`` by a superuser (or on the
+    database) passes over every ordinary trigger in the login's sessions: the guards are
+    enabled ALWAYS, so a worker's login so set, with raw SQL, still cannot append a reviewer's
+    verdict nor edit its profile's availability row, and verify holds (rev39: the forged review
+    was appended, verify passed, the timeline showed it and checkout was granted)."""
+    worker = owned.login("worker")
+    _leased(owned, worker)
+    with psycopg.connect(owned.admin, autocommit=True) as conn:
+        conn.execute(
+            f"ALTER ROLE {urlsplit(worker).username} SET session_replication_role = replica"
+        )
+    rows = _events(owned)
+    stream, version, _, state = rows[-1]
+    forged = json.loads(bytes(state))
+    forged["envelope"]["actor_role"] = "reviewer"
+    with psycopg.connect(worker, autocommit=True) as conn:
+        said = conn.execute("SHOW session_replication_role").fetchone()
+        assert said == ("replica",), said
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="as reviewer"):
+            conn.execute(
+                "INSERT INTO custody_events (originator_id, originator_version, topic, state) "
+                "VALUES (%s, %s, %s, %s)",
+                (stream, version + 1, "profile_reviewed", json.dumps(forged).encode()),
+            )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="without its event"):
+            conn.execute("UPDATE custody_availability SET state = 'available', version = 99")
+    assert _events(owned) == rows
+    ok(owned.cli(owned.url, "verify"))
+
+
 def test_a_worker_login_cannot_choose_an_event_s_position(owned: Owned) -> None:
     """The group roles insert an event's columns but not its position, which the server
     draws: a worker's login that chose ``notification_id`` could take the log's next positions

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 from cli_process import custody, custody_all, error_line, ok, read_terminal
+from guards_aside import guards_aside
 
 from ledger import Checkout, Heartbeat, Ledger, RegisterProfile, Release
 from ledger._stores.access import append_only_ddl
@@ -44,8 +45,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def _as_superuser(url: str) -> Iterator[Any]:
     """A raw session that the append-only triggers do not stop (committed at the end)."""
     if url.startswith("postgresql"):
-        with psycopg.connect(url) as conn:
-            conn.execute("SET session_replication_role = replica")
+        with psycopg.connect(url) as conn, guards_aside(conn):
             yield conn
         return
     with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:

@@ -2,8 +2,8 @@
 around, every row readable and writable by position.
 
 On SQLite the triggers are dropped (``custody init`` makes them again); on PostgreSQL the
-session runs with ``session_replication_role = replica``, which a superuser may set and which
-silences every ordinary trigger for that session alone. A row is
+session, a superuser's, sets the guards aside within its transaction (``guards_aside``: they
+are enabled ALWAYS, which ``session_replication_role = replica`` alone does not pass over). A row is
 ``(position, stream id, version, topic, state)``: the position is SQLite's rowid or
 PostgreSQL's notification_id, the stream id the ``originator_id`` as text.
 """
@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
+from guards_aside import guards_aside
 
 from ledger._domain.chain import split
 from ledger._domain.profile import Profile
@@ -63,8 +64,10 @@ class RawLog:
         if self.pg:
             with psycopg.connect(self.url) as conn, conn.cursor() as cursor:
                 if writing:
-                    cursor.execute("SET session_replication_role = replica")
-                yield cursor
+                    with guards_aside(cursor):
+                        yield cursor
+                else:
+                    yield cursor
             return
         path = self.url.removeprefix("sqlite:///")
         with closing(sqlite3.connect(path)) as conn:

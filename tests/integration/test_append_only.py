@@ -290,6 +290,44 @@ def test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back(
     assert custody(sql_store_url, "digest").code == 0
 
 
+@pytest.mark.postgres
+def test_verify_names_a_guard_trigger_not_enabled_always_and_init_enables_it(pg_url: str) -> None:
+    """Every guard trigger is enabled ALWAYS (``tgenabled`` 'A'): an ordinary one is passed
+    over by a session whose ``session_replication_role`` is ``replica``, which a superuser may
+    set for a login (rev39: a worker's login then appended a reviewer's verdict and verify
+    passed). A guard put back to origin-only or replica-only (as a store made before stays
+    until its next init) is exit 5 naming it; ``custody init`` enables it ALWAYS again.
+    PostgreSQL alone: SQLite has no replication role."""
+    from audit_scene import custody
+
+    with Ledger.init(pg_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+    enabled = "SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        made = dict(conn.execute(enabled).fetchall())
+        assert len(made) >= 7, made
+        assert set(made.values()) == {"A"}, made
+        conn.execute("ALTER TABLE custody_events ENABLE TRIGGER custody_events_by_role")
+        conn.execute(
+            "ALTER TABLE custody_availability ENABLE REPLICA TRIGGER custody_availability_beside"
+        )
+    said = custody(pg_url, "verify")
+    assert said.code == 5, said
+    assert sorted(said.lines()) == [
+        "the store's guard trigger custody_availability_beside on custody_availability is "
+        "fired only where session_replication_role is replica, not ALWAYS: custody init, as "
+        "the owner, enables it ALWAYS",
+        "the store's guard trigger custody_events_by_role on custody_events is passed over "
+        "where session_replication_role is replica, not ALWAYS: custody init, as the owner, "
+        "enables it ALWAYS",
+    ], said
+    assert custody(pg_url, "init").code == 0
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert dict(conn.execute(enabled).fetchall()) == made
+    again = custody(pg_url, "verify")
+    assert again.code == 0, again
+
+
 def test_an_availability_table_dropped_is_named_and_init_writes_its_rows_again(
     sql_store_url: str,
 ) -> None:
