@@ -3434,11 +3434,14 @@ MUTANTS = (
     Mutant(
         "guard-trigger-disabled",
         "ledger/_stores/migrations.py",
-        '            elif enabled in ("D", "R"):  # disabled, or firing only on a replica\n',
+        '            elif enabled != "A":  # disabled, or passed over by a replica\'s or an '
+        "origin's\n",
         "            elif False:\n",
-        "a disabled append-only trigger goes unnamed by verify (rev32)",
+        "a guard trigger disabled, origin-only or replica-only goes unnamed by verify (rev39)",
         (
             "tests/integration/test_append_only.py::test_verify_names_a_guard_gone_or_not_custodys_and_init_puts_it_back",
+            "tests/integration/test_append_only.py::"
+            "test_verify_names_a_guard_trigger_not_enabled_always_and_init_enables_it",
         ),
     ),
     Mutant(
@@ -6008,6 +6011,28 @@ MUTANTS = (
         "    return table in said",
         "a table whose name begins with custody_availability reads as it (rev39)",
         ("tests/unit/test_store_urls.py",),
+    ),
+    Mutant(
+        "guard-trigger-enabled-origin-only",
+        "ledger/_stores/migrations.py",
+        '        f"{statement};\\nALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"\n',
+        '        f"{statement};\\nALTER TABLE {table} ENABLE TRIGGER {name}"\n',
+        "a worker login set to session_replication_role = replica forges a review (rev39)",
+        (
+            "tests/e2e/test_cli_access.py::"
+            "test_a_worker_login_a_superuser_set_to_replica_is_refused_all_the_same",
+        ),
+    ),
+    Mutant(
+        "guard-ddl-not-always",
+        "ledger/_stores/migrations.py",
+        "        statements = [_always(statement) for statement in statements]\n",
+        "        statements = list(statements)\n",
+        "init leaves guard triggers ordinary: replica passes them over (rev39)",
+        (
+            "tests/integration/test_append_only.py::"
+            "test_verify_names_a_guard_trigger_not_enabled_always_and_init_enables_it",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
