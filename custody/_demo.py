@@ -21,7 +21,6 @@ from ledger import (
     Checkout,
     CheckoutDenied,
     Heartbeat,
-    InvalidInput,
     Lease,
     LeaseLost,
     Ledger,
@@ -54,15 +53,13 @@ def play(db: str | None, *, out: TextIO) -> str:
     """Play the story into ``db`` (a new temporary file when None) and narrate it to ``out``;
     return the store's URL."""
     path = Path(db) if db else Path(tempfile.mkdtemp(prefix="custody-demo-")) / "custody.db"
-    if path.exists():
-        # The demo writes a story into a fresh file; it never overwrites someone's ledger.
-        raise InvalidInput("db", f"{path} already exists: give the demo a new file")
     # Quoted: a name holding "?" or "#" ("custody.db?timeout=5") is a file of that name, not a
     # URL's options that would name (and play the story into) the existing custody.db; and the
     # hint below can be pasted as it is, spaces and all.
     store = f"sqlite:///{quote(os.fsencode(path), safe='/')}"
     clock = StoryClock(STORY_SECONDS)
-    # A story cut short leaves no half of a store, which a rerun would refuse as existing.
+    # A fresh file, never someone's ledger (made here, or refused: even by a demo beside on the
+    # same name); a story cut short leaves no half of it, which a rerun would refuse.
     with removed_if_failed(path, directory=not db), Ledger.open(store, clock=clock) as ledger:
         story = Story(ledger, clock, out)
         story.say(f"custody demo: a fresh ledger in {path}")

@@ -47,8 +47,14 @@ def demo(ctx: click.Context, /, db: str | None, workers: int | None, **fleet: An
         for name in ("tasks", "browser", "seed", "ttl"):
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
                 raise click.UsageError(f"--{name} needs --workers N")
-        return _story(db, as_json)
-    return _fleet(db, workers, as_json, **fleet)
+    from custody._watch import terminate_as_interrupt
+
+    # SIGTERM as Ctrl-C: the demo removes the store it made, says so, exits 130 (rev39:
+    # ``timeout`` left half a store, no line, and the rerun was refused as existing).
+    with terminate_as_interrupt():
+        if workers is None:
+            return _story(db, as_json)
+        return _fleet(db, workers, as_json, **fleet)
 
 
 def _story(db: str | None, as_json: bool) -> dict[str, Any] | None:

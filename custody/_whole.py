@@ -40,16 +40,40 @@ def written_whole(path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
 
 
 @contextmanager
-def removed_if_failed(path: Path, *, directory: bool = False) -> Iterator[None]:
-    """A new SQLite file ``path`` for the block to make and write: if the block fails (an
-    error, Ctrl-C), the file and the journals SQLite made beside it are removed, only those
-    that were not there before it began, and with ``directory`` its directory too, if that
-    leaves it empty (rev39: a demo cut short by a limit on file sizes left its partial store
-    and its ``-wal`` and ``-shm``, and its rerun was refused, "already exists")."""
+def removed_if_failed(path: Path, *, field: str = "db", directory: bool = False) -> Iterator[None]:
+    """A new SQLite file ``path``, made here before the block (``O_EXCL``), for the block to
+    write: if the block fails (an error, Ctrl-C, SIGTERM as ``terminate_as_interrupt`` makes
+    it), the file and the journals SQLite made beside it are removed, only those that were
+    not there before it began, and with ``directory`` its directory too, if that leaves it
+    empty (rev39: a demo cut short by a limit on file sizes left its partial store and its
+    ``-wal`` and ``-shm``, and its rerun was refused, "already exists").
+
+    Refused before the block, naming ``field``: a name that is there already, a symbolic link
+    too, dangling or not (``InvalidInput``: rev39, two demos on one file at once, the one
+    refused removed the other's finished store; a link's target was left behind), or one this
+    user may not make (a directory it may not write: ``InvalidInput``, as ``refused_as``; the
+    disk's errors ``LedgerError``). A reader of the output gone (``BrokenPipeError``) is no
+    failure: the store holds what was written until then, and is kept (rev39: ``demo | head
+    -1`` exited 0 and removed the store its first line named)."""
+    from ledger import InvalidInput, LedgerError
+
     made = [path, *(path.with_name(path.name + j) for j in JOURNALS)]
     there = {p for p in made if os.path.lexists(p)}
     try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        link = " (a symbolic link)" if os.path.islink(path) else ""
+        msg = f"{path}{link} already exists: give the demo a new file"
+        raise InvalidInput(field, msg) from None
+    except OSError as e:
+        msg = f"cannot write {str(path)[:200]!r}: {e.strerror or e}"
+        if e.errno in _THE_DISKS:
+            raise LedgerError(f"{msg}; nothing was written") from None
+        raise InvalidInput(field, msg) from None
+    try:
         yield
+    except BrokenPipeError:
+        raise
     except BaseException:
         for p in made:
             if p not in there:

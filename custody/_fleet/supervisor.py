@@ -24,7 +24,7 @@ from custody._fleet.plan import FleetPlan
 from custody._fleet.site import Shop
 from custody._fleet.worker import WorkerSpec
 from custody._whole import removed_if_failed
-from ledger import InvalidInput, Ledger, ProfileState, RegisterProfile, SweepReport
+from ledger import Ledger, ProfileState, RegisterProfile, SweepReport
 from projections import Explanation, StatusRow, explain, status
 from workers import inspect_here, watch
 
@@ -46,12 +46,10 @@ def run_fleet(
     plan: FleetPlan, *, db: str | None, browser: bool, out: TextIO, executable: str
 ) -> FleetResult:
     """Run ``plan`` on a new SQLite file (``db``, else one in a new temporary directory) and
-    narrate it to ``out``. ``InvalidInput`` if ``db`` exists: the demo never writes into
-    someone's ledger."""
+    narrate it to ``out``. ``InvalidInput`` if ``db`` exists (a symbolic link too) or cannot
+    be made: the demo never writes into someone's ledger (``removed_if_failed``)."""
     workdir = Path(tempfile.mkdtemp(prefix="custody-fleet-"))
     path = Path(db).absolute() if db else workdir / "custody.db"
-    if path.exists():
-        raise InvalidInput("db", f"{path} already exists: give the demo a new file")
     with removed_if_failed(path):  # a fleet cut short leaves no half of a store (rev39)
         return _run(plan, path, workdir, browser, out, executable)
 
@@ -153,8 +151,17 @@ def _run_workers(
         reader = threading.Thread(target=_read, args=(worker_id, proc.stdout, messages))
         reader.start()
         readers.append(reader)
-    while any(r.is_alive() for r in readers) or not messages.empty():
-        _show(messages, display, timeout=0.1)
+    try:
+        while any(r.is_alive() for r in readers) or not messages.empty():
+            _show(messages, display, timeout=0.1)
+    except BaseException:
+        # Cut short (Ctrl-C, SIGTERM, the reader of the display gone): no worker writes on,
+        # into a store removed under it or kept as the demo left it.
+        for proc in procs.values():
+            proc.kill()
+        for proc in procs.values():
+            proc.wait()
+        raise
     return {worker_id: proc.wait() for worker_id, proc in procs.items()}
 
 
