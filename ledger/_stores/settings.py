@@ -311,17 +311,22 @@ class StoreSettings(BaseModel):
 
     def sqlite_unwritable(self) -> bool:
         """This process may not write the SQLite store: the file (or, for a new one, its
-        directory), a file nobody may change (``_frozen``: root may write it all the same), or,
-        where it may not write the directory, the ``-wal`` and ``-shm`` files a write needs
-        beside the file (a directory it may not write cannot get them)."""
+        directory), a file nobody may change (``_frozen``: root may write it all the same), a
+        ``-wal`` or ``-shm`` beside it this user may not write (another user's process has the
+        store open), or, where it may not write the directory, the ``-wal`` and ``-shm`` files
+        a write needs beside the file (a directory it may not write cannot get them)."""
         path = self.sqlite_real()
         if not path.exists():
             return not os.access(path.parent, os.W_OK)
         if not os.access(path, os.W_OK) or _frozen(path):
             return True  # rev33: root may write any file, so a chmod 444 one is asked of itself
+        beside = [path.with_name(f"{path.name}-{kind}") for kind in ("wal", "shm")]
+        # rev39: another user's process holds the store open and made them, which a write
+        # needs to write too ("attempt to write a readonly database", exit 6, retried for ever).
+        if any(p.exists() and not os.access(p, os.W_OK) for p in beside):
+            return True
         if os.access(path.parent, os.W_OK):
             return False
-        beside = [path.with_name(f"{path.name}-{kind}") for kind in ("wal", "shm")]
         return not all(p.exists() and os.access(p, os.W_OK) for p in beside)
 
     def libpq_tls(self) -> dict[str, Any]:

@@ -587,3 +587,44 @@ def test_rebuild_on_a_store_this_user_may_only_read_reports_then_is_refused(
     assert sorted(p.name for p in copy.parent.iterdir()) == ["copy.db"]
     repaired = ok(custody("--json", "rebuild", cwd=tmp_path, store=made)).json()
     assert repaired["rows_written"] == 2  # the writable store: repaired as before
+
+
+def test_a_store_whose_wal_and_shm_are_another_users_is_refused_as_read_only() -> None:
+    """rev39: a store file nobody (65534) may write, in a directory it may write (1777), while
+    its owner (root) holds it open and made its ``-wal`` and ``-shm`` 0644: ``rebuild``,
+    ``projections rebuild`` and ``register`` failed as the store unavailable ("attempt to
+    write a readonly database", exit 6, which tells a script to retry for ever). A write
+    needs to write them too: refused as read-only here (exit 7), the store unchanged."""
+    assert os.geteuid() == 0, "this test acts as two users: run it as root, as CI does"
+    shared = Path(tempfile.mkdtemp(prefix="custody-shared-"))
+    try:
+        _foreign_journals_refused(shared)
+    finally:
+        shutil.rmtree(shared)
+
+
+def _foreign_journals_refused(shared: Path) -> None:
+    shared.chmod(0o1777)
+    db = shared / "custody.db"
+    store = f"sqlite:///{db}"
+    ok(custody("register", "p1", "--account", "a1", "--proxy", "x1", cwd=shared, store=store))
+    with closing(sqlite3.connect(db)) as conn, conn:  # a row for rebuild to repair
+        conn.execute("DELETE FROM custody_availability")
+    db.chmod(0o666)
+    nobody = (
+        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", *MODULE,
+    )  # fmt: skip
+    with closing(sqlite3.connect(db)) as held:  # the owner's process, holding it open
+        held.execute("SELECT count(*) FROM custody_availability").fetchone()
+        for journal in ("-wal", "-shm"):
+            Path(f"{db}{journal}").chmod(0o644)
+        digest = hashlib.sha256(db.read_bytes()).hexdigest()
+        for args in (["rebuild"], ["projections", "rebuild", "leases"],
+                     ["register", "p2", "--account", "a2", "--proxy", "x2"]):  # fmt: skip
+            run = custody(*args, cwd=shared, store=store, program=nobody)
+            assert run.code == FORBIDDEN, (args, run.err)
+            assert "read-only here" in error_line(run), args
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+        ok(custody("status", cwd=shared, store=store, program=nobody))  # reads run
+    ok(custody("register", "p2", "--account", "a1", "--proxy", "x1", cwd=shared, store=store))
