@@ -6034,6 +6034,44 @@ MUTANTS = (
             "test_verify_names_a_guard_trigger_not_enabled_always_and_init_enables_it",
         ),
     ),
+    Mutant(
+        "demo-removes-on-closed-output",
+        "custody/_whole.py",
+        "    except BrokenPipeError:\n        raise\n",
+        "",
+        "demo | head -1 exits 0 and removes the store its first line named (rev39)",
+        (
+            "tests/e2e/test_demo_store.py::"
+            "test_a_reader_that_leaves_early_leaves_the_store_it_was_told_of",
+        ),
+    ),
+    Mutant(
+        "demo-store-not-exclusive",
+        "custody/_whole.py",
+        "os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666",
+        "os.O_WRONLY | os.O_CREAT, 0o666",
+        "two demos on one --db: one removes the other's store; a link is played through (rev39)",
+        (
+            "tests/e2e/test_demo_store.py::test_two_demos_on_one_name_at_once_leave_the_winners_store",
+            "tests/e2e/test_demo_store.py::test_a_symbolic_link_is_refused_as_there",
+        ),
+    ),
+    Mutant(
+        "demo-sigterm-kills",
+        "custody/_demo_command.py",
+        "    with terminate_as_interrupt():\n",
+        "    if True:\n",
+        "SIGTERM mid-demo leaves half a store, no line (rev39)",
+        ("tests/e2e/test_demo_store.py::test_sigterm_mid_demo_removes_its_store_and_says_so",),
+    ),
+    Mutant(
+        "unwritable-foreign-journals",
+        "ledger/_stores/settings.py",
+        "        if any(p.exists() and not os.access(p, os.W_OK) for p in beside):\n",
+        "        if False:\n",
+        "another user's -wal/-shm: rebuild and register exit 6, retried for ever (rev39)",
+        ("tests/e2e/test_cli_read_only_store.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
