@@ -134,6 +134,9 @@ class LeaseLost(LedgerError):
     token not the lease's, a lease never issued, a deadline the store's clock refused."""
 
     exit_code = 4
+    # One pickled before ``ended`` was added is rebuilt without calling ``__init__``
+    # (``_rebuilt``): it reads this (rev39: AttributeError).
+    ended: bool = False
 
     def __init__(self, lease_id: str, why: str, *, ended: bool = False) -> None:
         super().__init__(f"lease lost: {lease_id}: {why}")

@@ -6,6 +6,7 @@ rows, on the pure Profile aggregate with a hand-driven clock (no I/O).
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 
 import pytest
@@ -123,6 +124,30 @@ def test_a_lease_never_issued_is_not_said_to_have_lost_the_profile(named: str) -
     with pytest.raises(LeaseLost, match="is now held under lease-3@profile_shop_17") as held:
         s.profile.extend(first.lease_id, first.fencing_token, 600, s.ctx())
     assert held.value.ended
+
+
+# A LeaseLost as pickled before ``ended`` (c0d2562): its attributes have no "ended".
+_PICKLED_BEFORE_ENDED = (
+    b"\x80\x04\x95\xca\x00\x00\x00\x00\x00\x00\x00\x8c\x15ledger._domain.errors\x94"
+    b"\x8c\x08_rebuilt\x94\x93\x94h\x00\x8c\tLeaseLost\x94\x93\x94\x8c?lease lost: lease-1@p1: "
+    b"lease ended forced (force_release) at T\x94\x85\x94}\x94(\x8c\x08lease_id\x94\x8c\n"
+    b"lease-1@p1\x94\x8c\x03why\x94\x8c'lease ended forced (force_release) at T\x94u\x87\x94R"
+    b"\x94."
+)
+
+
+def test_a_lease_lost_pickled_before_ended_reads_ended_false() -> None:
+    """A LeaseLost pickled by a version without ``.ended`` (a process pool, a queue, a file
+    written before the upgrade) unpickles with ``ended`` False, the default of a loss the
+    ledger does not say it ended (rev39: unpickling skips ``__init__``, AttributeError)."""
+    back = pickle.loads(_PICKLED_BEFORE_ENDED)  # noqa: S301 (bytes this test holds)
+    assert type(back) is LeaseLost
+    assert str(back) == "lease lost: lease-1@p1: lease ended forced (force_release) at T"
+    assert (back.lease_id, back.why, back.ended) == (
+        "lease-1@p1",
+        "lease ended forced (force_release) at T",
+        False,
+    )
 
 
 # -- disable and enable -------------------------------------------------------------------------
