@@ -15,7 +15,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from ledger import Lease, LeaseLost, Outcome
+from ledger import Lease, Outcome
 from ledger.rules import MAX_NAME
 from workers._guard import LeaseGuard, Report
 from workers._reasons import capped, reason_of, storable
@@ -186,7 +186,7 @@ def settle(
     lease releases nothing: None when an error is already on its way, else ``LeaseLost``."""
     if not guard.held():
         if error is None:
-            raise LeaseLost(lease.lease_id, guard.why)
+            raise guard.lost_error()
         return None
     outcome, reason = ending(error, expected_failure, failure)
     return Evidence.of(lease, report, outcome, reason).kept(lease_directory(evidence_dir, lease))

@@ -70,6 +70,7 @@ class LeaseGuard:
         self._lock = threading.Lock()
         self._renewed_at = started
         self._why = ""
+        self._ended = False
         self._last_error = ""
         self._watchers: list[tuple[Moved, Lost]] = []
         self._timer: threading.Timer | None = None
@@ -92,6 +93,14 @@ class LeaseGuard:
         """Why the lease was lost ("" while it is held)."""
         with self._lock:
             return self._why
+
+    @property
+    def ended(self) -> bool:
+        """Whether the lease was lost because the ledger ended it or marked it stale
+        (``revoked``: ``why`` begins ``REVOKED``); False while held and for a loss of the
+        worker's own."""
+        with self._lock:
+            return self._ended
 
     @property
     def renewed_at(self) -> float:
@@ -156,7 +165,16 @@ class LeaseGuard:
     def check(self) -> None:
         """Raise ``LeaseLost`` unless ``held()``."""
         if not self.held():
-            raise LeaseLost(self.lease_id, self.why)
+            raise self.lost_error()
+
+    def lost_error(self) -> LeaseLost:
+        """The ``LeaseLost`` the SDK raises for this lost lease, whichever call heard of the
+        loss first: ``why`` and, as ``.ended``, whether the ledger ended it (``revoked``), so
+        the message and the flag agree (rev39: a step that heard after the revocation watch
+        raised "revoked: ..." with ``ended`` False, a release that heard first the ledger's own
+        error, without "revoked: ")."""
+        with self._lock:
+            return LeaseLost(self.lease_id, self._why, ended=self._ended)
 
     def watch(self, moved: Moved, lost: Lost) -> Callable[[], None]:
         """Call ``moved(valid_until)`` after each renewal and ``lost(why)`` once the lease is
@@ -194,8 +212,9 @@ class LeaseGuard:
 
     def revoked(self, why: str) -> None:
         """The ledger ended the lease or marked it stale, and not at this worker's asking (it
-        sends nothing under a lease it released): lost, the reason beginning ``REVOKED``."""
-        self.lose(f"{REVOKED}{why}")
+        sends nothing under a lease it released): lost, the reason beginning ``REVOKED``, and
+        ``ended``."""
+        self._lose(f"{REVOKED}{why}", ended=True)
 
     def refused(self, lost: LeaseLost) -> None:
         """The ledger answered ``LeaseLost``: ``revoked`` when it ended the lease or marked it
@@ -211,10 +230,14 @@ class LeaseGuard:
     def lose(self, why: str) -> None:
         """The lease is gone (the ledger said so, or the deadline passed); the first reason
         given is kept."""
+        self._lose(why, ended=False)
+
+    def _lose(self, why: str, *, ended: bool) -> None:
         with self._lock:
             if self.lost.is_set():
                 return
             self._why = why
+            self._ended = ended
             self.lost.set()
             watchers = list(self._watchers)
             if self._timer is not None:

@@ -13,7 +13,7 @@ from typing import Self
 
 from playwright.sync_api import Error as PlaywrightError
 
-from ledger import InvalidInput, Lease, LeaseLost, Ledger, ReleaseResult
+from ledger import InvalidInput, Lease, Ledger, ReleaseResult
 from ledger.rules import says_something
 from workers import _evidence as evidence
 from workers._evidence import MAX_REASON, Evidence
@@ -188,7 +188,7 @@ class HeldLease:
             assert self._signalled.signal is not None
             return Terminated(self._signalled.signal)
         if isinstance(error, PlaywrightError) and not self._guard.held():
-            return LeaseLost(self.lease_id, self._guard.why)
+            return self._guard.lost_error()
         return None
 
     def _settle(self, error: BaseException | None) -> Evidence | None:

@@ -30,7 +30,7 @@ from typing import Any, Self
 
 from playwright.sync_api import BrowserContext, Error as PlaywrightError, Playwright
 
-from ledger import Checkout, Lease, LeaseLost, Ledger
+from ledger import Checkout, Lease, Ledger
 from workers import (
     _evidence as evidence,
     _launch as launch,
@@ -62,8 +62,9 @@ class WorkerLease(TaskLease):
         of the step, the browser's pending events delivered first: ``BrowserSession.catch_up``):
         ``safe`` marks a point where the account is in a known state (the last safe step),
         ``mutating`` a step that may change the account. ``LeaseLost`` (the browser closed
-        first) once the lease is lost; ``InvalidInput`` for a name the ledger refuses. In a
-        process forked inside the block, nothing: the lease is its parent's."""
+        first) once the lease is lost, ``.ended`` when the ledger ended it; ``InvalidInput`` for
+        a name the ledger refuses. In a process forked inside the block, nothing: the lease is
+        its parent's."""
         if not self._taken_here():
             return
         self._ensure_held()
@@ -142,7 +143,7 @@ class WorkerLease(TaskLease):
         if self._guard.held():
             return
         self._close_browser()
-        raise LeaseLost(self.lease_id, self._guard.why)
+        raise self._guard.lost_error()
 
     def _close_browser(self) -> None:
         if self._session is not None and self._taken_here():

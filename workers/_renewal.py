@@ -162,13 +162,13 @@ def release(
                 raise
             refused.add(bad.field)
             record = record.refused(bad.field, bad.problem)
-        except LeaseLost as lost:
+        except LeaseLost as lost:  # said as the guard says it, whoever heard first (rev39)
             guard.refused(lost)
-            raise
+            raise guard.lost_error() from lost
         except StoreUnavailable as down:
             guard.failed(str(down))
             if not guard.held():
-                raise LeaseLost(lease.lease_id, guard.why) from down
+                raise guard.lost_error() from down
             answer_lost = answer_lost or down.lost
             if signalled is not None and signalled.waited_enough():
                 if answer_lost and not last_try:

@@ -121,6 +121,7 @@ def test_a_step_that_meets_the_ending_first_says_revoked(
     assert lease.lost.is_set()
     assert lease.why_lost.startswith(f"revoked: {said}"), lease.why_lost
     assert str(raised.value) == f"lease lost: {lease.lease_id}: {lease.why_lost}"
+    assert raised.value.ended
     assert lease.result is None
 
 
@@ -149,13 +150,17 @@ def test_a_background_heartbeat_that_meets_the_ending_first_says_revoked(
     (rev39: "lease ended forced (force_release) at ..." alone)."""
     leases = ProfileLeases.open(store, worker_id="w", settings=settings)
     with (  # noqa: PT012
-        pytest.raises(LeaseLost),
+        pytest.raises(LeaseLost) as raised,
         leases,
         leases.checkout("p1", run_id="r", task_type="t", ttl_seconds=6) as lease,
     ):
         _custody(store, command, "p1", "--actor", "ops", "--reason", "stuck")
         assert lease.lost.wait(6)
     assert lease.why_lost.startswith(f"revoked: {HUB_ENDINGS[command]}"), lease.why_lost
+    assert (str(raised.value), raised.value.ended) == (
+        f"lease lost: {lease.lease_id}: {lease.why_lost}",
+        True,
+    )
 
 
 @pytest.mark.parametrize("ending", list(ENDINGS))
@@ -193,3 +198,66 @@ def test_a_deadline_the_ledger_says_passed_is_not_a_revocation(
         lease.step("too_late")
     assert lease.why_lost.startswith("renewal deadline "), lease.why_lost
     assert lease.why_lost.endswith(" passed"), lease.why_lost
+
+
+def _leases(flavour: str, store: str, settings: BrowserSettings, clock: FrozenClock) -> Any:
+    if flavour == "async":
+        return aio.ProfileLeases.open(store, worker_id="w", settings=settings, clock=clock)
+    return ProfileLeases.open(store, worker_id="w", settings=settings, clock=clock)
+
+
+# Which of the worker's calls hears of the ending first, and what the task does then.
+FIRST = ["the watch, then a step", "the watch, then the block's end", "the release"]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("first", FIRST)
+@pytest.mark.parametrize("ending", ["force_release", "sweep"])
+def test_the_lease_lost_the_task_gets_says_revoked_and_ended_whoever_heard_first(
+    store: str,
+    settings: BrowserSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    flavour: str,
+    first: str,
+    ending: str,
+) -> None:
+    """Another ledger ends the lease; the revocation watch hears it first and the task steps or
+    leaves its block, or the watch is slowed and the release hears it first: the LeaseLost the
+    task gets says ``why_lost`` ("revoked: ..."), and ``ended`` is True, whichever heard first
+    (rev39: raised anew with ``ended`` False after the watch; the ledger's own error, without
+    "revoked: ", when the release heard first)."""
+    end, said = ENDINGS[ending]
+    if first == "the release":
+        monkeypatch.setattr(_held, "RevocationWatch", partial(RevocationWatch, poll=3600))
+    leases = _leases(flavour, store, settings, FrozenClock())
+    held: list[Any] = []
+
+    def run_sync() -> None:
+        with leases, leases.checkout("p1", run_id="r", task_type="t") as lease:
+            held.append(lease)
+            end(store)
+            if first != "the release":
+                assert lease.lost.wait(5)
+            if first == "the watch, then a step":
+                lease.step("after_the_end")
+
+    async def run_async() -> None:
+        async with leases, leases.checkout("p1", run_id="r", task_type="t") as lease:
+            held.append(lease)
+            end(store)
+            if first != "the release":
+                assert await asyncio.to_thread(lease.lost.wait, 5)
+            if first == "the watch, then a step":
+                await lease.step("after_the_end")
+
+    with pytest.raises(LeaseLost) as raised:
+        asyncio.run(run_async()) if flavour == "async" else run_sync()
+    (lease,) = held
+    expected = f"revoked: {said}" if first == "the release" else "revoked: the ledger ended "
+    assert lease.why_lost.startswith(expected), lease.why_lost
+    assert (str(raised.value), raised.value.why, raised.value.ended) == (
+        f"lease lost: {lease.lease_id}: {lease.why_lost}",
+        lease.why_lost,
+        True,
+    )
+    assert lease.result is None

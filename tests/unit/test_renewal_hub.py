@@ -138,6 +138,7 @@ def test_a_heartbeat_answered_with_an_ended_lease_loses_it(
     hub.renew_due(ledger)
     assert p1.guard.lost.is_set()
     assert p1.guard.why == f"revoked: the ledger answered the lease as {status.value}"
+    assert p1.guard.ended
     assert not p1.renewing
     assert p1.renewals == 0
 
@@ -180,6 +181,9 @@ def test_a_lease_the_ledger_ended_is_lost_in_a_batch_as_revoked(clock: FakeClock
     hub.renew_due(ledger)
     assert p1.guard.why == "revoked: lease ended forced (force_release) at T"
     assert p2.guard.why == "renewal deadline T passed"
+    # What the task's next call raises says the same, and whether the ledger ended it.
+    assert (p1.guard.lost_error().why, p1.guard.lost_error().ended) == (p1.guard.why, True)
+    assert (p2.guard.lost_error().why, p2.guard.lost_error().ended) == (p2.guard.why, False)
 
 
 def test_an_unavailable_store_resends_each_heartbeat_under_its_own_id(clock: FakeClock) -> None:

@@ -7,13 +7,14 @@ heartbeat, answering from a script (a lease, ``StoreUnavailable``, ``LeaseLost``
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes import LEASE, FakeClock
 
 from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, Outcome, StoreUnavailable
-from workers._evidence import Evidence
+from workers._evidence import Evidence, settle
 from workers._guard import LeaseGuard, Progress
 from workers._renewal import checkout, heartbeat, release, renew
 from workers._termination import STOP_WAIT_SECONDS, Signalled
@@ -198,9 +199,78 @@ def test_a_lease_the_ledger_ended_is_lost_as_revoked(
     assert not renew(ScriptedLedger(lost), beat, guard, wait=lambda _: False, clock=clock)
     assert guard.why == why
     released = guard_for(clock)
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseLost) as raised:
         release(ScriptedLedger(lost), LEASE, released, _stopped_at_dashboard())  # type: ignore[arg-type]
     assert released.why == why
+    # The release's LeaseLost says what the guard says (rev39: the ledger's own, re-raised).
+    assert (str(raised.value), raised.value.ended) == (
+        f"lease lost: {LEASE.lease_id}: {why}",
+        lost.ended,
+    )
+    assert raised.value.__cause__ is lost
+
+
+FORCED = LeaseLost(LEASE.lease_id, "lease ended forced (force_release) at T", ended=True)
+
+
+def _raised_by_each_call(guard: LeaseGuard, tmp_path: Path) -> list[LeaseLost]:
+    """The LeaseLost each of the SDK's calls raises for ``guard``'s lost lease: the release
+    (answered the ledger's ``FORCED``), a step's or ``browser()``'s check (``lost_error``), the
+    guard's ``check``, leaving the block with nothing on its way (``evidence.settle``)."""
+    raised = []
+    with pytest.raises(LeaseLost) as by_release:
+        release(ScriptedLedger(FORCED), LEASE, guard, _stopped_at_dashboard())  # type: ignore[arg-type]
+    raised.append(by_release.value)
+    raised.append(guard.lost_error())
+    with pytest.raises(LeaseLost) as by_check:
+        guard.check()
+    raised.append(by_check.value)
+    with pytest.raises(LeaseLost) as by_settle:
+        settle(LEASE, guard, Progress().now(), None, None, tmp_path)
+    raised.append(by_settle.value)
+    return raised
+
+
+@pytest.mark.parametrize("first", ["the watch", "a heartbeat", "the release"])
+def test_the_lease_lost_a_task_gets_says_revoked_and_ended_whoever_heard_first(
+    clock: FakeClock, tmp_path: Path, first: str
+) -> None:
+    """The ledger ended the lease; whichever of the worker's threads heard it first (the
+    revocation watch, a heartbeat of the hub or a step, the release), every LeaseLost the task
+    can get says the guard's "revoked: " reason and has ``ended`` True (rev39: raised anew with
+    ``ended`` False after the watch or a heartbeat, the ledger's own without "revoked: " when
+    the release heard first)."""
+    guard = guard_for(clock)
+    if first == "the watch":
+        guard.revoked("the ledger ended lease-1@p1 (forced) at T")
+    elif first == "a heartbeat":
+        beat = heartbeat(LEASE, step=None, url=None)
+        assert not renew(ScriptedLedger(FORCED), beat, guard, wait=lambda _: False, clock=clock)
+    raised = _raised_by_each_call(guard, tmp_path)
+    assert guard.why.startswith("revoked: "), guard.why
+    assert guard.ended
+    for lost in raised:
+        assert (str(lost), lost.why, lost.ended) == (
+            f"lease lost: {LEASE.lease_id}: {guard.why}",
+            guard.why,
+            True,
+        )
+
+
+def test_a_loss_of_the_workers_own_is_not_ended_whoever_heard_later(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """The local deadline passed first: the guard's reason stands, and the LeaseLost every call
+    raises says it, ``ended`` False, even when the ledger then answers that it ended the
+    lease (the release)."""
+    guard = guard_for(clock)
+    clock.now += 3600
+    assert not guard.held()
+    raised = _raised_by_each_call(guard, tmp_path)
+    assert guard.why.startswith("not renewed within "), guard.why
+    assert not guard.ended
+    for lost in raised:
+        assert (lost.why, lost.ended) == (guard.why, False)
 
 
 def test_a_loss_the_ledger_reports_is_said_once(clock: FakeClock) -> None:
