@@ -35,6 +35,14 @@ UNRECORDABLE = "(a URL the ledger would refuse)"  # a prompt seen at one, in evi
 ERROR_PAGE = "chrome-error://"
 # How ``why_lost`` begins when the ledger took the lease back (docs/operations/workers.md).
 REVOKED = "revoked: "
+# Why a task's call under a lease is refused once its checkout block was left and the lease not
+# lost: the worker released it (or tried to, the sweep settling it if not), and sends nothing
+# more under it. Not a loss: ``why_lost`` stays as it was (rev39: a step sent after the release
+# met the ledger's ending and read as a revocation, "revoked: lease ended review ...").
+BLOCK_LEFT = (
+    "its checkout block was left: released by this worker (or, if the release failed, left to "
+    "the sweep); nothing more is sent under it"
+)
 
 
 def recorded_url(url: str) -> str | None:
@@ -155,7 +163,8 @@ class LeaseGuard:
             self._arm()
 
     def retire(self) -> None:
-        """The lease's block is over (released, or left lost): its deadline asks nothing more."""
+        """The lease's block is over (released, or left lost): its deadline asks nothing more,
+        and a later call under it is refused (``refusal``)."""
         with self._lock:
             self._retired = True
             if self._timer is not None:
@@ -175,6 +184,19 @@ class LeaseGuard:
         error, without "revoked: ")."""
         with self._lock:
             return LeaseLost(self.lease_id, self._why, ended=self._ended)
+
+    def refusal(self) -> LeaseLost | None:
+        """Why the task may not call the ledger under the lease now, as the ``LeaseLost`` to
+        raise (None: it may): lost (``lost_error``); or its checkout block left (``retire``)
+        and not lost, ``BLOCK_LEFT``, ``ended`` False (the worker ended it, not the ledger),
+        the lease not lost by it and no heartbeat sent."""
+        with self._lock:
+            left = self._retired
+        if self.lost.is_set():
+            return self.lost_error()
+        if left:  # asked before held(): past its deadline it would lose a released lease
+            return LeaseLost(self.lease_id, BLOCK_LEFT)
+        return None if self.held() else self.lost_error()
 
     def watch(self, moved: Moved, lost: Lost) -> Callable[[], None]:
         """Call ``moved(valid_until)`` after each renewal and ``lost(why)`` once the lease is

@@ -62,7 +62,8 @@ class WorkerLease(TaskLease):
         of the step, the browser's pending events delivered first: ``BrowserSession.catch_up``):
         ``safe`` marks a point where the account is in a known state (the last safe step),
         ``mutating`` a step that may change the account. ``LeaseLost`` (the browser closed
-        first) once the lease is lost, ``.ended`` when the ledger ended it; ``InvalidInput`` for
+        first) once the lease is lost, ``.ended`` when the ledger ended it, and after the
+        checkout block, saying the worker released it (no heartbeat sent); ``InvalidInput`` for
         a name the ledger refuses. In a process forked inside the block, nothing: the lease is
         its parent's."""
         if not self._taken_here():
@@ -139,11 +140,14 @@ class WorkerLease(TaskLease):
         return session
 
     def _ensure_held(self) -> None:
-        """Raise ``LeaseLost`` once the lease is lost, closing the browser first."""
-        if self._guard.held():
+        """Raise ``LeaseLost`` once the lease is lost, closing the browser first, or once its
+        checkout block was left (``LeaseGuard.refusal``: nothing is sent under a lease the
+        worker released)."""
+        refusal = self._guard.refusal()
+        if refusal is None:
             return
         self._close_browser()
-        raise self._guard.lost_error()
+        raise refusal
 
     def _close_browser(self) -> None:
         if self._session is not None and self._taken_here():

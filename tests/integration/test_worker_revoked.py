@@ -25,6 +25,7 @@ import pytest
 
 from ledger import Disable, ForceRelease, Ledger, Quarantine, RegisterProfile, Sweep
 from workers import DIRECT, BrowserSettings, LeaseLost, ProfileLeases, _held, aio
+from workers._guard import BLOCK_LEFT
 from workers._revocation import RevocationWatch
 
 
@@ -261,3 +262,40 @@ def test_the_lease_lost_the_task_gets_says_revoked_and_ended_whoever_heard_first
         True,
     )
     assert lease.result is None
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_step_after_the_worker_released_the_lease_is_not_a_revocation(
+    store: str, settings: BrowserSettings, flavour: str
+) -> None:
+    """A step after the checkout block released the lease (even past the local deadline) sends
+    nothing and raises LeaseLost saying this worker released it, ``ended`` False: the ledger
+    did not take it back. ``lost`` stays unset and ``why_lost`` empty (rev39: the step's
+    heartbeat met the release's ending, "revoked: lease ended review (...)", and the lease read
+    as revoked)."""
+    clock = FrozenClock()
+    leases = _leases(flavour, store, settings, clock)
+
+    def run_sync() -> Any:
+        with leases:
+            with leases.checkout("p1", run_id="r", task_type="t") as lease:
+                pass
+            clock.now += 3600
+            with pytest.raises(LeaseLost) as raised:
+                lease.step("late")
+        return lease, raised.value
+
+    async def run_async() -> Any:
+        async with leases:
+            async with leases.checkout("p1", run_id="r", task_type="t") as lease:
+                pass
+            clock.now += 3600
+            with pytest.raises(LeaseLost) as raised:
+                await lease.step("late")
+        return lease, raised.value
+
+    lease, refused = asyncio.run(run_async()) if flavour == "async" else run_sync()
+    assert lease.result is not None
+    assert lease.result.message.startswith(f"{lease.lease_id} ended ")
+    assert (str(refused), refused.ended) == (f"lease lost: {lease.lease_id}: {BLOCK_LEFT}", False)
+    assert (lease.lost.is_set(), lease.why_lost) == (False, "")

@@ -15,7 +15,7 @@ from fakes import LEASE, FakeClock
 
 from ledger import InvalidInput, Lease, LeaseLost, LeaseStatus, Outcome, StoreUnavailable
 from workers._evidence import Evidence, settle
-from workers._guard import LeaseGuard, Progress
+from workers._guard import BLOCK_LEFT, LeaseGuard, Progress
 from workers._renewal import checkout, heartbeat, release, renew
 from workers._termination import STOP_WAIT_SECONDS, Signalled
 from workers._timing import RenewalTiming
@@ -215,13 +215,15 @@ FORCED = LeaseLost(LEASE.lease_id, "lease ended forced (force_release) at T", en
 
 def _raised_by_each_call(guard: LeaseGuard, tmp_path: Path) -> list[LeaseLost]:
     """The LeaseLost each of the SDK's calls raises for ``guard``'s lost lease: the release
-    (answered the ledger's ``FORCED``), a step's or ``browser()``'s check (``lost_error``), the
+    (answered the ledger's ``FORCED``), a step's or ``browser()``'s check (``refusal``), the
     guard's ``check``, leaving the block with nothing on its way (``evidence.settle``)."""
     raised = []
     with pytest.raises(LeaseLost) as by_release:
         release(ScriptedLedger(FORCED), LEASE, guard, _stopped_at_dashboard())  # type: ignore[arg-type]
     raised.append(by_release.value)
-    raised.append(guard.lost_error())
+    refusal = guard.refusal()
+    assert refusal is not None
+    raised.append(refusal)
     with pytest.raises(LeaseLost) as by_check:
         guard.check()
     raised.append(by_check.value)
@@ -271,6 +273,28 @@ def test_a_loss_of_the_workers_own_is_not_ended_whoever_heard_later(
     assert not guard.ended
     for lost in raised:
         assert (lost.why, lost.ended) == (guard.why, False)
+
+
+def test_a_retired_guard_refuses_a_call_without_losing_the_lease(clock: FakeClock) -> None:
+    """Once its checkout block was left (``retire``: the worker released the lease), a step
+    is refused on the worker's side, saying the worker released it, ``ended`` False (the ledger
+    did not take it back), and the lease is not lost by it, even past its deadline: no
+    heartbeat met the ledger's ending to read as "revoked: " (rev39). A lease lost before it
+    was left is refused as lost."""
+    guard = guard_for(clock)
+    assert guard.refusal() is None
+    guard.retire()
+    clock.now += 3600
+    refusal = guard.refusal()
+    assert refusal is not None
+    assert (str(refusal), refusal.ended) == (f"lease lost: {LEASE.lease_id}: {BLOCK_LEFT}", False)
+    assert (guard.lost.is_set(), guard.why) == (False, "")
+    revoked = guard_for(clock)
+    revoked.revoked("the ledger ended lease-1@p1 (forced) at T")
+    revoked.retire()
+    refusal = revoked.refusal()
+    assert refusal is not None
+    assert (refusal.why, refusal.ended) == (revoked.why, True)
 
 
 def test_a_loss_the_ledger_reports_is_said_once(clock: FakeClock) -> None:
