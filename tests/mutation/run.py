@@ -5816,8 +5816,8 @@ MUTANTS = (
     Mutant(
         "release-lost-not-refused",
         "workers/_renewal.py",
-        "            guard.refused(lost)\n            raise\n",
-        "            guard.lose(lost.why)\n            raise\n",
+        "            guard.refused(lost)\n            raise guard.lost_error() from lost\n",
+        "            guard.lose(lost.why)\n            raise guard.lost_error() from lost\n",
         "a release that hears the ledger's ending first says no 'revoked: ' (rev39)",
     ),
     Mutant(
@@ -6052,6 +6052,7 @@ MUTANTS = (
         "os.O_WRONLY | os.O_CREAT, 0o666",
         "two demos on one --db: one removes the other's store; a link is played through (rev39)",
         (
+            "tests/e2e/test_demo_store.py::test_two_demos_on_one_name_at_once_leave_the_winners_store"
             "tests/e2e/test_demo_store.py::test_two_demos_on_one_name_at_once_leave_the_winners_store",
             "tests/e2e/test_demo_store.py::test_a_symbolic_link_is_refused_as_there",
         ),
@@ -6071,6 +6072,95 @@ MUTANTS = (
         "        if False:\n",
         "another user's -wal/-shm: rebuild and register exit 6, retried for ever (rev39)",
         ("tests/e2e/test_cli_read_only_store.py",),
+    ),
+    Mutant(
+        "release-reraises-ledgers-own",
+        "workers/_renewal.py",
+        "            raise guard.lost_error() from lost\n",
+        "            raise\n",
+        "a release that hears the ending first raises the ledger's LeaseLost, no 'revoked: '"
+        " (rev39)",
+        ("tests/unit/test_worker_renewal.py",),
+    ),
+    Mutant(
+        "guard-lost-error-not-ended",
+        "workers/_guard.py",
+        "            return LeaseLost(self.lease_id, self._why, ended=self._ended)\n",
+        "            return LeaseLost(self.lease_id, self._why)\n",
+        "the LeaseLost a task gets after a revocation says 'revoked: ' with ended False (rev39)",
+        ("tests/unit/test_worker_renewal.py", "tests/unit/test_renewal_hub.py"),
+    ),
+    Mutant(
+        "guard-revoked-not-ended",
+        "workers/_guard.py",
+        '        self._lose(f"{REVOKED}{why}", ended=True)\n',
+        '        self._lose(f"{REVOKED}{why}", ended=False)\n',
+        "a revoked lease's guard does not remember the ledger ended it (rev39)",
+        ("tests/unit/test_worker_renewal.py", "tests/unit/test_renewal_hub.py"),
+    ),
+    Mutant(
+        "guard-later-ending-overwrites",
+        "workers/_guard.py",
+        "            if self.lost.is_set():\n                return\n            self._why = why\n",
+        "            if self.lost.is_set():\n                self._ended = ended\n"
+        "                return\n"
+        "            self._why = why\n",
+        "an ending heard after the worker's own loss makes its LeaseLost ended (rev39)",
+        ("tests/unit/test_worker_renewal.py",),
+    ),
+    Mutant(
+        "guard-retired-not-refused",
+        "workers/_guard.py",
+        "        if left:  # asked before held(): past its deadline it would lose a released"
+        " lease\n",
+        "        if False:\n",
+        "a step after the worker's release sends a heartbeat and reads as a revocation (rev39)",
+        ("tests/unit/test_worker_renewal.py",),
+    ),
+    Mutant(
+        "guard-retired-asked-after-held",
+        "workers/_guard.py",
+        "        if left:  # asked before held(): past its deadline it would lose a released"
+        " lease\n",
+        "        if left and self.held():\n",
+        "a step after the release, past the deadline, loses the lease as 'not renewed' (rev39)",
+        ("tests/unit/test_worker_renewal.py",),
+    ),
+    Mutant(
+        "lease-lost-no-ended-default",
+        "ledger/_domain/errors.py",
+        "    ended: bool = False\n\n    def __init__(self, lease_id: str, why: str",
+        "\n    def __init__(self, lease_id: str, why: str",
+        "a LeaseLost pickled before .ended raises AttributeError on .ended (rev39)",
+        ("tests/unit/test_fencing_and_audit.py",),
+    ),
+    Mutant(
+        "settle-lost-not-ended",
+        "workers/_evidence.py",
+        "            raise guard.lost_error()\n",
+        "            raise type(guard.lost_error())(lease.lease_id, guard.why)\n",
+        "leaving a revoked lease's block raises LeaseLost with ended False (rev39)",
+        ("tests/unit/test_worker_renewal.py",),
+    ),
+    Mutant(
+        "aio-step-after-release-sends",
+        "workers/aio/_leases.py",
+        "        refusal = self._guard.refusal()\n        if refusal is None:\n"
+        "            return\n",
+        "        if self._guard.held():\n            return\n"
+        "        refusal = self._guard.lost_error()\n",
+        "an async step after the release is not refused by the worker (rev39)",
+        ("tests/integration/test_worker_revoked.py",),
+    ),
+    Mutant(
+        "sync-step-after-release-sends",
+        "workers/_leases.py",
+        "        refusal = self._guard.refusal()\n        if refusal is None:\n"
+        "            return\n",
+        "        if self._guard.held():\n            return\n"
+        "        refusal = self._guard.lost_error()\n",
+        "a sync step after the release is not refused by the worker (rev39)",
+        ("tests/integration/test_worker_revoked.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
