@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,11 +48,33 @@ def run_fleet(
 ) -> FleetResult:
     """Run ``plan`` on a new SQLite file (``db``, else one in a new temporary directory) and
     narrate it to ``out``. ``InvalidInput`` if ``db`` exists (a symbolic link too) or cannot
-    be made: the demo never writes into someone's ledger (``removed_if_failed``)."""
+    be made: the demo never writes into someone's ledger (``removed_if_failed``). The work
+    directory (the workers' stderr, evidence, profiles) is made once the store is, and goes
+    with it when the fleet is cut short (``_work_directory``)."""
+    if db:
+        path = Path(db).absolute()
+        with removed_if_failed(path), _work_directory() as workdir:
+            return _run(plan, path, workdir, browser, out, executable)
+    with _work_directory() as workdir:
+        path = workdir / "custody.db"
+        with removed_if_failed(path):  # a fleet cut short leaves no half of a store (rev39)
+            return _run(plan, path, workdir, browser, out, executable)
+
+
+@contextmanager
+def _work_directory() -> Iterator[Path]:
+    """A new temporary directory for the block, removed whole if the block fails (an error,
+    Ctrl-C, SIGTERM), as ``removed_if_failed`` removes the store; kept when the reader of the
+    output is gone, as the store is (rev39: a refused ``--db`` left an empty one each time, an
+    interrupted fleet one with the stderr and evidence of a store no longer there)."""
     workdir = Path(tempfile.mkdtemp(prefix="custody-fleet-"))
-    path = Path(db).absolute() if db else workdir / "custody.db"
-    with removed_if_failed(path):  # a fleet cut short leaves no half of a store (rev39)
-        return _run(plan, path, workdir, browser, out, executable)
+    try:
+        yield workdir
+    except BrokenPipeError:
+        raise
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
 
 def _run(

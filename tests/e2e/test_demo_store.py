@@ -89,6 +89,41 @@ def test_sigterm_mid_demo_removes_its_store_and_says_so(tmp_path: Path, fleet: l
     ok(custody("demo", "--db", "s.db", cwd=tmp_path))
 
 
+def test_a_refused_fleet_leaves_no_work_directory(tmp_path: Path) -> None:
+    """rev39: each ``demo --db EXISTING --workers 2`` refused (exit 2) left a new empty
+    custody-fleet-* directory in the temporary directory. The work directory is made only
+    once the store is: a refused fleet makes none."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    (tmp_path / "d.db").write_bytes(b"")
+    run = custody("demo", "--db", "d.db", *FLEET, cwd=tmp_path, env={"TMPDIR": str(temp)})
+    assert run.code == BAD_INPUT, run.err
+    assert "d.db already exists" in error_line(run)
+    assert list(temp.iterdir()) == []
+
+
+@pytest.mark.parametrize("db", [["--db", "s.db"], []])
+def test_a_fleet_cut_short_leaves_no_work_directory(tmp_path: Path, db: list[str]) -> None:
+    """rev39: a fleet demo stopped by SIGTERM removed its store but left its custody-fleet-*
+    directory, the workers' stderr and evidence of a store no longer there, named nowhere.
+    It goes with the store (the store in it too, when no --db was given)."""
+    temp, here = tmp_path / "tmp", tmp_path / "here"
+    temp.mkdir()
+    here.mkdir()
+    demo = start("demo", *db, *FLEET, cwd=here, env={"TMPDIR": str(temp)})
+    deadline = time.monotonic() + 60
+    while not list(temp.glob("custody-fleet-*/*.stderr")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(1)
+    demo.send_signal(signal.SIGTERM)
+    run = finish(demo)
+    assert run.code == INTERRUPTED, run
+    assert "interrupted" in error_line(run)
+    time.sleep(1)  # a fleet worker left running would write in it again
+    assert list(temp.glob("custody-fleet-*")) == []
+    assert list(here.iterdir()) == []
+
+
 @pytest.mark.parametrize("fleet", [[], FLEET])
 def test_a_directory_this_user_may_not_write_is_refused_before_a_line(
     tmp_path: Path, fleet: list[str]
