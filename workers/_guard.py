@@ -171,6 +171,12 @@ class LeaseGuard:
                 self._timer.cancel()
                 self._timer = None
 
+    @property
+    def retired(self) -> bool:
+        """Whether the lease's block is over (``retire``)."""
+        with self._lock:
+            return self._retired
+
     def check(self) -> None:
         """Raise ``LeaseLost`` unless ``held()``."""
         if not self.held():

@@ -212,10 +212,20 @@ class HeldLease:
         and is the final URL unless another follows; a URL matching the worker's prompt
         patterns is the prompt seen, which sends the profile to review at release. Recorded
         without its userinfo (``workers._guard.recorded_url``); ``InvalidInput`` at once for
-        anything but a URL's text (None, empty, blank)."""
+        anything but a URL's text (None, empty, blank). After the checkout block, ``LeaseLost``
+        as ``step`` raises then (``_refuse_after_block``)."""
+        self._refuse_after_block()
         if not isinstance(url, str) or not url.strip():
             raise InvalidInput("url", "a page the task reached: a URL, not empty")
         self._navigations.navigated(url, main_frame=True)
+
+    def _refuse_after_block(self) -> None:
+        """Once the checkout block is left, raise what ``step`` raises then (``LeaseGuard.
+        refusal``): the lease is released or lost, and a report now would be recorded nowhere
+        (rev39: ``visited`` and ``expected_failure`` after the block were accepted in silence)."""
+        refusal = self._guard.refusal() if self._guard.retired else None
+        if refusal is not None:
+            raise refusal
 
     def expected_failure(self, reason: str) -> None:
         """End the lease as an expected failure with ``reason`` when the checkout block is left
@@ -223,7 +233,9 @@ class HeldLease:
         reason the ledger would refuse (one that says nothing, such as a zero-width space
         alone, or longer than it keeps); a NUL or a lone
         surrogate in it is escaped (``workers._reasons.storable``); not a string (None) is
-        ``InvalidInput`` too."""
+        ``InvalidInput`` too. After the checkout block, ``LeaseLost`` as ``step`` raises then
+        (``_refuse_after_block``)."""
+        self._refuse_after_block()
         reason = storable(reason) if isinstance(reason, str) else ""
         if not says_something(reason) or len(reason) > MAX_REASON:
             raise InvalidInput(

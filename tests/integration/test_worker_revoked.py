@@ -299,3 +299,38 @@ def test_a_step_after_the_worker_released_the_lease_is_not_a_revocation(
     assert lease.result.message.startswith(f"{lease.lease_id} ended ")
     assert (str(refused), refused.ended) == (f"lease lost: {lease.lease_id}: {BLOCK_LEFT}", False)
     assert (lease.lost.is_set(), lease.why_lost) == (False, "")
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("report", ["visited", "expected_failure"])
+def test_a_report_after_the_worker_released_the_lease_is_refused_as_a_step_is(
+    store: str, settings: BrowserSettings, flavour: str, report: str
+) -> None:
+    """``visited(url)`` and ``expected_failure(reason)`` after the checkout block raise the
+    LeaseLost a step raises then (the worker released it, ``ended`` False): what they report
+    would be recorded nowhere (rev39: both were accepted in silence). The release stands as
+    it was: a success, with no expected failure and the URL it had."""
+    leases = _leases(flavour, store, settings, FrozenClock())
+    argument = "https://shop.example/late" if report == "visited" else "out of stock"
+
+    def run_sync() -> Any:
+        with leases:
+            with leases.checkout("p1", run_id="r", task_type="t") as lease:
+                pass
+            with pytest.raises(LeaseLost) as raised:
+                getattr(lease, report)(argument)
+        return lease, raised.value
+
+    async def run_async() -> Any:
+        async with leases:
+            async with leases.checkout("p1", run_id="r", task_type="t") as lease:
+                pass
+            with pytest.raises(LeaseLost) as raised:
+                getattr(lease, report)(argument)
+        return lease, raised.value
+
+    lease, refused = asyncio.run(run_async()) if flavour == "async" else run_sync()
+    assert (str(refused), refused.ended) == (f"lease lost: {lease.lease_id}: {BLOCK_LEFT}", False)
+    assert (lease.lost.is_set(), lease.why_lost) == (False, "")
+    assert lease.evidence is not None
+    assert (lease.evidence.outcome, lease.evidence.final_url) == ("success", None)
