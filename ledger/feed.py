@@ -420,7 +420,8 @@ class Feed:
         if not authority.roles:
             msg = (
                 f"store login {authority.login} may write nothing: a rebuild writes {what}; run "
-                "it as a user who may write the store's file and its directory"
+                "it as a user who may write the store's file, its -wal and -shm, and its "
+                "directory"
             )
             raise Forbidden(msg)
 

@@ -69,6 +69,9 @@ _RECORDERS = {
 # Any fixed number: the advisory lock every `custody init` on one database takes, so that
 # concurrent inits create the schema one after another instead of failing on each other.
 _SCHEMA_LOCK_KEY = 0x637573746F6479  # "custody"
+# What a SQLite store read-only here may be: its -wal and -shm too, another user's (rev39: the
+# line named only the file and its directory, both writable).
+READ_ONLY_HERE = "the file, its -wal or -shm, or its directory"
 
 
 @contextmanager
@@ -321,7 +324,7 @@ class SqlStore(Store):
         # missing directory was called read-only, exit 7)
         sqlite_here = settings.kind == "sqlite" and settings.sqlite_real().parent.is_dir()
         if create and sqlite_here and settings.sqlite_unwritable():  # init, register: exit 7
-            msg = f"{settings.describe()} is read-only here (the file or its directory)"
+            msg = f"{settings.describe()} is read-only here ({READ_ONLY_HERE})"
             raise Forbidden(f"{msg}: a store cannot be made or written there")
         if read_only:  # opened for reads: see ``authority``
             if (unreadable := settings.sqlite_unreadable_here()) is not None:
@@ -469,7 +472,7 @@ class SqlStore(Store):
             if not self._pg and self.read_only:
                 # The file's permissions are the boundary: this process may only read it. So
                 # a command is refused at the door, and the read models are read as they stand.
-                login = f"{self.settings.describe()} (read-only here: the file or its directory)"
+                login = f"{self.settings.describe()} (read-only here: {READ_ONLY_HERE})"
                 self._authority = Authority(login, frozenset())
             elif not self._pg:
                 self._authority = Authority(self.settings.describe(), ALL_ROLES)
