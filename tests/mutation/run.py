@@ -5941,9 +5941,8 @@ MUTANTS = (
     Mutant(
         "demo-fleet-removes-on-failure",
         "custody/_fleet/supervisor.py",
-        "    with removed_if_failed(path):  # a fleet cut short leaves no half of a store (rev39)\n"
-        "        return _run(",
-        "    if True:\n        return _run(",
+        "        with removed_if_failed(path), _work_directory() as workdir:\n",
+        "        with _work_directory() as workdir:\n",
         "a fleet demo cut short leaves its partial store (rev39)",
         ("tests/e2e/test_cli_sqlite.py::test_a_demo_cut_short_leaves_no_half_of_its_store",),
     ),
@@ -6161,6 +6160,47 @@ MUTANTS = (
         "        refusal = self._guard.lost_error()\n",
         "a sync step after the release is not refused by the worker (rev39)",
         ("tests/integration/test_worker_revoked.py",),
+    ),
+    Mutant(
+        "fleet-workdir-kept",
+        "custody/_fleet/supervisor.py",
+        "        shutil.rmtree(workdir, ignore_errors=True)\n",
+        "        pass\n",
+        "a fleet demo cut short leaves its custody-fleet-* directory behind (rev39)",
+        ("tests/e2e/test_demo_store.py::test_a_fleet_cut_short_leaves_no_work_directory",),
+    ),
+    Mutant(
+        "visited-after-block",
+        "workers/_held.py",
+        "        self._refuse_after_block()\n        if not isinstance(url, str)",
+        "        if not isinstance(url, str)",
+        "visited() after the checkout block is accepted in silence (rev39)",
+        (
+            "tests/integration/test_worker_revoked.py::"
+            "test_a_report_after_the_worker_released_the_lease_is_refused_as_a_step_is",
+        ),
+    ),
+    Mutant(
+        "expected-failure-after-block",
+        "workers/_held.py",
+        "        self._refuse_after_block()\n        reason = storable(reason)",
+        "        reason = storable(reason)",
+        "expected_failure() after the checkout block is accepted in silence (rev39)",
+        (
+            "tests/integration/test_worker_revoked.py::"
+            "test_a_report_after_the_worker_released_the_lease_is_refused_as_a_step_is",
+        ),
+    ),
+    Mutant(
+        "read-only-names-journals",
+        "ledger/_stores/sql.py",
+        'READ_ONLY_HERE = "the file, its -wal or -shm, or its directory"\n',
+        'READ_ONLY_HERE = "the file or its directory"\n',
+        "a store read-only by another user's -wal/-shm is blamed on the file or directory (rev39)",
+        (
+            "tests/e2e/test_cli_read_only_store.py::"
+            "test_a_store_whose_wal_and_shm_are_another_users_is_refused_as_read_only",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
