@@ -57,6 +57,8 @@ def removed_if_failed(path: Path, *, field: str = "db", directory: bool = False)
     -1`` exited 0 and removed the store its first line named)."""
     from ledger import InvalidInput, LedgerError
 
+    if not path.name or os.path.isdir(path):  # "." has no name to put journals beside
+        raise InvalidInput(field, f"{str(path)[:200]!r} is a directory: give the demo a new file")
     made = [path, *(path.with_name(path.name + j) for j in JOURNALS)]
     there = {p for p in made if os.path.lexists(p)}
     try:

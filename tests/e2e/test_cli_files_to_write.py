@@ -5,6 +5,7 @@ nothing is written."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cli_process import custody, custody_all, error_line, ok
@@ -82,10 +83,14 @@ def test_every_command_that_writes_a_file_refuses_a_name_too_long(tmp_path: Path
 
 def test_a_store_path_through_a_loop_of_links_is_one_line(tmp_path: Path) -> None:
     """rev34: a SQLite path through a loop of symlinks (``ln -s loop loop``) was an internal
-    error (exit 1, RuntimeError: Symlink loop) for ``init`` and ``demo --db``; it is a store
-    that cannot be opened (exit 6), one line."""
+    error (exit 1, RuntimeError: Symlink loop) for ``init`` and ``demo --db``; for ``init`` it is
+    a store that cannot be opened (exit 6), one line; ``demo --db`` refuses any symbolic link as
+    a name already there (exit 2, rev39), one line, the link left as it was."""
     (tmp_path / "loop").symlink_to("loop")
-    for args in (["--store", f"sqlite:///{tmp_path / 'loop'}", "init"], ["demo", "--db", "loop"]):
-        run = custody(*args, cwd=tmp_path)
-        assert run.code == 6, (args, run)
-        assert "unable to open database file" in error_line(run), (args, run)
+    run = custody("--store", f"sqlite:///{tmp_path / 'loop'}", "init", cwd=tmp_path)
+    assert run.code == 6, run
+    assert "unable to open database file" in error_line(run), run
+    run = custody("demo", "--db", "loop", cwd=tmp_path)
+    assert run.code == 2, run
+    assert "loop (a symbolic link) already exists" in error_line(run), run
+    assert os.readlink(tmp_path / "loop") == "loop"
