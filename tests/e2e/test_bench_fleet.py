@@ -72,11 +72,13 @@ def test_a_fleet_whose_connections_idle_past_the_keep_alive_gets_its_figure(
     """Two workers beating every 6 s over two connections: each connection idles 6 s, past
     the service's 5 s, and is closed by it; the load opens it again (rev36: the run died with
     IncompleteReadError and no figure). Every heartbeat answered, and the figure, the only
-    size tried, is said to be a lower bound."""
+    size tried, is said to be a lower bound. The p99 limit is set far above any latency here:
+    what this test asks is the reconnection, not a speed (a fresh-clone CI under load once saw
+    one beat past 50 ms, and no figure held)."""
     out = tmp_path / "fleet.json"
     ran = subprocess.run(
         [sys.executable, str(FLEET), "--fleets", "2", "--seconds", "7", "--interval", "6",
-         "--connections", "2", "--ways", "service", "--json", str(out)],
+         "--connections", "2", "--ways", "service", "--p99-ms", "30000", "--json", str(out)],
         capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr[-2000:]
