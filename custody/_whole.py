@@ -21,10 +21,14 @@ def written_whole(path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
 
     Through a symbolic link, the file it names is replaced and the link stays (``latest.csv ->
     2026-12.csv``); a path that is not a regular file (``/dev/stdout``, a FIFO, a device) is
-    ``OSError``, never replaced (as root, ``/dev/stdout``, a link, was replaced by a file)."""
+    ``OSError``, never replaced (as root, ``/dev/stdout``, a link, was replaced by a file);
+    so is the file this process's standard input, output or error is (``_a_standard_stream``).
+    """
     found = _stat(path)
     if found is not None and not stat.S_ISREG(found.st_mode):
         raise OSError(errno.EINVAL, NOT_A_FILE, str(path))
+    if found is not None and (stream := _a_standard_stream(found)) is not None:
+        raise OSError(errno.EINVAL, f"{stream}, a redirect: name another file", str(path))
     target = Path(os.path.realpath(path))
     part = target.with_name(_part_name(target.name, uuid.uuid4().hex[:8]))
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -194,6 +198,27 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
 
 
+# A file this command's standard streams are: replaced by a new one, what the shell wrote there
+# (``>> kept.csv``) was lost and the summary line went to the file unlinked.
+TO_PRINT = "a redirect; to print, leave the option out"
+
+
+def _a_standard_stream(found: os.stat_result) -> str | None:
+    """Which of this process's standard streams is the regular file ``found``, or None: a
+    file named both as the file to write and as the stream the shell opened (``--output
+    /dev/stdout >> kept.csv``, ``--output kept.csv >> kept.csv``) would be replaced under the
+    stream, and what it held lost (rev40: ``/dev/stdout`` through a redirect to a file was
+    followed to the file, which was replaced, even under ``>>``)."""
+    for fd, stream in ((1, "output"), (2, "error"), (0, "input")):
+        try:
+            held = os.fstat(fd)
+        except OSError:  # closed
+            continue
+        if (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino):
+            return f"this command's standard {stream}"
+    return None
+
+
 def _kind(mode: int) -> str:
     """What a file that is not a regular one is, in a word or two."""
     if stat.S_ISDIR(mode):
@@ -217,6 +242,8 @@ def kept_apart(path: Path) -> str | None:
         return f"a path that cannot be followed ({e.strerror})"
     if found is not None and not stat.S_ISREG(found.st_mode):
         return f"{_kind(found.st_mode)}, not a regular file"
+    if found is not None and (stream := _a_standard_stream(found)) is not None:
+        return f"{stream} ({TO_PRINT})"
     # What a write replaces is the file at the end of any links: judged by its own name, so
     # that a link to a store's -wal file is its journal (rev23: written through, it was lost).
     path = Path(os.path.realpath(path))

@@ -174,6 +174,48 @@ def test_an_export_never_replaces_a_store_its_journal_or_a_key(tmp_path: Path) -
     assert ok(custody("verify", cwd=tmp_path, store=url)).out.startswith("checked ")
 
 
+def test_a_file_written_that_is_the_commands_own_redirected_output_is_refused(
+    tmp_path: Path,
+) -> None:
+    """rev40: ``--output /dev/stdout >> kept.csv`` followed /dev/stdout to the file the shell
+    opened and replaced it: what ``>>`` kept there was lost, and the summary line went to the
+    file unlinked. The file a command's standard output or error is, by any name, is refused
+    (exit 2) and left as it was, by the exports, the HTML report and ``digest --out``."""
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    Ledger.init(url).close()
+    write_story(url)
+    kept = tmp_path / "kept.txt"
+    earlier = b"what the shell kept here\n"
+    environ = {k: v for k, v in os.environ.items() if k != "CUSTODY_STORE"}
+    for args, stream in [
+        (["timeline", "--format", "csv", "--output", "/dev/stdout"], "stdout"),
+        (["timeline", "--format", "csv", "--output", str(kept)], "stdout"),
+        (["report", "--html", "/dev/stdout"], "stdout"),
+        (["usage", "--account", SHOP, "--format", "json", "--output", "/dev/stderr"], "stderr"),
+        (["digest", "--out", str(kept)], "stdout"),  # what it holds: a digest to follow
+    ]:
+        kept.write_bytes(earlier)
+        if args[0] == "digest":
+            kept.unlink()
+            ok(custody("digest", "--out", str(kept), cwd=tmp_path, store=url))
+            earlier = kept.read_bytes()
+        with kept.open("ab") as redirect:
+            ran = subprocess.run(
+                [*MODULE, "--store", url, *args], cwd=tmp_path, env=environ,
+                stdout=redirect if stream == "stdout" else subprocess.PIPE,
+                stderr=redirect if stream == "stderr" else subprocess.PIPE,
+            )  # fmt: skip
+        said = kept.read_bytes()
+        assert ran.returncode == 2, (args, said, ran.stderr)
+        assert said.startswith(earlier), (args, said)
+        told = said[len(earlier) :] if stream == "stderr" else ran.stderr
+        assert f"this command's standard {'error' if stream == 'stderr' else 'output'}" in (
+            told.decode()
+        ), (args, told)
+        # before any work, for what prints without the option; a digest's, at its write
+        assert (b"to print, leave the option out" in told) is (args[0] != "digest"), told
+
+
 def test_an_export_onto_a_fifo_or_a_link_to_one_is_refused_without_waiting(
     tmp_path: Path,
 ) -> None:

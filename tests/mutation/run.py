@@ -6202,6 +6202,41 @@ MUTANTS = (
             "test_a_store_whose_wal_and_shm_are_another_users_is_refused_as_read_only",
         ),
     ),
+    Mutant(
+        "export-replaces-its-own-redirect",
+        "custody/_whole.py",
+        "    if found is not None and (stream := _a_standard_stream(found)) is not None:\n"
+        '        return f"{stream} ({TO_PRINT})"\n',
+        "",
+        "an export onto the file its own standard output is replaced it, and what >> kept was lost",
+        (
+            "tests/e2e/test_cli_export.py::"
+            "test_a_file_written_that_is_the_commands_own_redirected_output_is_refused",
+        ),
+    ),
+    Mutant(
+        "write-replaces-its-own-redirect",
+        "custody/_whole.py",
+        '        raise OSError(errno.EINVAL, f"{stream}, a redirect: name another file", '
+        "str(path))\n",
+        "        pass\n",
+        "digest --out onto the file its own standard output is replaced it",
+        (
+            "tests/e2e/test_cli_export.py::"
+            "test_a_file_written_that_is_the_commands_own_redirected_output_is_refused",
+        ),
+    ),
+    Mutant(
+        "own-stream-any-fd",
+        "custody/_whole.py",
+        "        if (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino):",
+        "        if held.st_ino == found.st_ino and fd == 1:",
+        "a file that is a command's standard error is replaced by an export written onto it",
+        (
+            "tests/e2e/test_cli_export.py::"
+            "test_a_file_written_that_is_the_commands_own_redirected_output_is_refused",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
