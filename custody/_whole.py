@@ -125,7 +125,8 @@ def file_to_write(given: str, *, field: str, named: str, instead: str) -> Path:
     to do (rev34: ``digest --out -`` and ``keygen -`` wrote a file named "-"). A name the
     system refuses as too long (a part over 255 bytes, the whole over 4,096), itself or that of
     the file written beside it first (``written_whole``), is refused too: it was an internal
-    error (rev34), or bad input only once the work was done."""
+    error (rev34), or bad input only once the work was done; so is a relative name when the
+    current directory was removed under the shell."""
     from ledger import InvalidInput
 
     if not given.strip():
@@ -135,6 +136,12 @@ def file_to_write(given: str, *, field: str, named: str, instead: str) -> Path:
     if given.endswith("/"):  # rev34: pathlib drops the slash, and the file was written so
         raise InvalidInput(field, f"{named} {given[:200]!r} ends with '/': name a file to write")
     path = Path(given)
+    if not path.is_absolute():
+        try:
+            os.getcwd()
+        except FileNotFoundError:  # rev40: kept_apart's realpath failed, an internal error
+            msg = f"cannot write {named} {given[:200]!r}: the current directory was removed"
+            raise InvalidInput(field, f"{msg}; give a full path or change directory") from None
     # "." or "/" has no name to write beside: what follows says it is a directory.
     beside = [path.with_name(_part_name(path.name, "0" * 8))] if path.name else []
     for name in (path, *beside):

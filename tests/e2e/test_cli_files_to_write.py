@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cli_process import custody, custody_all, error_line, ok
+from cli_process import MODULE, custody, custody_all, error_line, ok
 
 
 def test_keygen_with_an_empty_name_is_bad_input(tmp_path: Path) -> None:
@@ -79,6 +79,31 @@ def test_every_command_that_writes_a_file_refuses_a_name_too_long(tmp_path: Path
     assert run.code == 2, run
     assert "(242 characters): File name too long" in error_line(run)  # FILE.pub's
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_every_command_that_writes_a_file_in_a_removed_directory_says_so(tmp_path: Path) -> None:
+    """rev40: in a shell whose directory was removed under it, a relative ``--output`` or
+    ``report --html`` was an internal error (exit 1, FileNotFoundError from realpath). Every
+    command that writes a file says the directory was removed, as bad input naming its
+    option, before any work; a full path still works from there."""
+    url = f"sqlite:///{tmp_path / 'custody.db'}"
+    ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=tmp_path, store=url))
+    gone = tmp_path / "gone"
+    # A shell that enters the directory, which is then removed, and runs custody from there.
+    in_gone = ("sh", "-c", 'cd "$0" && rmdir "$0" && exec "$@"', str(gone), *MODULE)
+    for args, option in WRITERS:
+        gone.mkdir()
+        run = custody(*args, "x.out", cwd=tmp_path, store=url, program=in_gone)
+        line = error_line(run)
+        assert run.code == 2, (args, run)
+        assert f"{option.split(': ')[0]}: cannot write {option.split(': ')[1]} 'x.out'" in line
+        assert "the current directory was removed" in line, line
+    gone.mkdir()
+    full = tmp_path / "t.csv"
+    args = ("timeline", "--format", "csv", "--output", str(full))
+    ok(custody(*args, cwd=tmp_path, store=url, program=in_gone))
+    assert not gone.exists()
+    assert full.read_text().startswith("position,")
 
 
 def test_a_store_path_through_a_loop_of_links_is_one_line(tmp_path: Path) -> None:

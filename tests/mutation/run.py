@@ -6237,6 +6237,17 @@ MUTANTS = (
             "test_a_file_written_that_is_the_commands_own_redirected_output_is_refused",
         ),
     ),
+    Mutant(
+        "write-in-removed-directory",
+        "custody/_whole.py",
+        "    if not path.is_absolute():\n        try:\n            os.getcwd()\n",
+        "    if False:\n        try:\n            os.getcwd()\n",
+        "an export named relative to a removed directory is an internal error, not bad input",
+        (
+            "tests/e2e/test_cli_files_to_write.py::"
+            "test_every_command_that_writes_a_file_in_a_removed_directory_says_so",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
