@@ -216,12 +216,14 @@ def write_csv(frame: pd.DataFrame, out: TextIO, *, for_a_terminal: bool = False)
 
 
 def cell(value: Any) -> str:
-    """A value as a table cell: "-" for missing, a (UTC) time to the second, a float without
-    trailing zeros, text as it is (a text that looks like a time is not a time: never cut)."""
+    """A value as a table cell: "-" for missing, a time to the second with its offset (the
+    reports' are UTC, and say so as every other text view does: rev40, ``usage`` and
+    ``health`` cut it), a float without trailing zeros, text as it is (a text that looks like
+    a time is not a time: never cut)."""
     if missing(value):
         return "-"
-    if isinstance(value, datetime):  # the reports' times are UTC
-        return value.isoformat(sep=" ", timespec="seconds")[:19]
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, float):
         return f"{value:.3f}".rstrip("0").rstrip(".")
     return str(value)

@@ -140,7 +140,10 @@ def test_usage_as_a_table_and_as_a_frame_list_the_same_leases(
     expected = [
         [
             *(r[c] for c in ("profile_id", "lease_id", "worker_id", "run_id", "task_type")),
-            *(shown(r[c] and r[c][:19].replace("T", " ")) for c in ("started_at", "ended_at")),
+            *(
+                shown(r[c] and r[c][:19].replace("T", " ") + "+00:00")  # the table says UTC
+                for c in ("started_at", "ended_at")
+            ),
             *(shown(r[c]) for c in ("ending", "outcome", "heartbeats")),
         ]
         for r in frame

@@ -92,3 +92,13 @@ def test_an_exported_time_always_has_its_microseconds() -> None:
     written = [row["at"] for row in records(frame)]
     assert written == ["2026-12-01T09:00:00.000000+00:00", "2026-12-01T09:00:01.250000+00:00"]
     assert pd.to_datetime(pd.Series(written)).tolist() == frame["at"].tolist()
+
+
+def test_a_time_in_a_table_says_its_offset() -> None:
+    """rev40: ``usage`` and ``health`` tables cut a time to its first 19 characters, dropping
+    the ``+00:00`` every other text view prints: a reader in another zone could not tell."""
+    from custody._output import cell
+
+    at = datetime(2026, 12, 6, 22, 25, 34, 987_654, tzinfo=UTC)
+    assert cell(at) == "2026-12-06 22:25:34+00:00"
+    assert cell("2026-12-06 22:25:34.987654+00:00") == "2026-12-06 22:25:34.987654+00:00"
