@@ -415,8 +415,12 @@ class Feed:
         """``Forbidden`` (exit 7) before a rebuild writes ``what`` (``the availability table``)
         if the store's login may write nothing here: a SQLite file this user may only read,
         whose authority holds no role. Its first write failed as the store unavailable (rev39:
-        exit 6, "attempt to write a readonly database", which tells a script to retry)."""
+        exit 6, "attempt to write a readonly database", which tells a script to retry). And
+        on a store whose guards name another role than its owner (``Authority.barred``): as
+        every writing command, until ``custody init`` installs them again."""
         authority = self._store.authority()
+        if authority.barred:
+            raise Forbidden(authority.barred)
         if not authority.roles:
             msg = (
                 f"store login {authority.login} may write nothing: a rebuild writes {what}; run "

@@ -46,10 +46,13 @@ class DirectoryRecord(NamedTuple):
 class Authority(NamedTuple):
     """Whom the store is opened as: its ``login`` and the custody roles it may act in (every
     role on SQLite, where the file's permissions are the boundary, and for the owner of a
-    PostgreSQL store; the login's granted roles otherwise)."""
+    PostgreSQL store; the login's granted roles otherwise). ``barred``, when not empty, is why
+    no command may be recorded here whatever the roles (one line, with what to do): a
+    PostgreSQL store whose guards name a role that is not its owner."""
 
     login: str
     roles: frozenset[Role]
+    barred: str = ""
 
 
 # One profile's save: the profile with its pending events, its availability row, and the

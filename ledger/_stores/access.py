@@ -143,7 +143,8 @@ def append_only_ddl(events: str, availability: str, *, owner: int | None) -> lis
     row is made; ``pg_current_xact_id()`` is never NULL, so the function is never called. The
     role check is passed over for a member of ``owner`` (the function checks the table's
     owner again, as it is then); every init reinstalls the triggers, so run it after a change
-    of owner, as for ``beside_events_ddl``."""
+    of owner or a restore, as for ``beside_events_ddl``: until then the store records nothing
+    (``authority_of``)."""
     if owner is None:
         return [
             *(
@@ -618,24 +619,46 @@ END $f$"""
     ]
 
 
+# The role a guard trigger's WHEN passes over (its table's owner when init ran), as
+# ``pg_get_triggerdef`` writes it: ``pg_has_role(CURRENT_USER, (16385)::oid, 'MEMBER'::text)``.
+GUARD_OWNER = r"pg_has_role\([^,()]+, \(?'?([0-9]+)'?\)?::oid"
+# Why nothing is recorded on a store whose guards pass over a role that is not its owner.
+ASTRAY = (
+    "the store's guards name a role that is not its owner (restored on another server, or "
+    "its owner changed?): run custody init as the owner"
+)
+
+
 def authority_of(store: Executing, events: str, snapshots: str) -> tuple[Authority, bool]:
-    """Whom a PostgreSQL store is opened as, and whether it may write snapshots."""
+    """Whom a PostgreSQL store is opened as, and whether it may write snapshots.
+
+    Barred (``Authority.barred``) where a guard trigger passes over another role than its
+    table's owner: the triggers name the owner by its oid, which a restore on another server
+    (``pg_dump``, then ``pg_restore``), a restore to another owner, or a change of owner
+    leaves naming another role or none. Whoever then holds that oid would pass the guards,
+    and the owner would meet them as a login: no command is recorded until ``custody init``
+    installs them again. Looked at in the query that opens the store, once a process."""
     rows = store.query(
         "SELECT current_user AS login, "
         "pg_has_role(current_user, c.relowner, 'MEMBER') AS owner, "
         "has_table_privilege(?, 'INSERT') AS snapshots, "
         "ARRAY(SELECT r.rolname FROM pg_roles r WHERE starts_with(r.rolname, 'custody_') "
-        "AND pg_has_role(current_user, r.oid, 'MEMBER')) AS roles "
+        "AND pg_has_role(current_user, r.oid, 'MEMBER')) AS roles, "
+        "EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_class g ON g.oid = t.tgrelid "
+        "WHERE g.relnamespace = c.relnamespace AND starts_with(t.tgname, 'custody_') "
+        "AND t.tgqual IS NOT NULL "
+        "AND substring(pg_get_triggerdef(t.oid) FROM ?)::oid <> g.relowner) AS astray "
         "FROM pg_class c WHERE c.oid = to_regclass(?)",
-        (snapshots, events),
+        (snapshots, GUARD_OWNER, events),
     )
     row = rows[0]
     login = str(row["login"])
+    barred = f"store login {login} may record nothing here: {ASTRAY}" if row["astray"] else ""
     if row["owner"]:
-        return Authority(login, ALL_ROLES), bool(row["snapshots"])
+        return Authority(login, ALL_ROLES, barred), bool(row["snapshots"])
     names = {name: role for role, name in GROUP_ROLES.items()}
     held = frozenset(names[n] for n in row["roles"] if n in names)
-    return Authority(login, held), bool(row["snapshots"])
+    return Authority(login, held, barred), bool(row["snapshots"])
 
 
 def grant(

@@ -11,6 +11,7 @@ from ledger._domain.errors import UnreadableEvent
 from ledger._domain.model import MAX_DIRECTORY_BYTES
 from ledger._domain.row import Availability
 from ledger._stores.access import (
+    GUARD_OWNER,
     PROFILE_STREAM,
     Tables,
     append_only_ddl,
@@ -300,6 +301,25 @@ def _trigger_shape(definition: str) -> tuple[object, ...] | None:
     return name, timing, frozenset(events.split(" OR ")), table, each, condition, function
 
 
+def _other_owner(definition: str, statement: str) -> str:
+    """How a trigger that differs from its DDL only in the role its WHEN passes over (a
+    table's owner, by its oid when init ran) differs, or empty: the store restored on another
+    server, whose roles have other oids, or its tables given to another owner since."""
+    kept, meant = re.search(GUARD_OWNER, definition), re.search(GUARD_OWNER, statement)
+    if kept is None or meant is None or kept[1] == meant[1]:
+        return ""
+    start, end = kept.span(1)
+    if _trigger_shape(definition[:start] + meant[1] + definition[end:]) != _trigger_shape(
+        statement
+    ):
+        return ""
+    return (
+        f"names the role of oid {kept[1]}, not its table's owner ({meant[1]}): restored on "
+        "another server, or its owner changed since init ran? custody init, as the owner, "
+        "installs it again"
+    )
+
+
 def _sqlite_trigger_text(statement: str) -> str:
     """A trigger's DDL as SQLite keeps it in ``sqlite_master``: without IF NOT EXISTS."""
     return " ".join(statement.replace(" IF NOT EXISTS", "", 1).split())
@@ -391,9 +411,8 @@ def guard_problems(self: Migrating) -> list[str]:
                     f"the store's guard trigger {name} on {table} is missing: {_REINSTALL}"
                 )
             elif _trigger_shape(definition) != _trigger_shape(statement):
-                problems.append(
-                    f"the store's guard trigger {name} on {table} {_OTHER}: {_REINSTALL}"
-                )
+                other = _other_owner(definition, statement) or f"{_OTHER}: {_REINSTALL}"
+                problems.append(f"the store's guard trigger {name} on {table} {other}")
             elif enabled != "A":  # disabled, or passed over by a replica's or an origin's
                 state = _ENABLED.get(enabled, f"enabled {enabled!r}")
                 problems.append(
