@@ -42,10 +42,11 @@ def _database(url: str, name: str) -> str:
 
 
 def _refused_until_init(owner: str, tmp_path: Path) -> None:
-    """Reads answer; a registration and a sweep are refused in one line with the hint; verify
-    names the restore, then passes once the owner's ``init`` ran; the registration then goes."""
+    """Reads answer; a registration, a sweep and a rebuild are refused in one line with the
+    hint; verify names the restore, then passes once the owner's ``init`` ran; the
+    registration then goes."""
     ok(custody("--store", owner, "status", cwd=tmp_path))
-    for args in (REGISTER, ("sweep",)):
+    for args in (REGISTER, ("sweep",), ("rebuild",)):
         run = custody("--store", owner, *args, cwd=tmp_path)
         assert run.code == 7, run
         assert HINT in error_line(run)
