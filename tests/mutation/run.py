@@ -6248,6 +6248,67 @@ MUTANTS = (
             "test_every_command_that_writes_a_file_in_a_removed_directory_says_so",
         ),
     ),
+    Mutant(
+        "restore-barred-at-open",
+        "ledger/_stores/access.py",
+        '    barred = f"store login {login} may record nothing here: {ASTRAY}" '
+        'if row["astray"] else ""\n',
+        '    barred = ""\n',
+        "a restored store's guards naming another role let every command through (rev40)",
+        (
+            "tests/e2e/test_restored_store.py::"
+            "test_a_store_restored_on_another_server_records_nothing_until_init",
+            "tests/e2e/test_restored_store.py::"
+            "test_a_store_restored_to_another_owner_records_nothing_until_init",
+        ),
+    ),
+    Mutant(
+        "restore-astray-compare",
+        "ledger/_stores/access.py",
+        '"AND substring(pg_get_triggerdef(t.oid) FROM ?)::oid <> g.relowner) AS astray "',
+        '"AND substring(pg_get_triggerdef(t.oid) FROM ?)::oid = 0) AS astray "',
+        "the guards' owner oid never compared with the table's owner (rev40)",
+        (
+            "tests/e2e/test_restored_store.py::"
+            "test_a_store_restored_to_another_owner_records_nothing_until_init",
+        ),
+    ),
+    Mutant(
+        "restore-barred-require",
+        "ledger/_unit_of_work.py",
+        "        if authority.barred:\n            raise Forbidden(authority.barred)\n"
+        "        check_acts(",
+        "        check_acts(",
+        "commands on a restored store meet the guards without the hint (rev40)",
+        (
+            "tests/e2e/test_restored_store.py::"
+            "test_a_store_restored_to_another_owner_records_nothing_until_init",
+        ),
+    ),
+    Mutant(
+        "restore-barred-rebuild",
+        "ledger/feed.py",
+        "        if authority.barred:\n            raise Forbidden(authority.barred)\n"
+        "        if not authority.roles:",
+        "        if not authority.roles:",
+        "a rebuild on a restored store is not refused (rev40)",
+        (
+            "tests/e2e/test_restored_store.py::"
+            "test_a_store_restored_to_another_owner_records_nothing_until_init",
+        ),
+    ),
+    Mutant(
+        "verify-names-restore",
+        "ledger/_stores/migrations.py",
+        "                other = _other_owner(definition, statement) "
+        'or f"{_OTHER}: {_REINSTALL}"\n',
+        '                other = f"{_OTHER}: {_REINSTALL}"\n',
+        "verify says 'an older custody's init, or an edit' for a restored store (rev40)",
+        (
+            "tests/e2e/test_restored_store.py::"
+            "test_a_store_restored_to_another_owner_records_nothing_until_init",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
