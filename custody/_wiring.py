@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 
 import click
 
+from custody._words import check_words
+
 # Commands with nothing to do on a store that does not exist: on a missing SQLite file they
 # say so rather than create one (a mistyped --store must not make an empty ledger).
 NEED_EXISTING_STORE = frozenset(
@@ -78,20 +80,30 @@ def _write_usage(command: click.Command, ctx: click.Context, fmt: click.HelpForm
 
 
 class Command(click.Command):
-    """A subcommand whose usage line reads ``usage: custody COMMAND ...``."""
+    """A subcommand whose usage line reads ``usage: custody COMMAND ...``, and whose words
+    are checked before click parses them (``custody._words``)."""
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _write_usage(self, ctx, formatter)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        check_words(self, ctx, args)
+        return super().parse_args(ctx, args)
+
 
 class Group(click.Group):
     """The ``custody`` group: ``usage:`` in lower case (as scripts have read it since argparse),
-    commands listed in the order they are defined, which is a lease's life."""
+    commands listed in the order they are defined, which is a lease's life; its words checked as a
+    command's are."""
 
     command_class = Command
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _write_usage(self, ctx, formatter)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        check_words(self, ctx, args)
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)

@@ -1,0 +1,82 @@
+"""How the command line reads its words: an option's value, a repeated option, a group without
+its command. Each refusal is bad input (exit 2), one line naming the option and the help to
+read, and nothing is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_process import custody, custody_all, error_line, ok
+
+LEASE = ["lease-1@p", "--token", "1"]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store (SQLite, then PostgreSQL) where profile p is leased: lease-1@p, token 1."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'custody.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    ok(custody("--store", url, "init", cwd=tmp_path))
+    ok(custody("register", "p", "--account", "a", "--proxy", "x", cwd=tmp_path, store=url))
+    ok(custody("checkout", "p", "--worker", "w", "--run", "r", "--task", "t",
+               cwd=tmp_path, store=url))  # fmt: skip
+    return url
+
+
+def _log(tmp_path: Path, store: str) -> str:
+    return ok(custody("--json", "timeline", "p", cwd=tmp_path, store=store)).out
+
+
+# What each command line refused, the option left without its value, and the option taken
+# for it; the help the line points at.
+_SWALLOWED = {
+    "release": (
+        ["release", *LEASE, "--outcome", "success", "--final-url", "https://shop.example/done",
+         "--reason", "--prompt-seen"],
+        "--reason", "--prompt-seen", "custody release",
+    ),
+    "heartbeat": (["heartbeat", *LEASE, "--step", "--mutating"], "--step", "--mutating",
+                  "custody heartbeat"),
+    "sweep": (["sweep", "--command-id", "--watch"], "--command-id", "--watch", "custody sweep"),
+    "inspect": (["inspect", "p", "--actor", "--stop-orphan"], "--actor", "--stop-orphan",
+                "custody inspect"),
+    "global": (["--store", "--json", "status"], "--store", "--json", "custody"),
+    "group's option": (["release", *LEASE, "--outcome", "failure", "--reason", "--json"],
+                       "--reason", "--json", "custody release"),
+    "help": (["heartbeat", *LEASE, "--url", "-h"], "--url", "-h", "custody heartbeat"),
+    "with =": (["heartbeat", *LEASE, "--step", "--url=https://x"], "--step", "--url=https://x",
+               "custody heartbeat"),
+    "projections run": (["projections", "run", "--interval", "--rounds", "1"], "--interval",
+                        "--rounds", "custody projections run"),
+    "access grant": (["access", "grant", "l", "--role", "--password-stdin"], "--role",
+                     "--password-stdin", "custody access grant"),
+}  # fmt: skip
+
+
+def test_an_option_s_name_is_never_taken_for_a_value(tmp_path: Path, store: str) -> None:
+    """rev40: an option that needs a value took the next word even when it was an option's
+    name: ``release ... --reason --prompt-seen`` exited 0, recording the reason
+    "--prompt-seen" and no prompt (the profile back to the pool, not to review), ``heartbeat
+    --step --mutating`` a step "--mutating" and no mutating step. Each such line, of a command,
+    a subcommand or the custody group, is bad input (exit 2) naming both, and writes nothing."""
+    before = _log(tmp_path, store)
+    runs = custody_all([argv for argv, *_ in _SWALLOWED.values()], cwd=tmp_path, store=store)
+    for (name, (_, option, value, where)), run in zip(_SWALLOWED.items(), runs, strict=True):
+        assert run.code == 2, (name, run.err)
+        assert error_line(run) == (
+            f"custody: invalid arguments: {option} needs a value (got the option {value}) "
+            f"(see {where} --help)"
+        ), name
+    assert _log(tmp_path, store) == before
+
+
+def test_a_value_given_with_equals_is_the_text_typed(tmp_path: Path, store: str) -> None:
+    """``--reason=--prompt-seen`` says the value is that text: it is recorded as typed."""
+    release = ["release", *LEASE, "--outcome", "failure", "--reason=--prompt-seen"]
+    ok(custody(*release, cwd=tmp_path, store=store))
+    ended = [e for e in ok(custody("--json", "timeline", "p", cwd=tmp_path, store=store)).json()
+             if e["event_type"] == "lease_release_requested"]  # fmt: skip
+    assert [e["reason"] for e in ended] == ["--prompt-seen"]
