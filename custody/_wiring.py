@@ -251,12 +251,23 @@ class CountType(click.ParamType[int]):
         return checked
 
 
+# A number of seconds as typed on a command line: ASCII digits, perhaps with a fraction after
+# a point; a minus before them for a negative (which the range then refuses).
+_DECIMAL = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+
+
 class Seconds(click.FloatRange):
-    """A number of seconds in ``[low, high]``; ``nan`` is refused as out of range, where
-    ``click.FloatRange`` lets it through (every comparison with it is false): a sweep
-    ``--interval nan`` ran a pass without a pause, a ``--grace nan`` never sent SIGKILL."""
+    """A number of seconds in ``[low, high]``, written plainly (``_DECIMAL``): Python's
+    ``float()``, which click's numbers use, also reads ``1_0`` as 10, ``+1``, `` 2``, other
+    scripts' digits (rev40: ``--interval \u0661`` was a second), ``1e1``, ``inf`` and ``nan``:
+    each is bad input, as whole numbers refuse them (``_plain``). A ``nan`` handed over as a
+    number (a default) is refused as out of range, where ``click.FloatRange`` lets it through
+    (every comparison with it is false): a sweep ``--interval nan`` ran a pass without a pause,
+    a ``--grace nan`` never sent SIGKILL."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and re.fullmatch(_DECIMAL, value) is None:
+            self.fail(f"{value!r} is not a valid number of seconds.", param, ctx)
         seconds = super().convert(value, param, ctx)
         if seconds != seconds:  # nan: the only value unequal to itself
             self.fail(f"{seconds} is not in the range {self._describe_range()}.", param, ctx)

@@ -80,3 +80,38 @@ def test_a_value_given_with_equals_is_the_text_typed(tmp_path: Path, store: str)
     ended = [e for e in ok(custody("--json", "timeline", "p", cwd=tmp_path, store=store)).json()
              if e["event_type"] == "lease_release_requested"]  # fmt: skip
     assert [e["reason"] for e in ended] == ["--prompt-seen"]
+
+
+# Each option in seconds, typed before its value.
+_SECONDS = {
+    "projections run --interval": ["projections", "run", "--rounds", "1", "--interval"],
+    "sweep --interval": ["sweep", "--watch", "--interval"],
+    "inspect --grace": ["inspect", "p", "--stop-orphan", "--actor", "ops", "--grace"],
+}
+
+
+@pytest.mark.parametrize("typed", ["\u0661", " 2", "+1", "1_0", "1e1", "inf", "nan", "2\n"])
+def test_seconds_are_ascii_digits_only(tmp_path: Path, store: str, typed: str) -> None:
+    """rev40: options in seconds took what Python's ``float()`` takes, where whole numbers
+    refuse it (rev37): an Arabic-Indic one, ``' 2'``, ``'+1'``, ``'1_0'`` (read as 10), an
+    exponent, ``inf``. Each is bad input: exit 2, one line quoting it, nothing written."""
+    before = _log(tmp_path, store)
+    runs = custody_all([[*argv, typed] for argv in _SECONDS.values()], cwd=tmp_path, store=store)
+    for name, run in zip(_SECONDS, runs, strict=True):
+        assert run.code == 2, (name, run.err)
+        option = name.rpartition(" ")[2]
+        assert f"invalid value for '{option}': {typed!r} is not a valid number of seconds" in (
+            error_line(run)
+        ), name
+    assert _log(tmp_path, store) == before
+
+
+def test_seconds_may_have_a_fraction(tmp_path: Path, store: str) -> None:
+    """A fraction after a point is a number of seconds, with or without digits on one side."""
+    runs = custody_all(
+        [["projections", "run", "--rounds", "1", "--interval", typed] for typed in (".5", "2.")]
+        + [["inspect", "p", "--grace", "0.5"]],
+        cwd=tmp_path, store=store,
+    )  # fmt: skip
+    for run in runs:
+        ok(run)
