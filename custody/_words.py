@@ -20,12 +20,19 @@ def check_words(command: click.Command, ctx: click.Context, args: Sequence[str])
     reason "--prompt-seen" and no prompt, which sent the profile back to the pool (rev40). The
     value given with ``=`` (``--reason=--prompt-seen``) is that text, as typed.
 
+    Refuse an option that takes one value given twice (click kept the last, silently: ``status
+    --state review_required --state quarantined`` listed the quarantined alone, ``release
+    --outcome failure ... --outcome success`` released cleanly); one that takes several
+    (``multiple``) is given once for each. A flag given twice says the same thing twice, and
+    is taken once.
+
     The words are walked as click's parser walks them: ``--`` ends the options, an unknown
     option ends the walk (click refuses it), and a group's walk ends at its command's name."""
     if ctx.resilient_parsing:
         return
     options = _options(command, ctx)
     known = _names(ctx) | options.keys()
+    given: set[click.Option] = set()
     at = 0
     while at < len(args):
         word = args[at]
@@ -40,7 +47,12 @@ def check_words(command: click.Command, ctx: click.Context, args: Sequence[str])
         option = options.get(name)
         if option is None:
             return
-        if option.is_flag or option.count or equals or at == len(args):
+        if option.is_flag or option.count:
+            continue
+        if option in given and not option.multiple:
+            raise click.BadOptionUsage(name, f"{name} is given more than once: give it once", ctx)
+        given.add(option)
+        if equals or at == len(args):
             continue
         value = args[at]
         at += 1

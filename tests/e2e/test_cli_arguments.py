@@ -115,3 +115,50 @@ def test_seconds_may_have_a_fraction(tmp_path: Path, store: str) -> None:
     )  # fmt: skip
     for run in runs:
         ok(run)
+
+
+# A single-valued option given twice, and its name as the line gives it.
+_REPEATED = {
+    "status --state": (["status", "--state", "review_required", "--state", "quarantined"],
+                       "--state", "custody status"),
+    "release --outcome": (["release", *LEASE, "--outcome", "failure", "--outcome", "success"],
+                          "--outcome", "custody release"),
+    "with =": (["release", *LEASE, "--outcome=failure", "--reason", "r", "--outcome=success"],
+               "--outcome", "custody release"),
+    "same value": (["heartbeat", *LEASE, "--step", "s", "--step", "s"], "--step",
+                   "custody heartbeat"),
+    "global --store": (["--store", "sqlite:///other.db", "--store", "sqlite:///other.db",
+                        "status"], "--store", "custody"),
+    "projections run": (["projections", "run", "--rounds", "1", "--rounds", "2"], "--rounds",
+                        "custody projections run"),
+}  # fmt: skip
+
+
+def test_an_option_given_twice_is_refused(tmp_path: Path, store: str) -> None:
+    """rev40: of an option that takes one value given twice, the last was taken silently:
+    ``status --state review_required --state quarantined`` listed the quarantined alone,
+    ``release ... --outcome failure --outcome success`` released cleanly. It is bad input
+    (exit 2) naming the option, whatever the values, and nothing is written."""
+    before = _log(tmp_path, store)
+    runs = custody_all([argv for argv, *_ in _REPEATED.values()], cwd=tmp_path, store=store)
+    for (name, (_, option, where)), run in zip(_REPEATED.items(), runs, strict=True):
+        assert run.code == 2, (name, run.err)
+        assert error_line(run) == (
+            f"custody: invalid arguments: {option} is given more than once: give it once "
+            f"(see {where} --help)"
+        ), name
+    assert _log(tmp_path, store) == before
+    assert not (tmp_path / "other.db").exists()
+
+
+def test_what_may_be_given_twice_is_taken(tmp_path: Path) -> None:
+    """A flag given twice says the same twice, and is taken once; an option that takes
+    several values (``access grant --role``) is given once for each."""
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    ok(custody("--store", store, "init", cwd=tmp_path))
+    assert ok(custody("--json", "--json", "status", cwd=tmp_path, store=store)).json() == []
+    grant = ["access", "grant", "l", "--role", "worker", "--role", "reviewer"]
+    # Read past the parsing: SQLite has no logins, which is the line's only complaint.
+    assert "logins and roles are PostgreSQL's" in error_line(
+        custody(*grant, cwd=tmp_path, store=store)
+    )
