@@ -101,7 +101,6 @@ HOMES = {
 @click.group(
     cls=CommandsGroup,
     homes=HOMES,
-    no_args_is_help=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option("--store", metavar="URL", help="sqlite:///path.db or postgresql://user@host:port/db")

@@ -98,6 +98,13 @@ class Group(click.Group):
 
     command_class = Command
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Without its command, a group says so in one line, as ``custody`` alone does: click's
+        # default (its help as the error) was one squashed line (rev40: ``custody projections``
+        # was "invalid arguments: usage: ... (41 characters left out)").
+        kwargs.setdefault("no_args_is_help", False)
+        super().__init__(*args, **kwargs)
+
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _write_usage(self, ctx, formatter)
 

@@ -162,3 +162,15 @@ def test_what_may_be_given_twice_is_taken(tmp_path: Path) -> None:
     assert "logins and roles are PostgreSQL's" in error_line(
         custody(*grant, cwd=tmp_path, store=store)
     )
+
+
+def test_a_group_without_its_command_says_so_in_one_line(tmp_path: Path) -> None:
+    """rev40: ``custody projections`` and ``custody access`` printed their help squashed into
+    one error line ("invalid arguments: usage: ... (41 characters left out)"), where
+    ``custody`` alone says ``missing command``: each says so, naming its own help."""
+    runs = custody_all([[], ["projections"], ["access"]], cwd=tmp_path)
+    for where, run in zip(["custody", "custody projections", "custody access"], runs, strict=True):
+        assert run.code == 2, run.err
+        line = error_line(run)
+        assert line == f"custody: invalid arguments: missing command (see {where} --help)"
+        assert run.out == ""
