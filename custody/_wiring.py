@@ -79,6 +79,25 @@ def _write_usage(command: click.Command, ctx: click.Context, fmt: click.HelpForm
     fmt.write_usage(ctx.command_path, pieces, prefix="usage: ")
 
 
+def _parsed(
+    command: click.Command,
+    ctx: click.Context,
+    args: list[str],
+    parse: Callable[[click.Context, list[str]], list[str]],
+) -> list[str]:
+    """``command``'s words parsed by click (``parse``) once custody has checked them
+    (``check_words``). What click's parser refuses on its own (an option's missing value, a
+    value given to a flag) names no command, and is given ``ctx``: the line pointed at
+    ``custody --help`` (rev40: ``checkout ... --ttl``), it now names the command's own help."""
+    check_words(command, ctx, args)
+    try:
+        return parse(ctx, args)
+    except click.UsageError as refused:
+        if refused.ctx is None:
+            refused.ctx = ctx
+        raise
+
+
 class Command(click.Command):
     """A subcommand whose usage line reads ``usage: custody COMMAND ...``, and whose words
     are checked before click parses them (``custody._words``)."""
@@ -87,8 +106,7 @@ class Command(click.Command):
         _write_usage(self, ctx, formatter)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        check_words(self, ctx, args)
-        return super().parse_args(ctx, args)
+        return _parsed(self, ctx, args, super().parse_args)
 
 
 class Group(click.Group):
@@ -109,8 +127,7 @@ class Group(click.Group):
         _write_usage(self, ctx, formatter)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        check_words(self, ctx, args)
-        return super().parse_args(ctx, args)
+        return _parsed(self, ctx, args, super().parse_args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)

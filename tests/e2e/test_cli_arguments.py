@@ -174,3 +174,30 @@ def test_a_group_without_its_command_says_so_in_one_line(tmp_path: Path) -> None
         line = error_line(run)
         assert line == f"custody: invalid arguments: missing command (see {where} --help)"
         assert run.out == ""
+
+
+# What click's parser refuses on its own, and the help the line must name.
+_PARSER_REFUSALS = {
+    "checkout --ttl": (["checkout", "p", "--worker", "w", "--run", "r", "--task", "t", "--ttl"],
+                       "option '--ttl' requires an argument", "custody checkout"),
+    "flag with a value": (["release", *LEASE, "--outcome", "success", "--prompt-seen=x"],
+                          "option '--prompt-seen' does not take a value", "custody release"),
+    "projections run --rounds": (["projections", "run", "--rounds"],
+                                 "option '--rounds' requires an argument",
+                                 "custody projections run"),
+    "access grant --role": (["access", "grant", "l", "--role"],
+                            "option '--role' requires an argument", "custody access grant"),
+    "global --store": (["--store"], "option '--store' requires an argument", "custody"),
+}  # fmt: skip
+
+
+def test_a_refusal_of_click_s_parser_names_the_command_s_help(tmp_path: Path) -> None:
+    """rev40: ``checkout ... --ttl`` with no value said ``(see custody --help)``, whose page
+    lists commands, not checkout's options: the line names the help of the command refused."""
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    runs = custody_all([argv for argv, *_ in _PARSER_REFUSALS.values()], cwd=tmp_path,
+                       store=store)  # fmt: skip
+    for (name, (_, said, where)), run in zip(_PARSER_REFUSALS.items(), runs, strict=True):
+        assert run.code == 2, (name, run.err)
+        assert error_line(run) == f"custody: invalid arguments: {said} (see {where} --help)", name
+    assert not any(tmp_path.iterdir())
