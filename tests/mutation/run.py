@@ -1013,7 +1013,6 @@ MUTANTS = (
         "        if seconds != seconds:  # nan",
         "        if False:  # nan",
         "nan seconds pass the range: a poll without a pause, a grace that never ends",
-        ("tests/e2e/test_cli_hostile.py",),
     ),
     Mutant(
         "store-url-fragment",
@@ -6307,6 +6306,65 @@ MUTANTS = (
         (
             "tests/e2e/test_restored_store.py::"
             "test_a_store_restored_to_another_owner_records_nothing_until_init",
+        ),
+    ),
+    Mutant(
+        "cli-option-name-as-value",
+        "custody/_words.py",
+        "        if _option_name(value) in known:\n",
+        "        if False:\n",
+        "release ... --reason --prompt-seen records the reason '--prompt-seen' and no prompt",
+        ("tests/e2e/test_cli_arguments.py::test_an_option_s_name_is_never_taken_for_a_value",),
+    ),
+    Mutant(
+        "cli-group-option-as-value",
+        "custody/_words.py",
+        "    known = _names(ctx) | options.keys()\n",
+        "    known = set(options)\n",
+        "release ... --reason --json records the reason '--json'",
+        ("tests/e2e/test_cli_arguments.py::test_an_option_s_name_is_never_taken_for_a_value",),
+    ),
+    Mutant(
+        "cli-option-twice",
+        "custody/_words.py",
+        "        if option in given and not option.multiple:\n",
+        "        if False:\n",
+        "status --state a --state b silently keeps b",
+        ("tests/e2e/test_cli_arguments.py::test_an_option_given_twice_is_refused",),
+    ),
+    Mutant(
+        "cli-multiple-option-twice",
+        "custody/_words.py",
+        "        if option in given and not option.multiple:\n",
+        "        if option in given:\n",
+        "access grant --role worker --role reviewer is refused",
+        ("tests/e2e/test_cli_arguments.py::test_what_may_be_given_twice_is_taken",),
+    ),
+    Mutant(
+        "seconds-plain",
+        "custody/_wiring.py",
+        "        if isinstance(value, str) and re.fullmatch(_DECIMAL, value) is None:\n",
+        "        if False:\n",
+        "--interval 1_0 is 10 s, an Arabic-Indic digit a second (rev40)",
+        ("tests/e2e/test_cli_arguments.py::test_seconds_are_ascii_digits_only[sqlite-1_0]",),
+    ),
+    Mutant(
+        "group-missing-command",
+        "custody/_wiring.py",
+        '        kwargs.setdefault("no_args_is_help", False)\n',
+        "",
+        "custody projections alone prints its help squashed into one error line",
+        ("tests/e2e/test_cli_arguments.py::test_a_group_without_its_command_says_so_in_one_line",),
+    ),
+    Mutant(
+        "parser-refusal-help",
+        "custody/_wiring.py",
+        "            refused.ctx = ctx\n",
+        "            pass\n",
+        "checkout ... --ttl points at custody --help",
+        (
+            "tests/e2e/test_cli_arguments.py::"
+            "test_a_refusal_of_click_s_parser_names_the_command_s_help",
         ),
     ),
 )
