@@ -89,7 +89,8 @@ class FleetAnswer(Printed):
 
     def write(self, out: TextIO, *, as_json: bool) -> None:
         if as_json:
-            out.write(self.fleet.model_dump_json(indent=2) + "\n")
+            # ASCII, exact in any locale, as ``ReplayAnswer``'s.
+            out.write(json.dumps(self.fleet.model_dump(mode="json"), indent=2) + "\n")
         else:
             _lines(fleet_lines(self.fleet), out)
 

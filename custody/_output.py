@@ -188,10 +188,11 @@ def write_csv(frame: pd.DataFrame, out: TextIO, *, for_a_terminal: bool = False)
     (``defanged``). A cell holding a line break of either kind is quoted. ``for_a_terminal``:
     every character a terminal would act on is written as its escape (``printable``), as a
     table writes it: a worker's URL must not drive the next person's terminal. A file or a
-    pipe gets the texts exactly."""
+    pipe gets the texts exactly, in UTF-8 whatever the locale (``utf8_writer``)."""
     import csv
 
     shown: Callable[[str], str] = printable if for_a_terminal else str
+    put = out.write if for_a_terminal else utf8_writer(out)
 
     # The csv module quotes a cell only for the line terminator's own characters: told "\r\n"
     # it quotes a lone "\r" too (told "\n", it wrote one bare, and no reader could read the
@@ -201,7 +202,7 @@ def write_csv(frame: pd.DataFrame, out: TextIO, *, for_a_terminal: bool = False)
 
     def write(cells: list[Any]) -> None:
         writer.writerow(cells)
-        out.write(row_text.getvalue()[:-2] + "\n")
+        put(row_text.getvalue()[:-2] + "\n")
         row_text.seek(0)
         row_text.truncate()
 
@@ -213,6 +214,19 @@ def write_csv(frame: pd.DataFrame, out: TextIO, *, for_a_terminal: bool = False)
                 for v in row.values()
             ]
         )
+
+
+def utf8_writer(out: TextIO) -> Callable[[str], object]:
+    """What writes text to ``out`` as its exact UTF-8 bytes, whatever the locale: a stream of
+    bytes beneath (stdout, a file) is written to directly, the text layer flushed first; a
+    stream of text alone (``io.StringIO``) takes the text as it is. In a locale that is not
+    UTF-8, stdout's own encoding wrote a dotless i (U+0131) as the six characters '\\u0131',
+    as if typed so, and 'é' as a Latin-1 byte or as '\\xe9' (rev40)."""
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:
+        return out.write
+    out.flush()
+    return lambda text: buffer.write(text.encode("utf-8"))
 
 
 def cell(value: Any) -> str:
@@ -238,7 +252,9 @@ class ReplayAnswer(Printed):
         from custody._text import printable
 
         if as_json:
-            out.write(self.replay.model_dump_json(indent=2) + "\n")
+            # ASCII, as every JSON answer is (json.dumps): exact in any locale, where
+            # pydantic's own JSON wrote 'é' in the locale's encoding, or as '\xe9' (rev40).
+            out.write(json.dumps(self.replay.model_dump(mode="json"), indent=2) + "\n")
             return
         for line in replay_lines(self.replay):
             out.write(printable(line) + "\n")

@@ -10,6 +10,7 @@ nothing else: a pipe or a file is never laid out as a terminal (``custody._text.
 
 from __future__ import annotations
 
+import codecs
 from typing import TYPE_CHECKING, TextIO
 
 from custody._text import colour_asked, for_a_person, moment, printable
@@ -66,6 +67,7 @@ def _plain(text: str) -> Cell:
 
 
 def _write(headers: list[str], rows: list[list[Cell]], out: TextIO) -> None:
+    rows = _as_written(rows, out)
     if for_a_person(out):
         terminal = _console(out)
         if terminal.is_terminal:
@@ -86,6 +88,21 @@ def _write(headers: list[str], rows: list[list[Cell]], out: TextIO) -> None:
                 coloured.print(text, soft_wrap=True)
             return
     out.writelines("".join(text for text, _ in line).rstrip() + "\n" for line in lines)
+
+
+def _as_written(rows: list[list[Cell]], out: TextIO) -> list[list[Cell]]:
+    """The cells as ``out`` writes them, so that they are measured so: in a locale that is not
+    UTF-8 a character its encoding has no byte for is written as its escape
+    (``backslashreplace``, ``custody.cli``), and a column holding one stood out of line
+    (rev40: 'w' and a dotless i measured two cells wide, written as seven)."""
+    encoding = getattr(out, "encoding", None) or "utf-8"
+    if codecs.lookup(encoding).name == "utf-8":
+        return rows
+
+    def written(text: str) -> str:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+
+    return [[[(written(text), style) for text, style in cell] for cell in row] for row in rows]
 
 
 def _plain_lines(headers: list[Cell], rows: list[list[Cell]]) -> list[Cell]:
