@@ -23,7 +23,7 @@ import click
 from custody._commands import cli
 from custody._printed import Printed
 from custody._whole import file_to_write, refuse_no_directory, refuse_read_only, refused_as
-from custody._wiring import Group, on_ledger, owners_only
+from custody._wiring import FileName, Group, on_ledger, owners_only
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 # What verify exits with when anything does not hold (as checklist --strict does).
 NOT_VERIFIED = 5
 
-_file = click.Path(dir_okay=False, path_type=Path)
+_file = FileName(click.Path(dir_okay=False, path_type=Path))
 # A file a command writes: its name as given, checked by ``file_to_write`` (as a ``Path`` an
 # empty name was already ".").
-_new_file = click.Path(dir_okay=False)
+_new_file = FileName(click.Path(dir_okay=False))
 
 
 @cli.command()

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from custody._text import typed
 from custody._wiring import (
     WHOLE,
     CommandsGroup,
+    FileName,
     LedgerChoice,
     Options,
     on_ledger,
@@ -231,7 +233,10 @@ def extend(ledger: Ledger, **params: Any) -> Lease:
 @click.option("--outcome", type=LedgerChoice(outcomes), required=True)
 @click.option("--reason", metavar="TEXT", help="why it ended so")
 @click.option("--final-url", metavar="URL")
-@click.option("--screenshot", metavar="FILE", help="the final screenshot; its sha256 is recorded")
+@click.option(
+    "--screenshot", type=FileName(), metavar="FILE",
+    help="the final screenshot; its sha256 is recorded",
+)  # fmt: skip
 @click.option("--prompt-seen", is_flag=True, help="a login or verification prompt appeared")
 @click.option("--observed-proxy", metavar="PROXY")
 @click.option("--observed-account", metavar="ACCOUNT")
@@ -245,13 +250,14 @@ def release(ledger: Ledger, screenshot: str | None, **params: Any) -> ReleaseRes
     if screenshot is None:
         return ledger.handle(Release(**params))
     if not os.path.isfile(screenshot):
-        raise InvalidInput("screenshot", f"no file at {screenshot!r}")
+        raise InvalidInput("screenshot", f"no file at {typed(screenshot)!r}")
     # The file is hashed where it is: the ledger records the digest, never reads the disk.
     try:
         with open(screenshot, "rb") as shot:
             digest = hashlib.file_digest(shot, "sha256").hexdigest()
     except OSError as e:  # a file this user may not read: bad input, as a missing one is
-        raise InvalidInput("screenshot", f"cannot read {screenshot!r}: {e.strerror}") from None
+        msg = f"cannot read {typed(screenshot)!r}: {e.strerror}"
+        raise InvalidInput("screenshot", msg) from None
     return ledger.handle(
         Release(screenshot=recorded_path(screenshot), screenshot_sha256=digest, **params)
     )
@@ -267,16 +273,17 @@ def recorded_path(screenshot: str) -> str:
     from ledger.rules import MAX_NAME
 
     # Recorded where it is from anywhere: a path relative to this shell's directory named no
-    # file for the review console or anyone reading the log later (rev26).
-    where = os.path.abspath(screenshot)
+    # file for the review console or anyone reading the log later (rev26). Recorded as text,
+    # the name as typed (``FileName`` gave the OS its bytes).
+    where = typed(os.path.abspath(screenshot))
     if len(where) <= MAX_NAME:
         return where
-    here = os.path.relpath(where)
+    here = typed(os.path.relpath(screenshot))
     if len(here) <= MAX_NAME:
         return here
     raise InvalidInput(
         "screenshot",
-        f"{screenshot!r} is {len(where)} characters as an absolute path and {len(here)} from"
+        f"{typed(screenshot)!r} is {len(where)} characters as an absolute path and {len(here)} from"
         f" this directory; the ledger records at most {MAX_NAME}: run the command"
         " nearer the file, or move it",
     )

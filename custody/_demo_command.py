@@ -9,14 +9,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from custody._commands import cli
-from custody._wiring import WHOLE, WholeRange, options
+from custody._wiring import WHOLE, FileName, WholeRange, options
 
 if TYPE_CHECKING:
     from typing import TextIO
 
 
 @cli.command()
-@click.option("--db", metavar="FILE", help="SQLite file to write (default: a new temporary file)")
+@click.option(
+    "--db", type=FileName(), metavar="FILE",
+    help="SQLite file to write (default: a new temporary file)",
+)  # fmt: skip
 @click.option(
     "--workers", type=WholeRange(1, 16), metavar="N",
     help="run a fleet of N worker processes instead of the story",

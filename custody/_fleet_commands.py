@@ -14,7 +14,7 @@ import click
 from custody._commands import cli
 from custody._fleet_output import ChecklistAnswer, FleetAnswer, HealthAnswer
 from custody._whole import file_to_write, kept_apart, refuse_read_only, refused_as
-from custody._wiring import CountType, on_ledger
+from custody._wiring import CountType, FileName, on_ledger
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -73,7 +73,7 @@ def checklist(ledger: Ledger, account: str | None, strict: bool) -> ChecklistAns
 
 
 @cli.command()
-@click.option("--html", "html_path", required=True, metavar="FILE",
+@click.option("--html", "html_path", type=FileName(), required=True, metavar="FILE",
               help="the page to write (replaced if it exists)")  # fmt: skip
 @_account
 @on_ledger

@@ -22,6 +22,7 @@ from custody._wiring import (
     MOMENT,
     UNTIL,
     CountType,
+    FileName,
     Group,
     LedgerChoice,
     Seconds,
@@ -47,7 +48,7 @@ _format = click.option(
 _output = click.option(
     "--output",
     "named",
-    type=click.Path(dir_okay=False),  # as given: checked_format reads it, as root too
+    type=FileName(click.Path(dir_okay=False)),  # as given: checked_format reads it, as root too
     metavar="FILE",
     help="write the rows to FILE (csv, json or parquet) and a one-line summary to stdout",
 )

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import click
 
+from custody._text import os_name
 from custody._words import check_words
 
 # Commands with nothing to do on a store that does not exist: on a missing SQLite file they
@@ -248,6 +249,21 @@ class WholeRange(click.IntRange):
 
 
 WHOLE = Whole()
+
+
+class FileName(click.ParamType[Any]):
+    """A file's name as the OS takes it, the bytes typed (``custody._text.os_name``): every
+    argument else is the text typed (``custody._text.typed``). Then checked as ``path``
+    checks it, if given."""
+
+    name = "file"
+
+    def __init__(self, path: click.Path | None = None) -> None:
+        self.path = path
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        name = os_name(value) if isinstance(value, str) else value
+        return name if self.path is None else self.path.convert(name, param, ctx)
 
 
 class CountType(click.ParamType[int]):

@@ -25,7 +25,7 @@ import click
 
 from custody import ignore_interrupts, interrupted
 from custody._commands import WRITING_COMMANDS, cli
-from custody._text import one_line
+from custody._text import one_line, typed
 from custody._wiring import RESEND_KEY
 
 if TYPE_CHECKING:
@@ -124,14 +124,9 @@ def _notes() -> Any:
 
 
 def _utf8(arg: str) -> str:
-    """An argument as UTF-8 text where its bytes are UTF-8: in a locale that is not (LC_ALL=C
-    with PYTHONUTF8=0), Python hands each byte past ASCII over as a surrogate, and a name
-    typed as "acc_é" was refused as bytes that were not UTF-8. Other bytes stay as they came
-    (the ledger refuses them, naming the field)."""
-    try:
-        return arg.encode("utf-8", "surrogateescape").decode("utf-8")
-    except UnicodeError:
-        return arg
+    """An argument as UTF-8 text where its bytes are UTF-8 (``custody._text.typed``); a
+    file's name goes back to the OS as the bytes typed (``custody._wiring.FileName``)."""
+    return typed(arg)
 
 
 def _interrupted(error: BaseException) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import unicodedata
@@ -21,6 +22,20 @@ DEFAULT_TIMEOUT_SECONDS = 5
 MAX_PATH, MAX_NAME = 4096, 255  # what Linux accepts for a path and for one name in it
 MAX_TIMEOUT_SECONDS = 3600
 DEFAULT_CACHED_PROFILES = 1000
+
+
+def _os_name(path: str) -> str:
+    """A SQLite file's name as the OS takes it: as it is where the filesystem's encoding holds
+    it, else as its UTF-8 bytes (in the surrogate form Python gives them in), the bytes of an
+    argument typed so. Under LC_ALL=C with PYTHONUTF8=0 that encoding is ASCII, and --store
+    sqlite:///störe.db was an internal error, UnicodeEncodeError (rev40); the command line's
+    other file names follow the same rule (``custody._text.os_name``)."""
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate nothing typed
+            return os.fsdecode(path.encode("utf-8", "surrogateescape"))
+    return path
 
 
 class StoreSettings(BaseModel):
@@ -117,7 +132,9 @@ class StoreSettings(BaseModel):
         if parts.scheme == "sqlite":
             # Bytes that are not UTF-8 (%FF) name the file of those bytes, as the OS spells it.
             path = (
-                unquote(parts.path, errors="surrogateescape")[1:] if parts.path[:1] == "/" else ""
+                _os_name(unquote(parts.path, errors="surrogateescape")[1:])
+                if parts.path[:1] == "/"
+                else ""
             )
             if parts.netloc or not path:
                 raise InvalidInput("store", f"expected sqlite:///path/to/file.db, got {shown}")

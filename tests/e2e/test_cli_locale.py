@@ -113,3 +113,49 @@ def test_csv_and_json_on_stdout_are_exact_and_tables_line_up(store: str, tmp_pat
     for row, run in zip(rows, ("r1", "r2"), strict=True):
         assert row.index(f"  {run}  ") + 2 == header.index("RUN"), table.decode()
 
+
+def test_file_names_typed_in_utf8_reach_the_disk_as_typed(store: str, tmp_path: Path) -> None:
+    """rev40: the argument read as UTF-8 text, an ASCII filesystem could not take the name
+    back: ``--output rép.csv`` and ``report --html rép.html`` were internal errors
+    (UnicodeEncodeError, exit 1) and an existing ``--screenshot shöt.png`` was "no file at"
+    (exit 2). The file gets the bytes typed; the release records the name as text."""
+    ok(in_ascii("--store", store, "timeline", "--format", "csv", "--output", "rép.csv",
+                cwd=tmp_path))  # fmt: skip
+    assert (tmp_path / "rép.csv").read_text(encoding="utf-8").count(DOTLESS) >= 1
+    ok(in_ascii("--store", store, "report", "--html", "rép.html", cwd=tmp_path))
+    assert (tmp_path / "rép.html").stat().st_size > 0
+
+    with Ledger.open(store) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p3", account_id=ACCOUNT, proxy_id="x"))
+        lease = ledger.handle(
+            Checkout(profile_id="p3", worker_id="w", run_id="r3", task_type="t")
+        ).lease_id
+    (tmp_path / "shöt.png").write_bytes(b"png")
+    ok(in_ascii("--store", store, "release", lease, "--token", "1", "--outcome", "success",
+                "--screenshot", "shöt.png", cwd=tmp_path))  # fmt: skip
+    timeline = json.loads(ok(in_ascii("--store", store, "--json", "timeline", "p3", cwd=tmp_path)))
+    details = " ".join(row["detail"] for row in timeline)
+    assert f"screenshot={tmp_path / 'shöt.png'}," in details
+
+
+def test_keys_digests_demo_and_a_sqlite_store_named_in_utf8(tmp_path: Path) -> None:
+    """rev40: ``keygen kéy`` and ``--store sqlite:///…/störe.db`` were internal errors
+    (UnicodeEncodeError, exit 1), as any file a digest, a verify or the demo named would have
+    been; ``CUSTODY_STORE`` naming the same file worked. Each is the file of the bytes typed."""
+    ok(in_ascii("keygen", "kéy", cwd=tmp_path))
+    assert (tmp_path / "kéy").is_file()
+    assert (tmp_path / "kéy.pub").is_file()
+    named = f"sqlite:///{tmp_path / 'störe.db'}"
+    ok(in_ascii("--store", named, "register", "p1", "--account", ACCOUNT, "--proxy", "x",
+                cwd=tmp_path))  # fmt: skip
+    assert (tmp_path / "störe.db").is_file()
+    who = ok(in_ascii("--store", named, "--json", "who", "p1", cwd=tmp_path))
+    assert json.loads(who)["profile_id"] == "p1"
+    store = f"sqlite:///{tmp_path / 'custody.db'}"
+    ok(in_ascii("--store", store, "register", "p1", "--account", ACCOUNT, "--proxy", "x",
+                cwd=tmp_path))  # fmt: skip
+    ok(in_ascii("--store", store, "digest", "--out", "dïgest.json", "--key", "kéy", cwd=tmp_path))
+    ok(in_ascii("--store", store, "verify", "--digest", "dïgest.json", "--public-key", "kéy.pub",
+                cwd=tmp_path))  # fmt: skip
+    ok(in_ascii("demo", "--db", "démo.db", cwd=tmp_path))
+    assert (tmp_path / "démo.db").is_file()
