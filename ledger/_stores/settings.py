@@ -456,15 +456,19 @@ def _here(path: str) -> str:
 
 # What a SQLite URL's path cannot hold as it is: '%' (read as an escape), '?' and '#' (which
 # end the path), and the tab and line ends ``urlsplit`` drops.
-_NOT_AS_IT_IS = r"[%?#\t\n\r]"  # compiled by re on first use, never at import
+_NOT_AS_IT_IS = r"[%?#\t\n\r\udc80-\udcff]"  # compiled by re on first use, never at import
 
 
 def _path_in_url(path: str) -> str:
     """``path`` as a ``sqlite:///`` URL names it for ``from_url``: what it would read otherwise
     percent-encoded (and a last character a URL may not end with), the rest as it is, so an
     ordinary path reads as typed. rev38: ``init`` on ``sqlite:///up.db%3Ftimeout=1`` answered
-    ``sqlite:///up.db?timeout=1``, which pasted back opened ``up.db``, another store."""
-    shown = re.sub(_NOT_AS_IT_IS, lambda found: _escaped(found.group()), path)
+    ``sqlite:///up.db?timeout=1``, which pasted back opened ``up.db``, another store. The
+    bytes of a name the OS was given (``_os_name``: Python's surrogates) are its characters
+    where they are UTF-8, else percent-encoded (%E9): a URL is text, and ``init --json``
+    answered lone surrogates that a strict JSON reader refuses (rev40)."""
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+    shown = re.sub(_NOT_AS_IT_IS, lambda found: _escaped(found.group()), text)
     if shown and (shown[-1].isspace() or unicodedata.category(shown[-1]) in ("Cc", "Cf")):
         shown = shown[:-1] + _escaped(shown[-1])
     return shown

@@ -3,6 +3,7 @@ that never shows its password (``ledger._stores.settings``, ``ledger._stores.con
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -341,6 +342,10 @@ def test_sqlite_s_disk_trouble_says_how_much_room_is_left(
         ("ends in a space.db ", "sqlite:///ends in a space.db%20"),
         ("data/fleet.db", "sqlite:///data/fleet.db"),
         ("/abs/M\u00fcller store.db", "sqlite:////abs/M\u00fcller store.db"),
+        # A name the OS was given as bytes (Python's surrogates, rev40): Latin-1's é is no
+        # UTF-8, a URL names it %E9; UTF-8's ö, as an ASCII locale hands it over, is ö.
+        (os.fsdecode(b"caf\xe9.db"), "sqlite:///caf%E9.db"),
+        ("st\udcc3\udcb6re.db", "sqlite:///st\u00f6re.db"),
     ],
 )
 def test_a_sqlite_store_is_described_by_a_url_naming_the_same_file(
@@ -349,10 +354,12 @@ def test_a_sqlite_store_is_described_by_a_url_naming_the_same_file(
     """rev38: ``init`` on ``sqlite:///up.db%3Ftimeout=1`` answered "initialised:
     sqlite:///up.db?timeout=1", which pasted back opens ``up.db`` (with a timeout of 1 s),
     another store. The description percent-encodes what a URL reads otherwise; an ordinary
-    path (spaces, letters outside ASCII) is shown as typed."""
+    path (spaces, letters outside ASCII) is shown as typed; it is text, never a surrogate
+    (rev40: the bytes a file was named by, which JSON could not carry). Given back, it names
+    the same bytes."""
     settings = StoreSettings(kind="sqlite", path=path)
     assert settings.describe() == described
-    assert StoreSettings.from_url(described).path == path
+    assert os.fsencode(StoreSettings.from_url(described).path) == os.fsencode(path)
 
 
 @pytest.mark.parametrize(
