@@ -3,7 +3,6 @@ module that writes text (rendering, tables, reports) can use it without importin
 
 from __future__ import annotations
 
-import contextlib
 import os
 from datetime import datetime
 from typing import TextIO
@@ -30,25 +29,11 @@ def typed(arg: str) -> str:
     is not (LC_ALL=C with PYTHONUTF8=0), Python hands each byte past ASCII over as a
     surrogate, and a name typed as "acc_é" was refused as bytes that were not UTF-8. Other
     bytes stay as they came (the ledger refuses them, naming the field). A file's name goes
-    back to the OS as typed (``os_name``)."""
+    back to the OS as typed (``ledger.rules.os_name``)."""
     try:
         return arg.encode("utf-8", "surrogateescape").decode("utf-8")
     except UnicodeError:
         return arg
-
-
-def os_name(text: str) -> str:
-    """A file's name given as text (``typed``) as the OS takes it: as it is where the
-    filesystem's encoding holds it, else as its UTF-8 bytes, the bytes typed (in the
-    surrogate form Python gives them in). Under LC_ALL=C with PYTHONUTF8=0 that encoding is
-    ASCII, and ``--output rép.csv`` was an internal error (UnicodeEncodeError), an existing
-    ``--screenshot shöt.png`` no file (rev40)."""
-    try:
-        os.fsencode(text)
-    except UnicodeEncodeError:
-        with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate nothing typed
-            return os.fsdecode(text.encode("utf-8", "surrogateescape"))
-    return text
 
 
 # An error line quotes at most this much of anything: a 1 MB URL is not echoed whole. Its

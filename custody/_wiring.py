@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 
 import click
 
-from custody._text import os_name
 from custody._words import check_words
 
 # Commands with nothing to do on a store that does not exist: on a missing SQLite file they
@@ -252,7 +251,7 @@ WHOLE = Whole()
 
 
 class FileName(click.ParamType[Any]):
-    """A file's name as the OS takes it, the bytes typed (``custody._text.os_name``): every
+    """A file's name as the OS takes it, the bytes typed (``ledger.rules.os_name``): every
     argument else is the text typed (``custody._text.typed``). Then checked as ``path``
     checks it, if given."""
 
@@ -262,7 +261,11 @@ class FileName(click.ParamType[Any]):
         self.path = path
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        name = os_name(value) if isinstance(value, str) else value
+        name = value
+        if isinstance(value, str) and not value.isascii():  # else the ledger need not load
+            from ledger.rules import os_name
+
+            name = os_name(value)
         return name if self.path is None else self.path.convert(name, param, ctx)
 
 

@@ -7,8 +7,10 @@ in the event store, on the CLI's ``--json`` output and in reports.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import json
+import os
 import re
 import unicodedata
 from datetime import datetime
@@ -39,6 +41,21 @@ MAX_FENCING_TOKEN = 10**18 - 1  # a lease id carries at most 18 digits
 # as "store unavailable" where SQLite kept it). Linux's paths stop at 4,096 bytes, and Chromium
 # writes files some hundreds of bytes deep below its directory.
 MAX_DIRECTORY_BYTES = 2048
+
+
+def os_name(text: str) -> str:
+    """A file's name given as text as the OS takes it: as it is where the filesystem's encoding
+    holds it, else as its UTF-8 bytes (in the surrogate form Python gives them in), the bytes
+    of an argument typed so. Under LC_ALL=C with PYTHONUTF8=0 that encoding is ASCII, and
+    ``--store sqlite:///störe.db``, ``--output rép.csv`` were internal errors
+    (UnicodeEncodeError), an existing ``--screenshot shöt.png`` no file (rev40). The one rule
+    for the store's SQLite path and the command line's file names."""
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate nothing typed
+            return os.fsdecode(text.encode("utf-8", "surrogateescape"))
+    return text
 
 
 def takes_profile_id(value: object) -> bool:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import unicodedata
@@ -14,6 +13,7 @@ from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, u
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger._domain.errors import InvalidInput, StoreUnavailable
+from ledger._domain.model import os_name
 
 DEFAULT_SQLITE_FILE = "custody.db"
 STORE_ENV_VAR = "CUSTODY_STORE"
@@ -22,20 +22,6 @@ DEFAULT_TIMEOUT_SECONDS = 5
 MAX_PATH, MAX_NAME = 4096, 255  # what Linux accepts for a path and for one name in it
 MAX_TIMEOUT_SECONDS = 3600
 DEFAULT_CACHED_PROFILES = 1000
-
-
-def _os_name(path: str) -> str:
-    """A SQLite file's name as the OS takes it: as it is where the filesystem's encoding holds
-    it, else as its UTF-8 bytes (in the surrogate form Python gives them in), the bytes of an
-    argument typed so. Under LC_ALL=C with PYTHONUTF8=0 that encoding is ASCII, and --store
-    sqlite:///störe.db was an internal error, UnicodeEncodeError (rev40); the command line's
-    other file names follow the same rule (``custody._text.os_name``)."""
-    try:
-        os.fsencode(path)
-    except UnicodeEncodeError:
-        with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate nothing typed
-            return os.fsdecode(path.encode("utf-8", "surrogateescape"))
-    return path
 
 
 class StoreSettings(BaseModel):
@@ -132,7 +118,7 @@ class StoreSettings(BaseModel):
         if parts.scheme == "sqlite":
             # Bytes that are not UTF-8 (%FF) name the file of those bytes, as the OS spells it.
             path = (
-                _os_name(unquote(parts.path, errors="surrogateescape")[1:])
+                os_name(unquote(parts.path, errors="surrogateescape")[1:])
                 if parts.path[:1] == "/"
                 else ""
             )
@@ -464,7 +450,7 @@ def _path_in_url(path: str) -> str:
     percent-encoded (and a last character a URL may not end with), the rest as it is, so an
     ordinary path reads as typed. rev38: ``init`` on ``sqlite:///up.db%3Ftimeout=1`` answered
     ``sqlite:///up.db?timeout=1``, which pasted back opened ``up.db``, another store. The
-    bytes of a name the OS was given (``_os_name``: Python's surrogates) are its characters
+    bytes of a name the OS was given (``os_name``: Python's surrogates) are its characters
     where they are UTF-8, else percent-encoded (%E9): a URL is text, and ``init --json``
     answered lone surrogates that a strict JSON reader refuses (rev40)."""
     text = path.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
