@@ -211,12 +211,12 @@ TO_PRINT = "a redirect; to print, leave the option out"
 
 
 def _a_standard_stream(found: os.stat_result) -> str | None:
-    """Which of this process's standard streams is the regular file ``found``, or None: a
+    """Which of this process's standard outputs is the regular file ``found``, or None: a
     file named both as the file to write and as the stream the shell opened (``--output
     /dev/stdout >> kept.csv``, ``--output kept.csv >> kept.csv``) would be replaced under the
     stream, and what it held lost (rev40: ``/dev/stdout`` through a redirect to a file was
     followed to the file, which was replaced, even under ``>>``)."""
-    for fd, stream in ((1, "output"), (2, "error"), (0, "input")):
+    for fd, stream in ((1, "output"), (2, "error")):  # a file read as input may be replaced
         try:
             held = os.fstat(fd)
         except OSError:  # closed

@@ -214,6 +214,15 @@ def test_a_file_written_that_is_the_commands_own_redirected_output_is_refused(
         ), (args, told)
         # before any work, for what prints without the option; a digest's, at its write
         assert (b"to print, leave the option out" in told) is (args[0] != "digest"), told
+    # A file the command reads as its standard input is no output of it: replaced, as asked.
+    kept.write_bytes(earlier)
+    with kept.open("rb") as given:
+        ran = subprocess.run(
+            [*MODULE, "--store", url, "timeline", "--format", "csv", "--output", str(kept)],
+            cwd=tmp_path, env=environ, stdin=given, capture_output=True,
+        )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert kept.read_bytes().startswith(b"position,")
 
 
 def test_an_export_onto_a_fifo_or_a_link_to_one_is_refused_without_waiting(

@@ -2077,8 +2077,8 @@ MUTANTS = (
     Mutant(
         "screenshot-recorded-as-typed",
         "custody/_commands.py",
-        "    where = os.path.abspath(screenshot)\n",
-        "    where = screenshot\n",
+        "    where = typed(os.path.abspath(screenshot))\n",
+        "    where = typed(screenshot)\n",
         "a screenshot named relative to the shell's directory is recorded so, naming no file later",
         ("tests/e2e/test_cli_evidence.py",),
     ),
@@ -6446,6 +6446,17 @@ MUTANTS = (
         '    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")\n',
         "    text = path\n",
         "a store named in UTF-8 under LC_ALL=C is described as %C3%B6, not ö (rev40)",
+    ),
+    Mutant(
+        "own-stream-stdin-too",
+        "custody/_whole.py",
+        '    for fd, stream in ((1, "output"), (2, "error")):',
+        '    for fd, stream in ((1, "output"), (2, "error"), (0, "input")):',
+        "a file a command reads as its standard input is refused as its output",
+        (
+            "tests/e2e/test_cli_export.py::"
+            "test_a_file_written_that_is_the_commands_own_redirected_output_is_refused",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
