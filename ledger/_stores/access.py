@@ -620,8 +620,11 @@ END $f$"""
 
 
 # The role a guard trigger's WHEN passes over (its table's owner when init ran), as
-# ``pg_get_triggerdef`` writes it: ``pg_has_role(CURRENT_USER, (16385)::oid, 'MEMBER'::text)``.
-GUARD_OWNER = r"pg_has_role\([^,()]+, \(?'?([0-9]+)'?\)?::oid"
+# ``pg_get_triggerdef`` writes it: ``pg_has_role(CURRENT_USER, (16385)::oid, 'MEMBER'::text)``,
+# and an oid past 2^31 - 1 (a long-lived server's, or one whose counter was reset) as the
+# bigint it was read as, ``('3000000000'::bigint)::oid`` (rev40 review: that form went unread,
+# and a restore from such a server passed for the original); as custody writes it, ``16385::oid``.
+GUARD_OWNER = r"pg_has_role\([^,()]+, \(?'?([0-9]+)'?(?:::bigint)?\)?::oid"
 # Why nothing is recorded on a store whose guards pass over a role that is not its owner.
 ASTRAY = (
     "the store's guards name a role that is not its owner (restored on another server, or "
