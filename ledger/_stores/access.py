@@ -640,7 +640,8 @@ def authority_of(store: Executing, events: str, snapshots: str) -> tuple[Authori
     (``pg_dump``, then ``pg_restore``), a restore to another owner, or a change of owner
     leaves naming another role or none. Whoever then holds that oid would pass the guards,
     and the owner would meet them as a login: no command is recorded until ``custody init``
-    installs them again. Looked at in the query that opens the store, once a process."""
+    installs them again. Looked at in the query that opens the store, once a process while
+    the store is not barred; at each command while it is (``SqlStore.authority``)."""
     rows = store.query(
         "SELECT current_user AS login, "
         "pg_has_role(current_user, c.relowner, 'MEMBER') AS owner, "

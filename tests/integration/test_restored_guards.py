@@ -1,10 +1,13 @@
 """A guard trigger whose WHEN names another role than its table's owner (a store restored on
 another server, or given to another owner): the store records nothing until ``init`` installs
-the guards again, whatever the oid it names. A SQLite store has no owner to lose."""
+the guards again, whatever the oid it names, and a process opened before that ``init`` records
+again after it, without a restart. A SQLite store has no owner to lose."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -27,6 +30,12 @@ def _name_another_owner(url: str, oid: int) -> None:
     statement = append_only_ddl("custody_events", "custody_availability", owner=oid)[-1]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(statement)  # type: ignore[arg-type]
+
+
+def _init_elsewhere(url: str) -> None:
+    """``custody init`` as another process does it."""
+    code = f"from ledger import Ledger; Ledger.init({url!r}).close()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 @pytest.mark.parametrize("oid", OIDS)
@@ -54,3 +63,19 @@ def test_a_guard_naming_another_oid_bars_the_store_whatever_its_form(
             _register(ledger, "p1")
         problems = ledger.store.guard_problems()
     assert [p for p in problems if NAMED in p and f"oid {oid}," in p], problems
+
+
+def test_a_process_opened_on_a_barred_store_records_after_init(sql_store_url: str) -> None:
+    """A ledger opened before the owner's ``init`` (a server, a worker, the sweeper) is
+    refused while the guards name another role, and records once ``init`` ran in another
+    process, without being opened again (rev40 review: the bar was read once a process)."""
+    if not sql_store_url.startswith("sqlite"):
+        _name_another_owner(sql_store_url, 3_000_000_000)
+    with Ledger.open(sql_store_url) as ledger:
+        if not sql_store_url.startswith("sqlite"):
+            with pytest.raises(Forbidden, match=re.escape(ASTRAY)):
+                _register(ledger, "p1")
+        _init_elsewhere(sql_store_url)
+        _register(ledger, "p1")
+        _register(ledger, "p2")
+        assert ledger.store.guard_problems() == []
