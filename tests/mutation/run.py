@@ -6458,6 +6458,39 @@ MUTANTS = (
             "test_a_file_written_that_is_the_commands_own_redirected_output_is_refused",
         ),
     ),
+    Mutant(
+        "restore-bigint-oid",
+        "ledger/_stores/access.py",
+        "([0-9]+)'?(?:::bigint)?\\)?::oid\"",
+        "([0-9]+)'?\\)?::oid\"",
+        "a guard naming an oid past 2^31 - 1 goes unread: a restore from such a server passes",
+        (
+            "tests/integration/test_restored_guards.py::"
+            "test_a_guard_naming_another_oid_bars_the_store_whatever_its_form",
+        ),
+    ),
+    Mutant(
+        "restore-bigint-oid-e2e",
+        "ledger/_stores/access.py",
+        "([0-9]+)'?(?:::bigint)?\\)?::oid\"",
+        "([0-9]+)'?\\)?::oid\"",
+        "a store restored from a server whose oids are past 2^31 - 1 is not refused (rev40)",
+        (
+            "tests/e2e/test_restored_store.py::"
+            "test_a_store_whose_owner_oid_is_past_two_to_the_31_is_refused_once_restored",
+        ),
+    ),
+    Mutant(
+        "restore-barred-cached",
+        "ledger/_stores/sql.py",
+        "        if self._authority is None or self._authority.barred:\n",
+        "        if self._authority is None:\n",
+        "a process opened on a restored store stays refused after the owner's init (rev40)",
+        (
+            "tests/integration/test_restored_guards.py::"
+            "test_a_process_opened_on_a_barred_store_records_after_init",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
