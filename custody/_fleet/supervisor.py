@@ -5,6 +5,7 @@ blocked profile."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TextIO
+from urllib.parse import quote
 
 from custody import _render as render
 from custody._fleet.display import Display, Progress
@@ -80,7 +82,9 @@ def _work_directory() -> Iterator[Path]:
 def _run(
     plan: FleetPlan, path: Path, workdir: Path, browser: bool, out: TextIO, executable: str
 ) -> FleetResult:
-    store = f"sqlite:///{path}"
+    # The file's bytes, percent-encoded: a name past ASCII under LC_ALL=C (or not UTF-8) holds
+    # surrogates, which the workers' JSON spec could not carry (rev40: an internal error).
+    store = f"sqlite:///{quote(os.fsencode(path))}"
     _register(store, plan, workdir)
     progress = Progress()
     messages: queue.Queue[Message] = queue.Queue()

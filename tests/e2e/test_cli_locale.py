@@ -159,3 +159,6 @@ def test_keys_digests_demo_and_a_sqlite_store_named_in_utf8(tmp_path: Path) -> N
                 cwd=tmp_path))  # fmt: skip
     ok(in_ascii("demo", "--db", "démo.db", cwd=tmp_path))
     assert (tmp_path / "démo.db").is_file()
+    # The fleet's workers are handed the store too (rev40: an internal error, surrogates).
+    ok(in_ascii("demo", "--db", "flëet.db", "--workers", "1", "--tasks", "1", cwd=tmp_path))
+    assert (tmp_path / "flëet.db").is_file()

@@ -6491,6 +6491,14 @@ MUTANTS = (
             "test_a_process_opened_on_a_barred_store_records_after_init",
         ),
     ),
+    Mutant(
+        "demo-fleet-store-surrogates",
+        "custody/_fleet/supervisor.py",
+        '    store = f"sqlite:///{quote(os.fsencode(path))}"\n',
+        '    store = f"sqlite:///{path}"\n',
+        "demo --workers on a file named past ASCII under LC_ALL=C is an internal error (rev40)",
+        ("tests/e2e/test_cli_locale.py::test_keys_digests_demo_and_a_sqlite_store_named_in_utf8",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
