@@ -22,6 +22,7 @@ import click
 
 from custody._commands import cli
 from custody._printed import Printed
+from custody._text import typed
 from custody._whole import file_to_write, refuse_no_directory, refuse_read_only, refused_as
 from custody._wiring import FileName, Group, on_ledger, owners_only
 
@@ -61,7 +62,7 @@ def keygen(key_name: str) -> dict[str, str]:
         # with it yet, so it is not a key anyone keeps.
         key_file.unlink(missing_ok=True)
         raise
-    return {"key": str(key_file), "public_key": str(public_file)}
+    return {"key": typed(str(key_file)), "public_key": typed(str(public_file))}
 
 
 @cli.command()
@@ -99,7 +100,7 @@ def digest(
         return DigestAnswer(made.to_bytes().decode())
     _write(out, made.to_bytes(), mode=0o644)
     return {
-        "digest": str(out),
+        "digest": typed(str(out)),
         "events": made.tree.size,
         "profiles": len(made.heads),
         "root": made.tree.root,

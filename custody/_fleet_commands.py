@@ -13,6 +13,7 @@ import click
 
 from custody._commands import cli
 from custody._fleet_output import ChecklistAnswer, FleetAnswer, HealthAnswer
+from custody._text import typed
 from custody._whole import file_to_write, kept_apart, refuse_read_only, refused_as
 from custody._wiring import CountType, FileName, on_ledger
 
@@ -85,7 +86,7 @@ def report(ledger: Ledger, html_path: str, account: str | None) -> dict[str, Any
     page = report_html(account=account, ledger=ledger)
     _write_whole(target, page.html)
     return {
-        "written": str(target),
+        "written": typed(str(target)),
         "bytes": len(page.html.encode()),
         "profiles": page.profiles,
         "leases": page.leases,

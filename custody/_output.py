@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from custody._printed import Printed
-from custody._text import for_a_person, printable
+from custody._text import for_a_person, printable, typed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,12 +107,15 @@ class FrameAnswer(Printed):
 
         text = FrameAnswer(self.kind, self.frame, self.fmt)
         save(self.frame, self.fmt, path, lambda file: text.write(file, as_json=False))
-        done = {"output": str(path), "format": self.fmt, "rows": len(self.frame)}
+        # The name as typed: under LC_ALL=C the OS's form of "rép.csv" holds surrogates
+        # (rev40: JSON answered a name the caller never gave, one a strict reader refuses).
+        name = typed(str(path))
+        done = {"output": name, "format": self.fmt, "rows": len(self.frame)}
         if as_json:
             out.write(json.dumps(done) + "\n")
         else:
             # The path as typed, escaped as every other text a terminal is shown (rev33).
-            shown = printable(str(path))
+            shown = printable(name)
             out.write(f"wrote {len(self.frame)} {self.kind} rows to {shown} ({self.fmt})\n")
 
     def _timeline(self, out: TextIO) -> None:

@@ -124,6 +124,12 @@ def test_file_names_typed_in_utf8_reach_the_disk_as_typed(store: str, tmp_path: 
     assert (tmp_path / "rép.csv").read_text(encoding="utf-8").count(DOTLESS) >= 1
     ok(in_ascii("--store", store, "report", "--html", "rép.html", cwd=tmp_path))
     assert (tmp_path / "rép.html").stat().st_size > 0
+    # Answered as typed, not in the OS's form, whose surrogates a strict reader refuses.
+    said = ok(in_ascii("--store", store, "--json", "timeline", "--format", "csv", "--output",
+                       "rép2.csv", cwd=tmp_path))  # fmt: skip
+    assert json.loads(said)["output"] == "rép2.csv"
+    said = ok(in_ascii("--store", store, "--json", "report", "--html", "rép2.html", cwd=tmp_path))
+    assert json.loads(said)["written"] == "rép2.html"
 
     with Ledger.open(store) as ledger:
         ledger.handle(RegisterProfile(profile_id="p3", account_id=ACCOUNT, proxy_id="x"))
@@ -142,7 +148,8 @@ def test_keys_digests_demo_and_a_sqlite_store_named_in_utf8(tmp_path: Path) -> N
     """rev40: ``keygen kéy`` and ``--store sqlite:///…/störe.db`` were internal errors
     (UnicodeEncodeError, exit 1), as any file a digest, a verify or the demo named would have
     been; ``CUSTODY_STORE`` naming the same file worked. Each is the file of the bytes typed."""
-    ok(in_ascii("keygen", "kéy", cwd=tmp_path))
+    said = ok(in_ascii("--json", "keygen", "kéy", cwd=tmp_path))
+    assert json.loads(said) == {"key": "kéy", "public_key": "kéy.pub"}
     assert (tmp_path / "kéy").is_file()
     assert (tmp_path / "kéy.pub").is_file()
     named = f"sqlite:///{tmp_path / 'störe.db'}"
@@ -154,7 +161,9 @@ def test_keys_digests_demo_and_a_sqlite_store_named_in_utf8(tmp_path: Path) -> N
     store = f"sqlite:///{tmp_path / 'custody.db'}"
     ok(in_ascii("--store", store, "register", "p1", "--account", ACCOUNT, "--proxy", "x",
                 cwd=tmp_path))  # fmt: skip
-    ok(in_ascii("--store", store, "digest", "--out", "dïgest.json", "--key", "kéy", cwd=tmp_path))
+    said = ok(in_ascii("--store", store, "--json", "digest", "--out", "dïgest.json", "--key",
+                       "kéy", cwd=tmp_path))  # fmt: skip
+    assert json.loads(said)["digest"] == "dïgest.json"
     ok(in_ascii("--store", store, "verify", "--digest", "dïgest.json", "--public-key", "kéy.pub",
                 cwd=tmp_path))  # fmt: skip
     ok(in_ascii("demo", "--db", "démo.db", cwd=tmp_path))

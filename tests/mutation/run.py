@@ -3713,8 +3713,8 @@ MUTANTS = (
     Mutant(
         "export-summary-path-escaped",
         "custody/_output.py",
-        "            shown = printable(str(path))\n",
-        "            shown = str(path)\n",
+        "            shown = printable(name)\n",
+        "            shown = name\n",
         "the export's summary line sends an --output path's terminal escapes raw",
         ("tests/e2e/test_cli_export.py::test_the_summary_line_shows_the_output_path_escaped",),
     ),
@@ -6497,6 +6497,22 @@ MUTANTS = (
         '    store = f"sqlite:///{quote(os.fsencode(path))}"\n',
         '    store = f"sqlite:///{path}"\n',
         "demo --workers on a file named past ASCII under LC_ALL=C is an internal error (rev40)",
+        ("tests/e2e/test_cli_locale.py::test_keys_digests_demo_and_a_sqlite_store_named_in_utf8",),
+    ),
+    Mutant(
+        "export-answer-os-form",
+        "custody/_output.py",
+        "        name = typed(str(path))\n",
+        "        name = str(path)\n",
+        "an export under LC_ALL=C answers its file's name as surrogates, not as typed (rev40)",
+        ("tests/e2e/test_cli_locale.py::test_file_names_typed_in_utf8_reach_the_disk_as_typed",),
+    ),
+    Mutant(
+        "digest-answer-os-form",
+        "custody/_audit_commands.py",
+        '        "digest": typed(str(out)),',
+        '        "digest": str(out),',
+        "digest --out under LC_ALL=C answers its file's name as surrogates (rev40)",
         ("tests/e2e/test_cli_locale.py::test_keys_digests_demo_and_a_sqlite_store_named_in_utf8",),
     ),
 )
