@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +17,29 @@ import pytest
 from pg_cluster import PostgresCluster, create_database, drop_database
 
 PG_URL_ENV = "CUSTODY_TEST_PG_URL"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_in_the_session(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Every temporary file the session and its children make (a demo's kept fleet directory,
+    Chromium's and Node's scratch, ``mkdtemp`` in the TypeScript tests) goes under the
+    session's own base directory, which pytest prunes to the last three sessions: a run left
+    some 2,600 directories (389 MB) in /tmp over a day of runs before."""
+    scratch = tmp_path_factory.getbasetemp() / "tmp"
+    scratch.mkdir(exist_ok=True)
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = None  # gettempdir() caches its answer; let it read TMPDIR again
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+        tempfile.tempdir = None
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,9 @@ _LOG_TAIL_LINES = 40
 # Memory-backed parent for the cluster dir when it has room: on this project's machines
 # CREATE DATABASE takes ~20 ms on tmpfs against ~350 ms on ext4, and start ~1.2 s against ~2.8 s.
 _TMPFS = Path("/dev/shm")  # noqa: S108 - only a parent: the dir itself comes from mkdtemp
+# The temporary directory as the process found it: the test session later points TMPDIR into
+# its own base directory (tests/conftest.py), which only root may enter.
+_TEMP = Path(tempfile.gettempdir())
 _TMPFS_MIN_FREE = 1 << 30
 
 
@@ -256,10 +259,10 @@ def _default_parent() -> Path:
     try:
         usage = shutil.disk_usage(_TMPFS)
     except OSError:
-        return Path(tempfile.gettempdir())
+        return _TEMP
     if usage.free >= _TMPFS_MIN_FREE and os.access(_TMPFS, os.W_OK | os.X_OK):
         return _TMPFS
-    return Path(tempfile.gettempdir())
+    return _TEMP
 
 
 def _hand_to_os_user(base_dir: Path) -> None:
