@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command line (default: ``sys.argv``); return its exit code."""
-    args = [_utf8(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    # An argument as UTF-8 text where its bytes are UTF-8 (``custody._text.typed``); a file's
+    # name goes back to the OS as the bytes typed (``custody._wiring.FileName``).
+    args = [typed(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     # A name the terminal's encoding cannot show is escaped, never a failed command.
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
@@ -121,12 +123,6 @@ def _notes() -> Any:
         warnings.filterwarnings("always", message=r"\d+ registration\(s\) in a stream not")
         warnings.showwarning = note
         yield
-
-
-def _utf8(arg: str) -> str:
-    """An argument as UTF-8 text where its bytes are UTF-8 (``custody._text.typed``); a
-    file's name goes back to the OS as the bytes typed (``custody._wiring.FileName``)."""
-    return typed(arg)
 
 
 def _interrupted(error: BaseException) -> bool:

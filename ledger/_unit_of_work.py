@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from ledger._domain.acting import Forbidden, check_acts
+from ledger._domain.acting import check_acts
 from ledger._domain.errors import (
     InvalidInput,
     LeaseLost,
@@ -240,8 +240,7 @@ class UnitOfWork:
         """``Forbidden`` unless the store's login may act as ``role``, and the store lets
         anything be recorded (``Authority.barred``)."""
         authority = self.repository.authority()
-        if authority.barred:
-            raise Forbidden(authority.barred)
+        authority.refuse_if_barred()
         check_acts(role, authority.roles, authority.login)
 
     def load(self, profile_id: str, version: int | None = None) -> Profile:

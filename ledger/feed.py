@@ -419,8 +419,7 @@ class Feed:
         on a store whose guards name another role than its owner (``Authority.barred``): as
         every writing command, until ``custody init`` installs them again."""
         authority = self._store.authority()
-        if authority.barred:
-            raise Forbidden(authority.barred)
+        authority.refuse_if_barred()
         if not authority.roles:
             msg = (
                 f"store login {authority.login} may write nothing: a rebuild writes {what}; run "

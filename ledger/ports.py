@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from ledger._domain.acting import Forbidden
 from ledger._domain.model import Role
 from ledger._domain.row import Availability
 
@@ -53,6 +54,12 @@ class Authority(NamedTuple):
     login: str
     roles: frozenset[Role]
     barred: str = ""
+
+    def refuse_if_barred(self) -> None:
+        """``Forbidden`` (exit 7) with ``barred`` as its line, on a store that may record
+        nothing: before every command, and before a rebuild writes a read model."""
+        if self.barred:
+            raise Forbidden(self.barred)
 
 
 # One profile's save: the profile with its pending events, its availability row, and the

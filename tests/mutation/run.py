@@ -6275,8 +6275,7 @@ MUTANTS = (
     Mutant(
         "restore-barred-require",
         "ledger/_unit_of_work.py",
-        "        if authority.barred:\n            raise Forbidden(authority.barred)\n"
-        "        check_acts(",
+        "        authority.refuse_if_barred()\n        check_acts(",
         "        check_acts(",
         "commands on a restored store meet the guards without the hint (rev40)",
         (
@@ -6287,8 +6286,7 @@ MUTANTS = (
     Mutant(
         "restore-barred-rebuild",
         "ledger/feed.py",
-        "        if authority.barred:\n            raise Forbidden(authority.barred)\n"
-        "        if not authority.roles:",
+        "        authority.refuse_if_barred()\n        if not authority.roles:",
         "        if not authority.roles:",
         "a rebuild on a restored store is not refused (rev40)",
         (
