@@ -1864,7 +1864,7 @@ MUTANTS = (
         "        if not whole or not self.low <= value <= self.high:\n",
         "        if not whole or not self.low <= value:\n",
         "the API takes a count the command line bounds (an OverflowError from SQLite)",
-        ("tests/integration/test_read_models.py",),
+        ("tests/integration/test_read_models.py::test_leases_say_how_each_lease_ended",),
     ),
     Mutant(
         "status-takes-any-state",
@@ -1872,7 +1872,7 @@ MUTANTS = (
         "    state = _state(state)\n",
         "    pass\n",
         "projections.status answers [] for a state that does not exist",
-        ("tests/integration/test_read_models.py",),
+        ("tests/integration/test_read_models.py::test_leases_say_how_each_lease_ended",),
     ),
     Mutant(
         "replay-events-unbounded",
@@ -1880,7 +1880,7 @@ MUTANTS = (
         "    EVENTS_AROUND.checked(events)\n",
         "    pass\n",
         "reports.replay takes a negative number of events around",
-        ("tests/integration/test_read_models.py",),
+        ("tests/integration/test_read_models.py::test_leases_say_how_each_lease_ended",),
     ),
     Mutant(
         "health-last-unbounded",
@@ -2333,7 +2333,10 @@ MUTANTS = (
         "    uow.alone()",
         "    pass",
         "a sweep in a group commit records its id before the batch keeps its writes (rev28)",
-        ("tests/integration/test_sweep_command_ids.py",),
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_may_not_reuse_another_commands_id",
+        ),
     ),
     Mutant(
         "resend-refused-by-its-first-copy",
@@ -2350,7 +2353,10 @@ MUTANTS = (
         "since.\n        first = _swept(uow, c)\n",
         "        first = None\n",
         "two sweeps with one id sent at once both sweep (rev28)",
-        ("tests/integration/test_sweep_command_ids.py",),
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_may_not_reuse_another_commands_id",
+        ),
     ),
     Mutant(
         "sweep-copies-unlocked",
@@ -2358,7 +2364,10 @@ MUTANTS = (
         "    with _only_copy(uow, c.command_id):",
         "    with ExitStack():",
         "two sweeps with one id sent at once both sweep, unlocked (rev28)",
-        ("tests/integration/test_sweep_command_ids.py",),
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_may_not_reuse_another_commands_id",
+        ),
     ),
     Mutant(
         "command-time-not-raised-to-last-event",
@@ -2824,7 +2833,10 @@ MUTANTS = (
         "        return self.sweep_id",
         "        return super().issued_id()",
         "a sweep's --command-id is on none of the events it writes (rev30)",
-        ("tests/integration/test_sweep_command_ids.py",),
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_may_not_reuse_another_commands_id",
+        ),
     ),
     Mutant(
         "sweep-without-id-shares-no-id",
@@ -2832,7 +2844,10 @@ MUTANTS = (
         "    sweep_id = c.issued_id()  # on every event of the sweep",
         '    sweep_id = c.command_id or "sweep"  # on every event of the sweep',
         "one sweep without an id writes its profiles' events under no id they share (rev30)",
-        ("tests/integration/test_sweep_command_ids.py",),
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_may_not_reuse_another_commands_id",
+        ),
     ),
     Mutant(
         "settle-fingerprint-not-the-sweeps",
@@ -2840,7 +2855,10 @@ MUTANTS = (
         "        return Sweep(actor=self.actor).fingerprint()",
         "        return super().fingerprint()",
         "a sweep's events carry a fingerprint other than the sweep's record (rev30)",
-        ("tests/integration/test_sweep_command_ids.py",),
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_may_not_reuse_another_commands_id",
+        ),
     ),
     Mutant(
         "sweep-result-time-dropped",
@@ -2864,7 +2882,10 @@ MUTANTS = (
         "    at: datetime | None = None",
         "    at: datetime",
         "a resent sweep recorded before answers had times fails to read its answer (rev30)",
-        ("tests/integration/test_sweep_command_ids.py",),
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_may_not_reuse_another_commands_id",
+        ),
     ),
     Mutant(
         "hard-limit-reason-missed-renewal",
@@ -2952,7 +2973,10 @@ MUTANTS = (
         "    return (event.profile_id, event.envelope.command_id)",
         '    return ("", event.envelope.command_id)',
         "a disable under a sweep's id is folded into a lease the sweep settled (rev30)",
-        ("tests/integration/test_sweep_command_ids.py",),
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_may_not_reuse_another_commands_id",
+        ),
     ),
     Mutant(
         "usage-as-of-by-stored-times",
@@ -6524,6 +6548,36 @@ MUTANTS = (
             "tests/integration/test_verify_beside.py::"
             "test_a_store_gone_while_snapshots_are_checked_is_the_store_s_trouble_not_the_log_s",
         ),
+    ),
+    Mutant(
+        "command-refusal-checked",
+        "ledger/_unit_of_work.py",
+        "        if (refused := command.refusal()) is not None:",
+        "        if (refused := None) is not None:",
+        "a URL or proxy id carrying a password is stored (rev41 honesty review)",
+        (
+            "tests/integration/test_command_ids.py::"
+            "test_a_command_applied_before_the_password_rule_is_answered_when_resent",
+        ),
+    ),
+    Mutant(
+        "sweep-id-fingerprint",
+        "ledger/_handlers.py",
+        "    if record.profile_id or fingerprint != c.fingerprint():",
+        "    if record.profile_id:",
+        "a sweep's command id reused for another sweep is answered, not refused (rev41)",
+        (
+            "tests/integration/test_sweep_command_ids.py::"
+            "test_a_sweep_may_not_reuse_another_commands_id",
+        ),
+    ),
+    Mutant(
+        "safe-step-clears-mutation",
+        "projections/_leases.py",
+        '    elif heartbeat["safe"]:  # a safe step confirms the account, even after a mutation',
+        "    elif False:  # a safe step confirms the account, even after a mutation",
+        "a safe step no longer clears the leases read model's mutating step (rev41)",
+        ("tests/integration/test_read_models.py::test_leases_say_how_each_lease_ended",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
