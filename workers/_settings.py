@@ -8,7 +8,9 @@ the ledger; the id it resolved is what it reports as the proxy it launched with.
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import ProxySettings
+from playwright.sync_api import BrowserType, ProxySettings
 
 from ledger import InvalidInput
 
@@ -91,31 +93,42 @@ class BrowserSettings:
     launch_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """``InvalidInput`` for prompt patterns that are not a list of regular expressions: found
-        here, before any checkout, not by a lease already granted and then left unreleased."""
-        patterns = self.prompt_patterns
-        if isinstance(patterns, str | bytes) or not isinstance(patterns, Sequence):
-            raise InvalidInput("prompt_patterns", "must be a list of regular expressions")
-        for pattern in patterns:
-            if not isinstance(pattern, str):
-                raise InvalidInput("prompt_patterns", f"{pattern!r} is not a regular expression")
-            try:
-                re.compile(pattern, re.IGNORECASE)
-            except re.error as wrong:
-                raise InvalidInput("prompt_patterns", f"{pattern!r}: {wrong}") from None
+        """``InvalidInput`` for a setting every launch would fail on (a proxy that is not
+        Playwright's proxy settings, launch options that are not a mapping of its options, a
+        timeout that is not a positive number, an executable named that is not one), and for
+        prompt patterns that are not a list of regular expressions: found here, before any
+        checkout, not by a lease already granted, whose profile its failure sends to review."""
+        _check_executable(self.executable_path)
+        _check_proxies(self.proxies)
+        _check_prompt_patterns(self.prompt_patterns)
+        evidence_dir = self.evidence_dir
+        if evidence_dir is not None and not isinstance(evidence_dir, str | os.PathLike):
+            raise InvalidInput("evidence_dir", f"must be a path or None, got {evidence_dir!r}")
+        timeout = self.screenshot_timeout_ms
+        if not _is_number(timeout) or not 0 < timeout < math.inf:
+            raise InvalidInput(
+                "screenshot_timeout_ms",
+                f"must be a positive number of milliseconds, got {timeout!r}",
+            )
+        _check_launch_options(self.launch_options)
 
     def resolve_proxy(self, proxy_id: str) -> Proxy:
         """The proxy to launch with for ``proxy_id``; ``LaunchRefused`` if this worker has no
-        configuration for it (never a silent direct connection)."""
+        configuration for it (never a silent direct connection), or one that is not Playwright's
+        proxy settings (``proxy_problem``)."""
         resolver = self.proxies if self.proxies is not None else _proxies_from_environment()
         try:
-            return resolver[proxy_id] if isinstance(resolver, Mapping) else resolver(proxy_id)
+            proxy = resolver[proxy_id] if isinstance(resolver, Mapping) else resolver(proxy_id)
         except LookupError:
             msg = (
                 f"this worker has no proxy configured for {proxy_id!r}: map it in "
                 f"BrowserSettings(proxies=...) or in the file ${PROXIES_ENV_VAR} names"
             )
             raise LaunchRefused(msg) from None
+        problem = proxy_problem(proxy)
+        if problem is not None:  # from a callable, or $CUSTODY_PROXIES: known only now
+            raise LaunchRefused(f"the proxy configured for {proxy_id!r} {problem}")
+        return proxy
 
     def prompt_matcher(self) -> Callable[[str], bool]:
         """A predicate: does this URL look like a login or verification prompt?"""
@@ -140,6 +153,100 @@ class BrowserSettings:
         else:  # direct, whatever proxy the environment names (Chromium reads http_proxy etc.)
             arguments["args"] = [*arguments.get("args", ()), DIRECT_SWITCH]
         return arguments
+
+
+# What Playwright's proxy settings may hold (``server`` required), each a string.
+PROXY_KEYS = frozenset(ProxySettings.__optional_keys__ | ProxySettings.__required_keys__)
+
+
+def proxy_problem(proxy: object) -> str | None:
+    """What is wrong with ``proxy`` as a proxy to launch with (``DIRECT``, or a dict of
+    Playwright's proxy settings with a ``server``), said to follow its name; None if nothing."""
+    if proxy is DIRECT:
+        return None
+    shape = "must be None (a direct connection) or a dict like {'server': 'http://host:port'}"
+    if not isinstance(proxy, dict):
+        return f"{shape}, not {proxy!r}"
+    unknown = sorted(str(key) for key in proxy if key not in PROXY_KEYS)
+    if unknown:
+        return f"{shape}: {', '.join(unknown)} is not a proxy setting"
+    if not isinstance(proxy.get("server"), str) or not proxy["server"]:
+        return f"{shape}: its server is missing"
+    if any(not isinstance(value, str | None) for value in proxy.values()):
+        return f"{shape}, each setting a string"
+    return None
+
+
+def _check_proxies(proxies: object) -> None:
+    if proxies is None or (callable(proxies) and not isinstance(proxies, Mapping)):
+        return
+    if not isinstance(proxies, Mapping):
+        raise InvalidInput(
+            "proxies", f"must map proxy ids to proxies, or be a callable, not {proxies!r}"
+        )
+    for proxy_id, proxy in proxies.items():
+        if not isinstance(proxy_id, str):
+            raise InvalidInput("proxies", f"a proxy id is a string, not {proxy_id!r}")
+        problem = proxy_problem(proxy)
+        if problem is not None:
+            raise InvalidInput("proxies", f"{proxy_id!r} {problem}")
+
+
+def _check_prompt_patterns(patterns: object) -> None:
+    if isinstance(patterns, str | bytes) or not isinstance(patterns, Sequence):
+        raise InvalidInput("prompt_patterns", "must be a list of regular expressions")
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            raise InvalidInput("prompt_patterns", f"{pattern!r} is not a regular expression")
+        try:
+            re.compile(pattern, re.IGNORECASE)
+        except re.error as wrong:
+            raise InvalidInput("prompt_patterns", f"{pattern!r}: {wrong}") from None
+
+
+def _check_executable(path: object) -> None:
+    """A path; one named other than the default must be an executable file. The default is a
+    guess at where Chromium lives, left unchecked: a worker that never launches a browser (the
+    fleet demo without --browser) opens on a host without one."""
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise InvalidInput("executable_path", f"must be the path of Chromium, got {path!r}")
+    if os.fspath(path) != DEFAULT_EXECUTABLE and not (
+        os.path.isfile(path) and os.access(path, os.X_OK)
+    ):
+        raise InvalidInput("executable_path", f"{os.fspath(path)!r} is not an executable file")
+
+
+def _check_launch_options(options: object) -> None:
+    if not isinstance(options, Mapping):
+        raise InvalidInput("launch_options", f"must be a mapping of options, not {options!r}")
+    if not _strings(options.get("args", [])):
+        raise InvalidInput("launch_options", "args must be a list of strings")
+    ignored = options.get("ignore_default_args", False)
+    if not isinstance(ignored, bool) and not _strings(ignored):
+        raise InvalidInput("launch_options", "ignore_default_args must be a list of strings")
+    try:
+        _refuse_reserved(options)
+    except LaunchRefused as refused:
+        raise InvalidInput("launch_options", str(refused)) from None
+    known = inspect.signature(BrowserType.launch_persistent_context).parameters
+    unknown = sorted(str(name) for name in options if name not in known or name == "self")
+    if unknown:
+        raise InvalidInput(
+            "launch_options",
+            f"{', '.join(unknown)}: not an option of Playwright's launch_persistent_context",
+        )
+
+
+def _strings(value: object) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str | bytes)
+        and all(isinstance(item, str) for item in value)
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _refuse_reserved(options: Mapping[str, Any]) -> None:

@@ -3,6 +3,7 @@ options that would take the browser off the lease's profile and proxy."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -67,17 +68,19 @@ def test_xdg_state_home_and_custody_evidence_dir_choose_it_in_that_order(
 def test_a_chromium_switch_that_changes_the_proxy_or_the_profile_is_refused(arg: str) -> None:
     """A switch in ``args`` that chooses the proxy (Chromium obeys the last ``--proxy-server``
     it is given), the hosts that bypass it, the directory, the profile in it, or the WebRTC
-    policy is refused like the ``proxy`` keyword, from the call or the worker's settings, and
-    so is an ``ignore_default_args`` list naming one."""
+    policy is refused like the ``proxy`` keyword, from the call (at launch) or the worker's
+    settings (when they are made), and so is an ``ignore_default_args`` list naming one."""
     settings = BrowserSettings()
     proxy = {"server": "http://10.0.0.12:3128"}
     for refused in (
         lambda: settings.launch_arguments(proxy, {"args": ["--mute-audio", arg]}),
-        lambda: BrowserSettings(launch_options={"args": [arg]}).launch_arguments(proxy, {}),
         lambda: settings.launch_arguments(proxy, {"ignore_default_args": [arg]}),
     ):
         with pytest.raises(LaunchRefused, match="proxy, profile directory or WebRTC policy"):
             refused()
+    for options in ({"args": [arg]}, {"ignore_default_args": [arg]}):
+        with pytest.raises(InvalidInput, match=r"invalid launch_options: .*WebRTC policy"):
+            BrowserSettings(launch_options=options)
 
 
 def test_dropping_every_default_argument_is_refused_other_arguments_pass() -> None:
@@ -116,3 +119,77 @@ def test_prompt_patterns_that_are_not_regular_expressions_are_refused_at_once(
     with pytest.raises(InvalidInput, match="invalid prompt_patterns: ") as refused:
         BrowserSettings(prompt_patterns=patterns)  # type: ignore[arg-type]
     assert said in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"proxies": {"px": "http://127.0.0.1:3128"}}, "invalid proxies: 'px' must be None"),
+        ({"proxies": {"px": {"host": "10.0.0.1"}}}, "host is not a proxy setting"),
+        ({"proxies": {"px": {"server": ""}}}, "its server is missing"),
+        ({"proxies": {"px": {"server": "http://h:1", "password": 3}}}, "each setting a string"),
+        ({"proxies": {7: None}}, "invalid proxies: a proxy id is a string, not 7"),
+        ({"proxies": [1, 2]}, "invalid proxies: must map proxy ids to proxies"),
+        ({"proxies": "http://127.0.0.1:3128"}, "invalid proxies: must map proxy ids"),
+        ({"launch_options": [("headless", False)]}, "invalid launch_options: must be a mapping"),
+        ({"launch_options": {"headles": True}}, "headles: not an option of Playwright's"),
+        ({"launch_options": {"args": "--lang=de"}}, "args must be a list of strings"),
+        ({"launch_options": {"ignore_default_args": "x"}}, "ignore_default_args must be a list"),
+        ({"launch_options": {"proxy": None}}, "proxy comes from the lease's profile"),
+        ({"screenshot_timeout_ms": -5}, "invalid screenshot_timeout_ms: must be a positive"),
+        ({"screenshot_timeout_ms": 0}, "invalid screenshot_timeout_ms: must be a positive"),
+        ({"screenshot_timeout_ms": float("nan")}, "invalid screenshot_timeout_ms"),
+        ({"screenshot_timeout_ms": "5000"}, "invalid screenshot_timeout_ms"),
+        ({"executable_path": "/nope/chromium"}, "'/nope/chromium' is not an executable file"),
+        ({"executable_path": "/"}, "invalid executable_path: '/' is not an executable file"),
+        ({"executable_path": None}, "invalid executable_path: must be the path of Chromium"),
+        ({"evidence_dir": 5}, "invalid evidence_dir: must be a path or None"),
+    ],
+)
+def test_settings_every_launch_would_fail_on_are_refused_when_made(
+    given: dict[str, object], said: str
+) -> None:
+    """A proxy that is not Playwright's proxy settings (a URL string where it wants a dict),
+    launch options that are not a mapping of its options, a timeout that is not a positive
+    number, an executable named that is not one: refused when the settings are made (rev41),
+    where each was accepted and then failed every launch, each lease released as an unexpected
+    failure and its profile sent to review."""
+    with pytest.raises(InvalidInput, match=re.escape(said)):
+        BrowserSettings(**given)  # type: ignore[arg-type]
+
+
+def test_settings_a_launch_can_use_are_accepted(tmp_path: Path) -> None:
+    """Proxies as a mapping (a dict of settings, ``DIRECT``) or a callable, Playwright's own
+    launch options, a path-like executable that is one: accepted as given. The default
+    executable is not checked (a worker that never launches a browser opens without one)."""
+    chromium = tmp_path / "chrome"
+    chromium.write_text("#!/bin/sh\n")
+    chromium.chmod(0o755)
+    settings = BrowserSettings(
+        executable_path=chromium,  # type: ignore[arg-type]
+        proxies={"px": {"server": "http://10.0.0.5:3128", "username": "w", "bypass": None}},
+        launch_options={"headless": False, "slow_mo": 50, "args": ["--lang=de"]},
+        screenshot_timeout_ms=1.5,
+    )
+    assert settings.resolve_proxy("px") == {
+        "server": "http://10.0.0.5:3128",
+        "username": "w",
+        "bypass": None,
+    }
+    assert BrowserSettings(proxies=lambda proxy_id: DIRECT).resolve_proxy("any") is DIRECT
+    assert BrowserSettings(executable_path="/usr/bin/chromium").executable_path
+
+
+def test_a_proxy_resolved_at_launch_that_is_not_one_refuses_the_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a callable answers, or ``$CUSTODY_PROXIES`` holds, is known only at launch: a URL
+    string there refuses the launch (``LaunchRefused`` naming the proxy id), never reaches
+    Playwright as its proxy."""
+    with pytest.raises(LaunchRefused, match="proxy configured for 'px' must be None"):
+        BrowserSettings(proxies=lambda proxy_id: "http://10.0.0.5:3128").resolve_proxy("px")  # type: ignore[arg-type,return-value]
+    named = tmp_path / "proxies.json"
+    named.write_text('{"px": "http://10.0.0.5:3128"}')
+    monkeypatch.setenv("CUSTODY_PROXIES", str(named))
+    with pytest.raises(LaunchRefused, match="proxy configured for 'px' must be None"):
+        BrowserSettings().resolve_proxy("px")
