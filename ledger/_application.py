@@ -25,7 +25,7 @@ from ledger._domain.directories import normalised
 from ledger._domain.errors import InvalidInput, StoreUnavailable, UnknownProfile
 from ledger._domain.model import parse_lease_id
 from ledger._domain.row import Availability, LeaseCheck, lease_check
-from ledger._door import LeaseQuery, ProfileQuery
+from ledger._door import CheckoutQuery, LeaseQuery, ProfileQuery
 from ledger._stores import connect, initialise
 from ledger._stores.settings import StoreSettings
 from ledger._stores.sql import SqlStore
@@ -389,11 +389,16 @@ class Ledger:
     ) -> Denial | None:
         """What a checkout of the profile (for ``account_id`` and ``proxy_id``, when given)
         would be told now, by the rules ``checkout`` applies, in its order (context, then
-        state); None: it would be granted. Writes nothing. ``UnknownProfile`` if absent."""
+        state); None: it would be granted. Writes nothing. ``UnknownProfile`` if absent;
+        ``InvalidInput`` for an id ``Checkout`` refuses (``CheckoutQuery``), as a checkout
+        would be told, never a denial for an account or proxy no checkout could name."""
         from ledger._domain.denials import also_blocked, context_denial, state_denial
 
-        profile, now = self._state(ProfileQuery(profile_id=profile_id).profile_id), self.now()
-        denial = context_denial(profile, account_id, proxy_id) or state_denial(profile, now)
+        asked = CheckoutQuery(profile_id=profile_id, account_id=account_id, proxy_id=proxy_id)
+        profile, now = self._state(asked.profile_id), self.now()
+        denial = context_denial(profile, asked.account_id, asked.proxy_id) or state_denial(
+            profile, now
+        )
         return None if denial is None else also_blocked(profile, denial, now)
 
     @_in_turn

@@ -26,7 +26,14 @@ from pydantic import (
 )
 
 from ledger._domain.errors import InvalidInput
-from ledger._domain.model import CommandId, LeaseId, ProfileId, carries_password, quoted
+from ledger._domain.model import (
+    CommandId,
+    Identity,
+    LeaseId,
+    ProfileId,
+    carries_password,
+    quoted,
+)
 
 R = TypeVar("R")
 
@@ -255,6 +262,16 @@ class ProfileQuery(Door):
 
     kind = "read"
     profile_id: ProfileId
+
+
+class CheckoutQuery(Door):
+    """What ``Ledger.checkout_denial`` is asked: the profile, and the account and proxy a
+    checkout would name, each checked by the rule ``Checkout`` checks it by."""
+
+    kind = "read"
+    profile_id: ProfileId
+    account_id: Identity | None = None
+    proxy_id: Identity | None = None
 
 
 class LeaseQuery(Door):

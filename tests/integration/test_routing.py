@@ -21,6 +21,7 @@ from ledger import (
     CheckoutDenied,
     DenialReason,
     Disable,
+    InvalidInput,
     Ledger,
     Quarantine,
     RegisterProfile,
@@ -228,6 +229,33 @@ def test_a_blocked_profile_s_standing_says_what_unblocks_it_beside_a_mismatch(
     assert standing == alone.value.denial
     assert standing.reason is DenialReason.PROXY_MISMATCH
     assert "; the profile is also blocked (quarantined): " in standing.remediation
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        {"account_id": "z z\n"},
+        {"proxy_id": " y"},
+        {"account_id": ""},
+        {"proxy_id": 7},
+        {"account_id": "a" * 300},
+    ],
+    ids=["control_character", "padded", "empty", "not_text", "too_long"],
+)
+def test_an_id_a_checkout_refuses_is_refused_by_checkout_denial_alike(
+    ledger: Ledger, asked: dict[str, Any]
+) -> None:
+    """rev41: ``checkout_denial`` answers what a checkout would be told now; for an account or
+    proxy id ``Checkout`` refuses, that is the same ``InvalidInput``, not a mismatch denial
+    for an id no checkout could name. Nothing is written."""
+    (pid,) = _pool(ledger, 1)
+    with pytest.raises(InvalidInput) as checkout:
+        Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", **asked)
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput) as denial:
+        ledger.checkout_denial(pid, **asked)
+    assert (denial.value.field, str(denial.value)) == (checkout.value.field, str(checkout.value))
+    assert event_count(ledger) == before
 
 
 def test_the_json_error_shows_each_profile_s_standing(ledger: Ledger) -> None:
