@@ -40,7 +40,7 @@ from ledger._audit.digest import (
 from ledger._audit.merkle import consistency_ranges, verify_consistency
 from ledger._audit.snapshots import SnapshotCheck
 from ledger._audit.walk import Problem, Walk, walk
-from ledger._domain.errors import LedgerError
+from ledger._domain.errors import InvalidInput, LedgerError
 from ledger._domain.model import Frozen, stream_id, takes_profile_id
 from ledger._domain.row import Availability
 from ledger._stores.mapper import read_of
@@ -148,17 +148,20 @@ def digest(
 def verify(
     ledger: Ledger,
     *,
-    against: Digest | None = None,
-    since: Digest | None = None,
+    against: Digest | bytes | None = None,
+    since: Digest | bytes | None = None,
     public_key: bytes | None = None,
     progress: Progress | None = None,
     beside: bool | None = None,
 ) -> Verification:
     """Recompute every chain and the tree from the stored bytes; with ``against``, check the
     log holds what that digest recorded (and its signature); with ``since`` too, prove the
-    log of ``against`` extends the log of ``since``. ``beside``: check the snapshots in a
-    child process while the walk runs (None: on a log of ``BESIDE_FROM`` events or more);
-    what verify finds is the same either way. Writes nothing."""
+    log of ``against`` extends the log of ``since``. Each digest is a ``Digest`` or a digest
+    file's bytes (``InvalidInput`` naming the argument for anything else, before the log is
+    read). ``beside``: check the snapshots in a child process while the walk runs (None: on a
+    log of ``BESIDE_FROM`` events or more); what verify finds is the same either way. Writes
+    nothing."""
+    against, since = _digest_given(against, "against"), _digest_given(since, "since")
     state = _planned(*ledger.store.chain_origins(), against, since)
     state.clock = ledger.now  # an event dated ahead of it is named
     checked, problems = _walked_and_found(ledger, state, progress, beside)
@@ -180,6 +183,17 @@ def verify(
         problems=problems,
         proof=proof,
     )
+
+
+def _digest_given(given: Digest | bytes | None, name: str) -> Digest | None:
+    """The digest ``given`` as itself or as a file's bytes (``load``, ``InvalidInput`` naming
+    ``name`` for anything else)."""
+    if given is None or isinstance(given, Digest):
+        return given
+    if not isinstance(given, bytes | bytearray):
+        kind = type(given).__name__
+        raise InvalidInput(name, f"must be a Digest or the bytes of a digest file, not {kind}")
+    return load(given, name)
 
 
 def _walked_and_found(

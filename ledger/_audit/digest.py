@@ -71,7 +71,10 @@ def file_hash(data: bytes) -> str:
 
 
 def load(data: bytes, name: str) -> Digest:
-    """A digest from a file's bytes; ``InvalidInput`` naming ``name`` when it is not one."""
+    """A digest from a file's bytes; ``InvalidInput`` naming ``name`` when it is not one (and
+    for anything but bytes: a digest's file hash, ``file_hash``, is taken of its bytes)."""
+    if not isinstance(data, bytes | bytearray):
+        raise InvalidInput(name, f"must be the bytes of a digest file, not {type(data).__name__}")
     try:
         return Digest.model_validate_json(data)
     except ValidationError as e:

@@ -1,0 +1,63 @@
+"""The Python API's audit functions given their digests as a caller holds them: a ``Digest``
+or a digest file's bytes, as ``digest(previous=...)`` takes them; anything else is one
+``InvalidInput`` naming the argument, said before the log is read, on every store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import register
+
+from ledger import InvalidInput, Ledger
+from ledger.audit import digest, generate_key, verify
+
+
+def test_verify_takes_a_digest_or_its_bytes_alike(ledger: Ledger) -> None:
+    """rev41: ``verify(against=bytes)`` raised AttributeError ('bytes' object has no
+    attribute 'heads'); the bytes of a digest file are now read as that digest, and a check
+    against them (with ``since``, and a signature) answers as against the ``Digest``."""
+    private, public = generate_key()
+    register(ledger, "p1")
+    earlier = digest(ledger, key=private)
+    register(ledger, "p2")
+    later = digest(ledger, previous=earlier.to_bytes(), key=private)
+    as_digests = verify(ledger, against=later, since=earlier, public_key=public)
+    as_bytes = verify(
+        ledger, against=later.to_bytes(), since=bytearray(earlier.to_bytes()), public_key=public
+    )
+    assert as_bytes.holds
+    assert as_bytes.proof
+    assert as_bytes == as_digests
+
+
+@pytest.mark.parametrize(
+    ("argument", "given", "said"),
+    [
+        ("since", "yesterday", "invalid since: must be a Digest or the bytes of a digest file"),
+        ("against", {"tree": {}}, "invalid against: must be a Digest or the bytes of a digest"),
+        ("against", b"\x00\x01garbage", "invalid against: is not a custody digest"),
+        ("since", b"[]", "invalid since: is not a custody digest"),
+    ],
+)
+def test_verify_names_a_digest_argument_it_cannot_read(
+    ledger: Ledger, argument: str, given: Any, said: str
+) -> None:
+    """A digest argument that is neither a ``Digest`` nor a digest file's bytes (a date, a
+    mapping), or bytes that are not a digest: ``InvalidInput`` naming it, never an
+    ``AttributeError`` from inside the check."""
+    register(ledger, "p1")
+    good = digest(ledger)
+    arguments = {"against": good, argument: given}
+    with pytest.raises(InvalidInput, match=said):
+        verify(ledger, **arguments)
+
+
+def test_digest_names_a_previous_digest_given_as_text(ledger: Ledger) -> None:
+    """``digest(previous=...)`` takes the previous digest file's bytes (its hash is recorded):
+    its text (a ``str``) is ``InvalidInput`` naming ``previous``, not a ``TypeError`` from the
+    hash."""
+    register(ledger, "p1")
+    text = digest(ledger).to_bytes().decode()
+    with pytest.raises(InvalidInput, match="invalid previous: must be the bytes of a digest"):
+        digest(ledger, previous=text)  # type: ignore[arg-type]
