@@ -10,6 +10,7 @@ ledger may mark the lease stale and grant the profile to someone else.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # A retry waits at least this long (a store that refuses at once must not be hammered) and at
@@ -29,9 +30,14 @@ class RenewalTiming:
     @classmethod
     def from_ttl(cls, ttl_seconds: float) -> RenewalTiming:
         """Renew every TTL/3, give up TTL*2/3 after the last renewal's start, retry every
-        TTL/15 (within 50 ms and 2 s). Raises ``ValueError`` for a TTL that is not positive."""
-        if ttl_seconds <= 0:
-            raise ValueError(f"a lease's TTL must be positive, got {ttl_seconds}")
+        TTL/15 (within 50 ms and 2 s). Raises ``ValueError`` for a TTL that is not a positive
+        number of seconds (NaN, which compares false with everything, and a number's text
+        too), or is infinite (no renewal would ever come)."""
+        number = isinstance(ttl_seconds, int | float) and not isinstance(ttl_seconds, bool)
+        if not number or not ttl_seconds > 0 or ttl_seconds == math.inf:
+            raise ValueError(
+                f"a lease's TTL must be a positive number of seconds, got {ttl_seconds!r}"
+            )
         return cls(
             ttl_seconds=ttl_seconds,
             interval=ttl_seconds / 3,

@@ -68,6 +68,15 @@ def test_timing_is_derived_from_the_ttl() -> None:
         RenewalTiming.from_ttl(0)
 
 
+@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf"), "30", None, True])
+def test_a_ttl_that_is_not_a_positive_number_is_the_documented_value_error(ttl: object) -> None:
+    """rev41: NaN passed ``ttl <= 0`` (every comparison with it is false) and made NaN timings;
+    a number's text raised a bare ``TypeError``. Each is the ``ValueError`` the docstring
+    promises, as is an infinite TTL (no renewal would come) and a bool."""
+    with pytest.raises(ValueError, match="a lease's TTL must be a positive number of seconds"):
+        RenewalTiming.from_ttl(ttl)  # type: ignore[arg-type]
+
+
 def test_the_guard_holds_until_its_deadline_then_stays_lost(clock: FakeClock) -> None:
     """Held until 2/3 TTL after the last renewal's start; the first question past it loses the
     lease for good (a renewal arriving later does not revive it), with the reason kept."""
