@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import json
 import os
 import re
@@ -373,6 +374,24 @@ def test_the_python_api_reference_names_every_public_name() -> None:
         if absent:
             missing[package] = absent
     assert missing == {}
+
+
+def test_the_asyncio_sdk_says_which_lease_calls_are_not_awaited() -> None:
+    """rev41: ``await lease.visited(...)`` on ``workers.aio`` raised ``TypeError`` inside the
+    block and released every lease as an unexpected failure; where the reference describes the
+    asyncio SDK it names each call on a lease it documents that is not a coroutine, and the
+    how-to's asyncio sentence names them too."""
+    from workers import aio
+
+    calls = ("step", "visited", "expected_failure")
+    plain = [c for c in calls if not inspect.iscoroutinefunction(getattr(aio.WorkerLease, c))]
+    assert plain == ["visited", "expected_failure"]
+    reference = " ".join(_prose(REFERENCE / "python-api.md").split())
+    said = re.search(r"On asyncio, not awaited: (.*?)\. ", reference)
+    assert said is not None
+    assert re.findall(r"`lease\.(\w+)\(", said.group(1)) == plain
+    how_to = " ".join(_prose(DOCS / "how-to" / "write-a-browser-worker.md").split())
+    assert all(f"`lease.{c}(" in how_to.split("not awaited on asyncio")[1][:200] for c in plain)
 
 
 def test_every_setting_is_documented() -> None:
