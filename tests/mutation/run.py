@@ -1807,8 +1807,8 @@ MUTANTS = (
     Mutant(
         "prompt-patterns-compiled-only-after-the-checkout",
         "workers/_settings.py",
-        "                re.compile(pattern, re.IGNORECASE)\n",
-        "                pass\n",
+        "            re.compile(pattern, re.IGNORECASE)\n",
+        "            pass\n",
         "a prompt pattern that is not a regular expression is found only once a lease was granted",
     ),
     Mutant(
@@ -6578,6 +6578,64 @@ MUTANTS = (
         "    elif False:  # a safe step confirms the account, even after a mutation",
         "a safe step no longer clears the leases read model's mutating step (rev41)",
         ("tests/integration/test_read_models.py::test_leases_say_how_each_lease_ended",),
+    ),
+    Mutant(
+        "settings-proxies-unchecked",
+        "workers/_settings.py",
+        "        _check_proxies(self.proxies)\n",
+        "",
+        "a proxy URL string is accepted and fails every launch, its profile to review (rev41)",
+        (
+            "tests/unit/test_worker_settings.py::"
+            "test_settings_every_launch_would_fail_on_are_refused_when_made",
+        ),
+    ),
+    Mutant(
+        "settings-launch-options-unchecked",
+        "workers/_settings.py",
+        "        _check_launch_options(self.launch_options)\n",
+        "",
+        "launch_options that are not Playwright's are accepted and fail every launch (rev41)",
+        (
+            "tests/unit/test_worker_settings.py::"
+            "test_settings_every_launch_would_fail_on_are_refused_when_made",
+        ),
+    ),
+    Mutant(
+        "ttl-nan",
+        "workers/_timing.py",
+        "if not number or not ttl_seconds > 0 or ttl_seconds == math.inf:",
+        "if ttl_seconds <= 0:",
+        "a NaN TTL makes NaN timings (rev41)",
+        (
+            "tests/unit/test_worker_renewal.py::"
+            "test_a_ttl_that_is_not_a_positive_number_is_the_documented_value_error",
+        ),
+    ),
+    Mutant(
+        "checkout-denial-ids-unchecked",
+        "ledger/_application.py",
+        "asked = CheckoutQuery(profile_id=profile_id, account_id=account_id, proxy_id=proxy_id)",
+        "asked = CheckoutQuery.model_construct("
+        "profile_id=profile_id, account_id=account_id, proxy_id=proxy_id)",
+        "checkout_denial answers account_mismatch for an id a checkout refuses (rev41)",
+        (
+            "tests/integration/test_routing.py::"
+            "test_an_id_a_checkout_refuses_is_refused_by_checkout_denial_alike",
+        ),
+    ),
+    Mutant(
+        "verify-digest-bytes",
+        "ledger/audit.py",
+        "    if given is None or isinstance(given, Digest):\n        return given\n",
+        "    if True:\n        return given  # type: ignore[return-value]\n",
+        "verify(against=bytes) raises AttributeError, not InvalidInput (rev41)",
+        (
+            "tests/integration/test_audit_api_arguments.py::"
+            "test_verify_takes_a_digest_or_its_bytes_alike",
+            "tests/integration/test_audit_api_arguments.py::"
+            "test_verify_names_a_digest_argument_it_cannot_read",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
