@@ -107,6 +107,28 @@ def test_the_guard_keeps_the_first_reason_and_never_moves_back(clock: FakeClock)
     assert guard.why == "the ledger said so"
 
 
+@pytest.mark.parametrize("loss", ["revoked", "deadline"])
+def test_a_renewal_answered_after_the_loss_moves_nothing(clock: FakeClock, loss: str) -> None:
+    """A heartbeat the ledger answered after the lease was lost (revoked meanwhile, or its
+    local deadline passed while the answer travelled) neither moves ``renewed_at`` (nor the
+    deadline) nor tells a watcher the deadline moved: the browser's watchdog, told a later
+    deadline, would let the browser of a lost lease run on."""
+    guard = guard_for(clock)
+    moved: list[float] = []
+    lost: list[str] = []
+    guard.watch(moved.append, lost.append)
+    if loss == "revoked":
+        guard.revoked("the ledger ended lease-1@p1 (forced) at T")
+    else:
+        clock.now += 21
+        assert not guard.held()
+    before = (guard.renewed_at, guard.valid_until)
+    guard.renewed(clock.now + 5)
+    assert moved == []
+    assert (guard.renewed_at, guard.valid_until) == before
+    assert len(lost) == 1
+
+
 def test_the_guard_never_holds_past_the_hard_limit(clock: FakeClock) -> None:
     """With a hard limit of 30 s (TTL 300), renewals move the local deadline but never past
     the limit; at the limit the lease is lost, saying so."""
