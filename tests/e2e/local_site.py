@@ -4,11 +4,12 @@ receives (with the time), and a forward proxy that counts what passes through it
 Pages: ``/login`` sets a cookie with an expiry (it survives a browser restart), ``/whoami``
 shows the cookies sent, ``/poll`` fetches ``/tick`` every 100 ms for as long as it is open,
 and sends "tick" on a WebSocket to ``/ws`` as often (each message received is logged as a hit on
-``/ws:message``), ``/verify/challenge`` is a verification prompt, ``/form`` holds a form that
-POSTs to ``/submit``, which answers 303 to ``/hop/1``: each ``/hop/N`` waits ``HOP_SECONDS``
-and redirects to ``/hop/N+1``, a chain Chromium follows for 20 hops (the driver follows them
-without asking the worker's route handler); ``/font/stalled`` never answers (until the site
-closes: a web font that never arrives); any other path is a plain page.
+``/ws:message``, the time each socket ends in ``sockets_ended``), ``/verify/challenge`` is a
+verification prompt, ``/form`` holds a form that POSTs to ``/submit``, which answers 303 to
+``/hop/1``: each ``/hop/N`` waits ``HOP_SECONDS`` and redirects to ``/hop/N+1``, a chain
+Chromium follows for 20 hops (the driver follows them without asking the worker's route
+handler); ``/font/stalled`` never answers (until the site closes: a web font that never
+arrives); any other path is a plain page.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class LocalSite:
 
     def __init__(self) -> None:
         self.hits: list[Hit] = []
+        self.sockets_ended: list[float] = []  # when each WebSocket ended (closed or cut)
         self._closing = threading.Event()
         site = self
 
@@ -114,6 +116,7 @@ class LocalSite:
                 self.close_connection = True
                 while _read_frame(self.rfile) not in (None, 8):
                     site.hits.append(Hit(time.time(), "/ws:message", "", False))
+                site.sockets_ended.append(time.time())
 
             def log_message(self, *args: Any) -> None:
                 pass
