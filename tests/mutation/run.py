@@ -6637,6 +6637,49 @@ MUTANTS = (
             "test_verify_names_a_digest_argument_it_cannot_read",
         ),
     ),
+    Mutant(
+        "guard-renewal-after-loss-ignored",
+        "workers/_guard.py",
+        "            if self.lost.is_set():\n                return\n            self._renewed_at",
+        "            if False:\n                return\n            self._renewed_at",
+        "a heartbeat answered after the loss pushes out the watchdog's deadline (rev41)",
+        (
+            "tests/unit/test_worker_renewal.py::test_a_renewal_answered_after_the_loss_moves_nothing",
+        ),
+    ),
+    Mutant(
+        "browser-route-guard",
+        "workers/_browser.py",
+        "        if self._guard.held():\n            route.fallback()\n",
+        "        if True:\n            route.fallback()\n",
+        "a lost lease's browser still reaches the network until the watchdog kills it (rev41)",
+        (
+            "tests/e2e/test_worker_lost_lease_routes.py::"
+            "test_a_request_after_the_loss_is_aborted_before_the_site",
+        ),
+    ),
+    Mutant(
+        "browser-websocket-route-guard",
+        "workers/_browser.py",
+        "        if not self._guard.held():\n            socket.close()\n            return\n",
+        "        if False:\n            socket.close()\n            return\n",
+        "a lost lease's browser still opens new WebSockets to the server (rev41)",
+        (
+            "tests/e2e/test_worker_lost_lease_routes.py::"
+            "test_a_websocket_opened_after_the_loss_never_connects",
+        ),
+    ),
+    Mutant(
+        "browser-websocket-relay-guard",
+        "workers/_browser.py",
+        "            if self._guard.held():\n                server.send(message)\n",
+        "            if True:\n                server.send(message)\n",
+        "a message on an open WebSocket after the loss still reaches the server (rev41)",
+        (
+            "tests/e2e/test_worker_lost_lease_routes.py::"
+            "test_a_message_on_an_open_websocket_after_the_loss_never_reaches_the_server",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
