@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ledger import Lease, Ledger, ProfileState
+from ledger import DenialReason, Lease, Ledger, ProfileState
 from projections import Explanation, StatusRow, TimelineRow
 
 # The states a reviewer acts on (a stale profile is one a sweep has not settled yet: it is
@@ -33,6 +33,12 @@ class Waiting:
 
     row: StatusRow
     why: str
+
+    @property
+    def state(self) -> str:
+        """The profile's state as ``custody status`` names it: ``leased (overdue)`` for a lease
+        past its deadline that no sweep has marked yet."""
+        return state_named(self.row.state, overdue=self.row.overdue)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,21 @@ class ProfilePage:
     version: int  # the profile's version the page shows: its verdict form sends it back
     reviewable: bool = field(default=False)
     steps_left_out: int = 0  # the run's earliest steps, not shown (STEPS_SHOWN at most are)
+
+    @property
+    def state(self) -> str:
+        """The profile's state as ``custody status`` and ``why`` name it: ``leased (overdue)``
+        when its lease missed its deadline (the reason a checkout is denied for is then
+        ``stale``) and no sweep has marked it yet."""
+        why = self.explanation
+        overdue = why.state is ProfileState.LEASED and why.reason is DenialReason.STALE
+        return state_named(why.state, overdue=overdue)
+
+
+def state_named(state: ProfileState, *, overdue: bool) -> str:
+    """A state as the command line shows it: rev41, the console showed an overdue lease as
+    plain ``leased``, where ``custody status`` says ``leased (overdue)``."""
+    return f"{state.value} (overdue)" if overdue else state.value
 
 
 def queue(ledger: Ledger) -> Queue:

@@ -9,13 +9,14 @@ import html
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from console_scene import crashed_run, events
+from console_scene import crashed_run, events, register
 from pg_cluster import PostgresCluster
 from serving import Served, serve
 
@@ -350,3 +351,21 @@ def test_a_store_out_of_reach_is_the_consoles_page_with_its_headers(
             assert "Not done" in answer.text, (what, answer.text)
     finally:
         served.stop()
+
+
+def test_an_overdue_lease_is_shown_as_the_command_line_shows_it(served: Served) -> None:
+    """rev41: a lease past its deadline, not yet swept, showed as plain "leased" on the queue
+    and the profile's page, where ``custody status`` says "leased (overdue)": both say so."""
+    register(served, "p_late")
+    with served.client(Role.WORKER) as worker:
+        body = {"run_id": "run-1", "task_type": "t", "ttl_seconds": 1}
+        assert worker.post("/v1/profiles/p_late/checkout", json=body).status_code == 201
+    time.sleep(1.5)
+    with _signed_in(served) as (client, _):
+        queue = client.get("/console/queue").text
+        page = client.get("/console/profiles/p_late").text
+    row = re.search(r'<a href="/console/profiles/p_late">p_late</a></td>\s*<td>(.*?)</td>', queue)
+    assert row is not None, queue
+    assert re.sub(r"<[^>]+>", "", row[1]) == "leased (overdue)", row[1]
+    assert '<span class="state leased" id="state">leased (overdue)</span>' in page, page[:2000]
+    assert "this one is leased (overdue)." in page
