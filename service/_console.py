@@ -47,6 +47,12 @@ if TYPE_CHECKING:
 COOKIE = "custody_console"
 SESSION_SECONDS = 8 * 3600
 FORM_MAX_BYTES = 16 * 1024
+FORM_MAX_FIELDS = 20
+# The fields each form takes: any other is refused, never left unread (rev41: ``extra=1``
+# beside a verdict was ignored and the verdict recorded, where the JSON API refuses the key).
+SIGN_IN_FIELDS = frozenset({"token"})
+SIGN_OUT_FIELDS = frozenset({"csrf"})
+VERDICT_FIELDS = frozenset({"csrf", "expected_version", "decision", "note"})
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -124,11 +130,14 @@ class Console:
         answer.headers.update(headers)
         return answer
 
-    async def signed_in(self, request: Request, act: Act, *, posted: bool = False) -> Response:
-        """``act`` for the session's reviewer; a form must also come from this origin with the
-        session's form token. No session: to the sign-in page. A refusal: its page, with the
-        sentence of whoever refused (the ledger's, for a command)."""
-        if posted and not same_origin(request):
+    async def signed_in(
+        self, request: Request, act: Act, *, form: frozenset[str] | None = None
+    ) -> Response:
+        """``act`` for the session's reviewer; a form (``form``: the fields it takes) must also
+        come from this origin with the session's form token, and hold no other field. No
+        session: to the sign-in page. A refusal: its page, with the sentence of whoever
+        refused (the ledger's, for a command)."""
+        if form is not None and not same_origin(request):
             return self.refusal(403, "a form is accepted only from the console's own pages")
         token = request.cookies.get(COOKIE)
         try:
@@ -140,8 +149,8 @@ class Console:
             # looked up (503: rev38, it escaped to the API's JSON, without the page's CSP).
             return self.refused(error)
         try:
-            if posted:
-                said = (await read_form(request)).get("csrf", "")
+            if form is not None:
+                said = (await read_form(request, form)).get("csrf", "")
                 if not hmac.compare_digest(said.encode(), session.csrf.encode()):
                     msg = "the form's token is not this session's: reload the page"
                     return self.refusal(403, msg, session)
@@ -197,11 +206,13 @@ def same_origin(request: Request) -> bool:
     return said is not None and hmac.compare_digest(said.lower(), own.lower())
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form's fields, each given once; ``InvalidInput`` past ``FORM_MAX_BYTES``,
-    for text that is not UTF-8, or for a field given twice (rev38: ``decision=return&...&
-    decision=disable`` recorded ``return``, where the JSON API refuses a key given twice, and
-    another reader of the form may take the last). Read once, then remembered."""
+async def read_form(request: Request, takes: frozenset[str]) -> dict[str, str]:
+    """An urlencoded form's fields, each given once, each one of those it ``takes``;
+    ``InvalidInput`` past ``FORM_MAX_BYTES`` or ``FORM_MAX_FIELDS``, for text that is not
+    UTF-8, for a field given twice (rev38: ``decision=return&...&decision=disable`` recorded
+    ``return``, where the JSON API refuses a key given twice, and another reader of the form
+    may take the last), or for a field the form does not take (rev41), naming it. Read once,
+    then remembered."""
     known: dict[str, str] | None = getattr(request.state, "form", None)
     if known is not None:
         return known
@@ -210,10 +221,17 @@ async def read_form(request: Request) -> dict[str, str]:
         body += chunk
         if len(body) > FORM_MAX_BYTES:
             raise InvalidInput("form", f"must be at most {FORM_MAX_BYTES} bytes")
+    # Counted as parse_qs counts them (every "&"), said apart from text that is no form (rev41:
+    # a form of 21 fields was refused as "must be a UTF-8 urlencoded form").
+    count = body.count(b"&") + 1 if body else 0
+    if count > FORM_MAX_FIELDS:
+        raise InvalidInput("form", f"must have at most {FORM_MAX_FIELDS} fields (got {count})")
     try:
         # errors="strict": a percent-escape of bytes that are not UTF-8 is refused, never
         # decoded with replacement into a text nobody sent (parse_qs' default).
-        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20, errors="strict")
+        fields = parse_qs(
+            body.decode(), keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS, errors="strict"
+        )
     except (UnicodeDecodeError, ValueError) as error:
         raise InvalidInput("form", "must be a UTF-8 urlencoded form") from error
     for name, values in fields.items():
@@ -221,6 +239,10 @@ async def read_form(request: Request) -> dict[str, str]:
             raise InvalidInput(
                 named(name), f"is given {len(values)} times in the form; give it once"
             )
+    unknown = [named(name) for name in fields if name not in takes]
+    if unknown:
+        nor = f", nor is {', '.join(unknown[1:])}" if unknown[1:] else ""
+        raise InvalidInput(unknown[0], f"is no field this form takes{nor}")
     form = {name: values[0] for name, values in fields.items()}
     request.state.form = form
     return form
@@ -299,10 +321,13 @@ def install(app: FastAPI, service: Service) -> None:
         if not same_origin(request):
             return console.refusal(403, "a form is accepted only from the console's own pages")
         try:
-            token = (await read_form(request)).get("token", "").strip()
+            token = (await read_form(request, SIGN_IN_FIELDS)).get("token", "").strip()
             await console.reviewer(token)
         except (Unauthorised, InvalidInput) as error:
-            return console.page("sign_in.html", 401, title="Sign in", said=str(error))
+            # A form the page never sends (a field unknown or given twice) is bad input (422),
+            # as the API answers it; a token that is no reviewer's, 401.
+            status = 422 if isinstance(error, InvalidInput) else 401
+            return console.page("sign_in.html", status, title="Sign in", said=str(error))
         except (LedgerError, Refused) as error:  # a role that may not review; the store down
             return console.refused(error)
         signed = _secured(RedirectResponse("/console/queue", status_code=303))
@@ -319,7 +344,7 @@ def install(app: FastAPI, service: Service) -> None:
             gone.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
             return gone
 
-        return await console.signed_in(request, out, posted=True)
+        return await console.signed_in(request, out, form=SIGN_OUT_FIELDS)
 
     @router.get("/queue")
     async def queue(request: Request) -> Response:
@@ -344,7 +369,7 @@ def install(app: FastAPI, service: Service) -> None:
     @router.post("/profiles/{profile_id}/review")
     async def review(request: Request, profile_id: str) -> Response:
         async def decide(session: Session) -> Response:
-            form = await read_form(request)
+            form = await read_form(request, VERDICT_FIELDS)
             try:
                 if not form.get("expected_version"):  # a page drawn before it had the field
                     said = "the form does not say which version its page showed: reload the page"
@@ -369,7 +394,7 @@ def install(app: FastAPI, service: Service) -> None:
             done = f"/console/profiles/{quote(profile_id, safe='')}"
             return _secured(RedirectResponse(done, status_code=303))
 
-        return await console.signed_in(request, decide, posted=True)
+        return await console.signed_in(request, decide, form=VERDICT_FIELDS)
 
     app.include_router(router)
 

@@ -126,13 +126,18 @@ def test_the_console_is_not_part_of_the_api(served: Served) -> None:
 
 
 def test_the_reviewer_is_the_tokens_actor_never_the_forms(served: Served) -> None:
-    """A form that names another reviewer (or actor) changes nothing: the verdict's event is
-    the session token's actor's."""
+    """A form that names another reviewer (or actor) records nothing: such a field is no
+    field the form takes (422, rev41); the verdict's event is the session token's actor's."""
     crashed_run(served, "p_actor")
     with _signed_in(served) as (client, csrf):
         drawn = _drawn_version(client.get("/console/profiles/p_actor").text)
-        forged = {"reviewer": "mallory", "actor": "mallory", "expected_version": drawn, **VERDICT}
-        answer = client.post("/console/profiles/p_actor/review", data={"csrf": csrf, **forged})
+        verdict = {"csrf": csrf, "expected_version": drawn, **VERDICT}
+        forged = client.post(
+            "/console/profiles/p_actor/review",
+            data={**verdict, "reviewer": "mallory", "actor": "mallory"},
+        )
+        assert forged.status_code == 422, forged.text
+        answer = client.post("/console/profiles/p_actor/review", data=verdict)
         assert answer.status_code == 303, answer.text
     with served.client(Role.REVIEWER) as reader:
         timeline = reader.get("/v1/profiles/p_actor/timeline").json()

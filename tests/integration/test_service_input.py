@@ -687,3 +687,54 @@ def test_every_get_the_service_answers_refuses_a_query_or_a_body_it_does_not_rea
     assert queue.status_code == 200, queue.text[:300]
     with Ledger.open(served.store_url) as ledger:
         assert ledger.store.event_count() == before
+
+
+def test_a_console_form_holding_a_field_it_does_not_take_is_refused_naming_it(
+    served: Served,
+) -> None:
+    """rev41: ``reviewer=op&extra=1`` beside a verdict's fields was left unread and the verdict
+    recorded (303), where the JSON API refuses an unknown key: each form (the verdict, the
+    sign-in, the sign-out) refuses a field it does not take, 422 naming every one, and nothing
+    is written; a form of more fields than any takes is refused saying so, not as text that is
+    no form. The verdict without them is recorded."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(ForceRelease(profile_id="p1", actor="op", reason="stuck"))
+        before = len(ledger.history("p1"))
+    form = {"content-type": "application/x-www-form-urlencoded", "origin": served.url}
+    token = served.tokens[Role.REVIEWER]
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        csrf, version = _reviewer_at(served, browser, "p1")
+        fields = f"csrf={csrf}&expected_version={version}&note=checked&decision=return"
+        refused = {
+            "verdict": browser.post(
+                "/console/profiles/p1/review", content=f"{fields}&reviewer=op&extra=1", headers=form
+            ),
+            "many": browser.post(
+                "/console/profiles/p1/review", content=fields + "&x=1" * 17, headers=form
+            ),
+            "sign-in": browser.post(
+                "/console/sign-in", content=f"token={token}&reviewer=op&extra=1", headers=form
+            ),
+            "sign-out": browser.post(
+                "/console/sign-out", content=f"csrf={csrf}&reviewer=op&extra=1", headers=form
+            ),
+        }
+        with Ledger.open(served.store_url) as ledger:
+            written = [e.event_type for e in ledger.history("p1")[before:]]
+        still_in = browser.get("/console/queue")  # the refused sign-out ended nothing
+        taken = browser.post("/console/profiles/p1/review", content=fields, headers=form)
+    assert written == [], f"the console wrote {written!r}"
+    for what, answer in refused.items():
+        assert answer.status_code == 422, (what, answer.text[:500])
+        assert answer.headers["content-type"].startswith("text/html"), answer.headers
+        assert answer.headers["x-frame-options"] == "DENY", answer.headers
+        said = "invalid form: must have at most 20 fields (got 21)" if what == "many" else (
+            "invalid reviewer: is no field this form takes, nor is extra"
+        )  # fmt: skip
+        assert said in answer.text, (what, answer.text[:2000])
+        assert "UTF-8" not in answer.text, (what, answer.text[:2000])
+    assert "set-cookie" not in refused["sign-in"].headers
+    assert still_in.status_code == 200, still_in.text[:300]
+    assert taken.status_code == 303, taken.text[:500]
