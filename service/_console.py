@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ledger import InvalidInput, Ledger, LedgerError, Review, Role
 from ledger.access import TokenHolder
-from ledger.rules import shown
+from ledger.rules import MAX_NAME, shown
 from service import _console_reads as reads
 from service._auth import Refused, Unauthorised, require
 from service._bodies import JsonRequest, SegmentRoute, _no_body, _query_read_one_way
@@ -64,6 +64,19 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a refused verdict form held, drawn into the form again so that the reviewer's text
+    is not lost (rev41: a note the ledger refused as too long came back as an empty field).
+    ``note`` is shown as typed (``_Typed``): it is the reviewer's own text, and sent again.
+    ``version`` is the one the form's page showed: once the profile has moved on from it, the
+    decision is not drawn again, to be made anew on the page as the profile now stands."""
+
+    decision: str = ""
+    note: str = ""
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,13 +172,22 @@ class Console:
             return self.refused(error, session)
 
     async def profile(
-        self, session: Session, profile_id: str, *, said: str | None = None, status: int = 200
+        self,
+        session: Session,
+        profile_id: str,
+        *,
+        said: str | None = None,
+        status: int = 200,
+        kept: Kept | None = None,
     ) -> Response:
-        """The profile's page; ``said`` is a refusal to show above it."""
+        """The profile's page; ``said`` is a refusal to show above it, ``kept`` what the refused
+        verdict form held, drawn into the form again."""
         page = await self.service.readers.run(lambda ledger: reads.profile_page(ledger, profile_id))
+        if kept is not None and kept.version != str(page.version):
+            kept = replace(kept, decision="")
         return self.page(
             "profile.html", status, title=profile_id, page=page, who=session.who,
-            csrf=session.csrf, said=said,
+            csrf=session.csrf, said=said, kept=kept or Kept(), note_max=MAX_NAME,
         )  # fmt: skip
 
 
@@ -259,6 +281,12 @@ def _whole(text: str) -> int | str:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else text
 
 
+class _Typed(str):
+    """A text shown as it was typed, its every character kept: a field's value drawn back into
+    the form that sent it (``Kept``), which is sent again as it stands (escaping an invisible
+    character, as a page shows a worker's text, would change the reviewer's note)."""
+
+
 class _ErrorLine(str):
     """A refusal's sentence, as a page says it: its values quoted by ``repr`` already (the
     ledger's ``quoted``), so shown as the command line shows an error line, each backslash as
@@ -271,6 +299,8 @@ def _visible(value: Any) -> Any:
     (``ledger.rules.shown``); a note's line breaks and tabs are kept."""
     if isinstance(value, _ErrorLine):
         return shown(value, repr_quoted=True)
+    if isinstance(value, _Typed):
+        return value
     if not isinstance(value, str) or shown(value) == value:
         return value
     # Each run between the breaks as a whole: a combining mark is shown on its letter, never
@@ -389,8 +419,14 @@ def install(app: FastAPI, service: Service) -> None:
                 await service.write(verdict.model_copy(update={"browser": browser}))
             except (LedgerError, Refused) as refused:
                 status, problem, _ = problem_of(refused)
+                # The form drawn again as it was sent (rev41: the reviewer's note was lost).
+                kept = Kept(
+                    decision=form.get("decision", ""),
+                    note=_Typed(form.get("note", "")),
+                    version=form.get("expected_version", ""),
+                )
                 return await console.profile(session, profile_id, said=problem.message,
-                                             status=status)  # fmt: skip
+                                             status=status, kept=kept)  # fmt: skip
             done = f"/console/profiles/{quote(profile_id, safe='')}"
             return _secured(RedirectResponse(done, status_code=303))
 

@@ -145,6 +145,45 @@ def test_the_reviewer_is_the_tokens_actor_never_the_forms(served: Served) -> Non
     assert reviewed == ["reviewer-1"]
 
 
+def _form_drawn(page: str) -> tuple[str, list[str]]:
+    """The verdict form's note as the page draws it, and the decisions it draws checked."""
+    note = re.search(r'<input id="note" [^>]*value="([^"]*)"', page)
+    assert note is not None, page[:3000]
+    checked = re.findall(r'name="decision" value="(\w+)"[^>]* checked', page)
+    return html.unescape(note[1]), checked
+
+
+def test_a_refused_verdict_is_drawn_again_with_the_note_and_decision_sent(served: Served) -> None:
+    """rev41: a note past the ledger's 200 characters (the field takes 400 UTF-16 units) was
+    refused, 422, and the page drawn again with an empty note and no decision: the reviewer's
+    text was lost. The form is drawn again as it was sent, the note as typed (an emoji's
+    zero-width joiner, a quote and a ``<`` kept, not escaped as a worker's text is), beside
+    the limit it is held to. After a 409 (the profile moved on since its page was drawn) the
+    note is kept and the decision left to be made again on the page as it now stands."""
+    crashed_run(served, "p_note")
+    note = 'order 4471 placed twice "<b>"; \U0001f469\u200d\U0001f52c checked. ' + "x" * 157
+    assert len(note) == 201
+    with _signed_in(served) as (client, csrf):
+        page = client.get("/console/profiles/p_note").text
+        assert 'id="note-limit" class="quiet">at most 200 characters</span>' in page
+        drawn = _drawn_version(page)
+        before = events(served)
+        sent = {"csrf": csrf, "expected_version": drawn, "decision": "disable", "note": note}
+        refused = client.post("/console/profiles/p_note/review", data=sent)
+        assert refused.status_code == 422, refused.text
+        assert "invalid note: String should have at most 200 characters" in refused.text
+        assert _form_drawn(refused.text) == (note, ["disable"])
+        assert "at most 200 characters</span>" in refused.text
+        assert events(served) == before
+        with served.client(token=served.token("bob", Role.REVIEWER)) as bob:
+            moved = bob.post("/v1/profiles/p_note/review", json={"decision": "quarantine",
+                                                                 "note": "still odd"})  # fmt: skip
+            assert moved.status_code == 200, moved.text
+        stale = client.post("/console/profiles/p_note/review", data={**sent, "note": note[:200]})
+        assert stale.status_code == 409, stale.text
+        assert _form_drawn(stale.text) == (note[:200], [])
+
+
 def test_signing_out_ends_the_session(served: Served) -> None:
     """After signing out the browser holds no session: the queue sends it to sign in."""
     with _signed_in(served) as (client, csrf):
