@@ -346,7 +346,11 @@ export class CustodyClient {
       // its way, resent as one dropped before them is (rev32 reread: it was left unresent).
       text = await answer.text();
     } catch (error) {
-      throw unreached(error, `${method.toUpperCase()} ${url.origin}${url.pathname}`, this.token);
+      const request = `${method.toUpperCase()} ${url.origin}${url.pathname}`;
+      // Only this request's own timeout is named as such: an abort the caller's signal made is
+      // the caller's, thrown as it is.
+      if (timeout.aborted && lostToTimeout(error)) throw new ServiceTimedOut(request, Math.ceil(waitMs) / 1000, error);
+      throw unreached(error, request, this.token);
     }
     if (answer.status === status) return parsed<AnswerOf<P, M, S>>(answer.status, text);
     throw errorOf(answer.status, text, answer.headers.get("Retry-After"), answer.headers.get("Location"));
@@ -369,6 +373,29 @@ export class ServiceUnreachable extends TypeError {
     super(`${request}: the service could not be reached (${why})`, { cause: error });
     this.code = typeof code === "string" ? code : undefined;
   }
+}
+
+/** The request's answer did not come within the client's timeout (`timeoutSeconds`, or the
+ * longer one a resend waits): fetch's `DOMException` "TimeoutError" (or "AbortError", as some
+ * fetch implementations reject an aborted request) named with the request and the seconds
+ * waited, the original in `cause` (rev41: a worker's last error read only "TimeoutError: The
+ * operation was aborted due to timeout"). A `DOMException` named "TimeoutError" still, so
+ * that it is taken for a lost answer and resent under its key as before, and a caller's
+ * `error.name === "TimeoutError"` still holds. The request may have been carried out. */
+export class ServiceTimedOut extends DOMException {
+  readonly seconds: number;
+  override readonly cause: unknown;
+
+  constructor(request: string, seconds: number, error: unknown) {
+    super(`${request}: no answer within ${seconds} s (the request may have been carried out)`, "TimeoutError");
+    this.seconds = seconds;
+    this.cause = error;
+  }
+}
+
+function lostToTimeout(error: unknown): boolean {
+  const name = typeof error === "object" && error !== null ? (error as { name?: unknown }).name : undefined;
+  return name === "TimeoutError" || name === "AbortError";
 }
 
 /** fetch's `TypeError` (the request or its answer lost on the way) as a `ServiceUnreachable`

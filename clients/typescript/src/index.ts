@@ -18,6 +18,7 @@ export {
   type ProfileState,
   type ReleaseResult,
   type Schemas,
+  ServiceTimedOut,
   ServiceUnreachable,
   StoreUnavailable,
   UnreadableAnswer,

@@ -1,6 +1,7 @@
 // The client and the worker SDK without a service: a fake fetch answers as the service would.
 import assert from "node:assert/strict";
 import { mkdtemp } from "node:fs/promises";
+import { createServer as createHttpServer, type IncomingMessage } from "node:http";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import {
   type Lease,
   LeaseLost,
   ProfileLeases,
+  ServiceTimedOut,
   ServiceUnreachable,
   StoreUnavailable,
 } from "../src/index.js";
@@ -434,6 +436,92 @@ describe("text the SDK derives for the ledger", () => {
     assert.ok(kept.endsWith("x\u{1F600}"));
     assert.equal(storable(kept), kept, "no lone surrogate left at the cut");
     assert.equal(cut("short", 2000), "short");
+  });
+});
+
+describe("a service that never answers", () => {
+  /** A server that takes every request and answers none; the requests it took. */
+  async function silent(): Promise<{ url: string; took: IncomingMessage[]; stop: () => Promise<void> }> {
+    const took: IncomingMessage[] = [];
+    const server = createHttpServer((request) => void took.push(request));
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const { port } = server.address() as AddressInfo;
+    const stop = async () => {
+      server.closeAllConnections();
+      await new Promise((done) => server.close(done));
+    };
+    return { url: `http://127.0.0.1:${port}`, took, stop };
+  }
+
+  /**
+   * rev41: a request whose answer never came threw fetch's bare `TimeoutError: The operation
+   * was aborted due to timeout`, naming no request, where a refused connection names the
+   * method and URL (`ServiceUnreachable`). It names them too, and the seconds it waited; it is
+   * still a `DOMException` named "TimeoutError".
+   */
+  it("names the request and the seconds waited", async () => {
+    const service = await silent();
+    try {
+      const client = new CustodyClient({ baseUrl: service.url, token: "tok", timeoutSeconds: 0.3 });
+      await assert.rejects(client.profile("p1"), (error: unknown) => {
+        assert.ok(error instanceof ServiceTimedOut && error instanceof DOMException, String(error));
+        assert.equal(error.name, "TimeoutError");
+        assert.equal(error.seconds, 0.3);
+        const said = `GET ${service.url}/v1/profiles/p1: no answer within 0.3 s (the request may have been carried out)`;
+        assert.equal(error.message, said);
+        assert.equal((error.cause as { name?: string }).name, "TimeoutError");
+        return true;
+      });
+    } finally {
+      await service.stop();
+    }
+  });
+
+  it("is resent under the checkout's one key until its deadline, then thrown naming it", async () => {
+    const service = await silent();
+    const warned: string[] = [];
+    const hear = (warning: Error) => warned.push(warning.message);
+    process.on("warning", hear);
+    try {
+      const client = new CustodyClient({ baseUrl: service.url, token: "tok", timeoutSeconds: 0.3 });
+      const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-silent-")) });
+      let ran = false;
+      await assert.rejects(
+        leases.checkout("p1", { run_id: "r1", task_type: "t", ttl_seconds: 3 }, async () => {
+          ran = true;
+        }),
+        (error: unknown) => {
+          assert.ok(error instanceof ServiceTimedOut, String(error));
+          assert.match(error.message, new RegExp(`^POST ${service.url}/v1/profiles/p1/checkout: no answer within [0-9.]+ s `));
+          return true;
+        },
+      );
+      await new Promise((done) => setImmediate(done));
+      assert.equal(ran, false);
+      const keys = service.took.map((request) => request.headers["idempotency-key"]);
+      assert.ok(keys.length >= 2, `the checkout was sent ${keys.length} times`);
+      assert.equal(new Set(keys).size, 1, `resent under other keys: ${keys.join(", ")}`);
+      assert.ok(warned.some((w) => w.includes("never answered in time")), JSON.stringify(warned));
+    } finally {
+      process.off("warning", hear);
+      await service.stop();
+    }
+  });
+
+  it("leaves an abort of the caller's own signal as it is", async () => {
+    const service = await silent();
+    try {
+      const client = new CustodyClient({ baseUrl: service.url, token: "tok", timeoutSeconds: 5 });
+      const stop = new AbortController();
+      setTimeout(() => stop.abort(), 100);
+      await assert.rejects(client.watch("L1", 0, stop.signal), (error: unknown) => {
+        assert.ok(!(error instanceof ServiceTimedOut), String(error));
+        assert.equal((error as { name?: string }).name, "AbortError");
+        return true;
+      });
+    } finally {
+      await service.stop();
+    }
   });
 });
 
