@@ -6680,6 +6680,94 @@ MUTANTS = (
             "test_a_message_on_an_open_websocket_after_the_loss_never_reaches_the_server",
         ),
     ),
+    Mutant(
+        "console-overdue-shown-leased",
+        "service/_console_reads.py",
+        '    return f"{state.value} (overdue)" if overdue else state.value\n',
+        "    return state.value\n",
+        "the console showed an overdue lease as plain 'leased' (rev41)",
+        (
+            "tests/integration/test_console_forms.py::"
+            "test_an_overdue_lease_is_shown_as_the_command_line_shows_it",
+        ),
+    ),
+    Mutant(
+        "console-form-unknown-field-unread",
+        "service/_console.py",
+        "    if unknown:\n",
+        "    if False:\n",
+        "a console form's unknown field was left unread and the verdict recorded (rev41)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_console_form_holding_a_field_it_does_not_take_is_refused_naming_it",
+        ),
+    ),
+    Mutant(
+        "console-form-field-count-said-as-utf8",
+        "service/_console.py",
+        "    if count > FORM_MAX_FIELDS:\n",
+        "    if False:\n",
+        "a form of 21 fields was refused as no UTF-8 form (rev41)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_console_form_holding_a_field_it_does_not_take_is_refused_naming_it",
+        ),
+    ),
+    Mutant(
+        "console-refused-note-lost",
+        "service/_console.py",
+        '                    note=_Typed(form.get("note", "")),\n',
+        '                    note=_Typed(""),\n',
+        "a refused verdict's note came back empty (rev41)",
+        (
+            "tests/integration/test_console_forms.py::"
+            "test_a_refused_verdict_is_drawn_again_with_the_note_and_decision_sent",
+        ),
+    ),
+    Mutant(
+        "console-stale-decision-kept",
+        "service/_console.py",
+        '            kept = replace(kept, decision="")\n',
+        "            pass\n",
+        "a verdict refused for a profile that moved on came back with its decision chosen (rev41)",
+        (
+            "tests/integration/test_console_forms.py::"
+            "test_a_refused_verdict_is_drawn_again_with_the_note_and_decision_sent",
+        ),
+    ),
+    Mutant(
+        "console-kept-note-escaped",
+        "service/_console.py",
+        "    if isinstance(value, _Typed):\n        return value\n",
+        "",
+        "a refused note came back with its invisible characters escaped (rev41)",
+        (
+            "tests/integration/test_console_forms.py::"
+            "test_a_refused_verdict_is_drawn_again_with_the_note_and_decision_sent",
+        ),
+    ),
+    Mutant(
+        "ts-timeout-bare",
+        "clients/typescript/src/client.ts",
+        "      if (timeout.aborted && lostToTimeout(error)) throw new ServiceTimedOut(",
+        "      if (false) throw new ServiceTimedOut(",
+        "the Node client's timeout named no request (rev41)",
+        (
+            "tests/integration/test_node_worker.py::"
+            "test_the_example_node_worker_clean_crashed_and_revoked",
+        ),
+    ),
+    Mutant(
+        "ts-timeout-wraps-callers-abort",
+        "clients/typescript/src/client.ts",
+        "if (timeout.aborted && lostToTimeout(error))",
+        "if (lostToTimeout(error))",
+        "an abort of the caller's own signal was reported as the client's timeout (rev41)",
+        (
+            "tests/integration/test_node_worker.py::"
+            "test_the_example_node_worker_clean_crashed_and_revoked",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
