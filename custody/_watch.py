@@ -1,7 +1,8 @@
 """``custody sweep --watch``: the sweeper as a long-running process.
 
 It logs each transition it makes, one line each (a JSON object a line with ``--json``) on
-stdout, and says on stderr when it starts, when the store cannot be reached and when it stops.
+stdout, and says on stderr when it starts, when the store cannot be reached, when its SQLite
+file was deleted or replaced (it goes on with the file now at the path) and when it stops.
 SIGINT and SIGTERM stop it cleanly: the pass under way is finished, then it exits 0.
 """
 
@@ -68,7 +69,14 @@ def watch_sweeps(
             err.write(f"custody: {one_line(str(error))}; next pass in {interval:g} s\n")
             err.flush()
 
-        passes = watch(ledger, interval=interval, stop=stop, report=report, trouble=trouble)
+        def reopened(line: str) -> None:
+            err.write(f"custody: {one_line(line)}\n")
+            err.flush()
+
+        passes = watch(
+            ledger, interval=interval, stop=stop, report=report, trouble=trouble,
+            reopened=reopened,
+        )  # fmt: skip
     # Lost version races are the sign of sweepers working side by side (each lost race was
     # decided again on the winner's events, so nothing was settled twice).
     err.write(

@@ -186,6 +186,25 @@ class Ledger:
             self._store.close()
         self._store, self._uow = None, None
 
+    @_in_turn
+    def reopen_if_replaced(self) -> str | None:
+        """For a long-running process, at each pass: where the SQLite file at the store's path
+        is no longer the one this ledger opened (deleted, or a backup moved over it, since),
+        the ledger is closed, what it held forgotten, and its next use opens the file now at
+        the path, as a process started now would (none there: ``StoreUnavailable`` then, at
+        each use, until one is); returns the line that tells a person so. None otherwise, on
+        PostgreSQL, and before the store was opened. One ``os.stat``: a reader that never
+        looked went on reading the file no longer there (a review: a sweeper swept a restored
+        store's overdue lease never, a service answered from the old file)."""
+        store = self._store
+        if store is None or self._pid != os.getpid() or not store.file_replaced():
+            return None
+        self.close()
+        return (
+            f"store {self.settings.describe()}: its file was deleted or replaced since this "
+            "process opened it; the file now at its path is read from here on"
+        )
+
     def __enter__(self) -> Self:
         return self
 

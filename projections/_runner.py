@@ -373,7 +373,9 @@ def run(
     catch-up or its first batch (``StoreUnavailable``), or is busy at the first (another
     runner or a rebuild holds a read model while it waits out a gap in the log), is announced
     and tried again at the next wake-up, if another round is to come: runners take turns; one
-    that cannot be reached at all is raised at once. A damaged read model
+    that cannot be reached at all is raised at once. A SQLite file deleted or replaced under
+    its path (a restored backup) is opened again at the next wake-up, and announced
+    (``Ledger.reopen_if_replaced``). A damaged read model
     (``ReadModelDamaged``) is announced once and tried again at each wake-up, while the others
     are caught up without it."""
     if not ledger.feed.maintains():  # it would fold nothing, forever, and say nothing
@@ -390,6 +392,8 @@ def run(
     said: set[str] = set()  # the damage announced already (once each, not every wake-up)
     with ledger.feed.wakeups(interval, announce) as wakeups:  # listening before catching up
         while not stop.is_set():
+            if (said_again := ledger.reopen_if_replaced()) is not None:  # a restored SQLite file
+                (announce or _unheard)(said_again)
             try:
                 try:
                     _catch_up_all(ledger, models, batch, progress, stop)

@@ -11,6 +11,7 @@ event of five, and a fleet of no profiles, 200, with the note only in the servic
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import Ledger
 from ledger.feed import ReadModelBehind
+
+log = logging.getLogger("custody.service")
 
 T = TypeVar("T")
 
@@ -40,11 +43,16 @@ class Readers:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="custody-reader")
 
     def _ledger(self) -> Ledger:
+        """This thread's ledger, opened again on the file now at the store's path where a
+        SQLite file was deleted or replaced (a restored backup) since (one ``os.stat`` a read):
+        each thread says so once, in the service's log."""
         ledger: Ledger | None = getattr(self._local, "ledger", None)
         if ledger is None:
             ledger = self._local.ledger = self._open()
             with self._lock:
                 self._opened.append(ledger)
+        elif (said := ledger.reopen_if_replaced()) is not None:
+            log.warning("%s", said)
         return ledger
 
     def _noted(self, read: Callable[[Ledger], T]) -> tuple[T, list[ReadModelBehind]]:

@@ -25,17 +25,23 @@ def watch(
     report: Report,
     trouble: Trouble,
     actor: str = "sweeper",
+    reopened: Callable[[str], None] | None = None,
 ) -> int:
     """Sweep every ``interval`` seconds until ``stop`` is set; return how many passes ran.
 
     Each pass's report (what it settled, each at its events' time, and what it could not) goes
     to ``report`` with the time the pass began, on the ledger's clock; a store that cannot be
     reached goes to ``trouble`` and the next pass tries again, so a sweeper outlives a database
-    restart. ``stop`` is checked between passes and during the wait: a pass under way is
-    finished, never cut short. Any other error propagates.
+    restart. A SQLite file deleted or replaced (a restored backup) under its path since the
+    ledger opened it is opened again at the pass's start (``Ledger.reopen_if_replaced``), and
+    ``reopened`` told so. ``stop`` is checked between passes and during the wait: a pass under
+    way is finished, never cut short. Any other error propagates.
     """
     passes = 0
     while not stop.is_set():
+        said = ledger.reopen_if_replaced()
+        if said is not None and reopened is not None:
+            reopened(said)
         try:
             began = ledger.now()
             result = ledger.handle(Sweep(actor=actor))

@@ -146,7 +146,10 @@ def _sweeper(store: str, messages: queue.Queue[Message]) -> Iterator[None]:
 
     def sweep() -> None:
         with Ledger.open(store, create=False) as ledger:
-            watch(ledger, interval=SWEEP_INTERVAL, stop=stop, report=report, trouble=trouble)
+            watch(
+                ledger, interval=SWEEP_INTERVAL, stop=stop, report=report, trouble=trouble,
+                reopened=lambda line: messages.put(("sweeper", "sweeper", {"line": line})),
+            )  # fmt: skip
 
     thread = threading.Thread(target=sweep, name="sweeper", daemon=True)
     thread.start()

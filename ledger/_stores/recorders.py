@@ -331,12 +331,18 @@ class StatementKeepingPool(SQLiteConnectionPool):
         backup moved over the store, or the file deleted, under a live worker; its renewals
         went on landing in the file no longer there, so its lease never ran out, while the
         store at the path gave the profile to a second worker)."""
-        if self.opened is not None and _identity(self.db_name) != self.opened:
+        if self.replaced():
             msg = (
                 "its file is no longer the one this process opened (deleted or "
                 "replaced since); nothing was written: open the store again"
             )
             raise sqlite3.OperationalError(msg)
+
+    def replaced(self) -> bool:
+        """Whether the store's path no longer names the file this pool opened first (deleted or
+        replaced since): one ``os.stat``. False before a connection was opened, and for a file
+        opened for reads only (nothing is kept of it)."""
+        return self.opened is not None and _identity(self.db_name) != self.opened
 
     def _create_connection(self) -> SQLiteConnection:
         # The library's own (eventsourcing 9.5), but for the statements kept.

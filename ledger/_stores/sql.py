@@ -40,6 +40,7 @@ from ledger._stores.recorders import (
     AVAILABILITY_TABLE,
     COMMANDS_TABLE,
     DIRECTORIES_TABLE,
+    StatementKeepingPool,
     availability_params,
     in_directory_order,
     overlapping_sql,
@@ -312,6 +313,12 @@ class SqlStore(Store):
             if settings.kind == "sqlite"
             else settings
         )
+
+    def file_replaced(self) -> bool:
+        """Whether the SQLite file at the store's path is no longer the one this store opened
+        (deleted, or replaced by a restore, since): one ``os.stat``. False on PostgreSQL."""
+        pool = getattr(getattr(self.app.recorder, "datastore", None), "pool", None)
+        return isinstance(pool, StatementKeepingPool) and pool.replaced()
 
     @classmethod
     def open(cls, settings: StoreSettings, *, create: bool = False) -> SqlStore:

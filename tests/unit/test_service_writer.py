@@ -32,6 +32,9 @@ class Slow:
             raise LeaseLost(command.lease_id, "ended")
         return f"ok {command.step}"
 
+    def reopen_if_replaced(self) -> str | None:
+        return None  # no file: nothing to open again
+
     def handle(self, command: Command[Any]) -> Any:
         self.batches.append(1)
         return self._one(command)
