@@ -35,9 +35,16 @@ Read = Callable[[Callable[[Ledger], TokenHolder | None]], Awaitable[TokenHolder 
 
 
 class Tokens:
-    def __init__(self, read: Read, *, ttl: float = TOKEN_CACHE_SECONDS) -> None:
+    """Whose a bearer token is, read from the store and remembered for ``ttl`` seconds; at
+    most ``size`` tokens are remembered (known or not), past which the oldest half is
+    forgotten, to be read again when next sent."""
+
+    def __init__(
+        self, read: Read, *, ttl: float = TOKEN_CACHE_SECONDS, size: int = TOKEN_CACHE_SIZE
+    ) -> None:
         self._read = read
         self._ttl = ttl
+        self._size = size
         self._known: dict[str, tuple[TokenHolder | None, float]] = {}
 
     async def caller(self, authorization: str | None) -> TokenHolder:
@@ -51,8 +58,8 @@ class Tokens:
         known = self._known.get(token)
         if known is None or known[1] <= now:
             holder = await self._read(lambda ledger: token_holder(ledger, token))
-            if len(self._known) >= TOKEN_CACHE_SIZE:
-                for stale in list(self._known)[: TOKEN_CACHE_SIZE // 2]:
+            if len(self._known) >= self._size:
+                for stale in list(self._known)[: self._size // 2]:
                     del self._known[stale]
             known = self._known[token] = (holder, now + self._ttl)
         if known[0] is None:

@@ -26,8 +26,10 @@ import httpx
 import pytest
 from serving import Served, peak_kb, serve
 
-from ledger import Ledger, RegisterProfile
+from ledger import Ledger, RegisterProfile, Role
+from ledger.access import issue_token
 from service._auth import Tokens, Unauthorised
+from service._readers import Readers
 
 
 @pytest.fixture
@@ -94,6 +96,38 @@ def test_a_token_longer_than_any_issued_is_neither_looked_up_nor_remembered() ->
     with pytest.raises(Unauthorised):
         asyncio.run(tokens.caller("Bearer cst_" + "y" * 43))  # a token's length: looked up
     assert asked == ["store"]
+
+
+def test_a_flood_of_made_up_tokens_keeps_the_token_cache_bounded_and_real_tokens_working(
+    store_url: str,
+) -> None:
+    """Each made-up token is looked up in the store and its absence remembered: a stranger
+    sending ever new ones would grow the process without end. The cache stays within its
+    bound (a small one here, read from the real store); a real token the flood made it forget
+    is read again when next sent, and still works."""
+    with Ledger.open(store_url) as ledger:
+        real = issue_token(ledger, "worker-1", Role.WORKER).token
+    readers = Readers(lambda: Ledger.open(store_url, create=False))
+    tokens = Tokens(readers.run, size=64)
+
+    async def flood() -> tuple[int, bool, list[str]]:
+        actors = [(await tokens.caller(f"Bearer {real}")).actor]
+        largest = 0
+        for n in range(10 * 64):
+            with pytest.raises(Unauthorised):
+                await tokens.caller(f"Bearer cst_{n:043d}")
+            largest = max(largest, len(tokens._known))
+        forgotten = real not in tokens._known
+        actors.append((await tokens.caller(f"Bearer {real}")).actor)
+        return largest, forgotten, actors
+
+    try:
+        largest, forgotten, actors = asyncio.run(flood())
+    finally:
+        readers.close()
+    assert largest <= 64, f"the token cache grew to {largest} entries past its bound of 64"
+    assert forgotten
+    assert actors == ["worker-1", "worker-1"]
 
 
 def test_a_405_names_every_method_its_path_takes(service: Served) -> None:
