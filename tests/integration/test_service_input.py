@@ -9,10 +9,12 @@ import contextlib
 import io
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -290,6 +292,53 @@ def test_a_body_larger_than_any_command_takes_is_413_and_read_no_further(http: S
         history = ledger.history("p1")
     assert len(history) == before + 1
     assert getattr(history[-1], "url", None) == longest
+
+
+def test_a_body_declared_larger_than_any_command_takes_is_413_before_a_byte_is_sent(
+    http: Served,
+) -> None:
+    """A Content-Length past 1 MiB is refused by itself: a client that sends the headers and
+    no body at all gets its 413 ``http_413`` at once, and nothing is written; the service
+    neither waits for the body it was told of nor reads a byte of it."""
+    with Ledger.open(http.store_url) as ledger:
+        before = len(ledger.history("p1"))
+    where = urlsplit(http.url)
+    head = (
+        "POST /v1/leases/lease-1@p1/heartbeat HTTP/1.1\r\n"
+        f"Host: {where.netloc}\r\n"
+        f"Authorization: Bearer {http.token('w1', Role.WORKER)}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {1024 * 1024 + 1}\r\n\r\n"
+    )
+    with socket.create_connection((where.hostname, where.port), timeout=10) as raw:
+        raw.sendall(head.encode())
+        try:
+            status, body = _answer(raw)
+        except TimeoutError:
+            pytest.fail("no answer in 10 s: the service waits for the body it was told of")
+    assert status.startswith(b"HTTP/1.1 413 "), (status, body)
+    problem = json.loads(body)
+    assert problem["error"] == "http_413", problem
+    assert "larger than 1,048,576 bytes" in problem["message"]
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p1")) == before
+
+
+def _answer(raw: socket.socket) -> tuple[bytes, bytes]:
+    """The status line and the body of the answer read from ``raw`` (by its Content-Length)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        got = raw.recv(65536)
+        assert got, f"the connection closed mid-answer: {answer!r}"
+        answer += got
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    sizes = [line.split(b":")[1] for line in lines if line.lower().startswith(b"content-length:")]
+    while len(body) < int(sizes[0]):
+        got = raw.recv(65536)
+        assert got, f"the connection closed mid-answer: {answer!r}"
+        body += got
+    return lines[0], body
 
 
 def test_every_operation_that_takes_a_body_lists_413_in_its_openapi(http: Served) -> None:
