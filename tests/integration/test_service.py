@@ -258,6 +258,22 @@ def test_who_is_calling_comes_from_the_token(served: Served, pid: str) -> None:
     assert _events(served) == before
 
 
+@pytest.mark.parametrize("scheme", ["Basic", "Token", "Foo", "Bearer:"])
+def test_a_real_token_under_another_scheme_than_bearer_is_401(served: Served, scheme: str) -> None:
+    """A token is taken as ``Authorization: Bearer TOKEN`` only (the scheme in any case, as
+    RFC 9110 has it): a real token sent under another scheme (``Basic TOKEN``, as a client
+    meaning other credentials would send it) is 401 ``unauthorised``, never read as the
+    caller."""
+    token = served.tokens[Role.WORKER]
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        refused = client.get("/v1/profiles", headers={"Authorization": f"{scheme} {token}"})
+        taken = client.get("/v1/profiles", headers={"Authorization": f"bEaReR {token}"})
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"] == "unauthorised"
+    assert refused.headers["www-authenticate"] == "Bearer"
+    assert taken.status_code == 200, taken.text
+
+
 def test_another_workers_lease_is_refused_by_the_write_itself(served: Served, pid: str) -> None:
     """The service's read of who holds a lease passes a lease its profile's row does not name
     (a lease the next checkout will make live, or one the row has moved past), so it cannot be

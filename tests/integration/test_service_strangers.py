@@ -130,6 +130,24 @@ def test_a_flood_of_made_up_tokens_keeps_the_token_cache_bounded_and_real_tokens
     assert actors == ["worker-1", "worker-1"]
 
 
+def test_tokens_take_a_real_token_under_the_bearer_scheme_only(store_url: str) -> None:
+    """``Tokens.caller`` reads an Authorization header's value: a real token under another
+    scheme (``Basic TOKEN``, ``Foo TOKEN``) is ``Unauthorised``, as no token is. FastAPI's
+    ``HTTPBearer`` drops such a header before the API's routes ask (``test_service.py``
+    checks that over HTTP), but ``Tokens`` is the guard every caller of it shares."""
+    with Ledger.open(store_url) as ledger:
+        real = issue_token(ledger, "worker-1", Role.WORKER).token
+    readers = Readers(lambda: Ledger.open(store_url, create=False))
+    tokens = Tokens(readers.run)
+    try:
+        for scheme in ("Basic", "Token", "Foo", "Bearer:"):
+            with pytest.raises(Unauthorised):
+                asyncio.run(tokens.caller(f"{scheme} {real}"))
+        assert asyncio.run(tokens.caller(f"bEaReR {real}")).actor == "worker-1"
+    finally:
+        readers.close()
+
+
 def test_a_405_names_every_method_its_path_takes(service: Served) -> None:
     """``/v1/profiles`` is two routes, GET (the list) and POST (a registration): Starlette
     answered a method neither takes with the first route's methods alone (rev25)."""
