@@ -696,6 +696,39 @@ class BoundedPostgresFactory(PostgresFactory):
         check_before_lending(self.datastore)
         name_connect_failures(pool)
         cap_reconnect_waits(pool)
+        no_growth_while_filling(pool)
+
+
+def no_growth_while_filling(pool: ConnectionPool[Any]) -> None:
+    """The pool grows past its size only for a request that its first connections, still
+    being made, will not serve. psycopg_pool makes them in the background when it opens, at
+    the first lending, which then waits and grew the pool by one: every ledger held 3
+    connections after its first read where its pool is 2, until 10 idle minutes closed the
+    extra one (rev41: a role's connection limit sized from the documentation cost three
+    worker processes of four their leases). A ledger's calls take turns (one connection in use
+    at a time), so the extra one was never needed. Once they are made, or one failed to be
+    (the pool's reconnection then decides), the pool grows as psycopg_pool grows it."""
+    if not hasattr(pool, "_maybe_grow_pool") or not hasattr(pool, "_waiting"):
+        msg = "psycopg_pool no longer grows through ConnectionPool._maybe_grow_pool"
+        raise RuntimeError(msg)
+    coming = [pool.min_size]  # the first connections not yet made
+    connect, grow = pool._connect, pool._maybe_grow_pool
+
+    def connecting(timeout: float | None = None) -> Any:
+        try:
+            conn = connect(timeout)
+        except BaseException:
+            coming[0] = 0
+            raise
+        coming[0] = max(coming[0] - 1, 0)
+        return conn
+
+    def growing() -> None:  # called with the pool's lock held, the request already waiting
+        if not coming[0] or len(pool._waiting) > coming[0]:
+            grow()
+
+    pool._connect = connecting  # type: ignore[method-assign]
+    pool._maybe_grow_pool = growing  # type: ignore[method-assign]
 
 
 def name_connect_failures(pool: ConnectionPool[Any]) -> None:
