@@ -41,7 +41,7 @@ def blocking(work: Callable[..., R], *args: Any) -> R:
 class LedgerDoor(WorkerConfig):
     """A worker's configuration and its ledger, opened at once (``InvalidInput`` for a
     malformed store URL, ``StoreUnavailable`` for a store that cannot be reached). Use it on
-    one thread: the process's renewal hub and each lease's revocation watch open ledgers of
+    one thread: the process's renewal hub and its revocation watches open ledgers of
     their own on the same store."""
 
     def __init__(

@@ -21,7 +21,7 @@ from workers._guard import Clock, LeaseGuard, Progress
 from workers._hub import RenewalHub, hub_for
 from workers._launch import Navigations
 from workers._reasons import reason_of, storable
-from workers._revocation import RevocationWatch
+from workers._revocation import RevocationWatch, RevocationWatches, watches_for
 from workers._settings import BrowserSettings, default_evidence_dir
 from workers._termination import Signalled, Terminated
 
@@ -88,6 +88,13 @@ class WorkerConfig:
             opened.settings, partial(Ledger.open, self.store_url, create=False), self.clock
         )
 
+    @property
+    def revocations(self) -> RevocationWatches:
+        """The process's revocation watches for this store (``workers._revocation``): every
+        lease the process holds there is watched by its one thread, on its one ledger."""
+        opened = self.open_ledger()  # not connected: what the URL names, as a key
+        return watches_for(opened.settings, partial(Ledger.open, self.store_url, create=False))
+
 
 class HeldLease:
     """One checked-out lease as its task sees it.
@@ -108,7 +115,7 @@ class HeldLease:
         self._expected_failure: str | None = None
         # Pages seen in a launched browser and pages a task reports go through the same door.
         self._navigations = Navigations(self._progress, config.settings.prompt_matcher())
-        self._revocations = RevocationWatch(config.open_ledger, guard)
+        self._revocations = RevocationWatch(config.revocations, guard)
         self._evidence_dir = config.evidence_dir
         self._signalled = signalled  # what SIGTERM did, from the checkout on
         self._taker = os.getpid()  # the process that took the lease (``_taken_here``)
