@@ -6768,6 +6768,107 @@ MUTANTS = (
             "test_the_example_node_worker_clean_crashed_and_revoked",
         ),
     ),
+    Mutant(
+        "sweep-watch-never-reopens",
+        "workers/_sweeper.py",
+        "        said = ledger.reopen_if_replaced()\n",
+        "        said = None\n",
+        "a sweeper goes on with a SQLite file deleted or replaced under it (rev41)",
+        (
+            "tests/unit/test_sweeper_loop.py::"
+            "test_watch_reports_each_pass_survives_an_outage_and_stops_when_told",
+        ),
+    ),
+    Mutant(
+        "replaced-file-never-seen",
+        "ledger/_stores/recorders.py",
+        "        return self.opened is not None and _identity(self.db_name) != self.opened\n",
+        "        return False\n",
+        "a SQLite file replaced under a process is never noticed (rev41)",
+        (
+            "tests/integration/test_store_restored_under_watchers.py::"
+            "test_sweep_watch_sweeps_the_file_restored_under_it",
+            "tests/integration/test_store_file_replaced.py::"
+            "test_a_write_to_a_file_no_longer_at_the_store_s_path_is_refused",
+        ),
+    ),
+    Mutant(
+        "projector-never-reopens",
+        "projections/_runner.py",
+        "if (said_again := ledger.reopen_if_replaced()) is not None:",
+        "if (said_again := None) is not None:",
+        "projections run reads a deleted SQLite file for ever (rev41)",
+        (
+            "tests/integration/test_store_restored_under_watchers.py::"
+            "test_projections_run_catches_up_on_a_store_made_again_at_its_path",
+        ),
+    ),
+    Mutant(
+        "service-readers-never-reopen",
+        "service/_readers.py",
+        "        elif (said := ledger.reopen_if_replaced()) is not None:\n",
+        "        elif False:\n",
+        "the service answers from a SQLite file replaced under it (rev41)",
+        (
+            "tests/integration/test_store_restored_under_watchers.py::"
+            "test_serve_reads_and_writes_the_file_restored_under_it",
+        ),
+    ),
+    Mutant(
+        "service-token-cache-bounded",
+        "service/_auth.py",
+        "            if len(self._known) >= self._size:\n",
+        "            if False:\n",
+        "a flood of made-up tokens grows the token cache without end (rev41)",
+        (
+            "tests/integration/test_service_strangers.py::"
+            "test_a_flood_of_made_up_tokens_keeps_the_token_cache_bounded_and_real_tokens_working",
+        ),
+    ),
+    Mutant(
+        "service-body-declared-too-large",
+        "service/_bodies.py",
+        "int(declared) > MAX_BODY_BYTES:",
+        "int(declared) > MAX_BODY_BYTES * 100:",
+        "a Content-Length past 1 MiB is not refused by itself: the service waits (rev41)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_body_declared_larger_than_any_command_takes_is_413_before_a_byte_is_sent",
+        ),
+    ),
+    Mutant(
+        "service-token-bearer-scheme",
+        "service/_auth.py",
+        '        if scheme.lower() != "bearer" or not token.strip():\n',
+        "        if not token.strip():\n",
+        "Tokens.caller takes a real token under any scheme (Basic TOKEN) (rev41)",
+        (
+            "tests/integration/test_service_strangers.py::"
+            "test_tokens_take_a_real_token_under_the_bearer_scheme_only",
+        ),
+    ),
+    Mutant(
+        "pool-grows-while-filling",
+        "ledger/_stores/postgres.py",
+        "        if not coming[0] or len(pool._waiting) > coming[0]:\n            grow()\n",
+        "        grow()\n",
+        "a ledger's first lending grows its pool to 3 while its first 2 are made (rev41)",
+        (
+            "tests/integration/test_connections_per_process.py::"
+            "test_a_ledger_holds_its_pool_of_two_once_used",
+        ),
+    ),
+    Mutant(
+        "watch-per-lease",
+        "workers/_held.py",
+        "RevocationWatch(config.revocations, guard)",
+        "RevocationWatch(RevocationWatches(config.open_ledger), guard)",
+        "each held lease gets a watch thread and a pool of connections of its own (rev41)",
+        (
+            "tests/integration/test_connections_per_process.py::"
+            "test_one_thread_watches_every_lease_and_a_revocation_reaches_its_own",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
