@@ -3688,7 +3688,7 @@ MUTANTS = (
     Mutant(
         "sqlite-file-replaced",
         "ledger/_stores/recorders.py",
-        "        if self.opened is not None and _identity(self.db_name) != self.opened:\n",
+        "        if self.replaced():\n",
         "        if False:\n",
         "a process writes on into a SQLite file deleted or replaced at the store's path",
         ("tests/integration/test_store_file_replaced.py",),
@@ -5860,10 +5860,13 @@ MUTANTS = (
     Mutant(
         "watch-not-revoked",
         "workers/_revocation.py",
-        '            self._guard.revoked(check.why or "not live")\n',
-        '            self._guard.lose(check.why or "not live")\n',
+        '            watch.guard.revoked(check.why or "not live")\n',
+        '            watch.guard.lose(check.why or "not live")\n',
         "the revocation watch loses the lease without 'revoked: '",
-        ("tests/integration/test_worker_revoked.py",),
+        (
+            "tests/integration/test_worker_revoked.py::"
+            "test_the_watch_that_meets_the_ending_first_says_revoked",
+        ),
     ),
     Mutant(
         "deadline-said-revoked",
@@ -6867,6 +6870,40 @@ MUTANTS = (
         (
             "tests/integration/test_connections_per_process.py::"
             "test_one_thread_watches_every_lease_and_a_revocation_reaches_its_own",
+        ),
+    ),
+    Mutant(
+        "fork-waits-for-no-sqlite-use",
+        "ledger/_stores/forks.py",
+        "    alone = uses.changed.wait_for(lambda: set(uses.held.values()) <= {me}, "
+        "WAIT_AT_MOST)\n",
+        "    alone = True\n",
+        "a fork lands while another thread is inside SQLite: the child hangs (rev41)",
+        (
+            "tests/integration/test_fork_beside_threads.py::"
+            "test_a_child_forked_while_threads_use_the_ledger_uses_it",
+        ),
+    ),
+    Mutant(
+        "fork-child-not-refused",
+        "ledger/_stores/forks.py",
+        "refused=parent.refused or parent.others_in_use)",
+        "refused=parent.refused)",
+        "a child forked after a wait in vain uses SQLite copied mid-call (rev41)",
+        (
+            "tests/integration/test_fork_beside_threads.py::"
+            "test_a_fork_that_waited_in_vain_leaves_sqlite_refused_in_its_child",
+        ),
+    ),
+    Mutant(
+        "pool-use-not-counted",
+        "ledger/_stores/recorders.py",
+        "        use = begin_use()\n",
+        "        use = object()\n",
+        "a pooled connection lent out is not waited for by a fork (rev41)",
+        (
+            "tests/integration/test_fork_beside_threads.py::"
+            "test_a_child_forked_while_threads_use_the_ledger_uses_it",
         ),
     ),
 )
