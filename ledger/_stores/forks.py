@@ -44,7 +44,10 @@ class _Uses:
     way; one for the process, made again in a forked child."""
 
     def __init__(self, held: dict[object, int] | None = None, *, refused: bool = False) -> None:
-        self.changed = threading.Condition(threading.Lock())
+        # Re-entrant: the collector may run a ``__del__`` that closes a store (a use) on a
+        # thread inside ``begin_use`` or ``end_use``, which held a plain lock and waited for
+        # itself for ever (rev41: a worker's heartbeat and revocation threads stopped with it).
+        self.changed = threading.Condition(threading.RLock())
         self.held: dict[object, int] = held or {}
         self.forking = 0
         self.others_in_use = False  # at this fork: the child must not use SQLite

@@ -6906,6 +6906,17 @@ MUTANTS = (
             "test_a_child_forked_while_threads_use_the_ledger_uses_it",
         ),
     ),
+    Mutant(
+        "fork-count-lock-not-reentrant",
+        "ledger/_stores/forks.py",
+        "        self.changed = threading.Condition(threading.RLock())",
+        "        self.changed = threading.Condition(threading.Lock())",
+        "a store closed by the collector inside the fork count's lock hangs the thread (rev41)",
+        (
+            "tests/unit/test_fork_uses.py::"
+            "test_a_use_begun_by_the_thread_that_holds_the_count_does_not_wait_for_itself",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
