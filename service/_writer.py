@@ -88,8 +88,6 @@ class Writer:
                         stopping = True
                         break
                     batch.append(item)
-                if (said := ledger.reopen_if_replaced()) is not None:  # a restored SQLite file
-                    log.warning("%s", said)
                 self._write(ledger, batch)
         finally:
             ledger.close()

@@ -131,10 +131,16 @@ def test_projections_run_catches_up_on_a_store_made_again_at_its_path(tmp_path: 
     assert "no such table" not in said, said
 
 
-def test_serve_reads_and_writes_the_file_restored_under_it(tmp_path: Path) -> None:
+def test_serve_reads_the_file_restored_under_it_and_refuses_writes_until_restarted(
+    tmp_path: Path,
+) -> None:
     """A service running when a backup is moved over its store answers every read thread's
-    reads and its writes from the file now at the path, saying so in its log (without the
-    check its threads answered from the old file, and its writer refused every command)."""
+    reads from the file now at the path, saying so in its log (without the check its threads
+    answered from the old file). Its writes stay refused, as a worker's own ledger's are, until
+    it is restarted: the restored file hands out again the lease ids and fencing tokens of
+    leases the earlier file granted after the backup (a review of the first fix, whose writer
+    opened the restored file too: a run's heartbeats renewed, and its release ended, the lease
+    the restored file then granted another run under the same id and token)."""
     path, backup = tmp_path / "custody.db", tmp_path / "backup.db"
     url = f"sqlite:///{path}"
     _register(url, "sp")
@@ -151,10 +157,18 @@ def test_serve_reads_and_writes_the_file_restored_under_it(tmp_path: Path) -> No
             for _ in range(12):
                 found = [p["profile_id"] for p in worker.get("/v1/profiles").json()]
                 assert found == ["sp", "sz"], found
-            taken = worker.post("/v1/profiles/sz/checkout", json={"run_id": "r", "task_type": "t"})
-            assert taken.status_code == 201, taken.text
+            taken = worker.post("/v1/profiles/sz/checkout", json={"run_id": "b", "task_type": "t"})
+            assert taken.status_code != 201, taken.text  # decided on the file it opened
+            held = lease.json()
+            beat = worker.post(
+                f"/v1/leases/{held['lease_id']}/heartbeat",
+                json={"fencing_token": held["fencing_token"], "step": "s"},
+            )
+            assert beat.status_code == 503, beat.text
+            assert "no longer the one this process opened" in beat.text, beat.text
     finally:
         assert served.stop() == 0
     with Ledger.open(url) as ledger:
-        assert ledger.view("sz").state.value == "leased"
+        assert [e.event_type for e in ledger.history("sp")][-1] == "lease_acquired"  # untouched
+        assert ledger.view("sz").state.value == "available"
     assert any(REOPENED in line for line in served.said), served.said

@@ -32,9 +32,6 @@ class Slow:
             raise LeaseLost(command.lease_id, "ended")
         return f"ok {command.step}"
 
-    def reopen_if_replaced(self) -> str | None:
-        return None  # no file: nothing to open again
-
     def handle(self, command: Command[Any]) -> Any:
         self.batches.append(1)
         return self._one(command)
