@@ -90,6 +90,7 @@ class Ledger:
         self._uow: UnitOfWork | None = None
         self._store: SqlStore | None = None
         self._pid = 0  # the process that opened the store
+        self._reopening = False  # closed by reopen_if_replaced: the file went since it was open
         self._lock = threading.RLock()
         self._lock_pid = os.getpid()  # the process the lock is of
 
@@ -168,9 +169,19 @@ class Ledger:
             _INHERITED.append(self._store)
             self._store, self._uow = None, None
         if self._uow is None:
-            self._store = self._connector(creating and self._create)
+            try:
+                self._store = self._connector(creating and self._create)
+            except InvalidInput as e:
+                if not self._reopening or e.field != "store":
+                    raise
+                # A file put at the path since it held a store (not a custody store, one being
+                # copied): trouble the long-running reader waits out, as a file not there yet
+                # (a review: the sweeper and the projector exited 2 and never saw the store
+                # moved back; the service's /healthz answered 422).
+                raise StoreUnavailable(str(e)) from None
             self._uow = UnitOfWork(self._store, self._clock)
             self._pid = os.getpid()
+            self._reopening = False
         return self._uow
 
     @property
@@ -202,6 +213,7 @@ class Ledger:
         if store is None or self._pid != os.getpid() or not store.file_replaced():
             return None
         self.close()
+        self._reopening = True
         return (
             f"store {self.settings.describe()}: its file was deleted or replaced since this "
             "process opened it; the file now at its path is read from here on"

@@ -100,6 +100,36 @@ def test_sweep_watch_sweeps_the_file_restored_under_it(tmp_path: Path) -> None:
         assert ledger.view("sp").state.value == "review_required"
 
 
+def test_sweep_watch_waits_out_a_foreign_file_moved_over_its_store(tmp_path: Path) -> None:
+    """A file that is no custody store moved over the store of a running watcher is trouble
+    it waits out, pass after pass, as a file not there yet: once the good store is moved back
+    the watcher sweeps it (a review of the fix: the watcher exited 2, "is not a custody store",
+    and never saw the store come back; the projector alike). Guard: the ``InvalidInput`` of
+    the store turned ``StoreUnavailable`` in ``Ledger._open`` after a reopen."""
+    path, backup, foreign = tmp_path / "custody.db", tmp_path / "backup.db", tmp_path / "f.db"
+    url = f"sqlite:///{path}"
+    _register(url, "sp")
+    _backup(path, backup)
+    with Ledger.open(f"sqlite:///{backup}") as ledger:
+        ledger.handle(Checkout(profile_id="sp", worker_id="w", run_id="r", task_type="t",
+                               ttl_seconds=1))  # fmt: skip
+    with closing(sqlite3.connect(foreign)) as other:
+        other.execute("CREATE TABLE foo (x)")
+        other.commit()
+    out, err = tmp_path / "out", tmp_path / "err"
+    watcher = _custody(url, "sweep", "--watch", "--interval", "0.3", out=out, err=err)
+    try:
+        _wait_for("the watcher's start", lambda: "sweeping" in err.read_text())
+        _restore(foreign, path)
+        _wait_for("the foreign file said", lambda: "not a custody store" in err.read_text())
+        time.sleep(1)  # passes on the foreign file
+        assert watcher.poll() is None, err.read_text()
+        _restore(backup, path)
+        _wait_for("the restored lease swept", lambda: "lease-1@sp: marked stale" in out.read_text())
+    finally:
+        assert _stopped(watcher) == 0, err.read_text()
+
+
 def test_projections_run_catches_up_on_a_store_made_again_at_its_path(tmp_path: Path) -> None:
     """A projector running when its store's directory is deleted and a new store is made at
     the same path folds the new store's events (without the check it said "no such table"

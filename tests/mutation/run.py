@@ -6917,6 +6917,17 @@ MUTANTS = (
             "test_a_use_begun_by_the_thread_that_holds_the_count_does_not_wait_for_itself",
         ),
     ),
+    Mutant(
+        "reopen-foreign-file-fatal",
+        "ledger/_application.py",
+        '                if not self._reopening or e.field != "store":\n',
+        "                if True:\n",
+        "a foreign file moved over a watched store ends the watcher for good (rev41)",
+        (
+            "tests/integration/test_store_restored_under_watchers.py::"
+            "test_sweep_watch_waits_out_a_foreign_file_moved_over_its_store",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
