@@ -69,11 +69,10 @@ class Ledger:
 
     Open with ``Ledger.open(store_url)`` (or ``Ledger.init``); close when done (it is a context
     manager). Threads that share one take turns (one per thread runs them side by side). A
-    process forked from one holding it may use it, other threads using it or not: the child
-    opens the store again on its first use, leaving the parent's connections to the parent (on
-    SQLite a fork waits for the other threads' uses to end: ``ledger._stores.forks``). Reads
-    return read models, never the aggregate. Not picklable: a process started otherwise opens
-    its own."""
+    process forked from one holding it may use it: the child opens the store again on its
+    first use, leaving the parent's connections to the parent (on SQLite only if no other
+    thread was using a store as it forked: docs/reference/python-api.md). Reads return read models,
+    never the aggregate. Not picklable: a process started otherwise opens its own."""
 
     def __init__(
         self,

@@ -33,7 +33,6 @@ from pydantic import AwareDatetime, ValidationError
 from ledger._domain.directories import ancestors, inside_prefix, overlap, refusal
 from ledger._domain.errors import InvalidInput
 from ledger._domain.row import Availability
-from ledger._stores.forks import begin_use, end_use, using_sqlite
 from ledger.ports import LateSave
 
 AVAILABILITY_TABLE = "custody_availability"
@@ -325,35 +324,6 @@ class StatementKeepingPool(SQLiteConnectionPool):
     It also keeps which file its first connection opened (``refuse_another_file``)."""
 
     opened: tuple[int, int] | None = None  # the file's device and inode
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._lent: dict[int, object] = {}  # the use each lent connection is, by its id
-
-    def get_connection(
-        self, timeout: float | None = None, *, is_writer: bool | None = None
-    ) -> SQLiteConnection:
-        """The library's, a use of SQLite (``ledger._stores.forks``) from now until the
-        connection is given back: a fork waits for it (rev41: a child forked while another
-        thread was in a transaction hung, or was told for ever that the file was locked)."""
-        use = begin_use()
-        try:
-            conn = super().get_connection(timeout, is_writer=is_writer)
-        except BaseException:
-            end_use(use)
-            raise
-        self._lent[id(conn)] = use
-        return conn
-
-    def put_connection(self, conn: SQLiteConnection) -> None:
-        try:
-            super().put_connection(conn)
-        finally:
-            end_use(self._lent.pop(id(conn), None))
-
-    def close(self) -> None:
-        with using_sqlite():  # closing a connection is a call into SQLite too
-            super().close()
 
     def refuse_another_file(self) -> None:
         """Raise, within the write's transaction (nothing is written), where the store's path

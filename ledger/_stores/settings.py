@@ -275,11 +275,8 @@ class StoreSettings(BaseModel):
         import sqlite3
         from contextlib import closing
 
-        from ledger._stores.forks import using_sqlite
-
         try:  # asked of SQLite, not guessed: a file not in WAL mode (VACUUM INTO's) is read
-            uri = self.sqlite_read_uri()
-            with using_sqlite(), closing(sqlite3.connect(uri, uri=True, timeout=1)) as conn:
+            with closing(sqlite3.connect(self.sqlite_read_uri(), uri=True, timeout=1)) as conn:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError as e:
             if "readonly" not in str(e) and "unable to open" not in str(e):

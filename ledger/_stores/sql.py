@@ -27,7 +27,6 @@ from ledger._domain.row import Availability
 from ledger._stores.access import Tables, authority_of
 from ledger._stores.clock import OffsetClock
 from ledger._stores.connections import postgres_connection, read_cursor
-from ledger._stores.forks import using_sqlite
 from ledger._stores.migrations import (
     ORIGINS_TABLE,
     RECORDED_VERSION,
@@ -208,10 +207,7 @@ def _sqlite_tables(settings: StoreSettings) -> tuple[set[str], int | None]:
     mode = "ro" if beside else "rw" if writable else "ro&immutable=1"
     uri = f"file:{quote(os.fsencode(path))}?mode={mode}"
     try:
-        with (
-            using_sqlite(),
-            closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn,
-        ):
+        with closing(sqlite3.connect(uri, uri=True, timeout=settings.timeout)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             tables = {name for (name,) in rows}
             foreign = ", ".join(sorted(_foreign_tables(conn, tables)))

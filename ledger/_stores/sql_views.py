@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 from ledger._domain.errors import RowConflict
 from ledger._stores.connections import postgres_connection, read_cursor, store_errors, store_failure
-from ledger._stores.forks import using_sqlite
 from ledger._stores.settings import CLIENT_ENCODING, StoreSettings
 from ledger._stores.settled import (
     RUNNING_QUERY,
@@ -396,7 +395,7 @@ class SqlViews(Views):
 
         # pandas reads a sqlite3 connection natively (no SQLAlchemy, no warning).
         uri = self.settings.sqlite_read_uri()
-        with store_errors(self.settings), using_sqlite():
+        with store_errors(self.settings):
             conn = sqlite3.connect(uri, uri=True, timeout=self.settings.timeout)
             with closing(conn):
                 return pd.read_sql(statement, conn, params=tuple(params))

@@ -6873,51 +6873,6 @@ MUTANTS = (
         ),
     ),
     Mutant(
-        "fork-waits-for-no-sqlite-use",
-        "ledger/_stores/forks.py",
-        "    alone = uses.changed.wait_for(lambda: set(uses.held.values()) <= {me}, "
-        "WAIT_AT_MOST)\n",
-        "    alone = True\n",
-        "a fork lands while another thread is inside SQLite: the child hangs (rev41)",
-        (
-            "tests/integration/test_fork_beside_threads.py::"
-            "test_a_child_forked_while_threads_use_the_ledger_uses_it",
-        ),
-    ),
-    Mutant(
-        "fork-child-not-refused",
-        "ledger/_stores/forks.py",
-        "refused=parent.refused or parent.others_in_use)",
-        "refused=parent.refused)",
-        "a child forked after a wait in vain uses SQLite copied mid-call (rev41)",
-        (
-            "tests/integration/test_fork_beside_threads.py::"
-            "test_a_fork_that_waited_in_vain_leaves_sqlite_refused_in_its_child",
-        ),
-    ),
-    Mutant(
-        "pool-use-not-counted",
-        "ledger/_stores/recorders.py",
-        "        use = begin_use()\n",
-        "        use = object()\n",
-        "a pooled connection lent out is not waited for by a fork (rev41)",
-        (
-            "tests/integration/test_fork_beside_threads.py::"
-            "test_a_child_forked_while_threads_use_the_ledger_uses_it",
-        ),
-    ),
-    Mutant(
-        "fork-count-lock-not-reentrant",
-        "ledger/_stores/forks.py",
-        "        self.changed = threading.Condition(threading.RLock())",
-        "        self.changed = threading.Condition(threading.Lock())",
-        "a store closed by the collector inside the fork count's lock hangs the thread (rev41)",
-        (
-            "tests/unit/test_fork_uses.py::"
-            "test_a_use_begun_by_the_thread_that_holds_the_count_does_not_wait_for_itself",
-        ),
-    ),
-    Mutant(
         "reopen-foreign-file-fatal",
         "ledger/_application.py",
         '                if not self._reopening or e.field != "store":\n',
