@@ -73,17 +73,24 @@ def _stopped(process: subprocess.Popen[bytes]) -> int:
     return process.wait(timeout=30)
 
 
-def test_sweep_watch_sweeps_the_file_restored_under_it(tmp_path: Path) -> None:
-    """A watcher running when a backup holding an overdue lease is moved over its store
-    settles that lease at its next pass, and says once on stderr that it reads the new file
-    (without the check it swept the old file, where the profile was never leased, for good)."""
-    path, backup = tmp_path / "custody.db", tmp_path / "backup.db"
+def _store_and_a_backup_leasing_sp(path: Path, backup: Path) -> str:
+    """A store at ``path`` where sp was never leased, and a backup of it where sp's lease of
+    1 s soon runs out; the store's URL."""
     url = f"sqlite:///{path}"
     _register(url, "sp")
     _backup(path, backup)
     with Ledger.open(f"sqlite:///{backup}") as ledger:
         ledger.handle(Checkout(profile_id="sp", worker_id="w", run_id="r", task_type="t",
                                ttl_seconds=1))  # fmt: skip
+    return url
+
+
+def test_sweep_watch_sweeps_the_file_restored_under_it(tmp_path: Path) -> None:
+    """A watcher running when a backup holding an overdue lease is moved over its store
+    settles that lease at its next pass, and says once on stderr that it reads the new file
+    (without the check it swept the old file, where the profile was never leased, for good)."""
+    path, backup = tmp_path / "custody.db", tmp_path / "backup.db"
+    url = _store_and_a_backup_leasing_sp(path, backup)
     out, err = tmp_path / "out", tmp_path / "err"
     watcher = _custody(url, "sweep", "--watch", "--interval", "0.3", out=out, err=err)
     try:
@@ -107,12 +114,7 @@ def test_sweep_watch_waits_out_a_foreign_file_moved_over_its_store(tmp_path: Pat
     and never saw the store come back; the projector alike). Guard: the ``InvalidInput`` of
     the store turned ``StoreUnavailable`` in ``Ledger._open`` after a reopen."""
     path, backup, foreign = tmp_path / "custody.db", tmp_path / "backup.db", tmp_path / "f.db"
-    url = f"sqlite:///{path}"
-    _register(url, "sp")
-    _backup(path, backup)
-    with Ledger.open(f"sqlite:///{backup}") as ledger:
-        ledger.handle(Checkout(profile_id="sp", worker_id="w", run_id="r", task_type="t",
-                               ttl_seconds=1))  # fmt: skip
+    url = _store_and_a_backup_leasing_sp(path, backup)
     with closing(sqlite3.connect(foreign)) as other:
         other.execute("CREATE TABLE foo (x)")
         other.commit()
