@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pg_cluster import PostgresCluster, create_database, drop_database
@@ -20,15 +22,15 @@ PG_URL_ENV = "CUSTODY_TEST_PG_URL"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _temporary_files_in_the_session(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[None]:
+def _temporary_files_in_the_session() -> Iterator[None]:
     """Every temporary file the session and its children make (a demo's kept fleet directory,
-    Chromium's and Node's scratch, ``mkdtemp`` in the TypeScript tests) goes under the
-    session's own base directory, which pytest prunes to the last three sessions: a run left
-    some 2,600 directories (389 MB) in /tmp over a day of runs before."""
-    scratch = tmp_path_factory.getbasetemp() / "tmp"
-    scratch.mkdir(exist_ok=True)
+    Chromium's and Node's scratch, ``mkdtemp`` in the TypeScript tests) goes under one
+    directory of the session's, removed when it ends: a day of runs had left some 2,600
+    directories (389 MB) in /tmp. It is in the temporary directory the session found, and
+    others may enter it (not pytest's base directory, which only its owner may): tests run
+    commands as another user on a store in a directory of their own below it."""
+    scratch = Path(tempfile.mkdtemp(prefix="custody-tests-"))
+    scratch.chmod(0o755)
     before = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = str(scratch)
     tempfile.tempdir = None  # gettempdir() caches its answer; let it read TMPDIR again
@@ -40,6 +42,7 @@ def _temporary_files_in_the_session(
         else:
             os.environ["TMPDIR"] = before
         tempfile.tempdir = None
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
