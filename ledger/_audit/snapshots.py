@@ -20,12 +20,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ledger._audit.walk import BATCH, Problem
-from ledger._domain.errors import (
-    NeverDecided,
-    OlderSnapshot,
-    StoreUnavailable,
-    UnreadableSnapshot,
-)
+from ledger._domain.errors import NeverDecided, OlderSnapshot, UnreadableSnapshot
 from ledger._domain.events import ProfileEvent
 from ledger._domain.profile import Profile
 from ledger._domain.snapshot import ProfileSnapshot
@@ -89,8 +84,6 @@ class _Fold:
         while self.broken is None and self.version < version:
             try:
                 batch = self.events(self.stream, self.version, version, BATCH)
-            except StoreUnavailable:  # the store, not the log: verify answers exit 6 (rev41)
-                raise
             except Exception as e:  # junk bytes that do not decode: named, never a crash
                 self.broken = f"an event after v{self.version} cannot be read ({e})"
                 return

@@ -15,15 +15,13 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 from audit_scene import custody, long_ledger
 from raw_log import RawLog
 from test_tamper import _edit_snapshot
 
-from ledger import Ledger, StoreUnavailable, audit
-from ledger._audit.snapshots import SnapshotCheck
+from ledger import Ledger, audit
 
 
 @pytest.fixture
@@ -175,33 +173,3 @@ def test_junk_in_a_stream_with_snapshots_is_named_not_a_crash(store: str, junk: 
     assert "p1 v50: its snapshot cannot be checked" in said.out
     with Ledger.open(store) as ledger:
         assert audit.verify(ledger, beside=True) == audit.verify(ledger, beside=False)
-
-
-class _Restarted:
-    """The store, its events unreadable as a PostgreSQL server restarted under the read makes
-    them (the error the store raised when a reviewer restarted the server mid-check)."""
-
-    def __init__(self, store: object) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._store, name)
-
-    def stream_events(self, stream: object, after: int, upto: int, limit: int) -> list[object]:
-        msg = "store unavailable: consuming input failed: server closed the connection"
-        raise StoreUnavailable(msg, lost=True)
-
-
-def test_a_store_gone_while_snapshots_are_checked_is_the_store_s_trouble_not_the_log_s(
-    store: str,
-) -> None:
-    """rev41: a PostgreSQL restart while the snapshot check folded a profile's events was
-    named as one problem per later snapshot of that profile ("its snapshot cannot be checked:
-    ... server closed the connection"), and verify and digest answered exit 5, a tampered log,
-    for a log that holds. The store's unavailability goes up as itself (exit 6). Guard: the
-    ``except StoreUnavailable: raise`` in ``_Fold.to``."""
-    with Ledger.open(store) as ledger:
-        check = SnapshotCheck(cast(Any, _Restarted(ledger.store)))
-        with pytest.raises(StoreUnavailable, match="server closed the connection"):
-            check.run()
-        assert check.problems == []

@@ -6541,18 +6541,6 @@ MUTANTS = (
         ("tests/e2e/test_cli_locale.py::test_keys_digests_demo_and_a_sqlite_store_named_in_utf8",),
     ),
     Mutant(
-        "snapshot-check-store-trouble",
-        "ledger/_audit/snapshots.py",
-        "            except StoreUnavailable:  # the store, not the log: verify answers exit 6 "
-        "(rev41)\n                raise\n",
-        "",
-        "a store gone mid-check is named as problems of the log, exit 5 (rev41)",
-        (
-            "tests/integration/test_verify_beside.py::"
-            "test_a_store_gone_while_snapshots_are_checked_is_the_store_s_trouble_not_the_log_s",
-        ),
-    ),
-    Mutant(
         "command-refusal-checked",
         "ledger/_unit_of_work.py",
         "        if (refused := command.refusal()) is not None:",
