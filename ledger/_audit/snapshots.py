@@ -20,7 +20,12 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ledger._audit.walk import BATCH, Problem
-from ledger._domain.errors import NeverDecided, OlderSnapshot, UnreadableSnapshot
+from ledger._domain.errors import (
+    NeverDecided,
+    OlderSnapshot,
+    StoreUnavailable,
+    UnreadableSnapshot,
+)
 from ledger._domain.events import ProfileEvent
 from ledger._domain.profile import Profile
 from ledger._domain.snapshot import ProfileSnapshot
@@ -85,6 +90,8 @@ class _Fold:
             try:
                 batch = self.events(self.stream, self.version, version, BATCH)
             except Exception as e:  # junk bytes that do not decode: named, never a crash
+                if isinstance(e, StoreUnavailable) and not _undecodable(e):
+                    raise  # the store, not the log: verify answers exit 6
                 self.broken = f"an event after v{self.version} cannot be read ({e})"
                 return
             if not batch:
@@ -99,6 +106,20 @@ class _Fold:
                 self.broken = f"v{self.version + 1} does not fold onto v{self.version} ({e})"
             except Exception as e:  # a damaged stream is named, never a crash
                 self.broken = f"v{self.version + 1} does not fold onto v{self.version} ({e})"
+
+
+def _undecodable(error: BaseException) -> bool:
+    """Whether the store's error is text in a cell that is not UTF-8 (SQLite keeps whatever a
+    hand writes, and its driver refuses to read it back): damage in the log, named as such.
+    Any other ``StoreUnavailable`` (a PostgreSQL restart, a refused connection, a lock) is
+    the store's trouble, not the log's (rev41: named as problems, exit 5, for a log that
+    holds). The driver's own words, never translated."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if "could not decode to utf-8" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass

@@ -16,12 +16,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from audit_scene import custody, long_ledger
+from pg_cluster import PostgresCluster, create_database
 from raw_log import RawLog
 from test_tamper import _edit_snapshot
 
-from ledger import Ledger, audit
+from ledger import Ledger, StoreUnavailable, audit
 
 
 @pytest.fixture
@@ -173,3 +175,32 @@ def test_junk_in_a_stream_with_snapshots_is_named_not_a_crash(store: str, junk: 
     assert "p1 v50: its snapshot cannot be checked" in said.out
     with Ledger.open(store) as ledger:
         assert audit.verify(ledger, beside=True) == audit.verify(ledger, beside=False)
+
+
+def test_a_postgresql_restart_while_snapshots_are_checked_is_the_store_s_trouble_not_the_log_s(
+    cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rev41: a PostgreSQL restart while the snapshot check folded a profile's events was
+    named as one problem per later snapshot of that profile ("its snapshot cannot be checked:
+    ... server closed the connection"), and verify and digest answered exit 5, a tampered log,
+    for a log that holds. A real server's sessions are ended (as a restart ends them) just
+    before the check's first read of a stream: the store's trouble goes up as itself (exit 6),
+    and SQLite's undecodable text is still named (test_tamper's ``state-text``). Guard:
+    ``_undecodable`` in ``_Fold.to``."""
+    url = create_database(cluster.admin_url, "gone")
+    Ledger.init(url).close()
+    long_ledger(url)
+    with Ledger.open(url) as ledger:
+        read = ledger.store.stream_events
+
+        def read_once_the_sessions_ended(*args: object) -> object:
+            with psycopg.connect(cluster.admin_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = 'gone' AND pid <> pg_backend_pid()"
+                )
+            return read(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(ledger.store, "stream_events", read_once_the_sessions_ended)
+        with pytest.raises(StoreUnavailable, match="unavailable"):
+            audit.verify(ledger, beside=False)

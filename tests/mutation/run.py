@@ -6871,6 +6871,29 @@ MUTANTS = (
             "test_sweep_watch_waits_out_a_foreign_file_moved_over_its_store",
         ),
     ),
+    Mutant(
+        "snapshot-check-store-trouble",
+        "ledger/_audit/snapshots.py",
+        "                if isinstance(e, StoreUnavailable) and not _undecodable(e):\n"
+        "                    raise  # the store, not the log: verify answers exit 6\n",
+        "",
+        "a PostgreSQL restart mid-check is named as problems of the log, exit 5 (rev41)",
+        (
+            "tests/integration/test_verify_beside.py::"
+            "test_a_postgresql_restart_while_snapshots_are_checked_is_the_store_s_trouble_not_the_log_s",
+        ),
+    ),
+    Mutant(
+        "snapshot-check-undecodable-named",
+        "ledger/_audit/snapshots.py",
+        "isinstance(e, StoreUnavailable) and not _undecodable(e)",
+        "isinstance(e, StoreUnavailable)",
+        "SQLite text that is not UTF-8 ends verify as unavailable, not named (rev41)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_cell_of_a_type_custody_never_stores_is_named_not_read_round[state-text]",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
