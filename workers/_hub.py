@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -47,6 +46,7 @@ from typing import Any, Protocol
 
 from ledger import Heartbeat, Lease, LeaseLost, StoreUnavailable
 from workers._guard import Clock, LeaseGuard, Progress
+from workers._per_process import OwnLedgerThread, PerProcess
 from workers._renewal import Handles, ended, heartbeat
 
 WINDOW_SHARE = 0.5  # how early, in intervals, a lease is renewed to join a batch due now
@@ -147,7 +147,7 @@ class Renewal:
         self.beat, self.retry_at = None, now + self.guard.timing.retry_period
 
 
-class RenewalHub:
+class RenewalHub(OwnLedgerThread[HandlesTogether]):
     """The renewals of the leases one process holds on one store (``hub_for``): ``join`` a lease
     when it is granted, ``leave`` before releasing it. Thread-safe; its thread opens its own
     ledger with ``open_ledger``."""
@@ -157,14 +157,12 @@ class RenewalHub:
     ) -> None:
         """``run=False``: no thread; the caller renews with ``renew_due`` (as the unit tests
         do, one round at a time)."""
+        super().__init__(open_ledger, "custody heartbeats")
         self._run_thread = run
-        self._open_ledger = open_ledger
         self._clock = clock
-        self._changed = threading.Condition(threading.Lock())
         self._renewals: list[Renewal] = []
         self._sending: list[Renewal] = []
         self._generation = 0  # moves at every join and leave: a wait must look again
-        self._thread: threading.Thread | None = None
         self.store_calls = 0  # heartbeats sent, and the store calls (transactions) they took
         self.heartbeats_sent = 0
 
@@ -174,11 +172,8 @@ class RenewalHub:
         with self._changed:
             self._renewals.append(renewal)
             self._moved()
-            if self._thread is None and self._run_thread:
-                self._thread = threading.Thread(
-                    target=self._run, name="custody heartbeats", daemon=True
-                )
-                self._thread.start()
+            if self._run_thread:
+                self._start()
         return renewal
 
     def leave(self, renewal: Renewal, timeout: float | None = None) -> bool:
@@ -225,19 +220,7 @@ class RenewalHub:
         with self._changed:
             return min((r.due_in(now) for r in self._renewals), default=math.inf)
 
-    def _run(self) -> None:
-        try:
-            ledger = self._open_ledger()
-            try:
-                self._renew_until_left(ledger)
-            finally:
-                ledger.close()
-        finally:  # a hub whose thread died starts another at the next join
-            with self._changed:
-                if self._thread is threading.current_thread():
-                    self._thread = None
-
-    def _renew_until_left(self, ledger: HandlesTogether) -> None:
+    def _serve(self, ledger: HandlesTogether) -> None:
         """Renew what is due, sleep until the next is (or a lease joins or leaves), until no
         lease is left."""
         while True:
@@ -300,27 +283,12 @@ def stepping(renewal: Renewal | None) -> AbstractContextManager[object]:
     return renewal.alone if renewal is not None else contextlib.nullcontext()
 
 
-_hubs: dict[tuple[Hashable, Clock], RenewalHub] = {}
-_hubs_lock = threading.Lock()
+_hubs: PerProcess[tuple[Hashable, Clock], RenewalHub] = PerProcess()
 
 
 def hub_for(
     store: Hashable, open_ledger: Callable[[], HandlesTogether], clock: Clock
 ) -> RenewalHub:
     """The process's renewal hub for ``store`` (a parsed store URL) and ``clock``, made on first
-    use with ``open_ledger``."""
-    with _hubs_lock:
-        hub = _hubs.get((store, clock))
-        if hub is None:
-            hub = _hubs[(store, clock)] = RenewalHub(open_ledger, clock)
-        return hub
-
-
-def _forget_hubs() -> None:
-    """A forked child runs none of its parent's threads: its leases start hubs of their own."""
-    global _hubs_lock
-    _hubs.clear()
-    _hubs_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_hubs)
+    use with ``open_ledger``; a forked child's leases start hubs of their own."""
+    return _hubs.get((store, clock), lambda: RenewalHub(open_ledger, clock))

@@ -23,14 +23,13 @@ its browser is stopped by the watchdog at the lease's local deadline.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Protocol
 
 from ledger import LeaseCheck, StoreUnavailable
 from workers._guard import LeaseGuard
+from workers._per_process import OwnLedgerThread, PerProcess
 
 POLL_SECONDS = 0.5
 log = logging.getLogger("custody.workers")
@@ -71,17 +70,15 @@ class RevocationWatch:
         return self._watches.busy_with(self)
 
 
-class RevocationWatches:
+class RevocationWatches(OwnLedgerThread[LeaseChecks]):
     """The revocation watches of the leases one process holds on one store (``watches_for``):
     one thread, started at the first ``join`` and ended once no lease is left, which opens its
     own ledger with ``open_ledger`` and closes it when it ends. Thread-safe."""
 
     def __init__(self, open_ledger: Callable[[], LeaseChecks]) -> None:
-        self._open_ledger = open_ledger
-        self._changed = threading.Condition(threading.Lock())
+        super().__init__(open_ledger, "custody revocation watch")
         self._watches: list[RevocationWatch] = []
         self._checking: RevocationWatch | None = None  # the check on its way
-        self._thread: threading.Thread | None = None
 
     def join(self, watch: RevocationWatch) -> None:
         """Check ``watch``'s lease every ``watch.poll`` seconds from now on."""
@@ -89,11 +86,7 @@ class RevocationWatches:
             watch.due_at = time.monotonic() + watch.poll
             self._watches.append(watch)
             self._changed.notify_all()
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="custody revocation watch", daemon=True
-                )
-                self._thread.start()
+            self._start()
 
     def leave(self, watch: RevocationWatch, timeout: float | None = None) -> bool:
         """Check ``watch``'s lease no more. True once no check of it is on its way."""
@@ -111,19 +104,7 @@ class RevocationWatches:
         with self._changed:
             return self._checking is watch or (watch in self._watches and self._thread is not None)
 
-    def _run(self) -> None:
-        try:
-            ledger = self._open_ledger()
-            try:
-                self._watch_until_left(ledger)
-            finally:
-                ledger.close()
-        finally:  # a thread that died is started again at the next join
-            with self._changed:
-                if self._thread is threading.current_thread():
-                    self._thread = None
-
-    def _watch_until_left(self, ledger: LeaseChecks) -> None:
+    def _serve(self, ledger: LeaseChecks) -> None:
         """Check each lease when due, sleep until the next is (or a lease joins or leaves),
         until no lease is left."""
         while True:
@@ -173,26 +154,10 @@ class RevocationWatches:
             watch.guard.revoked(check.why or "not live")
 
 
-_watches: dict[Hashable, RevocationWatches] = {}
-_watches_lock = threading.Lock()
+_watches: PerProcess[Hashable, RevocationWatches] = PerProcess()
 
 
 def watches_for(store: Hashable, open_ledger: Callable[[], LeaseChecks]) -> RevocationWatches:
     """The process's revocation watches for ``store`` (a parsed store URL), made on first use
-    with ``open_ledger``."""
-    with _watches_lock:
-        watches = _watches.get(store)
-        if watches is None:
-            watches = _watches[store] = RevocationWatches(open_ledger)
-        return watches
-
-
-def _forget_watches() -> None:
-    """A forked child runs none of its parent's threads: its leases start watches of their
-    own."""
-    global _watches_lock
-    _watches.clear()
-    _watches_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_watches)
+    with ``open_ledger``; a forked child's leases start watches of their own."""
+    return _watches.get(store, lambda: RevocationWatches(open_ledger))
