@@ -311,7 +311,12 @@ class Seconds(click.FloatRange):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and re.fullmatch(_DECIMAL, value) is None:
             self.fail(f"{value!r} is not a valid number of seconds.", param, ctx)
-        seconds = super().convert(value, param, ctx)
+        try:
+            seconds = super().convert(value, param, ctx)
+        except click.BadParameter:  # out of range, told as typed, not as the float read
+            if not isinstance(value, str):  # (rev42: 400 ones refused as "inf")
+                raise
+            self.fail(f"{value} is not in the range {self._describe_range()}.", param, ctx)
         if seconds != seconds:  # nan: the only value unequal to itself
             self.fail(f"{seconds} is not in the range {self._describe_range()}.", param, ctx)
         return seconds

@@ -6894,6 +6894,14 @@ MUTANTS = (
             "test_a_cell_of_a_type_custody_never_stores_is_named_not_read_round[state-text]",
         ),
     ),
+    Mutant(
+        "seconds-out-of-range-as-typed",
+        "custody/_wiring.py",
+        "        except click.BadParameter:  # out of range, told as typed",
+        "        except ZeroDivisionError:  # out of range, told as typed",
+        "an interval out of range is refused quoting the float read, not the text typed (rev42)",
+        ("tests/unit/test_seconds.py::test_a_number_out_of_range_is_quoted_as_typed",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
