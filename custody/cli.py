@@ -106,17 +106,24 @@ def _notes() -> Any:
     """While a command runs, what the read side warns of (``ledger.feed.ReadModelBehind``: an
     answer that leaves out events this login may not fold; ``StrayRegistrations``: one that
     leaves out registrations outside their profile's stream) is one ``custody: note:`` line on
-    stderr, each time; any other warning is shown as Python shows it."""
+    stderr, once however many reads warn it (rev42: ``who`` and ``why`` under a worker's login
+    read the timeline twice and said its note twice); any other warning is shown as Python
+    shows it."""
     import warnings
 
     shown = warnings.showwarning
+    said: set[str] = set()
 
     def note(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
         if category.__name__ not in ("ReadModelBehind", "StrayRegistrations"):
             shown(message, category, *args, **kwargs)
             return
+        line = f"custody: note: {one_line(str(message))}\n"
+        if line in said:
+            return
+        said.add(line)
         with contextlib.suppress(OSError):
-            sys.stderr.write(f"custody: note: {one_line(str(message))}\n")
+            sys.stderr.write(line)
 
     with warnings.catch_warnings():
         warnings.filterwarnings("always", message=r"the \w+ read model has \d+ event")

@@ -111,6 +111,26 @@ def test_a_worker_login_reads_an_account_and_a_moment_the_timeline_has_not_folde
     assert refused.code == 2, refused.err  # an account nobody registered is still refused
 
 
+def test_a_worker_login_is_told_once_an_answer_what_the_timeline_leaves_out(
+    owner_url: str, tmp_path: Path
+) -> None:
+    """rev42: under a worker's login, with nothing folded by a maintainer, ``who`` and ``why``
+    read the timeline twice and said its note twice; once an answer, as read-models.md says.
+    Guard: the lines said in ``custody.cli._notes``."""
+    name = f"work_{uuid.uuid4().hex[:8]}"
+    ok(custody("--store", owner_url, "access", "grant", name, "--role", "worker", cwd=tmp_path))
+    worker = as_login(owner_url, name)
+    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
+    lease = run(
+        worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t"
+    ).json()
+    run(worker, "heartbeat", str(lease["lease_id"]), "--token", "1", "--step", "s1")
+    for asked in (["who", PROFILE], ["why", PROFILE], ["--json", "who", PROFILE]):
+        said = run(worker, *asked).err
+        assert said.count("custody: note: the timeline read model has 3 event(s)") == 1, said
+
+
 def test_a_worker_login_replays_the_events_its_timeline_has_not_folded(
     owner_url: str, tmp_path: Path
 ) -> None:

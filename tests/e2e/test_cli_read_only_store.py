@@ -244,6 +244,10 @@ def test_a_read_model_behind_the_log_on_read_only_media_says_what_its_answer_lea
             "which this store login may not fold: the answer leaves them out (run custody "
             "projections run where the store may be written, or read a writable copy)\n"
         )
+        # rev42: who and why read the read model twice and said the note twice; once an answer
+        for asked in (["who", "p1"], ["why", "p1"], ["--json", "who", "p1"]):
+            said = ok(custody(*asked, cwd=tmp_path, store=ro, program=program))
+            assert said.err.count("custody: note:") == 1, (asked, said.err)
     finally:
         media.chmod(0o755)
     writable = ok(custody("timeline", "p1", cwd=made, store=store))

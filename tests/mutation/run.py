@@ -6902,6 +6902,17 @@ MUTANTS = (
         "an interval out of range is refused quoting the float read, not the text typed (rev42)",
         ("tests/unit/test_seconds.py::test_a_number_out_of_range_is_quoted_as_typed",),
     ),
+    Mutant(
+        "cli-note-once-an-answer",
+        "custody/cli.py",
+        "        if line in said:\n            return\n",
+        "",
+        "who and why under a worker's login say the timeline's note twice (rev42)",
+        (
+            "tests/e2e/test_access_worker_cannot_rewrite_read_models.py::"
+            "test_a_worker_login_is_told_once_an_answer_what_the_timeline_leaves_out",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
