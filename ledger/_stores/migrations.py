@@ -173,8 +173,22 @@ def create_schema(self: Migrating) -> None:
     # A store whose availability table is gone (dropped by hand): its rows come back from the
     # events below, not as an empty table (rev32: status '(none)', fleet '0 profiles', exit 0).
     made_before = self.schema_version() is not None
+    # A store custody made before it recorded a version (schema 1 began recording it) has its
+    # events and availability table, no version and no command ids' table (schema 2's): it is
+    # migrated from schema 1. Taken for a new store (rev42), it got no migration: no chain
+    # origins (verify named every event as forged), no command ids (a retry applied twice), no
+    # directories (one given to two profiles), and the version recorded as current for good.
+    unversioned = (
+        not made_before
+        and _table_exists(self, AVAILABILITY_TABLE)
+        and not _table_exists(self, COMMANDS_TABLE)
+        and _table_exists(self, self.tables.events)
+        and bool(self.query(f"SELECT 1 AS t FROM {self.tables.events} LIMIT 1"))
+    )  # (an init cut short, with no event, is made whole as a new store)
     for statement in tables:
         self.execute(statement)
+    if unversioned:
+        made_before = True
     # Rows lost: the table dropped (made again just now, empty), or rows deleted, or a restore
     # cut short before it committed (rev32: 88 of 1,500 rows left for good; a live writer's
     # first row then hid an empty table from a check for one).
@@ -182,7 +196,7 @@ def create_schema(self: Migrating) -> None:
     if self._pg:  # before a grant on it fails, or the version says the store is whole
         refuse_squatted(self, self.tables.events, "custody init stops here")
     _drop_older_availability_index(self)
-    found = self.schema_version() or SCHEMA_VERSION
+    found = 1 if unversioned else (self.schema_version() or SCHEMA_VERSION)
     if found < 4:
         _add_command_columns(self)
         _backfill_commands(self)
@@ -231,6 +245,17 @@ def create_schema(self: Migrating) -> None:
         f"DO UPDATE SET version = excluded.version WHERE {SCHEMA_TABLE}.version < ?",
         (SCHEMA_VERSION, SCHEMA_VERSION),
     )
+
+
+def _table_exists(self: Migrating, table: str) -> bool:
+    """Whether ``table`` is in the store (on PostgreSQL, where the login's search path finds it)."""
+    if self._pg:
+        found = self.query("SELECT to_regclass(?) IS NOT NULL AS t", (table,))
+        return bool(found[0]["t"])
+    found = self.query(
+        "SELECT 1 AS t FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    )
+    return bool(found)
 
 
 def guard_ddl(self: Migrating) -> list[str]:

@@ -253,3 +253,39 @@ def test_events_made_to_look_older_than_the_chains_are_named(
         "p3 v3: carries no hash-chain link though it was stored after chains began: inserted or "
         "rewritten outside custody",
     ], (said.out, position)
+
+
+def test_a_store_from_before_custody_recorded_a_version_is_migrated_from_schema_1(
+    sql_store_url: str,
+) -> None:
+    """rev42: a store made before custody recorded a schema version (its events and
+    availability table, no version, no command ids' table) was taken by init for a new store:
+    no migration ran and the version was recorded as current, for good; verify then named
+    every event as forged (no chain origins), a resent checkout was granted again (no command
+    ids) and one directory could be given to two profiles. It is migrated from schema 1, says
+    so, and verifies. Guard: ``unversioned`` in ``migrations.create_schema``."""
+    small_ledger(sql_store_url)
+    with Ledger.open(sql_store_url) as ledger:
+        lease = ledger.handle(
+            Checkout(profile_id="p3", worker_id="w", run_id="r3", task_type="t", command_id="co-1")
+        )
+        ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="s"))
+    log = RawLog(sql_store_url)
+    _as_schema_6(log)
+    later = ("custody_schema", "custody_commands", "custody_directories", "custody_tokens",
+             "custody_leases", "custody_timeline", "custody_projection_positions")  # fmt: skip
+    for table in later:
+        log.run(f"DROP TABLE IF EXISTS {table}")
+    refused = custody(log.url, "status")
+    assert refused.code == 6, refused
+
+    first = custody(log.url, "--json", "init")
+    assert first.code == 0, first
+    notes = json.loads(first.out)["notes"]
+    assert notes[0].startswith("hash chains begin here: 14 event(s) of 3 profile(s)"), notes
+    assert notes[-1].startswith("migrated from schema 1 to 19"), notes
+    said = custody(log.url, "verify")
+    assert said.code == 0, said
+    resent = custody(log.url, "--json", "checkout", "p3", "--worker", "w", "--run", "r3",
+                     "--task", "t", "--command-id", "co-1")  # fmt: skip
+    assert json.loads(resent.out)["lease_id"] == lease.lease_id, resent

@@ -6913,6 +6913,17 @@ MUTANTS = (
             "test_a_worker_login_is_told_once_an_answer_what_the_timeline_leaves_out",
         ),
     ),
+    Mutant(
+        "init-unversioned-store-from-schema-1",
+        "ledger/_stores/migrations.py",
+        "    found = 1 if unversioned else (self.schema_version() or SCHEMA_VERSION)\n",
+        "    found = self.schema_version() or SCHEMA_VERSION\n",
+        "a store from before custody recorded a version gets no migration from init (rev42)",
+        (
+            "tests/integration/test_chain_migration.py::"
+            "test_a_store_from_before_custody_recorded_a_version_is_migrated_from_schema_1",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
