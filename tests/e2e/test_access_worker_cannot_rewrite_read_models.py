@@ -19,7 +19,9 @@ reads them as they stand.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -33,11 +35,17 @@ pytestmark = pytest.mark.postgres
 PROFILE = "profile_shop_17"
 
 
-def test_a_worker_login_cannot_rewrite_the_timeline_unseen(owner_url: str, tmp_path: Path) -> None:
+def _worker_login(owner_url: str, tmp_path: Path) -> tuple[str, Callable[..., Any]]:
+    """A worker's login granted afresh (its URL), and a runner of commands that must succeed."""
     name = f"work_{uuid.uuid4().hex[:8]}"
     ok(custody("--store", owner_url, "access", "grant", name, "--role", "worker", cwd=tmp_path))
-    worker = as_login(owner_url, name)
-    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    return as_login(owner_url, name), lambda url, *args: ok(
+        custody("--store", url, *args, cwd=tmp_path)
+    )
+
+
+def test_a_worker_login_cannot_rewrite_the_timeline_unseen(owner_url: str, tmp_path: Path) -> None:
+    worker, run = _worker_login(owner_url, tmp_path)
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
     lease = run(
         worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t"
@@ -96,10 +104,7 @@ def test_a_worker_login_reads_an_account_and_a_moment_the_timeline_has_not_folde
     folded the registration, ``timeline --account`` and ``usage --account`` said "no profile was
     ever registered under account" and ``replay`` said the profile "was not registered yet"
     (exit 2, bad input), where they lag at worst."""
-    name = f"work_{uuid.uuid4().hex[:8]}"
-    ok(custody("--store", owner_url, "access", "grant", name, "--role", "worker", cwd=tmp_path))
-    worker = as_login(owner_url, name)
-    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    worker, run = _worker_login(owner_url, tmp_path)
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
     run(worker, "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t")
     run(worker, "timeline", "--account", "a1")
@@ -117,10 +122,7 @@ def test_a_worker_login_is_told_once_an_answer_what_the_timeline_leaves_out(
     """rev42: under a worker's login, with nothing folded by a maintainer, ``who`` and ``why``
     read the timeline twice and said its note twice; once an answer, as read-models.md says.
     Guard: the lines said in ``custody.cli._notes``."""
-    name = f"work_{uuid.uuid4().hex[:8]}"
-    ok(custody("--store", owner_url, "access", "grant", name, "--role", "worker", cwd=tmp_path))
-    worker = as_login(owner_url, name)
-    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    worker, run = _worker_login(owner_url, tmp_path)
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
     lease = run(
         worker, "--json", "checkout", PROFILE, "--worker", "w1", "--run", "r1", "--task", "t"
@@ -139,10 +141,7 @@ def test_a_worker_login_replays_the_events_its_timeline_has_not_folded(
     left it: a lease's heartbeat and release were missing "after" the checkout, exit 0, no
     note. They are read from the log past the timeline's checkpoint: the lists are the ones
     an owner's replay gives once the timeline has folded them."""
-    name = f"work_{uuid.uuid4().hex[:8]}"
-    ok(custody("--store", owner_url, "access", "grant", name, "--role", "worker", cwd=tmp_path))
-    worker = as_login(owner_url, name)
-    run = lambda url, *args: ok(custody("--store", url, *args, cwd=tmp_path))  # noqa: E731
+    worker, run = _worker_login(owner_url, tmp_path)
     run(owner_url, "register", PROFILE, "--account", "a1", "--proxy", "x1")
     run(owner_url, "timeline", PROFILE)  # the maintainers folded the registration, no more
     lease = run(
