@@ -1,27 +1,30 @@
 """The ledger's rules that the read side and the workers apply to what they read, so that no
-rule has a second copy outside the ledger: the words for how a lease ended, who a lease's
-holder is, the reason a checkout is denied for at a moment, what a browser still running on a
-profile's directory forbids, text made storable, whether a text says anything, and text as a
-person is shown it (and why two texts that read the same differ), a URL with a password in it
-and the same URL without its userinfo, and the most a name holds. Pure functions of their
-arguments."""
+rule has a second copy outside the ledger: the words for how a lease ended, whether a lease is
+past its deadline at a moment and so reads ``overdue``, who a lease's holder is, the reason a
+checkout is denied for at a moment, what a browser still running on a profile's directory
+forbids, text made storable, whether a text says anything, and text as a person is shown it
+(and why two texts that read the same differ), a URL with a password in it and the same URL
+without its userinfo, and the most a name holds. Pure functions of their arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
 from ledger._domain.denials import holder_of, reason_at
 from ledger._domain.endings import (
     ENDED_UNKNOWN,
     EXPLAINABLE_ENDINGS,
+    OVERDUE,
     UNCLEAN_ENDINGS,
     Ended,
     LeaseEnding,
     ending_text,
     lease_ending,
+    lease_status_at,
 )
 from ledger._domain.model import (
     MAX_NAME,
     carries_password,
     one_part,
     os_name,
+    past_deadline,
     quoted,
     says_something,
     shown,
@@ -35,6 +38,7 @@ __all__ = [
     "ENDED_UNKNOWN",
     "EXPLAINABLE_ENDINGS",
     "MAX_NAME",
+    "OVERDUE",
     "UNCLEAN_ENDINGS",
     "Ended",
     "LeaseEnding",
@@ -43,8 +47,10 @@ __all__ = [
     "ending_text",
     "holder_of",
     "lease_ending",
+    "lease_status_at",
     "one_part",
     "os_name",
+    "past_deadline",
     "quoted",
     "reason_at",
     "review_refusal",

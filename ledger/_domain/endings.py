@@ -16,10 +16,11 @@ Beside the word goes the cause the ending event recorded (``lease_expired``,
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
-from ledger._domain.model import Cause, Outcome
+from ledger._domain.model import Cause, LeaseStatus, Outcome, past_deadline
 
 if TYPE_CHECKING:
     from ledger._domain import events as ev
@@ -48,6 +49,21 @@ ENDED_UNKNOWN: tuple[str, ...] = (
     LeaseEnding.FORCED.value,
     LeaseEnding.REVOKED.value,
 )
+
+# A lease not ended yet, past its deadline, as a read judges it at a moment: no worker may act
+# on it any more (a heartbeat or a release is lease lost), so how its run went is unknown, and
+# the sweep or an operator will end it ``stale``, ``forced`` or ``revoked``.
+OVERDUE = "overdue"
+
+
+def lease_status_at(status: str, deadline: datetime, now: datetime) -> str:
+    """A lease's status as a read reports it at ``now``: ``OVERDUE`` for an ``active`` one
+    past its deadline then (``past_deadline``), though nothing has marked it stale yet;
+    any other status as it is. The moment is the caller's (the store's time, or the moment
+    a report is asked about): nothing here reads the clock."""
+    if status == LeaseStatus.ACTIVE and past_deadline(deadline, now):
+        return OVERDUE
+    return status
 
 
 class Ended(NamedTuple):

@@ -579,6 +579,12 @@ class Envelope(Frozen):
     at: AwareDatetime
 
 
+def past_deadline(deadline: datetime, now: datetime) -> bool:
+    """TTL is a renewal deadline: past it (at the instant itself the lease is still live), a
+    lease may no longer be acted on. The one rule every judge of a deadline applies."""
+    return now > deadline
+
+
 class Lease(Frozen):
     """The article's lease record, plus the fencing token and what the run reported."""
 
@@ -610,7 +616,7 @@ class Lease(Frozen):
 
     def overdue_at(self, now: datetime) -> bool:
         """TTL is a renewal deadline: past it, the lease may no longer be acted on."""
-        return now > self.expires_at
+        return past_deadline(self.expires_at, now)
 
     def capped(self, deadline: datetime) -> datetime:
         """``deadline``, or the hard limit if that comes first: no renewal moves past it."""

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime
 
-from ledger._domain.model import DenialReason, Frozen, ProfileState
+from ledger._domain.model import DenialReason, Frozen, ProfileState, past_deadline
 
 
 class Availability(Frozen):
@@ -46,8 +46,9 @@ class Availability(Frozen):
     version: int
 
     def overdue_at(self, now: datetime) -> bool:
-        """The row's lease missed its deadline (the same rule as ``Lease.overdue_at``)."""
-        return self.state is ProfileState.LEASED and self.until is not None and now > self.until
+        """The row's lease missed its deadline (``past_deadline``, as ``Lease.overdue_at``)."""
+        leased = self.state is ProfileState.LEASED
+        return leased and self.until is not None and past_deadline(self.until, now)
 
 
 class ResentAvailability(Availability):
