@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ledger.rules import ENDED_UNKNOWN
+from ledger.rules import ENDED_UNKNOWN, OVERDUE
 
 if TYPE_CHECKING:
     from reports._checklist import Check as Check, Checklist as Checklist, checklist as checklist
@@ -68,6 +68,7 @@ __all__ = [
     "ENDED_UNKNOWN",
     "FAILING_AT",
     "LEASES_JUDGED",
+    "OVERDUE",
     "Check",
     "Checklist",
     "Fleet",

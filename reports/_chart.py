@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from ledger.rules import past_deadline
 from reports._frames import rows_of
 from reports._health import UNCLEAN
 from reports._matplotlib_home import settle
@@ -121,7 +122,7 @@ def _kind(lease: dict[str, Any], now: datetime) -> str:
     if ending is not None and ending is not pd.NA:
         return str(ending)
     deadline = lease["expires_at"]
-    return "overdue" if isinstance(deadline, datetime) and deadline < now else "live"
+    return "overdue" if isinstance(deadline, datetime) and past_deadline(deadline, now) else "live"
 
 
 def labels(profiles: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from ledger.rules import OVERDUE
 from projections import Explanation
 from reports._frames import rows_of, spoken
 from reports._health import UNCLEAN
@@ -87,16 +88,27 @@ def worker_and_run(s: Sources, _: list[Explanation]) -> Answer:
 
 def heartbeats(s: Sources, _: list[Explanation]) -> Answer:
     silent = s.leases.loc[s.leases["heartbeats"] == 0]
-    live = int(silent["ended_at"].isna().sum())
+    unended = silent.loc[silent["ended_at"].isna(), "status"]
+    overdue = int(unended.eq(OVERDUE).sum())  # past its deadline: not live (rev42)
     line = f"leases without a heartbeat: {len(silent)} of {len(s.leases)}"
-    if live:
-        line += f" ({live} still live)"
+    still = [
+        f"{n} {word}"
+        for n, word in ((len(unended) - overdue, "still live"), (overdue, OVERDUE))
+        if n
+    ]
+    if still:
+        line += f" ({', '.join(still)})"
     evidence = [
         f"{r['lease_id']}: worker {r['worker_id']}, run {r['run_id']}, "
-        + (f"ended {r['ending']}" if pd.notna(r["ending"]) else "live")
+        + (f"ended {r['ending']}" if pd.notna(r["ending"]) else _unended(r))
         for r in rows_of(silent)
     ]
     return Answer(not silent.empty, line, evidence)
+
+
+def _unended(lease: dict[str, Any]) -> str:
+    """A lease not ended yet, as ``Sources.leases`` judged it: overdue or live."""
+    return OVERDUE if lease["status"] == OVERDUE else "live"
 
 
 def unreviewed_reuse(events: pd.DataFrame, unclean: set[str]) -> list[str]:

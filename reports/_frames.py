@@ -176,6 +176,20 @@ def typed(
     return out
 
 
+def judged(leases: pd.DataFrame, at: datetime) -> pd.DataFrame:
+    """The leases read model's rows (``typed``) with each status as at ``at``, by the ledger's
+    rule (``ledger.rules.lease_status_at``): ``overdue`` for an active lease past its deadline
+    then, which no sweep had marked stale yet. TTL is a renewal deadline: such a lease is not
+    live (rev42: usage and health read it as active and live while the sweeper was down)."""
+    import pandas as pd
+
+    from ledger.rules import lease_status_at
+
+    pairs = zip(leases["status"], leases["expires_at"], strict=True)
+    statuses = [lease_status_at(str(status), deadline, at) for status, deadline in pairs]
+    return leases.assign(status=pd.array(statuses, dtype="string"))
+
+
 def _typed(
     values: pd.Series,
     column: str,

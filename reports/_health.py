@@ -2,7 +2,9 @@
 why profiles are blocked, and which profiles keep failing.
 
 An ending is *unclean* when the run did not end explainably: ``review``, ``quarantine``,
-``stale``, ``forced`` or ``revoked`` (``clean`` and ``expected_failure`` are explainable).
+``stale``, ``forced`` or ``revoked`` (``clean`` and ``expected_failure`` are explainable). A
+lease not ended yet is ``live``, or ``overdue`` past its deadline: no worker may end it any
+more, so it will end unknown, and counts as unclean already.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 import pandas as pd
 
 from ledger import InvalidInput
+from ledger.rules import OVERDUE
 from projections import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS, Bound
 from reports._frames import Source, opened
 from reports._sources import Sources, read_sources
@@ -89,13 +92,15 @@ def assess(sources: Sources, *, last: int = 5, failing_at: int = 2) -> Health:
 
 
 def endings(leases: pd.DataFrame, column: str) -> pd.DataFrame:
-    """One row per ``column`` value: leases, live ones, each ending's count and ``unclean``
-    (their sum), the most unclean first."""
-    kinds = leases["ending"].fillna("live").astype("string")
+    """One row per ``column`` value: leases, each ending's count, the overdue ones (past
+    their deadline, not ended: ``Sources.leases`` judged them), the live ones, and
+    ``unclean`` (the unclean endings and the overdue leases), the most unclean first."""
+    open_ = leases["status"].where(leases["status"].eq(OVERDUE), "live")
+    kinds = leases["ending"].fillna(open_).astype("string")
     table = pd.crosstab(leases[column].astype("string"), kinds)
-    table = table.reindex(columns=[*ENDINGS, "live"], fill_value=0)
+    table = table.reindex(columns=[*ENDINGS, OVERDUE, "live"], fill_value=0)
     table.insert(0, "leases", table.sum(axis=1))
-    table["unclean"] = table[list(UNCLEAN)].sum(axis=1)
+    table["unclean"] = table[[*UNCLEAN, OVERDUE]].sum(axis=1)
     table = table.astype("Int64").rename_axis(index=column, columns=None).reset_index()
     table[column] = table[column].astype("string")
     return table.sort_values(["unclean", column], ascending=[False, True], ignore_index=True)

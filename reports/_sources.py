@@ -30,7 +30,7 @@ from projections import (
     status_at,
 )
 from projections.queries import LEASES, TIMELINE, readable_account
-from reports._frames import typed
+from reports._frames import judged, typed
 
 LEASE_TIMES = ("started_at", "expires_at", "ended_at", "last_renewal_at", "marked_stale_at")
 LEASE_INTEGERS = ("fencing_token", "ttl_seconds", "heartbeats", "version", "position")
@@ -73,7 +73,8 @@ EVENT_COLUMNS = (
 @dataclass(frozen=True)
 class Sources:
     """One consistent read of the fleet: ``at`` (the store's clock), availability judged at
-    ``at``, every lease, the non-heartbeat events in log order, and every event type's count
+    ``at``, every lease (its status judged at ``at``: ``overdue`` past its deadline, not ended
+    yet), the non-heartbeat events in log order, and every event type's count
     with how many lack an actor or a command id (``bare``; a reason is optional: a worker's
     checkout and heartbeats carry none)."""
 
@@ -115,7 +116,7 @@ def read_sources(ledger: Ledger, *, account: str | None = None) -> Sources:
             return Sources(
                 at=at,
                 profiles=status_at(ledger, snapshot, moment, at, account_id=account, junk=junk),
-                leases=_leases(snapshot, account),
+                leases=judged(_leases(snapshot, account), at),
                 events=read_events(snapshot, account, upto=moment),
                 counts=_counts(snapshot, account, moment),
                 junk_rows=tuple(junk),

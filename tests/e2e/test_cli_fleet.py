@@ -73,13 +73,14 @@ def test_fleet_prints_the_summary_and_json_for_a_program(fleet: tuple[Path, str]
 
 def test_health_as_csv_json_and_tables(fleet: tuple[Path, str]) -> None:
     """csv is one table with a ``table`` column naming each row's table; json an object of
-    tables; the table format a heading per table."""
+    tables; the table format a heading per table. w4's lease on b1, past its deadline and
+    not swept, is overdue and unclean, not live (rev42)."""
     cwd, store = fleet
     text = ok(custody("health", "--format", "csv", cwd=cwd, store=store)).out
     rows = list(csv.DictReader(io.StringIO(text)))
     by_worker = [r for r in rows if r["table"] == "endings_by_worker"]
-    assert [(r["worker_id"], r["unclean"]) for r in by_worker] == [
-        ("w2", "2"), ("w3", "2"), ("w4", "1"), ("w1", "0")
+    assert [(r["worker_id"], r["unclean"], r["overdue"], r["live"]) for r in by_worker] == [
+        ("w2", "2", "0", "0"), ("w3", "2", "0", "0"), ("w4", "2", "1", "0"), ("w1", "0", "0", "0")
     ]  # fmt: skip
     body = ok(custody("health", "--format", "json", cwd=cwd, store=store)).json()
     assert [r["profile_id"] for r in body["failing"]] == ["a2"]

@@ -92,19 +92,21 @@ def test_health_counts_unclean_endings_by_worker_account_proxy_and_profile(
     ledger: Ledger, scene: dict[str, str]
 ) -> None:
     """Unclean endings (review, quarantine, stale, forced, revoked) per worker, account,
-    proxy and profile, the most unclean first; a live lease counts as live."""
+    proxy and profile, the most unclean first; b1's lease, past its deadline and not swept,
+    counts as overdue, and so unclean, not as live (rev42: live, unclean 0)."""
     health = reports.health(ledger=ledger)
     workers = health.endings["worker"]
     assert list(workers["worker_id"]) == ["w2", "w3", "w4", "w1"]
-    assert list(workers["unclean"]) == [2, 2, 1, 0]
+    assert list(workers["unclean"]) == [2, 2, 2, 0]
     by_worker = _rows(workers, "worker_id")
     assert (by_worker["w3"]["quarantine"], by_worker["w3"]["stale"]) == (1, 1)
-    assert (by_worker["w4"]["forced"], by_worker["w4"]["live"]) == (1, 1)
+    w4 = by_worker["w4"]
+    assert (w4["forced"], w4["overdue"], w4["live"], w4["stale"]) == (1, 1, 0, 0)
     assert (by_worker["w1"]["clean"], by_worker["w1"]["expected_failure"]) == (1, 1)
     accounts = _rows(health.endings["account"], "account_id")
     assert (accounts["acct_a"]["leases"], accounts["acct_a"]["unclean"]) == (6, 4)
-    assert (accounts["acct_b"]["leases"], accounts["acct_b"]["unclean"]) == (2, 1)
-    assert list(health.endings["proxy"]["unclean"]) == [4, 1]
+    assert (accounts["acct_b"]["leases"], accounts["acct_b"]["unclean"]) == (2, 2)
+    assert list(health.endings["proxy"]["unclean"]) == [4, 2]
     assert _rows(health.endings["profile"], "profile_id")["a2"]["review"] == 2
 
 
@@ -316,7 +318,8 @@ def test_the_page_draws_one_bar_per_lease_and_fetches_nothing(
     ledger: Ledger, scene: dict[str, str]
 ) -> None:
     """The report page holds every section, one chart bar per lease, a red badge for the
-    quarantined profile and each worker with unclean endings, and no script or URL to load."""
+    quarantined profile and each worker with unclean endings (w4's overdue lease among
+    them), and no script or URL to load."""
     page = report_html(ledger=ledger)
     html = page.html
     for section in ("fleet", "blocked", "leases", "health", "checklist"):
@@ -324,7 +327,7 @@ def test_the_page_draws_one_bar_per_lease_and_fetches_nothing(
     assert (page.leases, page.leases_drawn) == (8, 8)
     assert len(re.findall(r'<g id="lease-\d+"', html)) == 8
     assert '<span class="badge bad">quarantined: 1</span>' in html
-    for worker, unclean in (("w2", 2), ("w3", 2), ("w4", 1)):
+    for worker, unclean in (("w2", 2), ("w3", 2), ("w4", 2)):
         assert f'<span class="badge bad">worker {worker}: {unclean} unclean</span>' in html
     assert "<script" not in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
@@ -420,6 +423,27 @@ def test_ended_unknown_is_the_stale_forced_and_revoked_leases(
     assert list(unknown["ending"]) == ["stale", "forced", "revoked"]
     assert list(reports.ended_unknown(account="acct_a", ledger=ledger)["lease_id"]) == [
         scene["a4_stale"]
+    ]
+
+
+def test_a_silent_lease_past_its_deadline_is_overdue_in_the_checklist_not_live(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """p1's and p2's leases never heartbeat; p1's (TTL 5 s) is past its deadline, unswept,
+    p2's is live: the checklist's answer on heartbeats counts one still live and one
+    overdue, and its evidence says which (rev42: both read live)."""
+    for pid in ("p1", "p2"):
+        ledger.handle(RegisterProfile(profile_id=pid, account_id="a", proxy_id="x"))
+    ledger.handle(
+        Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t", ttl_seconds=5)
+    )
+    ledger.handle(Checkout(profile_id="p2", worker_id="w2", run_id="r2", task_type="t"))
+    clock.advance(6)
+    (answer,) = [c for c in reports.checklist(ledger=ledger).checks if c.number == 4]
+    assert answer.answer == "leases without a heartbeat: 2 of 2 (1 still live, 1 overdue)"
+    assert answer.evidence == [
+        "lease-1@p1: worker w1, run r1, overdue",
+        "lease-1@p2: worker w2, run r2, live",
     ]
 
 

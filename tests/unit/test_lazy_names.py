@@ -20,7 +20,7 @@ import workers
 PACKAGES = [
     (ledger, set()),
     (projections, set()),
-    (reports, {"ENDED_UNKNOWN"}),
+    (reports, {"ENDED_UNKNOWN", "OVERDUE"}),
     (workers, {"CheckoutDenied", "LeaseLost"}),
 ]
 ids = [package.__name__ for package, _ in PACKAGES]
