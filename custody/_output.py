@@ -33,6 +33,7 @@ _USAGE_TABLE = (
     ("TASK", "task_type"),
     ("STARTED", "started_at"),
     ("ENDED", "ended_at"),
+    ("STATUS", "status"),  # overdue: past its deadline, not ended (rev42: read as live)
     ("ENDING", "ending"),
     ("OUTCOME", "outcome"),
     ("BEATS", "heartbeats"),

@@ -113,7 +113,8 @@ def timeline(
 @click.option(
     "--at", type=MOMENT, metavar="TIME",
     help="as the events stood at this moment (ISO 8601, UTC without an offset; a date alone: "
-    "its first instant), not after the store's time: a lease live then reads as live",
+    "its first instant), not after the store's time: a lease live then reads as live, one "
+    "past its deadline then as overdue",
 )  # fmt: skip
 @_format
 @_output

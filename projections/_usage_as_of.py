@@ -4,10 +4,13 @@ A profile's events as of the moment are those before its first stamped after it,
 takes them (``projections._timeline.version_at``). A lease every event of which is among them is
 its stored row. Any other (live then, or ended later) is folded again from those events by the
 read model's own fold (``projections._leases``), and left out if they do not acquire it:
-no ending, cause, outcome, heartbeat, step or URL recorded after the moment appears, and a
-lease past its deadline then but not yet settled by the sweep reads as the read model read it
-then (``active``). Nothing here reads the clock: the moment is given. ``usage`` gives these
-rows, or the stored ones as they stand now, as ``LeaseRow``s for a person's table.
+no ending, cause, outcome, heartbeat, step or URL recorded after the moment appears. The rows
+are the read model's, their status as the events left it; a reader judges it at its moment
+(``judged``, by the ledger's rule ``lease_status_at``): a lease past its deadline then that
+nothing had ended reads ``overdue``, as ``replay`` calls it stale then (TTL is a deadline, not
+a cleanup: rev42 listed it ``active``). Nothing here reads the clock: the moment is given.
+``usage`` gives these rows, or the stored ones as they stand now (judged at the store's time),
+as ``LeaseRow``s for a person's table.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger import InvalidInput, Ledger
+from ledger.rules import lease_status_at
 from projections._base import require_window, utc, validated_rows
 from projections._leases import (
     _AFTER_UNNAMED,
@@ -41,7 +45,8 @@ def read_usage_as_of(
     until: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """``read_usage``'s leases (as rows of its columns, oldest first) as the events stood at
-    ``at``: only leases started by ``at`` (and by ``until``), each as it read at ``at``.
+    ``at``: only leases started by ``at`` (and by ``until``), each as it read at ``at`` (its
+    status as the events left it: ``judged`` tells an overdue one).
     ``InvalidInput`` naming ``at`` for a moment after the store's time, and ``since`` for a
     window that starts after ``at`` (the events then cannot tell what was still to come);
     otherwise as ``read_usage``. Each profile with a lease to fold again (every one, on a login
@@ -123,18 +128,30 @@ def usage(
     at: datetime | None = None,
 ) -> list[LeaseRow]:
     """``read_usage`` as rows (``reports.usage`` gives the same as a DataFrame), without
-    pandas: what a person's table of an account's leases needs. With ``at``, as the events
-    stood at that moment (``read_usage_as_of``), as ``reports.usage(at=)``. ``InvalidInput``
-    names ``since``, ``until`` or ``at`` for what is no datetime or has no instant in UTC, as
-    ``timeline`` does (rev33: text raised AttributeError, year 1 east of UTC OverflowError)."""
+    pandas: what a person's table of an account's leases needs, each status judged at the
+    store's time (``judged``: an unended lease past its deadline is ``overdue``). With ``at``,
+    as the events stood at that moment (``read_usage_as_of``), judged then, as
+    ``reports.usage(at=)``. ``InvalidInput`` names ``since``, ``until`` or ``at`` for what is
+    no datetime or has no instant in UTC, as ``timeline`` does (rev33: text raised
+    AttributeError, year 1 east of UTC OverflowError)."""
     since, until, at = (_instant(f, v) for f, v in (("since", since), ("until", until), ("at", at)))
+    # The store's time read before the rows: a lease renewed since is judged on its renewed
+    # deadline, never one read before a renewal against a later time.
+    moment = ledger.now() if at is None else at
     if at is None:
         rows = read_usage(
             ledger, ledger.feed.query, account_id=account_id, since=since, until=until
         )
     else:
         rows = read_usage_as_of(ledger, at=at, account_id=account_id, since=since, until=until)
-    return [validated_rows("leases", LeaseRow.model_validate, row) for row in rows]
+    return [judged(validated_rows("leases", LeaseRow.model_validate, r), moment) for r in rows]
+
+
+def judged(row: LeaseRow, at: datetime) -> LeaseRow:
+    """``row`` with its status as at ``at`` (``ledger.rules.lease_status_at``): ``overdue``
+    for an active lease past its deadline then, which no sweep had marked stale yet."""
+    status = lease_status_at(row.status, row.expires_at, at)
+    return row if status == row.status else row.model_copy(update={"status": status})
 
 
 def _instant(field: str, value: datetime | None) -> datetime | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ledger.rules import ENDED_UNKNOWN
+from ledger.rules import ENDED_UNKNOWN, OVERDUE
 from projections.queries import LEASES, read_usage, read_usage_as_of
-from reports._frames import Moment, Source, moment, opened, typed
+from reports._frames import Moment, Source, judged, moment, opened, typed
 
 COLUMNS = (
     "profile_id",
@@ -19,6 +19,7 @@ COLUMNS = (
     "proxy_id",
     "fencing_token",
     "started_at",
+    "expires_at",
     "ended_at",
     "status",
     "outcome",
@@ -46,22 +47,26 @@ def usage(
     """Every lease on a profile of ``account`` (of every account: None) that was live at any
     moment of the window (started by ``until``, not ended before ``since``), oldest first (by
     start, then lease id): profile, account, lease, worker, run, task, proxy, fencing token,
-    start and end, the worker's outcome and how the lease ended (``ending``: clean,
-    expected_failure, review, quarantine, stale, forced, revoked; empty while live), where
-    the profile went, heartbeats and the longest gap between renewals in seconds, the last
-    safe step and an unconfirmed mutating step: ``projections.read_usage``'s leases, as a
-    DataFrame (``projections.usage`` has them as rows). Brought up to date first. Times as in
-    ``reports._frames.moment``: a date alone means the whole day. ``InvalidInput`` naming
-    ``account`` for an account no profile was registered under.
+    start, deadline (``expires_at``: the last one in force) and end, its status (``active``,
+    ``overdue``: past its deadline, not ended yet, or ``ended``), the worker's outcome and how
+    the lease ended (``ending``: clean, expected_failure, review, quarantine, stale, forced,
+    revoked; empty until it ends), where the profile went, heartbeats and the longest gap
+    between renewals in seconds, the last safe step and an unconfirmed mutating step:
+    ``projections.read_usage``'s leases, as a DataFrame (``projections.usage`` has them as
+    rows). Brought up to date first. Times as in ``reports._frames.moment``: a date alone
+    means the whole day. ``InvalidInput`` naming ``account`` for an account no profile was
+    registered under.
 
     With ``at``, as the events stood at that moment (``projections.read_usage_as_of``): only
-    leases started by then, and a lease still live then reads as live (no end, ending or
-    cause), with the heartbeats, steps and URL it had reported by then; ``InvalidInput`` for
-    ``at`` after the store's time or before ``since``. Without it, as they stand now."""
+    leases started by then, and a lease not ended then has no end, ending or cause, with the
+    heartbeats, steps and URL it had reported by then: ``active`` if its deadline was still
+    ahead then, ``overdue`` if it had passed; ``InvalidInput`` for ``at`` after the store's
+    time or before ``since``. Without it, as they stand now, judged at the store's time."""
     start, end = moment("since", since), moment("until", until, until=True)
     when = moment("at", at)
     with opened(ledger) as source:
         if when is None:
+            when = source.now()  # before the read: a renewal since is judged on its deadline
             frame = read_usage(
                 source, source.feed.read_frame, account_id=account, since=start, until=end
             )
@@ -75,7 +80,7 @@ def usage(
         floats=("longest_gap_seconds",),
         read_model="leases",
     )
-    return frame.loc[:, list(COLUMNS)]
+    return judged(frame, when).loc[:, list(COLUMNS)]
 
 
 def ended_unknown(
@@ -89,6 +94,9 @@ def ended_unknown(
     """The runs that ended unknown: of ``usage``'s leases (same window, same columns and
     order; every account's when ``account`` is None), those no worker said the ending of,
     because the sweep or an operator ended them: ``stale``, ``forced`` or ``revoked``
-    (``ledger.ENDED_UNKNOWN``). With ``at``, those that had ended so by that moment."""
+    (``ledger.ENDED_UNKNOWN``); and those ``overdue``, past their deadline with nothing ended
+    yet (no ending: no worker may say it any more, and the sweep or an operator will end it
+    so). With ``at``, those that had ended so, or were overdue, at that moment."""
     leases = usage(account, since=since, until=until, at=at, ledger=ledger)
-    return leases.loc[leases["ending"].isin(ENDED_UNKNOWN)].reset_index(drop=True)
+    unknown = leases["ending"].isin(ENDED_UNKNOWN) | leases["status"].eq(OVERDUE)
+    return leases.loc[unknown.fillna(False).astype(bool)].reset_index(drop=True)

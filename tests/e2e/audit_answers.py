@@ -18,6 +18,7 @@ import reports
 from ledger import Ledger, ProfileEvent
 
 UNKNOWN = ("stale", "forced", "revoked")  # no worker said how the run went
+RENEWALS = ("lease_heartbeat", "lease_extended")  # each sets the lease's deadline anew
 BLOCKED = ("review_required", "quarantined")
 
 
@@ -73,8 +74,10 @@ def from_events(store: str, account: str, w: Window) -> dict[str, Any]:
             leases += _leases(history)
             waits += _waits(history, w.as_of)
     used = [x for x in leases if x["account"] == account and w.holds(x["start"], x["end"])]
+    # Unknown: ended by the sweep or an operator, or not ended yet and past its deadline then
+    # (no worker may end it any more).
     unknown = sorted(
-        (x for x in leases if x["ending"] in UNKNOWN and w.holds(x["start"], x["end"])),
+        (x for x in leases if _unknown(x, w.as_of) and w.holds(x["start"], x["end"])),
         key=lambda x: (x["start"], x["lease_id"]),
     )
     open_then = sorted(
@@ -105,11 +108,20 @@ def from_events(store: str, account: str, w: Window) -> dict[str, Any]:
     }
 
 
+def _unknown(lease: dict[str, Any], as_of: datetime) -> bool:
+    """How the lease's run went is unknown at ``as_of``: it ended so, or it had not ended and
+    its deadline had passed."""
+    if lease["ending"] is None:
+        return bool(as_of > lease["deadline"])
+    return lease["ending"] in UNKNOWN
+
+
 def _leases(history: list[ProfileEvent]) -> list[dict[str, Any]]:
-    """Each lease of one profile: who took it, when, and how and when it ended. A lease ends
-    at the first event that ends it: released cleanly (clean, or expected_failure), revoked by
-    an operator (forced by a force-release, else revoked), or its profile sent to review or
-    quarantine while it was live (stale if the sweep had marked it stale first)."""
+    """Each lease of one profile: who took it, when, its last deadline, and how and when it
+    ended. A lease ends at the first event that ends it: released cleanly (clean, or
+    expected_failure), revoked by an operator (forced by a force-release, else revoked), or
+    its profile sent to review or quarantine while it was live (stale if the sweep had marked
+    it stale first). Its checkout, each heartbeat and each extension set its deadline."""
     account = str(history[0].account_id)  # type: ignore[attr-defined]
     found: dict[str, dict[str, Any]] = {}
     stale: set[str] = set()
@@ -124,12 +136,15 @@ def _leases(history: list[ProfileEvent]) -> list[dict[str, Any]]:
                 "worker_id": lease["worker_id"],
                 "run_id": lease["run_id"],
                 "start": e.envelope.at,
+                "deadline": lease["expires_at"],
                 "end": None,
                 "ending": None,
                 "cause": None,
             }
             continue
         lease_id = data.get("lease_id")
+        if e.event_type in RENEWALS and lease_id in found:
+            found[lease_id]["deadline"] = data["expires_at"]
         if e.event_type == "lease_marked_stale":
             stale.add(lease_id)
         row = found.get(lease_id) if lease_id else None

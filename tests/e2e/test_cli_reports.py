@@ -144,7 +144,7 @@ def test_usage_as_a_table_and_as_a_frame_list_the_same_leases(
                 shown(r[c] and r[c][:19].replace("T", " ") + "+00:00")  # the table says UTC
                 for c in ("started_at", "ended_at")
             ),
-            *(shown(r[c]) for c in ("ending", "outcome", "heartbeats")),
+            *(shown(r[c]) for c in ("status", "ending", "outcome", "heartbeats")),
         ]
         for r in frame
     ]
@@ -165,12 +165,64 @@ def test_usage_at_a_moment_gives_the_leases_as_they_stood_then(
     ended = [(r["lease_id"], r["ended_at"], r["ending"], r["outcome"]) for r in frame]
     assert ended == [("lease-1@p1", None, None, None)]
     table = ok(custody(*args, cwd=cwd, store=store)).out.splitlines()
-    assert [_cells(line)[:2] + _cells(line)[-4:] for line in table[1:]] == [
-        ["p1", "lease-1@p1", "-", "-", "-", "0"]
+    assert [_cells(line)[:2] + _cells(line)[-5:] for line in table[1:]] == [
+        ["p1", "lease-1@p1", "-", "active", "-", "-", "0"]
     ]
     later = custody("usage", "--account", "acct_shop", "--at", "2999-01-01", cwd=cwd, store=store)
     assert later.code == 2
     assert "invalid at: 2999-01-01T00:00:00+00:00 is after the store's time" in error_line(later)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def overdue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, str]:
+    """A store whose one lease (TTL 1 s) is past its deadline, no sweep run: the store, a
+    moment before the deadline and one past it."""
+    if request.param == "sqlite":
+        store = f"sqlite:///{tmp_path / 'custody.db'}"
+    else:
+        store = request.getfixturevalue("pg_url")
+    ok(custody("init", cwd=tmp_path, store=store))
+    ok(custody("register", "p1", *SHOP, cwd=tmp_path, store=store))
+    lease = ok(custody("--json", "checkout", "p1", "--worker", "w1", "--run", "r1", "--task",
+                       "t", "--ttl", "1", cwd=tmp_path, store=store)).json()  # fmt: skip
+    deadline = datetime.fromisoformat(lease["expires_at"])
+    while datetime.now(UTC) <= deadline + timedelta(seconds=0.2):
+        time.sleep(0.1)
+    before = deadline - timedelta(seconds=0.5)
+    return store, before.isoformat(), (deadline + timedelta(seconds=0.1)).isoformat()
+
+
+def test_a_lease_past_its_deadline_reads_overdue_in_usage_and_health(
+    overdue: tuple[str, str, str], tmp_path: Path
+) -> None:
+    """p1's lease missed its deadline and no sweep has run: status says it is overdue, and so
+    do usage (the table's STATUS, the JSON's status beside its deadline, and as of a moment
+    past the deadline; active as of one before it) and health (overdue, unclean, not live)
+    (rev42: usage said active and health live with unclean 0 while the sweeper was down)."""
+    store, before, past = overdue
+    status, table, used, then, earlier, health = custody_all(
+        [
+            ["status"],
+            ["usage", "--account", "acct_shop"],
+            ["--json", "usage", "--account", "acct_shop"],
+            ["--json", "usage", "--account", "acct_shop", "--at", past],
+            ["--json", "usage", "--account", "acct_shop", "--at", before],
+            ["--json", "health"],
+        ],
+        cwd=tmp_path,
+        store=store,
+    )
+    assert "leased (overdue)" in ok(status).out
+    header, row = ok(table).out.splitlines()
+    statuses = dict(zip(_cells(header), _cells(row), strict=True))
+    assert (statuses["STATUS"], statuses["ENDED"], statuses["ENDING"]) == ("overdue", "-", "-")
+    (now,) = ok(used).json()
+    assert (now["status"], now["ended_at"], now["ending"]) == ("overdue", None, None)
+    assert datetime.fromisoformat(now["expires_at"]) < datetime.fromisoformat(past)
+    assert [r["status"] for r in ok(then).json()] == ["overdue"]
+    assert [r["status"] for r in ok(earlier).json()] == ["active"]
+    (profile,) = ok(health).json()["endings_by_profile"]
+    assert (profile["overdue"], profile["live"], profile["unclean"]) == (1, 0, 1)
 
 
 def _cells(line: str) -> list[str]:

@@ -414,10 +414,13 @@ def test_a_wait_resumed_after_a_reviewer_s_disable_keeps_its_cause_and_lease(
 def test_ended_unknown_is_the_stale_forced_and_revoked_leases(
     ledger: Ledger, scene: dict[str, str]
 ) -> None:
-    """Of every lease, the runs no worker reported the ending of: a4's stale one and b2's
-    forced one; a revoked one joins them once an operator quarantines b1 mid-lease."""
+    """Of every lease, the runs no worker reported the ending of: a4's stale one, b2's
+    forced one and b1's, past its deadline and not swept (no worker may end it any more: no
+    ending yet, overdue); it reads revoked once an operator quarantines b1."""
     unknown = reports.ended_unknown(ledger=ledger)
-    assert list(unknown["lease_id"]) == [scene["a4_stale"], scene["b2_forced"]]
+    assert list(unknown["lease_id"]) == [scene["a4_stale"], scene["b2_forced"], scene["b1_live"]]
+    assert list(unknown["status"]) == ["ended", "ended", "overdue"]
+    assert list(unknown["ending"].fillna("-")) == ["stale", "forced", "-"]
     ledger.handle(Quarantine(profile_id="b1", actor="ops", reason="suspicious"))
     unknown = reports.ended_unknown(ledger=ledger)
     assert list(unknown["ending"]) == ["stale", "forced", "revoked"]

@@ -255,3 +255,65 @@ def test_projections_usage_refuses_what_is_no_time_naming_the_field(
             projections.usage(ledger, None, **{field: value})
         assert refused.value.field == field
         assert said in str(refused.value)
+
+
+def _read(ledger: Ledger, at: datetime | None = None) -> dict[str, object]:
+    """What every read of the account's one lease says of it at ``at`` (None: now)."""
+    import projections
+
+    frame = reports.usage(ACCOUNT, at=at, ledger=ledger)
+    (row,) = projections.usage(ledger, ACCOUNT, at=at)
+    unknown = reports.ended_unknown(at=at, ledger=ledger)
+    return {
+        "status": (str(frame["status"].iloc[0]), row.status),
+        "ending": (None if pd.isna(frame["ending"].iloc[0]) else frame["ending"].iloc[0]),
+        "unknown": [(str(r.lease_id), str(r.status)) for r in unknown.itertuples()],
+    }
+
+
+def test_a_lease_past_its_deadline_reads_overdue_before_any_sweep(
+    ledger: Ledger, clock: StepClock
+) -> None:
+    """p's lease (TTL 30 s), renewed at T+10, has its deadline at T+40, and no sweep runs. At
+    the deadline itself it is active; past it, usage (frame and rows, now and as of that
+    moment), ended_unknown and health call it overdue, not ended, as replay calls it stale
+    then; its deadline is in usage's columns. Swept later, it reads ended stale, and as of the
+    moment before the sweep still overdue with no ending (rev42: usage read it active, health
+    live with unclean 0, and ended_unknown left it out, while the sweeper was down)."""
+    pid = register(ledger)
+    start = clock.now
+    lease = ledger.handle(
+        Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=30)
+    )
+    clock.advance(10)
+    ledger.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart"))
+    deadline = start + timedelta(seconds=40)
+    clock.advance(30)
+    live = {"status": ("active", "active"), "ending": None, "unknown": []}
+    assert _read(ledger) == live  # at the deadline itself: still live
+    health = reports.health(ledger=ledger).endings["profile"]
+    assert health[["overdue", "live", "unclean"]].values.tolist() == [[0, 1, 0]]
+
+    clock.advance(1)
+    past = clock.now
+    overdue = {
+        "status": ("overdue", "overdue"),
+        "ending": None,
+        "unknown": [(lease.lease_id, "overdue")],
+    }
+    assert _read(ledger) == overdue
+    used = reports.usage(ACCOUNT, ledger=ledger)
+    assert (used["expires_at"].iloc[0], used["ended_at"].iloc[0]) == (deadline, pd.NaT)
+    health = reports.health(ledger=ledger).endings["profile"]
+    assert health[["overdue", "live", "unclean"]].values.tolist() == [[1, 0, 1]]
+    assert reports.replay(pid, at=past, ledger=ledger).reason == "stale"
+
+    clock.advance(60)
+    ledger.handle(Sweep())
+    assert _read(ledger, at=deadline) == live
+    assert _read(ledger, at=past) == overdue
+    assert _read(ledger) == {
+        "status": ("ended", "ended"),
+        "ending": "stale",
+        "unknown": [(lease.lease_id, "ended")],
+    }
