@@ -14,7 +14,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { BrowserContext, Frame, Page, Route } from "playwright-core";
 import type { LeaseGuard, Progress } from "./guard.js";
-import { withoutPasswords } from "./text.js";
+import { nameOf, reasonOf, withoutPasswords } from "./text.js";
 
 export const BLOCKED = "blockedbyclient";
 const SCREENSHOT_TIMEOUT_MS = 10_000;
@@ -110,6 +110,11 @@ export class BrowserSession {
 /** An error's first line, a URL's password left out (it may go to the ledger as an evidence
  * problem, which is append-only). */
 export function firstLine(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  let text: string;
+  try {
+    text = error instanceof Error ? `${nameOf(error)}: ${String(error.message)}` : String(error);
+  } catch {
+    text = reasonOf(error); // a message that cannot be read: its name, never a throw
+  }
   return withoutPasswords(text.split("\n")[0] ?? text);
 }

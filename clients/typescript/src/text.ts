@@ -173,15 +173,53 @@ function lastAtOrBefore(
 
 /** The reason a failure is released with, derived from what the task threw as the Python
  * SDK's `reason_of` derives it from an exception: `Name: first line of its message`, or just
- * `Name` when the message has none; made storable, then capped at `MAX_DERIVED`. A value
- * thrown that is not an `Error` is named by its text's first line (or its type). */
+ * `Name` when the message has none or cannot be read; made storable, then capped at
+ * `MAX_DERIVED`. A value thrown that is not an `Error` is named by its text's first line (or
+ * its type). Never throws: a message getter that throws, a name that is no string (a Symbol),
+ * a value with no text (a null-prototype object) fall back as Python's `reason_of` falls back
+ * to the type's name (rev42: the release threw, and the lease was left to go stale). */
 export function reasonOf(error: unknown, limit: number = MAX_DERIVED): string {
-  if (!(error instanceof Error)) {
-    return capped(storable(withoutPasswords(pythonFirstLine(String(error))) || typeof error), limit);
+  if (!isError(error)) {
+    return capped(storable(messageOf(error) || typeof error), limit);
   }
-  const name = error.name || "Error"; // an empty name would leave a reason the ledger refuses
-  const said = withoutPasswords(pythonFirstLine(String(error.message)));
+  const name = nameOf(error);
+  const said = messageOf(error);
   return capped(storable(said ? `${name}: ${said}` : name), limit);
+}
+
+/** The first line (as Python splits lines) of what `error` says, its message for an `Error`,
+ * without passwords; "" when it says nothing or cannot be read. Never throws. */
+export function messageOf(error: unknown): string {
+  try {
+    const text = isError(error) ? String(error.message) : String(error);
+    return withoutPasswords(pythonFirstLine(text));
+  } catch {
+    return "";
+  }
+}
+
+/** `error instanceof Error`, false where asking throws (a Proxy's trap). */
+function isError(error: unknown): error is Error {
+  try {
+    return error instanceof Error;
+  } catch {
+    return false;
+  }
+}
+
+/** The name an `Error` goes by: its `name` when that is a string that says something (an
+ * empty one would leave a reason the ledger refuses), else its constructor's name, as Python
+ * names an exception by its type; "Error" when neither can be read. */
+export function nameOf(error: Error): string {
+  for (const read of [() => error.name, () => error.constructor?.name]) {
+    try {
+      const name: unknown = read();
+      if (typeof name === "string" && name) return name;
+    } catch {
+      // a getter that throws: the next way of naming it
+    }
+  }
+  return "Error";
 }
 
 // What Python's str.isprintable() calls unprintable: the categories Other and Separator, but the

@@ -49,7 +49,7 @@ import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
 import { claim, LaunchRefused } from "./marker.js";
 import * as termination from "./termination.js";
 import { Signalled, Terminated } from "./termination.js";
-import { blank, kept, lengthOf, reasonOf, storable } from "./text.js";
+import { blank, kept, lengthOf, messageOf, reasonOf, storable } from "./text.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
@@ -630,7 +630,7 @@ export class WorkerLease {
   /** What the checkout throws instead of the task's `error`: `LeaseLost` when the error is the
    * browser failing because the lease was lost (its context was closed under the task). */
   insteadOf(error: unknown): unknown {
-    const browserGone = error instanceof Error && /closed|Target page|has been closed/i.test(error.message);
+    const browserGone = error instanceof Error && /closed|Target page|has been closed/i.test(messageOf(error));
     if (!this.guard.held() && browserGone) return lostError(this.leaseId, this.guard.whyLost);
     return error;
   }

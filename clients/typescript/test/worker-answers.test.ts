@@ -359,3 +359,49 @@ describe("a fetch that refuses the request before sending it", () => {
     assert.deepEqual(warnings.filter((w) => w.includes("never answered")), []);
   });
 });
+
+describe("a task's error whose text cannot be read", () => {
+  /**
+   * Guarantee (`reasonOf`, as the Python SDK's `reason_of`): naming what the task threw never
+   * throws; a message that cannot be read leaves the name, a name that is no string the
+   * constructor's, a value with no text its type. rev42: a message getter that throws, a
+   * Symbol name, a null-prototype object or a `toString` that throws made `settle` throw, so
+   * the lease was never released ("was not released: Error: getter") and went stale.
+   */
+  const unreadableMessage = (): Error => {
+    const error = new Error("x");
+    Object.defineProperty(error, "message", { get: () => { throw new Error("getter"); } });
+    return error;
+  };
+  const symbolName = (): Error => {
+    const error = new Error("the page went away");
+    (error as unknown as { name: unknown }).name = Symbol("s");
+    return error;
+  };
+  const cases: [string, () => unknown, string][] = [
+    ["a message getter that throws", unreadableMessage, "Error"],
+    ["a Symbol for a name", symbolName, "Error: the page went away"],
+    ["a null-prototype object", () => Object.create(null), "object"],
+    ["a toString that throws", () => ({ toString: () => { throw new Error("no text"); } }), "object"],
+  ];
+  for (const [what, make, reason] of cases) {
+    it(`releases the lease as a failure named ${JSON.stringify(reason)}: ${what}`, async () => {
+      const released = { lease_id: LEASE.lease_id, profile_id: "p1", ending: "unclean",
+        profile_state: "review_required", message: "released" };
+      const { fetch, sent } = fakeFetch([{ status: 201, body: LEASE }, { status: 200, body: released }]);
+      const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+      const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r42-")) });
+      const thrown = make();
+      await assert.rejects(
+        leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
+          throw thrown;
+        }),
+        (error: unknown) => error === thrown, // the task's own, not one the SDK met naming it
+      );
+      const releases = sent.filter((s) => s.url.endsWith("/release"));
+      assert.equal(releases.length, 1, "the lease was not released");
+      assert.equal(releases[0]?.body?.outcome, "failure");
+      assert.equal(releases[0]?.body?.reason, reason);
+    });
+  }
+});
