@@ -15,11 +15,11 @@
  *   before the task runs ("before its first step"), a denial is dropped;
  *
  * then, every lease of the process released, the process exits with status 143, as one killed
- * by the signal. An application with a SIGTERM listener of its own decides instead: the SDK
- * only notes the signal, so that a release after it says SIGTERM came (and what the task
- * threw). Playwright's own listener (a browser the application launched with Playwright's
- * defaults) is not the application's: it closes that browser and exits nothing. Node's default
- * comes back when the last lease is left.
+ * by the signal. An application with a SIGTERM listener of its own (`process.on` or
+ * `process.once`) decides instead: the SDK only notes the signal, so that a release after it
+ * says SIGTERM came (and what the task threw). Playwright's own listener (a browser the
+ * application launched with Playwright's defaults) is not the application's: it closes that
+ * browser and exits nothing. Node's default comes back when the last lease is left.
  */
 import { capped, pythonRepr, reasonOf, storable } from "./text.js";
 
@@ -76,6 +76,9 @@ function playwrights(listener: NodeJS.SignalsListener): boolean {
 
 function onSigterm(signal: NodeJS.Signals): void {
   // The application listens too (a listener other than the SDK's and Playwright's): it decides.
+  // The SDK's listener is the first (`enter`), so an application's `process.once` listener is
+  // still there to be seen: Node takes a once listener off before it calls it (rev42: the SDK
+  // took such an application for one without a listener, and exited under it).
   const own = process.listeners("SIGTERM").some((l) => l !== onSigterm && !playwrights(l));
   const leases = [...held];
   for (const lease of leases) {
@@ -96,7 +99,8 @@ function onSigterm(signal: NodeJS.Signals): void {
 
 /** SIGTERM is the SDK's for `lease`'s checkout until `leave`. */
 export function enter(lease: Signalled): void {
-  if (held.size === 0) process.on("SIGTERM", onSigterm);
+  // Before any listener of the application's: see onSigterm.
+  if (held.size === 0) process.prependListener("SIGTERM", onSigterm);
   held.add(lease);
 }
 

@@ -1,0 +1,150 @@
+"""How a Node worker (clients/typescript, ``ProfileLeases``) stops at SIGTERM, against a real
+``custody serve`` on each store (docs/how-to/node-worker.md; docs/operations/workers.md,
+"SIGTERM ends the lease truthfully"), as rev42 found it did not:
+
+- a pool of worker loops: a checkout begun after the signal sends nothing, so no lease is left
+  live when the process exits 143 (it ran its task, and the process exited under it);
+- an application's own ``process.once`` listener decides, as a ``process.on`` one does (Node
+  takes a once listener off before calling it, and the SDK exited 143 under the application);
+- a service that does not answer holds the stop up ``STOP_WAIT_SECONDS`` only, then the lease
+  is left live to go stale, saying so (the release was resent until the lease's local
+  deadline, two thirds of its TTL, in silence).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from node_probe import built, worker_env
+from serving import Served, serve
+
+from ledger import Ledger, ProfileState, RegisterProfile
+from ledger._domain import events as ev
+
+pytestmark = pytest.mark.slow
+
+# {PART} chooses the application; it prints "working" once its task is under way.
+WORKER = """
+import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const part = process.env.PART;
+let signalled = false;
+// After the signal each release takes 1.5 s: the process is still stopping when the pool's
+// next checkout begins.
+const slowed = async (url, init) => {
+  if (signalled && String(url).endsWith("/release")) await sleep(1500);
+  return fetch(url, init);
+};
+const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN,
+  fetch: slowed });
+const leases = new ProfileLeases({ client, evidenceDir: process.env.EVIDENCE });
+const order = (run) => ({ run_id: run, task_type: "t", ttl_seconds: Number(process.env.TTL) });
+let stop = false;
+if (part === "once") process.once("SIGTERM", () => { stop = true; });
+let holding;
+const held = new Promise((resolve) => { holding = resolve; });
+const first = leases.checkout("p1", order("run_1"), async (lease) => {
+  await lease.step("dashboard_loaded", { safe: true });
+  holding();
+  if (part === "once") {
+    console.log("working");
+    while (!stop) await sleep(20);
+    throw new Error("shutting down");
+  }
+  await sleep(600_000);
+});
+if (part === "pool") {
+  await held;
+  // The pool's other loop: a short job, then the signal between two jobs, then the next job.
+  for (let n = 1; n <= 2; n++) {
+    await leases.checkout("p2", order(`run_b${n}`), async (lease) => {
+      console.log(`b ran ${n}`);
+      lease.visited("https://shop.example/done"); // a final URL: released cleanly
+      await lease.step("b_working", { safe: true });
+      await sleep(n === 1 ? 0 : 600_000);
+    });
+    if (n === 1) {
+      signalled = true;
+      process.kill(process.pid, "SIGTERM");
+      await sleep(200); // the SDK's listener has run by now
+    }
+  }
+} else {
+  await held;
+  if (part !== "once") console.log("working");
+}
+try {
+  await first;
+  console.log(JSON.stringify({ thrown: null }));
+} catch (e) {
+  console.log(JSON.stringify({ thrown: e.name }));
+}
+"""
+
+
+@pytest.fixture
+def service(store_url: str) -> Iterator[Served]:
+    """``custody serve`` on a fresh store of each kind holding p1 and p2."""
+    with Ledger.open(store_url) as ledger:
+        for profile in ("p1", "p2"):
+            ledger.handle(RegisterProfile(profile_id=profile, account_id="a1", proxy_id="x1"))
+    running = serve(store_url)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def start(service: Served, tmp_path: Path, part: str, ttl: int = 60) -> subprocess.Popen[str]:
+    script = tmp_path / "worker.mjs"
+    script.write_text(WORKER.replace("CLIENT_INDEX", built().as_uri()))
+    env = {**os.environ, **worker_env(service, tmp_path, PART=part, TTL=str(ttl))}
+    return subprocess.Popen(
+        ["node", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def until_working(worker: subprocess.Popen[str]) -> str:
+    """What the worker printed up to "working" (the task under way)."""
+    assert worker.stdout is not None
+    said: list[str] = []
+    for line in worker.stdout:
+        said.append(line)
+        if line.strip() == "working":
+            return "".join(said)
+    raise AssertionError(f"the worker never said working: {''.join(said)}")
+
+
+def history(service: Served, profile: str) -> list[ev.ProfileEvent]:
+    with Ledger.open(service.store_url) as ledger:
+        return list(ledger.history(profile))
+
+
+def state_of(service: Served, profile: str) -> ProfileState:
+    with Ledger.open(service.store_url) as ledger:
+        return ledger.view(profile).state
+
+
+def test_an_applications_once_listener_decides(service: Served, tmp_path: Path) -> None:
+    """``process.once("SIGTERM", ...)`` is the application's listener, as ``process.on`` is:
+    the SDK only notes the signal, the application's task ends its own way, and the release
+    says SIGTERM came and what the task threw; the process exits as the application does."""
+    with start(service, tmp_path, "once") as worker:
+        try:
+            said = until_working(worker)
+            worker.send_signal(signal.SIGTERM)
+            out, err = worker.communicate(timeout=60)
+        finally:
+            worker.kill()
+    assert worker.returncode == 0, said + out + err
+    assert json.loads(out.strip().splitlines()[-1]) == {"thrown": "Error"}
+    (release,) = [e for e in history(service, "p1") if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.envelope.reason == (
+        "terminated by SIGTERM at step 'dashboard_loaded' (Error: shutting down)"
+    )
