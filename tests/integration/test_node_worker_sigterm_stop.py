@@ -131,6 +131,26 @@ def state_of(service: Served, profile: str) -> ProfileState:
         return ledger.view(profile).state
 
 
+def test_a_pools_checkout_after_sigterm_sends_nothing(service: Served, tmp_path: Path) -> None:
+    """One loop holds p1; the other takes p2, is released, SIGTERM comes, and it checks p2 out
+    again. That checkout is never sent: the process exits 143 once p1 is released, with no
+    lease of p2 left live to go stale (rev42: the second lease of p2 ran its task, and the
+    process exited under it once the leases held at the signal were released)."""
+    with start(service, tmp_path, "pool") as worker:
+        try:
+            out, err = worker.communicate(timeout=60)
+        finally:
+            worker.kill()
+    assert worker.returncode == 143, out + err
+    assert "b ran 1" in out
+    assert "b ran 2" not in out, out
+    acquired = [e for e in history(service, "p2") if isinstance(e, ev.LeaseAcquired)]
+    assert [e.lease.run_id for e in acquired] == ["run_b1"]
+    assert state_of(service, "p2") is ProfileState.AVAILABLE
+    (release,) = [e for e in history(service, "p1") if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.envelope.reason == "terminated by SIGTERM at step 'dashboard_loaded'"
+
+
 def test_an_applications_once_listener_decides(service: Served, tmp_path: Path) -> None:
     """``process.once("SIGTERM", ...)`` is the application's listener, as ``process.on`` is:
     the SDK only notes the signal, the application's task ends its own way, and the release

@@ -13,6 +13,7 @@
  *   `Terminated`;
  * - a checkout being decided: the answer is waited for; a lease granted is released the same way
  *   before the task runs ("before its first step"), a denial is dropped;
+ * - a checkout begun after the signal (a pool's next one) sends nothing and never settles;
  *
  * then, every lease of the process released, the process exits with status 143, as one killed
  * by the signal. An application with a SIGTERM listener of its own (`process.on` or
@@ -66,6 +67,9 @@ export class Signalled {
 }
 
 const held = new Set<Signalled>();
+/** The signal the SDK is stopping the process for (null: it is not): set at a SIGTERM no
+ * application listener decides, never unset, for the process exits. */
+let stoppedBy: NodeJS.Signals | null = null;
 
 /** Whether `listener` is Playwright's own (`handleSIGTERM`, on by default for a browser the
  * application launched itself): it closes that browser and never exits, so it is not the
@@ -80,28 +84,44 @@ function onSigterm(signal: NodeJS.Signals): void {
   // still there to be seen: Node takes a once listener off before it calls it (rev42: the SDK
   // took such an application for one without a listener, and exited under it).
   const own = process.listeners("SIGTERM").some((l) => l !== onSigterm && !playwrights(l));
-  const leases = [...held];
-  for (const lease of leases) {
+  for (const lease of held) {
     lease.signal ??= signal;
     if (!own) lease.stopping = true;
   }
   if (own) return;
+  const first = stoppedBy === null;
+  stoppedBy ??= signal;
   process.exitCode = 143;
-  const ending = leases.map((lease) => {
+  for (const lease of held) {
     void lease.end?.().then(
       () => lease.done(),
       () => lease.done(), // a release that failed was warned of: the sweep settles the lease
     );
-    return lease.settled;
-  });
-  void Promise.all(ending).then(() => process.exit(143));
+  }
+  if (first) void exitOnceSettled();
 }
 
-/** SIGTERM is the SDK's for `lease`'s checkout until `leave`. */
-export function enter(lease: Signalled): void {
+/** Exit 143 once every lease of the process has nothing left to release: those held at the
+ * signal, and any held since (`enter` lets none in). */
+async function exitOnceSettled(): Promise<void> {
+  for (;;) {
+    const waited = [...held];
+    await Promise.all(waited.map((lease) => lease.settled));
+    if ([...held].every((lease) => waited.includes(lease))) break;
+  }
+  process.exit(143);
+}
+
+/** SIGTERM is the SDK's for `lease`'s checkout until `leave`. False, and nothing entered, when
+ * the SDK is stopping the process already: that checkout must send nothing, for a lease
+ * granted now would be left live when the process exits (rev42: a pool's next checkout ran
+ * its task, and the process exited under it). */
+export function enter(lease: Signalled): boolean {
+  if (stoppedBy !== null) return false;
   // Before any listener of the application's: see onSigterm.
   if (held.size === 0) process.prependListener("SIGTERM", onSigterm);
   held.add(lease);
+  return true;
 }
 
 export function leave(lease: Signalled): void {

@@ -176,7 +176,9 @@ export class ProfileLeases {
     task: (lease: WorkerLease) => Promise<void>,
   ): Promise<WorkerLease> {
     const signalled = new Signalled(); // SIGTERM is the SDK's from the checkout on
-    termination.enter(signalled);
+    // The SDK is stopping the process: nothing is sent, and the process exits 143 once the
+    // leases it held are released.
+    if (!termination.enter(signalled)) return await termination.exiting();
     try {
       return await this.leased(profileId, order, task, signalled);
     } catch (error) {
