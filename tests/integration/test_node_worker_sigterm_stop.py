@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +169,37 @@ def test_an_applications_once_listener_decides(service: Served, tmp_path: Path) 
     assert release.envelope.reason == (
         "terminated by SIGTERM at step 'dashboard_loaded' (Error: shutting down)"
     )
+
+
+@pytest.mark.parametrize("down", ["stopped", "hung"])
+def test_a_service_that_does_not_answer_holds_the_stop_up_five_seconds(
+    service: Served, tmp_path: Path, down: str
+) -> None:
+    """The service stopped (connections refused) or hung (SIGSTOP: connections taken, never
+    answered) under a held lease; SIGTERM: the release is resent for ``STOP_WAIT_SECONDS`` (5 s)
+    from the signal, each try waiting 5 s at most, once more past it when an answer was lost,
+    then the lease is left live to go stale, a process warning saying so, and the process
+    exits 143 (rev42: 58 s at a 90 s TTL in silence, about 200 s at the default TTL)."""
+    with start(service, tmp_path, "sleeping", ttl=90) as worker:
+        try:
+            said = until_working(worker)
+            if down == "stopped":
+                service.stop()
+            else:
+                service.process.send_signal(signal.SIGSTOP)
+            signalled = time.monotonic()
+            worker.send_signal(signal.SIGTERM)
+            out, err = worker.communicate(timeout=120)
+            took = time.monotonic() - signalled
+        finally:
+            worker.kill()
+            if down == "hung":
+                service.process.send_signal(signal.SIGCONT)
+    assert worker.returncode == 143, said + out + err
+    assert took < 20, (took, err)  # 5 s, a last try of 5 s after a lost answer, the rest
+    assert "custody: lease-1@p1 was not released: " in err, err
+    assert "lease-1@p1 is left live, to go stale at its deadline" in err, err
+    if down == "hung":
+        assert "the release may have been taken" in err, err
+    assert state_of(service, "p1") is ProfileState.LEASED
+    assert not [e for e in history(service, "p1") if isinstance(e, ev.LeaseReleaseRequested)]

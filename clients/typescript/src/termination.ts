@@ -16,13 +16,22 @@
  * - a checkout begun after the signal (a pool's next one) sends nothing and never settles;
  *
  * then, every lease of the process released, the process exits with status 143, as one killed
- * by the signal. An application with a SIGTERM listener of its own (`process.on` or
- * `process.once`) decides instead: the SDK only notes the signal, so that a release after it
- * says SIGTERM came (and what the task threw). Playwright's own listener (a browser the
- * application launched with Playwright's defaults) is not the application's: it closes that
- * browser and exits nothing. Node's default comes back when the last lease is left.
+ * by the signal. A service that does not answer does not hold the stop up: from the signal, a
+ * release is resent for `STOP_WAIT_SECONDS` only (once more past it when an answer was lost),
+ * then the lease is left live, to go stale at its deadline, and a process warning says so, as
+ * the Python SDK does.
+ *
+ * An application with a SIGTERM listener of its own (`process.on` or `process.once`) decides
+ * instead: the SDK only notes the signal, so that a release after it says SIGTERM came (and
+ * what the task threw). Playwright's own listener (a browser the application launched with
+ * Playwright's defaults) is not the application's: it closes that browser and exits nothing.
+ * Node's default comes back when the last lease is left.
  */
 import { capped, pythonRepr, reasonOf, storable } from "./text.js";
+
+/** After the SDK stops the process, how long a release waits for a service that does not
+ * answer: the Python SDK's `STOP_WAIT_SECONDS`, well inside Kubernetes' 30 s grace period. */
+export const STOP_WAIT_SECONDS = 5;
 
 /** Thrown by a task's SDK calls once SIGTERM stopped the run; the process exits 143 once the
  * lease is released. */
@@ -41,6 +50,8 @@ export class Signalled {
   signal: NodeJS.Signals | null = null;
   /** Whether the SDK stops the run (else the application's own listener decides). */
   stopping = false;
+  /** When the SDK began stopping the run (`performance.now()`), or null. */
+  stoppedAt: number | null = null;
   /** Ends the held lease for the SDK; set once the checkout's lease is held. */
   end: (() => Promise<void>) | null = null;
   private resolveSettled: () => void = () => {};
@@ -48,6 +59,25 @@ export class Signalled {
   readonly settled: Promise<void> = new Promise<void>((resolve) => {
     this.resolveSettled = resolve;
   });
+
+  /** The SDK stops the run for `signal`. */
+  stop(signal: NodeJS.Signals): void {
+    this.signal ??= signal;
+    this.stopping = true;
+    this.stoppedAt ??= performance.now();
+  }
+
+  /** `ms`, cut to what is left of `STOP_WAIT_SECONDS` once the run was stopped (0 past it). */
+  serviceWait(ms: number): number {
+    if (this.stoppedAt === null) return ms;
+    return Math.max(0, Math.min(ms, this.stoppedAt + STOP_WAIT_SECONDS * 1000 - performance.now()));
+  }
+
+  /** True once the run was stopped `STOP_WAIT_SECONDS` ago or more: a release waits for the
+   * service no more. */
+  waitedEnough(): boolean {
+    return this.stoppedAt !== null && this.serviceWait(STOP_WAIT_SECONDS * 1000) <= 0;
+  }
 
   /** The checkout has nothing left to release (released, denied, failed). */
   done(): void {
@@ -85,8 +115,8 @@ function onSigterm(signal: NodeJS.Signals): void {
   // took such an application for one without a listener, and exited under it).
   const own = process.listeners("SIGTERM").some((l) => l !== onSigterm && !playwrights(l));
   for (const lease of held) {
-    lease.signal ??= signal;
-    if (!own) lease.stopping = true;
+    if (own) lease.signal ??= signal;
+    else lease.stop(signal);
   }
   if (own) return;
   const first = stoppedBy === null;
@@ -109,7 +139,8 @@ async function exitOnceSettled(): Promise<void> {
     await Promise.all(waited.map((lease) => lease.settled));
     if ([...held].every((lease) => waited.includes(lease))) break;
   }
-  process.exit(143);
+  // After the turn: a warning emitted on the way (a lease not released) is written first.
+  setImmediate(() => process.exit(143));
 }
 
 /** SIGTERM is the SDK's for `lease`'s checkout until `leave`. False, and nothing entered, when

@@ -48,8 +48,8 @@ import {
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
 import { claim, LaunchRefused } from "./marker.js";
 import * as termination from "./termination.js";
-import { Signalled, Terminated } from "./termination.js";
-import { blank, kept, lengthOf, messageOf, reasonOf, storable } from "./text.js";
+import { Signalled, STOP_WAIT_SECONDS, Terminated } from "./termination.js";
+import { blank, kept, lengthOf, messageOf, nameOf, reasonOf, storable } from "./text.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
@@ -245,7 +245,12 @@ export class ProfileLeases {
     const guard = new LeaseGuard(granted, started, this.clock);
     if (!guard.held()) await this.giveBack(granted, key);
     const lease = new WorkerLease(granted, this, guard, signalled);
-    signalled.end = () => lease.end({ error: new Terminated(signalled.signal ?? "SIGTERM") });
+    let stopped: Promise<void> | null = null;
+    // A release that fails after SIGTERM is warned of here: the task may never end to say it.
+    signalled.end = () =>
+      (stopped ??= lease.end({ error: new Terminated(signalled.signal ?? "SIGTERM") }).catch((error: unknown) =>
+        lease.notReleased(error),
+      ));
     lease.start();
     if (signalled.stopping) {
       await signalled.end(); // SIGTERM came while the checkout was decided: no task runs
@@ -270,7 +275,7 @@ export class ProfileLeases {
     } catch (error) {
       // The task's own error goes on (it is the one the caller must see); why the lease was
       // not released is a warning. The sweep settles the lease at its deadline.
-      process.emitWarning(`custody: ${lease.leaseId} was not released: ${firstLine(error)}`);
+      lease.notReleased(error);
     }
     if (signalled.stopping) return await termination.exiting();
     throw lease.insteadOf(failure);
@@ -353,6 +358,7 @@ export class WorkerLease {
   private watchDone: Promise<void> = Promise.resolve();
   private observedProxy: string | null = null;
   private ending: Promise<void> | null = null;
+  private notReleasedSaid = false;
 
   constructor(
     lease: Lease,
@@ -605,8 +611,11 @@ export class WorkerLease {
     let evidence = await this.kept(this.settle(failure));
     const key = randomUUID();
     let lost = 0; // answers lost on their way: each resend waits longer, as the checkout's
+    let lastTry = false;
     for (;;) {
-      const wait = longerAfter(lost, this.leases.client.timeoutSeconds, this.guard.validUntil - this.leases.clock());
+      const wait = this.stopWait(
+        longerAfter(lost, this.leases.client.timeoutSeconds, this.guard.validUntil - this.leases.clock()),
+      );
       try {
         this.result = await this.leases.client.release(this.leaseId, releaseBody(evidence, this.fencingToken), key, wait);
         this.evidence = evidence;
@@ -624,9 +633,34 @@ export class WorkerLease {
         }
         if (!transient(error) || !this.guard.held()) throw error;
         if (mayHaveLanded(error)) lost += 1;
-        await sleep(this.guard.timing.retryMs);
+        // Once the SDK stops the process, the service is waited for STOP_WAIT_SECONDS only,
+        // as in the Python SDK (rev42: 58 s at a 90 s TTL, in silence); a release whose answer
+        // was lost may have been taken, and is resent once more under its key to learn it.
+        if (this.signalled.waitedEnough()) {
+          if (lost > 0 && !lastTry) {
+            lastTry = true;
+            continue;
+          }
+          throw leftLive(this.leaseId, error, lost > 0);
+        }
+        await sleep(this.signalled.serviceWait(this.guard.timing.retryMs));
       }
     }
+  }
+
+  /** The seconds one try of the release waits for its answer (undefined: the client's own):
+   * at most `STOP_WAIT_SECONDS` once the SDK stops the process. */
+  private stopWait(wait: number | undefined): number | undefined {
+    if (!this.signalled.stopping) return wait;
+    return Math.min(wait ?? this.leases.client.timeoutSeconds, STOP_WAIT_SECONDS);
+  }
+
+  /** Warn, once, that the lease was not released and why: the task's end and SIGTERM's may
+   * both learn it. */
+  notReleased(error: unknown): void {
+    if (this.notReleasedSaid) return;
+    this.notReleasedSaid = true;
+    process.emitWarning(`custody: ${this.leaseId} was not released: ${firstLine(error)}`);
   }
 
   /** What the checkout throws instead of the task's `error`: `LeaseLost` when the error is the
@@ -749,6 +783,21 @@ function withoutRefused(evidence: Evidence, field: string, said: string): Eviden
   const changed: Evidence = { ...evidence, evidence_problem: kept(problem, MAX_REASON) };
   for (const name of DROPPABLE[field] ?? []) (changed as unknown as Record<string, null>)[name] = null;
   return changed;
+}
+
+/** The release given up after `STOP_WAIT_SECONDS` of a stop, saying what the Python SDK says
+ * (`workers._renewal`), under the last failure's name. */
+function leftLive(leaseId: string, error: unknown, answerLost: boolean): Error {
+  const down = messageOf(error);
+  const said = answerLost
+    ? "the process was stopped and the service's answer to the release was lost, then not " +
+      `given again within ${STOP_WAIT_SECONDS}s: the release may have been taken; if not, ` +
+      `${leaseId} is left live, to go stale at its deadline (${down})`
+    : `the process was stopped and the service did not take the release within ${STOP_WAIT_SECONDS}s: ` +
+      `${leaseId} is left live, to go stale at its deadline (${down})`;
+  const left = new Error(said, { cause: error });
+  left.name = error instanceof Error ? nameOf(error) : "Error";
+  return left;
 }
 
 function lostError(leaseId: string, why: string): LeaseLost {
