@@ -185,6 +185,13 @@ def create_schema(self: Migrating) -> None:
         and _table_exists(self, self.tables.events)
         and bool(self.query(f"SELECT 1 AS t FROM {self.tables.events} LIMIT 1"))
     )  # (an init cut short, with no event, is made whole as a new store)
+    if unversioned:  # recorded before the tables below: an init cut short after them finds
+        # schema 1 again, not a store it made (rev42: taken for current, never migrated)
+        for statement in _SCHEMA_DDL:
+            self.execute(statement)
+        self.execute(
+            f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING"
+        )
     for statement in tables:
         self.execute(statement)
     if unversioned:
@@ -196,7 +203,7 @@ def create_schema(self: Migrating) -> None:
     if self._pg:  # before a grant on it fails, or the version says the store is whole
         refuse_squatted(self, self.tables.events, "custody init stops here")
     _drop_older_availability_index(self)
-    found = 1 if unversioned else (self.schema_version() or SCHEMA_VERSION)
+    found = self.schema_version() or SCHEMA_VERSION
     if found < 4:
         _add_command_columns(self)
         _backfill_commands(self)

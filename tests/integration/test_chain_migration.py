@@ -11,6 +11,8 @@ append-only triggers, snapshots of class version 4 (no head), and the schema ver
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +257,15 @@ def test_events_made_to_look_older_than_the_chains_are_named(
     ], (said.out, position)
 
 
+_CUT_IN_THE_BACKFILL = """
+import os, sys
+from ledger._stores import migrations
+migrations._backfill_commands = lambda self: os._exit(9)
+from ledger import Ledger
+Ledger.init(sys.argv[1])
+"""
+
+
 def test_a_store_from_before_custody_recorded_a_version_is_migrated_from_schema_1(
     sql_store_url: str,
 ) -> None:
@@ -263,7 +274,8 @@ def test_a_store_from_before_custody_recorded_a_version_is_migrated_from_schema_
     no migration ran and the version was recorded as current, for good; verify then named
     every event as forged (no chain origins), a resent checkout was granted again (no command
     ids) and one directory could be given to two profiles. It is migrated from schema 1, says
-    so, and verifies. Guard: ``unversioned`` in ``migrations.create_schema``."""
+    so, and verifies, even after an init killed mid-migration. Guards: ``unversioned`` in
+    ``migrations.create_schema``, and its version 1 recorded first."""
     small_ledger(sql_store_url)
     with Ledger.open(sql_store_url) as ledger:
         lease = ledger.handle(
@@ -278,6 +290,10 @@ def test_a_store_from_before_custody_recorded_a_version_is_migrated_from_schema_
         log.run(f"DROP TABLE IF EXISTS {table}")
     refused = custody(log.url, "status")
     assert refused.code == 6, refused
+    # An init killed mid-migration (rev42: after it had made the command ids' table, the next
+    # init took the store for one it made, and migrated nothing, for good).
+    cut = subprocess.run([sys.executable, "-c", _CUT_IN_THE_BACKFILL, log.url], check=False)
+    assert cut.returncode == 9
 
     first = custody(log.url, "--json", "init")
     assert first.code == 0, first
