@@ -53,6 +53,7 @@ IGNORED = shutil.ignore_patterns(
     ".hypothesis",
     "build",
     "custody.db*",
+    "dist",  # the TypeScript client's build: a copy builds its own from the mutated sources
 )
 
 
@@ -95,8 +96,8 @@ MUTANTS = (
     Mutant(
         "deadline-boundary",
         "ledger/_domain/model.py",
-        "        return now > self.expires_at\n",
-        "        return now >= self.expires_at\n",
+        "    return now > deadline\n",
+        "    return now >= deadline\n",
         "a lease counts as overdue at its deadline already, not only past it",
     ),
     Mutant(
@@ -1469,8 +1470,8 @@ MUTANTS = (
     Mutant(
         "sources-outside-snapshot",
         "reports/_sources.py",
-        "                leases=_leases(snapshot, account),\n",
-        "                leases=_leases(ledger.feed, account),\n",
+        "                leases=judged(_leases(snapshot, account), at),\n",
+        "                leases=judged(_leases(ledger.feed, account), at),\n",
         "the fleet reports read the leases outside the snapshot the availability was read in",
         ("tests/integration/test_report_sources.py",),
     ),
@@ -6914,11 +6915,155 @@ MUTANTS = (
         ),
     ),
     Mutant(
-        "init-unversioned-store-from-schema-1",
+        "lease-status-overdue",
+        "ledger/_domain/endings.py",
+        "    if status == LeaseStatus.ACTIVE and past_deadline(deadline, now):\n",
+        "    if False:\n",
+        "an active lease past its deadline reads active (rev42)",
+    ),
+    Mutant(
+        "lease-status-any",
+        "ledger/_domain/endings.py",
+        "    if status == LeaseStatus.ACTIVE and past_deadline(deadline, now):\n",
+        "    if past_deadline(deadline, now):\n",
+        "an ended or stale-marked lease past its deadline reads overdue (rev42)",
+    ),
+    Mutant(
+        "usage-rows-judged",
+        "projections/_usage_as_of.py",
+        '    return [judged(validated_rows("leases", LeaseRow.model_validate, r), moment) '
+        "for r in rows]\n",
+        '    return [validated_rows("leases", LeaseRow.model_validate, r) for r in rows]\n',
+        "usage's table reads an overdue lease as active (rev42)",
+        (
+            "tests/integration/test_usage_as_of.py::test_a_lease_past_its_deadline_reads_overdue_before_any_sweep",
+        ),
+    ),
+    Mutant(
+        "usage-frame-judged",
+        "reports/_usage.py",
+        "    return judged(frame, when).loc[:, list(COLUMNS)]\n",
+        "    return frame.loc[:, list(COLUMNS)]\n",
+        "usage --json/csv reads an overdue lease as active (rev42)",
+        (
+            "tests/integration/test_usage_as_of.py::test_a_lease_past_its_deadline_reads_overdue_before_any_sweep",
+        ),
+    ),
+    Mutant(
+        "ended-unknown-overdue",
+        "reports/_usage.py",
+        '    unknown = leases["ending"].isin(ENDED_UNKNOWN) | leases["status"].eq(OVERDUE)\n',
+        '    unknown = leases["ending"].isin(ENDED_UNKNOWN)\n',
+        "ended_unknown leaves out an overdue lease (rev42)",
+        (
+            "tests/integration/test_usage_as_of.py::test_a_lease_past_its_deadline_reads_overdue_before_any_sweep",
+        ),
+    ),
+    Mutant(
+        "sources-judged",
+        "reports/_sources.py",
+        "                leases=judged(_leases(snapshot, account), at),\n",
+        "                leases=_leases(snapshot, account),\n",
+        "the fleet reports read an overdue lease as live (rev42)",
+        ("tests/integration/test_fleet_reports.py",),
+    ),
+    Mutant(
+        "health-overdue-unclean",
+        "reports/_health.py",
+        '    table["unclean"] = table[[*UNCLEAN, OVERDUE]].sum(axis=1)\n',
+        '    table["unclean"] = table[list(UNCLEAN)].sum(axis=1)\n',
+        "health counts an overdue lease as clean (rev42)",
+        ("tests/integration/test_fleet_reports.py",),
+    ),
+    Mutant(
+        "health-overdue-live",
+        "reports/_health.py",
+        '    open_ = leases["status"].where(leases["status"].eq(OVERDUE), "live")\n',
+        '    open_ = leases["status"].where(leases["status"].eq("never"), "live")\n',
+        "health counts an overdue lease as live (rev42)",
+        ("tests/integration/test_fleet_reports.py",),
+    ),
+    Mutant(
+        "checklist-overdue-word",
+        "reports/_checks.py",
+        '    return OVERDUE if lease["status"] == OVERDUE else "live"\n',
+        '    return "live"\n',
+        "the checklist calls a silent overdue lease live (rev42)",
+        (
+            "tests/integration/test_fleet_reports.py::test_a_silent_lease_past_its_deadline_is_overdue_in_the_checklist_not_live",
+        ),
+    ),
+    Mutant(
+        "usage-table-status",
+        "custody/_output.py",
+        '    ("STATUS", "status"),  # overdue: past its deadline, not ended '
+        "(rev42: read as live)\n",
+        "",
+        "usage's table shows no status (rev42)",
+        ("tests/e2e/test_cli_reports.py",),
+    ),
+    Mutant(
+        "ts-sigterm-pool-checkout-sent",
+        "clients/typescript/src/worker.ts",
+        "    if (!termination.enter(signalled)) return await termination.exiting();\n",
+        "    termination.enter(signalled);\n",
+        "a checkout begun after SIGTERM is sent, and the exit leaves its lease live (rev42)",
+        (
+            "tests/integration/test_node_worker_sigterm_stop.py::"
+            "test_a_pools_checkout_after_sigterm_sends_nothing",
+        ),
+    ),
+    Mutant(
+        "ts-sigterm-once-listener-missed",
+        "clients/typescript/src/termination.ts",
+        'process.prependListener("SIGTERM", onSigterm)',
+        'process.on("SIGTERM", onSigterm)',
+        "an application's process.once SIGTERM listener is taken for none (rev42)",
+        (
+            "tests/integration/test_node_worker_sigterm_stop.py::"
+            "test_an_applications_once_listener_decides",
+        ),
+    ),
+    Mutant(
+        "ts-sigterm-release-unbounded",
+        "clients/typescript/src/worker.ts",
+        "        if (this.signalled.waitedEnough()) {\n",
+        "        if (false) {\n",
+        "after SIGTERM the release waits out the lease's deadline in silence (rev42)",
+        (
+            "tests/integration/test_node_worker_sigterm_stop.py::"
+            "test_a_service_that_does_not_answer_holds_the_stop_up_five_seconds",
+        ),
+    ),
+    Mutant(
+        "ts-sigterm-exit-before-warning",
+        "clients/typescript/src/termination.ts",
+        "  setImmediate(() => process.exit(143));\n",
+        "  process.exit(143);\n",
+        "the process exits before the warning of a lease left live is written (rev42)",
+        (
+            "tests/integration/test_node_worker_sigterm_stop.py::"
+            "test_a_service_that_does_not_answer_holds_the_stop_up_five_seconds",
+        ),
+    ),
+    Mutant(
+        "ts-reason-of-throws",
+        "clients/typescript/src/text.ts",
+        "  const name = nameOf(error);\n  const said = messageOf(error);\n",
+        "  const name = error.name;\n  const said = String(error.message);\n",
+        "naming a task's unreadable error throws and the lease is not released (rev42)",
+        (
+            "tests/integration/test_node_worker.py::"
+            "test_the_example_node_worker_clean_crashed_and_revoked",
+        ),
+    ),
+    Mutant(
+        "init-unversioned-recorded-first",
         "ledger/_stores/migrations.py",
-        "    found = 1 if unversioned else (self.schema_version() or SCHEMA_VERSION)\n",
-        "    found = self.schema_version() or SCHEMA_VERSION\n",
-        "a store from before custody recorded a version gets no migration from init (rev42)",
+        '            f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, 1) '
+        'ON CONFLICT (id) DO NOTHING"\n',
+        '            "SELECT 1"\n',
+        "an init of an unversioned store killed mid-migration leaves it never migrated (rev42)",
         (
             "tests/integration/test_chain_migration.py::"
             "test_a_store_from_before_custody_recorded_a_version_is_migrated_from_schema_1",
