@@ -44,6 +44,17 @@ export class Terminated extends Error {
   }
 }
 
+/** `error instanceof Terminated`, false where asking throws (a Proxy whose `getPrototypeOf`
+ * trap throws): a task's error is asked before its lease is released, and a throw there left
+ * the lease live (rev42). */
+export function isTerminated(error: unknown): error is Terminated {
+  try {
+    return error instanceof Terminated;
+  } catch {
+    return false;
+  }
+}
+
 /** What SIGTERM did to one checkout, from its sending to its release. */
 export class Signalled {
   /** The signal that came, if one did. */
@@ -91,7 +102,7 @@ export class Signalled {
     if (this.signal === null) return null;
     let said = `terminated by ${this.signal} `;
     said += step ? `at step ${pythonRepr(step)}` : "before its first step";
-    if (!(error instanceof Terminated)) said += ` (${reasonOf(error)})`;
+    if (!isTerminated(error)) said += ` (${reasonOf(error)})`;
     return capped(storable(said));
   }
 }

@@ -199,7 +199,7 @@ export function messageOf(error: unknown): string {
 }
 
 /** `error instanceof Error`, false where asking throws (a Proxy's trap). */
-function isError(error: unknown): error is Error {
+export function isError(error: unknown): error is Error {
   try {
     return error instanceof Error;
   } catch {

@@ -48,8 +48,8 @@ import {
 import { type Clock, LeaseGuard, monotonic, Progress } from "./guard.js";
 import { claim, LaunchRefused } from "./marker.js";
 import * as termination from "./termination.js";
-import { Signalled, STOP_WAIT_SECONDS, Terminated } from "./termination.js";
-import { blank, kept, lengthOf, messageOf, nameOf, reasonOf, storable } from "./text.js";
+import { isTerminated, Signalled, STOP_WAIT_SECONDS, Terminated } from "./termination.js";
+import { blank, isError, kept, lengthOf, messageOf, nameOf, reasonOf, storable } from "./text.js";
 
 export const MAX_REASON = 2000; // what the ledger keeps of a reason
 const MAX_RECORDED_PATH = 200; // what the ledger keeps of a screenshot's path
@@ -598,7 +598,7 @@ export class WorkerLease {
     if (this.deadline) clearTimeout(this.deadline);
     this.watching.abort();
     await this.watchDone;
-    if (failure?.error instanceof Terminated && this.session !== null && this.guard.held()) {
+    if (failure !== null && isTerminated(failure.error) && this.session !== null && this.guard.held()) {
       // SIGTERM ends the lease while the task runs: the final screenshot, as the browser's
       // block takes it when a task ends.
       await this.session.screenshot(join(this.directory(), "final.png"));
@@ -666,7 +666,7 @@ export class WorkerLease {
   /** What the checkout throws instead of the task's `error`: `LeaseLost` when the error is the
    * browser failing because the lease was lost (its context was closed under the task). */
   insteadOf(error: unknown): unknown {
-    const browserGone = error instanceof Error && /closed|Target page|has been closed/i.test(messageOf(error));
+    const browserGone = isError(error) && /closed|Target page|has been closed/i.test(messageOf(error));
     if (!this.guard.held() && browserGone) return lostError(this.leaseId, this.guard.whyLost);
     return error;
   }
@@ -796,7 +796,7 @@ function leftLive(leaseId: string, error: unknown, answerLost: boolean): Error {
     : `the process was stopped and the service did not take the release within ${STOP_WAIT_SECONDS}s: ` +
       `${leaseId} is left live, to go stale at its deadline (${down})`;
   const left = new Error(said, { cause: error });
-  left.name = error instanceof Error ? nameOf(error) : "Error";
+  left.name = isError(error) ? nameOf(error) : "Error";
   return left;
 }
 

@@ -366,7 +366,9 @@ describe("a task's error whose text cannot be read", () => {
    * throws; a message that cannot be read leaves the name, a name that is no string the
    * constructor's, a value with no text its type. rev42: a message getter that throws, a
    * Symbol name, a null-prototype object or a `toString` that throws made `settle` throw, so
-   * the lease was never released ("was not released: Error: getter") and went stale.
+   * the lease was never released ("was not released: Error: getter") and went stale. rev42
+   * again: a Proxy whose `getPrototypeOf` trap throws made `instanceof Terminated` throw
+   * before the release, and the lease was left live.
    */
   const unreadableMessage = (): Error => {
     const error = new Error("x");
@@ -383,6 +385,9 @@ describe("a task's error whose text cannot be read", () => {
     ["a Symbol for a name", symbolName, "Error: the page went away"],
     ["a null-prototype object", () => Object.create(null), "object"],
     ["a toString that throws", () => ({ toString: () => { throw new Error("no text"); } }), "object"],
+    ["a Proxy whose getPrototypeOf trap throws", () => new Proxy(new Error("p"), {
+      getPrototypeOf: () => { throw new Error("proto trap"); },
+    }), "Error: p"],
   ];
   for (const [what, make, reason] of cases) {
     it(`releases the lease as a failure named ${JSON.stringify(reason)}: ${what}`, async () => {
