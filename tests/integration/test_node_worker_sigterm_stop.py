@@ -8,7 +8,10 @@
   takes a once listener off before calling it, and the SDK exited 143 under the application);
 - a service that does not answer holds the stop up ``STOP_WAIT_SECONDS`` only, then the lease
   is left live to go stale, saying so (the release was resent until the lease's local
-  deadline, two thirds of its TTL, in silence).
+  deadline, two thirds of its TTL, in silence);
+- so too for a release already under way at the signal (it kept the client's 30 s timeout:
+  33 s), and for a checkout under way at the signal (resent until the grant's deadline, the
+  TTL, in silence).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ let signalled = false;
 // next checkout begins.
 const slowed = async (url, init) => {
   if (signalled && String(url).endsWith("/release")) await sleep(1500);
+  if (part === "ending" && String(url).endsWith("/release")) console.log("releasing");
   return fetch(url, init);
 };
 const client = new CustodyClient({ baseUrl: process.env.URL, token: process.env.TOKEN,
@@ -58,8 +62,14 @@ const first = leases.checkout("p1", order("run_1"), async (lease) => {
     while (!stop) await sleep(20);
     throw new Error("shutting down");
   }
+  if (part === "ending") {
+    // The task ends at SIGUSR2: its release is then sent.
+    await new Promise((resolve) => process.once("SIGUSR2", resolve));
+    throw new Error("the task failed");
+  }
   await sleep(600_000);
 });
+if (part === "checkout") console.log("checking out");
 if (part === "pool") {
   await held;
   // The pool's other loop: a short job, then the signal between two jobs, then the next job.
@@ -203,3 +213,67 @@ def test_a_service_that_does_not_answer_holds_the_stop_up_five_seconds(
         assert "the release may have been taken" in err, err
     assert state_of(service, "p1") is ProfileState.LEASED
     assert not [e for e in history(service, "p1") if isinstance(e, ev.LeaseReleaseRequested)]
+
+
+def test_a_release_under_way_at_sigterm_is_abandoned_five_seconds_after_it(
+    service: Served, tmp_path: Path
+) -> None:
+    """The service hung (SIGSTOP), the task ends and its release is sent; SIGTERM comes while
+    that release waits for its answer: the try is abandoned ``STOP_WAIT_SECONDS`` after the
+    signal, whatever timeout it was sent with, then tried once more for 5 s (its answer was
+    lost), then the lease is left live, saying so: about 10 s (rev42 revB: the try kept the
+    client's 30 s timeout, then one more: 33 s, past Kubernetes' 30 s grace, and the warning
+    was never written)."""
+    with start(service, tmp_path, "ending", ttl=90) as worker:
+        try:
+            said = until_working(worker)
+            service.process.send_signal(signal.SIGSTOP)
+            worker.send_signal(signal.SIGUSR2)
+            assert worker.stdout is not None
+            said += worker.stdout.readline()
+            assert said.endswith("releasing\n"), said
+            time.sleep(1)
+            signalled = time.monotonic()
+            worker.send_signal(signal.SIGTERM)
+            out, err = worker.communicate(timeout=120)
+            took = time.monotonic() - signalled
+        finally:
+            worker.kill()
+            service.process.send_signal(signal.SIGCONT)
+    assert worker.returncode == 143, said + out + err
+    assert 9 < took < 15, (took, err)  # 5 s to the bound, a last try of 5 s, the rest
+    assert "lease-1@p1 is left live, to go stale at its deadline" in err, err
+    assert "the release may have been taken" in err, err
+
+
+def test_a_checkout_under_way_at_sigterm_has_the_same_bound(
+    service: Served, tmp_path: Path
+) -> None:
+    """The service hung (SIGSTOP) before the checkout is sent; SIGTERM comes while it waits
+    for its answer: it is abandoned ``STOP_WAIT_SECONDS`` after the signal, tried once more for
+    5 s (the grant may have landed), then a process warning names the profile whose lease may
+    be left live, and the process exits 143 with no task run (rev42 revB: resent until the
+    grant's deadline, the TTL, 300 s by default, in silence)."""
+    service.process.send_signal(signal.SIGSTOP)
+    try:
+        with start(service, tmp_path, "checkout", ttl=90) as worker:
+            try:
+                assert worker.stdout is not None
+                said = worker.stdout.readline()
+                assert said == "checking out\n", said
+                time.sleep(1)
+                signalled = time.monotonic()
+                worker.send_signal(signal.SIGTERM)
+                out, err = worker.communicate(timeout=60)
+                took = time.monotonic() - signalled
+            finally:
+                worker.kill()
+    finally:
+        service.process.send_signal(signal.SIGCONT)
+    assert worker.returncode == 143, said + out + err
+    assert 9 < took < 15, (took, err)
+    assert "working" not in out, out
+    assert (
+        "custody: the process was stopped and the checkout of p1 was not answered within 5s: "
+        "a lease it may have been granted is left live, to go stale at its deadline"
+    ) in err, err

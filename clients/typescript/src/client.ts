@@ -185,18 +185,20 @@ export class CustodyClient {
 
   /** Check the profile out for the token's worker: the lease, or `CheckoutDenied`.
    * `timeoutSeconds`: this request's, instead of the client's (a resend after a lost answer
-   * waits longer for its answer). */
+   * waits longer for its answer). `signal`: abandons the request, thrown as its reason. */
   checkout(
     profileId: string,
     order: CheckoutOrder,
     idempotencyKey?: string,
     timeoutSeconds?: number,
+    signal?: AbortSignal,
   ): Promise<AnswerOf<"/v1/profiles/{profile_id}/checkout", "post", 201>> {
     return this.send("/v1/profiles/{profile_id}/checkout", "post", 201, {
       path: { profile_id: profileId } satisfies PathOf<"/v1/profiles/{profile_id}/checkout", "post">,
       body: order,
       idempotencyKey,
       timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
+      signal,
     });
   }
 
@@ -229,18 +231,21 @@ export class CustodyClient {
   }
 
   /** End the lease with its outcome and evidence; the answer says where the profile stands.
-   * `timeoutSeconds`: this request's, instead of the client's. */
+   * `timeoutSeconds`: this request's, instead of the client's. `signal`: abandons the
+   * request, thrown as its reason. */
   release(
     leaseId: string,
     body: ReleaseBody,
     idempotencyKey?: string,
     timeoutSeconds?: number,
+    signal?: AbortSignal,
   ): Promise<AnswerOf<"/v1/leases/{lease_id}/release", "post", 200>> {
     return this.send("/v1/leases/{lease_id}/release", "post", 200, {
       path: { lease_id: leaseId } satisfies PathOf<"/v1/leases/{lease_id}/release", "post">,
       body,
       idempotencyKey,
       timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
+      signal,
     });
   }
 

@@ -11,13 +11,15 @@
  *   fails), and it is released as a failure saying `terminated by SIGTERM at step '...'` (so
  *   review, or quarantine after an unconfirmed mutating step); the task's next SDK call throws
  *   `Terminated`;
- * - a checkout being decided: the answer is waited for; a lease granted is released the same way
- *   before the task runs ("before its first step"), a denial is dropped;
+ * - a checkout being decided: the answer is waited for (as a release is, below); a lease
+ *   granted is released the same way before the task runs ("before its first step"), a denial
+ *   is dropped;
  * - a checkout begun after the signal (a pool's next one) sends nothing and never settles;
  *
  * then, every lease of the process released, the process exits with status 143, as one killed
  * by the signal. A service that does not answer does not hold the stop up: from the signal, a
- * release is resent for `STOP_WAIT_SECONDS` only (once more past it when an answer was lost),
+ * release or a checkout under way is resent for `STOP_WAIT_SECONDS` only (a try under way at
+ * the bound abandoned there; once more past it, 5 s at most, when an answer was lost),
  * then the lease is left live, to go stale at its deadline, and a process warning says so, as
  * the Python SDK does.
  *
@@ -65,6 +67,11 @@ export class Signalled {
   stoppedAt: number | null = null;
   /** Ends the held lease for the SDK; set once the checkout's lease is held. */
   end: (() => Promise<void>) | null = null;
+  private readonly bounding = new AbortController();
+  /** Aborted `STOP_WAIT_SECONDS` after the SDK began stopping the run: a request under way
+   * then is abandoned there, whatever timeout it was sent with (rev42: a release sent before
+   * the signal kept the client's 30 s, and the stop took 33 s). */
+  readonly bound: AbortSignal = this.bounding.signal;
   private resolveSettled: () => void = () => {};
   /** Settled once this checkout has nothing left to release. */
   readonly settled: Promise<void> = new Promise<void>((resolve) => {
@@ -75,7 +82,16 @@ export class Signalled {
   stop(signal: NodeJS.Signals): void {
     this.signal ??= signal;
     this.stopping = true;
-    this.stoppedAt ??= performance.now();
+    if (this.stoppedAt !== null) return;
+    this.stoppedAt = performance.now();
+    const said = `no answer within ${STOP_WAIT_SECONDS}s of ${signal}`;
+    setTimeout(() => this.bounding.abort(new DOMException(said, "TimeoutError")), STOP_WAIT_SECONDS * 1000);
+  }
+
+  /** What a request sent now is abandoned with at the bound: `bound`, or nothing past it (the
+   * one last try after a lost answer has its own `STOP_WAIT_SECONDS`). */
+  abandonedBy(): AbortSignal | undefined {
+    return this.waitedEnough() ? undefined : this.bound;
   }
 
   /** `ms`, cut to what is left of `STOP_WAIT_SECONDS` once the run was stopped (0 past it). */
@@ -87,7 +103,8 @@ export class Signalled {
   /** True once the run was stopped `STOP_WAIT_SECONDS` ago or more: a release waits for the
    * service no more. */
   waitedEnough(): boolean {
-    return this.stoppedAt !== null && this.serviceWait(STOP_WAIT_SECONDS * 1000) <= 0;
+    if (this.stoppedAt === null) return false;
+    return this.bound.aborted || this.serviceWait(STOP_WAIT_SECONDS * 1000) <= 0;
   }
 
   /** The checkout has nothing left to release (released, denied, failed). */

@@ -206,17 +206,34 @@ export class ProfileLeases {
     let granted: Lease;
     let lost = 0; // answers lost on their way (the client's timeout, a dropped connection)
     let late = 0; // resends after the window
+    let lastTry = false; // past the stop's bound, as a release's (WorkerLease.ended)
     for (;;) {
+      if (signalled.waitedEnough()) lastTry = true;
       // After a lost answer each resend waits twice as long for its answer (a slow service's
       // answer comes back, where one as short as the first would be lost again), never past
-      // the grant's deadline.
-      const wait = longerAfter(lost, this.client.timeoutSeconds, granting - this.clock());
+      // the grant's deadline; 5 s at most once the SDK stops the process.
+      const longer = longerAfter(lost, this.client.timeoutSeconds, granting - this.clock());
+      const wait = stopWait(signalled, longer, this.client.timeoutSeconds);
       try {
-        granted = await this.client.checkout(profileId, body, key, wait);
+        granted = await this.client.checkout(profileId, body, key, wait, signalled.abandonedBy());
         break;
       } catch (error) {
         if (!transient(error)) throw error;
         if (mayHaveLanded(error)) lost += 1;
+        // Once the SDK stops the process, the checkout has the release's budget: resent for
+        // STOP_WAIT_SECONDS from the signal, once more past it after a lost answer (rev42: it
+        // was resent until the grant's deadline, 300 s by default, in silence).
+        if (signalled.waitedEnough()) {
+          if (lost > 0 && !lastTry) continue;
+          if (lost > 0) {
+            process.emitWarning(
+              `custody: the process was stopped and the checkout of ${profileId} was not answered ` +
+                `within ${STOP_WAIT_SECONDS}s: a lease it may have been granted is left live, to go ` +
+                "stale at its deadline",
+            );
+          }
+          throw error;
+        }
         const now = this.clock() + 250;
         // Within the window, any failure worth resending is sent again. After it, only while
         // an answer was lost, for it may have been a grant: it is asked for until it is
@@ -235,7 +252,7 @@ export class ProfileLeases {
         // Past the window, twice as long each time, at most 8 s: a gateway that answers 502
         // at once is not asked 4 times a second until the grant's deadline (rev29 reread: 238
         // requests in 60 s).
-        await sleep(now < until ? 250 : Math.min(250 * 2 ** ++late, 8000));
+        await sleep(signalled.serviceWait(now < until ? 250 : Math.min(250 * 2 ** ++late, 8000)));
       }
     }
     if (granted.lease_status !== "active") {
@@ -613,11 +630,19 @@ export class WorkerLease {
     let lost = 0; // answers lost on their way: each resend waits longer, as the checkout's
     let lastTry = false;
     for (;;) {
-      const wait = this.stopWait(
+      // Past the stop's bound a release is tried once more at most (below).
+      if (this.signalled.waitedEnough()) lastTry = true;
+      const wait = stopWait(
+        this.signalled,
         longerAfter(lost, this.leases.client.timeoutSeconds, this.guard.validUntil - this.leases.clock()),
+        this.leases.client.timeoutSeconds,
       );
       try {
-        this.result = await this.leases.client.release(this.leaseId, releaseBody(evidence, this.fencingToken), key, wait);
+        // A try under way when the stop's bound passes is abandoned there (rev42: one sent
+        // before the signal waited the client's 30 s, then one more try: 33 s).
+        const body = releaseBody(evidence, this.fencingToken);
+        const abandoned = this.signalled.abandonedBy();
+        this.result = await this.leases.client.release(this.leaseId, body, key, wait, abandoned);
         this.evidence = evidence;
         return;
       } catch (error) {
@@ -646,13 +671,6 @@ export class WorkerLease {
         await sleep(this.signalled.serviceWait(this.guard.timing.retryMs));
       }
     }
-  }
-
-  /** The seconds one try of the release waits for its answer (undefined: the client's own):
-   * at most `STOP_WAIT_SECONDS` once the SDK stops the process. */
-  private stopWait(wait: number | undefined): number | undefined {
-    if (!this.signalled.stopping) return wait;
-    return Math.min(wait ?? this.leases.client.timeoutSeconds, STOP_WAIT_SECONDS);
   }
 
   /** Warn, once, that the lease was not released and why: the task's end and SIGTERM's may
@@ -798,6 +816,13 @@ function leftLive(leaseId: string, error: unknown, answerLost: boolean): Error {
   const left = new Error(said, { cause: error });
   left.name = isError(error) ? nameOf(error) : "Error";
   return left;
+}
+
+/** The seconds one try of a checkout or a release waits for its answer (undefined: the
+ * client's own `timeoutSeconds`): at most `STOP_WAIT_SECONDS` once the SDK stops the process. */
+function stopWait(signalled: Signalled, wait: number | undefined, timeoutSeconds: number): number | undefined {
+  if (!signalled.stopping) return wait;
+  return Math.min(wait ?? timeoutSeconds, STOP_WAIT_SECONDS);
 }
 
 function lostError(leaseId: string, why: string): LeaseLost {
