@@ -7069,6 +7069,65 @@ MUTANTS = (
             "test_a_store_from_before_custody_recorded_a_version_is_migrated_from_schema_1",
         ),
     ),
+    Mutant(
+        "ts-sigterm-inflight-release-kept",
+        "clients/typescript/src/worker.ts",
+        "this.result = await this.leases.client.release(this.leaseId, body, key, wait, abandoned);",
+        "this.result = await this.leases.client.release(this.leaseId, body, key, wait);",
+        "a release sent before SIGTERM keeps its 30 s timeout: the stop takes 33 s (rev42)",
+        (
+            "tests/integration/test_node_worker_sigterm_stop.py::"
+            "test_a_release_under_way_at_sigterm_is_abandoned_five_seconds_after_it",
+        ),
+    ),
+    Mutant(
+        "ts-sigterm-checkout-unbounded",
+        "clients/typescript/src/worker.ts",
+        "        if (signalled.waitedEnough()) {\n          if (lost > 0 && !lastTry) continue;\n",
+        "        if (signalled.waitedEnough() && false) {\n          if (lost > 0 && !lastTry) "
+        "continue;\n",
+        "a checkout under way at SIGTERM is resent until the grant's deadline, in silence (rev42)",
+        (
+            "tests/integration/test_node_worker_sigterm_stop.py::"
+            "test_a_checkout_under_way_at_sigterm_has_the_same_bound",
+        ),
+    ),
+    Mutant(
+        "ts-sigterm-inflight-checkout-kept",
+        "clients/typescript/src/worker.ts",
+        "granted = await this.client.checkout("
+        "profileId, body, key, wait, signalled.abandonedBy());",
+        "granted = await this.client.checkout(profileId, body, key, wait);",
+        "a checkout sent before SIGTERM waits its 30 s: the stop takes about 34 s (rev42)",
+        (
+            "tests/integration/test_node_worker_sigterm_stop.py::"
+            "test_a_checkout_under_way_at_sigterm_has_the_same_bound",
+        ),
+    ),
+    Mutant(
+        "ts-sigterm-release-no-last-try",
+        "clients/typescript/src/worker.ts",
+        "          if (lost > 0 && !lastTry) {\n            lastTry = true;\n"
+        "            continue;\n"
+        "          }\n          throw leftLive(this.leaseId",
+        "          throw leftLive(this.leaseId",
+        "a release whose answer was lost at the bound is not tried once more (rev42)",
+        (
+            "tests/integration/test_node_worker_sigterm_stop.py::"
+            "test_a_release_under_way_at_sigterm_is_abandoned_five_seconds_after_it",
+        ),
+    ),
+    Mutant(
+        "ts-terminated-check-throws",
+        "clients/typescript/src/termination.ts",
+        "  try {\n    return error instanceof Terminated;\n  } catch {\n    return false;\n  }\n",
+        "  return error instanceof Terminated;\n",
+        "a task's Proxy error whose getPrototypeOf throws leaves the lease live (rev42)",
+        (
+            "tests/integration/test_node_worker.py::"
+            "test_the_example_node_worker_clean_crashed_and_revoked",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
