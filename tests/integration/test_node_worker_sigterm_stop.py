@@ -41,7 +41,20 @@ const part = process.env.PART;
 let signalled = false;
 // After the signal each release takes 1.5 s: the process is still stopping when the pool's
 // next checkout begins.
+// "giveback": the first checkout's answer is held until the request is abandoned, so the grant
+// comes back in a later try past the worker's deadline; every release hangs until abandoned.
+const held_up = (signal) => new Promise((resolve, reject) => {
+  const alive = setTimeout(resolve, 600_000); // an abort's timer keeps no process alive
+  signal?.addEventListener("abort", () => { clearTimeout(alive); reject(signal.reason); },
+    { once: true });
+});
+let checkouts = 0;
 const slowed = async (url, init) => {
+  if (part === "giveback" && String(url).endsWith("/checkout") && checkouts++ === 0) {
+    await fetch(url, init);
+    await held_up(init?.signal);
+  }
+  if (part === "giveback" && String(url).endsWith("/release")) await held_up(init?.signal);
   if (signalled && String(url).endsWith("/release")) await sleep(1500);
   if (part === "ending" && String(url).endsWith("/release")) console.log("releasing");
   return fetch(url, init);
@@ -69,7 +82,7 @@ const first = leases.checkout("p1", order("run_1"), async (lease) => {
   }
   await sleep(600_000);
 });
-if (part === "checkout") console.log("checking out");
+if (part === "checkout" || part === "giveback") console.log("checking out");
 if (part === "pool") {
   await held;
   // The pool's other loop: a short job, then the signal between two jobs, then the next job.
@@ -142,6 +155,14 @@ def state_of(service: Served, profile: str) -> ProfileState:
         return ledger.view(profile).state
 
 
+def _stopped(worker: subprocess.Popen[str], timeout: float) -> tuple[str, str, float]:
+    """SIGTERM ``worker``: its stdout and stderr, and the seconds it took to end."""
+    signalled = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=timeout)
+    return out, err, time.monotonic() - signalled
+
+
 def test_a_pools_checkout_after_sigterm_sends_nothing(service: Served, tmp_path: Path) -> None:
     """One loop holds p1; the other takes p2, is released, SIGTERM comes, and it checks p2 out
     again. That checkout is never sent: the process exits 143 once p1 is released, with no
@@ -197,10 +218,7 @@ def test_a_service_that_does_not_answer_holds_the_stop_up_five_seconds(
                 service.stop()
             else:
                 service.process.send_signal(signal.SIGSTOP)
-            signalled = time.monotonic()
-            worker.send_signal(signal.SIGTERM)
-            out, err = worker.communicate(timeout=120)
-            took = time.monotonic() - signalled
+            out, err, took = _stopped(worker, 120)
         finally:
             worker.kill()
             if down == "hung":
@@ -233,10 +251,7 @@ def test_a_release_under_way_at_sigterm_is_abandoned_five_seconds_after_it(
             said += worker.stdout.readline()
             assert said.endswith("releasing\n"), said
             time.sleep(1)
-            signalled = time.monotonic()
-            worker.send_signal(signal.SIGTERM)
-            out, err = worker.communicate(timeout=120)
-            took = time.monotonic() - signalled
+            out, err, took = _stopped(worker, 120)
         finally:
             worker.kill()
             service.process.send_signal(signal.SIGCONT)
@@ -262,10 +277,7 @@ def test_a_checkout_under_way_at_sigterm_has_the_same_bound(
                 said = worker.stdout.readline()
                 assert said == "checking out\n", said
                 time.sleep(1)
-                signalled = time.monotonic()
-                worker.send_signal(signal.SIGTERM)
-                out, err = worker.communicate(timeout=60)
-                took = time.monotonic() - signalled
+                out, err, took = _stopped(worker, 60)
             finally:
                 worker.kill()
     finally:
@@ -277,3 +289,26 @@ def test_a_checkout_under_way_at_sigterm_has_the_same_bound(
         "custody: the process was stopped and the checkout of p1 was not answered within 5s: "
         "a lease it may have been granted is left live, to go stale at its deadline"
     ) in err, err
+
+
+def test_a_grant_given_back_during_a_stop_has_the_same_bound(
+    service: Served, tmp_path: Path
+) -> None:
+    """SIGTERM while the checkout is decided (TTL 7 s, its first answer held up); the grant
+    comes back in the last try past the worker's deadline and is given back: that release is
+    bounded as every release after the signal (rev42 revC: sent with the client's 30 s, the
+    stop took 38 s, past Kubernetes' grace). About 5 s to the bound, then one try of 5 s."""
+    with start(service, tmp_path, "giveback", ttl=7) as worker:
+        try:
+            assert worker.stdout is not None
+            said = worker.stdout.readline()
+            assert said == "checking out\n", said
+            time.sleep(1)
+            out, err, took = _stopped(worker, 60)
+        finally:
+            worker.kill()
+    assert worker.returncode == 143, said + out + err
+    assert took < 15, (took, err)
+    assert "working" not in out, out
+    assert "custody: lease-1@p1 was not released: TimeoutError" in err, err
+    assert "no answer within 5 s" in err, err

@@ -7128,6 +7128,18 @@ MUTANTS = (
             "test_the_example_node_worker_clean_crashed_and_revoked",
         ),
     ),
+    Mutant(
+        "ts-sigterm-give-back-unbounded",
+        "clients/typescript/src/worker.ts",
+        "        stopWait(signalled, undefined, this.client.timeoutSeconds),\n"
+        "        signalled.abandonedBy(),\n",
+        "",
+        "a grant given back during a stop waits the client's 30 s: a 38 s stop (rev42)",
+        (
+            "tests/integration/test_node_worker_sigterm_stop.py::"
+            "test_a_grant_given_back_during_a_stop_has_the_same_bound",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

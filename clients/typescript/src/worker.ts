@@ -260,7 +260,7 @@ export class ProfileLeases {
       throw lostError(granted.lease_id, `the service answered the lease as ${granted.lease_status}`);
     }
     const guard = new LeaseGuard(granted, started, this.clock);
-    if (!guard.held()) await this.giveBack(granted, key);
+    if (!guard.held()) await this.giveBack(granted, key, signalled);
     const lease = new WorkerLease(granted, this, guard, signalled);
     let stopped: Promise<void> | null = null;
     // A release that fails after SIGTERM is warned of here: the task may never end to say it.
@@ -301,13 +301,16 @@ export class ProfileLeases {
   /** A grant recovered past the worker's own deadline (its answer lost on the way, then
    * resent): no task runs under it, and it is released as an expected failure that ran
    * nothing, rather than left held with nobody under it until the sweep. Then `LeaseLost`. */
-  private async giveBack(granted: Lease, key: string): Promise<never> {
+  private async giveBack(granted: Lease, key: string, signalled: Signalled): Promise<never> {
     const reason = "the checkout's answer came back past the worker's deadline: no task ran";
     try {
+      // Within the stop's bound, as every release after SIGTERM (rev42: 30 s, a 38 s stop).
       await this.client.release(
         granted.lease_id,
         { fencing_token: granted.fencing_token, outcome: "expected_failure", reason },
         `${key}-given-back`,
+        stopWait(signalled, undefined, this.client.timeoutSeconds),
+        signalled.abandonedBy(),
       );
     } catch (error) {
       if (!(error instanceof LeaseLost)) {
