@@ -177,30 +177,32 @@ def test_junk_in_a_stream_with_snapshots_is_named_not_a_crash(store: str, junk: 
         assert audit.verify(ledger, beside=True) == audit.verify(ledger, beside=False)
 
 
-def test_a_postgresql_restart_while_snapshots_are_checked_is_the_store_s_trouble_not_the_log_s(
+def test_a_postgresql_not_answering_while_snapshots_are_checked_is_its_trouble_not_the_log_s(
     cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """rev41: a PostgreSQL restart while the snapshot check folded a profile's events was
     named as one problem per later snapshot of that profile ("its snapshot cannot be checked:
     ... server closed the connection"), and verify and digest answered exit 5, a tampered log,
-    for a log that holds. A real server's sessions are ended (as a restart ends them) just
-    before the check's first read of a stream: the store's trouble goes up as itself (exit 6),
-    and SQLite's undecodable text is still named (test_tamper's ``state-text``). Guard:
-    ``_undecodable`` in ``_Fold.to``."""
-    url = create_database(cluster.admin_url, "gone")
-    Ledger.init(url).close()
-    long_ledger(url)
-    with Ledger.open(url) as ledger:
+    for a log that holds. A real server that does not answer the check's first read of a
+    stream in the store's time (another session holds the events table; every later read is
+    answered) is the store's trouble: it goes up as itself (exit 6), and SQLite's undecodable
+    text is still named (test_tamper's ``state-text``). Guard: ``_undecodable`` in
+    ``_Fold.to``. (Ending the server's sessions instead was no test: the pool's other
+    connection, made after them, answered the read in CI.)"""
+    base = create_database(cluster.admin_url, "gone")
+    Ledger.init(base).close()
+    long_ledger(base)
+    with Ledger.open(f"{base}?timeout=1") as ledger:
         read = ledger.store.stream_events
 
-        def read_once_the_sessions_ended(*args: object) -> object:
-            with psycopg.connect(cluster.admin_url, autocommit=True) as admin:
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = 'gone' AND pid <> pg_backend_pid()"
-                )
-            return read(*args)  # type: ignore[arg-type]
+        def read_while_the_events_are_held(*args: object) -> object:
+            with psycopg.connect(base) as holder:
+                holder.execute("LOCK TABLE custody_events IN ACCESS EXCLUSIVE MODE")
+                try:
+                    return read(*args)  # type: ignore[arg-type]
+                finally:
+                    holder.rollback()
 
-        monkeypatch.setattr(ledger.store, "stream_events", read_once_the_sessions_ended)
-        with pytest.raises(StoreUnavailable, match="unavailable"):
+        monkeypatch.setattr(ledger.store, "stream_events", read_while_the_events_are_held)
+        with pytest.raises(StoreUnavailable, match="busy"):
             audit.verify(ledger, beside=False)

@@ -6878,10 +6878,10 @@ MUTANTS = (
         "                if isinstance(e, StoreUnavailable) and not _undecodable(e):\n"
         "                    raise  # the store, not the log: verify answers exit 6\n",
         "",
-        "a PostgreSQL restart mid-check is named as problems of the log, exit 5 (rev41)",
+        "a PostgreSQL not answering mid-check is named as problems of the log, exit 5 (rev41)",
         (
             "tests/integration/test_verify_beside.py::"
-            "test_a_postgresql_restart_while_snapshots_are_checked_is_the_store_s_trouble_not_the_log_s",
+            "test_a_postgresql_not_answering_while_snapshots_are_checked_is_its_trouble_not_the_log_s",
         ),
     ),
     Mutant(
