@@ -180,9 +180,9 @@ def create_schema(self: Migrating) -> None:
     # directories (one given to two profiles), and the version recorded as current for good.
     unversioned = (
         not made_before
-        and _table_exists(self, AVAILABILITY_TABLE)
-        and not _table_exists(self, COMMANDS_TABLE)
-        and _table_exists(self, self.tables.events)
+        and table_exists(self, AVAILABILITY_TABLE)
+        and not table_exists(self, COMMANDS_TABLE)
+        and table_exists(self, self.tables.events)
         and bool(self.query(f"SELECT 1 AS t FROM {self.tables.events} LIMIT 1"))
     )  # (an init cut short, with no event, is made whole as a new store)
     if unversioned:  # recorded before the tables below: an init cut short after them finds
@@ -192,10 +192,9 @@ def create_schema(self: Migrating) -> None:
         self.execute(
             f"INSERT INTO {SCHEMA_TABLE} (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING"
         )
+        made_before = True
     for statement in tables:
         self.execute(statement)
-    if unversioned:
-        made_before = True
     # Rows lost: the table dropped (made again just now, empty), or rows deleted, or a restore
     # cut short before it committed (rev32: 88 of 1,500 rows left for good; a live writer's
     # first row then hid an empty table from a check for one).
@@ -254,7 +253,7 @@ def create_schema(self: Migrating) -> None:
     )
 
 
-def _table_exists(self: Migrating, table: str) -> bool:
+def table_exists(self: Migrating, table: str) -> bool:
     """Whether ``table`` is in the store (on PostgreSQL, where the login's search path finds it)."""
     if self._pg:
         found = self.query("SELECT to_regclass(?) IS NOT NULL AS t", (table,))

@@ -34,6 +34,7 @@ from ledger._stores.migrations import (
     SCHEMA_VERSION,
     create_schema,
     guard_problems,
+    table_exists,
 )
 from ledger._stores.recorders import (
     AVAILABILITY_COLUMNS,
@@ -446,14 +447,7 @@ class SqlStore(Store):
 
     def schema_version(self) -> int | None:
         """The schema version ``custody init`` recorded, or None if it never ran here."""
-        if self._pg:
-            found = self.query("SELECT to_regclass(?) AS t", (SCHEMA_TABLE,))
-        else:
-            found = self.query(
-                "SELECT name AS t FROM sqlite_master WHERE type='table' AND name=?",
-                (SCHEMA_TABLE,),
-            )
-        if not (found and found[0]["t"]):
+        if not table_exists(self, SCHEMA_TABLE):
             return None
         rows = self.query(RECORDED_VERSION)
         return int(rows[0]["version"]) if rows else None
