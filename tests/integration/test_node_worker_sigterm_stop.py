@@ -163,6 +163,23 @@ def _stopped(worker: subprocess.Popen[str], timeout: float) -> tuple[str, str, f
     return out, err, time.monotonic() - signalled
 
 
+def _stopped_checking_out(
+    service: Served, tmp_path: Path, part: str, ttl: int
+) -> tuple[int | None, str, str, float]:
+    """The worker's ``part`` SIGTERMed 1 s after it began its checkout: its exit status, stdout,
+    stderr, and the seconds it took to end."""
+    with start(service, tmp_path, part, ttl=ttl) as worker:
+        try:
+            assert worker.stdout is not None
+            said = worker.stdout.readline()
+            assert said == "checking out\n", said
+            time.sleep(1)
+            out, err, took = _stopped(worker, 60)
+        finally:
+            worker.kill()
+    return worker.returncode, out, err, took
+
+
 def test_a_pools_checkout_after_sigterm_sends_nothing(service: Served, tmp_path: Path) -> None:
     """One loop holds p1; the other takes p2, is released, SIGTERM comes, and it checks p2 out
     again. That checkout is never sent: the process exits 143 once p1 is released, with no
@@ -271,18 +288,10 @@ def test_a_checkout_under_way_at_sigterm_has_the_same_bound(
     grant's deadline, the TTL, 300 s by default, in silence)."""
     service.process.send_signal(signal.SIGSTOP)
     try:
-        with start(service, tmp_path, "checkout", ttl=90) as worker:
-            try:
-                assert worker.stdout is not None
-                said = worker.stdout.readline()
-                assert said == "checking out\n", said
-                time.sleep(1)
-                out, err, took = _stopped(worker, 60)
-            finally:
-                worker.kill()
+        returncode, out, err, took = _stopped_checking_out(service, tmp_path, "checkout", 90)
     finally:
         service.process.send_signal(signal.SIGCONT)
-    assert worker.returncode == 143, said + out + err
+    assert returncode == 143, out + err
     assert 9 < took < 15, (took, err)
     assert "working" not in out, out
     assert (
@@ -298,16 +307,8 @@ def test_a_grant_given_back_during_a_stop_has_the_same_bound(
     comes back in the last try past the worker's deadline and is given back: that release is
     bounded as every release after the signal (rev42 revC: sent with the client's 30 s, the
     stop took 38 s, past Kubernetes' grace). About 5 s to the bound, then one try of 5 s."""
-    with start(service, tmp_path, "giveback", ttl=7) as worker:
-        try:
-            assert worker.stdout is not None
-            said = worker.stdout.readline()
-            assert said == "checking out\n", said
-            time.sleep(1)
-            out, err, took = _stopped(worker, 60)
-        finally:
-            worker.kill()
-    assert worker.returncode == 143, said + out + err
+    returncode, out, err, took = _stopped_checking_out(service, tmp_path, "giveback", 7)
+    assert returncode == 143, out + err
     assert took < 15, (took, err)
     assert "working" not in out, out
     assert "custody: lease-1@p1 was not released: TimeoutError" in err, err
