@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from custody._whole import file_to_write, kept_apart, refuse_read_only, refused_as
 
@@ -50,13 +50,35 @@ def checked_format(fmt: str, named: str | None, *, as_json: bool) -> tuple[str, 
     return fmt, output
 
 
-def save(frame: pd.DataFrame, fmt: str, path: Path, write_text: Callable[[TextIO], None]) -> None:
-    """Write ``frame`` to ``path``: parquet through pyarrow (every dtype kept: times with
-    their zone, nullable integers, strings), csv or json by ``write_text``. A failure leaves
-    ``path`` as it was and no partial file beside it."""
+def save(
+    frames: Iterable[pd.DataFrame], fmt: str, path: Path, write_text: Callable[[TextIO], None]
+) -> None:
+    """Write a report's ``frames`` (its rows in order, a page each) to ``path``: parquet
+    through pyarrow (every dtype kept: times with their zone, nullable integers, strings; a
+    row group a page), csv or json by ``write_text``. A failure leaves ``path`` as it was and
+    no partial file beside it."""
     with refused_as("output", path) as binary:  # a full disk: the file's, not stdout's
         if fmt == "parquet":
-            frame.to_parquet(binary, index=False)
+            _parquet(frames, binary)
         else:
             with io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
                 write_text(text)
+
+
+def _parquet(frames: Iterable[pd.DataFrame], binary: BinaryIO) -> None:
+    """The frames as one parquet file, in the first frame's schema (the reports type every
+    column, whatever a page holds): what ``DataFrame.to_parquet`` writes of them together."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: pq.ParquetWriter | None = None
+    try:
+        for frame in frames:
+            schema = None if writer is None else writer.schema
+            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(binary, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from custody._printed import Printed
+from custody._printed import Printed, Streamed
 from custody._text import for_a_person, printable, typed
 
 if TYPE_CHECKING:
@@ -80,50 +80,83 @@ def table_rows(frame: pd.DataFrame, columns: list[str] | None = None) -> list[tu
     return list(chosen.itertuples(index=False, name=None))
 
 
-@dataclass(frozen=True)
-class FrameAnswer(Printed):
-    """A report's DataFrame and how to print it."""
+@dataclass
+class PagedAnswer(Streamed):
+    """A report's DataFrames printed as csv or json, or saved to ``output`` in any file format,
+    a page at a time as each comes (``timeline``'s: an export of any length holds one page;
+    ``usage``'s, one frame). The store is read while they are written: a refusal comes with
+    the first page, before any output; a failure later (the store gone, a damaged row) ends
+    the command with its line and exit code, printed output cut short, a file left as it
+    was (``save``)."""
 
     kind: str
-    frame: pd.DataFrame
+    pages: Iterator[pd.DataFrame]
     fmt: str
-    one_profile: bool = False
-    output: Path | None = None  # --output FILE: the frame goes there, a summary to ``out``
+    output: Path | None = None
 
-    def write(self, out: TextIO, *, as_json: bool) -> None:
+    def stream(self, out: TextIO, *, as_json: bool) -> None:
         if self.output is not None:
-            self._save(self.output, out, as_json=as_json)
+            saved(self.pages, self.kind, self.fmt, self.output, out, as_json=as_json)
         elif as_json or self.fmt == "json":
-            out.write(json.dumps(records(self.frame), indent=2) + "\n")
-        elif self.fmt == "csv":
-            write_csv(self.frame, out, for_a_terminal=for_a_person(out))
-        elif self.kind == "timeline":
-            self._timeline(out)
+            write_json(self.pages, out)
         else:
-            columns = [c for _, c in _USAGE_TABLE]
-            write_usage_table(table_rows(self.frame, columns), out)
+            write_csv_pages(self.pages, out, for_a_terminal=for_a_person(out))
 
-    def _save(self, path: Path, out: TextIO, *, as_json: bool) -> None:
-        from custody._export import save
 
-        text = FrameAnswer(self.kind, self.frame, self.fmt)
-        save(self.frame, self.fmt, path, lambda file: text.write(file, as_json=False))
-        # The name as typed: under LC_ALL=C the OS's form of "rép.csv" holds surrogates
-        # (rev40: JSON answered a name the caller never gave, one a strict reader refuses).
-        name = typed(str(path))
-        done = {"output": name, "format": self.fmt, "rows": len(self.frame)}
-        if as_json:
-            out.write(json.dumps(done) + "\n")
-        else:
-            # The path as typed, escaped as every other text a terminal is shown (rev33).
-            shown = printable(name)
-            out.write(f"wrote {len(self.frame)} {self.kind} rows to {shown} ({self.fmt})\n")
+def saved(
+    frames: Iterable[pd.DataFrame],
+    kind: str,
+    fmt: str,
+    path: Path,
+    out: TextIO,
+    *,
+    as_json: bool,
+) -> None:
+    """Write ``frames`` (one report's, in order) to ``path`` in ``fmt`` and say so on ``out``:
+    how many rows went to which file."""
+    from custody._export import save
 
-    def _timeline(self, out: TextIO) -> None:
-        from projections import TimelineRow
+    counted = _Counted(frames)
+    if fmt == "json":
+        save(counted, fmt, path, lambda file: write_json(counted, file))
+    else:
+        save(counted, fmt, path, lambda file: write_csv_pages(counted, file))
+    # The name as typed: under LC_ALL=C the OS's form of "rép.csv" holds surrogates
+    # (rev40: JSON answered a name the caller never gave, one a strict reader refuses).
+    name = typed(str(path))
+    done = {"output": name, "format": fmt, "rows": counted.rows}
+    if as_json:
+        out.write(json.dumps(done) + "\n")
+    else:
+        # The path as typed, escaped as every other text a terminal is shown (rev33).
+        shown = printable(name)
+        out.write(f"wrote {counted.rows} {kind} rows to {shown} ({fmt})\n")
 
-        rows = [TimelineRow.model_validate(row) for row in records(self.frame)]
-        TimelineAnswer(rows, one_profile=self.one_profile).write(out, as_json=False)
+
+class _Counted:
+    """Frames passed on once, their rows counted as they pass."""
+
+    def __init__(self, frames: Iterable[pd.DataFrame]) -> None:
+        self._frames = iter(frames)
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        for frame in self._frames:
+            self.rows += len(frame)
+            yield frame
+
+
+def write_json(frames: Iterable[pd.DataFrame], out: TextIO) -> None:
+    """The frames' rows as one JSON array of objects (``records``), written a row at a time:
+    exactly what ``json.dumps`` of the whole list with ``indent=2`` writes."""
+    put = out.write
+    first = True
+    for frame in frames:
+        for record in records(frame):
+            put("[\n" if first else ",\n")
+            first = False
+            put("  " + json.dumps(record, indent=2).replace("\n", "\n  "))
+    put("[]\n" if first else "\n]\n")
 
 
 def write_usage_table(rows: list[tuple[Any, ...]], out: TextIO) -> None:
@@ -137,7 +170,7 @@ def write_usage_table(rows: list[tuple[Any, ...]], out: TextIO) -> None:
 @dataclass(frozen=True)
 class UsageAnswer(Printed):
     """An account's leases as a table for a person (``--format table`` to a terminal or a
-    pipe), from rows: no DataFrame, so no pandas. ``FrameAnswer`` prints every other format
+    pipe), from rows: no DataFrame, so no pandas. ``PagedAnswer`` prints every other format
     from ``reports.usage``'s DataFrame."""
 
     rows: list[LeaseRow]
@@ -147,23 +180,26 @@ class UsageAnswer(Printed):
         write_usage_table([tuple(getattr(r, c) for c in columns) for r in self.rows], out)
 
 
-@dataclass(frozen=True)
-class TimelineAnswer(Printed):
+@dataclass
+class TimelineAnswer(Streamed):
     """A timeline's rows as lines for a person, oldest first (``--format table`` to a
-    terminal or a pipe; ``FrameAnswer`` prints every other format from the DataFrame)."""
+    terminal or a pipe; ``PagedAnswer`` prints every other format from DataFrames)."""
 
-    rows: list[TimelineRow]
+    pages: Iterable[list[TimelineRow]]
     one_profile: bool = False
 
-    def write(self, out: TextIO, *, as_json: bool) -> None:
+    def stream(self, out: TextIO, *, as_json: bool) -> None:
         from custody._render import timeline_line
         from custody._text import printable
 
-        if not self.rows:
+        written = False
+        for page in self.pages:
+            for row in page:
+                line = timeline_line(row, profile=not self.one_profile)
+                out.write(printable(line) + "\n")
+                written = True
+        if not written:
             out.write("(none)\n")
-        for row in self.rows:
-            line = timeline_line(row, profile=not self.one_profile)
-            out.write(printable(line) + "\n")
 
 
 # What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
@@ -187,6 +223,13 @@ def undefanged(cell: str) -> str:
 
 
 def write_csv(frame: pd.DataFrame, out: TextIO, *, for_a_terminal: bool = False) -> None:
+    """``write_csv_pages`` of one frame."""
+    write_csv_pages([frame], out, for_a_terminal=for_a_terminal)
+
+
+def write_csv_pages(
+    frames: Iterable[pd.DataFrame], out: TextIO, *, for_a_terminal: bool = False
+) -> None:
     """The frame as CSV: a header, then a row per record, each ending in a newline; a missing
     value is an empty cell, and a text cell a spreadsheet would take for a formula is defanged
     (``defanged``). A cell holding a line break of either kind is quoted. ``for_a_terminal``:
@@ -210,14 +253,16 @@ def write_csv(frame: pd.DataFrame, out: TextIO, *, for_a_terminal: bool = False)
         row_text.seek(0)
         row_text.truncate()
 
-    write([shown(defanged(str(c))) for c in frame.columns])
-    for row in records(frame):
-        write(
-            [
-                shown(defanged(v)) if isinstance(v, str) else ("" if v is None else v)
-                for v in row.values()
-            ]
-        )
+    for n, frame in enumerate(frames):
+        if n == 0:
+            write([shown(defanged(str(c))) for c in frame.columns])
+        for row in records(frame):
+            write(
+                [
+                    shown(defanged(v)) if isinstance(v, str) else ("" if v is None else v)
+                    for v in row.values()
+                ]
+            )
 
 
 def utf8_writer(out: TextIO) -> Callable[[str], object]:

@@ -16,7 +16,7 @@ import click
 
 from custody._commands import cli
 from custody._export import checked_format
-from custody._output import FrameAnswer, ReplayAnswer, TimelineAnswer, UsageAnswer
+from custody._output import PagedAnswer, ReplayAnswer, TimelineAnswer, UsageAnswer
 from custody._printed import Printed
 from custody._wiring import (
     MOMENT,
@@ -87,23 +87,25 @@ def timeline(
     last: int | None,
     fmt: str,
     named: str | None,
-) -> FrameAnswer | TimelineAnswer:
+) -> PagedAnswer | TimelineAnswer:
     """events of a profile, an account or every profile, oldest first"""
     as_json = options().as_json
     fmt, output = checked_format(fmt, named, as_json=as_json)
+    # Read a page at a time, each written as it comes (a fleet's timeline read whole held
+    # about 6 KB an event: rev42); a refusal comes with the first page, before any output.
     if fmt == "table" and output is None and not as_json:
         # Lines for a person need no DataFrame: the same read (``read_timeline``) as rows,
         # so the command answers at a prompt's pace without importing pandas.
-        from projections import timeline as rows
+        from projections import timeline_pages as rows
 
         found = rows(ledger, profile_id, account_id=account_id, since=since, until=until, last=last)
         return TimelineAnswer(found, one_profile=profile_id is not None)
-    from reports import timeline as events
+    from reports import timeline_pages as frames
 
-    frame = events(
+    pages = frames(
         profile_id, account=account_id, since=since, until=until, last=last, ledger=ledger
     )
-    return FrameAnswer("timeline", frame, fmt, one_profile=profile_id is not None, output=output)
+    return PagedAnswer("timeline", pages, fmt, output=output)
 
 
 @cli.command()
@@ -127,7 +129,7 @@ def usage(
     at: datetime | None,
     fmt: str,
     named: str | None,
-) -> FrameAnswer | UsageAnswer:
+) -> PagedAnswer | UsageAnswer:
     """every lease on an account's profiles in a window, and how each ended (or, with --at,
     how each stood at a moment)"""
     as_json = options().as_json
@@ -141,7 +143,7 @@ def usage(
     from reports import usage as leases
 
     frame = leases(account_id, since=since, until=until, at=at, ledger=ledger)
-    return FrameAnswer("usage", frame, fmt, output=output)
+    return PagedAnswer("usage", iter([frame]), fmt, output=output)
 
 
 @cli.command()

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import click
 
+from custody._printed import Streamed
 from custody._words import check_words
 
 # Commands with nothing to do on a store that does not exist: on a missing SQLite file they
@@ -407,7 +408,11 @@ def on_ledger(handler: Callable[..., Any]) -> Callable[..., Any]:
                 params["command_id"] = uuid.uuid4().hex
             ctx.meta[RESEND_KEY] = f"--command-id {params['command_id']}"
         create = ctx.info_name not in NEED_EXISTING_STORE
-        with Ledger.open(options().store, create=create) as ledger:
-            return handler(ledger, **params)
+        with contextlib.ExitStack() as stack:
+            ledger = stack.enter_context(Ledger.open(options().store, create=create))
+            result = handler(ledger, **params)
+            if isinstance(result, Streamed):  # read while it is written: closed after that
+                result.hold(stack.pop_all())
+            return result
 
     return callback

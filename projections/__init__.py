@@ -52,11 +52,14 @@ if TYPE_CHECKING:
     from projections._timeline import (
         EVENTS_AROUND as EVENTS_AROUND,
         LAST_EVENTS as LAST_EVENTS,
+        PAGE_ROWS as PAGE_ROWS,
         TIMELINE_READ_MODEL as TIMELINE_READ_MODEL,
         TimelineReadModel as TimelineReadModel,
         TimelineRow as TimelineRow,
         read_timeline as read_timeline,
         timeline as timeline,
+        timeline_pages as timeline_pages,
+        timeline_pages_read as timeline_pages_read,
     )
     from projections._usage_as_of import usage as usage
 
@@ -98,11 +101,14 @@ _HOMES = {
         (
             "EVENTS_AROUND",
             "LAST_EVENTS",
+            "PAGE_ROWS",
             "TIMELINE_READ_MODEL",
             "TimelineReadModel",
             "TimelineRow",
             "read_timeline",
             "timeline",
+            "timeline_pages",
+            "timeline_pages_read",
         ),
         "projections._timeline",
     ),
@@ -124,6 +130,7 @@ __all__ = [
     "EXPLAINABLE_ENDINGS",
     "LAST_EVENTS",
     "LEASES_READ_MODEL",
+    "PAGE_ROWS",
     "READ_MODELS",
     "TIMELINE_READ_MODEL",
     "UNCLEAN_ENDINGS",
@@ -155,6 +162,8 @@ __all__ = [
     "status",
     "status_at",
     "timeline",
+    "timeline_pages",
+    "timeline_pages_read",
     "upgrade",
     "usage",
     "who",

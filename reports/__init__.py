@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from reports._page import Page as Page, report_html as report_html
     from reports._replay import Replay as Replay, replay as replay
     from reports._reviews import ReviewWait as ReviewWait, review_waits as review_waits
-    from reports._timeline import timeline as timeline
+    from reports._timeline import timeline as timeline, timeline_pages as timeline_pages
     from reports._usage import ended_unknown as ended_unknown, usage as usage
 
 # Where each public name lives. A name is imported when first asked for, so a command that
@@ -50,7 +50,7 @@ _HOMES = {
     **dict.fromkeys(("Page", "report_html"), "reports._page"),
     **dict.fromkeys(("Replay", "replay"), "reports._replay"),
     **dict.fromkeys(("ReviewWait", "review_waits"), "reports._reviews"),
-    "timeline": "reports._timeline",
+    **dict.fromkeys(("timeline", "timeline_pages"), "reports._timeline"),
     **dict.fromkeys(("ended_unknown", "usage"), "reports._usage"),
 }
 
@@ -89,5 +89,6 @@ __all__ = [
     "review_waits",
     "spoken",
     "timeline",
+    "timeline_pages",
     "usage",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pandas as pd
 
-from projections import read_timeline
+from projections import PAGE_ROWS, read_timeline, timeline_pages_read
 from reports._frames import Moment, Source, moment, opened, typed
 
 TIMES = ("at",)
@@ -39,3 +41,34 @@ def timeline(
             last=last,
         )
     return typed(frame, times=TIMES, integers=INTEGERS, read_model="timeline")
+
+
+def timeline_pages(
+    profile: str | None = None,
+    *,
+    account: str | None = None,
+    since: Moment = None,
+    until: Moment = None,
+    last: int | None = None,
+    ledger: Source = None,
+    rows: int = PAGE_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """``timeline``'s answer as DataFrames of at most ``rows`` events each, oldest first
+    (``projections.timeline_pages_read``): a timeline of any length with one page in memory,
+    each page typed as ``timeline`` types its frame. The first page comes even when empty
+    (its columns say the shape) and refuses as ``timeline`` does; every later one holds
+    events. The events are those of the moment the first page was read."""
+    start, end = moment("since", since), moment("until", until, until=True)
+    with opened(ledger) as source:
+        pages = timeline_pages_read(
+            source,
+            source.feed.read_frame,
+            profile_id=profile,
+            account_id=account,
+            since=start,
+            until=end,
+            last=last,
+            rows=rows,
+        )
+        for frame in pages:
+            yield typed(frame, times=TIMES, integers=INTEGERS, read_model="timeline")

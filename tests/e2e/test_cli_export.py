@@ -124,7 +124,7 @@ def test_a_failed_write_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     target.write_bytes(b"old")
     frame = pd.DataFrame({"mixed": pd.Series([1, "a"], dtype=object)})
     with pytest.raises((pa.ArrowTypeError, pa.ArrowInvalid), match="mixed"):
-        save(frame, "parquet", target, lambda _: None)
+        save([frame], "parquet", target, lambda _: None)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
 

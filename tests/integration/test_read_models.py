@@ -22,10 +22,11 @@ from projections import (
     rebuild,
     status,
     timeline,
+    timeline_pages,
     who,
 )
 from projections._base import iso
-from reports import replay, timeline as timeline_frame
+from reports import replay, timeline as timeline_frame, timeline_pages as timeline_frames
 from reports._frames import rows_of
 
 
@@ -297,6 +298,85 @@ def _named(ask: dict[str, Any], suffix: str) -> dict[str, Any]:
         f"account{suffix}": ask.get("account"),
         **{k: ask.get(k) for k in ("since", "until", "last")},
     }
+
+
+def _paged(ledger: Ledger, ask: dict[str, Any], rows: int) -> tuple[object, object]:
+    """``_both`` read in pages of ``rows``: the rows and the records, each page's length."""
+    said: list[object] = []
+    for pages in (
+        lambda: (
+            [r.model_dump() for r in page]
+            for page in timeline_pages(ledger, ask["profile"], rows=rows, **_named(ask, "_id"))
+        ),
+        lambda: (
+            [{k: _plain(v) for k, v in row.items()} for row in rows_of(frame)]
+            for frame in timeline_frames(
+                ask["profile"], ledger=ledger, rows=rows, **_named(ask, "")
+            )
+        ),
+    ):
+        try:
+            read = list(pages())
+        except LedgerError as e:
+            said.append((type(e).__name__, str(e)))
+            continue
+        assert read, "the first page comes even when empty"
+        assert all(len(page) == rows for page in read[:-1]), [len(page) for page in read]
+        assert len(read) == 1 or 0 < len(read[-1]) <= rows, [len(page) for page in read]
+        said.append([row for page in read for row in page])
+    return said[0], said[1]
+
+
+@pytest.mark.parametrize("rows", [1, 4, 31])
+def test_a_timeline_read_in_pages_is_the_timeline_read_whole(
+    sql_store_url: str, clock: StepClock, rows: int
+) -> None:
+    """``projections.timeline_pages`` and ``reports.timeline_pages`` (what an export writes a
+    page at a time) answer each ask with the events a whole read answers, in order, in pages of
+    ``rows`` but the last (31 is the whole fleet's: one full page and no empty one after), and
+    refuse what it refuses with the same error."""
+    with Ledger.open(sql_store_url, clock=clock) as ledger:
+        every_ending(ledger, clock)
+        middle = timeline(ledger)[20].at
+        asks: list[dict[str, Any]] = [
+            {"profile": "clean"},
+            {"profile": None, "account": "account_shop_17"},
+            {"profile": None},
+            {"profile": "stale", "since": middle},
+            {"profile": None, "until": middle, "last": 4},
+            {"profile": "clean", "last": 2},
+            {"profile": None, "last": 30},
+            {"profile": None, "since": clock.now + timedelta(days=1)},
+            {"profile": "nobody"},
+            {"profile": None, "account": "nobody"},
+            {"profile": "clean", "last": 0},
+            {"profile": "bad id\n"},
+        ]
+        for ask in asks:
+            whole = _both(ledger, ask)
+            assert _paged(ledger, ask, rows) == whole, ask
+        assert len(timeline(ledger)) == 31
+
+
+@pytest.mark.parametrize("last", [None, 5])
+def test_a_timeline_read_in_pages_holds_the_events_of_its_first_page_s_moment(
+    sql_store_url: str, clock: StepClock, last: int | None
+) -> None:
+    """Events folded while the pages are read (by another command's catch-up) are not part of
+    the answer, whose events are those of the moment its first page was read: an export is
+    one moment's, as a single read is, however long it takes to write."""
+    with Ledger.open(sql_store_url, clock=clock) as ledger:
+        every_ending(ledger, clock)
+        before = [r.model_dump() for r in timeline(ledger, last=last)]
+        pages = timeline_pages(ledger, last=last, rows=2)
+        read = [r.model_dump() for r in next(pages)]
+        lid, tok = take_lease(ledger, "clean", run="later")
+        ledger.handle(Heartbeat(lease_id=lid, fencing_token=tok, step="later"))
+        catch_up(ledger, TIMELINE_READ_MODEL)
+        read += [r.model_dump() for page in pages for r in page]
+        assert len(timeline(ledger)) == 33
+    assert read == before
+    assert {r["run_id"] for r in read}.isdisjoint({"later"})
 
 
 def test_the_report_and_the_rows_are_one_timeline(sql_store_url: str, clock: StepClock) -> None:

@@ -1276,8 +1276,8 @@ MUTANTS = (
     Mutant(
         "csv-terminal-raw",
         "custody/_output.py",
-        "write_csv(self.frame, out, for_a_terminal=for_a_person(out))",
-        "write_csv(self.frame, out)",
+        "write_csv_pages(self.pages, out, for_a_terminal=for_a_person(out))",
+        "write_csv_pages(self.pages, out)",
         "CSV to a terminal writes a worker's terminal escapes raw",
         ("tests/e2e/test_cli_csv_terminal.py",),
     ),
@@ -3738,8 +3738,8 @@ MUTANTS = (
     Mutant(
         "export-summary-path-escaped",
         "custody/_output.py",
-        "            shown = printable(name)\n",
-        "            shown = name\n",
+        "        shown = printable(name)\n",
+        "        shown = name\n",
         "the export's summary line sends an --output path's terminal escapes raw",
         ("tests/e2e/test_cli_export.py::test_the_summary_line_shows_the_output_path_escaped",),
     ),
@@ -6528,8 +6528,8 @@ MUTANTS = (
     Mutant(
         "export-answer-os-form",
         "custody/_output.py",
-        "        name = typed(str(path))\n",
-        "        name = str(path)\n",
+        "    name = typed(str(path))\n",
+        "    name = str(path)\n",
         "an export under LC_ALL=C answers its file's name as surrogates, not as typed (rev40)",
         ("tests/e2e/test_cli_locale.py::test_file_names_typed_in_utf8_reach_the_disk_as_typed",),
     ),
@@ -7138,6 +7138,82 @@ MUTANTS = (
         (
             "tests/integration/test_node_worker_sigterm_stop.py::"
             "test_a_grant_given_back_during_a_stop_has_the_same_bound",
+        ),
+    ),
+    Mutant(
+        "timeline-pages-past-their-moment",
+        "projections/_timeline.py",
+        '        where.append("position <= ?")\n        picked.append(hi)\n',
+        "        pass\n",
+        "a timeline read in pages takes in events folded while its pages are read",
+        (
+            "tests/integration/test_read_models.py::"
+            "test_a_timeline_read_in_pages_holds_the_events_of_its_first_page_s_moment",
+        ),
+    ),
+    Mutant(
+        "timeline-pages-last-from-the-start",
+        "projections/_timeline.py",
+        '    if lo is not None:\n        where.append("position >= ?")\n',
+        '    if False:\n        where.append("position >= ?")\n',
+        "a timeline's last events read in pages start at the first event",
+        (
+            "tests/integration/test_read_models.py::"
+            "test_a_timeline_read_in_pages_is_the_timeline_read_whole",
+        ),
+    ),
+    Mutant(
+        "timeline-pages-empty-last-page",
+        "projections/_timeline.py",
+        "        if len(page) > 0 or first:\n",
+        "        if True:\n",
+        "a timeline read in pages ends with an empty page after a full one",
+        (
+            "tests/integration/test_read_models.py::"
+            "test_a_timeline_read_in_pages_is_the_timeline_read_whole",
+        ),
+    ),
+    Mutant(
+        "timeline-pages-unknown-profile-empty",
+        "projections/_timeline.py",
+        "        if first and len(page) == 0:\n            _require_known(",
+        "        if False:\n            _require_known(",
+        "a timeline of an unknown profile read in pages is empty, not refused",
+        (
+            "tests/integration/test_read_models.py::"
+            "test_a_timeline_read_in_pages_is_the_timeline_read_whole",
+        ),
+    ),
+    Mutant(
+        "timeline-export-whole",
+        "projections/_timeline.py",
+        "PAGE_ROWS = 5_000\n",
+        "PAGE_ROWS = 1_000_000\n",
+        "custody timeline reads and holds the whole timeline before writing it",
+        ("tests/e2e/test_cli_export_pages.py",),
+    ),
+    Mutant(
+        "json-pages-unindented",
+        "custody/_output.py",
+        '            put("  " + json.dumps(record, indent=2).replace("\\n", "\\n  "))\n',
+        "            put(json.dumps(record, indent=2))\n",
+        "a JSON export written in pages is laid out unlike the one-frame export it replaced",
+    ),
+    Mutant(
+        "csv-pages-header-each",
+        "custody/_output.py",
+        "        if n == 0:\n            write([shown(defanged(str(c))) for c in frame.columns])\n",
+        "        if n >= 0:\n            write([shown(defanged(str(c))) for c in frame.columns])\n",
+        "a csv export written in pages repeats its header on every page",
+    ),
+    Mutant(
+        "parquet-pages-first-only",
+        "custody/_export.py",
+        "            writer.write_table(table)\n",
+        "            writer.write_table(table) if schema is None else None\n",
+        "a parquet export of many pages holds only the first",
+        (
+            "tests/e2e/test_cli_export_pages.py::test_an_export_of_many_pages_is_the_whole_timeline_in_order",
         ),
     ),
 )
