@@ -223,6 +223,15 @@ def sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     a sweep that never ended, from the settlements its id is on (``_swept``)."""
     uow.alone()
     uow.require(Role.SCHEDULER)  # a login that may not sweep fails once, not per profile
+    try:
+        return _sweep(uow, c)
+    except Forbidden as e:
+        if e.by_database:  # the scheduler role, taken since it was read: said so, once
+            uow.require(Role.SCHEDULER, fresh=True)
+        raise
+
+
+def _sweep(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     if c.command_id is None:
         return _swept_now(uow, c)
     first = _swept(uow, c)
@@ -322,7 +331,9 @@ def _together(uow: UnitOfWork, calls: Sequence[Callable[[], R]]) -> list[R | Led
     profile's answer and the others are kept (rev37: it stopped the whole sweep)."""
     try:
         return uow.together(calls)
-    except Forbidden:
+    except Forbidden as e:
+        if e.by_database:  # the login may not sweep at all now: once, not per profile (rev43)
+            uow.require(Role.SCHEDULER, fresh=True)
         answers: list[R | LedgerError] = []
         for call in calls:
             try:

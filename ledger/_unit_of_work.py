@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from ledger._domain.acting import check_acts
+from ledger._domain.acting import Forbidden, check_acts
 from ledger._domain.errors import (
     InvalidInput,
     LeaseLost,
@@ -236,10 +236,13 @@ class UnitOfWork:
         if self._batch is not None:
             raise _Alone
 
-    def require(self, role: Role) -> None:
+    def require(self, role: Role, *, fresh: bool = False) -> None:
         """``Forbidden`` unless the store's login may act as ``role``, and the store lets
-        anything be recorded (``Authority.barred``)."""
-        authority = self.repository.authority()
+        anything be recorded (``Authority.barred``). A refusal is judged on the login's roles
+        read again (``fresh`` reads them first in any case: the database refused a write)."""
+        authority = self.repository.authority(fresh=fresh)
+        if role not in authority.roles and not fresh:
+            authority = self.repository.authority(fresh=True)
         authority.refuse_if_barred()
         check_acts(role, authority.roles, authority.login)
 
@@ -290,6 +293,10 @@ class UnitOfWork:
                 in_time = None
             try:
                 self.repository.save(profile, _row(profile), recorded, in_time=in_time)
+            except Forbidden as e:
+                if e.by_database:  # the login's roles, taken since they were read: said so
+                    self.require(acting.role, fresh=True)
+                raise
             except StreamConflict as e:  # another writer took the version or this command id,
                 # or the save got the store's locks past the deadline its decision stood on, or
                 # the store found its time too far from the store's clock

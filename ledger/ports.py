@@ -101,8 +101,9 @@ class Repository(Protocol):
         """The clock every deadline is judged on (the database's, where it has one)."""
         ...
 
-    def authority(self) -> Authority:
-        """Whom the store is opened as, and the roles its commands may act in."""
+    def authority(self, *, fresh: bool = False) -> Authority:
+        """Whom the store is opened as, and the roles its commands may act in (``fresh``: read
+        again now, not as remembered: the owner may have granted or taken them since)."""
         ...
 
     def load(self, profile_id: str, version: int | None = None) -> Profile | None:

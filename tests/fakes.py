@@ -50,7 +50,7 @@ class FakeRepository:
     def now(self) -> datetime:
         return self._clock()
 
-    def authority(self) -> Authority:
+    def authority(self, *, fresh: bool = False) -> Authority:
         return Authority("fake", self.roles)
 
     def load(self, profile_id: str, version: int | None = None) -> Profile | None:

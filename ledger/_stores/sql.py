@@ -465,15 +465,18 @@ class SqlStore(Store):
             commands=COMMANDS_TABLE,
         )
 
-    def authority(self) -> Authority:
+    def authority(self, *, fresh: bool = False) -> Authority:
         """Every role on SQLite (the file's permissions are the boundary); on PostgreSQL the
         login's custody roles, or every role for the owner of the events table. Read once; a
         login that may not write snapshots takes none. A barred one (a restored store) is read
         again at the next call: once the owner's ``init`` installed the guards again, a process
         opened before it (a server, a worker, the sweeper) records without a restart (rev40
         review: it stayed refused, told to run the init that had run). Only a barred store
-        pays the query."""
-        if self._authority is None or self._authority.barred:
+        pays the query, and a call with ``fresh``: a role refusal is answered on the roles the
+        login holds now, never on those it held when this process first asked (rev43: a
+        service whose login was given its roles back refused as if it had not been, until
+        restarted; one whose roles were taken passed them and met the database's refusal)."""
+        if fresh or self._authority is None or self._authority.barred:
             if not self._pg and self.read_only:
                 # The file's permissions are the boundary: this process may only read it. So
                 # a command is refused at the door, and the read models are read as they stand.

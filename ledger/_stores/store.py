@@ -480,7 +480,7 @@ class Store:
         """The store refused a save as dated too far from its clock (``Misdated``): the next
         ``now`` reads the store's clock again. Nothing to do where the clock is this host's."""
 
-    def authority(self) -> Authority:
+    def authority(self, *, fresh: bool = False) -> Authority:
         raise NotImplementedError
 
     def command_record(self, command_id: str) -> CommandRecord | None:
