@@ -95,12 +95,13 @@ class PagedAnswer(Streamed):
     output: Path | None = None
 
     def stream(self, out: TextIO, *, as_json: bool) -> None:
-        if self.output is not None:
+        if self.output is not None:  # standard output gets its summary once the file is whole
             saved(self.pages, self.kind, self.fmt, self.output, out, as_json=as_json)
         elif as_json or self.fmt == "json":
-            write_json(self.pages, out)
+            write_json(self.pages_begun(self.pages), out)
         else:
-            write_csv_pages(self.pages, out, for_a_terminal=for_a_person(out))
+            pages = self.pages_begun(self.pages)
+            write_csv_pages(pages, out, for_a_terminal=for_a_person(out))
 
 
 def saved(
@@ -193,7 +194,7 @@ class TimelineAnswer(Streamed):
         from custody._text import printable
 
         written = False
-        for page in self.pages:
+        for page in self.pages_begun(self.pages):
             for row in page:
                 line = timeline_line(row, profile=not self.one_profile)
                 out.write(printable(line) + "\n")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TextIO
+from collections.abc import Iterable, Iterator
+from typing import TextIO, TypeVar
+
+_Page = TypeVar("_Page")
 
 
 class Printed:
@@ -20,9 +23,18 @@ class Printed:
 
 class Streamed(Printed):
     """An answer read from the store while it is written (an export of any length, a page at
-    a time): the command's store stays open until it is written (``hold``), then closes."""
+    a time): the command's store stays open until it is written (``hold``), then closes.
+    ``began``: its first page was read for standard output, so a failure after it (a later
+    page) finds part of the answer printed already."""
 
     _closing: contextlib.ExitStack | None = None
+    began = False
+
+    def pages_begun(self, pages: Iterable[_Page]) -> Iterator[_Page]:
+        """``pages``, ``began`` set once the first is read: what prints comes after it."""
+        for page in pages:
+            self.began = True
+            yield page
 
     def hold(self, closing: contextlib.ExitStack) -> None:
         """Close ``closing`` (the command's open store) once this answer is written."""

@@ -41,11 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
+    # What the read side warns of is a note while the command runs and while its answer is
+    # written: a timeline is read a page at a time as it is printed (rev43: its note came out
+    # as a Python warning, source line and all).
+    with _notes():
+        return _run(args)
+
+
+def _run(args: list[str]) -> int:
     # Until the line parses, a --json anywhere asks for a JSON error, even if misplaced.
     json_anywhere = as_json = "--json" in args
     ctx: click.Context | None = None
     try:
-        with cli.make_context("custody", list(args)) as ctx, _notes():
+        with cli.make_context("custody", list(args)) as ctx:
             as_json = ctx.params["as_json"]
             result = cli.invoke(ctx)
             command = ctx.invoked_subcommand or ""
@@ -67,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _answer(command, result, as_json, resend)
     except KeyboardInterrupt:  # while its answer was written: the command was carried out
         if command not in WRITING_COMMANDS:
-            return interrupted(as_json)
+            return interrupted(as_json and not _part_printed(result))
         ignore_interrupts()
         _carried_out(command, "interrupted", resend, result)
         return _outcome(result)  # a rebuild that left rows as they were still exits 1
@@ -164,8 +172,17 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
             return 1
         _carried_out(command, one_line(str(e)), resend, result)
     except Exception as e:  # the file an export writes refused it (a full disk: bad input)
-        return _fail_unexpected(e, as_json)
+        return _fail_unexpected(e, as_json and not _part_printed(result))
     return _outcome(result)
+
+
+def _part_printed(result: Any) -> bool:
+    """Whether part of the answer is on standard output already (a timeline's pages before
+    the one that failed): under ``--json`` the error is not written after it as an object of
+    its own, which no reader could parse (rev43); stderr and the exit code say it."""
+    from custody._printed import Streamed
+
+    return isinstance(result, Streamed) and result.began
 
 
 def _outcome(result: Any) -> int:

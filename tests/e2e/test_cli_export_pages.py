@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_process import MODULE, custody, error_line, ok
+from cli_process import MODULE, custody, error_line, finish, ok, start
 
 from ledger import Checkout, Heartbeat, Lease, Ledger, RegisterProfile
 
@@ -156,3 +158,32 @@ def test_a_failure_in_a_later_page_leaves_the_file_as_it_was(
     printed = custody("timeline", "--format", "csv", cwd=tmp_path, store=url)
     assert (printed.code, error_line(printed)) == (1, error_line(saved))
     assert len(printed.out.splitlines()) - 1 == 2 * PAGE_ROWS
+    # Under --json, the error is no object written after the array's first pages, which no
+    # reader could parse (rev43): stderr and the exit code say it. One refused before any page
+    # is the object, as ever.
+    cut = custody("--json", "timeline", cwd=tmp_path, store=url)
+    assert (cut.code, error_line(cut)) == (1, error_line(saved))
+    assert cut.out.startswith("[\n  {")
+    assert '"error"' not in cut.out
+    assert cut.out.count('"event_type"') == 2 * PAGE_ROWS
+    refused = custody("--json", "timeline", "nobody", cwd=tmp_path, store=url)
+    assert (refused.code, refused.json()["error"]) == (2, "UnknownProfile")
+
+
+def test_a_json_export_interrupted_part_way_ends_its_output_where_it_stopped(
+    stores: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Ctrl-C while ``--json timeline`` writes its pages (the reader holding the pipe full):
+    exit 130 and "interrupted" on stderr; stdout holds the part written, no error object
+    after it (rev43: '...},\\n{"error": "Interrupted"...', which no reader could parse)."""
+    _, long = stores
+    proc = start("--json", "timeline", cwd=tmp_path, store=f"sqlite:///{long}")
+    assert proc.stdout is not None
+    begun = proc.stdout.read(4096)  # then the pipe fills, the writer waits in write()
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    run = finish(proc)
+    out = begun + run.out
+    assert (run.code, run.err) == (130, "custody: interrupted\n")
+    assert out.startswith("[\n  {"), out[:200]
+    assert '"error"' not in out, out[-300:]

@@ -1276,8 +1276,8 @@ MUTANTS = (
     Mutant(
         "csv-terminal-raw",
         "custody/_output.py",
-        "write_csv_pages(self.pages, out, for_a_terminal=for_a_person(out))",
-        "write_csv_pages(self.pages, out)",
+        "write_csv_pages(pages, out, for_a_terminal=for_a_person(out))",
+        "write_csv_pages(pages, out)",
         "CSV to a terminal writes a worker's terminal escapes raw",
         ("tests/e2e/test_cli_csv_terminal.py",),
     ),
@@ -6509,8 +6509,8 @@ MUTANTS = (
     Mutant(
         "restore-barred-cached",
         "ledger/_stores/sql.py",
-        "        if self._authority is None or self._authority.barred:\n",
-        "        if self._authority is None:\n",
+        "        if fresh or self._authority is None or self._authority.barred:\n",
+        "        if fresh or self._authority is None:\n",
         "a process opened on a restored store stays refused after the owner's init (rev40)",
         (
             "tests/integration/test_restored_guards.py::"
@@ -7214,6 +7214,96 @@ MUTANTS = (
         "a parquet export of many pages holds only the first",
         (
             "tests/e2e/test_cli_export_pages.py::test_an_export_of_many_pages_is_the_whole_timeline_in_order",
+        ),
+    ),
+    Mutant(
+        "roles-given-back-refused",
+        "ledger/_unit_of_work.py",
+        "        if role not in authority.roles and not fresh:\n"
+        "            authority = self.repository.authority(fresh=True)\n",
+        "",
+        "a running process refuses a role its login was given back, until restarted (rev43)",
+        ("tests/e2e/test_access_roles_change_under_a_running_process.py",),
+    ),
+    Mutant(
+        "roles-fresh-read-as-remembered",
+        "ledger/_stores/sql.py",
+        "        if fresh or self._authority is None or self._authority.barred:\n",
+        "        if self._authority is None or self._authority.barred:\n",
+        "a login's roles read again are the ones remembered (rev43)",
+        ("tests/e2e/test_access_roles_change_under_a_running_process.py",),
+    ),
+    Mutant(
+        "roles-taken-said-by-the-database",
+        "ledger/_unit_of_work.py",
+        "                if e.by_database:  # the login's roles, taken since they were read: "
+        "said so\n"
+        "                    self.require(acting.role, fresh=True)\n",
+        "                pass\n",
+        "a command of a role taken from a running process's login gets the database's text (rev43)",
+        ("tests/e2e/test_access_roles_change_under_a_running_process.py",),
+    ),
+    Mutant(
+        "sweep-role-taken-per-profile",
+        "ledger/_handlers.py",
+        "        if e.by_database:  # the login may not sweep at all now: once, not per profile "
+        "(rev43)\n"
+        "            uow.require(Role.SCHEDULER, fresh=True)\n",
+        "        pass\n",
+        "a sweep by a login whose scheduler role was taken answers each profile failed (rev43)",
+        ("tests/e2e/test_access_roles_change_under_a_running_process.py",),
+    ),
+    Mutant(
+        "sweep-id-role-taken-trigger-text",
+        "ledger/_handlers.py",
+        "        if e.by_database:  # the scheduler role, taken since it was read: said so, once\n"
+        "            uow.require(Role.SCHEDULER, fresh=True)\n",
+        "        pass\n",
+        "a sweep with an id by a login whose role was taken gets the trigger's text (rev43)",
+        ("tests/e2e/test_access_roles_change_under_a_running_process.py",),
+    ),
+    Mutant(
+        "notes-not-while-answering",
+        "custody/cli.py",
+        "    with _notes():\n        return _run(args)\n",
+        "    return _run(args)\n",
+        "a timeline's read-model-behind note comes out as a Python warning with its source (rev43)",
+        (
+            "tests/e2e/test_cli_read_only_store.py::"
+            "test_a_read_model_behind_the_log_on_read_only_media_says_what_its_answer_leaves_out",
+        ),
+    ),
+    Mutant(
+        "json-error-after-part-of-an-answer",
+        "custody/cli.py",
+        "        return _fail_unexpected(e, as_json and not _part_printed(result))\n",
+        "        return _fail_unexpected(e, as_json)\n",
+        "--json timeline failing in a later page writes an error object after its rows (rev43)",
+        (
+            "tests/e2e/test_cli_export_pages.py::"
+            "test_a_failure_in_a_later_page_leaves_the_file_as_it_was",
+        ),
+    ),
+    Mutant(
+        "json-interrupt-after-part-of-an-answer",
+        "custody/cli.py",
+        "            return interrupted(as_json and not _part_printed(result))\n",
+        "            return interrupted(as_json)\n",
+        "--json timeline interrupted part way writes an error object after its rows (rev43)",
+        (
+            "tests/e2e/test_cli_export_pages.py::"
+            "test_a_json_export_interrupted_part_way_ends_its_output_where_it_stopped",
+        ),
+    ),
+    Mutant(
+        "pages-never-begun",
+        "custody/_printed.py",
+        "            self.began = True\n",
+        "            self.began = False\n",
+        "an answer printed in part is taken for none, its error written after it (rev43)",
+        (
+            "tests/e2e/test_cli_export_pages.py::"
+            "test_a_failure_in_a_later_page_leaves_the_file_as_it_was",
         ),
     ),
 )
