@@ -4,7 +4,8 @@ past its deadline at a moment and so reads ``overdue``, who a lease's holder is,
 checkout is denied for at a moment, what a browser still running on a profile's directory
 forbids, text made storable, whether a text says anything, and text as a person is shown it
 (and why two texts that read the same differ), a URL with a password in it and the same URL
-without its userinfo, and the most a name holds. Pure functions of their arguments."""
+without its userinfo or a nested URL's, and the most a name holds. Pure functions of their
+arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
 from ledger._domain.denials import holder_of, reason_at
@@ -30,6 +31,7 @@ from ledger._domain.model import (
     shown,
     storable,
     told_apart,
+    without_nested_passwords,
     without_passwords,
     without_userinfo,
 )
@@ -59,6 +61,7 @@ __all__ = [
     "stop_refusal",
     "storable",
     "told_apart",
+    "without_nested_passwords",
     "without_passwords",
     "without_userinfo",
 ]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ledger import Lease, LeaseLost
-from ledger.rules import carries_password, without_userinfo
+from ledger.rules import carries_password, without_nested_passwords, without_userinfo
 from workers._reasons import storable
 from workers._timing import RenewalTiming
 
@@ -49,10 +49,13 @@ def recorded_url(url: str) -> str | None:
     """``url`` as the worker records it (heartbeats, the release, ``evidence.json``), escaped
     (``storable``), cut to ``MAX_URL`` and without userinfo by the ledger's own rule
     (``ledger.rules.without_userinfo``: ``http://user:pass@host/`` is ``http://host/``, and so
-    is the same URL without slashes, with backslashes or after spaces): the ledger is
+    is the same URL without slashes, with backslashes or after spaces), nor a nested URL's
+    (``without_nested_passwords``, the rule of a failure's reason: ``/login?next=http://bob:pw@
+    intranet/`` is ``/login?next=http://intranet/``, percent-encoded too): the ledger is
     append-only, and a password written there stays, so it refuses one, and a heartbeat it
-    refuses loses the lease. None for a URL the ledger would refuse all the same (empty)."""
-    kept = without_userinfo(storable(url))[:MAX_URL]
+    refuses loses the lease. A query's or a fragment's token (``#access_token=...``) stays.
+    None for a URL the ledger would refuse all the same (empty)."""
+    kept = without_nested_passwords(without_userinfo(storable(url)))[:MAX_URL]
     return kept if kept and not carries_password(kept) else None
 
 

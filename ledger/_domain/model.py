@@ -164,14 +164,21 @@ def _userinfo(value: str) -> re.Match[str] | None:
 
 
 def carries_password(value: str | None, *, bare: bool = False) -> bool:
-    """Whether ``value`` is a URL with a password in it (``https://user:password@host/``), or,
-    with ``bare`` (a proxy id), ``user:password@host`` with no scheme: the log is append-only
-    and read by every role, so a command not applied yet that carries one is refused
-    (``Command.refusal``). The worker SDKs leave a URL's userinfo out (``without_userinfo``)."""
+    """Whether ``value`` is a URL with a password in it (``https://user:password@host/``), or
+    one with a URL nested in it that has one (``/login?next=http://bob:pw@intranet/``, or
+    percent-encoded: ``?next=http%3A%2F%2Fbob%3Apw%40...``; ``_nests_a_password``), or, with
+    ``bare`` (a proxy id), ``user:password@host`` with no scheme: the log is
+    append-only and read by every role, so a command not applied yet that carries one is
+    refused (``Command.refusal``; events already recorded are never judged by it). The worker
+    SDKs leave a URL's userinfo out (``without_userinfo``) and a nested URL's
+    (``without_nested_passwords``)."""
     if value is None:
         return False
-    found = _userinfo(_as_a_browser_reads(value))
+    read = _as_a_browser_reads(value)
+    found = _userinfo(read)
     if found is not None and ":" in found.group(2):
+        return True
+    if _nests_a_password(read):
         return True
     return bare and _BARE_USERINFO.match(value) is not None
 
@@ -242,30 +249,148 @@ def without_passwords(text: str) -> str:
     an exception names the URL it failed on (``net::ERR_... at https://user:pw@host/``), and a
     reason a worker SDK derives from one goes to the append-only ledger. ``without_userinfo``
     is the same for a text that is one URL. ``_PASSWORD_IN_URL``'s substitution, then
-    ``_USER_IN_URL``'s, each in time linear in the text's length."""
-    return _cut_userinfo(_cut_userinfo(text, _CANDIDATE, 2, 1), _USER_CANDIDATE, 1, 0)
+    ``_USER_IN_URL``'s, each in time linear in the text's length; then the same in the text
+    read percent-decoded (``_DECODINGS``), what they find cut from the text as written."""
+    return _without_passwords(text, nested_only=False)
 
 
-def _cut_userinfo(text: str, candidates: re.Pattern[str], group: int, past: int) -> str:
-    """``text`` without what runs from the end of each match of ``candidates``' group 1 (a
-    scheme, its colon and slashes) to the last "@" of the segment that holds the character
-    ``past`` after the end of its group ``group`` (past a user's colon, or none)."""
-    if "@" not in text:
+def without_nested_passwords(url: str) -> str:
+    """``url`` without the user and password of every URL nested in it, by
+    ``without_passwords``' rule (a login page's ``?next=http://bob:pw@intranet/`` is
+    ``?next=http://intranet/``, and so percent-encoded), its own scheme's left to
+    ``without_userinfo`` (``file:///notes:v2@a.html`` names a file): what a worker SDK records
+    of a page's URL, which ``carries_password`` then reads no nested password in. A URL with
+    one comes back as a browser reads it (``without_userinfo``); any other, as it is.
+    A query's or a fragment's secret that is no URL's userinfo (``#access_token=...``) stays."""
+    read = _as_a_browser_reads(url)
+    cut = _without_passwords(read, nested_only=True)
+    return url if cut == read else cut
+
+
+# A URL nested in another's query is percent-encoded there ("?next=http%3A%2F%2Fbob%3Apw%40h"),
+# a redirect's redirect twice ("%253A"): the rules read a text as written, then with its ASCII
+# escapes decoded up to this many times, and cut what each reading finds from the text as
+# written.
+_DECODINGS = 3
+_ESCAPE = r"%[0-7][0-9A-Fa-f]"
+# A scheme a browser reads a host after, as ``_USER_IN_URL``'s: a special one with or without
+# slashes, any other with two.
+_AN_AUTHORITY = (
+    r"[A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
+    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*"
+)
+# The passwords (``_PASSWORD_IN_URL``), then the users without one (``_USER_IN_URL``): each
+# one's candidates, the group whose end the password (or user) begins past, and by how much.
+_STAGES = ((_CANDIDATE, 2, 1), (_USER_CANDIDATE, 1, 0))
+
+
+def _without_passwords(text: str, *, nested_only: bool) -> str:
+    """``text`` without the userinfo of every URL in it, or (``nested_only``) of every URL but
+    one whose scheme begins the text, as written and read decoded (``_DECODINGS``)."""
+    for times in range(_DECODINGS + 1):
+        if times and "%" not in text:
+            break
+        for candidates, group, past in _STAGES:
+            view, layers = _decoded(text, times)
+            if layers and not layers[-1]:  # nothing more to decode
+                return text
+            own = _begins(view) if nested_only else -1
+            spans = _userinfo_spans(view, candidates, group, past, own)
+            text = _left_out(text, [(_origin(layers, a), _origin(layers, b)) for a, b in spans])
+    return text
+
+
+def _nests_a_password(read: str) -> bool:
+    """Whether ``read`` (a URL as a browser reads it) holds, past its own scheme, a URL with a
+    password whose scheme a browser reads a host after (``_AN_AUTHORITY``: not the time in
+    ``?at=12h:30:00@utc``), as written or read decoded; ``without_nested_passwords`` cuts
+    these and more."""
+    for times in range(_DECODINGS + 1):
+        if times and "%" not in read:
+            return False
+        view, layers = _decoded(read, times)
+        if layers and not layers[-1]:  # nothing more to decode
+            return False
+        if _userinfo_spans(view, _CANDIDATE, 2, 1, _begins(view), authority=True):
+            return True
+    return False
+
+
+def _begins(view: str) -> int:
+    """Where a URL's own scheme begins in ``view``: past C0 controls and spaces."""
+    return len(view) - len(view.lstrip(_C0_OR_SPACE))
+
+
+def _decoded(text: str, times: int) -> tuple[str, list[list[int]]]:
+    """``text`` with its ASCII escapes (``%3A`` is ":") decoded ``times`` times, and for each
+    time where in what it made an escape was decoded (``_origin`` reads them back)."""
+    layers: list[list[int]] = []
+    for _ in range(times):
+        parts: list[str] = []
+        decoded: list[int] = []
+        at = 0
+        for escape in re.finditer(_ESCAPE, text):
+            parts += (text[at : escape.start()], chr(int(escape[0][1:], 16)))
+            decoded.append(escape.start() - 2 * len(decoded))
+            at = escape.end()
+        parts.append(text[at:])
+        text = "".join(parts)
+        layers.append(decoded)
+    return text, layers
+
+
+def _origin(layers: list[list[int]], at: int) -> int:
+    """Where the character at ``at`` in a decoded text (``_decoded``) begins in the text as
+    written (its length for the decoded text's length)."""
+    for decoded in reversed(layers):
+        at += 2 * bisect.bisect_left(decoded, at)
+    return at
+
+
+def _left_out(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` without its ``spans`` (in order, apart)."""
+    if not spans:
         return text
+    kept, done = [], 0
+    for start, end in spans:
+        kept.append(text[done:start])
+        done = end
+    kept.append(text[done:])
+    return "".join(kept)
+
+
+def _userinfo_spans(
+    text: str,
+    candidates: re.Pattern[str],
+    group: int,
+    past: int,
+    own: int = -1,
+    *,
+    authority: bool = False,
+) -> list[tuple[int, int]]:
+    """What runs from the end of each match of ``candidates``' group 1 (a scheme, its colon and
+    slashes) to the last "@" of the segment that holds the character ``past`` after the end of
+    its group ``group`` (past a user's colon, or none), "@" included; but a match beginning at
+    ``own`` (the URL's own scheme, ``without_userinfo``'s), and with ``authority`` one whose
+    group 1 is no ``_AN_AUTHORITY``."""
+    if "@" not in text:
+        return []
     segments = [(m.start(), m.end(), text.rfind("@", *m.span())) for m in _SEGMENT.finditer(text)]
     starts = [start for start, _, _ in segments]
-    kept, done = [], 0
+    spans: list[tuple[int, int]] = []
+    done = 0
     for found in candidates.finditer(text):
-        if found.start(1) < done:  # inside the last userinfo left out
+        if found.start(1) < done or found.start() == own:  # inside the last one cut, or own
+            continue
+        if authority and not re.fullmatch(_AN_AUTHORITY, found[1]):
             continue
         password = found.end(group) + past
         at = bisect.bisect_right(starts, password) - 1
         if at < 0 or segments[at][1] <= password or segments[at][2] < password:
             continue  # no "@" after the password's (or user's) start, before the host
-        kept.append(text[done : found.end(1)])
         done = segments[at][2] + 1
-    kept.append(text[done:])
-    return "".join(kept)
+        spans.append((found.end(1), done))
+    return spans
 
 
 def _check_lease_id(value: str) -> str:

@@ -4,12 +4,14 @@ evidence filed at release, a verification prompt, and the profile's proxy."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_process import custody, ok
 from local_site import CountingProxy, LocalSite
 from playwright.sync_api import Error as PlaywrightError, Playwright, sync_playwright
 from worker_harness import PROFILE, store_with_profile
@@ -187,6 +189,64 @@ def test_credentials_in_a_page_url_are_never_recorded(
     evidence_files = list((tmp_path / "evidence").rglob("evidence.json"))
     assert evidence_files
     assert all("s3cret-pw" not in f.read_text() for f in evidence_files)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """None: a new SQLite file; else a fresh PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+# A login page's return address, as written and percent-encoded, each a URL with a password;
+# and an OAuth token in the fragment, which is no URL's userinfo and is kept.
+NESTED = (
+    "/account?next=http://bob:hunter2@intranet.example/admin"
+    "&back=http%3A%2F%2Fcarol%3Aswordfish%40intranet.example%2F#access_token=ya29.T0KEN"
+)
+NESTED_RECORDED = (
+    "/account?next=http://intranet.example/admin"
+    "&back=http%3A%2F%2Fintranet.example%2F#access_token=ya29.T0KEN"
+)
+
+
+def test_a_password_in_a_url_nested_in_the_page_s_is_never_recorded(
+    tmp_path: Path, pw: Playwright, site: LocalSite, store_url: str | None
+) -> None:
+    """rev43: a page whose URL carries another URL with a password (a login's ``?next=``, as
+    written or percent-encoded): the heartbeats, the release's final URL and ``evidence.json``
+    kept ``bob:hunter2@``, which the failure's reason left out of the same URL. Now each says
+    the URL without the nested passwords, as the reason does, and neither password is in the
+    timeline or the evidence; the fragment's token stays (a query's secret is the page's)."""
+    store, _ = store_with_profile(tmp_path, url=store_url)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (  # noqa: PT012 (the failure is the lease's, raised inside its block)
+        pytest.raises(RuntimeError, match="stuck at"),
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(site.url + NESTED)
+        assert "bob:hunter2@" in page.url
+        assert "carol%3Aswordfish%40" in page.url
+        lease.step("at_login")
+        raise RuntimeError(f"stuck at {page.url}")
+    recorded = site.url + NESTED_RECORDED
+    shown = ok(custody("--json", "timeline", PROFILE, cwd=tmp_path, store=store))
+    assert "hunter2" not in shown.out
+    assert "swordfish" not in shown.out
+    beats = [row for row in shown.json() if row["event_type"] == "lease_heartbeat"]
+    assert [row["url"] for row in beats if row["url"] is not None] == [recorded]
+    (release,) = releases(store)
+    assert release.final_url == recorded
+    assert release.envelope.reason == f"RuntimeError: stuck at {recorded}"
+    with Ledger.open(store, create=False) as ledger:
+        assert "hunter2" not in repr(ledger.store.history(PROFILE))
+    (evidence,) = (tmp_path / "evidence").rglob("evidence.json")
+    said = evidence.read_text()
+    assert "hunter2" not in said
+    assert "swordfish" not in said
+    assert json.loads(said)["final_url"] == recorded
 
 
 def test_the_browser_goes_through_the_profiles_proxy_and_its_credentials_stay_local(

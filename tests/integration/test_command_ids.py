@@ -170,17 +170,27 @@ def test_a_command_id_resent_with_other_arguments_says_so(ledger: Ledger) -> Non
         ledger.handle(Checkout(worker_id="w2", command_id="c-1", **asked))
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://alice:s3cret@shop.example/x",
+        "https://shop.example/login?next=http://alice:s3cret@intranet.example/",  # rev43
+        "https://shop.example/login?next=http%3A%2F%2Falice%3As3cret%40intranet",
+    ],
+    ids=["own", "nested", "nested-encoded"],
+)
 def test_a_command_applied_before_the_password_rule_is_answered_when_resent(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
     """rev22: custody took a password in a URL until 2026-12-04 (the Node SDK sent Chromium's
     ``user:password@``). A heartbeat or release applied then and resent after the upgrade under
     its id was refused as bad input, so the worker could not learn it had landed. Resent, each
-    is answered; the same URL in a command not applied yet is refused, writing nothing."""
+    is answered; the same URL in a command not applied yet is refused, writing nothing. rev43:
+    so for a password in a URL nested in the page's, which the door took until then; the
+    events recorded with one are read and replayed as before."""
     register(ledger)
     asked = {"profile_id": "profile_shop_17", "worker_id": "w1", "run_id": "r1", "task_type": "t"}
     lease = ledger.handle(Checkout(**asked))
-    url = "https://alice:s3cret@shop.example/x"
     held = {"lease_id": lease.lease_id, "fencing_token": 1}
     beat = Heartbeat(**held, url=url, command_id="hb-1")
     release = Release(**held, outcome="success", final_url=url, command_id="rel-1")
@@ -205,6 +215,8 @@ def test_a_command_applied_before_the_password_rule_is_answered_when_resent(
         ended.profile_state,
     )
     assert len(ledger.history("profile_shop_17")) == events
+    assert [getattr(e, "final_url", None) for e in ledger.history("profile_shop_17")][-2] == url
+    assert ledger.view("profile_shop_17").state.value == "available"
 
 
 @pytest.mark.parametrize("outcome", ["success", "failure"])

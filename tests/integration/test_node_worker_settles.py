@@ -256,11 +256,16 @@ def test_the_worker_refuses_at_once_every_text_the_ledger_takes_as_saying_nothin
 
 
 URLS = """
-import { withoutPasswords, withoutUserinfo } from "CLIENT_TEXT";
+import { carriesPassword, withoutNestedPasswords, withoutPasswords, withoutUserinfo }
+  from "CLIENT_TEXT";
+import { Progress } from "CLIENT_GUARD";
 const said = JSON.parse(process.env.URLS).map((url) => {
   let password = "";
   try { password = new URL(url).password; } catch {}
-  return { wu: withoutUserinfo(url), wp: withoutPasswords(url), password };
+  const progress = new Progress();
+  progress.navigated(url);
+  return { wu: withoutUserinfo(url), wp: withoutPasswords(url), password,
+    wn: withoutNestedPasswords(url), cp: carriesPassword(url), recorded: progress.url };
 });
 // Every character past ASCII escaped: Python splits lines at U+0085 and U+2028, JSON not.
 const ascii = (c) => `\\\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
@@ -269,7 +274,7 @@ console.log(JSON.stringify({ said }).replace(/[\u007f-\uffff]/g, ascii));
 
 _URL_PARTS = ("http", "foo", "file", "HTTPS", ":", "/", "//", "\\", "u", "p", "@", "host", "?", "#",
               "ws", "\t", "\n", " ", "\x01", "\x1c", "\xa0", "\x85", "\ufeff", "%40",
-              "x")  # fmt: skip
+              "%3A", "%2f", "%25", "%62", "?next=", "x")  # fmt: skip
 
 
 def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would(
@@ -282,10 +287,18 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
     record of it the ledger takes. Before: ``foo://u:p\\\\x@host`` went past the ledger (a
     backslash ends no authority of a scheme that is not special), the Node SDK kept a
     password holding "\\ufeff" that Python cut, and ``https:alice@//bob:pw@host/`` was
-    recorded as ``https://bob:pw@host/``, which the ledger refuses."""
+    recorded as ``https://bob:pw@host/``, which the ledger refuses. rev43: both SDKs record a
+    URL without the password of a URL nested in it (``?next=http://bob:pw@intranet/``, or
+    percent-encoded), as a reason leaves it out, and the ledger refuses one as Node reads it."""
     import random
 
-    from ledger.rules import carries_password, without_passwords, without_userinfo
+    from ledger.rules import (
+        carries_password,
+        without_nested_passwords,
+        without_passwords,
+        without_userinfo,
+    )
+    from workers._guard import recorded_url
 
     rng = random.Random(30)
     urls = ["".join(rng.choice(_URL_PARTS) for _ in range(rng.randint(3, 12))) for _ in range(3000)]
@@ -310,17 +323,32 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "failed at http://alice@corp.example:pw@host/ twice",  # rev31: a user holding an "@"
         "at ws:tok@host/ and foo://tok@host/ but mailto:joe@host",  # rev33: a user, no password
         "failed at http://ghp_SECRET@127.0.0.1:1/x",
+        # rev43: a URL nested in the page's, as written and percent-encoded (twice, too)
+        "https://a.example/login?next=http://bob:hunter2@intranet.example/#access_token=T",
+        "https://a.example/login?next=http%3A%2F%2Fbob%3Ahunter2%40intranet.example%2F",
+        "https://a.example/?next=https%3A%2F%2Fsso%2F%3Fnext%3Dhttp%253A%252F%252Fb%253Ap%2540i",
+        "failed at https://a.example/?next=http%3A%2F%2Fbob%3Ahunter2%40intranet/ twice",
     ]
     script = URLS.replace("CLIENT_TEXT", (built().parent / "text.js").as_uri())
+    script = script.replace("CLIENT_GUARD", (built().parent / "guard.js").as_uri())
     said = run_node(tmp_path, script, {"URLS": json.dumps(urls)})["said"]
     for url, node in zip(urls, said, strict=True):
         assert node["wu"] == without_userinfo(url), url
         assert node["wp"] == without_passwords(url), url
+        assert node["wn"] == without_nested_passwords(url), url
+        assert node["cp"] == carries_password(url), url
         assert not node["password"] or carries_password(url), url
-        assert not carries_password(without_userinfo(url)), url
-        assert not carries_password(node["wu"]), url
-    assert said[-3]["wp"] == "failed at http://host/ twice"
-    assert said[-1]["wp"] == "failed at http://127.0.0.1:1/x"
+        assert node["recorded"] == recorded_url(url), url
+        assert not carries_password(node["recorded"]), url
+    assert said[-7]["wp"] == "failed at http://host/ twice"
+    assert said[-5]["wp"] == "failed at http://127.0.0.1:1/x"
+    nested = [node["recorded"] for node in said[-4:-1]]
+    assert nested == [
+        "https://a.example/login?next=http://intranet.example/#access_token=T",
+        "https://a.example/login?next=http%3A%2F%2Fintranet.example%2F",
+        "https://a.example/?next=https%3A%2F%2Fsso%2F%3Fnext%3Dhttp%253A%252F%252Fi",
+    ]
+    assert said[-1]["wp"] == "failed at https://a.example/?next=http%3A%2F%2Fintranet/ twice"
 
 
 LONG = """

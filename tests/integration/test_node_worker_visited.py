@@ -117,6 +117,15 @@ console.log(JSON.stringify(said));
         ("http:/\n/user:pw-s3cret@shop.example/a", "http://shop.example/a"),
         ("\x01https://us\ter:pw-s3cret@shop.example/a\x02", "https://shop.example/a"),
         ("https://shop.example/a b\t", "https://shop.example/a b\t"),  # no userinfo: as it is
+        # rev43: a URL nested in the page's (a login's return address), encoded or not
+        (
+            "https://shop.example/login?next=http://user:pw-s3cret@intranet/#access_token=T",
+            "https://shop.example/login?next=http://intranet/#access_token=T",
+        ),
+        (
+            "https://shop.example/login?next=http%3A%2F%2Fuser%3Apw-s3cret%40intranet%2F",
+            "https://shop.example/login?next=http%3A%2F%2Fintranet%2F",
+        ),
     ],
 )
 def test_a_url_the_ledger_reads_a_password_in_is_recorded_without_it(

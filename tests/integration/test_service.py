@@ -169,6 +169,38 @@ def test_bad_input_is_422_naming_the_field_and_writes_nothing(
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example/login?next=http://bob:hunter2@intranet.example/",
+        "https://shop.example/login?next=http%3A%2F%2Fbob%3Ahunter2%40intranet.example%2F",
+    ],
+    ids=["as-written", "encoded"],
+)
+def test_a_url_nesting_a_password_is_422_and_writes_nothing(
+    served: Served, pid: str, url: str
+) -> None:
+    """rev43: a heartbeat's URL or a release's final URL carrying a nested URL with a password
+    (a login's return address) is refused as one in the URL's own userinfo is, the password
+    not repeated, nothing written; the same URL without it is taken."""
+    with served.client(Role.WORKER) as worker:
+        lease = _checkout(worker, pid)
+        before = _events(served)
+        token = {"fencing_token": lease["fencing_token"]}
+        for field, path, body in (
+            ("url", "heartbeat", {**token, "url": url}),
+            ("final_url", "release", {**token, "outcome": "success", "final_url": url}),
+        ):
+            got = worker.post(f"/v1/leases/{lease['lease_id']}/{path}", json=body)
+            assert got.status_code == 422, got.text
+            assert (got.json()["error"], got.json()["field"]) == ("invalid_input", field)
+            assert "hunter2" not in got.text
+        assert _events(served) == before
+        kept = url.replace("bob:hunter2@", "").replace("bob%3Ahunter2%40", "")
+        got = worker.post(f"/v1/leases/{lease['lease_id']}/heartbeat", json={**token, "url": kept})
+        assert got.status_code == 200, got.text
+
+
+@pytest.mark.parametrize(
     ("method", "path", "body", "field"),
     [
         ("POST", "/v1/profiles/profile%20shop%2F17/checkout", CHECKOUT, "profile_id"),

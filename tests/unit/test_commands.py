@@ -214,6 +214,11 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         "https://shop.example/#a:b@c",
         "mailto:a:b@c",
         "file:///notes:v2@home.html",  # rev31 reread2: a file URL has no userinfo
+        # rev43: a nested URL whose scheme has no host a browser reads (no "//"), or no password
+        "https://shop.example/x?at=12h:30:00@utc",
+        "https://shop.example/x?to=mailto:a:b@c",
+        "https://shop.example/login?next=https://alice@intranet.example/",
+        "https://shop.example/x?email=bob%40example.com#access_token=ya29.T0KEN",
     ):
         assert Heartbeat(**lease, url=url).refusal() is None
     for proxy in ("proxy_us_east_12", "px-eu.1", "http://proxy.example:3128", "px@eu"):
@@ -248,6 +253,15 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         ("url", "//alice:s3cret@shop.example/"),
         ("url", "///alice:s3cret@shop.example/"),  # rev31 reread: any number of slashes
         ("url", "\\\\alice:s3cret@shop.example/"),
+        # rev43: a URL nested in the page's (a login's return address), as written, encoded
+        # (twice too), after backslashes, in the fragment; and in a proxy id
+        ("url", "https://shop.example/login?next=http://bob:s3cret@intranet.example/"),
+        ("url", "https://shop.example/login?next=http%3A%2F%2Fbob%3As3cret%40intranet"),
+        ("url", "https://shop.example/?n=http%253A%252F%252Fbob%253As3cret%2540intranet"),
+        ("url", "https://shop.example/?n=HTTPS:\\\\bob:s3cret@intranet/"),
+        ("url", "https://shop.example/#n=foo://bob:s3cret@intranet/"),
+        ("url", "view-source:https://shop.example/?n=https://bob:s3cret@intranet/"),
+        ("proxy_id", "px?via=http://bob:s3cret@proxy.example/"),
     ],
 )
 def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> None:
@@ -289,6 +303,49 @@ def test_a_url_s_userinfo_is_cut_as_a_browser_reads_it(url: str, recorded: str) 
     assert without_userinfo(url) == recorded
     assert not carries_password(recorded)
     assert without_passwords(f"at {recorded}") == f"at {recorded}"
+
+
+@pytest.mark.parametrize(
+    ("url", "recorded"),
+    [
+        (
+            "https://shop.example/login?next=http://bob:s3cret@intranet.example/a#access_token=T",
+            "https://shop.example/login?next=http://intranet.example/a#access_token=T",
+        ),
+        (
+            "https://shop.example/login?next=http%3A%2F%2Fbob%3As3cret%40intranet%2Fa&x=1",
+            "https://shop.example/login?next=http%3A%2F%2Fintranet%2Fa&x=1",
+        ),
+        (
+            "https://shop.example/?n=https%3A%2F%2Fsso%2F%3Fn%3Dhttp%253A%252F%252Fb%253Ap%2540i",
+            "https://shop.example/?n=https%3A%2F%2Fsso%2F%3Fn%3Dhttp%253A%252F%252Fi",
+        ),
+        (  # the user's first letter an escape itself: the cut begins at its "%"
+            "https://shop.example/?n=http%3A%2F%2F%62ob%3Ap%40intranet",
+            "https://shop.example/?n=http%3A%2F%2Fintranet",
+        ),
+        (
+            "https://shop.example/login?next=https://TOKEN@intranet.example/",
+            "https://shop.example/login?next=https://intranet.example/",
+        ),
+        ("\x01https://shop.example/?n=ws://b:p@i/ ", "https://shop.example/?n=ws://i/"),
+        ("file:///notes:v2@home.html", "file:///notes:v2@home.html"),  # its own: a file's name
+        ("https://shop.example/a\tb ", "https://shop.example/a\tb "),  # none: as it is
+    ],
+)
+def test_a_nested_url_s_userinfo_is_cut_as_a_reason_s_is(url: str, recorded: str) -> None:
+    """rev43: what the SDKs record of a page (``recorded_url``) leaves out the user and password
+    of a URL nested in it, as written or percent-encoded, as a failure's reason does
+    (``without_passwords``), and the door takes it; the URL's own userinfo is
+    ``without_userinfo``'s, and a fragment's token is kept."""
+    from ledger.rules import carries_password, without_nested_passwords, without_passwords
+    from workers._guard import recorded_url
+
+    assert without_nested_passwords(url) == recorded
+    assert recorded_url(url) == recorded
+    assert not carries_password(recorded)
+    if url.isprintable() and not url.startswith("file:"):
+        assert without_passwords(f"at {url}") == f"at {recorded}"
 
 
 def test_a_password_holding_an_at_is_cut_whole_from_a_text() -> None:

@@ -8,7 +8,13 @@
  * the run reported.
  */
 import type { Lease } from "./client.js";
-import { cut, storable, withoutUserinfo } from "./text.js";
+import {
+  carriesPassword,
+  cut,
+  storable,
+  withoutNestedPasswords,
+  withoutUserinfo,
+} from "./text.js";
 
 export type Clock = () => number; // milliseconds, monotonic
 export const monotonic: Clock = () => performance.now();
@@ -138,13 +144,16 @@ export class Progress {
 
   /** A page's URL as the worker records it (the Python SDK's `recorded_url`): without the
    * userinfo the ledger reads in it (`withoutUserinfo`; Chromium keeps `user:password@` in a
-   * page's URL; the ledger is append-only and refuses a password), kept storable and within
-   * the ledger's limit, so no heartbeat or release is refused for one. Chromium's page for a
-   * navigation that failed (`ERROR_PAGE`) is not the run's: the URL stays the last page
-   * committed (as the Python SDK's `Progress.update`). */
+   * page's URL; the ledger is append-only and refuses a password), nor a nested URL's
+   * (`withoutNestedPasswords`: a login page's `?next=http://bob:pw@intranet/`), kept storable
+   * and within the ledger's limit, so no heartbeat or release is refused for one (null for one
+   * it would refuse all the same). Chromium's page for a navigation that failed (`ERROR_PAGE`)
+   * is not the run's: the URL stays the last page committed (as the Python SDK's
+   * `Progress.update`). */
   navigated(url: string): void {
     if (!url || url === "about:blank" || url.startsWith(ERROR_PAGE)) return;
-    this.url = cut(withoutUserinfo(storable(url)), MAX_URL);
+    const kept = cut(withoutNestedPasswords(withoutUserinfo(storable(url))), MAX_URL);
+    this.url = kept && !carriesPassword(kept) ? kept : null;
   }
 
   /** The final page's URL (the page the final screenshot shows), recorded as `navigated`

@@ -126,34 +126,170 @@ const USER_CANDIDATE = new RegExp(
 );
 
 /** `text` with the user and password of every URL in it left out (scheme and host kept), as
- * the Python SDK's `without_passwords`: passwords first, then users without one. */
+ * the Python SDK's `without_passwords`: passwords first, then users without one; as written,
+ * then read percent-decoded (`DECODINGS`). */
 export function withoutPasswords(text: string): string {
-  return cutUserinfo(cutUserinfo(text, CANDIDATE, 2, 1), USER_CANDIDATE, 1, 0);
+  return withoutPasswordsIn(text, false);
 }
 
-/** `text` without what runs from the end of each match of `candidates`' group 1 (a scheme,
- * its colon and slashes) to the last "@" of the segment holding the character `past` after the
- * end of its group `group`, as the ledger's `_cut_userinfo`. */
-function cutUserinfo(text: string, candidates: RegExp, group: number, past: number): string {
-  if (!text.includes("@")) return text;
+/** `url` without the user and password of every URL nested in it (a login page's
+ * `?next=http://bob:pw@intranet/`, percent-encoded too), as the ledger's
+ * `without_nested_passwords`: its own scheme's are `withoutUserinfo`'s (a file's name
+ * "file:///notes:v2@a.html" stays). A URL with one comes back as a browser reads it; any other,
+ * as it is. A query's or a fragment's token that is no URL's userinfo stays. */
+export function withoutNestedPasswords(url: string): string {
+  const read = asABrowserReads(url);
+  const cutOut = withoutPasswordsIn(read, true);
+  return cutOut === read ? url : cutOut;
+}
+
+/** Whether the ledger refuses `url` for a password in it (the ledger's `carries_password`, not
+ * `bare`): one in its own userinfo as a browser reads it, or in a URL nested in it. */
+export function carriesPassword(url: string): boolean {
+  const read = asABrowserReads(url);
+  const found = userinfo(read);
+  if (found !== null && read.slice(found[0], found[1]).includes(":")) return true;
+  return nestsAPassword(read);
+}
+
+// A URL nested in another's query is percent-encoded there ("?next=http%3A%2F%2Fbob%3Apw%40h"),
+// a redirect's redirect twice ("%253A"): as the ledger's `_DECODINGS`, a text is read as
+// written, then with its ASCII escapes decoded up to this many times, and what each reading
+// finds is cut from the text as written.
+const DECODINGS = 3;
+const ESCAPE = /%[0-7][0-9A-Fa-f]/g;
+// A scheme a browser reads a host after (the ledger's `_AN_AUTHORITY`): a special one with or
+// without slashes, any other with two.
+const AN_AUTHORITY = new RegExp(
+  "^(?:[A-Za-z][A-Za-z0-9+.-]*:[\\\\/]{2,}" +
+    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*)$",
+);
+type Stage = readonly [RegExp, number, number];
+const STAGES: readonly Stage[] = [
+  [CANDIDATE, 2, 1],
+  [USER_CANDIDATE, 1, 0],
+];
+
+/** `text` without the userinfo of every URL in it, or (`nestedOnly`) of every URL but one whose
+ * scheme begins the text, as the ledger's `_without_passwords`. */
+function withoutPasswordsIn(text: string, nestedOnly: boolean): string {
+  for (let times = 0; times <= DECODINGS; times += 1) {
+    if (times > 0 && !text.includes("%")) break;
+    for (const [candidates, group, past] of STAGES) {
+      const [view, layers] = decoded(text, times);
+      if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return text;
+      const own = nestedOnly ? begins(view) : -1;
+      const spans = userinfoSpans(view, candidates, group, past, own);
+      text = leftOut(
+        text,
+        spans.map(([a, b]) => [origin(layers, a), origin(layers, b)] as const),
+      );
+    }
+  }
+  return text;
+}
+
+/** Whether `read` (a URL as a browser reads it) holds, past its own scheme, a URL with a
+ * password whose scheme a browser reads a host after (`AN_AUTHORITY`), as written or read
+ * decoded (the ledger's `_nests_a_password`). */
+function nestsAPassword(read: string): boolean {
+  for (let times = 0; times <= DECODINGS; times += 1) {
+    if (times > 0 && !read.includes("%")) return false;
+    const [view, layers] = decoded(read, times);
+    if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return false;
+    if (userinfoSpans(view, CANDIDATE, 2, 1, begins(view), true).length > 0) return true;
+  }
+  return false;
+}
+
+/** Where a URL's own scheme begins in `view`: past C0 controls and spaces. */
+function begins(view: string): number {
+  return (/^[\u0000-\u0020]*/.exec(view)?.[0] ?? "").length;
+}
+
+/** `text` with its ASCII escapes decoded `times` times, and for each time where in what it made
+ * an escape was decoded (the ledger's `_decoded`). */
+function decoded(text: string, times: number): [string, number[][]] {
+  const layers: number[][] = [];
+  for (let time = 0; time < times; time += 1) {
+    const parts: string[] = [];
+    const at: number[] = [];
+    let done = 0;
+    for (const escape of text.matchAll(ESCAPE)) {
+      const start = escape.index ?? 0;
+      const character = String.fromCharCode(Number.parseInt(escape[0].slice(1), 16));
+      parts.push(text.slice(done, start), character);
+      at.push(start - 2 * at.length);
+      done = start + escape[0].length;
+    }
+    parts.push(text.slice(done));
+    text = parts.join("");
+    layers.push(at);
+  }
+  return [text, layers];
+}
+
+/** Where the character at `at` in a decoded text begins in the text as written (the ledger's
+ * `_origin`). */
+function origin(layers: readonly number[][], at: number): number {
+  for (let layer = layers.length - 1; layer >= 0; layer -= 1) {
+    const escapes = layers[layer] ?? [];
+    let low = 0;
+    let high = escapes.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if ((escapes[middle] ?? 0) < at) low = middle + 1;
+      else high = middle;
+    }
+    at += 2 * low;
+  }
+  return at;
+}
+
+/** `text` without its `spans` (in order, apart). */
+function leftOut(text: string, spans: readonly (readonly [number, number])[]): string {
+  if (spans.length === 0) return text;
+  const kept: string[] = [];
+  let done = 0;
+  for (const [start, end] of spans) {
+    kept.push(text.slice(done, start));
+    done = end;
+  }
+  kept.push(text.slice(done));
+  return kept.join("");
+}
+
+/** What runs from the end of each match of `candidates`' group 1 (a scheme, its colon and
+ * slashes) to the last "@" of the segment holding the character `past` after the end of its
+ * group `group`, "@" included; but a match beginning at `own` (the URL's own scheme), and with
+ * `authority` one whose group 1 is no `AN_AUTHORITY`; as the ledger's `_userinfo_spans`. */
+function userinfoSpans(
+  text: string,
+  candidates: RegExp,
+  group: number,
+  past: number,
+  own: number,
+  authority = false,
+): [number, number][] {
+  if (!text.includes("@")) return [];
   const segments = [...text.matchAll(SEGMENT)].map((m) => {
     const start = m.index ?? 0;
     const at = m[0].lastIndexOf("@");
     return [start, start + m[0].length, at < 0 ? -1 : start + at] as const;
   });
-  const kept: string[] = [];
+  const spans: [number, number][] = [];
   let done = 0;
   for (const found of text.matchAll(candidates)) {
     const [schemeStart, schemeEnd] = found.indices?.[1] ?? [0, 0];
-    if (schemeStart < done) continue; // inside the last userinfo left out
+    if (schemeStart < done || found.index === own) continue; // inside the last one cut, or own
+    if (authority && !AN_AUTHORITY.test(found[1] ?? "")) continue;
     const from = (found.indices?.[group]?.[1] ?? 0) + past;
     const segment = segments[lastAtOrBefore(segments, from)];
     if (segment === undefined || segment[1] <= from || segment[2] < from) continue;
-    kept.push(text.slice(done, schemeEnd));
     done = segment[2] + 1;
+    spans.push([schemeEnd, done]);
   }
-  kept.push(text.slice(done));
-  return kept.join("");
+  return spans;
 }
 
 /** The index of the last segment starting at or before `position` (-1 for none). */

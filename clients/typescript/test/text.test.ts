@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { withoutPasswords, withoutUserinfo } from "../src/text.js";
+import { carriesPassword, withoutNestedPasswords, withoutPasswords, withoutUserinfo } from "../src/text.js";
 
 it("cuts the userinfo of the URL a browser reads: no tab or line break, no control at an end", () => {
   assert.equal(withoutUserinfo("http:/\n/alice:s3cret@shop.example/a"), "http://shop.example/a");
@@ -24,4 +24,14 @@ it("cuts a URL's user without a password from a text, as the ledger's rule does"
   assert.equal(withoutPasswords("at HTTPS:tok@git.example/r"), "at HTTPS:git.example/r");
   assert.equal(withoutPasswords("write to mailto:joe@example.com"), "write to mailto:joe@example.com");
   assert.equal(withoutPasswords("see foo:/alice@host"), "see foo:/alice@host");
+});
+
+it("cuts a nested URL's password, as written or percent-encoded, and keeps a fragment's token", () => {
+  const page = "https://shop.example/login?next=http://bob:hunter2@intranet.example/#access_token=T";
+  assert.equal(withoutNestedPasswords(page), "https://shop.example/login?next=http://intranet.example/#access_token=T");
+  const encoded = "https://shop.example/login?next=http%3A%2F%2Fbob%3Ahunter2%40intranet%2F";
+  assert.equal(withoutNestedPasswords(encoded), "https://shop.example/login?next=http%3A%2F%2Fintranet%2F");
+  assert.equal(withoutNestedPasswords("file:///notes:v2@home.html"), "file:///notes:v2@home.html");
+  assert.ok(carriesPassword(page) && carriesPassword(encoded));
+  assert.ok(!carriesPassword("https://shop.example/x?at=12h:30:00@utc#access_token=T"));
 });
