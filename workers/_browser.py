@@ -6,8 +6,10 @@ final screenshot.
 
 Every request of the context, whichever page or frame makes it, passes ``context.route``'s
 handler, which lets it through only while the lease is held and aborts it once the lease is
-lost; every WebSocket passes ``context.route_web_socket``'s, which connects it only while the
-lease is held and closes it at the first message the page sends after the loss.
+lost (a shared worker's would pass none: the browser is launched without shared workers,
+``workers._settings.GUARD_SWITCHES``); every WebSocket passes ``context.route_web_socket``'s,
+which connects it only while the lease is held and closes it at the first message the page
+sends after the loss.
 
 Playwright holds a routed request (or message) until the handler has answered, and the handler
 runs where the task's Playwright calls run (its thread, or its event loop), so one made while

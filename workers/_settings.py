@@ -63,6 +63,15 @@ DIRECT = None
 # How a direct profile is launched: Chromium uses no proxy at all, not even one its environment
 # names (``http_proxy``, ``all_proxy``; it reads them when given no proxy switch).
 DIRECT_SWITCH = "--no-proxy-server"
+# Switches every launch gets, after the caller's, and which an ``ignore_default_args`` list may
+# not name (Playwright drops a named argument from all it passes, the caller's too). No shared
+# workers: Playwright does not attach to a shared worker, so its requests pass no
+# ``context.route`` and reach the network after the lease is lost (rev43: a frozen worker's page
+# kept fetching through one for 16 s after a force-release). The feature's constructor is gone
+# from every frame of every page, an iframe's and a popup's too. Chromium merges repeated
+# --disable-blink-features and an --enable-blink-features=SharedWorker does not undo it
+# (measured with Debian's Chromium 156), so a caller's own --disable-blink-features=... stands.
+GUARD_SWITCHES = ("--disable-blink-features=SharedWorker",)
 Proxy = ProxySettings | None
 ProxyResolver = Mapping[str, Proxy] | Callable[[str], Proxy]
 
@@ -139,15 +148,17 @@ class BrowserSettings:
         """Keyword arguments for ``launch_persistent_context`` (all but the directory):
         defaults, then this worker's ``launch_options``, then the call's, then the proxy (for
         a direct connection, ``DIRECT_SWITCH``: a direct profile goes direct, never through a
-        proxy its environment or Playwright's ``env`` names, which the ledger would not know).
-        ``LaunchRefused`` for an option or a Chromium switch (``RESERVED_SWITCHES``) that would
-        choose the directory, the proxy or the WebRTC policy, and for
-        ``ignore_default_args=True`` (it drops the proxy and directory Playwright passes)."""
+        proxy its environment or Playwright's ``env`` names, which the ledger would not know);
+        ``GUARD_SWITCHES`` after the caller's switches. ``LaunchRefused`` for an option or a
+        Chromium switch (``RESERVED_SWITCHES``) that would choose the directory, the proxy or
+        the WebRTC policy, for ``ignore_default_args=True`` (it drops the proxy and directory
+        Playwright passes) and for an ``ignore_default_args`` list naming a ``GUARD_SWITCHES``."""
         for given in (self.launch_options, options):
             _refuse_reserved(given)
         arguments = {**LAUNCH_DEFAULTS, "executable_path": self.executable_path}
         arguments.update(self.launch_options)
         arguments.update(options)
+        arguments["args"] = [*arguments.get("args", ()), *GUARD_SWITCHES]
         if proxy is not None:
             arguments["proxy"] = proxy
         else:  # direct, whatever proxy the environment names (Chromium reads http_proxy etc.)
@@ -259,6 +270,12 @@ def _refuse_reserved(options: Mapping[str, Any]) -> None:
             "name the default arguments to drop instead"
         )
     ignored = options.get("ignore_default_args") or ()
+    for arg in ignored:
+        if arg in GUARD_SWITCHES:
+            raise LaunchRefused(
+                f"{arg!r} keeps every request of the browser passing the lease's guard: "
+                "not a default argument to drop"
+            )
     for arg in [*options.get("args", ()), *ignored]:
         if switch_name(arg) in RESERVED_SWITCHES:
             raise LaunchRefused(

@@ -38,6 +38,25 @@ SEND_AND_WAIT = """text => new Promise(done => {
   setTimeout(() => done('open'), 10000);
 })"""
 FETCH = "path => fetch(path).then(() => 'answered', () => 'failed')"
+# Starts ``window.shared``, a shared worker that fetches each URL posted to it (from the page's
+# SharedWorker, else from a new iframe's, as a page would look for one); what the page found.
+START_SHARED = """() => {
+  const frame = document.body.appendChild(document.createElement('iframe'));
+  const Shared = window.SharedWorker || frame.contentWindow.SharedWorker;
+  if (!Shared) return 'no shared worker';
+  const code = `onconnect = e => { const port = e.ports[0];
+    port.onmessage = m => fetch(m.data).then(() => port.postMessage('answered'),
+                                             () => port.postMessage('failed')); }`;
+  window.shared = new Shared(URL.createObjectURL(new Blob([code], {type: 'text/javascript'})));
+  return 'started';
+}"""
+# Posts the URL given to ``window.shared``; what it answered, or "no answer" 10 s on.
+SHARED_FETCH = """url => new Promise(done => {
+  if (!window.shared) return done('no shared worker');
+  window.shared.port.onmessage = m => done(m.data);
+  window.shared.port.postMessage(url);
+  setTimeout(() => done('no answer'), 10000);
+})"""
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +180,26 @@ def test_a_message_on_an_open_websocket_after_the_loss_never_reaches_the_server(
     assert messages() == 1, "the message sent after the loss reached the server"
     assert seen == ["closed"]
     assert [h.path for h in site.hits] == ["/start", "/ws", "/ws:message"]
+
+
+def test_a_page_has_no_shared_worker_to_reach_the_site_through_after_the_loss(
+    tmp_path: Path, pw: Playwright, site: LocalSite, store: str, kill_held_back: threading.Event
+) -> None:
+    """A shared worker's requests pass no route (Playwright does not attach to it), so the
+    browser is launched without shared workers: a page that looks for one while the lease is
+    held (its own, a new iframe's) finds none, and after the force-release (the browser still
+    running) has nothing to fetch through; the site logs no request after the loss (rev43: a
+    frozen worker's page fetched through one for 16 s after a force-release)."""
+    seen: list[str] = []
+
+    def task(page: Page, lose: Callable[[], None]) -> None:
+        seen.append(page.evaluate(START_SHARED))
+        lose()
+        lost_at = time.time()
+        seen.append(page.evaluate(SHARED_FETCH, f"{site.url}/shared"))
+        seen.append(page.evaluate(FETCH, "/fetched"))
+        assert site.hits_after(lost_at) == []
+
+    leased_page(store, tmp_path, pw, site, kill_held_back)(task)
+    assert seen == ["no shared worker", "no shared worker", "failed"]
+    assert [h.path for h in site.hits] == ["/start"]

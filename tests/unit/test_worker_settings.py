@@ -13,6 +13,8 @@ from workers import DIRECT, BrowserSettings, LaunchRefused
 from workers._held import WorkerConfig
 from workers._settings import default_evidence_dir
 
+NO_SHARED_WORKERS = "--disable-blink-features=SharedWorker"
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -92,13 +94,30 @@ def test_dropping_every_default_argument_is_refused_other_arguments_pass() -> No
     given = {"args": ["--mute-audio", "--lang=de"], "ignore_default_args": ["--hide-scrollbars"]}
     arguments = settings.launch_arguments({"server": "http://10.0.0.5:3128"}, given)
     assert (arguments["args"], arguments["ignore_default_args"]) == (
-        ["--mute-audio", "--lang=de"],
+        ["--mute-audio", "--lang=de", NO_SHARED_WORKERS],
         ["--hide-scrollbars"],
     )
     # A direct profile's launch says so (DIRECT_SWITCH), after the caller's own switches.
     direct = settings.launch_arguments(DIRECT, given)
-    assert direct["args"] == ["--mute-audio", "--lang=de", "--no-proxy-server"]
+    assert direct["args"] == ["--mute-audio", "--lang=de", NO_SHARED_WORKERS, "--no-proxy-server"]
     assert given["args"] == ["--mute-audio", "--lang=de"]  # the caller's list is left as it was
+
+
+def test_every_launch_has_no_shared_workers_and_none_may_drop_that() -> None:
+    """Shared workers are switched off in every launch, a caller's own blink features kept
+    beside it (Chromium merges the switch); an ``ignore_default_args`` list naming that switch
+    (Playwright would drop it) is refused at launch and in the worker's settings."""
+    settings = BrowserSettings()
+    for proxy in (DIRECT, {"server": "http://10.0.0.5:3128"}):
+        for given in ({}, {"args": ["--disable-blink-features=AutomationControlled"]}):
+            arguments = settings.launch_arguments(proxy, given)
+            assert NO_SHARED_WORKERS in arguments["args"]
+            assert set(given.get("args", ())) <= set(arguments["args"])
+    dropped = {"ignore_default_args": ["--hide-scrollbars", NO_SHARED_WORKERS]}
+    with pytest.raises(LaunchRefused, match="passing the lease's guard"):
+        settings.launch_arguments(DIRECT, dropped)
+    with pytest.raises(InvalidInput, match="passing the lease's guard"):
+        BrowserSettings(launch_options=dropped)
 
 
 @pytest.mark.parametrize(
