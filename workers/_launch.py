@@ -32,8 +32,8 @@ ALL_URLS = "**/*"
 # only: measured, Debian's Chromium 156 sends STUN from the host with it).
 PREFERENCES = Path("Default") / "Preferences"
 WEBRTC_POLICY = "disable_non_proxied_udp"
-# How long a browser has to answer a trivial call after its final screenshot timed out, before
-# it counts as frozen (and is killed rather than closed).
+# How long a browser has to answer a question (its cookies) after its final screenshot failed,
+# before it counts as frozen (and is killed rather than closed).
 ANSWER_TIMEOUT_MS = 2_000
 
 

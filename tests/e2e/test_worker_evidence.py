@@ -5,6 +5,7 @@ the pool."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -14,8 +15,8 @@ from typing import Any
 
 import pytest
 from local_site import LocalSite, browsers_on
-from playwright.async_api import async_playwright
-from playwright.sync_api import sync_playwright
+from playwright.async_api import Error as AsyncPlaywrightError, async_playwright
+from playwright.sync_api import Error as PlaywrightError, Playwright, sync_playwright
 from worker_harness import PROFILE, store_with_profile, wait_until
 
 from ledger import Ledger
@@ -172,3 +173,70 @@ def test_a_screenshot_stalled_by_a_web_font_closes_the_browser_and_keeps_its_coo
     with sqlite3.connect(user_data_dir / "Default" / "Cookies") as cookies:
         names = [name for (name,) in cookies.execute("SELECT name FROM cookies")]
     assert names == ["session"]
+
+
+def crash_sync(store: str, settings: BrowserSettings, url: str) -> Any:
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(url)
+        with page.expect_event("crash"), contextlib.suppress(PlaywrightError):
+            page.goto("chrome://crash")
+    return lease
+
+
+async def crash_async(store: str, settings: BrowserSettings, url: str) -> Any:
+    async with (
+        aio.ProfileLeases.open(store, worker_id="worker_03", settings=settings) as leases,
+        async_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = await context.new_page()
+        await page.goto(url)
+        async with page.expect_event("crash"):
+            with contextlib.suppress(AsyncPlaywrightError):
+                await page.goto("chrome://crash")
+    return lease
+
+
+def cookies_in(pw: Playwright, user_data_dir: Path) -> list[str]:
+    """The names of the cookies a browser launched again on the profile has."""
+    context = pw.chromium.launch_persistent_context(
+        user_data_dir, executable_path=BrowserSettings().executable_path
+    )
+    try:
+        return [cookie["name"] for cookie in context.cookies()]
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_crashed_last_tab_closes_the_browser_and_keeps_its_cookies(
+    tmp_path: Path, site: LocalSite, flavour: str
+) -> None:
+    """The last page's renderer crashes (an "Aw, Snap!") after the run logged in: the final
+    screenshot fails at once ("Target crashed"), which the release says (review), but the
+    browser itself still answers, so it is closed rather than killed and the login cookie the
+    run set is in the profile when it is launched again (rev43: killed, the cookie was lost)."""
+    store, user_data_dir = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    args = (store, settings, f"{site.url}/login")
+    lease = crash_sync(*args) if flavour == "sync" else asyncio.run(crash_async(*args))
+    assert lease.result is not None
+    assert (lease.result.profile_state, lease.result.cause) == (
+        "review_required",
+        "evidence_failed",
+    )
+    release = release_of(store)
+    assert (release.outcome, release.final_url) == ("success", f"{site.url}/login")
+    assert "final screenshot failed" in (release.evidence_problem or "")
+    assert "Target crashed" in (release.evidence_problem or "")
+    assert "browser close failed" not in (release.evidence_problem or "")
+    assert not browsers_on(str(user_data_dir))
+    with sync_playwright() as pw:
+        assert cookies_in(pw, user_data_dir) == ["session"]

@@ -33,7 +33,6 @@ from playwright.async_api import (
     Frame,
     Page,
     Route,
-    TimeoutError as PlaywrightTimeoutError,
     WebSocketRoute,
 )
 
@@ -163,8 +162,9 @@ class BrowserSession:
         URL (the release's final URL) is the final page's, so both name one page (rev30: the
         closed page was the final URL of a screenshot showing another); a run that navigated
         no page keeps the URL it reported (``visited``), or none. A capture that fails is
-        recorded as the evidence problem (``EvidenceWatch``); a browser that did not answer it,
-        nor a trivial call after it timed out (``_answers``), is killed at ``close``."""
+        recorded as the evidence problem (``EvidenceWatch``); after a Playwright error (a
+        timeout, a crashed tab) the browser is asked whether it answers (``_answers``): one that
+        does not is killed at ``close``, one that does is closed."""
         if self._evidence.gone_before_capture():
             return
         page = final_page(self._navigated, self.context.pages)
@@ -174,8 +174,7 @@ class BrowserSession:
             launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
         except Exception as failed:
-            answers = isinstance(failed, PlaywrightTimeoutError) and await self._answers(page)
-            unanswered = isinstance(failed, PlaywrightError) and not answers
+            unanswered = isinstance(failed, PlaywrightError) and not await self._answers()
             self._evidence.capture_failed(failed, browser=unanswered)
         else:
             launch.file_screenshot(self._progress)
@@ -183,18 +182,30 @@ class BrowserSession:
         if self._last_page is not None and page is not self._last_page:
             self._progress.update(url=page.url)
 
-    @staticmethod
-    async def _answers(page: Page) -> bool:
-        """Whether the browser still answers, after a screenshot that timed out: a screenshot
-        waits for the page's web fonts, so one font that never arrives times it out on a
-        healthy browser, which must be closed (the only way its cookies are flushed), not
-        killed. Asked with a trivial wait the driver bounds itself (``ANSWER_TIMEOUT_MS``),
-        so a frozen browser is not waited for."""
+    async def _answers(self) -> bool:
+        """Whether the browser still answers, after a screenshot that failed: a screenshot
+        waits for the page's web fonts, so one font that never arrives times it out on a healthy
+        browser, and a tab whose renderer crashed fails it at once ("Target crashed") while the
+        browser runs on; either must be closed (the only way its cookies are flushed), not
+        killed. Asked for the context's cookies, which the browser answers whatever its pages
+        do. No Playwright call on a context takes a timeout, so a browser that has not
+        answered within ``ANSWER_TIMEOUT_MS`` (frozen) is killed, which ends the question."""
+        late = threading.Event()
+
+        def kill() -> None:
+            late.set()
+            kill_browser(self._user_data_dir, self._watchdog.browser)
+
+        timer = threading.Timer(ANSWER_TIMEOUT_MS / 1000, kill)
+        timer.start()
         try:
-            await page.wait_for_function("true", polling=100, timeout=ANSWER_TIMEOUT_MS)
+            await self.context.cookies()
         except PlaywrightError:
             return False
-        return True
+        finally:
+            timer.cancel()
+            await blocking(timer.join)  # a kill under way is over before the answer is read
+        return not late.is_set()
 
     async def close(self) -> None:
         """Close the context (the only way Chromium flushes recent cookies). Under a lost
