@@ -9,6 +9,8 @@ import contextlib
 import os
 import signal
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,15 @@ from playwright.async_api import Error as AsyncPlaywrightError, async_playwright
 from playwright.sync_api import Error as PlaywrightError, Playwright, sync_playwright
 from worker_harness import PROFILE, store_with_profile, wait_until
 
-from ledger import Ledger
+from ledger import BrowserStatus, Ledger
 from ledger._domain import events as ev
 from workers import DIRECT, BrowserSettings, ProfileLeases, aio, inspect
 
 pytestmark = pytest.mark.browser
+# The frozen browser's runs: a lease whose local deadline is 40 s away, and the bound on the whole
+# run (launch, the screenshot's 1.5 s, the browser's 2 s to answer, the kill), far before it.
+TTL = 60
+FROZEN_WITHIN = 25.0
 
 
 @pytest.fixture
@@ -61,11 +67,26 @@ def freeze(user_data_dir: Path) -> None:
     os.kill(browser, signal.SIGSTOP)
 
 
+def thaw_later(user_data_dir: Path) -> threading.Timer:
+    """Once ``FROZEN_WITHIN`` has passed, SIGCONT the browser on the directory if it still runs:
+    a run that waits for the frozen browser, rather than killing it, then ends (and fails on its
+    time) instead of hanging, its lease renewed all along."""
+
+    def thaw() -> None:
+        check = inspect(str(user_data_dir))
+        if check.status is BrowserStatus.ALIVE and check.pid is not None:
+            os.kill(check.pid, signal.SIGCONT)
+
+    timer = threading.Timer(FROZEN_WITHIN, thaw)
+    timer.start()
+    return timer
+
+
 def run_sync(store: str, settings: BrowserSettings, url: str, user_data_dir: Path) -> Any:
     leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
     with (
         sync_playwright() as pw,
-        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t", ttl_seconds=TTL) as lease,
         lease.browser(pw) as context,
     ):
         context.new_page().goto(url)
@@ -77,7 +98,7 @@ async def run_async(store: str, settings: BrowserSettings, url: str, user_data_d
     async with (
         aio.ProfileLeases.open(store, worker_id="worker_03", settings=settings) as leases,
         async_playwright() as pw,
-        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t", ttl_seconds=TTL) as lease,
         lease.browser(pw) as context,
     ):
         await (await context.new_page()).goto(url)
@@ -92,13 +113,19 @@ def test_a_frozen_browser_is_recorded_killed_and_sent_to_review(
     """The task succeeds, then its Chromium stops answering (SIGSTOP) before the block is
     left: the final screenshot times out, the release says so (no screenshot, the evidence
     problem names the timeout) and the profile goes to review, not the pool; the frozen
-    browser is killed rather than waited for."""
+    browser is killed rather than waited for (it has 2 s to answer a question, its cookies)."""
     store, user_data_dir = store_with_profile(tmp_path)
     settings = BrowserSettings(
         proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence", screenshot_timeout_ms=1500
     )
     args = (store, settings, f"{site.url}/orders", user_data_dir)
-    lease = run_sync(*args) if flavour == "sync" else asyncio.run(run_async(*args))
+    started = time.monotonic()
+    thaw = thaw_later(user_data_dir)
+    try:
+        lease = run_sync(*args) if flavour == "sync" else asyncio.run(run_async(*args))
+    finally:
+        thaw.cancel()
+    assert time.monotonic() - started < FROZEN_WITHIN
     assert lease.result is not None
     assert (lease.result.profile_state, lease.result.cause) == (
         "review_required",
