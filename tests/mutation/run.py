@@ -1394,15 +1394,17 @@ MUTANTS = (
         ),
     ),
     Mutant(
-        "screenshot-timeout-asks-the-browser",
+        "screenshot-failure-asks-the-browser",
         "workers/_browser.py",
-        "            answers = isinstance(failed, PlaywrightTimeoutError)"
-        " and self._answers(page)\n",
-        "            answers = False\n",
-        "a screenshot stalled by a web font gets a healthy browser killed, its cookies lost",
+        "            unanswered = isinstance(failed, PlaywrightError) and not self._answers()\n",
+        "            unanswered = isinstance(failed, PlaywrightError)\n",
+        "a screenshot stalled by a web font or failed by a crashed tab gets a healthy browser "
+        "killed, its cookies lost (rev43)",
         (
             "tests/e2e/test_worker_evidence.py::"
             "test_a_screenshot_stalled_by_a_web_font_closes_the_browser_and_keeps_its_cookies",
+            "tests/e2e/test_worker_evidence.py::"
+            "test_a_crashed_last_tab_closes_the_browser_and_keeps_its_cookies",
         ),
     ),
     Mutant(
@@ -1425,8 +1427,8 @@ MUTANTS = (
     Mutant(
         "recorded-url-without-userinfo",
         "workers/_guard.py",
-        "    kept = without_userinfo(storable(url))[:MAX_URL]\n",
-        "    kept = storable(url)[:MAX_URL]\n",
+        "    kept = without_nested_passwords(without_userinfo(storable(url)))[:MAX_URL]\n",
+        "    kept = without_nested_passwords(storable(url))[:MAX_URL]\n",
         "a password in a page's URL (http://user:pass@host/) is written into the ledger",
         (
             "tests/e2e/test_worker_browser.py::test_credentials_in_a_page_url_are_never_recorded",
@@ -3175,8 +3177,8 @@ MUTANTS = (
     Mutant(
         "passwords-cut-by-backtracking",
         "ledger/_domain/model.py",
-        '    if "@" not in text:\n        return text\n    segments',
-        '    return _PASSWORD_IN_URL.sub(r"\\1", text)\n    segments',
+        "    return _without_passwords(text, nested_only=False)\n",
+        '    return _PASSWORD_IN_URL.sub(r"\\1", text)\n',
         "a long message's passwords are cut by backtracking: minutes a million characters (rev31)",
     ),
     Mutant(
@@ -3671,8 +3673,8 @@ MUTANTS = (
     Mutant(
         "text-user-without-password",
         "ledger/_domain/model.py",
-        "    return _cut_userinfo(_cut_userinfo(text, _CANDIDATE, 2, 1), _USER_CANDIDATE, 1, 0)\n",
-        "    return _cut_userinfo(text, _CANDIDATE, 2, 1)\n",
+        "_STAGES = ((_CANDIDATE, 2, 1), (_USER_CANDIDATE, 1, 0))\n",
+        "_STAGES = ((_CANDIDATE, 2, 1),)\n",
         "a failure's reason keeps a URL's user given without a password (a token as the user)",
         ("tests/unit/test_commands.py::test_a_url_s_user_without_a_password_is_cut_from_a_text",),
     ),
@@ -7304,6 +7306,152 @@ MUTANTS = (
         (
             "tests/e2e/test_cli_export_pages.py::"
             "test_a_failure_in_a_later_page_leaves_the_file_as_it_was",
+        ),
+    ),
+    Mutant(
+        "door-takes-a-nested-password",
+        "ledger/_domain/model.py",
+        "    if _nests_a_password(read):\n        return True\n",
+        "",
+        "a page URL nesting http://bob:pw@intranet/ is written into the append-only log (rev43)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "recorded-url-keeps-nested-passwords",
+        "workers/_guard.py",
+        "    kept = without_nested_passwords(without_userinfo(storable(url)))[:MAX_URL]\n",
+        "    kept = without_userinfo(storable(url))[:MAX_URL]\n",
+        "the SDK records a page URL nesting a password (rev43)",
+        ("tests/unit/test_commands.py::test_a_nested_url_s_userinfo_is_cut_as_a_reason_s_is",),
+    ),
+    Mutant(
+        "nested-passwords-not-decoded",
+        "ledger/_domain/model.py",
+        "_DECODINGS = 3\n",
+        "_DECODINGS = 0\n",
+        "a percent-encoded nested password is recorded and taken by the door (rev43)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "nested-passwords-decoded-once",
+        "ledger/_domain/model.py",
+        "_DECODINGS = 3\n",
+        "_DECODINGS = 1\n",
+        "a redirect's redirect (%253A) keeps its password (rev43)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "nested-rule-cuts-the-own-scheme",
+        "ledger/_domain/model.py",
+        "found.start(1) < done or found.start() == own:",
+        "found.start(1) < done:",
+        "file:///notes:v2@home.html is refused and recorded as another file (rev43)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "door-nested-any-scheme",
+        "ledger/_domain/model.py",
+        "        if authority and not re.fullmatch(_AN_AUTHORITY, found[1]):\n",
+        "        if False:\n",
+        "the door refuses ?at=12h:30:00@utc as a nested password (rev43)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "decoded-cut-misplaced",
+        "ledger/_domain/model.py",
+        "        at += 2 * bisect.bisect_left(decoded, at)\n",
+        "        at += 2 * bisect.bisect_right(decoded, at)\n",
+        "an encoded nested user beginning with an escape leaves part of it behind (rev43)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "node-records-nested-passwords",
+        "clients/typescript/src/guard.ts",
+        "    const kept = cut(withoutNestedPasswords(withoutUserinfo(storable(url))), MAX_URL);\n",
+        "    const kept = cut(withoutUserinfo(storable(url)), MAX_URL);\n",
+        "the Node SDK records a nested password and its heartbeats are refused (rev43)",
+        (
+            "tests/integration/test_node_worker_settles.py::"
+            "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
+        ),
+    ),
+    Mutant(
+        "node-nested-not-decoded",
+        "clients/typescript/src/text.ts",
+        "const DECODINGS = 3;\n",
+        "const DECODINGS = 0;\n",
+        "the Node SDK records an encoded nested password (rev43)",
+        (
+            "tests/integration/test_node_worker_settles.py::"
+            "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
+        ),
+    ),
+    Mutant(
+        "node-door-any-scheme",
+        "clients/typescript/src/text.ts",
+        '    if (authority && !AN_AUTHORITY.test(found[1] ?? "")) continue;\n',
+        "",
+        "the Node SDK drops URLs the ledger takes (rev43)",
+        (
+            "tests/integration/test_node_worker_settles.py::"
+            "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
+        ),
+    ),
+    Mutant(
+        "node-decoded-cut-misplaced",
+        "clients/typescript/src/text.ts",
+        "      if ((escapes[middle] ?? 0) < at) low = middle + 1;\n",
+        "      if ((escapes[middle] ?? 0) <= at) low = middle + 1;\n",
+        "the Node SDK cuts an encoded nested user at the wrong place (rev43)",
+        (
+            "tests/integration/test_node_worker_settles.py::"
+            "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
+        ),
+    ),
+    Mutant(
+        "shared-workers-left-on",
+        "workers/_settings.py",
+        '        arguments["args"] = [*arguments.get("args", ()), *GUARD_SWITCHES]\n',
+        "        pass\n",
+        "a page starts a shared worker, whose requests pass no route, and reaches the site after "
+        "the lease is lost (rev43)",
+        (
+            "tests/e2e/test_worker_lost_lease_routes.py::"
+            "test_a_page_has_no_shared_worker_to_reach_the_site_through_after_the_loss",
+        ),
+    ),
+    Mutant(
+        "shared-workers-switch-dropped",
+        "workers/_settings.py",
+        "        if arg in GUARD_SWITCHES:\n",
+        "        if False:\n",
+        "an ignore_default_args list drops the switch that keeps shared workers out (rev43)",
+        (
+            "tests/unit/test_worker_settings.py::"
+            "test_every_launch_has_no_shared_workers_and_none_may_drop_that",
+        ),
+    ),
+    Mutant(
+        "answers-asks-the-page",
+        "workers/_browser.py",
+        "            self.context.cookies()\n",
+        '            self.context.pages[-1].evaluate("1")\n',
+        "the browser is asked through the final page: a crashed tab gets it killed (rev43)",
+        (
+            "tests/e2e/test_worker_evidence.py::"
+            "test_a_crashed_last_tab_closes_the_browser_and_keeps_its_cookies",
+        ),
+    ),
+    Mutant(
+        "frozen-browser-answer-unbounded",
+        "workers/_browser.py",
+        "            kill_browser(self._user_data_dir, self._watchdog.browser)\n",
+        "            pass\n",
+        "a frozen browser asked for its cookies after a failed screenshot is waited for forever "
+        "(rev43)",
+        (
+            "tests/e2e/test_worker_evidence.py::"
+            "test_a_frozen_browser_is_recorded_killed_and_sent_to_review",
         ),
     ),
 )
