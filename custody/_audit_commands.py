@@ -337,10 +337,33 @@ def access_token(ledger: Ledger, actor: str, role: str) -> dict[str, str]:
 def access_revoke(ledger: Ledger, actor: str | None, token_id: str | None) -> dict[str, object]:
     """revoke every token of ACTOR, or the token --token-id names (within 5 s on every
     replica of the service)"""
-    from ledger.access import revoke_tokens
+    from ledger import ProfileState, Role
+    from ledger.access import revoke_tokens, tokens_issued
 
     revoked = revoke_tokens(ledger, actor=actor, token_id=token_id)
-    return {"revoked": revoked, "of": actor if actor is not None else token_id}
+    # A worker's live leases stay held: its next heartbeat is refused, and it may release
+    # none of them (rev43: the ledger said "wait for the holder to release" until they went
+    # stale, and nothing said why). Named here, with what an operator does about them.
+    issued = tokens_issued(ledger)
+    named = {actor} if actor is not None else {t.actor for t in issued if t.token_id == token_id}
+    # An actor with a worker's token still live (a rotation: the new one issued first) may
+    # renew and release them with it.
+    still = {t.actor for t in issued if t.revoked_at is None and t.role is Role.WORKER}
+    actors = named - still
+    held = [
+        f"{row.profile_id} ({row.lease_id})"
+        for row in ledger.availability()
+        if row.state is ProfileState.LEASED and row.holder_worker in actors
+    ]
+    answer: dict[str, object] = {"revoked": revoked, "of": actor if actor is not None else token_id}
+    if held:
+        answer["leases_held"] = held
+        answer["note"] = (
+            "their worker can no longer renew or release them through the service: once it has "
+            "stopped, custody force-release PROFILE ends each now (to review); else each goes "
+            "stale at its deadline, and to review at the next sweep"
+        )
+    return answer
 
 
 @access.command("tokens")

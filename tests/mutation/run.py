@@ -7454,6 +7454,22 @@ MUTANTS = (
             "test_a_frozen_browser_is_recorded_killed_and_sent_to_review",
         ),
     ),
+    Mutant(
+        "revoke-orphans-unnamed",
+        "custody/_audit_commands.py",
+        "    if held:\n",
+        "    if False:\n",
+        "a revocation leaves its worker's live leases held and says nothing of them (rev43)",
+        ("tests/e2e/test_revoke_names_live_leases.py",),
+    ),
+    Mutant(
+        "revoke-rotation-orphans",
+        "custody/_audit_commands.py",
+        "    actors = named - still\n",
+        "    actors = named\n",
+        "a token rotated (the new one issued first) is said to orphan its worker's leases (rev43)",
+        ("tests/e2e/test_revoke_names_live_leases.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
