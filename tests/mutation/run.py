@@ -7470,6 +7470,29 @@ MUTANTS = (
         "a token rotated (the new one issued first) is said to orphan its worker's leases (rev43)",
         ("tests/e2e/test_revoke_names_live_leases.py",),
     ),
+    Mutant(
+        "node-shared-workers-left-on",
+        "clients/typescript/src/worker.ts",
+        "      args: [...(options.args ?? []), ...GUARD_SWITCHES, "
+        "...(proxy === null ? [DIRECT_SWITCH] : [])],\n",
+        "      args: [...(options.args ?? []), ...(proxy === null ? [DIRECT_SWITCH] : [])],\n",
+        "the Node SDK's browser lets a page start a shared worker, which passes no route (rev43)",
+        (
+            "tests/integration/test_node_worker_shared_workers.py::"
+            "test_a_page_has_no_shared_worker_and_no_option_gives_one_back",
+        ),
+    ),
+    Mutant(
+        "node-shared-workers-switch-dropped",
+        "clients/typescript/src/worker.ts",
+        "    if (GUARD_SWITCHES.includes(arg)) {\n",
+        "    if (false) {\n",
+        "an ignoreDefaultArgs list drops the Node SDK's switch keeping shared workers out (rev43)",
+        (
+            "tests/integration/test_node_worker_shared_workers.py::"
+            "test_an_ignore_default_args_list_naming_the_switch_is_refused_before_launch",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

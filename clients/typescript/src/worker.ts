@@ -68,6 +68,11 @@ export const PROXIES_ENV_VAR = "CUSTODY_PROXIES";
 export const DIRECT = "direct";
 /** How a direct profile is launched: no proxy at all (the Python SDK's `DIRECT_SWITCH`). */
 export const DIRECT_SWITCH = "--no-proxy-server";
+/** Switches every launch gets after the caller's, and no `ignoreDefaultArgs` list may name: a
+ * shared worker's requests pass no route of the context (Playwright does not attach to one),
+ * so once the lease is lost a page could reach the site through one (rev43, as the Python
+ * SDK's `GUARD_SWITCHES`). */
+export const GUARD_SWITCHES: readonly string[] = ["--disable-blink-features=SharedWorker"];
 export type ProxySettings = NonNullable<LaunchOptions["proxy"]>;
 type Resolved = ProxySettings | typeof DIRECT | null;
 /** From proxy id to Playwright's proxy settings (or `DIRECT`); a function answers `undefined`
@@ -471,7 +476,8 @@ export class WorkerLease {
       ...options,
       // Direct means direct: no proxy its environment (or `env`) names, which Chromium would
       // use when given no proxy switch, and the ledger would not know (as the Python SDK).
-      ...(proxy === null ? { args: [...(options.args ?? []), DIRECT_SWITCH] } : { proxy }),
+      args: [...(options.args ?? []), ...GUARD_SWITCHES, ...(proxy === null ? [DIRECT_SWITCH] : [])],
+      ...(proxy === null ? {} : { proxy }),
     });
     this.observedProxy = this.lease.proxy_id;
     const session = (this.session = new BrowserSession(context, this.guard, this.progress));
@@ -934,13 +940,22 @@ function defaultEvidenceDir(): string {
 
 
 /** `LaunchRefused` for `ignoreDefaultArgs: true` (it drops the proxy and the directory
- * Playwright passes) and for a switch of `RESERVED_SWITCHES` in `args` or `ignoreDefaultArgs`. */
+ * Playwright passes), for a list naming one of `GUARD_SWITCHES`, and for a switch of
+ * `RESERVED_SWITCHES` in `args` or `ignoreDefaultArgs`. */
 export function refuseReservedSwitches(options: BrowserOptions): void {
   const ignored = options.ignoreDefaultArgs;
   if (ignored === true) {
     throw new LaunchRefused(
       "ignoreDefaultArgs: true would drop the lease's proxy and profile directory: name the default arguments to drop instead",
     );
+  }
+  for (const arg of Array.isArray(ignored) ? ignored : []) {
+    if (GUARD_SWITCHES.includes(arg)) {
+      throw new LaunchRefused(
+        `${JSON.stringify(arg)} keeps every request of the browser passing the lease's guard: ` +
+          "not a default argument to drop",
+      );
+    }
   }
   for (const arg of [...(options.args ?? []), ...(Array.isArray(ignored) ? ignored : [])]) {
     const name = switchName(arg);
