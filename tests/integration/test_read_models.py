@@ -300,6 +300,25 @@ def _named(ask: dict[str, Any], suffix: str) -> dict[str, Any]:
     }
 
 
+def _asks(ledger: Ledger, clock: StepClock) -> list[dict[str, Any]]:
+    """What a timeline is asked (``every_ending``'s 31 events): a profile, an account, the
+    fleet, windows, the last events; then four it refuses."""
+    middle = timeline(ledger)[20].at
+    return [
+        {"profile": "clean"},
+        {"profile": None, "account": "account_shop_17"},
+        {"profile": None},
+        {"profile": "stale", "since": middle},
+        {"profile": None, "until": middle, "last": 4},
+        {"profile": "clean", "last": 2},
+        {"profile": None, "since": clock.now + timedelta(days=1)},
+        {"profile": "nobody"},
+        {"profile": None, "account": "nobody"},
+        {"profile": "clean", "last": 0},
+        {"profile": "bad id\n"},
+    ]
+
+
 def _paged(ledger: Ledger, ask: dict[str, Any], rows: int) -> tuple[object, object]:
     """``_both`` read in pages of ``rows``: the rows and the records, each page's length."""
     said: list[object] = []
@@ -337,22 +356,7 @@ def test_a_timeline_read_in_pages_is_the_timeline_read_whole(
     refuse what it refuses with the same error."""
     with Ledger.open(sql_store_url, clock=clock) as ledger:
         every_ending(ledger, clock)
-        middle = timeline(ledger)[20].at
-        asks: list[dict[str, Any]] = [
-            {"profile": "clean"},
-            {"profile": None, "account": "account_shop_17"},
-            {"profile": None},
-            {"profile": "stale", "since": middle},
-            {"profile": None, "until": middle, "last": 4},
-            {"profile": "clean", "last": 2},
-            {"profile": None, "last": 30},
-            {"profile": None, "since": clock.now + timedelta(days=1)},
-            {"profile": "nobody"},
-            {"profile": None, "account": "nobody"},
-            {"profile": "clean", "last": 0},
-            {"profile": "bad id\n"},
-        ]
-        for ask in asks:
+        for ask in [*_asks(ledger, clock), {"profile": None, "last": 30}]:
             whole = _both(ledger, ask)
             assert _paged(ledger, ask, rows) == whole, ask
         assert len(timeline(ledger)) == 31
@@ -385,20 +389,7 @@ def test_the_report_and_the_rows_are_one_timeline(sql_store_url: str, clock: Ste
     for field, and refuse the same asks with the same error: one definition behind both."""
     with Ledger.open(sql_store_url, clock=clock) as ledger:
         every_ending(ledger, clock)
-        middle = timeline(ledger)[20].at
-        asks: list[dict[str, Any]] = [
-            {"profile": "clean"},
-            {"profile": None, "account": "account_shop_17"},
-            {"profile": None},
-            {"profile": "stale", "since": middle},
-            {"profile": None, "until": middle, "last": 4},
-            {"profile": "clean", "last": 2},
-            {"profile": None, "since": clock.now + timedelta(days=1)},
-            {"profile": "nobody"},
-            {"profile": None, "account": "nobody"},
-            {"profile": "clean", "last": 0},
-            {"profile": "bad id\n"},
-        ]
+        asks = _asks(ledger, clock)
         answers = [_both(ledger, ask) for ask in asks]
     for ask, (rows_said, report_said) in zip(asks, answers, strict=True):
         assert rows_said == report_said, ask
