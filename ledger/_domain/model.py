@@ -295,7 +295,7 @@ def _without_passwords(text: str, *, nested_only: bool) -> str:
             if layers and not layers[-1]:  # nothing more to decode
                 return text
             own = _begins(view) if nested_only else -1
-            spans = _userinfo_spans(view, candidates, group, past, own)
+            spans = _userinfo_spans(view, candidates, group, past, own, layers=layers)
             text = _left_out(text, [(_origin(layers, a), _origin(layers, b)) for a, b in spans])
     return text
 
@@ -311,7 +311,7 @@ def _nests_a_password(read: str) -> bool:
         view, layers = _decoded(read, times)
         if layers and not layers[-1]:  # nothing more to decode
             return False
-        if _userinfo_spans(view, _CANDIDATE, 2, 1, _begins(view), authority=True):
+        if _userinfo_spans(view, _CANDIDATE, 2, 1, _begins(view), authority=True, layers=layers):
             return True
     return False
 
@@ -337,6 +337,36 @@ def _decoded(text: str, times: int) -> tuple[str, list[list[int]]]:
         text = "".join(parts)
         layers.append(decoded)
     return text, layers
+
+
+# What ends a value of a query as written (never a decoded "%26"): a URL nested in one ends
+# there, so a redirect's host and port and the next parameter's e-mail address
+# ("?redirect_uri=http://localhost:8080&login_hint=bob@corp.com", or encoded) are no user and
+# password (rev43's review: an OAuth sign-in was refused, and recorded as another URL).
+_VALUE_ENDS = re.compile(r"[&;]")
+
+
+def _written(layers: list[list[int]], at: int) -> bool:
+    """Whether the character at ``at`` in a decoded text (``_decoded``) stands as written: no
+    escape decoded made it."""
+    for decoded in reversed(layers):
+        before = bisect.bisect_left(decoded, at)
+        if before < len(decoded) and decoded[before] == at:
+            return False
+        at += 2 * before
+    return True
+
+
+def _value_ends_split(text: str, layers: list[list[int]]) -> str:
+    """``text`` with each ``_VALUE_ENDS`` as written made a space (a segment's end): the same
+    length, every other character where it was."""
+    ends = [m.start() for m in _VALUE_ENDS.finditer(text) if _written(layers, m.start())]
+    if not ends:
+        return text
+    chars = list(text)
+    for at in ends:
+        chars[at] = " "
+    return "".join(chars)
 
 
 def _origin(layers: list[list[int]], at: int) -> int:
@@ -367,15 +397,18 @@ def _userinfo_spans(
     own: int = -1,
     *,
     authority: bool = False,
+    layers: list[list[int]] | None = None,
 ) -> list[tuple[int, int]]:
     """What runs from the end of each match of ``candidates``' group 1 (a scheme, its colon and
     slashes) to the last "@" of the segment that holds the character ``past`` after the end of
     its group ``group`` (past a user's colon, or none), "@" included; but a match beginning at
     ``own`` (the URL's own scheme, ``without_userinfo``'s), and with ``authority`` one whose
-    group 1 is no ``_AN_AUTHORITY``."""
+    group 1 is no ``_AN_AUTHORITY``. A segment ends at a query's separator as written, too
+    (``_VALUE_ENDS``; ``layers``: how ``text`` was decoded)."""
     if "@" not in text:
         return []
-    segments = [(m.start(), m.end(), text.rfind("@", *m.span())) for m in _SEGMENT.finditer(text)]
+    split = _value_ends_split(text, layers or [])
+    segments = [(m.start(), m.end(), split.rfind("@", *m.span())) for m in _SEGMENT.finditer(split)]
     starts = [start for start, _, _ in segments]
     spans: list[tuple[int, int]] = []
     done = 0

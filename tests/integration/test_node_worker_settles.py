@@ -272,9 +272,18 @@ const ascii = (c) => `\\\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
 console.log(JSON.stringify({ said }).replace(/[\u007f-\uffff]/g, ascii));
 """
 
+# A sign-in's redirect (host and port) before the next parameter's e-mail address (rev43's
+# review: read as a nested URL's user and password, as written and encoded).
+_SIGN_INS = (
+    "https://idp.example/auth?client_id=x&redirect_uri=http%3A%2F%2Flocalhost%3A8080"
+    "&login_hint=bob%40corp.com&response_type=code",
+    "https://idp.example/auth?redirect_uri=http://localhost:8080&login_hint=bob@corp.com",
+    "https://a.example/?ref=http://host:8080;user=a@b.com",
+)
+
 _URL_PARTS = ("http", "foo", "file", "HTTPS", ":", "/", "//", "\\", "u", "p", "@", "host", "?", "#",
               "ws", "\t", "\n", " ", "\x01", "\x1c", "\xa0", "\x85", "\ufeff", "%40",
-              "%3A", "%2f", "%25", "%62", "?next=", "x")  # fmt: skip
+              "%3A", "%2f", "%25", "%62", "?next=", "x", "&", ";", "%26", ":80")  # fmt: skip
 
 
 def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would(
@@ -318,6 +327,7 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "//@" * 40 + "h/",  # rev31 reread2: cut at most 16 times
         "http:" + "@/" * 40,
         "file:///notes:v2@home.html",  # no userinfo in a file URL
+        *_SIGN_INS,
         "\\\\\\u:pw@host/",
         "\\\\u:pw@host/",
         "failed at http://alice@corp.example:pw@host/ twice",  # rev31: a user holding an "@"
@@ -340,6 +350,9 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         assert not node["password"] or carries_password(url), url
         assert node["recorded"] == recorded_url(url), url
         assert not carries_password(node["recorded"]), url
+    answered = dict(zip(urls, said, strict=True))
+    for url in _SIGN_INS:  # rev43's review: no password in them, recorded as they are
+        assert (answered[url]["recorded"], answered[url]["cp"]) == (url, False), url
     assert said[-7]["wp"] == "failed at http://host/ twice"
     assert said[-5]["wp"] == "failed at http://127.0.0.1:1/x"
     nested = [node["recorded"] for node in said[-4:-1]]

@@ -348,6 +348,45 @@ def test_a_nested_url_s_userinfo_is_cut_as_a_reason_s_is(url: str, recorded: str
         assert without_passwords(f"at {url}") == f"at {recorded}"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://accounts.google.com/o/oauth2/v2/auth?client_id=x&redirect_uri=http%3A%2F%2F"
+        "localhost%3A8080&login_hint=bob%40corp.com&response_type=code",
+        "https://idp.example/auth?redirect_uri=http://localhost:8080&login_hint=bob@corp.com",
+        "https://idp.example/?redirect_uri=https%3A%2F%2Fapp.example%3A8443&login_hint=a%40b.com",
+        "https://cas.example/login?service=https%3A%2F%2Fapp.example%3A443&username=a%40corp.com",
+        "https://a.example/?u=https://a.example:8443&email=x@y.com",
+        "https://a.example/?ref=http://host:8080;user=a@b.com",
+    ],
+)
+def test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password(url: str) -> None:
+    """rev43's review: a query's value ends at its "&" or ";" as written, so an OAuth or CAS
+    sign-in's redirect (a host and port) and the e-mail address of the next parameter were read
+    as a nested URL's user and password: the door refused the URL (a heartbeat lost its lease)
+    and the SDKs recorded another one (redirect_uri=http://corp.com). Taken as it is, and a
+    reason naming it keeps it whole."""
+    from ledger.rules import carries_password, without_nested_passwords, without_passwords
+    from workers._guard import recorded_url
+
+    assert not carries_password(url)
+    assert without_nested_passwords(url) == url
+    assert recorded_url(url) == url
+    assert without_passwords(f"stuck at {url}") == f"stuck at {url}"
+
+
+def test_an_encoded_separator_inside_a_nested_password_ends_nothing() -> None:
+    """A "%26" decoded is part of the nested URL, not the end of the outer query's value."""
+    from ledger.rules import carries_password, without_nested_passwords
+
+    url = "https://a.example/login?next=http%3A%2F%2Fbob%3Ahun%26ter2%40intranet.example"
+    assert carries_password(url)
+    assert (
+        without_nested_passwords(url)
+        == "https://a.example/login?next=http%3A%2F%2Fintranet.example"
+    )
+
+
 def test_a_password_holding_an_at_is_cut_whole_from_a_text() -> None:
     """An error naming a URL whose password holds an "@" keeps neither part of it (rev30: the
     tail after the first "@" stayed, read as a user name)."""

@@ -179,7 +179,7 @@ function withoutPasswordsIn(text: string, nestedOnly: boolean): string {
       const [view, layers] = decoded(text, times);
       if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return text;
       const own = nestedOnly ? begins(view) : -1;
-      const spans = userinfoSpans(view, candidates, group, past, own);
+      const spans = userinfoSpans(view, candidates, group, past, own, false, layers);
       text = leftOut(
         text,
         spans.map(([a, b]) => [origin(layers, a), origin(layers, b)] as const),
@@ -197,7 +197,7 @@ function nestsAPassword(read: string): boolean {
     if (times > 0 && !read.includes("%")) return false;
     const [view, layers] = decoded(read, times);
     if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return false;
-    if (userinfoSpans(view, CANDIDATE, 2, 1, begins(view), true).length > 0) return true;
+    if (userinfoSpans(view, CANDIDATE, 2, 1, begins(view), true, layers).length > 0) return true;
   }
   return false;
 }
@@ -229,21 +229,57 @@ function decoded(text: string, times: number): [string, number[][]] {
   return [text, layers];
 }
 
+/** What ends a value of a query as written (never a decoded "%26"): a URL nested in one ends
+ * there (the ledger's `_VALUE_ENDS`: an OAuth sign-in's redirect_uri and login_hint were read as
+ * a user and password, rev43's review). */
+const VALUE_ENDS = /[&;]/g;
+
+/** Whether the character at `at` in a decoded text stands as written (the ledger's
+ * `_written`). */
+function written(layers: readonly number[][], at: number): boolean {
+  for (let layer = layers.length - 1; layer >= 0; layer -= 1) {
+    const escapes = layers[layer] ?? [];
+    const before = escapesBefore(escapes, at);
+    if (before < escapes.length && escapes[before] === at) return false;
+    at += 2 * before;
+  }
+  return true;
+}
+
+/** `text` with each of `VALUE_ENDS` as written made a space (the ledger's
+ * `_value_ends_split`). */
+function valueEndsSplit(text: string, layers: readonly number[][]): string {
+  const ends = [...text.matchAll(VALUE_ENDS)]
+    .map((m) => m.index ?? 0)
+    .filter((at) => written(layers, at));
+  let out = "";
+  let done = 0;
+  for (const at of ends) {
+    out += `${text.slice(done, at)} `;
+    done = at + 1;
+  }
+  return out + text.slice(done);
+}
+
 /** Where the character at `at` in a decoded text begins in the text as written (the ledger's
  * `_origin`). */
 function origin(layers: readonly number[][], at: number): number {
   for (let layer = layers.length - 1; layer >= 0; layer -= 1) {
-    const escapes = layers[layer] ?? [];
-    let low = 0;
-    let high = escapes.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if ((escapes[middle] ?? 0) < at) low = middle + 1;
-      else high = middle;
-    }
-    at += 2 * low;
+    at += 2 * escapesBefore(layers[layer] ?? [], at);
   }
   return at;
+}
+
+/** How many of `escapes` (positions, ascending) lie before `at`. */
+function escapesBefore(escapes: readonly number[], at: number): number {
+  let low = 0;
+  let high = escapes.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if ((escapes[middle] ?? 0) < at) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /** `text` without its `spans` (in order, apart). */
@@ -270,9 +306,11 @@ function userinfoSpans(
   past: number,
   own: number,
   authority = false,
+  layers: readonly number[][] = [],
 ): [number, number][] {
   if (!text.includes("@")) return [];
-  const segments = [...text.matchAll(SEGMENT)].map((m) => {
+  const split = valueEndsSplit(text, layers);
+  const segments = [...split.matchAll(SEGMENT)].map((m) => {
     const start = m.index ?? 0;
     const at = m[0].lastIndexOf("@");
     return [start, start + m[0].length, at < 0 ? -1 : start + at] as const;
