@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -307,9 +307,11 @@ def _swept_now(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
     for start in range(0, len(candidates), SWEEP_BATCH):
         chunk = candidates[start : start + SWEEP_BATCH]
         calls = [partial(_settle, uow, profile_id, c.actor, sweep_id) for profile_id in chunk]
-        for profile_id, answer in zip(chunk, _together(uow, calls), strict=True):
+        for profile_id, answer in zip(chunk, uow.together(calls), strict=True):
             if isinstance(answer, StoreUnavailable):
                 raise answer
+            if isinstance(answer, Forbidden) and not answer.by_database:
+                raise answer  # the scheduler role, taken since it was read: once, not per profile
             # A refusal of one profile's write (the database's, say: a lease whose deadline
             # is not in custody's time form) is that profile's failure: raising it left every
             # other overdue lease unswept, sweep after sweep, and named no profile (rev37). A
@@ -322,27 +324,6 @@ def _swept_now(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport:
             elif answer is not None:
                 settled.append(answer)
     return SweepReport(settled=settled, failed=failed)
-
-
-def _together(uow: UnitOfWork, calls: Sequence[Callable[[], R]]) -> list[R | LedgerError]:
-    """``uow.together(calls)``; if the store refuses the batch's write (``Forbidden``: the
-    database refused one profile's events, say a stale mark on a lease whose deadline is not
-    in custody's time form), each call again on its own, so that the refusal is that one
-    profile's answer and the others are kept (rev37: it stopped the whole sweep)."""
-    try:
-        return uow.together(calls)
-    except Forbidden as e:
-        if e.by_database:  # the login may not sweep at all now: once, not per profile (rev43)
-            uow.require(Role.SCHEDULER, fresh=True)
-        answers: list[R | LedgerError] = []
-        for call in calls:
-            try:
-                answers.append(call())
-            except StoreUnavailable:
-                raise
-            except LedgerError as refused:
-                answers.append(refused)
-        return answers
 
 
 def _swept(uow: UnitOfWork, c: cmds.Sweep) -> SweepReport | None:

@@ -221,6 +221,15 @@ class UnitOfWork:
                 # Some profile this process held was behind the store: each decides again
                 # on the profile as the store has it, not on the held one that conflicted.
                 self._distrust = True
+            except Forbidden as refused:
+                if not refused.by_database:
+                    raise
+                # The database refused one of the batch's writes (a row it will not take, a
+                # login's role taken since it was read): nothing kept, each on its own, so the
+                # refusal is that command's answer, in the line a fresh process gives, and the
+                # others are kept (rev37's sweep; rev43's review: a batch of heartbeats was
+                # refused whole, in the database's text).
+                alone = sorted({*alone, *batch.callers})
         try:
             for n in alone:
                 answers[n] = _answer(calls[n])

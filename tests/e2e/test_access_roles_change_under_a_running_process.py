@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from owned_store import as_login
 
-from ledger import Checkout, Forbidden, Ledger, RegisterProfile, Role, Sweep
+from ledger import Checkout, Forbidden, Heartbeat, Ledger, RegisterProfile, Role, Sweep
 from ledger.access import grant
 
 pytestmark = pytest.mark.postgres
@@ -61,11 +61,23 @@ def test_roles_taken_and_given_back_are_what_a_running_process_answers_on(
         assert sorted(s.profile_id for s in report.settled) == ["p0", "p1"]
         assert report.failed == []
 
-        owner.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
+        for n in range(2, 5):
+            owner.handle(RegisterProfile(profile_id=f"p{n}", account_id="a1", proxy_id="x1"))
+        held = [
+            service.handle(Checkout(profile_id=f"p{n}", worker_id="w1", run_id="r", task_type="t"))
+            for n in (2, 3)
+        ]
         grant(owner, "svc_roles", Role.SCHEDULER)  # a command of the role taken: said so
-        with pytest.raises(Forbidden, match="may act as scheduler; this command needs the worker"):
-            replica.handle(Checkout(profile_id="p2", worker_id="w1", run_id="r", task_type="t"))
-        assert [e.event_type for e in owner.history("p2")] == ["profile_registered"]
+        worker_gone = "may act as scheduler; this command needs the worker role"
+        with pytest.raises(Forbidden, match=worker_gone):
+            replica.handle(Checkout(profile_id="p4", worker_id="w1", run_id="r", task_type="t"))
+        assert [e.event_type for e in owner.history("p4")] == ["profile_registered"]
+        # A batch (the SDK's renewal hub, the service's writer): each command answered so,
+        # not the batch refused whole in the database's text (rev43's review).
+        beats = [Heartbeat(lease_id=x.lease_id, fencing_token=x.fencing_token) for x in held]
+        answers = service.handle_together(beats)
+        assert [type(a).__name__ for a in answers] == ["Forbidden", "Forbidden"]
+        assert all(worker_gone in str(a) for a in answers), answers
     finally:
         service.close()
         replica.close()

@@ -2720,8 +2720,8 @@ MUTANTS = (
     Mutant(
         "password-with-at-tail-kept",
         "ledger/_domain/model.py",
-        'text.rfind("@", *m.span())',
-        'text.find("@", *m.span())',
+        'split.rfind("@", *m.span())',
+        'split.find("@", *m.span())',
         "a failure reason keeps the tail of a password holding an '@' (rev30)",
         ("tests/unit/test_commands.py",),
     ),
@@ -5250,9 +5250,9 @@ MUTANTS = (
     ),
     Mutant(
         "sweep-batch-refused-whole",
-        "ledger/_handlers.py",
-        "        for profile_id, answer in zip(chunk, _together(uow, calls), strict=True):\n",
-        "        for profile_id, answer in zip(chunk, uow.together(calls), strict=True):\n",
+        "ledger/_unit_of_work.py",
+        "                if not refused.by_database:\n                    raise\n",
+        "                raise\n",
         "a batch of the sweep refused for one profile settled none of the others (rev37)",
         ("tests/e2e/test_access_sweep_past_a_refused_profile.py",),
     ),
@@ -7248,10 +7248,8 @@ MUTANTS = (
     Mutant(
         "sweep-role-taken-per-profile",
         "ledger/_handlers.py",
-        "        if e.by_database:  # the login may not sweep at all now: once, not per profile "
-        "(rev43)\n"
-        "            uow.require(Role.SCHEDULER, fresh=True)\n",
-        "        pass\n",
+        "            if isinstance(answer, Forbidden) and not answer.by_database:\n",
+        "            if False:\n",
         "a sweep by a login whose scheduler role was taken answers each profile failed (rev43)",
         ("tests/e2e/test_access_roles_change_under_a_running_process.py",),
     ),
@@ -7400,8 +7398,8 @@ MUTANTS = (
     Mutant(
         "node-decoded-cut-misplaced",
         "clients/typescript/src/text.ts",
-        "      if ((escapes[middle] ?? 0) < at) low = middle + 1;\n",
-        "      if ((escapes[middle] ?? 0) <= at) low = middle + 1;\n",
+        "    if ((escapes[middle] ?? 0) < at) low = middle + 1;\n",
+        "    if ((escapes[middle] ?? 0) <= at) low = middle + 1;\n",
         "the Node SDK cuts an encoded nested user at the wrong place (rev43)",
         (
             "tests/integration/test_node_worker_settles.py::"
@@ -7492,6 +7490,47 @@ MUTANTS = (
             "tests/integration/test_node_worker_shared_workers.py::"
             "test_an_ignore_default_args_list_naming_the_switch_is_refused_before_launch",
         ),
+    ),
+    Mutant(
+        "query-value-ends-ignored",
+        "ledger/_domain/model.py",
+        '_VALUE_ENDS = re.compile(r"[&;]")\n',
+        '_VALUE_ENDS = re.compile(r"(?!)")\n',
+        "an OAuth sign-in's redirect and login_hint read as a nested password: refused (rev43)",
+        (
+            "tests/unit/test_commands.py::"
+            "test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password",
+        ),
+    ),
+    Mutant(
+        "query-value-ends-decoded",
+        "ledger/_domain/model.py",
+        "        if before < len(decoded) and decoded[before] == at:\n            return False\n",
+        "",
+        "a %26 inside a nested password ends it: the password is kept (rev43)",
+        (
+            "tests/unit/test_commands.py::"
+            "test_an_encoded_separator_inside_a_nested_password_ends_nothing",
+        ),
+    ),
+    Mutant(
+        "node-query-value-ends-ignored",
+        "clients/typescript/src/text.ts",
+        "const VALUE_ENDS = /[&;]/g;\n",
+        "const VALUE_ENDS = /(?!)/g;\n",
+        "the Node SDK records an OAuth sign-in as another URL (rev43)",
+        (
+            "tests/integration/test_node_worker_settles.py::"
+            "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
+        ),
+    ),
+    Mutant(
+        "batch-refused-in-the-database-s-text",
+        "ledger/_unit_of_work.py",
+        "                if not refused.by_database:\n                    raise\n",
+        "                raise\n",
+        "a batch of heartbeats by a login whose role was taken is refused whole (rev43)",
+        ("tests/e2e/test_access_roles_change_under_a_running_process.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
