@@ -339,11 +339,13 @@ def _decoded(text: str, times: int) -> tuple[str, list[list[int]]]:
     return text, layers
 
 
-# What ends a value of a query as written (never a decoded "%26"): a URL nested in one ends
-# there, so a redirect's host and port and the next parameter's e-mail address
-# ("?redirect_uri=http://localhost:8080&login_hint=bob@corp.com", or encoded) are no user and
-# password (rev43's review: an OAuth sign-in was refused, and recorded as another URL).
+# What ends a value of a query as written (never a decoded "%26"), and a host with its port
+# before one: a URL nested in a query's value that reads as a host, then its end, names no
+# user ("?redirect_uri=http://localhost:8080&login_hint=bob@corp.com", or encoded: rev43's
+# review, an OAuth sign-in refused as a password and recorded as another URL); a password
+# holding a ";" or an "&" ("https://bob:pa;ss@intranet/") is still one.
 _VALUE_ENDS = re.compile(r"[&;]")
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~-]*)(?::[0-9]*)?")
 
 
 def _written(layers: list[list[int]], at: int) -> bool:
@@ -357,16 +359,13 @@ def _written(layers: list[list[int]], at: int) -> bool:
     return True
 
 
-def _value_ends_split(text: str, layers: list[list[int]]) -> str:
-    """``text`` with each ``_VALUE_ENDS`` as written made a space (a segment's end): the same
-    length, every other character where it was."""
-    ends = [m.start() for m in _VALUE_ENDS.finditer(text) if _written(layers, m.start())]
-    if not ends:
-        return text
-    chars = list(text)
-    for at in ends:
-        chars[at] = " "
-    return "".join(chars)
+def _a_host_then_a_value_end(text: str, start: int, at: int, layers: list[list[int]]) -> bool:
+    """Whether what runs from ``start`` (past a scheme) to the "@" at ``at`` begins with a
+    host (perhaps with its port) ended by a query's separator as written (``_VALUE_ENDS``)."""
+    for end in _VALUE_ENDS.finditer(text, start, at):
+        if _written(layers, end.start()):
+            return _HOST_PORT.fullmatch(text, start, end.start()) is not None
+    return False
 
 
 def _origin(layers: list[list[int]], at: int) -> int:
@@ -403,12 +402,11 @@ def _userinfo_spans(
     slashes) to the last "@" of the segment that holds the character ``past`` after the end of
     its group ``group`` (past a user's colon, or none), "@" included; but a match beginning at
     ``own`` (the URL's own scheme, ``without_userinfo``'s), and with ``authority`` one whose
-    group 1 is no ``_AN_AUTHORITY``. A segment ends at a query's separator as written, too
-    (``_VALUE_ENDS``; ``layers``: how ``text`` was decoded)."""
+    group 1 is no ``_AN_AUTHORITY``; nor one whose authority reads as a host ended by a query's
+    separator (``_a_host_then_a_value_end``; ``layers``: how ``text`` was decoded)."""
     if "@" not in text:
         return []
-    split = _value_ends_split(text, layers or [])
-    segments = [(m.start(), m.end(), split.rfind("@", *m.span())) for m in _SEGMENT.finditer(split)]
+    segments = [(m.start(), m.end(), text.rfind("@", *m.span())) for m in _SEGMENT.finditer(text)]
     starts = [start for start, _, _ in segments]
     spans: list[tuple[int, int]] = []
     done = 0
@@ -421,6 +419,8 @@ def _userinfo_spans(
         at = bisect.bisect_right(starts, password) - 1
         if at < 0 or segments[at][1] <= password or segments[at][2] < password:
             continue  # no "@" after the password's (or user's) start, before the host
+        if _a_host_then_a_value_end(text, found.end(1), segments[at][2], layers or []):
+            continue  # a nested URL's host, then the next parameter: no userinfo
         done = segments[at][2] + 1
         spans.append((found.end(1), done))
     return spans

@@ -328,6 +328,8 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "http:" + "@/" * 40,
         "file:///notes:v2@home.html",  # no userinfo in a file URL
         *_SIGN_INS,
+        "https://s/?next=http://bob:p&ss@intranet/ and https://bob:pa;ss@intranet/",
+        "https://s/;u=http://bob:p;w@h/?next=http://bob:pw@h&x=http://al:p;w@g/",
         "\\\\\\u:pw@host/",
         "\\\\u:pw@host/",
         "failed at http://alice@corp.example:pw@host/ twice",  # rev31: a user holding an "@"
@@ -353,6 +355,11 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
     answered = dict(zip(urls, said, strict=True))
     for url in _SIGN_INS:  # rev43's review: no password in them, recorded as they are
         assert (answered[url]["recorded"], answered[url]["cp"]) == (url, False), url
+    # rev43's second review: a password holding a query's separator is one, nested or not
+    semi = answered["https://s/?next=http://bob:p&ss@intranet/ and https://bob:pa;ss@intranet/"]
+    assert semi["wp"] == "https://s/?next=http://intranet/ and https://intranet/"
+    matrix = answered["https://s/;u=http://bob:p;w@h/?next=http://bob:pw@h&x=http://al:p;w@g/"]
+    assert matrix["recorded"] == "https://s/;u=http://h/?next=http://h&x=http://g/"
     assert said[-7]["wp"] == "failed at http://host/ twice"
     assert said[-5]["wp"] == "failed at http://127.0.0.1:1/x"
     nested = [node["recorded"] for node in said[-4:-1]]

@@ -262,6 +262,13 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         ("url", "https://shop.example/#n=foo://bob:s3cret@intranet/"),
         ("url", "view-source:https://shop.example/?n=https://bob:s3cret@intranet/"),
         ("proxy_id", "px?via=http://bob:s3cret@proxy.example/"),
+        # rev43's second review: a nested password holding a ";" or an "&" as written (a
+        # query's separator ends only a host's value), in a query or a path's parameter
+        ("url", "https://sso.corp/login?next=http://bob:Pa;ss1@intranet/"),
+        ("url", "https://shop.example/?next=http://bob:p&ss@intranet/"),
+        ("url", "https://shop.example/?next=ftp://bob:pw;type=a@intranet/"),
+        ("url", "https://shop.example/?next=http%3A%2F%2Fbob%3Ap&ss%40intranet%2F"),
+        ("url", "https://shop.example/;u=http://bob:p;w@h/"),
     ],
 )
 def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> None:
@@ -373,6 +380,18 @@ def test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password(u
     assert without_nested_passwords(url) == url
     assert recorded_url(url) == url
     assert without_passwords(f"stuck at {url}") == f"stuck at {url}"
+
+
+@pytest.mark.parametrize("password", ["pa;ss", "p&ss", "p&ss;w"])
+def test_a_password_holding_a_query_s_separator_is_cut_from_a_reason(password: str) -> None:
+    """rev43's second review: a reason's URL whose own password holds a ";" or an "&" kept it
+    whole once a query's separator ended every segment."""
+    from ledger.rules import without_passwords
+
+    said = f"Error: net::ERR_NAME_NOT_RESOLVED at https://bob:{password}@intranet.invalid/"
+    assert (
+        without_passwords(said) == "Error: net::ERR_NAME_NOT_RESOLVED at https://intranet.invalid/"
+    )
 
 
 def test_an_encoded_separator_inside_a_nested_password_ends_nothing() -> None:

@@ -229,10 +229,11 @@ function decoded(text: string, times: number): [string, number[][]] {
   return [text, layers];
 }
 
-/** What ends a value of a query as written (never a decoded "%26"): a URL nested in one ends
- * there (the ledger's `_VALUE_ENDS`: an OAuth sign-in's redirect_uri and login_hint were read as
- * a user and password, rev43's review). */
-const VALUE_ENDS = /[&;]/g;
+/** What ends a value of a query as written (never a decoded "%26"), and a host with its port
+ * before one (the ledger's `_VALUE_ENDS` and `_HOST_PORT`): a URL nested in a query's value that
+ * reads as a host, then its end, names no user (an OAuth sign-in's redirect_uri and login_hint,
+ * rev43's review); a password holding a ";" or an "&" is still one. */
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~-]*)(?::[0-9]*)?$/;
 
 /** Whether the character at `at` in a decoded text stands as written (the ledger's
  * `_written`). */
@@ -246,19 +247,21 @@ function written(layers: readonly number[][], at: number): boolean {
   return true;
 }
 
-/** `text` with each of `VALUE_ENDS` as written made a space (the ledger's
- * `_value_ends_split`). */
-function valueEndsSplit(text: string, layers: readonly number[][]): string {
-  const ends = [...text.matchAll(VALUE_ENDS)]
-    .map((m) => m.index ?? 0)
-    .filter((at) => written(layers, at));
-  let out = "";
-  let done = 0;
-  for (const at of ends) {
-    out += `${text.slice(done, at)} `;
-    done = at + 1;
+/** Whether what runs from `start` (past a scheme) to the "@" at `at` begins with a host
+ * (perhaps with its port) ended by a query's separator as written (the ledger's
+ * `_a_host_then_a_value_end`). */
+function aHostThenAValueEnd(
+  text: string,
+  start: number,
+  at: number,
+  layers: readonly number[][],
+): boolean {
+  for (let end = start; end < at; end += 1) {
+    if ((text[end] === "&" || text[end] === ";") && written(layers, end)) {
+      return HOST_PORT.test(text.slice(start, end));
+    }
   }
-  return out + text.slice(done);
+  return false;
 }
 
 /** Where the character at `at` in a decoded text begins in the text as written (the ledger's
@@ -309,8 +312,7 @@ function userinfoSpans(
   layers: readonly number[][] = [],
 ): [number, number][] {
   if (!text.includes("@")) return [];
-  const split = valueEndsSplit(text, layers);
-  const segments = [...split.matchAll(SEGMENT)].map((m) => {
+  const segments = [...text.matchAll(SEGMENT)].map((m) => {
     const start = m.index ?? 0;
     const at = m[0].lastIndexOf("@");
     return [start, start + m[0].length, at < 0 ? -1 : start + at] as const;
@@ -324,6 +326,8 @@ function userinfoSpans(
     const from = (found.indices?.[group]?.[1] ?? 0) + past;
     const segment = segments[lastAtOrBefore(segments, from)];
     if (segment === undefined || segment[1] <= from || segment[2] < from) continue;
+    // A nested URL's host, then the next parameter: no userinfo.
+    if (aHostThenAValueEnd(text, schemeEnd, segment[2], layers)) continue;
     done = segment[2] + 1;
     spans.push([schemeEnd, done]);
   }
