@@ -28,6 +28,7 @@ from custody._wiring import FileName, Group, on_ledger, owners_only
 
 if TYPE_CHECKING:
     from ledger import Ledger
+    from ledger.access import TokenRow
     from ledger.audit import Verification
 
 # What verify exits with when anything does not hold (as checklist --strict does).
@@ -340,16 +341,21 @@ def access_revoke(ledger: Ledger, actor: str | None, token_id: str | None) -> di
     from ledger import ProfileState, Role
     from ledger.access import revoke_tokens, tokens_issued
 
-    revoked = revoke_tokens(ledger, actor=actor, token_id=token_id)
     # A worker's live leases stay held: its next heartbeat is refused, and it may release
     # none of them (rev43: the ledger said "wait for the holder to release" until they went
-    # stale, and nothing said why). Named here, with what an operator does about them.
-    issued = tokens_issued(ledger)
-    named = {actor} if actor is not None else {t.actor for t in issued if t.token_id == token_id}
-    # An actor with a worker's token still live (a rotation: the new one issued first) may
-    # renew and release them with it.
-    still = {t.actor for t in issued if t.revoked_at is None and t.role is Role.WORKER}
-    actors = named - still
+    # stale, and nothing said why). Named here, with what an operator does about them: those
+    # of the actors whose live worker tokens this revocation took, none left them (a rotation
+    # issues the new one first; an operator's or a scheduler's token holds no lease).
+    def workers_live() -> list[TokenRow]:
+        return [t for t in tokens_issued(ledger) if t.revoked_at is None and t.role is Role.WORKER]
+
+    taken = {
+        t.actor
+        for t in workers_live()
+        if actor in (None, t.actor) and token_id in (None, t.token_id)
+    }
+    revoked = revoke_tokens(ledger, actor=actor, token_id=token_id)
+    actors = taken - {t.actor for t in workers_live()}
     held = [
         f"{row.profile_id} ({row.lease_id})"
         for row in ledger.availability()

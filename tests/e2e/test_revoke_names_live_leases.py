@@ -35,5 +35,14 @@ def test_a_revocation_names_the_leases_its_worker_can_no_longer_end(tmp_path: Pa
     lease_id = json.loads(lease)["lease_id"]
     assert f"leases_held:\n  p1 ({lease_id})\n" in said
     assert "custody force-release PROFILE" in said
+    assert "leases_held" not in run("--json", "access", "revoke", "w2")  # none live: none taken
     rotated = run("--json", "access", "revoke", "--token-id", json.loads(old)["token_id"])
     assert "leases_held" not in rotated
+
+    # An operator's token of an actor who also runs a worker from the command line: its
+    # revocation orphans no lease (rev43's second review).
+    run("register", "p3", "--account", "a1", "--proxy", "x1")
+    made = json.loads(run("--json", "access", "token", "ana", "--role", "operator"))
+    run("checkout", "p3", "--worker", "ana", "--run", "r1", "--task", "t")
+    operator = run("--json", "access", "revoke", "--token-id", made["token_id"])
+    assert "leases_held" not in operator

@@ -2720,8 +2720,8 @@ MUTANTS = (
     Mutant(
         "password-with-at-tail-kept",
         "ledger/_domain/model.py",
-        'split.rfind("@", *m.span())',
-        'split.find("@", *m.span())',
+        'text.rfind("@", *m.span())',
+        'text.find("@", *m.span())',
         "a failure reason keeps the tail of a password holding an '@' (rev30)",
         ("tests/unit/test_commands.py",),
     ),
@@ -7463,8 +7463,8 @@ MUTANTS = (
     Mutant(
         "revoke-rotation-orphans",
         "custody/_audit_commands.py",
-        "    actors = named - still\n",
-        "    actors = named\n",
+        "    actors = taken - {t.actor for t in workers_live()}\n",
+        "    actors = taken\n",
         "a token rotated (the new one issued first) is said to orphan its worker's leases (rev43)",
         ("tests/e2e/test_revoke_names_live_leases.py",),
     ),
@@ -7516,8 +7516,8 @@ MUTANTS = (
     Mutant(
         "node-query-value-ends-ignored",
         "clients/typescript/src/text.ts",
-        "const VALUE_ENDS = /[&;]/g;\n",
-        "const VALUE_ENDS = /(?!)/g;\n",
+        '    if ((text[end] === "&" || text[end] === ";") && written(layers, end)) {\n',
+        "    if (false) {\n",
         "the Node SDK records an OAuth sign-in as another URL (rev43)",
         (
             "tests/integration/test_node_worker_settles.py::"
@@ -7531,6 +7531,37 @@ MUTANTS = (
         "                raise\n",
         "a batch of heartbeats by a login whose role was taken is refused whole (rev43)",
         ("tests/e2e/test_access_roles_change_under_a_running_process.py",),
+    ),
+    Mutant(
+        "revoke-any-token-orphans",
+        "custody/_audit_commands.py",
+        "        return [t for t in tokens_issued(ledger) if t.revoked_at is None and t.role is "
+        "Role.WORKER]\n",
+        "        return [t for t in tokens_issued(ledger)]\n",
+        "an operator's token revoked, or one revoked before, is said to orphan leases (rev43)",
+        ("tests/e2e/test_revoke_names_live_leases.py",),
+    ),
+    Mutant(
+        "host-then-separator-anywhere",
+        "ledger/_domain/model.py",
+        "            return _HOST_PORT.fullmatch(text, start, end.start()) is not None\n",
+        "            return True\n",
+        "a password holding a ';' or an '&' is kept in a reason and taken at the door (rev43)",
+        (
+            "tests/unit/test_commands.py::"
+            "test_a_password_holding_a_query_s_separator_is_cut_from_a_reason",
+        ),
+    ),
+    Mutant(
+        "node-host-then-separator-anywhere",
+        "clients/typescript/src/text.ts",
+        "      return HOST_PORT.test(text.slice(start, end));\n",
+        "      return true;\n",
+        "the Node SDK keeps a password holding a ';' or an '&' (rev43)",
+        (
+            "tests/integration/test_node_worker_settles.py::"
+            "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
