@@ -394,11 +394,13 @@ def test_a_password_holding_a_query_s_separator_is_cut_from_a_reason(password: s
     )
 
 
-def test_an_encoded_separator_inside_a_nested_password_ends_nothing() -> None:
-    """A "%26" decoded is part of the nested URL, not the end of the outer query's value."""
+@pytest.mark.parametrize("password", ["hun%26ter2", "1234%26x", "8080%3Bx"])
+def test_an_encoded_separator_inside_a_nested_password_ends_nothing(password: str) -> None:
+    """A "%26" (or "%3B") decoded is part of the nested URL, not the end of the outer query's
+    value: even after digits that would read as a host's port ("bob:1234&x@intranet")."""
     from ledger.rules import carries_password, without_nested_passwords
 
-    url = "https://a.example/login?next=http%3A%2F%2Fbob%3Ahun%26ter2%40intranet.example"
+    url = f"https://a.example/login?next=http%3A%2F%2Fbob%3A{password}%40intranet.example"
     assert carries_password(url)
     assert (
         without_nested_passwords(url)
