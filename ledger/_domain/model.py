@@ -295,7 +295,7 @@ def _without_passwords(text: str, *, nested_only: bool) -> str:
             if layers and not layers[-1]:  # nothing more to decode
                 return text
             own = _begins(view) if nested_only else -1
-            spans = _userinfo_spans(view, candidates, group, past, own, layers=layers)
+            spans = _userinfo_spans(view, candidates, group, past, own)
             text = _left_out(text, [(_origin(layers, a), _origin(layers, b)) for a, b in spans])
     return text
 
@@ -311,7 +311,7 @@ def _nests_a_password(read: str) -> bool:
         view, layers = _decoded(read, times)
         if layers and not layers[-1]:  # nothing more to decode
             return False
-        if _userinfo_spans(view, _CANDIDATE, 2, 1, _begins(view), authority=True, layers=layers):
+        if _userinfo_spans(view, _CANDIDATE, 2, 1, _begins(view), authority=True):
             return True
     return False
 
@@ -339,33 +339,28 @@ def _decoded(text: str, times: int) -> tuple[str, list[list[int]]]:
     return text, layers
 
 
-# What ends a value of a query as written (never a decoded "%26"), and a host with its port
-# before one: a URL nested in a query's value that reads as a host, then its end, names no
-# user ("?redirect_uri=http://localhost:8080&login_hint=bob@corp.com", or encoded: rev43's
-# review, an OAuth sign-in refused as a password and recorded as another URL); a password
-# holding a ";" or an "&" ("https://bob:pa;ss@intranet/") is still one.
+# A host with its port (a name, with escapes or letters past ASCII, or an address in
+# brackets), then a query's separator and the next parameter's name: a URL nested in a query's
+# value that reads so names no user ("?redirect_uri=http://localhost:8080&login_hint=bob@corp.com",
+# encoded once or twice: rev43's reviews, an OAuth sign-in refused as a password and recorded as
+# another URL); a password holding a ";" or an "&" ("https://bob:pa;ss@", "bob:&Tr0ub4dor@",
+# "john.doe:2024;Summer@", "svc:12%26ab@") is still one, and so is a user holding one
+# ("bob;x:pw@"): no parameter's name and "=" follow their separator.
 _VALUE_ENDS = re.compile(r"[&;]")
-_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~-]*)(?::[0-9]*)?")
+_HOST_PORT = re.compile(
+    r"(?:\[[0-9A-Za-z:.%]*\]|(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*)(?::[0-9]*)?"
+)
+_NEXT_PARAMETER = re.compile(r"(?:&amp;|[&;])[A-Za-z0-9._~%+\[\]-]*=")
 
 
-def _written(layers: list[list[int]], at: int) -> bool:
-    """Whether the character at ``at`` in a decoded text (``_decoded``) stands as written: no
-    escape decoded made it."""
-    for decoded in reversed(layers):
-        before = bisect.bisect_left(decoded, at)
-        if before < len(decoded) and decoded[before] == at:
-            return False
-        at += 2 * before
-    return True
-
-
-def _a_host_then_a_value_end(text: str, start: int, at: int, layers: list[list[int]]) -> bool:
-    """Whether what runs from ``start`` (past a scheme) to the "@" at ``at`` begins with a
-    host (perhaps with its port) ended by a query's separator as written (``_VALUE_ENDS``)."""
-    for end in _VALUE_ENDS.finditer(text, start, at):
-        if _written(layers, end.start()):
-            return _HOST_PORT.fullmatch(text, start, end.start()) is not None
-    return False
+def _a_host_then_a_parameter(text: str, start: int, at: int) -> int | None:
+    """Where a host ends when what runs from ``start`` (past a scheme) to the "@" at ``at``
+    begins with one, perhaps with its port, then a query's separator and the next parameter's
+    name and "="; else None."""
+    end = _VALUE_ENDS.search(text, start, at)
+    if end is None or _HOST_PORT.fullmatch(text, start, end.start()) is None:
+        return None
+    return end.start() if _NEXT_PARAMETER.match(text, end.start()) is not None else None
 
 
 def _origin(layers: list[list[int]], at: int) -> int:
@@ -396,14 +391,13 @@ def _userinfo_spans(
     own: int = -1,
     *,
     authority: bool = False,
-    layers: list[list[int]] | None = None,
 ) -> list[tuple[int, int]]:
     """What runs from the end of each match of ``candidates``' group 1 (a scheme, its colon and
     slashes) to the last "@" of the segment that holds the character ``past`` after the end of
     its group ``group`` (past a user's colon, or none), "@" included; but a match beginning at
     ``own`` (the URL's own scheme, ``without_userinfo``'s), and with ``authority`` one whose
-    group 1 is no ``_AN_AUTHORITY``; nor one whose authority reads as a host ended by a query's
-    separator (``_a_host_then_a_value_end``; ``layers``: how ``text`` was decoded)."""
+    group 1 is no ``_AN_AUTHORITY``; nor one whose authority reads as a host, then the next
+    parameter of a query (``_a_host_then_a_parameter``)."""
     if "@" not in text:
         return []
     segments = [(m.start(), m.end(), text.rfind("@", *m.span())) for m in _SEGMENT.finditer(text)]
@@ -419,8 +413,10 @@ def _userinfo_spans(
         at = bisect.bisect_right(starts, password) - 1
         if at < 0 or segments[at][1] <= password or segments[at][2] < password:
             continue  # no "@" after the password's (or user's) start, before the host
-        if _a_host_then_a_value_end(text, found.end(1), segments[at][2], layers or []):
-            continue  # a nested URL's host, then the next parameter: no userinfo
+        host = _a_host_then_a_parameter(text, found.end(1), segments[at][2])
+        if host is not None:  # a nested URL's host, then the next parameter: no userinfo
+            done = host  # nor in the host (an address's "fe80:" is no scheme)
+            continue
         done = segments[at][2] + 1
         spans.append((found.end(1), done))
     return spans

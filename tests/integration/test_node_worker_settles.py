@@ -330,6 +330,7 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         *_SIGN_INS,
         "https://s/?next=http://bob:p&ss@intranet/ and https://bob:pa;ss@intranet/",
         "https://s/;u=http://bob:p;w@h/?next=http://bob:pw@h&x=http://al:p;w@g/",
+        "https://s/?next=http://bob:pa&ss=1@intranet/",
         "\\\\\\u:pw@host/",
         "\\\\u:pw@host/",
         "failed at http://alice@corp.example:pw@host/ twice",  # rev31: a user holding an "@"
@@ -360,6 +361,9 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
     assert semi["wp"] == "https://s/?next=http://intranet/ and https://intranet/"
     matrix = answered["https://s/;u=http://bob:p;w@h/?next=http://bob:pw@h&x=http://al:p;w@g/"]
     assert matrix["recorded"] == "https://s/;u=http://h/?next=http://h&x=http://g/"
+    assert answered["https://s/?next=http://bob:pa&ss=1@intranet/"]["recorded"] == (
+        "https://s/?next=http://intranet/"
+    )
     assert said[-7]["wp"] == "failed at http://host/ twice"
     assert said[-5]["wp"] == "failed at http://127.0.0.1:1/x"
     nested = [node["recorded"] for node in said[-4:-1]]

@@ -7503,21 +7503,10 @@ MUTANTS = (
         ),
     ),
     Mutant(
-        "query-value-ends-decoded",
-        "ledger/_domain/model.py",
-        "        if before < len(decoded) and decoded[before] == at:\n            return False\n",
-        "",
-        "a %26 inside a nested password ends it: the password is kept (rev43)",
-        (
-            "tests/unit/test_commands.py::"
-            "test_an_encoded_separator_inside_a_nested_password_ends_nothing",
-        ),
-    ),
-    Mutant(
         "node-query-value-ends-ignored",
         "clients/typescript/src/text.ts",
-        '    if ((text[end] === "&" || text[end] === ";") && written(layers, end)) {\n',
-        "    if (false) {\n",
+        '    if (text[end] !== "&" && text[end] !== ";") continue;\n',
+        "    continue;\n",
         "the Node SDK records an OAuth sign-in as another URL (rev43)",
         (
             "tests/integration/test_node_worker_settles.py::"
@@ -7544,23 +7533,44 @@ MUTANTS = (
     Mutant(
         "host-then-separator-anywhere",
         "ledger/_domain/model.py",
-        "            return _HOST_PORT.fullmatch(text, start, end.start()) is not None\n",
-        "            return True\n",
+        "    if end is None or _HOST_PORT.fullmatch(text, start, end.start()) is None:\n",
+        "    if end is None:\n",
         "a password holding a ';' or an '&' is kept in a reason and taken at the door (rev43)",
         (
             "tests/unit/test_commands.py::"
             "test_a_password_holding_a_query_s_separator_is_cut_from_a_reason",
+            "tests/unit/test_commands.py::test_a_password_in_other_spellings_is_refused",
         ),
     ),
     Mutant(
         "node-host-then-separator-anywhere",
         "clients/typescript/src/text.ts",
-        "      return HOST_PORT.test(text.slice(start, end));\n",
-        "      return true;\n",
+        "    if (!HOST_PORT.test(text.slice(start, end))) return -1;\n",
+        "",
         "the Node SDK keeps a password holding a ';' or an '&' (rev43)",
         (
             "tests/integration/test_node_worker_settles.py::"
             "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
+        ),
+    ),
+    Mutant(
+        "host-then-any-text",
+        "ledger/_domain/model.py",
+        "    return end.start() if _NEXT_PARAMETER.match(text, end.start()) is not None "
+        "else None\n",
+        "    return end.start()\n",
+        "a password of digits before a ';' (john.doe:2024;Summer@) is taken for a port (rev43)",
+        ("tests/unit/test_commands.py::test_a_password_in_other_spellings_is_refused",),
+    ),
+    Mutant(
+        "host-inner-scheme-read",
+        "ledger/_domain/model.py",
+        '            done = host  # nor in the host (an address\'s "fe80:" is no scheme)\n',
+        "",
+        "an address's 'fe80:' is read as a scheme and the next parameter's address cut (rev43)",
+        (
+            "tests/unit/test_commands.py::"
+            "test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password",
         ),
     ),
 )

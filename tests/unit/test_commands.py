@@ -269,6 +269,13 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         ("url", "https://shop.example/?next=ftp://bob:pw;type=a@intranet/"),
         ("url", "https://shop.example/?next=http%3A%2F%2Fbob%3Ap&ss%40intranet%2F"),
         ("url", "https://shop.example/;u=http://bob:p;w@h/"),
+        # rev43's third review: a password beginning with one, or digits before one, and a
+        # user holding one
+        ("url", "https://sso.corp/login?next=http://bob:&Tr0ub4dor@intranet/"),
+        ("url", "https://sso.corp/login?next=http://john.doe:2024;Summer@intranet/"),
+        ("url", "https://sso.corp/?next=https%3A%2F%2Fsvc%3A12%26ab%40api.internal%2F"),
+        ("url", "https://shop.example/?next=http://bob;x:pw@intranet/"),
+        ("url", "https://shop.example/?next=http://bob:pa&ss=1@intranet/"),  # no host before
     ],
 )
 def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> None:
@@ -365,6 +372,16 @@ def test_a_nested_url_s_userinfo_is_cut_as_a_reason_s_is(url: str, recorded: str
         "https://cas.example/login?service=https%3A%2F%2Fapp.example%3A443&username=a%40corp.com",
         "https://a.example/?u=https://a.example:8443&email=x@y.com",
         "https://a.example/?ref=http://host:8080;user=a@b.com",
+        # rev43's third review: addresses, names past ASCII, encoded twice, more parameters
+        "https://idp.example/auth?redirect_uri=http://[fe80::1%25eth0]:8080&login_hint=b@c.com",
+        "https://x.example/?u=https://[2001:db8::1]&e=bob@corp.com",
+        "https://idp.example/auth?redirect_uri=http://b%C3%BCcher.de:8080&login_hint=b@c.com",
+        "https://idp.example/auth?redirect_uri=http://bücher.de&login_hint=bob@corp.com",
+        "https://github.com/login?return_to=%2Flogin%2Foauth%2Fauthorize%3Fredirect_uri%3D"
+        "http%253A%252F%252F127.0.0.1%253A53682%26login%3Dbob%2540corp.com",
+        "https://accounts.example/auth?redirect_uri=https://app.example.com&state=a:b"
+        "&login_hint=bob@corp.com",
+        "https://x.example/?u=https://app.example.com&amp;e=bob@corp.com",
     ],
 )
 def test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password(url: str) -> None:

@@ -179,7 +179,7 @@ function withoutPasswordsIn(text: string, nestedOnly: boolean): string {
       const [view, layers] = decoded(text, times);
       if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return text;
       const own = nestedOnly ? begins(view) : -1;
-      const spans = userinfoSpans(view, candidates, group, past, own, false, layers);
+      const spans = userinfoSpans(view, candidates, group, past, own);
       text = leftOut(
         text,
         spans.map(([a, b]) => [origin(layers, a), origin(layers, b)] as const),
@@ -197,7 +197,7 @@ function nestsAPassword(read: string): boolean {
     if (times > 0 && !read.includes("%")) return false;
     const [view, layers] = decoded(read, times);
     if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return false;
-    if (userinfoSpans(view, CANDIDATE, 2, 1, begins(view), true, layers).length > 0) return true;
+    if (userinfoSpans(view, CANDIDATE, 2, 1, begins(view), true).length > 0) return true;
   }
   return false;
 }
@@ -229,39 +229,24 @@ function decoded(text: string, times: number): [string, number[][]] {
   return [text, layers];
 }
 
-/** What ends a value of a query as written (never a decoded "%26"), and a host with its port
- * before one (the ledger's `_VALUE_ENDS` and `_HOST_PORT`): a URL nested in a query's value that
- * reads as a host, then its end, names no user (an OAuth sign-in's redirect_uri and login_hint,
- * rev43's review); a password holding a ";" or an "&" is still one. */
-const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~-]*)(?::[0-9]*)?$/;
+/** A host with its port (a name, with escapes or letters past ASCII, or an address in
+ * brackets), then a query's separator and the next parameter's name (the ledger's `_HOST_PORT`
+ * and `_NEXT_PARAMETER`): a URL nested in a query's value that reads so names no user (an OAuth
+ * sign-in's redirect_uri and login_hint, rev43's reviews); a password or a user holding a ";"
+ * or an "&" is still one: no parameter's name and "=" follow their separator. */
+const HOST_PORT = /^(?:\[[0-9A-Za-z:.%]*\]|(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*)(?::[0-9]*)?$/;
+const NEXT_PARAMETER = /^(?:&amp;|[&;])[A-Za-z0-9._~%+[\]-]*=/;
 
-/** Whether the character at `at` in a decoded text stands as written (the ledger's
- * `_written`). */
-function written(layers: readonly number[][], at: number): boolean {
-  for (let layer = layers.length - 1; layer >= 0; layer -= 1) {
-    const escapes = layers[layer] ?? [];
-    const before = escapesBefore(escapes, at);
-    if (before < escapes.length && escapes[before] === at) return false;
-    at += 2 * before;
-  }
-  return true;
-}
-
-/** Whether what runs from `start` (past a scheme) to the "@" at `at` begins with a host
- * (perhaps with its port) ended by a query's separator as written (the ledger's
- * `_a_host_then_a_value_end`). */
-function aHostThenAValueEnd(
-  text: string,
-  start: number,
-  at: number,
-  layers: readonly number[][],
-): boolean {
+/** Where a host ends when what runs from `start` (past a scheme) to the "@" at `at` begins
+ * with one, perhaps with its port, then a query's separator and the next parameter's name and
+ * "="; -1 otherwise (the ledger's `_a_host_then_a_parameter`). */
+function aHostThenAParameter(text: string, start: number, at: number): number {
   for (let end = start; end < at; end += 1) {
-    if ((text[end] === "&" || text[end] === ";") && written(layers, end)) {
-      return HOST_PORT.test(text.slice(start, end));
-    }
+    if (text[end] !== "&" && text[end] !== ";") continue;
+    if (!HOST_PORT.test(text.slice(start, end))) return -1;
+    return NEXT_PARAMETER.test(text.slice(end, at)) ? end : -1;
   }
-  return false;
+  return -1;
 }
 
 /** Where the character at `at` in a decoded text begins in the text as written (the ledger's
@@ -309,7 +294,6 @@ function userinfoSpans(
   past: number,
   own: number,
   authority = false,
-  layers: readonly number[][] = [],
 ): [number, number][] {
   if (!text.includes("@")) return [];
   const segments = [...text.matchAll(SEGMENT)].map((m) => {
@@ -326,8 +310,13 @@ function userinfoSpans(
     const from = (found.indices?.[group]?.[1] ?? 0) + past;
     const segment = segments[lastAtOrBefore(segments, from)];
     if (segment === undefined || segment[1] <= from || segment[2] < from) continue;
-    // A nested URL's host, then the next parameter: no userinfo.
-    if (aHostThenAValueEnd(text, schemeEnd, segment[2], layers)) continue;
+    // A nested URL's host, then the next parameter: no userinfo, nor in the host (an
+    // address's "fe80:" is no scheme).
+    const host = aHostThenAParameter(text, schemeEnd, segment[2]);
+    if (host >= 0) {
+      done = host;
+      continue;
+    }
     done = segment[2] + 1;
     spans.push([schemeEnd, done]);
   }
