@@ -295,7 +295,7 @@ def _without_passwords(text: str, *, nested_only: bool) -> str:
             if layers and not layers[-1]:  # nothing more to decode
                 return text
             own = _begins(view) if nested_only else -1
-            spans = _userinfo_spans(view, candidates, group, past, own)
+            spans = _userinfo_spans(view, candidates, group, past, own, layers=layers)
             text = _left_out(text, [(_origin(layers, a), _origin(layers, b)) for a, b in spans])
     return text
 
@@ -311,7 +311,7 @@ def _nests_a_password(read: str) -> bool:
         view, layers = _decoded(read, times)
         if layers and not layers[-1]:  # nothing more to decode
             return False
-        if _userinfo_spans(view, _CANDIDATE, 2, 1, _begins(view), authority=True):
+        if _userinfo_spans(view, _CANDIDATE, 2, 1, _begins(view), authority=True, layers=layers):
             return True
     return False
 
@@ -340,27 +340,46 @@ def _decoded(text: str, times: int) -> tuple[str, list[list[int]]]:
 
 
 # A host with its port (a name, with escapes or letters past ASCII, or an address in
-# brackets), then a query's separator and the next parameter's name: a URL nested in a query's
-# value that reads so names no user ("?redirect_uri=http://localhost:8080&login_hint=bob@corp.com",
-# encoded once or twice: rev43's reviews, an OAuth sign-in refused as a password and recorded as
-# another URL); a password holding a ";" or an "&" ("https://bob:pa;ss@", "bob:&Tr0ub4dor@",
-# "john.doe:2024;Summer@", "svc:12%26ab@") is still one, and so is a user holding one
-# ("bob;x:pw@"): no parameter's name and "=" follow their separator.
+# brackets; a port of digits, never empty), then the next parameters of a query, the last an
+# address's name and "=" before its "@": a URL nested in a query's value that reads so names no
+# user ("?redirect_uri=http://localhost:8080&login_hint=bob@corp.com", encoded once or twice,
+# with empty or valueless parameters between: rev43's reviews, an OAuth sign-in refused as a
+# password and recorded as another URL). A separator an escape made at the last decoding is
+# no separator ("bob%3A%26a%3D1%40intranet": a password), one made before it is (a return
+# address encoded twice). A password or a user holding a ";", an "&" or an "=" is still one:
+# "bob:&Tr0ub4dor=@", "svc:2024;Summer=@", "bob;role=admin:pw@".
 _VALUE_ENDS = re.compile(r"[&;]")
 _HOST_PORT = re.compile(
-    r"(?:\[[0-9A-Za-z:.%]*\]|(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*)(?::[0-9]*)?"
+    r"(?:\[[0-9A-Za-z:.%]*\]|(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*)(?::[0-9]+)?"
 )
-_NEXT_PARAMETER = re.compile(r"(?:&amp;|[&;])[A-Za-z0-9._~%+\[\]-]*=")
+_NEXT_PARAMETERS = re.compile(
+    r"(?:&amp;|[&;])+(?:[^=&;@\s/?#:]*(?:=[^&;@\s/?#]*)?(?:&amp;|[&;])+)*"
+    r"[^=&;@\s/?#:]*=[^=&;@\s/?#:]+"
+)
 
 
-def _a_host_then_a_parameter(text: str, start: int, at: int) -> int | None:
+def _a_separator(layers: list[list[int]], at: int) -> bool:
+    """Whether the character at ``at`` in a decoded text (``_decoded``) may end a query's
+    value: written, or made by a decoding before the last; never one the last made."""
+    if not layers:
+        return True
+    last = layers[-1]
+    before = bisect.bisect_left(last, at)
+    return not (before < len(last) and last[before] == at)
+
+
+def _a_host_then_a_parameter(text: str, start: int, at: int, layers: list[list[int]]) -> int | None:
     """Where a host ends when what runs from ``start`` (past a scheme) to the "@" at ``at``
-    begins with one, perhaps with its port, then a query's separator and the next parameter's
-    name and "="; else None."""
-    end = _VALUE_ENDS.search(text, start, at)
-    if end is None or _HOST_PORT.fullmatch(text, start, end.start()) is None:
-        return None
-    return end.start() if _NEXT_PARAMETER.match(text, end.start()) is not None else None
+    is one, perhaps with its port, then a query's next parameters, the last an address's
+    name and "=" (``_NEXT_PARAMETERS``); else None."""
+    for end in _VALUE_ENDS.finditer(text, start, at):
+        if not _a_separator(layers, end.start()):
+            continue
+        ends = end.start()
+        if _HOST_PORT.fullmatch(text, start, ends) is None:
+            return None
+        return ends if _NEXT_PARAMETERS.fullmatch(text, ends, at) is not None else None
+    return None
 
 
 def _origin(layers: list[list[int]], at: int) -> int:
@@ -391,13 +410,14 @@ def _userinfo_spans(
     own: int = -1,
     *,
     authority: bool = False,
+    layers: list[list[int]] | None = None,
 ) -> list[tuple[int, int]]:
     """What runs from the end of each match of ``candidates``' group 1 (a scheme, its colon and
     slashes) to the last "@" of the segment that holds the character ``past`` after the end of
     its group ``group`` (past a user's colon, or none), "@" included; but a match beginning at
     ``own`` (the URL's own scheme, ``without_userinfo``'s), and with ``authority`` one whose
     group 1 is no ``_AN_AUTHORITY``; nor one whose authority reads as a host, then the next
-    parameter of a query (``_a_host_then_a_parameter``)."""
+    parameter of a query (``_a_host_then_a_parameter``; ``layers``: how ``text`` was decoded)."""
     if "@" not in text:
         return []
     segments = [(m.start(), m.end(), text.rfind("@", *m.span())) for m in _SEGMENT.finditer(text)]
@@ -413,7 +433,7 @@ def _userinfo_spans(
         at = bisect.bisect_right(starts, password) - 1
         if at < 0 or segments[at][1] <= password or segments[at][2] < password:
             continue  # no "@" after the password's (or user's) start, before the host
-        host = _a_host_then_a_parameter(text, found.end(1), segments[at][2])
+        host = _a_host_then_a_parameter(text, found.end(1), segments[at][2], layers or [])
         if host is not None:  # a nested URL's host, then the next parameter: no userinfo
             done = host  # nor in the host (an address's "fe80:" is no scheme)
             continue

@@ -331,6 +331,7 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "https://s/?next=http://bob:p&ss@intranet/ and https://bob:pa;ss@intranet/",
         "https://s/;u=http://bob:p;w@h/?next=http://bob:pw@h&x=http://al:p;w@g/",
         "https://s/?next=http://bob:pa&ss=1@intranet/",
+        "https://s/?next=http%3A%2F%2Fbob%3A1234%26a%3D1%40intranet",
         "\\\\\\u:pw@host/",
         "\\\\u:pw@host/",
         "failed at http://alice@corp.example:pw@host/ twice",  # rev31: a user holding an "@"
@@ -363,6 +364,9 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
     assert matrix["recorded"] == "https://s/;u=http://h/?next=http://h&x=http://g/"
     assert answered["https://s/?next=http://bob:pa&ss=1@intranet/"]["recorded"] == (
         "https://s/?next=http://intranet/"
+    )
+    assert answered["https://s/?next=http%3A%2F%2Fbob%3A1234%26a%3D1%40intranet"]["recorded"] == (
+        "https://s/?next=http%3A%2F%2Fintranet"
     )
     assert said[-7]["wp"] == "failed at http://host/ twice"
     assert said[-5]["wp"] == "failed at http://127.0.0.1:1/x"

@@ -7505,7 +7505,7 @@ MUTANTS = (
     Mutant(
         "node-query-value-ends-ignored",
         "clients/typescript/src/text.ts",
-        '    if (text[end] !== "&" && text[end] !== ";") continue;\n',
+        '    if ((text[end] !== "&" && text[end] !== ";") || !aSeparator(layers, end)) continue;\n',
         "    continue;\n",
         "the Node SDK records an OAuth sign-in as another URL (rev43)",
         (
@@ -7533,8 +7533,8 @@ MUTANTS = (
     Mutant(
         "host-then-separator-anywhere",
         "ledger/_domain/model.py",
-        "    if end is None or _HOST_PORT.fullmatch(text, start, end.start()) is None:\n",
-        "    if end is None:\n",
+        "        if _HOST_PORT.fullmatch(text, start, ends) is None:\n            return None\n",
+        "",
         "a password holding a ';' or an '&' is kept in a reason and taken at the door (rev43)",
         (
             "tests/unit/test_commands.py::"
@@ -7556,9 +7556,8 @@ MUTANTS = (
     Mutant(
         "host-then-any-text",
         "ledger/_domain/model.py",
-        "    return end.start() if _NEXT_PARAMETER.match(text, end.start()) is not None "
-        "else None\n",
-        "    return end.start()\n",
+        "        return ends if _NEXT_PARAMETERS.fullmatch(text, ends, at) is not None else None\n",
+        "        return ends\n",
         "a password of digits before a ';' (john.doe:2024;Summer@) is taken for a port (rev43)",
         ("tests/unit/test_commands.py::test_a_password_in_other_spellings_is_refused",),
     ),
@@ -7571,6 +7570,33 @@ MUTANTS = (
         (
             "tests/unit/test_commands.py::"
             "test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password",
+        ),
+    ),
+    Mutant(
+        "separator-made-by-the-last-decoding",
+        "ledger/_domain/model.py",
+        "    return not (before < len(last) and last[before] == at)\n",
+        "    return True\n",
+        "an encoded nested password holding '%26' reads as a host and a parameter (rev43)",
+        ("tests/unit/test_commands.py::test_a_password_in_other_spellings_is_refused",),
+    ),
+    Mutant(
+        "host-port-empty",
+        "ledger/_domain/model.py",
+        '(?::[0-9]+)?"\n',
+        '(?::[0-9]*)?"\n',
+        "a password after an empty port ('bob:&a=1@') reads as a host and a parameter (rev43)",
+        ("tests/unit/test_commands.py::test_a_password_in_other_spellings_is_refused",),
+    ),
+    Mutant(
+        "node-separator-made-by-the-last-decoding",
+        "clients/typescript/src/text.ts",
+        "  return !(before < last.length && last[before] === at);\n",
+        "  return true;\n",
+        "the Node SDK reads an encoded nested password's '%26' as a separator (rev43)",
+        (
+            "tests/integration/test_node_worker_settles.py::"
+            "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
         ),
     ),
 )

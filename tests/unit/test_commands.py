@@ -276,6 +276,15 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         ("url", "https://sso.corp/?next=https%3A%2F%2Fsvc%3A12%26ab%40api.internal%2F"),
         ("url", "https://shop.example/?next=http://bob;x:pw@intranet/"),
         ("url", "https://shop.example/?next=http://bob:pa&ss=1@intranet/"),  # no host before
+        # rev43's fourth review: an "=" of the password's own, an empty port, a separator the
+        # last decoding made, a user past ASCII
+        ("url", "https://shop.example/?next=http://bob:2024;Summer=@intranet/"),
+        ("url", "https://shop.example/?next=http://svc:1234;Zm9vYmFy=@intranet/"),
+        ("url", "https://shop.example/?next=http://bob;role=admin:pw@intranet/"),
+        ("url", "https://shop.example/?next=http%3A%2F%2Fbob%3A%26a%3D1%40intranet%2F"),
+        ("url", "https://shop.example/?next=http%253A%252F%252Fbob%253A%2526a%253D1%2540i%252F"),
+        ("url", "https://shop.example/?next=http://böb:&a=1@intranet/"),
+        ("url", "https://shop.example/?next=http%3A%2F%2Fbob%3A1234%26a%3D1%40intranet"),
     ],
 )
 def test_a_password_in_other_spellings_is_refused(field: str, value: str) -> None:
@@ -382,6 +391,11 @@ def test_a_nested_url_s_userinfo_is_cut_as_a_reason_s_is(url: str, recorded: str
         "https://accounts.example/auth?redirect_uri=https://app.example.com&state=a:b"
         "&login_hint=bob@corp.com",
         "https://x.example/?u=https://app.example.com&amp;e=bob@corp.com",
+        # rev43's fourth review: doubled and valueless parameters, any name between
+        "https://idp.example/auth?redirect_uri=http://localhost:8080&&login_hint=bob@corp.com",
+        "https://idp.example/auth?redirect_uri=http://localhost:8080&prompt&login_hint=b@c.com",
+        "https://api.example/odata?next=https://api.example.com&$filter=x&email=bob@corp.com",
+        "https://idp.example/auth?redirect_uri=http://localhost:8080&amp;amp;login_hint=b@c.com",
     ],
 )
 def test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password(url: str) -> None:
@@ -399,7 +413,9 @@ def test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password(u
     assert without_passwords(f"stuck at {url}") == f"stuck at {url}"
 
 
-@pytest.mark.parametrize("password", ["pa;ss", "p&ss", "p&ss;w"])
+@pytest.mark.parametrize(
+    "password", ["pa;ss", "p&ss", "p&ss;w", "2024;Summer=", "&K9xq2w==", ";K=9"]
+)
 def test_a_password_holding_a_query_s_separator_is_cut_from_a_reason(password: str) -> None:
     """rev43's second review: a reason's URL whose own password holds a ";" or an "&" kept it
     whole once a query's separator ended every segment."""

@@ -179,7 +179,7 @@ function withoutPasswordsIn(text: string, nestedOnly: boolean): string {
       const [view, layers] = decoded(text, times);
       if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return text;
       const own = nestedOnly ? begins(view) : -1;
-      const spans = userinfoSpans(view, candidates, group, past, own);
+      const spans = userinfoSpans(view, candidates, group, past, own, false, layers);
       text = leftOut(
         text,
         spans.map(([a, b]) => [origin(layers, a), origin(layers, b)] as const),
@@ -197,7 +197,7 @@ function nestsAPassword(read: string): boolean {
     if (times > 0 && !read.includes("%")) return false;
     const [view, layers] = decoded(read, times);
     if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return false;
-    if (userinfoSpans(view, CANDIDATE, 2, 1, begins(view), true).length > 0) return true;
+    if (userinfoSpans(view, CANDIDATE, 2, 1, begins(view), true, layers).length > 0) return true;
   }
   return false;
 }
@@ -230,21 +230,37 @@ function decoded(text: string, times: number): [string, number[][]] {
 }
 
 /** A host with its port (a name, with escapes or letters past ASCII, or an address in
- * brackets), then a query's separator and the next parameter's name (the ledger's `_HOST_PORT`
- * and `_NEXT_PARAMETER`): a URL nested in a query's value that reads so names no user (an OAuth
- * sign-in's redirect_uri and login_hint, rev43's reviews); a password or a user holding a ";"
- * or an "&" is still one: no parameter's name and "=" follow their separator. */
-const HOST_PORT = /^(?:\[[0-9A-Za-z:.%]*\]|(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*)(?::[0-9]*)?$/;
-const NEXT_PARAMETER = /^(?:&amp;|[&;])[A-Za-z0-9._~%+[\]-]*=/;
+ * brackets; a port of digits, never empty), then the next parameters of a query, the last an
+ * address's name and "=" before its "@" (the ledger's `_HOST_PORT` and `_NEXT_PARAMETERS`): a
+ * URL nested in a query's value that reads so names no user (an OAuth sign-in's redirect_uri
+ * and login_hint, rev43's reviews); a password or a user holding a ";", an "&" or an "=" is
+ * still one. */
+const HOST_PORT = /^(?:\[[0-9A-Za-z:.%]*\]|(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*)(?::[0-9]+)?$/;
+const NEXT_PARAMETERS =
+  /^(?:&amp;|[&;])+(?:[^=&;@\s/?#:]*(?:=[^&;@\s/?#]*)?(?:&amp;|[&;])+)*[^=&;@\s/?#:]*=[^=&;@\s/?#:]+$/;
 
-/** Where a host ends when what runs from `start` (past a scheme) to the "@" at `at` begins
- * with one, perhaps with its port, then a query's separator and the next parameter's name and
- * "="; -1 otherwise (the ledger's `_a_host_then_a_parameter`). */
-function aHostThenAParameter(text: string, start: number, at: number): number {
+/** Whether the character at `at` in a decoded text may end a query's value: written, or made
+ * by a decoding before the last; never one the last made (the ledger's `_a_separator`). */
+function aSeparator(layers: readonly number[][], at: number): boolean {
+  const last = layers[layers.length - 1];
+  if (last === undefined) return true;
+  const before = escapesBefore(last, at);
+  return !(before < last.length && last[before] === at);
+}
+
+/** Where a host ends when what runs from `start` (past a scheme) to the "@" at `at` is one,
+ * perhaps with its port, then a query's next parameters, the last an address's name and "=";
+ * -1 otherwise (the ledger's `_a_host_then_a_parameter`). */
+function aHostThenAParameter(
+  text: string,
+  start: number,
+  at: number,
+  layers: readonly number[][],
+): number {
   for (let end = start; end < at; end += 1) {
-    if (text[end] !== "&" && text[end] !== ";") continue;
+    if ((text[end] !== "&" && text[end] !== ";") || !aSeparator(layers, end)) continue;
     if (!HOST_PORT.test(text.slice(start, end))) return -1;
-    return NEXT_PARAMETER.test(text.slice(end, at)) ? end : -1;
+    return NEXT_PARAMETERS.test(text.slice(end, at)) ? end : -1;
   }
   return -1;
 }
@@ -294,6 +310,7 @@ function userinfoSpans(
   past: number,
   own: number,
   authority = false,
+  layers: readonly number[][] = [],
 ): [number, number][] {
   if (!text.includes("@")) return [];
   const segments = [...text.matchAll(SEGMENT)].map((m) => {
@@ -312,7 +329,7 @@ function userinfoSpans(
     if (segment === undefined || segment[1] <= from || segment[2] < from) continue;
     // A nested URL's host, then the next parameter: no userinfo, nor in the host (an
     // address's "fe80:" is no scheme).
-    const host = aHostThenAParameter(text, schemeEnd, segment[2]);
+    const host = aHostThenAParameter(text, schemeEnd, segment[2], layers);
     if (host >= 0) {
       done = host;
       continue;
