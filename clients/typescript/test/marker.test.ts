@@ -328,8 +328,9 @@ describe("browser() before the launch", () => {
       await outcome;
       assert.equal(launched.length, 1);
       assert.ok(!("proxy" in (launched[0]?.options ?? {})));
-      // Direct, whatever proxy the environment names: Chromium reads http_proxy without a switch.
-      assert.deepEqual(launched[0]?.options.args, ["--no-proxy-server"]);
+      // Direct, whatever proxy the environment names: Chromium reads http_proxy without a switch;
+      // never with shared workers (rev43: their requests pass no route).
+      assert.deepEqual(launched[0]?.options.args, ["--disable-blink-features=SharedWorker", "--no-proxy-server"]);
     }
   });
 
