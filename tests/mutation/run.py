@@ -6080,7 +6080,6 @@ MUTANTS = (
         "os.O_WRONLY | os.O_CREAT, 0o666",
         "two demos on one --db: one removes the other's store; a link is played through (rev39)",
         (
-            "tests/e2e/test_demo_store.py::test_two_demos_on_one_name_at_once_leave_the_winners_store"
             "tests/e2e/test_demo_store.py::test_two_demos_on_one_name_at_once_leave_the_winners_store",
             "tests/e2e/test_demo_store.py::test_a_symbolic_link_is_refused_as_there",
         ),
