@@ -28,7 +28,6 @@ from custody._wiring import FileName, Group, on_ledger, owners_only
 
 if TYPE_CHECKING:
     from ledger import Ledger
-    from ledger.access import TokenRow
     from ledger.audit import Verification
 
 # What verify exits with when anything does not hold (as checklist --strict does).
@@ -338,29 +337,13 @@ def access_token(ledger: Ledger, actor: str, role: str) -> dict[str, str]:
 def access_revoke(ledger: Ledger, actor: str | None, token_id: str | None) -> dict[str, object]:
     """revoke every token of ACTOR, or the token --token-id names (within 5 s on every
     replica of the service)"""
-    from ledger import ProfileState, Role
-    from ledger.access import revoke_tokens, tokens_issued
+    from ledger.access import revoke
 
-    # A worker's live leases stay held: its next heartbeat is refused, and it may release
-    # none of them (rev43: the ledger said "wait for the holder to release" until they went
-    # stale, and nothing said why). Named here, with what an operator does about them: those
-    # of the actors whose live worker tokens this revocation took, none left them (a rotation
-    # issues the new one first; an operator's or a scheduler's token holds no lease).
-    def workers_live() -> list[TokenRow]:
-        return [t for t in tokens_issued(ledger) if t.revoked_at is None and t.role is Role.WORKER]
-
-    taken = {
-        t.actor
-        for t in workers_live()
-        if actor in (None, t.actor) and token_id in (None, t.token_id)
-    }
-    revoked = revoke_tokens(ledger, actor=actor, token_id=token_id)
-    actors = taken - {t.actor for t in workers_live()}
-    held = [
-        f"{row.profile_id} ({row.lease_id})"
-        for row in ledger.availability()
-        if row.state is ProfileState.LEASED and row.holder_worker in actors
-    ]
+    # A worker's live leases stay held: its next heartbeat is refused, and it may release none
+    # of them. Named, with what an operator does about them (``ledger.access.revoke``).
+    done = revoke(ledger, actor=actor, token_id=token_id)
+    revoked = done.revoked
+    held = [f"{lease.profile_id} ({lease.lease_id})" for lease in done.leases_held]
     answer: dict[str, object] = {"revoked": revoked, "of": actor if actor is not None else token_id}
     if held:
         answer["leases_held"] = held

@@ -14,7 +14,8 @@ they rewrote).
 
 The lease service (``custody serve``) knows its callers by bearer tokens: ``issue_token`` makes
 one for an actor in one role (shown once, stored hashed), ``token_holder`` says whose a token
-is, ``revoke_tokens`` ends an actor's tokens or one token. The service's own store login must
+is, ``revoke_tokens`` ends an actor's tokens or one token (``revoke`` also names the leases
+it leaves held by a worker without a token). The service's own store login must
 hold the roles its callers act in; the database still refuses what that login may not record.
 """
 
@@ -26,7 +27,7 @@ from ledger._application import Ledger
 from ledger._domain.acting import Forbidden
 from ledger._domain.authority import ROLE_EVENTS
 from ledger._domain.errors import InvalidInput
-from ledger._domain.model import Frozen, Identity, Role, storable
+from ledger._domain.model import Frozen, Identity, ProfileState, Role, storable
 from ledger._door import Door
 from ledger._stores import access, tokens
 from ledger._stores.sql import SqlStore
@@ -35,13 +36,16 @@ __all__ = [
     "ROLE_EVENTS",
     "Forbidden",
     "Granted",
+    "HeldLease",
     "IssuedToken",
     "LoginRole",
+    "Revocation",
     "TokenHolder",
     "TokenRow",
     "grant",
     "issue_token",
     "logins",
+    "revoke",
     "revoke_tokens",
     "token_holder",
     "tokens_issued",
@@ -143,6 +147,46 @@ def revoke_tokens(ledger: Ledger, *, actor: str | None = None, token_id: str | N
     if not ever:
         raise InvalidInput(field, never)
     return live
+
+
+class HeldLease(Frozen):
+    profile_id: str
+    lease_id: str
+
+
+class Revocation(Frozen):
+    """What ``revoke`` did: how many live tokens it ended, and the leases it left held by a
+    worker that can no longer renew or release them through the service."""
+
+    revoked: int
+    leases_held: tuple[HeldLease, ...] = ()
+
+
+def revoke(ledger: Ledger, *, actor: str | None = None, token_id: str | None = None) -> Revocation:
+    """``revoke_tokens``, and the live leases of the actors whose last live worker token it
+    took (rev43: a worker's token revoked mid-lease left its leases held, and nothing said
+    why until they went stale). A rotation (the new worker token issued first) leaves none;
+    an operator's or a scheduler's token holds no lease. Such a lease ends by a force-release
+    once its worker has stopped, else it goes stale at its deadline."""
+
+    def workers_live() -> list[TokenRow]:
+        return [t for t in tokens_issued(ledger) if t.revoked_at is None and t.role is Role.WORKER]
+
+    taken = {
+        t.actor
+        for t in workers_live()
+        if actor in (None, t.actor) and token_id in (None, t.token_id)
+    }
+    revoked = revoke_tokens(ledger, actor=actor, token_id=token_id)
+    actors = taken - {t.actor for t in workers_live()}
+    held = tuple(
+        HeldLease(profile_id=row.profile_id, lease_id=row.lease_id)
+        for row in ledger.availability()
+        if row.state is ProfileState.LEASED
+        and row.holder_worker in actors
+        and row.lease_id is not None
+    )
+    return Revocation(revoked=revoked, leases_held=held)
 
 
 def tokens_issued(ledger: Ledger) -> list[TokenRow]:

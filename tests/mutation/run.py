@@ -7453,19 +7453,25 @@ MUTANTS = (
     ),
     Mutant(
         "revoke-orphans-unnamed",
-        "custody/_audit_commands.py",
-        "    if held:\n",
-        "    if False:\n",
+        "ledger/access.py",
+        "        if row.state is ProfileState.LEASED\n",
+        "        if False\n",
         "a revocation leaves its worker's live leases held and says nothing of them (rev43)",
-        ("tests/e2e/test_revoke_names_live_leases.py",),
+        (
+            "tests/e2e/test_revoke_names_live_leases.py",
+            "tests/integration/test_revocation_leases.py",
+        ),
     ),
     Mutant(
         "revoke-rotation-orphans",
-        "custody/_audit_commands.py",
+        "ledger/access.py",
         "    actors = taken - {t.actor for t in workers_live()}\n",
         "    actors = taken\n",
         "a token rotated (the new one issued first) is said to orphan its worker's leases (rev43)",
-        ("tests/e2e/test_revoke_names_live_leases.py",),
+        (
+            "tests/e2e/test_revoke_names_live_leases.py",
+            "tests/integration/test_revocation_leases.py",
+        ),
     ),
     Mutant(
         "node-shared-workers-left-on",
@@ -7522,12 +7528,15 @@ MUTANTS = (
     ),
     Mutant(
         "revoke-any-token-orphans",
-        "custody/_audit_commands.py",
+        "ledger/access.py",
         "        return [t for t in tokens_issued(ledger) if t.revoked_at is None and t.role is "
         "Role.WORKER]\n",
         "        return [t for t in tokens_issued(ledger)]\n",
         "an operator's token revoked, or one revoked before, is said to orphan leases (rev43)",
-        ("tests/e2e/test_revoke_names_live_leases.py",),
+        (
+            "tests/e2e/test_revoke_names_live_leases.py",
+            "tests/integration/test_revocation_leases.py",
+        ),
     ),
     Mutant(
         "host-then-separator-anywhere",
