@@ -35,7 +35,7 @@ from ledger._stores.access import READ_MODEL_WRITERS
 from ledger._stores.mapper import complaint, decode, decode_shown
 from ledger._stores.recorders import AVAILABILITY_COLUMNS, AVAILABILITY_TABLE, split_rows
 from ledger._stores.store import Store
-from ledger._stores.views import StoredNotification, StreamCount, ViewCursor
+from ledger._stores.views import FrameReader, StoredNotification, StreamCount, ViewCursor
 from ledger._stores.wakeups import Announce, Wakeups
 
 if TYPE_CHECKING:
@@ -532,6 +532,11 @@ class Feed:
         """A query's rows as a pandas DataFrame: read with ``pandas.read_sql`` from a sqlite3
         connection on SQLite, and from PostgreSQL through ADBC as Arrow columns."""
         return self._views.read_frame(statement, params)
+
+    def frames(self) -> contextlib.AbstractContextManager[FrameReader]:
+        """``read_frame`` for a block of several reads (an export's pages): on PostgreSQL one
+        ADBC connection for them all instead of one each; every read its own transaction."""
+        return self._views.frames()
 
     def wakeups(self, interval: float, announce: Announce | None = None) -> Wakeups:
         """Wake-ups for a loop that keeps read models current: ``wait`` returns when events

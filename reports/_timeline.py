@@ -59,10 +59,10 @@ def timeline_pages(
     (its columns say the shape) and refuses as ``timeline`` does; every later one holds
     events. The events are those of the moment the first page was read."""
     start, end = moment("since", since), moment("until", until, until=True)
-    with opened(ledger) as source:
+    with opened(ledger) as source, source.feed.frames() as read:
         pages = timeline_pages_read(
             source,
-            source.feed.read_frame,
+            read,
             profile_id=profile,
             account_id=account,
             since=start,

@@ -9,7 +9,7 @@ on every backend.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 
 # Immutable records are NamedTuples, cheap to define at start-up (``ledger._unit_of_work``).
+FrameReader = Callable[[str, Sequence[Any]], "pd.DataFrame"]
+
+
 class StoredNotification(NamedTuple):
     """One row of the notification log, not yet decoded."""
 
@@ -161,6 +164,12 @@ class Views:
         """A query's rows as a pandas DataFrame, read by the fastest path pandas supports
         for this database without a warning."""
         raise NotImplementedError
+
+    def frames(self) -> contextlib.AbstractContextManager[FrameReader]:
+        """``read_frame`` for a block of several reads (the pages of one export), on one
+        connection where opening one costs (PostgreSQL's ADBC connection: about 100 ms each).
+        Each read is its own transaction, as ``read_frame``'s are."""
+        return contextlib.nullcontext(self.read_frame)
 
     def wakeups(self, interval: float, announce: Announce) -> Wakeups:
         """Wake-ups for a catch-up loop, polling every ``interval`` seconds (see

@@ -7607,6 +7607,28 @@ MUTANTS = (
             "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
         ),
     ),
+    Mutant(
+        "export-pages-connect-each",
+        "reports/_timeline.py",
+        "            read,\n            profile_id=profile,",
+        "            source.feed.read_frame,\n            profile_id=profile,",
+        "each page of a timeline export opens its own ADBC connection (100-130 ms; review 240)",
+        (
+            "tests/integration/test_read_models.py::"
+            "test_a_timeline_s_pages_are_read_on_one_postgresql_connection",
+        ),
+    ),
+    Mutant(
+        "export-pages-hold-a-transaction",
+        "ledger/_stores/sql_views.py",
+        "adbc.connect(self._uri(), autocommit=True)",
+        "adbc.connect(self._uri(), autocommit=False)",
+        "an export's shared connection holds its read model's lock between pages: a rebuild waits",
+        (
+            "tests/integration/test_read_models.py::"
+            "test_a_timeline_export_between_pages_holds_no_lock_a_rebuild_waits_for",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
