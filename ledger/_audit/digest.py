@@ -75,12 +75,20 @@ def load(data: bytes, name: str) -> Digest:
     for anything but bytes: a digest's file hash, ``file_hash``, is taken of its bytes)."""
     if not isinstance(data, bytes | bytearray):
         raise InvalidInput(name, f"must be the bytes of a digest file, not {type(data).__name__}")
+    # Strict: a value of another type that would read as the same (a size written "12", 12.0
+    # or true) is an altered file, not the digest that was signed (rev44: such a signed digest
+    # passed --public-key, its signature checked against the lenient reading). Every field a
+    # digest is written with must be there, those with defaults too (a "format" dropped).
     try:
-        return Digest.model_validate_json(data)
+        digest = Digest.model_validate_json(data, strict=True)
     except ValidationError as e:
         problem = e.errors()[0]
         where = ".".join(str(p) for p in problem["loc"]) or "the file"
         raise InvalidInput(name, f"is not a custody digest ({where}: {problem['msg']})") from None
+    missing = [field for field in Digest.model_fields if field not in json.loads(data)]
+    if missing:
+        raise InvalidInput(name, f"is not a custody digest ({missing[0]}: Field required)")
+    return digest
 
 
 def sign(digest: Digest, private_pem: bytes) -> Digest:

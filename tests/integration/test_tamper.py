@@ -596,6 +596,43 @@ def _unsign(d: dict[str, Any]) -> None:
     d["key"] = None
 
 
+def _retyped(d: dict[str, Any]) -> None:
+    d["tree"]["size"] = str(d["tree"]["size"])
+
+
+def _float(d: dict[str, Any]) -> None:
+    d["tree"]["position"] = float(d["tree"]["position"])
+
+
+def _boolean(d: dict[str, Any]) -> None:
+    d["heads"]["p1"]["version"] = True
+
+
+def _formatless(d: dict[str, Any]) -> None:
+    d.pop("format")
+
+
+@pytest.mark.parametrize("change", [_retyped, _float, _boolean, _formatless])
+def test_a_signed_digest_whose_values_were_retyped_is_not_the_one_signed(
+    digested: Store, keys: tuple[Path, Path], tmp_path: Path, change: Callable[..., None]
+) -> None:
+    """A signed digest edited so that each value still reads as the same (a size written as a
+    string, a position as 12.0, a version as true, its format dropped) is not the file that was
+    signed: refused as no custody digest, naming the field (rev44: it passed --public-key,
+    exit 0, the signature checked against a lenient reading). The file as signed verifies."""
+    ours, _ = keys
+    altered = _edit(tmp_path / "signed.json", change, tmp_path / "altered.json")
+    said = custody(digested.url, "verify", "--digest", altered, "--public-key", f"{ours}.pub")
+    assert said.code == 2, said
+    field = {_retyped: "tree.size", _float: "tree.position", _boolean: "heads.p1.version"}
+    assert f"is not a custody digest ({field.get(change, 'format')}: " in said.err, said
+    genuine = tmp_path / "signed.json"
+    assert (
+        custody(digested.url, "verify", "--digest", genuine, "--public-key", f"{ours}.pub").code
+        == 0
+    )
+
+
 @pytest.fixture
 def keys(tmp_path: Path, digested: Store) -> tuple[Path, Path]:
     """Two key pairs (``keygen``); the store's signed digest is ``signed.json``."""

@@ -7629,6 +7629,28 @@ MUTANTS = (
             "test_a_timeline_export_between_pages_holds_no_lock_a_rebuild_waits_for",
         ),
     ),
+    Mutant(
+        "digest-read-leniently",
+        "ledger/_audit/digest.py",
+        "        digest = Digest.model_validate_json(data, strict=True)\n",
+        "        digest = Digest.model_validate_json(data)\n",
+        'a signed digest whose values were retyped ("12", 12.0, true) passes its signature (rev44)',
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_signed_digest_whose_values_were_retyped_is_not_the_one_signed",
+        ),
+    ),
+    Mutant(
+        "digest-field-may-be-missing",
+        "ledger/_audit/digest.py",
+        "    if missing:\n        raise InvalidInput(",
+        "    if False:\n        raise InvalidInput(",
+        "a signed digest with its format dropped passes its signature (rev44)",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_signed_digest_whose_values_were_retyped_is_not_the_one_signed",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
