@@ -38,6 +38,7 @@ from playwright.sync_api import (
 )
 
 from workers._browser_watch import BrowserWatch
+from workers._evidence import write_whole
 from workers._flavour import blocking
 from workers._guard import LeaseGuard, Progress
 from workers._launch import (
@@ -173,7 +174,8 @@ class BrowserSession:
             return
         try:
             launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
+            taken = page.screenshot(timeout=launch.screenshot_timeout_ms)
+            write_whole(launch.screenshot, taken)  # whole or not at all, as evidence.json
         except Exception as failed:
             unanswered = isinstance(failed, PlaywrightError) and not self._answers()
             self._evidence.capture_failed(failed, browser=unanswered)

@@ -7,9 +7,12 @@ screenshot's path and the sha256 of its bytes, so the file can later be checked 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import secrets
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC
 from pathlib import Path
@@ -142,7 +145,7 @@ class Evidence:
         when it cannot be (``kept`` says so instead)."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "evidence.json"
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        write_whole(path, (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode())
         return path
 
     def kept(self, directory: Path) -> Evidence:
@@ -155,6 +158,25 @@ class Evidence:
             said = f"evidence.json could not be written: {reason_of(failed)}"
             return replace(self, evidence_problem=also(self.evidence_problem, said))
         return self
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """``data`` as the file at ``path``, whole or not at all: written to a file of its own
+    beside it, then renamed over it. A full or failing disk leaves neither an empty or cut file
+    nor a half-overwritten one (rev44: a full disk left a 0-byte ``evidence.json`` and
+    ``final.png`` beside a release that said neither was kept); ``OSError`` as the write's."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
 
 
 def rewrite(record: Evidence, directory: Path) -> None:

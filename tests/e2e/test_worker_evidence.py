@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -267,3 +268,62 @@ def test_a_crashed_last_tab_closes_the_browser_and_keeps_its_cookies(
     assert not browsers_on(str(user_data_dir))
     with sync_playwright() as pw:
         assert cookies_in(pw, user_data_dir) == ["session"]
+
+
+NOISE = """() => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 1280; canvas.height = 720;
+  const g = canvas.getContext("2d"), image = g.createImageData(1280, 720);
+  for (let i = 0; i < image.data.length; i++) image.data[i] = Math.random() * 256;
+  g.putImageData(image, 0, 0);
+  document.body.prepend(canvas);
+}"""
+# A file size past which this process may write nothing: above every offset the small store's
+# files reach, below the noisy screenshot's 2-3 MB.
+WRITABLE = 1 << 20
+
+
+@contextlib.contextmanager
+def disk_full_past(size: int) -> Iterator[None]:
+    """This process refused any write past ``size`` bytes of a file (EFBIG, which it is told
+    of rather than killed), as a full disk refuses one: the browser and Playwright's driver,
+    started before, are not limited."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_screenshot_the_disk_cuts_short_leaves_no_file_and_is_said(
+    tmp_path: Path, site: LocalSite
+) -> None:
+    """The final screenshot is written whole or not at all (rev44: a full evidence disk left a
+    0-byte ``final.png`` beside a release that said no screenshot was kept): a write the disk
+    refuses midway leaves no ``final.png`` and no part of one, the release says the screenshot
+    failed, and ``evidence.json``, small enough, is kept whole beside it."""
+    store, _ = store_with_profile(tmp_path)
+    evidence = tmp_path / "evidence"
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=evidence)
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        contextlib.ExitStack() as full,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{site.url}/orders")
+        page.evaluate(NOISE)
+        full.enter_context(disk_full_past(WRITABLE))  # until the screenshot is taken, at exit
+    release = release_of(store)
+    assert release.screenshot is None
+    assert "final screenshot failed: OSError" in (release.evidence_problem or "")
+    (record,) = evidence.rglob("evidence.json")
+    assert sorted(p.name for p in record.parent.iterdir()) == ["evidence.json"]
+    assert json.loads(record.read_text())["evidence_problem"] == release.evidence_problem

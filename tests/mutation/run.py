@@ -7651,6 +7651,26 @@ MUTANTS = (
             "test_a_signed_digest_whose_values_were_retyped_is_not_the_one_signed",
         ),
     ),
+    Mutant(
+        "evidence-written-in-place",
+        "workers/_evidence.py",
+        '    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")\n',
+        "    path.write_bytes(data)\n    return\n",
+        "a full evidence disk leaves a cut evidence.json or final.png (rev44)",
+        (
+            "tests/integration/test_evidence_written_whole.py",
+            "tests/e2e/test_worker_evidence.py::"
+            "test_a_screenshot_the_disk_cuts_short_leaves_no_file_and_is_said",
+        ),
+    ),
+    Mutant(
+        "evidence-part-left",
+        "workers/_evidence.py",
+        "            temporary.unlink()\n",
+        "            pass\n",
+        "a write the evidence disk refuses midway leaves its part beside the record (rev44)",
+        ("tests/integration/test_evidence_written_whole.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -37,6 +37,7 @@ from playwright.async_api import (
 )
 
 from workers._browser_watch import BrowserWatch
+from workers._evidence import write_whole
 from workers._guard import LeaseGuard, Progress
 from workers._launch import (
     ALL_URLS,
@@ -172,7 +173,8 @@ class BrowserSession:
             return
         try:
             launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=launch.screenshot, timeout=launch.screenshot_timeout_ms)
+            taken = await page.screenshot(timeout=launch.screenshot_timeout_ms)
+            write_whole(launch.screenshot, taken)  # whole or not at all, as evidence.json
         except Exception as failed:
             unanswered = isinstance(failed, PlaywrightError) and not await self._answers()
             self._evidence.capture_failed(failed, browser=unanswered)
