@@ -10,9 +10,10 @@
  * (closed with the context), and `context.request` (Playwright's own HTTP client, no route).
  */
 import { createHash } from "node:crypto";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { BrowserContext, Frame, Page, Route } from "playwright-core";
+import { writeWhole } from "./files.js";
 import type { LeaseGuard, Progress } from "./guard.js";
 import { nameOf, reasonOf, withoutPasswords } from "./text.js";
 
@@ -79,8 +80,8 @@ export class BrowserSession {
     if (!page) return;
     try {
       await mkdir(dirname(path), { recursive: true });
-      await page.screenshot({ path, timeout: SCREENSHOT_TIMEOUT_MS });
-      const bytes = await readFile(path);
+      const bytes = await page.screenshot({ timeout: SCREENSHOT_TIMEOUT_MS });
+      await writeWhole(path, bytes); // whole or not at all, as evidence.json
       this.progress.screenshot = path;
       this.progress.screenshotSha256 = createHash("sha256").update(bytes).digest("hex");
       this.progress.navigated(page.url());

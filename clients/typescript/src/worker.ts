@@ -31,6 +31,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type { BrowserContext, BrowserType, LaunchOptions } from "playwright-core";
 import { BrowserSession, firstLine } from "./browser.js";
+import { writeWhole } from "./files.js";
 import {
   type CheckoutOrder,
   type CustodyClient,
@@ -758,7 +759,7 @@ export class WorkerLease {
   private async keep(evidence: Evidence): Promise<void> {
     await mkdir(this.directory(), { recursive: true });
     const text = JSON.stringify(evidence, Object.keys(evidence).sort(), 2);
-    await writeFile(join(this.directory(), "evidence.json"), `${text}\n`);
+    await writeWhole(join(this.directory(), "evidence.json"), `${text}\n`);
   }
 }
 

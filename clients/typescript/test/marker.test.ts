@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import type { BrowserType } from "playwright-core";
 import { claim, CustodyClient, LaunchRefused, LeaseLost, MARKER, ProfileLeases } from "../src/index.js";
 import { lock } from "../src/marker.js";
@@ -18,7 +18,14 @@ import { type Answer, fakeFetch, LEASE } from "./fakes.js";
 const FIXTURE = new URL("../../test/fixtures/python-marker.json", import.meta.url);
 const PYTHON = ["python3", "/usr/bin/python3"].find((p) => spawnSync(p, ["-c", "pass"]).status === 0);
 
-const fresh = (): Promise<string> => mkdtemp(join(tmpdir(), "custody-marker-"));
+// Each test's directories, removed once the file's tests are done (54 were left in /tmp a run).
+const made: string[] = [];
+after(() => Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true }))));
+const fresh = async (): Promise<string> => {
+  const dir = await mkdtemp(join(tmpdir(), "custody-marker-"));
+  made.push(dir);
+  return dir;
+};
 const lease = (token: number, profile = "p1") => ({ ...LEASE, profile_id: profile, fencing_token: token });
 
 async function marked(text: string): Promise<string> {
