@@ -422,7 +422,9 @@ const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
  * ".." (rev38: `new URL()` removed it, so `why(".")` answered the registration of a profile
  * named "why", `forceRelease(".")` a 405 and `profile(".")` a 307), or one written with
  * `%2e` (escaped, it would reach the service as such; a proxy that decodes a path before it
- * routes it would take it for the dots). No id the service takes is either. */
+ * routes it would take it for the dots). No id the service takes is either. So too for a value
+ * holding a lone surrogate, half a character no URL can carry (rev44: `encodeURIComponent`
+ * threw a bare `URIError: URI malformed`, naming nothing). */
 function fill(template: string, values: Record<string, string>): string {
   return template.replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = values[name];
@@ -430,7 +432,12 @@ function fill(template: string, values: Record<string, string>): string {
     if (DOT_SEGMENT.test(value)) {
       throw new TypeError(`${name}: ${JSON.stringify(value)} is no id the service takes (a URL reads it as a directory, not as one)`);
     }
-    return encodeURIComponent(value);
+    try {
+      return encodeURIComponent(value);
+    } catch (error) {
+      if (!(error instanceof URIError)) throw error;
+      throw new TypeError(`${name}: ${JSON.stringify(value)} is no id the service takes (it holds a lone surrogate: half a character, which no URL carries)`);
+    }
   });
 }
 

@@ -689,6 +689,30 @@ describe("a service that cannot be reached", () => {
     ]);
   });
 
+  it("refuses an id holding a lone surrogate before sending, naming the field (rev44)", async () => {
+    // encodeURIComponent threw a bare `URIError: URI malformed`, naming nothing.
+    const sent: string[] = [];
+    const fetch: typeof globalThis.fetch = async (input) => {
+      sent.push(String(input));
+      return new Response(JSON.stringify(LEASE), { status: 200 });
+    };
+    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+    const refusedBeforeSending = (field: string) => (error: unknown) => {
+      assert.ok(error instanceof TypeError && !(error instanceof ServiceUnreachable), String(error));
+      assert.match(error.message, new RegExp(`^${field}: ".*" is no id the service takes \\(it holds a lone surrogate`));
+      return true;
+    };
+    for (const id of ["a\ud800b", "\udc00", "lease-1@a\udc00", "p\ud83d"]) {
+      await assert.rejects(client.why(id), refusedBeforeSending("profile_id"), id);
+      await assert.rejects(client.forceRelease(id, { reason: "stuck" }), refusedBeforeSending("profile_id"), id);
+      await assert.rejects(client.heartbeat(id, { fencing_token: 1 }), refusedBeforeSending("lease_id"), id);
+      await assert.rejects(client.watch(id), refusedBeforeSending("lease_id"), id);
+    }
+    assert.deepEqual(sent, []);
+    await client.profile("p\ud83d\ude00");  // a whole character, its two halves together
+    assert.deepEqual(sent, ["http://svc/v1/profiles/p%F0%9F%98%80"]);
+  });
+
   it("refuses a base URL without its scheme when the client is made", () => {
     for (const baseUrl of ["127.0.0.1:8420", "localhost:8420", "ftp://svc", ""]) {
       assert.throws(() => new CustodyClient({ baseUrl, token: "tok" }), /baseUrl: an http:\/\/ or https:\/\/ URL/);
