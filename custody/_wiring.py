@@ -13,7 +13,6 @@ import contextlib
 import functools
 import gc
 import importlib
-import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -216,8 +215,13 @@ MOMENT = MomentType()
 UNTIL = MomentType(until=True)
 
 
-# A whole number as typed on a command line: ASCII digits, a minus before them for a negative.
-_WHOLE = re.compile(r"-?[0-9]+")
+def _plainly(value: str, *, fraction: bool = False) -> bool:
+    """Whether ``value`` is a number written plainly (``ledger.rules.plain_number``, the rule
+    the service's query numbers keep too): imported when a value typed is checked."""
+    with first_import_of_the_ledger():
+        from ledger.rules import plain_number
+
+    return plain_number(value, fraction=fraction)
 
 
 def _plain(
@@ -229,7 +233,7 @@ def _plain(
     spaces around them (rev37: ``--token 1_0``, Arabic-Indic ``--ttl`` were accepted)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if not isinstance(value, str) or _WHOLE.fullmatch(value) is None:
+    if not isinstance(value, str) or not _plainly(value):
         kind.fail(f"{value!r} is not a valid integer.", param, ctx)
     return value
 
@@ -295,13 +299,9 @@ class CountType(click.ParamType[int]):
         return checked
 
 
-# A number of seconds as typed on a command line: ASCII digits, perhaps with a fraction after
-# a point; a minus before them for a negative (which the range then refuses).
-_DECIMAL = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-
-
 class Seconds(click.FloatRange):
-    """A number of seconds in ``[low, high]``, written plainly (``_DECIMAL``): Python's
+    """A number of seconds in ``[low, high]``, written plainly (``_plainly``; a negative the
+    range then refuses): Python's
     ``float()``, which click's numbers use, also reads ``1_0`` as 10, ``+1``, `` 2``, other
     scripts' digits (rev40: ``--interval \u0661`` was a second), ``1e1``, ``inf`` and ``nan``:
     each is bad input, as whole numbers refuse them (``_plain``). A ``nan`` handed over as a
@@ -310,7 +310,7 @@ class Seconds(click.FloatRange):
     a ``--grace nan`` never sent SIGKILL."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and re.fullmatch(_DECIMAL, value) is None:
+        if isinstance(value, str) and not _plainly(value, fraction=True):
             self.fail(f"{value!r} is not a valid number of seconds.", param, ctx)
         try:
             seconds = super().convert(value, param, ctx)

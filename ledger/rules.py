@@ -4,8 +4,8 @@ past its deadline at a moment and so reads ``overdue``, who a lease's holder is,
 checkout is denied for at a moment, what a browser still running on a profile's directory
 forbids, text made storable, whether a text says anything, and text as a person is shown it
 (and why two texts that read the same differ), a URL with a password in it and the same URL
-without its userinfo or a nested URL's, and the most a name holds. Pure functions of their
-arguments."""
+without its userinfo or a nested URL's, the most a name holds, and a number written plainly.
+Pure functions of their arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
 from ledger._domain.denials import holder_of, reason_at
@@ -26,6 +26,7 @@ from ledger._domain.model import (
     one_part,
     os_name,
     past_deadline,
+    plain_number,
     quoted,
     says_something,
     shown,
@@ -53,6 +54,7 @@ __all__ = [
     "one_part",
     "os_name",
     "past_deadline",
+    "plain_number",
     "quoted",
     "reason_at",
     "review_refusal",

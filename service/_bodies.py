@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import unquote_to_bytes
 
 from fastapi import HTTPException, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, create_model
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -35,7 +36,8 @@ from ledger import (
     Release,
     Review,
 )
-from service._errors import named, quoted_name
+from ledger.rules import plain_number
+from service._errors import named, not_json, quoted_name
 from service._types import _bearer, _caller
 
 # Filled in by the service, never by a caller.
@@ -154,6 +156,14 @@ def _too_large() -> HTTPException:
     return HTTPException(413, f"the body is larger than {limit}, more than any command takes")
 
 
+def gone() -> HTTPException:
+    """What a request whose caller hung up before sending all of its body is answered (no one
+    reads it): 400, as FastAPI answers a checkout's body cut off so. Never an unforeseen
+    failure: rev44, a GET declaring a body, sent two bytes of it and closed, was a 500 with a
+    traceback in the log, no token needed."""
+    return HTTPException(400, "the caller closed the connection before sending all of its body")
+
+
 class JsonRequest(Request):
     """A request whose JSON body is read by ``read_json``, and read no further than
     ``MAX_BODY_BYTES`` (413 ``http_413`` past it: refused by its Content-Length before any
@@ -165,11 +175,14 @@ class JsonRequest(Request):
             if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 raise _too_large()
             chunks, size = [], 0
-            async for chunk in self.stream():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise _too_large()
-                chunks.append(chunk)
+            try:
+                async for chunk in self.stream():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise _too_large()
+                    chunks.append(chunk)
+            except ClientDisconnect:
+                raise gone() from None
             self._body = b"".join(chunks)
         return self._body
 
@@ -248,15 +261,18 @@ class JsonRoute(SegmentRoute):
         handle = super().get_route_handler()
         needs_token = _needs(self.dependant, _caller)
         takes = _queries(self.dependant)
+        numbers = _numbers(self.dependant)
         takes_body = self.body_field is not None
 
         async def handled(request: Request) -> Response:
             _headers_once(request.scope["headers"])
             if needs_token:  # raises Unauthorised (401) before any byte of the body is read
                 await _caller(request, await _bearer(request))
-            _query_read_one_way(request.scope["query_string"], takes)
+            _query_read_one_way(request.scope["query_string"], takes, numbers)
             reading = JsonRequest(request.scope, request.receive)
-            if not takes_body:
+            if takes_body:
+                json_declared(request.headers.get("content-type"))
+            else:
                 await _no_body(reading)
             return await handle(reading)
 
@@ -277,9 +293,14 @@ def _headers_once(headers: list[tuple[bytes, bytes]]) -> None:
             raise InvalidInput(said, f"is given {given[name]} times; send it once")
 
 
-def _query_read_one_way(query: bytes, takes: frozenset[str]) -> None:
-    """A query whose every parameter is given once, is UTF-8 once decoded (``%ff`` is not) and
-    is one the resource takes (``takes``): Starlette takes the last of a parameter given twice
+def _query_read_one_way(
+    query: bytes, takes: frozenset[str], numbers: dict[str, bool] | None = None
+) -> None:
+    """A query whose every parameter is given once, is UTF-8 once decoded (``%ff`` is not), is
+    one the resource takes (``takes``) and, if a number (``numbers``: whether it takes a
+    fraction), one written plainly as the command line's are (``ledger.rules.plain_number``:
+    rev44, ``?last=1_0``, ``+3``, `` 3``, ``3.0`` and ``?wait=1e1`` were read as numbers the
+    command line refuses). Starlette takes the last of a parameter given twice
     (``?account=a&account=b`` read ``b``) and reads bytes that are no UTF-8 as U+FFFD, a text
     nobody sent (rev32); and a parameter no resource reads was ignored, so a misspelt filter
     (``?stat=stale``) answered every profile, ``POST /v1/sweep?dry_run=true`` swept for real
@@ -293,7 +314,7 @@ def _query_read_one_way(query: bytes, takes: frozenset[str]) -> None:
         raw_name, _, raw_value = pair.partition(b"=")
         try:
             name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode()
-            unquote_to_bytes(raw_value.replace(b"+", b" ")).decode()
+            value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode()
         except UnicodeDecodeError:
             sent = raw_name.decode("ascii", "replace")
             said = named(sent) if sent else "query"
@@ -306,6 +327,10 @@ def _query_read_one_way(query: bytes, takes: frozenset[str]) -> None:
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             raise InvalidInput(named(name), "is given more than once in the query; give it once")
+        if numbers and name in numbers and not plain_number(value, fraction=numbers[name]):
+            said = "perhaps with a fraction after a point" if numbers[name] else "a whole number"
+            problem = f"must be written in ASCII digits, {said} (got {quoted_name(value)})"
+            raise InvalidInput(named(name), problem)
 
 
 async def _no_body(request: JsonRequest) -> None:
@@ -322,6 +347,35 @@ def _queries(dependant: Dependant) -> frozenset[str]:
     """The query parameters a resource reads, its dependencies' with its own."""
     own = frozenset(p.alias for p in dependant.query_params)
     return own.union(*(_queries(d) for d in dependant.dependencies))
+
+
+def _numbers(dependant: Dependant) -> dict[str, bool]:
+    """The query parameters a resource reads as numbers, its dependencies' with its own: each
+    with whether it takes a fraction (a ``float``) or not (an ``int``)."""
+    found: dict[str, bool] = {}
+    for dependency in dependant.dependencies:
+        found.update(_numbers(dependency))
+    for param in dependant.query_params:
+        kinds = {param.field_info.annotation, *get_args(param.field_info.annotation)}
+        if float in kinds or int in kinds:
+            found[param.alias] = float in kinds
+    return found
+
+
+def json_declared(content_type: str | None) -> None:
+    """Nothing for a body sent as ``application/json`` (in any case; a ``charset`` its only
+    parameter, which ``JsonRequest.json`` then checks is UTF-8), or sent with no type (which
+    FastAPI refuses, ``not_json``); else ``not_json``, naming ``Content-Type``, before a byte
+    of the body is read. FastAPI reads any ``application/*+json`` as JSON, and ignores any
+    parameter: rev44, ``application/evil+json`` and ``application/json;foo=bar`` were read
+    as the command."""
+    if content_type is None:
+        return
+    media, *params = content_type.split(";")
+    if media.strip().lower() != "application/json" or any(
+        param.strip() and param.partition("=")[0].strip().lower() != "charset" for param in params
+    ):
+        raise not_json(content_type)
 
 
 def _needs(dependant: Dependant, call: Callable[..., Any]) -> bool:

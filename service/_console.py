@@ -32,13 +32,14 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.requests import ClientDisconnect
 
 from ledger import InvalidInput, Ledger, LedgerError, Review, Role
 from ledger.access import TokenHolder
 from ledger.rules import MAX_NAME, shown
 from service import _console_reads as reads
 from service._auth import Refused, Unauthorised, require
-from service._bodies import JsonRequest, SegmentRoute, _no_body, _query_read_one_way
+from service._bodies import JsonRequest, SegmentRoute, _no_body, _query_read_one_way, gone
 from service._errors import named, problem_of
 
 if TYPE_CHECKING:
@@ -239,10 +240,13 @@ async def read_form(request: Request, takes: frozenset[str]) -> dict[str, str]:
     if known is not None:
         return known
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > FORM_MAX_BYTES:
-            raise InvalidInput("form", f"must be at most {FORM_MAX_BYTES} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > FORM_MAX_BYTES:
+                raise InvalidInput("form", f"must be at most {FORM_MAX_BYTES} bytes")
+    except ClientDisconnect:  # a 500 and a traceback in the log, as the API's bodies were
+        raise gone() from None
     # Counted as parse_qs counts them (every "&"), said apart from text that is no form (rev41:
     # a form of 21 fields was refused as "must be a UTF-8 urlencoded form").
     count = body.count(b"&") + 1 if body else 0

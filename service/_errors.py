@@ -88,6 +88,13 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Problem, "description": _DESCRIBED[code]} for code in codes}
 
 
+def not_json(said: str | None) -> InvalidInput:
+    """The refusal of a body sent as another type than ``application/json`` (``said``), or as
+    none: naming ``Content-Type`` and what was sent."""
+    sent = "the request sent none" if said is None else f"got {said[:80]!r}"
+    return InvalidInput("Content-Type", f"must be application/json ({sent})")
+
+
 def check_key(key: str) -> None:
     if not _KEY.fullmatch(key):
         raise InvalidInput("Idempotency-Key", "must be 1-128 printable ASCII characters, no spaces")
@@ -176,9 +183,8 @@ def install(app: FastAPI) -> None:
             field, text = "body", str(first.get("ctx", {}).get("error", "is not valid JSON"))
         elif not where and isinstance(first.get("input"), bytes):
             # FastAPI reads a body as JSON only when its Content-Type says JSON.
-            said = request.headers.get("content-type")
-            sent = "the request sent none" if said is None else f"got {said[:80]!r}"
-            field, text = "Content-Type", f"must be application/json ({sent})"
+            refused = not_json(request.headers.get("content-type"))
+            field, text = refused.field, refused.problem
         elif first.get("type") == "extra_forbidden":
             text = "is no field this body takes"
         problem = Problem(error="invalid_input", message=f"invalid {field}: {text}", field=field)

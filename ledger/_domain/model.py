@@ -43,6 +43,21 @@ MAX_FENCING_TOKEN = 10**18 - 1  # a lease id carries at most 18 digits
 MAX_DIRECTORY_BYTES = 2048
 
 
+# A number written plainly: ASCII digits, a minus before them for a negative; a number of
+# seconds perhaps with a fraction after a point (``0.5``, ``.5``).
+_WHOLE = r"-?[0-9]+"
+_DECIMAL = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+
+
+def plain_number(text: str, *, fraction: bool = False) -> bool:
+    """Whether ``text`` is a number written plainly: ASCII digits, a minus before them for a
+    negative, and with ``fraction`` perhaps a fraction after a point. Python's ``int()`` and
+    ``float()`` also read ``1_0`` as 10, ``+1``, `` 2``, other scripts' digits, and
+    ``float()`` ``1e1``, ``inf`` and ``nan``: none is written plainly. The one rule for the
+    command line's numbers and the service's query numbers (rev37, rev40, rev44)."""
+    return re.fullmatch(_DECIMAL if fraction else _WHOLE, text) is not None
+
+
 def os_name(text: str) -> str:
     """A file's name given as text as the OS takes it: as it is where the filesystem's encoding
     holds it, else as its UTF-8 bytes (in the surrogate form Python gives them in), the bytes

@@ -3390,8 +3390,8 @@ MUTANTS = (
     Mutant(
         "service-query-utf8",
         "service/_bodies.py",
-        '            unquote_to_bytes(raw_value.replace(b"+", b" ")).decode()\n',
-        "\n",
+        '            value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode()\n',
+        '            value = ""\n',
         "%ff in a query is read as U+FFFD, a text nobody sent (rev32)",
         (
             "tests/integration/test_service_input.py::test_a_query_parameter_or_header_given_twice_or_not_utf8_is_refused",
@@ -4377,8 +4377,8 @@ MUTANTS = (
     Mutant(
         "service-body-ignored-where-none-taken",
         "service/_bodies.py",
-        "            if not takes_body:\n",
-        "            if False:\n",
+        "            else:\n                await _no_body(reading)\n",
+        "            else:\n                pass\n",
         'a sweep sent {"dry_run": true} sweeps for real (rev35)',
         (
             "tests/integration/test_service_input.py::"
@@ -5259,7 +5259,7 @@ MUTANTS = (
     Mutant(
         "whole-numbers-as-int-reads-them",
         "custody/_wiring.py",
-        "    if not isinstance(value, str) or _WHOLE.fullmatch(value) is None:\n",
+        "    if not isinstance(value, str) or not _plainly(value):\n",
         "    if not isinstance(value, str):\n",
         "--token 1_0 was read as 10, and ' ٣ ' as 3 (rev37)",
         ("tests/e2e/test_cli_hostile.py::test_a_whole_number_is_ascii_digits_only",),
@@ -6370,7 +6370,7 @@ MUTANTS = (
     Mutant(
         "seconds-plain",
         "custody/_wiring.py",
-        "        if isinstance(value, str) and re.fullmatch(_DECIMAL, value) is None:\n",
+        "        if isinstance(value, str) and not _plainly(value, fraction=True):\n",
         "        if False:\n",
         "--interval 1_0 is 10 s, an Arabic-Indic digit a second (rev40)",
         ("tests/e2e/test_cli_arguments.py::test_seconds_are_ascii_digits_only[sqlite-1_0]",),
@@ -7670,6 +7670,70 @@ MUTANTS = (
         "            pass\n",
         "a write the evidence disk refuses midway leaves its part beside the record (rev44)",
         ("tests/integration/test_evidence_written_whole.py",),
+    ),
+    Mutant(
+        "hung-up-body-unforeseen",
+        "service/_bodies.py",
+        "            except ClientDisconnect:\n",
+        "            except ImportError:\n",
+        "a GET of /healthz declaring a body, cut off, was a 500 and a traceback, no token (rev44)",
+        (
+            "tests/integration/test_service_input.py::test_a_caller_hanging_up_mid_body_is_no_unforeseen_failure[sqlite]",
+        ),
+    ),
+    Mutant(
+        "hung-up-form-unforeseen",
+        "service/_console.py",
+        "    except ClientDisconnect:  # a 500",
+        "    except ImportError:  # a 500",
+        "a console form cut off by its caller was a 500 and a traceback in the log (rev44)",
+        (
+            "tests/integration/test_service_input.py::test_a_caller_hanging_up_mid_body_is_no_unforeseen_failure[sqlite]",
+        ),
+    ),
+    Mutant(
+        "body-any-json-type",
+        "service/_bodies.py",
+        '    if media.strip().lower() != "application/json" or any(\n',
+        '    if not media.strip().lower().endswith("json") or any(\n',
+        "application/evil+json, application/json-patch+json were read as the command (rev44)",
+        (
+            "tests/integration/test_service_input.py::test_a_body_not_sent_as_json_is_refused_naming_the_content_type"
+            "[sqlite-any-json-suffix]",
+        ),
+    ),
+    Mutant(
+        "body-json-any-parameter",
+        "service/_bodies.py",
+        '        param.strip() and param.partition("=")[0].strip().lower() != "charset" for param',
+        "        False for param",
+        "application/json;foo=bar was read as the command (rev44)",
+        (
+            "tests/integration/test_service_input.py::test_a_body_not_sent_as_json_is_refused_naming_the_content_type"
+            "[sqlite-a-parameter-not-charset]",
+        ),
+    ),
+    Mutant(
+        "query-numbers-as-python-reads-them",
+        "service/_bodies.py",
+        "        if numbers and name in numbers and not plain_number(value, fraction=numbers[name])"
+        ":\n",
+        "        if False:\n",
+        "?last=1_0 answered 10 rows, ?wait=1e1 held the request 10 s (rev44)",
+        (
+            "tests/integration/test_service_input.py::test_a_query_number_the_command_line_refuses_is_refused[sqlite-underscore]",
+        ),
+    ),
+    Mutant(
+        "ts-id-lone-surrogate-urierror",
+        "clients/typescript/src/client.ts",
+        "      return encodeURIComponent(value);\n    } catch (error) {\n",
+        "      return encodeURIComponent(value);\n    } catch (error) {\n      throw error;\n",
+        "why('a\\ud800b') threw a bare URIError: URI malformed, naming nothing (rev44)",
+        (
+            "tests/integration/test_node_worker.py::"
+            "test_the_example_node_worker_clean_crashed_and_revoked",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
