@@ -42,7 +42,7 @@ DEFAULT_TESTS = ("tests/unit",)
 # Set in every run this script starts, so that a run never starts this script again.
 NESTED = "CUSTODY_MUTANT"
 TIMEOUT_SECONDS = 300
-IGNORED = shutil.ignore_patterns(
+_IGNORED_ANYWHERE = shutil.ignore_patterns(
     ".git",
     ".venv",
     "__pycache__",
@@ -51,10 +51,18 @@ IGNORED = shutil.ignore_patterns(
     ".mypy_cache",
     ".ruff_cache",
     ".hypothesis",
-    "build",
     "custody.db*",
-    "dist",  # the TypeScript client's build: a copy builds its own from the mutated sources
 )
+# Builds, left out where this repository makes them (the TypeScript client's: a copy builds its
+# own from the mutated sources), never inside node_modules, whose packages ship theirs as
+# dist/ or build/ (openapi-typescript's: a copy without it failed the client's type check).
+_BUILDS = {ROOT: {"build", "dist"}, ROOT / "clients" / "typescript": {"dist"}}
+
+
+def IGNORED(directory: str, names: list[str]) -> set[str]:  # noqa: N802 - a copytree ignore
+    return set(_IGNORED_ANYWHERE(directory, names)) | (
+        _BUILDS.get(Path(directory), set()) & set(names)
+    )
 
 
 @dataclass(frozen=True)
@@ -7734,6 +7742,15 @@ MUTANTS = (
             "tests/integration/test_node_worker.py::"
             "test_the_example_node_worker_clean_crashed_and_revoked",
         ),
+    ),
+    Mutant(
+        "node-evidence-written-in-place",
+        "clients/typescript/src/files.ts",
+        '  const handle = await open(temporary, "wx", 0o666);\n',
+        '  await (await import("node:fs/promises")).writeFile(path, data);\n  return;\n'
+        '  const handle = await open(temporary, "wx", 0o666);\n',
+        "the Node SDK's evidence is cut short by a full disk (rev44)",
+        ("tests/integration/test_node_worker.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
