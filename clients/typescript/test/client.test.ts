@@ -658,19 +658,26 @@ describe("a service that cannot be reached", () => {
     });
   });
 
-  it("refuses an id that is a dot segment before sending, and sends one that only holds dots (rev38)", async () => {
-    // `new URL()` removed "." and "..": why(".") answered the profile "why"'s registration.
+  /** A client whose every request is recorded (``sent``) and answered with a lease. */
+  const recording = () => {
     const sent: string[] = [];
     const fetch: typeof globalThis.fetch = async (input) => {
       sent.push(String(input));
       return new Response(JSON.stringify(LEASE), { status: 200 });
     };
-    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const refusedBeforeSending = (field: string) => (error: unknown) => {
-      assert.ok(error instanceof TypeError && !(error instanceof ServiceUnreachable), String(error));
-      assert.match(error.message, new RegExp(`^${field}: ".*" is no id the service takes`));
-      return true;
-    };
+    return { sent, client: new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch }) };
+  };
+  /** A check that an id was refused before sending, naming ``field``, its message going on with ``why``. */
+  const refused = (why: string) => (field: string) => (error: unknown) => {
+    assert.ok(error instanceof TypeError && !(error instanceof ServiceUnreachable), String(error));
+    assert.match(error.message, new RegExp(`^${field}: ".*" is no id the service takes${why}`));
+    return true;
+  };
+
+  it("refuses an id that is a dot segment before sending, and sends one that only holds dots (rev38)", async () => {
+    // `new URL()` removed "." and "..": why(".") answered the profile "why"'s registration.
+    const { sent, client } = recording();
+    const refusedBeforeSending = refused("");
     for (const id of [".", "..", "%2e", "%2E", ".%2E", "%2e.", "%2e%2E"]) {
       await assert.rejects(client.why(id), refusedBeforeSending("profile_id"), id);
       await assert.rejects(client.profile(id), refusedBeforeSending("profile_id"), id);
@@ -691,17 +698,8 @@ describe("a service that cannot be reached", () => {
 
   it("refuses an id holding a lone surrogate before sending, naming the field (rev44)", async () => {
     // encodeURIComponent threw a bare `URIError: URI malformed`, naming nothing.
-    const sent: string[] = [];
-    const fetch: typeof globalThis.fetch = async (input) => {
-      sent.push(String(input));
-      return new Response(JSON.stringify(LEASE), { status: 200 });
-    };
-    const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const refusedBeforeSending = (field: string) => (error: unknown) => {
-      assert.ok(error instanceof TypeError && !(error instanceof ServiceUnreachable), String(error));
-      assert.match(error.message, new RegExp(`^${field}: ".*" is no id the service takes \\(it holds a lone surrogate`));
-      return true;
-    };
+    const { sent, client } = recording();
+    const refusedBeforeSending = refused(" \\(it holds a lone surrogate");
     for (const id of ["a\ud800b", "\udc00", "lease-1@a\udc00", "p\ud83d"]) {
       await assert.rejects(client.why(id), refusedBeforeSending("profile_id"), id);
       await assert.rejects(client.forceRelease(id, { reason: "stuck" }), refusedBeforeSending("profile_id"), id);
