@@ -175,7 +175,7 @@ class BrowserSession:
         try:
             launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
             taken = page.screenshot(timeout=launch.screenshot_timeout_ms)
-            write_whole(launch.screenshot, taken)  # whole or not at all, as evidence.json
+            blocking(write_whole, launch.screenshot, taken)  # whole, as evidence.json
         except Exception as failed:
             unanswered = isinstance(failed, PlaywrightError) and not self._answers()
             self._evidence.capture_failed(failed, browser=unanswered)

@@ -166,9 +166,8 @@ def write_whole(path: Path, data: bytes) -> None:
     nor a half-overwritten one (rev44: a full disk left a 0-byte ``evidence.json`` and
     ``final.png`` beside a release that said neither was kept); ``OSError`` as the write's."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(handle, "wb") as file:
+    try:  # the open inside: a signal just after it (Ctrl-C, SIGTERM) still removes the file
+        with open(temporary, "xb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())

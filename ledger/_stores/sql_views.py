@@ -11,7 +11,6 @@ import sqlite3
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -416,38 +415,18 @@ class SqlViews(Views):
         if not self._pg:
             yield self.read_frame
             return
-        import adbc_driver_postgresql.dbapi as adbc
-
         # One ADBC connection for every read of the block (opening one took 100-130 ms here:
         # an export's eleven pages took 1.6 s where one read took 0.95), in autocommit, so
         # that no read holds a lock or a snapshot while the caller writes a page out.
+        reader = _AdbcReader(self)
         try:
-            conn = adbc.connect(self._uri(), autocommit=True)
-        except adbc.Error as e:
-            raise store_failure(self.settings, e) from None
-        with closing(conn):
-            yield partial(self._adbc_read, conn)
+            yield reader
+        finally:
+            reader.close()
 
     def _adbc_frame(self, statement: str, params: Sequence[Any]) -> pd.DataFrame:
         with self.frames() as read:
             return read(statement, params)
-
-    def _adbc_read(self, conn: Any, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        # ADBC hands the rows over as Arrow columns: about 9x faster than pandas.read_sql on a
-        # SQLAlchemy engine here. pandas.read_sql refuses parameters on an ADBC connection,
-        # so the cursor is used directly; it binds $1, $2, ... placeholders.
-        import adbc_driver_postgresql.dbapi as adbc
-
-        numbered = statement
-        for n in range(1, len(params) + 1):
-            numbered = numbered.replace("?", f"${n}", 1)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(numbered, tuple(params))
-                frame: pd.DataFrame = cursor.fetch_arrow_table().to_pandas()
-                return frame
-        except adbc.Error as e:
-            raise store_failure(self.settings, e) from None
 
     def _uri(self) -> str:
         s = self.settings
@@ -458,6 +437,52 @@ class SqlViews(Views):
             f"&options={quote(s.postgres_options(), safe='')}&client_encoding={CLIENT_ENCODING}"
             + "".join(f"&{name}={quote(value, safe='')}" for name, value in s.tls)
         )
+
+
+class _AdbcReader:
+    """``read_frame`` on one ADBC connection (PostgreSQL), opened at the first read. A read that
+    fails on a connection an earlier read used (the server restarted, the connection
+    terminated or timed out while the caller wrote a page out) is tried once more on a new
+    one, as a read of its own would have been (review 251: an export that survived a restart
+    between pages, each on its own connection, failed once they shared one); every read is a
+    query that may run again."""
+
+    def __init__(self, views: SqlViews) -> None:
+        self._views = views
+        self._conn: Any = None
+        self._used = False
+
+    def __call__(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        # ADBC hands the rows over as Arrow columns: about 9x faster than pandas.read_sql on
+        # a SQLAlchemy engine here. pandas.read_sql refuses parameters on an ADBC connection,
+        # so the cursor is used directly; it binds $1, $2, ... placeholders.
+        numbered = statement
+        for n in range(1, len(params) + 1):
+            numbered = numbered.replace("?", f"${n}", 1)
+        again = self._used
+        while True:
+            try:
+                if self._conn is None:
+                    self._conn = adbc.connect(self._views._uri(), autocommit=True)
+                    self._used = False
+                with self._conn.cursor() as cursor:
+                    cursor.execute(numbered, tuple(params))
+                    frame: pd.DataFrame = cursor.fetch_arrow_table().to_pandas()
+                self._used = True
+                return frame
+            except adbc.Error as e:
+                self.close()
+                if not again:
+                    raise store_failure(self._views.settings, e) from None
+                again = False
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
 
 
 @contextmanager

@@ -388,6 +388,30 @@ def test_a_timeline_s_pages_are_read_on_one_postgresql_connection(
     pd.testing.assert_frame_equal(pd.concat(pages, ignore_index=True), whole)
 
 
+def test_a_timeline_export_reads_on_when_its_connection_drops_between_pages(pg_url: str) -> None:
+    """The connection an export's pages share is terminated between two pages (a server
+    restart, a failover, an idle timeout while a slow consumer writes a page out): the next
+    page is read on a new one, as when every page had its own (review 251), and the export
+    holds every event."""
+    import psycopg
+
+    Ledger.init(pg_url).close()
+    clock = StepClock()
+    others = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    with Ledger.open(pg_url, clock=clock) as ledger:
+        every_ending(ledger, clock)
+        whole = timeline_frame(ledger=ledger)
+        pages = timeline_frames(ledger=ledger, rows=4)
+        read = [next(pages)]
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(others)
+        read += list(pages)
+    pd.testing.assert_frame_equal(pd.concat(read, ignore_index=True), whole)
+
+
 def test_a_timeline_export_between_pages_holds_no_lock_a_rebuild_waits_for(pg_url: str) -> None:
     """The one connection an export's pages share reads each page in a transaction of its own:
     between pages it holds no lock on the read model, so a rebuild (which swaps the table)

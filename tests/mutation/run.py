@@ -7629,8 +7629,8 @@ MUTANTS = (
     Mutant(
         "export-pages-hold-a-transaction",
         "ledger/_stores/sql_views.py",
-        "adbc.connect(self._uri(), autocommit=True)",
-        "adbc.connect(self._uri(), autocommit=False)",
+        "adbc.connect(self._views._uri(), autocommit=True)",
+        "adbc.connect(self._views._uri(), autocommit=False)",
         "an export's shared connection holds its read model's lock between pages: a rebuild waits",
         (
             "tests/integration/test_read_models.py::"
@@ -7751,6 +7751,17 @@ MUTANTS = (
         '  const handle = await open(temporary, "wx", 0o666);\n',
         "the Node SDK's evidence is cut short by a full disk (rev44)",
         ("tests/integration/test_node_worker.py",),
+    ),
+    Mutant(
+        "export-page-not-read-again",
+        "ledger/_stores/sql_views.py",
+        "        again = self._used\n",
+        "        again = False\n",
+        "an export whose shared connection drops between pages fails where it read on (review 251)",
+        (
+            "tests/integration/test_read_models.py::"
+            "test_a_timeline_export_reads_on_when_its_connection_drops_between_pages",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
