@@ -299,12 +299,13 @@ def _query_read_one_way(
     """A query whose every parameter is given once, is UTF-8 once decoded (``%ff`` is not), is
     one the resource takes (``takes``) and, if a number (``numbers``: whether it takes a
     fraction), one written plainly as the command line's are (``ledger.rules.plain_number``:
-    rev44, ``?last=1_0``, ``+3``, `` 3``, ``3.0`` and ``?wait=1e1`` were read as numbers the
-    command line refuses). Starlette takes the last of a parameter given twice
-    (``?account=a&account=b`` read ``b``) and reads bytes that are no UTF-8 as U+FFFD, a text
-    nobody sent (rev32); and a parameter no resource reads was ignored, so a misspelt filter
-    (``?stat=stale``) answered every profile, ``POST /v1/sweep?dry_run=true`` swept for real
-    and ``?wiat=20`` answered at once (rev35). Checked before anything is read or written."""
+    rev44, ``?last=1_0``, ``+3``, `` 3`` and ``3.0`` were read as numbers the command line
+    refuses; a fraction may have an exponent, as clients write one: ``?wait=1e-07``). Starlette
+    takes the last of a parameter given twice (``?account=a&account=b`` read ``b``) and reads
+    bytes that are no UTF-8 as U+FFFD, a text nobody sent (rev32); and a parameter no resource
+    reads was ignored, so a misspelt filter (``?stat=stale``) answered every profile, ``POST
+    /v1/sweep?dry_run=true`` swept for real and ``?wiat=20`` answered at once (rev35). Checked
+    before anything is read or written."""
     if not query:
         return
     seen: dict[str, int] = {}
@@ -327,8 +328,11 @@ def _query_read_one_way(
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             raise InvalidInput(named(name), "is given more than once in the query; give it once")
-        if numbers and name in numbers and not plain_number(value, fraction=numbers[name]):
-            said = "perhaps with a fraction after a point" if numbers[name] else "a whole number"
+        if not numbers or name not in numbers:
+            continue
+        fraction = numbers[name]
+        if not plain_number(value, fraction=fraction, exponent=True):
+            said = "perhaps with a fraction and an exponent" if fraction else "a whole number"
             problem = f"must be written in ASCII digits, {said} (got {quoted_name(value)})"
             raise InvalidInput(named(name), problem)
 

@@ -85,10 +85,27 @@ def load(data: bytes, name: str) -> Digest:
         problem = e.errors()[0]
         where = ".".join(str(p) for p in problem["loc"]) or "the file"
         raise InvalidInput(name, f"is not a custody digest ({where}: {problem['msg']})") from None
+    try:  # a key given twice: two readers may take different ones (review 250)
+        json.loads(data, object_pairs_hook=_once)
+    except _GivenTwice as twice:
+        raise InvalidInput(name, f"is not a custody digest ({twice}: given twice)") from None
     missing = [field for field in Digest.model_fields if field not in json.loads(data)]
     if missing:
         raise InvalidInput(name, f"is not a custody digest ({missing[0]}: Field required)")
     return digest
+
+
+class _GivenTwice(Exception):
+    pass
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _GivenTwice(key)
+        found[key] = value
+    return found
 
 
 def sign(digest: Digest, private_pem: bytes) -> Digest:

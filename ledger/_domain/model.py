@@ -47,15 +47,20 @@ MAX_DIRECTORY_BYTES = 2048
 # seconds perhaps with a fraction after a point (``0.5``, ``.5``).
 _WHOLE = r"-?[0-9]+"
 _DECIMAL = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+# A fraction as programs write one: JavaScript's ``String(1e-7)`` and Python's ``str(1e-05)``
+# give an exponent (review 250: the TypeScript client's ``watch(id, 1e-7)`` was refused).
+_EXPONENT = _DECIMAL + r"(?:[eE][-+]?[0-9]+)?"
 
 
-def plain_number(text: str, *, fraction: bool = False) -> bool:
+def plain_number(text: str, *, fraction: bool = False, exponent: bool = False) -> bool:
     """Whether ``text`` is a number written plainly: ASCII digits, a minus before them for a
-    negative, and with ``fraction`` perhaps a fraction after a point. Python's ``int()`` and
-    ``float()`` also read ``1_0`` as 10, ``+1``, `` 2``, other scripts' digits, and
-    ``float()`` ``1e1``, ``inf`` and ``nan``: none is written plainly. The one rule for the
+    negative, and with ``fraction`` perhaps a fraction after a point (and with ``exponent``
+    an exponent after it, as JSON, JavaScript and Python write small and large numbers).
+    Python's ``int()`` and ``float()`` also read ``1_0`` as 10, ``+1``, `` 2``, other scripts'
+    digits, and ``float()`` ``inf`` and ``nan``: none is written plainly. The one rule for the
     command line's numbers and the service's query numbers (rev37, rev40, rev44)."""
-    return re.fullmatch(_DECIMAL if fraction else _WHOLE, text) is not None
+    pattern = (_EXPONENT if exponent else _DECIMAL) if fraction else _WHOLE
+    return re.fullmatch(pattern, text) is not None
 
 
 def os_name(text: str) -> str:

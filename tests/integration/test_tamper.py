@@ -626,6 +626,14 @@ def test_a_signed_digest_whose_values_were_retyped_is_not_the_one_signed(
     assert said.code == 2, said
     field = {_retyped: "tree.size", _float: "tree.position", _boolean: "heads.p1.version"}
     assert f"is not a custody digest ({field.get(change, 'format')}: " in said.err, said
+    # A key given twice, junk first and the signed value last (review 250: both readers took
+    # the last, and it passed): which one is the digest's is not the file's to leave open.
+    text = (tmp_path / "signed.json").read_text()
+    twice = text.replace('"tree": {', '"tree": {"size": "x"}, "tree": {', 1)
+    (tmp_path / "twice.json").write_text(twice)
+    said = custody(digested.url, "verify", "--digest", tmp_path / "twice.json")
+    assert said.code == 2, said
+    assert "is not a custody digest (tree: given twice)" in said.err, said
     genuine = tmp_path / "signed.json"
     assert (
         custody(digested.url, "verify", "--digest", genuine, "--public-key", f"{ours}.pub").code

@@ -7724,10 +7724,9 @@ MUTANTS = (
     Mutant(
         "query-numbers-as-python-reads-them",
         "service/_bodies.py",
-        "        if numbers and name in numbers and not plain_number(value, fraction=numbers[name])"
-        ":\n",
+        "        if not plain_number(value, fraction=fraction, exponent=True):\n",
         "        if False:\n",
-        "?last=1_0 answered 10 rows, ?wait=1e1 held the request 10 s (rev44)",
+        "?last=1_0 answered 10 rows, ?last=3.0 three (rev44)",
         (
             "tests/integration/test_service_input.py::test_a_query_number_the_command_line_refuses_is_refused[sqlite-underscore]",
         ),
@@ -7761,6 +7760,28 @@ MUTANTS = (
         (
             "tests/integration/test_read_models.py::"
             "test_a_timeline_export_reads_on_when_its_connection_drops_between_pages",
+        ),
+    ),
+    Mutant(
+        "wait-exponent-refused",
+        "service/_bodies.py",
+        "        if not plain_number(value, fraction=fraction, exponent=True):\n",
+        "        if not plain_number(value, fraction=fraction):\n",
+        "the TypeScript client's watch(id, 1e-7) is refused, 422 (review 250)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_wait_written_as_programs_write_small_numbers_is_taken",
+        ),
+    ),
+    Mutant(
+        "digest-key-twice",
+        "ledger/_audit/digest.py",
+        "        json.loads(data, object_pairs_hook=_once)\n",
+        "        json.loads(data)\n",
+        "a digest giving a key twice (junk first, the signed value last) passes --public-key",
+        (
+            "tests/integration/test_tamper.py::"
+            "test_a_signed_digest_whose_values_were_retyped_is_not_the_one_signed",
         ),
     ),
 )
