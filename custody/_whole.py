@@ -1,46 +1,18 @@
-"""Files the command line writes whole or not at all: the exports, the HTML report, digests
-and signing keys; and what an export never replaces (``kept_apart``)."""
+"""Files the command line writes whole or not at all (``ledger.files.written_whole``): the
+exports, the HTML report, digests and signing keys, a failure to write one said as bad input
+or the disk's (``refused_as``); and what an export never replaces (``kept_apart``)."""
 
 from __future__ import annotations
 
 import errno
 import os
 import stat
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
-
-@contextmanager
-def written_whole(path: Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
-    """A new file beside ``path`` to write in; when the block ends it replaces ``path``. A
-    failure leaves ``path`` as it was and nothing beside it. ``mode`` is narrowed by the umask,
-    as ``open()`` narrows it; a file replaced keeps its own mode.
-
-    Through a symbolic link, the file it names is replaced and the link stays (``latest.csv ->
-    2026-12.csv``); a path that is not a regular file (``/dev/stdout``, a FIFO, a device) is
-    ``OSError``, never replaced (as root, ``/dev/stdout``, a link, was replaced by a file);
-    so is the file this process's standard input, output or error is (``_a_standard_stream``).
-    """
-    found = _stat(path)
-    if found is not None and not stat.S_ISREG(found.st_mode):
-        raise OSError(errno.EINVAL, NOT_A_FILE, str(path))
-    if found is not None and (stream := _a_standard_stream(found)) is not None:
-        raise OSError(errno.EINVAL, f"{stream}, a redirect: name another file", str(path))
-    target = Path(os.path.realpath(path))
-    part = target.with_name(_part_name(target.name, uuid.uuid4().hex[:8]))
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        if found is not None:
-            os.fchmod(fd, stat.S_IMODE(found.st_mode))
-        with os.fdopen(fd, "wb") as file:
-            yield file
-        part.replace(target)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
+from ledger.files import a_standard_stream, part_name, stat_or_none, written_whole
 
 
 @contextmanager
@@ -143,7 +115,7 @@ def file_to_write(given: str, *, field: str, named: str, instead: str) -> Path:
             msg = f"cannot write {named} {given[:200]!r}: the current directory was removed"
             raise InvalidInput(field, f"{msg}; give a full path or change directory") from None
     # "." or "/" has no name to write beside: what follows says it is a directory.
-    beside = [path.with_name(_part_name(path.name, "0" * 8))] if path.name else []
+    beside = [path.with_name(part_name(path.name, "0" * 8))] if path.name else []
     for name in (path, *beside):
         try:
             os.stat(name)
@@ -154,11 +126,6 @@ def file_to_write(given: str, *, field: str, named: str, instead: str) -> Path:
     return path
 
 
-def _part_name(name: str, tag: str) -> str:
-    """The name of the file ``written_whole`` writes beside ``name`` before renaming it."""
-    return f".{name}.{tag}.part"
-
-
 def refuse_read_only(field: str, path: Path) -> None:
     """A file its owner made read-only is never replaced (the HTML report and a digest's
     ``--out`` turned a 0444 file into a new one): ``InvalidInput`` naming ``field`` before any
@@ -167,7 +134,7 @@ def refuse_read_only(field: str, path: Path) -> None:
     ``--output``, ``report --html`` and ``digest --out`` replace a 0444 file (rev29)."""
     from ledger import InvalidInput
 
-    found = _stat(path)
+    found = stat_or_none(path)
     if found is not None and (not found.st_mode & WRITE_BITS or not os.access(path, os.W_OK)):
         msg = f"{str(path)[:200]!r} is read-only: make it writable or name another file"
         raise InvalidInput(field, msg)
@@ -194,36 +161,9 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 JOURNALS = ("-wal", "-shm", "-journal")
 
 
-NOT_A_FILE = "not a regular file (a device, a FIFO, a directory): name a file to write"
-
-
-def _stat(path: Path) -> os.stat_result | None:
-    """``path``'s file, through any link, or None when there is none (a dangling link too)."""
-    try:
-        return os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
 # A file this command's standard streams are: replaced by a new one, what the shell wrote there
 # (``>> kept.csv``) was lost and the summary line went to the file unlinked.
 TO_PRINT = "a redirect; to print, leave the option out"
-
-
-def _a_standard_stream(found: os.stat_result) -> str | None:
-    """Which of this process's standard outputs is the regular file ``found``, or None: a
-    file named both as the file to write and as the stream the shell opened (``--output
-    /dev/stdout >> kept.csv``, ``--output kept.csv >> kept.csv``) would be replaced under the
-    stream, and what it held lost (rev40: ``/dev/stdout`` through a redirect to a file was
-    followed to the file, which was replaced, even under ``>>``)."""
-    for fd, stream in ((1, "output"), (2, "error")):  # a file read as input may be replaced
-        try:
-            held = os.fstat(fd)
-        except OSError:  # closed
-            continue
-        if (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino):
-            return f"this command's standard {stream}"
-    return None
 
 
 def _kind(mode: int) -> str:
@@ -244,12 +184,12 @@ def kept_apart(path: Path) -> str | None:
     certificate (``keygen`` writes keys and never replaces one). Only the first bytes are read;
     a file that cannot be read is left to the write, which says why."""
     try:
-        found = _stat(path)
+        found = stat_or_none(path)
     except OSError as e:  # a loop of links, a name too long: it cannot be followed
         return f"a path that cannot be followed ({e.strerror})"
     if found is not None and not stat.S_ISREG(found.st_mode):
         return f"{_kind(found.st_mode)}, not a regular file"
-    if found is not None and (stream := _a_standard_stream(found)) is not None:
+    if found is not None and (stream := a_standard_stream(found)) is not None:
         return f"{stream} ({TO_PRINT})"
     # What a write replaces is the file at the end of any links: judged by its own name, so
     # that a link to a store's -wal file is its journal (rev23: written through, it was lost).

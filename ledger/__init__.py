@@ -8,8 +8,8 @@ The user's API: open a ``Ledger``, build commands and ``handle`` them, read what
 
 Errors form one hierarchy rooted in ``LedgerError``. What the read side and the workers share
 with the ledger beyond this (the notification log for read models, the rules they apply to what
-they read) lives in the namespaces ``ledger.feed`` and ``ledger.rules``; everything else is
-private to the package.
+they read, files written whole) lives in the namespaces ``ledger.feed``, ``ledger.rules`` and
+``ledger.files``; everything else is private to the package.
 """
 
 from __future__ import annotations

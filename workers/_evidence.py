@@ -7,18 +7,16 @@ screenshot's path and the sha256 of its bytes, so the file can later be checked 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import secrets
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from ledger import Lease, Outcome
+from ledger.files import written_whole
 from ledger.rules import MAX_NAME
 from workers._guard import LeaseGuard, Report
 from workers._reasons import capped, reason_of, storable
@@ -161,21 +159,12 @@ class Evidence:
 
 
 def write_whole(path: Path, data: bytes) -> None:
-    """``data`` as the file at ``path``, whole or not at all: written to a file of its own
-    beside it, then renamed over it. A full or failing disk leaves neither an empty or cut file
-    nor a half-overwritten one (rev44: a full disk left a 0-byte ``evidence.json`` and
+    """``data`` as the file at ``path``, whole and on the disk or not at all
+    (``ledger.files.written_whole``): a full or failing disk leaves neither an empty or cut
+    file nor a half-overwritten one (rev44: a full disk left a 0-byte ``evidence.json`` and
     ``final.png`` beside a release that said neither was kept); ``OSError`` as the write's."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    try:  # the open inside: a signal just after it (Ctrl-C, SIGTERM) still removes the file
-        with open(temporary, "xb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
+    with written_whole(path, durable=True) as file:
+        file.write(data)
 
 
 def rewrite(record: Evidence, directory: Path) -> None:

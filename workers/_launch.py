@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ledger import BrowserStatus, Lease
+from ledger.files import written_whole
 from workers import _evidence as evidence
 from workers._guard import Progress
 from workers._inspector import LocalHost, inspect
@@ -134,12 +135,9 @@ def pin_webrtc_policy(user_data_dir: Path) -> None:
         return
     webrtc["ip_handling_policy"] = WEBRTC_POLICY
     path.parent.mkdir(parents=True, exist_ok=True)
-    written = path.with_name(f"{path.name}.custody-new")
-    descriptor = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+    with written_whole(path, mode=mode) as file:  # a file there keeps its mode
         os.fchmod(file.fileno(), mode)  # whatever the umask took away
-        file.write(json.dumps(prefs))
-    os.replace(written, path)
+        file.write(json.dumps(prefs).encode())
 
 
 def kill_browser(user_data_dir: Path, launched: int | None) -> int | None:

@@ -364,11 +364,19 @@ def test_the_exit_codes_page_says_what_each_error_exits_with() -> None:
 
 def test_the_python_api_reference_names_every_public_name() -> None:
     """docs/reference/python-api.md names each public name of ledger, ledger.rules,
-    projections, reports, workers and workers.aio."""
+    ledger.files, projections, reports, workers and workers.aio."""
     spans = set(_spans(REFERENCE / "python-api.md"))
     text = " ".join(spans)
     missing = {}
-    for package in ("ledger", "ledger.rules", "projections", "reports", "workers", "workers.aio"):
+    for package in (
+        "ledger",
+        "ledger.rules",
+        "ledger.files",
+        "projections",
+        "reports",
+        "workers",
+        "workers.aio",
+    ):
         module = importlib.import_module(package)
         absent = [n for n in module.__all__ if not re.search(rf"(?<![\w]){n}(?![\w])", text)]
         if absent:

@@ -4057,7 +4057,7 @@ MUTANTS = (
     Mutant(
         "part-name-unchecked",
         "custody/_whole.py",
-        '    beside = [path.with_name(_part_name(path.name, "0" * 8))] if path.name else []\n',
+        '    beside = [path.with_name(part_name(path.name, "0" * 8))] if path.name else []\n',
         "    beside: list[Path] = []\n",
         "a name whose .part file beside it is too long is refused only after the work (rev34)",
         ("tests/e2e/test_cli_files_to_write.py",),
@@ -6241,7 +6241,7 @@ MUTANTS = (
     Mutant(
         "export-replaces-its-own-redirect",
         "custody/_whole.py",
-        "    if found is not None and (stream := _a_standard_stream(found)) is not None:\n"
+        "    if found is not None and (stream := a_standard_stream(found)) is not None:\n"
         '        return f"{stream} ({TO_PRINT})"\n',
         "",
         "an export onto the file its own standard output is replaced it, and what >> kept was lost",
@@ -6252,7 +6252,7 @@ MUTANTS = (
     ),
     Mutant(
         "write-replaces-its-own-redirect",
-        "custody/_whole.py",
+        "ledger/files.py",
         '        raise OSError(errno.EINVAL, f"{stream}, a redirect: name another file", '
         "str(path))\n",
         "        pass\n",
@@ -6264,7 +6264,7 @@ MUTANTS = (
     ),
     Mutant(
         "own-stream-any-fd",
-        "custody/_whole.py",
+        "ledger/files.py",
         "        if (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino):",
         "        if held.st_ino == found.st_ino and fd == 1:",
         "a file that is a command's standard error is replaced by an export written onto it",
@@ -6484,7 +6484,7 @@ MUTANTS = (
     ),
     Mutant(
         "own-stream-stdin-too",
-        "custody/_whole.py",
+        "ledger/files.py",
         '    for fd, stream in ((1, "output"), (2, "error")):',
         '    for fd, stream in ((1, "output"), (2, "error"), (0, "input")):',
         "a file a command reads as its standard input is refused as its output",
@@ -7662,8 +7662,8 @@ MUTANTS = (
     Mutant(
         "evidence-written-in-place",
         "workers/_evidence.py",
-        '    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")\n',
-        "    path.write_bytes(data)\n    return\n",
+        "    with written_whole(path, durable=True) as file:\n        file.write(data)\n",
+        "    path.write_bytes(data)\n",
         "a full evidence disk leaves a cut evidence.json or final.png (rev44)",
         (
             "tests/integration/test_evidence_written_whole.py",
@@ -7673,9 +7673,9 @@ MUTANTS = (
     ),
     Mutant(
         "evidence-part-left",
-        "workers/_evidence.py",
-        "            temporary.unlink()\n",
-        "            pass\n",
+        "ledger/files.py",
+        "        part.unlink(missing_ok=True)\n",
+        "        pass\n",
         "a write the evidence disk refuses midway leaves its part beside the record (rev44)",
         ("tests/integration/test_evidence_written_whole.py",),
     ),
@@ -7745,9 +7745,9 @@ MUTANTS = (
     Mutant(
         "node-evidence-written-in-place",
         "clients/typescript/src/files.ts",
-        '  const handle = await open(temporary, "wx", 0o666);\n',
+        '  const handle = await open(temporary, "wx", mode ?? 0o666);\n',
         '  await (await import("node:fs/promises")).writeFile(path, data);\n  return;\n'
-        '  const handle = await open(temporary, "wx", 0o666);\n',
+        '  const handle = await open(temporary, "wx", mode ?? 0o666);\n',
         "the Node SDK's evidence is cut short by a full disk (rev44)",
         ("tests/integration/test_node_worker.py",),
     ),

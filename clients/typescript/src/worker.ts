@@ -26,7 +26,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, mkdir, readFile, realpath, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, realpath, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type { BrowserContext, BrowserType, LaunchOptions } from "playwright-core";
@@ -1007,8 +1007,5 @@ export async function pinWebrtcPolicy(directory: string): Promise<void> {
   if (webrtc.ip_handling_policy === WEBRTC_POLICY) return;
   prefs.webrtc = { ...webrtc, ip_handling_policy: WEBRTC_POLICY };
   await mkdir(dirname(path), { recursive: true });
-  const written = `${path}.custody-new`;
-  await writeFile(written, JSON.stringify(prefs), { mode });
-  await chmod(written, mode); // whatever the umask took away
-  await rename(written, path);
+  await writeWhole(path, JSON.stringify(prefs), mode); // whole, as the Python SDK (ledger.files)
 }
