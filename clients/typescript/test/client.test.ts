@@ -1,10 +1,7 @@
 // The client and the worker SDK without a service: a fake fetch answers as the service would.
 import assert from "node:assert/strict";
-import { mkdtemp } from "node:fs/promises";
 import { createServer as createHttpServer, type IncomingMessage } from "node:http";
 import { type AddressInfo, createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
   CheckoutDenied,
@@ -20,7 +17,7 @@ import {
 import { errorOf } from "../src/client.js";
 import { LeaseGuard } from "../src/guard.js";
 import { cut, storable } from "../src/text.js";
-import { type Answer, fakeFetch, LEASE, type Sent } from "./fakes.js";
+import { type Answer, fakeFetch, LEASE, scratch, type Sent } from "./fakes.js";
 
 
 describe("the client", () => {
@@ -115,7 +112,7 @@ describe("the lease guard at a hard limit", () => {
     const limited = { ...LIMITED, hard_limit_at: "2026-12-02T00:00:00.3Z" };
     const { fetch, sent } = fakeFetch([{ status: 201, body: limited }]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-") });
     let why = "";
     await assert.rejects(
       leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
@@ -162,7 +159,7 @@ describe("the revocation watch", () => {
       null,
     );
     const leases = new ProfileLeases({ client: new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch }),
-      evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")), watchSeconds: 60 });
+      evidenceDir: await scratch("custody-ts-"), watchSeconds: 60 });
     await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
       await new Promise((done) => setTimeout(done, 50));
     });
@@ -174,7 +171,7 @@ describe("the revocation watch", () => {
     const refused = { status: 422, body: { error: "invalid_input", message: "invalid wait: too long", field: "wait" } };
     const { fetch, sent, polls } = watched([{ status: 201, body: LEASE }], refused);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-") });
     let why = "";
     await assert.rejects(
       leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
@@ -196,7 +193,7 @@ describe("the revocation watch", () => {
       down,
     );
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const evidenceDir = await mkdtemp(join(tmpdir(), "custody-ts-"));
+    const evidenceDir = await scratch("custody-ts-");
     const leases = new ProfileLeases({ client, evidenceDir });
     const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
       await new Promise((done) => setTimeout(done, 1200));
@@ -217,7 +214,7 @@ describe("the worker SDK", () => {
       { status: 200, body: released },
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const evidenceDir = await mkdtemp(join(tmpdir(), "custody-ts-"));
+    const evidenceDir = await scratch("custody-ts-");
     const leases = new ProfileLeases({ client, evidenceDir });
     await assert.rejects(
       leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
@@ -241,7 +238,7 @@ describe("the worker SDK", () => {
       { status: 410, body: { error: "lease_lost", message: "revoked", lease_id: LEASE.lease_id } },
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-") });
     await assert.rejects(
       leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
         await lease.step("dashboard_loaded", { safe: true });
@@ -260,7 +257,7 @@ describe("the worker SDK", () => {
         profile_state: "available", message: "released" } },
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-") });
     const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
       await new Promise((done) => setTimeout(done, 1600));
     });
@@ -274,7 +271,7 @@ describe("the worker SDK", () => {
       { status: 500, body: { error: "internal", message: "the service failed" } },
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-") });
     const warned: string[] = [];
     const hear = (warning: Error): void => void warned.push(warning.message);
     process.on("warning", hear);
@@ -307,7 +304,7 @@ describe("a command whose answer was lost", () => {
       { status: 200, body: released },
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-") });
     const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
       lease.visited("https://shop.example/pay");
       const stepping = lease.step("submit_order", { mutating: true });
@@ -329,7 +326,7 @@ describe("a command whose answer was lost", () => {
       { status: 200, body: { ...LEASE, lease_status: "revoked" } }, // force-released since
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-") });
     await assert.rejects(
       leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async (lease) => {
         await lease.step("submit_order", { mutating: true });
@@ -346,7 +343,7 @@ describe("a command whose answer was lost", () => {
       { status: 200, body: released },
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-") });
     const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {});
     assert.equal(lease.result?.ending, "clean");
     const releases = sent.filter((s) => s.url.endsWith("/release"));
@@ -367,7 +364,7 @@ describe("a command whose answer was lost", () => {
       return fetch(input, init);
     };
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: slow });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")),
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-"),
       clock: () => now });
     const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {});
     assert.equal(lease.result?.ending, "clean");
@@ -396,7 +393,7 @@ describe("a command whose answer was lost", () => {
       return new Response(JSON.stringify(body), { status: url.endsWith("/checkout") ? 201 : 200 });
     };
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const evidenceDir = await mkdtemp(join(tmpdir(), "custody-ts-"));
+    const evidenceDir = await scratch("custody-ts-");
     const leases = new ProfileLeases({ client, evidenceDir });
     const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {
       await new Promise((done) => setTimeout(done, 1200));
@@ -414,7 +411,7 @@ describe("a command whose answer was lost", () => {
       return fetch(input, init);
     };
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: slow });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")),
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-"),
       clock: () => now });
     await assert.rejects(leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {}), StoreUnavailable);
     assert.equal(sent.length, 2);
@@ -484,7 +481,7 @@ describe("a service that never answers", () => {
     process.on("warning", hear);
     try {
       const client = new CustodyClient({ baseUrl: service.url, token: "tok", timeoutSeconds: 0.3 });
-      const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-silent-")) });
+      const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-silent-") });
       let ran = false;
       await assert.rejects(
         leases.checkout("p1", { run_id: "r1", task_type: "t", ttl_seconds: 3 }, async () => {
@@ -646,7 +643,7 @@ describe("a service that cannot be reached", () => {
       return new Response(JSON.stringify(body), { status: url.endsWith("/checkout") ? 201 : 200 });
     };
     const client = new CustodyClient({ baseUrl: "http://svc", token: "cst_secret", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-ts-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-ts-") });
     const lease = await leases.checkout("p 1", { run_id: "r1", task_type: "t" }, async () => {});
     assert.equal(lease.result?.ending, "clean");
     assert.equal(sent.filter((url) => url.endsWith("/checkout")).length, 2);

@@ -1,5 +1,22 @@
-// What the TypeScript tests share: a fake fetch that answers as the service would, and a lease.
+// What the TypeScript tests share: a fake fetch that answers as the service would, a lease, and
+// scratch directories removed once a file's tests are done.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after } from "node:test";
 import type { Lease } from "../src/index.js";
+
+// A run left 75 evidence directories in /tmp (custody-ts-*, custody-gw-*, ...): each test
+// file's own, removed when its tests end.
+const made: string[] = [];
+after(() => Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+/** A new directory under the system's temporary one, removed when this file's tests end. */
+export async function scratch(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
 
 export interface Sent {
   method: string;

@@ -1,11 +1,8 @@
 // The Node worker's checkout and release against answers a review found mishandled (fakes.ts).
 import assert from "node:assert/strict";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CustodyClient, LeaseLost, ProfileLeases, ServiceUnreachable } from "../src/index.js";
-import { fakeFetch, LEASE } from "./fakes.js";
+import { fakeFetch, LEASE, scratch } from "./fakes.js";
 
 const timedOut = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
 
@@ -27,7 +24,7 @@ describe("a resent checkout answered with a lease that ended since", () => {
       { status: 410, body: { error: "lease_lost", message: "revoked", lease_id: LEASE.lease_id } },
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r8-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-r8-") });
     let ran = false;
     await assert.rejects(
       leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
@@ -65,7 +62,7 @@ describe("an expected failure's reason the ledger counts as empty", () => {
         { status: 200, body: released },
       ]);
       const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-      const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r8-")) });
+      const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-r8-") });
       await assert.rejects(
         leases.checkout("p1", { run_id: "r1", task_type: "t" }, async (lease) => {
           lease.expectedFailure(reason);
@@ -112,7 +109,7 @@ describe("a grant the extra checkout resend recovers after the local deadline", 
       return fetch(input, init);
     };
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: slow });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r8-")),
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-r8-"),
       clock: () => now });
     let ran = false;
     try {
@@ -147,7 +144,7 @@ describe("a gateway's 502 or 504 in front of the service", () => {
       { status: 200, body: released },
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-gw-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-gw-") });
     let ran = false;
     await leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
       ran = true;
@@ -166,7 +163,7 @@ describe("a gateway's 502 or 504 in front of the service", () => {
       { status: 400, body: { error: "invalid_input", field: "run_id", message: "run_id: bad" } },
     ]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-gw-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-gw-") });
     await assert.rejects(leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {}));
     assert.equal(sent.length, 1);
   });
@@ -221,7 +218,7 @@ describe("a service slower than the client's timeout", () => {
   it("learns the grant from a resend that waits longer, and runs the task under it", async () => {
     const service = slowService(1200);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", timeoutSeconds: 0.3, fetch: service.fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-slow-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-slow-") });
     let ran = false;
     const lease = await leases.checkout("p1", { run_id: "r1", task_type: "t", ttl_seconds: 60 }, async () => {
       ran = true;
@@ -237,7 +234,7 @@ describe("a service slower than the client's timeout", () => {
   it("gives up at the grant's deadline, saying so, when no answer ever comes in time", async () => {
     const service = slowService(60_000);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", timeoutSeconds: 0.2, fetch: service.fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-slow-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-slow-") });
     const warnings: string[] = [];
     const warned = (warning: Error) => warnings.push(warning.message);
     process.on("warning", warned);
@@ -272,7 +269,7 @@ describe("a gateway that answers 502 at once, every time", () => {
     const { fetch, sent } = fakeFetch([...Array<typeof gateway>(14).fill(gateway),
       { status: 201, body: LEASE }, { status: 200, body: released }]);
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-gw-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-gw-") });
     let ran = false;
     const started = Date.now();
     await leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
@@ -310,7 +307,7 @@ describe("an answer that is not the service's", () => {
       return new Response(text, { status: next.status });
     }) as typeof globalThis.fetch;
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-page-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-page-") });
     let ran = false;
     await leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
       ran = true;
@@ -336,7 +333,7 @@ describe("a fetch that refuses the request before sending it", () => {
       throw new TypeError("fetch failed", { cause: new Error("bad port") });
     };
     const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch: refusing });
-    const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-port-")) });
+    const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-port-") });
     const warnings: string[] = [];
     const warned = (warning: Error) => warnings.push(warning.message);
     process.on("warning", warned);
@@ -395,7 +392,7 @@ describe("a task's error whose text cannot be read", () => {
         profile_state: "review_required", message: "released" };
       const { fetch, sent } = fakeFetch([{ status: 201, body: LEASE }, { status: 200, body: released }]);
       const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
-      const leases = new ProfileLeases({ client, evidenceDir: await mkdtemp(join(tmpdir(), "custody-r42-")) });
+      const leases = new ProfileLeases({ client, evidenceDir: await scratch("custody-r42-") });
       const thrown = make();
       await assert.rejects(
         leases.checkout("p1", { run_id: "r1", task_type: "t" }, async () => {
