@@ -86,10 +86,10 @@ def load(data: bytes, name: str) -> Digest:
         where = ".".join(str(p) for p in problem["loc"]) or "the file"
         raise InvalidInput(name, f"is not a custody digest ({where}: {problem['msg']})") from None
     try:  # a key given twice: two readers may take different ones (review 250)
-        json.loads(data, object_pairs_hook=_once)
+        given = json.loads(data, object_pairs_hook=_once)
     except _GivenTwice as twice:
         raise InvalidInput(name, f"is not a custody digest ({twice}: given twice)") from None
-    missing = [field for field in Digest.model_fields if field not in json.loads(data)]
+    missing = [field for field in Digest.model_fields if field not in given]
     if missing:
         raise InvalidInput(name, f"is not a custody digest ({missing[0]}: Field required)")
     return digest

@@ -7776,8 +7776,8 @@ MUTANTS = (
     Mutant(
         "digest-key-twice",
         "ledger/_audit/digest.py",
-        "        json.loads(data, object_pairs_hook=_once)\n",
-        "        json.loads(data)\n",
+        "        given = json.loads(data, object_pairs_hook=_once)\n",
+        "        given = json.loads(data)\n",
         "a digest giving a key twice (junk first, the signed value last) passes --public-key",
         (
             "tests/integration/test_tamper.py::"
