@@ -7784,6 +7784,17 @@ MUTANTS = (
             "test_a_signed_digest_whose_values_were_retyped_is_not_the_one_signed",
         ),
     ),
+    Mutant(
+        "aio-evidence-on-the-loop",
+        "workers/aio/_leases.py",
+        "        self.evidence = await blocking(self._settle, error)",
+        "        self.evidence = self._settle(error)",
+        "the asyncio SDK writes and syncs evidence.json on the event loop (note 55)",
+        (
+            "tests/integration/test_worker_sdk.py::"
+            "test_the_asyncio_flavour_writes_the_evidence_off_the_event_loop",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
