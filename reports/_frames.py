@@ -57,6 +57,9 @@ def moment(field: str, value: Moment, *, until: bool = False) -> datetime | None
     elif not isinstance(value, datetime) or value != value:  # NaT is a datetime unequal to itself
         msg = f"expected a datetime, a date or ISO 8601 text, not {str(value)[:40]!r}"
         raise InvalidInput(field, msg)
+    elif getattr(value, "nanosecond", 0):  # a pandas Timestamp: what the CLI's text refuses
+        msg = f"{value} is finer than a microsecond, which custody keeps no time finer than"
+        raise InvalidInput(field, msg)
     elif value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
@@ -95,7 +98,10 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
         # +0000" was refused where "09:45:07 +0000" was read).
         parsed = datetime.fromisoformat(_SPACE_BEFORE_OFFSET.sub("", text.strip()))
     except ValueError:
-        msg = f"expected an ISO 8601 time such as 2026-11-27T09:45:00Z (got {text[:40]!r})"
+        ex = f"such as 2026-11-27T09:45:00Z (got {text[:40]!r})"
+        msg = f"expected an ISO 8601 time {ex}"
+        if _ORDINAL.match(text):  # ISO 8601's, but Python reads none (review 260)
+            msg = f"an ordinal date (a day of the year) is not read: give the calendar date, {ex}"
         raise InvalidInput(field, msg) from None
     apart = _DATE_THEN.match(text)
     if apart is not None and apart.group(1) not in "Tt ":  # rev33: Python takes any character
@@ -111,6 +117,9 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
         parsed = _through_its_last_instant(text.strip(), parsed)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
+
+# An ISO 8601 ordinal date (``2026-335``, ``2026335``), perhaps with a time after it.
+_ORDINAL = re.compile(r"\s*\d{4}-?\d{3}(?:[Tt\s]|$)")
 
 # An ISO 8601 week without its day (``2026-W48``), which ``date.fromisoformat`` reads as its
 # Monday.

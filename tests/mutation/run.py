@@ -7795,6 +7795,25 @@ MUTANTS = (
             "test_the_asyncio_flavour_writes_the_evidence_off_the_event_loop",
         ),
     ),
+    Mutant(
+        "ordinal-date-unnamed",
+        "reports/_frames.py",
+        "        if _ORDINAL.match(text):",
+        "        if False:",
+        "an ordinal date is refused as 'expected an ISO 8601 time', which it is (review 260)",
+        ("tests/unit/test_time_words.py::test_a_time_python_would_read_otherwise_is_refused",),
+    ),
+    Mutant(
+        "nanosecond-timestamp-taken",
+        "reports/_frames.py",
+        '    elif getattr(value, "nanosecond", 0):',
+        "    elif False:",
+        "a pandas Timestamp finer than a microsecond is taken where the CLI refuses it (review 260)",
+        (
+            "tests/unit/test_time_words.py::"
+            "test_a_time_finer_than_a_microsecond_is_refused_from_python_as_from_text",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

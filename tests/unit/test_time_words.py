@@ -60,6 +60,9 @@ def test_decimal_hours_or_minutes_are_refused(text: str) -> None:
         ("2026-12-06\n01:17:45", "apart by T (or a space)"),  # a review: "." stopped at it
         ("2026-12-06T00:56:45.8418849Z", "at most 6 digits"),
         ("2026-12-06 00:56:45,123456789", "at most 6 digits"),
+        ("2026-335", "an ordinal date"),  # review 260: "expected an ISO 8601 time"
+        ("2026335", "an ordinal date"),
+        ("2026-335T10:00:00Z", "an ordinal date"),
     ],
 )
 def test_a_time_python_would_read_otherwise_is_refused(text: str, said: str) -> None:
@@ -74,6 +77,17 @@ def test_a_time_python_would_read_otherwise_is_refused(text: str, said: str) -> 
         assert reports.moment("since", kept) is not None
     assert reports.moment("since", "20261206T0955Z") == datetime(2026, 12, 6, 9, 55, tzinfo=UTC)
     assert reports.moment("since", "2026-W49-7T09:55") == datetime(2026, 12, 6, 9, 55, tzinfo=UTC)
+
+
+def test_a_time_finer_than_a_microsecond_is_refused_from_python_as_from_text() -> None:
+    """Review 260: a pandas Timestamp with nanoseconds was taken (and an as-of report said
+    that time), where the command line refuses a fraction of more than 6 digits."""
+    import pandas as pd
+
+    with pytest.raises(InvalidInput, match="finer than a microsecond"):
+        reports.moment("at", pd.Timestamp("2026-12-01T10:00:10.000001500Z"))
+    kept = reports.moment("at", pd.Timestamp("2026-12-01T10:00:10.000001Z"))
+    assert kept == datetime(2026, 12, 1, 10, 0, 10, 1, tzinfo=UTC)
 
 
 def test_an_exported_time_always_has_its_microseconds() -> None:
