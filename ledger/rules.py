@@ -4,7 +4,8 @@ past its deadline at a moment and so reads ``overdue``, who a lease's holder is,
 checkout is denied for at a moment, what a browser still running on a profile's directory
 forbids, text made storable, whether a text says anything, and text as a person is shown it
 (and why two texts that read the same differ), a URL with a password in it and the same URL
-without its userinfo or a nested URL's, the most a name holds, and a number written plainly.
+without its userinfo or a nested URL's, the most a name holds, a number written plainly, and
+an environment variable set but empty.
 Pure functions of their arguments."""
 
 from ledger._domain.browser import blocking_note, review_refusal, stop_refusal
@@ -20,6 +21,7 @@ from ledger._domain.endings import (
     lease_ending,
     lease_status_at,
 )
+from ledger._domain.errors import environment_setting
 from ledger._domain.model import (
     MAX_NAME,
     carries_password,
@@ -48,6 +50,7 @@ __all__ = [
     "blocking_note",
     "carries_password",
     "ending_text",
+    "environment_setting",
     "holder_of",
     "lease_ending",
     "lease_status_at",

@@ -21,10 +21,12 @@ from typing import Any
 from playwright.sync_api import BrowserType, ProxySettings
 
 from ledger import InvalidInput
+from ledger.rules import environment_setting
 
 DEFAULT_EXECUTABLE = "/usr/bin/chromium"
 PROXIES_ENV_VAR = "CUSTODY_PROXIES"
 EVIDENCE_ENV_VAR = "CUSTODY_EVIDENCE_DIR"
+STATE_DIR = "the user's state directory"
 # Pages that mean a person must look: a challenge, a captcha, a second factor. A login page is
 # left out on purpose: many tasks log in; a task that must never see one adds its pattern.
 DEFAULT_PROMPT_PATTERNS = (
@@ -298,8 +300,8 @@ def default_evidence_dir() -> Path:
     ``$XDG_STATE_HOME/custody/evidence`` when that is absolute (the XDG spec ignores a relative
     one), else ``~/.local/state/custody/evidence``: evidence is state a user keeps, and a
     worker's working directory depends on how it was started."""
-    named = os.environ.get(EVIDENCE_ENV_VAR)
-    if named:
+    named = environment_setting(EVIDENCE_ENV_VAR, os.environ.get(EVIDENCE_ENV_VAR), STATE_DIR)
+    if named is not None:
         return Path(named).absolute()
     state = os.environ.get("XDG_STATE_HOME", "")
     base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
@@ -307,8 +309,11 @@ def default_evidence_dir() -> Path:
 
 
 def _proxies_from_environment() -> Mapping[str, Proxy]:
-    path = os.environ.get(PROXIES_ENV_VAR)
-    if not path:
+    try:
+        path = environment_setting(PROXIES_ENV_VAR, os.environ.get(PROXIES_ENV_VAR), "no proxies")
+    except InvalidInput as e:
+        raise LaunchRefused(f"${PROXIES_ENV_VAR} {e.problem}") from None
+    if path is None:
         return {}
     try:
         loaded = json.loads(Path(path).read_text())

@@ -86,6 +86,17 @@ class InvalidInput(LedgerError):
         self.problem = problem
 
 
+def environment_setting(variable: str, value: str | None, default: str) -> str | None:
+    """An environment variable's value as custody takes it: None when it is unset (``default``
+    applies); set but empty, or spaces alone, ``InvalidInput`` naming it, never the default
+    (rev45: ``CUSTODY_STORE=``, as a unit file's ``Environment=CUSTODY_STORE=${UNSET}`` writes
+    it, quietly made ./custody.db). The one rule for every ``CUSTODY_*`` setting."""
+    if value is not None and not value.strip():
+        msg = f"is set but empty: unset it for the default ({default}), or give a value"
+        raise InvalidInput(variable, msg)
+    return value
+
+
 class UnknownProfile(InvalidInput):
     """The command names a profile that was never registered."""
 

@@ -12,7 +12,7 @@ from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, u
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger._domain.errors import InvalidInput, StoreUnavailable
+from ledger._domain.errors import InvalidInput, StoreUnavailable, environment_setting
 from ledger._domain.model import os_name
 
 DEFAULT_SQLITE_FILE = "custody.db"
@@ -57,7 +57,10 @@ class StoreSettings(BaseModel):
     def resolve(cls, store_url: str | None) -> StoreSettings:
         """The explicit URL, else ``$CUSTODY_STORE``, else an SQLite file in the working dir."""
         if store_url is None:
-            store_url = os.environ.get(STORE_ENV_VAR) or f"sqlite:///{DEFAULT_SQLITE_FILE}"
+            named = environment_setting(
+                STORE_ENV_VAR, os.environ.get(STORE_ENV_VAR), "./custody.db"
+            )
+            store_url = named if named is not None else f"sqlite:///{DEFAULT_SQLITE_FILE}"
         if not store_url.strip():
             raise InvalidInput("store", "is empty: give sqlite:///FILE or postgresql://...")
         return cls.from_url(store_url)

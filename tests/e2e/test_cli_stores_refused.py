@@ -38,6 +38,25 @@ def test_a_malformed_store_url_is_bad_input_not_an_internal_error(tmp_path: Path
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("value", ["", " ", "\t"])
+def test_custody_store_set_but_empty_is_bad_input_naming_it_and_makes_no_file(
+    tmp_path: Path, value: str
+) -> None:
+    """rev45: ``CUSTODY_STORE=`` (a unit file's ``Environment=CUSTODY_STORE=${UNSET}``) quietly
+    meant ./custody.db and made it, while ``--store ''`` was refused: set but empty, the
+    variable is bad input naming it (exit 2, one line), for a write, a read and init, and no
+    file is made."""
+    for args in (["register", "p1", "--account", "a", "--proxy", "x"], ["status"], ["init"]):
+        run = custody(*args, cwd=tmp_path, store=value)
+        line = error_line(run)
+        assert run.code == 2, line
+        assert line == (
+            "custody: invalid CUSTODY_STORE: is set but empty: unset it for the default "
+            "(./custody.db), or give a value"
+        ), line
+        assert not any(tmp_path.iterdir())
+
+
 def test_a_store_url_repeating_an_option_is_bad_input_and_makes_no_file(tmp_path: Path) -> None:
     """rev39: ``sqlite:///r.db?timeout=1&timeout=4`` opened r.db waiting 4 s, the last value
     winning silently: it is bad input naming the option (exit 2, one line), and no file is

@@ -142,6 +142,19 @@ def test_a_cell_that_raises_fails_the_run(
         on_story(nb, kernels, story, tmp_path)
 
 
+@pytest.mark.parametrize("name", ["CUSTODY_STORE", "CUSTODY_SINCE"])
+def test_a_setting_set_but_empty_is_refused_naming_it(
+    kernels: KernelSpecManager, story: str, tmp_path: Path, name: str
+) -> None:
+    """rev45: set but empty, ``$CUSTODY_STORE`` meant ./custody.db and ``$CUSTODY_SINCE``
+    last month, as though unset: the notebook stops at its first cell naming the variable, and
+    makes no store."""
+    env = {"CUSTODY_STORE": story, "CUSTODY_ACCOUNT": SHOP, "CUSTODY_AS_OF": AS_OF, name: ""}
+    with pytest.raises(CellExecutionError, match=f"invalid {name}: is set but empty"):
+        execute(nbformat.read(NOTEBOOK, as_version=4), kernels, tmp_path, **env)
+    assert not (tmp_path / "custody.db").exists()
+
+
 def test_a_since_alone_runs_to_as_of(
     kernels: KernelSpecManager, story: str, tmp_path: Path
 ) -> None:

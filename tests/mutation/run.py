@@ -7812,6 +7812,49 @@ MUTANTS = (
         (
             "tests/unit/test_time_words.py::"
             "test_a_time_finer_than_a_microsecond_is_refused_from_python_as_from_text",
+        "env-set-but-empty",
+        "ledger/_domain/errors.py",
+        "    if value is not None and not value.strip():\n",
+        "    if False:\n",
+        "a CUSTODY_* variable set but empty is read as unset, its default (review 45)",
+        (
+            "tests/unit/test_worker_settings.py::"
+            "test_custody_evidence_dir_and_proxies_set_but_empty_are_refused_not_unset",
+        ),
+    ),
+    Mutant(
+        "store-env-empty-default",
+        "ledger/_stores/settings.py",
+        "            named = environment_setting(\n"
+        '                STORE_ENV_VAR, os.environ.get(STORE_ENV_VAR), "./custody.db"\n'
+        "            )\n",
+        "            named = os.environ.get(STORE_ENV_VAR) or None\n",
+        "CUSTODY_STORE= quietly means ./custody.db and makes it (review 45)",
+        (
+            "tests/e2e/test_cli_stores_refused.py::"
+            "test_custody_store_set_but_empty_is_bad_input_naming_it_and_makes_no_file",
+        ),
+    ),
+    Mutant(
+        "evidence-env-empty-default",
+        "workers/_settings.py",
+        "environment_setting(EVIDENCE_ENV_VAR, os.environ.get(EVIDENCE_ENV_VAR), STATE_DIR)",
+        "os.environ.get(EVIDENCE_ENV_VAR) or None",
+        "CUSTODY_EVIDENCE_DIR= quietly means the user's state directory (review 45)",
+        (
+            "tests/unit/test_worker_settings.py::"
+            "test_custody_evidence_dir_and_proxies_set_but_empty_are_refused_not_unset",
+        ),
+    ),
+    Mutant(
+        "proxies-env-empty-default",
+        "workers/_settings.py",
+        'environment_setting(PROXIES_ENV_VAR, os.environ.get(PROXIES_ENV_VAR), "no proxies")',
+        "os.environ.get(PROXIES_ENV_VAR) or None",
+        "CUSTODY_PROXIES= quietly means no proxies (review 45)",
+        (
+            "tests/unit/test_worker_settings.py::"
+            "test_custody_evidence_dir_and_proxies_set_but_empty_are_refused_not_unset",
         ),
     ),
 )

@@ -52,6 +52,23 @@ def test_xdg_state_home_and_custody_evidence_dir_choose_it_in_that_order(
     assert WorkerConfig.open(None, worker_id="w", settings=chosen).evidence_dir == tmp_path / "mine"
 
 
+@pytest.mark.parametrize("value", ["", "  "])
+def test_custody_evidence_dir_and_proxies_set_but_empty_are_refused_not_unset(
+    home: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """rev45: set but empty, ``$CUSTODY_EVIDENCE_DIR`` quietly meant the user's state
+    directory and ``$CUSTODY_PROXIES`` no proxies: the first is bad input naming it when the
+    worker opens, the second refuses the launch naming it (a browser, ``LaunchRefused``)."""
+    monkeypatch.setenv("CUSTODY_EVIDENCE_DIR", value)
+    with pytest.raises(InvalidInput, match=r"^invalid CUSTODY_EVIDENCE_DIR: is set but empty"):
+        WorkerConfig.open(None, worker_id="w", settings=BrowserSettings())
+    monkeypatch.delenv("CUSTODY_EVIDENCE_DIR")
+    monkeypatch.setenv("CUSTODY_PROXIES", value)
+    message = r"^\$CUSTODY_PROXIES is set but empty: unset it for the default \(no proxies\)"
+    with pytest.raises(LaunchRefused, match=message):
+        BrowserSettings().resolve_proxy("proxy_us_east_12")
+
+
 @pytest.mark.parametrize(
     "arg",
     [

@@ -914,11 +914,12 @@ function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
 }
 
-/** The proxies of the JSON file `$CUSTODY_PROXIES` names (none when it is unset), read at each
- * launch as the Python SDK reads it. */
+/** The proxies of the JSON file `$CUSTODY_PROXIES` names (none when it is unset; set but empty,
+ * `LaunchRefused`, never none), read at each launch as the Python SDK reads it. */
 function proxiesFromEnvironment(): Record<string, Resolved> {
   const path = process.env[PROXIES_ENV_VAR];
-  if (!path) return {};
+  if (path === undefined) return {};
+  if (path.trim() === "") throw new LaunchRefused(`$${PROXIES_ENV_VAR} ${SET_BUT_EMPTY("no proxies")}`);
   let loaded: unknown;
   try {
     loaded = JSON.parse(readFileSync(path, "utf8"));
@@ -931,9 +932,19 @@ function proxiesFromEnvironment(): Record<string, Resolved> {
   return loaded as Record<string, Resolved>;
 }
 
+/** An environment variable set but empty (or spaces alone) is refused, never read as unset
+ * (rev45: `Environment=CUSTODY_STORE=${UNSET}` quietly meant ./custody.db): the Python SDK's
+ * `ledger.rules.environment_setting`. */
+const SET_BUT_EMPTY = (fallback: string): string =>
+  `is set but empty: unset it for the default (${fallback}), or give a value`;
+
+/** `$CUSTODY_EVIDENCE_DIR`, else the user's state directory; set but empty, `RangeError`. */
 function defaultEvidenceDir(): string {
   const named = process.env.CUSTODY_EVIDENCE_DIR;
-  if (named) return resolve(named);
+  if (named !== undefined && named.trim() === "") {
+    throw new RangeError(`CUSTODY_EVIDENCE_DIR: ${SET_BUT_EMPTY("the user's state directory")}`);
+  }
+  if (named !== undefined) return resolve(named);
   const state = process.env.XDG_STATE_HOME ?? "";
   const base = isAbsolute(state) ? state : join(homedir(), ".local", "state");
   return join(base, "custody", "evidence");

@@ -428,4 +428,30 @@ describe("browser() before the launch", () => {
       else process.env.CUSTODY_PROXIES = before;
     }
   });
+
+  it("refuses $CUSTODY_PROXIES and $CUSTODY_EVIDENCE_DIR set but empty, never reads them as unset", async () => {
+    const base = await fresh();
+    const before = [process.env.CUSTODY_PROXIES, process.env.CUSTODY_EVIDENCE_DIR] as const;
+    process.env.CUSTODY_PROXIES = "";
+    process.env.CUSTODY_EVIDENCE_DIR = " ";
+    try {
+      const { fetch } = fakeFetch(answers(join(base, "d")));
+      const client = new CustodyClient({ baseUrl: "http://svc", token: "tok", fetch });
+      assert.throws(() => new ProfileLeases({ client }), /^RangeError: CUSTODY_EVIDENCE_DIR: is set but empty/);
+      const leases = new ProfileLeases({ client, evidenceDir: base });
+      const { chromium, launched } = fakeChromium();
+      await assert.rejects(
+        leases.checkout(LEASE.profile_id, { run_id: "r1", task_type: "t" }, async (lease) => {
+          await lease.browser(chromium, async () => {});
+        }),
+        /^LaunchRefused: \$CUSTODY_PROXIES is set but empty: unset it for the default \(no proxies\)/,
+      );
+      assert.equal(launched.length, 0);
+    } finally {
+      for (const [name, value] of [["CUSTODY_PROXIES", before[0]], ["CUSTODY_EVIDENCE_DIR", before[1]]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
 });
