@@ -63,7 +63,7 @@ class RegisterProfile(Command[ProfileRecord]):
     profile_id: ProfileId
     account_id: Identity
     proxy_id: Identity
-    region: Name | None = None
+    region: Identity | None = None
     user_data_dir: Directory | None = None
     release_policy: PolicyName = DEFAULT_RELEASE_POLICY
     unclean_limit: UncleanLimit = DEFAULT_UNCLEAN_LIMIT
@@ -77,7 +77,7 @@ class Checkout(Command[Lease]):
     profile_id: ProfileId
     worker_id: Identity
     run_id: Identity
-    task_type: Name
+    task_type: Identity
     ttl_seconds: TtlSeconds = 300
     account_id: Identity | None = None
     proxy_id: Identity | None = None

@@ -639,3 +639,23 @@ def test_a_whole_number_is_ascii_digits_only(tmp_path: Path, store: str, typed: 
     assert "invalid ttl_seconds: Input should be greater than or equal to 1 (got -5)" in (
         error_line(negative)
     )
+
+
+@pytest.mark.parametrize("value", [" eu", "eu ", "eu\u00a0"])
+def test_a_region_or_task_with_whitespace_at_an_end_is_refused_as_the_ids_are(
+    tmp_path: Path, store: str, value: str
+) -> None:
+    """rev45: ``register --region ' eu'`` was taken and stored with its space, and then
+    ``checkout_for(region='eu')`` found no profile; ``--task ' t'`` likewise. Both are ids
+    compared exactly, refused as an account or a worker with a space at an end is (exit 2,
+    one line naming the field), and nothing is written."""
+    register = ["register", "p2", "--account", "a", "--proxy", "x", "--region", value]
+    checkout = ["checkout", "p", "--worker", "w", "--run", "r", "--task", value]
+    for args, field in ((register, "region"), (checkout, "task_type")):
+        run = custody(*args, cwd=tmp_path, store=store)
+        assert run.code == 2, run.err
+        assert error_line(run) == (
+            f"custody: invalid {field}: must not start or end with whitespace (got {value!r})"
+        )
+    rows = ok(custody("--json", "status", cwd=tmp_path, store=store)).json()
+    assert [(row["profile_id"], row["state"]) for row in rows] == [("p", "available")]

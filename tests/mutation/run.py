@@ -7857,6 +7857,28 @@ MUTANTS = (
             "test_custody_evidence_dir_and_proxies_set_but_empty_are_refused_not_unset",
         ),
     ),
+    Mutant(
+        "region-whitespace",
+        "ledger/_commands.py",
+        "    region: Identity | None = None\n",
+        "    region: Name | None = None\n",
+        "register --region ' eu' is stored with its space; checkout_for(region='eu') finds none",
+        (
+            "tests/e2e/test_cli_hostile.py::"
+            "test_a_region_or_task_with_whitespace_at_an_end_is_refused_as_the_ids_are",
+        ),
+    ),
+    Mutant(
+        "task-type-whitespace",
+        "ledger/_commands.py",
+        "    task_type: Identity\n",
+        "    task_type: Name\n",
+        "checkout --task ' t' is stored with its space, unlike every other id (review 45)",
+        (
+            "tests/e2e/test_cli_hostile.py::"
+            "test_a_region_or_task_with_whitespace_at_an_end_is_refused_as_the_ids_are",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
