@@ -13,7 +13,7 @@ from ledger._domain import events as ev
 from ledger._domain.aggregate import Context, require, same_identity
 from ledger._domain.browser import BrowserCheck, StopSignal, review_refusal
 from ledger._domain.directories import normalised
-from ledger._domain.errors import NotAllowed
+from ledger._domain.errors import InvalidInput, NotAllowed
 from ledger._domain.leasing import CheckoutRequest, LeaseRules
 from ledger._domain.loading import fold
 from ledger._domain.model import (
@@ -128,6 +128,14 @@ class Profile(LeaseRules):
         moved on since (another verdict, another run), so that the verdict cannot land on a
         run its reviewer never saw."""
         require(ctx, Role.REVIEWER)
+        if expected_version is not None and expected_version > self.version:
+            # A version the profile never reached was judged by nobody: bad input, not a
+            # profile that "changed since" (rev45: --expected-version 99 at version 2, exit 1).
+            raise InvalidInput(
+                "expected_version",
+                f"{expected_version} is past profile {self.profile_id}'s version "
+                f"{self.version}: give a version you read",
+            )
         if self.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):
             raise NotAllowed(f"profile {self.profile_id} is {self.state.value}: nothing to review")
         if expected_version is not None and expected_version != self.version:

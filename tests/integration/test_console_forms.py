@@ -314,6 +314,24 @@ def test_a_verdict_form_without_the_pages_version_records_nothing(served: Served
     assert events(served) == before
 
 
+def test_a_verdict_on_a_version_the_profile_never_reached_is_bad_input(served: Served) -> None:
+    """rev45: a version past the profile's own was refused as "changed since" (409): nobody
+    judged it, so it is bad input naming expected_version and the profile's version (422),
+    nothing written, as the command line's exit 2."""
+    crashed_run(served, "p_ahead")
+    with _signed_in(served) as (client, csrf):
+        drawn = int(_drawn_version(client.get("/console/profiles/p_ahead").text))
+        before = events(served)
+        form = {"csrf": csrf, "expected_version": str(drawn + 50), **VERDICT}
+        answer = client.post("/console/profiles/p_ahead/review", data=form)
+    assert answer.status_code == 422, answer.text
+    assert (
+        f"expected_version: {drawn + 50} is past profile p_ahead&#39;s version {drawn}"
+        in answer.text
+    )
+    assert events(served) == before
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

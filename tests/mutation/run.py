@@ -7879,6 +7879,17 @@ MUTANTS = (
             "test_a_region_or_task_with_whitespace_at_an_end_is_refused_as_the_ids_are",
         ),
     ),
+    Mutant(
+        "review-version-ahead",
+        "ledger/_domain/profile.py",
+        "        if expected_version is not None and expected_version > self.version:\n",
+        "        if False:\n",
+        "a verdict naming a version the profile never reached says it changed since (review 45)",
+        (
+            "tests/unit/test_review_version.py::"
+            "test_a_version_the_profile_never_reached_is_bad_input_and_writes_nothing",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

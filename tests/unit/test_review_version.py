@@ -47,3 +47,20 @@ def test_a_verdict_without_a_version_judges_the_profile_as_it_stands() -> None:
 def test_an_expected_version_that_is_no_version_is_bad_input(version: object) -> None:
     with pytest.raises(InvalidInput, match="expected_version"):
         Review(profile_id="p", reviewer="r", decision="return", note="n", expected_version=version)
+
+
+@pytest.mark.parametrize("ahead", [1, 97])
+def test_a_version_the_profile_never_reached_is_bad_input_and_writes_nothing(ahead: int) -> None:
+    """rev45: ``--expected-version 99`` on a profile at version 2 was refused as "changed since
+    the version 99 you judged" (NotAllowed, exit 1): no one judged a version the profile never
+    reached, so it is bad input naming expected_version and the profile's version (exit 2),
+    nothing appended, whatever state the profile is in."""
+    s = Scene()
+    now = _in_review(s)
+    ctx = s.ctx("rita", Role.REVIEWER)
+    past = f"{now + ahead} is past profile profile_shop_17's version {now}: "
+    message = f"^invalid expected_version: {past}"
+    with pytest.raises(InvalidInput, match=message):
+        s.profile.review(ReviewDecision.RETURN, "ok", ctx, expected_version=now + ahead)
+    assert s.profile.pending_events == []
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
