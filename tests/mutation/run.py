@@ -7812,6 +7812,9 @@ MUTANTS = (
         (
             "tests/unit/test_time_words.py::"
             "test_a_time_finer_than_a_microsecond_is_refused_from_python_as_from_text",
+        ),
+    ),
+    Mutant(
         "env-set-but-empty",
         "ledger/_domain/errors.py",
         "    if value is not None and not value.strip():\n",
