@@ -7808,7 +7808,7 @@ MUTANTS = (
         "reports/_frames.py",
         '    elif getattr(value, "nanosecond", 0):',
         "    elif False:",
-        "a pandas Timestamp finer than a microsecond is taken where the CLI refuses it (review 260)",
+        "a pandas Timestamp finer than a microsecond is taken where the CLI refuses one (rev 260)",
         (
             "tests/unit/test_time_words.py::"
             "test_a_time_finer_than_a_microsecond_is_refused_from_python_as_from_text",
