@@ -15,8 +15,11 @@ they rewrote).
 The lease service (``custody serve``) knows its callers by bearer tokens: ``issue_token`` makes
 one for an actor in one role (shown once, stored hashed), ``token_holder`` says whose a token
 is, ``revoke_tokens`` ends an actor's tokens or one token (``revoke`` also names the leases
-it leaves held by a worker without a token). The service's own store login must
-hold the roles its callers act in; the database still refuses what that login may not record.
+it leaves held by a worker without a token). Its review console keeps a session for a signed-in
+reviewer instead of their token (``start_session``, ``session_holder``, ``end_session``): a
+session is never a bearer token, and ends at sign-out, at its end, or with its token. The
+service's own store login must hold the roles its callers act in; the database still refuses
+what that login may not record.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from ledger._domain.authority import ROLE_EVENTS
 from ledger._domain.errors import InvalidInput
 from ledger._domain.model import Frozen, Identity, ProfileState, Role, storable
 from ledger._door import Door
-from ledger._stores import access, tokens
+from ledger._stores import access, sessions, tokens
 from ledger._stores.sql import SqlStore
 
 __all__ = [
@@ -40,13 +43,17 @@ __all__ = [
     "IssuedToken",
     "LoginRole",
     "Revocation",
+    "StartedSession",
     "TokenHolder",
     "TokenRow",
+    "end_session",
     "grant",
     "issue_token",
     "logins",
     "revoke",
     "revoke_tokens",
+    "session_holder",
+    "start_session",
     "token_holder",
     "tokens_issued",
 ]
@@ -127,6 +134,36 @@ def token_holder(ledger: Ledger, token: str) -> TokenHolder | None:
     """Whose ``token`` is, or None when it is unknown or revoked."""
     found = tokens.holder(ledger.store, token, ledger.store.tables.events)
     return TokenHolder.model_validate(found) if found is not None else None
+
+
+class StartedSession(TokenHolder):
+    """A review console session just started: its secret (shown once: the store keeps its
+    SHA-256) and when it ends on the store's clock, for the reviewer token it acts as."""
+
+    session: str
+    expires_at: str
+
+
+def start_session(ledger: Ledger, token: str, seconds: int) -> StartedSession | None:
+    """A console session for the live reviewer ``token``, ending ``seconds`` from now on the
+    store's clock; None when ``token`` is not a live reviewer's. Sessions already ended are
+    deleted. ``InvalidInput`` when on PostgreSQL a custody table is not the store owner's."""
+    store = ledger.store
+    made = sessions.start(store, tokens.digest(token), ledger.now(), seconds, store.tables.events)
+    return StartedSession.model_validate(made) if made is not None else None
+
+
+def session_holder(ledger: Ledger, session: str) -> TokenHolder | None:
+    """The reviewer token a live console session acts as, or None: unknown, ended (signed
+    out, or past its end on the store's clock), or its token revoked. A bearer token is no
+    session, and a session is no bearer token (``token_holder`` never takes one)."""
+    found = sessions.holder(ledger.store, session, ledger.now(), ledger.store.tables.events)
+    return TokenHolder.model_validate(found) if found is not None else None
+
+
+def end_session(ledger: Ledger, session: str) -> None:
+    """End a console session (signed out): no replica takes it again."""
+    sessions.end(ledger.store, session)
 
 
 def revoke_tokens(ledger: Ledger, *, actor: str | None = None, token_id: str | None = None) -> int:

@@ -5,13 +5,18 @@ timeline) and returns it, keeps it quarantined or disables it, with a note.
 
 What it guarantees:
 
-- The reviewer is the token's actor, never a form's field; only a reviewer's token signs in,
-  and every page and action asks the token again (a revoked token stops within the token
-  cache's seconds).
+- The reviewer is the token's actor, never a form's field; only a reviewer's token signs in.
+- The cookie carries a console session, never the token (rev45: a browser sends a cookie to
+  every port of the host, and another server there received the reviewer's token, which then
+  acted on the JSON API). A session lives in the store (``ledger.access.start_session``), so
+  every replica takes it; every page and action asks the store again, and it ends at sign-out
+  (for every replica), after ``SESSION_SECONDS`` on the store's clock, or when its token is
+  revoked. The API takes no session as a bearer token.
 - Every verdict is the ledger's ``Review`` command, written by the service's writer: one
   event per action, and the ledger's own sentence on the page when it refuses.
 - A form is accepted only from the console's own origin (``Origin``, else ``Referer``), with
-  the session's form token; the cookie is HttpOnly and SameSite=Strict.
+  the session's form token (derived from the session, not the token); the cookie is HttpOnly
+  and SameSite=Strict.
 - Nothing is fetched from elsewhere, no script runs (the Content-Security-Policy allows none),
   and every text is escaped by the templates (Jinja2's autoescape).
 """
@@ -35,10 +40,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.requests import ClientDisconnect
 
 from ledger import InvalidInput, Ledger, LedgerError, Review, Role
-from ledger.access import TokenHolder
+from ledger.access import TokenHolder, end_session, session_holder, start_session
 from ledger.rules import MAX_NAME, shown
 from service import _console_reads as reads
-from service._auth import Refused, Unauthorised, require
+from service._auth import MAX_TOKEN_LENGTH, Refused, Unauthorised, require
 from service._bodies import JsonRequest, SegmentRoute, _no_body, _query_read_one_way, gone
 from service._errors import named, problem_of
 
@@ -82,20 +87,22 @@ class Kept:
 
 @dataclass(frozen=True)
 class Session:
-    """A signed-in reviewer, and the form token their pages' forms carry."""
+    """A signed-in reviewer, their session's secret (the cookie's value), and the form token
+    their pages' forms carry."""
 
     who: TokenHolder
+    secret: str
     csrf: str
 
 
 Act = Callable[[Session], Awaitable[Response]]
 
 
-def form_token(token: str) -> str:
-    """The form token a session's forms carry: derived from the session's bearer token, so a
-    page of another site (which cannot read the cookie) cannot forge it, and any replica can
-    check it."""
-    return hashlib.sha256(f"custody console form\n{token}".encode()).hexdigest()
+def form_token(session: str) -> str:
+    """The form token a session's forms carry: derived from the session's secret, so a page
+    of another site (which cannot read the cookie) cannot forge it, any replica can check it,
+    and it ends with the session."""
+    return hashlib.sha256(f"custody console form\n{session}".encode()).hexdigest()
 
 
 class Console:
@@ -119,6 +126,17 @@ class Console:
         holder = await self.service.tokens.caller(f"Bearer {token or ''}")
         require(holder, Role.REVIEWER)
         return holder
+
+    async def session(self, secret: str | None) -> Session:
+        """The live session the cookie names, read from the store (never remembered: a
+        sign-out on another replica ends it here too); ``Unauthorised`` when there is none."""
+        if not secret or len(secret) > MAX_TOKEN_LENGTH:
+            raise Unauthorised("no console session: sign in")
+        holder = await self.service.readers.run(lambda ledger: session_holder(ledger, secret))
+        if holder is None:
+            raise Unauthorised("the console session has ended: sign in again")
+        require(holder, Role.REVIEWER)
+        return Session(holder, secret, form_token(secret))
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("who", None)
@@ -153,9 +171,8 @@ class Console:
         refused (the ledger's, for a command)."""
         if form is not None and not same_origin(request):
             return self.refusal(403, "a form is accepted only from the console's own pages")
-        token = request.cookies.get(COOKIE)
         try:
-            session = Session(await self.reviewer(token), form_token(token or ""))
+            session = await self.session(request.cookies.get(COOKIE))
         except Unauthorised:
             return _secured(RedirectResponse("/console/sign-in", status_code=303))
         except (LedgerError, Refused) as error:
@@ -357,6 +374,11 @@ def install(app: FastAPI, service: Service) -> None:
         try:
             token = (await read_form(request, SIGN_IN_FIELDS)).get("token", "").strip()
             await console.reviewer(token)
+            started = await service.readers.run(
+                lambda ledger: start_session(ledger, token, SESSION_SECONDS)
+            )
+            if started is None:  # revoked since the token cache read it
+                raise Unauthorised("the token is unknown or revoked")
         except (Unauthorised, InvalidInput) as error:
             # A form the page never sends (a field unknown or given twice) is bad input (422),
             # as the API answers it; a token that is no reviewer's, 401.
@@ -365,15 +387,18 @@ def install(app: FastAPI, service: Service) -> None:
         except (LedgerError, Refused) as error:  # a role that may not review; the store down
             return console.refused(error)
         signed = _secured(RedirectResponse("/console/queue", status_code=303))
+        # The session, never the token: a browser sends the cookie to every port of this host.
         signed.set_cookie(
-            COOKIE, token, max_age=SESSION_SECONDS, path="/console", httponly=True,
+            COOKIE, started.session, max_age=SESSION_SECONDS, path="/console", httponly=True,
             samesite="strict", secure=request.url.scheme == "https",
         )  # fmt: skip
         return signed
 
     @router.post("/sign-out")
     async def sign_out(request: Request) -> Response:
-        async def out(_: Session) -> Response:
+        async def out(session: Session) -> Response:
+            # Ended in the store: the cookie's value, kept or copied, signs in nowhere again.
+            await service.readers.run(lambda ledger: end_session(ledger, session.secret))
             gone = _secured(RedirectResponse("/console/sign-in", status_code=303))
             gone.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
             return gone

@@ -91,6 +91,7 @@ class Tables(NamedTuple):
     read_only: frozenset[str]  # the schema's own records: the schema version, chain origins
     availability: str
     commands: str
+    sessions: str = ""  # the review console's (``ledger._stores.sessions``)
 
     def privileges(self, table: str, role: Role) -> list[str]:
         if table == self.events:
@@ -110,11 +111,17 @@ class Tables(NamedTuple):
             return ["SELECT", "INSERT", "UPDATE"]
         if table == self.commands:
             return ["SELECT", "INSERT"]
+        # A session acts as a reviewer's token: only the reviewer's role (a service's login
+        # serving the console) starts, reads and ends them; a worker's login may not even
+        # read which tokens hold one.
+        if table == self.sessions:
+            return _SESSION if role is Role.REVIEWER else []
         # A read model or its checkpoints: kept by the roles that maintain them.
         return _READ_MODEL if role in READ_MODEL_WRITERS else ["SELECT"]
 
 
 _READ_MODEL = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+_SESSION = ["SELECT", "INSERT", "DELETE"]
 # The columns of an event a login other than the owner writes: the server draws its position.
 EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state")
 
@@ -760,7 +767,8 @@ def apply_privileges(store: Executing, tables: Tables) -> None:
         statements = [f"REVOKE ALL ON {table} FROM PUBLIC, {every}"]
         for role, group in GROUP_ROLES.items():
             kinds = tables.privileges(table, role)
-            statements.append(f"GRANT {', '.join(kinds)} ON {table} TO {group}")
+            if kinds:
+                statements.append(f"GRANT {', '.join(kinds)} ON {table} TO {group}")
         # A table gone since the look above (a rebuild beside this one swapped it) has
         # nothing left to grant: passed over, not a failed init.
         store.execute(f"DO $$ BEGIN {'; '.join(statements)}; {_SKIP_GONE} END $$")

@@ -35,6 +35,7 @@ from ledger._stores.recorders import (
     insert_directory_sql,
     upsert_availability_sql,
 )
+from ledger._stores.sessions import sessions_ddl
 from ledger._stores.tokens import TOKENS_DDL
 
 if TYPE_CHECKING:
@@ -145,7 +146,11 @@ class Migrating(Protocol):
 #    and every timeline, ``status`` and the timeline's rebuild failed (rev37). No table
 #    changes; registrations already in a stream not their own are named in the notes (reads
 #    leave them out), never refused.
-SCHEMA_VERSION = 19
+# 20: the review console's sessions (``ledger._stores.sessions``), made by init as the owner:
+#    the console's cookie held the reviewer's bearer token, which a browser sends to every
+#    port of the host (rev45). On PostgreSQL only the reviewer's role reads or writes them. No
+#    other table changes; a store is refused until ``init`` has made the table.
+SCHEMA_VERSION = 20
 SCHEMA_TABLE = "custody_schema"
 RECORDED_VERSION = f"SELECT version FROM {SCHEMA_TABLE} WHERE id = 1"
 _SCHEMA_DDL = (
@@ -165,10 +170,11 @@ _ORIGINS_DDL = (
 def create_schema(self: Migrating) -> None:
     """Our tables, then the migrations from the recorded version, then the new version."""
     # The tokens' table too, as the owner: made lazily by the first token, a login that could
-    # CREATE in the schema made it first and wrote tokens of any role (``_stores.tokens``).
+    # CREATE in the schema made it first and wrote tokens of any role (``_stores.tokens``);
+    # and the console's sessions, which act as a reviewer's token does.
     tables = (
         *availability_ddl(), COMMANDS_DDL, *DIRECTORIES_DDL, *_SCHEMA_DDL, *_ORIGINS_DDL,
-        TOKENS_DDL,
+        TOKENS_DDL, sessions_ddl(self._pg),
     )  # fmt: skip
     # A store whose availability table is gone (dropped by hand): its rows come back from the
     # events below, not as an empty table (rev32: status '(none)', fleet '0 profiles', exit 0).

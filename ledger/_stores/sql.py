@@ -50,6 +50,7 @@ from ledger._stores.recorders import (
     to_db,
     upsert_availability_sql,
 )
+from ledger._stores.sessions import SESSIONS_TABLE
 from ledger._stores.settings import APPLICATION_NAME, StoreSettings
 from ledger._stores.settled import Unsettled
 from ledger._stores.sql_views import SqlViews
@@ -290,6 +291,7 @@ _CUT_SHORT = _UNFINISHED | {
     DIRECTORIES_TABLE,
     ORIGINS_TABLE,
     TOKENS_TABLE,
+    SESSIONS_TABLE,
 }
 
 
@@ -463,6 +465,7 @@ class SqlStore(Store):
             read_only=frozenset({SCHEMA_TABLE, ORIGINS_TABLE, TOKENS_TABLE}),
             availability=AVAILABILITY_TABLE,
             commands=COMMANDS_TABLE,
+            sessions=SESSIONS_TABLE,
         )
 
     def authority(self, *, fresh: bool = False) -> Authority:

@@ -57,9 +57,16 @@ class Served:
                 self.process.stderr.close()
 
 
-def serve(store_url: str, *, tokens: bool = True, log: Path | None = None) -> Served:
-    """Start ``custody serve --listen 127.0.0.1:0`` on ``store_url`` and wait until it answers."""
-    env = {**os.environ, "CUSTODY_STORE": store_url, "PYTHONUNBUFFERED": "1"}
+def serve(
+    store_url: str,
+    *,
+    tokens: bool = True,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Served:
+    """Start ``custody serve --listen 127.0.0.1:0`` on ``store_url`` and wait until it answers
+    (``env``: variables to add to the process's environment)."""
+    env = {**os.environ, **(env or {}), "CUSTODY_STORE": store_url, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "custody", "serve", "--listen", "127.0.0.1:0"],
         env=env,

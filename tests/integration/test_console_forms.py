@@ -35,7 +35,7 @@ def _signed_in(served: Served) -> Iterator[tuple[httpx.Client, str]]:
     with httpx.Client(base_url=served.url, headers={"Origin": served.url}, timeout=30) as client:
         answer = client.post("/console/sign-in", data={"token": token})
         assert answer.status_code == 303, answer.text
-        yield client, form_token(token)
+        yield client, form_token(client.cookies[COOKIE])
 
 
 def test_a_form_from_another_origin_records_nothing(served: Served) -> None:
@@ -67,7 +67,7 @@ def test_a_form_without_the_sessions_token_records_nothing(served: Served) -> No
 
 
 def test_the_session_cookie_is_httponly_and_strict(served: Served) -> None:
-    """Signing in sets the token in a cookie no script reads and no other site sends; a
+    """Signing in sets the session in a cookie no script reads and no other site sends; a
     request without it is sent to sign in."""
     token = served.tokens[Role.REVIEWER]
     with httpx.Client(base_url=served.url, headers={"Origin": served.url}) as client:

@@ -106,7 +106,8 @@ def test_a_reviewer_returns_a_quarantined_profile_and_a_worker_gets_it_again(
 
 def test_a_workers_token_cannot_review(served: Served, context: BrowserContext, page: Page) -> None:
     """A worker's token is refused at sign-in (403, the sentence that says why, no cookie),
-    and even carried in the console's cookie it opens no page and records no verdict."""
+    and even carried in the console's cookie it is no session: it opens no page (the sign-in
+    page instead) and records no verdict."""
     crashed_run(served, "shop_18")
     before = events(served)
     worker = served.tokens[Role.WORKER]
@@ -117,7 +118,7 @@ def test_a_workers_token_cannot_review(served: Served, context: BrowserContext, 
     context.add_cookies([{"name": "custody_console", "value": worker, "url": served.url}])
     shown = page.goto(f"{served.url}/console/profiles/shop_18")
     assert shown is not None
-    assert shown.status == 403
+    assert page.url == f"{served.url}/console/sign-in"
     from service._console import form_token
 
     posted = page.request.post(
@@ -126,7 +127,8 @@ def test_a_workers_token_cannot_review(served: Served, context: BrowserContext, 
         headers={"Origin": served.url},
         max_redirects=0,
     )
-    assert posted.status == 403
+    assert posted.status == 303
+    assert posted.headers["location"] == "/console/sign-in"
     assert events(served) == before, "a worker's token recorded something"
 
 

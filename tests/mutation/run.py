@@ -7893,6 +7893,74 @@ MUTANTS = (
             "test_a_version_the_profile_never_reached_is_bad_input_and_writes_nothing",
         ),
     ),
+    Mutant(
+        "console-cookie-token",
+        "service/_console.py",
+        "            COOKIE, started.session, max_age=SESSION_SECONDS,",
+        "            COOKIE, token, max_age=SESSION_SECONDS,",
+        "the console's cookie holds the reviewer's token, sent to every port of the host (rev45)",
+        (
+            "tests/integration/test_console_sessions.py::test_the_cookie_carries_a_session_which_the_api_refuses",
+        ),
+    ),
+    Mutant(
+        "console-sign-out-kept",
+        "service/_console.py",
+        "            await service.readers.run(lambda ledger: end_session(ledger, session.secret))"
+        "\n",
+        "",
+        "a signed-out session's cookie value, replayed, still acts as the reviewer (rev45)",
+        ("tests/integration/test_console_sessions.py::test_a_signed_out_session_is_refused",),
+    ),
+    Mutant(
+        "console-form-token-of-token",
+        "service/_console.py",
+        "        return Session(holder, secret, form_token(secret))\n",
+        "        return Session(holder, secret, form_token(holder.token_id))\n",
+        "the console's form token derives from the token, not the session",
+        ("tests/integration/test_console_sessions.py::test_a_signed_out_session_is_refused",),
+    ),
+    Mutant(
+        "session-outlives-token",
+        "ledger/_stores/sessions.py",
+        '"WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked_at IS NULL "',
+        '"WHERE s.session_hash = ? AND s.expires_at > ? "',
+        "a console session goes on acting after its token is revoked",
+        (
+            "tests/integration/test_console_sessions.py::test_a_revoked_token_ends_its_session_at_once",
+        ),
+    ),
+    Mutant(
+        "session-past-its-end",
+        "ledger/_stores/sessions.py",
+        '"WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked_at IS NULL "',
+        '"WHERE s.session_hash = ? AND ? IS NOT NULL AND t.revoked_at IS NULL "',
+        "a console session acts past its end on the store's clock (rev45: the Max-Age was the "
+        "browser's alone)",
+        (
+            "tests/integration/test_console_sessions.py::test_two_replicas_share_a_session_and_its_end",
+        ),
+    ),
+    Mutant(
+        "session-written-by-every-role",
+        "ledger/_stores/access.py",
+        "            return _SESSION if role is Role.REVIEWER else []\n",
+        "            return _SESSION\n",
+        "a worker's login may start a console session, acting as a reviewer",
+        (
+            "tests/integration/test_console_sessions.py::test_only_the_reviewers_role_writes_sessions",
+        ),
+    ),
+    Mutant(
+        "schema-20-sessions",
+        "ledger/_stores/migrations.py",
+        "SCHEMA_VERSION = 20\n",
+        "SCHEMA_VERSION = 19\n",
+        "a store of schema 19, without the console's sessions table, is opened without init",
+        (
+            "tests/integration/test_console_sessions.py::test_a_store_of_schema_19_is_refused_until_init_makes_the_sessions_table",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
