@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -29,9 +29,9 @@ VERDICT = {"decision": "return", "note": "cart emptied"}
 
 
 @contextmanager
-def _signed_in(served: Served) -> Iterator[tuple[httpx.Client, str]]:
+def _signed_in(served: Served, token: str | None = None) -> Iterator[tuple[httpx.Client, str]]:
     """A client holding a reviewer's session cookie, and that session's form token."""
-    token = served.tokens[Role.REVIEWER]
+    token = token or served.tokens[Role.REVIEWER]
     with httpx.Client(base_url=served.url, headers={"Origin": served.url}, timeout=30) as client:
         answer = client.post("/console/sign-in", data={"token": token})
         assert answer.status_code == 303, answer.text
@@ -379,14 +379,18 @@ def test_a_store_out_of_reach_is_the_consoles_page_with_its_headers(
 ) -> None:
     """With PostgreSQL stopped, every console request is the console's own page, 503 with
     ``Retry-After`` and the console's headers (its CSP, ``X-Frame-Options``): where the token
-    is looked up (a session's first request, a sign-in) as where a page is read or a verdict
-    written (rev38: the token's lookup answered the API's JSON 503, without them)."""
+    or the session is looked up (a sign-in, a session's first request) as where a page is read
+    or a verdict written (rev38: the token's lookup answered the API's JSON 503, without
+    them)."""
     url = f"{cluster.url}?timeout=1"  # the store's waits: an answer within seconds once down
     Ledger.init(url).close()
     served = serve(url)
     try:
         crashed_run(served, "p_down")
         unseen = [served.token(f"carol{n}", Role.REVIEWER) for n in range(3)]  # never looked up
+        with ExitStack() as stack:  # sessions whose first request meets the store down
+            sessions = [stack.enter_context(_signed_in(served, t))[0].cookies[COOKIE]
+                        for t in unseen[1:]]  # fmt: skip
         with _signed_in(served) as (client, csrf):
             drawn = _drawn_version(client.get("/console/profiles/p_down").text)
             cluster.stop()
@@ -398,11 +402,11 @@ def test_a_store_out_of_reach_is_the_consoles_page_with_its_headers(
         origin = {"Origin": served.url}
         with httpx.Client(base_url=served.url, headers=origin, timeout=30) as fresh:
             answers["sign-in"] = fresh.post("/console/sign-in", data={"token": unseen[0]})
-            fresh.cookies.set(COOKIE, unseen[1])
+            fresh.cookies.set(COOKIE, sessions[0])
             answers["first page"] = fresh.get("/console/queue")
-            fresh.cookies.set(COOKIE, unseen[2])
+            fresh.cookies.set(COOKIE, sessions[1])
             answers["first verdict"] = fresh.post(
-                "/console/profiles/p_down/review", data={**verdict, "csrf": form_token(unseen[2])}
+                "/console/profiles/p_down/review", data={**verdict, "csrf": form_token(sessions[1])}
             )
         for what, answer in answers.items():
             assert answer.status_code == 503, (what, answer.text)
