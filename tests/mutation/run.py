@@ -459,7 +459,7 @@ MUTANTS = (
     Mutant(
         "schema-19-rechecks",
         "ledger/_stores/migrations.py",
-        "SCHEMA_VERSION = 19\n",
+        "SCHEMA_VERSION = 20\n",
         "SCHEMA_VERSION = 18\n",
         "a store whose insert check takes a login's lease started in 2099 is opened without "
         "init (rev37; rev35 the same for a lease event past its deadline)",
