@@ -37,7 +37,7 @@ from ledger import (
     Review,
 )
 from ledger.rules import plain_number
-from service._errors import named, not_json, quoted_name
+from service._errors import named, not_of_type, quoted_name
 from service._types import _bearer, _caller
 
 # Filled in by the service, never by a caller.
@@ -367,19 +367,30 @@ def _numbers(dependant: Dependant) -> dict[str, bool]:
 
 
 def json_declared(content_type: str | None) -> None:
-    """Nothing for a body sent as ``application/json`` (in any case; a ``charset`` its only
-    parameter, which ``JsonRequest.json`` then checks is UTF-8), or sent with no type (which
-    FastAPI refuses, ``not_json``); else ``not_json``, naming ``Content-Type``, before a byte
-    of the body is read. FastAPI reads any ``application/*+json`` as JSON, and ignores any
-    parameter: rev44, ``application/evil+json`` and ``application/json;foo=bar`` were read
-    as the command."""
-    if content_type is None:
-        return
-    media, *params = content_type.split(";")
-    if media.strip().lower() != "application/json" or any(
-        param.strip() and param.partition("=")[0].strip().lower() != "charset" for param in params
-    ):
-        raise not_json(content_type)
+    """Nothing for a body sent as ``application/json`` (``declared``; a ``charset``, which
+    ``JsonRequest.json`` then checks is UTF-8), or sent with no type (which FastAPI refuses,
+    ``not_of_type``); else ``not_of_type``, naming ``Content-Type``, before a byte of the body
+    is read. FastAPI reads any ``application/*+json`` as JSON, and ignores any parameter:
+    rev44, ``application/evil+json`` and ``application/json;foo=bar`` were read as the
+    command."""
+    if content_type is not None:
+        declared(content_type, "application/json")
+
+
+def declared(content_type: str | None, media: str) -> None:
+    """Nothing for a body whose ``Content-Type`` is ``media`` (in any case), a ``charset`` its
+    only parameter; else ``not_of_type``, naming ``Content-Type`` and what was sent. The one
+    rule for a body's type: the API's JSON bodies (``json_declared``) and the console's forms
+    (``service._console.read_form``: rev45, a verdict sent as ``application/json`` or
+    ``text/plain`` was read as a form and recorded)."""
+    if content_type is not None:
+        kind, *params = content_type.split(";")
+        if kind.strip().lower() == media and not any(
+            param.strip() and param.partition("=")[0].strip().lower() != "charset"
+            for param in params
+        ):
+            return
+    raise not_of_type(content_type, media)
 
 
 def _needs(dependant: Dependant, call: Callable[..., Any]) -> bool:

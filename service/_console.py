@@ -44,7 +44,14 @@ from ledger.access import TokenHolder, end_session, session_holder, start_sessio
 from ledger.rules import MAX_NAME, shown
 from service import _console_reads as reads
 from service._auth import MAX_TOKEN_LENGTH, Refused, Unauthorised, require
-from service._bodies import JsonRequest, SegmentRoute, _no_body, _query_read_one_way, gone
+from service._bodies import (
+    JsonRequest,
+    SegmentRoute,
+    _no_body,
+    _query_read_one_way,
+    declared,
+    gone,
+)
 from service._errors import named, problem_of
 
 if TYPE_CHECKING:
@@ -54,6 +61,7 @@ COOKIE = "custody_console"
 SESSION_SECONDS = 8 * 3600
 FORM_MAX_BYTES = 16 * 1024
 FORM_MAX_FIELDS = 20
+FORM_TYPE = "application/x-www-form-urlencoded"  # what a page's form is sent as
 # The fields each form takes: any other is refused, never left unread (rev41: ``extra=1``
 # beside a verdict was ignored and the verdict recorded, where the JSON API refuses the key).
 SIGN_IN_FIELDS = frozenset({"token"})
@@ -248,14 +256,17 @@ def same_origin(request: Request) -> bool:
 
 async def read_form(request: Request, takes: frozenset[str]) -> dict[str, str]:
     """An urlencoded form's fields, each given once, each one of those it ``takes``;
-    ``InvalidInput`` past ``FORM_MAX_BYTES`` or ``FORM_MAX_FIELDS``, for text that is not
-    UTF-8, for a field given twice (rev38: ``decision=return&...&decision=disable`` recorded
-    ``return``, where the JSON API refuses a key given twice, and another reader of the form
-    may take the last), or for a field the form does not take (rev41), naming it. Read once,
-    then remembered."""
+    ``InvalidInput`` naming ``Content-Type`` for a body sent as another type than
+    ``FORM_TYPE`` (the API's rule for a body's type, ``declared``: rev45, a verdict sent as
+    ``application/json`` was read as a form and recorded), past ``FORM_MAX_BYTES`` or
+    ``FORM_MAX_FIELDS``, for text that is not UTF-8, for a field given twice (rev38:
+    ``decision=return&...&decision=disable`` recorded ``return``, where the JSON API refuses
+    a key given twice, and another reader of the form may take the last), or for a field the
+    form does not take (rev41), naming it. Read once, then remembered."""
     known: dict[str, str] | None = getattr(request.state, "form", None)
     if known is not None:
         return known
+    declared(request.headers.get("content-type"), FORM_TYPE)  # before a byte is read
     body = b""
     try:
         async for chunk in request.stream():

@@ -88,11 +88,12 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Problem, "description": _DESCRIBED[code]} for code in codes}
 
 
-def not_json(said: str | None) -> InvalidInput:
-    """The refusal of a body sent as another type than ``application/json`` (``said``), or as
-    none: naming ``Content-Type`` and what was sent."""
+def not_of_type(said: str | None, media: str = "application/json") -> InvalidInput:
+    """The refusal of a body sent as another type than ``media`` (``said``), or as none: naming
+    ``Content-Type`` and what was sent. ``media``: the API's ``application/json``, or the
+    console's forms' ``application/x-www-form-urlencoded``."""
     sent = "the request sent none" if said is None else f"got {said[:80]!r}"
-    return InvalidInput("Content-Type", f"must be application/json ({sent})")
+    return InvalidInput("Content-Type", f"must be {media} ({sent})")
 
 
 def check_key(key: str) -> None:
@@ -183,7 +184,7 @@ def install(app: FastAPI) -> None:
             field, text = "body", str(first.get("ctx", {}).get("error", "is not valid JSON"))
         elif not where and isinstance(first.get("input"), bytes):
             # FastAPI reads a body as JSON only when its Content-Type says JSON.
-            refused = not_json(request.headers.get("content-type"))
+            refused = not_of_type(request.headers.get("content-type"))
             field, text = refused.field, refused.problem
         elif first.get("type") == "extra_forbidden":
             text = "is no field this body takes"

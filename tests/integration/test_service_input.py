@@ -901,3 +901,51 @@ def test_a_console_form_holding_a_field_it_does_not_take_is_refused_naming_it(
     assert "set-cookie" not in refused["sign-in"].headers
     assert still_in.status_code == 200, still_in.text[:300]
     assert taken.status_code == 303, taken.text[:500]
+
+
+
+def test_a_console_form_sent_as_another_type_is_refused_writing_nothing(served: Served) -> None:
+    """rev45: a verdict posted as ``application/json`` or ``text/plain`` with an urlencoded
+    body was read as a form and recorded (303), where the JSON API refuses a body of another
+    type naming ``Content-Type``. Each form (the verdict, the sign-in) is refused by the API's
+    rule on the console's page, 422 naming ``Content-Type``, and nothing is written; the form
+    sent as ``application/x-www-form-urlencoded``, a ``charset`` beside it, is recorded."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+        ledger.handle(Checkout(profile_id="p1", worker_id="w1", run_id="r1", task_type="t"))
+        ledger.handle(ForceRelease(profile_id="p1", actor="op", reason="stuck"))
+        before = len(ledger.history("p1"))
+    sent_as = ("application/json", "text/plain", "application/x-www-form-urlencoded; x=1", None)
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        csrf, version = _reviewer_at(served, browser, "p1")
+        fields = f"csrf={csrf}&expected_version={version}&note=checked&decision=return"
+        refused = []
+        for kind in sent_as:
+            headers = {"origin": served.url} | ({"content-type": kind} if kind else {})
+            refused.append(browser.post("/console/profiles/p1/review", content=fields,
+                                        headers=headers))  # fmt: skip
+        token = served.tokens[Role.REVIEWER]
+        sign_in = browser.post(
+            "/console/sign-in",
+            content=f"token={token}",
+            headers={"origin": served.url, "content-type": "text/plain"},
+        )
+        with Ledger.open(served.store_url) as ledger:
+            written = [e.event_type for e in ledger.history("p1")[before:]]
+        kind = "application/x-www-form-urlencoded; charset=UTF-8"
+        taken = browser.post(
+            "/console/profiles/p1/review",
+            content=fields,
+            headers={"origin": served.url, "content-type": kind},
+        )
+    assert written == [], f"the console wrote {written!r}"
+    for kind, answer in zip((*sent_as, "text/plain"), (*refused, sign_in), strict=True):
+        assert answer.status_code == 422, (kind, answer.text[:500])
+        assert answer.headers["content-type"].startswith("text/html"), answer.headers
+        assert answer.headers["x-frame-options"] == "DENY", answer.headers
+        said = "the request sent none" if kind is None else f"got &#39;{kind}&#39;"
+        assert (
+            f"invalid Content-Type: must be application/x-www-form-urlencoded ({said})"
+            in answer.text
+        ), (kind, answer.text[:2000])
+    assert taken.status_code == 303, taken.text[:500]

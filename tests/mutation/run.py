@@ -7702,8 +7702,8 @@ MUTANTS = (
     Mutant(
         "body-any-json-type",
         "service/_bodies.py",
-        '    if media.strip().lower() != "application/json" or any(\n',
-        '    if not media.strip().lower().endswith("json") or any(\n',
+        "        if kind.strip().lower() == media and not any(\n",
+        '        if kind.strip().lower().endswith(media.split("/")[1]) and not any(\n',
         "application/evil+json, application/json-patch+json were read as the command (rev44)",
         (
             "tests/integration/test_service_input.py::test_a_body_not_sent_as_json_is_refused_naming_the_content_type"
@@ -7713,8 +7713,8 @@ MUTANTS = (
     Mutant(
         "body-json-any-parameter",
         "service/_bodies.py",
-        '        param.strip() and param.partition("=")[0].strip().lower() != "charset" for param',
-        "        False for param",
+        '            param.strip() and param.partition("=")[0].strip().lower() != "charset"\n',
+        "            False\n",
         "application/json;foo=bar was read as the command (rev44)",
         (
             "tests/integration/test_service_input.py::test_a_body_not_sent_as_json_is_refused_naming_the_content_type"
@@ -7959,6 +7959,17 @@ MUTANTS = (
         "a store of schema 19, without the console's sessions table, is opened without init",
         (
             "tests/integration/test_console_sessions.py::test_a_store_of_schema_19_is_refused_until_init_makes_the_sessions_table",
+        ),
+    ),
+    Mutant(
+        "console-form-any-type",
+        "service/_console.py",
+        '    declared(request.headers.get("content-type"), FORM_TYPE)  # before a byte is read\n',
+        "",
+        "a verdict sent as application/json or text/plain was read as a form and recorded (rev45)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_console_form_sent_as_another_type_is_refused_writing_nothing[sqlite]",
         ),
     ),
 )
