@@ -37,7 +37,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.exceptions import HTTPException as AnyHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Route
 
 from ledger import InvalidInput, Ledger, LedgerError, Review, Role
 from ledger.access import TokenHolder, end_session, session_holder, start_session
@@ -473,6 +475,47 @@ def install(app: FastAPI, service: Service) -> None:
         return await console.signed_in(request, decide, form=VERDICT_FIELDS)
 
     app.include_router(router)
+    _answered_as_pages(app, console, router)
+
+
+def _answered_as_pages(app: FastAPI, console: Console, router: APIRouter) -> None:
+    """Every HTTP error under ``/console`` (an address no page has, 404; a method a page does
+    not take, 405 with its ``Allow``; a body cut off) answered on the console's refusal page,
+    with its headers (the CSP, ``X-Frame-Options``, ``Cache-Control: no-store``), never the
+    API's JSON: rev45, ``/console/queue/``, ``GET /console/profiles/p1/review`` and ``HEAD
+    /console/queue`` were JSON without them. Any other path: the API's answer. A 405's
+    ``Allow`` names every method the page's address takes, over the console's routes (the
+    API's ``allowed`` sees no route inside an included router: ``PUT /console/sign-in`` named
+    ``GET`` alone)."""
+    api = app.exception_handlers[AnyHTTPException]
+
+    async def answered(request: Request, error: Exception) -> Response:
+        sent = api(request, error)
+        json = await sent if isinstance(sent, Awaitable) else sent
+        path = request.scope["path"]
+        if path != "/console" and not path.startswith("/console/"):
+            return json
+        assert isinstance(error, AnyHTTPException)
+        allow = json.headers.get("allow")
+        if allow is not None:
+            methods = {
+                method
+                for route in router.routes
+                if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE
+                for method in route.methods or ()
+            }
+            allow = ", ".join(sorted(methods))
+        said = str(error.detail)
+        if error.status_code == 404:
+            said = "the console has no page at this address"
+        elif error.status_code == 405 and allow:
+            said = f"this page is not asked for with {named(request.method)}: it takes {allow}"
+        page = console.refusal(error.status_code, said)
+        if allow:
+            page.headers["Allow"] = allow
+        return page
+
+    app.add_exception_handler(AnyHTTPException, answered)
 
 
 async def _screenshot(console: Console, session: Session, profile_id: str) -> Response:

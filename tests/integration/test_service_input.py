@@ -730,8 +730,9 @@ def test_a_path_with_a_trailing_slash_is_404_never_a_redirect(http: Served) -> N
     """A resource's path with a trailing slash names no resource: 404 ``http_404`` JSON, no
     ``Location``, nothing written (rev38: Starlette answered 307 to the path without it, its
     ``Location`` built from the ``Host`` header, ``http://evil.example/v1/sweep``, and a
-    client that followed it resent the sweep, which ran). The console's own address with a
-    slash, ``/console/``, still leads to its queue, by a path that names no host."""
+    client that followed it resent the sweep, which ran); under ``/console``, the console's
+    404 page. The console's own address with a slash, ``/console/``, still leads to its queue,
+    by a path that names no host."""
     with Ledger.open(http.store_url) as ledger:
         ledger.handle(RegisterProfile(profile_id="p2", account_id="a1", proxy_id="x1"))
         ledger.handle(
@@ -749,13 +750,51 @@ def test_a_path_with_a_trailing_slash_is_404_never_a_redirect(http: Served) -> N
         for method, path in paths:
             got = client.request(method, path, headers={"Host": "evil.example"})
             assert (got.status_code, got.headers.get("location")) == (404, None), path
-            assert got.json()["error"] == "http_404", (path, got.text)
+            if path.startswith("/console/"):  # the console's own page (rev45)
+                assert got.headers["content-type"].startswith("text/html"), (path, got.text)
+            else:
+                assert got.json()["error"] == "http_404", (path, got.text)
             followed = client.request(method, path, follow_redirects=True)
             assert followed.status_code == 404, (path, followed.text)
         home = client.get("/console/", headers={"Host": "evil.example"})
     assert (home.status_code, home.headers["location"]) == (303, "/console/queue")
     with Ledger.open(http.store_url) as ledger:
         assert ledger.store.event_count() == before
+
+
+def test_every_404_and_405_under_the_console_is_its_page_with_its_headers(
+    served: Served,
+) -> None:
+    """rev45: an address under ``/console`` no page has (``/console/queue/``, ``/console/x``)
+    and a method a page does not take (``GET`` of a verdict's address, ``HEAD`` of the
+    queue, ``PUT`` of the sign-in) answered the API's JSON 404 or 405, without the console's
+    CSP, ``X-Frame-Options`` or ``Cache-Control: no-store``: each is the console's refusal
+    page with its headers (a 405 naming the methods the page takes, in ``Allow`` too). An
+    API path still answers JSON."""
+    with Ledger.open(served.store_url) as ledger:
+        ledger.handle(RegisterProfile(profile_id="p1", account_id="a1", proxy_id="x1"))
+    asked = [
+        ("GET", "/console/queue/", 404, None),
+        ("GET", "/console/nowhere", 404, None),
+        ("GET", "/console/profiles/p1/review", 405, "POST"),
+        ("HEAD", "/console/queue", 405, "GET"),
+        ("PUT", "/console/sign-in", 405, "GET, POST"),
+    ]
+    with httpx.Client(base_url=served.url, timeout=30) as browser:
+        answers = [browser.request(method, path) for method, path, _, _ in asked]
+        api = browser.get("/v1/nowhere")
+    for (method, path, status, allow), got in zip(asked, answers, strict=True):
+        where = (method, path, got.headers, got.text[:300])
+        assert got.status_code == status, where
+        assert got.headers["content-type"].startswith("text/html"), where
+        assert got.headers["content-security-policy"].startswith("default-src 'none'"), where
+        assert got.headers["x-frame-options"] == "DENY", where
+        assert got.headers["cache-control"] == "no-store", where
+        assert got.headers.get("allow") == allow, where
+        if method != "HEAD":
+            said = "no page at this address" if status == 404 else f"it takes {allow}"
+            assert said in got.text, where
+    assert (api.status_code, api.json()["error"]) == (404, "http_404"), api.text
 
 
 def _reviewer_at(served: Served, browser: httpx.Client, profile_id: str) -> tuple[str, str]:
@@ -901,7 +940,6 @@ def test_a_console_form_holding_a_field_it_does_not_take_is_refused_naming_it(
     assert "set-cookie" not in refused["sign-in"].headers
     assert still_in.status_code == 200, still_in.text[:300]
     assert taken.status_code == 303, taken.text[:500]
-
 
 
 def test_a_console_form_sent_as_another_type_is_refused_writing_nothing(served: Served) -> None:

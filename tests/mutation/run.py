@@ -7972,6 +7972,28 @@ MUTANTS = (
             "test_a_console_form_sent_as_another_type_is_refused_writing_nothing[sqlite]",
         ),
     ),
+    Mutant(
+        "console-http-errors-json",
+        "service/_console.py",
+        "    _answered_as_pages(app, console, router)\n",
+        "",
+        "/console/queue/, GET of a verdict's address: JSON without the console's CSP (rev45)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_every_404_and_405_under_the_console_is_its_page_with_its_headers[sqlite]",
+        ),
+    ),
+    Mutant(
+        "console-405-allow-first-route",
+        "service/_console.py",
+        '            allow = ", ".join(sorted(methods))\n',
+        "            pass\n",
+        "PUT /console/sign-in answered Allow: GET, where the page also takes POST",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_every_404_and_405_under_the_console_is_its_page_with_its_headers[sqlite]",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
