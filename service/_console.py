@@ -37,13 +37,14 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 from starlette.exceptions import HTTPException as AnyHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Route
 
 from ledger import InvalidInput, Ledger, LedgerError, Review, Role
 from ledger.access import TokenHolder, end_session, session_holder, start_session
-from ledger.rules import MAX_NAME, shown
+from ledger.rules import MAX_NAME, one_part, shown
 from service import _console_reads as reads
 from service._auth import MAX_TOKEN_LENGTH, Refused, Unauthorised, require
 from service._bodies import (
@@ -73,6 +74,11 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
+# What a page shows where nothing was recorded (no step, no URL, no screenshot): marked up
+# apart from any text, in words holding a space, which ``one_part`` quotes in any recorded
+# text (``_part``), so no worker's text reads as it (rev45: a step or URL "none" or "none
+# recorded" read as none).
+NOTHING = Markup('<em class="nothing">none recorded</em>')
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -129,6 +135,8 @@ class Console:
         )
         self.templates.filters["when"] = _when
         self.templates.filters["age"] = _age
+        self.templates.filters["part"] = _part
+        self.templates.globals["nothing"] = NOTHING
 
     async def reviewer(self, token: str | None) -> TokenHolder:
         """Who the token is: ``Unauthorised`` (none, unknown, revoked) or ``Refused`` (a role
@@ -343,6 +351,15 @@ def _visible(value: Any) -> Any:
 
 
 _BREAKS = re.compile("([\n\t])")
+
+
+def _part(value: str | None) -> str:
+    """A recorded text (a worker's step, URL, run id; an account id) as a page's line shows
+    it, as ``custody why`` prints it: ``one_part``'s, a text holding a space, a quote, ``;``
+    or ``,`` its JSON string, so that none reads as more parts (rev45: a run id ``worker_09
+    / run_7`` read as a worker and a run on the ``worker / run / task`` line) nor as
+    ``NOTHING``, which stands where none was recorded (an empty text, as ``why``'s ``-``)."""
+    return one_part(value) if value else NOTHING
 
 
 def _when(moment: datetime | None) -> str:

@@ -11,7 +11,8 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, redirect_stdout
+from io import StringIO
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,9 @@ from console_scene import crashed_run, events, register
 from pg_cluster import PostgresCluster
 from serving import Served, serve
 
+from custody.cli import main
 from ledger import Ledger, Role
+from ledger.rules import one_part
 from service._console import COOKIE, HEADERS, form_token
 
 pytestmark = pytest.mark.slow
@@ -207,6 +210,62 @@ def test_a_bidi_override_a_worker_wrote_is_shown_as_its_escape(served: Served) -
     with served.client(Role.REVIEWER) as reader:
         timeline = reader.get("/v1/profiles/p_bidi/timeline").json()
     assert step in [e["step"] for e in timeline]
+
+
+def _run(served: Served, profile_id: str, run_id: str, beat: dict[str, object],
+         final: dict[str, object]) -> None:  # fmt: skip
+    """worker-1 checks out ``profile_id`` under ``run_id``, reports ``beat`` and releases it
+    failed, with ``final`` (its evidence)."""
+    register(served, profile_id)
+    with served.client(Role.WORKER) as worker:
+        body = {"run_id": run_id, "task_type": "inventory_check"}
+        lease = worker.post(f"/v1/profiles/{profile_id}/checkout", json=body).json()
+        token = {"fencing_token": lease["fencing_token"]}
+        for path, sent in (("heartbeat", beat), ("release", {"outcome": "failure", **final})):
+            said = worker.post(f"/v1/leases/{lease['lease_id']}/{path}", json=token | sent)
+            assert said.status_code == 200, said.text
+
+
+def _line(page: str, label: str) -> str:
+    """What the page shows beside ``label``, as its markup."""
+    found = re.search(rf"<dt>{label}</dt><dd[^>]*>(.*?)</dd>", page, re.S)
+    assert found is not None, (label, page[:3000])
+    return found[1]
+
+
+def test_a_workers_none_reads_apart_from_nothing_recorded(served: Served) -> None:
+    """rev45: a mutating step named ``none`` showed ``mutating step: none``, as a run that
+    mutated nothing; a URL ``none`` and a final URL ``none recorded`` read as no URL; a run id
+    ``worker_09 / run_7`` read as a worker and a run on the ``worker / run / task`` line,
+    where ``custody why`` tells them apart. Each recorded text is shown as the command line
+    prints it (``one_part``: one holding a space its JSON string, as ``why`` prints the step),
+    and where nothing was recorded the page says so in markup and words no text reads as."""
+    run_id = "worker_09 / run_7"
+    beat = {"step": "none", "url": "none", "mutating": True}
+    _run(served, "p_words", run_id, beat, {"final_url": "none recorded"})
+    _run(served, "p_nothing", "r1", {"step": "s1", "safe": True}, {})
+    with _signed_in(served) as (client, _):
+        words = client.get("/console/profiles/p_words").text
+        nothing = client.get("/console/profiles/p_nothing").text
+    absent = _line(nothing, "mutating step")
+    assert absent == '<em class="nothing">none recorded</em>', absent
+    assert _line(words, "last safe step") == absent  # never reported: as the other's
+    for label in ("mutating step", "last URL", "final URL"):
+        assert _line(nothing, label) == absent, (label, nothing[:3000])
+        said = _line(words, label)
+        assert said != absent, (label, said)
+        assert "<" not in said, (label, said)
+    assert html.unescape(_line(words, "final URL")) == '"none recorded"'
+    assert html.unescape(_line(words, "worker / run / task")) == " / ".join(
+        one_part(part) for part in ("worker-1", run_id, "inventory_check")
+    )
+    # The step as ``custody why`` prints it, on its "step that mutated the account" line.
+    printed = StringIO()
+    with redirect_stdout(printed):
+        assert main(["--store", served.store_url, "why", "p_words"]) == 0
+    mutated = re.search(r"step that mutated the account: (\S+)", printed.getvalue())
+    assert mutated is not None, printed.getvalue()
+    assert html.unescape(_line(words, "mutating step")) == mutated[1] == "none"
 
 
 def test_a_typed_escape_and_the_character_it_names_show_apart_on_pages(served: Served) -> None:

@@ -7994,6 +7994,36 @@ MUTANTS = (
             "test_every_404_and_405_under_the_console_is_its_page_with_its_headers[sqlite]",
         ),
     ),
+    Mutant(
+        "console-nothing-reads-as-none",
+        "service/_console.py",
+        "NOTHING = Markup('<em class=\"nothing\">none recorded</em>')\n",
+        'NOTHING = Markup("none")\n',
+        "a worker's mutating step named none read as a run that mutated nothing (rev45)",
+        (
+            "tests/integration/test_console_forms.py::test_a_workers_none_reads_apart_from_nothing_recorded[sqlite]",
+        ),
+    ),
+    Mutant(
+        "console-recorded-text-unquoted",
+        "service/_console.py",
+        "    return one_part(value) if value else NOTHING\n",
+        "    return value if value else NOTHING\n",
+        "a worker's final URL 'none recorded' read as no final URL (rev45)",
+        (
+            "tests/integration/test_console_forms.py::test_a_workers_none_reads_apart_from_nothing_recorded[sqlite]",
+        ),
+    ),
+    Mutant(
+        "console-run-id-unquoted",
+        "service/templates/profile.html",
+        "{{ lease.run_id | part }}",
+        "{{ lease.run_id }}",
+        "a run id 'worker_09 / run_7' read as a worker and a run on the page (rev45)",
+        (
+            "tests/integration/test_console_forms.py::test_a_workers_none_reads_apart_from_nothing_recorded[sqlite]",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
