@@ -8,7 +8,7 @@ SQLite, ADBC on PostgreSQL) and returns the same dtypes on every store: times as
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -172,15 +172,16 @@ def typed(
     ``ReadModelDamaged`` naming it and its rebuild."""
     out = frame.copy()
     for column in out.columns:
+        cast = _cast(str(column), times, integers, floats)
         try:
-            out[column] = _typed(out[column], column, times, integers, floats)
+            out[column] = cast(out[column])
         except (ValueError, TypeError) as error:
             if read_model is None:
                 raise
             from ledger import ReadModelDamaged  # only for a damaged row
 
             raise ReadModelDamaged.unreadable(
-                read_model, column, _unreadable(out[column])
+                read_model, column, _unreadable(out[column], cast)
             ) from error
     return out
 
@@ -199,33 +200,71 @@ def judged(leases: pd.DataFrame, at: datetime) -> pd.DataFrame:
     return leases.assign(status=pd.array(statuses, dtype="string"))
 
 
-def _typed(
-    values: pd.Series,
-    column: str,
-    times: Sequence[str],
-    integers: Sequence[str],
-    floats: Sequence[str],
-) -> pd.Series:
+def _cast(
+    column: str, times: Sequence[str], integers: Sequence[str], floats: Sequence[str]
+) -> Callable[[pd.Series], pd.Series]:
+    """What ``typed`` makes of the column's values; ``ValueError`` or ``TypeError`` for a
+    value it cannot make one of its type."""
+    if column in times:
+        return _times
+    if column in integers:
+        return _integers
+    if column in floats:
+        return _floats
+    return _text
+
+
+def _times(values: pd.Series) -> pd.Series:
     import pandas as pd  # here, so that parsing a moment (``moment``) never imports pandas
 
-    if column in times:
-        return pd.to_datetime(values, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
-    if column in integers:
-        return values.astype("Int64")
-    if column in floats:
-        return values.astype("float64")
+    return pd.to_datetime(values, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+
+
+def _integers(values: pd.Series) -> pd.Series:
+    """The values as nullable ``Int64``. A number no int64 holds exactly (a fraction, 1e30,
+    infinity) is refused before pandas' cast, which warns ("RuntimeWarning: invalid value
+    encountered in cast", printed above the command line's one line: rev45) and then refuses
+    it, or for infinity raises ``OverflowError``."""
+    if values.dtype.kind == "f":
+        numbers = values.dropna()
+        held = (numbers % 1 == 0) & (numbers >= -(2.0**63)) & (numbers < 2.0**63)
+        if not held.all():
+            raise ValueError("a number no int64 holds")
+    elif values.dtype == object:
+        for value in values:
+            if isinstance(value, float) and not _held(value):
+                raise ValueError("a number no int64 holds")
+    return values.astype("Int64")
+
+
+def _held(value: float) -> bool:
+    """Whether an int64 holds the float exactly (NaN: a missing value, held as NA)."""
+    return value != value or (value.is_integer() and -(2.0**63) <= value < 2.0**63)
+
+
+def _floats(values: pd.Series) -> pd.Series:
+    return values.astype("float64")
+
+
+def _text(values: pd.Series) -> pd.Series:
     return values.astype("string")
 
 
-def _unreadable(values: pd.Series) -> object:
-    """The first value of a column that is not one of its type (as text, if none is)."""
-    for value in values:
-        if value is not None and not isinstance(value, int | float | datetime):
-            try:
-                datetime.fromisoformat(str(value))
-            except ValueError:
-                return value
-    return None
+def _unreadable(values: pd.Series, cast: Callable[[pd.Series], pd.Series]) -> object:
+    """The first of the values ``cast`` refuses, as the rows path names it (rev45: the
+    DataFrame path named a value of another row, or None, where ``timeline`` named the cell):
+    the end of the shortest run of values from the first that it refuses, found by halving,
+    so that a large frame costs a few casts. ``cast`` takes or refuses each value on its own."""
+    taken, refused = 0, len(values)  # values[:taken] are cast; values[:refused] are not
+    while refused - taken > 1:
+        middle = (taken + refused) // 2
+        try:
+            cast(values.iloc[:middle])
+        except (ValueError, TypeError):
+            refused = middle
+        else:
+            taken = middle
+    return values.iloc[refused - 1]
 
 
 def spoken(seconds: float | None) -> str:

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from cli_process import Run, custody, error_line, ok
+from cli_process import Run, custody, custody_all, error_line, ok
 
 
 def _cli(store: str, cwd: Path, *args: str) -> Run:
@@ -111,3 +111,46 @@ def test_lost_checkpoints_are_named_at_the_command_line_and_init_repairs_them(
     ok(_cli(store, tmp_path, "init"))
     ok(_cli(store, tmp_path, "projections", "status"))
     assert len(ok(_cli(store, tmp_path, "timeline", "p")).out.splitlines()) == 4
+
+
+_HEARTBEAT_ROW = (
+    "rowid = (SELECT min(rowid) FROM custody_timeline WHERE event_type = 'lease_heartbeat')"
+)
+_TIMELINE_READS = (("timeline", "p"),)
+_LEASES_READS = (("usage", "--account", "a"), ("fleet",))
+# What a hand put in one row's cell (SQLite keeps any value in any column), the row, the value
+# as the one line quotes it and the reads that meet it.
+_JUNK_CELLS = {
+    "timeline-version-fraction": (
+        "timeline", "version", "2.5", _HEARTBEAT_ROW, "'2.5'", _TIMELINE_READS,
+    ),
+    "timeline-detail-blob": (
+        "timeline", "detail", "x'ff00'", _HEARTBEAT_ROW, "\"b'\\\\xff\\\\x00'\"", _TIMELINE_READS,
+    ),
+    "leases-heartbeats-1e30": ("leases", "heartbeats", "1e30", "1 = 1", "'1e+30'", _LEASES_READS),
+    "leases-heartbeats-infinity": (
+        "leases", "heartbeats", "9e999", "1 = 1", "'inf'", _LEASES_READS,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(_JUNK_CELLS))
+def test_a_junk_cell_is_named_alike_as_rows_and_as_json(
+    store: str, tmp_path: Path, case: str
+) -> None:
+    """rev45: a cell no row holds, read as rows and with --json (a DataFrame): --json named
+    another row's detail or 'None' where the rows read named the cell, and a heartbeat count
+    of 1e30 printed pandas' "RuntimeWarning: invalid value encountered in cast" and its
+    source line above the one line (infinity: 'internal error: OverflowError'). Every read
+    now prints the same one line naming the cell's value and exits 1. Guard: ``_unreadable``
+    and ``_integers``'s check before the cast in ``reports._frames``."""
+    table, column, value, row, shown, reads = _JUNK_CELLS[case]
+    _sql(tmp_path, f"UPDATE custody_{table} SET {column} = {value} WHERE {row}")
+    commands = [(*flag, *args) for args in reads for flag in ((), ("--json",))]
+    runs = custody_all([("--store", store, *c) for c in commands], cwd=tmp_path)
+    said = (
+        f"custody: read model {table} is damaged: a row's {column} cannot be read ({shown}: "
+        f"written there by hand?); repair it with custody projections rebuild {table}"
+    )
+    for command, run in zip(commands, runs, strict=True):
+        assert (command, run.code, error_line(run)) == (command, 1, said)

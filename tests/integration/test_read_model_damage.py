@@ -279,6 +279,34 @@ def test_a_junk_value_in_a_cell_is_named_by_reads_not_an_internal_error(
     assert said.endswith(f"custody projections rebuild {name}")
 
 
+# A time Python reads (an ISO 8601 week date) but no read model row holds: either store keeps it.
+_WEEK_TIME = "2026-W48-1T09:45Z"
+
+
+@pytest.mark.parametrize("read", sorted(_READS))
+def test_a_junk_cell_among_good_rows_is_named_by_its_own_value(
+    ledger: Ledger, clock: StepClock, read: str
+) -> None:
+    """rev45: one row's cell edited by hand among good rows (a week date Python's
+    ``fromisoformat`` reads, pandas' ISO 8601 parser does not): the rows read named it, the
+    DataFrame read said ``('None': ...)``, having looked for the junk by another rule than its
+    cast's. Both now name the cell's own value, on both stores. Guard: ``_unreadable`` finding
+    the first value the column's cast refuses."""
+    name, column, answer = _READS[read]
+    _lease_with_beats(ledger, clock, beats=2)
+    clock.advance(1)
+    second, _ = take_lease(ledger, "p1", "r2")
+    catch_up_all(ledger, READ_MODELS.values())
+    where = ("lease_id = ?", (second,)) if name == "leases" else ("version = ?", (3,))
+    _sql(
+        ledger, f"UPDATE custody_{name} SET {column} = ? WHERE {where[0]}", (_WEEK_TIME, *where[1])
+    )
+    with pytest.raises(ReadModelDamaged) as damaged:
+        answer(ledger)
+    said = f"a row's {column} cannot be read ({_WEEK_TIME!r}: written there by hand?)"
+    assert said in str(damaged.value)
+
+
 @pytest.mark.parametrize("read", ["health", "fleet"])
 def test_a_timeline_position_made_text_by_hand_is_named_by_the_fleet_reads(
     tmp_path: Any, read: str

@@ -8024,6 +8024,26 @@ MUTANTS = (
             "tests/integration/test_console_forms.py::test_a_workers_none_reads_apart_from_nothing_recorded[sqlite]",
         ),
     ),
+    Mutant(
+        "read-model-junk-frame-its-own-value",
+        "reports/_frames.py",
+        "    return values.iloc[refused - 1]\n",
+        "    return values.iloc[0]\n",
+        "--json reads name another row's value (the first) for a junk cell, as rows name the cell",
+        (
+            "tests/integration/test_read_model_damage.py::"
+            "test_a_junk_cell_among_good_rows_is_named_by_its_own_value",
+        ),
+    ),
+    Mutant(
+        "read-model-junk-integer-before-cast",
+        "reports/_frames.py",
+        '    if values.dtype.kind == "f":\n        numbers = values.dropna()\n',
+        "    if False:\n        numbers = values.dropna()\n",
+        "a count of 1e30 prints pandas' RuntimeWarning above the one line; infinity is an"
+        " internal error",
+        ("tests/e2e/test_cli_read_models.py::test_a_junk_cell_is_named_alike_as_rows_and_as_json",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
