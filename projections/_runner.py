@@ -377,7 +377,10 @@ def run(
     its path (a restored backup) is opened again at the next wake-up, and announced
     (``Ledger.reopen_if_replaced``). A damaged read model
     (``ReadModelDamaged``) is announced once and tried again at each wake-up, while the others
-    are caught up without it."""
+    are caught up without it; a run of ``rounds`` whose last catch-up left one damaged (not
+    caught up) raises it at the end, saying the events the others folded (they are kept), so
+    that a one-shot catch-up that failed is told from one that did not (rev45: exit 0). A run
+    that ``stop`` ends returns as before."""
     if not ledger.feed.maintains():  # it would fold nothing, forever, and say nothing
         msg = (
             "this store login may not write the read models (a worker's reads them): run "
@@ -390,17 +393,19 @@ def run(
     done = 0
     progress = _Progress()  # every batch committed, whatever failed after it
     said: set[str] = set()  # the damage announced already (once each, not every wake-up)
+    left: list[ReadModelDamaged] = []  # the damage the round just ended left behind
     with ledger.feed.wakeups(interval, announce) as wakeups:  # listening before catching up
         while not stop.is_set():
             if (said_again := ledger.reopen_if_replaced()) is not None:  # a restored SQLite file
                 (announce or _unheard)(said_again)
+            left = []
             try:
                 try:
                     _catch_up_all(ledger, models, batch, progress, stop)
                     said.clear()
                 except ReadModelDamaged:  # the others one by one: an outage there is one too
-                    _catch_up_each(ledger, models, batch, announce or _unheard, said, stop,
-                                   progress)  # fmt: skip
+                    left = _catch_up_each(ledger, models, batch, announce or _unheard, said,
+                                          stop, progress)  # fmt: skip
             except StoreUnavailable as e:
                 last = rounds is not None and done + 1 >= rounds
                 if done == 0 and (last or not e.busy):  # no store: said at once
@@ -417,7 +422,21 @@ def run(
             if rounds is not None and done >= rounds:
                 break
             wakeups.wait(stop)
+    if left and not stop.is_set():  # the last of its rounds, and no signal ended it
+        raise _left_damaged(left, progress.events)
     return progress.events
+
+
+def _left_damaged(left: list[ReadModelDamaged], events: int) -> ReadModelDamaged:
+    """The first damage a run's last catch-up left, its line saying that the run ended with it
+    not caught up, the others damaged with it and the events the others folded."""
+    first, others = left[0], [damaged.name for damaged in left[1:]]
+    said = f"{first.problem}; the run ended with it not caught up"
+    if others:
+        said += f" (damaged too: {', '.join(others)})"
+    if events:
+        said += f", {events} event(s) folded into the other read models are kept"
+    return ReadModelDamaged(first.name, said)
 
 
 def _unheard(line: str) -> None:
@@ -468,12 +487,14 @@ def _catch_up_each(
     said: set[str],
     stop: threading.Event,
     progress: _Progress,
-) -> None:
+) -> list[ReadModelDamaged]:
     """Catch up each read model in a transaction of its own, when one of them is damaged: the
     others stay current while it waits for its rebuild (tried again at each wake-up, so a
     rebuild is followed without a restart). Each damage is announced once. Stopped between
     two batches once ``stop`` is set (rev37: a runner SIGTERMed beside a damaged read model
-    folded the whole backlog first). Each committed batch is counted into ``progress``."""
+    folded the whole backlog first). Each committed batch is counted into ``progress``.
+    Returns the damage met, each read model's."""
+    met: list[ReadModelDamaged] = []
     for model in _once_each(models):
         if stop.is_set():
             break
@@ -485,9 +506,11 @@ def _catch_up_each(
             if not stop.is_set():  # stopped, it is short by its own choice: no note
                 _short_of(ledger.feed, [model], head)
         except ReadModelDamaged as e:
+            met.append(e)
             if str(e) not in said:
                 said.add(str(e))
                 announce(f"{e}; the other read models are kept current meanwhile")
+    return met
 
 
 def status(ledger: Ledger, models: Iterable[ReadModel]) -> list[ReadModelStatus]:

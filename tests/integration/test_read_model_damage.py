@@ -334,12 +334,16 @@ def test_projections_run_keeps_the_others_current_beside_a_damaged_one(
     said nothing before (the events just vanished); a read model's damage now refuses its
     catch-up, which must neither stop the runner nor hold back the other read model. The
     damage is announced once, the timeline kept current, and after the rebuild the next
-    round catches the leases up. Guard: ``_catch_up_each`` in ``projections._runner.run``."""
+    round catches the leases up. Guard: ``_catch_up_each`` in ``projections._runner.run``.
+    Its rounds ended with the leases damaged: raised at the end (rev45: a ``--rounds 1`` that
+    caught nothing up returned as one that did, exit 0)."""
     catch_up_all(ledger, READ_MODELS.values())
     _move(ledger, "leases", 50)
     _lease_with_beats(ledger, clock, beats=1)
     heard: list[str] = []
-    run(ledger, READ_MODELS.values(), rounds=2, interval=0.01, announce=heard.append)
+    with pytest.raises(ReadModelDamaged, match="ended with it not caught up") as ended:
+        run(ledger, READ_MODELS.values(), rounds=2, interval=0.01, announce=heard.append)
+    assert ended.value.name == "leases"
     damage = [line for line in heard if "read model leases is damaged" in line]
     assert len(damage) == 1, heard
     assert ledger.feed.checkpoints()["timeline"] == ledger.feed.head()  # the runner's doing

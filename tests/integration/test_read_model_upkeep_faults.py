@@ -125,6 +125,38 @@ def test_a_runner_beside_a_damaged_read_model_stops_between_two_batches(store_ur
         assert "note" not in err, err  # stopped by its own choice: no note of a gap
 
 
+def test_a_single_round_that_leaves_a_read_model_damaged_exits_1(store_url: str) -> None:
+    """rev45: `projections run --rounds 1` (the docs' one-shot catch-up before copying the
+    evidence) beside a damaged read model printed "applied: N" and exited 0, while `status`
+    and every read of it exit 1: a script could not tell a failed catch-up. It now ends with
+    the damage's line, saying that the run ended with it not caught up and that the others'
+    events are kept, exit 1 (--json: the error object); once rebuilt, the round exits 0."""
+    with Ledger.open(store_url) as ledger:
+        catch_up_all(ledger, list(READ_MODELS.values()))  # installed
+        register(ledger, "p1")
+        ledger.handle(Checkout(profile_id="p1", worker_id="w", run_id="r", task_type="t"))
+        _damage_leases(ledger)
+        kept = ", 2 event(s) folded into the other read models are kept"
+        for flags, folded in (((), kept), (("--json",), "")):  # the first folded the timeline
+            runner = custody(store_url, *flags, "projections", "run", "--rounds", "1")
+            out, err = runner.communicate(timeout=60)
+            assert runner.returncode == 1, (out, err)
+            line = err.splitlines()[-1]  # after the lines it announced while it ran
+            assert line.startswith("custody: read model leases is damaged: its position "), err
+            assert line.endswith(
+                f"; the run ended with it not caught up{folded}; repair it with custody "
+                "projections rebuild leases"
+            ), err
+            if flags:
+                answer = json.loads(out)
+                assert (answer["error"], answer["exit_code"]) == ("ReadModelDamaged", 1), out
+        assert ledger.feed.checkpoints()["timeline"] == ledger.feed.head()  # kept current
+        rebuild(ledger, READ_MODELS["leases"])
+    runner = custody(store_url, "projections", "run", "--rounds", "1")
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err
+
+
 @pytest.mark.slow
 def test_a_runner_whose_sessions_end_mid_first_catch_up_catches_up_at_the_next_wake_up(
     pg_url: str,

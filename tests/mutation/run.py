@@ -8044,6 +8044,17 @@ MUTANTS = (
         " internal error",
         ("tests/e2e/test_cli_read_models.py::test_a_junk_cell_is_named_alike_as_rows_and_as_json",),
     ),
+    Mutant(
+        "projections-run-rounds-ends-damaged",
+        "projections/_runner.py",
+        "    if left and not stop.is_set():",
+        "    if False:",
+        "projections run --rounds 1 that left a read model damaged exits 0, as one that caught up",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_single_round_that_leaves_a_read_model_damaged_exits_1",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
