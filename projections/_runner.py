@@ -579,10 +579,11 @@ def rebuild(ledger: Ledger, model: ReadModel, *, batch: int = 1000) -> Rebuilt:
     """Rebuild the read model from the whole log into a shadow table while writers go on,
     then swap it in: one transaction applies the last events, replaces the live table (or
     makes it, if it was dropped) and moves the checkpoint, so readers see the old table or the
-    new one, never a mix. A second rebuild of the same read model meanwhile is refused
-    (``NotAllowed``); a rebuild that fails drops what it made, so none is said to be under
-    way. One held by a gap an open transaction may fill is refused (busy) short of what its
-    read model had folded, and swapped in as far as it with ``ReadModelBehind`` warned.
+    new one, never a mix. A second rebuild of the same read model meanwhile is refused as busy
+    (``StoreUnavailable``, exit 6: try again when it ends); a rebuild that fails drops what it
+    made, so none is said to be under way. One held by a gap an open transaction may fill is
+    refused (busy) short of what its read model had folded, and swapped in as far as it with
+    ``ReadModelBehind`` warned.
     ``Forbidden`` first on a store this login may write nothing to (``Feed.refuse_read_only``)."""
     started = time.monotonic()
     feed = ledger.feed
@@ -594,7 +595,7 @@ def rebuild(ledger: Ledger, model: ReadModel, *, batch: int = 1000) -> Rebuilt:
             tx.restore_checkpoint(model.name)
     name, shadow_name = model.name, model.name + SHADOW
     shadow = model.table.name + SHADOW
-    with feed.exclusive(f"rebuild-{name}"):
+    with _rebuilding(feed, name):
         # One transaction: failing, it made nothing to drop, and a lock it could not take is
         # not waited for again by the clean-up (rev29: twice the timeout, said once).
         _fresh_shadow(feed, model, shadow)
@@ -606,6 +607,20 @@ def rebuild(ledger: Ledger, model: ReadModel, *, batch: int = 1000) -> Rebuilt:
     feed.checked_layouts.discard(model.table.name)
     seconds = round(time.monotonic() - started, 3)
     return Rebuilt(name=name, position=position, rows=rows, seconds=seconds)
+
+
+@contextlib.contextmanager
+def _rebuilding(feed: Feed, name: str) -> Iterator[None]:
+    """The lock of the read model ``name``'s rebuilds for the block; held by another process,
+    busy at once, naming the read model as typed (rev45: ``NotAllowed``, exit 1, naming
+    "rebuild-timeline", where a store busy with another's work is 6, retry)."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(feed.exclusive(f"rebuild-{name}"))
+        except NotAllowed:
+            msg = f"projections rebuild {name} is already running in another process"
+            raise StoreUnavailable(f"{msg}; try again when it ends", busy=True) from None
+        yield
 
 
 def _fresh_shadow(feed: Feed, model: ReadModel, shadow: str) -> None:

@@ -29,7 +29,7 @@ def test_a_rebuild_of_every_read_model_that_fails_on_one_says_what_it_did(
     """`projections rebuild` without a name, its availability row deleted, its leases table
     dropped and timeline's rebuild held by another: it repairs availability and rebuilds
     leases, prints both as it would have, and its line names timeline, the exit code (the
-    refusal's: 1) and what was done before it; with --json the error object carries them too
+    refusal's: 6, busy) and what was done before it; with --json the error object carries them too
     (rev37: exit 1 with only the refusal's line, the repairs written but not reported)."""
     with Ledger.open(store_url) as ledger:
         register(ledger, "p1")
@@ -43,24 +43,49 @@ def test_a_rebuild_of_every_read_model_that_fails_on_one_says_what_it_did(
         with ledger.feed.exclusive("rebuild-timeline"):
             text_run = custody(store_url, "projections", "rebuild")
             out, err = text_run.communicate(timeout=60)
-            assert text_run.returncode == 1, err
+            assert text_run.returncode == 6, err
             assert "p2: missing" in out, (out, err)
             assert "leases: rebuilt to position 3, 1 rows" in out, (out, err)
             (line,) = err.splitlines()
-            assert line.startswith("custody: projections rebuild stopped at timeline (exit 1): ")
+            assert line.startswith("custody: projections rebuild stopped at timeline (exit 6): ")
             assert "already running" in line
             assert line.endswith("done before it (above): availability, leases")
             json_run = custody(store_url, "--json", "projections", "rebuild")
             json_out, _ = json_run.communicate(timeout=60)
-            assert json_run.returncode == 1
+            assert json_run.returncode == 6
             answer = json.loads(json_out)
             assert (answer["exit_code"], answer["read_model"], answer["not_tried"]) == (
-                1,
+                6,
                 "timeline",
                 [],
             )
             assert [r.get("name") for r in answer["rebuilt"]] == [None, "leases"]
         assert ledger.feed.query("SELECT count(*) AS n FROM custody_availability")[0]["n"] == 2
+
+
+def test_a_rebuild_meeting_another_of_the_same_read_model_is_busy_exit_6(store_url: str) -> None:
+    """rev45: `projections rebuild timeline` while another holds the timeline's rebuild was
+    refused "rebuild-timeline is already running ...; try again when it ends", exit 1, where
+    exit-codes.md gives busy, retry, 6. It is now 6, naming the read model as typed, in one
+    line, and --json's error object says StoreUnavailable; once the other ends, it runs."""
+    with Ledger.open(store_url) as ledger:
+        register(ledger, "p1")
+        with ledger.feed.exclusive("rebuild-timeline"):
+            runs = [
+                custody(store_url, *flags, "projections", "rebuild", "timeline")
+                for flags in ((), ("--json",))
+            ]
+            (text_out, text_err), (json_out, _) = (run.communicate(timeout=60) for run in runs)
+        assert [run.returncode for run in runs] == [6, 6], text_err
+        assert (text_out, text_err) == (
+            "",
+            "custody: projections rebuild timeline is already running in another process; "
+            "try again when it ends\n",
+        )
+        answer = json.loads(json_out)
+        assert (answer["error"], answer["exit_code"]) == ("StoreUnavailable", 6), json_out
+    again = custody(store_url, "projections", "rebuild", "timeline")
+    assert again.communicate(timeout=60)[0].startswith("timeline: rebuilt to position 1, 1 rows")
 
 
 def _runner(store_url: str, *args: str) -> subprocess.Popen[str]:

@@ -11,7 +11,15 @@ import pytest
 from conftest import StepClock, register
 from log_checks import every_ending, rows, take_lease, whole_log
 
-from ledger import Heartbeat, InvalidInput, Ledger, LedgerError, NotAllowed, ProfileState, Release
+from ledger import (
+    Heartbeat,
+    InvalidInput,
+    Ledger,
+    LedgerError,
+    ProfileState,
+    Release,
+    StoreUnavailable,
+)
 from ledger.feed import FeedTransaction
 from projections import (
     LEASES_READ_MODEL,
@@ -225,12 +233,18 @@ def _index_of(url: str, suffix: str) -> str:
 
 
 def test_a_second_rebuild_of_the_same_read_model_is_refused(ledger: Ledger) -> None:
-    """While a rebuild of the timeline holds its lock, another is refused at once (and one of
-    the leases is not); after it ends, a rebuild runs."""
+    """While a rebuild of the timeline holds its lock, another is refused at once as busy,
+    retry (rev45: ``NotAllowed``, exit 1, naming "rebuild-timeline"), naming the read model
+    (and one of the leases is not refused); after it ends, a rebuild runs."""
     register(ledger)
     with ledger.feed.exclusive("rebuild-timeline"):
-        with pytest.raises(NotAllowed, match="already running"):
+        with pytest.raises(StoreUnavailable) as refused:
             rebuild(ledger, TIMELINE_READ_MODEL)
+        assert refused.value.busy
+        assert str(refused.value) == (
+            "projections rebuild timeline is already running in another process; try again "
+            "when it ends"
+        )
         assert rebuild(ledger, LEASES_READ_MODEL).name == "leases"
     assert rebuild(ledger, TIMELINE_READ_MODEL).rows == 1
 

@@ -8055,6 +8055,17 @@ MUTANTS = (
             "test_a_single_round_that_leaves_a_read_model_damaged_exits_1",
         ),
     ),
+    Mutant(
+        "rebuild-held-busy",
+        "projections/_runner.py",
+        '        except NotAllowed:\n            msg = f"projections rebuild {name}',
+        '        except ZeroDivisionError:\n            msg = f"projections rebuild {name}',
+        "a second rebuild at once is refused exit 1 naming rebuild-timeline, not busy (6, retry)",
+        (
+            "tests/integration/test_read_model_upkeep_faults.py::"
+            "test_a_rebuild_meeting_another_of_the_same_read_model_is_busy_exit_6",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
