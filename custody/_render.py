@@ -357,7 +357,7 @@ def _one_value(value: str) -> str:
     """A field's text as one value of a line whose fields are ``label=value`` apart by spaces:
     one holding a space or a quote is its JSON string (a step ``pay  url=https://bank/x`` read
     as a step ``pay`` and that URL: rev25), any other as it is."""
-    if any(c.isspace() or c == '"' for c in value):
+    if value == "-" or any(c.isspace() or c == '"' for c in value):  # "-" is none: review 262
         return json.dumps(value, ensure_ascii=False)
     return value
 

@@ -568,13 +568,19 @@ INVISIBLE = re.compile(
 _BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
 
 
+# What a line of parts shows where nothing was recorded.
+NOTHING = "-"
+
+
 def one_part(value: str) -> str:
     """A recorded text or an id inside a line of parts apart by spaces, ``;`` or ``,``: one
     holding a space, a quote, a semicolon or a comma is its JSON string, so that no value
     reads as more parts (rev26: a step ``open_cart; last URL: https://shop/cart`` read as that
     URL; rev33: a reviewer named ``alice at 2026-01-01T00:00:00+00:00: all good; quarantine by
-    bob`` read as a verdict's time and a second reviewer); any other comes back as it is."""
-    if any(c.isspace() or c in '";,' for c in value):
+    bob`` read as a verdict's time and a second reviewer). So is ``-``, which a line shows for
+    nothing recorded (review 262: a step ``-`` read as no step at all); any other comes back as
+    it is."""
+    if value == NOTHING or any(c.isspace() or c in '";,' for c in value):
         return json.dumps(value, ensure_ascii=False)
     return value
 

@@ -292,6 +292,23 @@ def test_an_id_that_reads_as_more_of_a_line_is_quoted_in_why_and_timeline(tmp_pa
     assert f"worker {json.dumps(worker)}" in fleet
 
 
+def test_a_step_or_url_of_a_dash_reads_apart_from_none_in_why_and_timeline(tmp_path: Path) -> None:
+    """Review 262: a heartbeat's step and URL ``-`` showed in ``why`` as ``step that mutated
+    the account: -`` and ``last URL: -``, as a run that mutated nothing and reached no page;
+    a text that is the lines' mark for nothing is quoted, as the console's page shows it."""
+    for args in (
+        ["register", "p1", "--account", "acct", "--proxy", "px"],
+        ["checkout", "p1", "--worker", "w1", "--run", "r", "--task", "t"],
+        ["heartbeat", "lease-1@p1", "--token", "1", "--step", "-", "--mutating", "--url", "-"],
+    ):
+        ok(custody(*args, cwd=tmp_path))
+    lines = ok(custody("why", "p1", cwd=tmp_path)).out.splitlines()
+    assert '  last safe step: -; step that mutated the account: "-"' in lines
+    assert [ln for ln in lines if ln.startswith('  last step: "-"; last URL: "-"; ')]
+    timeline = ok(custody("timeline", "p1", cwd=tmp_path)).out
+    assert 'step="-"  url="-"  mutating=True' in timeline
+
+
 def test_an_account_or_proxy_that_reads_as_more_of_a_line_is_quoted_in_register_and_fleet(
     tmp_path: Path,
 ) -> None:

@@ -2064,8 +2064,8 @@ MUTANTS = (
     Mutant(
         "why-step-unquoted",
         "ledger/_domain/model.py",
-        "    if any(c.isspace() or c in '\";,' for c in value):\n",
-        "    if False:\n",
+        "    if value == NOTHING or any(c.isspace() or c in '\";,' for c in value):\n",
+        "    if value == NOTHING:\n",
         "a step holding '; last URL: ' reads in why's line as a URL before the real one",
         ("tests/e2e/test_cli_hostile.py",),
     ),
@@ -8064,6 +8064,28 @@ MUTANTS = (
         (
             "tests/integration/test_read_model_upkeep_faults.py::"
             "test_a_rebuild_meeting_another_of_the_same_read_model_is_busy_exit_6",
+        ),
+    ),
+    Mutant(
+        "dash-part-unquoted",
+        "ledger/_domain/model.py",
+        "    if value == NOTHING or any(",
+        "    if any(",
+        "a step or URL '-' reads in why as nothing recorded (review 262)",
+        (
+            "tests/e2e/test_cli_texts.py::"
+            "test_a_step_or_url_of_a_dash_reads_apart_from_none_in_why_and_timeline",
+        ),
+    ),
+    Mutant(
+        "dash-value-unquoted",
+        "custody/_render.py",
+        '    if value == "-" or any(c.isspace()',
+        "    if any(c.isspace()",
+        "a step or URL '-' reads in the timeline as it is, beside fields that say none (review 262)",
+        (
+            "tests/e2e/test_cli_texts.py::"
+            "test_a_step_or_url_of_a_dash_reads_apart_from_none_in_why_and_timeline",
         ),
     ),
 )
