@@ -409,6 +409,9 @@ def install(app: FastAPI, service: Service) -> None:
             )
             if started is None:  # revoked since the token cache read it
                 raise Unauthorised("the token is unknown or revoked")
+            earlier = request.cookies.get(COOKIE)
+            if earlier:  # signed in anew: the session before ends (review 261: it lived 8 h)
+                await service.readers.run(lambda ledger: end_session(ledger, earlier))
         except (Unauthorised, InvalidInput) as error:
             # A form the page never sends (a field unknown or given twice) is bad input (422),
             # as the API answers it; a token that is no reviewer's, 401.

@@ -93,6 +93,20 @@ def test_a_signed_out_session_is_refused(served: Served) -> None:
         assert again.get("/console/queue").status_code == 200
 
 
+def test_signing_in_anew_ends_the_session_before(served: Served) -> None:
+    """A browser that signs in again (as the same reviewer or another) without signing out
+    ends the session its cookie held: a copy of the old value is refused, the new one acts.
+    Guard: review 261, the earlier session lived its 8 h beside the new one."""
+    with _signed_in(served) as (client, first):
+        again = client.post("/console/sign-in", data={"token": served.tokens[Role.REVIEWER]})
+        assert again.status_code == 303, again.text
+        second = client.cookies[COOKIE]
+        assert second != first
+        assert client.get("/console/queue").status_code == 200
+    with _with_cookie(served, first) as copy:
+        _signed_out_to_sign_in(copy.get("/console/queue"))
+
+
 def test_a_revoked_token_ends_its_session_at_once(served: Served) -> None:
     """``custody access revoke`` ends the sessions its token started, on the next page (no
     token cache stands between). Guard: a session holds only while its token is live."""

@@ -8088,6 +8088,17 @@ MUTANTS = (
             "test_a_step_or_url_of_a_dash_reads_apart_from_none_in_why_and_timeline",
         ),
     ),
+    Mutant(
+        "sign-in-keeps-the-session-before",
+        "service/_console.py",
+        "            if earlier:  # signed in anew",
+        "            if False:  # signed in anew",
+        "a browser signing in again leaves its earlier session alive for 8 h (review 261)",
+        (
+            "tests/integration/test_console_sessions.py::"
+            "test_signing_in_anew_ends_the_session_before[sqlite]",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
