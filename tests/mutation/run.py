@@ -8082,7 +8082,7 @@ MUTANTS = (
         "custody/_render.py",
         '    if value == "-" or any(c.isspace()',
         "    if any(c.isspace()",
-        "a step or URL '-' reads in the timeline as it is, beside fields that say none (review 262)",
+        "a step or URL '-' reads in the timeline as it is, beside fields saying none (review 262)",
         (
             "tests/e2e/test_cli_texts.py::"
             "test_a_step_or_url_of_a_dash_reads_apart_from_none_in_why_and_timeline",
