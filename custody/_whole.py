@@ -1,6 +1,10 @@
 """Files the command line writes whole or not at all (``ledger.files.written_whole``): the
 exports, the HTML report, digests and signing keys, a failure to write one said as bad input
-or the disk's (``refused_as``); and what an export never replaces (``kept_apart``)."""
+or the disk's (``refused_as``); and what an export never replaces (``kept_apart``).
+
+The ledger is imported inside each function, never here: the command line imports this module
+at start-up, and the ledger's first import is the one ``custody._wiring`` times and freezes
+(``first_import_of_the_ledger``: with the package imported first, it did neither)."""
 
 from __future__ import annotations
 
@@ -11,8 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
-
-from ledger.files import a_standard_stream, part_name, stat_or_none, written_whole
 
 
 @contextmanager
@@ -71,6 +73,7 @@ def refused_as(field: str, path: Path, *, mode: int = 0o666) -> Iterator[BinaryI
     other argument would mend, is ``LedgerError`` (exit 1), not bad input (rev25: a full disk
     was exit 2, which a script reads as "fix your arguments" and does not retry)."""
     from ledger import InvalidInput, LedgerError
+    from ledger.files import written_whole
 
     try:
         with written_whole(path, mode=mode) as file:
@@ -100,6 +103,7 @@ def file_to_write(given: str, *, field: str, named: str, instead: str) -> Path:
     error (rev34), or bad input only once the work was done; so is a relative name when the
     current directory was removed under the shell."""
     from ledger import InvalidInput
+    from ledger.files import part_name
 
     if not given.strip():
         raise InvalidInput(field, f"{named} is empty: name the file to write")
@@ -133,6 +137,7 @@ def refuse_read_only(field: str, path: Path) -> None:
     root may write any file, and as root (the documented set-up) ``os.access`` alone let
     ``--output``, ``report --html`` and ``digest --out`` replace a 0444 file (rev29)."""
     from ledger import InvalidInput
+    from ledger.files import stat_or_none
 
     found = stat_or_none(path)
     if found is not None and (not found.st_mode & WRITE_BITS or not os.access(path, os.W_OK)):
@@ -183,6 +188,8 @@ def kept_apart(path: Path) -> str | None:
     events would be gone without a trace) or the journal beside one, or a PEM key or
     certificate (``keygen`` writes keys and never replaces one). Only the first bytes are read;
     a file that cannot be read is left to the write, which says why."""
+    from ledger.files import a_standard_stream, stat_or_none
+
     try:
         found = stat_or_none(path)
     except OSError as e:  # a loop of links, a name too long: it cannot be followed
