@@ -23,6 +23,7 @@ from raw_log import RawLog, dump
 
 from ledger import Checkout, Heartbeat, Ledger
 from ledger._domain.chain import CHAIN_KEY, split
+from ledger._stores.migrations import SCHEMA_VERSION
 from ledger._stores.store import SNAPSHOT_INTERVAL
 
 # The triggers and functions schema 7 added (``ledger._stores.access``).
@@ -114,7 +115,8 @@ def test_init_chains_a_schema_6_store_once_and_says_so(sql_store_url: str, tmp_p
         "from their stored bytes, and each profile's head is recorded (custody verify checks "
         "them against it)",
         # rev30: a migration said nothing of itself but the chains
-        "migrated from schema 6 to 19: the snapshots, a cache, were deleted (loads fold the "
+        f"migrated from schema 6 to {SCHEMA_VERSION}: the snapshots, a cache, were deleted (loads "
+        "fold the "
         "events until new ones are taken); docs/operations/upgrades.md says what each schema "
         "changed",
     ]
@@ -299,7 +301,7 @@ def test_a_store_from_before_custody_recorded_a_version_is_migrated_from_schema_
     assert first.code == 0, first
     notes = json.loads(first.out)["notes"]
     assert notes[0].startswith("hash chains begin here: 14 event(s) of 3 profile(s)"), notes
-    assert notes[-1].startswith("migrated from schema 1 to 19"), notes
+    assert notes[-1].startswith(f"migrated from schema 1 to {SCHEMA_VERSION}"), notes
     said = custody(log.url, "verify")
     assert said.code == 0, said
     resent = custody(log.url, "--json", "checkout", "p3", "--worker", "w", "--run", "r3",

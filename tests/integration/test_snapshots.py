@@ -13,6 +13,7 @@ from ledger import Checkout, Heartbeat, Ledger, Release, StoreUnavailable, Unkno
 from ledger._domain.profile import Profile, replay
 from ledger._domain.state import ProfileStateMachine
 from ledger._domain.view import availability_of
+from ledger._stores.migrations import SCHEMA_VERSION
 from ledger._stores.store import SNAPSHOT_INTERVAL
 from reports import replay as replay_at
 
@@ -176,13 +177,15 @@ def test_init_drops_the_snapshots_an_older_custody_wrote(sql_store_url: str, old
             )
         store.execute(f"UPDATE custody_schema SET version = {older}")
     with (
-        pytest.raises(StoreUnavailable, match=f"has schema {older}, this custody needs 19"),
+        pytest.raises(
+            StoreUnavailable, match=f"has schema {older}, this custody needs {SCHEMA_VERSION}"
+        ),
         Ledger.open(sql_store_url) as old,
     ):
         old.profile_ids()
     with Ledger.init(sql_store_url) as migrated:  # rev30: it says so, which a no-op init does not
         assert [n.split(":")[0] for n in migrated.store.notes] == [
-            f"migrated from schema {older} to 19"
+            f"migrated from schema {older} to {SCHEMA_VERSION}"
         ]
     with Ledger.init(sql_store_url) as again:
         assert again.store.notes == []
