@@ -7785,17 +7785,6 @@ MUTANTS = (
         ),
     ),
     Mutant(
-        "aio-evidence-on-the-loop",
-        "workers/aio/_leases.py",
-        "        self.evidence = await blocking(self._settle, error)",
-        "        self.evidence = self._settle(error)",
-        "the asyncio SDK writes and syncs evidence.json on the event loop (note 55)",
-        (
-            "tests/integration/test_worker_sdk.py::"
-            "test_the_asyncio_flavour_writes_the_evidence_off_the_event_loop",
-        ),
-    ),
-    Mutant(
         "ordinal-date-unnamed",
         "reports/_frames.py",
         "        if _ORDINAL.match(text):",
