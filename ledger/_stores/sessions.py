@@ -20,6 +20,8 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
+from ledger._domain.model import Role
+from ledger._stores.access import GROUP_ROLES
 from ledger._stores.holdings import refuse_squatted
 from ledger._stores.tokens import TOKENS_TABLE, Executing
 
@@ -31,8 +33,8 @@ SESSIONS_DDL = (
     "token_id TEXT NOT NULL, started_at TEXT NOT NULL, expires_at TEXT NOT NULL)"
 )
 # The role a session acts in: the console is the reviewer's.
-_ROLE = "reviewer"
-_GROUPS = ("custody_worker", "custody_scheduler", "custody_reviewer", "custody_operator")
+_ROLE = Role.REVIEWER.value
+_GROUPS = tuple(GROUP_ROLES.values())
 
 
 def sessions_ddl(postgres: bool) -> str:
@@ -48,7 +50,8 @@ def sessions_ddl(postgres: bool) -> str:
         f"{SESSIONS_DDL}; DO $$ BEGIN REVOKE ALL ON {SESSIONS_TABLE} FROM PUBLIC; "
         f"IF (SELECT count(*) FROM pg_roles WHERE rolname IN ({named})) = {len(_GROUPS)} THEN "
         f"REVOKE ALL ON {SESSIONS_TABLE} FROM {groups}; "
-        f"GRANT SELECT, INSERT, DELETE ON {SESSIONS_TABLE} TO custody_reviewer; END IF; END $$"
+        f"GRANT SELECT, INSERT, DELETE ON {SESSIONS_TABLE} TO {GROUP_ROLES[Role.REVIEWER]}; "
+        "END IF; END $$"
     )
 
 
