@@ -40,6 +40,9 @@ _CONFLICTED = ("40001", "40P01")
 # What a login no custody role was granted (or one revoked) meets first (rev29: said alone):
 # 42501 naming this table, in the server's language's quotes or none.
 _NO_ROLE = "custody_schema"
+# ``ledger._stores.sessions.SESSIONS_TABLE``, which only the reviewer's role reads and writes
+# (note 56: a service's login without it was told only the database's "permission denied").
+_SESSIONS = "custody_console_sessions"
 
 
 def _driver_errors() -> tuple[type[BaseException], ...]:
@@ -67,6 +70,12 @@ def store_errors(settings: StoreSettings) -> Iterator[None]:
                     f": login {settings.user} holds no custody role (as the owner: custody "
                     f"access grant {settings.user} --role ROLE; custody access list names "
                     "each login's)"
+                )
+            elif _names(said, _SESSIONS):
+                said += (
+                    f": login {settings.user} lacks the reviewer role, which the review "
+                    f"console's sessions need (as the owner: custody access grant "
+                    f"{settings.user} --role reviewer, with a --role for each it holds already)"
                 )
             msg = f"store {settings.describe()} refused: {said}"
             raise Forbidden(msg, by_database=True) from e

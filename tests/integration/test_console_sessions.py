@@ -6,6 +6,7 @@ for every replica of the service."""
 
 from __future__ import annotations
 
+import html
 import os
 import subprocess
 import sys
@@ -196,6 +197,19 @@ def test_only_the_reviewers_role_writes_sessions(pg_cluster: Any) -> None:
                 assert client.get("/console/queue").status_code == 200
                 out = client.post("/console/sign-out", data={"csrf": form_token(cookie)})
                 _signed_out_to_sign_in(out)
+        finally:
+            assert served.stop() == 0
+        # A service whose login lacks the role is told so, in custody's words (note 56: it
+        # said only the database's "permission denied for table custody_console_sessions").
+        worker = others[Role.WORKER]
+        served = serve(as_login(worker), tokens=False)
+        try:
+            with httpx.Client(base_url=served.url, headers={ORIGIN: served.url}) as client:
+                answer = client.post("/console/sign-in", data={"token": token.token})
+            assert answer.status_code == 403, answer.text
+            said = f"login {worker} lacks the reviewer role, which the review console's sessions"
+            assert said in html.unescape(answer.text), answer.text
+            assert COOKIE not in answer.cookies
         finally:
             assert served.stop() == 0
 

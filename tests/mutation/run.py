@@ -8088,6 +8088,17 @@ MUTANTS = (
             "test_signing_in_anew_ends_the_session_before[sqlite]",
         ),
     ),
+    Mutant(
+        "sessions-refusal-unnamed",
+        "ledger/_stores/connections.py",
+        "            elif _names(said, _SESSIONS):",
+        "            elif False:",
+        "a service's login without the reviewer role is told only the database's words (note 56)",
+        (
+            "tests/integration/test_console_sessions.py::"
+            "test_only_the_reviewers_role_writes_sessions",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
