@@ -268,6 +268,35 @@ def test_a_workers_none_reads_apart_from_nothing_recorded(served: Served) -> Non
     assert html.unescape(_line(words, "mutating step")) == mutated[1] == "none"
 
 
+def test_a_worker_named_like_a_role_reads_as_one_name_in_the_timeline_and_queue(
+    served: Served,
+) -> None:
+    """Note 56: a worker whose id is ``w (reviewer)`` was shown ``w (reviewer) (worker)`` in
+    the timeline's "by" cell, as if a reviewer had acted, and unquoted in the queue's "last
+    worker" cell. Its id is shown as ``custody why`` prints a recorded text (``one_part``)."""
+    name = "w (reviewer)"
+    register(served, "p_named")
+    with served.client(token=served.token(name, Role.WORKER)) as worker:
+        body = {"run_id": "r1", "task_type": "inventory_check"}
+        lease = worker.post("/v1/profiles/p_named/checkout", json=body).json()
+        token = {"fencing_token": lease["fencing_token"]}
+        # A failure after a mutating step: the profile is quarantined, waiting in the queue.
+        for path, sent in (("heartbeat", {"step": "s1", "mutating": True}),
+                           ("release", {"outcome": "failure"})):  # fmt: skip
+            said = worker.post(f"/v1/leases/{lease['lease_id']}/{path}", json=token | sent)
+            assert said.status_code == 200, said.text
+    with _signed_in(served) as (client, _):
+        page = html.unescape(client.get("/console/profiles/p_named").text)
+        queue = html.unescape(client.get("/console/queue").text)
+    quoted = one_part(name)
+    assert quoted == '"w (reviewer)"'
+    assert f"<td>{quoted} (worker)</td>" in page, page[-3000:]
+    assert f"{name} (worker)" not in page.replace(quoted, "")
+    row = re.search(r"<tr>\s*<td><a href=\"/console/profiles/p_named\">.*?</tr>", queue, re.S)
+    assert row is not None, queue[-3000:]
+    assert f"<td>{quoted}</td>" in row[0], row[0]
+
+
 def test_a_typed_escape_and_the_character_it_names_show_apart_on_pages(served: Served) -> None:
     """rev36: a text typed with a backslash and ``u202e`` as letters read as one holding
     U+202E: the page doubles a typed backslash that begins what reads as an escape. A

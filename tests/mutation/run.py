@@ -8099,6 +8099,28 @@ MUTANTS = (
             "test_only_the_reviewers_role_writes_sessions",
         ),
     ),
+    Mutant(
+        "console-timeline-actor-unquoted",
+        "service/templates/profile.html",
+        "<td>{{ row.actor_id | part }} ({{ row.actor_role }})</td>",
+        "<td>{{ row.actor_id }} ({{ row.actor_role }})</td>",
+        "a worker named 'w (reviewer)' reads in the timeline as a reviewer (note 56)",
+        (
+            "tests/integration/test_console_forms.py::"
+            "test_a_worker_named_like_a_role_reads_as_one_name_in_the_timeline_and_queue[sqlite]",
+        ),
+    ),
+    Mutant(
+        "console-queue-worker-unquoted",
+        "service/templates/queue.html",
+        "<td>{{ (row.holder_worker or row.last_worker) | part }}</td>",
+        '<td>{{ row.holder_worker or row.last_worker or "" }}</td>',
+        "the queue's last worker cell shows a worker's id unquoted (note 56)",
+        (
+            "tests/integration/test_console_forms.py::"
+            "test_a_worker_named_like_a_role_reads_as_one_name_in_the_timeline_and_queue[sqlite]",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
