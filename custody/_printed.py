@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from typing import TextIO, TypeVar
+from typing import ClassVar, TextIO, TypeVar
 
 _Page = TypeVar("_Page")
 
 
 class Printed:
     """A result that prints itself (the report commands' answers)."""
+
+    # Whether the output is the whole of what the command did: one that changed nothing and
+    # kept nothing elsewhere (``digest`` without ``--out``) failed if it cannot be written,
+    # even where its command, given a file, is carried out before its output.
+    only_in_its_output: ClassVar[bool] = False
 
     def write(self, out: TextIO, *, as_json: bool) -> None:
         raise NotImplementedError

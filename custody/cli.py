@@ -74,7 +74,7 @@ def _run(args: list[str]) -> int:
     try:
         return _answer(command, result, as_json, resend)
     except KeyboardInterrupt:  # while its answer was written: the command was carried out
-        if command not in WRITING_COMMANDS:
+        if not _carried_out_first(command, result):
             return interrupted(as_json and not _part_printed(result))
         ignore_interrupts()
         _carried_out(command, "interrupted", resend, result)
@@ -162,18 +162,24 @@ def _answer(command: str, result: Any, as_json: bool, resend: str) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-        if command not in WRITING_COMMANDS:
+        if not _carried_out_first(command, result):
             return 0  # the reader went away (``custody status | head``): not an error of ours
         _carried_out(command, "the reader of its output went away", resend, result)
     except (OSError, ValueError) as e:
         _silence_stdout()
-        if command not in WRITING_COMMANDS:
+        if not _carried_out_first(command, result):
             sys.stderr.write(f"custody: could not write the output: {one_line(str(e))}\n")
             return 1
         _carried_out(command, one_line(str(e)), resend, result)
     except Exception as e:  # the file an export writes refused it (a full disk: bad input)
         return _fail_unexpected(e, as_json and not _part_printed(result))
     return _outcome(result)
+
+
+def _carried_out_first(command: str, result: Any) -> bool:
+    """Whether the command did its work before its output (``WRITING_COMMANDS``), so that
+    its output failing leaves it carried out: not one whose output is all it did."""
+    return command in WRITING_COMMANDS and not getattr(result, "only_in_its_output", False)
 
 
 def _part_printed(result: Any) -> bool:

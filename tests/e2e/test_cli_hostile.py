@@ -56,6 +56,23 @@ def test_a_granted_checkout_whose_output_fails_still_says_it_was_granted(
     assert [row["event_type"] for row in timeline] == ["profile_registered", "lease_acquired"]
 
 
+@pytest.mark.parametrize("redirect", ["1>&-", "1>/dev/full"], ids=["closed", "full_disk"])
+def test_a_printed_digest_that_cannot_be_written_fails(
+    tmp_path: Path, store: str, redirect: str
+) -> None:
+    """Review 266: ``custody digest > digest.json`` on a full disk exited 0, "digest was carried
+    out", and the nightly job's digest was kept nowhere: printed, the digest is all the command
+    does. Given ``--out``, it is written before its line, so that line failing still exits 0."""
+    done = _shell(f"CUSTODY digest {redirect}", tmp_path, store)
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("custody: could not write the output: "), line
+    written = _shell(f"CUSTODY digest --out d.json {redirect}", tmp_path, store)
+    assert written.returncode == 0, written.stderr
+    assert "digest was carried out" in written.stderr
+    assert json.loads((tmp_path / "d.json").read_text())["tree"]["size"] == 1
+
+
 def test_a_closed_pipe_under_json_is_quiet(tmp_path: Path, store: str) -> None:
     """A reader that goes away (``| head -c0``) after a refused command under --json: the
     exit code is the refusal's, one line on stderr, no traceback."""

@@ -8121,6 +8121,14 @@ MUTANTS = (
             "test_a_worker_named_like_a_role_reads_as_one_name_in_the_timeline_and_queue[sqlite]",
         ),
     ),
+    Mutant(
+        "printed-digest-carried-out",
+        "custody/_audit_commands.py",
+        "    only_in_its_output: ClassVar[bool] = True",
+        "    only_in_its_output: ClassVar[bool] = False",
+        "digest > /dev/full exits 0 as carried out, the digest kept nowhere (review 266)",
+        ("tests/e2e/test_cli_hostile.py::test_a_printed_digest_that_cannot_be_written_fails",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
