@@ -201,11 +201,18 @@ def test_sigterm_stops_an_asyncio_lease_the_same_way(store: str, settings: Brows
 
 
 TWO_LEASES_THEN_SIGTERM = """
-import asyncio, os, signal, sys
+import asyncio, os, signal, sys, time
 from workers import DIRECT, BrowserSettings, aio
 
-store, evidence = sys.argv[1:3]
+store, evidence, fsync_seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=evidence)
+fsync = os.fsync
+
+def slow_fsync(fd):  # a slow disk, when fsync_seconds says so
+    time.sleep(fsync_seconds)
+    fsync(fd)
+
+os.fsync = slow_fsync
 
 async def run():
     async with aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases:
@@ -230,17 +237,28 @@ asyncio.run(run())
 """
 
 
+@pytest.mark.parametrize("fsync_seconds", [0.0, 1.0], ids=["disk", "slow_disk"])
 def test_two_asyncio_leases_stopped_together_leave_nothing_behind(
-    store: str, tmp_path: Path
+    store: str, tmp_path: Path, fsync_seconds: float
 ) -> None:
     """Two leases held side by side on one loop, then SIGTERM: both are released naming their
     steps, the process exits 143, and leaving them raises nothing more, whichever of a lease's
     two blocks asyncio finalises first (rev27's second read: ``ValueError: list.remove(x)``
-    when the process ended)."""
+    when the process ended). On a slow disk too: the first lease's evidence is still being
+    synced off the loop when the second's ``Terminated`` reaches ``asyncio.run``'s main task,
+    whose leaving of ``ProfileLeases`` waits for that release before the door closes and the
+    loop stops (85e43b2: the door closed under it, and the release never came)."""
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, "-c", TWO_LEASES_THEN_SIGTERM, store, str(tmp_path / "ev")],
+        [
+            sys.executable,
+            "-c",
+            TWO_LEASES_THEN_SIGTERM,
+            store,
+            str(tmp_path / "ev"),
+            str(fsync_seconds),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -60,6 +60,7 @@ class LedgerDoor(WorkerConfig):
         self._executor = _ledger_thread()
         self._pid = os.getpid()
         self._ledger: Ledger | None = None  # made and used on the executor's thread only
+        self._closing_out: set[asyncio.Future[None]] = set()  # leases leaving: see ``close``
 
     async def call(self, use: Callable[[Ledger], R]) -> R:
         """Run ``use(ledger)`` on the ledger's own thread (a forked child starts one of its own:
@@ -74,9 +75,26 @@ class LedgerDoor(WorkerConfig):
         return use(self._ledger)
 
     async def close(self) -> None:
-        """Close the ledger on its thread (if one was opened), then the thread."""
+        """Wait for the leases being closed out (their releases are still to go through this
+        door), carried through any cancellation meanwhile, which is passed on once done; then
+        close the ledger on its thread (if one was opened), then the thread. (``asyncio.run``
+        stops its loop at a lease's ``Terminated`` while another lease's release was on its way:
+        a door closed under it left that lease live, 85e43b2.)"""
+        cancelled = False
+        while self._closing_out:
+            try:
+                await asyncio.wait(set(self._closing_out))
+            except asyncio.CancelledError:
+                cancelled = True
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    def closing_out(self, ending: asyncio.Future[None]) -> None:
+        """``ending`` closes a lease out through this door: ``close`` waits for it."""
+        self._closing_out.add(ending)
+        ending.add_done_callback(self._closing_out.discard)
 
     def _close(self) -> None:
         if self._ledger is not None:
@@ -142,6 +160,7 @@ class TaskLease(HeldLease, ABC):
         once the lease is released."""
         self._closing = True
         ending = asyncio.ensure_future(self._end(error))
+        self._leases.closing_out(ending)
         cancelled = False
         while not ending.done():
             try:

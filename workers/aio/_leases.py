@@ -165,7 +165,7 @@ class WorkerLease(TaskLease):
         self._guard.retire()
         await self._blocking(self._revocations.stop, self.watch_wait())
         await self._close_browser()
-        self.evidence = self._settle(error)
+        self.evidence = await blocking(self._settle, error)  # its files written off the loop
         if self.evidence is not None:
             record = self.evidence
             release = partial(
@@ -178,9 +178,8 @@ class WorkerLease(TaskLease):
             self.result, sent = await self._call(release)
             self.evidence = sent
             if sent is not record:  # the ledger refused part of it: keep what it took
-                evidence.rewrite(
-                    sent, evidence.lease_directory(self._leases.evidence_dir, self.lease)
-                )
+                directory = evidence.lease_directory(self._leases.evidence_dir, self.lease)
+                await blocking(evidence.rewrite, sent, directory)
 
 
 class ProfileLeases(LedgerDoor):
