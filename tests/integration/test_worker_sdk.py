@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -362,6 +363,36 @@ def test_the_asyncio_flavour_keeps_its_ledger_on_one_thread_of_its_own(
     renewals = [e for e in events if isinstance(e, ev.LeaseHeartbeat)]
     assert len(renewals) >= 3  # the step and at least two renewals
     assert events[-2].event_type == "lease_release_requested"
+
+
+def test_the_asyncio_flavour_writes_the_evidence_off_the_event_loop(
+    store: str, settings: BrowserSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``evidence.json`` is written and synced to the disk on a thread, not on the event loop,
+    whose other leases' heartbeats a slow disk would otherwise hold up (note 55: the asyncio
+    SDK wrote it, with its ``fsync``, on the loop)."""
+    synced_on: list[int] = []
+    fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced_on.append(threading.get_ident())
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+
+    async def run() -> tuple[aio.WorkerLease, int]:
+        async with (
+            aio.ProfileLeases.open(store, worker_id="w", settings=settings) as leases,
+            leases.checkout("p1", run_id="run_1", task_type="t") as lease,
+        ):
+            await lease.step("dashboard_loaded", safe=True)
+        return lease, threading.get_ident()
+
+    lease, loop_thread = asyncio.run(run())
+    assert lease.evidence is not None
+    assert lease.evidence.evidence_problem is None
+    assert synced_on
+    assert loop_thread not in synced_on
 
 
 def test_a_checkout_whose_answer_was_lost_is_resent_under_the_same_id(

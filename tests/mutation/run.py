@@ -8129,6 +8129,28 @@ MUTANTS = (
         "digest > /dev/full exits 0 as carried out, the digest kept nowhere (review 266)",
         ("tests/e2e/test_cli_hostile.py::test_a_printed_digest_that_cannot_be_written_fails",),
     ),
+    Mutant(
+        "aio-evidence-on-the-loop",
+        "workers/aio/_leases.py",
+        "        self.evidence = await blocking(self._settle, error)",
+        "        self.evidence = self._settle(error)",
+        "the asyncio SDK writes and syncs evidence.json on the event loop (note 55)",
+        (
+            "tests/integration/test_worker_sdk.py::"
+            "test_the_asyncio_flavour_writes_the_evidence_off_the_event_loop",
+        ),
+    ),
+    Mutant(
+        "aio-door-closed-under-a-release",
+        "workers/aio/_flavour.py",
+        "        self._leases.closing_out(ending)\n",
+        "",
+        "closing the asyncio ProfileLeases does not wait for a release on its way (85e43b2)",
+        (
+            "tests/integration/test_sdk_sigterm.py::"
+            "test_two_asyncio_leases_stopped_together_leave_nothing_behind[slow_disk]",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
