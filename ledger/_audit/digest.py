@@ -158,11 +158,23 @@ def generate_key() -> tuple[bytes, bytes]:
     return private, public
 
 
+def _one_key(pem: bytes, field: str) -> None:
+    """``InvalidInput`` naming ``field`` for a file of more than one PEM block: the library
+    loads the first and ignores the rest (review 266: a file of two keys signed with the
+    first, and a verifier given the public keys the other way round was told of a forgery,
+    exit 5, not of its file). Text outside the block is allowed, as RFC 7468 allows it."""
+    blocks = pem.count(b"-----BEGIN ")
+    if blocks > 1:
+        msg = f"holds {blocks} PEM blocks, not one key: give a file holding only the key"
+        raise InvalidInput(field, msg)
+
+
 def _load_private(pem: bytes) -> Any:
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    _one_key(pem, "key")
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     # UnsupportedAlgorithm: a key this OpenSSL cannot load (an EC curve such as brainpoolP160r1)
@@ -190,6 +202,7 @@ def _public_hex(pem: bytes) -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    _one_key(pem, "public_key")
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:

@@ -71,3 +71,25 @@ def test_a_key_on_a_curve_openssl_lacks_is_bad_input(store: str, tmp_path: Path)
     ok(custody("--store", store, "digest", "--out", "d.json", cwd=tmp_path))
     args = ["verify", "--digest", "d.json", "--public-key", "bp.pub"]
     _bad_input(custody("--store", store, *args, cwd=tmp_path), "public_key")
+
+
+def test_a_key_file_of_two_keys_is_bad_input(store: str, tmp_path: Path) -> None:
+    """Review 266: a file of two PEM keys was taken as its first: ``digest --key`` signed with
+    it, exit 0, and ``verify --public-key`` given the public halves the other way round said
+    the digest was forged (exit 5), not that its file is no one key. Each is refused as bad
+    input naming the key, and ``digest`` writes no file."""
+    for name in ("a", "b"):
+        ok(custody("keygen", f"{name}.key", cwd=tmp_path))
+    (tmp_path / "both.key").write_bytes(
+        (tmp_path / "b.key").read_bytes() + (tmp_path / "a.key").read_bytes()
+    )
+    (tmp_path / "both.pub").write_bytes(
+        (tmp_path / "a.key.pub").read_bytes() + (tmp_path / "b.key.pub").read_bytes()
+    )
+    run = custody("--store", store, "digest", "--key", "both.key", "--out", "s.json", cwd=tmp_path)
+    _bad_input(run, "key")
+    assert "holds 2 PEM blocks" in run.err, run.err
+    assert not (tmp_path / "s.json").exists()
+    ok(custody("--store", store, "digest", "--key", "b.key", "--out", "d.json", cwd=tmp_path))
+    args = ["verify", "--digest", "d.json", "--public-key", "both.pub"]
+    _bad_input(custody("--store", store, *args, cwd=tmp_path), "public_key")

@@ -8151,6 +8151,22 @@ MUTANTS = (
             "test_two_asyncio_leases_stopped_together_leave_nothing_behind[slow_disk]",
         ),
     ),
+    Mutant(
+        "key-file-of-two-keys",
+        "ledger/_audit/digest.py",
+        "    if blocks > 1:",
+        "    if False:",
+        "a key file of two PEM keys is taken as its first (review 266)",
+        ("tests/e2e/test_digest_unusable_keys.py::test_a_key_file_of_two_keys_is_bad_input",),
+    ),
+    Mutant(
+        "public-key-file-of-two-keys",
+        "ledger/_audit/digest.py",
+        '    _one_key(pem, "public_key")\n',
+        "",
+        "verify takes a public key file of two keys as its first, naming a forgery (review 266)",
+        ("tests/e2e/test_digest_unusable_keys.py::test_a_key_file_of_two_keys_is_bad_input",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
