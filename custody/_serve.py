@@ -6,6 +6,7 @@ import signal
 import socket
 import sys
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -13,6 +14,33 @@ from custody._commands import cli
 from custody._wiring import options
 
 DEFAULT_LISTEN = "127.0.0.1:8420"
+
+
+# What a request HTTP itself cannot parse is answered (a header holding a control character, a
+# request line that is no HTTP): the service's error object, as every other error is, before
+# custody's code reads anything of it.
+UNPARSED = (
+    b'{"error":"http_400","message":"the request is not HTTP the service can read (a header '
+    b'holding a control character, a malformed request line): nothing was read or written"}'
+)
+
+
+def _protocol() -> type[Any]:
+    """uvicorn's HTTP protocol, answering a request it cannot parse with ``UNPARSED`` (JSON),
+    not its plain text "Invalid HTTP request received." (review 267: an Idempotency-Key
+    holding a control character got that, where the API promises one JSON object for every
+    error). The connection is closed after it, as uvicorn closes it."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class Protocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+        def send_400_response(self, msg: str) -> None:
+            self.transport.write(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(UNPARSED), UNPARSED)
+            )
+            self.transport.close()
+
+    return Protocol
 
 
 @cli.command()
@@ -56,6 +84,7 @@ def serve(listen: str, access_log: bool, forwarded: str | None) -> None:
         server_header=False,
         proxy_headers=True,
         forwarded_allow_ips=forwarded,
+        http=_protocol(),
     )
     # uvicorn stops taking requests on SIGTERM or SIGINT, answers those in flight, drains the
     # writer, then raises the signal again under the handlers it found: these make that a

@@ -329,6 +329,36 @@ def test_a_body_declared_larger_than_any_command_takes_is_413_before_a_byte_is_s
         assert len(ledger.history("p1")) == before
 
 
+@pytest.mark.parametrize("key", [b"x\x01y", b"x\x7f"], ids=["soh", "del"])
+def test_a_request_http_cannot_parse_is_answered_with_the_services_error(
+    http: Served, key: bytes
+) -> None:
+    """Review 267: an Idempotency-Key holding a control character got uvicorn's plain-text
+    ``Invalid HTTP request received.``, where every error is one JSON object: it is the
+    service's ``http_400`` object, and nothing is written."""
+    with Ledger.open(http.store_url) as ledger:
+        before = len(ledger.history("p1"))
+    where = urlsplit(http.url)
+    sent = b'{"fencing_token": 1, "step": "s2"}'
+    head = (
+        b"POST /v1/leases/lease-1@p1/heartbeat HTTP/1.1\r\n"
+        + f"Host: {where.netloc}\r\n".encode()
+        + f"Authorization: Bearer {http.token('w1', Role.WORKER)}\r\n".encode()
+        + b"Idempotency-Key: " + key + b"\r\n"
+        + b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(sent)}\r\n\r\n".encode()
+    )  # fmt: skip
+    with socket.create_connection((where.hostname, where.port), timeout=10) as raw:
+        raw.sendall(head + sent)
+        status, body = _answer(raw)
+    assert status.startswith(b"HTTP/1.1 400 "), (status, body)
+    problem = json.loads(body)
+    assert problem["error"] == "http_400", problem
+    assert "not HTTP the service can read" in problem["message"], problem
+    with Ledger.open(http.store_url) as ledger:
+        assert len(ledger.history("p1")) == before
+
+
 # Requests whose caller hangs up mid-body: (method, path, role whose token it sends, the body's
 # framing and the part of it sent). Resources that take no body, one that takes JSON, a form.
 _HUNG_UP = [

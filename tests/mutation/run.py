@@ -8167,6 +8167,17 @@ MUTANTS = (
         "verify takes a public key file of two keys as its first, naming a forgery (review 266)",
         ("tests/e2e/test_digest_unusable_keys.py::test_a_key_file_of_two_keys_is_bad_input",),
     ),
+    Mutant(
+        "unparsed-request-plain-text",
+        "custody/_serve.py",
+        "        http=_protocol(),\n",
+        "",
+        "a request HTTP cannot parse gets uvicorn's plain text, not the JSON error (review 267)",
+        (
+            "tests/integration/test_service_input.py::"
+            "test_a_request_http_cannot_parse_is_answered_with_the_services_error",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
