@@ -21,7 +21,7 @@ DEFAULT_LISTEN = "127.0.0.1:8420"
 # custody's code reads anything of it.
 UNPARSED = (
     b'{"error":"http_400","message":"the request is not HTTP the service can read (a header '
-    b'holding a control character, a malformed request line): nothing was read or written"}'
+    b'holding a control character, a malformed request line): it was not carried out"}'
 )
 
 

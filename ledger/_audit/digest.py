@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -158,12 +159,16 @@ def generate_key() -> tuple[bytes, bytes]:
     return private, public
 
 
+_BEGINS = re.compile(rb"^-----BEGIN ", re.MULTILINE)
+
+
 def _one_key(pem: bytes, field: str) -> None:
     """``InvalidInput`` naming ``field`` for a file of more than one PEM block: the library
     loads the first and ignores the rest (review 266: a file of two keys signed with the
     first, and a verifier given the public keys the other way round was told of a forgery,
-    exit 5, not of its file). Text outside the block is allowed, as RFC 7468 allows it."""
-    blocks = pem.count(b"-----BEGIN ")
+    exit 5, not of its file). Text outside the block is allowed, as RFC 7468 allows it, a
+    note naming a "-----BEGIN " line too: a block begins a line."""
+    blocks = len(_BEGINS.findall(pem))
     if blocks > 1:
         msg = f"holds {blocks} PEM blocks, not one key: give a file holding only the key"
         raise InvalidInput(field, msg)

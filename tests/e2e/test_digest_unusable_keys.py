@@ -90,6 +90,11 @@ def test_a_key_file_of_two_keys_is_bad_input(store: str, tmp_path: Path) -> None
     _bad_input(run, "key")
     assert "holds 2 PEM blocks" in run.err, run.err
     assert not (tmp_path / "s.json").exists()
-    ok(custody("--store", store, "digest", "--key", "b.key", "--out", "d.json", cwd=tmp_path))
+    # A note after the key naming such a line is text outside the block, as RFC 7468 allows.
+    noted = (tmp_path / "b.key").read_bytes() + b"note: the old '-----BEGIN ' line was removed\n"
+    (tmp_path / "noted.key").write_bytes(noted)
+    ok(custody("--store", store, "digest", "--key", "noted.key", "--out", "d.json", cwd=tmp_path))
     args = ["verify", "--digest", "d.json", "--public-key", "both.pub"]
     _bad_input(custody("--store", store, *args, cwd=tmp_path), "public_key")
+    ok(custody("--store", store, "verify", "--digest", "d.json", "--public-key", "b.key.pub",
+               cwd=tmp_path))  # fmt: skip
