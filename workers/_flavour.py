@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import greenlet
@@ -60,6 +61,12 @@ class LedgerDoor(WorkerConfig):
 
     def close(self) -> None:
         self.ledger.close()
+
+    @contextmanager
+    def held_through(self) -> Iterator[None]:
+        """While a lease is held (the asyncio flavour's ``close`` waits for one another task
+        holds; here leases are held on the thread that closes)."""
+        yield
 
 
 class TaskLease(HeldLease, ABC):

@@ -8142,13 +8142,13 @@ MUTANTS = (
     ),
     Mutant(
         "aio-door-closed-under-a-release",
-        "workers/aio/_flavour.py",
-        "        self._leases.closing_out(ending)\n",
-        "",
-        "closing the asyncio ProfileLeases does not wait for a release on its way (85e43b2)",
+        "workers/aio/_leases.py",
+        "            with self.held_through(), termination.handed_over(signalled, held):",
+        "            with termination.handed_over(signalled, held):",
+        "closing the asyncio ProfileLeases waits for no lease another task holds (85e43b2, 268)",
         (
             "tests/integration/test_sdk_sigterm.py::"
-            "test_two_asyncio_leases_stopped_together_leave_nothing_behind[slow_disk]",
+            "test_two_asyncio_leases_stopped_together_leave_nothing_behind",
         ),
     ),
     Mutant(

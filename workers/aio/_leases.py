@@ -282,7 +282,7 @@ class ProfileLeases(LedgerDoor):
         guard = LeaseGuard.for_lease(lease, started, self.clock)
         held = WorkerLease(lease, self, guard, signalled)
         try:
-            with termination.handed_over(signalled, held):
+            with self.held_through(), termination.handed_over(signalled, held):
                 held._start()
                 try:
                     held.stop_if_terminated()  # SIGTERM came during the checkout
