@@ -11,7 +11,8 @@ the chain.)
 The bound. A sample reads the local clock before (``t0``) and after (``t1``) the server's; the
 server read its clock somewhere in between, so the offset taken at the midpoint is wrong by at
 most half the round trip, ``(t1 - t0) / 2``. Up to ``SAMPLES`` samples are taken while that is
-over ``GOOD_SAMPLE_S``, and the tightest is kept. Afterwards the two clocks may drift apart by
+over ``GOOD_SAMPLE_S``, and the tightest is kept if its half round trip is at most
+``MAX_UNCERTAINTY_S``. Afterwards the two clocks may drift apart by
 at most ``MAX_DRIFT`` (500 ppm, the most a Linux clock is slewed) of the time since the
 sample, and the offset is measured again after ``MAX_AGE_S``. A step of the local clock
 (an operator setting it, a resume from suspend) shows as the wall clock moving differently
@@ -19,11 +20,23 @@ from the monotonic one and is measured again at once when larger than ``STEP_TOL
 So every time given is within
 
     half the kept sample's round trip + STEP_TOLERANCE_S + MAX_DRIFT x MAX_AGE_S
-    = round trip / 2 + 5 ms + 15 ms
+    = round trip / 2 + 5 ms + 15 ms <= MAX_ERROR_S (40 ms)
 
 of the server's clock, plus whatever the server's own clock steps by between two measurements
 (a failover to another primary, an operator setting its time): seen within ``MAX_AGE_S``.
-``error_bound()`` gives the bound of the current estimate. A new measurement that puts the
+``error_bound()`` gives the bound of the current estimate.
+
+A slow sample is not kept. Half its round trip bounds its error only: a query held on its
+way to the server (a congested or retransmitting link, a stalled proxy) and answered at once
+puts the midpoint seconds before the server read its clock, and an offset so taken gave times
+seconds in the server's future for 30 s (rev46 review: a sweeper marked a live lease stale
+1.9 s before its deadline, a 3 s one-way delay on its measuring query). When no sample of a
+measurement is within ``MAX_UNCERTAINTY_S``, no offset is kept: the time given is the server's
+clock as the last sample read it (behind the server's now by at most the answer's way back,
+never ahead of it: a deadline is judged late, not early), and the next ``now`` reads the
+server again (one sample, a round trip per time given) until a sample is tight enough to keep.
+
+A new measurement that puts the
 server at most ``HELD_AT_MOST_S`` behind the last time given is held at that time (the times
 given do not go back for a measurement's noise or a small step); a step back beyond it (the
 server's clock set back, a failover to a primary whose clock is behind) is taken as it is, as a
@@ -40,9 +53,15 @@ from datetime import UTC, datetime
 
 SAMPLES = 3  # at most this many round trips per measurement
 GOOD_SAMPLE_S = 0.002  # a sample this tight (half its round trip) ends the measurement
+# A sample looser than this (half its round trip) is not kept as the offset: the server's clock
+# is read for each time given instead, until a sample is this tight.
+MAX_UNCERTAINTY_S = 0.020
 MAX_AGE_S = 30.0  # measured again after this long
 MAX_DRIFT = 500e-6  # the most two clocks may drift apart, per second elapsed
 STEP_TOLERANCE_S = 0.005  # a local clock step larger than this is noticed
+# The most a time given from a kept offset may be from the server's clock, its own steps aside
+# (the documented "half a round trip + 20 ms", the half round trip at most MAX_UNCERTAINTY_S).
+MAX_ERROR_S = MAX_UNCERTAINTY_S + STEP_TOLERANCE_S + MAX_DRIFT * MAX_AGE_S
 # A time given is held at the last one while the server is found at most this far behind it;
 # the same second a command's time is raised by to meet its profile's last event
 # (``ledger._unit_of_work.RAISED_AT_MOST``).
@@ -69,11 +88,14 @@ class OffsetClock:
         self._measured_wall = 0.0
         self._measured_at: float | None = None  # monotonic time of the measurement
         self._last = 0.0  # the latest time given, as seconds since the epoch
+        self._read = 0.0  # the server's clock as the last sample read it, seconds since the epoch
+        self._unkept = False  # the last measurement was too loose to keep: one sample a time
         self.measurements = 0  # how many times the server was asked (for tests and metrics)
 
     def now(self) -> datetime:
         """The server's time now, within ``error_bound()``; measures the offset first when it
-        is missing, too old or the local clock stepped."""
+        is missing, too old or the local clock stepped. When no sample is tight enough to keep,
+        the server's clock as the sample read it (never ahead of the server's)."""
         wall, mono = self._wall(), self._monotonic()
         measured = self._measured_at
         if (
@@ -81,9 +103,12 @@ class OffsetClock:
             or mono - measured > MAX_AGE_S
             or abs((wall - self._measured_wall) - (mono - measured)) > STEP_TOLERANCE_S
         ):
-            self.measure()
+            if not self.measure():
+                return self._give(self._read)
             wall = self._wall()
-        given = wall + self._offset
+        return self._give(wall + self._offset)
+
+    def _give(self, given: float) -> datetime:
         if self._last - HELD_AT_MOST_S <= given < self._last:
             given = self._last
         self._last = given
@@ -102,18 +127,26 @@ class OffsetClock:
         age = self._monotonic() - self._measured_at
         return self._uncertainty + STEP_TOLERANCE_S + MAX_DRIFT * age
 
-    def measure(self) -> None:
-        """Ask the server for its time (up to ``SAMPLES`` times) and keep the tightest offset."""
+    def measure(self) -> bool:
+        """Ask the server for its time (up to ``SAMPLES`` times; once while the last measurement
+        was too loose, as that costs a round trip per time given) and keep the tightest offset;
+        whether one was kept, within ``MAX_UNCERTAINTY_S``."""
         best: tuple[float, float, float, float] | None = None
-        for _ in range(SAMPLES):
+        for _ in range(1 if self._unkept else SAMPLES):
             before, mono = self._wall(), self._monotonic()
             server = self._read_server().timestamp()
             after = self._wall()
+            self._read = server
             half = max(0.0, after - before) / 2
             if best is None or half < best[0]:
                 best = (half, server - (before + half), before, mono)
             if half <= GOOD_SAMPLE_S:
                 break
         assert best is not None
-        self._uncertainty, self._offset, self._measured_wall, self._measured_at = best
         self.measurements += 1
+        self._unkept = best[0] > MAX_UNCERTAINTY_S
+        if self._unkept:
+            self._measured_at = None  # no offset: read the server again at the next time given
+            return False
+        self._uncertainty, self._offset, self._measured_wall, self._measured_at = best
+        return True

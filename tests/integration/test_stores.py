@@ -20,9 +20,17 @@ import psycopg
 import pytest
 from conftest import register
 
-from ledger import Checkout, Heartbeat, InvalidInput, Ledger, RegisterProfile, StoreUnavailable
+from ledger import (
+    Checkout,
+    Heartbeat,
+    InvalidInput,
+    Ledger,
+    RegisterProfile,
+    StoreUnavailable,
+    Sweep,
+)
 from ledger._stores import sql as store_module
-from ledger._stores.clock import SAMPLES, OffsetClock
+from ledger._stores.clock import MAX_ERROR_S, SAMPLES, OffsetClock
 from ledger._stores.settings import StoreSettings
 from ledger._stores.sql import SqlStore
 
@@ -96,6 +104,40 @@ def test_postgres_time_is_the_servers_within_the_bound_without_a_query_per_comma
     assert bound < timedelta(milliseconds=50)
     assert abs(lease.lease_started_at - asked[0]) < timedelta(seconds=5)
     assert lease.expires_at - lease.lease_started_at == timedelta(seconds=60)
+
+
+def test_a_clock_sample_held_on_its_way_to_postgres_is_not_kept(pg_url: str) -> None:
+    """A sweeper whose clock samples reach PostgreSQL a second late, their answers back at once
+    (asymmetric latency: the midpoint is half a second before the server read its clock), keeps
+    no offset from them: its event is dated on the server's clock as read, not ahead of it, and
+    once the path is fast again a sweep a quarter second before a lease's deadline leaves the
+    lease live. Kept, that offset gave times half a second ahead for 30 s (rev46 review: a
+    3 s one-way delay, a live lease marked stale 1.9 s before its deadline)."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as admin, Ledger.open(pg_url) as sweeper:
+        store = sweeper.store
+        held = [1.0]
+
+        def held_on_its_way() -> datetime:
+            time.sleep(held[0])  # the query held on its way to the server, answered at once
+            return store.server_time()
+
+        store.clock = OffsetClock(held_on_its_way)
+        register(sweeper, "p_dated")
+        server = store.server_time()
+        assert sweeper.history("p_dated")[-1].envelope.at <= server
+        held[0] = 0.0  # the path is fast again
+        pid = register(admin)
+        lease = admin.handle(
+            Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t", ttl_seconds=2)
+        )
+        time.sleep((lease.expires_at - store.server_time()).total_seconds() - 0.25)
+        report = sweeper.handle(Sweep())
+        assert store.server_time() < lease.expires_at  # the sweep ran before the deadline
+        assert report.settled == []
+        assert store.clock.error_bound() <= MAX_ERROR_S
+        assert admin.view(pid).state == "leased"
+        admin.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=lease.fencing_token))
 
 
 def test_unreachable_postgres_is_one_clear_error() -> None:

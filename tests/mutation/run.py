@@ -8178,6 +8178,37 @@ MUTANTS = (
             "test_a_request_http_cannot_parse_is_answered_with_the_services_error",
         ),
     ),
+    Mutant(
+        "clock-loose-sample-kept",
+        "ledger/_stores/clock.py",
+        "self._unkept = best[0] > MAX_UNCERTAINTY_S",
+        "self._unkept = False",
+        "a clock sample held 3 s on its way to PostgreSQL is kept as the offset for 30 s: a live "
+        "lease swept 1.9 s early, events dated seconds in the store's future (rev46)",
+        (
+            "tests/unit/test_store_clock.py",
+            "tests/integration/test_stores.py::"
+            "test_a_clock_sample_held_on_its_way_to_postgres_is_not_kept",
+        ),
+    ),
+    Mutant(
+        "clock-unkept-time-not-the-servers-read",
+        "ledger/_stores/clock.py",
+        "                return self._give(self._read)\n",
+        "                pass\n",
+        "with no sample tight enough, the time given is the local clock and a stale offset, not "
+        "the server's clock as read (rev46)",
+        ("tests/unit/test_store_clock.py",),
+    ),
+    Mutant(
+        "clock-unkept-samples-each-time",
+        "ledger/_stores/clock.py",
+        "for _ in range(1 if self._unkept else SAMPLES):",
+        "for _ in range(SAMPLES):",
+        "while the path to the server stays slow, every time given costs SAMPLES round trips, "
+        "not one (rev46)",
+        ("tests/unit/test_store_clock.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
