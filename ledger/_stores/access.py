@@ -70,7 +70,7 @@ MISDATED = "CU001"
 # How far a lease's deadline may lie on the wrong side of the server's clock when a login's
 # lease event arrives (``_check_append_ddl``): a worker's event after the lease's deadline
 # past it, a scheduler's stale mark before it. Deadlines are judged on the store's clock; an
-# honest writer's is within about 20 ms of it (``ledger._stores.clock``), and its own write
+# honest writer's is within 40 ms of it (``ledger._stores.clock.MAX_ERROR_S``), and its own write
 # is refused once past the deadline (``ledger._unit_of_work.COMMIT_GRACE_S``), so a second
 # is never met by one (rev35 review: a worker's login with its clock 10 s behind released a
 # lease 5 s past its deadline, clean, and the profile was leased again).
