@@ -91,7 +91,11 @@ def grant(
         raise InvalidInput("role", "give at least one custody role")
     chosen = tuple(dict.fromkeys(_role(r) for r in asked))
     store = _postgres(ledger)
-    done = access.grant(store, store.tables, login, frozenset(chosen), password)
+    # Refused before anything is written: a reviewer's login that ran it had left default
+    # privileges of its own behind, and DROP ROLE of it then failed (rev46).
+    access.refuse_not_owner(store, store.tables.events)
+    with store.one_transaction() as one:  # all of it, or nothing (``access.grant``)
+        done = access.grant(one, store.tables, login, frozenset(chosen), password)
     return Granted(login=done["login"], role=chosen[0], roles=chosen, created=done["created"])
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple, Protocol
 
-from ledger._domain.acting import ALL_ROLES
+from ledger._domain.acting import ALL_ROLES, Forbidden
 from ledger._domain.errors import InvalidInput
 from ledger._domain.model import PROFILE_ID_PATTERN, Role, storable
 from ledger._stores import holdings
@@ -672,13 +672,36 @@ def authority_of(store: Executing, events: str, snapshots: str) -> tuple[Authori
     return Authority(login, held, barred), bool(row["snapshots"])
 
 
+# The advisory lock every ``grant`` takes first, in its transaction: grants on one database
+# take turns (rev46: two at once, of one login as a worker and as a reviewer, each revoked the
+# other's role before either granted its own, and the login held both; two creating a login
+# or a group role collided on the catalog and were reported as the store unavailable).
+GRANT_LOCK = 0x637573746F6479  # "custody"
+
+
+def refuse_not_owner(store: Executing, events: str) -> None:
+    """``Forbidden`` (as the database's refusal) unless the session's login owns ``events``
+    (or is a member of its owner): ``grant`` is the owner's, and is refused before it writes."""
+    rows = store.query(
+        "SELECT current_user AS login, pg_has_role(current_user, c.relowner, 'USAGE') AS owns "
+        "FROM pg_class c WHERE c.oid = to_regclass(?)",
+        (events,),
+    )
+    if rows and not rows[0]["owns"]:
+        raise Forbidden(f"login {rows[0]['login']} does not own {events}", by_database=True)
+
+
 def grant(
     store: Granting, tables: Tables, login: str, roles: frozenset[Role], password: str | None
 ) -> dict[str, Any]:
     """Make ``login`` (created if missing) a member of exactly ``roles``' group roles, after
     (re)applying the group roles' privileges on this store's tables; an existing login loses
     its direct privileges on custody's objects. ``InvalidInput``, before anything changes,
-    when the login or one of the group roles holds more (``holdings.refuse_more``)."""
+    when the login or one of the group roles holds more (``holdings.refuse_more``).
+
+    ``store`` runs every statement in one transaction (``SqlStore.one_transaction``), and the
+    grant takes ``GRANT_LOCK`` first: grants take turns, each sees the one before it
+    committed, and the login ends holding exactly the roles of the last."""
     if not _LOGIN.fullmatch(login):
         msg = f"{login!r}: give a PostgreSQL role name of lower-case letters, digits and _"
         raise InvalidInput("login", msg)
@@ -688,6 +711,7 @@ def grant(
     if password is not None and storable(password) != password:
         msg = "holds a NUL or bytes that are not UTF-8, which PostgreSQL cannot keep"
         raise InvalidInput("password", msg)
+    store.execute("SELECT pg_advisory_xact_lock(?)", (GRANT_LOCK,))
     me = str(store.query("SELECT current_user AS u")[0]["u"])
     if login == me or login in GROUP_ROLES.values():
         msg = f"{login} is the store's owner or a custody group role: grant to another login"

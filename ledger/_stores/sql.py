@@ -799,6 +799,14 @@ class SqlStore(Store):
             cursor.executemany(self._sql(statement), rows)
 
     @contextmanager
+    def one_transaction(self) -> Iterator[OneTransaction]:
+        """Statements (``query``, ``execute``) run in one transaction, committed at the end and
+        rolled back if anything in it raises: ``custody access grant``'s, whose REVOKEs and
+        GRANTs committed one by one let two grants at once leave a login both roles (rev46)."""
+        with store_errors(self.settings), self._transaction(commit=True) as cursor:
+            yield OneTransaction(cursor, self._pg)
+
+    @contextmanager
     def _transaction(self, *, commit: bool) -> Iterator[Any]:
         datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
         with datastore.transaction(commit=commit) as cursor:
@@ -807,6 +815,33 @@ class SqlStore(Store):
     def _reading(self) -> Any:
         datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
         return read_cursor(datastore, postgres=self._pg)
+
+
+class OneTransaction:
+    """A store's ``query`` and ``execute`` on one cursor, in its transaction
+    (``SqlStore.one_transaction``)."""
+
+    def __init__(self, cursor: Any, pg: bool) -> None:
+        self._cursor, self._pg = cursor, pg
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self._pg else statement
+
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        self._cursor.execute(self._sql(statement), params)
+        return [dict(row) for row in self._cursor.fetchall()]
+
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
+        if self._pg and not params:  # a function's body may hold % (RAISE's format)
+            self._cursor.execute(statement)
+        else:
+            self._cursor.execute(self._sql(statement), params)
+
+    def password_verifier(self, login: str, password: str) -> str:
+        made = self._cursor.connection.pgconn.encrypt_password(
+            password.encode(), login.encode(), b"scram-sha-256"
+        )
+        return bytes(made).decode("ascii")
 
 
 # A stream id as the library keys it on SQLite (``UUID.hex``).

@@ -8209,6 +8209,38 @@ MUTANTS = (
         "not one (rev46)",
         ("tests/unit/test_store_clock.py",),
     ),
+    Mutant(
+        "grant-takes-no-turns",
+        "ledger/_stores/access.py",
+        '    store.execute("SELECT pg_advisory_xact_lock(?)", (GRANT_LOCK,))\n',
+        "",
+        "two access grants of one login at once leave it both roles (rev46 review)",
+        (
+            "tests/e2e/test_access_grant_one_transaction.py::test_two_grants_at_once_leave_exactly_one_role",
+        ),
+    ),
+    Mutant(
+        "grant-not-one-transaction",
+        "ledger/access.py",
+        "        done = access.grant(one, store.tables,",
+        "        done = access.grant(store, store.tables,",
+        "access grant commits statement by statement: racing grants leave a login both roles "
+        "(rev46 review)",
+        (
+            "tests/e2e/test_access_grant_one_transaction.py::test_two_grants_at_once_leave_exactly_one_role",
+        ),
+    ),
+    Mutant(
+        "grant-non-owner-writes-first",
+        "ledger/access.py",
+        "    access.refuse_not_owner(store, store.tables.events)\n",
+        "",
+        "a reviewer's login running access grant is refused only by the database, after "
+        "writing (rev46 review)",
+        (
+            "tests/e2e/test_access_grant_one_transaction.py::test_refused_grant_of_a_non_owner_writes_nothing",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
