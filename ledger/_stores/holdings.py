@@ -8,7 +8,8 @@ group roles do not give it may reach the store's tables. What else could:
   REPLICATION, BYPASSRLS;
 - **memberships** in any role but custody's group roles: the store's owner (whose members the
   insert trigger passes over), a deploy role, ``pg_write_all_data``. Any role may carry
-  privileges, so custody does not guess which are harmless;
+  privileges, so custody does not guess which are harmless; and ADMIN OPTION on a custody
+  group role, with which a login makes any other login a member of it;
 - the **schema**: owning it (or the database, whose owner owns ``public`` on PostgreSQL 15) lets
   a login drop or rename custody's tables; CREATE lets it put objects beside them, and an
   object it **owns** there (a table, view, sequence or function made while it could) is its to
@@ -102,11 +103,15 @@ def beyond_role(store: Querying, role: str, events: str, managed: list[str]) -> 
         "EXISTS (SELECT 1 FROM aclexplode(n.nspacl) a WHERE a.grantee = r.oid "
         "AND a.privilege_type = 'CREATE') AS creates, "
         "ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
-        "WHERE m.member = r.oid AND NOT (g.rolname = ANY (?)) ORDER BY g.rolname) AS member_of "
+        "WHERE m.member = r.oid AND NOT (g.rolname = ANY (?)) ORDER BY g.rolname) AS member_of, "
+        # ADMIN OPTION on a custody group role: the login could make any other login a member.
+        "ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+        "WHERE m.member = r.oid AND m.admin_option AND g.rolname = ANY (?) ORDER BY g.rolname) "
+        "AS admin_of "
         "FROM pg_roles r, pg_class c JOIN pg_roles o ON o.oid = c.relowner "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE r.rolname = ? AND c.oid = to_regclass(?)",
-        (managed, role, events),
+        (managed, managed, role, events),
     )
     if not rows:
         return []
@@ -120,6 +125,9 @@ def beyond_role(store: Querying, role: str, events: str, managed: list[str]) -> 
     for group in row["member_of"]:
         named = f"{group} (the store's owner)" if group == owner else str(group)
         held.append(Held(f"member of {named}", f"REVOKE {group} FROM {who}"))
+    for group in row["admin_of"]:
+        remedy = f"REVOKE ADMIN OPTION FOR {quoted(store, group)} FROM {who}"
+        held.append(Held(f"ADMIN OPTION on {group}", remedy))
     if row["owns_schema"]:
         remedy = f"give schema {schema} (or its database) another owner"
         held.append(Held(f"owner of schema {schema} (or of its database)", remedy))

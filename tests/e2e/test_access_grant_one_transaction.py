@@ -109,3 +109,22 @@ def test_refused_grant_of_a_non_owner_writes_nothing(
     _sql(owner_url, f"REVOKE custody_reviewer FROM {reviewer}")
     _sql(owner_url, f"DROP ROLE {reviewer}")  # taken back as roles.md says: nothing left of it
 
+
+def test_admin_option_on_the_group_role_is_refused_and_listed(
+    pg_cluster: PostgresCluster, owner_url: str, tmp_path: Path
+) -> None:
+    admin = _admin(pg_cluster, owner_url)
+    login = f"ra_{uuid.uuid4().hex[:8]}"
+    ok(custody("--store", owner_url, "access", "grant", login, "--role", "reviewer", cwd=tmp_path))
+    _sql(admin, f"GRANT custody_reviewer TO {login} WITH ADMIN OPTION")
+    listed = ok(custody("--store", owner_url, "--json", "access", "list", cwd=tmp_path)).json()
+    also = [r["also"] for r in listed if r["login"] == login]
+    assert also == ["ADMIN OPTION on custody_reviewer"]
+    refused = custody(
+        "--store", owner_url, "access", "grant", login, "--role", "reviewer", cwd=tmp_path
+    )
+    assert refused.code == 2, refused.err
+    remedy = f"REVOKE ADMIN OPTION FOR custody_reviewer FROM {login}"
+    assert remedy in error_line(refused)
+    _sql(admin, remedy)  # the statement named runs, and the grant then goes through
+    ok(custody("--store", owner_url, "access", "grant", login, "--role", "reviewer", cwd=tmp_path))

@@ -8241,6 +8241,16 @@ MUTANTS = (
             "tests/e2e/test_access_grant_one_transaction.py::test_refused_grant_of_a_non_owner_writes_nothing",
         ),
     ),
+    Mutant(
+        "grant-keeps-admin-option",
+        "ledger/_stores/holdings.py",
+        '        "WHERE m.member = r.oid AND m.admin_option AND g.rolname = ANY (?) ORDER BY',
+        '        "WHERE m.member = r.oid AND false AND g.rolname = ANY (?) ORDER BY',
+        "ADMIN OPTION on a custody group role is kept by grant and not listed (rev46 review)",
+        (
+            "tests/e2e/test_access_grant_one_transaction.py::test_admin_option_on_the_group_role_is_refused_and_listed",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
