@@ -124,7 +124,7 @@ def beyond_role(store: Querying, role: str, events: str, managed: list[str]) -> 
         held.append(Held(" ".join(attributes), remedy))
     for group in row["member_of"]:
         named = f"{group} (the store's owner)" if group == owner else str(group)
-        held.append(Held(f"member of {named}", f"REVOKE {group} FROM {who}"))
+        held.append(Held(f"member of {named}", f"REVOKE {quoted(store, group)} FROM {who}"))
     for group in row["admin_of"]:
         remedy = f"REVOKE ADMIN OPTION FOR {quoted(store, group)} FROM {who}"
         held.append(Held(f"ADMIN OPTION on {group}", remedy))
@@ -132,9 +132,8 @@ def beyond_role(store: Querying, role: str, events: str, managed: list[str]) -> 
         remedy = f"give schema {schema} (or its database) another owner"
         held.append(Held(f"owner of schema {schema} (or of its database)", remedy))
     if row["creates"]:
-        held.append(
-            Held(f"CREATE on schema {schema}", f"REVOKE CREATE ON SCHEMA {schema} FROM {who}")
-        )
+        remedy = f"REVOKE CREATE ON SCHEMA {quoted(store, schema)} FROM {who}"
+        held.append(Held(f"CREATE on schema {schema}", remedy))
     held += [
         Held(f"{p.what} granted by {p.grantor}", f"as {p.grantor}: REVOKE {p.what} FROM {who}")
         for p in direct_privileges(store, role, events)

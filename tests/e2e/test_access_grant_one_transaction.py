@@ -128,3 +128,22 @@ def test_admin_option_on_the_group_role_is_refused_and_listed(
     assert remedy in error_line(refused)
     _sql(admin, remedy)  # the statement named runs, and the grant then goes through
     ok(custody("--store", owner_url, "access", "grant", login, "--role", "reviewer", cwd=tmp_path))
+
+
+def test_the_remedy_named_quotes_the_role(
+    pg_cluster: PostgresCluster, owner_url: str, tmp_path: Path
+) -> None:
+    admin = _admin(pg_cluster, owner_url)
+    tag = uuid.uuid4().hex[:8]
+    team, login = f"Deploy Team {tag}", f"erin_{tag}"
+    _sql(admin, f'CREATE ROLE "{team}"')
+    _sql(admin, f"CREATE ROLE {login} LOGIN")
+    _sql(admin, f'GRANT "{team}" TO {login}')
+    refused = custody(
+        "--store", owner_url, "access", "grant", login, "--role", "worker", cwd=tmp_path
+    )
+    assert refused.code == 2, refused.err
+    remedy = f'REVOKE "{team}" FROM {login}'
+    assert remedy in error_line(refused)
+    _sql(admin, remedy)
+    ok(custody("--store", owner_url, "access", "grant", login, "--role", "worker", cwd=tmp_path))

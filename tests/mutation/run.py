@@ -8251,6 +8251,14 @@ MUTANTS = (
             "tests/e2e/test_access_grant_one_transaction.py::test_admin_option_on_the_group_role_is_refused_and_listed",
         ),
     ),
+    Mutant(
+        "remedy-role-unquoted",
+        "ledger/_stores/holdings.py",
+        'Held(f"member of {named}", f"REVOKE {quoted(store, group)} FROM {who}")',
+        'Held(f"member of {named}", f"REVOKE {group} FROM {who}")',
+        "a refusal's remedy names a role that needs quoting unquoted (rev46 review)",
+        ("tests/e2e/test_access_grant_one_transaction.py::test_the_remedy_named_quotes_the_role",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
