@@ -789,10 +789,7 @@ class SqlStore(Store):
         (PostgreSQL only): what ``CREATE ROLE ... PASSWORD`` may be given instead of the
         password, which then never reaches the server, nor its log."""
         with store_errors(self.settings), self._reading() as cursor:
-            made = cursor.connection.pgconn.encrypt_password(
-                password.encode(), login.encode(), b"scram-sha-256"
-            )
-        return bytes(made).decode("ascii")
+            return _verifier(cursor, login, password)
 
     def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         with store_errors(self.settings), self._transaction(commit=True) as cursor:
@@ -838,10 +835,15 @@ class OneTransaction:
             self._cursor.execute(self._sql(statement), params)
 
     def password_verifier(self, login: str, password: str) -> str:
-        made = self._cursor.connection.pgconn.encrypt_password(
-            password.encode(), login.encode(), b"scram-sha-256"
-        )
-        return bytes(made).decode("ascii")
+        return _verifier(self._cursor, login, password)
+
+
+def _verifier(cursor: Any, login: str, password: str) -> str:
+    """``password``'s SCRAM-SHA-256 verifier for ``login``, made by libpq on this side."""
+    made = cursor.connection.pgconn.encrypt_password(
+        password.encode(), login.encode(), b"scram-sha-256"
+    )
+    return bytes(made).decode("ascii")
 
 
 # A stream id as the library keys it on SQLite (``UUID.hex``).
