@@ -770,26 +770,22 @@ class SqlStore(Store):
     # -- SQL ----------------------------------------------------------------------------------
 
     def _sql(self, statement: str) -> str:
-        return statement.replace("?", "%s") if self._pg else statement
+        return _placeholders(statement, self._pg)
 
     def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with store_errors(self.settings), self._reading() as cursor:
-            cursor.execute(self._sql(statement), params)
-            return [dict(row) for row in cursor.fetchall()]
+            return OneTransaction(cursor, self._pg).query(statement, params)
 
     def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
         with store_errors(self.settings), self._transaction(commit=True) as cursor:
-            if self._pg and not params:  # a function's body may hold % (RAISE's format)
-                cursor.execute(statement)
-            else:
-                cursor.execute(self._sql(statement), params)
+            OneTransaction(cursor, self._pg).execute(statement, params)
 
     def password_verifier(self, login: str, password: str) -> str:
         """``password``'s SCRAM-SHA-256 verifier for ``login``, made by libpq on this side
         (PostgreSQL only): what ``CREATE ROLE ... PASSWORD`` may be given instead of the
         password, which then never reaches the server, nor its log."""
         with store_errors(self.settings), self._reading() as cursor:
-            return _verifier(cursor, login, password)
+            return OneTransaction(cursor, self._pg).password_verifier(login, password)
 
     def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         with store_errors(self.settings), self._transaction(commit=True) as cursor:
@@ -814,36 +810,34 @@ class SqlStore(Store):
         return read_cursor(datastore, postgres=self._pg)
 
 
+def _placeholders(statement: str, pg: bool) -> str:
+    """A statement written with ``?`` placeholders, as the store's driver takes it."""
+    return statement.replace("?", "%s") if pg else statement
+
+
 class OneTransaction:
-    """A store's ``query`` and ``execute`` on one cursor, in its transaction
-    (``SqlStore.one_transaction``)."""
+    """A store's ``query`` and ``execute`` on one cursor, in its transaction: the store's own
+    (each of its calls on a cursor of its own), or ``SqlStore.one_transaction``'s."""
 
     def __init__(self, cursor: Any, pg: bool) -> None:
         self._cursor, self._pg = cursor, pg
 
-    def _sql(self, statement: str) -> str:
-        return statement.replace("?", "%s") if self._pg else statement
-
     def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        self._cursor.execute(self._sql(statement), params)
+        self._cursor.execute(_placeholders(statement, self._pg), params)
         return [dict(row) for row in self._cursor.fetchall()]
 
     def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
         if self._pg and not params:  # a function's body may hold % (RAISE's format)
             self._cursor.execute(statement)
         else:
-            self._cursor.execute(self._sql(statement), params)
+            self._cursor.execute(_placeholders(statement, self._pg), params)
 
     def password_verifier(self, login: str, password: str) -> str:
-        return _verifier(self._cursor, login, password)
-
-
-def _verifier(cursor: Any, login: str, password: str) -> str:
-    """``password``'s SCRAM-SHA-256 verifier for ``login``, made by libpq on this side."""
-    made = cursor.connection.pgconn.encrypt_password(
-        password.encode(), login.encode(), b"scram-sha-256"
-    )
-    return bytes(made).decode("ascii")
+        """``password``'s SCRAM-SHA-256 verifier for ``login``, made by libpq on this side."""
+        made = self._cursor.connection.pgconn.encrypt_password(
+            password.encode(), login.encode(), b"scram-sha-256"
+        )
+        return bytes(made).decode("ascii")
 
 
 # A stream id as the library keys it on SQLite (``UUID.hex``).
