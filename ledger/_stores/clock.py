@@ -90,6 +90,9 @@ class OffsetClock:
         self._last = 0.0  # the latest time given, as seconds since the epoch
         self._read = 0.0  # the server's clock as the last sample read it, seconds since the epoch
         self._unkept = False  # the last measurement was too loose to keep: one sample a time
+        # The read and the monotonic time its query was sent of the sample that bounds the
+        # server's clock most tightly from above (``latest``); None before any sample.
+        self._ceiling: tuple[float, float] | None = None
         self.measurements = 0  # how many times the server was asked (for tests and metrics)
 
     def now(self) -> datetime:
@@ -118,6 +121,7 @@ class OffsetClock:
         """Measure again at the next ``now``: the server refused a time given as too far from
         its clock (it stepped since it was measured, say)."""
         self._measured_at = None
+        self._ceiling = None
 
     def error_bound(self) -> float:
         """At most how far (seconds) a time given now may be from the server's clock, its own
@@ -127,16 +131,34 @@ class OffsetClock:
         age = self._monotonic() - self._measured_at
         return self._uncertainty + STEP_TOLERANCE_S + MAX_DRIFT * age
 
+    def latest(self, after: float) -> float:
+        """The latest the server's clock may read ``after`` seconds from now, as seconds since
+        the epoch: a sample's read plus the monotonic time since its query was sent (the server
+        read its clock after that), and ``MAX_DRIFT`` of it; measured first when no sample is
+        at most ``MAX_AGE_S`` old. Never earlier than the server's clock then reads, however
+        the sample's round trip was split, and later by at most that round trip and the drift
+        (the wall clock and the offset play no part: no step of the local clock moves it)."""
+        ceiling = self._ceiling
+        if ceiling is None or self._monotonic() - ceiling[1] > MAX_AGE_S:
+            self.measure()
+            ceiling = self._ceiling
+        assert ceiling is not None
+        read, sent = ceiling
+        return read + (self._monotonic() - sent + after) * (1 + MAX_DRIFT)
+
     def measure(self) -> bool:
         """Ask the server for its time (up to ``SAMPLES`` times; once while the last measurement
         was too loose, as that costs a round trip per time given) and keep the tightest offset;
         whether one was kept, within ``MAX_UNCERTAINTY_S``."""
         best: tuple[float, float, float, float] | None = None
+        ceiling: tuple[float, float] | None = None
         for _ in range(1 if self._unkept else SAMPLES):
             before, mono = self._wall(), self._monotonic()
             server = self._read_server().timestamp()
             after = self._wall()
             self._read = server
+            if ceiling is None or server - mono < ceiling[0] - ceiling[1]:
+                ceiling = (server, mono)
             half = max(0.0, after - before) / 2
             if best is None or half < best[0]:
                 best = (half, server - (before + half), before, mono)
@@ -144,6 +166,7 @@ class OffsetClock:
                 break
         assert best is not None
         self.measurements += 1
+        self._ceiling = ceiling
         self._unkept = best[0] > MAX_UNCERTAINTY_S
         if self._unkept:
             self._measured_at = None  # no offset: read the server again at the next time given

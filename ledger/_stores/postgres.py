@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import itertools
+import math
 import re
 import select
 import time
@@ -164,7 +165,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     if stored_events:
                         self._insert_stored_events(appending, stored_events, **kwargs)
                     if in_time is not None:
-                        curs.execute(_IN_TIME_SQL.replace(b"$1", b"%s"), [_left(in_time)])
+                        checked = _in_time_values(in_time, kwargs.get("due"))
+                        sql = _IN_TIME_SQL.replace(b"$1", b"%s").replace(b"$2", b"%s")
+                        curs.execute(sql, checked)
                     committing.execute(b"COMMIT")
                     if stored_events:
                         self._queue_notify(curs)
@@ -211,7 +214,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             statement = _append_sql(self._events_table, *shape)
             appended = _prepared_append(
                 conn, prepared, name, statement, values, formats, self._notify_sql,
-                kwargs.get("in_time"),
+                kwargs.get("in_time"), kwargs.get("due"),
             )  # fmt: skip
         ids = [int(appended.get_value(n, 0) or 0) for n in range(appended.ntuples)]
         if len(ids) != len(stored_events):
@@ -456,12 +459,13 @@ def _prepared_append(
     formats: list[int],
     notify: bytes,
     in_time: float | None = None,
+    due: float | None = None,
 ) -> Any:
     """``_round_trip`` of the append ``statement``, prepared as ``name`` on its first use on
     ``conn`` (``prepared`` names those it has), and once more, every statement prepared
     again, if the server no longer has one (nothing was written then)."""
     try:
-        return _round_trip(conn, name, statement, values, formats, notify, prepared, in_time)
+        return _round_trip(conn, name, statement, values, formats, notify, prepared, in_time, due)
     except psycopg.errors.InvalidSqlStatementName:
         # psycopg deallocates them all (``DEALLOCATE ALL``) when a transaction rolls back, and
         # the failed round trip may have prepared a new one since: the server says which it
@@ -469,7 +473,7 @@ def _prepared_append(
         # that shape of append failed on the connection for good).
         prepared.clear()
         prepared.update(_prepared_on(conn))
-        return _round_trip(conn, name, statement, values, formats, notify, prepared, in_time)
+        return _round_trip(conn, name, statement, values, formats, notify, prepared, in_time, due)
 
 
 def _prepared_on(conn: psycopg.Connection[Any]) -> list[bytes]:
@@ -490,15 +494,16 @@ def _round_trip(
     notify: bytes,
     prepared: set[bytes],
     in_time: float | None = None,
+    due: float | None = None,
 ) -> Any:
     """Run the prepared statement ``name`` in a transaction, then ``notify`` after its
-    COMMIT, in one round trip; the append's result. With ``in_time``, the transaction holds
-    its locks by then or commits nothing (``_IN_TIME_SQL``, between the append and COMMIT;
-    ``StreamConflict``). Every statement sent, BEGIN and COMMIT
-    too, is prepared: first from its text unless ``prepared`` has its name (and then gains
-    it). Queued in libpq's pipeline with one sync at the
-    end, so that the server skips everything after a failed statement up to the sync: a
-    failed append wakes nobody. Its error, or its COMMIT's, is raised as psycopg raises it
+    COMMIT, in one round trip; the append's result. With ``in_time`` (and ``due``, the same
+    moment on the server's clock), the transaction holds its locks by then or commits
+    nothing (``_IN_TIME_SQL``, between the append and COMMIT; ``LateSave``). Every
+    statement sent, BEGIN and COMMIT too, is prepared: first from its text unless
+    ``prepared`` has its name (and then gains it). Queued in libpq's pipeline with one sync
+    at the end, so that the server skips everything after a failed statement up to the
+    sync: a failed append wakes nobody. Its error, or its COMMIT's, is raised as psycopg raises it
     once every result is read and the transaction rolled back; the wake-up's is not (it runs
     after the commit, which it cannot undo), nor a connection lost once COMMIT's result is in
     (the append is kept: the command succeeded; the connection is closed, never lent again)."""
@@ -520,8 +525,8 @@ def _round_trip(
         partial(pgconn.send_query_prepared, name, values, formats),
     )
     if in_time is not None:
-        left = b"%.6f" % _left(in_time)
-        queue.append(partial(pgconn.send_query_prepared, _IN_TIME, [left], [0]))
+        checked = [b"%r" % value for value in _in_time_values(in_time, due)]
+        queue.append(partial(pgconn.send_query_prepared, _IN_TIME, checked, [0, 0]))
     commit = len(queue)  # where COMMIT's result is, after the check's if any
     queue += (
         partial(pgconn.send_query_prepared, _COMMIT, None),
@@ -573,22 +578,30 @@ def _committed(results: list[Any], commit: int) -> bool:
     )
 
 
-# A transaction's check that it holds its locks in time (``in_time``): the seconds left when it
-# was sent, against the time since its BEGIN on the server's clock, measured alike on any
-# clock a test injects. Past them it divides by zero, which fails the transaction before its
-# COMMIT: a statement's error is the one thing a pipeline's later statements wait on.
+# A transaction's check that it holds its locks in time (``in_time``), on two counts: the
+# seconds left when it was sent against the time since its BEGIN on the server's clock
+# (measured alike on any clock a test injects), and ``due``, the latest the server's clock may
+# read at ``in_time`` (``OffsetClock.latest``), against that clock: a transaction whose
+# statements were held on their way to the server (a congested link, a partition) begins late,
+# and the first count does not see it (rev46 review: a release that reached the server 1.5 s
+# after its lease's deadline, and another 29 s after it, was kept as clean). Past either it
+# divides by zero, which fails the transaction before its COMMIT: a statement's error is the
+# one thing a pipeline's later statements wait on.
 _IN_TIME = b"custody_in_time"
 _DIVISION_BY_ZERO = b"22012"
-_IN_TIME_SQL = b"SELECT 1 / (clock_timestamp() - now() <= $1::float8 * interval '1 second')::int"
+_IN_TIME_SQL = (
+    b"SELECT 1 / (clock_timestamp() - now() <= $1::float8 * interval '1 second'"
+    b" AND extract(epoch FROM clock_timestamp()) <= $2::float8)::int"
+)
 
 
-def _left(in_time: float) -> float:
-    """The seconds left until ``in_time`` (``time.monotonic``), the check's parameter;
-    ``LateSave`` at once, sending nothing, if none are."""
+def _in_time_values(in_time: float, due: float | None) -> tuple[float, float]:
+    """The check's parameters: the seconds left until ``in_time`` (``time.monotonic``) and
+    ``due`` (infinity without one); ``LateSave`` at once, sending nothing, if none are left."""
     left = in_time - time.monotonic()
     if left < 0:
         raise _late()
-    return left
+    return left, math.inf if due is None else due
 
 
 def _late() -> LateSave:

@@ -11,6 +11,7 @@ import os
 import re
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -505,6 +506,11 @@ class SqlStore(Store):
     def doubt_clock(self) -> None:
         if self._pg:
             self.clock.forget()
+
+    def latest_by(self, in_time: float) -> float | None:
+        if not self._pg:
+            return None
+        return self.clock.latest(max(0.0, in_time - time.monotonic()))
 
     def server_time(self) -> datetime:
         """The database server's clock, read now (one query). Read as the microseconds since

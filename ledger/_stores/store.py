@@ -36,6 +36,7 @@ from ledger.ports import (
     Authority,
     CommandRecord,
     DirectoryRecord,
+    LateSave,
     Misdated,
     Save,
     StreamConflict,
@@ -306,10 +307,11 @@ class Store:
                     commands=commands,
                     directories=directories,
                     in_time=in_time,
+                    due=None if in_time is None else self.latest_by(in_time),
                 )
         except IntegrityError:
             raise StreamConflict(", ".join(p.profile_id for p, _, _ in saves)) from None
-        except Misdated:
+        except (Misdated, LateSave):
             self.doubt_clock()  # the server's clock may have stepped since it was measured
             raise
         # The saved profile is the cached one now: the next load fast-forwards from its
@@ -477,8 +479,17 @@ class Store:
         raise NotImplementedError
 
     def doubt_clock(self) -> None:
-        """The store refused a save as dated too far from its clock (``Misdated``): the next
-        ``now`` reads the store's clock again. Nothing to do where the clock is this host's."""
+        """The store refused a save as dated too far from its clock (``Misdated``) or as late
+        (``LateSave``): the next ``now`` reads the store's clock again. Nothing to do where the
+        clock is this host's."""
+
+    def latest_by(self, in_time: float) -> float | None:
+        """``in_time`` (``time.monotonic``) on the store's own clock, as seconds since the
+        epoch, never earlier than it is there: the latest the store's clock may read when a
+        save due then holds its locks (the save's own check, where the store is reached over a
+        network whose delay before the transaction begins it cannot see otherwise). None where
+        the store's clock is this host's: the monotonic clock judges alone."""
+        return None
 
     def authority(self, *, fresh: bool = False) -> Authority:
         raise NotImplementedError

@@ -11,12 +11,15 @@ command decides again, as the lease then stands: lost.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -205,3 +208,121 @@ def test_a_worker_s_write_on_a_frozen_clock_at_its_deadline_is_kept(
         last = ledger.history(pid)[-1]
         assert last.at == clock.now, last
         assert ledger.view(pid).state.value == ("available" if command == "release" else "leased")
+
+
+# How a worker's write names the in-time check: the one-round-trip path by its prepared
+# statement's name, psycopg's path by its text.
+_IN_TIME_NAMED = (postgres._IN_TIME, postgres._IN_TIME_SQL[:40])
+
+
+class _HoldingProxy:
+    """A TCP proxy in front of PostgreSQL that, once given ``hold`` seconds, holds back the
+    next chunk a client sends naming the in-time check (a worker's pipelined write) for that
+    long: one segment delayed on its way, as a congested or briefly partitioned link delays
+    it, the rest of the path as fast as before."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.hold = 0.0
+        self.held = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._accept)]
+        self._threads[0].start()
+
+    def close(self) -> None:
+        """Every connection cut and closed, every thread of the proxy ended."""
+        for each in [self._listener, *self._sockets]:
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked on it
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for each in [self._listener, *self._sockets]:
+            each.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self._sockets += (client, server)
+            for ends in ((client, server, True), (server, client, False)):
+                self._threads.append(threading.Thread(target=self._pipe, args=ends))
+                self._threads[-1].start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, outward: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if outward and self.hold and any(name in data for name in _IN_TIME_NAMED):
+                    hold, self.hold = self.hold, 0.0
+                    self.held += 1
+                    time.sleep(hold)
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)  # the end passed on
+
+
+@contextmanager
+def _through_a_proxy(pg_url: str) -> Iterator[tuple[_HoldingProxy, str]]:
+    parts = urlsplit(pg_url)
+    proxy = _HoldingProxy(parts.port or 5432)
+    try:
+        netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
+        yield proxy, urlunsplit(parts._replace(netloc=netloc))
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["one_round_trip", "psycopg_s_path"])
+def test_a_release_held_on_its_way_to_postgres_past_the_deadline_keeps_nothing(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, direct: bool
+) -> None:
+    """rev46 review: a clean release decided before its lease's deadline reached PostgreSQL
+    1.5 s after it (its one segment held back on the way) and was kept: the in-time check
+    counted from its transaction's BEGIN, which the delay had put off too. Checked on the
+    server's clock against the deadline as well, it keeps nothing, and the release decided
+    again is told the lease is lost; the profile stays stale."""
+    if not direct:
+        monkeypatch.setattr(postgres, "_direct", lambda *_: None)
+    Ledger.init(pg_url).close()
+    with _through_a_proxy(pg_url) as (proxy, proxied), Ledger.open(proxied) as worker:
+        pid = register(worker)
+        lease = worker.handle(
+            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=2)
+        )
+        _until(lease.expires_at - timedelta(seconds=0.5))
+        proxy.hold = 1.5
+        with pytest.raises(LeaseLost):
+            worker.handle(
+                Release(
+                    lease_id=lease.lease_id, fencing_token=1, outcome="success", final_url="h:/"
+                )
+            )
+        assert proxy.held == 1
+        assert [e.event_type for e in worker.history(pid)] == [
+            "profile_registered",
+            "lease_acquired",
+        ]
+        with pytest.raises(CheckoutDenied, match="stale"):
+            worker.handle(Checkout(profile_id=pid, worker_id="w2", run_id="r2", task_type="t"))
+
+
+def test_a_heartbeat_held_on_its_way_to_postgres_within_its_deadline_is_kept_at_once(
+    pg_url: str,
+) -> None:
+    """The same delay well within the deadline: kept on its first save, not refused as late
+    and decided again (the check on the server's clock is not early)."""
+    Ledger.init(pg_url).close()
+    with _through_a_proxy(pg_url) as (proxy, proxied), Ledger.open(proxied) as worker:
+        pid = register(worker)
+        lease = worker.handle(
+            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=60)
+        )
+        proxy.hold = 1.5
+        worker.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart"))
+        assert proxy.held == 1
+        assert worker.conflicts == 0
+        assert worker.history(pid)[-1].event_type == "lease_heartbeat"

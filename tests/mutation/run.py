@@ -4006,9 +4006,9 @@ MUTANTS = (
     Mutant(
         "late-write-kept-postgresql",
         "ledger/_stores/postgres.py",
-        '_IN_TIME_SQL = b"SELECT 1 / (clock_timestamp() - now() <= $1::float8 * interval '
-        "'1 second')::int\"\n",
-        '_IN_TIME_SQL = b"SELECT $1::float8"\n',
+        "    b\"SELECT 1 / (clock_timestamp() - now() <= $1::float8 * interval '1 second'\"\n"
+        '    b" AND extract(epoch FROM clock_timestamp()) <= $2::float8)::int"\n',
+        '    b"SELECT $1::float8 + $2::float8"\n',
         "a release held up past its lease's deadline by a lock returns a stale profile to the "
         "pool on PostgreSQL (rev34)",
         ("tests/integration/test_write_past_the_deadline.py",),
@@ -4016,8 +4016,7 @@ MUTANTS = (
     Mutant(
         "late-write-kept-psycopg-path",
         "ledger/_stores/postgres.py",
-        '                        curs.execute(_IN_TIME_SQL.replace(b"$1", b"%s"), '
-        "[_left(in_time)])\n",
+        "                        curs.execute(sql, checked)\n",
         "                        pass\n",
         "a write held up past its lease's deadline is kept where it goes psycopg's way (rev34)",
         ("tests/integration/test_write_past_the_deadline.py",),
@@ -8258,6 +8257,41 @@ MUTANTS = (
         'Held(f"member of {named}", f"REVOKE {group} FROM {who}")',
         "a refusal's remedy names a role that needs quoting unquoted (rev46 review)",
         ("tests/e2e/test_access_grant_one_transaction.py::test_the_remedy_named_quotes_the_role",),
+    ),
+    Mutant(
+        "late-write-timed-from-its-begin-only",
+        "ledger/_stores/store.py",
+        "                    due=None if in_time is None else self.latest_by(in_time),\n",
+        "                    due=None,\n",
+        "a release held on its way to PostgreSQL past its lease's deadline is kept as clean: "
+        "its in-time check counts from its transaction's BEGIN, which the delay put off too "
+        "(rev46 review)",
+        (
+            "tests/integration/test_write_past_the_deadline.py::"
+            "test_a_release_held_on_its_way_to_postgres_past_the_deadline_keeps_nothing",
+        ),
+    ),
+    Mutant(
+        "latest-without-the-time-left",
+        "ledger/_stores/clock.py",
+        "        return read + (self._monotonic() - sent + after) * (1 + MAX_DRIFT)\n",
+        "        return read + (self._monotonic() - sent) * (1 + MAX_DRIFT)\n",
+        "a worker's write held on its way well within its deadline is refused as late, again "
+        "and again, and answered 'busy'",
+        (
+            "tests/unit/test_store_clock.py",
+            "tests/integration/test_write_past_the_deadline.py::"
+            "test_a_heartbeat_held_on_its_way_to_postgres_within_its_deadline_is_kept_at_once",
+        ),
+    ),
+    Mutant(
+        "latest-trusts-a-doubted-sample",
+        "ledger/_stores/clock.py",
+        "        self._measured_at = None\n        self._ceiling = None\n",
+        "        self._measured_at = None\n",
+        "after a save refused as late, the server's clock set forward still bounds a save's "
+        "check by the sample from before the step: every save refused as late for 30 s",
+        ("tests/unit/test_store_clock.py",),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")

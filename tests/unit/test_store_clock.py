@@ -197,3 +197,44 @@ def test_a_sample_just_over_the_limit_is_not_kept_and_one_within_it_is() -> None
     host.trips = [2 * MAX_UNCERTAINTY_S - 0.002]
     host.t += 1
     assert error(host, clock) <= clock.error_bound() <= MAX_ERROR_S
+
+
+@pytest.mark.parametrize("read_at", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("trip", [0.0002, 0.036, 3.0])
+def test_latest_is_never_before_the_server_s_clock_and_late_by_at_most_the_trip(
+    read_at: float, trip: float
+) -> None:
+    """``latest(after)``, the check a save sends with its deadline: never earlier than the
+    server's clock reads ``after`` seconds on, however the sample's trip was split (a query
+    held on its way out, an answer held on its way back) and however loose the sample (one
+    not kept as the offset bounds it too), nor later than it by more than the trip and the
+    drift; a local wall clock an hour off plays no part."""
+    host = Host(skew=HOUR, trip=trip)
+    host.read_at = read_at
+    clock = host.clock()
+    clock.now()
+    host.t += 7.0
+    host.rate = 1 + 400e-6  # the local clock drifting, within MAX_DRIFT
+    due = clock.latest(2.5)
+    truth = host.true_server() + 2.5
+    assert truth <= due <= truth + trip + 0.02
+
+
+def test_latest_measures_when_its_sample_is_old_and_after_the_clock_is_doubted() -> None:
+    """No sample older than ``MAX_AGE_S`` bounds ``latest`` (the server's clock may have
+    stepped forward since: a bound from before would be early), nor one from before
+    ``forget`` (a save refused as late)."""
+    host = Host()
+    clock = host.clock()
+    clock.now()
+    assert host.server_reads == 1
+    host.server_step = 5.0  # the server's clock set forward
+    clock.latest(0.0)
+    assert host.server_reads == 1  # a fresh sample is trusted
+    clock.forget()
+    assert clock.latest(0.0) >= host.true_server()
+    assert host.server_reads == 2
+    host.t += MAX_AGE_S + 1
+    host.server_step = 9.0
+    assert clock.latest(1.0) >= host.true_server() + 1.0
+    assert host.server_reads == 3
