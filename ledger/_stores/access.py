@@ -45,6 +45,7 @@ from ledger.ports import Authority
 
 GROUP_ROLES = {role: f"custody_{role.value}" for role in Role}
 _REFUSAL = "custody events are append-only"
+LOGIN_AT_MOST = 63  # NAMEDATALEN - 1: longer names are cut, with a notice only
 _LOGIN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Role names PostgreSQL refuses to create (besides every name starting with pg_).
 _RESERVED_LOGINS = frozenset({"public", "none", "current_user", "session_user", "current_role"})
@@ -702,6 +703,9 @@ def grant(
     ``store`` runs every statement in one transaction (``SqlStore.one_transaction``), and the
     grant takes ``GRANT_LOCK`` first: grants take turns, each sees the one before it
     committed, and the login ends holding exactly the roles of the last."""
+    if len(login) > LOGIN_AT_MOST:  # PostgreSQL would cut it there, and grant another name
+        msg = f"is {len(login)} characters long: a PostgreSQL role name holds {LOGIN_AT_MOST}"
+        raise InvalidInput("login", msg)
     if not _LOGIN.fullmatch(login):
         msg = f"{login!r}: give a PostgreSQL role name of lower-case letters, digits and _"
         raise InvalidInput("login", msg)

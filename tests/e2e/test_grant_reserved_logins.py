@@ -31,3 +31,18 @@ def test_a_reserved_login_name_is_bad_input_naming_thegranted(
     assert run.code == 2, (run.code, run.err)
     assert "login" in run.err, run.err
     assert "unavailable" not in run.err, run.err
+
+
+@pytest.mark.parametrize("length", [64, 200])
+def test_a_login_name_over_63_characters_is_refused_naming_the_length(
+    owner_url: str, tmp_path: Path, length: int
+) -> None:
+    """PostgreSQL cuts a longer name to 63 bytes (a notice, not an error): refused at the door,
+    saying how long it is and how long a role name may be (rev46 review: it was told only to
+    use lower-case letters, digits and _, which it did)."""
+    login = "w" * length
+    run = custody("--store", owner_url, "access", "grant", login, "--role", "worker", cwd=tmp_path)
+    assert run.code == 2, (run.code, run.err)
+    assert f"{length} characters" in run.err, run.err
+    assert "holds 63" in run.err, run.err
+    assert len(run.err.strip().splitlines()) == 1, run.err

@@ -8293,6 +8293,18 @@ MUTANTS = (
         "check by the sample from before the step: every save refused as late for 30 s",
         ("tests/unit/test_store_clock.py",),
     ),
+    Mutant(
+        "long-login-not-named-as-long",
+        "ledger/_stores/access.py",
+        "    if len(login) > LOGIN_AT_MOST:",
+        "    if False:",
+        "a login name over 63 characters is told only to use lower-case letters, digits and _, "
+        "which it does (rev46 review)",
+        (
+            "tests/e2e/test_grant_reserved_logins.py::"
+            "test_a_login_name_over_63_characters_is_refused_naming_the_length",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
