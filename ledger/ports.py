@@ -81,8 +81,14 @@ class Misdated(StreamConflict):
 
 class LateSave(StreamConflict):
     """The save held the store's locks only after the time its decision stood until (a
-    worker's on its lease: that lease's deadline), measured on the monotonic clock. Nothing
-    was kept; the command is decided again at a fresh time, as the lease then stands."""
+    worker's on its lease: that lease's deadline), measured on the monotonic clock (and on
+    PostgreSQL on the server's too). Nothing was kept; the command is decided again at a
+    fresh time, as the lease then stands. ``by_the_store``: the store judged it so, not this
+    process before sending it."""
+
+    def __init__(self, message: str, *, by_the_store: bool = False) -> None:
+        super().__init__(message)
+        self.by_the_store = by_the_store
 
 
 class DeadlineRefused(StreamConflict):

@@ -91,8 +91,10 @@ class OffsetClock:
         self._read = 0.0  # the server's clock as the last sample read it, seconds since the epoch
         self._unkept = False  # the last measurement was too loose to keep: one sample a time
         # The read and the monotonic time its query was sent of the sample that bounds the
-        # server's clock most tightly from above (``latest``); None before any sample.
+        # server's clock most tightly from above (``latest``), and when it was chosen (the
+        # monotonic time of the measurement); None before any sample, or once doubted.
         self._ceiling: tuple[float, float] | None = None
+        self._ceiling_chosen = 0.0
         self.measurements = 0  # how many times the server was asked (for tests and metrics)
 
     def now(self) -> datetime:
@@ -123,6 +125,12 @@ class OffsetClock:
         self._measured_at = None
         self._ceiling = None
 
+    def forget_ceiling(self) -> None:
+        """Take ``latest``'s bound from a new sample: the server refused a save as past its
+        due time by the bound (its clock may have been set forward since the sample). The
+        offset stands."""
+        self._ceiling = None
+
     def error_bound(self) -> float:
         """At most how far (seconds) a time given now may be from the server's clock, its own
         steps aside; infinite before the first measurement."""
@@ -131,33 +139,37 @@ class OffsetClock:
         age = self._monotonic() - self._measured_at
         return self._uncertainty + STEP_TOLERANCE_S + MAX_DRIFT * age
 
-    def latest(self, after: float) -> float:
-        """The latest the server's clock may read ``after`` seconds from now, as seconds since
-        the epoch: a sample's read plus the monotonic time since its query was sent (the server
-        read its clock after that), and ``MAX_DRIFT`` of it; measured first when no sample is
-        at most ``MAX_AGE_S`` old. Never earlier than the server's clock then reads, however
-        the sample's round trip was split, and later by at most that round trip and the drift
-        (the wall clock and the offset play no part: no step of the local clock moves it)."""
-        ceiling = self._ceiling
-        if ceiling is None or self._monotonic() - ceiling[1] > MAX_AGE_S:
+    def latest(self, at: float) -> float:
+        """The latest the server's clock may read at ``at`` (a time of the monotonic clock),
+        as seconds since the epoch: a sample's read plus the monotonic time from when its query
+        was sent (the server read its clock after that) to ``at``, and ``MAX_DRIFT`` of it;
+        measured first when no sample was chosen in the last ``MAX_AGE_S``. Never earlier than
+        the server's clock reads then, however the sample's round trip was split, and later by
+        at most that round trip and the drift: the tightest of the samples of the last
+        measurement and of the bound before it, if its sample is at most twice ``MAX_AGE_S``
+        old (a measurement slowed by a congested link does not loosen a bound a sound one
+        gave; the bound of a measurement during the congestion is as loose as its samples).
+        The wall clock and the offset play no part: no step of the local clock moves it; nor
+        does the time a measurement takes, as ``at`` is fixed before it."""
+        if self._ceiling is None or self._monotonic() - self._ceiling_chosen > MAX_AGE_S:
             self.measure()
-            ceiling = self._ceiling
-        assert ceiling is not None
-        read, sent = ceiling
-        return read + (self._monotonic() - sent + after) * (1 + MAX_DRIFT)
+        assert self._ceiling is not None
+        return _bound(*self._ceiling, at)
 
     def measure(self) -> bool:
         """Ask the server for its time (up to ``SAMPLES`` times; once while the last measurement
         was too loose, as that costs a round trip per time given) and keep the tightest offset;
         whether one was kept, within ``MAX_UNCERTAINTY_S``."""
         best: tuple[float, float, float, float] | None = None
-        ceiling: tuple[float, float] | None = None
+        ceiling = self._ceiling
+        if ceiling is not None and self._monotonic() - ceiling[1] > 2 * MAX_AGE_S:
+            ceiling = None
         for _ in range(1 if self._unkept else SAMPLES):
             before, mono = self._wall(), self._monotonic()
             server = self._read_server().timestamp()
             after = self._wall()
             self._read = server
-            if ceiling is None or server - mono < ceiling[0] - ceiling[1]:
+            if ceiling is None or _bound(server, mono, mono) < _bound(*ceiling, mono):
                 ceiling = (server, mono)
             half = max(0.0, after - before) / 2
             if best is None or half < best[0]:
@@ -166,10 +178,16 @@ class OffsetClock:
                 break
         assert best is not None
         self.measurements += 1
-        self._ceiling = ceiling
+        self._ceiling, self._ceiling_chosen = ceiling, self._monotonic()
         self._unkept = best[0] > MAX_UNCERTAINTY_S
         if self._unkept:
             self._measured_at = None  # no offset: read the server again at the next time given
             return False
         self._uncertainty, self._offset, self._measured_wall, self._measured_at = best
         return True
+
+
+def _bound(read: float, sent: float, at: float) -> float:
+    """The latest the server's clock may read at the monotonic time ``at``, by a sample that
+    read ``read`` from a query sent at the monotonic time ``sent``."""
+    return read + (at - sent) * (1 + MAX_DRIFT)

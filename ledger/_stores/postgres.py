@@ -179,7 +179,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 # has a result only if everything before it succeeded.
                 if committing.statusmessage != "COMMIT":
                     if isinstance(e, psycopg.errors.DivisionByZero):  # only _IN_TIME_SQL's
-                        raise _late() from None
+                        raise _late(by_the_store=True) from None
                     if isinstance(e, psycopg.Error) and e.sqlstate == MISDATED:
                         raise _misdated() from None
                     if isinstance(e, psycopg.Error) and e.sqlstate == DEADLINE_REFUSED:
@@ -557,7 +557,7 @@ def _round_trip(
                 conn.rollback()
             past = result.error_field(pq.DiagnosticField.SQLSTATE) == _DIVISION_BY_ZERO
             if at == append + 1 and in_time is not None and past:  # the check: past its time
-                raise _late()
+                raise _late(by_the_store=True)
             if at == append and result.error_field(pq.DiagnosticField.SQLSTATE) == _MISDATED:
                 raise _misdated()
             if at == append and result.error_field(pq.DiagnosticField.SQLSTATE) == _DEADLINE:
@@ -604,8 +604,9 @@ def _in_time_values(in_time: float, due: float | None) -> tuple[float, float]:
     return left, math.inf if due is None else due
 
 
-def _late() -> LateSave:
-    return LateSave("decided before its lease's deadline, written after it")
+def _late(*, by_the_store: bool = False) -> LateSave:
+    said = "decided before its lease's deadline, written after it"
+    return LateSave(said, by_the_store=by_the_store)
 
 
 _MISDATED = MISDATED.encode()

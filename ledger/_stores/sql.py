@@ -11,7 +11,6 @@ import os
 import re
 import sqlite3
 import stat
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -508,9 +507,11 @@ class SqlStore(Store):
             self.clock.forget()
 
     def latest_by(self, in_time: float) -> float | None:
-        if not self._pg:
-            return None
-        return self.clock.latest(max(0.0, in_time - time.monotonic()))
+        return self.clock.latest(in_time) if self._pg else None
+
+    def doubt_due(self) -> None:
+        if self._pg:
+            self.clock.forget_ceiling()
 
     def server_time(self) -> datetime:
         """The database server's clock, read now (one query). Read as the microseconds since

@@ -311,8 +311,12 @@ class Store:
                 )
         except IntegrityError:
             raise StreamConflict(", ".join(p.profile_id for p, _, _ in saves)) from None
-        except (Misdated, LateSave):
+        except Misdated:
             self.doubt_clock()  # the server's clock may have stepped since it was measured
+            raise
+        except LateSave as e:
+            if e.by_the_store:
+                self.doubt_due()  # the server's clock may have been set forward since
             raise
         # The saved profile is the cached one now: the next load fast-forwards from its
         # version and finds nothing, instead of reading back and decoding its own events
@@ -479,9 +483,12 @@ class Store:
         raise NotImplementedError
 
     def doubt_clock(self) -> None:
-        """The store refused a save as dated too far from its clock (``Misdated``) or as late
-        (``LateSave``): the next ``now`` reads the store's clock again. Nothing to do where the
-        clock is this host's."""
+        """The store refused a save as dated too far from its clock (``Misdated``): the next
+        ``now`` reads the store's clock again. Nothing to do where the clock is this host's."""
+
+    def doubt_due(self) -> None:
+        """The store refused a save as late on its own clock (``LateSave.by_the_store``): the
+        next ``latest_by`` samples that clock again. Nothing to do where it is this host's."""
 
     def latest_by(self, in_time: float) -> float | None:
         """``in_time`` (``time.monotonic``) on the store's own clock, as seconds since the

@@ -36,6 +36,7 @@ from ledger import (
     Release,
 )
 from ledger._stores import postgres
+from ledger._stores.clock import OffsetClock
 
 
 @contextmanager
@@ -210,20 +211,16 @@ def test_a_worker_s_write_on_a_frozen_clock_at_its_deadline_is_kept(
         assert ledger.view(pid).state.value == ("available" if command == "release" else "leased")
 
 
-# How a worker's write names the in-time check: the one-round-trip path by its prepared
-# statement's name, psycopg's path by its text.
-_IN_TIME_NAMED = (postgres._IN_TIME, postgres._IN_TIME_SQL[:40])
-
-
 class _HoldingProxy:
-    """A TCP proxy in front of PostgreSQL that, once given ``hold`` seconds, holds back the
-    next chunk a client sends naming the in-time check (a worker's pipelined write) for that
-    long: one segment delayed on its way, as a congested or briefly partitioned link delays
-    it, the rest of the path as fast as before."""
+    """A TCP proxy in front of PostgreSQL that, once given ``hold`` seconds and a ``marker``,
+    holds back the next chunk a client sends holding the marker for that long: one segment
+    delayed on its way, as a congested or briefly partitioned link delays it, the rest of the
+    path as fast as before."""
 
     def __init__(self, target: int) -> None:
         self.target = target
         self.hold = 0.0
+        self.marker = b""
         self.held = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -256,7 +253,7 @@ class _HoldingProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket, outward: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                if outward and self.hold and any(name in data for name in _IN_TIME_NAMED):
+                if outward and self.hold and self.marker in data:
                     hold, self.hold = self.hold, 0.0
                     self.held += 1
                     time.sleep(hold)
@@ -281,10 +278,13 @@ def test_a_release_held_on_its_way_to_postgres_past_the_deadline_keeps_nothing(
     pg_url: str, monkeypatch: pytest.MonkeyPatch, direct: bool
 ) -> None:
     """rev46 review: a clean release decided before its lease's deadline reached PostgreSQL
-    1.5 s after it (its one segment held back on the way) and was kept: the in-time check
-    counted from its transaction's BEGIN, which the delay had put off too. Checked on the
-    server's clock against the deadline as well, it keeps nothing, and the release decided
-    again is told the lease is lost; the profile stays stale."""
+    1.5 s after it (its BEGIN held back on the way) and was kept: the in-time check counted
+    from its transaction's BEGIN, which the delay had put off too. Checked on the server's
+    clock against the deadline as well, it keeps nothing, and the release decided again is
+    told the lease is lost; the profile stays stale. The one-round-trip path sends its
+    transaction in one segment, named by the check's prepared statement; psycopg's sends its
+    BEGIN in a segment of its own, which is the one held (review 273: holding a later one, the
+    count from BEGIN caught it alone)."""
     if not direct:
         monkeypatch.setattr(postgres, "_direct", lambda *_: None)
     Ledger.init(pg_url).close()
@@ -294,6 +294,7 @@ def test_a_release_held_on_its_way_to_postgres_past_the_deadline_keeps_nothing(
             Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=2)
         )
         _until(lease.expires_at - timedelta(seconds=0.5))
+        proxy.marker = postgres._IN_TIME if direct else b"BEGIN"
         proxy.hold = 1.5
         with pytest.raises(LeaseLost):
             worker.handle(
@@ -321,8 +322,33 @@ def test_a_heartbeat_held_on_its_way_to_postgres_within_its_deadline_is_kept_at_
         lease = worker.handle(
             Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=60)
         )
+        proxy.marker = postgres._IN_TIME
         proxy.hold = 1.5
         worker.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart"))
         assert proxy.held == 1
         assert worker.conflicts == 0
+        assert worker.history(pid)[-1].event_type == "lease_heartbeat"
+
+
+def test_a_save_refused_by_a_bound_from_before_the_server_s_clock_stepped_is_kept_next(
+    pg_url: str,
+) -> None:
+    """The bound a save's check is sent with comes from a sample of the server's clock; set
+    forward since (simulated: the samples read it 3 s behind, then as it is), the bound is
+    early, and a heartbeat 2 s before its deadline is refused by the server as late. The
+    refusal takes the bound again from a new sample, and the heartbeat decided again is kept
+    at once (not refused 30 times and answered busy)."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as worker:
+        store = worker.store
+        behind = [timedelta(seconds=3)]
+        store.clock = OffsetClock(lambda: store.server_time() - behind[0])
+        pid = register(worker)
+        lease = worker.handle(
+            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=4)
+        )
+        behind[0] = timedelta(0)  # the server's clock, as the samples read it, set forward
+        time.sleep(max(0.0, (lease.expires_at - store.now()).total_seconds() - 2.0))
+        worker.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart"))
+        assert worker.conflicts == 1  # the one save refused by the early bound
         assert worker.history(pid)[-1].event_type == "lease_heartbeat"

@@ -5049,8 +5049,8 @@ MUTANTS = (
     Mutant(
         "postgres-late-save-a-conflict",
         "ledger/_stores/postgres.py",
-        '    return LateSave("decided before its lease\'s deadline, written after it")\n',
-        '    return LateSave.__base__("decided before its lease\'s deadline, written after it")\n',
+        "    return LateSave(said, by_the_store=by_the_store)\n",
+        "    return LateSave.__base__(said)\n",
         "a late save on PostgreSQL was a plain conflict, retried as contention (rev37)",
         (
             "tests/integration/test_repository.py::"
@@ -8274,8 +8274,8 @@ MUTANTS = (
     Mutant(
         "latest-without-the-time-left",
         "ledger/_stores/clock.py",
-        "        return read + (self._monotonic() - sent + after) * (1 + MAX_DRIFT)\n",
-        "        return read + (self._monotonic() - sent) * (1 + MAX_DRIFT)\n",
+        "        return _bound(*self._ceiling, at)\n",
+        "        return _bound(*self._ceiling, self._monotonic())\n",
         "a worker's write held on its way well within its deadline is refused as late, again "
         "and again, and answered 'busy'",
         (
@@ -8303,6 +8303,36 @@ MUTANTS = (
         (
             "tests/e2e/test_grant_reserved_logins.py::"
             "test_a_login_name_over_63_characters_is_refused_naming_the_length",
+        ),
+    ),
+    Mutant(
+        "latest-from-the-first-sample",
+        "ledger/_stores/clock.py",
+        "            if ceiling is None or _bound(server, mono, mono) < _bound(*ceiling, mono):\n",
+        "            if ceiling is None:\n",
+        "a save's bound on the server's clock comes from the first sample of a measurement, "
+        "one held on its way: a write that late by as much kept (review 273)",
+        ("tests/unit/test_store_clock.py",),
+    ),
+    Mutant(
+        "latest-loosened-by-a-congested-measurement",
+        "ledger/_stores/clock.py",
+        "        ceiling = self._ceiling\n        if ceiling is not None and self._monotonic()",
+        "        ceiling = None\n        if ceiling is not None and self._monotonic()",
+        "a measurement whose samples were all held on their way replaces the tight bound a "
+        "sound one gave: a write held as long past its deadline kept",
+        ("tests/unit/test_store_clock.py",),
+    ),
+    Mutant(
+        "late-save-keeps-an-early-bound",
+        "ledger/_stores/sql.py",
+        "            self.clock.forget_ceiling()\n",
+        "            pass\n",
+        "after the server's clock is set forward, every save near its deadline is refused by a "
+        "bound from before, decided again until its lease is lost",
+        (
+            "tests/integration/test_write_past_the_deadline.py::"
+            "test_a_save_refused_by_a_bound_from_before_the_server_s_clock_stepped_is_kept_next",
         ),
     ),
 )

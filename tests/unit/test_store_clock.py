@@ -204,10 +204,10 @@ def test_a_sample_just_over_the_limit_is_not_kept_and_one_within_it_is() -> None
 def test_latest_is_never_before_the_server_s_clock_and_late_by_at_most_the_trip(
     read_at: float, trip: float
 ) -> None:
-    """``latest(after)``, the check a save sends with its deadline: never earlier than the
-    server's clock reads ``after`` seconds on, however the sample's trip was split (a query
-    held on its way out, an answer held on its way back) and however loose the sample (one
-    not kept as the offset bounds it too), nor later than it by more than the trip and the
+    """``latest(at)``, the check a save sends with its deadline: never earlier than the
+    server's clock reads at the monotonic time ``at``, however the sample's trip was split (a
+    query held on its way out, an answer held on its way back) and however loose the sample
+    (one not kept as the offset bounds it too), nor later than it by more than the trip and the
     drift; a local wall clock an hour off plays no part."""
     host = Host(skew=HOUR, trip=trip)
     host.read_at = read_at
@@ -215,26 +215,66 @@ def test_latest_is_never_before_the_server_s_clock_and_late_by_at_most_the_trip(
     clock.now()
     host.t += 7.0
     host.rate = 1 + 400e-6  # the local clock drifting, within MAX_DRIFT
-    due = clock.latest(2.5)
-    truth = host.true_server() + 2.5
+    truth = host.true_server() + 2.5 / host.rate
+    due = clock.latest(host.monotonic() + 2.5)
     assert truth <= due <= truth + trip + 0.02
 
 
+def test_latest_is_not_loosened_by_the_time_its_own_measurement_takes() -> None:
+    """A first save's bound measured then (a ledger given its own clock never asks the store's
+    for its time before): ``at`` was fixed before the measurement, and its first sample held
+    1.5 s on its way out neither moves the bound nor loosens it, as a tight sample follows
+    (review 273: the time left was taken before measuring, and the whole measurement was
+    added to it: a release 1.1 s past its deadline kept)."""
+    host = Host()
+    host.trips = [1.5, 0.0002]
+    host.read_at = 1.0
+    clock = host.clock()
+    truth = host.true_server() + 2.5
+    due = clock.latest(host.monotonic() + 2.5)
+    assert host.server_reads == 2
+    assert truth <= due <= truth + 0.001
+
+
+def test_a_loose_measurement_keeps_the_tighter_bound_of_the_one_before() -> None:
+    """A measurement during a congestion (every sample held a second on its way out) does not
+    loosen the bound a sound measurement gave 40 s before: kept, with its drift."""
+    host = Host()
+    clock = host.clock()
+    clock.now()
+    host.t += 40.0
+    host.trips = [1.0]
+    host.read_at = 1.0
+    truth = host.true_server() + 3 * 1.0 + 2.5  # after the three loose samples
+    due = clock.latest(host.monotonic() + 3 * 1.0 + 2.5)
+    assert host.server_reads == 1 + SAMPLES
+    assert truth <= due <= truth + 0.05
+
+
 def test_latest_measures_when_its_sample_is_old_and_after_the_clock_is_doubted() -> None:
-    """No sample older than ``MAX_AGE_S`` bounds ``latest`` (the server's clock may have
-    stepped forward since: a bound from before would be early), nor one from before
-    ``forget`` (a save refused as late)."""
+    """No bound chosen more than ``MAX_AGE_S`` ago bounds ``latest`` without a new sample, nor
+    one from before ``forget`` (a save misdated) or ``forget_ceiling`` (a save the server
+    refused as late: its clock may have stepped forward since, and a bound from before is
+    early); the offset stands after ``forget_ceiling``."""
     host = Host()
     clock = host.clock()
     clock.now()
     assert host.server_reads == 1
     host.server_step = 5.0  # the server's clock set forward
-    clock.latest(0.0)
-    assert host.server_reads == 1  # a fresh sample is trusted
-    clock.forget()
-    assert clock.latest(0.0) >= host.true_server()
+    assert clock.latest(host.monotonic()) < host.true_server()  # a fresh sample is trusted
+    assert host.server_reads == 1
+    clock.forget_ceiling()
+    truth = host.true_server()
+    assert clock.latest(host.monotonic()) >= truth
     assert host.server_reads == 2
-    host.t += MAX_AGE_S + 1
+    clock.now()
+    assert host.server_reads == 2  # the offset stood
     host.server_step = 9.0
-    assert clock.latest(1.0) >= host.true_server() + 1.0
+    clock.forget()
+    truth = host.true_server()
+    assert clock.latest(host.monotonic()) >= truth
     assert host.server_reads == 3
+    host.t += MAX_AGE_S + 1
+    truth = host.true_server() + 1.0
+    assert clock.latest(host.monotonic() + 1.0) >= truth
+    assert host.server_reads == 4  # measured again: a sample 31 s old bounds it no longer alone
