@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -67,6 +68,7 @@ def serve(listen: str, access_log: bool, forwarded: str | None) -> None:
     from service import create_app
 
     host, port = _address(listen)
+    _proxies(forwarded)
     url = options().store
     with Ledger.open(url, create=False) as ledger:
         where = ledger.settings.describe()
@@ -117,6 +119,27 @@ def _address(listen: str) -> tuple[str, int]:
     if not sep or not host or not port.isascii() or not port.isdigit() or int(port) > 65535:
         raise InvalidInput("listen", f"give HOST:PORT, e.g. {DEFAULT_LISTEN} (got {listen!r})")
     return host, int(port)
+
+
+def _proxies(forwarded: str | None) -> None:
+    """``InvalidInput`` unless the proxies named (``--forwarded-allow-ips``, else
+    ``$FORWARDED_ALLOW_IPS``) are ``*`` or addresses and networks, each as uvicorn reads it:
+    it takes any other entry for a Unix socket's name, which a service on TCP never sees, so a
+    mistyped proxy address was started with, and its headers silently not believed."""
+    import ipaddress
+
+    from ledger import InvalidInput
+
+    named = forwarded if forwarded is not None else os.environ.get("FORWARDED_ALLOW_IPS")
+    if named is None or named.strip() == "*":
+        return
+    source = "forwarded_allow_ips" if forwarded is not None else "FORWARDED_ALLOW_IPS"
+    for entry in (item.strip() for item in named.split(",")):
+        try:
+            (ipaddress.ip_network if "/" in entry else ipaddress.ip_address)(entry)
+        except ValueError:
+            said = f"{entry[:100]!r} is not an IP address or network (give addresses, or *)"
+            raise InvalidInput(source, said) from None
 
 
 def _bound(host: str, port: int) -> socket.socket:

@@ -184,3 +184,31 @@ def test_serve_on_an_address_no_host_can_have_is_bad_input(tmp_path: Path, liste
     run = custody("serve", "--listen", listen, cwd=tmp_path)
     assert run.code == 2, run.err
     assert error_line(run).startswith("custody: invalid listen: "), run.err
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [("300.1.1.1", "300.1.1.1"), ("10.0.0.5,,", ""), ("10.0.0.0/33", "10.0.0.0/33"),
+     ("10.0.0.1/8", "10.0.0.1/8"), (" ", ""), ("[::1]", "[::1]")],
+)  # fmt: skip
+@pytest.mark.parametrize("through", ["option", "environment"])
+def test_serve_trusting_a_proxy_no_address_can_be_is_bad_input(
+    tmp_path: Path, given: str, named: str, through: str
+) -> None:
+    """rev47 review: ``--forwarded-allow-ips`` took any text, and the service started; uvicorn
+    takes an entry that is no address or network for a Unix socket's name, which a service on
+    TCP never sees, so a mistyped proxy's X-Forwarded-Proto went silently unbelieved. Refused,
+    exit 2, naming the entry and where it came from; ``*`` and well-formed lists still start."""
+    ok(custody("register", "p1", "--account", "a", "--proxy", "x", cwd=tmp_path))
+    if through == "option":
+        run = custody(
+            "serve", "--listen", "127.0.0.1:0", "--forwarded-allow-ips", given, cwd=tmp_path
+        )
+        field = "forwarded_allow_ips"
+    else:
+        run = custody(
+            "serve", "--listen", "127.0.0.1:0", cwd=tmp_path, env={"FORWARDED_ALLOW_IPS": given}
+        )
+        field = "FORWARDED_ALLOW_IPS"
+    assert run.code == 2, run.err
+    assert error_line(run).startswith(f"custody: invalid {field}: {named!r} is not"), run.err

@@ -8335,6 +8335,18 @@ MUTANTS = (
             "test_a_save_refused_by_a_bound_from_before_the_server_s_clock_stepped_is_kept_next",
         ),
     ),
+    Mutant(
+        "serve-trusts-a-mistyped-proxy",
+        "custody/_serve.py",
+        "    _proxies(forwarded)\n",
+        "",
+        "custody serve --forwarded-allow-ips 300.1.1.1 starts, and the proxy's headers are "
+        "silently not believed (rev47 review)",
+        (
+            "tests/e2e/test_cli_stores_refused.py::"
+            "test_serve_trusting_a_proxy_no_address_can_be_is_bad_input",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
