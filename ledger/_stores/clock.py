@@ -120,15 +120,10 @@ class OffsetClock:
         return datetime.fromtimestamp(given, UTC)
 
     def forget(self) -> None:
-        """Measure again at the next ``now``: the server refused a time given as too far from
-        its clock (it stepped since it was measured, say)."""
+        """Measure again at the next ``now`` or ``latest``: the server refused a time given as
+        too far from its clock, or a save as past its due time (it stepped since it was
+        measured, say: the offset and the bound are both of before)."""
         self._measured_at = None
-        self._ceiling = None
-
-    def forget_ceiling(self) -> None:
-        """Take ``latest``'s bound from a new sample: the server refused a save as past its
-        due time by the bound (its clock may have been set forward since the sample). The
-        offset stands."""
         self._ceiling = None
 
     def error_bound(self) -> float:

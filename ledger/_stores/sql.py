@@ -509,10 +509,6 @@ class SqlStore(Store):
     def latest_by(self, in_time: float) -> float | None:
         return self.clock.latest(in_time) if self._pg else None
 
-    def doubt_due(self) -> None:
-        if self._pg:
-            self.clock.forget_ceiling()
-
     def server_time(self) -> datetime:
         """The database server's clock, read now (one query). Read as the microseconds since
         the epoch, not as a ``timestamptz``: psycopg parses one only in the ISO ``DateStyle``,

@@ -315,8 +315,13 @@ class Store:
             self.doubt_clock()  # the server's clock may have stepped since it was measured
             raise
         except LateSave as e:
+            # The server's clock may have been set forward since it was measured: the bound
+            # the check was sent with is early then, and so is the offset the command was
+            # decided on (review 280: the bound alone measured again, the command decided
+            # again on the old offset passed the check by the whole step: a release kept 5 s
+            # past its deadline).
             if e.by_the_store:
-                self.doubt_due()  # the server's clock may have been set forward since
+                self.doubt_clock()
             raise
         # The saved profile is the cached one now: the next load fast-forwards from its
         # version and finds nothing, instead of reading back and decoding its own events
@@ -483,12 +488,9 @@ class Store:
         raise NotImplementedError
 
     def doubt_clock(self) -> None:
-        """The store refused a save as dated too far from its clock (``Misdated``): the next
-        ``now`` reads the store's clock again. Nothing to do where the clock is this host's."""
-
-    def doubt_due(self) -> None:
-        """The store refused a save as late on its own clock (``LateSave.by_the_store``): the
-        next ``latest_by`` samples that clock again. Nothing to do where it is this host's."""
+        """The store refused a save as dated too far from its clock (``Misdated``) or as late
+        on that clock (``LateSave.by_the_store``): the next ``now`` and ``latest_by`` read the
+        store's clock again. Nothing to do where the clock is this host's."""
 
     def latest_by(self, in_time: float) -> float | None:
         """``in_time`` (``time.monotonic``) on the store's own clock, as seconds since the

@@ -330,25 +330,55 @@ def test_a_heartbeat_held_on_its_way_to_postgres_within_its_deadline_is_kept_at_
         assert worker.history(pid)[-1].event_type == "lease_heartbeat"
 
 
-def test_a_save_refused_by_a_bound_from_before_the_server_s_clock_stepped_is_kept_next(
+def _clock_read_behind(ledger: Ledger, behind: list[timedelta]) -> None:
+    """The store's clock read ``behind[0]`` behind the server's: set to nothing later, as the
+    server's clock set forward by as much since it was measured."""
+    store = ledger.store
+    store.clock = OffsetClock(lambda: store.server_time() - behind[0])
+
+
+def test_a_write_decided_on_an_offset_from_before_the_server_s_clock_stepped_is_refused(
     pg_url: str,
 ) -> None:
-    """The bound a save's check is sent with comes from a sample of the server's clock; set
-    forward since (simulated: the samples read it 3 s behind, then as it is), the bound is
-    early, and a heartbeat 2 s before its deadline is refused by the server as late. The
-    refusal takes the bound again from a new sample, and the heartbeat decided again is kept
-    at once (not refused 30 times and answered busy)."""
+    """The server's clock set forward 3 s since it was measured (simulated: the samples read
+    it 3 s behind, then as it is): a heartbeat decided 2 s before its lease's deadline by the
+    offset of before is 1 s past it on the server's clock. The server refuses it as late, and
+    the heartbeat decided again on the clock measured again is told its lease is lost (review
+    280: the bound alone measured again, the heartbeat decided again on the old offset passed
+    the check by the whole step, and was kept)."""
     Ledger.init(pg_url).close()
     with Ledger.open(pg_url) as worker:
-        store = worker.store
         behind = [timedelta(seconds=3)]
-        store.clock = OffsetClock(lambda: store.server_time() - behind[0])
+        _clock_read_behind(worker, behind)
         pid = register(worker)
         lease = worker.handle(
             Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=4)
         )
-        behind[0] = timedelta(0)  # the server's clock, as the samples read it, set forward
-        time.sleep(max(0.0, (lease.expires_at - store.now()).total_seconds() - 2.0))
+        behind[0] = timedelta(0)
+        time.sleep(max(0.0, (lease.expires_at - worker.store.now()).total_seconds() - 2.0))
+        with pytest.raises(LeaseLost):
+            worker.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart"))
+        assert worker.history(pid)[-1].event_type == "lease_acquired"
+
+
+def test_a_save_refused_by_a_bound_from_before_the_server_s_clock_stepped_is_kept_next(
+    pg_url: str,
+) -> None:
+    """The offset measured again since the step but the bound of before kept (it reads lower,
+    so tighter): a heartbeat 2 s before its deadline on the server's clock is refused by the
+    early bound, once; the refusal measures the clock again, and the heartbeat decided again
+    is kept (not refused until its lease is lost)."""
+    Ledger.init(pg_url).close()
+    with Ledger.open(pg_url) as worker:
+        behind = [timedelta(seconds=3)]
+        _clock_read_behind(worker, behind)
+        pid = register(worker)
+        lease = worker.handle(
+            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=4)
+        )
+        behind[0] = timedelta(0)
+        worker.store.clock.measure()  # the offset of now, the bound of before kept
+        time.sleep(max(0.0, (lease.expires_at - worker.store.now()).total_seconds() - 2.0))
         worker.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart"))
         assert worker.conflicts == 1  # the one save refused by the early bound
         assert worker.history(pid)[-1].event_type == "lease_heartbeat"

@@ -8325,9 +8325,9 @@ MUTANTS = (
     ),
     Mutant(
         "late-save-keeps-an-early-bound",
-        "ledger/_stores/sql.py",
-        "            self.clock.forget_ceiling()\n",
-        "            pass\n",
+        "ledger/_stores/store.py",
+        "            if e.by_the_store:\n                self.doubt_clock()\n",
+        "            if e.by_the_store:\n                self.clock_doubted = True\n",
         "after the server's clock is set forward, every save near its deadline is refused by a "
         "bound from before, decided again until its lease is lost",
         (
@@ -8345,6 +8345,19 @@ MUTANTS = (
         (
             "tests/e2e/test_cli_stores_refused.py::"
             "test_serve_trusting_a_proxy_no_address_can_be_is_bad_input",
+        ),
+    ),
+    Mutant(
+        "late-save-keeps-its-old-offset",
+        "ledger/_stores/store.py",
+        "            if e.by_the_store:\n                self.doubt_clock()\n",
+        "            if e.by_the_store:\n                self.clock._ceiling = None\n",
+        "a save refused as late by the server measures only its bound again: decided again on "
+        "the offset of before a step of the server's clock, it passes the check by the whole "
+        "step (review 280: a release kept 5 s past its deadline)",
+        (
+            "tests/integration/test_write_past_the_deadline.py::"
+            "test_a_write_decided_on_an_offset_from_before_the_server_s_clock_stepped_is_refused",
         ),
     ),
 )

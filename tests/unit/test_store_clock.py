@@ -253,9 +253,8 @@ def test_a_loose_measurement_keeps_the_tighter_bound_of_the_one_before() -> None
 
 def test_latest_measures_when_its_sample_is_old_and_after_the_clock_is_doubted() -> None:
     """No bound chosen more than ``MAX_AGE_S`` ago bounds ``latest`` without a new sample, nor
-    one from before ``forget`` (a save misdated) or ``forget_ceiling`` (a save the server
-    refused as late: its clock may have stepped forward since, and a bound from before is
-    early); the offset stands after ``forget_ceiling``."""
+    one from before ``forget`` (a save misdated, or refused by the server as late: its clock
+    may have stepped forward since, and a bound from before is early)."""
     host = Host()
     clock = host.clock()
     clock.now()
@@ -263,18 +262,11 @@ def test_latest_measures_when_its_sample_is_old_and_after_the_clock_is_doubted()
     host.server_step = 5.0  # the server's clock set forward
     assert clock.latest(host.monotonic()) < host.true_server()  # a fresh sample is trusted
     assert host.server_reads == 1
-    clock.forget_ceiling()
-    truth = host.true_server()
-    assert clock.latest(host.monotonic()) >= truth
-    assert host.server_reads == 2
-    clock.now()
-    assert host.server_reads == 2  # the offset stood
-    host.server_step = 9.0
     clock.forget()
     truth = host.true_server()
     assert clock.latest(host.monotonic()) >= truth
-    assert host.server_reads == 3
+    assert host.server_reads == 2
     host.t += MAX_AGE_S + 1
     truth = host.true_server() + 1.0
     assert clock.latest(host.monotonic() + 1.0) >= truth
-    assert host.server_reads == 4  # measured again: a sample 31 s old bounds it no longer alone
+    assert host.server_reads == 3  # measured again: a sample 31 s old bounds it no longer alone
