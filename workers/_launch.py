@@ -169,7 +169,8 @@ def kill_browser(user_data_dir: Path, launched: int | None) -> int | None:
 class EvidenceWatch:
     """What went wrong with a launched browser's evidence, said in ``Progress`` for the
     release (its ``evidence_problem``): a browser gone before the final screenshot (a crash,
-    a dead driver), a screenshot that failed, a close that failed. ``unanswered``: the browser
+    a dead driver), no page left open to capture, a screenshot that failed, a close that
+    failed. ``unanswered``: the browser
     did not answer the screenshot (frozen, or its driver gone), so it is killed, not closed."""
 
     def __init__(self, progress: Progress) -> None:
@@ -185,6 +186,11 @@ class EvidenceWatch:
         if self._gone:
             self._progress.evidence_failed("the browser was gone before the final screenshot")
         return self._gone
+
+    def no_page_left(self) -> None:
+        """Every page was closed before the final screenshot (the task's own ``page.close()``
+        of its last one): there is nothing to capture, which is said, not skipped (rev47)."""
+        self._progress.evidence_failed("no page was left open for the final screenshot")
 
     def capture_failed(self, error: Exception, *, browser: bool) -> None:
         """The screenshot raised ``error``; ``browser``: the browser's side failed (not,

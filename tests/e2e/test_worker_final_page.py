@@ -140,6 +140,55 @@ def test_a_page_the_task_closed_is_not_the_final_url(tmp_path: Path, site: Local
     assert release.final_url == "about:blank"
 
 
+def last_page_closed_sync(store: str, settings: BrowserSettings, base: str) -> object:
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.pages[0]
+        page.goto(f"{base}/orders")
+        page.close()
+    leases.close()
+    return lease
+
+
+async def last_page_closed_async(store: str, settings: BrowserSettings, base: str) -> object:
+    async with (
+        aio.ProfileLeases.open(store, worker_id="worker_03", settings=settings) as leases,
+        async_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.pages[0]
+        await page.goto(f"{base}/orders")
+        await page.close()
+    return lease
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_no_page_left_for_the_final_screenshot_is_said(
+    tmp_path: Path, site: LocalSite, flavour: str
+) -> None:
+    """The task closes its last page (its ``page.close()`` at the end): there is no page to
+    capture, and the release says so as its evidence problem (so the profile goes to review,
+    as for any evidence not collected); its final URL stays the page last navigated. rev47:
+    released cleanly with no screenshot and nothing said."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    if flavour == "sync":
+        lease = last_page_closed_sync(store, settings, site.url)
+    else:
+        lease = asyncio.run(last_page_closed_async(store, settings, site.url))
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.screenshot is None
+    assert "no page was left open for the final screenshot" in (release.evidence_problem or "")
+    assert release.final_url == f"{site.url}/orders"
+    result = lease.result  # type: ignore[attr-defined]
+    assert (result.profile_state, result.cause) == ("review_required", "evidence_failed")
+
+
 def moved_sync(store: str, settings: BrowserSettings, base: str, move: str) -> None:
     leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
     with (

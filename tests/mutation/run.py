@@ -8360,6 +8360,18 @@ MUTANTS = (
             "test_a_write_decided_on_an_offset_from_before_the_server_s_clock_stepped_is_refused",
         ),
     ),
+    Mutant(
+        "no-page-left-is-said",
+        "workers/_browser.py",
+        "            self._evidence.no_page_left()\n",
+        "",
+        "a task that closed its last page is released cleanly with no final screenshot and "
+        "nothing said (rev47)",
+        (
+            "tests/e2e/test_worker_final_page.py::"
+            "test_no_page_left_for_the_final_screenshot_is_said",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

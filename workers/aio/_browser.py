@@ -162,14 +162,16 @@ class BrowserSession:
         navigated was closed (a popup that closed itself, the task's own ``close``), the run's
         URL (the release's final URL) is the final page's, so both name one page (rev30: the
         closed page was the final URL of a screenshot showing another); a run that navigated
-        no page keeps the URL it reported (``visited``), or none. A capture that fails is
-        recorded as the evidence problem (``EvidenceWatch``); after a Playwright error (a
-        timeout, a crashed tab) the browser is asked whether it answers (``_answers``): one that
-        does not is killed at ``close``, one that does is closed."""
+        no page keeps the URL it reported (``visited``), or none. No page left open (the task
+        closed its last one) and a capture that fails are recorded as the evidence problem
+        (``EvidenceWatch``); after a Playwright error (a timeout, a crashed tab) the browser is
+        asked whether it answers (``_answers``): one that does not is killed at ``close``, one
+        that does is closed."""
         if self._evidence.gone_before_capture():
             return
         page = final_page(self._navigated, self.context.pages)
         if page is None:
+            self._evidence.no_page_left()
             return
         try:
             launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
