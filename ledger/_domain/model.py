@@ -237,9 +237,16 @@ def _past_last_at(read: str) -> str:
 # The password runs to the last "@" before the host (rev30: a password holding an "@" left its
 # tail behind, read as a user name); the user, to the first ":", may hold an "@" too (rev31: in
 # "http://alice@corp.example:pw@host/" the password was kept whole).
+# A URL may also come without its scheme, after two slashes (or backslashes) that follow no
+# scheme, host or path (``_SCHEME_RELATIVE``): ``?next=//bob:pw@intranet/`` takes its page's
+# scheme, so a browser follows it as ``http://bob:pw@intranet/`` (rev47: it was recorded, and
+# the ledger took it).
+_SCHEME_RELATIVE = r"(?<![A-Za-z0-9+.:/\\-])[\\/]{2,}"
 # The rule is this pattern, replaced by its first group wherever it is found, left to right
 # (the tests hold ``without_passwords`` to it):
-_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#:]*:[^\s/\\?#]*@")
+_PASSWORD_IN_URL = re.compile(
+    r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*|" + _SCHEME_RELATIVE + r")[^\s/\\?#:]*:[^\s/\\?#]*@"
+)
 # Run as one regular expression it backtracks from every letter of a long word and reads a long
 # tail again from every colon (rev31: a message of 64,000 characters took 3 s, of a million,
 # minutes, while the lease went stale). So it is found in one pass: a scheme begins a run of
@@ -247,7 +254,9 @@ _PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#:]*:[^\
 # next ":" (each colon has one candidate), and its password at the last "@" of the segment
 # (between a space, "/", "\\", "?" or "#") it begins in, read from a table of segments.
 _CANDIDATE = re.compile(
-    r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)([^\s/\\?#:]*):)"
+    r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\/]*|"
+    + _SCHEME_RELATIVE
+    + r")([^\s/\\?#:]*):)"
 )
 _SEGMENT = re.compile(r"[^\s/\\?#]+")
 # Then a URL's user with no password (rev33: ``https://TOKEN@host/``, the way many services
@@ -256,11 +265,13 @@ _SEGMENT = re.compile(r"[^\s/\\?#]+")
 # substituted left to right after ``_PASSWORD_IN_URL``'s, and found in one pass as that is:
 _USER_IN_URL = re.compile(
     r"(?<![A-Za-z0-9+.-])([0-9+.-]*(?:[A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
-    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*))[^\s/\\?#]*@"
+    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*|"
+    + _SCHEME_RELATIVE
+    + r"))[^\s/\\?#]*@"
 )
 _USER_CANDIDATE = re.compile(
     r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
-    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*))"
+    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*|" + _SCHEME_RELATIVE + r"))"
 )
 
 
@@ -294,10 +305,10 @@ def without_nested_passwords(url: str) -> str:
 _DECODINGS = 3
 _ESCAPE = r"%[0-7][0-9A-Fa-f]"
 # A scheme a browser reads a host after, as ``_USER_IN_URL``'s: a special one with or without
-# slashes, any other with two.
+# slashes, any other with two, or none before two (``_SCHEME_RELATIVE``).
 _AN_AUTHORITY = (
     r"[A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
-    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*"
+    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*|[\\/]{2,}"
 )
 # The passwords (``_PASSWORD_IN_URL``), then the users without one (``_USER_IN_URL``): each
 # one's candidates, the group whose end the password (or user) begins past, and by how much.

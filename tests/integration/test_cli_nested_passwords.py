@@ -23,6 +23,9 @@ NESTED = [
     "https://shop.example/login?next=https%3A%2F%2Fsso%2F%3Fnext%3Dhttp%253A%252F%252Fbob"
     "%253Ahunter2%2540intranet",  # a redirect's redirect, encoded twice
     "https://shop.example/go#to=ws://bob:hunter2@intranet.example/",
+    # rev47: without its scheme (a browser follows it with the page's), as written and encoded
+    "https://shop.example/login?next=//bob:hunter2@intranet.example/admin",
+    "https://shop.example/login?next=%2F%2Fbob%3Ahunter2%40intranet.example%2Fadmin",
 ]
 
 
@@ -31,7 +34,11 @@ def _custody(store_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.mark.parametrize("url", NESTED, ids=["as-written", "encoded", "twice", "fragment"])
+@pytest.mark.parametrize(
+    "url",
+    NESTED,
+    ids=["as-written", "encoded", "twice", "fragment", "schemeless", "schemeless-encoded"],
+)
 def test_a_url_nesting_a_password_is_refused_and_nothing_written(store_url: str, url: str) -> None:
     """A heartbeat's URL and a release's final URL that carry a nested URL with a password:
     exit 2, one line naming the field and not the password, nothing written; the same URL

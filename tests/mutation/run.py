@@ -3082,8 +3082,8 @@ MUTANTS = (
     Mutant(
         "text-user-holding-at",
         "ledger/_domain/model.py",
-        r'([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)([^\s/\\?#:]*):)"',
-        r'([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)([^\s/\\?#@:]*):)"',
+        r'+ r")([^\s/\\?#:]*):)"',
+        r'+ r")([^\s/\\?#@:]*):)"',
         "a failure reason keeps the password of a URL whose user holds an @ (rev31)",
     ),
     Mutant(
@@ -8371,6 +8371,22 @@ MUTANTS = (
             "tests/e2e/test_worker_final_page.py::"
             "test_no_page_left_for_the_final_screenshot_is_said",
         ),
+    ),
+    Mutant(
+        "nested-schemeless-password-refused",
+        "ledger/_domain/model.py",
+        '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|[\\\\/]{2,}"\n',
+        '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*"\n',
+        "the ledger takes a URL nesting ?next=//bob:pw@intranet/, which a browser follows with "
+        "the page's scheme, password and all, into the append-only log (rev47)",
+    ),
+    Mutant(
+        "nested-schemeless-password-cut",
+        "ledger/_domain/model.py",
+        '_SCHEME_RELATIVE = r"(?<![A-Za-z0-9+.:/\\\\-])[\\\\/]{2,}"\n',
+        '_SCHEME_RELATIVE = r"(?!)"\n',
+        "the SDKs record ?next=//bob:pw@intranet/ with its password, and a failure's reason "
+        "keeps it (rev47)",
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")

@@ -273,6 +273,13 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         # user holding one
         ("url", "https://sso.corp/login?next=http://bob:&Tr0ub4dor@intranet/"),
         ("url", "https://sso.corp/login?next=http://john.doe:2024;Summer@intranet/"),
+        # rev47: a nested URL without its scheme, which a browser follows with the page's
+        # (``http://bob:s3cret@intranet/``), as written, encoded (twice too), after backslashes
+        ("url", "https://shop.example/login?next=//bob:s3cret@intranet/"),
+        ("url", "https://shop.example/login?next=%2F%2Fbob%3As3cret%40intranet"),
+        ("url", "https://shop.example/?n=%252F%252Fbob%253As3cret%2540intranet"),
+        ("url", "https://shop.example/?n=\\\\bob:s3cret@intranet/"),
+        ("url", "https://shop.example/#n=///bob:s3cret@intranet/"),
         ("url", "https://sso.corp/?next=https%3A%2F%2Fsvc%3A12%26ab%40api.internal%2F"),
         ("url", "https://shop.example/?next=http://bob;x:pw@intranet/"),
         ("url", "https://shop.example/?next=http://bob:pa&ss=1@intranet/"),  # no host before
@@ -352,6 +359,11 @@ def test_a_url_s_userinfo_is_cut_as_a_browser_reads_it(url: str, recorded: str) 
             "https://shop.example/login?next=https://intranet.example/",
         ),
         ("\x01https://shop.example/?n=ws://b:p@i/ ", "https://shop.example/?n=ws://i/"),
+        (  # rev47: without its scheme, as written and encoded; a user alone goes as well
+            "https://shop.example/login?next=//bob:s3cret@intranet/a&r=%2F%2Fb%3Ap%40i",
+            "https://shop.example/login?next=//intranet/a&r=%2F%2Fi",
+        ),
+        ("https://shop.example/?n=//TOKEN@intranet/", "https://shop.example/?n=//intranet/"),
         ("file:///notes:v2@home.html", "file:///notes:v2@home.html"),  # its own: a file's name
         ("https://shop.example/a\tb ", "https://shop.example/a\tb "),  # none: as it is
     ],
@@ -396,6 +408,9 @@ def test_a_nested_url_s_userinfo_is_cut_as_a_reason_s_is(url: str, recorded: str
         "https://idp.example/auth?redirect_uri=http://localhost:8080&prompt&login_hint=b@c.com",
         "https://api.example/odata?next=https://api.example.com&$filter=x&email=bob@corp.com",
         "https://idp.example/auth?redirect_uri=http://localhost:8080&amp;amp;login_hint=b@c.com",
+        # rev47: a redirect without its scheme, as written and encoded
+        "https://idp.example/auth?redirect_uri=//localhost:8080&login_hint=bob@corp.com",
+        "https://idp.example/auth?redirect_uri=%2F%2Flocalhost%3A8080&login_hint=bob%40corp.com",
     ],
 )
 def test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password(url: str) -> None:

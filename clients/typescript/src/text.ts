@@ -111,8 +111,13 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
 // square of a long word's length (rev31: minutes for a million characters), so it is found in
 // one pass, as the ledger's `without_passwords` finds it: a scheme begins a run of scheme
 // characters, its user ends at the next ":", its password at the last "@" of its segment.
+// A URL may also come without its scheme, after two slashes (or backslashes) that follow no
+// scheme, host or path, as the ledger's `_SCHEME_RELATIVE`: `?next=//bob:pw@intranet/` takes
+// its page's scheme (rev47: it was recorded, and the ledger took it).
+const SCHEME_RELATIVE = "(?<![A-Za-z0-9+.:/\\\\-])[\\\\/]{2,}";
 const CANDIDATE = new RegExp(
-  `(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]*)([^${PYTHON_SPACES}/\\\\?#:]*):)`,
+  `(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]*|${SCHEME_RELATIVE})` +
+    `([^${PYTHON_SPACES}/\\\\?#:]*):)`,
   "dg",
 );
 const SEGMENT = new RegExp(`[^${PYTHON_SPACES}/\\\\?#]+`, "g");
@@ -121,7 +126,9 @@ const SEGMENT = new RegExp(`[^${PYTHON_SPACES}/\\\\?#]+`, "g");
 // a special scheme's colon, up to the last "@" of its segment; found in one pass as well.
 const USER_CANDIDATE = new RegExp(
   "(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]{2,}" +
-    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*))",
+    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|" +
+    SCHEME_RELATIVE +
+    "))",
   "dg",
 );
 
@@ -159,10 +166,10 @@ export function carriesPassword(url: string): boolean {
 const DECODINGS = 3;
 const ESCAPE = /%[0-7][0-9A-Fa-f]/g;
 // A scheme a browser reads a host after (the ledger's `_AN_AUTHORITY`): a special one with or
-// without slashes, any other with two.
+// without slashes, any other with two, or none before two (`SCHEME_RELATIVE`).
 const AN_AUTHORITY = new RegExp(
   "^(?:[A-Za-z][A-Za-z0-9+.-]*:[\\\\/]{2,}" +
-    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*)$",
+    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|[\\\\/]{2,})$",
 );
 type Stage = readonly [RegExp, number, number];
 const STAGES: readonly Stage[] = [
