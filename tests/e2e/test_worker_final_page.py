@@ -330,3 +330,58 @@ def test_a_step_from_another_thread_is_recorded_with_the_url_last_seen(
     assert failed == []
     beats = [e for e in history(store) if isinstance(e, ev.LeaseHeartbeat)]
     assert [b.url for b in beats if b.step == "from_a_helper"] == [f"{site.url}/checkout"]
+
+
+# A single-page app that keeps moving: its URL names the page's clock, every 20 ms.
+TICKS = "() => setInterval(() => history.pushState({}, '', '/at/' + Date.now()), 20)"
+
+
+def ticking_sync(store: str, settings: BrowserSettings, base: str) -> None:
+    leases = ProfileLeases.open(store, worker_id="worker_03", settings=settings)
+    with (
+        sync_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = context.new_page()
+        page.goto(f"{base}/cart")
+        page.evaluate(TICKS)
+        page.wait_for_timeout(300)
+    leases.close()
+
+
+async def ticking_async(store: str, settings: BrowserSettings, base: str) -> None:
+    async with (
+        aio.ProfileLeases.open(store, worker_id="worker_03", settings=settings) as leases,
+        async_playwright() as pw,
+        leases.checkout(PROFILE, run_id="run_1", task_type="t") as lease,
+        lease.browser(pw) as context,
+    ):
+        page = await context.new_page()
+        await page.goto(f"{base}/cart")
+        await page.evaluate(TICKS)
+        await page.wait_for_timeout(300)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_the_final_url_is_the_page_s_at_the_capture(
+    tmp_path: Path, site: LocalSite, flavour: str
+) -> None:
+    """A page that keeps moving (``history.pushState`` every 20 ms) while the SDK takes the
+    final screenshot and closes the browser: the final URL is the page's as of the capture,
+    from before the screenshot's file was written. rev47: the navigations delivered while the
+    browser closed moved it on, 61-252 ms past the screenshot."""
+    store, _ = store_with_profile(tmp_path)
+    settings = BrowserSettings(proxies={"px": DIRECT}, evidence_dir=tmp_path / "evidence")
+    if flavour == "sync":
+        ticking_sync(store, settings, site.url)
+    else:
+        asyncio.run(ticking_async(store, settings, site.url))
+    (release,) = [e for e in history(store) if isinstance(e, ev.LeaseReleaseRequested)]
+    assert release.screenshot is not None
+    assert release.final_url is not None
+    at_ms = int(release.final_url.rsplit("/at/", 1)[1])
+    written_ms = Path(release.screenshot).stat().st_mtime_ns / 1e6
+    assert at_ms <= written_ms
+    (filed,) = (tmp_path / "evidence").rglob("evidence.json")
+    assert json.loads(filed.read_text())["final_url"] == release.final_url

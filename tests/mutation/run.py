@@ -8388,6 +8388,14 @@ MUTANTS = (
         "the SDKs record ?next=//bob:pw@intranet/ with its password, and a failure's reason "
         "keeps it (rev47)",
     ),
+    Mutant(
+        "final-url-frozen-at-capture",
+        "workers/_browser.py",
+        "main_frame=main_frame and not self._captured)",
+        "main_frame=main_frame)",
+        "a page moving while the browser closes moves the final URL past the screenshot (rev47)",
+        ("tests/e2e/test_worker_final_page.py::test_the_final_url_is_the_page_s_at_the_capture",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -79,6 +79,9 @@ class BrowserSession:
         # ``_last_page`` until it closes): the one to fall back on is the latest open.
         self._navigated: list[Page] = []
         self._evidence = EvidenceWatch(progress)
+        # Set at the final capture: what the page does next (a single-page app's pushState
+        # while the browser closes) is not the run's URL (rev47: the final URL moved on).
+        self._captured = False
         # Playwright's objects answer on the thread that made them only (the sync API's
         # greenlets): a step taken on another thread does not call them (rev30).
         self._thread = threading.get_ident()
@@ -121,12 +124,12 @@ class BrowserSession:
 
         def navigated(frame: Frame) -> None:
             main_frame = frame.parent_frame is None
-            if main_frame:
+            if main_frame and not self._captured:
                 self._last_page = page
                 # One assignment: a step on another thread reads the list whole, never without
                 # this page between a removal and an append (rev30's fourth reading).
                 self._navigated = [*(p for p in self._navigated if p is not page), page]
-            self._navigations.navigated(frame.url, main_frame=main_frame)
+            self._navigations.navigated(frame.url, main_frame=main_frame and not self._captured)
 
         page.on("framenavigated", navigated)
         for frame in page.frames:
@@ -168,23 +171,31 @@ class BrowserSession:
         asked whether it answers (``_answers``): one that does not is killed at ``close``, one
         that does is closed."""
         if self._evidence.gone_before_capture():
+            self._captured = True
             return
         page = final_page(self._navigated, self.context.pages)
         if page is None:
+            self._captured = True
             self._evidence.no_page_left()
             return
+        shown = page.url
         try:
             launch.screenshot.parent.mkdir(parents=True, exist_ok=True)
-            taken = await page.screenshot(timeout=launch.screenshot_timeout_ms)
+            try:
+                taken = await page.screenshot(timeout=launch.screenshot_timeout_ms)
+            finally:  # the run's URL is the page's as of the capture, frozen from now on
+                self._captured = True
+                shown = page.url
             await blocking(write_whole, launch.screenshot, taken)  # whole, as evidence.json
         except Exception as failed:
+            self._captured = True  # a directory that could not be made: no capture either
             unanswered = isinstance(failed, PlaywrightError) and not await self._answers()
             self._evidence.capture_failed(failed, browser=unanswered)
         else:
             launch.file_screenshot(self._progress)
-        # Read after the capture, which delivered the events Playwright held.
+        # Read at the capture, which delivered the events Playwright held.
         if self._last_page is not None and page is not self._last_page:
-            self._progress.update(url=page.url)
+            self._progress.update(url=shown)
 
     async def _answers(self) -> bool:
         """Whether the browser still answers, after a screenshot that failed: a screenshot
