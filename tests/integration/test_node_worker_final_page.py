@@ -54,6 +54,8 @@ try {
         if (process.env.STEP) await lease.step("paid", { mutating: true });
       } else if (process.env.KIND === "closed") {
         await page.close();
+      } else if (process.env.KIND === "all_closed") {
+        for (const open of context.pages()) await open.close();
       } else {
         lease.visited(`${base}/api/orders`);
       }
@@ -138,3 +140,24 @@ def test_the_page_left_open_is_the_one_navigated_last_not_the_one_opened_last(
         beats = [e for e in ledger.history("p1") if e.event_type == "lease_heartbeat"]
     assert [b.url for b in beats if b.step == "paid"] == [said["base"] + "/checkout"]
     assert said["final_url"] == said["base"] + "/checkout", said
+
+
+def test_a_task_that_closed_every_page_has_its_missing_screenshot_said(
+    service: Served, tmp_path: Path
+) -> None:
+    """The task closes every page before it ends: there is nothing to capture, and the release
+    says so as its evidence problem (the profile goes to review, as for any evidence not
+    collected), as the Python SDK's does; it was skipped, and the run released cleanly
+    (rev47, the Python SDK's finding checked in the Node SDK). The final URL stays the page
+    last navigated."""
+    script = FINAL_PAGE.replace("PLAYWRIGHT", PLAYWRIGHT)
+    said = run_node(tmp_path, script, worker_env(service, tmp_path, KIND="all_closed"))
+    assert "thrown" not in said, said
+    assert said["left"] == [], said
+    assert said["screenshot"] is None, said
+    with Ledger.open(service.store_url) as ledger:
+        (release,) = [e for e in ledger.history("p1") if e.event_type == "lease_release_requested"]
+        state = ledger.view("p1").state.value
+    assert "no page was left open for the final screenshot" in (release.evidence_problem or "")
+    assert release.final_url == said["base"] + "/checkout"
+    assert state == "review_required", said

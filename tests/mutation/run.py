@@ -8396,6 +8396,18 @@ MUTANTS = (
         "a page moving while the browser closes moves the final URL past the screenshot (rev47)",
         ("tests/e2e/test_worker_final_page.py::test_the_final_url_is_the_page_s_at_the_capture",),
     ),
+    Mutant(
+        "node-no-page-left-unsaid",
+        "clients/typescript/src/browser.ts",
+        '      this.progress.problem("no page was left open for the final screenshot");\n',
+        "",
+        "a Node task that closed every page is released cleanly with no final screenshot and "
+        "nothing said (rev47, the Python SDK's finding)",
+        (
+            "tests/integration/test_node_worker_final_page.py::"
+            "test_a_task_that_closed_every_page_has_its_missing_screenshot_said",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -73,11 +73,15 @@ export class BrowserSession {
    * that closed itself, the task's own `close`), the run's URL (the release's final URL) is
    * the final page's, a blank page's included, so both name one page (rev30, as the Python
    * SDK's: the closed page was the final URL of a screenshot showing another); a run that
-   * navigated no page keeps the URL it reported (`visited`), or none. A capture that fails is
-   * recorded as the evidence problem, never thrown. */
+   * navigated no page keeps the URL it reported (`visited`), or none. No page left open (the
+   * task closed its last one) and a capture that fails are recorded as the evidence problem,
+   * never thrown (rev47, as the Python SDK's: it was skipped, and the run released cleanly). */
   async screenshot(path: string): Promise<void> {
     const page = this.finalPage();
-    if (!page) return;
+    if (!page) {
+      this.progress.problem("no page was left open for the final screenshot");
+      return;
+    }
     try {
       await mkdir(dirname(path), { recursive: true });
       const bytes = await page.screenshot({ timeout: SCREENSHOT_TIMEOUT_MS });
