@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 PLAYWRIGHT = (CLIENT / "node_modules" / "playwright-core" / "index.mjs").as_uri()
 FINAL_PAGE = """
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { chromium } from "PLAYWRIGHT";
 import { CustodyClient, ProfileLeases } from "CLIENT_INDEX";
@@ -35,6 +36,16 @@ const leases = new ProfileLeases({
   client, evidenceDir: process.env.EVIDENCE, proxies: { x1: null },
 });
 const said = { base };
+// Chromium's browser process of the profile (not one of its helpers), killed as kill -9 does.
+function killBrowser(dir) {
+  for (const pid of readdirSync("/proc").filter((name) => /^[0-9]+$/.test(name))) {
+    let argv;
+    try { argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\\0"); } catch { continue; }
+    if (argv.some((arg) => arg.includes(dir)) && !argv.some((arg) => arg.startsWith("--type="))) {
+      process.kill(Number(pid), "SIGKILL");
+    }
+  }
+}
 try {
   const lease = await leases.checkout("p1", { run_id: "run_1", task_type: "t", ttl_seconds: 60 },
     (lease) => lease.browser(chromium, async (context) => {
@@ -56,6 +67,9 @@ try {
         await page.close();
       } else if (process.env.KIND === "all_closed") {
         for (const open of context.pages()) await open.close();
+      } else if (process.env.KIND === "crash") {
+        killBrowser(process.env.PROFILE_DIR);
+        await new Promise((done) => setTimeout(done, 1000));
       } else {
         lease.visited(`${base}/api/orders`);
       }
@@ -161,3 +175,18 @@ def test_a_task_that_closed_every_page_has_its_missing_screenshot_said(
     assert "no page was left open for the final screenshot" in (release.evidence_problem or "")
     assert release.final_url == said["base"] + "/checkout"
     assert state == "review_required", said
+
+
+def test_a_browser_killed_during_the_task_is_said_as_gone_not_as_pages_closed(
+    service: Served, tmp_path: Path
+) -> None:
+    """kill -9 of Chromium's browser process while the task runs closes every page with it:
+    the release says the browser was gone before the final screenshot, as the Python SDK's,
+    not that the task closed its last page (review 281: it said "no page was left open")."""
+    script = FINAL_PAGE.replace("PLAYWRIGHT", PLAYWRIGHT)
+    env = worker_env(service, tmp_path, KIND="crash", PROFILE_DIR=str(tmp_path / "p1"))
+    said = run_node(tmp_path, script, env)
+    with Ledger.open(service.store_url) as ledger:
+        (release,) = [e for e in ledger.history("p1") if e.event_type == "lease_release_requested"]
+    assert "the browser was gone before the final screenshot" in (release.evidence_problem or "")
+    assert "no page was left open" not in (release.evidence_problem or ""), said

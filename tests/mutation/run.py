@@ -8408,6 +8408,36 @@ MUTANTS = (
             "test_a_task_that_closed_every_page_has_its_missing_screenshot_said",
         ),
     ),
+    Mutant(
+        "scheme-relative-in-a-path",
+        "ledger/_domain/model.py",
+        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
+        '_SCHEME_RELATIVE = r"(?<![A-Za-z0-9+.:/\\\\-])[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
+        "two slashes in a path are read as a URL without its scheme: a map's coordinates "
+        "(/@//48.85:2.35@15z) refused as a password (review 281)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "scheme-relative-tab-between-slashes",
+        "ledger/_domain/model.py",
+        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
+        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])[\\\\/]{2,}"\n',
+        "a password after /%09/ (a tab a browser drops between the slashes) is recorded and "
+        "taken (review 281)",
+        ("tests/unit/test_commands.py",),
+    ),
+    Mutant(
+        "node-browser-gone-said-as-pages-closed",
+        "clients/typescript/src/browser.ts",
+        "      if (this.closing === null) this.gone = true;\n",
+        "",
+        "a Node worker's browser killed during the task is said as the task's closing every "
+        "page (review 281)",
+        (
+            "tests/integration/test_node_worker_final_page.py::"
+            "test_a_browser_killed_during_the_task_is_said_as_gone_not_as_pages_closed",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -23,6 +23,9 @@ const CLOSE_TIMEOUT_MS = 10_000;
 
 export class BrowserSession {
   private closing: Promise<void> | null = null;
+  // The context closed before this session closed it: the browser went away (a crash, a
+  // kill), which also closes every page.
+  private gone = false;
   private lastPage: Page | null = null;
   // Every page navigated, in the order of their last navigations: the one to fall back on
   // once the last is closed is the latest still open (rev30: the last one open stood for it).
@@ -40,6 +43,9 @@ export class BrowserSession {
     await this.context.route("**/*", (route) => this.decide(route));
     for (const page of this.context.pages()) this.watch(page);
     this.context.on("page", (page) => this.watch(page));
+    this.context.on("close", () => {
+      if (this.closing === null) this.gone = true;
+    });
     this.guard.onLost(() => void this.close());
   }
 
@@ -79,7 +85,11 @@ export class BrowserSession {
   async screenshot(path: string): Promise<void> {
     const page = this.finalPage();
     if (!page) {
-      this.progress.problem("no page was left open for the final screenshot");
+      // A browser gone closed every page with it: said as such, not as the task's closing
+      // them (review 281), as the Python SDK's `EvidenceWatch` says it.
+      if (this.gone) this.progress.problem("the browser was gone before the final screenshot");
+      else if (this.closing === null)
+        this.progress.problem("no page was left open for the final screenshot");
       return;
     }
     try {
