@@ -237,11 +237,13 @@ def _past_last_at(read: str) -> str:
 # The password runs to the last "@" before the host (rev30: a password holding an "@" left its
 # tail behind, read as a user name); the user, to the first ":", may hold an "@" too (rev31: in
 # "http://alice@corp.example:pw@host/" the password was kept whole).
-# A URL may also come without its scheme, after two slashes (or backslashes) that follow no
-# scheme, host or path (``_SCHEME_RELATIVE``): ``?next=//bob:pw@intranet/`` takes its page's
-# scheme, so a browser follows it as ``http://bob:pw@intranet/`` (rev47: it was recorded, and
-# the ledger took it).
-_SCHEME_RELATIVE = r"(?<![A-Za-z0-9+.:/\\-])[\\/]{2,}"
+# A URL may also come without its scheme, as a query's or a fragment's value (after "=", "&",
+# "?" or "#"): two slashes (or backslashes; a tab or a line break between them, which a browser
+# drops) (``_SCHEME_RELATIVE``). ``?next=//bob:pw@intranet/`` takes its page's scheme, so a
+# browser follows it as ``http://bob:pw@intranet/`` (rev47: it was recorded, and the ledger
+# took it). Not two slashes in a path (``/@//48.85:2.35@15z``, ``/a_//b:c@d``): no URL begins
+# there (review 281: refused).
+_SCHEME_RELATIVE = r"(?<=[=&?#\t\n\r])[\\/][\t\n\r]*[\\/]+"
 # The rule is this pattern, replaced by its first group wherever it is found, left to right
 # (the tests hold ``without_passwords`` to it):
 _PASSWORD_IN_URL = re.compile(
@@ -308,7 +310,7 @@ _ESCAPE = r"%[0-7][0-9A-Fa-f]"
 # slashes, any other with two, or none before two (``_SCHEME_RELATIVE``).
 _AN_AUTHORITY = (
     r"[A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
-    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*|[\\/]{2,}"
+    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*|[\\/][\t\n\r]*[\\/]+"
 )
 # The passwords (``_PASSWORD_IN_URL``), then the users without one (``_USER_IN_URL``): each
 # one's candidates, the group whose end the password (or user) begins past, and by how much.

@@ -280,6 +280,9 @@ def test_a_url_with_a_user_alone_or_an_at_sign_past_its_host_is_taken() -> None:
         ("url", "https://shop.example/?n=%252F%252Fbob%253As3cret%2540intranet"),
         ("url", "https://shop.example/?n=\\\\bob:s3cret@intranet/"),
         ("url", "https://shop.example/#n=///bob:s3cret@intranet/"),
+        # review 281: a tab or a line break between the slashes, which a browser drops
+        ("url", "https://shop.example/login?next=/%09/bob:s3cret@intranet/landing"),
+        ("url", "https://shop.example/login?next=%2F%0A%2Fbob%3As3cret%40intranet"),
         ("url", "https://sso.corp/?next=https%3A%2F%2Fsvc%3A12%26ab%40api.internal%2F"),
         ("url", "https://shop.example/?next=http://bob;x:pw@intranet/"),
         ("url", "https://shop.example/?next=http://bob:pa&ss=1@intranet/"),  # no host before
@@ -411,6 +414,11 @@ def test_a_nested_url_s_userinfo_is_cut_as_a_reason_s_is(url: str, recorded: str
         # rev47: a redirect without its scheme, as written and encoded
         "https://idp.example/auth?redirect_uri=//localhost:8080&login_hint=bob@corp.com",
         "https://idp.example/auth?redirect_uri=%2F%2Flocalhost%3A8080&login_hint=bob%40corp.com",
+        # review 281: two slashes in a path begin no URL (a map's coordinates, a file's name)
+        "https://maps.example/place/@//48.85:2.35@15z",
+        "https://files.example/a_//b:c@d",
+        "https://files.example/files/(//b:c@d)",
+        "https://files.example/~//b:c@d",
     ],
 )
 def test_a_sign_in_s_redirect_and_the_next_parameter_s_address_are_no_password(url: str) -> None:

@@ -111,10 +111,11 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
 // square of a long word's length (rev31: minutes for a million characters), so it is found in
 // one pass, as the ledger's `without_passwords` finds it: a scheme begins a run of scheme
 // characters, its user ends at the next ":", its password at the last "@" of its segment.
-// A URL may also come without its scheme, after two slashes (or backslashes) that follow no
-// scheme, host or path, as the ledger's `_SCHEME_RELATIVE`: `?next=//bob:pw@intranet/` takes
-// its page's scheme (rev47: it was recorded, and the ledger took it).
-const SCHEME_RELATIVE = "(?<![A-Za-z0-9+.:/\\\\-])[\\\\/]{2,}";
+// A URL may also come without its scheme, as a query's or a fragment's value, as the ledger's
+// `_SCHEME_RELATIVE`: `?next=//bob:pw@intranet/` takes its page's scheme (rev47: it was
+// recorded, and the ledger took it); a tab or line break between the slashes is dropped by a
+// browser; two slashes in a path begin no URL (review 281).
+const SCHEME_RELATIVE = "(?<=[=&?#\\t\\n\\r])[\\\\/][\\t\\n\\r]*[\\\\/]+";
 const CANDIDATE = new RegExp(
   `(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]*|${SCHEME_RELATIVE})` +
     `([^${PYTHON_SPACES}/\\\\?#:]*):)`,
@@ -169,7 +170,7 @@ const ESCAPE = /%[0-7][0-9A-Fa-f]/g;
 // without slashes, any other with two, or none before two (`SCHEME_RELATIVE`).
 const AN_AUTHORITY = new RegExp(
   "^(?:[A-Za-z][A-Za-z0-9+.-]*:[\\\\/]{2,}" +
-    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|[\\\\/]{2,})$",
+    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|[\\\\/][\\t\\n\\r]*[\\\\/]+)$",
 );
 type Stage = readonly [RegExp, number, number];
 const STAGES: readonly Stage[] = [
