@@ -386,6 +386,9 @@ def test_a_decision_that_arrives_misdated_is_decided_again(owned: Owned) -> None
             def forget(self) -> None:  # told after the refusal: measured again
                 honest.forget()
 
+            def latest(self, at: float) -> float:  # the write's check: the server's clock
+                return honest.latest(at)
+
         store.clock = Stalled()
         lease_id, token = str(lease["lease_id"]), int(str(lease["fencing_token"]))
         ledger.handle(Heartbeat(lease_id=lease_id, fencing_token=token, step="cart"))
