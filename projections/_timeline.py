@@ -347,6 +347,7 @@ def _asked(
 ) -> tuple[str, tuple[Any, ...]]:
     """A timeline's query (``select``), its window checked and the timeline brought up to
     date first, so that no command that finished before is missing from it."""
+    readable_profile(ledger, profile_id)
     require_window(since, until)
     sql, params = select(
         profile_id=profile_id, account_id=account_id, since=since, until=until, last=last
@@ -522,6 +523,15 @@ def readable_account(account_id: str | None) -> str | None:
         msg = f"no profile was ever registered under account {quoted(account_id)}"
         raise InvalidInput("account", f"{msg}: an account id holds no NUL or lone surrogate")
     return account_id
+
+
+def readable_profile(ledger: Ledger, profile_id: str | None) -> None:
+    """A profile id holding what no registration takes (NUL, a lone surrogate: bytes typed that
+    were not UTF-8) is refused before any query is built on it, as every read of a profile
+    refuses it (``InvalidInput`` naming ``profile_id``): the query's encoding failed on it, said
+    as output that could not be written, exit 1 (rev47)."""
+    if profile_id is not None and storable(profile_id) != profile_id:
+        ledger.history(profile_id)  # raises InvalidInput: no such id is ever registered
 
 
 def require_account(ledger: Ledger, account_id: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from cli_process import MODULE, Run, custody, ok
+from cli_process import MODULE, Run, custody, custody_all, error_line, ok
 
 from custody._output import undefanged, write_csv
 from ledger import Checkout, Command, Heartbeat, Ledger, Quarantine, RegisterProfile, Release
@@ -148,6 +148,41 @@ def test_text_no_store_can_keep_is_refused_at_the_door(store: str, tmp_path: Pat
         assert run.returncode == 2, line
         assert f"invalid {field if field == 'reason' else 'final_url'}" in line, line
         assert "UTF-8" in line, line
+    assert _events(store) == before
+
+
+def test_a_profile_id_of_bytes_not_utf8_is_bad_input_naming_it_in_every_read(
+    store: str, tmp_path: Path
+) -> None:
+    """A profile id given as bytes that are not UTF-8 (each passed to the process as those
+    bytes) is refused by every command naming a profile as why refuses it: exit 2, one line
+    naming profile_id, the JSON error object under --json, no file written. timeline's query
+    failed to encode it, said as output that could not be written, exit 1, and under --json
+    nothing on stdout (rev47)."""
+    _cli(store, tmp_path, "register", "p", "--account", "a", "--proxy", "x")
+    out = tmp_path / "t.csv"
+    asked = []
+    for bad in ("\udcff", "a\udced\udca0\udc80"):  # 0xff; an encoded surrogate (ED A0 80)
+        asked += [
+            ["timeline", bad],
+            ["--json", "timeline", bad],
+            ["timeline", bad, "--format", "csv", "--output", str(out)],
+            ["--json", "timeline", bad, "--last", "3", "--format", "parquet", "--output", str(out)],
+            ["--json", "replay", bad, "--at", "2026-01-01"],
+            ["--json", "inspect", bad],
+            ["--json", "who", bad],
+            ["--json", "quarantine", bad, "--actor", "a", "--reason", "r"],
+        ]
+    before = _events(store)
+    for args, run in zip(asked, custody_all(asked, cwd=tmp_path, store=store), strict=True):
+        assert run.code == 2, (args, run)
+        assert "invalid profile_id: must be 1-128 characters" in error_line(run), (args, run)
+        if "--json" in args:
+            assert run.json()["error"] == "InvalidInput", (args, run.out)
+            assert run.json()["exit_code"] == 2
+        else:
+            assert run.out == "", (args, run.out)
+    assert not out.exists()
     assert _events(store) == before
 
 

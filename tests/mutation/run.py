@@ -8438,6 +8438,18 @@ MUTANTS = (
             "test_a_browser_killed_during_the_task_is_said_as_gone_not_as_pages_closed",
         ),
     ),
+    Mutant(
+        "timeline-queries-an-id-of-bytes-not-utf8",
+        "projections/_timeline.py",
+        "    readable_profile(ledger, profile_id)\n    require_window(since, until)\n",
+        "    require_window(since, until)\n",
+        "timeline of a profile id given as bytes that are not UTF-8 fails the query's encoding: "
+        "exit 1, 'could not write the output', nothing on stdout under --json (rev47)",
+        (
+            "tests/e2e/test_cli_texts.py::"
+            "test_a_profile_id_of_bytes_not_utf8_is_bad_input_naming_it_in_every_read",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
