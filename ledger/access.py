@@ -129,6 +129,7 @@ def issue_token(ledger: Ledger, actor: str, role: Role | str) -> IssuedToken:
     chosen = _role(role)
     who = _actor(actor)
     store = ledger.store
+    _refuse_read_only(store, "issuing a token")
     groups = list(access.GROUP_ROLES.values()) if store._pg and access.groups_exist(store) else []
     made = tokens.issue(store, who, chosen.value, ledger.now(), groups, store.tables.events)
     return IssuedToken.model_validate(made)
@@ -184,6 +185,7 @@ def revoke_tokens(ledger: Ledger, *, actor: str | None = None, token_id: str | N
     never = f"no token was ever issued {named} (custody access tokens lists those issued)"
     if token_id is not None and storable(token_id) != token_id:
         raise InvalidInput(field, never)
+    _refuse_read_only(ledger.store, "revoking a token")
     live, ever = tokens.revoke(ledger.store, ledger.now(), actor=actor, token_id=token_id)
     if not ever:
         raise InvalidInput(field, never)
@@ -233,6 +235,21 @@ def revoke(ledger: Ledger, *, actor: str | None = None, token_id: str | None = N
 def tokens_issued(ledger: Ledger) -> list[TokenRow]:
     """Every token issued on this store, live or revoked (never the token itself)."""
     return [TokenRow.model_validate(r) for r in tokens.listed(ledger.store)]
+
+
+def _refuse_read_only(store: SqlStore, done: str) -> None:
+    """``Forbidden`` (exit 7) before a token is written on a SQLite file this user may only
+    read, as every writing command there is refused: its write failed as the store
+    unavailable (rev47: exit 6, "attempt to write a readonly database", which tells a script
+    to retry). On PostgreSQL the database refuses a login that is not the owner."""
+    if store._pg or not store.read_only:
+        return
+    msg = (
+        f"store login {store.authority().login} may write nothing: {done} writes the store's "
+        "tokens table; run it as a user who may write the store's file, its -wal and -shm, and "
+        "its directory"
+    )
+    raise Forbidden(msg)
 
 
 class _Actor(Door):

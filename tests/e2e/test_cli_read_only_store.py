@@ -55,6 +55,7 @@ def test_a_store_on_read_only_media_is_read_and_never_written(tmp_path: Path) ->
     args = ["checkout", "p1", "--worker", "w1", "--run", "r1", "--task", "t"]
     ok(custody(*args, cwd=made, store=store))
     ok(custody("timeline", "p1", cwd=made, store=store))  # installs the timeline read model
+    ok(custody("access", "token", "alice", "--role", "worker", cwd=made, store=store))
     copy, program = _on_read_only_media(made / "custody.db", tmp_path / "media")
     media = copy.parent
     digest = hashlib.sha256(copy.read_bytes()).hexdigest()
@@ -71,6 +72,10 @@ def test_a_store_on_read_only_media_is_read_and_never_written(tmp_path: Path) ->
             ["register", "p2", "--account", "a1", "--proxy", "x1"],
             ["heartbeat", "lease-1@p1", "--token", "1", "--step", "s"],
             ["init"],  # rev20: exit 6 "attempt to write a readonly database"
+            # rev47: exit 6 as init was, the store's tokens written as if it could be
+            ["access", "token", "bob", "--role", "worker"],
+            ["access", "revoke", "alice"],
+            ["access", "revoke", "--token-id", "0123456789ab"],
         ):
             run = custody(*refused, cwd=tmp_path, store=ro, program=program)
             assert run.code == FORBIDDEN, run.err

@@ -8450,6 +8450,30 @@ MUTANTS = (
             "test_a_profile_id_of_bytes_not_utf8_is_bad_input_naming_it_in_every_read",
         ),
     ),
+    Mutant(
+        "token-issued-on-a-read-only-sqlite-store",
+        "ledger/access.py",
+        '    _refuse_read_only(store, "issuing a token")\n',
+        "    pass\n",
+        "access token on a SQLite file this user may only read exits 6, 'unavailable: attempt "
+        "to write a readonly database', as if the store were down, not 7 (rev47)",
+        (
+            "tests/e2e/test_cli_read_only_store.py::"
+            "test_a_store_on_read_only_media_is_read_and_never_written",
+        ),
+    ),
+    Mutant(
+        "token-revoked-on-a-read-only-sqlite-store",
+        "ledger/access.py",
+        '    _refuse_read_only(ledger.store, "revoking a token")\n',
+        "    pass\n",
+        "access revoke on a SQLite file this user may only read exits 6, 'unavailable: attempt "
+        "to write a readonly database', as if the store were down, not 7 (rev47)",
+        (
+            "tests/e2e/test_cli_read_only_store.py::"
+            "test_a_store_on_read_only_media_is_read_and_never_written",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
