@@ -110,6 +110,9 @@ def _parsed(field: str, text: str, *, until: bool) -> datetime:
     if _DECIMAL_HOUR_OR_MINUTE.search(text):  # Python reads T15.5 as 15:00:00.5, not 15:30
         msg = f"a fraction goes after the seconds, as in 09:45:07.5 (got {text[:40]!r})"
         raise InvalidInput(field, msg)
+    if _FRACTIONAL_OFFSET.search(text):  # Python reads +00:00:00.5 as UTC, the fraction lost
+        msg = f"an offset from UTC is whole seconds at most, as in +01:00 (got {text[:40]!r})"
+        raise InvalidInput(field, msg)
     if _BEYOND_MICROSECONDS.search(text):  # Python cuts them: a --since a little earlier
         msg = f"a fraction of a second has at most 6 digits, microseconds (got {text[:40]!r})"
         raise InvalidInput(field, msg)
@@ -141,6 +144,10 @@ _DATE_THEN = re.compile(r"\s*(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}-?W\d{2}-?\d)(.)", 
 _SPACE_BEFORE_OFFSET = re.compile(
     r"(?<=\d)\s+(?=(?:[Zz]|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)$)"
 )
+# An offset from UTC with a fraction of a second (``+00:00:00.5``), which ``fromisoformat``
+# reads as UTC when its whole part is zero, the fraction dropped (rev47: --at T+00:00:00.5 was
+# judged at T, not half a second before).
+_FRACTIONAL_OFFSET = re.compile(r"[+-]\d{2}:?\d{2}:?\d{2}[.,]\d+\s*$")
 # A fraction of a second finer than a microsecond, which ``fromisoformat`` cuts.
 _BEYOND_MICROSECONDS = re.compile(r"[.,]\d{7}")
 

@@ -331,6 +331,30 @@ def test_a_time_out_of_range_is_bad_input_for_every_time_option(
         assert "out of range" in line, line
 
 
+def test_an_offset_with_a_fraction_of_a_second_is_bad_input_for_every_time_option(
+    fleet: tuple[Path, str, dict[str, str]],
+) -> None:
+    """rev47: ``--at T+00:00:00.5`` was read as T, the offset's half second dropped (Python
+    reads such an offset as UTC), and the answer named T: one line naming the option, exit 2,
+    for replay --at, timeline --since and --until, usage --since, --until and --at alike."""
+    cwd, store, moments = fleet
+    at = f"{moments['p1_held'][:19]}+00:00:00.5"  # to the second, its offset with a fraction
+    usage = ["usage", "--account", "acct_shop"]
+    asked = {
+        "--at": [["replay", "p1", "--at", at], [*usage, "--at", at]],
+        "--since": [["timeline", "--since", at], [*usage, "--since", at]],
+        "--until": [["timeline", "p1", "--until", at], ["--json", *usage, "--until", at]],
+    }
+    options = [option for option, commands in asked.items() for _ in commands]
+    runs = custody_all([c for commands in asked.values() for c in commands], cwd=cwd, store=store)
+    for option, run in zip(options, runs, strict=True):
+        assert run.code == 2, run
+        line = error_line(run)
+        assert option in line, line
+        assert "an offset from UTC is whole seconds at most" in line, line
+    assert runs[-1].json()["exit_code"] == 2
+
+
 def test_replay_refuses_a_moment_after_the_store_s_time(
     fleet: tuple[Path, str, dict[str, str]],
 ) -> None:

@@ -8474,6 +8474,15 @@ MUTANTS = (
             "test_a_store_on_read_only_media_is_read_and_never_written",
         ),
     ),
+    Mutant(
+        "time-offset-fraction-dropped",
+        "reports/_frames.py",
+        "    if _FRACTIONAL_OFFSET.search(text):",
+        "    if False:",
+        "a time whose UTC offset holds a fraction of a second (+00:00:00.5) is read with the "
+        "fraction dropped: replay --at T+00:00:00.5 answers for T (rev47)",
+        ("tests/unit/test_time_words.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -79,6 +79,29 @@ def test_a_time_python_would_read_otherwise_is_refused(text: str, said: str) -> 
     assert reports.moment("since", "2026-W49-7T09:55") == datetime(2026, 12, 6, 9, 55, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-01T10:00:00+00:00:00.5",  # read as UTC: the half second dropped (rev47)
+        "2026-12-01T10:00:00-00:00:00,5",
+        "2026-12-01T10:00:00+000000.5",
+        "2026-12-01T10:00:00.25+01:00:00.5",
+        "2026-12-01 10:00:00 +00:00:00.5",
+    ],
+)
+def test_an_offset_with_a_fraction_of_a_second_is_refused(text: str) -> None:
+    """rev47: Python reads the offset +00:00:00.5 as UTC, so ``--at T+00:00:00.5`` was judged
+    at T, not half a second before it. An offset of whole seconds is still read exactly."""
+    for until in (False, True):
+        with pytest.raises(InvalidInput, match="an offset from UTC is whole seconds at most"):
+            reports.moment("at", text, until=until)
+    whole = reports.moment("at", "2026-12-01T10:00:00+00:00:30")
+    assert whole == datetime(2026, 12, 1, 9, 59, 30, tzinfo=UTC)
+    assert reports.moment("at", "2026-12-01T10:00:00.5-01:00") == datetime(
+        2026, 12, 1, 11, 0, 0, 500_000, tzinfo=UTC
+    )
+
+
 def test_a_time_finer_than_a_microsecond_is_refused_from_python_as_from_text() -> None:
     """Review 260: a pandas Timestamp with nanoseconds was taken (and an as-of report said
     that time), where the command line refuses a fraction of more than 6 digits."""
