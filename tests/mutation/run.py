@@ -8375,7 +8375,7 @@ MUTANTS = (
     Mutant(
         "nested-schemeless-password-refused",
         "ledger/_domain/model.py",
-        '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|[\\\\/]{2,}"\n',
+        '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
         '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*"\n',
         "the ledger takes a URL nesting ?next=//bob:pw@intranet/, which a browser follows with "
         "the page's scheme, password and all, into the append-only log (rev47)",
@@ -8383,7 +8383,7 @@ MUTANTS = (
     Mutant(
         "nested-schemeless-password-cut",
         "ledger/_domain/model.py",
-        '_SCHEME_RELATIVE = r"(?<![A-Za-z0-9+.:/\\\\-])[\\\\/]{2,}"\n',
+        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
         '_SCHEME_RELATIVE = r"(?!)"\n',
         "the SDKs record ?next=//bob:pw@intranet/ with its password, and a failure's reason "
         "keeps it (rev47)",
