@@ -330,11 +330,22 @@ def test_a_heartbeat_held_on_its_way_to_postgres_within_its_deadline_is_kept_at_
         assert worker.history(pid)[-1].event_type == "lease_heartbeat"
 
 
-def _clock_read_behind(ledger: Ledger, behind: list[timedelta]) -> None:
-    """The store's clock read ``behind[0]`` behind the server's: set to nothing later, as the
-    server's clock set forward by as much since it was measured."""
-    store = ledger.store
+def _leased_before_a_step(worker: Ledger, *, offset_measured_again: bool) -> tuple[str, Lease]:
+    """A lease of 4 s taken while the store's clock read the server's 3 s behind, then read as
+    it is (the server's clock set forward by as much since it was measured), the offset
+    measured again or not; slept until 2 s before the lease's deadline on the store's clock."""
+    store = worker.store
+    behind = [timedelta(seconds=3)]
     store.clock = OffsetClock(lambda: store.server_time() - behind[0])
+    pid = register(worker)
+    lease = worker.handle(
+        Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=4)
+    )
+    behind[0] = timedelta(0)
+    if offset_measured_again:
+        store.clock.measure()  # the offset of now, the bound of before kept
+    time.sleep(max(0.0, (lease.expires_at - store.now()).total_seconds() - 2.0))
+    return pid, lease
 
 
 def test_a_write_decided_on_an_offset_from_before_the_server_s_clock_stepped_is_refused(
@@ -348,14 +359,7 @@ def test_a_write_decided_on_an_offset_from_before_the_server_s_clock_stepped_is_
     the check by the whole step, and was kept)."""
     Ledger.init(pg_url).close()
     with Ledger.open(pg_url) as worker:
-        behind = [timedelta(seconds=3)]
-        _clock_read_behind(worker, behind)
-        pid = register(worker)
-        lease = worker.handle(
-            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=4)
-        )
-        behind[0] = timedelta(0)
-        time.sleep(max(0.0, (lease.expires_at - worker.store.now()).total_seconds() - 2.0))
+        pid, lease = _leased_before_a_step(worker, offset_measured_again=False)
         with pytest.raises(LeaseLost):
             worker.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart"))
         assert worker.history(pid)[-1].event_type == "lease_acquired"
@@ -370,15 +374,7 @@ def test_a_save_refused_by_a_bound_from_before_the_server_s_clock_stepped_is_kep
     is kept (not refused until its lease is lost)."""
     Ledger.init(pg_url).close()
     with Ledger.open(pg_url) as worker:
-        behind = [timedelta(seconds=3)]
-        _clock_read_behind(worker, behind)
-        pid = register(worker)
-        lease = worker.handle(
-            Checkout(profile_id=pid, worker_id="w1", run_id="r1", task_type="t", ttl_seconds=4)
-        )
-        behind[0] = timedelta(0)
-        worker.store.clock.measure()  # the offset of now, the bound of before kept
-        time.sleep(max(0.0, (lease.expires_at - worker.store.now()).total_seconds() - 2.0))
+        pid, lease = _leased_before_a_step(worker, offset_measured_again=True)
         worker.handle(Heartbeat(lease_id=lease.lease_id, fencing_token=1, step="cart"))
         assert worker.conflicts == 1  # the one save refused by the early bound
         assert worker.history(pid)[-1].event_type == "lease_heartbeat"
