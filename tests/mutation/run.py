@@ -8375,7 +8375,8 @@ MUTANTS = (
     Mutant(
         "nested-schemeless-password-refused",
         "ledger/_domain/model.py",
-        '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
+        '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*'
+        '|[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
         '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*"\n',
         "the ledger takes a URL nesting ?next=//bob:pw@intranet/, which a browser follows with "
         "the page's scheme, password and all, into the append-only log (rev47)",
