@@ -237,19 +237,16 @@ def tokens_issued(ledger: Ledger) -> list[TokenRow]:
     return [TokenRow.model_validate(r) for r in tokens.listed(ledger.store)]
 
 
-def _refuse_read_only(store: SqlStore, done: str) -> None:
+def _refuse_read_only(store: SqlStore, doing: str) -> None:
     """``Forbidden`` (exit 7) before a token is written on a SQLite file this user may only
-    read, as every writing command there is refused: its write failed as the store
-    unavailable (rev47: exit 6, "attempt to write a readonly database", which tells a script
-    to retry). On PostgreSQL the database refuses a login that is not the owner."""
-    if store._pg or not store.read_only:
-        return
-    msg = (
-        f"store login {store.authority().login} may write nothing: {done} writes the store's "
-        "tokens table; run it as a user who may write the store's file, its -wal and -shm, and "
-        "its directory"
-    )
-    raise Forbidden(msg)
+    read, as every writing command there is refused (``Feed.refuse_read_only``): its write
+    failed as the store unavailable (rev47: exit 6, "attempt to write a readonly database",
+    which tells a script to retry). On PostgreSQL the database refuses a login that is not
+    the owner."""
+    if not store._pg:
+        from ledger.feed import Feed
+
+        Feed(store).refuse_read_only("the store's tokens table", doing=doing)
 
 
 class _Actor(Door):

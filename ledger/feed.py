@@ -411,18 +411,19 @@ class Feed:
         login reads them as they stand: it may not write them."""
         return bool(self._store.authority().roles & READ_MODEL_WRITERS)
 
-    def refuse_read_only(self, what: str) -> None:
-        """``Forbidden`` (exit 7) before a rebuild writes ``what`` (``the availability table``)
-        if the store's login may write nothing here: a SQLite file this user may only read,
-        whose authority holds no role. Its first write failed as the store unavailable (rev39:
-        exit 6, "attempt to write a readonly database", which tells a script to retry). And
-        on a store whose guards name another role than its owner (``Authority.barred``): as
-        every writing command, until ``custody init`` installs them again."""
+    def refuse_read_only(self, what: str, *, doing: str = "a rebuild") -> None:
+        """``Forbidden`` (exit 7) before ``doing`` (a rebuild, issuing a token) writes
+        ``what`` (``the availability table``) if the store's login may write nothing here: a
+        SQLite file this user may only read, whose authority holds no role. Its first write
+        failed as the store unavailable (rev39: exit 6, "attempt to write a readonly
+        database", which tells a script to retry). And on a store whose guards name another
+        role than its owner (``Authority.barred``): as every writing command, until ``custody
+        init`` installs them again."""
         authority = self._store.authority()
         authority.refuse_if_barred()
         if not authority.roles:
             msg = (
-                f"store login {authority.login} may write nothing: a rebuild writes {what}; run "
+                f"store login {authority.login} may write nothing: {doing} writes {what}; run "
                 "it as a user who may write the store's file, its -wal and -shm, and its "
                 "directory"
             )
