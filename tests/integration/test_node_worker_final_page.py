@@ -8,6 +8,7 @@ page, but the release's final URL and ``evidence.json`` named the closed one
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +68,12 @@ try {
         await page.close();
       } else if (process.env.KIND === "all_closed") {
         for (const open of context.pages()) await open.close();
+      } else if (process.env.KIND === "ticking") {
+        // A single-page app that keeps moving: its URL names the page's clock, every 4 ms.
+        await page.evaluate(() => {
+          setInterval(() => history.pushState({}, "", "/at/" + Date.now()), 4);
+        });
+        await new Promise((done) => setTimeout(done, 300));
       } else if (process.env.KIND === "crash") {
         killBrowser(process.env.PROFILE_DIR);
         await new Promise((done) => setTimeout(done, 1000));
@@ -190,3 +197,24 @@ def test_a_browser_killed_during_the_task_is_said_as_gone_not_as_pages_closed(
         (release,) = [e for e in ledger.history("p1") if e.event_type == "lease_release_requested"]
     assert "the browser was gone before the final screenshot" in (release.evidence_problem or "")
     assert "no page was left open" not in (release.evidence_problem or ""), said
+
+
+def test_the_final_url_is_the_page_s_at_the_capture(service: Served, tmp_path: Path) -> None:
+    """A page that keeps moving (``history.pushState`` every 4 ms) while the SDK takes the
+    final screenshot and closes the browser: the final URL is the page's as of the capture,
+    from before the screenshot's file was written, in the release and in ``evidence.json``, as
+    the Python SDK's. Note 58 (review 281's finding in the Python SDK, left in the Node SDK):
+    the navigations delivered while the browser closed moved it on past the screenshot."""
+    script = FINAL_PAGE.replace("PLAYWRIGHT", PLAYWRIGHT)
+    said = run_node(tmp_path, script, worker_env(service, tmp_path, KIND="ticking"))
+    assert "thrown" not in said, said
+    assert said["screenshot"] is not None, said
+    with Ledger.open(service.store_url) as ledger:
+        (release,) = [e for e in ledger.history("p1") if e.event_type == "lease_release_requested"]
+    assert release.final_url is not None
+    at_ms = int(release.final_url.rsplit("/at/", 1)[1])
+    screenshot = Path(said["screenshot"])
+    written_ms = screenshot.stat().st_mtime_ns / 1e6
+    assert at_ms <= written_ms, (at_ms, written_ms)
+    filed = json.loads((screenshot.parent / "evidence.json").read_text())
+    assert filed["final_url"] == release.final_url == said["final_url"]

@@ -8484,6 +8484,18 @@ MUTANTS = (
         "fraction dropped: replay --at T+00:00:00.5 answers for T (rev47)",
         ("tests/unit/test_time_words.py",),
     ),
+    Mutant(
+        "node-final-url-moves-past-capture",
+        "clients/typescript/src/browser.ts",
+        "      if (frame.parentFrame() !== null || this.captured) return;\n",
+        "      if (frame.parentFrame() !== null) return;\n",
+        "a Node page moving while the browser closes moves the final URL past the screenshot "
+        "(note 58, review 281's finding in the Python SDK)",
+        (
+            "tests/integration/test_node_worker_final_page.py::"
+            "test_the_final_url_is_the_page_s_at_the_capture",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

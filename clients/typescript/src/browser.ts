@@ -26,6 +26,10 @@ export class BrowserSession {
   // The context closed before this session closed it: the browser went away (a crash, a
   // kill), which also closes every page.
   private gone = false;
+  // The final screenshot was taken (or tried): the run's URL is the page's as of the capture,
+  // and navigations delivered while the browser closes move it on no more (as the Python
+  // SDK's `_captured`; a single-page app's pushState moved it 61-252 ms past the capture).
+  private captured = false;
   private lastPage: Page | null = null;
   // Every page navigated, in the order of their last navigations: the one to fall back on
   // once the last is closed is the latest still open (rev30: the last one open stood for it).
@@ -55,7 +59,7 @@ export class BrowserSession {
 
   private watch(page: Page): void {
     page.on("framenavigated", (frame: Frame) => {
-      if (frame.parentFrame() !== null) return;
+      if (frame.parentFrame() !== null || this.captured) return;
       this.lastPage = page;
       this.navigatedPages = [...this.navigatedPages.filter((p) => p !== page), page];
       this.progress.navigated(frame.url());
@@ -85,6 +89,7 @@ export class BrowserSession {
   async screenshot(path: string): Promise<void> {
     const page = this.finalPage();
     if (!page) {
+      this.captured = true;
       // A browser gone closed every page with it: said as such, not as the task's closing
       // them (review 281), as the Python SDK's `EvidenceWatch` says it.
       if (this.gone) this.progress.problem("the browser was gone before the final screenshot");
@@ -92,17 +97,26 @@ export class BrowserSession {
         this.progress.problem("no page was left open for the final screenshot");
       return;
     }
+    let shown = page.url();
     try {
       await mkdir(dirname(path), { recursive: true });
-      const bytes = await page.screenshot({ timeout: SCREENSHOT_TIMEOUT_MS });
+      let bytes: Buffer;
+      try {
+        bytes = await page.screenshot({ timeout: SCREENSHOT_TIMEOUT_MS });
+      } finally {
+        // The run's URL is the page's as of the capture, frozen from now on.
+        this.captured = true;
+        shown = page.url();
+      }
       await writeWhole(path, bytes); // whole or not at all, as evidence.json
       this.progress.screenshot = path;
       this.progress.screenshotSha256 = createHash("sha256").update(bytes).digest("hex");
-      this.progress.navigated(page.url());
+      this.progress.navigated(shown);
     } catch (failed) {
+      this.captured = true; // a directory that could not be made: no capture either
       this.progress.problem(`the final screenshot failed: ${firstLine(failed)}`);
     }
-    if (this.lastPage !== null && page !== this.lastPage) this.progress.shown(page.url());
+    if (this.lastPage !== null && page !== this.lastPage) this.progress.shown(shown);
   }
 
   /** The page the final screenshot shows: of the pages navigated, the latest still open, else
