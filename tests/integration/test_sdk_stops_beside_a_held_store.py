@@ -7,18 +7,17 @@ deadline leaves its block at once, not when its revocation watch's store call en
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
+from tcp_proxy import Link, TcpProxy
 
 from ledger import LeaseLost, Ledger, RegisterProfile
 from workers import DIRECT, BrowserSettings, ProfileLeases
@@ -252,67 +251,26 @@ def test_a_lease_lost_at_its_deadline_leaves_its_block_at_once(pg_url: str, tmp_
 _COMMIT_ANSWERED = b"C\x00\x00\x00\x0bCOMMIT\x00"  # the server's CommandComplete for a COMMIT
 
 
-class AnswerLosingProxy:
-    """A TCP proxy to a PostgreSQL server that, once ``armed``, lets a release through to the
-    server and, when the server answers its COMMIT, holds that answer back for ``hold``
-    seconds, then closes both ends: the release committed, its answer lost. Every other
-    connection and every byte before that is forwarded as it comes."""
+class AnswerLosing:
+    """A proxy's hooks (``tcp_proxy``) that, once ``armed``, let a release through to the
+    server and, when the server answers its COMMIT, hold that answer back for ``hold`` seconds,
+    then close both ends: the release committed, its answer lost. Every other connection and
+    every byte before that is forwarded as it comes."""
 
-    def __init__(self, server_port: int, hold: float) -> None:
+    def __init__(self, hold: float) -> None:
         self.hold = hold
         self.armed = threading.Event()
         self.tripped = threading.Event()
-        self._server_port = server_port
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
 
-    def close(self) -> None:
-        self._listener.close()
+    def up(self, link: Link, data: bytes) -> None:
+        if self.armed.is_set() and b"lease_release_requested" in data:
+            link.marked.set()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self._server_port))
-            releasing = threading.Event()
-            threading.Thread(target=self._up, args=(client, server, releasing), daemon=True).start()
-            threading.Thread(
-                target=self._down, args=(server, client, releasing), daemon=True
-            ).start()
-
-    def _up(self, src: socket.socket, dst: socket.socket, releasing: threading.Event) -> None:
-        def seen(data: bytes) -> None:
-            if self.armed.is_set() and b"lease_release_requested" in data:
-                releasing.set()
-
-        _pipe(src, dst, seen)
-
-    def _down(self, src: socket.socket, dst: socket.socket, releasing: threading.Event) -> None:
-        def seen(data: bytes) -> None:
-            if releasing.is_set() and _COMMIT_ANSWERED in data and not self.tripped.is_set():
-                self.tripped.set()
-                time.sleep(self.hold)
-                raise OSError("the answer is lost")
-
-        _pipe(src, dst, seen)
-
-
-def _pipe(src: socket.socket, dst: socket.socket, seen: Callable[[bytes], None]) -> None:
-    """Forward ``src`` to ``dst`` until either ends (or ``seen`` raises), then close both."""
-    try:
-        while data := src.recv(65536):
-            seen(data)
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for end in (src, dst):
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
-            end.close()
+    def down(self, link: Link, data: bytes) -> None:
+        if link.marked.is_set() and _COMMIT_ANSWERED in data and not self.tripped.is_set():
+            self.tripped.set()
+            time.sleep(self.hold)
+            raise OSError("the answer is lost")
 
 
 def test_a_stopped_workers_release_whose_answer_was_lost_is_resent_once_more(
@@ -328,9 +286,9 @@ def test_a_stopped_workers_release_whose_answer_was_lost_is_resent_once_more(
         ledger.handle(RegisterProfile(profile_id="p1", account_id="a", proxy_id="px"))
     parts = urlsplit(pg_url)
     assert parts.port is not None
-    proxy = AnswerLosingProxy(parts.port, hold=STOP_WAIT_SECONDS + 1)
-    netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
-    proxied = urlunsplit(parts._replace(netloc=netloc))
+    losing = AnswerLosing(hold=STOP_WAIT_SECONDS + 1)
+    proxy = TcpProxy(parts.port, upward=losing.up, downward=losing.down)
+    proxied = proxy.url_to(pg_url)
     worker = subprocess.Popen(
         [sys.executable, "-c", _WORKER, proxied, "sync", str(tmp_path / "evidence")],
         stdout=subprocess.PIPE,
@@ -340,14 +298,14 @@ def test_a_stopped_workers_release_whose_answer_was_lost_is_resent_once_more(
     try:
         assert worker.stdout is not None
         assert worker.stdout.readline().strip() == "working"
-        proxy.armed.set()
+        losing.armed.set()
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=60)
     finally:
         worker.kill()
         worker.wait(timeout=30)
         proxy.close()
-    assert proxy.tripped.is_set(), "the release's COMMIT was not answered through the proxy"
+    assert losing.tripped.is_set(), "the release's COMMIT was not answered through the proxy"
     assert worker.returncode == 143, err
     assert out.strip() == "released True", err
     assert "left live" not in err

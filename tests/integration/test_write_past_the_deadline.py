@@ -11,19 +11,18 @@ command decides again, as the lease then stands: lost.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from conftest import register
+from tcp_proxy import Link, TcpProxy
 
 from ledger import (
     Checkout,
@@ -211,64 +210,30 @@ def test_a_worker_s_write_on_a_frozen_clock_at_its_deadline_is_kept(
         assert ledger.view(pid).state.value == ("available" if command == "release" else "leased")
 
 
-class _HoldingProxy:
-    """A TCP proxy in front of PostgreSQL that, once given ``hold`` seconds and a ``marker``,
-    holds back the next chunk a client sends holding the marker for that long: one segment
+class _Holding:
+    """What a proxy in front of PostgreSQL holds back: once given ``hold`` seconds and a
+    ``marker``, the next chunk a client sends holding the marker, for that long: one segment
     delayed on its way, as a congested or briefly partitioned link delays it, the rest of the
     path as fast as before."""
 
-    def __init__(self, target: int) -> None:
-        self.target = target
+    def __init__(self) -> None:
         self.hold = 0.0
         self.marker = b""
         self.held = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-        self._threads = [threading.Thread(target=self._accept)]
-        self._threads[0].start()
 
-    def close(self) -> None:
-        """Every connection cut and closed, every thread of the proxy ended."""
-        for each in [self._listener, *self._sockets]:
-            with contextlib.suppress(OSError):
-                each.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked on it
-        for thread in self._threads:
-            thread.join(timeout=10)
-        for each in [self._listener, *self._sockets]:
-            each.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target))
-            self._sockets += (client, server)
-            for ends in ((client, server, True), (server, client, False)):
-                self._threads.append(threading.Thread(target=self._pipe, args=ends))
-                self._threads[-1].start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, outward: bool) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                if outward and self.hold and self.marker in data:
-                    hold, self.hold = self.hold, 0.0
-                    self.held += 1
-                    time.sleep(hold)
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)  # the end passed on
+    def __call__(self, link: Link, data: bytes) -> None:
+        if self.hold and self.marker in data:
+            hold, self.hold = self.hold, 0.0
+            self.held += 1
+            time.sleep(hold)
 
 
 @contextmanager
-def _through_a_proxy(pg_url: str) -> Iterator[tuple[_HoldingProxy, str]]:
-    parts = urlsplit(pg_url)
-    proxy = _HoldingProxy(parts.port or 5432)
+def _through_a_proxy(pg_url: str) -> Iterator[tuple[_Holding, str]]:
+    holding = _Holding()
+    proxy = TcpProxy(urlsplit(pg_url).port or 5432, upward=holding)
     try:
-        netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
-        yield proxy, urlunsplit(parts._replace(netloc=netloc))
+        yield holding, proxy.url_to(pg_url)
     finally:
         proxy.close()
 
