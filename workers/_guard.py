@@ -29,6 +29,9 @@ Lost = Callable[[str], None]  # the lease was lost, for this reason
 # How long after the local deadline its timer asks (``LeaseGuard._arm``): past it, surely.
 DEADLINE_TIMER_SLACK = 0.01
 MAX_URL = 4096  # what the ledger accepts for a URL; a longer page URL is cut, not refused
+# The last character of a URL cut to ``MAX_URL``: the record says it is not the whole URL
+# (review 275: a cut URL read as the page's own).
+CUT_MARK = "\u2026"
 UNRECORDABLE = "(a URL the ledger would refuse)"  # a prompt seen at one, in evidence.json
 # Where Chromium shows a navigation that failed (refused, DNS, net::ERR_*): its own page, whose
 # URL (chrome-error://chromewebdata/) names none the run tried. rev27: it was the final URL.
@@ -47,7 +50,8 @@ BLOCK_LEFT = (
 
 def recorded_url(url: str) -> str | None:
     """``url`` as the worker records it (heartbeats, the release, ``evidence.json``), escaped
-    (``storable``), cut to ``MAX_URL`` and without userinfo by the ledger's own rule
+    (``storable``), cut to ``MAX_URL`` (its last character then ``CUT_MARK``, an ellipsis)
+    and without userinfo by the ledger's own rule
     (``ledger.rules.without_userinfo``: ``http://user:pass@host/`` is ``http://host/``, and so
     is the same URL without slashes, with backslashes or after spaces), nor a nested URL's
     (``without_nested_passwords``, the rule of a failure's reason: ``/login?next=http://bob:pw@
@@ -55,7 +59,9 @@ def recorded_url(url: str) -> str | None:
     append-only, and a password written there stays, so it refuses one, and a heartbeat it
     refuses loses the lease. A query's or a fragment's token (``#access_token=...``) stays.
     None for a URL the ledger would refuse all the same (empty)."""
-    kept = without_nested_passwords(without_userinfo(storable(url)))[:MAX_URL]
+    kept = without_nested_passwords(without_userinfo(storable(url)))
+    if len(kept) > MAX_URL:
+        kept = kept[: MAX_URL - 1] + CUT_MARK
     return kept if kept and not carries_password(kept) else None
 
 

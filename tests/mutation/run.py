@@ -1435,8 +1435,8 @@ MUTANTS = (
     Mutant(
         "recorded-url-without-userinfo",
         "workers/_guard.py",
-        "    kept = without_nested_passwords(without_userinfo(storable(url)))[:MAX_URL]\n",
-        "    kept = without_nested_passwords(storable(url))[:MAX_URL]\n",
+        "    kept = without_nested_passwords(without_userinfo(storable(url)))\n",
+        "    kept = without_nested_passwords(storable(url))\n",
         "a password in a page's URL (http://user:pass@host/) is written into the ledger",
         (
             "tests/e2e/test_worker_browser.py::test_credentials_in_a_page_url_are_never_recorded",
@@ -7323,8 +7323,8 @@ MUTANTS = (
     Mutant(
         "recorded-url-keeps-nested-passwords",
         "workers/_guard.py",
-        "    kept = without_nested_passwords(without_userinfo(storable(url)))[:MAX_URL]\n",
-        "    kept = without_userinfo(storable(url))[:MAX_URL]\n",
+        "    kept = without_nested_passwords(without_userinfo(storable(url)))\n",
+        "    kept = without_userinfo(storable(url))\n",
         "the SDK records a page URL nesting a password (rev43)",
         ("tests/unit/test_commands.py::test_a_nested_url_s_userinfo_is_cut_as_a_reason_s_is",),
     ),
@@ -7371,8 +7371,8 @@ MUTANTS = (
     Mutant(
         "node-records-nested-passwords",
         "clients/typescript/src/guard.ts",
-        "    const kept = cut(withoutNestedPasswords(withoutUserinfo(storable(url))), MAX_URL);\n",
-        "    const kept = cut(withoutUserinfo(storable(url)), MAX_URL);\n",
+        "    const whole = withoutNestedPasswords(withoutUserinfo(storable(url)));\n",
+        "    const whole = withoutUserinfo(storable(url));\n",
         "the Node SDK records a nested password and its heartbeats are refused (rev43)",
         (
             "tests/integration/test_node_worker_settles.py::"
@@ -8494,6 +8494,27 @@ MUTANTS = (
         (
             "tests/integration/test_node_worker_final_page.py::"
             "test_the_final_url_is_the_page_s_at_the_capture",
+        ),
+    ),
+    Mutant(
+        "cut-url-unmarked",
+        "workers/_guard.py",
+        "        kept = kept[: MAX_URL - 1] + CUT_MARK\n",
+        "        kept = kept[:MAX_URL]\n",
+        "a page URL longer than the ledger keeps is recorded cut with nothing to say so (review "
+        "275)",
+        ("tests/unit/test_worker_renewal.py::test_progress_follows_the_ledgers_rules_for_steps",),
+    ),
+    Mutant(
+        "node-cut-url-unmarked",
+        "clients/typescript/src/guard.ts",
+        "cut(whole, MAX_URL - 1) + CUT_MARK : whole;",
+        "cut(whole, MAX_URL) : whole;",
+        "the Node SDK records a page URL longer than the ledger keeps cut, with nothing to say so "
+        "(review 275)",
+        (
+            "tests/integration/test_node_worker_visited.py::"
+            "test_a_page_url_nobody_could_store_is_escaped_not_refused",
         ),
     ),
 )

@@ -363,7 +363,8 @@ def test_bad_input_propagates_and_a_stop_interrupts_retries(clock: FakeClock) ->
 
 def test_progress_follows_the_ledgers_rules_for_steps() -> None:
     """A safe step confirms the account (clearing an unconfirmed mutation), as the ledger does;
-    a URL is cut to what the ledger accepts; the first prompt is kept."""
+    a URL is cut to what the ledger accepts, its last character the mark that says so (review
+    275: a cut URL read as the page's own); the first prompt is kept."""
     progress = Progress()
     progress.stepped("login", safe=True, mutating=False)
     progress.stepped("submit", safe=False, mutating=True)
@@ -371,7 +372,9 @@ def test_progress_follows_the_ledgers_rules_for_steps() -> None:
     progress.stepped("done", safe=True, mutating=False)
     assert (progress.now().last_safe_step, progress.now().mutating_step) == ("done", None)
     progress.update(url="https://x/" + "a" * 5000)
-    assert len(progress.now().url or "") == 4096
+    assert progress.now().url == "https://x/" + "a" * 4085 + "\u2026"
+    progress.update(url="https://x/" + "a" * 4086)  # whole: no mark
+    assert progress.now().url == "https://x/" + "a" * 4086
     progress.prompt("https://x/captcha")
     progress.prompt("https://x/verify")
     assert progress.now().prompt_url == "https://x/captcha"

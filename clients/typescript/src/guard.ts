@@ -11,6 +11,7 @@ import type { Lease } from "./client.js";
 import {
   carriesPassword,
   cut,
+  lengthOf,
   storable,
   withoutNestedPasswords,
   withoutUserinfo,
@@ -146,13 +147,14 @@ export class Progress {
    * userinfo the ledger reads in it (`withoutUserinfo`; Chromium keeps `user:password@` in a
    * page's URL; the ledger is append-only and refuses a password), nor a nested URL's
    * (`withoutNestedPasswords`: a login page's `?next=http://bob:pw@intranet/`), kept storable
-   * and within the ledger's limit, so no heartbeat or release is refused for one (null for one
-   * it would refuse all the same). Chromium's page for a navigation that failed (`ERROR_PAGE`)
+   * and within the ledger's limit (a longer one cut, ending with `CUT_MARK`), so no heartbeat
+   * or release is refused for one (null for one it would refuse all the same). Chromium's page for a navigation that failed (`ERROR_PAGE`)
    * is not the run's: the URL stays the last page committed (as the Python SDK's
    * `Progress.update`). */
   navigated(url: string): void {
     if (!url || url === "about:blank" || url.startsWith(ERROR_PAGE)) return;
-    const kept = cut(withoutNestedPasswords(withoutUserinfo(storable(url))), MAX_URL);
+    const whole = withoutNestedPasswords(withoutUserinfo(storable(url)));
+    const kept = lengthOf(whole) > MAX_URL ? cut(whole, MAX_URL - 1) + CUT_MARK : whole;
     this.url = kept && !carriesPassword(kept) ? kept : null;
   }
 
@@ -172,3 +174,6 @@ export class Progress {
 // URL (chrome-error://chromewebdata/) names none the run tried (the Python SDK's ERROR_PAGE).
 const ERROR_PAGE = "chrome-error://";
 export const MAX_URL = 4096; // what the ledger keeps of a URL: a longer one is cut, not refused
+// The last character of a URL cut to `MAX_URL`: the record says it is not the whole URL (as the
+// Python SDK's `CUT_MARK`; review 275: a cut URL read as the page's own).
+export const CUT_MARK = "\u2026";
