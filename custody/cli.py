@@ -25,7 +25,7 @@ import click
 
 from custody import ignore_interrupts, interrupted
 from custody._commands import WRITING_COMMANDS, cli
-from custody._text import one_line, typed
+from custody._text import one_line, printable, typed
 from custody._wiring import RESEND_KEY
 
 if TYPE_CHECKING:
@@ -210,8 +210,21 @@ def _outcome(result: Any) -> int:
     return 1
 
 
+# Where a command that writes files says it wrote them (keygen, digest --out, report --html):
+# its result is there, and running it again would refuse (a key is never overwritten) or make
+# another (a digest following the first): rev48.
+_FILES_WRITTEN = ("key", "public_key", "digest", "written")
+
+
 def _carried_out(command: str, problem: str, resend: str, result: object = None) -> None:
     again = f"resend it with {resend} to get the result" if resend else "run it again to see it"
+    files = [
+        printable(str(result[k]))
+        for k in _FILES_WRITTEN
+        if isinstance(result, dict) and k in result
+    ]
+    if files:
+        again = f"its result is in {' and '.join(files)}"
     if isinstance(result, dict) and "token" in result:  # access token: shown once, never again
         token_id = result.get("token_id")
         again = (

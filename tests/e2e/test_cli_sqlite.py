@@ -612,6 +612,13 @@ def test_work_done_before_its_output_failed_exits_0_and_says_what_to_do(tmp_path
     made = full("keygen", "k")
     assert (made.returncode, (tmp_path / "k").exists()) == (0, True), made.stderr
     assert "keygen was carried out, but its output could not be written" in made.stderr
+    # Its result is in its files: running it again would be refused, a key never overwritten
+    # (rev48: it said "run it again to see it"); a digest again would follow the first.
+    assert "its result is in k and k.pub" in made.stderr, made
+    digest = full("digest", "--out", "d.json")
+    assert digest.returncode == 0, digest.stderr
+    assert "its result is in d.json" in digest.stderr, digest.stderr
+    assert "run it again" not in made.stderr + digest.stderr
 
 
 def test_a_watching_sweeper_whose_output_fails_sweeps_on(tmp_path: Path) -> None:

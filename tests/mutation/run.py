@@ -8517,6 +8517,18 @@ MUTANTS = (
             "test_a_page_url_nobody_could_store_is_escaped_not_refused",
         ),
     ),
+    Mutant(
+        "written-files-unnamed-when-output-fails",
+        "custody/cli.py",
+        "    if files:\n",
+        "    if False:\n",
+        "keygen and digest --out whose output line fails say 'run it again to see it', which is "
+        "refused (a key never overwritten) or makes another digest (rev48)",
+        (
+            "tests/e2e/test_cli_sqlite.py::"
+            "test_work_done_before_its_output_failed_exits_0_and_says_what_to_do",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
