@@ -37,6 +37,11 @@ from projections._timeline import Found, readable_account, require_account
 if TYPE_CHECKING:
     from ledger import ProfileEvent
 
+# Leases oldest first, and a profile's in the order they were taken: its fencing tokens, since
+# two leases of one profile may start at one instant (the store's clock held while the server's
+# stepped back) and "lease-10" sorts before "lease-1" as text (rev48: health's failing read a
+# profile's five latest leases as five clean ones, and missed it).
+LEASE_ORDER = ("started_at", "profile_id", "fencing_token")
 LEASES = Table(
     name="custody_leases",
     columns=(
@@ -365,7 +370,7 @@ def select_usage(
     columns = ", ".join(LEASES.column_names)
     sql = (
         f"SELECT {columns} FROM {LEASES.name} WHERE {' AND '.join(where)} "
-        "ORDER BY started_at, lease_id"
+        f"ORDER BY {', '.join(LEASE_ORDER)}"
     )
     return sql, tuple(params)
 

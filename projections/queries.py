@@ -2,12 +2,13 @@
 that ``reports`` builds its DataFrames from, as one public namespace."""
 
 from projections._around import around
-from projections._leases import LEASES, read_usage, select_usage
+from projections._leases import LEASE_ORDER, LEASES, read_usage, select_usage
 from projections._timeline import TIMELINE, readable_account, require_account, version_at
 from projections._usage_as_of import read_usage_as_of
 
 __all__ = [
     "LEASES",
+    "LEASE_ORDER",
     "TIMELINE",
     "around",
     "read_usage",

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ledger.rules import past_deadline
+from projections.queries import LEASE_ORDER
 from reports._frames import rows_of
 from reports._health import UNCLEAN
 from reports._matplotlib_home import settle
@@ -79,7 +80,7 @@ def _capped(leases: pd.DataFrame, blocked: set[str]) -> tuple[pd.DataFrame, list
     ranked = per.sort_values(["trouble", "last"], ascending=[False, False])
     chosen = [str(p) for p in ranked.index[:ROWS]]
     shown = leases.loc[leases["profile_id"].isin(chosen)]
-    shown = shown.sort_values(["started_at", "lease_id"]).tail(BARS)
+    shown = shown.sort_values(list(LEASE_ORDER)).tail(BARS)
     return shown, sorted({str(p) for p in shown["profile_id"]})
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from ledger import InvalidInput
 from ledger.rules import OVERDUE
 from projections import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS, Bound
+from projections.queries import LEASE_ORDER
 from reports._frames import Source, opened
 from reports._sources import Sources, read_sources
 
@@ -195,7 +196,7 @@ def causes(events: pd.DataFrame) -> pd.DataFrame:
 def failing(leases: pd.DataFrame, *, last: int, failing_at: int) -> pd.DataFrame:
     """Profiles with at least ``failing_at`` unclean endings among their ``last`` ended
     leases: how many, the endings oldest first, and the unclean leases' ids."""
-    ended = leases.loc[leases["ended_at"].notna()].sort_values(["started_at", "lease_id"])
+    ended = leases.loc[leases["ended_at"].notna()].sort_values(list(LEASE_ORDER))
     rows = []
     for pid, group in ended.groupby("profile_id", sort=True):
         recent = group.tail(last)

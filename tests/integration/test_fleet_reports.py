@@ -510,3 +510,29 @@ def test_the_fleet_table_s_total_is_apart_from_an_account_named_like_it(ledger: 
     assert re.search(r"<tr><td>all accounts</td>.*?<td class=\"num\">1</td></tr>", body)
     assert foot.startswith('<tfoot><tr><th scope="row">all accounts</th>')
     assert foot.endswith('<td class="num">3</td></tr></tfoot>')
+
+
+def test_a_profile_s_leases_taken_at_one_instant_are_read_in_the_order_taken(
+    ledger: Ledger,
+) -> None:
+    """Eleven leases of one profile taken at one instant (the store's clock held while the
+    server's stepped back): 1 to 9 clean, 10 and 11 sent to review. ``health``'s failing reads
+    its five latest (7 to 11) and lists it, and ``usage`` lists them in the order taken.
+    rev48: sorted by lease id as text, lease-10 and lease-11 came before lease-1, and failing
+    read 5 to 9, all clean: the profile was missed."""
+    ledger.handle(RegisterProfile(profile_id="p11", account_id="acct_s", proxy_id="px"))
+    for n in range(1, 12):
+        lease = ledger.handle(
+            Checkout(profile_id="p11", worker_id="w", run_id=f"r{n}", task_type="t")
+        )
+        clean = {"outcome": "success", "final_url": "https://x.example/"}
+        ending = clean if n <= 9 else {"outcome": "failure", "reason": "boom"}
+        ledger.handle(Release(lease_id=lease.lease_id, fencing_token=n, **ending))  # type: ignore[arg-type]
+        if n > 9:
+            ledger.handle(Review(profile_id="p11", reviewer="alice", decision="return", note="ok"))
+    failing = reports.health(ledger=ledger).failing
+    assert list(failing["profile_id"]) == ["p11"]
+    assert failing["unclean_leases"].iloc[0] == "lease-10@p11, lease-11@p11"
+    assert failing["endings"].iloc[0] == "clean, clean, clean, review, review"
+    usage = reports.usage("acct_s", ledger=ledger)
+    assert list(usage["fencing_token"]) == list(range(1, 12))

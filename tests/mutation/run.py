@@ -8529,6 +8529,30 @@ MUTANTS = (
             "test_work_done_before_its_output_failed_exits_0_and_says_what_to_do",
         ),
     ),
+    Mutant(
+        "leases-ordered-by-id-as-text",
+        "projections/_leases.py",
+        'LEASE_ORDER = ("started_at", "profile_id", "fencing_token")\n',
+        'LEASE_ORDER = ("started_at", "lease_id")\n',
+        "a profile's leases taken at one instant are read lease-10, lease-11, lease-1: health's "
+        "failing reads the wrong five and misses the profile (rev48)",
+        (
+            "tests/integration/test_fleet_reports.py::"
+            "test_a_profile_s_leases_taken_at_one_instant_are_read_in_the_order_taken",
+        ),
+    ),
+    Mutant(
+        "failing-reads-leases-by-id",
+        "reports/_health.py",
+        ".sort_values(list(LEASE_ORDER))\n",
+        '.sort_values(["started_at", "lease_id"])\n',
+        "health's failing reads a profile's leases taken at one instant by id as text and "
+        "misses a profile that keeps failing (rev48)",
+        (
+            "tests/integration/test_fleet_reports.py::"
+            "test_a_profile_s_leases_taken_at_one_instant_are_read_in_the_order_taken",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
