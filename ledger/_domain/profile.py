@@ -12,12 +12,14 @@ from collections.abc import Iterable
 from ledger._domain import events as ev
 from ledger._domain.aggregate import Context, require, same_identity
 from ledger._domain.browser import BrowserCheck, StopSignal, review_refusal
+from ledger._domain.denials import state_denial
 from ledger._domain.directories import normalised
 from ledger._domain.errors import InvalidInput, NotAllowed
 from ledger._domain.leasing import CheckoutRequest, LeaseRules
 from ledger._domain.loading import fold
 from ledger._domain.model import (
     Cause,
+    DenialReason,
     ProfileRecord,
     ProfileState,
     ReviewDecision,
@@ -113,6 +115,21 @@ class Profile(LeaseRules):
             raise NotAllowed(f"profile {self.profile_id} is {self.state.value}, not disabled")
         self._trigger(ev.ProfileEnabled, ctx, state=self.disabled.previous_state)
 
+    def _nothing_to_review(self, ctx: Context) -> str:
+        """A review of a profile in no review, and what would bring it to one: a lease past its
+        deadline is swept first, a profile disabled from review enabled first (rev48: "nothing to
+        review" of a profile ``why`` said waits for a review, with no way on)."""
+        denial = state_denial(self, ctx.now)
+        state = self.state.value
+        if denial is None:
+            return f"profile {self.profile_id} is {state}: nothing to review"
+        if self.state is ProfileState.LEASED and denial.reason is DenialReason.STALE:
+            state += " past its deadline"
+        return (
+            f"profile {self.profile_id} is {state}: nothing to review yet "
+            f"(to unblock: {denial.remediation})"
+        )
+
     def review(
         self,
         decision: ReviewDecision,
@@ -136,13 +153,15 @@ class Profile(LeaseRules):
                 f"{expected_version} is past profile {self.profile_id}'s version "
                 f"{self.version}: give a version you read",
             )
-        if self.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):
-            raise NotAllowed(f"profile {self.profile_id} is {self.state.value}: nothing to review")
+        # The version first: a verdict overtaken by another (the profile returned to the pool
+        # meanwhile) is told so, not that there is nothing to review (rev48).
         if expected_version is not None and expected_version != self.version:
             raise NotAllowed(
                 f"profile {self.profile_id} changed since the version {expected_version} you "
                 f"judged (it is at {self.version}): read it again before giving a verdict"
             )
+        if self.state not in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):
+            raise NotAllowed(self._nothing_to_review(ctx))
         # The profile's last lease is what a reviewer judges (a block an operator put on an
         # idle profile included), and a quarantine for repeated unclean endings every run it
         # lists (rev28): none of their workers may be the one to clear it.

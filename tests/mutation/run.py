@@ -8553,6 +8553,25 @@ MUTANTS = (
             "test_a_profile_s_leases_taken_at_one_instant_are_read_in_the_order_taken",
         ),
     ),
+    Mutant(
+        "review-state-before-version",
+        "ledger/_domain/profile.py",
+        "        if expected_version is not None and expected_version != self.version:\n",
+        "        if expected_version is not None and expected_version != self.version and "
+        "self.state in (ProfileState.REVIEW_REQUIRED, ProfileState.QUARANTINED):\n",
+        "a verdict overtaken by another reviewer's is told 'nothing to review', not that the "
+        "profile changed since the version judged (rev48)",
+        ("tests/unit/test_review_version.py",),
+    ),
+    Mutant(
+        "review-refusal-without-a-way-on",
+        "ledger/_domain/profile.py",
+        "        denial = state_denial(self, ctx.now)\n",
+        "        denial = None\n",
+        "a review of a profile whose lease is past its deadline, or disabled from review, says "
+        "'nothing to review' with no way on (rev48)",
+        ("tests/unit/test_review_version.py",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

@@ -203,7 +203,8 @@ def _leases(count: int, profiles: int) -> pd.DataFrame:
         start = T0 + timedelta(minutes=n)
         rows.append(
             {
-                "lease_id": f"lease-{n}@p{n % profiles}",
+                "lease_id": f"lease-{n // profiles + 1}@p{n % profiles}",
+                "fencing_token": n // profiles + 1,
                 "profile_id": f"p{n % profiles}",
                 "started_at": pd.Timestamp(start),
                 "ended_at": pd.Timestamp(start + timedelta(seconds=30)),

@@ -64,3 +64,46 @@ def test_a_version_the_profile_never_reached_is_bad_input_and_writes_nothing(ahe
         s.profile.review(ReviewDecision.RETURN, "ok", ctx, expected_version=now + ahead)
     assert s.profile.pending_events == []
     assert s.profile.state is ProfileState.REVIEW_REQUIRED
+
+
+@pytest.mark.parametrize("verdict", [ReviewDecision.RETURN, ReviewDecision.DISABLE])
+def test_a_verdict_overtaken_by_another_is_told_the_profile_changed(
+    verdict: ReviewDecision,
+) -> None:
+    """Two reviewers judge version N; bob's verdict lands first and takes the profile out of
+    review (returned to the pool, or disabled). rita's, naming N, is told the profile changed
+    since the version she judged, not that there is nothing to review (rev48: her judgement
+    that it should stay out read as if nothing needed doing)."""
+    s = Scene()
+    seen = _in_review(s)
+    s.review(verdict, reviewer="bob")
+    ctx = s.ctx("rita", Role.REVIEWER)
+    with pytest.raises(NotAllowed, match=f"changed since the version {seen} "):
+        s.profile.review(ReviewDecision.QUARANTINE, "keep it out", ctx, expected_version=seen)
+    assert s.profile.pending_events == []
+
+
+def test_a_review_of_a_profile_in_no_review_says_what_would_bring_it_to_one() -> None:
+    """A review of a profile whose lease is past its deadline says to sweep it first, and of
+    one disabled from review to enable it first (rev48: "is leased: nothing to review" where
+    ``why`` said it waits for the sweep and a review, no way on); of one available, only that
+    there is nothing to review."""
+    s = Scene()
+    ctx = s.ctx("rita", Role.REVIEWER)
+    with pytest.raises(NotAllowed, match=r"is available: nothing to review$"):
+        s.profile.review(ReviewDecision.RETURN, "ok", ctx)
+    s.checkout(ttl=30)
+    s.advance(31)
+    ctx = s.ctx("rita", Role.REVIEWER)
+    overdue = r"is leased past its deadline: nothing to review yet \(to unblock: run: custody sweep"
+    with pytest.raises(NotAllowed, match=overdue):
+        s.profile.review(ReviewDecision.RETURN, "ok", ctx)
+    s.sweep()
+    assert s.profile.state is ProfileState.REVIEW_REQUIRED
+    s.disable()
+    ctx = s.ctx("rita", Role.REVIEWER)
+    with pytest.raises(
+        NotAllowed, match=r"is disabled: nothing to review yet \(to unblock: .*enable"
+    ):
+        s.profile.review(ReviewDecision.RETURN, "ok", ctx)
+    assert s.profile.pending_events == []
