@@ -30,6 +30,7 @@ from ledger._audit.digest import (
     Head,
     TreeHead,
     _load_private,
+    _public_hex,
     file_hash,
     generate_key,
     load,
@@ -160,8 +161,17 @@ def verify(
     file's bytes (``InvalidInput`` naming the argument for anything else, before the log is
     read). ``beside``: check the snapshots in a child process while the walk runs (None: on a
     log of ``BESIDE_FROM`` events or more); what verify finds is the same either way. Writes
-    nothing."""
+    nothing. ``public_key`` (PEM bytes) needs a digest whose signature it checks: without
+    ``against`` or ``since``, ``InvalidInput`` naming it, as the command line's ``verify``
+    refuses ``--public-key`` without ``--digest``."""
     against, since = _digest_given(against, "against"), _digest_given(since, "since")
+    if public_key is not None:  # read now, before the log, whatever the digests
+        # rev48: without a digest it was ignored, whatever it was (5, b"xx"): a caller could
+        # believe a signature had been checked.
+        _public_hex(public_key)
+        if against is None and since is None:
+            msg = "needs against: the digest whose signature it checks"
+            raise InvalidInput("public_key", msg)
     state = _planned(*ledger.store.chain_origins(), against, since)
     state.clock = ledger.now  # an event dated ahead of it is named
     checked, problems = _walked_and_found(ledger, state, progress, beside)

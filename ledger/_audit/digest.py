@@ -163,11 +163,15 @@ _BEGINS = re.compile(rb"^-----BEGIN ", re.MULTILINE)
 
 
 def _one_key(pem: bytes, field: str) -> None:
-    """``InvalidInput`` naming ``field`` for a file of more than one PEM block: the library
-    loads the first and ignores the rest (review 266: a file of two keys signed with the
-    first, and a verifier given the public keys the other way round was told of a forgery,
-    exit 5, not of its file). Text outside the block is allowed, as RFC 7468 allows it, a
-    note naming a "-----BEGIN " line too: a block begins a line."""
+    """``InvalidInput`` naming ``field`` for what is not bytes (rev48: a PEM given as a
+    ``str`` raised a raw ``TypeError`` from the pattern below), and for a file of more than
+    one PEM block: the library loads the first and ignores the rest (review 266: a file of
+    two keys signed with the first, and a verifier given the public keys the other way round
+    was told of a forgery, exit 5, not of its file). Text outside the block is allowed, as
+    RFC 7468 allows it, a note naming a "-----BEGIN " line too: a block begins a line."""
+    if not isinstance(pem, bytes | bytearray):
+        hint = " (encode it: .encode())" if isinstance(pem, str) else ""
+        raise InvalidInput(field, f"must be PEM bytes, not {type(pem).__name__}{hint}")
     blocks = len(_BEGINS.findall(pem))
     if blocks > 1:
         msg = f"holds {blocks} PEM blocks, not one key: give a file holding only the key"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import register
+from conftest import event_count, register
 
 from ledger import InvalidInput, Ledger
 from ledger.audit import digest, generate_key, verify
@@ -61,3 +61,54 @@ def test_digest_names_a_previous_digest_given_as_text(ledger: Ledger) -> None:
     text = digest(ledger).to_bytes().decode()
     with pytest.raises(InvalidInput, match="invalid previous: must be the bytes of a digest"):
         digest(ledger, previous=text)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("given", ["public", 5, "text", b"xx"], ids=["pem", "int", "str", "junk"])
+def test_verify_refuses_a_public_key_with_no_digest_to_check_it_on(
+    ledger: Ledger, given: Any
+) -> None:
+    """rev48: ``verify(public_key=...)`` without ``against`` took anything (5, a ``str``,
+    ``b"xx"``) and ignored it, so a caller could believe a signature was checked. Now one
+    ``InvalidInput`` naming ``public_key``, as the command line refuses ``--public-key``
+    without ``--digest``: the key's own fault when it has one, else that it needs a digest."""
+    private, public = generate_key()
+    register(ledger, "p1")
+    key = public if given == "public" else public.decode() if given == "text" else given
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput) as refused:
+        verify(ledger, public_key=key)
+    assert refused.value.field == "public_key"
+    said = {
+        "public": "needs against: the digest whose signature it checks",
+        b"xx": "is not a PEM public key",
+    }.get(given, "must be PEM bytes, not")
+    assert said in str(refused.value)
+    assert event_count(ledger) == before
+    # A digest to check it on, given as ``since`` alone, is one: the key is checked on it.
+    signed = digest(ledger, key=private)
+    assert verify(ledger, since=signed, public_key=public).holds
+    assert not verify(ledger, since=signed, public_key=generate_key()[1]).holds
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda led, priv, pub, d: digest(led, key=priv.decode()), "key"),
+        (lambda led, priv, pub, d: digest(led, key=5), "key"),
+        (lambda led, priv, pub, d: verify(led, against=d, public_key=pub.decode()), "public_key"),
+        (lambda led, priv, pub, d: verify(led, against=d, public_key=5), "public_key"),
+    ],
+    ids=["digest-key-str", "digest-key-int", "verify-public-key-str", "verify-public-key-int"],
+)
+def test_a_key_that_is_not_pem_bytes_is_named(ledger: Ledger, call: Any, field: str) -> None:
+    """rev48: a key given as its PEM text (a ``str``) raised a raw ``TypeError`` ("cannot use
+    a bytes pattern on a string-like object"); a key of any type but bytes is one
+    ``InvalidInput`` naming the argument, nothing written."""
+    private, public = generate_key()
+    register(ledger, "p1")
+    made = digest(ledger, key=private)
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput, match=f"invalid {field}: must be PEM bytes, not") as refused:
+        call(ledger, private, public, made)
+    assert refused.value.field == field
+    assert event_count(ledger) == before

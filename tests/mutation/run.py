@@ -8571,6 +8571,40 @@ MUTANTS = (
         "a review of a profile whose lease is past its deadline, or disabled from review, says "
         "'nothing to review' with no way on (rev48)",
         ("tests/unit/test_review_version.py",),
+        "audit-key-not-bytes-unnamed",
+        "ledger/_audit/digest.py",
+        "    if not isinstance(pem, bytes | bytearray):\n",
+        "    if False:\n",
+        "a key given to ledger.audit as its PEM text (a str) raises a raw TypeError, not "
+        "InvalidInput naming the argument (rev48)",
+        (
+            "tests/integration/test_audit_api_arguments.py::"
+            "test_a_key_that_is_not_pem_bytes_is_named",
+        ),
+    ),
+    Mutant(
+        "verify-public-key-without-digest-ignored",
+        "ledger/audit.py",
+        "        if against is None and since is None:\n",
+        "        if False:\n",
+        "ledger.audit.verify takes a public key with no digest to check it on and ignores it, "
+        "as if a signature had been checked (rev48)",
+        (
+            "tests/integration/test_audit_api_arguments.py::"
+            "test_verify_refuses_a_public_key_with_no_digest_to_check_it_on",
+        ),
+    ),
+    Mutant(
+        "verify-public-key-unread-without-digest",
+        "ledger/audit.py",
+        "        _public_hex(public_key)\n",
+        "        pass\n",
+        "ledger.audit.verify reads a public key only when a digest is given: one of another "
+        "type is not named as such before the log is read (rev48)",
+        (
+            "tests/integration/test_audit_api_arguments.py::"
+            "test_verify_refuses_a_public_key_with_no_digest_to_check_it_on",
+        ),
     ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
