@@ -61,6 +61,11 @@ class StoreSettings(BaseModel):
                 STORE_ENV_VAR, os.environ.get(STORE_ENV_VAR), "./custody.db"
             )
             store_url = named if named is not None else f"sqlite:///{DEFAULT_SQLITE_FILE}"
+        if not isinstance(store_url, str):
+            # rev48: a Path, bytes or a number raised AttributeError from ``strip``.
+            kind = type(store_url).__name__
+            msg = f"must be a URL as a str (sqlite:///FILE or postgresql://...), not {kind}"
+            raise InvalidInput("store", msg)
         if not store_url.strip():
             raise InvalidInput("store", "is empty: give sqlite:///FILE or postgresql://...")
         return cls.from_url(store_url)
@@ -68,6 +73,16 @@ class StoreSettings(BaseModel):
     @classmethod
     def from_url(cls, url: str) -> StoreSettings:
         """Parse a store URL; ``InvalidInput`` (never quoting a password) when malformed."""
+        try:
+            url.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            # A lone surrogate that is no undecodable byte (\ud800, which only a program can
+            # put in a str): no file's name and no server can hold it (rev48: Ledger.open took
+            # it and the first command raised a raw UnicodeEncodeError). The bytes an argument
+            # that is not UTF-8 brings (\udc80 to \udcff) encode, as a file's name may hold
+            # them. Not quoted: it may be in a password.
+            msg = "holds a character UTF-8 cannot encode (a lone surrogate): give the URL in UTF-8"
+            raise InvalidInput("store", msg) from None
         if url and (url[-1].isspace() or unicodedata.category(url[-1]) in ("Cc", "Cf")):
             # Space before a URL goes (urlsplit's rule), space after it would stay in a file's
             # name: sqlite:///fleet.db followed by a space quietly made a second store (rev31),

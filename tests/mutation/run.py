@@ -8606,6 +8606,30 @@ MUTANTS = (
             "test_verify_refuses_a_public_key_with_no_digest_to_check_it_on",
         ),
     ),
+    Mutant(
+        "store-url-not-str-unnamed",
+        "ledger/_stores/settings.py",
+        "        if not isinstance(store_url, str):\n",
+        "        if False:\n",
+        "Ledger.open given a Path, bytes or a number raises AttributeError, not InvalidInput "
+        "naming the store (rev48)",
+        (
+            "tests/unit/test_store_urls.py::"
+            "test_a_store_url_that_is_no_url_text_is_refused_before_anything_is_made",
+        ),
+    ),
+    Mutant(
+        "store-url-lone-surrogate-taken",
+        "ledger/_stores/settings.py",
+        '            url.encode("utf-8", "surrogateescape")\n',
+        '            url.encode("utf-8", "surrogatepass")\n',
+        "a store URL holding a lone surrogate is taken, and the first command raises a raw "
+        "UnicodeEncodeError (rev48)",
+        (
+            "tests/unit/test_store_urls.py::"
+            "test_a_store_url_that_is_no_url_text_is_refused_before_anything_is_made",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 

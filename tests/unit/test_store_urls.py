@@ -52,6 +52,9 @@ from ledger._stores.settings import StoreSettings, _redacted
         # rev31 reread2: a DEL and a zero-width space made second stores too
         ("sqlite:///data/fleet.db\x7f", "ends with a space, a control or an invisible"),
         ("sqlite:///data/fleet.db\u200b", "ends with a space, a control or an invisible"),
+        # rev48: taken, and the first command raised a raw UnicodeEncodeError
+        ("sqlite:////tmp/x_\ud800.db", "a character UTF-8 cannot encode (a lone surrogate)"),
+        ("postgresql://u:pw\udfff@h/db", "a character UTF-8 cannot encode (a lone surrogate)"),
     ],
 )
 def test_a_url_naming_no_store_is_invalid_input_naming_why(url: str, said: str) -> None:
@@ -408,3 +411,31 @@ def test_a_german_server_s_missing_table_and_missing_role_are_told_by_their_code
     refused = psycopg.errors.InsufficientPrivilege("keine Berechtigung für Tabelle custody_schema")
     with pytest.raises(Forbidden, match="login u holds no custody role"), store_errors(settings):
         raise refused
+
+
+@pytest.mark.parametrize("how", ["open", "init", "anchored_url"])
+@pytest.mark.parametrize("given", ["path", "bytes", 5, "surrogate"])
+def test_a_store_url_that_is_no_url_text_is_refused_before_anything_is_made(
+    tmp_path: Path, how: str, given: object
+) -> None:
+    """rev48: ``Ledger.open`` (and ``init``, ``anchored_url``) given a ``Path``, bytes or a
+    number raised AttributeError, and a URL holding a lone surrogate was taken and the first
+    command raised a raw UnicodeEncodeError. Each is one ``InvalidInput`` naming the store,
+    at once, and no file is made; a file's name in undecodable bytes (``\udcfc``, what a
+    Latin-1 terminal's argument brings) is still a file's name."""
+    from ledger import Ledger
+
+    file = tmp_path / "fleet.db"
+    url = {
+        "path": file,
+        "bytes": f"sqlite:///{file}".encode(),
+        "surrogate": f"sqlite:///{tmp_path}/fleet_\ud800.db",
+    }.get(given, given)  # type: ignore[call-overload]
+    with pytest.raises(InvalidInput) as refused:
+        getattr(Ledger, how)(url)
+    assert refused.value.field == "store"
+    said = "a lone surrogate" if given == "surrogate" else "must be a URL as a str"
+    assert said in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+    latin1 = Ledger.anchored_url(f"sqlite:///{tmp_path}/fleet_\udcfc.db")
+    assert latin1 == f"sqlite:///{tmp_path}/fleet_%FC.db"
