@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
@@ -25,7 +25,7 @@ from ledger._domain.directories import normalised
 from ledger._domain.errors import InvalidInput, StoreUnavailable, UnknownProfile
 from ledger._domain.model import parse_lease_id
 from ledger._domain.row import Availability, LeaseCheck, lease_check
-from ledger._door import CheckoutQuery, LeaseQuery, ProfileQuery
+from ledger._door import CheckoutQuery, Command, LeaseQuery, ProfileQuery
 from ledger._stores import connect, initialise
 from ledger._stores.settings import StoreSettings
 from ledger._stores.sql import SqlStore
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from ledger._domain.model import Denial
     from ledger._domain.state import ProfileStateMachine
     from ledger._domain.view import ProfileView
-    from ledger._door import Command
     from ledger.feed import Feed
 
 R = TypeVar("R")
@@ -62,6 +61,26 @@ def _in_turn(method: Callable[Concatenate[Ledger, P], R]) -> Callable[Concatenat
             return method(self, *args, **kwargs)
 
     return taking_turns
+
+
+def _not_a_command(given: object) -> InvalidInput:
+    """What ``handle`` says of what is not a command (rev48: a name, None raised
+    AttributeError from inside the door)."""
+    kind = type(given).__name__
+    return InvalidInput("command", f"must be a Command (Checkout(...), Heartbeat(...)), not {kind}")
+
+
+def _commands_given(commands: object) -> list[Any]:
+    """``commands`` given to ``handle_together`` as a list: any iterable taken whole (a
+    generator too); a text, a single command or what is not iterable ``InvalidInput`` naming
+    ``commands`` (rev48: a text was taken as commands one character each, AttributeError, a
+    generator TypeError)."""
+    kind = type(commands).__name__
+    if isinstance(commands, Command):
+        raise InvalidInput("commands", f"must be a list of commands, not one {kind}: use handle")
+    if isinstance(commands, str | bytes | bytearray) or not isinstance(commands, Iterable):
+        raise InvalidInput("commands", f"must be a list of commands, not {kind}")
+    return list(commands)
 
 
 class Ledger:
@@ -233,7 +252,10 @@ class Ledger:
         Raises the domain's answers (``CheckoutDenied``, ``LeaseLost``, ``NotAllowed``,
         ``InvalidInput`` for a reused command id) and ``StoreUnavailable``. A command built
         without validation (``model_construct``) is checked as building it would have, before
-        the store is reached (``Door.as_validated``)."""
+        the store is reached (``Door.as_validated``). What is not a ``Command`` (a name, None)
+        is ``InvalidInput`` naming ``command``."""
+        if not isinstance(command, Command):  # one check: a heartbeat pays for no more here
+            raise _not_a_command(command)
         command = command.as_validated()
         return self._handled(self._open(creating=command.creates), command)
 
@@ -254,7 +276,7 @@ class Ledger:
         return handlers.handle(uow, command)
 
     @_in_turn
-    def handle_together(self, commands: Sequence[Command[Any]]) -> list[Any]:
+    def handle_together(self, commands: Iterable[Command[Any]]) -> list[Any]:
         """Run several commands with their writes in one transaction (group commit: a process
         serving many leases renews them in one round of the store, not one each), up to
         ``TOGETHER_AT_MOST`` of them: more go in one transaction per that many, in order. Each
@@ -264,12 +286,21 @@ class Ledger:
         again on its own; a command on a profile already in the batch, or a registration, runs
         on its own after it. ``StoreUnavailable`` is raised when the store cannot answer, unless
         a transaction of the call has been written: then the answers to its commands are given,
-        and every command after them is answered with that ``StoreUnavailable``."""
-        answers: list[Any] = [None] * len(commands)
+        and every command after them is answered with that ``StoreUnavailable``.
+
+        ``commands`` may be any iterable of commands (a generator is taken whole first); a
+        text, a single command or what is not iterable is ``InvalidInput`` naming
+        ``commands``. An item that is not a ``Command`` is answered, in its place, with the
+        ``InvalidInput`` naming ``command`` that ``handle`` raises for it."""
+        given = commands if isinstance(commands, list | tuple) else _commands_given(commands)
+        answers: list[Any] = [None] * len(given)
         # Each command built without validation is checked first, before the store is reached:
         # a registration refused so makes no store (rev35 review: an empty one was left).
         checked: list[tuple[int, Command[Any]]] = []
-        for n, command in enumerate(commands):
+        for n, command in enumerate(given):
+            if not isinstance(command, Command):
+                answers[n] = _not_a_command(command)
+                continue
             try:
                 checked.append((n, command.as_validated()))
             except InvalidInput as refused:

@@ -205,3 +205,68 @@ def test_a_command_altered_after_it_was_made_is_checked_again(sql_store_url: str
         [answer] = ledger.handle_together([beat])
         assert isinstance(answer, InvalidInput), answer
         assert event_count(ledger) == before
+
+
+@pytest.mark.parametrize("given", ["checkout", None, 5], ids=["str", "none", "int"])
+def test_what_is_not_a_command_is_refused_naming_the_command_writing_nothing(
+    store_url: str, given: Any
+) -> None:
+    """rev48: ``handle("checkout")`` and ``handle(None)`` raised AttributeError from inside the
+    door, ``handle_together("abc")`` and ``handle_together([None])`` too. ``handle`` raises one
+    ``InvalidInput`` naming ``command``; ``handle_together`` answers such an item, in its place,
+    with that error, and handles the commands beside it; nothing is written for it."""
+    with Ledger.open(store_url) as ledger:
+        register(ledger, "p1")
+        before = event_count(ledger)
+        with pytest.raises(InvalidInput, match="invalid command: must be a Command") as refused:
+            ledger.handle(given)
+        assert refused.value.field == "command"
+        answers = ledger.handle_together([given])
+        assert [type(a) for a in answers] == [InvalidInput], answers
+        assert answers[0].field == "command"
+        assert event_count(ledger) == before
+        beside = RegisterProfile(profile_id="p2", **REGISTRATION)
+        first, second = ledger.handle_together([given, beside])
+        assert isinstance(first, InvalidInput)
+        assert second.profile_id == "p2"
+        assert event_count(ledger) == before + 1
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["abc", b"abc", 5, None, RegisterProfile(profile_id="p2", **REGISTRATION)],
+    ids=["str", "bytes", "int", "none", "one-command"],
+)
+def test_handle_together_refuses_what_is_not_commands_naming_them(
+    store_url: str, given: Any
+) -> None:
+    """A text (rev48: taken one character a command, AttributeError), a number, None or a
+    single command given as ``handle_together``'s commands: one ``InvalidInput`` naming
+    ``commands``, nothing written."""
+    with Ledger.open(store_url) as ledger:
+        register(ledger, "p1")
+        before = event_count(ledger)
+        with pytest.raises(InvalidInput, match="invalid commands: must be a list of commands"):
+            ledger.handle_together(given)
+        assert event_count(ledger) == before
+
+
+def test_handle_together_takes_a_generator_whole(store_url: str) -> None:
+    """rev48: a generator raised TypeError (``len``); it is taken whole first, and its
+    commands answered in order as a list's."""
+    with Ledger.open(store_url) as ledger:
+        answers = ledger.handle_together(
+            RegisterProfile(profile_id=p, **REGISTRATION) for p in ("p1", "p2")
+        )
+        assert [a.profile_id for a in answers] == ["p1", "p2"]
+        assert ledger.profile_ids() == ["p1", "p2"]
+
+
+def test_what_is_not_a_command_makes_no_store(tmp_path: Path) -> None:
+    """A ledger on a missing SQLite file given what is not a command makes no store."""
+    path = tmp_path / "new.db"
+    with Ledger.open(f"sqlite:///{path}") as ledger:
+        with pytest.raises(InvalidInput):
+            ledger.handle(None)  # type: ignore[arg-type]
+        assert isinstance(ledger.handle_together([None])[0], InvalidInput)  # type: ignore[list-item]
+    assert not path.exists()

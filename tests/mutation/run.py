@@ -8630,6 +8630,66 @@ MUTANTS = (
             "test_a_store_url_that_is_no_url_text_is_refused_before_anything_is_made",
         ),
     ),
+    Mutant(
+        "handle-takes-a-non-command",
+        "ledger/_application.py",
+        "        if not isinstance(command, Command):  # one check",
+        "        if False:  # one check",
+        "Ledger.handle given what is not a command (None, a name) raises AttributeError from "
+        "inside the door, not InvalidInput naming the command (rev48)",
+        (
+            "tests/integration/test_commands_built_unchecked.py::"
+            "test_what_is_not_a_command_is_refused_naming_the_command_writing_nothing",
+        ),
+    ),
+    Mutant(
+        "handle-together-takes-a-non-command",
+        "ledger/_application.py",
+        "            if not isinstance(command, Command):\n",
+        "            if False:\n",
+        "Ledger.handle_together given an item that is not a command raises AttributeError, "
+        "not answering it with InvalidInput naming the command (rev48)",
+        (
+            "tests/integration/test_commands_built_unchecked.py::"
+            "test_what_is_not_a_command_is_refused_naming_the_command_writing_nothing",
+        ),
+    ),
+    Mutant(
+        "handle-together-takes-a-text",
+        "ledger/_application.py",
+        "isinstance(commands, str | bytes | bytearray) or ",
+        "",
+        "Ledger.handle_together given a text takes it as commands one character each, not "
+        "InvalidInput naming the commands (rev48)",
+        (
+            "tests/integration/test_commands_built_unchecked.py::"
+            "test_handle_together_refuses_what_is_not_commands_naming_them",
+        ),
+    ),
+    Mutant(
+        "handle-together-takes-one-command",
+        "ledger/_application.py",
+        "    if isinstance(commands, Command):\n",
+        "    if False:\n",
+        "Ledger.handle_together given one command takes its fields as commands, not "
+        "InvalidInput naming the commands (rev48)",
+        (
+            "tests/integration/test_commands_built_unchecked.py::"
+            "test_handle_together_refuses_what_is_not_commands_naming_them",
+        ),
+    ),
+    Mutant(
+        "handle-together-generator-not-taken-whole",
+        "ledger/_application.py",
+        "        given = commands if isinstance(commands, list | tuple) else ",
+        "        given = commands if True else ",
+        "Ledger.handle_together given a generator raises TypeError (len), not handling its "
+        "commands (rev48)",
+        (
+            "tests/integration/test_commands_built_unchecked.py::"
+            "test_handle_together_takes_a_generator_whole",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
