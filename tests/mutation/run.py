@@ -8571,6 +8571,8 @@ MUTANTS = (
         "a review of a profile whose lease is past its deadline, or disabled from review, says "
         "'nothing to review' with no way on (rev48)",
         ("tests/unit/test_review_version.py",),
+    ),
+    Mutant(
         "audit-key-not-bytes-unnamed",
         "ledger/_audit/digest.py",
         "    if not isinstance(pem, bytes | bytearray):\n",
