@@ -185,12 +185,9 @@ def raw_checkouts(store: rawio.RawStore, n: int) -> list[float]:
     took = []
     for _ in range(n):
         started = perf_counter()
-        store.append(stream, profile_id, [rawio.event("lease_acquired", rawio.ACQUIRED)], "leased")
+        store.append(stream, profile_id, [rawio.event("lease_acquired")], "leased")
         took.append(perf_counter() - started)
-        released = [
-            rawio.event("lease_release_requested", rawio.RELEASE_REQUESTED),
-            rawio.event("lease_released_cleanly", rawio.RELEASED),
-        ]
+        released = [rawio.event("lease_release_requested"), rawio.event("lease_released_cleanly")]
         store.append(stream, profile_id, released, "available")
     return took
 
@@ -266,10 +263,12 @@ def race_task(task: tuple[str, str, str, str]) -> tuple[str, float]:
     if store is None:
         store = _held[where] = rawio.open_raw(kind, where)
 
+    row = rawio.event("lease_acquired")  # the row built before the race, as a worker would
+
     def raw_attempt() -> str:
         stream = uuid.UUID(name)
         try:
-            store.append(stream, name, [rawio.event("lease_acquired", rawio.ACQUIRED)], "leased")
+            store.append(stream, name, [row], "leased")
         except (psycopg.IntegrityError, sqlite3.IntegrityError):
             if kind == "postgresql":
                 store.conn.rollback()
@@ -287,6 +286,7 @@ def acquisitions(url: str, profile_id: str) -> int:
 
 
 def race(found: Target, racers: int, rounds: int) -> Race:
+    rawio.custody_sizes()  # measured here, once, for the racers to inherit
     context = multiprocessing.get_context("spawn")
     pool = context.Pool(racers, initializer=_install, initargs=(context.Barrier(racers),))
     winners: list[float] = []

@@ -40,9 +40,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
+import raw as rawio  # noqa: E402
+
 TARGET_P99_MS = 50.0
 TTL = 86_400
-HEARTBEAT_ROW = 300  # bytes: what a heartbeat's event row is about (bench/raw.py)
 
 
 # -- CPU of a process tree, from /proc ----------------------------------------------------
@@ -288,7 +289,7 @@ def _direct(job: dict[str, Any]) -> dict[str, Any]:
         import psycopg
 
         conn = psycopg.connect(url, autocommit=True)
-        row = b"x" * HEARTBEAT_ROW
+        row = job["row"]  # the size of custody's own heartbeat event (bench/raw.py)
 
         def send(worker: int) -> None:
             conn.execute("INSERT INTO fleet_beats (worker, state) VALUES (%s, %s)", (worker, row))
@@ -380,10 +381,11 @@ def _measured(
         with ctx.Pool(1) as pool:
             results = [pool.apply(http_load, (job,))]
     else:
+        row = rawio.event("lease_heartbeat")[1] if way == "insert" else b""
         start = time.time() + 3.0
         jobs = [
             {"way": way, "url": url, "leases": mine, "first": i, "every": args.processes,
-             "interval": args.interval, "seconds": args.seconds, "start": start}
+             "interval": args.interval, "seconds": args.seconds, "start": start, "row": row}
             for i in range(args.processes)
         ]  # fmt: skip
         with ctx.Pool(args.processes) as pool:

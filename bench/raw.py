@@ -9,13 +9,21 @@ ledger's own, so the two sides do the same I/O; what the raw side leaves out is 
 loading and replaying the stream, the store clock's offset measurement, pydantic models,
 PostgreSQL's ``LOCK TABLE ... IN EXCLUSIVE MODE`` and ``NOTIFY``.
 
-``insert_plain`` is the even rawer floor: one single-row autocommit INSERT.
+Each raw row has the size of custody's own event of its type: ``custody_sizes`` measures them
+at run time, on events made by the commands ``bench/leases.py`` times (``bench/run.py`` checks
+the rows each store holds against custody's after every run).
+
+``insert_plain`` is the even rawer floor: one single-row autocommit INSERT of a heartbeat-sized
+row built before the clock starts (``plain_rows``), so that the floor is the INSERT alone.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,11 +32,6 @@ from typing import Any, Protocol
 import psycopg
 
 from ledger._stores.recorders import AVAILABILITY_COLUMNS, availability_ddl, upsert_availability_sql
-
-# Sizes in bytes of the custody events each raw row stands in for, as the benchmark's own
-# custody events measure (bench/run.py prints the measured sizes with every run).
-REGISTERED, ACQUIRED, HEARTBEAT = 550, 942, 534
-RELEASE_REQUESTED, RELEASED = 597, 420
 
 Event = tuple[str, bytes]
 
@@ -46,15 +49,41 @@ _PG_NOTIFICATION_INDEX = (
 )
 
 
-def event(topic: str, size: int) -> Event:
-    """An event row of ``size`` bytes: a JSON envelope like custody's, padded to size."""
-    cid = uuid.uuid4().hex
-    state: dict[str, Any] = {
+_SIZES_ENV = "CUSTODY_BENCH_EVENT_SIZES"  # measured once; the processes started after inherit it
+
+
+@functools.cache
+def custody_sizes() -> dict[str, int]:
+    """Stored bytes of custody's own event of each type, by topic: a profile registered, checked
+    out, heartbeated and released by ``bench/leases.py``'s commands on a throwaway SQLite
+    store, so that the raw rows cannot drift from custody's events as these change. Measured
+    once per run: the figure is left in the environment for the worker processes it starts
+    (call this before starting them, and before any clock)."""
+    if known := os.environ.get(_SIZES_ENV):
+        return {topic: int(size) for topic, size in json.loads(known).items()}
+    import leases  # bench/leases.py: the custody side's commands
+
+    from ledger import Ledger
+
+    with tempfile.TemporaryDirectory(prefix="custody-bench-sizes-") as directory:
+        url = f"sqlite:///{directory}/sizes.db"
+        Ledger.init(url).close()
+        with Ledger.open(url) as ledger:
+            lease = leases.fresh_lease(ledger, "bench-hb")
+            leases.heartbeats(ledger, lease, 100)  # step-0 to step-99: the runs' usual digits
+            leases.release(ledger, lease)
+            sizes = {topic: round(size) for topic, size in leases.event_sizes(ledger).items()}
+    os.environ[_SIZES_ENV] = json.dumps(sizes)
+    return sizes
+
+
+def _blank(at: str, cid: str) -> dict[str, Any]:
+    return {
         "class_version": 1,
         "envelope": {
             "actor_id": "bench-worker",
             "actor_role": "worker",
-            "at": datetime.now(UTC).isoformat(),
+            "at": at,
             "causation_id": cid,
             "command_id": cid,
             "correlation_id": "bench-run",
@@ -62,9 +91,37 @@ def event(topic: str, size: int) -> Event:
         },
         "pad": "",
     }
-    blank = len(json.dumps(state, separators=(",", ":")))
-    state["pad"] = "x" * max(0, size - blank)
+
+
+@functools.cache
+def _pad(topic: str) -> str:
+    """The padding that brings an event row of ``topic`` to the size of custody's."""
+    blank = _blank(datetime.now(UTC).isoformat(), uuid.uuid4().hex)
+    return "x" * max(0, custody_sizes()[topic] - len(json.dumps(blank, separators=(",", ":"))))
+
+
+def event(topic: str) -> Event:
+    """An event row of ``topic``: a JSON envelope like custody's, padded to the size of custody's
+    own event of that type, built as a hand-written ledger would (a new id, the time, JSON)."""
+    state = _blank(datetime.now(UTC).isoformat(), uuid.uuid4().hex)
+    state["pad"] = _pad(topic)
     return topic, json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
+
+
+def plain_rows(n: int) -> list[Event]:
+    """``n`` heartbeat rows for ``plain_inserts``, built before its clock starts."""
+    return [event("lease_heartbeat") for _ in range(n)]
+
+
+def stored_sizes(kind: str, target: str) -> dict[str, float]:
+    """Mean stored bytes of the raw event rows of each topic a raw store holds."""
+    if kind == "sqlite":
+        sql = f"SELECT topic, avg(length(state)) FROM {RawSQLite.events_table} GROUP BY topic"
+        with sqlite3.connect(target) as sqlite:
+            return {topic: float(size) for topic, size in sqlite.execute(sql).fetchall()}
+    sql = f"SELECT topic, avg(length(state)) FROM {RawPostgres.events_table} GROUP BY topic"
+    with psycopg.connect(target) as conn:
+        return {topic: float(size) for topic, size in conn.execute(sql).fetchall()}
 
 
 def availability_row(profile_id: str, version: int, state: str) -> tuple[Any, ...]:
@@ -99,8 +156,8 @@ class RawStore(Protocol):
     ) -> int:
         """Read the version, insert ``events`` after it, upsert the row; the new version."""
 
-    def insert_plain(self, stream: uuid.UUID, version: int) -> None:
-        """One heartbeat-sized event row in its own autocommit INSERT."""
+    def insert_plain(self, stream: uuid.UUID, version: int, row: Event) -> None:
+        """One event row, built beforehand, in its own autocommit INSERT."""
 
     def close(self) -> None: ...
 
@@ -149,9 +206,8 @@ class RawSQLite:
         self.conn.execute("COMMIT")
         return int(version)
 
-    def insert_plain(self, stream: uuid.UUID, version: int) -> None:
-        topic, blob = event("lease_heartbeat", HEARTBEAT)
-        self.conn.execute(self._plain, (stream.hex, version, topic, blob))
+    def insert_plain(self, stream: uuid.UUID, version: int, row: Event) -> None:
+        self.conn.execute(self._plain, (stream.hex, version, *row))
 
     def close(self) -> None:
         self.conn.close()
@@ -200,9 +256,8 @@ class RawPostgres:
             self.conn.execute(self._upsert, availability_row(profile_id, version, state))
         return int(version)
 
-    def insert_plain(self, stream: uuid.UUID, version: int) -> None:
-        topic, blob = event("lease_heartbeat", HEARTBEAT)
-        self.conn.execute(self._plain, (stream, version, topic, blob))
+    def insert_plain(self, stream: uuid.UUID, version: int, row: Event) -> None:
+        self.conn.execute(self._plain, (stream, version, *row))
 
     def close(self) -> None:
         self.conn.close()
@@ -226,27 +281,25 @@ def create_raw(kind: str, target: str) -> None:
 def fresh_stream(raw: RawStore, name: str) -> tuple[uuid.UUID, str]:
     """A new stream holding a registration and a lease, like a freshly checked-out profile."""
     stream = uuid.uuid4()
-    raw.append(stream, name, [event("profile_registered", REGISTERED)], "available")
-    raw.append(stream, name, [event("lease_acquired", ACQUIRED)], "leased")
+    raw.append(stream, name, [event("profile_registered")], "available")
+    raw.append(stream, name, [event("lease_acquired")], "leased")
     return stream, name
 
 
 def heartbeats(raw: RawStore, stream: uuid.UUID, profile_id: str, n: int) -> None:
     for _ in range(n):
-        raw.append(stream, profile_id, [event("lease_heartbeat", HEARTBEAT)], "leased")
+        raw.append(stream, profile_id, [event("lease_heartbeat")], "leased")
 
 
-def plain_inserts(raw: RawStore, stream: uuid.UUID, n: int) -> None:
-    for version in range(1, n + 1):
-        raw.insert_plain(stream, version)
+def plain_inserts(raw: RawStore, stream: uuid.UUID, rows: Sequence[Event]) -> None:
+    """The floor: ``rows`` (from ``plain_rows``), each in its own INSERT; nothing else."""
+    for version, row in enumerate(rows, start=1):
+        raw.insert_plain(stream, version, row)
 
 
 def cycles(raw: RawStore, stream: uuid.UUID, profile_id: str, n: int) -> None:
     """Checkout (one event) then clean release (two events), each in its own transaction."""
     for _ in range(n):
-        raw.append(stream, profile_id, [event("lease_acquired", ACQUIRED)], "leased")
-        released = [
-            event("lease_release_requested", RELEASE_REQUESTED),
-            event("lease_released_cleanly", RELEASED),
-        ]
+        raw.append(stream, profile_id, [event("lease_acquired")], "leased")
+        released = [event("lease_release_requested"), event("lease_released_cleanly")]
         raw.append(stream, profile_id, released, "available")

@@ -8692,6 +8692,22 @@ MUTANTS = (
             "test_handle_together_takes_a_generator_whole",
         ),
     ),
+    Mutant(
+        "bench-plain-row-built-in-loop",
+        "bench/raw.py",
+        "        self.conn.execute(self._plain, (stream.hex, version, *row))\n",
+        "        self.conn.execute(self._plain, (stream.hex, version, *event(row[0])))\n",
+        "the plain INSERT floor counted building its row as the INSERT's CPU and calls (rev48)",
+        ("tests/integration/test_bench_raw.py::test_the_plain_insert_floor_is_the_insert_alone",),
+    ),
+    Mutant(
+        "bench-raw-rows-unpadded",
+        "bench/raw.py",
+        '    state["pad"] = _pad(topic)\n',
+        '    state["pad"] = _pad(topic)[:300]\n',
+        "raw rows smaller than custody's events: the raw baseline did less I/O (rev48)",
+        ("tests/integration/test_bench_raw.py::test_raw_rows_are_the_size_of_custodys_events",),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
