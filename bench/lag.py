@@ -14,11 +14,11 @@ read model current: the store's wake-ups (PostgreSQL's NOTIFY on each commit; SQ
 ``--interval``, default 1.0 s as the command's), then ``catch_up_all`` of the read models
 (one read of the log for all); after each pass it notes the time and the least of the read
 models' checkpoints (every read model has every event up to it). The baseline is a bare
-follower on the same wake-ups that reads and decodes the new events (``Ledger.feed.read``) and
-writes nothing: what following costs before any read model is written. The two take turns,
-``--rounds`` times each (default 2), under the same load; between rounds, with no follower
-running, every read model is brought to the head, so that each round's follower starts with
-nothing behind it.
+follower on the same wake-ups that reads the new events (``Ledger.feed.read``) and decodes each
+one's stored JSON (``LoggedEvent.data()``), as the read models do, and writes nothing: what
+following costs before any read model is written. The two take turns, ``--rounds`` times each
+(default 2), under the same load; between rounds, with no follower running, every read model is
+brought to the head, so that each round's follower starts with nothing behind it.
 
 An event's lag runs from its commit to the end of the first pass whose position covers it (the
 events' positions are read back from the timeline afterwards). It prints the median, p99 and
@@ -105,7 +105,7 @@ def follow(url: str, side: str, interval: float, stop: Event, marks: list[Mark])
                 else:
                     while events := ledger.feed.read(position, 500):
                         for event in events:
-                            _ = event.event  # decoded, as a read model decodes it
+                            _ = event.data()  # its stored JSON, as the read models decode it
                         position = events[-1].position
                     ended = perf_counter()
                 marks.append((ended, position))
