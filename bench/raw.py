@@ -34,6 +34,8 @@ import psycopg
 from ledger._stores.recorders import AVAILABILITY_COLUMNS, availability_ddl, upsert_availability_sql
 
 Event = tuple[str, bytes]
+# (stream, profile id, events, availability state): one append's arguments
+Append = tuple[uuid.UUID, str, Sequence[Event], str]
 
 _SQLITE_EVENTS_DDL = (
     "CREATE TABLE IF NOT EXISTS {table} (originator_id TEXT, originator_version INTEGER, "
@@ -156,6 +158,9 @@ class RawStore(Protocol):
     ) -> int:
         """Read the version, insert ``events`` after it, upsert the row; the new version."""
 
+    def append_together(self, appends: Sequence[Append]) -> None:
+        """Each of ``appends`` as ``append`` does it, all in one transaction (group commit)."""
+
     def insert_plain(self, stream: uuid.UUID, version: int, row: Event) -> None:
         """One event row, built beforehand, in its own autocommit INSERT."""
 
@@ -189,22 +194,31 @@ class RawSQLite:
     def append(
         self, stream: uuid.UUID, profile_id: str, events: Sequence[Event], state: str
     ) -> int:
-        oid = stream.hex
+        return self._in_transaction([(stream, profile_id, events, state)])[0]
+
+    def append_together(self, appends: Sequence[Append]) -> None:
+        self._in_transaction(appends)
+
+    def _in_transaction(self, appends: Sequence[Append]) -> list[int]:
+        versions = []
         # IMMEDIATE: a read-then-write transaction must take the write lock up front, or a
         # concurrent writer makes it fail with SQLITE_BUSY instead of waiting.
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            (version,) = self.conn.execute(self._max, (oid,)).fetchone()
-            version = version or 0
-            for offset, (topic, blob) in enumerate(events, start=1):
-                self.conn.execute(self._insert, (oid, version + offset, topic, blob))
-            version += len(events)
-            self.conn.execute(self._upsert, availability_row(profile_id, version, state))
+            for stream, profile_id, events, state in appends:
+                oid = stream.hex
+                (version,) = self.conn.execute(self._max, (oid,)).fetchone()
+                version = version or 0
+                for offset, (topic, blob) in enumerate(events, start=1):
+                    self.conn.execute(self._insert, (oid, version + offset, topic, blob))
+                version += len(events)
+                self.conn.execute(self._upsert, availability_row(profile_id, version, state))
+                versions.append(int(version))
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
-        return int(version)
+        return versions
 
     def insert_plain(self, stream: uuid.UUID, version: int, row: Event) -> None:
         self.conn.execute(self._plain, (stream.hex, version, *row))
@@ -246,15 +260,24 @@ class RawPostgres:
     def append(
         self, stream: uuid.UUID, profile_id: str, events: Sequence[Event], state: str
     ) -> int:
+        return self._in_transaction([(stream, profile_id, events, state)])[0]
+
+    def append_together(self, appends: Sequence[Append]) -> None:
+        self._in_transaction(appends)
+
+    def _in_transaction(self, appends: Sequence[Append]) -> list[int]:
+        versions = []
         with self.conn.transaction():
-            row = self.conn.execute(self._max, (stream,)).fetchone()
-            version = (row[0] if row else None) or 0
-            for offset, (topic, blob) in enumerate(events, start=1):
-                params = (stream, version + offset, topic, blob)
-                self.conn.execute(self._insert, params).fetchone()
-            version += len(events)
-            self.conn.execute(self._upsert, availability_row(profile_id, version, state))
-        return int(version)
+            for stream, profile_id, events, state in appends:
+                row = self.conn.execute(self._max, (stream,)).fetchone()
+                version = (row[0] if row else None) or 0
+                for offset, (topic, blob) in enumerate(events, start=1):
+                    params = (stream, version + offset, topic, blob)
+                    self.conn.execute(self._insert, params).fetchone()
+                version += len(events)
+                self.conn.execute(self._upsert, availability_row(profile_id, version, state))
+                versions.append(int(version))
+        return versions
 
     def insert_plain(self, stream: uuid.UUID, version: int, row: Event) -> None:
         self.conn.execute(self._plain, (stream, version, *row))
@@ -289,6 +312,14 @@ def fresh_stream(raw: RawStore, name: str) -> tuple[uuid.UUID, str]:
 def heartbeats(raw: RawStore, stream: uuid.UUID, profile_id: str, n: int) -> None:
     for _ in range(n):
         raw.append(stream, profile_id, [event("lease_heartbeat")], "leased")
+
+
+def heartbeats_together(raw: RawStore, held: Sequence[tuple[uuid.UUID, str]], rounds: int) -> None:
+    """A heartbeat on each of ``held``'s streams per round, a round in one transaction."""
+    for _ in range(rounds):
+        raw.append_together(
+            [(stream, pid, [event("lease_heartbeat")], "leased") for stream, pid in held]
+        )
 
 
 def plain_inserts(raw: RawStore, stream: uuid.UUID, rows: Sequence[Event]) -> None:

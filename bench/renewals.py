@@ -12,12 +12,16 @@ One process holds ``--leases`` leases (default 16), each renewed ``--beats`` tim
   ``Ledger.handle_together`` of all the leases' heartbeats per round.
 - **per lease**: what the SDK did before the hub, one heartbeat thread per lease, each with a
   ``Ledger`` of its own, sending its heartbeats (``workers._renewal.renew``) back to back.
-- **raw**: the bench's raw baseline (``bench/raw.py``: read the version, insert the event, upsert
-  the availability row, one transaction per heartbeat), from as many threads of the process,
-  each on a connection of its own.
+- **raw, batched**: the hub's baseline: the bench's raw heartbeat (``bench/raw.py``: read the
+  version, insert the event, upsert the availability row) for every lease, a round of them in
+  one transaction, as the hub commits them, from one thread on one connection.
+- **raw, one per heartbeat**: the per-lease side's baseline: the same raw heartbeat, one
+  transaction each, from as many threads of the process, each on a connection of its own.
 
 Each figure is heartbeats/s over the span from the first start to the last finish, the median
-of ``--rounds`` (default 3), the three sides taking turns within each round, on fresh leases.
+of ``--rounds`` (default 3), the four sides taking turns within each round, on fresh leases.
+The hub is set against the batched raw side, the per-lease side against the unbatched one:
+each against raw code committing as often as it does.
 Beside them, the transactions each heartbeat cost: on PostgreSQL counted by the server (the
 distinct transaction ids on the event rows the side appended), on SQLite, which shows none, the
 hub's store calls (each a transaction; per lease, one each). PostgreSQL is a throwaway server
@@ -115,8 +119,24 @@ def per_lease_side(
     return total / spent, (total if used is None else used) / total
 
 
+def raw_batched_side(kind: str, target: str, count: int, beats: int) -> float:
+    """Heartbeats/s of the raw baseline as the hub commits: ``count`` heartbeats (one per
+    stream) in one transaction per round, from one thread on one connection."""
+    store = rawio.open_raw(kind, target)
+    try:
+        held = [rawio.fresh_stream(store, leases.unique("bench-rawb")) for _ in range(count)]
+        store.append_together([])  # the connection used before the start, as the hub's
+        started = time.perf_counter()
+        rawio.heartbeats_together(store, held, beats)
+        spent = time.perf_counter() - started
+    finally:
+        store.close()
+    return count * beats / spent
+
+
 def raw_side(kind: str, target: str, count: int, beats: int) -> float:
-    """Heartbeats/s of the raw baseline from as many threads, one connection each."""
+    """Heartbeats/s of the raw baseline one transaction per heartbeat, from as many threads,
+    one connection each."""
 
     def beating(n: int) -> Job:
         def job(ready: threading.Barrier, go: threading.Barrier) -> None:
@@ -188,7 +208,8 @@ def measure(
 ) -> dict[str, Any]:
     """The three sides, taking turns in each round, on fresh leases; medians of the rounds."""
     count_tx = server_count(url) if kind == "postgresql" else no_count
-    sides: dict[str, list[float]] = {k: [] for k in ("hub", "lease", "raw", "tx_hub", "tx_lease")}
+    names = ("hub", "lease", "raw_batched", "raw", "tx_hub", "tx_lease")
+    sides: dict[str, list[float]] = {k: [] for k in names}
     for _ in range(rounds):
         rate, tx = hub_side(url, held_leases(url, count), beats, count_tx)
         sides["hub"].append(rate)
@@ -196,14 +217,19 @@ def measure(
         rate, tx = per_lease_side(url, held_leases(url, count), beats, count_tx)
         sides["lease"].append(rate)
         sides["tx_lease"].append(tx)
+        sides["raw_batched"].append(raw_batched_side(kind, raw_target, count, beats))
         sides["raw"].append(raw_side(kind, raw_target, count, beats))
-    hub, lease, raw = (statistics.median(sides[k]) for k in ("hub", "lease", "raw"))
+    hub, lease, batched, raw = (
+        statistics.median(sides[k]) for k in ("hub", "lease", "raw_batched", "raw")
+    )
     return {
         "store": kind,
         "leases": count,
         "hub_heartbeats_per_s": round(hub),
         "per_lease_heartbeats_per_s": round(lease),
+        "raw_batched_heartbeats_per_s": round(batched),
         "raw_heartbeats_per_s": round(raw),
+        "hub_vs_raw_batched": round(hub / batched, 2),
         "hub_vs_raw": round(hub / raw, 2),
         "per_lease_vs_raw": round(lease / raw, 2),
         "transactions_per_heartbeat_hub": round(statistics.median(sides["tx_hub"]), 3),
@@ -217,8 +243,11 @@ def show(f: dict[str, Any]) -> None:
         f"hub {f['hub_heartbeats_per_s']:6,} hb/s ({f['transactions_per_heartbeat_hub']:.3f} tx/hb)"
         f"  per lease {f['per_lease_heartbeats_per_s']:6,} hb/s "
         f"({f['transactions_per_heartbeat_per_lease']:.3f} tx/hb)"
-        f"  raw {f['raw_heartbeats_per_s']:6,} hb/s"
-        f"  ratios to raw: hub {f['hub_vs_raw']:.2f}, per lease {f['per_lease_vs_raw']:.2f}",
+        f"  raw batched {f['raw_batched_heartbeats_per_s']:6,} hb/s"
+        f"  raw one per hb {f['raw_heartbeats_per_s']:6,} hb/s"
+        f"  ratios: hub / raw batched {f['hub_vs_raw_batched']:.2f}"
+        f" (/ raw one per hb {f['hub_vs_raw']:.2f}),"
+        f" per lease / raw one per hb {f['per_lease_vs_raw']:.2f}",
         flush=True,
     )
 
