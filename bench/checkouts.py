@@ -20,10 +20,12 @@ a throwaway PostgreSQL on the disk with ``fsync``, ``synchronous_commit`` and
    upsert). ``--samples`` of each per round; medians over all rounds. The issue's target: a cold
    checkout at 100,000 events within 1.5x of one at 10.
 2. **Racing checkouts.** ``--racers`` (default 32) ``spawn``ed processes, each with its own
-   ``Ledger`` (kept across rounds, so from the second round on each holds a stale copy of the
-   profile), wait on one barrier and check out the same fresh profile at once. Each round
-   checks that exactly one won, that every other was denied as already leased, and that the
-   profile's stream holds exactly one ``LeaseAcquired`` (read back from the store). It prints
+   ``Ledger`` (kept across rounds), wait on one barrier and check out the same profile at once,
+   the same profile every round: between rounds the main process releases the winner's lease
+   cleanly, so from the second round on every racer holds a stale copy of the profile (the
+   one it loaded in the round before, one lease and release behind). Each round checks that
+   exactly one won, that every other was denied as already leased, and that the round added
+   exactly one ``LeaseAcquired`` to the profile's stream (read back from the store). It prints
    the winner's latency and the denials' median and slowest, beside the raw baseline: as many
    processes running the raw SELECT-then-INSERT transaction on one stream at once (PostgreSQL
    refuses all but one of a version with its unique key; SQLite serialises them all).
@@ -61,7 +63,7 @@ from appenders import durable_cluster  # noqa: E402
 from pg_cluster import create_database  # noqa: E402
 from scale_data import Layout, generate  # noqa: E402
 
-from ledger import CheckoutDenied, DenialReason, Ledger  # noqa: E402
+from ledger import CheckoutDenied, DenialReason, Lease, Ledger  # noqa: E402
 from ledger._domain.events import LeaseAcquired  # noqa: E402
 from ledger._domain.profile import Profile  # noqa: E402
 
@@ -228,19 +230,26 @@ def _install(barrier: Barrier) -> None:
     _barrier = barrier
 
 
-def _race(attempt: Callable[[], str]) -> tuple[str, float]:
+# A racer's outcome, how long its attempt took, and (the custody winner's) the lease it won.
+Outcome = tuple[str, float, Lease | None]
+
+
+def _race(attempt: Callable[[], str | Lease]) -> Outcome:
     assert _barrier is not None
     try:
         _barrier.wait(_BARRIER_TIMEOUT_S)
         started = perf_counter()
         outcome = attempt()
-        return outcome, perf_counter() - started
+        took = perf_counter() - started
+        if isinstance(outcome, Lease):
+            return "won", took, outcome
+        return outcome, took, None
     except BaseException:
         _barrier.abort()  # release the others instead of leaving them to time out
         raise
 
 
-def race_task(task: tuple[str, str, str, str]) -> tuple[str, float]:
+def race_task(task: tuple[str, str, str, str]) -> Outcome:
     """One racer's attempt: ``won``, a denial's reason, or (raw) ``refused``."""
     side, kind, where, name = task
     if side == "ready":
@@ -251,12 +260,11 @@ def race_task(task: tuple[str, str, str, str]) -> tuple[str, float]:
             ledger = _held[where] = Ledger.open(where)
             ledger.now()
 
-        def attempt() -> str:
+        def attempt() -> str | Lease:
             try:
-                leases.checkout(ledger, name, ttl_seconds=300)
+                return leases.checkout(ledger, name, ttl_seconds=300)
             except CheckoutDenied as denied:
                 return str(denied.reason)
-            return "won"
 
         return _race(attempt)
     store = _held.get(where)
@@ -297,26 +305,33 @@ def race(found: Target, racers: int, rounds: int) -> Race:
         pool.map(race_task, [("ready", "", "", "")] * racers, chunksize=1)
         raw = rawio.open_raw(found.kind, found.raw)
         try:
+            # One profile raced for every round, so that from the second round on each racer's
+            # ledger holds the copy it loaded the round before, now stale.
+            with Ledger.open(found.url) as ledger:
+                profile_id = leases.register(ledger, leases.unique("race"))
             for n in range(rounds):
                 say(f"[{found.kind}] race {n + 1}: {racers} checkouts of one profile at once ...")
-                with Ledger.open(found.url) as ledger:
-                    profile_id = leases.register(ledger, leases.unique("race"))
+                before = acquisitions(found.url, profile_id)
                 task = ("custody", found.kind, found.url, profile_id)
                 ran = pool.map(race_task, [task] * racers, chunksize=1)
-                won = [took for outcome, took in ran if outcome == "won"]
-                others = {outcome for outcome, _ in ran if outcome != "won"}
+                won = [(took, lease) for outcome, took, lease in ran if outcome == "won"]
+                others = {outcome for outcome, _, _ in ran if outcome != "won"}
                 leased = str(DenialReason.ALREADY_LEASED)
                 if len(won) != 1 or others - {leased}:
                     raise SystemExit(f"race {n + 1}: {len(won)} won; others: {sorted(others)}")
-                if (count := acquisitions(found.url, profile_id)) != 1:
-                    raise SystemExit(f"race {n + 1}: the stream holds {count} LeaseAcquired")
-                winners += won
-                denials += [took for outcome, took in ran if outcome != "won"]
+                if (count := acquisitions(found.url, profile_id) - before) != 1:
+                    raise SystemExit(f"race {n + 1}: the stream gained {count} LeaseAcquired")
+                (took, lease), *_ = won
+                assert lease is not None
+                with Ledger.open(found.url) as ledger:  # available again for the next round
+                    leases.release(ledger, lease)
+                winners.append(took)
+                denials += [took for outcome, took, _ in ran if outcome != "won"]
                 stream, _ = rawio.fresh_stream(raw, leases.unique("raw-race"))
                 task = ("raw", found.kind, found.raw, str(stream))
                 ran = pool.map(race_task, [task] * racers, chunksize=1)
-                raw_side += [took for _, took in ran]
-                refused += sum(outcome == "refused" for outcome, _ in ran)
+                raw_side += [took for _, took, _ in ran]
+                refused += sum(outcome == "refused" for outcome, _, _ in ran)
         finally:
             raw.close()
     finally:
