@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidatorFunctionWrapHandler,
     model_validator,
@@ -239,15 +240,18 @@ def _as_made(model: M, kind: str, within: tuple[str, ...]) -> M:
     return model if same else made
 
 
-def invalid(kind: str, error: ValidationError, within: tuple[str, ...] = ()) -> InvalidInput:
+def invalid(
+    kind: str, error: ValidationError, within: tuple[str, ...] = (), *, quote: bool = True
+) -> InvalidInput:
     """The ``InvalidInput`` a validation failure means: the first bad field (inside the field
     ``within``, for a model a command holds), in plain words, with a short quote of what was
-    given."""
+    given (unless not ``quote``: a secret's, of which only its type is named)."""
     problem = error.errors()[0]
     field = ".".join((*within, *(str(p) for p in problem["loc"]))) or kind
     text = _SAID.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
     if problem["type"] != "missing":
-        text += f" (got {quoted(problem['input'])})"
+        given = problem["input"]
+        text += f" (got {quoted(given)})" if quote else f" (got one of type {type(given).__name__})"
     return InvalidInput(field, text)
 
 
@@ -279,3 +283,24 @@ class LeaseQuery(Door):
 
     kind = "read"
     lease_id: LeaseId
+
+
+# The rules an argument outside a command is checked by (``checked``), each made once, when
+# first used: a read that checks none builds none.
+_RULES: dict[object, Any] = {}
+
+
+def checked(field: str, rule: Any, value: object, *, secret: bool = False) -> Any:
+    """``value`` as the door takes it by ``rule`` (``str``, ``Identity``: a type a command's
+    field is declared with), or the ``InvalidInput`` naming ``field`` a command's field would
+    raise, in the same words: for an argument no command carries (a read's account, a token,
+    a store URL), whose wrong type was a raw AttributeError or TypeError (rev48). A
+    ``secret`` (a token, a session, a URL that may hold a password) is not quoted: the bytes
+    of one are still the secret."""
+    adapter = _RULES.get(rule)
+    if adapter is None:
+        adapter = _RULES[rule] = TypeAdapter(rule)
+    try:
+        return adapter.validate_python(value, strict=True)
+    except ValidationError as e:
+        raise invalid(field, e, quote=not secret) from None

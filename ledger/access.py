@@ -25,13 +25,16 @@ what that login may not record.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import Field
 
 from ledger._application import Ledger
 from ledger._domain.acting import Forbidden
 from ledger._domain.authority import ROLE_EVENTS
 from ledger._domain.errors import InvalidInput
 from ledger._domain.model import Frozen, Identity, ProfileState, Role, storable
-from ledger._door import Door
+from ledger._door import Door, checked
 from ledger._stores import access, sessions, tokens
 from ledger._stores.sql import SqlStore
 
@@ -86,6 +89,9 @@ def grant(
     allows). Privileges granted to an existing login directly on custody's objects are
     revoked; ``InvalidInput`` (nothing changed) when it holds more than that, an attribute
     or another role's membership (``ledger._stores.holdings``)."""
+    login = checked("login", str, login)
+    if password is not None:
+        password = checked("password", str, password, secret=True)
     asked = [role] if isinstance(role, str) else list(role)
     if not asked:
         raise InvalidInput("role", "give at least one custody role")
@@ -137,8 +143,14 @@ def issue_token(ledger: Ledger, actor: str, role: Role | str) -> IssuedToken:
 
 def token_holder(ledger: Ledger, token: str) -> TokenHolder | None:
     """Whose ``token`` is, or None when it is unknown or revoked."""
-    found = tokens.holder(ledger.store, token, ledger.store.tables.events)
+    found = tokens.holder(ledger.store, _secret("token", token), ledger.store.tables.events)
     return TokenHolder.model_validate(found) if found is not None else None
+
+
+# The longest console session ``start_session`` starts: a week (the service's is 8 hours),
+# its end computable from any store clock short of year 9999's last week.
+MAX_SESSION_SECONDS = 7 * 86_400
+SessionSeconds = Annotated[int, Field(ge=1, le=MAX_SESSION_SECONDS)]
 
 
 class StartedSession(TokenHolder):
@@ -152,9 +164,14 @@ class StartedSession(TokenHolder):
 def start_session(ledger: Ledger, token: str, seconds: int) -> StartedSession | None:
     """A console session for the live reviewer ``token``, ending ``seconds`` from now on the
     store's clock; None when ``token`` is not a live reviewer's. Sessions already ended are
-    deleted. ``InvalidInput`` when on PostgreSQL a custody table is not the store owner's."""
+    deleted. ``InvalidInput`` when on PostgreSQL a custody table is not the store owner's,
+    and naming ``token`` or ``seconds`` for a token that is no text or a length that is not a
+    whole number of seconds from 1 to ``MAX_SESSION_SECONDS`` (rev48: an AttributeError, and
+    for NaN a ValueError)."""
+    hashed = tokens.digest(_secret("token", token))
+    span: int = checked("seconds", SessionSeconds, seconds)
     store = ledger.store
-    made = sessions.start(store, tokens.digest(token), ledger.now(), seconds, store.tables.events)
+    made = sessions.start(store, hashed, ledger.now(), span, store.tables.events)
     return StartedSession.model_validate(made) if made is not None else None
 
 
@@ -162,13 +179,14 @@ def session_holder(ledger: Ledger, session: str) -> TokenHolder | None:
     """The reviewer token a live console session acts as, or None: unknown, ended (signed
     out, or past its end on the store's clock), or its token revoked. A bearer token is no
     session, and a session is no bearer token (``token_holder`` never takes one)."""
-    found = sessions.holder(ledger.store, session, ledger.now(), ledger.store.tables.events)
+    secret = _secret("session", session)
+    found = sessions.holder(ledger.store, secret, ledger.now(), ledger.store.tables.events)
     return TokenHolder.model_validate(found) if found is not None else None
 
 
 def end_session(ledger: Ledger, session: str) -> None:
     """End a console session (signed out): no replica takes it again."""
-    sessions.end(ledger.store, session)
+    sessions.end(ledger.store, _secret("session", session))
 
 
 def revoke_tokens(ledger: Ledger, *, actor: str | None = None, token_id: str | None = None) -> int:
@@ -183,7 +201,7 @@ def revoke_tokens(ledger: Ledger, *, actor: str | None = None, token_id: str | N
     else:
         field, named = "token_id", f"with the id {token_id!r}"
     never = f"no token was ever issued {named} (custody access tokens lists those issued)"
-    if token_id is not None and storable(token_id) != token_id:
+    if token_id is not None and storable(checked(field, str, token_id)) != token_id:
         raise InvalidInput(field, never)
     _refuse_read_only(ledger.store, "revoking a token")
     live, ever = tokens.revoke(ledger.store, ledger.now(), actor=actor, token_id=token_id)
@@ -254,6 +272,13 @@ class _Actor(Door):
 
     kind = "token"
     actor: Identity
+
+
+def _secret(field: str, given: object) -> str:
+    """A token or a session as text, or ``InvalidInput`` naming ``field`` that quotes none of
+    it (a secret's bytes are the secret still)."""
+    text: str = checked(field, str, given, secret=True)
+    return text
 
 
 def _actor(actor: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 
 from ledger import InvalidInput, Ledger, ReadModelDamaged
 from ledger.feed import Feed, FeedTransaction, LoggedEvent
-from ledger.rules import quoted, storable
+from ledger.rules import checked_text, quoted, storable
 from projections._base import (
     DIGEST,
     Bound,
@@ -518,8 +518,9 @@ def readable_account(account_id: None) -> None: ...
 def readable_account(account_id: str | None) -> str | None:
     """``account_id`` as a query may take it: one holding what no registration takes (NUL, a
     lone surrogate) is ``InvalidInput`` naming ``account``, before any query is built on it,
-    since PostgreSQL fails a query on it as if the store were down."""
-    if account_id is not None and storable(account_id) != account_id:
+    since PostgreSQL fails a query on it as if the store were down; one that is no text (a
+    number, bytes) is ``InvalidInput`` naming ``account`` too (rev48: AttributeError)."""
+    if account_id is not None and storable(checked_text("account", account_id)) != account_id:
         msg = f"no profile was ever registered under account {quoted(account_id)}"
         raise InvalidInput("account", f"{msg}: an account id holds no NUL or lone surrogate")
     return account_id
@@ -529,8 +530,11 @@ def readable_profile(ledger: Ledger, profile_id: str | None) -> None:
     """A profile id holding what no registration takes (NUL, a lone surrogate: bytes typed that
     were not UTF-8) is refused before any query is built on it, as every read of a profile
     refuses it (``InvalidInput`` naming ``profile_id``): the query's encoding failed on it, said
-    as output that could not be written, exit 1 (rev47)."""
-    if profile_id is not None and storable(profile_id) != profile_id:
+    as output that could not be written, exit 1 (rev47), and so is one that is no text (rev48:
+    a number was an AttributeError)."""
+    if profile_id is not None and (
+        not isinstance(profile_id, str) or storable(profile_id) != profile_id
+    ):
         ledger.history(profile_id)  # raises InvalidInput: no such id is ever registered
 
 

@@ -55,16 +55,20 @@ class StoreSettings(BaseModel):
 
     @classmethod
     def resolve(cls, store_url: str | None) -> StoreSettings:
-        """The explicit URL, else ``$CUSTODY_STORE``, else an SQLite file in the working dir."""
+        """The explicit URL, else ``$CUSTODY_STORE``, else an SQLite file in the working dir;
+        ``InvalidInput`` naming ``store`` for one that is no text (rev48: ``Ledger.open(5)``
+        and ``reports.timeline(ledger=5)`` were an AttributeError)."""
         if store_url is None:
             named = environment_setting(
                 STORE_ENV_VAR, os.environ.get(STORE_ENV_VAR), "./custody.db"
             )
             store_url = named if named is not None else f"sqlite:///{DEFAULT_SQLITE_FILE}"
         if not isinstance(store_url, str):
-            # rev48: a Path, bytes or a number raised AttributeError from ``strip``.
+            # rev48: a Path, bytes or a number raised AttributeError from ``strip``. Named by
+            # its type alone: a URL's bytes may hold its password.
             kind = type(store_url).__name__
-            msg = f"must be a URL as a str (sqlite:///FILE or postgresql://...), not {kind}"
+            form = "sqlite:///FILE or postgresql://..."
+            msg = f"must be a URL as a str ({form}), got one of type {kind}"
             raise InvalidInput("store", msg)
         if not store_url.strip():
             raise InvalidInput("store", "is empty: give sqlite:///FILE or postgresql://...")

@@ -8708,6 +8708,84 @@ MUTANTS = (
         "raw rows smaller than custody's events: the raw baseline did less I/O (rev48)",
         ("tests/integration/test_bench_raw.py::test_raw_rows_are_the_size_of_custodys_events",),
     ),
+    Mutant(
+        "read-account-no-text",
+        "projections/_timeline.py",
+        'storable(checked_text("account", account_id)) != account_id:\n',
+        "storable(account_id) != account_id:\n",
+        "an account given to status, usage or a report as a number or bytes is a raw "
+        "AttributeError or TypeError (rev48)",
+        (
+            "tests/integration/test_api_argument_types.py::"
+            "test_a_read_names_an_argument_that_is_no_text",
+        ),
+    ),
+    Mutant(
+        "read-profile-no-text",
+        "projections/_timeline.py",
+        "        not isinstance(profile_id, str) or storable(profile_id) != profile_id\n",
+        "        storable(profile_id) != profile_id\n",
+        "a timeline of profile 5 is a raw AttributeError (rev48)",
+        (
+            "tests/integration/test_api_argument_types.py::"
+            "test_a_read_names_an_argument_that_is_no_text",
+        ),
+    ),
+    Mutant(
+        "access-secret-no-text",
+        "ledger/access.py",
+        "    text: str = checked(field, str, given, secret=True)\n",
+        "    text: str = given  # type: ignore[assignment]\n",
+        "a token or session given as a number is a raw AttributeError (rev48)",
+        (
+            "tests/integration/test_api_argument_types.py::"
+            "test_an_access_function_names_a_wrong_argument",
+        ),
+    ),
+    Mutant(
+        "session-seconds-unchecked",
+        "ledger/access.py",
+        '    span: int = checked("seconds", SessionSeconds, seconds)\n',
+        "    span: int = seconds\n",
+        "start_session takes NaN (a raw ValueError), 0, 60.0 or 10**12 seconds (rev48)",
+        (
+            "tests/integration/test_api_argument_types.py::"
+            "test_an_access_function_names_a_wrong_argument",
+        ),
+    ),
+    Mutant(
+        "grant-login-no-text",
+        "ledger/access.py",
+        '    login = checked("login", str, login)\n',
+        "",
+        "grant(ledger, 5, 'worker') is a raw TypeError on PostgreSQL (rev48)",
+        (
+            "tests/integration/test_api_argument_types.py::"
+            "test_an_access_function_names_a_wrong_argument",
+        ),
+    ),
+    Mutant(
+        "revoke-token-id-no-text",
+        "ledger/access.py",
+        "storable(checked(field, str, token_id)) != token_id",
+        "storable(token_id) != token_id",
+        "revoke(token_id=5) is a raw AttributeError (rev48)",
+        (
+            "tests/integration/test_api_argument_types.py::"
+            "test_an_access_function_names_a_wrong_argument",
+        ),
+    ),
+    Mutant(
+        "wrong-type-secret-quoted",
+        "ledger/_door.py",
+        "quote=not secret",
+        "quote=True",
+        "a token, session or store URL given as bytes is quoted in the refusal, its secret with it",
+        (
+            "tests/integration/test_api_argument_types.py::"
+            "test_a_secret_of_the_wrong_type_is_not_quoted",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
