@@ -14,7 +14,7 @@ from typing import Self
 from playwright.sync_api import Error as PlaywrightError
 
 from ledger import InvalidInput, Lease, Ledger, ReleaseResult
-from ledger.rules import says_something
+from ledger.rules import checked_identity, says_something
 from workers import _evidence as evidence
 from workers._evidence import MAX_REASON, Evidence
 from workers._guard import Clock, LeaseGuard, Progress
@@ -53,7 +53,9 @@ class WorkerConfig:
     ) -> None:
         # Named now, whatever directory the process is in when a thread opens it again.
         self.store_url = Ledger.anchored_url(store_url)
-        self.worker_id = worker_id
+        # Checked now, as every checkout would check it (rev48: a worker id no command can
+        # carry was taken here and refused at each checkout, after the door was opened).
+        self.worker_id = checked_identity("worker_id", worker_id)
         self.settings = settings
         self.clock = clock
         chosen = settings.evidence_dir
@@ -71,7 +73,8 @@ class WorkerConfig:
         clock: Clock = time.monotonic,
     ) -> Self:
         """Leases on a store (None: ``$CUSTODY_STORE``, else ``./custody.db``), which must exist
-        (``InvalidInput`` for a malformed URL at once, ``StoreUnavailable`` at the checkout)."""
+        (``InvalidInput`` for a malformed URL or a worker id the ledger refuses at once,
+        ``StoreUnavailable`` at the checkout)."""
         return cls(store_url, worker_id, settings or BrowserSettings(), clock)
 
     def open_ledger(self) -> Ledger:

@@ -28,6 +28,7 @@ from ledger import (
     ProfileState,
     UnknownProfile,
 )
+from ledger.rules import checked_identity
 
 # How a profile that could not be leased is counted in the aggregated reason.
 _LABELS = {
@@ -107,10 +108,22 @@ def checkout_for(
     them again. When none could be leased, asks the ledger what a checkout of each profile the
     rows ruled out would be told (``Ledger.checkout_denial``; one freed since the rows were
     read is tried too) and raises ``NoProfileAvailable`` (a ``CheckoutDenied``) with every
-    profile's standing; a malformed argument raises ``InvalidInput`` from the first attempt
-    (with no candidate, nothing checks it). Not idempotent: a caller that retries after a
+    profile's standing. A worker, run, task type, account, region or proxy id the ledger
+    refuses raises ``InvalidInput`` naming it before anything is read (rev48: with no
+    candidate, a region of 5 or holding NUL was a ``NoProfileAvailable``, a denial, for bad
+    input); a malformed TTL, from the first attempt. Not idempotent: a caller that retries after a
     timeout may hold two leases, so it should release what it does not use.
     """
+    for name, given in (
+        ("worker_id", worker_id),
+        ("run_id", run_id),
+        ("task_type", task_type),
+        ("account_id", account_id),
+        ("region", region),
+        ("proxy_id", proxy_id),
+    ):
+        if given is not None or name not in _OPTIONAL:
+            checked_identity(name, given)
     candidates, ruled_out = _pool(ledger.availability(), account_id, region, proxy_id)
     (rng or random.SystemRandom()).shuffle(candidates)
     attempt = _Attempt(ledger, worker_id, run_id, task_type, account_id, ttl_seconds, proxy_id)
@@ -118,6 +131,10 @@ def checkout_for(
     if lease is None:
         raise NoProfileAvailable(account_id, region, attempt.standing)
     return lease
+
+
+# What ``checkout_for`` may be given as None.
+_OPTIONAL = frozenset({"region", "proxy_id"})
 
 
 def _pool(

@@ -1,6 +1,7 @@
 """The Python API's reads, access functions and routing given an argument of the wrong type or
 one the ledger refuses: one ``InvalidInput`` naming the argument, on every store, before
-anything is written (rev48: raw AttributeError, TypeError and ValueError from inside)."""
+anything is written (rev48: raw AttributeError, TypeError and ValueError from inside, and a
+routing denial for a region no registration takes)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ledger.access import (
     token_holder,
     tokens_issued,
 )
+from workers import checkout_for
 
 Call = Callable[[Ledger], Any]
 
@@ -90,3 +92,38 @@ def test_a_secret_of_the_wrong_type_is_not_quoted(ledger: Ledger) -> None:
         with pytest.raises(InvalidInput, match="got one of type bytes") as refused:
             call()
         assert "hushhush" not in str(refused.value)
+
+
+ROUTES: list[tuple[str, dict[str, Any], str]] = [
+    ("region 5", {"region": 5}, "region"),
+    ("region NUL", {"region": "eu\x00"}, "region"),
+    ("account 5", {"account_id": 5}, "account_id"),
+    ("account empty", {"account_id": ""}, "account_id"),
+    ("proxy long", {"proxy_id": "x" * 500}, "proxy_id"),
+    ("worker NUL", {"worker_id": "w\x00"}, "worker_id"),
+    ("run 5", {"run_id": 5}, "run_id"),
+    ("task empty", {"task_type": " "}, "task_type"),
+]
+
+
+@pytest.mark.parametrize(("given", "field"), [c[1:] for c in ROUTES], ids=[c[0] for c in ROUTES])
+def test_routing_refuses_an_id_as_the_ledger_does(
+    ledger: Ledger, given: dict[str, Any], field: str
+) -> None:
+    """``checkout_for`` with an id the ledger refuses is ``InvalidInput`` naming it (exit 2),
+    with no candidate as with one, nothing written (rev48: a region of 5 or holding NUL was
+    ``NoProfileAvailable``, a denial, exit 3, echoing the NUL raw)."""
+    register(ledger, "p1", account_id="a", region="eu")
+    asked: dict[str, Any] = {
+        "worker_id": "w",
+        "run_id": "r",
+        "task_type": "t",
+        "account_id": "a",
+        **given,
+    }
+    before = event_count(ledger)
+    with pytest.raises(InvalidInput, match=rf"^invalid {field}: ") as refused:
+        checkout_for(ledger, **asked)
+    assert "\x00" not in str(refused.value)
+    assert event_count(ledger) == before
+    assert checkout_for(ledger, worker_id="w", run_id="r", task_type="t", account_id="a")

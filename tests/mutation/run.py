@@ -8786,6 +8786,27 @@ MUTANTS = (
             "test_a_secret_of_the_wrong_type_is_not_quoted",
         ),
     ),
+    Mutant(
+        "worker-id-unchecked-at-open",
+        "workers/_held.py",
+        '        self.worker_id = checked_identity("worker_id", worker_id)\n',
+        "        self.worker_id = worker_id\n",
+        "ProfileLeases.open (sync and asyncio) takes a worker id of 5, holding NUL, empty or "
+        "500 characters long, refused only at each checkout (rev48)",
+        ("tests/unit/test_worker_open.py",),
+    ),
+    Mutant(
+        "routing-ids-unchecked",
+        "workers/_routing.py",
+        "            checked_identity(name, given)\n",
+        "            pass\n",
+        "checkout_for with a region of 5 or holding NUL, or an account no checkout takes, is "
+        "NoProfileAvailable (a denial, exit 3) for bad input (rev48)",
+        (
+            "tests/integration/test_api_argument_types.py::"
+            "test_routing_refuses_an_id_as_the_ledger_does",
+        ),
+    ),
 )
 REQUIRED = ("fencing-token", "deadline", "account-proxy")
 
