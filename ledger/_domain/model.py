@@ -238,16 +238,26 @@ def _past_last_at(read: str) -> str:
 # tail behind, read as a user name); the user, to the first ":", may hold an "@" too (rev31: in
 # "http://alice@corp.example:pw@host/" the password was kept whole).
 # A URL may also come without its scheme, as a query's or a fragment's value (after "=", "&",
-# "?" or "#"): two slashes (or backslashes; a tab or a line break between them, which a browser
-# drops) (``_SCHEME_RELATIVE``). ``?next=//bob:pw@intranet/`` takes its page's scheme, so a
-# browser follows it as ``http://bob:pw@intranet/`` (rev47: it was recorded, and the ledger
-# took it). Not two slashes in a path (``/@//48.85:2.35@15z``, ``/a_//b:c@d``): no URL begins
-# there (review 281: refused).
-_SCHEME_RELATIVE = r"(?<=[=&?#\t\n\r])[\\/][\t\n\r]*[\\/]+"
+# "?" or "#"): two slashes (or backslashes) (``_SCHEME_RELATIVE``). ``?next=//bob:pw@intranet/``
+# takes its page's scheme, so a browser follows it as ``http://bob:pw@intranet/`` (rev47: it was
+# recorded, and the ledger took it). Not two slashes in a path (``/@//48.85:2.35@15z``,
+# ``/a_//b:c@d``): no URL begins there (review 281: refused).
+# A browser drops every tab, line feed and carriage return in a URL, so one before, between or
+# after a scheme's slashes ends none of them (``_SLASHES``; rev48: the rules ended the slashes
+# at the tab of ``?next=http:%2F%09%2Fbob%3Apw@intranet/``, which a browser follows as
+# ``http://bob:pw@intranet/``: the SDKs recorded the password and the ledger took it); nor one
+# before, between or after the first two slashes of a URL without its scheme (review 281), whose
+# candidates are the slashes after "=", "&", "?", "#" or a tab or line break, each read no
+# further than that, so that the text is read in time linear in its length (a third slash past
+# a tab, ``//%09/bob:pw@``, begins no URL).
+_SLASHES = r"[\\/\t\n\r]*"
+_TWO_SLASHES = r"[\t\n\r]*[\\/][\t\n\r]*[\\/]" + _SLASHES
+_SCHEMELESS = r"[\\/][\t\n\r]*[\\/]+[\t\n\r]*"
+_SCHEME_RELATIVE = r"(?<=[=&?#\t\n\r])" + _SCHEMELESS
 # The rule is this pattern, replaced by its first group wherever it is found, left to right
 # (the tests hold ``without_passwords`` to it):
 _PASSWORD_IN_URL = re.compile(
-    r"([A-Za-z][A-Za-z0-9+.-]*:[\\/]*|" + _SCHEME_RELATIVE + r")[^\s/\\?#:]*:[^\s/\\?#]*@"
+    r"([A-Za-z][A-Za-z0-9+.-]*:" + _SLASHES + "|" + _SCHEME_RELATIVE + r")[^\s/\\?#:]*:[^\s/\\?#]*@"
 )
 # Run as one regular expression it backtracks from every letter of a long word and reads a long
 # tail again from every colon (rev31: a message of 64,000 characters took 3 s, of a million,
@@ -256,7 +266,9 @@ _PASSWORD_IN_URL = re.compile(
 # next ":" (each colon has one candidate), and its password at the last "@" of the segment
 # (between a space, "/", "\\", "?" or "#") it begins in, read from a table of segments.
 _CANDIDATE = re.compile(
-    r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\/]*|"
+    r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:"
+    + _SLASHES
+    + "|"
     + _SCHEME_RELATIVE
     + r")([^\s/\\?#:]*):)"
 )
@@ -265,15 +277,13 @@ _SEGMENT = re.compile(r"[^\s/\\?#]+")
 # take a token, stayed whole in a failure's reason): after a scheme and two slashes (or
 # backslashes), or a special scheme's colon, up to the last "@" of its segment. Its pattern,
 # substituted left to right after ``_PASSWORD_IN_URL``'s, and found in one pass as that is:
+_SPECIAL_SCHEME = r"(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP])"
+_USER_AFTER = r"[A-Za-z][A-Za-z0-9+.-]*:" + _TWO_SLASHES + "|" + _SPECIAL_SCHEME + ":" + _SLASHES
 _USER_IN_URL = re.compile(
-    r"(?<![A-Za-z0-9+.-])([0-9+.-]*(?:[A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
-    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*|"
-    + _SCHEME_RELATIVE
-    + r"))[^\s/\\?#]*@"
+    r"(?<![A-Za-z0-9+.-])([0-9+.-]*(?:" + _USER_AFTER + "|" + _SCHEME_RELATIVE + r"))[^\s/\\?#]*@"
 )
 _USER_CANDIDATE = re.compile(
-    r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
-    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*|" + _SCHEME_RELATIVE + r"))"
+    r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?=(" + _USER_AFTER + "|" + _SCHEME_RELATIVE + r"))"
 )
 
 
@@ -308,10 +318,7 @@ _DECODINGS = 3
 _ESCAPE = r"%[0-7][0-9A-Fa-f]"
 # A scheme a browser reads a host after, as ``_USER_IN_URL``'s: a special one with or without
 # slashes, any other with two, or none before two (``_SCHEME_RELATIVE``).
-_AN_AUTHORITY = (
-    r"[A-Za-z][A-Za-z0-9+.-]*:[\\/]{2,}"
-    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\/]*|[\\/][\t\n\r]*[\\/]+"
-)
+_AN_AUTHORITY = _USER_AFTER + "|" + _SCHEMELESS
 # The passwords (``_PASSWORD_IN_URL``), then the users without one (``_USER_IN_URL``): each
 # one's candidates, the group whose end the password (or user) begins past, and by how much.
 _STAGES = ((_CANDIDATE, 2, 1), (_USER_CANDIDATE, 1, 0))

@@ -26,6 +26,8 @@ NESTED = [
     # rev47: without its scheme (a browser follows it with the page's), as written and encoded
     "https://shop.example/login?next=//bob:hunter2@intranet.example/admin",
     "https://shop.example/login?next=%2F%2Fbob%3Ahunter2%40intranet.example%2Fadmin",
+    # rev48: a tab between the slashes, which a browser drops (http://bob:hunter2@intranet...)
+    "https://shop.example/login?next=http%3A%2F%09%2Fbob%3Ahunter2%40intranet.example%2Fadmin",
 ]
 
 
@@ -37,7 +39,15 @@ def _custody(store_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "url",
     NESTED,
-    ids=["as-written", "encoded", "twice", "fragment", "schemeless", "schemeless-encoded"],
+    ids=[
+        "as-written",
+        "encoded",
+        "twice",
+        "fragment",
+        "schemeless",
+        "schemeless-encoded",
+        "tab-between-slashes",
+    ],
 )
 def test_a_url_nesting_a_password_is_refused_and_nothing_written(store_url: str, url: str) -> None:
     """A heartbeat's URL and a release's final URL that carry a nested URL with a password:

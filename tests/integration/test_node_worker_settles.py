@@ -262,9 +262,12 @@ import { Progress } from "CLIENT_GUARD";
 const said = JSON.parse(process.env.URLS).map((url) => {
   let password = "";
   try { password = new URL(url).password; } catch {}
+  // What a browser follows from a login page's ?next= (decoded once), against the page's URL
+  let next = "";
+  try { next = new URL(new URL(url).searchParams.get("next") ?? "", url).password; } catch {}
   const progress = new Progress();
   progress.navigated(url);
-  return { wu: withoutUserinfo(url), wp: withoutPasswords(url), password,
+  return { wu: withoutUserinfo(url), wp: withoutPasswords(url), password, next,
     wn: withoutNestedPasswords(url), cp: carriesPassword(url), recorded: progress.url };
 });
 // Every character past ASCII escaped: Python splits lines at U+0085 and U+2028, JSON not.
@@ -283,7 +286,7 @@ _SIGN_INS = (
 
 _URL_PARTS = ("http", "foo", "file", "HTTPS", ":", "/", "//", "\\", "u", "p", "@", "host", "?", "#",
               "ws", "\t", "\n", " ", "\x01", "\x1c", "\xa0", "\x85", "\ufeff", "%40",
-              "%3A", "%2f", "%25", "%62", "?next=", "x", "&", ";", "%26", ":80")  # fmt: skip
+              "%3A", "%2f", "%25", "%62", "?next=", "x", "&", ";", "%26", ":80", "%09")  # fmt: skip
 
 
 def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would(
@@ -298,7 +301,10 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
     password holding "\\ufeff" that Python cut, and ``https:alice@//bob:pw@host/`` was
     recorded as ``https://bob:pw@host/``, which the ledger refuses. rev43: both SDKs record a
     URL without the password of a URL nested in it (``?next=http://bob:pw@intranet/``, or
-    percent-encoded), as a reason leaves it out, and the ledger refuses one as Node reads it."""
+    percent-encoded), as a reason leaves it out, and the ledger refuses one as Node reads it.
+    rev48: a nested URL with a tab or line break among its slashes (``?next=http:%2F%09%2Fbob
+    %3Apw@intranet/``), whose password Node's URL parser reads from ``?next=``, went past both
+    SDKs' rules and the ledger."""
     import random
 
     from ledger.rules import (
@@ -343,6 +349,27 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "https://a.example/?next=https%3A%2F%2Fsso%2F%3Fnext%3Dhttp%253A%252F%252Fb%253Ap%2540i",
         "failed at https://a.example/?next=http%3A%2F%2Fbob%3Ahunter2%40intranet/ twice",
     ]
+    end = len(urls)  # the spellings above end here
+    # rev48: a tab or a line break before, between or after the slashes of a URL nested in the
+    # page's, which a browser drops (Node's URL parser reads the password: ``next``), and
+    # as written in a failure's reason
+    tabbed = [
+        "https://a.example/login?next=http:%2F%09%2Fbob%3Ahunter2@intranet/",
+        "https://a.example/login?next=http:%2F%0A%2Fbob%3Ahunter2@intranet/",
+        "https://a.example/login?next=http:%2F%0D%2Fbob%3Ahunter2@intranet/",
+        "https://a.example/login?next=http:%2F%09%09%2Fbob%3Ahunter2@intranet/",
+        "https://a.example/login?next=http:%09//bob%3Ahunter2@intranet/",
+        "https://a.example/login?next=http%3A%2F%09%2Fbob%3Ahunter2%40intranet%2F",
+        "https://a.example/login?next=ws://%0Abob%3Ahunter2@intranet/",
+        "https://a.example/login?next=//%09bob%3Ahunter2@intranet/",
+    ]
+    urls += tabbed
+    urls += [
+        "https://a.example/login?next=http:%2F%2509%2Fbob%253Ahunter2@intranet/",
+        "https://a.example/login?next=http%3A%2F%09%2FTOKEN%40intranet%2F",
+        "https://idp.example/auth?redirect_uri=http%3A%2F%09%2Flocalhost%3A8080&login_hint=b%40c.com",
+        "failed at http:/\t/bob:hunter2@intranet/ and ws:\n//TOKEN@intranet/",
+    ]
     script = URLS.replace("CLIENT_TEXT", (built().parent / "text.js").as_uri())
     script = script.replace("CLIENT_GUARD", (built().parent / "guard.js").as_uri())
     said = run_node(tmp_path, script, {"URLS": json.dumps(urls)})["said"]
@@ -352,9 +379,20 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         assert node["wn"] == without_nested_passwords(url), url
         assert node["cp"] == carries_password(url), url
         assert not node["password"] or carries_password(url), url
+        assert not node["next"] or carries_password(url), url
         assert node["recorded"] == recorded_url(url), url
         assert not carries_password(node["recorded"]), url
     answered = dict(zip(urls, said, strict=True))
+    for url in tabbed:  # rev48: a browser reads the password, the ledger refuses it
+        assert answered[url]["next"] == "hunter2", url
+        assert answered[url]["cp"], url
+        assert "hunter2" not in answered[url]["recorded"], url
+    assert not answered[urls[-2]]["cp"]
+    assert answered[urls[-2]]["recorded"] == urls[-2]
+    assert (
+        answered[urls[-3]]["recorded"] == "https://a.example/login?next=http%3A%2F%09%2Fintranet%2F"
+    )
+    assert answered[urls[-1]]["wp"] == "failed at http:/\t/intranet/ and ws:\n//intranet/"
     for url in _SIGN_INS:  # rev43's review: no password in them, recorded as they are
         assert (answered[url]["recorded"], answered[url]["cp"]) == (url, False), url
     # rev43's second review: a password holding a query's separator is one, nested or not
@@ -368,15 +406,15 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
     assert answered["https://s/?next=http%3A%2F%2Fbob%3A1234%26a%3D1%40intranet"]["recorded"] == (
         "https://s/?next=http%3A%2F%2Fintranet"
     )
-    assert said[-7]["wp"] == "failed at http://host/ twice"
-    assert said[-5]["wp"] == "failed at http://127.0.0.1:1/x"
-    nested = [node["recorded"] for node in said[-4:-1]]
+    assert said[end - 7]["wp"] == "failed at http://host/ twice"
+    assert said[end - 5]["wp"] == "failed at http://127.0.0.1:1/x"
+    nested = [node["recorded"] for node in said[end - 4 : end - 1]]
     assert nested == [
         "https://a.example/login?next=http://intranet.example/#access_token=T",
         "https://a.example/login?next=http%3A%2F%2Fintranet.example%2F",
         "https://a.example/?next=https%3A%2F%2Fsso%2F%3Fnext%3Dhttp%253A%252F%252Fi",
     ]
-    assert said[-1]["wp"] == "failed at https://a.example/?next=http%3A%2F%2Fintranet/ twice"
+    assert said[end - 1]["wp"] == "failed at https://a.example/?next=http%3A%2F%2Fintranet/ twice"
 
 
 LONG = """

@@ -174,8 +174,9 @@ def test_bad_input_is_422_naming_the_field_and_writes_nothing(
         "https://shop.example/login?next=http://bob:hunter2@intranet.example/",
         "https://shop.example/login?next=http%3A%2F%2Fbob%3Ahunter2%40intranet.example%2F",
         "https://shop.example/login?next=//bob:hunter2@intranet.example/",  # rev47
+        "https://shop.example/login?next=http:%2F%09%2Fbob%3Ahunter2%40intranet.example/",  # rev48
     ],
-    ids=["as-written", "encoded", "schemeless"],
+    ids=["as-written", "encoded", "schemeless", "tab-between-slashes"],
 )
 def test_a_url_nesting_a_password_is_422_and_writes_nothing(
     served: Served, pid: str, url: str

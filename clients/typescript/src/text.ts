@@ -106,18 +106,28 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
 // The password runs to the last "@" before the host (rev30: one holding an "@" left its tail);
 // the user, to the first ":", may hold an "@" too (rev31: "http://a@corp:pw@host/" kept "pw").
 // Python's `\s`, not JavaScript's (rev30: one cut "\ufeff" from a password, the other "\x1c").
-// The rule is the pattern `([A-Za-z][A-Za-z0-9+.-]*:[\\/]*)[^\s/\\?#:]*:[^\s/\\?#]*@` replaced by
-// its first group, left to right; run as one regular expression it takes time growing with the
-// square of a long word's length (rev31: minutes for a million characters), so it is found in
-// one pass, as the ledger's `without_passwords` finds it: a scheme begins a run of scheme
-// characters, its user ends at the next ":", its password at the last "@" of its segment.
+// The rule is the pattern `([A-Za-z][A-Za-z0-9+.-]*:[\\/\t\n\r]*)[^\s/\\?#:]*:[^\s/\\?#]*@`
+// replaced by its first group, left to right; run as one regular expression it takes time
+// growing with the square of a long word's length (rev31: minutes for a million characters), so
+// it is found in one pass, as the ledger's `without_passwords` finds it: a scheme begins a run
+// of scheme characters, its user ends at the next ":", its password at the last "@" of its
+// segment.
 // A URL may also come without its scheme, as a query's or a fragment's value, as the ledger's
 // `_SCHEME_RELATIVE`: `?next=//bob:pw@intranet/` takes its page's scheme (rev47: it was
-// recorded, and the ledger took it); a tab or line break between the slashes is dropped by a
-// browser; two slashes in a path begin no URL (review 281).
-const SCHEME_RELATIVE = "(?<=[=&?#\\t\\n\\r])[\\\\/][\\t\\n\\r]*[\\\\/]+";
+// recorded, and the ledger took it); two slashes in a path begin no URL (review 281).
+// A browser drops every tab, line feed and carriage return in a URL, so one before, between or
+// after a scheme's slashes ends none of them, as the ledger's `_SLASHES` (rev48: the rules
+// ended the slashes at the tab of `?next=http:%2F%09%2Fbob%3Apw@intranet/`, which a browser
+// follows as `http://bob:pw@intranet/`: the SDKs recorded the password, the ledger took it);
+// nor one before, between or after the first two slashes of a URL without its scheme (review
+// 281), each candidate read no further than that, in time linear in a text's length (a third
+// slash past a tab, `//%09/bob:pw@`, begins no URL).
+const SLASHES = "[\\\\/\\t\\n\\r]*";
+const TWO_SLASHES = `[\\t\\n\\r]*[\\\\/][\\t\\n\\r]*[\\\\/]${SLASHES}`;
+const SCHEMELESS = "[\\\\/][\\t\\n\\r]*[\\\\/]+[\\t\\n\\r]*";
+const SCHEME_RELATIVE = `(?<=[=&?#\\t\\n\\r])${SCHEMELESS}`;
 const CANDIDATE = new RegExp(
-  `(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]*|${SCHEME_RELATIVE})` +
+  `(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:${SLASHES}|${SCHEME_RELATIVE})` +
     `([^${PYTHON_SPACES}/\\\\?#:]*):)`,
   "dg",
 );
@@ -125,11 +135,10 @@ const SEGMENT = new RegExp(`[^${PYTHON_SPACES}/\\\\?#]+`, "g");
 // Then a URL's user with no password (rev33: `https://TOKEN@host/` stayed whole in a failure's
 // reason), as the ledger's `_USER_IN_URL`: after a scheme and two slashes (or backslashes), or
 // a special scheme's colon, up to the last "@" of its segment; found in one pass as well.
+const SPECIAL_SCHEME = "(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP])";
+const USER_AFTER = `[A-Za-z][A-Za-z0-9+.-]*:${TWO_SLASHES}|${SPECIAL_SCHEME}:${SLASHES}`;
 const USER_CANDIDATE = new RegExp(
-  "(?<![A-Za-z0-9+.-])[0-9+.-]*(?=([A-Za-z][A-Za-z0-9+.-]*:[\\\\/]{2,}" +
-    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|" +
-    SCHEME_RELATIVE +
-    "))",
+  `(?<![A-Za-z0-9+.-])[0-9+.-]*(?=(${USER_AFTER}|${SCHEME_RELATIVE}))`,
   "dg",
 );
 
@@ -168,10 +177,7 @@ const DECODINGS = 3;
 const ESCAPE = /%[0-7][0-9A-Fa-f]/g;
 // A scheme a browser reads a host after (the ledger's `_AN_AUTHORITY`): a special one with or
 // without slashes, any other with two, or none before two (`SCHEME_RELATIVE`).
-const AN_AUTHORITY = new RegExp(
-  "^(?:[A-Za-z][A-Za-z0-9+.-]*:[\\\\/]{2,}" +
-    "|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*|[\\\\/][\\t\\n\\r]*[\\\\/]+)$",
-);
+const AN_AUTHORITY = new RegExp(`^(?:${USER_AFTER}|${SCHEMELESS})$`);
 type Stage = readonly [RegExp, number, number];
 const STAGES: readonly Stage[] = [
   [CANDIDATE, 2, 1],

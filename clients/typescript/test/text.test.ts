@@ -35,3 +35,20 @@ it("cuts a nested URL's password, as written or percent-encoded, and keeps a fra
   assert.ok(carriesPassword(page) && carriesPassword(encoded));
   assert.ok(!carriesPassword("https://shop.example/x?at=12h:30:00@utc#access_token=T"));
 });
+
+it("reads no end of a nested URL's slashes at a tab or line break a browser drops (rev48)", () => {
+  const page = "https://shop.example/login?next=http:%2F%09%2Fbob%3Ahunter2@intranet/";
+  assert.ok(carriesPassword(page));
+  assert.equal(withoutNestedPasswords(page), "https://shop.example/login?next=http:intranet/");
+  const encoded = "https://shop.example/login?next=http%3A%2F%0A%2Fbob%3Ahunter2%40intranet%2F";
+  assert.ok(carriesPassword(encoded));
+  assert.equal(withoutNestedPasswords(encoded), "https://shop.example/login?next=http%3A%2F%0A%2Fintranet%2F");
+  for (const next of ["http:%2F%0D%2F", "http:%2F%09%09%2F", "http:%09//", "http:%2F%2509%2F", "//%09"]) {
+    assert.ok(carriesPassword(`https://shop.example/login?next=${next}bob%253Ahunter2@intranet/`), next);
+  }
+  const said = "net::ERR_FAILED at http:/\t/bob:hunter2@intranet/a and ws:\n//TOKEN@intranet/";
+  assert.equal(withoutPasswords(said), "net::ERR_FAILED at http:/\t/intranet/a and ws:\n//intranet/");
+  const signIn = "https://idp.example/auth?redirect_uri=http%3A%2F%09%2Flocalhost%3A8080&login_hint=b%40c.com";
+  assert.ok(!carriesPassword(signIn));
+  assert.equal(withoutNestedPasswords(signIn), signIn);
+});
