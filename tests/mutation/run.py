@@ -8375,16 +8375,15 @@ MUTANTS = (
     Mutant(
         "nested-schemeless-password-refused",
         "ledger/_domain/model.py",
-        '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*'
-        '|[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
-        '    r"|(?:[hH][tT][tT][pP][sS]?|[wW][sS][sS]?|[fF][tT][pP]):[\\\\/]*"\n',
+        '_AN_AUTHORITY = _USER_AFTER + "|" + _SCHEMELESS\n',
+        "_AN_AUTHORITY = _USER_AFTER\n",
         "the ledger takes a URL nesting ?next=//bob:pw@intranet/, which a browser follows with "
         "the page's scheme, password and all, into the append-only log (rev47)",
     ),
     Mutant(
         "nested-schemeless-password-cut",
         "ledger/_domain/model.py",
-        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
+        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])" + _SCHEMELESS\n',
         '_SCHEME_RELATIVE = r"(?!)"\n',
         "the SDKs record ?next=//bob:pw@intranet/ with its password, and a failure's reason "
         "keeps it (rev47)",
@@ -8412,8 +8411,8 @@ MUTANTS = (
     Mutant(
         "scheme-relative-in-a-path",
         "ledger/_domain/model.py",
-        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
-        '_SCHEME_RELATIVE = r"(?<![A-Za-z0-9+.:/\\\\-])[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
+        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])" + _SCHEMELESS\n',
+        '_SCHEME_RELATIVE = r"(?<![A-Za-z0-9+.:/\\\\-])" + _SCHEMELESS\n',
         "two slashes in a path are read as a URL without its scheme: a map's coordinates "
         "(/@//48.85:2.35@15z) refused as a password (review 281)",
         ("tests/unit/test_commands.py",),
@@ -8421,8 +8420,8 @@ MUTANTS = (
     Mutant(
         "scheme-relative-tab-between-slashes",
         "ledger/_domain/model.py",
-        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
-        '_SCHEME_RELATIVE = r"(?<=[=&?#\\t\\n\\r])[\\\\/]{2,}"\n',
+        '_SCHEMELESS = r"[\\\\/][\\t\\n\\r]*[\\\\/]+[\\t\\n\\r]*"\n',
+        '_SCHEMELESS = r"[\\\\/]{2,}[\\t\\n\\r]*"\n',
         "a password after /%09/ (a tab a browser drops between the slashes) is recorded and "
         "taken (review 281)",
         ("tests/unit/test_commands.py",),
@@ -8805,6 +8804,43 @@ MUTANTS = (
         (
             "tests/integration/test_api_argument_types.py::"
             "test_routing_refuses_an_id_as_the_ledger_does",
+        ),
+    ),
+    Mutant(
+        "scheme-tab-between-slashes",
+        "ledger/_domain/model.py",
+        '_SLASHES = r"[\\\\/\\t\\n\\r]*"\n',
+        '_SLASHES = r"[\\\\/]*"\n',
+        "a nested URL with a tab a browser drops between its scheme's slashes "
+        "(?next=http:%2F%09%2Fbob%3Apw@intranet/) keeps its password past the door and both "
+        "SDKs (rev48)",
+    ),
+    Mutant(
+        "scheme-tab-between-two-slashes",
+        "ledger/_domain/model.py",
+        '_TWO_SLASHES = r"[\\t\\n\\r]*[\\\\/][\\t\\n\\r]*[\\\\/]" + _SLASHES\n',
+        '_TWO_SLASHES = r"[\\\\/]{2,}"\n',
+        "a token after foo:/\\t/ (a scheme that is not special, a tab a browser drops between "
+        "its slashes) stays in a failure's reason (rev48)",
+    ),
+    Mutant(
+        "scheme-relative-tab-after-slashes",
+        "ledger/_domain/model.py",
+        '_SCHEMELESS = r"[\\\\/][\\t\\n\\r]*[\\\\/]+[\\t\\n\\r]*"\n',
+        '_SCHEMELESS = r"[\\\\/][\\t\\n\\r]*[\\\\/]+"\n',
+        "?next=//%0Dbob%3Apw%40intranet (a line break a browser drops after the slashes) keeps "
+        "its password past the door (rev48)",
+    ),
+    Mutant(
+        "node-scheme-tab-between-slashes",
+        "clients/typescript/src/text.ts",
+        'const SLASHES = "[\\\\\\\\/\\\\t\\\\n\\\\r]*";\n',
+        'const SLASHES = "[\\\\\\\\/]*";\n',
+        "the Node SDK records a nested password after a tab between its scheme's slashes, "
+        "which the ledger refuses (rev48)",
+        (
+            "tests/integration/test_node_worker_settles.py::"
+            "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
         ),
     ),
 )
