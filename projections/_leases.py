@@ -15,9 +15,9 @@ judge it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ledger import Ledger, ReadModelDamaged
 from ledger.feed import FeedTransaction, LoggedEvent
@@ -383,14 +383,14 @@ def read_usage(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Found:
-    """The one definition of a usage answer, whatever shape it is read in: every lease on a
-    profile of ``account_id`` (of every account: None) live at any moment of [since, until]
-    (started by ``until``, not ended before ``since``), oldest first (by start, then lease
-    id), brought up to date first. ``read`` runs the query (``Feed.query`` for rows,
-    ``Feed.read_frame`` for a DataFrame). ``InvalidInput`` naming ``account`` for an account
-    no profile was registered under, ``since`` for a window that ends before it starts or
-    starts after the store's time (the events cannot tell what is still to come: a lease not
-    ended yet read as live then, its deadline passed or not)."""
+    """The one definition of a usage answer, whatever shape it is read in: every lease on a profile
+    of ``account_id`` (of every account: None) live at any moment of [since, until] (started by
+    ``until``, not ended before ``since``), oldest first (``in_lease_order``: by start, then
+    profile, then fencing token), brought up to date first. ``read`` runs the query
+    (``Feed.query`` for rows, ``Feed.read_frame`` for a DataFrame). ``InvalidInput`` naming
+    ``account`` for an account no profile was registered under, ``since`` for a window that ends
+    before it starts or starts after the store's time (the events cannot tell what is still to
+    come: a lease not ended yet read as live then, its deadline passed or not)."""
     require_window(since, until)
     if since is not None and str(iso(since)) > str(iso(now := ledger.now())):
         from ledger import InvalidInput
@@ -398,10 +398,25 @@ def read_usage(
         msg = f"{since.isoformat()} is after the store's time {now.isoformat()}"
         raise InvalidInput("since", f"{msg}: the events cannot tell what is still to come")
     catch_up(ledger, LEASES_READ_MODEL)
-    found = read(*select_usage(account_id, since, until))
+    found = in_lease_order(read(*select_usage(account_id, since, until)))
     if len(found) == 0 and account_id is not None:
         require_account(ledger, account_id)
     return found
+
+
+def in_lease_order(found: Found) -> Found:
+    """``found`` (rows, or a DataFrame of them) in ``LEASE_ORDER`` by code point, as SQLite
+    orders text, whatever the database's collation: an ICU collation on PostgreSQL ordered the
+    profile ids of leases started at one instant otherwise (fixrev 294, as rev36 found of the
+    availability rows). Stable: the query's order stands where the keys tie."""
+    if isinstance(found, list):
+        return cast(Found, sorted(found, key=_lease_key))
+    frame: Any = found  # a DataFrame (``Feed.read_frame``); pandas orders text by code point
+    return cast(Found, frame.sort_values(list(LEASE_ORDER), kind="stable", ignore_index=True))
+
+
+def _lease_key(row: Mapping[str, Any]) -> tuple[str, str, int]:
+    return (str(row["started_at"]), str(row["profile_id"]), int(row["fencing_token"]))
 
 
 class LeaseRow(ReadResult):

@@ -2,7 +2,7 @@
 that ``reports`` builds its DataFrames from, as one public namespace."""
 
 from projections._around import around
-from projections._leases import LEASE_ORDER, LEASES, read_usage, select_usage
+from projections._leases import LEASE_ORDER, LEASES, in_lease_order, read_usage, select_usage
 from projections._timeline import TIMELINE, readable_account, require_account, version_at
 from projections._usage_as_of import read_usage_as_of
 
@@ -11,6 +11,7 @@ __all__ = [
     "LEASE_ORDER",
     "TIMELINE",
     "around",
+    "in_lease_order",
     "read_usage",
     "read_usage_as_of",
     "readable_account",

@@ -17,7 +17,6 @@ import pandas as pd
 from ledger import InvalidInput
 from ledger.rules import OVERDUE
 from projections import EXPLAINABLE_ENDINGS, UNCLEAN_ENDINGS, Bound
-from projections.queries import LEASE_ORDER
 from reports._frames import Source, opened
 from reports._sources import Sources, read_sources
 
@@ -195,8 +194,11 @@ def causes(events: pd.DataFrame) -> pd.DataFrame:
 
 def failing(leases: pd.DataFrame, *, last: int, failing_at: int) -> pd.DataFrame:
     """Profiles with at least ``failing_at`` unclean endings among their ``last`` ended
-    leases: how many, the endings oldest first, and the unclean leases' ids."""
-    ended = leases.loc[leases["ended_at"].notna()].sort_values(list(LEASE_ORDER))
+    leases: how many, the endings oldest first, and the unclean leases' ids. A profile's
+    leases in the order they were taken, its fencing tokens, whatever their times say: leases
+    taken at one instant, or stamped earlier than the one before (the store's clock held while
+    the server's stepped back), are read as they came (rev48, fixrev 294)."""
+    ended = leases.loc[leases["ended_at"].notna()].sort_values(["profile_id", "fencing_token"])
     rows = []
     for pid, group in ended.groupby("profile_id", sort=True):
         recent = group.tail(last)

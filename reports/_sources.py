@@ -29,7 +29,7 @@ from projections import (
     catch_up_all,
     status_at,
 )
-from projections.queries import LEASE_ORDER, LEASES, TIMELINE, readable_account
+from projections.queries import LEASE_ORDER, LEASES, TIMELINE, in_lease_order, readable_account
 from reports._frames import judged, typed
 
 LEASE_TIMES = ("started_at", "expires_at", "ended_at", "last_renewal_at", "marked_stale_at")
@@ -147,7 +147,7 @@ def _leases(source: Frames, account: str | None) -> pd.DataFrame:
         floats=("longest_gap_seconds", "worst_gap_share"),
         read_model="leases",
     )
-    return frame.loc[:, list(LEASES.column_names)]
+    return in_lease_order(frame.loc[:, list(LEASES.column_names)])
 
 
 def read_events(source: Frames, account: str | None, *, upto: int | None = None) -> pd.DataFrame:

@@ -44,18 +44,18 @@ def usage(
     at: Moment = None,
     ledger: Source = None,
 ) -> pd.DataFrame:
-    """Every lease on a profile of ``account`` (of every account: None) that was live at any
-    moment of the window (started by ``until``, not ended before ``since``), oldest first (by
-    start, then lease id): profile, account, lease, worker, run, task, proxy, fencing token,
-    start, deadline (``expires_at``: the last one in force) and end, its status (``active``,
-    ``overdue``: past its deadline, not ended yet, or ``ended``), the worker's outcome and how
-    the lease ended (``ending``: clean, expected_failure, review, quarantine, stale, forced,
-    revoked; empty until it ends), where the profile went, heartbeats and the longest gap
-    between renewals in seconds, the last safe step and an unconfirmed mutating step:
-    ``projections.read_usage``'s leases, as a DataFrame (``projections.usage`` has them as
-    rows). Brought up to date first. Times as in ``reports._frames.moment``: a date alone
-    means the whole day. ``InvalidInput`` naming ``account`` for an account no profile was
-    registered under.
+    """Every lease on a profile of ``account`` (of every account: None) that was live at any moment
+    of the window (started by ``until``, not ended before ``since``), oldest first (by start,
+    then profile, then fencing token): profile, account, lease, worker, run, task, proxy,
+    fencing token, start, deadline (``expires_at``: the last one in force) and end, its status
+    (``active``, ``overdue``: past its deadline, not ended yet, or ``ended``), the worker's
+    outcome and how the lease ended (``ending``: clean, expected_failure, review, quarantine,
+    stale, forced, revoked; empty until it ends), where the profile went, heartbeats and the
+    longest gap between renewals in seconds, the last safe step and an unconfirmed mutating
+    step: ``projections.read_usage``'s leases, as a DataFrame (``projections.usage`` has them as
+    rows). Brought up to date first. Times as in ``reports._frames.moment``: a date alone means
+    the whole day. ``InvalidInput`` naming ``account`` for an account no profile was registered
+    under.
 
     With ``at``, as the events stood at that moment (``projections.read_usage_as_of``): only
     leases started by then, and a lease not ended then has no end, ending or cause, with the

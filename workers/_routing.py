@@ -28,7 +28,7 @@ from ledger import (
     ProfileState,
     UnknownProfile,
 )
-from ledger.rules import checked_identity
+from ledger.rules import checked_identity, checked_text, in_line
 
 # How a profile that could not be leased is counted in the aggregated reason.
 _LABELS = {
@@ -110,8 +110,10 @@ def checkout_for(
     read is tried too) and raises ``NoProfileAvailable`` (a ``CheckoutDenied``) with every
     profile's standing. A worker, run, task type, account, region or proxy id the ledger
     refuses raises ``InvalidInput`` naming it before anything is read (rev48: with no
-    candidate, a region of 5 or holding NUL was a ``NoProfileAvailable``, a denial, for bad
-    input); a malformed TTL, from the first attempt. Not idempotent: a caller that retries after a
+    candidate, a region of 5 was a ``NoProfileAvailable``, a denial, for bad input); a region,
+    only compared with the rows, is checked to be text (one stored before the ids' rule is
+    found by its exact text, and one no row holds is shown escaped); a malformed TTL, from the
+    first attempt. Not idempotent: a caller that retries after a
     timeout may hold two leases, so it should release what it does not use.
     """
     for name, given in (
@@ -122,7 +124,11 @@ def checkout_for(
         ("region", region),
         ("proxy_id", proxy_id),
     ):
-        if given is not None or name not in _OPTIONAL:
+        if name == "region" and given is not None:
+            # Only compared with the rows, never recorded: a region stored before the rule for
+            # ids (" eu") is still found by its exact text (fixrev 292); its type is checked.
+            checked_text(name, given)
+        elif given is not None or name not in _OPTIONAL:
             checked_identity(name, given)
     candidates, ruled_out = _pool(ledger.availability(), account_id, region, proxy_id)
     (rng or random.SystemRandom()).shuffle(candidates)
@@ -237,7 +243,7 @@ def _ruled_out(row: Availability, proxy_id: str | None) -> bool:
 
 def aggregated_reason(account_id: str, region: str | None, counts: Mapping[str, int]) -> str:
     """ "0 of 12 profiles for account_shop: 7 leased, 3 quarantined, 2 proxy mismatch"."""
-    where = f" in {region}" if region is not None else ""
+    where = f" in {in_line(region)}" if region is not None else ""
     total = sum(counts.values())
     plural = "" if total == 1 else "s"
     why = ", ".join(f"{n} {label}" for label, n in counts.items()) or "none is registered"

@@ -162,20 +162,23 @@ def generate_key() -> tuple[bytes, bytes]:
 _BEGINS = re.compile(rb"^-----BEGIN ", re.MULTILINE)
 
 
-def _one_key(pem: bytes, field: str) -> None:
+def _one_key(pem: bytes, field: str) -> bytes:
     """``InvalidInput`` naming ``field`` for what is not bytes (rev48: a PEM given as a
-    ``str`` raised a raw ``TypeError`` from the pattern below), and for a file of more than
+    ``str`` raised a raw ``TypeError`` from the pattern below; a ``memoryview`` is taken as
+    its bytes, as the library takes it), and for a file of more than
     one PEM block: the library loads the first and ignores the rest (review 266: a file of
     two keys signed with the first, and a verifier given the public keys the other way round
     was told of a forgery, exit 5, not of its file). Text outside the block is allowed, as
     RFC 7468 allows it, a note naming a "-----BEGIN " line too: a block begins a line."""
-    if not isinstance(pem, bytes | bytearray):
+    if not isinstance(pem, bytes | bytearray | memoryview):  # what the library loads
         hint = " (encode it: .encode())" if isinstance(pem, str) else ""
         raise InvalidInput(field, f"must be PEM bytes, not {type(pem).__name__}{hint}")
+    pem = bytes(pem)
     blocks = len(_BEGINS.findall(pem))
     if blocks > 1:
         msg = f"holds {blocks} PEM blocks, not one key: give a file holding only the key"
         raise InvalidInput(field, msg)
+    return pem
 
 
 def _load_private(pem: bytes) -> Any:
@@ -183,7 +186,7 @@ def _load_private(pem: bytes) -> Any:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    _one_key(pem, "key")
+    pem = _one_key(pem, "key")
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     # UnsupportedAlgorithm: a key this OpenSSL cannot load (an EC curve such as brainpoolP160r1)
@@ -211,7 +214,7 @@ def _public_hex(pem: bytes) -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    _one_key(pem, "public_key")
+    pem = _one_key(pem, "public_key")
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:

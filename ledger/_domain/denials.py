@@ -187,7 +187,8 @@ def _stale(p: ProfileStateMachine) -> Denial:
         ),
         since=lease.expires_at,
         holder=holder_of(lease),
-        remediation="run: custody sweep, then review the profile",
+        # Who runs each: a reviewer's login may not sweep (fixrev 294: told to run it, refused).
+        remediation="the scheduler runs: custody sweep; then a reviewer reviews the profile",
     )
 
 

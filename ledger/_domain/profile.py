@@ -121,9 +121,18 @@ class Profile(LeaseRules):
         review" of a profile ``why`` said waits for a review, with no way on)."""
         denial = state_denial(self, ctx.now)
         state = self.state.value
-        if denial is None:
+        overdue = denial is not None and denial.reason is DenialReason.STALE
+        from_review = self.disabled is not None and self.disabled.previous_state in (
+            ProfileState.REVIEW_REQUIRED,
+            ProfileState.QUARANTINED,
+        )
+        # Only where a review follows (the sweep's of a lease past its deadline, an enable's
+        # of a profile disabled from review): a live lease released cleanly, or a profile
+        # disabled from the pool enabled, goes back to the pool (fixrev 294: "yet" promised a
+        # review that never came).
+        if denial is None or not (overdue or (self.state is ProfileState.DISABLED and from_review)):
             return f"profile {self.profile_id} is {state}: nothing to review"
-        if self.state is ProfileState.LEASED and denial.reason is DenialReason.STALE:
+        if self.state is ProfileState.LEASED:
             state += " past its deadline"
         return (
             f"profile {self.profile_id} is {state}: nothing to review yet "

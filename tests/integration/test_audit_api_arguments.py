@@ -29,6 +29,11 @@ def test_verify_takes_a_digest_or_its_bytes_alike(ledger: Ledger) -> None:
     assert as_bytes.holds
     assert as_bytes.proof
     assert as_bytes == as_digests
+    # Keys as any bytes-like the library loads (fixrev 292: a memoryview was refused once
+    # keys were checked to be bytes; it was taken before).
+    signed = digest(ledger, key=memoryview(private))
+    viewed = verify(ledger, against=signed, public_key=memoryview(public))
+    assert viewed.holds
 
 
 @pytest.mark.parametrize(

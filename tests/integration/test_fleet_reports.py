@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import re
+import uuid
+from pathlib import Path
 
 import pandas as pd
+import psycopg
 import pytest
 from conftest import StepClock
 from fleet_scene import script
+from pg_cluster import PostgresCluster, database_url, drop_database
 
+import projections
 import reports
 from ledger import (
     Checkout,
@@ -536,3 +541,38 @@ def test_a_profile_s_leases_taken_at_one_instant_are_read_in_the_order_taken(
     assert failing["endings"].iloc[0] == "clean, clean, clean, review, review"
     usage = reports.usage("acct_s", ledger=ledger)
     assert list(usage["fencing_token"]) == list(range(1, 12))
+
+
+def test_leases_started_at_one_instant_read_in_one_order_whatever_the_collation(
+    tmp_path: Path, pg_cluster: PostgresCluster
+) -> None:
+    """Profiles whose ids an ICU collation orders otherwise than code points (``B1`` before or
+    after ``a1``), each leased at one instant: usage lists them in one order on SQLite, on a
+    PostgreSQL database of the C collation and on one of ICU's en-US, by code point, as SQLite
+    orders text (fixrev 294: the database's collation ordered them on PostgreSQL, as rev36
+    found of the availability rows)."""
+    ids = ["a1", "B1", "b-2", "b.1", "Z9", "a_1", "a-1"]
+    name = f"icu_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu "
+            "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+    try:
+        orders = []
+        for url in (f"sqlite:///{tmp_path / 'c.db'}", database_url(pg_cluster.admin_url, name)):
+            Ledger.init(url).close()
+            clock = StepClock()
+            with Ledger.open(url, clock=clock) as ledger:
+                for pid in ids:
+                    ledger.handle(RegisterProfile(profile_id=pid, account_id="acc", proxy_id="px"))
+                clock.advance(1)
+                for pid in ids:
+                    ledger.handle(
+                        Checkout(profile_id=pid, worker_id="w", run_id="r", task_type="t")
+                    )
+                orders.append(list(reports.usage("acc", ledger=ledger)["profile_id"]))
+                orders.append([r.profile_id for r in projections.usage(ledger, "acc")])
+        assert orders == [sorted(ids)] * 4, orders
+    finally:
+        drop_database(pg_cluster.admin_url, name)

@@ -8161,7 +8161,7 @@ MUTANTS = (
     Mutant(
         "public-key-file-of-two-keys",
         "ledger/_audit/digest.py",
-        '    _one_key(pem, "public_key")\n',
+        '    pem = _one_key(pem, "public_key")\n',
         "",
         "verify takes a public key file of two keys as its first, naming a forgery (review 266)",
         ("tests/e2e/test_digest_unusable_keys.py::test_a_key_file_of_two_keys_is_bad_input",),
@@ -8543,7 +8543,7 @@ MUTANTS = (
     Mutant(
         "failing-reads-leases-by-id",
         "reports/_health.py",
-        ".sort_values(list(LEASE_ORDER))\n",
+        '.sort_values(["profile_id", "fencing_token"])\n',
         '.sort_values(["started_at", "lease_id"])\n',
         "health's failing reads a profile's leases taken at one instant by id as text and "
         "misses a profile that keeps failing (rev48)",
@@ -8574,7 +8574,7 @@ MUTANTS = (
     Mutant(
         "audit-key-not-bytes-unnamed",
         "ledger/_audit/digest.py",
-        "    if not isinstance(pem, bytes | bytearray):\n",
+        "    if not isinstance(pem, bytes | bytearray | memoryview):  # what the library loads\n",
         "    if False:\n",
         "a key given to ledger.audit as its PEM text (a str) raises a raw TypeError, not "
         "InvalidInput naming the argument (rev48)",
@@ -8841,6 +8841,63 @@ MUTANTS = (
         (
             "tests/integration/test_node_worker_settles.py::"
             "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
+        ),
+    ),
+    Mutant(
+        "region-checked-as-an-id",
+        "workers/_routing.py",
+        "            checked_text(name, given)\n",
+        "            checked_identity(name, given)\n",
+        "a region stored before the ids' rule can no longer be routed by its exact text "
+        "(fixrev 292)",
+        (
+            "tests/integration/test_api_argument_types.py::"
+            "test_a_region_no_row_holds_is_a_denial_shown_escaped",
+        ),
+    ),
+    Mutant(
+        "usage-in-the-database-collation",
+        "projections/_leases.py",
+        "    found = in_lease_order(read(*select_usage(account_id, since, until)))\n",
+        "    found = read(*select_usage(account_id, since, until))\n",
+        "usage lists leases started at one instant in the database's collation: an ICU "
+        "PostgreSQL orders them otherwise than SQLite (fixrev 294)",
+        (
+            "tests/integration/test_fleet_reports.py::"
+            "test_leases_started_at_one_instant_read_in_one_order_whatever_the_collation",
+        ),
+    ),
+    Mutant(
+        "failing-reads-leases-by-start",
+        "reports/_health.py",
+        '.sort_values(["profile_id", "fencing_token"])\n',
+        '.sort_values(["started_at", "fencing_token"])\n',
+        "health's failing reads a profile's leases by their times: five unclean ones stamped "
+        "before five clean ones are missed (fixrev 294)",
+        (
+            "tests/unit/test_fleet_folds.py::"
+            "test_failing_reads_a_profile_s_leases_in_the_order_taken_whatever_their_times",
+        ),
+    ),
+    Mutant(
+        "review-yet-with-no-review-to-come",
+        "ledger/_domain/profile.py",
+        "        if denial is None or not (overdue or (self.state is ProfileState.DISABLED and "
+        "from_review)):\n",
+        "        if denial is None:\n",
+        "a review of a live lease or of a profile disabled from the pool says 'nothing to review "
+        "yet', promising a review that never comes (fixrev 294)",
+        ("tests/unit/test_review_version.py",),
+    ),
+    Mutant(
+        "audit-key-memoryview-refused",
+        "ledger/_audit/digest.py",
+        "bytes | bytearray | memoryview):",
+        "bytes | bytearray):",
+        "a key given as a memoryview, which the library loads, is refused (fixrev 292)",
+        (
+            "tests/integration/test_audit_api_arguments.py::"
+            "test_verify_takes_a_digest_or_its_bytes_alike",
         ),
     ),
 )

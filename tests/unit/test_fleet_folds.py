@@ -14,7 +14,7 @@ from projections._base import iso
 from projections._leases import evolve
 from reports._chart import BARS, ROWS, gantt
 from reports._checks import reviewer_returns, unreviewed_reuse
-from reports._health import heartbeat_gaps
+from reports._health import failing, heartbeat_gaps
 from reports._reviews import waits
 from reports._sources import EVENT_COLUMNS, Sources
 
@@ -255,3 +255,28 @@ def test_long_profile_ids_get_labels_that_tell_them_apart() -> None:
         "profile_shop_eu_west_mar…ce_account_A_17",
         "profile_shop_eu_west_mar…ce_account_B_17",
     ]  # in the axis's order: by id
+
+
+def test_failing_reads_a_profile_s_leases_in_the_order_taken_whatever_their_times() -> None:
+    """Ten leases of one profile, the five latest (tokens 6 to 10) unclean but stamped an hour
+    before the first five (the store's clock held at the server's after it was set back): the
+    profile keeps failing, its five latest leases are those five. fixrev 294: read by start,
+    the five latest were the clean ones, and the profile was missed."""
+    rows = []
+    for token in range(1, 11):
+        start = T0 + timedelta(minutes=token) - timedelta(hours=1 if token > 5 else 0)
+        rows.append(
+            {
+                "lease_id": f"lease-{token}@p1",
+                "profile_id": "p1",
+                "account_id": "acc",
+                "fencing_token": token,
+                "started_at": pd.Timestamp(start),
+                "ended_at": pd.Timestamp(start + timedelta(seconds=30)),
+                "ending": "clean" if token <= 5 else "review",
+            }
+        )
+    found = failing(pd.DataFrame(rows), last=5, failing_at=2)
+    assert list(found["profile_id"]) == ["p1"]
+    assert list(found["unclean"]) == [5]
+    assert found["unclean_leases"].iloc[0] == ", ".join(f"lease-{t}@p1" for t in range(6, 11))
