@@ -15,7 +15,7 @@ import re
 import unicodedata
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NamedTuple
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -249,7 +249,8 @@ def _past_last_at(read: str) -> str:
 # before, between or after the first two slashes of a URL without its scheme (review 281), whose
 # candidates are the slashes after "=", "&", "?", "#" or a tab or line break, each read no
 # further than that, so that the text is read in time linear in its length (a third slash past
-# a tab, ``//%09/bob:pw@``, begins no URL).
+# a tab written as one, ``//\t/bob:pw@`` in a failure's reason, begins no URL). Read decoded,
+# an escaped tab or line break is no character at all (``_DROPPED``), wherever it is.
 _SLASHES = r"[\\/\t\n\r]*"
 _TWO_SLASHES = r"[\t\n\r]*[\\/][\t\n\r]*[\\/]" + _SLASHES
 _SCHEMELESS = r"[\\/][\t\n\r]*[\\/]+[\t\n\r]*"
@@ -332,7 +333,7 @@ def _without_passwords(text: str, *, nested_only: bool) -> str:
             break
         for candidates, group, past in _STAGES:
             view, layers = _decoded(text, times)
-            if layers and not layers[-1]:  # nothing more to decode
+            if layers and not layers[-1].past:  # nothing more to decode
                 return text
             own = _begins(view) if nested_only else -1
             spans = _userinfo_spans(view, candidates, group, past, own, layers=layers)
@@ -349,7 +350,7 @@ def _nests_a_password(read: str) -> bool:
         if times and "%" not in read:
             return False
         view, layers = _decoded(read, times)
-        if layers and not layers[-1]:  # nothing more to decode
+        if layers and not layers[-1].past:  # nothing more to decode
             return False
         if _userinfo_spans(view, _CANDIDATE, 2, 1, _begins(view), authority=True, layers=layers):
             return True
@@ -361,21 +362,50 @@ def _begins(view: str) -> int:
     return len(view) - len(view.lstrip(_C0_OR_SPACE))
 
 
-def _decoded(text: str, times: int) -> tuple[str, list[list[int]]]:
-    """``text`` with its ASCII escapes (``%3A`` is ":") decoded ``times`` times, and for each
-    time where in what it made an escape was decoded (``_origin`` reads them back)."""
-    layers: list[list[int]] = []
+class _Layer(NamedTuple):
+    """One decoding of a text (``_decoded``): where in what it made a character was made by an
+    escape (``made``), and, for each escape in turn, the first position in what it made that
+    lies past it (``past``) and how many written characters the escapes up to it removed
+    (``removed``, one more entry, 0 first): 2 for an escape decoded, 3 for one dropped."""
+
+    made: list[int]
+    past: list[int]
+    removed: list[int]
+
+
+# A browser drops every tab, line feed and carriage return anywhere in a URL it follows, so an
+# escape that decodes to one makes no character (rev48 review: ``?next=http%09://bob:pw@H/``,
+# ``http%3A%2F%2Fbob%3Ap%09w%40H``, ``%2F%2F%09%2Fbob%3Apw%40H``, ``ht%09tp:bob:pw@H/``, read
+# with a tab, began no URL with a password, and a browser followed each as one).
+_DROPPED = frozenset("\t\n\r")
+
+
+def _decoded(text: str, times: int) -> tuple[str, list[_Layer]]:
+    """``text`` with its ASCII escapes (``%3A`` is ":") decoded ``times`` times, one that
+    decodes to a tab or a line break to nothing (``_DROPPED``), and for each time where its
+    escapes were (``_Layer``; ``_origin`` reads them back)."""
+    layers: list[_Layer] = []
     for _ in range(times):
         parts: list[str] = []
-        decoded: list[int] = []
-        at = 0
+        layer = _Layer([], [], [0])
+        at = made = 0  # in the text, and in what is made of it
         for escape in re.finditer(_ESCAPE, text):
-            parts += (text[at : escape.start()], chr(int(escape[0][1:], 16)))
-            decoded.append(escape.start() - 2 * len(decoded))
+            character = chr(int(escape[0][1:], 16))
+            made += escape.start() - at
+            parts.append(text[at : escape.start()])
+            if character in _DROPPED:
+                layer.past.append(made)
+                layer.removed.append(layer.removed[-1] + 3)
+            else:
+                parts.append(character)
+                layer.made.append(made)
+                made += 1
+                layer.past.append(made)
+                layer.removed.append(layer.removed[-1] + 2)
             at = escape.end()
         parts.append(text[at:])
         text = "".join(parts)
-        layers.append(decoded)
+        layers.append(layer)
     return text, layers
 
 
@@ -398,17 +428,17 @@ _NEXT_PARAMETERS = re.compile(
 )
 
 
-def _a_separator(layers: list[list[int]], at: int) -> bool:
+def _a_separator(layers: list[_Layer], at: int) -> bool:
     """Whether the character at ``at`` in a decoded text (``_decoded``) may end a query's
     value: written, or made by a decoding before the last; never one the last made."""
     if not layers:
         return True
-    last = layers[-1]
+    last = layers[-1].made
     before = bisect.bisect_left(last, at)
     return not (before < len(last) and last[before] == at)
 
 
-def _a_host_then_a_parameter(text: str, start: int, at: int, layers: list[list[int]]) -> int | None:
+def _a_host_then_a_parameter(text: str, start: int, at: int, layers: list[_Layer]) -> int | None:
     """Where a host ends when what runs from ``start`` (past a scheme) to the "@" at ``at``
     is one, perhaps with its port, then a query's next parameters, the last an address's
     name and "=" (``_NEXT_PARAMETERS``); else None."""
@@ -422,11 +452,11 @@ def _a_host_then_a_parameter(text: str, start: int, at: int, layers: list[list[i
     return None
 
 
-def _origin(layers: list[list[int]], at: int) -> int:
+def _origin(layers: list[_Layer], at: int) -> int:
     """Where the character at ``at`` in a decoded text (``_decoded``) begins in the text as
-    written (its length for the decoded text's length)."""
-    for decoded in reversed(layers):
-        at += 2 * bisect.bisect_left(decoded, at)
+    written (its length for the decoded text's length): past the escapes dropped before it."""
+    for layer in reversed(layers):
+        at += layer.removed[bisect.bisect_right(layer.past, at)]
     return at
 
 
@@ -450,7 +480,7 @@ def _userinfo_spans(
     own: int = -1,
     *,
     authority: bool = False,
-    layers: list[list[int]] | None = None,
+    layers: list[_Layer] | None = None,
 ) -> list[tuple[int, int]]:
     """What runs from the end of each match of ``candidates``' group 1 (a scheme, its colon and
     slashes) to the last "@" of the segment that holds the character ``past`` after the end of

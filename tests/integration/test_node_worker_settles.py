@@ -362,6 +362,12 @@ def test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_wou
         "https://a.example/login?next=http%3A%2F%09%2Fbob%3Ahunter2%40intranet%2F",
         "https://a.example/login?next=ws://%0Abob%3Ahunter2@intranet/",
         "https://a.example/login?next=//%09bob%3Ahunter2@intranet/",
+        # rev48's review: a tab or a line break anywhere, which a browser drops as well
+        "https://a.example/login?next=http%09://bob:hunter2@intranet/",
+        "https://a.example/login?next=http%3A%2F%2Fbob%3Ahunter%092%40intranet",
+        "https://a.example/login?next=%2F%2Fbob%3Ahunter%0A2%40intranet",
+        "https://a.example/login?next=%2F%2F%09%2Fbob%3Ahunter2%40intranet",
+        "https://a.example/login?next=ht%09tp:bob:hunter2@intranet/",
     ]
     urls += tabbed
     urls += [

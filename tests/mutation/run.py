@@ -7363,8 +7363,8 @@ MUTANTS = (
     Mutant(
         "decoded-cut-misplaced",
         "ledger/_domain/model.py",
-        "        at += 2 * bisect.bisect_left(decoded, at)\n",
-        "        at += 2 * bisect.bisect_right(decoded, at)\n",
+        "        at += layer.removed[bisect.bisect_right(layer.past, at)]\n",
+        "        at += layer.removed[bisect.bisect_left(layer.past, at)]\n",
         "an encoded nested user beginning with an escape leaves part of it behind (rev43)",
         ("tests/unit/test_commands.py",),
     ),
@@ -8898,6 +8898,36 @@ MUTANTS = (
         (
             "tests/integration/test_audit_api_arguments.py::"
             "test_verify_takes_a_digest_or_its_bytes_alike",
+        ),
+    ),
+    Mutant(
+        "escaped-tab-kept",
+        "ledger/_domain/model.py",
+        '_DROPPED = frozenset("\\t\\n\\r")\n',
+        "_DROPPED = frozenset[str]()\n",
+        "a nested URL with an escaped tab between a scheme and its colon, or in its password,"
+        " which a browser drops and follows with the password, is taken (rev48's review)",
+        ("tests/unit/test_commands.py::test_a_password_in_other_spellings_is_refused",),
+    ),
+    Mutant(
+        "escaped-tab-dropped-maps-back-as-kept",
+        "ledger/_domain/model.py",
+        "                layer.removed.append(layer.removed[-1] + 3)\n",
+        "                layer.removed.append(layer.removed[-1] + 2)\n",
+        "a cut past an escaped tab begins a character early: the recorded URL keeps part of the"
+        " password (rev48's review)",
+        ("tests/unit/test_commands.py::test_a_nested_url_s_userinfo_is_cut_as_a_reason_s_is",),
+    ),
+    Mutant(
+        "node-escaped-tab-kept",
+        "clients/typescript/src/text.ts",
+        'const DROPPED = new Set(["\\t", "\\n", "\\r"]);\n',
+        "const DROPPED = new Set<string>();\n",
+        "the Node SDK records a nested URL whose password a browser reads past an escaped tab"
+        " (rev48's review)",
+        (
+            "tests/integration/test_node_worker_settles.py::"
+            "test_both_sdks_cut_a_url_s_password_as_the_ledger_reads_it_and_a_browser_would",
         ),
     ),
 )

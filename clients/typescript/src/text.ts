@@ -121,7 +121,8 @@ export function capped(text: string, limit: number = MAX_DERIVED): string {
 // follows as `http://bob:pw@intranet/`: the SDKs recorded the password, the ledger took it);
 // nor one before, between or after the first two slashes of a URL without its scheme (review
 // 281), each candidate read no further than that, in time linear in a text's length (a third
-// slash past a tab, `//%09/bob:pw@`, begins no URL).
+// slash past a tab written as one, `//\t/bob:pw@` in an error's text, begins no URL). Read
+// decoded, an escaped tab or line break is no character at all (`DROPPED`), wherever it is.
 const SLASHES = "[\\\\/\\t\\n\\r]*";
 const TWO_SLASHES = `[\\t\\n\\r]*[\\\\/][\\t\\n\\r]*[\\\\/]${SLASHES}`;
 const SCHEMELESS = "[\\\\/][\\t\\n\\r]*[\\\\/]+[\\t\\n\\r]*";
@@ -191,7 +192,7 @@ function withoutPasswordsIn(text: string, nestedOnly: boolean): string {
     if (times > 0 && !text.includes("%")) break;
     for (const [candidates, group, past] of STAGES) {
       const [view, layers] = decoded(text, times);
-      if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return text;
+      if (layers.length > 0 && layers[layers.length - 1]?.past.length === 0) return text;
       const own = nestedOnly ? begins(view) : -1;
       const spans = userinfoSpans(view, candidates, group, past, own, false, layers);
       text = leftOut(
@@ -210,7 +211,7 @@ function nestsAPassword(read: string): boolean {
   for (let times = 0; times <= DECODINGS; times += 1) {
     if (times > 0 && !read.includes("%")) return false;
     const [view, layers] = decoded(read, times);
-    if (layers.length > 0 && layers[layers.length - 1]?.length === 0) return false;
+    if (layers.length > 0 && layers[layers.length - 1]?.past.length === 0) return false;
     if (userinfoSpans(view, CANDIDATE, 2, 1, begins(view), true, layers).length > 0) return true;
   }
   return false;
@@ -221,24 +222,53 @@ function begins(view: string): number {
   return (/^[\u0000-\u0020]*/.exec(view)?.[0] ?? "").length;
 }
 
-/** `text` with its ASCII escapes decoded `times` times, and for each time where in what it made
- * an escape was decoded (the ledger's `_decoded`). */
-function decoded(text: string, times: number): [string, number[][]] {
-  const layers: number[][] = [];
+/** One decoding of a text (the ledger's `_Layer`): where in what it made a character was made
+ * by an escape (`made`), and, for each escape in turn, the first position in what it made past
+ * it (`past`) and how many written characters the escapes up to it removed (`removed`, one more
+ * entry, 0 first): 2 for an escape decoded, 3 for one dropped. */
+interface Layer {
+  readonly made: number[];
+  readonly past: number[];
+  readonly removed: number[];
+}
+
+// A browser drops every tab, line feed and carriage return anywhere in a URL it follows, so an
+// escape that decodes to one makes no character (the ledger's `_DROPPED`; rev48 review:
+// `?next=http%09://bob:pw@H/`, `%2F%2F%09%2Fbob%3Apw%40H`, read with a tab, began no URL with a
+// password, and a browser followed each as one).
+const DROPPED = new Set(["\t", "\n", "\r"]);
+
+/** `text` with its ASCII escapes decoded `times` times, one that decodes to a tab or a line
+ * break to nothing (`DROPPED`), and for each time where its escapes were (the ledger's
+ * `_decoded`). */
+function decoded(text: string, times: number): [string, Layer[]] {
+  const layers: Layer[] = [];
   for (let time = 0; time < times; time += 1) {
     const parts: string[] = [];
-    const at: number[] = [];
+    const layer: Layer = { made: [], past: [], removed: [0] };
     let done = 0;
+    let made = 0;
     for (const escape of text.matchAll(ESCAPE)) {
       const start = escape.index ?? 0;
       const character = String.fromCharCode(Number.parseInt(escape[0].slice(1), 16));
-      parts.push(text.slice(done, start), character);
-      at.push(start - 2 * at.length);
+      made += start - done;
+      parts.push(text.slice(done, start));
+      const removed = layer.removed[layer.removed.length - 1] ?? 0;
+      if (DROPPED.has(character)) {
+        layer.past.push(made);
+        layer.removed.push(removed + 3);
+      } else {
+        parts.push(character);
+        layer.made.push(made);
+        made += 1;
+        layer.past.push(made);
+        layer.removed.push(removed + 2);
+      }
       done = start + escape[0].length;
     }
     parts.push(text.slice(done));
     text = parts.join("");
-    layers.push(at);
+    layers.push(layer);
   }
   return [text, layers];
 }
@@ -255,8 +285,8 @@ const NEXT_PARAMETERS =
 
 /** Whether the character at `at` in a decoded text may end a query's value: written, or made
  * by a decoding before the last; never one the last made (the ledger's `_a_separator`). */
-function aSeparator(layers: readonly number[][], at: number): boolean {
-  const last = layers[layers.length - 1];
+function aSeparator(layers: readonly Layer[], at: number): boolean {
+  const last = layers[layers.length - 1]?.made;
   if (last === undefined) return true;
   const before = escapesBefore(last, at);
   return !(before < last.length && last[before] === at);
@@ -269,7 +299,7 @@ function aHostThenAParameter(
   text: string,
   start: number,
   at: number,
-  layers: readonly number[][],
+  layers: readonly Layer[],
 ): number {
   for (let end = start; end < at; end += 1) {
     if ((text[end] !== "&" && text[end] !== ";") || !aSeparator(layers, end)) continue;
@@ -279,11 +309,12 @@ function aHostThenAParameter(
   return -1;
 }
 
-/** Where the character at `at` in a decoded text begins in the text as written (the ledger's
- * `_origin`). */
-function origin(layers: readonly number[][], at: number): number {
-  for (let layer = layers.length - 1; layer >= 0; layer -= 1) {
-    at += 2 * escapesBefore(layers[layer] ?? [], at);
+/** Where the character at `at` in a decoded text begins in the text as written, past the
+ * escapes dropped before it (the ledger's `_origin`). */
+function origin(layers: readonly Layer[], at: number): number {
+  for (let index = layers.length - 1; index >= 0; index -= 1) {
+    const layer = layers[index];
+    if (layer !== undefined) at += layer.removed[escapesBefore(layer.past, at + 1)] ?? 0;
   }
   return at;
 }
@@ -324,7 +355,7 @@ function userinfoSpans(
   past: number,
   own: number,
   authority = false,
-  layers: readonly number[][] = [],
+  layers: readonly Layer[] = [],
 ): [number, number][] {
   if (!text.includes("@")) return [];
   const segments = [...text.matchAll(SEGMENT)].map((m) => {

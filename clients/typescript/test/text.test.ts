@@ -52,3 +52,23 @@ it("reads no end of a nested URL's slashes at a tab or line break a browser drop
   assert.ok(!carriesPassword(signIn));
   assert.equal(withoutNestedPasswords(signIn), signIn);
 });
+
+it("reads an escaped tab or line break as nothing, wherever it is, as a browser drops it (rev48)", () => {
+  const nexts = [
+    "http%09://bob:pw@intranet/",
+    "http%3A%2F%2Fbob%3Ap%09w%40intranet",
+    "%2F%2Fbob%3Ap%0Aw%40intranet",
+    "%2F%2F%09%2Fbob%3Apw%40intranet",
+    "ht%09tp:bob:pw@intranet/",
+  ];
+  for (const next of nexts) {
+    const page = `https://shop.example/login?next=${next}`;
+    assert.ok(carriesPassword(page), next);
+    assert.ok(!carriesPassword(withoutNestedPasswords(page)), next);
+    assert.ok(!withoutNestedPasswords(page).includes("pw") && !withoutNestedPasswords(page).includes("p%09w"), next);
+  }
+  const page = "https://shop.example/login?next=http%09://bob:pw@intranet/a&r=%2F%2F%09%2Fb%3Ap%40i";
+  assert.equal(withoutNestedPasswords(page), "https://shop.example/login?next=http%09://intranet/a&r=%2F%2F%09%2Fi");
+  const inside = "https://shop.example/?n=http%3A%2F%2Fbob%3Ap%09w%40intranet&m=ht%0Atp:b:p@i/";
+  assert.equal(withoutNestedPasswords(inside), "https://shop.example/?n=http%3A%2F%2Fintranet&m=ht%0Atp:i/");
+});
