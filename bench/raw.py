@@ -19,6 +19,7 @@ row built before the clock starts (``plain_rows``), so that the floor is the INS
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -117,12 +118,10 @@ def plain_rows(n: int) -> list[Event]:
 
 def stored_sizes(kind: str, target: str) -> dict[str, float]:
     """Mean stored bytes of the raw event rows of each topic a raw store holds."""
-    if kind == "sqlite":
-        sql = f"SELECT topic, avg(length(state)) FROM {RawSQLite.events_table} GROUP BY topic"
-        with sqlite3.connect(target) as sqlite:
-            return {topic: float(size) for topic, size in sqlite.execute(sql).fetchall()}
-    sql = f"SELECT topic, avg(length(state)) FROM {RawPostgres.events_table} GROUP BY topic"
-    with psycopg.connect(target) as conn:
+    table = RawSQLite.events_table if kind == "sqlite" else RawPostgres.events_table
+    sql = f"SELECT topic, avg(length(state)) FROM {table} GROUP BY topic"
+    connect: Any = sqlite3.connect if kind == "sqlite" else psycopg.connect
+    with contextlib.closing(connect(target)) as conn:
         return {topic: float(size) for topic, size in conn.execute(sql).fetchall()}
 
 

@@ -29,7 +29,7 @@ from projections import (
     catch_up_all,
     status_at,
 )
-from projections.queries import LEASE_ORDER, LEASES, TIMELINE, in_lease_order, readable_account
+from projections.queries import LEASES, TIMELINE, in_lease_order, readable_account
 from reports._frames import judged, typed
 
 LEASE_TIMES = ("started_at", "expires_at", "ended_at", "last_renewal_at", "marked_stale_at")
@@ -139,7 +139,8 @@ def _where(account: str | None, upto: int | None = None) -> tuple[str, tuple[Any
 def _leases(source: Frames, account: str | None) -> pd.DataFrame:
     where, params = _where(account)
     columns = ", ".join(LEASES.column_names)
-    sql = f"SELECT {columns} FROM {LEASES.name} WHERE {where} ORDER BY {', '.join(LEASE_ORDER)}"
+    # Ordered once, in Python (``in_lease_order``: by code point, whatever the collation).
+    sql = f"SELECT {columns} FROM {LEASES.name} WHERE {where}"
     frame = typed(
         source.read_frame(sql, params),
         times=LEASE_TIMES,
